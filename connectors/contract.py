@@ -1,0 +1,178 @@
+"""The connector contract: the one narrow seam between the sync layer and a CRM.
+
+A connector is anything with these few methods (a Protocol, not a base class, in the
+spirit of httpx's one-method transport): read changed customers as pages of canonical
+profiles, fetch customers by id, apply a write plan and report per-item results, check the
+CRM's setup, and report API usage. Everything vendor-specific stays behind it; what crosses
+it is ``tiering_core`` models and the small value types below.
+
+What a CRM can do differently is *data* (``Capabilities``), so the sync layer and the
+contract test suite branch on capabilities, never on the CRM's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from tiering_core.models import CustomerProfile, DQIssue, TaskAction
+
+
+@dataclass(frozen=True, order=True)
+class Cursor:
+    """A position in the change stream: records are ordered by (modstamp, id). Reads are
+    inclusive (``>= modstamp``) and the id breaks ties, so records sharing a timestamp at a
+    page boundary are neither missed nor repeated."""
+
+    modstamp: datetime
+    id: str
+
+
+@dataclass(frozen=True)
+class CrmRecord:
+    """One customer as read from the CRM.
+
+    ``current`` holds the CRM's present values of the write-back fields, keyed by canonical
+    output name (``value_tier``, ``reasons``, ...), so the planner writes only what differs.
+    ``dq_issues`` are mapping-level findings (a field of the wrong type is dropped and
+    reported here, never fails the page)."""
+
+    profile: CustomerProfile
+    modstamp: datetime
+    current: Mapping[str, Any] = field(default_factory=dict)
+    dq_issues: tuple[DQIssue, ...] = ()
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.modstamp, self.profile.id)
+
+
+@dataclass(frozen=True)
+class Page:
+    records: tuple[CrmRecord, ...]
+
+    @property
+    def cursor(self) -> Cursor | None:
+        """Position of the last record: a bookmark that resumes with at most this page re-read."""
+        return self.records[-1].cursor if self.records else None
+
+
+@dataclass(frozen=True)
+class FieldUpdate:
+    """Set write-back fields on one customer; keys are canonical output names."""
+
+    customer_id: str
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskUpsert:
+    """Create-or-update a follow-up task, keyed by ``task.dedupe_key`` as external id."""
+
+    customer_id: str
+    task: TaskAction
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    """Add (``member``) or remove a customer from the campaign with this stable key."""
+
+    customer_id: str
+    campaign: str
+    member: bool
+    dedupe_key: str
+
+
+@dataclass(frozen=True)
+class WritePlan:
+    field_updates: tuple[FieldUpdate, ...] = ()
+    tasks: tuple[TaskUpsert, ...] = ()
+    memberships: tuple[MembershipChange, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.field_updates or self.tasks or self.memberships)
+
+    def __len__(self) -> int:
+        return len(self.field_updates) + len(self.tasks) + len(self.memberships)
+
+
+WriteKind = Literal["field_update", "task", "membership"]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Outcome of one plan item. ``key`` is the customer id for a field update and the
+    dedupe key for a task or membership. A failed item says whether a retry may help."""
+
+    kind: WriteKind
+    key: str
+    ok: bool
+    error_code: str | None = None
+    message: str | None = None
+    retryable: bool = False
+
+
+@dataclass(frozen=True)
+class SchemaCheck:
+    """One line of ``crmtier doctor``'s checklist."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+    fix: str = ""
+    severity: Literal["error", "warning"] = "error"
+
+
+@dataclass(frozen=True)
+class ApiUsage:
+    """Calls this connector made (by kind), and the CRM's allowance when it reports one."""
+
+    calls: Mapping[str, int]
+    allowance_used: int | None = None
+    allowance_limit: int | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What this CRM can do, as data the sync layer and the contract suite branch on."""
+
+    crm: str
+    page_size: int
+    max_write_batch: int  # records per write call (1 for FXiaoke)
+    bulk_threshold: int | None = None  # changed records above which a bulk job is used
+    webhook_kind: Literal["outbound_message", "notification_channel", "workflow_push"] | None = None
+    campaign_member_object: str | None = None
+    max_query_offset: int | None = None
+
+
+@runtime_checkable
+class Connector(Protocol):
+    capabilities: Capabilities
+
+    def read_changed(self, since: Cursor | None) -> Iterator[Page]:
+        """Customers with (modstamp, id) >= ``since`` (all when None), in that order, paged."""
+        ...
+
+    def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
+        """Current records for these ids (missing ids are left out)."""
+        ...
+
+    def apply(self, plan: WritePlan) -> list[WriteResult]:
+        """Apply the plan with the fewest calls; one result per plan item, in plan order.
+        Per-record failures are results, not exceptions; an exception means the call itself
+        failed (auth, quota, configuration) and no result of that call is known."""
+        ...
+
+    def check(self) -> list[SchemaCheck]:
+        """Connectivity, auth, mapped fields and their types, write-back targets, rights."""
+        ...
+
+    def api_usage(self) -> ApiUsage: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,206 @@
+"""Field mapping: CRM field names ↔ canonical ``CustomerProfile`` paths, as configuration.
+
+Every CRM folder ships a ``default_mapping.toml`` that matches its sandbox; an admin edits
+the ``[mapping]`` and ``[writeback]`` sections of ``crmtier.toml`` to match their org.
+
+``profile_from_crm`` turns one raw CRM record into a canonical profile. It is deliberately
+forgiving per field and strict per value: a value that cannot be coerced to the canonical
+type is dropped and reported as a ``DQ_BAD_TYPE`` issue naming the field, so one malformed
+record never fails a page and never silently becomes a zero.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from datetime import date, datetime
+from importlib import resources
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tiering_core.models import CustomerProfile, DQIssue
+
+#: Canonical output fields a connector may write back to the CRM record.
+WRITEBACK_FIELDS = (
+    "value_tier",
+    "value_score",
+    "needs_tier",
+    "credit_risk",
+    "aml_risk",
+    "ops_risk",
+    "edd_required",
+    "next_review",
+    "service_level",
+    "reasons",
+    "status",
+    "policy_version",
+)
+
+
+class FieldMapping(BaseModel):
+    """Which CRM object holds customers and which CRM field feeds each canonical path."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    object: str
+    fields: dict[str, str] = Field(default_factory=dict)  # canonical path -> CRM field
+
+    def crm_fields(self) -> list[str]:
+        """The CRM fields a read must request: exactly what the rules use (data minimisation)."""
+        return sorted(set(self.fields.values()))
+
+
+class WritebackConfig(BaseModel):
+    """What crmtier writes back. ``restricted`` names outputs (``aml_risk``) that may only go
+    to fields compliance alone can read; one without a mapped field is simply not written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fields: dict[str, str] = Field(default_factory=dict)  # canonical output -> CRM field
+    restricted: tuple[str, ...] = ("aml_risk",)
+    campaigns: dict[str, str] = Field(default_factory=dict)  # campaign key -> CRM campaign id
+    queues: dict[str, str] = Field(default_factory=dict)  # task queue -> CRM owner/queue id
+    reasons_max: int = 4  # top reasons by weight written to the CRM
+    tasks: bool = True
+    campaign_memberships: bool = True
+
+
+class DefaultMapping(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mapping: FieldMapping
+    writeback: WritebackConfig
+
+
+def load_default_mapping(crm: str) -> DefaultMapping:
+    """The shipped ``connectors/<crm>/default_mapping.toml``, matching that CRM's sandbox."""
+    text = resources.files(f"connectors.{crm}").joinpath("default_mapping.toml").read_text("utf-8")
+    return DefaultMapping.model_validate(tomllib.loads(text))
+
+
+# --- canonical field types, derived from the models so the two can never drift -----------
+
+
+def _leaf_types(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        ann = info.annotation
+        inner = [a for a in get_args(ann) if a is not type(None)] if _is_union(ann) else [ann]
+        target = inner[0] if len(inner) == 1 else ann
+        if isinstance(target, type) and issubclass(target, BaseModel):
+            out.update(_leaf_types(target, f"{path}."))
+        else:
+            out[path] = target
+    return out
+
+
+def _is_union(ann: Any) -> bool:
+    return get_origin(ann) in (typing.Union, types.UnionType)
+
+
+CANONICAL_TYPES: dict[str, Any] = {
+    path: typ for path, typ in _leaf_types(CustomerProfile).items() if not path.startswith("previous.")
+}
+
+
+class CoercionError(ValueError):
+    pass
+
+
+def _coerce(value: Any, typ: Any) -> Any:
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.strip().lower() in ("true", "1", "yes")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise CoercionError("expected a boolean")
+    if typ is int:
+        if isinstance(value, bool):
+            raise CoercionError("expected an integer")
+        if isinstance(value, int):
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise CoercionError("expected an integer") from None
+        if not number.is_integer():
+            raise CoercionError("expected an integer")
+        return int(number)
+    if typ is float:
+        if isinstance(value, bool):
+            raise CoercionError("expected a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise CoercionError("expected a number") from None
+    if typ is str:
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return str(value)
+        raise CoercionError("expected text")
+    if get_origin(typ) is tuple:
+        if isinstance(value, str):  # Salesforce multi-select picklists: "A;B;C"
+            sep = ";" if ";" in value else ","
+            return tuple(v.strip() for v in value.split(sep) if v.strip())
+        if isinstance(value, list | tuple):
+            return tuple(str(v) for v in value)
+        raise CoercionError("expected a list")
+    if typ in (datetime, date):
+        return value  # pydantic parses ISO strings and epoch numbers; it reports failures
+    raise CoercionError(f"unsupported canonical type {typ!r}")
+
+
+def _set_path(tree: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def profile_from_crm(
+    crm_id: str, raw: Mapping[str, Any], mapping: FieldMapping, **extra: Any
+) -> tuple[CustomerProfile, tuple[DQIssue, ...]]:
+    """Build a canonical profile from one raw CRM record.
+
+    ``extra`` sets canonical top-level values the connector knows itself (``modified_at``,
+    ``owner_id`` from a system field). Empty strings and nulls mean *missing*.
+    """
+    tree: dict[str, Any] = {"id": crm_id, **extra}
+    issues: list[DQIssue] = []
+    for path, crm_field in mapping.fields.items():
+        value = raw.get(crm_field)
+        if value is None or value == "":
+            continue
+        typ = CANONICAL_TYPES.get(path)
+        if typ is None:
+            issues.append(DQIssue(code="DQ_UNKNOWN_FIELD", field=path, problem="not a canonical field"))
+            continue
+        try:
+            _set_path(tree, path, _coerce(value, typ))
+        except CoercionError as exc:
+            issues.append(DQIssue(code="DQ_BAD_TYPE", field=path, problem=f"{crm_field}: {exc}"))
+    try:
+        return CustomerProfile.model_validate(tree), tuple(issues)
+    except ValidationError as exc:
+        # A value pydantic still rejects (a malformed date): drop each offending field.
+        for err in exc.errors():
+            path = ".".join(str(p) for p in err["loc"])
+            issues.append(DQIssue(code="DQ_BAD_TYPE", field=path, problem=err["msg"]))
+            _drop_path(tree, [str(p) for p in err["loc"]])
+        return CustomerProfile.model_validate(tree), tuple(issues)
+
+
+def _drop_path(tree: dict[str, Any], parts: list[str]) -> None:
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            return
+        node = child
+    node.pop(parts[-1], None)

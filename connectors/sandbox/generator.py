@@ -1,0 +1,178 @@
+"""Deterministic synthetic bank customers for the sandboxes, demos and benchmarks.
+
+The same ``(n, seed)`` always yields the same customers, so a test can name a customer by
+index and a benchmark is repeatable. The population is shaped like a retail book
+(domain.md A1.3: roughly 2% private, 8% wealth, 20% affluent, the rest mass) plus
+corporates, so every value tier, needs tier and risk level appears. About 2% of records are
+dirty the way CRM data is dirty: negative balances, unknown country codes or loan classes,
+missing blocks, text in numeric fields. Each customer also carries canary PII (name, phone,
+e-mail, national id) that crmtier must never log, store or copy.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+SEGMENTS: tuple[tuple[str, float, float, float], ...] = (
+    # name, share, AUM low, AUM high (CNY)
+    ("private", 0.02, 6_000_000, 60_000_000),
+    ("wealth", 0.08, 500_000, 6_000_000),
+    ("affluent", 0.20, 50_000, 500_000),
+    ("mass", 0.70, 0, 50_000),
+)
+HIGH_RISK_COUNTRIES = ("IR", "KP", "MM", "SY", "AF", "YE")
+ORDINARY_COUNTRIES = ("US", "GB", "SG", "HK", "JP", "DE", "AU", "CA")
+PRODUCTS = ("deposit", "fund", "wealth_mgmt", "insurance", "bond", "mortgage", "credit_card")
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class SyntheticCustomer:
+    index: int
+    id: str
+    modstamp: datetime
+    profile: dict[str, Any]  # canonical CustomerProfile JSON (without id/modified_at)
+    pii: dict[str, str]  # name, phone, email, national_id: canaries, never to be logged
+    dirty: bool
+
+
+def customer_id(index: int) -> str:
+    return f"C{index:09d}"
+
+
+def generate(n: int, seed: int = 7, *, dirty_share: float = 0.02) -> Iterator[SyntheticCustomer]:
+    rng = random.Random(seed)
+    for i in range(n):
+        yield _one(i, rng, dirty_share)
+
+
+def _segment(rng: random.Random) -> tuple[str, float, float]:
+    x = rng.random()
+    acc = 0.0
+    for name, share, low, high in SEGMENTS:
+        acc += share
+        if x < acc:
+            return name, low, high
+    return SEGMENTS[-1][0], SEGMENTS[-1][2], SEGMENTS[-1][3]
+
+
+def _one(i: int, rng: random.Random, dirty_share: float) -> SyntheticCustomer:
+    segment, low, high = _segment(rng)
+    corporate = rng.random() < 0.06
+    aum = round(rng.uniform(low, high) * (3 if corporate else 1), 2)
+    dep_share = rng.uniform(0.2, 0.9)
+    inv = aum * (1 - dep_share) * rng.uniform(0.5, 1.0)
+    profile: dict[str, Any] = {
+        "kind": "corporate" if corporate else "individual",
+        "currency": "CNY",
+        "owner_id": f"U{rng.randrange(1, 40):05d}" if segment in ("private", "wealth") or rng.random() < 0.3 else None,
+        "assets": {
+            "deposits": round(aum * dep_share, 2),
+            "investments": round(inv, 2),
+            "insurance": round(max(aum - aum * dep_share - inv, 0.0), 2),
+        },
+        "activity": {
+            "transactions_90d": rng.randrange(0, 400),
+            "digital_logins_90d": rng.randrange(0, 200),
+            "products_held": sorted(rng.sample(PRODUCTS, rng.randrange(1, 4))),
+        },
+        "revenue_12m": {
+            "loan_interest": round(rng.uniform(0, aum * 0.01), 2),
+            "product_fees": round(rng.uniform(0, aum * 0.004), 2),
+            "service_fees": round(rng.uniform(0, 2_000), 2),
+        },
+        "credit": _credit(rng),
+        "aml": _aml(rng, aum),
+        "ops": {
+            "failed_operations_90d": rng.choices((0, 1, 3, 8), (70, 20, 8, 2))[0],
+            "support_tickets_90d": rng.choices((0, 1, 4, 10), (60, 28, 10, 2))[0],
+            "fraud_victim_flag": rng.random() < 0.01,
+            "kyc_expired": rng.random() < 0.03,
+        },
+        "feedback": {
+            "csat": round(rng.uniform(1, 5), 1),
+            "nps": rng.randrange(-100, 101, 10),
+            "open_complaints": rng.choices((0, 1, 2), (90, 8, 2))[0],
+            "complaints_12m": rng.choices((0, 1, 3), (85, 12, 3))[0],
+        },
+        "qualified_investor": segment == "private" or (segment == "wealth" and rng.random() < 0.3),
+    }
+    if rng.random() < 0.5:
+        profile["aum_avg_3m"] = round(aum * rng.uniform(0.9, 1.1), 2)
+    dirty = rng.random() < dirty_share
+    if dirty:
+        _make_dirty(profile, rng)
+    cid = customer_id(i)
+    # Modstamps spread over the past ~300 days; every 50th pair shares a stamp (ties happen).
+    modstamp = EPOCH + timedelta(seconds=(i - i % 2 * (i % 50 == 1)) * 13)
+    pii = {
+        "name": f"Canary-Name-{i:07d}",
+        "phone": f"+86 139{i:08d}",
+        "email": f"canary{i:07d}@example.test",
+        "national_id": f"11010119900101{i % 10000:04d}",
+    }
+    return SyntheticCustomer(i, cid, modstamp, profile, pii, dirty)
+
+
+def _credit(rng: random.Random) -> dict[str, Any] | None:
+    if rng.random() < 0.15:
+        return None  # no credit relationship: credit risk must come out unrated, not low
+    loan_class = rng.choices(
+        ("normal", "special_mention", "substandard", "doubtful", "loss"), (90, 6, 2, 1, 1)
+    )[0]
+    return {
+        "score": rng.randrange(450, 851),
+        "debt_to_income": round(rng.uniform(0.0, 0.7), 3),
+        "days_past_due_max_12m": rng.choices((0, 15, 45, 120), (85, 8, 5, 2))[0],
+        "loan_class": loan_class,
+    }
+
+
+def _aml(rng: random.Random, aum: float) -> dict[str, Any]:
+    risky = rng.random() < 0.05
+    return {
+        "pep": rng.random() < 0.005,
+        "sanctions_hit": rng.random() < 0.001,
+        "high_risk_countries": [rng.choice(HIGH_RISK_COUNTRIES)] if risky else [],
+        "cash_volume_90d": round(rng.uniform(0, min(aum, 300_000)) * (3 if risky else 1), 2),
+        "cross_border_count_90d": rng.randrange(0, 30 if risky else 4),
+        "cross_border_volume_90d": round(rng.uniform(0, 500_000 if risky else 20_000), 2),
+        "industry_risk": rng.choices(("low", "medium", "high"), (80, 15, 5))[0],
+        "str_count_12m": rng.choices((0, 1, 2), (97, 2, 1))[0],
+        "refused_cdd": rng.random() < 0.002,
+        "adverse_media": rng.random() < 0.01,
+    }
+
+
+def _make_dirty(profile: dict[str, Any], rng: random.Random) -> None:
+    kind = rng.randrange(5)
+    if kind == 0:
+        profile["assets"]["deposits"] = -abs(profile["assets"]["deposits"]) - 1
+    elif kind == 1:
+        profile["aml"]["high_risk_countries"] = ["ZZ"]
+    elif kind == 2 and profile["credit"] is not None:
+        profile["credit"]["loan_class"] = "unknown_grade"
+    elif kind == 3:
+        profile["assets"] = None
+        profile.pop("aum_avg_3m", None)
+    else:
+        profile["activity"]["transactions_90d"] = "N/A"  # text in a numeric CRM field
+
+
+def get_path(tree: Mapping[str, Any], path: str) -> Any:
+    node: Any = tree
+    for part in path.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
+def to_crm_fields(customer: SyntheticCustomer, fields: Mapping[str, str]) -> dict[str, Any]:
+    """Flatten the canonical profile into CRM field names with a ``{canonical path: CRM field}``
+    mapping (the CRM's default mapping); unmapped paths are left out, None stays None."""
+    return {crm: get_path(customer.profile, path) for path, crm in fields.items()}

@@ -1,0 +1,3 @@
+from crmtier.cli import main
+
+main()

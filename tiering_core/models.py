@@ -1,0 +1,219 @@
+"""Canonical data of crmtier: what every connector produces and what the engine returns.
+
+The JSON field names here are a public contract (DESIGN §2): `crmtier tier` reads
+`CustomerProfile` as JSON Lines and writes `Assessment` as JSON Lines, and the sync layer
+stores and compares them. Every input block and field is optional because CRM data is
+incomplete; *missing is not zero*, so the rules must treat ``None`` as "unknown" and say so
+with a data-quality issue instead of silently assuming the lowest value.
+
+Enumerated inputs (``kind``, ``loan_class``, ``industry_risk``, ...) are typed as plain
+strings on purpose: an unknown enum value coming from a CRM is a data-quality issue that the
+rules report, not a validation failure that would drop the whole record. A wrongly *typed*
+value (text where a number belongs) still fails validation: the record cannot be read.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# --- vocabularies (the valid values the rules accept; anything else is a DQ issue) -------
+
+CUSTOMER_KINDS = ("individual", "corporate")
+LOAN_CLASSES = ("normal", "special_mention", "substandard", "doubtful", "loss")  # 五级分类
+LEVELS = ("low", "medium", "high")
+
+ValueTier = Literal["private", "wealth", "affluent", "mass", "unrated"]
+NeedsTier = Literal["basic", "advanced", "professional"]
+RiskLevel = Literal["low", "medium", "high", "unrated"]
+AmlRisk = Literal["low", "medium", "high", "prohibited", "unrated"]
+Status = Literal["rated", "partial", "unrated"]
+Priority = Literal["high", "normal", "low"]
+
+#: Value tiers from the top down; the order the rules and hysteresis rely on.
+VALUE_TIER_ORDER: tuple[str, ...] = ("private", "wealth", "affluent", "mass")
+
+
+class _Input(BaseModel):
+    """Base of every input block: immutable, and strict about unknown keys (a typo in a
+    column or mapping name should be reported, not silently ignored)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Assets(_Input):
+    deposits: float | None = None
+    investments: float | None = None
+    insurance: float | None = None
+
+
+class Activity(_Input):
+    transactions_90d: int | None = None
+    digital_logins_90d: int | None = None
+    products_held: tuple[str, ...] | None = None
+
+
+class Revenue12m(_Input):
+    loan_interest: float | None = None
+    product_fees: float | None = None
+    service_fees: float | None = None
+
+
+class Credit(_Input):
+    score: int | None = None
+    debt_to_income: float | None = None
+    days_past_due_max_12m: int | None = None
+    loan_class: str | None = None  # one of LOAN_CLASSES
+
+
+class Aml(_Input):
+    pep: bool | None = None
+    sanctions_hit: bool | None = None
+    high_risk_countries: tuple[str, ...] | None = None  # ISO 3166-1 alpha-2
+    cash_volume_90d: float | None = None
+    cross_border_count_90d: int | None = None
+    cross_border_volume_90d: float | None = None
+    industry_risk: str | None = None  # one of LEVELS
+    str_count_12m: int | None = None
+    refused_cdd: bool | None = None
+    adverse_media: bool | None = None
+
+
+class Ops(_Input):
+    failed_operations_90d: int | None = None
+    support_tickets_90d: int | None = None
+    fraud_victim_flag: bool | None = None
+    kyc_expired: bool | None = None
+
+
+class Feedback(_Input):
+    csat: float | None = None  # 1..5
+    nps: int | None = None  # -100..100 as a customer's 0..10 answer mapped by the CRM
+    open_complaints: int | None = None
+    complaints_12m: int | None = None
+
+
+class Previous(_Input):
+    """What crmtier last wrote for this customer; filled by the sync layer from its state
+    store and used for hysteresis (no tier flapping) and upgrade detection."""
+
+    value_tier: str | None = None
+    needs_tier: str | None = None
+    credit_risk: str | None = None
+    aml_risk: str | None = None
+    ops_risk: str | None = None
+    assessed_at: date | None = None
+    below_floor_since: date | None = None
+
+
+class CustomerProfile(_Input):
+    id: Annotated[str, Field(min_length=1)]
+    kind: str | None = None  # one of CUSTOMER_KINDS
+    currency: str = "CNY"
+    owner_id: str | None = None
+    modified_at: datetime | None = None
+    assets: Assets | None = None
+    aum_avg_3m: float | None = None
+    activity: Activity | None = None
+    revenue_12m: Revenue12m | None = None
+    credit: Credit | None = None
+    aml: Aml | None = None
+    ops: Ops | None = None
+    feedback: Feedback | None = None
+    qualified_investor: bool | None = None
+    previous: Previous | None = None
+
+
+# --- output -----------------------------------------------------------------------------
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Text(_Output):
+    """A human explanation in both languages the product ships (sales staff read it in the CRM)."""
+
+    en: str
+    zh: str
+
+
+class Reason(_Output):
+    """Why a tier was given: a stable code (``VAL_AUM_PRIVATE``, ``AML_PEP``), the factor it
+    looked at, what it observed, the threshold it compared with, and its weight (the top four
+    by weight are what is written to the CRM)."""
+
+    code: str
+    dimension: Literal["value", "needs", "credit", "aml", "ops", "feedback", "dq"]
+    factor: str
+    value: Any = None
+    threshold: Any = None
+    weight: float = 0.0
+    text: Text
+
+
+class DQIssue(_Output):
+    """A data-quality finding on one input field of one customer."""
+
+    code: str  # e.g. DQ_MISSING, DQ_NEGATIVE, DQ_UNKNOWN_ENUM, DQ_IMPOSSIBLE, DQ_NO_FX
+    field: str  # dotted canonical path, e.g. "assets.deposits"
+    problem: str  # one line, no personal data
+    value: Any = None
+
+
+class SetFieldAction(_Output):
+    """Write a canonical output field (``value_tier``, ``reasons``, ...) to the CRM record;
+    the connector's write-back mapping decides the CRM field name, or skips it."""
+
+    kind: Literal["set_field"] = "set_field"
+    field: str
+    value: Any
+
+
+class TaskAction(_Output):
+    """A follow-up task. ``dedupe_key`` is deterministic (customer + rule + period) so that a
+    rerun, a crash or a duplicate event upserts the same task instead of creating another."""
+
+    kind: Literal["task"] = "task"
+    rule: str
+    subject: str
+    priority: Priority
+    due: date
+    queue: str | None = None  # a team queue (compliance, corporate_banking, ...)
+    owner_id: str | None = None  # the relationship manager, when the task is theirs
+    description: str = ""
+    dedupe_key: str
+
+
+class CampaignAction(_Output):
+    """Campaign membership: ``campaign`` is a stable key that the write-back config maps to
+    the CRM's campaign id; ``member`` false means remove."""
+
+    kind: Literal["campaign"] = "campaign"
+    campaign: str
+    member: bool
+    dedupe_key: str
+
+
+Action = Annotated[SetFieldAction | TaskAction | CampaignAction, Field(discriminator="kind")]
+
+
+class Assessment(_Output):
+    id: str
+    status: Status
+    value_tier: ValueTier
+    value_score: Annotated[float, Field(ge=0, le=100)] | None
+    needs_tier: NeedsTier
+    credit_risk: RiskLevel
+    aml_risk: AmlRisk
+    ops_risk: RiskLevel
+    edd_required: bool
+    next_review: date | None
+    service_level: str
+    reasons: tuple[Reason, ...] = ()
+    actions: tuple[Action, ...] = ()
+    dq_issues: tuple[DQIssue, ...] = ()
+    policy_version: str
+    below_floor_since: date | None = None  # carried so the sync layer can persist hysteresis
