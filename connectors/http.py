@@ -24,7 +24,12 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from connectors.errors import AuthExpiredError, QuotaExhaustedError, RateLimitedError, TransientError
+from connectors.errors import (
+    AuthExpiredError,
+    QuotaExhaustedError,
+    RateLimitedError,
+    TransientError,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -103,7 +103,9 @@ def _is_union(ann: Any) -> bool:
 
 
 CANONICAL_TYPES: dict[str, Any] = {
-    path: typ for path, typ in _leaf_types(CustomerProfile).items() if not path.startswith("previous.")
+    path: typ
+    for path, typ in _leaf_types(CustomerProfile).items()
+    if not path.startswith("previous.")
 }
 
 
@@ -115,7 +117,14 @@ def _coerce(value: Any, typ: Any) -> Any:
     if typ is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        if isinstance(value, str) and value.strip().lower() in (
+            "true",
+            "false",
+            "1",
+            "0",
+            "yes",
+            "no",
+        ):
             return value.strip().lower() in ("true", "1", "yes")
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
@@ -179,7 +188,9 @@ def profile_from_crm(
             continue
         typ = CANONICAL_TYPES.get(path)
         if typ is None:
-            issues.append(DQIssue(code="DQ_UNKNOWN_FIELD", field=path, problem="not a canonical field"))
+            issues.append(
+                DQIssue(code="DQ_UNKNOWN_FIELD", field=path, problem="not a canonical field")
+            )
             continue
         try:
             _set_path(tree, path, _coerce(value, typ))

@@ -69,7 +69,9 @@ def _one(i: int, rng: random.Random, dirty_share: float) -> SyntheticCustomer:
     profile: dict[str, Any] = {
         "kind": "corporate" if corporate else "individual",
         "currency": "CNY",
-        "owner_id": f"U{rng.randrange(1, 40):05d}" if segment in ("private", "wealth") or rng.random() < 0.3 else None,
+        "owner_id": f"U{rng.randrange(1, 40):05d}"
+        if segment in ("private", "wealth") or rng.random() < 0.3
+        else None,
         "assets": {
             "deposits": round(aum * dep_share, 2),
             "investments": round(inv, 2),

@@ -17,6 +17,7 @@ able to reset a connection mid-request, which an ASGI server hides from the appl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -68,7 +69,9 @@ class Response:
     @classmethod
     def json(cls, obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
         body = json.dumps(obj, ensure_ascii=False, default=str).encode("utf-8")
-        return cls(status, body, {"Content-Type": "application/json;charset=UTF-8", **(headers or {})})
+        return cls(
+            status, body, {"Content-Type": "application/json;charset=UTF-8", **(headers or {})}
+        )
 
     @classmethod
     def text(
@@ -229,7 +232,9 @@ class SandboxServer:
         return f"{self._scheme}://{host}:{port}"
 
     def start(self) -> SandboxServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="sandbox", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="sandbox", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -297,7 +302,9 @@ class SandboxServer:
             spec = request.json() or {}
             response = None
             if "status" in spec:
-                response = Response.json(spec.get("body", {}), int(spec["status"]), spec.get("headers"))
+                response = Response.json(
+                    spec.get("body", {}), int(spec["status"]), spec.get("headers")
+                )
             fault_id = self.inject(
                 spec.get("kind", "*"),
                 response=response,
@@ -353,10 +360,8 @@ def _make_handler(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
                 response = server.dispatch(request)
             except DropConnection:
                 self.close_connection = True
-                try:
+                with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 return
             except Exception:
                 log.exception("sandbox handler failed")

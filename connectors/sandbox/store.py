@@ -62,7 +62,12 @@ class RecordStore:
             for rid, modstamp, data in rows:
                 cur.execute(
                     "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)",
-                    (obj, rid, format_ts(modstamp), json.dumps(data, ensure_ascii=False, default=str)),
+                    (
+                        obj,
+                        rid,
+                        format_ts(modstamp),
+                        json.dumps(data, ensure_ascii=False, default=str),
+                    ),
                 )
                 self._last = max(self._last, modstamp)
                 n += 1

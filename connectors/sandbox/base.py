@@ -1,0 +1,123 @@
+"""What every CRM sandbox offers, whatever wire format it speaks.
+
+Tests, the contract suite, ``crmtier sandbox`` and ``crmtier demo`` talk to a sandbox only
+through this surface, so they work the same against Salesforce, Zoho and FXiaoke. The HTTP
+control API under ``/__sandbox__/`` exposes the same operations to out-of-process users.
+
+Customer data is edited in *canonical* terms (``{"assets.deposits": 7_000_000}``): the
+sandbox translates through its CRM's default mapping, stores, bumps the modstamp and sends
+the CRM's change notification if a target is registered. What crmtier wrote back is read in
+canonical terms too (``written(customer_id)["value_tier"]``), so one assertion serves all
+three CRMs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from connectors.sandbox.server import SandboxServer
+from connectors.sandbox.store import RecordStore
+
+
+@dataclass(frozen=True)
+class SandboxTask:
+    external_id: str  # crmtier's dedupe key
+    customer_id: str
+    subject: str
+    due: str | None
+    owner: str | None
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """The one JSON line ``crmtier sandbox`` prints on start."""
+
+    crm: str
+    base_url: str
+    ca_bundle: str
+    credentials: Mapping[str, str]
+    control_token: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "crm": self.crm,
+            "base_url": self.base_url,
+            "ca_bundle": self.ca_bundle,
+            "credentials": dict(self.credentials),
+            "control_token": self.control_token,
+        }
+
+
+class Sandbox(Protocol):
+    crm: str
+    server: SandboxServer
+    store: RecordStore
+
+    def start(self) -> Sandbox: ...
+
+    def stop(self) -> None: ...
+
+    def info(self) -> SandboxInfo: ...
+
+    def crmtier_config(self, env_prefix: str = "CRMTIER") -> tuple[str, dict[str, str]]:
+        """A ready-to-use ``crmtier.toml`` text pointing at this sandbox, with secrets as
+        ``env:`` references, and the environment values those references need."""
+        ...
+
+    def seed(self, customers: int, seed: int = 7) -> None: ...
+
+    def edit_customer(
+        self, customer_id: str, changes: Mapping[str, Any], *, modstamp: datetime | None = None
+    ) -> None:
+        """Apply canonical-path changes, bump the modstamp (or pin it), and notify."""
+        ...
+
+    def written(self, customer_id: str) -> dict[str, Any]:
+        """The write-back fields of this customer as the CRM holds them, by canonical name."""
+        ...
+
+    def tasks(self) -> list[SandboxTask]: ...
+
+    def memberships(self) -> set[tuple[str, str]]:
+        """(customer id, campaign key) pairs currently in the CRM."""
+        ...
+
+    def write_calls(self) -> int:
+        """How many write API calls crmtier has made (field updates, tasks, memberships)."""
+        ...
+
+    def set_notification_target(self, url: str, **options: Any) -> None:
+        """Register where change notifications go, the way the real CRM is configured."""
+        ...
+
+
+_SANDBOXES = {
+    "salesforce": "connectors.sandbox.salesforce:SalesforceSandbox",
+    "zoho": "connectors.sandbox.zoho:ZohoSandbox",
+    "fxiaoke": "connectors.sandbox.fxiaoke:FxiaokeSandbox",
+}
+CRMS = tuple(_SANDBOXES)
+
+
+def open_sandbox(
+    crm: str,
+    *,
+    data_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    latency: float = 0.0,
+    **options: Any,
+) -> Sandbox:
+    """Construct (not start) the sandbox of ``crm``; CA and store live in ``data_dir``."""
+    import importlib
+
+    if crm not in _SANDBOXES:
+        raise ValueError(f"crm: unknown CRM {crm!r}; choose one of {', '.join(CRMS)}")
+    module_name, _, cls_name = _SANDBOXES[crm].partition(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    sandbox: Sandbox = cls(data_dir=data_dir, host=host, port=port, latency=latency, **options)
+    return sandbox
