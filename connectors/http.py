@@ -19,7 +19,7 @@ import requests
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_random_exponential,
 )
@@ -52,7 +52,7 @@ class TimeoutSession(requests.Session):
         super().__init__()
         self._timeout = timeout
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("timeout", self._timeout)
         kwargs.setdefault("allow_redirects", False)
         return super().request(method, url, *args, **kwargs)
@@ -90,6 +90,12 @@ def _log_retry(state: RetryCallState) -> None:
     )
 
 
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, TransientError | RateLimitedError) and not isinstance(
+        exc, QuotaExhaustedError
+    )
+
+
 def call_with_retry(
     fn: Callable[[], T],
     policy: RetryPolicy,
@@ -107,8 +113,7 @@ def call_with_retry(
     if sleep is not None:
         kwargs["sleep"] = sleep
     retrying = Retrying(
-        retry=retry_if_exception_type((TransientError, RateLimitedError))
-        & ~retry_if_exception_type(QuotaExhaustedError),
+        retry=retry_if_exception(_is_retryable),
         wait=_wait(policy),
         stop=stop_after_attempt(policy.max_attempts),
         before_sleep=_log_retry,

@@ -229,7 +229,7 @@ class SandboxServer:
     @property
     def base_url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"{self._scheme}://{host}:{port}"
+        return f"{self._scheme}://{host!s}:{port}"
 
     def start(self) -> SandboxServer:
         self._thread = threading.Thread(
