@@ -1,0 +1,143 @@
+"""Salesforce Outbound Messages: parse the SOAP notification safely and turn it into events.
+
+An Outbound Message carries no signature (crm_apis.md §1.7, reference W10): it is
+authenticated by its ``OrganizationId`` matching the configured org (plus, optionally,
+Salesforce's client certificate checked by the TLS-terminating proxy, see docs/webhooks.md).
+A mismatch is a 403 and, crucially, no ``<Ack>``, so a misdirected sender keeps nothing.
+
+The body is attacker-controlled XML, so it is parsed only with defusedxml with DTDs
+forbidden (billion laughs, external entities and external DTDs fail before expansion, W9)
+and with a nesting-depth limit (a legitimate message is 6 levels deep). ``SessionId`` is
+never read: it is a live Salesforce session and must not be logged or stored.
+
+Each ``<Notification>`` becomes one ``ChangeEvent`` keyed by its notification ``Id``, which
+Salesforce reuses on every retry, so redeliveries dedupe in the inbox (W4).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError, TreeBuilder
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser
+
+from connectors.webhook_events import ChangeEvent, WebhookRejected, secrets_match
+
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+OM_NS = "http://soap.sforce.com/2005/09/outbound"
+MAX_DEPTH = 16
+MAX_NOTIFICATIONS = 100
+CONTENT_TYPES = ("text/xml", "application/soap+xml")
+_SF_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+_VERSION_FIELDS = ("SystemModstamp", "LastModifiedDate")
+
+#: The acknowledgement Salesforce needs to stop retrying a message.
+ACK = (
+    b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
+    b"<soapenv:Body>"
+    b'<notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound">'
+    b"<Ack>true</Ack></notificationsResponse>"
+    b"</soapenv:Body></soapenv:Envelope>"
+)
+
+
+class _DepthLimitedBuilder(TreeBuilder):
+    """Builds the tree but refuses documents nested deeper than ``MAX_DEPTH``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._depth = 0
+
+    def start(self, tag: Any, attrs: Any) -> Element:
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise WebhookRejected(400, f"XML nested deeper than {MAX_DEPTH} levels")
+        return super().start(tag, attrs)
+
+    def end(self, tag: Any) -> Element:
+        self._depth -= 1
+        return super().end(tag)
+
+
+def parse_xml(body: bytes) -> Element:
+    """Parse untrusted XML: no DTD, no entities, no external references, bounded depth."""
+    parser = DefusedXMLParser(
+        target=_DepthLimitedBuilder(), forbid_dtd=True, forbid_entities=True, forbid_external=True
+    )
+    try:
+        parser.feed(body)
+        root: Element = parser.close()
+    except DefusedXmlException as exc:
+        raise WebhookRejected(400, f"forbidden XML construct: {type(exc).__name__}") from None
+    except ParseError:
+        raise WebhookRejected(400, "body is not well-formed XML") from None
+    return root
+
+
+def verify_and_parse(body: bytes, *, org_id: str) -> list[ChangeEvent]:
+    """The change events of one Outbound Message from the org ``org_id`` (15 or 18 chars).
+
+    Raises ``WebhookRejected``: 400 when the SOAP envelope is malformed, 403 when it comes
+    from another org."""
+    root = parse_xml(body)
+    if root.tag != f"{{{SOAP_ENV}}}Envelope":
+        raise WebhookRejected(400, "not a SOAP 1.1 envelope")
+    notifications = root.find(f"{{{SOAP_ENV}}}Body/{{{OM_NS}}}notifications")
+    if notifications is None:
+        raise WebhookRejected(400, "SOAP body holds no outbound-message notifications")
+    _check_org(_text(notifications, "OrganizationId"), org_id)
+    items = notifications.findall(f"{{{OM_NS}}}Notification")
+    if not 1 <= len(items) <= MAX_NOTIFICATIONS:
+        raise WebhookRejected(400, f"a message holds 1..{MAX_NOTIFICATIONS} notifications")
+    return [_event(item) for item in items]
+
+
+def _check_org(received: str | None, configured: str) -> None:
+    if received is None or not _SF_ID.fullmatch(received):
+        raise WebhookRejected(400, "OrganizationId missing or malformed")
+    # A 15-character configured id is the case-sensitive prefix of the 18-character form.
+    if not secrets_match(received[: len(configured)], configured):
+        raise WebhookRejected(403, "OrganizationId does not match salesforce_org_id")
+
+
+def _event(notification: Element) -> ChangeEvent:
+    notification_id = _text(notification, "Id")
+    sobject = notification.find(f"{{{OM_NS}}}sObject")
+    if notification_id is None or not _SF_ID.fullmatch(notification_id) or sobject is None:
+        raise WebhookRejected(400, "Notification needs an Id and an sObject")
+    fields = {_local(child.tag): (child.text or "").strip() for child in sobject}
+    record_id = fields.get("Id", "")
+    if not _SF_ID.fullmatch(record_id):
+        raise WebhookRejected(400, f"Notification {notification_id}: sObject Id missing")
+    return ChangeEvent(
+        crm="salesforce",
+        event_key=f"salesforce:{notification_id}",
+        customer_id=record_id,
+        operation="update",
+        version=_version(fields, notification_id),
+    )
+
+
+def _version(fields: dict[str, str], notification_id: str) -> datetime | None:
+    for name in _VERSION_FIELDS:
+        if fields.get(name):
+            try:
+                return datetime.fromisoformat(fields[name].replace("Z", "+00:00"))
+            except ValueError:
+                raise WebhookRejected(
+                    400, f"Notification {notification_id}: {name} is not a dateTime"
+                ) from None
+    return None
+
+
+def _text(parent: Element, name: str) -> str | None:
+    child = parent.find(f"{{{OM_NS}}}{name}")
+    return None if child is None or child.text is None else child.text.strip()
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]

@@ -1,0 +1,62 @@
+"""Zoho CRM notification callbacks (``actions/watch``): check token and channel, list events.
+
+Zoho signs nothing (crm_apis.md §2.7, reference W11): the callback JSON echoes the
+``token`` (≤ 50 chars) and ``channel_id`` given when the channel was subscribed, so the
+token is the shared secret and both are compared in constant time (W3). Because the secret
+is inside the body, the JSON is parsed first, but only after the receiver has capped its
+size.
+
+A callback lists record ``ids`` and an ``operation`` (``insert|update|delete``). It carries
+no record version and no notification id, so the dedupe key is the tuple Zoho repeats on a
+redelivery: ``(channel_id, server_time, operation, record id)`` (W4). One event per id.
+"""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from connectors.webhook_events import (
+    ChangeEvent,
+    Operation,
+    WebhookRejected,
+    load_json_object,
+    secrets_match,
+)
+
+CONTENT_TYPES = ("application/json",)
+MAX_TOKEN = 50
+_OPERATIONS: dict[str, Operation] = {"insert": "create", "update": "update", "delete": "delete"}
+
+
+def verify_and_parse(body: bytes, *, token: SecretStr, channel_id: str) -> list[ChangeEvent]:
+    """The change events of one callback for the channel ``channel_id``.
+
+    Raises ``WebhookRejected``: 400 malformed, 401 missing or wrong token, 403 another
+    channel."""
+    payload = load_json_object(body)
+    received_token = payload.get("token")
+    if not isinstance(received_token, str) or not received_token:
+        raise WebhookRejected(401, "callback carries no token")
+    if not secrets_match(received_token, token.get_secret_value()):
+        raise WebhookRejected(401, "token does not match zoho_token")
+    received_channel = str(payload.get("channel_id", ""))
+    if not secrets_match(received_channel, channel_id):
+        raise WebhookRejected(403, "channel_id does not match zoho_channel_id")
+    operation = _OPERATIONS.get(str(payload.get("operation")))
+    if operation is None:
+        raise WebhookRejected(400, f"operation must be one of {', '.join(_OPERATIONS)}")
+    ids = payload.get("ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str | int) for i in ids):
+        raise WebhookRejected(400, "ids must be a non-empty list of record ids")
+    server_time = payload.get("server_time")
+    if not isinstance(server_time, int):
+        raise WebhookRejected(400, "server_time must be epoch milliseconds")
+    return [
+        ChangeEvent(
+            crm="zoho",
+            event_key=f"zoho:{channel_id}:{server_time}:{operation}:{record_id}",
+            customer_id=str(record_id),
+            operation=operation,
+        )
+        for record_id in dict.fromkeys(ids)
+    ]

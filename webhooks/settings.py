@@ -1,0 +1,110 @@
+"""The ``[webhooks]`` section of crmtier.toml, validated.
+
+```toml
+[webhooks]
+listen = "127.0.0.1:8080"
+secrets = ["env:CRMTIER_WEBHOOK_SECRET",                          # Standard Webhooks keys
+           { ref = "env:CRMTIER_WEBHOOK_SECRET_OLD", not_after = "2026-12-01T00:00:00Z" }]
+salesforce_org_id = "00D5g000004ABCDEAZ"
+zoho_token = "env:CRMTIER_ZOHO_TOKEN"
+zoho_channel_id = "1000000068001"
+fxiaoke_secret = "env:CRMTIER_FXIAOKE_SECRET"
+replay_window_seconds = 300
+```
+
+Secrets are ``env:``/``file:`` references (literals refused, S1). Rotation (W14): list the
+new and the old Standard Webhooks secret together; an entry with ``not_after`` stops being
+accepted at that instant, so the grace period ends without a redeploy. A route whose
+verification values are not configured answers 404, so an unconfigured CRM cannot be used
+to fill the inbox.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from connectors.secrets import SecretRef
+from webhooks.standard_webhooks import decode_secret
+
+_ORG_ID = r"^00D[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$"
+
+
+class RotatingSecret(BaseModel):
+    """A Standard Webhooks secret that expires at ``not_after`` (end of a rotation)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    ref: SecretRef
+    not_after: AwareDatetime | None = None
+
+    @field_validator("ref")
+    @classmethod
+    def _whsec(cls, value: SecretStr) -> SecretStr:
+        decode_secret(value.get_secret_value())
+        return value
+
+    def key(self) -> bytes:
+        return decode_secret(self.ref.get_secret_value())
+
+    def active(self, now: datetime) -> bool:
+        return self.not_after is None or now < self.not_after
+
+
+def _as_rotating(value: object) -> object:
+    return {"ref": value} if isinstance(value, str | SecretStr) else value
+
+
+class WebhooksSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    listen: str = "127.0.0.1:8080"
+    secrets: tuple[RotatingSecret, ...] = ()
+    salesforce_org_id: str | None = Field(default=None, pattern=_ORG_ID)
+    zoho_token: SecretRef | None = None
+    zoho_channel_id: str | None = Field(default=None, pattern=r"^[0-9]{1,19}$")
+    fxiaoke_secret: SecretRef | None = None
+    replay_window_seconds: int = Field(default=300, ge=1, le=300)
+    max_json_bytes: int = Field(default=256 * 1024, ge=1024, le=1024 * 1024)
+    max_soap_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=4 * 1024 * 1024)
+    dedupe_days: int = Field(default=7, ge=7, le=90)
+    batch_size: int = Field(default=200, ge=1, le=2000)
+    batch_window_ms: int = Field(default=200, ge=0, le=10_000)
+    max_attempts: int = Field(default=8, ge=1, le=100)
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _entries(cls, value: object) -> object:
+        if isinstance(value, list | tuple):
+            return [_as_rotating(item) for item in value]
+        return value
+
+    @field_validator("zoho_token")
+    @classmethod
+    def _zoho_token_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not 0 < len(value.get_secret_value()) <= 50:
+            raise ValueError("Zoho accepts a channel token of 1..50 characters")
+        return value
+
+    @field_validator("fxiaoke_secret")
+    @classmethod
+    def _fxiaoke_secret_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("fxiaoke_secret must be at least 16 characters")
+        return value
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:8080")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
