@@ -1,0 +1,286 @@
+"""The durable webhook inbox: acked change events waiting to be processed, and the dedupe
+memory that makes redeliveries harmless.
+
+The receiver acks a notification only after its events are committed here (W5: with SQLite
+``synchronous=FULL`` or a committed PostgreSQL transaction, an acked event survives a
+SIGKILL). Each event has a unique ``event_key`` (the sender's notification id), and an
+insert of a key already present is silently ignored, so a notification delivered ten times,
+even concurrently, becomes one row (W4). Rows stay after processing, as dedupe memory, for
+``dedupe_days`` (≥ 7: Salesforce retries 24 h, Stripe 3 days, Standard Webhooks ≈ 76 h) and
+are then purged. The inbox keeps no payload, only which customer changed (S5).
+
+Row life: ``pending`` → ``claimed`` (by one worker, with a lease) → ``done`` with an
+outcome, or back to ``pending`` with a backoff after a failure, or ``dead`` after
+``max_attempts``. A claim whose worker died (SIGKILL mid-batch) expires and is taken again,
+so nothing acked is ever lost, only processed late.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from connectors.webhook_events import ChangeEvent
+from sync.schema import Migration, metadata, parse_utc, utc_text
+from sync.store import StateStore
+
+webhook_inbox = sa.Table(
+    "webhook_inbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("crm", sa.String(16), nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("operation", sa.String(8), nullable=False),
+    sa.Column("version", sa.String(32), nullable=True),
+    sa.Column("received_at", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),  # pending | claimed | done | dead
+    sa.Column("available_at", sa.String(32), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("claimed_by", sa.String(120), nullable=True),
+    sa.Column("lease_until", sa.String(32), nullable=True),
+    sa.Column("processed_at", sa.String(32), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=True),
+    sa.Column("error", sa.String(200), nullable=True),
+    sa.Index("webhook_inbox_queue", "status", "available_at", "id"),
+    sa.Index("webhook_inbox_received", "received_at"),
+)
+
+#: the inbox component's migrations, registered with the state store. Append only.
+INBOX_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "webhook inbox with unique event keys",
+        lambda conn: metadata.create_all(conn, tables=[webhook_inbox], checkfirst=True),
+    ),
+)
+
+PENDING, CLAIMED, DONE, DEAD = "pending", "claimed", "done", "dead"
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    id: int
+    event_key: str
+    crm: str
+    customer_id: str
+    operation: str
+    version: datetime | None
+    received_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True)
+class InboxStats:
+    depth: int  # pending + claimed
+    oldest_pending_age_s: float  # 0 when empty
+    dead: int
+
+
+def _insert_ignoring_duplicates(dialect: str) -> sa.Insert:
+    if dialect == "postgresql":
+        return postgresql.insert(webhook_inbox).on_conflict_do_nothing(index_elements=["event_key"])
+    return sqlite.insert(webhook_inbox).on_conflict_do_nothing(index_elements=["event_key"])
+
+
+class Inbox:
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        store.migrate("webhook_inbox", INBOX_MIGRATIONS)
+        self._insert = _insert_ignoring_duplicates(store.engine.dialect.name).returning(
+            webhook_inbox.c.event_key
+        )
+
+    # --- receiver side ------------------------------------------------------------------
+
+    def add(self, groups: Sequence[Sequence[ChangeEvent]], now: datetime) -> list[int]:
+        """Commit the events of several requests in one transaction (group commit); return,
+        per request, how many of its events were new (the rest were redeliveries)."""
+        stamp = utc_text(now)
+        rows = [_row(event, stamp) for group in groups for event in group]
+        if not rows:
+            return [0 for _ in groups]
+        with self.store.begin() as conn:
+            new_keys = set(conn.execute(self._insert, rows).scalars())
+        counts = []
+        for group in groups:
+            counts.append(sum(1 for e in group if e.event_key in new_keys))
+            new_keys.difference_update(e.event_key for e in group)
+        return counts
+
+    # --- worker side --------------------------------------------------------------------
+
+    def ready(self, now: datetime) -> tuple[int, datetime | None]:
+        """How many events are claimable now, and when the oldest of them arrived."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(webhook_inbox.c.received_at)).where(
+                    webhook_inbox.c.status == PENDING,
+                    webhook_inbox.c.available_at <= utc_text(now),
+                )
+            ).one()
+        return int(row[0]), (parse_utc(row[1]) if row[1] else None)
+
+    def claim(self, owner: str, limit: int, now: datetime, lease: timedelta) -> list[InboxItem]:
+        """Take up to ``limit`` claimable events, oldest first, plus any whose lease lapsed."""
+        stamp = utc_text(now)
+        claimable = sa.or_(
+            sa.and_(webhook_inbox.c.status == PENDING, webhook_inbox.c.available_at <= stamp),
+            sa.and_(webhook_inbox.c.status == CLAIMED, webhook_inbox.c.lease_until < stamp),
+        )
+        oldest = (
+            sa.select(webhook_inbox.c.id).where(claimable).order_by(webhook_inbox.c.id).limit(limit)
+        )
+        with self.store.begin() as conn:
+            if conn.dialect.name == "postgresql":  # several workers: skip rows others hold
+                oldest = oldest.with_for_update(skip_locked=True)
+            ids = oldest.scalar_subquery()
+            rows = conn.execute(
+                webhook_inbox.update()
+                .where(webhook_inbox.c.id.in_(ids), claimable)
+                .values(
+                    status=CLAIMED,
+                    claimed_by=owner,
+                    lease_until=utc_text(now + lease),
+                    attempts=webhook_inbox.c.attempts + 1,
+                )
+                .returning(*_ITEM_COLUMNS)
+            ).all()
+        return sorted((_item(row) for row in rows), key=lambda item: item.id)
+
+    def complete(self, outcomes: Mapping[int, str], now: datetime) -> None:
+        """Mark claimed events done, each with its outcome (written, unchanged, ...)."""
+        self._finish(outcomes, status=DONE, now=now)
+
+    def bury(self, errors: Mapping[int, str], now: datetime) -> None:
+        """Events that failed ``max_attempts`` times: kept as ``dead`` with the reason."""
+        self._finish(errors, status=DEAD, now=now, outcome="dead")
+
+    def retry_later(self, errors: Mapping[int, str], at: datetime) -> None:
+        """Put failed events back as pending, claimable again from ``at``."""
+        with self.store.begin() as conn:
+            for item_id, error in errors.items():
+                conn.execute(
+                    webhook_inbox.update()
+                    .where(webhook_inbox.c.id == item_id)
+                    .values(
+                        status=PENDING,
+                        available_at=utc_text(at),
+                        claimed_by=None,
+                        lease_until=None,
+                        error=error[:200],
+                    )
+                )
+
+    def release(self, owner: str) -> int:
+        """Give back this owner's unfinished claims (clean shutdown): pending again at once,
+        with the attempt not counted."""
+        with self.store.begin() as conn:
+            result = conn.execute(
+                webhook_inbox.update()
+                .where(webhook_inbox.c.status == CLAIMED, webhook_inbox.c.claimed_by == owner)
+                .values(
+                    status=PENDING,
+                    claimed_by=None,
+                    lease_until=None,
+                    attempts=webhook_inbox.c.attempts - 1,
+                )
+            )
+        return int(result.rowcount or 0)
+
+    def purge(self, now: datetime, keep: timedelta) -> int:
+        """Forget processed events older than the dedupe window; never pending ones."""
+        with self.store.begin() as conn:
+            result = conn.execute(
+                webhook_inbox.delete().where(
+                    webhook_inbox.c.status.in_((DONE, DEAD)),
+                    webhook_inbox.c.received_at < utc_text(now - keep),
+                )
+            )
+        return int(result.rowcount or 0)
+
+    def stats(self, now: datetime) -> InboxStats:
+        with self.store.engine.connect() as conn:
+            depth, oldest = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(webhook_inbox.c.received_at)).where(
+                    webhook_inbox.c.status.in_((PENDING, CLAIMED))
+                )
+            ).one()
+            dead = conn.execute(
+                sa.select(sa.func.count()).where(webhook_inbox.c.status == DEAD)
+            ).scalar_one()
+        age = (now - parse_utc(oldest)).total_seconds() if oldest else 0.0
+        return InboxStats(int(depth), max(age, 0.0), int(dead))
+
+    def keys(self, statuses: Iterable[str] = (PENDING, CLAIMED, DONE, DEAD)) -> set[str]:
+        """Event keys present in these statuses (for operators and tests)."""
+        with self.store.engine.connect() as conn:
+            return set(
+                conn.execute(
+                    sa.select(webhook_inbox.c.event_key).where(
+                        webhook_inbox.c.status.in_(tuple(statuses))
+                    )
+                ).scalars()
+            )
+
+    def _finish(
+        self, results: Mapping[int, str], *, status: str, now: datetime, outcome: str | None = None
+    ) -> None:
+        stamp = utc_text(now)
+        with self.store.begin() as conn:
+            for item_id, text in results.items():
+                conn.execute(
+                    webhook_inbox.update()
+                    .where(webhook_inbox.c.id == item_id)
+                    .values(
+                        status=status,
+                        processed_at=stamp,
+                        lease_until=None,
+                        outcome=outcome or text[:16],
+                        error=text[:200] if outcome else None,
+                    )
+                )
+
+
+_ITEM_COLUMNS = (
+    webhook_inbox.c.id,
+    webhook_inbox.c.event_key,
+    webhook_inbox.c.crm,
+    webhook_inbox.c.customer_id,
+    webhook_inbox.c.operation,
+    webhook_inbox.c.version,
+    webhook_inbox.c.received_at,
+    webhook_inbox.c.attempts,
+)
+
+
+def _row(event: ChangeEvent, stamp: str) -> dict[str, object]:
+    return {
+        "event_key": event.event_key,
+        "crm": event.crm,
+        "customer_id": event.customer_id,
+        "operation": event.operation,
+        "version": utc_text(event.version) if event.version else None,
+        "received_at": stamp,
+        "status": PENDING,
+        "available_at": stamp,
+        "attempts": 0,
+    }
+
+
+def _item(row: sa.Row[tuple[object, ...]]) -> InboxItem:
+    m = row._mapping
+    return InboxItem(
+        id=int(m["id"]),
+        event_key=str(m["event_key"]),
+        crm=str(m["crm"]),
+        customer_id=str(m["customer_id"]),
+        operation=str(m["operation"]),
+        version=parse_utc(str(m["version"])) if m["version"] else None,
+        received_at=parse_utc(str(m["received_at"])),
+        attempts=int(m["attempts"]),
+    )

@@ -1,0 +1,233 @@
+"""The webhook receiver: an ASGI app that verifies, persists durably, and only then acks.
+
+Every notification goes through the same steps, cheapest refusal first, and nothing is
+stored unless all of them pass (reference §2.3, W5, W8):
+
+1. a declared ``Content-Length`` above the route's limit → 413, before reading anything;
+2. a ``Content-Type`` the sender never uses → 415;
+3. the body is read with a running cap (chunked bodies too) → 413 as soon as it is exceeded,
+   so an oversized body is never buffered whole;
+4. verification on the raw bytes (signature, token, org id) → 401/403, and parsing → 400;
+5. a durable, deduplicating insert into the inbox (group-committed, see ``committer.py``);
+   if the store is unavailable → 503 so the sender retries;
+6. the CRM's acknowledgement (Salesforce ``<Ack>true</Ack>``, FXiaoke ``success``).
+
+No CRM call happens on this path: acking never depends on the CRM's health (W7). A route
+whose verification values are not configured is not mounted (404), so an unused CRM cannot
+be used to fill the inbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from connectors.fxiaoke import webhook as fxiaoke
+from connectors.salesforce import webhook as salesforce
+from connectors.webhook_events import ChangeEvent, WebhookRejected
+from connectors.zoho import webhook as zoho
+from sync.inbox import Inbox
+from webhooks import standard_webhooks
+from webhooks.committer import GroupCommitter
+from webhooks.metrics import Metrics
+from webhooks.settings import WebhooksSettings
+
+log = logging.getLogger(__name__)
+
+Headers = Mapping[str, str]
+Verifier = Callable[[Headers, bytes, float], list[ChangeEvent]]
+JSON_TYPES = ("application/json",)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One CRM's notification route: what it accepts, how it verifies, how it acks."""
+
+    name: str
+    content_types: tuple[str, ...]
+    max_bytes: int
+    verify: Verifier
+    ack: Callable[[int], Response]
+
+
+def _soap_ack(_: int) -> Response:
+    return Response(salesforce.ACK, media_type="text/xml; charset=utf-8")
+
+
+def _json_ack(new_events: int) -> Response:
+    return JSONResponse({"ok": True, "new_events": new_events})
+
+
+def _endpoints(settings: WebhooksSettings) -> list[Endpoint]:
+    """The routes this configuration can verify."""
+    window = settings.replay_window_seconds
+    endpoints = []
+    if settings.salesforce_org_id:
+        org_id = settings.salesforce_org_id
+        endpoints.append(
+            Endpoint(
+                "salesforce",
+                salesforce.CONTENT_TYPES,
+                settings.max_soap_bytes,
+                lambda _h, body, _now: salesforce.verify_and_parse(body, org_id=org_id),
+                _soap_ack,
+            )
+        )
+    if settings.zoho_token is not None and settings.zoho_channel_id:
+        token, channel = settings.zoho_token, settings.zoho_channel_id
+        endpoints.append(
+            Endpoint(
+                "zoho",
+                zoho.CONTENT_TYPES,
+                settings.max_json_bytes,
+                lambda _h, body, _now: zoho.verify_and_parse(body, token=token, channel_id=channel),
+                _json_ack,
+            )
+        )
+    if settings.fxiaoke_secret is not None:
+        secret = settings.fxiaoke_secret
+
+        def verify_fxiaoke(headers: Headers, body: bytes, now: float) -> list[ChangeEvent]:
+            fxiaoke.verify(headers, body, secret=secret, now_s=now, window_s=window)
+            return fxiaoke.parse(body)
+
+        endpoints.append(
+            Endpoint(
+                "fxiaoke",
+                fxiaoke.CONTENT_TYPES,
+                settings.max_json_bytes,
+                verify_fxiaoke,
+                lambda _: PlainTextResponse("success"),
+            )
+        )
+    if settings.secrets:
+        keys = [(entry.key(), entry) for entry in settings.secrets]
+
+        def verify_generic(headers: Headers, body: bytes, now: float) -> list[ChangeEvent]:
+            instant = datetime.fromtimestamp(now, UTC)
+            active = [key for key, entry in keys if entry.active(instant)]
+            msg_id = standard_webhooks.verify(headers, body, active, now_s=now, window_s=window)
+            return standard_webhooks.parse(msg_id, body)
+
+        endpoints.append(
+            Endpoint("generic", JSON_TYPES, settings.max_json_bytes, verify_generic, _json_ack)
+        )
+    return endpoints
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) as soon as it exceeds ``limit`` bytes."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise WebhookRejected(413, f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _precheck(request: Request, endpoint: Endpoint) -> None:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > endpoint.max_bytes):
+        raise WebhookRejected(413, f"body exceeds {endpoint.max_bytes} bytes")
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type not in endpoint.content_types:
+        raise WebhookRejected(415, f"content type must be {' or '.join(endpoint.content_types)}")
+
+
+def create_app(
+    settings: WebhooksSettings,
+    inbox: Inbox,
+    *,
+    metrics: Metrics | None = None,
+    api_calls: Callable[[], Mapping[str, int]] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The receiver for ``settings``, persisting into ``inbox``.
+
+    ``api_calls`` reports the worker's CRM API usage for ``/metrics``; ``clock`` (epoch
+    seconds) is injectable so replay-window tests need no sleeping."""
+    metrics = metrics or Metrics()
+    committer = GroupCommitter(inbox, clock=lambda: datetime.fromtimestamp(clock(), UTC))
+
+    def count(endpoint: str, status: int) -> None:
+        metrics.inc(
+            "crmtier_webhook_requests_total",
+            "Webhook requests by route and HTTP status.",
+            route=endpoint,
+            status=str(status),
+        )
+
+    async def receive(endpoint: Endpoint, request: Request) -> Response:
+        try:
+            _precheck(request, endpoint)
+            body = await _read_capped(request, endpoint.max_bytes)
+            events = endpoint.verify(request.headers, body, clock())
+        except WebhookRejected as rejected:
+            count(endpoint.name, rejected.status)
+            log.info("webhook %s rejected: %s %s", endpoint.name, rejected.status, rejected)
+            return JSONResponse({"error": rejected.reason}, status_code=rejected.status)
+        try:
+            new = await committer.persist(events)
+        except sa.exc.SQLAlchemyError as exc:
+            count(endpoint.name, 503)
+            log.error("webhook %s: inbox unavailable (%s)", endpoint.name, type(exc).__name__)
+            return JSONResponse(
+                {"error": "inbox unavailable"}, status_code=503, headers={"Retry-After": "5"}
+            )
+        count(endpoint.name, 200)
+        _count_events(metrics, new, len(events) - new)
+        return endpoint.ack(new)
+
+    async def healthz(_: Request) -> Response:
+        try:
+            inbox.stats(datetime.fromtimestamp(clock(), UTC))
+        except sa.exc.SQLAlchemyError:
+            return JSONResponse({"status": "inbox unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def metrics_text(_: Request) -> Response:
+        text = metrics.render(inbox, api_calls, datetime.fromtimestamp(clock(), UTC))
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    routes = [
+        Route(f"/webhooks/{endpoint.name}", partial(receive, endpoint), methods=["POST"])
+        for endpoint in _endpoints(settings)
+    ]
+    routes += [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_text, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await committer.close()  # requests already verified still get their commit
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.metrics = metrics
+    app.state.committer = committer
+    return app
+
+
+def _count_events(metrics: Metrics, new: int, duplicates: int) -> None:
+    help_text = "Change events by outcome (receiver: accepted, duplicate; worker: processing)."
+    for outcome, amount in (("accepted", new), ("duplicate", duplicates)):
+        if amount:
+            metrics.inc("crmtier_webhook_events_total", help_text, amount, outcome=outcome)
+
+
+def configured_routes(settings: WebhooksSettings) -> Sequence[str]:
+    """The notification routes this configuration mounts (for ``crmtier serve``'s banner)."""
+    return [f"/webhooks/{endpoint.name}" for endpoint in _endpoints(settings)]
