@@ -1,0 +1,259 @@
+"""The sandbox org's schema: objects, fields and their types, as ``describe`` reports them,
+and the per-field value checks a Salesforce org applies on write.
+
+The Account fields come from the Salesforce default mapping (``[mapping]`` feeds read
+fields, ``[writeback]`` the fields crmtier writes), so the sandbox always matches the
+shipped mapping, and a mapping edit that names a field the org lacks fails the same way as
+in a real org (``INVALID_FIELD``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, get_origin
+
+from connectors.mapping import CANONICAL_TYPES, DefaultMapping
+
+ORG_ID = "00D000000000001AAA"
+INTEGRATION_USER_ID = "005000000000001AAA"
+EXTERNAL_KEY_FIELD = "Crmtier_Key__c"
+
+PREFIXES = {
+    "Account": "001",
+    "Contact": "003",
+    "Task": "00T",
+    "Campaign": "701",
+    "CampaignMember": "00v",
+    "User": "005",
+    "Group": "00G",
+}
+_ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
+
+TIER_VALUES = ("private", "wealth", "affluent", "mass", "unrated")
+RISK_VALUES = ("low", "medium", "high", "unrated")
+
+#: Salesforce field type of each canonical write-back output (restricted picklists where
+#: crmtier's vocabulary is closed, so a wrong value fails like in a real org).
+WRITEBACK_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "value_tier": ("picklist", TIER_VALUES),
+    "value_score": ("double", ()),
+    "needs_tier": ("picklist", ("basic", "advanced", "professional")),
+    "credit_risk": ("picklist", RISK_VALUES),
+    "aml_risk": ("picklist", (*RISK_VALUES, "prohibited")),
+    "ops_risk": ("picklist", RISK_VALUES),
+    "edd_required": ("boolean", ()),
+    "next_review": ("date", ()),
+    "service_level": ("string", ()),
+    "reasons": ("textarea", ()),
+    "status": ("picklist", ("rated", "partial", "unrated")),
+    "policy_version": ("string", ()),
+}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str  # id, string, textarea, double, int, boolean, date, datetime, picklist, ...
+    updateable: bool = True
+    createable: bool = True
+    picklist: tuple[str, ...] = ()
+    restricted: bool = False
+    external_id: bool = False
+    nillable: bool = True
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": self.name.removesuffix("__c").replace("_", " "),
+            "type": self.type,
+            "updateable": self.updateable,
+            "createable": self.createable,
+            "nillable": self.nillable,
+            "externalId": self.external_id,
+            "unique": self.external_id,
+            "custom": self.name.endswith("__c"),
+            "restrictedPicklist": self.restricted,
+            "picklistValues": [
+                {"value": v, "label": v, "active": True, "defaultValue": False}
+                for v in self.picklist
+            ],
+        }
+
+    def check(self, value: Any) -> tuple[str, str] | None:
+        """(statusCode, message) if the org would reject ``value`` for this field."""
+        if value is None:
+            return None
+        label = self.name.removesuffix("__c")
+        if self.type in ("picklist", "multipicklist") and self.restricted:
+            values = str(value).split(";") if self.type == "multipicklist" else [str(value)]
+            for v in values:
+                if v not in self.picklist:
+                    return (
+                        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                        f"{label}: bad value for restricted picklist field: {v}",
+                    )
+        ok = {
+            "double": isinstance(value, int | float) and not isinstance(value, bool),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "boolean": isinstance(value, bool),
+            "date": isinstance(value, str) and _is_date(value),
+            "reference": isinstance(value, str) and _ID.fullmatch(value) is not None,
+        }.get(self.type, isinstance(value, str))
+        if not ok:
+            return (
+                "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                f"{label}: value not of required type: {value}",
+            )
+        return None
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class ObjectSpec:
+    name: str
+    fields: dict[str, FieldSpec] = field(default_factory=dict)
+
+    def add(self, spec: FieldSpec) -> None:
+        self.fields[spec.name] = spec
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": self.name,
+            "keyPrefix": PREFIXES.get(self.name),
+            "createable": True,
+            "updateable": True,
+            "queryable": True,
+            "custom": False,
+            "fields": [f.describe() for f in self.fields.values()],
+        }
+
+
+def _system_fields(obj: ObjectSpec) -> None:
+    obj.add(FieldSpec("Id", "id", updateable=False, createable=False, nillable=False))
+    obj.add(FieldSpec("SystemModstamp", "datetime", updateable=False, createable=False))
+    obj.add(FieldSpec("CreatedDate", "datetime", updateable=False, createable=False))
+    obj.add(FieldSpec("OwnerId", "reference"))
+
+
+def _canonical_type(path: str) -> tuple[str, tuple[str, ...]]:
+    if path == "kind":
+        return "picklist", ("individual", "corporate")
+    if path == "credit.loan_class":
+        return "picklist", ("normal", "special_mention", "substandard", "doubtful", "loss")
+    if path == "aml.industry_risk":
+        return "picklist", ("low", "medium", "high")
+    if path == "currency":
+        return "picklist", ("CNY", "USD", "HKD", "EUR")
+    typ = CANONICAL_TYPES.get(path, str)
+    if get_origin(typ) is tuple:
+        return "multipicklist", ()
+    return {bool: "boolean", int: "double", float: "double", date: "date"}.get(typ, "string"), ()
+
+
+def build_schema(mapping: DefaultMapping, *, accounts_as_members: bool) -> dict[str, ObjectSpec]:
+    account = ObjectSpec(mapping.mapping.object)
+    _system_fields(account)
+    for name, typ in (
+        ("Name", "string"),
+        ("Phone", "phone"),
+        ("PersonEmail", "email"),
+        ("National_ID__c", "string"),
+    ):
+        account.add(FieldSpec(name, typ))
+    account.add(FieldSpec("IsPersonAccount", "boolean", updateable=False, createable=False))
+    account.add(FieldSpec("PersonContactId", "reference", updateable=False, createable=False))
+    for path, crm_field in mapping.mapping.fields.items():
+        typ, values = _canonical_type(path)
+        if path == "owner_id":
+            typ = "reference"
+        account.add(FieldSpec(crm_field, typ, picklist=values))
+    for output, crm_field in mapping.writeback.fields.items():
+        typ, values = WRITEBACK_TYPES.get(output, ("string", ()))
+        account.add(FieldSpec(crm_field, typ, picklist=values, restricted=bool(values)))
+
+    task = ObjectSpec("Task")
+    _system_fields(task)
+    for spec in (
+        FieldSpec("Subject", "combobox"),
+        FieldSpec("ActivityDate", "date"),
+        FieldSpec(
+            "Status",
+            "picklist",
+            picklist=(
+                "Not Started",
+                "In Progress",
+                "Completed",
+                "Waiting on someone else",
+                "Deferred",
+            ),
+            restricted=True,
+        ),
+        FieldSpec("Priority", "picklist", picklist=("High", "Normal", "Low"), restricted=True),
+        FieldSpec("WhatId", "reference"),
+        FieldSpec("WhoId", "reference"),
+        FieldSpec("Description", "textarea"),
+        FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True),
+    ):
+        task.add(spec)
+
+    campaign = ObjectSpec("Campaign")
+    _system_fields(campaign)
+    campaign.add(FieldSpec("Name", "string"))
+    campaign.add(FieldSpec("IsActive", "boolean"))
+
+    member = ObjectSpec("CampaignMember")
+    _system_fields(member)
+    member.add(FieldSpec("CampaignId", "reference", updateable=False))
+    member.add(FieldSpec("ContactId", "reference", updateable=False))
+    member.add(FieldSpec("LeadId", "reference", updateable=False))
+    if accounts_as_members:
+        member.add(FieldSpec("AccountId", "reference", updateable=False))
+    member.add(FieldSpec("Status", "picklist", picklist=("Sent", "Responded")))
+    member.add(FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True))
+    return {o.name: o for o in (account, task, campaign, member)}
+
+
+def make_id(obj: str, number: int) -> str:
+    """An 18-character Salesforce-style id: key prefix, zero-padded number, suffix."""
+    return f"{PREFIXES[obj]}{number:012d}AAA"
+
+
+def id_number(rid: str) -> int:
+    return int(rid[3:15])
+
+
+def person_contact_id(account_id: str) -> str:
+    """Person Accounts have a hidden Contact; here it shares the account's number."""
+    return make_id("Contact", id_number(account_id))
+
+
+def account_of_contact(contact_id: str) -> str:
+    return make_id("Account", id_number(contact_id))
+
+
+def is_valid_id(value: Any, obj: str | None = None) -> bool:
+    if not isinstance(value, str) or _ID.fullmatch(value) is None:
+        return False
+    return obj is None or value.startswith(PREFIXES[obj])
+
+
+def sf_datetime(ts: Any) -> str:
+    """``2025-01-15T09:31:02.000+0000``: how Salesforce renders a datetime in JSON."""
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}+0000"
+
+
+def to_sf_value(value: Any) -> Any:
+    """Canonical sandbox data → how the org stores it (multi-select picklists as ``a;b``)."""
+    if isinstance(value, list | tuple):
+        return ";".join(str(v) for v in value)
+    return value
