@@ -1,0 +1,198 @@
+"""The FXiaoke (纷享销客) connector: the Connector contract over the Open API v2.
+
+``build()`` is what ``connectors.registry`` calls with the ``[crm]`` table. Reads page by
+keyset (query.py), writes go one record per call (writes.py), and everything crosses the
+wire through ``FxiaokeClient`` (token cache, limiter, error table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from connectors.contract import (
+    ApiUsage,
+    Capabilities,
+    CrmRecord,
+    Cursor,
+    Page,
+    SchemaCheck,
+    WritePlan,
+    WriteResult,
+)
+from connectors.errors import ConnectorError
+from connectors.fxiaoke.client import DESCRIBE_PATH, FxiaokeClient, data_path
+from connectors.fxiaoke.config import FxiaokeConfig, load_config
+from connectors.fxiaoke.mapping import projection, record_from_raw, to_epoch_ms
+from connectors.fxiaoke.query import (
+    ID,
+    MAX_OFFSET,
+    PAGE_LIMIT,
+    Row,
+    changed_since,
+    flt,
+    search_query_info,
+)
+from connectors.fxiaoke.writes import PlanWriter
+from connectors.mapping import FieldMapping, WritebackConfig
+
+#: FXiaoke field types crmtier can write each canonical output into.
+_WRITABLE_TYPES: dict[str, tuple[str, ...]] = {
+    "value_score": ("number", "currency"),
+    "edd_required": ("true_or_false",),
+    "next_review": ("date",),
+    "reasons": ("long_text", "text"),
+}
+_DEFAULT_WRITABLE = ("select_one", "text")
+
+
+class FxiaokeConnector:
+    def __init__(
+        self,
+        config: FxiaokeConfig,
+        mapping: FieldMapping,
+        writeback: WritebackConfig,
+        *,
+        client: FxiaokeClient | None = None,
+    ) -> None:
+        self.config = config
+        self.mapping = mapping
+        self.writeback = writeback
+        self.client = client or FxiaokeClient(config)
+        self.capabilities = Capabilities(
+            crm="fxiaoke",
+            page_size=PAGE_LIMIT,
+            max_write_batch=1,
+            webhook_kind="workflow_push",
+            campaign_member_object=config.campaign_member_object,
+            max_query_offset=MAX_OFFSET,
+        )
+        self._projection = projection(mapping, writeback)
+        self._writer = PlanWriter(self.client, config, mapping, writeback)
+
+    # --- reads ----------------------------------------------------------------------
+
+    def read_changed(self, since: Cursor | None) -> Iterator[Page]:
+        start = (to_epoch_ms(since.modstamp), since.id) if since is not None else None
+        for rows in changed_since(self._query, start):
+            yield Page(tuple(self._record(row) for row in rows))
+
+    def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
+        by_id: dict[str, CrmRecord] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), PAGE_LIMIT):
+            chunk = unique[start : start + PAGE_LIMIT]
+            for row in self._query([flt(ID, "IN", *chunk)], []):
+                record = self._record(row)
+                by_id[record.profile.id] = record
+        return [by_id[i] for i in unique if i in by_id]
+
+    def _query(self, filters: list[dict[str, Any]], orders: list[dict[str, Any]]) -> list[Row]:
+        obj = self.mapping.object
+        answer = self.client.call(
+            data_path(obj, "query"),
+            {
+                "dataObjectApiName": obj,
+                "find_explicit_total_num": False,
+                "search_query_info": search_query_info(filters, orders, self._projection),
+            },
+        )
+        data = answer.get("data") or {}
+        rows = data.get("dataList") if isinstance(data, Mapping) else None
+        return list(rows or [])
+
+    def _record(self, row: Row) -> CrmRecord:
+        return record_from_raw(row, self.mapping, self.writeback)
+
+    # --- writes ---------------------------------------------------------------------
+
+    def apply(self, plan: WritePlan) -> list[WriteResult]:
+        return self._writer.apply(plan)
+
+    # --- doctor ---------------------------------------------------------------------
+
+    def check(self) -> list[SchemaCheck]:
+        checks: list[SchemaCheck] = []
+        try:
+            fields = self._describe(self.mapping.object)
+        except ConnectorError as exc:
+            return [
+                SchemaCheck(
+                    "FXiaoke API and credentials",
+                    False,
+                    str(exc),
+                    "check crm.base_url, app_id, app_secret, permanent_code and open_user_id",
+                )
+            ]
+        checks.append(SchemaCheck("FXiaoke API and credentials", True, self.mapping.object))
+        for path, name in sorted(self.mapping.fields.items()):
+            checks.append(
+                SchemaCheck(
+                    f"read {path}",
+                    name in fields,
+                    f"{self.mapping.object}.{name}",
+                    "" if name in fields else f"create field {name} or fix [mapping.fields]",
+                )
+            )
+        for output, name in sorted(self.writeback.fields.items()):
+            checks.append(self._writable(output, name, fields))
+        if self.writeback.tasks:
+            checks.append(self._object_check(self.config.followup_object, "follow-up tasks"))
+        if self.writeback.campaign_memberships:
+            checks.append(
+                self._object_check(self.config.campaign_member_object, "campaign memberships")
+            )
+        return checks
+
+    def _writable(self, output: str, name: str, fields: Mapping[str, Any]) -> SchemaCheck:
+        field = fields.get(name)
+        label = f"write {output}"
+        if not isinstance(field, Mapping):
+            return SchemaCheck(label, False, name, f"create field {name} on {self.mapping.object}")
+        allowed = _WRITABLE_TYPES.get(output, _DEFAULT_WRITABLE)
+        kind = str(field.get("type", ""))
+        if kind not in allowed:
+            return SchemaCheck(
+                label, False, f"{name} is {kind}", f"use a field of type {' or '.join(allowed)}"
+            )
+        if output in self.writeback.restricted:
+            return SchemaCheck(
+                label,
+                True,
+                f"{name} ({kind}); restricted: make it visible to compliance roles only",
+                severity="warning",
+            )
+        return SchemaCheck(label, True, f"{name} ({kind})")
+
+    def _object_check(self, obj: str, purpose: str) -> SchemaCheck:
+        try:
+            self._describe(obj)
+        except ConnectorError as exc:
+            return SchemaCheck(purpose, False, str(exc), f"create object {obj} or configure it")
+        return SchemaCheck(purpose, True, obj)
+
+    def _describe(self, obj: str) -> Mapping[str, Any]:
+        answer = self.client.call(DESCRIBE_PATH, {"apiName": obj})
+        describe = (answer.get("data") or {}).get("describe") or {}
+        fields = describe.get("fields") or {}
+        return fields if isinstance(fields, Mapping) else {}
+
+    # --- usage ----------------------------------------------------------------------
+
+    def api_usage(self) -> ApiUsage:
+        calls = self.client.calls()
+        budget = self.client.budget
+        return ApiUsage(
+            calls=calls,
+            allowance_used=sum(calls.values()) if budget is not None else None,
+            allowance_limit=budget,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def build(
+    crm: Mapping[str, Any], mapping: FieldMapping, writeback: WritebackConfig
+) -> FxiaokeConnector:
+    return FxiaokeConnector(load_config(crm), mapping, writeback)

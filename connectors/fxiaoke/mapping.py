@@ -1,0 +1,134 @@
+"""FXiaoke value translation: raw ``dataList`` records ↔ canonical crmtier values.
+
+What is FXiaoke-specific (reference/crm_apis.md §3.2, §3.5):
+
+* time fields (``last_modified_time``, ``create_time``) are epoch **milliseconds**;
+* ``date`` fields are epoch milliseconds too, of midnight in the tenant's time zone
+  (China Standard Time, UTC+8, no DST); crmtier writes ``next_review`` that way and reads it
+  back as a ``date``;
+* ``owner`` is a list of employee ids (empty for a customer in the public pool, 公海);
+* ``select_one`` values are option *values* (crmtier's tier codes are used as the values of
+  the tier picklists), ``select_many`` values are lists;
+* long text holds the reasons, one per line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import Any
+
+from connectors.contract import CrmRecord
+from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
+from tiering_core.models import DQIssue
+
+#: FXiaoke tenants in mainland China: date fields are midnight Beijing time.
+TENANT_TZ = timezone(timedelta(hours=8), "CST")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: Fields the connector reads on every customer besides the mapped ones.
+SYSTEM_FIELDS = ("_id", "owner", "last_modified_time")
+
+
+def to_epoch_ms(ts: datetime) -> int:
+    return int((ts - _EPOCH) // timedelta(milliseconds=1))
+
+
+def from_epoch_ms(ms: int | float) -> datetime:
+    return _EPOCH + timedelta(milliseconds=int(ms))
+
+
+def date_to_crm(day: date) -> int:
+    return to_epoch_ms(datetime.combine(day, time(0), tzinfo=TENANT_TZ))
+
+
+def date_from_crm(ms: int | float) -> date:
+    return from_epoch_ms(ms).astimezone(TENANT_TZ).date()
+
+
+def reasons_text(value: Any) -> str:
+    """Reasons as FXiaoke long text: a string as is, a sequence one item per line (an item
+    with a ``code`` attribute or key is written as that code)."""
+    if isinstance(value, str):
+        return value
+    lines = []
+    for item in value:
+        code = item.get("code") if isinstance(item, Mapping) else getattr(item, "code", None)
+        lines.append(str(code if code is not None else item))
+    return "\n".join(lines)
+
+
+def value_to_crm(output: str, value: Any) -> Any:
+    """A canonical write-back value as FXiaoke stores it in the mapped field."""
+    if value is None:
+        return None
+    if output == "next_review":
+        day = date.fromisoformat(value) if isinstance(value, str) else value
+        return date_to_crm(day)
+    if output == "reasons":
+        return reasons_text(value)
+    if isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def value_from_crm(output: str, raw: Any) -> Any:
+    """The CRM's present write-back value in canonical form, for the planner to compare."""
+    if raw is None or raw == "":
+        return None
+    if output == "next_review" and isinstance(raw, int | float) and not isinstance(raw, bool):
+        return date_from_crm(raw)
+    if output == "value_score" and isinstance(raw, int | float | str):
+        try:
+            return float(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def owner_of(raw: Mapping[str, Any]) -> str | None:
+    owner = raw.get("owner")
+    if isinstance(owner, Sequence) and not isinstance(owner, str):
+        return str(owner[0]) if owner else None
+    return str(owner) if owner not in (None, "") else None
+
+
+def projection(mapping: FieldMapping, writeback: WritebackConfig) -> list[str]:
+    """Exactly the fields crmtier needs (data minimisation): system fields, mapped inputs,
+    and the write-back fields whose present values the planner compares against."""
+    wanted = set(SYSTEM_FIELDS) | set(mapping.crm_fields()) | set(writeback.fields.values())
+    return sorted(wanted)
+
+
+def record_from_raw(
+    raw: Mapping[str, Any], mapping: FieldMapping, writeback: WritebackConfig
+) -> CrmRecord:
+    """One ``dataList`` entry as a ``CrmRecord``; malformed values become DQ issues."""
+    crm_id = str(raw["_id"])
+    issues: list[DQIssue] = []
+    stamp = raw.get("last_modified_time")
+    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+        modstamp = from_epoch_ms(stamp)
+    else:
+        modstamp = _EPOCH
+        issues.append(
+            DQIssue(
+                code="DQ_BAD_TYPE",
+                field="modified_at",
+                problem="last_modified_time: expected epoch milliseconds",
+            )
+        )
+    profile, mapped_issues = profile_from_crm(
+        crm_id, raw, mapping, modified_at=modstamp, owner_id=owner_of(raw)
+    )
+    current = {
+        output: value_from_crm(output, raw.get(field))
+        for output, field in writeback.fields.items()
+        if field in raw
+    }
+    return CrmRecord(
+        profile=profile,
+        modstamp=modstamp,
+        current=current,
+        dq_issues=(*issues, *mapped_issues),
+    )

@@ -1,0 +1,107 @@
+"""Reading FXiaoke objects: ``search_query_info`` bodies and keyset paging over them.
+
+FXiaoke pages by ``offset`` (≤ 100 per page) and refuses offsets past 10,000 (error 10013);
+its deep-paging FAQ says to page by ``_id`` instead. crmtier never uses offsets for the
+change stream, not even below the wall: an offset counts positions in a list that moves
+while it is read (a record edited mid-read jumps to the end, every later record shifts one
+place down, and the record at the page boundary is silently skipped for good, because its
+modstamp is then behind the bookmark). Keyset paging on (``last_modified_time``, ``_id``)
+has no positions to shift:
+
+* each page asks for ``last_modified_time GTE <last modstamp>`` ordered by
+  (``last_modified_time``, ``_id``) at offset 0, and drops what it already yielded (usually
+  just the boundary record): no separate call per page, no repeats;
+* a tie group — more than a page of records with one millisecond stamp — would make that
+  loop stand still, so it is drained with ``last_modified_time EQ m`` and ``_id GT <id>``,
+  the FAQ's ``_id`` paging, then reading continues with ``GT m``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+#: FXiaoke's page size ceiling for /data/query (current docs; old docs said 200 or 1000).
+PAGE_LIMIT = 100
+#: The offset wall: documented for the API, never approached by crmtier's keyset paging.
+MAX_OFFSET = 10_000
+
+MODSTAMP = "last_modified_time"
+ID = "_id"
+
+Row = Mapping[str, Any]
+Key = tuple[int, str]
+RunQuery = Callable[[list[dict[str, Any]], list[dict[str, Any]]], list[Row]]
+
+
+def flt(field: str, operator: str, *values: Any) -> dict[str, Any]:
+    return {"field_name": field, "field_values": list(values), "operator": operator}
+
+
+def asc(field: str) -> dict[str, Any]:
+    return {"fieldName": field, "isAsc": True}
+
+
+def search_query_info(
+    filters: Sequence[Mapping[str, Any]],
+    orders: Sequence[Mapping[str, Any]],
+    projection: Sequence[str],
+    *,
+    limit: int = PAGE_LIMIT,
+    offset: int = 0,
+) -> dict[str, Any]:
+    return {
+        "limit": limit,
+        "offset": offset,
+        "filters": [dict(f) for f in filters],
+        "orders": [dict(o) for o in orders],
+        "fieldProjection": list(projection),
+    }
+
+
+def key_of(row: Row) -> Key:
+    return int(row[MODSTAMP]), str(row[ID])
+
+
+def changed_since(run: RunQuery, start: Key | None) -> Iterator[list[Row]]:
+    """Pages of rows with key >= ``start`` (all rows when None), in key order, each once.
+
+    ``run(filters, orders)`` performs one query at offset 0 with ``PAGE_LIMIT`` and returns
+    its ``dataList``.
+    """
+    by_key = [asc(MODSTAMP), asc(ID)]
+    last: Key | None = None  # the last key yielded; ``start`` is inclusive, ``last`` is not
+
+    def fresh(row: Row) -> bool:
+        key = key_of(row)
+        if last is not None:
+            return key > last
+        return start is None or key >= start
+
+    while True:
+        floor = last or start
+        rows = run([flt(MODSTAMP, "GTE", floor[0])] if floor else [], by_key)
+        page = [row for row in rows if fresh(row)]
+        if not page and len(rows) >= PAGE_LIMIT and floor is not None:
+            # A whole page shares the floor's millisecond: drain that tie group by _id.
+            for tie_page in _tie_group(run, floor[0], floor[1], inclusive=last is None):
+                yield tie_page
+                last = key_of(tie_page[-1])
+            rows = run([flt(MODSTAMP, "GT", floor[0])], by_key)
+            page = list(rows)
+        if page:
+            yield page
+            last = key_of(page[-1])
+        if len(rows) < PAGE_LIMIT:
+            return
+
+
+def _tie_group(run: RunQuery, stamp: int, after_id: str, *, inclusive: bool) -> Iterator[list[Row]]:
+    operator = "GTE" if inclusive else "GT"
+    while True:
+        rows = run([flt(MODSTAMP, "EQ", stamp), flt(ID, operator, after_id)], [asc(ID)])
+        if rows:
+            yield list(rows)
+            after_id, operator = str(rows[-1][ID]), "GT"
+        if len(rows) < PAGE_LIMIT:
+            return

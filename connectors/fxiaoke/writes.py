@@ -1,0 +1,284 @@
+"""Applying a write plan to FXiaoke, where every write is one record per call.
+
+* Field updates: one ``/data/update`` per changed customer carrying only the fields the
+  planner says differ (so N changed customers cost exactly N calls, 0 when none changed),
+  with ``triggerWorkFlow: false`` so crmtier's own writes do not fire the workflow push
+  that would bring them back as work. Calls run in a small thread pool; the client's
+  per-endpoint limiter keeps them under 100 calls / 20 s.
+* Follow-up tasks and campaign memberships are records of their own objects with
+  crmtier's deterministic dedupe key in an external-key field. FXiaoke has no upsert and no
+  idempotency key (a replayed create duplicates), so existing keys are looked up first, up
+  to 100 per query, and a create that fails in transit is re-checked by key before it is
+  tried again: reruns and dropped connections never duplicate a task or a membership.
+
+A per-record rejection is that item's failed ``WriteResult``; a failure of the call
+itself (auth, quota, configuration, throttling that outlasts the retries) stops the plan
+and raises, as the Connector contract says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import Any, TypeVar
+
+from connectors.contract import (
+    FieldUpdate,
+    MembershipChange,
+    TaskUpsert,
+    WriteKind,
+    WritePlan,
+    WriteResult,
+)
+from connectors.errors import RecordError, TransientError
+from connectors.fxiaoke.client import FxiaokeClient, data_path
+from connectors.fxiaoke.config import FxiaokeConfig
+from connectors.fxiaoke.mapping import date_to_crm, value_to_crm
+from connectors.fxiaoke.query import ID, PAGE_LIMIT, flt, search_query_info
+from connectors.mapping import FieldMapping, WritebackConfig
+
+T = TypeVar("T")
+_NO_WORKFLOW = {"triggerWorkFlow": False, "triggerApprovalFlow": False}
+
+
+def ok(kind: WriteKind, key: str) -> WriteResult:
+    return WriteResult(kind=kind, key=key, ok=True)
+
+
+def failed(kind: WriteKind, key: str, exc: RecordError | TransientError) -> WriteResult:
+    if isinstance(exc, RecordError):
+        return WriteResult(kind, key, False, exc.code, str(exc), exc.retryable)
+    return WriteResult(kind, key, False, "TRANSIENT", str(exc), True)
+
+
+class PlanWriter:
+    def __init__(
+        self,
+        client: FxiaokeClient,
+        config: FxiaokeConfig,
+        mapping: FieldMapping,
+        writeback: WritebackConfig,
+    ) -> None:
+        self._client = client
+        self._cfg = config
+        self._mapping = mapping
+        self._writeback = writeback
+
+    def apply(self, plan: WritePlan) -> list[WriteResult]:
+        return [
+            *self._parallel(plan.field_updates, self._update_fields),
+            *self._tasks(plan.tasks),
+            *self._memberships(plan.memberships),
+        ]
+
+    # --- field updates --------------------------------------------------------------
+
+    def _update_fields(self, item: FieldUpdate) -> WriteResult:
+        data: dict[str, Any] = {}
+        for output, value in item.fields.items():
+            field = self._writeback.fields.get(output)
+            if field is None:
+                return WriteResult(
+                    "field_update",
+                    item.customer_id,
+                    False,
+                    "NOT_MAPPED",
+                    f"writeback.fields has no CRM field for {output!r}",
+                )
+            data[field] = value_to_crm(output, value)
+        if not data:
+            return ok("field_update", item.customer_id)
+        obj = self._mapping.object
+        return self._write(
+            "field_update",
+            item.customer_id,
+            lambda: self._client.call(
+                data_path(obj, "update"),
+                {
+                    "skipDataStatusValidate": False,
+                    "object_data": {"dataObjectApiName": obj, ID: item.customer_id, **data},
+                    "details": {},
+                },
+                top=_NO_WORKFLOW,
+                record_id=item.customer_id,
+            ),
+        )
+
+    # --- tasks ----------------------------------------------------------------------
+
+    def _tasks(self, items: Sequence[TaskUpsert]) -> list[WriteResult]:
+        if not items:
+            return []
+        f = self._cfg.followup_fields
+        obj = self._cfg.followup_object
+        existing = self._existing(obj, f.external_key, [i.task.dedupe_key for i in items])
+
+        def upsert(item: TaskUpsert) -> WriteResult:
+            key = item.task.dedupe_key
+            wanted = self._task_fields(item)
+            found = existing.get(key)
+            if found is None:
+                return self._write("task", key, lambda: self._create(obj, f.external_key, wanted))
+            changes = {k: v for k, v in wanted.items() if found.get(k) != v}
+            if not changes:
+                return ok("task", key)
+            return self._write(
+                "task",
+                key,
+                lambda: self._client.call(
+                    data_path(obj, "update"),
+                    {"object_data": {"dataObjectApiName": obj, ID: found[ID], **changes}},
+                    top=_NO_WORKFLOW,
+                    record_id=key,
+                ),
+            )
+
+        return self._once_per_key(items, lambda i: i.task.dedupe_key, upsert)
+
+    def _task_fields(self, item: TaskUpsert) -> dict[str, Any]:
+        task, f = item.task, self._cfg.followup_fields
+        owner = task.owner_id or (self._writeback.queues.get(task.queue) if task.queue else None)
+        return {
+            f.external_key: task.dedupe_key,
+            f.customer: item.customer_id,
+            f.subject: task.subject,
+            f.due: date_to_crm(task.due),
+            f.priority: task.priority,
+            f.queue: task.queue or "",
+            f.description: task.description,
+            f.owner: [owner or self._cfg.open_user_id],
+        }
+
+    # --- campaign memberships -------------------------------------------------------
+
+    def _memberships(self, items: Sequence[MembershipChange]) -> list[WriteResult]:
+        if not items:
+            return []
+        f = self._cfg.campaign_member_fields
+        obj = self._cfg.campaign_member_object
+        existing = self._existing(obj, f.external_key, [i.dedupe_key for i in items])
+
+        def change(item: MembershipChange) -> WriteResult:
+            key = item.dedupe_key
+            campaign_id = self._writeback.campaigns.get(item.campaign)
+            if campaign_id is None:
+                return WriteResult(
+                    "membership",
+                    key,
+                    False,
+                    "CAMPAIGN_NOT_MAPPED",
+                    f"writeback.campaigns has no MarketingEventObj id for {item.campaign!r}",
+                )
+            found = existing.get(key)
+            if item.member:
+                if found is not None:
+                    return ok("membership", key)
+                data = {
+                    f.external_key: key,
+                    f.campaign: campaign_id,
+                    f.customer: item.customer_id,
+                }
+                return self._write(
+                    "membership", key, lambda: self._create(obj, f.external_key, data)
+                )
+            if found is None:
+                return ok("membership", key)
+            # 作废 (invalidate): FXiaoke's removal; a hard delete needs a second call.
+            return self._write(
+                "membership",
+                key,
+                lambda: self._client.call(
+                    data_path(obj, "invalid"),
+                    {"dataObjectApiName": obj, "object_data_id": found[ID]},
+                    record_id=key,
+                ),
+            )
+
+        return self._once_per_key(items, lambda i: i.dedupe_key, change)
+
+    # --- shared ---------------------------------------------------------------------
+
+    def _existing(self, obj: str, key_field: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Live records of ``obj`` by external key, 100 keys per query."""
+        found: dict[str, dict[str, Any]] = {}
+        unique = sorted(set(keys))
+        for start in range(0, len(unique), PAGE_LIMIT):
+            chunk = unique[start : start + PAGE_LIMIT]
+            answer = self._client.call(
+                data_path(obj, "query"),
+                {
+                    "dataObjectApiName": obj,
+                    "find_explicit_total_num": False,
+                    "search_query_info": search_query_info(
+                        [flt(key_field, "IN", *chunk), flt("life_status", "N", "invalid")],
+                        [],
+                        [],
+                    ),
+                },
+            )
+            for row in (answer.get("data") or {}).get("dataList") or []:
+                found[str(row.get(key_field))] = row
+        return found
+
+    def _create(self, obj: str, key_field: str, data: dict[str, Any]) -> None:
+        """Create once: a create lost in transit is looked up by key before it is retried."""
+        key = str(data[key_field])
+        last: TransientError | None = None
+        for _ in range(self._cfg.max_attempts):
+            if last is not None and self._existing(obj, key_field, [key]):
+                return
+            try:
+                self._client.call(
+                    data_path(obj, "create"),
+                    {"object_data": {"dataObjectApiName": obj, **data}},
+                    top=_NO_WORKFLOW,
+                    record_id=key,
+                    retry=False,
+                )
+                return
+            except TransientError as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    def _write(self, kind: WriteKind, key: str, call: Callable[[], object]) -> WriteResult:
+        try:
+            call()
+        except (RecordError, TransientError) as exc:
+            return failed(kind, key, exc)
+        return ok(kind, key)
+
+    def _parallel(self, items: Sequence[T], one: Callable[[T], WriteResult]) -> list[WriteResult]:
+        """Run ``one`` over ``items`` on a small pool; results in item order. The first
+        call-level failure (auth, quota, config, throttling) cancels what has not started
+        and is raised after the in-flight calls finish."""
+        if len(items) <= 1 or self._cfg.write_concurrency == 1:
+            return [one(item) for item in items]
+        with ThreadPoolExecutor(
+            max_workers=self._cfg.write_concurrency, thread_name_prefix="fxiaoke-write"
+        ) as pool:
+            futures: list[Future[WriteResult]] = [pool.submit(one, item) for item in items]
+            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in pending:
+                future.cancel()
+            for future in futures:
+                if future.done() and not future.cancelled():
+                    exc = future.exception()
+                    if exc is not None:
+                        raise exc
+            return [future.result() for future in futures]
+
+    def _once_per_key(
+        self,
+        items: Sequence[T],
+        key: Callable[[T], str],
+        one: Callable[[T], WriteResult],
+    ) -> list[WriteResult]:
+        """Items repeating a dedupe key within one plan are written once (a second create
+        of the same key would duplicate it); every repeat reports the first one's result."""
+        first: dict[str, T] = {}
+        for item in items:
+            first.setdefault(key(item), item)
+        unique = list(first.values())
+        results = dict(zip(first, self._parallel(unique, one), strict=True))
+        return [results[key(item)] for item in items]

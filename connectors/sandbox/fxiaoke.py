@@ -1,0 +1,713 @@
+"""The FXiaoke (纷享销客) sandbox: the Open API v2 wire format on loopback HTTPS.
+
+Faithful where crmtier's connector depends on it (reference/crm_apis.md §3, §4.3–4.4):
+every call is ``POST`` + JSON with a required ``?thirdTraceId``, every answer HTTP 200 with
+``errorCode`` / ``errorMessage`` / ``errorDescription`` / ``traceId``; both token endpoints
+(fxiaoke_auth.py); ``/cgi/crm/v2/data/query|get|create|update|invalid`` and their
+``/cgi/crm/custom/v2/`` twins for ``__c`` objects (fxiaoke_query.py); object describe
+(fxiaoke_schema.py); the per-interface limit of 100 calls / 20 s (14001), the token
+endpoint's 10 calls / minute without concurrency, an optional daily quota (30002); unknown
+paths answer 10006. Customer changes made in the CRM fire the workflow push
+(fxiaoke_push.py).
+
+Shapes that are our best reading rather than documented are marked where they are built:
+the follow-up object, the campaign-member field names, ``thirdTraceId``'s missing-parameter
+code, and the per-field validation code (32000 with a message naming the field).
+
+Tests perturb it with ``server.inject`` (5xx, latency, drops, canned error envelopes) and
+the helpers here: ``expire_tokens``, ``rate_limit_next``, ``reject_record``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from connectors.mapping import load_default_mapping
+from connectors.sandbox.base import SandboxInfo, SandboxTask
+from connectors.sandbox.fxiaoke_auth import Style, TokenIssuer
+from connectors.sandbox.fxiaoke_push import WorkflowPush
+from connectors.sandbox.fxiaoke_query import QueryError, as_row, from_ms, parse, run, to_ms
+from connectors.sandbox.fxiaoke_schema import (
+    ACCOUNT,
+    CAMPAIGN_MEMBER,
+    FOLLOWUP,
+    KEY_FIELD,
+    MARKETING_EVENT,
+    build_objects,
+    validate,
+)
+from connectors.sandbox.generator import generate, to_crm_fields
+from connectors.sandbox.server import Request, Response, Router, SandboxServer
+from connectors.sandbox.store import open_store
+from connectors.sandbox.tls import make_tls
+
+CRM = "fxiaoke"
+TENANT_TZ = timezone(timedelta(hours=8), "CST")
+_WRITE_KINDS = ("update", "custom_update", "create", "custom_create", "invalid", "custom_invalid")
+_DATA_VERBS = ("query", "get", "create", "update", "invalid")
+Payload = dict[str, Any]
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, message: str, description: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.description = description or message
+
+
+def envelope(
+    code: int = 0, message: str = "OK", description: str = "success", **payload: Any
+) -> Response:
+    """FXiaoke's answer: always HTTP 200, success or not."""
+    trace = f"E-O.sandbox.{uuid.uuid4().hex[:12]}"
+    body = {"errorCode": code, "errorMessage": message, "errorDescription": description}
+    return Response.json({**body, "traceId": trace, **payload})
+
+
+def error_response(code: int, message: str, description: str = "") -> Response:
+    """A canned FXiaoke error envelope, e.g. for ``server.inject(response=...)``."""
+    return envelope(code, message, description or message)
+
+
+class _Windows:
+    """Calls per kind in a sliding window, the way the sandbox enforces FXiaoke's limits."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._times: dict[str, deque[float]] = {}
+
+    def admit(self, kind: str, limit: int, window: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            times = self._times.setdefault(kind, deque())
+            while times and now - times[0] > window:
+                times.popleft()
+            times.append(now)
+            return len(times) <= limit
+
+    def clear(self) -> None:
+        with self._lock:
+            self._times.clear()
+
+
+class FxiaokeSandbox:
+    crm = CRM
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        customers: int = 0,
+        seed: int = 7,
+        rate_calls: int = 100,
+        rate_window: float = 20.0,
+        token_calls_per_minute: int | None = 10,
+        daily_quota: int | None = None,
+        clock: Callable[[], float] = time.time,
+        **_: Any,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.default = load_default_mapping(CRM)
+        self.objects = build_objects(self.default)
+        self.store = open_store(self.data_dir)
+        self._tls = make_tls(self.data_dir)
+        self.tokens = TokenIssuer(clock)
+        self.rate_calls, self.rate_window = rate_calls, rate_window
+        self.token_calls_per_minute = token_calls_per_minute
+        self.daily_quota = daily_quota
+        self._windows = _Windows()
+        self._token_busy = threading.Lock()
+        self._quota_used = 0
+        self._quota_lock = threading.Lock()
+        self._rejections: dict[str, list[Any]] = {}
+        self._rejections_lock = threading.Lock()
+        # Credentials, named as FXiaoke names them.
+        self.app_id = "FSAID_" + secrets.token_hex(4)
+        self.app_secret = secrets.token_hex(16)
+        self.permanent_code = secrets.token_hex(16).upper()
+        self.corp_id = "FSCID_" + secrets.token_hex(4).upper()
+        self.ea = "700001"
+        self.open_user_id = "1000"
+        self.push_secret = secrets.token_urlsafe(24)
+        self.push = WorkflowPush(tenant_id=self.ea)
+        router = Router()
+        self._add_routes(router)
+        self.server = SandboxServer(
+            router,
+            host=host,
+            port=port,
+            ssl_context=self._tls.server_context,
+            latency=latency,
+        )
+        self.server.on_reset.append(self._on_reset)
+        self._add_control_routes()
+        self._seed_campaigns()
+        if customers:
+            self.seed(customers, seed)
+
+    # --- Sandbox protocol -------------------------------------------------------------
+
+    def start(self) -> FxiaokeSandbox:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.push.close()
+        self.server.stop()
+        self.store.close()
+
+    def __enter__(self) -> FxiaokeSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def info(self) -> SandboxInfo:
+        return SandboxInfo(
+            crm=CRM,
+            base_url=self.server.base_url,
+            ca_bundle=str(self._tls.ca_bundle),
+            credentials={
+                "app_id": self.app_id,
+                "app_secret": self.app_secret,
+                "permanent_code": self.permanent_code,
+                "open_user_id": self.open_user_id,
+            },
+            control_token=self.server.control_token,
+        )
+
+    def crmtier_config(self, env_prefix: str = "CRMTIER") -> tuple[str, dict[str, str]]:
+        env = {
+            f"{env_prefix}_FXIAOKE_APP_SECRET": self.app_secret,
+            f"{env_prefix}_FXIAOKE_PERMANENT_CODE": self.permanent_code,
+            f"{env_prefix}_FXIAOKE_SECRET": self.push_secret,
+        }
+        names = list(env)
+        q = json.dumps
+        lines = [
+            "# crmtier.toml for the FXiaoke sandbox (written by `crmtier sandbox`).",
+            "[crm]",
+            'kind = "fxiaoke"',
+            f"base_url = {q(self.server.base_url)}",
+            'auth = "app_secret"',
+            'convention = "oauth2"',
+            f"app_id = {q(self.app_id)}",
+            f'app_secret = "env:{names[0]}"',
+            f'permanent_code = "env:{names[1]}"',
+            f"open_user_id = {q(self.open_user_id)}",
+            f"ca_bundle = {q(str(self._tls.ca_bundle))}",
+            "api_share = 0.2",
+            "",
+            "[mapping]",
+            f"object = {q(self.default.mapping.object)}",
+            *_table("mapping.fields", self.default.mapping.fields),
+            "[writeback]",
+            f"restricted = {q(list(self.default.writeback.restricted))}",
+            f"reasons_max = {self.default.writeback.reasons_max}",
+            f"tasks = {q(self.default.writeback.tasks)}",
+            f"campaign_memberships = {q(self.default.writeback.campaign_memberships)}",
+            "",
+            *_table("writeback.fields", self.default.writeback.fields),
+            *_table("writeback.campaigns", self.default.writeback.campaigns),
+            *_table("writeback.queues", self.default.writeback.queues),
+            "[state]",
+            f"url = {q('sqlite:///' + str(self.data_dir / 'crmtier.db'))}",
+            "",
+            "[webhooks]",
+            'listen = "127.0.0.1:8080"',
+            f'fxiaoke_secret = "env:{names[2]}"',
+            "replay_window_seconds = 300",
+            "",
+        ]
+        return "\n".join(lines), env
+
+    def seed(self, customers: int, seed: int = 7) -> None:
+        fields = self.default.mapping.fields
+        now_ms = to_ms(datetime.now(UTC))
+
+        def rows() -> Any:
+            for c in generate(customers, seed):
+                data = to_crm_fields(c, fields)
+                data.update(
+                    name=c.pii["name"],
+                    tel=c.pii["phone"],
+                    email=c.pii["email"],
+                    field_national_id__c=c.pii["national_id"],
+                    owner=[c.profile["owner_id"]] if c.profile.get("owner_id") else [],
+                    create_time=now_ms,
+                    life_status="normal",
+                    record_type="default__c",
+                    version=1,
+                )
+                yield c.id, c.modstamp, data
+
+        self.store.insert_many(ACCOUNT, rows())
+
+    def edit_customer(
+        self, customer_id: str, changes: Mapping[str, Any], *, modstamp: datetime | None = None
+    ) -> None:
+        fields = self._crm_fields(changes)
+        found = self.store.get(ACCOUNT, customer_id)
+        if found is None:
+            raise KeyError(f"customer {customer_id} does not exist")
+        fields["version"] = int(found[1].get("version", 1)) + 1
+        stamp = self.store.update(ACCOUNT, customer_id, fields, modstamp=modstamp)
+        self.push.emit("update", ACCOUNT, customer_id, to_ms(stamp))
+
+    def add_customer(self, changes: Mapping[str, Any], customer_id: str | None = None) -> str:
+        """Create a customer from canonical values (a CRM user adding one); fires "create"."""
+        rid = customer_id or uuid.uuid4().hex[:24]
+        data = {
+            **self._crm_fields(changes),
+            "name": f"Canary-Name-{rid}",
+            "owner": [],
+            "create_time": to_ms(datetime.now(UTC)),
+            "life_status": "normal",
+            "record_type": "default__c",
+            "version": 1,
+        }
+        stamp, _ = self.store.upsert(ACCOUNT, rid, data)
+        self.push.emit("create", ACCOUNT, rid, to_ms(stamp))
+        return rid
+
+    def written(self, customer_id: str) -> dict[str, Any]:
+        found = self.store.get(ACCOUNT, customer_id)
+        if found is None:
+            raise KeyError(f"customer {customer_id} does not exist")
+        data = found[1]
+        out: dict[str, Any] = {}
+        for output, field in self.default.writeback.fields.items():
+            value = data.get(field)
+            if value is None:
+                continue
+            if output == "next_review" and isinstance(value, int | float):
+                value = from_ms(value).astimezone(TENANT_TZ).date().isoformat()
+            out[output] = value
+        return out
+
+    def tasks(self) -> list[SandboxTask]:
+        out = []
+        for _, _, data in self.store.scan(FOLLOWUP):
+            if data.get("life_status") == "invalid":
+                continue
+            due = data.get("field_due_date__c")
+            owner = data.get("owner") or []
+            out.append(
+                SandboxTask(
+                    external_id=str(data.get(KEY_FIELD, "")),
+                    customer_id=str(data.get("field_customer__c", "")),
+                    subject=str(data.get("name", "")),
+                    due=from_ms(due).astimezone(TENANT_TZ).date().isoformat()
+                    if isinstance(due, int | float)
+                    else None,
+                    owner=str(owner[0]) if owner else None,
+                )
+            )
+        return out
+
+    def memberships(self) -> set[tuple[str, str]]:
+        keys = {cid: key for key, cid in self.default.writeback.campaigns.items()}
+        return {
+            (str(data.get("account_id")), keys.get(str(data.get("marketing_event_id")), ""))
+            for _, _, data in self.store.scan(CAMPAIGN_MEMBER)
+            if data.get("life_status") != "invalid"
+        }
+
+    def write_calls(self) -> int:
+        return self.server.calls.count(*_WRITE_KINDS)
+
+    def set_notification_target(self, url: str, **options: Any) -> None:
+        """Where the workflow function posts; ``secret`` defaults to the sandbox's own (the
+        one its ``crmtier_config()`` names), ``ca_bundle`` to the system trust store."""
+        self.push.configure(
+            url, str(options.get("secret") or self.push_secret), ca_bundle=options.get("ca_bundle")
+        )
+
+    # --- error injection ----------------------------------------------------------------
+
+    def expire_tokens(self) -> None:
+        """Every token expires now (a mid-run expiry): the next call answers 20016."""
+        self.tokens.expire_all()
+
+    def rate_limit_next(self, kind: str = "*", *, code: int = 14001, times: int = 1) -> int:
+        """The next ``times`` calls of ``kind`` answer a limit code (14001, 30004, 30002)."""
+        messages = {14001: "接口调用超过限制", 30004: "秒频次超限", 30002: "当天访问频次超限"}
+        return self.server.inject(
+            kind, response=error_response(code, messages.get(code, "limit")), times=times
+        )
+
+    def reject_record(
+        self, record_id: str, *, code: int = 32000, message: str = "", times: int | None = None
+    ) -> None:
+        """Updates of this record fail with ``code`` (a validation rule, a lock): ``times``
+        calls, or until reset when None."""
+        text = message or f"数据 {record_id} 校验失败 (validation rule rejected the record)"
+        with self._rejections_lock:
+            self._rejections[record_id] = [code, text, times]
+
+    def _take_rejection(self, record_id: str) -> tuple[int, str] | None:
+        with self._rejections_lock:
+            rule = self._rejections.get(record_id)
+            if rule is None:
+                return None
+            if rule[2] is not None:
+                rule[2] -= 1
+                if rule[2] <= 0:
+                    del self._rejections[record_id]
+            return int(rule[0]), str(rule[1])
+
+    def _on_reset(self) -> None:
+        self._windows.clear()
+        with self._rejections_lock:
+            self._rejections.clear()
+        with self._quota_lock:
+            self._quota_used = 0
+
+    # --- wire ---------------------------------------------------------------------------
+
+    def _add_routes(self, router: Router) -> None:
+        router.add("POST", "/cgi/corpAccessToken/get/V2", self._token(self._corp_token), "token")
+        router.add("POST", "/oauth2.0/token", self._token(self._oauth2_token), "oauth2_token")
+        router.add("POST", "/cgi/crm/v2/object/describe", self._wrap(self._describe), "describe")
+        for verb in _DATA_VERBS:
+            handler = getattr(self, f"_{verb}")
+            router.add("POST", f"/cgi/crm/v2/data/{verb}", self._wrap(handler, custom=False), verb)
+            router.add(
+                "POST",
+                f"/cgi/crm/custom/v2/data/{verb}",
+                self._wrap(handler, custom=True),
+                f"custom_{verb}",
+            )
+        router.add("POST", "/.*", self._unknown_path, "unknown")
+
+    def _unknown_path(self, request: Request) -> Response:
+        return error_response(
+            10006, f"the request uri=[{request.path}], apiName=[null] is not exists"
+        )
+
+    def _wrap(
+        self, handler: Callable[..., Payload], *, custom: bool | None = None
+    ) -> Callable[[Request], Response]:
+        """The checks every FXiaoke API call passes, in the order the platform applies them."""
+
+        def serve(request: Request) -> Response:
+            kind = _kind_of(request.path)
+            if not request.arg("thirdTraceId"):
+                # Required by the current convention; the exact code is our best reading.
+                return error_response(10001, "缺少参数thirdTraceId")
+            if not self._windows.admit(kind, self.rate_calls, self.rate_window):
+                return error_response(14001, "接口调用超过限制", "单接口调用限制：100次/20秒")
+            if not self._spend_quota():
+                return error_response(30002, "当天访问频次超限", "0点重新统计")
+            try:
+                body = _json_object(request)
+                problem = self._authenticate(request, body)
+                if problem is not None:
+                    return error_response(*problem)
+                data = body.get("data")
+                if not isinstance(data, dict):
+                    raise ApiError(10001, "缺少参数data")
+                args: tuple[Any, ...] = (
+                    (request, body, data) if custom is None else (request, body, data, custom)
+                )
+                return envelope(**handler(*args))
+            except (ApiError, QueryError) as exc:
+                return error_response(exc.code, str(exc), exc.description)
+
+        return serve
+
+    def _token(self, handler: Callable[[Payload], Payload]) -> Callable[[Request], Response]:
+        """A token endpoint: no auth, its own limit (10 calls/minute), never concurrent."""
+
+        def serve(request: Request) -> Response:
+            if not request.arg("thirdTraceId"):
+                return error_response(10001, "缺少参数thirdTraceId")
+            limit = self.token_calls_per_minute
+            if limit is not None and not self._windows.admit(_kind_of(request.path), limit, 60.0):
+                return error_response(14001, "接口调用超过限制", "本接口每分钟调用应不超过10次")
+            if not self._token_busy.acquire(blocking=False):
+                return error_response(14001, "接口调用超过限制", "不能并发调用本接口")
+            try:
+                return envelope(**handler(_json_object(request)))
+            except ApiError as exc:
+                return error_response(exc.code, exc.message, exc.description)
+            finally:
+                self._token_busy.release()
+
+        return serve
+
+    def _spend_quota(self) -> bool:
+        with self._quota_lock:
+            self._quota_used += 1
+            return self.daily_quota is None or self._quota_used <= self.daily_quota
+
+    # --- auth ---------------------------------------------------------------------------
+
+    def _check_app(self, body: Payload) -> None:
+        if not (
+            secrets.compare_digest(str(body.get("appId", "")).encode(), self.app_id.encode())
+            and secrets.compare_digest(
+                str(body.get("appSecret", "")).encode(), self.app_secret.encode()
+            )
+        ):
+            raise ApiError(20006, "appId或appSecret错误")
+        offered = str(body.get("permanentCode", "")).encode()
+        if not secrets.compare_digest(offered, self.permanent_code.encode()):
+            raise ApiError(20015, "永久授权码错误")
+
+    def _corp_token(self, body: Payload) -> Payload:
+        self._check_app(body)
+        token = self.tokens.issue("corp")
+        left = int(token.expires - self.tokens.now())
+        return {"corpAccessToken": token.value, "corpId": self.corp_id, "expiresIn": left}
+
+    def _oauth2_token(self, body: Payload) -> Payload:
+        if body.get("grantType") != "app_secret":
+            raise ApiError(15002, "grantType must be app_secret for a server-to-server app")
+        self._check_app(body)
+        token = self.tokens.issue("oauth2")
+        left = int(token.expires - self.tokens.now())
+        return {
+            "openUserId": self.corp_id,
+            "accessToken": token.value,
+            "expiresIn": left,
+            "appId": self.app_id,
+            "ea": self.ea,
+        }
+
+    def _authenticate(self, request: Request, body: Payload) -> tuple[int, str] | None:
+        bad = (20016, "the cropId,cropAccessToken or authorization is error")
+        bearer = request.header("authorization")
+        if bearer:
+            scheme, _, value = bearer.partition(" ")
+            if scheme.lower() != "bearer" or not self.tokens.valid(value.strip(), "oauth2"):
+                return bad
+            if request.header("x-fs-ea") != self.ea:
+                return bad
+            if not request.header("x-fs-userid"):
+                return (10001, "缺少参数x-fs-userid")
+            return None
+        token = body.get("corpAccessToken")
+        if not token:
+            return (20017, "corpAccessToken为必填项")
+        style: Style = "corp"
+        if body.get("corpId") != self.corp_id or not self.tokens.valid(str(token), style):
+            return bad
+        if not body.get("currentOpenUserId"):
+            return (10001, "缺少参数currentOpenUserId")
+        return None
+
+    # --- data ---------------------------------------------------------------------------
+
+    def _spec(self, name: Any, custom: bool) -> Any:
+        spec = self.objects.get(str(name))
+        if spec is None or str(name).endswith("__c") != custom:
+            raise ApiError(15002, f"对象 {name} 不存在或接口不匹配 (object not found on this path)")
+        return spec
+
+    def _query(self, request: Request, body: Payload, data: Payload, custom: bool) -> Payload:
+        spec = self._spec(data.get("dataObjectApiName"), custom)
+        query = parse(data.get("search_query_info"))
+        want_total = bool(
+            data.get("find_explicit_total_num", True)
+            or body.get("returnTotalNum") in (1, 2)
+            or body.get("need_return_count_num")
+        )
+        return {"data": run(self.store, spec.api_name, query, want_total=want_total)}
+
+    def _get(self, request: Request, body: Payload, data: Payload, custom: bool) -> Payload:
+        spec = self._spec(data.get("dataObjectApiName"), custom)
+        rid = str(data.get("objectDataId", ""))
+        found = self.store.get(spec.api_name, rid)
+        if found is None:
+            raise ApiError(32000, f"数据 {rid} 不存在")
+        return {"data": {"data": as_row(rid, *found)}}
+
+    def _create(self, request: Request, body: Payload, data: Payload, custom: bool) -> Payload:
+        values = data.get("object_data")
+        if not isinstance(values, dict):
+            raise ApiError(10001, "缺少参数object_data")
+        spec = self._spec(values.get("dataObjectApiName"), custom)
+        fields = {k: v for k, v in values.items() if k != "dataObjectApiName"}
+        fields.setdefault("owner", [self._acting_user(request, body)])
+        problem = validate(spec, fields)
+        if problem:
+            raise ApiError(32000, problem)
+        rid = uuid.uuid4().hex[:24]
+        stamp, _ = self.store.upsert(
+            spec.api_name,
+            rid,
+            {
+                **fields,
+                "create_time": to_ms(datetime.now(UTC)),
+                "life_status": "normal",
+                "record_type": "default__c",
+                "version": 1,
+            },
+        )
+        if spec.api_name == ACCOUNT and body.get("triggerWorkFlow", True):
+            self.push.emit("create", ACCOUNT, rid, to_ms(stamp))
+        return {"dataId": rid}
+
+    def _update(self, request: Request, body: Payload, data: Payload, custom: bool) -> Payload:
+        values = data.get("object_data")
+        if not isinstance(values, dict):
+            # Documented failure of sending data.data instead of data.object_data.
+            raise ApiError(-2, "java.lang.NullPointerException")
+        spec = self._spec(values.get("dataObjectApiName"), custom)
+        rid = str(values.get("_id", ""))
+        found = self.store.get(spec.api_name, rid)
+        if found is None:
+            raise ApiError(32000, f"数据 {rid} 不存在")
+        rejected = self._take_rejection(rid)
+        if rejected is not None:
+            raise ApiError(*rejected)
+        fields = {k: v for k, v in values.items() if k not in ("dataObjectApiName", "_id")}
+        problem = validate(spec, fields)
+        if problem:
+            raise ApiError(32000, problem)
+        fields["version"] = int(found[1].get("version", 1)) + 1
+        stamp = self.store.update(spec.api_name, rid, fields)
+        if spec.api_name == ACCOUNT and body.get("triggerWorkFlow", True):
+            self.push.emit("update", ACCOUNT, rid, to_ms(stamp))
+        return {"dataId": rid}
+
+    def _invalid(self, request: Request, body: Payload, data: Payload, custom: bool) -> Payload:
+        spec = self._spec(data.get("dataObjectApiName"), custom)
+        rid = str(data.get("object_data_id", ""))
+        if self.store.get(spec.api_name, rid) is None:
+            raise ApiError(32000, f"数据 {rid} 不存在")
+        self.store.update(spec.api_name, rid, {"life_status": "invalid"})
+        return {}
+
+    def _describe(self, request: Request, body: Payload, data: Payload) -> Payload:
+        name = str(data.get("apiName", ""))
+        spec = self.objects.get(name)
+        if spec is None:
+            raise ApiError(15002, f"对象 {name} 不存在")
+        return {"data": {"describe": spec.describe()}}
+
+    def _acting_user(self, request: Request, body: Payload) -> str:
+        return str(
+            request.header("x-fs-userid") or body.get("currentOpenUserId") or self.open_user_id
+        )
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _crm_fields(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        mapped = {**self.default.mapping.fields, **self.default.writeback.fields}
+        out: dict[str, Any] = {}
+        for path, value in changes.items():
+            if path == "owner_id":
+                out["owner"] = [value] if value else []
+                continue
+            field = mapped.get(path)
+            if field is None:
+                raise ValueError(f"changes: {path!r} is not a mapped canonical path")
+            out[field] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def _seed_campaigns(self) -> None:
+        stamp = self.store.clock()
+        self.store.insert_many(
+            MARKETING_EVENT,
+            [
+                (cid, stamp, {"name": key, "life_status": "normal", "version": 1})
+                for key, cid in self.default.writeback.campaigns.items()
+            ],
+        )
+
+    def _add_control_routes(self) -> None:
+        control = self.server.control
+
+        def edit(request: Request) -> Response:
+            spec = request.json() or {}
+            stamp = spec.get("modstamp")
+            self.edit_customer(
+                request.params["id"],
+                spec.get("changes") or {},
+                modstamp=datetime.fromisoformat(stamp) if stamp else None,
+            )
+            return Response.json({"ok": True})
+
+        def add(request: Request) -> Response:
+            spec = request.json() or {}
+            rid = self.add_customer(spec.get("changes") or {}, spec.get("id"))
+            return Response.json({"id": rid}, 201)
+
+        def target(request: Request) -> Response:
+            spec = request.json() or {}
+            self.set_notification_target(str(spec["url"]), secret=spec.get("secret"))
+            return Response.json({"ok": True})
+
+        def expire(_: Request) -> Response:
+            self.expire_tokens()
+            return Response.json({"ok": True})
+
+        def reject(request: Request) -> Response:
+            spec = request.json() or {}
+            self.reject_record(
+                request.params["id"],
+                code=int(spec.get("code", 32000)),
+                message=str(spec.get("message", "")),
+                times=spec.get("times"),
+            )
+            return Response.json({"ok": True})
+
+        control.add("POST", r"/customers/(?P<id>[^/]+)", edit, "ctl")
+        control.add("POST", "/customers", add, "ctl")
+        control.add(
+            "GET",
+            r"/customers/(?P<id>[^/]+)/written",
+            lambda r: Response.json(self.written(r.params["id"])),
+            "ctl",
+        )
+        control.add(
+            "GET", "/tasks", lambda r: Response.json([t.__dict__ for t in self.tasks()]), "ctl"
+        )
+        control.add(
+            "GET",
+            "/memberships",
+            lambda r: Response.json(sorted(list(m) for m in self.memberships())),
+            "ctl",
+        )
+        control.add("POST", "/notification-target", target, "ctl")
+        control.add("POST", "/tokens/expire", expire, "ctl")
+        control.add("POST", r"/records/(?P<id>[^/]+)/reject", reject, "ctl")
+
+
+def _kind_of(path: str) -> str:
+    if path == "/cgi/corpAccessToken/get/V2":
+        return "token"
+    if path == "/oauth2.0/token":
+        return "oauth2_token"
+    verb = path.rsplit("/", 1)[-1]
+    return f"custom_{verb}" if "/custom/" in path else verb
+
+
+def _json_object(request: Request) -> Payload:
+    try:
+        body = request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(32000, "请求体不是合法的JSON (body is not JSON)") from None
+    if not isinstance(body, dict):
+        raise ApiError(32000, "请求体必须是JSON对象 (body must be a JSON object)")
+    return body
+
+
+def _table(name: str, values: Mapping[str, Any]) -> list[str]:
+    return [f"[{name}]", *(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in values.items()), ""]

@@ -1,0 +1,199 @@
+"""The objects of the FXiaoke sandbox tenant and their ``describe`` metadata.
+
+Shapes and where they come from (reference/crm_apis.md §3.2–3.5):
+
+* documented: ``AccountObj`` with system fields ``_id``, ``name``, ``owner`` (employee list),
+  ``last_modified_time`` / ``create_time`` (epoch ms), ``life_status``, ``record_type``,
+  ``version``; custom fields ``field_<name>__c``; ``describe`` as
+  ``data.describe.fields.<api_name>.{type, label, options:[{label, value}]}``; field types
+  ``select_one``, ``select_many``, ``number``, ``true_or_false``, ``date``, ``text``,
+  ``long_text``; ``MarketingEventObj`` (市场活动) and ``CampaignMembersObj`` (活动成员) exist.
+* our best reading (UNVERIFIED in the docs): the field names of ``CampaignMembersObj``
+  (``marketing_event_id``, ``account_id``), and the follow-up object: the official object
+  list has no generic Task object, so the tenant holds a custom object
+  ``object_followup__c``, as the reference recommends; crmtier's dedupe keys live in a custom
+  ``field_crmtier_key__c`` on both.
+
+The customer object's custom fields are derived from the shipped default mapping, so the
+sandbox and ``connectors/fxiaoke/default_mapping.toml`` cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, get_origin
+
+from connectors.mapping import CANONICAL_TYPES, DefaultMapping
+from connectors.sandbox.generator import HIGH_RISK_COUNTRIES, ORDINARY_COUNTRIES, PRODUCTS
+from tiering_core.models import CUSTOMER_KINDS, LEVELS, LOAN_CLASSES
+
+ACCOUNT = "AccountObj"
+FOLLOWUP = "object_followup__c"
+CAMPAIGN_MEMBER = "CampaignMembersObj"
+MARKETING_EVENT = "MarketingEventObj"
+KEY_FIELD = "field_crmtier_key__c"
+
+#: Options of the select fields, by canonical path or output name.
+_OPTIONS: dict[str, tuple[str, ...]] = {
+    "kind": CUSTOMER_KINDS,
+    "credit.loan_class": LOAN_CLASSES,
+    "aml.industry_risk": LEVELS,
+    "activity.products_held": PRODUCTS,
+    "aml.high_risk_countries": (*HIGH_RISK_COUNTRIES, *ORDINARY_COUNTRIES),
+    "value_tier": ("private", "wealth", "affluent", "mass", "unrated"),
+    "needs_tier": ("basic", "advanced", "professional"),
+    "credit_risk": (*LEVELS, "unrated"),
+    "ops_risk": (*LEVELS, "unrated"),
+    "aml_risk": (*LEVELS, "prohibited", "unrated"),
+    "status": ("rated", "partial", "unrated"),
+    "priority": ("high", "normal", "low"),
+}
+_OUTPUT_TYPES = {
+    "value_score": "number",
+    "edd_required": "true_or_false",
+    "next_review": "date",
+    "reasons": "long_text",
+    "service_level": "text",
+    "policy_version": "text",
+}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    type: str
+    label: str
+    options: tuple[str, ...] = ()
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type, "label": self.label}
+        if self.options:
+            out["options"] = [{"label": v, "value": v, "child_options": []} for v in self.options]
+        return out
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    api_name: str
+    label: str
+    fields: Mapping[str, FieldSpec] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "api_name": self.api_name,
+            "display_name": self.label,
+            "fields": {name: spec.describe() for name, spec in self.fields.items()},
+        }
+
+
+_SYSTEM: dict[str, FieldSpec] = {
+    "_id": FieldSpec("text", "ID"),
+    "name": FieldSpec("text", "名称"),
+    "owner": FieldSpec("employee", "负责人"),
+    "create_time": FieldSpec("date_time", "创建时间"),
+    "last_modified_time": FieldSpec("date_time", "最后修改时间"),
+    "life_status": FieldSpec("select_one", "生命状态", ("normal", "invalid", "ineffective")),
+    "record_type": FieldSpec("record_type", "业务类型"),
+    "version": FieldSpec("number", "版本"),
+}
+
+
+def _input_type(path: str) -> FieldSpec:
+    typ = CANONICAL_TYPES[path]
+    if path in _OPTIONS:
+        many = get_origin(typ) is tuple
+        return FieldSpec("select_many" if many else "select_one", path, _OPTIONS[path])
+    if typ in (int, float):
+        return FieldSpec("number", path)
+    if typ is bool:
+        return FieldSpec("true_or_false", path)
+    if get_origin(typ) is tuple:
+        return FieldSpec("select_many", path)
+    return FieldSpec("text", path)
+
+
+def _output_type(output: str) -> FieldSpec:
+    if output in _OPTIONS:
+        return FieldSpec("select_one", output, _OPTIONS[output])
+    return FieldSpec(_OUTPUT_TYPES.get(output, "text"), output)
+
+
+def build_objects(default: DefaultMapping) -> dict[str, ObjectSpec]:
+    account: dict[str, FieldSpec] = dict(_SYSTEM)
+    account.update(
+        {
+            "tel": FieldSpec("phone_number", "电话"),
+            "email": FieldSpec("email", "邮件"),
+            "field_national_id__c": FieldSpec("text", "证件号码"),
+        }
+    )
+    for path, crm_field in default.mapping.fields.items():
+        account[crm_field] = _input_type(path)
+    for output, crm_field in default.writeback.fields.items():
+        account[crm_field] = _output_type(output)
+    followup = {
+        **_SYSTEM,
+        "field_customer__c": FieldSpec("object_reference", "客户"),
+        "field_due_date__c": FieldSpec("date", "截止日期"),
+        "field_priority__c": FieldSpec("select_one", "优先级", _OPTIONS["priority"]),
+        "field_queue__c": FieldSpec("text", "队列"),
+        "field_description__c": FieldSpec("long_text", "描述"),
+        KEY_FIELD: FieldSpec("text", "crmtier key"),
+    }
+    member = {
+        **_SYSTEM,
+        "marketing_event_id": FieldSpec("object_reference", "市场活动"),
+        "account_id": FieldSpec("object_reference", "客户"),
+        "campaign_members_obj_type": FieldSpec("select_one", "成员类型", ("account",)),
+        KEY_FIELD: FieldSpec("text", "crmtier key"),
+    }
+    event = {**_SYSTEM, "begin_time": FieldSpec("date", "开始日期")}
+    return {
+        ACCOUNT: ObjectSpec(ACCOUNT, "客户", account),
+        FOLLOWUP: ObjectSpec(FOLLOWUP, "跟进任务", followup),
+        CAMPAIGN_MEMBER: ObjectSpec(CAMPAIGN_MEMBER, "活动成员", member),
+        MARKETING_EVENT: ObjectSpec(MARKETING_EVENT, "市场活动", event),
+    }
+
+
+#: Fields an API client may not set (system-managed).
+READ_ONLY = frozenset({"_id", "create_time", "last_modified_time", "version", "life_status"})
+
+
+def validate(spec: ObjectSpec, values: Mapping[str, Any]) -> str | None:
+    """Why FXiaoke would reject these field values (None when it would accept them).
+
+    The real per-field error codes are UNVERIFIED; the sandbox answers 32000 with a message
+    naming the field, which is the documented generic parameter error."""
+    for name, value in values.items():
+        if name == "dataObjectApiName" or value is None:
+            continue
+        fspec = spec.fields.get(name)
+        if fspec is None:
+            return f"字段 {name} 不存在 (field {name} does not exist on {spec.api_name})"
+        if name in READ_ONLY:
+            return f"字段 {name} 不允许修改 (field {name} is read-only)"
+        problem = _check_value(fspec, value)
+        if problem:
+            return f"字段 {name}: {problem}"
+    return None
+
+
+def _check_value(spec: FieldSpec, value: Any) -> str | None:
+    kind = spec.type
+    if kind == "select_one":
+        return None if value in spec.options else f"选项值 {value!r} 不存在 (no such option)"
+    if kind == "select_many":
+        if not isinstance(value, list):
+            return "expected a list of option values"
+        bad = [v for v in value if spec.options and v not in spec.options]
+        return f"选项值 {bad!r} 不存在 (no such option)" if bad else None
+    if kind in ("number", "date", "date_time"):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if ok else "expected a number"
+    if kind == "true_or_false":
+        return None if isinstance(value, bool) else "expected true or false"
+    if kind == "employee":
+        return None if isinstance(value, list) else "expected a list of employee ids"
+    return None if isinstance(value, str) else "expected text"
+
