@@ -1,0 +1,297 @@
+"""The inbox worker: turns acked change notifications into re-tiered CRM records.
+
+It drains the webhook inbox in micro-batches. A batch starts when ``batch_size`` events are
+waiting or the oldest waiting event is ``window`` old, whichever comes first, so a burst of
+notifications about the same customers costs one fetch and one write per customer (events
+are coalesced by customer), while a lone event waits at most ``window``.
+
+Notifications are hints, not data: they can be late, duplicated or out of order (W12). So the
+worker never tiers what a notification says; it re-fetches the current records with the
+connector's ``fetch(ids)`` and hands them to the same processing path as the scheduled sync
+(assess, plan, outbox, write, audit with ``trigger=webhook`` and the ``source_event_id``).
+Two guards keep an older state from overwriting a newer one:
+
+* a record fetched with a modstamp *older* than the version the notification announced is
+  a stale read (a lagging replica): the events go back to the inbox and are retried;
+* the highest modstamp already processed per customer is remembered (``webhook_versions``),
+  so a second worker that fetched earlier cannot write its older view after a newer one.
+
+When the CRM is down, fetch or write fails; the batch's events return to the inbox with an
+exponential backoff and are buried as ``dead`` only after ``max_attempts``. The receiver
+keeps acking meanwhile (W7), and the backlog drains once the CRM recovers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from connectors.contract import CrmRecord
+from connectors.errors import ConnectorError, RateLimitedError
+from sync.inbox import Inbox, InboxItem
+from sync.schema import Migration, metadata, parse_utc, utc_text
+
+log = logging.getLogger(__name__)
+
+#: highest record modstamp the worker has processed, per customer (the monotonic guard).
+webhook_versions = sa.Table(
+    "webhook_versions",
+    metadata,
+    sa.Column("customer_id", sa.String(64), primary_key=True),
+    sa.Column("modstamp", sa.String(32), nullable=False),
+)
+
+WORKER_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "per-customer processed modstamp for the webhook worker",
+        lambda conn: metadata.create_all(conn, tables=[webhook_versions], checkfirst=True),
+    ),
+)
+
+
+class ChangeProcessor(Protocol):
+    """The sync layer's processing path for records a webhook named: assess, plan, write
+    back and audit with ``trigger=webhook``. Returns an outcome per customer id
+    (``written``, ``unchanged``, ``dead_lettered``, ...). Raises a ``ConnectorError`` when
+    the CRM call itself failed, so the worker retries the whole batch later."""
+
+    def __call__(
+        self, records: Sequence[CrmRecord], source_event_ids: Mapping[str, str]
+    ) -> Mapping[str, str]: ...
+
+
+Fetch = Callable[[Sequence[str]], list[CrmRecord]]
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    batch_size: int = 200
+    window: timedelta = timedelta(milliseconds=200)
+    lease: timedelta = timedelta(minutes=5)
+    max_attempts: int = 8
+    backoff_base: timedelta = timedelta(seconds=2)
+    backoff_cap: timedelta = timedelta(minutes=10)
+    stale_read_delay: timedelta = timedelta(seconds=1)
+    dedupe: timedelta = timedelta(days=7)
+    purge_every: timedelta = timedelta(hours=1)
+    idle_poll: timedelta = timedelta(milliseconds=50)
+
+
+@dataclass
+class BatchReport:
+    """What one micro-batch did, by event (for tests, logs and metrics)."""
+
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, outcome: str, events: int) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + events
+
+    @property
+    def events(self) -> int:
+        return sum(self.outcomes.values())
+
+
+class InboxWorker:
+    def __init__(
+        self,
+        inbox: Inbox,
+        fetch: Fetch,
+        process: ChangeProcessor,
+        *,
+        options: WorkerOptions | None = None,
+        owner: str = "worker",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_outcome: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.inbox = inbox
+        self.fetch = fetch
+        self.process = process
+        self.options = options or WorkerOptions()
+        self.owner = owner
+        self.clock = clock
+        self.on_outcome = on_outcome
+        self._last_purge: datetime | None = None
+        inbox.store.migrate("webhook_worker", WORKER_MIGRATIONS)
+
+    # --- loop -----------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Process batches until ``stop`` is set; the batch in progress is finished, and
+        anything still claimed is handed back to the inbox."""
+        try:
+            while not stop.is_set():
+                wait = self.wait_before_next_batch()
+                if wait > 0:
+                    stop.wait(wait)
+                    continue
+                self.run_batch()
+                self._maybe_purge()
+        finally:
+            released = self.inbox.release(self.owner)
+            if released:
+                log.info("worker stopping: %d claimed events returned to the inbox", released)
+
+    def wait_before_next_batch(self) -> float:
+        """Seconds to wait before a batch is due (0 = now): the coalescing window."""
+        now = self.clock()
+        count, oldest = self.inbox.ready(now)
+        if count == 0:
+            return self.options.idle_poll.total_seconds()
+        if count >= self.options.batch_size or oldest is None:
+            return 0.0
+        remaining = self.options.window - (now - oldest)
+        return max(remaining.total_seconds(), 0.0)
+
+    def drain(self, *, max_batches: int = 10_000) -> BatchReport:
+        """Process until nothing is claimable now (tests, ``crmtier serve`` on shutdown)."""
+        total = BatchReport()
+        for _ in range(max_batches):
+            report = self.run_batch()
+            if not report.events:
+                break
+            for outcome, n in report.outcomes.items():
+                total.add(outcome, n)
+        return total
+
+    # --- one micro-batch -------------------------------------------------------------
+
+    def run_batch(self) -> BatchReport:
+        now = self.clock()
+        items = self.inbox.claim(self.owner, self.options.batch_size, now, self.options.lease)
+        report = BatchReport()
+        if not items:
+            return report
+        by_customer: dict[str, list[InboxItem]] = defaultdict(list)
+        for item in items:
+            by_customer[item.customer_id].append(item)
+        try:
+            records = self.fetch(list(by_customer))
+            fresh, stale = self._check_versions(records, by_customer)
+            outcomes = (
+                dict(self.process(fresh, _source_events(fresh, by_customer))) if fresh else {}
+            )
+        except ConnectorError as exc:
+            self._retry(items, exc, report)
+            return self._report(report)
+        self._remember_versions(fresh, outcomes)
+        fetched = {record.profile.id for record in records}
+        finished: dict[int, str] = {}
+        retry: dict[int, str] = {}
+        for customer_id, customer_items in by_customer.items():
+            if customer_id in stale:
+                retry.update({i.id: "stale read" for i in customer_items})
+                report.add("stale_read", len(customer_items))
+                continue
+            if customer_id not in fetched:
+                outcome = "not_found"  # deleted, or no longer readable by the integration user
+            else:
+                outcome = outcomes.get(customer_id, "superseded")
+            finished.update({i.id: outcome for i in customer_items})
+            report.add(outcome, len(customer_items))
+        self.inbox.complete(finished, now)
+        if retry:
+            self.inbox.retry_later(retry, now + self.options.stale_read_delay)
+        return self._report(report)
+
+    def _check_versions(
+        self, records: Sequence[CrmRecord], by_customer: Mapping[str, Sequence[InboxItem]]
+    ) -> tuple[list[CrmRecord], set[str]]:
+        """Split fetched records into ones to process and stale reads (older than the version
+        a notification announced). A record older than one already processed for that
+        customer is in neither: it is superseded and must not be written."""
+        processed = self._processed_versions([r.profile.id for r in records])
+        fresh: list[CrmRecord] = []
+        stale: set[str] = set()
+        for record in records:
+            cid = record.profile.id
+            announced = [i.version for i in by_customer.get(cid, ()) if i.version is not None]
+            modstamp = _aware(record.modstamp)
+            if announced and modstamp < max(announced):
+                stale.add(cid)
+            elif cid not in processed or modstamp >= processed[cid]:
+                fresh.append(record)
+        return fresh, stale
+
+    def _processed_versions(self, ids: Sequence[str]) -> dict[str, datetime]:
+        if not ids:
+            return {}
+        with self.inbox.store.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(webhook_versions).where(webhook_versions.c.customer_id.in_(ids))
+            ).all()
+        return {row.customer_id: parse_utc(row.modstamp) for row in rows}
+
+    def _remember_versions(self, records: Sequence[CrmRecord], outcomes: Mapping[str, str]) -> None:
+        """Raise each processed customer's high-water modstamp (never lower it)."""
+        rows = [
+            {"customer_id": r.profile.id, "modstamp": utc_text(r.modstamp)}
+            for r in records
+            if outcomes.get(r.profile.id, "dead_lettered") != "dead_lettered"
+        ]
+        if not rows:
+            return
+        dialect = postgresql if self.inbox.store.engine.dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(webhook_versions)
+        upsert = insert.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={"modstamp": insert.excluded.modstamp},
+            where=webhook_versions.c.modstamp < insert.excluded.modstamp,
+        )
+        with self.inbox.store.begin() as conn:
+            conn.execute(upsert, rows)
+
+    def _retry(self, items: Sequence[InboxItem], exc: ConnectorError, report: BatchReport) -> None:
+        now = self.clock()
+        error = f"{type(exc).__name__}: {exc}"[:200]
+        attempts = max(item.attempts for item in items)
+        if attempts >= self.options.max_attempts:
+            self.inbox.bury({item.id: error for item in items}, now)
+            report.add("dead", len(items))
+            log.error("worker: %d events dead after %d attempts: %s", len(items), attempts, error)
+            return
+        delay = min(self.options.backoff_base * 2 ** (attempts - 1), self.options.backoff_cap)
+        if isinstance(exc, RateLimitedError) and exc.retry_after:
+            delay = max(delay, timedelta(seconds=exc.retry_after))
+        self.inbox.retry_later({item.id: error for item in items}, now + delay)
+        report.add("retry", len(items))
+        log.warning(
+            "worker: CRM unavailable (%s); %d events retried in %.0f s",
+            type(exc).__name__,
+            len(items),
+            delay.total_seconds(),
+        )
+
+    def _report(self, report: BatchReport) -> BatchReport:
+        if self.on_outcome is not None:
+            for outcome, n in report.outcomes.items():
+                self.on_outcome(outcome, n)
+        return report
+
+    def _maybe_purge(self) -> None:
+        now = self.clock()
+        if self._last_purge is not None and now - self._last_purge < self.options.purge_every:
+            return
+        self._last_purge = now
+        purged = self.inbox.purge(now, self.options.dedupe)
+        if purged:
+            log.info("inbox: purged %d processed events older than the dedupe window", purged)
+
+
+def _source_events(
+    records: Sequence[CrmRecord], by_customer: Mapping[str, Sequence[InboxItem]]
+) -> dict[str, str]:
+    """The event each customer's audit rows cite: the latest notification about it."""
+    return {r.profile.id: by_customer[r.profile.id][-1].event_key for r in records}
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)

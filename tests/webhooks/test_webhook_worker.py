@@ -1,0 +1,268 @@
+"""The inbox worker's own rules, against a small in-memory CRM: coalescing, exactly-once per
+event, re-fetch + version guard (W12), CRM outage and recovery (W7), clean stop.
+
+The end-to-end path through the real sandboxes and the sync engine is in
+``test_webhook_end_to_end.py``; here the CRM is a dict so each rule is seen in isolation."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.contract import CrmRecord
+from connectors.errors import RateLimitedError, TransientError
+from connectors.webhook_events import ChangeEvent
+from sync.inbox import Inbox
+from sync.store import StateStore
+from sync.worker import InboxWorker, WorkerOptions
+from tiering_core.models import CustomerProfile
+
+T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+_EXAMPLES = itertools.count()
+
+
+class MemoryCrm:
+    """Customers with a value and a modstamp; counts fetches; can be taken down."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, tuple[int, datetime]] = {}
+        self.fetches: list[list[str]] = []
+        self.down: Exception | None = None
+        self.lag: dict[str, tuple[int, datetime]] = {}  # what a lagging replica returns once
+
+    def set(self, customer_id: str, value: int, modstamp: datetime) -> None:
+        self.values[customer_id] = (value, modstamp)
+
+    def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
+        if self.down is not None:
+            raise self.down
+        self.fetches.append(list(ids))
+        out = []
+        for cid in ids:
+            found = self.lag.pop(cid, None) or self.values.get(cid)
+            if found is not None:
+                value, stamp = found
+                profile = CustomerProfile(id=cid, modified_at=stamp, aum_avg_3m=float(value))
+                out.append(CrmRecord(profile=profile, modstamp=stamp))
+        return out
+
+
+class Writer:
+    """Stands for the sync engine's processing path: records what it would write."""
+
+    def __init__(self) -> None:
+        self.written: dict[str, float | None] = {}
+        self.calls: list[dict[str, str]] = []
+
+    def __call__(
+        self, records: Sequence[CrmRecord], source_event_ids: Mapping[str, str]
+    ) -> Mapping[str, str]:
+        self.calls.append(dict(source_event_ids))
+        out = {}
+        for record in records:
+            before = self.written.get(record.profile.id)
+            self.written[record.profile.id] = record.profile.aum_avg_3m
+            out[record.profile.id] = (
+                "unchanged" if before == record.profile.aum_avg_3m else "written"
+            )
+        return out
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _worker(
+    inbox: Inbox, crm: MemoryCrm, writer: Writer, clock: Clock, **options: object
+) -> InboxWorker:
+    return InboxWorker(inbox, crm.fetch, writer, options=WorkerOptions(**options), clock=clock)  # type: ignore[arg-type]
+
+
+def _ev(key: str, customer: str, version: datetime | None = None) -> ChangeEvent:
+    return ChangeEvent("salesforce", key, customer, "update", version)
+
+
+def test_events_are_coalesced_per_customer(inbox: Inbox) -> None:
+    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+    for i in range(3):
+        crm.set(f"C{i}", i * 100, T0)
+    inbox.add([[_ev(f"e{n}", f"C{n % 3}") for n in range(10)]], T0)
+    report = _worker(inbox, crm, writer, clock).drain()
+    assert crm.fetches == [["C0", "C1", "C2"]]
+    assert report.outcomes == {"written": 10}
+    assert writer.calls == [{"C0": "e9", "C1": "e7", "C2": "e8"}]  # the latest event is cited
+    assert inbox.stats(T0).depth == 0
+
+
+def test_window_bounds_the_wait_and_batch_size_cuts_it_short(inbox: Inbox) -> None:
+    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+    worker = _worker(inbox, crm, writer, clock, batch_size=3, window=timedelta(milliseconds=200))
+    assert worker.wait_before_next_batch() == 0.05  # idle poll
+    inbox.add([[_ev("a", "C1")]], T0)
+    assert worker.wait_before_next_batch() == 0.2
+    clock.now = T0 + timedelta(milliseconds=150)
+    assert round(worker.wait_before_next_batch(), 3) == 0.05
+    clock.now = T0 + timedelta(milliseconds=250)
+    assert worker.wait_before_next_batch() == 0
+    clock.now = T0
+    inbox.add([[_ev("b", "C2"), _ev("c", "C3")]], T0)
+    assert worker.wait_before_next_batch() == 0
+
+
+def test_redelivered_event_is_processed_once(inbox: Inbox) -> None:
+    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+    crm.set("C1", 5, T0)
+    worker = _worker(inbox, crm, writer, clock)
+    for _ in range(10):
+        inbox.add([[_ev("same", "C1")]], T0)
+        worker.drain()
+    assert len(writer.calls) == 1
+
+
+def test_stale_read_is_retried_not_written(inbox: Inbox) -> None:
+    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+    crm.set("C1", 2, T0 + timedelta(seconds=10))
+    crm.lag["C1"] = (1, T0)  # the first read comes from a replica that lags
+    inbox.add([[_ev("e1", "C1", version=T0 + timedelta(seconds=10))]], T0)
+    worker = _worker(inbox, crm, writer, clock)
+    assert worker.drain().outcomes == {"stale_read": 1}
+    assert writer.written == {}
+    clock.now = T0 + timedelta(seconds=2)
+    assert worker.drain().outcomes == {"written": 1}
+    assert writer.written == {"C1": 2.0}
+
+
+def test_an_older_view_never_overwrites_a_newer_one(inbox: Inbox) -> None:
+    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+    crm.set("C1", 2, T0 + timedelta(seconds=10))
+    worker = _worker(inbox, crm, writer, clock)
+    inbox.add([[_ev("new", "C1")]], T0)
+    worker.drain()
+    crm.lag["C1"] = (1, T0)  # a late event whose re-fetch hits an older copy
+    inbox.add([[_ev("old", "C1")]], T0)
+    assert worker.drain().outcomes == {"superseded": 1}
+    assert writer.written == {"C1": 2.0}
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    versions=st.lists(st.integers(0, 20), min_size=1, max_size=12),
+    order=st.randoms(use_true_random=False),
+    keep=st.lists(st.booleans(), min_size=12, max_size=12),
+    dup=st.lists(st.integers(1, 3), min_size=12, max_size=12),
+)
+def test_order_duplicates_and_drops_never_change_the_final_write(
+    store: StateStore, versions: list[int], order: object, keep: list[bool], dup: list[int]
+) -> None:
+    """W12: whatever order, duplication and loss the notifications suffer, what is written
+    last is the CRM's latest state (the worker re-fetches; events are only hints)."""
+    inbox = Inbox(store)  # one store per test function: each example uses its own customer
+    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+    worker = _worker(inbox, crm, writer, clock, batch_size=2)
+    customer = f"C{next(_EXAMPLES)}"
+    events = []
+    for n, v in enumerate(versions):
+        stamp = T0 + timedelta(seconds=v)
+        if customer not in crm.values or crm.values[customer][1] <= stamp:
+            crm.set(customer, v, stamp)
+        if keep[n]:
+            events += [_ev(f"{customer}-{n}", customer, version=stamp)] * dup[n]
+    order.shuffle(events)  # type: ignore[attr-defined]
+    for event in events:
+        inbox.add([[event]], clock.now)
+        worker.run_batch()
+    worker.drain()
+    if events:
+        assert writer.written[customer] == float(crm.values[customer][0])
+        assert len(writer.calls) <= len({e.event_key for e in events})
+
+
+def test_crm_outage_backs_off_and_the_backlog_drains_after_recovery(inbox: Inbox) -> None:
+    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+    for i in range(50):
+        crm.set(f"C{i}", i, T0)
+    worker = _worker(inbox, crm, writer, clock, batch_size=20)
+    crm.down = TransientError("503 from the CRM")
+    inbox.add([[_ev(f"e{i}", f"C{i}")] for i in range(50)], T0)
+    assert worker.drain().outcomes == {"retry": 50}
+    assert inbox.stats(T0).depth == 50
+    assert worker.drain().events == 0  # backing off: nothing claimable yet
+    crm.down = RateLimitedError("429", retry_after=30)
+    clock.now = T0 + timedelta(seconds=3)
+    assert worker.drain().outcomes == {"retry": 50}
+    clock.now = T0 + timedelta(seconds=20)
+    assert worker.drain().events == 0  # Retry-After (30 s) honoured over the 4 s backoff
+    crm.down = None
+    clock.now = T0 + timedelta(seconds=40)
+    assert worker.drain().outcomes == {"written": 50}
+    assert inbox.stats(clock.now).depth == 0
+
+
+def test_events_are_buried_after_max_attempts(inbox: Inbox) -> None:
+    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+    crm.down = TransientError("down")
+    worker = _worker(inbox, crm, writer, clock, max_attempts=3)
+    inbox.add([[_ev("e1", "C1")]], T0)
+    outcomes = []
+    for step in range(4):
+        clock.now = T0 + timedelta(hours=step)
+        outcomes.append(worker.drain().outcomes)
+    assert outcomes == [{"retry": 1}, {"retry": 1}, {"dead": 1}, {}]
+    assert inbox.stats(clock.now).dead == 1
+
+
+def test_deleted_record_is_not_found(inbox: Inbox) -> None:
+    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+    inbox.add([[ChangeEvent("zoho", "z1", "gone", "delete")]], T0)
+    assert _worker(inbox, crm, writer, clock).drain().outcomes == {"not_found": 1}
+
+
+def test_stop_finishes_and_leaves_nothing_claimed(inbox: Inbox) -> None:
+    crm = MemoryCrm()
+    for i in range(30):
+        crm.set(f"C{i}", i, T0)
+    writer = Writer()
+    worker = InboxWorker(
+        inbox, crm.fetch, writer, options=WorkerOptions(batch_size=10, window=timedelta(0))
+    )
+    now = datetime.now(UTC)
+    inbox.add([[_ev(f"e{i}", f"C{i}")] for i in range(30)], now)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    deadline = datetime.now(UTC) + timedelta(seconds=60)
+    while inbox.stats(datetime.now(UTC)).depth and datetime.now(UTC) < deadline:
+        stop.wait(0.01)
+    stop.set()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert inbox.stats(datetime.now(UTC)).depth == 0
+    assert len(writer.written) == 30
+    assert inbox.keys(statuses=("claimed",)) == set()
+
+
+def test_metrics_callback_sees_outcomes(inbox: Inbox) -> None:
+    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+    crm.set("C1", 1, T0)
+    seen: dict[str, int] = {}
+    worker = InboxWorker(
+        inbox,
+        crm.fetch,
+        writer,
+        clock=clock,
+        on_outcome=lambda outcome, n: seen.__setitem__(outcome, seen.get(outcome, 0) + n),
+    )
+    inbox.add([[_ev("a", "C1"), _ev("b", "C2")]], T0)
+    worker.drain()
+    assert seen == {"written": 1, "not_found": 1}
