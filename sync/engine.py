@@ -1,0 +1,957 @@
+"""The sync engine: read changed customers, assess, plan, write back, record; crash-safe.
+
+One page at a time:
+
+1. read a page from the connector (inclusive cursor, see ``sync.bookmarks``);
+2. assess it (``previous`` filled from the state store, for hysteresis);
+3. plan the minimal writes (``sync.planner``) and, in **one transaction**, put them in the
+   outbox, record unchanged customers' state and move the bookmark past the page;
+4. drain the outbox in full batches (≤ ``max_write_batch`` items per call, up to
+   ``write_concurrency`` calls in flight) and, in one transaction per answered call, mark
+   items done, record tasks and memberships made, promote the customer's decision to its
+   committed state and append the audit rows.
+
+A SIGKILL anywhere leaves either the page uncommitted (re-read next time: at most one page)
+or its writes in the outbox (re-sent next time: idempotent). Per-item failures are retried
+with backoff, then dead-lettered; every later run retries dead-lettered customers. A quota
+stop checkpoints and ends the run ``paused_quota``. The run record's counts must reconcile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
+
+import sqlalchemy as sa
+
+from connectors.contract import Connector, CrmRecord, Page, WriteResult
+from connectors.errors import (
+    AuthExpiredError,
+    ConfigError,
+    RateLimitedError,
+    TransientError,
+)
+from connectors.mapping import WritebackConfig
+from sync import bookmarks, outbox, runs
+from sync.audit import AuditEntry, Trigger, append
+from sync.bookmarks import Bookmark
+from sync.killpoints import kill_point
+from sync.outbox import NewItem, OutboxItem
+from sync.planner import CustomerPlan, Known, plan_customer, tiers_of
+from sync.runs import RunCounts, RunStatus
+from sync.state import CustomerState, load_states, record_side_effect, upsert_state
+from sync.store import StateStore
+from tiering_core.models import Assessment, CustomerProfile
+from tiering_core.privacy import pseudonym
+
+log = logging.getLogger(__name__)
+
+#: assesses a batch of profiles (policy and as-of date bound by the caller)
+AssessFn = Callable[[Sequence[CustomerProfile]], list[Assessment]]
+
+
+class AlreadyRunningError(RuntimeError):
+    """Another live process is syncing this stream."""
+
+
+class _Stop(Exception):
+    """Internal: the run must stop (quota, fatal connector error); carries the status."""
+
+    def __init__(self, status: RunStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    overlap: timedelta = timedelta(seconds=5)
+    tie_max: int = 1000
+    record_retry_attempts: int = 5
+    record_retry_base: float = 0.5
+    record_retry_cap: float = 30.0
+    write_concurrency: int = 4
+    lock_ttl: timedelta = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    trigger: Trigger = "sync"
+    dry_run: bool = False
+    full: bool = False
+    limit: int | None = None
+    actor: str = "crmtier-sync"
+    source_event_id: str | None = None
+    as_of: date | None = None  # the assessment date (default: today, UTC)
+
+
+@dataclass(frozen=True)
+class PlannedWrite:
+    """One line of a dry-run preview: what would be written to whom."""
+
+    customer_id: str
+    kind: str
+    detail: dict[str, Any]
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    stream: str
+    status: RunStatus
+    counts: RunCounts
+    api_calls: dict[str, int]
+    min_calls: dict[str, int]
+    error: str | None = None
+    preview: list[PlannedWrite] = field(default_factory=list)
+    dead_letters_open: int = 0
+
+    @property
+    def api_total(self) -> int:
+        return sum(self.api_calls.values())
+
+
+@dataclass
+class _Decision:
+    """A customer's new decision waiting for its writes; promoted when none is outstanding."""
+
+    customer_id: str
+    pending: dict[str, Any]
+    outstanding: set[int]
+    this_run: bool
+    dead: bool = False
+    field_dead: bool = False
+
+
+class SyncEngine:
+    """Syncs one stream (``<crm>:<object>``) of one connector into one state store."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        connector: Connector,
+        writeback: WritebackConfig,
+        assess: AssessFn,
+        *,
+        stream: str,
+        pseudonym_key: bytes,
+        settings: SyncSettings | None = None,
+        on_progress: Callable[[RunCounts, int], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.connector = connector
+        self.writeback = writeback
+        self.assess = assess
+        self.stream = stream
+        self.key = pseudonym_key
+        self.settings = settings or SyncSettings()
+        self.on_progress = on_progress
+
+    @property
+    def lock_name(self) -> str:
+        return f"sync:{self.stream}"
+
+    def run(self, options: RunOptions | None = None) -> RunReport:
+        """One scheduled (or manual, or backfill) run over the change stream."""
+        options = options or RunOptions()
+        if not options.dry_run and not self.store.acquire_lock(
+            self.lock_name, ttl=self.settings.lock_ttl
+        ):
+            raise AlreadyRunningError(f"another process is already syncing {self.stream}")
+        try:
+            return _Run(self, options).execute(read_stream=True, records=())
+        finally:
+            if not options.dry_run:
+                self.store.release_lock(self.lock_name)
+
+    def process_records(
+        self,
+        records: Sequence[CrmRecord],
+        *,
+        trigger: Trigger = "webhook",
+        source_event_id: str | None = None,
+        actor: str = "crmtier-webhook",
+    ) -> RunReport:
+        """Assess, plan, write and record these customers (fetched by the caller), without
+        touching the bookmark: the webhook worker's path through the same machinery."""
+        options = RunOptions(trigger=trigger, actor=actor, source_event_id=source_event_id)
+        return _Run(self, options).execute(read_stream=False, records=records)
+
+
+class _Run:
+    """The mutable state of one run; lives only as long as ``SyncEngine.run``."""
+
+    def __init__(self, engine: SyncEngine, options: RunOptions) -> None:
+        self.e = engine
+        self.options = options
+        self.settings = engine.settings
+        self.run_id = runs.new_run_id()
+        self.counts = RunCounts()
+        self.preview: list[PlannedWrite] = []
+        self.caps = engine.connector.capabilities
+        self.batch = max(1, self.caps.max_write_batch)
+        self.queue: dict[int, OutboxItem] = {}
+        self.due: dict[int, float] = {}
+        self.inflight: dict[Future[list[WriteResult]], list[OutboxItem]] = {}
+        self.inflight_customers: Counter[str] = Counter()
+        self.decisions: dict[str, _Decision] = {}
+        self.submitted: Counter[str] = Counter()
+        self.stream_reads = 0
+        self.stop: _Stop | None = None
+        self.bookmark: Bookmark | None = None
+        self.usage_start = dict(engine.connector.api_usage().calls)
+        self.pool = ThreadPoolExecutor(
+            max_workers=max(1, self.settings.write_concurrency), thread_name_prefix="crm-write"
+        )
+
+    # --- the run ------------------------------------------------------------------------
+
+    def execute(self, *, read_stream: bool, records: Sequence[CrmRecord]) -> RunReport:
+        interrupted = 0
+        with self.e.store.begin() as conn:
+            if not self.options.dry_run and read_stream:
+                interrupted = runs.mark_interrupted(conn, self.e.stream, self.run_id)
+            runs.start(
+                conn,
+                self.run_id,
+                self.e.stream,
+                trigger=self.options.trigger,
+                dry_run=self.options.dry_run,
+            )
+            self.bookmark = bookmarks.load(conn, self.e.stream)
+        log.info(
+            "run started",
+            extra={"run_id": self.run_id, "stream": self.e.stream, "trigger": self.options.trigger},
+        )
+        status: RunStatus = "succeeded"
+        error: str | None = None
+        try:
+            if not self.options.dry_run:
+                self._recover_outbox()
+            if read_stream:
+                if not self.options.dry_run:
+                    self._retry_dead_letters()
+                self._read_stream()
+            else:
+                self._process(list(records), advance=None)
+            self._drain(final=True)
+        except _Stop as stop:
+            status, error = stop.status, str(stop)
+        except Exception as exc:  # the run record must say what happened, whatever it was
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            log.exception("run failed", extra={"run_id": self.run_id})
+        finally:
+            self._abandon_inflight()
+            self.pool.shutdown(wait=True)
+        if status == "paused_quota":
+            self._defer_open_decisions()
+        if status == "succeeded" and self.counts.dead_lettered:
+            status = "completed_with_errors"
+        if status != "failed" and not self.counts.reconciles():
+            status, error = "failed", f"counts do not reconcile: {self.counts.as_json()}"
+        if (
+            status != "failed"
+            and read_stream
+            and interrupted
+            and self.bookmark is not None
+            and not self.options.full
+            and self.counts.read == 0
+        ):
+            status = "failed"
+            error = "read 0 records after an interrupted run; the bookmark record must be re-read"
+        report = self._report(status, error)
+        with self.e.store.begin() as conn:
+            runs.finish(conn, self.run_id, status, self.counts, report.api_calls, error)
+            report.dead_letters_open = len(outbox.open_dead_letter_customers(conn, self.e.stream))
+        log.info(
+            "run finished",
+            extra={"run_id": self.run_id, "status": status, "counts": self.counts.as_json()},
+        )
+        return report
+
+    def _report(self, status: RunStatus, error: str | None) -> RunReport:
+        now = self.e.connector.api_usage().calls
+        used = {k: v - self.usage_start.get(k, 0) for k, v in now.items()}
+        used = {k: v for k, v in used.items() if v}
+        reads = math.ceil(self.stream_reads / max(1, self.caps.page_size))
+        min_calls = {"read": reads}
+        for kind, n in self.submitted.items():
+            min_calls[kind] = math.ceil(n / self.batch)
+        return RunReport(
+            self.run_id, self.e.stream, status, self.counts, used, min_calls, error, self.preview
+        )
+
+    def _progress(self) -> None:
+        if self.e.on_progress is not None:
+            usage = self.e.connector.api_usage().calls
+            total = sum(v - self.usage_start.get(k, 0) for k, v in usage.items())
+            self.e.on_progress(self.counts, total)
+
+    # --- reading ------------------------------------------------------------------------
+
+    def _read_stream(self) -> None:
+        start = None
+        if self.bookmark is not None and not self.options.full:
+            start = self.bookmark.start(self.settings.overlap)
+        signpost = datetime.now(UTC)
+        remaining = self.options.limit
+        for page in self.e.connector.read_changed(start):
+            read_at = datetime.now(UTC)
+            kill_point("after_fetch")
+            records = list(page.records)
+            # Records stamped after the run began are the next run's work (Singer signposts):
+            # this keeps our own writes from chasing the read, and misses nothing.
+            beyond = [r for r in records if r.modstamp > signpost]
+            records = [r for r in records if r.modstamp <= signpost]
+            if remaining is not None:
+                records = records[:remaining]
+                remaining -= len(records)
+            if records:
+                self.stream_reads += len(records)
+                self._process(records, advance=(Page(tuple(records)), read_at))
+            if beyond or (remaining is not None and remaining <= 0):
+                break
+
+    def _retry_dead_letters(self) -> None:
+        with self.e.store.begin() as conn:
+            ids = outbox.open_dead_letter_customers(conn, self.e.stream)
+        for start in range(0, len(ids), max(1, self.caps.page_size)):
+            records = self.e.connector.fetch(ids[start : start + self.caps.page_size])
+            if records:
+                self._process(records, advance=None)
+
+    # --- one page: assess, plan, record, enqueue ------------------------------------------
+
+    def _process(self, records: list[CrmRecord], *, advance: tuple[Page, datetime] | None) -> None:
+        self.counts.read += len(records)
+        self.counts.pages += 1
+        fresh: dict[str, CrmRecord] = {}
+        for record in records:
+            skip_ties = advance is not None and not self.options.full
+            if (
+                skip_ties
+                and self.bookmark
+                and self.bookmark.already_synced(record.profile.id, record.modstamp)
+            ):
+                self.counts.skipped["already_synced"] += 1
+            elif record.profile.id in fresh:
+                self.counts.skipped["duplicate_in_page"] += 1
+                fresh[record.profile.id] = record
+            else:
+                fresh[record.profile.id] = record
+        with self.e.store.begin() as conn:
+            states = load_states(conn, self.e.stream, fresh)
+        assessed = self._assess(list(fresh.values()), states)
+        kill_point("after_tier")
+        plans = [
+            (record, assessment, self._plan(record, assessment, states.get(record.profile.id)))
+            for record, assessment in assessed
+        ]
+        if self.options.dry_run:
+            self._preview(plans, states)
+            self._progress()
+            return
+        kill_point("before_commit")
+        with self.e.store.begin() as conn:
+            audit_rows: list[AuditEntry] = []
+            for record, assessment, plan in plans:
+                state = states.get(record.profile.id)
+                if plan:
+                    self._enqueue(conn, record, assessment, plan, state)
+                else:
+                    self.counts.unchanged += 1
+                    self._record_unchanged(conn, record, assessment, state, audit_rows)
+            append(conn, audit_rows)
+            kill_point("in_commit")
+            if advance is not None:
+                self._advance(conn, *advance)
+            runs.checkpoint(conn, self.run_id, self.counts, {})
+        kill_point("after_commit")
+        self._progress()
+        self._drain(final=False)
+
+    def _assess(
+        self, records: list[CrmRecord], states: dict[str, CustomerState]
+    ) -> list[tuple[CrmRecord, Assessment]]:
+        profiles = []
+        for record in records:
+            state = states.get(record.profile.id)
+            previous = state.previous() if state else None
+            profiles.append(record.profile.model_copy(update={"previous": previous}))
+        try:
+            results = self.e.assess(profiles)
+            pairs = list(zip(records, results, strict=True))
+        except Exception:
+            pairs = []
+            for record, profile in zip(records, profiles, strict=True):
+                try:
+                    pairs.append((record, self.e.assess([profile])[0]))
+                except Exception as exc:
+                    self.counts.skipped["assess_error"] += 1
+                    log.warning(
+                        "could not assess customer",
+                        extra={
+                            "customer": self._ref(record.profile.id),
+                            "error": type(exc).__name__,
+                        },
+                    )
+        self.counts.tiered += len(pairs)
+        for record, assessment in pairs:
+            self.counts.tiers[assessment.value_tier] += 1
+            for issue in (*assessment.dq_issues, *record.dq_issues):
+                self.counts.dq_issues[issue.code] += 1
+        return pairs
+
+    def _plan(
+        self, record: CrmRecord, assessment: Assessment, state: CustomerState | None
+    ) -> CustomerPlan:
+        known = state.known() if state else Known()
+        return plan_customer(assessment, record.current, known, self.e.writeback)
+
+    def _decision_json(
+        self, record: CrmRecord, assessment: Assessment, plan: CustomerPlan
+    ) -> dict[str, Any]:
+        return {
+            "tiers": tiers_of(assessment),
+            "fields": dict(plan.fields),
+            "assessed_at": self._as_of(assessment),
+            "below_floor_since": _iso(assessment.below_floor_since),
+            "reason_codes": [r.code for r in assessment.reasons],
+            "policy_version": assessment.policy_version,
+            "input_hash": _input_hash(record.profile),
+            "run_id": self.run_id,
+            "trigger": self.options.trigger,
+            "source_event_id": self.options.source_event_id,
+        }
+
+    def _as_of(self, assessment: Assessment) -> str:
+        return (self.options.as_of or datetime.now(UTC).date()).isoformat()
+
+    def _enqueue(
+        self,
+        conn: sa.Connection,
+        record: CrmRecord,
+        assessment: Assessment,
+        plan: CustomerPlan,
+        state: CustomerState | None,
+    ) -> None:
+        cid = record.profile.id
+        wanted = _items_of(plan)
+        previous = self.decisions.get(cid)
+        outstanding = [
+            self.queue[i] for i in (previous.outstanding if previous else ()) if i in self.queue
+        ]
+        inflight_ids = {
+            i.id for items in self.inflight.values() for i in items if i.customer_id == cid
+        }
+        keep: set[int] = set(inflight_ids)
+        new: list[NewItem] = []
+        by_identity = {item.identity(): item for item in outstanding}
+        for item in wanted:
+            existing = by_identity.pop(
+                (item.kind, item.key, repr(sorted(item.payload.items()))), None
+            )
+            if existing is not None:
+                keep.add(existing.id)
+            else:
+                new.append(item)
+        stale = [item.id for item in by_identity.values()]
+        if stale:
+            outbox.set_status(conn, stale, "superseded")
+            for item_id in stale:
+                self.queue.pop(item_id, None)
+        if previous is not None and previous.this_run:
+            self.counts.skipped["superseded"] += 1
+        added = outbox.enqueue(
+            conn,
+            self.e.stream,
+            self.run_id,
+            new,
+            trigger=self.options.trigger,
+            source_event_id=self.options.source_event_id,
+        )
+        for queued in added:
+            self.queue[queued.id] = queued
+        pending = self._decision_json(record, assessment, plan)
+        self.decisions[cid] = _Decision(
+            cid, pending, keep | {queued.id for queued in added}, this_run=True
+        )
+        values: dict[str, Any] = {"pending": pending, "run_id": self.run_id}
+        if state is None:
+            values["pseudonym"] = self._ref(cid)
+        upsert_state(conn, self.e.stream, cid, **values)
+
+    def _record_unchanged(
+        self,
+        conn: sa.Connection,
+        record: CrmRecord,
+        assessment: Assessment,
+        state: CustomerState | None,
+        audit_rows: list[AuditEntry],
+    ) -> None:
+        """Nothing to write; still keep the decision (hysteresis needs it) if it moved."""
+        cid = record.profile.id
+        if cid in self.decisions:
+            return  # an earlier read of this run queued writes; that decision stands
+        tiers = tiers_of(assessment)
+        below = _iso(assessment.below_floor_since)
+        if state is not None and state.tiers == tiers and state.below_floor_since == below:
+            return
+        values: dict[str, Any] = {
+            "tiers": tiers,
+            "assessed_at": self._as_of(assessment),
+            "below_floor_since": below,
+            "run_id": self.run_id,
+        }
+        if state is None:
+            values["pseudonym"] = self._ref(cid)
+        upsert_state(conn, self.e.stream, cid, **values)
+        old = state.tiers if state else None
+        if old != tiers:
+            self._count_change(old, tiers)
+            audit_rows.append(
+                self._audit(
+                    cid,
+                    "tier_change",
+                    old,
+                    tiers,
+                    self._decision_json(record, assessment, CustomerPlan(cid)),
+                )
+            )
+
+    def _advance(self, conn: sa.Connection, page: Page, read_at: datetime) -> None:
+        cursor = page.cursor
+        if cursor is None:
+            return
+        current = self.bookmark or Bookmark.initial(self.e.stream)
+        moved = current.advance(
+            cursor,
+            ((r.profile.id, r.modstamp) for r in page.records),
+            read_at=read_at,
+            overlap=self.settings.overlap,
+            tie_max=self.settings.tie_max,
+        )
+        self.bookmark = bookmarks.save(conn, moved)
+
+    def _preview(
+        self,
+        plans: list[tuple[CrmRecord, Assessment, CustomerPlan]],
+        states: dict[str, CustomerState],
+    ) -> None:
+        for record, _assessment, plan in plans:
+            if not plan:
+                self.counts.unchanged += 1
+                continue
+            self.counts.written += 1
+            cid = record.profile.id
+            for name, value in plan.fields.items():
+                self.preview.append(
+                    PlannedWrite(
+                        cid,
+                        "field_update",
+                        {"field": name, "old": record.current.get(name), "new": value},
+                    )
+                )
+            for task in plan.tasks:
+                self.preview.append(
+                    PlannedWrite(cid, "task", {"rule": task.rule, "due": task.due.isoformat()})
+                )
+            for change in plan.memberships:
+                self.preview.append(
+                    PlannedWrite(
+                        cid, "membership", {"campaign": change.campaign, "member": change.member}
+                    )
+                )
+            for item in _items_of(plan):
+                self.submitted[item.kind] += 1
+
+    # --- recovery -----------------------------------------------------------------------
+
+    def _recover_outbox(self) -> None:
+        """Writes an earlier run recorded but did not see answered: send them again."""
+        with self.e.store.begin() as conn:
+            items = outbox.pending(conn, self.e.stream)
+            states = load_states(conn, self.e.stream, {i.customer_id for i in items})
+        for item in items:
+            self.queue[item.id] = item
+            decision = self.decisions.get(item.customer_id)
+            if decision is None:
+                state = states.get(item.customer_id)
+                pending = dict(state.pending) if state and state.pending else {}
+                decision = _Decision(item.customer_id, pending, set(), this_run=False)
+                self.decisions[item.customer_id] = decision
+            decision.outstanding.add(item.id)
+        if items:
+            log.info("re-sending writes of an interrupted run", extra={"items": len(items)})
+
+    # --- writing ------------------------------------------------------------------------
+
+    def _ready_batches(self, final: bool) -> list[list[OutboxItem]]:
+        now = time.monotonic()
+        by_kind: dict[str, list[OutboxItem]] = {}
+        for item in self.queue.values():
+            if self.due.get(item.id, 0.0) > now or self.inflight_customers[item.customer_id]:
+                continue
+            by_kind.setdefault(item.kind, []).append(item)
+        batches = []
+        for items in by_kind.values():
+            for start in range(0, len(items), self.batch):
+                chunk = items[start : start + self.batch]
+                if len(chunk) < self.batch and not final:
+                    break
+                batches.append(chunk)
+        return batches
+
+    def _drain(self, *, final: bool) -> None:
+        while True:
+            self._collect(block=False)
+            if self.stop is not None:
+                self._collect(block=True, until_empty=True)
+                raise self.stop
+            capacity = self.settings.write_concurrency - len(self.inflight)
+            batches = self._ready_batches(final) if capacity > 0 else []
+            busy: set[str] = set()
+            submitted = 0
+            for chunk in batches:
+                if submitted >= capacity:
+                    break
+                if any(i.customer_id in busy for i in chunk):
+                    continue
+                self._submit(chunk)
+                busy.update(i.customer_id for i in chunk)
+                submitted += 1
+            if not final:
+                # Back-pressure: do not read further ahead than a few full batches.
+                ahead = len(self.queue) > self.batch * self.settings.write_concurrency * 4
+                if ahead and self.inflight:
+                    self._collect(block=True)
+                    continue
+                return
+            if submitted:
+                continue
+            if self.inflight:
+                self._collect(block=True)
+                continue
+            if not self.queue:
+                return
+            wake = min(self.due.get(i, 0.0) for i in self.queue)
+            time.sleep(max(0.0, min(wake - time.monotonic(), self.settings.record_retry_cap)))
+
+    def _submit(self, items: list[OutboxItem]) -> None:
+        items = outbox.plan_order(items)
+        for item in items:
+            self.queue.pop(item.id, None)
+            self.inflight_customers[item.customer_id] += 1
+            if item.attempts == 0:
+                self.submitted[item.kind] += 1
+        plan = outbox.to_write_plan(items)
+        kill_point("before_write")
+        future = self.pool.submit(self.e.connector.apply, plan)
+        self.inflight[future] = items
+
+    def _collect(self, *, block: bool, until_empty: bool = False) -> None:
+        while self.inflight:
+            done, _ = wait(
+                list(self.inflight), timeout=None if block else 0, return_when=FIRST_COMPLETED
+            )
+            if not done:
+                return
+            for future in done:
+                items = self.inflight.pop(future)
+                for item in items:
+                    self.inflight_customers[item.customer_id] -= 1
+                self._record(items, future)
+            if not until_empty:
+                return
+
+    def _abandon_inflight(self) -> None:
+        """On an unexpected error: wait for calls already sent, record what they did."""
+        try:
+            self._collect(block=True, until_empty=True)
+        except Exception:  # already failing; the outbox keeps the items for the next run
+            log.warning("could not record in-flight writes", extra={"run_id": self.run_id})
+
+    def _record(self, items: list[OutboxItem], future: Future[list[WriteResult]]) -> None:
+        kill_point("after_write")
+        try:
+            results = future.result()
+        except RateLimitedError as exc:
+            self._requeue(items)
+            self.stop = self.stop or _Stop("paused_quota", f"CRM quota or rate limit: {exc}")
+            return
+        except TransientError as exc:
+            results = [
+                WriteResult(i.kind, i.key, False, "TRANSIENT", str(exc), retryable=True)
+                for i in items
+            ]
+        except (AuthExpiredError, ConfigError) as exc:
+            self._requeue(items)
+            self.stop = self.stop or _Stop("failed", f"{type(exc).__name__}: {exc}")
+            return
+        except Exception as exc:
+            self._requeue(items)
+            self.stop = self.stop or _Stop(
+                "failed", f"write call failed: {type(exc).__name__}: {exc}"
+            )
+            return
+        if len(results) != len(items):
+            self._requeue(items)
+            self.stop = _Stop(
+                "failed", f"connector answered {len(results)} results for {len(items)} writes"
+            )
+            return
+        kill_point("before_record")
+        with self.e.store.begin() as conn:
+            audit_rows: list[AuditEntry] = []
+            done: list[int] = []
+            for item, result in zip(items, results, strict=True):
+                decision = self.decisions.get(item.customer_id)
+                if result.ok:
+                    done.append(item.id)
+                    self.counts.writes[item.kind] += 1
+                    self._record_side_effect(conn, item, decision, audit_rows)
+                    if decision:
+                        decision.outstanding.discard(item.id)
+                elif result.retryable and item.attempts + 1 < self.settings.record_retry_attempts:
+                    self._retry_later(conn, item, result)
+                else:
+                    self._dead_letter(conn, item, result, decision)
+            outbox.set_status(conn, done, "done")
+            kill_point("in_record")
+            for item in items:
+                decision = self.decisions.get(item.customer_id)
+                if decision is not None and not decision.outstanding:
+                    self._finalize(conn, decision, audit_rows)
+            append(conn, audit_rows)
+        kill_point("after_record")
+        self._progress()
+
+    def _requeue(self, items: list[OutboxItem]) -> None:
+        for item in items:
+            self.queue[item.id] = item
+
+    def _retry_later(self, conn: sa.Connection, item: OutboxItem, result: WriteResult) -> None:
+        attempts = item.attempts + 1
+        outbox.set_status(conn, [item.id], "pending", attempts=attempts, error=result.error_code)
+        retry = OutboxItem(
+            item.id,
+            item.customer_id,
+            item.kind,
+            item.key,
+            item.payload,
+            attempts,
+            item.run_id,
+            item.trigger,
+            item.source_event_id,
+        )
+        self.queue[item.id] = retry
+        base = self.settings.record_retry_base * 2 ** (attempts - 1)
+        self.due[item.id] = time.monotonic() + min(base, self.settings.record_retry_cap)
+
+    def _dead_letter(
+        self,
+        conn: sa.Connection,
+        item: OutboxItem,
+        result: WriteResult,
+        decision: _Decision | None,
+    ) -> None:
+        code = result.error_code or "UNKNOWN"
+        outbox.set_status(conn, [item.id], "dead", attempts=item.attempts + 1, error=code)
+        dead = OutboxItem(
+            item.id,
+            item.customer_id,
+            item.kind,
+            item.key,
+            item.payload,
+            item.attempts + 1,
+            item.run_id,
+            item.trigger,
+            item.source_event_id,
+        )
+        outbox.dead_letter(
+            conn,
+            self.e.stream,
+            dead,
+            pseudonym=self._ref(item.customer_id),
+            error_code=code,
+            reason=_one_line(result.message or code),
+            run_id=self.run_id,
+        )
+        self.counts.write_failures[item.kind] += 1
+        log.warning(
+            "write dead-lettered",
+            extra={"customer": self._ref(item.customer_id), "kind": item.kind, "code": code},
+        )
+        if decision is not None:
+            decision.outstanding.discard(item.id)
+            decision.dead = True
+            decision.field_dead = decision.field_dead or item.kind == "field_update"
+
+    def _record_side_effect(
+        self,
+        conn: sa.Connection,
+        item: OutboxItem,
+        decision: _Decision | None,
+        audit_rows: list[AuditEntry],
+    ) -> None:
+        if item.kind == "field_update":
+            return
+        pending = decision.pending if decision else {}
+        if item.kind == "task":
+            campaign, active = None, True
+            new: dict[str, Any] = {
+                "rule": item.payload.get("rule"),
+                "priority": item.payload.get("priority"),
+                "due": item.payload.get("due"),
+                "queue": item.payload.get("queue"),
+                "key": item.key,
+            }
+            event = "task"
+        else:
+            campaign, active = item.payload["campaign"], bool(item.payload["member"])
+            new = {"campaign": campaign, "member": active, "key": item.key}
+            event = "campaign"
+        record_side_effect(
+            conn,
+            self.e.stream,
+            kind="task" if item.kind == "task" else "membership",
+            key=item.key,
+            customer_id=item.customer_id,
+            campaign=campaign,
+            active=active,
+            run_id=self.run_id,
+        )
+        audit_rows.append(self._audit(item.customer_id, event, None, new, pending, item=item))
+
+    def _finalize(
+        self, conn: sa.Connection, decision: _Decision, audit_rows: list[AuditEntry]
+    ) -> None:
+        """All of a decision's writes are answered: it becomes the committed state."""
+        self.decisions.pop(decision.customer_id, None)
+        cid = decision.customer_id
+        pending = decision.pending
+        states = load_states(conn, self.e.stream, [cid])
+        state = states.get(cid)
+        values: dict[str, Any] = {"pending": None}
+        if pending and not decision.field_dead:
+            fields = dict(state.fields or {}) if state else {}
+            fields.update(pending.get("fields") or {})
+            values.update(
+                tiers=pending.get("tiers"),
+                fields=fields,
+                assessed_at=pending.get("assessed_at"),
+                below_floor_since=pending.get("below_floor_since"),
+            )
+            old = state.tiers if state else None
+            if old != pending.get("tiers"):
+                self._count_change(old, pending.get("tiers"))
+                audit_rows.append(
+                    self._audit(cid, "tier_change", old, pending.get("tiers"), pending)
+                )
+        if state is None:
+            values["pseudonym"] = self._ref(cid)
+        upsert_state(conn, self.e.stream, cid, **values)
+        if not decision.dead:
+            outbox.resolve_dead_letters(conn, self.e.stream, cid)
+        if decision.this_run:
+            if decision.dead:
+                self.counts.dead_lettered += 1
+            else:
+                self.counts.written += 1
+        else:
+            self.counts.recovered += 1
+
+    def _defer_open_decisions(self) -> None:
+        """A paused run leaves this run's open decisions to the next: count them skipped."""
+        for decision in self.decisions.values():
+            if decision.this_run:
+                self.counts.skipped["deferred_to_next_run"] += 1
+
+    # --- naming and audit ---------------------------------------------------------------
+
+    def _ref(self, customer_id: str) -> str:
+        return pseudonym(customer_id, self.e.key)
+
+    def _count_change(self, old: Any, new: Any) -> None:
+        before = (old or {}).get("value_tier", "none")
+        after = (new or {}).get("value_tier", "none")
+        if before != after:
+            self.counts.changes[f"{before} -> {after}"] += 1
+
+    def _audit(
+        self,
+        customer_id: str,
+        event: Any,
+        old: Any,
+        new: Any,
+        decision: dict[str, Any],
+        *,
+        item: OutboxItem | None = None,
+    ) -> AuditEntry:
+        trigger = (
+            (item.trigger if item else None) or decision.get("trigger") or self.options.trigger
+        )
+        return AuditEntry(
+            stream=self.e.stream,
+            customer_ref=self._ref(customer_id),
+            event=event,
+            old=old,
+            new=new,
+            reason_codes=list(decision.get("reason_codes") or []),
+            policy_version=str(decision.get("policy_version") or "unknown"),
+            input_hash=str(decision.get("input_hash") or ""),
+            trigger=cast(Trigger, trigger),
+            actor=self.options.actor,
+            run_id=self.run_id,
+            source_event_id=(item.source_event_id if item else None)
+            or decision.get("source_event_id"),
+        )
+
+
+def _items_of(plan: CustomerPlan) -> list[NewItem]:
+    cid = plan.customer_id
+    items = []
+    if plan.fields:
+        items.append(NewItem(cid, "field_update", cid, _jsonable(dict(plan.fields))))
+    for task in plan.tasks:
+        items.append(NewItem(cid, "task", task.dedupe_key, task.model_dump(mode="json")))
+    for change in plan.memberships:
+        items.append(
+            NewItem(
+                cid,
+                "membership",
+                change.dedupe_key,
+                {"campaign": change.campaign, "member": change.member},
+            )
+        )
+    return items
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in values.items():
+        if hasattr(value, "isoformat"):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[key] = value
+    return out
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _input_hash(profile: CustomerProfile) -> str:
+    return hashlib.sha256(profile.model_dump_json().encode("utf-8")).hexdigest()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]

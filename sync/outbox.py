@@ -1,0 +1,250 @@
+"""The write outbox and the dead-letter table.
+
+An outbox row is one planned CRM write (a customer's field update, one task upsert, one
+membership change). Rows are inserted in the transaction that moves the bookmark past the
+record they come from, so a crash after that commit loses nothing: the next run drains the
+pending rows before reading on. Rows are marked ``done`` in the transaction that records
+the state and audit rows the write justifies. Re-sending a row whose outcome was lost is
+safe because every write is idempotent (field values, upserts by deterministic external
+id).
+
+Items that keep failing go to ``dead_letters`` with their error code and attempt count;
+every later run fetches those customers again and retries, until the write succeeds or an
+operator acknowledges the letter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from connectors.contract import FieldUpdate, MembershipChange, TaskUpsert, WriteKind, WritePlan
+from sync.schema import dead_letters, now_text, outbox
+from tiering_core.models import TaskAction
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    customer_id: str
+    kind: WriteKind
+    key: str
+    payload: dict[str, Any]
+    attempts: int
+    run_id: str
+    trigger: str
+    source_event_id: str | None = None
+
+    def identity(self) -> tuple[str, str, str]:
+        """Two items with the same identity would write the same thing."""
+        return (self.kind, self.key, repr(sorted(self.payload.items())))
+
+
+@dataclass(frozen=True)
+class NewItem:
+    customer_id: str
+    kind: WriteKind
+    key: str
+    payload: dict[str, Any]
+
+
+def enqueue(
+    conn: sa.Connection,
+    stream: str,
+    run_id: str,
+    items: Sequence[NewItem],
+    *,
+    trigger: str,
+    source_event_id: str | None = None,
+) -> list[OutboxItem]:
+    if not items:
+        return []
+    now = now_text()
+    rows = [
+        {
+            "stream": stream,
+            "run_id": run_id,
+            "customer_id": item.customer_id,
+            "kind": item.kind,
+            "key": item.key,
+            "payload": item.payload,
+            "status": "pending",
+            "attempts": 0,
+            "trigger": trigger,
+            "source_event_id": source_event_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for item in items
+    ]
+    ids = conn.execute(
+        outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True), rows
+    ).scalars()
+    return [
+        OutboxItem(
+            int(new_id),
+            i.customer_id,
+            i.kind,
+            i.key,
+            i.payload,
+            0,
+            run_id,
+            trigger,
+            source_event_id,
+        )
+        for new_id, i in zip(ids, items, strict=True)
+    ]
+
+
+def pending(conn: sa.Connection, stream: str) -> list[OutboxItem]:
+    """Rows not yet written, oldest first (left by an earlier run that stopped or died)."""
+    rows = conn.execute(
+        sa.select(outbox)
+        .where(outbox.c.stream == stream, outbox.c.status == "pending")
+        .order_by(outbox.c.id)
+    )
+    return [
+        OutboxItem(
+            int(r.id),
+            r.customer_id,
+            r.kind,
+            r.key,
+            dict(r.payload),
+            int(r.attempts),
+            r.run_id,
+            r.trigger,
+            r.source_event_id,
+        )
+        for r in rows
+    ]
+
+
+def set_status(
+    conn: sa.Connection,
+    ids: Iterable[int],
+    status: str,
+    *,
+    attempts: int | None = None,
+    error: str | None = None,
+) -> None:
+    id_list = list(ids)
+    values: dict[str, Any] = {"status": status, "updated_at": now_text()}
+    if attempts is not None:
+        values["attempts"] = attempts
+    if error is not None:
+        values["last_error"] = error[:200]
+    for start in range(0, len(id_list), 500):
+        conn.execute(
+            outbox.update().where(outbox.c.id.in_(id_list[start : start + 500])).values(**values)
+        )
+
+
+def to_write_plan(items: Sequence[OutboxItem]) -> WritePlan:
+    """Items in a fixed kind order; ``apply`` answers one result per item in this order."""
+    fields = [FieldUpdate(i.customer_id, i.payload) for i in items if i.kind == "field_update"]
+    tasks = [
+        TaskUpsert(i.customer_id, TaskAction.model_validate(i.payload))
+        for i in items
+        if i.kind == "task"
+    ]
+    members = [
+        MembershipChange(i.customer_id, i.payload["campaign"], bool(i.payload["member"]), i.key)
+        for i in items
+        if i.kind == "membership"
+    ]
+    return WritePlan(tuple(fields), tuple(tasks), tuple(members))
+
+
+def plan_order(items: Sequence[OutboxItem]) -> list[OutboxItem]:
+    rank = {"field_update": 0, "task": 1, "membership": 2}
+    return sorted(items, key=lambda i: rank[i.kind])
+
+
+# --- dead letters ---------------------------------------------------------------------
+
+
+def dead_letter(
+    conn: sa.Connection,
+    stream: str,
+    item: OutboxItem,
+    *,
+    pseudonym: str,
+    error_code: str,
+    reason: str,
+    run_id: str,
+) -> None:
+    """Open (or refresh) the dead letter of this item."""
+    now = now_text()
+    where = (
+        dead_letters.c.stream == stream,
+        dead_letters.c.kind == item.kind,
+        dead_letters.c.key == item.key,
+        dead_letters.c.status == "open",
+    )
+    values = {
+        "error_code": error_code[:64],
+        "reason": reason[:300],
+        "attempts": item.attempts,
+        "run_id": run_id,
+        "last_at": now,
+    }
+    if not conn.execute(dead_letters.update().where(*where).values(**values)).rowcount:
+        conn.execute(
+            dead_letters.insert().values(
+                stream=stream,
+                customer_id=item.customer_id,
+                pseudonym=pseudonym,
+                kind=item.kind,
+                key=item.key,
+                status="open",
+                first_at=now,
+                **values,
+            )
+        )
+
+
+def open_dead_letter_customers(conn: sa.Connection, stream: str) -> list[str]:
+    return sorted(
+        {
+            str(cid)
+            for cid in conn.execute(
+                sa.select(dead_letters.c.customer_id).where(
+                    dead_letters.c.stream == stream, dead_letters.c.status == "open"
+                )
+            ).scalars()
+        }
+    )
+
+
+def resolve_dead_letters(conn: sa.Connection, stream: str, customer_id: str) -> None:
+    conn.execute(
+        dead_letters.update()
+        .where(
+            dead_letters.c.stream == stream,
+            dead_letters.c.customer_id == customer_id,
+            dead_letters.c.status == "open",
+        )
+        .values(status="resolved", last_at=now_text())
+    )
+
+
+def ack_dead_letters(conn: sa.Connection, stream: str, ids: Sequence[int] | None) -> int:
+    """Operator acknowledgement: stop retrying these letters (all open ones when None)."""
+    query = dead_letters.update().where(
+        dead_letters.c.stream == stream, dead_letters.c.status == "open"
+    )
+    if ids is not None:
+        query = query.where(dead_letters.c.id.in_(list(ids)))
+    return int(conn.execute(query.values(status="acked", last_at=now_text())).rowcount)
+
+
+def list_dead_letters(conn: sa.Connection, stream: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(dead_letters)
+        .where(dead_letters.c.stream == stream, dead_letters.c.status == "open")
+        .order_by(dead_letters.c.id)
+    )
+    return [dict(r._mapping) for r in rows]

@@ -1,0 +1,132 @@
+"""The write-back planner: the fewest CRM writes that make the CRM show an assessment.
+
+Inputs are the assessment's actions, the CRM's present write-back values
+(``CrmRecord.current``) and what crmtier itself already made or has queued (tasks by dedupe
+key, campaign memberships). Output is a ``CustomerPlan``: only fields whose value differs
+from the CRM's, only tasks not yet made, only membership changes that change something. An
+unchanged customer plans nothing; so does a customer whose record comes back because of
+our own write (its CRM values now equal the assessment's).
+
+Pure functions, no I/O: the engine and the webhook worker both call ``plan_customer``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from connectors.mapping import WritebackConfig
+from tiering_core.models import Assessment, CampaignAction, SetFieldAction, TaskAction
+
+TIER_FIELDS = ("value_tier", "needs_tier", "credit_risk", "aml_risk", "ops_risk", "status")
+
+
+@dataclass(frozen=True)
+class Membership:
+    campaign: str
+    member: bool
+    dedupe_key: str
+
+
+@dataclass(frozen=True)
+class Known:
+    """What crmtier has made for one customer (committed) or queued (outbox)."""
+
+    tasks: frozenset[str] = frozenset()  # dedupe keys
+    memberships: Mapping[str, str] = field(default_factory=dict)  # active campaign -> key
+
+
+@dataclass(frozen=True)
+class CustomerPlan:
+    customer_id: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    tasks: tuple[TaskAction, ...] = ()
+    memberships: tuple[Membership, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.fields or self.tasks or self.memberships)
+
+    def __len__(self) -> int:
+        return (1 if self.fields else 0) + len(self.tasks) + len(self.memberships)
+
+
+def normalize(value: Any) -> Any:
+    """One comparable form for a value as the engine produces it and as a CRM returns it:
+    empty means missing, numbers compare as rounded floats, dates as ISO text, lists as
+    tuples (a CRM may return a multi-value text joined by ``;`` or new lines)."""
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return None if math.isnan(value) else round(float(value), 6)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return tuple(normalize(v) for v in value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        try:
+            return round(float(text), 6) if text and not text.isalpha() else text
+        except ValueError:
+            return text
+    return value
+
+
+def same_value(desired: Any, current: Any) -> bool:
+    left, right = normalize(desired), normalize(current)
+    if left == right:
+        return True
+    # A list written as one text field comes back as that text.
+    if isinstance(left, tuple) and isinstance(right, str):
+        return any(_split(right, sep) == left for sep in (";", "\n", "; ", ","))
+    if isinstance(right, tuple) and isinstance(left, str):
+        return same_value(right, left)
+    return False
+
+
+def _split(text: str, sep: str) -> tuple[Any, ...]:
+    return tuple(normalize(part) for part in text.split(sep) if part.strip())
+
+
+def tiers_of(assessment: Assessment) -> dict[str, str]:
+    return {name: str(getattr(assessment, name)) for name in TIER_FIELDS}
+
+
+def plan_customer(
+    assessment: Assessment,
+    current: Mapping[str, Any],
+    known: Known,
+    writeback: WritebackConfig,
+) -> CustomerPlan:
+    fields: dict[str, Any] = {}
+    tasks: list[TaskAction] = []
+    desired_campaigns: dict[str, CampaignAction] = {}
+    for action in assessment.actions:
+        if isinstance(action, SetFieldAction):
+            if action.field in writeback.fields and not same_value(
+                action.value, current.get(action.field)
+            ):
+                fields[action.field] = action.value
+        elif isinstance(action, TaskAction):
+            if writeback.tasks and action.dedupe_key not in known.tasks:
+                tasks.append(action)
+        elif writeback.campaign_memberships and action.campaign in writeback.campaigns:
+            desired_campaigns[action.campaign] = action
+    memberships = [
+        Membership(key, True, action.dedupe_key)
+        for key, action in sorted(desired_campaigns.items())
+        if action.member and key not in known.memberships
+    ]
+    if writeback.campaign_memberships:
+        memberships += [
+            Membership(campaign, False, dedupe_key)
+            for campaign, dedupe_key in sorted(known.memberships.items())
+            if campaign not in desired_campaigns or not desired_campaigns[campaign].member
+        ]
+    return CustomerPlan(assessment.id, fields, tuple(tasks), tuple(memberships))

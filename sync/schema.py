@@ -1,0 +1,258 @@
+"""The state store's tables and their ordered migrations.
+
+One ``MetaData`` holds every table of the store. Schema versions are kept per *component*
+(``sync`` here; the webhook inbox registers its own component with its own migrations), so
+each owner evolves its tables without renumbering anyone else's. A migration is a plain
+function run inside the transaction that records its version, so a crash mid-upgrade leaves
+the old version recorded and the upgrade is simply retried (PostgreSQL has transactional
+DDL; on SQLite each migration is written to be safe to repeat).
+
+Timestamps are stored as fixed-width UTC ISO text (``2026-01-01T00:00:00.000000Z``): the
+text order is the time order on every backend, which the cursor comparisons rely on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("component", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("applied_at", sa.String(32), nullable=False),
+)
+
+#: small key/value facts: the generated pseudonym key, the audit chain head.
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+#: one row per stream (``<crm>:<object>``): where the next incremental read starts.
+bookmarks = sa.Table(
+    "bookmarks",
+    metadata,
+    sa.Column("stream", sa.String(128), primary_key=True),
+    sa.Column("modstamp", sa.String(32), nullable=False),
+    sa.Column("record_id", sa.String(64), nullable=False),
+    sa.Column("read_at", sa.String(32), nullable=False),
+    sa.Column("tie_set", sa.JSON, nullable=False),
+    sa.Column("state_version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
+
+#: what crmtier last decided and wrote per customer. ``customer_id`` is the CRM id (needed
+#: to act); ``pseudonym`` is how logs and the audit trail name the customer. No raw PII.
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("stream", sa.String(128), primary_key=True),
+    sa.Column("customer_id", sa.String(64), primary_key=True),
+    sa.Column("pseudonym", sa.String(32), nullable=False, index=True),
+    sa.Column("tiers", sa.JSON, nullable=True),  # value/needs/credit/aml/ops/status
+    sa.Column("fields", sa.JSON, nullable=True),  # last written canonical outputs
+    sa.Column("assessed_at", sa.String(10), nullable=True),
+    sa.Column("below_floor_since", sa.String(10), nullable=True),
+    sa.Column("pending", sa.JSON, nullable=True),  # decided, waiting for its writes
+    sa.Column("run_id", sa.String(40), nullable=True),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
+
+#: tasks and campaign memberships crmtier has made (key = the deterministic dedupe key).
+side_effects = sa.Table(
+    "side_effects",
+    metadata,
+    sa.Column("stream", sa.String(128), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),  # task | membership
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("campaign", sa.String(64), nullable=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("run_id", sa.String(40), nullable=True),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Index("side_effects_by_customer", "stream", "customer_id"),
+)
+
+#: planned CRM writes, recorded in the same transaction that advances the bookmark past the
+#: records they come from, drained in full batches, marked done with the state they change.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("stream", sa.String(128), nullable=False),
+    sa.Column("run_id", sa.String(40), nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # field_update | task | membership
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending|done|dead|superseded
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.String(200), nullable=True),
+    sa.Column("trigger", sa.String(16), nullable=False),
+    sa.Column("source_event_id", sa.String(200), nullable=True),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Index("outbox_open", "stream", "status", "id"),
+    sa.Index("outbox_by_customer", "stream", "customer_id", "status"),
+)
+
+#: per-item failures that outlived their retries; retried on every run until they succeed
+#: or an operator acknowledges them.
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("stream", sa.String(128), nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("pseudonym", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("error_code", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(300), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open | resolved | acked
+    sa.Column("run_id", sa.String(40), nullable=False),
+    sa.Column("first_at", sa.String(32), nullable=False),
+    sa.Column("last_at", sa.String(32), nullable=False),
+    sa.Index("dead_letters_open", "stream", "status", "customer_id"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("stream", sa.String(128), nullable=False),
+    sa.Column("trigger", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("started_at", sa.String(32), nullable=False),
+    sa.Column("finished_at", sa.String(32), nullable=True),
+    sa.Column("counts", sa.JSON, nullable=False),
+    sa.Column("api_calls", sa.JSON, nullable=False),
+    sa.Column("error", sa.String(500), nullable=True),
+    sa.Index("runs_by_stream", "stream", "started_at"),
+)
+
+#: append-only, hash-chained (``hash = sha256(prev_hash + canonical row)``).
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("stream", sa.String(128), nullable=False),
+    sa.Column("customer_ref", sa.String(32), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),  # tier_change | task | campaign
+    sa.Column("old", sa.JSON, nullable=True),
+    sa.Column("new", sa.JSON, nullable=True),
+    sa.Column("reason_codes", sa.JSON, nullable=False),
+    sa.Column("policy_version", sa.String(80), nullable=False),
+    sa.Column("input_hash", sa.String(64), nullable=False),
+    sa.Column("trigger", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(120), nullable=False),
+    sa.Column("run_id", sa.String(40), nullable=False),
+    sa.Column("source_event_id", sa.String(200), nullable=True),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+#: leases that keep two schedulers from syncing the same stream at once.
+locks = sa.Table(
+    "locks",
+    metadata,
+    sa.Column("name", sa.String(160), primary_key=True),
+    sa.Column("owner", sa.String(120), nullable=False),
+    sa.Column("host", sa.String(120), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("expires_at", sa.String(32), nullable=False),
+)
+
+
+def utc_text(ts: datetime) -> str:
+    """Fixed-width, sortable UTC text of ``ts`` (naive values are taken as UTC)."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_utc(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def now_text() -> str:
+    return utc_text(datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step of a component: ``apply`` runs in the transaction recording it."""
+
+    version: int
+    description: str
+    apply: Callable[[sa.Connection], None]
+
+
+def _create(*tables: sa.Table) -> Callable[[sa.Connection], None]:
+    def apply(conn: sa.Connection) -> None:
+        metadata.create_all(conn, tables=list(tables), checkfirst=True)
+
+    return apply
+
+
+#: the sync component's migrations, in order. Append; never edit a released step.
+SYNC_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial sync state: bookmarks, customers, side effects, outbox, dead letters, "
+        "runs, audit, meta, locks",
+        _create(meta, bookmarks, customers, side_effects, outbox, dead_letters, runs, audit, locks),
+    ),
+)
+
+
+class SchemaTooNewError(RuntimeError):
+    """The store was written by a newer crmtier; refusing to run rather than corrupt it."""
+
+
+def migrate(engine: sa.Engine, component: str, migrations: Sequence[Migration]) -> int:
+    """Bring ``component`` up to its newest version, one step per transaction; returns it."""
+    metadata.create_all(engine, tables=[schema_version], checkfirst=True)
+    newest = max((m.version for m in migrations), default=0)
+    for step in sorted(migrations, key=lambda m: m.version):
+        with engine.begin() as conn:
+            current = conn.execute(
+                sa.select(schema_version.c.version)
+                .where(schema_version.c.component == component)
+                .with_for_update()
+            ).scalar()
+            current = current or 0
+            if current > newest:
+                raise SchemaTooNewError(
+                    f"state store: component {component!r} is at schema version {current}, "
+                    f"this crmtier knows up to {newest}; upgrade crmtier"
+                )
+            if step.version <= current:
+                continue
+            step.apply(conn)
+            values = {"version": step.version, "applied_at": now_text()}
+            if current:
+                conn.execute(
+                    schema_version.update()
+                    .where(schema_version.c.component == component)
+                    .values(**values)
+                )
+            else:
+                conn.execute(schema_version.insert().values(component=component, **values))
+    with engine.connect() as conn:
+        version = conn.execute(
+            sa.select(schema_version.c.version).where(schema_version.c.component == component)
+        ).scalar()
+    return int(version or 0)

@@ -1,0 +1,145 @@
+"""Per-customer state: what crmtier last decided and wrote, and the side effects it made.
+
+``customers`` keeps the committed tiers (the ``previous`` block hysteresis needs), the last
+written field values and ``below_floor_since``; ``pending`` holds a decision whose writes
+are still in the outbox and is promoted to committed when they are done. ``side_effects``
+lists the tasks and campaign memberships crmtier made, by dedupe key, so a rerun never
+creates them twice and a membership crmtier no longer wants can be removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from sync.planner import Known
+from sync.schema import customers, now_text, side_effects
+from tiering_core.models import Previous
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class CustomerState:
+    customer_id: str
+    pseudonym: str
+    tiers: Mapping[str, str] | None = None
+    fields: Mapping[str, Any] | None = None
+    assessed_at: str | None = None
+    below_floor_since: str | None = None
+    pending: Mapping[str, Any] | None = None
+    tasks: frozenset[str] = frozenset()
+    memberships: Mapping[str, str] = field(default_factory=dict)
+
+    def previous(self) -> Previous | None:
+        """The ``previous`` block for hysteresis: the committed decision, if any."""
+        if self.tiers is None and self.below_floor_since is None:
+            return None
+        tiers = self.tiers or {}
+        return Previous(
+            value_tier=tiers.get("value_tier"),
+            needs_tier=tiers.get("needs_tier"),
+            credit_risk=tiers.get("credit_risk"),
+            aml_risk=tiers.get("aml_risk"),
+            ops_risk=tiers.get("ops_risk"),
+            assessed_at=date.fromisoformat(self.assessed_at) if self.assessed_at else None,
+            below_floor_since=(
+                date.fromisoformat(self.below_floor_since) if self.below_floor_since else None
+            ),
+        )
+
+    def known(self) -> Known:
+        return Known(tasks=self.tasks, memberships=dict(self.memberships))
+
+
+def _chunks(ids: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start : start + _CHUNK]
+
+
+def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[str, CustomerState]:
+    """Committed state of these customers (absent ids have none yet)."""
+    wanted = sorted(set(ids))
+    rows: dict[str, dict[str, Any]] = {}
+    tasks: dict[str, set[str]] = {}
+    members: dict[str, dict[str, str]] = {}
+    for chunk in _chunks(wanted):
+        for row in conn.execute(
+            sa.select(customers).where(
+                customers.c.stream == stream, customers.c.customer_id.in_(chunk)
+            )
+        ):
+            rows[row.customer_id] = dict(row._mapping)
+        for row in conn.execute(
+            sa.select(
+                side_effects.c.customer_id,
+                side_effects.c.kind,
+                side_effects.c.key,
+                side_effects.c.campaign,
+            ).where(
+                side_effects.c.stream == stream,
+                side_effects.c.customer_id.in_(chunk),
+                side_effects.c.active.is_(True),
+            )
+        ):
+            if row.kind == "task":
+                tasks.setdefault(row.customer_id, set()).add(row.key)
+            else:
+                members.setdefault(row.customer_id, {})[row.campaign] = row.key
+    return {
+        cid: CustomerState(
+            customer_id=cid,
+            pseudonym=row["pseudonym"],
+            tiers=row["tiers"],
+            fields=row["fields"],
+            assessed_at=row["assessed_at"],
+            below_floor_since=row["below_floor_since"],
+            pending=row["pending"],
+            tasks=frozenset(tasks.get(cid, ())),
+            memberships=members.get(cid, {}),
+        )
+        for cid, row in rows.items()
+    }
+
+
+def upsert_state(conn: sa.Connection, stream: str, customer_id: str, **values: Any) -> None:
+    """Insert or update one customer's row (``pseudonym`` is required on insert)."""
+    values["updated_at"] = now_text()
+    updated = conn.execute(
+        customers.update()
+        .where(customers.c.stream == stream, customers.c.customer_id == customer_id)
+        .values(**values)
+    )
+    if not updated.rowcount:
+        conn.execute(customers.insert().values(stream=stream, customer_id=customer_id, **values))
+
+
+def record_side_effect(
+    conn: sa.Connection,
+    stream: str,
+    *,
+    kind: str,
+    key: str,
+    customer_id: str,
+    campaign: str | None,
+    active: bool,
+    run_id: str,
+) -> None:
+    values = {
+        "customer_id": customer_id,
+        "campaign": campaign,
+        "active": active,
+        "run_id": run_id,
+        "updated_at": now_text(),
+    }
+    where = (
+        side_effects.c.stream == stream,
+        side_effects.c.kind == kind,
+        side_effects.c.key == key,
+    )
+    if not conn.execute(side_effects.update().where(*where).values(**values)).rowcount:
+        conn.execute(side_effects.insert().values(stream=stream, kind=kind, key=key, **values))

@@ -1,0 +1,94 @@
+"""crmtier.toml loading: defaults, relative paths, and literal secrets refused by key."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from crmtier.config import ConfigFileError, load_config, parse_interval
+
+BASE = """
+[crm]
+kind = "salesforce"
+base_url = "https://127.0.0.1:1"
+client_id = "env:SF_ID"
+client_secret = "env:SF_SECRET"
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "crmtier.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_and_relative_state_path(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, BASE))
+    assert config.sync.interval() == timedelta(minutes=15)
+    assert config.sync.overlap_seconds == 5
+    assert config.state_url().get_secret_value() == f"sqlite:///{tmp_path / 'crmtier.db'}"
+    assert config.field_mapping().object  # the shipped default mapping
+    assert config.stream.startswith("salesforce:")
+    assert config.pseudonym_key() is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('[crm]\nkind = "salesforce"\nclient_secret = "hunter2"', "[crm] client_secret: literal"),
+        (BASE + '[webhooks]\nsecrets = ["whsec_abc"]', "[webhooks] secrets: literal"),
+        (BASE + '[webhooks]\nfxiaoke_secret = "abc"', "[webhooks] fxiaoke_secret: literal"),
+        (BASE + '[privacy]\npseudonym_key = "abc"', "[privacy] pseudonym_key: literal"),
+        (
+            BASE + '[state]\nurl = "postgresql+psycopg://u:pw@db/x"',
+            "[state] url: contains a password",
+        ),
+        (BASE + '[sync]\nevery = "often"', "[sync] every"),
+        (BASE + "[sync]\nwrite_concurrency = 0", "[sync] write_concurrency"),
+        (BASE + "[sync]\nbogus = 1", "[sync] bogus"),
+        ('[crm]\nbase_url = "x"', "[crm] kind: required"),
+        ("[crm", "not valid TOML"),
+    ],
+)
+def test_bad_files_fail_with_one_line_naming_the_key(
+    tmp_path: Path, extra: str, message: str
+) -> None:
+    with pytest.raises(ConfigFileError) as info:
+        load_config(_write(tmp_path, extra))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+    for secret in ("hunter2", "whsec_abc", "pw@"):
+        assert secret not in str(info.value)
+
+
+def test_secret_refs_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PSEUDO_KEY", "k" * 32)
+    monkeypatch.setenv("STATE_URL", "postgresql+psycopg://u:pw@db/x")
+    config = load_config(
+        _write(
+            tmp_path,
+            BASE + '[privacy]\npseudonym_key = "env:PSEUDO_KEY"\n[state]\nurl = "env:STATE_URL"',
+        )
+    )
+    assert config.pseudonym_key() == b"k" * 32
+    assert config.state_url().get_secret_value().endswith("@db/x")
+    assert "pw" not in repr(config)
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMTIER_SYNC__WRITE_CONCURRENCY", "2")
+    assert load_config(_write(tmp_path, BASE)).sync.write_concurrency == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("15m", 900), ("1h", 3600), ("1d", 86400)]
+)
+def test_parse_interval(text: str, seconds: int) -> None:
+    assert parse_interval(text) == timedelta(seconds=seconds)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigFileError, match="not found"):
+        load_config(tmp_path / "nope.toml")

@@ -1,0 +1,112 @@
+"""The write-back planner, row by row: only differences are written, nothing twice."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from connectors.mapping import WritebackConfig
+from sync.planner import Known, Membership, plan_customer, same_value
+from tiering_core.models import Assessment, CampaignAction, SetFieldAction, TaskAction
+
+WB = WritebackConfig(
+    fields={"value_tier": "Value_Tier__c", "reasons": "Tier_Reasons__c", "value_score": "S__c"},
+    campaigns={"vip_events": "701A", "wealth_seminar": "701B"},
+)
+
+
+def _assessment(*actions: Any) -> Assessment:
+    return Assessment(
+        id="C1",
+        status="rated",
+        value_tier="private",
+        value_score=91.5,
+        needs_tier="professional",
+        credit_risk="low",
+        aml_risk="low",
+        ops_risk="low",
+        edd_required=False,
+        next_review=date(2027, 1, 1),
+        service_level="dedicated",
+        actions=actions,
+        policy_version="default@abc",
+    )
+
+
+TASK = TaskAction(
+    rule="rm_call",
+    subject="Call",
+    priority="high",
+    due=date(2026, 4, 1),
+    dedupe_key="C1:rm_call:2026Q2",
+)
+VIP = CampaignAction(campaign="vip_events", member=True, dedupe_key="C1:vip_events")
+
+
+@pytest.mark.parametrize(
+    ("desired", "current", "same"),
+    [
+        ("private", "private", True),
+        ("private", "wealth", False),
+        (91.5, "91.5", True),
+        (91.5, 91.50000001, True),
+        (None, "", True),
+        (["A", "B"], "A;B", True),
+        (["A", "B"], "A\nB", True),
+        (["A", "B"], "B;A", False),
+        (True, "true", True),
+        (date(2027, 1, 1), "2027-01-01", True),
+    ],
+)
+def test_same_value(desired: Any, current: Any, same: bool) -> None:
+    assert same_value(desired, current) is same
+
+
+def test_unchanged_customer_plans_nothing() -> None:
+    a = _assessment(SetFieldAction(field="value_tier", value="private"), TASK, VIP)
+    known = Known(tasks=frozenset({TASK.dedupe_key}), memberships={"vip_events": VIP.dedupe_key})
+    plan = plan_customer(a, {"value_tier": "private"}, known, WB)
+    assert not plan and len(plan) == 0
+
+
+def test_only_differing_mapped_fields_are_written() -> None:
+    a = _assessment(
+        SetFieldAction(field="value_tier", value="private"),
+        SetFieldAction(field="value_score", value=91.5),
+        SetFieldAction(field="service_level", value="dedicated"),  # not mapped: never written
+    )
+    plan = plan_customer(a, {"value_tier": "wealth", "value_score": 91.5}, Known(), WB)
+    assert dict(plan.fields) == {"value_tier": "private"}
+
+
+def test_tasks_are_made_once_by_dedupe_key() -> None:
+    a = _assessment(TASK)
+    assert plan_customer(a, {}, Known(), WB).tasks == (TASK,)
+    assert plan_customer(a, {}, Known(tasks=frozenset({TASK.dedupe_key})), WB).tasks == ()
+
+
+def test_memberships_added_once_and_removed_when_no_longer_wanted() -> None:
+    assert plan_customer(_assessment(VIP), {}, Known(), WB).memberships == (
+        Membership("vip_events", True, VIP.dedupe_key),
+    )
+    known = Known(memberships={"wealth_seminar": "C1:wealth_seminar"})
+    plan = plan_customer(_assessment(VIP), {}, known, WB)
+    assert set(plan.memberships) == {
+        Membership("vip_events", True, VIP.dedupe_key),
+        Membership("wealth_seminar", False, "C1:wealth_seminar"),
+    }
+    leave = CampaignAction(campaign="vip_events", member=False, dedupe_key=VIP.dedupe_key)
+    known = Known(memberships={"vip_events": VIP.dedupe_key})
+    assert plan_customer(_assessment(leave), {}, known, WB).memberships == (
+        Membership("vip_events", False, VIP.dedupe_key),
+    )
+
+
+def test_unmapped_campaigns_and_disabled_side_effects_are_skipped() -> None:
+    other = CampaignAction(campaign="unknown", member=True, dedupe_key="C1:unknown")
+    assert plan_customer(_assessment(other), {}, Known(), WB).memberships == ()
+    off = WB.model_copy(update={"tasks": False, "campaign_memberships": False})
+    plan = plan_customer(_assessment(TASK, VIP), {}, Known(memberships={"x": "k"}), off)
+    assert not plan

@@ -1,0 +1,147 @@
+"""State store: migrations, meta, leases, bookmarks, audit chain on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from connectors.contract import Cursor
+from sync import audit, bookmarks, schema
+from sync.audit import AuditEntry
+from sync.bookmarks import Bookmark, BookmarkConflictError
+from sync.store import StateStore
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def test_sqlite_runs_in_wal_with_full_sync(sqlite_store: StateStore) -> None:
+    with sqlite_store.begin() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def test_migrations_are_recorded_and_idempotent(store: StateStore) -> None:
+    assert store.migrate("sync", schema.SYNC_MIGRATIONS) == 1
+    assert store.migrate("sync", schema.SYNC_MIGRATIONS) == 1
+    with store.begin() as conn:
+        rows = conn.execute(sa.select(schema.schema_version)).all()
+    assert [(r.component, r.version) for r in rows] == [("sync", 1)]
+
+
+def test_another_component_brings_its_own_tables(store: StateStore) -> None:
+    extra = sa.Table("inbox_probe", schema.metadata, sa.Column("id", sa.Integer, primary_key=True))
+    try:
+        steps = (schema.Migration(1, "probe", lambda c: extra.create(c, checkfirst=True)),)
+        assert store.migrate("probe", steps) == 1
+        with store.begin() as conn:
+            conn.execute(extra.insert().values(id=1))
+    finally:
+        schema.metadata.remove(extra)
+
+
+def test_a_newer_schema_is_refused(store: StateStore) -> None:
+    with store.begin() as conn:
+        conn.execute(schema.schema_version.update().values(version=99))
+    with pytest.raises(schema.SchemaTooNewError, match="version 99"):
+        store.migrate("sync", schema.SYNC_MIGRATIONS)
+
+
+def test_pseudonym_key_is_generated_once(store: StateStore) -> None:
+    first = store.pseudonym_key()
+    assert len(first) == 32
+    assert store.pseudonym_key() == first
+
+
+def test_lease_excludes_a_live_holder_and_passes_from_a_dead_one(store: StateStore) -> None:
+    assert store.acquire_lock("sync:x")
+    assert store.acquire_lock("sync:x")  # re-entrant for the same process
+    # a live process elsewhere on this host holds it
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with store.begin() as conn:
+            conn.execute(schema.locks.update().values(owner=f"other:{holder.pid}", pid=holder.pid))
+        assert not store.acquire_lock("sync:x")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert store.acquire_lock("sync:x")  # its process is gone: taken over at once
+    store.release_lock("sync:x")
+    with store.begin() as conn:
+        assert conn.execute(sa.select(schema.locks)).first() is None
+
+
+def test_bookmark_round_trip_and_optimistic_version(store: StateStore) -> None:
+    bm = Bookmark.initial("salesforce:Account").advance(
+        Cursor(T0, "A2"),
+        [("A1", T0), ("A2", T0)],
+        read_at=T0 + timedelta(seconds=1),
+        overlap=timedelta(seconds=5),
+        tie_max=10,
+    )
+    with store.begin() as conn:
+        saved = bookmarks.save(conn, bm)
+    with store.begin() as conn:
+        loaded = bookmarks.load(conn, "salesforce:Account")
+    assert loaded == saved
+    assert loaded.already_synced("A1", T0) and not loaded.already_synced("A1", T0 + timedelta(1))
+    with store.begin() as conn:
+        bookmarks.save(conn, loaded)
+    with pytest.raises(BookmarkConflictError), store.begin() as conn:
+        bookmarks.save(conn, loaded)  # stale version: someone else moved it
+
+
+def _entry(i: int) -> AuditEntry:
+    return AuditEntry(
+        stream="s",
+        customer_ref=f"cust_{i:020d}",
+        event="tier_change",
+        old={"value_tier": "mass"},
+        new={"value_tier": "affluent"},
+        reason_codes=["VAL_AUM_AFFLUENT"],
+        policy_version="default@abc",
+        input_hash="0" * 64,
+        trigger="sync",
+        actor="test",
+        run_id="r1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("tamper", "bad_seq"),
+    [
+        ('UPDATE audit SET new = \'{"value_tier": "private"}\' WHERE seq = 3', 3),
+        ("DELETE FROM audit WHERE seq = 2", 3),
+        ("UPDATE audit SET seq = seq + 100 WHERE seq = 2", 3),
+        ("DELETE FROM audit WHERE seq = 5", 5),
+        ("UPDATE audit SET customer_ref = 'cust_x', hash = hash WHERE seq = 1", 1),
+    ],
+    ids=["edited", "deleted", "moved", "tail-deleted", "edited-first"],
+)
+def test_audit_verify_names_the_first_bad_row(store: StateStore, tamper: str, bad_seq: int) -> None:
+    with store.begin() as conn:
+        audit.append(conn, [_entry(i) for i in range(3)])
+    with store.begin() as conn:
+        audit.append(conn, [_entry(i) for i in range(3, 5)])
+    with store.begin() as conn:
+        assert audit.verify(conn).ok
+        assert audit.verify(conn).rows == 5
+        conn.execute(sa.text(tamper))
+    with store.begin() as conn:
+        result = audit.verify(conn)
+    assert not result.ok
+    assert result.first_bad_seq == bad_seq
+
+
+def test_swapped_rows_are_detected(store: StateStore) -> None:
+    with store.begin() as conn:
+        audit.append(conn, [_entry(i) for i in range(4)])
+        conn.execute(sa.text("UPDATE audit SET seq = -1 WHERE seq = 2"))
+        conn.execute(sa.text("UPDATE audit SET seq = 2 WHERE seq = 3"))
+        conn.execute(sa.text("UPDATE audit SET seq = 3 WHERE seq = -1"))
+    with store.begin() as conn:
+        result = audit.verify(conn)
+    assert (result.ok, result.first_bad_seq) == (False, 2)
