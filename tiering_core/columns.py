@@ -1,0 +1,201 @@
+"""Profiles as columns: the shape the rules evaluate many customers in at once.
+
+Each canonical input becomes one numpy array over the batch. Missing stays visible:
+numbers are ``float64`` with NaN for missing; yes/no facts are ``int8`` with -1 for missing;
+enumerations are ``int8`` codes with -1 missing and -2 an unknown value. Nothing here
+judges the data; ``rules.quality`` does that on these arrays.
+
+Building the columns is the one per-record Python loop of the batch path; everything after
+it is vectorised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+
+from tiering_core.iso3166 import ALPHA2
+from tiering_core.models import (
+    CUSTOMER_KINDS,
+    LEVELS,
+    LOAN_CLASSES,
+    VALUE_TIER_ORDER,
+    CustomerProfile,
+)
+from tiering_core.policy import Policy
+
+FloatArray = npt.NDArray[np.float64]
+CodeArray = npt.NDArray[np.int8]
+BoolArray = npt.NDArray[np.bool_]
+
+MISSING = -1
+UNKNOWN = -2
+
+#: (column name, block attribute or None for top level, field attribute) of numeric inputs.
+NUMBERS: tuple[tuple[str, str | None, str], ...] = (
+    ("deposits", "assets", "deposits"),
+    ("investments", "assets", "investments"),
+    ("insurance", "assets", "insurance"),
+    ("aum_avg_3m", None, "aum_avg_3m"),
+    ("transactions_90d", "activity", "transactions_90d"),
+    ("digital_logins_90d", "activity", "digital_logins_90d"),
+    ("loan_interest", "revenue_12m", "loan_interest"),
+    ("product_fees", "revenue_12m", "product_fees"),
+    ("service_fees", "revenue_12m", "service_fees"),
+    ("credit_score", "credit", "score"),
+    ("debt_to_income", "credit", "debt_to_income"),
+    ("days_past_due", "credit", "days_past_due_max_12m"),
+    ("cash_volume_90d", "aml", "cash_volume_90d"),
+    ("cross_border_count_90d", "aml", "cross_border_count_90d"),
+    ("cross_border_volume_90d", "aml", "cross_border_volume_90d"),
+    ("str_count_12m", "aml", "str_count_12m"),
+    ("failed_operations_90d", "ops", "failed_operations_90d"),
+    ("support_tickets_90d", "ops", "support_tickets_90d"),
+    ("csat", "feedback", "csat"),
+    ("nps", "feedback", "nps"),
+    ("open_complaints", "feedback", "open_complaints"),
+    ("complaints_12m", "feedback", "complaints_12m"),
+)
+
+#: Yes/no inputs.
+FLAGS: tuple[tuple[str, str | None, str], ...] = (
+    ("pep", "aml", "pep"),
+    ("sanctions_hit", "aml", "sanctions_hit"),
+    ("refused_cdd", "aml", "refused_cdd"),
+    ("adverse_media", "aml", "adverse_media"),
+    ("fraud_victim", "ops", "fraud_victim_flag"),
+    ("kyc_expired", "ops", "kyc_expired"),
+    ("qualified_investor", None, "qualified_investor"),
+)
+
+#: Enumerated inputs and their vocabularies (the code is the index in the vocabulary).
+ENUMS: tuple[tuple[str, str | None, str, tuple[str, ...]], ...] = (
+    ("kind", None, "kind", CUSTOMER_KINDS),
+    ("loan_class", "credit", "loan_class", LOAN_CLASSES),
+    ("industry_risk", "aml", "industry_risk", LEVELS),
+    ("previous_value_tier", "previous", "value_tier", VALUE_TIER_ORDER),
+)
+
+#: Input blocks whose absence the rules care about.
+BLOCKS = ("assets", "activity", "revenue_12m", "credit", "aml", "ops", "feedback")
+
+#: Canonical dotted path of every column (what a DQ issue names).
+PATHS: dict[str, str] = {
+    name: f"{block}.{attr}" if block else attr
+    for name, block, attr in (*NUMBERS, *FLAGS, *((n, b, a) for n, b, a, _ in ENUMS))
+}
+
+
+@dataclass
+class Columns:
+    """One batch of customers, column-wise. ``n`` rows, in input order."""
+
+    n: int
+    number: dict[str, FloatArray]
+    flag: dict[str, CodeArray]
+    enum: dict[str, CodeArray]
+    block: dict[str, BoolArray]  # True where the block is present
+    fx_rate: FloatArray  # policy currency per unit of the customer's currency; NaN unknown
+    products: FloatArray  # number of products held; NaN when the list is missing
+    advanced_products: FloatArray  # how many of them are investment/insurance products
+    countries: FloatArray  # valid ISO codes in aml.high_risk_countries; NaN when missing
+    call_for_action: FloatArray  # how many of them are on the policy's call-for-action list
+    unknown_countries: FloatArray  # codes that are not ISO 3166 alpha-2
+    has_owner: BoolArray
+    below_floor_since: FloatArray  # date ordinal; NaN when none
+
+    @classmethod
+    def from_profiles(cls, profiles: Sequence[CustomerProfile], policy: Policy) -> Columns:
+        n = len(profiles)
+        numbers: dict[str, list[float | None]] = {name: [None] * n for name, _, _ in NUMBERS}
+        flags: dict[str, list[int]] = {name: [MISSING] * n for name, _, _ in FLAGS}
+        enums: dict[str, list[int]] = {name: [MISSING] * n for name, *_ in ENUMS}
+        blocks: dict[str, list[bool]] = {name: [False] * n for name in BLOCKS}
+        fx: list[float | None] = [None] * n
+        products: list[float | None] = [None] * n
+        advanced: list[float] = [0.0] * n
+        countries: list[float | None] = [None] * n
+        cfa: list[float] = [0.0] * n
+        unknown: list[float] = [0.0] * n
+        owner: list[bool] = [False] * n
+        since: list[float | None] = [None] * n
+        vocab = {name: {v: i for i, v in enumerate(values)} for name, _, _, values in ENUMS}
+        advanced_set = frozenset(policy.needs.advanced_products)
+        cfa_set = frozenset(policy.aml.countries.call_for_action)
+
+        for i, p in enumerate(profiles):
+            for name in BLOCKS:
+                blocks[name][i] = getattr(p, name) is not None
+            for name, block, attr in NUMBERS:
+                holder = p if block is None else getattr(p, block)
+                if holder is not None:
+                    numbers[name][i] = getattr(holder, attr)
+            for name, block, attr in FLAGS:
+                holder = p if block is None else getattr(p, block)
+                if holder is not None:
+                    value = getattr(holder, attr)
+                    if value is not None:
+                        flags[name][i] = int(value)
+            for name, block, attr, _ in ENUMS:
+                holder = p if block is None else getattr(p, block)
+                if holder is not None:
+                    value = getattr(holder, attr)
+                    if value is not None:
+                        enums[name][i] = vocab[name].get(value, UNKNOWN)
+            fx[i] = policy.fx_rate(p.currency)
+            held = p.activity.products_held if p.activity is not None else None
+            if held is not None:
+                products[i] = len(held)
+                advanced[i] = sum(1 for h in held if h in advanced_set)
+            listed = p.aml.high_risk_countries if p.aml is not None else None
+            if listed is not None:
+                valid = [c for c in listed if c in ALPHA2]
+                countries[i] = len(valid)
+                cfa[i] = sum(1 for c in valid if c in cfa_set)
+                unknown[i] = len(listed) - len(valid)
+            owner[i] = bool(p.owner_id)
+            if p.previous is not None and p.previous.below_floor_since is not None:
+                since[i] = p.previous.below_floor_since.toordinal()
+
+        return cls(
+            n=n,
+            number={k: np.array(v, dtype=np.float64) for k, v in numbers.items()},
+            flag={k: np.array(v, dtype=np.int8) for k, v in flags.items()},
+            enum={k: np.array(v, dtype=np.int8) for k, v in enums.items()},
+            block={k: np.array(v, dtype=np.bool_) for k, v in blocks.items()},
+            fx_rate=np.array(fx, dtype=np.float64),
+            products=np.array(products, dtype=np.float64),
+            advanced_products=np.array(advanced, dtype=np.float64),
+            countries=np.array(countries, dtype=np.float64),
+            call_for_action=np.array(cfa, dtype=np.float64),
+            unknown_countries=np.array(unknown, dtype=np.float64),
+            has_owner=np.array(owner, dtype=np.bool_),
+            below_floor_since=np.array(since, dtype=np.float64),
+        )
+
+    def take(self, index: npt.NDArray[np.intp]) -> Columns:
+        """The rows at ``index`` (used to tile a benchmark batch and to test row independence)."""
+        return Columns(
+            n=len(index),
+            number={k: v[index] for k, v in self.number.items()},
+            flag={k: v[index] for k, v in self.flag.items()},
+            enum={k: v[index] for k, v in self.enum.items()},
+            block={k: v[index] for k, v in self.block.items()},
+            fx_rate=self.fx_rate[index],
+            products=self.products[index],
+            advanced_products=self.advanced_products[index],
+            countries=self.countries[index],
+            call_for_action=self.call_for_action[index],
+            unknown_countries=self.unknown_countries[index],
+            has_owner=self.has_owner[index],
+            below_floor_since=self.below_floor_since[index],
+        )
+
+
+def days_since(ordinals: FloatArray, as_of: date) -> FloatArray:
+    """Days from each ordinal date to ``as_of`` (NaN stays NaN)."""
+    return as_of.toordinal() - ordinals

@@ -1,0 +1,426 @@
+"""The tiering policy: every number a decision depends on, loaded from TOML and validated.
+
+A bank's admin changes tiers by editing a policy file, never code, so the policy is the
+product's real configuration surface. It is validated as a whole before any customer is
+assessed, and every error names the key and the problem
+(``value.tiers.private.aum_floor: must be > value.tiers.wealth.aum_floor``), because the
+person reading it edits TOML, not Python.
+
+An admin's file is merged over the built-in default (``default_policy.toml``), so it holds
+only what it changes. ``Policy.version`` (``name@<12 hex>``) hashes the validated content,
+so two files that mean the same policy have the same version, and every assessment records
+exactly which policy produced it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import tomllib
+from collections.abc import Mapping
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tiering_core.models import LOAN_CLASSES, VALUE_TIER_ORDER
+
+Level = Literal["low", "medium", "high"]
+AmlLevel = Literal["low", "medium", "high", "prohibited"]
+TierName = Literal["private", "wealth", "affluent", "mass"]
+Period = Literal["month", "quarter", "half_year", "year"]
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+#: Words that would reveal an AML rating in a customer-facing campaign key (PBOC 保密原则).
+_CONFIDENTIAL_WORDS = ("aml", "edd", "pep", "sanction", "launder", "risk", "str_", "suspicious")
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be used; ``problems`` holds one ``key: problem`` line each."""
+
+    def __init__(self, problems: list[str], source: str = "policy") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+NonNeg = Field(ge=0)
+
+
+class TierFloor(_Section):
+    aum_floor: float = Field(gt=0)
+    revenue_floor: float = NonNeg
+
+
+class Lift(_Section):
+    enabled: bool
+    aum_share: float = Field(ge=0, le=1)
+
+
+class ValueScore(_Section):
+    aum_weight: float = NonNeg
+    aum_cap: float = Field(gt=0)
+    revenue_weight: float = NonNeg
+    revenue_cap: float = Field(gt=0)
+    activity_weight: float = NonNeg
+    transactions_cap: float = Field(gt=0)
+    logins_cap: float = Field(gt=0)
+    products_cap: float = Field(gt=0)
+
+
+class Engagement(_Section):
+    active_transactions_from: float = NonNeg
+    dormant_transactions_max: float = NonNeg
+
+
+class ValuePolicy(_Section):
+    buffer: float = Field(ge=0, lt=1)
+    grace_days: int = NonNeg
+    prefer_avg_3m: bool
+    tiers: dict[Literal["private", "wealth", "affluent"], TierFloor]
+    lift: Lift
+    score: ValueScore
+    engagement: Engagement
+
+
+class NeedsPolicy(_Section):
+    professional_tiers: tuple[TierName, ...]
+    advanced_tiers: tuple[TierName, ...]
+    advanced_products: tuple[str, ...]
+
+
+class CreditPolicy(_Section):
+    score_min: int
+    score_max: int
+    high_score_below: int
+    medium_score_below: int
+    medium_dti_over: float = NonNeg
+    high_dti_over: float = NonNeg
+    dti_max: float = Field(gt=0)
+    medium_dpd_from: int = Field(ge=1)
+    high_dpd_over: int = NonNeg
+    loan_class: dict[
+        Literal["normal", "special_mention", "substandard", "doubtful", "loss"], Level
+    ]
+
+
+class AmlWeights(_Section):
+    customer: float = NonNeg
+    geography: float = NonNeg
+    business: float = NonNeg
+    industry: float = NonNeg
+
+
+class AmlPoints(_Section):
+    pep: float = Field(ge=0, le=100)
+    adverse_media: float = Field(ge=0, le=100)
+    str_each: float = Field(ge=0, le=100)
+    corporate: float = Field(ge=0, le=100)
+    high_risk_country: float = Field(ge=0, le=100)
+    call_for_action_country: float = Field(ge=0, le=100)
+    cash_large: float = Field(ge=0, le=100)
+    cash_very_large: float = Field(ge=0, le=100)
+    cross_border_frequent: float = Field(ge=0, le=100)
+    cross_border_large: float = Field(ge=0, le=100)
+    industry_medium: float = Field(ge=0, le=100)
+    industry_high: float = Field(ge=0, le=100)
+
+
+class AmlThresholds(_Section):
+    cash_large_from: float = Field(gt=0)
+    cash_very_large_from: float = Field(gt=0)
+    cross_border_count_from: float = Field(gt=0)
+    cross_border_volume_from: float = Field(gt=0)
+
+
+class AmlCountries(_Section):
+    call_for_action: tuple[str, ...]
+
+
+class AmlOverrides(_Section):
+    """The level a single fact forces *at least*; empty string = no override."""
+
+    sanctions_hit: AmlLevel | Literal[""]
+    pep: AmlLevel | Literal[""]
+    refused_cdd: AmlLevel | Literal[""]
+    repeated_str: AmlLevel | Literal[""]
+    repeated_str_min: int = Field(ge=1)
+
+
+class ReviewMonths(_Section):
+    high: int = Field(ge=1)
+    medium: int = Field(ge=1)
+    low: int = Field(ge=1)
+
+
+class NewCustomer(_Section):
+    working_days: int = Field(ge=1)
+
+
+class AmlPolicy(_Section):
+    medium_from: float = Field(gt=0, le=100)
+    high_from: float = Field(gt=0, le=100)
+    weights: AmlWeights
+    points: AmlPoints
+    thresholds: AmlThresholds
+    countries: AmlCountries
+    overrides: AmlOverrides
+    review_months: ReviewMonths
+    new_customer: NewCustomer
+
+
+class OpsPolicy(_Section):
+    kyc_expired_level: Level
+    fraud_victim_level: Level
+    failed_medium_from: int = Field(ge=1)
+    failed_high_from: int = Field(ge=1)
+    tickets_medium_from: int = Field(ge=1)
+    tickets_high_from: int = Field(ge=1)
+
+
+class FeedbackPolicy(_Section):
+    csat_min: float
+    csat_max: float
+    detractor_csat_max: float
+    detractor_nps_max: float = Field(ge=-100, le=100)
+
+
+class QualityPolicy(_Section):
+    required: tuple[Literal["kind", "assets", "aml", "ops", "credit", "activity",
+                            "revenue_12m", "feedback"], ...]
+
+
+class ServiceLevels(_Section):
+    private: str = Field(min_length=1)
+    wealth: str = Field(min_length=1)
+    affluent: str = Field(min_length=1)
+    mass: str = Field(min_length=1)
+    unrated: str = Field(min_length=1)
+    prohibited: str = Field(min_length=1)
+
+
+class RiskOverrides(_Section):
+    no_marketing_aml: tuple[AmlLevel, ...]
+    no_campaigns_aml: tuple[AmlLevel, ...]
+    no_credit_products_credit: tuple[Literal["low", "medium", "high", "unrated"], ...]
+
+
+class TaskRule(_Section):
+    """One task-generating rule. ``to_owner`` gives the task to the customer's relationship
+    manager when there is one (else to ``queue``); ``period`` decides when a rerun creates a
+    new task instead of upserting the same one."""
+
+    enabled: bool = True
+    queue: str = Field(min_length=1)
+    to_owner: bool = False
+    priority: Literal["high", "normal", "low"]
+    due_days: int = Field(ge=0)
+    period: Period
+    tiers: tuple[TierName, ...] = ()
+    priority_tiers: tuple[TierName, ...] = ()
+    priority_due_days: int | None = Field(default=None, ge=0)
+
+
+class Tasks(_Section):
+    edd_review: TaskRule
+    credit_limit_review: TaskRule
+    complaint: TaskRule
+    upgrade_call: TaskRule
+    dedicated_advisor: TaskRule
+    corporate_banking: TaskRule
+    investment_advisory: TaskRule
+    service_recovery: TaskRule
+    data_remediation: TaskRule
+
+
+class Campaign(_Section):
+    tiers: tuple[TierName, ...] = ()
+    needs: tuple[Literal["basic", "advanced", "professional"], ...] = ()
+    kinds: tuple[Literal["individual", "corporate"], ...] = ()
+    credit: tuple[Literal["low", "medium", "high", "unrated"], ...] = ()
+    marketing: bool = True
+    credit_product: bool = False
+    cadence: str = ""
+
+
+class StrategyPolicy(_Section):
+    reasons_top: int = Field(ge=1, le=20)
+    reasons_language: Literal["en", "zh", "both"]
+    reasons_max_chars: int = Field(ge=40)
+    risk: RiskOverrides
+    tasks: Tasks
+    campaigns: dict[str, Campaign]
+
+
+class Policy(_Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    currency: str = Field(pattern=_CURRENCY.pattern)
+    fx: dict[str, float] = Field(default_factory=dict)
+    value: ValuePolicy
+    needs: NeedsPolicy
+    credit: CreditPolicy
+    aml: AmlPolicy
+    ops: OpsPolicy
+    feedback: FeedbackPolicy
+    quality: QualityPolicy
+    service_levels: ServiceLevels
+    strategy: StrategyPolicy
+
+    @cached_property
+    def version(self) -> str:
+        """``name@<12 hex>`` of the validated content (key order and formatting ignored)."""
+        content = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return f"{self.name}@{hashlib.sha256(content.encode('utf-8')).hexdigest()[:12]}"
+
+    def fx_rate(self, currency: str) -> float | None:
+        """Policy-currency units per unit of ``currency``; None when the policy has no rate."""
+        if currency == self.currency:
+            return 1.0
+        return self.fx.get(currency)
+
+    def floor(self, tier: str) -> float:
+        """AUM floor of a value tier (mass: 0)."""
+        return self.tier_floors().get(tier, 0.0)
+
+    def tier_floors(self) -> dict[str, float]:
+        """AUM floor by tier name, for the tiers above mass."""
+        return {str(name): floor.aum_floor for name, floor in self.value.tiers.items()}
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def default_policy_text() -> str:
+    """The built-in policy TOML exactly as shipped (what ``crmtier policy show`` prints)."""
+    return resources.files("tiering_core").joinpath("default_policy.toml").read_text("utf-8")
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """The built-in default (``path`` None) or an admin's file merged over it."""
+    base = tomllib.loads(default_policy_text())
+    if path is None:
+        return parse_policy(base, source="default_policy.toml")
+    source = str(path)
+    try:
+        overrides = tomllib.loads(Path(path).read_text("utf-8"))
+    except OSError as exc:
+        raise PolicyError([f"cannot read the file ({exc.strerror or exc})"], source) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PolicyError([f"not valid TOML ({exc})"], source) from None
+    merged = _merge(base, overrides)
+    if "name" not in overrides:
+        merged["name"] = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem) or "custom"
+    return parse_policy(merged, source=source)
+
+
+def parse_policy(data: Mapping[str, Any], source: str = "policy") -> Policy:
+    """Validate a policy tree; raise ``PolicyError`` listing every problem by key."""
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError([_describe(err) for err in exc.errors()], source) from None
+    problems = _consistency_problems(policy)
+    if problems:
+        raise PolicyError(problems, source)
+    return policy
+
+
+def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge tables; a value (including a list) in ``overrides`` replaces the base's."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(err: Any) -> str:
+    key = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    if err["type"] == "missing":
+        return f"{key}: required"
+    return f"{key}: {err['msg'].removeprefix('Value error, ')}"
+
+
+def _consistency_problems(p: Policy) -> list[str]:
+    """Rules that relate several keys: the ladders must be ordered, the cadences lawful."""
+    out: list[str] = []
+    tiers = {str(name): floor for name, floor in p.value.tiers.items()}
+    ladder = [t for t in VALUE_TIER_ORDER if t != "mass"]
+    for tier in ladder:
+        if tier not in tiers:
+            out.append(f"value.tiers.{tier}: required")
+    for upper, lower in itertools.pairwise(ladder):
+        if upper in tiers and lower in tiers and tiers[upper].aum_floor <= tiers[lower].aum_floor:
+            out.append(f"value.tiers.{upper}.aum_floor: must be > value.tiers.{lower}.aum_floor")
+    if p.value.score.aum_weight + p.value.score.revenue_weight + p.value.score.activity_weight <= 0:
+        out.append("value.score: the component weights must not all be 0")
+    c = p.credit
+    for loan_class in LOAN_CLASSES:
+        if loan_class not in c.loan_class:
+            out.append(f"credit.loan_class.{loan_class}: required")
+    if c.score_min >= c.score_max:
+        out.append("credit.score_min: must be < credit.score_max")
+    if not c.score_min <= c.high_score_below <= c.medium_score_below <= c.score_max:
+        out.append(
+            "credit.high_score_below: must satisfy score_min <= high_score_below"
+            " <= medium_score_below <= score_max"
+        )
+    if c.medium_dti_over > c.high_dti_over:
+        out.append("credit.medium_dti_over: must be <= credit.high_dti_over")
+    if c.medium_dpd_from > c.high_dpd_over:
+        out.append("credit.medium_dpd_from: must be <= credit.high_dpd_over")
+    a = p.aml
+    if a.medium_from >= a.high_from:
+        out.append("aml.medium_from: must be < aml.high_from")
+    weights = a.weights
+    total = weights.customer + weights.geography + weights.business + weights.industry
+    if abs(total - 100) > 1e-9:
+        out.append(f"aml.weights: must sum to 100 (they sum to {total:g})")
+    if a.thresholds.cash_large_from > a.thresholds.cash_very_large_from:
+        out.append("aml.thresholds.cash_large_from: must be <= aml.thresholds.cash_very_large_from")
+    r = a.review_months
+    if r.high > 6:
+        out.append("aml.review_months.high: must be <= 6 (PBOC 银发〔2013〕2号)")
+    if r.medium > 2 * r.high:
+        out.append("aml.review_months.medium: must be <= 2 x aml.review_months.high")
+    if r.low > 2 * r.medium:
+        out.append("aml.review_months.low: must be <= 2 x aml.review_months.medium")
+    for i, code in enumerate(a.countries.call_for_action):
+        if not re.fullmatch(r"[A-Z]{2}", code):
+            out.append(f"aml.countries.call_for_action.{i}: must be an ISO 3166 alpha-2 code")
+    o = p.ops
+    if o.failed_medium_from > o.failed_high_from:
+        out.append("ops.failed_medium_from: must be <= ops.failed_high_from")
+    if o.tickets_medium_from > o.tickets_high_from:
+        out.append("ops.tickets_medium_from: must be <= ops.tickets_high_from")
+    f = p.feedback
+    if not f.csat_min < f.csat_max:
+        out.append("feedback.csat_min: must be < feedback.csat_max")
+    if not f.csat_min <= f.detractor_csat_max <= f.csat_max:
+        out.append("feedback.detractor_csat_max: must lie within [csat_min, csat_max]")
+    for code, rate in p.fx.items():
+        if not _CURRENCY.match(code):
+            out.append(f"fx.{code}: must be an ISO 4217 currency code")
+        if not rate > 0:
+            out.append(f"fx.{code}: must be > 0")
+    for key in p.strategy.campaigns:
+        if not re.fullmatch(r"[a-z0-9_]+", key):
+            out.append(f"strategy.campaigns.{key}: keys are lower_snake_case")
+        if any(word in key.lower() for word in _CONFIDENTIAL_WORDS):
+            out.append(
+                f"strategy.campaigns.{key}: campaign keys are customer-facing and must not"
+                " reveal a risk rating"
+            )
+    return out

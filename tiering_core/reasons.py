@@ -1,0 +1,366 @@
+"""The reason-code catalogue: every code a rule can give, with its bilingual text.
+
+Codes are stable identifiers (a CRM report or a compliance query may filter on them), so a
+code is never renamed or reused; docs/reason-codes.md lists them. The weight orders reasons
+for the CRM's short "top reasons" field: decisive facts (overrides, the tier's own
+threshold) outrank contributing ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tiering_core.models import Reason, Text
+
+Dimension = Literal["value", "needs", "credit", "aml", "ops", "feedback", "dq"]
+
+
+@dataclass(frozen=True)
+class ReasonSpec:
+    code: str
+    dimension: Dimension
+    factor: str
+    weight: float
+    en: str  # str.format template over {value} and {threshold}, both pre-formatted
+    zh: str
+
+
+def _spec(
+    code: str, dimension: Dimension, factor: str, weight: float, en: str, zh: str
+) -> ReasonSpec:
+    return ReasonSpec(code, dimension, factor, weight, en, zh)
+
+
+_SPECS = (
+    # value
+    _spec(
+        "VAL_AUM_PRIVATE", "value", "aum", 0.70,
+        "AUM {value} >= private floor {threshold}",
+        "资产 {value} ≥ 私行门槛 {threshold}",
+    ),
+    _spec(
+        "VAL_AUM_WEALTH", "value", "aum", 0.60,
+        "AUM {value} >= wealth floor {threshold}",
+        "资产 {value} ≥ 财富门槛 {threshold}",
+    ),
+    _spec(
+        "VAL_AUM_AFFLUENT", "value", "aum", 0.50,
+        "AUM {value} >= affluent floor {threshold}",
+        "资产 {value} ≥ 富裕门槛 {threshold}",
+    ),
+    _spec(
+        "VAL_AUM_MASS", "value", "aum", 0.30,
+        "AUM {value} below affluent floor {threshold}",
+        "资产 {value} 低于富裕门槛 {threshold}",
+    ),
+    _spec(
+        "VAL_LIFT_PROFIT", "value", "revenue_12m", 0.65,
+        "Revenue {value} >= lift floor {threshold}: tier lifted",
+        "年贡献 {value} ≥ 提级门槛 {threshold}，等级上调",
+    ),
+    _spec(
+        "VAL_UPGRADE", "value", "previous.value_tier", 0.55,
+        "Upgraded from {value}",
+        "由 {value} 升级",
+    ),
+    _spec(
+        "VAL_HELD_BUFFER", "value", "aum", 0.55,
+        "AUM {value} within buffer of floor {threshold}: tier kept",
+        "资产 {value} 在缓冲区内（门槛 {threshold}），保级",
+    ),
+    _spec(
+        "VAL_HELD_GRACE", "value", "below_floor_days", 0.55,
+        "Below floor for {value} of {threshold} grace days: tier kept",
+        "低于门槛 {value} 天（宽限 {threshold} 天），暂保级",
+    ),
+    _spec(
+        "VAL_DOWNGRADE", "value", "below_floor_days", 0.60,
+        "Below floor for {value} days (grace {threshold}): downgraded",
+        "低于门槛 {value} 天（宽限 {threshold} 天），降级",
+    ),
+    _spec(
+        "VAL_NO_AUM", "value", "aum", 0.90,
+        "No usable asset data: value tier unrated",
+        "无可用资产数据，价值等级未评",
+    ),
+    _spec(
+        "VAL_ACTIVE", "value", "activity.transactions_90d", 0.20,
+        "{value} transactions in 90 days (active >= {threshold})",
+        "90天交易 {value} 笔（活跃 ≥ {threshold}）",
+    ),
+    _spec(
+        "VAL_DORMANT", "value", "activity.transactions_90d", 0.25,
+        "No transactions or logins in 90 days",
+        "90天无交易、无登录",
+    ),
+    # needs
+    _spec(
+        "NEED_CORPORATE", "needs", "kind", 0.45,
+        "Corporate customer: professional needs",
+        "对公客户：专业需求",
+    ),
+    _spec(
+        "NEED_TIER", "needs", "value_tier", 0.40,
+        "Value tier {value} sets needs {threshold}",
+        "价值等级 {value}，需求 {threshold}",
+    ),
+    _spec(
+        "NEED_QUALIFIED_INVESTOR", "needs", "qualified_investor", 0.45,
+        "Qualified investor: professional needs",
+        "合格投资者：专业需求",
+    ),
+    _spec(
+        "NEED_INVESTMENT_PRODUCTS", "needs", "activity.products_held", 0.35,
+        "Holds investment or insurance products",
+        "持有投资或保险类产品",
+    ),
+    _spec(
+        "NEED_BASIC", "needs", "activity.products_held", 0.10,
+        "No investment products: basic needs",
+        "无投资类产品：基础需求",
+    ),
+    # credit
+    _spec(
+        "CRD_LOAN_CLASS_HIGH", "credit", "credit.loan_class", 0.85,
+        "Loan class {value} (non-performing)",
+        "五级分类 {value}（不良）",
+    ),
+    _spec(
+        "CRD_LOAN_CLASS_MEDIUM", "credit", "credit.loan_class", 0.50,
+        "Loan class {value}",
+        "五级分类 {value}",
+    ),
+    _spec(
+        "CRD_DPD_SEVERE", "credit", "credit.days_past_due_max_12m", 0.85,
+        "{value} days past due (> {threshold})",
+        "逾期 {value} 天（> {threshold}）",
+    ),
+    _spec(
+        "CRD_DPD", "credit", "credit.days_past_due_max_12m", 0.50,
+        "{value} days past due (>= {threshold})",
+        "逾期 {value} 天（≥ {threshold}）",
+    ),
+    _spec(
+        "CRD_SCORE_LOW", "credit", "credit.score", 0.80,
+        "Credit score {value} < {threshold}",
+        "信用评分 {value} < {threshold}",
+    ),
+    _spec(
+        "CRD_SCORE_FAIR", "credit", "credit.score", 0.45,
+        "Credit score {value} < {threshold}",
+        "信用评分 {value} < {threshold}",
+    ),
+    _spec(
+        "CRD_DTI_HIGH", "credit", "credit.debt_to_income", 0.80,
+        "Debt-to-income {value} > {threshold}",
+        "负债收入比 {value} > {threshold}",
+    ),
+    _spec(
+        "CRD_DTI_ELEVATED", "credit", "credit.debt_to_income", 0.45,
+        "Debt-to-income {value} > {threshold}",
+        "负债收入比 {value} > {threshold}",
+    ),
+    _spec(
+        "CRD_GOOD", "credit", "credit", 0.15,
+        "No adverse credit factor",
+        "无不利信用因素",
+    ),
+    _spec(
+        "CRD_NO_DATA", "credit", "credit", 0.20,
+        "No credit data: credit risk unrated",
+        "无信用数据，信用风险未评",
+    ),
+    # aml (weights of contributing factors come from the policy's factor weights)
+    _spec(
+        "AML_SANCTIONS", "aml", "aml.sanctions_hit", 1.00,
+        "Sanctions screening hit",
+        "制裁名单命中",
+    ),
+    _spec(
+        "AML_PEP", "aml", "aml.pep", 0.95,
+        "Politically exposed person",
+        "政治公众人物",
+    ),
+    _spec(
+        "AML_REFUSED_CDD", "aml", "aml.refused_cdd", 0.95,
+        "Refused customer due diligence",
+        "拒绝配合尽职调查",
+    ),
+    _spec(
+        "AML_STR_REPEATED", "aml", "aml.str_count_12m", 0.95,
+        "{value} suspicious-transaction reports in 12 months (>= {threshold})",
+        "12个月可疑交易报告 {value} 次（≥ {threshold}）",
+    ),
+    _spec(
+        "AML_STR", "aml", "aml.str_count_12m", 0.0,
+        "{value} suspicious-transaction report(s) in 12 months",
+        "12个月可疑交易报告 {value} 次",
+    ),
+    _spec(
+        "AML_ADVERSE_MEDIA", "aml", "aml.adverse_media", 0.0,
+        "Adverse media",
+        "负面新闻",
+    ),
+    _spec(
+        "AML_CORPORATE", "aml", "kind", 0.0,
+        "Corporate customer",
+        "对公客户",
+    ),
+    _spec(
+        "AML_HIGH_RISK_COUNTRY", "aml", "aml.high_risk_countries", 0.0,
+        "Links to high-risk countries ({value})",
+        "涉及高风险国家或地区（{value}）",
+    ),
+    _spec(
+        "AML_CALL_FOR_ACTION_COUNTRY", "aml", "aml.high_risk_countries", 0.0,
+        "Links to FATF call-for-action countries ({value})",
+        "涉及FATF呼吁采取行动的国家（{value}）",
+    ),
+    _spec(
+        "AML_CASH_LARGE", "aml", "aml.cash_volume_90d", 0.0,
+        "Cash {value} in 90 days >= {threshold}",
+        "90天现金 {value} ≥ {threshold}",
+    ),
+    _spec(
+        "AML_CASH_VERY_LARGE", "aml", "aml.cash_volume_90d", 0.0,
+        "Cash {value} in 90 days >= {threshold}",
+        "90天现金 {value} ≥ {threshold}",
+    ),
+    _spec(
+        "AML_CROSS_BORDER_FREQUENT", "aml", "aml.cross_border_count_90d", 0.0,
+        "{value} cross-border transfers in 90 days >= {threshold}",
+        "90天跨境交易 {value} 笔 ≥ {threshold}",
+    ),
+    _spec(
+        "AML_CROSS_BORDER_LARGE", "aml", "aml.cross_border_volume_90d", 0.0,
+        "Cross-border {value} in 90 days >= {threshold}",
+        "90天跨境金额 {value} ≥ {threshold}",
+    ),
+    _spec(
+        "AML_INDUSTRY_MEDIUM", "aml", "aml.industry_risk", 0.0,
+        "Medium-risk industry",
+        "中风险行业",
+    ),
+    _spec(
+        "AML_INDUSTRY_HIGH", "aml", "aml.industry_risk", 0.0,
+        "High-risk industry",
+        "高风险行业",
+    ),
+    _spec(
+        "AML_SCORE", "aml", "aml.score", 0.40,
+        "AML factor score {value} (level threshold {threshold})",
+        "反洗钱因素得分 {value}（等级门槛 {threshold}）",
+    ),
+    _spec(
+        "AML_NO_DATA", "aml", "aml", 0.90,
+        "No AML data: AML risk unrated, rate within {threshold} working days",
+        "无反洗钱数据，需在 {threshold} 个工作日内评级",
+    ),
+    # ops
+    _spec(
+        "OPS_FRAUD_VICTIM", "ops", "ops.fraud_victim_flag", 0.75,
+        "Fraud victim",
+        "欺诈受害客户",
+    ),
+    _spec(
+        "OPS_KYC_EXPIRED", "ops", "ops.kyc_expired", 0.70,
+        "KYC documents expired",
+        "身份资料过期",
+    ),
+    _spec(
+        "OPS_FAILED_HIGH", "ops", "ops.failed_operations_90d", 0.60,
+        "{value} failed operations in 90 days (>= {threshold})",
+        "90天操作失败 {value} 次（≥ {threshold}）",
+    ),
+    _spec(
+        "OPS_FAILED", "ops", "ops.failed_operations_90d", 0.35,
+        "{value} failed operations in 90 days (>= {threshold})",
+        "90天操作失败 {value} 次（≥ {threshold}）",
+    ),
+    _spec(
+        "OPS_TICKETS_HIGH", "ops", "ops.support_tickets_90d", 0.55,
+        "{value} support tickets in 90 days (>= {threshold})",
+        "90天服务工单 {value} 个（≥ {threshold}）",
+    ),
+    _spec(
+        "OPS_TICKETS", "ops", "ops.support_tickets_90d", 0.30,
+        "{value} support tickets in 90 days (>= {threshold})",
+        "90天服务工单 {value} 个（≥ {threshold}）",
+    ),
+    _spec(
+        "OPS_NO_DATA", "ops", "ops", 0.40,
+        "No operational data: ops risk unrated",
+        "无运营数据，操作风险未评",
+    ),
+    # feedback
+    _spec(
+        "FB_OPEN_COMPLAINT", "feedback", "feedback.open_complaints", 0.75,
+        "{value} open complaint(s)",
+        "未结投诉 {value} 件",
+    ),
+    _spec(
+        "FB_DETRACTOR_NPS", "feedback", "feedback.nps", 0.50,
+        "NPS {value} <= detractor line {threshold}",
+        "NPS {value} ≤ 贬损线 {threshold}",
+    ),
+    _spec(
+        "FB_LOW_CSAT", "feedback", "feedback.csat", 0.50,
+        "CSAT {value} <= {threshold}",
+        "满意度 {value} ≤ {threshold}",
+    ),
+)
+
+CATALOGUE: dict[str, ReasonSpec] = {spec.code: spec for spec in _SPECS}
+
+
+def format_value(value: Any) -> str:
+    """How an observed value or threshold reads in a reason's text."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    if isinstance(value, int | float):
+        return f"{int(value):,}"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def make_reason(
+    code: str, value: Any = None, threshold: Any = None, weight: float | None = None
+) -> Reason:
+    spec = CATALOGUE[code]
+    fields = {"value": format_value(value), "threshold": format_value(threshold)}
+    return Reason.model_construct(
+        code=code,
+        dimension=spec.dimension,
+        factor=spec.factor,
+        value=value,
+        threshold=threshold,
+        weight=spec.weight if weight is None else round(weight, 4),
+        text=Text.model_construct(en=spec.en.format(**fields), zh=spec.zh.format(**fields)),
+    )
+
+
+def top_reasons(reasons: tuple[Reason, ...], n: int) -> list[Reason]:
+    """The ``n`` heaviest reasons, ties broken by code: the same input always gives the same
+    list. AML reasons are never among them: the CRM's reasons field is visible to sales staff
+    and the AML rating is confidential (PBOC 保密原则)."""
+    visible = [r for r in reasons if r.dimension != "aml"]
+    return sorted(visible, key=lambda r: (-r.weight, r.code))[:n]
+
+
+def compact(reasons: list[Reason], language: str, max_chars: int) -> str:
+    """One line for a CRM text field: ``CODE text; CODE text``, cut at ``max_chars``."""
+    parts = []
+    for r in reasons:
+        if language == "zh":
+            text = r.text.zh
+        elif language == "both":
+            text = f"{r.text.en} / {r.text.zh}"
+        else:
+            text = r.text.en
+        parts.append(f"{r.code} {text}")
+    line = "; ".join(parts)
+    return line if len(line) <= max_chars else line[: max_chars - 1] + "…"

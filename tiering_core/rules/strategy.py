@@ -1,0 +1,196 @@
+"""Service strategy: what the CRM should do for one assessed customer.
+
+Three kinds of action (DESIGN §3): ``set_field`` for every canonical output, follow-up
+``task``s and ``campaign`` memberships. Risk overrides marketing: an AML high/prohibited
+customer gets an EDD task for compliance and no marketing campaign; a credit-high customer
+gets a limit review and no credit-product campaign. Mass-tier and basic-needs customers
+are served self-service: their tasks go to team queues, never to a relationship manager.
+
+Every task carries a deterministic ``dedupe_key`` (customer + rule + period) so a rerun in
+the same period upserts the same task; every campaign action carries one per (customer,
+campaign), and a customer who no longer qualifies gets ``member = false`` so the sync layer
+can remove a membership it added earlier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from tiering_core.dates import period_label
+from tiering_core.models import (
+    AmlRisk,
+    CampaignAction,
+    CustomerProfile,
+    NeedsTier,
+    Priority,
+    Reason,
+    RiskLevel,
+    SetFieldAction,
+    Status,
+    TaskAction,
+    ValueTier,
+)
+from tiering_core.policy import Campaign, Policy, TaskRule
+from tiering_core.reasons import compact, top_reasons
+
+Action = SetFieldAction | TaskAction | CampaignAction
+#: Value tiers a relationship manager serves; others are self-service (no RM task).
+RM_TIERS = ("private", "wealth", "affluent")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One customer's decided results: what the strategy acts on."""
+
+    value_tier: ValueTier
+    value_score: float | None
+    needs_tier: NeedsTier
+    credit_risk: RiskLevel
+    aml_risk: AmlRisk
+    ops_risk: RiskLevel
+    edd_required: bool
+    next_review: date
+    service_level: str
+    status: Status
+    upgraded_from: ValueTier | None
+    open_complaints: int
+    detractor: bool
+    dq_fields: tuple[str, ...]
+
+
+def dedupe_key(*parts: str) -> str:
+    """A stable external id: the same parts always give the same 32 hex characters."""
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def actions(
+    profile: CustomerProfile,
+    outcome: Outcome,
+    reasons: tuple[Reason, ...],
+    policy: Policy,
+    as_of: date,
+) -> tuple[Action, ...]:
+    return (
+        *set_fields(outcome, reasons, policy),
+        *tasks(profile, outcome, policy, as_of),
+        *campaigns(profile, outcome, policy),
+    )
+
+
+def set_fields(outcome: Outcome, reasons: tuple[Reason, ...], policy: Policy) -> list[Action]:
+    s = policy.strategy
+    values = {
+        "value_tier": outcome.value_tier,
+        "value_score": outcome.value_score,
+        "needs_tier": outcome.needs_tier,
+        "credit_risk": outcome.credit_risk,
+        "aml_risk": outcome.aml_risk,
+        "ops_risk": outcome.ops_risk,
+        "edd_required": outcome.edd_required,
+        "next_review": outcome.next_review.isoformat(),
+        "service_level": outcome.service_level,
+        "status": outcome.status,
+        "policy_version": policy.version,
+        "reasons": compact(
+            top_reasons(reasons, s.reasons_top), s.reasons_language, s.reasons_max_chars
+        ),
+    }
+    return [SetFieldAction.model_construct(kind="set_field", field=k, value=v)
+            for k, v in values.items()]
+
+
+def tasks(
+    profile: CustomerProfile, o: Outcome, policy: Policy, as_of: date
+) -> list[Action]:
+    t = policy.strategy.tasks
+    out: list[Action] = []
+
+    def add(
+        rule_name: str,
+        rule: TaskRule,
+        subject: str,
+        *,
+        key: str = "",
+        priority: Priority | None = None,
+        due_days: int | None = None,
+        description: str = "",
+    ) -> None:
+        if not rule.enabled:
+            return
+        serves_rm = o.value_tier in RM_TIERS and o.needs_tier != "basic"
+        owner = profile.owner_id if rule.to_owner and serves_rm and profile.owner_id else None
+        period = period_label(as_of, rule.period)
+        out.append(TaskAction.model_construct(
+            kind="task",
+            rule=rule_name,
+            subject=subject,
+            priority=priority or rule.priority,
+            due=as_of + timedelta(days=rule.due_days if due_days is None else due_days),
+            queue=None if owner else rule.queue,
+            owner_id=owner,
+            description=description,
+            dedupe_key=dedupe_key(profile.id, rule_name + key, period),
+        ))
+
+    if o.aml_risk in ("high", "prohibited"):
+        subject = ("Sanctions screening hit: restrict and review the relationship"
+                   if o.aml_risk == "prohibited" else "Enhanced due diligence review")
+        add("edd_review", t.edd_review, subject)
+    if o.credit_risk == "high":
+        add("credit_limit_review", t.credit_limit_review, "Credit limit and pricing review")
+    if o.open_complaints > 0:
+        rule = t.complaint
+        urgent = o.value_tier in rule.priority_tiers
+        add("complaint", rule, f"Resolve {o.open_complaints} open complaint(s)",
+            priority="high" if urgent else None,
+            due_days=rule.priority_due_days if urgent else None)
+    if o.upgraded_from is not None:
+        add("upgrade_call", t.upgrade_call,
+            f"Call the customer: upgraded from {o.upgraded_from} to {o.value_tier}",
+            key=f":{o.value_tier}")
+    if o.value_tier in t.dedicated_advisor.tiers and not profile.owner_id:
+        add("dedicated_advisor", t.dedicated_advisor,
+            f"Assign a dedicated advisor ({o.value_tier} customer without one)")
+    if profile.kind == "corporate":
+        add("corporate_banking", t.corporate_banking,
+            "Corporate banking review: cash management and trade finance needs")
+    if (o.needs_tier == "professional" and profile.kind != "corporate"
+            and o.aml_risk not in ("high", "prohibited")):
+        add("investment_advisory", t.investment_advisory, "Investment advisory review")
+    if o.detractor:
+        rule = t.service_recovery
+        add("service_recovery", rule, "Service recovery: detractor feedback",
+            priority="high" if o.value_tier in rule.priority_tiers else None)
+    if o.dq_fields:
+        add("data_remediation", t.data_remediation,
+            f"Complete or correct customer data ({len(o.dq_fields)} field(s))",
+            description="Fields: " + ", ".join(o.dq_fields))
+    return out
+
+
+def campaigns(profile: CustomerProfile, o: Outcome, policy: Policy) -> list[Action]:
+    risk = policy.strategy.risk
+    out: list[Action] = []
+    for key in sorted(policy.strategy.campaigns):
+        member = _qualifies(policy.strategy.campaigns[key], profile, o) and not (
+            o.aml_risk in risk.no_campaigns_aml
+            or (policy.strategy.campaigns[key].marketing and o.aml_risk in risk.no_marketing_aml)
+            or (policy.strategy.campaigns[key].credit_product
+                and o.credit_risk in risk.no_credit_products_credit)
+        )
+        out.append(CampaignAction.model_construct(
+            kind="campaign", campaign=key, member=member,
+            dedupe_key=dedupe_key(profile.id, "campaign", key),
+        ))
+    return out
+
+
+def _qualifies(c: Campaign, profile: CustomerProfile, o: Outcome) -> bool:
+    return (
+        (not c.tiers or o.value_tier in c.tiers)
+        and (not c.needs or o.needs_tier in c.needs)
+        and (not c.kinds or profile.kind in c.kinds)
+        and (not c.credit or o.credit_risk in c.credit)
+    )
