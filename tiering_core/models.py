@@ -38,9 +38,10 @@ VALUE_TIER_ORDER: tuple[str, ...] = ("private", "wealth", "affluent", "mass")
 
 class _Input(BaseModel):
     """Base of every input block: immutable, and strict about unknown keys (a typo in a
-    column or mapping name should be reported, not silently ignored)."""
+    column or mapping name should be reported, not silently ignored). NaN and infinity are
+    not numbers a CRM can mean: they fail validation like any other wrongly typed value."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Assets(_Input):
