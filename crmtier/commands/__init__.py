@@ -1,0 +1,1 @@
+"""One module per ``crmtier`` command, each exposing a click command named ``command``."""
