@@ -1,0 +1,146 @@
+"""The report's data model: everything the HTML page shows, and nothing else.
+
+The renderer turns a ``ReportData`` into HTML and knows nothing about where the numbers
+come from; ``crmtier.report.collect`` fills it from the sync state store (and, for the
+feedback section, from a read of the CRM). Only aggregate counts live here, never a
+customer id, name or amount, so the report file can be mailed to a committee without
+becoming a copy of customer data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+#: display order of each tier dimension (anything else found in the store is appended).
+DIMENSION_ORDER: Mapping[str, tuple[str, ...]] = {
+    "value_tier": ("private", "wealth", "affluent", "mass", "unrated"),
+    "needs_tier": ("professional", "advanced", "basic"),
+    "credit_risk": ("high", "medium", "low", "unrated"),
+    "aml_risk": ("prohibited", "high", "medium", "low", "unrated"),
+    "ops_risk": ("high", "medium", "low", "unrated"),
+    "status": ("rated", "partial", "unrated"),
+}
+
+DIMENSION_TITLES: Mapping[str, str] = {
+    "value_tier": "Value tier",
+    "needs_tier": "Needs tier",
+    "credit_risk": "Credit risk",
+    "aml_risk": "AML risk (restricted)",
+    "ops_risk": "Operational risk",
+    "status": "Rating status",
+}
+
+
+def ordered_levels(dimension: str, found: Sequence[str]) -> list[str]:
+    """The known levels of ``dimension`` in their display order, then any others found."""
+    known = list(DIMENSION_ORDER.get(dimension, ()))
+    return known + sorted(level for level in set(found) if level not in known)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """How many customers sit at each level of one dimension."""
+
+    dimension: str
+    counts: Mapping[str, int]
+
+    @property
+    def title(self) -> str:
+        return DIMENSION_TITLES.get(self.dimension, self.dimension)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A cross-table of counts: ``cells[(row, col)]``; missing cells are zero."""
+
+    title: str
+    row_label: str
+    col_label: str
+    rows: Sequence[str]
+    cols: Sequence[str]
+    cells: Mapping[tuple[str, str], int]
+
+    def cell(self, row: str, col: str) -> int:
+        return self.cells.get((row, col), 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.cells.values())
+
+    @property
+    def peak(self) -> int:
+        return max(self.cells.values(), default=0)
+
+
+@dataclass(frozen=True)
+class ApiUse:
+    """API calls of one run by kind, against the theoretical minimum for the same work
+    (reliability target P1: ratio 1.00) and the CRM's allowance when it reports one."""
+
+    calls: Mapping[str, int]
+    minimum: int | None = None
+    allowance_used: int | None = None
+    allowance_limit: int | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+@dataclass(frozen=True)
+class FeedbackRow:
+    """Satisfaction and complaints of the customers of one value tier."""
+
+    tier: str
+    customers: int
+    csat_answers: int = 0
+    csat_mean: float | None = None
+    nps_answers: int = 0
+    nps_mean: float | None = None
+    detractors: int = 0
+    open_complaints: int = 0
+    complaints_12m: int = 0
+
+    @property
+    def complaints_per_100(self) -> float:
+        return 100.0 * self.complaints_12m / self.customers if self.customers else 0.0
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One sync run as the run table records it."""
+
+    run_id: str
+    trigger: str
+    status: str
+    started_at: str
+    finished_at: str | None
+    read: int
+    written: int
+    unchanged: int
+    dead_lettered: int
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class ReportData:
+    title: str
+    generated_at: str
+    crm: str
+    stream: str
+    policy_version: str | None
+    customers: int
+    distributions: Sequence[Distribution]
+    migration: Matrix | None
+    value_risk: Sequence[Matrix]
+    dq_issues: Mapping[str, int]
+    api: ApiUse | None
+    feedback: Sequence[FeedbackRow] | None
+    runs: Sequence[RunRow] = ()
+    side_effects: Mapping[str, int] = field(default_factory=dict)
+    notes: Sequence[str] = ()

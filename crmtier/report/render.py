@@ -1,0 +1,245 @@
+"""Render a ``ReportData`` as one self-contained HTML file.
+
+Self-contained means: inline CSS, inline SVG, no JavaScript, no web fonts, no images by
+URL, and a Content-Security-Policy that forbids loading anything at all, so the file shows
+the same on an air-gapped workstation as on the machine that wrote it and cannot phone
+home. Each chart is followed by the table of numbers it draws (accessible, copyable,
+checkable by an auditor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from html import escape
+
+from crmtier.report.model import ApiUse, Distribution, FeedbackRow, Matrix, ReportData, RunRow
+from crmtier.report.svg import bar_chart, heatmap
+
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+_CSS = """
+:root { --ink:#1d2733; --muted:#5b6776; --accent:#1f5fa8; --line:#d9dee5; --bg:#f6f8fa; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "PingFang SC",
+       "Microsoft YaHei", sans-serif; color: var(--ink); margin: 0; background: #fff; }
+header { background: var(--accent); color: #fff; padding: 20px 32px; }
+header h1 { margin: 0 0 6px; font-size: 22px; }
+header dl { display: flex; flex-wrap: wrap; gap: 4px 24px; margin: 0; font-size: 13px; }
+header dt { opacity: .75; } header dd { margin: 0 0 0 6px; font-weight: 600; }
+header div { display: flex; }
+main { padding: 8px 32px 32px; max-width: 1180px; }
+section { border-bottom: 1px solid var(--line); padding: 12px 0 20px; }
+h2 { font-size: 18px; margin: 12px 0 8px; } h3 { font-size: 15px; margin: 14px 0 6px; }
+p.lead { color: var(--muted); margin: 0 0 10px; }
+.grid { display: grid; gap: 8px 28px;
+        grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); }
+figure { margin: 0; }
+svg.chart { max-width: 100%; height: auto; font-size: 12px; }
+svg .bar { fill: var(--accent); } svg .cell { fill: var(--accent); stroke: var(--line); }
+svg .label, svg .row-head, svg .col-head { fill: var(--ink); }
+svg .value, svg .marker-label { fill: var(--muted); }
+svg .cell-value.light { fill: #fff; } svg .cell-value.dark { fill: var(--ink); }
+svg .marker { stroke: #c0392b; stroke-width: 2; stroke-dasharray: 4 3; }
+svg .marker-label { fill: #c0392b; }
+table { border-collapse: collapse; margin: 6px 0 4px; font-size: 13px; }
+th, td { border: 1px solid var(--line); padding: 3px 10px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+thead th { background: var(--bg); }
+.note { background: #fff8e1; border-left: 4px solid #f0b429; padding: 6px 12px; margin: 6px 0; }
+footer { color: var(--muted); font-size: 12px; padding: 16px 32px; }
+"""
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return escape(str(value))
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, table_id: str) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return (
+        f'<table data-table="{escape(table_id)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "–"
+
+
+def _distribution(dist: Distribution) -> str:
+    items = [(level, float(n)) for level, n in dist.counts.items()]
+    chart = bar_chart(
+        f"dist-{dist.dimension}", items, caption=f"{dist.title}: customers per level"
+    )
+    table = _table(
+        ["Level", "Customers", "Share"],
+        [(level, n, _share(n, dist.total)) for level, n in dist.counts.items()],
+        table_id=f"dist-{dist.dimension}",
+    )
+    return f"<figure><h3>{escape(dist.title)}</h3>{chart}{table}</figure>"
+
+
+def _matrix(chart_id: str, matrix: Matrix) -> str:
+    headers = [f"{matrix.row_label} \\ {matrix.col_label}", *matrix.cols, "Total"]
+    rows = [
+        (row, *(matrix.cell(row, col) for col in matrix.cols),
+         sum(matrix.cell(row, col) for col in matrix.cols))
+        for row in matrix.rows
+    ]
+    return (
+        f"<figure><h3>{escape(matrix.title)}</h3>{heatmap(chart_id, matrix)}"
+        f"{_table(headers, rows, table_id=chart_id)}</figure>"
+    )
+
+
+def _section(section_id: str, title: str, lead: str, body: str) -> str:
+    return (
+        f'<section id="{section_id}"><h2>{escape(title)}</h2>'
+        f'<p class="lead">{escape(lead)}</p>{body}</section>'
+    )
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{escape(text)}</p>'
+
+
+def _runs(runs: Sequence[RunRow]) -> str:
+    if not runs:
+        return _note("No sync run is recorded in the state store yet.")
+    return _table(
+        ["Run", "Trigger", "Status", "Started (UTC)", "Finished (UTC)", "Read", "Written",
+         "Unchanged", "Dead-lettered", "Dry run"],
+        [
+            (r.run_id[:12], r.trigger, r.status, r.started_at, r.finished_at, r.read,
+             r.written, r.unchanged, r.dead_lettered, r.dry_run)
+            for r in runs
+        ],
+        table_id="runs",
+    )
+
+
+def _migration(matrix: Matrix | None) -> str:
+    if matrix is None or not matrix.total:
+        return _note("The last run changed no value tier.")
+    return _matrix("migration", matrix)
+
+
+def _dq(issues: dict[str, int]) -> str:
+    if not issues:
+        return _note("No data-quality issue was found in the last run.")
+    ordered = sorted(issues.items(), key=lambda kv: (-kv[1], kv[0]))
+    chart = bar_chart("dq", [(k, float(v)) for k, v in ordered], caption="DQ issues by kind")
+    return chart + _table(["Kind", "Issues"], ordered, table_id="dq")
+
+
+def _api(api: ApiUse | None) -> str:
+    if api is None:
+        return _note("No API usage is recorded for the last run.")
+    items = [(kind, float(n)) for kind, n in sorted(api.calls.items())]
+    items.append(("total", float(api.total)))
+    marker = ("minimum", float(api.minimum)) if api.minimum is not None else None
+    chart = bar_chart("api", items, caption="API calls of the last run", marker=marker)
+    rows: list[tuple[object, ...]] = [(kind, n) for kind, n in sorted(api.calls.items())]
+    rows.append(("total", api.total))
+    if api.minimum is not None:
+        ratio = f"{api.total / api.minimum:.2f}" if api.minimum else "–"
+        rows.append(("theoretical minimum", api.minimum))
+        rows.append(("used / minimum", ratio))
+    if api.allowance_limit:
+        used = f"{api.allowance_used or 0:,} of {api.allowance_limit:,}"
+        rows.append(("CRM allowance used", used))
+    return chart + _table(["Calls", "Count"], rows, table_id="api")
+
+
+def _feedback(rows: Sequence[FeedbackRow] | None) -> str:
+    if rows is None:
+        return _note(
+            "Feedback was not collected for this report (the state store keeps no customer "
+            "inputs); run `crmtier report` with --feedback to read CSAT/NPS from the CRM."
+        )
+    if not rows:
+        return _note("No customer has feedback data.")
+    csat = bar_chart(
+        "feedback-csat",
+        [(r.tier, r.csat_mean or 0.0) for r in rows],
+        caption="Mean CSAT (1-5) by value tier",
+    )
+    complaints = bar_chart(
+        "feedback-complaints",
+        [(r.tier, round(r.complaints_per_100, 2)) for r in rows],
+        caption="Complaints in 12 months per 100 customers, by value tier",
+    )
+    table = _table(
+        ["Value tier", "Customers", "CSAT answers", "Mean CSAT", "NPS answers", "Mean NPS",
+         "Detractors", "Open complaints", "Complaints 12m", "per 100"],
+        [
+            (r.tier, r.customers, r.csat_answers, r.csat_mean, r.nps_answers, r.nps_mean,
+             r.detractors, r.open_complaints, r.complaints_12m, r.complaints_per_100)
+            for r in rows
+        ],
+        table_id="feedback",
+    )
+    return (
+        f'<div class="grid"><figure><h3>Mean CSAT</h3>{csat}</figure>'
+        f"<figure><h3>Complaints per 100 customers</h3>{complaints}</figure></div>{table}"
+    )
+
+
+def render(data: ReportData) -> str:
+    """The whole report page as one HTML string."""
+    facts = [
+        ("CRM", data.crm), ("Stream", data.stream), ("Policy", data.policy_version or "–"),
+        ("Customers", f"{data.customers:,}"), ("Generated (UTC)", data.generated_at),
+    ]
+    header = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in facts)
+    effects = ""
+    if data.side_effects:
+        effects = _table(
+            ["Side effect in the CRM", "Active"], sorted(data.side_effects.items()),
+            table_id="side-effects",
+        )
+    sections = [
+        _section("runs", "Sync runs", "The most recent runs, newest first.",
+                 _runs(data.runs) + effects),
+        _section("distribution", "Tier distribution",
+                 "Customers per level of each dimension, as last written to the CRM.",
+                 '<div class="grid">' + "".join(_distribution(d) for d in data.distributions)
+                 + "</div>"),
+        _section("migration", "Value-tier migration (last run)",
+                 "From → to: rows are the tier before the run, columns the tier after it.",
+                 _migration(data.migration)),
+        _section("value-risk", "Value × risk",
+                 "Where value and risk meet: high-value customers with high risk need both "
+                 "the advisor and the control functions.",
+                 '<div class="grid">'
+                 + "".join(_matrix(f"value-risk-{i}", m) for i, m in enumerate(data.value_risk))
+                 + "</div>"),
+        _section("dq", "Data-quality issues", "Issues found in the last run, by kind.",
+                 _dq(dict(data.dq_issues))),
+        _section("api", "API usage", "Calls the last run made, against the minimum the same "
+                 "work needs (target ratio 1.00).", _api(data.api)),
+        _section("feedback", "Satisfaction and complaints by tier",
+                 "CSAT, NPS and complaints per value tier, so recurring problems are visible.",
+                 _feedback(data.feedback)),
+    ]
+    notes = "".join(_note(n) for n in data.notes)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(data.title)}</title><style>{_CSS}</style></head><body>"
+        f"<header><h1>{escape(data.title)}</h1><dl>{header}</dl></header>"
+        f"<main>{notes}{''.join(sections)}</main>"
+        "<footer>Aggregate counts only: this report holds no customer identifier, name or "
+        "amount. The AML distribution is confidential (PBOC 保密原则): share this file only "
+        "with staff entitled to see AML ratings.</footer></body></html>\n"
+    )
