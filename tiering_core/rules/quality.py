@@ -76,19 +76,19 @@ def check(cols: Columns, policy: Policy) -> tuple[Columns, list[IssueColumn]]:
     for name in AMOUNTS:
         number[name] = np.where(no_fx, np.nan, number[name] * cols.fx_rate)
 
-    issues.extend(_missing_required(cols, policy, enum))
+    issues.extend(_missing_required(cols, policy))
     clean = replace(cols, number=number, enum=enum)
     return clean, [i for i in issues if i.mask.any()]
 
 
-def _missing_required(
-    cols: Columns, policy: Policy, enum: dict[str, np.ndarray]
-) -> list[IssueColumn]:
+def _missing_required(cols: Columns, policy: Policy) -> list[IssueColumn]:
+    """Absent inputs (an unknown value was reported above and is not also "missing")."""
     required = set(policy.quality.required)
     out: list[IssueColumn] = []
     raw = cols.number
     if "kind" in required:
-        out.append(IssueColumn("DQ_MISSING", "kind", enum["kind"] == MISSING, "required; missing"))
+        kind_missing = cols.enum["kind"] == MISSING
+        out.append(IssueColumn("DQ_MISSING", "kind", kind_missing, "required; missing"))
     if "assets" in required:
         avg_known = known(raw["aum_avg_3m"]) & policy.value.prefer_avg_3m
         no_assets = ~cols.block["assets"] & ~known(raw["aum_avg_3m"])

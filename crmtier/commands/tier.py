@@ -1,0 +1,177 @@
+"""``crmtier tier``: assess customers from a file, without any CRM.
+
+Input is JSON Lines of ``CustomerProfile`` (or CSV whose columns are canonical dotted paths
+such as ``assets.deposits``, lists ``;``-separated); output is JSON Lines of ``Assessment``,
+one per readable input record, in input order. A record that cannot be read (not JSON, a
+wrongly typed field) is reported on stderr as ``line N: field <path>: <problem>`` and
+skipped; the rest are still assessed. A record that can be read but is dirty (a negative
+balance, an unknown country code, a missing block) is assessed with DQ issues: dirty data
+is the rules' business, not the reader's.
+
+Exit status: 0 every record assessed; 1 some skipped; 2 the run could not start (bad
+policy, unreadable file, unknown CSV column).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import IO, Any, get_origin
+
+import click
+from pydantic import ValidationError
+
+from connectors.mapping import CANONICAL_TYPES
+from tiering_core.engine import assess_batch
+from tiering_core.models import CustomerProfile, Previous
+from tiering_core.policy import Policy, PolicyError, load_policy
+
+CHUNK = 2_000  # records assessed together: vectorised, with bounded memory
+LIST_SEPARATOR = ";"
+_LIST_COLUMNS = frozenset(path for path, typ in CANONICAL_TYPES.items() if get_origin(typ) is tuple)
+
+
+class FatalInput(click.ClickException):
+    """The run cannot start at all (exit 2; 1 means some records were skipped)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    message: str
+
+
+def _profile(line: int, data: Any) -> CustomerProfile | list[Problem]:
+    if not isinstance(data, dict):
+        return [Problem(line, "not a JSON object")]
+    try:
+        return CustomerProfile.model_validate(data)
+    except ValidationError as exc:
+        return [
+            Problem(line, f"field {'.'.join(str(p) for p in err['loc']) or '(record)'}: "
+                          f"{err['msg']}")
+            for err in exc.errors(include_input=False, include_url=False)
+        ]
+
+
+def read_jsonl(stream: IO[str]) -> Iterator[tuple[int, CustomerProfile | list[Problem]]]:
+    for number, text in enumerate(stream, start=1):
+        if not text.strip():
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield number, [Problem(number, f"not valid JSON ({exc.msg} at column {exc.colno})")]
+            continue
+        yield number, _profile(number, data)
+
+
+def read_csv(stream: IO[str]) -> Iterator[tuple[int, CustomerProfile | list[Problem]]]:
+    reader = csv.DictReader(stream)
+    columns = reader.fieldnames or []
+    known = set(CANONICAL_TYPES) | {"id"} | {f"previous.{k}" for k in Previous.model_fields}
+    unknown = [c for c in columns if c not in known]
+    if unknown:
+        raise FatalInput(f"CSV column {unknown[0]}: not a canonical field (e.g. assets.deposits)")
+    for row in reader:
+        tree: dict[str, Any] = {}
+        for path, cell in row.items():
+            if cell is None or cell.strip() == "":
+                continue  # an empty cell is missing, never zero
+            value: Any = cell.strip()
+            if path in _LIST_COLUMNS:
+                value = [v.strip() for v in value.split(LIST_SEPARATOR) if v.strip()]
+            _set(tree, path, value)
+        yield reader.line_num, _profile(reader.line_num, tree)
+
+
+def _set(tree: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def _chunks(
+    records: Iterator[tuple[int, CustomerProfile | list[Problem]]], err: IO[str]
+) -> Iterator[tuple[list[CustomerProfile], int]]:
+    """Batches of readable profiles; unreadable records are reported as they are met."""
+    batch: list[CustomerProfile] = []
+    skipped = 0
+    for _, record in records:
+        if isinstance(record, list):
+            skipped += 1
+            for problem in record:
+                err.write(f"line {problem.line}: {problem.message}\n")
+            continue
+        batch.append(record)
+        if len(batch) >= CHUNK:
+            yield batch, skipped
+            batch, skipped = [], 0
+    yield batch, skipped
+
+
+def run(
+    source: IO[str], fmt: str, policy: Policy, as_of: date, out: IO[str], err: IO[str]
+) -> tuple[int, int]:
+    """Assess every readable record of ``source``; return (assessed, skipped)."""
+    records = read_csv(source) if fmt == "csv" else read_jsonl(source)
+    assessed = skipped = 0
+    for batch, batch_skipped in _chunks(records, err):
+        skipped += batch_skipped
+        for assessment in assess_batch(batch, policy, as_of):
+            out.write(assessment.model_dump_json())
+            out.write("\n")
+        assessed += len(batch)
+    return assessed, skipped
+
+
+@click.command(name="tier")
+@click.option("--input", "input_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON Lines of CustomerProfile, or CSV with dotted column names.")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Policy TOML merged over the built-in default (default: built-in).")
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Assessment date YYYY-MM-DD (default: today, UTC).")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write JSON Lines here (default: stdout).")
+@click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "csv"]), default="auto",
+              show_default=True, help="Input format; auto = csv for *.csv, else jsonl.")
+def command(
+    input_path: Path, policy_path: Path | None, as_of: datetime | None,
+    output_path: Path | None, fmt: str,
+) -> None:
+    """Assess customers from a JSON Lines or CSV file; print Assessments as JSON Lines."""
+    try:
+        policy = load_policy(policy_path)
+    except PolicyError as exc:
+        raise FatalInput(str(exc)) from None
+    day = as_of.date() if as_of else datetime.now(UTC).date()
+    if fmt == "auto":
+        fmt = "csv" if input_path.suffix.lower() == ".csv" else "jsonl"
+    try:
+        with input_path.open(encoding="utf-8-sig", newline="") as source:
+            if output_path is None:
+                assessed, skipped = run(source, fmt, policy, day, sys.stdout, sys.stderr)
+            else:
+                with output_path.open("w", encoding="utf-8") as out:
+                    assessed, skipped = run(source, fmt, policy, day, out, sys.stderr)
+    except UnicodeDecodeError as exc:
+        raise FatalInput(f"{input_path}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise FatalInput(f"{exc.filename or input_path}: {exc.strerror or exc}") from None
+    click.echo(
+        f"crmtier tier: {assessed} assessed, {skipped} skipped "
+        f"(policy {policy.version}, as of {day.isoformat()})",
+        err=True,
+    )
+    click.get_current_context().exit(1 if skipped else 0)
