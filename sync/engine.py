@@ -24,7 +24,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -36,6 +36,7 @@ from connectors.contract import Connector, CrmRecord, Page, WriteResult
 from connectors.errors import (
     AuthExpiredError,
     ConfigError,
+    ConnectorError,
     RateLimitedError,
     TransientError,
 )
@@ -88,7 +89,6 @@ class RunOptions:
     full: bool = False
     limit: int | None = None
     actor: str = "crmtier-sync"
-    source_event_id: str | None = None
     as_of: date | None = None  # the assessment date (default: today, UTC)
 
 
@@ -112,6 +112,7 @@ class RunReport:
     error: str | None = None
     preview: list[PlannedWrite] = field(default_factory=list)
     dead_letters_open: int = 0
+    outcomes: dict[str, str] = field(default_factory=dict)  # customer id -> outcome
 
     @property
     def api_total(self) -> int:
@@ -176,21 +177,49 @@ class SyncEngine:
         records: Sequence[CrmRecord],
         *,
         trigger: Trigger = "webhook",
+        source_event_ids: Mapping[str, str] | None = None,
         source_event_id: str | None = None,
         actor: str = "crmtier-webhook",
     ) -> RunReport:
         """Assess, plan, write and record these customers (fetched by the caller), without
-        touching the bookmark: the webhook worker's path through the same machinery."""
-        options = RunOptions(trigger=trigger, actor=actor, source_event_id=source_event_id)
-        return _Run(self, options).execute(read_stream=False, records=records)
+        touching the bookmark: the webhook worker's path through the same machinery.
+        ``source_event_ids`` maps a customer id to the event that named it (audit);
+        ``source_event_id`` names one event for all of them. Pass many records at once:
+        their writes share batches, so N customers cost ~N/200 write calls, not N."""
+        events = dict(source_event_ids or {})
+        if source_event_id is not None:
+            events.update({r.profile.id: source_event_id for r in records})
+        options = RunOptions(trigger=trigger, actor=actor)
+        run = _Run(self, options, events)
+        return run.execute(read_stream=False, records=records)
+
+    def process_changes(
+        self, records: Sequence[CrmRecord], source_event_ids: Mapping[str, str]
+    ) -> Mapping[str, str]:
+        """``sync.worker.ChangeProcessor``: an outcome per customer id (``written``,
+        ``unchanged``, ``dead_lettered``, ``skipped:<reason>``, ``deferred``); raises a
+        ``ConnectorError`` when the CRM call itself failed so the worker retries later."""
+        report = self.process_records(records, source_event_ids=source_event_ids)
+        if report.status == "paused_quota":
+            raise RateLimitedError(report.error or "CRM quota or rate limit")
+        if report.status == "failed":
+            raise ConnectorError(report.error or "write-back failed")
+        return report.outcomes
 
 
 class _Run:
     """The mutable state of one run; lives only as long as ``SyncEngine.run``."""
 
-    def __init__(self, engine: SyncEngine, options: RunOptions) -> None:
+    def __init__(
+        self,
+        engine: SyncEngine,
+        options: RunOptions,
+        source_events: Mapping[str, str] | None = None,
+    ) -> None:
         self.e = engine
         self.options = options
+        self.source_events = source_events or {}
+        self.outcomes: dict[str, str] = {}
         self.settings = engine.settings
         self.run_id = runs.new_run_id()
         self.counts = RunCounts()
@@ -285,7 +314,15 @@ class _Run:
         for kind, n in self.submitted.items():
             min_calls[kind] = math.ceil(n / self.batch)
         return RunReport(
-            self.run_id, self.e.stream, status, self.counts, used, min_calls, error, self.preview
+            self.run_id,
+            self.e.stream,
+            status,
+            self.counts,
+            used,
+            min_calls,
+            error,
+            self.preview,
+            outcomes=self.outcomes,
         )
 
     def _progress(self) -> None:
@@ -367,6 +404,7 @@ class _Run:
                     self._enqueue(conn, record, assessment, plan, state)
                 else:
                     self.counts.unchanged += 1
+                    self.outcomes[record.profile.id] = "unchanged"
                     self._record_unchanged(conn, record, assessment, state, audit_rows)
             append(conn, audit_rows)
             kill_point("in_commit")
@@ -395,6 +433,7 @@ class _Run:
                     pairs.append((record, self.e.assess([profile])[0]))
                 except Exception as exc:
                     self.counts.skipped["assess_error"] += 1
+                    self.outcomes[record.profile.id] = "skipped:assess_error"
                     log.warning(
                         "could not assess customer",
                         extra={
@@ -428,7 +467,7 @@ class _Run:
             "input_hash": _input_hash(record.profile),
             "run_id": self.run_id,
             "trigger": self.options.trigger,
-            "source_event_id": self.options.source_event_id,
+            "source_event_id": self.source_events.get(record.profile.id),
         }
 
     def _as_of(self, assessment: Assessment) -> str:
@@ -475,7 +514,7 @@ class _Run:
             self.run_id,
             new,
             trigger=self.options.trigger,
-            source_event_id=self.options.source_event_id,
+            source_event_id=self.source_events.get(cid),
         )
         for queued in added:
             self.queue[queued.id] = queued
@@ -546,11 +585,13 @@ class _Run:
         states: dict[str, CustomerState],
     ) -> None:
         for record, _assessment, plan in plans:
+            cid = record.profile.id
             if not plan:
                 self.counts.unchanged += 1
+                self.outcomes[cid] = "unchanged"
                 continue
             self.counts.written += 1
-            cid = record.profile.id
+            self.outcomes[cid] = "would_write"
             for name, value in plan.fields.items():
                 self.preview.append(
                     PlannedWrite(
@@ -594,17 +635,24 @@ class _Run:
     # --- writing ------------------------------------------------------------------------
 
     def _ready_batches(self, final: bool) -> list[list[OutboxItem]]:
+        """Full batches of each kind; at the end also the partial rest of a kind, but only
+        once none of its items waits for a customer's in-flight call (else the rest would
+        go out in two calls instead of one)."""
         now = time.monotonic()
         by_kind: dict[str, list[OutboxItem]] = {}
+        held: set[str] = set()
         for item in self.queue.values():
-            if self.due.get(item.id, 0.0) > now or self.inflight_customers[item.customer_id]:
+            if self.due.get(item.id, 0.0) > now:
+                continue
+            if self.inflight_customers[item.customer_id]:
+                held.add(item.kind)
                 continue
             by_kind.setdefault(item.kind, []).append(item)
         batches = []
-        for items in by_kind.values():
+        for kind, items in by_kind.items():
             for start in range(0, len(items), self.batch):
                 chunk = items[start : start + self.batch]
-                if len(chunk) < self.batch and not final:
+                if len(chunk) < self.batch and (not final or kind in held):
                     break
                 batches.append(chunk)
         return batches
@@ -865,6 +913,7 @@ class _Run:
                 self.counts.dead_lettered += 1
             else:
                 self.counts.written += 1
+            self.outcomes[cid] = "dead_lettered" if decision.dead else "written"
         else:
             self.counts.recovered += 1
 
@@ -873,6 +922,7 @@ class _Run:
         for decision in self.decisions.values():
             if decision.this_run:
                 self.counts.skipped["deferred_to_next_run"] += 1
+                self.outcomes[decision.customer_id] = "deferred"
 
     # --- naming and audit ---------------------------------------------------------------
 

@@ -1,0 +1,350 @@
+"""``crmtier sync``: pull changed customers, re-tier, write back; once or on a schedule.
+
+Exit status (for cron and schedulers): 0 succeeded, 1 failed, 2 bad configuration,
+3 completed with errors (dead letters), 4 paused by the CRM's quota (resumes next run),
+5 another process is already syncing this stream.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from connectors.errors import ConfigError, ConnectorError
+from connectors.registry import build_connector
+from crmtier.config import ConfigFileError, CrmtierConfig, load_config, parse_interval
+from sync import jsonlog, outbox
+from sync.engine import (
+    AlreadyRunningError,
+    RunOptions,
+    RunReport,
+    SyncEngine,
+    SyncSettings,
+)
+from sync.runs import RunCounts
+from sync.store import StateStore, StoreError
+
+log = logging.getLogger("crmtier.sync")
+
+EXIT = {
+    "succeeded": 0,
+    "failed": 1,
+    "completed_with_errors": 3,
+    "paused_quota": 4,
+}
+EXIT_CONFIG, EXIT_RUNNING = 2, 5
+
+
+def sync_settings(config: CrmtierConfig) -> SyncSettings:
+    s = config.sync
+    return SyncSettings(
+        overlap=timedelta(seconds=s.overlap_seconds),
+        tie_max=s.tie_set_max,
+        record_retry_attempts=s.record_retry_attempts,
+        record_retry_base=s.record_retry_base_seconds,
+        write_concurrency=s.write_concurrency,
+        lock_ttl=timedelta(seconds=s.lock_ttl_seconds),
+    )
+
+
+@contextmanager
+def open_engine(
+    config: CrmtierConfig,
+    *,
+    as_of: date | None = None,
+    on_progress: Any = None,
+) -> Iterator[SyncEngine]:
+    """Everything a sync needs, built from the config: state store, connector, policy.
+    Also used by ``crmtier serve`` and the webhook worker."""
+    from tiering_core.engine import assess_batch
+    from tiering_core.policy import load_policy
+
+    policy = load_policy(config.policy_path())
+    store = StateStore.open(config.state_url().get_secret_value())
+    try:
+        connector = build_connector(config.crm, config.field_mapping(), config.writeback_config())
+        try:
+            key = config.pseudonym_key() or store.pseudonym_key()
+            day = as_of or datetime.now(UTC).date()
+            yield SyncEngine(
+                store,
+                connector,
+                config.writeback_config(),
+                partial(assess_batch, policy=policy, as_of=day),
+                stream=config.stream,
+                pseudonym_key=key,
+                settings=sync_settings(config),
+                on_progress=on_progress,
+            )
+        finally:
+            connector.close()
+    finally:
+        store.close()
+
+
+class _ProgressView:
+    """Rich progress on stderr: pages, customers, writes, API calls."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task = self.progress.add_task("starting", total=None)
+
+    def update(self, counts: RunCounts, api_calls: int) -> None:
+        writes = sum(counts.writes.values())
+        self.progress.update(
+            self.task,
+            description=(
+                f"pages {counts.pages}  customers {counts.read}  writes {writes}  "
+                f"API calls {api_calls}"
+            ),
+        )
+
+
+def _summary(console: Console, report: RunReport, dry_run: bool) -> None:
+    c = report.counts
+    head = Table(title=f"crmtier sync {report.stream}: {report.status}", show_header=False)
+    head.add_row("run", report.run_id)
+    head.add_row(
+        "customers",
+        f"read {c.read} = unchanged {c.unchanged} + {'would write' if dry_run else 'written'} "
+        f"{c.written} + dead-lettered {c.dead_lettered} + skipped {sum(c.skipped.values())}"
+        + (f" {dict(c.skipped)}" if c.skipped else ""),
+    )
+    if c.recovered:
+        head.add_row("recovered", f"{c.recovered} decisions of an interrupted run completed")
+    minimum = sum(report.min_calls.values())
+    ratio = f" (ratio {report.api_total / minimum:.2f})" if minimum else ""
+    head.add_row(
+        "API calls",
+        f"{report.api_total} used {dict(sorted(report.api_calls.items()))}; "
+        f"minimum {minimum} {dict(sorted(report.min_calls.items()))}{ratio}",
+    )
+    head.add_row("dead letters open", str(report.dead_letters_open))
+    if report.error:
+        head.add_row("error", report.error)
+    console.print(head)
+    for title, counter in (
+        ("value tiers", c.tiers),
+        ("changes (from -> to)", c.changes),
+        ("writes by kind", c.writes),
+        ("failed writes by kind", c.write_failures),
+        ("data-quality issues", c.dq_issues),
+    ):
+        if counter:
+            table = Table(title=title)
+            table.add_column("")
+            table.add_column("count", justify="right")
+            for name, n in counter.most_common():
+                table.add_row(name, str(n))
+            console.print(table)
+    if dry_run and report.preview:
+        table = Table(title="would write (dry run: nothing was sent)")
+        for col in ("customer", "kind", "detail"):
+            table.add_column(col)
+        for item in report.preview[:200]:
+            detail = ", ".join(f"{k}={v}" for k, v in item.detail.items())
+            table.add_row(item.customer_id, item.kind, detail)
+        console.print(table)
+        if len(report.preview) > 200:
+            console.print(f"... and {len(report.preview) - 200} more (use --json for all)")
+
+
+def _report_json(report: RunReport) -> str:
+    return json.dumps(
+        {
+            "run_id": report.run_id,
+            "stream": report.stream,
+            "status": report.status,
+            "error": report.error,
+            "counts": report.counts.as_json(),
+            "api_calls": report.api_calls,
+            "min_calls": report.min_calls,
+            "dead_letters_open": report.dead_letters_open,
+            "preview": [asdict(p) for p in report.preview],
+        },
+        default=str,
+    )
+
+
+def _run_once(config: CrmtierConfig, options: RunOptions, as_json: bool, quiet: bool) -> int:
+    out = Console(file=sys.stdout, soft_wrap=True)
+    err = Console(file=sys.stderr)
+    view = None if (as_json or quiet or not err.is_terminal) else _ProgressView(err)
+    try:
+        with open_engine(
+            config, as_of=options.as_of, on_progress=view.update if view else None
+        ) as engine:
+            if view:
+                with view.progress:
+                    report = engine.run(options)
+            else:
+                report = engine.run(options)
+    except AlreadyRunningError as exc:
+        err.print(f"crmtier sync: {exc}")
+        return EXIT_RUNNING
+    if as_json:
+        click.echo(_report_json(report))
+    elif not quiet:
+        _summary(out, report, options.dry_run)
+    return EXIT[report.status]
+
+
+class _Stopper:
+    """Ends the schedule loop between runs on SIGTERM/SIGINT (a run in progress finishes
+    its current step; a kill mid-run is safe anyway)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.event.set()
+
+
+@click.command(name="sync")
+@click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), required=True, help="crmtier.toml"
+)
+@click.option("--dry-run", is_flag=True, help="Read and plan; write nothing, show the plan.")
+@click.option("--full", is_flag=True, help="Ignore the bookmark: re-tier every customer.")
+@click.option("--limit", type=click.IntRange(min=1), help="Stop after reading N customers.")
+@click.option(
+    "--every",
+    help="Run on a schedule (e.g. 15m); default from [sync] every.",
+    is_flag=False,
+    flag_value="",
+    default=None,
+)
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Assessment date (default today).")
+@click.option(
+    "--trigger",
+    type=click.Choice(["sync", "manual", "backfill"]),
+    default="sync",
+    show_default=True,
+    help="Recorded in the run and the audit trail.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as one JSON line.")
+@click.option("--quiet", is_flag=True, help="No progress or summary (logs only).")
+@click.option(
+    "--log-level",
+    default="WARNING",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@click.option("--dead-letters", "show_dead", is_flag=True, help="List open dead letters and exit.")
+@click.option(
+    "--ack",
+    "ack",
+    multiple=True,
+    help="Acknowledge a dead letter by id (or 'all'): stop retrying it.",
+)
+def command(
+    config_path: Path,
+    dry_run: bool,
+    full: bool,
+    limit: int | None,
+    every: str | None,
+    as_of: datetime | None,
+    trigger: str,
+    as_json: bool,
+    quiet: bool,
+    log_level: str,
+    show_dead: bool,
+    ack: tuple[str, ...],
+) -> None:
+    """Pull changed customers from the CRM, re-tier them, write back what changed."""
+    jsonlog.configure(log_level)
+    try:
+        config = load_config(config_path)
+        if show_dead or ack:
+            sys.exit(_dead_letters(config, ack))
+        options = RunOptions(
+            trigger=trigger,  # type: ignore[arg-type]
+            dry_run=dry_run,
+            full=full,
+            limit=limit,
+            actor=f"crmtier-{trigger}",
+            as_of=as_of.date() if as_of else None,
+        )
+        if every is None:
+            sys.exit(_run_once(config, options, as_json, quiet))
+        interval = config.sync.interval() if every == "" else parse_interval(every)
+        sys.exit(_schedule(config, options, interval.total_seconds(), as_json, quiet))
+    except (ConfigFileError, ConfigError, StoreError) as exc:
+        click.echo(f"crmtier sync: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    except ValueError as exc:
+        click.echo(f"crmtier sync: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    except ConnectorError as exc:
+        click.echo(f"crmtier sync: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+
+
+def _schedule(
+    config: CrmtierConfig, options: RunOptions, seconds: float, as_json: bool, quiet: bool
+) -> int:
+    """Run every ``seconds`` (measured start to start); the stream's lease in the state
+    store keeps runs from overlapping even across processes and hosts."""
+    stopper = _Stopper()
+    signal.signal(signal.SIGTERM, stopper)
+    signal.signal(signal.SIGINT, stopper)
+    code = 0
+    while not stopper.event.is_set():
+        started = time.monotonic()
+        code = _run_once(config, options, as_json, quiet)
+        if code == EXIT_RUNNING:
+            log.info("skipped a tick: another process holds the stream")
+        stopper.event.wait(max(0.0, seconds - (time.monotonic() - started)))
+    return code
+
+
+def _dead_letters(config: CrmtierConfig, ack: tuple[str, ...]) -> int:
+    store = StateStore.open(config.state_url().get_secret_value())
+    try:
+        with store.begin() as conn:
+            if ack:
+                ids = None if "all" in ack else [int(a) for a in ack]
+                n = outbox.ack_dead_letters(conn, config.stream, ids)
+                click.echo(f"acknowledged {n} dead letter(s)")
+                return 0
+            rows = outbox.list_dead_letters(conn, config.stream)
+    finally:
+        store.close()
+    table = Table(title=f"open dead letters of {config.stream}")
+    for col in ("id", "customer", "kind", "error", "attempts", "reason", "last"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["pseudonym"],
+            r["kind"],
+            r["error_code"],
+            str(r["attempts"]),
+            r["reason"],
+            r["last_at"],
+        )
+    Console().print(table)
+    return 0
