@@ -1,0 +1,39 @@
+"""``crmtier report``: write the self-contained HTML tiering report of a sync stream."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from connectors.errors import ConfigError, ConnectorError
+from crmtier.config import load_config
+from crmtier.report.build import build_report, write_report
+from sync.store import StoreError
+
+
+@click.command(name="report")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), required=True,
+              help="crmtier.toml")
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="Where to write the HTML file.")
+@click.option("--run", "run_id", help="Run (id or prefix) whose DQ issues and API usage to "
+              "show; default: the newest finished run that read records.")
+@click.option("--feedback/--no-feedback", default=False, show_default=True,
+              help="Read CSAT/NPS and complaints from the CRM (one full read, API calls "
+              "counted in the report) to show satisfaction by tier.")
+def command(config_path: Path, output: Path, run_id: str | None, feedback: bool) -> None:
+    """Write the HTML report: tiers, migration, value × risk, DQ, API usage, feedback.
+
+    The file has no scripts and loads nothing from the network: it opens the same on an
+    air-gapped workstation. It holds aggregate counts only, never a customer.
+    """
+    try:
+        config = load_config(config_path)
+        data = build_report(config, run_id=run_id, with_feedback=feedback)
+        size = write_report(data, output)
+    except (ConfigError, StoreError, ConnectorError, OSError) as exc:
+        click.echo(f"crmtier report: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"report written: {output} ({size / 1024:.0f} KiB, {data.customers:,} customers)")

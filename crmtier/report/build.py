@@ -1,0 +1,88 @@
+"""Compose the report for a ``crmtier.toml``: state store + (optionally) a CRM read.
+
+Shared by ``crmtier report`` and ``crmtier demo`` so both produce the same page from the
+same sources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from connectors.contract import Connector
+from connectors.registry import build_connector
+from crmtier.config import CrmtierConfig
+from crmtier.report.collect import collect, feedback_by_tier, value_tiers
+from crmtier.report.model import FeedbackRow, ReportData
+from crmtier.report.render import render
+from sync.store import StateStore
+from tiering_core.models import CustomerProfile
+from tiering_core.policy import load_policy
+
+
+def _profiles(connector: Connector) -> Iterator[CustomerProfile]:
+    for page in connector.read_changed(None):
+        for record in page.records:
+            yield record.profile
+
+
+def read_feedback(
+    config: CrmtierConfig, store: StateStore, connector: Connector
+) -> tuple[list[FeedbackRow], int]:
+    """Feedback per stored value tier from one full read of the CRM; returns the rows and
+    the API calls the read cost (shown in the report, so the cost is never hidden)."""
+    policy = load_policy(config.policy_path())
+    before = connector.api_usage().total
+    rows = feedback_by_tier(
+        _profiles(connector),
+        value_tiers(store, config.stream),
+        detractor_nps_max=policy.feedback.detractor_nps_max,
+    )
+    return rows, connector.api_usage().total - before
+
+
+def build_report(
+    config: CrmtierConfig,
+    *,
+    run_id: str | None = None,
+    migration_runs: Sequence[str] | None = None,
+    with_feedback: bool = False,
+    notes: Sequence[str] = (),
+) -> ReportData:
+    store = StateStore.open(config.state_url().get_secret_value())
+    try:
+        connector = build_connector(config.crm, config.field_mapping(), config.writeback_config())
+        try:
+            feedback = None
+            extra: list[str] = []
+            if with_feedback:
+                feedback, calls = read_feedback(config, store, connector)
+                extra.append(
+                    f"Satisfaction figures were read from the CRM for this report "
+                    f"({calls} API call{'s' if calls != 1 else ''})."
+                )
+            return collect(
+                store,
+                crm=config.kind,
+                stream=config.stream,
+                capabilities=connector.capabilities,
+                run_id=run_id,
+                migration_runs=migration_runs,
+                feedback=feedback,
+                notes=[*notes, *extra],
+            )
+        finally:
+            connector.close()
+    finally:
+        store.close()
+
+
+def write_report(data: ReportData, output: Path) -> int:
+    """Write the page atomically (a half-written report is never left behind); returns
+    its size in bytes."""
+    html = render(data).encode("utf-8")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    tmp.write_bytes(html)
+    tmp.replace(output)
+    return len(html)
