@@ -1,0 +1,244 @@
+"""The only module that touches simple-salesforce (and Salesforce's raw HTTP).
+
+Every call goes through ``_call``: the API-share guard, then the shared tenacity retry loop
+(``connectors/http.py``), with simple-salesforce's exceptions and ``requests`` transport
+errors classified by ``errors.py``. What it returns is plain JSON; the connector turns it
+into canonical models.
+
+Authentication is done here rather than by simple-salesforce's login helpers, on purpose:
+those hard-code ``https://{domain}.salesforce.com`` as the token host and re-login
+recursively on 401 (simple-salesforce#569/#685/#804); here the token comes from the org's
+own My Domain (``base_url``, which is what client credentials require) and an expired
+session is renewed exactly once per call by the retry loop. simple-salesforce is then
+given the session id, the instance URL and our ``requests.Session`` (timeouts, pinned CA,
+``trust_env`` off), and does all data calls unmodified.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import jwt
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceError, SalesforceOperationError
+from simple_salesforce.format import format_soql
+
+from connectors.errors import ConfigError, QuotaExhaustedError, TransientError
+from connectors.http import call_with_retry, make_session
+from connectors.salesforce.config import SalesforceSettings
+from connectors.salesforce.errors import classify
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+def soql(template: str, *args: Any, **kwargs: Any) -> str:
+    """SOQL with properly quoted values (simple-salesforce's ``format_soql``)."""
+    return str(format_soql(template, *args, **kwargs))
+
+
+def select(fields: Sequence[str], sobject: str, where: str = "", *values: Any) -> str:
+    """``SELECT fields FROM sobject [where]``. Identifiers come from the validated mapping
+    (and ``doctor`` checks them against describe); values are only ever bound through
+    ``format_soql`` placeholders (``{}``) in ``where``, never pasted in."""
+    text = f"SELECT {', '.join(fields)} FROM {sobject}"  # noqa: S608
+    if where:
+        text = f"{text} {where}"
+    return soql(text, *values) if values else text
+
+
+class SalesforceClient:
+    def __init__(
+        self, settings: SalesforceSettings, *, sleep: Callable[[float], None] | None = None
+    ) -> None:
+        self.settings = settings
+        self.policy = settings.retry_policy()
+        self.session = make_session(self.policy, settings.ca_bundle or None)
+        self._sleep = sleep
+        self._sf: Salesforce | None = None
+        self.calls: Counter[str] = Counter()
+        self.allowance: tuple[int, int] | None = None  # (used, limit) from Sforce-Limit-Info
+        self._warned = False
+
+    def __repr__(self) -> str:
+        return f"SalesforceClient(base_url={self.settings.base_url!r}, auth={self.settings.auth!r})"
+
+    # --- auth ------------------------------------------------------------------------------
+
+    def _login(self) -> Salesforce:
+        s = self.settings
+        url = f"{s.base_url}/services/oauth2/token"
+        headers: dict[str, str] = {}
+        if s.auth == "client_credentials":
+            assert s.client_secret is not None
+            form = {"grant_type": "client_credentials"}
+            auth: tuple[str, str] | None = (
+                s.client_id.get_secret_value(),
+                s.client_secret.get_secret_value(),
+            )
+        else:
+            assert s.private_key is not None
+            claims = {
+                "iss": s.client_id.get_secret_value(),
+                "sub": s.username,
+                "aud": s.audience,
+                "exp": int(time.time()) + 180,
+            }
+            assertion = jwt.encode(claims, s.private_key.get_secret_value(), algorithm="RS256")
+            form = {"grant_type": JWT_GRANT, "assertion": assertion}
+            auth = None
+        self.calls["oauth_token"] += 1
+        try:
+            response = self.session.post(url, data=form, auth=auth, headers=headers)
+        except requests.RequestException as exc:
+            raise TransientError(
+                f"Salesforce token endpoint unreachable: {type(exc).__name__}"
+            ) from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code != 200 or "access_token" not in body:
+            raise classify(
+                response.status_code, body.get("error"), str(body.get("error_description", ""))
+            )
+        instance = str(body.get("instance_url") or s.base_url)
+        if not instance.startswith("https://"):
+            raise ConfigError("Salesforce returned a non-HTTPS instance_url")
+        self._sf = Salesforce(
+            instance_url=instance,
+            session_id=body["access_token"],
+            session=self.session,
+            version=s.api_version,
+        )
+        return self._sf
+
+    def login(self) -> None:
+        """Authenticate now (``doctor``); data calls log in lazily on their own."""
+        call_with_retry(self._login, self.policy, sleep=self._sleep)
+
+    def _forget_session(self) -> None:
+        self._sf = None
+
+    # --- the one call path -----------------------------------------------------------------
+
+    def _guard(self) -> None:
+        """Refuse to go past ``api_share`` of the org's daily allowance (R5). Our own calls
+        are what we count: the org-wide figure includes every other integration."""
+        if self.allowance is None:
+            return
+        budget = self.settings.api_share * self.allowance[1]
+        used = self.data_calls()
+        if used >= budget:
+            raise QuotaExhaustedError(
+                f"crmtier used {used} Salesforce API calls, its api_share "
+                f"({self.settings.api_share:.0%}) of the daily {self.allowance[1]}"
+            )
+        if used >= budget / 2 and not self._warned:
+            self._warned = True
+            log.warning("half of crmtier's Salesforce API share is used", extra={"used": used})
+
+    def data_calls(self) -> int:
+        return sum(n for kind, n in self.calls.items() if kind != "oauth_token")
+
+    def _call(self, kind: str, fn: Callable[[Salesforce], T]) -> T:
+        def attempt() -> T:
+            self._guard()
+            sf = self._sf or self._login()
+            self.calls[kind] += 1
+            try:
+                result = fn(sf)
+            except SalesforceError as exc:
+                raise _classify_sf(exc) from exc
+            except SalesforceOperationError as exc:
+                raise TransientError(f"Salesforce bulk job did not complete: {kind}") from exc
+            except requests.RequestException as exc:
+                raise TransientError(f"Salesforce {kind}: {type(exc).__name__}") from exc
+            usage = sf.api_usage.get("api-usage") if sf.api_usage else None
+            if usage is not None:
+                self.allowance = (int(usage.used), int(usage.total))
+            return result
+
+        return call_with_retry(
+            attempt, self.policy, refresh_auth=self._forget_session, sleep=self._sleep
+        )
+
+    # --- operations --------------------------------------------------------------------------
+
+    def query(self, query: str) -> dict[str, Any]:
+        headers = {"Sforce-Query-Options": f"batchSize={self.settings.page_size}"}
+        return self._call("query", lambda sf: dict(sf.query(query, headers=headers)))
+
+    def query_more(self, next_url: str) -> dict[str, Any]:
+        return self._call(
+            "query_more", lambda sf: dict(sf.query_more(next_url, identifier_is_url=True))
+        )
+
+    def query_all(self, query: str) -> list[dict[str, Any]]:
+        page = self.query(query)
+        records = list(page["records"])
+        while not page.get("done", True):
+            page = self.query_more(page["nextRecordsUrl"])
+            records.extend(page["records"])
+        return records
+
+    def describe(self, sobject: str) -> dict[str, Any]:
+        return self._call(
+            "describe", lambda sf: dict(sf.restful(f"sobjects/{sobject}/describe") or {})
+        )
+
+    def collection(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, **params: str
+    ) -> list[dict[str, Any]]:
+        """One sObject Collections call (≤ 200 records); the per-record results in order."""
+        kind = {
+            ("PATCH", True): "collections_upsert",
+            ("PATCH", False): "collections_update",
+            ("POST", False): "collections_create",
+            ("DELETE", False): "collections_delete",
+        }[(method, path != "composite/sobjects")]
+        result = self._call(
+            kind,
+            lambda sf: sf.restful(path, method=method, json=body, params=params or None),
+        )
+        return [dict(r) for r in (result or [])]
+
+    def bulk_update(self, sobject: str, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+        """One Bulk API 2.0 update job; the failed rows (``sf__Id``, ``sf__Error``)."""
+
+        def run(sf: Salesforce) -> list[dict[str, str]]:
+            handler = getattr(sf.bulk2, sobject)
+            jobs = handler.update(
+                records=[dict(r) for r in rows], wait=self.settings.bulk_poll_seconds
+            )
+            failed: list[dict[str, str]] = []
+            for job in jobs:
+                if int(job["numberRecordsFailed"]):
+                    text = handler.get_failed_records(job["job_id"])
+                    failed.extend(csv.DictReader(io.StringIO(text)))
+            return failed
+
+        return self._call("bulk_ingest", run)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _classify_sf(exc: SalesforceError) -> Exception:
+    content = exc.content
+    code, message = None, ""
+    if isinstance(content, list) and content and isinstance(content[0], Mapping):
+        code = content[0].get("errorCode")
+        message = str(content[0].get("message", ""))
+    elif isinstance(content, Mapping):
+        code = content.get("errorCode") or content.get("error")
+        message = str(content.get("message", ""))
+    return classify(int(exc.status or 0), code, message)

@@ -1,0 +1,414 @@
+"""The Salesforce connector: canonical customers in, per-item write results out.
+
+Reads page through ``SystemModstamp`` (inclusive, ``ORDER BY SystemModstamp, Id``),
+selecting only the mapped fields, the write-back fields (to fill ``CrmRecord.current``) and
+the few system fields the connector itself needs; one Salesforce query batch is one
+``Page``. Writes use the fewest calls: sObject Collections of ≤ 200 records, one Bulk API
+2.0 job above ``bulk_threshold`` changed customers, Tasks upserted by external id, and
+CampaignMembers looked up by a deterministic external id then created or deleted, so a
+rerun never duplicates anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from connectors.contract import (
+    ApiUsage,
+    Capabilities,
+    CrmRecord,
+    Cursor,
+    FieldUpdate,
+    MembershipChange,
+    Page,
+    SchemaCheck,
+    TaskUpsert,
+    WritePlan,
+    WriteResult,
+)
+from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
+from connectors.salesforce.client import SalesforceClient, select
+from connectors.salesforce.config import SalesforceSettings, load_settings
+from connectors.salesforce.errors import record_retryable
+from connectors.salesforce.mapping import from_crm_value, to_crm_value
+from connectors.salesforce.schema_check import run_checks
+from tiering_core.models import CustomerProfile, DQIssue
+
+log = logging.getLogger(__name__)
+BATCH = 200
+_PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
+
+
+def build(
+    crm: Mapping[str, Any], mapping: FieldMapping, writeback: WritebackConfig
+) -> SalesforceConnector:
+    return SalesforceConnector(load_settings(crm), mapping, writeback)
+
+
+def parse_modstamp(text: str) -> datetime:
+    """``2025-01-15T09:31:02.000+0000`` → aware UTC datetime."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+
+
+def soql_datetime(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SalesforceConnector:
+    def __init__(
+        self,
+        settings: SalesforceSettings,
+        mapping: FieldMapping,
+        writeback: WritebackConfig,
+        *,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.mapping = mapping
+        self.writeback = writeback
+        self.client = SalesforceClient(settings, sleep=sleep)
+        self.capabilities = Capabilities(
+            crm="salesforce",
+            page_size=settings.page_size,
+            max_write_batch=BATCH,
+            bulk_threshold=settings.bulk_threshold,
+            webhook_kind="outbound_message",
+            campaign_member_object=settings.campaign_member_object,
+        )
+        self._person_contacts: dict[str, str | None] = {}
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"SalesforceConnector(base_url={s.base_url!r}, object={self.mapping.object!r})"
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def _select(self) -> list[str]:
+        fields = {
+            "Id",
+            "SystemModstamp",
+            "OwnerId",
+            *self.mapping.crm_fields(),
+            *self.writeback.fields.values(),
+        }
+        if self.settings.person_accounts:
+            fields |= {"IsPersonAccount", "PersonContactId"}
+        return ["Id", "SystemModstamp", *sorted(fields - {"Id", "SystemModstamp"})]
+
+    def read_changed(self, since: Cursor | None) -> Iterator[Page]:
+        query = select(self._select(), self.mapping.object)
+        if since is not None:
+            # Second precision and >=: same-second rows are re-read and skipped below, so a
+            # tie at a page boundary is never lost (the classic strict-">" bug).
+            query += f" WHERE SystemModstamp >= {soql_datetime(since.modstamp)}"
+        query += " ORDER BY SystemModstamp, Id"
+        page = self.client.query(query)
+        while True:
+            records = [
+                r for r in map(self._record, page["records"]) if since is None or r.cursor >= since
+            ]
+            if records:
+                yield Page(tuple(records))
+            if page.get("done", True):
+                return
+            page = self.client.query_more(page["nextRecordsUrl"])
+
+    def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
+        out: list[CrmRecord] = []
+        for chunk in _chunks(list(dict.fromkeys(ids))):
+            query = select(
+                self._select(),
+                self.mapping.object,
+                "WHERE Id IN {}",
+                list(chunk),
+            )
+            out.extend(self._record(r) for r in self.client.query_all(query))
+        return out
+
+    def _record(self, raw: Mapping[str, Any]) -> CrmRecord:
+        rid = str(raw["Id"])
+        modstamp = parse_modstamp(str(raw["SystemModstamp"]))
+        if self.settings.person_accounts:
+            self._person_contacts[rid] = (
+                raw.get("PersonContactId") if raw.get("IsPersonAccount") else None
+            )
+        extra: dict[str, Any] = {"modified_at": modstamp}
+        if "owner_id" not in self.mapping.fields and raw.get("OwnerId"):
+            extra["owner_id"] = raw["OwnerId"]
+        try:
+            profile, issues = profile_from_crm(rid, raw, self.mapping, **extra)
+        except ValidationError as exc:  # something the mapping cannot even drop: keep the id
+            profile = CustomerProfile(id=rid, modified_at=modstamp)
+            issues = (
+                DQIssue(
+                    code="DQ_BAD_TYPE",
+                    field="*",
+                    problem=f"unreadable record: {exc.error_count()} errors",
+                ),
+            )
+        current = {
+            output: from_crm_value(output, raw.get(crm_field))
+            for output, crm_field in self.writeback.fields.items()
+        }
+        return CrmRecord(profile, modstamp, current, issues)
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def apply(self, plan: WritePlan) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        if plan.field_updates:
+            results += self._write_fields(plan.field_updates)
+        if plan.tasks:
+            results += self._write_tasks(plan.tasks)
+        if plan.memberships:
+            results += self._write_memberships(plan.memberships)
+        return results
+
+    def _crm_fields(self, update: FieldUpdate) -> dict[str, Any]:
+        return {
+            self.writeback.fields[output]: to_crm_value(output, value)
+            for output, value in update.fields.items()
+            if output in self.writeback.fields
+        }
+
+    def _write_fields(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
+        if len(updates) > self.settings.bulk_threshold:
+            return self._write_fields_bulk(updates)
+        results: list[WriteResult] = []
+        for chunk in _chunks(updates):
+            records = [
+                {
+                    "attributes": {"type": self.mapping.object},
+                    "id": u.customer_id,
+                    **self._crm_fields(u),
+                }
+                for u in chunk
+            ]
+            saved = self.client.collection(
+                "PATCH", "composite/sobjects", {"allOrNone": False, "records": records}
+            )
+            results += [
+                _result("field_update", u.customer_id, r) for u, r in zip(chunk, saved, strict=True)
+            ]
+        return results
+
+    def _write_fields_bulk(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
+        rows = [
+            {"Id": u.customer_id, **{k: _csv(v) for k, v in self._crm_fields(u).items()}}
+            for u in updates
+        ]
+        failed = {
+            row.get("sf__Id") or row.get("Id"): row.get("sf__Error", "")
+            for row in self.client.bulk_update(self.mapping.object, rows)
+        }
+        out = []
+        for u in updates:
+            error = failed.get(u.customer_id)
+            if error is None:
+                out.append(WriteResult("field_update", u.customer_id, True))
+            else:
+                code, _, message = error.partition(":")
+                out.append(
+                    WriteResult(
+                        "field_update", u.customer_id, False, code, message, record_retryable(code)
+                    )
+                )
+        return out
+
+    def _write_tasks(self, tasks: Sequence[TaskUpsert]) -> list[WriteResult]:
+        key_field = self.settings.external_id_field
+        results: list[WriteResult] = []
+        for chunk in _chunks(tasks):
+            records = [self._task_record(t) for t in chunk]
+            saved = self.client.collection(
+                "PATCH",
+                f"composite/sobjects/Task/{key_field}",
+                {"allOrNone": False, "records": records},
+            )
+            results += [
+                _result("task", t.task.dedupe_key, r) for t, r in zip(chunk, saved, strict=True)
+            ]
+        return results
+
+    def _task_record(self, upsert: TaskUpsert) -> dict[str, Any]:
+        task = upsert.task
+        record: dict[str, Any] = {
+            "attributes": {"type": "Task"},
+            self.settings.external_id_field: task.dedupe_key,
+            "Subject": task.subject[:255],
+            "ActivityDate": task.due.isoformat(),
+            "Priority": _PRIORITY[task.priority],
+            "WhatId": upsert.customer_id,
+            "Description": task.description[:32000],
+        }
+        # Status is left out on purpose: it defaults on create, and a rerun must not reopen
+        # a task the relationship manager has completed.
+        owner = task.owner_id or (self.writeback.queues.get(task.queue) if task.queue else None)
+        if owner:
+            record["OwnerId"] = owner
+        return record
+
+    def _member_key(self, change: MembershipChange, campaign_id: str) -> str:
+        """Deterministic from (campaign, customer): an add and a later remove find the same
+        member whatever the planner's dedupe key looked like."""
+        return f"crmtier:{campaign_id}:{change.customer_id}"
+
+    def _write_memberships(self, changes: Sequence[MembershipChange]) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        for chunk in _chunks(changes):
+            results += self._membership_chunk(chunk)
+        return results
+
+    def _membership_chunk(self, chunk: Sequence[MembershipChange]) -> list[WriteResult]:
+        obj, key_field = self.settings.campaign_member_object, self.settings.external_id_field
+        out: dict[int, WriteResult] = {}
+        keys: dict[int, str] = {}
+        for i, change in enumerate(chunk):
+            campaign_id = self.writeback.campaigns.get(change.campaign)
+            if campaign_id is None:
+                out[i] = WriteResult(
+                    "membership",
+                    change.dedupe_key,
+                    False,
+                    "CAMPAIGN_NOT_MAPPED",
+                    f"campaign {change.campaign!r} has no [writeback.campaigns] id",
+                )
+            else:
+                keys[i] = self._member_key(change, campaign_id)
+        existing: dict[str, str] = {}
+        if keys:
+            query = select(
+                ["Id", key_field],
+                obj,
+                f"WHERE {key_field} IN {{}}",
+                sorted(set(keys.values())),
+            )
+            existing = {str(r[key_field]): str(r["Id"]) for r in self.client.query_all(query)}
+        adds = [i for i in keys if chunk[i].member and keys[i] not in existing]
+        removes = [i for i in keys if not chunk[i].member and keys[i] in existing]
+        for i in keys:
+            if i not in adds and i not in removes:  # already as wanted: nothing to do
+                out[i] = WriteResult("membership", chunk[i].dedupe_key, True)
+        self._add_members(chunk, adds, keys, out)
+        if removes:
+            saved = self.client.collection(
+                "DELETE",
+                "composite/sobjects",
+                None,
+                ids=",".join(existing[keys[i]] for i in removes),
+                allOrNone="false",
+            )
+            for i, r in zip(removes, saved, strict=True):
+                out[i] = _result(
+                    "membership", chunk[i].dedupe_key, r, ok_codes=("ENTITY_IS_DELETED",)
+                )
+        return [out[i] for i in range(len(chunk))]
+
+    def _add_members(
+        self,
+        chunk: Sequence[MembershipChange],
+        adds: list[int],
+        keys: Mapping[int, str],
+        out: dict[int, WriteResult],
+    ) -> None:
+        self._resolve_contacts([chunk[i].customer_id for i in adds])
+        records, sent = [], []
+        for i in adds:
+            ref = self._member_ref(chunk[i].customer_id)
+            if ref is None:
+                out[i] = WriteResult(
+                    "membership",
+                    chunk[i].dedupe_key,
+                    False,
+                    "MEMBER_NOT_SUPPORTED",
+                    "business accounts need 'Accounts as Campaign Members' enabled",
+                )
+                continue
+            records.append(
+                {
+                    "attributes": {"type": self.settings.campaign_member_object},
+                    "CampaignId": self.writeback.campaigns[chunk[i].campaign],
+                    ref[0]: ref[1],
+                    self.settings.external_id_field: keys[i],
+                    "Status": "Sent",
+                }
+            )
+            sent.append(i)
+        if records:
+            saved = self.client.collection(
+                "POST", "composite/sobjects", {"allOrNone": False, "records": records}
+            )
+            for i, r in zip(sent, saved, strict=True):
+                # DUPLICATE_VALUE: someone already added this customer; the goal state holds.
+                out[i] = _result(
+                    "membership", chunk[i].dedupe_key, r, ok_codes=("DUPLICATE_VALUE",)
+                )
+
+    def _member_ref(self, customer_id: str) -> tuple[str, str] | None:
+        contact = self._person_contacts.get(customer_id)
+        if contact:
+            return "ContactId", contact
+        if self.settings.accounts_as_campaign_members:
+            return "AccountId", customer_id
+        return None
+
+    def _resolve_contacts(self, ids: Sequence[str]) -> None:
+        missing = [i for i in ids if i not in self._person_contacts]
+        if not missing or not self.settings.person_accounts:
+            return
+        for chunk in _chunks(missing):
+            query = select(
+                ["Id", "IsPersonAccount", "PersonContactId"],
+                self.mapping.object,
+                "WHERE Id IN {}",
+                list(chunk),
+            )
+            for r in self.client.query_all(query):
+                self._person_contacts[str(r["Id"])] = (
+                    r.get("PersonContactId") if r.get("IsPersonAccount") else None
+                )
+
+    # --- the rest of the contract ----------------------------------------------------------------
+
+    def check(self) -> list[SchemaCheck]:
+        return run_checks(self.client, self.settings, self.mapping, self.writeback)
+
+    def api_usage(self) -> ApiUsage:
+        used, limit = self.client.allowance or (None, None)
+        return ApiUsage(dict(self.client.calls), used, limit)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _result(
+    kind: Any, key: str, saved: Mapping[str, Any], ok_codes: tuple[str, ...] = ()
+) -> WriteResult:
+    if saved.get("success"):
+        return WriteResult(kind, key, True)
+    errors = saved.get("errors") or [{}]
+    code = errors[0].get("statusCode") or errors[0].get("errorCode")
+    if code in ok_codes:
+        return WriteResult(kind, key, True)
+    fields = ",".join(errors[0].get("fields") or [])
+    message = f"{code} on {fields}" if fields else str(code)
+    return WriteResult(kind, key, False, code, message, record_retryable(code))
+
+
+def _csv(value: Any) -> str:
+    """A Bulk API CSV cell: ``#N/A`` writes null, booleans in lower case."""
+    if value is None:
+        return "#N/A"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

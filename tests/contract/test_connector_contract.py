@@ -1,0 +1,197 @@
+"""The contract every connector passes against its own sandbox, over real HTTPS with the
+real client library. Parametrised over the CRMs; a CRM whose modules are not in the tree
+yet is skipped with the reason. Differences between CRMs come from ``capabilities`` only."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import pytest
+
+from connectors.contract import (
+    CrmRecord,
+    Cursor,
+    FieldUpdate,
+    MembershipChange,
+    TaskUpsert,
+    WritePlan,
+)
+from tiering_core.models import TaskAction
+
+CRMS = ["salesforce", "zoho", "fxiaoke"]
+#: A well-formed id of a record that does not exist, per CRM.
+MISSING_ID = {
+    "salesforce": "001999999999999AAA",
+    "zoho": "999999999999999999",
+    "fxiaoke": "ffffffffffffffffffffffff",
+}
+
+
+def read_all(connector, since=None) -> list[CrmRecord]:
+    return [r for page in connector.read_changed(since) for r in page.records]
+
+
+@pytest.fixture(params=CRMS)
+def crm(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def setup(crm, sandbox_factory, connect):
+    sandbox = sandbox_factory(crm, customers=30)
+    return sandbox, connect(sandbox)
+
+
+def test_reads_page_through_everything_once_in_order(crm, sandbox_factory, connect):
+    """Every customer comes exactly once, in (modstamp, id) order, in pages of page_size."""
+    sandbox = sandbox_factory(crm, customers=0)
+    connector = connect(sandbox)
+    n = 2 * connector.capabilities.page_size + 7
+    sandbox.seed(n)
+    pages = list(connector.read_changed(None))
+    records = [r for p in pages for r in p.records]
+    assert len(records) == n
+    assert len({r.profile.id for r in records}) == n
+    assert [r.cursor for r in records] == sorted(r.cursor for r in records)
+    assert len(pages) == math.ceil(n / connector.capabilities.page_size)
+    assert all(len(p.records) <= connector.capabilities.page_size for p in pages)
+
+
+def test_cursor_resume_is_inclusive_and_breaks_ties_by_id(setup):
+    """Resuming from a record's cursor yields that record and everything after, nothing
+    before, even when the next record shares its modstamp."""
+    _, connector = setup
+    records = read_all(connector)
+    tied = next(i for i in range(1, len(records)) if records[i].modstamp == records[i - 1].modstamp)
+    resumed = read_all(connector, records[tied].cursor)
+    assert [r.profile.id for r in resumed] == [r.profile.id for r in records[tied:]]
+    later = read_all(connector, Cursor(records[-1].modstamp, records[-1].profile.id))
+    assert [r.profile.id for r in later] == [records[-1].profile.id]
+
+
+def test_fetch_returns_existing_ids_only(setup, crm):
+    """Fetch by ids returns current records of the ids that exist."""
+    _, connector = setup
+    ids = [r.profile.id for r in read_all(connector)[:3]]
+    fetched = connector.fetch([*ids, MISSING_ID[crm]])
+    assert sorted(r.profile.id for r in fetched) == sorted(ids)
+
+
+def test_field_writes_round_trip(setup):
+    """Written tier fields are what the CRM then holds, and what the next read reports as
+    ``current``."""
+    sandbox, connector = setup
+    ids = [r.profile.id for r in read_all(connector)[:3]]
+    fields = {"value_tier": "wealth", "value_score": 71.5, "next_review": date(2027, 3, 1)}
+    results = connector.apply(WritePlan(field_updates=tuple(FieldUpdate(i, fields) for i in ids)))
+    assert [(r.kind, r.key, r.ok) for r in results] == [("field_update", i, True) for i in ids]
+    for i in ids:
+        written = sandbox.written(i)
+        assert {k: written[k] for k in fields} == fields
+    current = {r.profile.id: r.current for r in connector.fetch(ids)}
+    assert all(current[i]["value_tier"] == "wealth" for i in ids)
+
+
+def _task(customer: str, key: str) -> TaskUpsert:
+    return TaskUpsert(
+        customer,
+        TaskAction(
+            rule="rm_call",
+            subject="Call about tier upgrade",
+            priority="high",
+            due=date(2027, 1, 15),
+            dedupe_key=key,
+        ),
+    )
+
+
+def test_tasks_are_idempotent_on_rerun(setup):
+    """Applying the same task plan twice leaves one task per dedupe key."""
+    sandbox, connector = setup
+    ids = [r.profile.id for r in read_all(connector)[:2]]
+    plan = WritePlan(tasks=tuple(_task(i, f"rm_call:{i}:2027Q1") for i in ids))
+    assert all(r.ok for r in connector.apply(plan))
+    assert all(r.ok for r in connector.apply(plan))
+    tasks = sandbox.tasks()
+    assert sorted(t.external_id for t in tasks) == sorted(f"rm_call:{i}:2027Q1" for i in ids)
+    assert {t.customer_id for t in tasks} == set(ids)
+
+
+def test_memberships_are_idempotent_and_removable(setup):
+    """Adding twice makes one membership; removing takes it away; removing again is fine."""
+    sandbox, connector = setup
+    if connector.capabilities.campaign_member_object is None:
+        pytest.skip("this CRM has no campaign membership")
+    ids = [r.profile.id for r in read_all(connector)[:2]]
+    campaign = sorted(connector.writeback.campaigns)[0]
+    add = WritePlan(
+        memberships=tuple(MembershipChange(i, campaign, True, f"{campaign}:{i}") for i in ids)
+    )
+    assert all(r.ok for r in connector.apply(add))
+    assert all(r.ok for r in connector.apply(add))
+    assert {(i, campaign) for i in ids} <= sandbox.memberships()
+    remove = WritePlan(
+        memberships=(MembershipChange(ids[0], campaign, False, f"{campaign}:{ids[0]}"),)
+    )
+    assert all(r.ok for r in connector.apply(remove))
+    assert all(r.ok for r in connector.apply(remove))
+    assert (ids[0], campaign) not in sandbox.memberships()
+    assert (ids[1], campaign) in sandbox.memberships()
+
+
+def test_per_record_errors_are_results(setup, crm):
+    """One bad record fails alone, as a result; the others are written."""
+    sandbox, connector = setup
+    ids = [r.profile.id for r in read_all(connector)[:2]]
+    plan = WritePlan(
+        field_updates=(
+            FieldUpdate(ids[0], {"value_tier": "private"}),
+            FieldUpdate(MISSING_ID[crm], {"value_tier": "private"}),
+            FieldUpdate(ids[1], {"value_tier": "private"}),
+        )
+    )
+    results = connector.apply(plan)
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[1].error_code
+    assert sandbox.written(ids[0])["value_tier"] == "private"
+
+
+def test_empty_plan_makes_no_write_calls(setup):
+    sandbox, connector = setup
+    before = sandbox.write_calls()
+    assert connector.apply(WritePlan()) == []
+    assert sandbox.write_calls() == before
+
+
+def test_malformed_crm_record_is_a_dq_issue_not_a_failed_page(setup):
+    """Text in a numeric CRM field comes back as a DQ issue on that customer only."""
+    sandbox, connector = setup
+    records = read_all(connector)
+    victim = records[5].profile.id
+    sandbox.edit_customer(victim, {"activity.transactions_90d": "N/A"})
+    after = {r.profile.id: r for r in read_all(connector)}
+    assert len(after) == len(records)
+    issues = after[victim].dq_issues
+    assert any(i.field == "activity.transactions_90d" for i in issues)
+    assert (
+        after[victim].profile.activity is None
+        or after[victim].profile.activity.transactions_90d is None
+    )
+
+
+def test_check_passes_on_the_sandbox_default_setup(setup):
+    _, connector = setup
+    checks = connector.check()
+    assert checks
+    failed = [c for c in checks if not c.ok and c.severity == "error"]
+    assert failed == []
+
+
+def test_no_secret_in_repr_or_str(crm, sandbox_factory, connect):
+    sandbox = sandbox_factory(crm, customers=1)
+    connector = connect(sandbox)
+    _, env = sandbox.crmtier_config()
+    shown = " ".join([repr(connector), str(connector), repr(vars(connector))])
+    for value in env.values():
+        assert value not in shown
