@@ -1,0 +1,446 @@
+"""The Zoho CRM sandbox: an HTTPS emulator of Zoho CRM v2 that the unmodified zcrmsdk 3.1.0
+works against, seeded with the shared synthetic bank customers as Contacts.
+
+One server plays both Zoho hosts: Accounts (``/oauth/v2/token``) and the CRM API
+(``/crm/v2/...``, see ``zoho_api.py``). Customers are stored in SQLite in Zoho field names
+(the shipped default mapping), with the canary PII a real Contact carries in its standard
+fields. Tests and ``crmtier sandbox`` observe and perturb it through the methods below and
+the ``/__sandbox__/`` control API: call counts by kind and credits, expired tokens, 429
+storms, per-record ``INVALID_DATA``, 5xx and latency, edits that fire notification
+callbacks to a registered channel.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from connectors.mapping import load_default_mapping
+from connectors.sandbox.base import SandboxInfo, SandboxTask
+from connectors.sandbox.generator import SyntheticCustomer, generate, to_crm_fields
+from connectors.sandbox.server import Request, Response, Router, SandboxServer
+from connectors.sandbox.store import RecordStore, open_store
+from connectors.sandbox.tls import make_tls
+from connectors.sandbox.zoho_api import (
+    _ID_BASE,
+    MEMBERS,
+    WRITE_KINDS,
+    Credits,
+    ZohoApi,
+    format_time,
+)
+from connectors.sandbox.zoho_auth import Accounts, ClientApp, zoho_error
+from connectors.sandbox.zoho_notify import Channel, Delivery, Notifier, resolve_expiry
+from connectors.sandbox.zoho_schema import (
+    CAMPAIGN_MODULE,
+    CUSTOMER_MODULE,
+    TASK_KEY_FIELD,
+    TASK_MODULE,
+    build_schema,
+)
+
+#: Owner of customers without a relationship manager (a placeholder user, as banks do).
+UNASSIGNED_OWNER = str(_ID_BASE + 100000)
+DEFAULT_CHANNEL_ID = "1000000068001"
+DEFAULT_CREDITS = 50_000 + 1_000 * 25  # Enterprise edition, 25 users (crm_apis.md §2.6)
+_ALMOST_A_DAY = timedelta(days=1) - timedelta(minutes=1)  # the v2 channel maximum, less a margin
+
+
+def zoho_customer_id(index: int) -> str:
+    """The Contact id of generator customer ``index`` (19 digits, like Zoho's)."""
+    return str(_ID_BASE + 1_000_000 + index)
+
+
+def zoho_user_id(owner: str | None) -> str:
+    """Generator owners look like ``U00012``; in Zoho they are user ids."""
+    if not owner:
+        return UNASSIGNED_OWNER
+    return str(_ID_BASE + 100000 + int(owner.lstrip("U")))
+
+
+class ZohoSandbox:
+    crm = "zoho"
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        credit_limit: int = DEFAULT_CREDITS,
+        refresh_limit: int = 10,
+        notify_ca_bundle: str | None = None,
+        **_: Any,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.default = load_default_mapping("zoho")
+        self.schema = build_schema(self.default)
+        self.store: RecordStore = open_store(self.data_dir)
+        self.app = ClientApp.generate()
+        self.accounts = Accounts(self.app, refresh_limit=refresh_limit)
+        self.notifier = Notifier(verify=notify_ca_bundle or True)
+        self.credits = Credits(credit_limit)
+        self.notify_token = secrets.token_urlsafe(30)[:40]
+        self.channel_id = DEFAULT_CHANNEL_ID
+        tls = make_tls(self.data_dir / "tls")
+        self.ca_bundle = tls.ca_bundle
+        router = Router()
+        self.server = SandboxServer(
+            router, host=host, port=port, ssl_context=tls.server_context, latency=latency
+        )
+        self.api = ZohoApi(
+            self.store,
+            self.schema,
+            self.accounts,
+            self.notifier,
+            self.credits,
+            lambda: self.server.base_url,
+        )
+        self.api.register(router)
+        self.server.on_reset.append(self._reset)
+        self._campaign_keys = {cid: key for key, cid in self.default.writeback.campaigns.items()}
+        self._add_control_routes()
+        self._seed_campaigns()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> ZohoSandbox:
+        self.notifier.start()
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.notifier.stop()
+        self.store.close()
+
+    def __enter__(self) -> ZohoSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def info(self) -> SandboxInfo:
+        return SandboxInfo(
+            crm=self.crm,
+            base_url=self.server.base_url,
+            ca_bundle=str(self.ca_bundle),
+            credentials={
+                "client_id": self.app.client_id,
+                "client_secret": self.app.client_secret,
+                "refresh_token": self.app.refresh_token,
+                "accounts_url": self.accounts_url,
+            },
+            control_token=self.server.control_token,
+        )
+
+    @property
+    def accounts_url(self) -> str:
+        return f"{self.server.base_url}/oauth/v2/token"
+
+    def crm_section(self, env_prefix: str = "CRMTIER") -> tuple[dict[str, Any], dict[str, str]]:
+        """The ``[crm]`` table for this sandbox (secrets as env refs) and the env values."""
+        names = {
+            "client_id": f"{env_prefix}_ZOHO_CLIENT_ID",
+            "client_secret": f"{env_prefix}_ZOHO_CLIENT_SECRET",
+            "refresh_token": f"{env_prefix}_ZOHO_REFRESH_TOKEN",
+        }
+        crm: dict[str, Any] = {
+            "kind": "zoho",
+            "base_url": self.server.base_url,
+            "accounts_url": self.accounts_url,
+            "auth": "refresh_token",
+            **{key: f"env:{env}" for key, env in names.items()},
+            "ca_bundle": str(self.ca_bundle),
+            "api_share": 0.2,
+            "daily_credits": self.credits.limit,
+            "unassigned_owner": UNASSIGNED_OWNER,
+        }
+        env = {names[key]: getattr(self.app, key) for key in names}
+        return crm, env
+
+    def crmtier_config(self, env_prefix: str = "CRMTIER") -> tuple[str, dict[str, str]]:
+        crm, env = self.crm_section(env_prefix)
+        token_env = f"{env_prefix}_ZOHO_NOTIFY_TOKEN"
+        env[token_env] = self.notify_token
+        lines = ["# crmtier.toml written by `crmtier sandbox --crm zoho`", "", "[crm]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in crm.items()]
+        mapping_text = (
+            Path(__file__).parent.parent.joinpath("zoho", "default_mapping.toml").read_text("utf-8")
+        )
+        body = mapping_text[mapping_text.index("[mapping]") :]
+        lines += ["", body.rstrip(), "", "[policy]", 'file = ""', "", "[state]"]
+        lines.append(f"url = {_toml_value('sqlite:///' + str(self.data_dir / 'crmtier.db'))}")
+        lines += ["", "[webhooks]", 'listen = "127.0.0.1:8080"']
+        lines.append(f'zoho_token = "env:{token_env}"')
+        lines.append(f'zoho_channel_id = "{self.channel_id}"')
+        return "\n".join(lines) + "\n", env
+
+    # --- data -----------------------------------------------------------------------------
+
+    def seed(self, customers: int, seed: int = 7) -> None:
+        self.store.insert_many(
+            CUSTOMER_MODULE,
+            (
+                (zoho_customer_id(c.index), c.modstamp, self._contact(c))
+                for c in generate(customers, seed)
+            ),
+        )
+
+    def _contact(self, customer: SyntheticCustomer) -> dict[str, Any]:
+        data = {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in to_crm_fields(customer, self.default.mapping.fields).items()
+        }
+        owner = customer.profile.get("owner_id")
+        first, _, last = customer.pii["name"].rpartition("-")
+        data.update(
+            First_Name=first,
+            Last_Name=last,
+            Email=customer.pii["email"],
+            Phone=customer.pii["phone"],
+            National_ID=customer.pii["national_id"],
+            Owner={"id": zoho_user_id(owner), "name": owner or "Unassigned Customers"},
+            Created_Time=format_time(customer.modstamp),
+        )
+        return data
+
+    def _seed_campaigns(self) -> None:
+        self.store.insert_many(
+            CAMPAIGN_MODULE,
+            (
+                (
+                    cid,
+                    self.store.clock(),
+                    {"Campaign_Name": key.replace("_", " ").title(), "Status": "Active"},
+                )
+                for key, cid in self.default.writeback.campaigns.items()
+            ),
+        )
+
+    def add_customer(self, profile: Mapping[str, Any], index: int | None = None) -> str:
+        """Insert a customer from a canonical profile (as a CRM user would); returns its id."""
+        index = index if index is not None else 900_000 + self.store.count(CUSTOMER_MODULE)
+        stamp = self.store.clock()
+        customer = SyntheticCustomer(
+            index,
+            zoho_customer_id(index),
+            stamp,
+            dict(profile),
+            {"name": f"Added-Customer-{index}", "phone": "", "email": "", "national_id": ""},
+            False,
+        )
+        rid = zoho_customer_id(index)
+        self.store.insert_many(CUSTOMER_MODULE, [(rid, stamp, self._contact(customer))])
+        self._notify(CUSTOMER_MODULE, "insert", [rid], [])
+        return rid
+
+    def edit_customer(
+        self, customer_id: str, changes: Mapping[str, Any], *, modstamp: datetime | None = None
+    ) -> None:
+        fields = self._crm_values(changes)
+        self.store.update(CUSTOMER_MODULE, customer_id, fields, modstamp=modstamp)
+        self._notify(CUSTOMER_MODULE, "update", [customer_id], sorted(fields))
+
+    def _crm_values(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for path, value in changes.items():
+            if path == "owner_id":
+                out["Owner"] = {"id": zoho_user_id(value), "name": value or "Unassigned"}
+            elif path in self.default.mapping.fields:
+                out[self.default.mapping.fields[path]] = (
+                    list(value) if isinstance(value, tuple) else value
+                )
+            elif path in self.default.writeback.fields:
+                out[self.default.writeback.fields[path]] = value
+            else:
+                raise ValueError(f"{path}: not a mapped canonical field of the Zoho sandbox")
+        return out
+
+    def record(self, customer_id: str) -> dict[str, Any]:
+        """The raw Contact as stored (Zoho field names); KeyError if absent."""
+        found = self.store.get(CUSTOMER_MODULE, customer_id)
+        if found is None:
+            raise KeyError(customer_id)
+        return found[1]
+
+    def written(self, customer_id: str) -> dict[str, Any]:
+        data = self.record(customer_id)
+        return {
+            output: data[api_name]
+            for output, api_name in self.default.writeback.fields.items()
+            if data.get(api_name) is not None
+        }
+
+    def tasks(self) -> list[SandboxTask]:
+        out = []
+        for _, _, data in self.store.scan(TASK_MODULE):
+            related = data.get("Who_Id") or data.get("What_Id") or {}
+            owner = data.get("Owner") or {}
+            out.append(
+                SandboxTask(
+                    external_id=str(data.get(TASK_KEY_FIELD) or ""),
+                    customer_id=str(related.get("id", "")),
+                    subject=str(data.get("Subject", "")),
+                    due=data.get("Due_Date"),
+                    owner=owner.get("id"),
+                )
+            )
+        return out
+
+    def memberships(self) -> set[tuple[str, str]]:
+        out = set()
+        for rid, _, _ in self.store.scan(MEMBERS):
+            contact, _, campaign = rid.partition(":")
+            out.add((contact, self._campaign_keys.get(campaign, campaign)))
+        return out
+
+    def write_calls(self) -> int:
+        return self.server.calls.count(*WRITE_KINDS)
+
+    def customer_ids(self) -> list[str]:
+        return [rid for rid, _, _ in self.store.scan(CUSTOMER_MODULE)]
+
+    # --- notifications --------------------------------------------------------------------
+
+    def set_notification_target(self, url: str, **options: Any) -> None:
+        """Subscribe ``url`` as an admin would with the watch API (defaults: this sandbox's
+        channel id and token, ``Contacts.all``, the v2 maximum expiry of one day)."""
+        now = datetime.now(UTC)
+        expiry = options.get("expiry")
+        self.notifier.upsert(
+            Channel(
+                channel_id=str(options.get("channel_id", self.channel_id)),
+                events=list(options.get("events", [f"{CUSTOMER_MODULE}.all"])),
+                notify_url=url,
+                expiry=resolve_expiry(expiry, now) if expiry else now + _ALMOST_A_DAY,
+                token=options.get("token", self.notify_token),
+            )
+        )
+
+    def deliveries(self, wait_for: int = 0, timeout: float = 10.0) -> list[Delivery]:
+        """Notification callbacks attempted so far (waits until ``wait_for`` were made)."""
+        if wait_for:
+            return self.notifier.wait_for(wait_for, timeout)
+        return self.notifier.deliveries()
+
+    def channels(self) -> list[Channel]:
+        return self.notifier.channels()
+
+    def _notify(self, module: str, operation: str, ids: list[str], fields: list[str]) -> None:
+        self.notifier.publish(module, operation, ids, fields, resource_base=self.server.base_url)
+
+    # --- fault injection ------------------------------------------------------------------
+
+    def rate_limit(self, kind: str = "*", times: int | None = 1, after: int = 0) -> int:
+        """429 ``TOO_MANY_REQUESTS`` (no Retry-After, as Zoho) for the next ``times`` calls."""
+        return self.server.inject(
+            kind,
+            response=zoho_error(
+                "TOO_MANY_REQUESTS", "The number of API calls made exceeded the limit", 429
+            ),
+            times=times,
+            after=after,
+        )
+
+    def server_error(self, kind: str = "*", times: int | None = 1, status: int = 500) -> int:
+        return self.server.inject(
+            kind,
+            response=zoho_error("INTERNAL_ERROR", "Internal Server Error", status),
+            times=times,
+        )
+
+    def expire_tokens(self) -> None:
+        """All access tokens die now: the next API call gets 401 ``INVALID_TOKEN``."""
+        self.accounts.expire_all()
+
+    def reject_records(
+        self, ids: Iterable[str], *, code: str = "INVALID_DATA", api_name: str = "Value_Tier"
+    ) -> None:
+        """Writes to these records fail per record with ``code`` (the rest succeed)."""
+        for rid in ids:
+            self.api.reject[str(rid)] = (code, api_name)
+
+    def set_picklist(self, output: str, values: Iterable[str]) -> None:
+        """Change the org's picklist behind a write-back output (e.g. drop a tier)."""
+        self.schema.set_picklist(CUSTOMER_MODULE, self.default.writeback.fields[output], values)
+
+    def write_triggers(self) -> list[list[str] | None]:
+        """The ``trigger`` list of every write call, in order."""
+        return list(self.api.triggers)
+
+    def _reset(self) -> None:
+        self.credits.reset()
+        self.api.reject.clear()
+        self.api.triggers.clear()
+
+    # --- control API ----------------------------------------------------------------------
+
+    def _add_control_routes(self) -> None:
+        control = self.server.control
+
+        def edit(request: Request) -> Response:
+            spec = request.json() or {}
+            try:
+                self.edit_customer(request.params["id"], spec.get("changes", {}))
+            except KeyError:
+                return Response.json({"error": "no such customer"}, 404)
+            except ValueError as exc:
+                return Response.json({"error": str(exc)}, 400)
+            return Response.json({"id": request.params["id"]})
+
+        def add(request: Request) -> Response:
+            spec = request.json() or {}
+            return Response.json({"id": self.add_customer(spec.get("profile", {}))}, 201)
+
+        def target(request: Request) -> Response:
+            spec = request.json() or {}
+            url = spec.pop("url", None)
+            if not url:
+                return Response.json({"error": "url is required"}, 400)
+            self.set_notification_target(url, **spec)
+            return Response.json({"channel_id": spec.get("channel_id", self.channel_id)})
+
+        def credits(_: Request) -> Response:
+            return Response.json(
+                {
+                    "used": self.credits.used,
+                    "limit": self.credits.limit,
+                    "remaining": self.credits.remaining,
+                    "by_kind": self.credits.by_kind,
+                }
+            )
+
+        def expire(_: Request) -> Response:
+            self.expire_tokens()
+            return Response.json({"expired": True})
+
+        def reject(request: Request) -> Response:
+            spec = request.json() or {}
+            self.reject_records(
+                spec.get("ids", []),
+                code=spec.get("code", "INVALID_DATA"),
+                api_name=spec.get("api_name", "Value_Tier"),
+            )
+            return Response.json({"rejecting": sorted(self.api.reject)})
+
+        control.add("PATCH", r"/customers/(?P<id>\d+)", edit, "ctl")
+        control.add("POST", r"/customers", add, "ctl")
+        control.add("POST", r"/notifications", target, "ctl")
+        control.add("GET", r"/credits", credits, "ctl")
+        control.add("POST", r"/tokens/expire", expire, "ctl")
+        control.add("POST", r"/reject", reject, "ctl")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

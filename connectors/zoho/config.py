@@ -1,0 +1,90 @@
+"""The ``[crm]`` table for Zoho CRM, validated.
+
+Zoho runs one API host and one Accounts host per data centre (``www.zohoapis.com.cn`` and
+``accounts.zoho.com.cn/oauth/v2/token`` for China); both are configuration so the same
+code reaches any data centre or the sandbox. Credentials are a self-client's client id,
+secret and refresh token, as secret references. Limits are settings with Zoho's documented
+maxima as ceilings (200 per read, 100 per write), and the API budget is a share of the
+org's daily credits: Zoho does not report the allowance itself, so the admin states it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from connectors.errors import ConfigError
+from connectors.http import RetryPolicy
+from connectors.secrets import SecretRef
+
+
+class ZohoConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["zoho"] = "zoho"
+    base_url: str = Field(description="API domain, e.g. https://www.zohoapis.com.cn")
+    accounts_url: str = Field(
+        description="token endpoint, e.g. https://accounts.zoho.com.cn/oauth/v2/token"
+    )
+    auth: Literal["refresh_token"] = "refresh_token"
+    client_id: SecretRef
+    client_secret: SecretRef
+    refresh_token: SecretRef
+    #: Names the integration user to zcrmsdk (its token-store key); not used for login.
+    user_email: str = "crmtier-integration@example.com"
+    ca_bundle: str = ""
+    api_share: float = Field(0.2, gt=0, le=1)
+    daily_credits: int = Field(50_000, gt=0)
+    #: Zoho ``trigger`` on our writes: empty so crmtier's own writes fire no workflows.
+    workflow_triggers: tuple[Literal["workflow", "approval", "blueprint"], ...] = ()
+    page_size: int = Field(200, ge=1, le=200)
+    write_batch: int = Field(100, ge=1, le=100)
+    #: Owner id that means "no relationship manager" (an unassigned-customers user).
+    unassigned_owner: str = ""
+    #: Tasks field (unique, text) holding crmtier's dedupe key: makes task writes idempotent.
+    task_key_field: str = "Crmtier_Key"
+    member_status: str = "Active"
+    #: Optional display labels per write-back output: {value_tier = {private = "Private"}}.
+    picklist_labels: dict[str, dict[str, str]] = Field(default_factory=dict)
+    #: Where zcrmsdk caches field metadata; empty = a private temporary directory.
+    resource_dir: str = ""
+    connect_timeout: float = Field(10.0, gt=0)
+    read_timeout: float = Field(30.0, gt=0)
+    max_attempts: int = Field(5, ge=1, le=10)
+    backoff_base: float = Field(0.5, ge=0)
+    backoff_cap: float = Field(120.0, gt=0)
+
+    @field_validator("base_url", "accounts_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("must be an https:// URL (tokens never travel in clear text)")
+        return value.rstrip("/")
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+        )
+
+    @property
+    def credit_budget(self) -> int:
+        """Credits one run may spend: the configured share of the daily allowance."""
+        return max(1, int(self.daily_credits * self.api_share))
+
+
+def load_config(crm: Mapping[str, Any]) -> ZohoConfig:
+    """Validate the raw ``[crm]`` table; errors name the setting, never a secret value."""
+    try:
+        return ZohoConfig.model_validate(dict(crm))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"crm.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(problems) from None

@@ -1,0 +1,167 @@
+"""Zoho-specific value translation between Zoho rows and crmtier's canonical values.
+
+Reading: a Zoho row (plain values from ``client.py``) becomes a ``CrmRecord``: the mapped
+fields through ``profile_from_crm``, the record ``Owner`` as the relationship manager unless
+it is the configured "unassigned" user, ``Modified_Time`` as the modstamp, and the present
+write-back values as ``current`` (picklist labels translated back to canonical values).
+
+Writing: a canonical output value becomes what its Zoho field accepts, judged by the field
+metadata. A picklist value the field does not list is a ``ConfigError`` raised *before any
+write call*, naming the output, the Zoho field, the value and what the field allows: zcrmsdk
+would refuse it client-side anyway, and a half-applied batch is worse than none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, get_args
+
+from connectors.contract import CrmRecord, TaskUpsert
+from connectors.errors import ConfigError
+from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
+from tiering_core import models
+
+#: Every value the engine can write to each picklist-typed output (doctor checks the org's
+#: picklists hold them all; the sandbox's picklists are built from this).
+OUTPUT_VALUES: dict[str, tuple[str, ...]] = {
+    "value_tier": get_args(models.ValueTier),
+    "needs_tier": get_args(models.NeedsTier),
+    "credit_risk": get_args(models.RiskLevel),
+    "aml_risk": get_args(models.AmlRisk),
+    "ops_risk": get_args(models.RiskLevel),
+    "status": get_args(models.Status),
+}
+TASK_PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
+MODSTAMP_FIELD = "Modified_Time"
+OWNER_FIELD = "Owner"
+NUMERIC = ("double", "currency", "integer", "decimal", "percent", "bigint")
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """A Zoho field as its metadata describes it (``/settings/fields``)."""
+
+    api_name: str
+    data_type: str
+    picklist: tuple[str, ...] = ()  # actual values, without "-None-"
+    read_only: bool = False
+    unique: bool = False
+    length: int | None = None
+
+
+def read_fields(mapping: FieldMapping, writeback: WritebackConfig) -> list[str]:
+    """What a read requests: mapped inputs, write-back fields, owner and modstamp only."""
+    wanted = set(mapping.crm_fields()) | set(writeback.fields.values())
+    return sorted(wanted | {OWNER_FIELD, MODSTAMP_FIELD})
+
+
+def record_from_row(
+    row: Mapping[str, Any],
+    mapping: FieldMapping,
+    writeback: WritebackConfig,
+    *,
+    unassigned_owner: str = "",
+    labels: Mapping[str, Mapping[str, str]] | None = None,
+) -> CrmRecord:
+    modstamp = row[MODSTAMP_FIELD]
+    if not isinstance(modstamp, datetime):
+        raise ValueError(f"record {row.get('id')}: Modified_Time missing")
+    owner = (row.get(OWNER_FIELD) or {}).get("id")
+    profile, issues = profile_from_crm(
+        str(row["id"]),
+        row,
+        mapping,
+        modified_at=modstamp,
+        owner_id=None if owner in (None, "", unassigned_owner) else str(owner),
+    )
+    reverse = {out: {crm: canon for canon, crm in m.items()} for out, m in (labels or {}).items()}
+    current = {}
+    for output, api_name in writeback.fields.items():
+        value = row.get(api_name)
+        current[output] = reverse.get(output, {}).get(value, value) if value is not None else None
+    return CrmRecord(profile=profile, modstamp=modstamp, current=current, dq_issues=issues)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "\n".join(_text(v) for v in value)
+    if isinstance(value, models.Reason):
+        return f"{value.code}: {value.text.en}"
+    if isinstance(value, Mapping) and "code" in value:
+        text = value.get("text") or {}
+        return f"{value['code']}: {text.get('en', '')}".rstrip(": ")
+    return str(value)
+
+
+def zoho_value(
+    output: str,
+    value: Any,
+    field: FieldInfo,
+    *,
+    module: str,
+    labels: Mapping[str, str] | None = None,
+) -> Any:
+    """``value`` as the Zoho field ``field`` takes it; ConfigError if it cannot."""
+    if value is None:
+        return None
+    kind = field.data_type
+    where = f"writeback.fields.{output} -> Zoho {module}.{field.api_name}"
+    if kind == "picklist":
+        text = (labels or {}).get(str(value), str(value))
+        if field.picklist and text not in field.picklist:
+            raise ConfigError(
+                f"{where}: value {text!r} is not in the picklist "
+                f"({', '.join(field.picklist)}); add it in Zoho or map it in crm.picklist_labels"
+            )
+        return text
+    try:
+        if kind in NUMERIC:
+            return int(value) if kind in ("integer", "bigint") else float(value)
+        if kind == "boolean":
+            if not isinstance(value, bool):
+                raise TypeError("expected true/false")
+            return value
+        if kind == "date":
+            return value if isinstance(value, date) else date.fromisoformat(str(value))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{where}: cannot write {type(value).__name__} to a {kind} field ({exc})"
+        ) from None
+    if kind in ("text", "textarea", "email", "phone", "website"):
+        text = _text(value)
+        return text[: field.length] if field.length else text
+    raise ConfigError(f"{where}: crmtier cannot write to a {kind} field")
+
+
+def task_row(
+    upsert: TaskUpsert,
+    *,
+    module: str,
+    key_field: str,
+    owner_id: str | None,
+) -> dict[str, Any]:
+    """A Tasks row keyed by the task's dedupe key. Status is left out so an upsert never
+    reopens a task the relationship manager already completed."""
+    task = upsert.task
+    row: dict[str, Any] = {
+        "Subject": task.subject,
+        "Due_Date": task.due,
+        "Priority": TASK_PRIORITY[task.priority],
+        "Description": task.description,
+        key_field: task.dedupe_key,
+    }
+    related = {"id": upsert.customer_id}
+    if module == "Contacts":
+        row["Who_Id"] = related
+    else:
+        row["What_Id"] = related
+        row["$se_module"] = module
+    if owner_id:
+        row["Owner"] = {"id": owner_id}
+    return row
+
+
+def missing_values(field: FieldInfo, wanted: Sequence[str]) -> list[str]:
+    return [v for v in wanted if field.picklist and v not in field.picklist]
