@@ -67,6 +67,7 @@ class SalesforceClient:
         self.calls: Counter[str] = Counter()
         self.allowance: tuple[int, int] | None = None  # (used, limit) from Sforce-Limit-Info
         self._warned = False
+        self._exhausted = False  # once the org said "limit exceeded", stop calling (R5)
 
     def __repr__(self) -> str:
         return f"SalesforceClient(base_url={self.settings.base_url!r}, auth={self.settings.auth!r})"
@@ -133,6 +134,8 @@ class SalesforceClient:
     def _guard(self) -> None:
         """Refuse to go past ``api_share`` of the org's daily allowance (R5). Our own calls
         are what we count: the org-wide figure includes every other integration."""
+        if self._exhausted:
+            raise QuotaExhaustedError("Salesforce API allowance exhausted earlier in this run")
         if self.allowance is None:
             return
         budget = self.settings.api_share * self.allowance[1]
@@ -157,7 +160,10 @@ class SalesforceClient:
             try:
                 result = fn(sf)
             except SalesforceError as exc:
-                raise _classify_sf(exc) from exc
+                error = _classify_sf(exc)
+                if isinstance(error, QuotaExhaustedError):
+                    self._exhausted = True
+                raise error from exc
             except SalesforceOperationError as exc:
                 raise TransientError(f"Salesforce bulk job did not complete: {kind}") from exc
             except requests.RequestException as exc:

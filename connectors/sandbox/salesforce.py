@@ -23,6 +23,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ from connectors.sandbox.salesforce_schema import (
     sf_datetime,
     to_sf_value,
 )
-from connectors.sandbox.salesforce_soql import SoqlError, parse
+from connectors.sandbox.salesforce_soql import Query, SoqlError, parse
 from connectors.sandbox.server import Request, Response, Router, SandboxServer
 from connectors.sandbox.store import open_store
 from connectors.sandbox.tls import make_tls
@@ -77,6 +78,16 @@ WRITE_KINDS = (
 
 def _sf_error(status: int, code: str, message: str) -> Response:
     return Response.json([{"message": message, "errorCode": code}], status)
+
+
+@dataclass
+class QueryCursor:
+    """A server-side query cursor: the parsed query, its batch size, and where each page
+    that has been handed out starts (so re-reading a ``nextRecordsUrl`` is idempotent)."""
+
+    query: Query
+    batch_size: int
+    starts: dict[int, PageState] = field(default_factory=lambda: {0: PageState(None, 0)})
 
 
 class SalesforceSandbox:
@@ -121,7 +132,7 @@ class SalesforceSandbox:
         self.client_id, self.client_secret = self._credentials()
         self.jwt_key_path = self._jwt_key()
         self._tokens: set[str] = set()
-        self._cursors: dict[str, tuple[Any, dict[int, PageState]]] = {}
+        self._cursors: dict[str, QueryCursor] = {}
         self._lock = threading.Lock()
         self._add_routes()
         self._add_control_routes()
@@ -651,7 +662,7 @@ class SalesforceSandbox:
             return _sf_error(400, "MALFORMED_QUERY", str(exc))
         qid = f"01g{secrets.token_hex(6).upper()}"
         with self._lock:
-            self._cursors[qid] = (query, {0: PageState(None, 0)})
+            self._cursors[qid] = QueryCursor(query, self._batch_size(request))
             while len(self._cursors) > 10_000:  # cursors live long; keep the newest
                 self._cursors.pop(next(iter(self._cursors)))
         return self._query_page(request, qid, 0, total=self.org.count(query))
@@ -664,17 +675,22 @@ class SalesforceSandbox:
             emitted = -1
         with self._lock:
             cursor = self._cursors.get(qid)
-        if cursor is None or emitted not in cursor[1]:
+        if cursor is None or emitted not in cursor.starts:
             return _sf_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         return self._query_page(request, qid, emitted, total=None)
 
-    def _query_page(self, request: Request, qid: str, emitted: int, total: int | None) -> Response:
-        query, starts = self._cursors[qid]
-        size = self.query_batch_size
+    def _batch_size(self, request: Request) -> int:
+        """``Sforce-Query-Options: batchSize=N`` (200..2000) on the first call; it holds
+        for every later page of the same cursor."""
         options = request.header("Sforce-Query-Options", "") or ""
         if options.startswith("batchSize=") and options[10:].isdigit():
-            size = min(max(int(options[10:]), 200), 2000)
-        rows, nxt = self.org.page(query, starts[emitted], size)
+            return min(max(int(options[10:]), 200), 2000)
+        return self.query_batch_size
+
+    def _query_page(self, request: Request, qid: str, emitted: int, total: int | None) -> Response:
+        cursor = self._cursors[qid]
+        query = cursor.query
+        rows, nxt = self.org.page(query, cursor.starts[emitted], cursor.batch_size)
         version = request.params["ver"]
         body: dict[str, Any] = {
             "totalSize": total if total is not None else emitted + len(rows),
@@ -683,7 +699,7 @@ class SalesforceSandbox:
         }
         if nxt is not None:
             with self._lock:
-                starts[nxt.emitted] = nxt
+                cursor.starts[nxt.emitted] = nxt
             body["nextRecordsUrl"] = f"/services/data/v{version}/query/{qid}-{nxt.emitted}"
         return Response.json(body)
 

@@ -1,0 +1,122 @@
+"""API-call minimality (P1): exact call counts for writes, read from the sandbox's counters."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import pytest
+from sf_helpers import read_all, tier_updates
+
+from connectors.contract import FieldUpdate, MembershipChange, TaskUpsert, WritePlan
+from tiering_core.models import TaskAction
+
+
+@pytest.fixture
+def sandbox(sandbox_factory):
+    return sandbox_factory("salesforce", customers=600)
+
+
+@pytest.mark.parametrize("n", [1, 200, 201, 450])
+def test_n_changed_customers_take_ceil_n_over_200_collection_calls(sandbox, connect, n):
+    connector = connect(sandbox)
+    ids = [sandbox.customer_id(i) for i in range(n)]
+    before = sandbox.server.calls.count("collections_update")
+    results = connector.apply(WritePlan(field_updates=tier_updates(ids)))
+    assert all(r.ok for r in results) and len(results) == n
+    assert sandbox.server.calls.count("collections_update") - before == math.ceil(n / 200)
+    assert sandbox.written(ids[-1])["value_tier"] == "wealth"
+
+
+def test_above_the_threshold_one_bulk_job_replaces_collections(sandbox, connect):
+    connector = connect(sandbox, bulk_threshold=100, bulk_poll_seconds=0)
+    ids = [sandbox.customer_id(i) for i in range(250)]
+    plan = WritePlan(
+        field_updates=(*tier_updates(ids[:-1]), FieldUpdate(ids[-1], {"value_tier": "gold"}))
+    )
+    results = connector.apply(plan)
+    calls = sandbox.server.calls.counts()
+    assert calls.get("bulk_ingest_create") == 1
+    assert calls.get("collections_update", 0) == 0
+    assert [r.ok for r in results] == [True] * 249 + [False]
+    assert results[-1].error_code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    assert not results[-1].retryable
+    assert sandbox.written(ids[0])["value_tier"] == "wealth"
+
+
+def test_bulk_job_call_count_does_not_grow_with_n(sandbox, connect):
+    connector = connect(sandbox, bulk_threshold=10, bulk_poll_seconds=0)
+    counts = []
+    for n in (50, 500):
+        sandbox.server.calls.reset()
+        ids = [sandbox.customer_id(i) for i in range(n)]
+        assert all(r.ok for r in connector.apply(WritePlan(field_updates=tier_updates(ids))))
+        calls = sandbox.server.calls.counts()
+        calls.pop("oauth_token", None)  # the first run also logs in
+        counts.append(sum(calls.values()))
+    assert counts[0] == counts[1] <= 8
+
+
+def test_tasks_are_batched_200_per_upsert_call(sandbox, connect):
+    connector = connect(sandbox)
+    tasks = tuple(
+        TaskUpsert(
+            sandbox.customer_id(i),
+            TaskAction(
+                rule="rm_call",
+                subject="Call",
+                priority="normal",
+                due=date(2027, 1, 1),
+                queue="compliance",
+                dedupe_key=f"rm_call:{i}",
+            ),
+        )
+        for i in range(450)
+    )
+    assert all(r.ok for r in connector.apply(WritePlan(tasks=tasks)))
+    assert sandbox.server.calls.count("collections_upsert") == 3
+    assert len(sandbox.tasks()) == 450
+    assert {t.owner for t in sandbox.tasks()} == {connector.writeback.queues["compliance"]}
+
+
+def test_unchanged_memberships_make_no_write_calls(sandbox, connect):
+    """A rerun of the same membership plan only looks members up: 0 write calls."""
+    connector = connect(sandbox)
+    read_all(connector)
+    changes = tuple(
+        MembershipChange(sandbox.customer_id(i), "vip_events", True, f"vip:{i}") for i in range(250)
+    )
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=changes)))
+    assert sandbox.server.calls.count("collections_create") == 2
+    before = sandbox.write_calls()
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=changes)))
+    assert sandbox.write_calls() == before
+    assert len(sandbox.memberships()) == 250
+
+
+def test_business_accounts_need_accounts_as_campaign_members(sandbox_factory, connect):
+    sandbox = sandbox_factory("salesforce", customers=60, accounts_as_campaign_members=False)
+    connector = connect(sandbox, accounts_as_campaign_members=False)
+    records = read_all(connector)
+    corporate = next(r.profile.id for r in records if r.profile.kind == "corporate")
+    person = next(r.profile.id for r in records if r.profile.kind == "individual")
+    results = connector.apply(
+        WritePlan(
+            memberships=(
+                MembershipChange(person, "wealth_seminar", True, "a"),
+                MembershipChange(corporate, "wealth_seminar", True, "b"),
+            )
+        )
+    )
+    assert [r.ok for r in results] == [True, False]
+    assert results[1].error_code == "MEMBER_NOT_SUPPORTED"
+    assert sandbox.memberships() == {(person, "wealth_seminar")}
+
+
+def test_unmapped_campaign_is_a_per_item_error(sandbox, connect):
+    connector = connect(sandbox)
+    results = connector.apply(
+        WritePlan(memberships=(MembershipChange(sandbox.customer_id(0), "no_such", True, "k"),))
+    )
+    assert not results[0].ok and results[0].error_code == "CAMPAIGN_NOT_MAPPED"
+    assert sandbox.write_calls() == 0
