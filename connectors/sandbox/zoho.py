@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -271,11 +271,15 @@ class ZohoSandbox:
 
     def written(self, customer_id: str) -> dict[str, Any]:
         data = self.record(customer_id)
-        return {
-            output: data[api_name]
-            for output, api_name in self.default.writeback.fields.items()
-            if data.get(api_name) is not None
-        }
+        fields = self.schema.fields(CUSTOMER_MODULE)
+        out: dict[str, Any] = {}
+        for output, api_name in self.default.writeback.fields.items():
+            value = data.get(api_name)
+            if value is None:
+                continue
+            is_date = fields[api_name].data_type == "date" and isinstance(value, str)
+            out[output] = date.fromisoformat(value) if is_date else value
+        return out
 
     def tasks(self) -> list[SandboxTask]:
         out = []

@@ -42,7 +42,7 @@ def test_n_changed_customers_take_ceil_n_over_100_update_calls(zoho, zconnect, n
     assert zoho.server.calls.count("update") == math.ceil(n / 100)
     assert zoho.write_calls() == math.ceil(n / 100)
     assert all(zoho.written(cid)["value_tier"] == "wealth" for cid in ids)
-    assert zoho.written(ids[0])["next_review"] == "2027-01-31"
+    assert zoho.written(ids[0])["next_review"] == date(2027, 1, 31)
 
 
 def test_nothing_changed_makes_no_write_call(zoho, zconnect):
