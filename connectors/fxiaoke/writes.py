@@ -18,8 +18,9 @@ and raises, as the Connector contract says.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from connectors.contract import (
@@ -39,6 +40,10 @@ from connectors.mapping import FieldMapping, WritebackConfig
 
 T = TypeVar("T")
 _NO_WORKFLOW = {"triggerWorkFlow": False, "triggerApprovalFlow": False}
+
+
+class _Stopped(Exception):
+    """An item skipped because an earlier call of the plan failed as a whole."""
 
 
 def ok(kind: WriteKind, key: str) -> WriteResult:
@@ -250,23 +255,30 @@ class PlanWriter:
 
     def _parallel(self, items: Sequence[T], one: Callable[[T], WriteResult]) -> list[WriteResult]:
         """Run ``one`` over ``items`` on a small pool; results in item order. The first
-        call-level failure (auth, quota, config, throttling) cancels what has not started
-        and is raised after the in-flight calls finish."""
+        call-level failure (auth, quota, config, throttling) stops every item not yet
+        started, so at most the calls already in flight follow it, and is then raised."""
         if len(items) <= 1 or self._cfg.write_concurrency == 1:
             return [one(item) for item in items]
+        stop = threading.Event()
+
+        def guarded(item: T) -> WriteResult:
+            if stop.is_set():
+                raise _Stopped
+            try:
+                return one(item)
+            except BaseException:
+                stop.set()
+                raise
+
         with ThreadPoolExecutor(
             max_workers=self._cfg.write_concurrency, thread_name_prefix="fxiaoke-write"
         ) as pool:
-            futures: list[Future[WriteResult]] = [pool.submit(one, item) for item in items]
-            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in pending:
-                future.cancel()
-            for future in futures:
-                if future.done() and not future.cancelled():
-                    exc = future.exception()
-                    if exc is not None:
-                        raise exc
-            return [future.result() for future in futures]
+            futures = [pool.submit(guarded, item) for item in items]
+        failures = [f.exception() for f in futures if f.exception() is not None]
+        first = next((e for e in failures if not isinstance(e, _Stopped)), None)
+        if first is not None:
+            raise first
+        return [future.result() for future in futures]
 
     def _once_per_key(
         self,

@@ -343,7 +343,7 @@ class FxiaokeSandbox:
         """Every token expires now (a mid-run expiry): the next call answers 20016."""
         self.tokens.expire_all()
 
-    def rate_limit_next(self, kind: str = "*", *, code: int = 14001, times: int = 1) -> int:
+    def rate_limit_next(self, kind: str = "*", *, code: int = 14001, times: int | None = 1) -> int:
         """The next ``times`` calls of ``kind`` answer a limit code (14001, 30004, 30002)."""
         messages = {14001: "接口调用超过限制", 30004: "秒频次超限", 30002: "当天访问频次超限"}
         return self.server.inject(

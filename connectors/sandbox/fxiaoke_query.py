@@ -131,12 +131,15 @@ def _candidates(store: RecordStore, obj: str, query: Query) -> Iterator[dict[str
         return
     since = from_ms(query.since_ms) if query.since_ms is not None else None
     after: tuple[datetime, str] | None = None
+    # A page in index order usually needs just offset + limit rows: read no more at first.
+    size = query.offset + query.limit + 1 if query.in_store_order else _CHUNK
     while True:
-        chunk = list(store.scan(obj, since=since, after=after, limit=_CHUNK))
+        chunk = list(store.scan(obj, since=since, after=after, limit=size))
         for rid, modstamp, data in chunk:
             yield as_row(rid, modstamp, data)
-        if len(chunk) < _CHUNK:
+        if len(chunk) < size:
             return
+        size = _CHUNK
         after = (chunk[-1][1], chunk[-1][0])
 
 

@@ -196,4 +196,3 @@ def _check_value(spec: FieldSpec, value: Any) -> str | None:
     if kind == "employee":
         return None if isinstance(value, list) else "expected a list of employee ids"
     return None if isinstance(value, str) else "expected text"
-

@@ -1,0 +1,403 @@
+"""The FXiaoke connector against its sandbox over real HTTPS."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import pytest
+
+from connectors.contract import FieldUpdate, MembershipChange, TaskUpsert, WritePlan
+from connectors.errors import ConfigError, QuotaExhaustedError
+from connectors.fxiaoke.connector import FxiaokeConnector
+from connectors.sandbox.fxiaoke import FxiaokeSandbox, error_response
+from connectors.sandbox.generator import customer_id
+from connectors.sandbox.server import Request, Response
+from tiering_core.models import TaskAction
+
+MakeSandbox = Callable[..., FxiaokeSandbox]
+Connect = Callable[..., FxiaokeConnector]
+ReadIds = Callable[..., list[str]]
+PII_FIELDS = {"name", "tel", "email", "field_national_id__c"}
+
+
+def capture(sandbox: FxiaokeSandbox, kind: str) -> list[dict[str, Any]]:
+    """Record the JSON bodies of every call of ``kind`` (a never-firing fault rule)."""
+    bodies: list[dict[str, Any]] = []
+
+    def seen(request: Request) -> bool:
+        bodies.append(json.loads(request.body))
+        return False
+
+    sandbox.server.inject(kind, match=seen, times=None)
+    return bodies
+
+
+def updates(n: int, **fields: Any) -> WritePlan:
+    values = fields or {"value_tier": "wealth"}
+    return WritePlan(field_updates=tuple(FieldUpdate(customer_id(i), values) for i in range(n)))
+
+
+# --- reads ---------------------------------------------------------------------------
+
+
+def test_reads_only_the_fields_it_needs(
+    read_ids: ReadIds, sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    bodies = capture(sandbox, "query")
+    connector = connect(sandbox)
+    assert len(read_ids(connector)) == 40
+    projection = set(bodies[0]["data"]["search_query_info"]["fieldProjection"])
+    assert not projection & PII_FIELDS
+    assert {"_id", "last_modified_time", "owner", "field_deposits__c"} <= projection
+    assert all(b["data"]["search_query_info"]["offset"] == 0 for b in bodies)
+
+
+def test_malformed_records_become_dq_issues_not_failed_pages(
+    make_sandbox: MakeSandbox, connect: Connect
+) -> None:
+    sandbox = make_sandbox(customers=10)
+    sandbox.edit_customer(customer_id(3), {"activity.transactions_90d": "N/A"})
+    sandbox.edit_customer(customer_id(4), {"credit.score": "seven hundred"})
+    connector = connect(sandbox)
+    records = {r.profile.id: r for page in connector.read_changed(None) for r in page.records}
+    assert len(records) == 10
+    issue = records[customer_id(3)].dq_issues[0]
+    assert (issue.code, issue.field) == ("DQ_BAD_TYPE", "activity.transactions_90d")
+    assert "field_transactions_90d__c" in issue.problem
+    activity = records[customer_id(3)].profile.activity
+    assert activity is not None and activity.transactions_90d is None
+    assert records[customer_id(4)].dq_issues[0].field == "credit.score"
+    assert not records[customer_id(5)].dq_issues
+
+
+def test_fetch_keeps_order_and_leaves_out_missing_ids(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    connector = connect(sandbox)
+    got = connector.fetch([customer_id(9), "no-such-id", customer_id(2), customer_id(9)])
+    assert [r.profile.id for r in got] == [customer_id(9), customer_id(2)]
+    assert sandbox.server.calls.count("query") == 1
+
+
+def test_current_values_come_back_canonical(sandbox: FxiaokeSandbox, connect: Connect) -> None:
+    connector = connect(sandbox)
+    plan = WritePlan(
+        field_updates=(
+            FieldUpdate(
+                customer_id(1),
+                {
+                    "value_tier": "private",
+                    "value_score": 91.5,
+                    "next_review": date(2026, 6, 30),
+                    "edd_required": True,
+                    "reasons": ["VAL_AUM_PRIVATE", "AML_PEP"],
+                },
+            ),
+        )
+    )
+    assert connector.apply(plan)[0].ok
+    (record,) = connector.fetch([customer_id(1)])
+    assert record.current == {
+        "value_tier": "private",
+        "value_score": 91.5,
+        "next_review": date(2026, 6, 30),
+        "edd_required": True,
+        "reasons": "VAL_AUM_PRIVATE\nAML_PEP",
+    }
+    assert sandbox.written(customer_id(1))["next_review"] == "2026-06-30"
+
+
+# --- writes --------------------------------------------------------------------------
+
+
+def test_n_changed_customers_cost_exactly_n_update_calls(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    bodies = capture(sandbox, "update")
+    connector = connect(sandbox)
+    results = connector.apply(updates(25, value_tier="wealth"))
+    assert [r.key for r in results] == [customer_id(i) for i in range(25)]
+    assert all(r.ok for r in results)
+    assert sandbox.server.calls.count("update") == 25 == sandbox.write_calls()
+    for body in bodies:
+        assert body["triggerWorkFlow"] is False  # our writes must not come back as work
+        assert set(body["data"]["object_data"]) == {
+            "_id",
+            "dataObjectApiName",
+            "field_value_tier__c",
+        }
+    assert sandbox.written(customer_id(24)) == {"value_tier": "wealth"}
+
+
+def test_nothing_changed_means_no_calls(sandbox: FxiaokeSandbox, connect: Connect) -> None:
+    connector = connect(sandbox)
+    assert connector.apply(WritePlan()) == []
+    empty = WritePlan(field_updates=(FieldUpdate(customer_id(0), {}),))
+    assert [r.ok for r in connector.apply(empty)] == [True]
+    assert sandbox.write_calls() == 0
+    assert sandbox.server.calls.count("oauth2_token", "query") == 0
+
+
+def test_parallel_writes_stay_under_the_limit_per_window(
+    make_sandbox: MakeSandbox, connect: Connect
+) -> None:
+    window = 1.0  # the production limiter with a shorter window on both sides (~160 calls/s free)
+    sandbox = make_sandbox(customers=260, rate_window=window)
+    connector = connect(sandbox, window_seconds=window, write_concurrency=8)
+    results = connector.apply(updates(260))
+    assert all(r.ok for r in results)
+    assert sandbox.server.calls.count("update") == 260  # no call rejected and retried
+    assert sandbox.server.calls.max_in_window("update", window) <= 100
+    assert connector.client.limiter.waits > 0
+
+
+def test_per_record_validation_errors_fail_only_their_record(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    sandbox.reject_record(customer_id(2))
+    connector = connect(sandbox)
+    plan = WritePlan(
+        field_updates=(
+            *updates(5).field_updates,
+            FieldUpdate(customer_id(6), {"value_tier": "platinum"}),  # not a picklist option
+        )
+    )
+    results = connector.apply(plan)
+    assert [r.ok for r in results] == [True, True, False, True, True, False]
+    bad = results[2]
+    assert (bad.key, bad.error_code, bad.retryable) == (customer_id(2), "32000", False)
+    assert "field_value_tier__c" in (results[5].message or "")
+    assert sandbox.server.calls.count("update") == 6  # a rejected record is not hammered
+    assert sandbox.written(customer_id(3)) == {"value_tier": "wealth"}
+
+
+def test_transient_failures_are_retried(sandbox: FxiaokeSandbox, connect: Connect) -> None:
+    sleeps: list[float] = []
+    sandbox.server.inject("update", response=Response.json({"error": "boom"}, 502), times=2)
+    sandbox.server.inject("update", drop=True, times=1)
+    connector = connect(sandbox, sleep=sleeps.append, write_concurrency=1)
+    results = connector.apply(updates(3))
+    assert all(r.ok for r in results)
+    assert sandbox.server.calls.count("update") == 6
+    assert len(sleeps) == 3
+
+
+# --- tokens ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("convention", ["oauth2", "corp_access_token"])
+def test_token_expiry_mid_read_refreshes_once(
+    make_sandbox: MakeSandbox, connect: Connect, convention: str
+) -> None:
+    sandbox = make_sandbox(customers=450)
+    connector = connect(sandbox, convention=convention)
+    seen: list[str] = []
+    for i, page in enumerate(connector.read_changed(None)):
+        seen += [r.profile.id for r in page.records]
+        if i == 1:
+            sandbox.expire_tokens()
+    assert sorted(seen) == [customer_id(i) for i in range(450)]
+    kind = "oauth2_token" if convention == "oauth2" else "token"
+    assert sandbox.server.calls.count(kind) == 2
+
+
+def test_token_expiry_during_parallel_writes_refreshes_once(
+    make_sandbox: MakeSandbox, connect: Connect
+) -> None:
+    sandbox = make_sandbox(customers=60)
+    connector = connect(sandbox, write_concurrency=8)
+    assert all(r.ok for r in connector.apply(updates(5)))
+    sandbox.expire_tokens()
+    assert all(r.ok for r in connector.apply(updates(60, value_tier="mass")))
+    assert sandbox.server.calls.count("oauth2_token") == 2
+
+
+def test_token_is_refreshed_before_it_expires(sandbox: FxiaokeSandbox, connect: Connect) -> None:
+    now = [0.0]
+    connector = connect(sandbox, clock=lambda: now[0])
+    connector.fetch([customer_id(0)])
+    now[0] += 6_000  # within FXiaoke's "same token" period: no token call
+    connector.fetch([customer_id(0)])
+    assert sandbox.server.calls.count("oauth2_token") == 1
+    now[0] += 700  # past 6,600 s: refreshed up front, so the API never answers 20016
+    sandbox.tokens.advance(6_700)
+    connector.fetch([customer_id(0)])
+    assert sandbox.server.calls.count("oauth2_token") == 2
+    assert sandbox.server.calls.count("query") == 3
+
+
+def test_wrong_credentials_are_a_config_error_without_retries(
+    sandbox: FxiaokeSandbox, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connector = connect(sandbox)
+    monkeypatch.setenv("WRONG_FX_SECRET", "not-the-secret")
+    bad = connect(sandbox, app_secret="env:WRONG_FX_SECRET")
+    with pytest.raises(ConfigError, match="20006"):
+        bad.fetch([customer_id(0)])
+    assert sandbox.server.calls.count("oauth2_token") == 1
+    assert connector.fetch([customer_id(0)])  # the good connector is unaffected
+
+
+def test_literal_secrets_are_refused(sandbox: FxiaokeSandbox, connect: Connect) -> None:
+    with pytest.raises(ConfigError, match=r"crm\.app_secret: .*literal secrets"):
+        connect(sandbox, app_secret="s3cr3t-literal")
+
+
+# --- limits ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("code", "wait"), [(14001, 20.0), (30004, 1.0)])
+def test_rate_limit_codes_back_off_then_succeed(
+    sandbox: FxiaokeSandbox, connect: Connect, code: int, wait: float
+) -> None:
+    sleeps: list[float] = []
+    connector = connect(sandbox, sleep=sleeps.append)
+    sandbox.rate_limit_next("query", code=code, times=2)
+    assert len(connector.fetch([customer_id(1)])) == 1
+    assert sleeps == [wait, wait]
+    assert sandbox.server.calls.count("query") == 3
+
+
+def test_daily_quota_exhaustion_pauses_with_no_further_calls(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    sleeps: list[float] = []
+    connector = connect(sandbox, sleep=sleeps.append)
+    sandbox.rate_limit_next("update", code=30002, times=None)
+    with pytest.raises(QuotaExhaustedError, match="30002"):
+        connector.apply(updates(10))
+    assert sleeps == []
+    assert sandbox.server.calls.count("update") <= connector.config.write_concurrency
+
+
+def test_budget_guard_stops_at_the_configured_share(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    connector = connect(sandbox, daily_quota=10, api_share=0.5, write_concurrency=1)
+    with pytest.raises(QuotaExhaustedError, match="5 calls"):
+        connector.apply(updates(10))
+    assert sandbox.server.calls.count("oauth2_token", "update") == 5
+    usage = connector.api_usage()
+    assert (usage.allowance_used, usage.allowance_limit) == (5, 5)
+
+
+# --- tasks and memberships -------------------------------------------------------------
+
+
+def task(i: int, *, due: date = date(2026, 3, 1), queue: str | None = None) -> TaskUpsert:
+    action = TaskAction(
+        rule="rm_call",
+        subject=f"Call customer {i}",
+        priority="high",
+        due=due,
+        queue=queue,
+        owner_id=None if queue else f"U{i:05d}",
+        dedupe_key=f"{customer_id(i)}:rm_call:2026Q1",
+    )
+    return TaskUpsert(customer_id(i), action)
+
+
+def test_tasks_are_created_once_and_updated_only_when_changed(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    connector = connect(sandbox)
+    plan = WritePlan(tasks=(task(1), task(2), task(3, queue="compliance"), task(1)))
+    assert all(r.ok for r in connector.apply(plan))
+    tasks = {t.external_id: t for t in sandbox.tasks()}
+    assert len(tasks) == 3  # the repeated key in one plan is written once
+    compliance = tasks[f"{customer_id(3)}:rm_call:2026Q1"]
+    assert (compliance.owner, compliance.due, compliance.customer_id) == (
+        "1001",
+        "2026-03-01",
+        customer_id(3),
+    )
+    assert sandbox.server.calls.count("custom_create") == 3
+
+    assert all(r.ok for r in connector.apply(plan))  # a rerun creates nothing
+    assert sandbox.server.calls.count("custom_create", "custom_update") == 3
+
+    moved = WritePlan(tasks=(task(1, due=date(2026, 3, 15)), task(2)))
+    assert all(r.ok for r in connector.apply(moved))
+    assert sandbox.server.calls.count("custom_update") == 1
+    assert len(sandbox.tasks()) == 3
+
+
+def test_a_create_lost_in_transit_is_not_duplicated(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    sleeps: list[float] = []
+    sandbox.server.inject("custom_create", drop=True, times=1)
+    connector = connect(sandbox, sleep=sleeps.append)
+    assert all(r.ok for r in connector.apply(WritePlan(tasks=(task(5),))))
+    assert len(sandbox.tasks()) == 1
+    assert sandbox.server.calls.count("custom_create") == 2
+
+
+def test_memberships_add_and_remove_idempotently(sandbox: FxiaokeSandbox, connect: Connect) -> None:
+    connector = connect(sandbox)
+
+    def member(i: int, campaign: str, on: bool = True) -> MembershipChange:
+        return MembershipChange(customer_id(i), campaign, on, f"{customer_id(i)}:{campaign}")
+
+    add = WritePlan(memberships=(member(1, "vip_events"), member(2, "wealth_seminar")))
+    assert all(r.ok for r in connector.apply(add))
+    assert sandbox.memberships() == {
+        (customer_id(1), "vip_events"),
+        (customer_id(2), "wealth_seminar"),
+    }
+    assert all(r.ok for r in connector.apply(add))
+    assert sandbox.server.calls.count("create") == 2
+
+    remove = WritePlan(
+        memberships=(member(1, "vip_events", on=False), member(3, "vip_events", on=False))
+    )
+    assert all(r.ok for r in connector.apply(remove))
+    assert sandbox.memberships() == {(customer_id(2), "wealth_seminar")}
+    assert sandbox.server.calls.count("invalid") == 1
+
+    unknown = connector.apply(WritePlan(memberships=(member(4, "no_such_campaign"),)))
+    assert (unknown[0].ok, unknown[0].error_code) == (False, "CAMPAIGN_NOT_MAPPED")
+
+
+def test_results_follow_plan_order_across_kinds(sandbox: FxiaokeSandbox, connect: Connect) -> None:
+    connector = connect(sandbox)
+    plan = WritePlan(
+        field_updates=updates(2).field_updates,
+        tasks=(task(1),),
+        memberships=(MembershipChange(customer_id(1), "vip_events", True, "k1"),),
+    )
+    results = connector.apply(plan)
+    assert [(r.kind, r.key) for r in results] == [
+        ("field_update", customer_id(0)),
+        ("field_update", customer_id(1)),
+        ("task", f"{customer_id(1)}:rm_call:2026Q1"),
+        ("membership", "k1"),
+    ]
+
+
+# --- doctor ----------------------------------------------------------------------------
+
+
+def test_check_passes_against_the_sandbox(sandbox: FxiaokeSandbox, connect: Connect) -> None:
+    checks = connect(sandbox).check()
+    assert checks and all(c.ok for c in checks), [c for c in checks if not c.ok]
+    restricted = [c for c in checks if c.name == "write aml_risk"]
+    assert restricted[0].severity == "warning"
+
+
+def test_check_names_what_to_fix(sandbox: FxiaokeSandbox, connect: Connect) -> None:
+    connector = connect(sandbox)
+    broken = connector.mapping.model_copy(update={"fields": {"assets.deposits": "field_nope__c"}})
+    connector.mapping = broken
+    failing = [c for c in connector.check() if not c.ok]
+    assert [c.name for c in failing] == ["read assets.deposits"]
+    assert "field_nope__c" in failing[0].fix
+
+
+def test_check_reports_bad_credentials(sandbox: FxiaokeSandbox, connect: Connect) -> None:
+    sandbox.server.inject("oauth2_token", response=error_response(20006, "appId或appSecret错误"))
+    (check,) = connect(sandbox).check()
+    assert not check.ok and "20006" in check.detail and "app_secret" in check.fix
