@@ -1,0 +1,65 @@
+"""Helpers shared by the tiering-core tests: a clean baseline customer that each test
+changes in one respect, a fixed assessment date (the core never reads the clock, so
+neither do its tests), and accessors for the parts of an Assessment tests look at."""
+
+from __future__ import annotations
+
+import copy
+from datetime import date
+from typing import Any
+
+from tiering_core.models import Assessment
+
+AS_OF = date(2026, 11, 28)
+
+BASELINE: dict[str, Any] = {
+    "id": "T0001",
+    "kind": "individual",
+    "currency": "CNY",
+    "owner_id": "RM001",
+    "assets": {"deposits": 20_000, "investments": 0, "insurance": 0},
+    "activity": {"transactions_90d": 10, "digital_logins_90d": 10, "products_held": ["deposit"]},
+    "revenue_12m": {"loan_interest": 0, "product_fees": 0, "service_fees": 0},
+    "credit": {"score": 760, "debt_to_income": 0.2, "days_past_due_max_12m": 0,
+               "loan_class": "normal"},
+    "aml": {"pep": False, "sanctions_hit": False, "high_risk_countries": [],
+            "cash_volume_90d": 0, "cross_border_count_90d": 0, "cross_border_volume_90d": 0,
+            "industry_risk": "low", "str_count_12m": 0, "refused_cdd": False,
+            "adverse_media": False},
+    "ops": {"failed_operations_90d": 0, "support_tickets_90d": 0, "fraud_victim_flag": False,
+            "kyc_expired": False},
+    "feedback": {"csat": 4.5, "nps": 60, "open_complaints": 0, "complaints_12m": 0},
+    "qualified_investor": False,
+}
+
+
+def build(**changes: Any) -> dict[str, Any]:
+    """BASELINE with ``changes``: a dict value for a block is merged into that block
+    (``assets={"deposits": 1}``), ``None`` removes the block, dotted keys are not used."""
+    data = copy.deepcopy(BASELINE)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return data
+
+
+def codes(assessment: Assessment) -> set[str]:
+    return {r.code for r in assessment.reasons}
+
+
+def dq(assessment: Assessment) -> set[tuple[str, str]]:
+    return {(i.code, i.field) for i in assessment.dq_issues}
+
+
+def tasks(assessment: Assessment) -> dict[str, Any]:
+    return {a.rule: a for a in assessment.actions if a.kind == "task"}
+
+
+def members(assessment: Assessment) -> set[str]:
+    return {a.campaign for a in assessment.actions if a.kind == "campaign" and a.member}
+
+
+def fields(assessment: Assessment) -> dict[str, Any]:
+    return {a.field: a.value for a in assessment.actions if a.kind == "set_field"}

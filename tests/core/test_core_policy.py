@@ -1,0 +1,107 @@
+"""Policy loading: the default is valid and versioned, an admin's file is merged over it,
+and every bad value is refused with a message naming the key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tiering_core.policy import PolicyError, default_policy_text, load_policy
+
+
+def write(tmp_path: Path, text: str, name: str = "bank.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_default_policy_has_the_design_numbers() -> None:
+    p = load_policy()
+    assert p.tier_floors() == {"private": 6_000_000, "wealth": 500_000, "affluent": 50_000}
+    assert (p.value.buffer, p.value.grace_days) == (0.10, 90)
+    assert (p.aml.review_months.high, p.aml.review_months.medium, p.aml.review_months.low) == (
+        6, 12, 24)
+    assert (p.credit.high_score_below, p.credit.high_dti_over, p.credit.high_dpd_over) == (
+        580, 0.55, 90)
+    assert p.strategy.tasks.complaint.priority_due_days == 15
+    assert re.fullmatch(r"default@[0-9a-f]{12}", p.version)
+
+
+def test_version_hashes_content_not_formatting(tmp_path: Path) -> None:
+    a = load_policy(write(tmp_path, 'name = "x"\n[value]\nbuffer = 0.2\n', "a.toml"))
+    b = load_policy(write(tmp_path, '# same policy\nname="x"\n\n[value]\nbuffer=0.20\n', "b.toml"))
+    c = load_policy(write(tmp_path, 'name = "x"\n[value]\nbuffer = 0.25\n', "c.toml"))
+    assert a.version == b.version != c.version
+    assert a.version.startswith("x@")
+
+
+def test_admin_file_is_merged_over_the_default_and_named_after_the_file(tmp_path: Path) -> None:
+    p = load_policy(write(tmp_path, "[value.tiers.private]\naum_floor = 10_000_000\n", "cmb.toml"))
+    assert p.floor("private") == 10_000_000
+    assert p.floor("wealth") == 500_000  # untouched keys keep the default
+    assert p.version.startswith("cmb@")
+
+
+def test_policy_show_text_is_the_shipped_default() -> None:
+    assert "aum_floor = 6_000_000" in default_policy_text()
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[value.tiers.private]\naum_floor = 400_000\n",
+         "value.tiers.private.aum_floor: must be > value.tiers.wealth.aum_floor"),
+        ("[value.tiers.affluent]\naum_floor = 500_000\n",
+         "value.tiers.wealth.aum_floor: must be > value.tiers.affluent.aum_floor"),
+        ("[value.tiers.affluent]\naum_floor = 0\n",
+         "value.tiers.affluent.aum_floor: Input should be greater than 0"),
+        ("[value]\nbuffer = 1.5\n", "value.buffer: Input should be less than 1"),
+        ("[value]\ngrace_days = -1\n",
+         "value.grace_days: Input should be greater than or equal to 0"),
+        ("[value]\ngrace_days = \"ninety\"\n", "value.grace_days: Input should be a valid integer"),
+        ("[value]\nbufer = 0.1\n", "value.bufer: unknown key"),
+        ("[credit]\nhigh_score_below = 750\n", "credit.high_score_below: must satisfy"),
+        ("[credit]\nmedium_dti_over = 0.6\n",
+         "credit.medium_dti_over: must be <= credit.high_dti_over"),
+        ("[credit.loan_class]\nloss = \"severe\"\n", "credit.loan_class.loss: Input should be"),
+        ("[aml]\nmedium_from = 80\n", "aml.medium_from: must be < aml.high_from"),
+        ("[aml.weights]\ncustomer = 50\n", "aml.weights: must sum to 100 (they sum to 120)"),
+        ("[aml.review_months]\nhigh = 7\nmedium = 12\n",
+         "aml.review_months.high: must be <= 6"),
+        ("[aml.review_months]\nmedium = 13\n",
+         "aml.review_months.medium: must be <= 2 x aml.review_months.high"),
+        ("[aml.review_months]\nlow = 25\n",
+         "aml.review_months.low: must be <= 2 x aml.review_months.medium"),
+        ("[aml.countries]\ncall_for_action = [\"Iran\"]\n",
+         "aml.countries.call_for_action.0: must be an ISO 3166 alpha-2 code"),
+        ("[aml.overrides]\npep = \"severe\"\n", "aml.overrides.pep"),
+        ("[ops]\nfailed_medium_from = 9\n",
+         "ops.failed_medium_from: must be <= ops.failed_high_from"),
+        ("[feedback]\ndetractor_csat_max = 7\n", "feedback.detractor_csat_max: must lie within"),
+        ("[fx]\nUSD = 0\n", "fx.USD: must be > 0"),
+        ("[fx]\nusd = 7.1\n", "fx.usd: must be an ISO 4217 currency code"),
+        ("[quality]\nrequired = [\"assets\", \"shoe_size\"]\n",
+         "quality.required.1: Input should be"),
+        ("[strategy.tasks.edd_review]\npriority = \"urgent\"\n",
+         "strategy.tasks.edd_review.priority: Input should be"),
+        ("[strategy.campaigns.aml_high_watch]\ntiers = [\"mass\"]\n",
+         "strategy.campaigns.aml_high_watch: campaign keys are customer-facing"),
+        ("[strategy.campaigns.vip]\ntiers = [\"platinum\"]\n",
+         "strategy.campaigns.vip.tiers.0: Input should be"),
+        ("name = \"has space\"\n", "name: String should match pattern"),
+    ],
+)
+def test_bad_policy_is_refused_naming_the_key(tmp_path: Path, toml: str, message: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        load_policy(write(tmp_path, toml))
+    assert any(problem.startswith(message) for problem in caught.value.problems), (
+        caught.value.problems)
+
+
+def test_unreadable_and_invalid_toml_are_policy_errors(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="cannot read the file"):
+        load_policy(tmp_path / "missing.toml")
+    with pytest.raises(PolicyError, match="not valid TOML"):
+        load_policy(write(tmp_path, "[value\nbuffer = \n"))

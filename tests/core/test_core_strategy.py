@@ -1,0 +1,145 @@
+"""Strategy: field writes, tasks with deterministic keys, campaigns, and risk over marketing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from core_support import AS_OF, build, fields, members, tasks
+
+from tiering_core.engine import assess
+from tiering_core.models import Assessment, CustomerProfile
+from tiering_core.policy import Policy
+from tiering_core.rules.strategy import dedupe_key
+
+Rate = Callable[..., Assessment]
+OUTPUTS = {"value_tier", "value_score", "needs_tier", "credit_risk", "aml_risk", "ops_risk",
+           "edd_required", "next_review", "service_level", "status", "policy_version", "reasons"}
+PRIVATE = {"assets": {"deposits": 7_000_000}}
+WEALTH = {"assets": {"deposits": 700_000}}
+
+
+def test_every_canonical_output_is_written(rate: Rate, policy: Policy) -> None:
+    a = rate(**PRIVATE)
+    f = fields(a)
+    assert set(f) == OUTPUTS
+    assert f["value_tier"] == a.value_tier == "private"
+    assert a.next_review is not None
+    assert f["next_review"] == a.next_review.isoformat()
+    assert f["policy_version"] == policy.version
+
+
+def test_reasons_field_is_the_top_four_without_aml(rate: Rate) -> None:
+    a = rate(**PRIVATE, aml={"pep": True}, credit={"loan_class": "loss", "score": 500},
+             feedback={"open_complaints": 1})
+    text = fields(a)["reasons"]
+    assert "AML" not in text and "politically" not in text.lower()
+    expected = sorted((r for r in a.reasons if r.dimension != "aml"),
+                      key=lambda r: (-r.weight, r.code))[:4]
+    assert text.split("; ")[0].startswith(expected[0].code)
+    assert [part.split(" ")[0] for part in text.split("; ")] == [r.code for r in expected]
+    assert len(text) <= 255
+
+
+def test_campaign_action_for_every_campaign_key(rate: Rate, policy: Policy) -> None:
+    a = rate(**PRIVATE)
+    campaign_actions = [x for x in a.actions if x.kind == "campaign"]
+    assert sorted(x.campaign for x in campaign_actions) == sorted(policy.strategy.campaigns)
+    assert members(a) == {"vip_events", "survey_private", "preapproved_credit"}
+    for x in campaign_actions:
+        assert x.dedupe_key == dedupe_key(a.id, "campaign", x.campaign)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (WEALTH, {"wealth_seminar", "survey_wealth", "preapproved_credit"}),
+        ({"assets": {"deposits": 60_000}}, {"affluent_offers", "survey_affluent",
+                                            "preapproved_credit", "digital_self_service"}),
+        ({}, {"survey_mass", "digital_self_service"}),
+        ({"kind": "corporate", "assets": {"deposits": 60_000}},
+         {"affluent_offers", "survey_affluent", "cash_management_trade_finance"}),
+    ],
+)
+def test_campaigns_by_tier(rate: Rate, changes: dict[str, object], expected: set[str]) -> None:
+    assert members(rate(**changes)) == expected
+
+
+def test_aml_high_means_edd_task_for_compliance_and_no_marketing(rate: Rate) -> None:
+    a = rate(**PRIVATE, aml={"pep": True})
+    edd = tasks(a)["edd_review"]
+    assert (edd.queue, edd.owner_id, edd.priority) == ("compliance", None, "high")
+    assert members(a) == {"survey_private"}  # service surveys only
+    assert "investment_advisory" not in tasks(a)
+
+
+def test_sanctions_hit_means_no_campaign_at_all(rate: Rate) -> None:
+    a = rate(**PRIVATE, aml={"sanctions_hit": True})
+    assert members(a) == set()
+    assert a.service_level == "restricted"
+    assert "Sanctions" in tasks(a)["edd_review"].subject
+
+
+def test_credit_high_means_limit_review_and_no_credit_product(rate: Rate) -> None:
+    a = rate(**WEALTH, credit={"days_past_due_max_12m": 120})
+    assert tasks(a)["credit_limit_review"].queue == "credit_risk"
+    assert "preapproved_credit" not in members(a)
+    assert "wealth_seminar" in members(a)  # other marketing continues
+
+
+def test_no_campaign_key_reveals_aml(policy: Policy) -> None:
+    for key in policy.strategy.campaigns:
+        assert "aml" not in key and "risk" not in key
+
+
+@pytest.mark.parametrize(
+    ("tier", "priority", "due_days"),
+    [(PRIVATE, "high", 15), (WEALTH, "high", 15), ({"assets": {"deposits": 60_000}}, "normal", 30)],
+)
+def test_complaint_task(rate: Rate, tier: dict[str, object], priority: str, due_days: int) -> None:
+    task = tasks(rate(**tier, feedback={"open_complaints": 1}))["complaint"]
+    assert task.priority == priority
+    assert task.due == AS_OF + timedelta(days=due_days)
+
+
+def test_upgrade_gives_rm_call_task(rate: Rate) -> None:
+    task = tasks(rate(**WEALTH, previous={"value_tier": "affluent"}))["upgrade_call"]
+    assert (task.owner_id, task.queue) == ("RM001", None)
+    assert "wealth" in task.subject
+
+
+def test_private_without_rm_gets_dedicated_advisor_task(rate: Rate) -> None:
+    assert "dedicated_advisor" in tasks(rate(**PRIVATE, owner_id=None))
+    assert "dedicated_advisor" not in tasks(rate(**PRIVATE))
+
+
+def test_corporate_and_hnw_tasks(rate: Rate) -> None:
+    assert tasks(rate(kind="corporate"))["corporate_banking"].queue == "corporate_banking"
+    advisory = tasks(rate(**PRIVATE))["investment_advisory"]
+    assert advisory.owner_id == "RM001"
+
+
+def test_mass_and_basic_tasks_never_go_to_an_rm(rate: Rate) -> None:
+    a = rate(feedback={"open_complaints": 1, "csat": 1.0})
+    for task in tasks(a).values():
+        assert task.owner_id is None and task.queue
+    assert members(a) >= {"digital_self_service"}
+
+
+@pytest.mark.parametrize(("feedback", "detractor"), [
+    ({"nps": 20}, True), ({"nps": 40}, False), ({"csat": 2.0}, True), ({"csat": 2.1}, False),
+])
+def test_detractor_gets_service_recovery(rate: Rate, feedback: dict[str, float],
+                                         detractor: bool) -> None:
+    assert ("service_recovery" in tasks(rate(feedback=feedback))) is detractor
+
+
+def test_task_keys_are_stable_within_a_period_and_change_after(policy: Policy) -> None:
+    profile = CustomerProfile.model_validate(build(**PRIVATE, aml={"pep": True}))
+    first = tasks(assess(profile, policy, AS_OF))["edd_review"]
+    rerun = tasks(assess(profile, policy, AS_OF + timedelta(days=2)))["edd_review"]
+    next_half = tasks(assess(profile, policy, AS_OF + timedelta(days=40)))["edd_review"]
+    assert first.dedupe_key == rerun.dedupe_key != next_half.dedupe_key
+    other = CustomerProfile.model_validate(build(**PRIVATE, id="T0002", aml={"pep": True}))
+    assert tasks(assess(other, policy, AS_OF))["edd_review"].dedupe_key != first.dedupe_key
