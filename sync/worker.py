@@ -35,7 +35,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.contract import CrmRecord
-from connectors.errors import ConnectorError, RateLimitedError
+from connectors.errors import ConnectorError, RateLimitedError, TransientError
+from sync.engine import SyncEngine
 from sync.inbox import Inbox, InboxItem
 from sync.schema import Migration, metadata, parse_utc, utc_text
 
@@ -70,6 +71,34 @@ class ChangeProcessor(Protocol):
 
 
 Fetch = Callable[[Sequence[str]], list[CrmRecord]]
+
+
+class EngineProcessor:
+    """The worker's ``ChangeProcessor`` over the sync engine (``SyncEngine.process_changes``:
+    one batch, writes shared across customers, audit rows citing each customer's event).
+
+    Processing is serialised with the scheduled sync: in-process by ``lock`` (shared with
+    the scheduler in ``crmtier serve``), across processes by the stream's lease, so a sync
+    run and the worker never write the same customer from two different reads. While
+    another process holds the lease, the batch is retried later (that run is processing the
+    same changes anyway).
+    """
+
+    def __init__(self, engine: SyncEngine, lock: threading.Lock | None = None) -> None:
+        self.engine = engine
+        self.lock = lock or threading.Lock()
+
+    def __call__(
+        self, records: Sequence[CrmRecord], source_event_ids: Mapping[str, str]
+    ) -> Mapping[str, str]:
+        store, lease = self.engine.store, self.engine.lock_name
+        with self.lock:
+            if not store.acquire_lock(lease, ttl=self.engine.settings.lock_ttl):
+                raise TransientError("a sync run in another process holds this stream")
+            try:
+                return self.engine.process_changes(records, source_event_ids)
+            finally:
+                store.release_lock(lease)
 
 
 @dataclass(frozen=True)
@@ -264,10 +293,10 @@ class InboxWorker:
         self.inbox.retry_later({item.id: error for item in items}, now + delay)
         report.add("retry", len(items))
         log.warning(
-            "worker: CRM unavailable (%s); %d events retried in %.0f s",
-            type(exc).__name__,
+            "worker: %d events retried in %.0f s: %s",
             len(items),
             delay.total_seconds(),
+            error,
         )
 
     def _report(self, report: BatchReport) -> BatchReport:

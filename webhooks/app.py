@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 Headers = Mapping[str, str]
 Verifier = Callable[[Headers, bytes, float], list[ChangeEvent]]
 JSON_TYPES = ("application/json",)
+EVENTS_METRIC = "crmtier_webhook_events_total"
+EVENTS_HELP = "Change events by outcome (receiver: accepted, duplicate; worker: written, ...)."
 
 
 @dataclass(frozen=True)
@@ -222,10 +224,9 @@ def create_app(
 
 
 def _count_events(metrics: Metrics, new: int, duplicates: int) -> None:
-    help_text = "Change events by outcome (receiver: accepted, duplicate; worker: processing)."
     for outcome, amount in (("accepted", new), ("duplicate", duplicates)):
         if amount:
-            metrics.inc("crmtier_webhook_events_total", help_text, amount, outcome=outcome)
+            metrics.inc(EVENTS_METRIC, EVENTS_HELP, amount, outcome=outcome)
 
 
 def configured_routes(settings: WebhooksSettings) -> Sequence[str]:

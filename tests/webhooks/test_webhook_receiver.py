@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import socket
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from conftest import Clock, LiveServer
@@ -298,7 +299,5 @@ def test_health_and_metrics(client: TestClient, clock: Clock) -> None:
     assert 'crmtier_webhook_events_total{outcome="accepted"} 2' in text
 
 
-def clock_dt(clock: Clock):  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
+def clock_dt(clock: Clock) -> datetime:
     return datetime.fromtimestamp(clock.now, UTC)

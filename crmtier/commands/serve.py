@@ -1,0 +1,245 @@
+"""``crmtier serve --config FILE``: webhook receiver + inbox worker + scheduled sync, one process.
+
+Three activities share the process and one state store:
+
+* uvicorn serves the receiver (``webhooks.app``) in the main thread: it verifies,
+  persists durably and acks; it never calls the CRM;
+* the inbox worker (a thread) re-fetches the customers notifications name, re-tiers them
+  and writes back through the sync engine (``trigger=webhook``);
+* the scheduled incremental sync (a thread) runs every ``[sync] every``: the safety net for
+  notifications a CRM dropped (Salesforce drops after 24 h, FXiaoke retries once).
+
+The worker and the scheduled sync take turns on one lock, so a customer is never written
+from two different reads at once.
+
+Shutdown on SIGTERM or Ctrl-C: uvicorn stops accepting connections and finishes the
+requests in flight (each either committed and acked, or not acked); then the worker
+finishes its current batch and the scheduled sync its current run; unprocessed events stay
+in the durable inbox for the next start. On start one JSON line is printed to stdout
+(``{"listen": "http://HOST:PORT", "routes": [...]}``), so scripts can find a port chosen
+with ``--listen 127.0.0.1:0``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+import click
+import uvicorn
+from pydantic import ValidationError
+
+from connectors.contract import Connector
+from connectors.errors import ConfigError
+from connectors.registry import build_connector
+from crmtier.config import CrmtierConfig, load_config
+from sync import jsonlog
+from sync.engine import AlreadyRunningError, SyncEngine, SyncSettings
+from sync.store import StateStore
+from tiering_core.engine import assess_batch
+from tiering_core.models import Assessment, CustomerProfile
+from tiering_core.policy import load_policy
+from webhooks.app import configured_routes
+from webhooks.runtime import Realtime
+from webhooks.settings import WebhooksSettings
+
+log = logging.getLogger("crmtier.serve")
+
+
+@dataclass
+class Parts:
+    """What ``serve`` runs, opened from one config; ``close`` releases it all."""
+
+    store: StateStore
+    connector: Connector
+    engine: SyncEngine
+    settings: WebhooksSettings
+    every: timedelta
+
+    def close(self) -> None:
+        self.connector.close()
+        self.store.close()
+
+
+def open_parts(config: CrmtierConfig) -> Parts:
+    """State store, connector and sync engine for ``config``; raises ``ConfigError``."""
+    try:
+        settings = WebhooksSettings.model_validate(config.webhooks)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"crmtier.toml: [webhooks] {where}: {err['msg']}") from None
+    policy = load_policy(config.policy_path())
+
+    def assess(profiles: Sequence[CustomerProfile]) -> list[Assessment]:
+        return assess_batch(profiles, policy, datetime.now(UTC).date())
+
+    store = StateStore.open(config.state_url().get_secret_value())
+    try:
+        writeback = config.writeback_config()
+        connector = build_connector(config.crm, config.field_mapping(), writeback)
+    except Exception:
+        store.close()
+        raise
+    sync = config.sync
+    engine = SyncEngine(
+        store,
+        connector,
+        writeback,
+        assess,
+        stream=config.stream,
+        pseudonym_key=config.pseudonym_key() or store.pseudonym_key(),
+        settings=SyncSettings(
+            overlap=timedelta(seconds=sync.overlap_seconds),
+            tie_max=sync.tie_set_max,
+            record_retry_attempts=sync.record_retry_attempts,
+            record_retry_base=sync.record_retry_base_seconds,
+            write_concurrency=sync.write_concurrency,
+            lock_ttl=timedelta(seconds=sync.lock_ttl_seconds),
+        ),
+    )
+    return Parts(store, connector, engine, settings, sync.interval())
+
+
+class ScheduledSync:
+    """Runs the incremental sync now and then every ``every``, taking turns with the worker."""
+
+    def __init__(self, engine: SyncEngine, every: timedelta, lock: threading.Lock) -> None:
+        self.engine = engine
+        self.every = every
+        self.lock = lock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scheduled-sync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 300.0) -> None:
+        """Let the run in progress finish (it checkpoints per page), then stop."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self.lock:
+                    report = self.engine.run()
+                log.info(
+                    "scheduled sync finished",
+                    extra={"run_id": report.run_id, "status": report.status},
+                )
+            except AlreadyRunningError:
+                log.info("scheduled sync skipped: another process is syncing this stream")
+            except Exception as exc:  # the schedule must outlive one bad run
+                log.error("scheduled sync failed: %s", type(exc).__name__)
+            self._stop.wait(self.every.total_seconds())
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    return sock
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@click.command(help=__doc__.split("\n\n")[0] if __doc__ else None)
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="crmtier.toml",
+)
+@click.option(
+    "--listen", help="HOST:PORT to listen on, overriding [webhooks] listen (port 0: any)."
+)
+@click.option(
+    "--sync/--no-sync",
+    "scheduled",
+    default=True,
+    show_default=True,
+    help="Also run the scheduled incremental sync ([sync] every).",
+)
+@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING, ...")
+def command(config_path: Path, listen: str | None, scheduled: bool, log_level: str) -> None:
+    jsonlog.configure(log_level.upper())
+    try:
+        parts = open_parts(load_config(config_path))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    settings = parts.settings
+    if listen is not None:
+        try:
+            settings = settings.model_copy(update={"listen": listen})
+            host, port = settings.host, int(listen.rpartition(":")[2])
+        except ValueError:
+            raise click.UsageError("--listen must be HOST:PORT") from None
+    else:
+        host, port = settings.host, settings.port
+    sock = _bind(host, port)
+    realtime = Realtime(settings, parts.store, parts.connector, parts.engine)
+    schedule = ScheduledSync(parts.engine, parts.every, realtime.sync_lock) if scheduled else None
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        # uvicorn installs its own handlers while serving and re-raises the signal after a
+        # graceful shutdown; this handler then makes sure the process does not die before
+        # the worker and the scheduled sync have stopped.
+        stopping.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    bound = sock.getsockname()
+    click.echo(
+        json.dumps(
+            {
+                "listen": f"http://{_address(host, bound[1])}",
+                "routes": list(configured_routes(settings)),
+                "scheduled_sync": parts.every.total_seconds() if scheduled else None,
+            }
+        ),
+        nl=True,
+    )
+    realtime.start_worker()
+    if schedule is not None:
+        schedule.start()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            realtime.app,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=30,
+            server_header=False,
+        )
+    )
+    try:
+        if not stopping.is_set():
+            server.run(sockets=[sock])
+    finally:
+        log.info("shutting down: receiver stopped; finishing the worker's batch")
+        realtime.stop_worker()
+        if schedule is not None:
+            schedule.stop()
+        sock.close()
+        parts.close()
+        log.info("stopped")

@@ -1,0 +1,89 @@
+"""The real-time path assembled: receiver app + inbox + worker over one sync engine.
+
+``crmtier serve`` (and the end-to-end tests) build one ``Realtime`` from the parts the
+composition root already has (state store, connector, sync engine, ``[webhooks]``
+settings). The worker runs in a thread of the serving process; the receiver is the ASGI
+app; both share one ``Metrics`` so ``/metrics`` shows the receiver's and the worker's
+outcomes side by side.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import timedelta
+
+from starlette.applications import Starlette
+
+from connectors.contract import Connector
+from sync.engine import SyncEngine
+from sync.inbox import Inbox
+from sync.store import StateStore
+from sync.worker import EngineProcessor, InboxWorker, WorkerOptions
+from webhooks.app import EVENTS_HELP, EVENTS_METRIC, create_app
+from webhooks.metrics import Metrics
+from webhooks.settings import WebhooksSettings
+
+log = logging.getLogger(__name__)
+
+
+def worker_options(settings: WebhooksSettings) -> WorkerOptions:
+    return WorkerOptions(
+        batch_size=settings.batch_size,
+        window=timedelta(milliseconds=settings.batch_window_ms),
+        max_attempts=settings.max_attempts,
+        dedupe=timedelta(days=settings.dedupe_days),
+    )
+
+
+class Realtime:
+    def __init__(
+        self,
+        settings: WebhooksSettings,
+        store: StateStore,
+        connector: Connector,
+        engine: SyncEngine,
+        *,
+        sync_lock: threading.Lock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.inbox = Inbox(store)
+        self.sync_lock = sync_lock or threading.Lock()
+        self.worker = InboxWorker(
+            self.inbox,
+            connector.fetch,
+            EngineProcessor(engine, self.sync_lock),
+            options=worker_options(settings),
+            owner=f"{socket.gethostname()}:{os.getpid()}:worker",
+            on_outcome=self._count,
+        )
+        self.app: Starlette = create_app(
+            settings,
+            self.inbox,
+            metrics=self.metrics,
+            api_calls=lambda: connector.api_usage().calls,
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _count(self, outcome: str, events: int) -> None:
+        self.metrics.inc(EVENTS_METRIC, EVENTS_HELP, events, outcome=outcome)
+
+    def start_worker(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self.worker.run, args=(self._stop,), name="inbox-worker", daemon=True
+        )
+        self._thread.start()
+
+    def stop_worker(self, timeout: float = 60.0) -> None:
+        """Finish the batch in progress; everything else stays in the inbox."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("worker did not finish its batch within %.0f s", timeout)
+            self._thread = None
