@@ -73,9 +73,17 @@ class FxiaokeConnector:
     # --- reads ----------------------------------------------------------------------
 
     def read_changed(self, since: Cursor | None) -> Iterator[Page]:
+        """Full pages of ``page_size`` records (the last one partial): keyset calls yield ~99
+        new records each, so a page may span two calls."""
         start = (to_epoch_ms(since.modstamp), since.id) if since is not None else None
+        buffer: list[CrmRecord] = []
         for rows in changed_since(self._query, start):
-            yield Page(tuple(self._record(row) for row in rows))
+            buffer += (self._record(row) for row in rows)
+            while len(buffer) >= PAGE_LIMIT:
+                yield Page(tuple(buffer[:PAGE_LIMIT]))
+                del buffer[:PAGE_LIMIT]
+        if buffer:
+            yield Page(tuple(buffer))
 
     def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
         by_id: dict[str, CrmRecord] = {}

@@ -285,6 +285,8 @@ class FxiaokeSandbox:
         return rid
 
     def written(self, customer_id: str) -> dict[str, Any]:
+        """Write-back values by canonical name; ``next_review`` (an epoch-ms date field in
+        FXiaoke) as a ``date``."""
         found = self.store.get(ACCOUNT, customer_id)
         if found is None:
             raise KeyError(f"customer {customer_id} does not exist")
@@ -295,7 +297,7 @@ class FxiaokeSandbox:
             if value is None:
                 continue
             if output == "next_review" and isinstance(value, int | float):
-                value = from_ms(value).astimezone(TENANT_TZ).date().isoformat()
+                value = from_ms(value).astimezone(TENANT_TZ).date()
             out[output] = value
         return out
 

@@ -107,7 +107,7 @@ def test_current_values_come_back_canonical(sandbox: FxiaokeSandbox, connect: Co
         "edd_required": True,
         "reasons": "VAL_AUM_PRIVATE\nAML_PEP",
     }
-    assert sandbox.written(customer_id(1))["next_review"] == "2026-06-30"
+    assert sandbox.written(customer_id(1))["next_review"] == date(2026, 6, 30)
 
 
 # --- writes --------------------------------------------------------------------------
