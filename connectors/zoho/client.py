@@ -63,7 +63,7 @@ from zcrmsdk.src.com.zoho.crm.api.users import User
 from zcrmsdk.src.com.zoho.crm.api.util import Choice
 from zcrmsdk.src.com.zoho.crm.api.util import api_http_connector as _sdk_http
 
-from connectors.errors import ConnectorError, QuotaExhaustedError, TransientError
+from connectors.errors import ConfigError, ConnectorError, QuotaExhaustedError, TransientError
 from connectors.http import call_with_retry, make_session
 from connectors.zoho.config import ZohoConfig
 from connectors.zoho.errors import classify_call, classify_sdk
@@ -363,12 +363,15 @@ class ZohoClient:
             raise TransientError("Zoho access token missing for a raw read")
 
         def attempt() -> Any:
-            response = self._meter.send(
-                "GET",
-                self.config.base_url + path,
-                params=dict(params),
-                headers={"Authorization": f"Zoho-oauthtoken {token}", **headers},
-            )
+            try:
+                response = self._meter.send(
+                    "GET",
+                    self.config.base_url + path,
+                    params=dict(params),
+                    headers={"Authorization": f"Zoho-oauthtoken {token}", **headers},
+                )
+            except requests.RequestException as exc:
+                raise _transport_error(exc) from None
             if response.status_code in (204, 304):
                 return None
             try:
@@ -681,6 +684,16 @@ def _channel(notification: Any) -> ChannelInfo:
     )
 
 
+def _transport_error(exc: requests.RequestException) -> ConnectorError:
+    """A failed HTTP exchange: TLS trust is configuration, the rest may pass."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ConfigError(
+            "TLS verification of Zoho failed: check crm.ca_bundle (the environment's "
+            "REQUESTS_CA_BUNDLE is deliberately not used)"
+        )
+    return TransientError(f"Zoho unreachable: {type(exc).__name__}")
+
+
 def _translate(exc: SDKException) -> ConnectorError:
     """An SDKException as a connector error; our own errors raised under the SDK (the
     credit budget) and transport failures are recovered from its cause chain."""
@@ -688,8 +701,8 @@ def _translate(exc: SDKException) -> ConnectorError:
     while cause is not None:
         if isinstance(cause, ConnectorError):
             return cause
-        if isinstance(cause, requests.Timeout | requests.ConnectionError):
-            return TransientError(f"Zoho unreachable: {type(cause).__name__}")
+        if isinstance(cause, requests.RequestException):
+            return _transport_error(cause)
         cause = getattr(cause, "cause", None) or cause.__cause__
     details = exc.details if isinstance(exc.details, dict) else {}
     error = classify_sdk(exc.code, exc.error_message if exc.code else None)
