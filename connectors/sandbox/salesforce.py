@@ -55,7 +55,7 @@ from connectors.sandbox.salesforce_schema import (
 )
 from connectors.sandbox.salesforce_soql import Query, SoqlError, parse
 from connectors.sandbox.server import Request, Response, Router, SandboxServer
-from connectors.sandbox.store import open_store
+from connectors.sandbox.store import format_ts, open_store
 from connectors.sandbox.tls import make_tls
 
 API_VERSIONS = ("59.0", "60.0", "61.0", "62.0", "63.0", "64.0", "65.0")
@@ -130,7 +130,7 @@ class SalesforceSandbox:
         self.api_used = 0
         self.query_batch_size = query_batch_size
         self.client_id, self.client_secret = self._credentials()
-        self.jwt_key_path = self._jwt_key()
+        self._jwt_public: Any = None
         self._tokens: set[str] = set()
         self._cursors: dict[str, QueryCursor] = {}
         self._lock = threading.Lock()
@@ -176,9 +176,11 @@ class SalesforceSandbox:
         path.chmod(0o600)
         return client_id, client_secret
 
-    def _jwt_key(self) -> Path:
-        """The connected app's certificate key pair: the private half is what an admin
-        gives crmtier for the JWT bearer flow; the org verifies with the public half."""
+    @property
+    def jwt_key_path(self) -> Path:
+        """The connected app's certificate key: the private half is what an admin gives
+        crmtier for the JWT bearer flow; the org verifies with the public half. Made on
+        first use (RSA key generation is the slowest part of starting a sandbox)."""
         path = self.data_dir / "jwt_private_key.pem"
         if not path.exists():
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -190,9 +192,15 @@ class SalesforceSandbox:
                 )
             )
             path.chmod(0o600)
-        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        self._jwt_public = private.public_key()
         return path
+
+    def _jwt_public_key(self) -> Any:
+        if self._jwt_public is None:
+            private = serialization.load_pem_private_key(
+                self.jwt_key_path.read_bytes(), password=None
+            )
+            self._jwt_public = private.public_key()
+        return self._jwt_public
 
     # --- seeding -------------------------------------------------------------------------
 
@@ -402,7 +410,7 @@ class SalesforceSandbox:
             self.org.customer_object,
             {
                 "Id": view["Id"],
-                "SystemModstamp": sf_datetime(view["SystemModstamp"]),
+                "SystemModstamp": format_ts(view["SystemModstamp"]),  # xsd:dateTime in SOAP
                 "OwnerId": view.get("OwnerId"),
             },
         )
@@ -588,7 +596,7 @@ class SalesforceSandbox:
             try:
                 claims = jwt.decode(
                     form.get("assertion", ""),
-                    self._jwt_public,  # type: ignore[arg-type]
+                    self._jwt_public_key(),
                     algorithms=["RS256"],
                     audience=[
                         "https://login.salesforce.com",
@@ -744,7 +752,7 @@ class SalesforceSandbox:
         if isinstance(parsed, Response):
             return parsed
         results = self.org.update(*parsed)
-        return Response.json([r.as_json() for r in results])
+        return Response.json([_no_created(r.as_json()) for r in results])
 
     def _collections_create(self, request: Request) -> Response:
         parsed = self._collection_body(request)

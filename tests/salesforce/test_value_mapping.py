@@ -1,0 +1,43 @@
+"""Write-back values survive the round trip through Salesforce field types unchanged, so
+an unchanged tier never looks changed (0 writes when nothing changed)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+
+from connectors.salesforce.mapping import from_crm_value, normalise, to_crm_value
+
+
+@pytest.mark.parametrize(
+    ("output", "value", "crm", "back"),
+    [
+        ("value_tier", "wealth", "wealth", "wealth"),
+        ("value_score", 71.456, 71.46, 71.46),
+        ("value_score", 80, 80.0, 80.0),
+        ("edd_required", True, True, True),
+        ("next_review", date(2027, 3, 1), "2027-03-01", date(2027, 3, 1)),
+        ("next_review", datetime(2027, 3, 1, 23, 59), "2027-03-01", date(2027, 3, 1)),
+        ("reasons", ("VAL_AUM", "AML_PEP"), "VAL_AUM\nAML_PEP", ("VAL_AUM", "AML_PEP")),
+        (
+            "reasons",
+            [{"code": "AML_PEP", "text": {"en": "Politically exposed", "zh": "政治公众人物"}}],
+            "AML_PEP: Politically exposed",
+            ("AML_PEP: Politically exposed",),
+        ),
+        ("reasons", (), None, None),
+        ("status", None, None, None),
+    ],
+)
+def test_round_trip(output, value, crm, back):
+    assert to_crm_value(output, value) == crm
+    assert from_crm_value(output, crm) == back
+    assert normalise(output, value) == back
+
+
+@pytest.mark.parametrize(
+    ("output", "raw"), [("next_review", "soon"), ("value_score", "high"), ("reasons", "")]
+)
+def test_unreadable_crm_values_read_as_missing(output, raw):
+    assert from_crm_value(output, raw) is None
