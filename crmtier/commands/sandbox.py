@@ -18,6 +18,7 @@ from types import FrameType
 
 import click
 
+from connectors.mapping import load_default_mapping
 from connectors.sandbox.base import CRMS, open_sandbox
 
 
@@ -72,7 +73,7 @@ def command(
         raise click.ClickException(
             f"cannot start the {crm} sandbox on {host}:{port}: {exc.strerror}"
         ) from None
-    if sandbox.store.count(_customer_object(sandbox)) == 0:
+    if sandbox.store.count(load_default_mapping(crm).mapping.object) == 0:
         sandbox.seed(customers, seed)
     sandbox.start()
     if write_config is not None:
@@ -92,10 +93,3 @@ def command(
     signal.signal(signal.SIGTERM, on_signal)
     stop.wait()
     sandbox.stop()
-
-
-def _customer_object(sandbox: object) -> str:
-    """The object customers live in, for the "already seeded?" check."""
-    mapping = getattr(sandbox, "mapping", None)
-    inner = getattr(mapping, "mapping", mapping)
-    return str(getattr(inner, "object", "Account"))
