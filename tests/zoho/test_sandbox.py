@@ -1,0 +1,199 @@
+"""The Zoho sandbox speaks Zoho CRM v2 as documented (crm_apis.md §2): checked here over
+raw HTTPS, independently of zcrmsdk, so a sandbox bug cannot hide behind a client bug."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from connectors.sandbox.zoho_notify import ChannelError, resolve_expiry
+
+
+@pytest.fixture
+def api(zoho):
+    """``call(method, path, **kw)`` with a fresh access token, trusting only the sandbox CA."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(zoho.ca_bundle)
+    base = zoho.server.base_url
+    token = session.post(
+        zoho.accounts_url,
+        data={
+            "grant_type": "refresh_token",
+            "client_id": zoho.app.client_id,
+            "client_secret": zoho.app.client_secret,
+            "refresh_token": zoho.app.refresh_token,
+        },
+    ).json()["access_token"]
+
+    def call(method, path, **kwargs):
+        headers = {"Authorization": f"Zoho-oauthtoken {token}", **kwargs.pop("headers", {})}
+        return session.request(method, base + path, headers=headers, timeout=10, **kwargs)
+
+    yield call
+    session.close()
+
+
+def test_refresh_grant_returns_an_hour_token(zoho):
+    body = requests.post(
+        zoho.accounts_url,
+        verify=str(zoho.ca_bundle),
+        params={
+            "grant_type": "refresh_token",
+            "client_id": zoho.app.client_id,
+            "client_secret": zoho.app.client_secret,
+            "refresh_token": zoho.app.refresh_token,
+        },
+    ).json()
+    assert body["expires_in"] == 3600 and body["token_type"] == "Bearer"
+    bad = requests.post(
+        zoho.accounts_url,
+        verify=str(zoho.ca_bundle),
+        data={
+            "grant_type": "refresh_token",
+            "client_id": "x",
+            "client_secret": "y",
+            "refresh_token": "z",
+        },
+    ).json()
+    assert bad == {"error": "invalid_client"}
+
+
+def test_an_eleventh_token_within_ten_minutes_is_refused(zoho):
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": zoho.app.client_id,
+        "client_secret": zoho.app.client_secret,
+        "refresh_token": zoho.app.refresh_token,
+    }
+    answers = [
+        requests.post(zoho.accounts_url, data=form, verify=str(zoho.ca_bundle)).json()
+        for _ in range(11)
+    ]
+    assert all("access_token" in a for a in answers[:10])
+    assert answers[10]["error"] == "Access Denied"
+
+
+def test_calls_need_a_live_zoho_oauthtoken(zoho, api):
+    assert api("GET", "/crm/v2/Contacts").status_code == 200
+    no_auth = requests.get(zoho.server.base_url + "/crm/v2/Contacts", verify=str(zoho.ca_bundle))
+    assert no_auth.status_code == 401
+    zoho.expire_tokens()
+    expired = api("GET", "/crm/v2/Contacts")
+    assert expired.status_code == 401 and expired.json()["code"] == "INVALID_TOKEN"
+
+
+def test_list_paging_and_if_modified_since(zoho, api):
+    page = api("GET", "/crm/v2/Contacts", params={"per_page": 200, "page": 2}).json()
+    assert page["info"] == {"per_page": 200, "count": 50, "page": 2, "more_records": False}
+    assert isinstance(page["data"][0]["id"], str) and len(page["data"][0]["id"]) == 19
+    assert api("GET", "/crm/v2/Contacts", params={"per_page": 201}).status_code == 400
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert api("GET", "/crm/v2/Contacts", headers={"If-Modified-Since": future}).status_code == 304
+    assert api("GET", "/crm/v2/Tasks").status_code == 204
+    assert api("GET", "/crm/v2/Nope").json()["code"] == "INVALID_MODULE"
+
+
+def test_modified_time_has_second_resolution_and_org_offset(zoho, api):
+    record = api("GET", "/crm/v2/Contacts", params={"per_page": 1}).json()["data"][0]
+    assert record["Modified_Time"].endswith("+08:00") and "." not in record["Modified_Time"]
+
+
+def test_writes_cap_at_100_and_answer_per_record(zoho, api):
+    ids = zoho.customer_ids()
+    too_many = {"data": [{"id": int(i), "Value_Tier": "mass"} for i in ids[:101]]}
+    assert api("PUT", "/crm/v2/Contacts", json=too_many).json()["code"] == "LIMIT_EXCEEDED"
+    mixed = {
+        "data": [
+            {"id": int(ids[0]), "Value_Tier": "mass"},
+            {"id": ids[1], "Value_Tier": "platinum"},
+        ],
+        "trigger": [],
+    }
+    answer = api("PUT", "/crm/v2/Contacts", data=json.dumps(mixed))  # no Content-Type
+    assert answer.status_code == 202
+    codes = [(r["code"], r["details"].get("api_name")) for r in answer.json()["data"]]
+    assert codes == [("SUCCESS", None), ("INVALID_DATA", "Value_Tier")]
+    assert zoho.write_triggers()[-1] == []
+
+
+def test_credits_charge_one_per_ten_written_records(zoho, api):
+    before = zoho.credits.used
+    ids = zoho.customer_ids()[:25]
+    answer = api(
+        "PUT", "/crm/v2/Contacts", json={"data": [{"id": i, "Value_Tier": "mass"} for i in ids]}
+    )
+    assert zoho.credits.used - before == 3
+    assert int(answer.headers["X-API-CREDITS-REMAINING"]) == zoho.credits.remaining
+    zoho.rate_limit("read")
+    throttled = api("GET", "/crm/v2/Contacts")
+    assert throttled.status_code == 429 and "Retry-After" not in throttled.headers
+
+
+def test_tasks_need_se_module_with_what_id_and_upsert_by_key(zoho, api):
+    cid = zoho.customer_ids()[0]
+    missing = {"data": [{"Subject": "x", "What_Id": {"id": cid}}]}
+    assert (
+        api("POST", "/crm/v2/Tasks", json=missing).json()["data"][0]["code"]
+        == "MANDATORY_NOT_FOUND"
+    )
+    task = {
+        "Subject": "Call",
+        "Due_Date": "2027-01-02",
+        "What_Id": {"id": cid},
+        "$se_module": "Contacts",
+        "Crmtier_Key": "k1",
+    }
+    body = {"data": [task], "duplicate_check_fields": ["Crmtier_Key"]}
+    first = api("POST", "/crm/v2/Tasks/upsert", json=body).json()["data"][0]
+    again = api("POST", "/crm/v2/Tasks/upsert", json=body).json()["data"][0]
+    assert (first["action"], again["action"]) == ("insert", "update")
+    assert first["details"]["id"] == again["details"]["id"]
+    assert len(zoho.tasks()) == 1
+
+
+def test_watch_expiry_follows_v2_limits():
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    assert resolve_expiry(None, now) == now + timedelta(hours=1)
+    assert resolve_expiry(now + timedelta(days=2), now) == now + timedelta(hours=1)
+    assert resolve_expiry(now + timedelta(hours=20), now) == now + timedelta(hours=20)
+    with pytest.raises(ChannelError):
+        resolve_expiry(now - timedelta(seconds=1), now)
+
+
+def test_crmtier_config_points_at_the_sandbox_with_secret_refs(zoho):
+    text, env = zoho.crmtier_config("T")
+    config = tomllib.loads(text)
+    crm = config["crm"]
+    assert crm["kind"] == "zoho" and crm["base_url"] == zoho.server.base_url
+    assert crm["client_secret"] == "env:T_ZOHO_CLIENT_SECRET"
+    assert env["T_ZOHO_CLIENT_SECRET"] == zoho.app.client_secret
+    assert zoho.app.client_secret not in text and zoho.app.refresh_token not in text
+    assert config["webhooks"]["zoho_token"] == "env:T_ZOHO_NOTIFY_TOKEN"
+    assert config["webhooks"]["zoho_channel_id"] == zoho.channel_id
+    assert config["mapping"]["object"] == "Contacts"
+    info = zoho.info().as_json()
+    assert set(info["credentials"]) == {
+        "client_id",
+        "client_secret",
+        "refresh_token",
+        "accounts_url",
+    }
+
+
+def test_control_api_edits_customers_with_its_own_token(zoho):
+    cid = zoho.customer_ids()[0]
+    url = f"{zoho.server.base_url}/__sandbox__/customers/{cid}"
+    denied = requests.patch(url, json={"changes": {}}, verify=str(zoho.ca_bundle))
+    assert denied.status_code == 401
+    ok = requests.patch(
+        url,
+        json={"changes": {"assets.deposits": 123.0}},
+        headers={"Authorization": f"Bearer {zoho.server.control_token}"},
+        verify=str(zoho.ca_bundle),
+    )
+    assert ok.status_code == 200 and zoho.record(cid)["Deposits"] == 123.0

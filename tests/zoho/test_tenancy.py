@@ -1,0 +1,66 @@
+"""zcrmsdk keeps its configuration in process-global state. Two tenants (two orgs, each
+with its own Accounts and API host, credentials and CA) used from threads at the same time
+must never send one org's token, data or write to the other."""
+
+from __future__ import annotations
+
+import threading
+
+from zcrmsdk.src.com.zoho.crm.api.initializer import Initializer
+
+from connectors.contract import FieldUpdate, WritePlan
+
+ROUNDS = 4
+
+
+def test_two_tenants_from_threads_never_mix_credentials(sandbox_factory, zconnect):
+    orgs = {
+        "north": sandbox_factory("zoho", customers=120, seed=1),
+        "south": sandbox_factory("zoho", customers=90, seed=2),
+    }
+    tiers = {"north": "private", "south": "mass"}
+    connectors = {name: zconnect(sb) for name, sb in orgs.items()}
+    seen: dict[str, list[dict[str, float | None]]] = {name: [] for name in orgs}
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(orgs))
+
+    def work(name: str) -> None:
+        try:
+            connector = connectors[name]
+            start.wait()
+            for _ in range(ROUNDS):
+                records = [r for p in connector.read_changed(None) for r in p.records]
+                seen[name].append({r.profile.id: _deposits(r) for r in records})
+                ids = [r.profile.id for r in records[:30]]
+                plan = WritePlan(
+                    field_updates=tuple(FieldUpdate(i, {"value_tier": tiers[name]}) for i in ids)
+                )
+                assert all(r.ok for r in connector.apply(plan))
+        except BaseException as exc:  # surfaced below with the thread's name
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(name,), name=name) for name in orgs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    for name, sandbox in orgs.items():
+        # each org handed out exactly one access token: no call ever carried the other's
+        assert sandbox.accounts.refreshes == 1
+        truth = {cid: sandbox.record(cid).get("Deposits") for cid in sandbox.customer_ids()}
+        assert all(snapshot == truth for snapshot in seen[name])
+        written = {sandbox.written(cid).get("value_tier") for cid in sandbox.customer_ids()[:30]}
+        assert written == {tiers[name]}
+    assert Initializer.initializer is None  # nothing left bound between calls
+
+
+def test_sdk_is_unbound_outside_a_call(zoho, zconnect):
+    connector = zconnect(zoho)
+    assert sum(len(p.records) for p in connector.read_changed(None)) == 250
+    assert Initializer.get_initializer() is None
+
+
+def _deposits(record) -> float | None:
+    assets = record.profile.assets
+    return None if assets is None else assets.deposits
