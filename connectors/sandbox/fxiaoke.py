@@ -121,8 +121,8 @@ class FxiaokeSandbox:
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.default = load_default_mapping(CRM)
-        self.objects = build_objects(self.default)
+        self.mapping = load_default_mapping(CRM)
+        self.objects = build_objects(self.mapping)
         self.store = open_store(self.data_dir)
         self._tls = make_tls(self.data_dir)
         self.tokens = TokenIssuer(clock)
@@ -135,14 +135,16 @@ class FxiaokeSandbox:
         self._quota_lock = threading.Lock()
         self._rejections: dict[str, list[Any]] = {}
         self._rejections_lock = threading.Lock()
-        # Credentials, named as FXiaoke names them.
-        self.app_id = "FSAID_" + secrets.token_hex(4)
-        self.app_secret = secrets.token_hex(16)
-        self.permanent_code = secrets.token_hex(16).upper()
-        self.corp_id = "FSCID_" + secrets.token_hex(4).upper()
+        # Credentials, named as FXiaoke names them; kept in the data dir so a restarted
+        # sandbox still matches the crmtier.toml it wrote.
+        creds = _credentials(self.data_dir / "credentials.json")
+        self.app_id = creds["app_id"]
+        self.app_secret = creds["app_secret"]
+        self.permanent_code = creds["permanent_code"]
+        self.corp_id = creds["corp_id"]
+        self.push_secret = creds["push_secret"]
         self.ea = "700001"
         self.open_user_id = "1000"
-        self.push_secret = secrets.token_urlsafe(24)
         self.push = WorkflowPush(tenant_id=self.ea)
         router = Router()
         self._add_routes(router)
@@ -213,17 +215,17 @@ class FxiaokeSandbox:
             "api_share = 0.2",
             "",
             "[mapping]",
-            f"object = {q(self.default.mapping.object)}",
-            *_table("mapping.fields", self.default.mapping.fields),
+            f"object = {q(self.mapping.mapping.object)}",
+            *_table("mapping.fields", self.mapping.mapping.fields),
             "[writeback]",
-            f"restricted = {q(list(self.default.writeback.restricted))}",
-            f"reasons_max = {self.default.writeback.reasons_max}",
-            f"tasks = {q(self.default.writeback.tasks)}",
-            f"campaign_memberships = {q(self.default.writeback.campaign_memberships)}",
+            f"restricted = {q(list(self.mapping.writeback.restricted))}",
+            f"reasons_max = {self.mapping.writeback.reasons_max}",
+            f"tasks = {q(self.mapping.writeback.tasks)}",
+            f"campaign_memberships = {q(self.mapping.writeback.campaign_memberships)}",
             "",
-            *_table("writeback.fields", self.default.writeback.fields),
-            *_table("writeback.campaigns", self.default.writeback.campaigns),
-            *_table("writeback.queues", self.default.writeback.queues),
+            *_table("writeback.fields", self.mapping.writeback.fields),
+            *_table("writeback.campaigns", self.mapping.writeback.campaigns),
+            *_table("writeback.queues", self.mapping.writeback.queues),
             "[state]",
             f"url = {q('sqlite:///' + str(self.data_dir / 'crmtier.db'))}",
             "",
@@ -236,7 +238,7 @@ class FxiaokeSandbox:
         return "\n".join(lines), env
 
     def seed(self, customers: int, seed: int = 7) -> None:
-        fields = self.default.mapping.fields
+        fields = self.mapping.mapping.fields
         now_ms = to_ms(datetime.now(UTC))
 
         def rows() -> Any:
@@ -292,7 +294,7 @@ class FxiaokeSandbox:
             raise KeyError(f"customer {customer_id} does not exist")
         data = found[1]
         out: dict[str, Any] = {}
-        for output, field in self.default.writeback.fields.items():
+        for output, field in self.mapping.writeback.fields.items():
             value = data.get(field)
             if value is None:
                 continue
@@ -322,7 +324,7 @@ class FxiaokeSandbox:
         return out
 
     def memberships(self) -> set[tuple[str, str]]:
-        keys = {cid: key for key, cid in self.default.writeback.campaigns.items()}
+        keys = {cid: key for key, cid in self.mapping.writeback.campaigns.items()}
         return {
             (str(data.get("account_id")), keys.get(str(data.get("marketing_event_id")), ""))
             for _, _, data in self.store.scan(CAMPAIGN_MEMBER)
@@ -474,7 +476,7 @@ class FxiaokeSandbox:
     def _corp_token(self, body: Payload) -> Payload:
         self._check_app(body)
         token = self.tokens.issue("corp")
-        left = int(token.expires - self.tokens.now())
+        left = round(token.expires - self.tokens.now())
         return {"corpAccessToken": token.value, "corpId": self.corp_id, "expiresIn": left}
 
     def _oauth2_token(self, body: Payload) -> Payload:
@@ -482,7 +484,7 @@ class FxiaokeSandbox:
             raise ApiError(15002, "grantType must be app_secret for a server-to-server app")
         self._check_app(body)
         token = self.tokens.issue("oauth2")
-        left = int(token.expires - self.tokens.now())
+        left = round(token.expires - self.tokens.now())
         return {
             "openUserId": self.corp_id,
             "accessToken": token.value,
@@ -611,7 +613,7 @@ class FxiaokeSandbox:
     # --- helpers ------------------------------------------------------------------------
 
     def _crm_fields(self, changes: Mapping[str, Any]) -> dict[str, Any]:
-        mapped = {**self.default.mapping.fields, **self.default.writeback.fields}
+        mapped = {**self.mapping.mapping.fields, **self.mapping.writeback.fields}
         out: dict[str, Any] = {}
         for path, value in changes.items():
             if path == "owner_id":
@@ -629,7 +631,7 @@ class FxiaokeSandbox:
             MARKETING_EVENT,
             [
                 (cid, stamp, {"name": key, "life_status": "normal", "version": 1})
-                for key, cid in self.default.writeback.campaigns.items()
+                for key, cid in self.mapping.writeback.campaigns.items()
             ],
         )
 
@@ -690,6 +692,22 @@ class FxiaokeSandbox:
         control.add("POST", "/notification-target", target, "ctl")
         control.add("POST", "/tokens/expire", expire, "ctl")
         control.add("POST", r"/records/(?P<id>[^/]+)/reject", reject, "ctl")
+
+
+def _credentials(path: Path) -> dict[str, str]:
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+        return stored
+    creds = {
+        "app_id": "FSAID_" + secrets.token_hex(4),
+        "app_secret": secrets.token_hex(16),
+        "permanent_code": secrets.token_hex(16).upper(),
+        "corp_id": "FSCID_" + secrets.token_hex(4).upper(),
+        "push_secret": secrets.token_urlsafe(24),
+    }
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(creds), encoding="utf-8")
+    return creds
 
 
 def _kind_of(path: str) -> str:

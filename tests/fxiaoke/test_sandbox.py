@@ -1,0 +1,220 @@
+"""The FXiaoke sandbox's wire format, spoken to with plain requests (no connector)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+
+from connectors.sandbox.fxiaoke import FxiaokeSandbox
+from connectors.sandbox.generator import customer_id
+
+MakeSandbox = Callable[..., FxiaokeSandbox]
+
+
+class Wire:
+    """A bare FXiaoke client: POST + JSON, a fresh thirdTraceId, optional bearer auth."""
+
+    def __init__(self, sandbox: FxiaokeSandbox) -> None:
+        self.sandbox = sandbox
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.verify = sandbox.info().ca_bundle
+        self.token: str | None = None
+
+    def post(
+        self,
+        path: str,
+        body: Any,
+        *,
+        trace: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        params = {"thirdTraceId": str(uuid.uuid4())} if trace else {}
+        response = self.session.post(
+            self.sandbox.server.base_url + path,
+            json=body,
+            params=params,
+            headers=headers or {},
+            timeout=10,
+        )
+        assert response.status_code == 200  # FXiaoke answers 200 to everything
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def app(self, **extra: Any) -> dict[str, Any]:
+        sb = self.sandbox
+        return {
+            "appId": sb.app_id,
+            "appSecret": sb.app_secret,
+            "permanentCode": sb.permanent_code,
+            **extra,
+        }
+
+    def login(self) -> dict[str, str]:
+        answer = self.post("/oauth2.0/token", self.app(grantType="app_secret"))
+        assert answer["errorCode"] == 0
+        return {
+            "authorization": f"Bearer {answer['accessToken']}",
+            "x-fs-ea": answer["ea"],
+            "x-fs-userid": "1000",
+        }
+
+    def query(self, headers: dict[str, str], **info: Any) -> dict[str, Any]:
+        data = {"dataObjectApiName": "AccountObj", "search_query_info": {"limit": 10, **info}}
+        return self.post("/cgi/crm/v2/data/query", {"data": data}, headers=headers)
+
+
+@pytest.fixture
+def wire(sandbox: FxiaokeSandbox) -> Wire:
+    return Wire(sandbox)
+
+
+def test_envelope_and_query_shape(wire: Wire) -> None:
+    answer = wire.query(
+        wire.login(),
+        limit=5,
+        filters=[{"field_name": "field_credit_score__c", "field_values": [700], "operator": "GTE"}],
+        orders=[{"fieldName": "field_credit_score__c", "isAsc": False}],
+        fieldProjection=["field_credit_score__c"],
+    )
+    assert answer["errorCode"] == 0 and answer["traceId"] and answer["errorDescription"]
+    data = answer["data"]
+    scores = [row["field_credit_score__c"] for row in data["dataList"]]
+    assert scores == sorted(scores, reverse=True) and min(scores) >= 700
+    assert set(data["dataList"][0]) == {"_id", "field_credit_score__c"}
+    assert data["total"] > 0 and (data["offset"], data["limit"]) == (0, 5)
+
+
+@pytest.mark.parametrize(
+    ("info", "code"),
+    [({"offset": 10_100}, 10013), ({"limit": 101}, 15002), ({"offset": -1}, 15002)],
+)
+def test_paging_limits(wire: Wire, info: dict[str, int], code: int) -> None:
+    answer = wire.query(wire.login(), **info)
+    assert answer["errorCode"] == code
+    if code == 10013:
+        assert answer["errorMessage"] == "offset out of range 10000"
+
+
+def test_offset_up_to_the_wall_is_served(wire: Wire) -> None:
+    assert wire.query(wire.login(), offset=10_000)["errorCode"] == 0
+
+
+def test_missing_trace_id_unknown_path_and_bad_body(wire: Wire) -> None:
+    headers = wire.login()
+    body = {"data": {"dataObjectApiName": "AccountObj", "search_query_info": {"limit": 1}}}
+    assert (
+        wire.post("/cgi/crm/v2/data/query", body, trace=False, headers=headers)["errorCode"]
+        == 10001
+    )
+    unknown = wire.post("/cgi/crm/v2/data/nothing", body, headers=headers)
+    assert unknown["errorCode"] == 10006 and "is not exists" in unknown["errorMessage"]
+    # a custom object through the preset path, and the reverse, are refused
+    custom = {"data": {"dataObjectApiName": "object_followup__c", "search_query_info": {}}}
+    assert wire.post("/cgi/crm/v2/data/query", custom, headers=headers)["errorCode"] == 15002
+    assert wire.post("/cgi/crm/custom/v2/data/query", custom, headers=headers)["errorCode"] == 0
+    # the documented failure of sending data.data instead of data.object_data
+    wrong = {"data": {"data": {"_id": customer_id(1)}}}
+    assert wire.post("/cgi/crm/v2/data/update", wrong, headers=headers)["errorCode"] == -2
+
+
+def test_auth_failures(wire: Wire) -> None:
+    body = {"data": {"dataObjectApiName": "AccountObj", "search_query_info": {"limit": 1}}}
+    assert wire.post("/cgi/crm/v2/data/query", body)["errorCode"] == 20017
+    forged = {"authorization": "Bearer forged", "x-fs-ea": "700001", "x-fs-userid": "1000"}
+    assert wire.post("/cgi/crm/v2/data/query", body, headers=forged)["errorCode"] == 20016
+    legacy = {**body, "corpAccessToken": "forged", "corpId": wire.sandbox.corp_id}
+    assert wire.post("/cgi/crm/v2/data/query", legacy)["errorCode"] == 20016
+    assert (
+        wire.post("/oauth2.0/token", wire.app(grantType="app_secret", appSecret="x"))["errorCode"]
+        == 20006
+    )
+    assert (
+        wire.post("/cgi/corpAccessToken/get/V2", wire.app(permanentCode="x"))["errorCode"] == 20015
+    )
+
+
+def test_legacy_token_and_body_credentials(wire: Wire) -> None:
+    token = wire.post("/cgi/corpAccessToken/get/V2", wire.app())
+    assert token["errorCode"] == 0 and token["expiresIn"] == 7200
+    assert token["corpId"] == wire.sandbox.corp_id
+    body = {
+        "corpAccessToken": token["corpAccessToken"],
+        "corpId": token["corpId"],
+        "currentOpenUserId": "FSUID_1",
+        "data": {"dataObjectApiName": "AccountObj", "search_query_info": {"limit": 1}},
+    }
+    assert wire.post("/cgi/crm/v2/data/query", body)["errorCode"] == 0
+
+
+def test_token_lifetime_rules(wire: Wire) -> None:
+    sandbox = wire.sandbox
+    first = wire.post("/oauth2.0/token", wire.app(grantType="app_secret"))
+    sandbox.tokens.advance(6_000)
+    same = wire.post("/oauth2.0/token", wire.app(grantType="app_secret"))
+    assert same["accessToken"] == first["accessToken"]
+    assert same["expiresIn"] == 1_200
+    sandbox.tokens.advance(700)  # 6,700 s: a new token, the old one still valid to 7,200 s
+    new = wire.post("/oauth2.0/token", wire.app(grantType="app_secret"))
+    assert new["accessToken"] != first["accessToken"]
+    old_headers = {"authorization": f"Bearer {first['accessToken']}", "x-fs-ea": "700001"}
+    old_headers["x-fs-userid"] = "1000"
+    assert wire.query(old_headers)["errorCode"] == 0
+    sandbox.tokens.advance(600)  # 7,300 s
+    assert wire.query(old_headers)["errorCode"] == 20016
+
+
+def test_token_endpoint_allows_ten_calls_a_minute(wire: Wire) -> None:
+    codes = [wire.post("/cgi/corpAccessToken/get/V2", wire.app())["errorCode"] for _ in range(11)]
+    assert codes == [0] * 10 + [14001]
+
+
+def test_per_endpoint_limit(make_sandbox: MakeSandbox) -> None:
+    wire = Wire(make_sandbox(customers=5, rate_calls=5, rate_window=60.0))
+    headers = wire.login()
+    codes = [wire.query(headers)["errorCode"] for _ in range(6)]
+    assert codes == [0] * 5 + [14001]
+    # another endpoint has its own window
+    describe = {"data": {"apiName": "AccountObj"}}
+    assert wire.post("/cgi/crm/v2/object/describe", describe, headers=headers)["errorCode"] == 0
+
+
+def test_daily_quota(make_sandbox: MakeSandbox) -> None:
+    wire = Wire(make_sandbox(customers=5, daily_quota=2))
+    headers = wire.login()
+    assert [wire.query(headers)["errorCode"] for _ in range(3)] == [0, 0, 30002]
+
+
+def test_describe_lists_fields_with_types_and_options(wire: Wire) -> None:
+    body = {"data": {"apiName": "AccountObj"}}
+    answer = wire.post("/cgi/crm/v2/object/describe", body, headers=wire.login())
+    fields = answer["data"]["describe"]["fields"]
+    tier = fields["field_value_tier__c"]
+    assert tier["type"] == "select_one"
+    assert {o["value"] for o in tier["options"]} >= {"private", "wealth", "affluent", "mass"}
+    assert fields["field_next_review__c"]["type"] == "date"
+    assert fields["last_modified_time"]["type"] == "date_time"
+
+
+def test_update_validates_and_bumps_version_and_modstamp(wire: Wire) -> None:
+    headers = wire.login()
+    cid = customer_id(2)
+    before = wire.sandbox.store.get("AccountObj", cid)
+    assert before is not None
+
+    def update(**fields: Any) -> dict[str, Any]:
+        data = {"object_data": {"dataObjectApiName": "AccountObj", "_id": cid, **fields}}
+        return wire.post("/cgi/crm/v2/data/update", {"data": data}, headers=headers)
+
+    assert update(field_value_tier__c="gold")["errorCode"] == 32000
+    assert update(field_nope__c=1)["errorCode"] == 32000
+    assert update(last_modified_time=1)["errorCode"] == 32000
+    answer = update(field_value_tier__c="wealth")
+    assert (answer["errorCode"], answer["dataId"]) == (0, cid)
+    after = wire.sandbox.store.get("AccountObj", cid)
+    assert after is not None and after[0] > before[0]
+    assert after[1]["version"] == before[1]["version"] + 1
