@@ -103,7 +103,9 @@ class ZohoApi:
         self.reject: dict[str, tuple[str, str]] = {}  # record id -> (code, api_name)
         self.triggers: list[list[str] | None] = []  # "trigger" of every write call
         self.mixed_status = 202
-        self._next_id = _ID_BASE + 500000
+        # ids of records the API creates continue after any kept in a reused data dir
+        created = [int(rid) for rid, _, _ in store.scan(TASK_MODULE) if rid.isdigit()]
+        self._next_id = max([_ID_BASE + 500000, *created])
         self._id_lock = threading.Lock()
 
     def new_id(self) -> str:

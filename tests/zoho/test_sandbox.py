@@ -197,3 +197,19 @@ def test_control_api_edits_customers_with_its_own_token(zoho):
         verify=str(zoho.ca_bundle),
     )
     assert ok.status_code == 200 and zoho.record(cid)["Deposits"] == 123.0
+
+
+def test_a_restarted_sandbox_keeps_its_data_and_never_reuses_ids(tmp_path):
+    from connectors.sandbox.zoho import ZohoSandbox
+
+    first = ZohoSandbox(data_dir=tmp_path).start()
+    first.seed(5)
+    task = {"Subject": "Call", "Crmtier_Key": "k1"}
+    created = first.api._write_one("Tasks", task, 0, "insert", [])[0]["details"]["id"]
+    first.stop()
+    second = ZohoSandbox(data_dir=tmp_path).start()
+    try:
+        assert len(second.customer_ids()) == 5
+        assert int(second.api.new_id()) > int(created)
+    finally:
+        second.stop()

@@ -41,6 +41,8 @@ def test_n_changed_customers_take_ceil_n_over_100_update_calls(zoho, zconnect, n
     assert [r.ok for r in results] == [True] * n
     assert zoho.server.calls.count("update") == math.ceil(n / 100)
     assert zoho.write_calls() == math.ceil(n / 100)
+    batches = [min(100, n - start) for start in range(0, n, 100)]
+    assert zoho.credits.by_kind["update"] == sum(math.ceil(b / 10) for b in batches)
     assert all(zoho.written(cid)["value_tier"] == "wealth" for cid in ids)
     assert zoho.written(ids[0])["next_review"] == date(2027, 1, 31)
 
