@@ -69,7 +69,6 @@ from connectors.zoho.config import ZohoConfig
 from connectors.zoho.errors import classify_call, classify_sdk
 from connectors.zoho.mapping import FieldInfo
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: One lock for every zcrmsdk call in the process (its Initializer is process-global).
@@ -126,8 +125,11 @@ class _BoundTransport:
 _TRANSPORT = _BoundTransport()
 _sdk_http.requests = _TRANSPORT
 _sdk_oauth.requests = _TRANSPORT
-# zcrmsdk logs request URLs and parameters at INFO: keep them out of crmtier's logs.
-logging.getLogger("SDKLogger").propagate = False
+# zcrmsdk logs request URLs, parameters and error details: keep them out of crmtier's logs
+# (a NullHandler, so Python's last-resort handler does not print them either).
+_SDK_LOG = logging.getLogger("SDKLogger")
+_SDK_LOG.propagate = False
+_SDK_LOG.addHandler(logging.NullHandler())
 
 
 class CreditBudget:
@@ -304,6 +306,8 @@ class ZohoClient:
                 )
             except SDKException as exc:
                 raise _translate(exc) from None
+            finally:
+                _drop_sdk_file_handlers()
             self._initializer = Initializer.initializer
             Initializer.initializer = None
 
@@ -682,6 +686,15 @@ def _channel(notification: Any) -> ChannelInfo:
         expiry=expiry.astimezone(UTC) if isinstance(expiry, datetime) else None,
         token=notification.get_token(),
     )
+
+
+def _drop_sdk_file_handlers() -> None:
+    """``Initializer.initialize`` adds a FileHandler to the SDK logger on every call (here:
+    on ``os.devnull``); close them so a long-running process does not leak one per tenant."""
+    for handler in list(_SDK_LOG.handlers):
+        if isinstance(handler, logging.FileHandler):
+            _SDK_LOG.removeHandler(handler)
+            handler.close()
 
 
 def _transport_error(exc: requests.RequestException) -> ConnectorError:
