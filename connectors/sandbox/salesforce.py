@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connectors.mapping import DefaultMapping, load_default_mapping
 from connectors.sandbox.base import SandboxInfo, SandboxTask
-from connectors.sandbox.generator import SyntheticCustomer, generate, to_crm_fields
+from connectors.sandbox.generator import SyntheticCustomer, generate
 from connectors.sandbox.salesforce_bulk import BulkApi
 from connectors.sandbox.salesforce_org import (
     PageState,
@@ -206,6 +206,7 @@ class SalesforceSandbox:
 
     def seed(self, customers: int, seed: int = 7) -> None:
         """Replace the customers with ``customers`` generated ones (streamed, one transaction)."""
+        self._flatten = _flattener(self.mapping.mapping.fields)
         self.store.clear(self.org.customer_object)
         self.store.clear("Task")
         self.store.clear("CampaignMember")
@@ -221,7 +222,7 @@ class SalesforceSandbox:
     def _account(self, c: SyntheticCustomer) -> tuple[str, datetime, dict[str, Any]]:
         rid = self.customer_id(c.index)
         person = c.profile.get("kind") != "corporate"
-        data = {k: to_sf_value(v) for k, v in to_crm_fields(c, self.mapping.mapping.fields).items()}
+        data = self._flatten(c.profile)
         owner = c.profile.get("owner_id")
         if "owner_id" in self.mapping.mapping.fields:
             data[self.mapping.mapping.fields["owner_id"]] = _user_id(owner)
@@ -905,6 +906,23 @@ class SalesforceSandbox:
         c.add("POST", "/locks", locks, "ctl")
         c.add("POST", "/limits", limits, "ctl")
         c.add("GET", "/writes", listing, "ctl")
+
+
+def _flattener(fields: Mapping[str, str]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """``generator.to_crm_fields`` with the paths split once, values in Salesforce form:
+    the same result (a test holds them equal), fast enough to seed a million customers."""
+    paths = [(crm_field, tuple(path.split("."))) for path, crm_field in fields.items()]
+
+    def flatten(profile: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for crm_field, parts in paths:
+            node: Any = profile
+            for part in parts:
+                node = node.get(part) if type(node) is dict else None
+            out[crm_field] = to_sf_value(node)
+        return out
+
+    return flatten
 
 
 def _data_call(request: Request) -> bool:

@@ -136,14 +136,12 @@ class OutboundMessenger:
         """Block until every queued notification was acked or dropped (tests)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._queue or self._busy:
+            while self._queue:  # a message leaves the queue only once acked or dropped
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._cond.wait(remaining)
         return True
-
-    _busy = False
 
     def stop(self) -> None:
         with self._cond:
@@ -171,10 +169,10 @@ class OutboundMessenger:
                 assert target is not None
                 now = time.monotonic()
                 while self._queue and now - self._queue[0][0] > target.max_age:
-                    self._queue.popleft()
+                    self._queue.popleft()  # 24 h old: Salesforce gives up on it
                     self.stats.dropped_notifications += 1
+                    self._cond.notify_all()
                 batch = [n for _, n in itertools.islice(self._queue, MAX_PER_MESSAGE)]
-                self._busy = bool(batch)
             if not batch:
                 continue
             if self._deliver(target, batch):
@@ -184,14 +182,11 @@ class OutboundMessenger:
                         self._queue.popleft()
                     self.stats.acked_messages += 1
                     self.stats.acked_notifications += len(batch)
-                    self._busy = False
                     self._cond.notify_all()
                 continue
             delay = min(target.backoff_cap, target.backoff_base * 2**attempt)
             attempt += 1
             with self._cond:
-                self._busy = False
-                self._cond.notify_all()
                 self._cond.wait_for(lambda: self._stopped, timeout=delay)
 
     def _deliver(self, target: Target, batch: list[Notification]) -> bool:

@@ -14,8 +14,11 @@ from defusedxml import ElementTree
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceRefusedRequest
 
+from connectors.mapping import load_default_mapping
 from connectors.salesforce.webhook import verify_and_parse
-from connectors.sandbox.generator import generate
+from connectors.sandbox.generator import generate, to_crm_fields
+from connectors.sandbox.salesforce import _flattener
+from connectors.sandbox.salesforce_schema import to_sf_value
 
 OM = "{http://soap.sforce.com/2005/09/outbound}"
 ACK = (
@@ -274,3 +277,12 @@ def test_control_api_needs_its_token_and_edits_customers(sandbox):
     assert after["Credit_Score__c"] == 512 and after["SystemModstamp"] > before
     assert session.post(f"{url}/limits", headers=auth, json={"daily": 10}).json()["daily"] == 10
     assert json.loads(session.get(f"{url}/writes", headers=auth).text)["write_calls"] == 0
+
+
+def test_fast_seed_flattening_matches_the_generator_mapping():
+    """The sandbox's seeding shortcut gives exactly ``to_crm_fields`` (in Salesforce form)."""
+    fields = load_default_mapping("salesforce").mapping.fields
+    flatten = _flattener(fields)
+    for customer in generate(300, 11):
+        expected = {k: to_sf_value(v) for k, v in to_crm_fields(customer, fields).items()}
+        assert flatten(customer.profile) == expected
