@@ -74,6 +74,7 @@ class ZohoSandbox:
         credit_limit: int = DEFAULT_CREDITS,
         refresh_limit: int = 10,
         notify_ca_bundle: str | None = None,
+        discrete_page_limit: int | None = None,
         **_: Any,
     ) -> None:
         self.data_dir = Path(data_dir)
@@ -102,6 +103,7 @@ class ZohoSandbox:
             lambda: self.server.base_url,
         )
         self.api.register(router)
+        self.api.discrete_page_limit = discrete_page_limit
         self.server.on_reset.append(self._reset)
         self._campaign_keys = {cid: key for key, cid in self.default.writeback.campaigns.items()}
         self._add_control_routes()

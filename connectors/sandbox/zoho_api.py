@@ -103,6 +103,9 @@ class ZohoApi:
         self.reject: dict[str, tuple[str, str]] = {}  # record id -> (code, api_name)
         self.triggers: list[list[str] | None] = []  # "trigger" of every write call
         self.mixed_status = 202
+        #: v3+ refuse ``page``/``per_page`` beyond the first 2,000 records; whether v2 does
+        #: is unverified (crm_apis.md §2.2), so it is a switch: None = no limit.
+        self.discrete_page_limit: int | None = None
         # ids of records the API creates continue after any kept in a reused data dir
         created = [int(rid) for rid, _, _ in store.scan(TASK_MODULE) if rid.isdigit()]
         self._next_id = max([_ID_BASE + 500000, *created])
@@ -284,6 +287,14 @@ class ZohoApi:
         sort_by = request.arg("sort_by")
         descending = (request.arg("sort_order") or "asc") == "desc"
         offset = (page - 1) * per_page
+        if self.discrete_page_limit is not None and offset + per_page > self.discrete_page_limit:
+            return zoho_error(
+                "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
+                f"You can only get the first {self.discrete_page_limit} records without "
+                "using page_token param.",
+                400,
+                limit=self.discrete_page_limit,
+            )
         if sort_by in (None, "Modified_Time") and not descending:
             chunk = list(self.store.scan(module, since=since, limit=per_page + 1, offset=offset))
         else:

@@ -34,6 +34,13 @@ def test_same_second_records_come_in_id_order_across_page_boundaries(zoho, zconn
     assert [r.profile.id for r in read(connector, middle)][:30] == sorted(tied)[30:]
 
 
+def test_keyset_windows_reach_past_the_deep_paging_cap(sandbox_factory, zconnect):
+    """Offset paging stops at Zoho's first-N-records cap; windows by Modified_Time do not."""
+    zoho = sandbox_factory("zoho", customers=700, discrete_page_limit=400)
+    records = read(zconnect(zoho))
+    assert sorted(r.profile.id for r in records) == sorted(zoho.customer_ids())
+
+
 def test_since_reads_only_later_changes(zoho, zconnect):
     connector = zconnect(zoho)
     records = read(connector)

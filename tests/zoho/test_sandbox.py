@@ -213,3 +213,11 @@ def test_a_restarted_sandbox_keeps_its_data_and_never_reuses_ids(tmp_path):
         assert int(second.api.new_id()) > int(created)
     finally:
         second.stop()
+
+
+def test_deep_paging_cap_is_a_switch(zoho, api):
+    assert api("GET", "/crm/v2/Contacts", params={"page": 2}).status_code == 200
+    zoho.api.discrete_page_limit = 200
+    capped = api("GET", "/crm/v2/Contacts", params={"page": 2})
+    assert capped.status_code == 400
+    assert capped.json()["code"] == "DISCRETE_PAGINATION_LIMIT_EXCEEDED"
