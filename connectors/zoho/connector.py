@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from pydantic import SecretStr
+
 from connectors.contract import (
     ApiUsage,
     Capabilities,
@@ -294,7 +296,7 @@ class ZohoConnector:
         self,
         notify_url: str,
         channel_id: str,
-        token: str,
+        token: str | SecretStr,
         *,
         now: datetime | None = None,
     ) -> ChannelStatus:
@@ -302,6 +304,8 @@ class ZohoConnector:
         24 h or its URL, events or token differ (W11). Called by ``serve`` on start and
         periodically, and by ``doctor --fix``."""
         now = now or datetime.now(UTC)
+        if isinstance(token, SecretStr):
+            token = token.get_secret_value()
         desired = ChannelInfo(
             channel_id=str(channel_id),
             events=(f"{self.module}.all",),

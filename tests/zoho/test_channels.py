@@ -69,7 +69,9 @@ def test_a_changed_url_or_token_renews_the_channel(zoho, zconnect):
     connector.ensure_channel("https://a.example/z", CHANNEL, TOKEN)
     moved = connector.ensure_channel("https://b.example/z", CHANNEL, TOKEN, now=earlier)
     assert moved.action == "renewed"
-    rotated = connector.ensure_channel("https://b.example/z", CHANNEL, TOKEN + "2", now=earlier)
+    rotated = connector.ensure_channel(
+        "https://b.example/z", CHANNEL, SecretStr(TOKEN + "2"), now=earlier
+    )
     assert rotated.action == "renewed"
     (channel,) = zoho.channels()
     assert (channel.notify_url, channel.token) == ("https://b.example/z", TOKEN + "2")
