@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connectors.mapping import DefaultMapping, load_default_mapping
+from connectors.salesforce.mapping import from_crm_value
 from connectors.sandbox.base import SandboxInfo, SandboxTask
 from connectors.sandbox.generator import SyntheticCustomer, generate
 from connectors.sandbox.salesforce_bulk import BulkApi
@@ -271,8 +272,6 @@ class SalesforceSandbox:
             self._notify(view)
 
     def written(self, customer_id: str) -> dict[str, Any]:
-        from connectors.salesforce.mapping import from_crm_value
-
         view = self.org.get(self.org.customer_object, customer_id)
         if view is None:
             raise KeyError(customer_id)
@@ -449,132 +448,100 @@ class SalesforceSandbox:
         return wrapped
 
     def _add_routes(self) -> None:
-        r = self.router
-        api = self._api
-        r.add("POST", "/services/oauth2/token", self._token, "oauth_token")
-        r.add("GET", "/services/data/?", self._versions, "versions")
-        r.add("GET", _DATA + "/limits/?", api(self._limits), "limits")
-        r.add("GET", _DATA + "/(?P<endpoint>query|queryAll)/?", api(self._query), "query")
-        r.add(
-            "GET",
-            _DATA + "/(?:query|queryAll)/(?P<locator>01g[^/]+)",
-            api(self._query_more),
-            "query_more",
-        )
-        r.add("GET", _DATA + "/sobjects/?", api(self._describe_global), "describe_global")
-        r.add("GET", _DATA + "/sobjects/(?P<obj>\\w+)/describe/?", api(self._describe), "describe")
-        r.add(
-            "POST", _DATA + "/sobjects/(?P<obj>\\w+)/?", api(self._sobject_create), "sobject_create"
-        )
-        r.add(
-            "GET",
-            _DATA + "/sobjects/(?P<obj>\\w+)/(?P<id>\\w{15,18})",
-            api(self._sobject_get),
-            "sobject_get",
-        )
-        r.add(
-            "PATCH",
-            _DATA + "/sobjects/(?P<obj>\\w+)/(?P<id>\\w{15,18})",
-            api(self._sobject_update),
-            "sobject_update",
-        )
-        r.add(
-            "DELETE",
-            _DATA + "/sobjects/(?P<obj>\\w+)/(?P<id>\\w{15,18})",
-            api(self._sobject_delete),
-            "sobject_delete",
-        )
-        r.add(
-            "PATCH",
-            _DATA + "/sobjects/(?P<obj>\\w+)/(?P<field>\\w+__c)/(?P<value>[^/]+)",
-            api(self._sobject_upsert),
-            "sobject_upsert",
-        )
-        r.add(
-            "PATCH",
-            _DATA + "/composite/sobjects/?",
-            api(self._collections_update),
-            "collections_update",
-        )
-        r.add(
-            "POST",
-            _DATA + "/composite/sobjects/?",
-            api(self._collections_create),
-            "collections_create",
-        )
-        r.add(
-            "DELETE",
-            _DATA + "/composite/sobjects/?",
-            api(self._collections_delete),
-            "collections_delete",
-        )
-        r.add(
-            "PATCH",
-            _DATA + "/composite/sobjects/(?P<obj>\\w+)/(?P<field>\\w+)/?",
-            api(self._collections_upsert),
-            "collections_upsert",
-        )
+        """The REST surface as one table: (method, path regex, handler, call kind). Every
+        route but the token endpoint and the version list needs a session (``_api``)."""
         bulk = self.bulk
-        r.add(
-            "POST",
-            _DATA + "/jobs/ingest/?",
-            api(lambda q: bulk.create_ingest(q, q.params["ver"])),
-            "bulk_ingest_create",
-        )
-        r.add(
-            "PUT",
-            _DATA + "/jobs/ingest/(?P<job>\\w+)/batches/?",
-            api(lambda q: bulk.upload(q, q.params["job"])),
-            "bulk_ingest_upload",
-        )
-        r.add(
-            "PATCH",
-            _DATA + "/jobs/ingest/(?P<job>\\w+)/?",
-            api(lambda q: bulk.set_state(q, q.params["job"], query=False)),
-            "bulk_ingest_state",
-        )
-        r.add(
-            "GET",
-            _DATA + "/jobs/ingest/(?P<job>\\w+)/?",
-            api(lambda q: bulk.job_info(q.params["job"], query=False)),
-            "bulk_ingest_status",
-        )
-        r.add(
-            "GET",
-            _DATA + "/jobs/ingest/(?P<job>\\w+)/(?P<kind>" + _INGEST_RESULTS + ")/?",
-            api(lambda q: bulk.ingest_results(q.params["job"], q.params["kind"])),
-            "bulk_ingest_results",
-        )
-        r.add(
-            "DELETE",
-            _DATA + "/jobs/(?:ingest|query)/(?P<job>\\w+)/?",
-            api(lambda q: bulk.delete_job(q.params["job"])),
-            "bulk_delete",
-        )
-        r.add(
-            "POST",
-            _DATA + "/jobs/query/?",
-            api(lambda q: bulk.create_query(q, q.params["ver"])),
-            "bulk_query_create",
-        )
-        r.add(
-            "PATCH",
-            _DATA + "/jobs/query/(?P<job>\\w+)/?",
-            api(lambda q: bulk.set_state(q, q.params["job"], query=True)),
-            "bulk_query_state",
-        )
-        r.add(
-            "GET",
-            _DATA + "/jobs/query/(?P<job>\\w+)/?",
-            api(lambda q: bulk.job_info(q.params["job"], query=True)),
-            "bulk_query_status",
-        )
-        r.add(
-            "GET",
-            _DATA + "/jobs/query/(?P<job>\\w+)/results/?",
-            api(lambda q: bulk.query_results(q, q.params["job"], q.params["ver"])),
-            "bulk_query_results",
-        )
+        obj, rid, job = r"(?P<obj>\w+)", r"(?P<id>\w{15,18})", r"(?P<job>\w+)"
+        self.router.add("POST", "/services/oauth2/token", self._token, "oauth_token")
+        self.router.add("GET", "/services/data/?", self._versions, "versions")
+        table: list[tuple[str, str, Callable[[Request], Response], str]] = [
+            ("GET", "/limits/?", self._limits, "limits"),
+            ("GET", "/(?P<endpoint>query|queryAll)/?", self._query, "query"),
+            ("GET", "/(?:query|queryAll)/(?P<locator>01g[^/]+)", self._query_more, "query_more"),
+            ("GET", "/sobjects/?", self._describe_global, "describe_global"),
+            ("GET", f"/sobjects/{obj}/describe/?", self._describe, "describe"),
+            ("POST", f"/sobjects/{obj}/?", self._sobject_create, "sobject_create"),
+            ("GET", f"/sobjects/{obj}/{rid}", self._sobject_get, "sobject_get"),
+            ("PATCH", f"/sobjects/{obj}/{rid}", self._sobject_update, "sobject_update"),
+            ("DELETE", f"/sobjects/{obj}/{rid}", self._sobject_delete, "sobject_delete"),
+            (
+                "PATCH",
+                f"/sobjects/{obj}/(?P<field>\\w+__c)/(?P<value>[^/]+)",
+                self._sobject_upsert,
+                "sobject_upsert",
+            ),
+            ("PATCH", "/composite/sobjects/?", self._collections_update, "collections_update"),
+            ("POST", "/composite/sobjects/?", self._collections_create, "collections_create"),
+            ("DELETE", "/composite/sobjects/?", self._collections_delete, "collections_delete"),
+            (
+                "PATCH",
+                f"/composite/sobjects/{obj}/(?P<field>\\w+)/?",
+                self._collections_upsert,
+                "collections_upsert",
+            ),
+            (
+                "POST",
+                "/jobs/ingest/?",
+                lambda q: bulk.create_ingest(q, q.params["ver"]),
+                "bulk_ingest_create",
+            ),
+            (
+                "PUT",
+                f"/jobs/ingest/{job}/batches/?",
+                lambda q: bulk.upload(q, q.params["job"]),
+                "bulk_ingest_upload",
+            ),
+            (
+                "PATCH",
+                f"/jobs/ingest/{job}/?",
+                lambda q: bulk.set_state(q, q.params["job"], query=False),
+                "bulk_ingest_state",
+            ),
+            (
+                "GET",
+                f"/jobs/ingest/{job}/?",
+                lambda q: bulk.job_info(q.params["job"], query=False),
+                "bulk_ingest_status",
+            ),
+            (
+                "GET",
+                f"/jobs/ingest/{job}/(?P<kind>{_INGEST_RESULTS})/?",
+                lambda q: bulk.ingest_results(q.params["job"], q.params["kind"]),
+                "bulk_ingest_results",
+            ),
+            (
+                "DELETE",
+                f"/jobs/(?:ingest|query)/{job}/?",
+                lambda q: bulk.delete_job(q.params["job"]),
+                "bulk_delete",
+            ),
+            (
+                "POST",
+                "/jobs/query/?",
+                lambda q: bulk.create_query(q, q.params["ver"]),
+                "bulk_query_create",
+            ),
+            (
+                "PATCH",
+                f"/jobs/query/{job}/?",
+                lambda q: bulk.set_state(q, q.params["job"], query=True),
+                "bulk_query_state",
+            ),
+            (
+                "GET",
+                f"/jobs/query/{job}/?",
+                lambda q: bulk.job_info(q.params["job"], query=True),
+                "bulk_query_status",
+            ),
+            (
+                "GET",
+                f"/jobs/query/{job}/results/?",
+                lambda q: bulk.query_results(q, q.params["job"], q.params["ver"]),
+                "bulk_query_results",
+            ),
+        ]
+        for method, path, handler, kind in table:
+            self.router.add(method, _DATA + path, self._api(handler), kind)
 
     def _token(self, request: Request) -> Response:
         form = {k: v[0] for k, v in _form(request).items()}

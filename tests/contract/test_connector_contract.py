@@ -17,6 +17,7 @@ from connectors.contract import (
     TaskUpsert,
     WritePlan,
 )
+from crmtier.config import load_config
 from tiering_core.models import TaskAction
 
 CRMS = ["salesforce", "zoho", "fxiaoke"]
@@ -195,3 +196,15 @@ def test_no_secret_in_repr_or_str(crm, sandbox_factory, connect):
     shown = " ".join([repr(connector), str(connector), repr(vars(connector))])
     for value in env.values():
         assert value not in shown
+
+
+def test_sandbox_config_loads_with_the_product_loader(crm, sandbox_factory, tmp_path, monkeypatch):
+    """What ``crmtier sandbox --write-config`` writes is a valid crmtier.toml."""
+    sandbox = sandbox_factory(crm, customers=1)
+    text, env = sandbox.crmtier_config()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "crmtier.toml"
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path)
+    assert config.crm["kind"] == crm
