@@ -18,6 +18,7 @@ and raises, as the Connector contract says.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,10 +36,13 @@ from connectors.errors import RecordError, TransientError
 from connectors.fxiaoke.client import FxiaokeClient, data_path
 from connectors.fxiaoke.config import FxiaokeConfig
 from connectors.fxiaoke.mapping import date_to_crm, value_to_crm
-from connectors.fxiaoke.query import ID, PAGE_LIMIT, flt, search_query_info
+from connectors.fxiaoke.query import ID, PAGE_LIMIT, asc, flt, search_query_info
 from connectors.mapping import FieldMapping, WritebackConfig
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: External keys per lookup query: half a page, so a few duplicates still fit in one answer.
+_KEYS_PER_QUERY = PAGE_LIMIT // 2
 _NO_WORKFLOW = {"triggerWorkFlow": False, "triggerApprovalFlow": False}
 
 
@@ -204,26 +208,56 @@ class PlanWriter:
     # --- shared ---------------------------------------------------------------------
 
     def _existing(self, obj: str, key_field: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Live records of ``obj`` by external key, 100 keys per query."""
-        found: dict[str, dict[str, Any]] = {}
+        """Live records of ``obj`` by external key (50 keys per query, paged by ``_id``).
+
+        Should a key exist twice (a create that reached FXiaoke although its answer was
+        lost, or two runs racing), the oldest record is kept and the others are
+        invalidated here, so duplicates heal on the next write instead of piling up."""
+        rows_by_key: dict[str, list[dict[str, Any]]] = {}
         unique = sorted(set(keys))
-        for start in range(0, len(unique), PAGE_LIMIT):
-            chunk = unique[start : start + PAGE_LIMIT]
+        for start in range(0, len(unique), _KEYS_PER_QUERY):
+            chunk = unique[start : start + _KEYS_PER_QUERY]
+            for row in self._live_rows(obj, [flt(key_field, "IN", *chunk)]):
+                rows_by_key.setdefault(str(row.get(key_field)), []).append(row)
+        found: dict[str, dict[str, Any]] = {}
+        for key, rows in rows_by_key.items():
+            rows.sort(key=lambda r: (r.get("create_time") or 0, str(r[ID])))
+            found[key] = rows[0]
+            for extra in rows[1:]:
+                self._retire(obj, str(extra[ID]))
+        return found
+
+    def _live_rows(self, obj: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        after: list[dict[str, Any]] = []
+        while True:
             answer = self._client.call(
                 data_path(obj, "query"),
                 {
                     "dataObjectApiName": obj,
                     "find_explicit_total_num": False,
                     "search_query_info": search_query_info(
-                        [flt(key_field, "IN", *chunk), flt("life_status", "N", "invalid")],
-                        [],
-                        [],
+                        [*filters, flt("life_status", "N", "invalid"), *after], [asc(ID)], []
                     ),
                 },
             )
-            for row in (answer.get("data") or {}).get("dataList") or []:
-                found[str(row.get(key_field))] = row
-        return found
+            page = (answer.get("data") or {}).get("dataList") or []
+            rows += page
+            if len(page) < PAGE_LIMIT:
+                return rows
+            after = [flt(ID, "GT", page[-1][ID])]
+
+    def _retire(self, obj: str, record_id: str) -> None:
+        try:
+            self._client.call(
+                data_path(obj, "invalid"),
+                {"dataObjectApiName": obj, "object_data_id": record_id},
+                record_id=record_id,
+            )
+        except (RecordError, TransientError) as exc:  # the next write tries again
+            log.warning("fxiaoke duplicate not invalidated", extra={"error": type(exc).__name__})
+            return
+        log.warning("fxiaoke duplicate invalidated", extra={"object": obj})
 
     def _create(self, obj: str, key_field: str, data: dict[str, Any]) -> None:
         """Create once: a create lost in transit is looked up by key before it is retried."""

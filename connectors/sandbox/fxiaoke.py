@@ -172,12 +172,6 @@ class FxiaokeSandbox:
         self.server.stop()
         self.store.close()
 
-    def __enter__(self) -> FxiaokeSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def info(self) -> SandboxInfo:
         return SandboxInfo(
             crm=CRM,

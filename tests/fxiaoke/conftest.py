@@ -1,18 +1,15 @@
-"""Fixtures: an FXiaoke sandbox over real HTTPS and connectors built from its own config."""
+"""Fixtures: the shared sandbox and connector factories (tests/conftest.py), narrowed to
+FXiaoke, plus injectable clock and sleep for tests of time-dependent behaviour."""
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connectors.fxiaoke.client import FxiaokeClient
-from connectors.fxiaoke.config import load_config
 from connectors.fxiaoke.connector import FxiaokeConnector
-from connectors.mapping import FieldMapping, WritebackConfig
 from connectors.sandbox.fxiaoke import FxiaokeSandbox
 
 MakeSandbox = Callable[..., FxiaokeSandbox]
@@ -20,19 +17,12 @@ Connect = Callable[..., FxiaokeConnector]
 
 
 @pytest.fixture
-def make_sandbox(tmp_path: Path) -> Iterator[MakeSandbox]:
-    started: list[FxiaokeSandbox] = []
-
+def make_sandbox(sandbox_factory: Callable[..., Any]) -> MakeSandbox:
     def make(customers: int = 40, **options: Any) -> FxiaokeSandbox:
-        sandbox = FxiaokeSandbox(data_dir=tmp_path / f"sb{len(started)}", **options)
-        if customers:
-            sandbox.seed(customers)
-        started.append(sandbox.start())
+        sandbox: FxiaokeSandbox = sandbox_factory("fxiaoke", customers=customers, **options)
         return sandbox
 
-    yield make
-    for sandbox in started:
-        sandbox.stop()
+    return make
 
 
 @pytest.fixture
@@ -41,34 +31,31 @@ def sandbox(make_sandbox: MakeSandbox) -> FxiaokeSandbox:
 
 
 @pytest.fixture
-def connect(monkeypatch: pytest.MonkeyPatch) -> Iterator[Connect]:
-    """Build a connector from ``sandbox.crmtier_config()``, with ``[crm]`` overrides."""
-    built: list[FxiaokeConnector] = []
+def connect(connect: Callable[..., Any]) -> Iterator[Connect]:
+    """``connect(sandbox, clock=..., sleep=..., **crm_overrides)``: the connector built from
+    the sandbox's own crmtier.toml; with a clock or sleep, its client uses them."""
+    rebuilt: list[FxiaokeConnector] = []
 
-    def connect(
-        sandbox: FxiaokeSandbox, *, clock: Any = None, sleep: Any = None, **crm: Any
+    def make(
+        sandbox: FxiaokeSandbox,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+        **crm: Any,
     ) -> FxiaokeConnector:
-        text, env = sandbox.crmtier_config()
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        cfg = tomllib.loads(text)
-        config = load_config({**cfg["crm"], **crm})
-        kwargs: dict[str, Any] = {}
+        built: FxiaokeConnector = connect(sandbox, **crm)
+        if clock is None and sleep is None:
+            return built
+        kwargs: dict[str, Any] = {"sleep": sleep}
         if clock is not None:
             kwargs["clock"] = clock
-        if sleep is not None:
-            kwargs["sleep"] = sleep
-        connector = FxiaokeConnector(
-            config,
-            FieldMapping.model_validate(cfg["mapping"]),
-            WritebackConfig.model_validate(cfg["writeback"]),
-            client=FxiaokeClient(config, **kwargs),
-        )
-        built.append(connector)
+        client = FxiaokeClient(built.config, **kwargs)
+        connector = FxiaokeConnector(built.config, built.mapping, built.writeback, client=client)
+        rebuilt.append(connector)
         return connector
 
-    yield connect
-    for connector in built:
+    yield make
+    for connector in rebuilt:
         connector.close()
 
 

@@ -336,6 +336,24 @@ def test_a_create_lost_in_transit_is_not_duplicated(
     assert sandbox.server.calls.count("custom_create") == 2
 
 
+def test_duplicate_tasks_heal_on_the_next_write(sandbox: FxiaokeSandbox, connect: Connect) -> None:
+    connector = connect(sandbox)
+    assert all(r.ok for r in connector.apply(WritePlan(tasks=(task(7),))))
+    (original,) = sandbox.tasks()
+    # The same key twice, as a create whose answer was lost after FXiaoke stored it leaves.
+    rows = list(sandbox.store.scan("object_followup__c"))
+    later = sandbox.store.clock()
+    sandbox.store.insert_many(
+        "object_followup__c",
+        [("dup0000000000000000000001", later, {**rows[0][2], "create_time": 2**41})],
+    )
+    assert len(sandbox.tasks()) == 2
+    assert all(r.ok for r in connector.apply(WritePlan(tasks=(task(7),))))
+    assert sandbox.tasks() == [original]
+    assert sandbox.server.calls.count("custom_invalid") == 1
+    assert sandbox.server.calls.count("custom_create") == 1
+
+
 def test_memberships_add_and_remove_idempotently(sandbox: FxiaokeSandbox, connect: Connect) -> None:
     connector = connect(sandbox)
 
