@@ -242,9 +242,10 @@ class FxiaokeClient:
             raise TransientError(f"FXiaoke {path}: timed out") from exc
         except requests.ConnectionError as exc:
             raise TransientError(f"FXiaoke {path}: connection failed") from exc
-        if response.status_code in (429, 502, 503, 504) or response.status_code >= 500:
-            if response.status_code == 429:
-                raise RateLimitedError(f"FXiaoke {path}: HTTP 429", errors.RATE_WINDOW_SECONDS)
+        # FXiaoke itself answers 200; these come from gateways and load balancers in between.
+        if response.status_code == 429:
+            raise RateLimitedError(f"FXiaoke {path}: HTTP 429", errors.RATE_WINDOW_SECONDS)
+        if response.status_code >= 500:
             raise TransientError(f"FXiaoke {path}: HTTP {response.status_code}")
         if response.status_code != 200:
             raise ConfigError(f"FXiaoke {path}: unexpected HTTP {response.status_code}")

@@ -44,6 +44,7 @@ _WRITABLE_TYPES: dict[str, tuple[str, ...]] = {
     "reasons": ("long_text", "text"),
 }
 _DEFAULT_WRITABLE = ("select_one", "text")
+MARKETING_EVENT = "MarketingEventObj"  # 市场活动: what a campaign key names
 
 
 class FxiaokeConnector:
@@ -150,7 +151,34 @@ class FxiaokeConnector:
             checks.append(
                 self._object_check(self.config.campaign_member_object, "campaign memberships")
             )
+            checks.extend(self._campaign_checks())
         return checks
+
+    def _campaign_checks(self) -> list[SchemaCheck]:
+        """Every configured campaign key names a live MarketingEventObj record."""
+        wanted = self.writeback.campaigns
+        if not wanted:
+            return []
+        answer = self.client.call(
+            data_path(MARKETING_EVENT, "query"),
+            {
+                "dataObjectApiName": MARKETING_EVENT,
+                "find_explicit_total_num": False,
+                "search_query_info": search_query_info(
+                    [flt(ID, "IN", *sorted(set(wanted.values())))], [], [ID]
+                ),
+            },
+        )
+        found = {str(r.get(ID)) for r in (answer.get("data") or {}).get("dataList") or []}
+        return [
+            SchemaCheck(
+                f"campaign {key}",
+                event_id in found,
+                f"{MARKETING_EVENT} {event_id}",
+                "" if event_id in found else f"fix writeback.campaigns.{key}: no such 市场活动",
+            )
+            for key, event_id in sorted(wanted.items())
+        ]
 
     def _writable(self, output: str, name: str, fields: Mapping[str, Any]) -> SchemaCheck:
         field = fields.get(name)

@@ -415,6 +415,17 @@ def test_check_names_what_to_fix(sandbox: FxiaokeSandbox, connect: Connect) -> N
     assert "field_nope__c" in failing[0].fix
 
 
+def test_check_flags_a_campaign_that_does_not_exist(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    connector = connect(sandbox)
+    campaigns = {**connector.writeback.campaigns, "vip_events": "me_gone"}
+    connector.writeback = connector.writeback.model_copy(update={"campaigns": campaigns})
+    failing = [c for c in connector.check() if not c.ok]
+    assert [c.name for c in failing] == ["campaign vip_events"]
+    assert "writeback.campaigns.vip_events" in failing[0].fix
+
+
 def test_check_reports_bad_credentials(sandbox: FxiaokeSandbox, connect: Connect) -> None:
     sandbox.server.inject("oauth2_token", response=error_response(20006, "appId或appSecret错误"))
     (check,) = connect(sandbox).check()
