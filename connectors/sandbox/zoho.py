@@ -8,6 +8,10 @@ fields. Tests and ``crmtier sandbox`` observe and perturb it through the methods
 the ``/__sandbox__/`` control API: call counts by kind and credits, expired tokens, 429
 storms, per-record ``INVALID_DATA``, 5xx and latency, edits that fire notification
 callbacks to a registered channel.
+
+Seeded records keep the generator's dirty values as they are, including text in a number
+field ("N/A"), which a real org only holds after an import into a text field: zcrmsdk cannot
+type such a page at all, which is exactly the case the connector's raw-read fallback covers.
 """
 
 from __future__ import annotations
@@ -75,7 +79,6 @@ class ZohoSandbox:
         refresh_limit: int = 10,
         notify_ca_bundle: str | None = None,
         discrete_page_limit: int | None = None,
-        **_: Any,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
