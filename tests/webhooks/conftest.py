@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
+from starlette.types import ASGIApp
 from wh_payloads import FX_SECRET, ORG_ID, WHSEC, WHSEC_NEW, ZOHO_CHANNEL, ZOHO_TOKEN
 
 from sync.inbox import Inbox
@@ -90,7 +91,7 @@ def client(app: Starlette) -> Iterator[TestClient]:
 class LiveServer:
     """uvicorn serving an app on a loopback port in a thread."""
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]

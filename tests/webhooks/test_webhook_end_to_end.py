@@ -10,16 +10,18 @@ from __future__ import annotations
 import importlib.util
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import LiveServer
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.sandbox.base import Sandbox, open_sandbox
-from crmtier.commands.serve import Parts, open_parts
+from crmtier.commands.serve import Parts, ScheduledSync, open_parts
 from crmtier.config import load_config
 from webhooks.runtime import Realtime
 
@@ -86,21 +88,28 @@ def stack_factory(
 ) -> Iterator[Callable[..., Stack]]:
     opened: list[tuple[Sandbox, Parts, Realtime, LiveServer]] = []
 
-    def build(crm: str, *, customers: int = 30, sync_every: str | None = None) -> Stack:
+    def build(
+        crm: str, *, customers: int = 30, wrap: Callable[[ASGIApp], ASGIApp] | None = None
+    ) -> Stack:
         sandbox = open_sandbox(crm, data_dir=tmp_path / crm)
         sandbox.seed(customers)
         sandbox.start()
         text, env = sandbox.crmtier_config()
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        if sync_every:
-            text = text.replace("[state]", f'[sync]\nevery = "{sync_every}"\n\n[state]', 1)
         path = tmp_path / f"{crm}.toml"
         path.write_text(text)
         parts = open_parts(load_config(path))
         parts.engine.run()  # the first scheduled run: every customer gets its tier
         realtime = Realtime(parts.settings, parts.store, parts.connector, parts.engine)
-        live = LiveServer(realtime.app).__enter__()
+        # Events are retried after 0.2 s (not 2 s) so the outage test stays short.
+        realtime.worker.options = replace(
+            realtime.worker.options,
+            backoff_base=timedelta(milliseconds=200),
+            backoff_cap=timedelta(seconds=1),
+        )
+        app = wrap(realtime.app) if wrap else realtime.app
+        live = LiveServer(app).__enter__()
         realtime.start_worker()
         info = sandbox.info()
         sandbox.set_notification_target(
@@ -122,8 +131,7 @@ def test_a_change_in_the_crm_reaches_it_as_a_new_tier_through_the_receiver(
     crm: str, stack_factory: Callable[..., Stack]
 ) -> None:
     stack = stack_factory(crm, customers=20)
-    customers = [c for c in stack.parts.connector.fetch(list(_all_ids(stack)))]
-    target = next(r.profile.id for r in customers if stack.tier(r.profile.id) != "private")
+    target = _upgradable(stack)[0]
     stack.sandbox.edit_customer(target, PRIVATE)
     wait_until(lambda: stack.tier(target) == "private", what=f"{crm} customer to become private")
     inbox = stack.realtime.inbox
@@ -140,3 +148,91 @@ def _all_ids(stack: Stack) -> list[str]:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _all_have(stack: Stack, expected: dict[str, str]) -> bool:
+    return all(stack.tier(cid) == tier for cid, tier in expected.items())
+
+
+def _upgradable(stack: Stack) -> list[str]:
+    """Customers rated below private: moving their assets to 9M must make them private at
+    once (upgrades are immediate; a downgrade would wait out the policy's grace period)."""
+    return [cid for cid in _all_ids(stack) if stack.tier(cid) in ("mass", "affluent", "wealth")]
+
+
+def _upgrade(stack: Stack, customer_id: str) -> str:
+    stack.sandbox.edit_customer(customer_id, PRIVATE)
+    return "private"
+
+
+@pytest.mark.parametrize("crm", CRMS)
+def test_acks_continue_while_the_crm_is_down_and_the_backlog_drains_after(
+    crm: str, stack_factory: Callable[..., Stack]
+) -> None:
+    stack = stack_factory(crm, customers=12)
+    metrics, inbox = stack.realtime.metrics, stack.realtime.inbox
+    targets = _upgradable(stack)[:5]
+    stack.sandbox.server.inject("*", drop=True, times=None)  # every API call: connection reset
+    expected = {cid: _upgrade(stack, cid) for cid in targets}
+    wait_until(
+        lambda: metrics.value("crmtier_webhook_events_total", outcome="accepted") >= len(targets),
+        what="the receiver to ack every notification while the CRM is down",
+    )
+    wait_until(
+        lambda: metrics.value("crmtier_webhook_events_total", outcome="retry") >= 1,
+        what="the worker to find the CRM down",
+    )
+    assert inbox.stats(_now()).depth >= 1
+    stack.sandbox.server.faults.clear()  # the CRM recovers
+    wait_until(lambda: _all_have(stack, expected), what="every customer to get its new tier")
+    wait_until(lambda: inbox.stats(_now()).depth == 0, what="the backlog to drain")
+
+
+def dropping(app: ASGIApp, dropped: set[str]) -> ASGIApp:
+    """A lossy network in front of the receiver: notifications naming a customer in
+    ``dropped`` never arrive (the sender sees a 503, retries, and gives up)."""
+
+    async def lossy(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if any(cid.encode() in body for cid in dropped):
+            await PlainTextResponse("lost", status_code=503)(scope, receive, send)
+            return
+
+        async def replay() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await app(scope, replay, send)
+
+    return lossy
+
+
+@pytest.mark.skipif(not _available("fxiaoke"), reason="fxiaoke sandbox/connector not in the tree")
+def test_the_scheduled_sync_corrects_customers_whose_notifications_were_dropped(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    """W13 with FXiaoke, the sender that retries once and then forgets: 20% of the
+    notifications are lost; the next scheduled sync run corrects every affected customer."""
+    dropped: set[str] = set()
+    stack = stack_factory("fxiaoke", customers=30, wrap=lambda app: dropping(app, dropped))
+    ids = _upgradable(stack)[:10]
+    assert len(ids) == 10
+    dropped.update(ids[::5])  # 2 of 10
+    expected = {cid: _upgrade(stack, cid) for cid in ids}
+    assert stack.sandbox.push.drain(timeout=60)  # type: ignore[attr-defined]
+    inbox = stack.realtime.inbox
+    wait_until(lambda: inbox.stats(_now()).depth == 0, what="delivered events to be processed")
+    wrong = {cid for cid, tier in expected.items() if stack.tier(cid) != tier}
+    assert wrong == dropped  # exactly the customers whose notifications were lost
+    schedule = ScheduledSync(stack.parts.engine, timedelta(hours=1), stack.realtime.sync_lock)
+    schedule.start()  # runs at once, then hourly
+    try:
+        wait_until(lambda: _all_have(stack, expected), what="every customer to get its new tier")
+    finally:
+        schedule.stop()

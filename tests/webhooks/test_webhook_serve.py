@@ -1,0 +1,164 @@
+"""``crmtier serve`` as a real subprocess: SIGKILL right after acks loses no acked event (W5),
+SIGTERM shuts down cleanly leaving unprocessed events in the inbox, and bad input is a
+one-line error."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connectors.fxiaoke import webhook as fx
+from connectors.sandbox.base import Sandbox, open_sandbox
+from crmtier.config import load_config
+from sync.inbox import Inbox
+from sync.store import StateStore
+
+ACKED_TARGET = int(os.environ.get("CRMTIER_KILL_TEST_EVENTS", "1000"))
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    url: str
+    config: Path
+    secret: str
+    env: dict[str, str]
+
+    def state(self) -> Inbox:
+        url = load_config(self.config).state_url().get_secret_value()
+        return Inbox(StateStore.open(url))
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    box = open_sandbox("fxiaoke", data_dir=tmp_path / "crm")
+    box.seed(5)
+    box.start()
+    yield box
+    box.stop()
+
+
+def _serve(tmp_path: Path, sandbox: Sandbox, *extra: str) -> Served:
+    text, env_values = sandbox.crmtier_config()
+    config = tmp_path / "crmtier.toml"
+    config.write_text(text)
+    env = {**os.environ, **env_values}
+    stderr = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "crmtier",
+            "serve",
+            "--config",
+            str(config),
+            "--listen",
+            "127.0.0.1:0",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.wait(timeout=30)
+        raise AssertionError((tmp_path / "serve.log").read_text()[-2000:])
+    banner = json.loads(line)
+    assert "/webhooks/fxiaoke" in banner["routes"]
+    secret = next(v for k, v in env_values.items() if k.endswith("FXIAOKE_SECRET"))
+    return Served(process, banner["listen"], config, secret, env)
+
+
+def _push(client: httpx.Client, secret: str, event_id: str) -> bool:
+    body = json.dumps({"eventId": event_id, "event": "update", "dataId": f"d-{event_id}"}).encode()
+    ts = str(int(time.time() * 1000))
+    headers = {
+        "content-type": "application/json",
+        "x-fx-timestamp": ts,
+        "x-fx-signature": fx.sign(secret.encode(), ts, body),
+    }
+    try:
+        response = client.post("/webhooks/fxiaoke", content=body, headers=headers)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200 and response.text == "success"
+
+
+def test_sigkill_right_after_acks_loses_no_acked_event(tmp_path: Path, sandbox: Sandbox) -> None:
+    served = _serve(tmp_path, sandbox, "--no-sync")
+    acked: list[str] = []
+    lock = threading.Lock()
+    killed = threading.Event()
+
+    def sender(worker: int) -> None:
+        with httpx.Client(base_url=served.url, timeout=10) as client:
+            n = 0
+            while not killed.is_set():
+                event_id = f"w{worker}-{n}-{uuid.uuid4().hex[:6]}"
+                n += 1
+                if _push(client, served.secret, event_id):
+                    with lock:
+                        acked.append(f"fxiaoke:{event_id}")
+                        if len(acked) >= ACKED_TARGET and not killed.is_set():
+                            served.process.send_signal(signal.SIGKILL)  # while others are in flight
+                            killed.set()
+                elif served.process.poll() is not None:
+                    return
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(sender, range(8)))
+    served.process.wait(timeout=30)
+    assert served.process.returncode == -signal.SIGKILL
+    stored = served.state().keys()
+    assert len(acked) >= ACKED_TARGET
+    lost = [key for key in acked if key not in stored]
+    assert lost == [], f"{len(lost)} of {len(acked)} acked events lost"
+
+
+def test_sigterm_stops_cleanly_and_keeps_the_backlog(tmp_path: Path, sandbox: Sandbox) -> None:
+    # The CRM answers every call slowly, so events are still waiting when SIGTERM comes.
+    sandbox.server.inject("*", delay=0.5, times=None)
+    served = _serve(tmp_path, sandbox, "--no-sync")
+    with httpx.Client(base_url=served.url, timeout=10) as client:
+        acked = [f"fxiaoke:t{i}" for i in range(50) if _push(client, served.secret, f"t{i}")]
+    assert len(acked) == 50
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(timeout=120) == 0
+    log = (tmp_path / "serve.log").read_text()
+    assert '"stopped"' in log
+    inbox = served.state()
+    assert set(acked) <= inbox.keys()
+    assert inbox.keys(statuses=("claimed",)) == set()  # nothing left half-taken
+    assert served.secret not in log
+
+
+def test_bad_config_is_a_one_line_error(tmp_path: Path) -> None:
+    config = tmp_path / "crmtier.toml"
+    config.write_text(
+        '[crm]\nkind = "fxiaoke"\n\n[webhooks]\nfxiaoke_secret = "a-literal-secret-value"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "crmtier", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "literal secrets are not allowed" in result.stderr
+    assert "a-literal-secret-value" not in result.stderr + result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1
