@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +32,8 @@ from tiering_core.policy import Policy
 FloatArray = npt.NDArray[np.float64]
 CodeArray = npt.NDArray[np.int8]
 BoolArray = npt.NDArray[np.bool_]
+
+T = TypeVar("T", bound=np.generic)
 
 MISSING = -1
 UNKNOWN = -2
@@ -90,14 +93,37 @@ PATHS: dict[str, str] = {
 }
 
 
+NUMBER_INDEX: dict[str, int] = {name: i for i, (name, _, _) in enumerate(NUMBERS)}
+FLAG_INDEX: dict[str, int] = {name: i for i, (name, _, _) in enumerate(FLAGS)}
+ENUM_INDEX: dict[str, int] = {name: i for i, (name, *_) in enumerate(ENUMS)}
+
+
+class Rows(Generic[T]):
+    """Name-indexed rows of an input matrix (``cols.number["deposits"]``): a view per
+    lookup, nothing copied, nothing built up front (a batch of one must stay cheap)."""
+
+    __slots__ = ("index", "matrix")
+
+    def __init__(self, matrix: npt.NDArray[T], index: dict[str, int]) -> None:
+        self.matrix = matrix
+        self.index = index
+
+    def __getitem__(self, name: str) -> npt.NDArray[T]:
+        return self.matrix[self.index[name]]
+
+
 @dataclass
 class Columns:
-    """One batch of customers, column-wise. ``n`` rows, in input order."""
+    """One batch of customers, column-wise. ``n`` rows, in input order.
+
+    Numbers, flags and enumerations are each one 2-D array (input x customer), so a check
+    that applies to many inputs is one numpy operation; ``number["deposits"]`` and friends
+    are row views into them, for rules that read one input at a time."""
 
     n: int
-    number: dict[str, FloatArray]
-    flag: dict[str, CodeArray]
-    enum: dict[str, CodeArray]
+    numbers: FloatArray  # len(NUMBERS) x n
+    flags: CodeArray  # len(FLAGS) x n
+    enums: CodeArray  # len(ENUMS) x n
     block: dict[str, BoolArray]  # True where the block is present
     fx_rate: FloatArray  # policy currency per unit of the customer's currency; NaN unknown
     products: FloatArray  # number of products held; NaN when the list is missing
@@ -108,12 +134,24 @@ class Columns:
     has_owner: BoolArray
     below_floor_since: FloatArray  # date ordinal; NaN when none
 
+    @property
+    def number(self) -> Rows[np.float64]:
+        return Rows(self.numbers, NUMBER_INDEX)
+
+    @property
+    def flag(self) -> Rows[np.int8]:
+        return Rows(self.flags, FLAG_INDEX)
+
+    @property
+    def enum(self) -> Rows[np.int8]:
+        return Rows(self.enums, ENUM_INDEX)
+
     @classmethod
     def from_profiles(cls, profiles: Sequence[CustomerProfile], policy: Policy) -> Columns:
         n = len(profiles)
-        numbers: dict[str, list[float | None]] = {name: [None] * n for name, _, _ in NUMBERS}
-        flags: dict[str, list[int]] = {name: [MISSING] * n for name, _, _ in FLAGS}
-        enums: dict[str, list[int]] = {name: [MISSING] * n for name, *_ in ENUMS}
+        numbers: list[list[float | None]] = [[None] * n for _ in NUMBERS]
+        flags: list[list[int]] = [[MISSING] * n for _ in FLAGS]
+        enums: list[list[int]] = [[MISSING] * n for _ in ENUMS]
         blocks: dict[str, list[bool]] = {name: [False] * n for name in BLOCKS}
         fx: list[float | None] = [None] * n
         products: list[float | None] = [None] * n
@@ -123,29 +161,32 @@ class Columns:
         unknown: list[float] = [0.0] * n
         owner: list[bool] = [False] * n
         since: list[float | None] = [None] * n
-        vocab = {name: {v: i for i, v in enumerate(values)} for name, _, _, values in ENUMS}
+        vocab = [{v: i for i, v in enumerate(values)} for _, _, _, values in ENUMS]
         advanced_set = frozenset(policy.needs.advanced_products)
         cfa_set = frozenset(policy.aml.countries.call_for_action)
+        number_fields = list(enumerate(NUMBERS))
+        flag_fields = list(enumerate(FLAGS))
+        enum_fields = list(enumerate(ENUMS))
 
         for i, p in enumerate(profiles):
             for name in BLOCKS:
                 blocks[name][i] = getattr(p, name) is not None
-            for name, block, attr in NUMBERS:
+            for k, (_, block, attr) in number_fields:
                 holder = p if block is None else getattr(p, block)
                 if holder is not None:
-                    numbers[name][i] = getattr(holder, attr)
-            for name, block, attr in FLAGS:
-                holder = p if block is None else getattr(p, block)
-                if holder is not None:
-                    value = getattr(holder, attr)
-                    if value is not None:
-                        flags[name][i] = int(value)
-            for name, block, attr, _ in ENUMS:
+                    numbers[k][i] = getattr(holder, attr)
+            for k, (_, block, attr) in flag_fields:
                 holder = p if block is None else getattr(p, block)
                 if holder is not None:
                     value = getattr(holder, attr)
                     if value is not None:
-                        enums[name][i] = vocab[name].get(value, UNKNOWN)
+                        flags[k][i] = int(value)
+            for k, (_, block, attr, _) in enum_fields:
+                holder = p if block is None else getattr(p, block)
+                if holder is not None:
+                    value = getattr(holder, attr)
+                    if value is not None:
+                        enums[k][i] = vocab[k].get(value, UNKNOWN)
             fx[i] = policy.fx_rate(p.currency)
             held = p.activity.products_held if p.activity is not None else None
             if held is not None:
@@ -163,9 +204,9 @@ class Columns:
 
         return cls(
             n=n,
-            number={k: np.array(v, dtype=np.float64) for k, v in numbers.items()},
-            flag={k: np.array(v, dtype=np.int8) for k, v in flags.items()},
-            enum={k: np.array(v, dtype=np.int8) for k, v in enums.items()},
+            numbers=np.array(numbers, dtype=np.float64).reshape(len(NUMBERS), n),
+            flags=np.array(flags, dtype=np.int8).reshape(len(FLAGS), n),
+            enums=np.array(enums, dtype=np.int8).reshape(len(ENUMS), n),
             block={k: np.array(v, dtype=np.bool_) for k, v in blocks.items()},
             fx_rate=np.array(fx, dtype=np.float64),
             products=np.array(products, dtype=np.float64),
@@ -181,9 +222,9 @@ class Columns:
         """The rows at ``index`` (used to tile a benchmark batch and to test row independence)."""
         return Columns(
             n=len(index),
-            number={k: v[index] for k, v in self.number.items()},
-            flag={k: v[index] for k, v in self.flag.items()},
-            enum={k: v[index] for k, v in self.enum.items()},
+            numbers=self.numbers[:, index],
+            flags=self.flags[:, index],
+            enums=self.enums[:, index],
             block={k: v[index] for k, v in self.block.items()},
             fx_rate=self.fx_rate[index],
             products=self.products[index],

@@ -22,7 +22,7 @@ import numpy as np
 
 from tiering_core.columns import BoolArray, Columns, FloatArray
 from tiering_core.dates import add_months, add_working_days
-from tiering_core.models import Assessment, CustomerProfile, DQIssue, Reason
+from tiering_core.models import Assessment, CustomerProfile
 from tiering_core.policy import Policy
 from tiering_core.reasons import make_reason
 from tiering_core.rules import aml, credit, feedback, needs, ops, quality, strategy, value
@@ -38,6 +38,7 @@ from tiering_core.rules.base import (
     IntArray,
     IssueColumn,
     ReasonColumn,
+    gt,
 )
 
 
@@ -66,7 +67,7 @@ class Evaluation:
 
 def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
     """All tiers for a batch, vectorised. No per-record Python work happens here."""
-    clean, issues = quality.check(cols, policy)
+    clean, issues, has_issue = quality.check(cols, policy)
     v = value.rate(clean, policy, as_of)
     needs_tier, needs_reasons = needs.rate(clean, policy, v.tier)
     credit_risk, credit_reasons = credit.rate(clean, policy)
@@ -74,9 +75,6 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
     ops_risk, ops_reasons = ops.rate(clean, policy)
     fb = feedback.rate(clean, policy)
 
-    has_issue = np.zeros(cols.n, dtype=np.bool_)
-    for issue in issues:
-        has_issue |= issue.mask
     some_unrated = (
         (credit_risk == UNRATED_RISK) | (a.level == UNRATED_AML) | (ops_risk == UNRATED_RISK)
     )
@@ -86,6 +84,7 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
         np.where(has_issue | some_unrated, STATUSES.index("partial"), STATUSES.index("rated")),
     ).astype(np.int8)
     high = AML_LEVELS.index("high")
+    complaints = clean.number["open_complaints"]
     return Evaluation(
         n=cols.n,
         value_tier=v.tier,
@@ -100,7 +99,7 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
         ops_risk=ops_risk,
         edd_required=(a.level >= high) & (a.level != UNRATED_AML),
         status=status,
-        open_complaints=np.nan_to_num(clean.number["open_complaints"]),
+        open_complaints=np.where(gt(complaints, 0), complaints, 0.0),
         detractor=fb.detractor,
         reasons=[*v.reasons, *needs_reasons, *credit_reasons, *a.reasons, *ops_reasons,
                  *fb.reasons],
@@ -147,10 +146,11 @@ def materialise(
     complaints = ev.open_complaints.tolist()
     detractor = ev.detractor.tolist()
 
+    validate = Assessment.model_validate
     out: list[Assessment] = []
     for i, profile in enumerate(profiles):
-        row_reasons = tuple(reasons[i])
-        row_issues = tuple(issues[i])
+        row_reasons = reasons[i]
+        row_issues = issues[i]
         outcome = strategy.Outcome(
             value_tier=value_tier[i],
             value_score=score[i],
@@ -166,26 +166,26 @@ def materialise(
             upgraded_from=upgraded[i],
             open_complaints=int(complaints[i]),
             detractor=detractor[i],
-            dq_fields=tuple(sorted({issue.field for issue in row_issues})),
+            dq_fields=tuple(sorted({issue["field"] for issue in row_issues})),
         )
-        out.append(Assessment.model_construct(
-            id=profile.id,
-            status=outcome.status,
-            value_tier=outcome.value_tier,
-            value_score=outcome.value_score,
-            needs_tier=outcome.needs_tier,
-            credit_risk=outcome.credit_risk,
-            aml_risk=outcome.aml_risk,
-            ops_risk=outcome.ops_risk,
-            edd_required=outcome.edd_required,
-            next_review=outcome.next_review,
-            service_level=outcome.service_level,
-            reasons=row_reasons,
-            actions=strategy.actions(profile, outcome, row_reasons, policy, as_of),
-            dq_issues=row_issues,
-            policy_version=policy.version,
-            below_floor_since=since[i],
-        ))
+        out.append(validate({
+            "id": profile.id,
+            "status": outcome.status,
+            "value_tier": outcome.value_tier,
+            "value_score": outcome.value_score,
+            "needs_tier": outcome.needs_tier,
+            "credit_risk": outcome.credit_risk,
+            "aml_risk": outcome.aml_risk,
+            "ops_risk": outcome.ops_risk,
+            "edd_required": outcome.edd_required,
+            "next_review": outcome.next_review,
+            "service_level": outcome.service_level,
+            "reasons": row_reasons,
+            "actions": strategy.actions(profile, outcome, row_reasons, policy, as_of),
+            "dq_issues": row_issues,
+            "policy_version": policy.version,
+            "below_floor_since": since[i],
+        }))
     return out
 
 
@@ -218,41 +218,48 @@ def _profile_value(profile: CustomerProfile, path: str) -> Any:
     return list(node) if isinstance(node, tuple) else node
 
 
+def _hits(masks: list[BoolArray]) -> list[tuple[int, int]]:
+    """(column, row) of every true cell, column by column: one numpy call for all masks."""
+    if not masks:
+        return []
+    columns, rows = np.nonzero(np.vstack(masks))
+    return list(zip(columns.tolist(), rows.tolist(), strict=True))
+
+
+def _scalar(values: Any, i: int) -> Any:
+    return _py(values[i].item()) if isinstance(values, np.ndarray) else _py(values)
+
+
 def _reasons_by_row(
     profiles: Sequence[CustomerProfile], columns: list[ReasonColumn]
-) -> list[list[Reason]]:
-    rows: list[list[Reason]] = [[] for _ in profiles]
-    for rc in columns:
-        index = np.flatnonzero(rc.mask)
-        if index.size == 0:
-            continue
-        values = rc.value[index].tolist() if rc.value is not None else None
-        weights = rc.weight[index].tolist() if rc.weight is not None else None
-        thresholds = (rc.threshold[index].tolist() if isinstance(rc.threshold, np.ndarray)
-                      else None)
-        for j, i in enumerate(index.tolist()):
-            if rc.profile_path is not None:
-                observed = _profile_value(profiles[i], rc.profile_path)
-            elif values is None:
-                observed = None
-            elif rc.labels is not None:
-                observed = rc.labels[values[j]]
-            else:
-                observed = _py(values[j])
-            threshold = _py(thresholds[j] if thresholds is not None else rc.threshold)
-            rows[i].append(make_reason(rc.code, observed, threshold,
-                                       None if weights is None else weights[j]))
+) -> list[list[dict[str, Any]]]:
+    rows: list[list[dict[str, Any]]] = [[] for _ in profiles]
+    for c, i in _hits([rc.mask for rc in columns]):
+        rc = columns[c]
+        if rc.profile_path is not None:
+            observed = _profile_value(profiles[i], rc.profile_path)
+        elif rc.value is None:
+            observed = None
+        elif rc.labels is not None:
+            observed = rc.labels[int(rc.value[i])]
+        else:
+            observed = _scalar(rc.value, i)
+        weight = None if rc.weight is None else _scalar(rc.weight, i)
+        rows[i].append(make_reason(rc.code, observed, _scalar(rc.threshold, i), weight))
     return rows
 
 
 def _issues_by_row(
     profiles: Sequence[CustomerProfile], columns: list[IssueColumn]
-) -> list[list[DQIssue]]:
-    rows: list[list[DQIssue]] = [[] for _ in profiles]
-    for ic in columns:
-        for i in np.flatnonzero(ic.mask).tolist():
-            rows[i].append(DQIssue.model_construct(
-                code=ic.code, field=ic.path, problem=ic.problem,
-                value=_profile_value(profiles[i], ic.path),
-            ))
+) -> list[list[dict[str, Any]]]:
+    rows: list[list[dict[str, Any]]] = [[] for _ in profiles]
+    for c, i in _hits([ic.mask for ic in columns]):
+        ic = columns[c]
+        value = _profile_value(profiles[i], ic.path)
+        rows[i].append({"code": ic.code, "field": ic.path, "problem": ic.problem,
+                        "value": value if _is_scalar(value) else None})
     return rows
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool | list)

@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tiering_core.models import Reason, Text
-
 Dimension = Literal["value", "needs", "credit", "aml", "ops", "feedback", "dq"]
 
 
@@ -329,38 +327,41 @@ def format_value(value: Any) -> str:
 
 def make_reason(
     code: str, value: Any = None, threshold: Any = None, weight: float | None = None
-) -> Reason:
+) -> dict[str, Any]:
+    """A ``Reason`` as the plain data the engine validates into an ``Assessment`` in one
+    go (validating one nested structure is far cheaper than constructing each model)."""
     spec = CATALOGUE[code]
     fields = {"value": format_value(value), "threshold": format_value(threshold)}
-    return Reason.model_construct(
-        code=code,
-        dimension=spec.dimension,
-        factor=spec.factor,
-        value=value,
-        threshold=threshold,
-        weight=spec.weight if weight is None else round(weight, 4),
-        text=Text.model_construct(en=spec.en.format(**fields), zh=spec.zh.format(**fields)),
-    )
+    return {
+        "code": code,
+        "dimension": spec.dimension,
+        "factor": spec.factor,
+        "value": value,
+        "threshold": threshold,
+        "weight": spec.weight if weight is None else round(weight, 4),
+        "text": {"en": spec.en.format(**fields), "zh": spec.zh.format(**fields)},
+    }
 
 
-def top_reasons(reasons: tuple[Reason, ...], n: int) -> list[Reason]:
+def top_reasons(reasons: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     """The ``n`` heaviest reasons, ties broken by code: the same input always gives the same
     list. AML reasons are never among them: the CRM's reasons field is visible to sales staff
     and the AML rating is confidential (PBOC 保密原则)."""
-    visible = [r for r in reasons if r.dimension != "aml"]
-    return sorted(visible, key=lambda r: (-r.weight, r.code))[:n]
+    visible = [r for r in reasons if r["dimension"] != "aml"]
+    return sorted(visible, key=lambda r: (-r["weight"], r["code"]))[:n]
 
 
-def compact(reasons: list[Reason], language: str, max_chars: int) -> str:
+def compact(reasons: list[dict[str, Any]], language: str, max_chars: int) -> str:
     """One line for a CRM text field: ``CODE text; CODE text``, cut at ``max_chars``."""
     parts = []
     for r in reasons:
+        text = r["text"]
         if language == "zh":
-            text = r.text.zh
+            line = text["zh"]
         elif language == "both":
-            text = f"{r.text.en} / {r.text.zh}"
+            line = f"{text['en']} / {text['zh']}"
         else:
-            text = r.text.en
-        parts.append(f"{r.code} {text}")
-    line = "; ".join(parts)
-    return line if len(line) <= max_chars else line[: max_chars - 1] + "…"
+            line = text["en"]
+        parts.append(f"{r['code']} {line}")
+    joined = "; ".join(parts)
+    return joined if len(joined) <= max_chars else joined[: max_chars - 1] + "…"

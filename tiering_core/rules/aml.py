@@ -16,7 +16,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tiering_core.columns import CUSTOMER_KINDS, LEVELS, BoolArray, Columns, FloatArray
+from tiering_core.columns import (
+    CUSTOMER_KINDS,
+    FLAG_INDEX,
+    LEVELS,
+    NUMBER_INDEX,
+    BoolArray,
+    Columns,
+    FloatArray,
+)
 from tiering_core.policy import Policy
 from tiering_core.rules.base import AML_LEVELS, UNRATED_AML, IntArray, ReasonColumn, ge, known
 
@@ -31,65 +39,72 @@ class AmlOutcome:
     reasons: list[ReasonColumn]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Factor:
     code: str
     group: str
     fires: BoolArray
-    points: FloatArray | float
+    points: float  # per occurrence: ``count`` (when given) multiplies it
+    count: FloatArray | None = None
     value: FloatArray | None = None
     threshold: float | None = None
     profile_path: str | None = None
+
+
+GROUPS = ("customer", "geography", "business", "industry")
 
 
 def rate(cols: Columns, policy: Policy) -> AmlOutcome:
     a = policy.aml
     pts, th = a.points, a.thresholds
     x = cols.number
-    flag = {k: cols.flag[k] == 1 for k in ("pep", "sanctions_hit", "refused_cdd", "adverse_media")}
+    flags = cols.flag
+    pep, sanctions = flags["pep"] == 1, flags["sanctions_hit"] == 1
+    refused, adverse = flags["refused_cdd"] == 1, flags["adverse_media"] == 1
     strs = x["str_count_12m"]
     cash = x["cash_volume_90d"]
     cb_count, cb_volume = x["cross_border_count_90d"], x["cross_border_volume_90d"]
     industry = cols.enum["industry_risk"]
     cash_very_large = ge(cash, th.cash_very_large_from)
     call_for_action = cols.call_for_action > 0
+    path = "aml.high_risk_countries"
     factors = (
-        _Factor("AML_PEP", "customer", flag["pep"], pts.pep),
-        _Factor("AML_ADVERSE_MEDIA", "customer", flag["adverse_media"], pts.adverse_media),
-        _Factor("AML_STR", "customer", ge(strs, 1), np.nan_to_num(strs) * pts.str_each, strs),
+        _Factor("AML_PEP", "customer", pep, pts.pep),
+        _Factor("AML_ADVERSE_MEDIA", "customer", adverse, pts.adverse_media),
+        _Factor("AML_STR", "customer", ge(strs, 1), pts.str_each, count=strs, value=strs),
         _Factor("AML_CORPORATE", "customer", cols.enum["kind"] == CORPORATE, pts.corporate),
         _Factor("AML_CALL_FOR_ACTION_COUNTRY", "geography", call_for_action,
-                pts.call_for_action_country, profile_path="aml.high_risk_countries"),
+                pts.call_for_action_country, profile_path=path),
         _Factor("AML_HIGH_RISK_COUNTRY", "geography", (cols.countries > 0) & ~call_for_action,
-                pts.high_risk_country, profile_path="aml.high_risk_countries"),
-        _Factor("AML_CASH_VERY_LARGE", "business", cash_very_large, pts.cash_very_large, cash,
-                th.cash_very_large_from),
+                pts.high_risk_country, profile_path=path),
+        _Factor("AML_CASH_VERY_LARGE", "business", cash_very_large, pts.cash_very_large,
+                value=cash, threshold=th.cash_very_large_from),
         _Factor("AML_CASH_LARGE", "business", ge(cash, th.cash_large_from) & ~cash_very_large,
-                pts.cash_large, cash, th.cash_large_from),
+                pts.cash_large, value=cash, threshold=th.cash_large_from),
         _Factor("AML_CROSS_BORDER_FREQUENT", "business", ge(cb_count, th.cross_border_count_from),
-                pts.cross_border_frequent, cb_count, th.cross_border_count_from),
+                pts.cross_border_frequent, value=cb_count, threshold=th.cross_border_count_from),
         _Factor("AML_CROSS_BORDER_LARGE", "business", ge(cb_volume, th.cross_border_volume_from),
-                pts.cross_border_large, cb_volume, th.cross_border_volume_from),
+                pts.cross_border_large, value=cb_volume, threshold=th.cross_border_volume_from),
         _Factor("AML_INDUSTRY_MEDIUM", "industry", industry == LEVELS.index("medium"),
                 pts.industry_medium),
         _Factor("AML_INDUSTRY_HIGH", "industry", industry == LEVELS.index("high"),
                 pts.industry_high),
     )
-    weights = a.weights.model_dump()
-    group_points = {g: np.zeros(cols.n) for g in weights}
-    for f in factors:
-        group_points[f.group] = group_points[f.group] + np.where(f.fires, f.points, 0.0)
-    score = np.zeros(cols.n)
-    for group, w in weights.items():
-        score += w * np.minimum(group_points[group], 100.0) / 100.0
-    score = np.round(score, 1)
+    # factor x customer points, summed per group (a group is capped at 100), then weighted
+    occurrences = np.vstack([f.count if f.count is not None else f.fires for f in factors])
+    occurrences = np.where(np.isnan(occurrences), 0.0, occurrences)
+    points = occurrences * np.array([f.points for f in factors])[:, None]
+    weights = np.array([getattr(a.weights, g) for g in GROUPS])
+    membership = np.array([[f.group == g for f in factors] for g in GROUPS], dtype=np.float64)
+    groups = np.minimum(membership @ points, 100.0)
+    score = np.round(weights @ groups / 100.0, 1)
 
     level = np.where(ge(score, a.high_from), HIGH, np.where(ge(score, a.medium_from), MEDIUM, LOW))
     o = a.overrides
     overrides = (
-        ("AML_SANCTIONS", flag["sanctions_hit"], o.sanctions_hit, None, None),
-        ("AML_PEP", flag["pep"], o.pep, None, None),
-        ("AML_REFUSED_CDD", flag["refused_cdd"], o.refused_cdd, None, None),
+        ("AML_SANCTIONS", sanctions, o.sanctions_hit, None, None),
+        ("AML_PEP", pep, o.pep, None, None),
+        ("AML_REFUSED_CDD", refused, o.refused_cdd, None, None),
         ("AML_STR_REPEATED", ge(strs, o.repeated_str_min), o.repeated_str, strs,
          float(o.repeated_str_min)),
     )
@@ -102,19 +117,14 @@ def rate(cols: Columns, policy: Policy) -> AmlOutcome:
         reasons.append(ReasonColumn(code, fires, value, threshold))
         overridden.add(code)
     for f in factors:
-        if f.code in overridden:
-            continue
-        contribution = weights[f.group] * np.minimum(f.points, 100.0) / 10_000.0
-        reasons.append(
-            ReasonColumn(f.code, f.fires, f.value, f.threshold,
-                         weight=np.broadcast_to(contribution, (cols.n,)).astype(np.float64),
-                         profile_path=f.profile_path)
-        )
+        if f.code not in overridden:
+            weight = getattr(a.weights, f.group) * min(f.points, 100.0) / 10_000.0
+            reasons.append(ReasonColumn(f.code, f.fires, f.value, f.threshold, weight=weight,
+                                        profile_path=f.profile_path))
 
     has_data = cols.block["aml"] & (
-        (cols.flag["pep"] >= 0) | (cols.flag["sanctions_hit"] >= 0)
-        | (cols.flag["refused_cdd"] >= 0) | (cols.flag["adverse_media"] >= 0)
-        | known(strs) | known(cash) | known(cb_count) | known(cb_volume)
+        (cols.flags[[FLAG_INDEX[k] for k in _FACTS]] >= 0).any(axis=0)
+        | known(cols.numbers[[NUMBER_INDEX[k] for k in _AMOUNTS]]).any(axis=0)
         | (industry >= 0) | known(cols.countries)
     )
     level = np.where(has_data, level, UNRATED_AML).astype(np.int8)
@@ -122,3 +132,8 @@ def rate(cols: Columns, policy: Policy) -> AmlOutcome:
     reasons.append(ReasonColumn("AML_SCORE", has_data, score, cut))
     reasons.append(ReasonColumn("AML_NO_DATA", ~has_data, None, float(a.new_customer.working_days)))
     return AmlOutcome(level, np.where(has_data, score, np.nan), reasons)
+
+
+_FACTS = ("pep", "sanctions_hit", "refused_cdd", "adverse_media")
+_AMOUNTS = ("str_count_12m", "cash_volume_90d", "cross_border_count_90d",
+            "cross_border_volume_90d")

@@ -23,24 +23,25 @@ UNRATED_RISK = RISK_LEVELS.index("unrated")
 UNRATED_AML = AML_LEVELS.index("unrated")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ReasonColumn:
     """Reason ``code`` applies to the rows where ``mask`` is true.
 
     ``value`` holds the observed value per row (or, with ``labels``, an index into
     ``labels``); ``profile_path`` says to show the profile's own value instead (lists).
-    ``weight`` per row overrides the catalogue weight (AML factor contributions)."""
+    ``weight`` overrides the catalogue weight (AML factor contributions). A plain (not
+    frozen) slotted class: a batch of one creates dozens, and that must stay cheap."""
 
     code: str
     mask: BoolArray
     value: FloatArray | npt.NDArray[np.int8] | None = None
     threshold: float | str | FloatArray | None = None  # an array: per row
-    weight: FloatArray | None = None
+    weight: FloatArray | float | None = None
     labels: tuple[str, ...] | None = None
     profile_path: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class IssueColumn:
     """Data-quality issue ``code`` on canonical field ``path`` where ``mask`` is true."""
 

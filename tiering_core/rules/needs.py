@@ -26,8 +26,8 @@ def rate(
     n = policy.needs
     corporate = cols.enum["kind"] == CORPORATE
     qualified = cols.flag["qualified_investor"] == 1
-    pro_tier = np.isin(value_tier, [VALUE_TIERS.index(t) for t in n.professional_tiers])
-    adv_tier = np.isin(value_tier, [VALUE_TIERS.index(t) for t in n.advanced_tiers])
+    pro_tier = np.array([t in n.professional_tiers for t in VALUE_TIERS])[value_tier]
+    adv_tier = np.array([t in n.advanced_tiers for t in VALUE_TIERS])[value_tier]
     # The product list is the evidence; balances stand in only when the CRM has no list.
     no_list = np.isnan(cols.products)
     invests = gt(cols.advanced_products, 0) | (

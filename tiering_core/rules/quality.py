@@ -5,6 +5,9 @@ an unknown country code or loan class: each becomes a ``DQIssue`` naming the fie
 value is treated as *missing* by every rule after this one, never as zero and never as a
 crash. Missing required inputs are issues too, so a customer is reported ``partial`` or
 ``unrated`` with a data-remediation task instead of silently landing in the lowest tier.
+
+The checks run on whole input matrices (inputs x customers), so their cost does not grow
+with the number of inputs checked; that keeps a batch of one (the webhook path) fast.
 """
 
 from __future__ import annotations
@@ -13,7 +16,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from tiering_core.columns import MISSING, PATHS, UNKNOWN, BoolArray, Columns
+from tiering_core.columns import (
+    ENUMS,
+    MISSING,
+    NUMBER_INDEX,
+    NUMBERS,
+    PATHS,
+    UNKNOWN,
+    BoolArray,
+    Columns,
+)
 from tiering_core.policy import Policy
 from tiering_core.rules.base import IssueColumn, known
 
@@ -26,59 +38,69 @@ COUNTS = (
     "str_count_12m", "failed_operations_90d", "support_tickets_90d", "open_complaints",
     "complaints_12m",
 )  # fmt: skip
+RANGED = ("credit_score", "debt_to_income", "csat", "nps")
 ASSET_PARTS = ("deposits", "investments", "insurance")
 #: AML facts the overrides depend on: a missing screening result is not "no hit".
 AML_REQUIRED_FACTS = ("sanctions_hit", "pep")
 
+_NONNEG_ROWS = np.array([NUMBER_INDEX[n] for n in (*AMOUNTS, *COUNTS)])
+_RANGED_ROWS = np.array([NUMBER_INDEX[n] for n in RANGED])
+_AMOUNT_ROWS = np.array([NUMBER_INDEX[n] for n in AMOUNTS])
+_RANGED_SET = frozenset(_RANGED_ROWS.tolist())
 
-def check(cols: Columns, policy: Policy) -> tuple[Columns, list[IssueColumn]]:
-    """Return the columns with untrustworthy values set to missing, and the issues found."""
+
+def check(cols: Columns, policy: Policy) -> tuple[Columns, list[IssueColumn], BoolArray]:
+    """Return the columns with untrustworthy values set to missing, the issues found, and
+    per customer whether any issue was found."""
+    low, high = _ranges(policy)
+    m = cols.numbers
+    bad = np.zeros(m.shape, dtype=np.bool_)
+    bad[_NONNEG_ROWS] = m[_NONNEG_ROWS] < 0
+    ranged = m[_RANGED_ROWS]
+    bad[_RANGED_ROWS] = (ranged < low[:, None]) | (ranged > high[:, None])
+    numbers = np.where(bad, np.nan, m)
+    numbers[_AMOUNT_ROWS] *= cols.fx_rate  # no rate (NaN): every amount becomes missing
+
     issues: list[IssueColumn] = []
-    number = dict(cols.number)
-    enum = dict(cols.enum)
+    for row in np.flatnonzero(bad.any(axis=1)).tolist():
+        name = NUMBERS[row][0]
+        if row in _RANGED_SET:
+            k = RANGED.index(name)
+            code, problem = "DQ_IMPOSSIBLE", f"outside {low[k]:g}..{high[k]:g}; ignored"
+        else:
+            code, problem = "DQ_NEGATIVE", "negative value; ignored"
+        issues.append(IssueColumn(code, PATHS[name], bad[row], problem))
 
-    def reject(name: str, bad: BoolArray, code: str, problem: str) -> None:
-        issues.append(IssueColumn(code, PATHS[name], bad, problem))
-        number[name] = np.where(bad, np.nan, number[name])
+    unknown = cols.enums == UNKNOWN
+    for row in np.flatnonzero(unknown.any(axis=1)).tolist():
+        path = PATHS[ENUMS[row][0]]
+        issues.append(IssueColumn("DQ_UNKNOWN_ENUM", path, unknown[row], "unknown value; ignored"))
+    enums = np.where(unknown, np.int8(MISSING), cols.enums).astype(np.int8)
+    candidates = [
+        IssueColumn("DQ_UNKNOWN_ENUM", "aml.high_risk_countries", cols.unknown_countries > 0,
+                    "not an ISO 3166 alpha-2 code; ignored"),
+        IssueColumn("DQ_NO_FX", "currency", np.isnan(cols.fx_rate),
+                    "no exchange rate in the policy; amounts unused"),
+        *_missing_required(cols, policy),
+    ]
+    issues.extend(i for i in candidates if i.mask.any())
 
-    for name in (*AMOUNTS, *COUNTS):
-        x = number[name]
-        reject(name, np.less(x, 0), "DQ_NEGATIVE", "negative value; ignored")
+    any_issue = bad.any(axis=0) | unknown.any(axis=0)
+    for issue in issues:
+        any_issue |= issue.mask
+    return replace(cols, numbers=numbers, enums=enums), issues, any_issue
+
+
+def _ranges(policy: Policy) -> tuple[np.ndarray, np.ndarray]:
     c, f = policy.credit, policy.feedback
-    ranges = (
-        ("credit_score", c.score_min, c.score_max),
-        ("debt_to_income", 0.0, c.dti_max),
-        ("csat", f.csat_min, f.csat_max),
-        ("nps", -100.0, 100.0),
-    )
-    for name, low, high in ranges:
-        x = number[name]
-        bad = np.less(x, low) | np.greater(x, high)
-        reject(name, bad, "DQ_IMPOSSIBLE", f"outside {low:g}..{high:g}; ignored")
-
-    for name in enum:
-        bad = enum[name] == UNKNOWN
-        issues.append(IssueColumn("DQ_UNKNOWN_ENUM", PATHS[name], bad, "unknown value; ignored"))
-        enum[name] = np.where(bad, np.int8(MISSING), enum[name])
-    issues.append(
-        IssueColumn(
-            "DQ_UNKNOWN_ENUM",
-            "aml.high_risk_countries",
-            np.greater(cols.unknown_countries, 0),
-            "not an ISO 3166 alpha-2 code; ignored",
-        )
-    )
-
-    no_fx = np.isnan(cols.fx_rate)
-    issues.append(
-        IssueColumn("DQ_NO_FX", "currency", no_fx, "no exchange rate in the policy; amounts unused")
-    )
-    for name in AMOUNTS:
-        number[name] = np.where(no_fx, np.nan, number[name] * cols.fx_rate)
-
-    issues.extend(_missing_required(cols, policy))
-    clean = replace(cols, number=number, enum=enum)
-    return clean, [i for i in issues if i.mask.any()]
+    bounds = {
+        "credit_score": (c.score_min, c.score_max),
+        "debt_to_income": (0.0, c.dti_max),
+        "csat": (f.csat_min, f.csat_max),
+        "nps": (-100.0, 100.0),
+    }
+    return (np.array([bounds[n][0] for n in RANGED], dtype=np.float64),
+            np.array([bounds[n][1] for n in RANGED], dtype=np.float64))
 
 
 def _missing_required(cols: Columns, policy: Policy) -> list[IssueColumn]:
@@ -93,10 +115,11 @@ def _missing_required(cols: Columns, policy: Policy) -> list[IssueColumn]:
         avg_known = known(raw["aum_avg_3m"]) & policy.value.prefer_avg_3m
         no_assets = ~cols.block["assets"] & ~known(raw["aum_avg_3m"])
         out.append(IssueColumn("DQ_MISSING", "assets", no_assets, "required; missing"))
-        for part in ASSET_PARTS:
-            gap = cols.block["assets"] & ~avg_known & np.isnan(raw[part])
+        parts = cols.numbers[[NUMBER_INDEX[p] for p in ASSET_PARTS]]
+        gaps = cols.block["assets"] & ~avg_known & np.isnan(parts)
+        for k, part in enumerate(ASSET_PARTS):
             out.append(
-                IssueColumn("DQ_MISSING", PATHS[part], gap, "missing; AUM is a lower bound")
+                IssueColumn("DQ_MISSING", PATHS[part], gaps[k], "missing; AUM is a lower bound")
             )
     for block in ("aml", "ops", "credit", "activity", "revenue_12m", "feedback"):
         if block in required:

@@ -17,25 +17,24 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from tiering_core.dates import period_label
 from tiering_core.models import (
     AmlRisk,
-    CampaignAction,
     CustomerProfile,
     NeedsTier,
     Priority,
-    Reason,
     RiskLevel,
-    SetFieldAction,
     Status,
-    TaskAction,
     ValueTier,
 )
 from tiering_core.policy import Campaign, Policy, TaskRule
 from tiering_core.reasons import compact, top_reasons
 
-Action = SetFieldAction | TaskAction | CampaignAction
+#: An action as the plain data of ``SetFieldAction``/``TaskAction``/``CampaignAction``; the
+#: engine validates the whole Assessment at once.
+Action = dict[str, Any]
 #: Value tiers a relationship manager serves; others are self-service (no RM task).
 RM_TIERS = ("private", "wealth", "affluent")
 
@@ -68,7 +67,7 @@ def dedupe_key(*parts: str) -> str:
 def actions(
     profile: CustomerProfile,
     outcome: Outcome,
-    reasons: tuple[Reason, ...],
+    reasons: list[dict[str, Any]],
     policy: Policy,
     as_of: date,
 ) -> tuple[Action, ...]:
@@ -79,7 +78,7 @@ def actions(
     )
 
 
-def set_fields(outcome: Outcome, reasons: tuple[Reason, ...], policy: Policy) -> list[Action]:
+def set_fields(outcome: Outcome, reasons: list[dict[str, Any]], policy: Policy) -> list[Action]:
     s = policy.strategy
     values = {
         "value_tier": outcome.value_tier,
@@ -97,8 +96,7 @@ def set_fields(outcome: Outcome, reasons: tuple[Reason, ...], policy: Policy) ->
             top_reasons(reasons, s.reasons_top), s.reasons_language, s.reasons_max_chars
         ),
     }
-    return [SetFieldAction.model_construct(kind="set_field", field=k, value=v)
-            for k, v in values.items()]
+    return [{"kind": "set_field", "field": k, "value": v} for k, v in values.items()]
 
 
 def tasks(
@@ -122,17 +120,17 @@ def tasks(
         serves_rm = o.value_tier in RM_TIERS and o.needs_tier != "basic"
         owner = profile.owner_id if rule.to_owner and serves_rm and profile.owner_id else None
         period = period_label(as_of, rule.period)
-        out.append(TaskAction.model_construct(
-            kind="task",
-            rule=rule_name,
-            subject=subject,
-            priority=priority or rule.priority,
-            due=as_of + timedelta(days=rule.due_days if due_days is None else due_days),
-            queue=None if owner else rule.queue,
-            owner_id=owner,
-            description=description,
-            dedupe_key=dedupe_key(profile.id, rule_name + key, period),
-        ))
+        out.append({
+            "kind": "task",
+            "rule": rule_name,
+            "subject": subject,
+            "priority": priority or rule.priority,
+            "due": as_of + timedelta(days=rule.due_days if due_days is None else due_days),
+            "queue": None if owner else rule.queue,
+            "owner_id": owner,
+            "description": description,
+            "dedupe_key": dedupe_key(profile.id, rule_name + key, period),
+        })
 
     if o.aml_risk in ("high", "prohibited"):
         subject = ("Sanctions screening hit: restrict and review the relationship"
@@ -180,10 +178,12 @@ def campaigns(profile: CustomerProfile, o: Outcome, policy: Policy) -> list[Acti
             or (policy.strategy.campaigns[key].credit_product
                 and o.credit_risk in risk.no_credit_products_credit)
         )
-        out.append(CampaignAction.model_construct(
-            kind="campaign", campaign=key, member=member,
-            dedupe_key=dedupe_key(profile.id, "campaign", key),
-        ))
+        out.append({
+            "kind": "campaign",
+            "campaign": key,
+            "member": member,
+            "dedupe_key": dedupe_key(profile.id, "campaign", key),
+        })
     return out
 
 

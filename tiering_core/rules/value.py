@@ -16,7 +16,7 @@ from datetime import date
 
 import numpy as np
 
-from tiering_core.columns import BoolArray, Columns, FloatArray
+from tiering_core.columns import NUMBER_INDEX, BoolArray, Columns, FloatArray
 from tiering_core.policy import Policy
 from tiering_core.rules.base import (
     UNRATED_TIER,
@@ -28,6 +28,9 @@ from tiering_core.rules.base import (
     le,
 )
 
+_ASSET_ROWS = [NUMBER_INDEX[n] for n in ("deposits", "investments", "insurance")]
+_REVENUE_ROWS = [NUMBER_INDEX[n] for n in ("loan_interest", "product_fees", "service_fees")]
+_ACTIVITY_ROWS = [NUMBER_INDEX[n] for n in ("transactions_90d", "digital_logins_90d")]
 RANKED = VALUE_TIERS[:3]  # the tiers with floors, top down (mass is everything below)
 MASS = VALUE_TIERS.index("mass")
 
@@ -44,57 +47,58 @@ class ValueOutcome:
 
 def aum_of(cols: Columns, policy: Policy) -> FloatArray:
     """Assets under management in the policy currency; NaN when no usable figure exists."""
-    x = cols.number
-    parts = np.stack([x["deposits"], x["investments"], x["insurance"]])
-    any_part = known(parts).any(axis=0)
-    point = np.where(any_part, np.nansum(parts, axis=0), np.nan)
+    point = _sum_known(cols.numbers[_ASSET_ROWS])
     if not policy.value.prefer_avg_3m:
         return point
-    avg = x["aum_avg_3m"]
+    avg = cols.number["aum_avg_3m"]
     return np.where(known(avg), avg, point)
 
 
 def revenue_of(cols: Columns) -> FloatArray:
-    x = cols.number
-    parts = np.stack([x["loan_interest"], x["product_fees"], x["service_fees"]])
-    return np.where(known(parts).any(axis=0), np.nansum(parts, axis=0), np.nan)
+    return _sum_known(cols.numbers[_REVENUE_ROWS])
+
+
+def _sum_known(parts: FloatArray) -> FloatArray:
+    """Column sums over the known parts; NaN where no part is known (missing is not zero)."""
+    present = known(parts)
+    return np.where(present.any(axis=0), np.where(present, parts, 0.0).sum(axis=0), np.nan)
 
 
 def rate(cols: Columns, policy: Policy, as_of: date) -> ValueOutcome:
     v = policy.value
-    floors = policy.tier_floors()
-    floor_by_code = np.array([floors.get(t, 0.0) for t in VALUE_TIERS[:4]] + [0.0])
+    tiers = {str(name): t for name, t in v.tiers.items()}
+    floors = np.array([tiers[t].aum_floor for t in RANKED])  # top down
+    floor_by_code = np.append(floors, [0.0, 0.0])  # mass and unrated have no floor
     aum = aum_of(cols, policy)
     revenue = revenue_of(cols)
     rated = known(aum)
-    reasons: list[ReasonColumn] = []
 
-    by_aum = np.full(cols.n, MASS, dtype=np.int8)
-    for code in reversed(range(len(RANKED))):
-        by_aum[ge(aum, floors[RANKED[code]])] = code
-    by_aum[~rated] = UNRATED_TIER
-    for code, tier in enumerate(VALUE_TIERS[:4]):
-        threshold = floors[tier] if tier != "mass" else floors["affluent"]
-        reasons.append(
-            ReasonColumn(f"VAL_AUM_{tier.upper()}", by_aum == code, aum, threshold)
-        )
+    # floors are descending: the number of floors above AUM is the tier code (3 = mass)
+    by_aum = (aum[None, :] < floors[:, None]).sum(axis=0).astype(np.int8)
+    by_aum = np.where(rated, by_aum, UNRATED_TIER).astype(np.int8)
+    reasons = [
+        ReasonColumn(f"VAL_AUM_{tier.upper()}", by_aum == code, aum,
+                     float(floors[min(code, len(RANKED) - 1)]))
+        for code, tier in enumerate(VALUE_TIERS[:4])
+    ]
 
-    qualified = by_aum.copy()
+    qualified = by_aum
     if v.lift.enabled:
-        tiers = {str(name): floor for name, floor in v.tiers.items()}
-        lifted = np.zeros(cols.n, dtype=np.bool_)
-        for code, name in enumerate(RANKED):  # top down: the highest tier reached wins
-            lift = (
-                rated
-                & ~lifted
-                & (by_aum > code)
-                & ge(revenue, tiers[name].revenue_floor)
-                & ge(aum, tiers[name].aum_floor * v.lift.aum_share)
-            )
-            reasons.append(ReasonColumn("VAL_LIFT_PROFIT", lift, revenue,
-                                        tiers[name].revenue_floor))
-            qualified[lift] = code
-            lifted |= lift
+        revenue_floors = np.array([[tiers[t].revenue_floor] for t in RANKED])
+        eligible = (
+            (by_aum[None, :] > np.arange(len(RANKED))[:, None])
+            & rated
+            & (revenue[None, :] >= revenue_floors)
+            & (aum[None, :] >= floors[:, None] * v.lift.aum_share)
+        )
+        lifts = eligible.any(axis=0)
+        target = np.argmax(eligible, axis=0).astype(np.int8)  # the highest tier reached
+        qualified = np.where(lifts, target, by_aum).astype(np.int8)
+        reasons += [
+            ReasonColumn("VAL_LIFT_PROFIT", lifts & (target == code), revenue,
+                         float(revenue_floors[code, 0]))
+            for code in range(len(RANKED))
+        ]
 
     h = _hysteresis(cols, v.buffer, v.grace_days, aum, qualified, floor_by_code, as_of)
     reasons += [
@@ -164,32 +168,19 @@ def score(cols: Columns, policy: Policy, aum: FloatArray, revenue: FloatArray) -
     """0-100: AUM and revenue on a log scale, activity linear, each capped; a component
     without data is left out and the others re-weighted (missing is not zero)."""
     s = policy.value.score
-    x = cols.number
-    activity_parts = np.stack([
-        np.minimum(x["transactions_90d"] / s.transactions_cap, 1.0),
-        np.minimum(x["digital_logins_90d"] / s.logins_cap, 1.0),
-        np.minimum(cols.products / s.products_cap, 1.0),
+    activity = np.vstack([cols.numbers[_ACTIVITY_ROWS], cols.products])
+    caps = np.array([[s.transactions_cap], [s.logins_cap], [s.products_cap]])
+    shares = np.minimum(activity / caps, 1.0)
+    counted = known(shares)
+    activity_share = np.where(counted, shares, 0.0).sum(axis=0) / np.maximum(counted.sum(axis=0), 1)
+    components = np.vstack([
+        np.minimum(np.log1p(aum) / np.log1p(s.aum_cap), 1.0),
+        np.minimum(np.log1p(revenue) / np.log1p(s.revenue_cap), 1.0),
+        np.where(counted.any(axis=0), activity_share, np.nan),
     ])
-    activity_known = known(activity_parts)
-    activity = np.where(
-        activity_known.any(axis=0),
-        np.nansum(activity_parts, axis=0) / np.maximum(activity_known.sum(axis=0), 1),
-        np.nan,
-    )
-    components = (
-        (s.aum_weight, _log_share(aum, s.aum_cap)),
-        (s.revenue_weight, _log_share(revenue, s.revenue_cap)),
-        (s.activity_weight, activity),
-    )
-    total = np.zeros(cols.n)
-    weight = np.zeros(cols.n)
-    for w, c in components:
-        present = known(c)
-        total += np.where(present, w * c, 0.0)
-        weight += np.where(present, w, 0.0)
+    weights = np.array([[s.aum_weight], [s.revenue_weight], [s.activity_weight]])
+    present = known(components)
+    total = np.where(present, components * weights, 0.0).sum(axis=0)
+    weight = (present * weights).sum(axis=0)
     result = np.round(100.0 * total / np.maximum(weight, 1e-12), 1)
     return np.where(known(aum) & (weight > 0), result, np.nan)
-
-
-def _log_share(x: FloatArray, cap: float) -> FloatArray:
-    return np.minimum(np.log1p(x) / np.log1p(cap), 1.0)
