@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -64,7 +65,8 @@ class SalesforceClient:
         self.session = make_session(self.policy, settings.ca_bundle or None)
         self._sleep = sleep
         self._sf: Salesforce | None = None
-        self.calls: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()  # every HTTP response, by kind of call
+        self.session.hooks["response"].append(self._count)
         self.allowance: tuple[int, int] | None = None  # (used, limit) from Sforce-Limit-Info
         self._warned = False
         self._exhausted = False  # once the org said "limit exceeded", stop calling (R5)
@@ -96,7 +98,6 @@ class SalesforceClient:
             assertion = jwt.encode(claims, s.private_key.get_secret_value(), algorithm="RS256")
             form = {"grant_type": JWT_GRANT, "assertion": assertion}
             auth = None
-        self.calls["oauth_token"] += 1
         try:
             response = self.session.post(url, data=form, auth=auth, headers=headers)
         except requests.RequestException as exc:
@@ -149,6 +150,12 @@ class SalesforceClient:
             self._warned = True
             log.warning("half of crmtier's Salesforce API share is used", extra={"used": used})
 
+    def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Counted at the HTTP level, so a bulk job's polls and a retried call count as
+        what they are: API calls against the org's allowance."""
+        request = response.request
+        self.calls[call_kind(str(request.method), request.path_url)] += 1
+
     def data_calls(self) -> int:
         return sum(n for kind, n in self.calls.items() if kind != "oauth_token")
 
@@ -156,7 +163,6 @@ class SalesforceClient:
         def attempt() -> T:
             self._guard()
             sf = self._sf or self._login()
-            self.calls[kind] += 1
             try:
                 result = fn(sf)
             except SalesforceError as exc:
@@ -205,14 +211,8 @@ class SalesforceClient:
         self, method: str, path: str, body: Mapping[str, Any] | None = None, **params: str
     ) -> list[dict[str, Any]]:
         """One sObject Collections call (≤ 200 records); the per-record results in order."""
-        kind = {
-            ("PATCH", True): "collections_upsert",
-            ("PATCH", False): "collections_update",
-            ("POST", False): "collections_create",
-            ("DELETE", False): "collections_delete",
-        }[(method, path != "composite/sobjects")]
         result = self._call(
-            kind,
+            "collections",
             lambda sf: sf.restful(path, method=method, json=body, params=params or None),
         )
         return [dict(r) for r in (result or [])]
@@ -236,6 +236,32 @@ class SalesforceClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+#: (method or None for any, path regex, kind): first match wins.
+_CALL_KINDS: tuple[tuple[str | None, re.Pattern[str], str], ...] = tuple(
+    (method, re.compile(pattern), kind)
+    for method, pattern, kind in (
+        (None, r".*/oauth2/token", "oauth_token"),
+        (None, r".*/jobs/.*", "bulk"),
+        ("PATCH", r".*/composite/sobjects/\w+/\w+/?", "collections_upsert"),
+        ("PATCH", r".*/composite/sobjects/?", "collections_update"),
+        ("POST", r".*/composite/sobjects/?", "collections_create"),
+        ("DELETE", r".*/composite/sobjects/?", "collections_delete"),
+        (None, r".*/query(?:All)?/01g[^/]*", "query_more"),
+        (None, r".*/query(?:All)?/?", "query"),
+        (None, r".*/describe/?", "describe"),
+    )
+)
+
+
+def call_kind(method: str, path: str) -> str:
+    """The kind of an API call from its method and path (the names the sandbox counts by)."""
+    path = path.split("?", 1)[0]
+    for wanted, pattern, kind in _CALL_KINDS:
+        if (wanted is None or wanted == method) and pattern.fullmatch(path):
+            return kind
+    return "other"
 
 
 def _classify_sf(exc: SalesforceError) -> Exception:

@@ -182,46 +182,48 @@ class SalesforceConnector:
         }
 
     def _write_fields(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
-        if len(updates) > self.settings.bulk_threshold:
-            return self._write_fields_bulk(updates)
-        results: list[WriteResult] = []
-        for chunk in _chunks(updates):
-            records = [
-                {
-                    "attributes": {"type": self.mapping.object},
-                    "id": u.customer_id,
-                    **self._crm_fields(u),
-                }
-                for u in chunk
-            ]
-            saved = self.client.collection(
-                "PATCH", "composite/sobjects", {"allOrNone": False, "records": records}
-            )
-            results += [
-                _result("field_update", u.customer_id, r) for u, r in zip(chunk, saved, strict=True)
-            ]
-        return results
+        """Collections of ≤ 200, or one bulk job above the threshold. An update whose
+        outputs are all unmapped has nothing to send and costs no call."""
+        pending = [(i, u, f) for i, u in enumerate(updates) if (f := self._crm_fields(u))]
+        if len(pending) > self.settings.bulk_threshold:
+            sent = self._write_fields_bulk(pending)
+        else:
+            sent = {}
+            for chunk in _chunks(pending):
+                records = [
+                    {"attributes": {"type": self.mapping.object}, "id": u.customer_id, **fields}
+                    for _, u, fields in chunk
+                ]
+                saved = self.client.collection(
+                    "PATCH", "composite/sobjects", {"allOrNone": False, "records": records}
+                )
+                for (i, u, _), r in zip(chunk, saved, strict=True):
+                    sent[i] = _result("field_update", u.customer_id, r)
+        return [
+            sent.get(i) or WriteResult("field_update", u.customer_id, True)
+            for i, u in enumerate(updates)
+        ]
 
-    def _write_fields_bulk(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
+    def _write_fields_bulk(
+        self, pending: Sequence[tuple[int, FieldUpdate, dict[str, Any]]]
+    ) -> dict[int, WriteResult]:
         rows = [
-            {"Id": u.customer_id, **{k: _csv(v) for k, v in self._crm_fields(u).items()}}
-            for u in updates
+            {"Id": u.customer_id, **{k: _csv(v) for k, v in fields.items()}}
+            for _, u, fields in pending
         ]
         failed = {
             row.get("sf__Id") or row.get("Id"): row.get("sf__Error", "")
             for row in self.client.bulk_update(self.mapping.object, rows)
         }
-        out = []
-        for u in updates:
+        out = {}
+        for i, u, _ in pending:
             error = failed.get(u.customer_id)
             if error is None:
-                out.append(WriteResult("field_update", u.customer_id, True))
+                out[i] = WriteResult("field_update", u.customer_id, True)
             else:
-                code, _, message = error.partition(":")
-                out.append(
-                    WriteResult(
-                        "field_update", u.customer_id, False, code, message, record_retryable(code)
-                    )
+                code = error.partition(":")[0]
+                out[i] = WriteResult(
+                    "field_update", u.customer_id, False, code, code, record_retryable(code)
                 )
         return out
 

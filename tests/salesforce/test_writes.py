@@ -120,3 +120,18 @@ def test_unmapped_campaign_is_a_per_item_error(sandbox, connect):
     )
     assert not results[0].ok and results[0].error_code == "CAMPAIGN_NOT_MAPPED"
     assert sandbox.write_calls() == 0
+
+
+def test_update_of_unmapped_outputs_only_costs_no_call(sandbox_factory, connect):
+    """An output the admin did not map (here aml_risk) is not written, and alone costs no call."""
+    sandbox = sandbox_factory("salesforce", customers=3)
+    connector = connect(sandbox)
+    connector.writeback = connector.writeback.model_copy(
+        update={"fields": {k: v for k, v in connector.writeback.fields.items() if k != "aml_risk"}}
+    )
+    results = connector.apply(
+        WritePlan(field_updates=(FieldUpdate(sandbox.customer_id(0), {"aml_risk": "high"}),))
+    )
+    assert [r.ok for r in results] == [True]
+    assert sandbox.write_calls() == 0
+    assert "aml_risk" not in sandbox.written(sandbox.customer_id(0))
