@@ -4,7 +4,9 @@ The planner compares what it wants to write with what the CRM holds (``CrmRecord
 and writes only differences, so ``from_crm_value(o, to_crm_value(o, v))`` must equal the
 normalised ``v`` for every output, or every run would rewrite unchanged customers:
 
-* ``reasons``: a sequence of lines (reason codes or texts) ↔ a long text area, one per line;
+* ``reasons``: the core's one-line summary (``CODE text; CODE text``) as is, or a sequence
+  of reasons (codes, texts or reason dicts) one per line, ↔ a long text area; read back as
+  the stored text;
 * ``next_review``: ``date`` ↔ ``YYYY-MM-DD`` (Salesforce date fields carry no time zone);
 * ``value_score``: float ↔ number field, rounded to 2 decimals (the field's scale);
 * ``edd_required``: bool ↔ checkbox;
@@ -13,7 +15,7 @@ normalised ``v`` for every output, or every run would rewrite unchanged customer
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -56,12 +58,7 @@ def from_crm_value(output: str, raw: Any) -> Any:
         return None
     try:
         if output == "reasons":
-            lines = (
-                raw
-                if isinstance(raw, Sequence) and not isinstance(raw, str)
-                else str(raw).splitlines()
-            )
-            return tuple(line for line in lines if line)
+            return str(raw)
         if output == "next_review":
             return _as_date(raw)
         if output == "value_score":
