@@ -1,0 +1,1 @@
+"""``crmtier demo``: the whole product on a local sandbox, with no configuration."""

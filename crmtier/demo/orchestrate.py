@@ -1,0 +1,282 @@
+"""The demo's run: sandbox → full sync → CRM edits via webhooks → incremental sync → report.
+
+Everything is the product's real path: the sandbox speaks its CRM's wire format over
+HTTPS on loopback, the connector is the one a bank would configure, the sync engine and
+the webhook receiver + inbox worker are those of ``crmtier sync`` and ``crmtier serve``
+(built by ``crmtier.commands.serve.open_parts`` from the ``crmtier.toml`` the sandbox
+writes). Nothing reaches beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from connectors.mapping import load_default_mapping
+from connectors.sandbox.base import Sandbox, open_sandbox
+from crmtier.commands.serve import Parts, open_parts
+from crmtier.config import load_config
+from crmtier.demo.changes import CHANGES, Change, pick
+from crmtier.demo.loopback import LoopbackServer
+from crmtier.report.build import build_report, write_report
+from crmtier.report.collect import load_runs, minimum_calls, value_tiers
+from crmtier.report.model import ReportData
+from sync.engine import RunOptions, RunReport
+from webhooks.runtime import Realtime
+
+Say = Callable[[str], None]
+
+
+class DemoError(RuntimeError):
+    """The demo could not finish; the message is the one-line reason."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One step of the demo: the runs it made and its API calls against the minimum."""
+
+    name: str
+    runs: int
+    read: int
+    written: int
+    api_used: int
+    api_minimum: int
+    status: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one edit in the CRM led to, as the CRM now shows it."""
+
+    label: str
+    before: str
+    after: str
+    aml_risk: str | None
+    credit_risk: str | None
+
+
+@dataclass
+class DemoResult:
+    crm: str
+    customers: int
+    workdir: Path
+    report_path: Path
+    report: ReportData | None = None
+    report_bytes: int = 0
+    seconds: float = 0.0
+    phases: list[Phase] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    webhook_events: int = 0
+    tasks: int = 0
+    memberships: int = 0
+    writes: dict[str, int] = field(default_factory=dict)
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set the secret values the sandbox's config refers to (``env:``), then restore."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def _phase(name: str, report: RunReport) -> Phase:
+    return Phase(
+        name,
+        1,
+        report.counts.read,
+        report.counts.written,
+        report.api_total,
+        sum(report.min_calls.values()),
+        report.status,
+    )
+
+
+def _wait_quiet(realtime: Realtime, expected: int, timeout: float) -> int:
+    """Wait until the receiver has taken at least ``expected`` events and the inbox is
+    drained and stays drained (our own writes come back as notifications too, and must be
+    processed — as no-ops — before the next step). Returns the events received."""
+    inbox = realtime.inbox
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        stats = inbox.stats(datetime.now(UTC))
+        received = len(inbox.keys())
+        if received >= expected and stats.depth == 0:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= 1.0:
+                if stats.dead:
+                    raise DemoError(f"{stats.dead} webhook event(s) could not be processed")
+                return received
+        else:
+            quiet_since = None
+        time.sleep(0.05)
+    raise DemoError(
+        f"webhook path: {len(inbox.keys())} of {expected} notification(s) received and "
+        f"{inbox.stats(datetime.now(UTC)).depth} still queued after {timeout:.0f} s"
+    )
+
+
+def _webhook_phase(
+    sandbox: Sandbox, parts: Parts, say: Say, timeout: float
+) -> tuple[Phase, list[Outcome], int]:
+    tiers_before = value_tiers(parts.store, parts.engine.stream)
+    mapped = set(load_default_mapping(sandbox.crm).mapping.fields)
+    picked = pick(CHANGES, tiers_before, mapped)
+    if not picked:
+        raise DemoError("too few customers to make the demo's changes; use --customers 50 or more")
+    realtime = Realtime(parts.settings, parts.store, parts.connector, parts.engine)
+    server = LoopbackServer(realtime.app).start()
+    realtime.start_worker()
+    started_calls = parts.connector.api_usage().total
+    first_run = datetime.now(UTC)
+    try:
+        sandbox.set_notification_target(
+            f"{server.url}/webhooks/{sandbox.crm}", ca_bundle=sandbox.info().ca_bundle
+        )
+        say(f"editing {len(picked)} customers in the CRM; notifications go to {server.url}")
+        for change, cid in picked:
+            sandbox.edit_customer(cid, change.edit)
+        received = _wait_quiet(realtime, len(picked), timeout)
+    finally:
+        realtime.stop_worker()
+        server.stop()
+    used = parts.connector.api_usage().total - started_calls
+    with parts.store.engine.connect() as conn:
+        runs = [
+            r for r in load_runs(conn, parts.engine.stream)
+            if r.row["trigger"] == "webhook" and str(r.row["started_at"]) >= _text(first_run)
+        ]
+    caps = parts.connector.capabilities
+    phase = Phase(
+        "webhooks",
+        len(runs),
+        sum(int(r.counts.get("read", 0)) for r in runs),
+        sum(int(r.counts.get("written", 0)) for r in runs),
+        used,
+        sum(minimum_calls(r.counts, caps) for r in runs),
+        "succeeded" if all(r.row["status"] == "succeeded" for r in runs) else "with errors",
+    )
+    outcomes = []
+    for change, cid in picked:
+        now = sandbox.written(cid)
+        outcomes.append(
+            Outcome(
+                change.label,
+                change.from_tier,
+                str(now.get("value_tier")),
+                _opt(now.get("aml_risk")),
+                _opt(now.get("credit_risk")),
+            )
+        )
+    _check_upgrades(outcomes)
+    return phase, outcomes, received
+
+
+def _opt(value: object) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _text(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _check_upgrades(outcomes: list[Outcome]) -> None:
+    """The demo's own end-to-end assertion: every large deposit reached the CRM as the
+    private tier through the webhook path."""
+    missed = [o for o in outcomes if o.label.startswith("large deposit") and o.after != "private"]
+    if missed:
+        raise DemoError(
+            f"webhook path: {len(missed)} upgraded customer(s) still show "
+            f"{missed[0].after!r} in the CRM instead of 'private'"
+        )
+
+
+def run_demo(
+    crm: str,
+    customers: int,
+    output_dir: Path | None,
+    *,
+    report_path: Path,
+    say: Say,
+    webhook_timeout: float = 60.0,
+) -> DemoResult:
+    started = time.monotonic()
+    workdir = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="crmtier-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = DemoResult(crm, customers, workdir, report_path)
+    sandbox: Sandbox | None = None
+    try:
+        say(f"starting the {crm} sandbox with {customers:,} synthetic bank customers")
+        sandbox = open_sandbox(crm, data_dir=workdir / "sandbox")
+        sandbox.seed(customers)
+        sandbox.start()
+        text, env = sandbox.crmtier_config()
+        config_path = workdir / "crmtier.toml"
+        config_path.write_text(text, encoding="utf-8")
+        with _environment(env):
+            config = load_config(config_path)
+            parts = open_parts(config)
+            try:
+                say("full sync: read every customer, tier, write back")
+                full = parts.engine.run(RunOptions(full=True, actor="crmtier-demo"))
+                if full.status not in ("succeeded", "completed_with_errors"):
+                    raise DemoError(f"full sync {full.status}: {full.error or 'no detail'}")
+                result.phases.append(_phase("full sync", full))
+                result.writes = dict(full.counts.writes)
+                phase, result.outcomes, result.webhook_events = _webhook_phase(
+                    sandbox, parts, say, webhook_timeout
+                )
+                result.phases.append(phase)
+                say("incremental sync: the scheduled safety net")
+                incremental = parts.engine.run(RunOptions(actor="crmtier-demo"))
+                if incremental.status not in ("succeeded", "completed_with_errors"):
+                    raise DemoError(
+                        f"incremental sync {incremental.status}: {incremental.error or ''}"
+                    )
+                result.phases.append(_phase("incremental sync", incremental))
+                with parts.store.engine.connect() as conn:
+                    later = [
+                        r.id for r in load_runs(conn, parts.engine.stream) if r.id != full.run_id
+                    ]
+            finally:
+                parts.close()
+            result.tasks = len(sandbox.tasks())
+            result.memberships = len(sandbox.memberships())
+            say("writing the report")
+            result.report = build_report(
+                config,
+                run_id=full.run_id,
+                migration_runs=later,
+                with_feedback=True,
+                notes=[
+                    f"Demo on synthetic customers in a local {crm} sandbox. Migration shows "
+                    "the changes made after the first sync (webhooks + incremental sync); DQ "
+                    "issues and API usage are those of the first, full sync."
+                ],
+            )
+            result.report_bytes = write_report(result.report, report_path)
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+        if output_dir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+__all__ = ["Change", "DemoError", "DemoResult", "run_demo"]
