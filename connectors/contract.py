@@ -149,6 +149,10 @@ class Capabilities:
     webhook_kind: Literal["outbound_message", "notification_channel", "workflow_push"] | None = None
     campaign_member_object: str | None = None
     max_query_offset: int | None = None
+    # Plan items one apply() should carry when writes go one record per call: the
+    # connector shares its lookups (existing tasks/memberships by dedupe key) across a plan
+    # (FXiaoke: 50). None means max_write_batch.
+    plan_batch: int | None = None
 
 
 @runtime_checkable
