@@ -33,7 +33,7 @@ from connectors.fxiaoke.query import (
     flt,
     search_query_info,
 )
-from connectors.fxiaoke.writes import PlanWriter
+from connectors.fxiaoke.writes import KEYS_PER_LOOKUP, PlanWriter
 from connectors.mapping import FieldMapping, WritebackConfig
 
 #: FXiaoke field types crmtier can write each canonical output into.
@@ -67,6 +67,7 @@ class FxiaokeConnector:
             webhook_kind="workflow_push",
             campaign_member_object=config.campaign_member_object,
             max_query_offset=MAX_OFFSET,
+            plan_batch=KEYS_PER_LOOKUP,
         )
         self._projection = projection(mapping, writeback)
         self._writer = PlanWriter(self.client, config, mapping, writeback)

@@ -42,7 +42,7 @@ from connectors.mapping import FieldMapping, WritebackConfig
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: External keys per lookup query: half a page, so a few duplicates still fit in one answer.
-_KEYS_PER_QUERY = PAGE_LIMIT // 2
+KEYS_PER_LOOKUP = PAGE_LIMIT // 2
 _NO_WORKFLOW = {"triggerWorkFlow": False, "triggerApprovalFlow": False}
 
 
@@ -215,8 +215,8 @@ class PlanWriter:
         invalidated here, so duplicates heal on the next write instead of piling up."""
         rows_by_key: dict[str, list[dict[str, Any]]] = {}
         unique = sorted(set(keys))
-        for start in range(0, len(unique), _KEYS_PER_QUERY):
-            chunk = unique[start : start + _KEYS_PER_QUERY]
+        for start in range(0, len(unique), KEYS_PER_LOOKUP):
+            chunk = unique[start : start + KEYS_PER_LOOKUP]
             for row in self._live_rows(obj, [flt(key_field, "IN", *chunk)]):
                 rows_by_key.setdefault(str(row.get(key_field)), []).append(row)
         found: dict[str, dict[str, Any]] = {}
