@@ -59,6 +59,9 @@ class WebhooksSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     listen: str = "127.0.0.1:8080"
+    #: the receiver's address as the CRM reaches it (behind the TLS proxy); needed where
+    #: crmtier registers the callback itself (Zoho watch channels)
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
     secrets: tuple[RotatingSecret, ...] = ()
     salesforce_org_id: str | None = Field(default=None, pattern=_ORG_ID)
     zoho_token: SecretRef | None = None

@@ -27,7 +27,7 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +52,9 @@ from webhooks.runtime import Realtime
 from webhooks.settings import WebhooksSettings
 
 log = logging.getLogger("crmtier.serve")
+
+#: how often the subscription channel is checked; it is renewed when it expires within 24 h.
+CHANNEL_CHECK_EVERY = timedelta(hours=1)
 
 
 @dataclass
@@ -109,21 +112,22 @@ def open_parts(config: CrmtierConfig) -> Parts:
     return Parts(store, connector, engine, settings, sync.interval())
 
 
-class ScheduledSync:
-    """Runs the incremental sync now and then every ``every``, taking turns with the worker."""
+class Periodic:
+    """Runs ``job`` now and then every ``every`` in a daemon thread until stopped; a failing
+    run is logged and the schedule goes on."""
 
-    def __init__(self, engine: SyncEngine, every: timedelta, lock: threading.Lock) -> None:
-        self.engine = engine
+    def __init__(self, name: str, job: Callable[[], None], every: timedelta) -> None:
+        self.name = name
+        self.job = job
         self.every = every
-        self.lock = lock
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="scheduled-sync", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 300.0) -> None:
-        """Let the run in progress finish (it checkpoints per page), then stop."""
+        """Let the run in progress finish, then stop."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -131,17 +135,51 @@ class ScheduledSync:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                with self.lock:
-                    report = self.engine.run()
-                log.info(
-                    "scheduled sync finished",
-                    extra={"run_id": report.run_id, "status": report.status},
-                )
-            except AlreadyRunningError:
-                log.info("scheduled sync skipped: another process is syncing this stream")
+                self.job()
             except Exception as exc:  # the schedule must outlive one bad run
-                log.error("scheduled sync failed: %s", type(exc).__name__)
+                log.error("%s failed: %s: %s", self.name, type(exc).__name__, exc)
             self._stop.wait(self.every.total_seconds())
+
+
+def scheduled_sync(engine: SyncEngine, every: timedelta, lock: threading.Lock) -> Periodic:
+    """The incremental sync every ``[sync] every``, taking turns with the inbox worker: the
+    safety net for notifications a CRM dropped (W13)."""
+
+    def run() -> None:
+        try:
+            with lock:
+                report = engine.run()
+        except AlreadyRunningError:
+            log.info("scheduled sync skipped: another process is syncing this stream")
+            return
+        log.info(
+            "scheduled sync finished", extra={"run_id": report.run_id, "status": report.status}
+        )
+
+    return Periodic("scheduled-sync", run, every)
+
+
+def channel_keeper(parts: Parts) -> Periodic | None:
+    """For a CRM with subscription channels (Zoho), keep ours registered and renewed before
+    it expires (W11), pointing at ``[webhooks] public_url``; None when not applicable."""
+    settings, connector = parts.settings, parts.connector
+    ensure = getattr(connector, "ensure_channel", None)
+    if (
+        connector.capabilities.webhook_kind != "notification_channel"
+        or ensure is None
+        or not settings.public_url
+        or settings.zoho_token is None
+        or not settings.zoho_channel_id
+    ):
+        return None
+    notify_url = settings.public_url.rstrip("/") + "/webhooks/zoho"
+    token, channel_id = settings.zoho_token, settings.zoho_channel_id
+
+    def renew() -> None:
+        status = ensure(notify_url, channel_id, token)
+        log.info("notification channel %s", status.action, extra={"channel_id": channel_id})
+
+    return Periodic("notification-channel", renew, CHANNEL_CHECK_EVERY)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -197,7 +235,10 @@ def command(config_path: Path, listen: str | None, scheduled: bool, log_level: s
         host, port = settings.host, settings.port
     sock = _bind(host, port)
     realtime = Realtime(settings, parts.store, parts.connector, parts.engine)
-    schedule = ScheduledSync(parts.engine, parts.every, realtime.sync_lock) if scheduled else None
+    background = [channel_keeper(parts)]
+    if scheduled:
+        background.append(scheduled_sync(parts.engine, parts.every, realtime.sync_lock))
+    jobs = [job for job in background if job is not None]
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -220,8 +261,8 @@ def command(config_path: Path, listen: str | None, scheduled: bool, log_level: s
         nl=True,
     )
     realtime.start_worker()
-    if schedule is not None:
-        schedule.start()
+    for job in jobs:
+        job.start()
     server = uvicorn.Server(
         uvicorn.Config(
             realtime.app,
@@ -238,8 +279,8 @@ def command(config_path: Path, listen: str | None, scheduled: bool, log_level: s
     finally:
         log.info("shutting down: receiver stopped; finishing the worker's batch")
         realtime.stop_worker()
-        if schedule is not None:
-            schedule.stop()
+        for job in jobs:
+            job.stop()
         sock.close()
         parts.close()
         log.info("stopped")

@@ -21,7 +21,7 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.sandbox.base import Sandbox, open_sandbox
-from crmtier.commands.serve import Parts, ScheduledSync, open_parts
+from crmtier.commands.serve import Parts, channel_keeper, open_parts, scheduled_sync
 from crmtier.config import load_config
 from webhooks.runtime import Realtime
 
@@ -78,10 +78,6 @@ class Stack:
         return self.sandbox.written(customer_id).get("value_tier")
 
 
-def _route(crm: str) -> str:
-    return {"salesforce": "salesforce", "zoho": "zoho", "fxiaoke": "fxiaoke"}[crm]
-
-
 @pytest.fixture
 def stack_factory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -89,7 +85,11 @@ def stack_factory(
     opened: list[tuple[Sandbox, Parts, Realtime, LiveServer]] = []
 
     def build(
-        crm: str, *, customers: int = 30, wrap: Callable[[ASGIApp], ASGIApp] | None = None
+        crm: str,
+        *,
+        customers: int = 30,
+        wrap: Callable[[ASGIApp], ASGIApp] | None = None,
+        subscribe: bool = True,
     ) -> Stack:
         sandbox = open_sandbox(crm, data_dir=tmp_path / crm)
         sandbox.seed(customers)
@@ -112,9 +112,8 @@ def stack_factory(
         live = LiveServer(app).__enter__()
         realtime.start_worker()
         info = sandbox.info()
-        sandbox.set_notification_target(
-            f"{live.url}/webhooks/{_route(crm)}", ca_bundle=info.ca_bundle
-        )
+        if subscribe:
+            sandbox.set_notification_target(f"{live.url}/webhooks/{crm}", ca_bundle=info.ca_bundle)
         opened.append((sandbox, parts, realtime, live))
         return Stack(sandbox, parts, realtime, live)
 
@@ -230,9 +229,27 @@ def test_the_scheduled_sync_corrects_customers_whose_notifications_were_dropped(
     wait_until(lambda: inbox.stats(_now()).depth == 0, what="delivered events to be processed")
     wrong = {cid for cid, tier in expected.items() if stack.tier(cid) != tier}
     assert wrong == dropped  # exactly the customers whose notifications were lost
-    schedule = ScheduledSync(stack.parts.engine, timedelta(hours=1), stack.realtime.sync_lock)
+    schedule = scheduled_sync(stack.parts.engine, timedelta(hours=1), stack.realtime.sync_lock)
     schedule.start()  # runs at once, then hourly
     try:
         wait_until(lambda: _all_have(stack, expected), what="every customer to get its new tier")
     finally:
         schedule.stop()
+
+
+@pytest.mark.skipif(not _available("zoho"), reason="zoho sandbox/connector not in the tree")
+def test_serve_registers_the_zoho_channel_that_then_delivers(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    """W11: ``serve`` subscribes (and keeps renewing) the watch channel at public_url with
+    the configured token; the CRM's callbacks then come through it."""
+    stack = stack_factory("zoho", customers=10, subscribe=False)
+    stack.parts.settings = stack.parts.settings.model_copy(update={"public_url": stack.live.url})
+    keeper = channel_keeper(stack.parts)
+    assert keeper is not None
+    keeper.job()
+    [channel] = stack.sandbox.notifier.channels()  # type: ignore[attr-defined]
+    assert channel.notify_url == f"{stack.live.url}/webhooks/zoho"
+    target = _upgradable(stack)[0]
+    stack.sandbox.edit_customer(target, PRIVATE)
+    wait_until(lambda: stack.tier(target) == "private", what="the customer to become private")
