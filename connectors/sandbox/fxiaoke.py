@@ -34,6 +34,7 @@ from typing import Any
 from connectors.mapping import load_default_mapping
 from connectors.sandbox.base import SandboxInfo, SandboxTask
 from connectors.sandbox.fxiaoke_auth import Style, TokenIssuer
+from connectors.sandbox.fxiaoke_control import install_control_routes
 from connectors.sandbox.fxiaoke_push import WorkflowPush
 from connectors.sandbox.fxiaoke_query import QueryError, as_row, from_ms, parse, run, to_ms
 from connectors.sandbox.fxiaoke_schema import (
@@ -156,7 +157,7 @@ class FxiaokeSandbox:
             latency=latency,
         )
         self.server.on_reset.append(self._on_reset)
-        self._add_control_routes()
+        install_control_routes(self, self.server.control)
         self._seed_campaigns()
         if customers:
             self.seed(customers, seed)
@@ -628,64 +629,6 @@ class FxiaokeSandbox:
                 for key, cid in self.mapping.writeback.campaigns.items()
             ],
         )
-
-    def _add_control_routes(self) -> None:
-        control = self.server.control
-
-        def edit(request: Request) -> Response:
-            spec = request.json() or {}
-            stamp = spec.get("modstamp")
-            self.edit_customer(
-                request.params["id"],
-                spec.get("changes") or {},
-                modstamp=datetime.fromisoformat(stamp) if stamp else None,
-            )
-            return Response.json({"ok": True})
-
-        def add(request: Request) -> Response:
-            spec = request.json() or {}
-            rid = self.add_customer(spec.get("changes") or {}, spec.get("id"))
-            return Response.json({"id": rid}, 201)
-
-        def target(request: Request) -> Response:
-            spec = request.json() or {}
-            self.set_notification_target(str(spec["url"]), secret=spec.get("secret"))
-            return Response.json({"ok": True})
-
-        def expire(_: Request) -> Response:
-            self.expire_tokens()
-            return Response.json({"ok": True})
-
-        def reject(request: Request) -> Response:
-            spec = request.json() or {}
-            self.reject_record(
-                request.params["id"],
-                code=int(spec.get("code", 32000)),
-                message=str(spec.get("message", "")),
-                times=spec.get("times"),
-            )
-            return Response.json({"ok": True})
-
-        control.add("POST", r"/customers/(?P<id>[^/]+)", edit, "ctl")
-        control.add("POST", "/customers", add, "ctl")
-        control.add(
-            "GET",
-            r"/customers/(?P<id>[^/]+)/written",
-            lambda r: Response.json(self.written(r.params["id"])),
-            "ctl",
-        )
-        control.add(
-            "GET", "/tasks", lambda r: Response.json([t.__dict__ for t in self.tasks()]), "ctl"
-        )
-        control.add(
-            "GET",
-            "/memberships",
-            lambda r: Response.json(sorted(list(m) for m in self.memberships())),
-            "ctl",
-        )
-        control.add("POST", "/notification-target", target, "ctl")
-        control.add("POST", "/tokens/expire", expire, "ctl")
-        control.add("POST", r"/records/(?P<id>[^/]+)/reject", reject, "ctl")
 
 
 def _credentials(path: Path) -> dict[str, str]:

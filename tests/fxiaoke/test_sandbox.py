@@ -218,3 +218,47 @@ def test_update_validates_and_bumps_version_and_modstamp(wire: Wire) -> None:
     after = wire.sandbox.store.get("AccountObj", cid)
     assert after is not None and after[0] > before[0]
     assert after[1]["version"] == before[1]["version"] + 1
+
+
+def test_control_api(sandbox: FxiaokeSandbox) -> None:
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = sandbox.info().ca_bundle
+    base = sandbox.server.base_url + "/__sandbox__"
+    auth = {"Authorization": f"Bearer {sandbox.server.control_token}"}
+
+    def call(method: str, path: str, body: Any = None, token: bool = True) -> requests.Response:
+        return session.request(
+            method, base + path, json=body, headers=auth if token else {}, timeout=10
+        )
+
+    assert call("POST", "/tokens/expire", token=False).status_code == 401
+    before = sandbox.store.get("AccountObj", customer_id(3))
+    assert before is not None
+    edit = call("POST", f"/customers/{customer_id(3)}", {"changes": {"feedback.nps": -50}})
+    assert edit.status_code == 200
+    after = sandbox.store.get("AccountObj", customer_id(3))
+    assert after is not None and after[0] > before[0] and after[1]["field_nps__c"] == -50
+    assert call("POST", "/customers/nobody", {"changes": {}}).status_code == 404
+    bad = call("POST", f"/customers/{customer_id(3)}", {"changes": {"no.such": 1}})
+    assert bad.status_code == 400 and "no.such" in bad.json()["error"]
+    added = call("POST", "/customers", {"changes": {"assets.deposits": 5.0}})
+    assert added.status_code == 201 and sandbox.store.get("AccountObj", added.json()["id"])
+    assert call("GET", f"/customers/{customer_id(3)}/written").json() == {}
+    assert call("GET", "/tasks").json() == [] and call("GET", "/memberships").json() == []
+    assert call("POST", "/notifications/target", {}).status_code == 400
+    assert call("POST", f"/records/{customer_id(1)}/reject", {"times": 1}).status_code == 200
+    wire = Wire(sandbox)
+    update = {
+        "data": {
+            "object_data": {
+                "dataObjectApiName": "AccountObj",
+                "_id": customer_id(1),
+                "field_value_tier__c": "mass",
+            }
+        }
+    }
+    headers = wire.login()
+    assert wire.post("/cgi/crm/v2/data/update", update, headers=headers)["errorCode"] == 32000
+    assert wire.post("/cgi/crm/v2/data/update", update, headers=headers)["errorCode"] == 0
+    assert call("POST", "/tokens/expire").json() == {"expired": True}
