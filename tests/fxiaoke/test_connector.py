@@ -146,7 +146,8 @@ def test_parallel_writes_stay_under_the_limit_per_window(
 ) -> None:
     window = 1.0  # the production limiter with a shorter window on both sides (~160 calls/s free)
     sandbox = make_sandbox(customers=260, rate_window=window)
-    connector = connect(sandbox, window_seconds=window, write_concurrency=8)
+    connector = connect(sandbox, write_concurrency=8)
+    assert connector.config.window_seconds == window  # from the sandbox's crmtier.toml
     results = connector.apply(updates(260))
     assert all(r.ok for r in results)
     assert sandbox.server.calls.count("update") == 260  # no call rejected and retried

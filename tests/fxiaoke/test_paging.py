@@ -93,7 +93,7 @@ def test_read_changed_crosses_the_offset_wall_each_id_exactly_once(
     n = 25_000
     # A short window on both sides keeps this fast; the real 20 s window is tested elsewhere.
     sandbox = make_sandbox(customers=n, rate_window=0.25)
-    connector = connect(sandbox, window_seconds=0.25)
+    connector = connect(sandbox)  # its crmtier.toml carries the sandbox's window
     ids = read_ids(connector)
     assert len(ids) == n and len(set(ids)) == n
     assert set(ids) == {customer_id(i) for i in range(n)}
