@@ -222,9 +222,9 @@ class Columns:
         """The rows at ``index`` (used to tile a benchmark batch and to test row independence)."""
         return Columns(
             n=len(index),
-            numbers=self.numbers[:, index],
-            flags=self.flags[:, index],
-            enums=self.enums[:, index],
+            numbers=np.ascontiguousarray(self.numbers[:, index]),
+            flags=np.ascontiguousarray(self.flags[:, index]),
+            enums=np.ascontiguousarray(self.enums[:, index]),
             block={k: v[index] for k, v in self.block.items()},
             fx_rate=self.fx_rate[index],
             products=self.products[index],

@@ -90,14 +90,17 @@ def rate(cols: Columns, policy: Policy) -> AmlOutcome:
         _Factor("AML_INDUSTRY_HIGH", "industry", industry == LEVELS.index("high"),
                 pts.industry_high),
     )
-    # factor x customer points, summed per group (a group is capped at 100), then weighted
-    occurrences = np.vstack([f.count if f.count is not None else f.fires for f in factors])
-    occurrences = np.where(np.isnan(occurrences), 0.0, occurrences)
-    points = occurrences * np.array([f.points for f in factors])[:, None]
-    weights = np.array([getattr(a.weights, g) for g in GROUPS])
-    membership = np.array([[f.group == g for f in factors] for g in GROUPS], dtype=np.float64)
-    groups = np.minimum(membership @ points, 100.0)
-    score = np.round(weights @ groups / 100.0, 1)
+    # points per group (a group is capped at 100), weighted by the group's share of 100
+    group_points = {g: np.zeros(cols.n) for g in GROUPS}
+    for f in factors:
+        if f.count is None:
+            group_points[f.group] += f.fires * f.points
+        else:
+            group_points[f.group] += np.where(f.fires, f.count, 0.0) * f.points
+    score = np.zeros(cols.n)
+    for g in GROUPS:
+        score += np.minimum(group_points[g], 100.0) * (getattr(a.weights, g) / 100.0)
+    score = np.round(score, 1)
 
     level = np.where(ge(score, a.high_from), HIGH, np.where(ge(score, a.medium_from), MEDIUM, LOW))
     o = a.overrides

@@ -38,39 +38,32 @@ COUNTS = (
     "str_count_12m", "failed_operations_90d", "support_tickets_90d", "open_complaints",
     "complaints_12m",
 )  # fmt: skip
-RANGED = ("credit_score", "debt_to_income", "csat", "nps")
 ASSET_PARTS = ("deposits", "investments", "insurance")
 #: AML facts the overrides depend on: a missing screening result is not "no hit".
 AML_REQUIRED_FACTS = ("sanctions_hit", "pep")
 
-_NONNEG_ROWS = np.array([NUMBER_INDEX[n] for n in (*AMOUNTS, *COUNTS)])
-_RANGED_ROWS = np.array([NUMBER_INDEX[n] for n in RANGED])
-_AMOUNT_ROWS = np.array([NUMBER_INDEX[n] for n in AMOUNTS])
-_RANGED_SET = frozenset(_RANGED_ROWS.tolist())
+_NONNEGATIVE = frozenset((*AMOUNTS, *COUNTS))
+_AMOUNT_ROWS = [NUMBER_INDEX[n] for n in AMOUNTS]
 
 
 def check(cols: Columns, policy: Policy) -> tuple[Columns, list[IssueColumn], BoolArray]:
     """Return the columns with untrustworthy values set to missing, the issues found, and
     per customer whether any issue was found."""
-    low, high = _ranges(policy)
+    low, high, codes, problems = _bounds(policy)
     m = cols.numbers
-    bad = np.zeros(m.shape, dtype=np.bool_)
-    bad[_NONNEG_ROWS] = m[_NONNEG_ROWS] < 0
-    ranged = m[_RANGED_ROWS]
-    bad[_RANGED_ROWS] = (ranged < low[:, None]) | (ranged > high[:, None])
-    numbers = np.where(bad, np.nan, m)
-    numbers[_AMOUNT_ROWS] *= cols.fx_rate  # no rate (NaN): every amount becomes missing
+    bad = (m < low) | (m > high)  # one pass over every numeric input (NaN never fires)
+    bad_rows = np.flatnonzero(bad.any(axis=1)).tolist()
+    numbers = m.copy()
+    if bad_rows:
+        np.putmask(numbers, bad, np.nan)
+    if not (cols.fx_rate == 1.0).all():  # convert only when some customer needs it
+        for row in _AMOUNT_ROWS:  # a row view each: in place, no temporary matrix
+            numbers[row] *= cols.fx_rate  # no rate (NaN): the amount becomes missing
 
-    issues: list[IssueColumn] = []
-    for row in np.flatnonzero(bad.any(axis=1)).tolist():
-        name = NUMBERS[row][0]
-        if row in _RANGED_SET:
-            k = RANGED.index(name)
-            code, problem = "DQ_IMPOSSIBLE", f"outside {low[k]:g}..{high[k]:g}; ignored"
-        else:
-            code, problem = "DQ_NEGATIVE", "negative value; ignored"
-        issues.append(IssueColumn(code, PATHS[name], bad[row], problem))
-
+    issues = [
+        IssueColumn(codes[row], PATHS[NUMBERS[row][0]], bad[row], problems[row])
+        for row in bad_rows
+    ]
     unknown = cols.enums == UNKNOWN
     for row in np.flatnonzero(unknown.any(axis=1)).tolist():
         path = PATHS[ENUMS[row][0]]
@@ -91,16 +84,33 @@ def check(cols: Columns, policy: Policy) -> tuple[Columns, list[IssueColumn], Bo
     return replace(cols, numbers=numbers, enums=enums), issues, any_issue
 
 
-def _ranges(policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+def _bounds(
+    policy: Policy,
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Per numeric input: the lowest and highest plausible value (as column vectors), and
+    the issue code and text for a value outside them."""
     c, f = policy.credit, policy.feedback
-    bounds = {
+    ranged = {
         "credit_score": (c.score_min, c.score_max),
         "debt_to_income": (0.0, c.dti_max),
         "csat": (f.csat_min, f.csat_max),
         "nps": (-100.0, 100.0),
     }
-    return (np.array([bounds[n][0] for n in RANGED], dtype=np.float64),
-            np.array([bounds[n][1] for n in RANGED], dtype=np.float64))
+    low, high, codes, problems = [], [], [], []
+    for name, _, _ in NUMBERS:
+        if name in ranged:
+            lo, hi = ranged[name]
+            code, problem = "DQ_IMPOSSIBLE", f"outside {lo:g}..{hi:g}; ignored"
+        elif name in _NONNEGATIVE:
+            lo, hi = 0.0, np.inf
+            code, problem = "DQ_NEGATIVE", "negative value; ignored"
+        else:
+            lo, hi, code, problem = -np.inf, np.inf, "", ""
+        low.append(lo)
+        high.append(hi)
+        codes.append(code)
+        problems.append(problem)
+    return np.array(low)[:, None], np.array(high)[:, None], codes, problems
 
 
 def _missing_required(cols: Columns, policy: Policy) -> list[IssueColumn]:
