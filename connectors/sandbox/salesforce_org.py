@@ -316,8 +316,12 @@ class SalesforceOrg:
                     else SaveResult(p.rid, [ROLLED_BACK])
                     for p in plans
                 ]
+            # One save is one transaction: like Salesforce, every record it touches gets the
+            # same SystemModstamp (so ties at page boundaries are real, not hypothetical).
+            stamp = self.store.clock()
             return [
-                SaveResult(None, [p]) if isinstance(p, SaveError) else self._apply(p) for p in plans
+                SaveResult(None, [p]) if isinstance(p, SaveError) else self._apply(p, stamp)
+                for p in plans
             ]
 
     def _take_lock(self, plan: _Planned | SaveError) -> _Planned | SaveError:
@@ -329,16 +333,16 @@ class SalesforceOrg:
             )
         return plan
 
-    def _apply(self, plan: _Planned) -> SaveResult:
+    def _apply(self, plan: _Planned, stamp: datetime) -> SaveResult:
         if plan.rid is None:
             rid = make_id(plan.obj, self._next_number(plan.obj))
             data = {"OwnerId": INTEGRATION_USER_ID, **_defaults(plan.obj), **plan.fields}
-            data["CreatedDate"] = sf_datetime(self.store.clock())
-            self.store.insert_many(plan.obj, [(rid, self.store.clock(), data)])
+            data["CreatedDate"] = sf_datetime(stamp)
+            self.store.insert_many(plan.obj, [(rid, stamp, data)])
             self._remember(plan.obj, rid, data)
             self._changed(plan.obj, rid)
             return SaveResult(rid, created=True)
-        self.store.update(plan.obj, plan.rid, plan.fields)
+        self.store.update(plan.obj, plan.rid, plan.fields, modstamp=stamp)
         if EXTERNAL_KEY_FIELD in plan.fields:
             self._ext_index().setdefault(plan.obj, {})[str(plan.fields[EXTERNAL_KEY_FIELD])] = (
                 plan.rid
