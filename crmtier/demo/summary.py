@@ -77,6 +77,8 @@ def print_summary(console: Console, result: DemoResult) -> None:
     if report is not None and report.dq_issues:
         dq = sorted(report.dq_issues.items(), key=lambda kv: -kv[1])
         console.print(_counts_table("Data-quality issues (first sync)", dq, unit="issues"))
+    else:
+        console.print("Data-quality issues (first sync): none found.")
 
     size = f"{result.report_bytes / 1024:.0f} KiB"
     console.print(f"[bold]Report:[/bold] {result.report_path} ({size})")

@@ -60,3 +60,19 @@ def open_file(path: Path) -> Iterator[Loaded]:
             yield loaded
         finally:
             browser.close()
+
+
+def assert_report_drawn(path: Path, expected_bars: dict[str, int]) -> None:
+    """Shared by the renderer test and the demo test: every chart is laid out with the
+    expected marks, no console error, no failed or outgoing request."""
+    with open_file(path) as loaded:
+        page = loaded.page
+        for chart, count in expected_bars.items():
+            marks = page.locator(f'svg[data-chart="{chart}"] rect.bar, '
+                                 f'svg[data-chart="{chart}"] rect.cell')
+            assert marks.count() == count, chart
+            box = page.locator(f'svg[data-chart="{chart}"]').bounding_box()
+            assert box is not None and box["width"] > 100 and box["height"] > 10, chart
+        assert loaded.console_errors == []
+        assert loaded.failed_requests == []
+        assert loaded.requests == [path.resolve().as_uri()]

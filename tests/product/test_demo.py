@@ -1,0 +1,103 @@
+"""``crmtier demo`` end to end, as a user runs it: a subprocess per CRM, small seed."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from product_chromium import assert_report_drawn, needs_chromium
+
+
+def _available(crm: str) -> bool:
+    return all(
+        importlib.util.find_spec(m) is not None
+        for m in (f"connectors.sandbox.{crm}", f"connectors.{crm}.connector")
+    )
+
+
+CRMS = [
+    pytest.param(crm, marks=pytest.mark.skipif(not _available(crm), reason=f"no {crm} connector"))
+    for crm in ("salesforce", "zoho", "fxiaoke")
+]
+
+
+def run_demo(*args: str, cwd: Path, tmpdir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TMPDIR": str(tmpdir), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "crmtier", "demo", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+
+
+Demo = tuple[subprocess.CompletedProcess[str], Path]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Demo]:
+    """Runs the demo once per CRM for the whole module (it is the slow part)."""
+    cache: dict[str, Demo] = {}
+
+    def get(crm: str) -> Demo:
+        if crm not in cache:
+            base = tmp_path_factory.mktemp(f"demo-{crm}")
+            out_dir = base / "out"
+            done = run_demo("--crm", crm, "--customers", "30", "--output-dir", str(out_dir),
+                            cwd=base, tmpdir=base)
+            cache[crm] = (done, out_dir)
+        return cache[crm]
+
+    return get
+
+
+@pytest.mark.parametrize("crm", CRMS)
+def test_demo_runs_the_whole_product_and_writes_the_report(
+    crm: str, demo: Callable[[str], Demo]
+) -> None:
+    done, out_dir = demo(crm)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    for heading in ("Value tiers in the CRM", "Runs and API calls", "full sync", "webhooks",
+                    "incremental sync", "follow-up tasks in the CRM",
+                    "campaign memberships in the CRM", "Data-quality issues"):
+        assert heading in out, heading
+    assert out.count("mass → private") >= 3  # the demo's own upgrade check also enforced it
+    assert "sanctions list hit" in out and "prohibited" in out
+    report = out_dir / "report.html"
+    assert f"Report: {report}" in out.replace("\n", "")
+    html = report.read_text(encoding="utf-8")
+    assert 'data-chart="dist-value_tier"' in html and 'data-chart="migration"' in html
+    assert 'data-table="feedback"' in html
+    assert (out_dir / "crmtier.toml").exists()  # kept because --output-dir was given
+
+
+def test_demo_cleans_up_without_output_dir(tmp_path: Path) -> None:
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    done = run_demo("--customers", "30", cwd=tmp_path, tmpdir=tmpdir)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list(tmpdir.iterdir()) == []  # sandbox data, config and state store removed
+    assert (tmp_path / "crmtier-demo-report.html").stat().st_size > 10_000
+    assert "removed" in done.stdout
+
+
+def test_bad_input_is_one_line_and_nonzero(tmp_path: Path) -> None:
+    done = run_demo("--crm", "dynamics", cwd=tmp_path, tmpdir=tmp_path)
+    assert done.returncode != 0
+    assert "dynamics" in done.stderr and done.stdout == ""
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_demo_report_draws_in_chromium(demo: Callable[[str], Demo]) -> None:
+    done, out_dir = demo("salesforce")
+    assert done.returncode == 0, done.stderr[-2000:]
+    # every known level is drawn, also at zero: 5 value tiers, 3 needs, 5 AML levels
+    assert_report_drawn(
+        out_dir / "report.html",
+        {"dist-value_tier": 5, "dist-needs_tier": 3, "dist-aml_risk": 5, "value-risk-1": 25},
+    )
