@@ -170,16 +170,7 @@ def materialise(
         )
         out.append(validate({
             "id": profile.id,
-            "status": outcome.status,
-            "value_tier": outcome.value_tier,
-            "value_score": outcome.value_score,
-            "needs_tier": outcome.needs_tier,
-            "credit_risk": outcome.credit_risk,
-            "aml_risk": outcome.aml_risk,
-            "ops_risk": outcome.ops_risk,
-            "edd_required": outcome.edd_required,
-            "next_review": outcome.next_review,
-            "service_level": outcome.service_level,
+            **outcome.decided(),
             "reasons": row_reasons,
             "actions": strategy.actions(profile, outcome, row_reasons, policy, as_of),
             "dq_issues": row_issues,

@@ -26,7 +26,7 @@ from typing import IO, Any, get_origin
 import click
 from pydantic import ValidationError
 
-from connectors.mapping import CANONICAL_TYPES
+from connectors.mapping import CANONICAL_TYPES, _set_path
 from tiering_core.engine import assess_batch
 from tiering_core.models import CustomerProfile, Previous
 from tiering_core.policy import Policy, PolicyError, load_policy
@@ -88,16 +88,8 @@ def read_csv(stream: IO[str]) -> Iterator[tuple[int, CustomerProfile | list[Prob
             value: Any = cell.strip()
             if path in _LIST_COLUMNS:
                 value = [v.strip() for v in value.split(LIST_SEPARATOR) if v.strip()]
-            _set(tree, path, value)
+            _set_path(tree, path, value)
         yield reader.line_num, _profile(reader.line_num, tree)
-
-
-def _set(tree: dict[str, Any], path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
-    node = tree
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
 
 
 def _chunks(

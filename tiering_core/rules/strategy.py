@@ -58,6 +58,21 @@ class Outcome:
     detractor: bool
     dq_fields: tuple[str, ...]
 
+    def decided(self) -> dict[str, Any]:
+        """The decided outputs, by their canonical names (Assessment fields and CRM fields)."""
+        return {
+            "value_tier": self.value_tier,
+            "value_score": self.value_score,
+            "needs_tier": self.needs_tier,
+            "credit_risk": self.credit_risk,
+            "aml_risk": self.aml_risk,
+            "ops_risk": self.ops_risk,
+            "edd_required": self.edd_required,
+            "next_review": self.next_review,
+            "service_level": self.service_level,
+            "status": self.status,
+        }
+
 
 def dedupe_key(*parts: str) -> str:
     """A stable external id: the same parts always give the same 32 hex characters."""
@@ -81,16 +96,8 @@ def actions(
 def set_fields(outcome: Outcome, reasons: list[dict[str, Any]], policy: Policy) -> list[Action]:
     s = policy.strategy
     values = {
-        "value_tier": outcome.value_tier,
-        "value_score": outcome.value_score,
-        "needs_tier": outcome.needs_tier,
-        "credit_risk": outcome.credit_risk,
-        "aml_risk": outcome.aml_risk,
-        "ops_risk": outcome.ops_risk,
-        "edd_required": outcome.edd_required,
+        **outcome.decided(),
         "next_review": outcome.next_review.isoformat(),
-        "service_level": outcome.service_level,
-        "status": outcome.status,
         "policy_version": policy.version,
         "reasons": compact(
             top_reasons(reasons, s.reasons_top), s.reasons_language, s.reasons_max_chars
