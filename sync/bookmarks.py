@@ -62,9 +62,13 @@ class Bookmark:
         overlap: timedelta,
         tie_max: int,
     ) -> Bookmark:
-        """The bookmark after processing ``processed`` records up to ``cursor``."""
+        """The bookmark after processing ``processed`` records up to ``cursor``.
+
+        A page re-read inside the overlap window can end *before* the saved cursor; then
+        the cursor and its ``read_at`` stay (a bookmark never moves backwards, and the rest
+        of the window must still be re-read after a crash) and only the tie set grows."""
         if cursor < self.cursor:
-            raise ValueError(f"bookmark for {self.stream} would move backwards")
+            cursor, read_at = self.cursor, self.read_at
         moved = Bookmark(self.stream, cursor, read_at, frozenset(), self.state_version)
         floor = utc_text(moved.rewind_point(overlap))
         ties = {pair for pair in self.tie_set if pair[1] >= floor}

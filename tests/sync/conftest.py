@@ -6,13 +6,21 @@ never touch each other's (or anyone's) tables.
 
 from __future__ import annotations
 
+import importlib
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from connectors.sandbox.base import CRMS, Sandbox, open_sandbox
 from sync import schema
 from sync.store import StateStore
 
@@ -63,3 +71,119 @@ def store(request: pytest.FixtureRequest) -> StateStore:
     fixture = "sqlite_store" if request.param == "sqlite" else "pg_store"
     result: StateStore = request.getfixturevalue(fixture)
     return result
+
+
+# --- end-to-end harness: a sandbox in this process, `crmtier sync` as a real subprocess ---
+
+CRMTIER = str(Path(sys.executable).parent / "crmtier")
+
+#: per-CRM sandbox options and [crm] keys for tests: several pages per run on Salesforce;
+#: FXiaoke's 100 calls / 20 s limit lifted (its limiter has its own tests), or every test
+#: would spend minutes waiting for the window.
+SANDBOX_OPTIONS: dict[str, dict[str, Any]] = {
+    "salesforce": {"query_batch_size": 200},
+    "fxiaoke": {"rate_calls": 1_000_000},
+}
+CRM_EXTRA: dict[str, dict[str, Any]] = {
+    "salesforce": {"page_size": 200},
+    "fxiaoke": {"calls_per_window": 1_000_000},
+}
+
+
+def available_crms() -> list[str]:
+    """CRMs whose sandbox and connector are both in the tree."""
+    out = []
+    for crm in CRMS:
+        try:
+            importlib.import_module(f"connectors.{crm}.connector")
+            importlib.import_module(f"connectors.sandbox.{crm}")
+        except ImportError:
+            continue
+        out.append(crm)
+    return out
+
+
+@dataclass
+class SyncRun:
+    returncode: int
+    report: dict[str, Any] | None
+    stderr: str
+
+
+class Harness:
+    """One sandbox plus its crmtier.toml; runs ``crmtier sync`` as the operator would."""
+
+    def __init__(self, sandbox: Sandbox, data_dir: Path, crm: str = "") -> None:
+        self.sandbox = sandbox
+        self.data_dir = data_dir
+        self.crm = crm or sandbox.crm
+        text, env = sandbox.crmtier_config()
+        extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in CRM_EXTRA.get(self.crm, {}).items())
+        self.text = text.replace("[crm]\n", "[crm]\n" + extra, 1)
+        self.text += "\n[sync]\nrecord_retry_base_seconds = 0.01\n"
+        self.config = data_dir / "crmtier.toml"
+        self.config.write_text(self.text, "utf-8")
+        self.env = {**os.environ, **env}
+        self.env.pop("CRMTIER_KILL_AT", None)
+
+    def fresh_state(self, name: str) -> None:
+        """Point the config at a new, empty state store (a new installation)."""
+        url = json.dumps(f"sqlite:///{self.data_dir / name}.db")
+        lines = [
+            f"url = {url}" if line.startswith("url = ") and "sqlite" in line else line
+            for line in self.text.splitlines()
+        ]
+        self.config.write_text("\n".join(lines) + "\n", "utf-8")
+
+    def popen(self, *args: str, kill_at: str | None = None) -> subprocess.Popen[str]:
+        env = dict(self.env)
+        if kill_at:
+            env["CRMTIER_KILL_AT"] = kill_at
+        return subprocess.Popen(
+            [CRMTIER, "sync", "--config", str(self.config), "--json", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, *args: str, kill_at: str | None = None, timeout: float = 300) -> SyncRun:
+        proc = self.popen(*args, kill_at=kill_at)
+        stdout, stderr = proc.communicate(timeout=timeout)
+        report = None
+        for line in stdout.splitlines():
+            if line.startswith("{"):
+                report = json.loads(line)
+        return SyncRun(proc.returncode, report, stderr)
+
+    def state_url(self) -> str:
+        from crmtier.config import load_config
+
+        os.environ.update({k: v for k, v in self.env.items() if k.startswith("CRMTIER_")})
+        return load_config(self.config).state_url().get_secret_value()
+
+    def customer_ids(self) -> list[str]:
+        store = StateStore.open(self.state_url())
+        try:
+            with store.begin() as conn:
+                return sorted(
+                    conn.execute(sa.select(schema.customers.c.customer_id)).scalars().all()
+                )
+        finally:
+            store.close()
+
+    def snapshot(self, ids: list[str]) -> dict[str, Any]:
+        """The CRM's final state as crmtier sees it: written fields, tasks, memberships."""
+        tasks = sorted(t.external_id for t in self.sandbox.tasks())
+        return {
+            "written": {cid: self.sandbox.written(cid) for cid in ids},
+            "tasks": tasks,
+            "memberships": sorted(self.sandbox.memberships()),
+        }
+
+
+def start_sandbox(crm: str, data_dir: Path, customers: int, **options: Any) -> Sandbox:
+    options = {**SANDBOX_OPTIONS.get(crm, {}), **options}
+    sandbox = open_sandbox(crm, data_dir=data_dir, **options).start()
+    sandbox.seed(customers)
+    return sandbox

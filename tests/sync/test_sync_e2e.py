@@ -1,0 +1,107 @@
+"""`crmtier sync` end to end, as a subprocess, against each CRM's sandbox over HTTPS.
+
+First run writes every tier; a second run with no CRM change makes no write call; after 10
+customers change in the CRM, only their writes happen. The audit trail verifies.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.sync.conftest import CRMTIER, Harness, available_crms, start_sandbox
+
+CUSTOMERS = 240
+VALUE_TIERS = {"private", "wealth", "affluent", "mass", "unrated"}
+
+
+@pytest.fixture(params=available_crms())
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+    sandbox = start_sandbox(request.param, tmp_path / "sandbox", CUSTOMERS)
+    request.addfinalizer(sandbox.stop)
+    return Harness(sandbox, tmp_path / "sandbox")
+
+
+def test_first_run_writes_every_tier_then_nothing_then_only_the_changed(harness: Harness) -> None:
+    sb = harness.sandbox
+    first = harness.run()
+    assert first.returncode == 0, (first.report, first.stderr[-2000:])
+    assert first.report is not None
+    counts = first.report["counts"]
+    assert first.report["status"] == "succeeded"
+    assert counts["read"] == CUSTOMERS
+    assert counts["written"] + counts["unchanged"] == CUSTOMERS
+    ids = harness.customer_ids()
+    assert len(ids) == CUSTOMERS
+    for cid in ids:
+        assert sb.written(cid).get("value_tier") in VALUE_TIERS, cid
+    task_keys = [t.external_id for t in sb.tasks()]
+    assert len(task_keys) == len(set(task_keys)) > 0  # no duplicate tasks
+
+    calls = sb.write_calls()
+    second = harness.run()
+    assert second.returncode == 0, (second.report, second.stderr[-2000:])
+    assert second.report is not None
+    assert sb.write_calls() == calls  # nothing changed: not one write call
+    assert second.report["counts"]["written"] == 0
+    assert second.report["counts"]["unchanged"] + sum(
+        second.report["counts"]["skipped"].values()
+    ) == second.report["counts"]["read"]
+
+    before = {cid: sb.written(cid) for cid in ids}
+    edited = [cid for cid in ids if before[cid].get("value_tier") in ("mass", "affluent")][:10]
+    assert len(edited) == 10
+    for cid in edited:
+        sb.edit_customer(cid, {"assets.deposits": 90_000_000, "aum_avg_3m": 90_000_000})
+    third = harness.run()
+    assert third.returncode == 0, (third.report, third.stderr[-2000:])
+    assert third.report is not None
+    assert third.report["counts"]["written"] == 10, third.report
+    assert third.report["counts"]["writes"]["field_update"] == 10
+    after = {cid: sb.written(cid) for cid in ids}
+    changed = {cid for cid in ids if after[cid] != before[cid]}
+    assert changed == set(edited)
+    assert all(after[cid]["value_tier"] == "private" for cid in edited)
+    # Never more calls than items (batched CRMs: far fewer); per-CRM minimality is P1's bench.
+    writes_by_call = sb.write_calls() - calls
+    assert 1 <= writes_by_call <= sum(third.report["counts"]["writes"].values())
+
+    verify = subprocess.run(
+        [CRMTIER, "audit", "verify", "--config", str(harness.config)],
+        env=harness.env,
+        capture_output=True,
+        text=True,
+    )
+    assert verify.returncode == 0, verify.stderr
+    assert "intact" in verify.stdout
+
+
+def test_dry_run_shows_the_plan_and_writes_nothing(harness: Harness) -> None:
+    dry = harness.run("--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.report is not None
+    assert harness.sandbox.write_calls() == 0
+    kinds = Counter(p["kind"] for p in dry.report["preview"])
+    assert kinds["field_update"] > 0
+    assert dry.report["counts"]["written"] == CUSTOMERS - dry.report["counts"]["unchanged"]
+    real = harness.run()
+    assert real.report is not None
+    assert real.report["counts"]["writes"]["field_update"] == kinds["field_update"] // max(
+        1, kinds["field_update"] // real.report["counts"]["writes"]["field_update"]
+    )
+    assert real.report["counts"]["written"] == dry.report["counts"]["written"]
+
+
+def test_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "crmtier.toml"
+    bad.write_text('[crm]\nkind = "salesforce"\nclient_secret = "s3cr3t-literal"\n', "utf-8")
+    proc = subprocess.run(
+        [CRMTIER, "sync", "--config", str(bad)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "[crm] client_secret" in proc.stderr
+    assert "s3cr3t-literal" not in proc.stderr
