@@ -12,6 +12,20 @@ mapping, stored in SQLite so a million of them is cheap.
 
 Faults a test wants are one named call away: ``rate_limit()``, ``expire_session()``,
 ``lock_rows()``, ``server_error()``, ``drop_connections()``, ``exhaust_daily_limit()``.
+
+Control API (``Authorization: Bearer <control_token>``), besides the shared ``GET /calls``,
+``POST /faults``, ``POST /reset`` and ``POST /latency`` of ``server.py``:
+
+=========================================  ================================================
+``POST /__sandbox__/customers/{id}``       ``{"changes": {canonical path: value},
+                                           "modstamp"?: ISO}``: edit, bump, notify
+``GET  /__sandbox__/customers/{id}/written``  the write-back fields, by canonical name
+``POST /__sandbox__/notifications/target``  ``{"url", "ca_bundle"?, "backoff_base"?}``
+``POST /__sandbox__/sessions/expire``      every issued token becomes invalid
+``POST /__sandbox__/locks``                ``{"ids": [...], "times": n}``: UNABLE_TO_LOCK_ROW
+``POST /__sandbox__/limits``               ``{"daily"?: n, "used"?: n}``: the API allowance
+``GET  /__sandbox__/writes``               tasks, memberships and the write-call count
+=========================================  ================================================
 """
 
 from __future__ import annotations

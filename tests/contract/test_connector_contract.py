@@ -208,3 +208,16 @@ def test_sandbox_config_loads_with_the_product_loader(crm, sandbox_factory, tmp_
     path.write_text(text, encoding="utf-8")
     config = load_config(path)
     assert config.crm["kind"] == crm
+
+
+def test_one_more_than_a_write_batch_takes_two_write_calls(crm, sandbox_factory, connect):
+    """P1: field updates go out max_write_batch at a time, no more calls than that."""
+    sandbox = sandbox_factory(crm, customers=0)
+    connector = connect(sandbox)
+    batch = connector.capabilities.max_write_batch
+    sandbox.seed(batch + 1)
+    ids = [r.profile.id for r in read_all(connector)]
+    before = sandbox.write_calls()
+    plan = WritePlan(field_updates=tuple(FieldUpdate(i, {"value_tier": "affluent"}) for i in ids))
+    assert all(r.ok for r in connector.apply(plan))
+    assert sandbox.write_calls() - before == 2
