@@ -31,6 +31,7 @@ from connectors.fxiaoke.query import (
     Row,
     changed_since,
     flt,
+    rows_of,
     search_query_info,
 )
 from connectors.fxiaoke.writes import KEYS_PER_LOOKUP, PlanWriter
@@ -107,9 +108,7 @@ class FxiaokeConnector:
                 "search_query_info": search_query_info(filters, orders, self._projection),
             },
         )
-        data = answer.get("data") or {}
-        rows = data.get("dataList") if isinstance(data, Mapping) else None
-        return list(rows or [])
+        return rows_of(answer)
 
     def _record(self, row: Row) -> CrmRecord:
         return record_from_raw(row, self.mapping, self.writeback)
@@ -170,7 +169,7 @@ class FxiaokeConnector:
                 ),
             },
         )
-        found = {str(r.get(ID)) for r in (answer.get("data") or {}).get("dataList") or []}
+        found = {str(r.get(ID)) for r in rows_of(answer)}
         return [
             SchemaCheck(
                 f"campaign {key}",

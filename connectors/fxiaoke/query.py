@@ -59,6 +59,18 @@ def search_query_info(
     }
 
 
+def rows_of(answer: Mapping[str, Any]) -> list[Row]:
+    """The records of a query answer: ``data.dataList`` (three independent clients parse
+    it so); a bare record map in ``data``, as some per-object doc pages draw it, is one row."""
+    data = answer.get("data")
+    if not isinstance(data, Mapping):
+        return []
+    rows = data.get("dataList")
+    if isinstance(rows, list):
+        return [row for row in rows if isinstance(row, Mapping)]
+    return [data] if ID in data else []
+
+
 def key_of(row: Row) -> Key:
     return int(row[MODSTAMP]), str(row[ID])
 

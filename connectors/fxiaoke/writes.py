@@ -36,7 +36,7 @@ from connectors.errors import RecordError, TransientError
 from connectors.fxiaoke.client import FxiaokeClient, data_path
 from connectors.fxiaoke.config import FxiaokeConfig
 from connectors.fxiaoke.mapping import date_to_crm, value_to_crm
-from connectors.fxiaoke.query import ID, PAGE_LIMIT, asc, flt, search_query_info
+from connectors.fxiaoke.query import ID, PAGE_LIMIT, asc, flt, rows_of, search_query_info
 from connectors.mapping import FieldMapping, WritebackConfig
 
 log = logging.getLogger(__name__)
@@ -241,7 +241,7 @@ class PlanWriter:
                     ),
                 },
             )
-            page = (answer.get("data") or {}).get("dataList") or []
+            page = [dict(row) for row in rows_of(answer)]
             rows += page
             if len(page) < PAGE_LIMIT:
                 return rows

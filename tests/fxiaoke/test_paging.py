@@ -12,7 +12,7 @@ import pytest
 from connectors.contract import Cursor
 from connectors.fxiaoke.connector import FxiaokeConnector
 from connectors.fxiaoke.mapping import from_epoch_ms
-from connectors.fxiaoke.query import MAX_OFFSET, PAGE_LIMIT, changed_since
+from connectors.fxiaoke.query import MAX_OFFSET, PAGE_LIMIT, changed_since, rows_of
 from connectors.sandbox.fxiaoke import FxiaokeSandbox
 from connectors.sandbox.generator import customer_id
 
@@ -135,3 +135,17 @@ def test_incremental_read_from_a_cursor(
     sandbox.edit_customer(customer_id(7), {"assets.deposits": 7_000_000.0})
     assert read_ids(connector, last)[-1] == customer_id(7)
     assert from_epoch_ms(0) < last.modstamp < last.modstamp + timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("answer", "ids"),
+    [
+        ({"data": {"dataList": [{"_id": "a"}, {"_id": "b"}], "total": 2}}, ["a", "b"]),
+        ({"data": {"_id": "a", "name": "x"}}, ["a"]),  # a bare record map
+        ({"data": {"dataList": [], "total": 0}}, []),
+        ({"data": None}, []),
+        ({}, []),
+    ],
+)
+def test_rows_of_tolerates_the_documented_shapes(answer: dict[str, Any], ids: list[str]) -> None:
+    assert [row["_id"] for row in rows_of(answer)] == ids
