@@ -1,0 +1,294 @@
+"""``crmtier doctor``: what a CRM admin runs while installing crmtier.
+
+One checklist from two sources: the local set-up (config, secrets, policy, state store,
+webhook settings, TLS) and the CRM itself through the connector's ``check()``
+(connectivity and auth, mapped fields and their types, picklist values, write-back
+fields, task and campaign settings, notification channels), plus the API allowance left.
+Every failed line says how to fix it; any error makes the exit status 1.
+
+``--fix`` does what the CRM's API lets crmtier do through its connector (today: the Zoho
+notification channel, and the local state store's schema) and prints the rest as steps to
+do by hand, naming each one: nothing is claimed fixed that was not.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy.engine import make_url
+
+from connectors.contract import Connector, SchemaCheck
+from connectors.errors import ConfigError, ConnectorError
+from connectors.registry import build_connector
+from crmtier.config import CrmtierConfig, load_config
+from sync.store import StateStore, StoreError
+from tiering_core.policy import PolicyError, load_policy
+from webhooks.settings import WebhooksSettings
+
+#: where docs/admin-setup.md explains the least-privilege set-up of each CRM
+RIGHTS_DOC = "docs/admin-setup.md"
+_RIGHTS_WORDS = ("right", "permission", "privilege", "scope", "profile")
+
+
+def _ok(name: str, detail: str = "") -> SchemaCheck:
+    return SchemaCheck(name, True, detail)
+
+
+def _error(name: str, detail: str, fix: str) -> SchemaCheck:
+    return SchemaCheck(name, False, detail, fix)
+
+
+def _warn(name: str, detail: str, fix: str = "", ok: bool = True) -> SchemaCheck:
+    return SchemaCheck(name, ok, detail, fix, "warning")
+
+
+# --- the local set-up ---------------------------------------------------------------------
+
+
+def check_policy(config: CrmtierConfig) -> SchemaCheck:
+    try:
+        policy = load_policy(config.policy_path())
+    except (PolicyError, OSError) as exc:
+        return _error("policy", str(exc).splitlines()[0],
+                      "fix the file, then run: crmtier policy validate FILE")
+    return _ok("policy", policy.version)
+
+
+def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
+    """The state store answers; a missing SQLite file is created only with ``--fix`` (or
+    by the first sync), so a plain ``doctor`` changes nothing on disk."""
+    try:
+        url = config.state_url().get_secret_value()
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            db = Path(parsed.database)
+            if not db.exists() and not fix:
+                return _warn("state store", f"{db} does not exist yet",
+                             "created by the first sync, or now by crmtier doctor --fix")
+        store = StateStore.open(url)
+        try:
+            with store.engine.connect() as conn:
+                backend = conn.dialect.name
+        finally:
+            store.close()
+    except (StoreError, ConfigError, OSError) as exc:
+        return _error("state store", str(exc), "check [state] url and that the database is up")
+    except Exception as exc:  # a driver error: name it, never print the URL (it may hold a host)
+        return _error("state store", type(exc).__name__,
+                      "check [state] url, credentials and network")
+    return _ok("state store", f"{backend}, schema up to date")
+
+
+def check_webhooks(config: CrmtierConfig) -> tuple[SchemaCheck, WebhooksSettings | None]:
+    try:
+        settings = WebhooksSettings.model_validate(config.webhooks)
+    except (ValidationError, ValueError) as exc:
+        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+        where = ".".join(str(p) for p in first["loc"]) if first else ""
+        msg = first["msg"] if first else str(exc)
+        return _error("webhook settings", f"[webhooks] {where}: {msg}",
+                      "fix [webhooks] in crmtier.toml (see docs/webhooks.md)"), None
+    verifier = {
+        "salesforce": settings.salesforce_org_id,
+        "zoho": settings.zoho_token,
+        "fxiaoke": settings.fxiaoke_secret,
+    }.get(config.kind)
+    if verifier is None and not settings.secrets:
+        return _warn("webhook settings", f"no {config.kind} verification value configured",
+                     f"set the {config.kind} keys of [webhooks] to receive change "
+                     "notifications (see docs/webhooks.md)"), settings
+    return _ok("webhook settings", f"listen {settings.listen}"), settings
+
+
+def check_transport(config: CrmtierConfig) -> SchemaCheck:
+    """Reference S7: HTTPS with certificate verification to the CRM."""
+    base = str(config.crm.get("base_url", ""))
+    if not base.startswith("https://"):
+        return _error("TLS to the CRM", f"base_url is not https: {base or '(empty)'}",
+                      "use the CRM's https:// URL")
+    bundle = str(config.crm.get("ca_bundle") or "")
+    if bundle and not (config.base_dir / bundle).expanduser().exists():
+        return _error("TLS to the CRM", f"ca_bundle {bundle} not found",
+                      "point crm.ca_bundle at the CA file, or remove it to use the system store")
+    return _ok("TLS to the CRM", "verified against " + (bundle or "the system trust store"))
+
+
+# --- the CRM ------------------------------------------------------------------------------
+
+
+def check_allowance(connector: Connector, api_share: float) -> SchemaCheck:
+    usage = connector.api_usage()
+    if not usage.allowance_limit:
+        return _warn("API allowance", "the CRM did not report its allowance to this connector",
+                     "check the CRM's API usage page before large backfills")
+    used = usage.allowance_used or 0
+    left = usage.allowance_limit - used
+    detail = f"{left:,} of {usage.allowance_limit:,} calls left today"
+    if used >= usage.allowance_limit * api_share:
+        return _warn("API allowance", detail + f"; more than api_share {api_share:.0%} used",
+                     "runs will pause at the quota guard; schedule backfills off-peak", ok=False)
+    return _ok("API allowance", detail)
+
+
+def check_rights(kind: str, crm_checks: list[SchemaCheck]) -> SchemaCheck | None:
+    """Reference S6. Where the connector itself checks the integration user's rights its
+    lines already say so; otherwise say plainly that they were not verified."""
+    if any(any(w in c.name.lower() for w in _RIGHTS_WORDS) for c in crm_checks):
+        return None
+    return _warn(
+        "integration user rights",
+        f"not verified by the {kind} connector",
+        f"make sure the user can read the mapped fields and edit only the tier fields "
+        f"({RIGHTS_DOC})",
+    )
+
+
+def _connector(config: CrmtierConfig) -> Connector:
+    return build_connector(config.crm, config.field_mapping(), config.writeback_config())
+
+
+# --- fixes --------------------------------------------------------------------------------
+
+
+def fix_zoho_channel(
+    connector: Connector, settings: WebhooksSettings | None
+) -> tuple[str, bool]:
+    """Register or renew the Zoho notification channel (watch API) for the receiver."""
+    ensure: Callable[..., Any] | None = getattr(connector, "ensure_channel", None)
+    if ensure is None:
+        return "this Zoho connector cannot register notification channels", False
+    if settings is None or not (settings.public_url and settings.zoho_channel_id
+                                and settings.zoho_token):
+        return ("set [webhooks] public_url, zoho_channel_id and zoho_token, then rerun "
+                "crmtier doctor --fix", False)
+    url = settings.public_url.rstrip("/") + "/webhooks/zoho"
+    status = ensure(url, settings.zoho_channel_id, settings.zoho_token)
+    expiry = f", expires {status.expiry:%Y-%m-%d %H:%M} UTC" if status.expiry else ""
+    return f"notification channel {status.channel_id} {status.action}{expiry}", True
+
+
+#: what a connector cannot create through its API, by CRM, said once in the fix output
+BY_HAND = {
+    "salesforce": "custom fields, External ID fields and campaigns are created in Setup (or "
+                  "by deploying the metadata in docs/admin-setup.md): this version has no "
+                  "Metadata API client",
+    "zoho": "fields and campaigns are created in Zoho CRM Setup > Modules and Fields",
+    "fxiaoke": "custom fields, the follow-up object and the workflow function (docs/"
+               "fxiaoke-apl.md) are created in the FXiaoke admin console",
+}
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def _glyph(check: SchemaCheck) -> str:
+    if check.ok and check.severity == "warning" and (check.fix or check.detail):
+        return "[yellow]![/yellow]"
+    if check.ok:
+        return "[green]✓[/green]"
+    return "[red]✗[/red]" if check.severity == "error" else "[yellow]![/yellow]"
+
+
+def print_checklist(console: Console, title: str, checks: list[SchemaCheck]) -> None:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for col in ("", "check", "detail", "fix"):
+        table.add_column(col, overflow="fold")
+    for c in checks:
+        fix = "" if c.ok and not c.fix else c.fix
+        table.add_row(_glyph(c), Text(c.name), Text(c.detail), Text(fix))
+    console.print(table)
+
+
+def is_error(check: SchemaCheck) -> bool:
+    return not check.ok and check.severity == "error"
+
+
+@click.command(name="doctor")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), required=True,
+              help="crmtier.toml")
+@click.option("--fix", is_flag=True,
+              help="Create what the CRM's API allows; print what must be done by hand.")
+def command(config_path: Path, fix: bool) -> None:
+    """Check (and with --fix, set up) a CRM org and the local set-up for crmtier."""
+    console = Console(soft_wrap=False)
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        click.echo(f"crmtier doctor: {exc}", err=True)
+        sys.exit(1)
+    local = [check_transport(config), check_policy(config), check_state(config, fix)]
+    webhook_check, settings = check_webhooks(config)
+    local.append(webhook_check)
+    print_checklist(console, f"local set-up ({config_path})", local)
+
+    try:
+        connector = _connector(config)
+    except (ConfigError, ConnectorError) as exc:
+        crm = [_error("connector configuration", str(exc),
+                      "fix [crm] in crmtier.toml and the environment it refers to")]
+        print_checklist(console, f"{config.kind}", crm)
+        sys.exit(_finish(console, local + crm))
+    try:
+        crm = list(connector.check())
+        if not any(is_error(c) for c in crm[:1]):  # reachable: usage is meaningful
+            crm.append(check_allowance(connector, float(config.crm.get("api_share", 0.2))))
+        rights = check_rights(config.kind, crm)
+        if rights is not None:
+            crm.append(rights)
+        print_checklist(console, f"{config.kind} ({config.crm.get('base_url', '')})", crm)
+        if fix:
+            _fix(console, config, connector, settings, crm)
+    finally:
+        connector.close()
+    sys.exit(_finish(console, local + crm))
+
+
+def _fix(
+    console: Console,
+    config: CrmtierConfig,
+    connector: Connector,
+    settings: WebhooksSettings | None,
+    checks: list[SchemaCheck],
+) -> None:
+    done: list[str] = []
+    by_hand: list[str] = []
+    if config.kind == "zoho" and any(
+        c.name.startswith("notifications") and (not c.ok or c.severity == "warning")
+        for c in checks
+    ):
+        try:
+            text, ok = fix_zoho_channel(connector, settings)
+        except (ConfigError, ConnectorError) as exc:
+            text, ok = str(exc), False
+        (done if ok else by_hand).append(text)
+    schema = [
+        f"{c.name}: {c.fix}"
+        for c in checks
+        if not c.ok and c.fix and not c.name.startswith("notifications")
+    ]
+    if schema and config.kind in BY_HAND:
+        schema.append(BY_HAND[config.kind])
+    by_hand += schema
+    for line in done:
+        console.print(f"[green]fixed[/green] {escape(line)}")
+    for line in by_hand:
+        console.print(f"[yellow]by hand[/yellow] {escape(line)}")
+    if not done and not by_hand:
+        console.print("nothing to fix")
+
+
+def _finish(console: Console, checks: list[SchemaCheck]) -> int:
+    errors = sum(is_error(c) for c in checks)
+    warnings = sum(c.severity == "warning" and (not c.ok or bool(c.fix)) for c in checks)
+    verdict = "[red]not ready[/red]" if errors else "[green]ready[/green]"
+    console.print(f"{verdict}: {errors} error(s), {warnings} warning(s)")
+    return 1 if errors else 0

@@ -1,0 +1,130 @@
+"""``crmtier doctor`` against the sandboxes: a healthy org passes, a broken one fails with
+the fix on the line, ``--fix`` does what the API allows and says what it cannot."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from connectors.sandbox.base import Sandbox, open_sandbox
+from crmtier.cli import cli
+
+
+def _available(crm: str) -> bool:
+    return all(
+        importlib.util.find_spec(m) is not None
+        for m in (f"connectors.sandbox.{crm}", f"connectors.{crm}.connector")
+    )
+
+
+needs = {
+    crm: pytest.mark.skipif(not _available(crm), reason=f"no {crm} connector in the tree")
+    for crm in ("salesforce", "zoho", "fxiaoke")
+}
+
+Setup = Callable[..., tuple[Sandbox, Path, dict[str, str]]]
+
+
+@pytest.fixture
+def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
+    """A started sandbox and its crmtier.toml (optionally edited), secrets in the env."""
+    started: list[Sandbox] = []
+
+    def make(crm: str, edit: Callable[[str], str] = lambda t: t) -> tuple[Sandbox, Path, dict]:
+        sandbox = open_sandbox(crm, data_dir=tmp_path / crm)
+        sandbox.seed(20)
+        sandbox.start()
+        started.append(sandbox)
+        text, env = sandbox.crmtier_config()
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        path = tmp_path / f"{crm}.toml"
+        path.write_text(edit(text), encoding="utf-8")
+        return sandbox, path, env
+
+    yield make
+    for sandbox in started:
+        sandbox.stop()
+
+
+def doctor(path: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["doctor", "--config", str(path), *args],
+                              env={"COLUMNS": "250"})
+
+
+@needs["salesforce"]
+def test_a_ready_org_passes_and_no_secret_is_printed(org: Setup) -> None:
+    _, path, env = org("salesforce")
+    result = doctor(path)
+    assert result.exit_code == 0, result.output
+    assert "ready: 0 error(s)" in result.output
+    for line in ("auth", "field Deposits__c", "write-back Value_Tier__c",
+                 "external id Task.Crmtier_Key__c", "campaign vip_events", "API allowance",
+                 "policy", "TLS to the CRM", "integration user rights"):
+        assert line in result.output, line
+    for secret in env.values():
+        assert secret not in result.output
+
+
+@needs["salesforce"]
+def test_a_missing_field_fails_with_its_fix_and_fix_says_it_is_by_hand(org: Setup) -> None:
+    _, path, _ = org(
+        "salesforce", lambda t: t.replace('"feedback.csat" = "CSAT__c"',
+                                          '"feedback.csat" = "Satisfaction__c"')
+    )
+    result = doctor(path)
+    assert result.exit_code == 1
+    assert "not ready: 1 error(s)" in result.output
+    assert "create Account.Satisfaction__c" in result.output
+    fixed = doctor(path, "--fix")
+    assert fixed.exit_code == 1  # nothing was created, so it is still not ready
+    assert "by hand field Satisfaction__c" in fixed.output
+    assert "no Metadata API client" in fixed.output.replace("\n", " ")
+
+
+@needs["salesforce"]
+def test_unset_secret_is_an_error_naming_the_variable(
+    org: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, path, env = org("salesforce")
+    name = next(k for k in env if k.endswith("CLIENT_SECRET"))
+    monkeypatch.delenv(name)
+    result = doctor(path)
+    assert result.exit_code == 1
+    assert name in result.output
+
+
+@needs["zoho"]
+def test_fix_registers_the_zoho_notification_channel(org: Setup) -> None:
+    sandbox, path, _ = org(
+        "zoho", lambda t: t.replace("[webhooks]\n",
+                                    '[webhooks]\npublic_url = "https://crmtier.bank.example"\n')
+    )
+    before = doctor(path)
+    assert "no notification channel watches" in before.output
+    fixed = doctor(path, "--fix")
+    assert fixed.exit_code == 0, fixed.output
+    assert "fixed notification channel" in fixed.output
+    channels = sandbox.channels()  # type: ignore[attr-defined]
+    assert [c.notify_url for c in channels] == ["https://crmtier.bank.example/webhooks/zoho"]
+    after = doctor(path)
+    assert "no notification channel watches" not in after.output
+
+
+@needs["zoho"]
+def test_zoho_fix_without_public_url_says_what_to_set(org: Setup) -> None:
+    _, path, _ = org("zoho")
+    fixed = doctor(path, "--fix")
+    assert "by hand set [webhooks] public_url" in fixed.output
+
+
+@needs["fxiaoke"]
+def test_fxiaoke_org_is_checked(org: Setup) -> None:
+    _, path, _ = org("fxiaoke")
+    result = doctor(path)
+    assert "FXiaoke API and credentials" in result.output
+    assert result.exit_code == 0, result.output
