@@ -36,6 +36,7 @@ import json
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,7 +70,7 @@ from connectors.sandbox.salesforce_schema import (
     to_sf_value,
 )
 from connectors.sandbox.salesforce_soql import Query, SoqlError, parse
-from connectors.sandbox.server import Request, Response, Router, SandboxServer
+from connectors.sandbox.server import DropConnection, Request, Response, Router, SandboxServer
 from connectors.sandbox.store import format_ts, open_store
 from connectors.sandbox.tls import make_tls
 
@@ -147,6 +148,7 @@ class SalesforceSandbox:
         self.client_id, self.client_secret = self._credentials()
         self._jwt_public: Any = None
         self._tokens: set[str] = set()
+        self._lost: Counter[str] = Counter()
         self._cursors: dict[str, QueryCursor] = {}
         self._lock = threading.Lock()
         self._add_routes()
@@ -413,7 +415,14 @@ class SalesforceSandbox:
     def drop_connections(self, *, kind: str = "*", times: int | None = 1) -> int:
         return self.server.inject(kind, drop=True, times=times, match=_data_call)
 
+    def lose_responses(self, kind: str, *, times: int = 1) -> None:
+        """The next ``times`` calls of ``kind`` are carried out, then the connection drops
+        before the answer: the client cannot tell whether its write happened."""
+        with self._lock:
+            self._lost[kind] += times
+
     def _on_reset(self) -> None:
+        self._lost.clear()
         self.api_used = 0
         self.org.locks.clear()
 
@@ -437,8 +446,11 @@ class SalesforceSandbox:
     def _limit_info(self) -> str:
         return f"api-usage={min(self.api_used, self.daily_api_limit * 2)}/{self.daily_api_limit}"
 
-    def _api(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
-        """Wrap a data handler: bearer token, daily allowance, ``Sforce-Limit-Info``."""
+    def _api(
+        self, handler: Callable[[Request], Response], kind: str
+    ) -> Callable[[Request], Response]:
+        """Wrap a data handler: bearer token, daily allowance, ``Sforce-Limit-Info``, and
+        responses a test asked to lose after the work is done."""
 
         def wrapped(request: Request) -> Response:
             auth = request.header("Authorization", "") or ""
@@ -456,6 +468,11 @@ class SalesforceSandbox:
                     response = _sf_error(404, "NOT_FOUND", "The requested resource does not exist")
                 else:
                     response = handler(request)
+                    with self._lock:
+                        lost = self._lost[kind] > 0
+                        self._lost[kind] -= lost
+                    if lost:
+                        raise DropConnection  # the save happened; the client never hears
             response.headers["Sforce-Limit-Info"] = self._limit_info()
             return response
 
@@ -555,7 +572,7 @@ class SalesforceSandbox:
             ),
         ]
         for method, path, handler, kind in table:
-            self.router.add(method, _DATA + path, self._api(handler), kind)
+            self.router.add(method, _DATA + path, self._api(handler, kind), kind)
 
     def _token(self, request: Request) -> Response:
         form = {k: v[0] for k, v in _form(request).items()}

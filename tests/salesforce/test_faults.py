@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from sf_helpers import FAST_RETRY, read_all, tier_updates
 
-from connectors.contract import TaskUpsert, WritePlan
+from connectors.contract import MembershipChange, TaskUpsert, WritePlan
 from connectors.errors import QuotaExhaustedError, RateLimitedError
 from tiering_core.models import TaskAction
 
@@ -134,3 +134,36 @@ def test_server_errors_are_retried_then_succeed(sandbox, connect):
     results = connector.apply(WritePlan(field_updates=tier_updates([sandbox.customer_id(0)])))
     assert [r.ok for r in results] == [True]
     assert sandbox.server.calls.count("collections_update") == 3
+
+
+@pytest.mark.parametrize("kind", ["collections_create", "collections_upsert", "collections_update"])
+def test_a_lost_answer_to_a_write_that_happened_is_retried_without_duplicates(
+    sandbox, connect, kind
+):
+    """The worst drop: the CRM saved, the answer never came. The retry must converge."""
+    connector = connect(sandbox, **FAST_RETRY)
+    read_all(connector)
+    ids = [sandbox.customer_id(i) for i in range(3)]
+    sandbox.lose_responses(kind)
+    plan = WritePlan(
+        field_updates=tier_updates(ids),
+        tasks=tuple(
+            TaskUpsert(
+                i,
+                TaskAction(
+                    rule="rm",
+                    subject="Call",
+                    priority="low",
+                    due=date(2027, 1, 1),
+                    dedupe_key=f"rm:{i}",
+                ),
+            )
+            for i in ids
+        ),
+        memberships=tuple(MembershipChange(i, "vip_events", True, f"vip:{i}") for i in ids),
+    )
+    assert all(r.ok for r in connector.apply(plan))
+    assert sandbox.server.calls.count(kind) == 2
+    assert sorted(t.external_id for t in sandbox.tasks()) == [f"rm:{i}" for i in ids]
+    assert sandbox.memberships() == {(i, "vip_events") for i in ids}
+    assert all(sandbox.written(i)["value_tier"] == "wealth" for i in ids)
