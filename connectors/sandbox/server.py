@@ -232,8 +232,13 @@ class SandboxServer:
         return f"{self._scheme}://{host!s}:{port}"
 
     def start(self) -> SandboxServer:
+        # A short poll interval: stop() returns in ~50 ms instead of up to 0.5 s, which
+        # adds up over the hundreds of sandboxes a test run starts.
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="sandbox", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="sandbox",
+            daemon=True,
         )
         self._thread.start()
         return self
