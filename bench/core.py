@@ -4,7 +4,9 @@ Targets on one core: validated ingest >= 100,000 records/s; vectorised tiering >
 1,000,000 customers/s; single-customer re-tier p99 <= 1 ms. The stages are reported
 separately because they cost very different amounts:
 
-  ingest        dicts -> CustomerProfile (pydantic validation), per record
+  ingest        dicts -> CustomerProfile (pydantic validation), per record; streamed in
+                chunks as the CLI and sync pages do, and all kept alive (where Python's
+                garbage collector, scanning a growing heap, costs more than validation)
   columnarise   profiles -> numpy columns (the one per-record loop of the batch path)
   evaluate      columns -> every tier, score, risk level, reason and DQ mask (vectorised)
   materialise   evaluation -> Assessment objects with reasons, DQ issues and CRM actions
@@ -36,6 +38,7 @@ from tiering_core.models import CustomerProfile
 from tiering_core.policy import load_policy
 
 AS_OF = date(2026, 11, 28)
+STREAM_CHUNK = 2_000  # crmtier tier assesses 2,000 records at a time
 
 
 def median_seconds(fn: Callable[[], Any], runs: int) -> tuple[float, float]:
@@ -77,17 +80,26 @@ def main() -> None:
     # service holding its working set would), so the figures measure validation, not GC
     # passes over a million generator-made dicts.
     gc.freeze()
+    def ingest_streamed() -> None:
+        """As ``crmtier tier`` and the sync pages do: validate a chunk, hand it on, drop it."""
+        for start in range(0, len(raw), STREAM_CHUNK):
+            chunk = []
+            for record in raw[start : start + STREAM_CHUNK]:
+                # the generator's text-in-a-number records are unreadable: skipped, as the CLI does
+                with contextlib.suppress(ValidationError):
+                    chunk.append(CustomerProfile.model_validate(record))
+
     profiles: list[CustomerProfile] = []
 
-    def ingest() -> None:
+    def ingest_all() -> None:
         profiles.clear()
         for record in raw:
-            # the generator's text-in-a-number records are unreadable: the CLI skips them too
             with contextlib.suppress(ValidationError):
                 profiles.append(CustomerProfile.model_validate(record))
 
-    rate("ingest (dict -> CustomerProfile)", len(raw), median_seconds(ingest, args.runs),
-         "target >= 100,000/s")
+    rate(f"ingest, streamed in chunks of {STREAM_CHUNK:,}", len(raw),
+         median_seconds(ingest_streamed, args.runs), "target >= 100,000/s")
+    rate("ingest, all kept in memory (GC-bound)", len(raw), median_seconds(ingest_all, args.runs))
     print(f"  {len(raw) - len(profiles):,} of {len(raw):,} generated records were unreadable")
 
     cols = Columns.from_profiles(profiles, policy)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -130,7 +131,10 @@ def materialise(
 ) -> list[Assessment]:
     reasons = _reasons_by_row(profiles, ev.reasons)
     issues = _issues_by_row(profiles, ev.issues)
-    review = _next_review_by_level(policy, as_of)
+    months = policy.aml.review_months
+    review = _next_review_by_level(
+        (months.low, months.medium, months.high), policy.aml.new_customer.working_days, as_of
+    )
     sl = policy.service_levels
     value_tier = [VALUE_TIERS[c] for c in ev.value_tier.tolist()]
     needs_tier = [NEEDS_TIERS[c] for c in ev.needs_tier.tolist()]
@@ -180,14 +184,19 @@ def materialise(
     return out
 
 
-def _next_review_by_level(policy: Policy, as_of: date) -> dict[str, date]:
-    months = policy.aml.review_months
+@lru_cache(maxsize=64)
+def _next_review_by_level(
+    months: tuple[int, int, int], working_days: int, as_of: date
+) -> dict[str, date]:
+    """Review dates by AML level (low, medium, high months; prohibited as high; unrated
+    within the new-customer working days). Cached: a day's webhooks share one as_of."""
+    low, medium, high = months
     return {
-        "low": add_months(as_of, months.low),
-        "medium": add_months(as_of, months.medium),
-        "high": add_months(as_of, months.high),
-        "prohibited": add_months(as_of, months.high),
-        "unrated": add_working_days(as_of, policy.aml.new_customer.working_days),
+        "low": add_months(as_of, low),
+        "medium": add_months(as_of, medium),
+        "high": add_months(as_of, high),
+        "prohibited": add_months(as_of, high),
+        "unrated": add_working_days(as_of, working_days),
     }
 
 

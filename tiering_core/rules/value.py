@@ -144,6 +144,12 @@ def _hysteresis(
     prev = cols.enum["previous_value_tier"]
     rated = qualified != UNRATED_TIER
     has_prev = (prev >= 0) & rated
+    if not has_prev.any():  # nobody to hold or upgrade: first assessments, most backfills
+        none = np.zeros(cols.n, dtype=np.bool_)
+        nan = np.full(cols.n, np.nan)
+        since = np.where(rated, np.nan, cols.below_floor_since)
+        return _Hysteresis(qualified, np.full(cols.n, -1, dtype=np.int8), since,
+                           floor_by_code[np.full(cols.n, UNRATED_TIER)], none, none, none, nan)
     upgraded_from = np.where(has_prev & (qualified < prev), prev, -1).astype(np.int8)
     falling = has_prev & (qualified > prev)
     prev_floor = floor_by_code[np.where(prev >= 0, prev, UNRATED_TIER)]
