@@ -11,7 +11,7 @@ rerun never duplicates anything.
 
 from __future__ import annotations
 
-import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +39,6 @@ from connectors.salesforce.mapping import from_crm_value, to_crm_value
 from connectors.salesforce.schema_check import run_checks
 from tiering_core.models import CustomerProfile, DQIssue
 
-log = logging.getLogger(__name__)
 BATCH = 200
 _PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
 
@@ -85,7 +84,7 @@ class SalesforceConnector:
             webhook_kind="outbound_message",
             campaign_member_object=settings.campaign_member_object,
         )
-        self._person_contacts: dict[str, str | None] = {}
+        self._person_contacts = PersonContacts()
 
     def __repr__(self) -> str:
         s = self.settings
@@ -391,6 +390,28 @@ class SalesforceConnector:
 
     def close(self) -> None:
         self.client.close()
+
+
+class PersonContacts:
+    """Account id → its Person Contact id (None for a business account), for the records
+    read most recently: a membership write usually follows the page that was just read, so
+    a bounded cache saves the look-up without holding a million ids."""
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, str | None] = OrderedDict()
+
+    def __setitem__(self, account_id: str, contact_id: str | None) -> None:
+        self._ids[account_id] = contact_id
+        self._ids.move_to_end(account_id)
+        while len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+
+    def __contains__(self, account_id: object) -> bool:
+        return account_id in self._ids
+
+    def get(self, account_id: str) -> str | None:
+        return self._ids.get(account_id)
 
 
 def _result(

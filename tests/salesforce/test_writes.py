@@ -9,6 +9,7 @@ import pytest
 from sf_helpers import read_all, tier_updates
 
 from connectors.contract import FieldUpdate, MembershipChange, TaskUpsert, WritePlan
+from connectors.sandbox.salesforce_schema import person_contact_id as sandbox_contact
 from tiering_core.models import TaskAction
 
 
@@ -135,3 +136,26 @@ def test_update_of_unmapped_outputs_only_costs_no_call(sandbox_factory, connect)
     assert [r.ok for r in results] == [True]
     assert sandbox.write_calls() == 0
     assert "aml_risk" not in sandbox.written(sandbox.customer_id(0))
+
+
+def test_members_of_customers_not_read_yet_are_resolved_with_one_lookup(sandbox_factory, connect):
+    """Person Accounts join as their Person Contact, business Accounts as the Account."""
+    sandbox = sandbox_factory("salesforce", customers=60)
+    reader = connect(sandbox)
+    kinds = {r.profile.id: r.profile.kind for r in read_all(reader)}
+    connector = connect(sandbox)  # a fresh connector: nothing cached
+    ids = list(kinds)[:40]
+    sandbox.server.calls.reset()
+    changes = tuple(MembershipChange(i, "affluent_offers", True, f"a:{i}") for i in ids)
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=changes)))
+    # 1 lookup of existing members + 1 of person contacts, then 1 create
+    assert sandbox.server.calls.count("query") == 2
+    assert sandbox.server.calls.count("collections_create") == 1
+    assert sandbox.memberships() == {(i, "affluent_offers") for i in ids}
+    assert {kinds[i] for i in ids} == {"individual", "corporate"}
+    members = {
+        d.get("ContactId") or d.get("AccountId") for _, _, d in sandbox.store.scan("CampaignMember")
+    }
+    for i in ids:
+        expected = sandbox_contact(i) if kinds[i] == "individual" else i
+        assert expected in members
