@@ -71,8 +71,9 @@ def _json_ack(new_events: int) -> Response:
     return JSONResponse({"ok": True, "new_events": new_events})
 
 
-def _endpoints(settings: WebhooksSettings) -> list[Endpoint]:
-    """The routes this configuration can verify."""
+def _endpoints(settings: WebhooksSettings, own_fields: frozenset[str]) -> list[Endpoint]:
+    """The routes this configuration can verify; ``own_fields`` are the CRM fields crmtier
+    writes (notifications that only echo them are dropped, see ``connectors/zoho/webhook``)."""
     window = settings.replay_window_seconds
     endpoints = []
     if settings.salesforce_org_id:
@@ -93,7 +94,9 @@ def _endpoints(settings: WebhooksSettings) -> list[Endpoint]:
                 "zoho",
                 zoho.CONTENT_TYPES,
                 settings.max_json_bytes,
-                lambda _h, body, _now: zoho.verify_and_parse(body, token=token, channel_id=channel),
+                lambda _h, body, _now: zoho.verify_and_parse(
+                    body, token=token, channel_id=channel, own_fields=own_fields
+                ),
                 _json_ack,
             )
         )
@@ -154,6 +157,7 @@ def create_app(
     *,
     metrics: Metrics | None = None,
     api_calls: Callable[[], Mapping[str, int]] | None = None,
+    own_fields: frozenset[str] = frozenset(),
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The receiver for ``settings``, persisting into ``inbox``.
@@ -205,7 +209,7 @@ def create_app(
 
     routes = [
         Route(f"/webhooks/{endpoint.name}", partial(receive, endpoint), methods=["POST"])
-        for endpoint in _endpoints(settings)
+        for endpoint in _endpoints(settings, own_fields)
     ]
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
@@ -231,4 +235,4 @@ def _count_events(metrics: Metrics, new: int, duplicates: int) -> None:
 
 def configured_routes(settings: WebhooksSettings) -> Sequence[str]:
     """The notification routes this configuration mounts (for ``crmtier serve``'s banner)."""
-    return [f"/webhooks/{endpoint.name}" for endpoint in _endpoints(settings)]
+    return [f"/webhooks/{endpoint.name}" for endpoint in _endpoints(settings, frozenset())]

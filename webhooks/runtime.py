@@ -65,6 +65,7 @@ class Realtime:
             self.inbox,
             metrics=self.metrics,
             api_calls=lambda: connector.api_usage().calls,
+            own_fields=frozenset(engine.writeback.fields.values()),
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -9,6 +9,12 @@ size.
 A callback lists record ``ids`` and an ``operation`` (``insert|update|delete``). It carries
 no record version and no notification id, so the dedupe key is the tuple Zoho repeats on a
 redelivery: ``(channel_id, server_time, operation, record id)`` (W4). One event per id.
+
+crmtier's own write-back is an edit too, and Zoho notifies it (``"trigger": []`` on the write
+does not suppress notifications). An ``update`` whose ``affected_fields`` for a record are
+all fields crmtier itself writes (``own_fields``) is that echo and is dropped here, which
+saves a CRM read per write; anything else, or an unrecognised ``affected_fields`` shape,
+is kept (re-processing an echo writes nothing anyway).
 """
 
 from __future__ import annotations
@@ -28,7 +34,13 @@ MAX_TOKEN = 50
 _OPERATIONS: dict[str, Operation] = {"insert": "create", "update": "update", "delete": "delete"}
 
 
-def verify_and_parse(body: bytes, *, token: SecretStr, channel_id: str) -> list[ChangeEvent]:
+def verify_and_parse(
+    body: bytes,
+    *,
+    token: SecretStr,
+    channel_id: str,
+    own_fields: frozenset[str] = frozenset(),
+) -> list[ChangeEvent]:
     """The change events of one callback for the channel ``channel_id``.
 
     Raises ``WebhookRejected``: 400 malformed, 401 missing or wrong token, 403 another
@@ -51,6 +63,7 @@ def verify_and_parse(body: bytes, *, token: SecretStr, channel_id: str) -> list[
     server_time = payload.get("server_time")
     if not isinstance(server_time, int):
         raise WebhookRejected(400, "server_time must be epoch milliseconds")
+    echoes = _echoes(payload.get("affected_fields"), own_fields) if operation == "update" else set()
     return [
         ChangeEvent(
             crm="zoho",
@@ -59,4 +72,19 @@ def verify_and_parse(body: bytes, *, token: SecretStr, channel_id: str) -> list[
             operation=operation,
         )
         for record_id in dict.fromkeys(ids)
+        if str(record_id) not in echoes
     ]
+
+
+def _echoes(affected: object, own_fields: frozenset[str]) -> set[str]:
+    """Record ids whose changed fields (``[{"<id>": ["Field", ...]}, ...]``) are all ours."""
+    if not own_fields or not isinstance(affected, list):
+        return set()
+    echoes = set()
+    for entry in affected:
+        if not isinstance(entry, dict):
+            continue
+        for record_id, fields in entry.items():
+            if isinstance(fields, list) and fields and set(fields) <= own_fields:
+                echoes.add(str(record_id))
+    return echoes

@@ -253,3 +253,12 @@ def test_serve_registers_the_zoho_channel_that_then_delivers(
     target = _upgradable(stack)[0]
     stack.sandbox.edit_customer(target, PRIVATE)
     wait_until(lambda: stack.tier(target) == "private", what="the customer to become private")
+    # crmtier's own write comes back as a callback; it only names crmtier's fields, so it is
+    # acknowledged but not stored: no second CRM read for an echo.
+    stack.sandbox.deliveries(wait_for=2, timeout=30)  # type: ignore[attr-defined]
+    metrics = stack.realtime.metrics
+    wait_until(
+        lambda: metrics.value("crmtier_webhook_requests_total", route="zoho", status="200") >= 2,
+        what="the echo to be acknowledged",
+    )
+    assert metrics.value("crmtier_webhook_events_total", outcome="accepted") == 1

@@ -360,3 +360,22 @@ def test_salesforce_ack_is_the_documented_soap_response() -> None:
 def test_decode_secret_round_trip() -> None:
     raw = b"k" * 32
     assert sw.decode_secret("whsec_" + base64.b64encode(raw).decode()) == raw
+
+
+def test_zoho_echo_of_our_own_write_is_dropped() -> None:
+    own = frozenset({"Value_Tier", "Tier_Reasons"})
+
+    def callback(affected: object, operation: str = "update") -> bytes:
+        payload = json.loads(zoho_callback(["1", "2"], operation=operation))
+        payload["affected_fields"] = affected
+        return json.dumps(payload).encode()
+
+    def ids(body: bytes) -> list[str]:
+        events = zoho.verify_and_parse(body, token=TOKEN, channel_id=ZOHO_CHANNEL, own_fields=own)
+        return [e.customer_id for e in events]
+
+    assert ids(callback([{"1": ["Value_Tier"]}, {"2": ["Value_Tier", "Deposits"]}])) == ["2"]
+    assert ids(callback([{"1": ["Value_Tier"]}, {"2": ["Tier_Reasons"]}])) == []
+    assert ids(callback([{"1": []}, {"2": ["Deposits"]}])) == ["1", "2"]  # unknown: keep
+    assert ids(callback("not a list")) == ["1", "2"]
+    assert ids(callback([{"1": ["Value_Tier"]}], operation="insert")) == ["1", "2"]
