@@ -181,9 +181,7 @@ class ZohoSandbox:
         body = mapping_text[mapping_text.index("[mapping]") :]
         lines += ["", body.rstrip(), "", "[policy]", 'file = ""', "", "[state]"]
         lines.append(f"url = {_toml_value('sqlite:///' + str(self.data_dir / 'crmtier.db'))}")
-        # the receiver is local too: `crmtier serve` registers the channel at public_url
         lines += ["", "[webhooks]", 'listen = "127.0.0.1:8080"']
-        lines.append('public_url = "http://127.0.0.1:8080"')
         lines.append(f'zoho_token = "env:{token_env}"')
         lines.append(f'zoho_channel_id = "{self.channel_id}"')
         return "\n".join(lines) + "\n", env
