@@ -13,6 +13,7 @@ replayed for an examiner with the date it was made.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -127,6 +128,24 @@ def assess(profile: CustomerProfile, policy: Policy, as_of: date) -> Assessment:
 
 
 def materialise(
+    profiles: Sequence[CustomerProfile], ev: Evaluation, policy: Policy, as_of: date
+) -> list[Assessment]:
+    """One Assessment per customer, in input order.
+
+    Python's cyclic garbage collector is paused while the batch is built: every object made
+    here is acyclic and kept, so the collector's repeated scans of the growing result would
+    cost as much as building it (measured: about half the time). The previous state is
+    restored afterwards, whatever happens."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _materialise(profiles, ev, policy, as_of)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _materialise(
     profiles: Sequence[CustomerProfile], ev: Evaluation, policy: Policy, as_of: date
 ) -> list[Assessment]:
     reasons = _reasons_by_row(profiles, ev.reasons)
