@@ -21,7 +21,6 @@ the helpers here: ``expire_tokens``, ``rate_limit_next``, ``reject_record``.
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
 import uuid
@@ -33,7 +32,14 @@ from typing import Any
 
 from connectors.mapping import load_default_mapping
 from connectors.sandbox.base import SandboxInfo, SandboxTask
-from connectors.sandbox.fxiaoke_auth import Style, TokenIssuer
+from connectors.sandbox.fxiaoke_auth import (
+    ACTING_USER,
+    TENANT_EA,
+    ApiError,
+    Credentials,
+    TenantAuth,
+    TokenIssuer,
+)
 from connectors.sandbox.fxiaoke_control import install_control_routes
 from connectors.sandbox.fxiaoke_push import WorkflowPush
 from connectors.sandbox.fxiaoke_query import QueryError, as_row, from_ms, parse, run, to_ms
@@ -56,14 +62,6 @@ TENANT_TZ = timezone(timedelta(hours=8), "CST")
 _WRITE_KINDS = ("update", "custom_update", "create", "custom_create", "invalid", "custom_invalid")
 _DATA_VERBS = ("query", "get", "create", "update", "invalid")
 Payload = dict[str, Any]
-
-
-class ApiError(Exception):
-    def __init__(self, code: int, message: str, description: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.description = description or message
 
 
 def envelope(
@@ -126,7 +124,14 @@ class FxiaokeSandbox:
         self.objects = build_objects(self.mapping)
         self.store = open_store(self.data_dir)
         self._tls = make_tls(self.data_dir)
-        self.tokens = TokenIssuer(clock)
+        # Credentials kept in the data dir, so a restarted sandbox matches its crmtier.toml.
+        creds = Credentials.load_or_create(self.data_dir / "credentials.json")
+        self.auth = TenantAuth(creds, TokenIssuer(clock))
+        self.tokens = self.auth.tokens
+        self.app_id, self.app_secret = creds.app_id, creds.app_secret
+        self.permanent_code, self.corp_id = creds.permanent_code, creds.corp_id
+        self.push_secret = creds.push_secret
+        self.ea, self.open_user_id = TENANT_EA, ACTING_USER
         self.rate_calls, self.rate_window = rate_calls, rate_window
         self.token_calls_per_minute = token_calls_per_minute
         self.daily_quota = daily_quota
@@ -136,16 +141,6 @@ class FxiaokeSandbox:
         self._quota_lock = threading.Lock()
         self._rejections: dict[str, list[Any]] = {}
         self._rejections_lock = threading.Lock()
-        # Credentials, named as FXiaoke names them; kept in the data dir so a restarted
-        # sandbox still matches the crmtier.toml it wrote.
-        creds = _credentials(self.data_dir / "credentials.json")
-        self.app_id = creds["app_id"]
-        self.app_secret = creds["app_secret"]
-        self.permanent_code = creds["permanent_code"]
-        self.corp_id = creds["corp_id"]
-        self.push_secret = creds["push_secret"]
-        self.ea = "700001"
-        self.open_user_id = "1000"
         self.push = WorkflowPush(tenant_id=self.ea)
         router = Router()
         self._add_routes(router)
@@ -382,8 +377,10 @@ class FxiaokeSandbox:
     # --- wire ---------------------------------------------------------------------------
 
     def _add_routes(self, router: Router) -> None:
-        router.add("POST", "/cgi/corpAccessToken/get/V2", self._token(self._corp_token), "token")
-        router.add("POST", "/oauth2.0/token", self._token(self._oauth2_token), "oauth2_token")
+        router.add(
+            "POST", "/cgi/corpAccessToken/get/V2", self._token(self.auth.corp_token), "token"
+        )
+        router.add("POST", "/oauth2.0/token", self._token(self.auth.oauth2_token), "oauth2_token")
         router.add("POST", "/cgi/crm/v2/object/describe", self._wrap(self._describe), "describe")
         for verb in _DATA_VERBS:
             handler = getattr(self, f"_{verb}")
@@ -417,7 +414,7 @@ class FxiaokeSandbox:
                 return error_response(30002, "当天访问频次超限", "0点重新统计")
             try:
                 body = _json_object(request)
-                problem = self._authenticate(request, body)
+                problem = self.auth.authenticate(request, body)
                 if problem is not None:
                     return error_response(*problem)
                 data = body.get("data")
@@ -456,62 +453,6 @@ class FxiaokeSandbox:
         with self._quota_lock:
             self._quota_used += 1
             return self.daily_quota is None or self._quota_used <= self.daily_quota
-
-    # --- auth ---------------------------------------------------------------------------
-
-    def _check_app(self, body: Payload) -> None:
-        if not (
-            secrets.compare_digest(str(body.get("appId", "")).encode(), self.app_id.encode())
-            and secrets.compare_digest(
-                str(body.get("appSecret", "")).encode(), self.app_secret.encode()
-            )
-        ):
-            raise ApiError(20006, "appId或appSecret错误")
-        offered = str(body.get("permanentCode", "")).encode()
-        if not secrets.compare_digest(offered, self.permanent_code.encode()):
-            raise ApiError(20015, "永久授权码错误")
-
-    def _corp_token(self, body: Payload) -> Payload:
-        self._check_app(body)
-        token = self.tokens.issue("corp")
-        left = round(token.expires - self.tokens.now())
-        return {"corpAccessToken": token.value, "corpId": self.corp_id, "expiresIn": left}
-
-    def _oauth2_token(self, body: Payload) -> Payload:
-        if body.get("grantType") != "app_secret":
-            raise ApiError(15002, "grantType must be app_secret for a server-to-server app")
-        self._check_app(body)
-        token = self.tokens.issue("oauth2")
-        left = round(token.expires - self.tokens.now())
-        return {
-            "openUserId": self.corp_id,
-            "accessToken": token.value,
-            "expiresIn": left,
-            "appId": self.app_id,
-            "ea": self.ea,
-        }
-
-    def _authenticate(self, request: Request, body: Payload) -> tuple[int, str] | None:
-        bad = (20016, "the cropId,cropAccessToken or authorization is error")
-        bearer = request.header("authorization")
-        if bearer:
-            scheme, _, value = bearer.partition(" ")
-            if scheme.lower() != "bearer" or not self.tokens.valid(value.strip(), "oauth2"):
-                return bad
-            if request.header("x-fs-ea") != self.ea:
-                return bad
-            if not request.header("x-fs-userid"):
-                return (10001, "缺少参数x-fs-userid")
-            return None
-        token = body.get("corpAccessToken")
-        if not token:
-            return (20017, "corpAccessToken为必填项")
-        style: Style = "corp"
-        if body.get("corpId") != self.corp_id or not self.tokens.valid(str(token), style):
-            return bad
-        if not body.get("currentOpenUserId"):
-            return (10001, "缺少参数currentOpenUserId")
-        return None
 
     # --- data ---------------------------------------------------------------------------
 
@@ -632,22 +573,6 @@ class FxiaokeSandbox:
                 for key, cid in self.mapping.writeback.campaigns.items()
             ],
         )
-
-
-def _credentials(path: Path) -> dict[str, str]:
-    if path.exists():
-        stored: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
-        return stored
-    creds = {
-        "app_id": "FSAID_" + secrets.token_hex(4),
-        "app_secret": secrets.token_hex(16),
-        "permanent_code": secrets.token_hex(16).upper(),
-        "corp_id": "FSCID_" + secrets.token_hex(4).upper(),
-        "push_secret": secrets.token_urlsafe(24),
-    }
-    path.touch(mode=0o600)
-    path.write_text(json.dumps(creds), encoding="utf-8")
-    return creds
 
 
 def _kind_of(path: str) -> str:

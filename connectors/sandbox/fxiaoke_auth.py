@@ -16,14 +16,21 @@ can age tokens without waiting two hours.
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from connectors.sandbox.server import Request
 
 Style = Literal["corp", "oauth2"]
+Payload = dict[str, Any]
+TENANT_EA = "700001"  # the enterprise account the oauth2 token names
+ACTING_USER = "1000"  # the CRM employee id crmtier acts as (x-fs-userid)
 LIFETIME_SECONDS = 7200.0
 SAME_TOKEN_SECONDS = 6600.0
 
@@ -79,3 +86,99 @@ class TokenIssuer:
         """Every issued token expires now: the next API call answers 20016."""
         with self._lock:
             self._issued.clear()
+
+
+class ApiError(Exception):
+    """A failed FXiaoke call: answered HTTP 200 with this ``errorCode``."""
+
+    def __init__(self, code: int, message: str, description: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.description = description or message
+
+
+@dataclass(frozen=True)
+class Credentials:
+    app_id: str
+    app_secret: str
+    permanent_code: str
+    corp_id: str
+    push_secret: str  # the workflow push's shared HMAC secret
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> Credentials:
+        if path.exists():
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        creds = cls(
+            app_id="FSAID_" + secrets.token_hex(4),
+            app_secret=secrets.token_hex(16),
+            permanent_code=secrets.token_hex(16).upper(),
+            corp_id="FSCID_" + secrets.token_hex(4).upper(),
+            push_secret=secrets.token_urlsafe(24),
+        )
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(asdict(creds)), encoding="utf-8")
+        return creds
+
+
+def _same(offered: Any, expected: str) -> bool:
+    return hmac.compare_digest(str(offered or "").encode(), expected.encode())
+
+
+class TenantAuth:
+    """The two token endpoints and the check every API call passes."""
+
+    def __init__(self, creds: Credentials, tokens: TokenIssuer) -> None:
+        self.creds = creds
+        self.tokens = tokens
+
+    def _check_app(self, body: Mapping[str, Any]) -> None:
+        c = self.creds
+        if not (_same(body.get("appId"), c.app_id) and _same(body.get("appSecret"), c.app_secret)):
+            raise ApiError(20006, "appId或appSecret错误")
+        if not _same(body.get("permanentCode"), c.permanent_code):
+            raise ApiError(20015, "永久授权码错误")
+
+    def corp_token(self, body: Payload) -> Payload:
+        self._check_app(body)
+        token = self.tokens.issue("corp")
+        left = round(token.expires - self.tokens.now())
+        return {"corpAccessToken": token.value, "corpId": self.creds.corp_id, "expiresIn": left}
+
+    def oauth2_token(self, body: Payload) -> Payload:
+        if body.get("grantType") != "app_secret":
+            raise ApiError(15002, "grantType must be app_secret for a server-to-server app")
+        self._check_app(body)
+        token = self.tokens.issue("oauth2")
+        return {
+            "openUserId": self.creds.corp_id,
+            "accessToken": token.value,
+            "expiresIn": round(token.expires - self.tokens.now()),
+            "appId": self.creds.app_id,
+            "ea": TENANT_EA,
+        }
+
+    def authenticate(self, request: Request, body: Mapping[str, Any]) -> tuple[int, str] | None:
+        """None when the call carries valid credentials, else the (errorCode, message)."""
+        bad = (20016, "the cropId,cropAccessToken or authorization is error")
+        bearer = request.header("authorization")
+        if bearer:
+            scheme, _, value = bearer.partition(" ")
+            if scheme.lower() != "bearer" or not self.tokens.valid(value.strip(), "oauth2"):
+                return bad
+            if request.header("x-fs-ea") != TENANT_EA:
+                return bad
+            if not request.header("x-fs-userid"):
+                return (10001, "缺少参数x-fs-userid")
+            return None
+        token = body.get("corpAccessToken")
+        if not token:
+            return (20017, "corpAccessToken为必填项")
+        if not _same(body.get("corpId"), self.creds.corp_id) or not self.tokens.valid(
+            str(token), "corp"
+        ):
+            return bad
+        if not body.get("currentOpenUserId"):
+            return (10001, "缺少参数currentOpenUserId")
+        return None
