@@ -17,7 +17,8 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,6 +26,8 @@ from typing import IO, Any, get_origin
 
 import click
 from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import Progress
 
 from connectors.mapping import CANONICAL_TYPES, _set_path
 from tiering_core.engine import assess_batch
@@ -32,6 +35,7 @@ from tiering_core.models import CustomerProfile, Previous
 from tiering_core.policy import Policy, PolicyError, load_policy
 
 CHUNK = 2_000  # records assessed together: vectorised, with bounded memory
+PROGRESS_MIN_BYTES = 5_000_000  # smaller files finish before a bar is worth drawing
 LIST_SEPARATOR = ";"
 _LIST_COLUMNS = frozenset(path for path, typ in CANONICAL_TYPES.items() if get_origin(typ) is tuple)
 
@@ -61,7 +65,7 @@ def _profile(line: int, data: Any) -> CustomerProfile | list[Problem]:
         ]
 
 
-def read_jsonl(stream: IO[str]) -> Iterator[tuple[int, CustomerProfile | list[Problem]]]:
+def read_jsonl(stream: Iterable[str]) -> Iterator[tuple[int, CustomerProfile | list[Problem]]]:
     for number, text in enumerate(stream, start=1):
         if not text.strip():
             continue
@@ -73,7 +77,7 @@ def read_jsonl(stream: IO[str]) -> Iterator[tuple[int, CustomerProfile | list[Pr
         yield number, _profile(number, data)
 
 
-def read_csv(stream: IO[str]) -> Iterator[tuple[int, CustomerProfile | list[Problem]]]:
+def read_csv(stream: Iterable[str]) -> Iterator[tuple[int, CustomerProfile | list[Problem]]]:
     reader = csv.DictReader(stream)
     columns = reader.fieldnames or []
     known = set(CANONICAL_TYPES) | {"id"} | {f"previous.{k}" for k in Previous.model_fields}
@@ -112,7 +116,7 @@ def _chunks(
 
 
 def run(
-    source: IO[str], fmt: str, policy: Policy, as_of: date, out: IO[str], err: IO[str]
+    source: Iterable[str], fmt: str, policy: Policy, as_of: date, out: IO[str], err: IO[str]
 ) -> tuple[int, int]:
     """Assess every readable record of ``source``; return (assessed, skipped)."""
     records = read_csv(source) if fmt == "csv" else read_jsonl(source)
@@ -124,6 +128,24 @@ def run(
             out.write("\n")
         assessed += len(batch)
     return assessed, skipped
+
+
+@contextmanager
+def _progress(path: Path) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr for an interactive run over a large file; silent otherwise
+    (pipes, CI, tests), so stderr carries only the per-line problems and the summary."""
+    if not sys.stderr.isatty() or path.stat().st_size < PROGRESS_MIN_BYTES:
+        yield lambda _: None
+        return
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task(f"assessing {path.name}", total=path.stat().st_size)
+        yield lambda n: bar.advance(task, n)
+
+
+def _counted(lines: Iterable[str], advance: Callable[[int], None]) -> Iterator[str]:
+    for line in lines:
+        advance(len(line.encode("utf-8")))
+        yield line
 
 
 @click.command(name="tier")
@@ -151,12 +173,15 @@ def command(
     if fmt == "auto":
         fmt = "csv" if input_path.suffix.lower() == ".csv" else "jsonl"
     try:
-        with input_path.open(encoding="utf-8-sig", newline="") as source:
+        with input_path.open(encoding="utf-8-sig", newline="") as source, _progress(
+            input_path
+        ) as advance:
+            lines = _counted(source, advance)
             if output_path is None:
-                assessed, skipped = run(source, fmt, policy, day, sys.stdout, sys.stderr)
+                assessed, skipped = run(lines, fmt, policy, day, sys.stdout, sys.stderr)
             else:
                 with output_path.open("w", encoding="utf-8") as out:
-                    assessed, skipped = run(source, fmt, policy, day, out, sys.stderr)
+                    assessed, skipped = run(lines, fmt, policy, day, out, sys.stderr)
     except UnicodeDecodeError as exc:
         raise FatalInput(f"{input_path}: not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
