@@ -337,6 +337,25 @@ def test_a_create_lost_in_transit_is_not_duplicated(
     assert sandbox.server.calls.count("custom_create") == 2
 
 
+def test_dropped_connections_never_duplicate_tasks(
+    make_sandbox: MakeSandbox, connect: Connect
+) -> None:
+    """R9 in small: every fourth create and lookup is reset; the plan still converges to
+    exactly one task per key."""
+    sandbox = make_sandbox(customers=40)
+    counter = iter(range(10**6))
+    flaky = lambda _: next(counter) % 4 == 1  # noqa: E731
+    sandbox.server.inject("custom_create", drop=True, times=None, match=flaky)
+    sandbox.server.inject("custom_query", drop=True, times=None, match=flaky)
+    connector = connect(sandbox, sleep=lambda _: None)
+    plan = WritePlan(tasks=tuple(task(i) for i in range(40)))
+    assert all(r.ok for r in connector.apply(plan))
+    assert all(r.ok for r in connector.apply(plan))
+    keys = sorted(t.external_id for t in sandbox.tasks())
+    assert keys == sorted({t.task.dedupe_key for t in plan.tasks})
+    assert sandbox.server.calls.count("custom_create") > 40  # some were lost and redone
+
+
 def test_duplicate_tasks_heal_on_the_next_write(sandbox: FxiaokeSandbox, connect: Connect) -> None:
     connector = connect(sandbox)
     assert all(r.ok for r in connector.apply(WritePlan(tasks=(task(7),))))
