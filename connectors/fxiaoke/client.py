@@ -59,6 +59,15 @@ def endpoint_kind(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
+class _InTransit(Exception):
+    """A non-replayable call failed in transit; carries the TransientError out of the retry
+    loop, which must not repeat it."""
+
+    def __init__(self, error: TransientError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass(frozen=True)
 class Token:
     value: str
@@ -131,29 +140,38 @@ class FxiaokeClient:
         *,
         top: Mapping[str, Any] | None = None,
         record_id: str | None = None,
-        retry: bool = True,
+        replay_safe: bool = True,
     ) -> dict[str, Any]:
         """POST ``{"data": data, **top}`` with auth; return the whole success envelope.
 
         ``record_id`` marks a single-record write, so data errors come back as
-        ``RecordError``. ``retry=False`` makes exactly one attempt (creates, whose blind
-        repetition could duplicate a record; the caller re-checks before trying again).
+        ``RecordError``. ``replay_safe=False`` (creates: FXiaoke has no idempotency key)
+        still refreshes an expired token and waits out a limit code, since FXiaoke refused
+        those calls before doing anything, but a failure in transit (timeout, reset, 5xx)
+        is raised at once: whether the record was created is unknown, and the caller must
+        look before it tries again.
         """
         used: list[Token] = []
 
         def attempt() -> dict[str, Any]:
             token = self._tokens.current()
             used.append(token)
-            return self._post(path, self._body(token, data, top), token, record_id)
+            try:
+                return self._post(path, self._body(token, data, top), token, record_id)
+            except TransientError as exc:
+                if replay_safe:
+                    raise
+                raise _InTransit(exc) from exc
 
-        if not retry:
-            return attempt()
-        return call_with_retry(
-            attempt,
-            self.policy,
-            refresh_auth=lambda: self._tokens.refresh(used[-1] if used else None),
-            sleep=self._sleep,
-        )
+        try:
+            return call_with_retry(
+                attempt,
+                self.policy,
+                refresh_auth=lambda: self._tokens.refresh(used[-1] if used else None),
+                sleep=self._sleep,
+            )
+        except _InTransit as lost:
+            raise lost.error from lost.error.__cause__
 
     def calls(self) -> dict[str, int]:
         with self._count_lock:

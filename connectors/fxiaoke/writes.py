@@ -272,7 +272,7 @@ class PlanWriter:
                     {"object_data": {"dataObjectApiName": obj, **data}},
                     top=_NO_WORKFLOW,
                     record_id=key,
-                    retry=False,
+                    replay_safe=False,
                 )
                 return
             except TransientError as exc:

@@ -356,6 +356,20 @@ def test_dropped_connections_never_duplicate_tasks(
     assert sandbox.server.calls.count("custom_create") > 40  # some were lost and redone
 
 
+def test_creates_survive_token_expiry_and_limit_codes(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    sleeps: list[float] = []
+    connector = connect(sandbox, sleep=sleeps.append)
+    assert connector.fetch([customer_id(0)])
+    sandbox.expire_tokens()
+    sandbox.rate_limit_next("custom_create", code=14001, times=1)
+    assert all(r.ok for r in connector.apply(WritePlan(tasks=(task(1), task(2)))))
+    assert len(sandbox.tasks()) == 2
+    assert sandbox.server.calls.count("oauth2_token") == 2
+    assert sleeps == [20.0]  # refused calls are safe to repeat after the wait
+
+
 def test_duplicate_tasks_heal_on_the_next_write(sandbox: FxiaokeSandbox, connect: Connect) -> None:
     connector = connect(sandbox)
     assert all(r.ok for r in connector.apply(WritePlan(tasks=(task(7),))))
