@@ -1,0 +1,104 @@
+"""The report's numbers, collected from a real state store after real syncs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from connectors.sandbox.base import Sandbox, open_sandbox
+from crmtier.cli import cli
+from crmtier.commands.serve import Parts, open_parts
+from crmtier.config import load_config
+from crmtier.report.build import build_report
+from crmtier.report.collect import collect
+
+CUSTOMERS = 40
+
+
+@pytest.fixture
+def synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sandbox, Path]]:
+    sandbox = open_sandbox("salesforce", data_dir=tmp_path / "sf")
+    sandbox.seed(CUSTOMERS)
+    sandbox.start()
+    text, env = sandbox.crmtier_config()
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    path = tmp_path / "crmtier.toml"
+    path.write_text(text, encoding="utf-8")
+    yield sandbox, path
+    sandbox.stop()
+
+
+def _parts(path: Path) -> Parts:
+    return open_parts(load_config(path))
+
+
+def test_numbers_match_the_runs(synced: tuple[Sandbox, Path]) -> None:
+    sandbox, path = synced
+    parts = _parts(path)
+    try:
+        first = parts.engine.run()
+        ids = sorted(parts.connector.fetch([sandbox.customer_id(i) for i in range(3)]),  # type: ignore[attr-defined]
+                     key=lambda r: r.profile.id)
+        for record in ids:
+            sandbox.edit_customer(record.profile.id, {"assets.deposits": 9_000_000,
+                                                      "assets.investments": 0,
+                                                      "assets.insurance": 0,
+                                                      "aum_avg_3m": None})
+        second = parts.engine.run()
+        data = collect(parts.store, crm="salesforce", stream=parts.engine.stream,
+                       capabilities=parts.connector.capabilities, run_id=first.run_id)
+    finally:
+        parts.close()
+    value = next(d for d in data.distributions if d.dimension == "value_tier")
+    assert value.total == data.customers == CUSTOMERS
+    assert value.counts["private"] >= 3
+    assert all(d.total == CUSTOMERS for d in data.distributions)
+    assert all(m.total == CUSTOMERS for m in data.value_risk)
+    # the newest run that moved a value tier is the second one: only the edited customers
+    assert data.migration is not None
+    moved = data.migration.total
+    assert 1 <= moved <= 3
+    assert {to for (_, to), n in data.migration.cells.items() if n} == {"private"}
+    assert second.counts.changes and sum(second.counts.changes.values()) == moved
+    # DQ and API usage are those of the run asked for; the minimum follows P1's formula
+    assert data.dq_issues == dict(first.counts.dq_issues)
+    assert data.api is not None and data.api.calls == first.api_calls
+    assert data.api.minimum == sum(first.min_calls.values())
+    assert [r.run_id for r in data.runs][:2] == [second.run_id, first.run_id]
+
+
+def test_feedback_by_tier_counts_every_rated_customer(synced: tuple[Sandbox, Path]) -> None:
+    _, path = synced
+    parts = _parts(path)
+    try:
+        parts.engine.run()
+    finally:
+        parts.close()
+    data = build_report(load_config(path), with_feedback=True)
+    assert data.feedback is not None
+    assert sum(r.customers for r in data.feedback) == CUSTOMERS
+    assert all(r.csat_mean is None or 1 <= r.csat_mean <= 5 for r in data.feedback)
+    assert any("API call" in n for n in data.notes)
+
+
+def test_report_command_writes_the_file(synced: tuple[Sandbox, Path], tmp_path: Path) -> None:
+    _, path = synced
+    runner = CliRunner()
+    assert runner.invoke(cli, ["sync", "--config", str(path), "--quiet"]).exit_code == 0
+    out = tmp_path / "r" / "report.html"
+    result = runner.invoke(cli, ["report", "--config", str(path), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"{CUSTOMERS:,} customers" in result.output
+    assert out.read_text("utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_report_command_bad_config_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["report", "--config", str(tmp_path / "none.toml"),
+                                      "--output", str(tmp_path / "r.html")])
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0 and "not found" in result.output
+    assert not (tmp_path / "r.html").exists()
