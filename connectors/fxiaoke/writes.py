@@ -128,7 +128,10 @@ class PlanWriter:
             found = existing.get(key)
             if found is None:
                 return self._write("task", key, lambda: self._create(obj, f.external_key, wanted))
-            changes = {k: v for k, v in wanted.items() if found.get(k) != v}
+            # An existing task keeps its owner and record links: a manager may have
+            # reassigned it; crmtier only moves what its rule decides (subject, due, ...).
+            revisable = (f.subject, f.due, f.priority, f.description)
+            changes = {k: wanted[k] for k in revisable if found.get(k) != wanted[k]}
             if not changes:
                 return ok("task", key)
             return self._write(

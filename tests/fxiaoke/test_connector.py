@@ -320,9 +320,20 @@ def test_tasks_are_created_once_and_updated_only_when_changed(
     assert all(r.ok for r in connector.apply(plan))  # a rerun creates nothing
     assert sandbox.server.calls.count("custom_create", "custom_update") == 3
 
+    # A manager reassigns task 2 in the CRM; crmtier moves task 1's due date and leaves
+    # task 2's new owner alone.
+    (row,) = [
+        r
+        for r in sandbox.store.scan("object_followup__c")
+        if r[2]["field_customer__c"] == customer_id(2)
+    ]
+    sandbox.store.update("object_followup__c", row[0], {"owner": ["9999"]})
     moved = WritePlan(tasks=(task(1, due=date(2026, 3, 15)), task(2)))
     assert all(r.ok for r in connector.apply(moved))
     assert sandbox.server.calls.count("custom_update") == 1
+    by_customer = {t.customer_id: t for t in sandbox.tasks()}
+    assert by_customer[customer_id(1)].due == "2026-03-15"
+    assert by_customer[customer_id(2)].owner == "9999"
     assert len(sandbox.tasks()) == 3
 
 
