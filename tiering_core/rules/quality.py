@@ -84,11 +84,21 @@ def check(cols: Columns, policy: Policy) -> tuple[Columns, list[IssueColumn], Bo
     return replace(cols, numbers=numbers, enums=enums), issues, any_issue
 
 
-def _bounds(
-    policy: Policy,
-) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+_Bounds = tuple[np.ndarray, np.ndarray, list[str], list[str]]
+_BOUNDS: dict[str, _Bounds] = {}
+
+
+def _bounds(policy: Policy) -> _Bounds:
     """Per numeric input: the lowest and highest plausible value (as column vectors), and
-    the issue code and text for a value outside them."""
+    the issue code and text for a value outside them. Built once per policy version (a
+    batch of one must not pay for it on every call)."""
+    cached = _BOUNDS.get(policy.version)
+    if cached is None:
+        cached = _BOUNDS[policy.version] = _build_bounds(policy)
+    return cached
+
+
+def _build_bounds(policy: Policy) -> _Bounds:
     c, f = policy.credit, policy.feedback
     ranged = {
         "credit_score": (c.score_min, c.score_max),
