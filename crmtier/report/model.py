@@ -79,13 +79,11 @@ class Matrix:
 
 @dataclass(frozen=True)
 class ApiUse:
-    """API calls of one run by kind, against the theoretical minimum for the same work
-    (reliability target P1: ratio 1.00) and the CRM's allowance when it reports one."""
+    """API calls of one run by kind (as its run record keeps them), against the
+    theoretical minimum for the same work (reliability target P1: ratio 1.00)."""
 
     calls: Mapping[str, int]
     minimum: int | None = None
-    allowance_used: int | None = None
-    allowance_limit: int | None = None
 
     @property
     def total(self) -> int:

@@ -154,9 +154,6 @@ def _api(api: ApiUse | None) -> str:
         ratio = f"{api.total / api.minimum:.2f}" if api.minimum else "–"
         rows.append(("theoretical minimum", api.minimum))
         rows.append(("used / minimum", ratio))
-    if api.allowance_limit:
-        used = f"{api.allowance_used or 0:,} of {api.allowance_limit:,}"
-        rows.append(("CRM allowance used", used))
     return chart + _table(["Calls", "Count"], rows, table_id="api")
 
 
