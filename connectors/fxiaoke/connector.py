@@ -99,7 +99,10 @@ class FxiaokeConnector:
         return [by_id[i] for i in unique if i in by_id]
 
     def _query(self, filters: list[dict[str, Any]], orders: list[dict[str, Any]]) -> list[Row]:
+        """One page of live customers: a customer invalidated (作废, FXiaoke's delete into
+        the recycle bin) is neither tiered nor written to, and ``fetch`` treats it as gone."""
         obj = self.mapping.object
+        filters = [*filters, flt("life_status", "N", "invalid")]
         answer = self.client.call(
             data_path(obj, "query"),
             {

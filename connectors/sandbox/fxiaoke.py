@@ -279,6 +279,14 @@ class FxiaokeSandbox:
         self.push.emit("create", ACCOUNT, rid, to_ms(stamp))
         return rid
 
+    def invalidate_customer(self, customer_id: str) -> None:
+        """A CRM user invalidates (作废) the customer: it goes to the recycle bin, its
+        modstamp moves, and the workflow pushes ``delete``."""
+        if self.store.get(ACCOUNT, customer_id) is None:
+            raise KeyError(f"customer {customer_id} does not exist")
+        stamp = self.store.update(ACCOUNT, customer_id, {"life_status": "invalid"})
+        self.push.emit("delete", ACCOUNT, customer_id, to_ms(stamp))
+
     def written(self, customer_id: str) -> dict[str, Any]:
         """Write-back values by canonical name; ``next_review`` (an epoch-ms date field in
         FXiaoke) as a ``date``."""
@@ -516,6 +524,8 @@ class FxiaokeSandbox:
         found = self.store.get(spec.api_name, rid)
         if found is None:
             raise ApiError(32000, f"数据 {rid} 不存在")
+        if found[1].get("life_status") == "invalid":
+            raise ApiError(32000, f"数据 {rid} 已作废 (the record is invalidated)")
         rejected = self._take_rejection(rid)
         if rejected is not None:
             raise ApiError(*rejected)

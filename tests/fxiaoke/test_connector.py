@@ -82,6 +82,19 @@ def test_fetch_keeps_order_and_leaves_out_missing_ids(
     assert sandbox.server.calls.count("query") == 1
 
 
+def test_invalidated_customers_are_left_alone(
+    sandbox: FxiaokeSandbox, connect: Connect, read_ids: ReadIds
+) -> None:
+    connector = connect(sandbox)
+    sandbox.invalidate_customer(customer_id(6))  # 作废: into the recycle bin
+    assert customer_id(6) not in read_ids(connector)
+    assert len(read_ids(connector)) == 39
+    assert connector.fetch([customer_id(6), customer_id(7)])[0].profile.id == customer_id(7)
+    plan = WritePlan(field_updates=(FieldUpdate(customer_id(6), {"value_tier": "mass"}),))
+    (result,) = connector.apply(plan)
+    assert (result.ok, result.error_code) == (False, "32000")
+
+
 def test_current_values_come_back_canonical(sandbox: FxiaokeSandbox, connect: Connect) -> None:
     connector = connect(sandbox)
     plan = WritePlan(
