@@ -6,6 +6,7 @@ moves and the workflow push fires.
 POST     /customers/{id}                    ``{"changes": {canonical path: value},
                                             "modstamp"?: ISO}`` → edit
 POST     /customers                         ``{"changes": {...}, "id"?}`` → add (201)
+POST     /customers/{id}/invalidate         作废: to the recycle bin (push ``delete``)
 GET      /customers/{id}/written            write-back values by canonical name
 GET      /tasks, /memberships               follow-up tasks; (customer, campaign key) pairs
 POST     /notifications/target              ``{"url", "secret"?, "ca_bundle"?}``
@@ -62,6 +63,10 @@ def install_control_routes(sandbox: FxiaokeSandbox, control: Router) -> None:
             {"id": sandbox.add_customer(spec.get("changes") or {}, spec.get("id"))}, 201
         )
 
+    def invalidate(request: Request) -> Response:
+        sandbox.invalidate_customer(request.params["id"])
+        return Response.json({"invalidated": request.params["id"]})
+
     def written(request: Request) -> Response:
         return Response.json(sandbox.written(request.params["id"]))
 
@@ -98,6 +103,7 @@ def install_control_routes(sandbox: FxiaokeSandbox, control: Router) -> None:
     routes: list[tuple[str, str, Callable[[Request], Response]]] = [
         ("POST", r"/customers/(?P<id>[^/]+)", edit),
         ("POST", "/customers", add),
+        ("POST", r"/customers/(?P<id>[^/]+)/invalidate", invalidate),
         ("GET", r"/customers/(?P<id>[^/]+)/written", written),
         ("GET", "/tasks", tasks),
         ("GET", "/memberships", memberships),

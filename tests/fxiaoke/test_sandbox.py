@@ -262,3 +262,6 @@ def test_control_api(sandbox: FxiaokeSandbox) -> None:
     assert wire.post("/cgi/crm/v2/data/update", update, headers=headers)["errorCode"] == 32000
     assert wire.post("/cgi/crm/v2/data/update", update, headers=headers)["errorCode"] == 0
     assert call("POST", "/tokens/expire").json() == {"expired": True}
+    assert call("POST", f"/customers/{customer_id(4)}/invalidate").status_code == 200
+    invalid = sandbox.store.get("AccountObj", customer_id(4))
+    assert invalid is not None and invalid[1]["life_status"] == "invalid"
