@@ -21,6 +21,8 @@ from crmtier.demo.summary import print_summary
 from sync import jsonlog
 
 REPORT_NAME = "crmtier-demo-report.html"
+FXIAOKE_QUICK = 200
+FXIAOKE_RATE = "100 calls per 20 s"
 
 
 @click.command(name="demo")
@@ -38,6 +40,12 @@ def command(crm: str, customers: int, output_dir: Path | None) -> None:
     out = Console()
     err = Console(stderr=True)
     report_path = (output_dir / "report.html") if output_dir else Path.cwd() / REPORT_NAME
+    if crm == "fxiaoke" and customers > FXIAOKE_QUICK:
+        err.print(
+            f"note: FXiaoke writes one record per call, at most {FXIAOKE_RATE} per endpoint, "
+            f"as the real API allows: {customers:,} customers take minutes "
+            f"(--customers {FXIAOKE_QUICK} for a quick look)"
+        )
     try:
         with err.status("crmtier demo") as status:
             result = run_demo(

@@ -307,6 +307,7 @@ def collect(
         api=api,
         feedback=feedback,
         runs=[r.as_row() for r in all_runs[:10]],
+        focus=focus.as_row() if focus is not None else None,
         side_effects=effects,
         notes=list(notes),
     )

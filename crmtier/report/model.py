@@ -142,3 +142,9 @@ class ReportData:
     runs: Sequence[RunRow] = ()
     side_effects: Mapping[str, int] = field(default_factory=dict)
     notes: Sequence[str] = ()
+    focus: RunRow | None = None  # the run whose DQ issues and API usage are shown
+
+    @property
+    def focus_label(self) -> str:
+        f = self.focus
+        return f"run {f.run_id[:12]} ({f.trigger}, {f.started_at} UTC)" if f else "no run"

@@ -135,7 +135,7 @@ def _migration(matrix: Matrix | None) -> str:
 
 def _dq(issues: dict[str, int]) -> str:
     if not issues:
-        return _note("No data-quality issue was found in the last run.")
+        return _note("No data-quality issue was found in this run.")
     ordered = sorted(issues.items(), key=lambda kv: (-kv[1], kv[0]))
     chart = bar_chart("dq", [(k, float(v)) for k, v in ordered], caption="DQ issues by kind")
     return chart + _table(["Kind", "Issues"], ordered, table_id="dq")
@@ -143,11 +143,11 @@ def _dq(issues: dict[str, int]) -> str:
 
 def _api(api: ApiUse | None) -> str:
     if api is None:
-        return _note("No API usage is recorded for the last run.")
+        return _note("No API usage is recorded (no finished run read records yet).")
     items = [(kind, float(n)) for kind, n in sorted(api.calls.items())]
     items.append(("total", float(api.total)))
     marker = ("minimum", float(api.minimum)) if api.minimum is not None else None
-    chart = bar_chart("api", items, caption="API calls of the last run", marker=marker)
+    chart = bar_chart("api", items, caption="API calls by kind", marker=marker)
     rows: list[tuple[object, ...]] = [(kind, n) for kind, n in sorted(api.calls.items())]
     rows.append(("total", api.total))
     if api.minimum is not None:
@@ -220,10 +220,10 @@ def render(data: ReportData) -> str:
                  '<div class="grid">'
                  + "".join(_matrix(f"value-risk-{i}", m) for i, m in enumerate(data.value_risk))
                  + "</div>"),
-        _section("dq", "Data-quality issues", "Issues found in the last run, by kind.",
+        _section("dq", "Data-quality issues", f"Issues found by {data.focus_label}, by kind.",
                  _dq(dict(data.dq_issues))),
-        _section("api", "API usage", "Calls the last run made, against the minimum the same "
-                 "work needs (target ratio 1.00).", _api(data.api)),
+        _section("api", "API usage", f"Calls made by {data.focus_label}, against the minimum "
+                 "the same work needs (target ratio 1.00).", _api(data.api)),
         _section("feedback", "Satisfaction and complaints by tier",
                  "CSAT, NPS and complaints per value tier, so recurring problems are visible.",
                  _feedback(data.feedback)),
