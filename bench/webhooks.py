@@ -169,8 +169,7 @@ async def open_loop(port: int, rate: float, duration: float, connections: int) -
 
 
 async def hostile_xml(port: int) -> list[tuple[str, int, float]]:
-    sys.path.insert(0, str(REPO / "tests" / "webhooks"))
-    from test_webhook_verification import BILLION_LAUGHS, DEEP, EXTERNAL_DTD, QUADRATIC, XXE
+    from tests.webhooks.wh_payloads import BILLION_LAUGHS, DEEP, EXTERNAL_DTD, QUADRATIC, XXE
 
     deep_1mb = b"<a>" * 140_000 + b"</a>" * 140_000  # just under the 1 MB SOAP limit
     cases = {
@@ -213,12 +212,16 @@ def rss_kb(pid: int) -> int:
 
 def in_process_parse_times() -> list[tuple[str, float, float]]:
     """defusedxml rejection cost alone, without HTTP (W9's < 5 ms is about this)."""
-    sys.path.insert(0, str(REPO / "tests" / "webhooks"))
-    from test_webhook_verification import BILLION_LAUGHS, DEEP, EXTERNAL_DTD, QUADRATIC, XXE
-    from wh_payloads import salesforce_om
-
     from connectors.salesforce import webhook as sf
     from connectors.webhook_events import WebhookRejected
+    from tests.webhooks.wh_payloads import (
+        BILLION_LAUGHS,
+        DEEP,
+        EXTERNAL_DTD,
+        QUADRATIC,
+        XXE,
+        salesforce_om,
+    )
 
     om100 = salesforce_om([(f"04l5g{n:013d}", f"0015g{n:013d}") for n in range(100)])
     rows = []

@@ -154,27 +154,20 @@ class Inbox:
 
     def complete(self, outcomes: Mapping[int, str], now: datetime) -> None:
         """Mark claimed events done, each with its outcome (written, unchanged, ...)."""
-        self._finish(outcomes, status=DONE, now=now)
+        done = {"status": DONE, "processed_at": utc_text(now), "lease_until": None, "error": None}
+        self._update_each({i: {**done, "outcome": o[:16]} for i, o in outcomes.items()})
 
     def bury(self, errors: Mapping[int, str], now: datetime) -> None:
         """Events that failed ``max_attempts`` times: kept as ``dead`` with the reason."""
-        self._finish(errors, status=DEAD, now=now, outcome="dead")
+        dead = {"status": DEAD, "processed_at": utc_text(now), "lease_until": None, "outcome": DEAD}
+        self._update_each({i: {**dead, "error": e[:200]} for i, e in errors.items()})
 
     def retry_later(self, errors: Mapping[int, str], at: datetime) -> None:
         """Put failed events back as pending, claimable again from ``at``."""
-        with self.store.begin() as conn:
-            for item_id, error in errors.items():
-                conn.execute(
-                    webhook_inbox.update()
-                    .where(webhook_inbox.c.id == item_id)
-                    .values(
-                        status=PENDING,
-                        available_at=utc_text(at),
-                        claimed_by=None,
-                        lease_until=None,
-                        error=error[:200],
-                    )
-                )
+        again = {"status": PENDING, "available_at": utc_text(at), "claimed_by": None}
+        self._update_each(
+            {i: {**again, "lease_until": None, "error": e[:200]} for i, e in errors.items()}
+        )
 
     def release(self, owner: str) -> int:
         """Give back this owner's unfinished claims (clean shutdown): pending again at once,
@@ -227,22 +220,14 @@ class Inbox:
                 ).scalars()
             )
 
-    def _finish(
-        self, results: Mapping[int, str], *, status: str, now: datetime, outcome: str | None = None
-    ) -> None:
-        stamp = utc_text(now)
+    def _update_each(self, values: Mapping[int, Mapping[str, object]]) -> None:
+        """Set per-event values in one transaction (one statement per distinct value set)."""
+        if not values:
+            return
         with self.store.begin() as conn:
-            for item_id, text in results.items():
+            for item_id, row in values.items():
                 conn.execute(
-                    webhook_inbox.update()
-                    .where(webhook_inbox.c.id == item_id)
-                    .values(
-                        status=status,
-                        processed_at=stamp,
-                        lease_until=None,
-                        outcome=outcome or text[:16],
-                        error=text[:200] if outcome else None,
-                    )
+                    webhook_inbox.update().where(webhook_inbox.c.id == item_id).values(**row)
                 )
 
 

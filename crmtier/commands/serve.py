@@ -40,13 +40,14 @@ from pydantic import ValidationError
 from connectors.contract import Connector
 from connectors.errors import ConfigError
 from connectors.registry import build_connector
+from crmtier.commands.sync import sync_settings
 from crmtier.config import CrmtierConfig, load_config
 from sync import jsonlog
-from sync.engine import AlreadyRunningError, SyncEngine, SyncSettings
-from sync.store import StateStore
+from sync.engine import AlreadyRunningError, SyncEngine
+from sync.store import StateStore, StoreError
 from tiering_core.engine import assess_batch
 from tiering_core.models import Assessment, CustomerProfile
-from tiering_core.policy import load_policy
+from tiering_core.policy import PolicyError, load_policy
 from webhooks.app import configured_routes
 from webhooks.runtime import Realtime
 from webhooks.settings import WebhooksSettings
@@ -73,7 +74,11 @@ class Parts:
 
 
 def open_parts(config: CrmtierConfig) -> Parts:
-    """State store, connector and sync engine for ``config``; raises ``ConfigError``."""
+    """State store, connector and sync engine for ``config``; raises ``ConfigError``.
+
+    Unlike ``crmtier sync``'s ``open_engine`` (one engine per run), this engine lives as
+    long as the process, so the assessment date is taken at each assessment, not at start:
+    a server running past midnight must not keep tiering "as of" its start day."""
     try:
         settings = WebhooksSettings.model_validate(config.webhooks)
     except ValidationError as exc:
@@ -92,7 +97,6 @@ def open_parts(config: CrmtierConfig) -> Parts:
     except Exception:
         store.close()
         raise
-    sync = config.sync
     engine = SyncEngine(
         store,
         connector,
@@ -100,16 +104,9 @@ def open_parts(config: CrmtierConfig) -> Parts:
         assess,
         stream=config.stream,
         pseudonym_key=config.pseudonym_key() or store.pseudonym_key(),
-        settings=SyncSettings(
-            overlap=timedelta(seconds=sync.overlap_seconds),
-            tie_max=sync.tie_set_max,
-            record_retry_attempts=sync.record_retry_attempts,
-            record_retry_base=sync.record_retry_base_seconds,
-            write_concurrency=sync.write_concurrency,
-            lock_ttl=timedelta(seconds=sync.lock_ttl_seconds),
-        ),
+        settings=sync_settings(config),
     )
-    return Parts(store, connector, engine, settings, sync.interval())
+    return Parts(store, connector, engine, settings, config.sync.interval())
 
 
 class Periodic:
@@ -222,7 +219,7 @@ def command(config_path: Path, listen: str | None, scheduled: bool, log_level: s
     jsonlog.configure(log_level.upper())
     try:
         parts = open_parts(load_config(config_path))
-    except ConfigError as exc:
+    except (ConfigError, StoreError, PolicyError) as exc:  # one line, never a traceback
         raise click.ClickException(str(exc)) from None
     settings = parts.settings
     if listen is not None:

@@ -3,35 +3,19 @@ store, the inbox, the ASGI app, and a live uvicorn server on loopback."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
-from starlette.types import ASGIApp
-from wh_payloads import FX_SECRET, ORG_ID, WHSEC, WHSEC_NEW, ZOHO_CHANNEL, ZOHO_TOKEN
 
 from sync.inbox import Inbox
 from sync.store import StateStore
+from tests.webhooks.wh_live import Clock, LiveServer
+from tests.webhooks.wh_payloads import FX_SECRET, ORG_ID, WHSEC, WHSEC_NEW, ZOHO_CHANNEL, ZOHO_TOKEN
 from webhooks.app import create_app
 from webhooks.settings import WebhooksSettings
-
-NOW = 1_800_000_000.0
-
-
-class Clock:
-    """Epoch seconds that tests move by hand."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -86,37 +70,6 @@ def app(settings: WebhooksSettings, inbox: Inbox, clock: Clock) -> Starlette:
 def client(app: Starlette) -> Iterator[TestClient]:
     with TestClient(app) as test_client:
         yield test_client
-
-
-class LiveServer:
-    """uvicorn serving an app on a loopback port in a thread."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
-        )
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        self.sock.close()
 
 
 @pytest.fixture

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LiveServer
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.sandbox.base import Sandbox, open_sandbox
 from crmtier.commands.serve import Parts, channel_keeper, open_parts, scheduled_sync
 from crmtier.config import load_config
+from tests.webhooks.wh_live import LiveServer
 from webhooks.runtime import Realtime
 
 PRIVATE = {

@@ -9,20 +9,24 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from conftest import Clock, LiveServer
 from starlette.testclient import TestClient
-from test_webhook_verification import BILLION_LAUGHS, DEEP, EXTERNAL_DTD, QUADRATIC, XXE
-from wh_payloads import (
+
+from sync.inbox import Inbox
+from tests.webhooks.wh_live import Clock, LiveServer
+from tests.webhooks.wh_payloads import (
+    BILLION_LAUGHS,
+    DEEP,
+    EXTERNAL_DTD,
     FX_SECRET,
+    QUADRATIC,
     WHSEC,
     WHSEC_NEW,
+    XXE,
     fxiaoke_push,
     generic_event,
     salesforce_om,
     zoho_callback,
 )
-
-from sync.inbox import Inbox
 from webhooks.app import create_app
 from webhooks.settings import WebhooksSettings
 

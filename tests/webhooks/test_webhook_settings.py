@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from wh_payloads import WHSEC, WHSEC_NEW
 
+from tests.webhooks.wh_payloads import WHSEC, WHSEC_NEW
 from webhooks.settings import WebhooksSettings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,11 +11,21 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import SecretStr
-from wh_payloads import (
+
+from connectors.fxiaoke import webhook as fx
+from connectors.salesforce import webhook as sf
+from connectors.webhook_events import ChangeEvent, WebhookRejected
+from connectors.zoho import webhook as zoho
+from tests.webhooks.wh_payloads import (
+    BILLION_LAUGHS,
+    DEEP,
+    EXTERNAL_DTD,
     FX_SECRET,
     ORG_ID,
+    QUADRATIC,
     WHSEC,
     WHSEC_NEW,
+    XXE,
     ZOHO_CHANNEL,
     ZOHO_TOKEN,
     fxiaoke_push,
@@ -23,11 +33,6 @@ from wh_payloads import (
     salesforce_om,
     zoho_callback,
 )
-
-from connectors.fxiaoke import webhook as fx
-from connectors.salesforce import webhook as sf
-from connectors.webhook_events import ChangeEvent, WebhookRejected
-from connectors.zoho import webhook as zoho
 from webhooks import standard_webhooks as sw
 
 NOW = 1_800_000_000.0
@@ -291,29 +296,6 @@ def test_salesforce_wrong_org_is_forbidden() -> None:
     lower = salesforce_om([("04l5g000000AAAAAAA", "0015g00000AAAAAAAA")], org_id=ORG_ID.lower())
     with pytest.raises(WebhookRejected):
         sf.verify_and_parse(lower, org_id=ORG_ID)
-
-
-BILLION_LAUGHS = (
-    b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-    + b"".join(
-        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'.encode()
-        for i in range(1, 10)
-    )
-    + b"]><lolz>&lol9;</lolz>"
-)
-XXE = (
-    b'<?xml version="1.0"?><!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
-    b"<soapenv:Envelope xmlns:soapenv='http://schemas.xmlsoap.org/soap/envelope/'>&xxe;</soapenv:Envelope>"
-)
-EXTERNAL_DTD = b'<?xml version="1.0"?><!DOCTYPE x SYSTEM "http://127.0.0.1:9/evil.dtd"><x/>'
-QUADRATIC = (
-    b'<?xml version="1.0"?><!DOCTYPE q [<!ENTITY a "'
-    + b"a" * 1000
-    + b'">]><q>'
-    + b"&a;" * 1000
-    + b"</q>"
-)
-DEEP = b"<a>" * 100_000 + b"</a>" * 100_000
 
 
 @pytest.mark.parametrize(

@@ -102,3 +102,28 @@ def generic_event(
         "webhook-timestamp": ts,
         "webhook-signature": signature,
     }
+
+
+# --- hostile XML (W9) ---------------------------------------------------------------------
+
+BILLION_LAUGHS = (
+    b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    + b"".join(
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'.encode()
+        for i in range(1, 10)
+    )
+    + b"]><lolz>&lol9;</lolz>"
+)
+XXE = (
+    b'<?xml version="1.0"?><!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    b"<soapenv:Envelope xmlns:soapenv='http://schemas.xmlsoap.org/soap/envelope/'>&xxe;</soapenv:Envelope>"
+)
+EXTERNAL_DTD = b'<?xml version="1.0"?><!DOCTYPE x SYSTEM "http://127.0.0.1:9/evil.dtd"><x/>'
+QUADRATIC = (
+    b'<?xml version="1.0"?><!DOCTYPE q [<!ENTITY a "'
+    + b"a" * 1000
+    + b'">]><q>'
+    + b"&a;" * 1000
+    + b"</q>"
+)
+DEEP = b"<a>" * 100_000 + b"</a>" * 100_000
