@@ -462,7 +462,8 @@ class SalesforceSandbox:
             elif self.api_used >= self.daily_api_limit:
                 response = _sf_error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
             else:
-                self.api_used += 1
+                with self._lock:
+                    self.api_used += 1
                 version = request.params.get("ver")
                 if version is not None and version not in API_VERSIONS:
                     response = _sf_error(404, "NOT_FOUND", "The requested resource does not exist")

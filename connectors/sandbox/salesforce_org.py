@@ -423,7 +423,20 @@ class SalesforceOrg:
             problem = f.check(value)
             if problem is not None:
                 return SaveError(problem[0], problem[1], (name,))
+            if self._dangling(f.type, value):
+                return SaveError(
+                    "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {value}", (name,)
+                )
         return None
+
+    def _dangling(self, field_type: str, value: Any) -> bool:
+        """A reference to a customer that does not exist (users and queues are not kept)."""
+        return (
+            field_type == "reference"
+            and isinstance(value, str)
+            and value.startswith(PREFIXES.get(self.customer_object, "\0"))
+            and self.store.get(self.customer_object, value) is None
+        )
 
     def _check_member(
         self, fields: Mapping[str, Any], claimed: set[tuple[str, str]]

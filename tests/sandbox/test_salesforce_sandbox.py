@@ -286,3 +286,12 @@ def test_fast_seed_flattening_matches_the_generator_mapping():
     for customer in generate(300, 11):
         expected = {k: to_sf_value(v) for k, v in to_crm_fields(customer, fields).items()}
         assert flatten(customer.profile) == expected
+
+
+def test_a_task_on_a_missing_customer_is_a_per_record_error(sandbox, sf):
+    task = {"attributes": {"type": "Task"}, "Crmtier_Key__c": "t", "WhatId": "001999999999999AAA"}
+    (result,) = sf.restful(
+        "composite/sobjects/Task/Crmtier_Key__c", method="PATCH", json={"records": [task]}
+    )
+    assert result["errors"][0]["statusCode"] == "INVALID_CROSS_REFERENCE_KEY"
+    assert result["errors"][0]["fields"] == ["WhatId"]
