@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -83,6 +82,9 @@ ENUMS: tuple[tuple[str, str | None, str, tuple[str, ...]], ...] = (
     ("previous_value_tier", "previous", "value_tier", VALUE_TIER_ORDER),
 )
 
+#: Values that mean "none" rather than an unknown value: an unrated previous tier is no tier.
+MEANS_MISSING: dict[str, tuple[str, ...]] = {"previous_value_tier": ("unrated",)}
+
 #: Input blocks whose absence the rules care about.
 BLOCKS = ("assets", "activity", "revenue_12m", "credit", "aml", "ops", "feedback")
 
@@ -131,7 +133,6 @@ class Columns:
     countries: FloatArray  # valid ISO codes in aml.high_risk_countries; NaN when missing
     call_for_action: FloatArray  # how many of them are on the policy's call-for-action list
     unknown_countries: FloatArray  # codes that are not ISO 3166 alpha-2
-    has_owner: BoolArray
     below_floor_since: FloatArray  # date ordinal; NaN when none
 
     @property
@@ -159,9 +160,8 @@ class Columns:
         countries: list[float | None] = [None] * n
         cfa: list[float] = [0.0] * n
         unknown: list[float] = [0.0] * n
-        owner: list[bool] = [False] * n
         since: list[float | None] = [None] * n
-        vocab = [{v: i for i, v in enumerate(values)} for _, _, _, values in ENUMS]
+        vocab = [_vocabulary(name, values) for name, _, _, values in ENUMS]
         advanced_set = frozenset(policy.needs.advanced_products)
         cfa_set = frozenset(policy.aml.countries.call_for_action)
         number_fields = list(enumerate(NUMBERS))
@@ -198,7 +198,6 @@ class Columns:
                 countries[i] = len(valid)
                 cfa[i] = sum(1 for c in valid if c in cfa_set)
                 unknown[i] = len(listed) - len(valid)
-            owner[i] = bool(p.owner_id)
             if p.previous is not None and p.previous.below_floor_since is not None:
                 since[i] = p.previous.below_floor_since.toordinal()
 
@@ -214,7 +213,6 @@ class Columns:
             countries=np.array(countries, dtype=np.float64),
             call_for_action=np.array(cfa, dtype=np.float64),
             unknown_countries=np.array(unknown, dtype=np.float64),
-            has_owner=np.array(owner, dtype=np.bool_),
             below_floor_since=np.array(since, dtype=np.float64),
         )
 
@@ -232,11 +230,13 @@ class Columns:
             countries=self.countries[index],
             call_for_action=self.call_for_action[index],
             unknown_countries=self.unknown_countries[index],
-            has_owner=self.has_owner[index],
             below_floor_since=self.below_floor_since[index],
         )
 
 
-def days_since(ordinals: FloatArray, as_of: date) -> FloatArray:
-    """Days from each ordinal date to ``as_of`` (NaN stays NaN)."""
-    return as_of.toordinal() - ordinals
+def _vocabulary(name: str, values: tuple[str, ...]) -> dict[str, int]:
+    """Value -> code for one enumerated input (values that mean "none" map to MISSING)."""
+    codes = {value: code for code, value in enumerate(values)}
+    codes.update(dict.fromkeys(MEANS_MISSING.get(name, ()), MISSING))
+    return codes
+

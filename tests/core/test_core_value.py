@@ -157,3 +157,9 @@ def test_engagement_reasons(rate: Rate, activity: dict[str, int], code: str) -> 
 
 def test_29_transactions_are_not_active(rate: Rate) -> None:
     assert "VAL_ACTIVE" not in codes(rate(activity={"transactions_90d": 29}))
+
+
+def test_previously_unrated_is_no_previous_tier_not_a_dq_issue(rate: Rate) -> None:
+    a = rate(**only(600_000), previous={"value_tier": "unrated"})
+    assert (a.value_tier, a.dq_issues, a.status) == ("wealth", (), "rated")
+    assert "VAL_UPGRADE" not in codes(a)
