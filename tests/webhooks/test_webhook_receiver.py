@@ -7,6 +7,7 @@ import concurrent.futures
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -66,26 +67,36 @@ def _sf(**kw: object) -> tuple[str, bytes, dict[str, str]]:
     return "/webhooks/salesforce", salesforce_om([("04l5g000000AAAAAAA", SF_ID)], **kw), SOAP  # type: ignore[arg-type]
 
 
-def _fx(
-    skew: float = 0, secret: str = FX_SECRET, drop: str = "", tamper: bytes = b""
-) -> Callable[[float], tuple[str, bytes, dict[str, str]]]:
+Build = Callable[[float], tuple[str, bytes, dict[str, str]]]
+
+
+def _signed(
+    route: str,
+    sign: Callable[[float], tuple[bytes, dict[str, str]]],
+    *,
+    skew: float = 0,
+    drop: str = "",
+    tamper: bytes = b"",
+) -> Build:
+    """A signed request for ``route`` sent ``skew`` seconds off, minus header ``drop``, with
+    ``tamper`` appended to the body after signing."""
+
     def build(now: float) -> tuple[str, bytes, dict[str, str]]:
-        body, headers = fxiaoke_push("evt-9", "6501abc", now_s=now + skew, secret=secret)
+        body, headers = sign(now + skew)
         headers.pop(drop, None)
-        return "/webhooks/fxiaoke", body + tamper, headers
+        return route, body + tamper, headers
 
     return build
 
 
-def _generic(
-    skew: float = 0, secrets: tuple[str, ...] = (WHSEC,), drop: str = "", tamper: bytes = b""
-) -> Callable[[float], tuple[str, bytes, dict[str, str]]]:
-    def build(now: float) -> tuple[str, bytes, dict[str, str]]:
-        body, headers = generic_event("msg_9", "C1", now_s=now + skew, secrets=secrets)
-        headers.pop(drop, None)
-        return "/webhooks/generic", body + tamper, headers
+def _fx(secret: str = FX_SECRET, **kw: Any) -> Build:
+    sign = lambda at: fxiaoke_push("evt-9", "6501abc", now_s=at, secret=secret)  # noqa: E731
+    return _signed("/webhooks/fxiaoke", sign, **kw)
 
-    return build
+
+def _generic(secrets: tuple[str, ...] = (WHSEC,), **kw: Any) -> Build:
+    sign = lambda at: generic_event("msg_9", "C1", now_s=at, secrets=secrets)  # noqa: E731
+    return _signed("/webhooks/generic", sign, **kw)
 
 
 def _zoho(**kw: object) -> Callable[[float], tuple[str, bytes, dict[str, str]]]:
