@@ -143,3 +143,9 @@ def test_task_keys_are_stable_within_a_period_and_change_after(policy: Policy) -
     assert first.dedupe_key == rerun.dedupe_key != next_half.dedupe_key
     other = CustomerProfile.model_validate(build(**PRIVATE, id="T0002", aml={"pep": True}))
     assert tasks(assess(other, policy, AS_OF))["edd_review"].dedupe_key != first.dedupe_key
+
+
+def test_aml_high_holds_relationship_tasks_but_not_service_ones(rate: Rate) -> None:
+    a = rate(**PRIVATE, owner_id=None, aml={"pep": True}, previous={"value_tier": "wealth"},
+             feedback={"open_complaints": 1, "nps": 0})
+    assert set(tasks(a)) == {"edd_review", "complaint", "service_recovery"}

@@ -151,19 +151,21 @@ def tasks(
         add("complaint", rule, f"Resolve {o.open_complaints} open complaint(s)",
             priority="high" if urgent else None,
             due_days=rule.priority_due_days if urgent else None)
-    if o.upgraded_from is not None:
-        add("upgrade_call", t.upgrade_call,
-            f"Call the customer: upgraded from {o.upgraded_from} to {o.value_tier}",
-            key=f":{o.value_tier}")
-    if o.value_tier in t.dedicated_advisor.tiers and not profile.owner_id:
-        add("dedicated_advisor", t.dedicated_advisor,
-            f"Assign a dedicated advisor ({o.value_tier} customer without one)")
-    if profile.kind == "corporate":
-        add("corporate_banking", t.corporate_banking,
-            "Corporate banking review: cash management and trade finance needs")
-    if (o.needs_tier == "professional" and profile.kind != "corporate"
-            and o.aml_risk not in ("high", "prohibited")):
-        add("investment_advisory", t.investment_advisory, "Investment advisory review")
+    # Relationship-building (sales) tasks wait while AML risk blocks marketing: EDD and
+    # senior approval come before VIP treatment. Complaints and service recovery do not.
+    if o.aml_risk not in policy.strategy.risk.no_marketing_aml:
+        if o.upgraded_from is not None:
+            add("upgrade_call", t.upgrade_call,
+                f"Call the customer: upgraded from {o.upgraded_from} to {o.value_tier}",
+                key=f":{o.value_tier}")
+        if o.value_tier in t.dedicated_advisor.tiers and not profile.owner_id:
+            add("dedicated_advisor", t.dedicated_advisor,
+                f"Assign a dedicated advisor ({o.value_tier} customer without one)")
+        if profile.kind == "corporate":
+            add("corporate_banking", t.corporate_banking,
+                "Corporate banking review: cash management and trade finance needs")
+        if o.needs_tier == "professional" and profile.kind != "corporate":
+            add("investment_advisory", t.investment_advisory, "Investment advisory review")
     if o.detractor:
         rule = t.service_recovery
         add("service_recovery", rule, "Service recovery: detractor feedback",
