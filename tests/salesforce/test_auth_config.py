@@ -65,13 +65,18 @@ class _ToSandbox(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
+def _routed_session(sandbox, host: str) -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = sandbox.info().ca_bundle
+    session.mount(host, _ToSandbox(sandbox.info().base_url))
+    return session
+
+
 def test_unmodified_simple_salesforce_logs_in_with_client_credentials(sandbox):
     """simple-salesforce's own client-credentials login (Basic auth header) works."""
     info = sandbox.info()
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = info.ca_bundle
-    session.mount("https://acme.my.salesforce.com", _ToSandbox(info.base_url))
+    session = _routed_session(sandbox, "https://acme.my.salesforce.com")
     token, instance = SalesforceLogin(
         consumer_key=info.credentials["client_id"],
         consumer_secret=info.credentials["client_secret"],
@@ -85,10 +90,7 @@ def test_unmodified_simple_salesforce_logs_in_with_client_credentials(sandbox):
 
 def test_unmodified_simple_salesforce_logs_in_with_jwt(sandbox):
     info = sandbox.info()
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = info.ca_bundle
-    session.mount("https://login.salesforce.com", _ToSandbox(info.base_url))
+    session = _routed_session(sandbox, "https://login.salesforce.com")
     sf = Salesforce(
         username="integration@crmtier.sandbox",
         consumer_key=info.credentials["client_id"],

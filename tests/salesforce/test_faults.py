@@ -3,14 +3,11 @@ lock errors, a clean resumable stop on quota, no duplicates after a dropped conn
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
-from sf_helpers import FAST_RETRY, read_all, tier_updates
+from sf_helpers import FAST_RETRY, read_all, task, tier_updates
 
-from connectors.contract import MembershipChange, TaskUpsert, WritePlan
+from connectors.contract import MembershipChange, WritePlan
 from connectors.errors import QuotaExhaustedError, RateLimitedError
-from tiering_core.models import TaskAction
 
 
 @pytest.fixture
@@ -102,19 +99,7 @@ def test_lock_errors_on_3_of_200_are_per_record_and_retryable(sandbox, connect):
 
 def test_dropped_connection_is_retried_without_duplicates(sandbox, connect):
     connector = connect(sandbox, **FAST_RETRY)
-    tasks = tuple(
-        TaskUpsert(
-            sandbox.customer_id(i),
-            TaskAction(
-                rule="edd",
-                subject="EDD review",
-                priority="high",
-                due=date(2027, 2, 1),
-                dedupe_key=f"edd:{i}",
-            ),
-        )
-        for i in range(5)
-    )
+    tasks = tuple(task(sandbox.customer_id(i), f"edd:{i}") for i in range(5))
     sandbox.drop_connections(kind="collections_upsert")
     assert all(r.ok for r in connector.apply(WritePlan(tasks=tasks)))
     assert sandbox.server.calls.count("collections_upsert") == 2
@@ -147,19 +132,7 @@ def test_a_lost_answer_to_a_write_that_happened_is_retried_without_duplicates(
     sandbox.lose_responses(kind)
     plan = WritePlan(
         field_updates=tier_updates(ids),
-        tasks=tuple(
-            TaskUpsert(
-                i,
-                TaskAction(
-                    rule="rm",
-                    subject="Call",
-                    priority="low",
-                    due=date(2027, 1, 1),
-                    dedupe_key=f"rm:{i}",
-                ),
-            )
-            for i in ids
-        ),
+        tasks=tuple(task(i, f"rm:{i}") for i in ids),
         memberships=tuple(MembershipChange(i, "vip_events", True, f"vip:{i}") for i in ids),
     )
     assert all(r.ok for r in connector.apply(plan))

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
-from datetime import date
 
 import pytest
-from sf_helpers import read_all, tier_updates
+from sf_helpers import read_all, task, tier_updates
 
-from connectors.contract import FieldUpdate, MembershipChange, TaskUpsert, WritePlan
+from connectors.contract import FieldUpdate, MembershipChange, WritePlan
 from connectors.sandbox.salesforce_schema import person_contact_id as sandbox_contact
-from tiering_core.models import TaskAction
 
 
 @pytest.fixture
@@ -61,18 +59,7 @@ def test_bulk_job_call_count_does_not_grow_with_n(sandbox, connect):
 def test_tasks_are_batched_200_per_upsert_call(sandbox, connect):
     connector = connect(sandbox)
     tasks = tuple(
-        TaskUpsert(
-            sandbox.customer_id(i),
-            TaskAction(
-                rule="rm_call",
-                subject="Call",
-                priority="normal",
-                due=date(2027, 1, 1),
-                queue="compliance",
-                dedupe_key=f"rm_call:{i}",
-            ),
-        )
-        for i in range(450)
+        task(sandbox.customer_id(i), f"rm_call:{i}", queue="compliance") for i in range(450)
     )
     assert all(r.ok for r in connector.apply(WritePlan(tasks=tasks)))
     assert sandbox.server.calls.count("collections_upsert") == 3
