@@ -1,8 +1,8 @@
 """A local Salesforce org that unmodified simple-salesforce talks to over real HTTPS.
 
 Speaks the REST wire format of crm_apis.md §1: OAuth2 token endpoint (client credentials
-and JWT bearer), ``query``/``queryAll`` with ``nextRecordsUrl`` paging, sObject Collections
-(update, create, upsert by external id, delete) with per-record results, single-record
+and JWT bearer), ``query``/``queryAll`` with ``nextRecordsUrl`` paging (deletes are not
+modelled, so ``queryAll`` answers like ``query``), sObject Collections (update, create, upsert by external id, delete) with per-record results, single-record
 sObject calls, ``describe``, ``limits``, Bulk API 2.0 (``salesforce_bulk.py``), and
 Outbound Messages (``salesforce_outbound.py``). Every data response carries
 ``Sforce-Limit-Info``; going past the daily allowance gives the real 403
@@ -103,6 +103,7 @@ class QueryCursor:
 
     query: Query
     batch_size: int
+    total: int  # ``totalSize``: the same on every page, as in Salesforce
     starts: dict[int, PageState] = field(default_factory=lambda: {0: PageState(None, 0)})
 
 
@@ -670,10 +671,12 @@ class SalesforceSandbox:
             return _sf_error(400, "MALFORMED_QUERY", str(exc))
         qid = f"01g{secrets.token_hex(6).upper()}"
         with self._lock:
-            self._cursors[qid] = QueryCursor(query, self._batch_size(request))
+            self._cursors[qid] = QueryCursor(
+                query, self._batch_size(request), self.org.count(query)
+            )
             while len(self._cursors) > 10_000:  # cursors live long; keep the newest
                 self._cursors.pop(next(iter(self._cursors)))
-        return self._query_page(request, qid, 0, total=self.org.count(query))
+        return self._query_page(request, qid, 0)
 
     def _query_more(self, request: Request) -> Response:
         qid, _, offset = request.params["locator"].partition("-")
@@ -685,7 +688,7 @@ class SalesforceSandbox:
             cursor = self._cursors.get(qid)
         if cursor is None or emitted not in cursor.starts:
             return _sf_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-        return self._query_page(request, qid, emitted, total=None)
+        return self._query_page(request, qid, emitted)
 
     def _batch_size(self, request: Request) -> int:
         """``Sforce-Query-Options: batchSize=N`` (200..2000) on the first call; it holds
@@ -695,13 +698,13 @@ class SalesforceSandbox:
             return min(max(int(options[10:]), 200), 2000)
         return self.query_batch_size
 
-    def _query_page(self, request: Request, qid: str, emitted: int, total: int | None) -> Response:
+    def _query_page(self, request: Request, qid: str, emitted: int) -> Response:
         cursor = self._cursors[qid]
         query = cursor.query
         rows, nxt = self.org.page(query, cursor.starts[emitted], cursor.batch_size)
         version = request.params["ver"]
         body: dict[str, Any] = {
-            "totalSize": total if total is not None else emitted + len(rows),
+            "totalSize": cursor.total,
             "done": nxt is None,
             "records": [self.org.render(query.sobject, v, query.fields, version) for v in rows],
         }

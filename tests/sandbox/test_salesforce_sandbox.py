@@ -65,6 +65,7 @@ def test_query_pages_with_next_records_url_and_rereads_are_idempotent(sf):
     second = sf.query_more(first["nextRecordsUrl"], identifier_is_url=True)
     again = sf.query_more(first["nextRecordsUrl"], identifier_is_url=True)
     assert second["records"] == again["records"]
+    assert second["totalSize"] == 450
     third = sf.query_more(second["nextRecordsUrl"], identifier_is_url=True)
     assert third["done"] and "nextRecordsUrl" not in third and len(third["records"]) == 50
     assert len(list(sf.query_all_iter("SELECT Id FROM Account", include_deleted=True))) == 450
