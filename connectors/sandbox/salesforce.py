@@ -1,14 +1,14 @@
 """A local Salesforce org that unmodified simple-salesforce talks to over real HTTPS.
 
-Speaks the REST wire format of crm_apis.md §1: OAuth2 token endpoint (client credentials
-and JWT bearer), ``query``/``queryAll`` with ``nextRecordsUrl`` paging (deletes are not
-modelled, so ``queryAll`` answers like ``query``), sObject Collections (update, create, upsert by external id, delete) with per-record results, single-record
-sObject calls, ``describe``, ``limits``, Bulk API 2.0 (``salesforce_bulk.py``), and
-Outbound Messages (``salesforce_outbound.py``). Every data response carries
-``Sforce-Limit-Info``; going past the daily allowance gives the real 403
-``REQUEST_LIMIT_EXCEEDED``. Customers are Accounts (Person Accounts for individuals,
-business Accounts for corporates) seeded from the shared generator through the default
-mapping, stored in SQLite so a million of them is cheap.
+Speaks the REST wire format of crm_apis.md §1: OAuth2 token endpoint (client credentials and
+JWT bearer), ``query``/``queryAll`` with ``nextRecordsUrl`` paging (deletes are not
+modelled, so ``queryAll`` answers like ``query``), sObject Collections (update, create,
+upsert by external id, delete) with per-record results, single-record sObject calls,
+``describe``, ``limits``, Bulk API 2.0 (``salesforce_bulk.py``), and Outbound Messages
+(``salesforce_outbound.py``). Every data response carries ``Sforce-Limit-Info``; going past
+the daily allowance gives the real 403 ``REQUEST_LIMIT_EXCEEDED``. Customers are Accounts
+(Person Accounts for individuals, business Accounts for corporates) seeded from the shared
+generator through the default mapping, stored in SQLite so a million of them is cheap.
 
 Faults a test wants are one named call away: ``rate_limit()``, ``expire_session()``,
 ``lock_rows()``, ``server_error()``, ``drop_connections()``, ``exhaust_daily_limit()``.
