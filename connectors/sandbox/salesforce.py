@@ -11,7 +11,8 @@ the daily allowance gives the real 403 ``REQUEST_LIMIT_EXCEEDED``. Customers are
 generator through the default mapping, stored in SQLite so a million of them is cheap.
 
 Faults a test wants are one named call away: ``rate_limit()``, ``expire_session()``,
-``lock_rows()``, ``server_error()``, ``drop_connections()``, ``exhaust_daily_limit()``.
+``lock_rows()``, ``server_error()``, ``drop_connections()``, ``lose_responses()``,
+``exhaust_daily_limit()``.
 
 Control API (``Authorization: Bearer <control_token>``), besides the shared ``GET /calls``,
 ``POST /faults``, ``POST /reset`` and ``POST /latency`` of ``server.py``:
