@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.webhook_events import ChangeEvent
 from sync.schema import Migration, metadata, parse_utc, utc_text
@@ -81,19 +80,21 @@ class InboxStats:
     dead: int
 
 
-def _insert_ignoring_duplicates(dialect: str) -> sa.Insert:
-    if dialect == "postgresql":
-        return postgresql.insert(webhook_inbox).on_conflict_do_nothing(index_elements=["event_key"])
-    return sqlite.insert(webhook_inbox).on_conflict_do_nothing(index_elements=["event_key"])
+#: The ack path's one statement, as plain SQL (the same on SQLite >= 3.35 and PostgreSQL). It
+#: runs for every acked event; the text form spares the commit thread a statement compilation
+#: per call, CPU that would otherwise hold the GIL against the event loop answering requests.
+_INSERT_IGNORING_DUPLICATES = sa.text(
+    "INSERT INTO webhook_inbox (event_key, crm, customer_id, operation, version, received_at,"
+    " status, available_at, attempts) VALUES (:event_key, :crm, :customer_id, :operation,"
+    " :version, :received_at, :status, :available_at, :attempts)"
+    " ON CONFLICT (event_key) DO NOTHING RETURNING event_key"
+)
 
 
 class Inbox:
     def __init__(self, store: StateStore) -> None:
         self.store = store
         store.migrate("webhook_inbox", INBOX_MIGRATIONS)
-        self._insert = _insert_ignoring_duplicates(store.engine.dialect.name).returning(
-            webhook_inbox.c.event_key
-        )
 
     # --- receiver side ------------------------------------------------------------------
 
@@ -105,7 +106,11 @@ class Inbox:
         if not rows:
             return [0 for _ in groups]
         with self.store.begin() as conn:
-            new_keys = set(conn.execute(self._insert, rows).scalars())
+            new_keys = {
+                key
+                for row in rows
+                for key in conn.execute(_INSERT_IGNORING_DUPLICATES, row).scalars()
+            }
         counts = []
         for group in groups:
             counts.append(sum(1 for e in group if e.event_key in new_keys))
