@@ -285,6 +285,9 @@ def collect(
         if migration_runs is None:
             changing = last_changing_run(conn, stream)
             migration_runs = [changing] if changing else []
+            scope = f"run {changing[:12]}" if changing else "no run"
+        else:
+            scope = f"{len(migration_runs)} selected run(s)"
         moves = migration(conn, stream, migration_runs)
         effects = side_effect_counts(conn, stream)
     api = None
@@ -308,6 +311,7 @@ def collect(
         feedback=feedback,
         runs=[r.as_row() for r in all_runs[:10]],
         focus=focus.as_row() if focus is not None else None,
+        migration_scope=scope,
         side_effects=effects,
         notes=list(notes),
     )

@@ -143,6 +143,7 @@ class ReportData:
     side_effects: Mapping[str, int] = field(default_factory=dict)
     notes: Sequence[str] = ()
     focus: RunRow | None = None  # the run whose DQ issues and API usage are shown
+    migration_scope: str = "the last run that moved a value tier"
 
     @property
     def focus_label(self) -> str:

@@ -211,8 +211,9 @@ def render(data: ReportData) -> str:
                  "Customers per level of each dimension, as last written to the CRM.",
                  '<div class="grid">' + "".join(_distribution(d) for d in data.distributions)
                  + "</div>"),
-        _section("migration", "Value-tier migration (last run)",
-                 "From → to: rows are the tier before the run, columns the tier after it.",
+        _section("migration", "Value-tier migration",
+                 f"From → to in {data.migration_scope}: rows are the tier before, columns the "
+                 "tier after; customers whose value tier stayed are not counted.",
                  _migration(data.migration)),
         _section("value-risk", "Value × risk",
                  "Where value and risk meet: high-value customers with high risk need both "
