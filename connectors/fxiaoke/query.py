@@ -8,12 +8,13 @@ place down, and the record at the page boundary is silently skipped for good, be
 modstamp is then behind the bookmark). Keyset paging on (``last_modified_time``, ``_id``)
 has no positions to shift:
 
-* each page asks for ``last_modified_time GTE <last modstamp>`` ordered by
-  (``last_modified_time``, ``_id``) at offset 0, and drops what it already yielded (usually
-  just the boundary record): no separate call per page, no repeats;
-* a tie group — more than a page of records with one millisecond stamp — would make that
-  loop stand still, so it is drained with ``last_modified_time EQ m`` and ``_id GT <id>``,
-  the FAQ's ``_id`` paging, then reading continues with ``GT m``.
+* each page asks for ``last_modified_time GTE <last modstamp>`` and ``_id NIN <the ids
+  already read at that modstamp>`` (usually one), ordered by (``last_modified_time``,
+  ``_id``), at offset 0: every call brings a full page of new records, so N records cost
+  ⌈N/100⌉ calls, as with offsets, and none is repeated;
+* a tie group — more records sharing one millisecond than that exclusion list should
+  carry — is drained with ``last_modified_time EQ m`` and ``_id GT <id>``, the FAQ's
+  ``_id`` paging, then reading continues with ``GT m``.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ def key_of(row: Row) -> Key:
     return int(row[MODSTAMP]), str(row[ID])
 
 
+#: Ids at one modstamp excluded with NIN before a tie group is drained by ``_id`` instead.
+MAX_EXCLUDED = 20
+
+
 def changed_since(run: RunQuery, start: Key | None) -> Iterator[list[Row]]:
     """Pages of rows with key >= ``start`` (all rows when None), in key order, each once.
 
@@ -83,6 +88,7 @@ def changed_since(run: RunQuery, start: Key | None) -> Iterator[list[Row]]:
     """
     by_key = [asc(MODSTAMP), asc(ID)]
     last: Key | None = None  # the last key yielded; ``start`` is inclusive, ``last`` is not
+    seen: list[str] = []  # ids yielded at last[0]
 
     def fresh(row: Row) -> bool:
         key = key_of(row)
@@ -90,20 +96,33 @@ def changed_since(run: RunQuery, start: Key | None) -> Iterator[list[Row]]:
             return key > last
         return start is None or key >= start
 
+    def advance(page: Sequence[Row]) -> None:
+        nonlocal last, seen
+        for row in page:
+            key = key_of(row)
+            seen = [*seen, key[1]] if last is not None and key[0] == last[0] else [key[1]]
+            last = key
+
     while True:
         floor = last or start
-        rows = run([flt(MODSTAMP, "GTE", floor[0])] if floor else [], by_key)
-        page = [row for row in rows if fresh(row)]
-        if not page and len(rows) >= PAGE_LIMIT and floor is not None:
-            # A whole page shares the floor's millisecond: drain that tie group by _id.
+        stuck = floor is not None and len(seen) > MAX_EXCLUDED
+        if not stuck:
+            filters = [flt(MODSTAMP, "GTE", floor[0])] if floor else []
+            if seen:
+                filters.append(flt(ID, "NIN", *seen))
+            rows = run(filters, by_key)
+            page = [row for row in rows if fresh(row)]
+            # A full page of nothing new: records before ``start`` within its millisecond.
+            stuck = not page and len(rows) >= PAGE_LIMIT
+        if stuck and floor is not None:
             for tie_page in _tie_group(run, floor[0], floor[1], inclusive=last is None):
                 yield tie_page
-                last = key_of(tie_page[-1])
+                advance(tie_page)
             rows = run([flt(MODSTAMP, "GT", floor[0])], by_key)
             page = list(rows)
         if page:
             yield page
-            last = key_of(page[-1])
+            advance(page)
         if len(rows) < PAGE_LIMIT:
             return
 
