@@ -76,8 +76,8 @@ class FxiaokeConnector:
     # --- reads ----------------------------------------------------------------------
 
     def read_changed(self, since: Cursor | None) -> Iterator[Page]:
-        """Full pages of ``page_size`` records (the last one partial): keyset calls yield ~99
-        new records each, so a page may span two calls."""
+        """Full pages of ``page_size`` records, the last one partial (a call that drains a
+        tie group or starts inside one can bring fewer new records than a page)."""
         start = (to_epoch_ms(since.modstamp), since.id) if since is not None else None
         buffer: list[CrmRecord] = []
         for rows in changed_since(self._query, start):
