@@ -196,7 +196,11 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-@click.command(help=__doc__.split("\n\n")[0] if __doc__ else None)
+@click.command(
+    help="Webhook receiver + inbox worker + scheduled sync in one process. Prints one JSON "
+    "line with the address it listens on; SIGTERM stops it cleanly, leaving unprocessed "
+    "events in the inbox. Setup per CRM: docs/webhooks.md."
+)
 @click.option(
     "--config",
     "config_path",

@@ -15,12 +15,15 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
+from connectors.contract import Page
 from connectors.fxiaoke import webhook as fx
+from connectors.registry import build_connector
 from connectors.sandbox.base import Sandbox, open_sandbox
 from crmtier.config import load_config
 from sync.inbox import Inbox
@@ -86,6 +89,10 @@ def _serve(tmp_path: Path, sandbox: Sandbox, *extra: str) -> Served:
 
 def _push(client: httpx.Client, secret: str, event_id: str) -> bool:
     body = json.dumps({"eventId": event_id, "event": "update", "dataId": f"d-{event_id}"}).encode()
+    return _post_fx(client, secret, body)
+
+
+def _post_fx(client: httpx.Client, secret: str, body: bytes) -> bool:
     ts = str(int(time.time() * 1000))
     headers = {
         "content-type": "application/json",
@@ -97,6 +104,20 @@ def _push(client: httpx.Client, secret: str, event_id: str) -> bool:
     except httpx.HTTPError:
         return False
     return response.status_code == 200 and response.text == "success"
+
+
+def _connector_pages(served: Served) -> list[Page]:
+    """The customers as crmtier reads them (through the config ``serve`` uses)."""
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in served.env.items():
+            if name.startswith("CRMTIER_"):
+                env.setenv(name, value)
+        config = load_config(served.config)
+        connector = build_connector(config.crm, config.field_mapping(), config.writeback_config())
+        try:
+            return list(connector.read_changed(None))
+        finally:
+            connector.close()
 
 
 def test_sigkill_right_after_acks_loses_no_acked_event(tmp_path: Path, sandbox: Sandbox) -> None:
@@ -145,6 +166,28 @@ def test_sigterm_stops_cleanly_and_keeps_the_backlog(tmp_path: Path, sandbox: Sa
     assert set(acked) <= inbox.keys()
     assert inbox.keys(statuses=("claimed",)) == set()  # nothing left half-taken
     assert served.secret not in log
+
+
+def test_logs_name_no_secret_and_no_personal_data(tmp_path: Path, sandbox: Sandbox) -> None:
+    """S1/S2 canary: a full cycle at DEBUG (scheduled sync over customers carrying canary PII,
+    then pushes re-tiered by the worker) leaves no secret and no canary value in the log."""
+    served = _serve(tmp_path, sandbox, "--log-level", "DEBUG")
+    inbox = served.state()
+    ids = [r.profile.id for page in _connector_pages(served) for r in page.records]
+    with httpx.Client(base_url=served.url, timeout=10) as client:
+        for n, customer_id in enumerate(ids):
+            body = json.dumps({"eventId": f"c{n}", "event": "update", "dataId": customer_id})
+            assert _post_fx(client, served.secret, body.encode())
+    deadline = time.monotonic() + 120
+    while inbox.stats(datetime.now(UTC)).depth and time.monotonic() < deadline:
+        time.sleep(0.1)
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(timeout=120) == 0
+    log = (tmp_path / "serve.log").read_text()
+    assert '"scheduled sync finished"' in log
+    secrets = [v for k, v in served.env.items() if k.startswith("CRMTIER_") and len(v) >= 8]
+    assert secrets and not [s for s in secrets if s in log]
+    assert "canary" not in log.lower()
 
 
 def test_bad_config_is_a_one_line_error(tmp_path: Path) -> None:
