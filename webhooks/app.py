@@ -19,6 +19,7 @@ be used to fill the inbox.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -196,15 +197,17 @@ def create_app(
         _count_events(metrics, new, len(events) - new)
         return endpoint.ack(new)
 
+    # Both read the store: off the event loop, so a scrape never delays an ack.
     async def healthz(_: Request) -> Response:
         try:
-            inbox.stats(datetime.fromtimestamp(clock(), UTC))
+            await asyncio.to_thread(inbox.stats, datetime.fromtimestamp(clock(), UTC))
         except sa.exc.SQLAlchemyError:
             return JSONResponse({"status": "inbox unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     async def metrics_text(_: Request) -> Response:
-        text = metrics.render(inbox, api_calls, datetime.fromtimestamp(clock(), UTC))
+        now = datetime.fromtimestamp(clock(), UTC)
+        text = await asyncio.to_thread(metrics.render, inbox, api_calls, now)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     routes = [
