@@ -62,9 +62,10 @@ def open_file(path: Path) -> Iterator[Loaded]:
             browser.close()
 
 
-def assert_report_drawn(path: Path, expected_bars: dict[str, int]) -> None:
+def assert_report_drawn(path: Path, expected_bars: dict[str, int]) -> Any:
     """Shared by the renderer test and the demo test: every chart is laid out with the
-    expected marks, no console error, no failed or outgoing request."""
+    expected marks, no console error, no failed or outgoing request. Returns the drawn
+    widths of the value-tier bars."""
     with open_file(path) as loaded:
         page = loaded.page
         for chart, count in expected_bars.items():
@@ -76,3 +77,5 @@ def assert_report_drawn(path: Path, expected_bars: dict[str, int]) -> None:
         assert loaded.console_errors == []
         assert loaded.failed_requests == []
         assert loaded.requests == [path.resolve().as_uri()]
+        bars = page.locator('svg[data-chart="dist-value_tier"] rect.bar')
+        return [bars.nth(i).bounding_box()["width"] for i in range(bars.count())]
