@@ -101,3 +101,27 @@ def test_demo_report_draws_in_chromium(demo: Callable[[str], Demo]) -> None:
         out_dir / "report.html",
         {"dist-value_tier": 5, "dist-needs_tier": 3, "dist-aml_risk": 5, "value-risk-1": 25},
     )
+
+
+def test_a_failure_is_one_line_exit_1_and_cleans_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any failure inside the demo (here: the sandbox cannot start) ends with one line on
+    stderr, exit status 1, and the temporary directory removed."""
+    import tempfile
+
+    from click.testing import CliRunner
+
+    from crmtier.cli import cli
+    from crmtier.demo import orchestrate
+
+    def no_sandbox(*args: object, **kwargs: object) -> None:
+        raise OSError("cannot bind 127.0.0.1: address in use")
+
+    monkeypatch.setattr(orchestrate, "open_sandbox", no_sandbox)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["demo", "--customers", "20"])
+    assert result.exit_code == 1
+    assert result.stderr == "crmtier demo: failed: cannot bind 127.0.0.1: address in use\n"
+    assert list(tmp_path.iterdir()) == []
