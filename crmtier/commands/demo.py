@@ -20,7 +20,8 @@ from crmtier.demo.orchestrate import DemoError, run_demo
 from crmtier.demo.summary import print_summary
 from sync import jsonlog
 
-REPORT_NAME = "crmtier-demo-report.html"
+#: where the report goes without --output-dir (relative to the working directory)
+DEFAULT_REPORT = Path("crmtier-demo") / "report.html"
 FXIAOKE_QUICK = 200
 FXIAOKE_RATE = "100 calls per 20 s"
 
@@ -32,14 +33,14 @@ FXIAOKE_RATE = "100 calls per 20 s"
               show_default=True, help="How many synthetic customers to seed.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the sandbox data, crmtier.toml, state store and report here "
-              f"(default: a temporary directory, removed; the report goes to ./{REPORT_NAME}).")
+              f"(default: a temporary directory, removed; the report goes to ./{DEFAULT_REPORT}).")
 def command(crm: str, customers: int, output_dir: Path | None) -> None:
     """Run the whole product on a local sandbox: sync, webhooks, report."""
     jsonlog.configure("ERROR")
     logging.getLogger("uvicorn").setLevel(logging.CRITICAL)
     out = Console()
     err = Console(stderr=True)
-    report_path = (output_dir / "report.html") if output_dir else Path.cwd() / REPORT_NAME
+    report_path = (output_dir / "report.html") if output_dir else Path.cwd() / DEFAULT_REPORT
     if crm == "fxiaoke" and customers > FXIAOKE_QUICK:
         err.print(
             f"note: FXiaoke writes one record per call, at most {FXIAOKE_RATE} per endpoint, "

@@ -81,7 +81,7 @@ def test_demo_cleans_up_without_output_dir(tmp_path: Path) -> None:
     done = run_demo("--customers", "30", cwd=tmp_path, tmpdir=tmpdir)
     assert done.returncode == 0, done.stderr[-2000:]
     assert list(tmpdir.iterdir()) == []  # sandbox data, config and state store removed
-    assert (tmp_path / "crmtier-demo-report.html").stat().st_size > 10_000
+    assert (tmp_path / "crmtier-demo" / "report.html").stat().st_size > 10_000
     assert "removed" in done.stdout
 
 
