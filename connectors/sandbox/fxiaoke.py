@@ -15,7 +15,8 @@ the follow-up object, the campaign-member field names, ``thirdTraceId``'s missin
 code, and the per-field validation code (32000 with a message naming the field).
 
 Tests perturb it with ``server.inject`` (5xx, latency, drops, canned error envelopes) and
-the helpers here: ``expire_tokens``, ``rate_limit_next``, ``reject_record``.
+the helpers here: ``expire_tokens``, ``rate_limit_next``, ``reject_record``; CRM users'
+edits are ``edit_customer``, ``add_customer`` and ``invalidate_customer`` (作废).
 """
 
 from __future__ import annotations
@@ -417,7 +418,8 @@ class FxiaokeSandbox:
                 # Required by the current convention; the exact code is our best reading.
                 return error_response(10001, "缺少参数thirdTraceId")
             if not self._windows.admit(kind, self.rate_calls, self.rate_window):
-                return error_response(14001, "接口调用超过限制", "单接口调用限制：100次/20秒")
+                limit = f"单接口调用限制：{self.rate_calls}次/{self.rate_window:g}秒"
+                return error_response(14001, "接口调用超过限制", limit)
             if not self._spend_quota():
                 return error_response(30002, "当天访问频次超限", "0点重新统计")
             try:
