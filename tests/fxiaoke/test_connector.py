@@ -329,6 +329,7 @@ def test_tasks_are_created_once_and_updated_only_when_changed(
         customer_id(3),
     )
     assert sandbox.server.calls.count("custom_create") == 3
+    assert sandbox.server.calls.count("custom_query") == 1  # one lookup for the whole plan
 
     assert all(r.ok for r in connector.apply(plan))  # a rerun creates nothing
     assert sandbox.server.calls.count("custom_create", "custom_update") == 3
