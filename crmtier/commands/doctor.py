@@ -30,6 +30,7 @@ from connectors.contract import Connector, SchemaCheck
 from connectors.errors import ConfigError, ConnectorError
 from connectors.registry import build_connector
 from crmtier.config import CrmtierConfig, load_config
+from sync import jsonlog
 from sync.store import StateStore, StoreError
 from tiering_core.policy import PolicyError, load_policy
 from webhooks.settings import WebhooksSettings
@@ -219,6 +220,7 @@ def is_error(check: SchemaCheck) -> bool:
               help="Create what the CRM's API allows; print what must be done by hand.")
 def command(config_path: Path, fix: bool) -> None:
     """Check (and with --fix, set up) a CRM org and the local set-up for crmtier."""
+    jsonlog.configure("ERROR")  # retries and progress are noise here; failures are reported
     console = Console(soft_wrap=False)
     try:
         config = load_config(config_path)

@@ -10,6 +10,7 @@ import click
 from connectors.errors import ConfigError, ConnectorError
 from crmtier.config import load_config
 from crmtier.report.build import build_report, write_report
+from sync import jsonlog
 from sync.store import StoreError
 
 
@@ -29,6 +30,7 @@ def command(config_path: Path, output: Path, run_id: str | None, feedback: bool)
     The file has no scripts and loads nothing from the network: it opens the same on an
     air-gapped workstation. It holds aggregate counts only, never a customer.
     """
+    jsonlog.configure("ERROR")  # retries and progress are noise here; failures are reported
     try:
         config = load_config(config_path)
         data = build_report(config, run_id=run_id, with_feedback=feedback)
