@@ -132,14 +132,19 @@ def _endpoints(settings: WebhooksSettings, own_fields: frozenset[str]) -> list[E
     return endpoints
 
 
-async def _read_capped(request: Request, limit: int) -> bytes:
-    """The body, refusing (413) as soon as it exceeds ``limit`` bytes."""
+async def _read_capped(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The body, refusing (413) as soon as it exceeds ``limit`` bytes, and (408) a sender
+    that takes longer than ``timeout_s`` to send it (a connection held open costs us)."""
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise WebhookRejected(413, f"body exceeds {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise WebhookRejected(413, f"body exceeds {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise WebhookRejected(408, f"body not received within {timeout_s} s") from None
     return b"".join(chunks)
 
 
@@ -179,14 +184,14 @@ def create_app(
     async def receive(endpoint: Endpoint, request: Request) -> Response:
         try:
             _precheck(request, endpoint)
-            body = await _read_capped(request, endpoint.max_bytes)
+            body = await _read_capped(request, endpoint.max_bytes, settings.body_timeout_seconds)
             events = endpoint.verify(request.headers, body, clock())
         except WebhookRejected as rejected:
             count(endpoint.name, rejected.status)
             log.info("webhook %s rejected: %s %s", endpoint.name, rejected.status, rejected)
             return JSONResponse({"error": rejected.reason}, status_code=rejected.status)
         try:
-            new = await committer.persist(events)
+            new = await committer.persist(events) if events else 0
         except sa.exc.SQLAlchemyError as exc:
             count(endpoint.name, 503)
             log.error("webhook %s: inbox unavailable (%s)", endpoint.name, type(exc).__name__)

@@ -70,6 +70,7 @@ class WebhooksSettings(BaseModel):
     replay_window_seconds: int = Field(default=300, ge=1, le=300)
     max_json_bytes: int = Field(default=256 * 1024, ge=1024, le=1024 * 1024)
     max_soap_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=4 * 1024 * 1024)
+    body_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     dedupe_days: int = Field(default=7, ge=7, le=90)
     batch_size: int = Field(default=200, ge=1, le=2000)
     batch_window_ms: int = Field(default=200, ge=0, le=10_000)

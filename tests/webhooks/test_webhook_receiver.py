@@ -285,6 +285,25 @@ def test_oversized_chunked_body_is_refused_without_reading_it_whole(
     assert inbox.keys() == set()
 
 
+def test_a_body_trickled_too_slowly_is_a_408(webhook_env: dict[str, str], inbox: Inbox) -> None:
+    impatient = WebhooksSettings.model_validate(
+        {"zoho_token": "env:T_ZOHO_TOKEN", "zoho_channel_id": "1", "body_timeout_seconds": 0.5}
+    )
+    with (
+        LiveServer(create_app(impatient, inbox)) as live,
+        socket.create_connection(("127.0.0.1", live.port), timeout=30) as conn,
+    ):
+        conn.sendall(
+            b"POST /webhooks/zoho HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        reply = b""
+        while b"\r\n" not in reply:
+            reply += conn.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 408")
+    assert inbox.keys() == set()
+
+
 def test_inbox_outage_is_a_503_so_the_sender_retries(
     client: TestClient, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
