@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -73,6 +74,10 @@ def test_demo_runs_the_whole_product_and_writes_the_report(
     assert 'data-chart="dist-value_tier"' in html and 'data-chart="migration"' in html
     assert 'data-table="feedback"' in html
     assert (out_dir / "crmtier.toml").exists()  # kept because --output-dir was given
+    # the sandbox credentials (kept on disk by the sandboxes that persist them) are never shown
+    for saved in (out_dir / "sandbox").glob("credentials.json"):
+        for value in json.loads(saved.read_text("utf-8")).values():
+            assert str(value) not in out + done.stderr + html
 
 
 def test_demo_cleans_up_without_output_dir(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from crmtier.commands.serve import Parts, open_parts
 from crmtier.config import load_config
 from crmtier.report.build import build_report
 from crmtier.report.collect import collect
+from crmtier.report.render import render
 
 CUSTOMERS = 40
 
@@ -30,6 +31,10 @@ def synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sa
     path.write_text(text, encoding="utf-8")
     yield sandbox, path
     sandbox.stop()
+
+
+def ids_in_crm(sandbox: Sandbox) -> list[str]:
+    return [sandbox.customer_id(i) for i in range(CUSTOMERS)]  # type: ignore[attr-defined]
 
 
 def _parts(path: Path) -> Parts:
@@ -69,6 +74,9 @@ def test_numbers_match_the_runs(synced: tuple[Sandbox, Path]) -> None:
     assert data.api is not None and data.api.calls == first.api_calls
     assert data.api.minimum == sum(first.min_calls.values())
     assert [r.run_id for r in data.runs][:2] == [second.run_id, first.run_id]
+    # aggregate counts only: no customer id reaches the page (docs/data-handling.md)
+    html = render(data)
+    assert not [cid for cid in ids_in_crm(sandbox) if cid in html]
 
 
 def test_feedback_by_tier_counts_every_rated_customer(synced: tuple[Sandbox, Path]) -> None:
