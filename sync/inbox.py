@@ -167,12 +167,18 @@ class Inbox:
         dead = {"status": DEAD, "processed_at": utc_text(now), "lease_until": None, "outcome": DEAD}
         self._update_each({i: {**dead, "error": e[:200]} for i, e in errors.items()})
 
-    def retry_later(self, errors: Mapping[int, str], at: datetime) -> None:
-        """Put failed events back as pending, claimable again from ``at``."""
-        again = {"status": PENDING, "available_at": utc_text(at), "claimed_by": None}
-        self._update_each(
-            {i: {**again, "lease_until": None, "error": e[:200]} for i, e in errors.items()}
-        )
+    def retry_later(self, errors: Mapping[int, str], at: datetime, *, count: bool = True) -> None:
+        """Put failed events back as pending, claimable again from ``at``. ``count=False``
+        gives the attempt back: the event was not tried (the stream was busy)."""
+        again: dict[str, object] = {
+            "status": PENDING,
+            "available_at": utc_text(at),
+            "claimed_by": None,
+            "lease_until": None,
+        }
+        if not count:
+            again["attempts"] = webhook_inbox.c.attempts - 1
+        self._update_each({i: {**again, "error": e[:200]} for i, e in errors.items()})
 
     def release(self, owner: str) -> int:
         """Give back this owner's unfinished claims (clean shutdown): pending again at once,

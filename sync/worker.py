@@ -66,11 +66,16 @@ class ChangeProcessor(Protocol):
     the CRM call itself failed, so the worker retries the whole batch later."""
 
     def __call__(
-        self, records: Sequence[CrmRecord], source_event_ids: Mapping[str, str]
+        self, records: Sequence[CrmRecord], source_event_ids: Mapping[str, str], /
     ) -> Mapping[str, str]: ...
 
 
 Fetch = Callable[[Sequence[str]], list[CrmRecord]]
+
+
+class StreamBusyError(TransientError):
+    """Another process is syncing this stream: the batch waits, its attempts uncounted (a
+    long backfill must not bury the events that arrive meanwhile)."""
 
 
 class EngineProcessor:
@@ -94,7 +99,7 @@ class EngineProcessor:
         store, lease = self.engine.store, self.engine.lock_name
         with self.lock:
             if not store.acquire_lock(lease, ttl=self.engine.settings.lock_ttl):
-                raise TransientError("a sync run in another process holds this stream")
+                raise StreamBusyError("a sync run in another process holds this stream")
             try:
                 return self.engine.process_changes(records, source_event_ids)
             finally:
@@ -110,6 +115,7 @@ class WorkerOptions:
     backoff_base: timedelta = timedelta(seconds=2)
     backoff_cap: timedelta = timedelta(minutes=10)
     stale_read_delay: timedelta = timedelta(seconds=1)
+    busy_delay: timedelta = timedelta(seconds=5)
     dedupe: timedelta = timedelta(days=7)
     purge_every: timedelta = timedelta(hours=1)
     idle_poll: timedelta = timedelta(milliseconds=50)
@@ -208,6 +214,12 @@ class InboxWorker:
             outcomes = (
                 dict(self.process(fresh, _source_events(fresh, by_customer))) if fresh else {}
             )
+        except StreamBusyError as exc:  # not a failure: try again soon, without counting
+            self.inbox.retry_later(
+                {i.id: str(exc) for i in items}, now + self.options.busy_delay, count=False
+            )
+            report.add("busy", len(items))
+            return self._report(report)
         except ConnectorError as exc:
             self._retry(items, exc, report)
             return self._report(report)

@@ -19,7 +19,7 @@ from connectors.errors import RateLimitedError, TransientError
 from connectors.webhook_events import ChangeEvent
 from sync.inbox import Inbox
 from sync.store import StateStore
-from sync.worker import InboxWorker, WorkerOptions
+from sync.worker import InboxWorker, StreamBusyError, WorkerOptions
 from tiering_core.models import CustomerProfile
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -220,6 +220,33 @@ def test_events_are_buried_after_max_attempts(inbox: Inbox) -> None:
         outcomes.append(worker.drain().outcomes)
     assert outcomes == [{"retry": 1}, {"retry": 1}, {"dead": 1}, {}]
     assert inbox.stats(clock.now).dead == 1
+
+
+def test_a_busy_stream_postpones_without_burying(inbox: Inbox) -> None:
+    """While another process syncs the stream (a backfill can take hours), events wait;
+    their attempts are not spent, so none is buried however long the wait."""
+    crm, clock = MemoryCrm(), Clock()
+    crm.set("C1", 1, T0)
+    busy = {"left": 20}
+    writer = Writer()
+
+    def process(records: Sequence[CrmRecord], events: Mapping[str, str]) -> Mapping[str, str]:
+        if busy["left"]:
+            busy["left"] -= 1
+            raise StreamBusyError("a sync run in another process holds this stream")
+        return writer(records, events)
+
+    worker = InboxWorker(
+        inbox, crm.fetch, process, options=WorkerOptions(max_attempts=3), clock=clock
+    )
+    inbox.add([[_ev("e1", "C1")]], T0)
+    outcomes = []
+    for step in range(21):
+        clock.now = T0 + timedelta(seconds=6 * step)
+        outcomes.append(worker.drain().outcomes)
+    assert outcomes[:20] == [{"busy": 1}] * 20
+    assert outcomes[20] == {"written": 1}
+    assert inbox.stats(clock.now).dead == 0
 
 
 def test_deleted_record_is_not_found(inbox: Inbox) -> None:
