@@ -5,59 +5,68 @@ CRM's own change notification (webhook path), not through the scheduled sync."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
 @dataclass(frozen=True)
 class Change:
     label: str
-    from_tier: str  # customers of this stored value tier are picked
+    from_tier: str  # customers of this stored value tier are picked ...
     count: int
     edit: Mapping[str, Any]  # canonical path -> new value
+    #: ... unless a stored tier already is one of these (the edit would show nothing)
+    unless: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: what to say when, as intended, the CRM shows no change
+    when_unchanged: str = "no change in the CRM"
 
 
 _NO_AVG = {"aum_avg_3m": None}
+UPGRADE = "large deposit (upgrade at once)"
 
 CHANGES: tuple[Change, ...] = (
     Change(
-        "large deposit: upgrade to private banking (immediate)",
+        UPGRADE,
         "mass",
         3,
         {"assets.deposits": 9_000_000, "assets.investments": 0, "assets.insurance": 0, **_NO_AVG},
     ),
     Change(
-        "assets withdrawn: downgrade held by the 90-day grace period",
+        "assets withdrawn (downgrade)",
         "private",
         1,
         {"assets.deposits": 1_000, "assets.investments": 0, "assets.insurance": 0, **_NO_AVG},
+        when_unchanged="tier kept: a downgrade waits for the 90-day grace period (no flapping)",
     ),
-    Change("customer became a PEP: EDD task, no marketing", "affluent", 1, {"aml.pep": True}),
-    Change("sanctions list hit: AML prohibited", "wealth", 1, {"aml.sanctions_hit": True}),
-    Change("loan reclassified 次级 (substandard): limit review", "affluent", 1,
-           {"credit.loan_class": "substandard"}),
-    Change("complaint opened: priority task within 15 days", "wealth", 2,
-           {"feedback.open_complaints": 1}),
+    Change("became a PEP", "affluent", 1, {"aml.pep": True},
+           unless={"aml_risk": ("high", "prohibited")}),
+    Change("sanctions list hit", "wealth", 1, {"aml.sanctions_hit": True},
+           unless={"aml_risk": ("prohibited",)}),
+    Change("loan reclassified 次级 substandard", "affluent", 1,
+           {"credit.loan_class": "substandard"}, unless={"credit_risk": ("high",)}),
+    Change("complaint opened", "wealth", 1, {"feedback.open_complaints": 1}),
 )
 
 
 def pick(
-    changes: Sequence[Change], tiers: Mapping[str, str], mapped: set[str]
+    changes: Sequence[Change], tiers: Mapping[str, Mapping[str, str]], mapped: set[str]
 ) -> list[tuple[Change, str]]:
     """Deterministic (change, customer id) pairs: the first customers (by id) of each
-    change's tier not already picked. Paths the CRM's mapping lacks are dropped; a change
-    with no eligible customer (a tiny demo) is skipped."""
-    by_tier: dict[str, list[str]] = {}
-    for cid in sorted(tiers):
-        by_tier.setdefault(tiers[cid], []).append(cid)
+    change's value tier, not excluded by ``unless``, not already picked. Paths the CRM's
+    mapping lacks are dropped; a change with no eligible customer (a tiny demo) is skipped."""
     taken: set[str] = set()
     out = []
     for change in changes:
         edit = {k: v for k, v in change.edit.items() if k in mapped}
         if not edit:
             continue
-        pool = [c for c in by_tier.get(change.from_tier, []) if c not in taken]
+        pool = [
+            cid for cid in sorted(tiers)
+            if tiers[cid].get("value_tier") == change.from_tier
+            and cid not in taken
+            and not any(tiers[cid].get(dim) in values for dim, values in change.unless.items())
+        ]
         for cid in pool[: change.count]:
             taken.add(cid)
-            out.append((Change(change.label, change.from_tier, change.count, edit), cid))
+            out.append((replace(change, edit=edit), cid))
     return out

@@ -23,10 +23,11 @@ from connectors.mapping import load_default_mapping
 from connectors.sandbox.base import Sandbox, open_sandbox
 from crmtier.commands.serve import Parts, open_parts
 from crmtier.config import load_config
-from crmtier.demo.changes import CHANGES, Change, pick
+from crmtier.demo.changes import CHANGES, UPGRADE, Change, pick
 from crmtier.demo.loopback import LoopbackServer
+from crmtier.demo.outcomes import Outcome, outcome, snapshot
 from crmtier.report.build import build_report, write_report
-from crmtier.report.collect import load_runs, minimum_calls, value_tiers
+from crmtier.report.collect import load_runs, minimum_calls, stored_tiers
 from crmtier.report.model import ReportData
 from sync.engine import RunOptions, RunReport
 from webhooks.runtime import Realtime
@@ -49,17 +50,6 @@ class Phase:
     api_used: int
     api_minimum: int
     status: str
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one edit in the CRM led to, as the CRM now shows it."""
-
-    label: str
-    before: str
-    after: str
-    aml_risk: str | None
-    credit_risk: str | None
 
 
 @dataclass
@@ -134,7 +124,7 @@ def _wait_quiet(realtime: Realtime, expected: int, timeout: float) -> int:
 def _webhook_phase(
     sandbox: Sandbox, parts: Parts, say: Say, timeout: float
 ) -> tuple[Phase, list[Outcome], int]:
-    tiers_before = value_tiers(parts.store, parts.engine.stream)
+    tiers_before = stored_tiers(parts.store, parts.engine.stream)
     mapped = set(load_default_mapping(sandbox.crm).mapping.fields)
     picked = pick(CHANGES, tiers_before, mapped)
     if not picked:
@@ -148,6 +138,7 @@ def _webhook_phase(
         sandbox.set_notification_target(
             f"{server.url}/webhooks/{sandbox.crm}", ca_bundle=sandbox.info().ca_bundle
         )
+        before = snapshot(sandbox, [cid for _, cid in picked])
         say(f"editing {len(picked)} customers in the CRM; notifications go to {server.url}")
         for change, cid in picked:
             sandbox.edit_customer(cid, change.edit)
@@ -171,24 +162,10 @@ def _webhook_phase(
         sum(minimum_calls(r.counts, caps) for r in runs),
         "succeeded" if all(r.row["status"] == "succeeded" for r in runs) else "with errors",
     )
-    outcomes = []
-    for change, cid in picked:
-        now = sandbox.written(cid)
-        outcomes.append(
-            Outcome(
-                change.label,
-                change.from_tier,
-                str(now.get("value_tier")),
-                _opt(now.get("aml_risk")),
-                _opt(now.get("credit_risk")),
-            )
-        )
+    after = snapshot(sandbox, [cid for _, cid in picked])
+    outcomes = [outcome(change, cid, before, after) for change, cid in picked]
     _check_upgrades(outcomes)
     return phase, outcomes, received
-
-
-def _opt(value: object) -> str | None:
-    return None if value in (None, "") else str(value)
 
 
 def _text(ts: datetime) -> str:
@@ -198,11 +175,11 @@ def _text(ts: datetime) -> str:
 def _check_upgrades(outcomes: list[Outcome]) -> None:
     """The demo's own end-to-end assertion: every large deposit reached the CRM as the
     private tier through the webhook path."""
-    missed = [o for o in outcomes if o.label.startswith("large deposit") and o.after != "private"]
+    missed = [o for o in outcomes if o.label == UPGRADE and o.value_after != "private"]
     if missed:
         raise DemoError(
             f"webhook path: {len(missed)} upgraded customer(s) still show "
-            f"{missed[0].after!r} in the CRM instead of 'private'"
+            f"{missed[0].value_after!r} in the CRM instead of 'private'"
         )
 
 

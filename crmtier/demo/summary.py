@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crmtier.demo.orchestrate import DemoResult
+from crmtier.demo.outcomes import grouped
 
 
 def _counts_table(
@@ -40,13 +41,13 @@ def print_summary(console: Console, result: DemoResult) -> None:
                 risk.add_row(dist.title, ", ".join(f"{k} {v:,}" for k, v in dist.counts.items()))
         console.print(risk)
 
-    changes = Table(title="Changes made in the CRM → what crmtier wrote back (via webhooks)",
+    changes = Table(title="Edits made in the CRM → what crmtier did (through the webhook path)",
                     title_justify="left")
-    for col in ("change", "value tier from → to", "AML risk", "credit risk"):
-        changes.add_column(col)
-    for o in result.outcomes:
-        changes.add_row(o.label, f"{o.before} → {o.after}", o.aml_risk or "–",
-                        o.credit_risk or "–")
+    changes.add_column("edit")
+    changes.add_column("customers", justify="right")
+    changes.add_column("result in the CRM")
+    for label, n, text in grouped(result.outcomes):
+        changes.add_row(label, str(n), text)
     console.print(changes)
 
     if report is not None and report.migration is not None and report.migration.total:
@@ -66,13 +67,13 @@ def print_summary(console: Console, result: DemoResult) -> None:
         "notified customers; the minimum counts full pages and full write batches only."
     )
 
-    effects = [
+    totals = [
         ("follow-up tasks in the CRM", result.tasks),
         ("campaign memberships in the CRM", result.memberships),
         ("webhook notifications received", result.webhook_events),
         *((f"first sync wrote: {kind}", n) for kind, n in sorted(result.writes.items())),
     ]
-    console.print(_counts_table("Side effects", effects, unit="count"))
+    console.print(_counts_table("Side effects", totals, unit="count"))
 
     if report is not None and report.dq_issues:
         dq = sorted(report.dq_issues.items(), key=lambda kv: -kv[1])

@@ -258,10 +258,15 @@ def feedback_by_tier(
     ]
 
 
+def stored_tiers(store: StateStore, stream: str) -> dict[str, Mapping[str, str]]:
+    """CRM id → the tiers last written to the CRM."""
+    with store.engine.connect() as conn:
+        return dict(_tier_rows(conn, stream))
+
+
 def value_tiers(store: StateStore, stream: str) -> dict[str, str]:
     """CRM id → stored value tier (for joining feedback read from the CRM)."""
-    with store.engine.connect() as conn:
-        return {cid: str(t.get("value_tier")) for cid, t in _tier_rows(conn, stream)}
+    return {cid: str(t.get("value_tier")) for cid, t in stored_tiers(store, stream).items()}
 
 
 def collect(

@@ -66,8 +66,10 @@ def test_demo_runs_the_whole_product_and_writes_the_report(
                     "incremental sync", "follow-up tasks in the CRM",
                     "campaign memberships in the CRM", "Data-quality issues"):
         assert heading in out, heading
-    assert out.count("mass → private") >= 3  # the demo's own upgrade check also enforced it
-    assert "sanctions list hit" in out and "prohibited" in out
+    assert "value mass → private (×3)" in out  # the demo's own upgrade check enforces it too
+    assert "AML low → prohibited" in out or "AML medium → prohibited" in out
+    assert "task: Enhanced due diligence review" in out
+    assert "90-day grace period" in out
     report = out_dir / "report.html"
     assert f"Report: {report}" in out.replace("\n", "")
     html = report.read_text(encoding="utf-8")
