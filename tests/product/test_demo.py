@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from product_chromium import assert_report_drawn, needs_chromium
 
+from connectors.sandbox.generator import generate
+
 
 def _available(crm: str) -> bool:
     return all(
@@ -76,6 +78,14 @@ def test_demo_runs_the_whole_product_and_writes_the_report(
     assert 'data-chart="dist-value_tier"' in html and 'data-chart="migration"' in html
     assert 'data-table="feedback"' in html
     assert (out_dir / "crmtier.toml").exists()  # kept because --output-dir was given
+    # canary PII the sandbox seeded never leaves the CRM: not in the output, the report or
+    # the state store (docs/data-handling.md)
+    store = b"".join(p.read_bytes() for p in (out_dir / "sandbox").glob("crmtier.db*"))
+    assert store
+    for customer in generate(30):
+        for value in customer.pii.values():
+            assert value not in out + done.stderr + html
+            assert value.encode() not in store
     # the sandbox credentials (kept on disk by the sandboxes that persist them) are never shown
     for saved in (out_dir / "sandbox").glob("credentials.json"):
         for value in json.loads(saved.read_text("utf-8")).values():
