@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -61,7 +61,7 @@ def append(conn: sa.Connection, entries: list[AuditEntry]) -> None:
     at = now_text()
     for entry in entries:
         seq += 1
-        row = {"seq": seq, "at": at, **asdict(entry), "prev_hash": prev}
+        row = {"seq": seq, "at": at, **vars(entry), "prev_hash": prev}
         row["hash"] = prev = row_hash(prev, row)
         rows.append(row)
     conn.execute(audit.insert(), rows)

@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
@@ -48,7 +48,7 @@ from sync.killpoints import kill_point
 from sync.outbox import NewItem, OutboxItem
 from sync.planner import CustomerPlan, Known, plan_customer, tiers_of
 from sync.runs import RunCounts, RunStatus
-from sync.state import CustomerState, load_states, record_side_effect, upsert_state
+from sync.state import CustomerState, load_states, save_side_effects, save_states
 from sync.store import StateStore
 from tiering_core.models import Assessment, CustomerProfile
 from tiering_core.privacy import pseudonym
@@ -229,7 +229,9 @@ class _Run:
         self.queue: dict[int, OutboxItem] = {}
         self.due: dict[int, float] = {}
         self.inflight: dict[Future[list[WriteResult]], list[OutboxItem]] = {}
-        self.inflight_customers: Counter[str] = Counter()
+        self.inflight_by_customer: dict[str, set[int]] = {}
+        self.dead_letter_customers: set[str] = set()  # with open letters: resolve on success
+        self.refs: dict[str, str] = {}  # pseudonym cache
         self.decisions: dict[str, _Decision] = {}
         self.submitted: Counter[str] = Counter()
         self.stream_reads = 0
@@ -255,6 +257,7 @@ class _Run:
                 dry_run=self.options.dry_run,
             )
             self.bookmark = bookmarks.load(conn, self.e.stream)
+            self.dead_letter_customers = set(outbox.open_dead_letter_customers(conn, self.e.stream))
         log.info(
             "run started",
             extra={"run_id": self.run_id, "stream": self.e.stream, "trigger": self.options.trigger},
@@ -357,8 +360,7 @@ class _Run:
                 break
 
     def _retry_dead_letters(self) -> None:
-        with self.e.store.begin() as conn:
-            ids = outbox.open_dead_letter_customers(conn, self.e.stream)
+        ids = sorted(self.dead_letter_customers)
         for start in range(0, len(ids), max(1, self.caps.page_size)):
             records = self.e.connector.fetch(ids[start : start + self.caps.page_size])
             if records:
@@ -398,14 +400,18 @@ class _Run:
         kill_point("before_commit")
         with self.e.store.begin() as conn:
             audit_rows: list[AuditEntry] = []
+            state_rows: list[dict[str, Any]] = []
+            to_write = []
             for record, assessment, plan in plans:
-                state = states.get(record.profile.id)
                 if plan:
-                    self._enqueue(conn, record, assessment, plan, state)
-                else:
-                    self.counts.unchanged += 1
-                    self.outcomes[record.profile.id] = "unchanged"
-                    self._record_unchanged(conn, record, assessment, state, audit_rows)
+                    to_write.append((record, assessment, plan))
+                    continue
+                self.counts.unchanged += 1
+                self.outcomes[record.profile.id] = "unchanged"
+                state = states.get(record.profile.id)
+                self._record_unchanged(record, assessment, state, state_rows, audit_rows)
+            self._enqueue(conn, to_write, state_rows)
+            save_states(conn, self.e.stream, state_rows)
             append(conn, audit_rows)
             kill_point("in_commit")
             if advance is not None:
@@ -476,63 +482,57 @@ class _Run:
     def _enqueue(
         self,
         conn: sa.Connection,
-        record: CrmRecord,
-        assessment: Assessment,
-        plan: CustomerPlan,
-        state: CustomerState | None,
+        planned: list[tuple[CrmRecord, Assessment, CustomerPlan]],
+        state_rows: list[dict[str, Any]],
     ) -> None:
-        cid = record.profile.id
-        wanted = _items_of(plan)
-        previous = self.decisions.get(cid)
-        outstanding = [
-            self.queue[i] for i in (previous.outstanding if previous else ()) if i in self.queue
-        ]
-        inflight_ids = {
-            i.id for items in self.inflight.values() for i in items if i.customer_id == cid
-        }
-        keep: set[int] = set(inflight_ids)
+        """Queue a page's planned writes. Items identical to ones already queued or in
+        flight for the customer are reused; queued items the new plan no longer wants are
+        superseded (a customer read twice in a run keeps only its newest decision)."""
         new: list[NewItem] = []
-        by_identity = {item.identity(): item for item in outstanding}
-        for item in wanted:
-            existing = by_identity.pop(
-                (item.kind, item.key, repr(sorted(item.payload.items()))), None
+        stale: list[int] = []
+        for record, assessment, plan in planned:
+            cid = record.profile.id
+            previous = self.decisions.get(cid)
+            queued = [
+                self.queue[i] for i in (previous.outstanding if previous else ()) if i in self.queue
+            ]
+            keep = set(self.inflight_by_customer.get(cid, ()))
+            by_identity = {item.identity(): item for item in queued}
+            for item in _items_of(plan, self.source_events.get(cid)):
+                existing = by_identity.pop(item.identity(), None)
+                if existing is None:
+                    new.append(item)
+                else:
+                    keep.add(existing.id)
+            stale += [item.id for item in by_identity.values()]
+            if previous is not None and previous.this_run:
+                self.counts.skipped["superseded"] += 1
+            pending = self._decision_json(record, assessment, plan)
+            self.decisions[cid] = _Decision(cid, pending, keep, this_run=True)
+            state_rows.append(
+                {
+                    "customer_id": cid,
+                    "pseudonym": self._ref(cid),
+                    "pending": pending,
+                    "run_id": self.run_id,
+                }
             )
-            if existing is not None:
-                keep.add(existing.id)
-            else:
-                new.append(item)
-        stale = [item.id for item in by_identity.values()]
         if stale:
             outbox.set_status(conn, stale, "superseded")
             for item_id in stale:
                 self.queue.pop(item_id, None)
-        if previous is not None and previous.this_run:
-            self.counts.skipped["superseded"] += 1
-        added = outbox.enqueue(
-            conn,
-            self.e.stream,
-            self.run_id,
-            new,
-            trigger=self.options.trigger,
-            source_event_id=self.source_events.get(cid),
-        )
-        for queued in added:
-            self.queue[queued.id] = queued
-        pending = self._decision_json(record, assessment, plan)
-        self.decisions[cid] = _Decision(
-            cid, pending, keep | {queued.id for queued in added}, this_run=True
-        )
-        values: dict[str, Any] = {"pending": pending, "run_id": self.run_id}
-        if state is None:
-            values["pseudonym"] = self._ref(cid)
-        upsert_state(conn, self.e.stream, cid, **values)
+        for added in outbox.enqueue(
+            conn, self.e.stream, self.run_id, new, trigger=self.options.trigger
+        ):
+            self.queue[added.id] = added
+            self.decisions[added.customer_id].outstanding.add(added.id)
 
     def _record_unchanged(
         self,
-        conn: sa.Connection,
         record: CrmRecord,
         assessment: Assessment,
         state: CustomerState | None,
+        state_rows: list[dict[str, Any]],
         audit_rows: list[AuditEntry],
     ) -> None:
         """Nothing to write; still keep the decision (hysteresis needs it) if it moved."""
@@ -543,27 +543,21 @@ class _Run:
         below = _iso(assessment.below_floor_since)
         if state is not None and state.tiers == tiers and state.below_floor_since == below:
             return
-        values: dict[str, Any] = {
-            "tiers": tiers,
-            "assessed_at": self._as_of(assessment),
-            "below_floor_since": below,
-            "run_id": self.run_id,
-        }
-        if state is None:
-            values["pseudonym"] = self._ref(cid)
-        upsert_state(conn, self.e.stream, cid, **values)
+        state_rows.append(
+            {
+                "customer_id": cid,
+                "pseudonym": self._ref(cid),
+                "tiers": tiers,
+                "assessed_at": self._as_of(assessment),
+                "below_floor_since": below,
+                "run_id": self.run_id,
+            }
+        )
         old = state.tiers if state else None
         if old != tiers:
             self._count_change(old, tiers)
-            audit_rows.append(
-                self._audit(
-                    cid,
-                    "tier_change",
-                    old,
-                    tiers,
-                    self._decision_json(record, assessment, CustomerPlan(cid)),
-                )
-            )
+            decision = self._decision_json(record, assessment, CustomerPlan(cid))
+            audit_rows.append(self._audit(cid, "tier_change", old, tiers, decision))
 
     def _advance(self, conn: sa.Connection, page: Page, read_at: datetime) -> None:
         cursor = page.cursor
@@ -644,7 +638,7 @@ class _Run:
         for item in self.queue.values():
             if self.due.get(item.id, 0.0) > now:
                 continue
-            if self.inflight_customers[item.customer_id]:
+            if item.customer_id in self.inflight_by_customer:
                 held.add(item.kind)
                 continue
             by_kind.setdefault(item.kind, []).append(item)
@@ -696,7 +690,7 @@ class _Run:
         items = outbox.plan_order(items)
         for item in items:
             self.queue.pop(item.id, None)
-            self.inflight_customers[item.customer_id] += 1
+            self.inflight_by_customer.setdefault(item.customer_id, set()).add(item.id)
             if item.attempts == 0:
                 self.submitted[item.kind] += 1
         plan = outbox.to_write_plan(items)
@@ -714,7 +708,11 @@ class _Run:
             for future in done:
                 items = self.inflight.pop(future)
                 for item in items:
-                    self.inflight_customers[item.customer_id] -= 1
+                    ids = self.inflight_by_customer.get(item.customer_id)
+                    if ids is not None:
+                        ids.discard(item.id)
+                        if not ids:
+                            del self.inflight_by_customer[item.customer_id]
                 self._record(items, future)
             if not until_empty:
                 return
@@ -758,13 +756,14 @@ class _Run:
         kill_point("before_record")
         with self.e.store.begin() as conn:
             audit_rows: list[AuditEntry] = []
+            effects: list[dict[str, Any]] = []
             done: list[int] = []
             for item, result in zip(items, results, strict=True):
                 decision = self.decisions.get(item.customer_id)
                 if result.ok:
                     done.append(item.id)
                     self.counts.writes[item.kind] += 1
-                    self._record_side_effect(conn, item, decision, audit_rows)
+                    self._record_side_effect(item, decision, effects, audit_rows)
                     if decision:
                         decision.outstanding.discard(item.id)
                 elif result.retryable and item.attempts + 1 < self.settings.record_retry_attempts:
@@ -772,11 +771,14 @@ class _Run:
                 else:
                     self._dead_letter(conn, item, result, decision)
             outbox.set_status(conn, done, "done")
+            save_side_effects(conn, self.e.stream, effects)
             kill_point("in_record")
-            for item in items:
-                decision = self.decisions.get(item.customer_id)
-                if decision is not None and not decision.outstanding:
-                    self._finalize(conn, decision, audit_rows)
+            finished = {
+                d.customer_id: d
+                for d in (self.decisions.get(item.customer_id) for item in items)
+                if d is not None and not d.outstanding
+            }
+            self._finalize(conn, list(finished.values()), audit_rows)
             append(conn, audit_rows)
         kill_point("after_record")
         self._progress()
@@ -788,18 +790,7 @@ class _Run:
     def _retry_later(self, conn: sa.Connection, item: OutboxItem, result: WriteResult) -> None:
         attempts = item.attempts + 1
         outbox.set_status(conn, [item.id], "pending", attempts=attempts, error=result.error_code)
-        retry = OutboxItem(
-            item.id,
-            item.customer_id,
-            item.kind,
-            item.key,
-            item.payload,
-            attempts,
-            item.run_id,
-            item.trigger,
-            item.source_event_id,
-        )
-        self.queue[item.id] = retry
+        self.queue[item.id] = replace(item, attempts=attempts)
         base = self.settings.record_retry_base * 2 ** (attempts - 1)
         self.due[item.id] = time.monotonic() + min(base, self.settings.record_retry_cap)
 
@@ -812,17 +803,8 @@ class _Run:
     ) -> None:
         code = result.error_code or "UNKNOWN"
         outbox.set_status(conn, [item.id], "dead", attempts=item.attempts + 1, error=code)
-        dead = OutboxItem(
-            item.id,
-            item.customer_id,
-            item.kind,
-            item.key,
-            item.payload,
-            item.attempts + 1,
-            item.run_id,
-            item.trigger,
-            item.source_event_id,
-        )
+        dead = replace(item, attempts=item.attempts + 1)
+        self.dead_letter_customers.add(item.customer_id)
         outbox.dead_letter(
             conn,
             self.e.stream,
@@ -844,16 +826,16 @@ class _Run:
 
     def _record_side_effect(
         self,
-        conn: sa.Connection,
         item: OutboxItem,
         decision: _Decision | None,
+        effects: list[dict[str, Any]],
         audit_rows: list[AuditEntry],
     ) -> None:
         if item.kind == "field_update":
             return
         pending = decision.pending if decision else {}
         if item.kind == "task":
-            campaign, active = None, True
+            campaign, active, event = None, True, "task"
             new: dict[str, Any] = {
                 "rule": item.payload.get("rule"),
                 "priority": item.payload.get("priority"),
@@ -861,61 +843,68 @@ class _Run:
                 "queue": item.payload.get("queue"),
                 "key": item.key,
             }
-            event = "task"
         else:
-            campaign, active = item.payload["campaign"], bool(item.payload["member"])
+            campaign, active, event = (
+                item.payload["campaign"],
+                bool(item.payload["member"]),
+                "campaign",
+            )
             new = {"campaign": campaign, "member": active, "key": item.key}
-            event = "campaign"
-        record_side_effect(
-            conn,
-            self.e.stream,
-            kind="task" if item.kind == "task" else "membership",
-            key=item.key,
-            customer_id=item.customer_id,
-            campaign=campaign,
-            active=active,
-            run_id=self.run_id,
+        effects.append(
+            {
+                "kind": "task" if item.kind == "task" else "membership",
+                "key": item.key,
+                "customer_id": item.customer_id,
+                "campaign": campaign,
+                "active": active,
+                "run_id": self.run_id,
+            }
         )
         audit_rows.append(self._audit(item.customer_id, event, None, new, pending, item=item))
 
     def _finalize(
-        self, conn: sa.Connection, decision: _Decision, audit_rows: list[AuditEntry]
+        self, conn: sa.Connection, decisions: list[_Decision], audit_rows: list[AuditEntry]
     ) -> None:
-        """All of a decision's writes are answered: it becomes the committed state."""
-        self.decisions.pop(decision.customer_id, None)
-        cid = decision.customer_id
-        pending = decision.pending
-        states = load_states(conn, self.e.stream, [cid])
-        state = states.get(cid)
-        values: dict[str, Any] = {"pending": None}
-        if pending and not decision.field_dead:
-            fields = dict(state.fields or {}) if state else {}
-            fields.update(pending.get("fields") or {})
-            values.update(
-                tiers=pending.get("tiers"),
-                fields=fields,
-                assessed_at=pending.get("assessed_at"),
-                below_floor_since=pending.get("below_floor_since"),
-            )
-            old = state.tiers if state else None
-            if old != pending.get("tiers"):
-                self._count_change(old, pending.get("tiers"))
-                audit_rows.append(
-                    self._audit(cid, "tier_change", old, pending.get("tiers"), pending)
+        """These decisions' writes are all answered: they become the committed state."""
+        if not decisions:
+            return
+        states = load_states(conn, self.e.stream, [d.customer_id for d in decisions])
+        rows: list[dict[str, Any]] = []
+        resolved: list[str] = []
+        for decision in decisions:
+            cid = decision.customer_id
+            self.decisions.pop(cid, None)
+            pending, state = decision.pending, states.get(cid)
+            row: dict[str, Any] = {"customer_id": cid, "pseudonym": self._ref(cid), "pending": None}
+            if pending and not decision.field_dead:
+                fields = dict(state.fields or {}) if state else {}
+                fields.update(pending.get("fields") or {})
+                row.update(
+                    tiers=pending.get("tiers"),
+                    fields=fields,
+                    assessed_at=pending.get("assessed_at"),
+                    below_floor_since=pending.get("below_floor_since"),
                 )
-        if state is None:
-            values["pseudonym"] = self._ref(cid)
-        upsert_state(conn, self.e.stream, cid, **values)
-        if not decision.dead:
-            outbox.resolve_dead_letters(conn, self.e.stream, cid)
-        if decision.this_run:
-            if decision.dead:
-                self.counts.dead_lettered += 1
+                old = state.tiers if state else None
+                if old != pending.get("tiers"):
+                    self._count_change(old, pending.get("tiers"))
+                    audit_rows.append(
+                        self._audit(cid, "tier_change", old, pending.get("tiers"), pending)
+                    )
+            rows.append(row)
+            if not decision.dead and cid in self.dead_letter_customers:
+                resolved.append(cid)
+                self.dead_letter_customers.discard(cid)
+            if decision.this_run:
+                if decision.dead:
+                    self.counts.dead_lettered += 1
+                else:
+                    self.counts.written += 1
+                self.outcomes[cid] = "dead_lettered" if decision.dead else "written"
             else:
-                self.counts.written += 1
-            self.outcomes[cid] = "dead_lettered" if decision.dead else "written"
-        else:
-            self.counts.recovered += 1
+                self.counts.recovered += 1
+        save_states(conn, self.e.stream, rows)
+        outbox.resolve_dead_letters(conn, self.e.stream, resolved)
 
     def _defer_open_decisions(self) -> None:
         """A paused run leaves this run's open decisions to the next: count them skipped."""
@@ -927,7 +916,10 @@ class _Run:
     # --- naming and audit ---------------------------------------------------------------
 
     def _ref(self, customer_id: str) -> str:
-        return pseudonym(customer_id, self.e.key)
+        ref = self.refs.get(customer_id)
+        if ref is None:
+            ref = self.refs[customer_id] = pseudonym(customer_id, self.e.key)
+        return ref
 
     def _count_change(self, old: Any, new: Any) -> None:
         before = (old or {}).get("value_tier", "none")
@@ -965,22 +957,18 @@ class _Run:
         )
 
 
-def _items_of(plan: CustomerPlan) -> list[NewItem]:
+def _items_of(plan: CustomerPlan, source_event_id: str | None = None) -> list[NewItem]:
     cid = plan.customer_id
     items = []
     if plan.fields:
-        items.append(NewItem(cid, "field_update", cid, _jsonable(dict(plan.fields))))
+        payload = _jsonable(dict(plan.fields))
+        items.append(NewItem(cid, "field_update", cid, payload, source_event_id))
     for task in plan.tasks:
-        items.append(NewItem(cid, "task", task.dedupe_key, task.model_dump(mode="json")))
+        payload = task.model_dump(mode="json")
+        items.append(NewItem(cid, "task", task.dedupe_key, payload, source_event_id, task))
     for change in plan.memberships:
-        items.append(
-            NewItem(
-                cid,
-                "membership",
-                change.dedupe_key,
-                {"campaign": change.campaign, "member": change.member},
-            )
-        )
+        payload = {"campaign": change.campaign, "member": change.member}
+        items.append(NewItem(cid, "membership", change.dedupe_key, payload, source_event_id))
     return items
 
 

@@ -37,6 +37,7 @@ class OutboxItem:
     run_id: str
     trigger: str
     source_event_id: str | None = None
+    action: TaskAction | None = None  # the task itself while in memory (saves re-parsing)
 
     def identity(self) -> tuple[str, str, str]:
         """Two items with the same identity would write the same thing."""
@@ -49,6 +50,11 @@ class NewItem:
     kind: WriteKind
     key: str
     payload: dict[str, Any]
+    source_event_id: str | None = None
+    action: TaskAction | None = None
+
+    def identity(self) -> tuple[str, str, str]:
+        return (self.kind, self.key, repr(sorted(self.payload.items())))
 
 
 def enqueue(
@@ -58,7 +64,6 @@ def enqueue(
     items: Sequence[NewItem],
     *,
     trigger: str,
-    source_event_id: str | None = None,
 ) -> list[OutboxItem]:
     if not items:
         return []
@@ -74,7 +79,7 @@ def enqueue(
             "status": "pending",
             "attempts": 0,
             "trigger": trigger,
-            "source_event_id": source_event_id,
+            "source_event_id": item.source_event_id,
             "created_at": now,
             "updated_at": now,
         }
@@ -93,7 +98,8 @@ def enqueue(
             0,
             run_id,
             trigger,
-            source_event_id,
+            i.source_event_id,
+            i.action,
         )
         for new_id, i in zip(ids, items, strict=True)
     ]
@@ -146,7 +152,7 @@ def to_write_plan(items: Sequence[OutboxItem]) -> WritePlan:
     """Items in a fixed kind order; ``apply`` answers one result per item in this order."""
     fields = [FieldUpdate(i.customer_id, i.payload) for i in items if i.kind == "field_update"]
     tasks = [
-        TaskUpsert(i.customer_id, TaskAction.model_validate(i.payload))
+        TaskUpsert(i.customer_id, i.action or TaskAction.model_validate(i.payload))
         for i in items
         if i.kind == "task"
     ]
@@ -219,16 +225,19 @@ def open_dead_letter_customers(conn: sa.Connection, stream: str) -> list[str]:
     )
 
 
-def resolve_dead_letters(conn: sa.Connection, stream: str, customer_id: str) -> None:
-    conn.execute(
-        dead_letters.update()
-        .where(
-            dead_letters.c.stream == stream,
-            dead_letters.c.customer_id == customer_id,
-            dead_letters.c.status == "open",
+def resolve_dead_letters(conn: sa.Connection, stream: str, customer_ids: Iterable[str]) -> None:
+    """These customers' writes all went through: close their open letters."""
+    ids = sorted(set(customer_ids))
+    for start in range(0, len(ids), 500):
+        conn.execute(
+            dead_letters.update()
+            .where(
+                dead_letters.c.stream == stream,
+                dead_letters.c.customer_id.in_(ids[start : start + 500]),
+                dead_letters.c.status == "open",
+            )
+            .values(status="resolved", last_at=now_text())
         )
-        .values(status="resolved", last_at=now_text())
-    )
 
 
 def ack_dead_letters(conn: sa.Connection, stream: str, ids: Sequence[int] | None) -> int:

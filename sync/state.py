@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from sync.planner import Known
 from sync.schema import customers, now_text, side_effects
@@ -106,40 +107,41 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
     }
 
 
-def upsert_state(conn: sa.Connection, stream: str, customer_id: str, **values: Any) -> None:
-    """Insert or update one customer's row (``pseudonym`` is required on insert)."""
-    values["updated_at"] = now_text()
-    updated = conn.execute(
-        customers.update()
-        .where(customers.c.stream == stream, customers.c.customer_id == customer_id)
-        .values(**values)
-    )
-    if not updated.rowcount:
-        conn.execute(customers.insert().values(stream=stream, customer_id=customer_id, **values))
-
-
-def record_side_effect(
-    conn: sa.Connection,
-    stream: str,
-    *,
-    kind: str,
-    key: str,
-    customer_id: str,
-    campaign: str | None,
-    active: bool,
-    run_id: str,
+def _upsert(
+    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...]
 ) -> None:
-    values = {
-        "customer_id": customer_id,
-        "campaign": campaign,
-        "active": active,
-        "run_id": run_id,
-        "updated_at": now_text(),
-    }
-    where = (
-        side_effects.c.stream == stream,
-        side_effects.c.kind == kind,
-        side_effects.c.key == key,
+    """Insert-or-update many rows in one statement (SQLite and PostgreSQL both speak
+    ``INSERT ... ON CONFLICT DO UPDATE``); every row must carry the same columns."""
+    if not rows:
+        return
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    columns = [c for c in rows[0] if c not in keys and c != "pseudonym"]
+    conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=list(keys), set_={c: insert.excluded[c] for c in columns}
+        ),
+        rows,
     )
-    if not conn.execute(side_effects.update().where(*where).values(**values)).rowcount:
-        conn.execute(side_effects.insert().values(stream=stream, kind=kind, key=key, **values))
+
+
+def save_states(conn: sa.Connection, stream: str, rows: list[dict[str, Any]]) -> None:
+    """Upsert customer rows; each row has ``customer_id`` and ``pseudonym`` plus the same
+    state columns (a new row takes the pseudonym, an existing one keeps its own)."""
+    now = now_text()
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        full = {"stream": stream, **row, "updated_at": now}
+        by_columns.setdefault(tuple(sorted(full)), []).append(full)
+    for group in by_columns.values():
+        _upsert(conn, customers, group, ("stream", "customer_id"))
+
+
+def save_side_effects(conn: sa.Connection, stream: str, rows: list[dict[str, Any]]) -> None:
+    """Upsert made tasks/memberships: rows of kind, key, customer_id, campaign, active, run_id."""
+    now = now_text()
+    _upsert(
+        conn,
+        side_effects,
+        [{"stream": stream, **row, "updated_at": now} for row in rows],
+        ("stream", "kind", "key"),
+    )

@@ -118,9 +118,8 @@ class Harness:
         self.data_dir = data_dir
         self.crm = crm or sandbox.crm
         text, env = sandbox.crmtier_config()
-        extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in CRM_EXTRA.get(self.crm, {}).items())
-        self.text = text.replace("[crm]\n", "[crm]\n" + extra, 1)
-        self.text += "\n[sync]\nrecord_retry_base_seconds = 0.01\n"
+        self.text = _set_keys(text, "crm", CRM_EXTRA.get(self.crm, {}))
+        self.text = _set_keys(self.text, "sync", {"record_retry_base_seconds": 0.01})
         self.config = data_dir / "crmtier.toml"
         self.config.write_text(self.text, "utf-8")
         self.env = {**os.environ, **env}
@@ -180,6 +179,20 @@ class Harness:
             "tasks": tasks,
             "memberships": sorted(self.sandbox.memberships()),
         }
+
+
+def _set_keys(text: str, section: str, values: dict[str, Any]) -> str:
+    """Set keys of one ``[section]`` of a TOML text (replacing a key that is there)."""
+    lines = text.splitlines()
+    if f"[{section}]" not in lines:
+        lines += ["", f"[{section}]"]
+    start = lines.index(f"[{section}]")
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines)
+    )
+    body = [ln for ln in lines[start + 1 : end] if ln.split("=")[0].strip() not in values]
+    body += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    return "\n".join([*lines[: start + 1], *body, *lines[end:]]) + "\n"
 
 
 def start_sandbox(crm: str, data_dir: Path, customers: int, **options: Any) -> Sandbox:

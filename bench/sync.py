@@ -1,0 +1,115 @@
+"""End-to-end sync figures (reference/reliability_perf.md P1, P4).
+
+A Salesforce sandbox with N changed customers and a modelled per-call latency runs in a
+child process; ``crmtier sync`` runs as its own process against it with ``write_concurrency``
+calls in flight (default 4), exactly as an operator would run it. Printed:
+
+  wall time        the sync process, start to exit                (P4: <= 30 s)
+  sync CPU         user+system seconds of the sync process (load-independent)
+  peak RSS         of the sync process (getrusage of the child)   (P4: <= 512 MiB)
+  API calls        by kind, as the connector counted them
+  minimum          ceil(read / page) + per write kind ceil(items / 200)
+  ratio            used / minimum, for field writes and overall   (P1: 1.00)
+
+Run: python bench/sync.py [--customers 100000] [--latency 0.05] [--concurrency 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+CRMTIER = str(Path(sys.executable).parent / "crmtier")
+
+
+def _serve(data_dir: str, customers: int, latency: float, pipe: Connection) -> None:
+    """Child process: seed and serve the sandbox until told to stop."""
+    from connectors.sandbox.base import open_sandbox
+
+    sandbox = open_sandbox("salesforce", data_dir=Path(data_dir), latency=latency)
+    started = time.perf_counter()
+    sandbox.seed(customers)
+    seeded = time.perf_counter() - started
+    sandbox.start()
+    text, env = sandbox.crmtier_config()
+    pipe.send((text, env, seeded))
+    pipe.recv()  # "counts" or "stop"
+    pipe.send(sandbox.server.calls.counts())
+    pipe.recv()
+    sandbox.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds per call")
+    parser.add_argument("--concurrency", type=int, default=4, help="write calls in flight")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        server = ctx.Process(
+            target=_serve, args=(tmp, args.customers, args.latency, child), daemon=True
+        )
+        server.start()
+        text, env, seeded = parent.recv()
+        config = Path(tmp) / "crmtier.toml"
+        config.write_text(
+            text + f"\n[sync]\nwrite_concurrency = {args.concurrency}\n", encoding="utf-8"
+        )
+        print(f"seeded {args.customers:,} customers in {seeded:.1f} s; latency {args.latency}s")
+
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [CRMTIER, "sync", "--config", str(config), "--json"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wall = time.perf_counter() - started
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_kib, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+        parent.send("counts")
+        server_calls = parent.recv()
+        parent.send("stop")
+        server.join(timeout=30)
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            sys.exit(f"sync exited {proc.returncode}")
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    counts, used, minimum = report["counts"], report["api_calls"], report["min_calls"]
+    writes = counts["writes"]
+    field_calls = used.get("collections_update", 0)
+    total_min = sum(minimum.values())
+    print(f"status           {report['status']}  read {counts['read']:,}  written "
+          f"{counts['written']:,}  writes {writes}")
+    print(f"wall time        {wall:.1f} s   (P4 target <= 30 s)")
+    print(f"sync CPU         {cpu:.1f} s user+system (the machine's other load inflates wall)")
+    print(f"peak RSS         {peak_kib / 1024:.0f} MiB   (P4 target <= 512 MiB)")
+    print(f"API calls        {sum(used.values())} {dict(sorted(used.items()))}")
+    print(f"server counted   {dict(sorted(server_calls.items()))}")
+    print(f"minimum          {total_min} {dict(sorted(minimum.items()))}")
+    field_min = math.ceil(writes.get("field_update", 0) / 200)
+    print(f"field writes     {field_calls} calls for {writes.get('field_update', 0):,} "
+          f"customers; minimum ceil(N/200) = {field_min}; ratio "
+          f"{field_calls / field_min if field_min else float('nan'):.2f}")
+    data_calls = sum(v for k, v in used.items() if k != "oauth_token")
+    print(f"all data calls   ratio {data_calls / total_min:.2f} (membership writes also "
+          "query existing members, one query per batch)")
+
+
+if __name__ == "__main__":
+    main()
