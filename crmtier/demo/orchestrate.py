@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from connectors.mapping import load_default_mapping
 from connectors.sandbox.base import Sandbox, open_sandbox
 from crmtier.commands.serve import Parts, open_parts
@@ -30,6 +32,8 @@ from crmtier.report.build import build_report, write_report
 from crmtier.report.collect import load_runs, minimum_calls, stored_tiers
 from crmtier.report.model import ReportData
 from sync.engine import RunOptions, RunReport
+from sync.schema import utc_text
+from sync.worker import webhook_versions
 from webhooks.runtime import Realtime
 
 Say = Callable[[str], None]
@@ -96,28 +100,37 @@ def _phase(name: str, report: RunReport) -> Phase:
     )
 
 
-def _wait_quiet(realtime: Realtime, expected: int, timeout: float) -> int:
-    """Wait until the receiver has taken at least ``expected`` events and the inbox is
-    drained and stays drained (our own writes come back as notifications too, and must be
-    processed — as no-ops — before the next step). Returns the events received."""
+def _processed(realtime: Realtime, ids: set[str]) -> set[str]:
+    """Which of ``ids`` the inbox worker has re-tiered (its per-customer version marks)."""
+    query = sa.select(webhook_versions.c.customer_id).where(
+        webhook_versions.c.customer_id.in_(sorted(ids))
+    )
+    with realtime.inbox.store.engine.connect() as conn:
+        return set(conn.execute(query).scalars())
+
+
+def _wait_processed(realtime: Realtime, ids: set[str], timeout: float) -> int:
+    """Wait until the worker has re-tiered every edited customer and the inbox is drained
+    and stays drained for a second (our own writes come back as notifications too, and are
+    processed, as no-ops, before the next step). Returns the events received."""
     inbox = realtime.inbox
     deadline = time.monotonic() + timeout
     quiet_since: float | None = None
     while time.monotonic() < deadline:
         stats = inbox.stats(datetime.now(UTC))
-        received = len(inbox.keys())
-        if received >= expected and stats.depth == 0:
+        if stats.depth == 0 and _processed(realtime, ids) == ids:
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since >= 1.0:
                 if stats.dead:
                     raise DemoError(f"{stats.dead} webhook event(s) could not be processed")
-                return received
+                return len(inbox.keys())
         else:
             quiet_since = None
         time.sleep(0.05)
     raise DemoError(
-        f"webhook path: {len(inbox.keys())} of {expected} notification(s) received and "
-        f"{inbox.stats(datetime.now(UTC)).depth} still queued after {timeout:.0f} s"
+        f"webhook path: {len(_processed(realtime, ids))} of {len(ids)} edited customers "
+        f"re-tiered and {inbox.stats(datetime.now(UTC)).depth} event(s) still queued after "
+        f"{timeout:.0f} s"
     )
 
 
@@ -142,7 +155,7 @@ def _webhook_phase(
         say(f"editing {len(picked)} customers in the CRM; notifications go to {server.url}")
         for change, cid in picked:
             sandbox.edit_customer(cid, change.edit)
-        received = _wait_quiet(realtime, len(picked), timeout)
+        received = _wait_processed(realtime, {cid for _, cid in picked}, timeout)
     finally:
         realtime.stop_worker()
         server.stop()
@@ -150,7 +163,7 @@ def _webhook_phase(
     with parts.store.engine.connect() as conn:
         runs = [
             r for r in load_runs(conn, parts.engine.stream)
-            if r.row["trigger"] == "webhook" and str(r.row["started_at"]) >= _text(first_run)
+            if r.row["trigger"] == "webhook" and str(r.row["started_at"]) >= utc_text(first_run)
         ]
     caps = parts.connector.capabilities
     phase = Phase(
@@ -166,10 +179,6 @@ def _webhook_phase(
     outcomes = [outcome(change, cid, before, after) for change, cid in picked]
     _check_upgrades(outcomes)
     return phase, outcomes, received
-
-
-def _text(ts: datetime) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _check_upgrades(outcomes: list[Outcome]) -> None:
