@@ -112,10 +112,12 @@ def focus_run(all_runs: Sequence[StoredRun], run_id: str | None = None) -> Store
 
 
 def _tier_rows(conn: sa.Connection, stream: str) -> list[tuple[str, Mapping[str, str]]]:
+    """Customers with committed tiers (a JSON ``null`` counts as none: SQLAlchemy's JSON
+    type may store ``None`` that way, and ``IS NOT NULL`` would let it through)."""
     query = sa.select(customers.c.customer_id, customers.c.tiers).where(
         customers.c.stream == stream, customers.c.tiers.is_not(None)
     )
-    return [(str(cid), tiers) for cid, tiers in conn.execute(query)]
+    return [(str(cid), tiers) for cid, tiers in conn.execute(query) if tiers]
 
 
 def distributions(tiers: Iterable[Mapping[str, str]]) -> list[Distribution]:

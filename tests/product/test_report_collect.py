@@ -110,3 +110,43 @@ def test_report_command_bad_config_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output.strip().count("\n") == 0 and "not found" in result.output
     assert not (tmp_path / "r.html").exists()
+
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1/test"
+
+
+@pytest.mark.postgres
+def test_report_from_a_postgresql_state_store(synced: tuple[Sandbox, Path]) -> None:
+    import uuid
+
+    import sqlalchemy as sa
+
+    _, path = synced
+    admin = sa.create_engine(PG_URL)
+    try:
+        with admin.begin() as conn:
+            schema = f"crmtier_report_{uuid.uuid4().hex[:10]}"
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError:
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    try:
+        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        text = path.read_text("utf-8")
+        start = text.index("[state]")
+        end = text.index("\n\n", start)
+        path.write_text(f'{text[:start]}[state]\nurl = "{url}"{text[end:]}', encoding="utf-8")
+        assert load_config(path).state.url == url
+        parts = _parts(path)
+        try:
+            assert parts.store.engine.dialect.name == "postgresql"
+            parts.engine.run()
+        finally:
+            parts.close()
+        data = build_report(load_config(path))
+        assert data.customers == CUSTOMERS
+        assert data.migration is not None and data.migration.total == CUSTOMERS
+        assert data.api is not None and data.api.minimum
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
