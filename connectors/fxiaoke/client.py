@@ -33,7 +33,7 @@ from connectors.errors import ConfigError, QuotaExhaustedError, RateLimitedError
 from connectors.fxiaoke import errors
 from connectors.fxiaoke.config import FxiaokeConfig
 from connectors.fxiaoke.ratelimit import SlidingWindowLimiter
-from connectors.http import RetryPolicy, call_with_retry, make_session
+from connectors.http import call_with_retry, make_session
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +110,7 @@ class FxiaokeClient:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.config = config
-        self.policy = RetryPolicy(
-            max_attempts=config.max_attempts,
-            connect_timeout=config.connect_timeout,
-            read_timeout=config.read_timeout,
-        )
+        self.policy = config.retry_policy()
         self._session = make_session(self.policy, config.ca_bundle or None)
         self._sleep = sleep
         self.limiter = SlidingWindowLimiter(

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connectors.errors import ConfigError
 from connectors.secrets import SecretRef
+from connectors.settings import CrmSettings, load_crm_settings
 
 
 class _Strict(BaseModel):
@@ -46,7 +46,7 @@ class CampaignMemberFields(_Strict):
     external_key: str = "field_crmtier_key__c"
 
 
-class FxiaokeConfig(_Strict):
+class FxiaokeConfig(CrmSettings):
     kind: Literal["fxiaoke"] = "fxiaoke"
     base_url: str = "https://open.fxiaoke.com"
     auth: Literal["app_secret"] = "app_secret"
@@ -57,16 +57,11 @@ class FxiaokeConfig(_Strict):
     app_secret: SecretRef
     permanent_code: SecretRef
     open_user_id: str  # the acting employee: x-fs-userid / currentOpenUserId
-    ca_bundle: str = ""
-    api_share: float = Field(default=0.2, gt=0, le=1)
     daily_quota: int | None = Field(default=None, ge=1)  # purchased calls per day, if known
     calls_per_window: int = Field(default=100, ge=1)  # per endpoint ...
     window_seconds: float = Field(default=20.0, gt=0)  # ... per this many seconds
     token_calls_per_minute: int = Field(default=10, ge=1)
     write_concurrency: int = Field(default=4, ge=1, le=32)
-    max_attempts: int = Field(default=5, ge=1, le=10)
-    connect_timeout: float = Field(default=10.0, gt=0)
-    read_timeout: float = Field(default=30.0, gt=0)
     followup_object: str = "object_followup__c"
     followup_fields: FollowupFields = FollowupFields()
     campaign_member_object: str = "CampaignMembersObj"
@@ -82,9 +77,4 @@ class FxiaokeConfig(_Strict):
 
 def load_config(crm: Mapping[str, Any]) -> FxiaokeConfig:
     """Validate the raw ``[crm]`` table; a bad value is a one-line ``ConfigError`` naming it."""
-    try:
-        return FxiaokeConfig.model_validate(dict(crm))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "crm"
-        raise ConfigError(f"crm.{where}: {first['msg']}") from None
+    return load_crm_settings(FxiaokeConfig, crm)

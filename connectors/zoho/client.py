@@ -194,7 +194,7 @@ class _Meter:
     """One tenant's HTTP: its session (timeouts, CA), credit budget and call counter."""
 
     def __init__(self, config: ZohoConfig, budget: CreditBudget) -> None:
-        self.session = make_session(config.retry_policy, config.ca_bundle or None)
+        self.session = make_session(config.retry_policy(), config.ca_bundle or None)
         self.budget = budget
         self.calls: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -354,7 +354,7 @@ class ZohoClient:
 
     def _retrying(self, fn: Callable[[], T]) -> T:
         return call_with_retry(
-            fn, self.config.retry_policy, refresh_auth=self._store.forget, sleep=self._sleep
+            fn, self.config.retry_policy(), refresh_auth=self._store.forget, sleep=self._sleep
         )
 
     def _raw_get(self, path: str, params: Mapping[str, Any], headers: Mapping[str, str]) -> Any:

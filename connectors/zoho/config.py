@@ -13,16 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from connectors.errors import ConfigError
-from connectors.http import RetryPolicy
 from connectors.secrets import SecretRef
+from connectors.settings import CrmSettings, load_crm_settings
 
 
-class ZohoConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ZohoConfig(CrmSettings):
     kind: Literal["zoho"] = "zoho"
     base_url: str = Field(description="API domain, e.g. https://www.zohoapis.com.cn")
     accounts_url: str = Field(
@@ -34,8 +31,6 @@ class ZohoConfig(BaseModel):
     refresh_token: SecretRef
     #: Names the integration user to zcrmsdk (its token-store key); not used for login.
     user_email: str = "crmtier-integration@example.com"
-    ca_bundle: str = ""
-    api_share: float = Field(0.2, gt=0, le=1)
     daily_credits: int = Field(50_000, gt=0)
     #: Zoho ``trigger`` on our writes: empty so crmtier's own writes fire no workflows.
     workflow_triggers: tuple[Literal["workflow", "approval", "blueprint"], ...] = ()
@@ -50,11 +45,6 @@ class ZohoConfig(BaseModel):
     picklist_labels: dict[str, dict[str, str]] = Field(default_factory=dict)
     #: Where zcrmsdk caches field metadata; empty = a private temporary directory.
     resource_dir: str = ""
-    connect_timeout: float = Field(10.0, gt=0)
-    read_timeout: float = Field(30.0, gt=0)
-    max_attempts: int = Field(5, ge=1, le=10)
-    backoff_base: float = Field(0.5, ge=0)
-    backoff_cap: float = Field(120.0, gt=0)
 
     @field_validator("base_url", "accounts_url")
     @classmethod
@@ -64,16 +54,6 @@ class ZohoConfig(BaseModel):
         return value.rstrip("/")
 
     @property
-    def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            max_attempts=self.max_attempts,
-            backoff_base=self.backoff_base,
-            backoff_cap=self.backoff_cap,
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-        )
-
-    @property
     def credit_budget(self) -> int:
         """Credits one run may spend: the configured share of the daily allowance."""
         return max(1, int(self.daily_credits * self.api_share))
@@ -81,10 +61,4 @@ class ZohoConfig(BaseModel):
 
 def load_config(crm: Mapping[str, Any]) -> ZohoConfig:
     """Validate the raw ``[crm]`` table; errors name the setting, never a secret value."""
-    try:
-        return ZohoConfig.model_validate(dict(crm))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"crm.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(problems) from None
+    return load_crm_settings(ZohoConfig, crm)
