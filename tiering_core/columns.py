@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -95,9 +95,89 @@ PATHS: dict[str, str] = {
 }
 
 
+def _vocabulary(name: str, values: tuple[str, ...]) -> dict[str, int]:
+    """Value -> code for one enumerated input (values that mean "none" map to MISSING)."""
+    codes = {value: code for code, value in enumerate(values)}
+    codes.update(dict.fromkeys(MEANS_MISSING.get(name, ()), MISSING))
+    return codes
+
+
+_VOCABULARIES = [_vocabulary(name, values) for name, _, _, values in ENUMS]
+
 NUMBER_INDEX: dict[str, int] = {name: i for i, (name, _, _) in enumerate(NUMBERS)}
 FLAG_INDEX: dict[str, int] = {name: i for i, (name, _, _) in enumerate(FLAGS)}
 ENUM_INDEX: dict[str, int] = {name: i for i, (name, *_) in enumerate(ENUMS)}
+
+
+NAN = float("nan")
+
+
+@dataclass(slots=True)
+class Record:
+    """One customer's inputs as plain Python values, laid out like one column of
+    ``Columns`` (NaN missing numbers; -1 missing flags and enumerations; -2 unknown)."""
+
+    numbers: list[float]  # in NUMBERS order
+    flags: list[int]  # in FLAGS order
+    enums: list[int]  # in ENUMS order
+    block: dict[str, bool]
+    fx_rate: float
+    products: float
+    advanced_products: float
+    countries: float
+    call_for_action: float
+    unknown_countries: float
+    below_floor_since: float
+
+    def num(self, name: str) -> float:
+        return self.numbers[NUMBER_INDEX[name]]
+
+    def flag(self, name: str) -> int:
+        return self.flags[FLAG_INDEX[name]]
+
+    def enum(self, name: str) -> int:
+        return self.enums[ENUM_INDEX[name]]
+
+    @classmethod
+    def from_profile(cls, p: CustomerProfile, policy: Policy) -> Record:
+        holders = {name: getattr(p, name) for name in BLOCKS}
+        holders["previous"] = p.previous
+        numbers = []
+        for _, block, attr in NUMBERS:
+            holder = p if block is None else holders[block]
+            value = getattr(holder, attr) if holder is not None else None
+            numbers.append(NAN if value is None else float(value))
+        flags = []
+        for _, block, attr in FLAGS:
+            holder = p if block is None else holders[block]
+            value = getattr(holder, attr) if holder is not None else None
+            flags.append(MISSING if value is None else int(value))
+        enums = []
+        for k, (_, block, attr, _) in enumerate(ENUMS):
+            holder = p if block is None else holders[block]
+            value = getattr(holder, attr) if holder is not None else None
+            enums.append(MISSING if value is None else _VOCABULARIES[k].get(value, UNKNOWN))
+        held = p.activity.products_held if p.activity is not None else None
+        advanced = frozenset(policy.needs.advanced_products)
+        listed = p.aml.high_risk_countries if p.aml is not None else None
+        valid = [c for c in listed if c in ALPHA2] if listed is not None else []
+        cfa = frozenset(policy.aml.countries.call_for_action)
+        rate = policy.fx_rate(p.currency)
+        since = p.previous.below_floor_since if p.previous is not None else None
+        return cls(
+            numbers=numbers,
+            flags=flags,
+            enums=enums,
+            block={name: holder is not None for name, holder in holders.items()
+                   if name != "previous"},
+            fx_rate=NAN if rate is None else rate,
+            products=NAN if held is None else float(len(held)),
+            advanced_products=float(sum(1 for h in held or () if h in advanced)),
+            countries=NAN if listed is None else float(len(valid)),
+            call_for_action=float(sum(1 for c in valid if c in cfa)),
+            unknown_countries=float(len(listed) - len(valid)) if listed is not None else 0.0,
+            below_floor_since=NAN if since is None else float(since.toordinal()),
+        )
 
 
 class Rows(Generic[T]):
@@ -149,71 +229,32 @@ class Columns:
 
     @classmethod
     def from_profiles(cls, profiles: Sequence[CustomerProfile], policy: Policy) -> Columns:
-        n = len(profiles)
-        numbers: list[list[float | None]] = [[None] * n for _ in NUMBERS]
-        flags: list[list[int]] = [[MISSING] * n for _ in FLAGS]
-        enums: list[list[int]] = [[MISSING] * n for _ in ENUMS]
-        blocks: dict[str, list[bool]] = {name: [False] * n for name in BLOCKS}
-        fx: list[float | None] = [None] * n
-        products: list[float | None] = [None] * n
-        advanced: list[float] = [0.0] * n
-        countries: list[float | None] = [None] * n
-        cfa: list[float] = [0.0] * n
-        unknown: list[float] = [0.0] * n
-        since: list[float | None] = [None] * n
-        vocab = [_vocabulary(name, values) for name, _, _, values in ENUMS]
-        advanced_set = frozenset(policy.needs.advanced_products)
-        cfa_set = frozenset(policy.aml.countries.call_for_action)
-        number_fields = list(enumerate(NUMBERS))
-        flag_fields = list(enumerate(FLAGS))
-        enum_fields = list(enumerate(ENUMS))
+        records = [Record.from_profile(p, policy) for p in profiles]
+        return cls.from_records(records)
 
-        for i, p in enumerate(profiles):
-            for name in BLOCKS:
-                blocks[name][i] = getattr(p, name) is not None
-            for k, (_, block, attr) in number_fields:
-                holder = p if block is None else getattr(p, block)
-                if holder is not None:
-                    numbers[k][i] = getattr(holder, attr)
-            for k, (_, block, attr) in flag_fields:
-                holder = p if block is None else getattr(p, block)
-                if holder is not None:
-                    value = getattr(holder, attr)
-                    if value is not None:
-                        flags[k][i] = int(value)
-            for k, (_, block, attr, _) in enum_fields:
-                holder = p if block is None else getattr(p, block)
-                if holder is not None:
-                    value = getattr(holder, attr)
-                    if value is not None:
-                        enums[k][i] = vocab[k].get(value, UNKNOWN)
-            fx[i] = policy.fx_rate(p.currency)
-            held = p.activity.products_held if p.activity is not None else None
-            if held is not None:
-                products[i] = len(held)
-                advanced[i] = sum(1 for h in held if h in advanced_set)
-            listed = p.aml.high_risk_countries if p.aml is not None else None
-            if listed is not None:
-                valid = [c for c in listed if c in ALPHA2]
-                countries[i] = len(valid)
-                cfa[i] = sum(1 for c in valid if c in cfa_set)
-                unknown[i] = len(listed) - len(valid)
-            if p.previous is not None and p.previous.below_floor_since is not None:
-                since[i] = p.previous.below_floor_since.toordinal()
+    @classmethod
+    def from_records(cls, records: Sequence[Record]) -> Columns:
+        n = len(records)
+
+        def matrix(rows: list[list[float]] | list[list[int]], dtype: type, width: int) -> Any:
+            return np.ascontiguousarray(np.array(rows, dtype=dtype).reshape(n, width).T)
+
+        def column(values: list[Any], dtype: type = np.float64) -> Any:
+            return np.array(values, dtype=dtype)
 
         return cls(
             n=n,
-            numbers=np.array(numbers, dtype=np.float64).reshape(len(NUMBERS), n),
-            flags=np.array(flags, dtype=np.int8).reshape(len(FLAGS), n),
-            enums=np.array(enums, dtype=np.int8).reshape(len(ENUMS), n),
-            block={k: np.array(v, dtype=np.bool_) for k, v in blocks.items()},
-            fx_rate=np.array(fx, dtype=np.float64),
-            products=np.array(products, dtype=np.float64),
-            advanced_products=np.array(advanced, dtype=np.float64),
-            countries=np.array(countries, dtype=np.float64),
-            call_for_action=np.array(cfa, dtype=np.float64),
-            unknown_countries=np.array(unknown, dtype=np.float64),
-            below_floor_since=np.array(since, dtype=np.float64),
+            numbers=matrix([r.numbers for r in records], np.float64, len(NUMBERS)),
+            flags=matrix([r.flags for r in records], np.int8, len(FLAGS)),
+            enums=matrix([r.enums for r in records], np.int8, len(ENUMS)),
+            block={name: column([r.block[name] for r in records], np.bool_) for name in BLOCKS},
+            fx_rate=column([r.fx_rate for r in records]),
+            products=column([r.products for r in records]),
+            advanced_products=column([r.advanced_products for r in records]),
+            countries=column([r.countries for r in records]),
+            call_for_action=column([r.call_for_action for r in records]),
+            unknown_countries=column([r.unknown_countries for r in records]),
+            below_floor_since=column([r.below_floor_since for r in records]),
         )
 
     def take(self, index: npt.NDArray[np.intp]) -> Columns:
@@ -232,11 +273,4 @@ class Columns:
             unknown_countries=self.unknown_countries[index],
             below_floor_since=self.below_floor_since[index],
         )
-
-
-def _vocabulary(name: str, values: tuple[str, ...]) -> dict[str, int]:
-    """Value -> code for one enumerated input (values that mean "none" map to MISSING)."""
-    codes = {value: code for code, value in enumerate(values)}
-    codes.update(dict.fromkeys(MEANS_MISSING.get(name, ()), MISSING))
-    return codes
 

@@ -1,11 +1,13 @@
 """The tiering engine: profiles in, assessments out.
 
-Two steps with a clear cost model. ``evaluate`` decides every tier, score and risk level
-for a whole batch with numpy (columns in, columns out: millions of customers per second).
-``materialise`` then builds one ``Assessment`` per customer with its reasons, DQ issues
-and CRM actions (a per-record Python step, the expensive part). ``assess`` is the same
-pipeline on a batch of one, so the webhook path and a million-customer backfill can never
-disagree; a test checks that a batch gives exactly what its records give one by one.
+The rules exist in two forms that must agree exactly. ``assess_batch`` evaluates a whole
+batch column-wise with numpy (``evaluate``: millions of customers per second), then
+``materialise`` builds one ``Assessment`` per customer with its reasons, DQ issues and CRM
+actions (a per-record Python step, the expensive part). ``assess`` runs the same rules'
+plain-Python form for one customer (the webhook path), where numpy's per-call overhead
+would cost more than the work. Both end in the same assembly code, and a test holds the
+two paths to identical Assessments on arbitrary and generated customers, which also makes
+each a check on the other.
 
 ``as_of`` is always an input: the core never reads the clock, so an assessment can be
 replayed for an examiner with the date it was made.
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tiering_core.columns import BoolArray, Columns, FloatArray
+from tiering_core.columns import BoolArray, Columns, FloatArray, Record
 from tiering_core.dates import add_months, add_working_days
 from tiering_core.models import Assessment, CustomerProfile
 from tiering_core.policy import Policy
@@ -120,8 +122,33 @@ def assess_batch(
 
 
 def assess(profile: CustomerProfile, policy: Policy, as_of: date) -> Assessment:
-    """Assess one customer (the webhook path): exactly ``assess_batch([profile])[0]``."""
-    return assess_batch([profile], policy, as_of)[0]
+    """Assess one customer (the webhook path) with the rules' plain-Python form: numpy's
+    per-call overhead would dominate a batch of one. It equals ``assess_batch([profile])``
+    exactly; a test holds the two paths to that on arbitrary and generated customers."""
+    rec = Record.from_profile(profile, policy)
+    clean, issue_cols, has_issue = quality.check_one(rec, policy)
+    v = value.rate_one(clean, policy, as_of)
+    needs_tier, needs_reasons = needs.rate_one(clean, policy, v.tier)
+    credit_risk, credit_reasons = credit.rate_one(clean, policy)
+    aml_risk, _, aml_reasons = aml.rate_one(clean, policy)
+    ops_risk, ops_reasons = ops.rate_one(clean, policy)
+    _, detractor, feedback_reasons = feedback.rate_one(clean, policy)
+    if v.tier == UNRATED_TIER:
+        status = STATUSES.index("unrated")
+    elif has_issue or UNRATED_RISK in (credit_risk, ops_risk) or aml_risk == UNRATED_AML:
+        status = STATUSES.index("partial")
+    else:
+        status = STATUSES.index("rated")
+    complaints = clean.num("open_complaints")
+    decided = _Decided(
+        v.tier, v.score, needs_tier, credit_risk, aml_risk, ops_risk, status, v.upgraded_from,
+        complaints if complaints > 0 else 0.0, detractor, v.below_floor_since,
+    )
+    columns = (*v.reasons, *needs_reasons, *credit_reasons, *aml_reasons, *ops_reasons,
+               *feedback_reasons)
+    reasons = [_reason(profile, rc, None) for rc in columns if rc.mask]
+    issues = [_issue(profile, ic) for ic in issue_cols]
+    return _assessment(profile, decided, reasons, issues, policy, as_of)
 
 
 # --- materialisation: columns -> one Assessment per customer -------------------------------
@@ -150,57 +177,77 @@ def _materialise(
 ) -> list[Assessment]:
     reasons = _reasons_by_row(profiles, ev.reasons)
     issues = _issues_by_row(profiles, ev.issues)
+    rows = zip(
+        ev.value_tier.tolist(), ev.value_score.tolist(), ev.needs_tier.tolist(),
+        ev.credit_risk.tolist(), ev.aml_risk.tolist(), ev.ops_risk.tolist(),
+        ev.status.tolist(), ev.upgraded_from.tolist(), ev.open_complaints.tolist(),
+        ev.detractor.tolist(), ev.below_floor_since.tolist(),
+        strict=True,
+    )
+    return [
+        _assessment(profile, _Decided(*row), reasons[i], issues[i], policy, as_of)
+        for i, (profile, row) in enumerate(zip(profiles, rows, strict=True))
+    ]
+
+
+@dataclass(slots=True)
+class _Decided:
+    """One customer's decisions as vocabulary codes (the same from either path)."""
+
+    value_tier: int
+    value_score: float  # NaN: none
+    needs_tier: int
+    credit_risk: int
+    aml_risk: int
+    ops_risk: int
+    status: int
+    upgraded_from: int  # -1: no upgrade
+    open_complaints: float
+    detractor: bool
+    below_floor_since: float  # date ordinal; NaN: none
+
+
+def _assessment(
+    profile: CustomerProfile,
+    d: _Decided,
+    reasons: list[dict[str, Any]],
+    issues: list[dict[str, Any]],
+    policy: Policy,
+    as_of: date,
+) -> Assessment:
     months = policy.aml.review_months
     review = _next_review_by_level(
         (months.low, months.medium, months.high), policy.aml.new_customer.working_days, as_of
     )
+    value_tier = VALUE_TIERS[d.value_tier]
+    aml_risk = AML_LEVELS[d.aml_risk]
     sl = policy.service_levels
-    value_tier = [VALUE_TIERS[c] for c in ev.value_tier.tolist()]
-    needs_tier = [NEEDS_TIERS[c] for c in ev.needs_tier.tolist()]
-    credit_risk = [RISK_LEVELS[c] for c in ev.credit_risk.tolist()]
-    aml_risk = [AML_LEVELS[c] for c in ev.aml_risk.tolist()]
-    ops_risk = [RISK_LEVELS[c] for c in ev.ops_risk.tolist()]
-    status = [STATUSES[c] for c in ev.status.tolist()]
-    score = [None if np.isnan(s) else s for s in ev.value_score.tolist()]
-    upgraded = [None if c < 0 else VALUE_TIERS[c] for c in ev.upgraded_from.tolist()]
-    since = [None if np.isnan(d) else date.fromordinal(int(d))
-             for d in ev.below_floor_since.tolist()]
-    edd = ev.edd_required.tolist()
-    complaints = ev.open_complaints.tolist()
-    detractor = ev.detractor.tolist()
-
-    validate = Assessment.model_validate
-    out: list[Assessment] = []
-    for i, profile in enumerate(profiles):
-        row_reasons = reasons[i]
-        row_issues = issues[i]
-        outcome = strategy.Outcome(
-            value_tier=value_tier[i],
-            value_score=score[i],
-            needs_tier=needs_tier[i],
-            credit_risk=credit_risk[i],
-            aml_risk=aml_risk[i],
-            ops_risk=ops_risk[i],
-            edd_required=edd[i],
-            next_review=review[aml_risk[i]],
-            service_level=sl.prohibited if aml_risk[i] == "prohibited"
-            else getattr(sl, value_tier[i]),
-            status=status[i],
-            upgraded_from=upgraded[i],
-            open_complaints=int(complaints[i]),
-            detractor=detractor[i],
-            dq_fields=tuple(sorted({issue["field"] for issue in row_issues})),
-        )
-        out.append(validate({
-            "id": profile.id,
-            **outcome.decided(),
-            "reasons": row_reasons,
-            "actions": strategy.actions(profile, outcome, row_reasons, policy, as_of),
-            "dq_issues": row_issues,
-            "policy_version": policy.version,
-            "below_floor_since": since[i],
-        }))
-    return out
+    outcome = strategy.Outcome(
+        value_tier=value_tier,
+        value_score=None if d.value_score != d.value_score else d.value_score,
+        needs_tier=NEEDS_TIERS[d.needs_tier],
+        credit_risk=RISK_LEVELS[d.credit_risk],
+        aml_risk=aml_risk,
+        ops_risk=RISK_LEVELS[d.ops_risk],
+        edd_required=aml_risk in ("high", "prohibited"),
+        next_review=review[aml_risk],
+        service_level=sl.prohibited if aml_risk == "prohibited" else getattr(sl, value_tier),
+        status=STATUSES[d.status],
+        upgraded_from=None if d.upgraded_from < 0 else VALUE_TIERS[d.upgraded_from],
+        open_complaints=int(d.open_complaints),
+        detractor=bool(d.detractor),
+        dq_fields=tuple(sorted({issue["field"] for issue in issues})),
+    )
+    since = d.below_floor_since
+    return Assessment.model_validate({
+        "id": profile.id,
+        **outcome.decided(),
+        "reasons": reasons,
+        "actions": strategy.actions(profile, outcome, reasons, policy, as_of),
+        "dq_issues": issues,
+        "policy_version": policy.version,
+        "below_floor_since": None if since != since else date.fromordinal(int(since)),
+    })
 
 
 @lru_cache(maxsize=64)
@@ -237,7 +284,7 @@ def _profile_value(profile: CustomerProfile, path: str) -> Any:
     return list(node) if isinstance(node, tuple) else node
 
 
-def _hits(masks: list[BoolArray]) -> list[tuple[int, int]]:
+def _hits(masks: Sequence[BoolArray | bool]) -> list[tuple[int, int]]:
     """(column, row) of every true cell, column by column: one numpy call for all masks."""
     if not masks:
         return []
@@ -254,18 +301,28 @@ def _reasons_by_row(
 ) -> list[list[dict[str, Any]]]:
     rows: list[list[dict[str, Any]]] = [[] for _ in profiles]
     for c, i in _hits([rc.mask for rc in columns]):
-        rc = columns[c]
-        if rc.profile_path is not None:
-            observed = _profile_value(profiles[i], rc.profile_path)
-        elif rc.value is None:
-            observed = None
-        elif rc.labels is not None:
-            observed = rc.labels[int(rc.value[i])]
-        else:
-            observed = _scalar(rc.value, i)
-        weight = None if rc.weight is None else _scalar(rc.weight, i)
-        rows[i].append(make_reason(rc.code, observed, _scalar(rc.threshold, i), weight))
+        rows[i].append(_reason(profiles[i], columns[c], i))
     return rows
+
+
+def _reason(profile: CustomerProfile, rc: ReasonColumn, i: int | None) -> dict[str, Any]:
+    """Reason ``rc`` rendered for one customer: row ``i`` of a batch, or (``i`` None) the
+    plain values of the one-customer rules."""
+    if rc.profile_path is not None:
+        observed = _profile_value(profile, rc.profile_path)
+    elif rc.value is None:
+        observed = None
+    elif rc.labels is not None:
+        observed = rc.labels[int(_at(rc.value, i))]
+    else:
+        observed = _py(_at(rc.value, i))
+    weight = None if rc.weight is None else _py(_at(rc.weight, i))
+    return make_reason(rc.code, observed, _py(_at(rc.threshold, i)), weight)
+
+
+def _at(values: Any, i: int | None) -> Any:
+    """Row ``i`` of a column as a Python value (a scalar stays itself)."""
+    return values[i].item() if isinstance(values, np.ndarray) and i is not None else values
 
 
 def _issues_by_row(
@@ -273,11 +330,14 @@ def _issues_by_row(
 ) -> list[list[dict[str, Any]]]:
     rows: list[list[dict[str, Any]]] = [[] for _ in profiles]
     for c, i in _hits([ic.mask for ic in columns]):
-        ic = columns[c]
-        value = _profile_value(profiles[i], ic.path)
-        rows[i].append({"code": ic.code, "field": ic.path, "problem": ic.problem,
-                        "value": value if _is_scalar(value) else None})
+        rows[i].append(_issue(profiles[i], columns[c]))
     return rows
+
+
+def _issue(profile: CustomerProfile, ic: IssueColumn) -> dict[str, Any]:
+    value = _profile_value(profile, ic.path)
+    return {"code": ic.code, "field": ic.path, "problem": ic.problem,
+            "value": value if _is_scalar(value) else None}
 
 
 def _is_scalar(value: Any) -> bool:

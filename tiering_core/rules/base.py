@@ -33,8 +33,8 @@ class ReasonColumn:
     frozen) slotted class: a batch of one creates dozens, and that must stay cheap."""
 
     code: str
-    mask: BoolArray
-    value: FloatArray | npt.NDArray[np.int8] | None = None
+    mask: BoolArray | bool  # a bool for one customer (the ``*_one`` rules)
+    value: FloatArray | npt.NDArray[np.int8] | float | int | None = None
     threshold: float | str | FloatArray | None = None  # an array: per row
     weight: FloatArray | float | None = None
     labels: tuple[str, ...] | None = None
@@ -47,7 +47,7 @@ class IssueColumn:
 
     code: str
     path: str
-    mask: BoolArray
+    mask: BoolArray | bool
     problem: str
 
 
