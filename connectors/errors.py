@@ -20,6 +20,8 @@ Messages never contain secrets or raw personal data: records are named by CRM id
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class ConnectorError(Exception):
     """Base of all connector errors."""
@@ -58,3 +60,37 @@ class RecordError(ConnectorError):
         self.record_id = record_id
         self.code = code
         self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    """One row of a CRM's classification table (``connectors/<crm>/errors.py``).
+
+    Rows are matched top to bottom and the first match wins, so specific rows (a code, a
+    message fragment) go above the catch-all rows for a status. ``None`` matches anything.
+    """
+
+    status: int | None
+    code: str | None
+    error: type[ConnectorError]
+    hint: str = ""
+    message_contains: str | None = None
+
+    def matches(self, status: int, code: str | None, message: str = "") -> bool:
+        return (
+            (self.status is None or self.status == status)
+            and (self.code is None or self.code == code)
+            and (self.message_contains is None or self.message_contains in message)
+        )
+
+    def build(self, text: str, *, retry_after: float | None = None) -> ConnectorError:
+        """The error this row names, with ``retry_after`` where the class carries one."""
+        if issubclass(self.error, RateLimitedError):
+            return self.error(text, retry_after=retry_after)
+        return self.error(text)
+
+
+def first_match(
+    rules: tuple[ErrorRule, ...], status: int, code: str | None, message: str = ""
+) -> ErrorRule | None:
+    return next((rule for rule in rules if rule.matches(status, code, message)), None)

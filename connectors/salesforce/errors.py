@@ -9,58 +9,44 @@ matched top to bottom; the first row whose status, code and message fragment all
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from connectors.errors import (
     AuthExpiredError,
     ConfigError,
     ConnectorError,
+    ErrorRule,
     QuotaExhaustedError,
     RateLimitedError,
     TransientError,
+    first_match,
 )
 
-
-@dataclass(frozen=True)
-class Rule:
-    status: int | None  # None: any status
-    code: str | None  # Salesforce errorCode (or OAuth "error"); None: any
-    error: type[ConnectorError]
-    message_contains: str | None = None
-
-    def matches(self, status: int, code: str | None, message: str) -> bool:
-        return (
-            (self.status is None or self.status == status)
-            and (self.code is None or self.code == code)
-            and (self.message_contains is None or self.message_contains in message)
-        )
-
-
-RULES: tuple[Rule, ...] = (
-    Rule(403, "REQUEST_LIMIT_EXCEEDED", RateLimitedError, "ConcurrentRequests"),
-    Rule(403, "REQUEST_LIMIT_EXCEEDED", QuotaExhaustedError),
-    Rule(401, "INVALID_SESSION_ID", AuthExpiredError),
-    Rule(401, None, AuthExpiredError),
-    Rule(403, "API_DISABLED_FOR_ORG", ConfigError),
-    Rule(403, "INSUFFICIENT_ACCESS", ConfigError),
-    Rule(403, None, ConfigError),
-    Rule(400, "invalid_client", ConfigError),
-    Rule(400, "invalid_grant", ConfigError),
-    Rule(400, "unsupported_grant_type", ConfigError),
-    Rule(400, "INVALID_QUERY_LOCATOR", TransientError),
-    Rule(400, "INVALID_FIELD", ConfigError),
-    Rule(400, "INVALID_TYPE", ConfigError),
-    Rule(400, "MALFORMED_QUERY", ConfigError),
-    Rule(400, "EXCEEDED_ID_LIMIT", ConfigError),
-    Rule(400, None, ConfigError),
-    Rule(404, None, ConfigError),
-    Rule(410, None, ConfigError),  # a retired API version
-    Rule(409, None, TransientError),
-    Rule(429, None, RateLimitedError),
-    Rule(500, None, TransientError),
-    Rule(502, None, TransientError),
-    Rule(503, None, TransientError),
-    Rule(504, None, TransientError),
+RULES: tuple[ErrorRule, ...] = (
+    ErrorRule(
+        403, "REQUEST_LIMIT_EXCEEDED", RateLimitedError, message_contains="ConcurrentRequests"
+    ),
+    ErrorRule(403, "REQUEST_LIMIT_EXCEEDED", QuotaExhaustedError),
+    ErrorRule(401, "INVALID_SESSION_ID", AuthExpiredError),
+    ErrorRule(401, None, AuthExpiredError),
+    ErrorRule(403, "API_DISABLED_FOR_ORG", ConfigError),
+    ErrorRule(403, "INSUFFICIENT_ACCESS", ConfigError),
+    ErrorRule(403, None, ConfigError),
+    ErrorRule(400, "invalid_client", ConfigError),
+    ErrorRule(400, "invalid_grant", ConfigError),
+    ErrorRule(400, "unsupported_grant_type", ConfigError),
+    ErrorRule(400, "INVALID_QUERY_LOCATOR", TransientError),
+    ErrorRule(400, "INVALID_FIELD", ConfigError),
+    ErrorRule(400, "INVALID_TYPE", ConfigError),
+    ErrorRule(400, "MALFORMED_QUERY", ConfigError),
+    ErrorRule(400, "EXCEEDED_ID_LIMIT", ConfigError),
+    ErrorRule(400, None, ConfigError),
+    ErrorRule(404, None, ConfigError),
+    ErrorRule(410, None, ConfigError),  # a retired API version
+    ErrorRule(409, None, TransientError),
+    ErrorRule(429, None, RateLimitedError),
+    ErrorRule(500, None, TransientError),
+    ErrorRule(502, None, TransientError),
+    ErrorRule(503, None, TransientError),
+    ErrorRule(504, None, TransientError),
 )
 
 #: Per-record status codes inside a 200 collection response that may pass on a retry.
@@ -82,11 +68,9 @@ def classify(
     """The crmtier error for a failed Salesforce call. The message names the code only;
     Salesforce messages can echo record values, so they are not copied in."""
     text = f"Salesforce HTTP {status} {code or ''}".strip()
-    for rule in RULES:
-        if rule.matches(status, code, message):
-            if issubclass(rule.error, RateLimitedError):
-                return rule.error(text, retry_after=retry_after)
-            return rule.error(text)
+    rule = first_match(RULES, status, code, message)
+    if rule is not None:
+        return rule.build(text, retry_after=retry_after)
     return TransientError(text) if status >= 500 else ConfigError(text)
 
 

@@ -10,52 +10,43 @@ the caller should do next; nothing else in the connector looks at Zoho codes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from connectors.errors import (
     AuthExpiredError,
     ConfigError,
     ConnectorError,
+    ErrorRule,
     QuotaExhaustedError,
     RateLimitedError,
     TransientError,
+    first_match,
 )
 
-
-@dataclass(frozen=True)
-class Rule:
-    code: str  # Zoho code ("*" = any code with this status)
-    status: int | None  # HTTP status (None = any)
-    error: type[ConnectorError]
-    hint: str
-
-
 #: Call-level rules, first match wins. Statuses from the v2 status-code table.
-CALL_RULES: tuple[Rule, ...] = (
-    Rule("INVALID_TOKEN", 401, AuthExpiredError, "access token expired or revoked"),
-    Rule("AUTHENTICATION_FAILURE", 401, AuthExpiredError, "access token not accepted"),
-    Rule(
-        "OAUTH_SCOPE_MISMATCH",
+CALL_RULES: tuple[ErrorRule, ...] = (
+    ErrorRule(401, "INVALID_TOKEN", AuthExpiredError, "access token expired or revoked"),
+    ErrorRule(401, "AUTHENTICATION_FAILURE", AuthExpiredError, "access token not accepted"),
+    ErrorRule(
         401,
+        "OAUTH_SCOPE_MISMATCH",
         ConfigError,
         "the refresh token lacks a scope: grant ZohoCRM.modules, settings and notifications",
     ),
-    Rule("NO_PERMISSION", 403, ConfigError, "the integration user lacks permission"),
-    Rule("TOO_MANY_REQUESTS", 429, RateLimitedError, "concurrency or rate limit hit"),
-    Rule("LIMIT_REACHED", None, QuotaExhaustedError, "the org's daily API credits are used up"),
-    Rule("INVALID_MODULE", 400, ConfigError, "the configured module does not exist"),
-    Rule("INVALID_URL_PATTERN", 404, ConfigError, "wrong base_url or API path"),
-    Rule("LIMIT_EXCEEDED", 400, ConfigError, "a request exceeded a Zoho size limit"),
-    Rule("INVALID_DATA", 400, ConfigError, "Zoho refused the request's parameters"),
-    Rule("MANDATORY_NOT_FOUND", 400, ConfigError, "a required request parameter is missing"),
-    Rule("*", 429, RateLimitedError, "throttled"),
-    Rule("*", 500, TransientError, "Zoho internal error"),
-    Rule("*", 502, TransientError, "bad gateway"),
-    Rule("*", 503, TransientError, "service unavailable"),
-    Rule("*", 504, TransientError, "gateway timeout"),
-    Rule("*", 401, AuthExpiredError, "not authenticated"),
-    Rule("*", 403, ConfigError, "forbidden"),
-    Rule("*", 404, ConfigError, "not found"),
+    ErrorRule(403, "NO_PERMISSION", ConfigError, "the integration user lacks permission"),
+    ErrorRule(429, "TOO_MANY_REQUESTS", RateLimitedError, "concurrency or rate limit hit"),
+    ErrorRule(None, "LIMIT_REACHED", QuotaExhaustedError, "the org's daily API credits are spent"),
+    ErrorRule(400, "INVALID_MODULE", ConfigError, "the configured module does not exist"),
+    ErrorRule(404, "INVALID_URL_PATTERN", ConfigError, "wrong base_url or API path"),
+    ErrorRule(400, "LIMIT_EXCEEDED", ConfigError, "a request exceeded a Zoho size limit"),
+    ErrorRule(400, "INVALID_DATA", ConfigError, "Zoho refused the request's parameters"),
+    ErrorRule(400, "MANDATORY_NOT_FOUND", ConfigError, "a required request parameter is missing"),
+    ErrorRule(429, None, RateLimitedError, "throttled"),
+    ErrorRule(500, None, TransientError, "Zoho internal error"),
+    ErrorRule(502, None, TransientError, "bad gateway"),
+    ErrorRule(503, None, TransientError, "service unavailable"),
+    ErrorRule(504, None, TransientError, "gateway timeout"),
+    ErrorRule(401, None, AuthExpiredError, "not authenticated"),
+    ErrorRule(403, None, ConfigError, "forbidden"),
+    ErrorRule(404, None, ConfigError, "not found"),
 )
 
 #: Per-record codes a later attempt may fix (others need a human: dead-letter them).
@@ -83,13 +74,10 @@ ACCOUNTS_THROTTLED = frozenset({"Access Denied"})
 
 def classify_call(status: int, code: str | None, message: str = "") -> ConnectorError:
     """The error for a failed call (HTTP status + Zoho code)."""
-    code = code or ""
-    for rule in CALL_RULES:
-        if rule.code in (code, "*") and rule.status in (status, None):
-            text = f"Zoho {status} {code or 'error'}: {rule.hint}"
-            if rule.error is RateLimitedError:
-                return RateLimitedError(text, retry_after=None)  # Zoho sends no Retry-After
-            return rule.error(text)
+    rule = first_match(CALL_RULES, status, code or None, message)
+    if rule is not None:
+        # Zoho sends no Retry-After: rate limits carry none.
+        return rule.build(f"Zoho {status} {code or 'error'}: {rule.hint}")
     if 500 <= status < 600:
         return TransientError(f"Zoho {status} {code}: server error")
     return ConfigError(f"Zoho {status} {code}: unexpected answer ({message[:120]})")

@@ -56,7 +56,7 @@ def test_call_failures_are_classified(status, code, expected):
 def test_every_call_rule_has_a_row():
     covered = {(s, c) for s, c, _ in CALLS}
     for rule in CALL_RULES:
-        if rule.code != "*":
+        if rule.code is not None:
             assert any(c == rule.code for _, c in covered), rule
         else:
             assert any(s == rule.status for s, _ in covered), rule
