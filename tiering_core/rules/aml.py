@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from tiering_core.columns import (
     FloatArray,
     Record,
 )
-from tiering_core.policy import Policy
+from tiering_core.policy import AmlOverrides, Policy
 from tiering_core.rules.base import AML_LEVELS, UNRATED_AML, IntArray, ReasonColumn, ge, known
 
 LOW, MEDIUM, HIGH = (AML_LEVELS.index(x) for x in ("low", "medium", "high"))
@@ -107,16 +108,11 @@ def rate(cols: Columns, policy: Policy) -> AmlOutcome:
 
     level = np.where(ge(score, a.high_from), HIGH, np.where(ge(score, a.medium_from), MEDIUM, LOW))
     o = a.overrides
-    overrides = (
-        ("AML_SANCTIONS", sanctions, o.sanctions_hit, None, None),
-        ("AML_PEP", pep, o.pep, None, None),
-        ("AML_REFUSED_CDD", refused, o.refused_cdd, None, None),
-        ("AML_STR_REPEATED", ge(strs, o.repeated_str_min), o.repeated_str, strs,
-         float(o.repeated_str_min)),
-    )
     reasons: list[ReasonColumn] = []
     overridden: set[str] = set()
-    for code, fires, forced, value, threshold in overrides:
+    for code, fires, forced, value, threshold in _overrides(
+        o, sanctions, pep, refused, ge(strs, o.repeated_str_min), strs
+    ):
         if not forced:
             continue
         level = np.where(fires, np.maximum(level, AML_LEVELS.index(forced)), level)
@@ -138,6 +134,18 @@ def rate(cols: Columns, policy: Policy) -> AmlOutcome:
     reasons.append(ReasonColumn("AML_SCORE", has_data, score, cut))
     reasons.append(ReasonColumn("AML_NO_DATA", ~has_data, None, float(a.new_customer.working_days)))
     return AmlOutcome(level, np.where(has_data, score, np.nan), reasons)
+
+
+def _overrides(o: AmlOverrides, sanctions: Any, pep: Any, refused: Any, repeated: Any,
+               strs: Any) -> tuple[tuple[str, Any, str, Any, float | None], ...]:
+    """(code, fires, forced level, observed, threshold) of each override, in order; the
+    facts are arrays for a batch or bools for one customer."""
+    return (
+        ("AML_SANCTIONS", sanctions, o.sanctions_hit, None, None),
+        ("AML_PEP", pep, o.pep, None, None),
+        ("AML_REFUSED_CDD", refused, o.refused_cdd, None, None),
+        ("AML_STR_REPEATED", repeated, o.repeated_str, strs, float(o.repeated_str_min)),
+    )
 
 
 _FACTS = ("pep", "sanctions_hit", "refused_cdd", "adverse_media")
@@ -192,16 +200,11 @@ def rate_one(rec: Record, policy: Policy) -> tuple[int, float, list[ReasonColumn
 
     level = HIGH if score >= a.high_from else MEDIUM if score >= a.medium_from else LOW
     o = a.overrides
-    overrides = (
-        ("AML_SANCTIONS", sanctions, o.sanctions_hit, None, None),
-        ("AML_PEP", pep, o.pep, None, None),
-        ("AML_REFUSED_CDD", refused, o.refused_cdd, None, None),
-        ("AML_STR_REPEATED", strs >= o.repeated_str_min, o.repeated_str, strs,
-         float(o.repeated_str_min)),
-    )
     reasons: list[ReasonColumn] = []
     overridden: set[str] = set()
-    for code, fires, forced, value, threshold in overrides:
+    for code, fires, forced, value, threshold in _overrides(
+        o, sanctions, pep, refused, strs >= o.repeated_str_min, strs
+    ):
         if not forced:
             continue
         if fires:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +60,15 @@ def revenue_of(cols: Columns) -> FloatArray:
     return _sum_known(cols.numbers[_REVENUE_ROWS])
 
 
+def _aum_reasons(by_aum: Any, aum: Any, floors: Any) -> list[ReasonColumn]:
+    """VAL_AUM_<tier> for the tier AUM alone gives (arrays for a batch, scalars for one)."""
+    return [
+        ReasonColumn(f"VAL_AUM_{tier.upper()}", by_aum == code, aum,
+                     float(floors[min(code, len(RANKED) - 1)]))
+        for code, tier in enumerate(VALUE_TIERS[:4])
+    ]
+
+
 def _sum_known(parts: FloatArray) -> FloatArray:
     """Column sums over the known parts; NaN where no part is known (missing is not zero)."""
     present = known(parts)
@@ -77,11 +87,7 @@ def rate(cols: Columns, policy: Policy, as_of: date) -> ValueOutcome:
     # floors are descending: the number of floors above AUM is the tier code (3 = mass)
     by_aum = (aum[None, :] < floors[:, None]).sum(axis=0).astype(np.int8)
     by_aum = np.where(rated, by_aum, UNRATED_TIER).astype(np.int8)
-    reasons = [
-        ReasonColumn(f"VAL_AUM_{tier.upper()}", by_aum == code, aum,
-                     float(floors[min(code, len(RANKED) - 1)]))
-        for code, tier in enumerate(VALUE_TIERS[:4])
-    ]
+    reasons = _aum_reasons(by_aum, aum, floors)
 
     qualified = by_aum
     if v.lift.enabled:
@@ -225,11 +231,7 @@ def rate_one(rec: Record, policy: Policy, as_of: date) -> ValueOne:
     revenue = _sum_known_one([rec.numbers[r] for r in _REVENUE_ROWS])
     rated = not math.isnan(aum)
     by_aum = sum(1 for f in floors if aum < f) if rated else UNRATED_TIER
-    reasons = [
-        ReasonColumn(f"VAL_AUM_{tier.upper()}", by_aum == code, aum,
-                     float(floors[min(code, len(RANKED) - 1)]))
-        for code, tier in enumerate(VALUE_TIERS[:4])
-    ]
+    reasons = _aum_reasons(by_aum, aum, floors)
     qualified = by_aum
     if v.lift.enabled:
         target = next(
