@@ -46,7 +46,7 @@ from sync.audit import AuditEntry, Trigger, append
 from sync.bookmarks import Bookmark
 from sync.killpoints import kill_point
 from sync.outbox import NewItem, OutboxItem
-from sync.planner import CustomerPlan, Known, plan_customer, tiers_of
+from sync.planner import CustomerPlan, Known, plan_customer, same_value, tiers_of
 from sync.runs import RunCounts, RunStatus
 from sync.state import CustomerState, load_states, save_side_effects, save_states
 from sync.store import StateStore
@@ -145,8 +145,10 @@ class SyncEngine:
         pseudonym_key: bytes,
         settings: SyncSettings | None = None,
         on_progress: Callable[[RunCounts, int], None] | None = None,
+        policy_version: str | None = None,
     ) -> None:
         self.store = store
+        self.policy_version = policy_version
         self.connector = connector
         self.writeback = writeback
         self.assess = assess
@@ -232,6 +234,7 @@ class _Run:
         self.inflight_by_customer: dict[str, set[int]] = {}
         self.dead_letter_customers: set[str] = set()  # with open letters: resolve on success
         self.refs: dict[str, str] = {}  # pseudonym cache
+        self.hashes: dict[str, str] = {}  # input hash per customer, this run
         self.decisions: dict[str, _Decision] = {}
         self.submitted: Counter[str] = Counter()
         self.stream_reads = 0
@@ -276,6 +279,8 @@ class _Run:
             self._drain(final=True)
         except _Stop as stop:
             status, error = stop.status, str(stop)
+        except RateLimitedError as exc:  # while reading: checkpointed up to the last page
+            status, error = "paused_quota", f"CRM quota or rate limit: {exc}"
         except Exception as exc:  # the run record must say what happened, whatever it was
             status, error = "failed", f"{type(exc).__name__}: {exc}"
             log.exception("run failed", extra={"run_id": self.run_id})
@@ -387,7 +392,8 @@ class _Run:
                 fresh[record.profile.id] = record
         with self.e.store.begin() as conn:
             states = load_states(conn, self.e.stream, fresh)
-        assessed = self._assess(list(fresh.values()), states)
+        todo = [r for r in fresh.values() if not self._settled(r, states.get(r.profile.id))]
+        assessed = self._assess(todo, states)
         kill_point("after_tier")
         plans = [
             (record, assessment, self._plan(record, assessment, states.get(record.profile.id)))
@@ -420,6 +426,32 @@ class _Run:
         kill_point("after_commit")
         self._progress()
         self._drain(final=False)
+
+    def _settled(self, record: CrmRecord, state: CustomerState | None) -> bool:
+        """True when the record came back only because of our own write: same inputs and
+        policy as last assessed, same day, and the CRM shows what we last wrote. Such a
+        record is unchanged without assessing it again (an assessment may depend on
+        ``previous``, e.g. an "upgraded from" reason, and must not rewrite itself)."""
+        cid = record.profile.id
+        digest = self.hashes[cid] = _input_hash(record.profile, self.e.policy_version)
+        if (
+            self.options.full
+            or self.e.policy_version is None
+            or state is None
+            or state.pending is not None
+            or cid in self.decisions
+            or state.input_hash != digest
+            or state.assessed_at != self._as_of()
+            or not all(
+                same_value(value, record.current.get(name))
+                for name, value in (state.fields or {}).items()
+            )
+        ):
+            return False
+        self.counts.unchanged += 1
+        self.counts.tiers[(state.tiers or {}).get("value_tier", "unrated")] += 1
+        self.outcomes[cid] = "unchanged"
+        return True
 
     def _assess(
         self, records: list[CrmRecord], states: dict[str, CustomerState]
@@ -470,13 +502,14 @@ class _Run:
             "below_floor_since": _iso(assessment.below_floor_since),
             "reason_codes": [r.code for r in assessment.reasons],
             "policy_version": assessment.policy_version,
-            "input_hash": _input_hash(record.profile),
+            "input_hash": self.hashes.get(record.profile.id)
+            or _input_hash(record.profile, self.e.policy_version),
             "run_id": self.run_id,
             "trigger": self.options.trigger,
             "source_event_id": self.source_events.get(record.profile.id),
         }
 
-    def _as_of(self, assessment: Assessment) -> str:
+    def _as_of(self, assessment: Assessment | None = None) -> str:
         return (self.options.as_of or datetime.now(UTC).date()).isoformat()
 
     def _enqueue(
@@ -541,7 +574,12 @@ class _Run:
             return  # an earlier read of this run queued writes; that decision stands
         tiers = tiers_of(assessment)
         below = _iso(assessment.below_floor_since)
-        if state is not None and state.tiers == tiers and state.below_floor_since == below:
+        digest = self.hashes.get(cid)
+        if (
+            state is not None
+            and (state.tiers, state.below_floor_since, state.input_hash) == (tiers, below, digest)
+            and state.assessed_at == self._as_of()
+        ):
             return
         state_rows.append(
             {
@@ -550,6 +588,7 @@ class _Run:
                 "tiers": tiers,
                 "assessed_at": self._as_of(assessment),
                 "below_floor_since": below,
+                "input_hash": digest,
                 "run_id": self.run_id,
             }
         )
@@ -884,6 +923,7 @@ class _Run:
                     fields=fields,
                     assessed_at=pending.get("assessed_at"),
                     below_floor_since=pending.get("below_floor_since"),
+                    input_hash=pending.get("input_hash"),
                 )
                 old = state.tiers if state else None
                 if old != pending.get("tiers"):
@@ -987,8 +1027,11 @@ def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _input_hash(profile: CustomerProfile) -> str:
-    return hashlib.sha256(profile.model_dump_json().encode("utf-8")).hexdigest()
+def _input_hash(profile: CustomerProfile, policy_version: str | None) -> str:
+    """What an assessment depends on besides ``previous`` and the date: the customer's
+    inputs (not its modstamp) and the policy."""
+    inputs = profile.model_dump_json(exclude={"previous", "modified_at"})
+    return hashlib.sha256(f"{policy_version}\n{inputs}".encode()).hexdigest()
 
 
 def _one_line(text: str) -> str:

@@ -62,6 +62,7 @@ customers = sa.Table(
     sa.Column("fields", sa.JSON, nullable=True),  # last written canonical outputs
     sa.Column("assessed_at", sa.String(10), nullable=True),
     sa.Column("below_floor_since", sa.String(10), nullable=True),
+    sa.Column("input_hash", sa.String(64), nullable=True),  # of the inputs last assessed
     sa.Column("pending", sa.JSON, nullable=True),  # decided, waiting for its writes
     sa.Column("run_id", sa.String(40), nullable=True),
     sa.Column("updated_at", sa.String(32), nullable=False),
@@ -207,6 +208,19 @@ def _create(*tables: sa.Table) -> Callable[[sa.Connection], None]:
     return apply
 
 
+def _add_column(table: sa.Table, name: str) -> Callable[[sa.Connection], None]:
+    """``ALTER TABLE ... ADD COLUMN`` unless it is there (a fresh store already has it)."""
+
+    def apply(conn: sa.Connection) -> None:
+        present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+        if name not in present:
+            column = table.c[name]
+            ddl = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{name}" {ddl}'))
+
+    return apply
+
+
 #: the sync component's migrations, in order. Append; never edit a released step.
 SYNC_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -214,6 +228,12 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         "initial sync state: bookmarks, customers, side effects, outbox, dead letters, "
         "runs, audit, meta, locks",
         _create(meta, bookmarks, customers, side_effects, outbox, dead_letters, runs, audit, locks),
+    ),
+    Migration(
+        2,
+        "customers.input_hash: a record that comes back only because of our own write "
+        "(same inputs, same day, CRM shows what we wrote) is not assessed again",
+        _add_column(customers, "input_hash"),
     ),
 )
 

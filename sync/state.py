@@ -32,6 +32,7 @@ class CustomerState:
     fields: Mapping[str, Any] | None = None
     assessed_at: str | None = None
     below_floor_since: str | None = None
+    input_hash: str | None = None
     pending: Mapping[str, Any] | None = None
     tasks: frozenset[str] = frozenset()
     memberships: Mapping[str, str] = field(default_factory=dict)
@@ -99,6 +100,7 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
             fields=row["fields"],
             assessed_at=row["assessed_at"],
             below_floor_since=row["below_floor_since"],
+            input_hash=row["input_hash"],
             pending=row["pending"],
             tasks=frozenset(tasks.get(cid, ())),
             memberships=members.get(cid, {}),

@@ -92,6 +92,7 @@ def open_engine(
                 pseudonym_key=key,
                 settings=sync_settings(config),
                 on_progress=on_progress,
+                policy_version=policy.version,
             )
         finally:
             connector.close()

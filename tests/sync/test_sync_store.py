@@ -25,11 +25,28 @@ def test_sqlite_runs_in_wal_with_full_sync(sqlite_store: StateStore) -> None:
 
 
 def test_migrations_are_recorded_and_idempotent(store: StateStore) -> None:
-    assert store.migrate("sync", schema.SYNC_MIGRATIONS) == 1
-    assert store.migrate("sync", schema.SYNC_MIGRATIONS) == 1
+    newest = schema.SYNC_MIGRATIONS[-1].version
+    assert store.migrate("sync", schema.SYNC_MIGRATIONS) == newest
+    assert store.migrate("sync", schema.SYNC_MIGRATIONS) == newest
     with store.begin() as conn:
         rows = conn.execute(sa.select(schema.schema_version)).all()
-    assert [(r.component, r.version) for r in rows] == [("sync", 1)]
+    assert [(r.component, r.version) for r in rows] == [("sync", newest)]
+
+
+def test_a_version_1_store_is_upgraded_in_place(store: StateStore) -> None:
+    with store.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE customers DROP COLUMN input_hash"))
+        conn.execute(schema.schema_version.update().values(version=1))
+        conn.execute(
+            sa.text(
+                "INSERT INTO customers (stream, customer_id, pseudonym, updated_at) "
+                "VALUES ('s', 'C1', 'cust_x', '2026-01-01T00:00:00.000000Z')"
+            )
+        )
+    assert store.migrate("sync", schema.SYNC_MIGRATIONS) == 2
+    with store.begin() as conn:
+        row = conn.execute(sa.select(schema.customers)).one()
+    assert (row.customer_id, row.input_hash) == ("C1", None)
 
 
 def test_another_component_brings_its_own_tables(store: StateStore) -> None:
