@@ -2,7 +2,7 @@
 
 Shell blocks run in README order, in a working directory whose ``crmtier.toml`` points at a
 live Salesforce sandbox (the sandbox stands in for the admin's org). Commands that never
-return (``serve``, ``sandbox``) and the demos (run end to end by ``test_demo.py``, at a
+return (``serve``, ``sandbox``) and the demos (run end to end by ``test_product_demo.py``, at a
 small size) are checked against their ``--help``: the subcommand exists and takes every
 option the README passes. Commands inside cron/systemd snippets get the same check.
 """
