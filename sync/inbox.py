@@ -220,7 +220,7 @@ class Inbox:
         age = (now - parse_utc(oldest)).total_seconds() if oldest else 0.0
         return InboxStats(int(depth), max(age, 0.0), int(dead))
 
-    def keys(self, statuses: Iterable[str] = (PENDING, CLAIMED, DONE, DEAD)) -> set[str]:
+    def event_keys(self, statuses: Iterable[str] = (PENDING, CLAIMED, DONE, DEAD)) -> set[str]:
         """Event keys present in these statuses (for operators and tests)."""
         with self.store.engine.connect() as conn:
             return set(

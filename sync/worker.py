@@ -164,12 +164,12 @@ class InboxWorker:
         anything still claimed is handed back to the inbox."""
         try:
             while not stop.is_set():
+                self._maybe_purge()
                 wait = self.wait_before_next_batch()
                 if wait > 0:
                     stop.wait(wait)
                     continue
                 self.run_batch()
-                self._maybe_purge()
         finally:
             released = self.inbox.release(self.owner)
             if released:

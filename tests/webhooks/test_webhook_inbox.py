@@ -60,7 +60,7 @@ def _ev(key: str, customer: str = "C1") -> ChangeEvent:
 def test_add_reports_new_events_per_request_and_ignores_repeats(any_inbox: Inbox) -> None:
     assert any_inbox.add([[_ev("a"), _ev("b")], [_ev("a"), _ev("c")], [_ev("b")]], T0) == [2, 1, 0]
     assert any_inbox.add([[_ev("a")]], T0) == [0]
-    assert any_inbox.keys() == {"a", "b", "c"}
+    assert any_inbox.event_keys() == {"a", "b", "c"}
 
 
 def test_concurrent_repeats_store_one_row(any_inbox: Inbox) -> None:
@@ -112,4 +112,4 @@ def test_release_retry_bury_and_purge(any_inbox: Inbox) -> None:
     assert (stats.depth, stats.dead) == (2, 1)
     assert any_inbox.purge(T0 + timedelta(days=6), timedelta(days=7)) == 0
     assert any_inbox.purge(T0 + timedelta(days=8), timedelta(days=7)) == 2  # a and c
-    assert any_inbox.keys() == {"b", "d"}  # pending/claimed events are never purged
+    assert any_inbox.event_keys() == {"b", "d"}  # pending/claimed events are never purged

@@ -46,7 +46,7 @@ def test_salesforce_outbound_message_is_acked_after_it_is_stored(
     assert response.status_code == 200
     assert b"<Ack>true</Ack>" in response.content
     assert response.headers["content-type"].startswith("text/xml")
-    assert inbox.keys() == {"salesforce:04l5g000000AAAAAAA", "salesforce:04l5g000000AAAABAA"}
+    assert inbox.event_keys() == {"salesforce:04l5g000000AAAAAAA", "salesforce:04l5g000000AAAABAA"}
 
 
 def test_each_crm_route_acks_its_own_way(client: TestClient, inbox: Inbox, clock: Clock) -> None:
@@ -60,7 +60,7 @@ def test_each_crm_route_acks_its_own_way(client: TestClient, inbox: Inbox, clock
     body, headers = generic_event("msg_1", "C1", now_s=clock.now)
     generic = client.post("/webhooks/generic", content=body, headers=headers)
     assert generic.status_code == 200
-    assert len(inbox.keys()) == 3
+    assert len(inbox.event_keys()) == 3
 
 
 def _sf(**kw: object) -> tuple[str, bytes, dict[str, str]]:
@@ -159,7 +159,7 @@ def test_rejections_store_nothing(
     response = client.post(path, content=body, headers=headers)
     assert response.status_code == status, response.text
     assert b"Ack" not in response.content
-    assert inbox.keys() == set()
+    assert inbox.event_keys() == set()
     assert FX_SECRET not in response.text and "MfKQ9r8" not in response.text
 
 
@@ -170,7 +170,7 @@ def test_timestamps_inside_the_window_are_accepted(
     for build in (_fx(skew=skew), _generic(skew=skew)):
         path, body, headers = build(clock.now)
         assert client.post(path, content=body, headers=headers).status_code == 200
-    assert len(inbox.keys()) == 2
+    assert len(inbox.event_keys()) == 2
 
 
 def test_unconfigured_routes_are_not_mounted(webhook_env: dict[str, str], inbox: Inbox) -> None:
@@ -181,7 +181,7 @@ def test_unconfigured_routes_are_not_mounted(webhook_env: dict[str, str], inbox:
         body = salesforce_om([("04l5g000000AAAAAAA", SF_ID)])
         assert client.post("/webhooks/salesforce", content=body, headers=SOAP).status_code == 404
         assert client.post("/webhooks/generic", content=b"{}", headers=JSON).status_code == 404
-    assert inbox.keys() == set()
+    assert inbox.event_keys() == set()
 
 
 @pytest.mark.parametrize("deliveries", [1, 2, 5, 10])
@@ -209,7 +209,7 @@ def test_concurrent_redeliveries_are_stored_once(live: LiveServer, inbox: Inbox)
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         statuses = list(pool.map(send, range(20)))
     assert statuses == [200] * 20
-    assert len(inbox.keys()) == 3
+    assert len(inbox.event_keys()) == 3
     metrics = httpx.get(f"{live.url}/metrics").text
     assert 'crmtier_webhook_events_total{outcome="accepted"} 3' in metrics
     assert 'crmtier_webhook_events_total{outcome="duplicate"} 27' in metrics
@@ -251,7 +251,7 @@ def test_rotation_mid_stream_rejects_no_legitimate_delivery(
             client.post("/webhooks/generic", content=new_body, headers=new_headers).status_code
             == 200
         )
-    assert len(inbox.keys()) == 1001
+    assert len(inbox.event_keys()) == 1001
 
 
 def test_oversized_chunked_body_is_refused_without_reading_it_whole(
@@ -282,7 +282,7 @@ def test_oversized_chunked_body_is_refused_without_reading_it_whole(
             reply += conn.recv(4096)
     assert reply.startswith(b"HTTP/1.1 413")
     assert sent < total_planned
-    assert inbox.keys() == set()
+    assert inbox.event_keys() == set()
 
 
 def test_a_body_trickled_too_slowly_is_a_408(webhook_env: dict[str, str], inbox: Inbox) -> None:
@@ -301,7 +301,7 @@ def test_a_body_trickled_too_slowly_is_a_408(webhook_env: dict[str, str], inbox:
         while b"\r\n" not in reply:
             reply += conn.recv(4096)
     assert reply.startswith(b"HTTP/1.1 408")
-    assert inbox.keys() == set()
+    assert inbox.event_keys() == set()
 
 
 def test_inbox_outage_is_a_503_so_the_sender_retries(

@@ -145,7 +145,7 @@ def test_sigkill_right_after_acks_loses_no_acked_event(tmp_path: Path, sandbox: 
         list(pool.map(sender, range(8)))
     served.process.wait(timeout=30)
     assert served.process.returncode == -signal.SIGKILL
-    stored = served.state().keys()
+    stored = served.state().event_keys()
     assert len(acked) >= ACKED_TARGET
     lost = [key for key in acked if key not in stored]
     assert lost == [], f"{len(lost)} of {len(acked)} acked events lost"
@@ -163,8 +163,8 @@ def test_sigterm_stops_cleanly_and_keeps_the_backlog(tmp_path: Path, sandbox: Sa
     log = (tmp_path / "serve.log").read_text()
     assert '"stopped"' in log
     inbox = served.state()
-    assert set(acked) <= inbox.keys()
-    assert inbox.keys(statuses=("claimed",)) == set()  # nothing left half-taken
+    assert set(acked) <= inbox.event_keys()
+    assert inbox.event_keys(statuses=("claimed",)) == set()  # nothing left half-taken
     assert served.secret not in log
 
 

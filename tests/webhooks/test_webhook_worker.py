@@ -276,7 +276,7 @@ def test_stop_finishes_and_leaves_nothing_claimed(inbox: Inbox) -> None:
     assert not thread.is_alive()
     assert inbox.stats(datetime.now(UTC)).depth == 0
     assert len(writer.written) == 30
-    assert inbox.keys(statuses=("claimed",)) == set()
+    assert inbox.event_keys(statuses=("claimed",)) == set()
 
 
 def test_metrics_callback_sees_outcomes(inbox: Inbox) -> None:
@@ -293,3 +293,28 @@ def test_metrics_callback_sees_outcomes(inbox: Inbox) -> None:
     inbox.add([[_ev("a", "C1"), _ev("b", "C2")]], T0)
     worker.drain()
     assert seen == {"written": 1, "not_found": 1}
+
+
+def test_processed_events_are_forgotten_after_the_dedupe_window_even_when_idle(
+    inbox: Inbox,
+) -> None:
+    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+    crm.set("C1", 1, T0)
+    worker = _worker(inbox, crm, writer, clock)
+    inbox.add([[_ev("old", "C1")]], T0)
+    worker.drain()
+    inbox.add([[_ev("waiting", "C1")]], T0 + timedelta(days=8))
+    inbox.retry_later(
+        {i.id: "later" for i in inbox.claim("x", 5, T0 + timedelta(days=8), timedelta(0))},
+        T0 + timedelta(days=30),
+    )
+    clock.now = T0 + timedelta(days=8)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    deadline = datetime.now(UTC) + timedelta(seconds=60)
+    while "old" in inbox.event_keys() and datetime.now(UTC) < deadline:
+        stop.wait(0.01)
+    stop.set()
+    thread.join(timeout=60)
+    assert inbox.event_keys() == {"waiting"}  # the processed one is purged, the pending one kept
