@@ -123,7 +123,7 @@ def _wait_processed(realtime: Realtime, ids: set[str], timeout: float) -> int:
             if time.monotonic() - quiet_since >= 1.0:
                 if stats.dead:
                     raise DemoError(f"{stats.dead} webhook event(s) could not be processed")
-                return len(inbox.keys())
+                return len(inbox.event_keys())
         else:
             quiet_since = None
         time.sleep(0.05)
