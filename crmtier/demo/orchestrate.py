@@ -202,7 +202,11 @@ def run_demo(
     webhook_timeout: float = 60.0,
 ) -> DemoResult:
     started = time.monotonic()
-    workdir = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="crmtier-demo-"))
+    # absolute: the sandbox writes its data dir into crmtier.toml, whose relative paths are
+    # taken relative to the file itself
+    workdir = (
+        Path(output_dir).resolve() if output_dir else Path(tempfile.mkdtemp(prefix="crmtier-demo-"))
+    )
     workdir.mkdir(parents=True, exist_ok=True)
     result = DemoResult(crm, customers, workdir, report_path)
     sandbox: Sandbox | None = None

@@ -49,7 +49,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Demo]:
         if crm not in cache:
             base = tmp_path_factory.mktemp(f"demo-{crm}")
             out_dir = base / "out"
-            done = run_demo("--crm", crm, "--customers", "30", "--output-dir", str(out_dir),
+            # relative, as the README shows it: every file must land inside it
+            done = run_demo("--crm", crm, "--customers", "30", "--output-dir", "out",
                             cwd=base, tmpdir=base)
             cache[crm] = (done, out_dir)
         return cache[crm]
@@ -78,6 +79,7 @@ def test_demo_runs_the_whole_product_and_writes_the_report(
     assert 'data-chart="dist-value_tier"' in html and 'data-chart="migration"' in html
     assert 'data-table="feedback"' in html
     assert (out_dir / "crmtier.toml").exists()  # kept because --output-dir was given
+    assert sorted(p.name for p in out_dir.iterdir()) == ["crmtier.toml", "report.html", "sandbox"]
     # canary PII the sandbox seeded never leaves the CRM: not in the output, the report or
     # the state store (docs/data-handling.md)
     store = b"".join(p.read_bytes() for p in (out_dir / "sandbox").glob("crmtier.db*"))
