@@ -164,12 +164,16 @@ class InboxWorker:
         anything still claimed is handed back to the inbox."""
         try:
             while not stop.is_set():
-                self._maybe_purge()
-                wait = self.wait_before_next_batch()
-                if wait > 0:
-                    stop.wait(wait)
-                    continue
-                self.run_batch()
+                try:
+                    self._maybe_purge()
+                    wait = self.wait_before_next_batch()
+                    if wait <= 0:
+                        self.run_batch()
+                        continue
+                except Exception as exc:  # the store itself failed: keep the worker alive
+                    log.error("worker: state store unavailable (%s); retrying", type(exc).__name__)
+                    wait = self.options.busy_delay.total_seconds()
+                stop.wait(wait)
         finally:
             released = self.inbox.release(self.owner)
             if released:
@@ -187,7 +191,7 @@ class InboxWorker:
         return max(remaining.total_seconds(), 0.0)
 
     def drain(self, *, max_batches: int = 10_000) -> BatchReport:
-        """Process until nothing is claimable now (tests, ``crmtier serve`` on shutdown)."""
+        """Process until nothing is claimable now (tests and one-off tools)."""
         total = BatchReport()
         for _ in range(max_batches):
             report = self.run_batch()
@@ -220,7 +224,9 @@ class InboxWorker:
             )
             report.add("busy", len(items))
             return self._report(report)
-        except ConnectorError as exc:
+        except Exception as exc:  # a CRM failure, or a bug: the events wait and are retried
+            if not isinstance(exc, ConnectorError):
+                log.exception("worker: batch failed unexpectedly")
             self._retry(items, exc, report)
             return self._report(report)
         self._remember_versions(fresh, outcomes)
@@ -290,7 +296,7 @@ class InboxWorker:
         with self.inbox.store.begin() as conn:
             conn.execute(upsert, rows)
 
-    def _retry(self, items: Sequence[InboxItem], exc: ConnectorError, report: BatchReport) -> None:
+    def _retry(self, items: Sequence[InboxItem], exc: Exception, report: BatchReport) -> None:
         now = self.clock()
         error = f"{type(exc).__name__}: {exc}"[:200]
         attempts = max(item.attempts for item in items)

@@ -249,6 +249,18 @@ def test_a_busy_stream_postpones_without_burying(inbox: Inbox) -> None:
     assert inbox.stats(clock.now).dead == 0
 
 
+def test_an_unexpected_error_is_retried_like_a_crm_failure(inbox: Inbox) -> None:
+    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+    crm.set("C1", 1, T0)
+    crm.down = KeyError("a bug in a mapping")
+    worker = _worker(inbox, crm, writer, clock)
+    inbox.add([[_ev("e1", "C1")]], T0)
+    assert worker.drain().outcomes == {"retry": 1}
+    crm.down = None
+    clock.now = T0 + timedelta(seconds=3)
+    assert worker.drain().outcomes == {"written": 1}
+
+
 def test_deleted_record_is_not_found(inbox: Inbox) -> None:
     crm, writer, clock = MemoryCrm(), Writer(), Clock()
     inbox.add([[ChangeEvent("zoho", "z1", "gone", "delete")]], T0)
