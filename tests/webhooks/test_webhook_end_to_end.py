@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.sandbox.base import Sandbox, open_sandbox
 from crmtier.commands.serve import Parts, channel_keeper, open_parts, scheduled_sync
 from crmtier.config import load_config
+from sync.schema import audit
 from tests.webhooks.wh_live import LiveServer
+from tiering_core.privacy import pseudonym
 from webhooks.runtime import Realtime
 
 PRIVATE = {
@@ -136,6 +139,18 @@ def test_a_change_in_the_crm_reaches_it_as_a_new_tier_through_the_receiver(
     inbox = stack.realtime.inbox
     wait_until(lambda: inbox.stats(_now()).depth == 0, what="inbox to drain")
     assert stack.realtime.metrics.value("crmtier_webhook_events_total", outcome="written") >= 1
+    # S3: the audit row of that tier change names the webhook and the notification behind it.
+    store = stack.parts.store
+    ref = pseudonym(target, stack.parts.engine.key)
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(audit.c.trigger, audit.c.source_event_id)
+            .where(audit.c.customer_ref == ref, audit.c.event == "tier_change")
+            .order_by(audit.c.seq.desc())
+            .limit(1)
+        ).one()
+    assert row.trigger == "webhook"
+    assert row.source_event_id is not None and row.source_event_id.startswith(f"{crm}:")
 
 
 def _all_ids(stack: Stack) -> list[str]:
