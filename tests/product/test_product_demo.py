@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,21 +11,9 @@ from pathlib import Path
 
 import pytest
 from product_chromium import assert_report_drawn, needs_chromium
+from product_crms import CRM_PARAMS
 
 from connectors.sandbox.generator import generate
-
-
-def _available(crm: str) -> bool:
-    return all(
-        importlib.util.find_spec(m) is not None
-        for m in (f"connectors.sandbox.{crm}", f"connectors.{crm}.connector")
-    )
-
-
-CRMS = [
-    pytest.param(crm, marks=pytest.mark.skipif(not _available(crm), reason=f"no {crm} connector"))
-    for crm in ("salesforce", "zoho", "fxiaoke")
-]
 
 
 def run_demo(*args: str, cwd: Path, tmpdir: Path) -> subprocess.CompletedProcess[str]:
@@ -58,7 +45,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Demo]:
     return get
 
 
-@pytest.mark.parametrize("crm", CRMS)
+@pytest.mark.parametrize("crm", CRM_PARAMS)
 def test_demo_runs_the_whole_product_and_writes_the_report(
     crm: str, demo: Callable[[str], Demo]
 ) -> None:

@@ -3,28 +3,15 @@ the fix on the line, ``--fix`` does what the API allows and says what it cannot.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from product_crms import needs
 
 from connectors.sandbox.base import Sandbox, open_sandbox
 from crmtier.cli import cli
-
-
-def _available(crm: str) -> bool:
-    return all(
-        importlib.util.find_spec(m) is not None
-        for m in (f"connectors.sandbox.{crm}", f"connectors.{crm}.connector")
-    )
-
-
-needs = {
-    crm: pytest.mark.skipif(not _available(crm), reason=f"no {crm} connector in the tree")
-    for crm in ("salesforce", "zoho", "fxiaoke")
-}
 
 Setup = Callable[..., tuple[Sandbox, Path, dict[str, str]]]
 
