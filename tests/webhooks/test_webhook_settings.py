@@ -39,6 +39,8 @@ def test_full_section() -> None:
         }
     )
     assert (settings.host, settings.port) == ("0.0.0.0", 9000)
+    v6 = WebhooksSettings.model_validate({"listen": "[::1]:0"})
+    assert (v6.host, v6.port) == ("::1", 0)
     assert settings.replay_window_seconds == 300
     assert (settings.max_json_bytes, settings.max_soap_bytes) == (256 * 1024, 1024 * 1024)
     before, after = datetime(2026, 11, 30, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
@@ -61,6 +63,8 @@ def test_full_section() -> None:
         ({"replay_window_seconds": 301}, "replay_window_seconds"),
         ({"dedupe_days": 3}, "dedupe_days"),
         ({"listen": "8080"}, "listen"),
+        ({"public_url": "ftp://crmtier.example"}, "public_url"),
+        ({"body_timeout_seconds": 0}, "body_timeout_seconds"),
         ({"unknown": 1}, "unknown"),
     ],
 )
