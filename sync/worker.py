@@ -253,16 +253,19 @@ class InboxWorker:
         self, records: Sequence[CrmRecord], by_customer: Mapping[str, Sequence[InboxItem]]
     ) -> tuple[list[CrmRecord], set[str]]:
         """Split fetched records into ones to process and stale reads (older than the version
-        a notification announced). A record older than one already processed for that
-        customer is in neither: it is superseded and must not be written."""
+        a notification announced; after ``max_attempts`` the read is taken as it is, since a
+        sender's clock may simply differ). A record older than one already processed for
+        that customer is in neither: it is superseded and must not be written."""
         processed = self._processed_versions([r.profile.id for r in records])
         fresh: list[CrmRecord] = []
         stale: set[str] = set()
         for record in records:
             cid = record.profile.id
-            announced = [i.version for i in by_customer.get(cid, ()) if i.version is not None]
+            items = by_customer.get(cid, ())
+            announced = [i.version for i in items if i.version is not None]
             modstamp = _aware(record.modstamp)
-            if announced and modstamp < max(announced):
+            patient = max((i.attempts for i in items), default=0) < self.options.max_attempts
+            if announced and modstamp < max(announced) and patient:
                 stale.add(cid)
             elif cid not in processed or modstamp >= processed[cid]:
                 fresh.append(record)

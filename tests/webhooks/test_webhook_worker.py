@@ -141,6 +141,18 @@ def test_stale_read_is_retried_not_written(inbox: Inbox) -> None:
     assert writer.written == {"C1": 2.0}
 
 
+def test_a_version_never_seen_is_given_up_after_max_attempts(inbox: Inbox) -> None:
+    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+    crm.set("C1", 1, T0)  # the notification claims a version the CRM never shows
+    inbox.add([[_ev("e1", "C1", version=T0 + timedelta(hours=1))]], T0)
+    worker = _worker(inbox, crm, writer, clock, max_attempts=3)
+    outcomes = []
+    for step in range(3):
+        clock.now = T0 + timedelta(seconds=2 * step)
+        outcomes.append(worker.drain().outcomes)
+    assert outcomes == [{"stale_read": 1}, {"stale_read": 1}, {"written": 1}]
+
+
 def test_an_older_view_never_overwrites_a_newer_one(inbox: Inbox) -> None:
     crm, writer, clock = MemoryCrm(), Writer(), Clock()
     crm.set("C1", 2, T0 + timedelta(seconds=10))
