@@ -10,9 +10,12 @@ The rules (reference R2, R3, R5; Singer's ``>=`` bookmarks, dlt's ``unique_hashe
   certainly visible, so only the window ``[read_at - overlap, cursor]`` is read again. A
   backfill of old records therefore resumes exactly at its cursor (≤ 1 page re-read after a
   pause or crash) while an incremental run near "now" re-reads the last few seconds.
-* The tie set remembers the ``(id, modstamp)`` pairs already processed inside that window
-  (bounded; the newest are kept), so a re-read record that has not changed since is
-  skipped without assessing it again. Overflowing the bound costs only a no-op re-plan.
+* The tie set remembers the ``(id, modstamp, content digest)`` of records already processed
+  inside that window (bounded; the newest are kept), so a re-read record that has not
+  changed since is skipped without assessing it again. The digest matters: a CRM with
+  second-resolution stamps (Zoho) gives two changes within one second the same stamp, and
+  the second must not be skipped (dlt dedupes its boundary rows by content hash for the
+  same reason). Overflowing the bound costs only a no-op re-plan.
 * A bookmark is saved only in the transaction that records the outbox rows of every record
   up to its cursor (see ``sync.engine``), and with an optimistic ``state_version`` check,
   so two writers can never move it past each other.
@@ -39,7 +42,7 @@ class Bookmark:
     stream: str
     cursor: Cursor
     read_at: datetime
-    tie_set: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    tie_set: frozenset[tuple[str, str, str]] = field(default_factory=frozenset)
     state_version: int = 0
 
     def rewind_point(self, overlap: timedelta) -> datetime:
@@ -50,13 +53,13 @@ class Bookmark:
         point = self.rewind_point(overlap)
         return self.cursor if point == self.cursor.modstamp else Cursor(point, "")
 
-    def already_synced(self, record_id: str, modstamp: datetime) -> bool:
-        return (record_id, utc_text(modstamp)) in self.tie_set
+    def already_synced(self, record_id: str, modstamp: datetime, digest: str) -> bool:
+        return (record_id, utc_text(modstamp), digest) in self.tie_set
 
     def advance(
         self,
         cursor: Cursor,
-        processed: Iterable[tuple[str, datetime]],
+        processed: Iterable[tuple[str, datetime, str]],
         *,
         read_at: datetime,
         overlap: timedelta,
@@ -71,8 +74,11 @@ class Bookmark:
             cursor, read_at = self.cursor, self.read_at
         moved = Bookmark(self.stream, cursor, read_at, frozenset(), self.state_version)
         floor = utc_text(moved.rewind_point(overlap))
-        ties = {pair for pair in self.tie_set if pair[1] >= floor}
-        ties.update((rid, utc_text(ms)) for rid, ms in processed if utc_text(ms) >= floor)
+        ties = {tie for tie in self.tie_set if tie[1] >= floor}
+        for rid, ms, digest in processed:
+            text = utc_text(ms)
+            if text >= floor:
+                ties.add((rid, text, digest))
         if len(ties) > tie_max:
             ties = set(sorted(ties, key=lambda p: (p[1], p[0]))[-tie_max:])
         return Bookmark(self.stream, cursor, read_at, frozenset(ties), self.state_version)
@@ -92,7 +98,8 @@ def load(conn: sa.Connection, stream: str) -> Bookmark | None:
         stream=stream,
         cursor=Cursor(parse_utc(row.modstamp), row.record_id),
         read_at=parse_utc(row.read_at),
-        tie_set=frozenset((str(rid), str(ms)) for rid, ms in row.tie_set),
+        # entries written before digests existed ([id, modstamp]) simply never match
+        tie_set=frozenset(tuple(map(str, tie)) for tie in row.tie_set if len(tie) == 3),  # type: ignore[misc]
         state_version=int(row.state_version),
     )
 
@@ -104,7 +111,7 @@ def save(conn: sa.Connection, bookmark: Bookmark) -> Bookmark:
         "modstamp": utc_text(bookmark.cursor.modstamp),
         "record_id": bookmark.cursor.id,
         "read_at": utc_text(bookmark.read_at),
-        "tie_set": sorted([rid, ms] for rid, ms in bookmark.tie_set),
+        "tie_set": sorted(list(tie) for tie in bookmark.tie_set),
         "state_version": bookmark.state_version + 1,
         "updated_at": now_text(),
     }

@@ -235,6 +235,7 @@ class _Run:
         self.dead_letter_customers: set[str] = set()  # with open letters: resolve on success
         self.refs: dict[str, str] = {}  # pseudonym cache
         self.hashes: dict[str, str] = {}  # input hash per customer, this run
+        self.digests: dict[str, str] = {}  # tie-set digest of the record as last read
         self.decisions: dict[str, _Decision] = {}
         self.submitted: Counter[str] = Counter()
         self.stream_reads = 0
@@ -377,19 +378,18 @@ class _Run:
         self.counts.read += len(records)
         self.counts.pages += 1
         fresh: dict[str, CrmRecord] = {}
+        skip_ties = advance is not None and not self.options.full and self.bookmark is not None
         for record in records:
-            skip_ties = advance is not None and not self.options.full
-            if (
-                skip_ties
-                and self.bookmark
-                and self.bookmark.already_synced(record.profile.id, record.modstamp)
-            ):
+            cid = record.profile.id
+            inputs = self.hashes[cid] = _input_hash(record.profile, self.e.policy_version)
+            digest = self.digests[cid] = _tie_digest(record, inputs)
+            if skip_ties and self.bookmark.already_synced(cid, record.modstamp, digest):  # type: ignore[union-attr]
                 self.counts.skipped["already_synced"] += 1
-            elif record.profile.id in fresh:
+            elif cid in fresh:
                 self.counts.skipped["duplicate_in_page"] += 1
-                fresh[record.profile.id] = record
+                fresh[cid] = record
             else:
-                fresh[record.profile.id] = record
+                fresh[cid] = record
         with self.e.store.begin() as conn:
             states = load_states(conn, self.e.stream, fresh)
         todo = [r for r in fresh.values() if not self._settled(r, states.get(r.profile.id))]
@@ -433,7 +433,7 @@ class _Run:
         record is unchanged without assessing it again (an assessment may depend on
         ``previous``, e.g. an "upgraded from" reason, and must not rewrite itself)."""
         cid = record.profile.id
-        digest = self.hashes[cid] = _input_hash(record.profile, self.e.policy_version)
+        digest = self.hashes.get(cid) or _input_hash(record.profile, self.e.policy_version)
         if (
             self.options.full
             or self.e.policy_version is None
@@ -605,7 +605,7 @@ class _Run:
         current = self.bookmark or Bookmark.initial(self.e.stream)
         moved = current.advance(
             cursor,
-            ((r.profile.id, r.modstamp) for r in page.records),
+            ((r.profile.id, r.modstamp, self.digests[r.profile.id]) for r in page.records),
             read_at=read_at,
             overlap=self.settings.overlap,
             tie_max=self.settings.tie_max,
@@ -1032,6 +1032,12 @@ def _input_hash(profile: CustomerProfile, policy_version: str | None) -> str:
     inputs (not its modstamp) and the policy."""
     inputs = profile.model_dump_json(exclude={"previous", "modified_at"})
     return hashlib.sha256(f"{policy_version}\n{inputs}".encode()).hexdigest()
+
+
+def _tie_digest(record: CrmRecord, input_hash: str) -> str:
+    """Content of a record as read (inputs and the CRM's write-back values), short."""
+    current = repr(sorted((k, repr(v)) for k, v in record.current.items()))
+    return hashlib.sha256(f"{input_hash}\n{current}".encode()).hexdigest()[:16]
 
 
 def _one_line(text: str) -> str:

@@ -187,9 +187,7 @@ def _set_keys(text: str, section: str, values: dict[str, Any]) -> str:
     if f"[{section}]" not in lines:
         lines += ["", f"[{section}]"]
     start = lines.index(f"[{section}]")
-    end = next(
-        (i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines)
-    )
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
     body = [ln for ln in lines[start + 1 : end] if ln.split("=")[0].strip() not in values]
     body += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
     return "\n".join([*lines[: start + 1], *body, *lines[end:]]) + "\n"

@@ -47,9 +47,10 @@ def test_first_run_writes_every_tier_then_nothing_then_only_the_changed(harness:
     assert second.report is not None
     assert sb.write_calls() == calls  # nothing changed: not one write call
     assert second.report["counts"]["written"] == 0
-    assert second.report["counts"]["unchanged"] + sum(
-        second.report["counts"]["skipped"].values()
-    ) == second.report["counts"]["read"]
+    assert (
+        second.report["counts"]["unchanged"] + sum(second.report["counts"]["skipped"].values())
+        == second.report["counts"]["read"]
+    )
 
     before = {cid: sb.written(cid) for cid in ids}
     edited = [cid for cid in ids if before[cid].get("value_tier") in ("mass", "affluent")][:10]
@@ -102,9 +103,7 @@ def test_dry_run_shows_the_plan_and_writes_nothing(harness: Harness) -> None:
 def test_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "crmtier.toml"
     bad.write_text('[crm]\nkind = "salesforce"\nclient_secret = "s3cr3t-literal"\n', "utf-8")
-    proc = subprocess.run(
-        [CRMTIER, "sync", "--config", str(bad)], capture_output=True, text=True
-    )
+    proc = subprocess.run([CRMTIER, "sync", "--config", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "[crm] client_secret" in proc.stderr
