@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import date
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from connectors.sandbox.generator import generate
+from tiering_core.collector import collector_paused
 from tiering_core.columns import Columns
 from tiering_core.engine import assess, assess_batch, evaluate, materialise
 from tiering_core.models import CustomerProfile
@@ -64,6 +66,22 @@ def rate(label: str, n: int, seconds: tuple[float, float], target: str = "") -> 
           f"{n / wall:>12,.0f} /s wall  {target}")
 
 
+def _readable_json(line: str) -> CustomerProfile | None:
+    """Validate one JSON line; the generator's text-in-a-number records are unreadable and
+    skipped, as the CLI does."""
+    try:
+        return CustomerProfile.model_validate_json(line)
+    except ValidationError:
+        return None
+
+
+def _readable(record: dict[str, Any]) -> CustomerProfile | None:
+    try:
+        return CustomerProfile.model_validate(record)
+    except ValidationError:
+        return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000,
@@ -89,23 +107,21 @@ def main() -> None:
 
     def ingest_jsonl() -> None:
         """As ``crmtier tier`` reads: a line from the file, parsed and validated in one step
-        by pydantic-core, in chunks that are handed on and dropped."""
+        by pydantic-core, ``STREAM_CHUNK`` lines at a time with the garbage collector paused
+        (tiering_core/collector.py), each chunk handed on and dropped."""
         with jsonl.open(encoding="utf-8") as lines:
-            chunk: list[CustomerProfile] = []
-            for line in lines:
-                with contextlib.suppress(ValidationError):
-                    chunk.append(CustomerProfile.model_validate_json(line))
-                if len(chunk) >= STREAM_CHUNK:
-                    chunk = []
+            while True:
+                with collector_paused():
+                    chunk = [_readable_json(line) for line in islice(lines, STREAM_CHUNK)]
+                if not chunk:
+                    return
 
     def ingest_streamed() -> None:
-        """Python dicts already in memory (a connector's page), validated chunk by chunk."""
+        """Python dicts already in memory (a connector's page), validated chunk by chunk
+        with the collector paused, as the sync engine's pages arrive."""
         for start in range(0, len(raw), STREAM_CHUNK):
-            chunk = []
-            for record in raw[start : start + STREAM_CHUNK]:
-                # the generator's text-in-a-number records are unreadable: skipped, as the CLI does
-                with contextlib.suppress(ValidationError):
-                    chunk.append(CustomerProfile.model_validate(record))
+            with collector_paused():
+                [_readable(record) for record in raw[start : start + STREAM_CHUNK]]
 
     profiles: list[CustomerProfile] = []
 

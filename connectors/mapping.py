@@ -164,7 +164,8 @@ def _coerce(value: Any, typ: Any) -> Any:
     raise CoercionError(f"unsupported canonical type {typ!r}")
 
 
-def _set_path(tree: dict[str, Any], path: str, value: Any) -> None:
+def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
+    """Put ``value`` at a dotted canonical path in a nested dict, creating blocks as needed."""
     *parents, leaf = path.split(".")
     node = tree
     for part in parents:
@@ -193,7 +194,7 @@ def profile_from_crm(
             )
             continue
         try:
-            _set_path(tree, path, _coerce(value, typ))
+            set_path(tree, path, _coerce(value, typ))
         except CoercionError as exc:
             issues.append(DQIssue(code="DQ_BAD_TYPE", field=path, problem=f"{crm_field}: {exc}"))
     try:

@@ -15,7 +15,6 @@ replayed for an examiner with the date it was made.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from tiering_core.collector import collector_paused
 from tiering_core.columns import BoolArray, Columns, FloatArray, Record
 from tiering_core.dates import add_months, add_working_days
 from tiering_core.models import Assessment, CustomerProfile
@@ -163,13 +163,8 @@ def materialise(
     here is acyclic and kept, so the collector's repeated scans of the growing result would
     cost as much as building it (measured: about half the time). The previous state is
     restored afterwards, whatever happens."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         return _materialise(profiles, ev, policy, as_of)
-    finally:
-        if paused:
-            gc.enable()
 
 
 def _materialise(
