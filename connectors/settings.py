@@ -18,7 +18,8 @@ from connectors.http import RetryPolicy
 
 
 class CrmSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # hide_input_in_errors: a ValidationError must never quote a value, which may be a secret.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     ca_bundle: str = ""
     api_share: float = Field(0.2, gt=0, le=1)  # R5: max share of the daily allowance a run uses

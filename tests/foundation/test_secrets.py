@@ -46,3 +46,14 @@ def test_bad_references_are_refused_without_echoing_the_value(ref: str, message:
 def test_literal_in_a_config_model_fails_validation() -> None:
     with pytest.raises(ValidationError, match="literal secrets"):
         Cfg(client_secret="hunter2")
+
+
+def test_crm_settings_errors_never_quote_the_input() -> None:
+    from connectors.settings import CrmSettings
+
+    class Settings(CrmSettings):
+        client_secret: SecretRef
+
+    with pytest.raises(ValidationError) as info:
+        Settings(client_secret="hunter2-literal")
+    assert "hunter2-literal" not in str(info.value)
