@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,24 +37,33 @@ def _pg_available() -> bool:
         return False
 
 
-@pytest.fixture
-def pg_store() -> Iterator[StateStore]:
+@contextmanager
+def pg_schema() -> Iterator[str]:
+    """A PostgreSQL schema of its own for one test, dropped afterwards."""
     if not _pg_available():
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
     name = f"crmtier_t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
-    engine = sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={name}"})
-    store = StateStore(engine)
-    store.migrate("sync", schema.SYNC_MIGRATIONS)
     try:
-        yield store
+        yield name
     finally:
-        store.close()
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_store() -> Iterator[StateStore]:
+    with pg_schema() as name:
+        engine = sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={name}"})
+        store = StateStore(engine)
+        store.migrate("sync", schema.SYNC_MIGRATIONS)
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 @pytest.fixture
@@ -154,6 +164,15 @@ class Harness:
             if line.startswith("{"):
                 report = json.loads(line)
         return SyncRun(proc.returncode, report, stderr)
+
+    def audit_verify(self) -> subprocess.CompletedProcess[str]:
+        """``crmtier audit verify`` on this installation's store."""
+        return subprocess.run(
+            [CRMTIER, "audit", "verify", "--config", str(self.config)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
 
     def state_url(self) -> str:
         from crmtier.config import load_config

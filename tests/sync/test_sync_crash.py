@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import pytest
 
 from sync.killpoints import POINTS
-from tests.sync.conftest import CRMTIER, Harness, available_crms, start_sandbox
+from tests.sync.conftest import Harness, available_crms, start_sandbox
 
 AS_OF = "2026-06-30"  # every run assesses as of the same day, as a fault-free run would
 
@@ -56,12 +55,7 @@ def _assert_same_as_oracle(harness: Harness, ids: list[str], oracle: dict[str, A
     assert not lost, f"{len(lost)} customers differ from the fault-free run"
     assert tasks == oracle["tasks"]
     assert snap["memberships"] == oracle["memberships"]
-    verify = subprocess.run(
-        [CRMTIER, "audit", "verify", "--config", str(harness.config)],
-        env=harness.env,
-        capture_output=True,
-        text=True,
-    )
+    verify = harness.audit_verify()
     assert verify.returncode == 0, verify.stderr
 
 

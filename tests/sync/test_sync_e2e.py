@@ -70,12 +70,7 @@ def test_first_run_writes_every_tier_then_nothing_then_only_the_changed(harness:
     writes_by_call = sb.write_calls() - calls
     assert 1 <= writes_by_call <= sum(third.report["counts"]["writes"].values())
 
-    verify = subprocess.run(
-        [CRMTIER, "audit", "verify", "--config", str(harness.config)],
-        env=harness.env,
-        capture_output=True,
-        text=True,
-    )
+    verify = harness.audit_verify()
     assert verify.returncode == 0, verify.stderr
     assert "intact" in verify.stdout
 
