@@ -6,12 +6,18 @@ customers change in the CRM, only their writes happen. The audit trail verifies.
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from sync import schema
+from sync.store import StateStore
 from tests.sync.conftest import CRMTIER, Harness, available_crms, start_sandbox
 
 CUSTOMERS = 240
@@ -103,3 +109,50 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert proc.stderr.strip().count("\n") == 0
     assert "[crm] client_secret" in proc.stderr
     assert "s3cr3t-literal" not in proc.stderr
+
+
+def test_logs_and_store_hold_no_secret_and_no_personal_data(harness: Harness) -> None:
+    """S1/S2: a DEBUG-level run names customers only by pseudonym and prints no secret;
+    the state store holds no canary PII."""
+    from connectors.sandbox.generator import generate
+
+    run = harness.run("--log-level", "DEBUG")
+    assert run.returncode == 0, run.stderr[-2000:]
+    secrets = [v for k, v in harness.env.items() if k.startswith("CRMTIER_") and len(v) >= 8]
+    assert secrets
+    canaries = [v for c in generate(CUSTOMERS) for v in c.pii.values() if len(v) >= 6]
+    output = run.stderr + json.dumps(run.report)
+    store_bytes = Path(harness.state_url().removeprefix("sqlite:///")).read_bytes()
+    for value in secrets:
+        assert value not in output
+    for value in canaries[:200]:
+        assert value not in output
+        assert value.encode() not in store_bytes
+    assert "cust_" in run.stderr or "run finished" in run.stderr
+
+
+def test_scheduled_mode_runs_repeatedly_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """The CLI's schedule, not a CRM feature: checked on the first available sandbox."""
+    crm = available_crms()[0]
+    sandbox = start_sandbox(crm, tmp_path / crm, 30)
+    harness = Harness(sandbox, tmp_path / crm)
+    proc = harness.popen("--every", "1s", "--quiet")
+    try:
+        store = StateStore.open(harness.state_url())
+        try:
+            deadline = time.monotonic() + 120
+            finished = 0
+            while time.monotonic() < deadline and finished < 2:
+                with store.begin() as conn:
+                    finished = conn.execute(
+                        sa.select(sa.func.count()).where(schema.runs.c.status == "succeeded")
+                    ).scalar_one()
+                time.sleep(0.2)
+        finally:
+            store.close()
+        assert finished >= 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        sandbox.stop()
+    assert proc.returncode == 0
