@@ -94,8 +94,10 @@ def main() -> None:
     writes = counts["writes"]
     field_calls = used.get("collections_update", 0)
     total_min = sum(minimum.values())
-    print(f"status           {report['status']}  read {counts['read']:,}  written "
-          f"{counts['written']:,}  writes {writes}")
+    print(
+        f"status           {report['status']}  read {counts['read']:,}  written "
+        f"{counts['written']:,}  writes {writes}"
+    )
     print(f"wall time        {wall:.1f} s   (P4 target <= 30 s)")
     print(f"sync CPU         {cpu:.1f} s user+system (the machine's other load inflates wall)")
     print(f"peak RSS         {peak_kib / 1024:.0f} MiB   (P4 target <= 512 MiB)")
@@ -103,12 +105,16 @@ def main() -> None:
     print(f"server counted   {dict(sorted(server_calls.items()))}")
     print(f"minimum          {total_min} {dict(sorted(minimum.items()))}")
     field_min = math.ceil(writes.get("field_update", 0) / 200)
-    print(f"field writes     {field_calls} calls for {writes.get('field_update', 0):,} "
-          f"customers; minimum ceil(N/200) = {field_min}; ratio "
-          f"{field_calls / field_min if field_min else float('nan'):.2f}")
+    print(
+        f"field writes     {field_calls} calls for {writes.get('field_update', 0):,} "
+        f"customers; minimum ceil(N/200) = {field_min}; ratio "
+        f"{field_calls / field_min if field_min else float('nan'):.2f}"
+    )
     data_calls = sum(v for k, v in used.items() if k != "oauth_token")
-    print(f"all data calls   ratio {data_calls / total_min:.2f} (membership writes also "
-          "query existing members, one query per batch)")
+    print(
+        f"all data calls   ratio {data_calls / total_min:.2f} (membership writes also "
+        "query existing members, one query per batch)"
+    )
 
 
 if __name__ == "__main__":
