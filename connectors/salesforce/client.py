@@ -20,6 +20,7 @@ import csv
 import io
 import logging
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -70,6 +71,11 @@ class SalesforceClient:
         self.allowance: tuple[int, int] | None = None  # (used, limit) from Sforce-Limit-Info
         self._warned = False
         self._exhausted = False  # once the org said "limit exceeded", stop calling (R5)
+        # apply() runs from the sync engine's write threads: counting and (re)login are
+        # read-modify-write on shared state. Two locks, because logging in makes an HTTP
+        # call whose response hook counts it.
+        self._login_lock = threading.Lock()
+        self._count_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SalesforceClient(base_url={self.settings.base_url!r}, auth={self.settings.auth!r})"
@@ -127,8 +133,14 @@ class SalesforceClient:
         """Authenticate now (``doctor``); data calls log in lazily on their own."""
         call_with_retry(self._login, self.policy, sleep=self._sleep)
 
+    def _session_or_login(self) -> Salesforce:
+        """The current API session, or a new one; threads that find none log in once."""
+        with self._login_lock:
+            return self._sf or self._login()
+
     def _forget_session(self) -> None:
-        self._sf = None
+        with self._login_lock:
+            self._sf = None
 
     # --- the one call path -----------------------------------------------------------------
 
@@ -154,15 +166,18 @@ class SalesforceClient:
         """Counted at the HTTP level, so a bulk job's polls and a retried call count as
         what they are: API calls against the org's allowance."""
         request = response.request
-        self.calls[call_kind(str(request.method), request.path_url)] += 1
+        kind = call_kind(str(request.method), request.path_url)
+        with self._count_lock:
+            self.calls[kind] += 1
 
     def data_calls(self) -> int:
-        return sum(n for kind, n in self.calls.items() if kind != "oauth_token")
+        with self._count_lock:
+            return sum(n for kind, n in self.calls.items() if kind != "oauth_token")
 
     def _call(self, kind: str, fn: Callable[[Salesforce], T]) -> T:
         def attempt() -> T:
             self._guard()
-            sf = self._sf or self._login()
+            sf = self._session_or_login()
             try:
                 result = fn(sf)
             except SalesforceError as exc:

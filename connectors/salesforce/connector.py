@@ -11,6 +11,7 @@ rerun never duplicates anything.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -400,18 +401,23 @@ class PersonContacts:
     def __init__(self, capacity: int = 20_000) -> None:
         self.capacity = capacity
         self._ids: OrderedDict[str, str | None] = OrderedDict()
+        # The sync engine applies plans from several threads while the reader fills this.
+        self._lock = threading.Lock()
 
     def __setitem__(self, account_id: str, contact_id: str | None) -> None:
-        self._ids[account_id] = contact_id
-        self._ids.move_to_end(account_id)
-        while len(self._ids) > self.capacity:
-            self._ids.popitem(last=False)
+        with self._lock:
+            self._ids[account_id] = contact_id
+            self._ids.move_to_end(account_id)
+            while len(self._ids) > self.capacity:
+                self._ids.popitem(last=False)
 
     def __contains__(self, account_id: object) -> bool:
-        return account_id in self._ids
+        with self._lock:
+            return account_id in self._ids
 
     def get(self, account_id: str) -> str | None:
-        return self._ids.get(account_id)
+        with self._lock:
+            return self._ids.get(account_id)
 
 
 def _result(
