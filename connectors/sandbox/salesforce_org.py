@@ -221,6 +221,8 @@ class SalesforceOrg:
 
     def _materialise(self, query: Query) -> list[dict[str, Any]]:
         ids = query.id_set()
+        if ids is None:
+            ids = self._ids_by_external_key(query)
         if ids is not None:
             found = self.store.get_many(query.sobject, ids)
             views = [self.view(rid, ms, data) for rid, (ms, data) in found.items()]
@@ -230,6 +232,19 @@ class SalesforceOrg:
         for name, desc in reversed(query.order_by or (("SystemModstamp", False), ("Id", False))):
             rows.sort(key=_sort_key(name), reverse=desc)
         return rows
+
+    def _ids_by_external_key(self, query: Query) -> list[str] | None:
+        """Ids for a look-up by crmtier's external key (``Crmtier_Key__c IN (...)`` on Task or
+        CampaignMember), from the index the saves keep: a real org answers these from its
+        external-id index too, and a scan made a 100k-customer sync quadratic."""
+        keys = query.values_of(EXTERNAL_KEY_FIELD)
+        if keys is None:
+            return None
+        with self._lock:
+            index = self._ext_index().get(query.sobject)
+            if index is None:
+                return None
+            return [index[k] for k in keys if k in index]
 
     # --- saving ---------------------------------------------------------------------------
 

@@ -140,7 +140,12 @@ class Query:
 
     def id_set(self) -> list[str] | None:
         """When the query is restricted to ``Id IN (...)`` (or ``Id = x``), those ids."""
-        return None if self.where is None else _ids(self.where)
+        return self.values_of("Id")
+
+    def values_of(self, field: str) -> list[str] | None:
+        """When the query is restricted to ``field IN (...)`` (or ``field = x``), the values:
+        lets the org answer from an index instead of scanning the object."""
+        return None if self.where is None else _values(self.where, field)
 
 
 class _Parser:
@@ -329,16 +334,16 @@ def _floor(node: Node) -> datetime | None:
     return None
 
 
-def _ids(node: Node) -> list[str] | None:
+def _values(node: Node, field: str) -> list[str] | None:
     if isinstance(node, Comparison):
-        if node.field == "Id" and node.op == "IN":
+        if node.field == field and node.op == "IN":
             return [str(v) for v in node.value]
-        if node.field == "Id" and node.op == "=":
+        if node.field == field and node.op == "=":
             return [str(node.value)]
         return None
     if node.op == "AND":
         for arg in node.args:
-            ids = _ids(arg)
-            if ids is not None:
-                return ids
+            values = _values(arg, field)
+            if values is not None:
+                return values
     return None
