@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from connectors.sandbox.server import SandboxServer
 from connectors.sandbox.store import RecordStore
@@ -50,6 +50,36 @@ class SandboxInfo:
             "credentials": dict(self.credentials),
             "control_token": self.control_token,
         }
+
+
+class SandboxLifecycle:
+    """Start, stop and ``with`` use, the same for every CRM sandbox: the CRM's notification
+    sender (its own thread), the HTTPS server, then the record store on the way out."""
+
+    server: SandboxServer
+    store: RecordStore
+
+    def _start_sender(self) -> None:
+        """Start the notification sender where it runs a thread of its own."""
+
+    def _stop_sender(self) -> None:
+        """Stop the notification sender; pending deliveries are given up."""
+
+    def start(self) -> Self:
+        self._start_sender()
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop_sender()
+        self.server.stop()
+        self.store.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 class Sandbox(Protocol):

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.mapping import load_default_mapping
-from connectors.sandbox.base import SandboxInfo, SandboxTask
+from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.fxiaoke_auth import (
     ACTING_USER,
     TENANT_EA,
@@ -100,7 +100,7 @@ class _Windows:
             self._times.clear()
 
 
-class FxiaokeSandbox:
+class FxiaokeSandbox(SandboxLifecycle):
     crm = CRM
 
     def __init__(
@@ -160,14 +160,8 @@ class FxiaokeSandbox:
 
     # --- Sandbox protocol -------------------------------------------------------------
 
-    def start(self) -> FxiaokeSandbox:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.push.close()
-        self.server.stop()
-        self.store.close()
+    def _stop_sender(self) -> None:
+        self.push.close()  # its thread starts with the sandbox
 
     def info(self) -> SandboxInfo:
         return SandboxInfo(

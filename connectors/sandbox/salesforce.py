@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connectors.mapping import DefaultMapping, load_default_mapping
 from connectors.salesforce.mapping import from_crm_value
-from connectors.sandbox.base import SandboxInfo, SandboxTask
+from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.generator import SyntheticCustomer, generate
 from connectors.sandbox.salesforce_bulk import BulkApi
 from connectors.sandbox.salesforce_org import (
@@ -108,7 +108,7 @@ class QueryCursor:
     starts: dict[int, PageState] = field(default_factory=lambda: {0: PageState(None, 0)})
 
 
-class SalesforceSandbox:
+class SalesforceSandbox(SandboxLifecycle):
     crm = "salesforce"
 
     def __init__(
@@ -160,20 +160,8 @@ class SalesforceSandbox:
 
     # --- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> SalesforceSandbox:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.outbound.stop()
-        self.server.stop()
-        self.store.close()
-
-    def __enter__(self) -> SalesforceSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _stop_sender(self) -> None:
+        self.outbound.stop()  # its thread starts with the first notification
 
     def info(self) -> SandboxInfo:
         return SandboxInfo(

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.mapping import load_default_mapping
-from connectors.sandbox.base import SandboxInfo, SandboxTask
+from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.generator import SyntheticCustomer, generate, to_crm_fields
 from connectors.sandbox.server import Request, Response, Router, SandboxServer
 from connectors.sandbox.store import RecordStore, open_store
@@ -65,7 +65,7 @@ def zoho_user_id(owner: str | None) -> str:
     return str(_ID_BASE + 100000 + int(owner.lstrip("U")))
 
 
-class ZohoSandbox:
+class ZohoSandbox(SandboxLifecycle):
     crm = "zoho"
 
     def __init__(
@@ -114,21 +114,11 @@ class ZohoSandbox:
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    def start(self) -> ZohoSandbox:
+    def _start_sender(self) -> None:
         self.notifier.start()
-        self.server.start()
-        return self
 
-    def stop(self) -> None:
-        self.server.stop()
+    def _stop_sender(self) -> None:
         self.notifier.stop()
-        self.store.close()
-
-    def __enter__(self) -> ZohoSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def info(self) -> SandboxInfo:
         return SandboxInfo(
