@@ -179,7 +179,7 @@ class SalesforceOrg:
         """One page of ``query`` from ``start``, and where the next one starts (None: done)."""
         remaining = None if query.limit is None else max(query.limit - start.emitted, 0)
         want = size if remaining is None else min(size, remaining)
-        if query.order_by in _STREAM_ORDERS and query.id_set() is None:
+        if query.order_by in _STREAM_ORDERS and self._indexed_ids(query) is None:
             rows: list[dict[str, Any]] = []
             more = False
             for view in self._stream(query, start.after):
@@ -201,7 +201,7 @@ class SalesforceOrg:
     def count(self, query: Query) -> int:
         """``totalSize``: exact for lookups; for change scans, the rows at or after the
         modstamp floor (what Salesforce reports too is the size of the whole result)."""
-        if query.id_set() is not None or query.order_by not in _STREAM_ORDERS:
+        if self._indexed_ids(query) is not None or query.order_by not in _STREAM_ORDERS:
             total = len(self._materialise(query))
         else:
             total = self.store.count(query.sobject, since=query.modstamp_floor())
@@ -220,9 +220,7 @@ class SalesforceOrg:
                 return
 
     def _materialise(self, query: Query) -> list[dict[str, Any]]:
-        ids = query.id_set()
-        if ids is None:
-            ids = self._ids_by_external_key(query)
+        ids = self._indexed_ids(query)
         if ids is not None:
             found = self.store.get_many(query.sobject, ids)
             views = [self.view(rid, ms, data) for rid, (ms, data) in found.items()]
@@ -232,6 +230,12 @@ class SalesforceOrg:
         for name, desc in reversed(query.order_by or (("SystemModstamp", False), ("Id", False))):
             rows.sort(key=_sort_key(name), reverse=desc)
         return rows
+
+    def _indexed_ids(self, query: Query) -> list[str] | None:
+        """The ids an index gives for this query (``Id IN``, crmtier's external key); None
+        when only a scan can answer it."""
+        ids = query.id_set()
+        return ids if ids is not None else self._ids_by_external_key(query)
 
     def _ids_by_external_key(self, query: Query) -> list[str] | None:
         """Ids for a look-up by crmtier's external key (``Crmtier_Key__c IN (...)`` on Task or
