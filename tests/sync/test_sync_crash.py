@@ -114,5 +114,7 @@ def test_sigkill_at_every_point_then_rerun_equals_fault_free(tmp_path: Path) -> 
 @pytest.mark.slow
 @pytest.mark.parametrize("crm", available_crms())
 def test_two_hundred_kills_per_ci_run(crm: str, tmp_path: Path) -> None:
-    kills = crash_suite(crm, tmp_path, customers=450, cycles=30, per_cycle=7, seed=23)
+    # 34 x 7 (+34 random) planned: a run can finish before reaching its kill point (one
+    # fresh-clone run of 30 x 7 killed 195 times), so plan well above the 200 asserted.
+    kills = crash_suite(crm, tmp_path, customers=450, cycles=34, per_cycle=7, seed=23)
     assert kills >= 200
