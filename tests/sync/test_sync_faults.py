@@ -169,18 +169,35 @@ def test_quota_stop_pauses_and_resumes_with_at_most_one_page_reread(harness: Har
     assert all(sb.written(cid).get("value_tier") for cid in ids)
 
 
+def _outbox_ids(h: Harness, status: str) -> set[int]:
+    with sa.create_engine(h.state_url()).connect() as conn:
+        return set(
+            conn.execute(
+                sa.select(schema.outbox.c.id).where(schema.outbox.c.status == status)
+            ).scalars()
+        )
+
+
 def test_quota_stop_during_writes_keeps_them_for_the_next_run(harness: Harness) -> None:
+    """R5 on the write side: a rate limit on task upserts pauses the run; the writes it
+    had planned stay in the outbox and the next run sends exactly those rows (re-reading
+    a customer reuses its queued rows rather than planning twins), once each."""
     sb = harness.sandbox
     sb.rate_limit(kind="collections_upsert", times=None)  # type: ignore[attr-defined]
     paused = _run(harness)
     assert paused.status == "paused_quota"
     assert paused.counts.skipped["deferred_to_next_run"] > 0
+    kept = _outbox_ids(harness, "pending")
+    assert kept
     sb.server.faults.clear()
     resumed = _run(harness)
     assert resumed.status == "succeeded"
-    assert resumed.counts.recovered > 0
+    assert kept <= _outbox_ids(harness, "done")  # the kept rows themselves went out
+    assert not _outbox_ids(harness, "pending")
+    assert not _outbox_ids(harness, "superseded")
     keys = [t.external_id for t in sb.tasks()]
     assert keys and len(keys) == len(set(keys))
+    assert all(sb.written(cid).get("value_tier") for cid in harness.customer_ids())
 
 
 def test_zero_reads_after_a_crash_fail_the_run(harness: Harness) -> None:
