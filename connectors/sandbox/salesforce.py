@@ -58,6 +58,7 @@ from connectors.sandbox.salesforce_org import (
     PageState,
     QueryFieldError,
     SalesforceOrg,
+    SaveResult,
     UnknownObjectError,
 )
 from connectors.sandbox.salesforce_outbound import OutboundMessenger, Target
@@ -79,6 +80,7 @@ API_VERSIONS = ("59.0", "60.0", "61.0", "62.0", "63.0", "64.0", "65.0")
 JWT_USERNAME = "integration@crmtier.sandbox"
 _DATA = r"/services/data/v(?P<ver>\d+\.\d)"
 _INGEST_RESULTS = "successfulResults|failedResults|unprocessedrecords"
+_COLLECTION_LIMIT = 200  # records (or ids) per sObject Collections call
 #: Route kinds that change data: what ``write_calls()`` counts.
 WRITE_KINDS = (
     "collections_update",
@@ -95,6 +97,15 @@ WRITE_KINDS = (
 
 def _sf_error(status: int, code: str, message: str) -> Response:
     return Response.json([{"message": message, "errorCode": code}], status)
+
+
+def _too_many_records() -> Response:
+    """Salesforce's answer to a collection call with more than 200 records or ids."""
+    return _sf_error(
+        400,
+        "EXCEEDED_ID_LIMIT",
+        f"record limit reached. cannot submit more than {_COLLECTION_LIMIT} records into this call",
+    )
 
 
 @dataclass
@@ -731,26 +742,25 @@ class SalesforceSandbox(SandboxLifecycle):
         records = body.get("records")
         if not isinstance(records, list):
             return _sf_error(400, "INVALID_FIELD", "records is required")
-        if len(records) > 200:
-            return _sf_error(
-                400,
-                "EXCEEDED_ID_LIMIT",
-                "record limit reached. cannot submit more than 200 records into this call",
-            )
+        if len(records) > _COLLECTION_LIMIT:
+            return _too_many_records()
         return records, bool(body.get("allOrNone", False))
 
     def _collections_update(self, request: Request) -> Response:
-        parsed = self._collection_body(request)
-        if isinstance(parsed, Response):
-            return parsed
-        results = self.org.update(*parsed)
-        return Response.json([_no_created(r.as_json()) for r in results])
+        return self._collections_write(request, self.org.update)
 
     def _collections_create(self, request: Request) -> Response:
+        return self._collections_write(request, self.org.create)
+
+    def _collections_write(
+        self, request: Request, write: Callable[[list[Any], bool], list[SaveResult]]
+    ) -> Response:
+        """Update and create answer alike: the body's records through ``write``, one result
+        per record, without the ``created`` flag that only upsert reports."""
         parsed = self._collection_body(request)
         if isinstance(parsed, Response):
             return parsed
-        results = self.org.create(*parsed)
+        results = write(*parsed)
         return Response.json([_no_created(r.as_json()) for r in results])
 
     def _collections_upsert(self, request: Request) -> Response:
@@ -772,12 +782,8 @@ class SalesforceSandbox(SandboxLifecycle):
 
     def _collections_delete(self, request: Request) -> Response:
         ids = [i for i in (request.arg("ids") or "").split(",") if i]
-        if len(ids) > 200:
-            return _sf_error(
-                400,
-                "EXCEEDED_ID_LIMIT",
-                "record limit reached. cannot submit more than 200 records into this call",
-            )
+        if len(ids) > _COLLECTION_LIMIT:
+            return _too_many_records()
         all_or_none = (request.arg("allOrNone") or "false").lower() == "true"
         results = self.org.delete(ids, all_or_none)
         return Response.json([_no_created(r.as_json()) for r in results])
