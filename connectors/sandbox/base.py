@@ -19,8 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, Self
 
-from connectors.sandbox.server import SandboxServer
-from connectors.sandbox.store import RecordStore
+from connectors.sandbox.server import Router, SandboxServer
+from connectors.sandbox.store import RecordStore, open_store
+from connectors.sandbox.tls import make_tls
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,42 @@ class SandboxInfo:
 
 
 class SandboxLifecycle:
-    """Start, stop and ``with`` use, the same for every CRM sandbox: the CRM's notification
-    sender (its own thread), the HTTPS server, then the record store on the way out."""
+    """Set-up, start, stop and ``with`` use, the same for every CRM sandbox: the data
+    directory, record store, certificates and HTTPS server; on start and stop the CRM's
+    notification sender (its own thread), the server, then the record store on the way out."""
 
+    crm: str
+    data_dir: Path
     server: SandboxServer
     store: RecordStore
+    ca_bundle: Path
+
+    def _open(
+        self, data_dir: Path, *, host: str, port: int, latency: float, tls_subdir: str = "tls"
+    ) -> Router:
+        """Create ``data_dir``, open the record store in it, issue a fresh CA and server
+        certificate under ``data_dir / tls_subdir``, and bind (not start) the HTTPS server.
+        Returns the server's router, for the CRM's own routes."""
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = open_store(self.data_dir)
+        tls = make_tls(self.data_dir / tls_subdir)
+        self.ca_bundle = tls.ca_bundle
+        router = Router()
+        self.server = SandboxServer(
+            router, host=host, port=port, ssl_context=tls.server_context, latency=latency
+        )
+        return router
+
+    def _info(self, credentials: Mapping[str, str]) -> SandboxInfo:
+        """What ``info()`` reports: this server and CA with the CRM's own credentials."""
+        return SandboxInfo(
+            crm=self.crm,
+            base_url=self.server.base_url,
+            ca_bundle=str(self.ca_bundle),
+            credentials=credentials,
+            control_token=self.server.control_token,
+        )
 
     def _start_sender(self) -> None:
         """Start the notification sender where it runs a thread of its own."""

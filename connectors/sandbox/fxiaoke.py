@@ -54,9 +54,7 @@ from connectors.sandbox.fxiaoke_schema import (
     validate,
 )
 from connectors.sandbox.generator import generate, to_crm_fields
-from connectors.sandbox.server import Request, Response, Router, SandboxServer
-from connectors.sandbox.store import open_store
-from connectors.sandbox.tls import make_tls
+from connectors.sandbox.server import Request, Response, Router
 
 CRM = "fxiaoke"
 TENANT_TZ = timezone(timedelta(hours=8), "CST")
@@ -119,12 +117,11 @@ class FxiaokeSandbox(SandboxLifecycle):
         clock: Callable[[], float] = time.time,
         **_: Any,
     ) -> None:
-        self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # FXiaoke's CA has always been data_dir/ca.pem (not tls/): crmtier.toml files
+        # already written for a data dir keep pointing at the live one.
+        router = self._open(data_dir, host=host, port=port, latency=latency, tls_subdir="")
         self.mapping = load_default_mapping(CRM)
         self.objects = build_objects(self.mapping)
-        self.store = open_store(self.data_dir)
-        self._tls = make_tls(self.data_dir)
         # Credentials kept in the data dir, so a restarted sandbox matches its crmtier.toml.
         creds = Credentials.load_or_create(self.data_dir / "credentials.json")
         self.auth = TenantAuth(creds, TokenIssuer(clock))
@@ -143,15 +140,7 @@ class FxiaokeSandbox(SandboxLifecycle):
         self._rejections: dict[str, list[Any]] = {}
         self._rejections_lock = threading.Lock()
         self.push = WorkflowPush(tenant_id=self.ea)
-        router = Router()
         self._add_routes(router)
-        self.server = SandboxServer(
-            router,
-            host=host,
-            port=port,
-            ssl_context=self._tls.server_context,
-            latency=latency,
-        )
         self.server.on_reset.append(self._on_reset)
         install_control_routes(self, self.server.control)
         self._seed_campaigns()
@@ -164,17 +153,13 @@ class FxiaokeSandbox(SandboxLifecycle):
         self.push.close()  # its thread starts with the sandbox
 
     def info(self) -> SandboxInfo:
-        return SandboxInfo(
-            crm=CRM,
-            base_url=self.server.base_url,
-            ca_bundle=str(self._tls.ca_bundle),
-            credentials={
+        return self._info(
+            {
                 "app_id": self.app_id,
                 "app_secret": self.app_secret,
                 "permanent_code": self.permanent_code,
                 "open_user_id": self.open_user_id,
             },
-            control_token=self.server.control_token,
         )
 
     def crmtier_config(self, env_prefix: str = "CRMTIER") -> tuple[str, dict[str, str]]:
@@ -196,7 +181,7 @@ class FxiaokeSandbox(SandboxLifecycle):
             f'app_secret = "env:{names[0]}"',
             f'permanent_code = "env:{names[1]}"',
             f"open_user_id = {q(self.open_user_id)}",
-            f"ca_bundle = {q(str(self._tls.ca_bundle))}",
+            f"ca_bundle = {q(str(self.ca_bundle))}",
             "api_share = 0.2",
             "# per-endpoint call limit as this sandbox enforces it (real tenants: 100 / 20 s)",
             f"calls_per_window = {self.rate_calls}",

@@ -72,9 +72,8 @@ from connectors.sandbox.salesforce_schema import (
     to_sf_value,
 )
 from connectors.sandbox.salesforce_soql import Query, SoqlError, parse
-from connectors.sandbox.server import DropConnection, Request, Response, Router, SandboxServer
-from connectors.sandbox.store import format_ts, open_store
-from connectors.sandbox.tls import make_tls
+from connectors.sandbox.server import DropConnection, Request, Response
+from connectors.sandbox.store import format_ts
 
 API_VERSIONS = ("59.0", "60.0", "61.0", "62.0", "63.0", "64.0", "65.0")
 JWT_USERNAME = "integration@crmtier.sandbox"
@@ -134,19 +133,8 @@ class SalesforceSandbox(SandboxLifecycle):
         notify_on_api_writes: bool = True,
         query_batch_size: int = 2000,
     ) -> None:
-        self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.router = self._open(data_dir, host=host, port=port, latency=latency)
         self.mapping: DefaultMapping = load_default_mapping("salesforce")
-        self.store = open_store(self.data_dir)
-        self.tls = make_tls(self.data_dir / "tls")
-        self.router = Router()
-        self.server = SandboxServer(
-            self.router,
-            host=host,
-            port=port,
-            ssl_context=self.tls.server_context,
-            latency=latency,
-        )
         self.org = SalesforceOrg(
             self.store,
             self.mapping,
@@ -175,13 +163,7 @@ class SalesforceSandbox(SandboxLifecycle):
         self.outbound.stop()  # its thread starts with the first notification
 
     def info(self) -> SandboxInfo:
-        return SandboxInfo(
-            crm=self.crm,
-            base_url=self.server.base_url,
-            ca_bundle=str(self.tls.ca_bundle),
-            credentials={"client_id": self.client_id, "client_secret": self.client_secret},
-            control_token=self.server.control_token,
-        )
+        return self._info({"client_id": self.client_id, "client_secret": self.client_secret})
 
     def _credentials(self) -> tuple[str, str]:
         path = self.data_dir / "credentials.json"
@@ -342,7 +324,7 @@ class SalesforceSandbox(SandboxLifecycle):
             'auth = "client_credentials"',
             f'client_id = "env:{env_prefix}_SF_CLIENT_ID"',
             f'client_secret = "env:{env_prefix}_SF_CLIENT_SECRET"',
-            f"ca_bundle = {json.dumps(str(self.tls.ca_bundle))}",
+            f"ca_bundle = {json.dumps(str(self.ca_bundle))}",
             "api_share = 0.2",
             "",
             "[mapping]",

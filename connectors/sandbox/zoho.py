@@ -25,9 +25,7 @@ from typing import Any
 from connectors.mapping import load_default_mapping
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.generator import SyntheticCustomer, generate, to_crm_fields
-from connectors.sandbox.server import Request, Response, Router, SandboxServer
-from connectors.sandbox.store import RecordStore, open_store
-from connectors.sandbox.tls import make_tls
+from connectors.sandbox.server import Request, Response
 from connectors.sandbox.zoho_api import (
     _ID_BASE,
     MEMBERS,
@@ -80,23 +78,15 @@ class ZohoSandbox(SandboxLifecycle):
         notify_ca_bundle: str | None = None,
         discrete_page_limit: int | None = None,
     ) -> None:
-        self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        router = self._open(data_dir, host=host, port=port, latency=latency)
         self.default = load_default_mapping("zoho")
         self.schema = build_schema(self.default)
-        self.store: RecordStore = open_store(self.data_dir)
         self.app = ClientApp.generate()
         self.accounts = Accounts(self.app, refresh_limit=refresh_limit)
         self.notifier = Notifier(verify=notify_ca_bundle or True)
         self.credits = Credits(credit_limit)
         self.notify_token = secrets.token_urlsafe(30)[:40]
         self.channel_id = DEFAULT_CHANNEL_ID
-        tls = make_tls(self.data_dir / "tls")
-        self.ca_bundle = tls.ca_bundle
-        router = Router()
-        self.server = SandboxServer(
-            router, host=host, port=port, ssl_context=tls.server_context, latency=latency
-        )
         self.api = ZohoApi(
             self.store,
             self.schema,
@@ -121,17 +111,13 @@ class ZohoSandbox(SandboxLifecycle):
         self.notifier.stop()
 
     def info(self) -> SandboxInfo:
-        return SandboxInfo(
-            crm=self.crm,
-            base_url=self.server.base_url,
-            ca_bundle=str(self.ca_bundle),
-            credentials={
+        return self._info(
+            {
                 "client_id": self.app.client_id,
                 "client_secret": self.app.client_secret,
                 "refresh_token": self.app.refresh_token,
                 "accounts_url": self.accounts_url,
-            },
-            control_token=self.server.control_token,
+            }
         )
 
     @property
