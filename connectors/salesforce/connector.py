@@ -272,7 +272,6 @@ class SalesforceConnector:
         return results
 
     def _membership_chunk(self, chunk: Sequence[MembershipChange]) -> list[WriteResult]:
-        obj, key_field = self.settings.campaign_member_object, self.settings.external_id_field
         out: dict[int, WriteResult] = {}
         keys: dict[int, str] = {}
         for i, change in enumerate(chunk):
@@ -287,19 +286,15 @@ class SalesforceConnector:
                 )
             else:
                 keys[i] = self._member_key(change, campaign_id)
-        existing: dict[str, str] = {}
-        if keys:
-            query = select(
-                ["Id", key_field],
-                obj,
-                f"WHERE {key_field} IN {{}}",
-                sorted(set(keys.values())),
-            )
-            existing = {str(r[key_field]): str(r["Id"]) for r in self.client.query_all(query)}
-        adds = [i for i in keys if chunk[i].member and keys[i] not in existing]
+        # Adds need no look-up: a create that meets an existing member answers
+        # DUPLICATE_VALUE (external id or campaign/contact pair), which is the goal state.
+        # Only removals need the member's record id.
+        leaving = sorted({keys[i] for i in keys if not chunk[i].member})
+        existing = self._member_ids(leaving) if leaving else {}
+        adds = [i for i in keys if chunk[i].member]
         removes = [i for i in keys if not chunk[i].member and keys[i] in existing]
         for i in keys:
-            if i not in adds and i not in removes:  # already as wanted: nothing to do
+            if i not in adds and i not in removes:  # not a member, as wanted
                 out[i] = WriteResult("membership", chunk[i].dedupe_key, True)
         self._add_members(chunk, adds, keys, out)
         if removes:
@@ -315,6 +310,17 @@ class SalesforceConnector:
                     "membership", chunk[i].dedupe_key, r, ok_codes=("ENTITY_IS_DELETED",)
                 )
         return [out[i] for i in range(len(chunk))]
+
+    def _member_ids(self, keys: Sequence[str]) -> dict[str, str]:
+        """Record ids of the members with these external keys (the ones that exist)."""
+        key_field = self.settings.external_id_field
+        query = select(
+            ["Id", key_field],
+            self.settings.campaign_member_object,
+            f"WHERE {key_field} IN {{}}",
+            list(keys),
+        )
+        return {str(r[key_field]): str(r["Id"]) for r in self.client.query_all(query)}
 
     def _add_members(
         self,
