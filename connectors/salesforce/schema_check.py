@@ -3,6 +3,13 @@
 Each check is one line with a fix an admin can act on: auth works, the customer object and
 every mapped field exist with a compatible type, write-back fields exist and are writable,
 Task and CampaignMember carry the external-id field, and every configured campaign exists.
+
+Reference S6 (least privilege, verified at start-up): the ``integration user rights`` lines
+read what the API tells the running user about itself. ``describe`` reports field-level
+security and object permissions *for the caller* (``updateable`` per field, ``deletable``
+per object), and ``UserPermissionAccess`` (API 41.0+, readable without View Setup) its
+effective system permissions. Broader rights than the manifest are warnings, not errors:
+they do not stop a sync, but a bank's security review will ask about them.
 """
 
 from __future__ import annotations
@@ -22,6 +29,21 @@ _ACCOUNTS_AS_MEMBERS_FIX = (
     "enable 'Accounts as Campaign Members' in Setup, or set accounts_as_campaign_members = false"
 )
 _NUMBER = {"double", "int", "currency", "percent", "long"}
+_RIGHTS = "integration user rights"
+_RIGHTS_DOC = "docs/admin-setup.md"
+#: ``UserPermissionAccess`` fields (``Permissions<PermissionName>``) that exceed the
+#: manifest, with the names Setup shows
+_BROAD_PERMISSIONS = {
+    "PermissionsModifyAllData": "Modify All Data",
+    "PermissionsViewAllData": "View All Data",
+    "PermissionsCustomizeApplication": "Customize Application",
+}
+_API_ONLY = "PermissionsApiUserOnly"
+_PERMISSION_QUERY = (
+    "SELECT PermissionsModifyAllData, PermissionsViewAllData, "
+    "PermissionsCustomizeApplication, PermissionsApiUserOnly FROM UserPermissionAccess"
+)
+_NAMES_SHOWN = 5
 
 
 def compatible_types(canonical: Any) -> set[str]:
@@ -36,9 +58,9 @@ def compatible_types(canonical: Any) -> set[str]:
     return _TEXT
 
 
-def _describe(client: SalesforceClient, sobject: str) -> dict[str, Mapping[str, Any]] | SchemaCheck:
+def _describe(client: SalesforceClient, sobject: str) -> Mapping[str, Any] | SchemaCheck:
     try:
-        fields = client.describe(sobject).get("fields", [])
+        return client.describe(sobject)
     except ConnectorError as exc:
         return SchemaCheck(
             f"object {sobject}",
@@ -46,7 +68,10 @@ def _describe(client: SalesforceClient, sobject: str) -> dict[str, Mapping[str, 
             str(exc),
             f"check that {sobject} exists and the integration user can read it",
         )
-    return {f["name"]: f for f in fields}
+
+
+def _fields(described: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {f["name"]: f for f in described.get("fields", [])}
 
 
 def run_checks(
@@ -67,9 +92,10 @@ def run_checks(
             )
         ]
     checks = [SchemaCheck("auth", True, f"{settings.auth} against {settings.base_url}")]
-    described = _describe(client, mapping.object)
-    if isinstance(described, SchemaCheck):
-        return [*checks, described]
+    obj = _describe(client, mapping.object)
+    if isinstance(obj, SchemaCheck):
+        return [*checks, obj]
+    described = _fields(obj)
     checks.append(SchemaCheck(f"object {mapping.object}", True))
     for path, name in sorted(mapping.fields.items()):
         field = described.get(name)
@@ -111,7 +137,94 @@ def run_checks(
         )
     checks += _external_id_checks(client, settings)
     checks += _campaign_checks(client, writeback)
+    checks += rights_checks(client, mapping, writeback, obj)
     return checks
+
+
+def rights_checks(
+    client: SalesforceClient,
+    mapping: FieldMapping,
+    writeback: WritebackConfig,
+    described: Mapping[str, Any],
+) -> list[SchemaCheck]:
+    """Reference S6 for the integration user: edit only on the tier fields, no delete on
+    customers, no org-wide system permissions, and API-only login."""
+    fields = _fields(described)
+    tier = set(writeback.fields.values())
+    inputs = sorted(set(mapping.fields.values()) - tier)
+    editable = [n for n in inputs if n in fields and fields[n].get("updateable")]
+    return [
+        SchemaCheck(f"{_RIGHTS}: field edit", True, f"read-only on {len(inputs)} input fields")
+        if not editable
+        else SchemaCheck(
+            f"{_RIGHTS}: field edit",
+            False,
+            f"edit on {len(editable)} non-tier fields: {_names(editable)}",
+            "remove Edit on these fields from the integration user's permission set and "
+            f"profile; Read is enough ({_RIGHTS_DOC})",
+            "warning",
+        ),
+        SchemaCheck(f"{_RIGHTS}: delete {mapping.object}", True, "no delete")
+        if not described.get("deletable")
+        else SchemaCheck(
+            f"{_RIGHTS}: delete {mapping.object}",
+            False,
+            f"the integration user can delete {mapping.object} records",
+            f"remove Delete on {mapping.object} from its permission set and profile",
+            "warning",
+        ),
+        *_permission_checks(client),
+    ]
+
+
+def _permission_checks(client: SalesforceClient) -> list[SchemaCheck]:
+    name = f"{_RIGHTS}: system permissions"
+    try:
+        rows = client.query_all(_PERMISSION_QUERY)
+    except ConnectorError as exc:
+        return [
+            SchemaCheck(
+                name,
+                False,
+                f"could not read UserPermissionAccess: {exc}",
+                "use API version 41.0 or later, and check the user's system permissions in "
+                "Setup by hand",
+                "warning",
+            )
+        ]
+    granted = rows[0] if rows else {}
+    broad = [label for field, label in _BROAD_PERMISSIONS.items() if granted.get(field)]
+    checks = [
+        SchemaCheck(name, True, "none beyond API access")
+        if not broad
+        else SchemaCheck(
+            name,
+            False,
+            ", ".join(broad),
+            "remove these from the integration user's profile and permission sets; it needs "
+            f"none of them ({_RIGHTS_DOC})",
+            "warning",
+        )
+    ]
+    if granted.get(_API_ONLY):
+        checks.append(SchemaCheck(f"{_RIGHTS}: API only", True, "API Only User"))
+    else:
+        checks.append(
+            SchemaCheck(
+                f"{_RIGHTS}: API only",
+                True,
+                "the integration user can also log in to the Salesforce UI",
+                "give it the Salesforce Integration license and the 'Minimum Access - API "
+                "Only Integrations' profile",
+                "warning",
+            )
+        )
+    return checks
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:_NAMES_SHOWN])
+    return shown + ("…" if len(names) > _NAMES_SHOWN else "")
 
 
 def _external_id_checks(
@@ -119,10 +232,11 @@ def _external_id_checks(
 ) -> list[SchemaCheck]:
     out = []
     for sobject in ("Task", settings.campaign_member_object):
-        described = _describe(client, sobject)
-        if isinstance(described, SchemaCheck):
-            out.append(described)
+        obj = _describe(client, sobject)
+        if isinstance(obj, SchemaCheck):
+            out.append(obj)
             continue
+        described = _fields(obj)
         field_name = settings.external_id_field
         field = described.get(field_name)
         ok = field is not None and bool(field.get("externalId"))

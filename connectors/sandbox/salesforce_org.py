@@ -9,6 +9,9 @@ record rejected over REST is rejected the same way in a bulk job:
   ``ALL_OR_NONE_OPERATION_ROLLED_BACK``;
 * unknown / read-only fields, wrong types, restricted picklists, malformed or missing ids,
   duplicate campaign members and duplicate external ids are per-record errors;
+* "read-only" is for the integration user: its ``IntegrationRights`` (least privilege by
+  default) decide which customer fields it may edit and whether it may delete customers,
+  and answer its ``UserPermissionAccess`` query;
 * rows a test has "locked" fail with ``UNABLE_TO_LOCK_ROW`` the next N times they are saved;
 * every save bumps ``SystemModstamp`` and, for customers, fires the Outbound Message rule.
 """
@@ -19,7 +22,7 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from connectors.mapping import DefaultMapping
@@ -27,6 +30,7 @@ from connectors.sandbox.salesforce_schema import (
     EXTERNAL_KEY_FIELD,
     INTEGRATION_USER_ID,
     PREFIXES,
+    IntegrationRights,
     ObjectSpec,
     account_of_contact,
     build_schema,
@@ -34,6 +38,7 @@ from connectors.sandbox.salesforce_schema import (
     is_valid_id,
     make_id,
     sf_datetime,
+    user_permission_access,
 )
 from connectors.sandbox.salesforce_soql import Query, SoqlError
 from connectors.sandbox.store import RecordStore
@@ -119,20 +124,51 @@ class SalesforceOrg:
         *,
         accounts_as_members: bool = True,
         on_change: Callable[[str, dict[str, Any]], None] | None = None,
+        rights: IntegrationRights | None = None,
     ) -> None:
         self.store = store
         self.mapping = mapping
         self.customer_object = mapping.mapping.object
         self.accounts_as_members = accounts_as_members
-        self.schema: dict[str, ObjectSpec] = build_schema(
-            mapping, accounts_as_members=accounts_as_members
-        )
+        self._lock = threading.RLock()
+        self.schema: dict[str, ObjectSpec] = {}
+        #: query-only objects answered from the org's settings, not from stored rows
+        self.virtual: dict[str, ObjectSpec] = {}
+        self.rights = rights or IntegrationRights()
         self.on_change = on_change
         self.locks: dict[str, int] = {}
-        self._lock = threading.RLock()
         self._ext: dict[str, dict[str, str]] | None = None  # object -> external key -> id
         self._pairs: dict[tuple[str, str], str] = {}  # (campaign, member) -> member id
         self._numbers: dict[str, Iterator[int]] = {}
+
+    # --- the integration user's rights ----------------------------------------------------
+
+    @property
+    def rights(self) -> IntegrationRights:
+        return self._rights
+
+    @rights.setter
+    def rights(self, rights: IntegrationRights) -> None:
+        """Re-grant the integration user: ``describe``, writes, deletes and
+        ``UserPermissionAccess`` all follow from the next call on."""
+        with self._lock:
+            self._rights = rights
+            self.schema = build_schema(
+                self.mapping, accounts_as_members=self.accounts_as_members, rights=rights
+            )
+            self.virtual = {"UserPermissionAccess": user_permission_access(rights)}
+
+    def _virtual_views(self) -> list[dict[str, Any]]:
+        """The rows of the query-only ``UserPermissionAccess``: one, the running user's. Its
+        ``Id`` only feeds ``attributes.url`` (our reading: the object reference lists no Id
+        field, so crmtier never selects it)."""
+        return [
+            {
+                "Id": INTEGRATION_USER_ID,
+                "LastCacheUpdate": datetime.now(UTC),
+                **self._rights.permissions(),
+            }
+        ]
 
     # --- reading ------------------------------------------------------------------------
 
@@ -158,7 +194,7 @@ class SalesforceOrg:
         return out
 
     def check_query(self, query: Query) -> None:
-        spec = self.schema.get(query.sobject)
+        spec = self.schema.get(query.sobject) or self.virtual.get(query.sobject)
         if spec is None:
             raise UnknownObjectError(
                 f"sObject type '{query.sobject}' is not supported. If you are attempting to "
@@ -179,7 +215,11 @@ class SalesforceOrg:
         """One page of ``query`` from ``start``, and where the next one starts (None: done)."""
         remaining = None if query.limit is None else max(query.limit - start.emitted, 0)
         want = size if remaining is None else min(size, remaining)
-        if query.order_by in _STREAM_ORDERS and self._indexed_ids(query) is None:
+        if (
+            query.sobject not in self.virtual
+            and query.order_by in _STREAM_ORDERS
+            and self._indexed_ids(query) is None
+        ):
             rows: list[dict[str, Any]] = []
             more = False
             for view in self._stream(query, start.after):
@@ -201,7 +241,11 @@ class SalesforceOrg:
     def count(self, query: Query) -> int:
         """``totalSize``: exact for lookups; for change scans, the rows at or after the
         modstamp floor (what Salesforce reports too is the size of the whole result)."""
-        if self._indexed_ids(query) is not None or query.order_by not in _STREAM_ORDERS:
+        if (
+            query.sobject in self.virtual
+            or self._indexed_ids(query) is not None
+            or query.order_by not in _STREAM_ORDERS
+        ):
             total = len(self._materialise(query))
         else:
             total = self.store.count(query.sobject, since=query.modstamp_floor())
@@ -220,8 +264,10 @@ class SalesforceOrg:
                 return
 
     def _materialise(self, query: Query) -> list[dict[str, Any]]:
-        ids = self._indexed_ids(query)
-        if ids is not None:
+        ids = None if query.sobject in self.virtual else self._indexed_ids(query)
+        if query.sobject in self.virtual:
+            views = self._virtual_views()
+        elif ids is not None:
             found = self.store.get_many(query.sobject, ids)
             views = [self.view(rid, ms, data) for rid, (ms, data) in found.items()]
         else:
@@ -300,6 +346,13 @@ class SalesforceOrg:
                     plans.append(SaveError("MALFORMED_ID", f"malformed id {rid}", ("Id",)))
                 elif self.store.get(obj, rid) is None:
                     plans.append(SaveError("ENTITY_IS_DELETED", "entity is deleted"))
+                elif not self.schema[obj].deletable:
+                    plans.append(
+                        SaveError(
+                            "INSUFFICIENT_ACCESS_OR_READONLY",
+                            "insufficient access rights on object id",
+                        )
+                    )
                 else:
                     plans.append((obj, rid))
             if all_or_none and any(isinstance(p, SaveError) for p in plans):

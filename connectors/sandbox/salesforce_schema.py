@@ -10,7 +10,7 @@ in a real org (``INVALID_FIELD``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, get_origin
 
@@ -50,6 +50,48 @@ WRITEBACK_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "status": ("picklist", ("rated", "partial", "unrated")),
     "policy_version": ("string", ()),
 }
+
+
+@dataclass(frozen=True)
+class IntegrationRights:
+    """What the integration user's profile and permission sets grant, as far as crmtier's
+    API calls can see it: field-level security on the customer object (``describe``'s
+    ``updateable``/``createable``, enforced on writes), Delete on customers (``deletable``)
+    and the system permissions ``UserPermissionAccess`` reports.
+
+    The default is the set-up docs/admin-setup.md prescribes (reference S6): the
+    "Minimum Access - API Only Integrations" profile plus a permission set with Read on the
+    input fields, Edit only on the tier fields, nothing org-wide. ``broad()`` is a
+    System Administrator used as the integration user, the set-up doctor warns about.
+    """
+
+    edit_input_fields: bool = False
+    delete_customers: bool = False
+    modify_all_data: bool = False
+    view_all_data: bool = False
+    customize_application: bool = False
+    api_only: bool = True
+
+    @classmethod
+    def broad(cls) -> IntegrationRights:
+        return cls(
+            edit_input_fields=True,
+            delete_customers=True,
+            modify_all_data=True,
+            view_all_data=True,
+            customize_application=True,
+            api_only=False,
+        )
+
+    def permissions(self) -> dict[str, bool]:
+        """The ``UserPermissionAccess`` fields the sandbox answers (Salesforce names each
+        ``Permissions<PermissionName>``; these four are the ones crmtier reads)."""
+        return {
+            "PermissionsModifyAllData": self.modify_all_data,
+            "PermissionsViewAllData": self.view_all_data,
+            "PermissionsCustomizeApplication": self.customize_application,
+            "PermissionsApiUserOnly": self.api_only,
+        }
 
 
 @dataclass(frozen=True)
@@ -121,6 +163,7 @@ def _is_date(text: str) -> bool:
 class ObjectSpec:
     name: str
     fields: dict[str, FieldSpec] = field(default_factory=dict)
+    deletable: bool = True  # for the integration user
 
     def add(self, spec: FieldSpec) -> None:
         self.fields[spec.name] = spec
@@ -132,6 +175,7 @@ class ObjectSpec:
             "keyPrefix": PREFIXES.get(self.name),
             "createable": True,
             "updateable": True,
+            "deletable": self.deletable,
             "queryable": True,
             "custom": False,
             "fields": [f.describe() for f in self.fields.values()],
@@ -160,8 +204,17 @@ def _canonical_type(path: str) -> tuple[str, tuple[str, ...]]:
     return {bool: "boolean", int: "double", float: "double", date: "date"}.get(typ, "string"), ()
 
 
-def build_schema(mapping: DefaultMapping, *, accounts_as_members: bool) -> dict[str, ObjectSpec]:
-    account = ObjectSpec(mapping.mapping.object)
+def build_schema(
+    mapping: DefaultMapping,
+    *,
+    accounts_as_members: bool,
+    rights: IntegrationRights | None = None,
+) -> dict[str, ObjectSpec]:
+    """The org as the integration user sees it through ``rights`` (default: least
+    privilege). Rights only narrow what the API may do: the sandbox's seeding and its
+    control API write the store directly, as a CRM user or an import would."""
+    rights = rights or IntegrationRights()
+    account = ObjectSpec(mapping.mapping.object, deletable=rights.delete_customers)
     _system_fields(account)
     for name, typ in (
         ("Name", "string"),
@@ -180,6 +233,11 @@ def build_schema(mapping: DefaultMapping, *, accounts_as_members: bool) -> dict[
     for output, crm_field in mapping.writeback.fields.items():
         typ, values = WRITEBACK_TYPES.get(output, ("string", ()))
         account.add(FieldSpec(crm_field, typ, picklist=values, restricted=bool(values)))
+    if not rights.edit_input_fields:  # field-level security: Read only on everything else
+        tier = set(mapping.writeback.fields.values())
+        for name, spec in list(account.fields.items()):
+            if name not in tier:
+                account.fields[name] = replace(spec, updateable=False, createable=False)
 
     task = ObjectSpec("Task")
     _system_fields(task)
@@ -221,6 +279,16 @@ def build_schema(mapping: DefaultMapping, *, accounts_as_members: bool) -> dict[
     member.add(FieldSpec("Status", "picklist", picklist=("Sent", "Responded")))
     member.add(FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True))
     return {o.name: o for o in (account, task, campaign, member)}
+
+
+def user_permission_access(rights: IntegrationRights) -> ObjectSpec:
+    """``UserPermissionAccess`` (API 41.0+, query and describe only): one row, the running
+    user's effective system permissions, readable without "View Setup and Configuration"."""
+    spec = ObjectSpec("UserPermissionAccess", deletable=False)
+    spec.add(FieldSpec("LastCacheUpdate", "datetime", updateable=False, createable=False))
+    for name in rights.permissions():
+        spec.add(FieldSpec(name, "boolean", updateable=False, createable=False, nillable=False))
+    return spec
 
 
 def make_id(obj: str, number: int) -> str:
