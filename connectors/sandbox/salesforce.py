@@ -54,6 +54,7 @@ from connectors.salesforce.mapping import from_crm_value
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.generator import SyntheticCustomer, generate
 from connectors.sandbox.salesforce_bulk import BulkApi
+from connectors.sandbox.salesforce_metadata import MetadataApi
 from connectors.sandbox.salesforce_org import (
     PageState,
     QueryFieldError,
@@ -469,6 +470,8 @@ class SalesforceSandbox(SandboxLifecycle):
         obj, rid, job = r"(?P<obj>\w+)", r"(?P<id>\w{15,18})", r"(?P<job>\w+)"
         self.router.add("POST", "/services/oauth2/token", self._token, "oauth_token")
         self.router.add("GET", "/services/data/?", self._versions, "versions")
+        self.metadata = MetadataApi(self.org, self._tokens, self._lock)  # SessionHeader auth
+        self.router.add("POST", r"/services/Soap/m/\d+\.\d/?", self.metadata.handle, "metadata")
         table: list[tuple[str, str, Callable[[Request], Response], str]] = [
             ("GET", "/limits/?", self._limits, "limits"),
             ("GET", "/(?P<endpoint>query|queryAll)/?", self._query, "query"),
