@@ -33,6 +33,9 @@ class SalesforceSettings(CrmSettings):
     accounts_as_campaign_members: bool = True
     person_accounts: bool = True
     external_id_field: str = "Crmtier_Key__c"
+    #: API name of the permission set assigned to the integration user: ``doctor --fix``
+    #: grants it Read and Edit on the fields it creates (empty: that step is done by hand)
+    permission_set: str = Field("", pattern=r"^(?:[A-Za-z]\w*)?$")
 
     @field_validator("base_url")
     @classmethod

@@ -61,6 +61,8 @@ _DESCRIBE_TYPES = {
     "Percent": "percent",
 }
 _KEYABLE = ("Text", "Number", "Email")  # types that may be External ID / unique
+#: Task (and Event) custom fields are defined on Activity in the Metadata API
+_DEFINED_ON = {"Activity": "Task"}
 for _prefix, _uri in (("soapenv", SOAP_NS), ("md", MD_NS), ("xsi", XSI_NS)):
     ET.register_namespace(_prefix, _uri)  # readable prefixes in the answers
 
@@ -165,7 +167,7 @@ class MetadataApi:
             if pset is None:
                 continue
             records = ET.SubElement(result, f"{{{MD_NS}}}records")
-            records.set(f"{{{XSI_NS}}}type", "PermissionSet")
+            records.set(f"{{{XSI_NS}}}type", "md:PermissionSet")
             _text(records, "fullName", name)
             for field_name, (read, edit) in sorted(pset.fields.items()):
                 grant = ET.SubElement(records, f"{{{MD_NS}}}fieldPermissions")
@@ -186,7 +188,7 @@ class MetadataApi:
                 "FIELD_INTEGRITY_EXCEPTION",
                 "fullName must be Object.Field__c (a custom field's API name ends in __c)",
             )
-        obj, name = match["obj"], match["field"]
+        obj, name = _DEFINED_ON.get(match["obj"], match["obj"]), match["field"]
         spec = self.org.schema.get(obj)
         if spec is None:
             return SaveOutcome.failed(
@@ -269,7 +271,7 @@ class MetadataApi:
 
     def _field_exists(self, full_name: str) -> bool:
         obj, _, name = full_name.partition(".")
-        spec = self.org.schema.get(obj)
+        spec = self.org.schema.get(_DEFINED_ON.get(obj, obj))
         return full_name in self.hidden or (spec is not None and name in spec.fields)
 
     def _apply_grants(self, grants: dict[str, tuple[bool, bool]]) -> None:
@@ -277,7 +279,7 @@ class MetadataApi:
         created field, Edit makes a field ``updateable``."""
         for full_name, (read, edit) in grants.items():
             obj, _, name = full_name.partition(".")
-            spec = self.org.schema[obj]
+            spec = self.org.schema[_DEFINED_ON.get(obj, obj)]
             hidden = self.hidden.pop(full_name, None) if read else None
             current = hidden or spec.fields.get(name)
             if current is not None and read:

@@ -6,9 +6,13 @@ webhook settings, TLS) and the CRM itself through the connector's ``check()``
 fields, task and campaign settings, notification channels), plus the API allowance left.
 Every failed line says how to fix it; any error makes the exit status 1.
 
-``--fix`` does what the CRM's API lets crmtier do through its connector (today: the Zoho
-notification channel, and the local state store's schema) and prints the rest as steps to
-do by hand, naming each one: nothing is claimed fixed that was not.
+``--fix`` does what the CRM's API lets crmtier do through its connector: on Salesforce it
+creates the missing write-back fields and the Task/CampaignMember External ID field through
+the Metadata API and grants them in ``[crm] permission_set`` (``connectors/salesforce/
+metadata.py``); on Zoho it registers the notification channel; locally it brings the state
+store's schema up to date. The rest is printed as steps to do by hand, naming each one.
+The CRM checks are then run again: a "fixed" line is only printed for what the re-check
+confirms, and the exit status follows the re-checked state.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from sqlalchemy.engine import make_url
 from connectors.contract import Connector, SchemaCheck
 from connectors.errors import ConfigError, ConnectorError
 from connectors.registry import build_connector
+from connectors.salesforce.connector import SalesforceConnector
+from connectors.salesforce.metadata import SchemaFix, fix_schema
 from crmtier.config import CrmtierConfig, load_config
 from sync import jsonlog
 from sync.store import StateStore, StoreError
@@ -177,11 +183,20 @@ def fix_zoho_channel(
     return f"notification channel {status.channel_id} {status.action}{expiry}", True
 
 
+def fix_salesforce_schema(connector: Connector) -> SchemaFix:
+    """Write-back and External ID fields through the Metadata API (Salesforce only)."""
+    if not isinstance(connector, SalesforceConnector):
+        return SchemaFix(by_hand=["this Salesforce connector cannot create fields"])
+    return fix_schema(connector.client, connector.settings, connector.mapping.object,
+                      connector.writeback)
+
+
 #: what a connector cannot create through its API, by CRM, said once in the fix output
 BY_HAND = {
-    "salesforce": "custom fields, External ID fields and campaigns are created in Setup (or "
-                  "by deploying the metadata in docs/admin-setup.md): this version has no "
-                  "Metadata API client",
+    "salesforce": "input fields hold the bank's own data, so crmtier never creates them "
+                  "(fix [mapping.fields] or add them in Setup); campaigns are named by id in "
+                  "[writeback.campaigns], so create a missing one in Salesforce and put its "
+                  "id there",
     "zoho": "fields and campaigns are created in Zoho CRM Setup > Modules and Fields",
     "fxiaoke": "custom fields, the follow-up object and the workflow function (docs/"
                "fxiaoke-apl.md) are created in the FXiaoke admin console",
@@ -246,12 +261,20 @@ def command(config_path: Path, fix: bool) -> None:
         rights = check_rights(config.kind, crm)
         if rights is not None:
             crm.append(rights)
-        print_checklist(console, f"{config.kind} ({config.crm.get('base_url', '')})", crm)
-        if fix:
-            _fix(console, config, connector, settings, crm)
+        title = f"{config.kind} ({config.crm.get('base_url', '')})"
+        print_checklist(console, title, crm)
+        if fix and _fix(console, config, connector, settings, crm):
+            crm = _recheck(connector, config)
+            print_checklist(console, f"{title} after --fix", crm)
     finally:
         connector.close()
     sys.exit(_finish(console, local + crm))
+
+
+def _recheck(connector: Connector, config: CrmtierConfig) -> list[SchemaCheck]:
+    crm = list(connector.check())
+    rights = check_rights(config.kind, crm)
+    return crm if rights is None else [*crm, rights]
 
 
 def _fix(
@@ -260,9 +283,18 @@ def _fix(
     connector: Connector,
     settings: WebhooksSettings | None,
     checks: list[SchemaCheck],
-) -> None:
+) -> bool:
+    """Run the fixes and print what they did; True if the CRM may have changed."""
     done: list[str] = []
     by_hand: list[str] = []
+    handled: set[str] = set()
+    if config.kind == "salesforce" and any(
+        not c.ok and c.name.startswith(("write-back ", "external id ")) for c in checks
+    ):
+        schema_fix = fix_salesforce_schema(connector)
+        done += schema_fix.fixed
+        by_hand += schema_fix.by_hand
+        handled = schema_fix.handled
     if config.kind == "zoho" and any(
         c.name.startswith("notifications") and (not c.ok or c.severity == "warning")
         for c in checks
@@ -272,10 +304,13 @@ def _fix(
         except (ConfigError, ConnectorError) as exc:
             text, ok = str(exc), False
         (done if ok else by_hand).append(text)
+    if done:  # say only what is still wrong, as the CRM now answers
+        checks = _recheck(connector, config)
     schema = [
         f"{c.name}: {c.fix}"
         for c in checks
         if not c.ok and c.fix and not c.name.startswith("notifications")
+        and c.name.rpartition(" ")[2] not in handled
     ]
     if schema and config.kind in BY_HAND:
         schema.append(BY_HAND[config.kind])
@@ -286,6 +321,7 @@ def _fix(
         console.print(f"[yellow]by hand[/yellow] {escape(line)}")
     if not done and not by_hand:
         console.print("nothing to fix")
+    return bool(done)
 
 
 def _finish(console: Console, checks: list[SchemaCheck]) -> int:

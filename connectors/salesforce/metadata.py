@@ -1,0 +1,270 @@
+"""``crmtier doctor --fix`` for Salesforce: create the fields crmtier writes, through the
+Metadata API, and grant them to the integration user.
+
+What is created: the ``[writeback.fields]`` that the customer object lacks, typed from the
+tiering model so the two cannot drift (closed vocabularies become restricted picklists,
+``value_score`` a Number, ``edd_required`` a Checkbox, ``next_review`` a Date, ``reasons``
+a Long Text Area, free text a Text(255)), and the unique External ID text field on Task and
+on the campaign-member object that tasks and memberships are upserted by. Task fields are
+defined on Activity, as Salesforce requires.
+
+What is not: input fields (``[mapping.fields]``) hold the bank's own data, so a missing
+one is a mapping or data-model question for the bank, never something crmtier invents;
+campaigns are referenced by id in ``[writeback.campaigns]``, and an id cannot be created.
+
+A field created through the Metadata API is granted to no profile or permission set, so
+the integration user cannot see it until someone grants it. With ``[crm] permission_set``
+set, the grant (Read and Edit) is added to that permission set here; without it, the step
+is reported to do by hand. Every claim is checked: a field counts as fixed only when the
+integration user's ``describe`` afterwards shows it, writable.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal, get_args, get_origin
+
+from connectors.errors import ConnectorError
+from connectors.mapping import WritebackConfig
+from connectors.salesforce.client import SalesforceClient
+from connectors.salesforce.config import SalesforceSettings
+from connectors.salesforce.mapping import REASONS_MAX_CHARS
+from tiering_core.models import Assessment
+
+#: Custom fields of Task and Event live on Activity in the Metadata API.
+DEFINED_ON = {"Task": "Activity"}
+KEY_LENGTH = 255  # the External ID text field: room for any deterministic key
+
+
+@dataclass
+class SchemaFix:
+    """What ``fix_schema`` did (``fixed``) and what is left to an admin (``by_hand``).
+    ``handled`` names the fields a ``by_hand`` line already covers, so the caller does not
+    print the generic check line for them as well."""
+
+    fixed: list[str] = field(default_factory=list)
+    by_hand: list[str] = field(default_factory=list)
+    handled: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    sobject: str  # as describe names it (Task, Account, ...)
+    name: str
+    component: Mapping[str, Any]
+
+    @property
+    def full_name(self) -> str:
+        return f"{DEFINED_ON.get(self.sobject, self.sobject)}.{self.name}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.sobject}.{self.name} ({self.component['type']})"
+
+
+def writeback_component(output: str, full_name: str) -> dict[str, Any]:
+    """The ``CustomField`` metadata for a write-back output, typed from ``Assessment``."""
+    name = full_name.partition(".")[2]
+    base: dict[str, Any] = {
+        "fullName": full_name,
+        "label": name.removesuffix("__c").replace("_", " ")[:40],
+        "description": f"Written by crmtier ({output}); do not edit by hand.",
+    }
+    if output == "reasons":
+        return {**base, "type": "LongTextArea", "length": REASONS_MAX_CHARS, "visibleLines": 5}
+    info = Assessment.model_fields.get(output)
+    typ = _plain(info.annotation) if info is not None else str
+    if get_origin(typ) is Literal:
+        values = [{"fullName": str(v), "label": str(v), "default": False} for v in get_args(typ)]
+        value_set = {"restricted": True, "valueSetDefinition": {"sorted": False, "value": values}}
+        return {**base, "type": "Picklist", "valueSet": value_set}
+    if typ is bool:
+        return {**base, "type": "Checkbox", "defaultValue": "false"}
+    if typ in (int, float):
+        return {**base, "type": "Number", "precision": 18, "scale": 2}
+    if typ is date:
+        return {**base, "type": "Date"}
+    return {**base, "type": "Text", "length": 255}
+
+
+def key_component(full_name: str) -> dict[str, Any]:
+    """The External ID text field tasks and campaign members are upserted by."""
+    return {
+        "fullName": full_name,
+        "label": "crmtier key",
+        "description": "crmtier's deterministic key for upserts; do not edit.",
+        "type": "Text",
+        "length": KEY_LENGTH,
+        "externalId": True,
+        "unique": True,
+        "caseSensitive": True,
+    }
+
+
+def _plain(annotation: Any) -> Any:
+    """``X | None`` and ``Annotated[X, ...]`` → ``X``."""
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        inner = [a for a in get_args(annotation) if a is not type(None)]
+        annotation = inner[0] if len(inner) == 1 else annotation
+    if get_origin(annotation) is typing.Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation
+
+
+def fix_schema(
+    client: SalesforceClient,
+    settings: SalesforceSettings,
+    customer_object: str,
+    writeback: WritebackConfig,
+) -> SchemaFix:
+    """Create the missing write-back and External ID fields, grant what crmtier writes to
+    the integration user, and report each field as fixed only once ``describe`` shows it
+    writable. Connector errors end the attempt with one by-hand line."""
+    fix = SchemaFix()
+    try:
+        described = {
+            sobject: {f["name"]: f for f in client.describe(sobject).get("fields", [])}
+            for sobject in (customer_object, "Task", settings.campaign_member_object)
+        }
+        wanted, to_grant = _plan(described, settings, customer_object, writeback, fix)
+        created = _create(client, wanted, fix)
+        to_grant += created
+        granted = _grant(client, settings, to_grant, fix) if to_grant else False
+        _confirm(client, created, to_grant, granted, settings, fix)
+    except ConnectorError as exc:
+        fix.by_hand.append(f"Salesforce Metadata API: {exc}; create the fields in Setup")
+    return fix
+
+
+def _plan(
+    described: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    settings: SalesforceSettings,
+    customer_object: str,
+    writeback: WritebackConfig,
+    fix: SchemaFix,
+) -> tuple[list[_Wanted], list[_Wanted]]:
+    """(fields to create, existing fields to grant Edit on)."""
+    create: list[_Wanted] = []
+    grant: list[_Wanted] = []
+    customer = described[customer_object]
+    for output, name in sorted(writeback.fields.items()):
+        item = _Wanted(
+            customer_object, name, writeback_component(output, f"{customer_object}.{name}")
+        )
+        existing = customer.get(name)
+        if existing is None:
+            create.append(item)
+        elif not existing.get("updateable"):
+            grant.append(item)
+    key = settings.external_id_field
+    for sobject in ("Task", settings.campaign_member_object):
+        full_name = f"{DEFINED_ON.get(sobject, sobject)}.{key}"
+        existing = described[sobject].get(key)
+        if existing is None:
+            create.append(_Wanted(sobject, key, key_component(full_name)))
+        elif not existing.get("externalId"):
+            fix.by_hand.append(
+                f"{sobject}.{key} exists but is not an External ID: mark it External ID and "
+                "Unique in Setup (crmtier does not change an existing field's definition)"
+            )
+            fix.handled.add(f"{sobject}.{key}")
+    return create, grant
+
+
+def _create(client: SalesforceClient, wanted: Sequence[_Wanted], fix: SchemaFix) -> list[_Wanted]:
+    if not wanted:
+        return []
+    results = client.create_metadata("CustomField", [w.component for w in wanted])
+    by_name = {str(r.get("fullName")): r for r in results}
+    created = []
+    for item in wanted:
+        result = by_name.get(item.full_name, {})
+        if result.get("success"):
+            created.append(item)
+            continue
+        errors = result.get("errors") or [{}]
+        reason = "; ".join(
+            f"{e.get('statusCode', 'no result')}: {e.get('message', '')}".rstrip(": ")
+            for e in errors
+        )
+        fix.by_hand.append(f"could not create {item.label}: {reason}; create it in Setup")
+        fix.handled.update({item.name, f"{item.sobject}.{item.name}"})
+    return created
+
+
+def _grant(
+    client: SalesforceClient,
+    settings: SalesforceSettings,
+    fields: Sequence[_Wanted],
+    fix: SchemaFix,
+) -> bool:
+    """Read and Edit on ``fields`` in the integration user's permission set; True if the
+    Metadata API accepted it. Read first: upserting a set that does not exist would
+    create one nobody is assigned to."""
+    name = settings.permission_set
+    if not name:
+        return False
+    existing = client.read_metadata("PermissionSet", [name])
+    if not existing:
+        fix.by_hand.append(
+            f"permission set {name} ([crm] permission_set) does not exist: create it, assign "
+            "it to the integration user, and rerun crmtier doctor --fix"
+        )
+        return False
+    grants = [{"field": f.full_name, "readable": True, "editable": True} for f in fields]
+    label = existing[0].get("label") or name  # required by the WSDL; kept as it is
+    result = client.upsert_metadata(
+        "PermissionSet", [{"fullName": name, "label": label, "fieldPermissions": grants}]
+    )
+    if result and result[0].get("success"):
+        return True
+    errors = (result[0].get("errors") if result else None) or [{}]
+    fix.by_hand.append(
+        f"could not grant the fields in permission set {name}: "
+        + "; ".join(f"{e.get('statusCode')}: {e.get('message')}" for e in errors)
+    )
+    return False
+
+
+def _confirm(
+    client: SalesforceClient,
+    created: Sequence[_Wanted],
+    to_grant: Sequence[_Wanted],
+    granted: bool,
+    settings: SalesforceSettings,
+    fix: SchemaFix,
+) -> None:
+    """``describe`` again: only a field the integration user now sees, writable (or, for a
+    key, marked External ID), is reported fixed."""
+    if not to_grant:
+        return
+    described = {
+        s: {f["name"]: f for f in client.describe(s).get("fields", [])}
+        for s in {w.sobject for w in to_grant}
+    }
+    where = f"permission set {settings.permission_set}" if granted else ""
+    for item in to_grant:
+        now = described[item.sobject].get(item.name)
+        ok = now is not None and bool(now.get("updateable"))
+        new = item in created
+        if ok:
+            verb = "created" if new else "granted Edit on"
+            through = f", editable through {where}" if where else ""
+            fix.fixed.append(f"{verb} {item.label}{through}")
+            continue
+        fix.handled.update({item.name, f"{item.sobject}.{item.name}"})
+        state = "was created, but" if new else "exists, but"
+        fix.by_hand.append(
+            f"{item.sobject}.{item.name} {state} the integration user cannot edit it yet: "
+            f"grant Read and Edit on "
+            f"{item.full_name} in the integration user's permission set"
+            + (
+                ""
+                if settings.permission_set
+                else " (or name it in [crm] permission_set and rerun crmtier doctor --fix)"
+            )
+        )

@@ -1,0 +1,113 @@
+"""``crmtier doctor --fix`` on a Salesforce org that lacks crmtier's fields: the first run
+names them, ``--fix`` creates them through the Metadata API and grants them, the next run is
+clean; what the API must not or cannot do is printed as a step by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from product_crms import needs
+
+from connectors.sandbox.base import open_sandbox
+from connectors.sandbox.salesforce_metadata import INTEGRATION_PERMISSION_SET, soap_fault
+from crmtier.cli import cli
+
+WRITE_BACK = ("Value_Tier__c", "Value_Score__c", "EDD_Required__c", "Next_Review__c",
+              "Tier_Reasons__c")
+GRANTED = f'api_share = 0.2\npermission_set = "{INTEGRATION_PERMISSION_SET}"'
+
+
+@pytest.fixture
+def bare_org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., tuple]]:
+    """A Salesforce sandbox without the write-back fields above and the Task key, and its
+    crmtier.toml (optionally edited)."""
+    started = []
+
+    def make(edit: Callable[[str], str] = lambda t: t) -> tuple:
+        sandbox = open_sandbox("salesforce", data_dir=tmp_path / "sf")
+        sandbox.seed(5)
+        sandbox.start()
+        started.append(sandbox)
+        for name in WRITE_BACK:
+            del sandbox.org.schema["Account"].fields[name]
+        del sandbox.org.schema["Task"].fields["Crmtier_Key__c"]
+        text, env = sandbox.crmtier_config()
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        path = tmp_path / "crmtier.toml"
+        path.write_text(edit(text), encoding="utf-8")
+        return sandbox, path
+
+    yield make
+    for sandbox in started:
+        sandbox.stop()
+
+
+def doctor(path: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["doctor", "--config", str(path), *args],
+                              env={"COLUMNS": "250"})
+
+
+@needs["salesforce"]
+def test_fix_creates_the_missing_fields_and_the_next_run_is_clean(bare_org) -> None:
+    sandbox, path = bare_org(lambda t: t.replace("api_share = 0.2", GRANTED))
+    before = doctor(path)
+    assert before.exit_code == 1
+    for name in WRITE_BACK:
+        assert f"write-back {name}" in before.output
+    assert "external id Task.Crmtier_Key__c" in before.output
+
+    fixed = doctor(path, "--fix")
+    assert fixed.exit_code == 0, fixed.output
+    for line in ("fixed created Account.Value_Score__c (Number)",
+                 "fixed created Account.EDD_Required__c (Checkbox)",
+                 "fixed created Account.Next_Review__c (Date)",
+                 "fixed created Account.Tier_Reasons__c (LongTextArea)",
+                 "fixed created Account.Value_Tier__c (Picklist)",
+                 "fixed created Task.Crmtier_Key__c (Text)"):
+        assert line in fixed.output, line
+    assert "by hand" not in fixed.output
+    account = sandbox.org.schema["Account"].fields
+    assert account["Value_Tier__c"].picklist == ("private", "wealth", "affluent", "mass",
+                                                 "unrated")
+    assert sandbox.org.schema["Task"].fields["Crmtier_Key__c"].external_id
+    assert sandbox.server.calls.count("metadata") == 3  # create, read the set, grant
+
+    after = doctor(path)
+    assert after.exit_code == 0, after.output
+    assert "ready: 0 error(s)" in after.output
+    assert ": missing" not in after.output and "not marked External ID" not in after.output
+
+
+@needs["salesforce"]
+def test_an_input_field_and_an_ungranted_field_stay_by_hand(bare_org) -> None:
+    _, path = bare_org(lambda t: t.replace('"feedback.csat" = "CSAT__c"',
+                                           '"feedback.csat" = "Satisfaction__c"'))
+    fixed = doctor(path, "--fix")
+    assert fixed.exit_code == 1
+    out = " ".join(fixed.output.split())
+    assert "by hand field Satisfaction__c: create Account.Satisfaction__c" in out
+    assert "input fields hold the bank's own data" in out
+    assert ("by hand Account.Value_Score__c was created, but the integration user cannot "
+            "edit it yet") in out
+    assert "[crm] permission_set" in out
+    assert "fixed created" not in out  # created, yet nobody can use them: not fixed
+
+
+@needs["salesforce"]
+def test_a_soap_fault_is_one_line_by_hand_not_a_traceback(bare_org) -> None:
+    sandbox, path = bare_org(lambda t: t.replace("api_share = 0.2", GRANTED))
+    sandbox.server.inject(
+        "metadata", response=soap_fault("INVALID_TYPE", "Unknown type: CustomField"), times=None
+    )
+    fixed = doctor(path, "--fix")
+    assert fixed.exit_code == 1
+    assert isinstance(fixed.exception, SystemExit)
+    assert "Traceback" not in fixed.output
+    lines = [ln for ln in fixed.output.splitlines() if "Metadata API INVALID_TYPE" in ln]
+    assert lines == ["by hand Salesforce Metadata API: Metadata API INVALID_TYPE: Unknown type: "
+                     "CustomField; create the fields in Setup"]
+    assert "fixed" not in fixed.output
