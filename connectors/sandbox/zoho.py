@@ -28,6 +28,7 @@ from connectors.sandbox.generator import SyntheticCustomer, generate, to_crm_fie
 from connectors.sandbox.server import Request, Response
 from connectors.sandbox.zoho_api import (
     _ID_BASE,
+    LEAST_PRIVILEGE_PROFILE,
     MEMBERS,
     WRITE_KINDS,
     Credits,
@@ -77,6 +78,7 @@ class ZohoSandbox(SandboxLifecycle):
         refresh_limit: int = 10,
         notify_ca_bundle: str | None = None,
         discrete_page_limit: int | None = None,
+        integration_profile: str = LEAST_PRIVILEGE_PROFILE,
     ) -> None:
         router = self._open(data_dir, host=host, port=port, latency=latency)
         self.default = load_default_mapping("zoho")
@@ -97,6 +99,7 @@ class ZohoSandbox(SandboxLifecycle):
         )
         self.api.register(router)
         self.api.discrete_page_limit = discrete_page_limit
+        self.api.profile = integration_profile  # "Administrator": what doctor warns about
         self.server.on_reset.append(self._reset)
         self._campaign_keys = {cid: key for key, cid in self.default.writeback.campaigns.items()}
         self._add_control_routes()

@@ -39,6 +39,10 @@ ORG_TZ = timezone(timedelta(hours=8))  # a bank in China: Zoho renders times in 
 #: Route kinds that write: what ``Sandbox.write_calls()`` counts.
 WRITE_KINDS = ("update", "insert", "upsert", "related_update", "related_delete")
 _ID_BASE = 5725767000000000000
+#: the integration user's profile by default: a custom least-privilege profile, as
+#: docs/admin-setup.md prescribes (reference S6); "Administrator" is Zoho's built-in admin
+LEAST_PRIVILEGE_PROFILE = "crmtier Integration"
+INTEGRATION_ROLE = "Integration"
 
 
 def format_time(ts: datetime) -> str:
@@ -103,6 +107,9 @@ class ZohoApi:
         self.reject: dict[str, tuple[str, str]] = {}  # record id -> (code, api_name)
         self.triggers: list[list[str] | None] = []  # "trigger" of every write call
         self.mixed_status = 202
+        #: profile and role of the user the OAuth grant acts as (``users?type=CurrentUser``)
+        self.profile = LEAST_PRIVILEGE_PROFILE
+        self.role = INTEGRATION_ROLE
         #: v3+ refuse ``page``/``per_page`` beyond the first 2,000 records; whether v2 does
         #: is unverified (crm_apis.md §2.2), so it is a switch: None = no limit.
         self.discrete_page_limit: int | None = None
@@ -149,6 +156,7 @@ class ZohoApi:
             self._api(self.delink, "related_delete"),
             "related_delete",
         )
+        add("GET", r"/crm/v2/users", self._api(self.users, "users"), "users")
         add("POST", rf"/crm/v2/{mod}/upsert", self._api(self.upsert, "upsert"), "upsert")
         add("GET", rf"/crm/v2/{mod}/{rid}", self._api(self.get_one, "read"), "read")
         add("GET", rf"/crm/v2/{mod}", self._api(self.list_records, "read"), "read")
@@ -206,6 +214,32 @@ class ZohoApi:
                     }
                     for i, m in enumerate(MODULES)
                 ]
+            }
+        )
+
+    def users(self, request: Request) -> Response:
+        """``GET /crm/v2/users?type=CurrentUser``: the one user the sandbox models, the
+        integration user. Other types would list the org's users, which the sandbox does
+        not keep, so they are refused rather than answered wrongly."""
+        if request.arg("type") != "CurrentUser":
+            return zoho_error("INVALID_DATA", "the sandbox answers only type=CurrentUser", 400)
+        ids = {"user": _ID_BASE + 90001, "profile": _ID_BASE + 90002, "role": _ID_BASE + 90003}
+        user = {  # the v2 sample answer's keys crmtier and zcrmsdk read, nothing personal
+            "id": str(ids["user"]),
+            "first_name": "crmtier",
+            "last_name": "Integration",
+            "full_name": "crmtier Integration",
+            "email": "crmtier-integration@bank.example",
+            "role": {"name": self.role, "id": str(ids["role"])},
+            "profile": {"name": self.profile, "id": str(ids["profile"])},
+            "status": "active",
+            "confirm": True,
+            "time_zone": "Asia/Shanghai",
+        }
+        return Response.json(
+            {
+                "users": [user],
+                "info": {"per_page": 200, "count": 1, "page": 1, "more_records": False},
             }
         )
 

@@ -54,6 +54,7 @@ from zcrmsdk.src.com.zoho.crm.api import fields as sdk_fields
 from zcrmsdk.src.com.zoho.crm.api import notification as sdk_notification
 from zcrmsdk.src.com.zoho.crm.api import record as sdk_record
 from zcrmsdk.src.com.zoho.crm.api import related_records as sdk_related
+from zcrmsdk.src.com.zoho.crm.api import users as sdk_users
 from zcrmsdk.src.com.zoho.crm.api.dc.data_center import DataCenter
 from zcrmsdk.src.com.zoho.crm.api.exception import SDKException
 from zcrmsdk.src.com.zoho.crm.api.initializer import Initializer
@@ -168,6 +169,8 @@ def call_kind(method: str, path: str) -> str:
     rest = parts[2:] if parts[:2] == ["crm", "v2"] else parts
     if rest[:1] == ["settings"]:
         return rest[1] if len(rest) > 1 else "settings"
+    if rest[:1] == ["users"]:
+        return "users"
     if rest[:2] == ["actions", "watch"]:
         return {"GET": "watch_list", "DELETE": "watch_delete"}.get(method, "watch")
     if len(rest) >= 3 and rest[1].isdigit():
@@ -264,6 +267,14 @@ class ChannelInfo:
     notify_url: str
     expiry: datetime | None
     token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    """The profile and role of the user crmtier's token acts as (no name, no e-mail)."""
+
+    profile: str
+    role: str
 
 
 @dataclass(frozen=True)
@@ -420,6 +431,21 @@ class ZohoClient:
             )
         self._field_types[module] = {name: info.data_type for name, info in out.items()}
         return out
+
+    def current_user(self) -> CurrentUser | None:
+        """``GET /crm/v2/users?type=CurrentUser`` (scope ``ZohoCRM.users.READ``): the
+        ``users`` list holds one user whose ``profile`` and ``role`` are ``{name, id}``."""
+        params = ParameterMap()
+        params.add(sdk_users.GetUsersParam.type, "CurrentUser")
+        wrapper = self._call("current user", lambda: sdk_users.UsersOperations().get_users(params))
+        users = [] if wrapper is None else wrapper.get_users() or []
+        if not users:
+            return None
+        profile, role = users[0].get_profile(), users[0].get_role()
+        return CurrentUser(
+            profile=str(profile.get_name() or "") if profile is not None else "",
+            role=str(role.get_name() or "") if role is not None else "",
+        )
 
     # --- records --------------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ from connectors.zoho.mapping import (
     task_row,
     zoho_value,
 )
+from connectors.zoho.rights import check_profile
 
 TASK_MODULE = "Tasks"
 CAMPAIGN_MODULE = "Campaigns"
@@ -94,6 +95,7 @@ class ZohoConnector:
             bulk_threshold=None,
             webhook_kind="notification_channel",
             campaign_member_object=CAMPAIGN_MODULE,
+            per_customer_kinds=frozenset({"membership"}),
         )
         self._fields = read_fields(mapping, writeback)
         self._schema: dict[str, dict[str, FieldInfo]] = {}
@@ -349,6 +351,7 @@ class ZohoConnector:
         checks += self._check_outputs(fields)
         checks += self._check_tasks_and_campaigns()
         checks.append(self._check_channel())
+        checks.append(check_profile(self.client))
         return checks
 
     def _check_inputs(self, fields: Mapping[str, FieldInfo]) -> list[SchemaCheck]:
