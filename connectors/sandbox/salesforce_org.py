@@ -150,12 +150,18 @@ class SalesforceOrg:
     @rights.setter
     def rights(self, rights: IntegrationRights) -> None:
         """Re-grant the integration user: ``describe``, writes, deletes and
-        ``UserPermissionAccess`` all follow from the next call on."""
+        ``UserPermissionAccess`` all follow from the next call on. Fields created since
+        (Metadata API) are kept as they are."""
         with self._lock:
             self._rights = rights
-            self.schema = build_schema(
+            schema = build_schema(
                 self.mapping, accounts_as_members=self.accounts_as_members, rights=rights
             )
+            for name, old in self.schema.items():
+                for field_name, spec in old.fields.items():
+                    if name in schema:
+                        schema[name].fields.setdefault(field_name, spec)
+            self.schema = schema
             self.virtual = {"UserPermissionAccess": user_permission_access(rights)}
 
     def _virtual_views(self) -> list[dict[str, Any]]:
