@@ -215,11 +215,15 @@ def _grant(
             "it to the integration user, and rerun crmtier doctor --fix"
         )
         return False
-    grants = [{"field": f.full_name, "readable": True, "editable": True} for f in fields]
-    label = existing[0].get("label") or name  # required by the WSDL; kept as it is
-    result = client.upsert_metadata(
-        "PermissionSet", [{"fullName": name, "label": label, "fieldPermissions": grants}]
-    )
+    # The whole set goes back with our grants merged in: an update may replace the
+    # component's definition, and the set holds the bank's other permissions.
+    ours = {f.full_name for f in fields}
+    component = dict(existing[0])
+    kept = [g for g in component.get("fieldPermissions") or [] if g["field"] not in ours]
+    grants = [{"field": f, "readable": True, "editable": True} for f in sorted(ours)]
+    component["fieldPermissions"] = [*kept, *grants]
+    component["label"] = component.get("label") or name  # required by the WSDL
+    result = client.upsert_metadata("PermissionSet", [component])
     if result and result[0].get("success"):
         return True
     errors = (result[0].get("errors") if result else None) or [{}]

@@ -13,11 +13,13 @@ more than 10 components is ``sf:LIMIT_EXCEEDED``.
 Field-level security is modelled the way it bites an installer: a field created through the
 Metadata API is granted to no one, so it stays out of the integration user's ``describe``
 until a permission set assigned to that user (``INTEGRATION_PERMISSION_SET``) grants Read
-(Edit makes it ``updateable``). Permission-set upserts merge ``fieldPermissions`` into what
-the set already grants (our reading of Salesforce's behaviour for permission sets, not
-verified against a live org). The per-field validation (required ``length``, ``precision``,
-``visibleLines``, picklist values, External ID only on Text/Number/Email) follows the
-``CustomField`` reference; the error messages are the sandbox's own wording.
+(Edit makes it ``updateable``). A permission-set upsert replaces the set's
+``fieldPermissions`` with the ones sent: the cautious reading (an update supplies the whole
+component; whether Salesforce merges instead is not verified against a live org), so a
+client that sent only its own grants would be seen to revoke the rest. The per-field
+validation (required ``length``, ``precision``, ``visibleLines``, picklist values, External
+ID only on Text/Number/Email) follows the ``CustomField`` reference; the error messages are
+the sandbox's own wording.
 """
 
 from __future__ import annotations
@@ -264,7 +266,7 @@ class MetadataApi:
             pset = self.permission_sets[name] = PermissionSet(label)
         elif label:
             pset.label = label
-        pset.fields.update(grants)
+        pset.fields = grants
         if name == INTEGRATION_PERMISSION_SET:
             self._apply_grants(grants)
         return SaveOutcome(name, created=created)

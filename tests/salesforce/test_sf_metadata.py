@@ -10,6 +10,7 @@ from sf_helpers import FAST_RETRY
 from connectors.errors import ConfigError
 from connectors.salesforce.metadata import fix_schema, key_component, writeback_component
 from connectors.sandbox.salesforce_metadata import INTEGRATION_PERMISSION_SET, soap_fault
+from connectors.sandbox.salesforce_schema import FieldSpec
 
 
 @pytest.fixture
@@ -125,6 +126,23 @@ def test_fix_schema_creates_grants_and_confirms(sandbox, connect):
     key = _describe(connector, "Task")["Crmtier_Key__c"]
     assert key["externalId"] is True and key["updateable"] is True
     assert not [c for c in connector.check() if not c.ok and c.severity == "error"]
+
+
+def test_the_grant_keeps_what_the_permission_set_already_grants(sandbox, connect):
+    """The set goes back whole, our grants merged in: an update that replaces the
+    component (the sandbox's cautious reading) must not revoke the bank's other grants."""
+    connector = connect(sandbox, permission_set=INTEGRATION_PERMISSION_SET, **FAST_RETRY)
+    before = dict(sandbox.metadata.permission_sets[INTEGRATION_PERMISSION_SET].fields)
+    before["Account.Owner_Note__c"] = (True, False)
+    sandbox.metadata.permission_sets[INTEGRATION_PERMISSION_SET].fields = dict(before)
+    sandbox.org.schema["Account"].add(FieldSpec("Owner_Note__c", "string"))
+    _drop(sandbox, "Account", "Value_Tier__c")
+    fix = fix_schema(
+        connector.client, connector.settings, connector.mapping.object, connector.writeback
+    )
+    assert fix.by_hand == []
+    after = sandbox.metadata.permission_sets[INTEGRATION_PERMISSION_SET].fields
+    assert after == {**before, "Account.Value_Tier__c": (True, True)}
 
 
 def test_without_a_permission_set_the_grant_is_by_hand(sandbox, connect):
