@@ -21,6 +21,9 @@ from typing import Any
 from connectors.mapping import WritebackConfig
 from tiering_core.models import Assessment, CampaignAction, SetFieldAction, TaskAction
 
+#: characters a number's text can start with (float() also takes "inf"/"nan", which are
+#: alphabetic and stay text, as before)
+_NUMBER_START = frozenset("0123456789+-.")
 TIER_FIELDS = ("value_tier", "needs_tier", "credit_risk", "aml_risk", "ops_risk", "status")
 
 
@@ -69,10 +72,13 @@ def normalize(value: Any) -> Any:
         return tuple(normalize(v) for v in value)
     if isinstance(value, str):
         text = value.strip()
-        if text.lower() in ("true", "false"):
-            return text.lower() == "true"
+        lowered = text.lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        if not text or text.isalpha() or not (text[0] in _NUMBER_START or text[0].isdigit()):
+            return text  # most texts: no float() attempt and its exception
         try:
-            return round(float(text), 6) if text and not text.isalpha() else text
+            return round(float(text), 6)
         except ValueError:
             return text
     return value
