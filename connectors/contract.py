@@ -12,6 +12,7 @@ contract test suite branch on capabilities, never on the CRM's name.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -153,6 +154,22 @@ class Capabilities:
     # connector shares its lookups (existing tasks/memberships by dedupe key) across a plan
     # (FXiaoke: 50). None means max_write_batch.
     plan_batch: int | None = None
+    # Write kinds that cost one call per customer and direction whatever the batch size
+    # (Zoho: campaign memberships go through each contact's Campaigns related list).
+    per_customer_kinds: frozenset[WriteKind] = frozenset()
+
+    def minimum_calls(
+        self, reads: int, items: Mapping[str, int], customers: Mapping[str, int]
+    ) -> dict[str, int]:
+        """Reference P1: the fewest calls for this work — ``reads`` records in full pages,
+        ``items`` written per kind in full write batches, or one call per customer (and
+        direction) for a per-customer kind, whose counts ``customers`` gives."""
+        batch = max(1, self.max_write_batch)
+        out = {"read": math.ceil(reads / max(1, self.page_size))}
+        for kind, n in items.items():
+            per_customer = kind in self.per_customer_kinds
+            out[kind] = customers.get(kind, n) if per_customer else math.ceil(n / batch)
+        return out
 
 
 @runtime_checkable

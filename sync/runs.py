@@ -96,6 +96,8 @@ def finish(
     counts: RunCounts,
     api_calls: dict[str, Any],
     error: str | None = None,
+    *,
+    min_calls: dict[str, int] | None = None,
 ) -> None:
     conn.execute(
         runs.update()
@@ -105,6 +107,7 @@ def finish(
             finished_at=now_text(),
             counts=counts.as_json(),
             api_calls=api_calls,
+            min_calls=min_calls,
             error=None if error is None else error[:500],
         )
     )

@@ -139,6 +139,7 @@ runs = sa.Table(
     sa.Column("finished_at", sa.String(32), nullable=True),
     sa.Column("counts", sa.JSON, nullable=False),
     sa.Column("api_calls", sa.JSON, nullable=False),
+    sa.Column("min_calls", sa.JSON, nullable=True),  # reference P1, by kind (None: older run)
     sa.Column("error", sa.String(500), nullable=True),
     sa.Index("runs_by_stream", "stream", "started_at"),
 )
@@ -234,6 +235,12 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         "customers.input_hash: a record that comes back only because of our own write "
         "(same inputs, same day, CRM shows what we wrote) is not assessed again",
         _add_column(customers, "input_hash"),
+    ),
+    Migration(
+        3,
+        "runs.min_calls: the run's minimum API calls by kind, computed with the CRM's own "
+        "call shape (Zoho memberships cost one call per contact), so reports need not guess",
+        _add_column(runs, "min_calls"),
     ),
 )
 

@@ -29,7 +29,7 @@ from crmtier.demo.changes import CHANGES, UPGRADE, Change, pick
 from crmtier.demo.loopback import LoopbackServer
 from crmtier.demo.outcomes import Outcome, outcome, snapshot
 from crmtier.report.build import build_report, write_report
-from crmtier.report.collect import load_runs, minimum_calls, stored_tiers
+from crmtier.report.collect import load_runs, stored_tiers
 from crmtier.report.model import ReportData
 from sync.engine import RunOptions, RunReport
 from sync.schema import utc_text
@@ -165,14 +165,13 @@ def _webhook_phase(
             r for r in load_runs(conn, parts.engine.stream)
             if r.row["trigger"] == "webhook" and str(r.row["started_at"]) >= utc_text(first_run)
         ]
-    caps = parts.connector.capabilities
     phase = Phase(
         "webhooks",
         len(runs),
         sum(int(r.counts.get("read", 0)) for r in runs),
         sum(int(r.counts.get("written", 0)) for r in runs),
         used,
-        sum(minimum_calls(r.counts, caps) for r in runs),
+        sum(r.minimum_calls or 0 for r in runs),
         "succeeded" if all(r.row["status"] == "succeeded" for r in runs) else "with errors",
     )
     after = snapshot(sandbox, [cid for _, cid in picked])

@@ -51,28 +51,29 @@ def build_report(
 ) -> ReportData:
     store = StateStore.open(config.state_url().get_secret_value())
     try:
-        connector = build_connector(config.crm, config.field_mapping(), config.writeback_config())
-        try:
-            feedback = None
-            extra: list[str] = []
-            if with_feedback:
-                feedback, calls = read_feedback(config, store, connector)
-                extra.append(
-                    f"Satisfaction figures were read from the CRM for this report "
-                    f"({calls} API call{'s' if calls != 1 else ''})."
-                )
-            return collect(
-                store,
-                crm=config.kind,
-                stream=config.stream,
-                capabilities=connector.capabilities,
-                run_id=run_id,
-                migration_runs=migration_runs,
-                feedback=feedback,
-                notes=[*notes, *extra],
+        feedback = None
+        extra: list[str] = []
+        if with_feedback:
+            connector = build_connector(
+                config.crm, config.field_mapping(), config.writeback_config()
             )
-        finally:
-            connector.close()
+            try:
+                feedback, calls = read_feedback(config, store, connector)
+            finally:
+                connector.close()
+            extra.append(
+                f"Satisfaction figures were read from the CRM for this report "
+                f"({calls} API call{'s' if calls != 1 else ''})."
+            )
+        return collect(
+            store,
+            crm=config.kind,
+            stream=config.stream,
+            run_id=run_id,
+            migration_runs=migration_runs,
+            feedback=feedback,
+            notes=[*notes, *extra],
+        )
     finally:
         store.close()
 

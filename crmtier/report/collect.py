@@ -16,7 +16,6 @@ the aggregate per tier reaches the report.
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.contract import Capabilities
 from crmtier.report.model import (
     ApiUse,
     Distribution,
@@ -62,6 +60,13 @@ class StoredRun:
     @property
     def api_calls(self) -> Mapping[str, int]:
         return {k: int(v) for k, v in (self.row["api_calls"] or {}).items()}
+
+    @property
+    def minimum_calls(self) -> int | None:
+        """The fewest calls the run's work needed (reference P1), as the run computed it
+        with its CRM's call shape; None for runs recorded before runs kept it."""
+        stored = self.row.get("min_calls")
+        return None if stored is None else sum(int(v) for v in stored.values())
 
     def as_row(self) -> RunRow:
         c = self.counts
@@ -194,15 +199,6 @@ def last_changing_run(conn: sa.Connection, stream: str) -> str | None:
     return None
 
 
-def minimum_calls(counts: Mapping[str, Any], caps: Capabilities) -> int:
-    """Fewest calls the run's work needs: its reads in full pages plus its written items in
-    full write batches (the formula of reliability target P1)."""
-    reads = math.ceil(int(counts.get("read", 0)) / max(1, caps.page_size))
-    batch = max(1, caps.max_write_batch)
-    writes = sum(math.ceil(int(n) / batch) for n in (counts.get("writes") or {}).values())
-    return reads + writes
-
-
 def side_effect_counts(conn: sa.Connection, stream: str) -> dict[str, int]:
     query = (
         sa.select(side_effects.c.kind, side_effects.c.campaign, sa.func.count())
@@ -276,7 +272,6 @@ def collect(
     *,
     crm: str,
     stream: str,
-    capabilities: Capabilities | None = None,
     run_id: str | None = None,
     migration_runs: Sequence[str] | None = None,
     feedback: Sequence[FeedbackRow] | None = None,
@@ -301,8 +296,7 @@ def collect(
     dq: dict[str, int] = {}
     if focus is not None:
         dq = {k: int(v) for k, v in (focus.counts.get("dq_issues") or {}).items()}
-        minimum = minimum_calls(focus.counts, capabilities) if capabilities else None
-        api = ApiUse(calls=focus.api_calls, minimum=minimum)
+        api = ApiUse(calls=focus.api_calls, minimum=focus.minimum_calls)
     return ReportData(
         title=f"crmtier tiering report — {crm}",
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),

@@ -55,7 +55,7 @@ def test_numbers_match_the_runs(synced: tuple[Sandbox, Path]) -> None:
                                                       "aum_avg_3m": None})
         second = parts.engine.run()
         data = collect(parts.store, crm="salesforce", stream=parts.engine.stream,
-                       capabilities=parts.connector.capabilities, run_id=first.run_id[:10])
+                       run_id=first.run_id[:10])
     finally:
         parts.close()
     value = next(d for d in data.distributions if d.dimension == "value_tier")
@@ -69,7 +69,7 @@ def test_numbers_match_the_runs(synced: tuple[Sandbox, Path]) -> None:
     assert 1 <= moved <= 3
     assert {to for (_, to), n in data.migration.cells.items() if n} == {"private"}
     assert second.counts.changes and sum(second.counts.changes.values()) == moved
-    # DQ and API usage are those of the run asked for; the minimum follows P1's formula
+    # DQ and API usage are those of the run asked for; the minimum is the one it stored
     assert data.dq_issues == dict(first.counts.dq_issues)
     assert data.api is not None and data.api.calls == first.api_calls
     assert data.api.minimum == sum(first.min_calls.values())

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.contract import Cursor
-from sync import audit, bookmarks, schema
+from sync import audit, bookmarks, runs, schema
 from sync.audit import AuditEntry
 from sync.bookmarks import Bookmark, BookmarkConflictError
 from sync.store import StateStore
@@ -36,6 +36,7 @@ def test_migrations_are_recorded_and_idempotent(store: StateStore) -> None:
 def test_a_version_1_store_is_upgraded_in_place(store: StateStore) -> None:
     with store.begin() as conn:
         conn.execute(sa.text("ALTER TABLE customers DROP COLUMN input_hash"))
+        conn.execute(sa.text("ALTER TABLE runs DROP COLUMN min_calls"))
         conn.execute(schema.schema_version.update().values(version=1))
         conn.execute(
             sa.text(
@@ -43,10 +44,13 @@ def test_a_version_1_store_is_upgraded_in_place(store: StateStore) -> None:
                 "VALUES ('s', 'C1', 'cust_x', '2026-01-01T00:00:00.000000Z')"
             )
         )
-    assert store.migrate("sync", schema.SYNC_MIGRATIONS) == 2
+        runs.start(conn, "r1", "s", trigger="sync", dry_run=False)
+    assert store.migrate("sync", schema.SYNC_MIGRATIONS) == 3
     with store.begin() as conn:
         row = conn.execute(sa.select(schema.customers)).one()
+        run = conn.execute(sa.select(schema.runs)).one()
     assert (row.customer_id, row.input_hash) == ("C1", None)
+    assert (run.id, run.min_calls) == ("r1", None)  # an older run: minimum unknown
 
 
 def test_another_component_brings_its_own_tables(store: StateStore) -> None:

@@ -1,0 +1,48 @@
+"""Reference P1's minimum, per CRM call shape (``Capabilities.minimum_calls``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.contract import Capabilities
+
+SALESFORCE = Capabilities("salesforce", page_size=2000, max_write_batch=200)
+ZOHO = Capabilities(
+    "zoho", page_size=200, max_write_batch=100, per_customer_kinds=frozenset({"membership"})
+)
+FXIAOKE = Capabilities("fxiaoke", page_size=100, max_write_batch=1, plan_batch=50)
+
+
+@pytest.mark.parametrize(
+    ("caps", "reads", "items", "customers", "expected"),
+    [
+        (SALESFORCE, 0, {}, {}, {"read": 0}),
+        (SALESFORCE, 2001, {"field_update": 401}, {}, {"read": 2, "field_update": 3}),
+        (
+            SALESFORCE,
+            10,
+            {"membership": 200, "task": 201},
+            {},
+            {"read": 1, "membership": 1, "task": 2},
+        ),
+        (
+            ZOHO,
+            201,
+            {"field_update": 100, "task": 101},
+            {},
+            {"read": 2, "field_update": 1, "task": 2},
+        ),
+        # one related-list call per contact and direction, however many campaigns
+        (ZOHO, 50, {"membership": 90}, {"membership": 50}, {"read": 1, "membership": 50}),
+        # one record per call; plan_batch shares look-ups, it does not batch writes
+        (
+            FXIAOKE,
+            100,
+            {"field_update": 7, "task": 3},
+            {},
+            {"read": 1, "field_update": 7, "task": 3},
+        ),
+    ],
+)
+def test_minimum_calls(caps, reads, items, customers, expected):
+    assert caps.minimum_calls(reads, items, customers) == expected
