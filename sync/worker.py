@@ -13,8 +13,10 @@ Two guards keep an older state from overwriting a newer one:
 
 * a record fetched with a modstamp *older* than the version the notification announced is
   a stale read (a lagging replica): the events go back to the inbox and are retried;
-* the highest modstamp already processed per customer is remembered (``webhook_versions``),
-  so a second worker that fetched earlier cannot write its older view after a newer one.
+* the highest modstamp admitted per customer is kept (``webhook_versions``) and a record is
+  admitted only if it is not older, in the same serialised section that processes it (the
+  stream's lease across processes, a lock within one): a second worker that fetched earlier
+  but got the stream later finds the newer version admitted and drops its older view.
 
 When the CRM is down, fetch or write fails; the batch's events return to the inbox with an
 exponential backoff and are buried as ``dead`` only after ``max_attempts``. The receiver
@@ -26,7 +28,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -78,30 +81,26 @@ class StreamBusyError(TransientError):
     long backfill must not bury the events that arrive meanwhile)."""
 
 
-class EngineProcessor:
-    """The worker's ``ChangeProcessor`` over the sync engine (``SyncEngine.process_changes``:
-    one batch, writes shared across customers, audit rows citing each customer's event).
-
-    Processing is serialised with the scheduled sync: in-process by ``lock`` (shared with
-    the scheduler in ``crmtier serve``), across processes by the stream's lease, so a sync
-    run and the worker never write the same customer from two different reads. While
+class StreamLease:
+    """The worker's exclusive section over a sync engine's stream: in-process by ``lock``
+    (shared with the scheduler in ``crmtier serve``), across processes by the stream's
+    lease, so a sync run and the workers never write the same customer from two different
+    reads, and the version guard and the writes it admits happen as one step. While
     another process holds the lease, the batch is retried later (that run is processing the
-    same changes anyway).
-    """
+    same changes anyway)."""
 
     def __init__(self, engine: SyncEngine, lock: threading.Lock | None = None) -> None:
         self.engine = engine
         self.lock = lock or threading.Lock()
 
-    def __call__(
-        self, records: Sequence[CrmRecord], source_event_ids: Mapping[str, str]
-    ) -> Mapping[str, str]:
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
         store, lease = self.engine.store, self.engine.lock_name
         with self.lock:
             if not store.acquire_lock(lease, ttl=self.engine.settings.lock_ttl):
                 raise StreamBusyError("a sync run in another process holds this stream")
             try:
-                return self.engine.process_changes(records, source_event_ids)
+                yield
             finally:
                 store.release_lock(lease)
 
@@ -143,6 +142,7 @@ class InboxWorker:
         process: ChangeProcessor,
         *,
         options: WorkerOptions | None = None,
+        exclusive: Callable[[], AbstractContextManager[None]] | None = None,
         owner: str = "worker",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_outcome: Callable[[str, int], None] | None = None,
@@ -150,6 +150,8 @@ class InboxWorker:
         self.inbox = inbox
         self.fetch = fetch
         self.process = process
+        # one worker alone needs no more than a lock of its own
+        self.exclusive = exclusive or _LockSection(threading.Lock())
         self.options = options or WorkerOptions()
         self.owner = owner
         self.clock = clock
@@ -214,10 +216,12 @@ class InboxWorker:
             by_customer[item.customer_id].append(item)
         try:
             records = self.fetch(list(by_customer))
-            fresh, stale = self._check_versions(records, by_customer)
-            outcomes = (
-                dict(self.process(fresh, _source_events(fresh, by_customer))) if fresh else {}
-            )
+            current, stale = self._split_stale(records, by_customer)
+            with self.exclusive():
+                fresh = self._admit(current)
+                outcomes = (
+                    dict(self.process(fresh, _source_events(fresh, by_customer))) if fresh else {}
+                )
         except StreamBusyError as exc:  # not a failure: try again soon, without counting
             self.inbox.retry_later(
                 {i.id: str(exc) for i in items}, now + self.options.busy_delay, count=False
@@ -229,7 +233,6 @@ class InboxWorker:
                 log.exception("worker: batch failed unexpectedly")
             self._retry(items, exc, report)
             return self._report(report)
-        self._remember_versions(fresh, outcomes)
         fetched = {record.profile.id for record in records}
         finished: dict[int, str] = {}
         retry: dict[int, str] = {}
@@ -249,55 +252,57 @@ class InboxWorker:
             self.inbox.retry_later(retry, now + self.options.stale_read_delay)
         return self._report(report)
 
-    def _check_versions(
+    def _split_stale(
         self, records: Sequence[CrmRecord], by_customer: Mapping[str, Sequence[InboxItem]]
     ) -> tuple[list[CrmRecord], set[str]]:
-        """Split fetched records into ones to process and stale reads (older than the version
-        a notification announced; after ``max_attempts`` the read is taken as it is, since a
-        sender's clock may simply differ). A record older than one already processed for
-        that customer is in neither: it is superseded and must not be written."""
-        processed = self._processed_versions([r.profile.id for r in records])
-        fresh: list[CrmRecord] = []
+        """Set aside stale reads: records older than the version a notification announced
+        (after ``max_attempts`` the read is taken as it is, since a sender's clock may
+        simply differ)."""
+        current: list[CrmRecord] = []
         stale: set[str] = set()
         for record in records:
-            cid = record.profile.id
-            items = by_customer.get(cid, ())
+            items = by_customer.get(record.profile.id, ())
             announced = [i.version for i in items if i.version is not None]
-            modstamp = _aware(record.modstamp)
             patient = max((i.attempts for i in items), default=0) < self.options.max_attempts
-            if announced and modstamp < max(announced) and patient:
-                stale.add(cid)
-            elif cid not in processed or modstamp >= processed[cid]:
-                fresh.append(record)
-        return fresh, stale
+            if announced and _aware(record.modstamp) < max(announced) and patient:
+                stale.add(record.profile.id)
+            else:
+                current.append(record)
+        return current, stale
 
-    def _processed_versions(self, ids: Sequence[str]) -> dict[str, datetime]:
-        if not ids:
-            return {}
-        with self.inbox.store.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(webhook_versions).where(webhook_versions.c.customer_id.in_(ids))
-            ).all()
-        return {row.customer_id: parse_utc(row.modstamp) for row in rows}
-
-    def _remember_versions(self, records: Sequence[CrmRecord], outcomes: Mapping[str, str]) -> None:
-        """Raise each processed customer's high-water modstamp (never lower it)."""
-        rows = [
-            {"customer_id": r.profile.id, "modstamp": utc_text(r.modstamp)}
-            for r in records
-            if outcomes.get(r.profile.id, "dead_lettered") != "dead_lettered"
-        ]
-        if not rows:
-            return
+    def _admit(self, records: Sequence[CrmRecord]) -> list[CrmRecord]:
+        """The records not older than the newest version admitted for their customer, whose
+        versions become the newest admitted. Runs inside ``exclusive`` with the processing
+        it admits to, so no older view can be admitted after a newer one was. A record left
+        out is superseded and must not be written."""
+        if not records:
+            return []
+        ids = [r.profile.id for r in records]
         dialect = postgresql if self.inbox.store.engine.dialect.name == "postgresql" else sqlite
         insert = dialect.insert(webhook_versions)
-        upsert = insert.on_conflict_do_update(
+        raise_only = insert.on_conflict_do_update(
             index_elements=["customer_id"],
             set_={"modstamp": insert.excluded.modstamp},
             where=webhook_versions.c.modstamp < insert.excluded.modstamp,
         )
         with self.inbox.store.begin() as conn:
-            conn.execute(upsert, rows)
+            admitted = {
+                row.customer_id: parse_utc(row.modstamp)
+                for row in conn.execute(
+                    sa.select(webhook_versions).where(webhook_versions.c.customer_id.in_(ids))
+                )
+            }
+            fresh = [
+                r
+                for r in records
+                if r.profile.id not in admitted or _aware(r.modstamp) >= admitted[r.profile.id]
+            ]
+            if fresh:
+                rows = [
+                    {"customer_id": r.profile.id, "modstamp": utc_text(r.modstamp)} for r in fresh
+                ]
+                conn.execute(raise_only, rows)
+        return fresh
 
     def _retry(self, items: Sequence[InboxItem], exc: Exception, report: BatchReport) -> None:
         now = self.clock()
@@ -334,6 +339,18 @@ class InboxWorker:
         purged = self.inbox.purge(now, self.options.dedupe)
         if purged:
             log.info("inbox: purged %d processed events older than the dedupe window", purged)
+
+
+class _LockSection:
+    """``exclusive`` for a worker that shares its stream with nobody else."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock = lock
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self.lock:
+            yield
 
 
 def _source_events(

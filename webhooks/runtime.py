@@ -21,7 +21,7 @@ from connectors.contract import Connector
 from sync.engine import SyncEngine
 from sync.inbox import Inbox
 from sync.store import StateStore
-from sync.worker import EngineProcessor, InboxWorker, WorkerOptions
+from sync.worker import InboxWorker, StreamLease, WorkerOptions
 from webhooks.app import EVENTS_HELP, EVENTS_METRIC, create_app
 from webhooks.metrics import Metrics
 from webhooks.settings import WebhooksSettings
@@ -55,7 +55,8 @@ class Realtime:
         self.worker = InboxWorker(
             self.inbox,
             connector.fetch,
-            EngineProcessor(engine, self.sync_lock),
+            engine.process_changes,
+            exclusive=StreamLease(engine, self.sync_lock),
             options=worker_options(settings),
             owner=f"{socket.gethostname()}:{os.getpid()}:worker",
             on_outcome=self._count,

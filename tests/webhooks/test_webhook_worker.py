@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
@@ -163,6 +164,44 @@ def test_an_older_view_never_overwrites_a_newer_one(inbox: Inbox) -> None:
     inbox.add([[_ev("old", "C1")]], T0)
     assert worker.drain().outcomes == {"superseded": 1}
     assert writer.written == {"C1": 2.0}
+
+
+def test_a_worker_that_fetched_earlier_but_got_the_stream_later_writes_nothing(
+    inbox: Inbox,
+) -> None:
+    """Two workers (two ``serve`` processes on one store): A re-fetches C1 at version 1,
+    then waits for the stream while C1 changes and B fetches and writes version 2. A must
+    not write its older view after B's newer one (W12): the version guard runs inside the
+    exclusive section, with the writes it admits, not before the wait."""
+    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+    crm.set("C1", 1, T0)
+    stream = threading.Lock()
+    b_outcomes: list[dict[str, int]] = []
+
+    @contextmanager
+    def shared() -> Iterator[None]:
+        with stream:
+            yield
+
+    b = InboxWorker(inbox, crm.fetch, writer, exclusive=shared, owner="B", clock=clock)
+
+    @contextmanager
+    def a_waits_while_b_runs() -> Iterator[None]:
+        if not b_outcomes:
+            crm.set("C1", 2, T0 + timedelta(seconds=10))
+            inbox.add([[_ev("e2", "C1")]], T0)
+            b_outcomes.append(b.drain().outcomes)
+        with stream:
+            yield
+
+    a = InboxWorker(
+        inbox, crm.fetch, writer, exclusive=a_waits_while_b_runs, owner="A", clock=clock
+    )
+    inbox.add([[_ev("e1", "C1")]], T0)
+    assert a.drain().outcomes == {"superseded": 1}
+    assert b_outcomes == [{"written": 1}]
+    assert writer.written == {"C1": 2.0}
+    assert [list(call) for call in writer.calls] == [["C1"]]  # only B wrote
 
 
 @settings(
