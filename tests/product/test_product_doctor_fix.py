@@ -4,51 +4,38 @@ clean; what the API must not or cannot do is printed as a step by hand."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+import test_product_doctor as base
 from product_crms import needs
+from test_product_doctor import Setup, doctor
 
-from connectors.sandbox.base import open_sandbox
 from connectors.sandbox.salesforce_metadata import INTEGRATION_PERMISSION_SET, soap_fault
-from crmtier.cli import cli
 
 WRITE_BACK = ("Value_Tier__c", "Value_Score__c", "EDD_Required__c", "Next_Review__c",
               "Tier_Reasons__c")
 GRANTED = f'api_share = 0.2\npermission_set = "{INTEGRATION_PERMISSION_SET}"'
 
 
+org = base.org  # the started-sandbox fixture of the doctor tests
+
+
 @pytest.fixture
-def bare_org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., tuple]]:
+def bare_org(org: Setup) -> Callable[..., tuple[Any, Path]]:
     """A Salesforce sandbox without the write-back fields above and the Task key, and its
     crmtier.toml (optionally edited)."""
-    started = []
 
-    def make(edit: Callable[[str], str] = lambda t: t) -> tuple:
-        sandbox = open_sandbox("salesforce", data_dir=tmp_path / "sf")
-        sandbox.seed(5)
-        sandbox.start()
-        started.append(sandbox)
+    def make(edit: Callable[[str], str] = lambda t: t) -> tuple[Any, Path]:
+        sandbox, path, _ = org("salesforce", edit)
         for name in WRITE_BACK:
             del sandbox.org.schema["Account"].fields[name]
         del sandbox.org.schema["Task"].fields["Crmtier_Key__c"]
-        text, env = sandbox.crmtier_config()
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        path = tmp_path / "crmtier.toml"
-        path.write_text(edit(text), encoding="utf-8")
         return sandbox, path
 
-    yield make
-    for sandbox in started:
-        sandbox.stop()
-
-
-def doctor(path: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["doctor", "--config", str(path), *args],
-                              env={"COLUMNS": "250"})
+    return make
 
 
 @needs["salesforce"]
