@@ -9,8 +9,11 @@ A secret written literally in the file is refused with a one-line error naming t
 (reference S1): every key that names a secret (``*secret*``, ``*token*``, ``*password*``,
 ``*_key``, ``permanent_code``) must be ``env:NAME`` or ``file:PATH``. The state URL
 may not carry a password either; put the whole URL in the environment instead
-(``url = "env:CRMTIER_STATE_URL"``). Relative paths (SQLite file, policy file) are taken
-relative to the config file, so a scheduled job finds the same store from any directory.
+(``url = "env:CRMTIER_STATE_URL"``); ``[state] encryption_key`` (and, while changing keys,
+``old_encryption_key``) must be references too, and must hold 32 random bytes (hex or
+base64), checked at load so a bad key fails before any store is opened. Relative paths
+(SQLite file, policy file) are taken relative to the config file, so a scheduled job finds
+the same store from any directory.
 
 Environment variables ``CRMTIER_<SECTION>__<KEY>`` override the file (pydantic-settings),
 e.g. ``CRMTIER_SYNC__WRITE_CONCURRENCY=2``.
@@ -31,6 +34,7 @@ from sqlalchemy.engine import make_url
 from connectors.errors import ConfigError
 from connectors.mapping import FieldMapping, WritebackConfig, load_default_mapping
 from connectors.secrets import SecretRef, SecretRefError, resolve_secret
+from sync.crypto import StoreCipher, parse_key
 
 _SECRET_KEY = re.compile(r"secret|token|password|passwd|permanent_code|(^|_)key$", re.I)
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -59,6 +63,10 @@ class PolicySection(_Section):
 
 class StateSection(_Section):
     url: str = "sqlite:///crmtier.db"  # or postgresql+psycopg://..., or an env:/file: ref
+    #: encrypts the customer-data columns (reference S4); absent: stored as they are
+    encryption_key: SecretRef | None = None
+    #: the previous key while changing keys: the next open re-encrypts under the new one
+    old_encryption_key: SecretRef | None = None
 
 
 class SyncSection(_Section):
@@ -141,6 +149,26 @@ class CrmtierConfig(BaseSettings):
                 parsed = parsed.set(database=str(self.base_dir / db))
         return SecretStr(parsed.render_as_string(hide_password=False))
 
+    def state_cipher(self) -> StoreCipher | None:
+        """The state store's cipher from ``[state] encryption_key``; ``None`` without one."""
+        current, old = self.state.encryption_key, self.state.old_encryption_key
+        if current is None:
+            if old is not None:
+                raise ConfigFileError(
+                    "crmtier.toml: [state] old_encryption_key: set only with encryption_key"
+                )
+            return None
+        try:
+            key = parse_key(current.get_secret_value(), name="[state] encryption_key")
+            previous = (
+                [parse_key(old.get_secret_value(), name="[state] old_encryption_key")]
+                if old is not None
+                else []
+            )
+        except ValueError as exc:
+            raise ConfigFileError(f"crmtier.toml: {exc}") from None
+        return StoreCipher(key, previous)
+
     def pseudonym_key(self) -> bytes | None:
         key = self.privacy.pseudonym_key
         return None if key is None else key.get_secret_value().encode("utf-8")
@@ -212,6 +240,7 @@ def load_config(path: Path | str) -> CrmtierConfig:
     try:
         config = CrmtierConfig(**data, base_dir=path.resolve().parent)
         config.sync.interval()
+        config.state_cipher()
     except SecretRefError as exc:
         raise ConfigFileError(f"crmtier.toml: {exc}") from None
     except ValidationError as exc:

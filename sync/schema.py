@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from sync.crypto import EncryptedJSON, EncryptedText
+
 metadata = sa.MetaData()
 
 schema_version = sa.Table(
@@ -51,7 +53,9 @@ bookmarks = sa.Table(
 )
 
 #: what crmtier last decided and wrote per customer. ``customer_id`` is the CRM id (needed
-#: to act); ``pseudonym`` is how logs and the audit trail name the customer. No raw PII.
+#: to act); ``pseudonym`` is how logs and the audit trail name the customer. No raw PII, but
+#: ``fields`` and ``pending`` quote amounts in the reasons text: encrypted when the store
+#: has a key (``sync/crypto.py``); tier codes stay clear, as in the audit trail.
 customers = sa.Table(
     "customers",
     metadata,
@@ -59,11 +63,11 @@ customers = sa.Table(
     sa.Column("customer_id", sa.String(64), primary_key=True),
     sa.Column("pseudonym", sa.String(32), nullable=False, index=True),
     sa.Column("tiers", sa.JSON, nullable=True),  # value/needs/credit/aml/ops/status
-    sa.Column("fields", sa.JSON, nullable=True),  # last written canonical outputs
+    sa.Column("fields", EncryptedJSON("customers.fields"), nullable=True),  # last written
     sa.Column("assessed_at", sa.String(10), nullable=True),
     sa.Column("below_floor_since", sa.String(10), nullable=True),
     sa.Column("input_hash", sa.String(64), nullable=True),  # of the inputs last assessed
-    sa.Column("pending", sa.JSON, nullable=True),  # decided, waiting for its writes
+    sa.Column("pending", EncryptedJSON("customers.pending"), nullable=True),  # to be written
     sa.Column("run_id", sa.String(40), nullable=True),
     sa.Column("updated_at", sa.String(32), nullable=False),
 )
@@ -94,7 +98,7 @@ outbox = sa.Table(
     sa.Column("customer_id", sa.String(64), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),  # field_update | task | membership
     sa.Column("key", sa.String(200), nullable=False),
-    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("payload", EncryptedJSON("outbox.payload"), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # pending|done|dead|superseded
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.String(200), nullable=True),
@@ -118,7 +122,7 @@ dead_letters = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("key", sa.String(200), nullable=False),
     sa.Column("error_code", sa.String(64), nullable=False),
-    sa.Column("reason", sa.String(300), nullable=False),
+    sa.Column("reason", EncryptedText("dead_letters.reason"), nullable=False),  # CRM's words
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # open | resolved | acked
     sa.Column("run_id", sa.String(40), nullable=False),
@@ -222,6 +226,16 @@ def _add_column(table: sa.Table, name: str) -> Callable[[sa.Connection], None]:
     return apply
 
 
+def _widen_to_text(table: sa.Table, name: str) -> Callable[[sa.Connection], None]:
+    """``varchar(n)`` -> ``text`` on PostgreSQL (idempotent); SQLite enforces no length."""
+
+    def apply(conn: sa.Connection) -> None:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f'ALTER TABLE {table.name} ALTER COLUMN "{name}" TYPE TEXT'))
+
+    return apply
+
+
 #: the sync component's migrations, in order. Append; never edit a released step.
 SYNC_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -241,6 +255,12 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         "runs.min_calls: the run's minimum API calls by kind, computed with the CRM's own "
         "call shape (Zoho memberships cost one call per contact), so reports need not guess",
         _add_column(runs, "min_calls"),
+    ),
+    Migration(
+        4,
+        "dead_letters.reason as text: the CRM's message can quote a rejected value, so it is "
+        "encrypted when the store has a key, and its ciphertext outgrows 300 characters",
+        _widen_to_text(dead_letters, "reason"),
     ),
 )
 

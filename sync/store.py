@@ -6,6 +6,12 @@ serialised up front instead of failing at commit; PostgreSQL serialises the few 
 rows (audit head, locks) with ``SELECT ... FOR UPDATE``. Everything else in ``sync/`` takes a
 ``Connection`` inside a transaction from here, so several facts (writes, state, audit,
 bookmark) always commit together.
+
+With a key (``[state] encryption_key``) the columns that can hold customer data are
+encrypted (``sync/crypto.py``); the store remembers which key, refuses to open without it,
+and encrypts an existing plaintext store, or re-encrypts an old key's values, on the first
+open with the new key. A PostgreSQL store on another host is reached only with
+``sslmode=verify-full`` (reference S4).
 """
 
 from __future__ import annotations
@@ -17,18 +23,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.types import TypeDecorator
 
-from sync import schema
+from sync import crypto, schema
+from sync.crypto import StoreCipher, StoreError
 from sync.schema import Migration, locks, meta, now_text, utc_text
 
+__all__ = ["StateStore", "StoreError", "create_engine"]
 
-class StoreError(RuntimeError):
-    """The state store cannot be opened or used as configured."""
+#: ``meta`` key naming the key the store's values are encrypted under (``enc1:<key id>``)
+ENCRYPTION_META = "encryption"
+_LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
+_CHUNK = 1000
+#: ``meta`` key of the generated pseudonym key, and the associated data of its ciphertext
+PSEUDONYM_META = "pseudonym_key"
+_META_AD = "meta.pseudonym_key"
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
@@ -57,6 +71,7 @@ def create_engine(url: str) -> sa.Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     if parsed.get_backend_name() == "postgresql":
+        _require_verified_tls(parsed)
         return sa.create_engine(parsed, pool_pre_ping=True)
     raise StoreError(
         f"state.url: unsupported database {parsed.get_backend_name()!r}; "
@@ -64,16 +79,47 @@ def create_engine(url: str) -> sa.Engine:
     )
 
 
-class StateStore:
-    """Owns the engine; opens transactions; keeps the store's meta facts and leases."""
+def _require_verified_tls(url: sa.URL) -> None:
+    """A PostgreSQL server on another host is reached over TLS with its certificate and
+    host name checked (``sslmode=verify-full``), from the URL or ``PGSSLMODE``; a Unix
+    socket or the loopback needs none. The error never names the host."""
+    host = url.host or _query(url, "host") or os.environ.get("PGHOST", "")
+    if host.startswith("/") or host.lower() in _LOCAL_HOSTS:
+        return
+    sslmode = _query(url, "sslmode") or os.environ.get("PGSSLMODE", "")
+    if sslmode != "verify-full":
+        raise StoreError(
+            "state.url: a PostgreSQL server on another host needs sslmode=verify-full "
+            "(TLS with the certificate and host name checked); add "
+            "?sslmode=verify-full&sslrootcert=/path/to/ca.pem to the URL"
+        )
 
-    def __init__(self, engine: sa.Engine) -> None:
+
+def _query(url: sa.URL, name: str) -> str:
+    value = url.query.get(name, "")
+    return str(value[0] if isinstance(value, tuple) else value)
+
+
+class StateStore:
+    """Owns the engine; opens transactions; keeps the store's meta facts and leases.
+
+    ``cipher`` (from ``[state] encryption_key``) encrypts the customer-data columns of
+    every statement run on this engine; ``None`` stores them as they are."""
+
+    def __init__(self, engine: sa.Engine, cipher: StoreCipher | None = None) -> None:
         self.engine = engine
+        self.cipher = cipher
+        crypto.install(engine, cipher)
 
     @classmethod
-    def open(cls, url: str) -> StateStore:
-        store = cls(create_engine(url))
-        store.migrate("sync", schema.SYNC_MIGRATIONS)
+    def open(cls, url: str, *, cipher: StoreCipher | None = None) -> StateStore:
+        store = cls(create_engine(url), cipher)
+        try:
+            store.migrate("sync", schema.SYNC_MIGRATIONS)
+            store.check_encryption()
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def migrate(self, component: str, migrations: tuple[Migration, ...]) -> int:
@@ -104,13 +150,116 @@ class StateStore:
 
     def pseudonym_key(self) -> bytes:
         """The key customers are pseudonymised with when ``[privacy] pseudonym_key`` is not
-        configured: generated once, kept in the store, so pseudonyms stay stable."""
+        configured: generated once, kept in the store (encrypted when the store has a
+        key), so pseudonyms stay stable."""
         with self.begin() as conn:
-            existing = self.meta_get(conn, "pseudonym_key", for_update=True)
-            if existing is None:
-                existing = secrets.token_hex(32)
-                conn.execute(meta.insert().values(key="pseudonym_key", value=existing))
-        return bytes.fromhex(existing)
+            stored = self.meta_get(conn, PSEUDONYM_META, for_update=True)
+            if stored is None:
+                key = secrets.token_hex(32)
+                conn.execute(meta.insert().values(key=PSEUDONYM_META, value=self._seal_meta(key)))
+                return bytes.fromhex(key)
+        return bytes.fromhex(self._open_meta(stored))
+
+    def _seal_meta(self, value: str) -> str:
+        return value if self.cipher is None else self.cipher.encrypt(value.encode(), _META_AD)
+
+    def _open_meta(self, stored: str) -> str:
+        plaintext = crypto.open_value(stored, self.cipher, _META_AD)
+        return stored if plaintext is None else plaintext.decode()
+
+    # --- encryption at rest ------------------------------------------------------------
+
+    def check_encryption(self) -> None:
+        """Refuse a store this process could not read, or would write in the clear; bring a
+        store written in the clear or under the old key to the configured key.
+
+        The rewrite is one transaction (a crash leaves the store as it was). On SQLite it
+        is followed by ``VACUUM`` and a WAL checkpoint, so the plaintext of the rewritten
+        values does not linger in free pages or the WAL. Backups taken before stay as
+        they were."""
+        cipher = self.cipher
+        with self.begin() as conn:
+            marker = self.meta_get(conn, ENCRYPTION_META, for_update=True)
+            stored = crypto.key_id_of(marker) if marker else None
+            if cipher is None:
+                if stored is not None:
+                    raise StoreError(
+                        f"state store is encrypted (key id {stored}); "
+                        "set [state] encryption_key to its key"
+                    )
+                return
+            if stored == cipher.key_id:
+                return
+            if stored is not None and not cipher.knows(stored):
+                raise StoreError(
+                    f"state store is encrypted with key id {stored}, but [state] "
+                    f"encryption_key is key id {cipher.key_id}: wrong key (to change keys, "
+                    "set the old one as [state] old_encryption_key for one start)"
+                )
+            rewritten = self._reencrypt(conn, cipher, from_plaintext=stored is None)
+            self.meta_put(conn, ENCRYPTION_META, f"{crypto.FORMAT}:{cipher.key_id}")
+        if rewritten and self.engine.dialect.name == "sqlite":
+            self._compact()
+
+    def _reencrypt(self, conn: sa.Connection, cipher: StoreCipher, *, from_plaintext: bool) -> int:
+        """Write every encrypted column's values back under the current key, in primary
+        key order, a chunk at a time; returns how many rows were rewritten."""
+        present = set(sa.inspect(conn).get_table_names())
+        count = 0
+        for table in schema.metadata.sorted_tables:
+            columns = [c for c in table.columns if isinstance(c.type, crypto.ENCRYPTED_TYPES)]
+            if not columns or table.name not in present:
+                continue
+            keys = list(table.primary_key.columns)
+            read = [
+                sa.type_coerce(c, cast(TypeDecorator[Any], c.type).impl_instance).label(c.name)
+                if from_plaintext
+                else c
+                for c in columns
+            ]
+            update = (
+                table.update()
+                .where(*(k == sa.bindparam(f"k_{k.name}") for k in keys))
+                .values({c.name: sa.bindparam(f"v_{c.name}", type_=c.type) for c in columns})
+            )
+            last: tuple[Any, ...] | None = None
+            while True:
+                query = sa.select(*keys, *read).order_by(*keys).limit(_CHUNK)
+                if last is not None:
+                    query = query.where(sa.tuple_(*keys) > sa.tuple_(*last))
+                rows = conn.execute(query).all()
+                if not rows:
+                    break
+                conn.execute(
+                    update,
+                    [
+                        {f"k_{k.name}": r._mapping[k.name] for k in keys}
+                        | {f"v_{c.name}": r._mapping[c.name] for c in columns}
+                        for r in rows
+                    ],
+                )
+                count += len(rows)
+                last = tuple(rows[-1][: len(keys)])
+        stored = self.meta_get(conn, PSEUDONYM_META)
+        if stored is not None:
+            plain = stored if from_plaintext else cipher.decrypt(stored, _META_AD).decode()
+            self.meta_put(conn, PSEUDONYM_META, cipher.encrypt(plain.encode(), _META_AD))
+            count += 1
+        return count
+
+    def _compact(self) -> None:
+        raw = self.engine.raw_connection()
+        try:
+            raw.driver_connection.execute("VACUUM")  # type: ignore[union-attr]
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        except Exception as exc:
+            raise StoreError(
+                f"state store: values are now encrypted, but VACUUM failed "
+                f"({type(exc).__name__}); run it while no other crmtier process uses the "
+                "store, or the old plaintext stays in free pages"
+            ) from None
+        finally:
+            raw.close()
 
     # --- leases ---------------------------------------------------------------------
 
