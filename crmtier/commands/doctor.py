@@ -81,7 +81,8 @@ def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
             if not db.exists() and not fix:
                 return _warn("state store", f"{db} does not exist yet",
                              "created by the first sync, or now by crmtier doctor --fix")
-        store = StateStore.open(url)
+        cipher = config.state_cipher()
+        store = StateStore.open(url, cipher=cipher)
         try:
             with store.engine.connect() as conn:
                 backend = conn.dialect.name
@@ -92,7 +93,8 @@ def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
     except Exception as exc:  # a driver error: name it, never print the URL (it may hold a host)
         return _error("state store", type(exc).__name__,
                       "check [state] url, credentials and network")
-    return _ok("state store", f"{backend}, schema up to date")
+    at_rest = f"values encrypted (key id {cipher.key_id})" if cipher else "values not encrypted"
+    return _ok("state store", f"{backend}, schema up to date, {at_rest}")
 
 
 def check_webhooks(config: CrmtierConfig) -> tuple[SchemaCheck, WebhooksSettings | None]:
