@@ -179,7 +179,13 @@ class StateStore:
         they were."""
         cipher = self.cipher
         with self.begin() as conn:
-            marker = self.meta_get(conn, ENCRYPTION_META, for_update=True)
+            # one process at a time decides (the marker row may not exist yet to lock)
+            conn.execute(
+                sa.select(schema.schema_version.c.version)
+                .where(schema.schema_version.c.component == "sync")
+                .with_for_update()
+            )
+            marker = self.meta_get(conn, ENCRYPTION_META)
             stored = crypto.key_id_of(marker) if marker else None
             if cipher is None:
                 if stored is not None:
