@@ -18,24 +18,22 @@ import csv
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any, get_origin
 
 import click
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
 
 from connectors.mapping import CANONICAL_TYPES, set_path
+from tiering_core import ingest
 from tiering_core.collector import collector_paused
 from tiering_core.engine import assess_batch
-from tiering_core.models import CustomerProfile, Previous
+from tiering_core.models import Previous
 from tiering_core.policy import Policy, PolicyError, load_policy
 
-CHUNK = 2_000  # records assessed together: vectorised, with bounded memory
 PROGRESS_MIN_BYTES = 5_000_000  # smaller files finish before a bar is worth drawing
 LIST_SEPARATOR = ";"
 _LIST_COLUMNS = frozenset(path for path, typ in CANONICAL_TYPES.items() if get_origin(typ) is tuple)
@@ -47,45 +45,16 @@ class FatalInput(click.ClickException):
     exit_code = 2
 
 
-@dataclass(frozen=True)
-class Problem:
-    line: int
-    message: str
-
-
-def _problems(line: int, exc: ValidationError) -> list[Problem]:
-    errors = exc.errors(include_input=False, include_url=False)
-    for err in errors:
-        if err["type"] == "json_invalid":
-            return [Problem(line, f"not valid JSON ({err['ctx'].get('error', err['msg'])})")]
-        if err["type"] == "model_type" and not err["loc"]:
-            return [Problem(line, "not a JSON object")]
-    return [
-        Problem(line, f"field {'.'.join(str(p) for p in err['loc']) or '(record)'}: {err['msg']}")
-        for err in errors
-    ]
-
-
-def _profile(line: int, data: Any) -> CustomerProfile | list[Problem]:
-    try:
-        return CustomerProfile.model_validate(data)
-    except ValidationError as exc:
-        return _problems(line, exc)
-
-
-def read_jsonl(stream: Iterable[str]) -> Iterator[tuple[int, CustomerProfile | list[Problem]]]:
-    """Each line is parsed and validated in one step by pydantic-core (twice as fast as
-    ``json.loads`` followed by validation)."""
+def read_jsonl(stream: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """Numbered non-blank lines; each is parsed and validated in one step by pydantic-core
+    (tiering_core/ingest.py), twice as fast as ``json.loads`` followed by validation."""
     for number, text in enumerate(stream, start=1):
-        if not text.strip():
-            continue
-        try:
-            yield number, CustomerProfile.model_validate_json(text)
-        except ValidationError as exc:
-            yield number, _problems(number, exc)
+        if text.strip():
+            yield number, text
 
 
-def read_csv(stream: Iterable[str]) -> Iterator[tuple[int, CustomerProfile | list[Problem]]]:
+def read_csv(stream: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Numbered rows as canonical trees, ready for validation."""
     reader = csv.DictReader(stream)
     columns = reader.fieldnames or []
     known = set(CANONICAL_TYPES) | {"id"} | {f"previous.{k}" for k in Previous.model_fields}
@@ -101,45 +70,53 @@ def read_csv(stream: Iterable[str]) -> Iterator[tuple[int, CustomerProfile | lis
             if path in _LIST_COLUMNS:
                 value = [v.strip() for v in value.split(LIST_SEPARATOR) if v.strip()]
             set_path(tree, path, value)
-        yield reader.line_num, _profile(reader.line_num, tree)
-
-
-def _chunks(
-    records: Iterator[tuple[int, CustomerProfile | list[Problem]]], err: IO[str]
-) -> Iterator[tuple[list[CustomerProfile], int]]:
-    """Batches of readable profiles, read ``CHUNK`` records at a time with the garbage
-    collector paused (tiering_core/collector.py: it halves ingest cost); unreadable records
-    are reported as they are met."""
-    while True:
-        with collector_paused():
-            pulled = list(islice(records, CHUNK))
-        if not pulled:
-            return
-        batch: list[CustomerProfile] = []
-        skipped = 0
-        for _, record in pulled:
-            if isinstance(record, list):
-                skipped += 1
-                for problem in record:
-                    err.write(f"line {problem.line}: {problem.message}\n")
-            else:
-                batch.append(record)
-        yield batch, skipped
+        yield reader.line_num, tree
 
 
 def run(
     source: Iterable[str], fmt: str, policy: Policy, as_of: date, out: IO[str], err: IO[str]
 ) -> tuple[int, int]:
-    """Assess every readable record of ``source``; return (assessed, skipped)."""
-    records = read_csv(source) if fmt == "csv" else read_jsonl(source)
+    """Assess every readable record of ``source``; return (assessed, skipped).
+
+    The garbage collector is paused over each chunk's whole life, validation to output, and
+    resumed only once the chunk is dropped: its objects are acyclic and freed by reference
+    counting, so a collector running meanwhile would only rescan them (tiering_core/ingest.py).
+    """
+    numbered, validate = _reader(fmt, source)
     assessed = skipped = 0
-    for batch, batch_skipped in _chunks(records, err):
-        skipped += batch_skipped
-        for assessment in assess_batch(batch, policy, as_of):
-            out.write(assessment.model_dump_json())
-            out.write("\n")
-        assessed += len(batch)
-    return assessed, skipped
+    while True:
+        with collector_paused():
+            chunk = validate(islice(numbered, ingest.CHUNK))
+            counts = _assess_chunk(chunk, policy, as_of, out, err)
+            del chunk  # dropped while the collector is still paused
+        if counts is None:
+            return assessed, skipped
+        assessed, skipped = assessed + counts[0], skipped + counts[1]
+
+
+def _reader(
+    fmt: str, source: Iterable[str]
+) -> tuple[Iterator[tuple[int, Any]], Callable[[Iterable[tuple[int, Any]]], ingest.Chunk]]:
+    """The numbered records of ``source`` and the validation that turns them into profiles."""
+    if fmt == "csv":
+        return read_csv(source), ingest.from_records
+    return read_jsonl(source), ingest.from_json_lines
+
+
+def _assess_chunk(
+    chunk: ingest.Chunk, policy: Policy, as_of: date, out: IO[str], err: IO[str]
+) -> tuple[int, int] | None:
+    """Report the chunk's unreadable records, write its assessments; (assessed, skipped),
+    or None once the input is exhausted."""
+    if not chunk.profiles and not chunk.unreadable:
+        return None
+    for bad in chunk.unreadable:
+        for reason in bad.reasons:
+            err.write(f"line {bad.line}: {reason}\n")
+    for assessment in assess_batch(chunk.profiles, policy, as_of):
+        out.write(assessment.model_dump_json())
+        out.write("\n")
+    return len(chunk.profiles), len(chunk.unreadable)
 
 
 @contextmanager
@@ -161,20 +138,45 @@ def _counted(lines: Iterable[str], advance: Callable[[int], None]) -> Iterator[s
 
 
 @click.command(name="tier")
-@click.option("--input", "input_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSON Lines of CustomerProfile, or CSV with dotted column names.")
-@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Policy TOML merged over the built-in default (default: built-in).")
-@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]),
-              help="Assessment date YYYY-MM-DD (default: today, UTC).")
-@click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write JSON Lines here (default: stdout).")
-@click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "csv"]), default="auto",
-              show_default=True, help="Input format; auto = csv for *.csv, else jsonl.")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON Lines of CustomerProfile, or CSV with dotted column names.",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Policy TOML merged over the built-in default (default: built-in).",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Assessment date YYYY-MM-DD (default: today, UTC).",
+)
+@click.option(
+    "--output",
+    "output_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write JSON Lines here (default: stdout).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "jsonl", "csv"]),
+    default="auto",
+    show_default=True,
+    help="Input format; auto = csv for *.csv, else jsonl.",
+)
 def command(
-    input_path: Path, policy_path: Path | None, as_of: datetime | None,
-    output_path: Path | None, fmt: str,
+    input_path: Path,
+    policy_path: Path | None,
+    as_of: datetime | None,
+    output_path: Path | None,
+    fmt: str,
 ) -> None:
     """Assess customers from a JSON Lines or CSV file; print Assessments as JSON Lines."""
     try:
@@ -185,9 +187,10 @@ def command(
     if fmt == "auto":
         fmt = "csv" if input_path.suffix.lower() == ".csv" else "jsonl"
     try:
-        with input_path.open(encoding="utf-8-sig", newline="") as source, _progress(
-            input_path
-        ) as advance:
+        with (
+            input_path.open(encoding="utf-8-sig", newline="") as source,
+            _progress(input_path) as advance,
+        ):
             lines = _counted(source, advance)
             if output_path is None:
                 assessed, skipped = run(lines, fmt, policy, day, sys.stdout, sys.stderr)

@@ -1,0 +1,105 @@
+"""Chunked ingest (tiering_core/ingest.py) and ``crmtier tier``'s use of it: one unreadable
+record costs only itself, with its line and field reported, whatever its place in a chunk
+or across chunk boundaries; the garbage collector is back on once a run ends."""
+
+from __future__ import annotations
+
+import gc
+import io
+import json
+from typing import Any
+
+import pytest
+from core_support import AS_OF
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crmtier.commands.tier import run
+from tiering_core import ingest
+from tiering_core.policy import load_policy
+
+POLICY = load_policy()
+
+
+def record(i: int) -> dict[str, Any]:
+    return {"id": f"C{i}", "kind": "individual", "assets": {"deposits": 1000.0 * i}}
+
+
+BAD = {"id": "SECRET-ID", "assets": {"deposits": "lots"}}  # text where a number belongs
+DEPOSITS_REASON = (
+    "field assets.deposits: Input should be a valid number, unable to parse string as a number"
+)
+
+
+def test_one_bad_json_line_in_a_chunk_costs_only_itself() -> None:
+    texts = [json.dumps(record(i)) for i in range(5)]
+    texts[2] = json.dumps(BAD)
+    chunk = ingest.from_json_lines(enumerate(texts, start=10))
+    assert [p.id for p in chunk.profiles] == ["C0", "C1", "C3", "C4"]
+    assert chunk.unreadable == [ingest.Unreadable(12, (DEPOSITS_REASON,))]
+
+
+def test_one_bad_record_in_a_chunk_costs_only_itself() -> None:
+    records = [record(i) for i in range(5)]
+    records[0] = {"id": "C0", "credit": {"score": 1.5}, "aml": {"pep": "maybe"}}
+    chunk = ingest.from_records(enumerate(records, start=2))
+    assert [p.id for p in chunk.profiles] == ["C1", "C2", "C3", "C4"]
+    (bad,) = chunk.unreadable
+    assert bad.line == 2
+    assert [r.split(":")[0] for r in bad.reasons] == ["field credit.score", "field aml.pep"]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{not json", "not valid JSON (key must be a string"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"kind": "individual"}', "field id: Field required"),
+        ('{"id": "C1", "colour": "red"}', "field colour: Extra inputs are not permitted"),
+    ],
+)
+def test_reasons_are_one_line_and_name_the_field(text: str, reason: str) -> None:
+    (bad,) = ingest.from_json_lines([(7, text)]).unreadable
+    assert bad.line == 7
+    assert bad.reasons[0].startswith(reason)
+    assert all("\n" not in r for r in bad.reasons)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.booleans(), max_size=40))
+def test_chunk_keeps_every_good_record_in_order_and_every_bad_line(bad: list[bool]) -> None:
+    texts = [json.dumps(BAD if b else record(i)) for i, b in enumerate(bad)]
+    chunk = ingest.from_json_lines(enumerate(texts, start=1))
+    assert [p.id for p in chunk.profiles] == [f"C{i}" for i, b in enumerate(bad) if not b]
+    assert [u.line for u in chunk.unreadable] == [i + 1 for i, b in enumerate(bad) if b]
+    assert all(u.reasons == (DEPOSITS_REASON,) for u in chunk.unreadable)
+
+
+def test_tier_run_across_chunk_boundaries() -> None:
+    """Bad lines first in a chunk, last in one and mid-chunk, with blank lines shifting the
+    numbering: every other record is assessed, in order, and each bad one is reported once
+    with its own line number and field, without its value."""
+    n = 2 * ingest.CHUNK + 50
+    texts = [json.dumps(record(i)) for i in range(n)]
+    bad_at = {0, ingest.CHUNK - 1, ingest.CHUNK, ingest.CHUNK + 7, n - 1}
+    for i in bad_at:
+        texts[i] = json.dumps(BAD)
+    source = [t + "\n" for t in texts]
+    source.insert(3, "\n")  # a blank line: skipped, but it still counts as a line
+    out, err = io.StringIO(), io.StringIO()
+    assert run(source, "jsonl", POLICY, AS_OF, out, err) == (n - len(bad_at), len(bad_at))
+    assessed = [json.loads(line)["id"] for line in out.getvalue().splitlines()]
+    assert assessed == [f"C{i}" for i in range(n) if i not in bad_at]
+    reported = [f"line {i + 1 + (i >= 3)}: {DEPOSITS_REASON}" for i in sorted(bad_at)]
+    assert err.getvalue().splitlines() == reported
+    assert "SECRET-ID" not in err.getvalue() and "lots" not in err.getvalue()
+    assert gc.isenabled()
+
+
+def test_tier_run_csv_reports_the_row_line() -> None:
+    rows = ["id,assets.deposits\n", "C1,10\n", "C2,abc\n", "C3,\n"]
+    out, err = io.StringIO(), io.StringIO()
+    assert run(rows, "csv", POLICY, AS_OF, out, err) == (2, 1)
+    assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == ["C1", "C3"]
+    assert err.getvalue() == f"line 3: {DEPOSITS_REASON}\n"
+    assert gc.isenabled()
