@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from itertools import islice
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, get_origin
 
@@ -29,7 +29,6 @@ from rich.progress import Progress
 
 from connectors.mapping import CANONICAL_TYPES, set_path
 from tiering_core import ingest
-from tiering_core.collector import collector_paused
 from tiering_core.engine import assess_batch
 from tiering_core.models import Previous
 from tiering_core.policy import Policy, PolicyError, load_policy
@@ -78,25 +77,14 @@ def run(
 ) -> tuple[int, int]:
     """Assess every readable record of ``source``; return (assessed, skipped).
 
-    The garbage collector is paused over each chunk's whole life, validation to output, and
-    resumed only once the chunk is dropped: its objects are acyclic and freed by reference
-    counting, so a collector running meanwhile would only rescan them (tiering_core/ingest.py).
+    Records are validated and assessed a chunk at a time, the garbage collector paused over
+    each chunk's whole life, validation to output (tiering_core/ingest.py: why, measured).
     """
     numbered, validate = _reader(fmt, source)
-    assessed = skipped = 0
-    while True:
-        with collector_paused():
-            chunk = validate(islice(numbered, ingest.CHUNK))
-            counts = _assess_chunk(chunk, policy, as_of, out, err)
-            del chunk  # dropped while the collector is still paused
-        if counts is None:
-            return assessed, skipped
-        assessed, skipped = assessed + counts[0], skipped + counts[1]
+    return ingest.in_chunks(numbered, validate, partial(_assess_chunk, policy, as_of, out, err))
 
 
-def _reader(
-    fmt: str, source: Iterable[str]
-) -> tuple[Iterator[tuple[int, Any]], Callable[[Iterable[tuple[int, Any]]], ingest.Chunk]]:
+def _reader(fmt: str, source: Iterable[str]) -> tuple[Iterator[tuple[int, Any]], ingest.Validate]:
     """The numbered records of ``source`` and the validation that turns them into profiles."""
     if fmt == "csv":
         return read_csv(source), ingest.from_records
@@ -104,19 +92,15 @@ def _reader(
 
 
 def _assess_chunk(
-    chunk: ingest.Chunk, policy: Policy, as_of: date, out: IO[str], err: IO[str]
-) -> tuple[int, int] | None:
-    """Report the chunk's unreadable records, write its assessments; (assessed, skipped),
-    or None once the input is exhausted."""
-    if not chunk.profiles and not chunk.unreadable:
-        return None
+    policy: Policy, as_of: date, out: IO[str], err: IO[str], chunk: ingest.Chunk
+) -> None:
+    """Report the chunk's unreadable records and write its assessments."""
     for bad in chunk.unreadable:
         for reason in bad.reasons:
             err.write(f"line {bad.line}: {reason}\n")
     for assessment in assess_batch(chunk.profiles, policy, as_of):
         out.write(assessment.model_dump_json())
         out.write("\n")
-    return len(chunk.profiles), len(chunk.unreadable)
 
 
 @contextmanager

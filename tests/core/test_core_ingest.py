@@ -103,3 +103,22 @@ def test_tier_run_csv_reports_the_row_line() -> None:
     assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == ["C1", "C3"]
     assert err.getvalue() == f"line 3: {DEPOSITS_REASON}\n"
     assert gc.isenabled()
+
+
+def test_in_chunks_pauses_the_collector_over_each_chunk_and_restores_it() -> None:
+    seen: list[tuple[int, bool]] = []
+
+    def handle(chunk: ingest.Chunk) -> None:
+        seen.append((len(chunk.profiles), gc.isenabled()))
+
+    texts = enumerate((json.dumps(record(i)) for i in range(ingest.CHUNK + 1)), start=1)
+    assert ingest.in_chunks(texts, ingest.from_json_lines, handle) == (ingest.CHUNK + 1, 0)
+    assert seen == [(ingest.CHUNK, False), (1, False)]
+    assert gc.isenabled()
+
+    def fail(chunk: ingest.Chunk) -> None:
+        raise RuntimeError("output closed")
+
+    with pytest.raises(RuntimeError):
+        ingest.in_chunks(enumerate([json.dumps(record(1))]), ingest.from_json_lines, fail)
+    assert gc.isenabled()
