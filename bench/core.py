@@ -4,10 +4,10 @@ Targets on one core: validated ingest >= 100,000 records/s; vectorised tiering >
 1,000,000 customers/s; single-customer re-tier p99 <= 1 ms. The stages are reported
 separately because they cost very different amounts:
 
-  ingest        -> CustomerProfile (pydantic validation), per record: from a JSON Lines
-                file as crmtier tier reads it; from dicts in chunks as a connector's pages
-                arrive; and all kept alive (where Python's garbage collector, scanning a
-                growing heap, costs more than validation)
+  ingest        -> CustomerProfile (pydantic validation), per record, through the code
+                crmtier tier runs (tiering_core/ingest.py): from a JSON Lines file; from
+                dicts (as CSV rows become); and all kept alive (where Python's garbage
+                collector, scanning a growing heap, costs more than validation)
   columnarise   profiles -> numpy columns (the one per-record loop of the batch path)
   evaluate      columns -> every tier, score, risk level, reason and DQ mask (vectorised)
   materialise   evaluation -> Assessment objects with reasons, DQ issues and CRM actions
@@ -29,7 +29,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import date
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +36,14 @@ import numpy as np
 from pydantic import ValidationError
 
 from connectors.sandbox.generator import generate
-from tiering_core.collector import collector_paused
+from crmtier.commands.tier import read_jsonl
+from tiering_core import ingest
 from tiering_core.columns import Columns
 from tiering_core.engine import assess, assess_batch, evaluate, materialise
 from tiering_core.models import CustomerProfile
 from tiering_core.policy import load_policy
 
 AS_OF = date(2026, 11, 28)
-STREAM_CHUNK = 2_000  # crmtier tier assesses 2,000 records at a time
 
 
 def median_seconds(fn: Callable[[], Any], runs: int) -> tuple[float, float]:
@@ -62,40 +61,37 @@ def median_seconds(fn: Callable[[], Any], runs: int) -> tuple[float, float]:
 
 def rate(label: str, n: int, seconds: tuple[float, float], target: str = "") -> None:
     cpu, wall = seconds
-    print(f"{label:<44} {n:>9,}: {n / cpu:>12,.0f} /s CPU ({cpu:7.3f} s), "
-          f"{n / wall:>12,.0f} /s wall  {target}")
-
-
-def _readable_json(line: str) -> CustomerProfile | None:
-    """Validate one JSON line; the generator's text-in-a-number records are unreadable and
-    skipped, as the CLI does."""
-    try:
-        return CustomerProfile.model_validate_json(line)
-    except ValidationError:
-        return None
-
-
-def _readable(record: dict[str, Any]) -> CustomerProfile | None:
-    try:
-        return CustomerProfile.model_validate(record)
-    except ValidationError:
-        return None
+    print(
+        f"{label:<44} {n:>9,}: {n / cpu:>12,.0f} /s CPU ({cpu:7.3f} s), "
+        f"{n / wall:>12,.0f} /s wall  {target}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=1_000_000,
-                        help="batch size for the vectorised evaluation")
-    parser.add_argument("--distinct", type=int, default=100_000,
-                        help="distinct generated customers (tiled up to --customers)")
+    parser.add_argument(
+        "--customers", type=int, default=1_000_000, help="batch size for the vectorised evaluation"
+    )
+    parser.add_argument(
+        "--distinct",
+        type=int,
+        default=100_000,
+        help="distinct generated customers (tiled up to --customers)",
+    )
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--materialise", type=int, default=20_000,
-                        help="customers for the Assessment-building stages")
+    parser.add_argument(
+        "--materialise",
+        type=int,
+        default=20_000,
+        help="customers for the Assessment-building stages",
+    )
     parser.add_argument("--single", type=int, default=5_000, help="single-customer calls")
     args = parser.parse_args()
     policy = load_policy()
-    print(f"policy {policy.version}; median of {args.runs} runs; one process, one thread; "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n")
+    print(
+        f"policy {policy.version}; median of {args.runs} runs; one process, one thread; "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n"
+    )
 
     raw = [{"id": c.id, **c.profile} for c in generate(args.distinct, seed=42)]
     # The input set is long-lived: keep it out of the garbage collector's scans (as a
@@ -106,22 +102,15 @@ def main() -> None:
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in raw), encoding="utf-8")
 
     def ingest_jsonl() -> None:
-        """As ``crmtier tier`` reads: a line from the file, parsed and validated in one step
-        by pydantic-core, ``STREAM_CHUNK`` lines at a time with the garbage collector paused
-        (tiering_core/collector.py), each chunk handed on and dropped."""
+        """Exactly as ``crmtier tier`` reads, minus the assessing: numbered lines from the
+        file, each parsed and validated in one step by pydantic-core, through
+        ``ingest.in_chunks`` (chunks of ``ingest.CHUNK``, collector paused over each)."""
         with jsonl.open(encoding="utf-8") as lines:
-            while True:
-                with collector_paused():
-                    chunk = [_readable_json(line) for line in islice(lines, STREAM_CHUNK)]
-                if not chunk:
-                    return
+            ingest.in_chunks(read_jsonl(lines), ingest.from_json_lines, lambda chunk: None)
 
     def ingest_streamed() -> None:
-        """Python dicts already in memory (a connector's page), validated chunk by chunk
-        with the collector paused, as the sync engine's pages arrive."""
-        for start in range(0, len(raw), STREAM_CHUNK):
-            with collector_paused():
-                [_readable(record) for record in raw[start : start + STREAM_CHUNK]]
+        """Python dicts already in memory (as crmtier tier's CSV rows become), the same way."""
+        ingest.in_chunks(enumerate(raw, start=1), ingest.from_records, lambda chunk: None)
 
     profiles: list[CustomerProfile] = []
 
@@ -131,29 +120,48 @@ def main() -> None:
             with contextlib.suppress(ValidationError):
                 profiles.append(CustomerProfile.model_validate(record))
 
-    rate("ingest, JSON Lines file -> CustomerProfile", len(raw),
-         median_seconds(ingest_jsonl, args.runs), "target >= 100,000/s")
-    rate(f"ingest, dicts in chunks of {STREAM_CHUNK:,}", len(raw),
-         median_seconds(ingest_streamed, args.runs))
+    rate(
+        "ingest, JSON Lines file -> CustomerProfile",
+        len(raw),
+        median_seconds(ingest_jsonl, args.runs),
+        "target >= 100,000/s",
+    )
+    rate(
+        f"ingest, dicts in chunks of {ingest.CHUNK:,}",
+        len(raw),
+        median_seconds(ingest_streamed, args.runs),
+    )
     rate("ingest, all kept in memory (GC-bound)", len(raw), median_seconds(ingest_all, args.runs))
     print(f"  {len(raw) - len(profiles):,} of {len(raw):,} generated records were unreadable")
 
     cols = Columns.from_profiles(profiles, policy)
-    rate("columnarise (profiles -> numpy columns)", len(profiles),
-         median_seconds(lambda: Columns.from_profiles(profiles, policy), args.runs))
+    rate(
+        "columnarise (profiles -> numpy columns)",
+        len(profiles),
+        median_seconds(lambda: Columns.from_profiles(profiles, policy), args.runs),
+    )
 
     tiled = cols.take(np.arange(args.customers) % cols.n)
-    rate(f"evaluate, vectorised ({args.customers:,} customers)", args.customers,
-         median_seconds(lambda: evaluate(tiled, policy, AS_OF), args.runs),
-         "target >= 1,000,000/s")
+    rate(
+        f"evaluate, vectorised ({args.customers:,} customers)",
+        args.customers,
+        median_seconds(lambda: evaluate(tiled, policy, AS_OF), args.runs),
+        "target >= 1,000,000/s",
+    )
 
     subset = profiles[: args.materialise]
     sub_cols = Columns.from_profiles(subset, policy)
     ev = evaluate(sub_cols, policy, AS_OF)
-    rate("materialise (-> Assessment objects)", len(subset),
-         median_seconds(lambda: materialise(subset, ev, policy, AS_OF), args.runs))
-    rate("assess_batch end to end (with Assessments)", len(subset),
-         median_seconds(lambda: assess_batch(subset, policy, AS_OF), args.runs))
+    rate(
+        "materialise (-> Assessment objects)",
+        len(subset),
+        median_seconds(lambda: materialise(subset, ev, policy, AS_OF), args.runs),
+    )
+    rate(
+        "assess_batch end to end (with Assessments)",
+        len(subset),
+        median_seconds(lambda: assess_batch(subset, policy, AS_OF), args.runs),
+    )
 
     for profile in profiles[:200]:
         assess(profile, policy, AS_OF)  # warm up
@@ -165,10 +173,14 @@ def main() -> None:
         wall.append(time.perf_counter_ns() - w)
     for clock, samples in (("CPU", cpu), ("wall", wall)):
         q = statistics.quantiles(samples, n=100)
-        print(f"{'assess, one customer (' + clock + ')':<44} {len(samples):>9,} calls: "
-              f"p50 {q[49] / 1e3:,.0f} us, p99 {q[98] / 1e3:,.0f} us  target p99 <= 1,000 us")
-    print(f"\nload average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
-          "(wall figures include time other processes held the CPU)")
+        print(
+            f"{'assess, one customer (' + clock + ')':<44} {len(samples):>9,} calls: "
+            f"p50 {q[49] / 1e3:,.0f} us, p99 {q[98] / 1e3:,.0f} us  target p99 <= 1,000 us"
+        )
+    print(
+        f"\nload average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
+        "(wall figures include time other processes held the CPU)"
+    )
 
 
 if __name__ == "__main__":
