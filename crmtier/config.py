@@ -35,6 +35,7 @@ from connectors.errors import ConfigError
 from connectors.mapping import FieldMapping, WritebackConfig, load_default_mapping
 from connectors.secrets import SecretRef, SecretRefError, resolve_secret
 from sync.crypto import StoreCipher, parse_key
+from sync.store import StateStore
 
 _SECRET_KEY = re.compile(r"secret|token|password|passwd|permanent_code|(^|_)key$", re.I)
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -148,6 +149,11 @@ class CrmtierConfig(BaseSettings):
             if not db.is_absolute():
                 parsed = parsed.set(database=str(self.base_dir / db))
         return SecretStr(parsed.render_as_string(hide_password=False))
+
+    def open_state_store(self) -> StateStore:
+        """The state store this file names, opened with its cipher (``[state]
+        encryption_key``): every command opens it here, so none can miss the key."""
+        return StateStore.open(self.state_url().get_secret_value(), cipher=self.state_cipher())
 
     def state_cipher(self) -> StoreCipher | None:
         """The state store's cipher from ``[state] encryption_key``; ``None`` without one."""

@@ -23,7 +23,7 @@ from sync.store import StateStore, StoreError
 
 def _open(config_path: Path) -> StateStore:
     try:
-        return StateStore.open(load_config(config_path).state_url().get_secret_value())
+        return load_config(config_path).open_state_store()
     except (ConfigFileError, StoreError) as exc:
         click.echo(f"crmtier audit: {exc}", err=True)
         sys.exit(2)

@@ -90,7 +90,7 @@ def open_parts(config: CrmtierConfig) -> Parts:
     def assess(profiles: Sequence[CustomerProfile]) -> list[Assessment]:
         return assess_batch(profiles, policy, datetime.now(UTC).date())
 
-    store = StateStore.open(config.state_url().get_secret_value())
+    store = config.open_state_store()
     try:
         writeback = config.writeback_config()
         connector = build_connector(config.crm, config.field_mapping(), writeback)

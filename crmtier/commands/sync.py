@@ -39,7 +39,7 @@ from sync.engine import (
     SyncSettings,
 )
 from sync.runs import RunCounts
-from sync.store import StateStore, StoreError
+from sync.store import StoreError
 
 log = logging.getLogger("crmtier.sync")
 
@@ -77,7 +77,7 @@ def open_engine(
     from tiering_core.policy import load_policy
 
     policy = load_policy(config.policy_path())
-    store = StateStore.open(config.state_url().get_secret_value())
+    store = config.open_state_store()
     try:
         connector = build_connector(config.crm, config.field_mapping(), config.writeback_config())
         try:
@@ -334,7 +334,7 @@ def _schedule(
 
 
 def _dead_letters(config: CrmtierConfig, ack: tuple[str, ...]) -> int:
-    store = StateStore.open(config.state_url().get_secret_value())
+    store = config.open_state_store()
     try:
         with store.begin() as conn:
             if ack:

@@ -49,7 +49,7 @@ def build_report(
     with_feedback: bool = False,
     notes: Sequence[str] = (),
 ) -> ReportData:
-    store = StateStore.open(config.state_url().get_secret_value())
+    store = config.open_state_store()
     try:
         feedback = None
         extra: list[str] = []

@@ -402,3 +402,25 @@ def test_postgresql_store_encrypts_and_widens_an_old_dead_letter_column() -> Non
             assert read == reason
         finally:
             store.close()
+
+
+def test_the_commands_open_the_store_with_the_configured_key(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``crmtier sync`` (a subprocess, as an operator runs it) writes an encrypted store
+    when the config names a key; ``crmtier audit verify`` reads it with the key; opening it
+    without the key is refused."""
+    key = {KEY_VAR: _key(), "CRMTIER_STATE__ENCRYPTION_KEY": f"env:{KEY_VAR}"}
+    for name, value in key.items():
+        monkeypatch.setenv(name, value)  # restored after the test (state_url() exports env)
+    harness.env.update(key)
+    run = harness.run("--as-of", AS_OF.isoformat())
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.report is not None and run.report["counts"]["written"] == CUSTOMERS
+    assert harness.audit_verify().returncode == 0
+    with pytest.raises(StoreError, match="encryption_key"):
+        StateStore.open(harness.state_url())
+    db = Path(harness.state_url().removeprefix("sqlite:///"))
+    ids = [harness.sandbox.customer_id(i) for i in range(CUSTOMERS)]  # type: ignore[attr-defined]
+    reasons = [str(harness.sandbox.written(cid).get("reasons")) for cid in ids]
+    assert _hits(_store_files(db), reasons) == []
