@@ -27,9 +27,9 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -40,14 +40,12 @@ from pydantic import ValidationError
 from connectors.contract import Connector
 from connectors.errors import ConfigError
 from connectors.registry import build_connector
-from crmtier.commands.sync import sync_settings
+from crmtier.commands.sync import make_engine
 from crmtier.config import CrmtierConfig, load_config
 from sync import jsonlog
 from sync.engine import AlreadyRunningError, SyncEngine
 from sync.store import StateStore, StoreError
-from tiering_core.engine import assess_batch
-from tiering_core.models import Assessment, CustomerProfile
-from tiering_core.policy import PolicyError, load_policy
+from tiering_core.policy import PolicyError
 from webhooks.app import configured_routes
 from webhooks.runtime import Realtime
 from webhooks.settings import WebhooksSettings
@@ -77,35 +75,25 @@ def open_parts(config: CrmtierConfig) -> Parts:
     """State store, connector and sync engine for ``config``; raises ``ConfigError``.
 
     Unlike ``crmtier sync``'s ``open_engine`` (one engine per run), this engine lives as
-    long as the process, so the assessment date is taken at each assessment, not at start:
-    a server running past midnight must not keep tiering "as of" its start day."""
+    long as the process, so it is made without a fixed day (``make_engine``): a server
+    running past midnight must not keep tiering "as of" its start day."""
     try:
         settings = WebhooksSettings.model_validate(config.webhooks)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise ConfigError(f"crmtier.toml: [webhooks] {where}: {err['msg']}") from None
-    policy = load_policy(config.policy_path())
-
-    def assess(profiles: Sequence[CustomerProfile]) -> list[Assessment]:
-        return assess_batch(profiles, policy, datetime.now(UTC).date())
-
     store = config.open_state_store()
     try:
-        writeback = config.writeback_config()
-        connector = build_connector(config.crm, config.field_mapping(), writeback)
+        connector = build_connector(config.crm, config.field_mapping(), config.writeback_config())
+        try:
+            engine = make_engine(config, store, connector)
+        except Exception:
+            connector.close()
+            raise
     except Exception:
         store.close()
         raise
-    engine = SyncEngine(
-        store,
-        connector,
-        writeback,
-        assess,
-        stream=config.stream,
-        pseudonym_key=config.pseudonym_key() or store.pseudonym_key(),
-        settings=sync_settings(config),
-    )
     return Parts(store, connector, engine, settings, config.sync.interval())
 
 

@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from connectors.contract import Connector
 from connectors.errors import ConfigError, ConnectorError
 from connectors.registry import build_connector
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config, parse_interval
@@ -39,7 +40,8 @@ from sync.engine import (
     SyncSettings,
 )
 from sync.runs import RunCounts
-from sync.store import StoreError
+from sync.store import StateStore, StoreError
+from tiering_core.models import Assessment, CustomerProfile
 
 log = logging.getLogger("crmtier.sync")
 
@@ -64,6 +66,42 @@ def sync_settings(config: CrmtierConfig) -> SyncSettings:
     )
 
 
+def make_engine(
+    config: CrmtierConfig,
+    store: StateStore,
+    connector: Connector,
+    *,
+    as_of: date | None = None,
+    on_progress: Any = None,
+) -> SyncEngine:
+    """The sync engine ``config`` describes, over an opened store and connector. With
+    ``as_of`` every assessment is as of that day (one run); without it the day is taken at
+    each assessment, so a long-lived ``crmtier serve`` past midnight tiers as of today."""
+    from tiering_core.engine import assess_batch
+    from tiering_core.policy import load_policy
+
+    policy = load_policy(config.policy_path())
+    assess: Callable[[Sequence[CustomerProfile]], list[Assessment]]
+    if as_of is None:
+
+        def assess(profiles: Sequence[CustomerProfile]) -> list[Assessment]:
+            return assess_batch(profiles, policy, datetime.now(UTC).date())
+
+    else:
+        assess = partial(assess_batch, policy=policy, as_of=as_of)
+    return SyncEngine(
+        store,
+        connector,
+        config.writeback_config(),
+        assess,
+        stream=config.stream,
+        pseudonym_key=config.pseudonym_key() or store.pseudonym_key(),
+        settings=sync_settings(config),
+        on_progress=on_progress,
+        policy_version=policy.version,
+    )
+
+
 @contextmanager
 def open_engine(
     config: CrmtierConfig,
@@ -71,29 +109,14 @@ def open_engine(
     as_of: date | None = None,
     on_progress: Any = None,
 ) -> Iterator[SyncEngine]:
-    """Everything a sync needs, built from the config: state store, connector, policy.
-    Also used by ``crmtier serve`` and the webhook worker."""
-    from tiering_core.engine import assess_batch
-    from tiering_core.policy import load_policy
-
-    policy = load_policy(config.policy_path())
+    """Everything one sync run needs, built from the config: state store, connector,
+    policy, the day it assesses as of (``as_of`` or today)."""
     store = config.open_state_store()
     try:
         connector = build_connector(config.crm, config.field_mapping(), config.writeback_config())
         try:
-            key = config.pseudonym_key() or store.pseudonym_key()
             day = as_of or datetime.now(UTC).date()
-            yield SyncEngine(
-                store,
-                connector,
-                config.writeback_config(),
-                partial(assess_batch, policy=policy, as_of=day),
-                stream=config.stream,
-                pseudonym_key=key,
-                settings=sync_settings(config),
-                on_progress=on_progress,
-                policy_version=policy.version,
-            )
+            yield make_engine(config, store, connector, as_of=day, on_progress=on_progress)
         finally:
             connector.close()
     finally:
