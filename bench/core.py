@@ -36,7 +36,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from connectors.sandbox.generator import generate
-from crmtier.commands.tier import read_jsonl
+from crmtier.commands.tier import open_input, read_jsonl
 from tiering_core import ingest
 from tiering_core.columns import Columns
 from tiering_core.engine import assess, assess_batch, evaluate, materialise
@@ -102,10 +102,11 @@ def main() -> None:
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in raw), encoding="utf-8")
 
     def ingest_jsonl() -> None:
-        """Exactly as ``crmtier tier`` reads, minus the assessing: numbered lines from the
-        file, each parsed and validated in one step by pydantic-core, through
-        ``ingest.in_chunks`` (chunks of ``ingest.CHUNK``, collector paused over each)."""
-        with jsonl.open(encoding="utf-8") as lines:
+        """Exactly as ``crmtier tier`` reads, minus the assessing: numbered lines of the file
+        opened as the command opens it, each parsed and validated in one step by
+        pydantic-core, through ``ingest.in_chunks`` (chunks of ``ingest.CHUNK``, the
+        collector paused over each)."""
+        with open_input(jsonl, "jsonl") as lines:
             ingest.in_chunks(read_jsonl(lines), ingest.from_json_lines, lambda chunk: None)
 
     def ingest_streamed() -> None:

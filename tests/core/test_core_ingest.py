@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from core_support import AS_OF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crmtier.commands.tier import run
+from crmtier.commands.tier import open_input, run
 from tiering_core import ingest
 from tiering_core.policy import load_policy
 
@@ -122,3 +123,19 @@ def test_in_chunks_pauses_the_collector_over_each_chunk_and_restores_it() -> Non
     with pytest.raises(RuntimeError):
         ingest.in_chunks(enumerate([json.dumps(record(1))]), ingest.from_json_lines, fail)
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        ("jsonl", "\ufeff" + "".join(json.dumps(record(i)) + "\r\n" for i in (1, 2))),
+        ("csv", "\ufeffid,assets.deposits\r\nC1,5\r\nC2,\r\n"),
+    ],
+)
+def test_open_input_drops_a_bom_and_reads_crlf_lines(tmp_path: Path, fmt: str, text: str) -> None:
+    path = tmp_path / f"customers.{fmt}"
+    path.write_bytes(text.encode("utf-8"))
+    out, err = io.StringIO(), io.StringIO()
+    with open_input(path, fmt) as source:
+        assert run(source, fmt, POLICY, AS_OF, out, err) == (2, 0), err.getvalue()
+    assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == ["C1", "C2"]
