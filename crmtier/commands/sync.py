@@ -7,6 +7,7 @@ Exit status (for cron and schedulers): 0 succeeded, 1 failed, 2 bad configuratio
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import signal
@@ -224,14 +225,39 @@ def _report_json(report: RunReport) -> str:
     )
 
 
+#: gen-0 threshold for a sync run (Python's default is 700), and the older generations'
+GC_THRESHOLDS = (50_000, 50, 1_000)
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector far less often during a sync run, and restore it.
+
+    A run allocates millions of short-lived objects (records, models, rows, JSON) and keeps
+    few, so at the default gen-0 threshold the collector runs tens of thousands of times
+    per 100,000 customers, each pass walking whatever the current page still holds. At
+    ``GC_THRESHOLDS`` cycles are still freed, but bench/sync.py's sync CPU drops by 20-25 %
+    with peak RSS unchanged. Only ``crmtier sync`` does this: in ``serve`` the receiver
+    shares the process, and fewer, larger collections would land in its ack latency."""
+    old = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 def _run_once(config: CrmtierConfig, options: RunOptions, as_json: bool, quiet: bool) -> int:
     out = Console(file=sys.stdout, soft_wrap=True)
     err = Console(file=sys.stderr)
     view = None if (as_json or quiet or not err.is_terminal) else _ProgressView(err)
     try:
-        with open_engine(
-            config, as_of=options.as_of, on_progress=view.update if view else None
-        ) as engine:
+        with (
+            fewer_collections(),
+            open_engine(
+                config, as_of=options.as_of, on_progress=view.update if view else None
+            ) as engine,
+        ):
             if view:
                 with view.progress:
                     report = engine.run(options)
