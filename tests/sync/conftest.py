@@ -220,3 +220,22 @@ def start_sandbox(crm: str, data_dir: Path, customers: int, **options: Any) -> S
     sandbox = open_sandbox(crm, data_dir=data_dir, **options).start()
     sandbox.seed(customers)
     return sandbox
+
+
+@contextmanager
+def salesforce_harness(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, customers: int
+) -> Iterator[Harness]:
+    """A seeded Salesforce sandbox and its installation, its ``CRMTIER_*`` environment set
+    for this test (restored after it), stopped at the end."""
+    if "salesforce" not in available_crms():
+        pytest.skip("Salesforce sandbox/connector not in tree")
+    sandbox = start_sandbox("salesforce", data_dir, customers)
+    harness = Harness(sandbox, data_dir)
+    for key, value in harness.env.items():
+        if key.startswith("CRMTIER_"):
+            monkeypatch.setenv(key, value)
+    try:
+        yield harness
+    finally:
+        sandbox.stop()

@@ -34,7 +34,7 @@ from sync.engine import RunOptions, SyncEngine
 from sync.inbox import Inbox
 from sync.state import load_states
 from sync.store import StateStore, StoreError, create_engine
-from tests.sync.conftest import Harness, available_crms, pg_schema, start_sandbox
+from tests.sync.conftest import Harness, pg_schema, salesforce_harness
 from tiering_core.engine import assess_batch
 from tiering_core.policy import load_policy
 
@@ -76,17 +76,8 @@ def _backup(db: Path, target: Path) -> Path:
 
 @pytest.fixture
 def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    if "salesforce" not in available_crms():
-        pytest.skip("Salesforce sandbox/connector not in tree")
-    sandbox = start_sandbox("salesforce", tmp_path / "sf", CUSTOMERS)
-    h = Harness(sandbox, tmp_path / "sf")
-    for key, value in h.env.items():
-        if key.startswith("CRMTIER_"):
-            monkeypatch.setenv(key, value)
-    try:
+    with salesforce_harness(tmp_path / "sf", monkeypatch, CUSTOMERS) as h:
         yield h
-    finally:
-        sandbox.stop()
 
 
 def _sync(config: CrmtierConfig, store: StateStore) -> None:

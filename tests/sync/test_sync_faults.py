@@ -20,7 +20,7 @@ from crmtier.config import load_config
 from sync import bookmarks, schema
 from sync.engine import RunOptions, RunReport
 from sync.runs import RunCounts
-from tests.sync.conftest import Harness, available_crms, start_sandbox
+from tests.sync.conftest import Harness, available_crms, salesforce_harness
 
 pytestmark = pytest.mark.skipif(
     "salesforce" not in available_crms(), reason="Salesforce sandbox/connector not in tree"
@@ -32,15 +32,8 @@ RICH = {"assets.deposits": 90_000_000, "aum_avg_3m": 90_000_000}
 
 @pytest.fixture
 def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    sandbox = start_sandbox("salesforce", tmp_path / "sf", CUSTOMERS)
-    h = Harness(sandbox, tmp_path / "sf")
-    for key, value in h.env.items():
-        if key.startswith("CRMTIER_"):
-            monkeypatch.setenv(key, value)
-    try:
+    with salesforce_harness(tmp_path / "sf", monkeypatch, CUSTOMERS) as h:
         yield h
-    finally:
-        sandbox.stop()
 
 
 def _run(h: Harness, on_progress: object = None, **options: object) -> RunReport:
