@@ -35,6 +35,7 @@ from sync.inbox import Inbox
 from sync.state import load_states
 from sync.store import StateStore, StoreError, create_engine
 from tests.sync.conftest import Harness, pg_schema, salesforce_harness
+from tests.sync.test_sync_config import BASE as CRM_TABLE
 from tiering_core.engine import assess_batch
 from tiering_core.policy import load_policy
 
@@ -281,14 +282,7 @@ def test_a_tampered_value_is_a_clear_error_not_garbage(
     assert "\n" not in str(info.value)
 
 
-BASE = """
-[crm]
-kind = "salesforce"
-base_url = "https://127.0.0.1:1"
-client_id = "env:SF_ID"
-client_secret = "env:SF_SECRET"
-[state]
-"""
+BASE = CRM_TABLE + "[state]\n"
 
 
 @pytest.mark.parametrize(
