@@ -178,10 +178,16 @@ class Harness:
         )
 
     def state_url(self) -> str:
+        """The store URL as crmtier resolves it from this installation's config and
+        ``CRMTIER_*`` environment, which is set only while the config loads (restored
+        after, so no sandbox secret leaks into later tests or their child processes)."""
         from crmtier.config import load_config
 
-        os.environ.update({k: v for k, v in self.env.items() if k.startswith("CRMTIER_")})
-        return load_config(self.config).state_url().get_secret_value()
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in self.env.items():
+                if key.startswith("CRMTIER_"):
+                    mp.setenv(key, value)
+            return load_config(self.config).state_url().get_secret_value()
 
     def customer_ids(self) -> list[str]:
         store = StateStore.open(self.state_url())

@@ -389,16 +389,11 @@ def test_postgresql_store_encrypts_and_widens_an_old_dead_letter_column() -> Non
             store.close()
 
 
-def test_the_commands_open_the_store_with_the_configured_key(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_commands_open_the_store_with_the_configured_key(harness: Harness) -> None:
     """``crmtier sync`` (a subprocess, as an operator runs it) writes an encrypted store
     when the config names a key; ``crmtier audit verify`` reads it with the key; opening it
     without the key is refused."""
-    key = {KEY_VAR: _key(), "CRMTIER_STATE__ENCRYPTION_KEY": f"env:{KEY_VAR}"}
-    for name, value in key.items():
-        monkeypatch.setenv(name, value)  # restored after the test (state_url() exports env)
-    harness.env.update(key)
+    harness.env.update({KEY_VAR: _key(), "CRMTIER_STATE__ENCRYPTION_KEY": f"env:{KEY_VAR}"})
     run = harness.run("--as-of", AS_OF.isoformat())
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.report is not None and run.report["counts"]["written"] == CUSTOMERS
