@@ -115,6 +115,12 @@ class WriteResult:
     retryable: bool = False
 
 
+#: The name every rights line of ``check()`` starts with (reference S6); ``doctor`` adds a
+#: "not verified" line only when a connector has none. ``RIGHTS_DOC`` explains the set-up.
+RIGHTS_CHECK = "integration user rights"
+RIGHTS_DOC = "docs/admin-setup.md"
+
+
 @dataclass(frozen=True)
 class SchemaCheck:
     """One line of ``crmtier doctor``'s checklist."""

@@ -34,7 +34,12 @@ from sync import crypto, schema
 from sync.crypto import StoreCipher, StoreError
 from sync.schema import Migration, locks, meta, now_text, utc_text
 
-__all__ = ["StateStore", "StoreError", "create_engine"]
+__all__ = ["EncryptionPendingError", "StateStore", "StoreError", "create_engine"]
+
+
+class EncryptionPendingError(StoreError):
+    """The store's values are not yet under the configured key, and this open was told
+    not to rewrite them (a plain ``crmtier doctor`` changes nothing on disk)."""
 
 #: ``meta`` key naming the key the store's values are encrypted under (``enc1:<key id>``)
 ENCRYPTION_META = "encryption"
@@ -112,11 +117,15 @@ class StateStore:
         crypto.install(engine, cipher)
 
     @classmethod
-    def open(cls, url: str, *, cipher: StoreCipher | None = None) -> StateStore:
+    def open(
+        cls, url: str, *, cipher: StoreCipher | None = None, rewrite: bool = True
+    ) -> StateStore:
+        """Open and migrate the store; with ``rewrite`` (the default) bring its values to
+        ``cipher``'s key, otherwise raise ``EncryptionPendingError`` where that is due."""
         store = cls(create_engine(url), cipher)
         try:
             store.migrate("sync", schema.SYNC_MIGRATIONS)
-            store.check_encryption()
+            store.check_encryption(rewrite=rewrite)
         except BaseException:
             store.close()
             raise
@@ -169,7 +178,7 @@ class StateStore:
 
     # --- encryption at rest ------------------------------------------------------------
 
-    def check_encryption(self) -> None:
+    def check_encryption(self, *, rewrite: bool = True) -> None:
         """Refuse a store this process could not read, or would write in the clear; bring a
         store written in the clear or under the old key to the configured key.
 
@@ -201,6 +210,12 @@ class StateStore:
                     f"state store is encrypted with key id {stored}, but [state] "
                     f"encryption_key is key id {cipher.key_id}: wrong key (to change keys, "
                     "set the old one as [state] old_encryption_key for one start)"
+                )
+            if not rewrite:
+                held = "in the clear" if stored is None else f"under key id {stored}"
+                raise EncryptionPendingError(
+                    f"state store values are {held}; the next sync or crmtier doctor --fix "
+                    f"encrypts them under key id {cipher.key_id}"
                 )
             rewritten = self._reencrypt(conn, cipher, from_plaintext=stored is None)
             self.meta_put(conn, ENCRYPTION_META, f"{crypto.FORMAT}:{cipher.key_id}")

@@ -11,17 +11,17 @@ user API, so doctor does not claim it is least privilege, only that it is not th
 
 from __future__ import annotations
 
-from connectors.contract import SchemaCheck
+from connectors.contract import RIGHTS_CHECK, RIGHTS_DOC, SchemaCheck
 from connectors.errors import ConnectorError
 from connectors.zoho.client import ZohoClient
 
-NAME = "integration user rights: profile"
+NAME = f"{RIGHTS_CHECK}: profile"
 #: Zoho's built-in full-access profile. Our reading: the name is the built-in one as Zoho
 #: shows it (profile names are not localised in API answers); a renamed copy is not caught.
 ADMINISTRATOR = "Administrator"
 FIX = (
     "give the integration user a custom profile with Read on the mapped fields, Edit only "
-    "on the tier fields and Create on Tasks (docs/admin-setup.md)"
+    f"on the tier fields and Create on Tasks ({RIGHTS_DOC})"
 )
 
 

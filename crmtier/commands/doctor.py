@@ -30,20 +30,16 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.engine import make_url
 
-from connectors.contract import Connector, SchemaCheck
+from connectors.contract import RIGHTS_CHECK, RIGHTS_DOC, Connector, SchemaCheck
 from connectors.errors import ConfigError, ConnectorError
 from connectors.registry import build_connector
 from connectors.salesforce.connector import SalesforceConnector
 from connectors.salesforce.metadata import SchemaFix, fix_schema
 from crmtier.config import CrmtierConfig, load_config
 from sync import jsonlog
-from sync.store import StateStore, StoreError
+from sync.store import EncryptionPendingError, StateStore, StoreError
 from tiering_core.policy import PolicyError, load_policy
 from webhooks.settings import WebhooksSettings
-
-#: where docs/admin-setup.md explains the least-privilege set-up of each CRM
-RIGHTS_DOC = "docs/admin-setup.md"
-_RIGHTS_WORDS = ("right", "permission", "privilege", "scope", "profile")
 
 
 def _ok(name: str, detail: str = "") -> SchemaCheck:
@@ -71,8 +67,9 @@ def check_policy(config: CrmtierConfig) -> SchemaCheck:
 
 
 def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
-    """The state store answers; a missing SQLite file is created only with ``--fix`` (or
-    by the first sync), so a plain ``doctor`` changes nothing on disk."""
+    """The state store answers; a missing SQLite file is created, and values are brought
+    under ``[state] encryption_key``, only with ``--fix`` (or by the first sync), so a plain
+    ``doctor`` does not rewrite the store."""
     try:
         url = config.state_url().get_secret_value()
         parsed = make_url(url)
@@ -82,12 +79,15 @@ def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
                 return _warn("state store", f"{db} does not exist yet",
                              "created by the first sync, or now by crmtier doctor --fix")
         cipher = config.state_cipher()
-        store = StateStore.open(url, cipher=cipher)
+        store = StateStore.open(url, cipher=cipher, rewrite=fix)
         try:
             with store.engine.connect() as conn:
                 backend = conn.dialect.name
         finally:
             store.close()
+    except EncryptionPendingError as exc:
+        return _warn("state store", str(exc), "run crmtier doctor --fix (stop other crmtier "
+                     "processes first: the rewrite is one transaction)", ok=False)
     except (StoreError, ConfigError, OSError) as exc:
         return _error("state store", str(exc), "check [state] url and that the database is up")
     except Exception as exc:  # a driver error: name it, never print the URL (it may hold a host)
@@ -151,10 +151,10 @@ def check_allowance(connector: Connector, api_share: float) -> SchemaCheck:
 def check_rights(kind: str, crm_checks: list[SchemaCheck]) -> SchemaCheck | None:
     """Reference S6. Where the connector itself checks the integration user's rights its
     lines already say so; otherwise say plainly that they were not verified."""
-    if any(any(w in c.name.lower() for w in _RIGHTS_WORDS) for c in crm_checks):
+    if any(c.name.startswith(RIGHTS_CHECK) for c in crm_checks):
         return None
     return _warn(
-        "integration user rights",
+        RIGHTS_CHECK,
         f"not verified by the {kind} connector",
         f"make sure the user can read the mapped fields and edit only the tier fields "
         f"({RIGHTS_DOC})",
@@ -257,24 +257,25 @@ def command(config_path: Path, fix: bool) -> None:
         print_checklist(console, f"{config.kind}", crm)
         sys.exit(_finish(console, local + crm))
     try:
-        crm = list(connector.check())
-        if not any(is_error(c) for c in crm[:1]):  # reachable: usage is meaningful
-            crm.append(check_allowance(connector, float(config.crm.get("api_share", 0.2))))
-        rights = check_rights(config.kind, crm)
-        if rights is not None:
-            crm.append(rights)
+        crm = crm_checks(connector, config)
         title = f"{config.kind} ({config.crm.get('base_url', '')})"
         print_checklist(console, title, crm)
-        if fix and _fix(console, config, connector, settings, crm):
-            crm = _recheck(connector, config)
-            print_checklist(console, f"{title} after --fix", crm)
+        if fix:
+            rechecked = _fix(console, config, connector, settings, crm)
+            if rechecked is not None:
+                crm = rechecked
+                print_checklist(console, f"{title} after --fix", crm)
     finally:
         connector.close()
     sys.exit(_finish(console, local + crm))
 
 
-def _recheck(connector: Connector, config: CrmtierConfig) -> list[SchemaCheck]:
+def crm_checks(connector: Connector, config: CrmtierConfig) -> list[SchemaCheck]:
+    """The CRM's checklist: the connector's own checks, the API allowance once the CRM
+    answers, and the rights line where the connector has none."""
     crm = list(connector.check())
+    if not any(is_error(c) for c in crm[:1]):  # reachable: usage is meaningful
+        crm.append(check_allowance(connector, float(config.crm.get("api_share", 0.2))))
     rights = check_rights(config.kind, crm)
     return crm if rights is None else [*crm, rights]
 
@@ -285,8 +286,9 @@ def _fix(
     connector: Connector,
     settings: WebhooksSettings | None,
     checks: list[SchemaCheck],
-) -> bool:
-    """Run the fixes and print what they did; True if the CRM may have changed."""
+) -> list[SchemaCheck] | None:
+    """Run the fixes and print what they did; the checklist as the CRM now answers when a
+    fix changed it, else None."""
     done: list[str] = []
     by_hand: list[str] = []
     handled: set[str] = set()
@@ -307,7 +309,7 @@ def _fix(
             text, ok = str(exc), False
         (done if ok else by_hand).append(text)
     if done:  # say only what is still wrong, as the CRM now answers
-        checks = _recheck(connector, config)
+        checks = crm_checks(connector, config)
     schema = [
         f"{c.name}: {c.fix}"
         for c in checks
@@ -323,7 +325,7 @@ def _fix(
         console.print(f"[yellow]by hand[/yellow] {escape(line)}")
     if not done and not by_hand:
         console.print("nothing to fix")
-    return bool(done)
+    return checks if done else None
 
 
 def _finish(console: Console, checks: list[SchemaCheck]) -> int:
