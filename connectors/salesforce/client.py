@@ -154,9 +154,13 @@ class SalesforceClient:
         with self._login_lock:
             return self._sf or self._login()
 
-    def _forget_session(self) -> None:
+    def _forget_session(self, sf: Salesforce) -> None:
+        """Drop ``sf`` after it was refused, unless another thread already replaced it: threads
+        that all held the expired session then share one new login instead of each wiping the
+        one the other just made."""
         with self._login_lock:
-            self._sf = None
+            if self._sf is sf:
+                self._sf = None
 
     # --- the one call path -----------------------------------------------------------------
 
@@ -191,9 +195,12 @@ class SalesforceClient:
             return sum(n for kind, n in self.calls.items() if kind != "oauth_token")
 
     def _call(self, kind: str, fn: Callable[[Salesforce], T]) -> T:
+        used: Salesforce | None = None
+
         def attempt() -> T:
+            nonlocal used
             self._guard()
-            sf = self._session_or_login()
+            sf = used = self._session_or_login()
             try:
                 result = fn(sf)
             except SalesforceError as exc:
@@ -210,9 +217,11 @@ class SalesforceClient:
                 self.allowance = (int(usage.used), int(usage.total))
             return result
 
-        return call_with_retry(
-            attempt, self.policy, refresh_auth=self._forget_session, sleep=self._sleep
-        )
+        def refresh_auth() -> None:
+            if used is not None:
+                self._forget_session(used)
+
+        return call_with_retry(attempt, self.policy, refresh_auth=refresh_auth, sleep=self._sleep)
 
     # --- operations --------------------------------------------------------------------------
 

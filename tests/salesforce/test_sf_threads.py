@@ -25,3 +25,27 @@ def test_concurrent_applies_count_every_call_and_log_in_once(sandbox_factory, co
     assert all(r.ok for r in results) and len(results) == 400
     assert sum(connector.api_usage().calls.values()) == sum(after.values())  # none lost
     assert after.get("oauth_token", 0) == before.get("oauth_token", 0) == 1  # logged in once
+
+
+def test_threads_refused_with_an_expired_session_share_one_new_login(sandbox_factory, connect):
+    """Four writes carry the expired session and are refused one after another (staggered
+    delays), each after another thread has already logged in again: a thread must not throw
+    away the session a neighbour just made, so the four refusals cost one login, not four."""
+    sandbox = sandbox_factory("salesforce", customers=200)
+    connector = connect(sandbox)
+    ids = [record.profile.id for page in connector.read_changed(None) for record in page.records]
+    plans = [
+        WritePlan(
+            field_updates=tuple(FieldUpdate(cid, {"value_tier": "mass"}) for cid in ids[i : i + 50])
+        )
+        for i in range(0, 200, 50)
+    ]
+    sandbox.expire_session()
+    for step in range(1, 5):  # each in-flight write takes one: refusals 0.1 s apart
+        sandbox.server.inject("collections_update", delay=0.1 * step)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = [r for batch in pool.map(connector.apply, plans) for r in batch]
+    counts = sandbox.server.calls.counts()
+    assert all(r.ok for r in results) and len(results) == 200
+    assert counts["collections_update"] == 8  # four refused, four retried
+    assert counts["oauth_token"] == 2  # the first login and one renewal
