@@ -135,24 +135,34 @@ def test_scheduled_mode_runs_repeatedly_and_stops_on_sigterm(tmp_path: Path) -> 
     """The CLI's schedule, not a CRM feature: checked on the first available sandbox."""
     crm = available_crms()[0]
     sandbox = start_sandbox(crm, tmp_path / crm, 30)
-    harness = Harness(sandbox, tmp_path / crm)
-    proc = harness.popen("--every", "1s", "--quiet")
     try:
-        store = StateStore.open(harness.state_url())
+        harness = Harness(sandbox, tmp_path / crm)
+        proc = harness.popen("--every", "1s", "--quiet")
         try:
-            deadline = time.monotonic() + 120
-            finished = 0
-            while time.monotonic() < deadline and finished < 2:
-                with store.begin() as conn:
-                    finished = conn.execute(
-                        sa.select(sa.func.count()).where(schema.runs.c.status == "succeeded")
-                    ).scalar_one()
-                time.sleep(0.2)
+            store = StateStore.open(harness.state_url())
+            try:
+                finished = 0
+                while finished < 2:
+                    if proc.poll() is not None:
+                        _, stderr = proc.communicate()
+                        pytest.fail(
+                            f"crmtier sync --every exited {proc.returncode} after {finished} "
+                            f"runs: {stderr[-2000:]}"
+                        )
+                    with store.begin() as conn:
+                        finished = conn.execute(
+                            sa.select(sa.func.count()).where(schema.runs.c.status == "succeeded")
+                        ).scalar_one()
+                    time.sleep(0.2)
+            finally:
+                store.close()
         finally:
-            store.close()
-        assert finished >= 2
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=60)
         sandbox.stop()
     assert proc.returncode == 0
