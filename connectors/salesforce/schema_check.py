@@ -21,7 +21,7 @@ from typing import Any, get_origin
 from connectors.contract import SchemaCheck
 from connectors.errors import ConnectorError
 from connectors.mapping import CANONICAL_TYPES, FieldMapping, WritebackConfig
-from connectors.salesforce.client import SalesforceClient, soql
+from connectors.salesforce.client import SalesforceClient, select, soql
 from connectors.salesforce.config import SalesforceSettings
 
 _TEXT = {"string", "picklist", "textarea", "combobox", "reference", "id", "email", "phone", "url"}
@@ -39,10 +39,7 @@ _BROAD_PERMISSIONS = {
     "PermissionsCustomizeApplication": "Customize Application",
 }
 _API_ONLY = "PermissionsApiUserOnly"
-_PERMISSION_QUERY = (
-    "SELECT PermissionsModifyAllData, PermissionsViewAllData, "
-    "PermissionsCustomizeApplication, PermissionsApiUserOnly FROM UserPermissionAccess"
-)
+_PERMISSION_QUERY = select([*_BROAD_PERMISSIONS, _API_ONLY], "UserPermissionAccess")
 _NAMES_SHOWN = 5
 
 
