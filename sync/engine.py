@@ -235,8 +235,8 @@ class _Run:
         self.inflight_by_customer: dict[str, set[int]] = {}
         self.dead_letter_customers: set[str] = set()  # with open letters: resolve on success
         self.refs: dict[str, str] = {}  # pseudonym cache
-        self.hashes: dict[str, str] = {}  # input hash per customer, this run
-        self.digests: dict[str, str] = {}  # tie-set digest of the record as last read
+        self.hashes: dict[str, str] = {}  # input hash per customer of the current page
+        self.digests: dict[str, str] = {}  # tie-set digest per customer of the current page
         self.decisions: dict[str, _Decision] = {}
         self.submitted: Counter[str] = Counter()  # items first sent, by kind
         self.submitted_groups: dict[str, set[tuple[str, bool]]] = {}  # per-customer kinds
@@ -383,6 +383,7 @@ class _Run:
     def _process(self, records: list[CrmRecord], *, advance: tuple[Page, datetime] | None) -> None:
         self.counts.read += len(records)
         self.counts.pages += 1
+        self.hashes, self.digests = {}, {}  # a page's own: a run must not grow with them
         fresh: dict[str, CrmRecord] = {}
         skip_ties = advance is not None and not self.options.full and self.bookmark is not None
         for record in records:
@@ -439,7 +440,7 @@ class _Run:
         record is unchanged without assessing it again (an assessment may depend on
         ``previous``, e.g. an "upgraded from" reason, and must not rewrite itself)."""
         cid = record.profile.id
-        digest = self.hashes.get(cid) or _input_hash(record.profile, self.e.policy_version)
+        digest = self.hashes[cid]
         if (
             self.options.full
             or self.e.policy_version is None
@@ -504,18 +505,17 @@ class _Run:
         return {
             "tiers": tiers_of(assessment),
             "fields": dict(plan.fields),
-            "assessed_at": self._as_of(assessment),
+            "assessed_at": self._as_of(),
             "below_floor_since": _iso(assessment.below_floor_since),
             "reason_codes": [r.code for r in assessment.reasons],
             "policy_version": assessment.policy_version,
-            "input_hash": self.hashes.get(record.profile.id)
-            or _input_hash(record.profile, self.e.policy_version),
+            "input_hash": self.hashes[record.profile.id],
             "run_id": self.run_id,
             "trigger": self.options.trigger,
             "source_event_id": self.source_events.get(record.profile.id),
         }
 
-    def _as_of(self, assessment: Assessment | None = None) -> str:
+    def _as_of(self) -> str:
         return (self.options.as_of or datetime.now(UTC).date()).isoformat()
 
     def _enqueue(
@@ -580,7 +580,7 @@ class _Run:
             return  # an earlier read of this run queued writes; that decision stands
         tiers = tiers_of(assessment)
         below = _iso(assessment.below_floor_since)
-        digest = self.hashes.get(cid)
+        digest = self.hashes[cid]
         if (
             state is not None
             and (state.tiers, state.below_floor_since, state.input_hash) == (tiers, below, digest)
@@ -592,7 +592,7 @@ class _Run:
                 "customer_id": cid,
                 "pseudonym": self._ref(cid),
                 "tiers": tiers,
-                "assessed_at": self._as_of(assessment),
+                "assessed_at": self._as_of(),
                 "below_floor_since": below,
                 "input_hash": digest,
                 "run_id": self.run_id,

@@ -21,8 +21,8 @@ from typing import Any
 from connectors.mapping import WritebackConfig
 from tiering_core.models import Assessment, CampaignAction, SetFieldAction, TaskAction
 
-#: characters a number's text can start with (float() also takes "inf"/"nan", which are
-#: alphabetic and stay text, as before)
+#: characters a number's text can start with besides digits (float() also takes
+#: "inf"/"nan", which start with a letter and stay text, as before)
 _NUMBER_START = frozenset("0123456789+-.")
 TIER_FIELDS = ("value_tier", "needs_tier", "credit_risk", "aml_risk", "ops_risk", "status")
 
@@ -75,7 +75,7 @@ def normalize(value: Any) -> Any:
         lowered = text.lower()
         if lowered in ("true", "false"):
             return lowered == "true"
-        if not text or text.isalpha() or not (text[0] in _NUMBER_START or text[0].isdigit()):
+        if not text or not (text[0] in _NUMBER_START or text[0].isdigit()):
             return text  # most texts: no float() attempt and its exception
         try:
             return round(float(text), 6)

@@ -29,7 +29,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -150,8 +150,8 @@ class InboxWorker:
         self.inbox = inbox
         self.fetch = fetch
         self.process = process
-        # one worker alone needs no more than a lock of its own
-        self.exclusive = exclusive or _LockSection(threading.Lock())
+        # a worker that shares its stream with nobody (one thread) needs no exclusion
+        self.exclusive = exclusive or nullcontext
         self.options = options or WorkerOptions()
         self.owner = owner
         self.clock = clock
@@ -339,18 +339,6 @@ class InboxWorker:
         purged = self.inbox.purge(now, self.options.dedupe)
         if purged:
             log.info("inbox: purged %d processed events older than the dedupe window", purged)
-
-
-class _LockSection:
-    """``exclusive`` for a worker that shares its stream with nobody else."""
-
-    def __init__(self, lock: threading.Lock) -> None:
-        self.lock = lock
-
-    @contextmanager
-    def __call__(self) -> Iterator[None]:
-        with self.lock:
-            yield
 
 
 def _source_events(
