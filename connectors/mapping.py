@@ -88,9 +88,7 @@ def _leaf_types(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         path = f"{prefix}{name}"
-        ann = info.annotation
-        inner = [a for a in get_args(ann) if a is not type(None)] if _is_union(ann) else [ann]
-        target = inner[0] if len(inner) == 1 else ann
+        target = unwrap_optional(info.annotation)
         if isinstance(target, type) and issubclass(target, BaseModel):
             out.update(_leaf_types(target, f"{path}."))
         else:
@@ -98,8 +96,14 @@ def _leaf_types(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _is_union(ann: Any) -> bool:
-    return get_origin(ann) in (typing.Union, types.UnionType)
+def unwrap_optional(annotation: Any) -> Any:
+    """``X | None`` → ``X``; any other annotation (a wider union too) as it is. Shared by
+    the canonical types here and the field types the Salesforce metadata fix creates, so
+    the two read a model field's type the same way."""
+    if get_origin(annotation) not in (typing.Union, types.UnionType):
+        return annotation
+    inner = [a for a in get_args(annotation) if a is not type(None)]
+    return inner[0] if len(inner) == 1 else annotation
 
 
 CANONICAL_TYPES: dict[str, Any] = {

@@ -21,7 +21,6 @@ integration user's ``describe`` afterwards shows it, writable.
 
 from __future__ import annotations
 
-import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from datetime import date
 from typing import Any, Literal, get_args, get_origin
 
 from connectors.errors import ConnectorError
-from connectors.mapping import WritebackConfig
+from connectors.mapping import WritebackConfig, unwrap_optional
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.config import SalesforceSettings
 from connectors.salesforce.mapping import REASONS_MAX_CHARS
@@ -107,9 +106,7 @@ def key_component(full_name: str) -> dict[str, Any]:
 
 def _plain(annotation: Any) -> Any:
     """``X | None`` and ``Annotated[X, ...]`` → ``X``."""
-    if get_origin(annotation) in (typing.Union, types.UnionType):
-        inner = [a for a in get_args(annotation) if a is not type(None)]
-        annotation = inner[0] if len(inner) == 1 else annotation
+    annotation = unwrap_optional(annotation)
     if get_origin(annotation) is typing.Annotated:
         annotation = get_args(annotation)[0]
     return annotation
@@ -242,8 +239,10 @@ def _confirm(
     settings: SalesforceSettings,
     fix: SchemaFix,
 ) -> None:
-    """``describe`` again: only a field the integration user now sees, writable (or, for a
-    key, marked External ID), is reported fixed."""
+    """``describe`` again: only a field the integration user now sees as writable
+    (``updateable``) is reported fixed. A key's External ID flag is not checked again here:
+    ``_plan`` already sent an existing key without it to ``by_hand``, and a key created here
+    carries it in its definition (``key_component``)."""
     if not to_grant:
         return
     described = {
