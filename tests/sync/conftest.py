@@ -209,6 +209,11 @@ class Harness:
         }
 
 
+def store_files(db: Path) -> list[Path]:
+    """A SQLite store's files: the database and, while it is open, its -wal and -shm."""
+    return sorted(p for p in db.parent.iterdir() if p.name.startswith(db.name))
+
+
 def _set_keys(text: str, section: str, values: dict[str, Any]) -> str:
     """Set keys of one ``[section]`` of a TOML text (replacing a key that is there)."""
     lines = text.splitlines()

@@ -34,7 +34,7 @@ from sync.engine import RunOptions, SyncEngine
 from sync.inbox import Inbox
 from sync.state import load_states
 from sync.store import StateStore, StoreError, create_engine
-from tests.sync.conftest import Harness, pg_schema, salesforce_harness
+from tests.sync.conftest import Harness, pg_schema, salesforce_harness, store_files
 from tests.sync.test_sync_config import BASE as CRM_TABLE
 from tiering_core.engine import assess_batch
 from tiering_core.policy import load_policy
@@ -52,10 +52,6 @@ def _key() -> str:
 def _cipher(*keys: str) -> StoreCipher:
     current, *old = (bytes.fromhex(k) for k in keys)
     return StoreCipher(current, old)
-
-
-def _store_files(db: Path) -> list[Path]:
-    return sorted(p for p in db.parent.iterdir() if p.name.startswith(db.name))
 
 
 def _hits(paths: list[Path], canaries: list[str]) -> list[str]:
@@ -136,7 +132,7 @@ def test_canary_values_are_not_in_the_file_the_wal_or_a_backup(
         reasons = [harness.sandbox.written(cid).get("reasons") for cid in ids]
         canaries = [v for c in customers for v in c.pii.values()] + [str(r) for r in reasons if r]
         assert len(canaries) > 4 * CUSTOMERS
-        files = _store_files(db)
+        files = store_files(db)
         assert db.with_name(db.name + "-wal").stat().st_size > 0  # the WAL holds this run
         backup = _backup(db, tmp_path / "backup.db")
         found = _hits([*files, backup], canaries)
@@ -185,7 +181,7 @@ def _plain_store(tmp_path: Path) -> tuple[str, Path]:
 def test_a_plaintext_store_is_encrypted_on_its_first_open_with_a_key(tmp_path: Path) -> None:
     url, db = _plain_store(tmp_path)
     canaries = [f"{i},777,00{n}" for i in (0, 777, 1499) for n in (1, 2)]
-    assert _hits(_store_files(db), canaries)
+    assert _hits(store_files(db), canaries)
     before = StateStore.open(url)
     pseudonym_key = before.pseudonym_key()
     before.close()
@@ -193,7 +189,7 @@ def test_a_plaintext_store_is_encrypted_on_its_first_open_with_a_key(tmp_path: P
     key = _key()
     store = StateStore.open(url, cipher=_cipher(key))
     try:
-        assert _hits(_store_files(db), canaries) == []  # VACUUM left no free-page copy
+        assert _hits(store_files(db), canaries) == []  # VACUUM left no free-page copy
         with store.begin() as conn:
             states = load_states(conn, STREAM, ["C777", "C1499"])
             raw = conn.execute(sa.text("SELECT value FROM meta WHERE key='pseudonym_key'"))
@@ -403,4 +399,4 @@ def test_the_commands_open_the_store_with_the_configured_key(harness: Harness) -
     db = Path(harness.state_url().removeprefix("sqlite:///"))
     ids = [harness.sandbox.customer_id(i) for i in range(CUSTOMERS)]  # type: ignore[attr-defined]
     reasons = [str(harness.sandbox.written(cid).get("reasons")) for cid in ids]
-    assert _hits(_store_files(db), reasons) == []
+    assert _hits(store_files(db), reasons) == []
