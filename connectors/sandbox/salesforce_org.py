@@ -221,11 +221,8 @@ class SalesforceOrg:
         """One page of ``query`` from ``start``, and where the next one starts (None: done)."""
         remaining = None if query.limit is None else max(query.limit - start.emitted, 0)
         want = size if remaining is None else min(size, remaining)
-        if (
-            query.sobject not in self.virtual
-            and query.order_by in _STREAM_ORDERS
-            and self._indexed_ids(query) is None
-        ):
+        ids = self._indexed_ids(query)
+        if self._streams(query, ids):
             rows: list[dict[str, Any]] = []
             more = False
             for view in self._stream(query, start.after):
@@ -238,7 +235,7 @@ class SalesforceOrg:
                 last = rows[-1]
                 nxt = PageState((last["SystemModstamp"], last["Id"]), start.emitted + len(rows))
             return rows, nxt
-        matched = self._materialise(query)
+        matched = self._materialise(query, ids)
         rows = matched[start.emitted : start.emitted + want]
         end = start.emitted + len(rows)
         capped = query.limit is not None and end >= query.limit
@@ -247,14 +244,11 @@ class SalesforceOrg:
     def count(self, query: Query) -> int:
         """``totalSize``: exact for lookups; for change scans, the rows at or after the
         modstamp floor (what Salesforce reports too is the size of the whole result)."""
-        if (
-            query.sobject in self.virtual
-            or self._indexed_ids(query) is not None
-            or query.order_by not in _STREAM_ORDERS
-        ):
-            total = len(self._materialise(query))
-        else:
+        ids = self._indexed_ids(query)
+        if self._streams(query, ids):
             total = self.store.count(query.sobject, since=query.modstamp_floor())
+        else:
+            total = len(self._materialise(query, ids))
         return total if query.limit is None else min(total, query.limit)
 
     def _stream(self, query: Query, after: Position | None) -> Iterator[dict[str, Any]]:
@@ -269,13 +263,21 @@ class SalesforceOrg:
             if len(rows) < _SCAN_CHUNK:
                 return
 
-    def _materialise(self, query: Query) -> list[dict[str, Any]]:
-        ids = None if query.sobject in self.virtual else self._indexed_ids(query)
-        if query.sobject in self.virtual:
-            views = self._virtual_views()
-        elif ids is not None:
+    def _streams(self, query: Query, ids: list[str] | None) -> bool:
+        """Whether ``query`` is answered by scanning the store in modstamp order, a chunk at
+        a time, rather than by materialising and sorting every match (``ids`` are its
+        ``_indexed_ids``)."""
+        return (
+            ids is None and query.sobject not in self.virtual and query.order_by in _STREAM_ORDERS
+        )
+
+    def _materialise(self, query: Query, ids: list[str] | None) -> list[dict[str, Any]]:
+        """Every row ``query`` matches, sorted; ``ids`` are its ``_indexed_ids``."""
+        if ids is not None:
             found = self.store.get_many(query.sobject, ids)
             views = [self.view(rid, ms, data) for rid, (ms, data) in found.items()]
+        elif query.sobject in self.virtual:
+            views = self._virtual_views()
         else:
             views = [self.view(r, m, d) for r, m, d in self.store.scan(query.sobject)]
         rows = [v for v in views if query.matches(v)]
@@ -285,7 +287,9 @@ class SalesforceOrg:
 
     def _indexed_ids(self, query: Query) -> list[str] | None:
         """The ids an index gives for this query (``Id IN``, crmtier's external key); None
-        when only a scan can answer it."""
+        when only a scan (or, for a virtual object, its computed views) can answer it."""
+        if query.sobject in self.virtual:
+            return None
         ids = query.id_set()
         return ids if ids is not None else self._ids_by_external_key(query)
 
