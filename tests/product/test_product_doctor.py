@@ -3,44 +3,9 @@ the fix on the line, ``--fix`` does what the API allows and says what it cannot.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
 import pytest
-from click.testing import CliRunner, Result
 from product_crms import needs
-
-from connectors.sandbox.base import Sandbox, open_sandbox
-from crmtier.cli import cli
-
-Setup = Callable[..., tuple[Sandbox, Path, dict[str, str]]]
-
-
-@pytest.fixture
-def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
-    """A started sandbox and its crmtier.toml (optionally edited), secrets in the env."""
-    started: list[Sandbox] = []
-
-    def make(crm: str, edit: Callable[[str], str] = lambda t: t) -> tuple[Sandbox, Path, dict]:
-        sandbox = open_sandbox(crm, data_dir=tmp_path / crm)
-        sandbox.seed(20)
-        sandbox.start()
-        started.append(sandbox)
-        text, env = sandbox.crmtier_config()
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        path = tmp_path / f"{crm}.toml"
-        path.write_text(edit(text), encoding="utf-8")
-        return sandbox, path, env
-
-    yield make
-    for sandbox in started:
-        sandbox.stop()
-
-
-def doctor(path: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["doctor", "--config", str(path), *args],
-                              env={"COLUMNS": "250"})
+from product_doctor import Setup, csat_to_missing_field, doctor
 
 
 @needs["salesforce"]
@@ -59,10 +24,7 @@ def test_a_ready_org_passes_and_no_secret_is_printed(org: Setup) -> None:
 
 @needs["salesforce"]
 def test_a_missing_field_fails_with_its_fix_and_fix_says_it_is_by_hand(org: Setup) -> None:
-    _, path, _ = org(
-        "salesforce", lambda t: t.replace('"feedback.csat" = "CSAT__c"',
-                                          '"feedback.csat" = "Satisfaction__c"')
-    )
+    _, path, _ = org("salesforce", csat_to_missing_field)
     result = doctor(path)
     assert result.exit_code == 1
     assert "not ready: 1 error(s)" in result.output

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import test_product_doctor as base
 from product_crms import needs
-from test_product_doctor import Setup, doctor
+from product_doctor import Setup, csat_to_missing_field, doctor
 
 from connectors.sandbox.salesforce_metadata import INTEGRATION_PERMISSION_SET, soap_fault
 
@@ -20,15 +19,13 @@ WRITE_BACK = ("Value_Tier__c", "Value_Score__c", "EDD_Required__c", "Next_Review
 GRANTED = f'api_share = 0.2\npermission_set = "{INTEGRATION_PERMISSION_SET}"'
 
 
-org = base.org  # the started-sandbox fixture of the doctor tests
-
-
 @pytest.fixture
 def bare_org(org: Setup) -> Callable[..., tuple[Any, Path]]:
     """A Salesforce sandbox without the write-back fields above and the Task key, and its
     crmtier.toml (optionally edited)."""
 
     def make(edit: Callable[[str], str] = lambda t: t) -> tuple[Any, Path]:
+        sandbox: Any  # a SalesforceSandbox: its org's schema is edited below
         sandbox, path, _ = org("salesforce", edit)
         for name in WRITE_BACK:
             del sandbox.org.schema["Account"].fields[name]
@@ -71,8 +68,7 @@ def test_fix_creates_the_missing_fields_and_the_next_run_is_clean(bare_org) -> N
 
 @needs["salesforce"]
 def test_an_input_field_and_an_ungranted_field_stay_by_hand(bare_org) -> None:
-    _, path = bare_org(lambda t: t.replace('"feedback.csat" = "CSAT__c"',
-                                           '"feedback.csat" = "Satisfaction__c"'))
+    _, path = bare_org(csat_to_missing_field)
     fixed = doctor(path, "--fix")
     assert fixed.exit_code == 1
     out = " ".join(fixed.output.split())

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import test_product_doctor as base
 from product_crms import needs
-from test_product_doctor import Setup, doctor
+from product_doctor import Setup, doctor
 
 from connectors.sandbox.salesforce_schema import IntegrationRights
 
 RIGHTS = "integration user rights"
-org = base.org  # the started-sandbox fixture of the doctor tests
 
 
 def _row(output: str, name: str) -> str:
