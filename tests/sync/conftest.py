@@ -27,6 +27,15 @@ from sync.store import StateStore
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1/test"
 
+#: the smallest valid ``[crm]`` table, for tests of crmtier.toml that add their own sections
+CRM_TABLE = """
+[crm]
+kind = "salesforce"
+base_url = "https://127.0.0.1:1"
+client_id = "env:SF_ID"
+client_secret = "env:SF_SECRET"
+"""
+
 
 def _pg_available() -> bool:
     try:

@@ -8,14 +8,7 @@ from pathlib import Path
 import pytest
 
 from crmtier.config import ConfigFileError, load_config, parse_interval
-
-BASE = """
-[crm]
-kind = "salesforce"
-base_url = "https://127.0.0.1:1"
-client_id = "env:SF_ID"
-client_secret = "env:SF_SECRET"
-"""
+from tests.sync.conftest import CRM_TABLE
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -25,7 +18,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_defaults_and_relative_state_path(tmp_path: Path) -> None:
-    config = load_config(_write(tmp_path, BASE))
+    config = load_config(_write(tmp_path, CRM_TABLE))
     assert config.sync.interval() == timedelta(minutes=15)
     assert config.sync.overlap_seconds == 5
     assert config.state_url().get_secret_value() == f"sqlite:///{tmp_path / 'crmtier.db'}"
@@ -38,16 +31,16 @@ def test_defaults_and_relative_state_path(tmp_path: Path) -> None:
     ("extra", "message"),
     [
         ('[crm]\nkind = "salesforce"\nclient_secret = "hunter2"', "[crm] client_secret: literal"),
-        (BASE + '[webhooks]\nsecrets = ["whsec_abc"]', "[webhooks] secrets: literal"),
-        (BASE + '[webhooks]\nfxiaoke_secret = "abc"', "[webhooks] fxiaoke_secret: literal"),
-        (BASE + '[privacy]\npseudonym_key = "abc"', "[privacy] pseudonym_key: literal"),
+        (CRM_TABLE + '[webhooks]\nsecrets = ["whsec_abc"]', "[webhooks] secrets: literal"),
+        (CRM_TABLE + '[webhooks]\nfxiaoke_secret = "abc"', "[webhooks] fxiaoke_secret: literal"),
+        (CRM_TABLE + '[privacy]\npseudonym_key = "abc"', "[privacy] pseudonym_key: literal"),
         (
-            BASE + '[state]\nurl = "postgresql+psycopg://u:pw@db/x"',
+            CRM_TABLE + '[state]\nurl = "postgresql+psycopg://u:pw@db/x"',
             "[state] url: contains a password",
         ),
-        (BASE + '[sync]\nevery = "often"', "[sync] every"),
-        (BASE + "[sync]\nwrite_concurrency = 0", "[sync] write_concurrency"),
-        (BASE + "[sync]\nbogus = 1", "[sync] bogus"),
+        (CRM_TABLE + '[sync]\nevery = "often"', "[sync] every"),
+        (CRM_TABLE + "[sync]\nwrite_concurrency = 0", "[sync] write_concurrency"),
+        (CRM_TABLE + "[sync]\nbogus = 1", "[sync] bogus"),
         ('[crm]\nbase_url = "x"', "[crm] kind: required"),
         ("[crm", "not valid TOML"),
     ],
@@ -69,7 +62,8 @@ def test_secret_refs_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     config = load_config(
         _write(
             tmp_path,
-            BASE + '[privacy]\npseudonym_key = "env:PSEUDO_KEY"\n[state]\nurl = "env:STATE_URL"',
+            CRM_TABLE
+            + '[privacy]\npseudonym_key = "env:PSEUDO_KEY"\n[state]\nurl = "env:STATE_URL"',
         )
     )
     assert config.pseudonym_key() == b"k" * 32
@@ -79,7 +73,7 @@ def test_secret_refs_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRMTIER_SYNC__WRITE_CONCURRENCY", "2")
-    assert load_config(_write(tmp_path, BASE)).sync.write_concurrency == 2
+    assert load_config(_write(tmp_path, CRM_TABLE)).sync.write_concurrency == 2
 
 
 @pytest.mark.parametrize(

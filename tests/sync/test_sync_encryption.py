@@ -34,8 +34,7 @@ from sync.engine import RunOptions, SyncEngine
 from sync.inbox import Inbox
 from sync.state import load_states
 from sync.store import StateStore, StoreError, create_engine
-from tests.sync.conftest import Harness, pg_schema, salesforce_harness, store_files
-from tests.sync.test_sync_config import BASE as CRM_TABLE
+from tests.sync.conftest import CRM_TABLE, Harness, pg_schema, salesforce_harness, store_files
 from tiering_core.engine import assess_batch
 from tiering_core.policy import load_policy
 
