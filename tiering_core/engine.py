@@ -114,17 +114,21 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
 def assess_batch(
     profiles: Sequence[CustomerProfile], policy: Policy, as_of: date
 ) -> list[Assessment]:
-    """Assess many customers at once; the result is in input order."""
+    """Assess many customers at once; the result is in input order. A batch of one (a
+    webhook's lone customer, the engine's per-record fallback) takes ``assess``, the
+    plain-Python path: numpy's per-call overhead would dominate it."""
     if not profiles:
         return []
+    if len(profiles) == 1:
+        return [assess(profiles[0], policy, as_of)]
     evaluation = evaluate(Columns.from_profiles(profiles, policy), policy, as_of)
     return materialise(profiles, evaluation, policy, as_of)
 
 
 def assess(profile: CustomerProfile, policy: Policy, as_of: date) -> Assessment:
-    """Assess one customer (the webhook path) with the rules' plain-Python form: numpy's
-    per-call overhead would dominate a batch of one. It equals ``assess_batch([profile])``
-    exactly; a test holds the two paths to that on arbitrary and generated customers."""
+    """Assess one customer with the rules' plain-Python form (``assess_batch`` takes it for
+    a batch of one: the webhook path). It equals the vectorised path exactly; tests hold
+    the two to that on arbitrary and generated customers."""
     rec = Record.from_profile(profile, policy)
     clean, issue_cols, has_issue = quality.check_one(rec, policy)
     v = value.rate_one(clean, policy, as_of)

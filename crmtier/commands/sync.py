@@ -14,11 +14,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -82,14 +81,10 @@ def make_engine(
     from tiering_core.policy import load_policy
 
     policy = load_policy(config.policy_path())
-    assess: Callable[[Sequence[CustomerProfile]], list[Assessment]]
-    if as_of is None:
 
-        def assess(profiles: Sequence[CustomerProfile]) -> list[Assessment]:
-            return assess_batch(profiles, policy, datetime.now(UTC).date())
+    def assess(profiles: Sequence[CustomerProfile]) -> list[Assessment]:
+        return assess_batch(profiles, policy, as_of or datetime.now(UTC).date())
 
-    else:
-        assess = partial(assess_batch, policy=policy, as_of=as_of)
     return SyncEngine(
         store,
         connector,
