@@ -34,7 +34,14 @@ from sync.engine import RunOptions, SyncEngine
 from sync.inbox import Inbox
 from sync.state import load_states
 from sync.store import StateStore, StoreError, create_engine
-from tests.sync.conftest import CRM_TABLE, Harness, pg_schema, salesforce_harness, store_files
+from tests.sync.conftest import (
+    CRM_TABLE,
+    PG_URL,
+    Harness,
+    pg_schema,
+    salesforce_harness,
+    store_files,
+)
 from tiering_core.engine import assess_batch
 from tiering_core.policy import load_policy
 
@@ -351,10 +358,7 @@ def test_a_remote_postgresql_store_needs_verify_full(
 @pytest.mark.postgres
 def test_postgresql_store_encrypts_and_widens_an_old_dead_letter_column() -> None:
     with pg_schema() as name:
-        engine = sa.create_engine(
-            "postgresql+psycopg://postgres@127.0.0.1/test",
-            connect_args={"options": f"-csearch_path={name}"},
-        )
+        engine = sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={name}"})
         store = StateStore(engine, _cipher(_key()))
         try:
             store.migrate("sync", schema.SYNC_MIGRATIONS[:3])  # a store from before step 4
