@@ -47,6 +47,9 @@ def test_write_back_fields_are_typed_from_the_tiering_model(output, wanted):
     if wanted == "Picklist":
         values = [v["fullName"] for v in component["valueSet"]["valueSetDefinition"]["value"]]
         assert "unrated" in values and component["valueSet"]["restricted"] is True
+
+
+def test_only_the_aml_risk_field_offers_prohibited():
     assert "prohibited" in str(writeback_component("aml_risk", "Account.X__c"))
     assert "prohibited" not in str(writeback_component("credit_risk", "Account.X__c"))
 
