@@ -158,10 +158,10 @@ class Record:
             value = getattr(holder, attr) if holder is not None else None
             enums.append(MISSING if value is None else _VOCABULARIES[k].get(value, UNKNOWN))
         held = p.activity.products_held if p.activity is not None else None
-        advanced = frozenset(policy.needs.advanced_products)
+        advanced = policy.needs.advanced_products  # 7 codes: a tuple scan beats a new set
         listed = p.aml.high_risk_countries if p.aml is not None else None
         valid = [c for c in listed if c in ALPHA2] if listed is not None else []
-        cfa = frozenset(policy.aml.countries.call_for_action)
+        cfa = policy.aml.countries.call_for_action
         rate = policy.fx_rate(p.currency)
         since = p.previous.below_floor_since if p.previous is not None else None
         return cls(

@@ -61,7 +61,6 @@ class Evaluation:
     aml_risk: IntArray
     aml_score: FloatArray
     ops_risk: IntArray
-    edd_required: BoolArray
     status: IntArray
     open_complaints: FloatArray
     detractor: BoolArray
@@ -87,7 +86,6 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
         STATUSES.index("unrated"),
         np.where(has_issue | some_unrated, STATUSES.index("partial"), STATUSES.index("rated")),
     ).astype(np.int8)
-    high = AML_LEVELS.index("high")
     complaints = clean.number["open_complaints"]
     return Evaluation(
         n=cols.n,
@@ -101,7 +99,6 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
         aml_risk=a.level,
         aml_score=a.score,
         ops_risk=ops_risk,
-        edd_required=(a.level >= high) & (a.level != UNRATED_AML),
         status=status,
         open_complaints=np.where(gt(complaints, 0), complaints, 0.0),
         detractor=fb.detractor,
