@@ -27,14 +27,18 @@ VALUE_RANK = {"private": 0, "wealth": 1, "affluent": 2, "mass": 3}
 AML_RANK = {"unrated": -1, "low": 0, "medium": 1, "high": 2, "prohibited": 3}
 RISK_RANK = {"unrated": -1, "low": 0, "medium": 1, "high": 2}
 
-amount = st.one_of(st.none(), st.floats(-1e6, 1e11, allow_nan=False, allow_infinity=False),
-                   st.sampled_from([0.0, 50_000.0, 500_000.0, 6_000_000.0]))
+amount = st.one_of(
+    st.none(),
+    st.floats(-1e6, 1e11, allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, 50_000.0, 500_000.0, 6_000_000.0]),
+)
 count = st.one_of(st.none(), st.integers(-5, 2_000))
 flag = st.one_of(st.none(), st.booleans())
 odd = st.text(max_size=6)
 level = st.one_of(st.none(), st.sampled_from(["low", "medium", "high"]), odd)
-countries = st.one_of(st.none(), st.lists(st.one_of(st.sampled_from(["IR", "KP", "SG", "ZZ"]),
-                                                    odd), max_size=3))
+countries = st.one_of(
+    st.none(), st.lists(st.one_of(st.sampled_from(["IR", "KP", "SG", "ZZ"]), odd), max_size=3)
+)
 
 
 def maybe(block: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any] | None]:
@@ -47,38 +51,95 @@ profiles = st.builds(
     kind=st.one_of(st.none(), st.sampled_from(["individual", "corporate"]), odd),
     currency=st.sampled_from(["CNY", "CNY", "USD", "???"]),
     owner_id=st.one_of(st.none(), st.just("RM1"), st.just("")),
-    assets=maybe(st.fixed_dictionaries({"deposits": amount, "investments": amount,
-                                        "insurance": amount})),
+    assets=maybe(
+        st.fixed_dictionaries({"deposits": amount, "investments": amount, "insurance": amount})
+    ),
     aum_avg_3m=amount,
-    activity=maybe(st.fixed_dictionaries({
-        "transactions_90d": count, "digital_logins_90d": count,
-        "products_held": st.one_of(st.none(), st.lists(st.sampled_from(
-            ["deposit", "fund", "insurance", "bond", "credit_card", ""]), max_size=4))})),
-    revenue_12m=maybe(st.fixed_dictionaries({"loan_interest": amount, "product_fees": amount,
-                                             "service_fees": amount})),
-    credit=maybe(st.fixed_dictionaries({
-        "score": st.one_of(st.none(), st.integers(-10, 2_000)),
-        "debt_to_income": st.one_of(st.none(), st.floats(-1, 20, allow_nan=False)),
-        "days_past_due_max_12m": count,
-        "loan_class": st.one_of(st.none(), st.sampled_from(
-            ["normal", "special_mention", "substandard", "doubtful", "loss"]), odd)})),
-    aml=maybe(st.fixed_dictionaries({
-        "pep": flag, "sanctions_hit": flag, "high_risk_countries": countries,
-        "cash_volume_90d": amount, "cross_border_count_90d": count,
-        "cross_border_volume_90d": amount, "industry_risk": level, "str_count_12m": count,
-        "refused_cdd": flag, "adverse_media": flag})),
-    ops=maybe(st.fixed_dictionaries({"failed_operations_90d": count,
-                                     "support_tickets_90d": count,
-                                     "fraud_victim_flag": flag, "kyc_expired": flag})),
-    feedback=maybe(st.fixed_dictionaries({
-        "csat": st.one_of(st.none(), st.floats(-1, 10, allow_nan=False)),
-        "nps": st.one_of(st.none(), st.integers(-200, 200)),
-        "open_complaints": count, "complaints_12m": count})),
+    activity=maybe(
+        st.fixed_dictionaries(
+            {
+                "transactions_90d": count,
+                "digital_logins_90d": count,
+                "products_held": st.one_of(
+                    st.none(),
+                    st.lists(
+                        st.sampled_from(
+                            ["deposit", "fund", "insurance", "bond", "credit_card", ""]
+                        ),
+                        max_size=4,
+                    ),
+                ),
+            }
+        )
+    ),
+    revenue_12m=maybe(
+        st.fixed_dictionaries(
+            {"loan_interest": amount, "product_fees": amount, "service_fees": amount}
+        )
+    ),
+    credit=maybe(
+        st.fixed_dictionaries(
+            {
+                "score": st.one_of(st.none(), st.integers(-10, 2_000)),
+                "debt_to_income": st.one_of(st.none(), st.floats(-1, 20, allow_nan=False)),
+                "days_past_due_max_12m": count,
+                "loan_class": st.one_of(
+                    st.none(),
+                    st.sampled_from(
+                        ["normal", "special_mention", "substandard", "doubtful", "loss"]
+                    ),
+                    odd,
+                ),
+            }
+        )
+    ),
+    aml=maybe(
+        st.fixed_dictionaries(
+            {
+                "pep": flag,
+                "sanctions_hit": flag,
+                "high_risk_countries": countries,
+                "cash_volume_90d": amount,
+                "cross_border_count_90d": count,
+                "cross_border_volume_90d": amount,
+                "industry_risk": level,
+                "str_count_12m": count,
+                "refused_cdd": flag,
+                "adverse_media": flag,
+            }
+        )
+    ),
+    ops=maybe(
+        st.fixed_dictionaries(
+            {
+                "failed_operations_90d": count,
+                "support_tickets_90d": count,
+                "fraud_victim_flag": flag,
+                "kyc_expired": flag,
+            }
+        )
+    ),
+    feedback=maybe(
+        st.fixed_dictionaries(
+            {
+                "csat": st.one_of(st.none(), st.floats(-1, 10, allow_nan=False)),
+                "nps": st.one_of(st.none(), st.integers(-200, 200)),
+                "open_complaints": count,
+                "complaints_12m": count,
+            }
+        )
+    ),
     qualified_investor=flag,
-    previous=maybe(st.fixed_dictionaries({
-        "value_tier": st.one_of(st.none(), st.sampled_from(list(VALUE_RANK)), odd),
-        "below_floor_since": st.one_of(st.none(), st.dates(date(2020, 1, 1), date(2030, 1, 1))),
-    })),
+    previous=maybe(
+        st.fixed_dictionaries(
+            {
+                "value_tier": st.one_of(st.none(), st.sampled_from(list(VALUE_RANK)), odd),
+                "below_floor_since": st.one_of(
+                    st.none(), st.dates(date(2020, 1, 1), date(2030, 1, 1))
+                ),
+            }
+        )
+    ),
 ).map(CustomerProfile.model_validate)
 
 
@@ -120,8 +181,9 @@ def generated_bank(n: int, seed: int) -> list[CustomerProfile]:
         if c.index % 3 == 0:
             data["previous"] = {
                 "value_tier": tiers[c.index % len(tiers)],
-                "below_floor_since": (AS_OF - timedelta(days=c.index % 200)
-                                      if c.index % 2 else None),
+                "below_floor_since": (
+                    AS_OF - timedelta(days=c.index % 200) if c.index % 2 else None
+                ),
             }
         batch.append(CustomerProfile.model_validate(data))
     return batch
@@ -135,8 +197,16 @@ def test_batch_equals_one_by_one_on_generated_bank() -> None:
     assert results == [assess(p, POLICY, AS_OF) for p in batch]
     assert {a.value_tier for a in results} >= {"private", "wealth", "affluent", "mass"}
     held = {r.code for a in results for r in a.reasons}
-    assert {"VAL_HELD_BUFFER", "VAL_HELD_GRACE", "VAL_DOWNGRADE", "VAL_UPGRADE",
-            "AML_SANCTIONS", "AML_PEP", "CRD_LOAN_CLASS_HIGH", "OPS_FRAUD_VICTIM"} <= held
+    assert {
+        "VAL_HELD_BUFFER",
+        "VAL_HELD_GRACE",
+        "VAL_DOWNGRADE",
+        "VAL_UPGRADE",
+        "AML_SANCTIONS",
+        "AML_PEP",
+        "CRD_LOAN_CLASS_HIGH",
+        "OPS_FRAUD_VICTIM",
+    } <= held
 
 
 @pytest.mark.slow
@@ -150,7 +220,8 @@ def test_batch_equals_one_by_one_on_a_large_generated_bank() -> None:
 def test_more_aum_never_lowers_the_value_tier(profile: CustomerProfile, extra: float) -> None:
     if profile.aum_avg_3m is not None and profile.aum_avg_3m >= 0:
         richer = CustomerProfile.model_validate(
-            {**profile.model_dump(), "aum_avg_3m": profile.aum_avg_3m + extra})
+            {**profile.model_dump(), "aum_avg_3m": profile.aum_avg_3m + extra}
+        )
     elif profile.assets is not None and (profile.assets.deposits or 0) >= 0:
         richer = changed(profile, "assets", deposits=(profile.assets.deposits or 0) + extra)
     else:

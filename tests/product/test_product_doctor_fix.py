@@ -14,8 +14,13 @@ from product_doctor import Setup, csat_to_missing_field, doctor
 
 from connectors.sandbox.salesforce_metadata import INTEGRATION_PERMISSION_SET, soap_fault
 
-WRITE_BACK = ("Value_Tier__c", "Value_Score__c", "EDD_Required__c", "Next_Review__c",
-              "Tier_Reasons__c")
+WRITE_BACK = (
+    "Value_Tier__c",
+    "Value_Score__c",
+    "EDD_Required__c",
+    "Next_Review__c",
+    "Tier_Reasons__c",
+)
 GRANTED = f'api_share = 0.2\npermission_set = "{INTEGRATION_PERMISSION_SET}"'
 
 
@@ -46,17 +51,18 @@ def test_fix_creates_the_missing_fields_and_the_next_run_is_clean(bare_org) -> N
 
     fixed = doctor(path, "--fix")
     assert fixed.exit_code == 0, fixed.output
-    for line in ("fixed created Account.Value_Score__c (Number)",
-                 "fixed created Account.EDD_Required__c (Checkbox)",
-                 "fixed created Account.Next_Review__c (Date)",
-                 "fixed created Account.Tier_Reasons__c (LongTextArea)",
-                 "fixed created Account.Value_Tier__c (Picklist)",
-                 "fixed created Task.Crmtier_Key__c (Text)"):
+    for line in (
+        "fixed created Account.Value_Score__c (Number)",
+        "fixed created Account.EDD_Required__c (Checkbox)",
+        "fixed created Account.Next_Review__c (Date)",
+        "fixed created Account.Tier_Reasons__c (LongTextArea)",
+        "fixed created Account.Value_Tier__c (Picklist)",
+        "fixed created Task.Crmtier_Key__c (Text)",
+    ):
         assert line in fixed.output, line
     assert "by hand" not in fixed.output
     account = sandbox.org.schema["Account"].fields
-    assert account["Value_Tier__c"].picklist == ("private", "wealth", "affluent", "mass",
-                                                 "unrated")
+    assert account["Value_Tier__c"].picklist == ("private", "wealth", "affluent", "mass", "unrated")
     assert sandbox.org.schema["Task"].fields["Crmtier_Key__c"].external_id
     assert sandbox.server.calls.count("metadata") == 3  # create, read the set, grant
 
@@ -74,8 +80,9 @@ def test_an_input_field_and_an_ungranted_field_stay_by_hand(bare_org) -> None:
     out = " ".join(fixed.output.split())
     assert "by hand field Satisfaction__c: create Account.Satisfaction__c" in out
     assert "input fields hold the bank's own data" in out
-    assert ("by hand Account.Value_Score__c was created, but the integration user cannot "
-            "edit it yet") in out
+    assert (
+        "by hand Account.Value_Score__c was created, but the integration user cannot edit it yet"
+    ) in out
     assert "[crm] permission_set" in out
     assert "fixed created" not in out  # created, yet nobody can use them: not fixed
 
@@ -91,6 +98,8 @@ def test_a_soap_fault_is_one_line_by_hand_not_a_traceback(bare_org) -> None:
     assert isinstance(fixed.exception, SystemExit)
     assert "Traceback" not in fixed.output
     lines = [ln for ln in fixed.output.splitlines() if "Metadata API INVALID_TYPE" in ln]
-    assert lines == ["by hand Salesforce Metadata API: Metadata API INVALID_TYPE: Unknown type: "
-                     "CustomField; create the fields in Setup"]
+    assert lines == [
+        "by hand Salesforce Metadata API: Metadata API INVALID_TYPE: Unknown type: "
+        "CustomField; create the fields in Setup"
+    ]
     assert "fixed" not in fixed.output
