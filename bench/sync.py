@@ -33,6 +33,8 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from connectors.contract import data_calls
+
 CRMTIER = str(Path(sys.executable).parent / "crmtier")
 
 
@@ -122,8 +124,7 @@ def main() -> None:
         f"customers; minimum {field_min}; ratio "
         f"{field_calls / field_min if field_min else float('nan'):.2f}"
     )
-    data_calls = sum(v for k, v in used.items() if k != "oauth_token")
-    print(f"all data calls   ratio {data_calls / total_min:.2f}")
+    print(f"all data calls   ratio {data_calls(used) / total_min:.2f}")
 
 
 if __name__ == "__main__":

@@ -132,6 +132,15 @@ class SchemaCheck:
     severity: Literal["error", "warning"] = "error"
 
 
+#: Call kinds that fetch a token rather than data (the names the clients count them by).
+AUTH_CALL_KINDS = frozenset({"oauth_token", "token"})
+
+
+def data_calls(calls: Mapping[str, int]) -> int:
+    """Calls that read or write data: what reference P1's minimum is compared with."""
+    return sum(n for kind, n in calls.items() if kind not in AUTH_CALL_KINDS)
+
+
 @dataclass(frozen=True)
 class ApiUsage:
     """Calls this connector made (by kind), and the CRM's allowance when it reports one."""

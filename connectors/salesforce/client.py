@@ -45,6 +45,7 @@ from zeep.exceptions import TransportError as SoapTransportError
 from zeep.helpers import serialize_object
 from zeep.transports import Transport
 
+from connectors.contract import data_calls
 from connectors.errors import ConfigError, QuotaExhaustedError, TransientError
 from connectors.http import call_with_retry, make_session
 from connectors.salesforce.config import SalesforceSettings
@@ -192,7 +193,7 @@ class SalesforceClient:
 
     def data_calls(self) -> int:
         with self._count_lock:
-            return sum(n for kind, n in self.calls.items() if kind != "oauth_token")
+            return data_calls(self.calls)
 
     def _call(self, kind: str, fn: Callable[[Salesforce], T]) -> T:
         used: Salesforce | None = None

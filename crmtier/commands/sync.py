@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connectors.contract import Connector
+from connectors.contract import Connector, data_calls
 from connectors.errors import ConfigError, ConnectorError
 from connectors.registry import build_connector
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config, parse_interval
@@ -156,11 +156,11 @@ def _summary(console: Console, report: RunReport, dry_run: bool) -> None:
     if c.recovered:
         head.add_row("recovered", f"{c.recovered} decisions of an interrupted run completed")
     minimum = sum(report.min_calls.values())
-    data_calls = sum(n for kind, n in report.api_calls.items() if not _is_auth(kind))
+    used = data_calls(report.api_calls)
     if dry_run:
         ratio = "; nothing was written"
     elif minimum:
-        ratio = f" (data calls / minimum = {data_calls / minimum:.2f})"
+        ratio = f" (data calls / minimum = {used / minimum:.2f})"
     else:
         ratio = ""
     head.add_row(
@@ -196,11 +196,6 @@ def _summary(console: Console, report: RunReport, dry_run: bool) -> None:
         console.print(table)
         if len(report.preview) > 200:
             console.print(f"... and {len(report.preview) - 200} more (use --json for all)")
-
-
-def _is_auth(kind: str) -> bool:
-    """Token calls are not data calls: they do not count against the write minimum."""
-    return "token" in kind or "oauth" in kind or "auth" in kind
 
 
 def _report_json(report: RunReport) -> str:

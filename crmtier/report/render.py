@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from html import escape
 
+from connectors.contract import data_calls
 from crmtier.report.model import ApiUse, Distribution, FeedbackRow, Matrix, ReportData, RunRow
 from crmtier.report.svg import bar_chart, heatmap
 
@@ -151,9 +152,9 @@ def _api(api: ApiUse | None) -> str:
     rows: list[tuple[object, ...]] = [(kind, n) for kind, n in sorted(api.calls.items())]
     rows.append(("total", api.total))
     if api.minimum is not None:
-        ratio = f"{api.total / api.minimum:.2f}" if api.minimum else "–"
+        ratio = f"{data_calls(api.calls) / api.minimum:.2f}" if api.minimum else "–"
         rows.append(("theoretical minimum", api.minimum))
-        rows.append(("used / minimum", ratio))
+        rows.append(("data calls / minimum", ratio))
     return chart + _table(["Calls", "Count"], rows, table_id="api")
 
 

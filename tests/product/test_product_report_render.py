@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import pytest
 from product_report_data import VALUE, sample_report
 
-from crmtier.report.model import Matrix, ReportData
+from crmtier.report.model import ApiUse, Matrix, ReportData
 from crmtier.report.render import render
 from crmtier.report.svg import bar_chart, heatmap
 
@@ -96,8 +97,16 @@ def test_tables_behind_the_charts(page: str) -> None:
     for table in ("dist-value_tier", "migration", "value-risk-0", "dq", "api", "feedback",
                   "runs", "side-effects"):
         assert f'data-table="{table}"' in page
-    assert "used / minimum" in page
+    assert "data calls / minimum" in page
     assert "<td>1.00</td>" in page  # 11 calls for a minimum of 11
+
+
+def test_token_calls_are_not_counted_against_the_minimum() -> None:
+    data = sample_report()
+    api = ApiUse(calls={"oauth_token": 3, **data.api.calls}, minimum=11)  # type: ignore[union-attr]
+    page = render(replace(data, api=api))
+    assert "<td>14</td>" in page  # the total still shows every call
+    assert "<td>1.00</td>" in page  # but 11 data calls against a minimum of 11
 
 
 def test_text_is_escaped(page: str) -> None:
