@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, get_origin
 
-from connectors.contract import SchemaCheck
+from connectors.contract import RIGHTS_CHECK, RIGHTS_DOC, SchemaCheck
 from connectors.errors import ConnectorError
 from connectors.mapping import CANONICAL_TYPES, FieldMapping, WritebackConfig
 from connectors.salesforce.client import SalesforceClient, select, soql
@@ -29,8 +29,6 @@ _ACCOUNTS_AS_MEMBERS_FIX = (
     "enable 'Accounts as Campaign Members' in Setup, or set accounts_as_campaign_members = false"
 )
 _NUMBER = {"double", "int", "currency", "percent", "long"}
-_RIGHTS = "integration user rights"
-_RIGHTS_DOC = "docs/admin-setup.md"
 #: ``UserPermissionAccess`` fields (``Permissions<PermissionName>``) that exceed the
 #: manifest, with the names Setup shows
 _BROAD_PERMISSIONS = {
@@ -151,20 +149,20 @@ def rights_checks(
     inputs = sorted(set(mapping.fields.values()) - tier)
     editable = [n for n in inputs if n in fields and fields[n].get("updateable")]
     return [
-        SchemaCheck(f"{_RIGHTS}: field edit", True, f"read-only on {len(inputs)} input fields")
+        SchemaCheck(f"{RIGHTS_CHECK}: field edit", True, f"read-only on {len(inputs)} input fields")
         if not editable
         else SchemaCheck(
-            f"{_RIGHTS}: field edit",
+            f"{RIGHTS_CHECK}: field edit",
             False,
             f"edit on {len(editable)} non-tier fields: {_names(editable)}",
             "remove Edit on these fields from the integration user's permission set and "
-            f"profile; Read is enough ({_RIGHTS_DOC})",
+            f"profile; Read is enough ({RIGHTS_DOC})",
             "warning",
         ),
-        SchemaCheck(f"{_RIGHTS}: delete {mapping.object}", True, "no delete")
+        SchemaCheck(f"{RIGHTS_CHECK}: delete {mapping.object}", True, "no delete")
         if not described.get("deletable")
         else SchemaCheck(
-            f"{_RIGHTS}: delete {mapping.object}",
+            f"{RIGHTS_CHECK}: delete {mapping.object}",
             False,
             f"the integration user can delete {mapping.object} records",
             f"remove Delete on {mapping.object} from its permission set and profile",
@@ -175,7 +173,7 @@ def rights_checks(
 
 
 def _permission_checks(client: SalesforceClient) -> list[SchemaCheck]:
-    name = f"{_RIGHTS}: system permissions"
+    name = f"{RIGHTS_CHECK}: system permissions"
     try:
         rows = client.query_all(_PERMISSION_QUERY)
     except ConnectorError as exc:
@@ -199,16 +197,16 @@ def _permission_checks(client: SalesforceClient) -> list[SchemaCheck]:
             False,
             ", ".join(broad),
             "remove these from the integration user's profile and permission sets; it needs "
-            f"none of them ({_RIGHTS_DOC})",
+            f"none of them ({RIGHTS_DOC})",
             "warning",
         )
     ]
     if granted.get(_API_ONLY):
-        checks.append(SchemaCheck(f"{_RIGHTS}: API only", True, "API Only User"))
+        checks.append(SchemaCheck(f"{RIGHTS_CHECK}: API only", True, "API Only User"))
     else:
         checks.append(
             SchemaCheck(
-                f"{_RIGHTS}: API only",
+                f"{RIGHTS_CHECK}: API only",
                 True,
                 "the integration user can also log in to the Salesforce UI",
                 "give it the Salesforce Integration license and the 'Minimum Access - API "
