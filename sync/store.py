@@ -188,14 +188,7 @@ class StateStore:
         they were."""
         cipher = self.cipher
         with self.begin() as conn:
-            # one process at a time decides (the marker row may not exist yet to lock)
-            conn.execute(
-                sa.select(schema.schema_version.c.version)
-                .where(schema.schema_version.c.component == "sync")
-                .with_for_update()
-            )
-            marker = self.meta_get(conn, ENCRYPTION_META)
-            stored = crypto.key_id_of(marker) if marker else None
+            stored = self._stored_key_id(conn)
             if cipher is None:
                 if stored is not None:
                     raise StoreError(
@@ -217,10 +210,24 @@ class StateStore:
                     f"state store values are {held}; the next sync or crmtier doctor --fix "
                     f"encrypts them under key id {cipher.key_id}"
                 )
+            # One process at a time rewrites (the marker row may not exist yet to lock, so
+            # the sync schema row is the lock); decide again under it: another may be done.
+            conn.execute(
+                sa.select(schema.schema_version.c.version)
+                .where(schema.schema_version.c.component == "sync")
+                .with_for_update()
+            )
+            stored = self._stored_key_id(conn)
+            if stored == cipher.key_id:
+                return
             rewritten = self._reencrypt(conn, cipher, from_plaintext=stored is None)
             self.meta_put(conn, ENCRYPTION_META, f"{crypto.FORMAT}:{cipher.key_id}")
         if rewritten and self.engine.dialect.name == "sqlite":
             self._compact()
+
+    def _stored_key_id(self, conn: sa.Connection) -> str | None:
+        marker = self.meta_get(conn, ENCRYPTION_META)
+        return crypto.key_id_of(marker) if marker else None
 
     def _reencrypt(self, conn: sa.Connection, cipher: StoreCipher, *, from_plaintext: bool) -> int:
         """Write every encrypted column's values back under the current key, in primary
