@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from connectors.registry import build_connector
 from connectors.sandbox.generator import generate
 from connectors.webhook_events import ChangeEvent
+from crmtier.commands.doctor import check_state
 from crmtier.commands.sync import sync_settings
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config
 from sync import audit, outbox, schema
@@ -403,3 +404,25 @@ def test_the_commands_open_the_store_with_the_configured_key(harness: Harness) -
     ids = [harness.sandbox.customer_id(i) for i in range(CUSTOMERS)]  # type: ignore[attr-defined]
     reasons = [str(harness.sandbox.written(cid).get("reasons")) for cid in ids]
     assert _hits(store_files(db), reasons) == []
+
+
+def test_a_plain_doctor_reports_pending_encryption_and_fix_does_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """doctor without --fix must not rewrite the store (the rewrite is a transaction over
+    every value plus a VACUUM); it says the encryption is pending, and --fix does it."""
+    url, _ = _plain_store(tmp_path)
+    monkeypatch.setenv(KEY_VAR, _key())
+    path = tmp_path / "crmtier.toml"
+    path.write_text(BASE + f'url = "{url}"\nencryption_key = "env:{KEY_VAR}"\n', "utf-8")
+    config = load_config(path)
+
+    pending = check_state(config, fix=False)
+    assert (pending.ok, pending.severity) == (False, "warning")
+    assert "in the clear" in pending.detail
+    StateStore.open(url).close()  # still plaintext: opens without a key
+
+    fixed = check_state(config, fix=True)
+    assert fixed.ok and "values encrypted" in fixed.detail
+    with pytest.raises(StoreError, match="encryption_key"):
+        StateStore.open(url)
