@@ -8,16 +8,19 @@ from concurrent.futures import ThreadPoolExecutor
 from connectors.contract import FieldUpdate, WritePlan
 
 
+def _plans_of_50(connector) -> list[WritePlan]:  # type: ignore[no-untyped-def]
+    """A field update for every customer the sandbox holds, 50 to a plan."""
+    ids = [record.profile.id for page in connector.read_changed(None) for record in page.records]
+    return [
+        WritePlan(tuple(FieldUpdate(cid, {"value_tier": "mass"}) for cid in ids[i : i + 50]))
+        for i in range(0, len(ids), 50)
+    ]
+
+
 def test_concurrent_applies_count_every_call_and_log_in_once(sandbox_factory, connect) -> None:  # type: ignore[no-untyped-def]
     sandbox = sandbox_factory("salesforce", customers=400)
     connector = connect(sandbox)
-    ids = [record.profile.id for page in connector.read_changed(None) for record in page.records]
-    plans = [
-        WritePlan(
-            field_updates=tuple(FieldUpdate(cid, {"value_tier": "mass"}) for cid in ids[i : i + 50])
-        )
-        for i in range(0, 400, 50)
-    ]
+    plans = _plans_of_50(connector)
     before = sandbox.server.calls.counts()
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = [r for batch in pool.map(connector.apply, plans) for r in batch]
@@ -33,13 +36,7 @@ def test_threads_refused_with_an_expired_session_share_one_new_login(sandbox_fac
     away the session a neighbour just made, so the four refusals cost one login, not four."""
     sandbox = sandbox_factory("salesforce", customers=200)
     connector = connect(sandbox)
-    ids = [record.profile.id for page in connector.read_changed(None) for record in page.records]
-    plans = [
-        WritePlan(
-            field_updates=tuple(FieldUpdate(cid, {"value_tier": "mass"}) for cid in ids[i : i + 50])
-        )
-        for i in range(0, 200, 50)
-    ]
+    plans = _plans_of_50(connector)
     sandbox.expire_session()
     for step in range(1, 5):  # each in-flight write takes one: refusals 0.1 s apart
         sandbox.server.inject("collections_update", delay=0.1 * step)
@@ -47,5 +44,7 @@ def test_threads_refused_with_an_expired_session_share_one_new_login(sandbox_fac
         results = [r for batch in pool.map(connector.apply, plans) for r in batch]
     counts = sandbox.server.calls.counts()
     assert all(r.ok for r in results) and len(results) == 200
-    assert counts["collections_update"] == 8  # four refused, four retried
+    # four refused and retried when all four were in flight; at least two refused threads
+    # are what makes a wrong renewal cost a second login (a late thread may get the new one)
+    assert 6 <= counts["collections_update"] <= 8
     assert counts["oauth_token"] == 2  # the first login and one renewal
