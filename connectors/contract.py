@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from tiering_core.models import CustomerProfile, DQIssue, TaskAction
@@ -172,6 +172,9 @@ class Capabilities:
     # Write kinds that cost one call per customer and direction whatever the batch size
     # (Zoho: campaign memberships go through each contact's Campaigns related list).
     per_customer_kinds: frozenset[WriteKind] = frozenset()
+    # The precision of the CRM's modification stamps: two changes within one such tick
+    # carry the same stamp (Zoho and Salesforce: 1 s; FXiaoke: epoch milliseconds).
+    modstamp_resolution: timedelta = timedelta(milliseconds=1)
 
     def minimum_calls(
         self, reads: int, items: Mapping[str, int], customers: Mapping[str, int]

@@ -242,6 +242,7 @@ class _Run:
         self.submitted_groups: dict[str, set[tuple[str, bool]]] = {}  # per-customer kinds
         self.stop: _Stop | None = None
         self.bookmark: Bookmark | None = None
+        self.writes_from: datetime | None = None  # see _hold_writes_past_signpost
         self.usage_start = dict(engine.connector.api_usage().calls)
         self.pool = ThreadPoolExecutor(
             max_workers=max(1, self.settings.write_concurrency), thread_name_prefix="crm-write"
@@ -354,13 +355,15 @@ class _Run:
         if self.bookmark is not None and not self.options.full:
             start = self.bookmark.start(self.settings.overlap)
         signpost = datetime.now(UTC)
+        self.writes_from = _next_tick(signpost, self.caps.modstamp_resolution)
         remaining = self.options.limit
         for page in self.e.connector.read_changed(start):
             read_at = datetime.now(UTC)
             kill_point("after_fetch")
             records = list(page.records)
             # Records stamped after the run began are the next run's work (Singer signposts):
-            # this keeps our own writes from chasing the read, and misses nothing.
+            # this keeps our own writes (all stamped after it, see _hold_writes_past_signpost)
+            # from chasing the read, and misses nothing.
             beyond = [r for r in records if r.modstamp > signpost]
             records = [r for r in records if r.modstamp <= signpost]
             if remaining is not None:
@@ -746,9 +749,20 @@ class _Run:
             if item.attempts == 0:
                 self._count_submitted(item)
         plan = outbox.to_write_plan(items)
+        self._hold_writes_past_signpost()
         kill_point("before_write")
         future = self.pool.submit(self.e.connector.apply, plan)
         self.inflight[future] = items
+
+    def _hold_writes_past_signpost(self) -> None:
+        """Send no write while the CRM's clock still stamps the signpost's tick. A CRM with
+        whole-second stamps (Zoho, Salesforce) would stamp a write made in the signpost's
+        second with a time <= the signpost, and the read would take our own write back as
+        a change of this run. Waiting costs at most one tick, once per run."""
+        if self.writes_from is None:
+            return
+        time.sleep(max(0.0, (self.writes_from - datetime.now(UTC)).total_seconds()))
+        self.writes_from = None
 
     def _collect(self, *, block: bool, until_empty: bool = False) -> None:
         while self.inflight:
@@ -1038,6 +1052,14 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
 
 def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _next_tick(moment: datetime, resolution: timedelta) -> datetime:
+    """The first instant a CRM stamping at ``resolution`` stamps later than ``moment``."""
+    return _EPOCH + ((moment - _EPOCH) // resolution + 1) * resolution
 
 
 def _input_hash(profile: CustomerProfile, policy_version: str | None) -> str:

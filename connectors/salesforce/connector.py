@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -41,6 +41,8 @@ from connectors.salesforce.schema_check import run_checks
 from tiering_core.models import CustomerProfile, DQIssue
 
 BATCH = 200
+#: The API returns ``SystemModstamp`` with whole seconds (``...T09:31:02.000+0000``).
+SYSTEM_MODSTAMP_RESOLUTION = timedelta(seconds=1)
 _PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
 
 
@@ -84,6 +86,7 @@ class SalesforceConnector:
             bulk_threshold=settings.bulk_threshold,
             webhook_kind="outbound_message",
             campaign_member_object=settings.campaign_member_object,
+            modstamp_resolution=SYSTEM_MODSTAMP_RESOLUTION,
         )
         self._person_contacts = PersonContacts()
 

@@ -96,6 +96,7 @@ class ZohoConnector:
             webhook_kind="notification_channel",
             campaign_member_object=CAMPAIGN_MODULE,
             per_customer_kinds=frozenset({"membership"}),
+            modstamp_resolution=ONE_SECOND,
         )
         self._fields = read_fields(mapping, writeback)
         self._schema: dict[str, dict[str, FieldInfo]] = {}
