@@ -31,7 +31,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from connectors.contract import Connector, CrmRecord, Page, WriteResult
+from connectors.contract import Connector, CrmRecord, Cursor, Page, WriteResult
 from connectors.errors import (
     AuthExpiredError,
     ConfigError,
@@ -242,7 +242,7 @@ class _Run:
         self.submitted_groups: dict[str, set[tuple[str, bool]]] = {}  # per-customer kinds
         self.stop: _Stop | None = None
         self.bookmark: Bookmark | None = None
-        self.writes_from: datetime | None = None  # see _hold_writes_past_signpost
+        self.writes_from: datetime | None = None  # see _holding_writes
         self.usage_start = dict(engine.connector.api_usage().calls)
         self.pool = ThreadPoolExecutor(
             max_workers=max(1, self.settings.write_concurrency), thread_name_prefix="crm-write"
@@ -356,14 +356,20 @@ class _Run:
             start = self.bookmark.start(self.settings.overlap)
         signpost = datetime.now(UTC)
         self.writes_from = _next_tick(signpost, self.caps.modstamp_resolution)
+        try:
+            self._read_pages(start, signpost)
+        finally:
+            self.writes_from = None  # the read is over: no write can come back into it
+
+    def _read_pages(self, start: Cursor | None, signpost: datetime) -> None:
         remaining = self.options.limit
         for page in self.e.connector.read_changed(start):
             read_at = datetime.now(UTC)
             kill_point("after_fetch")
             records = list(page.records)
             # Records stamped after the run began are the next run's work (Singer signposts):
-            # this keeps our own writes (all stamped after it, see _hold_writes_past_signpost)
-            # from chasing the read, and misses nothing.
+            # this keeps our own writes (all stamped after it, see _holding_writes) from
+            # chasing the read, and misses nothing.
             beyond = [r for r in records if r.modstamp > signpost]
             records = [r for r in records if r.modstamp <= signpost]
             if remaining is not None:
@@ -707,6 +713,8 @@ class _Run:
                 raise self.stop
             capacity = self.settings.write_concurrency - len(self.inflight)
             batches = self._ready_batches(final) if capacity > 0 else []
+            if self._holding_writes():
+                batches = []
             busy: set[str] = set()
             submitted = 0
             for chunk in batches:
@@ -749,20 +757,19 @@ class _Run:
             if item.attempts == 0:
                 self._count_submitted(item)
         plan = outbox.to_write_plan(items)
-        self._hold_writes_past_signpost()
         kill_point("before_write")
         future = self.pool.submit(self.e.connector.apply, plan)
         self.inflight[future] = items
 
-    def _hold_writes_past_signpost(self) -> None:
-        """Send no write while the CRM's clock still stamps the signpost's tick. A CRM with
-        whole-second stamps (Zoho, Salesforce) would stamp a write made in the signpost's
-        second with a time <= the signpost, and the read would take our own write back as
-        a change of this run. Waiting costs at most one tick, once per run."""
-        if self.writes_from is None:
-            return
-        time.sleep(max(0.0, (self.writes_from - datetime.now(UTC)).total_seconds()))
-        self.writes_from = None
+    def _holding_writes(self) -> bool:
+        """True while the read is under way and the CRM's clock still stamps the signpost's
+        tick. A CRM with whole-second stamps (Zoho, Salesforce) stamps a write made in the
+        signpost's second with a time <= the signpost, and the read would take our own
+        write back as a change of this run. Held writes wait in the queue while the read
+        goes on (at most one tick); once the read is over nothing is held."""
+        if self.writes_from is not None and datetime.now(UTC) >= self.writes_from:
+            self.writes_from = None
+        return self.writes_from is not None
 
     def _collect(self, *, block: bool, until_empty: bool = False) -> None:
         while self.inflight:

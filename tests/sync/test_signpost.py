@@ -4,7 +4,8 @@ stamps have whole-second resolution (Zoho, Salesforce).
 The engine reads records stamped up to its signpost (the moment the read began). A write
 made within the signpost's second would be stamped with that second, i.e. at or before
 the signpost, and a key-paged read (Zoho's) would return it as a change of this run: 240
-customers read as 340. So no write leaves before the CRM's clock has passed that second.
+customers read as 340. So while the read goes on, no write leaves before the CRM's clock
+has passed that second.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tiering_core.models import Assets, CustomerProfile
 
 SECOND = timedelta(seconds=1)
 IDS = [f"C{i:02d}" for i in range(12)]
+PAGE_LATENCY = 0.3
 
 
 def whole_second(moment: datetime) -> datetime:
@@ -42,7 +44,8 @@ def whole_second(moment: datetime) -> datetime:
 
 class WholeSecondCrm:
     """Stamps at whole seconds, like Zoho's ``Modified_Time``; each page is a new query
-    for records after the last one returned, so a record stamped again comes back."""
+    for records after the last one returned, so a record stamped again comes back. A
+    page takes ``PAGE_LATENCY``, so the read spans more than a second of writes."""
 
     capabilities = Capabilities(
         crm="seconds", page_size=3, max_write_batch=2, modstamp_resolution=SECOND
@@ -62,6 +65,7 @@ class WholeSecondCrm:
     def read_changed(self, since: Cursor | None) -> Iterator[Page]:
         after: Cursor | None = None
         while True:
+            time.sleep(PAGE_LATENCY)
             self.calls["read"] += 1
             rows = sorted(Cursor(stamp, cid) for cid, stamp in self.stamps.items())
             rows = [
@@ -99,8 +103,8 @@ class WholeSecondCrm:
 
 
 def early_in_a_second() -> datetime:
-    """Wait for the start of a wall-clock second, so the run's writes, unheld, would land
-    in the second its read began."""
+    """Wait for the start of a wall-clock second, so the run's first writes, unheld,
+    would land in the second its read began."""
     while (now := datetime.now(UTC)).microsecond > 50_000:
         time.sleep((1_000_000 - now.microsecond) / 1_000_000)
     return now
