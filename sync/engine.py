@@ -2,7 +2,8 @@
 
 One page at a time:
 
-1. read a page from the connector (inclusive cursor, see ``sync.bookmarks``);
+1. read a page from the connector (inclusive cursor, see ``sync.bookmarks``; the next page
+   is fetched meanwhile, see ``sync.readahead``);
 2. assess it (``previous`` filled from the state store, for hysteresis);
 3. plan the minimal writes (``sync.planner``) and, in **one transaction**, put them in the
    outbox, record unchanged customers' state and move the bookmark past the page;
@@ -46,6 +47,7 @@ from sync.bookmarks import Bookmark
 from sync.killpoints import kill_point
 from sync.outbox import NewItem, OutboxItem
 from sync.planner import CustomerPlan, Known, plan_customer, same_value, tiers_of
+from sync.readahead import read_ahead
 from sync.runs import RunCounts, RunStatus
 from sync.state import CustomerState, load_states, save_side_effects, save_states
 from sync.store import StateStore
@@ -126,6 +128,10 @@ class _Decision:
     pending: dict[str, Any]
     outstanding: set[int]
     this_run: bool
+    # The committed state the decision builds on (None: the customer has none yet). It
+    # cannot go stale while the decision is open: a run holds its stream's lease, and in
+    # the run only promoting this decision writes the customer's committed state.
+    base: CustomerState | None
     dead: bool = False
     field_dead: bool = False
 
@@ -363,7 +369,7 @@ class _Run:
 
     def _read_pages(self, start: Cursor | None, signpost: datetime) -> None:
         remaining = self.options.limit
-        for page in self.e.connector.read_changed(start):
+        for page in read_ahead(self.e.connector.read_changed(start)):
             read_at = datetime.now(UTC)
             kill_point("after_fetch")
             records = list(page.records)
@@ -432,7 +438,7 @@ class _Run:
                 self.outcomes[record.profile.id] = "unchanged"
                 state = states.get(record.profile.id)
                 self._record_unchanged(record, assessment, state, state_rows, audit_rows)
-            self._enqueue(conn, to_write, state_rows)
+            self._enqueue(conn, to_write, states, state_rows)
             save_states(conn, self.e.stream, state_rows)
             append(conn, audit_rows)
             kill_point("in_commit")
@@ -531,6 +537,7 @@ class _Run:
         self,
         conn: sa.Connection,
         planned: list[tuple[CrmRecord, Assessment, CustomerPlan]],
+        states: dict[str, CustomerState],
         state_rows: list[dict[str, Any]],
     ) -> None:
         """Queue a page's planned writes. Items identical to ones already queued or in
@@ -556,7 +563,9 @@ class _Run:
             if previous is not None and previous.this_run:
                 self.counts.skipped["superseded"] += 1
             pending = self._decision_json(record, assessment, plan)
-            self.decisions[cid] = _Decision(cid, pending, keep, this_run=True)
+            self.decisions[cid] = _Decision(
+                cid, pending, keep, this_run=True, base=states.get(cid)
+            )
             state_rows.append(
                 {
                     "customer_id": cid,
@@ -674,7 +683,9 @@ class _Run:
             if decision is None:
                 state = states.get(item.customer_id)
                 pending = dict(state.pending) if state and state.pending else {}
-                decision = _Decision(item.customer_id, pending, set(), this_run=False)
+                decision = _Decision(
+                    item.customer_id, pending, set(), this_run=False, base=state
+                )
                 self.decisions[item.customer_id] = decision
             decision.outstanding.add(item.id)
         if items:
@@ -941,13 +952,12 @@ class _Run:
         """These decisions' writes are all answered: they become the committed state."""
         if not decisions:
             return
-        states = load_states(conn, self.e.stream, [d.customer_id for d in decisions])
         rows: list[dict[str, Any]] = []
         resolved: list[str] = []
         for decision in decisions:
             cid = decision.customer_id
             self.decisions.pop(cid, None)
-            pending, state = decision.pending, states.get(cid)
+            pending, state = decision.pending, decision.base
             row: dict[str, Any] = {"customer_id": cid, "pseudonym": self._ref(cid), "pending": None}
             if pending and not decision.field_dead:
                 fields = dict(state.fields or {}) if state else {}
