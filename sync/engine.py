@@ -44,6 +44,7 @@ from connectors.mapping import WritebackConfig
 from sync import bookmarks, outbox, runs
 from sync.audit import AuditEntry, Trigger, append
 from sync.bookmarks import Bookmark
+from sync.errortext import error_text
 from sync.killpoints import kill_point
 from sync.outbox import NewItem, OutboxItem
 from sync.planner import CustomerPlan, Known, plan_customer, same_value, tiers_of
@@ -291,7 +292,7 @@ class _Run:
         except RateLimitedError as exc:  # while reading: checkpointed up to the last page
             status, error = "paused_quota", f"CRM quota or rate limit: {exc}"
         except Exception as exc:  # the run record must say what happened, whatever it was
-            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            status, error = "failed", error_text(exc)
             log.exception("run failed", extra={"run_id": self.run_id})
         finally:
             self._abandon_inflight()
@@ -823,12 +824,12 @@ class _Run:
             ]
         except (AuthExpiredError, ConfigError) as exc:
             self._requeue(items)
-            self.stop = self.stop or _Stop("failed", f"{type(exc).__name__}: {exc}")
+            self.stop = self.stop or _Stop("failed", error_text(exc))
             return
         except Exception as exc:
             self._requeue(items)
             self.stop = self.stop or _Stop(
-                "failed", f"write call failed: {type(exc).__name__}: {exc}"
+                "failed", f"write call failed: {error_text(exc)}"
             )
             return
         if len(results) != len(items):

@@ -2,8 +2,9 @@
 log line (reference S2), and operators can filter by run, stream or customer pseudonym.
 
 Only what callers put in ``extra`` is logged, and callers pass pseudonyms, counts and
-codes; never CRM field values or secrets. Exception tracebacks are reduced to the type and
-the message, which in this code base never carries personal data or secrets.
+codes; never CRM field values or secrets. Exception tracebacks are reduced to one line of
+type and message, without the input values and SQL parameters that libraries quote
+(``sync.errortext``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from sync.errortext import error_text
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -30,7 +33,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
-            entry["error"] = f"{type(exc).__name__}: {exc}"
+            entry["error"] = error_text(exc)
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 

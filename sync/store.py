@@ -53,7 +53,7 @@ _META_AD = "meta.pseudonym_key"
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 60})
+    engine = sa.create_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _: Any) -> None:
@@ -77,7 +77,7 @@ def create_engine(url: str) -> sa.Engine:
         return _sqlite_engine(parsed)
     if parsed.get_backend_name() == "postgresql":
         _require_verified_tls(parsed)
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        return sa.create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     raise StoreError(
         f"state.url: unsupported database {parsed.get_backend_name()!r}; "
         "use sqlite:///path or postgresql+psycopg://..."

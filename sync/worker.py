@@ -40,6 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from connectors.contract import CrmRecord
 from connectors.errors import ConnectorError, RateLimitedError, TransientError
 from sync.engine import SyncEngine
+from sync.errortext import error_text
 from sync.inbox import Inbox, InboxItem
 from sync.schema import Migration, metadata, parse_utc, utc_text
 
@@ -306,7 +307,7 @@ class InboxWorker:
 
     def _retry(self, items: Sequence[InboxItem], exc: Exception, report: BatchReport) -> None:
         now = self.clock()
-        error = f"{type(exc).__name__}: {exc}"[:200]
+        error = error_text(exc)
         attempts = max(item.attempts for item in items)
         if attempts >= self.options.max_attempts:
             self.inbox.bury({item.id: error for item in items}, now)

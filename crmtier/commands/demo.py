@@ -19,6 +19,7 @@ from connectors.errors import ConnectorError
 from crmtier.demo.orchestrate import DemoError, run_demo
 from crmtier.demo.summary import print_summary
 from sync import jsonlog
+from sync.errortext import error_text
 
 #: where the report goes without --output-dir (relative to the working directory)
 DEFAULT_REPORT = Path("crmtier-demo") / "report.html"
@@ -60,6 +61,6 @@ def command(crm: str, customers: int, output_dir: Path | None) -> None:
         click.echo(f"crmtier demo: failed: {exc}", err=True)
         sys.exit(1)
     except Exception as exc:  # the one-line reason, whatever broke
-        click.echo(f"crmtier demo: failed: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"crmtier demo: failed: {error_text(exc)}", err=True)
         sys.exit(1)
     print_summary(out, result)
