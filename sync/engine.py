@@ -513,7 +513,32 @@ class _Run:
         self, record: CrmRecord, assessment: Assessment, state: CustomerState | None
     ) -> CustomerPlan:
         known = state.known() if state else Known()
+        in_doubt = self._memberships_in_doubt(record.profile.id)
+        if in_doubt:
+            known = replace(known, in_doubt=in_doubt)
         return plan_customer(assessment, record.current, known, self.e.writeback)
+
+    def _memberships_in_doubt(self, cid: str) -> dict[str, str]:
+        """Campaign -> key of this customer's outstanding membership writes that may
+        already have reached the CRM: in flight, sent and failed retryably, or queued by an
+        interrupted run (which may have sent them before it died). Superseding such a write
+        cannot undo it, so the new plan must say what it wants of those campaigns."""
+        decision = self.decisions.get(cid)
+        if decision is None:
+            return {}
+        out: dict[str, str] = {}
+        for item_id in decision.outstanding:
+            item = self.queue.get(item_id)
+            if item is None:  # in flight
+                item = next(
+                    (i for items in self.inflight.values() for i in items if i.id == item_id),
+                    None,
+                )
+            elif item.attempts == 0 and item.run_id == self.run_id:
+                continue  # queued by this run and never sent: superseding it is exact
+            if item is not None and item.kind == "membership":
+                out[str(item.payload["campaign"])] = item.key
+        return out
 
     def _decision_json(
         self, record: CrmRecord, assessment: Assessment, plan: CustomerPlan

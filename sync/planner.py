@@ -36,10 +36,14 @@ class Membership:
 
 @dataclass(frozen=True)
 class Known:
-    """What crmtier has made for one customer (committed) or queued (outbox)."""
+    """What crmtier has made for one customer (committed), and what it cannot know."""
 
     tasks: frozenset[str] = frozenset()  # dedupe keys
     memberships: Mapping[str, str] = field(default_factory=dict)  # active campaign -> key
+    # Campaign -> key of memberships a write of ours may have changed without our seeing
+    # the answer (an interrupted run's, one in flight, one that failed retryably). Their
+    # wanted state is planned explicitly, add or remove, both idempotent.
+    in_doubt: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,12 +131,13 @@ def plan_customer(
     memberships = [
         Membership(key, True, action.dedupe_key)
         for key, action in sorted(desired_campaigns.items())
-        if action.member and key not in known.memberships
+        if action.member and (key not in known.memberships or key in known.in_doubt)
     ]
     if writeback.campaign_memberships:
+        maybe_member = {**known.memberships, **known.in_doubt}
         memberships += [
             Membership(campaign, False, dedupe_key)
-            for campaign, dedupe_key in sorted(known.memberships.items())
+            for campaign, dedupe_key in sorted(maybe_member.items())
             if campaign not in desired_campaigns or not desired_campaigns[campaign].member
         ]
     return CustomerPlan(assessment.id, fields, tuple(tasks), tuple(memberships))

@@ -19,17 +19,16 @@ from pathlib import Path
 import pytest
 
 from connectors.contract import (
-    ApiUsage,
     Capabilities,
     CrmRecord,
     Cursor,
     Page,
-    SchemaCheck,
     WritePlan,
     WriteResult,
 )
 from sync.engine import RunOptions, SyncEngine, SyncSettings, _next_tick
 from sync.store import StateStore
+from tests.sync.memory_crm import InMemoryConnector
 from tests.sync.test_sync_stateful import WRITEBACK, assess
 from tiering_core.models import Assets, CustomerProfile
 
@@ -42,7 +41,7 @@ def whole_second(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
 
 
-class WholeSecondCrm:
+class WholeSecondCrm(InMemoryConnector):
     """Stamps at whole seconds, like Zoho's ``Modified_Time``; each page is a new query
     for records after the last one returned, so a record stamped again comes back. A
     page takes ``PAGE_LATENCY``, so the read spans more than a second of writes."""
@@ -91,15 +90,6 @@ class WholeSecondCrm:
         out += [WriteResult("task", t.task.dedupe_key, True) for t in plan.tasks]
         out += [WriteResult("membership", m.dedupe_key, True) for m in plan.memberships]
         return out
-
-    def check(self) -> list[SchemaCheck]:
-        return []
-
-    def api_usage(self) -> ApiUsage:
-        return ApiUsage(dict(self.calls))
-
-    def close(self) -> None:
-        pass
 
 
 def early_in_a_second() -> datetime:

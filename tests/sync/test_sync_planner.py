@@ -104,6 +104,41 @@ def test_memberships_added_once_and_removed_when_no_longer_wanted() -> None:
     )
 
 
+LEAVE_VIP = CampaignAction(campaign="vip_events", member=False, dedupe_key=VIP.dedupe_key)
+SEMINAR_KEY = "C1:wealth_seminar"
+
+
+@pytest.mark.parametrize(
+    ("actions", "known", "planned"),
+    [
+        # in doubt, wanted: join again (idempotent), even if recorded as joined
+        ((VIP,), Known(in_doubt={"vip_events": VIP.dedupe_key}), {("vip_events", True)}),
+        (
+            (VIP,),
+            Known(
+                memberships={"vip_events": VIP.dedupe_key},
+                in_doubt={"vip_events": VIP.dedupe_key},
+            ),
+            {("vip_events", True)},
+        ),
+        # in doubt, not wanted or not mentioned: leave (idempotent), even if never recorded
+        ((LEAVE_VIP,), Known(in_doubt={"vip_events": VIP.dedupe_key}), {("vip_events", False)}),
+        (
+            (VIP,),
+            Known(in_doubt={"wealth_seminar": SEMINAR_KEY}),
+            {("vip_events", True), ("wealth_seminar", False)},
+        ),
+        # not in doubt: only what changes
+        ((VIP,), Known(memberships={"vip_events": VIP.dedupe_key}), set()),
+    ],
+)
+def test_memberships_in_doubt_are_planned_explicitly(
+    actions: tuple[CampaignAction, ...], known: Known, planned: set[tuple[str, bool]]
+) -> None:
+    plan = plan_customer(_assessment(*actions), {}, known, WB)
+    assert {(m.campaign, m.member) for m in plan.memberships} == planned
+
+
 def test_unmapped_campaigns_and_disabled_side_effects_are_skipped() -> None:
     other = CampaignAction(campaign="unknown", member=True, dedupe_key="C1:unknown")
     assert plan_customer(_assessment(other), {}, Known(), WB).memberships == ()
