@@ -38,8 +38,9 @@ def test_threads_refused_with_an_expired_session_share_one_new_login(sandbox_fac
     connector = connect(sandbox)
     plans = _plans_of_50(connector)
     sandbox.expire_session()
-    for step in range(1, 5):  # each in-flight write takes one: refusals 0.1 s apart
-        sandbox.server.inject("collections_update", delay=0.1 * step)
+    for step in range(1, 5):  # each in-flight write takes one: refusals 0.5 s apart, far
+        # more than a login takes even on a loaded box
+        sandbox.server.inject("collections_update", delay=0.5 * step)
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = [r for batch in pool.map(connector.apply, plans) for r in batch]
     counts = sandbox.server.calls.counts()

@@ -17,6 +17,7 @@ class Source:
     def __init__(self, n: int, fail_at: int | None = None) -> None:
         self.n, self.fail_at = n, fail_at
         self.fetched: list[int] = []
+        self.second = threading.Event()  # set when page 1 has been fetched
         self.threads: set[str] = set()
         self.closed = False
 
@@ -27,6 +28,8 @@ class Source:
                     raise ConnectionError(f"page {i}")
                 self.threads.add(threading.current_thread().name)
                 self.fetched.append(i)
+                if i == 1:
+                    self.second.set()
                 yield i
         finally:
             self.closed = True
@@ -44,10 +47,7 @@ def test_the_next_item_is_fetched_while_the_caller_holds_this_one() -> None:
     source = Source(5)
     pages = read_ahead(source.pages())
     assert next(pages) == 0
-    for _ in range(100):  # the worker thread fetches page 1 without being asked
-        if source.fetched == [0, 1]:
-            break
-        threading.Event().wait(0.01)
+    assert source.second.wait(timeout=30)  # fetched by the worker without being asked
     assert source.fetched == [0, 1]
     pages.close()
     assert source.closed

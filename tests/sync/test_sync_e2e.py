@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,9 @@ from sync.store import StateStore
 from tests.sync.conftest import CRMTIER, Harness, available_crms, start_sandbox, store_files
 
 CUSTOMERS = 240
+# One assessment day for every run of a test, even one that spans midnight UTC: a run on
+# a new day re-assesses every customer (so "nothing changed: no write" would not hold).
+AS_OF = datetime.now(UTC).date().isoformat()
 VALUE_TIERS = {"private", "wealth", "affluent", "mass", "unrated"}
 
 
@@ -33,7 +37,7 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
 
 def test_first_run_writes_every_tier_then_nothing_then_only_the_changed(harness: Harness) -> None:
     sb = harness.sandbox
-    first = harness.run()
+    first = harness.run("--as-of", AS_OF)
     assert first.returncode == 0, (first.report, first.stderr[-2000:])
     assert first.report is not None
     counts = first.report["counts"]
@@ -48,7 +52,7 @@ def test_first_run_writes_every_tier_then_nothing_then_only_the_changed(harness:
     assert len(task_keys) == len(set(task_keys)) > 0  # no duplicate tasks
 
     calls = sb.write_calls()
-    second = harness.run()
+    second = harness.run("--as-of", AS_OF)
     assert second.returncode == 0, (second.report, second.stderr[-2000:])
     assert second.report is not None
     assert sb.write_calls() == calls  # nothing changed: not one write call
@@ -63,7 +67,7 @@ def test_first_run_writes_every_tier_then_nothing_then_only_the_changed(harness:
     assert len(edited) == 10
     for cid in edited:
         sb.edit_customer(cid, {"assets.deposits": 90_000_000, "aum_avg_3m": 90_000_000})
-    third = harness.run()
+    third = harness.run("--as-of", AS_OF)
     assert third.returncode == 0, (third.report, third.stderr[-2000:])
     assert third.report is not None
     assert third.report["counts"]["written"] == 10, third.report
@@ -82,7 +86,7 @@ def test_first_run_writes_every_tier_then_nothing_then_only_the_changed(harness:
 
 
 def test_dry_run_shows_the_plan_and_writes_nothing(harness: Harness) -> None:
-    dry = harness.run("--dry-run")
+    dry = harness.run("--dry-run", "--as-of", AS_OF)
     assert dry.returncode == 0, dry.stderr
     assert dry.report is not None
     assert harness.sandbox.write_calls() == 0
@@ -91,7 +95,7 @@ def test_dry_run_shows_the_plan_and_writes_nothing(harness: Harness) -> None:
     kinds = Counter(p["kind"] for p in preview)
     assert field_customers
     assert dry.report["counts"]["written"] == CUSTOMERS - dry.report["counts"]["unchanged"]
-    real = harness.run()
+    real = harness.run("--as-of", AS_OF)
     assert real.report is not None
     writes = real.report["counts"]["writes"]
     # exactly what the preview showed was written
