@@ -749,9 +749,8 @@ class _Run:
                 self._collect(block=True, until_empty=True)
                 raise self.stop
             capacity = self.settings.write_concurrency - len(self.inflight)
-            batches = self._ready_batches(final) if capacity > 0 else []
-            if self._holding_writes():
-                batches = []
+            ready = capacity > 0 and not self._holding_writes()
+            batches = self._ready_batches(final) if ready else []
             busy: set[str] = set()
             submitted = 0
             for chunk in batches:

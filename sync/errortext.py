@@ -27,8 +27,8 @@ def error_text(exc: BaseException) -> str:
     elif isinstance(exc, StatementError):
         # The driver's primary message only: SQLAlchemy appends the statement and its
         # parameters, and PostgreSQL's DETAIL line quotes the conflicting key's values.
-        primary = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else ""
-        message = f"{type(exc.orig).__name__}: {primary}"
+        lines = str(exc.orig).strip().splitlines()
+        message = f"{type(exc.orig).__name__}: {lines[0] if lines else ''}"
     else:
         message = str(exc)
     text = " ".join(f"{type(exc).__name__}: {message}".split())

@@ -216,7 +216,7 @@ def _report_json(report: RunReport) -> str:
 
 
 #: gen-0 threshold for a sync run (Python's default is 700), and the older generations'
-GC_THRESHOLDS = (1_000_000, 50, 1000)
+GC_THRESHOLDS = (1_000_000, 50, 1_000)
 
 
 @contextmanager

@@ -50,14 +50,11 @@ class DetailError(Exception):
 
 
 def postgres_style_error() -> Exception:
-    try:
-        raise sa.exc.IntegrityError(
-            "INSERT INTO t VALUES (%(name)s)",
-            {"name": SECRET_NAME},
-            DetailError(f"duplicate key value\nDETAIL:  Key (name)=({SECRET_NAME}) exists."),
-        )
-    except Exception as exc:
-        return exc
+    return sa.exc.IntegrityError(
+        "INSERT INTO t VALUES (%(name)s)",
+        {"name": SECRET_NAME},
+        DetailError(f"duplicate key value\nDETAIL:  Key (name)=({SECRET_NAME}) exists."),
+    )
 
 
 @pytest.mark.parametrize(

@@ -72,8 +72,9 @@ class WholeSecondCrm(InMemoryConnector):
             ]
             if not rows:
                 return
-            after = rows[min(3, len(rows)) - 1]
-            yield Page(tuple(self._record(c.id) for c in rows[:3]))
+            page = rows[:3]
+            after = page[-1]
+            yield Page(tuple(self._record(c.id) for c in page))
 
     def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
         return [self._record(cid) for cid in ids]
