@@ -12,6 +12,8 @@ separately because they cost very different amounts:
   evaluate      columns -> every tier, score, risk level, reason and DQ mask (vectorised)
   materialise   evaluation -> Assessment objects with reasons, DQ issues and CRM actions
   assess_batch  columnarise + evaluate + materialise, end to end
+  decide_batch  the same decisions as plain data, unvalidated (what the sync layer plans
+                from): the difference to assess_batch is what the models cost
   assess        one customer, end to end (the webhook path)
 
 Run: python bench/core.py [--customers 1000000] [--runs 5]
@@ -37,7 +39,7 @@ from connectors.sandbox.generator import generate
 from crmtier.commands.tier import open_input, read_jsonl
 from tiering_core import ingest
 from tiering_core.columns import Columns
-from tiering_core.engine import assess, assess_batch, evaluate, materialise
+from tiering_core.engine import assess, assess_batch, decide_batch, evaluate, materialise
 from tiering_core.models import CustomerProfile
 from tiering_core.policy import load_policy
 
@@ -163,6 +165,11 @@ def main() -> None:
         "assess_batch end to end (with Assessments)",
         len(subset),
         median_seconds(lambda: assess_batch(subset, policy, AS_OF), args.runs),
+    )
+    rate(
+        "decide_batch end to end (plain data, sync)",
+        len(subset),
+        median_seconds(lambda: decide_batch(subset, policy, AS_OF), args.runs),
     )
 
     for profile in profiles[:200]:

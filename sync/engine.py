@@ -52,13 +52,13 @@ from sync.readahead import read_ahead
 from sync.runs import RunCounts, RunStatus
 from sync.state import CustomerState, load_states, save_side_effects, save_states
 from sync.store import StateStore
-from tiering_core.models import Assessment, CustomerProfile
+from tiering_core.models import AssessmentData, CustomerProfile
 from tiering_core.privacy import pseudonym
 
 log = logging.getLogger(__name__)
 
 #: assesses a batch of profiles (policy and as-of date bound by the caller)
-AssessFn = Callable[[Sequence[CustomerProfile]], list[Assessment]]
+AssessFn = Callable[[Sequence[CustomerProfile]], list[AssessmentData]]
 
 
 class AlreadyRunningError(RuntimeError):
@@ -478,7 +478,7 @@ class _Run:
 
     def _assess(
         self, records: list[CrmRecord], states: dict[str, CustomerState]
-    ) -> list[tuple[CrmRecord, Assessment]]:
+    ) -> list[tuple[CrmRecord, AssessmentData]]:
         profiles = []
         for record in records:
             state = states.get(record.profile.id)
@@ -504,13 +504,15 @@ class _Run:
                     )
         self.counts.tiered += len(pairs)
         for record, assessment in pairs:
-            self.counts.tiers[assessment.value_tier] += 1
-            for issue in (*assessment.dq_issues, *record.dq_issues):
-                self.counts.dq_issues[issue.code] += 1
+            self.counts.tiers[assessment["value_tier"]] += 1
+            for issue in assessment["dq_issues"]:
+                self.counts.dq_issues[issue["code"]] += 1
+            for dq in record.dq_issues:
+                self.counts.dq_issues[dq.code] += 1
         return pairs
 
     def _plan(
-        self, record: CrmRecord, assessment: Assessment, state: CustomerState | None
+        self, record: CrmRecord, assessment: AssessmentData, state: CustomerState | None
     ) -> CustomerPlan:
         known = state.known() if state else Known()
         in_doubt = self._memberships_in_doubt(record.profile.id)
@@ -541,15 +543,15 @@ class _Run:
         return out
 
     def _decision_json(
-        self, record: CrmRecord, assessment: Assessment, plan: CustomerPlan
+        self, record: CrmRecord, assessment: AssessmentData, plan: CustomerPlan
     ) -> dict[str, Any]:
         return {
             "tiers": tiers_of(assessment),
             "fields": dict(plan.fields),
             "assessed_at": self._as_of(),
-            "below_floor_since": _iso(assessment.below_floor_since),
-            "reason_codes": [r.code for r in assessment.reasons],
-            "policy_version": assessment.policy_version,
+            "below_floor_since": _iso(assessment["below_floor_since"]),
+            "reason_codes": [r["code"] for r in assessment["reasons"]],
+            "policy_version": assessment["policy_version"],
             "input_hash": self.hashes[record.profile.id],
             "run_id": self.run_id,
             "trigger": self.options.trigger,
@@ -562,7 +564,7 @@ class _Run:
     def _enqueue(
         self,
         conn: sa.Connection,
-        planned: list[tuple[CrmRecord, Assessment, CustomerPlan]],
+        planned: list[tuple[CrmRecord, AssessmentData, CustomerPlan]],
         states: dict[str, CustomerState],
         state_rows: list[dict[str, Any]],
     ) -> None:
@@ -613,7 +615,7 @@ class _Run:
     def _record_unchanged(
         self,
         record: CrmRecord,
-        assessment: Assessment,
+        assessment: AssessmentData,
         state: CustomerState | None,
         state_rows: list[dict[str, Any]],
         audit_rows: list[AuditEntry],
@@ -623,7 +625,7 @@ class _Run:
         if cid in self.decisions:
             return  # an earlier read of this run queued writes; that decision stands
         tiers = tiers_of(assessment)
-        below = _iso(assessment.below_floor_since)
+        below = _iso(assessment["below_floor_since"])
         digest = self.hashes[cid]
         if (
             state is not None
@@ -664,7 +666,7 @@ class _Run:
 
     def _preview(
         self,
-        plans: list[tuple[CrmRecord, Assessment, CustomerPlan]],
+        plans: list[tuple[CrmRecord, AssessmentData, CustomerPlan]],
         states: dict[str, CustomerState],
     ) -> None:
         for record, _assessment, plan in plans:

@@ -1,6 +1,7 @@
 """The write-back planner: the fewest CRM writes that make the CRM show an assessment.
 
-Inputs are the assessment's actions, the CRM's present write-back values
+Inputs are the assessment's actions (as the engine's plain ``AssessmentData``), the CRM's
+present write-back values
 (``CrmRecord.current``) and what crmtier itself already made or has queued (tasks by dedupe
 key, campaign memberships). Output is a ``CustomerPlan``: only fields whose value differs
 from the CRM's, only tasks not yet made, only membership changes that change something. An
@@ -19,7 +20,7 @@ from datetime import date, datetime
 from typing import Any
 
 from connectors.mapping import WritebackConfig
-from tiering_core.models import Assessment, CampaignAction, SetFieldAction, TaskAction
+from tiering_core.models import AssessmentData, TaskAction
 
 #: characters a number's text can start with besides digits (float() also takes
 #: "inf"/"nan", which start with a letter and stay text, as before)
@@ -104,40 +105,42 @@ def _split(text: str, sep: str) -> tuple[Any, ...]:
     return tuple(normalize(part) for part in text.split(sep) if part.strip())
 
 
-def tiers_of(assessment: Assessment) -> dict[str, str]:
-    return {name: str(getattr(assessment, name)) for name in TIER_FIELDS}
+def tiers_of(assessment: AssessmentData) -> dict[str, str]:
+    return {name: str(assessment[name]) for name in TIER_FIELDS}  # type: ignore[literal-required]
 
 
 def plan_customer(
-    assessment: Assessment,
+    assessment: AssessmentData,
     current: Mapping[str, Any],
     known: Known,
     writeback: WritebackConfig,
 ) -> CustomerPlan:
+    """The plan's tasks are validated into ``TaskAction`` here: only the few planned ones,
+    which the outbox and the connectors carry on."""
     fields: dict[str, Any] = {}
     tasks: list[TaskAction] = []
-    desired_campaigns: dict[str, CampaignAction] = {}
-    for action in assessment.actions:
-        if isinstance(action, SetFieldAction):
-            if action.field in writeback.fields and not same_value(
-                action.value, current.get(action.field)
-            ):
-                fields[action.field] = action.value
-        elif isinstance(action, TaskAction):
-            if writeback.tasks and action.dedupe_key not in known.tasks:
-                tasks.append(action)
-        elif writeback.campaign_memberships and action.campaign in writeback.campaigns:
-            desired_campaigns[action.campaign] = action
+    desired_campaigns: dict[str, dict[str, Any]] = {}
+    for action in assessment["actions"]:
+        kind = action["kind"]
+        if kind == "set_field":
+            name = action["field"]
+            if name in writeback.fields and not same_value(action["value"], current.get(name)):
+                fields[name] = action["value"]
+        elif kind == "task":
+            if writeback.tasks and action["dedupe_key"] not in known.tasks:
+                tasks.append(TaskAction.model_validate(action))
+        elif writeback.campaign_memberships and action["campaign"] in writeback.campaigns:
+            desired_campaigns[action["campaign"]] = action
     memberships = [
-        Membership(key, True, action.dedupe_key)
+        Membership(key, True, action["dedupe_key"])
         for key, action in sorted(desired_campaigns.items())
-        if action.member and (key not in known.memberships or key in known.in_doubt)
+        if action["member"] and (key not in known.memberships or key in known.in_doubt)
     ]
     if writeback.campaign_memberships:
         maybe_member = {**known.memberships, **known.in_doubt}
         memberships += [
             Membership(campaign, False, dedupe_key)
             for campaign, dedupe_key in sorted(maybe_member.items())
-            if campaign not in desired_campaigns or not desired_campaigns[campaign].member
+            if campaign not in desired_campaigns or not desired_campaigns[campaign]["member"]
         ]
-    return CustomerPlan(assessment.id, fields, tuple(tasks), tuple(memberships))
+    return CustomerPlan(assessment["id"], fields, tuple(tasks), tuple(memberships))

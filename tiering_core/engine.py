@@ -1,13 +1,19 @@
 """The tiering engine: profiles in, assessments out.
 
-The rules exist in two forms that must agree exactly. ``assess_batch`` evaluates a whole
-batch column-wise with numpy (``evaluate``: millions of customers per second), then
-``materialise`` builds one ``Assessment`` per customer with its reasons, DQ issues and CRM
-actions (a per-record Python step, the expensive part). ``assess`` runs the same rules'
-plain-Python form for one customer (the webhook path), where numpy's per-call overhead
-would cost more than the work. Both end in the same assembly code, and a test holds the
-two paths to identical Assessments on arbitrary and generated customers, which also makes
-each a check on the other.
+The rules exist in two forms that must agree exactly. ``decide_batch`` evaluates a whole
+batch column-wise with numpy (``evaluate``: millions of customers per second), then builds
+one decision per customer with its reasons, DQ issues and CRM actions (a per-record Python
+step, the expensive part). ``decide`` runs the same rules' plain-Python form for one
+customer (the webhook path), where numpy's per-call overhead would cost more than the work.
+Both end in the same assembly code, and a test holds the two paths to identical
+Assessments on arbitrary and generated customers, which also makes each a check on the
+other.
+
+A decision is ``AssessmentData``: exactly the plain data an ``Assessment`` holds.
+``assess_batch``/``assess`` validate it into the public model (``crmtier tier``, tests,
+anything that hands an assessment on). The sync layer plans CRM writes from the plain data
+directly: validating ~40 nested models a customer costs more than all the rules together
+(bench/core.py, "materialise" against "decide_batch"), and the data is our own.
 
 ``as_of`` is always an input: the core never reads the clock, so an assessment can be
 replayed for an examiner with the date it was made.
@@ -26,7 +32,7 @@ import numpy as np
 from tiering_core.collector import collector_paused
 from tiering_core.columns import BoolArray, Columns, FloatArray, Record
 from tiering_core.dates import add_months, add_working_days
-from tiering_core.models import Assessment, CustomerProfile
+from tiering_core.models import Assessment, AssessmentData, CustomerProfile
 from tiering_core.policy import Policy
 from tiering_core.reasons import make_reason
 from tiering_core.rules import aml, credit, feedback, needs, ops, quality, strategy, value
@@ -108,22 +114,37 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
     )
 
 
-def assess_batch(
+def decide_batch(
     profiles: Sequence[CustomerProfile], policy: Policy, as_of: date
-) -> list[Assessment]:
-    """Assess many customers at once; the result is in input order. A batch of one (a
-    webhook's lone customer, the engine's per-record fallback) takes ``assess``, the
+) -> list[AssessmentData]:
+    """Decide many customers at once, as plain data, in input order. A batch of one (a
+    webhook's lone customer, the engine's per-record fallback) takes ``decide``, the
     plain-Python path: numpy's per-call overhead would dominate it."""
     if not profiles:
         return []
     if len(profiles) == 1:
-        return [assess(profiles[0], policy, as_of)]
+        return [decide(profiles[0], policy, as_of)]
     evaluation = evaluate(Columns.from_profiles(profiles, policy), policy, as_of)
-    return materialise(profiles, evaluation, policy, as_of)
+    with collector_paused():
+        return _decisions(profiles, evaluation, policy, as_of)
+
+
+def assess_batch(
+    profiles: Sequence[CustomerProfile], policy: Policy, as_of: date
+) -> list[Assessment]:
+    """``decide_batch`` validated into ``Assessment`` models."""
+    decisions = decide_batch(profiles, policy, as_of)
+    with collector_paused():
+        return [Assessment.model_validate(d) for d in decisions]
 
 
 def assess(profile: CustomerProfile, policy: Policy, as_of: date) -> Assessment:
-    """Assess one customer with the rules' plain-Python form (``assess_batch`` takes it for
+    """``decide`` validated into an ``Assessment``."""
+    return Assessment.model_validate(decide(profile, policy, as_of))
+
+
+def decide(profile: CustomerProfile, policy: Policy, as_of: date) -> AssessmentData:
+    """Decide one customer with the rules' plain-Python form (``decide_batch`` takes it for
     a batch of one: the webhook path). It equals the vectorised path exactly; tests hold
     the two to that on arbitrary and generated customers."""
     rec = Record.from_profile(profile, policy)
@@ -149,7 +170,7 @@ def assess(profile: CustomerProfile, policy: Policy, as_of: date) -> Assessment:
                *feedback_reasons)
     reasons = [_reason(profile, rc, None) for rc in columns if rc.mask]
     issues = [_issue(profile, ic) for ic in issue_cols]
-    return _assessment(profile, decided, reasons, issues, policy, as_of)
+    return _decision(profile, decided, reasons, issues, policy, as_of)
 
 
 # --- materialisation: columns -> one Assessment per customer -------------------------------
@@ -158,19 +179,21 @@ def assess(profile: CustomerProfile, policy: Policy, as_of: date) -> Assessment:
 def materialise(
     profiles: Sequence[CustomerProfile], ev: Evaluation, policy: Policy, as_of: date
 ) -> list[Assessment]:
-    """One Assessment per customer, in input order.
+    """One validated Assessment per customer, in input order (bench/core.py's stage).
 
     Python's cyclic garbage collector is paused while the batch is built: every object made
     here is acyclic and kept, so the collector's repeated scans of the growing result would
     cost as much as building it (measured: about half the time). The previous state is
     restored afterwards, whatever happens."""
     with collector_paused():
-        return _materialise(profiles, ev, policy, as_of)
+        return [
+            Assessment.model_validate(d) for d in _decisions(profiles, ev, policy, as_of)
+        ]
 
 
-def _materialise(
+def _decisions(
     profiles: Sequence[CustomerProfile], ev: Evaluation, policy: Policy, as_of: date
-) -> list[Assessment]:
+) -> list[AssessmentData]:
     reasons = _reasons_by_row(profiles, ev.reasons)
     issues = _issues_by_row(profiles, ev.issues)
     rows = zip(
@@ -181,7 +204,7 @@ def _materialise(
         strict=True,
     )
     return [
-        _assessment(profile, _Decided(*row), reasons[i], issues[i], policy, as_of)
+        _decision(profile, _Decided(*row), reasons[i], issues[i], policy, as_of)
         for i, (profile, row) in enumerate(zip(profiles, rows, strict=True))
     ]
 
@@ -203,14 +226,14 @@ class _Decided:
     below_floor_since: float  # date ordinal; NaN: none
 
 
-def _assessment(
+def _decision(
     profile: CustomerProfile,
     d: _Decided,
     reasons: list[dict[str, Any]],
     issues: list[dict[str, Any]],
     policy: Policy,
     as_of: date,
-) -> Assessment:
+) -> AssessmentData:
     months = policy.aml.review_months
     review = _next_review_by_level(
         (months.low, months.medium, months.high), policy.aml.new_customer.working_days, as_of
@@ -235,7 +258,7 @@ def _assessment(
         dq_fields=tuple(sorted({issue["field"] for issue in issues})),
     )
     since = d.below_floor_since
-    return Assessment.model_validate({
+    return {
         "id": profile.id,
         **outcome.decided(),
         "reasons": reasons,
@@ -243,7 +266,7 @@ def _assessment(
         "dq_issues": issues,
         "policy_version": policy.version,
         "below_floor_since": None if since != since else date.fromordinal(int(since)),
-    })
+    }
 
 
 @lru_cache(maxsize=64)

@@ -14,8 +14,9 @@ value (text where a number belongs) still fails validation: the record cannot be
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -218,3 +219,32 @@ class Assessment(_Output):
     dq_issues: tuple[DQIssue, ...] = ()
     policy_version: str
     below_floor_since: date | None = None  # carried so the sync layer can persist hysteresis
+
+
+class DecidedFields(TypedDict):
+    """The decided outputs by their canonical names (``Assessment`` and CRM field names)."""
+
+    value_tier: ValueTier
+    value_score: float | None
+    needs_tier: NeedsTier
+    credit_risk: RiskLevel
+    aml_risk: AmlRisk
+    ops_risk: RiskLevel
+    edd_required: bool
+    next_review: date | None
+    service_level: str
+    status: Status
+
+
+class AssessmentData(DecidedFields):
+    """An ``Assessment`` as the plain data the engine decides and the model validates:
+    the same keys; reasons, actions and DQ issues as dicts of their models' fields; dates
+    as ``date``. The sync layer plans from it without building the ~40 nested models (the
+    engine's module docstring says why); ``Assessment.model_validate`` accepts it as is."""
+
+    id: str
+    reasons: Sequence[dict[str, Any]]
+    actions: Sequence[dict[str, Any]]
+    dq_issues: Sequence[dict[str, Any]]
+    policy_version: str
+    below_floor_since: date | None

@@ -41,7 +41,7 @@ from sync.engine import (
 )
 from sync.runs import RunCounts
 from sync.store import StateStore, StoreError
-from tiering_core.models import Assessment, CustomerProfile
+from tiering_core.models import AssessmentData, CustomerProfile
 
 log = logging.getLogger("crmtier.sync")
 
@@ -77,13 +77,13 @@ def make_engine(
     """The sync engine ``config`` describes, over an opened store and connector. With
     ``as_of`` every assessment is as of that day (one run); without it the day is taken at
     each assessment, so a long-lived ``crmtier serve`` past midnight tiers as of today."""
-    from tiering_core.engine import assess_batch
+    from tiering_core.engine import decide_batch
     from tiering_core.policy import load_policy
 
     policy = load_policy(config.policy_path())
 
-    def assess(profiles: Sequence[CustomerProfile]) -> list[Assessment]:
-        return assess_batch(profiles, policy, as_of or datetime.now(UTC).date())
+    def assess(profiles: Sequence[CustomerProfile]) -> list[AssessmentData]:
+        return decide_batch(profiles, policy, as_of or datetime.now(UTC).date())
 
     return SyncEngine(
         store,

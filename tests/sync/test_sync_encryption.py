@@ -43,7 +43,7 @@ from tests.sync.conftest import (
     salesforce_harness,
     store_files,
 )
-from tiering_core.engine import assess_batch
+from tiering_core.engine import decide_batch
 from tiering_core.policy import load_policy
 
 CUSTOMERS = 150
@@ -94,7 +94,7 @@ def _sync(config: CrmtierConfig, store: StateStore) -> None:
             store,
             connector,
             config.writeback_config(),
-            partial(assess_batch, policy=policy, as_of=AS_OF),
+            partial(decide_batch, policy=policy, as_of=AS_OF),
             stream=config.stream,
             pseudonym_key=store.pseudonym_key(),
             settings=sync_settings(config),

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from connectors.mapping import WritebackConfig
 from sync.planner import Known, Membership, plan_customer, same_value
-from tiering_core.models import Assessment, CampaignAction, SetFieldAction, TaskAction
+from tiering_core.models import (
+    Assessment,
+    AssessmentData,
+    CampaignAction,
+    SetFieldAction,
+    TaskAction,
+)
 
 WB = WritebackConfig(
     fields={"value_tier": "Value_Tier__c", "reasons": "Tier_Reasons__c", "value_score": "S__c"},
@@ -17,8 +23,10 @@ WB = WritebackConfig(
 )
 
 
-def _assessment(*actions: Any) -> Assessment:
-    return Assessment(
+def _assessment(*actions: Any) -> AssessmentData:
+    """An assessment as the plain data the planner reads (built through the model, so it
+    is one the model accepts)."""
+    model = Assessment(
         id="C1",
         status="rated",
         value_tier="private",
@@ -33,6 +41,7 @@ def _assessment(*actions: Any) -> Assessment:
         actions=actions,
         policy_version="default@abc",
     )
+    return cast(AssessmentData, model.model_dump())
 
 
 TASK = TaskAction(

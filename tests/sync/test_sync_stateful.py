@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
@@ -40,6 +41,7 @@ from sync.store import StateStore
 from tests.sync.memory_crm import InMemoryConnector
 from tiering_core.models import (
     Assessment,
+    AssessmentData,
     Assets,
     CampaignAction,
     CustomerProfile,
@@ -134,7 +136,7 @@ def tier_of(deposits: float) -> str:
     return "private" if deposits >= 100 else "mass"
 
 
-def assess(profiles: Sequence[CustomerProfile]) -> list[Assessment]:
+def assess(profiles: Sequence[CustomerProfile]) -> list[AssessmentData]:
     out = []
     for p in profiles:
         tier = tier_of(p.assets.deposits if p.assets and p.assets.deposits else 0)
@@ -163,9 +165,9 @@ def assess(profiles: Sequence[CustomerProfile]) -> list[Assessment]:
                     CampaignAction(campaign=tier, member=True, dedupe_key=f"{p.id}:{tier}"),
                 ),
                 policy_version="memory@1",
-            )
+            ).model_dump()
         )
-    return out
+    return cast(list[AssessmentData], out)
 
 
 class SyncMachine(RuleBasedStateMachine):

@@ -23,6 +23,7 @@ from tiering_core.dates import period_label
 from tiering_core.models import (
     AmlRisk,
     CustomerProfile,
+    DecidedFields,
     NeedsTier,
     Priority,
     RiskLevel,
@@ -58,7 +59,7 @@ class Outcome:
     detractor: bool
     dq_fields: tuple[str, ...]
 
-    def decided(self) -> dict[str, Any]:
+    def decided(self) -> DecidedFields:
         """The decided outputs, by their canonical names (Assessment fields and CRM fields)."""
         return {
             "value_tier": self.value_tier,
