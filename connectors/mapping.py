@@ -14,8 +14,10 @@ from __future__ import annotations
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from importlib import resources
 from typing import Any, get_args, get_origin
 
@@ -51,6 +53,30 @@ class FieldMapping(BaseModel):
     def crm_fields(self) -> list[str]:
         """The CRM fields a read must request: exactly what the rules use (data minimisation)."""
         return sorted(set(self.fields.values()))
+
+    @cached_property
+    def slots(self) -> tuple[Slot, ...]:
+        """Each mapped field resolved once: where it goes and how its value is coerced
+        (``profile_from_crm`` runs for every record of every page)."""
+        return tuple(Slot.of(path, crm_field) for path, crm_field in self.fields.items())
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One mapped field: CRM field -> canonical ``block.leaf`` (``block`` None: top level);
+    ``coerce`` None when ``path`` is not a canonical field."""
+
+    path: str
+    crm_field: str
+    block: str | None
+    leaf: str
+    coerce: Callable[[Any], Any] | None
+
+    @classmethod
+    def of(cls, path: str, crm_field: str) -> Slot:
+        block, _, leaf = path.rpartition(".")
+        typ = CANONICAL_TYPES.get(path)
+        return cls(path, crm_field, block or None, leaf, None if typ is None else coercer(typ))
 
 
 class WritebackConfig(BaseModel):
@@ -117,55 +143,85 @@ class CoercionError(ValueError):
     pass
 
 
-def _coerce(value: Any, typ: Any) -> Any:
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in (
-            "true",
-            "false",
-            "1",
-            "0",
-            "yes",
-            "no",
-        ):
-            return value.strip().lower() in ("true", "1", "yes")
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        raise CoercionError("expected a boolean")
-    if typ is int:
-        if isinstance(value, bool):
-            raise CoercionError("expected an integer")
-        if isinstance(value, int):
-            return value
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise CoercionError("expected an integer") from None
-        if not number.is_integer():
-            raise CoercionError("expected an integer")
-        return int(number)
-    if typ is float:
-        if isinstance(value, bool):
-            raise CoercionError("expected a number")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise CoercionError("expected a number") from None
-    if typ is str:
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
-            return str(value)
-        raise CoercionError("expected text")
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in (
+        "true",
+        "false",
+        "1",
+        "0",
+        "yes",
+        "no",
+    ):
+        return value.strip().lower() in ("true", "1", "yes")
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise CoercionError("expected a boolean")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise CoercionError("expected an integer")
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise CoercionError("expected an integer") from None
+    if not number.is_integer():
+        raise CoercionError("expected an integer")
+    return int(number)
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise CoercionError("expected a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise CoercionError("expected a number") from None
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value)
+    raise CoercionError("expected text")
+
+
+def _to_tuple(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):  # Salesforce multi-select picklists: "A;B;C"
+        sep = ";" if ";" in value else ","
+        return tuple(v.strip() for v in value.split(sep) if v.strip())
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value)
+    raise CoercionError("expected a list")
+
+
+def _as_is(value: Any) -> Any:
+    return value  # dates: pydantic parses ISO strings and epoch numbers; it reports failures
+
+
+def coercer(typ: Any) -> Callable[[Any], Any]:
+    """The function that turns a CRM value into canonical type ``typ`` or raises
+    ``CoercionError``; chosen once per mapped field, not per value."""
+    simple: dict[Any, Callable[[Any], Any]] = {
+        bool: _to_bool,
+        int: _to_int,
+        float: _to_float,
+        str: _to_str,
+        datetime: _as_is,
+        date: _as_is,
+    }
+    if typ in simple:
+        return simple[typ]
     if get_origin(typ) is tuple:
-        if isinstance(value, str):  # Salesforce multi-select picklists: "A;B;C"
-            sep = ";" if ";" in value else ","
-            return tuple(v.strip() for v in value.split(sep) if v.strip())
-        if isinstance(value, list | tuple):
-            return tuple(str(v) for v in value)
-        raise CoercionError("expected a list")
-    if typ in (datetime, date):
-        return value  # pydantic parses ISO strings and epoch numbers; it reports failures
-    raise CoercionError(f"unsupported canonical type {typ!r}")
+        return _to_tuple
+
+    def unsupported(_: Any) -> Any:
+        raise CoercionError(f"unsupported canonical type {typ!r}")
+
+    return unsupported
 
 
 def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
@@ -187,20 +243,29 @@ def profile_from_crm(
     """
     tree: dict[str, Any] = {"id": crm_id, **extra}
     issues: list[DQIssue] = []
-    for path, crm_field in mapping.fields.items():
-        value = raw.get(crm_field)
+    for slot in mapping.slots:
+        value = raw.get(slot.crm_field)
         if value is None or value == "":
             continue
-        typ = CANONICAL_TYPES.get(path)
-        if typ is None:
+        if slot.coerce is None:
             issues.append(
-                DQIssue(code="DQ_UNKNOWN_FIELD", field=path, problem="not a canonical field")
+                DQIssue(code="DQ_UNKNOWN_FIELD", field=slot.path, problem="not a canonical field")
             )
             continue
         try:
-            set_path(tree, path, _coerce(value, typ))
+            value = slot.coerce(value)
         except CoercionError as exc:
-            issues.append(DQIssue(code="DQ_BAD_TYPE", field=path, problem=f"{crm_field}: {exc}"))
+            issues.append(
+                DQIssue(code="DQ_BAD_TYPE", field=slot.path, problem=f"{slot.crm_field}: {exc}")
+            )
+            continue
+        if slot.block is None:
+            tree[slot.leaf] = value
+        else:
+            block = tree.get(slot.block)
+            if block is None:
+                block = tree[slot.block] = {}
+            block[slot.leaf] = value
     try:
         return CustomerProfile.model_validate(tree), tuple(issues)
     except ValidationError as exc:

@@ -311,10 +311,6 @@ def _hits(masks: Sequence[BoolArray | bool]) -> list[tuple[int, int]]:
     return list(zip(columns.tolist(), rows.tolist(), strict=True))
 
 
-def _scalar(values: Any, i: int) -> Any:
-    return _py(values[i].item()) if isinstance(values, np.ndarray) else _py(values)
-
-
 def _reasons_by_row(
     profiles: Sequence[CustomerProfile], columns: list[ReasonColumn]
 ) -> list[list[dict[str, Any]]]:
