@@ -7,8 +7,9 @@ assessed without an exception.
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, get_type_hints
 
 import pytest
 from core_support import AS_OF
@@ -16,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.sandbox.generator import generate
-from tiering_core.engine import assess, assess_batch
-from tiering_core.models import Assessment, CustomerProfile
+from tiering_core.engine import assess, assess_batch, decide_batch
+from tiering_core.models import Assessment, AssessmentData, CustomerProfile
 from tiering_core.policy import load_policy
 
 POLICY = load_policy()
@@ -207,6 +208,18 @@ def test_batch_equals_one_by_one_on_generated_bank() -> None:
         "CRD_LOAN_CLASS_HIGH",
         "OPS_FRAUD_VICTIM",
     } <= held
+
+
+def test_plain_decisions_are_exactly_what_the_model_holds() -> None:
+    """The sync layer plans from ``decide_batch``'s unvalidated data: it must have the
+    model's keys, and validation must change no value (no coercion, no default filled in),
+    so what is written to a CRM equals what ``crmtier tier`` reports."""
+    assert set(get_type_hints(AssessmentData)) == set(Assessment.model_fields)
+    for data in decide_batch(generated_bank(1_000, seed=5), POLICY, AS_OF):
+        validated = Assessment.model_validate(data).model_dump()
+        assert json.dumps(data, default=str, sort_keys=True) == json.dumps(
+            validated, default=str, sort_keys=True
+        )
 
 
 @pytest.mark.slow
