@@ -14,7 +14,7 @@ from __future__ import annotations
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
@@ -63,20 +63,20 @@ class FieldMapping(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """One mapped field: CRM field -> canonical ``block.leaf`` (``block`` None: top level);
-    ``coerce`` None when ``path`` is not a canonical field."""
+    """One mapped field: CRM field -> canonical path (split into its ``parents`` blocks and
+    ``leaf``); ``coerce`` None when ``path`` is not a canonical field."""
 
     path: str
     crm_field: str
-    block: str | None
+    parents: tuple[str, ...]
     leaf: str
     coerce: Callable[[Any], Any] | None
 
     @classmethod
     def of(cls, path: str, crm_field: str) -> Slot:
-        block, _, leaf = path.rpartition(".")
+        *parents, leaf = path.split(".")
         typ = CANONICAL_TYPES.get(path)
-        return cls(path, crm_field, block or None, leaf, None if typ is None else coercer(typ))
+        return cls(path, crm_field, tuple(parents), leaf, None if typ is None else coercer(typ))
 
 
 class WritebackConfig(BaseModel):
@@ -202,19 +202,21 @@ def _as_is(value: Any) -> Any:
     return value  # dates: pydantic parses ISO strings and epoch numbers; it reports failures
 
 
+_COERCERS: dict[Any, Callable[[Any], Any]] = {
+    bool: _to_bool,
+    int: _to_int,
+    float: _to_float,
+    str: _to_str,
+    datetime: _as_is,
+    date: _as_is,
+}
+
+
 def coercer(typ: Any) -> Callable[[Any], Any]:
     """The function that turns a CRM value into canonical type ``typ`` or raises
     ``CoercionError``; chosen once per mapped field, not per value."""
-    simple: dict[Any, Callable[[Any], Any]] = {
-        bool: _to_bool,
-        int: _to_int,
-        float: _to_float,
-        str: _to_str,
-        datetime: _as_is,
-        date: _as_is,
-    }
-    if typ in simple:
-        return simple[typ]
+    if typ in _COERCERS:
+        return _COERCERS[typ]
     if get_origin(typ) is tuple:
         return _to_tuple
 
@@ -227,6 +229,10 @@ def coercer(typ: Any) -> Callable[[Any], Any]:
 def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
     """Put ``value`` at a dotted canonical path in a nested dict, creating blocks as needed."""
     *parents, leaf = path.split(".")
+    _put(tree, parents, leaf, value)
+
+
+def _put(tree: dict[str, Any], parents: Sequence[str], leaf: str, value: Any) -> None:
     node = tree
     for part in parents:
         node = node.setdefault(part, {})
@@ -259,13 +265,7 @@ def profile_from_crm(
                 DQIssue(code="DQ_BAD_TYPE", field=slot.path, problem=f"{slot.crm_field}: {exc}")
             )
             continue
-        if slot.block is None:
-            tree[slot.leaf] = value
-        else:
-            block = tree.get(slot.block)
-            if block is None:
-                block = tree[slot.block] = {}
-            block[slot.leaf] = value
+        _put(tree, slot.parents, slot.leaf, value)
     try:
         return CustomerProfile.model_validate(tree), tuple(issues)
     except ValidationError as exc:

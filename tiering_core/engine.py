@@ -133,9 +133,7 @@ def assess_batch(
     profiles: Sequence[CustomerProfile], policy: Policy, as_of: date
 ) -> list[Assessment]:
     """``decide_batch`` validated into ``Assessment`` models."""
-    decisions = decide_batch(profiles, policy, as_of)
-    with collector_paused():
-        return [Assessment.model_validate(d) for d in decisions]
+    return _validated(decide_batch(profiles, policy, as_of))
 
 
 def assess(profile: CustomerProfile, policy: Policy, as_of: date) -> Assessment:
@@ -186,9 +184,13 @@ def materialise(
     cost as much as building it (measured: about half the time). The previous state is
     restored afterwards, whatever happens."""
     with collector_paused():
-        return [
-            Assessment.model_validate(d) for d in _decisions(profiles, ev, policy, as_of)
-        ]
+        return _validated(_decisions(profiles, ev, policy, as_of))
+
+
+def _validated(decisions: list[AssessmentData]) -> list[Assessment]:
+    """The decisions as ``Assessment`` models (the collector paused, as for building them)."""
+    with collector_paused():
+        return [Assessment.model_validate(d) for d in decisions]
 
 
 def _decisions(
