@@ -6,6 +6,8 @@ calls in flight (default 4), exactly as an operator would run it. Printed:
 
   wall time        the sync process, start to exit                (P4: <= 30 s)
   sync CPU         user+system seconds of the sync process (load-independent)
+  sandbox CPU      user+system seconds the loopback CRM spent serving the run: it shares
+                   the machine's cores with the sync, as P4's CI box does
   peak RSS         of the sync process (getrusage of the child)   (P4: <= 512 MiB)
   API calls        by kind, as the connector counted them
   minimum          the run report's, by kind (Capabilities.minimum_calls: full read
@@ -48,11 +50,18 @@ def _serve(data_dir: str, customers: int, latency: float, pipe: Connection) -> N
     seeded = time.perf_counter() - started
     sandbox.start()
     text, env = sandbox.crmtier_config()
+    idle_cpu = _cpu_seconds()
     pipe.send((text, env, seeded))
     pipe.recv()  # "counts" or "stop"
-    pipe.send(sandbox.server.calls.counts())
+    pipe.send((sandbox.server.calls.counts(), _cpu_seconds() - idle_cpu))
     pipe.recv()
     sandbox.stop()
+
+
+def _cpu_seconds() -> float:
+    """This process's user+system seconds so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -96,7 +105,7 @@ def main() -> None:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         peak_kib, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         parent.send("counts")
-        server_calls = parent.recv()
+        server_calls, server_cpu = parent.recv()
         parent.send("stop")
         server.join(timeout=30)
         if proc.returncode != 0:
@@ -114,6 +123,7 @@ def main() -> None:
     )
     print(f"wall time        {wall:.1f} s   (P4 target <= 30 s)")
     print(f"sync CPU         {cpu:.1f} s user+system (the machine's other load inflates wall)")
+    print(f"sandbox CPU      {server_cpu:.1f} s serving the run (the loopback CRM shares the box)")
     print(f"peak RSS         {peak_kib / 1024:.0f} MiB   (P4 target <= 512 MiB)")
     print(f"API calls        {sum(used.values())} {dict(sorted(used.items()))}")
     print(f"server counted   {dict(sorted(server_calls.items()))}")

@@ -262,7 +262,7 @@ class FxiaokeSandbox(SandboxLifecycle):
     def invalidate_customer(self, customer_id: str) -> None:
         """A CRM user invalidates (作废) the customer: it goes to the recycle bin, its
         modstamp moves, and the workflow pushes ``delete``."""
-        if self.store.get(ACCOUNT, customer_id) is None:
+        if not self.store.exists(ACCOUNT, customer_id):
             raise KeyError(f"customer {customer_id} does not exist")
         stamp = self.store.update(ACCOUNT, customer_id, {"life_status": "invalid"})
         self.push.emit("delete", ACCOUNT, customer_id, to_ms(stamp))
@@ -523,7 +523,7 @@ class FxiaokeSandbox(SandboxLifecycle):
     def _invalid(self, request: Request, body: Payload, data: Payload, custom: bool) -> Payload:
         spec = self._spec(data.get("dataObjectApiName"), custom)
         rid = str(data.get("object_data_id", ""))
-        if self.store.get(spec.api_name, rid) is None:
+        if not self.store.exists(spec.api_name, rid):
             raise ApiError(32000, f"数据 {rid} 不存在")
         self.store.update(spec.api_name, rid, {"life_status": "invalid"})
         return {}

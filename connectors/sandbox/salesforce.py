@@ -243,7 +243,7 @@ class SalesforceSandbox(SandboxLifecycle):
 
     def _ensure_campaigns(self) -> None:
         for key, cid in self.mapping.writeback.campaigns.items():
-            if self.store.get("Campaign", cid) is None:
+            if not self.store.exists("Campaign", cid):
                 self.store.insert_many(
                     "Campaign",
                     [

@@ -354,7 +354,7 @@ class SalesforceOrg:
                 obj = _object_of(rid, self.schema)
                 if obj is None or not is_valid_id(rid):
                     plans.append(SaveError("MALFORMED_ID", f"malformed id {rid}", ("Id",)))
-                elif self.store.get(obj, rid) is None:
+                elif not self.store.exists(obj, rid):
                     plans.append(SaveError("ENTITY_IS_DELETED", "entity is deleted"))
                 elif not self.schema[obj].deletable:
                     plans.append(
@@ -401,10 +401,11 @@ class SalesforceOrg:
             # One save is one transaction: like Salesforce, every record it touches gets the
             # same SystemModstamp (so ties at page boundaries are real, not hypothetical).
             stamp = self.store.clock()
-            return [
-                SaveResult(None, [p]) if isinstance(p, SaveError) else self._apply(p, stamp)
-                for p in plans
-            ]
+            with self.store.transaction():
+                return [
+                    SaveResult(None, [p]) if isinstance(p, SaveError) else self._apply(p, stamp)
+                    for p in plans
+                ]
 
     def _take_lock(self, plan: _Planned | SaveError) -> _Planned | SaveError:
         if isinstance(plan, _Planned) and plan.rid and self.locks.get(plan.rid, 0) > 0:
@@ -422,21 +423,19 @@ class SalesforceOrg:
             data["CreatedDate"] = sf_datetime(stamp)
             self.store.insert_many(plan.obj, [(rid, stamp, data)])
             self._remember(plan.obj, rid, data)
-            self._changed(plan.obj, rid)
+            self._changed(plan.obj, rid, stamp, data)
             return SaveResult(rid, created=True)
-        self.store.update(plan.obj, plan.rid, plan.fields, modstamp=stamp)
+        _, data = self.store.merge(plan.obj, plan.rid, plan.fields, modstamp=stamp)
         if EXTERNAL_KEY_FIELD in plan.fields:
             self._ext_index().setdefault(plan.obj, {})[str(plan.fields[EXTERNAL_KEY_FIELD])] = (
                 plan.rid
             )
-        self._changed(plan.obj, plan.rid)
+        self._changed(plan.obj, plan.rid, stamp, data)
         return SaveResult(plan.rid, created=False)
 
-    def _changed(self, obj: str, rid: str) -> None:
+    def _changed(self, obj: str, rid: str, stamp: datetime, data: Mapping[str, Any]) -> None:
         if self.on_change is not None and obj == self.customer_object:
-            view = self.get(obj, rid)
-            if view is not None:
-                self.on_change(obj, view)
+            self.on_change(obj, self.view(rid, stamp, data))
 
     def _plan_update(
         self, record: Mapping[str, Any], obj: str | None = None
@@ -451,7 +450,7 @@ class SalesforceOrg:
                 "MALFORMED_ID", f"{obj} ID: id value of incorrect type: {rid}", ("Id",)
             )
         assert isinstance(rid, str)
-        if self.store.get(obj, rid) is None:
+        if not self.store.exists(obj, rid):
             return SaveError("ENTITY_IS_DELETED", "entity is deleted")
         fields = _payload(record)
         error = self._check_fields(spec, fields, updating=True)
@@ -517,14 +516,14 @@ class SalesforceOrg:
             field_type == "reference"
             and isinstance(value, str)
             and value.startswith(PREFIXES.get(self.customer_object, "\0"))
-            and self.store.get(self.customer_object, value) is None
+            and not self.store.exists(self.customer_object, value)
         )
 
     def _check_member(
         self, fields: Mapping[str, Any], claimed: set[tuple[str, str]]
     ) -> SaveError | None:
         campaign = fields.get("CampaignId")
-        if not campaign or self.store.get("Campaign", str(campaign)) is None:
+        if not campaign or not self.store.exists("Campaign", str(campaign)):
             return SaveError(
                 "REQUIRED_FIELD_MISSING" if not campaign else "INVALID_CROSS_REFERENCE_KEY",
                 "Required fields are missing: [CampaignId]"

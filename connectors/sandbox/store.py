@@ -12,6 +12,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ def format_ts(ts: datetime) -> str:
 
 
 def parse_ts(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    """``format_ts``'s text back (fromisoformat takes the ``Z``; strptime is ~20x slower)."""
+    return datetime.fromisoformat(text)
 
 
 class RecordStore:
@@ -54,10 +56,25 @@ class RecordStore:
             self._last = max(now, self._last + timedelta(milliseconds=1))
             return self._last
 
-    def insert_many(self, obj: str, rows: Iterable[tuple[str, datetime, Mapping[str, Any]]]) -> int:
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the store for one transaction: the mutations inside commit together (a
+        CRM save of 200 records is one commit, not 200). Nested calls join the outer one."""
         with self._lock:
+            if self._db.in_transaction:
+                yield
+                return
+            self._db.execute("BEGIN")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def insert_many(self, obj: str, rows: Iterable[tuple[str, datetime, Mapping[str, Any]]]) -> int:
+        with self.transaction():
             cur = self._db.cursor()
-            cur.execute("BEGIN")
             n = 0
             for rid, modstamp, data in rows:
                 cur.execute(
@@ -71,8 +88,15 @@ class RecordStore:
                 )
                 self._last = max(self._last, modstamp)
                 n += 1
-            cur.execute("COMMIT")
             return n
+
+    def exists(self, obj: str, rid: str) -> bool:
+        """Whether the record is there, without reading it."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM records WHERE object=? AND id=?", (obj, rid)
+            ).fetchone()
+        return row is not None
 
     def get(self, obj: str, rid: str) -> tuple[datetime, dict[str, Any]] | None:
         with self._lock:
@@ -99,22 +123,30 @@ class RecordStore:
         self, obj: str, rid: str, fields: Mapping[str, Any], *, modstamp: datetime | None = None
     ) -> datetime:
         """Merge ``fields`` into the record and bump its modstamp; KeyError if it does not exist."""
+        return self.merge(obj, rid, fields, modstamp=modstamp)[0]
+
+    def merge(
+        self, obj: str, rid: str, fields: Mapping[str, Any], *, modstamp: datetime | None = None
+    ) -> tuple[datetime, dict[str, Any]]:
+        """``update``, also giving the record as it now is (for a caller that shows it)."""
         with self._lock:
-            found = self.get(obj, rid)
-            if found is None:
+            row = self._db.execute(
+                "SELECT data FROM records WHERE object=? AND id=?", (obj, rid)
+            ).fetchone()
+            if row is None:
                 raise KeyError(rid)
-            data = {**found[1], **fields}
+            data = {**json.loads(row[0]), **fields}
             stamp = modstamp or self.clock()
             self._db.execute(
                 "UPDATE records SET modstamp=?, data=? WHERE object=? AND id=?",
                 (format_ts(stamp), json.dumps(data, ensure_ascii=False, default=str), obj, rid),
             )
-            return stamp
+            return stamp, data
 
     def upsert(self, obj: str, rid: str, data: Mapping[str, Any]) -> tuple[datetime, bool]:
         """Insert or merge; returns (modstamp, created)."""
         with self._lock:
-            if self.get(obj, rid) is None:
+            if not self.exists(obj, rid):
                 stamp = self.clock()
                 self.insert_many(obj, [(rid, stamp, data)])
                 return stamp, True

@@ -508,7 +508,7 @@ class ZohoApi:
 
     def relate(self, request: Request) -> Response:
         module, contact = request.params["module"], request.params["id"]
-        if module not in (CUSTOMER_MODULE, "Leads") or self.store.get(module, contact) is None:
+        if module not in (CUSTOMER_MODULE, "Leads") or not self.store.exists(module, contact):
             return zoho_error("INVALID_DATA", "the related id given seems to be invalid", 400)
         try:
             items = _body(request).get("data") or []
@@ -519,7 +519,7 @@ class ZohoApi:
         results = []
         for item in items:
             cid = str(item.get("id")) if isinstance(item, dict) and item.get("id") else None
-            if cid is None or self.store.get(CAMPAIGN_MODULE, cid) is None:
+            if cid is None or not self.store.exists(CAMPAIGN_MODULE, cid):
                 results.append(
                     _record_error(
                         "INVALID_DATA", "the id given seems to be invalid", api_name="id", id=cid
