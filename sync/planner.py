@@ -20,7 +20,7 @@ from datetime import date, datetime
 from typing import Any
 
 from connectors.mapping import WritebackConfig
-from tiering_core.models import AssessmentData, TaskAction
+from tiering_core.models import ActionKind, AssessmentData, TaskAction
 
 #: characters a number's text can start with besides digits (float() also takes
 #: "inf"/"nan", which start with a letter and stay text, as before)
@@ -107,6 +107,17 @@ def _split(text: str, sep: str) -> tuple[Any, ...]:
 
 def tiers_of(assessment: AssessmentData) -> dict[str, str]:
     return {name: str(assessment[name]) for name in TIER_FIELDS}  # type: ignore[literal-required]
+
+
+def action_kinds(writeback: WritebackConfig) -> frozenset[ActionKind]:
+    """The action kinds ``plan_customer`` can use under ``writeback``: all an engine need
+    derive for it (tier fields always; tasks and campaigns when written back)."""
+    kinds: set[ActionKind] = {"set_field"}
+    if writeback.tasks:
+        kinds.add("task")
+    if writeback.campaign_memberships:
+        kinds.add("campaign")
+    return frozenset(kinds)
 
 
 def plan_customer(

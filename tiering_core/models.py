@@ -200,6 +200,9 @@ class CampaignAction(_Output):
 
 
 Action = Annotated[SetFieldAction | TaskAction | CampaignAction, Field(discriminator="kind")]
+ActionKind = Literal["set_field", "task", "campaign"]
+#: Every kind: what an Assessment carries unless a caller asks for fewer (``decide_batch``).
+ACTION_KINDS: frozenset[ActionKind] = frozenset({"set_field", "task", "campaign"})
 
 
 class Assessment(_Output):

@@ -39,6 +39,7 @@ from sync.engine import (
     SyncEngine,
     SyncSettings,
 )
+from sync.planner import action_kinds
 from sync.runs import RunCounts
 from sync.store import StateStore, StoreError
 from tiering_core.models import AssessmentData, CustomerProfile
@@ -81,14 +82,16 @@ def make_engine(
     from tiering_core.policy import load_policy
 
     policy = load_policy(config.policy_path())
+    writeback = config.writeback_config()
+    kinds = action_kinds(writeback)
 
     def assess(profiles: Sequence[CustomerProfile]) -> list[AssessmentData]:
-        return decide_batch(profiles, policy, as_of or datetime.now(UTC).date())
+        return decide_batch(profiles, policy, as_of or datetime.now(UTC).date(), kinds=kinds)
 
     return SyncEngine(
         store,
         connector,
-        config.writeback_config(),
+        writeback,
         assess,
         stream=config.stream,
         pseudonym_key=config.pseudonym_key() or store.pseudonym_key(),

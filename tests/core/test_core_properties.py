@@ -18,7 +18,13 @@ from hypothesis import strategies as st
 
 from connectors.sandbox.generator import generate
 from tiering_core.engine import assess, assess_batch, decide_batch
-from tiering_core.models import Assessment, AssessmentData, CustomerProfile
+from tiering_core.models import (
+    ACTION_KINDS,
+    ActionKind,
+    Assessment,
+    AssessmentData,
+    CustomerProfile,
+)
 from tiering_core.policy import load_policy
 
 POLICY = load_policy()
@@ -220,6 +226,28 @@ def test_plain_decisions_are_exactly_what_the_model_holds() -> None:
         assert json.dumps(data, default=str, sort_keys=True) == json.dumps(
             validated, default=str, sort_keys=True
         )
+
+
+@pytest.mark.parametrize(
+    "kinds",
+    [frozenset(), frozenset({"set_field"}), frozenset({"set_field", "task"}),
+     frozenset({"task", "campaign"}), ACTION_KINDS],
+    ids=lambda kinds: "+".join(sorted(kinds)) or "none",
+)
+def test_asking_for_fewer_action_kinds_drops_only_those_actions(
+    kinds: frozenset[ActionKind],
+) -> None:
+    """A sync that writes back fewer kinds asks ``decide_batch`` for fewer; every other
+    output, and the asked-for actions in their order, stay exactly as in the full answer
+    (the batch path and the one-customer path alike)."""
+    batch = generated_bank(300, seed=17)
+    full = decide_batch(batch, POLICY, AS_OF)
+    assert {a["kind"] for d in full for a in d["actions"]} == ACTION_KINDS
+    expected = [
+        {**d, "actions": tuple(a for a in d["actions"] if a["kind"] in kinds)} for d in full
+    ]
+    assert decide_batch(batch, POLICY, AS_OF, kinds=kinds) == expected
+    assert [decide_batch([p], POLICY, AS_OF, kinds=kinds)[0] for p in batch[:40]] == expected[:40]
 
 
 @pytest.mark.slow

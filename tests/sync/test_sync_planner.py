@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 
 from connectors.mapping import WritebackConfig
-from sync.planner import Known, Membership, plan_customer, same_value
+from sync.planner import Known, Membership, action_kinds, plan_customer, same_value
 from tiering_core.models import (
     Assessment,
     AssessmentData,
@@ -154,3 +154,33 @@ def test_unmapped_campaigns_and_disabled_side_effects_are_skipped() -> None:
     off = WB.model_copy(update={"tasks": False, "campaign_memberships": False})
     plan = plan_customer(_assessment(TASK, VIP), {}, Known(memberships={"x": "k"}), off)
     assert not plan
+
+
+@pytest.mark.parametrize(
+    ("tasks", "campaigns", "kinds"),
+    [
+        (True, True, {"set_field", "task", "campaign"}),
+        (True, False, {"set_field", "task"}),
+        (False, True, {"set_field", "campaign"}),
+        (False, False, {"set_field"}),
+    ],
+)
+def test_the_engine_is_asked_only_for_the_kinds_the_plan_can_use(
+    tasks: bool, campaigns: bool, kinds: set[str]
+) -> None:
+    """``action_kinds`` tells the engine what to derive; the plan from only those actions
+    equals the plan from all of them, whatever was made or is in doubt before."""
+    wb = WB.model_copy(update={"tasks": tasks, "campaign_memberships": campaigns})
+    assert action_kinds(wb) == kinds
+    stale = CampaignAction(campaign="wealth_seminar", member=False, dedupe_key="C1:ws")
+    everything = _assessment(SetFieldAction(field="value_tier", value="private"), TASK, VIP, stale)
+    asked = tuple(a for a in everything["actions"] if a["kind"] in kinds)
+    only_asked = cast(AssessmentData, {**everything, "actions": asked})
+    current = {"value_tier": "mass"}
+    for known in (
+        Known(),
+        Known(memberships={"wealth_seminar": "C1:ws"}, in_doubt={"vip_events": VIP.dedupe_key}),
+    ):
+        full = plan_customer(everything, current, known, wb)
+        assert full.fields and (full.tasks or full.memberships or kinds == {"set_field"})
+        assert plan_customer(only_asked, current, known, wb) == full

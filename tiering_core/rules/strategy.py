@@ -21,6 +21,8 @@ from typing import Any
 
 from tiering_core.dates import period_label
 from tiering_core.models import (
+    ACTION_KINDS,
+    ActionKind,
     AmlRisk,
     CustomerProfile,
     DecidedFields,
@@ -86,11 +88,13 @@ def actions(
     reasons: list[dict[str, Any]],
     policy: Policy,
     as_of: date,
+    kinds: frozenset[ActionKind] = ACTION_KINDS,
 ) -> tuple[Action, ...]:
+    """The actions of ``kinds``, in kind order; a kind not asked for is not derived."""
     return (
-        *set_fields(outcome, reasons, policy),
-        *tasks(profile, outcome, policy, as_of),
-        *campaigns(profile, outcome, policy),
+        *(set_fields(outcome, reasons, policy) if "set_field" in kinds else ()),
+        *(tasks(profile, outcome, policy, as_of) if "task" in kinds else ()),
+        *(campaigns(profile, outcome, policy) if "campaign" in kinds else ()),
     )
 
 
