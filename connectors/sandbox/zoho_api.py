@@ -380,11 +380,12 @@ class ZohoApi:
         dup_fields = body.get("duplicate_check_fields") or []
         results: list[dict[str, Any]] = []
         changed: list[tuple[str, str, list[str]]] = []  # (operation, id, fields)
-        for index, raw in enumerate(records):
-            result, change = self._write_one(module, raw, index, mode, dup_fields)
-            results.append(result)
-            if change is not None:
-                changed.append(change)
+        with self.store.transaction():  # one commit per call, each record still on its own
+            for index, raw in enumerate(records):
+                result, change = self._write_one(module, raw, index, mode, dup_fields)
+                results.append(result)
+                if change is not None:
+                    changed.append(change)
         for operation in ("insert", "update"):
             ids = [rid for op, rid, _ in changed if op == operation]
             if ids:
