@@ -401,11 +401,15 @@ class SalesforceOrg:
             # One save is one transaction: like Salesforce, every record it touches gets the
             # same SystemModstamp (so ties at page boundaries are real, not hypothetical).
             stamp = self.store.clock()
-            with self.store.transaction():
-                return [
-                    SaveResult(None, [p]) if isinstance(p, SaveError) else self._apply(p, stamp)
-                    for p in plans
-                ]
+            try:
+                with self.store.transaction():
+                    return [
+                        SaveResult(None, [p]) if isinstance(p, SaveError) else self._apply(p, stamp)
+                        for p in plans
+                    ]
+            except BaseException:
+                self.reset_indexes()  # keys and ids of rolled-back records must not stay indexed
+                raise
 
     def _take_lock(self, plan: _Planned | SaveError) -> _Planned | SaveError:
         if isinstance(plan, _Planned) and plan.rid and self.locks.get(plan.rid, 0) > 0:

@@ -296,3 +296,30 @@ def test_a_task_on_a_missing_customer_is_a_per_record_error(sandbox, sf):
     )
     assert result["errors"][0]["statusCode"] == "INVALID_CROSS_REFERENCE_KEY"
     assert result["errors"][0]["fields"] == ["WhatId"]
+
+
+def test_a_save_that_fails_midway_is_rolled_back_whole(sandbox, monkeypatch):
+    """One save is one transaction: when a record of it cannot be stored, none of its
+    records stay, and their external keys are not left indexed to ids that do not exist."""
+    org, store = sandbox.org, sandbox.org.store
+    tasks = [
+        {"attributes": {"type": "Task"}, "Crmtier_Key__c": key, "Subject": "x"}
+        for key in ("k1", "k2")
+    ]
+    real_insert = store.insert_many
+    calls = []
+
+    def insert_then_fail(obj, rows):
+        calls.append(obj)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real_insert(obj, rows)
+
+    monkeypatch.setattr(store, "insert_many", insert_then_fail)
+    with pytest.raises(OSError):
+        org.upsert("Task", "Crmtier_Key__c", tasks, False)
+    monkeypatch.setattr(store, "insert_many", real_insert)
+    assert [rid for rid, _, _ in store.scan("Task")] == []
+    results = org.upsert("Task", "Crmtier_Key__c", tasks, False)
+    assert [(r.created, r.errors) for r in results] == [(True, []), (True, [])]
+    assert len(list(store.scan("Task"))) == 2
