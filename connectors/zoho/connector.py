@@ -63,8 +63,12 @@ MEMBER_MODULES = ("Contacts", "Leads")
 ONE_SECOND = timedelta(seconds=1)
 #: v2 channels live at most a day; ask for a little less so the request is never refused.
 CHANNEL_LIFETIME = timedelta(days=1) - timedelta(minutes=5)
-#: W11: a channel expiring within this window is renewed.
+#: W11: a channel expiring within this window is renewed. A v2 channel lives at most a day,
+#: so ``serve``, which checks hourly, renews it on every check.
 RENEW_BEFORE = timedelta(hours=24)
+#: Doctor warns when a channel has less life left than this: it has missed two of serve's
+#: hourly renewals (serve is not running, or Zoho refuses the renewal).
+RENEWAL_OVERDUE = CHANNEL_LIFETIME - timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -481,14 +485,22 @@ class ZohoConnector:
                 severity="warning",
             )
         expiry = min((c.expiry for c in mine if c.expiry), default=None)
-        if expiry is not None and expiry - now < RENEW_BEFORE:
+        if expiry is None:
+            return SchemaCheck("notifications: channel", True, f"{len(mine)} channel(s) active")
+        if expiry - now < RENEWAL_OVERDUE:
             return SchemaCheck(
                 "notifications: channel",
                 True,
-                f"expires {expiry:%Y-%m-%d %H:%M} UTC; renewed by serve",
+                f"expires {expiry:%Y-%m-%d %H:%M} UTC and was not renewed in the last 2 hours",
+                fix="keep crmtier serve running: it renews the channel hourly",
                 severity="warning",
             )
-        return SchemaCheck("notifications: channel", True, f"{len(mine)} channel(s) active")
+        return SchemaCheck(
+            "notifications: channel",
+            True,
+            f"{len(mine)} channel(s) active, expires {expiry:%Y-%m-%d %H:%M} UTC "
+            "(crmtier serve renews hourly)",
+        )
 
     # --- usage ----------------------------------------------------------------------------
 

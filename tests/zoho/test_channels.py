@@ -82,13 +82,25 @@ def test_a_token_zoho_refuses_is_a_config_error(zoho, zconnect):
         zconnect(zoho).ensure_channel("https://a.example/z", CHANNEL, "x" * 51)
 
 
+def _channel_check(connector):
+    return {c.name: c for c in connector.check()}["notifications: channel"]
+
+
 def test_doctor_reports_the_channel(zoho, zconnect):
+    """A fresh channel is fine, not a warning (a v2 channel always expires within a day);
+    one that missed two of serve's hourly renewals is."""
     connector = zconnect(zoho)
-    before = {c.name: c for c in connector.check()}["notifications: channel"]
+    before = _channel_check(connector)
     assert (before.ok, before.severity) == (False, "warning")
-    connector.ensure_channel("https://a.example/z", CHANNEL, TOKEN)
-    after = {c.name: c for c in connector.check()}["notifications: channel"]
-    assert after.ok and "renewed by serve" in after.detail
+    three_hours_ago = datetime.now(UTC) - timedelta(hours=3)
+    connector.ensure_channel("https://a.example/z", CHANNEL, TOKEN, now=three_hours_ago)
+    stale = _channel_check(connector)
+    assert (stale.ok, stale.severity) == (True, "warning")
+    assert "not renewed in the last 2 hours" in stale.detail and "serve" in stale.fix
+    assert connector.ensure_channel("https://a.example/z", CHANNEL, TOKEN).action == "renewed"
+    fresh = _channel_check(connector)
+    assert (fresh.ok, fresh.severity, fresh.fix) == (True, "error", "")
+    assert "renews hourly" in fresh.detail
 
 
 def test_edits_and_our_writes_are_delivered_as_zoho_callbacks(zoho, zconnect, receiver):
