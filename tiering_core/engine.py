@@ -204,7 +204,8 @@ def materialise(
     cost as much as building it (measured: about half the time). The previous state is
     restored afterwards, whatever happens."""
     with collector_paused():
-        return _validated(_decisions(profiles, ev, policy, as_of, ACTION_KINDS))
+        decisions = _decisions(profiles, ev, policy, as_of, ACTION_KINDS)
+    return _validated(decisions)
 
 
 def _validated(decisions: list[AssessmentData]) -> list[Assessment]:
