@@ -26,7 +26,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -37,6 +36,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+from sync import jsontext
 
 FORMAT = "enc1"
 _NONCE_BYTES = 12
@@ -176,14 +177,13 @@ class EncryptedJSON(TypeDecorator[Any]):
         cipher = cipher_of(dialect)
         if value is None or cipher is None:
             return value
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-        return cipher.encrypt(text.encode("utf-8"), self.where)
+        return cipher.encrypt(jsontext.dumps(value).encode("utf-8"), self.where)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
         plaintext = open_value(value, cipher_of(dialect), self.where)
-        return value if plaintext is None else json.loads(plaintext)
+        return value if plaintext is None else jsontext.loads(plaintext)
 
 
 class EncryptedText(TypeDecorator[str]):

@@ -30,7 +30,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeDecorator
 
-from sync import crypto, schema
+from sync import crypto, jsontext, schema
 from sync.crypto import StoreCipher, StoreError
 from sync.schema import Migration, locks, meta, now_text, utc_text
 
@@ -43,6 +43,13 @@ class EncryptionPendingError(StoreError):
 
 #: ``meta`` key naming the key the store's values are encrypted under (``enc1:<key id>``)
 ENCRYPTION_META = "encryption"
+#: both backends: no bound values in error messages (they can hold customer data), and the
+#: JSON columns through ``sync.jsontext``
+_ENGINE_OPTIONS: dict[str, Any] = {
+    "hide_parameters": True,
+    "json_serializer": jsontext.dumps,
+    "json_deserializer": jsontext.loads,
+}
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
 _CHUNK = 1000
 #: ``meta`` key of the generated pseudonym key, and the associated data of its ciphertext
@@ -53,7 +60,7 @@ _META_AD = "meta.pseudonym_key"
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 60}, **_ENGINE_OPTIONS)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _: Any) -> None:
@@ -77,7 +84,7 @@ def create_engine(url: str) -> sa.Engine:
         return _sqlite_engine(parsed)
     if parsed.get_backend_name() == "postgresql":
         _require_verified_tls(parsed)
-        return sa.create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+        return sa.create_engine(parsed, pool_pre_ping=True, **_ENGINE_OPTIONS)
     raise StoreError(
         f"state.url: unsupported database {parsed.get_backend_name()!r}; "
         "use sqlite:///path or postgresql+psycopg://..."
