@@ -143,6 +143,7 @@ class SalesforceClient:
             session_id=body["access_token"],
             session=self.session,
             version=s.api_version,
+            object_pairs_hook=None,  # plain dicts: half the decoding time of OrderedDict
         )
         return self._sf
 
