@@ -23,9 +23,10 @@ The rules (reference R2, R3, R5; Singer's ``>=`` bookmarks, dlt's ``unique_hashe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import sqlalchemy as sa
 
@@ -53,19 +54,31 @@ class Bookmark:
         point = self.rewind_point(overlap)
         return self.cursor if point == self.cursor.modstamp else Cursor(point, "")
 
-    def already_synced(self, record_id: str, modstamp: datetime, digest: str) -> bool:
-        return (record_id, utc_text(modstamp), digest) in self.tie_set
+    @cached_property
+    def _tied_ids(self) -> frozenset[str]:
+        return frozenset(tie[0] for tie in self.tie_set)
+
+    def already_synced(self, record_id: str, modstamp: datetime, digest: Callable[[], str]) -> bool:
+        """True when the tie set holds this record as read. ``digest()``, the record's
+        content digest (a hash to compute), is asked only of records the tie set names."""
+        if record_id not in self._tied_ids:
+            return False
+        return (record_id, utc_text(modstamp), digest()) in self.tie_set
 
     def advance(
         self,
         cursor: Cursor,
-        processed: Iterable[tuple[str, datetime, str]],
+        processed: Iterable[tuple[str, datetime]],
+        digest: Callable[[str], str],
         *,
         read_at: datetime,
         overlap: timedelta,
         tie_max: int,
     ) -> Bookmark:
-        """The bookmark after processing ``processed`` records up to ``cursor``.
+        """The bookmark after processing ``processed`` records (id, modstamp) up to
+        ``cursor``. ``digest(id)`` gives a record's content digest; it is asked only of the
+        records the new tie set keeps (a hash per record of a 100,000-record backfill would
+        be wasted: nearly all of them lie before the window).
 
         A page re-read inside the overlap window can end *before* the saved cursor; then
         the cursor and its ``read_at`` stay (a bookmark never moves backwards, and the rest
@@ -75,10 +88,10 @@ class Bookmark:
         moved = Bookmark(self.stream, cursor, read_at, frozenset(), self.state_version)
         floor = utc_text(moved.rewind_point(overlap))
         ties = {tie for tie in self.tie_set if tie[1] >= floor}
-        for rid, ms, digest in processed:
+        for rid, ms in processed:
             text = utc_text(ms)
             if text >= floor:
-                ties.add((rid, text, digest))
+                ties.add((rid, text, digest(rid)))
         if len(ties) > tie_max:
             ties = set(sorted(ties, key=lambda p: (p[1], p[0]))[-tie_max:])
         return Bookmark(self.stream, cursor, read_at, frozenset(ties), self.state_version)

@@ -243,7 +243,8 @@ class _Run:
         self.dead_letter_customers: set[str] = set()  # with open letters: resolve on success
         self.refs: dict[str, str] = {}  # pseudonym cache
         self.hashes: dict[str, str] = {}  # input hash per customer of the current page
-        self.digests: dict[str, str] = {}  # tie-set digest per customer of the current page
+        self.page: dict[str, CrmRecord] = {}  # the current page by id (the last duplicate)
+        self.digests: dict[str, str] = {}  # tie-set digests of the current page, as asked
         self.decisions: dict[str, _Decision] = {}
         self.submitted: Counter[str] = Counter()  # items first sent, by kind
         self.submitted_groups: dict[str, set[tuple[str, bool]]] = {}  # per-customer kinds
@@ -399,14 +400,19 @@ class _Run:
     def _process(self, records: list[CrmRecord], *, advance: tuple[Page, datetime] | None) -> None:
         self.counts.read += len(records)
         self.counts.pages += 1
-        self.hashes, self.digests = {}, {}  # a page's own: a run must not grow with them
+        # a page's own: a run must not grow with them
+        self.hashes, self.digests, self.page = {}, {}, {}
         fresh: dict[str, CrmRecord] = {}
         skip_ties = advance is not None and not self.options.full and self.bookmark is not None
         for record in records:
             cid = record.profile.id
+            self.page[cid] = record
             inputs = self.hashes[cid] = _input_hash(record.profile, self.e.policy_version)
-            digest = self.digests[cid] = _tie_digest(record, inputs)
-            if skip_ties and self.bookmark.already_synced(cid, record.modstamp, digest):  # type: ignore[union-attr]
+            if skip_ties and self.bookmark.already_synced(  # type: ignore[union-attr]
+                cid,
+                record.modstamp,
+                lambda: _tie_digest(record, inputs),  # noqa: B023 (called at once)
+            ):
                 self.counts.skipped["already_synced"] += 1
             elif cid in fresh:
                 self.counts.skipped["duplicate_in_page"] += 1
@@ -657,12 +663,20 @@ class _Run:
         current = self.bookmark or Bookmark.initial(self.e.stream)
         moved = current.advance(
             cursor,
-            ((r.profile.id, r.modstamp, self.digests[r.profile.id]) for r in page.records),
+            ((r.profile.id, r.modstamp) for r in page.records),
+            self._digest,
             read_at=read_at,
             overlap=self.settings.overlap,
             tie_max=self.settings.tie_max,
         )
         self.bookmark = bookmarks.save(conn, moved)
+
+    def _digest(self, cid: str) -> str:
+        """The tie-set digest of the current page's record ``cid`` (its last read)."""
+        digest = self.digests.get(cid)
+        if digest is None:
+            digest = self.digests[cid] = _tie_digest(self.page[cid], self.hashes[cid])
+        return digest
 
     def _preview(
         self,

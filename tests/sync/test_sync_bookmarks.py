@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from connectors.contract import Cursor
 from sync.bookmarks import Bookmark
 
@@ -14,7 +16,8 @@ OVERLAP = timedelta(seconds=5)
 def _bm(cursor_ts: datetime, read_at: datetime, ties: list[tuple[str, datetime]]) -> Bookmark:
     return Bookmark.initial("s").advance(
         Cursor(cursor_ts, ties[-1][0]),
-        [(rid, ms, "d") for rid, ms in ties],
+        [(rid, ms) for rid, ms in ties],
+        lambda rid: "d",
         read_at=read_at,
         overlap=OVERLAP,
         tie_max=100,
@@ -33,25 +36,31 @@ def test_old_records_resume_exactly_at_the_cursor() -> None:
 def test_recent_records_are_read_again_from_read_at_minus_overlap() -> None:
     bm = _bm(T0, T0 + timedelta(seconds=2), [("A1", T0 - timedelta(seconds=4)), ("A2", T0)])
     assert bm.start(OVERLAP) == Cursor(T0 - timedelta(seconds=3), "")
-    assert bm.already_synced("A1", T0 - timedelta(seconds=4), "d") is False  # before the window
-    assert bm.already_synced("A2", T0, "d")
-    assert not bm.already_synced("A2", T0, "changed")  # same stamp, new content: not skipped
+    assert bm.already_synced("A1", T0 - timedelta(seconds=4), lambda: "d") is False  # outside
+    assert bm.already_synced("A2", T0, lambda: "d")
+    assert not bm.already_synced("A2", T0, lambda: "changed")  # same stamp, new content
 
 
 def test_tie_set_is_bounded_and_keeps_the_newest() -> None:
-    ties = [(f"A{i:03d}", T0, "d") for i in range(50)]
+    ties = [(f"A{i:03d}", T0) for i in range(50)]
     bm = Bookmark.initial("s").advance(
-        Cursor(T0, "A049"), ties, read_at=T0, overlap=OVERLAP, tie_max=10
+        Cursor(T0, "A049"), ties, lambda rid: "d", read_at=T0, overlap=OVERLAP, tie_max=10
     )
     assert len(bm.tie_set) == 10
-    assert bm.already_synced("A049", T0, "d") and not bm.already_synced("A000", T0, "d")
+    assert bm.already_synced("A049", T0, lambda: "d")
+    assert not bm.already_synced("A000", T0, lambda: "d")
 
 
 def test_tie_set_forgets_pairs_that_left_the_window() -> None:
     bm = _bm(T0, T0, [("A1", T0)])
     later = T0 + timedelta(minutes=1)
     moved = bm.advance(
-        Cursor(later, "B1"), [("B1", later, "d")], read_at=later, overlap=OVERLAP, tie_max=100
+        Cursor(later, "B1"),
+        [("B1", later)],
+        lambda rid: "d",
+        read_at=later,
+        overlap=OVERLAP,
+        tie_max=100,
     )
     assert moved.tie_set == {("B1", "2026-03-01T12:01:00.000000Z", "d")}
 
@@ -61,10 +70,33 @@ def test_a_page_inside_the_overlap_never_moves_the_bookmark_backwards() -> None:
     earlier = T0 - timedelta(seconds=2)
     again = bm.advance(
         Cursor(earlier, "A1"),
-        [("A1", earlier, "d")],
+        [("A1", earlier)],
+        lambda rid: "d",
         read_at=T0 + timedelta(1),
         overlap=OVERLAP,
         tie_max=10,
     )
     assert (again.cursor, again.read_at) == (bm.cursor, bm.read_at)
-    assert again.already_synced("A1", earlier, "d") and again.already_synced("A2", T0, "d")
+    assert again.already_synced("A1", earlier, lambda: "d")
+    assert again.already_synced("A2", T0, lambda: "d")
+
+
+def test_digests_are_asked_only_of_records_the_tie_set_keeps_or_names() -> None:
+    """A digest is a hash per record: a backfill must not pay it for records before the
+    window, nor a read for records the tie set does not name."""
+    asked: list[str] = []
+
+    def digest(rid: str) -> str:
+        asked.append(rid)
+        return "d"
+
+    bm = Bookmark.initial("s").advance(
+        Cursor(T0, "A2"),
+        [("A1", T0 - timedelta(minutes=1)), ("A2", T0)],
+        digest,
+        read_at=T0,
+        overlap=OVERLAP,
+        tie_max=10,
+    )
+    assert asked == ["A2"]
+    assert not bm.already_synced("B9", T0, lambda: pytest.fail("digest of an unnamed record"))
