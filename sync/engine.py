@@ -588,7 +588,8 @@ class _Run:
             keep = set(self.inflight_by_customer.get(cid, ()))
             by_identity = {item.identity(): item for item in queued}
             for item in _items_of(plan, self.source_events.get(cid)):
-                existing = by_identity.pop(item.identity(), None)
+                # identity() is a repr: not worth it for the usual customer with none queued
+                existing = by_identity.pop(item.identity(), None) if by_identity else None
                 if existing is None:
                     new.append(item)
                 else:
