@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -186,7 +186,7 @@ def decide(
     )
     columns = (*v.reasons, *needs_reasons, *credit_reasons, *aml_reasons, *ops_reasons,
                *feedback_reasons)
-    reasons = [_reason(profile, rc, None) for rc in columns if rc.mask]
+    reasons = _reasons_by_row([profile], columns)[0]
     issues = [_issue(profile, ic) for ic in issue_cols]
     return _decision(profile, decided, reasons, issues, policy, as_of, kinds)
 
@@ -340,32 +340,41 @@ def _hits(masks: Sequence[BoolArray | bool]) -> list[tuple[int, int]]:
 
 
 def _reasons_by_row(
-    profiles: Sequence[CustomerProfile], columns: list[ReasonColumn]
+    profiles: Sequence[CustomerProfile], columns: Sequence[ReasonColumn]
 ) -> list[list[dict[str, Any]]]:
+    """Each customer's reasons, in column order. Rendered column by column: one numpy call
+    takes a column's cells of all its rows, where a call per cell cost a third of deciding.
+    ``decide`` passes its one customer, whose masks and values are plain scalars."""
     rows: list[list[dict[str, Any]]] = [[] for _ in profiles]
-    for c, i in _hits([rc.mask for rc in columns]):
-        rows[i].append(_reason(profiles[i], columns[c], i))
+    for rc in columns:
+        hit = _rows_of(rc.mask)
+        if not hit:
+            continue
+        if rc.profile_path is not None:
+            observed = [_profile_value(profiles[i], rc.profile_path) for i in hit]
+        elif rc.labels is not None:
+            labels = rc.labels
+            observed = [labels[int(k)] for k in _cells(rc.value, hit)]
+        else:
+            observed = _cells(rc.value, hit)
+        thresholds, weights = _cells(rc.threshold, hit), _cells(rc.weight, hit)
+        for i, seen, threshold, weight in zip(hit, observed, thresholds, weights, strict=True):
+            rows[i].append(make_reason(rc.code, seen, threshold, weight))
     return rows
 
 
-def _reason(profile: CustomerProfile, rc: ReasonColumn, i: int | None) -> dict[str, Any]:
-    """Reason ``rc`` rendered for one customer: row ``i`` of a batch, or (``i`` None) the
-    plain values of the one-customer rules."""
-    if rc.profile_path is not None:
-        observed = _profile_value(profile, rc.profile_path)
-    elif rc.value is None:
-        observed = None
-    elif rc.labels is not None:
-        observed = rc.labels[int(_at(rc.value, i))]
-    else:
-        observed = _py(_at(rc.value, i))
-    weight = None if rc.weight is None else _py(_at(rc.weight, i))
-    return make_reason(rc.code, observed, _py(_at(rc.threshold, i)), weight)
+def _rows_of(mask: BoolArray | bool) -> list[int]:
+    """The rows a mask selects (a scalar mask: the one customer of ``decide``, or none)."""
+    if isinstance(mask, np.ndarray):
+        return cast(list[int], np.flatnonzero(mask).tolist())
+    return [0] if mask else []
 
 
-def _at(values: Any, i: int | None) -> Any:
-    """Row ``i`` of a column as a Python value (a scalar stays itself)."""
-    return values[i].item() if isinstance(values, np.ndarray) and i is not None else values
+def _cells(values: Any, rows: list[int]) -> list[Any]:
+    """A column's ``rows`` as JSON-friendly Python values; a scalar stands for every row."""
+    if isinstance(values, np.ndarray):
+        return [_py(v) for v in values[rows].tolist()]
+    return [_py(values)] * len(rows)
 
 
 def _issues_by_row(
