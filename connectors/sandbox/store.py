@@ -17,6 +17,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+# Stored documents are read with pydantic-core's parser: a large read spends most of the
+# sandbox's time decoding them, and this one is twice as fast as the json module's.
+from pydantic_core import from_json
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     object   TEXT NOT NULL,
@@ -103,7 +107,7 @@ class RecordStore:
             row = self._db.execute(
                 "SELECT modstamp, data FROM records WHERE object=? AND id=?", (obj, rid)
             ).fetchone()
-        return (parse_ts(row[0]), json.loads(row[1])) if row else None
+        return (parse_ts(row[0]), from_json(row[1])) if row else None
 
     def get_many(self, obj: str, ids: Iterable[str]) -> dict[str, tuple[datetime, dict[str, Any]]]:
         out: dict[str, tuple[datetime, dict[str, Any]]] = {}
@@ -116,7 +120,7 @@ class RecordStore:
                     f"SELECT id, modstamp, data FROM records WHERE object=? AND id IN ({marks})",  # noqa: S608
                     (obj, *chunk),
                 ):
-                    out[rid] = (parse_ts(ms), json.loads(data))
+                    out[rid] = (parse_ts(ms), from_json(data))
         return out
 
     def update(
@@ -135,7 +139,7 @@ class RecordStore:
             ).fetchone()
             if row is None:
                 raise KeyError(rid)
-            data = {**json.loads(row[0]), **fields}
+            data = {**from_json(row[0]), **fields}
             stamp = modstamp or self.clock()
             self._db.execute(
                 "UPDATE records SET modstamp=?, data=? WHERE object=? AND id=?",
@@ -183,7 +187,7 @@ class RecordStore:
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         for rid, ms, data in rows:
-            yield rid, parse_ts(ms), json.loads(data)
+            yield rid, parse_ts(ms), from_json(data)
 
     def count(self, obj: str, *, since: datetime | None = None) -> int:
         sql = "SELECT COUNT(*) FROM records WHERE object=?"
