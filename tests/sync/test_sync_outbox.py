@@ -1,0 +1,59 @@
+"""Outbox ids: every queued item must carry the id of its own row, whichever way the batch
+is inserted (multi-row statements matched by name, or row by row for a repeated name)."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from sync import outbox
+from sync.outbox import NewItem
+from sync.schema import outbox as outbox_table
+from sync.store import StateStore
+
+
+def _rows_by_id(store: StateStore) -> dict[int, tuple[str, str, str, dict[str, object]]]:
+    with store.begin() as conn:
+        rows = conn.execute(
+            sa.select(
+                outbox_table.c.id,
+                outbox_table.c.customer_id,
+                outbox_table.c.kind,
+                outbox_table.c.key,
+                outbox_table.c.payload,
+            )
+        )
+        return {int(r.id): (r.customer_id, r.kind, r.key, r.payload) for r in rows}
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        pytest.param(
+            [
+                NewItem(
+                    f"C{i:03d}", kind, f"C{i:03d}" if kind == "field_update" else f"k{i}", {"n": i}
+                )
+                for i in range(250)
+                for kind in ("field_update", "membership")
+            ],
+            id="each-name-once",
+        ),
+        pytest.param(
+            [
+                NewItem("C1", "membership", "camp-1", {"member": True}),
+                NewItem("C2", "field_update", "C2", {"Tier__c": "gold"}),
+                NewItem("C1", "membership", "camp-1", {"member": False}),
+            ],
+            id="a-name-twice",
+        ),
+    ],
+)
+def test_each_item_gets_the_id_of_its_own_row(store: StateStore, items: list[NewItem]) -> None:
+    with store.begin() as conn:
+        outbox.enqueue(conn, "s", "r0", [NewItem("C0", "task", "earlier", {})], trigger="sync")
+        queued = outbox.enqueue(conn, "s", "r1", items, trigger="sync")
+    rows = _rows_by_id(store)
+    assert len({item.id for item in queued}) == len(items)
+    for item, new in zip(queued, items, strict=True):
+        assert rows[item.id] == (new.customer_id, new.kind, new.key, new.payload)
