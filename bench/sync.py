@@ -13,6 +13,11 @@ calls in flight (default 4), exactly as an operator would run it. Printed:
   minimum          the run report's, by kind (Capabilities.minimum_calls: full read
                    pages, full write batches)
   ratio            used / minimum, for field writes and overall   (P1: 1.00)
+  box speed        CPU seconds of a fixed pure-Python workload just before and just after
+                   the run. One VM's speed drifted by up to 1.6x within an hour (the same
+                   code took 50 s and 79 s of sync CPU); when this figure moves between the
+                   runs of an A/B pair, or within a run, the pair compares the box, not the
+                   code
 
 P4's arithmetic (500 write calls ~ 6.25 s of network) counts field updates only; by default
 the run also creates the follow-up tasks and campaign memberships a first sync makes (about
@@ -24,6 +29,7 @@ Run: python bench/sync.py [--customers 100000] [--latency 0.05] [--concurrency 4
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -64,6 +70,22 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _reference_cpu() -> float:
+    """CPU seconds of a fixed workload of the sync's kinds (JSON, sorting, hashing, small
+    dicts): the box's speed right now."""
+    started = time.process_time()
+    rows = [
+        {"id": f"C{i:09d}", "assets": i * 1.5, "tier": "gold", "codes": ["A", "B"]}
+        for i in range(20_000)
+    ]
+    for _ in range(4):
+        back = json.loads(json.dumps(rows))
+        back.sort(key=lambda r: (-r["assets"], r["id"]))
+        for row in back:
+            hashlib.sha256(row["id"].encode()).hexdigest()
+    return time.process_time() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
@@ -93,6 +115,7 @@ def main() -> None:
         )
         print(f"seeded {args.customers:,} customers in {seeded:.1f} s; latency {args.latency}s")
 
+        reference_before = _reference_cpu()
         started = time.perf_counter()
         proc = subprocess.run(
             [CRMTIER, "sync", "--config", str(config), "--json"],
@@ -104,6 +127,7 @@ def main() -> None:
         wall = time.perf_counter() - started
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         peak_kib, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+        reference_after = _reference_cpu()
         parent.send("counts")
         server_calls, server_cpu = parent.recv()
         parent.send("stop")
@@ -124,6 +148,10 @@ def main() -> None:
     print(f"wall time        {wall:.1f} s   (P4 target <= 30 s)")
     print(f"sync CPU         {cpu:.1f} s user+system (the machine's other load inflates wall)")
     print(f"sandbox CPU      {server_cpu:.1f} s serving the run (the loopback CRM shares the box)")
+    print(
+        f"box speed        reference workload {reference_before:.3f} s before the run, "
+        f"{reference_after:.3f} s after"
+    )
     print(f"peak RSS         {peak_kib / 1024:.0f} MiB   (P4 target <= 512 MiB)")
     print(f"API calls        {sum(used.values())} {dict(sorted(used.items()))}")
     print(f"server counted   {dict(sorted(server_calls.items()))}")
