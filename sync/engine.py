@@ -1017,6 +1017,12 @@ class _Run:
                     audit_rows.append(
                         self._audit(cid, "tier_change", old, pending.get("tiers"), pending)
                     )
+            if decision.dead:
+                # Part of this decision never reached the CRM while the rest may have (a
+                # dead field write beside campaign moves that landed): the committed state
+                # no longer says what the CRM holds, so the customer's next read must plan
+                # again, not pass as settled on unchanged inputs (see _settled).
+                row["input_hash"] = None
             rows.append(row)
             if not decision.dead and cid in self.dead_letter_customers:
                 resolved.append(cid)

@@ -317,6 +317,21 @@ def test_a_membership_an_interrupted_run_may_have_made_is_removed_when_no_longer
     )
 
 
+def test_a_dead_lettered_field_write_does_not_hide_the_side_effects_that_landed() -> None:
+    """Found by the long state machine: C5's field write is dead-lettered while its move
+    from the mass to the private campaign succeeds, so the committed state (mass) no
+    longer says what the CRM holds. When C5's inputs then return to those of the committed
+    state, the run took it as settled, and C5 stayed in the private campaign for good."""
+    replay(
+        ("run", {}),
+        ("fail_writes", {"cid": "C5", "times": 4}),
+        ("edit", {"cid": "C5", "deposits": 500, "tie": False}),
+        ("run", {}),
+        ("edit", {"cid": "C5", "deposits": 10, "tie": False}),
+        ("settle", {}),
+    )
+
+
 @pytest.mark.slow
 def test_state_machine_long() -> None:
     from hypothesis.stateful import run_state_machine_as_test
