@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -244,7 +245,6 @@ class _Run:
         self.refs: dict[str, str] = {}  # pseudonym cache
         self.hashes: dict[str, str] = {}  # input hash per customer of the current page
         self.page: dict[str, CrmRecord] = {}  # the current page by id (the last duplicate)
-        self.digests: dict[str, str] = {}  # tie-set digests of the current page, as asked
         self.decisions: dict[str, _Decision] = {}
         self.submitted: Counter[str] = Counter()  # items first sent, by kind
         self.submitted_groups: dict[str, set[tuple[str, bool]]] = {}  # per-customer kinds
@@ -401,7 +401,7 @@ class _Run:
         self.counts.read += len(records)
         self.counts.pages += 1
         # a page's own: a run must not grow with them
-        self.hashes, self.digests, self.page = {}, {}, {}
+        self.hashes, self.page = {}, {}
         fresh: dict[str, CrmRecord] = {}
         skip_ties = advance is not None and not self.options.full and self.bookmark is not None
         for record in records:
@@ -411,7 +411,7 @@ class _Run:
             if skip_ties and self.bookmark.already_synced(  # type: ignore[union-attr]
                 cid,
                 record.modstamp,
-                lambda: _tie_digest(record, inputs),  # noqa: B023 (called at once)
+                partial(_tie_digest, record, inputs),
             ):
                 self.counts.skipped["already_synced"] += 1
             elif cid in fresh:
@@ -673,11 +673,9 @@ class _Run:
         self.bookmark = bookmarks.save(conn, moved)
 
     def _digest(self, cid: str) -> str:
-        """The tie-set digest of the current page's record ``cid`` (its last read)."""
-        digest = self.digests.get(cid)
-        if digest is None:
-            digest = self.digests[cid] = _tie_digest(self.page[cid], self.hashes[cid])
-        return digest
+        """The tie-set digest of the current page's record ``cid`` (its last read); the
+        bookmark asks it once per record it keeps."""
+        return _tie_digest(self.page[cid], self.hashes[cid])
 
     def _preview(
         self,
