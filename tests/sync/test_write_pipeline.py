@@ -1,0 +1,166 @@
+"""How write calls leave the run: kept flowing while pages are processed, and withdrawn
+at once when the CRM refuses one outright.
+
+Each write thread has one call queued behind the one it is making, and the read loop
+refills freed slots at points inside a page, not only between pages (reference P4: the
+write slots otherwise stood idle most of each page). A queued call is withdrawn, not sent,
+once any call meets a rate limit: the CRM would refuse it alike (reference R5, no retry
+storm).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from connectors.contract import Capabilities, CrmRecord, Cursor, Page, WritePlan, WriteResult
+from connectors.errors import RateLimitedError
+from sync import schema
+from sync.engine import RunOptions, SyncEngine, SyncSettings
+from sync.store import StateStore
+from tests.sync.memory_crm import InMemoryConnector
+from tests.sync.test_sync_stateful import WRITEBACK, assess
+from tiering_core.models import AssessmentData, Assets, CustomerProfile
+
+CONCURRENCY = 4
+BATCH = 2
+PAGE = 24  # 12 write batches a page: below the read loop's back-pressure (4 x 4 batches)
+AS_OF = date(2026, 5, 2)
+
+
+class PagedCrm(InMemoryConnector):
+    """Customers in pages of ``PAGE``, two field writes per call. ``before_page`` runs on
+    the read-ahead thread before each page after the first is handed over."""
+
+    capabilities = Capabilities(crm="paged", page_size=PAGE, max_write_batch=BATCH)
+
+    def __init__(self, pages: int) -> None:
+        self.ids = [f"C{i:03d}" for i in range(pages * PAGE)]
+        self.stamp = datetime.now(UTC) - timedelta(minutes=5)
+        self.tiers: dict[str, str] = {}
+        self.calls: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self.refuse = False
+        self.before_page: Callable[[], object] = lambda: None
+
+    def _record(self, cid: str) -> CrmRecord:
+        profile = CustomerProfile(id=cid, assets=Assets(deposits=500))
+        return CrmRecord(profile, self.stamp, {"value_tier": self.tiers.get(cid)})
+
+    def read_changed(self, since: Cursor | None) -> Iterator[Page]:
+        for start in range(0, len(self.ids), PAGE):
+            if start:
+                self.before_page()
+            self.calls["read"] += 1
+            yield Page(tuple(self._record(cid) for cid in self.ids[start : start + PAGE]))
+
+    def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
+        return [self._record(cid) for cid in ids]
+
+    def apply(self, plan: WritePlan) -> list[WriteResult]:
+        with self.lock:
+            self.calls["write"] += 1
+        if self.refuse:
+            time.sleep(0.05)  # the calls queued behind this one are waiting meanwhile
+            raise RateLimitedError("REQUEST_LIMIT_EXCEEDED")
+        out = []
+        for update in plan.field_updates:
+            self.tiers[update.customer_id] = str(update.fields["value_tier"])
+            out.append(WriteResult("field_update", update.customer_id, True))
+        return out
+
+
+def fields_only(profiles: Sequence[CustomerProfile]) -> list[AssessmentData]:
+    """The test CRM's decisions without their tasks: field writes only."""
+    out = assess(profiles)
+    for decision in out:
+        decision["actions"] = tuple(a for a in decision["actions"] if a["kind"] == "set_field")
+    return out
+
+
+def engine_for(
+    crm: PagedCrm,
+    tmp_path: Path,
+    assess_fn: Callable[[Sequence[CustomerProfile]], list[AssessmentData]] = fields_only,
+) -> SyncEngine:
+    return SyncEngine(
+        StateStore.open(f"sqlite:///{tmp_path / 'state.db'}"),
+        crm,
+        WRITEBACK,
+        assess_fn,
+        stream="paged:Customer",
+        pseudonym_key=b"k" * 32,
+        settings=SyncSettings(overlap=timedelta(seconds=5), write_concurrency=CONCURRENCY),
+        policy_version="memory@1",
+    )
+
+
+def test_freed_write_slots_are_refilled_before_the_next_page_is_assessed(
+    tmp_path: Path,
+) -> None:
+    """Page 1's twelve batches: the end of page 1 sends eight (four calls, four queued).
+    Page 2 is handed over once a fifth call has started, so at least one call has
+    answered. Page 2's assessment then waits for a ninth call: it comes only if the run
+    refilled the freed slot from inside page 2's processing, not after it."""
+    crm = PagedCrm(pages=3)
+    started = {5: threading.Event(), 9: threading.Event()}
+    apply = crm.apply
+
+    def apply_and_signal(plan: WritePlan) -> list[WriteResult]:
+        with crm.lock:
+            n = crm.calls["write"] + 1
+        if n in started:
+            started[n].set()
+        return apply(plan)
+
+    crm.apply = apply_and_signal  # type: ignore[method-assign]
+    # the fifth call starts only after one of the first four has answered (four threads)
+    crm.before_page = lambda: started[5].wait(timeout=10)
+    ninth_before_assessed: list[bool] = []
+
+    def assess_waiting(profiles: Sequence[CustomerProfile]) -> list[AssessmentData]:
+        if profiles[0].id == crm.ids[PAGE]:  # page 2 (page 3 may be read ahead already)
+            ninth_before_assessed.append(started[9].wait(timeout=10))
+        return fields_only(profiles)
+
+    report = engine_for(crm, tmp_path, assess_waiting).run(RunOptions(as_of=AS_OF))
+    assert report.status == "succeeded", report.error
+    assert report.counts.written == 3 * PAGE
+    assert ninth_before_assessed == [True]
+    assert crm.calls["write"] == 3 * PAGE // BATCH  # full batches only, each sent once
+
+
+def _pending_rows(tmp_path: Path) -> int:
+    with sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}").connect() as conn:
+        return len(
+            conn.execute(
+                sa.select(schema.outbox.c.id).where(schema.outbox.c.status == "pending")
+            ).all()
+        )
+
+
+def test_a_rate_limited_call_withdraws_the_calls_queued_behind_it(tmp_path: Path) -> None:
+    """Every call is refused: only the calls already being made when the first refusal
+    came back reach the CRM (at most one per write thread); the queued ones are withdrawn
+    and kept in the outbox, and the next run sends every write exactly once."""
+    crm = PagedCrm(pages=1)
+    crm.refuse = True
+    paused = engine_for(crm, tmp_path).run(RunOptions(as_of=AS_OF))
+    assert paused.status == "paused_quota"
+    assert 1 <= crm.calls["write"] <= CONCURRENCY
+    assert _pending_rows(tmp_path) == PAGE
+    assert paused.counts.reconciles()
+
+    crm.refuse = False
+    crm.calls.clear()
+    resumed = engine_for(crm, tmp_path).run(RunOptions(as_of=AS_OF))
+    assert resumed.status == "succeeded", resumed.error
+    assert crm.calls["write"] == PAGE // BATCH
+    assert _pending_rows(tmp_path) == 0
+    assert set(crm.tiers) == set(crm.ids)
