@@ -242,8 +242,10 @@ class DecidedFields(TypedDict):
 class AssessmentData(DecidedFields):
     """An ``Assessment`` as the plain data the engine decides and the model validates:
     the same keys; reasons, actions and DQ issues as dicts of their models' fields; dates
-    as ``date``. The sync layer plans from it without building the ~40 nested models (the
-    engine's module docstring says why); ``Assessment.model_validate`` accepts it as is."""
+    as ``date``; a reason's text as a read-only mapping that renders a language when read
+    (``reasons.ReasonText``: ``dict()`` of it before serialising it yourself). The sync
+    layer plans from it without building the ~40 nested models (the engine's module
+    docstring says why); ``Assessment.model_validate`` accepts it as is."""
 
     id: str
     reasons: Sequence[dict[str, Any]]
