@@ -67,6 +67,14 @@ VIP = CampaignAction(campaign="vip_events", member=True, dedupe_key="C1:vip_even
         (["A", "B"], "B;A", False),
         (True, "true", True),
         (date(2027, 1, 1), "2027-01-01", True),
+        # a CRM field with no value
+        ("private", None, False),
+        ("", None, True),
+        ([], None, True),
+        (float("nan"), None, True),
+        (0, None, False),
+        (False, None, False),
+        ("  ", None, False),
     ],
 )
 def test_same_value(desired: Any, current: Any, same: bool) -> None:
