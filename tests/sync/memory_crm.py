@@ -1,11 +1,19 @@
 """What an in-memory test CRM needs besides reads and writes to keep the connector
-contract: no schema checks, its call counter as API usage, nothing to close."""
+contract (no schema checks, its call counter as API usage, nothing to close), and an
+engine over one on a fresh SQLite store."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
 
-from connectors.contract import ApiUsage, SchemaCheck
+from connectors.contract import ApiUsage, Connector, SchemaCheck
+from connectors.mapping import WritebackConfig
+from sync.engine import SyncEngine, SyncSettings
+from sync.store import StateStore
+from tiering_core.models import AssessmentData, CustomerProfile
 
 
 class InMemoryConnector:
@@ -19,3 +27,25 @@ class InMemoryConnector:
 
     def close(self) -> None:
         pass
+
+
+def memory_engine(
+    crm: Connector,
+    tmp_path: Path,
+    writeback: WritebackConfig,
+    assess: Callable[[Sequence[CustomerProfile]], list[AssessmentData]],
+    *,
+    stream: str,
+    write_concurrency: int = 4,
+) -> SyncEngine:
+    """An engine over ``crm`` with a 5 s overlap, its store at ``tmp_path/state.db``."""
+    return SyncEngine(
+        StateStore.open(f"sqlite:///{tmp_path / 'state.db'}"),
+        crm,
+        writeback,
+        assess,
+        stream=stream,
+        pseudonym_key=b"k" * 32,
+        settings=SyncSettings(overlap=timedelta(seconds=5), write_concurrency=write_concurrency),
+        policy_version="memory@1",
+    )

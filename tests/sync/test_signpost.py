@@ -26,9 +26,8 @@ from connectors.contract import (
     WritePlan,
     WriteResult,
 )
-from sync.engine import RunOptions, SyncEngine, SyncSettings, _next_tick
-from sync.store import StateStore
-from tests.sync.memory_crm import InMemoryConnector
+from sync.engine import RunOptions, _next_tick
+from tests.sync.memory_crm import InMemoryConnector, memory_engine
 from tests.sync.test_sync_stateful import WRITEBACK, assess
 from tiering_core.models import Assets, CustomerProfile
 
@@ -105,16 +104,7 @@ def test_own_writes_are_stamped_after_the_signpost_and_never_read_back(
     tmp_path: Path,
 ) -> None:
     crm = WholeSecondCrm()
-    engine = SyncEngine(
-        StateStore.open(f"sqlite:///{tmp_path / 'state.db'}"),
-        crm,
-        WRITEBACK,
-        assess,
-        stream="seconds:Customer",
-        pseudonym_key=b"k" * 32,
-        settings=SyncSettings(overlap=timedelta(seconds=5)),
-        policy_version="memory@1",
-    )
+    engine = memory_engine(crm, tmp_path, WRITEBACK, assess, stream="seconds:Customer")
     began = early_in_a_second()
     report = engine.run(RunOptions(as_of=date(2026, 5, 2)))
 

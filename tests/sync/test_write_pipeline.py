@@ -22,9 +22,8 @@ import sqlalchemy as sa
 from connectors.contract import Capabilities, CrmRecord, Cursor, Page, WritePlan, WriteResult
 from connectors.errors import RateLimitedError
 from sync import schema
-from sync.engine import RunOptions, SyncEngine, SyncSettings
-from sync.store import StateStore
-from tests.sync.memory_crm import InMemoryConnector
+from sync.engine import RunOptions, SyncEngine
+from tests.sync.memory_crm import InMemoryConnector, memory_engine
 from tests.sync.test_sync_stateful import WRITEBACK, assess
 from tiering_core.models import AssessmentData, Assets, CustomerProfile
 
@@ -89,15 +88,8 @@ def engine_for(
     tmp_path: Path,
     assess_fn: Callable[[Sequence[CustomerProfile]], list[AssessmentData]] = fields_only,
 ) -> SyncEngine:
-    return SyncEngine(
-        StateStore.open(f"sqlite:///{tmp_path / 'state.db'}"),
-        crm,
-        WRITEBACK,
-        assess_fn,
-        stream="paged:Customer",
-        pseudonym_key=b"k" * 32,
-        settings=SyncSettings(overlap=timedelta(seconds=5), write_concurrency=CONCURRENCY),
-        policy_version="memory@1",
+    return memory_engine(
+        crm, tmp_path, WRITEBACK, assess_fn, stream="paged:Customer", write_concurrency=CONCURRENCY
     )
 
 
