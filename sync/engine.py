@@ -246,7 +246,8 @@ class _Run:
         self.queue: dict[int, OutboxItem] = {}
         self.due: dict[int, float] = {}
         self.inflight: dict[Future[list[WriteResult]], list[OutboxItem]] = {}
-        self.landed: list[tuple[list[OutboxItem], Future[list[WriteResult]]]] = []  # unrecorded
+        # answered, not yet recorded (see _harvest)
+        self.landed: list[tuple[list[OutboxItem], Future[list[WriteResult]]]] = []
         self.inflight_by_customer: dict[str, set[int]] = {}
         self.dead_letter_customers: set[str] = set()  # with open letters: resolve on success
         self.refs: dict[str, str] = {}  # pseudonym cache
@@ -771,7 +772,7 @@ class _Run:
         while True:
             self._collect(block=False)
             if self.stop is not None:
-                self._cancel_unsent()
+                self._withdraw_queued()
                 self._collect(block=True, until_empty=True)
                 raise self.stop
             submitted = self._start_ready(final)
@@ -883,7 +884,7 @@ class _Run:
         for items, _ in self.landed:
             yield items
 
-    def _cancel_unsent(self) -> None:
+    def _withdraw_queued(self) -> None:
         """Withdraw the calls still queued in the pool (a stopping run sends nothing new)."""
         self.halted.set()
 
@@ -901,8 +902,9 @@ class _Run:
             raise
 
     def _abandon_inflight(self) -> None:
-        """On an unexpected error: wait for calls already sent, record what they did."""
-        self._cancel_unsent()
+        """When the run ends, however it ends: withdraw the calls not yet sent, wait for
+        those sent, record what they did."""
+        self._withdraw_queued()
         try:
             self._collect(block=True, until_empty=True)
         except Exception:  # already failing; the outbox keeps the items for the next run
