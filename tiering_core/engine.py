@@ -40,7 +40,7 @@ from tiering_core.models import (
     CustomerProfile,
 )
 from tiering_core.policy import Policy
-from tiering_core.reasons import make_reason
+from tiering_core.reasons import ReasonText, make_reason
 from tiering_core.rules import aml, credit, feedback, needs, ops, quality, strategy, value
 from tiering_core.rules.base import (
     AML_LEVELS,
@@ -152,7 +152,7 @@ def assess_batch(
 
 def assess(profile: CustomerProfile, policy: Policy, as_of: date) -> Assessment:
     """``decide`` validated into an ``Assessment``."""
-    return Assessment.model_validate(decide(profile, policy, as_of))
+    return _model(decide(profile, policy, as_of))
 
 
 def decide(
@@ -211,7 +211,18 @@ def materialise(
 def _validated(decisions: list[AssessmentData]) -> list[Assessment]:
     """The decisions as ``Assessment`` models (the collector paused, as for building them)."""
     with collector_paused():
-        return [Assessment.model_validate(d) for d in decisions]
+        return [_model(d) for d in decisions]
+
+
+def _model(decision: AssessmentData) -> Assessment:
+    """One decision as a model. Its reasons' texts are rendered into dicts first: pydantic
+    reads a ``Mapping`` item by item, far slower than a dict (assess_batch: 5,460 against
+    6,730 customers a second)."""
+    for reason in decision["reasons"]:
+        text = reason["text"]
+        if isinstance(text, ReasonText):
+            reason["text"] = text.rendered()
+    return Assessment.model_validate(decision)
 
 
 def _decisions(

@@ -332,8 +332,8 @@ class ReasonText(Mapping[str, str]):
     A customer has about ten reasons and the CRM's reasons field shows the top few in one
     language: the sync reads no other text (it keeps reason codes). Rendering every text
     in both languages up front was most of the cost of making a reason, about a twelfth
-    of a sync's CPU (P4). Validating an ``Assessment`` reads every text, so a validated
-    assessment carries them all, as before."""
+    of a sync's CPU (P4). The engine renders them all into dicts before it validates an
+    ``Assessment``, so a validated assessment carries every text, as before."""
 
     __slots__ = ("_spec", "_threshold", "_value")
 
@@ -347,9 +347,15 @@ class ReasonText(Mapping[str, str]):
             template = self._spec.zh
         else:
             raise KeyError(language)
-        return template.format(
-            value=format_value(self._value), threshold=format_value(self._threshold)
-        )
+        return template.format(**self._fields())
+
+    def rendered(self) -> dict[str, str]:
+        """Both languages at once, as a dict (what a model is validated from)."""
+        fields = self._fields()
+        return {"en": self._spec.en.format(**fields), "zh": self._spec.zh.format(**fields)}
+
+    def _fields(self) -> dict[str, str]:
+        return {"value": format_value(self._value), "threshold": format_value(self._threshold)}
 
     def __iter__(self) -> Iterator[str]:
         return iter(("en", "zh"))

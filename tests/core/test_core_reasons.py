@@ -35,6 +35,7 @@ def test_text_reads_in_each_language_as_the_catalogue_renders_it(
     assert text["zh"] == zh
     assert dict(text) == {"en": en, "zh": zh}
     assert text == {"en": en, "zh": zh}
+    assert text.rendered() == {"en": en, "zh": zh}
     assert Reason.model_validate(make_reason(code, value, threshold)).text.en == en
 
 
