@@ -772,7 +772,7 @@ class _Run:
         while True:
             self._collect(block=False)
             if self.stop is not None:
-                self._withdraw_queued()
+                self.halted.set()  # a stopping run sends nothing new
                 self._collect(block=True, until_empty=True)
                 raise self.stop
             submitted = self._start_ready(final)
@@ -884,10 +884,6 @@ class _Run:
         for items, _ in self.landed:
             yield items
 
-    def _withdraw_queued(self) -> None:
-        """Withdraw the calls still queued in the pool (a stopping run sends nothing new)."""
-        self.halted.set()
-
     def _send(self, plan: WritePlan) -> list[WriteResult]:
         """One write call, on a pool thread, unless the run has withdrawn its queued calls.
         A call refused outright (quota, login, configuration) withdraws them at once, on
@@ -904,7 +900,7 @@ class _Run:
     def _abandon_inflight(self) -> None:
         """When the run ends, however it ends: withdraw the calls not yet sent, wait for
         those sent, record what they did."""
-        self._withdraw_queued()
+        self.halted.set()
         try:
             self._collect(block=True, until_empty=True)
         except Exception:  # already failing; the outbox keeps the items for the next run

@@ -40,7 +40,7 @@ from tiering_core.models import (
     CustomerProfile,
 )
 from tiering_core.policy import Policy
-from tiering_core.reasons import ReasonText, make_reason
+from tiering_core.reasons import make_reason
 from tiering_core.rules import aml, credit, feedback, needs, ops, quality, strategy, value
 from tiering_core.rules.base import (
     AML_LEVELS,
@@ -219,9 +219,7 @@ def _model(decision: AssessmentData) -> Assessment:
     reads a ``Mapping`` item by item, far slower than a dict (assess_batch: 5,460 against
     6,730 customers a second)."""
     for reason in decision["reasons"]:
-        text = reason["text"]
-        if isinstance(text, ReasonText):
-            reason["text"] = text.rendered()
+        reason["text"] = reason["text"].rendered()
     return Assessment.model_validate(decision)
 
 

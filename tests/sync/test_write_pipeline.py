@@ -35,7 +35,8 @@ AS_OF = date(2026, 5, 2)
 
 class PagedCrm(InMemoryConnector):
     """Customers in pages of ``PAGE``, two field writes per call. ``before_page`` runs on
-    the read-ahead thread before each page after the first is handed over."""
+    the read-ahead thread before each page after the first is handed over; ``on_call``
+    gets each write call's number as it starts."""
 
     capabilities = Capabilities(crm="paged", page_size=PAGE, max_write_batch=BATCH)
 
@@ -47,6 +48,7 @@ class PagedCrm(InMemoryConnector):
         self.lock = threading.Lock()
         self.refuse = False
         self.before_page: Callable[[], object] = lambda: None
+        self.on_call: Callable[[int], object] = lambda n: None
 
     def _record(self, cid: str) -> CrmRecord:
         profile = CustomerProfile(id=cid, assets=Assets(deposits=500))
@@ -65,6 +67,8 @@ class PagedCrm(InMemoryConnector):
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         with self.lock:
             self.calls["write"] += 1
+            number = self.calls["write"]
+        self.on_call(number)
         if self.refuse:
             time.sleep(0.05)  # the calls queued behind this one are waiting meanwhile
             raise RateLimitedError("REQUEST_LIMIT_EXCEEDED")
@@ -102,16 +106,12 @@ def test_freed_write_slots_are_refilled_before_the_next_page_is_assessed(
     refilled the freed slot from inside page 2's processing, not after it."""
     crm = PagedCrm(pages=3)
     started = {5: threading.Event(), 9: threading.Event()}
-    apply = crm.apply
 
-    def apply_and_signal(plan: WritePlan) -> list[WriteResult]:
-        with crm.lock:
-            n = crm.calls["write"] + 1
-        if n in started:
-            started[n].set()
-        return apply(plan)
+    def signal(number: int) -> None:
+        if number in started:
+            started[number].set()
 
-    crm.apply = apply_and_signal  # type: ignore[method-assign]
+    crm.on_call = signal
     # the fifth call starts only after one of the first four has answered (four threads)
     crm.before_page = lambda: started[5].wait(timeout=10)
     ninth_before_assessed: list[bool] = []
