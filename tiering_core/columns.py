@@ -72,6 +72,7 @@ FLAGS: tuple[tuple[str, str | None, str], ...] = (
     ("fraud_victim", "ops", "fraud_victim_flag"),
     ("kyc_expired", "ops", "kyc_expired"),
     ("qualified_investor", None, "qualified_investor"),
+    ("marketing_opt_out", "consent", "marketing_opt_out"),
 )
 
 #: Enumerated inputs and their vocabularies (the code is the index in the vocabulary).
@@ -86,7 +87,7 @@ ENUMS: tuple[tuple[str, str | None, str, tuple[str, ...]], ...] = (
 MEANS_MISSING: dict[str, tuple[str, ...]] = {"previous_value_tier": ("unrated",)}
 
 #: Input blocks whose absence the rules care about.
-BLOCKS = ("assets", "activity", "revenue_12m", "credit", "aml", "ops", "feedback")
+BLOCKS = ("assets", "activity", "revenue_12m", "credit", "aml", "ops", "feedback", "consent")
 
 #: Canonical dotted path of every column (what a DQ issue names).
 PATHS: dict[str, str] = {

@@ -97,6 +97,15 @@ class Feedback(_Input):
     complaints_12m: int | None = None
 
 
+class Consent(_Input):
+    """What the customer has agreed to. ``marketing_opt_out`` true: the customer has refused
+    personalised marketing (PIPL Art. 24: automated information push and commercial
+    marketing must offer a convenient way to refuse), so no marketing campaign or marketing
+    task is made for them; service, risk and compliance work goes on."""
+
+    marketing_opt_out: bool | None = None
+
+
 class Previous(_Input):
     """What crmtier last wrote for this customer; filled by the sync layer from its state
     store and used for hysteresis (no tier flapping) and upgrade detection."""
@@ -125,6 +134,7 @@ class CustomerProfile(_Input):
     ops: Ops | None = None
     feedback: Feedback | None = None
     qualified_investor: bool | None = None
+    consent: Consent | None = None
     previous: Previous | None = None
 
 
@@ -148,7 +158,7 @@ class Reason(_Output):
     by weight are what is written to the CRM)."""
 
     code: str
-    dimension: Literal["value", "needs", "credit", "aml", "ops", "feedback", "dq"]
+    dimension: Literal["value", "needs", "credit", "aml", "ops", "feedback", "dq", "consent"]
     factor: str
     value: Any = None
     threshold: Any = None

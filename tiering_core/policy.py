@@ -227,6 +227,8 @@ class TaskRule(_Section):
     tiers: tuple[TierName, ...] = ()
     priority_tiers: tuple[TierName, ...] = ()
     priority_due_days: int | None = Field(default=None, ge=0)
+    # A sales task: withheld from customers who refused personalised marketing (PIPL Art. 24)
+    marketing: bool = False
 
 
 class Tasks(_Section):

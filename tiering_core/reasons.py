@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Dimension = Literal["value", "needs", "credit", "aml", "ops", "feedback", "dq"]
+Dimension = Literal["value", "needs", "credit", "aml", "ops", "feedback", "dq", "consent"]
 
 
 @dataclass(frozen=True)
@@ -307,6 +307,12 @@ _SPECS = (
         "FB_LOW_CSAT", "feedback", "feedback.csat", 0.50,
         "CSAT {value} <= {threshold}",
         "满意度 {value} ≤ {threshold}",
+    ),
+    # consent
+    _spec(
+        "CONSENT_NO_MARKETING", "consent", "consent.marketing_opt_out", 0.35,
+        "Refused personalised marketing: no marketing campaigns or sales tasks",
+        "已拒绝个性化营销：不纳入营销活动、不派营销任务",
     ),
 )
 

@@ -28,6 +28,9 @@ HIGH_RISK_COUNTRIES = ("IR", "KP", "MM", "SY", "AF", "YE")
 ORDINARY_COUNTRIES = ("US", "GB", "SG", "HK", "JP", "DE", "AU", "CA")
 PRODUCTS = ("deposit", "fund", "wealth_mgmt", "insurance", "bond", "mortgage", "credit_card")
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+#: Share of customers who refused personalised marketing (PIPL Art. 24). A design figure
+#: for the demo book, not a published statistic.
+MARKETING_OPT_OUT_SHARE = 0.08
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,14 @@ def customer_id(index: int) -> str:
 
 def generate(n: int, seed: int = 7, *, dirty_share: float = 0.02) -> Iterator[SyntheticCustomer]:
     rng = random.Random(seed)
+    # Consent draws from its own stream: adding it left every other value of a seed as it was.
+    consent_rng = random.Random(f"{seed}:consent")
     for i in range(n):
-        yield _one(i, rng, dirty_share)
+        customer = _one(i, rng, dirty_share)
+        customer.profile["consent"] = {
+            "marketing_opt_out": consent_rng.random() < MARKETING_OPT_OUT_SHARE
+        }
+        yield customer
 
 
 def _segment(rng: random.Random) -> tuple[str, float, float]:

@@ -60,6 +60,7 @@ class Outcome:
     open_complaints: int
     detractor: bool
     dq_fields: tuple[str, ...]
+    marketing_opt_out: bool = False  # refused personalised marketing (PIPL Art. 24)
 
     def decided(self) -> DecidedFields:
         """The decided outputs, by their canonical names (Assessment fields and CRM fields)."""
@@ -127,7 +128,7 @@ def tasks(
         due_days: int | None = None,
         description: str = "",
     ) -> None:
-        if not rule.enabled:
+        if not rule.enabled or (rule.marketing and o.marketing_opt_out):
             return
         serves_rm = o.value_tier in RM_TIERS and o.needs_tier != "basic"
         owner = profile.owner_id if rule.to_owner and serves_rm and profile.owner_id else None
@@ -186,9 +187,11 @@ def campaigns(profile: CustomerProfile, o: Outcome, policy: Policy) -> list[Acti
     risk = policy.strategy.risk
     out: list[Action] = []
     for key in sorted(policy.strategy.campaigns):
-        member = _qualifies(policy.strategy.campaigns[key], profile, o) and not (
+        campaign = policy.strategy.campaigns[key]
+        member = _qualifies(campaign, profile, o) and not (
             o.aml_risk in risk.no_campaigns_aml
-            or (policy.strategy.campaigns[key].marketing and o.aml_risk in risk.no_marketing_aml)
+            or (campaign.marketing and o.aml_risk in risk.no_marketing_aml)
+            or (campaign.marketing and o.marketing_opt_out)
             or (policy.strategy.campaigns[key].credit_product
                 and o.credit_risk in risk.no_credit_products_credit)
         )
