@@ -229,6 +229,8 @@ class TaskRule(_Section):
     priority_due_days: int | None = Field(default=None, ge=0)
     # A sales task: withheld from customers who refused personalised marketing (PIPL Art. 24)
     marketing: bool = False
+    # Where the due date comes from (a regulation, or "bank policy"): shown in the task
+    deadline_source: str = ""
 
 
 class Tasks(_Section):

@@ -8,7 +8,7 @@ threshold) outrank contributing ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -390,11 +390,14 @@ def make_reason(
     }
 
 
-def top_reasons(reasons: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+def top_reasons(
+    reasons: Sequence[dict[str, Any]], n: int, *, include_aml: bool = False
+) -> list[dict[str, Any]]:
     """The ``n`` heaviest reasons, ties broken by code: the same input always gives the same
-    list. AML reasons are never among them: the CRM's reasons field is visible to sales staff
-    and the AML rating is confidential (PBOC 保密原则)."""
-    visible = [r for r in reasons if r["dimension"] != "aml"]
+    list. AML reasons are never among them (unless ``include_aml``: the EDD task for the
+    compliance queue): the CRM's reasons field is visible to sales staff and the AML rating
+    is confidential (PBOC 保密原则)."""
+    visible = [r for r in reasons if include_aml or r["dimension"] != "aml"]
     return sorted(visible, key=lambda r: (-r["weight"], r["code"]))[:n]
 
 

@@ -93,3 +93,64 @@ def test_every_marketing_task_rule_is_withheld(policy: Policy) -> None:
     for changes in ({**PRIVATE, "previous": {"value_tier": "wealth"}}, {"kind": "corporate"}):
         for a in both_paths(policy, **changes, **OPT_OUT):
             assert not marketing_rules & set(tasks(a))
+
+
+# --- task descriptions ---------------------------------------------------------------------
+
+# (changes that make the rule fire, a reason code its "why" must quote)
+TASK_CASES = {
+    "edd_review": ({"aml": {"pep": True}}, "AML_PEP"),
+    "credit_limit_review": ({"credit": {"loan_class": "loss"}}, "CRD_LOAN_CLASS_HIGH"),
+    "complaint": ({"feedback": {"open_complaints": 2}}, "FB_OPEN_COMPLAINT"),
+    "upgrade_call": ({**PRIVATE, "previous": {"value_tier": "wealth"}}, "VAL_UPGRADE"),
+    "dedicated_advisor": ({**PRIVATE, "owner_id": None}, "VAL_AUM_PRIVATE"),
+    "corporate_banking": ({"kind": "corporate"}, "NEED_CORPORATE"),
+    "investment_advisory": (PRIVATE, "NEED_TIER"),
+    "service_recovery": ({"feedback": {"csat": 1.0}}, "FB_LOW_CSAT"),
+    "data_remediation": ({"ops": None}, None),
+}
+
+
+def _policy_in(policy: Policy, language: str) -> Policy:
+    strategy = policy.strategy.model_copy(update={"reasons_language": language})
+    return policy.model_copy(update={"strategy": strategy})
+
+
+@pytest.mark.parametrize("rule", sorted(TASK_CASES))
+def test_every_task_says_what_why_and_the_deadline_source(policy: Policy, rule: str) -> None:
+    changes, code = TASK_CASES[rule]
+    for a in both_paths(policy, **changes):
+        task = tasks(a)[rule]
+        text = task.description
+        lines = text.split("\n")
+        assert lines[0].startswith("To do: ") and len(lines[0]) > 20
+        source = getattr(policy.strategy.tasks, rule).deadline_source
+        assert source
+        days = (task.due - AS_OF).days
+        assert f"Due: {task.due.isoformat()} ({days} days) — {source}" in lines
+        if code is not None:
+            reason = next(r for r in a.reasons if r.code == code)
+            assert f"Why: {reason.text.en}" in text or f"; {reason.text.en}" in text
+        else:
+            assert any(line.startswith("Fields: ops") for line in lines)
+
+
+def test_task_descriptions_follow_the_reasons_language(policy: Policy) -> None:
+    changes, _ = TASK_CASES["complaint"]
+    zh = both_paths(_policy_in(policy, "zh"), **changes)[0]
+    text = tasks(zh)["complaint"].description
+    assert text.startswith("待办: ")
+    assert "原因: 未结投诉 2 件" in text and "To do" not in text
+    both = tasks(both_paths(_policy_in(policy, "both"), **changes)[0])["complaint"].description
+    english, chinese = both.split("\n\n")
+    assert english.startswith("To do: ") and chinese.startswith("待办: ")
+
+
+def test_only_the_edd_task_quotes_aml_facts(policy: Policy) -> None:
+    a = both_paths(policy, **PRIVATE, owner_id=None, aml={"pep": True},
+                   feedback={"open_complaints": 1, "csat": 1.0})[0]
+    aml_texts = [r.text.en for r in a.reasons if r.dimension == "aml"]
+    assert aml_texts
+    for rule, task in tasks(a).items():
+        quoted = any(t in task.description for t in aml_texts)
+        assert quoted is (rule == "edd_review"), rule

@@ -15,6 +15,7 @@ can remove a membership it added earlier.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -34,6 +35,7 @@ from tiering_core.models import (
 )
 from tiering_core.policy import Campaign, Policy, TaskRule
 from tiering_core.reasons import compact, top_reasons
+from tiering_core.rules import task_text
 
 #: An action as the plain data of ``SetFieldAction``/``TaskAction``/``CampaignAction``; the
 #: engine validates the whole Assessment at once.
@@ -94,7 +96,7 @@ def actions(
     """The actions of ``kinds``, in kind order; a kind not asked for is not derived."""
     return (
         *(set_fields(outcome, reasons, policy) if "set_field" in kinds else ()),
-        *(tasks(profile, outcome, policy, as_of) if "task" in kinds else ()),
+        *(tasks(profile, outcome, policy, as_of, reasons) if "task" in kinds else ()),
         *(campaigns(profile, outcome, policy) if "campaign" in kinds else ()),
     )
 
@@ -113,8 +115,14 @@ def set_fields(outcome: Outcome, reasons: list[dict[str, Any]], policy: Policy) 
 
 
 def tasks(
-    profile: CustomerProfile, o: Outcome, policy: Policy, as_of: date
+    profile: CustomerProfile,
+    o: Outcome,
+    policy: Policy,
+    as_of: date,
+    reasons: Sequence[dict[str, Any]] = (),
 ) -> list[Action]:
+    """The follow-up tasks; each one's description says what to do, why (the customer's
+    top reasons for it) and where its due date comes from (``task_text``)."""
     t = policy.strategy.tasks
     out: list[Action] = []
 
@@ -126,22 +134,26 @@ def tasks(
         key: str = "",
         priority: Priority | None = None,
         due_days: int | None = None,
-        description: str = "",
+        dq_fields: tuple[str, ...] = (),
     ) -> None:
         if not rule.enabled or (rule.marketing and o.marketing_opt_out):
             return
         serves_rm = o.value_tier in RM_TIERS and o.needs_tier != "basic"
         owner = profile.owner_id if rule.to_owner and serves_rm and profile.owner_id else None
         period = period_label(as_of, rule.period)
+        days = rule.due_days if due_days is None else due_days
+        due = as_of + timedelta(days=days)
         out.append({
             "kind": "task",
             "rule": rule_name,
             "subject": subject,
             "priority": priority or rule.priority,
-            "due": as_of + timedelta(days=rule.due_days if due_days is None else due_days),
+            "due": due,
             "queue": None if owner else rule.queue,
             "owner_id": owner,
-            "description": description,
+            "description": task_text.description(
+                rule_name, rule, reasons, policy, due, days, dq_fields
+            ),
             "dedupe_key": dedupe_key(profile.id, rule_name + key, period),
         })
 
@@ -179,7 +191,7 @@ def tasks(
     if o.dq_fields:
         add("data_remediation", t.data_remediation,
             f"Complete or correct customer data ({len(o.dq_fields)} field(s))",
-            description="Fields: " + ", ".join(o.dq_fields))
+            dq_fields=o.dq_fields)
     return out
 
 
