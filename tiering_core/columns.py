@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from tiering_core.iso3166 import ALPHA2
 from tiering_core.models import (
+    CORPORATE_TIER_ORDER,
     CUSTOMER_KINDS,
     LEVELS,
     LOAN_CLASSES,
@@ -51,6 +52,7 @@ NUMBERS: tuple[tuple[str, str | None, str], ...] = (
     ("credit_score", "credit", "score"),
     ("debt_to_income", "credit", "debt_to_income"),
     ("days_past_due", "credit", "days_past_due_max_12m"),
+    ("credit_line", "credit", "credit_line"),
     ("cash_volume_90d", "aml", "cash_volume_90d"),
     ("cross_border_count_90d", "aml", "cross_border_count_90d"),
     ("cross_border_volume_90d", "aml", "cross_border_volume_90d"),
@@ -80,7 +82,9 @@ ENUMS: tuple[tuple[str, str | None, str, tuple[str, ...]], ...] = (
     ("kind", None, "kind", CUSTOMER_KINDS),
     ("loan_class", "credit", "loan_class", LOAN_CLASSES),
     ("industry_risk", "aml", "industry_risk", LEVELS),
-    ("previous_value_tier", "previous", "value_tier", VALUE_TIER_ORDER),
+    # the codes of rules.base.VALUE_TIERS (unrated means none: see MEANS_MISSING)
+    ("previous_value_tier", "previous", "value_tier",
+     (*VALUE_TIER_ORDER, "unrated", *CORPORATE_TIER_ORDER)),
 )
 
 #: Values that mean "none" rather than an unknown value: an unrated previous tier is no tier.

@@ -26,7 +26,10 @@ CUSTOMER_KINDS = ("individual", "corporate")
 LOAN_CLASSES = ("normal", "special_mention", "substandard", "doubtful", "loss")  # 五级分类
 LEVELS = ("low", "medium", "high")
 
-ValueTier = Literal["private", "wealth", "affluent", "mass", "unrated"]
+ValueTier = Literal[
+    "private", "wealth", "affluent", "mass", "unrated",
+    "corporate_strategic", "corporate_key", "corporate_standard", "corporate_small",
+]
 NeedsTier = Literal["basic", "advanced", "professional"]
 RiskLevel = Literal["low", "medium", "high", "unrated"]
 AmlRisk = Literal["low", "medium", "high", "prohibited", "unrated"]
@@ -35,6 +38,10 @@ Priority = Literal["high", "normal", "low"]
 
 #: Value tiers from the top down; the order the rules and hysteresis rely on.
 VALUE_TIER_ORDER: tuple[str, ...] = ("private", "wealth", "affluent", "mass")
+#: Corporates' own ladder, top down (deposits, credit lines, revenue; never AUM alone).
+CORPORATE_TIER_ORDER: tuple[str, ...] = (
+    "corporate_strategic", "corporate_key", "corporate_standard", "corporate_small",
+)
 
 
 class _Input(BaseModel):
@@ -68,6 +75,7 @@ class Credit(_Input):
     debt_to_income: float | None = None
     days_past_due_max_12m: int | None = None
     loan_class: str | None = None  # one of LOAN_CLASSES
+    credit_line: float | None = None  # approved credit limit (授信额度): corporate ladder
 
 
 class Aml(_Input):

@@ -79,6 +79,26 @@ _SPECS = (
         "低于门槛 {value} 天（宽限 {threshold} 天），降级",
     ),
     _spec(
+        "VAL_CORP_BALANCE", "value", "aum", 0.70,
+        "Corporate balances {value} >= tier floor {threshold}",
+        "对公日均存款 {value} ≥ 本级门槛 {threshold}",
+    ),
+    _spec(
+        "VAL_CORP_CREDIT_LINE", "value", "credit.credit_line", 0.70,
+        "Corporate credit lines {value} >= tier floor {threshold}",
+        "对公授信额度 {value} ≥ 本级门槛 {threshold}",
+    ),
+    _spec(
+        "VAL_CORP_REVENUE", "value", "revenue_12m", 0.70,
+        "Corporate revenue {value} >= tier floor {threshold}",
+        "对公年贡献 {value} ≥ 本级门槛 {threshold}",
+    ),
+    _spec(
+        "VAL_CORP_SMALL", "value", "kind", 0.30,
+        "Corporate below every standard floor: small business",
+        "对公客户未达一般客户门槛：小微客户",
+    ),
+    _spec(
         "VAL_NO_AUM", "value", "aum", 0.90,
         "No usable asset data: value tier unrated",
         "无可用资产数据，价值等级未评",

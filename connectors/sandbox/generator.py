@@ -51,11 +51,13 @@ def generate(n: int, seed: int = 7, *, dirty_share: float = 0.02) -> Iterator[Sy
     rng = random.Random(seed)
     # Consent draws from its own stream: adding it left every other value of a seed as it was.
     consent_rng = random.Random(f"{seed}:consent")
+    lines_rng = random.Random(f"{seed}:credit_line")
     for i in range(n):
         customer = _one(i, rng, dirty_share)
         customer.profile["consent"] = {
             "marketing_opt_out": consent_rng.random() < MARKETING_OPT_OUT_SHARE
         }
+        _credit_line(customer.profile, lines_rng)
         yield customer
 
 
@@ -141,6 +143,17 @@ def _credit(rng: random.Random) -> dict[str, Any] | None:
         "days_past_due_max_12m": rng.choices((0, 15, 45, 120), (85, 8, 5, 2))[0],
         "loan_class": loan_class,
     }
+
+
+def _credit_line(profile: dict[str, Any], rng: random.Random) -> None:
+    """A corporate borrower's approved credit lines (授信额度): 0-4x its balances for the
+    ~60% that borrow. Individuals' lines are not an input of any rule, so they stay unset."""
+    credit, assets = profile["credit"], profile["assets"]
+    if profile["kind"] != "corporate" or not isinstance(credit, dict) or not assets:
+        return
+    balances = sum(v for v in assets.values() if isinstance(v, int | float) and v > 0)
+    borrows = rng.random() < 0.6
+    credit["credit_line"] = round(balances * rng.uniform(0.5, 4.0), -3) if borrows else 0.0
 
 
 def _aml(rng: random.Random, aum: float) -> dict[str, Any]:

@@ -41,7 +41,10 @@ from tiering_core.rules import task_text
 #: engine validates the whole Assessment at once.
 Action = dict[str, Any]
 #: Value tiers a relationship manager serves; others are self-service (no RM task).
-RM_TIERS = ("private", "wealth", "affluent")
+RM_TIERS = (
+    "private", "wealth", "affluent",
+    "corporate_strategic", "corporate_key", "corporate_standard",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +182,12 @@ def tasks(
         if o.value_tier in t.dedicated_advisor.tiers and not profile.owner_id:
             add("dedicated_advisor", t.dedicated_advisor,
                 f"Assign a dedicated advisor ({o.value_tier} customer without one)")
-        if profile.kind == "corporate":
-            add("corporate_banking", t.corporate_banking,
-                "Corporate banking review: cash management and trade finance needs")
+        rule = t.corporate_banking
+        if profile.kind == "corporate" and (not rule.tiers or o.value_tier in rule.tiers):
+            add("corporate_banking", rule,
+                "Corporate banking review: cash management, credit lines and trade finance"
+                if profile.owner_id else
+                f"Assign a corporate relationship manager ({o.value_tier} without one)")
         if o.needs_tier == "professional" and profile.kind != "corporate":
             add("investment_advisory", t.investment_advisory, "Investment advisory review")
     if o.detractor:
@@ -217,9 +223,11 @@ def campaigns(profile: CustomerProfile, o: Outcome, policy: Policy) -> list[Acti
 
 
 def _qualifies(c: Campaign, profile: CustomerProfile, o: Outcome) -> bool:
+    """Every criterion given matches. A campaign that names no ``kinds`` is a retail one:
+    a corporate joins only campaigns that name corporates."""
     return (
         (not c.tiers or o.value_tier in c.tiers)
         and (not c.needs or o.needs_tier in c.needs)
-        and (not c.kinds or profile.kind in c.kinds)
+        and (profile.kind in c.kinds if c.kinds else profile.kind != "corporate")
         and (not c.credit or o.credit_risk in c.credit)
     )

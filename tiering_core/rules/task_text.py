@@ -47,8 +47,9 @@ WHAT: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("value",),
     ),
     "corporate_banking": (
-        "Review the relationship: cash management, credit lines and trade finance needs",
-        "对公客户关系回顾：现金管理、授信与贸易融资需求",
+        "Cover the relationship: assign a relationship manager if there is none, then"
+        " review cash management, credit lines and trade finance needs",
+        "对公客户关系覆盖：如无客户经理先指派，再回顾现金管理、授信与贸易融资需求",
         ("value", "needs"),
     ),
     "investment_advisory": (
