@@ -255,6 +255,10 @@ class TaskRule(_Section):
     marketing: bool = False
     # Where the due date comes from (a regulation, or "bank policy"): shown in the task
     deadline_source: str = ""
+    # Task volume (the sync layer enforces them): new tasks of this rule per run, and open
+    # tasks of it per relationship manager; None: unbounded. Beyond them, tasks wait.
+    budget_per_run: int | None = Field(default=None, ge=0)
+    open_per_owner: int | None = Field(default=None, ge=1)
 
 
 class Tasks(_Section):
