@@ -226,7 +226,6 @@ class TaskRule(_Section):
     period: Period
     tiers: tuple[TierName, ...] = ()
     priority_tiers: tuple[TierName, ...] = ()
-    priority_due_days: int | None = Field(default=None, ge=0)
 
 
 class Tasks(_Section):

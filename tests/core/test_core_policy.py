@@ -25,7 +25,7 @@ def test_default_policy_has_the_design_numbers() -> None:
         6, 12, 24)
     assert (p.credit.high_score_below, p.credit.high_dti_over, p.credit.high_dpd_over) == (
         580, 0.55, 90)
-    assert p.strategy.tasks.complaint.priority_due_days == 15
+    assert p.strategy.tasks.complaint.due_days == 15
     assert re.fullmatch(r"default@[0-9a-f]{12}", p.version)
 
 

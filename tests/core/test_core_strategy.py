@@ -94,13 +94,22 @@ def test_no_campaign_key_reveals_aml(policy: Policy) -> None:
 
 
 @pytest.mark.parametrize(
-    ("tier", "priority", "due_days"),
-    [(PRIVATE, "high", 15), (WEALTH, "high", 15), ({"assets": {"deposits": 60_000}}, "normal", 30)],
+    ("tier", "priority"),
+    [
+        (PRIVATE, "high"),
+        (WEALTH, "high"),
+        ({"assets": {"deposits": 60_000}}, "normal"),
+        ({}, "normal"),
+    ],
 )
-def test_complaint_task(rate: Rate, tier: dict[str, object], priority: str, due_days: int) -> None:
+def test_complaint_task_is_due_in_15_days_for_every_tier(
+    rate: Rate, tier: dict[str, object], priority: str
+) -> None:
+    """银行保险机构消费投诉处理管理办法 (2020): 15 days from receipt for every customer; a
+    tier may raise the priority, never lengthen the deadline."""
     task = tasks(rate(**tier, feedback={"open_complaints": 1}))["complaint"]
     assert task.priority == priority
-    assert task.due == AS_OF + timedelta(days=due_days)
+    assert task.due == AS_OF + timedelta(days=15)
 
 
 def test_upgrade_gives_rm_call_task(rate: Rate) -> None:

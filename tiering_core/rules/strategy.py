@@ -151,11 +151,11 @@ def tasks(
     if o.credit_risk == "high":
         add("credit_limit_review", t.credit_limit_review, "Credit limit and pricing review")
     if o.open_complaints > 0:
+        # One deadline for every customer (the complaint rules set it by law, not by tier);
+        # a priority tier only moves the task up the queue.
         rule = t.complaint
-        urgent = o.value_tier in rule.priority_tiers
         add("complaint", rule, f"Resolve {o.open_complaints} open complaint(s)",
-            priority="high" if urgent else None,
-            due_days=rule.priority_due_days if urgent else None)
+            priority="high" if o.value_tier in rule.priority_tiers else None)
     # Relationship-building (sales) tasks wait while AML risk blocks marketing: EDD and
     # senior approval come before VIP treatment. Complaints and service recovery do not.
     if o.aml_risk not in policy.strategy.risk.no_marketing_aml:
