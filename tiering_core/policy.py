@@ -190,7 +190,9 @@ class FeedbackPolicy(_Section):
     csat_min: float
     csat_max: float
     detractor_csat_max: float
-    detractor_nps_max: float = Field(ge=-100, le=100)
+    nps_min: float
+    nps_max: float
+    detractor_nps_max: float
 
 
 class QualityPolicy(_Section):
@@ -409,6 +411,10 @@ def _consistency_problems(p: Policy) -> list[str]:
         out.append("feedback.csat_min: must be < feedback.csat_max")
     if not f.csat_min <= f.detractor_csat_max <= f.csat_max:
         out.append("feedback.detractor_csat_max: must lie within [csat_min, csat_max]")
+    if not f.nps_min < f.nps_max:
+        out.append("feedback.nps_min: must be < feedback.nps_max")
+    if not f.nps_min <= f.detractor_nps_max < f.nps_max:
+        out.append("feedback.detractor_nps_max: must lie within [nps_min, nps_max)")
     for code, rate in p.fx.items():
         if not _CURRENCY.match(code):
             out.append(f"fx.{code}: must be an ISO 4217 currency code")

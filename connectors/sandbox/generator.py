@@ -28,6 +28,11 @@ HIGH_RISK_COUNTRIES = ("IR", "KP", "MM", "SY", "AF", "YE")
 ORDINARY_COUNTRIES = ("US", "GB", "SG", "HK", "JP", "DE", "AU", "CA")
 PRODUCTS = ("deposit", "fund", "wealth_mgmt", "insurance", "bond", "mortgage", "credit_card")
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+#: A customer's 0-10 NPS answer, drawn as one of these 21 equally likely slots (the same
+#: draw as the -100..100 steps the book had before, so every other field of customer i is
+#: unchanged): 4/21 detractors (0-6), 7/21 passives (7-8), 10/21 promoters (9-10), a book
+#: NPS of about +29. Illustrative, not a published distribution.
+_NPS_ANSWERS = (2, 4, 5, 6, 7, 7, 7, 8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10)
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,7 @@ def _one(i: int, rng: random.Random, dirty_share: float) -> SyntheticCustomer:
         },
         "feedback": {
             "csat": round(rng.uniform(1, 5), 1),
-            "nps": rng.randrange(-100, 101, 10),
+            "nps": _NPS_ANSWERS[rng.randrange(len(_NPS_ANSWERS))],
             "open_complaints": rng.choices((0, 1, 2), (90, 8, 2))[0],
             "complaints_12m": rng.choices((0, 1, 3), (85, 12, 3))[0],
         },

@@ -28,7 +28,7 @@ BASELINE: dict[str, Any] = {
             "adverse_media": False},
     "ops": {"failed_operations_90d": 0, "support_tickets_90d": 0, "fraud_victim_flag": False,
             "kyc_expired": False},
-    "feedback": {"csat": 4.5, "nps": 60, "open_complaints": 0, "complaints_12m": 0},
+    "feedback": {"csat": 4.5, "nps": 9, "open_complaints": 0, "complaints_12m": 0},
     "qualified_investor": False,
 }
 

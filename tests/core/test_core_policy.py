@@ -80,6 +80,8 @@ def test_policy_show_text_is_the_shipped_default() -> None:
         ("[ops]\nfailed_medium_from = 9\n",
          "ops.failed_medium_from: must be <= ops.failed_high_from"),
         ("[feedback]\ndetractor_csat_max = 7\n", "feedback.detractor_csat_max: must lie within"),
+        ("[feedback]\ndetractor_nps_max = 20\n", "feedback.detractor_nps_max: must lie within"),
+        ("[feedback]\nnps_min = 10\n", "feedback.nps_min: must be < feedback.nps_max"),
         ("[fx]\nUSD = 0\n", "fx.USD: must be > 0"),
         ("[fx]\nusd = 7.1\n", "fx.usd: must be an ISO 4217 currency code"),
         ("[quality]\nrequired = [\"assets\", \"shoe_size\"]\n",

@@ -137,7 +137,10 @@ def test_mass_and_basic_tasks_never_go_to_an_rm(rate: Rate) -> None:
 
 
 @pytest.mark.parametrize(("feedback", "detractor"), [
-    ({"nps": 20}, True), ({"nps": 40}, False), ({"csat": 2.0}, True), ({"csat": 2.1}, False),
+    # NPS is the customer's 0-10 answer: detractor 0-6, passive 7-8, promoter 9-10.
+    ({"nps": 0}, True), ({"nps": 6}, True), ({"nps": 7}, False), ({"nps": 8}, False),
+    ({"nps": 9}, False), ({"nps": 10}, False),
+    ({"csat": 2.0}, True), ({"csat": 2.1}, False),
 ])
 def test_detractor_gets_service_recovery(rate: Rate, feedback: dict[str, float],
                                          detractor: bool) -> None:

@@ -107,7 +107,7 @@ def _build_bounds(policy: Policy) -> _Bounds:
         "credit_score": (c.score_min, c.score_max),
         "debt_to_income": (0.0, c.dti_max),
         "csat": (f.csat_min, f.csat_max),
-        "nps": (-100.0, 100.0),
+        "nps": (f.nps_min, f.nps_max),
     }
     low, high, codes, problems = [], [], [], []
     for name, _, _ in NUMBERS:
