@@ -231,6 +231,7 @@ class TaskRule(_Section):
 
 
 class Tasks(_Section):
+    sanctions_review: TaskRule
     edd_review: TaskRule
     credit_limit_review: TaskRule
     complaint: TaskRule

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from core_support import AS_OF, build, fields, members, tasks
@@ -74,11 +75,38 @@ def test_aml_high_means_edd_task_for_compliance_and_no_marketing(rate: Rate) -> 
     assert "investment_advisory" not in tasks(a)
 
 
-def test_sanctions_hit_means_no_campaign_at_all(rate: Rate) -> None:
-    a = rate(**PRIVATE, aml={"sanctions_hit": True})
+SANCTIONED = {"sanctions_hit": True}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected_tasks"),
+    [
+        (PRIVATE, {"sanctions_review"}),
+        ({**PRIVATE, "owner_id": None, "previous": {"value_tier": "wealth"}},
+         {"sanctions_review"}),
+        ({"kind": "corporate"}, {"sanctions_review"}),
+        ({**WEALTH, "feedback": {"nps": 2, "csat": 1.0}}, {"sanctions_review"}),
+        ({**WEALTH, "feedback": {"open_complaints": 1}}, {"sanctions_review", "complaint"}),
+        ({"credit": {"loan_class": "loss"}}, {"sanctions_review", "credit_limit_review"}),
+        ({"aml": {"sanctions_hit": True, "pep": True}}, {"sanctions_review"}),
+    ],
+)
+def test_sanctions_hit_is_due_today_and_stops_sales_service_recovery_and_campaigns(
+    rate: Rate, changes: dict[str, Any], expected_tasks: set[str]
+) -> None:
+    """A sanctions hit: one compliance task due the day it is found, highest priority, and
+    no sales task (upgrade call, advisor, corporate review, advisory), no service-recovery
+    task and no campaign membership, however the customer would otherwise be served.
+    Complaints and credit/risk work continue."""
+    aml = {**SANCTIONED, **changes.pop("aml", {})}
+    a = rate(**changes, aml=aml)
+    made = tasks(a)
+    assert set(made) == expected_tasks
+    review = made["sanctions_review"]
+    assert (review.due, review.priority, review.queue, review.owner_id) == (
+        AS_OF, "high", "compliance", None)
     assert members(a) == set()
-    assert a.service_level == "restricted"
-    assert "Sanctions" in tasks(a)["edd_review"].subject
+    assert a.aml_risk == "prohibited" and a.service_level == "restricted"
 
 
 def test_credit_high_means_limit_review_and_no_credit_product(rate: Rate) -> None:
