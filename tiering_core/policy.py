@@ -98,12 +98,16 @@ class NeedsPolicy(_Section):
 
 
 class CreditPolicy(_Section):
-    score_min: int
-    score_max: int
-    high_score_below: int
-    medium_score_below: int
-    medium_dti_over: float = NonNeg
-    high_dti_over: float = NonNeg
+    """Cut-offs left out (None) never fire. The score keys need ``score_scale``: the name of
+    the bureau or internal scale they are on."""
+
+    score_scale: str = ""
+    score_min: int | None = None
+    score_max: int | None = None
+    high_score_below: int | None = None
+    medium_score_below: int | None = None
+    medium_dti_over: float | None = Field(default=None, ge=0)
+    high_dti_over: float | None = Field(default=None, ge=0)
     dti_max: float = Field(gt=0)
     medium_dpd_from: int = Field(ge=1)
     high_dpd_over: int = NonNeg
@@ -355,6 +359,25 @@ def _describe(err: Any) -> str:
     return f"{key}: {err['msg'].removeprefix('Value error, ')}"
 
 
+def _score_scale_problems(c: CreditPolicy) -> list[str]:
+    """Score keys only with a named scale; a named scale with its range; cut-offs in order."""
+    keys = {"score_min": c.score_min, "score_max": c.score_max,
+            "high_score_below": c.high_score_below, "medium_score_below": c.medium_score_below}
+    if not c.score_scale.strip():
+        return [f"credit.{k}: needs credit.score_scale (the name of the scale the score is on)"
+                for k, v in keys.items() if v is not None]
+    if c.score_min is None or c.score_max is None:
+        return [f"credit.{k}: required with credit.score_scale"
+                for k in ("score_min", "score_max") if keys[k] is None]
+    if c.score_min >= c.score_max:
+        return ["credit.score_min: must be < credit.score_max"]
+    cuts = [v for v in (c.high_score_below, c.medium_score_below) if v is not None]
+    if cuts != sorted(cuts) or any(not c.score_min <= v <= c.score_max for v in cuts):
+        return ["credit.high_score_below: must satisfy score_min <= high_score_below"
+                " <= medium_score_below <= score_max"]
+    return []
+
+
 def _consistency_problems(p: Policy) -> list[str]:
     """Rules that relate several keys: the ladders must be ordered, the cadences lawful."""
     out: list[str] = []
@@ -372,14 +395,9 @@ def _consistency_problems(p: Policy) -> list[str]:
     for loan_class in LOAN_CLASSES:
         if loan_class not in c.loan_class:
             out.append(f"credit.loan_class.{loan_class}: required")
-    if c.score_min >= c.score_max:
-        out.append("credit.score_min: must be < credit.score_max")
-    if not c.score_min <= c.high_score_below <= c.medium_score_below <= c.score_max:
-        out.append(
-            "credit.high_score_below: must satisfy score_min <= high_score_below"
-            " <= medium_score_below <= score_max"
-        )
-    if c.medium_dti_over > c.high_dti_over:
+    out += _score_scale_problems(c)
+    if (c.medium_dti_over is not None and c.high_dti_over is not None
+            and c.medium_dti_over > c.high_dti_over):
         out.append("credit.medium_dti_over: must be <= credit.high_dti_over")
     if c.medium_dpd_from > c.high_dpd_over:
         out.append("credit.medium_dpd_from: must be <= credit.high_dpd_over")

@@ -33,6 +33,20 @@ BASELINE: dict[str, Any] = {
 }
 
 
+#: A policy that declares its score scale (FICO) and turns DTI on: what a bank must write
+#: before a credit score or a debt-to-income ratio rates anyone.
+FICO_POLICY = """
+[credit]
+score_scale = "FICO Score 8 (300-850)"
+score_min = 300
+score_max = 850
+high_score_below = 580
+medium_score_below = 670
+medium_dti_over = 0.40
+high_dti_over = 0.55
+"""
+
+
 def build(**changes: Any) -> dict[str, Any]:
     """BASELINE with ``changes``: a dict value for a block is merged into that block
     (``assets={"deposits": 1}``), ``None`` removes the block, dotted keys are not used."""

@@ -23,8 +23,10 @@ def test_default_policy_has_the_design_numbers() -> None:
     assert (p.value.buffer, p.value.grace_days) == (0.10, 90)
     assert (p.aml.review_months.high, p.aml.review_months.medium, p.aml.review_months.low) == (
         6, 12, 24)
-    assert (p.credit.high_score_below, p.credit.high_dti_over, p.credit.high_dpd_over) == (
-        580, 0.55, 90)
+    # no score scale declared, so no score cut-off; DTI off; 五级分类 and arrears rate
+    assert (p.credit.score_scale, p.credit.high_score_below, p.credit.high_dti_over) == (
+        "", None, None)
+    assert (p.credit.medium_dpd_from, p.credit.high_dpd_over) == (1, 90)
     assert p.strategy.tasks.complaint.due_days == 15
     assert re.fullmatch(r"default@[0-9a-f]{12}", p.version)
 
@@ -62,8 +64,16 @@ def test_policy_show_text_is_the_shipped_default() -> None:
          "value.grace_days: Input should be greater than or equal to 0"),
         ("[value]\ngrace_days = \"ninety\"\n", "value.grace_days: Input should be a valid integer"),
         ("[value]\nbufer = 0.1\n", "value.bufer: unknown key"),
-        ("[credit]\nhigh_score_below = 750\n", "credit.high_score_below: must satisfy"),
-        ("[credit]\nmedium_dti_over = 0.6\n",
+        ("[credit]\nhigh_score_below = 580\n",
+         "credit.high_score_below: needs credit.score_scale"),
+        ("[credit]\nscore_scale = \"FICO\"\nscore_min = 300\n",
+         "credit.score_max: required with credit.score_scale"),
+        ("[credit]\nscore_scale = \"FICO\"\nscore_min = 300\nscore_max = 850\n"
+         "high_score_below = 750\nmedium_score_below = 670\n",
+         "credit.high_score_below: must satisfy"),
+        ("[credit]\nscore_scale = \"FICO\"\nscore_min = 300\nscore_max = 850\n"
+         "high_score_below = 900\n", "credit.high_score_below: must satisfy"),
+        ("[credit]\nmedium_dti_over = 0.6\nhigh_dti_over = 0.55\n",
          "credit.medium_dti_over: must be <= credit.high_dti_over"),
         ("[credit.loan_class]\nloss = \"severe\"\n", "credit.loan_class.loss: Input should be"),
         ("[aml]\nmedium_from = 80\n", "aml.medium_from: must be < aml.high_from"),
