@@ -139,3 +139,24 @@ def test_policy_show_prints_the_default_and_its_version() -> None:
     assert result.returncode == 0
     assert result.stdout.startswith("# version: default@")
     assert "aum_floor = 6_000_000" in result.stdout
+
+
+def test_policy_validate_and_show_name_the_waivers(tmp_path: Path) -> None:
+    path = tmp_path / "bank.toml"
+    path.write_text('[aml.overrides]\npep = "medium"\n'
+                    '[regulatory.waivers]\npep = "Board decision 2026-14"\n', encoding="utf-8")
+    validated = crmtier("policy", "validate", str(path))
+    assert validated.returncode == 0, validated.stderr
+    assert "+waived:pep)" in validated.stdout
+    assert "waives the regulatory floor 'pep': Board decision 2026-14" in validated.stdout
+    shown = json.loads(crmtier("policy", "show", str(path)).stdout)
+    assert shown["version"].endswith("+waived:pep")
+    assert shown["regulatory_waivers"] == {"pep": "Board decision 2026-14"}
+
+
+def test_policy_validate_refuses_a_sanctions_hit_below_prohibited(tmp_path: Path) -> None:
+    path = tmp_path / "bank.toml"
+    path.write_text('[aml.overrides]\nsanctions_hit = "medium"\n', encoding="utf-8")
+    result = crmtier("policy", "validate", str(path))
+    assert result.returncode == 1
+    assert "aml.overrides.sanctions_hit: must be \"prohibited\"" in result.stderr
