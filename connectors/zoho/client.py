@@ -210,7 +210,27 @@ class _Meter:
             self.calls[kind] += 1
         response = self.session.request(method, url, **kwargs)
         self.budget.observe(response.headers)
+        if kind == "token":
+            _check_token_answer(url, response)
         return response
+
+
+def _check_token_answer(url: str, response: requests.Response) -> None:
+    """Zoho Accounts answers a token request with JSON holding ``access_token`` or an OAuth
+    ``error`` (Zoho CRM API v2 docs, "Refresh Access Tokens"). Anything else (an HTML page,
+    a redirect, a 404) means ``accounts_url`` is not a token endpoint: zcrmsdk would report
+    that as a failure to save tokens, so name the URL instead."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and ("access_token" in body or "error" in body):
+        return
+    raise ConfigError(
+        f"Zoho Accounts did not answer the token request at {url} (HTTP "
+        f"{response.status_code}, no OAuth JSON): set crm.accounts_url to your data centre's "
+        "Accounts host, e.g. https://accounts.zoho.com.cn"
+    )
 
 
 class _MemoryTokenStore(TokenStore):
@@ -316,7 +336,7 @@ class ZohoClient:
                     logger=Logger.get_instance(Logger.Levels.ERROR, os.devnull),
                 )
             except SDKException as exc:
-                raise _translate(exc) from None
+                raise _translate(exc, config.accounts_url) from None
             finally:
                 _drop_sdk_file_handlers()
             self._initializer = Initializer.initializer
@@ -346,7 +366,7 @@ class ZohoClient:
                 try:
                     response = op()
                 except SDKException as exc:
-                    raise _translate(exc) from None
+                    raise _translate(exc, self.config.accounts_url) from None
             if response is None:  # zcrmsdk logs some failures and returns None
                 raise TransientError(f"Zoho {what}: no answer")
             status = response.get_status_code()
@@ -733,9 +753,10 @@ def _transport_error(exc: requests.RequestException) -> ConnectorError:
     return TransientError(f"Zoho unreachable: {type(exc).__name__}")
 
 
-def _translate(exc: SDKException) -> ConnectorError:
+def _translate(exc: SDKException, accounts_url: str) -> ConnectorError:
     """An SDKException as a connector error; our own errors raised under the SDK (the
-    credit budget) and transport failures are recovered from its cause chain."""
+    credit budget, a token endpoint that is not one) and transport failures are recovered
+    from its cause chain. ``accounts_url`` names the token endpoint in Accounts' refusals."""
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ConnectorError):
@@ -744,7 +765,7 @@ def _translate(exc: SDKException) -> ConnectorError:
             return _transport_error(cause)
         cause = getattr(cause, "cause", None) or cause.__cause__
     details = exc.details if isinstance(exc.details, dict) else {}
-    error = classify_sdk(exc.code, exc.error_message if exc.code else None)
+    error = classify_sdk(exc.code, exc.error_message if exc.code else None, accounts_url)
     field_name = details.get("field")
     if field_name:
         return type(error)(f"{error} (field {field_name})")
