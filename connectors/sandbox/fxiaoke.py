@@ -40,6 +40,7 @@ from connectors.sandbox.fxiaoke_auth import (
     Credentials,
     TenantAuth,
     TokenIssuer,
+    open_user_id,
 )
 from connectors.sandbox.fxiaoke_control import install_control_routes
 from connectors.sandbox.fxiaoke_push import WorkflowPush
@@ -124,12 +125,16 @@ class FxiaokeSandbox(SandboxLifecycle):
         self.objects = build_objects(self.mapping)
         # Credentials kept in the data dir, so a restarted sandbox matches its crmtier.toml.
         creds = Credentials.load_or_create(self.data_dir / "credentials.json")
-        self.auth = TenantAuth(creds, TokenIssuer(clock))
+        # The tenant's employees: crmtier's acting user and the queues' assignees.
+        employees = {ACTING_USER, *self.mapping.writeback.queues.values()}
+        self.auth = TenantAuth(creds, TokenIssuer(clock), employees)
         self.tokens = self.auth.tokens
         self.app_id, self.app_secret = creds.app_id, creds.app_secret
         self.permanent_code, self.corp_id = creds.permanent_code, creds.corp_id
         self.push_secret = creds.push_secret
         self.ea, self.open_user_id = TENANT_EA, ACTING_USER
+        #: the acting user's ``FSUID_`` id, for the legacy corpAccessToken convention
+        self.acting_open_user_id = open_user_id(ACTING_USER)
         self.rate_calls, self.rate_window = rate_calls, rate_window
         self.token_calls_per_minute = token_calls_per_minute
         self.daily_quota = daily_quota

@@ -145,10 +145,18 @@ def test_legacy_token_and_body_credentials(wire: Wire) -> None:
     body = {
         "corpAccessToken": token["corpAccessToken"],
         "corpId": token["corpId"],
-        "currentOpenUserId": "FSUID_1",
+        "currentOpenUserId": wire.sandbox.acting_open_user_id,
         "data": {"dataObjectApiName": "AccountObj", "search_query_info": {"limit": 1}},
     }
     assert wire.post("/cgi/crm/v2/data/query", body)["errorCode"] == 0
+    unknown = {**body, "currentOpenUserId": "FSUID_0"}
+    assert wire.post("/cgi/crm/v2/data/query", unknown)["errorCode"] == 20012
+
+
+@pytest.mark.parametrize(("user", "code"), [("1000", 0), ("1001", 0), ("4242", 30027)])
+def test_the_acting_user_header_must_be_an_employee(wire: Wire, user: str, code: int) -> None:
+    """x-fs-userid is a CRM employee id; with convertUserId false an FSUID_ id is none."""
+    assert wire.query({**wire.login(), "x-fs-userid": user}, limit=1)["errorCode"] == code
 
 
 def test_token_lifetime_rules(wire: Wire) -> None:
