@@ -417,6 +417,28 @@ def test_duplicate_tasks_heal_on_the_next_write(sandbox: FxiaokeSandbox, connect
     assert sandbox.server.calls.count("custom_create") == 1
 
 
+def test_duplicate_clean_up_keeps_every_distinct_key(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """The key lookup projects the fields it groups by: with an empty projection FXiaoke
+    may return ``_id`` alone, and every task would group under one missing key."""
+    connector = connect(sandbox)
+    plan = WritePlan(tasks=(task(1), task(2), task(3)))
+    assert all(r.ok for r in connector.apply(plan))
+    (first, *_) = list(sandbox.store.scan("object_followup__c"))
+    copy = {**first[2], "create_time": 2**41}
+    sandbox.store.insert_many("object_followup__c", [("dup1", sandbox.store.clock(), copy)])
+    lookups = capture(sandbox, "custom_query")
+    assert all(r.ok for r in connector.apply(plan))
+    assert sorted(t.external_id for t in sandbox.tasks()) == sorted(
+        t.task.dedupe_key for t in plan.tasks
+    )
+    assert sandbox.server.calls.count("custom_invalid") == 1  # the duplicate, nothing else
+    assert sandbox.server.calls.count("custom_create") == 3
+    projected = lookups[0]["data"]["search_query_info"]["fieldProjection"]
+    assert {"_id", "create_time", "field_crmtier_key__c", "field_due_date__c"} <= set(projected)
+
+
 def test_memberships_add_and_remove_idempotently(sandbox: FxiaokeSandbox, connect: Connect) -> None:
     connector = connect(sandbox)
 

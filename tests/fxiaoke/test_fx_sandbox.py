@@ -90,6 +90,22 @@ def test_envelope_and_query_shape(wire: Wire) -> None:
 
 
 @pytest.mark.parametrize(
+    ("projection", "fields"),
+    [
+        (["field_credit_score__c"], {"_id", "field_credit_score__c"}),
+        ([], {"_id"}),  # undocumented: the strict reading, so nothing may rely on more
+    ],
+)
+def test_projection_returns_the_named_fields_and_id(
+    wire: Wire, projection: list[str], fields: set[str]
+) -> None:
+    rows = wire.query(wire.login(), limit=3, fieldProjection=projection)["data"]["dataList"]
+    assert rows and all(set(row) == fields for row in rows)
+    whole = wire.query(wire.login(), limit=1)["data"]["dataList"][0]  # no projection at all
+    assert {"_id", "name", "owner", "last_modified_time"} <= set(whole)
+
+
+@pytest.mark.parametrize(
     ("info", "code"),
     [({"offset": 10_100}, 10013), ({"limit": 101}, 15002), ({"offset": -1}, 15002)],
 )
