@@ -35,6 +35,15 @@ INPUT_PICKLISTS: dict[str, tuple[str, ...]] = {
     "aml.high_risk_countries": ORDINARY_COUNTRIES + HIGH_RISK_COUNTRIES,
 }
 
+#: Numeric inputs that this org holds in single-line *text* fields, as a CSV import that
+#: created the field leaves them: Zoho returns their values as text ("57", or "N/A" where
+#: the source had no number) and the field metadata says ``text``. This is how a real org
+#: holds non-numbers among numbers; an Integer or Decimal field only ever holds numbers or
+#: nothing (Zoho's "Custom Field Types", bigin.com/developer/docs/toppings/
+#: custom-field-types.html: an Integer field takes "integer numbers with a limit of maximum
+#: 9 digits", a single-line text field "characters and numbers").
+TEXT_IMPORTED_INPUTS = frozenset({"activity.transactions_90d"})
+
 #: Write-back outputs that are picklists in the org hold every value the engine can emit.
 OUTPUT_PICKLISTS = OUTPUT_VALUES
 OUTPUT_TYPES: dict[str, str] = {
@@ -104,6 +113,8 @@ _JSON_TYPES = {
 
 
 def _canonical_type(path: str) -> str:
+    if path in TEXT_IMPORTED_INPUTS:
+        return "text"
     typ = CANONICAL_TYPES[path]
     if path in INPUT_PICKLISTS:
         return "multiselectpicklist" if get_origin(typ) is tuple else "picklist"
@@ -187,8 +198,22 @@ def build_schema(default: DefaultMapping) -> OrgSchema:
     )
 
 
-def invalid_value(f: ZohoField, value: Any) -> str | None:
-    """Why Zoho would reject ``value`` for this field (``INVALID_DATA``), or None."""
+def stored_value(f: ZohoField, value: Any) -> Any:
+    """``value`` as this org's field holds it: numbers in a text field as their text. A
+    value the field's type cannot hold at all is a ValueError: a real org never returns
+    one, and zcrmsdk could not read it. A picklist may hold a value its list no longer
+    has (an option removed after records used it), so list membership is not checked."""
+    if f.data_type in ("text", "textarea") and isinstance(value, int | float):
+        value = str(value) if not isinstance(value, bool) else value
+    expected = invalid_value(f, value, listed=False)
+    if expected is not None:
+        raise ValueError(f"{f.api_name}: a Zoho {expected} field cannot hold {value!r}")
+    return value
+
+
+def invalid_value(f: ZohoField, value: Any, *, listed: bool = True) -> str | None:
+    """Why Zoho would reject ``value`` for this field (``INVALID_DATA``), or None; with
+    ``listed`` a picklist value must also be in the field's list."""
     if value is None:
         return None
     kind = f.data_type
@@ -199,7 +224,7 @@ def invalid_value(f: ZohoField, value: Any) -> str | None:
     elif kind == "boolean":
         ok = isinstance(value, bool)
     elif kind == "picklist":
-        ok = isinstance(value, str) and (not f.picklist or value in f.picklist)
+        ok = isinstance(value, str) and (not listed or not f.picklist or value in f.picklist)
     elif kind == "multiselectpicklist":
         ok = isinstance(value, list)
     elif kind == "date":
