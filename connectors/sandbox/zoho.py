@@ -87,7 +87,9 @@ class ZohoSandbox(SandboxLifecycle):
         self.default = load_default_mapping("zoho")
         self.schema = build_schema(self.default)
         self.app = ClientApp.generate()
-        self.accounts = Accounts(self.app, refresh_limit=refresh_limit)
+        self.accounts = Accounts(
+            self.app, lambda: self.server.base_url, refresh_limit=refresh_limit
+        )
         self.notifier = Notifier(verify=notify_ca_bundle or True)
         self.credits = Credits(credit_limit)
         self.notify_token = secrets.token_urlsafe(30)[:40]

@@ -50,6 +50,7 @@ def test_refresh_grant_returns_an_hour_token(zoho):
         },
     ).json()
     assert body["expires_in"] == 3600 and body["token_type"] == "Bearer"
+    assert body["api_domain"] == zoho.server.base_url  # Zoho names the API host
     bad = requests.post(
         zoho.accounts_url,
         verify=str(zoho.ca_bundle),
