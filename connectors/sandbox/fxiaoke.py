@@ -52,6 +52,7 @@ from connectors.sandbox.fxiaoke_schema import (
     KEY_FIELD,
     MARKETING_EVENT,
     build_objects,
+    stored_value,
     validate,
 )
 from connectors.sandbox.generator import generate, to_crm_fields
@@ -221,7 +222,7 @@ class FxiaokeSandbox(SandboxLifecycle):
 
         def rows() -> Any:
             for c in generate(customers, seed):
-                data = to_crm_fields(c, fields)
+                data = self._as_stored(to_crm_fields(c, fields))
                 data.update(
                     name=c.pii["name"],
                     tel=c.pii["phone"],
@@ -557,7 +558,18 @@ class FxiaokeSandbox(SandboxLifecycle):
             field = mapped.get(path)
             if field is None:
                 raise ValueError(f"changes: {path!r} is not a mapped canonical path")
-            out[field] = list(value) if isinstance(value, tuple) else value
+            out[field] = value
+        return self._as_stored(out)
+
+    def _as_stored(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Customer values as the tenant's fields hold them (``stored_value``); ValueError
+        for one no field of its type can hold, such as text in a number field."""
+        fields = self.objects[ACCOUNT].fields
+        out: dict[str, Any] = {}
+        for name, value in values.items():
+            value = list(value) if isinstance(value, tuple) else value
+            spec = fields.get(name)
+            out[name] = value if spec is None else stored_value(spec, value)
         return out
 
     def _seed_campaigns(self) -> None:

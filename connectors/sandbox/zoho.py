@@ -11,9 +11,10 @@ callbacks to a registered channel.
 
 Seeded records are dirty the way a real org's records are, and only that way: negative
 balances (out of range), blank blocks, picklist values no longer in the list, and numbers
-kept as text in a field an import created as single-line text (``TEXT_IMPORTED_INPUTS``:
-"57", and "N/A" where the source had none). An Integer or Decimal field holds a number or
-nothing, as in Zoho, so the unmodified zcrmsdk types every page this sandbox serves.
+kept as text in a field an import created as single-line text (the generator's
+``TEXT_IMPORTED_INPUTS``: "57", and "N/A" where the source had none). An Integer or
+Decimal field holds a number or nothing, as in Zoho, so the unmodified zcrmsdk types every
+page this sandbox serves.
 """
 
 from __future__ import annotations

@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, get_origin
 
 from connectors.mapping import CANONICAL_TYPES, DefaultMapping
-from connectors.sandbox.generator import HIGH_RISK_COUNTRIES, ORDINARY_COUNTRIES, PRODUCTS
+from connectors.sandbox.generator import (
+    HIGH_RISK_COUNTRIES,
+    ORDINARY_COUNTRIES,
+    PRODUCTS,
+    TEXT_IMPORTED_INPUTS,
+)
 from connectors.zoho.mapping import OUTPUT_VALUES
 from tiering_core import models
 
@@ -34,15 +39,6 @@ INPUT_PICKLISTS: dict[str, tuple[str, ...]] = {
     "activity.products_held": PRODUCTS,
     "aml.high_risk_countries": ORDINARY_COUNTRIES + HIGH_RISK_COUNTRIES,
 }
-
-#: Numeric inputs that this org holds in single-line *text* fields, as a CSV import that
-#: created the field leaves them: Zoho returns their values as text ("57", or "N/A" where
-#: the source had no number) and the field metadata says ``text``. This is how a real org
-#: holds non-numbers among numbers; an Integer or Decimal field only ever holds numbers or
-#: nothing (Zoho's "Custom Field Types", bigin.com/developer/docs/toppings/
-#: custom-field-types.html: an Integer field takes "integer numbers with a limit of maximum
-#: 9 digits", a single-line text field "characters and numbers").
-TEXT_IMPORTED_INPUTS = frozenset({"activity.transactions_90d"})
 
 #: Write-back outputs that are picklists in the org hold every value the engine can emit.
 OUTPUT_PICKLISTS = OUTPUT_VALUES
@@ -113,6 +109,11 @@ _JSON_TYPES = {
 
 
 def _canonical_type(path: str) -> str:
+    # Zoho returns a text field's values as text and its metadata says ``text``: this is
+    # how a real org holds non-numbers among numbers. An Integer or Decimal field only ever
+    # holds numbers or nothing (Zoho's "Custom Field Types", bigin.com/developer/docs/
+    # toppings/custom-field-types.html: an Integer field takes "integer numbers with a
+    # limit of maximum 9 digits", a single-line text field "characters and numbers").
     if path in TEXT_IMPORTED_INPUTS:
         return "text"
     typ = CANONICAL_TYPES[path]

@@ -60,7 +60,9 @@ def test_malformed_records_become_dq_issues_not_failed_pages(
 ) -> None:
     sandbox = make_sandbox(customers=10)
     sandbox.edit_customer(customer_id(3), {"activity.transactions_90d": "N/A"})
-    sandbox.edit_customer(customer_id(4), {"credit.score": "seven hundred"})
+    # a number field holds a number or nothing; text sits in the imported text field
+    sandbox.edit_customer(customer_id(4), {"activity.transactions_90d": "1,200"})
+    sandbox.edit_customer(customer_id(5), {"activity.transactions_90d": 57})
     connector = connect(sandbox)
     records = {r.profile.id: r for page in connector.read_changed(None) for r in page.records}
     assert len(records) == 10
@@ -69,8 +71,9 @@ def test_malformed_records_become_dq_issues_not_failed_pages(
     assert "field_transactions_90d__c" in issue.problem
     activity = records[customer_id(3)].profile.activity
     assert activity is not None and activity.transactions_90d is None
-    assert records[customer_id(4)].dq_issues[0].field == "credit.score"
+    assert records[customer_id(4)].dq_issues[0].field == "activity.transactions_90d"
     assert not records[customer_id(5)].dq_issues
+    assert records[customer_id(5)].profile.activity.transactions_90d == 57  # read from "57"
 
 
 def test_fetch_keeps_order_and_leaves_out_missing_ids(

@@ -289,3 +289,30 @@ def test_control_api(sandbox: FxiaokeSandbox) -> None:
     assert call("POST", f"/customers/{customer_id(4)}/invalidate").status_code == 200
     invalid = sandbox.store.get("AccountObj", customer_id(4))
     assert invalid is not None and invalid[1]["life_status"] == "invalid"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "stored"),
+    [
+        ("activity.transactions_90d", "N/A", "N/A"),  # a text field an import created
+        ("activity.transactions_90d", 57, "57"),  # numbers there are text too
+        ("assets.deposits", -5.0, -5.0),  # out of range, still a number
+        ("credit.loan_class", "unknown_grade", "unknown_grade"),  # an option since removed
+        ("aml.cash_volume_90d", None, None),  # blank
+    ],
+)
+def test_customers_hold_values_as_their_fields_do(
+    sandbox: FxiaokeSandbox, path: str, value: Any, stored: Any
+) -> None:
+    sandbox.edit_customer("C000000001", {path: value})
+    field = sandbox.mapping.mapping.fields[path]
+    assert sandbox.store.get("AccountObj", "C000000001")[1][field] == stored
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [("credit.score", "seven hundred"), ("aml.pep", "yes"), ("activity.products_held", "fund")],
+)
+def test_text_in_a_number_field_is_refused(sandbox: FxiaokeSandbox, path: str, value: Any) -> None:
+    with pytest.raises(ValueError, match="cannot hold"):
+        sandbox.edit_customer("C000000001", {path: value})
