@@ -143,7 +143,8 @@ class ZohoSandbox(SandboxLifecycle):
         crm: dict[str, Any] = {
             "kind": "zoho",
             "base_url": self.server.base_url,
-            "accounts_url": self.accounts_url,
+            # the Accounts host, as docs/admin-setup.md has the admin write it
+            "accounts_url": self.server.base_url,
             "auth": "refresh_token",
             **{key: f"env:{env}" for key, env in names.items()},
             "ca_bundle": str(self.ca_bundle),
