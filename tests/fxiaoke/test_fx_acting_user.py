@@ -71,3 +71,10 @@ def test_the_legacy_convention_acts_as_the_fsuid_open_user_id(
         sandbox, convention="corp_access_token", open_user_id=sandbox.acting_open_user_id
     )
     assert [r.profile.id for r in connector.fetch([customer_id(0)])] == [customer_id(0)]
+
+
+def test_doctor_names_the_setting_before_a_sync_runs(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    (line,) = connect(sandbox, open_user_id="4242").check()
+    assert not line.ok and "30027" in line.detail and "crm.open_user_id" in line.detail
