@@ -76,3 +76,4 @@ def test_the_sandbox_refuses_what_no_zoho_field_of_that_type_holds(zoho, path, v
 def test_doctor_flags_the_text_field_as_a_warning_not_an_error(zoho, zconnect):
     (line,) = [c for c in zconnect(zoho).check() if c.name == "mapping activity.transactions_90d"]
     assert (line.ok, line.severity) == (False, "warning") and "text" in line.detail
+    assert "data-quality issues" in line.fix
