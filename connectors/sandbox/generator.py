@@ -45,6 +45,10 @@ _SCORE_PENALTY = {"normal": 0, "special_mention": 80, "substandard": 150, "doubt
 #: unchanged): 4/21 detractors (0-6), 7/21 passives (7-8), 10/21 promoters (9-10), a book
 #: NPS of about +29. Illustrative, not a published distribution.
 _NPS_ANSWERS = (2, 4, 5, 6, 7, 7, 7, 8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10)
+#: Numeric inputs whose dirty values are text ("N/A"). A CRM field typed as a number holds a
+#: number or nothing, so a sandbox org keeps these in a single-line *text* field, as a CSV
+#: import that created the field leaves them: numbers there are text ("57") too.
+TEXT_IMPORTED_INPUTS = frozenset({"activity.transactions_90d"})
 
 
 @dataclass(frozen=True)
