@@ -107,6 +107,7 @@ def test_every_marketing_task_rule_is_withheld(policy: Policy) -> None:
 # (changes that make the rule fire, a reason code its "why" must quote)
 TASK_CASES = {
     "edd_review": ({"aml": {"pep": True}}, "AML_PEP"),
+    "sanctions_review": ({"aml": {"sanctions_hit": True}}, "AML_SANCTIONS"),
     "credit_limit_review": ({"credit": {"loan_class": "loss"}}, "CRD_LOAN_CLASS_HIGH"),
     "complaint": ({"feedback": {"open_complaints": 2}}, "FB_OPEN_COMPLAINT"),
     "upgrade_call": ({**PRIVATE, "previous": {"value_tier": "wealth"}}, "VAL_UPGRADE"),
@@ -154,14 +155,14 @@ def test_task_descriptions_follow_the_reasons_language(policy: Policy) -> None:
     assert english.startswith("To do: ") and chinese.startswith("待办: ")
 
 
-def test_only_the_edd_task_quotes_aml_facts(policy: Policy) -> None:
+def test_only_the_compliance_tasks_quote_aml_facts(policy: Policy) -> None:
     a = both_paths(policy, **PRIVATE, owner_id=None, aml={"pep": True},
                    feedback={"open_complaints": 1, "csat": 1.0})[0]
     aml_texts = [r.text.en for r in a.reasons if r.dimension == "aml"]
     assert aml_texts
     for rule, task in tasks(a).items():
         quoted = any(t in task.description for t in aml_texts)
-        assert quoted is (rule == "edd_review"), rule
+        assert quoted is (rule in ("edd_review", "sanctions_review")), rule
 
 
 # --- the corporate ladder ------------------------------------------------------------------
@@ -255,3 +256,11 @@ def test_demo_book_corporates_get_no_retail_service(policy: Policy) -> None:
         assert members(a) <= {"cash_management_trade_finance"}
     assert {"corporate_strategic", "corporate_key", "corporate_standard",
             "corporate_small"} <= tiers
+
+
+def test_every_task_rule_has_its_action_text_and_deadline_source(policy: Policy) -> None:
+    from tiering_core.rules.task_text import WHAT
+
+    rules = dict(policy.strategy.tasks)
+    assert set(WHAT) == set(rules) == set(TASK_CASES)
+    assert all(rule.deadline_source for rule in rules.values())

@@ -20,6 +20,12 @@ from tiering_core.reasons import top_reasons
 
 #: Per rule: (what to do in English, in Chinese, the reason dimensions that explain it).
 WHAT: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "sanctions_review": (
+        "Restrict the relationship today: freeze as the sanctions rules require, confirm"
+        " or clear the screening hit and record the decision",
+        "今日限制业务关系：按制裁规定冻结，确认或排除筛查命中并记录结论",
+        ("aml",),
+    ),
     "edd_review": (
         "Run enhanced due diligence: verify source of funds and wealth, review the"
         " relationship and record the outcome",
