@@ -278,16 +278,20 @@ class SyncMachine(RuleBasedStateMachine):
             assert not passed or handled, (cid, bm.cursor, self.crm.edited_at[cid])
 
 
+def ci_settings(max_examples: int) -> settings:
+    """The default run is derandomized, so CI checks the same sequences every time; the
+    random search for new ones is test_state_machine_long's (-m slow)."""
+    return settings(
+        max_examples=max_examples,
+        stateful_step_count=20,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+
 TestSyncStateMachine = SyncMachine.TestCase
-# The default run is derandomized, so CI checks the same sequences every time; the
-# random search for new ones is test_state_machine_long's (-m slow).
-TestSyncStateMachine.settings = settings(
-    max_examples=30,
-    stateful_step_count=20,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+TestSyncStateMachine.settings = ci_settings(30)
 
 
 class BoundedSyncMachine(SyncMachine):
@@ -304,13 +308,7 @@ class BoundedSyncMachine(SyncMachine):
 
 
 TestBoundedSyncStateMachine = BoundedSyncMachine.TestCase
-TestBoundedSyncStateMachine.settings = settings(
-    max_examples=15,
-    stateful_step_count=20,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+TestBoundedSyncStateMachine.settings = ci_settings(15)
 
 
 def replay(*steps: tuple[str, dict[str, object]]) -> None:
