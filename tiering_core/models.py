@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema as cs
 
 # --- vocabularies (the valid values the rules accept; anything else is a DQ issue) -------
 
@@ -47,17 +47,49 @@ TEXT_MAX = 255
 INTEGER_MAX = 2**53
 
 
-def _not_a_flag(value: Any) -> Any:
-    """JSON ``true`` is not the number 1: lax validation would read it as one."""
-    if value.__class__ is bool:
-        raise PydanticCustomError("bool_not_number", "true/false is not a number")
-    return value
+class _NumberInput:
+    """The validation of a numeric input, all in pydantic-core (no Python call per value:
+    a profile has some twenty numbers, and a per-value Python validator cost ingest
+    about half its speed; this union costs about 10%).
+
+    A JSON number (or a Python int/float) is taken as it is; text is parsed as a number
+    (a CSV cell, a CRM export that quotes its numbers); ``true``/``false`` is refused,
+    which lax validation would read as 1/0. Integers are bounded by ``INTEGER_MAX`` and
+    also take a float with no fractional part (``5.0``). A number that parses but cannot
+    be meant (1e308 as a balance) is the data-quality rules' business
+    (``rules/quality.py``), not the reader's."""
+
+    def __init__(self, integer: bool) -> None:
+        self.integer = integer
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        finite = cs.float_schema(strict=True, allow_inf_nan=False)
+        if self.integer:
+            bounded = cs.int_schema(ge=-INTEGER_MAX, le=INTEGER_MAX)
+            choices: list[cs.CoreSchema | tuple[cs.CoreSchema, str]] = [
+                cs.int_schema(strict=True, ge=-INTEGER_MAX, le=INTEGER_MAX),
+                cs.chain_schema([finite, bounded]),
+                cs.chain_schema([cs.str_schema(strict=True), bounded]),
+            ]
+            message = (
+                "Input should be a valid integer (a whole number within ±2**53, or its "
+                "text; not true/false)"
+            )
+        else:
+            parsed = cs.float_schema(allow_inf_nan=False)
+            choices = [finite, cs.chain_schema([cs.str_schema(strict=True), parsed])]
+            message = (
+                "Input should be a valid number (a finite number, or its text; not true/false)"
+            )
+        return cs.union_schema(
+            choices,
+            custom_error_type="number_type",
+            custom_error_message=message,
+        )
 
 
-#: Numeric inputs. A value that parses but cannot be meant (1e308 as a balance) is the
-#: data-quality rules' business (``rules/quality.py``), not the reader's.
-Number = Annotated[float, BeforeValidator(_not_a_flag)]
-Integer = Annotated[int, BeforeValidator(_not_a_flag), Field(ge=-INTEGER_MAX, le=INTEGER_MAX)]
+Number = Annotated[float, _NumberInput(integer=False)]
+Integer = Annotated[int, _NumberInput(integer=True)]
 
 
 class _Input(BaseModel):

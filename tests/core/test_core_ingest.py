@@ -28,7 +28,8 @@ def record(i: int) -> dict[str, Any]:
 
 BAD = {"id": "SECRET-ID", "assets": {"deposits": "lots"}}  # text where a number belongs
 DEPOSITS_REASON = (
-    "field assets.deposits: Input should be a valid number, unable to parse string as a number"
+    "field assets.deposits: Input should be a valid number "
+    "(a finite number, or its text; not true/false)"
 )
 
 

@@ -18,6 +18,10 @@ from hypothesis import strategies as st
 from crmtier.commands.tier import command
 
 BIG = 10 * 1024 * 1024  # 10 MB
+NUMBER = "Input should be a valid number (a finite number, or its text; not true/false)"
+INTEGER = (
+    "Input should be a valid integer (a whole number within ±2**53, or its text; not true/false)"
+)
 SUMMARY = re.compile(r"crmtier tier: (\d+) assessed, (\d+) skipped")
 
 
@@ -52,7 +56,7 @@ CASES = [
     ),
     pytest.param(
         "c.jsonl", jsonl(b'{"id": "B1", "credit": {"score": ' + b"9" * 401 + b"}}", {"id": "B2"}),
-        ["line 1: field credit.score: Input should be less than or equal to 9007199254740992"],
+        [f"line 1: field credit.score: {INTEGER}"],
         ["B2"], id="401-digit-integer",
     ),
     pytest.param(
@@ -70,7 +74,7 @@ CASES = [
     ),
     pytest.param(
         "c.jsonl", jsonl({"id": "F1", "assets": {"deposits": True}}, {"id": "F2"}),
-        ["line 1: field assets.deposits: true/false is not a number"], ["F2"],
+        [f"line 1: field assets.deposits: {NUMBER}"], ["F2"],
         id="true-as-a-number",
     ),
     pytest.param(
