@@ -149,7 +149,7 @@ class Ops(_Input):
 
 class Feedback(_Input):
     csat: Number | None = None  # 1..5
-    nps: Integer | None = None  # -100..100 as a customer's 0..10 answer mapped by the CRM
+    nps: Integer | None = None  # the customer's own 0..10 answer (policy feedback.nps_min..max)
     open_complaints: Integer | None = None
     complaints_12m: Integer | None = None
 
