@@ -14,10 +14,10 @@ the timestamp must lie within the replay window (±300 s by default; FXiaoke's o
 accepts 500 s, the plugin does not, W2). FXiaoke retries a failed push only once, so the
 scheduled sync remains the safety net (W13). The ``eventId`` is the dedupe key.
 
-FXiaoke documents no format for a record's ``_id``; the ids its open API returns are 24 or
-32 hexadecimal characters (developer.fxiaoke.com, "查询对象数据列表" / data query examples),
-so ``RECORD_ID`` accepts letters, digits, ``_`` and ``-`` up to 64 characters and nothing
-that would need escaping in the query that re-reads the record.
+FXiaoke's open API (developer.fxiaoke.com/openapi_v2) documents no format for a record's
+``_id``; the ids in its data query and update examples are 24 or 32 hexadecimal characters
+(e.g. ``6621c7a2eb4c7f0001817f67``), so ``RECORD_ID`` accepts letters, digits, ``_`` and
+``-``, at most 64 characters: nothing that needs escaping in the query re-reading the record.
 """
 
 from __future__ import annotations
