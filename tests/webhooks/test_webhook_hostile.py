@@ -345,7 +345,7 @@ def _requests(draw: st.DrawFn, now: float) -> tuple[str, bytes, Headers]:
 
 
 @settings(
-    max_examples=400,
+    max_examples=250,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
