@@ -28,6 +28,10 @@ HIGH_RISK_COUNTRIES = ("IR", "KP", "MM", "SY", "AF", "YE")
 ORDINARY_COUNTRIES = ("US", "GB", "SG", "HK", "JP", "DE", "AU", "CA")
 PRODUCTS = ("deposit", "fund", "wealth_mgmt", "insurance", "bond", "mortgage", "credit_card")
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+#: Numeric inputs whose dirty values are text ("N/A"). A CRM field typed as a number holds a
+#: number or nothing, so a sandbox org keeps these in a single-line *text* field, as a CSV
+#: import that created the field leaves them: numbers there are text ("57") too.
+TEXT_IMPORTED_INPUTS = frozenset({"activity.transactions_90d"})
 
 
 @dataclass(frozen=True)
