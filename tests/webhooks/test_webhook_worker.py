@@ -17,8 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.contract import CrmRecord
-from connectors.errors import AuthExpiredError, ConfigError, RateLimitedError, TransientError
+from connectors.errors import AuthExpiredError, RateLimitedError, TransientError
+from connectors.salesforce.errors import classify as salesforce_error
 from connectors.webhook_events import ChangeEvent
+from connectors.zoho.errors import classify_call as zoho_error
 from sync.inbox import Inbox
 from sync.store import StateStore
 from sync.worker import InboxWorker, StreamBusyError, WorkerOptions
@@ -394,7 +396,8 @@ def test_processed_events_are_forgotten_after_the_dedupe_window_even_when_idle(
 
 class PoisonCrm(MemoryCrm):
     """A CRM whose lookup fails for any batch that names ``poison`` (the way a 100 kB id
-    makes a Salesforce query URL too long: HTTP 414), and counts every lookup tried."""
+    makes a query URL too long: HTTP 414, as each connector classifies it), and counts every
+    lookup tried."""
 
     def __init__(self, poison: str, error: Exception) -> None:
         super().__init__()
@@ -411,7 +414,8 @@ class PoisonCrm(MemoryCrm):
 @pytest.mark.parametrize(
     "error",
     [
-        pytest.param(ConfigError("Salesforce 414: URI Too Long"), id="lookup-refused"),
+        pytest.param(salesforce_error(414, None, "URI Too Long"), id="salesforce-414"),
+        pytest.param(zoho_error(414, None, "URI Too Long"), id="zoho-414"),
         pytest.param(ValueError("a record the mapping chokes on"), id="a-bug"),
     ],
 )
