@@ -1,15 +1,15 @@
 """Connection hygiene for the receiver: header timeout, header size cap, connection limit.
 
-uvicorn (0.3x) leaves three doors open to a slowloris client, which sends nothing, or
-sends its headers a byte at a time:
+uvicorn (0.55, checked) leaves three doors open to a slowloris client, which sends nothing,
+or sends its headers a byte at a time:
 
 * no timer runs while a new connection waits for its first request, and any byte cancels
   the keep-alive timer, so an idle or trickling connection is held for ever;
 * ``limit_concurrency`` counts open connections, so idle ones make it answer 503 to every
   real request, and without it the process runs out of file descriptors (a common
   systemd default is 1,024) and stops accepting at all;
-* the httptools parser has no header size limit (``h11_max_incomplete_event_size`` applies
-  to the h11 parser only).
+* the httptools parser has no header size limit (it took a 2 MB header line); uvicorn's
+  ``h11_max_incomplete_event_size`` applies to the h11 parser only.
 
 ``ConnectionGuard`` closes the gap at the protocol level, where the ASGI app cannot see:
 a connection must deliver a request's complete headers within ``header_timeout`` of
