@@ -330,9 +330,9 @@ _SPECS = (
     ),
     # consent
     _spec(
-        "CONSENT_NO_MARKETING", "consent", "consent.marketing_opt_out", 0.35,
-        "Refused personalised marketing: no marketing campaigns or sales tasks",
-        "已拒绝个性化营销：不纳入营销活动、不派营销任务",
+        "CONSENT_NO_MARKETING", "consent", "consent.marketing_opt_out", 0.10,
+        "Refused personalised marketing",
+        "已拒绝个性化营销",
     ),
 )
 
