@@ -161,7 +161,11 @@ class Capabilities:
     crm: str
     page_size: int
     max_write_batch: int  # records per write call (1 for FXiaoke)
-    bulk_threshold: int | None = None  # changed records above which a bulk job is used
+    # Field updates of one run above which the CRM's bulk path is used (one apply() then
+    # carries them all), and at most how many one bulk job takes. The sync engine collects
+    # a run's field updates across pages for it, since a page holds at most page_size.
+    bulk_threshold: int | None = None
+    bulk_batch: int = 10_000
     webhook_kind: Literal["outbound_message", "notification_channel", "workflow_push"] | None = None
     campaign_member_object: str | None = None
     max_query_offset: int | None = None

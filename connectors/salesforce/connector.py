@@ -4,7 +4,9 @@ Reads page through ``SystemModstamp`` (inclusive, ``ORDER BY SystemModstamp, Id`
 selecting only the mapped fields, the write-back fields (to fill ``CrmRecord.current``) and
 the few system fields the connector itself needs; one Salesforce query batch is one
 ``Page``. Writes use the fewest calls: sObject Collections of ≤ 200 records, one Bulk API
-2.0 job above ``bulk_threshold`` changed customers, Tasks upserted by external id, and
+2.0 job for a plan of more than ``bulk_threshold`` field updates (the sync engine collects a
+run's field updates into such plans, see ``Capabilities.bulk_threshold``), Tasks upserted by
+external id, and
 CampaignMembers looked up by a deterministic external id then created or deleted, so a
 rerun never duplicates anything.
 """
@@ -41,6 +43,14 @@ from connectors.salesforce.schema_check import run_checks
 from tiering_core.models import CustomerProfile, DQIssue
 
 BATCH = 200
+#: Field updates per Bulk API 2.0 job. "Salesforce creates a separate batch for every 10,000
+#: records in your job data" (Bulk API 2.0 guide, "Understanding Bulk API 2.0 Ingest",
+#: developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_bulk_v2/
+#: datafiles_understanding_bulk2_ingest.htm), so jobs of this size use no more of the daily
+#: 15,000-batch allocation than one job of the whole run, while the run writes as it reads.
+#: Above 2,000 records is where Salesforce recommends Bulk API 2.0 ("Bulk API and Bulk API
+#: 2.0 Limits and Allocations"): the default ``bulk_threshold``.
+BULK_JOB_RECORDS = 10_000
 #: The API returns ``SystemModstamp`` with whole seconds (``...T09:31:02.000+0000``).
 SYSTEM_MODSTAMP_RESOLUTION = timedelta(seconds=1)
 _PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
@@ -89,6 +99,7 @@ class SalesforceConnector:
             page_size=settings.page_size,
             max_write_batch=BATCH,
             bulk_threshold=settings.bulk_threshold,
+            bulk_batch=BULK_JOB_RECORDS,
             webhook_kind="outbound_message",
             campaign_member_object=settings.campaign_member_object,
             modstamp_resolution=SYSTEM_MODSTAMP_RESOLUTION,
