@@ -37,7 +37,7 @@ from connectors.contract import (
 from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
 from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings, load_settings
-from connectors.salesforce.errors import record_retryable
+from connectors.salesforce.errors import record_retryable, refusal
 from connectors.salesforce.mapping import from_crm_value, to_crm_value
 from connectors.salesforce.schema_check import run_checks
 from tiering_core.models import CustomerProfile, DQIssue
@@ -217,7 +217,7 @@ class SalesforceConnector:
                     "PATCH", "composite/sobjects", {"allOrNone": False, "records": records}
                 )
                 for (i, u, _), r in zip(chunk, saved, strict=True):
-                    sent[i] = _result("field_update", u.customer_id, r)
+                    sent[i] = _result("field_update", u.customer_id, r, self.mapping.object)
         return [
             sent.get(i) or WriteResult("field_update", u.customer_id, True)
             for i, u in enumerate(updates)
@@ -240,9 +240,10 @@ class SalesforceConnector:
             if error is None:
                 out[i] = WriteResult("field_update", u.customer_id, True)
             else:
-                code = error.partition(":")[0]
+                code, _, message = error.partition(":")
+                text = refusal(code, message, sobject=self.mapping.object)
                 out[i] = WriteResult(
-                    "field_update", u.customer_id, False, code, code, record_retryable(code)
+                    "field_update", u.customer_id, False, code, text, record_retryable(code)
                 )
         return out
 
@@ -257,7 +258,8 @@ class SalesforceConnector:
                 {"allOrNone": False, "records": records},
             )
             results += [
-                _result("task", t.task.dedupe_key, r) for t, r in zip(chunk, saved, strict=True)
+                _result("task", t.task.dedupe_key, r, "Task")
+                for t, r in zip(chunk, saved, strict=True)
             ]
         return results
 
@@ -326,7 +328,11 @@ class SalesforceConnector:
             )
             for i, r in zip(removes, saved, strict=True):
                 out[i] = _result(
-                    "membership", chunk[i].dedupe_key, r, ok_codes=("ENTITY_IS_DELETED",)
+                    "membership",
+                    chunk[i].dedupe_key,
+                    r,
+                    self.settings.campaign_member_object,
+                    ok_codes=("ENTITY_IS_DELETED",),
                 )
         return [out[i] for i in range(len(chunk))]
 
@@ -378,7 +384,11 @@ class SalesforceConnector:
             for i, r in zip(sent, saved, strict=True):
                 # DUPLICATE_VALUE: someone already added this customer; the goal state holds.
                 out[i] = _result(
-                    "membership", chunk[i].dedupe_key, r, ok_codes=("DUPLICATE_VALUE",)
+                    "membership",
+                    chunk[i].dedupe_key,
+                    r,
+                    self.settings.campaign_member_object,
+                    ok_codes=("DUPLICATE_VALUE",),
                 )
 
     def _member_ref(self, customer_id: str) -> tuple[str, str] | None:
@@ -446,7 +456,11 @@ class PersonContacts:
 
 
 def _result(
-    kind: Any, key: str, saved: Mapping[str, Any], ok_codes: tuple[str, ...] = ()
+    kind: Any,
+    key: str,
+    saved: Mapping[str, Any],
+    sobject: str,
+    ok_codes: tuple[str, ...] = (),
 ) -> WriteResult:
     if saved.get("success"):
         return WriteResult(kind, key, True)
@@ -454,8 +468,12 @@ def _result(
     code = errors[0].get("statusCode") or errors[0].get("errorCode")
     if code in ok_codes:
         return WriteResult(kind, key, True)
-    fields = ",".join(errors[0].get("fields") or [])
-    message = f"{code} on {fields}" if fields else str(code)
+    message = refusal(
+        code,
+        str(errors[0].get("message") or ""),
+        fields=errors[0].get("fields") or (),
+        sobject=sobject,
+    )
     return WriteResult(kind, key, False, code, message, record_retryable(code))
 
 
