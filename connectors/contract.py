@@ -132,6 +132,10 @@ class SchemaCheck:
     severity: Literal["error", "warning"] = "error"
 
 
+#: The fewest calls one bulk job takes: create it, upload its data, close it, read its
+#: state once (Salesforce Bulk API 2.0 ingest; failed rows cost one more read).
+BULK_JOB_CALLS = 4
+
 #: Call kinds that fetch a token rather than data (the names the clients count them by).
 AUTH_CALL_KINDS = frozenset({"oauth_token", "token"})
 
@@ -189,9 +193,23 @@ class Capabilities:
         batch = max(1, self.max_write_batch)
         out = {"read": math.ceil(reads / max(1, self.page_size))}
         for kind, n in items.items():
-            per_customer = kind in self.per_customer_kinds
-            out[kind] = customers.get(kind, n) if per_customer else math.ceil(n / batch)
+            if kind in self.per_customer_kinds:
+                out[kind] = customers.get(kind, n)
+            elif kind == "field_update" and self.bulk_threshold is not None:
+                out[kind] = self._field_minimum(n, batch, self.bulk_threshold)
+            else:
+                out[kind] = math.ceil(n / batch)
         return out
+
+    def _field_minimum(self, n: int, batch: int, threshold: int) -> int:
+        """``n`` field updates as the sync engine sends them on a CRM with a bulk path:
+        full ``bulk_batch`` jobs, then the rest as one more job when above the threshold,
+        else in write batches."""
+        if n <= threshold:
+            return math.ceil(n / batch)
+        full, rest = divmod(n, max(self.bulk_batch, threshold + 1))
+        last = BULK_JOB_CALLS if rest > threshold else math.ceil(rest / batch)
+        return full * BULK_JOB_CALLS + last
 
 
 @runtime_checkable
