@@ -201,13 +201,18 @@ class Capabilities:
                 out[kind] = math.ceil(n / batch)
         return out
 
+    @property
+    def bulk_job(self) -> int:
+        """Field updates per full bulk job: ``bulk_batch``, yet always above the threshold."""
+        return max(self.bulk_batch, (self.bulk_threshold or 0) + 1)
+
     def _field_minimum(self, n: int, batch: int, threshold: int) -> int:
         """``n`` field updates as the sync engine sends them on a CRM with a bulk path:
-        full ``bulk_batch`` jobs, then the rest as one more job when above the threshold,
+        full ``bulk_job`` jobs, then the rest as one more job when above the threshold,
         else in write batches."""
         if n <= threshold:
             return math.ceil(n / batch)
-        full, rest = divmod(n, max(self.bulk_batch, threshold + 1))
+        full, rest = divmod(n, self.bulk_job)
         last = BULK_JOB_CALLS if rest > threshold else math.ceil(rest / batch)
         return full * BULK_JOB_CALLS + last
 

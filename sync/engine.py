@@ -784,7 +784,7 @@ class _Run:
         threshold = self.caps.bulk_threshold
         if kind != "field_update" or threshold is None:
             return self.batch, last
-        bulk = max(self.caps.bulk_batch, threshold + 1)
+        bulk = self.caps.bulk_job
         if ready >= bulk or not last:
             return bulk, False
         return (ready, True) if ready > threshold else (self.batch, True)
