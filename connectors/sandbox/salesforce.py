@@ -52,7 +52,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from connectors.mapping import DefaultMapping, load_default_mapping
 from connectors.salesforce.mapping import from_crm_value
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
-from connectors.sandbox.generator import SyntheticCustomer, generate
+from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS, SyntheticCustomer, generate
 from connectors.sandbox.salesforce_bulk import BulkApi
 from connectors.sandbox.salesforce_metadata import MetadataApi
 from connectors.sandbox.salesforce_org import (
@@ -943,6 +943,7 @@ def _flattener(fields: Mapping[str, str]) -> Callable[[Mapping[str, Any]], dict[
     """``generator.to_crm_fields`` with the paths split once, values in Salesforce form:
     the same result (a test holds them equal), fast enough to seed a million customers."""
     paths = [(crm_field, tuple(path.split("."))) for path, crm_field in fields.items()]
+    texts = {crm_field for path, crm_field in fields.items() if path in TEXT_IMPORTED_INPUTS}
 
     def flatten(profile: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -950,6 +951,8 @@ def _flattener(fields: Mapping[str, str]) -> Callable[[Mapping[str, Any]], dict[
             node: Any = profile
             for part in parts:
                 node = node.get(part) if type(node) is dict else None
+            if crm_field in texts and type(node) in (int, float):
+                node = str(node)  # a Text field holds the number as its text
             out[crm_field] = to_sf_value(node)
         return out
 

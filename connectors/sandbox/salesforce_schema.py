@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any, get_origin
 
 from connectors.mapping import CANONICAL_TYPES, DefaultMapping
+from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS
 
 ORG_ID = "00D000000000001AAA"
 INTEGRATION_USER_ID = "005000000000001AAA"
@@ -191,6 +192,11 @@ def _system_fields(obj: ObjectSpec) -> None:
 
 
 def _canonical_type(path: str) -> tuple[str, tuple[str, ...]]:
+    # A Number field only ever holds a number or null ("Number" in Salesforce Help, Custom
+    # Field Types): an org that imported text among numbers keeps that input in a Text
+    # field, and describe says so.
+    if path in TEXT_IMPORTED_INPUTS:
+        return "string", ()
     if path == "kind":
         return "picklist", ("individual", "corporate")
     if path == "credit.loan_class":
