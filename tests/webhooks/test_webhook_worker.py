@@ -119,6 +119,27 @@ def test_window_bounds_the_wait_and_batch_size_cuts_it_short(inbox: Inbox) -> No
     assert worker.wait_before_next_batch() == 0
 
 
+def test_claims_of_a_dead_worker_are_taken_again_without_new_traffic(inbox: Inbox) -> None:
+    """A worker SIGKILLed mid-batch leaves its events claimed. Once the lease lapses they
+    are due at once for the next worker, with no new event needed to wake it, and each is
+    processed once."""
+    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+    for i in range(3):
+        crm.set(f"C{i}", i, T0)
+    inbox.add([[_ev(f"e{i}", f"C{i}") for i in range(3)]], T0)
+    lease = timedelta(seconds=2)
+    assert len(inbox.claim("killed", 10, T0, lease)) == 3  # then the process died
+    worker = _worker(inbox, crm, writer, clock, lease=lease)
+    clock.now = T0 + lease
+    assert worker.wait_before_next_batch() == 0.05  # still held: idle
+    assert worker.drain().events == 0
+    clock.now = T0 + lease + timedelta(milliseconds=1)
+    assert worker.wait_before_next_batch() == 0  # lapsed: due now
+    assert worker.drain().outcomes == {"written": 3}
+    assert [sorted(call) for call in writer.calls] == [["C0", "C1", "C2"]]
+    assert inbox.stats(clock.now).depth == 0
+
+
 def test_redelivered_event_is_processed_once(inbox: Inbox) -> None:
     crm, writer, clock = MemoryCrm(), Writer(), Clock()
     crm.set("C1", 5, T0)
