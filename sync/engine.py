@@ -88,7 +88,7 @@ class SyncSettings:
     record_retry_base: float = 0.5
     record_retry_cap: float = 30.0
     write_concurrency: int = 4
-    lock_ttl: timedelta = timedelta(minutes=10)
+    lock_ttl: timedelta = timedelta(minutes=1)  # renewed every third (sync.leases)
 
 
 @dataclass(frozen=True)
