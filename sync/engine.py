@@ -50,7 +50,14 @@ from sync.bookmarks import Bookmark
 from sync.errortext import error_text
 from sync.killpoints import kill_point
 from sync.outbox import NewItem, OutboxItem
-from sync.planner import CustomerPlan, Known, plan_customer, same_value, tiers_of
+from sync.planner import (
+    CustomerPlan,
+    Known,
+    desired_fields,
+    plan_customer,
+    same_value,
+    tiers_of,
+)
 from sync.readahead import read_ahead
 from sync.runs import RunCounts, RunStatus
 from sync.state import CustomerState, load_states, save_side_effects, save_states
@@ -559,12 +566,14 @@ class _Run:
                 out[str(item.payload["campaign"])] = item.key
         return out
 
-    def _decision_json(
-        self, record: CrmRecord, assessment: AssessmentData, plan: CustomerPlan
-    ) -> dict[str, Any]:
+    def _decision_json(self, record: CrmRecord, assessment: AssessmentData) -> dict[str, Any]:
         return {
             "tiers": tiers_of(assessment),
-            "fields": dict(plan.fields),
+            # every field the decision means the CRM to show, not only those the plan sends:
+            # once its writes are done, the CRM shows exactly these (the plan was diffed
+            # against the CRM as read under the stream's lease), and the next read of the
+            # customer is its own echo only if it still does (see _settled)
+            "fields": _jsonable(desired_fields(assessment, self.e.writeback)),
             "assessed_at": self._as_of(),
             "below_floor_since": _iso(assessment["below_floor_since"]),
             "reason_codes": [r["code"] for r in assessment["reasons"]],
@@ -608,7 +617,7 @@ class _Run:
             stale += [item.id for item in by_identity.values()]
             if previous is not None and previous.this_run:
                 self.counts.skipped["superseded"] += 1
-            pending = self._decision_json(record, assessment, plan)
+            pending = self._decision_json(record, assessment)
             self.decisions[cid] = _Decision(
                 cid, pending, keep, this_run=True, base=states.get(cid)
             )
@@ -665,7 +674,7 @@ class _Run:
         old = state.tiers if state else None
         if old != tiers:
             self._count_change(old, tiers)
-            decision = self._decision_json(record, assessment, CustomerPlan(cid))
+            decision = self._decision_json(record, assessment)
             audit_rows.append(self._audit(cid, "tier_change", old, tiers, decision))
 
     def _advance(self, conn: sa.Connection, page: Page, read_at: datetime) -> None:
@@ -1064,11 +1073,9 @@ class _Run:
             pending, state = decision.pending, decision.base
             row: dict[str, Any] = {"customer_id": cid, "pseudonym": self._ref(cid), "pending": None}
             if pending and not decision.field_dead:
-                fields = dict(state.fields or {}) if state else {}
-                fields.update(pending.get("fields") or {})
                 row.update(
                     tiers=pending.get("tiers"),
-                    fields=fields,
+                    fields=pending.get("fields") or {},
                     assessed_at=pending.get("assessed_at"),
                     below_floor_since=pending.get("below_floor_since"),
                     input_hash=pending.get("input_hash"),
