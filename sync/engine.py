@@ -599,6 +599,10 @@ class _Run:
         superseded (a customer read twice in a run keeps only its newest decision)."""
         new: list[NewItem] = []
         stale: list[int] = []
+        in_flight: dict[str, list[OutboxItem]] = {}
+        for items in self._unrecorded() if self.inflight_by_customer else ():
+            for unrecorded in items:
+                in_flight.setdefault(unrecorded.customer_id, []).append(unrecorded)
         for record, assessment, plan in planned:
             cid = record.profile.id
             previous = self.decisions.get(cid)
@@ -607,13 +611,18 @@ class _Run:
             ]
             keep = set(self.inflight_by_customer.get(cid, ()))
             by_identity = {item.identity(): item for item in queued}
+            sent = {item.identity() for item in in_flight.get(cid, ())}
             for item in _items_of(plan, self.source_events.get(cid)):
                 # identity() is a repr: not worth it for the usual customer with none queued
-                existing = by_identity.pop(item.identity(), None) if by_identity else None
-                if existing is None:
+                if not (by_identity or sent):
                     new.append(item)
-                else:
+                    continue
+                identity = item.identity()
+                existing = by_identity.pop(identity, None)
+                if existing is not None:
                     keep.add(existing.id)
+                elif identity not in sent:  # the same write in flight is recorded once
+                    new.append(item)
             stale += [item.id for item in by_identity.values()]
             if previous is not None and previous.this_run:
                 self.counts.skipped["superseded"] += 1
@@ -734,7 +743,11 @@ class _Run:
     # --- recovery -----------------------------------------------------------------------
 
     def _recover_outbox(self) -> None:
-        """Writes an earlier run recorded but did not see answered: send them again."""
+        """Writes an earlier run recorded but did not see answered: send them again, and
+        record their answers before anything is read. A record read while they were still
+        going out would show the CRM as it was before them; its customer, already settled
+        by them, would then be assessed again against its own new decision (an "upgraded
+        from" reason lost) and planned a second copy of their tasks and memberships."""
         with self.e.store.begin() as conn:
             items = outbox.pending(conn, self.e.stream)
             states = load_states(conn, self.e.stream, {i.customer_id for i in items})
@@ -751,6 +764,7 @@ class _Run:
             decision.outstanding.add(item.id)
         if items:
             log.info("re-sending writes of an interrupted run", extra={"items": len(items)})
+            self._drain(final=True)
 
     # --- writing ------------------------------------------------------------------------
 
