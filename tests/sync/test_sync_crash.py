@@ -90,6 +90,26 @@ def _evolve(harness: Harness, ids: list[str]) -> None:
         harness.sandbox.edit_customer(cid, change)
 
 
+def _oracle(harness: Harness) -> tuple[list[str], dict[str, Any]]:
+    """The customer ids and the fault-free outcome: a clean first run, ``_evolve``, a clean
+    second run."""
+    harness.fresh_state("oracle")
+    _complete(harness)
+    ids = harness.customer_ids()
+    _evolve(harness, ids)
+    _complete(harness)
+    return ids, harness.snapshot(ids)
+
+
+def _with_history(harness: Harness, customers: int, name: str, ids: list[str]) -> None:
+    """A new installation over freshly seeded customers, run once cleanly and evolved:
+    ready for the run under test."""
+    harness.sandbox.seed(customers)
+    harness.fresh_state(name)
+    _complete(harness)
+    _evolve(harness, ids)
+
+
 def _kill_random(harness: Harness, rng: random.Random) -> bool:
     proc = harness.popen("--as-of", AS_OF)
     time.sleep(rng.uniform(0.4, 2.0))
@@ -116,19 +136,11 @@ def crash_suite(
     sandbox = start_sandbox(crm, tmp_path / crm, customers)
     try:
         harness = Harness(sandbox, tmp_path / crm)
-        harness.fresh_state("oracle")
-        _complete(harness)
-        ids = harness.customer_ids()
-        _evolve(harness, ids)
-        _complete(harness)
-        oracle = harness.snapshot(ids)
+        ids, oracle = _oracle(harness)
         assert oracle["tasks"] and oracle["memberships"]
         kills, cycle = 0, 0
         while cycle < cycles or (kills < min_kills and cycle < 3 * cycles):
-            sandbox.seed(customers)
-            harness.fresh_state(f"cycle{cycle}")
-            _complete(harness)
-            _evolve(harness, ids)
+            _with_history(harness, customers, f"cycle{cycle}", ids)
             for step in range(per_cycle):  # several crashes in a row before a clean finish
                 # even cycles walk the points in order (each one is hit), odd ones at random
                 ordered = POINTS[(cycle // 2 * per_cycle + step) % len(POINTS)]
@@ -168,17 +180,9 @@ def test_a_rerun_after_a_kill_mid_backlog_makes_each_effect_once(tmp_path: Path)
     sandbox = start_sandbox("salesforce", tmp_path / "sf", 450)
     try:
         harness = Harness(sandbox, tmp_path / "sf")
-        harness.fresh_state("oracle")
-        _complete(harness)
-        ids = harness.customer_ids()
-        _evolve(harness, ids)
-        _complete(harness)
-        oracle = harness.snapshot(ids)
+        ids, oracle = _oracle(harness)
         for spec in ("after_commit:2", "before_write:3", "after_write:2"):
-            sandbox.seed(450)
-            harness.fresh_state(spec.replace(":", "-"))
-            _complete(harness)
-            _evolve(harness, ids)
+            _with_history(harness, 450, spec.replace(":", "-"), ids)
             assert harness.run("--as-of", AS_OF, kill_at=spec).returncode == -signal.SIGKILL
             _complete(harness)
             _assert_same_as_oracle(harness, ids, oracle)

@@ -20,14 +20,19 @@ from connectors.sandbox.base import Sandbox, open_sandbox
 from connectors.webhook_events import ChangeEvent
 from crmtier.commands.serve import Parts, open_parts
 from crmtier.config import load_config
-from sync.engine import RunOptions
 from sync.planner import same_value
 from sync.state import load_states
 from webhooks.runtime import Realtime
 
-#: a customer whose credit risk moves with its credit score alone (580 and 740 are the
-#: default policy's high / medium bounds)
-STEADY = {"credit.debt_to_income": 0.1, "credit.days_past_due_max_12m": 0}
+#: a customer whose credit risk moves with its days past due alone (the default policy:
+#: none is low, over 90 high)
+GOOD = {
+    "credit.score": 800,
+    "credit.debt_to_income": 0.1,
+    "credit.loan_class": "normal",
+    "credit.days_past_due_max_12m": 0,
+}
+ARREARS = {**GOOD, "credit.days_past_due_max_12m": 120}
 
 
 class ReportingLock:
@@ -75,7 +80,7 @@ def test_a_webhook_batch_waiting_for_the_sync_plans_against_what_the_sync_wrote(
     sandbox, p = parts
     engine = p.engine
     customer = next(r.profile.id for page in p.connector.read_changed(None) for r in page.records)
-    sandbox.edit_customer(customer, {**STEADY, "credit.score": 700})  # medium risk
+    sandbox.edit_customer(customer, GOOD)  # low risk
     engine.run()
     lock = ReportingLock()
     realtime = Realtime(p.settings, p.store, p.connector, engine, sync_lock=lock)  # type: ignore[arg-type]
@@ -92,18 +97,18 @@ def test_a_webhook_batch_waiting_for_the_sync_plans_against_what_the_sync_wrote(
 
     def apply_after_the_customer_moved_on(plan: WritePlan) -> list[WriteResult]:
         if not paused:
-            # The sync read the customer at score 503 and is about to write that. Now the
-            # customer changes again, the CRM notifies, and the worker's batch starts and
-            # must wait for the stream the sync holds.
-            sandbox.edit_customer(customer, {**STEADY, "credit.score": 720})
-            realtime.inbox.add([[ChangeEvent("salesforce", "n-720", customer)]], datetime.now(UTC))
+            # The sync read the customer in arrears and is about to write that. Now the
+            # arrears are paid and the deposits grow, the CRM notifies, and the worker's
+            # batch starts and must wait for the stream the sync holds.
+            sandbox.edit_customer(customer, {**GOOD, "assets.deposits": 9_000_000})
+            realtime.inbox.add([[ChangeEvent("salesforce", "n-paid", customer)]], datetime.now(UTC))
             paused.append(threading.Thread(target=run_batch))
             paused[0].start()
             assert lock.waiting.wait(60), "the worker's batch never waited for the stream"
         return apply(plan)
 
     p.connector.apply = apply_after_the_customer_moved_on  # type: ignore[method-assign]
-    sandbox.edit_customer(customer, {**STEADY, "credit.score": 503})  # high risk
+    sandbox.edit_customer(customer, ARREARS)  # high risk
     with lock:
         report = engine.run()
     assert report.outcomes.get(customer) == "written" and paused
@@ -112,29 +117,29 @@ def test_a_webhook_batch_waiting_for_the_sync_plans_against_what_the_sync_wrote(
     p.connector.apply = apply  # type: ignore[method-assign]
 
     shown = sandbox.written(customer)
-    assert shown["credit_risk"] == "medium"  # score 720: the newest data, in every field
-    preview = engine.run(RunOptions(dry_run=True, full=True)).preview
-    assert [w for w in preview if w.customer_id == customer] == []  # nothing left to repair
+    assert shown["credit_risk"] == "low"  # arrears paid: the newest data, in every field
+    assert shown["value_tier"] == "private"
     with p.store.begin() as conn:
         saved = load_states(conn, engine.stream, [customer])[customer].fields or {}
     differ = {k: (v, shown.get(k)) for k, v in saved.items() if not same_value(v, shown.get(k))}
-    assert differ == {}  # recorded as written = what the CRM shows
+    assert differ == {}  # the whole decision for the newest data is what the CRM shows
+    assert engine.run().outcomes.get(customer, "unchanged") == "unchanged"  # its own echo
 
 
 def test_what_is_recorded_as_written_is_what_the_crm_shows_when_it_already_showed_part(
     parts: tuple[Sandbox, Parts],
 ) -> None:
-    """A user set the new credit risk by hand in the same edit that lowered the score: the
+    """A user set the new credit risk by hand in the same edit that recorded arrears: the
     plan sends only the reasons, and the record of what the CRM holds must say "high" too,
-    not keep the "medium" crmtier wrote before (else the customer's next read never passes
-    as crmtier's own echo, and the reasons are rewritten)."""
+    not keep the "low" crmtier wrote before (else the customer's next read never passes as
+    crmtier's own echo, and the reasons are rewritten)."""
     sandbox, p = parts
     engine = p.engine
     customer = next(r.profile.id for page in p.connector.read_changed(None) for r in page.records)
-    sandbox.edit_customer(customer, {**STEADY, "credit.score": 700})
+    sandbox.edit_customer(customer, GOOD)
     engine.run()
-    assert sandbox.written(customer)["credit_risk"] == "medium"
-    sandbox.edit_customer(customer, {**STEADY, "credit.score": 503})
+    assert sandbox.written(customer)["credit_risk"] == "low"
+    sandbox.edit_customer(customer, ARREARS)
     field = p.engine.writeback.fields["credit_risk"]
     sandbox.store.update(sandbox.org.customer_object, customer, {field: "high"})  # type: ignore[attr-defined]
     assert engine.run().outcomes.get(customer) == "written"
