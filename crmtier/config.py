@@ -33,6 +33,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from sqlalchemy.engine import make_url
 
 from connectors.config_text import did_you_mean, sentence, where
+from connectors.contract import Connector
 from connectors.coverage import mapping_problems, writeback_problems
 from connectors.errors import ConfigError
 from connectors.mapping import (
@@ -41,7 +42,7 @@ from connectors.mapping import (
     load_default_mapping,
     unwrap_optional,
 )
-from connectors.registry import KINDS
+from connectors.registry import KINDS, build_connector
 from connectors.secrets import SecretRef, SecretRefError, resolve_secret
 from sync.crypto import StoreCipher, parse_key
 from sync.store import StateStore
@@ -148,6 +149,16 @@ class CrmtierConfig(BaseSettings):
 
     def writeback_config(self) -> WritebackConfig:
         return self.writeback or load_default_mapping(self.kind).writeback
+
+    def connector(self) -> Connector:
+        """The CRM's connector for this file; a ``[crm]`` table the CRM's own settings
+        refuse (a missing key, an unset secret variable) is an error about this file."""
+        try:
+            return build_connector(self.crm, self.field_mapping(), self.writeback_config())
+        except ConfigFileError:
+            raise
+        except ConfigError as exc:
+            raise ConfigFileError(f"{self.config_file}: {exc}") from None
 
     def policy_path(self) -> Path | None:
         if not self.policy.file:

@@ -122,6 +122,9 @@ class RunReport:
     preview: list[PlannedWrite] = field(default_factory=list)
     dead_letters_open: int = 0
     outcomes: dict[str, str] = field(default_factory=dict)  # customer id -> outcome
+    #: the run failed because the configuration or the CRM's set-up is wrong (a
+    #: ``ConfigError``): a human must fix it, and ``crmtier sync`` exits 2, not 1
+    config_error: bool = False
 
     @property
     def api_total(self) -> int:
@@ -287,6 +290,7 @@ class _Run:
         )
         status: RunStatus = "succeeded"
         error: str | None = None
+        config_error = False
         try:
             if not self.options.dry_run:
                 self._recover_outbox()
@@ -301,6 +305,9 @@ class _Run:
             status, error = stop.status, str(stop)
         except RateLimitedError as exc:  # while reading: checkpointed up to the last page
             status, error = "paused_quota", f"CRM quota or rate limit: {exc}"
+        except ConfigError as exc:  # for the admin, not a bug: one line, no traceback
+            status, error, config_error = "failed", error_text(exc), True
+            log.error("run failed: %s", error, extra={"run_id": self.run_id})
         except Exception as exc:  # the run record must say what happened, whatever it was
             status, error = "failed", error_text(exc)
             log.exception("run failed", extra={"run_id": self.run_id})
@@ -324,6 +331,7 @@ class _Run:
             status = "failed"
             error = "read 0 records after an interrupted run; the bookmark record must be re-read"
         report = self._report(status, error)
+        report.config_error = config_error and status == "failed"
         with self.e.store.begin() as conn:
             runs.finish(
                 conn,

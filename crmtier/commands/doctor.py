@@ -4,7 +4,9 @@ One checklist from two sources: the local set-up (config, secrets, policy, state
 webhook settings, TLS) and the CRM itself through the connector's ``check()``
 (connectivity and auth, mapped fields and their types, picklist values, write-back
 fields, task and campaign settings, notification channels), plus the API allowance left.
-Every failed line says how to fix it; any error makes the exit status 1.
+Every failed line says how to fix it; any error makes the exit status 1, and a config it
+cannot use at all (the file, or a ``[crm]`` table the connector refuses) makes it 2, as
+for every command.
 
 ``--fix`` does what the CRM's API lets crmtier do through its connector: on Salesforce it
 creates the missing write-back fields and the Task/CampaignMember External ID field through
@@ -32,7 +34,6 @@ from sqlalchemy.engine import make_url
 
 from connectors.contract import RIGHTS_CHECK, RIGHTS_DOC, Connector, SchemaCheck
 from connectors.errors import ConfigError, ConnectorError
-from connectors.registry import build_connector
 from connectors.salesforce.connector import SalesforceConnector
 from connectors.salesforce.metadata import SchemaFix, fix_schema
 from crmtier.config import CrmtierConfig, load_config
@@ -40,6 +41,9 @@ from sync import jsonlog
 from sync.store import EncryptionPendingError, StateStore, StoreError
 from tiering_core.policy import PolicyError, load_policy
 from webhooks.settings import WebhooksSettings
+
+#: the config file cannot be used: the exit status of every command for that
+EXIT_CONFIG = 2
 
 
 def _ok(name: str, detail: str = "") -> SchemaCheck:
@@ -161,10 +165,6 @@ def check_rights(kind: str, crm_checks: list[SchemaCheck]) -> SchemaCheck | None
     )
 
 
-def _connector(config: CrmtierConfig) -> Connector:
-    return build_connector(config.crm, config.field_mapping(), config.writeback_config())
-
-
 # --- fixes --------------------------------------------------------------------------------
 
 
@@ -243,19 +243,20 @@ def command(config_path: Path, fix: bool) -> None:
         config = load_config(config_path)
     except ConfigError as exc:
         click.echo(f"crmtier doctor: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_CONFIG)
     local = [check_transport(config), check_policy(config), check_state(config, fix)]
     webhook_check, settings = check_webhooks(config)
     local.append(webhook_check)
     print_checklist(console, f"local set-up ({config_path})", local)
 
     try:
-        connector = _connector(config)
+        connector = config.connector()
     except (ConfigError, ConnectorError) as exc:
         crm = [_error("connector configuration", str(exc),
-                      "fix [crm] in crmtier.toml and the environment it refers to")]
+                      f"fix [crm] in {config_path} and the environment it refers to")]
         print_checklist(console, f"{config.kind}", crm)
-        sys.exit(_finish(console, local + crm))
+        code = _finish(console, local + crm)
+        sys.exit(EXIT_CONFIG if isinstance(exc, ConfigError) else code)
     try:
         crm = crm_checks(connector, config)
         title = f"{config.kind} ({config.crm.get('base_url', '')})"
