@@ -36,6 +36,7 @@ from connectors.config_text import did_you_mean, sentence, where
 from connectors.contract import Connector
 from connectors.coverage import mapping_problems, writeback_problems
 from connectors.errors import ConfigError
+from connectors.http import MAX_CONCURRENT_APPLIES
 from connectors.mapping import (
     FieldMapping,
     WritebackConfig,
@@ -92,7 +93,7 @@ class SyncSection(_Section):
     tie_set_max: int = Field(default=1000, ge=0, le=1_000_000)
     record_retry_attempts: int = Field(default=5, ge=1, le=20)
     record_retry_base_seconds: float = Field(default=0.5, ge=0, le=60)
-    write_concurrency: int = Field(default=4, ge=1, le=16)
+    write_concurrency: int = Field(default=4, ge=1, le=MAX_CONCURRENT_APPLIES)
     lock_ttl_seconds: float = Field(default=600, ge=10)
 
     def interval(self) -> timedelta:

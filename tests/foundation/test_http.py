@@ -106,3 +106,61 @@ def test_session_ignores_environment_ca_overrides(monkeypatch: pytest.MonkeyPatc
     session = make_session(POLICY, ca_bundle="/configured/ca.pem")
     settings = session.merge_environment_settings("https://example.test", {}, None, None, None)
     assert settings["verify"] == "/configured/ca.pem"
+
+
+@pytest.mark.parametrize("calls", [10, 24])
+def test_a_pool_sized_to_the_calls_in_flight_discards_no_connection(
+    calls: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``calls`` requests held in flight together (a barrier in the server): with the pool
+    sized to them, every connection goes back to the pool, none is discarded with urllib3's
+    "Connection pool is full" warning (what ``crmtier demo --crm fxiaoke`` printed)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    together = threading.Barrier(calls)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            together.wait()
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    session = make_session(POLICY, pool_size=calls)
+    try:
+        with ThreadPoolExecutor(calls) as pool:
+            statuses = list(pool.map(lambda _: session.get(url).status_code, range(calls)))
+    finally:
+        session.close()
+        server.shutdown()
+        server.server_close()
+    assert statuses == [200] * calls
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
+
+
+def test_the_fxiaoke_pool_holds_every_write_the_sync_layer_can_have_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from connectors.fxiaoke.client import FxiaokeClient
+    from connectors.fxiaoke.config import FxiaokeConfig
+    from connectors.http import MAX_CONCURRENT_APPLIES
+
+    monkeypatch.setenv("FX_TEST_UNUSED", "never-sent")
+    config = FxiaokeConfig.model_validate({
+        "kind": "fxiaoke", "base_url": "https://open.fxiaoke.example", "app_id": "a",
+        "app_secret": "env:FX_TEST_UNUSED", "permanent_code": "env:FX_TEST_UNUSED",
+        "open_user_id": "FSUID_1", "write_concurrency": 6,
+    })
+    client = FxiaokeClient(config)
+    adapter = client._session.get_adapter("https://open.fxiaoke.example/")
+    assert adapter._pool_maxsize >= 6 * MAX_CONCURRENT_APPLIES  # type: ignore[attr-defined]
