@@ -10,8 +10,9 @@ A secret written literally in the file is refused with a one-line error naming t
 ``*_key``, ``permanent_code``) must be ``env:NAME`` or ``file:PATH``. The state URL
 may not carry a password either; put the whole URL in the environment instead
 (``url = "env:CRMTIER_STATE_URL"``); ``[state] encryption_key`` (and, while changing keys,
-``old_encryption_key``) must be references too, and must hold 32 random bytes (hex or
-base64), checked at load so a bad key fails before any store is opened. Relative paths
+``old_encryption_key``) and ``audit_key`` (with ``old_audit_keys``) must be references
+too, and must hold 32 random bytes (hex or base64), checked at load so a bad key fails
+before any store is opened. Relative paths
 (SQLite file, policy file) are taken relative to the config file, so a scheduled job finds
 the same store from any directory.
 
@@ -45,6 +46,7 @@ from connectors.mapping import (
 )
 from connectors.registry import KINDS, build_connector
 from connectors.secrets import SecretRef, SecretRefError, resolve_secret
+from sync.audit import AuditKeys
 from sync.crypto import StoreCipher, parse_key
 from sync.store import StateStore
 from tiering_core.policy import PolicyError, load_policy
@@ -85,6 +87,10 @@ class StateSection(_Section):
     encryption_key: SecretRef | None = None
     #: the previous key while changing keys: the next open re-encrypts under the new one
     old_encryption_key: SecretRef | None = None
+    #: signs the audit chain (HMAC-SHA256); absent: a key the store generates and keeps
+    audit_key: SecretRef | None = None
+    #: earlier audit keys, so rows they signed stay verifiable after a rotation
+    old_audit_keys: tuple[SecretRef, ...] = ()
 
 
 class SyncSection(_Section):
@@ -182,7 +188,32 @@ class CrmtierConfig(BaseSettings):
     def open_state_store(self) -> StateStore:
         """The state store this file names, opened with its cipher (``[state]
         encryption_key``): every command opens it here, so none can miss the key."""
-        return StateStore.open(self.state_url().get_secret_value(), cipher=self.state_cipher())
+        return StateStore.open(
+            self.state_url().get_secret_value(),
+            cipher=self.state_cipher(),
+            audit_keys=self.audit_keys(),
+        )
+
+    def audit_keys(self) -> AuditKeys | None:
+        """The audit chain's keys from ``[state] audit_key`` and ``old_audit_keys``;
+        ``None`` without a key (the store then signs with one it generated)."""
+        current, old = self.state.audit_key, self.state.old_audit_keys
+        if current is None:
+            if old:
+                raise ConfigFileError(
+                    f"{self.config_file}: [state] old_audit_keys: set only with audit_key"
+                )
+            return None
+        try:
+            return AuditKeys(
+                parse_key(current.get_secret_value(), name="[state] audit_key"),
+                tuple(
+                    parse_key(k.get_secret_value(), name=f"[state] old_audit_keys[{i}]")
+                    for i, k in enumerate(old)
+                ),
+            )
+        except ValueError as exc:
+            raise ConfigFileError(f"{self.config_file}: {exc}") from None
 
     def state_cipher(self) -> StoreCipher | None:
         """The state store's cipher from ``[state] encryption_key``; ``None`` without one."""
@@ -309,6 +340,7 @@ def _validate(data: dict[str, Any], path: Path) -> CrmtierConfig:
     try:
         config = CrmtierConfig(**data, base_dir=path.resolve().parent, config_file=path)
         config.state_cipher()
+        config.audit_keys()
     except SecretRefError as exc:
         raise _Problem(str(exc)) from None
     except ValidationError as exc:

@@ -164,6 +164,7 @@ class SyncEngine:
         policy_version: str | None = None,
     ) -> None:
         self.store = store
+        self.audit_keys = store.audit_keys  # loaded now: never inside a run's transaction
         self.policy_version = policy_version
         self.connector = connector
         self.writeback = writeback
@@ -466,7 +467,7 @@ class _Run:
                 self._record_unchanged(record, assessment, state, state_rows, audit_rows)
             self._enqueue(conn, to_write, states, state_rows)
             save_states(conn, self.e.stream, state_rows)
-            append(conn, audit_rows)
+            append(conn, audit_rows, self.e.audit_keys)
             kill_point("in_commit")
             if advance is not None:
                 self._advance(conn, *advance)
@@ -975,7 +976,7 @@ class _Run:
                 if d is not None and not d.outstanding
             }
             self._finalize(conn, list(finished.values()), audit_rows)
-            append(conn, audit_rows)
+            append(conn, audit_rows, self.e.audit_keys)
         kill_point("after_record")
         self._progress()
 

@@ -38,7 +38,7 @@ from connectors.salesforce.connector import SalesforceConnector
 from connectors.salesforce.metadata import SchemaFix, fix_schema
 from crmtier.config import CrmtierConfig, load_config
 from sync import jsonlog
-from sync.store import EncryptionPendingError, StateStore, StoreError
+from sync.store import EncryptionPendingError, StateStore, StoreError, readable_by_others
 from tiering_core.policy import PolicyError, load_policy
 from webhooks.settings import WebhooksSettings
 
@@ -83,7 +83,7 @@ def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
                 return _warn("state store", f"{db} does not exist yet",
                              "created by the first sync, or now by crmtier doctor --fix")
         cipher = config.state_cipher()
-        store = StateStore.open(url, cipher=cipher, rewrite=fix)
+        store = StateStore.open(url, cipher=cipher, rewrite=fix, audit_keys=config.audit_keys())
         try:
             with store.engine.connect() as conn:
                 backend = conn.dialect.name
@@ -99,6 +99,30 @@ def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
                       "check [state] url, credentials and network")
     at_rest = f"values encrypted (key id {cipher.key_id})" if cipher else "values not encrypted"
     return _ok("state store", f"{backend}, schema up to date, {at_rest}")
+
+
+def check_state_at_rest(config: CrmtierConfig) -> list[SchemaCheck]:
+    """The store's file is its owner's alone (it holds amounts, AML levels and the
+    pseudonym key), and the audit chain is signed with a key kept outside the store."""
+    checks = []
+    try:
+        exposed = readable_by_others(config.state_url().get_secret_value())
+    except (ConfigError, ValueError):
+        exposed = None  # the state store line already says what is wrong with the URL
+    if exposed:
+        checks.append(_warn(
+            "state store file", f"{exposed} can be read or written by other users",
+            f"chmod 600 {exposed} {exposed}-wal {exposed}-shm", ok=False,
+        ))
+    if config.state.audit_key is None:
+        checks.append(_warn(
+            "audit key", "the audit chain is signed with a key kept in the state store: "
+            "whoever can read the store could edit a row and sign the chain again",
+            "set [state] audit_key to a secret reference (docs/data-handling.md)",
+        ))
+    else:
+        checks.append(_ok("audit key", "from [state] audit_key"))
+    return checks
 
 
 def check_webhooks(config: CrmtierConfig) -> tuple[SchemaCheck, WebhooksSettings | None]:
@@ -244,7 +268,8 @@ def command(config_path: Path, fix: bool) -> None:
     except ConfigError as exc:
         click.echo(f"crmtier doctor: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
-    local = [check_transport(config), check_policy(config), check_state(config, fix)]
+    local = [check_transport(config), check_policy(config), check_state(config, fix),
+             *check_state_at_rest(config)]
     webhook_check, settings = check_webhooks(config)
     local.append(webhook_check)
     print_checklist(console, f"local set-up ({config_path})", local)
