@@ -3,7 +3,7 @@
 Each CRM's config model (``connectors/<crm>/config.py``) extends ``CrmSettings`` with its
 own keys; the shared part is the transport (CA bundle, timeouts, retry bounds) and the API
 budget (``api_share``). ``load_crm_settings`` turns a pydantic failure into one line that
-names the key (``[crm] client_secret: ...``) and never echoes the value, which may be a secret.
+names the key (``crm.client_secret: ...``) and never echoes the value, which may be a secret.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from connectors.config_text import sentence, where
+from connectors.config_text import sentence
 from connectors.errors import ConfigError
 from connectors.http import RetryPolicy
 
@@ -49,5 +49,5 @@ def load_crm_settings(model: type[S], crm: Mapping[str, Any]) -> S:
         return model.model_validate(dict(crm))
     except ValidationError as exc:
         err = exc.errors()[0]
-        problem = sentence(err, model.model_fields)
-        raise ConfigError(f"{where(('crm', *err['loc']))}: {problem}") from None
+        where = ".".join(["crm", *(str(p) for p in err["loc"])])
+        raise ConfigError(f"{where}: {sentence(err, model.model_fields)}") from None

@@ -259,7 +259,7 @@ def test_wrong_credentials_are_a_config_error_without_retries(
 
 
 def test_literal_secrets_are_refused(sandbox: FxiaokeSandbox, connect: Connect) -> None:
-    with pytest.raises(ConfigError, match=r"\[crm\] app_secret: .*literal secrets"):
+    with pytest.raises(ConfigError, match=r"crm\.app_secret: .*literal secrets"):
         connect(sandbox, app_secret="s3cr3t-literal")
 
 

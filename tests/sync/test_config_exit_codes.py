@@ -55,7 +55,7 @@ def test_an_unset_secret_variable_exits_2_naming_the_key(
     monkeypatch.delenv("CRMTIER_SF_CLIENT_SECRET")
     code, output = _run(args, harness.config)
     assert code == 2, output
-    assert "[crm] client_secret:" in output and "CRMTIER_SF_CLIENT_SECRET" in output
+    assert "crm.client_secret:" in output and "CRMTIER_SF_CLIENT_SECRET" in output
     assert "Value error" not in output
 
 
