@@ -32,6 +32,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.engine import make_url
 
+from connectors.config_text import sentence, where
 from connectors.contract import RIGHTS_CHECK, RIGHTS_DOC, Connector, SchemaCheck
 from connectors.errors import ConfigError, ConnectorError
 from connectors.salesforce.connector import SalesforceConnector
@@ -130,10 +131,13 @@ def check_webhooks(config: CrmtierConfig) -> tuple[SchemaCheck, WebhooksSettings
         settings = WebhooksSettings.model_validate(config.webhooks)
     except (ValidationError, ValueError) as exc:
         first = exc.errors()[0] if isinstance(exc, ValidationError) else None
-        where = ".".join(str(p) for p in first["loc"]) if first else ""
-        msg = first["msg"] if first else str(exc)
-        return _error("webhook settings", f"[webhooks] {where}: {msg}",
-                      "fix [webhooks] in crmtier.toml (see docs/webhooks.md)"), None
+        problem = (
+            f"{where(('webhooks', *first['loc']))}: "
+            f"{sentence(first, WebhooksSettings.model_fields)}"
+            if first else f"[webhooks]: {exc}"
+        )
+        return _error("webhook settings", problem,
+                      f"fix [webhooks] in {config.config_file} (see docs/webhooks.md)"), None
     verifier = {
         "salesforce": settings.salesforce_org_id,
         "zoho": settings.zoho_token,
