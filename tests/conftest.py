@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import tomllib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,13 +18,6 @@ SandboxFactory = Callable[..., Sandbox]
 ConnectorFactory = Callable[..., Connector]
 
 
-def require_crm(crm: str) -> None:
-    """Skip (with the reason) when a CRM's sandbox or connector is not in the tree yet."""
-    for module in (f"connectors.sandbox.{crm}", f"connectors.{crm}.connector"):
-        if importlib.util.find_spec(module) is None:
-            pytest.skip(f"{module} does not exist yet")
-
-
 @pytest.fixture
 def sandbox_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxFactory]:
     """``make(crm, customers=N, seed=S, **options)`` → a started, seeded sandbox, stopped
@@ -35,7 +27,6 @@ def sandbox_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbo
     def make(
         crm: str = "salesforce", customers: int = 50, seed: int = 7, **options: Any
     ) -> Sandbox:
-        require_crm(crm)
         sandbox = open_sandbox(crm, data_dir=tmp_path_factory.mktemp(crm), **options)
         if customers:
             sandbox.seed(customers, seed)

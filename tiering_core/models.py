@@ -92,7 +92,7 @@ class Ops(_Input):
 
 class Feedback(_Input):
     csat: float | None = None  # 1..5
-    nps: int | None = None  # -100..100 as a customer's 0..10 answer mapped by the CRM
+    nps: int | None = None  # the customer's own 0..10 answer (policy feedback.nps_min..max)
     open_complaints: int | None = None
     complaints_12m: int | None = None
 

@@ -14,6 +14,7 @@ exactly which policy produced it.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -98,12 +99,16 @@ class NeedsPolicy(_Section):
 
 
 class CreditPolicy(_Section):
-    score_min: int
-    score_max: int
-    high_score_below: int
-    medium_score_below: int
-    medium_dti_over: float = NonNeg
-    high_dti_over: float = NonNeg
+    """Cut-offs left out (None) never fire. The score keys need ``score_scale``: the name of
+    the bureau or internal scale they are on."""
+
+    score_scale: str = ""
+    score_min: int | None = None
+    score_max: int | None = None
+    high_score_below: int | None = None
+    medium_score_below: int | None = None
+    medium_dti_over: float | None = Field(default=None, ge=0)
+    high_dti_over: float | None = Field(default=None, ge=0)
     dti_max: float = Field(gt=0)
     medium_dpd_from: int = Field(ge=1)
     high_dpd_over: int = NonNeg
@@ -190,7 +195,9 @@ class FeedbackPolicy(_Section):
     csat_min: float
     csat_max: float
     detractor_csat_max: float
-    detractor_nps_max: float = Field(ge=-100, le=100)
+    nps_min: float
+    nps_max: float
+    detractor_nps_max: float
 
 
 class QualityPolicy(_Section):
@@ -226,10 +233,10 @@ class TaskRule(_Section):
     period: Period
     tiers: tuple[TierName, ...] = ()
     priority_tiers: tuple[TierName, ...] = ()
-    priority_due_days: int | None = Field(default=None, ge=0)
 
 
 class Tasks(_Section):
+    sanctions_review: TaskRule
     edd_review: TaskRule
     credit_limit_review: TaskRule
     complaint: TaskRule
@@ -260,6 +267,28 @@ class StrategyPolicy(_Section):
     campaigns: dict[str, Campaign]
 
 
+#: Regulatory floors: what a policy may weaken only by naming the floor in
+#: ``[regulatory.waivers]`` with a reason. Floor id -> what it keeps.
+FLOORS: dict[str, str] = {
+    "sanctions": "a sanctions hit is rated prohibited, goes to compliance due the same day, "
+                 "and ends every campaign and marketing",
+    "pep": "a politically exposed person is rated at least high",
+    "complaint_deadline": "every open complaint gets a task due within 15 days",
+    "aml_review": "AML review cycles: high at most 6 months, each lower level at most twice "
+                  "the one above",
+}
+#: The audit trail's policy_version column holds this many characters.
+VERSION_MAX_CHARS = 80
+
+
+class Regulatory(_Section):
+    """``waivers``: floor id (``FLOORS``) -> the reason the bank weakens it. A waiver is part
+    of the policy's content and is named in its version, so every assessment and audit row
+    shows it."""
+
+    waivers: dict[str, str] = Field(default_factory=dict)
+
+
 class Policy(_Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     currency: str = Field(pattern=_CURRENCY.pattern)
@@ -273,12 +302,17 @@ class Policy(_Section):
     quality: QualityPolicy
     service_levels: ServiceLevels
     strategy: StrategyPolicy
+    regulatory: Regulatory = Field(default_factory=Regulatory)
 
     @cached_property
     def version(self) -> str:
-        """``name@<12 hex>`` of the validated content (key order and formatting ignored)."""
+        """``name@<12 hex>`` of the validated content (key order and formatting ignored),
+        then ``+waived:<floor>,...`` when the policy waives a regulatory floor."""
         content = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
-        return f"{self.name}@{hashlib.sha256(content.encode('utf-8')).hexdigest()[:12]}"
+        version = f"{self.name}@{hashlib.sha256(content.encode('utf-8')).hexdigest()[:12]}"
+        if self.regulatory.waivers:
+            version += "+waived:" + ",".join(sorted(self.regulatory.waivers))
+        return version
 
     def fx_rate(self, currency: str) -> float | None:
         """Policy-currency units per unit of ``currency``; None when the policy has no rate."""
@@ -305,9 +339,8 @@ def default_policy_text() -> str:
 
 def load_policy(path: Path | None = None) -> Policy:
     """The built-in default (``path`` None) or an admin's file merged over it."""
-    base = tomllib.loads(default_policy_text())
     if path is None:
-        return parse_policy(base, source="default_policy.toml")
+        return parse_policy(tomllib.loads(default_policy_text()), source="default_policy.toml")
     source = str(path)
     try:
         overrides = tomllib.loads(Path(path).read_text("utf-8"))
@@ -315,22 +348,75 @@ def load_policy(path: Path | None = None) -> Policy:
         raise PolicyError([f"cannot read the file ({exc.strerror or exc})"], source) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PolicyError([f"not valid TOML ({exc})"], source) from None
-    merged = _merge(base, overrides)
     if "name" not in overrides:
-        merged["name"] = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem) or "custom"
-    return parse_policy(merged, source=source)
+        overrides["name"] = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem) or "custom"
+    return policy_over_default(overrides, source)
 
 
 def parse_policy(data: Mapping[str, Any], source: str = "policy") -> Policy:
-    """Validate a policy tree; raise ``PolicyError`` listing every problem by key."""
+    """Validate a policy tree; raise ``PolicyError`` listing every problem by key, all in
+    one pass: a bad value or an unknown key does not hide a cross-key or regulatory problem
+    elsewhere (an admin fixes the file once, not once per run of ``policy validate``)."""
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError([_describe(err) for err in exc.errors()], source) from None
-    problems = _consistency_problems(policy)
+        errors = exc.errors()
+        raise PolicyError(
+            [_describe(err) for err in errors] + _problems_beside(data, errors), source
+        ) from None
+    problems = _consistency_problems(policy) + _regulatory_problems(policy)
     if problems:
         raise PolicyError(problems, source)
     return policy
+
+
+def policy_over_default(overrides: Mapping[str, Any], source: str = "policy") -> Policy:
+    """``overrides`` (a parsed admin file) merged over the built-in default, validated."""
+    return parse_policy(_merge(tomllib.loads(default_policy_text()), overrides), source)
+
+
+def _problems_beside(data: Mapping[str, Any], errors: list[Any]) -> list[str]:
+    """The cross-key and regulatory problems of ``data`` apart from its invalid keys: each
+    invalid value is set to the default's (an unknown key dropped), the result validated,
+    and a problem naming a replaced key left out (it would describe the default, not the
+    file). Nothing when the tree cannot be mended that way."""
+    default = tomllib.loads(default_policy_text())
+    mended: dict[str, Any] = copy.deepcopy(dict(data))
+    replaced: list[str] = []
+    for err in errors:
+        loc = [str(part) for part in err["loc"]]
+        if err["type"] == "extra_forbidden":
+            parent = _node(mended, loc[:-1])
+            if isinstance(parent, dict):
+                parent.pop(loc[-1], None)
+            continue
+        known = 0
+        while known < len(loc) and _node(default, loc[: known + 1]) is not None:
+            known += 1
+        parent = _node(mended, loc[: known - 1])
+        if known == 0 or not isinstance(parent, dict):
+            return []
+        parent[loc[known - 1]] = copy.deepcopy(_node(default, loc[:known]))
+        replaced.append(".".join(loc[:known]))
+    try:
+        policy = Policy.model_validate(mended)
+    except ValidationError:
+        return []
+    names = [re.compile(rf"(?<![\w.]){re.escape(key)}(?![\w])") for key in replaced]
+    return [
+        problem
+        for problem in _consistency_problems(policy) + _regulatory_problems(policy)
+        if not any(name.search(problem) for name in names)
+    ]
+
+
+def _node(tree: Any, path: list[str]) -> Any:
+    """The value at ``path`` in nested tables, or None."""
+    for part in path:
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
 
 
 def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -353,6 +439,25 @@ def _describe(err: Any) -> str:
     return f"{key}: {err['msg'].removeprefix('Value error, ')}"
 
 
+def _score_scale_problems(c: CreditPolicy) -> list[str]:
+    """Score keys only with a named scale; a named scale with its range; cut-offs in order."""
+    keys = {"score_min": c.score_min, "score_max": c.score_max,
+            "high_score_below": c.high_score_below, "medium_score_below": c.medium_score_below}
+    if not c.score_scale.strip():
+        return [f"credit.{k}: needs credit.score_scale (the name of the scale the score is on)"
+                for k, v in keys.items() if v is not None]
+    if c.score_min is None or c.score_max is None:
+        return [f"credit.{k}: required with credit.score_scale"
+                for k in ("score_min", "score_max") if keys[k] is None]
+    if c.score_min >= c.score_max:
+        return ["credit.score_min: must be < credit.score_max"]
+    cuts = [v for v in (c.high_score_below, c.medium_score_below) if v is not None]
+    if cuts != sorted(cuts) or any(not c.score_min <= v <= c.score_max for v in cuts):
+        return ["credit.high_score_below: must satisfy score_min <= high_score_below"
+                " <= medium_score_below <= score_max"]
+    return []
+
+
 def _consistency_problems(p: Policy) -> list[str]:
     """Rules that relate several keys: the ladders must be ordered, the cadences lawful."""
     out: list[str] = []
@@ -370,14 +475,9 @@ def _consistency_problems(p: Policy) -> list[str]:
     for loan_class in LOAN_CLASSES:
         if loan_class not in c.loan_class:
             out.append(f"credit.loan_class.{loan_class}: required")
-    if c.score_min >= c.score_max:
-        out.append("credit.score_min: must be < credit.score_max")
-    if not c.score_min <= c.high_score_below <= c.medium_score_below <= c.score_max:
-        out.append(
-            "credit.high_score_below: must satisfy score_min <= high_score_below"
-            " <= medium_score_below <= score_max"
-        )
-    if c.medium_dti_over > c.high_dti_over:
+    out += _score_scale_problems(c)
+    if (c.medium_dti_over is not None and c.high_dti_over is not None
+            and c.medium_dti_over > c.high_dti_over):
         out.append("credit.medium_dti_over: must be <= credit.high_dti_over")
     if c.medium_dpd_from > c.high_dpd_over:
         out.append("credit.medium_dpd_from: must be <= credit.high_dpd_over")
@@ -390,13 +490,6 @@ def _consistency_problems(p: Policy) -> list[str]:
         out.append(f"aml.weights: must sum to 100 (they sum to {total:g})")
     if a.thresholds.cash_large_from > a.thresholds.cash_very_large_from:
         out.append("aml.thresholds.cash_large_from: must be <= aml.thresholds.cash_very_large_from")
-    r = a.review_months
-    if r.high > 6:
-        out.append("aml.review_months.high: must be <= 6 (PBOC 银发〔2013〕2号)")
-    if r.medium > 2 * r.high:
-        out.append("aml.review_months.medium: must be <= 2 x aml.review_months.high")
-    if r.low > 2 * r.medium:
-        out.append("aml.review_months.low: must be <= 2 x aml.review_months.medium")
     for i, code in enumerate(a.countries.call_for_action):
         if not re.fullmatch(r"[A-Z]{2}", code):
             out.append(f"aml.countries.call_for_action.{i}: must be an ISO 3166 alpha-2 code")
@@ -410,6 +503,10 @@ def _consistency_problems(p: Policy) -> list[str]:
         out.append("feedback.csat_min: must be < feedback.csat_max")
     if not f.csat_min <= f.detractor_csat_max <= f.csat_max:
         out.append("feedback.detractor_csat_max: must lie within [csat_min, csat_max]")
+    if not f.nps_min < f.nps_max:
+        out.append("feedback.nps_min: must be < feedback.nps_max")
+    if not f.nps_min <= f.detractor_nps_max < f.nps_max:
+        out.append("feedback.detractor_nps_max: must lie within [nps_min, nps_max)")
     for code, rate in p.fx.items():
         if not _CURRENCY.match(code):
             out.append(f"fx.{code}: must be an ISO 4217 currency code")
@@ -423,4 +520,62 @@ def _consistency_problems(p: Policy) -> list[str]:
                 f"strategy.campaigns.{key}: campaign keys are customer-facing and must not"
                 " reveal a risk rating"
             )
+    return out
+
+
+def _floor_breaches(p: Policy) -> list[tuple[str, str]]:
+    """(floor id, ``key: problem``) for every regulatory floor the policy weakens."""
+    out: list[tuple[str, str]] = []
+    o, risk, t = p.aml.overrides, p.strategy.risk, p.strategy.tasks
+    if o.sanctions_hit != "prohibited":
+        out.append(("sanctions", 'aml.overrides.sanctions_hit: must be "prohibited" (PBOC'
+                    " 银发〔2013〕2号: a listed customer goes straight to the highest level)"))
+    for key in ("no_marketing_aml", "no_campaigns_aml"):
+        if "prohibited" not in getattr(risk, key):
+            out.append(("sanctions", f'strategy.risk.{key}: must include "prohibited"'))
+    s = t.sanctions_review
+    if not s.enabled or s.due_days > 0 or s.priority != "high":
+        out.append(("sanctions", "strategy.tasks.sanctions_review: must be enabled, priority"
+                    ' "high" and due_days = 0 (FATF R.6: act without delay)'))
+    if o.pep not in ("high", "prohibited"):
+        out.append(("pep", 'aml.overrides.pep: must be "high" or "prohibited" (FATF R.12:'
+                    " enhanced measures for every PEP)"))
+    c = t.complaint
+    if not c.enabled or c.due_days > 15:
+        out.append(("complaint_deadline", "strategy.tasks.complaint.due_days: must be <= 15"
+                    " with the rule enabled (银行保险机构消费投诉处理管理办法, 2020)"))
+    r = p.aml.review_months
+    if r.high > 6:
+        out.append(("aml_review", "aml.review_months.high: must be <= 6 (PBOC 银发〔2013〕2号)"))
+    if r.medium > 2 * r.high:
+        out.append(("aml_review",
+                    "aml.review_months.medium: must be <= 2 x aml.review_months.high"))
+    if r.low > 2 * r.medium:
+        out.append(("aml_review",
+                    "aml.review_months.low: must be <= 2 x aml.review_months.medium"))
+    return out
+
+
+def _regulatory_problems(p: Policy) -> list[str]:
+    """A weakened floor without a waiver, and every waiver that is not one with a reason."""
+    waivers = p.regulatory.waivers
+    breaches = _floor_breaches(p)
+    out = [
+        f'{problem}; a regulatory floor: weaken it only with [regulatory.waivers] {floor} ='
+        ' "<reason>"'
+        for floor, problem in breaches
+        if not waivers.get(floor, "").strip()
+    ]
+    weakened = {floor for floor, _ in breaches}
+    for floor, reason in waivers.items():
+        if floor not in FLOORS:
+            out.append(f"regulatory.waivers.{floor}: unknown floor (one of {', '.join(FLOORS)})")
+        elif not reason.strip():
+            out.append(f"regulatory.waivers.{floor}: needs the reason for the waiver")
+        elif floor not in weakened:
+            out.append(f"regulatory.waivers.{floor}: the policy keeps this floor; remove the"
+                       " waiver")
+    if len(p.version) > VERSION_MAX_CHARS:
+        out.append(f"name: too long: the version {p.version!r} must fit {VERSION_MAX_CHARS}"
+                   " characters (the audit trail's column)")
     return out

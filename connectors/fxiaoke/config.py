@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from connectors.secrets import SecretRef
 from connectors.settings import CrmSettings, load_crm_settings
@@ -56,7 +57,10 @@ class FxiaokeConfig(CrmSettings):
     app_id: str
     app_secret: SecretRef
     permanent_code: SecretRef
-    open_user_id: str  # the acting employee: x-fs-userid / currentOpenUserId
+    #: The acting employee. "oauth2": its CRM employee id (digits), sent as ``x-fs-userid``
+    #: with ``convertUserId: false``; "corp_access_token": its open user id ``FSUID_...``,
+    #: sent as ``currentOpenUserId``.
+    open_user_id: str
     daily_quota: int | None = Field(default=None, ge=1)  # purchased calls per day, if known
     calls_per_window: int = Field(default=100, ge=1)  # per endpoint ...
     window_seconds: float = Field(default=20.0, gt=0)  # ... per this many seconds
@@ -66,6 +70,34 @@ class FxiaokeConfig(CrmSettings):
     followup_fields: FollowupFields = FollowupFields()
     campaign_member_object: str = "CampaignMembersObj"
     campaign_member_fields: CampaignMemberFields = CampaignMemberFields()
+
+    @field_validator("open_user_id")
+    @classmethod
+    def _user_id_of_convention(cls, value: str, info: ValidationInfo) -> str:
+        """Each convention names the acting user its own way (developer.fxiaoke.com/
+        openapi_v2/en/start/example/public.html: ``x-fs-userid`` is the "Employee ID" from
+        CRM → Personnel; the legacy parameters take ``currentOpenUserId = FSUID_...``), and
+        neither converts the other's id: a wrong one fails every call with 30027 员工不存在."""
+        value = value.strip()
+        convention = info.data.get("convention", "oauth2")
+        if convention == "oauth2" and not value.isdigit():
+            raise PydanticCustomError(
+                "open_user_id",
+                'with convention = "oauth2" this is the CRM employee id FXiaoke sends as '
+                "x-fs-userid (digits: CRM → 人员/Personnel → the user's 员工ID/Employee ID), "
+                'not {given}; use that id, or set convention = "corp_access_token" to act '
+                "as the open user id FSUID_...",
+                {"given": "an FSUID_ open user id" if value.startswith("FSUID_") else repr(value)},
+            )
+        if convention == "corp_access_token" and not value.startswith("FSUID_"):
+            raise PydanticCustomError(
+                "open_user_id",
+                'with convention = "corp_access_token" this is the acting user\'s open user id '
+                "(FSUID_...), sent as currentOpenUserId; a CRM employee id such as {given} "
+                'goes with convention = "oauth2"',
+                {"given": repr(value)},
+            )
+        return value
 
     @field_validator("base_url")
     @classmethod

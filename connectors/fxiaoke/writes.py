@@ -44,6 +44,7 @@ T = TypeVar("T")
 #: External keys per lookup query: half a page, so a few duplicates still fit in one answer.
 KEYS_PER_LOOKUP = PAGE_LIMIT // 2
 _NO_WORKFLOW = {"triggerWorkFlow": False, "triggerApprovalFlow": False}
+CREATED = "create_time"  # system field: epoch ms of creation
 
 
 class _Stopped(Exception):
@@ -120,7 +121,11 @@ class PlanWriter:
             return []
         f = self._cfg.followup_fields
         obj = self._cfg.followup_object
-        existing = self._existing(obj, f.external_key, [i.task.dedupe_key for i in items])
+        # An existing task keeps its owner and record links: a manager may have reassigned
+        # it; crmtier only moves what its rule decides (subject, due, ...).
+        revisable = (f.subject, f.due, f.priority, f.description)
+        keys = [i.task.dedupe_key for i in items]
+        existing = self._existing(obj, f.external_key, keys, read=revisable)
 
         def upsert(item: TaskUpsert) -> WriteResult:
             key = item.task.dedupe_key
@@ -128,9 +133,6 @@ class PlanWriter:
             found = existing.get(key)
             if found is None:
                 return self._write("task", key, lambda: self._create(obj, f.external_key, wanted))
-            # An existing task keeps its owner and record links: a manager may have
-            # reassigned it; crmtier only moves what its rule decides (subject, due, ...).
-            revisable = (f.subject, f.due, f.priority, f.description)
             changes = {k: wanted[k] for k in revisable if found.get(k) != wanted[k]}
             if not changes:
                 return ok("task", key)
@@ -210,27 +212,37 @@ class PlanWriter:
 
     # --- shared ---------------------------------------------------------------------
 
-    def _existing(self, obj: str, key_field: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Live records of ``obj`` by external key (50 keys per query, paged by ``_id``).
+    def _existing(
+        self, obj: str, key_field: str, keys: Sequence[str], *, read: Sequence[str] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """Live records of ``obj`` by external key (50 keys per query, paged by ``_id``),
+        with the key, creation time and the ``read`` fields: every field used here is
+        projected by name, since what an empty ``fieldProjection`` returns is undocumented.
 
         Should a key exist twice (a create that reached FXiaoke although its answer was
         lost, or two runs racing), the oldest record is kept and the others are
-        invalidated here, so duplicates heal on the next write instead of piling up."""
+        invalidated here, so duplicates heal on the next write instead of piling up. A row
+        without its key is not grouped at all: it cannot be told apart from the others."""
         rows_by_key: dict[str, list[dict[str, Any]]] = {}
         unique = sorted(set(keys))
+        fields = [ID, CREATED, key_field, *read]
         for start in range(0, len(unique), KEYS_PER_LOOKUP):
             chunk = unique[start : start + KEYS_PER_LOOKUP]
-            for row in self._live_rows(obj, [flt(key_field, "IN", *chunk)]):
-                rows_by_key.setdefault(str(row.get(key_field)), []).append(row)
+            for row in self._live_rows(obj, [flt(key_field, "IN", *chunk)], fields):
+                key = row.get(key_field)
+                if key is not None:
+                    rows_by_key.setdefault(str(key), []).append(row)
         found: dict[str, dict[str, Any]] = {}
         for key, rows in rows_by_key.items():
-            rows.sort(key=lambda r: (r.get("create_time") or 0, str(r[ID])))
+            rows.sort(key=lambda r: (r.get(CREATED) or 0, str(r[ID])))
             found[key] = rows[0]
             for extra in rows[1:]:
                 self._retire(obj, str(extra[ID]))
         return found
 
-    def _live_rows(self, obj: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _live_rows(
+        self, obj: str, filters: list[dict[str, Any]], fields: Sequence[str]
+    ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         after: list[dict[str, Any]] = []
         while True:
@@ -240,7 +252,9 @@ class PlanWriter:
                     "dataObjectApiName": obj,
                     "find_explicit_total_num": False,
                     "search_query_info": search_query_info(
-                        [*filters, flt("life_status", "N", "invalid"), *after], [asc(ID)], []
+                        [*filters, flt("life_status", "N", "invalid"), *after],
+                        [asc(ID)],
+                        fields,
                     ),
                 },
             )

@@ -40,6 +40,7 @@ from connectors.sandbox.fxiaoke_auth import (
     Credentials,
     TenantAuth,
     TokenIssuer,
+    open_user_id,
 )
 from connectors.sandbox.fxiaoke_control import install_control_routes
 from connectors.sandbox.fxiaoke_push import WorkflowPush
@@ -51,6 +52,7 @@ from connectors.sandbox.fxiaoke_schema import (
     KEY_FIELD,
     MARKETING_EVENT,
     build_objects,
+    stored_value,
     validate,
 )
 from connectors.sandbox.generator import generate, to_crm_fields
@@ -124,12 +126,16 @@ class FxiaokeSandbox(SandboxLifecycle):
         self.objects = build_objects(self.mapping)
         # Credentials kept in the data dir, so a restarted sandbox matches its crmtier.toml.
         creds = Credentials.load_or_create(self.data_dir / "credentials.json")
-        self.auth = TenantAuth(creds, TokenIssuer(clock))
+        # The tenant's employees: crmtier's acting user and the queues' assignees.
+        employees = {ACTING_USER, *self.mapping.writeback.queues.values()}
+        self.auth = TenantAuth(creds, TokenIssuer(clock), employees)
         self.tokens = self.auth.tokens
         self.app_id, self.app_secret = creds.app_id, creds.app_secret
         self.permanent_code, self.corp_id = creds.permanent_code, creds.corp_id
         self.push_secret = creds.push_secret
         self.ea, self.open_user_id = TENANT_EA, ACTING_USER
+        #: the acting user's ``FSUID_`` id, for the legacy corpAccessToken convention
+        self.acting_open_user_id = open_user_id(ACTING_USER)
         self.rate_calls, self.rate_window = rate_calls, rate_window
         self.token_calls_per_minute = token_calls_per_minute
         self.daily_quota = daily_quota
@@ -216,7 +222,7 @@ class FxiaokeSandbox(SandboxLifecycle):
 
         def rows() -> Any:
             for c in generate(customers, seed):
-                data = to_crm_fields(c, fields)
+                data = self._as_stored(to_crm_fields(c, fields))
                 data.update(
                     name=c.pii["name"],
                     tel=c.pii["phone"],
@@ -552,7 +558,18 @@ class FxiaokeSandbox(SandboxLifecycle):
             field = mapped.get(path)
             if field is None:
                 raise ValueError(f"changes: {path!r} is not a mapped canonical path")
-            out[field] = list(value) if isinstance(value, tuple) else value
+            out[field] = value
+        return self._as_stored(out)
+
+    def _as_stored(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Customer values as the tenant's fields hold them (``stored_value``); ValueError
+        for one no field of its type can hold, such as text in a number field."""
+        fields = self.objects[ACCOUNT].fields
+        out: dict[str, Any] = {}
+        for name, value in values.items():
+            value = list(value) if isinstance(value, tuple) else value
+            spec = fields.get(name)
+            out[name] = value if spec is None else stored_value(spec, value)
         return out
 
     def _seed_campaigns(self) -> None:

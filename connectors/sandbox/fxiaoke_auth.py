@@ -8,6 +8,13 @@
   later a new one while the old stays valid to its 7,200 s (documented).
 * Wrong appId/appSecret → 20006, wrong permanentCode → 20015, no credentials on an API call
   → 20017, unknown or expired token → 20016 (documented codes; messages vary).
+* The acting user: ``x-fs-userid`` is a CRM employee id ("CRM → Personnel → the person's
+  Employee ID is the x-fs-userid": developer.fxiaoke.com/openapi_v2/en/start/example/
+  public.html), and with ``convertUserId: false`` nothing converts an ``FSUID_`` open user
+  id into one, so an id that is no employee of the tenant answers 30027 员工不存在. The
+  legacy body convention takes the open user id as ``currentOpenUserId``; an unknown one
+  answers 20012 openUserId未找到 (both codes from the 全局返回码 table,
+  developer.fxiaoke.com/openapi_v2/start/guide/codes.html).
 
 Token values are compared with ``hmac.compare_digest``; the clock is injectable so tests
 can age tokens without waiting two hours.
@@ -126,12 +133,20 @@ def _same(offered: Any, expected: str) -> bool:
     return hmac.compare_digest(str(offered or "").encode(), expected.encode())
 
 
-class TenantAuth:
-    """The two token endpoints and the check every API call passes."""
+def open_user_id(employee_id: str) -> str:
+    """The open user id (``FSUID_...``) the platform gives an employee of the sandbox."""
+    return f"FSUID_{employee_id.encode().hex().upper()}"
 
-    def __init__(self, creds: Credentials, tokens: TokenIssuer) -> None:
+
+class TenantAuth:
+    """The two token endpoints and the check every API call passes. ``employees`` are the
+    tenant's CRM employee ids: the only values ``x-fs-userid`` may carry."""
+
+    def __init__(self, creds: Credentials, tokens: TokenIssuer, employees: set[str]) -> None:
         self.creds = creds
         self.tokens = tokens
+        self.employees = employees
+        self.open_user_ids = {open_user_id(e) for e in employees}
 
     def _check_app(self, body: Mapping[str, Any]) -> None:
         c = self.creds
@@ -169,8 +184,11 @@ class TenantAuth:
                 return bad
             if request.header("x-fs-ea") != TENANT_EA:
                 return bad
-            if not request.header("x-fs-userid"):
+            user = request.header("x-fs-userid")
+            if not user:
                 return (10001, "缺少参数x-fs-userid")
+            if user not in self.employees:
+                return (30027, "员工不存在")
             return None
         token = body.get("corpAccessToken")
         if not token:
@@ -179,6 +197,9 @@ class TenantAuth:
             str(token), "corp"
         ):
             return bad
-        if not body.get("currentOpenUserId"):
+        user = body.get("currentOpenUserId")
+        if not user:
             return (10001, "缺少参数currentOpenUserId")
+        if user not in self.open_user_ids:
+            return (20012, "openUserId未找到")
         return None

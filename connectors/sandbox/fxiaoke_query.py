@@ -3,8 +3,9 @@
 Documented behaviour emulated (reference/crm_apis.md §3.2): ``limit`` ≤ 100, ``offset`` ≤
 10,000 (beyond it errorCode 10013 "offset out of range 10000"), filters
 ``{field_name, field_values, operator}`` AND-ed, ``orders`` ``{fieldName, isAsc}``,
-``fieldProjection``, totals on request (``find_explicit_total_num``, ``returnTotalNum``,
-``need_return_count_num`` are all accepted).
+``fieldProjection`` (an empty list returns ``_id`` alone), totals on request
+(``find_explicit_total_num``, ``returnTotalNum``, ``need_return_count_num`` are all
+accepted).
 
 Queries in the store's own (``last_modified_time``, ``_id``) order with a modstamp lower
 bound are answered by walking the index in chunks and stopping early, so paging through a
@@ -55,7 +56,7 @@ class Query:
     orders: tuple[tuple[str, bool], ...]
     limit: int
     offset: int
-    projection: tuple[str, ...]
+    projection: tuple[str, ...] | None  # None: no fieldProjection sent
     since_ms: int | None  # a modstamp lower bound the index can use
     ids: tuple[str, ...] | None  # an ``_id IN`` the store can look up directly
 
@@ -87,7 +88,8 @@ def parse(info: Any) -> Query:
     orders = tuple(
         (str(o.get("fieldName")), bool(o.get("isAsc", True))) for o in info.get("orders") or []
     )
-    projection = tuple(str(f) for f in info.get("fieldProjection") or [])
+    given = info.get("fieldProjection")
+    projection = None if given is None else tuple(str(f) for f in given)
     return Query(tuple(filters), orders, limit, offset, projection, since_ms, ids)
 
 
@@ -143,8 +145,14 @@ def _candidates(store: RecordStore, obj: str, query: Query) -> Iterator[dict[str
         after = (chunk[-1][1], chunk[-1][0])
 
 
-def _project(row: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
-    if not fields:
+def _project(row: Mapping[str, Any], fields: Sequence[str] | None) -> dict[str, Any]:
+    """The fields a query returns. FXiaoke documents ``fieldProjection`` as the list of
+    fields to return (the 查询 pages of each object, e.g. fxiaoke.com/mob/guide/openapi
+    "AccountObj 查询": ``fieldProjection: ["_id", "name", ...]``) and says nothing of an
+    empty list: the sandbox takes the strict reading, ``_id`` alone, so a client relying on
+    "empty means everything" fails here rather than on a tenant. No projection at all
+    returns the whole record."""
+    if fields is None:
         return dict(row)
     return {name: row[name] for name in ("_id", *fields) if name in row}
 

@@ -25,7 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any, get_origin
 
 from connectors.mapping import CANONICAL_TYPES, DefaultMapping
-from connectors.sandbox.generator import HIGH_RISK_COUNTRIES, ORDINARY_COUNTRIES, PRODUCTS
+from connectors.sandbox.generator import (
+    HIGH_RISK_COUNTRIES,
+    ORDINARY_COUNTRIES,
+    PRODUCTS,
+    TEXT_IMPORTED_INPUTS,
+)
 from tiering_core.models import CUSTOMER_KINDS, LEVELS, LOAN_CLASSES
 
 ACCOUNT = "AccountObj"
@@ -99,6 +104,8 @@ _SYSTEM: dict[str, FieldSpec] = {
 
 
 def _input_type(path: str) -> FieldSpec:
+    if path in TEXT_IMPORTED_INPUTS:  # how a tenant holds text among numbers
+        return FieldSpec("text", path)
     typ = CANONICAL_TYPES[path]
     if path in _OPTIONS:
         many = get_origin(typ) is tuple
@@ -179,14 +186,28 @@ def validate(spec: ObjectSpec, values: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _check_value(spec: FieldSpec, value: Any) -> str | None:
+def stored_value(spec: FieldSpec, value: Any) -> Any:
+    """``value`` as the tenant's field holds it: a number in a text field as its text. A
+    value the field's type cannot hold (text in a number field) is a ValueError: FXiaoke
+    returns a number field's value as a number or not at all. Option values a list no
+    longer has stay, as records keep an option removed after they used it."""
+    if spec.type in ("text", "long_text") and isinstance(value, int | float):
+        value = value if isinstance(value, bool) else str(value)
+    problem = None if value is None else _check_value(spec, value, listed=False)
+    if problem:
+        raise ValueError(f"a FXiaoke {spec.type} field cannot hold {value!r}: {problem}")
+    return value
+
+
+def _check_value(spec: FieldSpec, value: Any, *, listed: bool = True) -> str | None:
     kind = spec.type
     if kind == "select_one":
-        return None if value in spec.options else f"选项值 {value!r} 不存在 (no such option)"
+        ok = isinstance(value, str) and (not listed or value in spec.options)
+        return None if ok else f"选项值 {value!r} 不存在 (no such option)"
     if kind == "select_many":
         if not isinstance(value, list):
             return "expected a list of option values"
-        bad = [v for v in value if spec.options and v not in spec.options]
+        bad = [v for v in value if listed and spec.options and v not in spec.options]
         return f"选项值 {bad!r} 不存在 (no such option)" if bad else None
     if kind in ("number", "date", "date_time"):
         ok = isinstance(value, int | float) and not isinstance(value, bool)

@@ -11,6 +11,7 @@ e-mail, national id) that crmtier must never log, store or copy.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,26 @@ HIGH_RISK_COUNTRIES = ("IR", "KP", "MM", "SY", "AF", "YE")
 ORDINARY_COUNTRIES = ("US", "GB", "SG", "HK", "JP", "DE", "AU", "CA")
 PRODUCTS = ("deposit", "fund", "wealth_mgmt", "insurance", "bond", "mortgage", "credit_card")
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+LOAN_CLASSES = ("normal", "special_mention", "substandard", "doubtful", "loss")
+#: Shares (%) of commercial banks' loans by 五级分类 at the end of 2023 Q4, from the National
+#: Financial Regulatory Administration's quarterly "银行业保险业主要监管指标数据情况": NPL ratio
+#: 1.59 %; 关注类 4.5 of 202.5 trillion yuan of loans (199.3 performing + 3.2 NPL) = 2.22 %.
+#: The release gives the NPL total only, so its split across 次级/可疑/损失 is illustrative
+#: (every NPL class rates credit-high, so the split does not move that share).
+LOAN_CLASS_SHARES = (96.19, 2.22, 0.80, 0.50, 0.29)
+NPL_RATIO = sum(LOAN_CLASS_SHARES[2:]) / 100
+_GOLDEN = (math.sqrt(5) - 1) / 2
+_SCORE_PENALTY = {"normal": 0, "special_mention": 80, "substandard": 150, "doubtful": 200,
+                  "loss": 250}
+#: A customer's 0-10 NPS answer, drawn as one of these 21 equally likely slots (the same
+#: draw as the -100..100 steps the book had before, so every other field of customer i is
+#: unchanged): 4/21 detractors (0-6), 7/21 passives (7-8), 10/21 promoters (9-10), a book
+#: NPS of about +29. Illustrative, not a published distribution.
+_NPS_ANSWERS = (2, 4, 5, 6, 7, 7, 7, 8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10)
+#: Numeric inputs whose dirty values are text ("N/A"). A CRM field typed as a number holds a
+#: number or nothing, so a sandbox org keeps these in a single-line *text* field, as a CSV
+#: import that created the field leaves them: numbers there are text ("57") too.
+TEXT_IMPORTED_INPUTS = frozenset({"activity.transactions_90d"})
 
 
 @dataclass(frozen=True)
@@ -47,7 +68,7 @@ def customer_id(index: int) -> str:
 def generate(n: int, seed: int = 7, *, dirty_share: float = 0.02) -> Iterator[SyntheticCustomer]:
     rng = random.Random(seed)
     for i in range(n):
-        yield _one(i, rng, dirty_share)
+        yield _one(i, rng, dirty_share, seed)
 
 
 def _segment(rng: random.Random) -> tuple[str, float, float]:
@@ -60,7 +81,7 @@ def _segment(rng: random.Random) -> tuple[str, float, float]:
     return SEGMENTS[-1][0], SEGMENTS[-1][2], SEGMENTS[-1][3]
 
 
-def _one(i: int, rng: random.Random, dirty_share: float) -> SyntheticCustomer:
+def _one(i: int, rng: random.Random, dirty_share: float, seed: int) -> SyntheticCustomer:
     segment, low, high = _segment(rng)
     corporate = rng.random() < 0.06
     aum = round(rng.uniform(low, high) * (3 if corporate else 1), 2)
@@ -87,7 +108,7 @@ def _one(i: int, rng: random.Random, dirty_share: float) -> SyntheticCustomer:
             "product_fees": round(rng.uniform(0, aum * 0.004), 2),
             "service_fees": round(rng.uniform(0, 2_000), 2),
         },
-        "credit": _credit(rng),
+        "credit": _credit(rng, i, seed),
         "aml": _aml(rng, aum),
         "ops": {
             "failed_operations_90d": rng.choices((0, 1, 3, 8), (70, 20, 8, 2))[0],
@@ -97,7 +118,7 @@ def _one(i: int, rng: random.Random, dirty_share: float) -> SyntheticCustomer:
         },
         "feedback": {
             "csat": round(rng.uniform(1, 5), 1),
-            "nps": rng.randrange(-100, 101, 10),
+            "nps": _NPS_ANSWERS[rng.randrange(len(_NPS_ANSWERS))],
             "open_complaints": rng.choices((0, 1, 2), (90, 8, 2))[0],
             "complaints_12m": rng.choices((0, 1, 3), (85, 12, 3))[0],
         },
@@ -120,18 +141,50 @@ def _one(i: int, rng: random.Random, dirty_share: float) -> SyntheticCustomer:
     return SyntheticCustomer(i, cid, modstamp, profile, pii, dirty)
 
 
-def _credit(rng: random.Random) -> dict[str, Any] | None:
+def _credit(rng: random.Random, i: int, seed: int) -> dict[str, Any] | None:
+    """A borrower's worst 五级分类 with the published shares of commercial banks' loans
+    (``LOAN_CLASS_SHARES``), days past due that agree with the class, and a score (on the
+    book's own 300-900 scale, lower for worse classes) that the default policy ignores.
+
+    The class comes from a golden-ratio sequence over the customer index, not an independent
+    draw, so even a 2,000-customer demo book holds the published shares to within a customer
+    or two (independent draws would miss them by a quarter either way). The random draws
+    are the ones the book always made, in the same order, so no other field moves."""
     if rng.random() < 0.15:
         return None  # no credit relationship: credit risk must come out unrated, not low
-    loan_class = rng.choices(
-        ("normal", "special_mention", "substandard", "doubtful", "loss"), (90, 6, 2, 1, 1)
-    )[0]
+    loan_class = _loan_class((seed * math.sqrt(2) + i * _GOLDEN) % 1.0)
+    depth = rng.random()
+    score = max(300, rng.randrange(450, 851) - _SCORE_PENALTY[loan_class])
+    dti = round(rng.uniform(0.0, 0.7), 3)
+    overdue = rng.random() < 0.5
     return {
-        "score": rng.randrange(450, 851),
-        "debt_to_income": round(rng.uniform(0.0, 0.7), 3),
-        "days_past_due_max_12m": rng.choices((0, 15, 45, 120), (85, 8, 5, 2))[0],
+        "score": score,
+        "debt_to_income": dti,
+        "days_past_due_max_12m": _days_past_due(loan_class, overdue, depth),
         "loan_class": loan_class,
     }
+
+
+def _loan_class(u: float) -> str:
+    """The class whose cumulative share interval holds ``u`` in [0, 1)."""
+    edge = 0.0
+    for loan_class, share in zip(LOAN_CLASSES, LOAN_CLASS_SHARES, strict=True):
+        edge += share / 100
+        if u < edge:
+            return loan_class
+    return LOAN_CLASSES[-1]
+
+
+def _days_past_due(loan_class: str, overdue: bool, depth: float) -> int:
+    """Arrears that agree with the class (商业银行金融资产风险分类办法, 2023: any overdue ⇒
+    at least 关注, > 90 days ⇒ 次级, > 270 ⇒ 可疑, > 360 ⇒ 损失). A 关注 loan is overdue
+    only when ``overdue`` (otherwise it is 关注 for another weakness); ``depth`` in [0, 1)
+    places the arrears within the class's band."""
+    if loan_class == "normal" or (loan_class == "special_mention" and not overdue):
+        return 0
+    low, span = {"special_mention": (1, 90), "substandard": (91, 180), "doubtful": (271, 90),
+                 "loss": (361, 365)}[loan_class]
+    return low + int(depth * span)
 
 
 def _aml(rng: random.Random, aum: float) -> dict[str, Any]:

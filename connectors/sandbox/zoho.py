@@ -9,9 +9,12 @@ the ``/__sandbox__/`` control API: call counts by kind and credits, expired toke
 storms, per-record ``INVALID_DATA``, 5xx and latency, edits that fire notification
 callbacks to a registered channel.
 
-Seeded records keep the generator's dirty values as they are, including text in a number
-field ("N/A"), which a real org only holds after an import into a text field: zcrmsdk cannot
-type such a page at all, which is exactly the case the connector's raw-read fallback covers.
+Seeded records are dirty the way a real org's records are, and only that way: negative
+balances (out of range), blank blocks, picklist values no longer in the list, and numbers
+kept as text in a field an import created as single-line text (the generator's
+``TEXT_IMPORTED_INPUTS``: "57", and "N/A" where the source had none). An Integer or
+Decimal field holds a number or nothing, as in Zoho, so the unmodified zcrmsdk types every
+page this sandbox serves.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from connectors.sandbox.zoho_schema import (
     TASK_KEY_FIELD,
     TASK_MODULE,
     build_schema,
+    stored_value,
 )
 
 #: Owner of customers without a relationship manager (a placeholder user, as banks do).
@@ -84,7 +88,9 @@ class ZohoSandbox(SandboxLifecycle):
         self.default = load_default_mapping("zoho")
         self.schema = build_schema(self.default)
         self.app = ClientApp.generate()
-        self.accounts = Accounts(self.app, refresh_limit=refresh_limit)
+        self.accounts = Accounts(
+            self.app, lambda: self.server.base_url, refresh_limit=refresh_limit
+        )
         self.notifier = Notifier(verify=notify_ca_bundle or True)
         self.credits = Credits(credit_limit)
         self.notify_token = secrets.token_urlsafe(30)[:40]
@@ -137,7 +143,8 @@ class ZohoSandbox(SandboxLifecycle):
         crm: dict[str, Any] = {
             "kind": "zoho",
             "base_url": self.server.base_url,
-            "accounts_url": self.accounts_url,
+            # the Accounts host, as docs/admin-setup.md has the admin write it
+            "accounts_url": self.server.base_url,
             "auth": "refresh_token",
             **{key: f"env:{env}" for key, env in names.items()},
             "ca_bundle": str(self.ca_bundle),
@@ -177,10 +184,7 @@ class ZohoSandbox(SandboxLifecycle):
         )
 
     def _contact(self, customer: SyntheticCustomer) -> dict[str, Any]:
-        data = {
-            k: list(v) if isinstance(v, tuple) else v
-            for k, v in to_crm_fields(customer, self.default.mapping.fields).items()
-        }
+        data = self._as_stored(to_crm_fields(customer, self.default.mapping.fields))
         owner = customer.profile.get("owner_id")
         first, _, last = customer.pii["name"].rpartition("-")
         data.update(
@@ -237,13 +241,22 @@ class ZohoSandbox(SandboxLifecycle):
             if path == "owner_id":
                 out["Owner"] = {"id": zoho_user_id(value), "name": value or "Unassigned"}
             elif path in self.default.mapping.fields:
-                out[self.default.mapping.fields[path]] = (
-                    list(value) if isinstance(value, tuple) else value
-                )
+                out[self.default.mapping.fields[path]] = value
             elif path in self.default.writeback.fields:
                 out[self.default.writeback.fields[path]] = value
             else:
                 raise ValueError(f"{path}: not a mapped canonical field of the Zoho sandbox")
+        return self._as_stored(out)
+
+    def _as_stored(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Contact values as the org's fields hold them (``stored_value``); ValueError for
+        one no Zoho field of its type can hold, such as text in an Integer field."""
+        fields = self.schema.fields(CUSTOMER_MODULE)
+        out: dict[str, Any] = {}
+        for name, value in values.items():
+            value = list(value) if isinstance(value, tuple) else value
+            spec = fields.get(name)
+            out[name] = value if value is None or spec is None else stored_value(spec, value)
         return out
 
     def record(self, customer_id: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -44,8 +45,13 @@ def zoho_error(code: str, message: str, status: int, **details: object) -> Respo
 
 
 class Accounts:
-    def __init__(self, app: ClientApp, *, refresh_limit: int = 10) -> None:
+    """``api_domain`` gives the API host the token answer names, as Zoho's does."""
+
+    def __init__(
+        self, app: ClientApp, api_domain: Callable[[], str], *, refresh_limit: int = 10
+    ) -> None:
         self.app = app
+        self._api_domain = api_domain
         self.refresh_limit = refresh_limit
         self._lock = threading.Lock()
         self._tokens: dict[str, float] = {}  # access token -> expiry (time.time())
@@ -82,10 +88,12 @@ class Accounts:
             self.refreshes += 1
             token = _token()
             self._tokens[token] = time.time() + TOKEN_LIFETIME
+        # Zoho names the data centre's API host in every token answer (Zoho CRM API v2
+        # docs, "Refresh Access Tokens": "api_domain": "https://www.zohoapis.com").
         return Response.json(
             {
                 "access_token": token,
-                "api_domain": "",
+                "api_domain": self._api_domain(),
                 "token_type": "Bearer",
                 "expires_in": TOKEN_LIFETIME,
             }

@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, get_origin
 
 from connectors.mapping import CANONICAL_TYPES, DefaultMapping
-from connectors.sandbox.generator import HIGH_RISK_COUNTRIES, ORDINARY_COUNTRIES, PRODUCTS
+from connectors.sandbox.generator import (
+    HIGH_RISK_COUNTRIES,
+    ORDINARY_COUNTRIES,
+    PRODUCTS,
+    TEXT_IMPORTED_INPUTS,
+)
 from connectors.zoho.mapping import OUTPUT_VALUES
 from tiering_core import models
 
@@ -104,6 +109,13 @@ _JSON_TYPES = {
 
 
 def _canonical_type(path: str) -> str:
+    # Zoho returns a text field's values as text and its metadata says ``text``: this is
+    # how a real org holds non-numbers among numbers. An Integer or Decimal field only ever
+    # holds numbers or nothing (Zoho's "Custom Field Types", bigin.com/developer/docs/
+    # toppings/custom-field-types.html: an Integer field takes "integer numbers with a
+    # limit of maximum 9 digits", a single-line text field "characters and numbers").
+    if path in TEXT_IMPORTED_INPUTS:
+        return "text"
     typ = CANONICAL_TYPES[path]
     if path in INPUT_PICKLISTS:
         return "multiselectpicklist" if get_origin(typ) is tuple else "picklist"
@@ -187,8 +199,22 @@ def build_schema(default: DefaultMapping) -> OrgSchema:
     )
 
 
-def invalid_value(f: ZohoField, value: Any) -> str | None:
-    """Why Zoho would reject ``value`` for this field (``INVALID_DATA``), or None."""
+def stored_value(f: ZohoField, value: Any) -> Any:
+    """``value`` as this org's field holds it: numbers in a text field as their text. A
+    value the field's type cannot hold at all is a ValueError: a real org never returns
+    one, and zcrmsdk could not read it. A picklist may hold a value its list no longer
+    has (an option removed after records used it), so list membership is not checked."""
+    if f.data_type in ("text", "textarea") and isinstance(value, int | float):
+        value = str(value) if not isinstance(value, bool) else value
+    expected = invalid_value(f, value, listed=False)
+    if expected is not None:
+        raise ValueError(f"{f.api_name}: a Zoho {expected} field cannot hold {value!r}")
+    return value
+
+
+def invalid_value(f: ZohoField, value: Any, *, listed: bool = True) -> str | None:
+    """Why Zoho would reject ``value`` for this field (``INVALID_DATA``), or None; with
+    ``listed`` a picklist value must also be in the field's list."""
     if value is None:
         return None
     kind = f.data_type
@@ -199,7 +225,7 @@ def invalid_value(f: ZohoField, value: Any) -> str | None:
     elif kind == "boolean":
         ok = isinstance(value, bool)
     elif kind == "picklist":
-        ok = isinstance(value, str) and (not f.picklist or value in f.picklist)
+        ok = isinstance(value, str) and (not listed or not f.picklist or value in f.picklist)
     elif kind == "multiselectpicklist":
         ok = isinstance(value, list)
     elif kind == "date":

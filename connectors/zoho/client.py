@@ -76,7 +76,6 @@ T = TypeVar("T")
 _SDK_LOCK = threading.RLock()
 CREDITS_HEADER = "X-API-CREDITS-REMAINING"
 WRITE_KINDS = frozenset({"update", "insert", "upsert"})
-UNPARSED = object()  # a 200 whose body zcrmsdk could not type
 
 
 # --- transport: the stand-in for ``requests`` inside zcrmsdk -------------------------------
@@ -210,7 +209,27 @@ class _Meter:
             self.calls[kind] += 1
         response = self.session.request(method, url, **kwargs)
         self.budget.observe(response.headers)
+        if kind == "token":
+            _check_token_answer(url, response)
         return response
+
+
+def _check_token_answer(url: str, response: requests.Response) -> None:
+    """Zoho Accounts answers a token request with JSON holding ``access_token`` or an OAuth
+    ``error`` (Zoho CRM API v2 docs, "Refresh Access Tokens"). Anything else (an HTML page,
+    a redirect, a 404) means ``accounts_url`` is not a token endpoint: zcrmsdk would report
+    that as a failure to save tokens, so name the URL instead."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and ("access_token" in body or "error" in body):
+        return
+    raise ConfigError(
+        f"Zoho Accounts did not answer the token request at {url} (HTTP "
+        f"{response.status_code}, no OAuth JSON): set crm.accounts_url to your data centre's "
+        "Accounts host, e.g. https://accounts.zoho.com.cn"
+    )
 
 
 class _MemoryTokenStore(TokenStore):
@@ -240,9 +259,6 @@ class _MemoryTokenStore(TokenStore):
 
     def forget(self) -> None:
         self._access = None
-
-    def access_token(self) -> str | None:
-        return None if self._access is None else self._access[0]
 
 
 # --- plain values that cross the client boundary -----------------------------------------
@@ -316,7 +332,7 @@ class ZohoClient:
                     logger=Logger.get_instance(Logger.Levels.ERROR, os.devnull),
                 )
             except SDKException as exc:
-                raise _translate(exc) from None
+                raise _translate(exc, config.accounts_url) from None
             finally:
                 _drop_sdk_file_handlers()
             self._initializer = Initializer.initializer
@@ -336,17 +352,19 @@ class ZohoClient:
                 Initializer.LOCAL.init = None
                 Initializer.initializer = None
 
-    def _call(self, what: str, op: Callable[[], Any], *, allow_unparsed: bool = False) -> Any:
+    def _call(self, what: str, op: Callable[[], Any]) -> Any:
         """Run one SDK operation with retries; returns the response object, None for
-        204/304. Call-level Zoho errors raise the classified connector error. A 200 that
-        zcrmsdk could not turn into objects returns ``UNPARSED`` when ``allow_unparsed``."""
+        204/304. Call-level Zoho errors raise the classified connector error. zcrmsdk types
+        every value by the field metadata, and a real org holds only values of each field's
+        type (text in a number field lives in a text field), so an answer it cannot type is
+        an error, not a page to read some other way."""
 
         def attempt() -> Any:
             with self._bound():
                 try:
                     response = op()
                 except SDKException as exc:
-                    raise _translate(exc) from None
+                    raise _translate(exc, self.config.accounts_url) from None
             if response is None:  # zcrmsdk logs some failures and returns None
                 raise TransientError(f"Zoho {what}: no answer")
             status = response.get_status_code()
@@ -356,9 +374,7 @@ class ZohoClient:
             if type(obj).__name__ == "APIException":
                 raise classify_call(status, _value(obj.get_code()), _value(obj.get_message()))
             if obj is None:
-                if allow_unparsed and status == 200:
-                    return UNPARSED
-                raise classify_call(status, None, f"{what}: unreadable answer")
+                raise classify_call(status, None, f"{what}: zcrmsdk could not read the answer")
             return obj
 
         return self._retrying(attempt)
@@ -367,37 +383,6 @@ class ZohoClient:
         return call_with_retry(
             fn, self.config.retry_policy(), refresh_auth=self._store.forget, sleep=self._sleep
         )
-
-    def _raw_get(self, path: str, params: Mapping[str, Any], headers: Mapping[str, str]) -> Any:
-        """A plain-JSON GET on the tenant's session, for when zcrmsdk cannot read an answer:
-        it types every value by field metadata and drops the *whole page* when one record
-        holds a value its field type cannot (text in a number field after an import). Read
-        raw, that record's value becomes a data-quality issue and the page is not lost."""
-        token = self._store.access_token()
-        if token is None:
-            raise TransientError("Zoho access token missing for a raw read")
-
-        def attempt() -> Any:
-            try:
-                response = self._meter.send(
-                    "GET",
-                    self.config.base_url + path,
-                    params=dict(params),
-                    headers={"Authorization": f"Zoho-oauthtoken {token}", **headers},
-                )
-            except requests.RequestException as exc:
-                raise _transport_error(exc) from None
-            if response.status_code in (204, 304):
-                return None
-            try:
-                body = response.json()
-            except ValueError:
-                raise TransientError(f"Zoho {path}: answer is not JSON") from None
-            if response.status_code != 200:
-                raise classify_call(response.status_code, body.get("code"), body.get("message", ""))
-            return body
-
-        return self._retrying(attempt)
 
     def usage(self) -> dict[str, int]:
         return dict(self._meter.calls)
@@ -460,7 +445,7 @@ class ZohoClient:
     ) -> ReadPage:
         """``GET /crm/v2/{module}`` sorted by Modified_Time ascending; ``modified_after``
         goes to ``If-Modified-Since`` (Zoho: records modified *after* that instant)."""
-        raw = {
+        query = {
             "page": page,
             "per_page": per_page,
             "sort_by": "Modified_Time",
@@ -468,26 +453,15 @@ class ZohoClient:
             "fields": ",".join(fields),
         }
         params = ParameterMap()
-        for name, value in raw.items():
+        for name, value in query.items():
             params.add(getattr(sdk_record.GetRecordsParam, name), value)
         headers = HeaderMap()
-        raw_headers = {}
         if modified_after is not None:
             headers.add(sdk_record.GetRecordsHeader.if_modified_since, modified_after)
-            raw_headers["If-Modified-Since"] = modified_after.replace(microsecond=0).isoformat()
         wrapper = self._call(
             f"read {module}",
             lambda: sdk_record.RecordOperations().get_records(module, params, headers),
-            allow_unparsed=True,
         )
-        if wrapper is UNPARSED:
-            body = self._raw_get(f"/crm/v2/{module}", raw, raw_headers)
-            if body is None:
-                return ReadPage([], False)
-            info = body.get("info") or {}
-            return ReadPage(
-                [_raw_row(r) for r in body.get("data") or []], bool(info.get("more_records"))
-            )
         if wrapper is None:
             return ReadPage([], False)
         info = wrapper.get_info()
@@ -499,19 +473,14 @@ class ZohoClient:
         numeric = [i for i in ids if str(i).isdigit()]  # other ids cannot exist in Zoho
         if not numeric:
             return []
-        raw = {"ids": ",".join(numeric), "fields": ",".join(fields)}
         params = ParameterMap()
         for rid in numeric:
             params.add(sdk_record.GetRecordsParam.ids, int(rid))
-        params.add(sdk_record.GetRecordsParam.fields, raw["fields"])
+        params.add(sdk_record.GetRecordsParam.fields, ",".join(fields))
         wrapper = self._call(
             f"fetch {module}",
             lambda: sdk_record.RecordOperations().get_records(module, params),
-            allow_unparsed=True,
         )
-        if wrapper is UNPARSED:
-            body = self._raw_get(f"/crm/v2/{module}", raw, {})
-            return [] if body is None else [_raw_row(r) for r in body.get("data") or []]
         return [] if wrapper is None else [_plain_record(r) for r in wrapper.get_data() or []]
 
     def update(
@@ -637,20 +606,6 @@ def _plain_record(record: Any) -> dict[str, Any]:
     return row
 
 
-def _raw_row(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A record from raw JSON in the shape ``_plain_record`` gives (ids as text, times as
-    aware UTC datetimes, lookups as ``{"id", "name"}``); other values stay as Zoho sent them."""
-    row = dict(data)
-    row["id"] = str(data.get("id"))
-    for key in ("Modified_Time", "Created_Time"):
-        if isinstance(row.get(key), str):
-            row[key] = datetime.fromisoformat(row[key]).astimezone(UTC)
-    owner = row.get("Owner")
-    if isinstance(owner, Mapping):
-        row["Owner"] = {"id": str(owner.get("id")), "name": owner.get("name")}
-    return row
-
-
 def _sdk_value(value: Any, data_type: str | None) -> Any:
     if value is None:
         return None
@@ -733,9 +688,10 @@ def _transport_error(exc: requests.RequestException) -> ConnectorError:
     return TransientError(f"Zoho unreachable: {type(exc).__name__}")
 
 
-def _translate(exc: SDKException) -> ConnectorError:
+def _translate(exc: SDKException, accounts_url: str) -> ConnectorError:
     """An SDKException as a connector error; our own errors raised under the SDK (the
-    credit budget) and transport failures are recovered from its cause chain."""
+    credit budget, a token endpoint that is not one) and transport failures are recovered
+    from its cause chain. ``accounts_url`` names the token endpoint in Accounts' refusals."""
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ConnectorError):
@@ -744,7 +700,7 @@ def _translate(exc: SDKException) -> ConnectorError:
             return _transport_error(cause)
         cause = getattr(cause, "cause", None) or cause.__cause__
     details = exc.details if isinstance(exc.details, dict) else {}
-    error = classify_sdk(exc.code, exc.error_message if exc.code else None)
+    error = classify_sdk(exc.code, exc.error_message if exc.code else None, accounts_url)
     field_name = details.get("field")
     if field_name:
         return type(error)(f"{error} (field {field_name})")

@@ -1,8 +1,11 @@
 """The ``[crm]`` table for Zoho CRM, validated.
 
 Zoho runs one API host and one Accounts host per data centre (``www.zohoapis.com.cn`` and
-``accounts.zoho.com.cn/oauth/v2/token`` for China); both are configuration so the same
-code reaches any data centre or the sandbox. Credentials are a self-client's client id,
+``accounts.zoho.com.cn`` for China); both are configuration so the same code reaches any
+data centre or the sandbox. ``accounts_url`` may be the Accounts host, as Zoho's docs and
+docs/admin-setup.md give it, or its token endpoint: zcrmsdk wants the endpoint, so a bare
+host gets Zoho's token path appended (Zoho CRM API v2 docs, "Refresh Access Tokens":
+``POST {accounts-url}/oauth/v2/token``). Credentials are a self-client's client id,
 secret and refresh token, as secret references. Limits are settings with Zoho's documented
 maxima as ceilings (200 per read, 100 per write), and the API budget is a share of the
 org's daily credits: Zoho does not report the allowance itself, so the admin states it.
@@ -12,18 +15,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from connectors.secrets import SecretRef
 from connectors.settings import CrmSettings, load_crm_settings
+
+#: Zoho Accounts' token endpoint path, the same in every data centre.
+TOKEN_PATH = "/oauth/v2/token"  # noqa: S105 - a URL path, not a secret
 
 
 class ZohoConfig(CrmSettings):
     kind: Literal["zoho"] = "zoho"
     base_url: str = Field(description="API domain, e.g. https://www.zohoapis.com.cn")
     accounts_url: str = Field(
-        description="token endpoint, e.g. https://accounts.zoho.com.cn/oauth/v2/token"
+        description="Accounts host or its token endpoint, e.g. https://accounts.zoho.com.cn"
     )
     auth: Literal["refresh_token"] = "refresh_token"
     client_id: SecretRef
@@ -52,6 +60,23 @@ class ZohoConfig(CrmSettings):
         if not value.startswith("https://"):
             raise ValueError("must be an https:// URL (tokens never travel in clear text)")
         return value.rstrip("/")
+
+    @field_validator("accounts_url")
+    @classmethod
+    def _token_endpoint(cls, value: str) -> str:
+        """The Accounts host, or its token endpoint, as the token endpoint."""
+        path = urlsplit(value).path
+        if path == "":
+            return value + TOKEN_PATH
+        if path != TOKEN_PATH:
+            raise PydanticCustomError(
+                "accounts_url",
+                "expected the Zoho Accounts host (https://accounts.zoho.com.cn) or its token "
+                "endpoint (https://accounts.zoho.com.cn{path}), not a URL with the path "
+                "{given}",
+                {"path": TOKEN_PATH, "given": path},
+            )
+        return value
 
     @property
     def credit_budget(self) -> int:

@@ -379,6 +379,8 @@ class ZohoConnector:
                         f"mapping {path}",
                         False,
                         f"{api_name} is {info.data_type}, expected a number",
+                        fix="values that are not numbers become data-quality issues; make it "
+                        "an Integer or Decimal field once its values are clean",
                         severity="warning",
                     )
                 )

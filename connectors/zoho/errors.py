@@ -63,7 +63,12 @@ SDK_RULES: dict[str, tuple[type[ConnectorError], str]] = {
     "INITIALIZATION ERROR": (ConfigError, "zcrmsdk could not be initialised"),
     "USERSIGNATURE ERROR": (ConfigError, "crm.user_email is not a valid e-mail address"),
     "TOKEN ERROR": (ConfigError, "client id, secret or refresh token malformed"),
-    "INVALID CLIENT ERROR": (ConfigError, "Zoho Accounts refused the client or refresh token"),
+    "INVALID CLIENT ERROR": (
+        ConfigError,
+        "it knows no such client or refresh token there: check crm.client_id, client_secret "
+        "and refresh_token, and that crm.accounts_url is the data centre where the self "
+        "client was made",
+    ),
     "Exception in saving tokens": (TransientError, "token refresh failed"),
     "SDK UNINITIALIZED ERROR": (ConfigError, "zcrmsdk used outside its tenant binding"),
 }
@@ -83,11 +88,18 @@ def classify_call(status: int, code: str | None, message: str = "") -> Connector
     return ConfigError(f"Zoho {status} {code}: unexpected answer ({message[:120]})")
 
 
-def classify_sdk(code: str | None, message: str | None) -> ConnectorError:
-    """The error for an ``SDKException`` that carries no connector error as its cause."""
+def classify_sdk(code: str | None, message: str | None, accounts_url: str = "") -> ConnectorError:
+    """The error for an ``SDKException`` that carries no connector error as its cause.
+    Zoho Accounts' refusals name the endpoint that refused (``accounts_url``) and its OAuth
+    ``error`` (``invalid_client``, ``invalid_code``), never a secret."""
     code = (code or "").strip()
-    if code == "INVALID CLIENT ERROR" and (message or "") in ACCOUNTS_THROTTLED:
-        return RateLimitedError("Zoho Accounts: too many token requests", retry_after=None)
+    if code == "INVALID CLIENT ERROR":
+        if (message or "") in ACCOUNTS_THROTTLED:
+            return RateLimitedError("Zoho Accounts: too many token requests", retry_after=None)
+        error, hint = SDK_RULES[code]
+        return error(
+            f"Zoho Accounts at {accounts_url or 'crm.accounts_url'} answered {message}: {hint}"
+        )
     error, hint = SDK_RULES.get(code, (TransientError, "zcrmsdk failed"))
     return error(f"zcrmsdk {code or 'error'}: {hint}")
 

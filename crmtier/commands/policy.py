@@ -1,9 +1,9 @@
 """``crmtier policy``: check a policy file before it reaches production, or read one.
 
-``validate FILE`` prints the policy's version, or every problem as ``key: problem`` and
-exits 1. ``show`` prints the built-in default policy (the TOML shipped in the package,
-with its version); ``show FILE`` prints the effective policy that FILE produces when merged
-over the default, as JSON.
+``validate FILE`` prints the policy's version and each regulatory waiver with its reason,
+or every problem as ``key: problem`` and exits 1. ``show`` prints the built-in default
+policy (the TOML shipped in the package, with its version); ``show FILE`` prints the
+effective policy that FILE produces when merged over the default, as JSON, waivers first.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ def validate(file: Path) -> None:
             click.echo(f"{exc.source}: {problem}", err=True)
         raise click.exceptions.Exit(1) from None
     click.echo(f"{file}: ok ({policy.version})")
+    for floor, reason in sorted(policy.regulatory.waivers.items()):
+        click.echo(f"{file}: waives the regulatory floor {floor!r}: {reason}")
 
 
 @command.command(name="show")
@@ -46,5 +48,9 @@ def show(file: Path | None) -> None:
         click.echo(f"# version: {policy.version}")
         click.echo(default_policy_text(), nl=False)
     else:
-        effective = {"version": policy.version, **policy.model_dump(mode="json")}
+        effective = {
+            "version": policy.version,
+            "regulatory_waivers": policy.regulatory.waivers,
+            **policy.model_dump(mode="json"),
+        }
         click.echo(json.dumps(effective, indent=2, ensure_ascii=False))

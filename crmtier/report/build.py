@@ -16,7 +16,7 @@ from crmtier.report.model import FeedbackRow, ReportData
 from crmtier.report.render import render
 from sync.store import StateStore
 from tiering_core.models import CustomerProfile
-from tiering_core.policy import load_policy
+from tiering_core.policy import Policy, load_policy
 
 
 def _profiles(connector: Connector) -> Iterator[CustomerProfile]:
@@ -38,6 +38,15 @@ def read_feedback(
         detractor_nps_max=policy.feedback.detractor_nps_max,
     )
     return rows, connector.api_usage().total - before
+
+
+def waiver_notes(policy: Policy) -> list[str]:
+    """One line per regulatory floor the policy waives, with its reason: a reader of the
+    report must not miss that decisions were made under a waiver."""
+    return [
+        f"Policy {policy.version} waives the regulatory floor {floor!r}: {reason}"
+        for floor, reason in sorted(policy.regulatory.waivers.items())
+    ]
 
 
 def build_report(
@@ -69,7 +78,7 @@ def build_report(
             run_id=run_id,
             migration_runs=migration_runs,
             feedback=feedback,
-            notes=[*notes, *extra],
+            notes=[*notes, *waiver_notes(load_policy(config.policy_path())), *extra],
         )
     finally:
         store.close()

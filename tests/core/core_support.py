@@ -28,9 +28,23 @@ BASELINE: dict[str, Any] = {
             "adverse_media": False},
     "ops": {"failed_operations_90d": 0, "support_tickets_90d": 0, "fraud_victim_flag": False,
             "kyc_expired": False},
-    "feedback": {"csat": 4.5, "nps": 60, "open_complaints": 0, "complaints_12m": 0},
+    "feedback": {"csat": 4.5, "nps": 9, "open_complaints": 0, "complaints_12m": 0},
     "qualified_investor": False,
 }
+
+
+#: A policy that declares its score scale (FICO) and turns DTI on: what a bank must write
+#: before a credit score or a debt-to-income ratio rates anyone.
+FICO_POLICY = """
+[credit]
+score_scale = "FICO Score 8 (300-850)"
+score_min = 300
+score_max = 850
+high_score_below = 580
+medium_score_below = 670
+medium_dti_over = 0.40
+high_dti_over = 0.55
+"""
 
 
 def build(**changes: Any) -> dict[str, Any]:

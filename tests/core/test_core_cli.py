@@ -124,6 +124,9 @@ def test_custom_policy_changes_tiers(tmp_path: Path) -> None:
         ("[value]\nbuffer = 0.2\n", 0, "ok (bank@"),
         ("[aml.weights]\ncustomer = 10\n", 1, "aml.weights: must sum to 100"),
         ("[value]\nbufer = 0.2\n", 1, "value.bufer: unknown key"),
+        # a regulatory floor: refused (it validated as "ok" before)
+        ('[aml.overrides]\nsanctions_hit = "medium"\n', 1,
+         'aml.overrides.sanctions_hit: must be "prohibited"'),
     ],
 )
 def test_policy_validate(tmp_path: Path, text: str, code: int, expected: str) -> None:
@@ -139,3 +142,16 @@ def test_policy_show_prints_the_default_and_its_version() -> None:
     assert result.returncode == 0
     assert result.stdout.startswith("# version: default@")
     assert "aum_floor = 6_000_000" in result.stdout
+
+
+def test_policy_validate_and_show_name_the_waivers(tmp_path: Path) -> None:
+    path = tmp_path / "bank.toml"
+    path.write_text('[aml.overrides]\npep = "medium"\n'
+                    '[regulatory.waivers]\npep = "Board decision 2026-14"\n', encoding="utf-8")
+    validated = crmtier("policy", "validate", str(path))
+    assert validated.returncode == 0, validated.stderr
+    assert "+waived:pep)" in validated.stdout
+    assert "waives the regulatory floor 'pep': Board decision 2026-14" in validated.stdout
+    shown = json.loads(crmtier("policy", "show", str(path)).stdout)
+    assert shown["version"].endswith("+waived:pep")
+    assert shown["regulatory_waivers"] == {"pep": "Board decision 2026-14"}

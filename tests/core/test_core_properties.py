@@ -26,7 +26,7 @@ from tiering_core.models import (
     AssessmentData,
     CustomerProfile,
 )
-from tiering_core.policy import load_policy
+from tiering_core.policy import Policy, load_policy
 
 POLICY = load_policy()
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -175,6 +175,16 @@ def test_total_and_deterministic(profile: CustomerProfile) -> None:
 @given(st.lists(profiles, min_size=2, max_size=12))  # a batch of one is assess() itself
 def test_batch_equals_one_by_one(batch: list[CustomerProfile]) -> None:
     assert assess_batch(batch, POLICY, AS_OF) == [assess(p, POLICY, AS_OF) for p in batch]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(profiles, min_size=2, max_size=12))
+def test_batch_equals_one_by_one_with_a_declared_score_scale(
+    fico_policy: Policy, batch: list[CustomerProfile]
+) -> None:
+    """The optional score and DTI cut-offs agree between the two paths too."""
+    assert assess_batch(batch, fico_policy, AS_OF) == [
+        assess(p, fico_policy, AS_OF) for p in batch]
 
 
 def generated_bank(n: int, seed: int) -> list[CustomerProfile]:

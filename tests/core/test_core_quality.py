@@ -25,13 +25,13 @@ Rate = Callable[..., Assessment]
         ({"aml": {"cash_volume_90d": -10}}, "DQ_NEGATIVE", "aml.cash_volume_90d"),
         ({"credit": {"days_past_due_max_12m": -1}}, "DQ_NEGATIVE",
          "credit.days_past_due_max_12m"),
-        ({"credit": {"score": 299}}, "DQ_IMPOSSIBLE", "credit.score"),
-        ({"credit": {"score": 901}}, "DQ_IMPOSSIBLE", "credit.score"),
         ({"credit": {"debt_to_income": -0.1}}, "DQ_IMPOSSIBLE", "credit.debt_to_income"),
         ({"credit": {"debt_to_income": 11}}, "DQ_IMPOSSIBLE", "credit.debt_to_income"),
         ({"feedback": {"csat": 0.5}}, "DQ_IMPOSSIBLE", "feedback.csat"),
         ({"feedback": {"csat": 5.5}}, "DQ_IMPOSSIBLE", "feedback.csat"),
-        ({"feedback": {"nps": 101}}, "DQ_IMPOSSIBLE", "feedback.nps"),
+        ({"feedback": {"nps": 11}}, "DQ_IMPOSSIBLE", "feedback.nps"),
+        ({"feedback": {"nps": -1}}, "DQ_IMPOSSIBLE", "feedback.nps"),
+        ({"feedback": {"nps": -100}}, "DQ_IMPOSSIBLE", "feedback.nps"),
         ({"kind": "trust"}, "DQ_UNKNOWN_ENUM", "kind"),
         ({"credit": {"loan_class": "grade_b"}}, "DQ_UNKNOWN_ENUM", "credit.loan_class"),
         ({"aml": {"industry_risk": "extreme"}}, "DQ_UNKNOWN_ENUM", "aml.industry_risk"),
@@ -65,11 +65,21 @@ def test_negative_component_is_ignored_not_subtracted(rate: Rate) -> None:
     assert a.value_tier == "affluent"
 
 
-def test_impossible_credit_score_does_not_drive_credit_risk(rate: Rate) -> None:
-    assert rate(credit={"score": 2_000}).credit_risk == "low"
+@pytest.mark.parametrize(("score", "impossible"), [(299, True), (300, False), (850, False),
+                                                  (851, True)])
+def test_a_score_outside_the_declared_scale_is_impossible(
+    rate_fico: Rate, rate: Rate, score: int, impossible: bool
+) -> None:
+    assert (("DQ_IMPOSSIBLE", "credit.score") in dq(rate_fico(credit={"score": score}))) is (
+        impossible)
+    assert ("DQ_IMPOSSIBLE", "credit.score") not in dq(rate(credit={"score": score}))
+
+
+def test_impossible_credit_score_does_not_drive_credit_risk(rate_fico: Rate) -> None:
+    assert rate_fico(credit={"score": 2_000}).credit_risk == "low"
     alone = {"score": 2_000, "debt_to_income": None, "days_past_due_max_12m": None,
              "loan_class": None}
-    assert rate(credit=alone).credit_risk == "unrated"
+    assert rate_fico(credit=alone).credit_risk == "unrated"
 
 
 def test_unknown_country_is_ignored_but_a_valid_one_counts(rate: Rate) -> None:

@@ -47,14 +47,11 @@ def test_needs(rate: Rate, changes: dict[str, Any], needs: str, code: str) -> No
         ({"days_past_due_max_12m": 1}, "medium", "CRD_DPD"),
         ({"days_past_due_max_12m": 90}, "medium", "CRD_DPD"),
         ({"days_past_due_max_12m": 91}, "high", "CRD_DPD_SEVERE"),
-        ({"score": 740}, "low", "CRD_GOOD"),
-        ({"score": 739}, "medium", "CRD_SCORE_FAIR"),
-        ({"score": 580}, "medium", "CRD_SCORE_FAIR"),
-        ({"score": 579}, "high", "CRD_SCORE_LOW"),
-        ({"debt_to_income": 0.40}, "low", "CRD_GOOD"),
-        ({"debt_to_income": 0.41}, "medium", "CRD_DTI_ELEVATED"),
-        ({"debt_to_income": 0.55}, "medium", "CRD_DTI_ELEVATED"),
-        ({"debt_to_income": 0.56}, "high", "CRD_DTI_HIGH"),
+        # no declared score scale, no DTI cut-offs: neither rates anyone by default
+        ({"score": 400}, "low", "CRD_GOOD"),
+        ({"debt_to_income": 0.9}, "low", "CRD_GOOD"),
+        ({"score": 400, "debt_to_income": None, "days_past_due_max_12m": None,
+          "loan_class": None}, "unrated", "CRD_NO_DATA"),
         # worst of: one bad factor decides
         ({"score": 820, "debt_to_income": 0.1, "loan_class": "loss"}, "high",
          "CRD_LOAN_CLASS_HIGH"),
@@ -65,6 +62,30 @@ def test_needs(rate: Rate, changes: dict[str, Any], needs: str, code: str) -> No
 )
 def test_credit_worst_of(rate: Rate, credit: dict[str, Any], level: str, code: str) -> None:
     a = rate(credit=credit)
+    assert a.credit_risk == level
+    assert code in codes(a)
+
+
+@pytest.mark.parametrize(
+    ("credit", "level", "code"),
+    [
+        ({"score": 670}, "low", "CRD_GOOD"),
+        ({"score": 669}, "medium", "CRD_SCORE_FAIR"),
+        ({"score": 580}, "medium", "CRD_SCORE_FAIR"),
+        ({"score": 579}, "high", "CRD_SCORE_LOW"),
+        ({"debt_to_income": 0.40}, "low", "CRD_GOOD"),
+        ({"debt_to_income": 0.41}, "medium", "CRD_DTI_ELEVATED"),
+        ({"debt_to_income": 0.55}, "medium", "CRD_DTI_ELEVATED"),
+        ({"debt_to_income": 0.56}, "high", "CRD_DTI_HIGH"),
+        ({"score": 579, "debt_to_income": None, "days_past_due_max_12m": None,
+          "loan_class": None}, "high", "CRD_SCORE_LOW"),
+        ({"score": 820, "loan_class": "special_mention"}, "medium", "CRD_LOAN_CLASS_MEDIUM"),
+    ],
+)
+def test_credit_score_and_dti_rate_only_on_a_declared_scale(
+    rate_fico: Rate, credit: dict[str, Any], level: str, code: str
+) -> None:
+    a = rate_fico(credit=credit)
     assert a.credit_risk == level
     assert code in codes(a)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from core_support import AS_OF, build, fields, members, tasks
@@ -74,11 +75,38 @@ def test_aml_high_means_edd_task_for_compliance_and_no_marketing(rate: Rate) -> 
     assert "investment_advisory" not in tasks(a)
 
 
-def test_sanctions_hit_means_no_campaign_at_all(rate: Rate) -> None:
-    a = rate(**PRIVATE, aml={"sanctions_hit": True})
+SANCTIONED = {"sanctions_hit": True}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected_tasks"),
+    [
+        (PRIVATE, {"sanctions_review"}),
+        ({**PRIVATE, "owner_id": None, "previous": {"value_tier": "wealth"}},
+         {"sanctions_review"}),
+        ({"kind": "corporate"}, {"sanctions_review"}),
+        ({**WEALTH, "feedback": {"nps": 2, "csat": 1.0}}, {"sanctions_review"}),
+        ({**WEALTH, "feedback": {"open_complaints": 1}}, {"sanctions_review", "complaint"}),
+        ({"credit": {"loan_class": "loss"}}, {"sanctions_review", "credit_limit_review"}),
+        ({"aml": {"sanctions_hit": True, "pep": True}}, {"sanctions_review"}),
+    ],
+)
+def test_sanctions_hit_is_due_today_and_stops_sales_service_recovery_and_campaigns(
+    rate: Rate, changes: dict[str, Any], expected_tasks: set[str]
+) -> None:
+    """A sanctions hit: one compliance task due the day it is found, highest priority, and
+    no sales task (upgrade call, advisor, corporate review, advisory), no service-recovery
+    task and no campaign membership, however the customer would otherwise be served.
+    Complaints and credit/risk work continue."""
+    aml = {**SANCTIONED, **changes.pop("aml", {})}
+    a = rate(**changes, aml=aml)
+    made = tasks(a)
+    assert set(made) == expected_tasks
+    review = made["sanctions_review"]
+    assert (review.due, review.priority, review.queue, review.owner_id) == (
+        AS_OF, "high", "compliance", None)
     assert members(a) == set()
-    assert a.service_level == "restricted"
-    assert "Sanctions" in tasks(a)["edd_review"].subject
+    assert a.aml_risk == "prohibited" and a.service_level == "restricted"
 
 
 def test_credit_high_means_limit_review_and_no_credit_product(rate: Rate) -> None:
@@ -94,13 +122,22 @@ def test_no_campaign_key_reveals_aml(policy: Policy) -> None:
 
 
 @pytest.mark.parametrize(
-    ("tier", "priority", "due_days"),
-    [(PRIVATE, "high", 15), (WEALTH, "high", 15), ({"assets": {"deposits": 60_000}}, "normal", 30)],
+    ("tier", "priority"),
+    [
+        (PRIVATE, "high"),
+        (WEALTH, "high"),
+        ({"assets": {"deposits": 60_000}}, "normal"),
+        ({}, "normal"),
+    ],
 )
-def test_complaint_task(rate: Rate, tier: dict[str, object], priority: str, due_days: int) -> None:
+def test_complaint_task_is_due_in_15_days_for_every_tier(
+    rate: Rate, tier: dict[str, object], priority: str
+) -> None:
+    """银行保险机构消费投诉处理管理办法 (2020): 15 days from receipt for every customer; a
+    tier may raise the priority, never lengthen the deadline."""
     task = tasks(rate(**tier, feedback={"open_complaints": 1}))["complaint"]
     assert task.priority == priority
-    assert task.due == AS_OF + timedelta(days=due_days)
+    assert task.due == AS_OF + timedelta(days=15)
 
 
 def test_upgrade_gives_rm_call_task(rate: Rate) -> None:
@@ -128,7 +165,10 @@ def test_mass_and_basic_tasks_never_go_to_an_rm(rate: Rate) -> None:
 
 
 @pytest.mark.parametrize(("feedback", "detractor"), [
-    ({"nps": 20}, True), ({"nps": 40}, False), ({"csat": 2.0}, True), ({"csat": 2.1}, False),
+    # NPS is the customer's 0-10 answer: detractor 0-6, passive 7-8, promoter 9-10.
+    ({"nps": 0}, True), ({"nps": 6}, True), ({"nps": 7}, False), ({"nps": 8}, False),
+    ({"nps": 9}, False), ({"nps": 10}, False),
+    ({"csat": 2.0}, True), ({"csat": 2.1}, False),
 ])
 def test_detractor_gets_service_recovery(rate: Rate, feedback: dict[str, float],
                                          detractor: bool) -> None:

@@ -60,7 +60,9 @@ def test_malformed_records_become_dq_issues_not_failed_pages(
 ) -> None:
     sandbox = make_sandbox(customers=10)
     sandbox.edit_customer(customer_id(3), {"activity.transactions_90d": "N/A"})
-    sandbox.edit_customer(customer_id(4), {"credit.score": "seven hundred"})
+    # a number field holds a number or nothing; text sits in the imported text field
+    sandbox.edit_customer(customer_id(4), {"activity.transactions_90d": "1,200"})
+    sandbox.edit_customer(customer_id(5), {"activity.transactions_90d": 57})
     connector = connect(sandbox)
     records = {r.profile.id: r for page in connector.read_changed(None) for r in page.records}
     assert len(records) == 10
@@ -69,8 +71,9 @@ def test_malformed_records_become_dq_issues_not_failed_pages(
     assert "field_transactions_90d__c" in issue.problem
     activity = records[customer_id(3)].profile.activity
     assert activity is not None and activity.transactions_90d is None
-    assert records[customer_id(4)].dq_issues[0].field == "credit.score"
+    assert records[customer_id(4)].dq_issues[0].field == "activity.transactions_90d"
     assert not records[customer_id(5)].dq_issues
+    assert records[customer_id(5)].profile.activity.transactions_90d == 57  # read from "57"
 
 
 def test_fetch_keeps_order_and_leaves_out_missing_ids(
@@ -210,7 +213,8 @@ def test_token_expiry_mid_read_refreshes_once(
     make_sandbox: MakeSandbox, connect: Connect, convention: str
 ) -> None:
     sandbox = make_sandbox(customers=450)
-    connector = connect(sandbox, convention=convention)
+    user = sandbox.acting_open_user_id if convention == "corp_access_token" else "1000"
+    connector = connect(sandbox, convention=convention, open_user_id=user)
     seen: list[str] = []
     for i, page in enumerate(connector.read_changed(None)):
         seen += [r.profile.id for r in page.records]
@@ -266,7 +270,7 @@ def test_literal_secrets_are_refused(sandbox: FxiaokeSandbox, connect: Connect) 
 # --- limits ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("code", "wait"), [(14001, 20.0), (30004, 1.0)])
+@pytest.mark.parametrize(("code", "wait"), [(14001, 20.0), (30004, 20.0)])
 def test_rate_limit_codes_back_off_then_succeed(
     sandbox: FxiaokeSandbox, connect: Connect, code: int, wait: float
 ) -> None:
@@ -414,6 +418,28 @@ def test_duplicate_tasks_heal_on_the_next_write(sandbox: FxiaokeSandbox, connect
     assert sandbox.tasks() == [original]
     assert sandbox.server.calls.count("custom_invalid") == 1
     assert sandbox.server.calls.count("custom_create") == 1
+
+
+def test_duplicate_clean_up_keeps_every_distinct_key(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """The key lookup projects the fields it groups by: with an empty projection FXiaoke
+    may return ``_id`` alone, and every task would group under one missing key."""
+    connector = connect(sandbox)
+    plan = WritePlan(tasks=(task(1), task(2), task(3)))
+    assert all(r.ok for r in connector.apply(plan))
+    (first, *_) = list(sandbox.store.scan("object_followup__c"))
+    copy = {**first[2], "create_time": 2**41}
+    sandbox.store.insert_many("object_followup__c", [("dup1", sandbox.store.clock(), copy)])
+    lookups = capture(sandbox, "custom_query")
+    assert all(r.ok for r in connector.apply(plan))
+    assert sorted(t.external_id for t in sandbox.tasks()) == sorted(
+        t.task.dedupe_key for t in plan.tasks
+    )
+    assert sandbox.server.calls.count("custom_invalid") == 1  # the duplicate, nothing else
+    assert sandbox.server.calls.count("custom_create") == 3
+    projected = lookups[0]["data"]["search_query_info"]["fieldProjection"]
+    assert {"_id", "create_time", "field_crmtier_key__c", "field_due_date__c"} <= set(projected)
 
 
 def test_memberships_add_and_remove_idempotently(sandbox: FxiaokeSandbox, connect: Connect) -> None:

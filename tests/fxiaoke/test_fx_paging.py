@@ -95,6 +95,7 @@ def test_each_call_brings_a_full_page_of_new_records(stamps: list[int], calls: i
     assert len(query.calls) == calls
 
 
+@pytest.mark.slow  # reads 25,000 records through the real paging (about 20 s)
 def test_read_changed_crosses_the_offset_wall_each_id_exactly_once(
     read_ids: ReadIds, make_sandbox: MakeSandbox, connect: Connect
 ) -> None:

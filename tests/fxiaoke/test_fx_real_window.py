@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from connectors.contract import FieldUpdate, WritePlan
 from connectors.fxiaoke.connector import FxiaokeConnector
 from connectors.sandbox.fxiaoke import FxiaokeSandbox
@@ -15,6 +17,7 @@ N = 110
 WINDOW = 20.0
 
 
+@pytest.mark.slow  # waits out one real 20-second window
 def test_writes_respect_the_real_20_second_window(
     make_sandbox: Callable[..., FxiaokeSandbox], connect: Callable[..., FxiaokeConnector]
 ) -> None:

@@ -90,6 +90,22 @@ def test_envelope_and_query_shape(wire: Wire) -> None:
 
 
 @pytest.mark.parametrize(
+    ("projection", "fields"),
+    [
+        (["field_credit_score__c"], {"_id", "field_credit_score__c"}),
+        ([], {"_id"}),  # undocumented: the strict reading, so nothing may rely on more
+    ],
+)
+def test_projection_returns_the_named_fields_and_id(
+    wire: Wire, projection: list[str], fields: set[str]
+) -> None:
+    rows = wire.query(wire.login(), limit=3, fieldProjection=projection)["data"]["dataList"]
+    assert rows and all(set(row) == fields for row in rows)
+    whole = wire.query(wire.login(), limit=1)["data"]["dataList"][0]  # no projection at all
+    assert {"_id", "name", "owner", "last_modified_time"} <= set(whole)
+
+
+@pytest.mark.parametrize(
     ("info", "code"),
     [({"offset": 10_100}, 10013), ({"limit": 101}, 15002), ({"offset": -1}, 15002)],
 )
@@ -145,10 +161,18 @@ def test_legacy_token_and_body_credentials(wire: Wire) -> None:
     body = {
         "corpAccessToken": token["corpAccessToken"],
         "corpId": token["corpId"],
-        "currentOpenUserId": "FSUID_1",
+        "currentOpenUserId": wire.sandbox.acting_open_user_id,
         "data": {"dataObjectApiName": "AccountObj", "search_query_info": {"limit": 1}},
     }
     assert wire.post("/cgi/crm/v2/data/query", body)["errorCode"] == 0
+    unknown = {**body, "currentOpenUserId": "FSUID_0"}
+    assert wire.post("/cgi/crm/v2/data/query", unknown)["errorCode"] == 20012
+
+
+@pytest.mark.parametrize(("user", "code"), [("1000", 0), ("1001", 0), ("4242", 30027)])
+def test_the_acting_user_header_must_be_an_employee(wire: Wire, user: str, code: int) -> None:
+    """x-fs-userid is a CRM employee id; with convertUserId false an FSUID_ id is none."""
+    assert wire.query({**wire.login(), "x-fs-userid": user}, limit=1)["errorCode"] == code
 
 
 def test_token_lifetime_rules(wire: Wire) -> None:
@@ -265,3 +289,30 @@ def test_control_api(sandbox: FxiaokeSandbox) -> None:
     assert call("POST", f"/customers/{customer_id(4)}/invalidate").status_code == 200
     invalid = sandbox.store.get("AccountObj", customer_id(4))
     assert invalid is not None and invalid[1]["life_status"] == "invalid"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "stored"),
+    [
+        ("activity.transactions_90d", "N/A", "N/A"),  # a text field an import created
+        ("activity.transactions_90d", 57, "57"),  # numbers there are text too
+        ("assets.deposits", -5.0, -5.0),  # out of range, still a number
+        ("credit.loan_class", "unknown_grade", "unknown_grade"),  # an option since removed
+        ("aml.cash_volume_90d", None, None),  # blank
+    ],
+)
+def test_customers_hold_values_as_their_fields_do(
+    sandbox: FxiaokeSandbox, path: str, value: Any, stored: Any
+) -> None:
+    sandbox.edit_customer("C000000001", {path: value})
+    field = sandbox.mapping.mapping.fields[path]
+    assert sandbox.store.get("AccountObj", "C000000001")[1][field] == stored
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [("credit.score", "seven hundred"), ("aml.pep", "yes"), ("activity.products_held", "fund")],
+)
+def test_text_in_a_number_field_is_refused(sandbox: FxiaokeSandbox, path: str, value: Any) -> None:
+    with pytest.raises(ValueError, match="cannot hold"):
+        sandbox.edit_customer("C000000001", {path: value})

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from product_report_data import VALUE, sample_report
 
+from crmtier.report.build import waiver_notes
 from crmtier.report.model import ApiUse, Matrix, ReportData
 from crmtier.report.render import render
 from crmtier.report.svg import bar_chart, heatmap
+from tiering_core.policy import load_policy
 
 
 class _Marks(HTMLParser):
@@ -137,3 +140,16 @@ def test_heatmap_shades_by_count() -> None:
     svg = heatmap("h", m)
     shades = [float(s) for s in re.findall(r'fill-opacity="([\d.]+)"', svg)]
     assert shades[0] == 1.0 and 0 < shades[1] < 1.0 and shades[2] == 0.0
+
+
+def test_a_waived_regulatory_floor_is_shown_at_the_top_of_the_report(tmp_path: Path) -> None:
+    path = tmp_path / "bank.toml"
+    path.write_text('[aml.overrides]\npep = "medium"\n'
+                    '[regulatory.waivers]\npep = "Board decision 2026-14"\n', encoding="utf-8")
+    policy = load_policy(path)
+    notes = waiver_notes(policy)
+    assert notes == [f"Policy {policy.version} waives the regulatory floor 'pep': "
+                     "Board decision 2026-14"]
+    html = render(replace(sample_report(), notes=notes))
+    assert "waives the regulatory floor &#x27;pep&#x27;: Board decision 2026-14" in html
+    assert waiver_notes(load_policy()) == []

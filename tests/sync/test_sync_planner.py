@@ -10,13 +10,16 @@ import pytest
 from connectors.errors import ConfigError
 from connectors.mapping import WritebackConfig
 from sync.planner import Known, Membership, action_kinds, plan_customer, same_value
+from tiering_core.engine import assess
 from tiering_core.models import (
     Assessment,
     AssessmentData,
     CampaignAction,
+    CustomerProfile,
     SetFieldAction,
     TaskAction,
 )
+from tiering_core.policy import load_policy
 
 WB = WritebackConfig(
     fields={"value_tier": "Value_Tier__c", "reasons": "Tier_Reasons__c", "value_score": "S__c"},
@@ -218,3 +221,23 @@ def test_the_engine_is_asked_only_for_the_kinds_the_plan_can_use(
         full = plan_customer(everything, current, known, wb)
         assert full.fields and (full.tasks or full.memberships or kinds == {"set_field"})
         assert plan_customer(only_asked, current, known, wb) == full
+
+
+def test_a_sanctions_hit_withdraws_every_membership_in_the_same_plan() -> None:
+    """Issue 16: the run that sees a sanctions hit plans the same-day compliance task and
+    removes every campaign membership crmtier made, marketing or not."""
+    profile = CustomerProfile.model_validate({
+        "id": "C1", "kind": "individual", "owner_id": "RM1",
+        "assets": {"deposits": 7_000_000, "investments": 0, "insurance": 0},
+        "ops": {"kyc_expired": False},
+        "aml": {"sanctions_hit": True, "pep": False},
+        "feedback": {"nps": 3},
+    })
+    as_of = date(2026, 11, 28)
+    assessment = cast(AssessmentData, assess(profile, load_policy(), as_of).model_dump())
+    known = Known(memberships={"vip_events": "C1:vip_events", "wealth_seminar": SEMINAR_KEY})
+    plan = plan_customer(assessment, {}, known, WB)
+    assert {(m.campaign, m.member) for m in plan.memberships} == {
+        ("vip_events", False), ("wealth_seminar", False)}
+    assert [(t.rule, t.due, t.priority, t.queue) for t in plan.tasks] == [
+        ("sanctions_review", as_of, "high", "compliance")]

@@ -50,6 +50,7 @@ def test_refresh_grant_returns_an_hour_token(zoho):
         },
     ).json()
     assert body["expires_in"] == 3600 and body["token_type"] == "Bearer"
+    assert body["api_domain"] == zoho.server.base_url  # Zoho names the API host
     bad = requests.post(
         zoho.accounts_url,
         verify=str(zoho.ca_bundle),
@@ -170,6 +171,7 @@ def test_crmtier_config_points_at_the_sandbox_with_secret_refs(zoho):
     config = tomllib.loads(text)
     crm = config["crm"]
     assert crm["kind"] == "zoho" and crm["base_url"] == zoho.server.base_url
+    assert crm["accounts_url"] == zoho.server.base_url  # the host, as the admin guide has it
     assert crm["client_secret"] == "env:T_ZOHO_CLIENT_SECRET"
     assert env["T_ZOHO_CLIENT_SECRET"] == zoho.app.client_secret
     assert zoho.app.client_secret not in text and zoho.app.refresh_token not in text

@@ -1,19 +1,23 @@
-"""Credit risk: the worst of loan classification, arrears, bureau score and debt-to-income.
+"""Credit risk: the worst of loan classification and arrears, plus the score and
+debt-to-income cut-offs a policy declares.
 
-Worst-of mirrors Basel's one grade per obligor (domain.md A5): high = 不良 (次级/可疑/损失),
-more than 90 days past due, score below 580 or DTI above 55%; medium = 关注, any arrears,
-score below 740 or DTI above 40%; low otherwise. A customer with no credit data at all is
-``unrated``, never ``low``: no loans is not the same as a good borrower.
+Worst-of mirrors Basel's one grade per obligor: by default high = 不良 (次级/可疑/损失) or
+more than 90 days past due, medium = 关注 or any arrears, low otherwise (商业银行金融资产风险
+分类办法, 2023). A score counts only when the policy names its scale (``credit.score_scale``)
+and a debt-to-income ratio only when the policy sets its cut-offs: a cut-off left out never
+fires, and an input the policy does not use does not make a customer rated. A customer with
+no usable credit data is ``unrated``, never ``low``: no loans is not a good borrower.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
-from tiering_core.columns import LOAN_CLASSES, Columns, Record
-from tiering_core.policy import Policy
+from tiering_core.columns import LOAN_CLASSES, BoolArray, Columns, FloatArray, Record
+from tiering_core.policy import CreditPolicy, Policy
 from tiering_core.rules.base import (
     RISK_LEVELS,
     UNRATED_RISK,
@@ -28,6 +32,34 @@ from tiering_core.rules.base import (
 LOW, MEDIUM, HIGH = (RISK_LEVELS.index(x) for x in ("low", "medium", "high"))
 
 
+def _cut(
+    test: Callable[[FloatArray, float], BoolArray], x: FloatArray, threshold: float | None
+) -> BoolArray:
+    """``test(x, threshold)``, or nowhere when the policy leaves the cut-off out."""
+    if threshold is None:
+        return np.zeros(x.shape, dtype=bool)
+    return test(x, threshold)
+
+
+def _cut_one(below: bool, x: float, threshold: float | None) -> bool:
+    """One value against an optional cut-off (``below``: x < t, else x > t); NaN never fires."""
+    if threshold is None:
+        return False
+    return x < threshold if below else x > threshold
+
+
+def _uses_score(c: CreditPolicy) -> bool:
+    return c.high_score_below is not None or c.medium_score_below is not None
+
+
+def _uses_dti(c: CreditPolicy) -> bool:
+    return c.high_dti_over is not None or c.medium_dti_over is not None
+
+
+def _num(threshold: float | None) -> float | None:
+    return None if threshold is None else float(threshold)
+
+
 def rate(cols: Columns, policy: Policy) -> tuple[IntArray, list[ReasonColumn]]:
     c = policy.credit
     x = cols.number
@@ -38,11 +70,15 @@ def rate(cols: Columns, policy: Policy) -> tuple[IntArray, list[ReasonColumn]]:
     class_level = by_class[np.where(loan_class >= 0, loan_class, len(LOAN_CLASSES))]
 
     dpd_high, dpd_medium = gt(dpd, c.high_dpd_over), ge(dpd, c.medium_dpd_from)
-    score_high, score_medium = lt(score, c.high_score_below), lt(score, c.medium_score_below)
-    dti_high, dti_medium = gt(dti, c.high_dti_over), gt(dti, c.medium_dti_over)
+    score_high, score_medium = _cut(lt, score, c.high_score_below), _cut(
+        lt, score, c.medium_score_below)
+    dti_high, dti_medium = _cut(gt, dti, c.high_dti_over), _cut(gt, dti, c.medium_dti_over)
     high = (class_level == HIGH) | dpd_high | score_high | dti_high
     medium = (class_level == MEDIUM) | dpd_medium | score_medium | dti_medium
-    has_data = known(score) | known(dti) | known(dpd) | (loan_class >= 0)
+    has_data = (
+        (known(score) & _uses_score(c)) | (known(dti) & _uses_dti(c)) | known(dpd)
+        | (loan_class >= 0)
+    )
     level = np.where(high, HIGH, np.where(medium, MEDIUM, LOW))
     level = np.where(has_data, level, UNRATED_RISK).astype(np.int8)
     reasons = [
@@ -51,9 +87,9 @@ def rate(cols: Columns, policy: Policy) -> tuple[IntArray, list[ReasonColumn]]:
                      labels=LOAN_CLASSES),
         ReasonColumn("CRD_DPD_SEVERE", dpd_high, dpd, float(c.high_dpd_over)),
         ReasonColumn("CRD_DPD", dpd_medium & ~dpd_high, dpd, float(c.medium_dpd_from)),
-        ReasonColumn("CRD_SCORE_LOW", score_high, score, float(c.high_score_below)),
+        ReasonColumn("CRD_SCORE_LOW", score_high, score, _num(c.high_score_below)),
         ReasonColumn("CRD_SCORE_FAIR", score_medium & ~score_high, score,
-                     float(c.medium_score_below)),
+                     _num(c.medium_score_below)),
         ReasonColumn("CRD_DTI_HIGH", dti_high, dti, c.high_dti_over),
         ReasonColumn("CRD_DTI_ELEVATED", dti_medium & ~dti_high, dti, c.medium_dti_over),
         ReasonColumn("CRD_GOOD", level == LOW),
@@ -70,11 +106,16 @@ def rate_one(rec: Record, policy: Policy) -> tuple[int, list[ReasonColumn]]:
     class_level = (RISK_LEVELS.index({str(k): v for k, v in c.loan_class.items()}[
         LOAN_CLASSES[loan_class]]) if loan_class >= 0 else -1)
     dpd_high, dpd_medium = dpd > c.high_dpd_over, dpd >= c.medium_dpd_from
-    score_high, score_medium = score < c.high_score_below, score < c.medium_score_below
-    dti_high, dti_medium = dti > c.high_dti_over, dti > c.medium_dti_over
+    score_high = _cut_one(True, score, c.high_score_below)
+    score_medium = _cut_one(True, score, c.medium_score_below)
+    dti_high, dti_medium = _cut_one(False, dti, c.high_dti_over), _cut_one(
+        False, dti, c.medium_dti_over)
     high = class_level == HIGH or dpd_high or score_high or dti_high
     medium = class_level == MEDIUM or dpd_medium or score_medium or dti_medium
-    has_data = not (math.isnan(score) and math.isnan(dti) and math.isnan(dpd)) or loan_class >= 0
+    has_data = (
+        (not math.isnan(score) and _uses_score(c)) or (not math.isnan(dti) and _uses_dti(c))
+        or not math.isnan(dpd) or loan_class >= 0
+    )
     level = (HIGH if high else MEDIUM if medium else LOW) if has_data else UNRATED_RISK
     return level, [
         ReasonColumn("CRD_LOAN_CLASS_HIGH", class_level == HIGH, loan_class, labels=LOAN_CLASSES),
@@ -82,9 +123,9 @@ def rate_one(rec: Record, policy: Policy) -> tuple[int, list[ReasonColumn]]:
                      labels=LOAN_CLASSES),
         ReasonColumn("CRD_DPD_SEVERE", dpd_high, dpd, float(c.high_dpd_over)),
         ReasonColumn("CRD_DPD", dpd_medium and not dpd_high, dpd, float(c.medium_dpd_from)),
-        ReasonColumn("CRD_SCORE_LOW", score_high, score, float(c.high_score_below)),
+        ReasonColumn("CRD_SCORE_LOW", score_high, score, _num(c.high_score_below)),
         ReasonColumn("CRD_SCORE_FAIR", score_medium and not score_high, score,
-                     float(c.medium_score_below)),
+                     _num(c.medium_score_below)),
         ReasonColumn("CRD_DTI_HIGH", dti_high, dti, c.high_dti_over),
         ReasonColumn("CRD_DTI_ELEVATED", dti_medium and not dti_high, dti, c.medium_dti_over),
         ReasonColumn("CRD_GOOD", level == LOW),

@@ -1,7 +1,9 @@
 """Feedback signals: open complaints and detractors, which drive service tasks.
 
-Not a tier of its own. NPS detractors answer 0-6 (domain.md A7); the canonical ``nps``
-holds that answer mapped linearly onto -100..100, so the default detractor line is 20.
+Not a tier of its own. The canonical ``nps`` is one customer's 0-10 answer to "how likely
+are you to recommend us" (the policy's ``feedback.nps_min..nps_max``): 0-6 is a detractor,
+7-8 passive, 9-10 a promoter, so the default detractor line is 6 and a promoter never gets
+a service-recovery task.
 """
 
 from __future__ import annotations

@@ -104,11 +104,12 @@ def _bounds(policy: Policy) -> _Bounds:
 def _build_bounds(policy: Policy) -> _Bounds:
     c, f = policy.credit, policy.feedback
     ranged = {
-        "credit_score": (c.score_min, c.score_max),
         "debt_to_income": (0.0, c.dti_max),
         "csat": (f.csat_min, f.csat_max),
-        "nps": (-100.0, 100.0),
+        "nps": (f.nps_min, f.nps_max),
     }
+    if c.score_min is not None and c.score_max is not None:  # only on a declared scale
+        ranged["credit_score"] = (c.score_min, c.score_max)
     low, high, codes, problems = [], [], [], []
     for name, _, _ in NUMBERS:
         if name in ranged:

@@ -2,8 +2,10 @@
 
 Three kinds of action (DESIGN §3): ``set_field`` for every canonical output, follow-up
 ``task``s and ``campaign`` memberships. Risk overrides marketing: an AML high/prohibited
-customer gets an EDD task for compliance and no marketing campaign; a credit-high customer
-gets a limit review and no credit-product campaign. Mass-tier and basic-needs customers
+customer gets an EDD task for compliance and no marketing campaign; a sanctions hit gets a
+compliance task due the same day, no sales or service-recovery task and no campaign
+membership at all (the planner then removes every membership crmtier made); a credit-high
+customer gets a limit review and no credit-product campaign. Mass-tier and basic-needs customers
 are served self-service: their tasks go to team queues, never to a relationship manager.
 
 Every task carries a deterministic ``dedupe_key`` (customer + rule + period) so a rerun in
@@ -144,18 +146,24 @@ def tasks(
             "dedupe_key": dedupe_key(profile.id, rule_name + key, period),
         })
 
-    if o.aml_risk in ("high", "prohibited"):
-        subject = ("Sanctions screening hit: restrict and review the relationship"
+    # A sanctions hit is handled the day it is found, by compliance, whatever level the
+    # policy rates it; it replaces the EDD review (which waits up to edd_review.due_days).
+    sanctioned = bool(profile.aml and profile.aml.sanctions_hit)
+    if sanctioned:
+        add("sanctions_review", t.sanctions_review,
+            "Sanctions screening hit: restrict the relationship and review it today")
+    elif o.aml_risk in ("high", "prohibited"):
+        subject = ("Prohibited AML level: restrict and review the relationship"
                    if o.aml_risk == "prohibited" else "Enhanced due diligence review")
         add("edd_review", t.edd_review, subject)
     if o.credit_risk == "high":
         add("credit_limit_review", t.credit_limit_review, "Credit limit and pricing review")
     if o.open_complaints > 0:
+        # One deadline for every customer (the complaint rules set it by law, not by tier);
+        # a priority tier only moves the task up the queue.
         rule = t.complaint
-        urgent = o.value_tier in rule.priority_tiers
         add("complaint", rule, f"Resolve {o.open_complaints} open complaint(s)",
-            priority="high" if urgent else None,
-            due_days=rule.priority_due_days if urgent else None)
+            priority="high" if o.value_tier in rule.priority_tiers else None)
     # Relationship-building (sales) tasks wait while AML risk blocks marketing: EDD and
     # senior approval come before VIP treatment. Complaints and service recovery do not.
     if o.aml_risk not in policy.strategy.risk.no_marketing_aml:
@@ -171,7 +179,8 @@ def tasks(
                 "Corporate banking review: cash management and trade finance needs")
         if o.needs_tier == "professional" and profile.kind != "corporate":
             add("investment_advisory", t.investment_advisory, "Investment advisory review")
-    if o.detractor:
+    # Service recovery is retention: never for a customer the bank must restrict.
+    if o.detractor and not sanctioned and o.aml_risk != "prohibited":
         rule = t.service_recovery
         add("service_recovery", rule, "Service recovery: detractor feedback",
             priority="high" if o.value_tier in rule.priority_tiers else None)
