@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 
 from connectors.errors import ConfigError
-from connectors.mapping import WritebackConfig
+from connectors.mapping import WritebackConfig, load_default_mapping
 from sync.planner import Known, Membership, action_kinds, plan_customer, same_value
 from tiering_core.engine import assess
 from tiering_core.models import (
@@ -236,7 +236,8 @@ def test_a_sanctions_hit_withdraws_every_membership_in_the_same_plan() -> None:
     as_of = date(2026, 11, 28)
     assessment = cast(AssessmentData, assess(profile, load_policy(), as_of).model_dump())
     known = Known(memberships={"vip_events": "C1:vip_events", "wealth_seminar": SEMINAR_KEY})
-    plan = plan_customer(assessment, {}, known, WB)
+    shipped = load_default_mapping("salesforce").writeback  # every campaign and queue mapped
+    plan = plan_customer(assessment, {}, known, shipped)
     assert {(m.campaign, m.member) for m in plan.memberships} == {
         ("vip_events", False), ("wealth_seminar", False)}
     assert [(t.rule, t.due, t.priority, t.queue) for t in plan.tasks] == [
