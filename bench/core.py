@@ -104,7 +104,7 @@ def main() -> None:
         opened as the command opens it, each parsed and validated in one step by
         pydantic-core, through ``ingest.in_chunks`` (chunks of ``ingest.CHUNK``, the
         collector paused over each)."""
-        with open_input(jsonl, "jsonl") as lines:
+        with open_input(jsonl) as lines:
             ingest.in_chunks(read_jsonl(lines), ingest.from_json_lines, lambda chunk: None)
 
     def ingest_streamed() -> None:

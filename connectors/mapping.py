@@ -160,13 +160,16 @@ def _leaf_types(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
 
 
 def unwrap_optional(annotation: Any) -> Any:
-    """``X | None`` → ``X``; any other annotation (a wider union too) as it is. Shared by
-    the canonical types here and the field types the Salesforce metadata fix creates, so
-    the two read a model field's type the same way."""
-    if get_origin(annotation) not in (typing.Union, types.UnionType):
-        return annotation
-    inner = [a for a in get_args(annotation) if a is not type(None)]
-    return inner[0] if len(inner) == 1 else annotation
+    """``X | None`` → ``X``, and ``Annotated[X, ...]`` → ``X`` (the model's validators and
+    bounds are its own business; the CRM value's type is ``X``); any other annotation (a
+    wider union too) as it is. Shared by the canonical types here and the field types the
+    Salesforce metadata fix creates, so the two read a model field's type the same way."""
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        inner = [a for a in get_args(annotation) if a is not type(None)]
+        if len(inner) != 1:
+            return annotation
+        annotation = inner[0]
+    return get_args(annotation)[0] if get_origin(annotation) is typing.Annotated else annotation
 
 
 CANONICAL_TYPES: dict[str, Any] = {

@@ -51,6 +51,7 @@ from sync.errortext import error_text
 from sync.killpoints import kill_point
 from sync.outbox import NewItem, OutboxItem
 from sync.planner import CustomerPlan, Known, plan_customer, same_value, tiers_of
+from sync.preview import PlanTotals
 from sync.readahead import read_ahead
 from sync.runs import RunCounts, RunStatus
 from sync.state import CustomerState, load_states, save_side_effects, save_states
@@ -120,6 +121,7 @@ class RunReport:
     min_calls: dict[str, int]
     error: str | None = None
     preview: list[PlannedWrite] = field(default_factory=list)
+    totals: PlanTotals = field(default_factory=PlanTotals)  # a dry run's, per field/rule/campaign
     dead_letters_open: int = 0
     outcomes: dict[str, str] = field(default_factory=dict)  # customer id -> outcome
     #: the run failed because the configuration or the CRM's set-up is wrong (a
@@ -243,6 +245,7 @@ class _Run:
         self.run_id = runs.new_run_id()
         self.counts = RunCounts()
         self.preview: list[PlannedWrite] = []
+        self.totals = PlanTotals()
         self.caps = engine.connector.capabilities
         # Items per apply(): a write batch, or for one-record-per-call CRMs the plan size
         # over which the connector shares its dedupe-key look-ups.
@@ -365,6 +368,7 @@ class _Run:
             min_calls,
             error,
             self.preview,
+            self.totals,
             outcomes=self.outcomes,
         )
 
@@ -702,8 +706,9 @@ class _Run:
         plans: list[tuple[CrmRecord, AssessmentData, CustomerPlan]],
         states: dict[str, CustomerState],
     ) -> None:
-        for record, _assessment, plan in plans:
+        for record, assessment, plan in plans:
             cid = record.profile.id
+            self.totals.add(assessment, plan, self.e.writeback)
             if not plan:
                 self.counts.unchanged += 1
                 self.outcomes[cid] = "unchanged"

@@ -266,10 +266,17 @@ def ack_dead_letters(conn: sa.Connection, stream: str, ids: Sequence[int] | None
     return int(conn.execute(query.values(status="acked", last_at=now_text())).rowcount)
 
 
-def list_dead_letters(conn: sa.Connection, stream: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
+def list_dead_letters(
+    conn: sa.Connection, stream: str, customer: str | None = None
+) -> list[dict[str, Any]]:
+    """Open letters, oldest first; only ``customer``'s (CRM record id or pseudonym) if given."""
+    query = (
         sa.select(dead_letters)
         .where(dead_letters.c.stream == stream, dead_letters.c.status == "open")
         .order_by(dead_letters.c.id)
     )
-    return [dict(r._mapping) for r in rows]
+    if customer is not None:
+        query = query.where(
+            sa.or_(dead_letters.c.customer_id == customer, dead_letters.c.pseudonym == customer)
+        )
+    return [dict(r._mapping) for r in conn.execute(query)]

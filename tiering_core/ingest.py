@@ -25,6 +25,7 @@ No I/O here: the caller reads the lines or rows and writes the outcome.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -35,6 +36,7 @@ from pydantic import ValidationError
 from tiering_core.collector import collector_paused
 from tiering_core.models import CustomerProfile
 
+_PARSER_LINE = re.compile(r"at line \d+ column")
 CHUNK = 250  # records validated and assessed together (see the module docstring)
 
 # The model's own pydantic-core validator, called directly: ``model_validate_json`` and
@@ -53,11 +55,22 @@ class Unreadable:
     reasons: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """A record its reader could not take apart (bytes that are not UTF-8, a CSV row with
+    more cells than columns): it reaches the chunk as ``Unreadable`` with this reason, in
+    its place, so every record of the input is accounted for in one way."""
+
+    reason: str
+
+
 @dataclass
 class Chunk:
-    """The readable profiles of a chunk, in input order, and its unreadable records."""
+    """The readable profiles of a chunk, in input order, with their line numbers, and its
+    unreadable records."""
 
     profiles: list[CustomerProfile] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # of each profile
     unreadable: list[Unreadable] = field(default_factory=list)
 
 
@@ -67,13 +80,23 @@ def reasons(exc: ValidationError) -> tuple[str, ...]:
     errors = exc.errors(include_input=False, include_url=False)
     for err in errors:
         if err["type"] == "json_invalid":
-            return (f"not valid JSON ({err.get('ctx', {}).get('error', err['msg'])})",)
+            return (_json_problem(str(err.get("ctx", {}).get("error", err["msg"]))),)
         if err["type"] == "model_type" and not err["loc"]:
             return ("not a JSON object",)
     return tuple(
         f"field {'.'.join(str(p) for p in err['loc']) or '(record)'}: {err['msg']}"
         for err in errors
     )
+
+
+def _json_problem(error: str) -> str:
+    """The JSON parser's complaint about one record, placed by column (the record is one
+    line: the parser's "line 1" would contradict the input line number it is reported
+    under); bytes that do not decode are named as such, not as bad JSON."""
+    error = _PARSER_LINE.sub("at column", error)
+    if error.startswith("invalid unicode code point"):
+        return f"not UTF-8 text ({error.removeprefix('invalid unicode code point ')})"
+    return f"not valid JSON ({error})"
 
 
 Validate = Callable[[Iterable[tuple[int, Any]]], Chunk]
@@ -97,8 +120,10 @@ def in_chunks(
             del chunk  # dropped before the collector resumes
 
 
-def from_json_lines(lines: Iterable[tuple[int, str]]) -> Chunk:
-    """Validate numbered JSON texts (one record each, as ``crmtier tier`` reads JSON Lines)."""
+def from_json_lines(lines: Iterable[tuple[int, str | bytes | Rejected]]) -> Chunk:
+    """Validate numbered JSON texts (one record each, as ``crmtier tier`` reads JSON Lines):
+    as ``bytes`` they are decoded by the validator too, and a line that is not UTF-8 is
+    unreadable like one that is not JSON."""
     return _validated(lines, _VALIDATE_JSON)
 
 
@@ -110,8 +135,13 @@ def from_records(records: Iterable[tuple[int, Any]]) -> Chunk:
 def _validated(numbered: Iterable[tuple[int, Any]], one: Callable[[Any], CustomerProfile]) -> Chunk:
     chunk = Chunk()
     for number, data in numbered:
+        if data.__class__ is Rejected:
+            chunk.unreadable.append(Unreadable(number, (data.reason,)))
+            continue
         try:
             chunk.profiles.append(one(data))
         except ValidationError as exc:
             chunk.unreadable.append(Unreadable(number, reasons(exc)))
+        else:
+            chunk.lines.append(number)
     return chunk

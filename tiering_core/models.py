@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema as cs
 
 # --- vocabularies (the valid values the rules accept; anything else is a DQ issue) -------
 
@@ -37,36 +38,92 @@ Priority = Literal["high", "normal", "low"]
 VALUE_TIER_ORDER: tuple[str, ...] = ("private", "wealth", "affluent", "mass")
 
 
+#: The longest text an input field may hold: CRM ids are 15-24 characters and codes
+#: shorter still, so a longer text is an entry or export error, not a value to assess
+#: (nor one to echo into outputs and logs).
+TEXT_MAX = 255
+#: The largest integer an input may hold: the engine computes in float64, which holds every
+#: integer up to 2**53 exactly; a longer one is not a count a CRM means.
+INTEGER_MAX = 2**53
+
+
+class _NumberInput:
+    """The validation of a numeric input, all in pydantic-core (no Python call per value:
+    a profile has some twenty numbers, and a per-value Python validator cost ingest
+    about half its speed; this union costs about 10%).
+
+    A JSON number (or a Python int/float) is taken as it is; text is parsed as a number
+    (a CSV cell, a CRM export that quotes its numbers); ``true``/``false`` is refused,
+    which lax validation would read as 1/0. Integers are bounded by ``INTEGER_MAX`` and
+    also take a float with no fractional part (``5.0``). A number that parses but cannot
+    be meant (1e308 as a balance) is the data-quality rules' business
+    (``rules/quality.py``), not the reader's."""
+
+    def __init__(self, integer: bool) -> None:
+        self.integer = integer
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        finite = cs.float_schema(strict=True, allow_inf_nan=False)
+        if self.integer:
+            bounded = cs.int_schema(ge=-INTEGER_MAX, le=INTEGER_MAX)
+            choices: list[cs.CoreSchema | tuple[cs.CoreSchema, str]] = [
+                cs.int_schema(strict=True, ge=-INTEGER_MAX, le=INTEGER_MAX),
+                cs.chain_schema([finite, bounded]),
+                cs.chain_schema([cs.str_schema(strict=True), bounded]),
+            ]
+            message = (
+                "Input should be a valid integer (a whole number within ±2**53, or its "
+                "text; not true/false)"
+            )
+        else:
+            parsed = cs.float_schema(allow_inf_nan=False)
+            choices = [finite, cs.chain_schema([cs.str_schema(strict=True), parsed])]
+            message = (
+                "Input should be a valid number (a finite number, or its text; not true/false)"
+            )
+        return cs.union_schema(
+            choices,
+            custom_error_type="number_type",
+            custom_error_message=message,
+        )
+
+
+Number = Annotated[float, _NumberInput(integer=False)]
+Integer = Annotated[int, _NumberInput(integer=True)]
+
+
 class _Input(BaseModel):
     """Base of every input block: immutable, and strict about unknown keys (a typo in a
     column or mapping name should be reported, not silently ignored). NaN and infinity are
     not numbers a CRM can mean: they fail validation like any other wrongly typed value."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", allow_inf_nan=False, str_max_length=TEXT_MAX
+    )
 
 
 class Assets(_Input):
-    deposits: float | None = None
-    investments: float | None = None
-    insurance: float | None = None
+    deposits: Number | None = None
+    investments: Number | None = None
+    insurance: Number | None = None
 
 
 class Activity(_Input):
-    transactions_90d: int | None = None
-    digital_logins_90d: int | None = None
+    transactions_90d: Integer | None = None
+    digital_logins_90d: Integer | None = None
     products_held: tuple[str, ...] | None = None
 
 
 class Revenue12m(_Input):
-    loan_interest: float | None = None
-    product_fees: float | None = None
-    service_fees: float | None = None
+    loan_interest: Number | None = None
+    product_fees: Number | None = None
+    service_fees: Number | None = None
 
 
 class Credit(_Input):
-    score: int | None = None
-    debt_to_income: float | None = None
-    days_past_due_max_12m: int | None = None
+    score: Integer | None = None
+    debt_to_income: Number | None = None
+    days_past_due_max_12m: Integer | None = None
     loan_class: str | None = None  # one of LOAN_CLASSES
 
 
@@ -74,27 +131,27 @@ class Aml(_Input):
     pep: bool | None = None
     sanctions_hit: bool | None = None
     high_risk_countries: tuple[str, ...] | None = None  # ISO 3166-1 alpha-2
-    cash_volume_90d: float | None = None
-    cross_border_count_90d: int | None = None
-    cross_border_volume_90d: float | None = None
+    cash_volume_90d: Number | None = None
+    cross_border_count_90d: Integer | None = None
+    cross_border_volume_90d: Number | None = None
     industry_risk: str | None = None  # one of LEVELS
-    str_count_12m: int | None = None
+    str_count_12m: Integer | None = None
     refused_cdd: bool | None = None
     adverse_media: bool | None = None
 
 
 class Ops(_Input):
-    failed_operations_90d: int | None = None
-    support_tickets_90d: int | None = None
+    failed_operations_90d: Integer | None = None
+    support_tickets_90d: Integer | None = None
     fraud_victim_flag: bool | None = None
     kyc_expired: bool | None = None
 
 
 class Feedback(_Input):
-    csat: float | None = None  # 1..5
-    nps: int | None = None  # the customer's own 0..10 answer (policy feedback.nps_min..max)
-    open_complaints: int | None = None
-    complaints_12m: int | None = None
+    csat: Number | None = None  # 1..5
+    nps: Integer | None = None  # the customer's own 0..10 answer (policy feedback.nps_min..max)
+    open_complaints: Integer | None = None
+    complaints_12m: Integer | None = None
 
 
 class Previous(_Input):
@@ -117,7 +174,7 @@ class CustomerProfile(_Input):
     owner_id: str | None = None
     modified_at: datetime | None = None
     assets: Assets | None = None
-    aum_avg_3m: float | None = None
+    aum_avg_3m: Number | None = None
     activity: Activity | None = None
     revenue_12m: Revenue12m | None = None
     credit: Credit | None = None

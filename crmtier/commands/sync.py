@@ -29,16 +29,20 @@ from rich.table import Table
 
 from connectors.contract import Connector, data_calls
 from connectors.errors import ConfigError, ConnectorError
+from crmtier.commands.listing import emit, format_option, stdout_console
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config, parse_interval
 from sync import jsonlog, outbox
+from sync.disclosure import Disclosure
 from sync.engine import (
     AlreadyRunningError,
+    PlannedWrite,
     RunOptions,
     RunReport,
     SyncEngine,
     SyncSettings,
 )
 from sync.planner import action_kinds
+from sync.preview import OUTCOMES
 from sync.runs import RunCounts
 from sync.store import StateStore, StoreError
 from tiering_core.models import AssessmentData, CustomerProfile
@@ -145,7 +149,9 @@ class _ProgressView:
         )
 
 
-def _summary(console: Console, report: RunReport, dry_run: bool) -> None:
+def _summary(
+    console: Console, report: RunReport, dry_run: bool, disclosure: Disclosure
+) -> None:
     c = report.counts
     head = Table(title=f"crmtier sync {report.stream}: {report.status}", show_header=False)
     head.add_row("run", report.run_id)
@@ -188,19 +194,56 @@ def _summary(console: Console, report: RunReport, dry_run: bool) -> None:
             for name, n in counter.most_common():
                 table.add_row(name, str(n))
             console.print(table)
-    if dry_run and report.preview:
+    if dry_run:
+        _plan(console, report, disclosure)
+
+
+#: preview rows a dry run prints on a terminal (all of them go to a pipe, a file, --json)
+PREVIEW_ROWS = 200
+
+
+def _plan(console: Console, report: RunReport, disclosure: Disclosure) -> None:
+    """A dry run's planned writes, customer by customer (restricted values hidden), then
+    its totals per field, task rule and campaign."""
+    preview = _disclosed(report.preview, disclosure)
+    if preview:
         table = Table(title="would write (dry run: nothing was sent)")
         for col in ("customer", "kind", "detail"):
             table.add_column(col)
-        for item in report.preview[:200]:
+        shown = preview[:PREVIEW_ROWS] if console.is_terminal else preview
+        for item in shown:
             detail = ", ".join(f"{k}={v}" for k, v in item.detail.items())
             table.add_row(item.customer_id, item.kind, detail)
         console.print(table)
-        if len(report.preview) > 200:
-            console.print(f"... and {len(report.preview) - 200} more (use --json for all)")
+        if len(shown) < len(preview):
+            console.print(f"... and {len(preview) - len(shown)} more (use --json for all)")
+    totals = Table(title="dry run totals: created / closed / unchanged")
+    for col in ("", "name", "created", "closed", "unchanged"):
+        totals.add_column(col, justify="right" if col in OUTCOMES else "left")
+    for group, name, by_outcome in report.totals.rows():
+        totals.add_row(group, name, *(str(by_outcome[o]) for o in OUTCOMES))
+    if totals.row_count:
+        console.print(totals)
+    else:
+        console.print("dry run totals: no field, task or campaign is planned")
 
 
-def _report_json(report: RunReport) -> str:
+def _disclosed(preview: list[PlannedWrite], disclosure: Disclosure) -> list[PlannedWrite]:
+    """The preview with restricted values hidden and EDD tasks left out."""
+    out = []
+    for item in preview:
+        detail = item.detail
+        if item.kind == "task" and disclosure.hides_rule(detail.get("rule")):
+            continue
+        if item.kind == "field_update":
+            name = str(detail.get("field"))
+            detail = {**detail, "old": disclosure.value(name, detail.get("old")),
+                      "new": disclosure.value(name, detail.get("new"))}
+        out.append(PlannedWrite(item.customer_id, item.kind, detail))
+    return out
+
+
+def _report_json(report: RunReport, disclosure: Disclosure) -> str:
     return json.dumps(
         {
             "run_id": report.run_id,
@@ -211,7 +254,8 @@ def _report_json(report: RunReport) -> str:
             "api_calls": report.api_calls,
             "min_calls": report.min_calls,
             "dead_letters_open": report.dead_letters_open,
-            "preview": [asdict(p) for p in report.preview],
+            "preview": [asdict(p) for p in _disclosed(report.preview, disclosure)],
+            "totals": report.totals.as_json(),
         },
         default=str,
     )
@@ -241,8 +285,10 @@ def fewer_collections() -> Iterator[None]:
         gc.set_threshold(*old)
 
 
-def _run_once(config: CrmtierConfig, options: RunOptions, as_json: bool, quiet: bool) -> int:
-    out = Console(file=sys.stdout, soft_wrap=True)
+def _run_once(
+    config: CrmtierConfig, options: RunOptions, as_json: bool, quiet: bool, show_restricted: bool
+) -> int:
+    out = stdout_console()
     err = Console(file=sys.stderr)
     view = None if (as_json or quiet or not err.is_terminal) else _ProgressView(err)
     try:
@@ -260,10 +306,11 @@ def _run_once(config: CrmtierConfig, options: RunOptions, as_json: bool, quiet: 
     except AlreadyRunningError as exc:
         err.print(f"crmtier sync: {exc}")
         return EXIT_RUNNING
+    disclosure = Disclosure.of(config.writeback_config().restricted, show_restricted)
     if as_json:
-        click.echo(_report_json(report))
+        click.echo(_report_json(report, disclosure))
     elif not quiet:
-        _summary(out, report, options.dry_run)
+        _summary(out, report, options.dry_run, disclosure)
     return EXIT_CONFIG if report.config_error else EXIT[report.status]
 
 
@@ -301,6 +348,12 @@ class _Stopper:
     help="Recorded in the run and the audit trail.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as one JSON line.")
+@format_option
+@click.option(
+    "--show-restricted",
+    is_flag=True,
+    help="Show AML levels and EDD tasks in a dry run's plan (compliance staff only).",
+)
 @click.option("--quiet", is_flag=True, help="No progress or summary (logs only).")
 @click.option(
     "--log-level",
@@ -309,6 +362,9 @@ class _Stopper:
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
 @click.option("--dead-letters", "show_dead", is_flag=True, help="List open dead letters and exit.")
+@click.option(
+    "--customer", help="With --dead-letters: only this customer (CRM record id or pseudonym)."
+)
 @click.option(
     "--ack",
     "ack",
@@ -324,17 +380,21 @@ def command(
     as_of: datetime | None,
     trigger: str,
     as_json: bool,
+    fmt: str,
+    show_restricted: bool,
     quiet: bool,
     log_level: str,
     show_dead: bool,
+    customer: str | None,
     ack: tuple[str, ...],
 ) -> None:
     """Pull changed customers from the CRM, re-tier them, write back what changed."""
     jsonlog.configure(log_level)
+    as_json = as_json or fmt == "json"
     try:
         config = load_config(config_path)
         if show_dead or ack:
-            sys.exit(_dead_letters(config, ack))
+            sys.exit(_dead_letters(config, ack, customer, "json" if as_json else "table"))
         options = RunOptions(
             trigger=trigger,  # type: ignore[arg-type]
             dry_run=dry_run,
@@ -344,9 +404,10 @@ def command(
             as_of=as_of.date() if as_of else None,
         )
         if every is None:
-            sys.exit(_run_once(config, options, as_json, quiet))
+            sys.exit(_run_once(config, options, as_json, quiet, show_restricted))
         interval = config.sync.interval() if every == "" else parse_interval(every)
-        sys.exit(_schedule(config, options, interval.total_seconds(), as_json, quiet))
+        seconds = interval.total_seconds()
+        sys.exit(_schedule(config, options, seconds, as_json, quiet, show_restricted))
     except (ConfigFileError, ConfigError, StoreError) as exc:
         click.echo(f"crmtier sync: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
@@ -359,7 +420,12 @@ def command(
 
 
 def _schedule(
-    config: CrmtierConfig, options: RunOptions, seconds: float, as_json: bool, quiet: bool
+    config: CrmtierConfig,
+    options: RunOptions,
+    seconds: float,
+    as_json: bool,
+    quiet: bool,
+    show_restricted: bool,
 ) -> int:
     """Run every ``seconds`` (measured start to start); the stream's lease in the state
     store keeps runs from overlapping even across processes and hosts."""
@@ -369,14 +435,16 @@ def _schedule(
     code = 0
     while not stopper.event.is_set():
         started = time.monotonic()
-        code = _run_once(config, options, as_json, quiet)
+        code = _run_once(config, options, as_json, quiet, show_restricted)
         if code == EXIT_RUNNING:
             log.info("skipped a tick: another process holds the stream")
         stopper.event.wait(max(0.0, seconds - (time.monotonic() - started)))
     return code
 
 
-def _dead_letters(config: CrmtierConfig, ack: tuple[str, ...]) -> int:
+def _dead_letters(
+    config: CrmtierConfig, ack: tuple[str, ...], customer: str | None, fmt: str
+) -> int:
     store = config.open_state_store()
     try:
         with store.begin() as conn:
@@ -385,21 +453,27 @@ def _dead_letters(config: CrmtierConfig, ack: tuple[str, ...]) -> int:
                 n = outbox.ack_dead_letters(conn, config.stream, ids)
                 click.echo(f"acknowledged {n} dead letter(s)")
                 return 0
-            rows = outbox.list_dead_letters(conn, config.stream)
+            rows = outbox.list_dead_letters(conn, config.stream, customer)
     finally:
         store.close()
-    table = Table(title=f"open dead letters of {config.stream}")
-    for col in ("id", "customer", "kind", "error", "attempts", "reason", "last"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            str(r["id"]),
-            r["pseudonym"],
-            r["kind"],
-            r["error_code"],
-            str(r["attempts"]),
-            r["reason"],
-            r["last_at"],
-        )
-    Console().print(table)
+    listed = [
+        {
+            "id": r["id"],
+            "crm_id": r["customer_id"],
+            "customer": r["pseudonym"],
+            "kind": r["kind"],
+            "error_code": r["error_code"],
+            "attempts": r["attempts"],
+            "reason": r["reason"],
+            "first_at": r["first_at"],
+            "last_at": r["last_at"],
+        }
+        for r in rows
+    ]
+    emit(fmt, f"open dead letters of {config.stream}", _DEAD_LETTER_COLUMNS, listed)
     return 0
+
+
+_DEAD_LETTER_COLUMNS = (
+    "id", "crm_id", "customer", "kind", "error_code", "attempts", "reason", "last_at",
+)

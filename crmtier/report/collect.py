@@ -6,7 +6,10 @@ The sync layer owns the tables (``sync/schema.py``); this module only reads them
   (``customers.tiers``: what was last written to the CRM);
 * the from → to value-tier migration from the hash-chained audit trail (``tier_change``
   rows of the chosen runs);
-* DQ issues by kind and API usage from one run's record (``runs.counts``/``api_calls``).
+* DQ issues by kind and API usage from one run's record (``runs.counts``/``api_calls``);
+* each run's reason (its recorded error, the records it skipped and why) and the open dead
+  letters by CRM record id and error code, so a run that read 200 and wrote 0 reads as
+  what it was (all unchanged, deferred by a quota pause, dead-lettered), never as loss.
 
 The state store keeps no customer inputs (reference S5), so CSAT/NPS and complaints by
 tier need the customers' feedback fields: ``feedback_by_tier`` aggregates them from
@@ -26,6 +29,7 @@ import sqlalchemy as sa
 
 from crmtier.report.model import (
     ApiUse,
+    DeadLetterRow,
     Distribution,
     FeedbackRow,
     Matrix,
@@ -33,6 +37,8 @@ from crmtier.report.model import (
     RunRow,
     ordered_levels,
 )
+from sync import outbox
+from sync.disclosure import ALWAYS_RESTRICTED
 from sync.schema import audit, customers, runs, side_effects
 from sync.store import StateStore
 from tiering_core.models import CustomerProfile
@@ -41,6 +47,10 @@ DIMENSIONS = ("value_tier", "needs_tier", "credit_risk", "aml_risk", "ops_risk",
 RISK_DIMENSIONS = ("credit_risk", "aml_risk", "ops_risk")
 _RISK_TITLES = {"credit_risk": "credit risk", "aml_risk": "AML risk", "ops_risk": "ops risk"}
 NEW = "new"  # the "from" of a customer rated for the first time
+#: open dead letters the report lists one by one (all of them: ``crmtier sync --dead-letters``)
+DEAD_LETTERS_LISTED = 100
+#: statuses whose run row must say why
+_EXPLAINED = frozenset({"failed", "paused_quota", "completed_with_errors"})
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,21 @@ class StoredRun:
             unchanged=int(c.get("unchanged", 0)),
             dead_lettered=int(c.get("dead_lettered", 0)),
             dry_run=bool(self.row["dry_run"]),
+            skipped=sum(int(n) for n in (c.get("skipped") or {}).values()),
+            reason=self.reason,
         )
+
+    @property
+    def reason(self) -> str | None:
+        """Why the run ended as it did, in the words it recorded: its error, then what it
+        skipped by cause; a failed or paused run with neither says so."""
+        parts = [str(self.row["error"])] if self.row.get("error") else []
+        skipped = {k: int(n) for k, n in (self.counts.get("skipped") or {}).items() if n}
+        if skipped:
+            parts.append("skipped: " + ", ".join(f"{n} {k}" for k, n in sorted(skipped.items())))
+        if not parts and self.row["status"] in _EXPLAINED:
+            parts.append("no reason was recorded")
+        return "; ".join(parts) or None
 
 
 def streams(conn: sa.Connection) -> list[str]:
@@ -137,11 +161,13 @@ def distributions(tiers: Iterable[Mapping[str, str]]) -> list[Distribution]:
     ]
 
 
-def value_risk(tiers: Sequence[Mapping[str, str]]) -> list[Matrix]:
+def value_risk(
+    tiers: Sequence[Mapping[str, str]], dimensions: Sequence[str] = RISK_DIMENSIONS
+) -> list[Matrix]:
     """Value tier (rows) against each risk dimension (columns)."""
     out = []
     values = ordered_levels("value_tier", [str(t.get("value_tier")) for t in tiers])
-    for dim in RISK_DIMENSIONS:
+    for dim in dimensions:
         cells: Counter[tuple[str, str]] = Counter(
             (str(t.get("value_tier")), str(t.get(dim))) for t in tiers
         )
@@ -262,6 +288,18 @@ def stored_tiers(store: StateStore, stream: str) -> dict[str, Mapping[str, str]]
         return dict(_tier_rows(conn, stream))
 
 
+def open_dead_letters(conn: sa.Connection, stream: str) -> tuple[list[DeadLetterRow], int]:
+    """The oldest ``DEAD_LETTERS_LISTED`` open dead letters, and how many are open. The
+    CRM's own message is left out: it may quote the rejected value."""
+    rows = outbox.list_dead_letters(conn, stream)
+    listed = [
+        DeadLetterRow(str(r["customer_id"]), str(r["kind"]), str(r["error_code"]),
+                      int(r["attempts"]), str(r["last_at"])[:19].replace("T", " "))
+        for r in rows[:DEAD_LETTERS_LISTED]
+    ]
+    return listed, len(rows)
+
+
 def value_tiers(store: StateStore, stream: str) -> dict[str, str]:
     """CRM id → stored value tier (for joining feedback read from the CRM)."""
     return {cid: str(t.get("value_tier")) for cid, t in stored_tiers(store, stream).items()}
@@ -292,6 +330,9 @@ def collect(
             scope = f"{len(migration_runs)} selected run(s)"
         moves = migration(conn, stream, migration_runs)
         effects = side_effect_counts(conn, stream)
+        letters, letters_open = open_dead_letters(conn, stream)
+    dists = distributions(tier_rows)
+    restricted = ALWAYS_RESTRICTED
     api = None
     dq: dict[str, int] = {}
     if focus is not None:
@@ -304,9 +345,9 @@ def collect(
         stream=stream,
         policy_version=_policy_version(store, stream),
         customers=len(tier_rows),
-        distributions=distributions(tier_rows),
+        distributions=[d for d in dists if d.dimension not in restricted],
         migration=moves,
-        value_risk=value_risk(tier_rows),
+        value_risk=value_risk(tier_rows, [d for d in RISK_DIMENSIONS if d not in restricted]),
         dq_issues=dq,
         api=api,
         feedback=feedback,
@@ -315,6 +356,12 @@ def collect(
         migration_scope=scope,
         side_effects=effects,
         notes=list(notes),
+        dead_letters=letters,
+        dead_letters_open=letters_open,
+        restricted=[
+            *(d for d in dists if d.dimension in restricted),
+            *value_risk(tier_rows, [d for d in RISK_DIMENSIONS if d in restricted]),
+        ],
     )
 
 

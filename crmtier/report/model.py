@@ -2,9 +2,12 @@
 
 The renderer turns a ``ReportData`` into HTML and knows nothing about where the numbers
 come from; ``crmtier.report.collect`` fills it from the sync state store (and, for the
-feedback section, from a read of the CRM). Only aggregate counts live here, never a
-customer id, name or amount, so the report file can be mailed to a committee without
-becoming a copy of customer data.
+feedback section, from a read of the CRM). Aggregate counts live here, never a name or
+amount, so the report file can be mailed to a committee without becoming a copy of
+customer data. The one exception is the open dead letters, listed by CRM record id and
+error code because an admin must act on each (a record id names no one to a reader
+without CRM access). The AML rating is kept apart (``ReportData.restricted``): it is
+confidential (PBOC 保密原则) and rendered in a section of its own.
 """
 
 from __future__ import annotations
@@ -123,6 +126,19 @@ class RunRow:
     unchanged: int
     dead_lettered: int
     dry_run: bool = False
+    skipped: int = 0
+    reason: str | None = None  # why it failed, paused or skipped records, as recorded
+
+
+@dataclass(frozen=True)
+class DeadLetterRow:
+    """One open dead letter: a write that outlived its retries and waits for an admin."""
+
+    crm_id: str
+    kind: str
+    error_code: str
+    attempts: int
+    last_at: str
 
 
 @dataclass(frozen=True)
@@ -144,6 +160,10 @@ class ReportData:
     notes: Sequence[str] = ()
     focus: RunRow | None = None  # the run whose DQ issues and API usage are shown
     migration_scope: str = "the last run that moved a value tier"
+    dead_letters: Sequence[DeadLetterRow] = ()  # the oldest open ones
+    dead_letters_open: int = 0  # all open ones
+    #: the AML distribution and value × AML matrix, shown only in the restricted section
+    restricted: Sequence[Distribution | Matrix] = ()
 
     @property
     def focus_label(self) -> str:

@@ -13,7 +13,15 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from connectors.contract import data_calls
-from crmtier.report.model import ApiUse, Distribution, FeedbackRow, Matrix, ReportData, RunRow
+from crmtier.report.model import (
+    ApiUse,
+    DeadLetterRow,
+    Distribution,
+    FeedbackRow,
+    Matrix,
+    ReportData,
+    RunRow,
+)
 from crmtier.report.svg import bar_chart, heatmap
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -118,14 +126,37 @@ def _runs(runs: Sequence[RunRow]) -> str:
         return _note("No sync run is recorded in the state store yet.")
     return _table(
         ["Run", "Trigger", "Status", "Started (UTC)", "Finished (UTC)", "Read", "Written",
-         "Unchanged", "Dead-lettered", "Dry run"],
+         "Unchanged", "Dead-lettered", "Skipped", "Dry run", "Reason"],
         [
             (r.run_id[:12], r.trigger, r.status, r.started_at, r.finished_at, r.read,
-             r.written, r.unchanged, r.dead_lettered, r.dry_run)
+             r.written, r.unchanged, r.dead_lettered, r.skipped, r.dry_run, r.reason or "")
             for r in runs
         ],
         table_id="runs",
     )
+
+
+def _dead_letters(letters: Sequence[DeadLetterRow], total: int) -> str:
+    if not total:
+        return _note("No open dead letter: every planned write reached the CRM.")
+    table = _table(
+        ["CRM record id", "Write", "Error code", "Attempts", "Last attempt (UTC)"],
+        [(d.crm_id, d.kind, d.error_code, d.attempts, d.last_at) for d in letters],
+        table_id="dead-letters",
+    )
+    more = total - len(letters)
+    if more:
+        table += _note(f"… and {more:,} more: crmtier sync --dead-letters lists them all.")
+    return table
+
+
+def _restricted(items: Sequence[Distribution | Matrix]) -> str:
+    parts = [
+        _distribution(item) if isinstance(item, Distribution)
+        else _matrix(f"restricted-{i}", item)
+        for i, item in enumerate(items)
+    ]
+    return '<div class="grid">' + "".join(parts) + "</div>"
 
 
 def _migration(matrix: Matrix | None) -> str:
@@ -206,8 +237,15 @@ def render(data: ReportData) -> str:
             table_id="side-effects",
         )
     sections = [
-        _section("runs", "Sync runs", "The most recent runs, newest first.",
+        _section("runs", "Sync runs",
+                 "The most recent runs, newest first. Read = unchanged + written + "
+                 "dead-lettered + skipped; the reason says why a run failed, paused or "
+                 "skipped records.",
                  _runs(data.runs) + effects),
+        _section("dead-letters", "Open dead letters",
+                 f"{data.dead_letters_open:,} write(s) outlived their retries, oldest "
+                 "first; each is retried on every run until it succeeds or is acknowledged.",
+                 _dead_letters(data.dead_letters, data.dead_letters_open)),
         _section("distribution", "Tier distribution",
                  "Customers per level of each dimension, as last written to the CRM.",
                  '<div class="grid">' + "".join(_distribution(d) for d in data.distributions)
@@ -230,6 +268,11 @@ def render(data: ReportData) -> str:
                  "CSAT, NPS and complaints per value tier, so recurring problems are visible.",
                  _feedback(data.feedback)),
     ]
+    if data.restricted:
+        sections.append(_section(
+            "restricted", "Restricted: AML risk",
+            "Confidential (PBOC 保密原则): for staff entitled to see AML ratings only.",
+            _restricted(data.restricted)))
     notes = "".join(_note(n) for n in data.notes)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -238,7 +281,8 @@ def render(data: ReportData) -> str:
         f"<title>{escape(data.title)}</title><style>{_CSS}</style></head><body>"
         f"<header><h1>{escape(data.title)}</h1><dl>{header}</dl></header>"
         f"<main>{notes}{''.join(sections)}</main>"
-        "<footer>Aggregate counts only: this report holds no customer identifier, name or "
-        "amount. The AML distribution is confidential (PBOC 保密原则): share this file only "
-        "with staff entitled to see AML ratings.</footer></body></html>\n"
+        "<footer>Aggregate counts, and the CRM record ids of open dead letters: this report "
+        "holds no customer name or amount. Its restricted section (AML risk) is "
+        "confidential (PBOC 保密原则): share this file only with staff entitled to see AML "
+        "ratings.</footer></body></html>\n"
     )

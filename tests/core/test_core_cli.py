@@ -59,8 +59,8 @@ def test_bad_lines_are_reported_and_skipped(tmp_path: Path) -> None:
     assert result.stdout == ""
     errors = [line for line in result.stderr.splitlines() if line.startswith("line ")]
     assert errors[0].startswith("line 2: not valid JSON")
-    assert errors[1] == "line 3: field assets.deposits: Input should be a valid number, " \
-                        "unable to parse string as a number"
+    assert errors[1] == "line 3: field assets.deposits: Input should be a valid number " \
+                        "(a finite number, or its text; not true/false)"
     assert errors[2].startswith("line 5: field credit.score: ")
     assert errors[3].startswith("line 5: field aml.pep: ")
     assert errors[4] == "line 6: not a JSON object"

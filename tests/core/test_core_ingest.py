@@ -28,7 +28,8 @@ def record(i: int) -> dict[str, Any]:
 
 BAD = {"id": "SECRET-ID", "assets": {"deposits": "lots"}}  # text where a number belongs
 DEPOSITS_REASON = (
-    "field assets.deposits: Input should be a valid number, unable to parse string as a number"
+    "field assets.deposits: Input should be a valid number "
+    "(a finite number, or its text; not true/false)"
 )
 
 
@@ -85,8 +86,8 @@ def test_tier_run_across_chunk_boundaries() -> None:
     bad_at = {0, ingest.CHUNK - 1, ingest.CHUNK, ingest.CHUNK + 7, n - 1}
     for i in bad_at:
         texts[i] = json.dumps(BAD)
-    source = [t + "\n" for t in texts]
-    source.insert(3, "\n")  # a blank line: skipped, but it still counts as a line
+    source = [(t + "\n").encode() for t in texts]
+    source.insert(3, b"\n")  # a blank line: skipped, but it still counts as a line
     out, err = io.StringIO(), io.StringIO()
     assert run(source, "jsonl", POLICY, AS_OF, out, err) == (n - len(bad_at), len(bad_at))
     assessed = [json.loads(line)["id"] for line in out.getvalue().splitlines()]
@@ -98,7 +99,7 @@ def test_tier_run_across_chunk_boundaries() -> None:
 
 
 def test_tier_run_csv_reports_the_row_line() -> None:
-    rows = ["id,assets.deposits\n", "C1,10\n", "C2,abc\n", "C3,\n"]
+    rows = [b"id,assets.deposits\n", b"C1,10\n", b"C2,abc\n", b"C3,\n"]
     out, err = io.StringIO(), io.StringIO()
     assert run(rows, "csv", POLICY, AS_OF, out, err) == (2, 1)
     assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == ["C1", "C3"]
@@ -136,6 +137,6 @@ def test_open_input_drops_a_bom_and_reads_crlf_lines(tmp_path: Path, fmt: str, t
     path = tmp_path / f"customers.{fmt}"
     path.write_bytes(text.encode("utf-8"))
     out, err = io.StringIO(), io.StringIO()
-    with open_input(path, fmt) as source:
+    with open_input(path) as source:
         assert run(source, fmt, POLICY, AS_OF, out, err) == (2, 0), err.getvalue()
     assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == ["C1", "C2"]

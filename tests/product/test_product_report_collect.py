@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from connectors.sandbox.base import Sandbox, open_sandbox
@@ -15,6 +16,7 @@ from crmtier.config import load_config
 from crmtier.report.build import build_report
 from crmtier.report.collect import collect
 from crmtier.report.render import render
+from sync.schema import customers
 
 CUSTOMERS = 40
 
@@ -150,3 +152,56 @@ def test_report_from_a_postgresql_state_store(synced: tuple[Sandbox, Path]) -> N
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def test_runs_say_why_dead_letters_by_crm_id_and_aml_apart(
+    synced: tuple[Sandbox, Path],
+) -> None:
+    """A paused run that read 200 and wrote 0 says why (deferred, not lost); open dead
+    letters are listed by CRM id and error code; AML is only in the restricted section."""
+    import re
+
+    from sync import outbox, runs
+    from sync.outbox import OutboxItem
+    from sync.runs import RunCounts
+
+    _, path = synced
+    parts = _parts(path)
+    try:
+        parts.engine.run()
+        stream = parts.engine.stream
+        counts = RunCounts(read=200)
+        counts.skipped["deferred_to_next_run"] = 200
+        with parts.store.begin() as conn:
+            runs.start(conn, "p" * 32, stream, trigger="sync", dry_run=False)
+            runs.finish(conn, "p" * 32, "paused_quota", counts, {"query": 1},
+                        "Salesforce REQUEST_LIMIT_EXCEEDED: resumes next run")
+            cids = [str(c) for c in conn.execute(
+                sa.select(customers.c.customer_id).order_by(customers.c.customer_id).limit(2)
+            ).scalars()]
+            for cid, code in zip(cids, ("INVALID_FIELD", "UNABLE_TO_LOCK_ROW"), strict=True):
+                item = OutboxItem(0, cid, "field_update", cid, {}, 5, "r", "sync")
+                outbox.dead_letter(conn, stream, item, pseudonym="cust_x", error_code=code,
+                                   reason="value 'secret' rejected", run_id="p" * 32)
+        data = collect(parts.store, crm="salesforce", stream=stream)
+    finally:
+        parts.close()
+    paused = next(r for r in data.runs if r.run_id == "p" * 32)
+    assert (paused.read, paused.written, paused.skipped) == (200, 0, 200)
+    assert paused.reason == ("Salesforce REQUEST_LIMIT_EXCEEDED: resumes next run; "
+                             "skipped: 200 deferred_to_next_run")
+    assert [(d.crm_id, d.error_code) for d in data.dead_letters] == [
+        (cids[0], "INVALID_FIELD"), (cids[1], "UNABLE_TO_LOCK_ROW")]
+    assert data.dead_letters_open == 2
+    assert "aml_risk" not in {d.dimension for d in data.distributions}
+    assert all("AML" not in m.col_label for m in data.value_risk)
+    assert [getattr(r, "dimension", None) or r.title for r in data.restricted] == [
+        "aml_risk", "Value tier × AML risk"]
+
+    html = render(data)
+    sections = dict(re.findall(r'<section id="([a-z-]+)">(.*?)</section>', html))
+    assert "skipped: 200 deferred_to_next_run" in sections["runs"]
+    assert cids[0] in sections["dead-letters"] and "UNABLE_TO_LOCK_ROW" in sections["dead-letters"]
+    assert "secret" not in html  # the CRM's words may quote a value: not in the report
+    assert "dist-aml_risk" in sections["restricted"]
+    assert not [s for name, s in sections.items() if name != "restricted" and "AML" in s]

@@ -86,7 +86,7 @@ def test_first_run_writes_every_tier_then_nothing_then_only_the_changed(harness:
 
 
 def test_dry_run_shows_the_plan_and_writes_nothing(harness: Harness) -> None:
-    dry = harness.run("--dry-run", "--as-of", AS_OF)
+    dry = harness.run("--dry-run", "--show-restricted", "--as-of", AS_OF)  # EDD tasks too
     assert dry.returncode == 0, dry.stderr
     assert dry.report is not None
     assert harness.sandbox.write_calls() == 0

@@ -54,7 +54,8 @@ def check(cols: Columns, policy: Policy) -> tuple[Columns, list[IssueColumn], Bo
     per customer whether any issue was found."""
     low, high, codes, problems = _bounds(policy)
     m = cols.numbers
-    bad = (m < low) | (m > high)  # one pass over every numeric input (NaN never fires)
+    too_high = m > high  # NaN never fires
+    bad = (m < low) | too_high
     bad_rows = np.flatnonzero(bad.any(axis=1)).tolist()
     numbers = m.copy()
     if bad_rows:
@@ -64,8 +65,10 @@ def check(cols: Columns, policy: Policy) -> tuple[Columns, list[IssueColumn], Bo
             numbers[row] *= cols.fx_rate  # no rate (NaN): the amount becomes missing
 
     issues = [
-        IssueColumn(codes[row], PATHS[NUMBERS[row][0]], bad[row], problems[row])
+        IssueColumn(codes[row][side], PATHS[NUMBERS[row][0]], mask, problems[row][side])
         for row in bad_rows
+        for side, mask in enumerate((bad[row] & ~too_high[row], too_high[row]))
+        if mask.any()
     ]
     unknown = cols.enums == UNKNOWN
     for row in np.flatnonzero(unknown.any(axis=1)).tolist():
@@ -87,14 +90,21 @@ def check(cols: Columns, policy: Policy) -> tuple[Columns, list[IssueColumn], Bo
     return replace(cols, numbers=numbers, enums=enums), issues, any_issue
 
 
-_Bounds = tuple[np.ndarray, np.ndarray, list[str], list[str]]
+#: Beyond this magnitude no input of one customer is plausible (a balance of a thousand
+#: trillion, a count of a quadrillion): it is an entry or unit error, and ignoring it also
+#: keeps sums of such values from overflowing to infinity.
+PLAUSIBLE_MAX = 1e15
+_IMPLAUSIBLE = ("DQ_IMPOSSIBLE", f"beyond ±{PLAUSIBLE_MAX:g}: not plausible; ignored")
+
+#: low, high, and the (below low, above high) issue code and text of each numeric input
+_Bounds = tuple[np.ndarray, np.ndarray, list[tuple[str, str]], list[tuple[str, str]]]
 _BOUNDS: dict[str, _Bounds] = {}
 
 
 def _bounds(policy: Policy) -> _Bounds:
     """Per numeric input: the lowest and highest plausible value (as column vectors), and
-    the issue code and text for a value outside them. Built once per policy version (a
-    batch of one must not pay for it on every call)."""
+    the issue code and text for a value below or above them. Built once per policy version
+    (a batch of one must not pay for it on every call)."""
     cached = _BOUNDS.get(policy.version)
     if cached is None:
         cached = _BOUNDS[policy.version] = _build_bounds(policy)
@@ -112,18 +122,17 @@ def _build_bounds(policy: Policy) -> _Bounds:
         ranged["credit_score"] = (c.score_min, c.score_max)
     low, high, codes, problems = [], [], [], []
     for name, _, _ in NUMBERS:
+        below = above = _IMPLAUSIBLE
+        lo, hi = -PLAUSIBLE_MAX, PLAUSIBLE_MAX
         if name in ranged:
             lo, hi = ranged[name]
-            code, problem = "DQ_IMPOSSIBLE", f"outside {lo:g}..{hi:g}; ignored"
+            below = above = ("DQ_IMPOSSIBLE", f"outside {lo:g}..{hi:g}; ignored")
         elif name in _NONNEGATIVE:
-            lo, hi = 0.0, np.inf
-            code, problem = "DQ_NEGATIVE", "negative value; ignored"
-        else:
-            lo, hi, code, problem = -np.inf, np.inf, "", ""
+            lo, below = 0.0, ("DQ_NEGATIVE", "negative value; ignored")
         low.append(lo)
         high.append(hi)
-        codes.append(code)
-        problems.append(problem)
+        codes.append((below[0], above[0]))
+        problems.append((below[1], above[1]))
     return np.array(low)[:, None], np.array(high)[:, None], codes, problems
 
 
@@ -168,8 +177,10 @@ def check_one(rec: Record, policy: Policy) -> tuple[Record, list[IssueColumn], b
     issues: list[IssueColumn] = []
     numbers = list(rec.numbers)
     for row, x in enumerate(rec.numbers):
-        if x < low[row, 0] or x > high[row, 0]:
-            issues.append(IssueColumn(codes[row], PATHS[NUMBERS[row][0]], True, problems[row]))
+        side = 1 if x > high[row, 0] else 0
+        if side or x < low[row, 0]:
+            issues.append(IssueColumn(codes[row][side], PATHS[NUMBERS[row][0]], True,
+                                      problems[row][side]))
             numbers[row] = NAN
     if rec.fx_rate != 1.0:
         for row in _AMOUNT_ROWS:
