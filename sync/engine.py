@@ -775,12 +775,35 @@ class _Run:
             by_kind.setdefault(item.kind, []).append(item)
         batches = []
         for kind, items in by_kind.items():
-            for start in range(0, len(items), self.batch):
-                chunk = items[start : start + self.batch]
-                if len(chunk) < self.batch and (not final or kind in held):
+            size, rest = self._batching(kind, len(items), final and kind not in held)
+            for start in range(0, len(items), size):
+                chunk = items[start : start + size]
+                if len(chunk) < size and not rest:
                     break
                 batches.append(chunk)
         return batches
+
+    def _batching(self, kind: str, ready: int, last: bool) -> tuple[int, bool]:
+        """(items per apply(), whether a partial last batch may go) for ``ready`` items of
+        ``kind``; ``last``: nothing more of the kind will come. A CRM with a bulk path
+        (``bulk_threshold``) decides by the run's field updates, not a page's: they are
+        collected across pages and go in ``bulk_batch`` chunks, the rest at the end in one
+        apply() when above the threshold (the connector makes it a bulk job), else in
+        ordinary batches. Collected items are durable in the outbox like any queued one."""
+        threshold = self.caps.bulk_threshold
+        if kind != "field_update" or threshold is None:
+            return self.batch, last
+        bulk = self.caps.bulk_job
+        if ready >= bulk or not last:
+            return bulk, False
+        return (ready, True) if ready > threshold else (self.batch, True)
+
+    def _collecting(self) -> int:
+        """Queued items held for a bulk call (see ``_batching``): they are no reason to
+        slow the read down."""
+        if self.caps.bulk_threshold is None:
+            return 0
+        return sum(1 for item in self.queue.values() if item.kind == "field_update")
 
     def _drain(self, *, final: bool) -> None:
         while True:
@@ -792,7 +815,8 @@ class _Run:
             submitted = self._start_ready(final)
             if not final:
                 # Back-pressure: do not read further ahead than a few full batches.
-                ahead = len(self.queue) > self.batch * self.settings.write_concurrency * 4
+                waiting = len(self.queue) - self._collecting()
+                ahead = waiting > self.batch * self.settings.write_concurrency * 4
                 if ahead and self.inflight:
                     self._collect(block=True)
                     continue

@@ -28,6 +28,7 @@ PREFIXES = {
     "CampaignMember": "00v",
     "User": "005",
     "Group": "00G",
+    "QueueSobject": "03g",
 }
 _ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
 
@@ -278,7 +279,30 @@ def build_schema(
         member.add(FieldSpec("AccountId", "reference", updateable=False))
     member.add(FieldSpec("Status", "picklist", picklist=("Sent", "Responded")))
     member.add(FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True))
-    return {o.name: o for o in (account, task, campaign, member)}
+    return {o.name: o for o in (account, task, campaign, member, *owner_objects())}
+
+
+def owner_objects() -> tuple[ObjectSpec, ...]:
+    """What a Task's ``OwnerId`` may name, read-only through the API here: ``User`` (only
+    an active one owns records), and queues, which are ``Group`` rows of ``Type`` Queue
+    whose ``QueueSobject`` rows list the objects each accepts ("A queue is a Group whose
+    Type is Queue"; QueueSobject "Represents the mapping between a queue Group and the
+    sObject types associated with the queue": Object Reference for the Salesforce
+    Platform, developer.salesforce.com/docs/platform/object-reference/references/
+    standard-objects/object-queuesobject.html)."""
+    user = ObjectSpec("User", deletable=False)
+    group = ObjectSpec("Group", deletable=False)
+    queue_object = ObjectSpec("QueueSobject", deletable=False)
+    for spec, fields in (
+        (user, (("Name", "string"), ("IsActive", "boolean"))),
+        (group, (("Name", "string"), ("DeveloperName", "string"), ("Type", "picklist"))),
+        (queue_object, (("QueueId", "reference"), ("SobjectType", "picklist"))),
+    ):
+        spec.add(FieldSpec("Id", "id", updateable=False, createable=False, nillable=False))
+        spec.add(FieldSpec("SystemModstamp", "datetime", updateable=False, createable=False))
+        for name, typ in fields:
+            spec.add(FieldSpec(name, typ, updateable=False, createable=False))
+    return user, group, queue_object
 
 
 def user_permission_access(rights: IntegrationRights) -> ObjectSpec:

@@ -135,12 +135,18 @@ class SyncRun:
 class Harness:
     """One sandbox plus its crmtier.toml; runs ``crmtier sync`` as the operator would."""
 
-    def __init__(self, sandbox: Sandbox, data_dir: Path, crm: str = "") -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        data_dir: Path,
+        crm: str = "",
+        crm_extra: dict[str, Any] | None = None,
+    ) -> None:
         self.sandbox = sandbox
         self.data_dir = data_dir
         self.crm = crm or sandbox.crm
         text, env = sandbox.crmtier_config()
-        self.text = _set_keys(text, "crm", CRM_EXTRA.get(self.crm, {}))
+        self.text = _set_keys(text, "crm", {**CRM_EXTRA.get(self.crm, {}), **(crm_extra or {})})
         self.text = _set_keys(self.text, "sync", {"record_retry_base_seconds": 0.01})
         self.config = data_dir / "crmtier.toml"
         self.config.write_text(self.text, "utf-8")

@@ -77,16 +77,22 @@ def crash_suite(
     per_cycle: int,
     seed: int,
     min_kills: int = 0,
+    crm_extra: dict[str, Any] | None = None,
+    uses: str | None = None,
 ) -> int:
     """Runs ``cycles`` kill-and-recover cycles, and more (up to three times as many) until
     ``min_kills`` SIGKILLs have landed: a run can finish before it reaches its kill point,
-    so how many land varies with the machine. Returns the number that landed."""
+    so how many land varies with the machine. Returns the number that landed.
+    ``crm_extra`` sets ``[crm]`` keys; ``uses`` names a call kind the fault-free run must
+    make (so a variant cannot pass without taking the path it is about)."""
     rng = random.Random(seed)
     sandbox = start_sandbox(crm, tmp_path / crm, customers)
     try:
-        harness = Harness(sandbox, tmp_path / crm)
+        harness = Harness(sandbox, tmp_path / crm, crm_extra=crm_extra)
         harness.fresh_state("oracle")
         _complete(harness)
+        if uses is not None:
+            assert sandbox.server.calls.count(uses), f"the fault-free run made no {uses} call"
         ids = harness.customer_ids()
         oracle = harness.snapshot(ids)
         assert oracle["tasks"] and oracle["memberships"]
@@ -130,3 +136,24 @@ def test_two_hundred_kills_per_ci_run(crm: str, tmp_path: Path) -> None:
         crm, tmp_path, customers=450, cycles=25, per_cycle=7, seed=23, min_kills=200
     )
     assert kills >= 200  # fails only if 75 cycles of 8 attempts could not land 200
+
+
+@pytest.mark.slow
+def test_kills_around_a_bulk_job_then_rerun_equals_fault_free(tmp_path: Path) -> None:
+    """The bulk path under SIGKILL: with a low ``bulk_threshold`` a run's field updates
+    are collected across pages and sent as one Bulk API 2.0 job, so the kill points
+    around a write call fall around the job."""
+    if "salesforce" not in available_crms():
+        pytest.skip("the Salesforce sandbox or connector is not in the tree")
+    kills = crash_suite(
+        "salesforce",
+        tmp_path,
+        customers=220,
+        cycles=4,
+        per_cycle=5,
+        seed=13,
+        min_kills=20,
+        crm_extra={"bulk_threshold": 100, "bulk_poll_seconds": 0},
+        uses="bulk_ingest_create",
+    )
+    assert kills >= 20
