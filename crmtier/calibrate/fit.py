@@ -8,10 +8,13 @@ which a customer is expected to earn the tier's revenue floor" is a single numbe
 
 What is proposed, and how:
 
-* AUM floors (target ``revenue``): the model's predictions are fitted against AUM by
-  isotonic regression (monotone binning); a tier's floor is the lowest AUM at which the
-  expected 12-month revenue reaches that tier's ``revenue_floor`` in the current policy,
-  rounded to two significant figures. A floor the curve never reaches is kept.
+* AUM floors (target ``revenue``): next-12-month revenue is fitted against AUM alone by
+  isotonic regression (monotone binning, the scorecard way); a tier's floor is the lowest
+  AUM at which the expected revenue reaches that tier's ``revenue_floor`` in the current
+  policy, rounded to two significant figures. A floor the curve never reaches is kept.
+  AUM alone, not the boosting model's predictions: those share AUM's effect with trailing
+  revenue (the two move together), which measured as floors biased up to 15 % high on
+  the synthetic history whose breakpoints are known.
 * value-score weights: each input's permutation importance on the held-out period, summed
   per score component (``features.FEATURES``) and scaled to 100.
 * needs cut-offs: a value tier (under the proposed floors) is an ``advanced_tiers`` tier
@@ -53,6 +56,15 @@ def ml() -> Any:
     return sklearn
 
 
+def one_thread() -> Any:
+    """A context in which scikit-learn's OpenMP loops use one thread. Calibration shares
+    its machine with crmtier sync and the webhook worker; on a busy host, OpenMP threads
+    competing for cores measured three to ten times slower than one thread."""
+    import threadpoolctl  # a dependency of scikit-learn
+
+    return threadpoolctl.threadpool_limits(limits=1)
+
+
 @dataclass(frozen=True)
 class Proposal:
     """The calibrated keys, and the evidence for each."""
@@ -86,13 +98,15 @@ def predict(model: Any, x: np.ndarray, target: str) -> np.ndarray:
 
 
 def aum_floors(
-    aum: np.ndarray, expected: np.ndarray, revenue_floors: dict[str, float],
+    aum: np.ndarray, revenue: np.ndarray, revenue_floors: dict[str, float],
     current: dict[str, float],
 ) -> tuple[dict[str, float], list[str]]:
-    """Per ranked tier, the lowest AUM whose expected revenue reaches the revenue floor."""
+    """Per ranked tier, the lowest AUM whose expected revenue (the isotonic fit of
+    ``revenue`` on ``aum``) reaches the tier's revenue floor; a tier the curve never reaches
+    keeps its ``current`` floor and is listed as kept."""
     iso = ml().isotonic.IsotonicRegression(increasing=True, out_of_bounds="clip")
-    known = np.isfinite(aum) & np.isfinite(expected)
-    iso.fit(aum[known], expected[known])
+    known = np.isfinite(aum) & np.isfinite(revenue)
+    iso.fit(aum[known], revenue[known])
     xs, ys = np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_)
     floors: dict[str, float] = {}
     kept: list[str] = []

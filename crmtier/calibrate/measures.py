@@ -81,19 +81,18 @@ def attrition_lift(tier: np.ndarray, attrited: np.ndarray, score: np.ndarray) ->
     }
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(len(x))
-    return ranks
+def _mid_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks, tied values sharing their average rank."""
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    return np.asarray((np.cumsum(counts) - (counts - 1) / 2.0)[inverse])
 
 
 def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Spearman's rho over the rows where both are known (ties broken by order)."""
+    """Spearman's rho over the rows where both are known."""
     known = np.isfinite(a) & np.isfinite(b)
     if known.sum() < 3:
         return None
-    return round(float(np.corrcoef(_ranks(a[known]), _ranks(b[known]))[0, 1]), 4)
+    return round(float(np.corrcoef(_mid_ranks(a[known]), _mid_ranks(b[known]))[0, 1]), 4)
 
 
 def _auc(score: np.ndarray, positive: np.ndarray) -> float | None:
@@ -101,10 +100,8 @@ def _auc(score: np.ndarray, positive: np.ndarray) -> float | None:
     pos, neg = positive > 0.5, positive <= 0.5
     if not pos.any() or not neg.any():
         return None
-    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
-    mid_rank = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]  # 1-based average ranks
     n_pos, n_neg = pos.sum(), neg.sum()
-    u = mid_rank[pos].sum() - n_pos * (n_pos + 1) / 2.0
+    u = _mid_ranks(score)[pos].sum() - n_pos * (n_pos + 1) / 2.0
     return round(float(u / (n_pos * n_neg)), 4)
 
 

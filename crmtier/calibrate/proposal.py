@@ -10,7 +10,6 @@ it is a proposal for review; crmtier never reads it unless a person points a con
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from connectors.mapping import set_path
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_CHAR = {'"': '\\"', "\\": "\\\\"}  # TOML basic strings escape these two ...
 
 
 def proposed_document(current: Mapping[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -47,7 +47,12 @@ def _table(table: Mapping[str, Any], path: list[str], lines: list[str]) -> None:
 
 
 def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False)
+    return key if _BARE_KEY.match(key) else _value(key)
+
+
+def _escaped(c: str) -> str:
+    """... and control characters (TOML 1.0, "Basic strings"); the rest is written as is."""
+    return f"\\u{ord(c):04X}" if ord(c) < 0x20 or ord(c) == 0x7F else c
 
 
 def _value(v: Any) -> str:
@@ -56,7 +61,7 @@ def _value(v: Any) -> str:
     if isinstance(v, int | float):
         return repr(v)
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)  # a JSON string is a TOML basic string
+        return '"' + "".join(_CHAR.get(c) or _escaped(c) for c in v) + '"'
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_value(x) for x in v) + "]"
     raise ValueError(f"cannot write a {type(v).__name__} to a policy file")

@@ -39,6 +39,19 @@ def calibrate(
     seed: int = 0,
     max_rows: int = 500_000,
 ) -> Calibration:
+    with fit.one_thread():
+        return _calibrate(h, current, current_doc, target, sensitive, seed, max_rows)
+
+
+def _calibrate(
+    h: History,
+    current: Policy,
+    current_doc: Mapping[str, Any],
+    target: str,
+    sensitive: list[str],
+    seed: int,
+    max_rows: int,
+) -> Calibration:
     features.check_not_inputs(sensitive)
     missing = [name for name in sensitive if name not in h.attributes]
     if missing:
@@ -59,7 +72,7 @@ def calibrate(
     current_floors: dict[str, float] = {t: current.floor(t) for t in RANKED}
     if target == "revenue":
         floors, kept = fit.aum_floors(
-            np.expm1(x[train, 0]), fit.predict(model, x[train], target),
+            np.expm1(x[train, 0]), h.target[train],
             {str(t): f.revenue_floor for t, f in current.value.tiers.items()}, current_floors,
         )
     else:

@@ -1,0 +1,60 @@
+"""Reading a history: a bad row costs only itself and is named by line and field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import numbered
+
+from connectors.sandbox.history import history_lines
+from crmtier.calibrate.history import MISSING_ATTRIBUTE, read_history
+from tiering_core.policy import Policy
+
+
+def _lines(edits: dict[int, str]) -> list[str]:
+    lines = list(history_lines(10, seed=1))
+    for index, text in edits.items():
+        lines[index] = text
+    return lines
+
+
+@pytest.mark.parametrize(("target", "bad", "message"), [
+    ("revenue", "not json", "line 3: not valid JSON"),
+    ("revenue", '{"period": "2024-06-30", "outcome": {}}', "line 3: field customer: "),
+    ("revenue", '{"period": "yesterday", "customer": {"id": "x"}, "outcome": {}}',
+     "line 3: field period: "),
+    ("revenue", '{"period": "2024-06-30", "customer": {"id": "x", "assets": {"deposits": "lots"}},'
+     ' "outcome": {"revenue_next_12m": 1}}', "line 3: field customer.assets.deposits: "),
+    ("revenue", '{"period": "2024-06-30", "customer": {"id": "x"}, "outcome": {"attrited": true}}',
+     "line 3: field outcome.revenue_next_12m: required for this target"),
+    ("attrition", '{"period": "2024-06-30", "customer": {"id": "x"}, '
+     '"outcome": {"revenue_next_12m": 5}}', "line 3: field outcome.attrited: required"),
+])
+def test_a_bad_row_is_reported_and_skipped(policy: Policy, target: str, bad: str,
+                                          message: str) -> None:
+    reported: list[str] = []
+    h = read_history(numbered(iter(_lines({2: bad}))), policy, target, reported.append)
+    assert len(reported) == 1 and reported[0].startswith(message), reported
+    assert (h.cols.n, h.skipped) == (19, 1)
+
+
+def test_attributes_missing_on_a_row_are_a_group_of_their_own(policy: Policy) -> None:
+    row = json.loads(next(history_lines(1, seed=1)))
+    del row["attributes"]["gender"]
+    lines = [json.dumps(row), *list(history_lines(3, seed=2))]
+    h = read_history(numbered(iter(lines)), policy, "revenue", print)
+    assert list(h.attributes["gender"]).count(MISSING_ATTRIBUTE) == 1
+
+
+def test_no_usable_row_is_an_error(policy: Policy) -> None:
+    with pytest.raises(ValueError, match="no usable row"):
+        read_history(numbered(iter(["{}"])), policy, "revenue", lambda _: None)
+
+
+def test_a_previous_tier_is_ignored(policy: Policy) -> None:
+    """Point-in-time: a stored previous tier would hold customers by hysteresis."""
+    row = json.loads(next(history_lines(1, seed=1)))
+    row["customer"]["previous"] = {"value_tier": "private", "below_floor_since": "2024-01-01"}
+    h = read_history(numbered(iter([json.dumps(row)])), policy, "revenue", print)
+    assert h.cols.enum["previous_value_tier"].tolist() == [-1]
