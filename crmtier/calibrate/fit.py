@@ -62,6 +62,7 @@ def one_thread() -> Any:
     competing for cores measured three to ten times slower than one thread."""
     import threadpoolctl  # a dependency of scikit-learn
 
+    ml()  # loads scikit-learn's OpenMP runtime: a limit set before that is not applied
     return threadpoolctl.threadpool_limits(limits=1)
 
 
