@@ -101,3 +101,12 @@ def test_help_names_the_options_and_says_nothing_is_applied() -> None:
     for word in ("--target", "--policy", "--output", "--report", "--sensitive", "never applied"):
         assert word in " ".join(result.output.split())
     assert "calibrate" in CliRunner().invoke(cli, ["--help"]).output
+
+
+def test_the_commands_docs_calibrate_md_shows_exist() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "calibrate.md").read_text("utf-8")
+    shown = " ".join(doc.replace("\\\n", " ").split("```")[1].split())
+    page = " ".join(CliRunner().invoke(cli, ["calibrate", "--help"]).output.split())
+    options = [w for w in shown.split() if w.startswith("--")]
+    assert len(options) >= 5
+    assert all(option in page for option in options)
