@@ -2,9 +2,9 @@
 
 The model is scikit-learn's histogram gradient boosting with a monotonic constraint on every
 input (``monotonic_cst``): more AUM, revenue or activity never predicts *less* revenue
-(target ``revenue``) or *more* attrition (target ``attrition``). The constraint is what
-makes the model usable for thresholds: its predictions rise with AUM, so "the AUM from
-which a customer is expected to earn the tier's revenue floor" is a single number.
+(target ``revenue``) or *more* attrition (target ``attrition``), so the model cannot learn
+a rule a relationship manager could not explain, and an input's importance is the weight
+of a direction everyone agrees on.
 
 What is proposed, and how:
 
@@ -25,7 +25,6 @@ What is proposed, and how:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -66,18 +65,6 @@ def one_thread() -> Any:
     return threadpoolctl.threadpool_limits(limits=1)
 
 
-@dataclass(frozen=True)
-class Proposal:
-    """The calibrated keys, and the evidence for each."""
-
-    floors: dict[str, float]  # tier -> proposed AUM floor (every ranked tier)
-    floor_kept: list[str]  # tiers whose floor the model never supported: the current one kept
-    weights: dict[str, int]  # value-score component -> weight (sums to 100)
-    importance: dict[str, float]  # model input -> permutation importance
-    advanced_tiers: list[str]
-    advanced_share: dict[str, float] = field(default_factory=dict)  # tier -> share holding
-
-
 def fit_model(x: np.ndarray, y: np.ndarray, target: str, seed: int) -> Any:
     """A monotone gradient-boosting model of ``y`` (revenue, or attrited 1/0) on ``x``."""
     ensemble = ml().ensemble
@@ -90,12 +77,6 @@ def fit_model(x: np.ndarray, y: np.ndarray, target: str, seed: int) -> Any:
     if target == "revenue":
         return ensemble.HistGradientBoostingRegressor(**params).fit(x, y)
     return ensemble.HistGradientBoostingClassifier(**params).fit(x, y)
-
-
-def predict(model: Any, x: np.ndarray, target: str) -> np.ndarray:
-    if target == "revenue":
-        return np.asarray(model.predict(x))
-    return np.asarray(model.predict_proba(x)[:, 1])
 
 
 def aum_floors(

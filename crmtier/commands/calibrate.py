@@ -92,7 +92,7 @@ def summary(r: dict[str, Any]) -> list[str]:
            f"({r['rows']['skipped']:,} skipped), fitted on {', '.join(r['periods']['fitted'])}"
            f", held out {r['periods']['held_out']}"]
     for tier, f in p["aum_floors"].items():
-        note = " (kept: not supported by the model)" if f["kept"] else ""
+        note = " (kept: not supported by the history)" if f["kept"] else ""
         out.append(f"  AUM floor {tier:<8} {f['current']:>14,.0f} -> {f['proposed']:>14,.0f}{note}")
     weights = p["value_score_weights"]
     out.append("  score weights  " + ", ".join(

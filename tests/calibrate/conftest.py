@@ -35,6 +35,14 @@ def history_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_history_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """For the tests of how the command behaves, not of what it finds."""
+    path = tmp_path_factory.mktemp("calibrate") / "small.jsonl"
+    path.write_text("".join(f"{line}\n" for line in history_lines(1_500, SEED)), "utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
 def revenue_history(policy: Policy) -> History:
     return read_history(numbered(history_lines(CUSTOMERS, SEED)), policy, "revenue", print)
 

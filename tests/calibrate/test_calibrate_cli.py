@@ -50,12 +50,13 @@ def test_calibrate_writes_a_proposal_that_policy_validate_accepts(
     assert not set(SENSITIVE) & set(figures["model_inputs"])
 
 
-def test_calibrate_starts_from_the_current_policy_file(history_file: Path,
+def test_calibrate_starts_from_the_current_policy_file(small_history_file: Path,
                                                        tmp_path: Path) -> None:
     current = tmp_path / "bank.toml"
     current.write_text('name = "bank"\n[value]\nbuffer = 0.2\n', "utf-8")
     proposal = tmp_path / "proposed.toml"
-    result = CliRunner().invoke(cli, ["calibrate", str(history_file), "--policy", str(current),
+    result = CliRunner().invoke(cli, ["calibrate", str(small_history_file), "--policy",
+                                      str(current),
                                       "--output", str(proposal), "--target", "attrition"])
     assert result.exit_code == 0, result.output
     doc = tomllib.loads(proposal.read_text("utf-8"))
@@ -66,9 +67,9 @@ def test_calibrate_starts_from_the_current_policy_file(history_file: Path,
     (["--sensitive", "aum"], "--sensitive aum: is a model input"),
     (["--sensitive", "religion"], "--sensitive religion: no history row has this attribute"),
 ])
-def test_bad_sensitive_names_are_refused(history_file: Path, tmp_path: Path, args: list[str],
+def test_bad_sensitive_names_are_refused(small_history_file: Path, tmp_path: Path, args: list[str],
                                          message: str) -> None:
-    result = CliRunner().invoke(cli, ["calibrate", str(history_file), "--output",
+    result = CliRunner().invoke(cli, ["calibrate", str(small_history_file), "--output",
                                       str(tmp_path / "p.toml"), *args])
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "p.toml").exists()
@@ -84,11 +85,11 @@ def test_one_snapshot_date_is_too_little_history(tmp_path: Path) -> None:
 
 
 def test_without_scikit_learn_the_command_says_how_to_install_it(
-    history_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_history_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn -> ImportError
     monkeypatch.setitem(sys.modules, "sklearn.ensemble", None)
-    result = CliRunner().invoke(cli, ["calibrate", str(history_file), "--output",
+    result = CliRunner().invoke(cli, ["calibrate", str(small_history_file), "--output",
                                       str(tmp_path / "p.toml")])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
