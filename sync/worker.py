@@ -20,7 +20,9 @@ Two guards keep an older state from overwriting a newer one:
 
 When the CRM is down, fetch or write fails; the batch's events return to the inbox with an
 exponential backoff and are buried as ``dead`` only after ``max_attempts``. The receiver
-keeps acking meanwhile (W7), and the backlog drains once the CRM recovers.
+keeps acking meanwhile (W7), and the backlog drains once the CRM recovers. Any other
+failure is bisected down to the customer that causes it, so one poison event never costs
+the rest of its batch (see ``_run_group``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.contract import CrmRecord
-from connectors.errors import ConnectorError, RateLimitedError, TransientError
+from connectors.errors import AuthExpiredError, ConnectorError, RateLimitedError, TransientError
 from sync.engine import SyncEngine
 from sync.errortext import error_text
 from sync.inbox import Inbox, InboxItem
@@ -75,6 +77,10 @@ class ChangeProcessor(Protocol):
 
 
 Fetch = Callable[[Sequence[str]], list[CrmRecord]]
+
+#: Failures of the CRM as a whole: splitting a batch cannot help and would only multiply
+#: the calls to a CRM that is down or throttling us.
+_WHOLE_CRM = (TransientError, RateLimitedError, AuthExpiredError)
 
 
 class StreamBusyError(TransientError):
@@ -215,6 +221,22 @@ class InboxWorker:
         by_customer: dict[str, list[InboxItem]] = defaultdict(list)
         for item in items:
             by_customer[item.customer_id].append(item)
+        self._run_group(by_customer, now, report)
+        return self._report(report)
+
+    def _run_group(
+        self, by_customer: Mapping[str, list[InboxItem]], now: datetime, report: BatchReport
+    ) -> None:
+        """Fetch, admit, process and settle these customers' events.
+
+        A failure that says the CRM as a whole cannot serve us now (``_WHOLE_CRM``: down,
+        throttled, token expired) retries the whole group. Any other failure may be caused
+        by one customer in it (an id the CRM refuses in the lookup, a record processing
+        chokes on), so a group of several customers is split in two and each half runs on
+        its own (bisection): one poison event then costs its batch about 2·log2(n) extra
+        calls, and every other event is processed; only a single customer's failure is
+        retried and, after ``max_attempts``, buried."""
+        items = [item for group in by_customer.values() for item in group]
         try:
             records = self.fetch(list(by_customer))
             current, stale = self._split_stale(records, by_customer)
@@ -228,12 +250,22 @@ class InboxWorker:
                 {i.id: str(exc) for i in items}, now + self.options.busy_delay, count=False
             )
             report.add("busy", len(items))
-            return self._report(report)
+            return
         except Exception as exc:  # a CRM failure, or a bug: the events wait and are retried
+            if len(by_customer) > 1 and not isinstance(exc, _WHOLE_CRM):
+                log.warning(
+                    "worker: a batch of %d customers failed (%s); splitting it to isolate it",
+                    len(by_customer),
+                    error_text(exc),
+                )
+                ids = list(by_customer)
+                for half in (ids[: len(ids) // 2], ids[len(ids) // 2 :]):
+                    self._run_group({c: by_customer[c] for c in half}, now, report)
+                return
             if not isinstance(exc, ConnectorError):
                 log.exception("worker: batch failed unexpectedly")
             self._retry(items, exc, report)
-            return self._report(report)
+            return
         fetched = {record.profile.id for record in records}
         finished: dict[int, str] = {}
         retry: dict[int, str] = {}
@@ -251,7 +283,6 @@ class InboxWorker:
         self.inbox.complete(finished, now)
         if retry:
             self.inbox.retry_later(retry, now + self.options.stale_read_delay)
-        return self._report(report)
 
     def _split_stale(
         self, records: Sequence[CrmRecord], by_customer: Mapping[str, Sequence[InboxItem]]

@@ -67,6 +67,7 @@ class Realtime:
             metrics=self.metrics,
             api_calls=lambda: connector.api_usage().calls,
             own_fields=frozenset(engine.writeback.fields.values()),
+            crm=connector.capabilities.crm,
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -12,12 +12,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.contract import CrmRecord
-from connectors.errors import RateLimitedError, TransientError
+from connectors.errors import AuthExpiredError, RateLimitedError, TransientError
+from connectors.salesforce.errors import classify as salesforce_error
 from connectors.webhook_events import ChangeEvent
+from connectors.zoho.errors import classify_call as zoho_error
 from sync.inbox import Inbox
 from sync.store import StateStore
 from sync.worker import InboxWorker, StreamBusyError, WorkerOptions
@@ -389,3 +392,66 @@ def test_processed_events_are_forgotten_after_the_dedupe_window_even_when_idle(
     clock.now = T0 + timedelta(days=8)
     worker.run(_OnePass())  # nothing is due: the pass only purges, then idles
     assert inbox.event_keys() == {"waiting"}  # the processed one is purged, the pending one kept
+
+
+class PoisonCrm(MemoryCrm):
+    """A CRM whose lookup fails for any batch that names ``poison`` (the way a 100 kB id
+    makes a query URL too long: HTTP 414, as each connector classifies it), and counts every
+    lookup tried."""
+
+    def __init__(self, poison: str, error: Exception) -> None:
+        super().__init__()
+        self.poison, self.error, self.tried = poison, error, 0
+
+    def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
+        self.tried += 1
+        if self.poison in ids:
+            raise self.error
+        return super().fetch(ids)
+
+
+@pytest.mark.parametrize("position", [0, 5, 10])
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(salesforce_error(414, None, "URI Too Long"), id="salesforce-414"),
+        pytest.param(zoho_error(414, None, "URI Too Long"), id="zoho-414"),
+        pytest.param(ValueError("a record the mapping chokes on"), id="a-bug"),
+    ],
+)
+def test_one_poison_event_never_costs_the_rest_of_its_batch(
+    inbox: Inbox, position: int, error: Exception
+) -> None:
+    """Issue 17.4: ten valid events and one whose lookup fails, max_attempts = 2. The batch
+    is split until the poison stands alone: the ten are written at once, only the poison is
+    retried and then buried."""
+    crm, writer, clock = PoisonCrm("POISON", error), Writer(), Clock()
+    customers = [f"C{i}" for i in range(10)]
+    customers.insert(position, "POISON")
+    for cid in customers:
+        crm.set(cid, 1, T0)
+    inbox.add([[_ev(f"e-{cid}", cid)] for cid in customers], T0)
+    worker = _worker(inbox, crm, writer, clock, max_attempts=2)
+    assert worker.drain().outcomes == {"written": 10, "retry": 1}
+    assert sorted(writer.written) == sorted(c for c in customers if c != "POISON")
+    assert crm.tried <= 2 * 4 + 1  # about 2·log2(11) lookups, not one per customer
+    clock.now = T0 + timedelta(hours=1)
+    assert worker.drain().outcomes == {"dead": 1}
+    assert inbox.stats(clock.now).dead == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TransientError("503 from the CRM"),
+        RateLimitedError("429", retry_after=5),
+        AuthExpiredError("session expired"),
+    ],
+)
+def test_a_failure_of_the_whole_crm_is_not_split(inbox: Inbox, error: Exception) -> None:
+    """A CRM that is down or throttling fails every half too: the batch is retried whole,
+    with one lookup, rather than multiplying calls to a CRM that cannot answer."""
+    crm, writer, clock = PoisonCrm("C0", error), Writer(), Clock()
+    inbox.add([[_ev(f"e{i}", f"C{i}")] for i in range(8)], T0)
+    assert _worker(inbox, crm, writer, clock).drain().outcomes == {"retry": 8}
+    assert crm.tried == 1
