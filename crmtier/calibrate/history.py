@@ -18,6 +18,7 @@ not one customer's path through them.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import date
@@ -84,9 +85,9 @@ def read_history(
     """Read every usable row; ``report`` gets one line per skipped row."""
     key = TARGET_FIELDS[target]
     parts: list[Columns] = []
-    period: list[int] = []
-    outcome: list[float] = []
-    attributes: list[dict[str, str]] = []
+    period = array("q")  # compact: a history runs to millions of rows
+    outcome = array("d")
+    attributes = _Attributes()
     skipped = 0
     lines = iter(numbered)
     while True:
@@ -95,6 +96,7 @@ def read_history(
             if not chunk:
                 break
             records: list[Record] = []
+            held: list[dict[str, str]] = []
             for number, raw in chunk:
                 row = _row(number, raw, key, report)
                 if row is None:
@@ -103,24 +105,50 @@ def read_history(
                 records.append(Record.from_profile(row.customer, policy))
                 period.append(row.period.toordinal())
                 outcome.append(float(getattr(row.outcome, key)))
-                attributes.append(row.attributes)
+                held.append(row.attributes)
             if records:
                 parts.append(Columns.from_records(records))
+                attributes.add(held)
     cols = _point_in_time(_concat(parts)) if parts else None
     if cols is None:
         raise ValueError("the history holds no usable row")
     clean, _, _ = quality.check(cols, policy)
-    names = sorted({name for a in attributes for name in a})
     return History(
         cols=clean,
-        period=np.asarray(period, dtype=np.int64),
-        target=np.asarray(outcome, dtype=np.float64),
-        attributes={
-            name: np.asarray([a.get(name, MISSING_ATTRIBUTE) for a in attributes], dtype=object)
-            for name in names
-        },
+        period=np.frombuffer(period, dtype=np.int64),
+        target=np.frombuffer(outcome, dtype=np.float64),
+        attributes=attributes.columns(),
         skipped=skipped,
     )
+
+
+class _Attributes:
+    """Attribute columns built a chunk at a time, each distinct value held once: a book has
+    a handful of regions and bands, and a dict per row measured 0.5 GB at 2,000,000 rows."""
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[int, dict[str, np.ndarray]]] = []
+        self.values: dict[str, str] = {}
+
+    def add(self, rows: list[dict[str, str]]) -> None:
+        names = {name for a in rows for name in a}
+        self.chunks.append((len(rows), {
+            name: np.array([self.values.setdefault(v, v)
+                            for v in (a.get(name, MISSING_ATTRIBUTE) for a in rows)],
+                           dtype=object)
+            for name in names
+        }))
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """name -> value per row; a row without the attribute holds ``MISSING_ATTRIBUTE``."""
+        names = sorted({name for _, chunk in self.chunks for name in chunk})
+        return {
+            name: np.concatenate([
+                chunk.get(name, np.full(n, MISSING_ATTRIBUTE, dtype=object))
+                for n, chunk in self.chunks
+            ])
+            for name in names
+        }
 
 
 def _row(

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 from conftest import numbered
 
 from connectors.sandbox.history import history_lines
 from crmtier.calibrate.history import MISSING_ATTRIBUTE, read_history
+from tiering_core.ingest import CHUNK
 from tiering_core.policy import Policy
+
+PERIOD = date(2025, 6, 30)
 
 
 def _lines(edits: dict[int, str]) -> list[str]:
@@ -58,3 +62,12 @@ def test_a_previous_tier_is_ignored(policy: Policy) -> None:
     row["customer"]["previous"] = {"value_tier": "private", "below_floor_since": "2024-01-01"}
     h = read_history(numbered(iter([json.dumps(row)])), policy, "revenue", print)
     assert h.cols.enum["previous_value_tier"].tolist() == [-1]
+
+
+def test_an_attribute_first_seen_in_a_later_chunk_is_missing_before_it(policy: Policy) -> None:
+    rows = [json.loads(line) for line in history_lines(CHUNK + 5, seed=1, periods=(PERIOD,))]
+    rows[-1]["attributes"]["segment"] = "staff"
+    h = read_history(numbered(iter(json.dumps(r) for r in rows)), policy, "revenue", print)
+    segment = h.attributes["segment"].tolist()
+    assert segment == [MISSING_ATTRIBUTE] * (CHUNK + 4) + ["staff"]
+    assert h.attributes["region"].tolist() == [r["attributes"]["region"] for r in rows]
