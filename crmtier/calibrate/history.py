@@ -6,6 +6,10 @@ A history file is JSON Lines, one object per customer and snapshot (docs/calibra
      "attributes": {"region": "east", "age_band": "35-54"},
      "outcome": {"revenue_next_12m": 41250.0, "attrited": false}}
 
+or CSV whose columns are ``period``, the customer's canonical columns as ``crmtier tier``
+reads them (``id``, ``assets.deposits``, ...), ``attributes.<name>`` and
+``outcome.revenue_next_12m``/``outcome.attrited``.
+
 ``outcome`` is what happened over the 12 months after ``period``, so a history is usable
 only once its newest snapshot is a year old. The state store cannot stand in for it: it
 keeps each customer's latest tiers only, with no past snapshots and no outcomes.
@@ -57,7 +61,14 @@ class HistoryRecord(BaseModel):
     outcome: Outcome
 
 
-_VALIDATE = HistoryRecord.__pydantic_validator__.validate_json
+_VALIDATE_JSON = HistoryRecord.__pydantic_validator__.validate_json
+_VALIDATE_PYTHON = HistoryRecord.__pydantic_validator__.validate_python
+_ROW_BLOCKS = ("period", "attributes", "outcome")
+
+
+def history_csv_column(name: str) -> bool:
+    """A CSV column of the history's own (the rest are the customer's canonical columns)."""
+    return name == "period" or name.startswith(("attributes.", "outcome."))
 
 
 @dataclass
@@ -77,12 +88,13 @@ class History:
 
 
 def read_history(
-    numbered: Iterable[tuple[int, bytes]],
+    numbered: Iterable[tuple[int, Any]],
     policy: Policy,
     target: str,
     report: Callable[[str], None],
 ) -> History:
-    """Read every usable row; ``report`` gets one line per skipped row."""
+    """Read every usable row (JSON lines as bytes, or CSV rows as ``read_csv`` yields
+    them); ``report`` gets one line per skipped row."""
     key = TARGET_FIELDS[target]
     parts: list[Columns] = []
     period = array("q")  # compact: a history runs to millions of rows
@@ -153,10 +165,19 @@ class _Attributes:
 
 
 def _row(
-    number: int, raw: bytes, key: str, report: Callable[[str], None]
+    number: int, raw: bytes | dict[str, Any] | ingest.Rejected, key: str,
+    report: Callable[[str], None],
 ) -> HistoryRecord | None:
+    """A JSON line (bytes), or a CSV row as the tree ``crmtier tier``'s reader makes it."""
+    if isinstance(raw, ingest.Rejected):
+        report(f"line {number}: {raw.reason}")
+        return None
     try:
-        row = _VALIDATE(raw)
+        if isinstance(raw, bytes):
+            row = _VALIDATE_JSON(raw)
+        else:
+            tree = {k: raw.pop(k) for k in _ROW_BLOCKS if k in raw}
+            row = _VALIDATE_PYTHON({**tree, "customer": raw})
     except ValidationError as exc:
         for reason in ingest.reasons(exc):
             report(f"line {number}: {reason}")

@@ -16,11 +16,11 @@ from typing import Any
 import click
 
 from crmtier.calibrate import fit
-from crmtier.calibrate.history import TARGET_FIELDS, read_history
+from crmtier.calibrate.history import TARGET_FIELDS, history_csv_column, read_history
 from crmtier.calibrate.measures import psi_reading
 from crmtier.calibrate.proposal import to_toml
 from crmtier.calibrate.run import calibrate
-from crmtier.commands.tier import FatalInput, open_input, read_jsonl
+from crmtier.commands.tier import FatalInput, open_input, read_csv, read_jsonl
 from tiering_core.policy import PolicyError, load_policy
 
 
@@ -42,9 +42,13 @@ from tiering_core.policy import PolicyError, load_policy
 @click.option("--max-rows", type=click.IntRange(min=1000), default=500_000, show_default=True,
               help="Fit on a seeded sample of at most this many rows.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "csv"]), default="auto",
+              show_default=True, help="History format; auto = csv for *.csv, else jsonl.")
 def command(history: Path, target: str, policy_path: Path | None, output: Path,
-            report_path: Path | None, sensitive: str, max_rows: int, seed: int) -> None:
-    """Fit a monotone model on HISTORY (JSON Lines: period, customer, attributes, outcome)
+            report_path: Path | None, sensitive: str, max_rows: int, seed: int,
+            fmt: str) -> None:
+    """Fit a monotone model on HISTORY (JSON Lines or CSV: period, customer, attributes,
+    outcome; docs/calibrate.md)
     and write a PROPOSED policy to --output, with lift against the current policy on the
     newest (held-out) period, stability (PSI) and fairness (disparate impact).
 
@@ -62,9 +66,10 @@ def command(history: Path, target: str, policy_path: Path | None, output: Path,
     except PolicyError as exc:
         raise FatalInput(str(exc)) from None
     try:
+        csv = fmt == "csv" or (fmt == "auto" and history.suffix.lower() == ".csv")
         with open_input(history) as stream:
-            h = read_history(read_jsonl(stream), current, target,
-                             lambda line: click.echo(line, err=True))
+            rows = read_csv(stream, history_csv_column) if csv else read_jsonl(stream)
+            h = read_history(rows, current, target, lambda line: click.echo(line, err=True))
         result = calibrate(h, current, current_doc, target, names, seed, max_rows)
     except OSError as exc:
         raise FatalInput(f"{history}: {exc.strerror or exc}") from None

@@ -111,3 +111,12 @@ def test_the_commands_docs_calibrate_md_shows_exist() -> None:
     options = [w for w in shown.split() if w.startswith("--")]
     assert len(options) >= 5
     assert all(option in page for option in options)
+
+
+def test_a_csv_history_with_an_unknown_column_cannot_start(tmp_path: Path) -> None:
+    history = tmp_path / "h.csv"
+    history.write_text("period,id,colour,outcome.attrited\n2025-06-30,a,red,false\n", "utf-8")
+    result = CliRunner().invoke(cli, ["calibrate", str(history), "--output",
+                                      str(tmp_path / "p.toml")])
+    assert result.exit_code == 2
+    assert "CSV column colour: not a canonical field" in result.output

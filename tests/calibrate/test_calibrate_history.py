@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import date
+from typing import Any
 
+import numpy as np
 import pytest
 from conftest import numbered
 
 from connectors.sandbox.history import history_lines
-from crmtier.calibrate.history import MISSING_ATTRIBUTE, read_history
+from crmtier.calibrate.history import MISSING_ATTRIBUTE, history_csv_column, read_history
+from crmtier.commands.tier import read_csv
 from tiering_core.ingest import CHUNK
 from tiering_core.policy import Policy
 
@@ -71,3 +76,47 @@ def test_an_attribute_first_seen_in_a_later_chunk_is_missing_before_it(policy: P
     segment = h.attributes["segment"].tolist()
     assert segment == [MISSING_ATTRIBUTE] * (CHUNK + 4) + ["staff"]
     assert h.attributes["region"].tolist() == [r["attributes"]["region"] for r in rows]
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """A history row as CSV cells: dotted paths, lists ;-joined, booleans as text."""
+    out: dict[str, str] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flat(value, "" if key == "customer" else f"{path}."))
+        elif isinstance(value, list):
+            out[path] = ";".join(value)
+        else:
+            out[path] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
+
+
+def test_a_csv_history_reads_as_its_json_lines_twin(policy: Policy) -> None:
+    lines = list(history_lines(40, seed=4))
+    rows = [_flat(json.loads(line)) for line in lines]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    source = io.BytesIO(text.getvalue().encode())
+    from_csv = read_history(read_csv(source, history_csv_column), policy, "revenue", print)
+    from_json = read_history(numbered(iter(lines)), policy, "revenue", print)
+    assert "attributes.region" in rows[0] and "outcome.attrited" in rows[0]
+    np.testing.assert_array_equal(from_csv.cols.numbers, from_json.cols.numbers)
+    np.testing.assert_array_equal(from_csv.cols.advanced_products,
+                                  from_json.cols.advanced_products)
+    np.testing.assert_array_equal(from_csv.target, from_json.target)
+    np.testing.assert_array_equal(from_csv.period, from_json.period)
+    assert {k: v.tolist() for k, v in from_csv.attributes.items()} == {
+        k: v.tolist() for k, v in from_json.attributes.items()}
+
+
+def test_a_bad_csv_row_costs_only_itself(policy: Policy) -> None:
+    source = io.BytesIO(b"period,id,assets.deposits,outcome.revenue_next_12m\n"
+                        b"2025-06-30,a,lots,5\n2025-06-30,b,10,5\n")
+    reported: list[str] = []
+    h = read_history(read_csv(source, history_csv_column), policy, "revenue", reported.append)
+    assert h.cols.n == 1
+    assert reported == [reported[0]] and reported[0].startswith(
+        "line 2: field customer.assets.deposits: ")
