@@ -9,6 +9,8 @@ Notifications are hints, not data: they can be late, duplicated or out of order 
 worker never tiers what a notification says; it re-fetches the current records with the
 connector's ``fetch(ids)`` and hands them to the same processing path as the scheduled sync
 (assess, plan, outbox, write, audit with ``trigger=webhook`` and the ``source_event_id``).
+The fetch happens inside the stream's exclusive section, after any sync run that held it
+has written: the planner diffs against what the CRM holds when the writes are made.
 Two guards keep an older state from overwriting a newer one:
 
 * a record fetched with a modstamp *older* than the version the notification announced is
@@ -238,9 +240,12 @@ class InboxWorker:
         retried and, after ``max_attempts``, buried."""
         items = [item for group in by_customer.values() for item in group]
         try:
-            records = self.fetch(list(by_customer))
-            current, stale = self._split_stale(records, by_customer)
             with self.exclusive():
+                # Fetched only now, under the stream: a record read before waiting for it
+                # could predate the writes of whoever held it (the scheduled sync), and
+                # planning against that older view would leave their fields in place.
+                records = self.fetch(list(by_customer))
+                current, stale = self._split_stale(records, by_customer)
                 fresh = self._admit(current)
                 outcomes = (
                     dict(self.process(fresh, _source_events(fresh, by_customer))) if fresh else {}

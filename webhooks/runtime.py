@@ -34,6 +34,7 @@ def worker_options(settings: WebhooksSettings) -> WorkerOptions:
         batch_size=settings.batch_size,
         window=timedelta(milliseconds=settings.batch_window_ms),
         max_attempts=settings.max_attempts,
+        lease=timedelta(seconds=settings.claim_lease_seconds),
         dedupe=timedelta(days=settings.dedupe_days),
     )
 

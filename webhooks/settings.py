@@ -83,6 +83,11 @@ class WebhooksSettings(BaseModel):
     batch_size: int = Field(default=200, ge=1, le=2000)
     batch_window_ms: int = Field(default=200, ge=0, le=10_000)
     max_attempts: int = Field(default=8, ge=1, le=100)
+    #: how long a worker's claim on a batch of events lasts; a worker that dies mid-batch
+    #: (SIGKILL) holds its events this long, then any worker takes them again. It must
+    #: exceed the longest batch (a fetch and the writes of ``batch_size`` customers), or a
+    #: slow batch is taken twice
+    claim_lease_seconds: int = Field(default=300, ge=1, le=3600)
 
     @field_validator("secrets", mode="before")
     @classmethod
