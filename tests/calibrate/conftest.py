@@ -3,23 +3,15 @@ truth (connectors/sandbox/history.py), read and calibrated once per session."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from calibrate_support import CUSTOMERS, SEED, SENSITIVE, numbered
 
 from connectors.sandbox.history import history_lines
 from crmtier.calibrate.history import History, read_history
 from crmtier.calibrate.run import Calibration, calibrate
 from tiering_core.policy import Policy, load_policy
-
-CUSTOMERS = 10_000  # per snapshot; enough for the floors to land within 2 % (measured)
-SEED = 3
-SENSITIVE = ["region", "age_band", "gender"]
-
-
-def numbered(lines: Iterator[str]) -> Iterator[tuple[int, bytes]]:
-    return ((i, line.encode()) for i, line in enumerate(lines, start=1))
 
 
 @pytest.fixture(scope="session")

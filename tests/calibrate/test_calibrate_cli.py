@@ -10,8 +10,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from calibrate_support import SENSITIVE
 from click.testing import CliRunner
-from conftest import SENSITIVE
 
 from connectors.sandbox.history import TRUE_AUM_FLOORS, history_lines
 from crmtier.cli import cli

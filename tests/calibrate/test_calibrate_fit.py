@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import CUSTOMERS, SEED, SENSITIVE, numbered
+from calibrate_support import CUSTOMERS, SEED, SENSITIVE, numbered
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

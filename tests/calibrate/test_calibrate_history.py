@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import numbered
+from calibrate_support import numbered
 
 from connectors.sandbox.history import history_lines
 from crmtier.calibrate.history import MISSING_ATTRIBUTE, history_csv_column, read_history
