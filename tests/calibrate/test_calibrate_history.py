@@ -15,8 +15,11 @@ from calibrate_support import numbered
 from connectors.sandbox.history import history_lines
 from crmtier.calibrate.history import MISSING_ATTRIBUTE, history_csv_column, read_history
 from crmtier.commands.tier import read_csv
+from tiering_core.columns import Columns
 from tiering_core.ingest import CHUNK
+from tiering_core.models import CustomerProfile
 from tiering_core.policy import Policy
+from tiering_core.rules import quality
 
 PERIOD = date(2025, 6, 30)
 
@@ -120,3 +123,14 @@ def test_a_bad_csv_row_costs_only_itself(policy: Policy) -> None:
     assert h.cols.n == 1
     assert reported == [reported[0]] and reported[0].startswith(
         "line 2: field customer.assets.deposits: ")
+
+
+def test_chunks_join_into_the_columns_of_the_whole_history(policy: Policy) -> None:
+    lines = list(history_lines(CHUNK + 7, seed=5, periods=(PERIOD,)))
+    h = read_history(numbered(iter(lines)), policy, "revenue", print)
+    profiles = [CustomerProfile.model_validate(json.loads(line)["customer"]) for line in lines]
+    whole, _, _ = quality.check(Columns.from_profiles(profiles, policy), policy)
+    for name in ("numbers", "flags", "products", "advanced_products", "fx_rate"):
+        np.testing.assert_array_equal(getattr(h.cols, name), getattr(whole, name))
+    assert h.cols.block.keys() == whole.block.keys()
+    assert all((h.cols.block[k] == whole.block[k]).all() for k in whole.block)
