@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from connectors.config_text import sentence
 from connectors.errors import ConfigError
 from connectors.http import RetryPolicy
 
@@ -49,4 +50,4 @@ def load_crm_settings(model: type[S], crm: Mapping[str, Any]) -> S:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(["crm", *(str(p) for p in err["loc"])])
-        raise ConfigError(f"{where}: {err['msg']}") from None
+        raise ConfigError(f"{where}: {sentence(err, model.model_fields)}") from None

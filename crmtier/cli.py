@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report", "Write the self-contained HTML tiering report."),
     "audit": ("audit", "Inspect and verify the hash-chained audit trail."),
     "policy": ("policy", "Validate or show a tiering policy."),
+    "calibrate": ("calibrate", "Propose policy thresholds from history (never applied)."),
 }
 
 

@@ -44,8 +44,9 @@ def verify(config_path: Path) -> None:
     """Check every row's hash and link; exit 1 naming the first bad row."""
     _, store = _open(config_path)
     try:
+        keys = store.audit_keys
         with store.begin() as conn:
-            result = audit.verify(conn)
+            result = audit.verify(conn, keys)
     finally:
         store.close()
     if result.ok:

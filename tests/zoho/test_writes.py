@@ -129,17 +129,17 @@ def test_campaign_memberships_are_idempotent_and_removable(zoho, zconnect):
     join = WritePlan(
         memberships=(
             MembershipChange(a, "vip_events", True, "m-a-vip"),
-            MembershipChange(a, "satisfaction_survey", True, "m-a-sat"),
+            MembershipChange(a, "survey_mass", True, "m-a-survey"),
             MembershipChange(b, "vip_events", True, "m-b-vip"),
         )
     )
     assert all(r.ok for r in connector.apply(join))
     assert all(r.ok for r in connector.apply(join))
-    assert zoho.memberships() == {(a, "vip_events"), (a, "satisfaction_survey"), (b, "vip_events")}
+    assert zoho.memberships() == {(a, "vip_events"), (a, "survey_mass"), (b, "vip_events")}
     assert zoho.server.calls.count("related_update") == 4  # one call per customer per run
     leave = WritePlan(memberships=(MembershipChange(a, "vip_events", False, "m-a-vip-out"),))
     assert [r.ok for r in connector.apply(leave)] == [True]
-    assert zoho.memberships() == {(a, "satisfaction_survey"), (b, "vip_events")}
+    assert zoho.memberships() == {(a, "survey_mass"), (b, "vip_events")}
 
 
 def test_unknown_campaign_key_is_a_config_error_before_any_write(zoho, zconnect):
