@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from connectors.contract import Capabilities, CrmRecord, Cursor, Page, WritePlan, WriteResult
-from connectors.mapping import WritebackConfig
+from connectors.mapping import WritebackConfig, load_default_mapping
 from crmtier.commands.sync import task_limits
 from sync.engine import RunOptions, SyncEngine
 from sync.taskbudget import Budget, TaskLimit, split
@@ -265,7 +265,7 @@ FIRST_SYNC_TASKS = (300, 480)
 def test_the_demo_books_first_sync_makes_only_work_for_now(tmp_path: Path) -> None:
     policy = load_policy()
     crm = BookCrm(2000)
-    writeback = WritebackConfig(fields={"value_tier": "Tier"}, campaigns={})
+    writeback = load_default_mapping("salesforce").writeback  # the demo's write-back
 
     def decide(profiles: Sequence[CustomerProfile]) -> list[AssessmentData]:
         return decide_batch(profiles, policy, AS_OF)
