@@ -1,0 +1,70 @@
+"""Several processes opening one fresh PostgreSQL store at the same moment (two ``serve``
+started together): every one of them migrates or finds the store migrated, none fails
+with a ``UniqueViolation`` on the tables or the version rows both tried to create."""
+
+from __future__ import annotations
+
+import multiprocessing
+import traceback
+from multiprocessing.synchronize import Barrier
+
+import pytest
+import sqlalchemy as sa
+
+from sync import schema
+from sync.inbox import INBOX_MIGRATIONS, Inbox
+from sync.store import StateStore
+from sync.worker import WORKER_MIGRATIONS
+from tests.sync.conftest import PG_URL, pg_schema
+
+PROCESSES = 4
+ROUNDS = 4
+COMPONENTS = {
+    "sync": len(schema.SYNC_MIGRATIONS),
+    "webhook_inbox": len(INBOX_MIGRATIONS),
+    "webhook_worker": len(WORKER_MIGRATIONS),
+}
+
+
+def _open_like_serve(url: str, barrier: Barrier, results: multiprocessing.Queue[str]) -> None:
+    """What ``crmtier serve`` does to the store on start: open (migrating ``sync``), then
+    the inbox's and the worker's components; all processes released at once."""
+    try:
+        barrier.wait()
+        store = StateStore.open(url)
+        try:
+            Inbox(store)
+            store.migrate("webhook_worker", WORKER_MIGRATIONS)
+        finally:
+            store.close()
+        results.put("ok")
+    except BaseException:
+        results.put(traceback.format_exc(limit=1))
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_simultaneous_first_opens_all_succeed(round_: int) -> None:
+    ctx = multiprocessing.get_context("fork")  # no engine exists yet to be inherited
+    with pg_schema() as name:
+        url = f"{PG_URL}?options=-csearch_path%3D{name}"
+        barrier = ctx.Barrier(PROCESSES)
+        results: multiprocessing.Queue[str] = ctx.Queue()
+        procs = [
+            ctx.Process(target=_open_like_serve, args=(url, barrier, results))
+            for _ in range(PROCESSES)
+        ]
+        for proc in procs:
+            proc.start()
+        outcomes = [results.get() for _ in procs]
+        for proc in procs:
+            proc.join()
+        assert outcomes == ["ok"] * PROCESSES, "\n".join(o for o in outcomes if o != "ok")
+        engine = sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={name}"})
+        with engine.connect() as conn:
+            versions = dict(
+                conn.execute(
+                    sa.select(schema.schema_version.c.component, schema.schema_version.c.version)
+                ).all()
+            )
+        engine.dispose()
+        assert versions == COMPONENTS
