@@ -1,9 +1,11 @@
 """Several processes opening one fresh PostgreSQL store at the same moment (two ``serve``
 started together): every one of them migrates or finds the store migrated, none fails
-with a ``UniqueViolation`` on the tables or the version rows both tried to create."""
+with a ``UniqueViolation`` on the tables or the version rows both tried to create, and
+all of them pseudonymise with the one key the first of them generated."""
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import traceback
 from multiprocessing.synchronize import Barrier
@@ -27,17 +29,20 @@ COMPONENTS = {
 
 
 def _open_like_serve(url: str, barrier: Barrier, results: multiprocessing.Queue[str]) -> None:
-    """What ``crmtier serve`` does to the store on start: open (migrating ``sync``), then
-    the inbox's and the worker's components; all processes released at once."""
+    """What ``crmtier serve`` does to the store on start: open (migrating ``sync``), the
+    inbox's and the worker's components, then the pseudonym key; all processes released
+    at once into each. Reports the key's fingerprint, or the error."""
     try:
         barrier.wait()
         store = StateStore.open(url)
         try:
             Inbox(store)
             store.migrate("webhook_worker", WORKER_MIGRATIONS)
+            barrier.wait()  # the migrations took turns: start the next race together too
+            key = store.pseudonym_key()
         finally:
             store.close()
-        results.put("ok")
+        results.put("key " + hashlib.sha256(key).hexdigest()[:16])
     except BaseException:
         results.put(traceback.format_exc(limit=1))
 
@@ -58,7 +63,9 @@ def test_simultaneous_first_opens_all_succeed(round_: int) -> None:
         outcomes = [results.get() for _ in procs]
         for proc in procs:
             proc.join()
-        assert outcomes == ["ok"] * PROCESSES, "\n".join(o for o in outcomes if o != "ok")
+        errors = [o for o in outcomes if not o.startswith("key ")]
+        assert not errors, "\n".join(errors)
+        assert len(set(outcomes)) == 1, outcomes  # one key, generated once
         engine = sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={name}"})
         with engine.connect() as conn:
             versions = dict(
