@@ -36,7 +36,7 @@ from sync import audit, crypto, jsontext, schema
 from sync.audit import AuditKeys
 from sync.crypto import StoreCipher, StoreError
 from sync.leases import Heartbeat, process_is_running
-from sync.schema import Migration, locks, meta, now_text, utc_text
+from sync.schema import Migration, locks, meta, meta_once, now_text, utc_text
 
 __all__ = [
     "EncryptionPendingError",
@@ -69,11 +69,6 @@ _META_AD = "meta.pseudonym_key"
 AUDIT_KEY_META = "audit_key"
 #: the generated keys kept in ``meta`` -> the associated data of their ciphertexts
 _META_SECRETS = {PSEUDONYM_META: _META_AD, AUDIT_KEY_META: "meta.audit_key"}
-#: a ``meta`` row written only if absent (SQLite >= 3.24 and PostgreSQL); PostgreSQL waits
-#: for a concurrent insert of the same key to commit, then leaves it be
-_INSERT_META_ONCE = sa.text(
-    "INSERT INTO meta (key, value) VALUES (:key, :value) ON CONFLICT (key) DO NOTHING"
-)
 #: the sync schema version from which the audit chain is keyed (``sync/audit.py``)
 KEYED_AUDIT_VERSION = 5
 
@@ -277,19 +272,13 @@ class StateStore:
     def pseudonym_key(self) -> bytes:
         """The key customers are pseudonymised with when ``[privacy] pseudonym_key`` is not
         configured: generated once, kept in the store (encrypted when the store has a
-        key), so pseudonyms stay stable.
-
-        Processes asking at once on a fresh store each offer a key and all keep the one
-        stored first: ``SELECT ... FOR UPDATE`` cannot lock a row that is not there yet,
-        so a plain insert made the later ones fail with a ``UniqueViolation``."""
+        key), so pseudonyms stay stable; processes asking at once on a fresh store all
+        keep the one stored first."""
         with self.begin() as conn:
             stored = self.meta_get(conn, PSEUDONYM_META)
             if stored is None:
                 offered = self._seal_meta(secrets.token_hex(32), PSEUDONYM_META)
-                conn.execute(_INSERT_META_ONCE, {"key": PSEUDONYM_META, "value": offered})
-                stored = conn.execute(  # ours, or the one a concurrent first open stored
-                    sa.select(meta.c.value).where(meta.c.key == PSEUDONYM_META)
-                ).scalar_one()
+                stored = meta_once(conn, PSEUDONYM_META, offered)
         return bytes.fromhex(self._open_meta(stored, PSEUDONYM_META))
 
     def _seal_meta(self, value: str, name: str) -> str:
