@@ -63,8 +63,8 @@ MEMBER_MODULES = ("Contacts", "Leads")
 ONE_SECOND = timedelta(seconds=1)
 #: v2 channels live at most a day; ask for a little less so the request is never refused.
 CHANNEL_LIFETIME = timedelta(days=1) - timedelta(minutes=5)
-#: W11: a channel expiring within this window is renewed. A v2 channel lives at most a day,
-#: so ``serve``, which checks hourly, renews it on every check.
+#: docs/targets.md W11: a channel expiring within this window is renewed. A v2 channel lives at most
+#: a day, so ``serve``, which checks hourly, renews it on every check.
 RENEW_BEFORE = timedelta(hours=24)
 #: Doctor warns when a channel has less life left than this: it has missed two of serve's
 #: hourly renewals (serve is not running, or Zoho refuses the renewal).

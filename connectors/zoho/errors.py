@@ -1,7 +1,7 @@
 """Zoho CRM failures → crmtier error classes: one lookup table, tested row by row.
 
-Zoho signals failures three ways (crm_apis.md §2.6, §4.2): an HTTP status with a JSON
-``code`` for the whole call (401 ``INVALID_TOKEN``, 429 ``TOO_MANY_REQUESTS``), a per-record
+Zoho signals failures three ways (Zoho CRM v2 "Status Codes"; zcrmsdk 3.1.0): an HTTP status with
+a JSON ``code`` for the whole call (401 ``INVALID_TOKEN``, 429 ``TOO_MANY_REQUESTS``), a per-record
 ``code`` inside a 200/202/400 write answer (``INVALID_DATA``, ``RECORD_LOCKED``), and, from
 zcrmsdk itself, an ``SDKException`` raised before or around the HTTP call (a refused refresh
 token, a client-side picklist check, a connection error). Each is classified here by what

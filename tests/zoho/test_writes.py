@@ -1,4 +1,4 @@
-"""Write-back to Zoho: batching (P1), workflow triggers, per-record failures (R4),
+"""Write-back to Zoho: batching (docs/targets.md P1), workflow triggers, per-record failures (R4),
 picklist validation before any write, idempotent tasks and campaign memberships."""
 
 from __future__ import annotations
