@@ -1,5 +1,5 @@
 """The audit trail: an append-only, keyed hash chain of every tier change and every task
-or campaign side effect (reference S3).
+or campaign side effect (docs/targets.md S3).
 
 Each row's ``hash`` is HMAC-SHA256, under the audit key named by the row's ``key_id``, over
 the previous row's hash and the row's own canonical JSON (``key_id`` included); the newest

@@ -143,7 +143,7 @@ runs = sa.Table(
     sa.Column("finished_at", sa.String(32), nullable=True),
     sa.Column("counts", sa.JSON, nullable=False),
     sa.Column("api_calls", sa.JSON, nullable=False),
-    sa.Column("min_calls", sa.JSON, nullable=True),  # reference P1, by kind (None: older run)
+    sa.Column("min_calls", sa.JSON, nullable=True),  # docs/targets.md P1, by kind (None: older run)
     sa.Column("error", sa.String(500), nullable=True),
     sa.Index("runs_by_stream", "stream", "started_at"),
 )

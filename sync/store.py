@@ -1,7 +1,7 @@
 """The state store: one SQLAlchemy engine over SQLite (embedded default) or PostgreSQL.
 
 SQLite runs in WAL mode with ``synchronous=FULL`` (a committed bookmark survives power
-loss, reference R1) and every transaction starts with ``BEGIN IMMEDIATE``, so writers are
+loss, docs/targets.md R1) and every transaction starts with ``BEGIN IMMEDIATE``, so writers are
 serialised up front instead of failing at commit; PostgreSQL serialises the few contended
 rows (audit head, locks) with ``SELECT ... FOR UPDATE``. Everything else in ``sync/`` takes a
 ``Connection`` inside a transaction from here, so several facts (writes, state, audit,
@@ -11,7 +11,7 @@ With a key (``[state] encryption_key``) the columns that can hold customer data 
 encrypted (``sync/crypto.py``); the store remembers which key, refuses to open without it,
 and encrypts an existing plaintext store, or re-encrypts an old key's values, on the first
 open with the new key. A PostgreSQL store on another host is reached only with
-``sslmode=verify-full`` (reference S4).
+``sslmode=verify-full`` (docs/targets.md S4).
 """
 
 from __future__ import annotations
