@@ -995,7 +995,7 @@ class _Run:
         return submitted
 
     def _count_submitted(self, item: OutboxItem | NewItem) -> None:
-        """What the run sends, for its minimum-calls figure (reference P1)."""
+        """What the run sends, for its minimum-calls figure (docs/targets.md P1)."""
         self.submitted[item.kind] += 1
         if item.kind in self.caps.per_customer_kinds:
             group = (item.customer_id, bool(item.payload.get("member", True)))
