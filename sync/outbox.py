@@ -2,11 +2,11 @@
 
 An outbox row is one planned CRM write (a customer's field update, one task upsert, one
 membership change, one closure of a task crmtier made). Rows are inserted in the
-transaction that moves the bookmark past the record they come from, so a crash after that commit loses nothing: the next run drains the
-pending rows before reading on. Rows are marked ``done`` in the transaction that records
-the state and audit rows the write justifies. Re-sending a row whose outcome was lost is
-safe because every write is idempotent (field values, upserts by deterministic external
-id).
+transaction that moves the bookmark past the record they come from, so a crash after that
+commit loses nothing: the next run drains the pending rows before reading on. Rows are
+marked ``done`` in the transaction that records the state and audit rows the write
+justifies. Re-sending a row whose outcome was lost is safe because every write is
+idempotent (field values, upserts by deterministic external id, closing a closed task).
 
 Items that keep failing go to ``dead_letters`` with their error code and attempt count;
 every later run fetches those customers again and retries, until the write succeeds or an
