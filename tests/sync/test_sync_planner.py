@@ -223,16 +223,21 @@ def test_the_engine_is_asked_only_for_the_kinds_the_plan_can_use(
         assert plan_customer(only_asked, current, known, wb) == full
 
 
+def _detractor(kind: str, sanctions_hit: bool) -> CustomerProfile:
+    """A 7,000,000 depositor with a relationship manager and a detractor score."""
+    return CustomerProfile.model_validate({
+        "id": "C1", "kind": kind, "owner_id": "RM1",
+        "assets": {"deposits": 7_000_000, "investments": 0, "insurance": 0},
+        "ops": {"kyc_expired": False},
+        "aml": {"sanctions_hit": sanctions_hit, "pep": False},
+        "feedback": {"nps": 3},
+    })
+
+
 def test_a_sanctions_hit_withdraws_every_membership_in_the_same_plan() -> None:
     """Issue 16: the run that sees a sanctions hit plans the same-day compliance task and
     removes every campaign membership crmtier made, marketing or not."""
-    profile = CustomerProfile.model_validate({
-        "id": "C1", "kind": "individual", "owner_id": "RM1",
-        "assets": {"deposits": 7_000_000, "investments": 0, "insurance": 0},
-        "ops": {"kyc_expired": False},
-        "aml": {"sanctions_hit": True, "pep": False},
-        "feedback": {"nps": 3},
-    })
+    profile = _detractor("individual", sanctions_hit=True)
     as_of = date(2026, 11, 28)
     assessment = cast(AssessmentData, assess(profile, load_policy(), as_of).model_dump())
     known = Known(memberships={"vip_events": "C1:vip_events", "wealth_seminar": SEMINAR_KEY})
@@ -260,13 +265,7 @@ SALES = ["corporate_banking", "dedicated_advisor", "investment_advisory", "servi
 def _assessed(sanctions_hit: bool, aml_risk: str | None = None) -> AssessmentData:
     """A corporate with a detractor score, assessed by the default policy (or, with
     ``aml_risk``, the same assessment rated at that level by a policy of the bank's)."""
-    profile = CustomerProfile.model_validate({
-        "id": "C1", "kind": "corporate", "owner_id": "RM1",
-        "assets": {"deposits": 7_000_000, "investments": 0, "insurance": 0},
-        "ops": {"kyc_expired": False},
-        "aml": {"sanctions_hit": sanctions_hit, "pep": False},
-        "feedback": {"nps": 3},
-    })
+    profile = _detractor("corporate", sanctions_hit)
     data = assess(profile, load_policy(), date(2026, 11, 28)).model_dump()
     if aml_risk is not None:
         data["aml_risk"] = aml_risk
