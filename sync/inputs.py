@@ -70,10 +70,11 @@ class StoredCustomer:
 
 
 def iter_stored(
-    conn: sa.Connection, stream: str, *, chunk: int = 20_000, ids: Sequence[str] | None = None
+    store: StateStore, stream: str, *, chunk: int = 20_000, ids: Sequence[str] | None = None
 ) -> Iterator[list[StoredCustomer]]:
-    """The stream's stored customers in CRM id order, ``chunk`` at a time (keyset paging:
-    constant memory per chunk on a book of millions); only ``ids`` when given. Tasks and
+    """The stream's stored customers in CRM id order, ``chunk`` at a time: keyset paging,
+    one short transaction a chunk (a long read would hold SQLite's write lock from the
+    sync), constant memory on a book of millions; only ``ids`` when given. Tasks and
     memberships are not loaded here (``sync.state.load_states`` gives them for the few
     customers that need them)."""
     last = ""
@@ -102,9 +103,10 @@ def iter_stored(
     if ids is not None:
         query = query.where(assessed_inputs.c.customer_id.in_(list(ids)))
     while True:
-        rows = conn.execute(
-            query.where(assessed_inputs.c.customer_id > last).limit(chunk)
-        ).all()
+        with store.begin() as conn:
+            rows = conn.execute(
+                query.where(assessed_inputs.c.customer_id > last).limit(chunk)
+            ).all()
         if not rows:
             return
         yield [
