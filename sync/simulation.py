@@ -9,7 +9,9 @@ Two stages, so a book of a million customers fits in a minute on one core:
    whose evaluation is identical under both policies (every level, score, reason with its
    threshold and weight, and data-quality finding), when the two policies also act alike
    (same strategy, service levels and AML review periods), gets the same actions from
-   either policy and so the same plan: it adds nothing to the change's cost. The rest are
+   either policy and so the same plan: it adds nothing to the change's cost. So does one
+   assessed on the simulated day (a customer assessed on another day is decided: its review
+   dates and grace periods may move under either policy). The rest are
    decided under both policies (``decide_batch``) and planned with the sync's planner
    (``sync.planner.plan_customer``) against the CRM values and the tasks and memberships
    the store knows, and counted with the dry run's totals (``sync.preview.PlanTotals``) and
@@ -213,9 +215,13 @@ class Simulator:
         ev_a = evaluate(Columns.from_profiles(profiles, active), active, self.as_of)
         ev_c = evaluate(Columns.from_profiles(profiles, candidate), candidate, self.as_of)
         ids = [c.customer_id for c in chunk]
+        day = self.as_of.isoformat()
         self.result.customers += len(chunk)
         self._migrations(ev_a, ev_c, ids)
         touched = np.ones(len(chunk), dtype=bool) if not self.alike else differs(ev_a, ev_c)
+        # Assessed on another day: review dates, grace periods and task periods may move
+        # under either policy, so the two plans must be made, not assumed alike.
+        touched |= np.array([c.as_of != day for c in chunk], dtype=bool)
         rows = np.flatnonzero(touched).tolist()
         self._plan([chunk[i] for i in rows], [profiles[i] for i in rows])
         if self.version_field:

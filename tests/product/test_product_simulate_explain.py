@@ -93,7 +93,7 @@ CRMS = [pytest.param("salesforce", marks=needs["salesforce"]),
 def test_simulate_matches_the_sync_it_predicts(
     synced: tuple[Sandbox, Path], tmp_path: Path
 ) -> None:
-    sandbox, config = synced
+    _, config = synced
     policy = tmp_path / "candidate.toml"
     policy.write_text(CANDIDATE, encoding="utf-8")
     out_json, out_html = tmp_path / "sim.json", tmp_path / "sim.html"
