@@ -168,8 +168,7 @@ def explain(
 ) -> dict[str, Any]:
     """The explanation as JSON-ready data, restricted parts left out unless disclosed."""
     d = ctx.disclosure
-    profile = stored.profile.model_copy(update={"previous": stored.state.previous()})
-    assessment = decide(profile, ctx.policy, as_of)
+    assessment = decide(stored.assessed(), ctx.policy, as_of)
     plan = plan_customer(assessment, stored.crm_values(), known, ctx.writeback)
     crm_field = {path: f for path, f in ctx.mapping.fields.items()}
     inputs = [

@@ -29,7 +29,7 @@ from connectors.registry import build_connector
 from crmtier.commands.listing import stdout_console
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config
 from sync.disclosure import Disclosure
-from sync.inputs import StoredCustomer, ensure_table, iter_stored
+from sync.inputs import StoredCustomer, ensure_table, iter_stored, profile_text
 from sync.planner import Known
 from sync.simulation import (
     MOVERS_KEPT,
@@ -76,7 +76,9 @@ def _from_crm(
                 else CustomerState(cid, pseudonym(cid, key))
             )
             batch.append(
-                StoredCustomer(cid, state.pseudonym, record.profile, record.current, "", state)
+                StoredCustomer(
+                    cid, state.pseudonym, profile_text(record.profile), record.current, "", state
+                )
             )
         if len(batch) >= CHUNK:
             yield batch

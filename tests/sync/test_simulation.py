@@ -20,7 +20,7 @@ import pytest
 from connectors.contract import Capabilities
 from connectors.mapping import load_default_mapping
 from connectors.sandbox.generator import generate
-from sync.inputs import StoredCustomer
+from sync.inputs import StoredCustomer, columns_of, profile_text
 from sync.planner import Known, action_kinds, plan_customer, tiers_of
 from sync.simulation import PlanSide, Simulator, differs
 from sync.state import CustomerState
@@ -62,8 +62,8 @@ def synced_book(active: Policy, n: int = 400) -> list[StoredCustomer]:
         )
         current = {k: v.isoformat() if isinstance(v, date) else v
                    for k, v in plan.fields.items()}
-        book.append(StoredCustomer(profile.id, state.pseudonym, profile, current,
-                                   DAY.isoformat(), state))
+        book.append(StoredCustomer(profile.id, state.pseudonym, profile_text(profile),
+                                   current, DAY.isoformat(), state))
     return book
 
 
@@ -82,7 +82,7 @@ def known_of(book: list[StoredCustomer], active: Policy) -> dict[str, Known]:
 
 def brute_force(book: list[StoredCustomer], active: Policy, candidate: Policy,
                 known: dict[str, Known], day: date = DAY) -> tuple[PlanSide, PlanSide]:
-    profiles = [b.profile.model_copy(update={"previous": b.state.previous()}) for b in book]
+    profiles = [b.assessed() for b in book]
     sides = (PlanSide(), PlanSide())
     for p, side in zip((active, candidate), sides, strict=True):
         for b, d in zip(book, decide_batch(profiles, p, day, kinds=action_kinds(WRITEBACK)),
@@ -167,7 +167,7 @@ def test_matrices_and_movers_count_every_customer() -> None:
     for matrix in sim.matrices.values():
         assert int(matrix.cells.sum()) == len(book)
     # movers: the CRM ids whose value tier moves two or more steps, by brute force
-    profiles = [b.profile.model_copy(update={"previous": b.state.previous()}) for b in book]
+    profiles = [b.assessed() for b in book]
     ladder = ["private", "wealth", "affluent", "mass"]
     old = decide_batch(profiles, active, DAY)
     new = decide_batch(profiles, candidate, DAY)
@@ -190,3 +190,34 @@ def test_same_policy_differs_nowhere() -> None:
     moved = evaluate(cols, policy(CANDIDATES["thresholds"]), DAY)
     assert differs(a, moved).any()
     assert np.array_equal(differs(a, moved), differs(moved, a))
+
+
+def test_stored_json_lays_out_as_the_validated_profiles() -> None:
+    """``columns_of`` (the stored JSON, unvalidated) gives the very columns the validated
+    profiles give, with the committed state as ``previous`` (the generator's dirty but
+    readable records included, as a sync stores them; a policy with exchange rates)."""
+    active = policy("[fx]\nUSD = 7.1\n")
+    stored = []
+    for i, c in enumerate(generate(400, seed=5)):
+        try:
+            profile = CustomerProfile.model_validate({"id": c.id, **c.profile})
+        except ValueError:
+            continue  # unreadable: a sync never assesses, so never stores, it
+        tiers = [None, {"value_tier": "wealth"}, {"value_tier": "unrated"}][i % 3]
+        below = "2026-05-01" if i % 4 == 0 else None
+        state = CustomerState(c.id, "p", tiers=tiers, assessed_at="2026-06-01",
+                              below_floor_since=below)
+        stored.append(StoredCustomer(c.id, "p", profile_text(profile), {}, "2026-06-01", state))
+    fast = columns_of(stored, active)
+    models = Columns.from_profiles([s.assessed() for s in stored], active)
+    assert fast.n == models.n > 300
+    for name, value in vars(models).items():
+        other = vars(fast)[name]
+        if isinstance(value, dict):
+            assert value.keys() == other.keys(), name
+            assert all(np.array_equal(value[k], other[k]) for k in value), name
+        elif isinstance(value, np.ndarray):
+            assert value.dtype == other.dtype and value.shape == other.shape, name
+            assert np.array_equal(value, other, equal_nan=True), name
+        else:
+            assert value == other, name
