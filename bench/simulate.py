@@ -18,23 +18,29 @@ import argparse
 import gc
 import json
 import os
+import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from connectors.contract import Capabilities
-from connectors.mapping import load_default_mapping
-from connectors.sandbox.generator import generate
-from sync.inputs import ensure_table, iter_stored
-from sync.planner import Known, plan_customer, tiers_of
-from sync.schema import assessed_inputs, customers, now_text
-from sync.simulation import Simulator, simulate
-from sync.store import StateStore
-from tiering_core.engine import decide_batch
-from tiering_core.models import CustomerProfile
-from tiering_core.policy import Policy, load_policy
+# Run as a script, bench/ comes first on the path and bench/sync.py would shadow the sync
+# package: import the project from the repository root instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE)]
+
+from connectors.contract import Capabilities  # noqa: E402
+from connectors.mapping import load_default_mapping  # noqa: E402
+from connectors.sandbox.generator import generate  # noqa: E402
+from sync.inputs import ensure_table, iter_stored  # noqa: E402
+from sync.planner import Known, plan_customer, tiers_of  # noqa: E402
+from sync.schema import assessed_inputs, customers, now_text  # noqa: E402
+from sync.simulation import Simulator, simulate  # noqa: E402
+from sync.store import StateStore  # noqa: E402
+from tiering_core.engine import decide_batch  # noqa: E402
+from tiering_core.models import CustomerProfile  # noqa: E402
+from tiering_core.policy import Policy, load_policy  # noqa: E402
 
 DAY = date(2026, 12, 6)
 STREAM = "salesforce:Account"

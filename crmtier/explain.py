@@ -301,13 +301,3 @@ def _unmet(c: Any, kind: str | None, assessment: Any, ctx: ExplainContext) -> li
     if c.credit_product and assessment["credit_risk"] in risk.no_credit_products_credit:
         out.append("credit risk keeps credit products out (strategy.risk)")
     return out
-
-
-def short_text(data: dict[str, Any], lang: str) -> str:
-    """One line for a CRM text field: tiers, top reasons, policy version."""
-    tiers = data["tiers"]
-    top = "; ".join(r["text"] for r in data["rules"][:3])
-    return (
-        f"{tiers.get('value_tier')}/{tiers.get('needs_tier')}: {top} "
-        f"({data['policy_version']}, {data['as_of']})"
-    )

@@ -3,12 +3,9 @@
 Takes a CRM record id or the customer's pseudonym (as logs and the audit trail name it);
 rebuilds the decision from the inputs the last sync stored and the committed hysteresis
 state under the active policy (``crmtier/explain.py``), and prints it in English or
-Chinese, or as JSON. Restricted parts only with ``--show-restricted``. When the write-back
-maps ``explanation`` to a CRM field, the one-line explanation is written there through the
-connector's normal write path.
+Chinese, or as JSON. Restricted parts only with ``--show-restricted``. Writes nothing.
 
-Exit status: 0 done, 1 the customer is unknown to the store or the write failed, 2 bad
-configuration.
+Exit status: 0 done, 1 the customer is unknown to the store or the configuration is bad.
 """
 
 from __future__ import annotations
@@ -22,12 +19,9 @@ import click
 import sqlalchemy as sa
 from rich.table import Table
 
-from connectors.contract import FieldUpdate, WritePlan
-from connectors.errors import ConfigError, ConnectorError
-from connectors.registry import build_connector
 from crmtier.commands.listing import stdout_console
-from crmtier.config import ConfigFileError, CrmtierConfig, load_config
-from crmtier.explain import LABELS, ExplainContext, explain, label, short_text
+from crmtier.config import ConfigFileError, load_config
+from crmtier.explain import LABELS, ExplainContext, explain, label
 from sync.disclosure import Disclosure
 from sync.inputs import ensure_table, iter_stored
 from sync.planner import Known
@@ -35,9 +29,6 @@ from sync.schema import customers
 from sync.state import load_states
 from sync.store import StateStore, StoreError
 from tiering_core.policy import PolicyError, load_policy
-
-#: the write-back output the short explanation goes to when mapped
-EXPLANATION = "explanation"
 
 
 def _resolve(store: StateStore, stream: str, customer: str) -> str | None:
@@ -80,24 +71,6 @@ def _print(data: dict[str, Any], lang: str) -> None:
     for k, v in data["hysteresis"].items():
         hyst.add_row(k, "" if v is None else str(v))
     console.print(hyst)
-
-
-def _write_explanation(config: CrmtierConfig, crm_id: str, text: str) -> str:
-    """Write the short text through the connector; the one-line outcome."""
-    writeback = config.writeback_config()
-    connector = build_connector(config.crm, config.field_mapping(), writeback)
-    try:
-        plan = WritePlan(field_updates=(FieldUpdate(crm_id, {EXPLANATION: text}),))
-        results = connector.apply(plan)
-    finally:
-        connector.close()
-    failed = [r for r in results if not r.ok]
-    if failed:
-        raise click.ClickException(
-            f"explanation not written to {writeback.fields[EXPLANATION]} of {crm_id}: "
-            f"{failed[0].error_code} {failed[0].message or ''}".strip()
-        )
-    return f"explanation written to {writeback.fields[EXPLANATION]} of {crm_id}"
 
 
 @click.command(name="explain")
@@ -160,13 +133,3 @@ def command(
         click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
     else:
         _print(data, lang)
-    if EXPLANATION in writeback.fields:
-        # The CRM text never carries restricted values, whoever asked for them here.
-        public = explain(stored, state.known() if state else Known(),
-                         ExplainContext(policy, ctx.mapping, writeback,
-                                        Disclosure.of(writeback.restricted, False), lang), day)
-        try:
-            click.echo(_write_explanation(config, stored.customer_id,
-                                          short_text(public, lang)), err=True)
-        except (ConfigError, ConnectorError) as exc:
-            raise click.ClickException(f"explanation not written: {exc}") from None
