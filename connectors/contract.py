@@ -132,6 +132,10 @@ class SchemaCheck:
     severity: Literal["error", "warning"] = "error"
 
 
+#: The fewest calls one bulk job takes: create it, upload its data, close it, read its
+#: state once (Salesforce Bulk API 2.0 ingest; failed rows cost one more read).
+BULK_JOB_CALLS = 4
+
 #: Call kinds that fetch a token rather than data (the names the clients count them by).
 AUTH_CALL_KINDS = frozenset({"oauth_token", "token"})
 
@@ -161,7 +165,11 @@ class Capabilities:
     crm: str
     page_size: int
     max_write_batch: int  # records per write call (1 for FXiaoke)
-    bulk_threshold: int | None = None  # changed records above which a bulk job is used
+    # Field updates of one run above which the CRM's bulk path is used (one apply() then
+    # carries them all), and at most how many one bulk job takes. The sync engine collects
+    # a run's field updates across pages for it, since a page holds at most page_size.
+    bulk_threshold: int | None = None
+    bulk_batch: int = 10_000
     webhook_kind: Literal["outbound_message", "notification_channel", "workflow_push"] | None = None
     campaign_member_object: str | None = None
     max_query_offset: int | None = None
@@ -185,9 +193,28 @@ class Capabilities:
         batch = max(1, self.max_write_batch)
         out = {"read": math.ceil(reads / max(1, self.page_size))}
         for kind, n in items.items():
-            per_customer = kind in self.per_customer_kinds
-            out[kind] = customers.get(kind, n) if per_customer else math.ceil(n / batch)
+            if kind in self.per_customer_kinds:
+                out[kind] = customers.get(kind, n)
+            elif kind == "field_update" and self.bulk_threshold is not None:
+                out[kind] = self._field_minimum(n, batch, self.bulk_threshold)
+            else:
+                out[kind] = math.ceil(n / batch)
         return out
+
+    @property
+    def bulk_job(self) -> int:
+        """Field updates per full bulk job: ``bulk_batch``, yet always above the threshold."""
+        return max(self.bulk_batch, (self.bulk_threshold or 0) + 1)
+
+    def _field_minimum(self, n: int, batch: int, threshold: int) -> int:
+        """``n`` field updates as the sync engine sends them on a CRM with a bulk path:
+        full ``bulk_job`` jobs, then the rest as one more job when above the threshold,
+        else in write batches."""
+        if n <= threshold:
+            return math.ceil(n / batch)
+        full, rest = divmod(n, self.bulk_job)
+        last = BULK_JOB_CALLS if rest > threshold else math.ceil(rest / batch)
+        return full * BULK_JOB_CALLS + last
 
 
 @runtime_checkable

@@ -20,6 +20,7 @@ Messages never contain secrets or raw personal data: records are named by CRM id
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -94,3 +95,45 @@ def first_match(
     rules: tuple[ErrorRule, ...], status: int, code: str | None, message: str = ""
 ) -> ErrorRule | None:
     return next((rule for rule in rules if rule.matches(status, code, message)), None)
+
+
+#: The next step when a code has no better one: doctor checks the whole CRM set-up.
+RUN_DOCTOR = "run crmtier doctor"
+#: An API name (``Value_Tier__c``, ``Account``, ``ns__Obj__c``), optionally ``Object.Field``:
+#: the only text of a CRM error copied into crmtier's own message.
+_API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)?")
+
+
+@dataclass(frozen=True)
+class Advice:
+    """What a CRM error code means, in a few words, and what the admin does next. Each
+    connector keeps a table of these by its CRM's own codes."""
+
+    gist: str
+    next_step: str = RUN_DOCTOR
+
+
+def refusal_text(
+    crm: str,
+    code: str | None,
+    *,
+    field: str | None = None,
+    obj: str | None = None,
+    advice: Advice | None = None,
+) -> str:
+    """One line for an admin: ``Salesforce refused field Value_Tier__c on Account:
+    INVALID_FIELD (no such column) — run crmtier doctor``. Made of the CRM's code, the API
+    names of the field and object, and the advice only: a CRM's own message can quote the
+    record's values, so it is never copied, and a name that does not look like an API name
+    is left out."""
+    field = field if field and _API_NAME.fullmatch(field) else None
+    obj = obj if obj and _API_NAME.fullmatch(obj) else None
+    if field and obj:
+        target = f" field {field} on {obj}"
+    elif field or obj:
+        target = f" field {field}" if field else f" {obj}"
+    else:
+        target = ""
+    gist = f" ({advice.gist})" if advice is not None and advice.gist else ""
+    step = advice.next_step if advice is not None else RUN_DOCTOR
+    return f"{crm} refused{target}: {code or 'an error without a code'}{gist} — {step}"

@@ -77,7 +77,7 @@ class SyncSection(_Section):
     record_retry_attempts: int = Field(default=5, ge=1, le=20)
     record_retry_base_seconds: float = Field(default=0.5, ge=0, le=60)
     write_concurrency: int = Field(default=4, ge=1, le=16)
-    lock_ttl_seconds: float = Field(default=600, ge=10)
+    lock_ttl_seconds: float = Field(default=60, ge=10)
 
     def interval(self) -> timedelta:
         return parse_interval(self.every)

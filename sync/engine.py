@@ -51,7 +51,14 @@ from sync.errortext import error_text
 from sync.inputs import ensure_table, save_inputs
 from sync.killpoints import kill_point
 from sync.outbox import NewItem, OutboxItem
-from sync.planner import CustomerPlan, Known, plan_customer, same_value, tiers_of
+from sync.planner import (
+    CustomerPlan,
+    Known,
+    desired_fields,
+    plan_customer,
+    same_value,
+    tiers_of,
+)
 from sync.preview import PlanTotals
 from sync.readahead import read_ahead
 from sync.runs import RunCounts, RunStatus
@@ -90,7 +97,7 @@ class SyncSettings:
     record_retry_base: float = 0.5
     record_retry_cap: float = 30.0
     write_concurrency: int = 4
-    lock_ttl: timedelta = timedelta(minutes=10)
+    lock_ttl: timedelta = timedelta(minutes=1)  # renewed every third (sync.leases)
 
 
 @dataclass(frozen=True)
@@ -566,12 +573,14 @@ class _Run:
                 out[str(item.payload["campaign"])] = item.key
         return out
 
-    def _decision_json(
-        self, record: CrmRecord, assessment: AssessmentData, plan: CustomerPlan
-    ) -> dict[str, Any]:
+    def _decision_json(self, record: CrmRecord, assessment: AssessmentData) -> dict[str, Any]:
         return {
             "tiers": tiers_of(assessment),
-            "fields": dict(plan.fields),
+            # every field the decision means the CRM to show, not only those the plan sends:
+            # once its writes are done, the CRM shows exactly these (the plan was diffed
+            # against the CRM as read under the stream's lease), and the next read of the
+            # customer is its own echo only if it still does (see _settled)
+            "fields": _jsonable(desired_fields(assessment, self.e.writeback)),
             "assessed_at": self._as_of(),
             "below_floor_since": _iso(assessment["below_floor_since"]),
             "reason_codes": [r["code"] for r in assessment["reasons"]],
@@ -597,6 +606,10 @@ class _Run:
         superseded (a customer read twice in a run keeps only its newest decision)."""
         new: list[NewItem] = []
         stale: list[int] = []
+        in_flight: dict[str, list[OutboxItem]] = {}
+        for items in self._unrecorded() if self.inflight_by_customer else ():
+            for unrecorded in items:
+                in_flight.setdefault(unrecorded.customer_id, []).append(unrecorded)
         for record, assessment, plan in planned:
             cid = record.profile.id
             previous = self.decisions.get(cid)
@@ -605,17 +618,22 @@ class _Run:
             ]
             keep = set(self.inflight_by_customer.get(cid, ()))
             by_identity = {item.identity(): item for item in queued}
+            sent = {item.identity() for item in in_flight.get(cid, ())}
             for item in _items_of(plan, self.source_events.get(cid)):
                 # identity() is a repr: not worth it for the usual customer with none queued
-                existing = by_identity.pop(item.identity(), None) if by_identity else None
-                if existing is None:
+                if not (by_identity or sent):
                     new.append(item)
-                else:
+                    continue
+                identity = item.identity()
+                existing = by_identity.pop(identity, None)
+                if existing is not None:
                     keep.add(existing.id)
+                elif identity not in sent:  # the same write in flight is recorded once
+                    new.append(item)
             stale += [item.id for item in by_identity.values()]
             if previous is not None and previous.this_run:
                 self.counts.skipped["superseded"] += 1
-            pending = self._decision_json(record, assessment, plan)
+            pending = self._decision_json(record, assessment)
             self.decisions[cid] = _Decision(
                 cid, pending, keep, this_run=True, base=states.get(cid)
             )
@@ -672,7 +690,7 @@ class _Run:
         old = state.tiers if state else None
         if old != tiers:
             self._count_change(old, tiers)
-            decision = self._decision_json(record, assessment, CustomerPlan(cid))
+            decision = self._decision_json(record, assessment)
             audit_rows.append(self._audit(cid, "tier_change", old, tiers, decision))
 
     def _advance(self, conn: sa.Connection, page: Page, read_at: datetime) -> None:
@@ -733,7 +751,11 @@ class _Run:
     # --- recovery -----------------------------------------------------------------------
 
     def _recover_outbox(self) -> None:
-        """Writes an earlier run recorded but did not see answered: send them again."""
+        """Writes an earlier run recorded but did not see answered: send them again, and
+        record their answers before anything is read. A record read while they were still
+        going out would show the CRM as it was before them; its customer, already settled
+        by them, would then be assessed again against its own new decision (an "upgraded
+        from" reason lost) and planned a second copy of their tasks and memberships."""
         with self.e.store.begin() as conn:
             items = outbox.pending(conn, self.e.stream)
             states = load_states(conn, self.e.stream, {i.customer_id for i in items})
@@ -750,6 +772,7 @@ class _Run:
             decision.outstanding.add(item.id)
         if items:
             log.info("re-sending writes of an interrupted run", extra={"items": len(items)})
+            self._drain(final=True)
 
     # --- writing ------------------------------------------------------------------------
 
@@ -769,12 +792,35 @@ class _Run:
             by_kind.setdefault(item.kind, []).append(item)
         batches = []
         for kind, items in by_kind.items():
-            for start in range(0, len(items), self.batch):
-                chunk = items[start : start + self.batch]
-                if len(chunk) < self.batch and (not final or kind in held):
+            size, rest = self._batching(kind, len(items), final and kind not in held)
+            for start in range(0, len(items), size):
+                chunk = items[start : start + size]
+                if len(chunk) < size and not rest:
                     break
                 batches.append(chunk)
         return batches
+
+    def _batching(self, kind: str, ready: int, last: bool) -> tuple[int, bool]:
+        """(items per apply(), whether a partial last batch may go) for ``ready`` items of
+        ``kind``; ``last``: nothing more of the kind will come. A CRM with a bulk path
+        (``bulk_threshold``) decides by the run's field updates, not a page's: they are
+        collected across pages and go in ``bulk_batch`` chunks, the rest at the end in one
+        apply() when above the threshold (the connector makes it a bulk job), else in
+        ordinary batches. Collected items are durable in the outbox like any queued one."""
+        threshold = self.caps.bulk_threshold
+        if kind != "field_update" or threshold is None:
+            return self.batch, last
+        bulk = self.caps.bulk_job
+        if ready >= bulk or not last:
+            return bulk, False
+        return (ready, True) if ready > threshold else (self.batch, True)
+
+    def _collecting(self) -> int:
+        """Queued items held for a bulk call (see ``_batching``): they are no reason to
+        slow the read down."""
+        if self.caps.bulk_threshold is None:
+            return 0
+        return sum(1 for item in self.queue.values() if item.kind == "field_update")
 
     def _drain(self, *, final: bool) -> None:
         while True:
@@ -786,7 +832,8 @@ class _Run:
             submitted = self._start_ready(final)
             if not final:
                 # Back-pressure: do not read further ahead than a few full batches.
-                ahead = len(self.queue) > self.batch * self.settings.write_concurrency * 4
+                waiting = len(self.queue) - self._collecting()
+                ahead = waiting > self.batch * self.settings.write_concurrency * 4
                 if ahead and self.inflight:
                     self._collect(block=True)
                     continue
@@ -1072,11 +1119,9 @@ class _Run:
             pending, state = decision.pending, decision.base
             row: dict[str, Any] = {"customer_id": cid, "pseudonym": self._ref(cid), "pending": None}
             if pending and not decision.field_dead:
-                fields = dict(state.fields or {}) if state else {}
-                fields.update(pending.get("fields") or {})
                 row.update(
                     tiers=pending.get("tiers"),
-                    fields=fields,
+                    fields=pending.get("fields") or {},
                     assessed_at=pending.get("assessed_at"),
                     below_floor_since=pending.get("below_floor_since"),
                     input_hash=pending.get("input_hash"),

@@ -120,23 +120,20 @@ class Inbox:
     # --- worker side --------------------------------------------------------------------
 
     def ready(self, now: datetime) -> tuple[int, datetime | None]:
-        """How many events are claimable now, and when the oldest of them arrived."""
+        """How many events are claimable now, and when the oldest of them arrived. Claims
+        whose lease lapsed count: after a crash they are the only work left, and no new
+        event may be needed to have them taken again."""
         with self.store.engine.connect() as conn:
             row = conn.execute(
                 sa.select(sa.func.count(), sa.func.min(webhook_inbox.c.received_at)).where(
-                    webhook_inbox.c.status == PENDING,
-                    webhook_inbox.c.available_at <= utc_text(now),
+                    _claimable(utc_text(now))
                 )
             ).one()
         return int(row[0]), (parse_utc(row[1]) if row[1] else None)
 
     def claim(self, owner: str, limit: int, now: datetime, lease: timedelta) -> list[InboxItem]:
         """Take up to ``limit`` claimable events, oldest first, plus any whose lease lapsed."""
-        stamp = utc_text(now)
-        claimable = sa.or_(
-            sa.and_(webhook_inbox.c.status == PENDING, webhook_inbox.c.available_at <= stamp),
-            sa.and_(webhook_inbox.c.status == CLAIMED, webhook_inbox.c.lease_until < stamp),
-        )
+        claimable = _claimable(utc_text(now))
         oldest = (
             sa.select(webhook_inbox.c.id).where(claimable).order_by(webhook_inbox.c.id).limit(limit)
         )
@@ -252,6 +249,15 @@ _ITEM_COLUMNS = (
     webhook_inbox.c.received_at,
     webhook_inbox.c.attempts,
 )
+
+
+def _claimable(stamp: str) -> sa.ColumnElement[bool]:
+    """Events a worker may take at ``stamp``: pending and due, or claimed by a worker whose
+    lease lapsed (it died mid-batch)."""
+    return sa.or_(
+        sa.and_(webhook_inbox.c.status == PENDING, webhook_inbox.c.available_at <= stamp),
+        sa.and_(webhook_inbox.c.status == CLAIMED, webhook_inbox.c.lease_until < stamp),
+    )
 
 
 def _row(event: ChangeEvent, stamp: str) -> dict[str, object]:

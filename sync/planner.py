@@ -126,6 +126,16 @@ def action_kinds(writeback: WritebackConfig) -> frozenset[ActionKind]:
     return frozenset(kinds)
 
 
+def desired_fields(assessment: AssessmentData, writeback: WritebackConfig) -> dict[str, Any]:
+    """The write-back field values the assessment means the CRM to show, whether or not the
+    CRM shows them already."""
+    return {
+        action["field"]: action["value"]
+        for action in assessment["actions"]
+        if action["kind"] == "set_field" and action["field"] in writeback.fields
+    }
+
+
 def plan_customer(
     assessment: AssessmentData,
     current: Mapping[str, Any],
@@ -134,16 +144,18 @@ def plan_customer(
 ) -> CustomerPlan:
     """The plan's tasks are validated into ``TaskAction`` here: only the few planned ones,
     which the outbox and the connectors carry on."""
-    fields: dict[str, Any] = {}
+    fields = {
+        name: value
+        for name, value in desired_fields(assessment, writeback).items()
+        if not same_value(value, current.get(name))
+    }
     tasks: list[TaskAction] = []
     desired_campaigns: dict[str, dict[str, Any]] = {}
     for action in assessment["actions"]:
         kind = action["kind"]
         if kind == "set_field":
-            name = action["field"]
-            if name in writeback.fields and not same_value(action["value"], current.get(name)):
-                fields[name] = action["value"]
-        elif kind == "task":
+            continue
+        if kind == "task":
             if writeback.tasks and action["dedupe_key"] not in known.tasks:
                 tasks.append(TaskAction.model_validate(action))
         elif writeback.campaign_memberships and action["campaign"] in writeback.campaigns:

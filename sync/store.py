@@ -22,6 +22,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -32,6 +33,7 @@ from sqlalchemy.types import TypeDecorator
 
 from sync import crypto, jsontext, schema
 from sync.crypto import StoreCipher, StoreError
+from sync.leases import Heartbeat, process_is_running
 from sync.schema import Migration, locks, meta, now_text, utc_text
 
 __all__ = ["EncryptionPendingError", "StateStore", "StoreError", "create_engine"]
@@ -121,6 +123,7 @@ class StateStore:
     def __init__(self, engine: sa.Engine, cipher: StoreCipher | None = None) -> None:
         self.engine = engine
         self.cipher = cipher
+        self._heartbeats: dict[str, Heartbeat] = {}
         crypto.install(engine, cipher)
 
     @classmethod
@@ -148,6 +151,9 @@ class StateStore:
             yield conn
 
     def close(self) -> None:
+        for heartbeat in self._heartbeats.values():
+            heartbeat.stop()
+        self._heartbeats.clear()
         self.engine.dispose()
 
     # --- meta -----------------------------------------------------------------------
@@ -298,10 +304,11 @@ class StateStore:
 
     # --- leases ---------------------------------------------------------------------
 
-    def acquire_lock(self, name: str, *, ttl: timedelta = timedelta(minutes=10)) -> bool:
-        """Take the named lease unless a live holder has it. A holder on this host whose
-        process is gone (SIGKILL, power cut) is taken over at once; elsewhere the lease
-        expires after ``ttl`` unless renewed."""
+    def acquire_lock(self, name: str, *, ttl: timedelta = timedelta(minutes=1)) -> bool:
+        """Take the named lease unless a live holder has it (see ``sync.leases``). While
+        held it is renewed every third of ``ttl``; a holder that stops renewing loses it
+        ``ttl`` after its last renewal, and a holder on this host whose process is gone or
+        a zombie loses it at once."""
         owner = _owner()
         host, pid = socket.gethostname(), os.getpid()
         expires = utc_text(datetime.now(UTC) + ttl)
@@ -316,27 +323,35 @@ class StateStore:
                             name=name, owner=owner, host=host, pid=pid, expires_at=expires
                         )
                     )
-                    return True
-                if row.owner != owner and not _lease_is_dead(row):
+                elif row.owner != owner and not _lease_is_dead(row):
                     return False
-                conn.execute(
-                    locks.update()
-                    .where(locks.c.name == name)
-                    .values(owner=owner, host=host, pid=pid, expires_at=expires)
-                )
-                return True
+                else:
+                    conn.execute(
+                        locks.update()
+                        .where(locks.c.name == name)
+                        .values(owner=owner, host=host, pid=pid, expires_at=expires)
+                    )
         except sa.exc.IntegrityError:
             return False  # another process inserted the lease first
+        if name not in self._heartbeats:  # re-entrant: one heartbeat per lease held
+            renew = partial(self.renew_lock, name, ttl=ttl)
+            self._heartbeats[name] = Heartbeat(name, renew, ttl / 3)
+        return True
 
-    def renew_lock(self, name: str, *, ttl: timedelta = timedelta(minutes=10)) -> None:
+    def renew_lock(self, name: str, *, ttl: timedelta = timedelta(minutes=1)) -> bool:
+        """Move the lease's expiry ``ttl`` ahead; False if this process no longer holds it."""
         with self.begin() as conn:
-            conn.execute(
+            result = conn.execute(
                 locks.update()
                 .where(locks.c.name == name, locks.c.owner == _owner())
                 .values(expires_at=utc_text(datetime.now(UTC) + ttl))
             )
+        return bool(result.rowcount)
 
     def release_lock(self, name: str) -> None:
+        heartbeat = self._heartbeats.pop(name, None)
+        if heartbeat is not None:
+            heartbeat.stop()
         with self.begin() as conn:
             conn.execute(locks.delete().where(locks.c.name == name, locks.c.owner == _owner()))
 
@@ -346,14 +361,7 @@ def _owner() -> str:
 
 
 def _lease_is_dead(row: Any) -> bool:
+    """Its holder stopped renewing it, or is on this host and will never run again."""
     if row.expires_at < now_text():
         return True
-    if row.host != socket.gethostname():
-        return False
-    try:
-        os.kill(int(row.pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return row.host == socket.gethostname() and not process_is_running(int(row.pid))

@@ -9,6 +9,8 @@ Notifications are hints, not data: they can be late, duplicated or out of order 
 worker never tiers what a notification says; it re-fetches the current records with the
 connector's ``fetch(ids)`` and hands them to the same processing path as the scheduled sync
 (assess, plan, outbox, write, audit with ``trigger=webhook`` and the ``source_event_id``).
+The fetch happens inside the stream's exclusive section, after any sync run that held it
+has written: the planner diffs against what the CRM holds when the writes are made.
 Two guards keep an older state from overwriting a newer one:
 
 * a record fetched with a modstamp *older* than the version the notification announced is
@@ -20,7 +22,9 @@ Two guards keep an older state from overwriting a newer one:
 
 When the CRM is down, fetch or write fails; the batch's events return to the inbox with an
 exponential backoff and are buried as ``dead`` only after ``max_attempts``. The receiver
-keeps acking meanwhile (W7), and the backlog drains once the CRM recovers.
+keeps acking meanwhile (W7), and the backlog drains once the CRM recovers. Any other
+failure is bisected down to the customer that causes it, so one poison event never costs
+the rest of its batch (see ``_run_group``).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.contract import CrmRecord
-from connectors.errors import ConnectorError, RateLimitedError, TransientError
+from connectors.errors import AuthExpiredError, ConnectorError, RateLimitedError, TransientError
 from sync.engine import SyncEngine
 from sync.errortext import error_text
 from sync.inbox import Inbox, InboxItem
@@ -75,6 +79,10 @@ class ChangeProcessor(Protocol):
 
 
 Fetch = Callable[[Sequence[str]], list[CrmRecord]]
+
+#: Failures of the CRM as a whole: splitting a batch cannot help and would only multiply
+#: the calls to a CRM that is down or throttling us.
+_WHOLE_CRM = (TransientError, RateLimitedError, AuthExpiredError)
 
 
 class StreamBusyError(TransientError):
@@ -215,10 +223,29 @@ class InboxWorker:
         by_customer: dict[str, list[InboxItem]] = defaultdict(list)
         for item in items:
             by_customer[item.customer_id].append(item)
+        self._run_group(by_customer, now, report)
+        return self._report(report)
+
+    def _run_group(
+        self, by_customer: Mapping[str, list[InboxItem]], now: datetime, report: BatchReport
+    ) -> None:
+        """Fetch, admit, process and settle these customers' events.
+
+        A failure that says the CRM as a whole cannot serve us now (``_WHOLE_CRM``: down,
+        throttled, token expired) retries the whole group. Any other failure may be caused
+        by one customer in it (an id the CRM refuses in the lookup, a record processing
+        chokes on), so a group of several customers is split in two and each half runs on
+        its own (bisection): one poison event then costs its batch about 2·log2(n) extra
+        calls, and every other event is processed; only a single customer's failure is
+        retried and, after ``max_attempts``, buried."""
+        items = [item for group in by_customer.values() for item in group]
         try:
-            records = self.fetch(list(by_customer))
-            current, stale = self._split_stale(records, by_customer)
             with self.exclusive():
+                # Fetched only now, under the stream: a record read before waiting for it
+                # could predate the writes of whoever held it (the scheduled sync), and
+                # planning against that older view would leave their fields in place.
+                records = self.fetch(list(by_customer))
+                current, stale = self._split_stale(records, by_customer)
                 fresh = self._admit(current)
                 outcomes = (
                     dict(self.process(fresh, _source_events(fresh, by_customer))) if fresh else {}
@@ -228,12 +255,22 @@ class InboxWorker:
                 {i.id: str(exc) for i in items}, now + self.options.busy_delay, count=False
             )
             report.add("busy", len(items))
-            return self._report(report)
+            return
         except Exception as exc:  # a CRM failure, or a bug: the events wait and are retried
+            if len(by_customer) > 1 and not isinstance(exc, _WHOLE_CRM):
+                log.warning(
+                    "worker: a batch of %d customers failed (%s); splitting it to isolate it",
+                    len(by_customer),
+                    error_text(exc),
+                )
+                ids = list(by_customer)
+                for half in (ids[: len(ids) // 2], ids[len(ids) // 2 :]):
+                    self._run_group({c: by_customer[c] for c in half}, now, report)
+                return
             if not isinstance(exc, ConnectorError):
                 log.exception("worker: batch failed unexpectedly")
             self._retry(items, exc, report)
-            return self._report(report)
+            return
         fetched = {record.profile.id for record in records}
         finished: dict[int, str] = {}
         retry: dict[int, str] = {}
@@ -251,7 +288,6 @@ class InboxWorker:
         self.inbox.complete(finished, now)
         if retry:
             self.inbox.retry_later(retry, now + self.options.stale_read_delay)
-        return self._report(report)
 
     def _split_stale(
         self, records: Sequence[CrmRecord], by_customer: Mapping[str, Sequence[InboxItem]]

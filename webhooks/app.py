@@ -7,14 +7,17 @@ stored unless all of them pass (reference §2.3, W5, W8):
 2. a ``Content-Type`` the sender never uses → 415;
 3. the body is read with a running cap (chunked bodies too) → 413 as soon as it is exceeded,
    so an oversized body is never buffered whole;
-4. verification on the raw bytes (signature, token, org id) → 401/403, and parsing → 400;
+4. verification on the raw bytes (signature, token, org id) → 401/403, and parsing with
+   explicit bounds (``connectors/webhook_events.py``: digits, nesting, encodings, record id
+   formats) → 400/415;
 5. a durable, deduplicating insert into the inbox (group-committed, see ``committer.py``);
    if the store is unavailable → 503 so the sender retries;
 6. the CRM's acknowledgement (Salesforce ``<Ack>true</Ack>``, FXiaoke ``success``).
 
-No CRM call happens on this path: acking never depends on the CRM's health (W7). A route
-whose verification values are not configured is not mounted (404), so an unused CRM cannot
-be used to fill the inbox.
+Every refusal answers ``{"error": <reason>, "code": <reason code>}`` and is counted in
+``crmtier_webhook_refusals_total{route,code}``. No CRM call happens on this path: acking
+never depends on the CRM's health (W7). A route whose verification values are not
+configured is not mounted (404), so an unused CRM cannot be used to fill the inbox.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,7 +40,7 @@ from starlette.routing import Route
 
 from connectors.fxiaoke import webhook as fxiaoke
 from connectors.salesforce import webhook as salesforce
-from connectors.webhook_events import ChangeEvent, WebhookRejected
+from connectors.webhook_events import RECORD_ID, ChangeEvent, WebhookRejected
 from connectors.zoho import webhook as zoho
 from sync.inbox import Inbox
 from webhooks import standard_webhooks
@@ -50,7 +54,17 @@ Headers = Mapping[str, str]
 Verifier = Callable[[Headers, bytes, float], list[ChangeEvent]]
 JSON_TYPES = ("application/json",)
 EVENTS_METRIC = "crmtier_webhook_events_total"
+REFUSALS_METRIC = "crmtier_webhook_refusals_total"
+REFUSALS_HELP = "Refused webhook requests by route and reason code."
 EVENTS_HELP = "Change events by outcome (receiver: accepted, duplicate; worker: written, ...)."
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,12}")
+#: Each CRM's record id format: what ``/webhooks/generic`` admits as ``data.id`` when the
+#: configured CRM is known (any other sender names records of the CRM crmtier syncs).
+RECORD_IDS: dict[str, re.Pattern[str]] = {
+    "salesforce": salesforce.RECORD_ID,
+    "zoho": zoho.RECORD_ID,
+    "fxiaoke": fxiaoke.RECORD_ID,
+}
 
 
 @dataclass(frozen=True)
@@ -72,9 +86,12 @@ def _json_ack(new_events: int) -> Response:
     return JSONResponse({"ok": True, "new_events": new_events})
 
 
-def _endpoints(settings: WebhooksSettings, own_fields: frozenset[str]) -> list[Endpoint]:
+def _endpoints(
+    settings: WebhooksSettings, own_fields: frozenset[str], crm: str | None = None
+) -> list[Endpoint]:
     """The routes this configuration can verify; ``own_fields`` are the CRM fields crmtier
-    writes (notifications that only echo them are dropped, see ``connectors/zoho/webhook``)."""
+    writes (notifications that only echo them are dropped, see ``connectors/zoho/webhook``);
+    ``crm`` names the CRM whose id format generic events must use."""
     window = settings.replay_window_seconds
     endpoints = []
     if settings.salesforce_org_id:
@@ -119,12 +136,13 @@ def _endpoints(settings: WebhooksSettings, own_fields: frozenset[str]) -> list[E
         )
     if settings.secrets:
         keys = [(entry.key(), entry) for entry in settings.secrets]
+        record_id = RECORD_IDS.get(crm or "", RECORD_ID)
 
         def verify_generic(headers: Headers, body: bytes, now: float) -> list[ChangeEvent]:
             instant = datetime.fromtimestamp(now, UTC)
             active = [key for key, entry in keys if entry.active(instant)]
             msg_id = standard_webhooks.verify(headers, body, active, now_s=now, window_s=window)
-            return standard_webhooks.parse(msg_id, body)
+            return standard_webhooks.parse(msg_id, body, record_id)
 
         endpoints.append(
             Endpoint("generic", JSON_TYPES, settings.max_json_bytes, verify_generic, _json_ack)
@@ -150,7 +168,9 @@ async def _read_capped(request: Request, limit: int, timeout_s: float) -> bytes:
 
 def _precheck(request: Request, endpoint: Endpoint) -> None:
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > endpoint.max_bytes):
+    if declared is not None and not _CONTENT_LENGTH.fullmatch(declared):
+        raise WebhookRejected(400, "Content-Length must be 1..12 ASCII digits", "bad_header")
+    if declared is not None and int(declared) > endpoint.max_bytes:
         raise WebhookRejected(413, f"body exceeds {endpoint.max_bytes} bytes")
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type not in endpoint.content_types:
@@ -164,12 +184,14 @@ def create_app(
     metrics: Metrics | None = None,
     api_calls: Callable[[], Mapping[str, int]] | None = None,
     own_fields: frozenset[str] = frozenset(),
+    crm: str | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The receiver for ``settings``, persisting into ``inbox``.
 
-    ``api_calls`` reports the worker's CRM API usage for ``/metrics``; ``clock`` (epoch
-    seconds) is injectable so replay-window tests need no sleeping."""
+    ``api_calls`` reports the worker's CRM API usage for ``/metrics``; ``crm`` is the
+    configured CRM (``/webhooks/generic`` admits only its record id format); ``clock``
+    (epoch seconds) is injectable so replay-window tests need no sleeping."""
     metrics = metrics or Metrics()
     committer = GroupCommitter(inbox, clock=lambda: datetime.fromtimestamp(clock(), UTC))
 
@@ -188,8 +210,17 @@ def create_app(
             events = endpoint.verify(request.headers, body, clock())
         except WebhookRejected as rejected:
             count(endpoint.name, rejected.status)
-            log.info("webhook %s rejected: %s %s", endpoint.name, rejected.status, rejected)
-            return JSONResponse({"error": rejected.reason}, status_code=rejected.status)
+            metrics.inc(REFUSALS_METRIC, REFUSALS_HELP, route=endpoint.name, code=rejected.code)
+            log.info(
+                "webhook %s rejected: %s %s: %s",
+                endpoint.name,
+                rejected.status,
+                rejected.code,
+                rejected,
+            )
+            return JSONResponse(
+                {"error": rejected.reason, "code": rejected.code}, status_code=rejected.status
+            )
         try:
             new = await committer.persist(events) if events else 0
         except sa.exc.SQLAlchemyError as exc:
@@ -217,7 +248,7 @@ def create_app(
 
     routes = [
         Route(f"/webhooks/{endpoint.name}", partial(receive, endpoint), methods=["POST"])
-        for endpoint in _endpoints(settings, own_fields)
+        for endpoint in _endpoints(settings, own_fields, crm)
     ]
     routes += [
         Route("/healthz", healthz, methods=["GET"]),

@@ -34,6 +34,7 @@ def worker_options(settings: WebhooksSettings) -> WorkerOptions:
         batch_size=settings.batch_size,
         window=timedelta(milliseconds=settings.batch_window_ms),
         max_attempts=settings.max_attempts,
+        lease=timedelta(seconds=settings.claim_lease_seconds),
         dedupe=timedelta(days=settings.dedupe_days),
     )
 
@@ -67,6 +68,7 @@ class Realtime:
             metrics=self.metrics,
             api_calls=lambda: connector.api_usage().calls,
             own_fields=frozenset(engine.writeback.fields.values()),
+            crm=connector.capabilities.crm,
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

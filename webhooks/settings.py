@@ -71,10 +71,23 @@ class WebhooksSettings(BaseModel):
     max_json_bytes: int = Field(default=256 * 1024, ge=1024, le=1024 * 1024)
     max_soap_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=4 * 1024 * 1024)
     body_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    #: a connection must deliver a request's complete headers this soon after opening
+    #: (or after its previous response); slowloris clients are closed (webhooks/connections)
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    #: an idle keep-alive connection is closed after this long (set the proxy's upstream
+    #: keep-alive timeout below it)
+    keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    #: open connections at most; at the limit the longest-idle one is closed for a newcomer
+    max_connections: int = Field(default=512, ge=8, le=65536)
     dedupe_days: int = Field(default=7, ge=7, le=90)
     batch_size: int = Field(default=200, ge=1, le=2000)
     batch_window_ms: int = Field(default=200, ge=0, le=10_000)
     max_attempts: int = Field(default=8, ge=1, le=100)
+    #: how long a worker's claim on a batch of events lasts; a worker that dies mid-batch
+    #: (SIGKILL) holds its events this long, then any worker takes them again. It must
+    #: exceed the longest batch (a fetch and the writes of ``batch_size`` customers), or a
+    #: slow batch is taken twice
+    claim_lease_seconds: int = Field(default=300, ge=1, le=3600)
 
     @field_validator("secrets", mode="before")
     @classmethod

@@ -18,14 +18,17 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from connectors.webhook_events import (
+    RECORD_ID,
     ChangeEvent,
     Operation,
     WebhookRejected,
     check_timestamp,
+    header_digits,
     load_json_object,
     secrets_match,
 )
@@ -79,9 +82,9 @@ def verify(
     header = headers.get("webhook-signature")
     if not msg_id or not timestamp or not header:
         raise WebhookRejected(401, "missing webhook-id, webhook-timestamp or webhook-signature")
-    if not timestamp.isdigit():
-        raise WebhookRejected(401, "webhook-timestamp must be integer seconds")
-    check_timestamp(int(timestamp), now_s, window_s)
+    check_timestamp(
+        header_digits(timestamp, "webhook-timestamp", "integer seconds"), now_s, window_s
+    )
     offered = [
         entry.partition(",")[2].encode("ascii", "replace")
         for entry in header.split(" ")
@@ -96,11 +99,12 @@ def verify(
     raise WebhookRejected(401, "no valid v1 signature for any configured secret")
 
 
-def parse(msg_id: str, body: bytes) -> list[ChangeEvent]:
+def parse(msg_id: str, body: bytes, record_id: re.Pattern[str] = RECORD_ID) -> list[ChangeEvent]:
     """Our generic payload: ``{"type": "customer.updated", "data": {"id": ..., "modified_at"?}}``.
 
     ``type`` is ``customer.created|updated|deleted``; ``data.modified_at`` (ISO 8601) is the
-    record's version when the sender knows it. The ``webhook-id`` is the dedupe key."""
+    record's version when the sender knows it; ``data.id`` must match ``record_id``, the
+    configured CRM's id format. The ``webhook-id`` is the dedupe key."""
     payload = load_json_object(body)
     if not isinstance(payload.get("data"), dict):
         raise WebhookRejected(400, "payload needs an object 'data'")
@@ -109,8 +113,10 @@ def parse(msg_id: str, body: bytes) -> list[ChangeEvent]:
         raise WebhookRejected(400, f"type must be one of {', '.join(_TYPE_OPERATIONS)}")
     data = payload["data"]
     customer_id = data.get("id")
-    if not isinstance(customer_id, str):
-        raise WebhookRejected(400, "data.id must be the customer's CRM id (a string)")
+    if not isinstance(customer_id, str) or not record_id.fullmatch(customer_id):
+        raise WebhookRejected(
+            400, "data.id must be a customer id in the CRM's id format", "bad_record_id"
+        )
     version = _parse_version(data.get("modified_at"))
     return [ChangeEvent("generic", f"generic:{msg_id}", customer_id, operation, version)]
 

@@ -13,12 +13,18 @@ The signature is checked on the raw bytes before the JSON is parsed, in constant
 the timestamp must lie within the replay window (±300 s by default; FXiaoke's own demo
 accepts 500 s, the plugin does not, W2). FXiaoke retries a failed push only once, so the
 scheduled sync remains the safety net (W13). The ``eventId`` is the dedupe key.
+
+FXiaoke's open API (developer.fxiaoke.com/openapi_v2) documents no format for a record's
+``_id``; the ids in its data query and update examples are 24 or 32 hexadecimal characters
+(e.g. ``6621c7a2eb4c7f0001817f67``), so ``RECORD_ID`` accepts letters, digits, ``_`` and
+``-``, at most 64 characters: nothing that needs escaping in the query re-reading the record.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +36,7 @@ from connectors.webhook_events import (
     Operation,
     WebhookRejected,
     check_timestamp,
+    header_digits,
     load_json_object,
     secrets_match,
 )
@@ -37,6 +44,7 @@ from connectors.webhook_events import (
 CONTENT_TYPES = ("application/json",)
 TIMESTAMP_HEADER = "x-fx-timestamp"
 SIGNATURE_HEADER = "x-fx-signature"
+RECORD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _OPERATIONS: dict[str, Operation] = {"create": "create", "update": "update", "delete": "delete"}
 
 
@@ -53,9 +61,9 @@ def verify(
     offered = headers.get(SIGNATURE_HEADER)
     if not timestamp or not offered:
         raise WebhookRejected(401, "missing X-Fx-Timestamp or X-Fx-Signature")
-    if not timestamp.isdigit():
-        raise WebhookRejected(401, "X-Fx-Timestamp must be epoch milliseconds")
-    check_timestamp(int(timestamp) / 1000, now_s, window_s)
+    check_timestamp(
+        header_digits(timestamp, "X-Fx-Timestamp", "epoch milliseconds") / 1000, now_s, window_s
+    )
     expected = sign(secret.get_secret_value().encode("utf-8"), timestamp, body)
     if not secrets_match(offered.lower(), expected):
         raise WebhookRejected(401, "X-Fx-Signature does not match fxiaoke_secret")
@@ -67,8 +75,12 @@ def parse(body: bytes) -> list[ChangeEvent]:
     event_id, data_id = payload.get("eventId"), payload.get("dataId")
     if not isinstance(event_id, str) or not event_id:
         raise WebhookRejected(400, "eventId must be a non-empty string")
-    if not isinstance(data_id, str) or not data_id:
-        raise WebhookRejected(400, f"event {event_id}: dataId must be the record id")
+    if not isinstance(data_id, str) or not RECORD_ID.fullmatch(data_id):
+        raise WebhookRejected(
+            400,
+            f"event {event_id}: dataId must be a record id (1..64 of A-Za-z0-9_-)",
+            "bad_record_id",
+        )
     operation = _OPERATIONS.get(str(payload.get("event")))
     if operation is None:
         raise WebhookRejected(400, f"event {event_id}: event must be create|update|delete")
@@ -85,6 +97,12 @@ def parse(body: bytes) -> list[ChangeEvent]:
 
 def _version(data: Any) -> datetime | None:
     """``data.last_modified_time`` (epoch ms) when the function sent the record along."""
-    if isinstance(data, dict) and isinstance(data.get("last_modified_time"), int):
-        return datetime.fromtimestamp(data["last_modified_time"] / 1000, tz=UTC)
-    return None
+    if not isinstance(data, dict) or "last_modified_time" not in data:
+        return None
+    stamp = data["last_modified_time"]
+    if not isinstance(stamp, int) or isinstance(stamp, bool) or not 0 <= stamp < _YEAR_10000_MS:
+        raise WebhookRejected(400, "data.last_modified_time must be epoch milliseconds")
+    return datetime.fromtimestamp(stamp / 1000, tz=UTC)
+
+
+_YEAR_10000_MS = 253_402_300_800_000  # datetime's range ends before the year 10000

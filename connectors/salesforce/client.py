@@ -425,10 +425,12 @@ def _classify_fault(fault: Fault) -> Exception:
 def _classify_sf(exc: SalesforceError) -> Exception:
     content = exc.content
     code, message = None, ""
+    fields: list[str] = []
     if isinstance(content, list) and content and isinstance(content[0], Mapping):
         code = content[0].get("errorCode")
         message = str(content[0].get("message", ""))
+        fields = [str(f) for f in content[0].get("fields") or []]
     elif isinstance(content, Mapping):
         code = content.get("errorCode") or content.get("error")
         message = str(content.get("message", ""))
-    return classify(int(exc.status or 0), code, message)
+    return classify(int(exc.status or 0), code, message, fields=fields)

@@ -4,7 +4,9 @@ Reads page through ``SystemModstamp`` (inclusive, ``ORDER BY SystemModstamp, Id`
 selecting only the mapped fields, the write-back fields (to fill ``CrmRecord.current``) and
 the few system fields the connector itself needs; one Salesforce query batch is one
 ``Page``. Writes use the fewest calls: sObject Collections of ≤ 200 records, one Bulk API
-2.0 job above ``bulk_threshold`` changed customers, Tasks upserted by external id, and
+2.0 job for a plan of more than ``bulk_threshold`` field updates (the sync engine collects a
+run's field updates into such plans, see ``Capabilities.bulk_threshold``), Tasks upserted by
+external id, and
 CampaignMembers looked up by a deterministic external id then created or deleted, so a
 rerun never duplicates anything.
 """
@@ -35,12 +37,20 @@ from connectors.contract import (
 from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
 from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings, load_settings
-from connectors.salesforce.errors import record_retryable
+from connectors.salesforce.errors import record_retryable, refusal
 from connectors.salesforce.mapping import from_crm_value, to_crm_value
 from connectors.salesforce.schema_check import run_checks
 from tiering_core.models import CustomerProfile, DQIssue
 
 BATCH = 200
+#: Field updates per Bulk API 2.0 job. "Salesforce creates a separate batch for every 10,000
+#: records in your job data" (Bulk API 2.0 guide, "Understanding Bulk API 2.0 Ingest",
+#: developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_bulk_v2/
+#: datafiles_understanding_bulk2_ingest.htm), so jobs of this size use no more of the daily
+#: 15,000-batch allocation than one job of the whole run, while the run writes as it reads.
+#: Above 2,000 records is where Salesforce recommends Bulk API 2.0 ("Bulk API and Bulk API
+#: 2.0 Limits and Allocations"): the default ``bulk_threshold``.
+BULK_JOB_RECORDS = 10_000
 #: The API returns ``SystemModstamp`` with whole seconds (``...T09:31:02.000+0000``).
 SYSTEM_MODSTAMP_RESOLUTION = timedelta(seconds=1)
 _PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
@@ -89,6 +99,7 @@ class SalesforceConnector:
             page_size=settings.page_size,
             max_write_batch=BATCH,
             bulk_threshold=settings.bulk_threshold,
+            bulk_batch=BULK_JOB_RECORDS,
             webhook_kind="outbound_message",
             campaign_member_object=settings.campaign_member_object,
             modstamp_resolution=SYSTEM_MODSTAMP_RESOLUTION,
@@ -206,7 +217,7 @@ class SalesforceConnector:
                     "PATCH", "composite/sobjects", {"allOrNone": False, "records": records}
                 )
                 for (i, u, _), r in zip(chunk, saved, strict=True):
-                    sent[i] = _result("field_update", u.customer_id, r)
+                    sent[i] = _result("field_update", u.customer_id, r, self.mapping.object)
         return [
             sent.get(i) or WriteResult("field_update", u.customer_id, True)
             for i, u in enumerate(updates)
@@ -229,9 +240,10 @@ class SalesforceConnector:
             if error is None:
                 out[i] = WriteResult("field_update", u.customer_id, True)
             else:
-                code = error.partition(":")[0]
+                code, _, message = error.partition(":")
+                text = refusal(code, message, sobject=self.mapping.object)
                 out[i] = WriteResult(
-                    "field_update", u.customer_id, False, code, code, record_retryable(code)
+                    "field_update", u.customer_id, False, code, text, record_retryable(code)
                 )
         return out
 
@@ -246,7 +258,8 @@ class SalesforceConnector:
                 {"allOrNone": False, "records": records},
             )
             results += [
-                _result("task", t.task.dedupe_key, r) for t, r in zip(chunk, saved, strict=True)
+                _result("task", t.task.dedupe_key, r, "Task")
+                for t, r in zip(chunk, saved, strict=True)
             ]
         return results
 
@@ -315,7 +328,11 @@ class SalesforceConnector:
             )
             for i, r in zip(removes, saved, strict=True):
                 out[i] = _result(
-                    "membership", chunk[i].dedupe_key, r, ok_codes=("ENTITY_IS_DELETED",)
+                    "membership",
+                    chunk[i].dedupe_key,
+                    r,
+                    self.settings.campaign_member_object,
+                    ok_codes=("ENTITY_IS_DELETED",),
                 )
         return [out[i] for i in range(len(chunk))]
 
@@ -367,7 +384,11 @@ class SalesforceConnector:
             for i, r in zip(sent, saved, strict=True):
                 # DUPLICATE_VALUE: someone already added this customer; the goal state holds.
                 out[i] = _result(
-                    "membership", chunk[i].dedupe_key, r, ok_codes=("DUPLICATE_VALUE",)
+                    "membership",
+                    chunk[i].dedupe_key,
+                    r,
+                    self.settings.campaign_member_object,
+                    ok_codes=("DUPLICATE_VALUE",),
                 )
 
     def _member_ref(self, customer_id: str) -> tuple[str, str] | None:
@@ -435,7 +456,11 @@ class PersonContacts:
 
 
 def _result(
-    kind: Any, key: str, saved: Mapping[str, Any], ok_codes: tuple[str, ...] = ()
+    kind: Any,
+    key: str,
+    saved: Mapping[str, Any],
+    sobject: str,
+    ok_codes: tuple[str, ...] = (),
 ) -> WriteResult:
     if saved.get("success"):
         return WriteResult(kind, key, True)
@@ -443,8 +468,12 @@ def _result(
     code = errors[0].get("statusCode") or errors[0].get("errorCode")
     if code in ok_codes:
         return WriteResult(kind, key, True)
-    fields = ",".join(errors[0].get("fields") or [])
-    message = f"{code} on {fields}" if fields else str(code)
+    message = refusal(
+        code,
+        str(errors[0].get("message") or ""),
+        fields=errors[0].get("fields") or (),
+        sobject=sobject,
+    )
     return WriteResult(kind, key, False, code, message, record_retryable(code))
 
 

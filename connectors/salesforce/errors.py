@@ -9,7 +9,12 @@ matched top to bottom; the first row whose status, code and message fragment all
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 from connectors.errors import (
+    RUN_DOCTOR,
+    Advice,
     AuthExpiredError,
     ConfigError,
     ConnectorError,
@@ -18,6 +23,7 @@ from connectors.errors import (
     RateLimitedError,
     TransientError,
     first_match,
+    refusal_text,
 )
 
 RULES: tuple[ErrorRule, ...] = (
@@ -62,16 +68,121 @@ RETRYABLE_RECORD_CODES = frozenset(
 )
 
 
+#: What the codes an admin can act on mean, and the next step (codes as Salesforce's REST
+#: and SOAP API StatusCode lists name them; the gists are crmtier's words).
+ADVICE: dict[str, Advice] = {
+    "INVALID_FIELD": Advice("no such column"),
+    "INVALID_TYPE": Advice("no such object", f"check [mapping] object; {RUN_DOCTOR}"),
+    "INVALID_FIELD_FOR_INSERT_UPDATE": Advice(
+        "not writable by the integration user",
+        "grant it Edit in the integration user's permission set (crmtier doctor --fix)",
+    ),
+    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST": Advice(
+        "value not in the restricted picklist",
+        f"add crmtier's values to the picklist; {RUN_DOCTOR}",
+    ),
+    "STRING_TOO_LONG": Advice("text longer than the field", "lengthen the field"),
+    "REQUIRED_FIELD_MISSING": Advice(
+        "a required field is empty", "make the field optional or give it a default"
+    ),
+    "FIELD_CUSTOM_VALIDATION_EXCEPTION": Advice(
+        "a validation rule of the org refused the record",
+        "exempt the integration user from the rule",
+    ),
+    "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY": Advice(
+        "a trigger or flow of the org failed", "check the org's triggers and flows"
+    ),
+    "FIELD_INTEGRITY_EXCEPTION": Advice("a value breaks a rule of the field"),
+    "INVALID_CROSS_REFERENCE_KEY": Advice(
+        "refers to a record that does not exist",
+        f"check the ids in [writeback.campaigns] and [writeback.queues]; {RUN_DOCTOR}",
+    ),
+    "INACTIVE_OWNER_OR_USER": Advice(
+        "the owner is an inactive user",
+        f"name an active user or a Task queue in [writeback.queues]; {RUN_DOCTOR}",
+    ),
+    "MALFORMED_ID": Advice("not a Salesforce id", f"check the ids in the config; {RUN_DOCTOR}"),
+    "DUPLICATE_VALUE": Advice(
+        "a unique field already holds this value", "look for duplicates of the External ID"
+    ),
+    "INSUFFICIENT_ACCESS": Advice(
+        "the integration user lacks a permission",
+        "compare its permission set with docs/admin-setup.md",
+    ),
+    "INSUFFICIENT_ACCESS_OR_READONLY": Advice(
+        "the integration user may not edit the record",
+        "compare its permission set and sharing with docs/admin-setup.md",
+    ),
+    "API_DISABLED_FOR_ORG": Advice(
+        "API access is off", "give the integration user the API Enabled permission"
+    ),
+    "invalid_client": Advice(
+        "client id or secret refused", "check [crm] client_id, client_secret and the app"
+    ),
+    "invalid_grant": Advice(
+        "authentication failure",
+        "check the connected app's Run As user (or the JWT user and certificate) and base_url",
+    ),
+    "unsupported_grant_type": Advice(
+        "the connected app does not allow this flow",
+        "enable the Client Credentials Flow (or JWT) on the connected app",
+    ),
+    "MALFORMED_QUERY": Advice("query refused"),
+    "EXCEEDED_ID_LIMIT": Advice("too many records in one call", "report this crmtier bug"),
+    "NOT_FOUND": Advice("no such resource", f"check base_url and api_version; {RUN_DOCTOR}"),
+}
+
+#: The API names Salesforce's messages name (query, describe and write errors alike).
+_NAMES = (
+    re.compile(r"No such column '(?P<field>\w+)' on (?:sobject of type |entity ')(?P<obj>\w+)"),
+    re.compile(r"sObject type '(?P<obj>\w+)' is not supported"),
+)
+
+
+def refusal(
+    code: str | None,
+    message: str = "",
+    *,
+    fields: Sequence[str] = (),
+    sobject: str | None = None,
+    status: int | None = None,
+) -> str:
+    """The admin's line for a Salesforce error: its code, the field (``fields``, or the
+    one the message names) and the object, and the next step; never the message itself."""
+    names: dict[str, str] = {}
+    for pattern in _NAMES:
+        found = pattern.search(message)
+        if found:
+            names = found.groupdict()
+            break
+    return refusal_text(
+        "Salesforce",
+        code or (f"HTTP {status}" if status else None),
+        field=next(iter(fields), None) or names.get("field"),
+        obj=names.get("obj") or sobject,
+        advice=ADVICE.get(code or ""),
+    )
+
+
 def classify(
-    status: int, code: str | None, message: str, *, retry_after: float | None = None
+    status: int,
+    code: str | None,
+    message: str,
+    *,
+    retry_after: float | None = None,
+    fields: Sequence[str] = (),
 ) -> ConnectorError:
-    """The crmtier error for a failed Salesforce call. The message names the code only;
-    Salesforce messages can echo record values, so they are not copied in."""
+    """The crmtier error for a failed Salesforce call. A configuration error reads as a
+    ``refusal`` (code, field, object, next step); others name the status and code. The
+    vendor message is never copied in: Salesforce messages can echo record values."""
     text = f"Salesforce HTTP {status} {code or ''}".strip()
     rule = first_match(RULES, status, code, message)
+    error = rule.error if rule is not None else (TransientError if status >= 500 else ConfigError)
+    if error is ConfigError:
+        text = refusal(code, message, fields=fields, status=status)
     if rule is not None:
         return rule.build(text, retry_after=retry_after)
-    return TransientError(text) if status >= 500 else ConfigError(text)
+    return error(text)
 
 
 def record_retryable(code: str | None) -> bool:

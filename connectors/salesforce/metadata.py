@@ -128,8 +128,8 @@ def fix_schema(
             for sobject in (customer_object, "Task", settings.campaign_member_object)
         }
         wanted, to_grant = _plan(described, settings, customer_object, writeback, fix)
-        created = _create(client, wanted, fix)
-        to_grant += created
+        created, hidden = _create(client, wanted, fix)
+        to_grant += created + hidden
         granted = _grant(client, settings, to_grant, fix) if to_grant else False
         _confirm(client, created, to_grant, granted, settings, fix)
     except ConnectorError as exc:
@@ -172,25 +172,34 @@ def _plan(
     return create, grant
 
 
-def _create(client: SalesforceClient, wanted: Sequence[_Wanted], fix: SchemaFix) -> list[_Wanted]:
+def _create(
+    client: SalesforceClient, wanted: Sequence[_Wanted], fix: SchemaFix
+) -> tuple[list[_Wanted], list[_Wanted]]:
+    """(fields created, fields that already exist). ``describe`` lists only the fields the
+    integration user may read, so a field made by an earlier ``--fix`` that granted it to
+    nobody looks missing; creating it again answers DUPLICATE_DEVELOPER_NAME, and what
+    it needs is the grant, not another create."""
     if not wanted:
-        return []
+        return [], []
     results = client.create_metadata("CustomField", [w.component for w in wanted])
     by_name = {str(r.get("fullName")): r for r in results}
-    created = []
+    created, hidden = [], []
     for item in wanted:
         result = by_name.get(item.full_name, {})
         if result.get("success"):
             created.append(item)
             continue
         errors = result.get("errors") or [{}]
+        if any(e.get("statusCode") == "DUPLICATE_DEVELOPER_NAME" for e in errors):
+            hidden.append(item)
+            continue
         reason = "; ".join(
             f"{e.get('statusCode', 'no result')}: {e.get('message', '')}".rstrip(": ")
             for e in errors
         )
         fix.by_hand.append(f"could not create {item.label}: {reason}; create it in Setup")
         fix.handled.update({item.name, f"{item.sobject}.{item.name}"})
-    return created
+    return created, hidden
 
 
 def _grant(

@@ -8,7 +8,14 @@ A mismatch is a 403 and, crucially, no ``<Ack>``, so a misdirected sender keeps 
 The body is attacker-controlled XML, so it is parsed only with defusedxml with DTDs
 forbidden (billion laughs, external entities and external DTDs fail before expansion, W9)
 and with a nesting-depth limit (a legitimate message is 6 levels deep). ``SessionId`` is
-never read: it is a live Salesforce session and must not be logged or stored.
+never read: it is a live Salesforce session and must not be logged or stored. Salesforce
+sends UTF-8; a body that is not UTF-8, or declares another encoding, is refused (415) before
+expat sees it (expat raises ``ValueError``/``LookupError``, not a parse error, for encodings
+such as UTF-7 that it cannot handle).
+
+Ids (the org's, each notification's, each record's) are 15 case-sensitive or 18
+case-insensitive alphanumeric characters ("Field Types: ID", SOAP API Developer Guide,
+developer.salesforce.com/docs/atlas.en-us.api.meta/api/field_types.htm).
 
 Each ``<Notification>`` becomes one ``ChangeEvent`` keyed by its notification ``Id``, which
 Salesforce reuses on every retry, so redeliveries dedupe in the inbox (W4).
@@ -31,7 +38,10 @@ OM_NS = "http://soap.sforce.com/2005/09/outbound"
 MAX_DEPTH = 16
 MAX_NOTIFICATIONS = 100
 CONTENT_TYPES = ("text/xml", "application/soap+xml")
-_SF_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+RECORD_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+_DECLARED_ENCODING = re.compile(
+    rb"(?:\xef\xbb\xbf)?<\?xml\s[^>]*?\bencoding\s*=\s*[\"']([^\"']{0,40})[\"']"
+)
 _VERSION_FIELDS = ("SystemModstamp", "LastModifiedDate")
 
 #: The acknowledgement Salesforce needs to stop retrying a message.
@@ -55,7 +65,7 @@ class _DepthLimitedBuilder(TreeBuilder):
     def start(self, tag: Any, attrs: Any) -> Element:
         self._depth += 1
         if self._depth > MAX_DEPTH:
-            raise WebhookRejected(400, f"XML nested deeper than {MAX_DEPTH} levels")
+            raise WebhookRejected(400, f"XML nested deeper than {MAX_DEPTH} levels", "too_deep")
         return super().start(tag, attrs)
 
     def end(self, tag: Any) -> Element:
@@ -64,7 +74,10 @@ class _DepthLimitedBuilder(TreeBuilder):
 
 
 def parse_xml(body: bytes) -> Element:
-    """Parse untrusted XML: no DTD, no entities, no external references, bounded depth."""
+    """Parse untrusted XML: UTF-8 only, no DTD, no entities, no external references, bounded
+    depth."""
+    if not _is_utf8(body):
+        raise WebhookRejected(415, "XML must be encoded as UTF-8", "xml_encoding")
     parser = DefusedXMLParser(
         target=_DepthLimitedBuilder(), forbid_dtd=True, forbid_entities=True, forbid_external=True
     )
@@ -72,10 +85,24 @@ def parse_xml(body: bytes) -> Element:
         parser.feed(body)
         root: Element = parser.close()
     except DefusedXmlException as exc:
-        raise WebhookRejected(400, f"forbidden XML construct: {type(exc).__name__}") from None
+        raise WebhookRejected(
+            400, f"forbidden XML construct: {type(exc).__name__}", "xml_forbidden"
+        ) from None
     except ParseError:
-        raise WebhookRejected(400, "body is not well-formed XML") from None
+        raise WebhookRejected(400, "body is not well-formed XML", "not_xml") from None
     return root
+
+
+def _is_utf8(body: bytes) -> bool:
+    """The body is UTF-8 and its XML declaration, if any, says so."""
+    declared = _DECLARED_ENCODING.match(body)
+    if declared is not None and declared.group(1).lower() not in (b"utf-8", b"utf8"):
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def verify_and_parse(body: bytes, *, org_id: str) -> list[ChangeEvent]:
@@ -97,7 +124,7 @@ def verify_and_parse(body: bytes, *, org_id: str) -> list[ChangeEvent]:
 
 
 def _check_org(received: str | None, configured: str) -> None:
-    if received is None or not _SF_ID.fullmatch(received):
+    if received is None or not RECORD_ID.fullmatch(received):
         raise WebhookRejected(400, "OrganizationId missing or malformed")
     # A 15-character configured id is the case-sensitive prefix of the 18-character form.
     if not secrets_match(received[: len(configured)], configured):
@@ -107,12 +134,14 @@ def _check_org(received: str | None, configured: str) -> None:
 def _event(notification: Element) -> ChangeEvent:
     notification_id = _text(notification, "Id")
     sobject = notification.find(f"{{{OM_NS}}}sObject")
-    if notification_id is None or not _SF_ID.fullmatch(notification_id) or sobject is None:
+    if notification_id is None or not RECORD_ID.fullmatch(notification_id) or sobject is None:
         raise WebhookRejected(400, "Notification needs an Id and an sObject")
     fields = {_local(child.tag): (child.text or "").strip() for child in sobject}
     record_id = fields.get("Id", "")
-    if not _SF_ID.fullmatch(record_id):
-        raise WebhookRejected(400, f"Notification {notification_id}: sObject Id missing")
+    if not RECORD_ID.fullmatch(record_id):
+        raise WebhookRejected(
+            400, f"Notification {notification_id}: sObject Id is not a record id", "bad_record_id"
+        )
     return ChangeEvent(
         crm="salesforce",
         event_key=f"salesforce:{notification_id}",

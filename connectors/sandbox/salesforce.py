@@ -38,7 +38,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -52,7 +52,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from connectors.mapping import DefaultMapping, load_default_mapping
 from connectors.salesforce.mapping import from_crm_value
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
-from connectors.sandbox.generator import SyntheticCustomer, generate
+from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS, SyntheticCustomer, generate
 from connectors.sandbox.salesforce_bulk import BulkApi
 from connectors.sandbox.salesforce_metadata import MetadataApi
 from connectors.sandbox.salesforce_org import (
@@ -65,7 +65,9 @@ from connectors.sandbox.salesforce_org import (
 from connectors.sandbox.salesforce_outbound import OutboundMessenger, Target
 from connectors.sandbox.salesforce_schema import (
     EXTERNAL_KEY_FIELD,
+    INTEGRATION_USER_ID,
     ORG_ID,
+    PREFIXES,
     account_of_contact,
     make_id,
     person_contact_id,
@@ -157,6 +159,8 @@ class SalesforceSandbox(SandboxLifecycle):
         self._add_control_routes()
         self.server.on_reset.append(self._on_reset)
         self._ensure_campaigns()
+        self._ensure_queues()
+        self.add_users([INTEGRATION_USER_ID])
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -212,15 +216,20 @@ class SalesforceSandbox(SandboxLifecycle):
         self.store.clear("Task")
         self.store.clear("CampaignMember")
         self.org.reset_indexes()
+        owners: set[str] = set()
         self.store.insert_many(
-            self.org.customer_object, (self._account(c) for c in generate(customers, seed))
+            self.org.customer_object,
+            (self._account(c, owners) for c in generate(customers, seed)),
         )
+        self.add_users(owners)
 
     def customer_id(self, index: int) -> str:
         """The Account id of the generator's customer number ``index``."""
         return make_id("Account", index + 1)
 
-    def _account(self, c: SyntheticCustomer) -> tuple[str, datetime, dict[str, Any]]:
+    def _account(
+        self, c: SyntheticCustomer, owners: set[str]
+    ) -> tuple[str, datetime, dict[str, Any]]:
         rid = self.customer_id(c.index)
         person = c.profile.get("kind") != "corporate"
         data = self._flatten(c.profile)
@@ -239,6 +248,7 @@ class SalesforceSandbox(SandboxLifecycle):
                 "CreatedDate": sf_datetime(c.modstamp),
             }
         )
+        owners.add(data["OwnerId"])
         return rid, c.modstamp, data
 
     def _ensure_campaigns(self) -> None:
@@ -255,6 +265,43 @@ class SalesforceSandbox(SandboxLifecycle):
                     ],
                 )
 
+    def add_users(self, ids: Iterable[str]) -> None:
+        """Active Users with these ids (those not there yet). Seeding adds every record
+        owner, as in an org; an owner who leaves is deactivated (``deactivate_user``)."""
+        missing = [i for i in sorted(set(ids)) if not self.store.exists("User", i)]
+        stamp = self.store.clock()
+        self.store.insert_many(
+            "User", [(i, stamp, {"Name": f"User {i[-6:-3]}", "IsActive": True}) for i in missing]
+        )
+
+    def _ensure_queues(self) -> None:
+        """The ``[writeback.queues]`` ids of the default mapping, as Task queues."""
+        for key, qid in self.mapping.writeback.queues.items():
+            if qid.startswith(PREFIXES["Group"]) and not self.store.exists("Group", qid):
+                self.add_queue(qid, key, ("Task",))
+
+    def add_queue(self, queue_id: str, name: str, sobject_types: Sequence[str]) -> None:
+        """A queue (a ``Group`` of ``Type`` Queue) accepting records of these objects,
+        one ``QueueSobject`` row each."""
+        stamp = self.store.clock()
+        developer_name = "".join(part.title() for part in name.split("_"))
+        self.store.insert_many(
+            "Group",
+            [(queue_id, stamp, {"Name": name, "DeveloperName": developer_name, "Type": "Queue"})],
+        )
+        first = self.store.count("QueueSobject") + 1
+        self.store.insert_many(
+            "QueueSobject",
+            [
+                (make_id("QueueSobject", first + n), stamp, {"QueueId": queue_id, "SobjectType": t})
+                for n, t in enumerate(sobject_types)
+            ],
+        )
+
+    def deactivate_user(self, user_id: str) -> None:
+        """What an admin does when a relationship manager leaves."""
+        self.store.update("User", user_id, {"IsActive": False})
+
     # --- the Sandbox protocol ------------------------------------------------------------
 
     def edit_customer(
@@ -266,6 +313,8 @@ class SalesforceSandbox(SandboxLifecycle):
             if path not in fields:
                 raise KeyError(f"{path}: not a mapped canonical field")
             data[fields[path]] = _user_id(value) if path == "owner_id" else to_sf_value(value)
+        if changes.get("owner_id"):
+            self.add_users([data[fields["owner_id"]]])
         self.store.update(self.org.customer_object, customer_id, data, modstamp=modstamp)
         view = self.org.get(self.org.customer_object, customer_id)
         if view is not None:
@@ -894,6 +943,7 @@ def _flattener(fields: Mapping[str, str]) -> Callable[[Mapping[str, Any]], dict[
     """``generator.to_crm_fields`` with the paths split once, values in Salesforce form:
     the same result (a test holds them equal), fast enough to seed a million customers."""
     paths = [(crm_field, tuple(path.split("."))) for path, crm_field in fields.items()]
+    texts = {crm_field for path, crm_field in fields.items() if path in TEXT_IMPORTED_INPUTS}
 
     def flatten(profile: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -901,6 +951,8 @@ def _flattener(fields: Mapping[str, str]) -> Callable[[Mapping[str, Any]], dict[
             node: Any = profile
             for part in parts:
                 node = node.get(part) if type(node) is dict else None
+            if crm_field in texts and type(node) in (int, float):
+                node = str(node)  # a Text field holds the number as its text
             out[crm_field] = to_sf_value(node)
         return out
 

@@ -512,7 +512,53 @@ class SalesforceOrg:
                 return SaveError(
                     "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {value}", (name,)
                 )
+            if name == "OwnerId" and value:
+                error = self._owner_error(spec.name, str(value))
+                if error is not None:
+                    return error
         return None
+
+    def _owner_error(self, obj: str, owner: str) -> SaveError | None:
+        """An owner must be an active User, or a queue that accepts ``obj``. Codes: an
+        inactive owner is ``INACTIVE_OWNER_OR_USER`` ("The user or record owner is not
+        active", StatusCode in the SOAP API Developer Guide, "Core Data Types Used in API
+        Calls"); a queue without ``obj`` among its QueueSobject types answers as users
+        report it for a Task, ``FIELD_INTEGRITY_EXCEPTION`` "Assigned To ID: id value of
+        incorrect type" (github.com/salesforcelabs/actionplansv4/issues/51; the message
+        text is the sandbox's reading)."""
+        wrong_type = SaveError(
+            "FIELD_INTEGRITY_EXCEPTION",
+            f"Assigned To ID: id value of incorrect type: {owner}",
+            ("OwnerId",),
+        )
+        if owner.startswith(PREFIXES["User"]):
+            user = self.store.get("User", owner)
+            if user is None:
+                return SaveError(
+                    "INVALID_CROSS_REFERENCE_KEY",
+                    f"invalid cross reference id: {owner}",
+                    ("OwnerId",),
+                )
+            if not user[1].get("IsActive"):
+                return SaveError(
+                    "INACTIVE_OWNER_OR_USER",
+                    f"operation performed with inactive user [{owner}] as owner of {obj.lower()}",
+                    ("OwnerId",),
+                )
+            return None
+        if not owner.startswith(PREFIXES["Group"]):
+            return wrong_type
+        group = self.store.get("Group", owner)
+        if group is None or group[1].get("Type") != "Queue":
+            return SaveError(
+                "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {owner}", ("OwnerId",)
+            )
+        accepts = {
+            data.get("SobjectType")
+            for _, _, data in self.store.scan("QueueSobject")
+            if data.get("QueueId") == owner
+        }
+        return None if obj in accepts else wrong_type
 
     def _dangling(self, field_type: str, value: Any) -> bool:
         """A reference to a customer that does not exist (users and queues are not kept)."""

@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any, get_origin
 
 from connectors.mapping import CANONICAL_TYPES, DefaultMapping
+from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS
 
 ORG_ID = "00D000000000001AAA"
 INTEGRATION_USER_ID = "005000000000001AAA"
@@ -28,6 +29,7 @@ PREFIXES = {
     "CampaignMember": "00v",
     "User": "005",
     "Group": "00G",
+    "QueueSobject": "03g",
 }
 _ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
 
@@ -190,6 +192,11 @@ def _system_fields(obj: ObjectSpec) -> None:
 
 
 def _canonical_type(path: str) -> tuple[str, tuple[str, ...]]:
+    # A Number field only ever holds a number or null ("Number" in Salesforce Help, Custom
+    # Field Types): an org that imported text among numbers keeps that input in a Text
+    # field, and describe says so.
+    if path in TEXT_IMPORTED_INPUTS:
+        return "string", ()
     if path == "kind":
         return "picklist", ("individual", "corporate")
     if path == "credit.loan_class":
@@ -278,7 +285,30 @@ def build_schema(
         member.add(FieldSpec("AccountId", "reference", updateable=False))
     member.add(FieldSpec("Status", "picklist", picklist=("Sent", "Responded")))
     member.add(FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True))
-    return {o.name: o for o in (account, task, campaign, member)}
+    return {o.name: o for o in (account, task, campaign, member, *owner_objects())}
+
+
+def owner_objects() -> tuple[ObjectSpec, ...]:
+    """What a Task's ``OwnerId`` may name, read-only through the API here: ``User`` (only
+    an active one owns records), and queues, which are ``Group`` rows of ``Type`` Queue
+    whose ``QueueSobject`` rows list the objects each accepts ("A queue is a Group whose
+    Type is Queue"; QueueSobject "Represents the mapping between a queue Group and the
+    sObject types associated with the queue": Object Reference for the Salesforce
+    Platform, developer.salesforce.com/docs/platform/object-reference/references/
+    standard-objects/object-queuesobject.html)."""
+    user = ObjectSpec("User", deletable=False)
+    group = ObjectSpec("Group", deletable=False)
+    queue_object = ObjectSpec("QueueSobject", deletable=False)
+    for spec, fields in (
+        (user, (("Name", "string"), ("IsActive", "boolean"))),
+        (group, (("Name", "string"), ("DeveloperName", "string"), ("Type", "picklist"))),
+        (queue_object, (("QueueId", "reference"), ("SobjectType", "picklist"))),
+    ):
+        spec.add(FieldSpec("Id", "id", updateable=False, createable=False, nillable=False))
+        spec.add(FieldSpec("SystemModstamp", "datetime", updateable=False, createable=False))
+        for name, typ in fields:
+            spec.add(FieldSpec(name, typ, updateable=False, createable=False))
+    return user, group, queue_object
 
 
 def user_permission_access(rights: IntegrationRights) -> ObjectSpec:

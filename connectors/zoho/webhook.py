@@ -9,6 +9,9 @@ size.
 A callback lists record ``ids`` and an ``operation`` (``insert|update|delete``). It carries
 no record version and no notification id, so the dedupe key is the tuple Zoho repeats on a
 redelivery: ``(channel_id, server_time, operation, record id)`` (W4). One event per id.
+Zoho record ids are numbers (a ``Long`` record id, "Getting Record by ID",
+zoho.com/developer/help/scripting/get-records-by-id.html; e.g. ``"5725767000003000064"``),
+so ``RECORD_ID`` admits 1..19 digits (a signed 64-bit long) and nothing else.
 
 crmtier's own write-back is an edit too, and Zoho notifies it (``"trigger": []`` on the write
 does not suppress notifications). An ``update`` whose ``affected_fields`` for a record are
@@ -18,6 +21,8 @@ is kept (re-processing an echo writes nothing anyway).
 """
 
 from __future__ import annotations
+
+import re
 
 from pydantic import SecretStr
 
@@ -31,6 +36,7 @@ from connectors.webhook_events import (
 
 CONTENT_TYPES = ("application/json",)
 MAX_TOKEN = 50
+RECORD_ID = re.compile(r"[0-9]{1,19}")
 _OPERATIONS: dict[str, Operation] = {"insert": "create", "update": "update", "delete": "delete"}
 
 
@@ -58,8 +64,10 @@ def verify_and_parse(
     if operation is None:
         raise WebhookRejected(400, f"operation must be one of {', '.join(_OPERATIONS)}")
     ids = payload.get("ids")
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, str | int) for i in ids):
-        raise WebhookRejected(400, "ids must be a non-empty list of record ids")
+    if not isinstance(ids, list) or not ids or not all(_is_record_id(i) for i in ids):
+        raise WebhookRejected(
+            400, "ids must be a non-empty list of numeric record ids", "bad_record_id"
+        )
     server_time = payload.get("server_time")
     if not isinstance(server_time, int):
         raise WebhookRejected(400, "server_time must be epoch milliseconds")
@@ -74,6 +82,12 @@ def verify_and_parse(
         for record_id in dict.fromkeys(ids)
         if str(record_id) not in echoes
     ]
+
+
+def _is_record_id(value: object) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return isinstance(value, str) and RECORD_ID.fullmatch(value) is not None
 
 
 def _echoes(affected: object, own_fields: frozenset[str]) -> set[str]:

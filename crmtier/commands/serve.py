@@ -47,6 +47,7 @@ from sync.engine import AlreadyRunningError, SyncEngine
 from sync.store import StateStore, StoreError
 from tiering_core.policy import PolicyError
 from webhooks.app import configured_routes
+from webhooks.connections import receiver_config
 from webhooks.runtime import Realtime
 from webhooks.settings import WebhooksSettings
 
@@ -253,8 +254,10 @@ def command(config_path: Path, listen: str | None, scheduled: bool, log_level: s
     for job in jobs:
         job.start()
     server = uvicorn.Server(
-        uvicorn.Config(
+        receiver_config(
             realtime.app,
+            settings,
+            realtime.metrics,
             log_config=None,
             access_log=False,
             lifespan="on",

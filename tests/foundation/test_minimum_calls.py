@@ -11,6 +11,9 @@ ZOHO = Capabilities(
     "zoho", page_size=200, max_write_batch=100, per_customer_kinds=frozenset({"membership"})
 )
 FXIAOKE = Capabilities("fxiaoke", page_size=100, max_write_batch=1, plan_batch=50)
+SALESFORCE_BULK = Capabilities(
+    "salesforce", page_size=2000, max_write_batch=200, bulk_threshold=2000, bulk_batch=10_000
+)
 
 
 @pytest.mark.parametrize(
@@ -18,6 +21,14 @@ FXIAOKE = Capabilities("fxiaoke", page_size=100, max_write_batch=1, plan_batch=5
     [
         (SALESFORCE, 0, {}, {}, {"read": 0}),
         (SALESFORCE, 2001, {"field_update": 401}, {}, {"read": 2, "field_update": 3}),
+        # the bulk path: 4 calls a job (create, upload, close, state), jobs of 10,000, a
+        # rest at or under the threshold in collections of 200
+        (SALESFORCE_BULK, 0, {"field_update": 2000}, {}, {"read": 0, "field_update": 10}),
+        (SALESFORCE_BULK, 0, {"field_update": 2001}, {}, {"read": 0, "field_update": 4}),
+        (SALESFORCE_BULK, 0, {"field_update": 10_000}, {}, {"read": 0, "field_update": 4}),
+        (SALESFORCE_BULK, 0, {"field_update": 25_000}, {}, {"read": 0, "field_update": 12}),
+        (SALESFORCE_BULK, 0, {"field_update": 21_000}, {}, {"read": 0, "field_update": 13}),
+        (SALESFORCE_BULK, 0, {"task": 2001}, {}, {"read": 0, "task": 11}),
         (
             SALESFORCE,
             10,

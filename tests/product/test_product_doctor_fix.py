@@ -103,3 +103,29 @@ def test_a_soap_fault_is_one_line_by_hand_not_a_traceback(bare_org) -> None:
         "CustomField; create the fields in Setup"
     ]
     assert "fixed" not in fixed.output
+
+
+@needs["salesforce"]
+def test_fix_without_then_with_a_permission_set_converges(bare_org) -> None:
+    """The first ``--fix`` has no ``permission_set``: it creates the fields, which the
+    integration user cannot see (a created field is granted to nobody). The admin then
+    names the set and reruns ``--fix``: the fields exist (the Metadata API says
+    DUPLICATE_DEVELOPER_NAME), so they are granted, not created again, and the org is ready."""
+    sandbox, path = bare_org()
+    first = doctor(path, "--fix")
+    assert first.exit_code == 1
+    assert "was created, but the integration user cannot edit it yet" in first.output
+
+    path.write_text(path.read_text().replace("api_share = 0.2", GRANTED, 1))
+    second = doctor(path, "--fix")
+    out = " ".join(second.output.split())
+    assert second.exit_code == 0, second.output
+    assert "DUPLICATE_DEVELOPER_NAME" not in out and "by hand" not in out
+    for name in WRITE_BACK:
+        assert f"fixed granted Edit on Account.{name}" in out, name
+    assert "fixed granted Edit on Task.Crmtier_Key__c" in out
+    assert sandbox.org.schema["Account"].fields["Value_Tier__c"].updateable
+
+    third = doctor(path)
+    assert third.exit_code == 0, third.output
+    assert "ready: 0 error(s)" in third.output

@@ -55,3 +55,61 @@ def test_accounts_as_campaign_members_off_is_a_warning(sandbox_factory, connect)
     checks = {c.name: c for c in connect(sandbox).check()}
     warning = checks["accounts as campaign members"]
     assert not warning.ok and warning.severity == "warning" and warning.fix
+
+
+LEAD_QUEUE = "00G000000000090AAA"
+RM = "005000000000101AAA"  # a relationship manager
+
+
+@pytest.mark.parametrize(
+    ("owner", "setup", "detail"),
+    [
+        (LEAD_QUEUE, "lead_queue", "does not accept Tasks (supported: Case, Lead)"),
+        ("00G000000000091AAA", None, "queue 00G000000000091AAA not found"),
+        (RM, "deactivate", "is inactive"),
+        ("005000000000199AAA", None, "user 005000000000199AAA not found"),
+        ("relationship managers", None, "neither a user (005…) nor a queue (00G…) id"),
+    ],
+)
+def test_a_task_owner_that_cannot_own_a_task_fails_one_line(sandbox, connect, owner, setup, detail):
+    """``[writeback.queues]``: a queue must list Task among its supported objects (a queue
+    for Leads and Cases refuses a Task owner), a user must exist and be active."""
+    if setup == "lead_queue":
+        sandbox.add_queue(LEAD_QUEUE, "leads", ("Lead", "Case"))
+    elif setup == "deactivate":
+        sandbox.add_users([RM])
+        sandbox.deactivate_user(RM)
+    connector = connect(sandbox)
+    queues = {**connector.writeback.queues, "credit_risk": owner}
+    connector.writeback = connector.writeback.model_copy(update={"queues": queues})
+    checks = {c.name: c for c in connector.check() if c.name.startswith("task owner")}
+    assert [n for n, c in checks.items() if not c.ok] == ["task owner credit_risk"]
+    failing = checks["task owner credit_risk"]
+    assert detail in failing.detail and "[writeback.queues].credit_risk" in failing.fix
+    assert len(checks) == len(queues)  # one line per configured owner
+
+
+def test_what_doctor_refuses_salesforce_refuses_too(sandbox, connect):
+    """The sandbox enforces the owner rules doctor checks: a Task for a Lead queue or an
+    inactive user fails with Salesforce's codes; the shipped Task queues take it."""
+    from sf_helpers import task
+
+    from connectors.contract import WritePlan
+
+    sandbox.add_queue(LEAD_QUEUE, "leads", ("Lead",))
+    sandbox.add_users([RM])
+    sandbox.deactivate_user(RM)
+    connector = connect(sandbox)
+    customer = sandbox.customer_id(0)
+    plan = WritePlan(
+        tasks=(
+            task(customer, "k1", owner_id=LEAD_QUEUE),
+            task(customer, "k2", owner_id=RM),
+            task(customer, "k3", owner_id=connector.writeback.queues["compliance"]),
+        )
+    )
+    assert [r.error_code for r in connector.apply(plan)] == [
+        "FIELD_INTEGRITY_EXCEPTION",
+        "INACTIVE_OWNER_OR_USER",
+        None,
+    ]

@@ -11,7 +11,7 @@ from connectors.errors import (
     RateLimitedError,
     TransientError,
 )
-from connectors.salesforce.errors import classify, record_retryable
+from connectors.salesforce.errors import classify, record_retryable, refusal
 
 
 @pytest.mark.parametrize(
@@ -81,3 +81,84 @@ def test_error_text_does_not_copy_the_vendor_message():
 )
 def test_record_codes(code, retryable):
     assert record_retryable(code) is retryable
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "fields", "text"),
+    [
+        (
+            400,
+            "INVALID_FIELD",
+            "No such column 'Value_Tier__c' on sobject of type Account",
+            [],
+            "Salesforce refused field Value_Tier__c on Account: INVALID_FIELD (no such column)"
+            " — run crmtier doctor",
+        ),
+        (
+            400,
+            "INVALID_FIELD",
+            "No such column 'Credit_Scor__c' on entity 'Account'. If you are attempting to use"
+            " a custom field, be sure to append the '__c' after the custom field name.",
+            [],
+            "Salesforce refused field Credit_Scor__c on Account: INVALID_FIELD",
+        ),
+        (
+            400,
+            "INVALID_TYPE",
+            "sObject type 'Acount' is not supported.",
+            [],
+            "Salesforce refused Acount: INVALID_TYPE (no such object) — check [mapping] object",
+        ),
+        (
+            400,
+            "JSON_PARSER_ERROR",
+            "Cannot deserialize instance of date from VALUE_STRING value Canary-Value-42",
+            [],
+            "Salesforce refused: JSON_PARSER_ERROR — run crmtier doctor",
+        ),
+        (403, "INSUFFICIENT_ACCESS", "insufficient access rights", [], "docs/admin-setup.md"),
+        (404, None, "", [], "Salesforce refused: HTTP 404 — run crmtier doctor"),
+        (
+            400,
+            "invalid_grant",
+            "authentication failure",
+            [],
+            "Salesforce refused: invalid_grant (authentication failure) — check the connected",
+        ),
+    ],
+)
+def test_a_configuration_error_names_code_field_object_and_next_step(
+    status, code, message, fields, text
+):
+    error = classify(status, code, message, fields=fields)
+    assert isinstance(error, ConfigError)
+    assert text in str(error)
+    assert "Canary" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "fields", "sobject", "text"),
+    [
+        (
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            "Value Tier: bad value for restricted picklist field: Canary-Platinum",
+            ["Value_Tier__c"],
+            "Account",
+            "Salesforce refused field Value_Tier__c on Account: "
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST (value not in the restricted picklist)",
+        ),
+        (
+            "INACTIVE_OWNER_OR_USER",
+            "operation performed with inactive user [005000000000101AAA] as owner of task",
+            [],
+            "Task",
+            "Salesforce refused Task: INACTIVE_OWNER_OR_USER (the owner is an inactive user) — "
+            "name an active user or a Task queue in [writeback.queues]",
+        ),
+        # a "field" that is not an API name (a value) is never copied
+        ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "Canary", ["Canary value!"], "Account", "Account:"),
+    ],
+)
+def test_a_record_error_names_code_field_object_never_a_value(code, message, fields, sobject, text):
+    line = refusal(code, message, fields=fields, sobject=sobject)
+    assert text in line and "Canary" not in line

@@ -16,7 +16,7 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceR
 
 from connectors.mapping import load_default_mapping
 from connectors.salesforce.webhook import verify_and_parse
-from connectors.sandbox.generator import generate, to_crm_fields
+from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS, generate, to_crm_fields
 from connectors.sandbox.salesforce import _flattener
 from connectors.sandbox.salesforce_schema import to_sf_value
 
@@ -281,12 +281,28 @@ def test_control_api_needs_its_token_and_edits_customers(sandbox):
 
 
 def test_fast_seed_flattening_matches_the_generator_mapping():
-    """The sandbox's seeding shortcut gives exactly ``to_crm_fields`` (in Salesforce form)."""
+    """The sandbox's seeding shortcut gives exactly ``to_crm_fields`` (in Salesforce form:
+    a number in a Text field is its text)."""
     fields = load_default_mapping("salesforce").mapping.fields
+    texts = {fields[path] for path in TEXT_IMPORTED_INPUTS}
     flatten = _flattener(fields)
     for customer in generate(300, 11):
-        expected = {k: to_sf_value(v) for k, v in to_crm_fields(customer, fields).items()}
+        expected = {
+            k: to_sf_value(str(v) if k in texts and isinstance(v, int) else v)
+            for k, v in to_crm_fields(customer, fields).items()
+        }
         assert flatten(customer.profile) == expected
+
+
+def test_an_input_imported_as_text_is_a_text_field_holding_numbers_as_text(sf):
+    """A Number field holds only numbers or null, so text among numbers lives in a Text
+    field, as describe reports it; its numbers are text too."""
+    field = load_default_mapping("salesforce").mapping.fields["activity.transactions_90d"]
+    described = {f["name"]: f for f in sf.Account.describe()["fields"]}
+    assert described[field]["type"] == "string"
+    values = [r[field] for r in sf.query_all(f"SELECT {field} FROM Account")["records"]]
+    assert all(v is None or isinstance(v, str) for v in values)
+    assert any(v is not None and v.isdigit() for v in values)
 
 
 def test_a_task_on_a_missing_customer_is_a_per_record_error(sandbox, sf):

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 from connectors.sandbox.base import CRMS, Sandbox, open_sandbox
 from sync import schema
 from sync.store import StateStore
+from tiering_core.privacy import pseudonym
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1/test"
 
@@ -135,12 +137,18 @@ class SyncRun:
 class Harness:
     """One sandbox plus its crmtier.toml; runs ``crmtier sync`` as the operator would."""
 
-    def __init__(self, sandbox: Sandbox, data_dir: Path, crm: str = "") -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        data_dir: Path,
+        crm: str = "",
+        crm_extra: dict[str, Any] | None = None,
+    ) -> None:
         self.sandbox = sandbox
         self.data_dir = data_dir
         self.crm = crm or sandbox.crm
         text, env = sandbox.crmtier_config()
-        self.text = _set_keys(text, "crm", CRM_EXTRA.get(self.crm, {}))
+        self.text = _set_keys(text, "crm", {**CRM_EXTRA.get(self.crm, {}), **(crm_extra or {})})
         self.text = _set_keys(self.text, "sync", {"record_retry_base_seconds": 0.01})
         self.config = data_dir / "crmtier.toml"
         self.config.write_text(self.text, "utf-8")
@@ -209,13 +217,41 @@ class Harness:
             store.close()
 
     def snapshot(self, ids: list[str]) -> dict[str, Any]:
-        """The CRM's final state as crmtier sees it: written fields, tasks, memberships."""
+        """The CRM's final state as crmtier sees it (written fields, tasks, memberships) and
+        this installation's audit trail."""
         tasks = sorted(t.external_id for t in self.sandbox.tasks())
         return {
             "written": {cid: self.sandbox.written(cid) for cid in ids},
             "tasks": tasks,
             "memberships": sorted(self.sandbox.memberships()),
+            "audit": self.audit_rows(ids),
         }
+
+    def audit_rows(self, ids: list[str]) -> Counter[tuple[str, ...]]:
+        """The audit trail's rows as what they say (customer, event, old, new, reasons,
+        policy, inputs, trigger), counted: comparable between installations, whose
+        pseudonym keys and run ids differ, and blind to order, not to repeats."""
+        store = StateStore.open(self.state_url())
+        try:
+            key = store.pseudonym_key()
+            customer_of = {pseudonym(cid, key): cid for cid in ids}
+            with store.begin() as conn:
+                rows = conn.execute(sa.select(schema.audit)).all()
+        finally:
+            store.close()
+        return Counter(
+            (
+                customer_of.get(r.customer_ref, r.customer_ref),
+                r.event,
+                json.dumps(r.old, sort_keys=True),
+                json.dumps(r.new, sort_keys=True),
+                json.dumps(r.reason_codes),
+                r.policy_version,
+                r.input_hash,
+                r.trigger,
+            )
+            for r in rows
+        )
 
 
 def store_files(db: Path) -> list[Path]:

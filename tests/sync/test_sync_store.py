@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -91,6 +96,82 @@ def test_lease_excludes_a_live_holder_and_passes_from_a_dead_one(store: StateSto
         holder.wait()
     assert store.acquire_lock("sync:x")  # its process is gone: taken over at once
     store.release_lock("sync:x")
+    with store.begin() as conn:
+        assert conn.execute(sa.select(schema.locks)).first() is None
+
+
+def _hold(store: StateStore, name: str, *, host: str, pid: int, expires: datetime) -> None:
+    """Make the lease ``name`` look held by process ``pid`` on ``host``."""
+    with store.begin() as conn:
+        conn.execute(schema.locks.delete().where(schema.locks.c.name == name))
+        conn.execute(
+            schema.locks.insert().values(
+                name=name,
+                owner=f"{host}:{pid}",
+                host=host,
+                pid=pid,
+                expires_at=schema.utc_text(expires),
+            )
+        )
+
+
+def _state_of(pid: int) -> str:
+    return (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs procfs")
+def test_a_lease_held_by_a_zombie_is_taken_over_at_once(store: StateStore) -> None:
+    """A SIGKILLed holder its parent has not reaped yet is a zombie: ``kill(pid, 0)`` still
+    succeeds on it, but it holds nothing, however far ahead its lease's expiry is."""
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        os.kill(holder.pid, signal.SIGKILL)  # and not reaped: no wait(), no poll()
+        for _ in range(10_000):
+            if _state_of(holder.pid) == "Z":
+                break
+            time.sleep(0.001)
+        assert _state_of(holder.pid) == "Z"
+        far = datetime.now(UTC) + timedelta(hours=1)
+        _hold(store, "sync:z", host=socket.gethostname(), pid=holder.pid, expires=far)
+        assert store.acquire_lock("sync:z")
+        store.release_lock("sync:z")
+    finally:
+        holder.wait()
+
+
+def test_a_lease_whose_holder_stopped_renewing_passes_after_its_ttl(store: StateStore) -> None:
+    """A holder on another host is judged by its heartbeat alone."""
+    now = datetime.now(UTC)
+    _hold(store, "sync:h", host="elsewhere", pid=1, expires=now + timedelta(seconds=30))
+    assert not store.acquire_lock("sync:h")  # renewed recently: alive
+    _hold(store, "sync:h", host="elsewhere", pid=1, expires=now - timedelta(seconds=1))
+    assert store.acquire_lock("sync:h")  # its last beat is older than the ttl: dead
+    store.release_lock("sync:h")
+
+
+def test_a_held_lease_is_renewed_by_its_heartbeat(store: StateStore) -> None:
+    """While held, the lease's expiry keeps moving ahead, so a run longer than the ttl keeps
+    its stream; once released it is gone."""
+
+    def expiry() -> str:
+        with store.begin() as conn:
+            return str(
+                conn.execute(
+                    sa.select(schema.locks.c.expires_at).where(schema.locks.c.name == "sync:b")
+                ).scalar_one()
+            )
+
+    ttl = timedelta(milliseconds=300)
+    assert store.acquire_lock("sync:b", ttl=ttl)
+    first = expiry()
+    beats = []
+    for _ in range(10_000):
+        beats = sorted({*beats, expiry()})
+        if len(beats) >= 3:
+            break
+        time.sleep(0.01)
+    assert beats[0] == first and len(beats) >= 3  # renewed again and again
+    store.release_lock("sync:b")
     with store.begin() as conn:
         assert conn.execute(sa.select(schema.locks)).first() is None
 

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from connectors.contract import Page
 from connectors.fxiaoke import webhook as fx
 from connectors.registry import build_connector
 from connectors.sandbox.base import Sandbox, open_sandbox
 from crmtier.config import load_config
-from sync.inbox import Inbox
+from sync.inbox import Inbox, webhook_inbox
 from sync.store import StateStore
 
 ACKED_TARGET = int(os.environ.get("CRMTIER_KILL_TEST_EVENTS", "1000"))
@@ -54,10 +55,12 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     box.stop()
 
 
-def _serve(tmp_path: Path, sandbox: Sandbox, *extra: str) -> Served:
+def _serve(tmp_path: Path, sandbox: Sandbox, *extra: str, webhooks: str = "") -> Served:
+    """Start ``crmtier serve``; ``webhooks`` is appended to the config's ``[webhooks]``
+    section (the last one)."""
     text, env_values = sandbox.crmtier_config()
     config = tmp_path / "crmtier.toml"
-    config.write_text(text)
+    config.write_text(text + webhooks)
     env = {**os.environ, **env_values}
     stderr = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(
@@ -85,6 +88,36 @@ def _serve(tmp_path: Path, sandbox: Sandbox, *extra: str) -> Served:
     assert "/webhooks/fxiaoke" in banner["routes"]
     secret = next(v for k, v in env_values.items() if k.endswith("FXIAOKE_SECRET"))
     return Served(process, banner["listen"], config, secret, env)
+
+
+def _ack_until_killed(served: Served, target: int) -> list[str]:
+    """Push events from 8 senders until ``target`` are acked, then SIGKILL the server while
+    the others are in flight; return the acked event keys."""
+    acked: list[str] = []
+    lock = threading.Lock()
+    killed = threading.Event()
+
+    def sender(worker: int) -> None:
+        with httpx.Client(base_url=served.url, timeout=10) as client:
+            n = 0
+            while not killed.is_set():
+                event_id = f"w{worker}-{n}-{uuid.uuid4().hex[:6]}"
+                n += 1
+                if _push(client, served.secret, event_id):
+                    with lock:
+                        acked.append(f"fxiaoke:{event_id}")
+                        if len(acked) >= target and not killed.is_set():
+                            served.process.send_signal(signal.SIGKILL)
+                            killed.set()
+                elif served.process.poll() is not None:
+                    return
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(sender, range(8)))
+    served.process.wait(timeout=30)
+    assert served.process.returncode == -signal.SIGKILL
+    assert len(acked) >= target
+    return acked
 
 
 def _push(client: httpx.Client, secret: str, event_id: str) -> bool:
@@ -122,33 +155,48 @@ def _connector_pages(served: Served) -> list[Page]:
 
 def test_sigkill_right_after_acks_loses_no_acked_event(tmp_path: Path, sandbox: Sandbox) -> None:
     served = _serve(tmp_path, sandbox, "--no-sync")
-    acked: list[str] = []
-    lock = threading.Lock()
-    killed = threading.Event()
-
-    def sender(worker: int) -> None:
-        with httpx.Client(base_url=served.url, timeout=10) as client:
-            n = 0
-            while not killed.is_set():
-                event_id = f"w{worker}-{n}-{uuid.uuid4().hex[:6]}"
-                n += 1
-                if _push(client, served.secret, event_id):
-                    with lock:
-                        acked.append(f"fxiaoke:{event_id}")
-                        if len(acked) >= ACKED_TARGET and not killed.is_set():
-                            served.process.send_signal(signal.SIGKILL)  # while others are in flight
-                            killed.set()
-                elif served.process.poll() is not None:
-                    return
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(sender, range(8)))
-    served.process.wait(timeout=30)
-    assert served.process.returncode == -signal.SIGKILL
+    acked = _ack_until_killed(served, ACKED_TARGET)
     stored = served.state().event_keys()
-    assert len(acked) >= ACKED_TARGET
     lost = [key for key in acked if key not in stored]
     assert lost == [], f"{len(lost)} of {len(acked)} acked events lost"
+
+
+def test_events_claimed_by_a_killed_serve_are_processed_after_restart_without_traffic(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """Item: acked events claimed by the worker of a SIGKILLed ``serve`` are processed by
+    the restarted one once their claim lease lapses, with no new request to wake it, and
+    each exactly once (claimed once by the dead worker, once more by the new one)."""
+    sandbox.server.inject("*", delay=1.0, times=None)  # the worker is mid-batch at the kill
+    lease = "claim_lease_seconds = 2\n"
+    served = _serve(tmp_path, sandbox, "--no-sync", webhooks=lease)
+    acked = _ack_until_killed(served, ACKED_TARGET)
+    inbox = served.state()
+    orphaned = inbox.event_keys(statuses=("claimed",))
+    assert orphaned, "the kill must leave a batch claimed for this test to mean anything"
+    sandbox.server.reset()
+    restarted = _serve(tmp_path, sandbox, "--no-sync", webhooks=lease)
+    try:
+        deadline = time.monotonic() + 120  # a safety stop; the lease is 2 s
+        while inbox.event_keys(statuses=("pending", "claimed")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert inbox.event_keys(statuses=("pending", "claimed")) == set()
+        assert set(acked) <= inbox.event_keys(statuses=("done",))
+        attempts = _attempts(inbox, orphaned)
+        assert set(attempts.values()) == {2}, attempts
+    finally:
+        restarted.process.send_signal(signal.SIGTERM)
+        restarted.process.wait(timeout=60)
+
+
+def _attempts(inbox: Inbox, keys: set[str]) -> dict[str, int]:
+    with inbox.store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(webhook_inbox.c.event_key, webhook_inbox.c.attempts).where(
+                webhook_inbox.c.event_key.in_(sorted(keys))
+            )
+        ).all()
+    return {str(key): int(n) for key, n in rows}
 
 
 def test_sigterm_stops_cleanly_and_keeps_the_backlog(tmp_path: Path, sandbox: Sandbox) -> None:

@@ -12,12 +12,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.contract import CrmRecord
-from connectors.errors import RateLimitedError, TransientError
+from connectors.errors import AuthExpiredError, RateLimitedError, TransientError
+from connectors.salesforce.errors import classify as salesforce_error
 from connectors.webhook_events import ChangeEvent
+from connectors.zoho.errors import classify_call as zoho_error
 from sync.inbox import Inbox
 from sync.store import StateStore
 from sync.worker import InboxWorker, StreamBusyError, WorkerOptions
@@ -119,6 +122,27 @@ def test_window_bounds_the_wait_and_batch_size_cuts_it_short(inbox: Inbox) -> No
     assert worker.wait_before_next_batch() == 0
 
 
+def test_claims_of_a_dead_worker_are_taken_again_without_new_traffic(inbox: Inbox) -> None:
+    """A worker SIGKILLed mid-batch leaves its events claimed. Once the lease lapses they
+    are due at once for the next worker, with no new event needed to wake it, and each is
+    processed once."""
+    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+    for i in range(3):
+        crm.set(f"C{i}", i, T0)
+    inbox.add([[_ev(f"e{i}", f"C{i}") for i in range(3)]], T0)
+    lease = timedelta(seconds=2)
+    assert len(inbox.claim("killed", 10, T0, lease)) == 3  # then the process died
+    worker = _worker(inbox, crm, writer, clock, lease=lease)
+    clock.now = T0 + lease
+    assert worker.wait_before_next_batch() == 0.05  # still held: idle
+    assert worker.drain().events == 0
+    clock.now = T0 + lease + timedelta(milliseconds=1)
+    assert worker.wait_before_next_batch() == 0  # lapsed: due now
+    assert worker.drain().outcomes == {"written": 3}
+    assert [sorted(call) for call in writer.calls] == [["C0", "C1", "C2"]]
+    assert inbox.stats(clock.now).depth == 0
+
+
 def test_redelivered_event_is_processed_once(inbox: Inbox) -> None:
     crm, writer, clock = MemoryCrm(), Writer(), Clock()
     crm.set("C1", 5, T0)
@@ -166,13 +190,10 @@ def test_an_older_view_never_overwrites_a_newer_one(inbox: Inbox) -> None:
     assert writer.written == {"C1": 2.0}
 
 
-def test_a_worker_that_fetched_earlier_but_got_the_stream_later_writes_nothing(
-    inbox: Inbox,
-) -> None:
-    """Two workers (two ``serve`` processes on one store): A re-fetches C1 at version 1,
-    then waits for the stream while C1 changes and B fetches and writes version 2. A must
-    not write its older view after B's newer one (W12): the version guard runs inside the
-    exclusive section, with the writes it admits, not before the wait."""
+def test_a_worker_waiting_for_the_stream_reads_only_once_it_holds_it(inbox: Inbox) -> None:
+    """Two workers (or a worker and the scheduled sync) on one stream: A's batch waits for
+    the stream while C1 changes and B writes version 2. A reads C1 only once it holds the
+    stream, so it plans against what B left in the CRM, never an older view (W12)."""
     crm, writer, clock = MemoryCrm(), Writer(), Clock()
     crm.set("C1", 1, T0)
     stream = threading.Lock()
@@ -198,10 +219,10 @@ def test_a_worker_that_fetched_earlier_but_got_the_stream_later_writes_nothing(
         inbox, crm.fetch, writer, exclusive=a_waits_while_b_runs, owner="A", clock=clock
     )
     inbox.add([[_ev("e1", "C1")]], T0)
-    assert a.drain().outcomes == {"superseded": 1}
+    assert a.drain().outcomes == {"unchanged": 1}  # B's write already shows version 2
     assert b_outcomes == [{"written": 1}]
     assert writer.written == {"C1": 2.0}
-    assert [list(call) for call in writer.calls] == [["C1"]]  # only B wrote
+    assert crm.fetches == [["C1"], ["C1"]]  # B's read, then A's, after B was done
 
 
 @settings(
@@ -389,3 +410,66 @@ def test_processed_events_are_forgotten_after_the_dedupe_window_even_when_idle(
     clock.now = T0 + timedelta(days=8)
     worker.run(_OnePass())  # nothing is due: the pass only purges, then idles
     assert inbox.event_keys() == {"waiting"}  # the processed one is purged, the pending one kept
+
+
+class PoisonCrm(MemoryCrm):
+    """A CRM whose lookup fails for any batch that names ``poison`` (the way a 100 kB id
+    makes a query URL too long: HTTP 414, as each connector classifies it), and counts every
+    lookup tried."""
+
+    def __init__(self, poison: str, error: Exception) -> None:
+        super().__init__()
+        self.poison, self.error, self.tried = poison, error, 0
+
+    def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
+        self.tried += 1
+        if self.poison in ids:
+            raise self.error
+        return super().fetch(ids)
+
+
+@pytest.mark.parametrize("position", [0, 5, 10])
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(salesforce_error(414, None, "URI Too Long"), id="salesforce-414"),
+        pytest.param(zoho_error(414, None, "URI Too Long"), id="zoho-414"),
+        pytest.param(ValueError("a record the mapping chokes on"), id="a-bug"),
+    ],
+)
+def test_one_poison_event_never_costs_the_rest_of_its_batch(
+    inbox: Inbox, position: int, error: Exception
+) -> None:
+    """Issue 17.4: ten valid events and one whose lookup fails, max_attempts = 2. The batch
+    is split until the poison stands alone: the ten are written at once, only the poison is
+    retried and then buried."""
+    crm, writer, clock = PoisonCrm("POISON", error), Writer(), Clock()
+    customers = [f"C{i}" for i in range(10)]
+    customers.insert(position, "POISON")
+    for cid in customers:
+        crm.set(cid, 1, T0)
+    inbox.add([[_ev(f"e-{cid}", cid)] for cid in customers], T0)
+    worker = _worker(inbox, crm, writer, clock, max_attempts=2)
+    assert worker.drain().outcomes == {"written": 10, "retry": 1}
+    assert sorted(writer.written) == sorted(c for c in customers if c != "POISON")
+    assert crm.tried <= 2 * 4 + 1  # about 2·log2(11) lookups, not one per customer
+    clock.now = T0 + timedelta(hours=1)
+    assert worker.drain().outcomes == {"dead": 1}
+    assert inbox.stats(clock.now).dead == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TransientError("503 from the CRM"),
+        RateLimitedError("429", retry_after=5),
+        AuthExpiredError("session expired"),
+    ],
+)
+def test_a_failure_of_the_whole_crm_is_not_split(inbox: Inbox, error: Exception) -> None:
+    """A CRM that is down or throttling fails every half too: the batch is retried whole,
+    with one lookup, rather than multiplying calls to a CRM that cannot answer."""
+    crm, writer, clock = PoisonCrm("C0", error), Writer(), Clock()
+    inbox.add([[_ev(f"e{i}", f"C{i}")] for i in range(8)], T0)
+    assert _worker(inbox, crm, writer, clock).drain().outcomes == {"retry": 8}
+    assert crm.tried == 1

@@ -9,6 +9,10 @@ import time
 import uvicorn
 from starlette.types import ASGIApp
 
+from webhooks.connections import receiver_config
+from webhooks.metrics import Metrics
+from webhooks.settings import WebhooksSettings
+
 NOW = 1_800_000_000.0
 
 
@@ -23,15 +27,28 @@ class Clock:
 
 
 class LiveServer:
-    """uvicorn serving an app on a loopback port in a thread."""
+    """uvicorn serving a receiver app on a loopback port in a thread, configured as
+    ``crmtier serve`` configures it (connection limits from ``settings``, counted in
+    ``metrics``)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: WebhooksSettings | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+        config = receiver_config(
+            app,
+            settings or WebhooksSettings(),
+            metrics or Metrics(),
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
         )
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
 
     @property
