@@ -94,6 +94,11 @@ class StoredCustomer:
         """The CRM's write-back values now: as read, then what crmtier has written since."""
         return {**self.current, **(self.state.fields or {})}
 
+    def crm_value(self, name: str) -> Any:
+        """One of ``crm_values()``, without building them all."""
+        fields = self.state.fields or {}
+        return fields[name] if name in fields else self.current.get(name)
+
 
 def iter_stored(
     store: StateStore, stream: str, *, chunk: int = 20_000, ids: Sequence[str] | None = None
@@ -177,14 +182,18 @@ def columns_of(chunk: Sequence[StoredCustomer], policy: Policy) -> Columns:
     def cells(block: str | None, attr: str) -> list[Any]:
         return [None if h is None else h.get(attr) for h in holders[block]]
 
+    # One pass a column, the missing value and the conversion in the same comprehension.
     numbers = [
-        [NAN if v is None else float(v) for v in cells(block, attr)] for _, block, attr in NUMBERS
+        [NAN if h is None or (v := h.get(attr)) is None else float(v) for h in holders[block]]
+        for _, block, attr in NUMBERS
     ]
     flags = [
-        [MISSING if v is None else int(v) for v in cells(block, attr)] for _, block, attr in FLAGS
+        [MISSING if h is None or (v := h.get(attr)) is None else int(v) for h in holders[block]]
+        for _, block, attr in FLAGS
     ]
     enums = [
-        [MISSING if v is None else codes.get(v, UNKNOWN) for v in cells(block, attr)]
+        [MISSING if h is None or (v := h.get(attr)) is None else codes.get(v, UNKNOWN)
+         for h in holders[block]]
         for (_, block, attr, _), codes in zip(ENUMS, _VOCABULARIES, strict=True)
     ]
     held = cells("activity", "products_held")

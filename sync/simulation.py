@@ -238,7 +238,7 @@ class Simulator:
         self._plan([chunk[i] for i in rows])
         if self.version_field:
             for i in np.flatnonzero(~touched).tolist():
-                current = chunk[i].crm_values().get("policy_version")
+                current = chunk[i].crm_value("policy_version")
                 if not same_value(candidate.version, current):
                     self.result.candidate.add_version_only()
 
