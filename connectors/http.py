@@ -2,7 +2,7 @@
 one retry loop (tenacity) that every CRM call goes through.
 
 Why one module: retry storms and hanging calls are the classic reverse-ETL failures
-(reference R6, S7). Here every call has connect and read timeouts, retries use full-jitter
+(docs/targets.md R6, S7). Here every call has connect and read timeouts, retries use full-jitter
 exponential backoff with a cap, honour ``Retry-After``, stop after a bounded number of
 attempts, and re-raise the last error with its original cause. An expired token is
 refreshed once, then the call is repeated; a second expiry is not retried.
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
+from requests.adapters import HTTPAdapter
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -58,15 +59,32 @@ class TimeoutSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
-def make_session(policy: RetryPolicy, ca_bundle: str | None = None) -> TimeoutSession:
+#: The most ``apply()`` calls the sync layer runs on one connector at once (the upper bound
+#: of ``[sync] write_concurrency``), plus a reader and a token fetch: what a connector whose
+#: ``apply()`` fans out on threads of its own multiplies its pool size by.
+MAX_CONCURRENT_APPLIES = 16
+OTHER_CALLERS = 2
+
+
+def make_session(
+    policy: RetryPolicy, ca_bundle: str | None = None, *, pool_size: int | None = None
+) -> TimeoutSession:
     """A session for one connector instance.
 
     ``trust_env`` is off so that ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` or a proxy in the
     environment cannot silently replace the configured CA (a sandbox CA or the bank's own).
+    ``pool_size`` keeps that many connections per host: at least as many as calls the
+    connector can have in flight at once, or urllib3 discards the surplus with a "Connection
+    pool is full" warning and opens new TLS connections (requests' default is 10). A pool
+    holds only connections actually opened, so a generous bound costs nothing idle.
     """
     session = TimeoutSession((policy.connect_timeout, policy.read_timeout))
     session.trust_env = False
     session.verify = ca_bundle or True
+    if pool_size is not None:
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
     return session
 
 

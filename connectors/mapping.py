@@ -21,7 +21,7 @@ from functools import cached_property
 from importlib import resources
 from typing import Any, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tiering_core.models import CustomerProfile, DQIssue
 
@@ -79,9 +79,19 @@ class Slot:
         return cls(path, crm_field, tuple(parents), leaf, None if typ is None else coercer(typ))
 
 
+#: The ``[writeback]`` tables whose keys name a target; ``key = false`` switches one off.
+TARGET_TABLES = ("fields", "campaigns", "queues")
+
+
 class WritebackConfig(BaseModel):
     """What crmtier writes back. ``restricted`` names outputs (``aml_risk``) that may only go
-    to fields compliance alone can read; one without a mapped field is simply not written."""
+    to fields compliance alone can read.
+
+    Every output, campaign and queue the policy can produce names its CRM target here, or
+    is switched off with ``false`` (``[writeback.campaigns] survey_mass = false``): the
+    switched-off keys are kept apart in ``switched_off`` (``"campaigns.survey_mass"``), so
+    the tables hold only real targets and "not written" is always something the admin said
+    (``connectors/coverage.py`` checks this against the policy when the config loads)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -89,9 +99,36 @@ class WritebackConfig(BaseModel):
     restricted: tuple[str, ...] = ("aml_risk",)
     campaigns: dict[str, str] = Field(default_factory=dict)  # campaign key -> CRM campaign id
     queues: dict[str, str] = Field(default_factory=dict)  # task queue -> CRM owner/queue id
+    switched_off: frozenset[str] = frozenset()  # "<table>.<key>" set to false
     reasons_max: int = 4  # top reasons by weight written to the CRM
     tasks: bool = True
     campaign_memberships: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_switched_off(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        out = dict(data)
+        off = set(out.get("switched_off", ()))
+        for table in TARGET_TABLES:
+            entries = out.get(table)
+            if not isinstance(entries, Mapping):
+                continue
+            for key, target in entries.items():
+                if target is True or (isinstance(target, str) and not target.strip()):
+                    raise ValueError(
+                        f"[writeback.{table}] {key}: give the CRM's name or id, or false to "
+                        "switch it off"
+                    )
+            off |= {f"{table}.{key}" for key, target in entries.items() if target is False}
+            out[table] = {key: t for key, t in entries.items() if t is not False}
+        out["switched_off"] = frozenset(off)
+        return out
+
+    def is_off(self, table: str, key: str) -> bool:
+        """Whether the admin switched ``key`` of ``[writeback.<table>]`` off."""
+        return f"{table}.{key}" in self.switched_off
 
 
 class DefaultMapping(BaseModel):

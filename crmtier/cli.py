@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "policy": ("policy", "Validate or show a tiering policy."),
     "simulate": ("simulate", "Compare a candidate policy with the active one; write nothing."),
     "explain": ("explain", "Why a customer has its tiers: inputs, rules, tasks, campaigns."),
+    "calibrate": ("calibrate", "Propose policy thresholds from history (never applied)."),
 }
 
 

@@ -1,4 +1,6 @@
-"""``crmtier.toml``: one file, validated up front, secrets only by reference (DESIGN §8).
+"""``crmtier.toml``: one file, validated up front, secrets only by reference.
+
+README.md and docs/admin-setup.md describe the file.
 
 Sections: ``[crm]`` and ``[webhooks]`` stay raw tables here and are validated by their
 owners (``connectors/<kind>/config.py``, ``webhooks/settings.py``), which know their keys;
@@ -6,12 +8,13 @@ owners (``connectors/<kind>/config.py``, ``webhooks/settings.py``), which know t
 ``[state]``, ``[sync]`` and ``[privacy]`` are validated here.
 
 A secret written literally in the file is refused with a one-line error naming the key
-(reference S1): every key that names a secret (``*secret*``, ``*token*``, ``*password*``,
+(docs/targets.md S1): every key that names a secret (``*secret*``, ``*token*``, ``*password*``,
 ``*_key``, ``permanent_code``) must be ``env:NAME`` or ``file:PATH``. The state URL
 may not carry a password either; put the whole URL in the environment instead
 (``url = "env:CRMTIER_STATE_URL"``); ``[state] encryption_key`` (and, while changing keys,
-``old_encryption_key``) must be references too, and must hold 32 random bytes (hex or
-base64), checked at load so a bad key fails before any store is opened. Relative paths
+``old_encryption_key``) and ``audit_key`` (with ``old_audit_keys``) must be references
+too, and must hold 32 random bytes (hex or base64), checked at load so a bad key fails
+before any store is opened. Relative paths
 (SQLite file, policy file) are taken relative to the config file, so a scheduled job finds
 the same store from any directory.
 
@@ -28,14 +31,27 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from connectors.config_text import did_you_mean, sentence, where
+from connectors.contract import Connector
+from connectors.coverage import mapping_problems, writeback_problems
 from connectors.errors import ConfigError
-from connectors.mapping import FieldMapping, WritebackConfig, load_default_mapping
+from connectors.http import MAX_CONCURRENT_APPLIES
+from connectors.mapping import (
+    FieldMapping,
+    WritebackConfig,
+    load_default_mapping,
+    unwrap_optional,
+)
+from connectors.registry import KINDS, build_connector
 from connectors.secrets import SecretRef, SecretRefError, resolve_secret
+from sync.audit import AuditKeys
 from sync.crypto import StoreCipher, parse_key
 from sync.store import StateStore
+from tiering_core.policy import PolicyError, load_policy
 
 _SECRET_KEY = re.compile(r"secret|token|password|passwd|permanent_code|(^|_)key$", re.I)
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -43,7 +59,12 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class ConfigFileError(ConfigError):
-    """The config file is missing, malformed or unsafe; the message is one line."""
+    """The config file is missing, malformed or unsafe; one line per problem, each naming
+    the file actually read."""
+
+
+class _Problem(ValueError):
+    """A problem found while checking the file; ``load_config`` adds the file's name."""
 
 
 def parse_interval(text: str) -> timedelta:
@@ -64,10 +85,14 @@ class PolicySection(_Section):
 
 class StateSection(_Section):
     url: str = "sqlite:///crmtier.db"  # or postgresql+psycopg://..., or an env:/file: ref
-    #: encrypts the customer-data columns (reference S4); absent: stored as they are
+    #: encrypts the customer-data columns (docs/targets.md S4); absent: stored as they are
     encryption_key: SecretRef | None = None
     #: the previous key while changing keys: the next open re-encrypts under the new one
     old_encryption_key: SecretRef | None = None
+    #: signs the audit chain (HMAC-SHA256); absent: a key the store generates and keeps
+    audit_key: SecretRef | None = None
+    #: earlier audit keys, so rows they signed stay verifiable after a rotation
+    old_audit_keys: tuple[SecretRef, ...] = ()
 
 
 class SyncSection(_Section):
@@ -76,7 +101,7 @@ class SyncSection(_Section):
     tie_set_max: int = Field(default=1000, ge=0, le=1_000_000)
     record_retry_attempts: int = Field(default=5, ge=1, le=20)
     record_retry_base_seconds: float = Field(default=0.5, ge=0, le=60)
-    write_concurrency: int = Field(default=4, ge=1, le=16)
+    write_concurrency: int = Field(default=4, ge=1, le=MAX_CONCURRENT_APPLIES)
     lock_ttl_seconds: float = Field(default=60, ge=10)
 
     def interval(self) -> timedelta:
@@ -105,6 +130,8 @@ class CrmtierConfig(BaseSettings):
     webhooks: dict[str, Any] = Field(default_factory=dict)
     privacy: PrivacySection = PrivacySection()
     base_dir: Path = Path(".")
+    #: the file this config was read from, named in every error about it
+    config_file: Path = Path("crmtier.toml")
 
     @classmethod
     def settings_customise_sources(
@@ -132,6 +159,16 @@ class CrmtierConfig(BaseSettings):
     def writeback_config(self) -> WritebackConfig:
         return self.writeback or load_default_mapping(self.kind).writeback
 
+    def connector(self) -> Connector:
+        """The CRM's connector for this file; a ``[crm]`` table the CRM's own settings
+        refuse (a missing key, an unset secret variable) is an error about this file."""
+        try:
+            return build_connector(self.crm, self.field_mapping(), self.writeback_config())
+        except ConfigFileError:
+            raise
+        except ConfigError as exc:
+            raise ConfigFileError(f"{self.config_file}: {exc}") from None
+
     def policy_path(self) -> Path | None:
         if not self.policy.file:
             return None
@@ -153,7 +190,32 @@ class CrmtierConfig(BaseSettings):
     def open_state_store(self) -> StateStore:
         """The state store this file names, opened with its cipher (``[state]
         encryption_key``): every command opens it here, so none can miss the key."""
-        return StateStore.open(self.state_url().get_secret_value(), cipher=self.state_cipher())
+        return StateStore.open(
+            self.state_url().get_secret_value(),
+            cipher=self.state_cipher(),
+            audit_keys=self.audit_keys(),
+        )
+
+    def audit_keys(self) -> AuditKeys | None:
+        """The audit chain's keys from ``[state] audit_key`` and ``old_audit_keys``;
+        ``None`` without a key (the store then signs with one it generated)."""
+        current, old = self.state.audit_key, self.state.old_audit_keys
+        if current is None:
+            if old:
+                raise ConfigFileError(
+                    f"{self.config_file}: [state] old_audit_keys: set only with audit_key"
+                )
+            return None
+        try:
+            return AuditKeys(
+                parse_key(current.get_secret_value(), name="[state] audit_key"),
+                tuple(
+                    parse_key(k.get_secret_value(), name=f"[state] old_audit_keys[{i}]")
+                    for i, k in enumerate(old)
+                ),
+            )
+        except ValueError as exc:
+            raise ConfigFileError(f"{self.config_file}: {exc}") from None
 
     def state_cipher(self) -> StoreCipher | None:
         """The state store's cipher from ``[state] encryption_key``; ``None`` without one."""
@@ -161,7 +223,8 @@ class CrmtierConfig(BaseSettings):
         if current is None:
             if old is not None:
                 raise ConfigFileError(
-                    "crmtier.toml: [state] old_encryption_key: set only with encryption_key"
+                    f"{self.config_file}: [state] old_encryption_key: set only with "
+                    "encryption_key"
                 )
             return None
         try:
@@ -172,7 +235,7 @@ class CrmtierConfig(BaseSettings):
                 else []
             )
         except ValueError as exc:
-            raise ConfigFileError(f"crmtier.toml: {exc}") from None
+            raise ConfigFileError(f"{self.config_file}: {exc}") from None
         return StoreCipher(key, previous)
 
     def pseudonym_key(self) -> bytes | None:
@@ -199,8 +262,8 @@ def _require_refs(section: str, key: str, value: Any) -> None:
         if isinstance(item, dict):  # {ref = "env:...", not_after = ...}
             item = item.get("ref")
         if not isinstance(item, str) or not re.match(r"^(env|file):\S", item):
-            raise ConfigFileError(
-                f"crmtier.toml: [{section}] {key}: literal secrets are not allowed; "
+            raise _Problem(
+                f"[{section}] {key}: literal secrets are not allowed; "
                 "use 'env:VARIABLE' or 'file:/path'"
             )
 
@@ -212,23 +275,42 @@ def _check_state_url(state: Any) -> None:
     try:
         parsed = make_url(url)
     except Exception:
-        raise ConfigFileError("crmtier.toml: [state] url: not a database URL") from None
+        raise _Problem("[state] url: not a database URL") from None
     if parsed.password:
-        raise ConfigFileError(
-            "crmtier.toml: [state] url: contains a password; put the whole URL in the "
+        raise _Problem(
+            "[state] url: contains a password; put the whole URL in the "
             'environment and write url = "env:CRMTIER_STATE_URL"'
         )
 
 
-def _one_line(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = [str(p) for p in err["loc"]]
-    where = f"[{loc[0]}] {'.'.join(loc[1:])}".strip() if loc else "file"
-    return f"crmtier.toml: {where}: {err['msg']}"
+def _problem_text(err: ErrorDetails) -> str:
+    """One pydantic error as ``[table] key: problem``, with a did-you-mean for a key the
+    table does not have."""
+    text = sentence(err, _keys_at(err["loc"][:-1]))
+    return text if text.startswith("[") else f"{where(err['loc'])}: {text}"
+
+
+def _keys_at(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the table at ``loc`` accepts (a top-level key: the sections)."""
+    model: type[BaseModel] = CrmtierConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        inner = unwrap_optional(field.annotation) if field else None
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return []
+        model = inner
+    return [k for k in model.model_fields if k not in _INTERNAL]
+
+
+#: fields ``load_config`` sets itself, not keys of the file
+_INTERNAL = ("base_dir", "config_file")
 
 
 def load_config(path: Path | str) -> CrmtierConfig:
-    """Read, check and validate ``crmtier.toml``; every problem is one ``ConfigFileError``."""
+    """Read, check and validate the config file; every problem is a ``ConfigFileError``
+    naming ``path``. Beyond the keys' types this checks that ``[mapping]`` names canonical
+    fields and that ``[writeback]`` gives a CRM target (or ``false``) for every output,
+    campaign and task queue the active policy can produce (``connectors/coverage.py``)."""
     path = Path(path).expanduser()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -238,19 +320,49 @@ def load_config(path: Path | str) -> CrmtierConfig:
         raise ConfigFileError(f"cannot read config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigFileError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        config = _validate(data, path)
+    except _Problem as exc:
+        raise ConfigFileError(f"{path}: {exc}") from None
+    problems = _coverage_problems(config)
+    if problems:
+        raise ConfigFileError("\n".join(f"{path}: {p}" for p in problems))
+    return config
+
+
+def _validate(data: dict[str, Any], path: Path) -> CrmtierConfig:
     if not isinstance(data.get("crm"), dict) or not data["crm"].get("kind"):
-        raise ConfigFileError("crmtier.toml: [crm] kind: required (salesforce, zoho or fxiaoke)")
+        raise _Problem("[crm] kind: required (salesforce, zoho or fxiaoke)")
+    for key in _INTERNAL:
+        if key in data:
+            raise _Problem(f"{key}: unknown key")
     for section in ("crm", "webhooks", "privacy", "state"):
         _refuse_literal_secrets(section, data.get(section, {}))
     _check_state_url(data.get("state", {}))
     try:
-        config = CrmtierConfig(**data, base_dir=path.resolve().parent)
-        config.sync.interval()
+        config = CrmtierConfig(**data, base_dir=path.resolve().parent, config_file=path)
         config.state_cipher()
+        config.audit_keys()
     except SecretRefError as exc:
-        raise ConfigFileError(f"crmtier.toml: {exc}") from None
+        raise _Problem(str(exc)) from None
     except ValidationError as exc:
-        raise ConfigFileError(_one_line(exc)) from None
+        raise _Problem(_problem_text(exc.errors()[0])) from None
+    try:
+        config.sync.interval()
     except ValueError as exc:
-        raise ConfigFileError(f"crmtier.toml: [sync] every: {exc}") from None
+        raise _Problem(f"[sync] every: {exc}") from None
     return config
+
+
+def _coverage_problems(config: CrmtierConfig) -> list[str]:
+    """What the mapping and write-back leave unnamed or misname, against the policy the
+    config uses (a policy that does not load is the one problem then)."""
+    try:
+        policy = load_policy(config.policy_path())
+    except PolicyError as exc:
+        return [f"[policy] file: {exc}"]
+    if config.kind not in KINDS:
+        return [f"[crm] kind: must be one of {', '.join(KINDS)}{did_you_mean(config.kind, KINDS)}"]
+    return mapping_problems(config.field_mapping()) + writeback_problems(
+        config.writeback_config(), policy
+    )

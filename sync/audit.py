@@ -1,28 +1,44 @@
-"""The audit trail: an append-only, hash-chained record of every tier change and every
-task or campaign side effect (reference S3).
+"""The audit trail: an append-only, keyed hash chain of every tier change and every task
+or campaign side effect (docs/targets.md S3).
 
-Each row's ``hash`` is SHA-256 over the previous row's hash and the row's own canonical
-JSON, and the newest ``(seq, hash)`` is kept as the chain head in ``meta``. Editing a row
-breaks its hash; deleting or reordering rows breaks the next row's ``prev_hash`` or the
-sequence; deleting the newest rows no longer matches the head. Rows are appended inside the
-caller's transaction (the one that changes the customer's state), with the head locked, so
-concurrent writers (scheduled sync, webhook worker) extend one chain.
+Each row's ``hash`` is HMAC-SHA256, under the audit key named by the row's ``key_id``, over
+the previous row's hash and the row's own canonical JSON (``key_id`` included); the newest
+``(seq, hash)`` is kept as the chain head in ``meta``. Editing a row breaks its hash;
+deleting or reordering rows breaks the next row's ``prev_hash`` or the sequence; deleting
+the newest rows no longer matches the head. Because the hash is keyed, whoever can write the
+database but does not hold the key cannot recompute the chain after an edit: ``verify``
+fails. (An unkeyed SHA-256 chain, as before schema version 5, anyone can recompute.)
+
+Keys: ``[state] audit_key`` (a secret reference, held outside the database) signs new rows,
+``[state] old_audit_keys`` keep rows of earlier keys verifiable after a rotation; without a
+configured key the store generates one and keeps it in ``meta`` (encrypted under ``[state]
+encryption_key`` when there is one) -- weaker, since a reader of the database then holds
+it. Rows written before keyed chaining (``key_id`` NULL) are the unkeyed prefix that the
+upgrade recorded, sealed with the key (``BOUNDARY_KEY``), so no later row can be passed off
+as an old unkeyed one; the first keyed row's ``prev_hash`` then also pins that prefix.
+
+Rows are appended inside the caller's transaction (the one that changes the customer's
+state), with the head locked, so concurrent writers (scheduled sync, webhook worker) extend
+one chain.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from sync.schema import audit, meta, now_text
+from sync.schema import AUDIT_UNKEYED_UPTO, audit, meta, now_text
 
 GENESIS = "0" * 64
 HEAD_KEY = "audit_head"
+#: ``meta`` key of the last unkeyed row's seq, sealed: ``<seq>:<key id>:<HMAC>``
+BOUNDARY_KEY = AUDIT_UNKEYED_UPTO
 Trigger = Literal["sync", "webhook", "manual", "backfill"]
 AuditEvent = Literal["tier_change", "task", "campaign"]
 
@@ -43,14 +59,58 @@ class AuditEntry:
     source_event_id: str | None = None
 
 
-def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
-    body = {k: v for k, v in row.items() if k != "hash"}
+def audit_key_id(key: bytes) -> str:
+    """A short public name of an audit key, kept in each row it signs."""
+    return hmac.new(key, b"crmtier audit key id", hashlib.sha256).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class AuditKeys:
+    """The key new rows are signed with, and every key rows may be verified with."""
+
+    current: bytes
+    previous: tuple[bytes, ...] = ()
+
+    @property
+    def key_id(self) -> str:
+        return audit_key_id(self.current)
+
+    def by_id(self) -> Mapping[str, bytes]:
+        return {audit_key_id(k): k for k in (*self.previous, self.current)}
+
+
+def row_hash(prev_hash: str, row: dict[str, Any], key: bytes | None) -> str:
+    """HMAC-SHA256 under ``key`` of the previous hash and the row's canonical JSON; plain
+    SHA-256 for an unkeyed row of before schema version 5 (``key`` None)."""
+    body = {k: v for k, v in row.items() if k != "hash" and (k != "key_id" or v is not None)}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+    message = (prev_hash + canonical).encode("utf-8")
+    if key is None:
+        return hashlib.sha256(message).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def append(conn: sa.Connection, entries: list[AuditEntry]) -> None:
-    """Append ``entries`` to the chain inside the caller's transaction."""
+def _boundary_tag(key: bytes, upto: int) -> str:
+    return hmac.new(key, f"crmtier audit unkeyed upto {upto}".encode(), hashlib.sha256).hexdigest()
+
+
+def seal_boundary(conn: sa.Connection, keys: AuditKeys) -> None:
+    """Seal the unkeyed-prefix marker the schema upgrade just wrote (``<seq>``) with the
+    current key. Called once, right after that upgrade: a marker found unsealed later is
+    not trusted (``verify`` reports it), never sealed after the fact."""
+    value = conn.execute(
+        sa.select(meta.c.value).where(meta.c.key == BOUNDARY_KEY).with_for_update()
+    ).scalar()
+    if value is None or ":" in str(value):
+        return
+    upto = int(str(value))
+    sealed = f"{upto}:{keys.key_id}:{_boundary_tag(keys.current, upto)}"
+    conn.execute(meta.update().where(meta.c.key == BOUNDARY_KEY).values(value=sealed))
+
+
+def append(conn: sa.Connection, entries: list[AuditEntry], keys: AuditKeys) -> None:
+    """Append ``entries`` to the chain inside the caller's transaction, signed with
+    ``keys.current``."""
     if not entries:
         return
     head = conn.execute(
@@ -61,8 +121,8 @@ def append(conn: sa.Connection, entries: list[AuditEntry]) -> None:
     at = now_text()
     for entry in entries:
         seq += 1
-        row = {"seq": seq, "at": at, **vars(entry), "prev_hash": prev}
-        row["hash"] = prev = row_hash(prev, row)
+        row = {"seq": seq, "at": at, **vars(entry), "key_id": keys.key_id, "prev_hash": prev}
+        row["hash"] = prev = row_hash(prev, row, keys.current)
         rows.append(row)
     conn.execute(audit.insert(), rows)
     value = f"{seq}:{prev}"
@@ -91,8 +151,13 @@ def _rows(conn: sa.Connection) -> Iterator[dict[str, Any]]:
         yield dict(row._mapping)
 
 
-def verify(conn: sa.Connection) -> VerifyResult:
-    """Walk the chain; report the first row that was edited, removed or moved."""
+def verify(conn: sa.Connection, keys: AuditKeys) -> VerifyResult:
+    """Walk the chain; report the first row that was edited, removed or moved, or that is
+    signed with a key ``keys`` does not hold."""
+    known = keys.by_id()
+    unkeyed_upto, problem = _unkeyed_upto(conn, known)
+    if problem:
+        return VerifyResult(False, 0, unkeyed_upto + 1, problem)
     prev, expected_seq, count = GENESIS, 1, 0
     for row in _rows(conn):
         count += 1
@@ -101,7 +166,14 @@ def verify(conn: sa.Connection) -> VerifyResult:
             return VerifyResult(False, count, seq, f"expected row {expected_seq}, found {seq}")
         if row["prev_hash"] != prev:
             return VerifyResult(False, count, seq, "prev_hash does not match the row before")
-        if row_hash(prev, row) != row["hash"]:
+        kid = row["key_id"]
+        if kid is None and seq > unkeyed_upto:
+            return VerifyResult(
+                False, count, seq, "unkeyed, but rows after the upgrade are all keyed"
+            )
+        if kid is not None and kid not in known:
+            return VerifyResult(False, count, seq, f"signed with {_unknown(kid)}")
+        if row_hash(prev, row, None if kid is None else known[kid]) != row["hash"]:
             return VerifyResult(False, count, seq, "content does not match its hash")
         prev, expected_seq = row["hash"], seq + 1
     head = conn.execute(sa.select(meta.c.value).where(meta.c.key == HEAD_KEY)).scalar()
@@ -111,3 +183,25 @@ def verify(conn: sa.Connection) -> VerifyResult:
             False, count, expected_seq, f"chain ends at row {expected_seq - 1}, head is {head_seq}"
         )
     return VerifyResult(True, count)
+
+
+def _unkeyed_upto(conn: sa.Connection, known: Mapping[str, bytes]) -> tuple[int, str]:
+    """The last row allowed to be unkeyed, from the sealed marker; a problem when the
+    marker is missing, unsealed or its seal does not verify."""
+    value = conn.execute(sa.select(meta.c.value).where(meta.c.key == BOUNDARY_KEY)).scalar()
+    if value is None:
+        return 0, "the sealed marker of the unkeyed rows is missing from meta"
+    upto_text, _, sealed = str(value).partition(":")
+    kid, _, tag = sealed.partition(":")
+    upto = int(upto_text) if upto_text.isdecimal() else 0
+    key = known.get(kid)
+    if key is None and kid:
+        return upto, f"the marker of the unkeyed rows is sealed with {_unknown(kid)}"
+    if key is None or not hmac.compare_digest(tag, _boundary_tag(key, upto)):
+        return upto, "the marker of the unkeyed rows was altered (its seal does not verify)"
+    return upto, ""
+
+
+def _unknown(kid: str) -> str:
+    return f"audit key id {kid}, which is neither [state] audit_key nor one of old_audit_keys"
+

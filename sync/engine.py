@@ -132,6 +132,9 @@ class RunReport:
     totals: PlanTotals = field(default_factory=PlanTotals)  # a dry run's, per field/rule/campaign
     dead_letters_open: int = 0
     outcomes: dict[str, str] = field(default_factory=dict)  # customer id -> outcome
+    #: the run failed because the configuration or the CRM's set-up is wrong (a
+    #: ``ConfigError``): a human must fix it, and ``crmtier sync`` exits 2, not 1
+    config_error: bool = False
 
     @property
     def api_total(self) -> int:
@@ -171,6 +174,7 @@ class SyncEngine:
         policy_version: str | None = None,
     ) -> None:
         self.store = store
+        self.audit_keys = store.audit_keys  # loaded now: never inside a run's transaction
         self.policy_version = policy_version
         self.connector = connector
         self.writeback = writeback
@@ -299,6 +303,7 @@ class _Run:
         )
         status: RunStatus = "succeeded"
         error: str | None = None
+        config_error = False
         try:
             if not self.options.dry_run:
                 self._recover_outbox()
@@ -313,6 +318,9 @@ class _Run:
             status, error = stop.status, str(stop)
         except RateLimitedError as exc:  # while reading: checkpointed up to the last page
             status, error = "paused_quota", f"CRM quota or rate limit: {exc}"
+        except ConfigError as exc:  # for the admin, not a bug: one line, no traceback
+            status, error, config_error = "failed", error_text(exc), True
+            log.error("run failed: %s", error, extra={"run_id": self.run_id})
         except Exception as exc:  # the run record must say what happened, whatever it was
             status, error = "failed", error_text(exc)
             log.exception("run failed", extra={"run_id": self.run_id})
@@ -336,6 +344,7 @@ class _Run:
             status = "failed"
             error = "read 0 records after an interrupted run; the bookmark record must be re-read"
         report = self._report(status, error)
+        report.config_error = config_error and status == "failed"
         with self.e.store.begin() as conn:
             runs.finish(
                 conn,
@@ -472,7 +481,7 @@ class _Run:
             self._enqueue(conn, to_write, states, state_rows)
             save_states(conn, self.e.stream, state_rows)
             save_inputs(conn, self.e.stream, [record for record, _, _ in plans], self._as_of())
-            append(conn, audit_rows)
+            append(conn, audit_rows, self.e.audit_keys)
             kill_point("in_commit")
             if advance is not None:
                 self._advance(conn, *advance)
@@ -881,7 +890,7 @@ class _Run:
         return submitted
 
     def _count_submitted(self, item: OutboxItem | NewItem) -> None:
-        """What the run sends, for its minimum-calls figure (reference P1)."""
+        """What the run sends, for its minimum-calls figure (docs/targets.md P1)."""
         self.submitted[item.kind] += 1
         if item.kind in self.caps.per_customer_kinds:
             group = (item.customer_id, bool(item.payload.get("member", True)))
@@ -1022,7 +1031,7 @@ class _Run:
                 if d is not None and not d.outstanding
             }
             self._finalize(conn, list(finished.values()), audit_rows)
-            append(conn, audit_rows)
+            append(conn, audit_rows, self.e.audit_keys)
         kill_point("after_record")
         self._progress()
 

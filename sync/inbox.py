@@ -1,8 +1,8 @@
 """The durable webhook inbox: acked change events waiting to be processed, and the dedupe
 memory that makes redeliveries harmless.
 
-The receiver acks a notification only after its events are committed here (W5: with SQLite
-``synchronous=FULL`` or a committed PostgreSQL transaction, an acked event survives a
+The receiver acks a notification only after its events are committed here (docs/targets.md W5:
+with SQLite ``synchronous=FULL`` or a committed PostgreSQL transaction, an acked event survives a
 SIGKILL). Each event has a unique ``event_key`` (the sender's notification id), and an
 insert of a key already present is silently ignored, so a notification delivered ten times,
 even concurrently, becomes one row (W4). Rows stay after processing, as dedupe memory, for

@@ -6,7 +6,9 @@ present write-back values
 key, campaign memberships). Output is a ``CustomerPlan``: only fields whose value differs
 from the CRM's, only tasks not yet made, only membership changes that change something. An
 unchanged customer plans nothing; so does a customer whose record comes back because of
-our own write (its CRM values now equal the assessment's).
+our own write (its CRM values now equal the assessment's). A campaign or task queue the
+config switched off (``= false``) is not planned; one it never named is an error, never a
+silent skip.
 
 Pure functions, no I/O: the engine and the webhook worker both call ``plan_customer``.
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from connectors.errors import ConfigError
 from connectors.mapping import WritebackConfig
 from tiering_core.models import ActionKind, AssessmentData, TaskAction
 
@@ -156,9 +159,15 @@ def plan_customer(
         if kind == "set_field":
             continue
         if kind == "task":
-            if writeback.tasks and action["dedupe_key"] not in known.tasks:
+            if (
+                writeback.tasks
+                and action["dedupe_key"] not in known.tasks
+                and _targeted(writeback, "queues", action["queue"])
+            ):
                 tasks.append(TaskAction.model_validate(action))
-        elif writeback.campaign_memberships and action["campaign"] in writeback.campaigns:
+        elif writeback.campaign_memberships and _targeted(
+            writeback, "campaigns", action["campaign"]
+        ):
             desired_campaigns[action["campaign"]] = action
     memberships = [
         Membership(key, True, action["dedupe_key"])
@@ -170,6 +179,22 @@ def plan_customer(
         memberships += [
             Membership(campaign, False, dedupe_key)
             for campaign, dedupe_key in sorted(maybe_member.items())
-            if campaign not in desired_campaigns or not desired_campaigns[campaign]["member"]
+            if (campaign not in desired_campaigns or not desired_campaigns[campaign]["member"])
+            and _targeted(writeback, "campaigns", campaign)
         ]
     return CustomerPlan(assessment["id"], fields, tuple(tasks), tuple(memberships))
+
+
+def _targeted(writeback: WritebackConfig, table: str, key: str | None) -> bool:
+    """Whether a campaign or a task's queue is written: True when mapped (or a task has no
+    queue: it goes to its owner), False when the admin switched it off. Anything else is a
+    key the config never named; the config check at load refuses that, so meeting one here
+    is a caller's bug, raised rather than skipped in silence."""
+    if key is None or key in getattr(writeback, table):
+        return True
+    if writeback.is_off(table, key):
+        return False
+    raise ConfigError(
+        f"[writeback.{table}] {key}: the policy produced it but the config names no CRM "
+        "target; map it, or switch it off with false"
+    )

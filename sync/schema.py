@@ -158,12 +158,13 @@ runs = sa.Table(
     sa.Column("finished_at", sa.String(32), nullable=True),
     sa.Column("counts", sa.JSON, nullable=False),
     sa.Column("api_calls", sa.JSON, nullable=False),
-    sa.Column("min_calls", sa.JSON, nullable=True),  # reference P1, by kind (None: older run)
+    sa.Column("min_calls", sa.JSON, nullable=True),  # docs/targets.md P1, by kind (None: older run)
     sa.Column("error", sa.String(500), nullable=True),
     sa.Index("runs_by_stream", "stream", "started_at"),
 )
 
-#: append-only, hash-chained (``hash = sha256(prev_hash + canonical row)``).
+#: append-only, hash-chained (``hash = HMAC-SHA256(audit key, prev_hash + canonical row)``,
+#: the key named by ``key_id``; rows of before version 5: unkeyed SHA-256, ``key_id`` NULL).
 audit = sa.Table(
     "audit",
     metadata,
@@ -181,6 +182,7 @@ audit = sa.Table(
     sa.Column("actor", sa.String(120), nullable=False),
     sa.Column("run_id", sa.String(40), nullable=False),
     sa.Column("source_event_id", sa.String(200), nullable=True),
+    sa.Column("key_id", sa.String(16), nullable=True),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
@@ -251,6 +253,20 @@ def _widen_to_text(table: sa.Table, name: str) -> Callable[[sa.Connection], None
     return apply
 
 
+#: ``meta`` key of the last row of the unkeyed audit prefix (``sync/audit.py`` seals it)
+AUDIT_UNKEYED_UPTO = "audit_unkeyed_upto"
+
+
+def _key_audit_chain(conn: sa.Connection) -> None:
+    """Add ``audit.key_id`` and record the newest row as the end of the unkeyed prefix
+    (both idempotent)."""
+    _add_column(audit, "key_id")(conn)
+    if conn.execute(sa.select(meta.c.key).where(meta.c.key == AUDIT_UNKEYED_UPTO)).first():
+        return
+    upto = conn.execute(sa.select(sa.func.max(audit.c.seq))).scalar() or 0
+    conn.execute(meta.insert().values(key=AUDIT_UNKEYED_UPTO, value=str(upto)))
+
+
 #: the sync component's migrations, in order. Append; never edit a released step.
 SYNC_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -276,6 +292,14 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         "dead_letters.reason as text: the CRM's message can quote a rejected value, so it is "
         "encrypted when the store has a key, and its ciphertext outgrows 300 characters",
         _widen_to_text(dead_letters, "reason"),
+    ),
+    Migration(
+        5,
+        "audit.key_id: the chain is keyed (HMAC-SHA256) from here on, so whoever can write "
+        "the database cannot edit a row and recompute the chain; the rows written before "
+        "stay verifiable as an unkeyed prefix, whose end is recorded in meta (sealed with "
+        "the key by the store right after this step)",
+        _key_audit_chain,
     ),
 )
 

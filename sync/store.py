@@ -1,7 +1,7 @@
 """The state store: one SQLAlchemy engine over SQLite (embedded default) or PostgreSQL.
 
 SQLite runs in WAL mode with ``synchronous=FULL`` (a committed bookmark survives power
-loss, reference R1) and every transaction starts with ``BEGIN IMMEDIATE``, so writers are
+loss, docs/targets.md R1) and every transaction starts with ``BEGIN IMMEDIATE``, so writers are
 serialised up front instead of failing at commit; PostgreSQL serialises the few contended
 rows (audit head, locks) with ``SELECT ... FOR UPDATE``. Everything else in ``sync/`` takes a
 ``Connection`` inside a transaction from here, so several facts (writes, state, audit,
@@ -11,7 +11,7 @@ With a key (``[state] encryption_key``) the columns that can hold customer data 
 encrypted (``sync/crypto.py``); the store remembers which key, refuses to open without it,
 and encrypts an existing plaintext store, or re-encrypts an old key's values, on the first
 open with the new key. A PostgreSQL store on another host is reached only with
-``sslmode=verify-full`` (reference S4).
+``sslmode=verify-full`` (docs/targets.md S4).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -31,12 +32,19 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeDecorator
 
-from sync import crypto, jsontext, schema
+from sync import audit, crypto, jsontext, schema
+from sync.audit import AuditKeys
 from sync.crypto import StoreCipher, StoreError
 from sync.leases import Heartbeat, process_is_running
 from sync.schema import Migration, locks, meta, now_text, utc_text
 
-__all__ = ["EncryptionPendingError", "StateStore", "StoreError", "create_engine"]
+__all__ = [
+    "EncryptionPendingError",
+    "StateStore",
+    "StoreError",
+    "create_engine",
+    "readable_by_others",
+]
 
 
 class EncryptionPendingError(StoreError):
@@ -57,11 +65,17 @@ _CHUNK = 1000
 #: ``meta`` key of the generated pseudonym key, and the associated data of its ciphertext
 PSEUDONYM_META = "pseudonym_key"
 _META_AD = "meta.pseudonym_key"
+#: ``meta`` key of the audit key the store generates when ``[state] audit_key`` is not set
+AUDIT_KEY_META = "audit_key"
+#: the generated keys kept in ``meta`` -> the associated data of their ciphertexts
+_META_SECRETS = {PSEUDONYM_META: _META_AD, AUDIT_KEY_META: "meta.audit_key"}
+#: the sync schema version from which the audit chain is keyed (``sync/audit.py``)
+KEYED_AUDIT_VERSION = 5
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     if url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(url.database).expanduser())
     engine = sa.create_engine(url, connect_args={"timeout": 60}, **_ENGINE_OPTIONS)
 
     @event.listens_for(engine, "connect")
@@ -78,6 +92,28 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _create_private(db: Path) -> None:
+    """Create a new SQLite store readable by its owner alone (0600; its directory 0700 when
+    created here): it holds amounts, AML levels and the pseudonym key. SQLite gives the
+    ``-wal`` and ``-shm`` files the database file's permissions. An existing file is left
+    as it is; ``crmtier doctor`` flags one that others can read."""
+    db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def readable_by_others(url: str) -> str | None:
+    """The SQLite store's path when its group or other users can read or write it."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    db = Path(str(parsed.database)).expanduser()
+    try:
+        return str(db) if db.stat().st_mode & 0o077 else None
+    except FileNotFoundError:
+        return None
 
 
 def create_engine(url: str) -> sa.Engine:
@@ -120,19 +156,33 @@ class StateStore:
     ``cipher`` (from ``[state] encryption_key``) encrypts the customer-data columns of
     every statement run on this engine; ``None`` stores them as they are."""
 
-    def __init__(self, engine: sa.Engine, cipher: StoreCipher | None = None) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        cipher: StoreCipher | None = None,
+        audit_keys: AuditKeys | None = None,
+    ) -> None:
         self.engine = engine
         self.cipher = cipher
         self._heartbeats: dict[str, Heartbeat] = {}
+        self._configured_audit_keys = audit_keys
+        self._audit_keys: AuditKeys | None = None
         crypto.install(engine, cipher)
 
     @classmethod
     def open(
-        cls, url: str, *, cipher: StoreCipher | None = None, rewrite: bool = True
+        cls,
+        url: str,
+        *,
+        cipher: StoreCipher | None = None,
+        rewrite: bool = True,
+        audit_keys: AuditKeys | None = None,
     ) -> StateStore:
         """Open and migrate the store; with ``rewrite`` (the default) bring its values to
-        ``cipher``'s key, otherwise raise ``EncryptionPendingError`` where that is due."""
-        store = cls(create_engine(url), cipher)
+        ``cipher``'s key, otherwise raise ``EncryptionPendingError`` where that is due.
+        ``audit_keys`` (``[state] audit_key``) sign the audit chain; without them the
+        store's own generated key does."""
+        store = cls(create_engine(url), cipher, audit_keys)
         try:
             store.migrate("sync", schema.SYNC_MIGRATIONS)
             store.check_encryption(rewrite=rewrite)
@@ -142,8 +192,57 @@ class StateStore:
         return store
 
     def migrate(self, component: str, migrations: tuple[Migration, ...]) -> int:
-        """Other components (the webhook inbox) bring their own tables up to date here."""
+        """Other components (the webhook inbox) bring their own tables up to date here.
+
+        The sync step that keys the audit chain also seals the end of its unkeyed rows with
+        the audit key, in the same transaction: the version is recorded only with a sealed
+        marker, and a marker found unsealed later is never trusted (``sync/audit.py``)."""
+        if component == "sync":
+            migrations = tuple(
+                replace(m, apply=self._sealing(m.apply))
+                if m.version == KEYED_AUDIT_VERSION
+                else m
+                for m in migrations
+            )
         return schema.migrate(self.engine, component, migrations)
+
+    def _sealing(self, step: Callable[[sa.Connection], None]) -> Callable[[sa.Connection], None]:
+        def apply(conn: sa.Connection) -> None:
+            step(conn)
+            self._refuse_wrong_key(conn)  # never seal a generated key under a wrong one
+            audit.seal_boundary(conn, self._load_audit_keys(conn))
+
+        return apply
+
+    @property
+    def audit_keys(self) -> AuditKeys:
+        """The keys of the audit chain: the configured ones, with the store's generated key
+        among the old ones when it has signed rows before; the generated key alone (made
+        on first use) when none is configured."""
+        if self._audit_keys is None:
+            with self.begin() as conn:
+                self._audit_keys = self._load_audit_keys(conn)
+        return self._audit_keys
+
+    def _load_audit_keys(self, conn: sa.Connection) -> AuditKeys:
+        configured = self._configured_audit_keys
+        stored = self.meta_get(conn, AUDIT_KEY_META, for_update=True)
+        if stored is None:
+            if configured is not None:
+                return configured
+            generated = secrets.token_hex(32)
+            sealed = self._seal_meta(generated, AUDIT_KEY_META)
+            conn.execute(meta.insert().values(key=AUDIT_KEY_META, value=sealed))
+            return AuditKeys(bytes.fromhex(generated))
+        own = bytes.fromhex(self._open_meta(stored, AUDIT_KEY_META))
+        if configured is None:
+            return AuditKeys(own)
+        return AuditKeys(configured.current, (*configured.previous, own))
+
+    @property
+    def audit_key_configured(self) -> bool:
+        """Whether the audit chain is signed with a key held outside the store."""
+        return self._configured_audit_keys is not None
 
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:
@@ -178,15 +277,21 @@ class StateStore:
             stored = self.meta_get(conn, PSEUDONYM_META, for_update=True)
             if stored is None:
                 key = secrets.token_hex(32)
-                conn.execute(meta.insert().values(key=PSEUDONYM_META, value=self._seal_meta(key)))
+                conn.execute(
+                    meta.insert().values(
+                        key=PSEUDONYM_META, value=self._seal_meta(key, PSEUDONYM_META)
+                    )
+                )
                 return bytes.fromhex(key)
-        return bytes.fromhex(self._open_meta(stored))
+        return bytes.fromhex(self._open_meta(stored, PSEUDONYM_META))
 
-    def _seal_meta(self, value: str) -> str:
-        return value if self.cipher is None else self.cipher.encrypt(value.encode(), _META_AD)
+    def _seal_meta(self, value: str, name: str) -> str:
+        if self.cipher is None:
+            return value
+        return self.cipher.encrypt(value.encode(), _META_SECRETS[name])
 
-    def _open_meta(self, stored: str) -> str:
-        plaintext = crypto.open_value(stored, self.cipher, _META_AD)
+    def _open_meta(self, stored: str, name: str) -> str:
+        plaintext = crypto.open_value(stored, self.cipher, _META_SECRETS[name])
         return stored if plaintext is None else plaintext.decode()
 
     # --- encryption at rest ------------------------------------------------------------
@@ -201,22 +306,10 @@ class StateStore:
         they were."""
         cipher = self.cipher
         with self.begin() as conn:
+            self._refuse_wrong_key(conn)
             stored = self._stored_key_id(conn)
-            if cipher is None:
-                if stored is not None:
-                    raise StoreError(
-                        f"state store is encrypted (key id {stored}); "
-                        "set [state] encryption_key to its key"
-                    )
+            if cipher is None or stored == cipher.key_id:
                 return
-            if stored == cipher.key_id:
-                return
-            if stored is not None and not cipher.knows(stored):
-                raise StoreError(
-                    f"state store is encrypted with key id {stored}, but [state] "
-                    f"encryption_key is key id {cipher.key_id}: wrong key (to change keys, "
-                    "set the old one as [state] old_encryption_key for one start)"
-                )
             if not rewrite:
                 held = "in the clear" if stored is None else f"under key id {stored}"
                 raise EncryptionPendingError(
@@ -237,6 +330,23 @@ class StateStore:
             self.meta_put(conn, ENCRYPTION_META, f"{crypto.FORMAT}:{cipher.key_id}")
         if rewritten and self.engine.dialect.name == "sqlite":
             self._compact()
+
+    def _refuse_wrong_key(self, conn: sa.Connection) -> None:
+        """A store this process cannot read: encrypted, and no key or an unknown one."""
+        stored = self._stored_key_id(conn)
+        cipher = self.cipher
+        if stored is None or (cipher is not None and cipher.knows(stored)):
+            return
+        if cipher is None:
+            raise StoreError(
+                f"state store is encrypted (key id {stored}); "
+                "set [state] encryption_key to its key"
+            )
+        raise StoreError(
+            f"state store is encrypted with key id {stored}, but [state] "
+            f"encryption_key is key id {cipher.key_id}: wrong key (to change keys, "
+            "set the old one as [state] old_encryption_key for one start)"
+        )
 
     def _stored_key_id(self, conn: sa.Connection) -> str | None:
         marker = self.meta_get(conn, ENCRYPTION_META)
@@ -281,10 +391,14 @@ class StateStore:
                 )
                 count += len(rows)
                 last = tuple(rows[-1][: len(keys)])
-        stored = self.meta_get(conn, PSEUDONYM_META)
-        if stored is not None:
-            plain = stored if from_plaintext else cipher.decrypt(stored, _META_AD).decode()
-            self.meta_put(conn, PSEUDONYM_META, cipher.encrypt(plain.encode(), _META_AD))
+        for name, where in _META_SECRETS.items():
+            stored = self.meta_get(conn, name)
+            if stored is None or crypto.key_id_of(stored) == cipher.key_id:
+                continue  # none, or sealed under this key already (made during this open)
+            plain = cipher.decrypt(stored, where).decode() if crypto.is_ciphertext(stored) else (
+                stored
+            )
+            self.meta_put(conn, name, cipher.encrypt(plain.encode(), where))
             count += 1
         return count
 

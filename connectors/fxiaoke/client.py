@@ -1,7 +1,8 @@
 """The FXiaoke Open API v2 wire: the only module that speaks raw HTTP to FXiaoke.
 
-There is no official Python SDK (reference/crm_apis.md §4.3), so this is ``requests`` on the
-shared session and retry loop (connectors/http.py). What it adds for FXiaoke:
+There is no official Python SDK (FXiaoke publishes a Java demo: github.com/openfxiaoke/demo),
+so this is ``requests`` on the shared session and retry loop (connectors/http.py). What it adds
+for FXiaoke:
 
 * every call is ``POST`` + JSON to a verb-style path with a fresh ``?thirdTraceId=<uuid4>``,
   and every answer is HTTP 200: success is ``errorCode == 0``, anything else goes through
@@ -33,7 +34,12 @@ from connectors.errors import ConfigError, QuotaExhaustedError, RateLimitedError
 from connectors.fxiaoke import errors
 from connectors.fxiaoke.config import FxiaokeConfig
 from connectors.fxiaoke.ratelimit import SlidingWindowLimiter
-from connectors.http import call_with_retry, make_session
+from connectors.http import (
+    MAX_CONCURRENT_APPLIES,
+    OTHER_CALLERS,
+    call_with_retry,
+    make_session,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +117,13 @@ class FxiaokeClient:
     ) -> None:
         self.config = config
         self.policy = config.retry_policy()
-        self._session = make_session(self.policy, config.ca_bundle or None)
+        # apply() fans each batch out on write_concurrency threads, and the sync layer may
+        # run up to MAX_CONCURRENT_APPLIES applies at once: one connection for each call.
+        self._session = make_session(
+            self.policy,
+            config.ca_bundle or None,
+            pool_size=config.write_concurrency * MAX_CONCURRENT_APPLIES + OTHER_CALLERS,
+        )
         self._sleep = sleep
         self.limiter = SlidingWindowLimiter(
             config.calls_per_window, config.window_seconds, clock=clock, sleep=sleep

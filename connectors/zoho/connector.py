@@ -40,11 +40,11 @@ from connectors.contract import (
     WritePlan,
     WriteResult,
 )
-from connectors.errors import ConfigError, ConnectorError
+from connectors.errors import ConfigError, ConnectorError, refusal_text
 from connectors.mapping import CANONICAL_TYPES, FieldMapping, WritebackConfig
 from connectors.zoho.client import ChannelInfo, RowResult, ZohoClient
 from connectors.zoho.config import ZohoConfig, load_config
-from connectors.zoho.errors import record_retryable
+from connectors.zoho.errors import RECORD_ADVICE, record_retryable
 from connectors.zoho.mapping import (
     NUMERIC,
     OUTPUT_VALUES,
@@ -63,8 +63,8 @@ MEMBER_MODULES = ("Contacts", "Leads")
 ONE_SECOND = timedelta(seconds=1)
 #: v2 channels live at most a day; ask for a little less so the request is never refused.
 CHANNEL_LIFETIME = timedelta(days=1) - timedelta(minutes=5)
-#: W11: a channel expiring within this window is renewed. A v2 channel lives at most a day,
-#: so ``serve``, which checks hourly, renews it on every check.
+#: docs/targets.md W11: a channel expiring within this window is renewed. A v2 channel lives at most
+#: a day, so ``serve``, which checks hourly, renews it on every check.
 RENEW_BEFORE = timedelta(hours=24)
 #: Doctor warns when a channel has less life left than this: it has missed two of serve's
 #: hourly renewals (serve is not running, or Zoho refuses the renewal).
@@ -189,7 +189,7 @@ class ZohoConnector:
             answers.update(zip(chunk, self.client.update(self.module, rows, trigger), strict=True))
         unchanged = RowResult(True, "NO_CHANGE")
         results += [
-            _result("field_update", key, answers.get(i, unchanged))
+            _result("field_update", key, answers.get(i, unchanged), self.module)
             for i, (key, _) in enumerate(updates)
         ]
         for start in range(0, len(tasks), batch):
@@ -198,7 +198,8 @@ class ZohoConnector:
                 TASK_MODULE, [row for _, row in task_chunk], [self.config.task_key_field], trigger
             )
             results += [
-                _result("task", key, o) for (key, _), o in zip(task_chunk, outcomes, strict=True)
+                _result("task", key, o, TASK_MODULE)
+                for (key, _), o in zip(task_chunk, outcomes, strict=True)
             ]
         results += self._apply_memberships(plan.memberships, memberships)
         return results
@@ -293,6 +294,7 @@ class ZohoConnector:
                 outcome[
                     (change.customer_id, change.member, self.writeback.campaigns[change.campaign])
                 ],
+                "Campaigns",
             )
             for change in changes
         ]
@@ -526,17 +528,25 @@ def _needs_renewal(existing: ChannelInfo, desired: ChannelInfo, now: datetime) -
 
 
 def _result(
-    kind: Literal["field_update", "task", "membership"], key: str, outcome: RowResult
+    kind: Literal["field_update", "task", "membership"],
+    key: str,
+    outcome: RowResult,
+    module: str,
 ) -> WriteResult:
     if outcome.ok:
         return WriteResult(kind, key, True)
-    where = f"{outcome.api_name}: " if outcome.api_name else ""
     return WriteResult(
         kind,
         key,
         False,
         error_code=outcome.code,
-        message=f"{where}{outcome.message}",
+        message=refusal_text(
+            "Zoho",
+            outcome.code,
+            field=outcome.api_name,
+            obj=module,
+            advice=RECORD_ADVICE.get(outcome.code),
+        ),
         retryable=record_retryable(outcome.code),
     )
 

@@ -1,4 +1,4 @@
-"""``crmtier audit``: verify and read the hash-chained audit trail (reference S3).
+"""``crmtier audit``: verify and read the hash-chained audit trail (docs/targets.md S3).
 
 ``crmtier audit verify`` walks the whole chain and exits 1 naming the first row that was
 edited, deleted or moved; ``crmtier audit show`` prints the newest rows, each customer by
@@ -44,8 +44,9 @@ def verify(config_path: Path) -> None:
     """Check every row's hash and link; exit 1 naming the first bad row."""
     _, store = _open(config_path)
     try:
+        keys = store.audit_keys
         with store.begin() as conn:
-            result = audit.verify(conn)
+            result = audit.verify(conn, keys)
     finally:
         store.close()
     if result.ok:

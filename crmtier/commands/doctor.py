@@ -4,7 +4,9 @@ One checklist from two sources: the local set-up (config, secrets, policy, state
 webhook settings, TLS) and the CRM itself through the connector's ``check()``
 (connectivity and auth, mapped fields and their types, picklist values, write-back
 fields, task and campaign settings, notification channels), plus the API allowance left.
-Every failed line says how to fix it; any error makes the exit status 1.
+Every failed line says how to fix it; any error makes the exit status 1, and a config it
+cannot use at all (the file, or a ``[crm]`` table the connector refuses) makes it 2, as
+for every command.
 
 ``--fix`` does what the CRM's API lets crmtier do through its connector: on Salesforce it
 creates the missing write-back fields and the Task/CampaignMember External ID field through
@@ -30,16 +32,19 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.engine import make_url
 
+from connectors.config_text import sentence, where
 from connectors.contract import RIGHTS_CHECK, RIGHTS_DOC, Connector, SchemaCheck
 from connectors.errors import ConfigError, ConnectorError
-from connectors.registry import build_connector
 from connectors.salesforce.connector import SalesforceConnector
 from connectors.salesforce.metadata import SchemaFix, fix_schema
 from crmtier.config import CrmtierConfig, load_config
 from sync import jsonlog
-from sync.store import EncryptionPendingError, StateStore, StoreError
+from sync.store import EncryptionPendingError, StateStore, StoreError, readable_by_others
 from tiering_core.policy import PolicyError, load_policy
 from webhooks.settings import WebhooksSettings
+
+#: the config file cannot be used: the exit status of every command for that
+EXIT_CONFIG = 2
 
 
 def _ok(name: str, detail: str = "") -> SchemaCheck:
@@ -79,7 +84,7 @@ def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
                 return _warn("state store", f"{db} does not exist yet",
                              "created by the first sync, or now by crmtier doctor --fix")
         cipher = config.state_cipher()
-        store = StateStore.open(url, cipher=cipher, rewrite=fix)
+        store = StateStore.open(url, cipher=cipher, rewrite=fix, audit_keys=config.audit_keys())
         try:
             with store.engine.connect() as conn:
                 backend = conn.dialect.name
@@ -97,15 +102,42 @@ def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
     return _ok("state store", f"{backend}, schema up to date, {at_rest}")
 
 
+def check_state_at_rest(config: CrmtierConfig) -> list[SchemaCheck]:
+    """The store's file is its owner's alone (it holds amounts, AML levels and the
+    pseudonym key), and the audit chain is signed with a key kept outside the store."""
+    checks = []
+    try:
+        exposed = readable_by_others(config.state_url().get_secret_value())
+    except (ConfigError, ValueError):
+        exposed = None  # the state store line already says what is wrong with the URL
+    if exposed:
+        checks.append(_warn(
+            "state store file", f"{exposed} can be read or written by other users",
+            f"chmod 600 {exposed} {exposed}-wal {exposed}-shm", ok=False,
+        ))
+    if config.state.audit_key is None:
+        checks.append(_warn(
+            "audit key", "the audit chain is signed with a key kept in the state store: "
+            "whoever can read the store could edit a row and sign the chain again",
+            "set [state] audit_key to a secret reference (docs/data-handling.md)",
+        ))
+    else:
+        checks.append(_ok("audit key", "from [state] audit_key"))
+    return checks
+
+
 def check_webhooks(config: CrmtierConfig) -> tuple[SchemaCheck, WebhooksSettings | None]:
     try:
         settings = WebhooksSettings.model_validate(config.webhooks)
     except (ValidationError, ValueError) as exc:
         first = exc.errors()[0] if isinstance(exc, ValidationError) else None
-        where = ".".join(str(p) for p in first["loc"]) if first else ""
-        msg = first["msg"] if first else str(exc)
-        return _error("webhook settings", f"[webhooks] {where}: {msg}",
-                      "fix [webhooks] in crmtier.toml (see docs/webhooks.md)"), None
+        problem = (
+            f"{where(('webhooks', *first['loc']))}: "
+            f"{sentence(first, WebhooksSettings.model_fields)}"
+            if first else f"[webhooks]: {exc}"
+        )
+        return _error("webhook settings", problem,
+                      f"fix [webhooks] in {config.config_file} (see docs/webhooks.md)"), None
     verifier = {
         "salesforce": settings.salesforce_org_id,
         "zoho": settings.zoho_token,
@@ -119,7 +151,7 @@ def check_webhooks(config: CrmtierConfig) -> tuple[SchemaCheck, WebhooksSettings
 
 
 def check_transport(config: CrmtierConfig) -> SchemaCheck:
-    """Reference S7: HTTPS with certificate verification to the CRM."""
+    """docs/targets.md S7: HTTPS with certificate verification to the CRM."""
     base = str(config.crm.get("base_url", ""))
     if not base.startswith("https://"):
         return _error("TLS to the CRM", f"base_url is not https: {base or '(empty)'}",
@@ -149,7 +181,7 @@ def check_allowance(connector: Connector, api_share: float) -> SchemaCheck:
 
 
 def check_rights(kind: str, crm_checks: list[SchemaCheck]) -> SchemaCheck | None:
-    """Reference S6. Where the connector itself checks the integration user's rights its
+    """docs/targets.md S6. Where the connector itself checks the integration user's rights its
     lines already say so; otherwise say plainly that they were not verified."""
     if any(c.name.startswith(RIGHTS_CHECK) for c in crm_checks):
         return None
@@ -159,10 +191,6 @@ def check_rights(kind: str, crm_checks: list[SchemaCheck]) -> SchemaCheck | None
         f"make sure the user can read the mapped fields and edit only the tier fields "
         f"({RIGHTS_DOC})",
     )
-
-
-def _connector(config: CrmtierConfig) -> Connector:
-    return build_connector(config.crm, config.field_mapping(), config.writeback_config())
 
 
 # --- fixes --------------------------------------------------------------------------------
@@ -243,19 +271,21 @@ def command(config_path: Path, fix: bool) -> None:
         config = load_config(config_path)
     except ConfigError as exc:
         click.echo(f"crmtier doctor: {exc}", err=True)
-        sys.exit(1)
-    local = [check_transport(config), check_policy(config), check_state(config, fix)]
+        sys.exit(EXIT_CONFIG)
+    local = [check_transport(config), check_policy(config), check_state(config, fix),
+             *check_state_at_rest(config)]
     webhook_check, settings = check_webhooks(config)
     local.append(webhook_check)
     print_checklist(console, f"local set-up ({config_path})", local)
 
     try:
-        connector = _connector(config)
+        connector = config.connector()
     except (ConfigError, ConnectorError) as exc:
         crm = [_error("connector configuration", str(exc),
-                      "fix [crm] in crmtier.toml and the environment it refers to")]
+                      f"fix [crm] in {config_path} and the environment it refers to")]
         print_checklist(console, f"{config.kind}", crm)
-        sys.exit(_finish(console, local + crm))
+        code = _finish(console, local + crm)
+        sys.exit(EXIT_CONFIG if isinstance(exc, ConfigError) else code)
     try:
         crm = crm_checks(connector, config)
         title = f"{config.kind} ({config.crm.get('base_url', '')})"

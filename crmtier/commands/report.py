@@ -37,5 +37,5 @@ def command(config_path: Path, output: Path, run_id: str | None, feedback: bool)
         size = write_report(data, output)
     except (ConfigError, StoreError, ConnectorError, OSError) as exc:
         click.echo(f"crmtier report: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(2 if isinstance(exc, ConfigError | StoreError) else 1)  # 2: bad configuration
     click.echo(f"report written: {output} ({size / 1024:.0f} KiB, {data.customers:,} customers)")

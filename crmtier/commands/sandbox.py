@@ -4,6 +4,10 @@ Prints one JSON line on start (base URL, CA bundle, the CRM's own credential nam
 control-API token) so scripts can read it, and with ``--write-config`` writes a ready
 ``crmtier.toml`` whose secrets are ``env:`` references; their values are printed once, to
 stderr, as ``export`` lines. Runs until SIGINT/SIGTERM.
+
+This is the one command that prints credentials, on purpose: they are throwaway values the
+sandbox generated for itself (a real CRM's secret never passes through it), and printing
+them is how a script or an admin trying crmtier gets to use them (README "Commands").
 """
 
 from __future__ import annotations
@@ -65,7 +69,11 @@ def command(
     write_config: Path | None,
     latency: float,
 ) -> None:
-    """Run a local HTTPS emulator of a CRM, seeded with synthetic bank customers."""
+    """Run a local HTTPS emulator of a CRM, seeded with synthetic bank customers.
+
+    Prints the emulator's own throwaway credentials (JSON on stdout; with --write-config
+    also as export lines on stderr): they open this local sandbox only, never a real CRM.
+    """
     directory = data_dir or Path(tempfile.mkdtemp(prefix=f"crmtier-{crm}-"))
     try:
         sandbox = open_sandbox(crm, data_dir=directory, host=host, port=port, latency=latency)

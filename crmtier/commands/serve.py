@@ -26,6 +26,7 @@ import json
 import logging
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,9 +38,9 @@ import click
 import uvicorn
 from pydantic import ValidationError
 
+from connectors.config_text import sentence, where
 from connectors.contract import Connector
 from connectors.errors import ConfigError
-from connectors.registry import build_connector
 from crmtier.commands.sync import make_engine
 from crmtier.config import CrmtierConfig, load_config
 from sync import jsonlog
@@ -82,11 +83,13 @@ def open_parts(config: CrmtierConfig) -> Parts:
         settings = WebhooksSettings.model_validate(config.webhooks)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"crmtier.toml: [webhooks] {where}: {err['msg']}") from None
+        problem = sentence(err, WebhooksSettings.model_fields)
+        raise ConfigError(
+            f"{config.config_file}: {where(('webhooks', *err['loc']))}: {problem}"
+        ) from None
     store = config.open_state_store()
     try:
-        connector = build_connector(config.crm, config.field_mapping(), config.writeback_config())
+        connector = config.connector()
         try:
             engine = make_engine(config, store, connector)
         except Exception:
@@ -129,7 +132,7 @@ class Periodic:
 
 def scheduled_sync(engine: SyncEngine, every: timedelta, lock: threading.Lock) -> Periodic:
     """The incremental sync every ``[sync] every``, taking turns with the inbox worker: the
-    safety net for notifications a CRM dropped (W13)."""
+    safety net for notifications a CRM dropped (docs/targets.md W13)."""
 
     def run() -> None:
         try:
@@ -213,7 +216,8 @@ def command(config_path: Path, listen: str | None, scheduled: bool, log_level: s
     try:
         parts = open_parts(load_config(config_path))
     except (ConfigError, StoreError, PolicyError) as exc:  # one line, never a traceback
-        raise click.ClickException(str(exc)) from None
+        click.echo(f"crmtier serve: {exc}", err=True)
+        sys.exit(2)  # bad configuration, as for every command
     settings = parts.settings
     if listen is not None:
         try:

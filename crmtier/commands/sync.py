@@ -29,7 +29,6 @@ from rich.table import Table
 
 from connectors.contract import Connector, data_calls
 from connectors.errors import ConfigError, ConnectorError
-from connectors.registry import build_connector
 from crmtier.commands.listing import emit, format_option, stdout_console
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config, parse_interval
 from sync import jsonlog, outbox
@@ -116,7 +115,7 @@ def open_engine(
     policy, the day it assesses as of (``as_of`` or today)."""
     store = config.open_state_store()
     try:
-        connector = build_connector(config.crm, config.field_mapping(), config.writeback_config())
+        connector = config.connector()
         try:
             day = as_of or datetime.now(UTC).date()
             yield make_engine(config, store, connector, as_of=day, on_progress=on_progress)
@@ -312,7 +311,7 @@ def _run_once(
         click.echo(_report_json(report, disclosure))
     elif not quiet:
         _summary(out, report, options.dry_run, disclosure)
-    return EXIT[report.status]
+    return EXIT_CONFIG if report.config_error else EXIT[report.status]
 
 
 class _Stopper:

@@ -58,13 +58,15 @@ def read_jsonl(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
             yield number, line
 
 
-def read_csv(stream: Iterable[bytes]) -> Iterator[tuple[int, dict[str, Any] | ingest.Rejected]]:
+def read_csv(
+    stream: Iterable[bytes], extra_column: Callable[[str], bool] = lambda _: False
+) -> Iterator[tuple[int, dict[str, Any] | ingest.Rejected]]:
     """Numbered rows as canonical trees, ready for validation, or the reason a row cannot
     be one. A record is one line: no canonical column holds a line break, so each line is
     parsed on its own, and an unterminated quote costs its own line instead of silently
     swallowing the lines after it."""
     lines = enumerate(stream, start=1)
-    columns = _header(lines)
+    columns = _header(lines, extra_column)
     for number, raw in lines:
         cells = _cells(raw)
         if cells is None:
@@ -79,15 +81,16 @@ def read_csv(stream: Iterable[bytes]) -> Iterator[tuple[int, dict[str, Any] | in
             yield number, _tree(zip(columns, cells, strict=False))
 
 
-def _header(lines: Iterator[tuple[int, bytes]]) -> list[str]:
-    """The first non-blank line's column names, all of them canonical."""
+def _header(lines: Iterator[tuple[int, bytes]], extra_column: Callable[[str], bool]) -> list[str]:
+    """The first non-blank line's column names, all of them canonical (or ``extra_column``:
+    ``crmtier calibrate``'s history adds its period, outcome and attributes)."""
     for number, raw in lines:
         cells = _cells(raw.removeprefix(BOM) if number == 1 else raw)
         if isinstance(cells, ingest.Rejected):
             raise FatalInput(f"CSV header (line {number}): {cells.reason}")
         if cells is not None:
             known = set(CANONICAL_TYPES) | {"id"} | {f"previous.{k}" for k in Previous.model_fields}
-            unknown = [c for c in cells if c not in known]
+            unknown = [c for c in cells if c not in known and not extra_column(c)]
             if unknown:
                 raise FatalInput(
                     f"CSV column {unknown[0][:80]}: not a canonical field (e.g. assets.deposits)"

@@ -10,7 +10,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from connectors.contract import Connector
-from connectors.registry import build_connector
 from crmtier.config import CrmtierConfig
 from crmtier.report.collect import collect, feedback_by_tier, value_tiers
 from crmtier.report.model import FeedbackRow, ReportData
@@ -63,9 +62,7 @@ def build_report(
         feedback = None
         extra: list[str] = []
         if with_feedback:
-            connector = build_connector(
-                config.crm, config.field_mapping(), config.writeback_config()
-            )
+            connector = config.connector()
             try:
                 feedback, calls = read_feedback(config, store, connector)
             finally:

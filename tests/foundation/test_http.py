@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
 from connectors.errors import (
     AuthExpiredError,
@@ -106,3 +107,40 @@ def test_session_ignores_environment_ca_overrides(monkeypatch: pytest.MonkeyPatc
     session = make_session(POLICY, ca_bundle="/configured/ca.pem")
     settings = session.merge_environment_settings("https://example.test", {}, None, None, None)
     assert settings["verify"] == "/configured/ca.pem"
+
+
+@pytest.mark.parametrize("calls", [10, 24])
+def test_a_pool_sized_to_the_calls_in_flight_discards_no_connection(
+    calls: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``calls`` connections taken from the session's pool at once (as that many threads
+    in flight do) and given back: with the pool sized to them none is discarded with
+    urllib3's "Connection pool is full" warning (what ``crmtier demo --crm fxiaoke``
+    printed with requests' default pool of 10)."""
+    session = make_session(POLICY, pool_size=calls)
+    url = "https://crm.example.test/"
+    pool = session.get_adapter(url).get_connection_with_tls_context(  # type: ignore[attr-defined]
+        requests.Request("GET", url).prepare(), verify=True
+    )
+    in_flight = [pool._get_conn() for _ in range(calls)]  # no network: connections are lazy
+    for conn in in_flight:
+        pool._put_conn(conn)
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
+
+
+def test_the_fxiaoke_pool_holds_every_write_the_sync_layer_can_have_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from connectors.fxiaoke.client import FxiaokeClient
+    from connectors.fxiaoke.config import FxiaokeConfig
+    from connectors.http import MAX_CONCURRENT_APPLIES
+
+    monkeypatch.setenv("FX_TEST_UNUSED", "never-sent")
+    config = FxiaokeConfig.model_validate({
+        "kind": "fxiaoke", "base_url": "https://open.fxiaoke.example", "app_id": "a",
+        "app_secret": "env:FX_TEST_UNUSED", "permanent_code": "env:FX_TEST_UNUSED",
+        "open_user_id": "1001", "write_concurrency": 6,
+    })
+    client = FxiaokeClient(config)
+    adapter = client._session.get_adapter("https://open.fxiaoke.example/")
+    assert adapter._pool_maxsize >= 6 * MAX_CONCURRENT_APPLIES  # type: ignore[attr-defined]

@@ -45,7 +45,7 @@ def test_unset_secret_is_an_error_naming_the_variable(
     name = next(k for k in env if k.endswith("CLIENT_SECRET"))
     monkeypatch.delenv(name)
     result = doctor(path)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the config cannot be used: as in every command
     assert name in result.output
 
 

@@ -109,7 +109,7 @@ def test_report_command_writes_the_file(synced: tuple[Sandbox, Path], tmp_path: 
 def test_report_command_bad_config_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["report", "--config", str(tmp_path / "none.toml"),
                                       "--output", str(tmp_path / "r.html")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad configuration, as in every command
     assert result.output.strip().count("\n") == 0 and "not found" in result.output
     assert not (tmp_path / "r.html").exists()
 

@@ -1,4 +1,4 @@
-"""Encryption at rest of the state store (reference S4).
+"""Encryption at rest of the state store (docs/targets.md S4).
 
 The canary test runs a real sync against the Salesforce sandbox and webhook inbox inserts
 into a SQLite store, then scans the database file, its WAL and a backup copy (SQLite backup
@@ -144,9 +144,10 @@ def test_canary_values_are_not_in_the_file_the_wal_or_a_backup(
         backup = _backup(db, tmp_path / "backup.db")
         found = _hits([*files, backup], canaries)
 
+        keys = store.audit_keys  # generated, kept in the store (encrypted with its values)
         with store.begin() as conn:  # the store still reads its own values
             states = load_states(conn, config.stream, ids)
-            assert audit.verify(conn).ok
+            assert audit.verify(conn, keys).ok
             letters = outbox.list_dead_letters(conn, config.stream)
         assert [states[cid].fields.get("reasons") for cid in ids] == reasons  # type: ignore[union-attr]
         assert [row["reason"] for row in letters] == [f"Email: invalid email address: {quoted}"]

@@ -7,7 +7,8 @@ from typing import Any, cast
 
 import pytest
 
-from connectors.mapping import WritebackConfig
+from connectors.errors import ConfigError
+from connectors.mapping import WritebackConfig, load_default_mapping
 from sync.planner import Known, Membership, action_kinds, plan_customer, same_value
 from tiering_core.engine import assess
 from tiering_core.models import (
@@ -159,9 +160,34 @@ def test_memberships_in_doubt_are_planned_explicitly(
     assert {(m.campaign, m.member) for m in plan.memberships} == planned
 
 
-def test_unmapped_campaigns_and_disabled_side_effects_are_skipped() -> None:
-    other = CampaignAction(campaign="unknown", member=True, dedupe_key="C1:unknown")
-    assert plan_customer(_assessment(other), {}, Known(), WB).memberships == ()
+QUEUED = TASK.model_copy(update={"queue": "credit_risk", "dedupe_key": "C1:credit:2026Q2"})
+SURVEY = CampaignAction(campaign="survey_mass", member=True, dedupe_key="C1:survey_mass")
+
+
+@pytest.mark.parametrize("action", [QUEUED, SURVEY], ids=["queue", "campaign"])
+def test_a_target_the_config_never_named_is_an_error_not_a_silent_skip(action: Any) -> None:
+    names = r"\[writeback\.(queues|campaigns)\] (credit_risk|survey_mass)"
+    with pytest.raises(ConfigError, match=names):
+        plan_customer(_assessment(action), {}, Known(), WB)
+
+
+def test_switched_off_targets_are_not_planned_and_mapped_ones_are() -> None:
+    off = WritebackConfig.model_validate(
+        {**WB.model_dump(), "campaigns": {**WB.campaigns, "survey_mass": False},
+         "queues": {"credit_risk": False}}
+    )
+    assert off.is_off("campaigns", "survey_mass") and "survey_mass" not in off.campaigns
+    was_member = Known(memberships={"survey_mass": SURVEY.dedupe_key})
+    assert not plan_customer(_assessment(QUEUED, SURVEY), {}, was_member, off)
+    on = WB.model_copy(update={"campaigns": {**WB.campaigns, "survey_mass": "701S"},
+                               "queues": {"credit_risk": "00G1"}})
+    plan = plan_customer(_assessment(QUEUED, SURVEY), {}, Known(), on)
+    assert plan.tasks == (QUEUED,) and plan.memberships == (
+        Membership("survey_mass", True, SURVEY.dedupe_key),
+    )
+
+
+def test_disabled_side_effects_are_skipped() -> None:
     off = WB.model_copy(update={"tasks": False, "campaign_memberships": False})
     plan = plan_customer(_assessment(TASK, VIP), {}, Known(memberships={"x": "k"}), off)
     assert not plan
@@ -210,7 +236,8 @@ def test_a_sanctions_hit_withdraws_every_membership_in_the_same_plan() -> None:
     as_of = date(2026, 11, 28)
     assessment = cast(AssessmentData, assess(profile, load_policy(), as_of).model_dump())
     known = Known(memberships={"vip_events": "C1:vip_events", "wealth_seminar": SEMINAR_KEY})
-    plan = plan_customer(assessment, {}, known, WB)
+    shipped = load_default_mapping("salesforce").writeback  # every campaign and queue mapped
+    plan = plan_customer(assessment, {}, known, shipped)
     assert {(m.campaign, m.member) for m in plan.memberships} == {
         ("vip_events", False), ("wealth_seminar", False)}
     assert [(t.rule, t.due, t.priority, t.queue) for t in plan.tasks] == [

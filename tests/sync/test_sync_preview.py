@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from connectors.mapping import WritebackConfig
 from sync.planner import Known, plan_customer
 from sync.preview import PlanTotals
 from tests.sync.test_sync_planner import TASK, VIP, WB, _assessment
@@ -15,6 +16,11 @@ from tiering_core.models import CampaignAction, SetFieldAction, TaskAction
 
 SEMINAR = CampaignAction(campaign="wealth_seminar", member=True, dedupe_key="C1:seminar")
 UNMAPPED = CampaignAction(campaign="not_in_config", member=True, dedupe_key="C1:x")
+#: the planner's write-back with ``not_in_config = false``: switched off, so never planned
+#: (a campaign the config never named at all is a config error, not a silent skip)
+WB_OFF = WritebackConfig.model_validate(
+    {**WB.model_dump(), "campaigns": {**WB.campaigns, "not_in_config": False}}
+)
 REVIEW = TaskAction(rule="review", subject="Review", priority="normal", due=date(2026, 4, 1),
                     dedupe_key="C1:review:2026Q2")
 
@@ -49,7 +55,7 @@ def tier(value: str) -> SetFieldAction:
         pytest.param(
             (SEMINAR, UNMAPPED, SetFieldAction(field="not_written", value=1)), {}, Known(),
             {("campaign", "wealth_seminar", "created"): 1},
-            id="unmapped-outputs-are-not-counted",
+            id="switched-off-and-unmapped-outputs-are-not-counted",
         ),
     ],
 )
@@ -59,7 +65,7 @@ def test_totals_count_each_wanted_item_once(
 ) -> None:
     assessment = _assessment(*actions)
     totals = PlanTotals()
-    totals.add(assessment, plan_customer(assessment, current, known, WB), WB)
+    totals.add(assessment, plan_customer(assessment, current, known, WB_OFF), WB_OFF)
     assert {k: n for k, n in totals.counts.items() if n} == expected
     as_json = totals.as_json()
     assert sum(n for names in as_json.values() for by in names.values() for n in by.values()) \

@@ -226,26 +226,28 @@ def _entry(i: int) -> AuditEntry:
     ids=["edited", "deleted", "moved", "tail-deleted", "edited-first"],
 )
 def test_audit_verify_names_the_first_bad_row(store: StateStore, tamper: str, bad_seq: int) -> None:
+    keys = store.audit_keys
     with store.begin() as conn:
-        audit.append(conn, [_entry(i) for i in range(3)])
+        audit.append(conn, [_entry(i) for i in range(3)], keys)
     with store.begin() as conn:
-        audit.append(conn, [_entry(i) for i in range(3, 5)])
+        audit.append(conn, [_entry(i) for i in range(3, 5)], keys)
     with store.begin() as conn:
-        assert audit.verify(conn).ok
-        assert audit.verify(conn).rows == 5
+        assert audit.verify(conn, keys).ok
+        assert audit.verify(conn, keys).rows == 5
         conn.execute(sa.text(tamper))
     with store.begin() as conn:
-        result = audit.verify(conn)
+        result = audit.verify(conn, keys)
     assert not result.ok
     assert result.first_bad_seq == bad_seq
 
 
 def test_swapped_rows_are_detected(store: StateStore) -> None:
+    keys = store.audit_keys
     with store.begin() as conn:
-        audit.append(conn, [_entry(i) for i in range(4)])
+        audit.append(conn, [_entry(i) for i in range(4)], keys)
         conn.execute(sa.text("UPDATE audit SET seq = -1 WHERE seq = 2"))
         conn.execute(sa.text("UPDATE audit SET seq = 2 WHERE seq = 3"))
         conn.execute(sa.text("UPDATE audit SET seq = 3 WHERE seq = -1"))
     with store.begin() as conn:
-        result = audit.verify(conn)
+        result = audit.verify(conn, keys)
     assert (result.ok, result.first_bad_seq) == (False, 2)

@@ -1,5 +1,5 @@
 """The durable inbox on both stores: dedupe by event key, claims that never overlap, leases
-that expire, purge after the dedupe window (W4, W5), on SQLite and the local PostgreSQL."""
+that expire, purge after the dedupe window (docs/targets.md W4, W5), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,0 +1,79 @@
+"""Does the configuration cover everything the policy can produce?
+
+An admin's worst failure is a silent one: doctor says "ready", sync exits 0, and part of
+the work never happens because a key in ``[writeback]`` or ``[mapping]`` is misspelt or
+missing. So every key is checked when the config loads, against the canonical fields and
+the active policy:
+
+* ``[mapping.fields]`` keys must be canonical input paths (``assets.deposits``);
+* ``[writeback.fields]`` keys must be write-back outputs, and every output is mapped or
+  switched off (``aml_risk = false``);
+* with campaign memberships on, every campaign of the policy is mapped to a CRM campaign
+  or switched off (``survey_mass = false``), and no other key is given;
+* with tasks on, the queue of every enabled task rule is mapped to a CRM owner or queue
+  or switched off (then those rules' queue tasks are not written), and no other key is
+  given.
+
+Each problem is one line naming the table and key, with a did-you-mean where one is close.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from connectors.config_text import did_you_mean
+from connectors.mapping import CANONICAL_TYPES, WRITEBACK_FIELDS, FieldMapping, WritebackConfig
+from tiering_core.policy import Policy
+
+
+def mapping_problems(mapping: FieldMapping) -> list[str]:
+    """Keys of ``[mapping.fields]`` that are not canonical input paths."""
+    return [
+        f"[mapping.fields] {path}: not a canonical field{did_you_mean(path, CANONICAL_TYPES)}"
+        for path in mapping.fields
+        if path not in CANONICAL_TYPES
+    ]
+
+
+def policy_queues(policy: Policy) -> set[str]:
+    """The queues the policy's enabled task rules can give a task to."""
+    rules = policy.strategy.tasks
+    return {
+        rule.queue
+        for name in type(rules).model_fields
+        if (rule := getattr(rules, name)).enabled
+    }
+
+
+def writeback_problems(writeback: WritebackConfig, policy: Policy) -> list[str]:
+    """Every ``[writeback]`` key that is unknown, and every target the policy can produce
+    that is neither mapped nor switched off."""
+    problems = _table_problems(writeback, "fields", WRITEBACK_FIELDS, "field", "output")
+    if writeback.campaign_memberships:
+        problems += _table_problems(
+            writeback, "campaigns", policy.strategy.campaigns, "campaign", "policy's campaign"
+        )
+    if writeback.tasks:
+        problems += _table_problems(
+            writeback, "queues", policy_queues(policy), "queue", "policy's task queue"
+        )
+    return problems
+
+
+def _table_problems(
+    writeback: WritebackConfig, table: str, wanted: Iterable[str], noun: str, owner: str
+) -> list[str]:
+    wanted = set(wanted)
+    mapped: Mapping[str, str] = getattr(writeback, table)
+    given = set(mapped) | {e.partition(".")[2] for e in writeback.switched_off
+                           if e.partition(".")[0] == table}
+    unknown = [
+        f"[writeback.{table}] {key}: unknown {noun}{did_you_mean(key, wanted)}"
+        for key in sorted(given - wanted)
+    ]
+    missing = [
+        f"[writeback.{table}] {key}: missing; every {owner} needs a CRM target: map it, "
+        f"or write {key} = false to switch it off"
+        for key in sorted(wanted - given)
+    ]
+    return unknown + missing

@@ -1,0 +1,108 @@
+"""Nothing configured is silently skipped: every write-back output, campaign and task queue
+the policy can produce has a CRM target or is switched off with ``false``; a misspelt key
+is refused at load with a did-you-mean, naming the file read."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from connectors.coverage import mapping_problems, policy_queues, writeback_problems
+from connectors.mapping import WRITEBACK_FIELDS, load_default_mapping
+from connectors.registry import KINDS
+from crmtier.config import load_config
+from tests.sync.test_sync_config import refusal
+from tiering_core.policy import load_policy
+
+POLICY = load_policy()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_shipped_mapping_covers_the_default_policy_exactly(kind: str) -> None:
+    """The three CRMs' shipped mappings cannot drift from the default policy (or from each
+    other): the same outputs, campaigns and queues, none missing, none extra."""
+    shipped = load_default_mapping(kind)
+    assert writeback_problems(shipped.writeback, POLICY) == []
+    assert mapping_problems(shipped.mapping) == []
+    assert set(shipped.writeback.fields) == set(WRITEBACK_FIELDS)
+    assert set(shipped.writeback.campaigns) == set(POLICY.strategy.campaigns)
+    assert set(shipped.writeback.queues) == policy_queues(POLICY)
+    assert not shipped.writeback.switched_off
+
+
+def _shipped_writeback(kind: str = "salesforce") -> str:
+    text = resources.files(f"connectors.{kind}").joinpath("default_mapping.toml").read_text()
+    return text[text.index("\n[writeback]"):]
+
+
+def _config(tmp_path: Path, body: str, name: str = "bank.toml") -> Path:
+    path = tmp_path / name
+    path.write_text('[crm]\nkind = "salesforce"\nbase_url = "https://x"\n' + body, "utf-8")
+    return path
+
+
+WRITEBACK = _shipped_writeback()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            WRITEBACK.replace("value_tier =", "valu_tier ="),
+            "bank.toml: [writeback.fields] valu_tier: unknown field; did you mean value_tier?",
+        ),
+        (
+            WRITEBACK.replace("value_tier =", "valu_tier ="),
+            "bank.toml: [writeback.fields] value_tier: missing",
+        ),
+        (
+            WRITEBACK.replace('survey_mass = "701000000000010AAA"', "survey_mas = false"),
+            "[writeback.campaigns] survey_mas: unknown campaign; did you mean survey_mass?",
+        ),
+        (
+            WRITEBACK.replace('credit_risk = "00G000000000002AAA"\n', ""),
+            "[writeback.queues] credit_risk: missing; every policy's task queue needs a CRM "
+            "target: map it, or write credit_risk = false to switch it off",
+        ),
+        (
+            WRITEBACK.replace('compliance = "00G000000000001AAA"', 'compliance = true'),
+            "[writeback.queues] compliance: give the CRM's name or id, or false",
+        ),
+        (
+            '[mapping]\nobject = "Account"\n[mapping.fields]\n"asets.deposits" = "D__c"\n',
+            "bank.toml: [mapping.fields] asets.deposits: not a canonical field; "
+            "did you mean assets.deposits?",
+        ),
+        ("[sync]\nwrite_concurency = 2\n", "[sync] write_concurency: unknown key; did you mean "
+         "write_concurrency?"),
+        ("[sync]\nwrite_concurrency = 0\n", "[sync] write_concurrency: must be greater than"),
+        ('[policy]\nfile = "missing.toml"\n', "bank.toml: [policy] file: "),
+    ],
+)
+def test_a_key_that_names_nothing_is_refused_at_load(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    assert message in refusal(_config(tmp_path, body))
+
+
+def test_switched_off_targets_load_and_are_kept_apart(tmp_path: Path) -> None:
+    body = (
+        WRITEBACK.replace('survey_mass = "701000000000010AAA"', "survey_mass = false")
+        .replace('credit_risk = "00G000000000002AAA"', "credit_risk = false")
+        .replace('aml_risk = "AML_Risk__c"', "aml_risk = false")
+    )
+    writeback = load_config(_config(tmp_path, body)).writeback_config()
+    assert writeback.switched_off == {
+        "campaigns.survey_mass", "queues.credit_risk", "fields.aml_risk"
+    }
+    assert "survey_mass" not in writeback.campaigns and "aml_risk" not in writeback.fields
+
+
+def test_with_tasks_and_campaigns_off_their_tables_may_be_empty(tmp_path: Path) -> None:
+    fields = tomllib.loads(WRITEBACK)["writeback"]["fields"]
+    body = "[writeback]\ntasks = false\ncampaign_memberships = false\n[writeback.fields]\n"
+    body += "".join(f'{k} = "{v}"\n' for k, v in fields.items())
+    assert load_config(_config(tmp_path, body)).writeback_config().queues == {}
