@@ -5,7 +5,7 @@ rebuilds the decision from the inputs the last sync stored and the committed hys
 state under the active policy (``crmtier/explain.py``), and prints it in English or
 Chinese, or as JSON. Restricted parts only with ``--show-restricted``. Writes nothing.
 
-Exit status: 0 done, 1 the customer is unknown to the store or the configuration is bad.
+Exit status: 0 done, 1 the customer is unknown to the store, 2 bad configuration.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from rich.table import Table
 
 from crmtier.commands.listing import stdout_console
+from crmtier.commands.simulate import BadConfiguration
 from crmtier.config import ConfigFileError, load_config
 from crmtier.explain import LABELS, ExplainContext, explain, label
 from sync.disclosure import Disclosure
@@ -102,7 +103,7 @@ def command(
         policy = load_policy(config.policy_path())
         store = config.open_state_store()
     except (ConfigFileError, PolicyError, StoreError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise BadConfiguration(str(exc)) from None
     try:
         ensure_table(store)
         crm_id = _resolve(store, config.stream, customer)

@@ -7,7 +7,8 @@ the tasks per rule and campaign joins and leaves the next sync would make under 
 API calls that costs, and the customers whose tier moves more than one step (by CRM id).
 How the figures are computed: ``sync/simulation.py``; docs/simulate-explain.md.
 
-Exit status: 0 done, 2 bad configuration or policy.
+Exit status: 0 done, 1 the CRM could not be read (``--from-crm``), 2 bad configuration,
+policy or state store.
 """
 
 from __future__ import annotations
@@ -43,7 +44,12 @@ from sync.store import StateStore, StoreError
 from tiering_core.policy import Policy, PolicyError, load_policy
 from tiering_core.privacy import pseudonym
 
-EXIT_CONFIG = 2
+
+class BadConfiguration(click.ClickException):
+    """The config, a policy or the store cannot be used: exit 2, as every command does."""
+
+    exit_code = 2
+
 #: customers per evaluated chunk: large enough for numpy, small enough for memory
 CHUNK = 20_000
 
@@ -206,7 +212,7 @@ def _load(path: Path | None, what: str) -> Policy:
     try:
         return load_policy(path)
     except PolicyError as exc:
-        raise click.ClickException(f"{what}: {exc}") from None
+        raise BadConfiguration(f"{what}: {exc}") from None
 
 
 @click.command(name="simulate")
@@ -243,7 +249,7 @@ def command(
     try:
         config = load_config(config_path)
     except ConfigFileError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise BadConfiguration(str(exc)) from None
     active = _load(config.policy_path(), "active policy ([policy] path)")
     candidate = _load(policy_path, f"candidate policy {policy_path}")
     day = as_of.date() if as_of else datetime.now(UTC).date()
@@ -251,7 +257,7 @@ def command(
     try:
         store = config.open_state_store()
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise BadConfiguration(str(exc)) from None
     try:
         ensure_table(store)
         connector = build_connector(config.crm, config.field_mapping(), writeback)
@@ -260,7 +266,9 @@ def command(
         finally:
             connector.close()
         caps = connector.capabilities
-    except (ConfigError, ConnectorError) as exc:
+    except ConfigError as exc:
+        raise BadConfiguration(str(exc)) from None
+    except ConnectorError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         store.close()

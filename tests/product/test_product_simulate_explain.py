@@ -198,3 +198,13 @@ def test_help() -> None:
     for name in ("simulate", "explain"):
         result = run(name, "--help")
         assert result.exit_code == 0 and "--config" in result.output
+
+
+@pytest.mark.parametrize("args", [
+    ("simulate", "--policy", "missing-policy.toml"),
+    ("explain", "001000000000004AAA"),
+])
+def test_bad_configuration_exits_2_with_one_line(tmp_path: Path, args: tuple[str, ...]) -> None:
+    result = run(args[0], "--config", str(tmp_path / "absent.toml"), *args[1:])
+    assert result.exit_code == 2
+    assert "absent.toml" in result.output and len(result.output.strip().splitlines()) == 1
