@@ -199,6 +199,22 @@ locks = sa.Table(
 )
 
 
+#: a ``meta`` row written only if absent (SQLite >= 3.24 and PostgreSQL); PostgreSQL waits
+#: for a concurrent insert of the same key to commit, then leaves it be
+_INSERT_META_ONCE = sa.text(
+    "INSERT INTO meta (key, value) VALUES (:key, :value) ON CONFLICT (key) DO NOTHING"
+)
+
+
+def meta_once(conn: sa.Connection, key: str, offered: str) -> str:
+    """The ``meta`` value of ``key``, set to ``offered`` if it had none. Processes starting
+    on a fresh store at once all get the value stored first: ``SELECT ... FOR UPDATE``
+    cannot lock a row that is not there yet, and a plain insert made the later ones fail
+    with a ``UniqueViolation``."""
+    conn.execute(_INSERT_META_ONCE, {"key": key, "value": offered})
+    return str(conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar_one())
+
+
 def utc_text(ts: datetime) -> str:
     """Fixed-width, sortable UTC text of ``ts`` (naive values are taken as UTC)."""
     if ts.tzinfo is None:
@@ -308,12 +324,39 @@ class SchemaTooNewError(RuntimeError):
     """The store was written by a newer crmtier; refusing to run rather than corrupt it."""
 
 
+#: first key of the PostgreSQL advisory lock that serialises migrations (the second is the
+#: schema's name hashed, so stores in different schemas of one database don't wait on
+#: each other); the value only has to be one no other application uses with this schema
+_MIGRATION_LOCK = 0x63726D74  # "crmt"
+
+
+def _serialise_migrations(conn: sa.Connection) -> None:
+    """Make this transaction the only one migrating the store until it ends.
+
+    Without it, two processes opening a fresh PostgreSQL store at the same moment both see
+    no table and no version row, both ``CREATE TABLE`` and ``INSERT`` the version, and one
+    fails with a ``UniqueViolation`` (``SELECT ... FOR UPDATE`` cannot lock a row that does
+    not exist yet). ``pg_advisory_xact_lock`` waits for the other migrator to commit and is
+    released with the transaction (PostgreSQL manual, "Advisory Lock Functions"), so the
+    checks that follow see what it created. SQLite needs nothing: the store opens every
+    transaction with ``BEGIN IMMEDIATE``, which already lets one writer in at a time."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"),
+            {"key": _MIGRATION_LOCK},
+        )
+
+
 def migrate(engine: sa.Engine, component: str, migrations: Sequence[Migration]) -> int:
-    """Bring ``component`` up to its newest version, one step per transaction; returns it."""
-    metadata.create_all(engine, tables=[schema_version], checkfirst=True)
+    """Bring ``component`` up to its newest version, one step per transaction; returns it.
+    Safe to run from several processes at once: each transaction holds the migration lock."""
+    with engine.begin() as conn:
+        _serialise_migrations(conn)
+        metadata.create_all(conn, tables=[schema_version], checkfirst=True)
     newest = max((m.version for m in migrations), default=0)
     for step in sorted(migrations, key=lambda m: m.version):
         with engine.begin() as conn:
+            _serialise_migrations(conn)
             current = conn.execute(
                 sa.select(schema_version.c.version)
                 .where(schema_version.c.component == component)

@@ -36,7 +36,7 @@ from sync import audit, crypto, jsontext, schema
 from sync.audit import AuditKeys
 from sync.crypto import StoreCipher, StoreError
 from sync.leases import Heartbeat, process_is_running
-from sync.schema import Migration, locks, meta, now_text, utc_text
+from sync.schema import Migration, locks, meta, meta_once, now_text, utc_text
 
 __all__ = [
     "EncryptionPendingError",
@@ -272,17 +272,13 @@ class StateStore:
     def pseudonym_key(self) -> bytes:
         """The key customers are pseudonymised with when ``[privacy] pseudonym_key`` is not
         configured: generated once, kept in the store (encrypted when the store has a
-        key), so pseudonyms stay stable."""
+        key), so pseudonyms stay stable; processes asking at once on a fresh store all
+        keep the one stored first."""
         with self.begin() as conn:
-            stored = self.meta_get(conn, PSEUDONYM_META, for_update=True)
+            stored = self.meta_get(conn, PSEUDONYM_META)
             if stored is None:
-                key = secrets.token_hex(32)
-                conn.execute(
-                    meta.insert().values(
-                        key=PSEUDONYM_META, value=self._seal_meta(key, PSEUDONYM_META)
-                    )
-                )
-                return bytes.fromhex(key)
+                offered = self._seal_meta(secrets.token_hex(32), PSEUDONYM_META)
+                stored = meta_once(conn, PSEUDONYM_META, offered)
         return bytes.fromhex(self._open_meta(stored, PSEUDONYM_META))
 
     def _seal_meta(self, value: str, name: str) -> str:
