@@ -87,6 +87,21 @@ side_effects = sa.Table(
     sa.Index("side_effects_by_customer", "stream", "customer_id"),
 )
 
+#: the inputs each customer was last assessed on (its canonical profile, without
+#: ``previous``) and the CRM's write-back values as read then, so ``crmtier simulate`` can
+#: re-assess the book and ``crmtier explain`` can show what a decision rested on without
+#: reading the CRM again. Amounts are customer data: encrypted when the store has a key.
+assessed_inputs = sa.Table(
+    "assessed_inputs",
+    metadata,
+    sa.Column("stream", sa.String(128), primary_key=True),
+    sa.Column("customer_id", sa.String(64), primary_key=True),
+    sa.Column("profile", EncryptedText("assessed_inputs.profile"), nullable=False),  # JSON
+    sa.Column("current", EncryptedJSON("assessed_inputs.current"), nullable=False),
+    sa.Column("as_of", sa.String(10), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
+
 #: planned CRM writes, recorded in the same transaction that advances the bookmark past the
 #: records they come from, drained in full batches, marked done with the state they change.
 outbox = sa.Table(
@@ -370,3 +385,15 @@ def migrate(engine: sa.Engine, component: str, migrations: Sequence[Migration]) 
             sa.select(schema_version.c.version).where(schema_version.c.component == component)
         ).scalar()
     return int(version or 0)
+
+
+#: the assessed-inputs component's migrations: its own component, so its steps never
+#: renumber the sync component's (``sync.inputs.ensure_table`` applies them).
+INPUTS_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "assessed_inputs: the inputs each customer was last assessed on, for simulate "
+        "and explain",
+        _create(assessed_inputs),
+    ),
+)
