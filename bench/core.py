@@ -1,4 +1,4 @@
-"""Tiering-core throughput (reference/reliability_perf.md P3), measured stage by stage.
+"""Tiering-core throughput (docs/targets.md P3), measured stage by stage.
 
 Targets on one core: validated ingest >= 100,000 records/s; vectorised tiering >=
 1,000,000 customers/s; single-customer re-tier p99 <= 1 ms. The stages are reported

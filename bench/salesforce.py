@@ -1,4 +1,4 @@
-"""Salesforce sandbox + connector figures (reference/reliability_perf.md P1, P2, R8).
+"""Salesforce sandbox + connector figures (docs/targets.md P1, P2, R8).
 
 Seeds N synthetic customers, reads them all through the real connector (simple-salesforce
 over HTTPS), then writes a tier change to a share of them twice: once through sObject

@@ -1,4 +1,4 @@
-"""End-to-end sync figures (reference/reliability_perf.md P1, P4).
+"""End-to-end sync figures (docs/targets.md P1, P4).
 
 A Salesforce sandbox with N changed customers and a modelled per-call latency runs in a
 child process; ``crmtier sync`` runs as its own process against it with ``write_concurrency``

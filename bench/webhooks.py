@@ -1,4 +1,4 @@
-"""Webhook receiver benchmark: ack latency and capacity with a durable ack (W6, W9, P5).
+"""Webhook receiver benchmark: ack latency and capacity, durable ack (docs/targets.md W6, W9, P5).
 
     python bench/webhooks.py                 # 10 s per phase (bounded: about 1.5 minutes)
     python bench/webhooks.py --duration 60   # the W6 protocol: 60 s sustained per rate
@@ -367,7 +367,7 @@ def main() -> None:
         load = os.getloadavg()[0]
         print(
             f"machine: load average {load:.1f}; bare SQLite FULL commit p50 {p50:.2f} ms, "
-            f"p99 {p99:.2f} ms (reference/reliability_perf.md §4.2 [M]: p99 0.385 ms)"
+            f"p99 {p99:.2f} ms (docs/targets.md W6: p99 0.385 ms)"
         )
         run = uvloop.run
         run(open_loop(port, 200, 2, args.connections))  # warm-up

@@ -133,7 +133,7 @@ class WriteResult:
     retryable: bool = False
 
 
-#: The name every rights line of ``check()`` starts with (reference S6); ``doctor`` adds a
+#: The name every rights line of ``check()`` starts with (docs/targets.md S6); ``doctor`` adds a
 #: "not verified" line only when a connector has none. ``RIGHTS_DOC`` explains the set-up.
 RIGHTS_CHECK = "integration user rights"
 RIGHTS_DOC = "docs/admin-setup.md"
@@ -159,7 +159,7 @@ AUTH_CALL_KINDS = frozenset({"oauth_token", "token"})
 
 
 def data_calls(calls: Mapping[str, int]) -> int:
-    """Calls that read or write data: what reference P1's minimum is compared with."""
+    """Calls that read or write data: what docs/targets.md P1's minimum is compared with."""
     return sum(n for kind, n in calls.items() if kind not in AUTH_CALL_KINDS)
 
 
@@ -205,7 +205,7 @@ class Capabilities:
     def minimum_calls(
         self, reads: int, items: Mapping[str, int], customers: Mapping[str, int]
     ) -> dict[str, int]:
-        """Reference P1: the fewest calls for this work — ``reads`` records in full pages,
+        """docs/targets.md P1: the fewest calls for this work — ``reads`` records in full pages,
         ``items`` written per kind in full write batches, or one call per customer (and
         direction) for a per-customer kind, whose counts ``customers`` gives."""
         batch = max(1, self.max_write_batch)

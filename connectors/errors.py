@@ -1,4 +1,4 @@
-"""Connector errors, named by what the caller should do next (DESIGN §4).
+"""Connector errors, named by what the caller should do next (docs/architecture.md).
 
 Every vendor failure is translated into exactly one of these by a per-CRM classification
 table (``connectors/<crm>/errors.py``-style lookup rows, tested row by row), so the sync layer

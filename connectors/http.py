@@ -2,7 +2,7 @@
 one retry loop (tenacity) that every CRM call goes through.
 
 Why one module: retry storms and hanging calls are the classic reverse-ETL failures
-(reference R6, S7). Here every call has connect and read timeouts, retries use full-jitter
+(docs/targets.md R6, S7). Here every call has connect and read timeouts, retries use full-jitter
 exponential backoff with a cap, honour ``Retry-After``, stop after a bounded number of
 attempts, and re-raise the last error with its original cause. An expired token is
 refreshed once, then the call is repeated; a second expiry is not retried.

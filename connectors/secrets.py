@@ -1,7 +1,7 @@
 """Secret references: configuration names where a secret lives, never the secret itself.
 
 ``env:NAME`` reads an environment variable, ``file:PATH`` reads a file (trailing newline
-stripped). A literal value is refused: bank security reviews (reference S1) require that
+stripped). A literal value is refused: bank security reviews (docs/targets.md S1) require that
 no secret sits in a config file. Resolved values are ``SecretStr`` so they print as
 ``**********`` in reprs, logs and exceptions.
 """

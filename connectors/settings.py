@@ -23,7 +23,8 @@ class CrmSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     ca_bundle: str = ""
-    api_share: float = Field(0.2, gt=0, le=1)  # R5: max share of the daily allowance a run uses
+    # docs/targets.md R5: max share of the daily allowance a run uses
+    api_share: float = Field(0.2, gt=0, le=1)
     max_attempts: int = Field(5, ge=1, le=10)
     backoff_base: float = Field(0.5, ge=0)
     backoff_cap: float = Field(120.0, ge=0, le=120)  # R6: no API retry waits over 2 minutes

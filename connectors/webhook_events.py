@@ -5,11 +5,11 @@ FXiaoke workflow push, Standard Webhooks for anything else), but the receiver st
 worker processes one shape. A ``ChangeEvent`` only says *which* customer changed and how to
 recognise a redelivery of the same notification (``event_key``); it never carries field
 values, because the worker re-fetches the current record before tiering (events can be late,
-duplicated or out of order, reference W12) and the inbox keeps as little data as it can (S5).
+duplicated or out of order, docs/targets.md W12) and the inbox keeps as little data as it can (S5).
 
 The verification helpers here are shared by every CRM's ``webhook.py``: one rejection type
 whose HTTP status and reason code say what the sender did wrong, a replay-window check, the
-constant-time comparison every secret goes through (reference W3), and the bounded parsers
+constant-time comparison every secret goes through (docs/targets.md W3), and the bounded parsers
 every header and body goes through. A hostile request must never reach a parser that can
 fail in a way the receiver did not foresee (an interpreter limit, an overflow, an encoding
 error would be a 500): numbers are bounded in digits before they are converted, JSON in

@@ -1,4 +1,6 @@
-"""``crmtier.toml``: one file, validated up front, secrets only by reference (DESIGN §8).
+"""``crmtier.toml``: one file, validated up front, secrets only by reference.
+
+README.md and docs/admin-setup.md describe the file.
 
 Sections: ``[crm]`` and ``[webhooks]`` stay raw tables here and are validated by their
 owners (``connectors/<kind>/config.py``, ``webhooks/settings.py``), which know their keys;
@@ -6,7 +8,7 @@ owners (``connectors/<kind>/config.py``, ``webhooks/settings.py``), which know t
 ``[state]``, ``[sync]`` and ``[privacy]`` are validated here.
 
 A secret written literally in the file is refused with a one-line error naming the key
-(reference S1): every key that names a secret (``*secret*``, ``*token*``, ``*password*``,
+(docs/targets.md S1): every key that names a secret (``*secret*``, ``*token*``, ``*password*``,
 ``*_key``, ``permanent_code``) must be ``env:NAME`` or ``file:PATH``. The state URL
 may not carry a password either; put the whole URL in the environment instead
 (``url = "env:CRMTIER_STATE_URL"``); ``[state] encryption_key`` (and, while changing keys,
@@ -83,7 +85,7 @@ class PolicySection(_Section):
 
 class StateSection(_Section):
     url: str = "sqlite:///crmtier.db"  # or postgresql+psycopg://..., or an env:/file: ref
-    #: encrypts the customer-data columns (reference S4); absent: stored as they are
+    #: encrypts the customer-data columns (docs/targets.md S4); absent: stored as they are
     encryption_key: SecretRef | None = None
     #: the previous key while changing keys: the next open re-encrypts under the new one
     old_encryption_key: SecretRef | None = None

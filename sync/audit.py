@@ -1,5 +1,5 @@
 """The audit trail: an append-only, keyed hash chain of every tier change and every task
-or campaign side effect (reference S3).
+or campaign side effect (docs/targets.md S3).
 
 Each row's ``hash`` is HMAC-SHA256, under the audit key named by the row's ``key_id``, over
 the previous row's hash and the row's own canonical JSON (``key_id`` included); the newest
@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from sync.schema import AUDIT_UNKEYED_UPTO, audit, meta, now_text
+from sync.schema import AUDIT_UNKEYED_UPTO, audit, meta, meta_once, now_text
 
 GENESIS = "0" * 64
 HEAD_KEY = "audit_head"
@@ -113,10 +113,12 @@ def append(conn: sa.Connection, entries: list[AuditEntry], keys: AuditKeys) -> N
     ``keys.current``."""
     if not entries:
         return
-    head = conn.execute(
-        sa.select(meta.c.value).where(meta.c.key == HEAD_KEY).with_for_update()
-    ).scalar()
-    seq, prev = (0, GENESIS) if head is None else _parse_head(str(head))
+    lock_head = sa.select(meta.c.value).where(meta.c.key == HEAD_KEY).with_for_update()
+    head = conn.execute(lock_head).scalar()
+    if head is None:  # the first rows: create the head (once) so that it can be locked
+        meta_once(conn, HEAD_KEY, f"0:{GENESIS}")
+        head = conn.execute(lock_head).scalar_one()
+    seq, prev = _parse_head(str(head))
     rows = []
     at = now_text()
     for entry in entries:
@@ -125,11 +127,7 @@ def append(conn: sa.Connection, entries: list[AuditEntry], keys: AuditKeys) -> N
         row["hash"] = prev = row_hash(prev, row, keys.current)
         rows.append(row)
     conn.execute(audit.insert(), rows)
-    value = f"{seq}:{prev}"
-    if head is None:
-        conn.execute(meta.insert().values(key=HEAD_KEY, value=value))
-    else:
-        conn.execute(meta.update().where(meta.c.key == HEAD_KEY).values(value=value))
+    conn.execute(meta.update().where(meta.c.key == HEAD_KEY).values(value=f"{seq}:{prev}"))
 
 
 def _parse_head(value: str) -> tuple[int, str]:

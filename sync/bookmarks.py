@@ -1,6 +1,6 @@
 """Bookmarks: where the next incremental read of a stream starts, and what it may skip.
 
-The rules (reference R2, R3, R5; Singer's ``>=`` bookmarks, dlt's ``unique_hashes``):
+The rules (docs/targets.md R2, R3, R5; Singer's ``>=`` bookmarks, dlt's ``unique_hashes``):
 
 * The cursor is inclusive and ordered by ``(modstamp, id)``: a read resumes *at* the last
   record processed, never strictly after a timestamp, so records sharing a timestamp at a

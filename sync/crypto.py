@@ -1,4 +1,4 @@
-"""Encryption at rest of the state store's customer-data columns (reference S4).
+"""Encryption at rest of the state store's customer-data columns (docs/targets.md S4).
 
 Application-level AES-256-GCM on the few columns that can hold customer data (the written
 field values and reasons text, which quote amounts; the pending decision; the outbox

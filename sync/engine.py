@@ -48,6 +48,7 @@ from sync import bookmarks, outbox, runs
 from sync.audit import AuditEntry, AuditEvent, Trigger, append
 from sync.bookmarks import Bookmark
 from sync.errortext import error_text
+from sync.inputs import ensure_table, save_inputs
 from sync.killpoints import kill_point
 from sync.outbox import NewItem, OutboxItem
 from sync.planner import (
@@ -182,6 +183,7 @@ class SyncEngine:
         self.key = pseudonym_key
         self.settings = settings or SyncSettings()
         self.on_progress = on_progress
+        ensure_table(store)
 
     @property
     def lock_name(self) -> str:
@@ -478,6 +480,7 @@ class _Run:
                 self._record_unchanged(record, assessment, state, state_rows, audit_rows)
             self._enqueue(conn, to_write, states, state_rows)
             save_states(conn, self.e.stream, state_rows)
+            save_inputs(conn, self.e.stream, [record for record, _, _ in plans], self._as_of())
             append(conn, audit_rows, self.e.audit_keys)
             kill_point("in_commit")
             if advance is not None:
@@ -889,7 +892,7 @@ class _Run:
         return submitted
 
     def _count_submitted(self, item: OutboxItem | NewItem) -> None:
-        """What the run sends, for its minimum-calls figure (reference P1)."""
+        """What the run sends, for its minimum-calls figure (docs/targets.md P1)."""
         self.submitted[item.kind] += 1
         if item.kind in self.caps.per_customer_kinds:
             group = (item.customer_id, bool(item.payload.get("member", True)))

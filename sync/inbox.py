@@ -1,8 +1,8 @@
 """The durable webhook inbox: acked change events waiting to be processed, and the dedupe
 memory that makes redeliveries harmless.
 
-The receiver acks a notification only after its events are committed here (W5: with SQLite
-``synchronous=FULL`` or a committed PostgreSQL transaction, an acked event survives a
+The receiver acks a notification only after its events are committed here (docs/targets.md W5:
+with SQLite ``synchronous=FULL`` or a committed PostgreSQL transaction, an acked event survives a
 SIGKILL). Each event has a unique ``event_key`` (the sender's notification id), and an
 insert of a key already present is silently ignored, so a notification delivered ten times,
 even concurrently, becomes one row (W4). Rows stay after processing, as dedupe memory, for
@@ -132,18 +132,32 @@ class Inbox:
         return int(row[0]), (parse_utc(row[1]) if row[1] else None)
 
     def claim(self, owner: str, limit: int, now: datetime, lease: timedelta) -> list[InboxItem]:
-        """Take up to ``limit`` claimable events, oldest first, plus any whose lease lapsed."""
-        claimable = _claimable(utc_text(now))
+        """Take up to ``limit`` claimable events, oldest first, lapsed claims included.
+
+        Two statements: pick and lock the ids, then update exactly those. On PostgreSQL the
+        pick skips rows other workers hold (``FOR UPDATE SKIP LOCKED``), so claimers
+        neither wait nor overlap. The one-statement form, ``UPDATE ... WHERE id IN (SELECT
+        ... LIMIT n FOR UPDATE SKIP LOCKED)``, is not bounded by ``n``: PostgreSQL may
+        plan it as a nested loop that runs the sub-select again for every row it checks
+        (``EXPLAIN ANALYZE``: loops=2000), each run skipping the rows this very statement
+        has just updated and returning the next ``n``, so one claim took 1,000 or all
+        2,000 events of the inbox with a limit of 200. On SQLite the store's
+        ``BEGIN IMMEDIATE`` lets one claimer in at a time."""
         oldest = (
-            sa.select(webhook_inbox.c.id).where(claimable).order_by(webhook_inbox.c.id).limit(limit)
+            sa.select(webhook_inbox.c.id)
+            .where(_claimable(utc_text(now)))
+            .order_by(webhook_inbox.c.id)
+            .limit(limit)
         )
         with self.store.begin() as conn:
-            if conn.dialect.name == "postgresql":  # several workers: skip rows others hold
+            if conn.dialect.name == "postgresql":
                 oldest = oldest.with_for_update(skip_locked=True)
-            ids = oldest.scalar_subquery()
+            ids = list(conn.execute(oldest).scalars())
+            if not ids:
+                return []
             rows = conn.execute(
                 webhook_inbox.update()
-                .where(webhook_inbox.c.id.in_(ids), claimable)
+                .where(webhook_inbox.c.id.in_(ids))
                 .values(
                     status=CLAIMED,
                     claimed_by=owner,

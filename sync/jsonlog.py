@@ -1,5 +1,5 @@
 """Structured logs: one JSON object per line, so a CR/LF inside a CRM value cannot forge a
-log line (reference S2), and operators can filter by run, stream or customer pseudonym.
+log line (docs/targets.md S2), and operators can filter by run, stream or customer pseudonym.
 
 Only what callers put in ``extra`` is logged, and callers pass pseudonyms, counts and
 codes; never CRM field values or secrets. Exception tracebacks are reduced to one line of

@@ -1,4 +1,4 @@
-"""Named kill points for the crash tests (reference R1).
+"""Named kill points for the crash tests (docs/targets.md R1).
 
 ``CRMTIER_KILL_AT=after_commit:3`` makes the process SIGKILL itself the third time it
 passes ``after_commit``; several points can be given, comma-separated. Unset (production)

@@ -1,4 +1,4 @@
-"""Run records: every sync run leaves one, with counts that must add up (reference R7).
+"""Run records: every sync run leaves one, with counts that must add up (docs/targets.md R7).
 
 ``read = unchanged + written + dead_lettered + skipped`` for the records this run read;
 a run whose counts do not reconcile is ``failed``, never ``succeeded``. A run that dies

@@ -88,6 +88,21 @@ side_effects = sa.Table(
     sa.Index("side_effects_by_customer", "stream", "customer_id"),
 )
 
+#: the inputs each customer was last assessed on (its canonical profile, without
+#: ``previous``) and the CRM's write-back values as read then, so ``crmtier simulate`` can
+#: re-assess the book and ``crmtier explain`` can show what a decision rested on without
+#: reading the CRM again. Amounts are customer data: encrypted when the store has a key.
+assessed_inputs = sa.Table(
+    "assessed_inputs",
+    metadata,
+    sa.Column("stream", sa.String(128), primary_key=True),
+    sa.Column("customer_id", sa.String(64), primary_key=True),
+    sa.Column("profile", EncryptedText("assessed_inputs.profile"), nullable=False),  # JSON
+    sa.Column("current", EncryptedJSON("assessed_inputs.current"), nullable=False),
+    sa.Column("as_of", sa.String(10), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
+
 #: planned CRM writes, recorded in the same transaction that advances the bookmark past the
 #: records they come from, drained in full batches, marked done with the state they change.
 outbox = sa.Table(
@@ -144,7 +159,7 @@ runs = sa.Table(
     sa.Column("finished_at", sa.String(32), nullable=True),
     sa.Column("counts", sa.JSON, nullable=False),
     sa.Column("api_calls", sa.JSON, nullable=False),
-    sa.Column("min_calls", sa.JSON, nullable=True),  # reference P1, by kind (None: older run)
+    sa.Column("min_calls", sa.JSON, nullable=True),  # docs/targets.md P1, by kind (None: older run)
     sa.Column("error", sa.String(500), nullable=True),
     sa.Index("runs_by_stream", "stream", "started_at"),
 )
@@ -183,6 +198,22 @@ locks = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("expires_at", sa.String(32), nullable=False),
 )
+
+
+#: a ``meta`` row written only if absent (SQLite >= 3.24 and PostgreSQL); PostgreSQL waits
+#: for a concurrent insert of the same key to commit, then leaves it be
+_INSERT_META_ONCE = sa.text(
+    "INSERT INTO meta (key, value) VALUES (:key, :value) ON CONFLICT (key) DO NOTHING"
+)
+
+
+def meta_once(conn: sa.Connection, key: str, offered: str) -> str:
+    """The ``meta`` value of ``key``, set to ``offered`` if it had none. Processes starting
+    on a fresh store at once all get the value stored first: ``SELECT ... FOR UPDATE``
+    cannot lock a row that is not there yet, and a plain insert made the later ones fail
+    with a ``UniqueViolation``."""
+    conn.execute(_INSERT_META_ONCE, {"key": key, "value": offered})
+    return str(conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar_one())
 
 
 def utc_text(ts: datetime) -> str:
@@ -325,12 +356,39 @@ class SchemaTooNewError(RuntimeError):
     """The store was written by a newer crmtier; refusing to run rather than corrupt it."""
 
 
+#: first key of the PostgreSQL advisory lock that serialises migrations (the second is the
+#: schema's name hashed, so stores in different schemas of one database don't wait on
+#: each other); the value only has to be one no other application uses with this schema
+_MIGRATION_LOCK = 0x63726D74  # "crmt"
+
+
+def _serialise_migrations(conn: sa.Connection) -> None:
+    """Make this transaction the only one migrating the store until it ends.
+
+    Without it, two processes opening a fresh PostgreSQL store at the same moment both see
+    no table and no version row, both ``CREATE TABLE`` and ``INSERT`` the version, and one
+    fails with a ``UniqueViolation`` (``SELECT ... FOR UPDATE`` cannot lock a row that does
+    not exist yet). ``pg_advisory_xact_lock`` waits for the other migrator to commit and is
+    released with the transaction (PostgreSQL manual, "Advisory Lock Functions"), so the
+    checks that follow see what it created. SQLite needs nothing: the store opens every
+    transaction with ``BEGIN IMMEDIATE``, which already lets one writer in at a time."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"),
+            {"key": _MIGRATION_LOCK},
+        )
+
+
 def migrate(engine: sa.Engine, component: str, migrations: Sequence[Migration]) -> int:
-    """Bring ``component`` up to its newest version, one step per transaction; returns it."""
-    metadata.create_all(engine, tables=[schema_version], checkfirst=True)
+    """Bring ``component`` up to its newest version, one step per transaction; returns it.
+    Safe to run from several processes at once: each transaction holds the migration lock."""
+    with engine.begin() as conn:
+        _serialise_migrations(conn)
+        metadata.create_all(conn, tables=[schema_version], checkfirst=True)
     newest = max((m.version for m in migrations), default=0)
     for step in sorted(migrations, key=lambda m: m.version):
         with engine.begin() as conn:
+            _serialise_migrations(conn)
             current = conn.execute(
                 sa.select(schema_version.c.version)
                 .where(schema_version.c.component == component)
@@ -359,3 +417,15 @@ def migrate(engine: sa.Engine, component: str, migrations: Sequence[Migration]) 
             sa.select(schema_version.c.version).where(schema_version.c.component == component)
         ).scalar()
     return int(version or 0)
+
+
+#: the assessed-inputs component's migrations: its own component, so its steps never
+#: renumber the sync component's (``sync.inputs.ensure_table`` applies them).
+INPUTS_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "assessed_inputs: the inputs each customer was last assessed on, for simulate "
+        "and explain",
+        _create(assessed_inputs),
+    ),
+)

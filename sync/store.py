@@ -1,7 +1,7 @@
 """The state store: one SQLAlchemy engine over SQLite (embedded default) or PostgreSQL.
 
 SQLite runs in WAL mode with ``synchronous=FULL`` (a committed bookmark survives power
-loss, reference R1) and every transaction starts with ``BEGIN IMMEDIATE``, so writers are
+loss, docs/targets.md R1) and every transaction starts with ``BEGIN IMMEDIATE``, so writers are
 serialised up front instead of failing at commit; PostgreSQL serialises the few contended
 rows (audit head, locks) with ``SELECT ... FOR UPDATE``. Everything else in ``sync/`` takes a
 ``Connection`` inside a transaction from here, so several facts (writes, state, audit,
@@ -11,7 +11,7 @@ With a key (``[state] encryption_key``) the columns that can hold customer data 
 encrypted (``sync/crypto.py``); the store remembers which key, refuses to open without it,
 and encrypts an existing plaintext store, or re-encrypts an old key's values, on the first
 open with the new key. A PostgreSQL store on another host is reached only with
-``sslmode=verify-full`` (reference S4).
+``sslmode=verify-full`` (docs/targets.md S4).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from sync import audit, crypto, jsontext, schema
 from sync.audit import AuditKeys
 from sync.crypto import StoreCipher, StoreError
 from sync.leases import Heartbeat, process_is_running
-from sync.schema import Migration, locks, meta, now_text, utc_text
+from sync.schema import Migration, locks, meta, meta_once, now_text, utc_text
 
 __all__ = [
     "EncryptionPendingError",
@@ -272,17 +272,13 @@ class StateStore:
     def pseudonym_key(self) -> bytes:
         """The key customers are pseudonymised with when ``[privacy] pseudonym_key`` is not
         configured: generated once, kept in the store (encrypted when the store has a
-        key), so pseudonyms stay stable."""
+        key), so pseudonyms stay stable; processes asking at once on a fresh store all
+        keep the one stored first."""
         with self.begin() as conn:
-            stored = self.meta_get(conn, PSEUDONYM_META, for_update=True)
+            stored = self.meta_get(conn, PSEUDONYM_META)
             if stored is None:
-                key = secrets.token_hex(32)
-                conn.execute(
-                    meta.insert().values(
-                        key=PSEUDONYM_META, value=self._seal_meta(key, PSEUDONYM_META)
-                    )
-                )
-                return bytes.fromhex(key)
+                offered = self._seal_meta(secrets.token_hex(32), PSEUDONYM_META)
+                stored = meta_once(conn, PSEUDONYM_META, offered)
         return bytes.fromhex(self._open_meta(stored, PSEUDONYM_META))
 
     def _seal_meta(self, value: str, name: str) -> str:

@@ -5,11 +5,11 @@ waiting or the oldest waiting event is ``window`` old, whichever comes first, so
 notifications about the same customers costs one fetch and one write per customer (events
 are coalesced by customer), while a lone event waits at most ``window``.
 
-Notifications are hints, not data: they can be late, duplicated or out of order (W12). So the
-worker never tiers what a notification says; it re-fetches the current records with the
-connector's ``fetch(ids)`` and hands them to the same processing path as the scheduled sync
-(assess, plan, outbox, write, audit with ``trigger=webhook`` and the ``source_event_id``).
-The fetch happens inside the stream's exclusive section, after any sync run that held it
+Notifications are hints, not data: they can be late, duplicated or out of order (docs/targets.md
+W12). So the worker never tiers what a notification says; it re-fetches the current records with the
+connector's ``fetch(ids)`` and hands them to the same processing path as the scheduled sync (assess,
+plan, outbox, write, audit with ``trigger=webhook`` and the ``source_event_id``). The fetch happens
+inside the stream's exclusive section, after any sync run that held it
 has written: the planner diffs against what the CRM holds when the writes are made.
 Two guards keep an older state from overwriting a newer one:
 

@@ -2,7 +2,7 @@
 
 Validating or building thousands of pydantic models allocates far more container objects
 than the collector's generation-0 threshold, so it runs scans over and over while the batch
-grows; measured, those scans cost as much as the work itself (reference P3 ingest and
+grows; measured, those scans cost as much as the work itself (docs/targets.md P3 ingest and
 materialise stages). The objects built here are acyclic and freed by reference counting,
 so pausing the collector for one bounded batch loses nothing; it is restored afterwards,
 whatever happens, and never re-enabled if the caller had it off.

@@ -8,7 +8,7 @@ rejected: it is slower even on clean data (about 80k against 115k records/s), an
 realistic input has an unreadable record in nearly every chunk, which would then be
 validated twice.
 
-What does make ingest fast is memory, not validation (reference P3, bench/core.py): a
+What does make ingest fast is memory, not validation (docs/targets.md P3, bench/core.py): a
 profile is about 5.5 KB of small objects, so
 
 * chunks are small (``CHUNK``): the next chunk reuses the memory the previous one freed

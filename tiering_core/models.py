@@ -1,6 +1,6 @@
 """Canonical data of crmtier: what every connector produces and what the engine returns.
 
-The JSON field names here are a public contract (DESIGN §2): `crmtier tier` reads
+The JSON field names here are a public contract (docs/architecture.md): `crmtier tier` reads
 `CustomerProfile` as JSON Lines and writes `Assessment` as JSON Lines, and the sync layer
 stores and compares them. Every input block and field is optional because CRM data is
 incomplete; *missing is not zero*, so the rules must treat ``None`` as "unknown" and say so

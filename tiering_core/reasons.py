@@ -332,8 +332,8 @@ class ReasonText(Mapping[str, str]):
     A customer has about ten reasons and the CRM's reasons field shows the top few in one
     language: the sync reads no other text (it keeps reason codes). Rendering every text
     in both languages up front was most of the cost of making a reason, about a twelfth
-    of a sync's CPU (P4). The engine renders them all into dicts before it validates an
-    ``Assessment``, so a validated assessment carries every text, as before."""
+    of a sync's CPU (docs/targets.md P4). The engine renders them all into dicts before it validates
+    an ``Assessment``, so a validated assessment carries every text, as before."""
 
     __slots__ = ("_spec", "_threshold", "_value")
 

@@ -1,7 +1,7 @@
 """The webhook receiver: an ASGI app that verifies, persists durably, and only then acks.
 
 Every notification goes through the same steps, cheapest refusal first, and nothing is
-stored unless all of them pass (reference §2.3, W5, W8):
+stored unless all of them pass (docs/webhooks.md; docs/targets.md W5, W8):
 
 1. a declared ``Content-Length`` above the route's limit → 413, before reading anything;
 2. a ``Content-Type`` the sender never uses → 415;

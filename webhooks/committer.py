@@ -1,7 +1,7 @@
 """Group commit: many concurrent requests, one durable inbox transaction.
 
-Each request must not be acked before its events are committed (W5), and a commit with
-``synchronous=FULL`` costs an fsync. Committing one request at a time would cap the receiver
+Each request must not be acked before its events are committed (docs/targets.md W5), and a commit
+with ``synchronous=FULL`` costs an fsync. Committing one request at a time would cap the receiver
 at the disk's fsync rate and block the event loop; instead a single writer thread takes
 every request that queued up while the previous commit ran and commits them together, then
 wakes each request with its own result. Under light load a batch is one request (no added

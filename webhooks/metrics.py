@@ -1,10 +1,10 @@
 """``/metrics`` in the Prometheus text exposition format, without a client library.
 
-Four things an operator of the real-time path needs to see (W7): requests by route and
-status, events by outcome (accepted, duplicate at the receiver; written, unchanged,
-superseded, ... at the worker), the inbox backlog (depth and the age of the oldest pending
-event, which grows while the CRM is down and must fall after recovery), and CRM API calls by
-kind. Counters are process-local and thread-safe (the worker runs in a thread); backlog
+Four things an operator of the real-time path needs to see (docs/targets.md W7): requests by route
+and status, events by outcome (accepted, duplicate at the receiver; written, unchanged, superseded,
+... at the worker), the inbox backlog (depth and the age of the oldest pending event, which grows
+while the CRM is down and must fall after recovery), and CRM API calls by kind. Counters are
+process-local and thread-safe (the worker runs in a thread); backlog
 gauges are read from the inbox at scrape time, so they are true across restarts.
 """
 

@@ -12,11 +12,10 @@ fxiaoke_secret = "env:CRMTIER_FXIAOKE_SECRET"
 replay_window_seconds = 300
 ```
 
-Secrets are ``env:``/``file:`` references (literals refused, S1). Rotation (W14): list the
-new and the old Standard Webhooks secret together; an entry with ``not_after`` stops being
-accepted at that instant, so the grace period ends without a redeploy. A route whose
-verification values are not configured answers 404, so an unconfigured CRM cannot be used
-to fill the inbox.
+Secrets are ``env:``/``file:`` references (literals refused, docs/targets.md S1). Rotation (W14):
+list the new and the old Standard Webhooks secret together; an entry with ``not_after`` stops being
+accepted at that instant, so the grace period ends without a redeploy. A route whose verification
+values are not configured answers 404, so an unconfigured CRM cannot be used to fill the inbox.
 """
 
 from __future__ import annotations

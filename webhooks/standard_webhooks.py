@@ -5,8 +5,8 @@ that speaks Standard Webhooks at ``/webhooks/generic``. The signature is HMAC-SH
 ``{webhook-id}.{webhook-timestamp}.{raw body}`` with a ``whsec_``-prefixed base64 key; the
 ``webhook-signature`` header is a space-separated list of ``v1,<base64>`` entries so a
 sender can sign with the old and the new key during rotation, and the receiver likewise
-accepts any of its configured keys (W14). Verification runs on the raw bytes, before any
-JSON parsing (reference §2.3), and compares in constant time (W3).
+accepts any of its configured keys (docs/targets.md W14). Verification runs on the raw bytes, before
+any JSON parsing (the Standard Webhooks specification), and compares in constant time (W3).
 
 ``sign`` exists for tests and the bench, in the spirit of Stripe's
 ``generate_signature_header``: tests sign real payloads instead of mocking the verifier.

@@ -1,7 +1,8 @@
 """The FXiaoke Open API v2 wire: the only module that speaks raw HTTP to FXiaoke.
 
-There is no official Python SDK (reference/crm_apis.md §4.3), so this is ``requests`` on the
-shared session and retry loop (connectors/http.py). What it adds for FXiaoke:
+There is no official Python SDK (FXiaoke publishes a Java demo: github.com/openfxiaoke/demo),
+so this is ``requests`` on the shared session and retry loop (connectors/http.py). What it adds
+for FXiaoke:
 
 * every call is ``POST`` + JSON to a verb-style path with a fresh ``?thirdTraceId=<uuid4>``,
   and every answer is HTTP 200: success is ``errorCode == 0``, anything else goes through

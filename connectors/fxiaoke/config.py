@@ -5,7 +5,7 @@ Credentials are named as FXiaoke names them (``app_id``, ``app_secret``, ``perma
 secret and the permanent authorisation code are secret references (``env:``/``file:``).
 
 Where the Open API docs leave a shape unverified (the follow-up object, the campaign-member
-field names: reference/crm_apis.md §3.4) the names are configuration with defaults that
+field names in the FXiaoke Open API v2 docs) the names are configuration with defaults that
 match the crmtier sandbox, so an admin points them at the tenant's real api names.
 """
 

@@ -22,10 +22,13 @@ field the tenant does not have, which is a configuration problem.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 
 from connectors.errors import (
+    RUN_DOCTOR,
+    Advice,
     AuthExpiredError,
     ConfigError,
     ConnectorError,
@@ -33,7 +36,12 @@ from connectors.errors import (
     RateLimitedError,
     RecordError,
     TransientError,
+    refusal_text,
 )
+
+#: A custom field's API name in FXiaoke (``field_value_tier__c``): the one part of an
+#: ``errorMessage`` that is a name, not a value.
+_CUSTOM_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_]*__c")
 
 
 class Action(Enum):
@@ -143,12 +151,17 @@ def classify(
 ) -> ConnectorError:
     """The exception to raise for a non-zero ``errorCode``.
 
-    ``message`` is FXiaoke's ``errorMessage``: it goes into the text for the admin but never
-    decides the class. ``record_id`` is set on single-record writes, which makes RECORD-rows
-    per-record failures; without it the same codes are configuration errors.
+    ``message`` is FXiaoke's ``errorMessage``. It never decides the class, and its text never
+    reaches a log or a dead letter, since it can quote the record's values: only a custom
+    field's API name (``..__c``) is taken from it. ``record_id`` is set on single-record
+    writes, which makes RECORD-rows per-record failures; without it the same codes are
+    configuration errors.
     """
     row = lookup(code)
-    text = f"FXiaoke {endpoint}: errorCode {code} ({row.meaning}): {message}"
+    field = next(iter(_CUSTOM_FIELD.findall(message)), None)
+    text = f"FXiaoke {endpoint}: errorCode {code} ({row.meaning})"
+    if field:
+        text = f"{text} on field {field}"
     if row.fix:
         text = f"{text}. Fix: {row.fix}"
     if row.action is Action.RETRY:
@@ -160,5 +173,8 @@ def classify(
     if row.action is Action.PAUSE:
         return QuotaExhaustedError(text)
     if row.action is Action.RECORD and record_id is not None:
-        return RecordError(record_id, str(code), f"{row.meaning}: {message}")
+        advice = Advice(row.meaning, row.fix or RUN_DOCTOR)
+        return RecordError(
+            record_id, str(code), refusal_text("FXiaoke", str(code), field=field, advice=advice)
+        )
     return ConfigError(text)

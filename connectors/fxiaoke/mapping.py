@@ -1,6 +1,6 @@
 """FXiaoke value translation: raw ``dataList`` records ↔ canonical crmtier values.
 
-What is FXiaoke-specific (reference/crm_apis.md §3.2, §3.5):
+What is FXiaoke-specific (FXiaoke Open API v2 docs, developer.fxiaoke.com/openapi_v2):
 
 * time fields (``last_modified_time``, ``create_time``) are epoch **milliseconds**;
 * ``date`` fields are epoch milliseconds too, of midnight in the tenant's time zone

@@ -1,9 +1,10 @@
 """FXiaoke workflow push: verify the HMAC and replay window, turn the push into an event.
 
-FXiaoke's open platform documents no CRM record-change push (crm_apis.md §3.7), so an admin
-adds a workflow function (APL, ``Fx.http.post``; template in docs/fxiaoke-apl.md) that posts
+FXiaoke's open platform documents no CRM record-change push (FXiaoke Open API v2 docs,
+developer.fxiaoke.com/openapi_v2), so an admin adds a workflow function (APL, ``Fx.http.post``;
+template in docs/fxiaoke-apl.md) that posts
 ``{"eventId", "event", "tenantId", "objectApiName", "dataId", "timestamp", "data"?}`` with
-two headers (DESIGN §7):
+two headers (docs/webhooks.md):
 
 * ``X-Fx-Timestamp``: epoch milliseconds;
 * ``X-Fx-Signature``: lowercase hex HMAC-SHA256, under the shared secret, of the timestamp
@@ -11,8 +12,8 @@ two headers (DESIGN §7):
 
 The signature is checked on the raw bytes before the JSON is parsed, in constant time, and
 the timestamp must lie within the replay window (±300 s by default; FXiaoke's own demo
-accepts 500 s, the plugin does not, W2). FXiaoke retries a failed push only once, so the
-scheduled sync remains the safety net (W13). The ``eventId`` is the dedupe key.
+accepts 500 s, the plugin does not, docs/targets.md W2). FXiaoke retries a failed push only once, so
+the scheduled sync remains the safety net (W13). The ``eventId`` is the dedupe key.
 
 FXiaoke's open API (developer.fxiaoke.com/openapi_v2) documents no format for a record's
 ``_id``; the ids in its data query and update examples are 24 or 32 hexadecimal characters

@@ -96,7 +96,8 @@ class SalesforceClient:
         self.session.hooks["response"].append(self._count)
         self.allowance: tuple[int, int] | None = None  # (used, limit) from Sforce-Limit-Info
         self._warned = False
-        self._exhausted = False  # once the org said "limit exceeded", stop calling (R5)
+        # once the org said "limit exceeded", stop calling (docs/targets.md R5)
+        self._exhausted = False
         # apply() runs from the sync engine's write threads: counting and (re)login are
         # read-modify-write on shared state. Two locks, because logging in makes an HTTP
         # call whose response hook counts it.

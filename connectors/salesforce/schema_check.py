@@ -4,7 +4,7 @@ Each check is one line with a fix an admin can act on: auth works, the customer 
 every mapped field exist with a compatible type, write-back fields exist and are writable,
 Task and CampaignMember carry the external-id field, and every configured campaign exists.
 
-Reference S6 (least privilege, verified at start-up): the ``integration user rights`` lines
+docs/targets.md S6 (least privilege, verified at start-up): the ``integration user rights`` lines
 read what the API tells the running user about itself. ``describe`` reports field-level
 security and object permissions *for the caller* (``updateable`` per field, ``deletable``
 per object), and ``UserPermissionAccess`` (API 41.0+, readable without View Setup) its
@@ -143,7 +143,7 @@ def rights_checks(
     writeback: WritebackConfig,
     described: Mapping[str, Any],
 ) -> list[SchemaCheck]:
-    """Reference S6 for the integration user: edit only on the tier fields, no delete on
+    """docs/targets.md S6 for the integration user: edit only on the tier fields, no delete on
     customers, no org-wide system permissions, and API-only login."""
     fields = _fields(described)
     tier = set(writeback.fields.values())

@@ -1,9 +1,10 @@
 """Salesforce Outbound Messages: parse the SOAP notification safely and turn it into events.
 
-An Outbound Message carries no signature (crm_apis.md §1.7, reference W10): it is
-authenticated by its ``OrganizationId`` matching the configured org (plus, optionally,
-Salesforce's client certificate checked by the TLS-terminating proxy, see docs/webhooks.md).
-A mismatch is a 403 and, crucially, no ``<Ack>``, so a misdirected sender keeps nothing.
+An Outbound Message carries no signature (Salesforce SOAP API Developer Guide, "Outbound
+Messaging"; docs/targets.md W10): it is authenticated by its ``OrganizationId`` matching the
+configured org (plus, optionally, Salesforce's client certificate checked by the TLS-terminating
+proxy, see docs/webhooks.md). A mismatch is a 403 and, crucially, no ``<Ack>``, so a misdirected
+sender keeps nothing.
 
 The body is attacker-controlled XML, so it is parsed only with defusedxml with DTDs
 forbidden (billion laughs, external entities and external DTDs fail before expansion, W9)

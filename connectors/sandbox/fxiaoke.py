@@ -1,6 +1,7 @@
 """The FXiaoke (纷享销客) sandbox: the Open API v2 wire format on loopback HTTPS.
 
-Faithful where crmtier's connector depends on it (reference/crm_apis.md §3, §4.3–4.4):
+Faithful where crmtier's connector depends on it (FXiaoke Open API v2 docs,
+developer.fxiaoke.com/openapi_v2):
 every call is ``POST`` + JSON with a required ``?thirdTraceId``, every answer HTTP 200 with
 ``errorCode`` / ``errorMessage`` / ``errorDescription`` / ``traceId``; both token endpoints
 (fxiaoke_auth.py); ``/cgi/crm/v2/data/query|get|create|update|invalid`` and their

@@ -3,7 +3,8 @@
 * ``/cgi/corpAccessToken/get/V2`` (legacy; credentials then go in every JSON body as
   ``corpAccessToken``/``corpId``/``currentOpenUserId``) and ``/oauth2.0/token`` with
   ``grantType: app_secret`` (current; later calls send ``authorization: Bearer``,
-  ``x-fs-ea``, ``x-fs-userid``). Both documented (reference/crm_apis.md §3.1).
+  ``x-fs-ea``, ``x-fs-userid``). Both documented (FXiaoke Open API v2,
+  developer.fxiaoke.com/openapi_v2/start/auth/app-info.html).
 * A token lives 7,200 s; asking again within its first 6,600 s returns the *same* token,
   later a new one while the old stays valid to its 7,200 s (documented).
 * Wrong appId/appSecret → 20006, wrong permanentCode → 20015, no credentials on an API call

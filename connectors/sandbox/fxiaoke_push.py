@@ -1,6 +1,7 @@
 """The workflow push of the FXiaoke sandbox: what the admin's APL function sends.
 
-FXiaoke documents no CRM record-change webhook (reference/crm_apis.md §3.7); real time comes
+FXiaoke documents no CRM record-change webhook (FXiaoke Open API v2 docs,
+developer.fxiaoke.com/openapi_v2); real time comes
 from a workflow (工作流) on create/update whose custom function calls ``Fx.http.post``
 (docs/fxiaoke-apl.md). The sandbox plays that function: on every customer change made in
 the CRM (not by crmtier's own ``triggerWorkFlow: false`` writes) it POSTs
@@ -8,7 +9,7 @@ the CRM (not by crmtier's own ``triggerWorkFlow: false`` writes) it POSTs
     {"eventId", "event", "tenantId", "objectApiName", "dataId", "timestamp", "data"}
 
 with ``X-Fx-Timestamp`` (epoch ms) and ``X-Fx-Signature`` = lowercase hex HMAC-SHA256 under
-the shared secret of the timestamp string followed directly by the raw body (DESIGN §7).
+the shared secret of the timestamp string followed directly by the raw body (docs/webhooks.md).
 ``data`` carries only the modification stamp: no customer data leaves in a push, the
 receiver re-fetches. Delivery is asynchronous, from one sender thread in event order; a
 failed delivery (no 2xx, timeout, reset) is retried once, as ``Fx.http.post(..., retry=true,

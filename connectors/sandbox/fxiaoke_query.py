@@ -1,6 +1,7 @@
 """``search_query_info`` evaluated over the sandbox's SQLite store.
 
-Documented behaviour emulated (reference/crm_apis.md §3.2): ``limit`` ≤ 100, ``offset`` ≤
+Documented behaviour emulated (FXiaoke Open API v2,
+developer.fxiaoke.com/openapi_v2/FAQ/deep-paging.html): ``limit`` ≤ 100, ``offset`` ≤
 10,000 (beyond it errorCode 10013 "offset out of range 10000"), filters
 ``{field_name, field_values, operator}`` AND-ed, ``orders`` ``{fieldName, isAsc}``,
 ``fieldProjection`` (an empty list returns ``_id`` alone), totals on request

@@ -1,6 +1,6 @@
 """The objects of the FXiaoke sandbox tenant and their ``describe`` metadata.
 
-Shapes and where they come from (reference/crm_apis.md §3.2–3.5):
+Shapes and where they come from (FXiaoke Open API v2 docs, developer.fxiaoke.com/openapi_v2):
 
 * documented: ``AccountObj`` with system fields ``_id``, ``name``, ``owner`` (employee list),
   ``last_modified_time`` / ``create_time`` (epoch ms), ``life_status``, ``record_type``,

@@ -2,11 +2,11 @@
 
 The same ``(n, seed)`` always yields the same customers, so a test can name a customer by
 index and a benchmark is repeatable. The population is shaped like a retail book
-(domain.md A1.3: roughly 2% private, 8% wealth, 20% affluent, the rest mass) plus
-corporates, so every value tier, needs tier and risk level appears. About 2% of records are
-dirty the way CRM data is dirty: negative balances, unknown country codes or loan classes,
-missing blocks, text in numeric fields. Each customer also carries canary PII (name, phone,
-e-mail, national id) that crmtier must never log, store or copy.
+(docs/targets.md A1.3, CMB's customer pyramid: roughly 2% private, 8% wealth, 20% affluent, the rest
+mass) plus corporates, so every value tier, needs tier and risk level appears. About 2% of records
+are dirty the way CRM data is dirty: negative balances, unknown country codes or loan classes,
+missing blocks, text in numeric fields. Each customer also carries canary PII (name, phone, e-mail,
+national id) that crmtier must never log, store or copy.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Bulk API 2.0 for the Salesforce sandbox: query jobs and ingest jobs over CSV.
 
-Wire details follow crm_apis.md §1.2/§1.3 and what simple-salesforce's ``bulk2`` needs:
-ingest jobs open as ``Open``, data is uploaded with ``PUT .../batches`` (201), closed with
-``PATCH {"state": "UploadComplete"}``, and report ``numberRecordsProcessed/Failed``;
+Wire details follow the Salesforce Bulk API 2.0 Developer Guide and what simple-salesforce's
+``bulk2`` needs: ingest jobs open as ``Open``, data is uploaded with ``PUT .../batches`` (201),
+closed with ``PATCH {"state": "UploadComplete"}``, and report ``numberRecordsProcessed/Failed``;
 ``successfulResults``/``failedResults``/``unprocessedrecords`` are CSV with the ``sf__``
 columns. Query results always carry ``Sforce-NumberOfRecords`` and ``Sforce-Locator``
 (``null`` on the last chunk). A job is processed when it is closed, so the first poll sees

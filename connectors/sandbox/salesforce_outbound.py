@@ -1,4 +1,5 @@
-"""Outbound Message delivery, the way a Salesforce org does it (crm_apis.md §1.7).
+"""Outbound Message delivery, the way a Salesforce org does it (Salesforce SOAP API
+Developer Guide, "Outbound Messaging").
 
 A record change that matches the workflow rule queues a notification; a background thread
 POSTs them as a SOAP ``notifications`` envelope (≤ 100 per message) to the registered

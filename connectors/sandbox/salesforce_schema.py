@@ -61,7 +61,7 @@ class IntegrationRights:
     ``updateable``/``createable``, enforced on writes), Delete on customers (``deletable``)
     and the system permissions ``UserPermissionAccess`` reports.
 
-    The default is the set-up docs/admin-setup.md prescribes (reference S6): the
+    The default is the set-up docs/admin-setup.md prescribes (docs/targets.md S6): the
     "Minimum Access - API Only Integrations" profile plus a permission set with Read on the
     input fields, Edit only on the tier fields, nothing org-wide. ``broad()`` is a
     System Administrator used as the integration user, the set-up doctor warns about.

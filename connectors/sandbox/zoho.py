@@ -52,7 +52,7 @@ from connectors.sandbox.zoho_schema import (
 #: Owner of customers without a relationship manager (a placeholder user, as banks do).
 UNASSIGNED_OWNER = str(_ID_BASE + 100000)
 DEFAULT_CHANNEL_ID = "1000000068001"
-DEFAULT_CREDITS = 50_000 + 1_000 * 25  # Enterprise edition, 25 users (crm_apis.md §2.6)
+DEFAULT_CREDITS = 50_000 + 1_000 * 25  # Enterprise edition, 25 users (Zoho CRM "API Limits")
 _ALMOST_A_DAY = timedelta(days=1) - timedelta(minutes=1)  # the v2 channel maximum, less a margin
 
 

@@ -1,9 +1,10 @@
 """The Zoho CRM v2 REST surface of the sandbox, as zcrmsdk 3.1.0 speaks it.
 
-Wire facts it reproduces (crm_apis.md §2, §4.2): ids are 19-digit strings in responses but
-arrive as JSON numbers from zcrmsdk; PUT/POST bodies come without a Content-Type; list
-reads page by ``page``/``per_page`` (≤ 200) with ``info.more_records``, answer 204 when the
-module has nothing and 304 when nothing changed after ``If-Modified-Since``; writes take
+Wire facts it reproduces (Zoho CRM API v2 docs, zoho.com/crm/developer/docs/api/v2, and zcrmsdk
+3.1.0's source): ids are 19-digit strings in responses but arrive as JSON numbers from zcrmsdk;
+PUT/POST bodies come without a Content-Type; list reads page by ``page``/``per_page`` (≤ 200) with
+``info.more_records``, answer 204 when the module has nothing and 304 when nothing changed after
+``If-Modified-Since``; writes take
 ≤ 100 records and answer per record (200 all good, 202 mixed, 400 all failed); date-times
 have second resolution and the org's UTC offset; every API call costs credits (writes one
 per ten records) and reports ``X-API-CREDITS-REMAINING``; a 429 ``TOO_MANY_REQUESTS``
@@ -40,7 +41,7 @@ ORG_TZ = timezone(timedelta(hours=8))  # a bank in China: Zoho renders times in 
 WRITE_KINDS = ("update", "insert", "upsert", "related_update", "related_delete")
 _ID_BASE = 5725767000000000000
 #: the integration user's profile by default: a custom least-privilege profile, as
-#: docs/admin-setup.md prescribes (reference S6); "Administrator" is Zoho's built-in admin
+#: docs/admin-setup.md prescribes (docs/targets.md S6); "Administrator" is Zoho's built-in admin
 LEAST_PRIVILEGE_PROFILE = "crmtier Integration"
 INTEGRATION_ROLE = "Integration"
 
@@ -59,7 +60,7 @@ def _second(ts: datetime) -> datetime:
 
 
 class Credits:
-    """Rolling API credits of the org (crm_apis.md §2.6): most calls cost 1, inserts,
+    """Rolling API credits of the org (Zoho CRM "API Limits"): most calls cost 1, inserts,
     updates and upserts 1 per 10 records."""
 
     def __init__(self, limit: int) -> None:
@@ -111,7 +112,7 @@ class ZohoApi:
         self.profile = LEAST_PRIVILEGE_PROFILE
         self.role = INTEGRATION_ROLE
         #: v3+ refuse ``page``/``per_page`` beyond the first 2,000 records; whether v2 does
-        #: is unverified (crm_apis.md §2.2), so it is a switch: None = no limit.
+        #: is not documented (Zoho CRM v2 "Get Records"), so it is a switch: None = no limit.
         self.discrete_page_limit: int | None = None
         # ids of records the API creates continue after any kept in a reused data dir
         created = [int(rid) for rid, _, _ in store.scan(TASK_MODULE) if rid.isdigit()]

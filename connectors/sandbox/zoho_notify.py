@@ -2,8 +2,8 @@
 
 A channel subscribes a ``notify_url`` to module events (``Contacts.edit``, ``Contacts.all``)
 until ``channel_expiry``; v2 allows at most one day and falls back to one hour when the
-expiry is omitted or too far out (crm_apis.md §2.7). When a record changes, every live
-channel whose events match gets one POST per change batch, with ids only, echoing its
+expiry is omitted or too far out (Zoho CRM "Enable Notifications"). When a record changes, every
+live channel whose events match gets one POST per change batch, with ids only, echoing its
 ``token`` and ``channel_id``; the callback vocabulary is ``insert``/``update``/``delete``
 while subscriptions say ``create``/``edit``/``delete``. Delivery runs on a background
 thread, like Zoho's, so a slow receiver never slows the API; each attempt is recorded for

@@ -4,7 +4,7 @@ zcrmsdk keeps its configuration in process-global state: ``Initializer.initializ
 class attribute, with a thread-local override used by ``switch_user``), a class-level field
 metadata cache keyed by files under ``resource_path``, and a global ``SDKLogger``. Two
 tenants or threads using it naively would send one org's data with another org's token
-(aesthetics.md §7.2 lists SDKs that did exactly that). So:
+(zcrmsdk's ``initializer.py`` keeps the configured SDK in a class attribute). So:
 
 * every SDK call runs inside ``ZohoClient._bound()``: one process-wide lock, this tenant's
   own ``Initializer`` installed for the call and removed afterwards (an SDK call outside a
@@ -133,8 +133,8 @@ _SDK_LOG.addHandler(logging.NullHandler())
 
 
 class CreditBudget:
-    """This run's share of the org's daily Zoho credits (R5): a call that would overspend
-    is refused *before* it is sent, so a paused run has made no extra call."""
+    """This run's share of the org's daily Zoho credits (docs/targets.md R5): a call that would
+    overspend is refused *before* it is sent, so a paused run has made no extra call."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit

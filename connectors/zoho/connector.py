@@ -41,11 +41,11 @@ from connectors.contract import (
     WritePlan,
     WriteResult,
 )
-from connectors.errors import ConfigError, ConnectorError
+from connectors.errors import ConfigError, ConnectorError, refusal_text
 from connectors.mapping import CANONICAL_TYPES, FieldMapping, WritebackConfig
 from connectors.zoho.client import ChannelInfo, RowResult, ZohoClient
 from connectors.zoho.config import ZohoConfig, load_config
-from connectors.zoho.errors import record_retryable
+from connectors.zoho.errors import RECORD_ADVICE, record_retryable
 from connectors.zoho.mapping import (
     NUMERIC,
     OUTPUT_VALUES,
@@ -65,8 +65,8 @@ MEMBER_MODULES = ("Contacts", "Leads")
 ONE_SECOND = timedelta(seconds=1)
 #: v2 channels live at most a day; ask for a little less so the request is never refused.
 CHANNEL_LIFETIME = timedelta(days=1) - timedelta(minutes=5)
-#: W11: a channel expiring within this window is renewed. A v2 channel lives at most a day,
-#: so ``serve``, which checks hourly, renews it on every check.
+#: docs/targets.md W11: a channel expiring within this window is renewed. A v2 channel lives at most
+#: a day, so ``serve``, which checks hourly, renews it on every check.
 RENEW_BEFORE = timedelta(hours=24)
 #: Doctor warns when a channel has less life left than this: it has missed two of serve's
 #: hourly renewals (serve is not running, or Zoho refuses the renewal).
@@ -192,7 +192,7 @@ class ZohoConnector:
             answers.update(zip(chunk, self.client.update(self.module, rows, trigger), strict=True))
         unchanged = RowResult(True, "NO_CHANGE")
         results += [
-            _result("field_update", key, answers.get(i, unchanged))
+            _result("field_update", key, answers.get(i, unchanged), self.module)
             for i, (key, _) in enumerate(updates)
         ]
         results += self._upsert_tasks("task", tasks, trigger)
@@ -214,7 +214,10 @@ class ZohoConnector:
             outcomes = self.client.upsert(
                 TASK_MODULE, [row for _, row in chunk], [self.config.task_key_field], trigger
             )
-            results += [_result(kind, key, o) for (key, _), o in zip(chunk, outcomes, strict=True)]
+            results += [
+                _result(kind, key, o, TASK_MODULE)
+                for (key, _), o in zip(chunk, outcomes, strict=True)
+            ]
         return results
 
     def _update_rows(self, plan: WritePlan) -> list[tuple[str, dict[str, Any]]]:
@@ -317,6 +320,7 @@ class ZohoConnector:
                 outcome[
                     (change.customer_id, change.member, self.writeback.campaigns[change.campaign])
                 ],
+                "Campaigns",
             )
             for change in changes
         ]
@@ -549,16 +553,21 @@ def _needs_renewal(existing: ChannelInfo, desired: ChannelInfo, now: datetime) -
     return not hmac.compare_digest((existing.token or "").encode(), (desired.token or "").encode())
 
 
-def _result(kind: WriteKind, key: str, outcome: RowResult) -> WriteResult:
+def _result(kind: WriteKind, key: str, outcome: RowResult, module: str) -> WriteResult:
     if outcome.ok:
         return WriteResult(kind, key, True)
-    where = f"{outcome.api_name}: " if outcome.api_name else ""
     return WriteResult(
         kind,
         key,
         False,
         error_code=outcome.code,
-        message=f"{where}{outcome.message}",
+        message=refusal_text(
+            "Zoho",
+            outcome.code,
+            field=outcome.api_name,
+            obj=module,
+            advice=RECORD_ADVICE.get(outcome.code),
+        ),
         retryable=record_retryable(outcome.code),
     )
 

@@ -1,7 +1,7 @@
 """Zoho CRM failures → crmtier error classes: one lookup table, tested row by row.
 
-Zoho signals failures three ways (crm_apis.md §2.6, §4.2): an HTTP status with a JSON
-``code`` for the whole call (401 ``INVALID_TOKEN``, 429 ``TOO_MANY_REQUESTS``), a per-record
+Zoho signals failures three ways (Zoho CRM v2 "Status Codes"; zcrmsdk 3.1.0): an HTTP status with
+a JSON ``code`` for the whole call (401 ``INVALID_TOKEN``, 429 ``TOO_MANY_REQUESTS``), a per-record
 ``code`` inside a 200/202/400 write answer (``INVALID_DATA``, ``RECORD_LOCKED``), and, from
 zcrmsdk itself, an ``SDKException`` raised before or around the HTTP call (a refused refresh
 token, a client-side picklist check, a connection error). Each is classified here by what
@@ -11,6 +11,8 @@ the caller should do next; nothing else in the connector looks at Zoho codes.
 from __future__ import annotations
 
 from connectors.errors import (
+    RUN_DOCTOR,
+    Advice,
     AuthExpiredError,
     ConfigError,
     ConnectorError,
@@ -85,7 +87,8 @@ def classify_call(status: int, code: str | None, message: str = "") -> Connector
         return rule.build(f"Zoho {status} {code or 'error'}: {rule.hint}")
     if 500 <= status < 600:
         return TransientError(f"Zoho {status} {code}: server error")
-    return ConfigError(f"Zoho {status} {code}: unexpected answer ({message[:120]})")
+    # Zoho's message can quote a record's values: only the status and code are kept.
+    return ConfigError(f"Zoho {status} {code or 'error'}: unexpected answer — {RUN_DOCTOR}")
 
 
 def classify_sdk(code: str | None, message: str | None, accounts_url: str = "") -> ConnectorError:
@@ -106,3 +109,25 @@ def classify_sdk(code: str | None, message: str | None, accounts_url: str = "") 
 
 def record_retryable(code: str) -> bool:
     return code in RETRYABLE_RECORD_CODES
+
+
+#: Per-record codes of a write answer (Zoho CRM API v2, "Update Specific Record" and
+#: "Upsert Records": each row's ``code`` and ``details.api_name``), in a few words with the
+#: admin's next step. Zoho's own ``message`` is never shown: it can quote the value.
+RECORD_ADVICE: dict[str, Advice] = {
+    "INVALID_DATA": Advice("a value does not fit the field's type or picklist"),
+    "MANDATORY_NOT_FOUND": Advice(
+        "a required field is empty", "make the field optional for the integration user's layout"
+    ),
+    "DUPLICATE_DATA": Advice(
+        "a unique field already holds this value elsewhere", "check the field's unique setting"
+    ),
+    "RECORD_LOCKED": Advice("the record is locked for approval or review", "retried later"),
+    "RECORD_IN_BLUEPRINT": Advice("the record is in a Blueprint transition", "retried later"),
+    "INTERNAL_ERROR": Advice("Zoho internal error", "retried later"),
+    "LIMIT_EXCEEDED": Advice("a value is longer than the field allows"),
+    "NO_PERMISSION": Advice(
+        "the integration user may not edit this record or field",
+        f"grant the profile edit rights; {RUN_DOCTOR}",
+    ),
+}

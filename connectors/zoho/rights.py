@@ -1,4 +1,4 @@
-"""Reference S6 for Zoho: is crmtier's integration user an Administrator?
+"""docs/targets.md S6 for Zoho: is crmtier's integration user an Administrator?
 
 Zoho grants module, field and setup permissions through the user's *profile*. What the API
 tells the running user about itself is ``GET /crm/v2/users?type=CurrentUser``: its profile

@@ -1,7 +1,7 @@
 """Zoho CRM notification callbacks (``actions/watch``): check token and channel, list events.
 
-Zoho signs nothing (crm_apis.md §2.7, reference W11): the callback JSON echoes the
-``token`` (≤ 50 chars) and ``channel_id`` given when the channel was subscribed, so the
+Zoho signs nothing (Zoho CRM "Enable Notifications"; docs/targets.md W11): the callback JSON echoes
+the ``token`` (≤ 50 chars) and ``channel_id`` given when the channel was subscribed, so the
 token is the shared secret and both are compared in constant time (W3). Because the secret
 is inside the body, the JSON is parsed first, but only after the receiver has capped its
 size.

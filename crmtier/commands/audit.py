@@ -1,4 +1,4 @@
-"""``crmtier audit``: verify and read the hash-chained audit trail (reference S3).
+"""``crmtier audit``: verify and read the hash-chained audit trail (docs/targets.md S3).
 
 ``crmtier audit verify`` walks the whole chain and exits 1 naming the first row that was
 edited, deleted or moved; ``crmtier audit show`` prints the newest rows, each customer by

@@ -151,7 +151,7 @@ def check_webhooks(config: CrmtierConfig) -> tuple[SchemaCheck, WebhooksSettings
 
 
 def check_transport(config: CrmtierConfig) -> SchemaCheck:
-    """Reference S7: HTTPS with certificate verification to the CRM."""
+    """docs/targets.md S7: HTTPS with certificate verification to the CRM."""
     base = str(config.crm.get("base_url", ""))
     if not base.startswith("https://"):
         return _error("TLS to the CRM", f"base_url is not https: {base or '(empty)'}",
@@ -181,7 +181,7 @@ def check_allowance(connector: Connector, api_share: float) -> SchemaCheck:
 
 
 def check_rights(kind: str, crm_checks: list[SchemaCheck]) -> SchemaCheck | None:
-    """Reference S6. Where the connector itself checks the integration user's rights its
+    """docs/targets.md S6. Where the connector itself checks the integration user's rights its
     lines already say so; otherwise say plainly that they were not verified."""
     if any(c.name.startswith(RIGHTS_CHECK) for c in crm_checks):
         return None

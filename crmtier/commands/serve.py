@@ -132,7 +132,7 @@ class Periodic:
 
 def scheduled_sync(engine: SyncEngine, every: timedelta, lock: threading.Lock) -> Periodic:
     """The incremental sync every ``[sync] every``, taking turns with the inbox worker: the
-    safety net for notifications a CRM dropped (W13)."""
+    safety net for notifications a CRM dropped (docs/targets.md W13)."""
 
     def run() -> None:
         try:

@@ -11,7 +11,7 @@ The sync layer owns the tables (``sync/schema.py``); this module only reads them
   letters by CRM record id and error code, so a run that read 200 and wrote 0 reads as
   what it was (all unchanged, deferred by a quota pause, dead-lettered), never as loss.
 
-The state store keeps no customer inputs (reference S5), so CSAT/NPS and complaints by
+The state store keeps no customer inputs (docs/targets.md S5), so CSAT/NPS and complaints by
 tier need the customers' feedback fields: ``feedback_by_tier`` aggregates them from
 profiles the caller read from the CRM, joined to the stored value tier by CRM id, and only
 the aggregate per tier reaches the report.
@@ -73,7 +73,7 @@ class StoredRun:
 
     @property
     def minimum_calls(self) -> int | None:
-        """The fewest calls the run's work needed (reference P1), as the run computed it
+        """The fewest calls the run's work needed (docs/targets.md P1), as the run computed it
         with its CRM's call shape; None for runs recorded before runs kept it."""
         stored = self.row.get("min_calls")
         return None if stored is None else sum(int(v) for v in stored.values())

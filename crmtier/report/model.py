@@ -83,7 +83,7 @@ class Matrix:
 @dataclass(frozen=True)
 class ApiUse:
     """API calls of one run by kind (as its run record keeps them), against the
-    theoretical minimum for the same work (reliability target P1: ratio 1.00)."""
+    theoretical minimum for the same work (docs/targets.md P1: ratio 1.00)."""
 
     calls: Mapping[str, int]
     minimum: int | None = None

@@ -229,7 +229,7 @@ def test_sandbox_config_loads_with_the_product_loader(crm, sandbox_factory, tmp_
 
 
 def test_one_more_than_a_write_batch_takes_two_write_calls(crm, sandbox_factory, connect):
-    """P1: field updates go out max_write_batch at a time, no more calls than that."""
+    """docs/targets.md P1: field updates go out max_write_batch at a time, no more calls."""
     sandbox = sandbox_factory(crm, customers=0)
     connector = connect(sandbox)
     batch = connector.capabilities.max_write_batch

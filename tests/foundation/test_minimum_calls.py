@@ -1,4 +1,4 @@
-"""Reference P1's minimum, per CRM call shape (``Capabilities.minimum_calls``)."""
+"""docs/targets.md P1's minimum, per CRM call shape (``Capabilities.minimum_calls``)."""
 
 from __future__ import annotations
 

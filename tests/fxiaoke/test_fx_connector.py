@@ -372,8 +372,8 @@ def test_a_create_lost_in_transit_is_not_duplicated(
 def test_dropped_connections_never_duplicate_tasks(
     make_sandbox: MakeSandbox, connect: Connect
 ) -> None:
-    """R9 in small: every fourth create and lookup is reset; the plan still converges to
-    exactly one task per key."""
+    """docs/targets.md R9 in small: every fourth create and lookup is reset; the plan still
+    converges to exactly one task per key."""
     sandbox = make_sandbox(customers=40)
     counter = iter(range(10**6))
     flaky = lambda _: next(counter) % 4 == 1  # noqa: E731

@@ -85,6 +85,16 @@ def test_parameter_errors_on_a_single_record_write_are_record_errors(code: int) 
     assert "field_value_tier__c" in str(exc)
 
 
+@pytest.mark.parametrize("record_id", ["C1", None])
+def test_the_vendor_message_never_reaches_the_text(record_id: str | None) -> None:
+    """errorMessage can quote the record's values (here a name and an amount): only the
+    code, its official meaning and a custom field's API name are kept."""
+    message = "字段 field_aum__c 的值 张三 5000000.00 不合法"
+    text = str(classify(15002, message, endpoint="update", record_id=record_id))
+    assert "field_aum__c" in text and "15002" in text
+    assert "张三" not in text and "5000000" not in text
+
+
 @pytest.mark.parametrize("code", [14001, 30004])
 def test_both_limit_codes_wait_out_the_window(code: int) -> None:
     # Which of the two the 100 calls / 20 s limit produces is undocumented: same handling.

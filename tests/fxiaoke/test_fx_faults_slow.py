@@ -1,5 +1,5 @@
-"""R9 for the FXiaoke connector (slow: run with ``-m slow``): with 5% of calls reset and 1%
-answered too late, a read of 10,000 customers still yields each exactly once and a write of
+"""docs/targets.md R9 for the FXiaoke connector (slow: run with ``-m slow``): with 5% of calls reset
+and 1% answered too late, a read of 10,000 customers still yields each exactly once and a write of
 500 changes lands exactly once each, within 3x the fault-free call count."""
 
 from __future__ import annotations

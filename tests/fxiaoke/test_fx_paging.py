@@ -106,7 +106,8 @@ def test_read_changed_crosses_the_offset_wall_each_id_exactly_once(
     ids = read_ids(connector)
     assert len(ids) == n and len(set(ids)) == n
     assert set(ids) == {customer_id(i) for i in range(n)}
-    assert sandbox.server.calls.count("query") == n // PAGE_LIMIT + 1  # P1: ⌈N/100⌉ (+ the end)
+    # docs/targets.md P1: ⌈N/100⌉ (+ the end)
+    assert sandbox.server.calls.count("query") == n // PAGE_LIMIT + 1
     assert n > MAX_OFFSET * 2
     assert sandbox.server.calls.max_in_window("query", 0.25) <= 100
 

@@ -1,4 +1,4 @@
-"""The sandbox's workflow push: signed as DESIGN §7 says, retried once, never for our writes."""
+"""Sandbox workflow push: signed as docs/webhooks.md says, retried once, not for our writes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reference S6 end to end: ``crmtier doctor`` against a sandbox prints the integration
+"""docs/targets.md S6 end to end: ``crmtier doctor`` against a sandbox prints the integration
 user's rights as its own lines (no generic "not verified" line), ok under least privilege,
 warnings naming the excess under broad rights, and the exit status stays 0."""
 

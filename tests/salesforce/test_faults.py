@@ -1,5 +1,6 @@
-"""Each injected fault and its outcome (R4, R5, R6): bounded retries, one re-auth, per-record
-lock errors, a clean resumable stop on quota, no duplicates after a dropped connection."""
+"""Each injected fault and its outcome (docs/targets.md R4, R5, R6): bounded retries, one re-auth,
+per-record lock errors, a clean resumable stop on quota, no duplicates after a
+dropped connection."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reference S6 for Salesforce: ``doctor``'s integration-user rights lines come from what the
+"""docs/targets.md S6 for Salesforce: ``doctor``'s integration-user rights lines come from what the
 org tells the running user (``describe``, ``UserPermissionAccess``), and the sandbox grants
 and enforces exactly those rights."""
 

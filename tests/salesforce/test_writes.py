@@ -1,4 +1,4 @@
-"""API-call minimality (P1): exact call counts for writes, read from the sandbox's counters."""
+"""API-call minimality (docs/targets.md P1): exact call counts for writes, from sandbox counters."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The Salesforce sandbox speaks the wire format real clients expect (crm_apis.md §1),
-checked with unmodified simple-salesforce and plain requests over HTTPS."""
+"""The Salesforce sandbox speaks the wire format real clients expect (Salesforce REST API Developer
+Guide), checked with unmodified simple-salesforce and plain requests over HTTPS."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every CRM sandbox offers the same surface (connectors/sandbox/base.py, DESIGN §5), so
+"""Every CRM sandbox offers the same surface (connectors/sandbox/base.py), so
 tests, the demo and admins use the three the same way."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from connectors.sandbox.base import open_sandbox
 
-#: The credential names each CRM's own auth uses (DESIGN §5).
+#: The credential names each CRM's own auth uses.
 CREDENTIALS = {
     "salesforce": {"client_id", "client_secret"},
     "zoho": {"client_id", "client_secret", "refresh_token", "accounts_url"},

@@ -1,4 +1,4 @@
-"""Crash consistency with real processes (reference R1).
+"""Crash consistency with real processes (docs/targets.md R1).
 
 After a clean first run and changes to some customers (so the run under test keeps a
 history: upgrades, held downgrades), ``crmtier sync`` runs as a subprocess and is

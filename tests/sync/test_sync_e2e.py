@@ -76,7 +76,8 @@ def test_first_run_writes_every_tier_then_nothing_then_only_the_changed(harness:
     changed = {cid for cid in ids if after[cid] != before[cid]}
     assert changed == set(edited)
     assert all(after[cid]["value_tier"] == "private" for cid in edited)
-    # Never more calls than items (batched CRMs: far fewer); per-CRM minimality is P1's bench.
+    # Never more calls than items (batched CRMs: far fewer); per-CRM minimality is the bench of
+    # docs/targets.md P1.
     writes_by_call = sb.write_calls() - calls
     assert 1 <= writes_by_call <= sum(third.report["counts"]["writes"].values())
 

@@ -1,4 +1,4 @@
-"""Encryption at rest of the state store (reference S4).
+"""Encryption at rest of the state store (docs/targets.md S4).
 
 The canary test runs a real sync against the Salesforce sandbox and webhook inbox inserts
 into a SQLite store, then scans the database file, its WAL and a backup copy (SQLite backup

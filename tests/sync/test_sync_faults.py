@@ -1,4 +1,4 @@
-"""Faults against the real Salesforce sandbox and connector (references R3, R4, R5, R7).
+"""Faults against the real Salesforce sandbox and connector (docs/targets.md R3, R4, R5, R7).
 
 The engine runs in this process (so a test can change the CRM *during* a run) on a real
 SQLite store, over real HTTPS; crash cases run ``crmtier sync`` as a subprocess.

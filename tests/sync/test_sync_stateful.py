@@ -1,6 +1,6 @@
-"""R2 as a Hypothesis state machine: random interleavings of CRM edits, runs, per-record
-write failures and crashes (at any kill point) never let the bookmark pass a customer edit
-that is not durably handled, and a clean run afterwards always converges.
+"""docs/targets.md R2 as a Hypothesis state machine: random interleavings of CRM edits, runs,
+per-record write failures and crashes (at any kill point) never let the bookmark pass a customer
+edit that is not durably handled, and a clean run afterwards always converges.
 
 The CRM here is a small in-memory one that keeps the connector contract (ordered inclusive
 change stream, pages, one result per write item, our writes bump the modstamp, tasks and

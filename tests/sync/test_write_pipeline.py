@@ -2,9 +2,9 @@
 at once when the CRM refuses one outright.
 
 Each write thread has one call queued behind the one it is making, and the read loop
-refills freed slots at points inside a page, not only between pages (reference P4: the
+refills freed slots at points inside a page, not only between pages (docs/targets.md P4: the
 write slots otherwise stood idle most of each page). A queued call is withdrawn, not sent,
-once any call meets a rate limit: the CRM would refuse it alike (reference R5, no retry
+once any call meets a rate limit: the CRM would refuse it alike (docs/targets.md R5, no retry
 storm).
 """
 

@@ -139,7 +139,7 @@ def test_a_change_in_the_crm_reaches_it_as_a_new_tier_through_the_receiver(
     inbox = stack.realtime.inbox
     wait_until(lambda: inbox.stats(_now()).depth == 0, what="inbox to drain")
     assert stack.realtime.metrics.value("crmtier_webhook_events_total", outcome="written") >= 1
-    # S3: the audit row of that tier change names the webhook and the notification behind it.
+    # docs/targets.md S3: the audit row of that tier change names the webhook and notification.
     store = stack.parts.store
     ref = pseudonym(target, stack.parts.engine.key)
     with store.engine.connect() as conn:

@@ -1,5 +1,5 @@
 """The durable inbox on both stores: dedupe by event key, claims that never overlap, leases
-that expire, purge after the dedupe window (W4, W5), on SQLite and the local PostgreSQL."""
+that expire, purge after the dedupe window (docs/targets.md W4, W5), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -113,3 +113,27 @@ def test_release_retry_bury_and_purge(any_inbox: Inbox) -> None:
     assert any_inbox.purge(T0 + timedelta(days=6), timedelta(days=7)) == 0
     assert any_inbox.purge(T0 + timedelta(days=8), timedelta(days=7)) == 2  # a and c
     assert any_inbox.event_keys() == {"b", "d"}  # pending/claimed events are never purged
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_concurrent_claims_take_at_most_the_batch_size(any_inbox: Inbox, workers: int) -> None:
+    """Workers claiming side by side until the inbox is empty: no claim is larger than its
+    limit (on PostgreSQL one used to take the whole inbox), none overlaps, all is taken."""
+    events, limit = 2000, 200
+    any_inbox.add([[_ev(f"e{i}", f"C{i % 300}") for i in range(events)]], T0)
+    start = threading.Barrier(workers)
+    claims: list[list[int]] = []
+
+    def drain(owner: str) -> None:
+        start.wait()
+        while batch := any_inbox.claim(owner, limit, T0, LEASE):
+            claims.append([item.id for item in batch])
+
+    threads = [threading.Thread(target=drain, args=(f"w{n}",)) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert max(len(batch) for batch in claims) <= limit, sorted(map(len, claims))
+    flat = [i for batch in claims for i in batch]
+    assert len(flat) == len(set(flat)) == events

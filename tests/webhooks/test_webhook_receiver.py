@@ -1,5 +1,5 @@
 """The receiver over HTTP: ack only after a durable insert, refuse everything else and store
-nothing (W1, W2, W4, W8, W9, W10, W14)."""
+nothing (docs/targets.md W1, W2, W4, W8, W9, W10, W14)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""``crmtier serve`` as a real subprocess: SIGKILL right after acks loses no acked event (W5),
-SIGTERM shuts down cleanly leaving unprocessed events in the inbox, and bad input is a
-one-line error."""
+"""``crmtier serve`` as a real subprocess: SIGKILL right after acks loses no acked event
+(docs/targets.md W5), SIGTERM shuts down cleanly leaving unprocessed events in the inbox, and bad
+input is a one-line error."""
 
 from __future__ import annotations
 

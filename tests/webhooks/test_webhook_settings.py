@@ -1,4 +1,4 @@
-"""The ``[webhooks]`` section, and the static check that secrets never meet ``==`` (W3)."""
+"""``[webhooks]`` settings; the static check that secrets never meet ``==`` (docs/targets.md W3)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Verification and parsing of each CRM's notification: pure functions, no server.
 
-Known-answer vectors (W1), replay window boundaries (W2), rotation (W14), org/token/channel
-checks (W10, W11), XML hardening (W9)."""
+Known-answer vectors (docs/targets.md W1), replay window boundaries (W2), rotation (W14),
+org/token/channel checks (W10, W11), XML hardening (W9)."""
 
 from __future__ import annotations
 

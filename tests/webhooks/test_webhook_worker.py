@@ -1,5 +1,5 @@
 """The inbox worker's own rules, against a small in-memory CRM: coalescing, exactly-once per
-event, re-fetch + version guard (W12), CRM outage and recovery (W7), clean stop.
+event, re-fetch + version guard (docs/targets.md W12), CRM outage and recovery (W7), clean stop.
 
 The end-to-end path through the real sandboxes and the sync engine is in
 ``test_webhook_end_to_end.py``; here the CRM is a dict so each rule is seen in isolation."""

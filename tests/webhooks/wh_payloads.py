@@ -104,7 +104,7 @@ def generic_event(
     }
 
 
-# --- hostile XML (W9) ---------------------------------------------------------------------
+# --- hostile XML (docs/targets.md W9) -----------------------------------------------------
 
 BILLION_LAUGHS = (
     b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'

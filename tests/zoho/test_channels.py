@@ -1,4 +1,4 @@
-"""Zoho notification channels: registration and renewal before expiry (W11), and the
+"""Zoho notification channels: registration and renewal before expiry (docs/targets.md W11), and the
 callbacks the sandbox delivers, verified by crmtier's own Zoho webhook parser."""
 
 from __future__ import annotations

@@ -129,7 +129,7 @@ def test_org_credit_exhaustion_pauses_after_one_refused_call(sandbox_factory, zc
     with pytest.raises(QuotaExhaustedError):
         read_pages(connector)
     answered = zoho.credits.by_kind["read"]
-    # R5: at most one further call; here none, as X-API-CREDITS-REMAINING said 0 already
+    # docs/targets.md R5: at most one further call; none here, X-API-CREDITS-REMAINING said 0
     assert zoho.server.calls.count("read") == answered
     zoho.credits.limit += 1  # one credit left: the write of 20 records costs 2
     ids = zoho.customer_ids()[:20]

@@ -1,4 +1,4 @@
-"""The Zoho sandbox speaks Zoho CRM v2 as documented (crm_apis.md §2): checked here over
+"""The Zoho sandbox speaks Zoho CRM v2 as documented (Zoho CRM API v2 docs): checked here over
 raw HTTPS, independently of zcrmsdk, so a sandbox bug cannot hide behind a client bug."""
 
 from __future__ import annotations

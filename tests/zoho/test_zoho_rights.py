@@ -1,4 +1,4 @@
-"""Reference S6 for Zoho: ``doctor`` reads the integration user's profile from
+"""docs/targets.md S6 for Zoho: ``doctor`` reads the integration user's profile from
 ``users?type=CurrentUser`` and warns when it is the built-in Administrator."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Needs tier: what kind of service the customer needs (basic / advanced / professional).
 
 No regulator defines a needs tier; the mapping follows investor-suitability classes
-(domain.md A3): professional = corporate, the policy's professional value tiers (private)
+(docs/targets.md A3): professional = corporate, the policy's professional value tiers (private)
 or a qualified investor (合格投资者); advanced = holds investment or insurance products, or
 is in an advanced value tier (wealth); basic otherwise.
 """

@@ -1,4 +1,4 @@
-"""Operational risk (a customer-level proxy; no regulator defines one, domain.md A6).
+"""Operational risk (a customer-level proxy; no regulator defines one, docs/targets.md A6).
 
 Basel loss-event exposure seen from one customer: external fraud (fraud-victim flag),
 execution/process problems (expired KYC, failed operations) and service friction (support

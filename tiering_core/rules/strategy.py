@@ -1,6 +1,6 @@
 """Service strategy: what the CRM should do for one assessed customer.
 
-Three kinds of action (DESIGN §3): ``set_field`` for every canonical output, follow-up
+Three kinds of action (docs/policy.md): ``set_field`` for every canonical output, follow-up
 ``task``s and ``campaign`` memberships. Risk overrides marketing: an AML high/prohibited
 customer gets an EDD task for compliance and no marketing campaign; a sanctions hit gets a
 compliance task due the same day, no sales or service-recovery task and no campaign
