@@ -117,6 +117,9 @@ LABELS: dict[str, tuple[str, str]] = {
     "disabled": ("not created: the rule is switched off in the policy",
                  "未创建：策略中已关闭此规则"),
     "member": ("member", "成员"),
+    # worded without the reason: why sales work is withdrawn is restricted (AML)
+    "closes": ("the open task crmtier made is withdrawn by the next sync",
+               "crmtier 已创建的未完成任务将在下次同步撤回"),
     "joins": ("joins at the next sync", "下次同步加入"),
     "leaves": ("leaves at the next sync", "下次同步移出"),
     "not_member": ("not a member: {why}", "非成员：{why}"),
@@ -233,6 +236,7 @@ def _tasks(assessment: Any, plan: Any, known: Known, ctx: ExplainContext) -> lis
     lang, d = ctx.lang, ctx.disclosure
     fired = {a["rule"]: a for a in assessment["actions"] if a["kind"] == "task"}
     planned = {t.dedupe_key for t in plan.tasks}
+    closing = {c.rule for c in plan.closures}
     rules = ctx.policy.strategy.tasks.model_dump()
     out = []
     for rule in sorted(rules):
@@ -251,6 +255,8 @@ def _tasks(assessment: Any, plan: Any, known: Known, ctx: ExplainContext) -> lis
             why = label("made", lang)
         else:
             why = label("not_written", lang)
+        if rule in closing:
+            why = label("closes", lang)
         out.append({"rule": rule, "policy_key": f"strategy.tasks.{rule}",
                     "fired": action is not None, "why": why})
     return out

@@ -81,6 +81,7 @@ side_effects = sa.Table(
     sa.Column("key", sa.String(200), primary_key=True),
     sa.Column("customer_id", sa.String(64), nullable=False),
     sa.Column("campaign", sa.String(64), nullable=True),
+    sa.Column("rule", sa.String(64), nullable=True),  # a task's rule (from version 6)
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("run_id", sa.String(40), nullable=True),
     sa.Column("updated_at", sa.String(32), nullable=False),
@@ -111,7 +112,7 @@ outbox = sa.Table(
     sa.Column("stream", sa.String(128), nullable=False),
     sa.Column("run_id", sa.String(40), nullable=False),
     sa.Column("customer_id", sa.String(64), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),  # field_update | task | membership
+    sa.Column("kind", sa.String(16), nullable=False),  # field_update|task|membership|task_close
     sa.Column("key", sa.String(200), nullable=False),
     sa.Column("payload", EncryptedJSON("outbox.payload"), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # pending|done|dead|superseded
@@ -172,7 +173,7 @@ audit = sa.Table(
     sa.Column("at", sa.String(32), nullable=False),
     sa.Column("stream", sa.String(128), nullable=False),
     sa.Column("customer_ref", sa.String(32), nullable=False),
-    sa.Column("event", sa.String(16), nullable=False),  # tier_change | task | campaign
+    sa.Column("event", sa.String(16), nullable=False),  # tier_change|task|task_closed|campaign
     sa.Column("old", sa.JSON, nullable=True),
     sa.Column("new", sa.JSON, nullable=True),
     sa.Column("reason_codes", sa.JSON, nullable=False),
@@ -283,6 +284,30 @@ def _key_audit_chain(conn: sa.Connection) -> None:
     conn.execute(meta.insert().values(key=AUDIT_UNKEYED_UPTO, value=str(upto)))
 
 
+def _task_rules(conn: sa.Connection) -> None:
+    """Add ``side_effects.rule`` and fill it for the tasks made before, from the audit
+    trail's task rows (each names its rule and key); both idempotent."""
+    _add_column(side_effects, "rule")(conn)
+    made = conn.execute(
+        sa.select(audit.c.new).where(audit.c.event == "task").order_by(audit.c.seq)
+    ).scalars()
+    rules = {
+        str(new["key"]): str(new["rule"])
+        for new in made
+        if isinstance(new, dict) and new.get("key") and new.get("rule")
+    }
+    for key, rule in rules.items():
+        conn.execute(
+            side_effects.update()
+            .where(
+                side_effects.c.kind == "task",
+                side_effects.c.key == key,
+                side_effects.c.rule.is_(None),
+            )
+            .values(rule=rule)
+        )
+
+
 #: the sync component's migrations, in order. Append; never edit a released step.
 SYNC_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -316,6 +341,13 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         "stay verifiable as an unkeyed prefix, whose end is recorded in meta (sealed with "
         "the key by the store right after this step)",
         _key_audit_chain,
+    ),
+    Migration(
+        6,
+        "side_effects.rule: the rule that made each task, so a sanctions hit can withdraw "
+        "the customer's open sales tasks (made in any earlier run) in the same run; filled "
+        "from the audit trail for tasks made before",
+        _task_rules,
     ),
 )
 

@@ -126,6 +126,7 @@ class PlanSide:
         if plan.fields:
             self.items["field_update"] += 1
         self.items["task"] += len(plan.tasks)
+        self.items["task_close"] += len(plan.closures)
         for change in plan.memberships:
             self.items["membership"] += 1
             if "membership" in caps.per_customer_kinds:
