@@ -87,25 +87,43 @@ class MembershipChange:
 
 
 @dataclass(frozen=True)
+class TaskClose:
+    """Close (withdraw) a task crmtier made earlier, found by its external id
+    ``dedupe_key``: the customer's situation no longer allows it (a sanctions hit ends
+    every sales task). ``rule`` is the task rule that made it, for the CRM's record."""
+
+    customer_id: str
+    dedupe_key: str
+    rule: str
+
+
+@dataclass(frozen=True)
 class WritePlan:
     field_updates: tuple[FieldUpdate, ...] = ()
     tasks: tuple[TaskUpsert, ...] = ()
     memberships: tuple[MembershipChange, ...] = ()
+    task_closes: tuple[TaskClose, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.field_updates or self.tasks or self.memberships)
+        return bool(self.field_updates or self.tasks or self.memberships or self.task_closes)
 
     def __len__(self) -> int:
-        return len(self.field_updates) + len(self.tasks) + len(self.memberships)
+        return (
+            len(self.field_updates)
+            + len(self.tasks)
+            + len(self.memberships)
+            + len(self.task_closes)
+        )
 
 
-WriteKind = Literal["field_update", "task", "membership"]
+WriteKind = Literal["field_update", "task", "membership", "task_close"]
 
 
 @dataclass(frozen=True)
 class WriteResult:
     """Outcome of one plan item. ``key`` is the customer id for a field update and the
-    dedupe key for a task or membership. A failed item says whether a retry may help."""
+    dedupe key for a task, a task closure or a membership. A failed item says whether a
+    retry may help."""
 
     kind: WriteKind
     key: str
@@ -230,7 +248,8 @@ class Connector(Protocol):
         ...
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
-        """Apply the plan with the fewest calls; one result per plan item, in plan order.
+        """Apply the plan with the fewest calls; one result per plan item, in plan order
+        (field updates, tasks, memberships, task closures).
         Per-record failures are results, not exceptions; an exception means the call itself
         failed (auth, quota, configuration) and no result of that call is known."""
         ...

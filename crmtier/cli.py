@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report", "Write the self-contained HTML tiering report."),
     "audit": ("audit", "Inspect and verify the hash-chained audit trail."),
     "policy": ("policy", "Validate or show a tiering policy."),
+    "simulate": ("simulate", "Compare a candidate policy with the active one; write nothing."),
+    "explain": ("explain", "Why a customer has its tiers: inputs, rules, tasks, campaigns."),
     "calibrate": ("calibrate", "Propose policy thresholds from history (never applied)."),
 }
 

@@ -45,9 +45,10 @@ from connectors.errors import (
 )
 from connectors.mapping import WritebackConfig
 from sync import bookmarks, outbox, runs, taskbudget
-from sync.audit import AuditEntry, Trigger, append
+from sync.audit import AuditEntry, AuditEvent, Trigger, append
 from sync.bookmarks import Bookmark
 from sync.errortext import error_text
+from sync.inputs import ensure_table, save_inputs
 from sync.killpoints import kill_point
 from sync.outbox import NewItem, OutboxItem
 from sync.planner import (
@@ -188,6 +189,7 @@ class SyncEngine:
         self.key = pseudonym_key
         self.settings = settings or SyncSettings()
         self.on_progress = on_progress
+        ensure_table(store)
 
     @property
     def lock_name(self) -> str:
@@ -585,6 +587,7 @@ class _Run:
             if page_tasks is not None:
                 taskbudget.record(conn, self.e.stream, self.run_id, *page_tasks)
             save_states(conn, self.e.stream, state_rows)
+            save_inputs(conn, self.e.stream, [record for record, _, _ in plans], self._as_of())
             append(conn, audit_rows, self.e.audit_keys)
             kill_point("in_commit")
             if advance is not None:
@@ -859,6 +862,8 @@ class _Run:
                         cid, "membership", {"campaign": change.campaign, "member": change.member}
                     )
                 )
+            for closure in plan.closures:
+                self.preview.append(PlannedWrite(cid, "task_close", {"rule": closure.rule}))
             for item in _items_of(plan):
                 self._count_submitted(item)
 
@@ -1191,15 +1196,20 @@ class _Run:
         if item.kind == "field_update":
             return
         pending = decision.pending if decision else {}
+        rule = item.payload.get("rule") if item.kind in ("task", "task_close") else None
+        event: AuditEvent
         if item.kind == "task":
             campaign, active, event = None, True, "task"
             new: dict[str, Any] = {
-                "rule": item.payload.get("rule"),
+                "rule": rule,
                 "priority": item.payload.get("priority"),
                 "due": item.payload.get("due"),
                 "queue": item.payload.get("queue"),
                 "key": item.key,
             }
+        elif item.kind == "task_close":  # the task stays on record, closed: active false
+            campaign, active, event = None, False, "task_closed"
+            new = {"rule": rule, "key": item.key, "closed": True}
         else:
             campaign, active, event = (
                 item.payload["campaign"],
@@ -1209,10 +1219,11 @@ class _Run:
             new = {"campaign": campaign, "member": active, "key": item.key}
         effects.append(
             {
-                "kind": "task" if item.kind == "task" else "membership",
+                "kind": "membership" if item.kind == "membership" else "task",
                 "key": item.key,
                 "customer_id": item.customer_id,
                 "campaign": campaign,
+                "rule": rule,
                 "active": active,
                 "run_id": self.run_id,
             }
@@ -1330,6 +1341,9 @@ def _items_of(plan: CustomerPlan, source_event_id: str | None = None) -> list[Ne
     for change in plan.memberships:
         payload = {"campaign": change.campaign, "member": change.member}
         items.append(NewItem(cid, "membership", change.dedupe_key, payload, source_event_id))
+    for closure in plan.closures:
+        payload = {"rule": closure.rule}
+        items.append(NewItem(cid, "task_close", closure.dedupe_key, payload, source_event_id))
     return items
 
 

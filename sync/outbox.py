@@ -1,12 +1,12 @@
 """The write outbox and the dead-letter table.
 
 An outbox row is one planned CRM write (a customer's field update, one task upsert, one
-membership change). Rows are inserted in the transaction that moves the bookmark past the
-record they come from, so a crash after that commit loses nothing: the next run drains the
-pending rows before reading on. Rows are marked ``done`` in the transaction that records
-the state and audit rows the write justifies. Re-sending a row whose outcome was lost is
-safe because every write is idempotent (field values, upserts by deterministic external
-id).
+membership change, one closure of a task crmtier made). Rows are inserted in the
+transaction that moves the bookmark past the record they come from, so a crash after that
+commit loses nothing: the next run drains the pending rows before reading on. Rows are
+marked ``done`` in the transaction that records the state and audit rows the write
+justifies. Re-sending a row whose outcome was lost is safe because every write is
+idempotent (field values, upserts by deterministic external id, closing a closed task).
 
 Items that keep failing go to ``dead_letters`` with their error code and attempt count;
 every later run fetches those customers again and retries, until the write succeeds or an
@@ -21,7 +21,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.contract import FieldUpdate, MembershipChange, TaskUpsert, WriteKind, WritePlan
+from connectors.contract import (
+    FieldUpdate,
+    MembershipChange,
+    TaskClose,
+    TaskUpsert,
+    WriteKind,
+    WritePlan,
+)
 from sync.schema import dead_letters, now_text, outbox
 from tiering_core.models import TaskAction
 
@@ -177,11 +184,16 @@ def to_write_plan(items: Sequence[OutboxItem]) -> WritePlan:
         for i in items
         if i.kind == "membership"
     ]
-    return WritePlan(tuple(fields), tuple(tasks), tuple(members))
+    closes = [
+        TaskClose(i.customer_id, i.key, str(i.payload["rule"]))
+        for i in items
+        if i.kind == "task_close"
+    ]
+    return WritePlan(tuple(fields), tuple(tasks), tuple(members), tuple(closes))
 
 
 def plan_order(items: Sequence[OutboxItem]) -> list[OutboxItem]:
-    rank = {"field_update": 0, "task": 1, "membership": 2}
+    rank = {"field_update": 0, "task": 1, "membership": 2, "task_close": 3}
     return sorted(items, key=lambda i: rank[i.kind])
 
 

@@ -43,6 +43,9 @@ class Known:
     """What crmtier has made for one customer (committed), and what it cannot know."""
 
     tasks: frozenset[str] = frozenset()  # dedupe keys
+    # Dedupe key -> rule of the open tasks crmtier made (tasks made before the store kept
+    # their rule are absent: nothing says what they were for).
+    task_rules: Mapping[str, str] = field(default_factory=dict)
     memberships: Mapping[str, str] = field(default_factory=dict)  # active campaign -> key
     # Campaign -> key of memberships a write of ours may have changed without our seeing
     # the answer (an interrupted run's, one in flight, one that failed retryably). Their
@@ -51,17 +54,47 @@ class Known:
 
 
 @dataclass(frozen=True)
+class TaskClosure:
+    """An open task crmtier made that is to be closed (withdrawn) in the CRM."""
+
+    rule: str
+    dedupe_key: str
+
+
+#: Task rules whose open tasks a sanctions hit (or a prohibited AML rating) withdraws: the
+#: relationship-building and retention work of docs/policy.md. Compliance (sanctions, EDD),
+#: complaint, credit and data-remediation tasks stay: the bank still owes that work.
+SALES_TASK_RULES = frozenset(
+    {
+        "upgrade_call",
+        "dedicated_advisor",
+        "corporate_banking",
+        "investment_advisory",
+        "service_recovery",
+    }
+)
+#: The reason code of a sanctions screening hit (tiering_core/reasons.py).
+SANCTIONS_REASON = "AML_SANCTIONS"
+
+
+@dataclass(frozen=True)
 class CustomerPlan:
     customer_id: str
     fields: Mapping[str, Any] = field(default_factory=dict)
     tasks: tuple[TaskAction, ...] = ()
     memberships: tuple[Membership, ...] = ()
+    closures: tuple[TaskClosure, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.fields or self.tasks or self.memberships)
+        return bool(self.fields or self.tasks or self.memberships or self.closures)
 
     def __len__(self) -> int:
-        return (1 if self.fields else 0) + len(self.tasks) + len(self.memberships)
+        return (
+            (1 if self.fields else 0)
+            + len(self.tasks)
+            + len(self.memberships)
+            + len(self.closures)
+        )
 
 
 def normalize(value: Any) -> Any:
@@ -182,7 +215,36 @@ def plan_customer(
             if (campaign not in desired_campaigns or not desired_campaigns[campaign]["member"])
             and _targeted(writeback, "campaigns", campaign)
         ]
-    return CustomerPlan(assessment["id"], fields, tuple(tasks), tuple(memberships))
+    return CustomerPlan(
+        assessment["id"],
+        fields,
+        tuple(tasks),
+        tuple(memberships),
+        closures_of(assessment, known, writeback),
+    )
+
+
+def restricted(assessment: AssessmentData) -> bool:
+    """Whether the bank must withdraw sales work from this customer now: a sanctions hit
+    (whatever level a waiver rates it) or a prohibited AML rating."""
+    return assessment["aml_risk"] == "prohibited" or any(
+        reason["code"] == SANCTIONS_REASON for reason in assessment["reasons"]
+    )
+
+
+def closures_of(
+    assessment: AssessmentData, known: Known, writeback: WritebackConfig
+) -> tuple[TaskClosure, ...]:
+    """The open sales tasks crmtier made for a restricted customer, to close in the same
+    run as its sanctions review is created (none when tasks are not written back)."""
+    if not writeback.tasks or not restricted(assessment):
+        return ()
+    wanted = {a["dedupe_key"] for a in assessment["actions"] if a["kind"] == "task"}
+    return tuple(
+        TaskClosure(rule, key)
+        for key, rule in sorted(known.task_rules.items())
+        if rule in SALES_TASK_RULES and key in known.tasks and key not in wanted
+    )
 
 
 def _targeted(writeback: WritebackConfig, table: str, key: str | None) -> bool:

@@ -32,7 +32,8 @@ GROUPS: tuple[Group, ...] = ("field", "task", "campaign")
 class PlanTotals:
     """Counts by (group, name, outcome). A field is "created" when it would be written
     (set to a new value), a task when it would be made, a campaign membership when it
-    would be added; "closed" is a membership that would be removed."""
+    would be added; "closed" is a membership that would be removed, or a task crmtier made
+    earlier that would be withdrawn (counted under its rule)."""
 
     counts: Counter[tuple[Group, str, Outcome]] = field(default_factory=Counter)
 
@@ -57,6 +58,8 @@ class PlanTotals:
                 name = action["campaign"]
                 if action["member"] and name in campaigns and name not in joining:
                     self.counts["campaign", name, "unchanged"] += 1
+        for closure in plan.closures:
+            self.counts["task", closure.rule, "closed"] += 1
         for membership in plan.memberships:
             outcome: Outcome = "created" if membership.member else "closed"
             self.counts["campaign", membership.campaign, outcome] += 1

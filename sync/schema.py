@@ -81,10 +81,26 @@ side_effects = sa.Table(
     sa.Column("key", sa.String(200), primary_key=True),
     sa.Column("customer_id", sa.String(64), nullable=False),
     sa.Column("campaign", sa.String(64), nullable=True),
+    sa.Column("rule", sa.String(64), nullable=True),  # a task's rule (from version 6)
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("run_id", sa.String(40), nullable=True),
     sa.Column("updated_at", sa.String(32), nullable=False),
     sa.Index("side_effects_by_customer", "stream", "customer_id"),
+)
+
+#: the inputs each customer was last assessed on (its canonical profile, without
+#: ``previous``) and the CRM's write-back values as read then, so ``crmtier simulate`` can
+#: re-assess the book and ``crmtier explain`` can show what a decision rested on without
+#: reading the CRM again. Amounts are customer data: encrypted when the store has a key.
+assessed_inputs = sa.Table(
+    "assessed_inputs",
+    metadata,
+    sa.Column("stream", sa.String(128), primary_key=True),
+    sa.Column("customer_id", sa.String(64), primary_key=True),
+    sa.Column("profile", EncryptedText("assessed_inputs.profile"), nullable=False),  # JSON
+    sa.Column("current", EncryptedJSON("assessed_inputs.current"), nullable=False),
+    sa.Column("as_of", sa.String(10), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
 )
 
 #: planned CRM writes, recorded in the same transaction that advances the bookmark past the
@@ -96,7 +112,7 @@ outbox = sa.Table(
     sa.Column("stream", sa.String(128), nullable=False),
     sa.Column("run_id", sa.String(40), nullable=False),
     sa.Column("customer_id", sa.String(64), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),  # field_update | task | membership
+    sa.Column("kind", sa.String(16), nullable=False),  # field_update|task|membership|task_close
     sa.Column("key", sa.String(200), nullable=False),
     sa.Column("payload", EncryptedJSON("outbox.payload"), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # pending|done|dead|superseded
@@ -157,7 +173,7 @@ audit = sa.Table(
     sa.Column("at", sa.String(32), nullable=False),
     sa.Column("stream", sa.String(128), nullable=False),
     sa.Column("customer_ref", sa.String(32), nullable=False),
-    sa.Column("event", sa.String(16), nullable=False),  # tier_change | task | campaign
+    sa.Column("event", sa.String(16), nullable=False),  # tier_change|task|task_closed|campaign
     sa.Column("old", sa.JSON, nullable=True),
     sa.Column("new", sa.JSON, nullable=True),
     sa.Column("reason_codes", sa.JSON, nullable=False),
@@ -288,6 +304,30 @@ def _key_audit_chain(conn: sa.Connection) -> None:
     conn.execute(meta.insert().values(key=AUDIT_UNKEYED_UPTO, value=str(upto)))
 
 
+def _task_rules(conn: sa.Connection) -> None:
+    """Add ``side_effects.rule`` and fill it for the tasks made before, from the audit
+    trail's task rows (each names its rule and key); both idempotent."""
+    _add_column(side_effects, "rule")(conn)
+    made = conn.execute(
+        sa.select(audit.c.new).where(audit.c.event == "task").order_by(audit.c.seq)
+    ).scalars()
+    rules = {
+        str(new["key"]): str(new["rule"])
+        for new in made
+        if isinstance(new, dict) and new.get("key") and new.get("rule")
+    }
+    for key, rule in rules.items():
+        conn.execute(
+            side_effects.update()
+            .where(
+                side_effects.c.kind == "task",
+                side_effects.c.key == key,
+                side_effects.c.rule.is_(None),
+            )
+            .values(rule=rule)
+        )
+
+
 #: the sync component's migrations, in order. Append; never edit a released step.
 SYNC_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -324,6 +364,13 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         6,
+        "side_effects.rule: the rule that made each task, so a sanctions hit can withdraw "
+        "the customer's open sales tasks (made in any earlier run) in the same run; filled "
+        "from the audit trail for tasks made before",
+        _task_rules,
+    ),
+    Migration(
+        7,
         "task_queue: tasks waiting beyond their rule's per-run budget or per-owner cap, "
         "and the bounded tasks made (open until due), so task volume stays bounded",
         _create(task_queue),
@@ -396,3 +443,15 @@ def migrate(engine: sa.Engine, component: str, migrations: Sequence[Migration]) 
             sa.select(schema_version.c.version).where(schema_version.c.component == component)
         ).scalar()
     return int(version or 0)
+
+
+#: the assessed-inputs component's migrations: its own component, so its steps never
+#: renumber the sync component's (``sync.inputs.ensure_table`` applies them).
+INPUTS_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "assessed_inputs: the inputs each customer was last assessed on, for simulate "
+        "and explain",
+        _create(assessed_inputs),
+    ),
+)

@@ -36,6 +36,7 @@ class CustomerState:
     pending: Mapping[str, Any] | None = None
     tasks: frozenset[str] = frozenset()
     memberships: Mapping[str, str] = field(default_factory=dict)
+    task_rules: Mapping[str, str] = field(default_factory=dict)  # open task key -> rule
 
     def previous(self) -> Previous | None:
         """The ``previous`` block for hysteresis: the committed decision, if any."""
@@ -55,7 +56,9 @@ class CustomerState:
         )
 
     def known(self) -> Known:
-        return Known(tasks=self.tasks, memberships=dict(self.memberships))
+        return Known(
+            tasks=self.tasks, memberships=dict(self.memberships), task_rules=self.task_rules
+        )
 
 
 def _chunks(ids: list[str]) -> Iterable[list[str]]:
@@ -69,6 +72,7 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
     rows: dict[str, dict[str, Any]] = {}
     tasks: dict[str, set[str]] = {}
     members: dict[str, dict[str, str]] = {}
+    rules: dict[str, dict[str, str]] = {}
     for chunk in _chunks(wanted):
         for row in conn.execute(
             sa.select(customers).where(
@@ -82,6 +86,7 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
                 side_effects.c.kind,
                 side_effects.c.key,
                 side_effects.c.campaign,
+                side_effects.c.rule,
             ).where(
                 side_effects.c.stream == stream,
                 side_effects.c.customer_id.in_(chunk),
@@ -90,6 +95,8 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
         ):
             if row.kind == "task":
                 tasks.setdefault(row.customer_id, set()).add(row.key)
+                if row.rule:
+                    rules.setdefault(row.customer_id, {})[row.key] = row.rule
             else:
                 members.setdefault(row.customer_id, {})[row.campaign] = row.key
     return {
@@ -104,6 +111,7 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
             pending=row["pending"],
             tasks=frozenset(tasks.get(cid, ())),
             memberships=members.get(cid, {}),
+            task_rules=rules.get(cid, {}),
         )
         for cid, row in rows.items()
     }
@@ -139,7 +147,8 @@ def save_states(conn: sa.Connection, stream: str, rows: list[dict[str, Any]]) ->
 
 
 def save_side_effects(conn: sa.Connection, stream: str, rows: list[dict[str, Any]]) -> None:
-    """Upsert made tasks/memberships: rows of kind, key, customer_id, campaign, active, run_id."""
+    """Upsert made tasks/memberships: rows of kind, key, customer_id, campaign, rule, active,
+    run_id (a closed task is its row with ``active`` false)."""
     now = now_text()
     _upsert(
         conn,

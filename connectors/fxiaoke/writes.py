@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from connectors.contract import (
     FieldUpdate,
     MembershipChange,
+    TaskClose,
     TaskUpsert,
     WriteKind,
     WritePlan,
@@ -79,6 +80,7 @@ class PlanWriter:
             *self._parallel(plan.field_updates, self._update_fields),
             *self._tasks(plan.tasks),
             *self._memberships(plan.memberships),
+            *self._close_tasks(plan.task_closes),
         ]
 
     # --- field updates --------------------------------------------------------------
@@ -197,20 +199,46 @@ class PlanWriter:
                 )
             if found is None:
                 return ok("membership", key)
-            # 作废 (invalidate): FXiaoke's removal; a hard delete needs a second call.
-            return self._write(
-                "membership",
-                key,
-                lambda: self._client.call(
-                    data_path(obj, "invalid"),
-                    {"dataObjectApiName": obj, "object_data_id": found[ID]},
-                    record_id=key,
-                ),
-            )
+            return self._invalidate("membership", obj, key, str(found[ID]))
 
         return self._once_per_key(items, lambda i: i.dedupe_key, change)
 
+    # --- task closures --------------------------------------------------------------
+
+    def _close_tasks(self, items: Sequence[TaskClose]) -> list[WriteResult]:
+        """Withdraw crmtier's follow-ups: the follow-up object is a custom object with no
+        standard status, so a withdrawn task is invalidated (作废), as a removed membership
+        is; its record stays, out of every list of live follow-ups. A key with no live
+        record is already withdrawn: nothing to do, no call."""
+        if not items:
+            return []
+        obj = self._cfg.followup_object
+        existing = self._existing(
+            obj, self._cfg.followup_fields.external_key, [i.dedupe_key for i in items]
+        )
+
+        def close(item: TaskClose) -> WriteResult:
+            found = existing.get(item.dedupe_key)
+            if found is None:
+                return ok("task_close", item.dedupe_key)
+            return self._invalidate("task_close", obj, item.dedupe_key, str(found[ID]))
+
+        return self._once_per_key(items, lambda i: i.dedupe_key, close)
+
     # --- shared ---------------------------------------------------------------------
+
+    def _invalidate(self, kind: WriteKind, obj: str, key: str, record_id: str) -> WriteResult:
+        """作废 (invalidate, ``/cgi/crm/v2/data/invalid``): FXiaoke's removal of a record
+        (life_status becomes "invalid"); a hard delete needs a second call."""
+        return self._write(
+            kind,
+            key,
+            lambda: self._client.call(
+                data_path(obj, "invalid"),
+                {"dataObjectApiName": obj, "object_data_id": record_id},
+                record_id=key,
+            ),
+        )
 
     def _existing(
         self, obj: str, key_field: str, keys: Sequence[str], *, read: Sequence[str] = ()

@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -30,6 +30,7 @@ from connectors.contract import (
     MembershipChange,
     Page,
     SchemaCheck,
+    TaskClose,
     TaskUpsert,
     WritePlan,
     WriteResult,
@@ -54,6 +55,8 @@ BULK_JOB_RECORDS = 10_000
 #: The API returns ``SystemModstamp`` with whole seconds (``...T09:31:02.000+0000``).
 SYSTEM_MODSTAMP_RESOLUTION = timedelta(seconds=1)
 _PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
+#: The standard Task Status value that closes a task (see ``_close_tasks``).
+TASK_CLOSED = "Completed"
 
 
 def build(
@@ -191,6 +194,8 @@ class SalesforceConnector:
             results += self._write_tasks(plan.tasks)
         if plan.memberships:
             results += self._write_memberships(plan.memberships)
+        if plan.task_closes:
+            results += self._close_tasks(plan.task_closes)
         return results
 
     def _crm_fields(self, update: FieldUpdate) -> dict[str, Any]:
@@ -248,18 +253,46 @@ class SalesforceConnector:
         return out
 
     def _write_tasks(self, tasks: Sequence[TaskUpsert]) -> list[WriteResult]:
+        return self._upsert_tasks(
+            "task", [(t.task.dedupe_key, self._task_record(t)) for t in tasks]
+        )
+
+    def _close_tasks(self, closes: Sequence[TaskClose]) -> list[WriteResult]:
+        """Set crmtier's tasks to the standard closed Status ``Completed`` (the Task
+        object's Status picklist: Not Started, In Progress, Completed, Waiting on someone
+        else, Deferred; "Completed" is the value whose TaskStatus.IsClosed is true in a
+        standard org: Salesforce Object Reference, "Task" and "TaskStatus"), upserted by
+        crmtier's external id in collections of 200. Nothing else changes: the subject,
+        owner and notes stay as the relationship manager left them."""
+        key_field = self.settings.external_id_field
+        return self._upsert_tasks(
+            "task_close",
+            [
+                (
+                    c.dedupe_key,
+                    {
+                        "attributes": {"type": "Task"},
+                        key_field: c.dedupe_key,
+                        "Status": TASK_CLOSED,
+                    },
+                )
+                for c in closes
+            ],
+        )
+
+    def _upsert_tasks(
+        self, kind: Literal["task", "task_close"], records: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[WriteResult]:
         key_field = self.settings.external_id_field
         results: list[WriteResult] = []
-        for chunk in _chunks(tasks):
-            records = [self._task_record(t) for t in chunk]
+        for chunk in _chunks(records):
             saved = self.client.collection(
                 "PATCH",
                 f"composite/sobjects/Task/{key_field}",
-                {"allOrNone": False, "records": records},
+                {"allOrNone": False, "records": [record for _, record in chunk]},
             )
             results += [
-                _result("task", t.task.dedupe_key, r, "Task")
-                for t, r in zip(chunk, saved, strict=True)
+                _result(kind, key, r, "Task") for (key, _), r in zip(chunk, saved, strict=True)
             ]
         return results
 

@@ -31,6 +31,7 @@ class SandboxTask:
     subject: str
     due: str | None
     owner: str | None
+    open: bool = True  # False once closed in the CRM (a withdrawn FXiaoke task is not listed)
 
 
 @dataclass(frozen=True)

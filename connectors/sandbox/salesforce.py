@@ -64,6 +64,7 @@ from connectors.sandbox.salesforce_org import (
 )
 from connectors.sandbox.salesforce_outbound import OutboundMessenger, Target
 from connectors.sandbox.salesforce_schema import (
+    CLOSED_TASK_STATUSES,
     EXTERNAL_KEY_FIELD,
     INTEGRATION_USER_ID,
     ORG_ID,
@@ -332,6 +333,7 @@ class SalesforceSandbox(SandboxLifecycle):
         return out
 
     def tasks(self) -> list[SandboxTask]:
+        """Every Task crmtier wrote; ``open`` is False for a closed Status."""
         return [
             SandboxTask(
                 external_id=str(data.get(EXTERNAL_KEY_FIELD)),
@@ -339,6 +341,7 @@ class SalesforceSandbox(SandboxLifecycle):
                 subject=str(data.get("Subject")),
                 due=data.get("ActivityDate"),
                 owner=data.get("OwnerId"),
+                open=data.get("Status") not in CLOSED_TASK_STATUSES,
             )
             for _, _, data in self.store.scan("Task")
         ]

@@ -154,6 +154,11 @@ class FieldSpec:
         return None
 
 
+#: Task Status values whose TaskStatus.IsClosed is true in a standard org (Salesforce
+#: Object Reference, "TaskStatus").
+CLOSED_TASK_STATUSES = frozenset({"Completed"})
+
+
 def _is_date(text: str) -> bool:
     try:
         date.fromisoformat(text)

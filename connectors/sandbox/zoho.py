@@ -290,6 +290,7 @@ class ZohoSandbox(SandboxLifecycle):
                     subject=str(data.get("Subject", "")),
                     due=data.get("Due_Date"),
                     owner=owner.get("id"),
+                    open=data.get("Status") != "Completed",
                 )
             )
         return out

@@ -37,6 +37,7 @@ from connectors.contract import (
     MembershipChange,
     Page,
     SchemaCheck,
+    WriteKind,
     WritePlan,
     WriteResult,
 )
@@ -49,6 +50,7 @@ from connectors.zoho.mapping import (
     NUMERIC,
     OUTPUT_VALUES,
     FieldInfo,
+    close_row,
     missing_values,
     read_fields,
     record_from_row,
@@ -178,6 +180,7 @@ class ZohoConnector:
         updates = self._update_rows(plan)  # validates everything before any write call
         tasks = self._task_rows(plan)
         memberships = self._membership_groups(plan)
+        closes = self._close_rows(plan)
         results: list[WriteResult] = []
         trigger = list(self.config.workflow_triggers)
         batch = self.config.write_batch
@@ -192,16 +195,29 @@ class ZohoConnector:
             _result("field_update", key, answers.get(i, unchanged), self.module)
             for i, (key, _) in enumerate(updates)
         ]
-        for start in range(0, len(tasks), batch):
-            task_chunk = tasks[start : start + batch]
+        results += self._upsert_tasks("task", tasks, trigger)
+        results += self._apply_memberships(plan.memberships, memberships)
+        results += self._upsert_tasks("task_close", closes, trigger)
+        return results
+
+    def _upsert_tasks(
+        self,
+        kind: Literal["task", "task_close"],
+        rows: Sequence[tuple[str, dict[str, Any]]],
+        trigger: Sequence[str],
+    ) -> list[WriteResult]:
+        """Tasks rows upserted by crmtier's key field, up to a write batch per call."""
+        results: list[WriteResult] = []
+        batch = self.config.write_batch
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
             outcomes = self.client.upsert(
-                TASK_MODULE, [row for _, row in task_chunk], [self.config.task_key_field], trigger
+                TASK_MODULE, [row for _, row in chunk], [self.config.task_key_field], trigger
             )
             results += [
-                _result("task", key, o, TASK_MODULE)
-                for (key, _), o in zip(task_chunk, outcomes, strict=True)
+                _result(kind, key, o, TASK_MODULE)
+                for (key, _), o in zip(chunk, outcomes, strict=True)
             ]
-        results += self._apply_memberships(plan.memberships, memberships)
         return results
 
     def _update_rows(self, plan: WritePlan) -> list[tuple[str, dict[str, Any]]]:
@@ -230,15 +246,25 @@ class ZohoConnector:
             rows.append((update.customer_id, row))
         return rows
 
-    def _task_rows(self, plan: WritePlan) -> list[tuple[str, dict[str, Any]]]:
-        if not plan.tasks:
-            return []
+    def _task_key_field(self) -> str:
         key_field = self.config.task_key_field
         if key_field not in self.schema(TASK_MODULE):
             raise ConfigError(
                 f"crm.task_key_field: Zoho Tasks has no field {key_field!r}; create a unique "
                 "single-line field for crmtier's task keys (see crmtier doctor)"
             )
+        return key_field
+
+    def _close_rows(self, plan: WritePlan) -> list[tuple[str, dict[str, Any]]]:
+        if not plan.task_closes:
+            return []
+        key_field = self._task_key_field()
+        return [(c.dedupe_key, close_row(c, key_field=key_field)) for c in plan.task_closes]
+
+    def _task_rows(self, plan: WritePlan) -> list[tuple[str, dict[str, Any]]]:
+        if not plan.tasks:
+            return []
+        key_field = self._task_key_field()
         rows = []
         for upsert in plan.tasks:
             task = upsert.task
@@ -527,12 +553,7 @@ def _needs_renewal(existing: ChannelInfo, desired: ChannelInfo, now: datetime) -
     return not hmac.compare_digest((existing.token or "").encode(), (desired.token or "").encode())
 
 
-def _result(
-    kind: Literal["field_update", "task", "membership"],
-    key: str,
-    outcome: RowResult,
-    module: str,
-) -> WriteResult:
+def _result(kind: WriteKind, key: str, outcome: RowResult, module: str) -> WriteResult:
     if outcome.ok:
         return WriteResult(kind, key, True)
     return WriteResult(

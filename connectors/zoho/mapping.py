@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, get_args
 
-from connectors.contract import CrmRecord, TaskUpsert
+from connectors.contract import CrmRecord, TaskClose, TaskUpsert
 from connectors.errors import ConfigError
 from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
 from tiering_core import models
@@ -34,6 +34,10 @@ OUTPUT_VALUES: dict[str, tuple[str, ...]] = {
     "status": get_args(models.Status),
 }
 TASK_PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
+#: The closed value of the Tasks module's standard Status picklist (Not Started, Deferred,
+#: In Progress, Completed, Waiting for input: Zoho CRM Help, "Tasks", and the
+#: ``/settings/fields?module=Tasks`` metadata of the Fields Metadata API).
+TASK_CLOSED = "Completed"
 MODSTAMP_FIELD = "Modified_Time"
 OWNER_FIELD = "Owner"
 NUMERIC = ("double", "currency", "integer", "decimal", "percent", "bigint")
@@ -161,6 +165,12 @@ def task_row(
     if owner_id:
         row["Owner"] = {"id": owner_id}
     return row
+
+
+def close_row(close: TaskClose, *, key_field: str) -> dict[str, Any]:
+    """A Tasks row that closes crmtier's task with this key: the Status alone, so the
+    subject, owner and notes the relationship manager sees stay as they were."""
+    return {key_field: close.dedupe_key, "Status": TASK_CLOSED}
 
 
 def missing_values(field: FieldInfo, wanted: Sequence[str]) -> list[str]:

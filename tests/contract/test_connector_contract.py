@@ -14,6 +14,7 @@ from connectors.contract import (
     Cursor,
     FieldUpdate,
     MembershipChange,
+    TaskClose,
     TaskUpsert,
     WritePlan,
 )
@@ -117,6 +118,23 @@ def test_tasks_are_idempotent_on_rerun(setup):
     tasks = sandbox.tasks()
     assert sorted(t.external_id for t in tasks) == sorted(f"rm_call:{i}:2027Q1" for i in ids)
     assert {t.customer_id for t in tasks} == set(ids)
+
+
+def test_a_task_crmtier_made_can_be_closed_once_and_again(setup):
+    """Closing one of crmtier's tasks by its key closes that task alone, in one write
+    batch; closing it again is fine and leaves it closed."""
+    sandbox, connector = setup
+    ids = [r.profile.id for r in read_all(connector)[:2]]
+    keys = [f"corporate_banking:{i}:2027Q1" for i in ids]
+    made = WritePlan(tasks=tuple(_task(i, k) for i, k in zip(ids, keys, strict=True)))
+    assert all(r.ok for r in connector.apply(made))
+    close = WritePlan(task_closes=(TaskClose(ids[0], keys[0], "corporate_banking"),))
+    for _ in range(2):
+        results = connector.apply(close)
+        assert [(r.kind, r.key, r.ok) for r in results] == [("task_close", keys[0], True)]
+    open_keys = {t.external_id for t in sandbox.tasks() if t.open}
+    assert keys[0] not in open_keys
+    assert keys[1] in open_keys
 
 
 def test_memberships_are_idempotent_and_removable(setup):

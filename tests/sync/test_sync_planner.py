@@ -223,16 +223,21 @@ def test_the_engine_is_asked_only_for_the_kinds_the_plan_can_use(
         assert plan_customer(only_asked, current, known, wb) == full
 
 
+def _detractor(kind: str, sanctions_hit: bool) -> CustomerProfile:
+    """A 7,000,000 depositor with a relationship manager and a detractor score."""
+    return CustomerProfile.model_validate({
+        "id": "C1", "kind": kind, "owner_id": "RM1",
+        "assets": {"deposits": 7_000_000, "investments": 0, "insurance": 0},
+        "ops": {"kyc_expired": False},
+        "aml": {"sanctions_hit": sanctions_hit, "pep": False},
+        "feedback": {"nps": 3},
+    })
+
+
 def test_a_sanctions_hit_withdraws_every_membership_in_the_same_plan() -> None:
     """Issue 16: the run that sees a sanctions hit plans the same-day compliance task and
     removes every campaign membership crmtier made, marketing or not."""
-    profile = CustomerProfile.model_validate({
-        "id": "C1", "kind": "individual", "owner_id": "RM1",
-        "assets": {"deposits": 7_000_000, "investments": 0, "insurance": 0},
-        "ops": {"kyc_expired": False},
-        "aml": {"sanctions_hit": True, "pep": False},
-        "feedback": {"nps": 3},
-    })
+    profile = _detractor("individual", sanctions_hit=True)
     as_of = date(2026, 11, 28)
     assessment = cast(AssessmentData, assess(profile, load_policy(), as_of).model_dump())
     known = Known(memberships={"vip_events": "C1:vip_events", "wealth_seminar": SEMINAR_KEY})
@@ -242,3 +247,64 @@ def test_a_sanctions_hit_withdraws_every_membership_in_the_same_plan() -> None:
         ("vip_events", False), ("wealth_seminar", False)}
     assert [(t.rule, t.due, t.priority, t.queue) for t in plan.tasks] == [
         ("sanctions_review", as_of, "high", "compliance")]
+
+
+#: Open tasks crmtier made in earlier runs, one per rule: dedupe key -> rule.
+MADE = {
+    f"C1:{rule}:old": rule
+    for rule in (
+        "upgrade_call", "dedicated_advisor", "corporate_banking", "investment_advisory",
+        "service_recovery", "complaint", "credit_limit_review", "data_remediation",
+        "edd_review", "sanctions_review",
+    )
+}
+SALES = ["corporate_banking", "dedicated_advisor", "investment_advisory", "service_recovery",
+         "upgrade_call"]
+
+
+def _assessed(sanctions_hit: bool, aml_risk: str | None = None) -> AssessmentData:
+    """A corporate with a detractor score, assessed by the default policy (or, with
+    ``aml_risk``, the same assessment rated at that level by a policy of the bank's)."""
+    profile = _detractor("corporate", sanctions_hit)
+    data = assess(profile, load_policy(), date(2026, 11, 28)).model_dump()
+    if aml_risk is not None:
+        data["aml_risk"] = aml_risk
+    return cast(AssessmentData, data)
+
+
+@pytest.mark.parametrize(
+    ("assessment", "known", "tasks_written", "closed"),
+    [
+        # a sanctions hit withdraws the open sales tasks of earlier runs, nothing else
+        (_assessed(True), MADE, True, SALES),
+        # ... whatever level a waiver rates it
+        (_assessed(True, aml_risk="high"), MADE, True, SALES),
+        # a prohibited rating without a hit withdraws them too
+        (_assessed(False, aml_risk="prohibited"), MADE, True, SALES),
+        # an unrestricted customer keeps every task
+        (_assessed(False), MADE, True, []),
+        # a high (not prohibited) AML level blocks new sales tasks but withdraws none
+        (_assessed(False, aml_risk="high"), MADE, True, []),
+        # a task whose rule the store does not know (made before it kept rules) stays
+        (_assessed(True), {}, True, []),
+        # tasks not written back: nothing to close
+        (_assessed(True), MADE, False, []),
+    ],
+    ids=["sanctioned", "waived-level", "prohibited", "clear", "aml-high", "rule-unknown",
+         "tasks-off"],
+)
+def test_a_restricted_customer_s_open_sales_tasks_are_closed(
+    assessment: AssessmentData, known: dict[str, str], tasks_written: bool, closed: list[str]
+) -> None:
+    """Issue 16 item 2: the run that sees a sanctions hit (or a prohibited rating) closes
+    every open sales task crmtier made for the customer in an earlier run, and only those:
+    compliance, complaint, credit and data-remediation work stays open."""
+    shipped = load_default_mapping("salesforce").writeback
+    wb = shipped if tasks_written else WritebackConfig(
+        fields=shipped.fields, queues=shipped.queues, campaigns=shipped.campaigns, tasks=False
+    )
+    state = Known(tasks=frozenset(MADE), task_rules=known)
+    plan = plan_customer(assessment, {}, state, wb)
+    assert sorted(c.rule for c in plan.closures) == closed
+    assert all(c.dedupe_key == f"C1:{c.rule}:old" for c in plan.closures)
+    assert plan.closures == plan_customer(assessment, {}, state, wb).closures  # deterministic

@@ -70,3 +70,19 @@ def test_totals_count_each_wanted_item_once(
     as_json = totals.as_json()
     assert sum(n for names in as_json.values() for by in names.values() for n in by.values()) \
         == sum(expected.values())
+
+
+def test_a_withdrawn_sales_task_counts_as_closed_under_its_rule() -> None:
+    """A prohibited customer's open sales task crmtier made earlier counts as "closed" for
+    its rule; its other tasks (here not a sales rule) are not counted at all."""
+    assessment = _assessment(tier("private"))
+    assessment["aml_risk"] = "prohibited"
+    sales = "C1:corporate_banking:2026Q1"
+    known = Known(
+        tasks=frozenset({sales, TASK.dedupe_key}),
+        task_rules={sales: "corporate_banking", TASK.dedupe_key: TASK.rule},
+    )
+    totals = PlanTotals()
+    totals.add(assessment, plan_customer(assessment, {}, known, WB_OFF), WB_OFF)
+    assert {k: n for k, n in totals.counts.items() if n} == {
+        ("field", "value_tier", "created"): 1, ("task", "corporate_banking", "closed"): 1}

@@ -58,6 +58,38 @@ def test_a_version_1_store_is_upgraded_in_place(store: StateStore) -> None:
     assert (run.id, run.min_calls) == ("r1", None)  # an older run: minimum unknown
 
 
+def test_a_version_5_store_learns_the_rule_of_each_task_it_made(store: StateStore) -> None:
+    """Version 6 adds ``side_effects.rule`` and fills it from the audit trail's task rows,
+    so sales tasks made before the upgrade can still be withdrawn on a sanctions hit."""
+    keys = store.audit_keys
+    with store.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE side_effects DROP COLUMN rule"))
+        conn.execute(schema.schema_version.update().values(version=5))
+        for kind, key in (("task", "k-sales"), ("task", "k-unaudited"), ("membership", "m1")):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO side_effects (stream, kind, key, customer_id, active, "
+                    "updated_at) VALUES ('s', :kind, :key, 'C1', :active, 'x')"
+                ),
+                {"kind": kind, "key": key, "active": True},
+            )
+        audit.append(
+            conn,
+            [
+                AuditEntry("s", "cust_x", "task", None, {"rule": "corporate_banking",
+                           "key": "k-sales"}, [], "p", "h", "sync", "t", "r1"),
+                AuditEntry("s", "cust_x", "campaign", None, {"campaign": "vip", "key": "m1"},
+                           [], "p", "h", "sync", "t", "r1"),
+            ],
+            keys,
+        )
+    assert store.migrate("sync", schema.SYNC_MIGRATIONS) == schema.SYNC_MIGRATIONS[-1].version
+    with store.begin() as conn:
+        effects = schema.side_effects
+        rules = {k: r for k, r in conn.execute(sa.select(effects.c.key, effects.c.rule)).all()}
+    assert rules == {"k-sales": "corporate_banking", "k-unaudited": None, "m1": None}
+
+
 def test_another_component_brings_its_own_tables(store: StateStore) -> None:
     extra = sa.Table("inbox_probe", schema.metadata, sa.Column("id", sa.Integer, primary_key=True))
     try:

@@ -1,0 +1,348 @@
+"""A candidate policy against the active one over the whole book, writing nothing.
+
+Two stages, so a book of a million customers fits in a minute on one core:
+
+1. **Every customer, vectorised.** Each chunk of stored customers is laid out as columns
+   and evaluated under both policies (``tiering_core.engine.evaluate``, the batch core).
+   The migration matrices and the multi-step moves come from these arrays alone.
+2. **Only the customers the change touches, through the sync's own code.** A customer
+   whose evaluation is identical under both policies (every level, score, reason with its
+   threshold and weight, and data-quality finding), when the two policies also act alike
+   (same strategy, service levels and AML review periods), gets the same actions from
+   either policy and so the same plan: it adds nothing to the change's cost. So does one
+   assessed on the simulated day (a customer assessed on another day is decided: its review
+   dates and grace periods may move under either policy). The rest are
+   decided under both policies (``decide_batch``) and planned with the sync's planner
+   (``sync.planner.plan_customer``) against the CRM values and the tasks and memberships
+   the store knows, and counted with the dry run's totals (``sync.preview.PlanTotals``) and
+   the connector's minimum-call arithmetic. The numbers are the ones a sync would produce.
+
+One thing differs for every customer whenever the policy changes: its version. When the
+write-back maps ``policy_version``, a customer decided alike still gets that one field
+rewritten; it is counted as such (a field update each) without deciding it again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from connectors.contract import Capabilities
+from connectors.mapping import WritebackConfig
+from sync.inputs import StoredCustomer, columns_of
+from sync.planner import CustomerPlan, Known, action_kinds, plan_customer, same_value
+from sync.preview import PlanTotals
+from tiering_core.collector import collector_paused
+from tiering_core.engine import Evaluation, decide_batch, evaluate
+from tiering_core.policy import Policy
+from tiering_core.rules.base import (
+    AML_LEVELS,
+    NEEDS_TIERS,
+    RISK_LEVELS,
+    VALUE_TIERS,
+    ReasonColumn,
+)
+
+#: dimension -> (Evaluation attribute, vocabulary, ordered levels a "step" is counted on)
+LADDERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "value": ("value_tier", VALUE_TIERS, ("private", "wealth", "affluent", "mass")),
+    "needs": ("needs_tier", NEEDS_TIERS, ("professional", "advanced", "basic")),
+    "credit": ("credit_risk", RISK_LEVELS, ("low", "medium", "high")),
+    "aml": ("aml_risk", AML_LEVELS, ("low", "medium", "high", "prohibited")),
+    "ops": ("ops_risk", RISK_LEVELS, ("low", "medium", "high")),
+}
+#: dimensions shown only to whoever may see AML ratings (``sync.disclosure``)
+RESTRICTED_DIMENSIONS = frozenset({"aml"})
+SERVICE_LEVEL = "service_level"
+#: how many CRM ids of multi-step movers a result keeps per dimension (the count is exact)
+MOVERS_KEPT = 1000
+
+
+@dataclass
+class Matrix:
+    """Customers by (active level, candidate level) of one dimension."""
+
+    levels: tuple[str, ...]
+    cells: npt.NDArray[np.int64]
+
+    @classmethod
+    def empty(cls, levels: tuple[str, ...]) -> Matrix:
+        return cls(levels, np.zeros((len(levels), len(levels)), dtype=np.int64))
+
+    def add(self, old: npt.NDArray[Any], new: npt.NDArray[Any]) -> None:
+        k = len(self.levels)
+        flat = old.astype(np.int64) * k + new.astype(np.int64)
+        self.cells += np.bincount(flat, minlength=k * k).reshape(k, k)
+
+    @property
+    def moved(self) -> int:
+        return int(self.cells.sum() - np.trace(self.cells))
+
+    def as_json(self) -> dict[str, Any]:
+        """Rows: active level; columns: candidate level; empty levels left out."""
+        used = [i for i in range(len(self.levels)) if self.cells[i].any() or self.cells[:, i].any()]
+        return {
+            "levels": [self.levels[i] for i in used],
+            "counts": [[int(self.cells[i, j]) for j in used] for i in used],
+            "moved": self.moved,
+        }
+
+
+@dataclass
+class PlanSide:
+    """One policy's plans for the customers the change touches: totals and call count."""
+
+    totals: PlanTotals = field(default_factory=PlanTotals)
+    items: Counter[str] = field(default_factory=Counter)
+    groups: dict[str, set[tuple[str, bool]]] = field(default_factory=dict)
+    customers: int = 0  # with anything to write
+
+    def add(
+        self,
+        assessment: Any,
+        plan: CustomerPlan,
+        writeback: WritebackConfig,
+        caps: Capabilities,
+    ) -> None:
+        self.totals.add(assessment, plan, writeback)
+        self._count(plan, caps)
+
+    def add_version_only(self) -> None:
+        """A customer decided alike whose only write is the new policy version."""
+        self.totals.counts["field", "policy_version", "created"] += 1
+        self.items["field_update"] += 1
+        self.customers += 1
+
+    def _count(self, plan: CustomerPlan, caps: Capabilities) -> None:
+        if not plan:
+            return
+        self.customers += 1
+        if plan.fields:
+            self.items["field_update"] += 1
+        self.items["task"] += len(plan.tasks)
+        self.items["task_close"] += len(plan.closures)
+        for change in plan.memberships:
+            self.items["membership"] += 1
+            if "membership" in caps.per_customer_kinds:
+                key = (plan.customer_id, change.member)
+                self.groups.setdefault("membership", set()).add(key)
+
+    def calls(self, caps: Capabilities) -> dict[str, int]:
+        groups = {kind: len(keys) for kind, keys in self.groups.items()}
+        calls = caps.minimum_calls(0, {k: n for k, n in self.items.items() if n}, groups)
+        calls.pop("read", None)
+        return calls
+
+
+@dataclass
+class Simulation:
+    """Everything ``crmtier simulate`` reports (restricted parts included; callers hide)."""
+
+    active_version: str
+    candidate_version: str
+    as_of: date
+    customers: int = 0
+    decided: int = 0  # customers the change touches, decided under both policies
+    matrices: dict[str, Matrix] = field(default_factory=dict)
+    movers: dict[str, list[str]] = field(default_factory=dict)  # CRM ids, > 1 step
+    mover_counts: Counter[str] = field(default_factory=Counter)
+    active: PlanSide = field(default_factory=PlanSide)
+    candidate: PlanSide = field(default_factory=PlanSide)
+    reads: dict[str, int] = field(default_factory=dict)  # read calls, --from-crm only
+
+
+def acts_alike(a: Policy, b: Policy) -> bool:
+    """Whether two policies turn the same evaluation into the same actions (all but the
+    version): same strategy, service levels and AML review periods."""
+
+    def acting(p: Policy) -> Any:
+        return (
+            p.strategy.model_dump(mode="json"),
+            p.service_levels.model_dump(mode="json"),
+            p.aml.review_months.model_dump(mode="json"),
+            p.aml.new_customer.model_dump(mode="json"),
+        )
+
+    return bool(acting(a) == acting(b))
+
+
+def lays_out_alike(a: Policy, b: Policy) -> bool:
+    """Whether two policies lay customers out as the same columns: the parts of a policy
+    ``tiering_core.columns.Record.from_profile`` reads (exchange rates, the advanced
+    products, the call-for-action countries)."""
+
+    def layout(p: Policy) -> Any:
+        return (p.currency, p.fx, p.needs.advanced_products, p.aml.countries.call_for_action)
+
+    return bool(layout(a) == layout(b))
+
+
+class Simulator:
+    """Feeds chunks of stored customers through both policies; ``result`` holds the sums."""
+
+    def __init__(
+        self,
+        active: Policy,
+        candidate: Policy,
+        as_of: date,
+        writeback: WritebackConfig,
+        caps: Capabilities,
+        known: Any,
+    ) -> None:
+        """``known(ids)`` returns the tasks and memberships crmtier made, by customer id
+        (``Known``), for the few customers planned."""
+        self.policies = (active, candidate)
+        self.as_of = as_of
+        self.writeback = writeback
+        self.caps = caps
+        self.known = known
+        self.kinds = action_kinds(writeback)
+        self.alike = acts_alike(active, candidate)
+        self.same_layout = lays_out_alike(active, candidate)
+        self.version_field = (
+            active.version != candidate.version and "policy_version" in writeback.fields
+        )
+        self.result = Simulation(active.version, candidate.version, as_of)
+        for name, (_, vocabulary, _) in LADDERS.items():
+            self.result.matrices[name] = Matrix.empty(vocabulary)
+        levels = sorted(
+            {*active.service_levels.model_dump().values(),
+             *candidate.service_levels.model_dump().values()}
+        )
+        self.result.matrices[SERVICE_LEVEL] = Matrix.empty(tuple(levels))
+
+    def add(self, chunk: list[StoredCustomer]) -> None:
+        if not chunk:
+            return
+        active, candidate = self.policies
+        # Straight from the stored JSON, unvalidated: see sync.inputs.columns_of.
+        cols = columns_of(chunk, active)
+        ev_a = evaluate(cols, active, self.as_of)
+        if not self.same_layout:
+            cols = columns_of(chunk, candidate)
+        ev_c = evaluate(cols, candidate, self.as_of)
+        ids = [c.customer_id for c in chunk]
+        day = self.as_of.isoformat()
+        self.result.customers += len(chunk)
+        self._migrations(ev_a, ev_c, ids)
+        touched = np.ones(len(chunk), dtype=bool) if not self.alike else differs(ev_a, ev_c)
+        # Assessed on another day: review dates, grace periods and task periods may move
+        # under either policy, so the two plans must be made, not assumed alike.
+        touched |= np.array([c.as_of != day for c in chunk], dtype=bool)
+        rows = np.flatnonzero(touched).tolist()
+        self._plan([chunk[i] for i in rows])
+        if self.version_field:
+            for i in np.flatnonzero(~touched).tolist():
+                current = chunk[i].crm_value("policy_version")
+                if not same_value(candidate.version, current):
+                    self.result.candidate.add_version_only()
+
+    def _migrations(self, ev_a: Evaluation, ev_c: Evaluation, ids: list[str]) -> None:
+        r = self.result
+        for name, (attr, vocabulary, ladder) in LADDERS.items():
+            old, new = getattr(ev_a, attr), getattr(ev_c, attr)
+            r.matrices[name].add(old, new)
+            rank = np.array([ladder.index(v) if v in ladder else -1 for v in vocabulary])
+            ro, rn = rank[old], rank[new]
+            jump = (ro >= 0) & (rn >= 0) & (np.abs(ro - rn) > 1)
+            hits = np.flatnonzero(jump).tolist()
+            r.mover_counts[name] += len(hits)
+            kept = r.movers.setdefault(name, [])
+            kept += [ids[i] for i in hits[: max(0, MOVERS_KEPT - len(kept))]]
+        sl = r.matrices[SERVICE_LEVEL]
+        r.matrices[SERVICE_LEVEL].add(
+            _service_levels(ev_a, self.policies[0], sl.levels),
+            _service_levels(ev_c, self.policies[1], sl.levels),
+        )
+
+    def _plan(self, chunk: list[StoredCustomer]) -> None:
+        if not chunk:
+            return
+        profiles = [c.assessed() for c in chunk]
+        self.result.decided += len(chunk)
+        known: Mapping[str, Known] = self.known([c.customer_id for c in chunk])
+        sides = (self.result.active, self.result.candidate)
+        for policy, side in zip(self.policies, sides, strict=True):
+            decisions = decide_batch(profiles, policy, self.as_of, kinds=self.kinds)
+            for stored, assessment in zip(chunk, decisions, strict=True):
+                plan = plan_customer(
+                    assessment,
+                    stored.crm_values(),
+                    known.get(stored.customer_id, Known()),
+                    self.writeback,
+                )
+                side.add(assessment, plan, self.writeback, self.caps)
+
+
+def _service_levels(ev: Evaluation, policy: Policy, levels: tuple[str, ...]) -> Any:
+    """Each customer's service level as an index into ``levels`` (as the engine assigns
+    it: by value tier, the prohibited level over any tier)."""
+    sl = policy.service_levels
+    by_tier = np.array([levels.index(getattr(sl, t)) for t in VALUE_TIERS])
+    codes = by_tier[ev.value_tier]
+    prohibited = ev.aml_risk == AML_LEVELS.index("prohibited")
+    return np.where(prohibited, levels.index(sl.prohibited), codes)
+
+
+_DECIDED = (
+    "value_tier", "needs_tier", "credit_risk", "aml_risk", "ops_risk", "status",
+    "upgraded_from", "value_score", "below_floor_since", "open_complaints", "detractor",
+)
+
+
+def differs(a: Evaluation, b: Evaluation) -> npt.NDArray[np.bool_]:
+    """Rows whose evaluation is not identical under the two policies: any decided value,
+    any reason (where it applies, its value, threshold and weight) or data-quality
+    finding. Reason and issue columns are compared by position; when the two lists do
+    not line up code for code, every row counts as different (decided, never missed)."""
+    out = np.zeros(a.n, dtype=bool)
+    for name in _DECIDED:
+        out |= ~_same(getattr(a, name), getattr(b, name), a.n)
+    if [r.code for r in a.reasons] != [r.code for r in b.reasons] or [
+        (i.code, i.path) for i in a.issues
+    ] != [(i.code, i.path) for i in b.issues]:
+        return np.ones(a.n, dtype=bool)
+    for ra, rb in zip(a.reasons, b.reasons, strict=True):
+        out |= _reason_differs(ra, rb, a.n)
+    for ia, ib in zip(a.issues, b.issues, strict=True):
+        out |= ~_same(ia.mask, ib.mask, a.n)
+    return out
+
+
+def _reason_differs(a: ReasonColumn, b: ReasonColumn, n: int) -> npt.NDArray[np.bool_]:
+    fired_a, fired_b = np.broadcast_to(a.mask, n), np.broadcast_to(b.mask, n)
+    out = fired_a != fired_b
+    both = fired_a & fired_b
+    if a.labels != b.labels or a.profile_path != b.profile_path:
+        return out | both
+    for x, y in ((a.value, b.value), (a.threshold, b.threshold), (a.weight, b.weight)):
+        out |= both & ~_same(x, y, n)
+    return out
+
+
+def _same(x: Any, y: Any, n: int) -> npt.NDArray[np.bool_]:
+    """Row-wise equality of two columns or scalars, NaN equal to NaN."""
+    if x is None or y is None or isinstance(x, str) or isinstance(y, str):
+        return np.full(n, x == y, dtype=bool)
+    xa, ya = np.broadcast_to(np.asarray(x), n), np.broadcast_to(np.asarray(y), n)
+    equal = xa == ya
+    if xa.dtype.kind == "f" and ya.dtype.kind == "f":
+        equal |= np.isnan(xa) & np.isnan(ya)
+    return np.asarray(equal, dtype=bool)
+
+
+def simulate(chunks: Iterable[list[StoredCustomer]], simulator: Simulator) -> Simulation:
+    """Feed every chunk through ``simulator``. The cyclic garbage collector is paused for
+    the run: a chunk's objects (rows, dicts, decisions) are acyclic and freed by reference
+    counting when the next chunk replaces them, and the collector's scans of them cost
+    about a fifth of the run (bench/simulate.py)."""
+    with collector_paused():
+        for chunk in chunks:
+            simulator.add(chunk)
+    return simulator.result

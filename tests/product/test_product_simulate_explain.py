@@ -1,0 +1,210 @@
+"""``crmtier simulate`` and ``crmtier explain`` end to end: a sandbox CRM, a real sync, then
+each command through the real CLI.
+
+The simulation's figures are held to what a sync would actually do: after simulating a
+candidate policy, the same candidate is made the active policy and ``sync --dry-run
+--full`` plans the next run; its task, campaign and field totals must be exactly the
+simulation's. Nothing is written by either command (the CRM's API usage shows no write).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from product_crms import needs
+
+from connectors.sandbox.base import Sandbox, open_sandbox
+from crmtier.cli import cli
+from sync.store import StateStore
+
+AS_OF = "2026-12-06"
+#: lowers every floor, the private one twentyfold: affluent customers move up two steps,
+#: tasks and campaigns follow
+CANDIDATE = """
+name = "candidate"
+[value.tiers.private]
+aum_floor = 300_000
+[value.tiers.wealth]
+aum_floor = 150_000
+[value.tiers.affluent]
+aum_floor = 60_000
+"""
+
+
+def run(*args: str) -> Any:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result
+
+
+@pytest.fixture
+def synced(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Sandbox, Path]]:
+    """A sandbox of ``request.param`` seeded with 80 customers and synced once."""
+    sandbox = open_sandbox(request.param, data_dir=tmp_path / request.param)
+    sandbox.seed(80)
+    sandbox.start()
+    try:
+        text, env = sandbox.crmtier_config()
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        config = tmp_path / "crmtier.toml"
+        config.write_text(text, encoding="utf-8")
+        result = run("sync", "--config", str(config), "--as-of", AS_OF, "--quiet")
+        assert result.exit_code == 0, result.output
+        yield sandbox, config
+    finally:
+        sandbox.stop()
+
+
+def _with_policy(config: Path, policy: Path) -> Path:
+    text = config.read_text(encoding="utf-8").replace('[policy]\nfile = ""\n', "")
+    out = config.with_name("candidate-crmtier.toml")
+    out.write_text(f'{text}\n[policy]\nfile = "{policy}"\n', encoding="utf-8")
+    return out
+
+
+def _created(totals: dict[str, dict[str, dict[str, int]]], group: str) -> dict[str, list[int]]:
+    return {
+        name: [n["created"], n["closed"]]
+        for name, n in totals[group].items()
+        if n["created"] or n["closed"]
+    }
+
+
+def _simulated(data: dict[str, Any], group: str) -> dict[str, list[int]]:
+    return {
+        name: [n["candidate_created"], n["candidate_closed"]]
+        for name, n in data[group].items()
+        if n["candidate_created"] or n["candidate_closed"]
+    }
+
+
+CRMS = [pytest.param("salesforce", marks=needs["salesforce"]),
+        pytest.param("zoho", marks=needs["zoho"])]
+
+
+@pytest.mark.parametrize("synced", CRMS, indirect=True)
+def test_simulate_matches_the_sync_it_predicts(
+    synced: tuple[Sandbox, Path], tmp_path: Path
+) -> None:
+    _, config = synced
+    policy = tmp_path / "candidate.toml"
+    policy.write_text(CANDIDATE, encoding="utf-8")
+    out_json, out_html = tmp_path / "sim.json", tmp_path / "sim.html"
+    writes_before = _writes(config)
+
+    result = run("simulate", "--config", str(config), "--policy", str(policy),
+                 "--as-of", AS_OF, "--output-json", str(out_json),
+                 "--output-html", str(out_html))
+    assert result.exit_code == 0, result.output
+    data = json.loads(out_json.read_text(encoding="utf-8"))
+
+    # the active policy plans nothing on a book it just synced; the candidate moves people
+    assert data["customers"] == 80
+    assert data["api_calls"]["active"] == {}
+    assert data["migration"]["value"]["moved"] > 0
+    assert "aml" not in data["migration"] and "aml" not in data["movers_over_one_step"]
+    value = data["migration"]["value"]
+    cells = dict(zip(value["levels"], value["counts"], strict=True))
+    multi = sum(
+        n for row, counts in cells.items() for col, n in zip(value["levels"], counts,
+                                                              strict=True)
+        if {row, col} <= {"private", "wealth", "affluent", "mass"}
+        and abs(["private", "wealth", "affluent", "mass"].index(row)
+                - ["private", "wealth", "affluent", "mass"].index(col)) > 1
+    )
+    assert data["movers_over_one_step"]["value"]["count"] == multi > 0
+    assert len(data["movers_over_one_step"]["value"]["crm_ids"]) == multi
+    html = out_html.read_text(encoding="utf-8")
+    assert 'data-table="simulate-value"' in html and "<script" not in html
+    assert _writes(config) == writes_before  # simulate wrote nothing
+
+    # the sync under the candidate plans exactly what the simulation said
+    dry = run("sync", "--config", str(_with_policy(config, policy)), "--dry-run", "--full",
+              "--as-of", AS_OF, "--json")
+    assert dry.exit_code == 0, dry.output
+    totals = json.loads(dry.output.strip().splitlines()[-1])["totals"]
+    for group, sim_group in (("task", "tasks"), ("campaign", "campaigns"), ("field", "fields")):
+        expected = {
+            k: v for k, v in _created(totals, group).items()
+            if k not in ("aml_risk", "edd_required", "edd_review")
+        }
+        assert _simulated(data, sim_group) == expected, group
+
+    restricted = run("simulate", "--config", str(config), "--policy", str(policy),
+                     "--as-of", AS_OF, "--show-restricted", "--output-json", str(out_json))
+    assert restricted.exit_code == 0, restricted.output
+    assert "aml" in json.loads(out_json.read_text(encoding="utf-8"))["migration"]
+
+
+def _writes(config: Path) -> int:
+    """Audit rows in the store: every CRM write crmtier makes is audited."""
+    import tomllib
+
+    url = tomllib.loads(config.read_text(encoding="utf-8"))["state"]["url"]
+    store = StateStore.open(url)
+    try:
+        with store.begin() as conn:
+            return int(conn.exec_driver_sql("select count(*) from audit").scalar() or 0)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("synced", CRMS[:1], indirect=True)
+def test_explain_by_id_and_pseudonym(synced: tuple[Sandbox, Path]) -> None:
+    _, config = synced
+    result = run("explain", "--config", str(config), "--json", "001000000000004AAA")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["customer"]["crm_id"] == "001000000000004AAA"
+    assert data["tiers"]["aml_risk"] == "(restricted)"
+    assert all(r["dimension"] != "aml" for r in data["rules"])
+    assert all(not i["input"].startswith("aml.") for i in data["inputs"])
+    assert data["policy_version"].startswith("default@")
+    # every input mapped from a CRM field names it; every fired rule names its policy key
+    mapped = [i for i in data["inputs"] if i["input"].startswith("assets.")]
+    assert mapped and all(i["crm_field"] for i in mapped)
+    assert all(r["policy_key"] for r in data["rules"])
+    # the committed tiers are what explain decides again
+    assert "note" not in data
+    assert {t["rule"] for t in data["tasks"]} >= {"complaint", "upgrade_call"}
+    assert "edd_review" not in {t["rule"] for t in data["tasks"]}
+
+    by_pseudonym = run("explain", "--config", str(config), "--json", "--lang", "zh",
+                       data["customer"]["pseudonym"])
+    assert by_pseudonym.exit_code == 0, by_pseudonym.output
+    zh = json.loads(by_pseudonym.output)
+    assert zh["customer"] == data["customer"]
+    assert [r["code"] for r in zh["rules"]] == [r["code"] for r in data["rules"]]
+    assert any("\u4e00" <= ch <= "\u9fff" for r in zh["rules"] for ch in r["text"])
+
+    shown = json.loads(run("explain", "--config", str(config), "--json", "--show-restricted",
+                           "001000000000004AAA").output)
+    assert shown["tiers"]["aml_risk"] != "(restricted)"
+    assert any(i["input"].startswith("aml.") for i in shown["inputs"])
+
+    unknown = run("explain", "--config", str(config), "no-such-customer")
+    assert unknown.exit_code == 1
+    assert "no-such-customer: no assessed inputs stored" in unknown.output
+
+
+def test_help() -> None:
+    for name in ("simulate", "explain"):
+        result = run(name, "--help")
+        assert result.exit_code == 0 and "--config" in result.output
+
+
+@pytest.mark.parametrize("args", [
+    ("simulate", "--policy", "missing-policy.toml"),
+    ("explain", "001000000000004AAA"),
+])
+def test_bad_configuration_exits_2_with_one_line(tmp_path: Path, args: tuple[str, ...]) -> None:
+    result = run(args[0], "--config", str(tmp_path / "absent.toml"), *args[1:])
+    assert result.exit_code == 2
+    assert "absent.toml" in result.output and len(result.output.strip().splitlines()) == 1

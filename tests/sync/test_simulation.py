@@ -1,0 +1,223 @@
+"""``sync.simulation``: the vectorised shortcut gives exactly the brute-force figures.
+
+The simulator decides and plans only the customers whose evaluation differs between the two
+policies. Held here against the brute force (every customer decided under both policies
+and planned by the sync's planner), on a synthetic book synced under the active policy,
+for candidates that change thresholds, change what the strategy does, or change nothing
+but the name (a version-only rewrite)."""
+
+from __future__ import annotations
+
+import tempfile
+import textwrap
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from connectors.contract import Capabilities
+from connectors.mapping import load_default_mapping
+from connectors.sandbox.generator import generate
+from sync.inputs import StoredCustomer, columns_of, profile_text
+from sync.planner import Known, action_kinds, plan_customer, tiers_of
+from sync.simulation import PlanSide, Simulator, differs
+from sync.state import CustomerState
+from tiering_core.columns import Columns
+from tiering_core.engine import decide_batch, evaluate
+from tiering_core.models import CustomerProfile
+from tiering_core.policy import Policy, load_policy
+
+DAY = date(2026, 12, 6)
+WRITEBACK = load_default_mapping("salesforce").writeback
+CAPS = Capabilities(crm="test", page_size=2000, max_write_batch=200)
+
+
+def policy(extra: str = "") -> Policy:
+    """The default policy with ``extra`` merged over it, as an admin's file is."""
+    if not extra:
+        return load_policy()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "policy.toml"
+        path.write_text(textwrap.dedent(extra), encoding="utf-8")
+        return load_policy(path)
+
+
+def synced_book(active: Policy, n: int = 400) -> list[StoredCustomer]:
+    """A book as a sync under ``active`` on DAY leaves it: the CRM shows what was written."""
+    profiles = [
+        CustomerProfile.model_validate({"id": c.id, **c.profile})
+        for c in generate(n, seed=11, dirty_share=0)
+    ]
+    decisions = decide_batch(profiles, active, DAY)
+    book = []
+    for profile, decision in zip(profiles, decisions, strict=True):
+        plan = plan_customer(decision, {}, Known(), WRITEBACK)
+        below = decision["below_floor_since"]
+        state = CustomerState(
+            profile.id, f"p-{profile.id}", tiers=tiers_of(decision), fields=None,
+            assessed_at=DAY.isoformat(),
+            below_floor_since=below.isoformat() if below else None,
+        )
+        current = {k: v.isoformat() if isinstance(v, date) else v
+                   for k, v in plan.fields.items()}
+        book.append(StoredCustomer(profile.id, state.pseudonym, profile_text(profile),
+                                   current, DAY.isoformat(), state))
+    return book
+
+
+def known_of(book: list[StoredCustomer], active: Policy) -> dict[str, Known]:
+    """Tasks and memberships the sync made for the book."""
+    profiles = [b.profile for b in book]
+    out = {}
+    for b, decision in zip(book, decide_batch(profiles, active, DAY), strict=True):
+        plan = plan_customer(decision, {}, Known(), WRITEBACK)
+        out[b.customer_id] = Known(
+            tasks=frozenset(t.dedupe_key for t in plan.tasks),
+            memberships={m.campaign: m.dedupe_key for m in plan.memberships if m.member},
+        )
+    return out
+
+
+def brute_force(book: list[StoredCustomer], active: Policy, candidate: Policy,
+                known: dict[str, Known], day: date = DAY) -> tuple[PlanSide, PlanSide]:
+    profiles = [b.assessed() for b in book]
+    sides = (PlanSide(), PlanSide())
+    for p, side in zip((active, candidate), sides, strict=True):
+        for b, d in zip(book, decide_batch(profiles, p, day, kinds=action_kinds(WRITEBACK)),
+                        strict=True):
+            side.add(d, plan_customer(d, b.crm_values(), known[b.customer_id], WRITEBACK),
+                     WRITEBACK, CAPS)
+    return sides
+
+
+def _changes(side: PlanSide) -> dict[Any, int]:
+    return {k: n for k, n in side.totals.counts.items() if k[2] != "unchanged" and n}
+
+
+CANDIDATES = {
+    "thresholds": """
+        [value.tiers.private]
+        aum_floor = 300_000
+        [value.tiers.wealth]
+        aum_floor = 150_000
+        [value.tiers.affluent]
+        aum_floor = 60_000
+        [ops]
+        failed_medium_from = 1
+    """,
+    "strategy": """
+        [strategy.tasks.upgrade_call]
+        enabled = false
+        [strategy]
+        reasons_top = 2
+    """,
+    "renamed": 'name = "renamed"',
+}
+
+
+@pytest.mark.parametrize("name", sorted(CANDIDATES))
+def test_shortcut_equals_brute_force(name: str) -> None:
+    active = policy()
+    candidate = policy(CANDIDATES[name])
+    book = synced_book(active)
+    known = known_of(book, active)
+    simulator = Simulator(active, candidate, DAY, WRITEBACK, CAPS,
+                          lambda ids: {i: known[i] for i in ids})
+    for start in range(0, len(book), 150):
+        simulator.add(book[start : start + 150])
+    sim = simulator.result
+    brute_active, brute_candidate = brute_force(book, active, candidate, known)
+
+    assert _changes(brute_active) == {}  # the book is in sync with the active policy
+    assert _changes(sim.active) == {}
+    assert _changes(sim.candidate) == _changes(brute_candidate)
+    assert sim.candidate.calls(CAPS) == brute_candidate.calls(CAPS)
+    assert sim.customers == len(book)
+    if name == "renamed":
+        assert sim.decided == 0  # nothing decided again: a version-only rewrite each
+        assert _changes(sim.candidate) == {("field", "policy_version", "created"): len(book)}
+
+
+def test_a_book_assessed_on_another_day_is_planned_in_full() -> None:
+    """Half a year on, review dates and task periods move under either policy: the
+    simulation's figures are still the brute force's, for both policies."""
+    active, candidate = policy(), policy(CANDIDATES["renamed"])
+    later = date(2027, 6, 30)
+    book = synced_book(active, 200)
+    known = known_of(book, active)
+    simulator = Simulator(active, candidate, later, WRITEBACK, CAPS,
+                          lambda ids: {i: known[i] for i in ids})
+    simulator.add(book)
+    brute_active, brute_candidate = brute_force(book, active, candidate, known, later)
+    assert _changes(brute_active)  # the active policy itself has work to do then
+    assert _changes(simulator.result.active) == _changes(brute_active)
+    assert _changes(simulator.result.candidate) == _changes(brute_candidate)
+
+
+def test_matrices_and_movers_count_every_customer() -> None:
+    active, candidate = policy(), policy(CANDIDATES["thresholds"])
+    book = synced_book(active, 300)
+    known = known_of(book, active)
+    simulator = Simulator(active, candidate, DAY, WRITEBACK, CAPS,
+                          lambda ids: {i: known[i] for i in ids})
+    simulator.add(book)
+    sim = simulator.result
+    for matrix in sim.matrices.values():
+        assert int(matrix.cells.sum()) == len(book)
+    # movers: the CRM ids whose value tier moves two or more steps, by brute force
+    profiles = [b.assessed() for b in book]
+    ladder = ["private", "wealth", "affluent", "mass"]
+    old = decide_batch(profiles, active, DAY)
+    new = decide_batch(profiles, candidate, DAY)
+    expected = [
+        b.customer_id for b, o, n in zip(book, old, new, strict=True)
+        if o["value_tier"] in ladder and n["value_tier"] in ladder
+        and abs(ladder.index(o["value_tier"]) - ladder.index(n["value_tier"])) > 1
+    ]
+    assert expected and sim.movers["value"] == expected
+    assert sim.mover_counts["value"] == len(expected)
+
+
+def test_same_policy_differs_nowhere() -> None:
+    active = policy()
+    profiles = [CustomerProfile.model_validate({"id": c.id, **c.profile})
+                for c in generate(200, seed=3, dirty_share=0.0)]
+    cols = Columns.from_profiles(profiles, active)
+    a, b = evaluate(cols, active, DAY), evaluate(cols, policy('name = "x"'), DAY)
+    assert not differs(a, b).any()
+    moved = evaluate(cols, policy(CANDIDATES["thresholds"]), DAY)
+    assert differs(a, moved).any()
+    assert np.array_equal(differs(a, moved), differs(moved, a))
+
+
+def test_stored_json_lays_out_as_the_validated_profiles() -> None:
+    """``columns_of`` (the stored JSON, unvalidated) gives the very columns the validated
+    profiles give, with the committed state as ``previous`` (the generator's dirty but
+    readable records included, as a sync stores them; a policy with exchange rates)."""
+    active = policy("[fx]\nUSD = 7.1\n")
+    stored = []
+    for i, c in enumerate(generate(400, seed=5)):
+        try:
+            profile = CustomerProfile.model_validate({"id": c.id, **c.profile})
+        except ValueError:
+            continue  # unreadable: a sync never assesses, so never stores, it
+        tiers = [None, {"value_tier": "wealth"}, {"value_tier": "unrated"}][i % 3]
+        below = "2026-05-01" if i % 4 == 0 else None
+        state = CustomerState(c.id, "p", tiers=tiers, assessed_at="2026-06-01",
+                              below_floor_since=below)
+        stored.append(StoredCustomer(c.id, "p", profile_text(profile), {}, "2026-06-01", state))
+    fast = columns_of(stored, active)
+    models = Columns.from_profiles([s.assessed() for s in stored], active)
+    assert fast.n == models.n > 300
+    for name, value in vars(models).items():
+        other = vars(fast)[name]
+        if isinstance(value, dict):
+            assert value.keys() == other.keys(), name
+            assert all(np.array_equal(value[k], other[k]) for k in value), name
+        elif isinstance(value, np.ndarray):
+            assert value.dtype == other.dtype and value.shape == other.shape, name
+            assert np.array_equal(value, other, equal_nan=True), name
+        else:
+            assert value == other, name

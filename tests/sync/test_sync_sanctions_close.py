@@ -1,0 +1,107 @@
+"""Issue 16 item 2 end to end: a sanctions hit withdraws, in the run that sees it, the open
+sales tasks crmtier made in earlier runs; the run after writes nothing.
+
+``crmtier sync`` as a subprocess against each CRM's sandbox over HTTPS: run 1 makes a sales
+task, the customer is then sanctioned in the CRM, run 2 closes that task and creates the
+same-day sanctions review, run 3 writes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from sync import schema
+from sync.planner import SALES_TASK_RULES
+from sync.store import StateStore
+from tests.sync.conftest import Harness, available_crms, start_sandbox
+
+CUSTOMERS = 60
+AS_OF = datetime.now(UTC).date().isoformat()
+
+
+@pytest.fixture(params=available_crms())
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+    sandbox = start_sandbox(request.param, tmp_path / "sandbox", CUSTOMERS)
+    request.addfinalizer(sandbox.stop)
+    return Harness(sandbox, tmp_path / "sandbox")
+
+
+def _made_tasks(harness: Harness) -> list[tuple[str, str, str, bool]]:
+    """(customer, rule, key, active) of every task in the store."""
+    store = StateStore.open(harness.state_url())
+    try:
+        with store.begin() as conn:
+            t = schema.side_effects
+            rows = conn.execute(
+                sa.select(t.c.customer_id, t.c.rule, t.c.key, t.c.active).where(t.c.kind == "task")
+            ).all()
+    finally:
+        store.close()
+    return [(r.customer_id, r.rule, r.key, bool(r.active)) for r in rows]
+
+
+def _closed_audit_rows(harness: Harness) -> list[dict[str, object]]:
+    store = StateStore.open(harness.state_url())
+    try:
+        with store.begin() as conn:
+            a = schema.audit
+            return [
+                dict(new)
+                for new in conn.execute(
+                    sa.select(a.c.new).where(a.c.event == "task_closed")
+                ).scalars()
+            ]
+    finally:
+        store.close()
+
+
+def test_a_sanctions_hit_closes_earlier_sales_tasks_once(harness: Harness) -> None:
+    sb = harness.sandbox
+    first = harness.run("--as-of", AS_OF)
+    assert first.returncode == 0, (first.report, first.stderr[-2000:])
+    sales = [(c, r, k) for c, r, k, active in _made_tasks(harness) if r in SALES_TASK_RULES]
+    assert sales and all(active for *_, active in _made_tasks(harness))
+    other = {c for c, r, _, _ in _made_tasks(harness) if r not in SALES_TASK_RULES}
+    # one whose other work (complaint, credit, data) must stay open, when there is one
+    cid = min((c for c, _, _ in sales), key=lambda c: (c not in other, c))
+    withdrawn = {k: r for c, r, k in sales if c == cid}
+    kept = {k for c, _, k, _ in _made_tasks(harness) if c == cid} - set(withdrawn)
+    assert {t.external_id for t in sb.tasks() if t.open} >= set(withdrawn)
+
+    sb.edit_customer(cid, {"aml.sanctions_hit": True})
+    dry = harness.run("--dry-run", "--as-of", AS_OF)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert dry.report is not None
+    for rule in set(withdrawn.values()):
+        closing = sum(1 for r in withdrawn.values() if r == rule)
+        assert dry.report["totals"]["task"][rule]["closed"] == closing, dry.report["totals"]
+    calls = sb.write_calls()
+
+    second = harness.run("--as-of", AS_OF)
+    assert second.returncode == 0, (second.report, second.stderr[-2000:])
+    assert second.report is not None
+    assert second.report["counts"]["writes"]["task_close"] == len(withdrawn)
+    open_keys = {t.external_id for t in sb.tasks() if t.open}
+    assert not open_keys & set(withdrawn)  # closed in the CRM
+    assert kept <= open_keys  # compliance, complaint, credit, data work stays open
+    made = {(c, r, k): active for c, r, k, active in _made_tasks(harness)}
+    assert [k for (c, r, k), active in made.items() if c == cid and r == "sanctions_review"]
+    assert all(not made[cid, r, k] for k, r in withdrawn.items())
+    assert sorted((row["rule"], row["key"]) for row in _closed_audit_rows(harness)) == sorted(
+        (r, k) for k, r in withdrawn.items()
+    )  # one audit row per closure
+    # every write of the run, closures included, in at most one call per item
+    assert 1 <= sb.write_calls() - calls <= sum(second.report["counts"]["writes"].values())
+
+    after = sb.write_calls()
+    third = harness.run("--as-of", AS_OF)
+    assert third.returncode == 0, (third.report, third.stderr[-2000:])
+    assert third.report is not None
+    assert sb.write_calls() == after  # nothing is closed twice
+    assert third.report["counts"]["written"] == 0
+    assert len(_closed_audit_rows(harness)) == len(withdrawn)
+    assert harness.audit_verify().returncode == 0
