@@ -44,7 +44,7 @@ from connectors.errors import (
     TransientError,
 )
 from connectors.mapping import WritebackConfig
-from sync import bookmarks, outbox, runs
+from sync import bookmarks, outbox, runs, taskbudget
 from sync.audit import AuditEntry, AuditEvent, Trigger, append
 from sync.bookmarks import Bookmark
 from sync.errortext import error_text
@@ -64,7 +64,8 @@ from sync.readahead import read_ahead
 from sync.runs import RunCounts, RunStatus
 from sync.state import CustomerState, load_states, save_side_effects, save_states
 from sync.store import StateStore
-from tiering_core.models import AssessmentData, CustomerProfile
+from sync.taskbudget import Budget, TaskLimit
+from tiering_core.models import AssessmentData, CustomerProfile, TaskAction
 from tiering_core.privacy import pseudonym
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,9 @@ class RunOptions:
     limit: int | None = None
     actor: str = "crmtier-sync"
     as_of: date | None = None  # the assessment date (default: today, UTC)
+    # Stage a first sync: write tier fields only; the stream's next run re-reads every
+    # customer (as --full) and makes the tasks and memberships.
+    only_fields: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,8 +176,10 @@ class SyncEngine:
         settings: SyncSettings | None = None,
         on_progress: Callable[[RunCounts, int], None] | None = None,
         policy_version: str | None = None,
+        task_limits: Mapping[str, TaskLimit] | None = None,
     ) -> None:
         self.store = store
+        self.task_limits = dict(task_limits or {})  # by task rule; none: unbounded
         self.audit_keys = store.audit_keys  # loaded now: never inside a run's transaction
         self.policy_version = policy_version
         self.connector = connector
@@ -188,6 +194,11 @@ class SyncEngine:
     @property
     def lock_name(self) -> str:
         return f"sync:{self.stream}"
+
+    @property
+    def staged_key(self) -> str:
+        """Meta key set by a fields-only run: the next run makes tasks and memberships."""
+        return f"staged_fields:{self.stream}"
 
     def run(self, options: RunOptions | None = None) -> RunReport:
         """One scheduled (or manual, or backfill) run over the change stream."""
@@ -273,6 +284,15 @@ class _Run:
         self.submitted: Counter[str] = Counter()  # items first sent, by kind
         self.submitted_groups: dict[str, set[tuple[str, bool]]] = {}  # per-customer kinds
         self.stop: _Stop | None = None
+        # tasks beyond budgets wait (sync.taskbudget); customers revisited for them
+        self.budget = Budget(engine.task_limits) if engine.task_limits else None
+        self.revisit: set[str] = set()
+        self.follows_staged = False  # this run makes what a fields-only run left out
+        self.writeback = engine.writeback
+        if options.only_fields:
+            self.writeback = engine.writeback.model_copy(
+                update={"tasks": False, "campaign_memberships": False}
+            )
         self.bookmark: Bookmark | None = None
         self.writes_from: datetime | None = None  # see _holding_writes
         self.usage_start = dict(engine.connector.api_usage().calls)
@@ -297,6 +317,7 @@ class _Run:
             )
             self.bookmark = bookmarks.load(conn, self.e.stream)
             self.dead_letter_customers = set(outbox.open_dead_letter_customers(conn, self.e.stream))
+            waiting = self._load_task_budget(conn, read_stream)
         log.info(
             "run started",
             extra={"run_id": self.run_id, "stream": self.e.stream, "trigger": self.options.trigger},
@@ -310,6 +331,7 @@ class _Run:
             if read_stream:
                 if not self.options.dry_run:
                     self._retry_dead_letters()
+                self._revisit_waiting(waiting)
                 self._read_stream()
             else:
                 self._process(list(records), advance=None)
@@ -343,6 +365,7 @@ class _Run:
         ):
             status = "failed"
             error = "read 0 records after an interrupted run; the bookmark record must be re-read"
+        self._settle_task_budget(status)
         report = self._report(status, error)
         report.config_error = config_error and status == "failed"
         with self.e.store.begin() as conn:
@@ -419,6 +442,87 @@ class _Run:
             if beyond or (remaining is not None and remaining <= 0):
                 break
 
+    # --- task volume: budgets, caps, waiting tasks (sync.taskbudget) ---------------------
+
+    def _load_task_budget(self, conn: sa.Connection, read_stream: bool) -> list[str]:
+        """At the start of a run: whether it follows a fields-only run (then it re-reads
+        every customer, to make the tasks and memberships that run left out), the owners'
+        open tasks, and the customers whose waiting tasks this run should revisit."""
+        if (
+            read_stream
+            and not self.options.only_fields
+            and self.e.store.meta_get(conn, self.e.staged_key) == "fields"
+        ):
+            self.follows_staged = True
+            self.options = replace(self.options, full=True)
+        if self.budget is None:
+            return []
+        as_of = date.fromisoformat(self._as_of())
+        self.budget.open = taskbudget.load_open(
+            conn, self.e.stream, as_of, prune=not self.options.dry_run
+        )
+        if not read_stream or not self.writeback.tasks:
+            return []
+        return taskbudget.to_revisit(conn, self.e.stream, self.e.task_limits)
+
+    def _revisit_waiting(self, ids: list[str]) -> None:
+        """Re-assess the customers whose tasks wait, most urgent first, before the stream:
+        waiting tasks come before new ones of the same rule. A customer the CRM no longer
+        returns stops waiting."""
+        ids = [cid for cid in ids if cid not in self.dead_letter_customers]
+        self.revisit.update(ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), max(1, self.caps.page_size)):
+            records = self.e.connector.fetch(ids[start : start + self.caps.page_size])
+            found.update(r.profile.id for r in records)
+            if records:
+                self._process(records, advance=None)
+        gone = [cid for cid in ids if cid not in found]
+        if gone and not self.options.dry_run:
+            with self.e.store.begin() as conn:
+                taskbudget.record(conn, self.e.stream, self.run_id, gone, {}, {})
+
+    def _bounded(
+        self, plans: list[tuple[CrmRecord, AssessmentData, CustomerPlan]]
+    ) -> tuple[
+        list[tuple[CrmRecord, AssessmentData, CustomerPlan]],
+        tuple[list[str], dict[str, list[TaskAction]], dict[str, list[TaskAction]]] | None,
+    ]:
+        """The page's plans with only the tasks the budgets admit, and what the commit
+        records: (customers planned, bounded tasks admitted, tasks that wait)."""
+        if self.budget is None or not self.writeback.tasks:
+            return plans, None
+        admitted, waiting = taskbudget.split(
+            self.budget, [(r.profile.id, p.tasks) for r, _, p in plans if p.tasks]
+        )
+        out = [
+            (r, a, replace(p, tasks=tuple(admitted.get(r.profile.id, ()))) if p.tasks else p)
+            for r, a, p in plans
+        ]
+        limits = self.e.task_limits
+        bounded = {
+            cid: [t for t in tasks if t.rule in limits] for cid, tasks in admitted.items()
+        }
+        return out, ([r.profile.id for r, _, _ in plans], bounded, waiting)
+
+    def _settle_task_budget(self, status: RunStatus) -> None:
+        """At the end of a run: what waits now (the run record says so), and the staging
+        mark (set by a fields-only run, cleared by the run that follows it)."""
+        if self.budget is not None:
+            self.counts.tasks_deferred.update(self.budget.deferred)
+        if self.options.dry_run:
+            return
+        with self.e.store.begin() as conn:
+            if self.budget is not None:
+                self.counts.tasks_waiting = Counter(
+                    taskbudget.waiting_by_rule(conn, self.e.stream)
+                )
+            if status in ("succeeded", "completed_with_errors"):
+                if self.options.only_fields:
+                    self.e.store.meta_put(conn, self.e.staged_key, "fields")
+                elif self.follows_staged:
+                    self.e.store.meta_put(conn, self.e.staged_key, "")
+
     def _retry_dead_letters(self) -> None:
         ids = sorted(self.dead_letter_customers)
         for start in range(0, len(ids), max(1, self.caps.page_size)):
@@ -461,6 +565,7 @@ class _Run:
             (record, assessment, self._plan(record, assessment, states.get(record.profile.id)))
             for record, assessment in assessed
         ]
+        plans, page_tasks = self._bounded(plans)
         if self.options.dry_run:
             self._preview(plans, states)
             self._progress()
@@ -479,6 +584,8 @@ class _Run:
                 state = states.get(record.profile.id)
                 self._record_unchanged(record, assessment, state, state_rows, audit_rows)
             self._enqueue(conn, to_write, states, state_rows)
+            if page_tasks is not None:
+                taskbudget.record(conn, self.e.stream, self.run_id, *page_tasks)
             save_states(conn, self.e.stream, state_rows)
             save_inputs(conn, self.e.stream, [record for record, _, _ in plans], self._as_of())
             append(conn, audit_rows, self.e.audit_keys)
@@ -503,6 +610,7 @@ class _Run:
             or state is None
             or state.pending is not None
             or cid in self.decisions
+            or cid in self.revisit
             or state.input_hash != digest
             or state.assessed_at != self._as_of()
             or not all(
@@ -558,7 +666,7 @@ class _Run:
         in_doubt = self._memberships_in_doubt(record.profile.id)
         if in_doubt:
             known = replace(known, in_doubt=in_doubt)
-        return plan_customer(assessment, record.current, known, self.e.writeback)
+        return plan_customer(assessment, record.current, known, self.writeback)
 
     def _memberships_in_doubt(self, cid: str) -> dict[str, str]:
         """Campaign -> key of this customer's outstanding membership writes that may

@@ -36,6 +36,10 @@ class RunCounts:
     changes: Counter[str] = field(default_factory=Counter)  # "wealth -> private"
     writes: Counter[str] = field(default_factory=Counter)  # items written, by kind
     write_failures: Counter[str] = field(default_factory=Counter)
+    # tasks beyond their rule's budget or an owner's cap: deferred by this run, and all
+    # waiting for a later run when it ended (by rule; sync.taskbudget)
+    tasks_deferred: Counter[str] = field(default_factory=Counter)
+    tasks_waiting: Counter[str] = field(default_factory=Counter)
 
     def reconciles(self) -> bool:
         return self.read == (
@@ -57,6 +61,8 @@ class RunCounts:
             "changes": dict(self.changes),
             "writes": dict(self.writes),
             "write_failures": dict(self.write_failures),
+            "tasks_deferred": dict(self.tasks_deferred),
+            "tasks_waiting": dict(self.tasks_waiting),
         }
 
 

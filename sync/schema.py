@@ -188,6 +188,26 @@ audit = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
 )
 
+#: tasks beyond their rule's per-run budget or per-owner cap (``waiting``, revisited by the
+#: next run), and bounded tasks crmtier made (``made``, counted as open until due). No
+#: personal data: ids, rule, owner (a CRM user id), priority rank, due date.
+task_queue = sa.Table(
+    "task_queue",
+    metadata,
+    sa.Column("stream", sa.String(128), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),  # the task's dedupe key
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("owner_id", sa.String(64), nullable=True),
+    sa.Column("priority", sa.Integer, nullable=False),  # 0 high, 1 normal, 2 low
+    sa.Column("due", sa.String(10), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # waiting | made
+    sa.Column("run_id", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Index("task_queue_waiting", "stream", "status", "priority", "due"),
+    sa.Index("task_queue_by_customer", "stream", "customer_id"),
+)
+
 #: leases that keep two schedulers from syncing the same stream at once.
 locks = sa.Table(
     "locks",
@@ -348,6 +368,12 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         "the customer's open sales tasks (made in any earlier run) in the same run; filled "
         "from the audit trail for tasks made before",
         _task_rules,
+    ),
+    Migration(
+        7,
+        "task_queue: tasks waiting beyond their rule's per-run budget or per-owner cap, "
+        "and the bounded tasks made (open until due), so task volume stays bounded",
+        _create(task_queue),
     ),
 )
 

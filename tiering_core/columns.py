@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from tiering_core.iso3166 import ALPHA2
 from tiering_core.models import (
+    CORPORATE_TIER_ORDER,
     CUSTOMER_KINDS,
     LEVELS,
     LOAN_CLASSES,
@@ -51,6 +52,7 @@ NUMBERS: tuple[tuple[str, str | None, str], ...] = (
     ("credit_score", "credit", "score"),
     ("debt_to_income", "credit", "debt_to_income"),
     ("days_past_due", "credit", "days_past_due_max_12m"),
+    ("credit_line", "credit", "credit_line"),
     ("cash_volume_90d", "aml", "cash_volume_90d"),
     ("cross_border_count_90d", "aml", "cross_border_count_90d"),
     ("cross_border_volume_90d", "aml", "cross_border_volume_90d"),
@@ -72,6 +74,7 @@ FLAGS: tuple[tuple[str, str | None, str], ...] = (
     ("fraud_victim", "ops", "fraud_victim_flag"),
     ("kyc_expired", "ops", "kyc_expired"),
     ("qualified_investor", None, "qualified_investor"),
+    ("marketing_opt_out", "consent", "marketing_opt_out"),
 )
 
 #: Enumerated inputs and their vocabularies (the code is the index in the vocabulary).
@@ -79,14 +82,16 @@ ENUMS: tuple[tuple[str, str | None, str, tuple[str, ...]], ...] = (
     ("kind", None, "kind", CUSTOMER_KINDS),
     ("loan_class", "credit", "loan_class", LOAN_CLASSES),
     ("industry_risk", "aml", "industry_risk", LEVELS),
-    ("previous_value_tier", "previous", "value_tier", VALUE_TIER_ORDER),
+    # the codes of rules.base.VALUE_TIERS (unrated means none: see MEANS_MISSING)
+    ("previous_value_tier", "previous", "value_tier",
+     (*VALUE_TIER_ORDER, "unrated", *CORPORATE_TIER_ORDER)),
 )
 
 #: Values that mean "none" rather than an unknown value: an unrated previous tier is no tier.
 MEANS_MISSING: dict[str, tuple[str, ...]] = {"previous_value_tier": ("unrated",)}
 
 #: Input blocks whose absence the rules care about.
-BLOCKS = ("assets", "activity", "revenue_12m", "credit", "aml", "ops", "feedback")
+BLOCKS = ("assets", "activity", "revenue_12m", "credit", "aml", "ops", "feedback", "consent")
 
 #: Canonical dotted path of every column (what a DQ issue names).
 PATHS: dict[str, str] = {

@@ -41,7 +41,17 @@ from tiering_core.models import (
 )
 from tiering_core.policy import Policy
 from tiering_core.reasons import make_reason
-from tiering_core.rules import aml, credit, feedback, needs, ops, quality, strategy, value
+from tiering_core.rules import (
+    aml,
+    consent,
+    credit,
+    feedback,
+    needs,
+    ops,
+    quality,
+    strategy,
+    value,
+)
 from tiering_core.rules.base import (
     AML_LEVELS,
     NEEDS_TIERS,
@@ -76,6 +86,7 @@ class Evaluation:
     status: IntArray
     open_complaints: FloatArray
     detractor: BoolArray
+    marketing_opt_out: BoolArray
     reasons: list[ReasonColumn]
     issues: list[IssueColumn]
 
@@ -89,6 +100,7 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
     a = aml.rate(clean, policy)
     ops_risk, ops_reasons = ops.rate(clean, policy)
     fb = feedback.rate(clean, policy)
+    opted_out, consent_reasons = consent.rate(clean)
 
     some_unrated = (
         (credit_risk == UNRATED_RISK) | (a.level == UNRATED_AML) | (ops_risk == UNRATED_RISK)
@@ -114,8 +126,9 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
         status=status,
         open_complaints=np.where(gt(complaints, 0), complaints, 0.0),
         detractor=fb.detractor,
+        marketing_opt_out=opted_out,
         reasons=[*v.reasons, *needs_reasons, *credit_reasons, *a.reasons, *ops_reasons,
-                 *fb.reasons],
+                 *fb.reasons, *consent_reasons],
         issues=issues,
     )
 
@@ -173,6 +186,7 @@ def decide(
     aml_risk, _, aml_reasons = aml.rate_one(clean, policy)
     ops_risk, ops_reasons = ops.rate_one(clean, policy)
     _, detractor, feedback_reasons = feedback.rate_one(clean, policy)
+    opted_out, consent_reasons = consent.rate_one(clean)
     if v.tier == UNRATED_TIER:
         status = STATUSES.index("unrated")
     elif has_issue or UNRATED_RISK in (credit_risk, ops_risk) or aml_risk == UNRATED_AML:
@@ -182,10 +196,10 @@ def decide(
     complaints = clean.num("open_complaints")
     decided = _Decided(
         v.tier, v.score, needs_tier, credit_risk, aml_risk, ops_risk, status, v.upgraded_from,
-        complaints if complaints > 0 else 0.0, detractor, v.below_floor_since,
+        complaints if complaints > 0 else 0.0, detractor, v.below_floor_since, opted_out,
     )
     columns = (*v.reasons, *needs_reasons, *credit_reasons, *aml_reasons, *ops_reasons,
-               *feedback_reasons)
+               *feedback_reasons, *consent_reasons)
     reasons = _reasons_by_row([profile], columns)[0]
     issues = [_issue(profile, ic) for ic in issue_cols]
     return _decision(profile, decided, reasons, issues, policy, as_of, kinds)
@@ -236,7 +250,7 @@ def _decisions(
         ev.value_tier.tolist(), ev.value_score.tolist(), ev.needs_tier.tolist(),
         ev.credit_risk.tolist(), ev.aml_risk.tolist(), ev.ops_risk.tolist(),
         ev.status.tolist(), ev.upgraded_from.tolist(), ev.open_complaints.tolist(),
-        ev.detractor.tolist(), ev.below_floor_since.tolist(),
+        ev.detractor.tolist(), ev.below_floor_since.tolist(), ev.marketing_opt_out.tolist(),
         strict=True,
     )
     return [
@@ -260,6 +274,7 @@ class _Decided:
     open_complaints: float
     detractor: bool
     below_floor_since: float  # date ordinal; NaN: none
+    marketing_opt_out: bool
 
 
 def _decision(
@@ -293,6 +308,7 @@ def _decision(
         open_complaints=int(d.open_complaints),
         detractor=bool(d.detractor),
         dq_fields=tuple(sorted({issue["field"] for issue in issues})),
+        marketing_opt_out=bool(d.marketing_opt_out),
     )
     since = d.below_floor_since
     return {

@@ -27,7 +27,10 @@ CUSTOMER_KINDS = ("individual", "corporate")
 LOAN_CLASSES = ("normal", "special_mention", "substandard", "doubtful", "loss")  # 五级分类
 LEVELS = ("low", "medium", "high")
 
-ValueTier = Literal["private", "wealth", "affluent", "mass", "unrated"]
+ValueTier = Literal[
+    "private", "wealth", "affluent", "mass", "unrated",
+    "corporate_strategic", "corporate_key", "corporate_standard", "corporate_small",
+]
 NeedsTier = Literal["basic", "advanced", "professional"]
 RiskLevel = Literal["low", "medium", "high", "unrated"]
 AmlRisk = Literal["low", "medium", "high", "prohibited", "unrated"]
@@ -36,6 +39,10 @@ Priority = Literal["high", "normal", "low"]
 
 #: Value tiers from the top down; the order the rules and hysteresis rely on.
 VALUE_TIER_ORDER: tuple[str, ...] = ("private", "wealth", "affluent", "mass")
+#: Corporates' own ladder, top down (deposits, credit lines, revenue; never AUM alone).
+CORPORATE_TIER_ORDER: tuple[str, ...] = (
+    "corporate_strategic", "corporate_key", "corporate_standard", "corporate_small",
+)
 
 
 #: The longest text an input field may hold: CRM ids are 15-24 characters and codes
@@ -125,6 +132,7 @@ class Credit(_Input):
     debt_to_income: Number | None = None
     days_past_due_max_12m: Integer | None = None
     loan_class: str | None = None  # one of LOAN_CLASSES
+    credit_line: float | None = None  # approved credit limit (授信额度): corporate ladder
 
 
 class Aml(_Input):
@@ -152,6 +160,15 @@ class Feedback(_Input):
     nps: Integer | None = None  # the customer's own 0..10 answer (policy feedback.nps_min..max)
     open_complaints: Integer | None = None
     complaints_12m: Integer | None = None
+
+
+class Consent(_Input):
+    """What the customer has agreed to. ``marketing_opt_out`` true: the customer has refused
+    personalised marketing (PIPL Art. 24: automated information push and commercial
+    marketing must offer a convenient way to refuse), so no marketing campaign or marketing
+    task is made for them; service, risk and compliance work goes on."""
+
+    marketing_opt_out: bool | None = None
 
 
 class Previous(_Input):
@@ -182,6 +199,7 @@ class CustomerProfile(_Input):
     ops: Ops | None = None
     feedback: Feedback | None = None
     qualified_investor: bool | None = None
+    consent: Consent | None = None
     previous: Previous | None = None
 
 
@@ -205,7 +223,7 @@ class Reason(_Output):
     by weight are what is written to the CRM)."""
 
     code: str
-    dimension: Literal["value", "needs", "credit", "aml", "ops", "feedback", "dq"]
+    dimension: Literal["value", "needs", "credit", "aml", "ops", "feedback", "dq", "consent"]
     factor: str
     value: Any = None
     threshold: Any = None

@@ -28,11 +28,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tiering_core.models import LOAN_CLASSES, VALUE_TIER_ORDER
+from tiering_core.models import CORPORATE_TIER_ORDER, LOAN_CLASSES, VALUE_TIER_ORDER
 
 Level = Literal["low", "medium", "high"]
 AmlLevel = Literal["low", "medium", "high", "prohibited"]
-TierName = Literal["private", "wealth", "affluent", "mass"]
+TierName = Literal[
+    "private", "wealth", "affluent", "mass",
+    "corporate_strategic", "corporate_key", "corporate_standard", "corporate_small",
+]
 Period = Literal["month", "quarter", "half_year", "year"]
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -82,6 +85,22 @@ class Engagement(_Section):
     dormant_transactions_max: float = NonNeg
 
 
+class CorporateFloor(_Section):
+    """A corporate tier is reached when *any* of the three reaches its floor: what the
+    bank holds for the company (average balances), what it extends (approved credit
+    lines) and what it earns from it (12-month revenue)."""
+
+    balance_floor: float = Field(gt=0)
+    credit_line_floor: float = Field(gt=0)
+    revenue_floor: float = Field(gt=0)
+
+
+class CorporateLadder(_Section):
+    tiers: dict[
+        Literal["corporate_strategic", "corporate_key", "corporate_standard"], CorporateFloor
+    ]
+
+
 class ValuePolicy(_Section):
     buffer: float = Field(ge=0, lt=1)
     grace_days: int = NonNeg
@@ -90,6 +109,7 @@ class ValuePolicy(_Section):
     lift: Lift
     score: ValueScore
     engagement: Engagement
+    corporate: CorporateLadder
 
 
 class NeedsPolicy(_Section):
@@ -212,6 +232,10 @@ class ServiceLevels(_Section):
     mass: str = Field(min_length=1)
     unrated: str = Field(min_length=1)
     prohibited: str = Field(min_length=1)
+    corporate_strategic: str = Field(min_length=1)
+    corporate_key: str = Field(min_length=1)
+    corporate_standard: str = Field(min_length=1)
+    corporate_small: str = Field(min_length=1)
 
 
 class RiskOverrides(_Section):
@@ -233,6 +257,14 @@ class TaskRule(_Section):
     period: Period
     tiers: tuple[TierName, ...] = ()
     priority_tiers: tuple[TierName, ...] = ()
+    # A sales task: withheld from customers who refused personalised marketing (PIPL Art. 24)
+    marketing: bool = False
+    # Where the due date comes from (a regulation, or "bank policy"): shown in the task
+    deadline_source: str = ""
+    # Task volume (the sync layer enforces them): new tasks of this rule per run, and open
+    # tasks of it per relationship manager; None: unbounded. Beyond them, tasks wait.
+    budget_per_run: int | None = Field(default=None, ge=0)
+    open_per_owner: int | None = Field(default=None, ge=1)
 
 
 class Tasks(_Section):
@@ -469,6 +501,7 @@ def _consistency_problems(p: Policy) -> list[str]:
     for upper, lower in itertools.pairwise(ladder):
         if upper in tiers and lower in tiers and tiers[upper].aum_floor <= tiers[lower].aum_floor:
             out.append(f"value.tiers.{upper}.aum_floor: must be > value.tiers.{lower}.aum_floor")
+    out += _corporate_ladder_problems(p)
     if p.value.score.aum_weight + p.value.score.revenue_weight + p.value.score.activity_weight <= 0:
         out.append("value.score: the component weights must not all be 0")
     c = p.credit
@@ -520,6 +553,26 @@ def _consistency_problems(p: Policy) -> list[str]:
                 f"strategy.campaigns.{key}: campaign keys are customer-facing and must not"
                 " reveal a risk rating"
             )
+    return out
+
+
+def _corporate_ladder_problems(p: Policy) -> list[str]:
+    """Every corporate floor present, and each criterion's floors strictly decreasing."""
+    out: list[str] = []
+    tiers = {str(name): floor for name, floor in p.value.corporate.tiers.items()}
+    ladder = [t for t in CORPORATE_TIER_ORDER if t != "corporate_small"]
+    for tier in ladder:
+        if tier not in tiers:
+            out.append(f"value.corporate.tiers.{tier}: required")
+    for upper, lower in itertools.pairwise(ladder):
+        if upper not in tiers or lower not in tiers:
+            continue
+        for key in ("balance_floor", "credit_line_floor", "revenue_floor"):
+            if getattr(tiers[upper], key) <= getattr(tiers[lower], key):
+                out.append(
+                    f"value.corporate.tiers.{upper}.{key}: must be >"
+                    f" value.corporate.tiers.{lower}.{key}"
+                )
     return out
 
 

@@ -8,11 +8,11 @@ threshold) outrank contributing ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Dimension = Literal["value", "needs", "credit", "aml", "ops", "feedback", "dq"]
+Dimension = Literal["value", "needs", "credit", "aml", "ops", "feedback", "dq", "consent"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,26 @@ _SPECS = (
         "VAL_DOWNGRADE", "value", "below_floor_days", 0.60,
         "Below floor for {value} days (grace {threshold}): downgraded",
         "低于门槛 {value} 天（宽限 {threshold} 天），降级",
+    ),
+    _spec(
+        "VAL_CORP_BALANCE", "value", "aum", 0.70,
+        "Corporate balances {value} >= tier floor {threshold}",
+        "对公日均存款 {value} ≥ 本级门槛 {threshold}",
+    ),
+    _spec(
+        "VAL_CORP_CREDIT_LINE", "value", "credit.credit_line", 0.70,
+        "Corporate credit lines {value} >= tier floor {threshold}",
+        "对公授信额度 {value} ≥ 本级门槛 {threshold}",
+    ),
+    _spec(
+        "VAL_CORP_REVENUE", "value", "revenue_12m", 0.70,
+        "Corporate revenue {value} >= tier floor {threshold}",
+        "对公年贡献 {value} ≥ 本级门槛 {threshold}",
+    ),
+    _spec(
+        "VAL_CORP_SMALL", "value", "kind", 0.30,
+        "Corporate below every standard floor: small business",
+        "对公客户未达一般客户门槛：小微客户",
     ),
     _spec(
         "VAL_NO_AUM", "value", "aum", 0.90,
@@ -308,6 +328,12 @@ _SPECS = (
         "CSAT {value} <= {threshold}",
         "满意度 {value} ≤ {threshold}",
     ),
+    # consent
+    _spec(
+        "CONSENT_NO_MARKETING", "consent", "consent.marketing_opt_out", 0.10,
+        "Refused personalised marketing",
+        "已拒绝个性化营销",
+    ),
 )
 
 CATALOGUE: dict[str, ReasonSpec] = {spec.code: spec for spec in _SPECS}
@@ -384,11 +410,14 @@ def make_reason(
     }
 
 
-def top_reasons(reasons: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+def top_reasons(
+    reasons: Sequence[dict[str, Any]], n: int, *, include_aml: bool = False
+) -> list[dict[str, Any]]:
     """The ``n`` heaviest reasons, ties broken by code: the same input always gives the same
-    list. AML reasons are never among them: the CRM's reasons field is visible to sales staff
-    and the AML rating is confidential (PBOC 保密原则)."""
-    visible = [r for r in reasons if r["dimension"] != "aml"]
+    list. AML reasons are never among them (unless ``include_aml``: the EDD task for the
+    compliance queue): the CRM's reasons field is visible to sales staff and the AML rating
+    is confidential (PBOC 保密原则)."""
+    visible = [r for r in reasons if include_aml or r["dimension"] != "aml"]
     return sorted(visible, key=lambda r: (-r["weight"], r["code"]))[:n]
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, get_origin
+from typing import Any, get_args, get_origin
 
 from connectors.mapping import CANONICAL_TYPES, DefaultMapping
 from connectors.sandbox.generator import (
@@ -31,7 +31,7 @@ from connectors.sandbox.generator import (
     PRODUCTS,
     TEXT_IMPORTED_INPUTS,
 )
-from tiering_core.models import CUSTOMER_KINDS, LEVELS, LOAN_CLASSES
+from tiering_core.models import CUSTOMER_KINDS, LEVELS, LOAN_CLASSES, ValueTier
 
 ACCOUNT = "AccountObj"
 FOLLOWUP = "object_followup__c"
@@ -46,7 +46,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "aml.industry_risk": LEVELS,
     "activity.products_held": PRODUCTS,
     "aml.high_risk_countries": (*HIGH_RISK_COUNTRIES, *ORDINARY_COUNTRIES),
-    "value_tier": ("private", "wealth", "affluent", "mass", "unrated"),
+    "value_tier": get_args(ValueTier),
     "needs_tier": ("basic", "advanced", "professional"),
     "credit_risk": (*LEVELS, "unrated"),
     "ops_risk": (*LEVELS, "unrated"),

@@ -29,6 +29,9 @@ HIGH_RISK_COUNTRIES = ("IR", "KP", "MM", "SY", "AF", "YE")
 ORDINARY_COUNTRIES = ("US", "GB", "SG", "HK", "JP", "DE", "AU", "CA")
 PRODUCTS = ("deposit", "fund", "wealth_mgmt", "insurance", "bond", "mortgage", "credit_card")
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+#: Share of customers who refused personalised marketing (PIPL Art. 24). A design figure
+#: for the demo book, not a published statistic.
+MARKETING_OPT_OUT_SHARE = 0.08
 LOAN_CLASSES = ("normal", "special_mention", "substandard", "doubtful", "loss")
 #: Shares (%) of commercial banks' loans by 五级分类 at the end of 2023 Q4, from the National
 #: Financial Regulatory Administration's quarterly "银行业保险业主要监管指标数据情况": NPL ratio
@@ -67,8 +70,16 @@ def customer_id(index: int) -> str:
 
 def generate(n: int, seed: int = 7, *, dirty_share: float = 0.02) -> Iterator[SyntheticCustomer]:
     rng = random.Random(seed)
+    # Consent draws from its own stream: adding it left every other value of a seed as it was.
+    consent_rng = random.Random(f"{seed}:consent")
+    lines_rng = random.Random(f"{seed}:credit_line")
     for i in range(n):
-        yield _one(i, rng, dirty_share, seed)
+        customer = _one(i, rng, dirty_share, seed)
+        customer.profile["consent"] = {
+            "marketing_opt_out": consent_rng.random() < MARKETING_OPT_OUT_SHARE
+        }
+        _credit_line(customer.profile, lines_rng)
+        yield customer
 
 
 def _segment(rng: random.Random) -> tuple[str, float, float]:
@@ -163,6 +174,17 @@ def _credit(rng: random.Random, i: int, seed: int) -> dict[str, Any] | None:
         "days_past_due_max_12m": _days_past_due(loan_class, overdue, depth),
         "loan_class": loan_class,
     }
+
+
+def _credit_line(profile: dict[str, Any], rng: random.Random) -> None:
+    """A corporate borrower's approved credit lines (授信额度): 0-4x its balances for the
+    ~60% that borrow. Individuals' lines are not an input of any rule, so they stay unset."""
+    credit, assets = profile["credit"], profile["assets"]
+    if profile["kind"] != "corporate" or not isinstance(credit, dict) or not assets:
+        return
+    balances = sum(v for v in assets.values() if isinstance(v, int | float) and v > 0)
+    borrows = rng.random() < 0.6
+    credit["credit_line"] = round(balances * rng.uniform(0.5, 4.0), -3) if borrows else 0.0
 
 
 def _loan_class(u: float) -> str:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any, get_origin
+from typing import Any, get_args, get_origin
 
 from connectors.mapping import CANONICAL_TYPES, DefaultMapping
 from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS
+from tiering_core.models import ValueTier
 
 ORG_ID = "00D000000000001AAA"
 INTEGRATION_USER_ID = "005000000000001AAA"
@@ -33,7 +34,7 @@ PREFIXES = {
 }
 _ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
 
-TIER_VALUES = ("private", "wealth", "affluent", "mass", "unrated")
+TIER_VALUES: tuple[str, ...] = get_args(ValueTier)
 RISK_VALUES = ("low", "medium", "high", "unrated")
 
 #: Salesforce field type of each canonical write-back output (restricted picklists where

@@ -45,7 +45,9 @@ from sync.planner import action_kinds
 from sync.preview import OUTCOMES
 from sync.runs import RunCounts
 from sync.store import StateStore, StoreError
+from sync.taskbudget import TaskLimit
 from tiering_core.models import AssessmentData, CustomerProfile
+from tiering_core.policy import Policy
 
 log = logging.getLogger("crmtier.sync")
 
@@ -101,7 +103,18 @@ def make_engine(
         settings=sync_settings(config),
         on_progress=on_progress,
         policy_version=policy.version,
+        task_limits=task_limits(policy),
     )
+
+
+def task_limits(policy: Policy) -> dict[str, TaskLimit]:
+    """The policy's task-volume bounds by rule, for the sync layer (rules without any:
+    unbounded, e.g. regulatory deadlines)."""
+    return {
+        name: TaskLimit(rule.budget_per_run, rule.open_per_owner)
+        for name, rule in policy.strategy.tasks
+        if rule.budget_per_run is not None or rule.open_per_owner is not None
+    }
 
 
 @contextmanager
@@ -150,7 +163,11 @@ class _ProgressView:
 
 
 def _summary(
-    console: Console, report: RunReport, dry_run: bool, disclosure: Disclosure
+    console: Console,
+    report: RunReport,
+    dry_run: bool,
+    disclosure: Disclosure,
+    only_fields: bool = False,
 ) -> None:
     c = report.counts
     head = Table(title=f"crmtier sync {report.stream}: {report.status}", show_header=False)
@@ -177,6 +194,17 @@ def _summary(
         f"minimum {minimum} {dict(sorted(report.min_calls.items()))}{ratio}",
     )
     head.add_row("dead letters open", str(report.dead_letters_open))
+    if c.tasks_deferred or c.tasks_waiting:
+        head.add_row(
+            "tasks waiting",
+            f"{sum(c.tasks_waiting.values())} wait for the next run (deferred now: "
+            f"{sum(c.tasks_deferred.values())}); per-run budgets and per-owner caps of the "
+            "policy's task rules",
+        )
+    if only_fields:
+        head.add_row(
+            "staged", "tier fields only; the next run makes the tasks and campaign memberships"
+        )
     if report.error:
         head.add_row("error", report.error)
     console.print(head)
@@ -186,6 +214,7 @@ def _summary(
         ("writes by kind", c.writes),
         ("failed writes by kind", c.write_failures),
         ("data-quality issues", c.dq_issues),
+        ("tasks waiting for the next run, by rule", c.tasks_waiting),
     ):
         if counter:
             table = Table(title=title)
@@ -310,7 +339,7 @@ def _run_once(
     if as_json:
         click.echo(_report_json(report, disclosure))
     elif not quiet:
-        _summary(out, report, options.dry_run, disclosure)
+        _summary(out, report, options.dry_run, disclosure, options.only_fields)
     return EXIT_CONFIG if report.config_error else EXIT[report.status]
 
 
@@ -332,6 +361,12 @@ class _Stopper:
 @click.option("--dry-run", is_flag=True, help="Read and plan; write nothing, show the plan.")
 @click.option("--full", is_flag=True, help="Ignore the bookmark: re-tier every customer.")
 @click.option("--limit", type=click.IntRange(min=1), help="Stop after reading N customers.")
+@click.option(
+    "--only",
+    type=click.Choice(["fields"]),
+    help="Stage a first sync: write tier fields and reasons only; the next run makes "
+    "the tasks and campaign memberships.",
+)
 @click.option(
     "--every",
     help="Run on a schedule (e.g. 15m); default from [sync] every.",
@@ -376,6 +411,7 @@ def command(
     dry_run: bool,
     full: bool,
     limit: int | None,
+    only: str | None,
     every: str | None,
     as_of: datetime | None,
     trigger: str,
@@ -402,6 +438,7 @@ def command(
             limit=limit,
             actor=f"crmtier-{trigger}",
             as_of=as_of.date() if as_of else None,
+            only_fields=only == "fields",
         )
         if every is None:
             sys.exit(_run_once(config, options, as_json, quiet, show_restricted))

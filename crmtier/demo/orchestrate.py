@@ -71,6 +71,7 @@ class DemoResult:
     tasks: int = 0
     memberships: int = 0
     writes: dict[str, int] = field(default_factory=dict)
+    tasks_waiting: dict[str, int] = field(default_factory=dict)  # after the first sync
 
 
 @contextmanager
@@ -227,6 +228,7 @@ def run_demo(
                     raise DemoError(f"full sync {full.status}: {full.error or 'no detail'}")
                 result.phases.append(_phase("full sync", full))
                 result.writes = dict(full.counts.writes)
+                result.tasks_waiting = dict(full.counts.tasks_waiting)
                 phase, result.outcomes, result.webhook_events = _webhook_phase(
                     sandbox, parts, say, webhook_timeout
                 )

@@ -73,6 +73,8 @@ def print_summary(console: Console, result: DemoResult) -> None:
         ("campaign memberships in the CRM", result.memberships),
         ("webhook notifications received", result.webhook_events),
         *((f"first sync wrote: {kind}", n) for kind, n in sorted(result.writes.items())),
+        *((f"tasks waiting after the first sync (budget): {rule}", n)
+          for rule, n in sorted(result.tasks_waiting.items())),
     ]
     console.print(_counts_table("Side effects", totals, unit="count"))
 

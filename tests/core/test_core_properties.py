@@ -31,7 +31,9 @@ from tiering_core.policy import Policy, load_policy
 POLICY = load_policy()
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-VALUE_RANK = {"private": 0, "wealth": 1, "affluent": 2, "mass": 3}
+VALUE_RANK = {"private": 0, "wealth": 1, "affluent": 2, "mass": 3,  # each ladder top down
+              "corporate_strategic": 0, "corporate_key": 1, "corporate_standard": 2,
+              "corporate_small": 3}
 AML_RANK = {"unrated": -1, "low": 0, "medium": 1, "high": 2, "prohibited": 3}
 RISK_RANK = {"unrated": -1, "low": 0, "medium": 1, "high": 2}
 

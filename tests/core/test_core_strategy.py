@@ -59,8 +59,10 @@ def test_campaign_action_for_every_campaign_key(rate: Rate, policy: Policy) -> N
         ({"assets": {"deposits": 60_000}}, {"affluent_offers", "survey_affluent",
                                             "preapproved_credit", "digital_self_service"}),
         ({}, {"survey_mass", "digital_self_service"}),
+        # a corporate is on its own ladder and never in a retail campaign (issue 16 item 5;
+        # this case used to expect the retail affluent offers and survey)
         ({"kind": "corporate", "assets": {"deposits": 60_000}},
-         {"affluent_offers", "survey_affluent", "cash_management_trade_finance"}),
+         {"cash_management_trade_finance"}),
     ],
 )
 def test_campaigns_by_tier(rate: Rate, changes: dict[str, object], expected: set[str]) -> None:
@@ -152,7 +154,13 @@ def test_private_without_rm_gets_dedicated_advisor_task(rate: Rate) -> None:
 
 
 def test_corporate_and_hnw_tasks(rate: Rate) -> None:
-    assert tasks(rate(kind="corporate"))["corporate_banking"].queue == "corporate_banking"
+    # the review is for RM-covered corporates (key and above), to their RM, or to the
+    # corporate queue to assign one; a small business gets the cash-management campaign
+    key = {"kind": "corporate", "assets": {"deposits": 20_000_000}}
+    assert tasks(rate(**key))["corporate_banking"].owner_id == "RM001"
+    unassigned = tasks(rate(**key, owner_id=None))["corporate_banking"]
+    assert unassigned.queue == "corporate_banking" and "Assign" in unassigned.subject
+    assert "corporate_banking" not in tasks(rate(kind="corporate"))
     advisory = tasks(rate(**PRIVATE))["investment_advisory"]
     assert advisory.owner_id == "RM001"
 

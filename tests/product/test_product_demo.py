@@ -102,17 +102,18 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path: Path) -> None:
 def test_demo_report_draws_in_chromium(demo: Callable[[str], Demo]) -> None:
     done, out_dir = demo("salesforce")
     assert done.returncode == 0, done.stderr[-2000:]
-    # every known level is drawn, also at zero: 5 value tiers, 3 needs, 4 credit and ops
+    # every known level is drawn, also at zero: 9 value tiers (the retail and corporate
+    # ladders), 3 needs, 4 credit and ops
     # levels, 5 AML levels; value x AML is drawn only in the restricted section
     assert_report_drawn(
         out_dir / "report.html",
         {
-            "dist-value_tier": 5,
+            "dist-value_tier": 9,
             "dist-needs_tier": 3,
             "dist-aml_risk": 5,
-            "value-risk-0": 20,
-            "value-risk-1": 20,
-            "restricted-1": 25,
+            "value-risk-0": 36,
+            "value-risk-1": 36,
+            "restricted-1": 45,
         },
     )
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from product_crms import needs
 from product_doctor import Setup, csat_to_missing_field, doctor
 
 from connectors.sandbox.salesforce_metadata import INTEGRATION_PERMISSION_SET, soap_fault
+from tiering_core.models import ValueTier
 
 WRITE_BACK = (
     "Value_Tier__c",
@@ -62,7 +63,8 @@ def test_fix_creates_the_missing_fields_and_the_next_run_is_clean(bare_org) -> N
         assert line in fixed.output, line
     assert "by hand" not in fixed.output
     account = sandbox.org.schema["Account"].fields
-    assert account["Value_Tier__c"].picklist == ("private", "wealth", "affluent", "mass", "unrated")
+    # every value the model can write, the corporate ladder's included
+    assert account["Value_Tier__c"].picklist == get_args(ValueTier)
     assert sandbox.org.schema["Task"].fields["Crmtier_Key__c"].external_id
     assert sandbox.server.calls.count("metadata") == 3  # create, read the set, grant
 

@@ -129,12 +129,19 @@ def test_simulate_matches_the_sync_it_predicts(
     dry = run("sync", "--config", str(_with_policy(config, policy)), "--dry-run", "--full",
               "--as-of", AS_OF, "--json")
     assert dry.exit_code == 0, dry.output
-    totals = json.loads(dry.output.strip().splitlines()[-1])["totals"]
+    report = json.loads(dry.output.strip().splitlines()[-1])
+    totals = report["totals"]
+    # tasks beyond a rule's budget or an owner's cap are planned too, and wait for a later
+    # run (issue 16 item 8): the simulation counts them with the ones made now
+    waiting = report["counts"]["tasks_deferred"]
     for group, sim_group in (("task", "tasks"), ("campaign", "campaigns"), ("field", "fields")):
         expected = {
             k: v for k, v in _created(totals, group).items()
             if k not in ("aml_risk", "edd_required", "edd_review")
         }
+        if group == "task":
+            for rule, n in waiting.items():
+                expected.setdefault(rule, [0, 0])[0] += n
         assert _simulated(data, sim_group) == expected, group
 
     restricted = run("simulate", "--config", str(config), "--policy", str(policy),

@@ -150,6 +150,9 @@ class Harness:
         text, env = sandbox.crmtier_config()
         self.text = _set_keys(text, "crm", {**CRM_EXTRA.get(self.crm, {}), **(crm_extra or {})})
         self.text = _set_keys(self.text, "sync", {"record_retry_base_seconds": 0.01})
+        policy = data_dir / "unbounded-tasks.toml"
+        policy.write_text(unbounded_tasks_policy(), "utf-8")
+        self.text = _set_keys(self.text, "policy", {"file": str(policy)})
         self.config = data_dir / "crmtier.toml"
         self.config.write_text(self.text, "utf-8")
         self.env = {**os.environ, **env}
@@ -257,6 +260,23 @@ class Harness:
 def store_files(db: Path) -> list[Path]:
     """A SQLite store's files: the database and, while it is open, its -wal and -shm."""
     return sorted(p for p in db.parent.iterdir() if p.name.startswith(db.name))
+
+
+def unbounded_tasks_policy() -> str:
+    """The default policy with every task rule's budget and owner cap out of reach.
+
+    These suites test the sync machinery (crash consistency against a fault-free run,
+    "nothing changed: nothing written"). Bounded task volume makes the tasks made depend,
+    by design, on how many runs there were, so it is tested on its own
+    (tests/sync/test_task_budget.py, and with crashes by the bounded state machine)."""
+    from tiering_core.policy import load_policy
+
+    lines = ['name = "unbounded-tasks"']
+    for name, rule in load_policy().strategy.tasks:
+        if rule.budget_per_run is not None or rule.open_per_owner is not None:
+            lines += ["", f"[strategy.tasks.{name}]", "budget_per_run = 1_000_000_000",
+                      "open_per_owner = 1_000_000_000"]
+    return "\n".join(lines) + "\n"
 
 
 def _set_keys(text: str, section: str, values: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import sqlalchemy as sa
@@ -20,12 +21,13 @@ import sqlalchemy as sa
 from sync import schema
 from sync.store import StateStore
 from tests.sync.conftest import CRMTIER, Harness, available_crms, start_sandbox, store_files
+from tiering_core.models import ValueTier
 
 CUSTOMERS = 240
 # One assessment day for every run of a test, even one that spans midnight UTC: a run on
 # a new day re-assesses every customer (so "nothing changed: no write" would not hold).
 AS_OF = datetime.now(UTC).date().isoformat()
-VALUE_TIERS = {"private", "wealth", "affluent", "mass", "unrated"}
+VALUE_TIERS = set(get_args(ValueTier))  # both ladders: corporates have their own
 
 
 @pytest.fixture(params=available_crms())

@@ -13,12 +13,17 @@ from tiering_core.models import AmlRisk, NeedsTier, RiskLevel, Status, ValueTier
 IntArray = npt.NDArray[np.int8]
 
 #: Output vocabularies; a level array holds the index into its vocabulary.
-VALUE_TIERS: tuple[ValueTier, ...] = ("private", "wealth", "affluent", "mass", "unrated")
+VALUE_TIERS: tuple[ValueTier, ...] = (
+    "private", "wealth", "affluent", "mass", "unrated",
+    "corporate_strategic", "corporate_key", "corporate_standard", "corporate_small",
+)
 NEEDS_TIERS: tuple[NeedsTier, ...] = ("professional", "advanced", "basic")
 RISK_LEVELS: tuple[RiskLevel, ...] = ("low", "medium", "high", "unrated")
 AML_LEVELS: tuple[AmlRisk, ...] = ("low", "medium", "high", "prohibited", "unrated")
 STATUSES: tuple[Status, ...] = ("rated", "partial", "unrated")
 UNRATED_TIER = VALUE_TIERS.index("unrated")
+#: Codes at or above this are the corporate ladder's (hysteresis never crosses ladders).
+FIRST_CORPORATE_TIER = VALUE_TIERS.index("corporate_strategic")
 UNRATED_RISK = RISK_LEVELS.index("unrated")
 UNRATED_AML = AML_LEVELS.index("unrated")
 

@@ -34,7 +34,7 @@ from tiering_core.rules.base import IssueColumn, known
 
 AMOUNTS = (
     "deposits", "investments", "insurance", "aum_avg_3m", "loan_interest", "product_fees",
-    "service_fees", "cash_volume_90d", "cross_border_volume_90d",
+    "service_fees", "cash_volume_90d", "cross_border_volume_90d", "credit_line",
 )  # fmt: skip
 COUNTS = (
     "transactions_90d", "digital_logins_90d", "days_past_due", "cross_border_count_90d",

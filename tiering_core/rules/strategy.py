@@ -17,6 +17,7 @@ can remove a membership it added earlier.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -36,12 +37,16 @@ from tiering_core.models import (
 )
 from tiering_core.policy import Campaign, Policy, TaskRule
 from tiering_core.reasons import compact, top_reasons
+from tiering_core.rules import task_text
 
 #: An action as the plain data of ``SetFieldAction``/``TaskAction``/``CampaignAction``; the
 #: engine validates the whole Assessment at once.
 Action = dict[str, Any]
 #: Value tiers a relationship manager serves; others are self-service (no RM task).
-RM_TIERS = ("private", "wealth", "affluent")
+RM_TIERS = (
+    "private", "wealth", "affluent",
+    "corporate_strategic", "corporate_key", "corporate_standard",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,7 @@ class Outcome:
     open_complaints: int
     detractor: bool
     dq_fields: tuple[str, ...]
+    marketing_opt_out: bool = False  # refused personalised marketing (PIPL Art. 24)
 
     def decided(self) -> DecidedFields:
         """The decided outputs, by their canonical names (Assessment fields and CRM fields)."""
@@ -95,7 +101,7 @@ def actions(
     """The actions of ``kinds``, in kind order; a kind not asked for is not derived."""
     return (
         *(set_fields(outcome, reasons, policy) if "set_field" in kinds else ()),
-        *(tasks(profile, outcome, policy, as_of) if "task" in kinds else ()),
+        *(tasks(profile, outcome, policy, as_of, reasons) if "task" in kinds else ()),
         *(campaigns(profile, outcome, policy) if "campaign" in kinds else ()),
     )
 
@@ -114,8 +120,14 @@ def set_fields(outcome: Outcome, reasons: list[dict[str, Any]], policy: Policy) 
 
 
 def tasks(
-    profile: CustomerProfile, o: Outcome, policy: Policy, as_of: date
+    profile: CustomerProfile,
+    o: Outcome,
+    policy: Policy,
+    as_of: date,
+    reasons: Sequence[dict[str, Any]] = (),
 ) -> list[Action]:
+    """The follow-up tasks; each one's description says what to do, why (the customer's
+    top reasons for it) and where its due date comes from (``task_text``)."""
     t = policy.strategy.tasks
     out: list[Action] = []
 
@@ -127,22 +139,26 @@ def tasks(
         key: str = "",
         priority: Priority | None = None,
         due_days: int | None = None,
-        description: str = "",
+        dq_fields: tuple[str, ...] = (),
     ) -> None:
-        if not rule.enabled:
+        if not rule.enabled or (rule.marketing and o.marketing_opt_out):
             return
         serves_rm = o.value_tier in RM_TIERS and o.needs_tier != "basic"
         owner = profile.owner_id if rule.to_owner and serves_rm and profile.owner_id else None
         period = period_label(as_of, rule.period)
+        days = rule.due_days if due_days is None else due_days
+        due = as_of + timedelta(days=days)
         out.append({
             "kind": "task",
             "rule": rule_name,
             "subject": subject,
             "priority": priority or rule.priority,
-            "due": as_of + timedelta(days=rule.due_days if due_days is None else due_days),
+            "due": due,
             "queue": None if owner else rule.queue,
             "owner_id": owner,
-            "description": description,
+            "description": task_text.description(
+                rule_name, rule, reasons, policy, due, days, dq_fields
+            ),
             "dedupe_key": dedupe_key(profile.id, rule_name + key, period),
         })
 
@@ -174,9 +190,12 @@ def tasks(
         if o.value_tier in t.dedicated_advisor.tiers and not profile.owner_id:
             add("dedicated_advisor", t.dedicated_advisor,
                 f"Assign a dedicated advisor ({o.value_tier} customer without one)")
-        if profile.kind == "corporate":
-            add("corporate_banking", t.corporate_banking,
-                "Corporate banking review: cash management and trade finance needs")
+        rule = t.corporate_banking
+        if profile.kind == "corporate" and (not rule.tiers or o.value_tier in rule.tiers):
+            add("corporate_banking", rule,
+                "Corporate banking review: cash management, credit lines and trade finance"
+                if profile.owner_id else
+                f"Assign a corporate relationship manager ({o.value_tier} without one)")
         if o.needs_tier == "professional" and profile.kind != "corporate":
             add("investment_advisory", t.investment_advisory, "Investment advisory review")
     # Service recovery is retention: never for a customer the bank must restrict.
@@ -187,7 +206,7 @@ def tasks(
     if o.dq_fields:
         add("data_remediation", t.data_remediation,
             f"Complete or correct customer data ({len(o.dq_fields)} field(s))",
-            description="Fields: " + ", ".join(o.dq_fields))
+            dq_fields=o.dq_fields)
     return out
 
 
@@ -195,9 +214,11 @@ def campaigns(profile: CustomerProfile, o: Outcome, policy: Policy) -> list[Acti
     risk = policy.strategy.risk
     out: list[Action] = []
     for key in sorted(policy.strategy.campaigns):
-        member = _qualifies(policy.strategy.campaigns[key], profile, o) and not (
+        campaign = policy.strategy.campaigns[key]
+        member = _qualifies(campaign, profile, o) and not (
             o.aml_risk in risk.no_campaigns_aml
-            or (policy.strategy.campaigns[key].marketing and o.aml_risk in risk.no_marketing_aml)
+            or (campaign.marketing and o.aml_risk in risk.no_marketing_aml)
+            or (campaign.marketing and o.marketing_opt_out)
             or (policy.strategy.campaigns[key].credit_product
                 and o.credit_risk in risk.no_credit_products_credit)
         )
@@ -211,9 +232,11 @@ def campaigns(profile: CustomerProfile, o: Outcome, policy: Policy) -> list[Acti
 
 
 def _qualifies(c: Campaign, profile: CustomerProfile, o: Outcome) -> bool:
+    """Every criterion given matches. A campaign that names no ``kinds`` is a retail one:
+    a corporate joins only campaigns that name corporates."""
     return (
         (not c.tiers or o.value_tier in c.tiers)
         and (not c.needs or o.needs_tier in c.needs)
-        and (not c.kinds or profile.kind in c.kinds)
+        and (profile.kind in c.kinds if c.kinds else profile.kind != "corporate")
         and (not c.credit or o.credit_risk in c.credit)
     )

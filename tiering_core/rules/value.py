@@ -7,6 +7,9 @@ AUM is at least a share of that tier's floor. Hysteresis: an upgrade applies at 
 downgrade only after the customer has stayed below the old tier's floor minus the buffer for
 the whole grace period (ICBC-style re-rating with a buffer, so a month-end dip does not
 cost a customer their advisor). ``below_floor_since`` carries that clock between runs.
+
+Corporates are rated on their own ladder (``rules.corporate``); the retail ladder's reasons
+are not theirs, and hysteresis never compares tiers of the two ladders.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import numpy as np
 
 from tiering_core.columns import NAN, NUMBER_INDEX, BoolArray, Columns, FloatArray, Record
 from tiering_core.policy import Policy
+from tiering_core.rules import corporate
 from tiering_core.rules.base import (
+    FIRST_CORPORATE_TIER,
     UNRATED_TIER,
     VALUE_TIERS,
     IntArray,
@@ -79,7 +84,8 @@ def rate(cols: Columns, policy: Policy, as_of: date) -> ValueOutcome:
     v = policy.value
     tiers = {str(name): t for name, t in v.tiers.items()}
     floors = np.array([tiers[t].aum_floor for t in RANKED])  # top down
-    floor_by_code = np.append(floors, [0.0, 0.0])  # mass and unrated have no floor
+    # mass, unrated and the corporate tiers have no AUM floor
+    floor_by_code = np.append(floors, np.zeros(len(VALUE_TIERS) - len(RANKED)))
     aum = aum_of(cols, policy)
     revenue = revenue_of(cols)
     rated = known(aum)
@@ -106,8 +112,17 @@ def rate(cols: Columns, policy: Policy, as_of: date) -> ValueOutcome:
                          float(revenue_floors[code, 0]))
             for code in range(len(RANKED))
         ]
+    corp = corporate.rate(cols, policy, aum, revenue)
+    retail = ~corp.corporate
+    for rc in reasons:
+        rc.mask = rc.mask & retail
+    qualified = np.where(corp.corporate, corp.tier, qualified).astype(np.int8)
+    reasons += corp.reasons
+    rated = qualified != UNRATED_TIER
 
-    h = _hysteresis(cols, v.buffer, v.grace_days, aum, qualified, floor_by_code, as_of)
+    # no buffer band on the corporate ladder (three measures): a NaN never lies within it
+    buffered = np.where(retail, aum, np.nan)
+    h = _hysteresis(cols, v.buffer, v.grace_days, buffered, qualified, floor_by_code, as_of)
     reasons += [
         ReasonColumn("VAL_UPGRADE", h.upgraded_from >= 0, h.upgraded_from, labels=VALUE_TIERS),
         ReasonColumn("VAL_HELD_BUFFER", h.in_buffer, aum, h.prev_floor),
@@ -150,7 +165,8 @@ def _hysteresis(
 ) -> _Hysteresis:
     prev = cols.enum["previous_value_tier"]
     rated = qualified != UNRATED_TIER
-    has_prev = (prev >= 0) & rated
+    same_ladder = (prev >= FIRST_CORPORATE_TIER) == (qualified >= FIRST_CORPORATE_TIER)
+    has_prev = (prev >= 0) & rated & same_ladder
     if not has_prev.any():  # nobody to hold or upgrade: first assessments, most backfills
         none = np.zeros(cols.n, dtype=np.bool_)
         nan = np.full(cols.n, np.nan)
@@ -246,14 +262,23 @@ def rate_one(rec: Record, policy: Policy, as_of: date) -> ValueOne:
                          float(tiers[name].revenue_floor))
             for code, name in enumerate(RANKED)
         ]
+    is_corporate, corporate_tier, corporate_reasons = corporate.rate_one(
+        rec, policy, aum, revenue
+    )
+    if is_corporate:
+        for rc in reasons:
+            rc.mask = False
+        qualified = corporate_tier
+    reasons += corporate_reasons
 
     prev = rec.enum("previous_value_tier")
     rated = qualified != UNRATED_TIER
-    has_prev = prev >= 0 and rated
+    same_ladder = (prev >= FIRST_CORPORATE_TIER) == (qualified >= FIRST_CORPORATE_TIER)
+    has_prev = prev >= 0 and rated and same_ladder
     upgraded_from = prev if has_prev and qualified < prev else -1
     falling = has_prev and qualified > prev
     prev_floor = floors[prev] if 0 <= prev < len(RANKED) else 0.0
-    in_buffer = falling and aum >= prev_floor * (1.0 - v.buffer)
+    in_buffer = falling and not is_corporate and aum >= prev_floor * (1.0 - v.buffer)
     below = falling and not in_buffer
     today = float(as_of.toordinal())
     started = today if math.isnan(rec.below_floor_since) else min(rec.below_floor_since, today)

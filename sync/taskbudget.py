@@ -1,0 +1,214 @@
+"""Task volume as a bounded quantity: per-run budgets, per-owner caps, and waiting tasks.
+
+A first sync of a bank's book would otherwise hand its relationship managers thousands of
+tasks in one morning. Each task rule may carry a ``TaskLimit`` (from the policy): at most
+``budget`` new tasks of the rule per run, and at most ``open_per_owner`` open tasks of the
+rule per relationship manager (tasks to a team queue are bounded by the budget alone).
+Within a run, tasks are admitted in priority order (high, normal, low; then due date);
+the others **wait**: they are recorded in ``task_queue`` in the same transaction that
+queues the page's other writes, so a crash loses none. The next run first revisits the
+waiting customers, most urgent first, up to each rule's budget: it fetches them again and
+re-assesses them, so a waiting task is made from the customer's data of that day (and not
+at all if the reason for it has gone), with a due date counted from that day.
+
+"Open" is what crmtier can know without reading the CRM's task status: a task it made
+(recorded here as ``made``) whose due date has not passed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from sync.schema import now_text, task_queue
+from tiering_core.models import TaskAction
+
+PRIORITY_RANK = {"high": 0, "normal": 1, "low": 2}
+
+
+@dataclass(frozen=True)
+class TaskLimit:
+    """A rule's bounds; None: unbounded (regulatory deadlines are not throttled)."""
+
+    budget: int | None = None
+    open_per_owner: int | None = None
+
+
+def order_key(task: TaskAction, customer_id: str) -> tuple[int, str, str, str]:
+    """Admission order: priority, then due date, then stable ids."""
+    return (PRIORITY_RANK.get(task.priority, 9), task.due.isoformat(), customer_id,
+            task.dedupe_key)
+
+
+@dataclass
+class Budget:
+    """One run's admissions. ``open`` counts open tasks per (rule, owner) as loaded at the
+    start of the run plus those admitted since."""
+
+    limits: Mapping[str, TaskLimit]
+    open: Counter[tuple[str, str]] = field(default_factory=Counter)
+    used: Counter[str] = field(default_factory=Counter)
+    admitted: set[str] = field(default_factory=set)  # dedupe keys admitted this run
+    deferred: Counter[str] = field(default_factory=Counter)  # by rule, this run
+
+    def admit(self, task: TaskAction) -> bool:
+        """Whether ``task`` may be made now; counts it when it may. A task admitted earlier
+        in the run (its customer read twice) is admitted again without counting."""
+        if task.dedupe_key in self.admitted:
+            return True
+        limit = self.limits.get(task.rule)
+        if limit is not None:
+            if limit.budget is not None and self.used[task.rule] >= limit.budget:
+                return False
+            owner = (task.rule, task.owner_id or "")
+            if (
+                limit.open_per_owner is not None
+                and task.owner_id
+                and self.open[owner] >= limit.open_per_owner
+            ):
+                return False
+            self.used[task.rule] += 1
+            if task.owner_id:
+                self.open[owner] += 1
+        self.admitted.add(task.dedupe_key)
+        return True
+
+
+def split(
+    budget: Budget, tasks_by_customer: Sequence[tuple[str, Sequence[TaskAction]]]
+) -> tuple[dict[str, list[TaskAction]], dict[str, list[TaskAction]]]:
+    """(admitted, waiting) tasks by customer id, deciding in priority order over the page."""
+    ordered = sorted(
+        ((cid, task) for cid, tasks in tasks_by_customer for task in tasks),
+        key=lambda pair: order_key(pair[1], pair[0]),
+    )
+    admitted: dict[str, list[TaskAction]] = {}
+    waiting: dict[str, list[TaskAction]] = {}
+    for cid, task in ordered:
+        if budget.admit(task):
+            admitted.setdefault(cid, []).append(task)
+        else:
+            budget.deferred[task.rule] += 1
+            waiting.setdefault(cid, []).append(task)
+    return admitted, waiting
+
+
+# --- the task_queue table -------------------------------------------------------------------
+
+
+def _row(stream: str, cid: str, task: TaskAction, status: str, run_id: str) -> dict[str, Any]:
+    return {
+        "stream": stream,
+        "key": task.dedupe_key,
+        "customer_id": cid,
+        "rule": task.rule,
+        "owner_id": task.owner_id,
+        "priority": PRIORITY_RANK.get(task.priority, 9),
+        "due": task.due.isoformat(),
+        "status": status,
+        "run_id": run_id,
+        "updated_at": now_text(),
+    }
+
+
+def record(
+    conn: sa.Connection,
+    stream: str,
+    run_id: str,
+    planned: Iterable[str],
+    admitted: Mapping[str, Sequence[TaskAction]],
+    waiting: Mapping[str, Sequence[TaskAction]],
+) -> None:
+    """The page's outcome: each ``planned`` customer's waiting tasks are replaced by this
+    plan's (a task no longer wanted stops waiting), and admitted bounded tasks are
+    recorded as made, for the owners' open counts."""
+    ids = sorted(set(planned))
+    for start in range(0, len(ids), 500):
+        conn.execute(
+            task_queue.delete().where(
+                task_queue.c.stream == stream,
+                task_queue.c.status == "waiting",
+                task_queue.c.customer_id.in_(ids[start : start + 500]),
+            )
+        )
+    rows = [
+        _row(stream, cid, task, "waiting", run_id)
+        for cid, tasks in waiting.items()
+        for task in tasks
+    ]
+    made = [
+        _row(stream, cid, task, "made", run_id)
+        for cid, tasks in admitted.items()
+        for task in tasks
+    ]
+    if made:  # a made task's key may be one that waited before
+        keys = [r["key"] for r in made]
+        for start in range(0, len(keys), 500):
+            conn.execute(
+                task_queue.delete().where(
+                    task_queue.c.stream == stream, task_queue.c.key.in_(keys[start : start + 500])
+                )
+            )
+    if rows or made:
+        conn.execute(task_queue.insert(), [*rows, *made])
+
+
+def load_open(
+    conn: sa.Connection, stream: str, as_of: date, *, prune: bool = True
+) -> Counter[tuple[str, str]]:
+    """Open tasks per (rule, owner): made, owned by a person, not yet due. With ``prune``,
+    rows of tasks already due are dropped first (nothing counts them any more)."""
+    if prune:
+        conn.execute(
+            task_queue.delete().where(
+                task_queue.c.stream == stream,
+                task_queue.c.status == "made",
+                task_queue.c.due < as_of.isoformat(),
+            )
+        )
+    query = (
+        sa.select(task_queue.c.rule, task_queue.c.owner_id, sa.func.count())
+        .where(
+            task_queue.c.stream == stream,
+            task_queue.c.status == "made",
+            task_queue.c.owner_id.is_not(None),
+            task_queue.c.due >= as_of.isoformat(),
+        )
+        .group_by(task_queue.c.rule, task_queue.c.owner_id)
+    )
+    return Counter({(rule, owner): int(n) for rule, owner, n in conn.execute(query)})
+
+
+def to_revisit(conn: sa.Connection, stream: str, limits: Mapping[str, TaskLimit]) -> list[str]:
+    """Customers with waiting tasks, most urgent first, at most each rule's budget of them
+    per rule (the run could not admit more)."""
+    query = (
+        sa.select(task_queue.c.customer_id, task_queue.c.rule)
+        .where(task_queue.c.stream == stream, task_queue.c.status == "waiting")
+        .order_by(task_queue.c.priority, task_queue.c.due, task_queue.c.customer_id,
+                  task_queue.c.key)
+    )
+    taken: Counter[str] = Counter()
+    out: dict[str, None] = {}
+    for cid, rule in conn.execute(query):
+        limit = limits.get(rule)
+        budget = limit.budget if limit is not None else None
+        if budget is not None and taken[rule] >= budget:
+            continue
+        taken[rule] += 1
+        out.setdefault(cid)
+    return list(out)
+
+
+def waiting_by_rule(conn: sa.Connection, stream: str) -> dict[str, int]:
+    query = (
+        sa.select(task_queue.c.rule, sa.func.count())
+        .where(task_queue.c.stream == stream, task_queue.c.status == "waiting")
+        .group_by(task_queue.c.rule)
+    )
+    return {rule: int(n) for rule, n in conn.execute(query)}
