@@ -61,7 +61,7 @@ from sync.planner import (
 )
 from sync.preview import PlanTotals
 from sync.readahead import read_ahead
-from sync.runs import RunCounts, RunStatus
+from sync.runs import RunCounts, RunStatus, side_effect_label
 from sync.state import CustomerState, load_states, save_side_effects, save_states
 from sync.store import StateStore
 from sync.taskbudget import Budget, TaskLimit
@@ -570,6 +570,7 @@ class _Run:
             self._preview(plans, states)
             self._progress()
             return
+        self._count_planned(plans)
         kill_point("before_commit")
         with self.e.store.begin() as conn:
             audit_rows: list[AuditEntry] = []
@@ -596,6 +597,18 @@ class _Run:
         kill_point("after_commit")
         self._progress()
         self._drain(final=False)
+
+    def _count_planned(
+        self, plans: list[tuple[CrmRecord, AssessmentData, CustomerPlan]]
+    ) -> None:
+        planned = self.counts.planned
+        for _, _, plan in plans:
+            for task in plan.tasks:
+                planned[side_effect_label("task", task.rule)] += 1
+            for closure in plan.closures:
+                planned[side_effect_label("task_close", closure.rule)] += 1
+            for change in plan.memberships:
+                planned[side_effect_label("membership", change.campaign, change.member)] += 1
 
     def _settled(self, record: CrmRecord, state: CustomerState | None) -> bool:
         """True when the record came back only because of our own write: same inputs and
@@ -1125,6 +1138,8 @@ class _Run:
                 if result.ok:
                     done.append(item.id)
                     self.counts.writes[item.kind] += 1
+                    if item.kind != "field_update":
+                        self.counts.effects[_effect_label(item)] += 1
                     self._record_side_effect(item, decision, effects, audit_rows)
                     if decision:
                         decision.outstanding.discard(item.id)
@@ -1375,6 +1390,13 @@ def _input_hash(profile: CustomerProfile, policy_version: str | None) -> str:
     inputs (not its modstamp) and the policy."""
     inputs = profile.model_dump_json(exclude={"previous", "modified_at"})
     return hashlib.sha256(f"{policy_version}\n{inputs}".encode()).hexdigest()
+
+
+def _effect_label(item: OutboxItem) -> str:
+    """The ``side_effect_label`` of a written task, closure or membership item."""
+    if item.kind == "membership":
+        return side_effect_label("membership", item.payload["campaign"], item.payload["member"])
+    return side_effect_label(item.kind, str(item.payload.get("rule") or "unknown"))
 
 
 def _tie_digest(record: CrmRecord, input_hash: str) -> str:

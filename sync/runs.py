@@ -40,6 +40,11 @@ class RunCounts:
     # waiting for a later run when it ended (by rule; sync.taskbudget)
     tasks_deferred: Counter[str] = field(default_factory=Counter)
     tasks_waiting: Counter[str] = field(default_factory=Counter)
+    # tasks, closures and memberships by rule or campaign (``side_effect_label``): planned
+    # by this run's pages, and written (the CRM acknowledged them), so a run can show that
+    # nothing it planned was left unwritten
+    planned: Counter[str] = field(default_factory=Counter)
+    effects: Counter[str] = field(default_factory=Counter)
 
     def reconciles(self) -> bool:
         return self.read == (
@@ -63,7 +68,17 @@ class RunCounts:
             "write_failures": dict(self.write_failures),
             "tasks_deferred": dict(self.tasks_deferred),
             "tasks_waiting": dict(self.tasks_waiting),
+            "planned": dict(self.planned),
+            "effects": dict(self.effects),
         }
+
+
+def side_effect_label(kind: str, name: str, member: bool = True) -> str:
+    """How a task, a closure or a membership is counted: ``task upgrade_call``, ``close
+    upgrade_call``, ``join vip_events``, ``leave vip_events``."""
+    if kind == "membership":
+        return f"{'join' if member else 'leave'} {name}"
+    return f"{'close' if kind == 'task_close' else 'task'} {name}"
 
 
 def new_run_id() -> str:

@@ -72,6 +72,9 @@ class DemoResult:
     memberships: int = 0
     writes: dict[str, int] = field(default_factory=dict)
     tasks_waiting: dict[str, int] = field(default_factory=dict)  # after the first sync
+    # the first sync's tasks and memberships by rule and campaign: planned, and written
+    planned: dict[str, int] = field(default_factory=dict)
+    effects: dict[str, int] = field(default_factory=dict)
 
 
 @contextmanager
@@ -229,6 +232,8 @@ def run_demo(
                 result.phases.append(_phase("full sync", full))
                 result.writes = dict(full.counts.writes)
                 result.tasks_waiting = dict(full.counts.tasks_waiting)
+                result.planned = dict(full.counts.planned)
+                result.effects = dict(full.counts.effects)
                 phase, result.outcomes, result.webhook_events = _webhook_phase(
                     sandbox, parts, say, webhook_timeout
                 )

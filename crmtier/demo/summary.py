@@ -25,6 +25,23 @@ def _counts_table(
     return table
 
 
+def _planned_table(result: DemoResult) -> Table:
+    """The first sync's tasks (by rule) and memberships (by campaign): what it planned,
+    what the CRM acknowledged, and the tasks its budgets left waiting for a later run."""
+    table = Table(title="First sync by task rule and campaign", title_justify="left")
+    for col in ("", "planned", "written", "waiting"):
+        table.add_column(col, justify="right" if col else "left")
+    waiting = {f"task {rule}": n for rule, n in result.tasks_waiting.items()}
+    for label in sorted({*result.planned, *result.effects, *waiting}):
+        table.add_row(
+            label,
+            f"{result.planned.get(label, 0):,}",
+            f"{result.effects.get(label, 0):,}",
+            f"{waiting[label]:,}" if label in waiting else "",
+        )
+    return table
+
+
 def print_summary(console: Console, result: DemoResult) -> None:
     report = result.report
     console.rule(f"crmtier demo — {result.crm}, {result.customers:,} customers")
@@ -77,6 +94,13 @@ def print_summary(console: Console, result: DemoResult) -> None:
           for rule, n in sorted(result.tasks_waiting.items())),
     ]
     console.print(_counts_table("Side effects", totals, unit="count"))
+
+    console.print(_planned_table(result))
+    unwritten = sorted(k for k, n in result.planned.items() if result.effects.get(k, 0) < n)
+    if unwritten:
+        console.print(f"[bold red]Planned but not written:[/bold red] {', '.join(unwritten)}")
+    else:
+        console.print("Every task and membership the first sync planned was written.")
 
     if report is not None and report.dq_issues:
         dq = sorted(report.dq_issues.items(), key=lambda kv: -kv[1])

@@ -56,6 +56,9 @@ def test_demo_runs_the_whole_product_and_writes_the_report(
                     "incremental sync", "follow-up tasks in the CRM",
                     "campaign memberships in the CRM", "Data-quality issues"):
         assert heading in out, heading
+    # planned = written, by rule and campaign: nothing the policy produced is left unwritten
+    assert "First sync by task rule and campaign" in out
+    assert "Every task and membership the first sync planned was written." in out
     assert "value mass → private (×3)" in out  # the demo's own upgrade check enforces it too
     assert "AML low → prohibited" in out or "AML medium → prohibited" in out
     assert "task: Enhanced due diligence review" in out
