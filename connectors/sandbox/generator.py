@@ -92,6 +92,22 @@ def _segment(rng: random.Random) -> tuple[str, float, float]:
     return SEGMENTS[-1][0], SEGMENTS[-1][2], SEGMENTS[-1][3]
 
 
+def _feedback(rng: random.Random) -> dict[str, Any]:
+    """One customer's survey answers. CSAT (1-5) and the NPS answer (0-10) measure the same
+    satisfaction, so CSAT follows the NPS answer (a 10 is a 5, a 2 about 1.8) within half a
+    point either way: a customer unhappy on one scale is unhappy on the other, as in real
+    survey data, instead of the two being independent and doubling the detractors. The
+    draws are the ones the book always made, in the same order, so no other field moves."""
+    spread = (rng.uniform(1, 5) - 3) / 4  # -0.5 .. 0.5
+    nps = _NPS_ANSWERS[rng.randrange(len(_NPS_ANSWERS))]
+    return {
+        "csat": round(min(5.0, max(1.0, 1 + 0.4 * nps + spread)), 1),
+        "nps": nps,
+        "open_complaints": rng.choices((0, 1, 2), (90, 8, 2))[0],
+        "complaints_12m": rng.choices((0, 1, 3), (85, 12, 3))[0],
+    }
+
+
 def _one(i: int, rng: random.Random, dirty_share: float, seed: int) -> SyntheticCustomer:
     segment, low, high = _segment(rng)
     corporate = rng.random() < 0.06
@@ -127,12 +143,7 @@ def _one(i: int, rng: random.Random, dirty_share: float, seed: int) -> Synthetic
             "fraud_victim_flag": rng.random() < 0.01,
             "kyc_expired": rng.random() < 0.03,
         },
-        "feedback": {
-            "csat": round(rng.uniform(1, 5), 1),
-            "nps": _NPS_ANSWERS[rng.randrange(len(_NPS_ANSWERS))],
-            "open_complaints": rng.choices((0, 1, 2), (90, 8, 2))[0],
-            "complaints_12m": rng.choices((0, 1, 3), (85, 12, 3))[0],
-        },
+        "feedback": _feedback(rng),
         "qualified_investor": segment == "private" or (segment == "wealth" and rng.random() < 0.3),
     }
     if rng.random() < 0.5:
