@@ -54,17 +54,27 @@ def main() -> None:
     sensitive = ["region", "age_band", "gender"]
     result, cal_cpu, cal_wall = timed(lambda: calibrate(h, policy, {}, "revenue", sensitive))
     floors = result.report["proposal"]["aum_floors"]
-    print(json.dumps({
-        "customers": args.customers,
-        "rows": h.cols.n,
-        "trained_on": result.report["rows"]["trained_on"],
-        "read": {"cpu_s": round(read_cpu, 1), "wall_s": round(read_wall, 1)},
-        "calibrate": {"cpu_s": round(cal_cpu, 1), "wall_s": round(cal_wall, 1)},
-        "total": {"cpu_s": round(read_cpu + cal_cpu, 1), "wall_s": round(read_wall + cal_wall, 1)},
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-        "floors": {t: {"proposed": f["proposed"], "planted": TRUE_AUM_FLOORS[t]}
-                   for t, f in floors.items()},
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "customers": args.customers,
+                "rows": h.cols.n,
+                "trained_on": result.report["rows"]["trained_on"],
+                "read": {"cpu_s": round(read_cpu, 1), "wall_s": round(read_wall, 1)},
+                "calibrate": {"cpu_s": round(cal_cpu, 1), "wall_s": round(cal_wall, 1)},
+                "total": {
+                    "cpu_s": round(read_cpu + cal_cpu, 1),
+                    "wall_s": round(read_wall + cal_wall, 1),
+                },
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+                "floors": {
+                    t: {"proposed": f["proposed"], "planted": TRUE_AUM_FLOORS[t]}
+                    for t, f in floors.items()
+                },
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

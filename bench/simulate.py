@@ -54,9 +54,7 @@ CANDIDATES = {
 
 
 def build_store(url: str, n: int, distinct: int, policy: Policy) -> None:
-    raw = [
-        {"id": c.id, **c.profile} for c in generate(distinct, seed=42, dirty_share=0)
-    ]
+    raw = [{"id": c.id, **c.profile} for c in generate(distinct, seed=42, dirty_share=0)]
     profiles = [CustomerProfile.model_validate(r) for r in raw]
     decisions = decide_batch(profiles, policy, DAY)
     rows: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
@@ -65,8 +63,11 @@ def build_store(url: str, n: int, distinct: int, policy: Policy) -> None:
         written = {k: v.isoformat() if isinstance(v, date) else v for k, v in plan.fields.items()}
         body = {k: v for k, v in r.items() if k != "id"}
         below = decision["below_floor_since"]
-        state = {"tiers": tiers_of(decision), "fields": written,
-                 "below_floor_since": below.isoformat() if below else None}
+        state = {
+            "tiers": tiers_of(decision),
+            "fields": written,
+            "below_floor_since": below.isoformat() if below else None,
+        }
         rows.append((json.dumps(body), state, written))
     store = StateStore.open(url)
     ensure_table(store)
@@ -78,15 +79,28 @@ def build_store(url: str, n: int, distinct: int, policy: Policy) -> None:
             for i in range(start, min(n, start + batch)):
                 body, state, written = rows[i % distinct]
                 cid = f"C{i:012d}"
-                cust.append({"stream": STREAM, "customer_id": cid, "pseudonym": f"p{i}",
-                             "tiers": state["tiers"], "fields": state["fields"],
-                             "assessed_at": DAY.isoformat(),
-                             "below_floor_since": state["below_floor_since"],
-                             "updated_at": now})
-                inputs.append({"stream": STREAM, "customer_id": cid,
-                               "profile": body[:-1] + f', "id": "{cid}"}}',
-                               "current": written, "as_of": DAY.isoformat(),
-                               "updated_at": now})
+                cust.append(
+                    {
+                        "stream": STREAM,
+                        "customer_id": cid,
+                        "pseudonym": f"p{i}",
+                        "tiers": state["tiers"],
+                        "fields": state["fields"],
+                        "assessed_at": DAY.isoformat(),
+                        "below_floor_since": state["below_floor_since"],
+                        "updated_at": now,
+                    }
+                )
+                inputs.append(
+                    {
+                        "stream": STREAM,
+                        "customer_id": cid,
+                        "profile": body[:-1] + f', "id": "{cid}"}}',
+                        "current": written,
+                        "as_of": DAY.isoformat(),
+                        "updated_at": now,
+                    }
+                )
             with store.begin() as conn:
                 conn.execute(customers.insert(), cust)
                 conn.execute(assessed_inputs.insert(), inputs)
@@ -98,12 +112,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--distinct", type=int, default=50_000)
-    parser.add_argument("--store", type=Path, help="keep the built store here; reuse it if "
-                        "present (it must hold --customers customers)")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="keep the built store here; reuse it if present (it must hold --customers customers)",
+    )
     args = parser.parse_args()
     active = load_policy()
-    print(f"{args.customers:,} customers in a SQLite state store; one process, one thread; "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(
+        f"{args.customers:,} customers in a SQLite state store; one process, one thread; "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
     with tempfile.TemporaryDirectory(prefix="crmtier-bench-") as tmp:
         db = args.store or Path(tmp) / "state.db"
         url = f"sqlite:///{db}"
@@ -118,17 +137,20 @@ def main() -> None:
             candidate = load_policy(path)
             store = StateStore.open(url)
             try:
-                simulator = Simulator(active, candidate, DAY, WRITEBACK, CAPS,
-                                      lambda ids: {i: Known() for i in ids})
+                simulator = Simulator(
+                    active, candidate, DAY, WRITEBACK, CAPS, lambda ids: {i: Known() for i in ids}
+                )
                 cpu, wall = time.process_time(), time.perf_counter()
                 sim = simulate(iter_stored(store, STREAM), simulator)
                 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             finally:
                 store.close()
             moved = sim.matrices["value"].moved
-            print(f"{name:<32} {sim.customers:>9,} customers: {cpu:6.1f} s CPU, "
-                  f"{wall:6.1f} s wall; {sim.decided:,} decided again, {moved:,} move "
-                  f"value tier, next sync {sum(sim.candidate.calls(CAPS).values()):,} calls")
+            print(
+                f"{name:<32} {sim.customers:>9,} customers: {cpu:6.1f} s CPU, "
+                f"{wall:6.1f} s wall; {sim.decided:,} decided again, {moved:,} move "
+                f"value tier, next sync {sum(sim.candidate.calls(CAPS).values()):,} calls"
+            )
 
 
 if __name__ == "__main__":

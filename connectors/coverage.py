@@ -39,9 +39,7 @@ def policy_queues(policy: Policy) -> set[str]:
     """The queues the policy's enabled task rules can give a task to."""
     rules = policy.strategy.tasks
     return {
-        rule.queue
-        for name in type(rules).model_fields
-        if (rule := getattr(rules, name)).enabled
+        rule.queue for name in type(rules).model_fields if (rule := getattr(rules, name)).enabled
     }
 
 
@@ -65,8 +63,9 @@ def _table_problems(
 ) -> list[str]:
     wanted = set(wanted)
     mapped: Mapping[str, str] = getattr(writeback, table)
-    given = set(mapped) | {e.partition(".")[2] for e in writeback.switched_off
-                           if e.partition(".")[0] == table}
+    given = set(mapped) | {
+        e.partition(".")[2] for e in writeback.switched_off if e.partition(".")[0] == table
+    }
     unknown = [
         f"[writeback.{table}] {key}: unknown {noun}{did_you_mean(key, wanted)}"
         for key in sorted(given - wanted)

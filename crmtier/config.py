@@ -223,8 +223,7 @@ class CrmtierConfig(BaseSettings):
         if current is None:
             if old is not None:
                 raise ConfigFileError(
-                    f"{self.config_file}: [state] old_encryption_key: set only with "
-                    "encryption_key"
+                    f"{self.config_file}: [state] old_encryption_key: set only with encryption_key"
                 )
             return None
         try:

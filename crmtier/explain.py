@@ -87,20 +87,32 @@ POLICY_KEYS: dict[str, str] = {
 #: when a task rule fires (strategy.tasks.<rule>), in both languages
 TASK_WHEN: dict[str, tuple[str, str]] = {
     "sanctions_review": ("a sanctions screening hit", "制裁名单命中"),
-    "edd_review": ("AML risk high or prohibited (no sanctions hit)",
-                   "反洗钱风险为高或禁止（无制裁命中）"),
+    "edd_review": (
+        "AML risk high or prohibited (no sanctions hit)",
+        "反洗钱风险为高或禁止（无制裁命中）",
+    ),
     "credit_limit_review": ("credit risk high", "信用风险为高"),
     "complaint": ("an open complaint", "有未结投诉"),
-    "upgrade_call": ("the value tier went up, and AML risk allows marketing",
-                     "价值等级上调，且反洗钱风险允许营销"),
-    "dedicated_advisor": ("a tier the rule names, no owner, AML risk allows marketing",
-                          "规则所列等级、无客户经理，且反洗钱风险允许营销"),
-    "corporate_banking": ("a corporate customer, AML risk allows marketing",
-                          "对公客户，且反洗钱风险允许营销"),
-    "investment_advisory": ("professional needs (not corporate), AML risk allows marketing",
-                            "专业需求（非对公），且反洗钱风险允许营销"),
-    "service_recovery": ("detractor feedback, no sanctions hit, AML not prohibited",
-                         "贬损反馈，无制裁命中，反洗钱风险非禁止"),
+    "upgrade_call": (
+        "the value tier went up, and AML risk allows marketing",
+        "价值等级上调，且反洗钱风险允许营销",
+    ),
+    "dedicated_advisor": (
+        "a tier the rule names, no owner, AML risk allows marketing",
+        "规则所列等级、无客户经理，且反洗钱风险允许营销",
+    ),
+    "corporate_banking": (
+        "a corporate customer, AML risk allows marketing",
+        "对公客户，且反洗钱风险允许营销",
+    ),
+    "investment_advisory": (
+        "professional needs (not corporate), AML risk allows marketing",
+        "专业需求（非对公），且反洗钱风险允许营销",
+    ),
+    "service_recovery": (
+        "detractor feedback, no sanctions hit, AML not prohibited",
+        "贬损反馈，无制裁命中，反洗钱风险非禁止",
+    ),
     "data_remediation": ("a data-quality issue", "存在数据质量问题"),
 }
 
@@ -116,15 +128,21 @@ LABELS: dict[str, tuple[str, str]] = {
     "campaigns": ("Campaigns", "营销活动"),
     "created": ("would be created by the next sync", "下次同步将创建"),
     "made": ("already made by crmtier", "crmtier 已创建"),
-    "not_written": ("not written back (write-back switches tasks off)",
-                    "未回写（回写配置关闭任务）"),
+    "not_written": (
+        "not written back (write-back switches tasks off)",
+        "未回写（回写配置关闭任务）",
+    ),
     "not_fired": ("not created: fires on {when}", "未创建：触发条件为{when}"),
-    "disabled": ("not created: the rule is switched off in the policy",
-                 "未创建：策略中已关闭此规则"),
+    "disabled": (
+        "not created: the rule is switched off in the policy",
+        "未创建：策略中已关闭此规则",
+    ),
     "member": ("member", "成员"),
     # worded without the reason: why sales work is withdrawn is restricted (AML)
-    "closes": ("the open task crmtier made is withdrawn by the next sync",
-               "crmtier 已创建的未完成任务将在下次同步撤回"),
+    "closes": (
+        "the open task crmtier made is withdrawn by the next sync",
+        "crmtier 已创建的未完成任务将在下次同步撤回",
+    ),
     "joins": ("joins at the next sync", "下次同步加入"),
     "leaves": ("leaves at the next sync", "下次同步移出"),
     "not_member": ("not a member: {why}", "非成员：{why}"),
@@ -250,7 +268,7 @@ def _tasks(assessment: Any, plan: Any, known: Known, ctx: ExplainContext) -> lis
         action = fired.get(rule)
         if action is None:
             when = TASK_WHEN.get(rule, (rule, rule))[1 if lang == "zh" else 0]
-            status = ("disabled" if not rules[rule].get("enabled", True) else "not_fired")
+            status = "disabled" if not rules[rule].get("enabled", True) else "not_fired"
             why = label(status, lang, when=when)
         elif not ctx.writeback.tasks:
             why = label("not_written", lang)
@@ -262,8 +280,14 @@ def _tasks(assessment: Any, plan: Any, known: Known, ctx: ExplainContext) -> lis
             why = label("not_written", lang)
         if rule in closing:
             why = label("closes", lang)
-        out.append({"rule": rule, "policy_key": f"strategy.tasks.{rule}",
-                    "fired": action is not None, "why": why})
+        out.append(
+            {
+                "rule": rule,
+                "policy_key": f"strategy.tasks.{rule}",
+                "fired": action is not None,
+                "why": why,
+            }
+        )
     return out
 
 
@@ -286,8 +310,14 @@ def _campaigns(
             why = label("member", lang)
         else:
             why = label("not_member", lang, why="; ".join(_unmet(c, kind, assessment, ctx)))
-        out.append({"campaign": key, "policy_key": f"strategy.campaigns.{key}",
-                    "member": bool(action["member"]), "why": why})
+        out.append(
+            {
+                "campaign": key,
+                "policy_key": f"strategy.campaigns.{key}",
+                "member": bool(action["member"]),
+                "why": why,
+            }
+        )
     return out
 
 
@@ -307,8 +337,11 @@ def _unmet(c: Any, kind: str | None, assessment: Any, ctx: ExplainContext) -> li
     ]
     aml = assessment["aml_risk"]
     if aml in risk.no_campaigns_aml or (c.marketing and aml in risk.no_marketing_aml):
-        out.append("AML risk keeps it out (strategy.risk)" if ctx.disclosure.show
-                   else "a restricted rating keeps it out")
+        out.append(
+            "AML risk keeps it out (strategy.risk)"
+            if ctx.disclosure.show
+            else "a restricted rating keeps it out"
+        )
     if c.credit_product and assessment["credit_risk"] in risk.no_credit_products_credit:
         out.append("credit risk keeps credit products out (strategy.risk)")
     return out

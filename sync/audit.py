@@ -202,4 +202,3 @@ def _unkeyed_upto(conn: sa.Connection, known: Mapping[str, bytes]) -> tuple[int,
 
 def _unknown(kid: str) -> str:
     return f"audit key id {kid}, which is neither [state] audit_key nor one of old_audit_keys"
-

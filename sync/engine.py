@@ -500,9 +500,7 @@ class _Run:
             for r, a, p in plans
         ]
         limits = self.e.task_limits
-        bounded = {
-            cid: [t for t in tasks if t.rule in limits] for cid, tasks in admitted.items()
-        }
+        bounded = {cid: [t for t in tasks if t.rule in limits] for cid, tasks in admitted.items()}
         return out, ([r.profile.id for r, _, _ in plans], bounded, waiting)
 
     def _settle_task_budget(self, status: RunStatus) -> None:
@@ -514,9 +512,7 @@ class _Run:
             return
         with self.e.store.begin() as conn:
             if self.budget is not None:
-                self.counts.tasks_waiting = Counter(
-                    taskbudget.waiting_by_rule(conn, self.e.stream)
-                )
+                self.counts.tasks_waiting = Counter(taskbudget.waiting_by_rule(conn, self.e.stream))
             if status in ("succeeded", "completed_with_errors"):
                 if self.options.only_fields:
                     self.e.store.meta_put(conn, self.e.staged_key, "fields")
@@ -598,9 +594,7 @@ class _Run:
         self._progress()
         self._drain(final=False)
 
-    def _count_planned(
-        self, plans: list[tuple[CrmRecord, AssessmentData, CustomerPlan]]
-    ) -> None:
+    def _count_planned(self, plans: list[tuple[CrmRecord, AssessmentData, CustomerPlan]]) -> None:
         planned = self.counts.planned
         for _, _, plan in plans:
             for task in plan.tasks:
@@ -764,9 +758,7 @@ class _Run:
             if previous is not None and previous.this_run:
                 self.counts.skipped["superseded"] += 1
             pending = self._decision_json(record, assessment)
-            self.decisions[cid] = _Decision(
-                cid, pending, keep, this_run=True, base=states.get(cid)
-            )
+            self.decisions[cid] = _Decision(cid, pending, keep, this_run=True, base=states.get(cid))
             state_rows.append(
                 {
                     "customer_id": cid,
@@ -897,9 +889,7 @@ class _Run:
             if decision is None:
                 state = states.get(item.customer_id)
                 pending = dict(state.pending) if state and state.pending else {}
-                decision = _Decision(
-                    item.customer_id, pending, set(), this_run=False, base=state
-                )
+                decision = _Decision(item.customer_id, pending, set(), this_run=False, base=state)
                 self.decisions[item.customer_id] = decision
             decision.outstanding.add(item.id)
         if items:
@@ -1118,9 +1108,7 @@ class _Run:
             return
         except Exception as exc:
             self._requeue(items)
-            self.stop = self.stop or _Stop(
-                "failed", f"write call failed: {error_text(exc)}"
-            )
+            self.stop = self.stop or _Stop("failed", f"write call failed: {error_text(exc)}")
             return
         if len(results) != len(items):
             self._requeue(items)

@@ -49,9 +49,7 @@ def profile_text(profile: CustomerProfile) -> str:
     return profile.model_dump_json(exclude={"previous"}, exclude_none=True)
 
 
-def save_inputs(
-    conn: sa.Connection, stream: str, records: Sequence[CrmRecord], as_of: str
-) -> None:
+def save_inputs(conn: sa.Connection, stream: str, records: Sequence[CrmRecord], as_of: str) -> None:
     """Upsert the inputs of these assessed records (one statement for the page)."""
     if not records:
         return
@@ -175,8 +173,10 @@ def columns_of(chunk: Sequence[StoredCustomer], policy: Policy) -> Columns:
     holders: dict[str | None, list[Any]] = {name: [d.get(name) for d in docs] for name in BLOCKS}
     holders[None] = docs
     holders["previous"] = [
-        None if c.state.tiers is None and c.state.below_floor_since is None
-        else (c.state.tiers or {}) for c in chunk
+        None
+        if c.state.tiers is None and c.state.below_floor_since is None
+        else (c.state.tiers or {})
+        for c in chunk
     ]
 
     def cells(block: str | None, attr: str) -> list[Any]:
@@ -192,8 +192,10 @@ def columns_of(chunk: Sequence[StoredCustomer], policy: Policy) -> Columns:
         for _, block, attr in FLAGS
     ]
     enums = [
-        [MISSING if h is None or (v := h.get(attr)) is None else codes.get(v, UNKNOWN)
-         for h in holders[block]]
+        [
+            MISSING if h is None or (v := h.get(attr)) is None else codes.get(v, UNKNOWN)
+            for h in holders[block]
+        ]
         for (_, block, attr, _), codes in zip(ENUMS, _VOCABULARIES, strict=True)
     ]
     held = cells("activity", "products_held")
@@ -212,16 +214,24 @@ def columns_of(chunk: Sequence[StoredCustomer], policy: Policy) -> Columns:
         numbers=np.array(numbers, dtype=np.float64).reshape(len(NUMBERS), n),
         flags=np.array(flags, dtype=np.int8).reshape(len(FLAGS), n),
         enums=np.array(enums, dtype=np.int8).reshape(len(ENUMS), n),
-        block={name: np.array([h is not None for h in holders[name]], dtype=np.bool_)
-               for name in BLOCKS},
+        block={
+            name: np.array([h is not None for h in holders[name]], dtype=np.bool_)
+            for name in BLOCKS
+        },
         fx_rate=floats([NAN if r is None else r for r in rates]),
         products=floats([NAN if h is None else float(len(h)) for h in held]),
         advanced_products=floats([float(sum(1 for x in h or () if x in advanced)) for h in held]),
-        countries=floats([NAN if c is None else float(len(v)) for c, v in zip(listed, valid,
-                                                                               strict=True)]),
+        countries=floats(
+            [NAN if c is None else float(len(v)) for c, v in zip(listed, valid, strict=True)]
+        ),
         call_for_action=floats([float(sum(1 for c in v if c in cfa)) for v in valid]),
-        unknown_countries=floats([0.0 if c is None else float(len(c) - len(v))
-                                  for c, v in zip(listed, valid, strict=True)]),
-        below_floor_since=floats([NAN if d is None else float(date.fromisoformat(d).toordinal())
-                                  for d in since]),
+        unknown_countries=floats(
+            [
+                0.0 if c is None else float(len(c) - len(v))
+                for c, v in zip(listed, valid, strict=True)
+            ]
+        ),
+        below_floor_since=floats(
+            [NAN if d is None else float(date.fromisoformat(d).toordinal()) for d in since]
+        ),
     )

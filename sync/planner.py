@@ -90,10 +90,7 @@ class CustomerPlan:
 
     def __len__(self) -> int:
         return (
-            (1 if self.fields else 0)
-            + len(self.tasks)
-            + len(self.memberships)
-            + len(self.closures)
+            (1 if self.fields else 0) + len(self.tasks) + len(self.memberships) + len(self.closures)
         )
 
 

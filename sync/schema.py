@@ -450,8 +450,7 @@ def migrate(engine: sa.Engine, component: str, migrations: Sequence[Migration]) 
 INPUTS_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
-        "assessed_inputs: the inputs each customer was last assessed on, for simulate "
-        "and explain",
+        "assessed_inputs: the inputs each customer was last assessed on, for simulate and explain",
         _create(assessed_inputs),
     ),
 )

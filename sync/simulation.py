@@ -212,8 +212,10 @@ class Simulator:
         for name, (_, vocabulary, _) in LADDERS.items():
             self.result.matrices[name] = Matrix.empty(vocabulary)
         levels = sorted(
-            {*active.service_levels.model_dump().values(),
-             *candidate.service_levels.model_dump().values()}
+            {
+                *active.service_levels.model_dump().values(),
+                *candidate.service_levels.model_dump().values(),
+            }
         )
         self.result.matrices[SERVICE_LEVEL] = Matrix.empty(tuple(levels))
 
@@ -291,8 +293,17 @@ def _service_levels(ev: Evaluation, policy: Policy, levels: tuple[str, ...]) -> 
 
 
 _DECIDED = (
-    "value_tier", "needs_tier", "credit_risk", "aml_risk", "ops_risk", "status",
-    "upgraded_from", "value_score", "below_floor_since", "open_complaints", "detractor",
+    "value_tier",
+    "needs_tier",
+    "credit_risk",
+    "aml_risk",
+    "ops_risk",
+    "status",
+    "upgraded_from",
+    "value_score",
+    "below_floor_since",
+    "open_complaints",
+    "detractor",
 )
 
 

@@ -51,6 +51,7 @@ class EncryptionPendingError(StoreError):
     """The store's values are not yet under the configured key, and this open was told
     not to rewrite them (a plain ``crmtier doctor`` changes nothing on disk)."""
 
+
 #: ``meta`` key naming the key the store's values are encrypted under (``enc1:<key id>``)
 ENCRYPTION_META = "encryption"
 #: both backends: no bound values in error messages (they can hold customer data), and the
@@ -199,9 +200,7 @@ class StateStore:
         marker, and a marker found unsealed later is never trusted (``sync/audit.py``)."""
         if component == "sync":
             migrations = tuple(
-                replace(m, apply=self._sealing(m.apply))
-                if m.version == KEYED_AUDIT_VERSION
-                else m
+                replace(m, apply=self._sealing(m.apply)) if m.version == KEYED_AUDIT_VERSION else m
                 for m in migrations
             )
         return schema.migrate(self.engine, component, migrations)
@@ -335,8 +334,7 @@ class StateStore:
             return
         if cipher is None:
             raise StoreError(
-                f"state store is encrypted (key id {stored}); "
-                "set [state] encryption_key to its key"
+                f"state store is encrypted (key id {stored}); set [state] encryption_key to its key"
             )
         raise StoreError(
             f"state store is encrypted with key id {stored}, but [state] "
@@ -391,8 +389,8 @@ class StateStore:
             stored = self.meta_get(conn, name)
             if stored is None or crypto.key_id_of(stored) == cipher.key_id:
                 continue  # none, or sealed under this key already (made during this open)
-            plain = cipher.decrypt(stored, where).decode() if crypto.is_ciphertext(stored) else (
-                stored
+            plain = (
+                cipher.decrypt(stored, where).decode() if crypto.is_ciphertext(stored) else (stored)
             )
             self.meta_put(conn, name, cipher.encrypt(plain.encode(), where))
             count += 1

@@ -41,8 +41,7 @@ class TaskLimit:
 
 def order_key(task: TaskAction, customer_id: str) -> tuple[int, str, str, str]:
     """Admission order: priority, then due date, then stable ids."""
-    return (PRIORITY_RANK.get(task.priority, 9), task.due.isoformat(), customer_id,
-            task.dedupe_key)
+    return (PRIORITY_RANK.get(task.priority, 9), task.due.isoformat(), customer_id, task.dedupe_key)
 
 
 @dataclass
@@ -142,9 +141,7 @@ def record(
         for task in tasks
     ]
     made = [
-        _row(stream, cid, task, "made", run_id)
-        for cid, tasks in admitted.items()
-        for task in tasks
+        _row(stream, cid, task, "made", run_id) for cid, tasks in admitted.items() for task in tasks
     ]
     if made:  # a made task's key may be one that waited before
         keys = [r["key"] for r in made]
@@ -190,8 +187,9 @@ def to_revisit(conn: sa.Connection, stream: str, limits: Mapping[str, TaskLimit]
     query = (
         sa.select(task_queue.c.customer_id, task_queue.c.rule)
         .where(task_queue.c.stream == stream, task_queue.c.status == "waiting")
-        .order_by(task_queue.c.priority, task_queue.c.due, task_queue.c.customer_id,
-                  task_queue.c.key)
+        .order_by(
+            task_queue.c.priority, task_queue.c.due, task_queue.c.customer_id, task_queue.c.key
+        )
     )
     taken: Counter[str] = Counter()
     out: dict[str, None] = {}

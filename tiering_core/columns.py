@@ -83,8 +83,12 @@ ENUMS: tuple[tuple[str, str | None, str, tuple[str, ...]], ...] = (
     ("loan_class", "credit", "loan_class", LOAN_CLASSES),
     ("industry_risk", "aml", "industry_risk", LEVELS),
     # the codes of rules.base.VALUE_TIERS (unrated means none: see MEANS_MISSING)
-    ("previous_value_tier", "previous", "value_tier",
-     (*VALUE_TIER_ORDER, "unrated", *CORPORATE_TIER_ORDER)),
+    (
+        "previous_value_tier",
+        "previous",
+        "value_tier",
+        (*VALUE_TIER_ORDER, "unrated", *CORPORATE_TIER_ORDER),
+    ),
 )
 
 #: Values that mean "none" rather than an unknown value: an unrated previous tier is no tier.
@@ -173,8 +177,9 @@ class Record:
             numbers=numbers,
             flags=flags,
             enums=enums,
-            block={name: holder is not None for name, holder in holders.items()
-                   if name != "previous"},
+            block={
+                name: holder is not None for name, holder in holders.items() if name != "previous"
+            },
             fx_rate=NAN if rate is None else rate,
             products=NAN if held is None else float(len(held)),
             advanced_products=float(sum(1 for h in held or () if h in advanced)),
@@ -278,4 +283,3 @@ class Columns:
             unknown_countries=self.unknown_countries[index],
             below_floor_since=self.below_floor_since[index],
         )
-

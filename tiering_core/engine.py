@@ -127,8 +127,15 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
         open_complaints=np.where(gt(complaints, 0), complaints, 0.0),
         detractor=fb.detractor,
         marketing_opt_out=opted_out,
-        reasons=[*v.reasons, *needs_reasons, *credit_reasons, *a.reasons, *ops_reasons,
-                 *fb.reasons, *consent_reasons],
+        reasons=[
+            *v.reasons,
+            *needs_reasons,
+            *credit_reasons,
+            *a.reasons,
+            *ops_reasons,
+            *fb.reasons,
+            *consent_reasons,
+        ],
         issues=issues,
     )
 
@@ -195,11 +202,28 @@ def decide(
         status = STATUSES.index("rated")
     complaints = clean.num("open_complaints")
     decided = _Decided(
-        v.tier, v.score, needs_tier, credit_risk, aml_risk, ops_risk, status, v.upgraded_from,
-        complaints if complaints > 0 else 0.0, detractor, v.below_floor_since, opted_out,
+        v.tier,
+        v.score,
+        needs_tier,
+        credit_risk,
+        aml_risk,
+        ops_risk,
+        status,
+        v.upgraded_from,
+        complaints if complaints > 0 else 0.0,
+        detractor,
+        v.below_floor_since,
+        opted_out,
     )
-    columns = (*v.reasons, *needs_reasons, *credit_reasons, *aml_reasons, *ops_reasons,
-               *feedback_reasons, *consent_reasons)
+    columns = (
+        *v.reasons,
+        *needs_reasons,
+        *credit_reasons,
+        *aml_reasons,
+        *ops_reasons,
+        *feedback_reasons,
+        *consent_reasons,
+    )
     reasons = _reasons_by_row([profile], columns)[0]
     issues = [_issue(profile, ic) for ic in issue_cols]
     return _decision(profile, decided, reasons, issues, policy, as_of, kinds)
@@ -247,10 +271,18 @@ def _decisions(
     reasons = _reasons_by_row(profiles, ev.reasons)
     issues = _issues_by_row(profiles, ev.issues)
     rows = zip(
-        ev.value_tier.tolist(), ev.value_score.tolist(), ev.needs_tier.tolist(),
-        ev.credit_risk.tolist(), ev.aml_risk.tolist(), ev.ops_risk.tolist(),
-        ev.status.tolist(), ev.upgraded_from.tolist(), ev.open_complaints.tolist(),
-        ev.detractor.tolist(), ev.below_floor_since.tolist(), ev.marketing_opt_out.tolist(),
+        ev.value_tier.tolist(),
+        ev.value_score.tolist(),
+        ev.needs_tier.tolist(),
+        ev.credit_risk.tolist(),
+        ev.aml_risk.tolist(),
+        ev.ops_risk.tolist(),
+        ev.status.tolist(),
+        ev.upgraded_from.tolist(),
+        ev.open_complaints.tolist(),
+        ev.detractor.tolist(),
+        ev.below_floor_since.tolist(),
+        ev.marketing_opt_out.tolist(),
         strict=True,
     )
     return [
@@ -413,8 +445,12 @@ def _issues_by_row(
 
 def _issue(profile: CustomerProfile, ic: IssueColumn) -> dict[str, Any]:
     value = _profile_value(profile, ic.path)
-    return {"code": ic.code, "field": ic.path, "problem": ic.problem,
-            "value": value if _is_scalar(value) else None}
+    return {
+        "code": ic.code,
+        "field": ic.path,
+        "problem": ic.problem,
+        "value": value if _is_scalar(value) else None,
+    }
 
 
 def _is_scalar(value: Any) -> bool:

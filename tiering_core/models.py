@@ -28,8 +28,15 @@ LOAN_CLASSES = ("normal", "special_mention", "substandard", "doubtful", "loss") 
 LEVELS = ("low", "medium", "high")
 
 ValueTier = Literal[
-    "private", "wealth", "affluent", "mass", "unrated",
-    "corporate_strategic", "corporate_key", "corporate_standard", "corporate_small",
+    "private",
+    "wealth",
+    "affluent",
+    "mass",
+    "unrated",
+    "corporate_strategic",
+    "corporate_key",
+    "corporate_standard",
+    "corporate_small",
 ]
 NeedsTier = Literal["basic", "advanced", "professional"]
 RiskLevel = Literal["low", "medium", "high", "unrated"]
@@ -41,7 +48,10 @@ Priority = Literal["high", "normal", "low"]
 VALUE_TIER_ORDER: tuple[str, ...] = ("private", "wealth", "affluent", "mass")
 #: Corporates' own ladder, top down (deposits, credit lines, revenue; never AUM alone).
 CORPORATE_TIER_ORDER: tuple[str, ...] = (
-    "corporate_strategic", "corporate_key", "corporate_standard", "corporate_small",
+    "corporate_strategic",
+    "corporate_key",
+    "corporate_standard",
+    "corporate_small",
 )
 
 

@@ -33,8 +33,14 @@ from tiering_core.models import CORPORATE_TIER_ORDER, LOAN_CLASSES, VALUE_TIER_O
 Level = Literal["low", "medium", "high"]
 AmlLevel = Literal["low", "medium", "high", "prohibited"]
 TierName = Literal[
-    "private", "wealth", "affluent", "mass",
-    "corporate_strategic", "corporate_key", "corporate_standard", "corporate_small",
+    "private",
+    "wealth",
+    "affluent",
+    "mass",
+    "corporate_strategic",
+    "corporate_key",
+    "corporate_standard",
+    "corporate_small",
 ]
 Period = Literal["month", "quarter", "half_year", "year"]
 
@@ -132,9 +138,7 @@ class CreditPolicy(_Section):
     dti_max: float = Field(gt=0)
     medium_dpd_from: int = Field(ge=1)
     high_dpd_over: int = NonNeg
-    loan_class: dict[
-        Literal["normal", "special_mention", "substandard", "doubtful", "loss"], Level
-    ]
+    loan_class: dict[Literal["normal", "special_mention", "substandard", "doubtful", "loss"], Level]
 
 
 class AmlWeights(_Section):
@@ -221,8 +225,10 @@ class FeedbackPolicy(_Section):
 
 
 class QualityPolicy(_Section):
-    required: tuple[Literal["kind", "assets", "aml", "ops", "credit", "activity",
-                            "revenue_12m", "feedback"], ...]
+    required: tuple[
+        Literal["kind", "assets", "aml", "ops", "credit", "activity", "revenue_12m", "feedback"],
+        ...,
+    ]
 
 
 class ServiceLevels(_Section):
@@ -303,11 +309,11 @@ class StrategyPolicy(_Section):
 #: ``[regulatory.waivers]`` with a reason. Floor id -> what it keeps.
 FLOORS: dict[str, str] = {
     "sanctions": "a sanctions hit is rated prohibited, goes to compliance due the same day, "
-                 "and ends every campaign and marketing",
+    "and ends every campaign and marketing",
     "pep": "a politically exposed person is rated at least high",
     "complaint_deadline": "every open complaint gets a task due within 15 days",
     "aml_review": "AML review cycles: high at most 6 months, each lower level at most twice "
-                  "the one above",
+    "the one above",
 }
 #: The audit trail's policy_version column holds this many characters.
 VERSION_MAX_CHARS = 80
@@ -473,20 +479,32 @@ def _describe(err: Any) -> str:
 
 def _score_scale_problems(c: CreditPolicy) -> list[str]:
     """Score keys only with a named scale; a named scale with its range; cut-offs in order."""
-    keys = {"score_min": c.score_min, "score_max": c.score_max,
-            "high_score_below": c.high_score_below, "medium_score_below": c.medium_score_below}
+    keys = {
+        "score_min": c.score_min,
+        "score_max": c.score_max,
+        "high_score_below": c.high_score_below,
+        "medium_score_below": c.medium_score_below,
+    }
     if not c.score_scale.strip():
-        return [f"credit.{k}: needs credit.score_scale (the name of the scale the score is on)"
-                for k, v in keys.items() if v is not None]
+        return [
+            f"credit.{k}: needs credit.score_scale (the name of the scale the score is on)"
+            for k, v in keys.items()
+            if v is not None
+        ]
     if c.score_min is None or c.score_max is None:
-        return [f"credit.{k}: required with credit.score_scale"
-                for k in ("score_min", "score_max") if keys[k] is None]
+        return [
+            f"credit.{k}: required with credit.score_scale"
+            for k in ("score_min", "score_max")
+            if keys[k] is None
+        ]
     if c.score_min >= c.score_max:
         return ["credit.score_min: must be < credit.score_max"]
     cuts = [v for v in (c.high_score_below, c.medium_score_below) if v is not None]
     if cuts != sorted(cuts) or any(not c.score_min <= v <= c.score_max for v in cuts):
-        return ["credit.high_score_below: must satisfy score_min <= high_score_below"
-                " <= medium_score_below <= score_max"]
+        return [
+            "credit.high_score_below: must satisfy score_min <= high_score_below"
+            " <= medium_score_below <= score_max"
+        ]
     return []
 
 
@@ -509,8 +527,11 @@ def _consistency_problems(p: Policy) -> list[str]:
         if loan_class not in c.loan_class:
             out.append(f"credit.loan_class.{loan_class}: required")
     out += _score_scale_problems(c)
-    if (c.medium_dti_over is not None and c.high_dti_over is not None
-            and c.medium_dti_over > c.high_dti_over):
+    if (
+        c.medium_dti_over is not None
+        and c.high_dti_over is not None
+        and c.medium_dti_over > c.high_dti_over
+    ):
         out.append("credit.medium_dti_over: must be <= credit.high_dti_over")
     if c.medium_dpd_from > c.high_dpd_over:
         out.append("credit.medium_dpd_from: must be <= credit.high_dpd_over")
@@ -581,31 +602,51 @@ def _floor_breaches(p: Policy) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     o, risk, t = p.aml.overrides, p.strategy.risk, p.strategy.tasks
     if o.sanctions_hit != "prohibited":
-        out.append(("sanctions", 'aml.overrides.sanctions_hit: must be "prohibited" (PBOC'
-                    " 银发〔2013〕2号: a listed customer goes straight to the highest level)"))
+        out.append(
+            (
+                "sanctions",
+                'aml.overrides.sanctions_hit: must be "prohibited" (PBOC'
+                " 银发〔2013〕2号: a listed customer goes straight to the highest level)",
+            )
+        )
     for key in ("no_marketing_aml", "no_campaigns_aml"):
         if "prohibited" not in getattr(risk, key):
             out.append(("sanctions", f'strategy.risk.{key}: must include "prohibited"'))
     s = t.sanctions_review
     if not s.enabled or s.due_days > 0 or s.priority != "high":
-        out.append(("sanctions", "strategy.tasks.sanctions_review: must be enabled, priority"
-                    ' "high" and due_days = 0 (FATF R.6: act without delay)'))
+        out.append(
+            (
+                "sanctions",
+                "strategy.tasks.sanctions_review: must be enabled, priority"
+                ' "high" and due_days = 0 (FATF R.6: act without delay)',
+            )
+        )
     if o.pep not in ("high", "prohibited"):
-        out.append(("pep", 'aml.overrides.pep: must be "high" or "prohibited" (FATF R.12:'
-                    " enhanced measures for every PEP)"))
+        out.append(
+            (
+                "pep",
+                'aml.overrides.pep: must be "high" or "prohibited" (FATF R.12:'
+                " enhanced measures for every PEP)",
+            )
+        )
     c = t.complaint
     if not c.enabled or c.due_days > 15:
-        out.append(("complaint_deadline", "strategy.tasks.complaint.due_days: must be <= 15"
-                    " with the rule enabled (银行保险机构消费投诉处理管理办法, 2020)"))
+        out.append(
+            (
+                "complaint_deadline",
+                "strategy.tasks.complaint.due_days: must be <= 15"
+                " with the rule enabled (银行保险机构消费投诉处理管理办法, 2020)",
+            )
+        )
     r = p.aml.review_months
     if r.high > 6:
         out.append(("aml_review", "aml.review_months.high: must be <= 6 (PBOC 银发〔2013〕2号)"))
     if r.medium > 2 * r.high:
-        out.append(("aml_review",
-                    "aml.review_months.medium: must be <= 2 x aml.review_months.high"))
+        out.append(
+            ("aml_review", "aml.review_months.medium: must be <= 2 x aml.review_months.high")
+        )
     if r.low > 2 * r.medium:
-        out.append(("aml_review",
-                    "aml.review_months.low: must be <= 2 x aml.review_months.medium"))
+        out.append(("aml_review", "aml.review_months.low: must be <= 2 x aml.review_months.medium"))
     return out
 
 
@@ -614,7 +655,7 @@ def _regulatory_problems(p: Policy) -> list[str]:
     waivers = p.regulatory.waivers
     breaches = _floor_breaches(p)
     out = [
-        f'{problem}; a regulatory floor: weaken it only with [regulatory.waivers] {floor} ='
+        f"{problem}; a regulatory floor: weaken it only with [regulatory.waivers] {floor} ="
         ' "<reason>"'
         for floor, problem in breaches
         if not waivers.get(floor, "").strip()
@@ -626,9 +667,12 @@ def _regulatory_problems(p: Policy) -> list[str]:
         elif not reason.strip():
             out.append(f"regulatory.waivers.{floor}: needs the reason for the waiver")
         elif floor not in weakened:
-            out.append(f"regulatory.waivers.{floor}: the policy keeps this floor; remove the"
-                       " waiver")
+            out.append(
+                f"regulatory.waivers.{floor}: the policy keeps this floor; remove the waiver"
+            )
     if len(p.version) > VERSION_MAX_CHARS:
-        out.append(f"name: too long: the version {p.version!r} must fit {VERSION_MAX_CHARS}"
-                   " characters (the audit trail's column)")
+        out.append(
+            f"name: too long: the version {p.version!r} must fit {VERSION_MAX_CHARS}"
+            " characters (the audit trail's column)"
+        )
     return out

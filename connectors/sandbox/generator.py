@@ -41,8 +41,13 @@ LOAN_CLASSES = ("normal", "special_mention", "substandard", "doubtful", "loss")
 LOAN_CLASS_SHARES = (96.19, 2.22, 0.80, 0.50, 0.29)
 NPL_RATIO = sum(LOAN_CLASS_SHARES[2:]) / 100
 _GOLDEN = (math.sqrt(5) - 1) / 2
-_SCORE_PENALTY = {"normal": 0, "special_mention": 80, "substandard": 150, "doubtful": 200,
-                  "loss": 250}
+_SCORE_PENALTY = {
+    "normal": 0,
+    "special_mention": 80,
+    "substandard": 150,
+    "doubtful": 200,
+    "loss": 250,
+}
 #: A customer's 0-10 NPS answer, drawn as one of these 21 equally likely slots (the same
 #: draw as the -100..100 steps the book had before, so every other field of customer i is
 #: unchanged): 4/21 detractors (0-6), 7/21 passives (7-8), 10/21 promoters (9-10), a book
@@ -215,8 +220,12 @@ def _days_past_due(loan_class: str, overdue: bool, depth: float) -> int:
     places the arrears within the class's band."""
     if loan_class == "normal" or (loan_class == "special_mention" and not overdue):
         return 0
-    low, span = {"special_mention": (1, 90), "substandard": (91, 180), "doubtful": (271, 90),
-                 "loss": (361, 365)}[loan_class]
+    low, span = {
+        "special_mention": (1, 90),
+        "substandard": (91, 180),
+        "doubtful": (271, 90),
+        "loss": (361, 365),
+    }[loan_class]
     return low + int(depth * span)
 
 

@@ -28,8 +28,11 @@ from datetime import date
 
 import numpy as np
 
-TRUE_AUM_FLOORS: dict[str, float] = {"private": 5_000_000.0, "wealth": 800_000.0,
-                                     "affluent": 80_000.0}
+TRUE_AUM_FLOORS: dict[str, float] = {
+    "private": 5_000_000.0,
+    "wealth": 800_000.0,
+    "affluent": 80_000.0,
+}
 #: Expected revenue just above each floor: 1.2x the default policy's revenue floor of the tier.
 _LEVEL_AT_FLOOR = {"private": 360_000.0, "wealth": 30_000.0, "affluent": 3_000.0}
 _MASS_LEVEL = 1_250.0  # expected revenue at 80k AUM from below: half the affluent revenue floor
@@ -63,7 +66,7 @@ def history_lines(n: int, seed: int = 0, periods: tuple[date, ...] = PERIODS) ->
     log_aum = rng.uniform(3.0, 7.7, size=n) + np.asarray(_AGE_SHIFT)[age]
     engagement = rng.uniform(0.0, 1.0, size=n)  # latent: drives activity and retention
     for period in periods:
-        aum = 10.0 ** log_aum
+        aum = 10.0**log_aum
         yield from _period_lines(rng, period, aum, engagement, age, region, gender)
         log_aum = log_aum + rng.normal(0.01, 0.06, size=n)  # the book drifts a little
 
@@ -99,20 +102,33 @@ def _period_lines(
             "id": f"h{i:07d}",
             "kind": "individual",
             "assets": {"deposits": deposits, "investments": round(float(aum[i]) - deposits, 2)},
-            "activity": {"transactions_90d": int(transactions[i]),
-                         "digital_logins_90d": int(logins[i]), "products_held": products},
-            "revenue_12m": {"loan_interest": round(float(trailing[i]) * 0.5, 2),
-                            "product_fees": round(float(trailing[i]) * 0.3, 2),
-                            "service_fees": round(float(trailing[i]) * 0.2, 2)},
+            "activity": {
+                "transactions_90d": int(transactions[i]),
+                "digital_logins_90d": int(logins[i]),
+                "products_held": products,
+            },
+            "revenue_12m": {
+                "loan_interest": round(float(trailing[i]) * 0.5, 2),
+                "product_fees": round(float(trailing[i]) * 0.3, 2),
+                "service_fees": round(float(trailing[i]) * 0.2, 2),
+            },
         }
-        yield json.dumps({
-            "period": stamp,
-            "customer": customer,
-            "attributes": {"region": REGIONS[region[i]], "age_band": AGE_BANDS[age[i]],
-                           "gender": GENDERS[gender[i]]},
-            "outcome": {"revenue_next_12m": round(float(future[i]), 2),
-                        "attrited": bool(attrited[i])},
-        }, separators=(",", ":"))
+        yield json.dumps(
+            {
+                "period": stamp,
+                "customer": customer,
+                "attributes": {
+                    "region": REGIONS[region[i]],
+                    "age_band": AGE_BANDS[age[i]],
+                    "gender": GENDERS[gender[i]],
+                },
+                "outcome": {
+                    "revenue_next_12m": round(float(future[i]), 2),
+                    "attrited": bool(attrited[i]),
+                },
+            },
+            separators=(",", ":"),
+        )
 
 
 def _mean_one_noise(rng: np.random.Generator, sigma: float, n: int) -> np.ndarray:

@@ -28,13 +28,15 @@ COMPONENTS = ("aum", "revenue", "activity")
 
 def matrix(cols: Columns, policy: Policy) -> np.ndarray:
     """rows x FEATURES; amounts on a log scale (as the value score reads them), NaN missing."""
-    x = np.column_stack([
-        np.log1p(aum_of(cols, policy)),
-        np.log1p(revenue_of(cols)),
-        cols.number["transactions_90d"],
-        cols.number["digital_logins_90d"],
-        cols.products,
-    ])
+    x = np.column_stack(
+        [
+            np.log1p(aum_of(cols, policy)),
+            np.log1p(revenue_of(cols)),
+            cols.number["transactions_90d"],
+            cols.number["digital_logins_90d"],
+            cols.products,
+        ]
+    )
     assert x.shape[1] == len(FEATURES)
     return x
 
@@ -43,5 +45,7 @@ def check_not_inputs(sensitive: list[str]) -> None:
     """A sensitive attribute must not share a name with a model input."""
     clash = [name for name in sensitive if name in FEATURES]
     if clash:
-        raise ValueError(f"--sensitive {clash[0]}: is a model input; a sensitive attribute "
-                         "must be one of the history's attributes")
+        raise ValueError(
+            f"--sensitive {clash[0]}: is a model input; a sensitive attribute "
+            "must be one of the history's attributes"
+        )

@@ -33,9 +33,7 @@ from crmtier.calibrate.features import COMPONENTS, FEATURES
 from tiering_core.rules.base import VALUE_TIERS
 from tiering_core.rules.value import RANKED
 
-ML_EXTRA_MISSING = (
-    "crmtier calibrate needs scikit-learn: pip install 'crmtier[ml]'"
-)
+ML_EXTRA_MISSING = "crmtier calibrate needs scikit-learn: pip install 'crmtier[ml]'"
 IMPORTANCE_ROWS = 100_000  # held-out rows sampled for permutation importance
 ADVANCED_MAJORITY = 0.5
 
@@ -70,8 +68,11 @@ def fit_model(x: np.ndarray, y: np.ndarray, target: str, seed: int) -> Any:
     ensemble = ml().ensemble
     sign = 1 if target == "revenue" else -1
     params: dict[str, Any] = {
-        "monotonic_cst": [sign] * x.shape[1], "max_iter": 200, "learning_rate": 0.1,
-        "early_stopping": False, "random_state": seed,
+        "monotonic_cst": [sign] * x.shape[1],
+        "max_iter": 200,
+        "learning_rate": 0.1,
+        "early_stopping": False,
+        "random_state": seed,
     }
     assert x.shape[1] == len(FEATURES), "only the declared inputs may reach the model"
     if target == "revenue":
@@ -80,7 +81,9 @@ def fit_model(x: np.ndarray, y: np.ndarray, target: str, seed: int) -> Any:
 
 
 def aum_floors(
-    aum: np.ndarray, revenue: np.ndarray, revenue_floors: dict[str, float],
+    aum: np.ndarray,
+    revenue: np.ndarray,
+    revenue_floors: dict[str, float],
     current: dict[str, float],
 ) -> tuple[dict[str, float], list[str]]:
     """Per ranked tier, the lowest AUM whose expected revenue (the isotonic fit of
@@ -116,10 +119,12 @@ def component_weights(
     result = ml().inspection.permutation_importance(
         model, x[rows], y[rows], scoring=scoring, n_repeats=3, random_state=seed
     )
-    importance = {name: max(float(v), 0.0)
-                  for name, v in zip(FEATURES, result.importances_mean, strict=True)}
-    by_component = {c: sum(v for k, v in importance.items() if FEATURES[k] == c)
-                    for c in COMPONENTS}
+    importance = {
+        name: max(float(v), 0.0) for name, v in zip(FEATURES, result.importances_mean, strict=True)
+    }
+    by_component = {
+        c: sum(v for k, v in importance.items() if FEATURES[k] == c) for c in COMPONENTS
+    }
     total = sum(by_component.values())
     if total <= 0:
         return {}, importance
@@ -130,7 +135,9 @@ def component_weights(
 
 
 def advanced_tiers(
-    tier: np.ndarray, advanced_products: np.ndarray, products: np.ndarray,
+    tier: np.ndarray,
+    advanced_products: np.ndarray,
+    products: np.ndarray,
     professional: tuple[str, ...],
 ) -> tuple[list[str], dict[str, float]]:
     """Value tiers where most customers with a known product list hold an advanced product."""

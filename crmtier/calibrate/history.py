@@ -145,27 +145,40 @@ class _Attributes:
 
     def add(self, rows: list[dict[str, str]]) -> None:
         names = {name for a in rows for name in a}
-        self.chunks.append((len(rows), {
-            name: np.array([self.values.setdefault(v, v)
-                            for v in (a.get(name, MISSING_ATTRIBUTE) for a in rows)],
-                           dtype=object)
-            for name in names
-        }))
+        self.chunks.append(
+            (
+                len(rows),
+                {
+                    name: np.array(
+                        [
+                            self.values.setdefault(v, v)
+                            for v in (a.get(name, MISSING_ATTRIBUTE) for a in rows)
+                        ],
+                        dtype=object,
+                    )
+                    for name in names
+                },
+            )
+        )
 
     def columns(self) -> dict[str, np.ndarray]:
         """name -> value per row; a row without the attribute holds ``MISSING_ATTRIBUTE``."""
         names = sorted({name for _, chunk in self.chunks for name in chunk})
         return {
-            name: np.concatenate([
-                chunk.get(name, np.full(n, MISSING_ATTRIBUTE, dtype=object))
-                for n, chunk in self.chunks
-            ])
+            name: np.concatenate(
+                [
+                    chunk.get(name, np.full(n, MISSING_ATTRIBUTE, dtype=object))
+                    for n, chunk in self.chunks
+                ]
+            )
             for name in names
         }
 
 
 def _row(
-    number: int, raw: bytes | dict[str, Any] | ingest.Rejected, key: str,
+    number: int,
+    raw: bytes | dict[str, Any] | ingest.Rejected,
+    key: str,
     report: Callable[[str], None],
 ) -> HistoryRecord | None:
     """A JSON line (bytes), or a CSV row as the tree ``crmtier tier``'s reader makes it."""

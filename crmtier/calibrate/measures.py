@@ -76,7 +76,8 @@ def attrition_lift(tier: np.ndarray, attrited: np.ndarray, score: np.ndarray) ->
         "retention_auc": _auc(score[known], 1.0 - attrited[known]),
         "attrition_by_tier": {
             VALUE_TIERS[t]: round(float(attrited[tier == t].mean()), 4)
-            for t in range(len(VALUE_TIERS)) if (tier == t).any()
+            for t in range(len(VALUE_TIERS))
+            if (tier == t).any()
         },
     }
 
@@ -112,8 +113,10 @@ def fairness(tier: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
     reach: dict[str, dict[str, float]] = {}
     for g in names:
         t = tier[groups == g]
-        mix[g] = {"customers": len(t),
-                  **{VALUE_TIERS[c]: round(float((t == c).mean()), 4) for c in range(4)}}
+        mix[g] = {
+            "customers": len(t),
+            **{VALUE_TIERS[c]: round(float((t == c).mean()), 4) for c in range(4)},
+        }
         reach[g] = {VALUE_TIERS[c]: float((t <= c).mean()) for c in range(3)}
     ratios: dict[str, dict[str, float | None]] = {g: {} for g in names}
     flagged: list[str] = []

@@ -58,8 +58,10 @@ def _calibrate(
         raise ValueError(f"--sensitive {missing[0]}: no history row has this attribute")
     periods = h.periods
     if len(periods) < 2:
-        raise ValueError(f"the history has {len(periods)} snapshot date(s); calibrate needs"
-                         " two or more (the newest is held out)")
+        raise ValueError(
+            f"the history has {len(periods)} snapshot date(s); calibrate needs"
+            " two or more (the newest is held out)"
+        )
     held = h.period == periods[-1].toordinal()
     previous = h.period == periods[-2].toordinal()
     x = features.matrix(h.cols, current)
@@ -72,8 +74,10 @@ def _calibrate(
     current_floors: dict[str, float] = {t: current.floor(t) for t in RANKED}
     if target == "revenue":
         floors, kept = fit.aum_floors(
-            np.expm1(x[train, 0]), h.target[train],
-            {str(t): f.revenue_floor for t, f in current.value.tiers.items()}, current_floors,
+            np.expm1(x[train, 0]),
+            h.target[train],
+            {str(t): f.revenue_floor for t, f in current.value.tiers.items()},
+            current_floors,
         )
     else:
         floors, kept = current_floors, list(RANKED)  # floors are calibrated on revenue only
@@ -85,7 +89,9 @@ def _calibrate(
     as_of = periods[-1]
     tier_train = _tiers(h, proposed, as_of)[0][~held]
     adv, shares = fit.advanced_tiers(
-        tier_train, h.cols.advanced_products[~held], h.cols.products[~held],
+        tier_train,
+        h.cols.advanced_products[~held],
+        h.cols.products[~held],
         tuple(proposed.needs.professional_tiers),
     )
     overrides["needs.advanced_tiers"] = adv
@@ -96,22 +102,31 @@ def _calibrate(
         "target": target,
         "method": "HistGradientBoosting (monotone in every input) + isotonic AUM curve",
         "rows": {"used": int(h.cols.n), "skipped": h.skipped, "trained_on": len(train)},
-        "periods": {"fitted": [p.isoformat() for p in periods[:-1]],
-                    "held_out": periods[-1].isoformat(),
-                    "stability_baseline": periods[-2].isoformat()},
+        "periods": {
+            "fitted": [p.isoformat() for p in periods[:-1]],
+            "held_out": periods[-1].isoformat(),
+            "stability_baseline": periods[-2].isoformat(),
+        },
         "model_inputs": list(features.FEATURES),
         "sensitive_attributes": sensitive,
         "proposal": {
-            "aum_floors": {t: {"current": current_floors[t], "proposed": floors[t],
-                               "kept": t in kept} for t in RANKED},
+            "aum_floors": {
+                t: {"current": current_floors[t], "proposed": floors[t], "kept": t in kept}
+                for t in RANKED
+            },
             "value_score_weights": {
-                c: {"current": getattr(current.value.score, f"{c}_weight"),
-                    "proposed": getattr(proposed.value.score, f"{c}_weight")}
+                c: {
+                    "current": getattr(current.value.score, f"{c}_weight"),
+                    "proposed": getattr(proposed.value.score, f"{c}_weight"),
+                }
                 for c in features.COMPONENTS
             },
             "input_importance": {k: round(v, 5) for k, v in importance.items()},
-            "needs_advanced_tiers": {"current": list(current.needs.advanced_tiers),
-                                     "proposed": adv, "share_holding_advanced": shares},
+            "needs_advanced_tiers": {
+                "current": list(current.needs.advanced_tiers),
+                "proposed": adv,
+                "share_holding_advanced": shares,
+            },
         },
         **_measures(h, x, current, proposed, target, sensitive, held, previous, as_of),
     }
@@ -124,8 +139,15 @@ def _tiers(h: History, policy: Policy, as_of: date) -> tuple[np.ndarray, np.ndar
 
 
 def _measures(
-    h: History, x: np.ndarray, current: Policy, proposed: Policy, target: str,
-    sensitive: list[str], held: np.ndarray, previous: np.ndarray, as_of: date,
+    h: History,
+    x: np.ndarray,
+    current: Policy,
+    proposed: Policy,
+    target: str,
+    sensitive: list[str],
+    held: np.ndarray,
+    previous: np.ndarray,
+    as_of: date,
 ) -> dict[str, Any]:
     lift = measures.revenue_lift if target == "revenue" else measures.attrition_lift
     tiers = {"current": _tiers(h, current, as_of), "proposed": _tiers(h, proposed, as_of)}
@@ -137,14 +159,20 @@ def _measures(
             for name, (t, _) in tiers.items()
         },
         "stability": {
-            "inputs": {name: measures.psi(x[previous, i], x[held, i])
-                       for i, name in enumerate(features.FEATURES)},
-            "tier_mix": {name: measures.psi_categories(t[previous], t[held], n_tiers)
-                         for name, (t, _) in tiers.items()},
+            "inputs": {
+                name: measures.psi(x[previous, i], x[held, i])
+                for i, name in enumerate(features.FEATURES)
+            },
+            "tier_mix": {
+                name: measures.psi_categories(t[previous], t[held], n_tiers)
+                for name, (t, _) in tiers.items()
+            },
         },
         "fairness": {
-            attr: {name: measures.fairness(t[held], h.attributes[attr][held])
-                   for name, (t, _) in tiers.items()}
+            attr: {
+                name: measures.fairness(t[held], h.attributes[attr][held])
+                for name, (t, _) in tiers.items()
+            }
             for attr in sensitive
         },
     }

@@ -94,8 +94,17 @@ def show(
         )
 
 
-_COLUMNS = ("seq", "at", "customer", "crm_id", "event", "change", "reason_codes", "trigger",
-            "run_id")
+_COLUMNS = (
+    "seq",
+    "at",
+    "customer",
+    "crm_id",
+    "event",
+    "change",
+    "reason_codes",
+    "trigger",
+    "run_id",
+)
 
 
 def _crm_ids(conn: sa.Connection, refs: set[str]) -> dict[str, str]:

@@ -26,27 +26,67 @@ from tiering_core.policy import PolicyError, load_policy
 
 @click.command(name="calibrate")
 @click.argument("history", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--target", type=click.Choice(sorted(TARGET_FIELDS)), default="revenue",
-              show_default=True, help="What the model learns: next-12-month revenue, or "
-              "attrition (AUM floors are calibrated on revenue only).")
-@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="The current policy file (default: the built-in policy). The proposal "
-              "keeps every key of it that calibration does not set.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the proposed policy (TOML).")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write every figure as JSON here.")
-@click.option("--sensitive", default="", metavar="NAME,...",
-              help="History attributes to report fairness by (e.g. region,age_band,gender). "
-              "Attributes are never model inputs.")
-@click.option("--max-rows", type=click.IntRange(min=1000), default=500_000, show_default=True,
-              help="Fit on a seeded sample of at most this many rows.")
+@click.option(
+    "--target",
+    type=click.Choice(sorted(TARGET_FIELDS)),
+    default="revenue",
+    show_default=True,
+    help="What the model learns: next-12-month revenue, or "
+    "attrition (AUM floors are calibrated on revenue only).",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The current policy file (default: the built-in policy). The proposal "
+    "keeps every key of it that calibration does not set.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the proposed policy (TOML).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every figure as JSON here.",
+)
+@click.option(
+    "--sensitive",
+    default="",
+    metavar="NAME,...",
+    help="History attributes to report fairness by (e.g. region,age_band,gender). "
+    "Attributes are never model inputs.",
+)
+@click.option(
+    "--max-rows",
+    type=click.IntRange(min=1000),
+    default=500_000,
+    show_default=True,
+    help="Fit on a seeded sample of at most this many rows.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "csv"]), default="auto",
-              show_default=True, help="History format; auto = csv for *.csv, else jsonl.")
-def command(history: Path, target: str, policy_path: Path | None, output: Path,
-            report_path: Path | None, sensitive: str, max_rows: int, seed: int,
-            fmt: str) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "jsonl", "csv"]),
+    default="auto",
+    show_default=True,
+    help="History format; auto = csv for *.csv, else jsonl.",
+)
+def command(
+    history: Path,
+    target: str,
+    policy_path: Path | None,
+    output: Path,
+    report_path: Path | None,
+    sensitive: str,
+    max_rows: int,
+    seed: int,
+    fmt: str,
+) -> None:
     """Fit a monotone model on HISTORY (JSON Lines or CSV: period, customer, attributes,
     outcome; docs/calibrate.md)
     and write a PROPOSED policy to --output, with lift against the current policy on the
@@ -93,15 +133,19 @@ def command(history: Path, target: str, policy_path: Path | None, output: Path,
 def summary(r: dict[str, Any]) -> list[str]:
     """The terminal summary: the proposal, lift, stability and fairness flags."""
     p = r["proposal"]
-    out = [f"calibrate: target {r['target']}, {r['rows']['used']:,} rows "
-           f"({r['rows']['skipped']:,} skipped), fitted on {', '.join(r['periods']['fitted'])}"
-           f", held out {r['periods']['held_out']}"]
+    out = [
+        f"calibrate: target {r['target']}, {r['rows']['used']:,} rows "
+        f"({r['rows']['skipped']:,} skipped), fitted on {', '.join(r['periods']['fitted'])}"
+        f", held out {r['periods']['held_out']}"
+    ]
     for tier, f in p["aum_floors"].items():
         note = " (kept: not supported by the history)" if f["kept"] else ""
         out.append(f"  AUM floor {tier:<8} {f['current']:>14,.0f} -> {f['proposed']:>14,.0f}{note}")
     weights = p["value_score_weights"]
-    out.append("  score weights  " + ", ".join(
-        f"{c} {w['current']:g} -> {w['proposed']:g}" for c, w in weights.items()))
+    out.append(
+        "  score weights  "
+        + ", ".join(f"{c} {w['current']:g} -> {w['proposed']:g}" for c, w in weights.items())
+    )
     needs = p["needs_advanced_tiers"]
     out.append(f"  needs advanced tiers {needs['current']} -> {needs['proposed']}")
     for name, lift in r["lift"].items():
@@ -109,12 +153,15 @@ def summary(r: dict[str, Any]) -> list[str]:
         out.append(f"  lift ({name}, held out): {figures}")
     stability = r["stability"]
     shifted = {k: v for k, v in stability["inputs"].items() if psi_reading(v) != "stable"}
-    out.append(f"  PSI inputs: {shifted or 'all stable'}; tier mix "
-               + ", ".join(f"{k} {v} ({psi_reading(v)})" for k, v in stability["tier_mix"].items()))
+    out.append(
+        f"  PSI inputs: {shifted or 'all stable'}; tier mix "
+        + ", ".join(f"{k} {v} ({psi_reading(v)})" for k, v in stability["tier_mix"].items())
+    )
     for attr, by_policy in r["fairness"].items():
         for name, f in by_policy.items():
             flags = f["four_fifths_flags"]
-            out.append(f"  fairness {attr} ({name}): "
-                       + ("no four-fifths flag" if not flags else "FLAGGED " + "; ".join(flags)))
+            out.append(
+                f"  fairness {attr} ({name}): "
+                + ("no four-fifths flag" if not flags else "FLAGGED " + "; ".join(flags))
+            )
     return out
-

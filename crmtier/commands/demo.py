@@ -28,13 +28,26 @@ FXIAOKE_RATE = "100 calls per 20 s"
 
 
 @click.command(name="demo")
-@click.option("--crm", type=click.Choice(["salesforce", "zoho", "fxiaoke"]),
-              default="salesforce", show_default=True, help="Which CRM's sandbox to run.")
-@click.option("--customers", type=click.IntRange(min=20, max=200_000), default=2000,
-              show_default=True, help="How many synthetic customers to seed.")
-@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Keep the sandbox data, crmtier.toml, state store and report here "
-              f"(default: a temporary directory, removed; the report goes to ./{DEFAULT_REPORT}).")
+@click.option(
+    "--crm",
+    type=click.Choice(["salesforce", "zoho", "fxiaoke"]),
+    default="salesforce",
+    show_default=True,
+    help="Which CRM's sandbox to run.",
+)
+@click.option(
+    "--customers",
+    type=click.IntRange(min=20, max=200_000),
+    default=2000,
+    show_default=True,
+    help="How many synthetic customers to seed.",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the sandbox data, crmtier.toml, state store and report here "
+    f"(default: a temporary directory, removed; the report goes to ./{DEFAULT_REPORT}).",
+)
 def command(crm: str, customers: int, output_dir: Path | None) -> None:
     """Run the whole product on a local sandbox: sync, webhooks, report."""
     jsonlog.configure("ERROR")

@@ -66,8 +66,11 @@ def check_policy(config: CrmtierConfig) -> SchemaCheck:
     try:
         policy = load_policy(config.policy_path())
     except (PolicyError, OSError) as exc:
-        return _error("policy", str(exc).splitlines()[0],
-                      "fix the file, then run: crmtier policy validate FILE")
+        return _error(
+            "policy",
+            str(exc).splitlines()[0],
+            "fix the file, then run: crmtier policy validate FILE",
+        )
     return _ok("policy", policy.version)
 
 
@@ -81,8 +84,11 @@ def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             db = Path(parsed.database)
             if not db.exists() and not fix:
-                return _warn("state store", f"{db} does not exist yet",
-                             "created by the first sync, or now by crmtier doctor --fix")
+                return _warn(
+                    "state store",
+                    f"{db} does not exist yet",
+                    "created by the first sync, or now by crmtier doctor --fix",
+                )
         cipher = config.state_cipher()
         store = StateStore.open(url, cipher=cipher, rewrite=fix, audit_keys=config.audit_keys())
         try:
@@ -91,13 +97,19 @@ def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
         finally:
             store.close()
     except EncryptionPendingError as exc:
-        return _warn("state store", str(exc), "run crmtier doctor --fix (stop other crmtier "
-                     "processes first: the rewrite is one transaction)", ok=False)
+        return _warn(
+            "state store",
+            str(exc),
+            "run crmtier doctor --fix (stop other crmtier "
+            "processes first: the rewrite is one transaction)",
+            ok=False,
+        )
     except (StoreError, ConfigError, OSError) as exc:
         return _error("state store", str(exc), "check [state] url and that the database is up")
     except Exception as exc:  # a driver error: name it, never print the URL (it may hold a host)
-        return _error("state store", type(exc).__name__,
-                      "check [state] url, credentials and network")
+        return _error(
+            "state store", type(exc).__name__, "check [state] url, credentials and network"
+        )
     at_rest = f"values encrypted (key id {cipher.key_id})" if cipher else "values not encrypted"
     return _ok("state store", f"{backend}, schema up to date, {at_rest}")
 
@@ -111,16 +123,23 @@ def check_state_at_rest(config: CrmtierConfig) -> list[SchemaCheck]:
     except (ConfigError, ValueError):
         exposed = None  # the state store line already says what is wrong with the URL
     if exposed:
-        checks.append(_warn(
-            "state store file", f"{exposed} can be read or written by other users",
-            f"chmod 600 {exposed} {exposed}-wal {exposed}-shm", ok=False,
-        ))
+        checks.append(
+            _warn(
+                "state store file",
+                f"{exposed} can be read or written by other users",
+                f"chmod 600 {exposed} {exposed}-wal {exposed}-shm",
+                ok=False,
+            )
+        )
     if config.state.audit_key is None:
-        checks.append(_warn(
-            "audit key", "the audit chain is signed with a key kept in the state store: "
-            "whoever can read the store could edit a row and sign the chain again",
-            "set [state] audit_key to a secret reference (docs/data-handling.md)",
-        ))
+        checks.append(
+            _warn(
+                "audit key",
+                "the audit chain is signed with a key kept in the state store: "
+                "whoever can read the store could edit a row and sign the chain again",
+                "set [state] audit_key to a secret reference (docs/data-handling.md)",
+            )
+        )
     else:
         checks.append(_ok("audit key", "from [state] audit_key"))
     return checks
@@ -134,19 +153,26 @@ def check_webhooks(config: CrmtierConfig) -> tuple[SchemaCheck, WebhooksSettings
         problem = (
             f"{where(('webhooks', *first['loc']))}: "
             f"{sentence(first, WebhooksSettings.model_fields)}"
-            if first else f"[webhooks]: {exc}"
+            if first
+            else f"[webhooks]: {exc}"
         )
-        return _error("webhook settings", problem,
-                      f"fix [webhooks] in {config.config_file} (see docs/webhooks.md)"), None
+        return _error(
+            "webhook settings",
+            problem,
+            f"fix [webhooks] in {config.config_file} (see docs/webhooks.md)",
+        ), None
     verifier = {
         "salesforce": settings.salesforce_org_id,
         "zoho": settings.zoho_token,
         "fxiaoke": settings.fxiaoke_secret,
     }.get(config.kind)
     if verifier is None and not settings.secrets:
-        return _warn("webhook settings", f"no {config.kind} verification value configured",
-                     f"set the {config.kind} keys of [webhooks] to receive change "
-                     "notifications (see docs/webhooks.md)"), settings
+        return _warn(
+            "webhook settings",
+            f"no {config.kind} verification value configured",
+            f"set the {config.kind} keys of [webhooks] to receive change "
+            "notifications (see docs/webhooks.md)",
+        ), settings
     return _ok("webhook settings", f"listen {settings.listen}"), settings
 
 
@@ -154,12 +180,18 @@ def check_transport(config: CrmtierConfig) -> SchemaCheck:
     """docs/targets.md S7: HTTPS with certificate verification to the CRM."""
     base = str(config.crm.get("base_url", ""))
     if not base.startswith("https://"):
-        return _error("TLS to the CRM", f"base_url is not https: {base or '(empty)'}",
-                      "use the CRM's https:// URL")
+        return _error(
+            "TLS to the CRM",
+            f"base_url is not https: {base or '(empty)'}",
+            "use the CRM's https:// URL",
+        )
     bundle = str(config.crm.get("ca_bundle") or "")
     if bundle and not (config.base_dir / bundle).expanduser().exists():
-        return _error("TLS to the CRM", f"ca_bundle {bundle} not found",
-                      "point crm.ca_bundle at the CA file, or remove it to use the system store")
+        return _error(
+            "TLS to the CRM",
+            f"ca_bundle {bundle} not found",
+            "point crm.ca_bundle at the CA file, or remove it to use the system store",
+        )
     return _ok("TLS to the CRM", "verified against " + (bundle or "the system trust store"))
 
 
@@ -169,14 +201,21 @@ def check_transport(config: CrmtierConfig) -> SchemaCheck:
 def check_allowance(connector: Connector, api_share: float) -> SchemaCheck:
     usage = connector.api_usage()
     if not usage.allowance_limit:
-        return _warn("API allowance", "the CRM did not report its allowance to this connector",
-                     "check the CRM's API usage page before large backfills")
+        return _warn(
+            "API allowance",
+            "the CRM did not report its allowance to this connector",
+            "check the CRM's API usage page before large backfills",
+        )
     used = usage.allowance_used or 0
     left = usage.allowance_limit - used
     detail = f"{left:,} of {usage.allowance_limit:,} calls left today"
     if used >= usage.allowance_limit * api_share:
-        return _warn("API allowance", detail + f"; more than api_share {api_share:.0%} used",
-                     "runs will pause at the quota guard; schedule backfills off-peak", ok=False)
+        return _warn(
+            "API allowance",
+            detail + f"; more than api_share {api_share:.0%} used",
+            "runs will pause at the quota guard; schedule backfills off-peak",
+            ok=False,
+        )
     return _ok("API allowance", detail)
 
 
@@ -196,17 +235,19 @@ def check_rights(kind: str, crm_checks: list[SchemaCheck]) -> SchemaCheck | None
 # --- fixes --------------------------------------------------------------------------------
 
 
-def fix_zoho_channel(
-    connector: Connector, settings: WebhooksSettings | None
-) -> tuple[str, bool]:
+def fix_zoho_channel(connector: Connector, settings: WebhooksSettings | None) -> tuple[str, bool]:
     """Register or renew the Zoho notification channel (watch API) for the receiver."""
     ensure: Callable[..., Any] | None = getattr(connector, "ensure_channel", None)
     if ensure is None:
         return "this Zoho connector cannot register notification channels", False
-    if settings is None or not (settings.public_url and settings.zoho_channel_id
-                                and settings.zoho_token):
-        return ("set [webhooks] public_url, zoho_channel_id and zoho_token, then rerun "
-                "crmtier doctor --fix", False)
+    if settings is None or not (
+        settings.public_url and settings.zoho_channel_id and settings.zoho_token
+    ):
+        return (
+            "set [webhooks] public_url, zoho_channel_id and zoho_token, then rerun "
+            "crmtier doctor --fix",
+            False,
+        )
     url = settings.public_url.rstrip("/") + "/webhooks/zoho"
     status = ensure(url, settings.zoho_channel_id, settings.zoho_token)
     expiry = f", expires {status.expiry:%Y-%m-%d %H:%M} UTC" if status.expiry else ""
@@ -217,19 +258,20 @@ def fix_salesforce_schema(connector: Connector) -> SchemaFix:
     """Write-back and External ID fields through the Metadata API (Salesforce only)."""
     if not isinstance(connector, SalesforceConnector):
         return SchemaFix(by_hand=["this Salesforce connector cannot create fields"])
-    return fix_schema(connector.client, connector.settings, connector.mapping.object,
-                      connector.writeback)
+    return fix_schema(
+        connector.client, connector.settings, connector.mapping.object, connector.writeback
+    )
 
 
 #: what a connector cannot create through its API, by CRM, said once in the fix output
 BY_HAND = {
     "salesforce": "input fields hold the bank's own data, so crmtier never creates them "
-                  "(fix [mapping.fields] or add them in Setup); campaigns are named by id in "
-                  "[writeback.campaigns], so create a missing one in Salesforce and put its "
-                  "id there",
+    "(fix [mapping.fields] or add them in Setup); campaigns are named by id in "
+    "[writeback.campaigns], so create a missing one in Salesforce and put its "
+    "id there",
     "zoho": "fields and campaigns are created in Zoho CRM Setup > Modules and Fields",
     "fxiaoke": "custom fields, the follow-up object and the workflow function (docs/"
-               "fxiaoke-apl.md) are created in the FXiaoke admin console",
+    "fxiaoke-apl.md) are created in the FXiaoke admin console",
 }
 
 
@@ -259,10 +301,12 @@ def is_error(check: SchemaCheck) -> bool:
 
 
 @click.command(name="doctor")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), required=True,
-              help="crmtier.toml")
-@click.option("--fix", is_flag=True,
-              help="Create what the CRM's API allows; print what must be done by hand.")
+@click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), required=True, help="crmtier.toml"
+)
+@click.option(
+    "--fix", is_flag=True, help="Create what the CRM's API allows; print what must be done by hand."
+)
 def command(config_path: Path, fix: bool) -> None:
     """Check (and with --fix, set up) a CRM org and the local set-up for crmtier."""
     jsonlog.configure("ERROR")  # retries and progress are noise here; failures are reported
@@ -272,8 +316,12 @@ def command(config_path: Path, fix: bool) -> None:
     except ConfigError as exc:
         click.echo(f"crmtier doctor: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
-    local = [check_transport(config), check_policy(config), check_state(config, fix),
-             *check_state_at_rest(config)]
+    local = [
+        check_transport(config),
+        check_policy(config),
+        check_state(config, fix),
+        *check_state_at_rest(config),
+    ]
     webhook_check, settings = check_webhooks(config)
     local.append(webhook_check)
     print_checklist(console, f"local set-up ({config_path})", local)
@@ -281,8 +329,13 @@ def command(config_path: Path, fix: bool) -> None:
     try:
         connector = config.connector()
     except (ConfigError, ConnectorError) as exc:
-        crm = [_error("connector configuration", str(exc),
-                      f"fix [crm] in {config_path} and the environment it refers to")]
+        crm = [
+            _error(
+                "connector configuration",
+                str(exc),
+                f"fix [crm] in {config_path} and the environment it refers to",
+            )
+        ]
         print_checklist(console, f"{config.kind}", crm)
         code = _finish(console, local + crm)
         sys.exit(EXIT_CONFIG if isinstance(exc, ConfigError) else code)
@@ -330,8 +383,7 @@ def _fix(
         by_hand += schema_fix.by_hand
         handled = schema_fix.handled
     if config.kind == "zoho" and any(
-        c.name.startswith("notifications") and (not c.ok or c.severity == "warning")
-        for c in checks
+        c.name.startswith("notifications") and (not c.ok or c.severity == "warning") for c in checks
     ):
         try:
             text, ok = fix_zoho_channel(connector, settings)
@@ -343,7 +395,9 @@ def _fix(
     schema = [
         f"{c.name}: {c.fix}"
         for c in checks
-        if not c.ok and c.fix and not c.name.startswith("notifications")
+        if not c.ok
+        and c.fix
+        and not c.name.startswith("notifications")
         and c.name.rpartition(" ")[2] not in handled
     ]
     if schema and config.kind in BY_HAND:

@@ -75,16 +75,33 @@ def _print(data: dict[str, Any], lang: str) -> None:
 
 
 @click.command(name="explain")
-@click.option("--config", "config_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="crmtier.toml")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="crmtier.toml",
+)
 @click.argument("customer")
-@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
-              help="Language of the labels and the reasons.")
-@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Decide as of this day (default: the day of the last assessment).")
+@click.option(
+    "--lang",
+    type=click.Choice(["en", "zh"]),
+    default="en",
+    show_default=True,
+    help="Language of the labels and the reasons.",
+)
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Decide as of this day (default: the day of the last assessment).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
-@click.option("--show-restricted", is_flag=True,
-              help="Include the AML rating, its inputs and reasons, and the EDD task.")
+@click.option(
+    "--show-restricted",
+    is_flag=True,
+    help="Include the AML rating, its inputs and reasons, and the EDD task.",
+)
 def command(
     config_path: Path,
     customer: str,
@@ -109,7 +126,8 @@ def command(
         crm_id = _resolve(store, config.stream, customer)
         stored = (
             next(iter(iter_stored(store, config.stream, ids=[crm_id])), [None])[0]
-            if crm_id else None
+            if crm_id
+            else None
         )
         if stored is None:
             raise click.ClickException(
@@ -118,15 +136,16 @@ def command(
                 "kept inputs: run crmtier sync --full)"
             )
         with store.begin() as conn:
-            state = load_states(conn, config.stream, [stored.customer_id]).get(
-                stored.customer_id
-            )
+            state = load_states(conn, config.stream, [stored.customer_id]).get(stored.customer_id)
     finally:
         store.close()
     writeback = config.writeback_config()
     ctx = ExplainContext(
-        policy, config.field_mapping(), writeback,
-        Disclosure.of(writeback.restricted, show_restricted), lang,
+        policy,
+        config.field_mapping(),
+        writeback,
+        Disclosure.of(writeback.restricted, show_restricted),
+        lang,
     )
     day = as_of.date() if as_of else date.fromisoformat(stored.as_of)
     data = explain(stored, state.known() if state else Known(), ctx, day)

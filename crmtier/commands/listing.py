@@ -37,9 +37,7 @@ def stdout_console() -> Console:
     return Console(file=sys.stdout, soft_wrap=True, width=None if interactive else UNBOUNDED)
 
 
-def emit(
-    fmt: str, title: str, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]
-) -> None:
+def emit(fmt: str, title: str, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
     """``rows`` as a table of ``columns`` (each a key of the row) or as JSON Lines of the
     whole rows."""
     if fmt == "json":

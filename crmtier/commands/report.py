@@ -15,15 +15,28 @@ from sync.store import StoreError
 
 
 @click.command(name="report")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), required=True,
-              help="crmtier.toml")
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="Where to write the HTML file.")
-@click.option("--run", "run_id", help="Run (id or prefix) whose DQ issues and API usage to "
-              "show; default: the newest finished run that read records.")
-@click.option("--feedback/--no-feedback", default=False, show_default=True,
-              help="Read CSAT/NPS and complaints from the CRM (one full read, API calls "
-              "counted in the report) to show satisfaction by tier.")
+@click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), required=True, help="crmtier.toml"
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Where to write the HTML file.",
+)
+@click.option(
+    "--run",
+    "run_id",
+    help="Run (id or prefix) whose DQ issues and API usage to "
+    "show; default: the newest finished run that read records.",
+)
+@click.option(
+    "--feedback/--no-feedback",
+    default=False,
+    show_default=True,
+    help="Read CSAT/NPS and complaints from the CRM (one full read, API calls "
+    "counted in the report) to show satisfaction by tier.",
+)
 def command(config_path: Path, output: Path, run_id: str | None, feedback: bool) -> None:
     """Write the HTML report: tiers, migration, value × risk, DQ, API usage, feedback.
 

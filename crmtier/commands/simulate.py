@@ -50,6 +50,7 @@ class BadConfiguration(click.ClickException):
 
     exit_code = 2
 
+
 #: customers per evaluated chunk: large enough for numpy, small enough for memory
 CHUNK = 20_000
 
@@ -77,9 +78,7 @@ def _from_crm(
             cid = record.profile.id
             state = states.get(cid)
             state = (
-                replace(state, fields=None)
-                if state
-                else CustomerState(cid, pseudonym(cid, key))
+                replace(state, fields=None) if state else CustomerState(cid, pseudonym(cid, key))
             )
             batch.append(
                 StoredCustomer(
@@ -142,7 +141,8 @@ def report_json(
         "campaigns": totals("campaign"),
         "fields": totals("field"),
         "customers_with_writes": {
-            "active": sim.active.customers, "candidate": sim.candidate.customers,
+            "active": sim.active.customers,
+            "candidate": sim.candidate.customers,
         },
         "api_calls": {
             "active": active_calls,
@@ -172,8 +172,9 @@ def _terminal(console: Console, data: dict[str, Any]) -> None:
         + (f"; this simulation read the CRM with {calls['read']}" if calls["read"] else ""),
     )
     if not data["restricted_shown"]:
-        head.add_row("restricted", "AML migration, AML movers and EDD tasks hidden "
-                     "(--show-restricted)")
+        head.add_row(
+            "restricted", "AML migration, AML movers and EDD tasks hidden (--show-restricted)"
+        )
     console.print(head)
     for name, m in data["migration"].items():
         table = Table(title=f"{name}: active (rows) -> candidate (columns), {m['moved']:,} move")
@@ -183,8 +184,11 @@ def _terminal(console: Console, data: dict[str, Any]) -> None:
         for level, row in zip(m["levels"], m["counts"], strict=True):
             table.add_row(level, *(f"{n:,}" for n in row))
         console.print(table)
-    for title, group in (("tasks per rule", "tasks"), ("campaign joins / leaves", "campaigns"),
-                         ("field updates", "fields")):
+    for title, group in (
+        ("tasks per rule", "tasks"),
+        ("campaign joins / leaves", "campaigns"),
+        ("field updates", "fields"),
+    ):
         rows = data[group]
         if not rows:
             continue
@@ -203,9 +207,14 @@ def _terminal(console: Console, data: dict[str, Any]) -> None:
         if m["count"]:
             shown = ", ".join(m["crm_ids"][:20])
             more = m["count"] - min(20, len(m["crm_ids"]))
-            console.print(f"{name}: {m['count']:,} move more than one step: {shown}"
-                          + (f" … and {more:,} more (--output-json lists up to "
-                             f"{MOVERS_KEPT:,})" if more > 0 else ""))
+            console.print(
+                f"{name}: {m['count']:,} move more than one step: {shown}"
+                + (
+                    f" … and {more:,} more (--output-json lists up to {MOVERS_KEPT:,})"
+                    if more > 0
+                    else ""
+                )
+            )
 
 
 def _load(path: Path | None, what: str) -> Policy:
@@ -216,21 +225,46 @@ def _load(path: Path | None, what: str) -> Policy:
 
 
 @click.command(name="simulate")
-@click.option("--config", "config_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="crmtier.toml")
-@click.option("--policy", "policy_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="The candidate policy (TOML, merged over the default like any policy).")
-@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Assess as of this day (default: today, UTC).")
-@click.option("--from-crm", is_flag=True,
-              help="Read the CRM afresh (one full read) instead of the store's last view.")
-@click.option("--output-json", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the whole result as JSON here.")
-@click.option("--output-html", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the result as an HTML page in the report's style here.")
-@click.option("--show-restricted", is_flag=True,
-              help="Include the AML migration, AML movers and EDD tasks (confidential).")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="crmtier.toml",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The candidate policy (TOML, merged over the default like any policy).",
+)
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Assess as of this day (default: today, UTC).",
+)
+@click.option(
+    "--from-crm",
+    is_flag=True,
+    help="Read the CRM afresh (one full read) instead of the store's last view.",
+)
+@click.option(
+    "--output-json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the whole result as JSON here.",
+)
+@click.option(
+    "--output-html",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the result as an HTML page in the report's style here.",
+)
+@click.option(
+    "--show-restricted",
+    is_flag=True,
+    help="Include the AML migration, AML movers and EDD tasks (confidential).",
+)
 def command(
     config_path: Path,
     policy_path: Path,
@@ -273,9 +307,7 @@ def command(
     finally:
         store.close()
     disclosure = Disclosure.of(writeback.restricted, show_restricted)
-    data = report_json(
-        sim, disclosure, (sim.active.calls(caps), sim.candidate.calls(caps))
-    )
+    data = report_json(sim, disclosure, (sim.active.calls(caps), sim.candidate.calls(caps)))
     _terminal(stdout_console(), data)
     if output_json is not None:
         output_json.parent.mkdir(parents=True, exist_ok=True)
@@ -302,7 +334,11 @@ def _simulate(
     from_crm: bool,
 ) -> Simulation:
     simulator = Simulator(
-        active, candidate, day, config.writeback_config(), connector.capabilities,
+        active,
+        candidate,
+        day,
+        config.writeback_config(),
+        connector.capabilities,
         _known(store, config.stream),
     )
     if not from_crm:

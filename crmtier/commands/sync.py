@@ -266,8 +266,11 @@ def _disclosed(preview: list[PlannedWrite], disclosure: Disclosure) -> list[Plan
             continue
         if item.kind == "field_update":
             name = str(detail.get("field"))
-            detail = {**detail, "old": disclosure.value(name, detail.get("old")),
-                      "new": disclosure.value(name, detail.get("new"))}
+            detail = {
+                **detail,
+                "old": disclosure.value(name, detail.get("old")),
+                "new": disclosure.value(name, detail.get("new")),
+            }
         out.append(PlannedWrite(item.customer_id, item.kind, detail))
     return out
 
@@ -512,5 +515,12 @@ def _dead_letters(
 
 
 _DEAD_LETTER_COLUMNS = (
-    "id", "crm_id", "customer", "kind", "error_code", "attempts", "reason", "last_at",
+    "id",
+    "crm_id",
+    "customer",
+    "kind",
+    "error_code",
+    "attempts",
+    "reason",
+    "last_at",
 )

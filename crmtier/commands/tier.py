@@ -74,8 +74,9 @@ def read_csv(
         if isinstance(cells, ingest.Rejected):
             yield number, cells
         elif len(cells) > len(columns):
-            yield number, ingest.Rejected(
-                f"{len(cells)} cells, but the header names {len(columns)} columns"
+            yield (
+                number,
+                ingest.Rejected(f"{len(cells)} cells, but the header names {len(columns)} columns"),
             )
         else:
             yield number, _tree(zip(columns, cells, strict=False))
@@ -169,9 +170,7 @@ def run(
     return ingest.in_chunks(numbered, validate, partial(_assess_chunk, policy, as_of, out, err))
 
 
-def _reader(
-    fmt: str, source: Iterable[bytes]
-) -> tuple[Iterator[tuple[int, Any]], ingest.Validate]:
+def _reader(fmt: str, source: Iterable[bytes]) -> tuple[Iterator[tuple[int, Any]], ingest.Validate]:
     """The numbered records of ``source`` and the validation that turns them into profiles."""
     if fmt == "csv":
         return read_csv(source), first_of_each_id(ingest.from_records)

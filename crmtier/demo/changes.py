@@ -38,12 +38,27 @@ CHANGES: tuple[Change, ...] = (
         {"assets.deposits": 1_000, "assets.investments": 0, "assets.insurance": 0, **_NO_AVG},
         when_unchanged="tier kept: a downgrade waits for the 90-day grace period (no flapping)",
     ),
-    Change("became a PEP", "affluent", 1, {"aml.pep": True},
-           unless={"aml_risk": ("high", "prohibited")}),
-    Change("sanctions list hit", "wealth", 1, {"aml.sanctions_hit": True},
-           unless={"aml_risk": ("prohibited",)}),
-    Change("loan reclassified 次级 substandard", "affluent", 1,
-           {"credit.loan_class": "substandard"}, unless={"credit_risk": ("high",)}),
+    Change(
+        "became a PEP",
+        "affluent",
+        1,
+        {"aml.pep": True},
+        unless={"aml_risk": ("high", "prohibited")},
+    ),
+    Change(
+        "sanctions list hit",
+        "wealth",
+        1,
+        {"aml.sanctions_hit": True},
+        unless={"aml_risk": ("prohibited",)},
+    ),
+    Change(
+        "loan reclassified 次级 substandard",
+        "affluent",
+        1,
+        {"credit.loan_class": "substandard"},
+        unless={"credit_risk": ("high",)},
+    ),
     Change("complaint opened", "wealth", 1, {"feedback.open_complaints": 1}),
 )
 
@@ -61,7 +76,8 @@ def pick(
         if not edit:
             continue
         pool = [
-            cid for cid in sorted(tiers)
+            cid
+            for cid in sorted(tiers)
             if tiers[cid].get("value_tier") == change.from_tier
             and cid not in taken
             and not any(tiers[cid].get(dim) in values for dim, values in change.unless.items())

@@ -19,7 +19,9 @@ class LoopbackServer:
             uvicorn.Config(app, log_level="error", lifespan="on", timeout_graceful_shutdown=5)
         )
         self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, name="demo-receiver",
+            target=self.server.run,
+            kwargs={"sockets": [self.sock]},
+            name="demo-receiver",
             daemon=True,
         )
 

@@ -166,7 +166,8 @@ def _webhook_phase(
     used = parts.connector.api_usage().total - started_calls
     with parts.store.engine.connect() as conn:
         runs = [
-            r for r in load_runs(conn, parts.engine.stream)
+            r
+            for r in load_runs(conn, parts.engine.stream)
             if r.row["trigger"] == "webhook" and str(r.row["started_at"]) >= utc_text(first_run)
         ]
     phase = Phase(

@@ -12,8 +12,13 @@ from connectors.sandbox.base import Sandbox
 from crmtier.demo.changes import Change
 
 TIER_OUTPUTS = ("value_tier", "needs_tier", "credit_risk", "aml_risk", "ops_risk")
-_SHORT = {"value_tier": "value", "needs_tier": "needs", "credit_risk": "credit",
-          "aml_risk": "AML", "ops_risk": "ops"}
+_SHORT = {
+    "value_tier": "value",
+    "needs_tier": "needs",
+    "credit_risk": "credit",
+    "aml_risk": "AML",
+    "ops_risk": "ops",
+}
 
 
 @dataclass(frozen=True)
@@ -31,8 +36,11 @@ def snapshot(sandbox: Sandbox, ids: Iterable[str]) -> CrmView:
         cid: {k: str(v) for k, v in sandbox.written(cid).items() if k in TIER_OUTPUTS}
         for cid in wanted
     }
-    tasks = {t.external_id: (t.customer_id, t.subject) for t in sandbox.tasks()
-             if t.customer_id in wanted}
+    tasks = {
+        t.external_id: (t.customer_id, t.subject)
+        for t in sandbox.tasks()
+        if t.customer_id in wanted
+    }
     members = {(c, k) for c, k in sandbox.memberships() if c in wanted}
     return CrmView(tiers, tasks, members)
 

@@ -58,8 +58,10 @@ def print_summary(console: Console, result: DemoResult) -> None:
                 risk.add_row(dist.title, ", ".join(f"{k} {v:,}" for k, v in dist.counts.items()))
         console.print(risk)
 
-    changes = Table(title="Edits made in the CRM → what crmtier did (through the webhook path)",
-                    title_justify="left")
+    changes = Table(
+        title="Edits made in the CRM → what crmtier did (through the webhook path)",
+        title_justify="left",
+    )
     changes.add_column("edit")
     changes.add_column("customers", justify="right")
     changes.add_column("result in the CRM")
@@ -76,8 +78,15 @@ def print_summary(console: Console, result: DemoResult) -> None:
     for col in ("phase", "runs", "read", "written", "API calls", "minimum", "status"):
         phases.add_column(col, justify="right" if col not in ("phase", "status") else "left")
     for p in result.phases:
-        phases.add_row(p.name, str(p.runs), f"{p.read:,}", f"{p.written:,}", f"{p.api_used:,}",
-                       f"{p.api_minimum:,}", p.status)
+        phases.add_row(
+            p.name,
+            str(p.runs),
+            f"{p.read:,}",
+            f"{p.written:,}",
+            f"{p.api_used:,}",
+            f"{p.api_minimum:,}",
+            p.status,
+        )
     console.print(phases)
     console.print(
         "API calls include the OAuth token request and, for webhooks, the re-fetch of the "
@@ -90,8 +99,10 @@ def print_summary(console: Console, result: DemoResult) -> None:
         ("campaign memberships in the CRM", result.memberships),
         ("webhook notifications received", result.webhook_events),
         *((f"first sync wrote: {kind}", n) for kind, n in sorted(result.writes.items())),
-        *((f"tasks waiting after the first sync (budget): {rule}", n)
-          for rule, n in sorted(result.tasks_waiting.items())),
+        *(
+            (f"tasks waiting after the first sync (budget): {rule}", n)
+            for rule, n in sorted(result.tasks_waiting.items())
+        ),
     ]
     console.print(_counts_table("Side effects", totals, unit="count"))
 

@@ -87,7 +87,8 @@ class StoredRun:
             started_at=str(self.row["started_at"])[:19].replace("T", " "),
             finished_at=(
                 str(self.row["finished_at"])[:19].replace("T", " ")
-                if self.row["finished_at"] else None
+                if self.row["finished_at"]
+                else None
             ),
             read=int(c.get("read", 0)),
             written=int(c.get("written", 0)),
@@ -293,8 +294,13 @@ def open_dead_letters(conn: sa.Connection, stream: str) -> tuple[list[DeadLetter
     CRM's own message is left out: it may quote the rejected value."""
     rows = outbox.list_dead_letters(conn, stream)
     listed = [
-        DeadLetterRow(str(r["customer_id"]), str(r["kind"]), str(r["error_code"]),
-                      int(r["attempts"]), str(r["last_at"])[:19].replace("T", " "))
+        DeadLetterRow(
+            str(r["customer_id"]),
+            str(r["kind"]),
+            str(r["error_code"]),
+            int(r["attempts"]),
+            str(r["last_at"])[:19].replace("T", " "),
+        )
         for r in rows[:DEAD_LETTERS_LISTED]
     ]
     return listed, len(rows)

@@ -17,8 +17,17 @@ from dataclasses import dataclass, field
 
 #: display order of each tier dimension (anything else found in the store is appended).
 DIMENSION_ORDER: Mapping[str, tuple[str, ...]] = {
-    "value_tier": ("private", "wealth", "affluent", "mass", "corporate_strategic",
-                   "corporate_key", "corporate_standard", "corporate_small", "unrated"),
+    "value_tier": (
+        "private",
+        "wealth",
+        "affluent",
+        "mass",
+        "corporate_strategic",
+        "corporate_key",
+        "corporate_standard",
+        "corporate_small",
+        "unrated",
+    ),
     "needs_tier": ("professional", "advanced", "basic"),
     "credit_risk": ("high", "medium", "low", "unrated"),
     "aml_risk": ("prohibited", "high", "medium", "low", "unrated"),

@@ -86,9 +86,7 @@ def _share(part: int, whole: int) -> str:
 
 def _distribution(dist: Distribution) -> str:
     items = [(level, float(n)) for level, n in dist.counts.items()]
-    chart = bar_chart(
-        f"dist-{dist.dimension}", items, caption=f"{dist.title}: customers per level"
-    )
+    chart = bar_chart(f"dist-{dist.dimension}", items, caption=f"{dist.title}: customers per level")
     table = _table(
         ["Level", "Customers", "Share"],
         [(level, n, _share(n, dist.total)) for level, n in dist.counts.items()],
@@ -100,8 +98,11 @@ def _distribution(dist: Distribution) -> str:
 def _matrix(chart_id: str, matrix: Matrix) -> str:
     headers = [f"{matrix.row_label} \\ {matrix.col_label}", *matrix.cols, "Total"]
     rows = [
-        (row, *(matrix.cell(row, col) for col in matrix.cols),
-         sum(matrix.cell(row, col) for col in matrix.cols))
+        (
+            row,
+            *(matrix.cell(row, col) for col in matrix.cols),
+            sum(matrix.cell(row, col) for col in matrix.cols),
+        )
         for row in matrix.rows
     ]
     return (
@@ -125,11 +126,35 @@ def _runs(runs: Sequence[RunRow]) -> str:
     if not runs:
         return _note("No sync run is recorded in the state store yet.")
     return _table(
-        ["Run", "Trigger", "Status", "Started (UTC)", "Finished (UTC)", "Read", "Written",
-         "Unchanged", "Dead-lettered", "Skipped", "Dry run", "Reason"],
         [
-            (r.run_id[:12], r.trigger, r.status, r.started_at, r.finished_at, r.read,
-             r.written, r.unchanged, r.dead_lettered, r.skipped, r.dry_run, r.reason or "")
+            "Run",
+            "Trigger",
+            "Status",
+            "Started (UTC)",
+            "Finished (UTC)",
+            "Read",
+            "Written",
+            "Unchanged",
+            "Dead-lettered",
+            "Skipped",
+            "Dry run",
+            "Reason",
+        ],
+        [
+            (
+                r.run_id[:12],
+                r.trigger,
+                r.status,
+                r.started_at,
+                r.finished_at,
+                r.read,
+                r.written,
+                r.unchanged,
+                r.dead_lettered,
+                r.skipped,
+                r.dry_run,
+                r.reason or "",
+            )
             for r in runs
         ],
         table_id="runs",
@@ -152,8 +177,7 @@ def _dead_letters(letters: Sequence[DeadLetterRow], total: int) -> str:
 
 def _restricted(items: Sequence[Distribution | Matrix]) -> str:
     parts = [
-        _distribution(item) if isinstance(item, Distribution)
-        else _matrix(f"restricted-{i}", item)
+        _distribution(item) if isinstance(item, Distribution) else _matrix(f"restricted-{i}", item)
         for i, item in enumerate(items)
     ]
     return '<div class="grid">' + "".join(parts) + "</div>"
@@ -208,11 +232,31 @@ def _feedback(rows: Sequence[FeedbackRow] | None) -> str:
         caption="Complaints in 12 months per 100 customers, by value tier",
     )
     table = _table(
-        ["Value tier", "Customers", "CSAT answers", "Mean CSAT", "NPS answers", "Mean NPS",
-         "Detractors", "Open complaints", "Complaints 12m", "per 100"],
         [
-            (r.tier, r.customers, r.csat_answers, r.csat_mean, r.nps_answers, r.nps_mean,
-             r.detractors, r.open_complaints, r.complaints_12m, r.complaints_per_100)
+            "Value tier",
+            "Customers",
+            "CSAT answers",
+            "Mean CSAT",
+            "NPS answers",
+            "Mean NPS",
+            "Detractors",
+            "Open complaints",
+            "Complaints 12m",
+            "per 100",
+        ],
+        [
+            (
+                r.tier,
+                r.customers,
+                r.csat_answers,
+                r.csat_mean,
+                r.nps_answers,
+                r.nps_mean,
+                r.detractors,
+                r.open_complaints,
+                r.complaints_12m,
+                r.complaints_per_100,
+            )
             for r in rows
         ],
         table_id="feedback",
@@ -226,56 +270,90 @@ def _feedback(rows: Sequence[FeedbackRow] | None) -> str:
 def render(data: ReportData) -> str:
     """The whole report page as one HTML string."""
     facts = [
-        ("CRM", data.crm), ("Stream", data.stream), ("Policy", data.policy_version or "–"),
-        ("Customers", f"{data.customers:,}"), ("Generated (UTC)", data.generated_at),
+        ("CRM", data.crm),
+        ("Stream", data.stream),
+        ("Policy", data.policy_version or "–"),
+        ("Customers", f"{data.customers:,}"),
+        ("Generated (UTC)", data.generated_at),
     ]
     header = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in facts)
     effects = ""
     if data.side_effects:
         effects = _table(
-            ["Side effect in the CRM", "Active"], sorted(data.side_effects.items()),
+            ["Side effect in the CRM", "Active"],
+            sorted(data.side_effects.items()),
             table_id="side-effects",
         )
     sections = [
-        _section("runs", "Sync runs",
-                 "The most recent runs, newest first. Read = unchanged + written + "
-                 "dead-lettered + skipped; the reason says why a run failed, paused or "
-                 "skipped records.",
-                 _runs(data.runs) + effects),
-        _section("dead-letters", "Open dead letters",
-                 f"{data.dead_letters_open:,} write(s) outlived their retries, oldest "
-                 "first; each is retried on every run until it succeeds or is acknowledged.",
-                 _dead_letters(data.dead_letters, data.dead_letters_open)),
-        _section("distribution", "Tier distribution",
-                 "Customers per level of each dimension, as last written to the CRM.",
-                 '<div class="grid">' + "".join(_distribution(d) for d in data.distributions)
-                 + "</div>"),
-        _section("migration", "Value-tier migration",
-                 f"From → to in {data.migration_scope}: rows are the tier before, columns the "
-                 "tier after; customers whose value tier stayed are not counted.",
-                 _migration(data.migration)),
-        _section("value-risk", "Value × risk",
-                 "Where value and risk meet: high-value customers with high risk need both "
-                 "the advisor and the control functions.",
-                 '<div class="grid">'
-                 + "".join(_matrix(f"value-risk-{i}", m) for i, m in enumerate(data.value_risk))
-                 + "</div>"),
-        _section("dq", "Data-quality issues", f"Issues found by {data.focus_label}, by kind.",
-                 _dq(dict(data.dq_issues))),
-        _section("api", "API usage", f"Calls made by {data.focus_label}, against the minimum "
-                 "the same work needs (target ratio 1.00).", _api(data.api)),
-        _section("feedback", "Satisfaction and complaints by tier",
-                 "CSAT, NPS and complaints per value tier, so recurring problems are visible.",
-                 _feedback(data.feedback)),
+        _section(
+            "runs",
+            "Sync runs",
+            "The most recent runs, newest first. Read = unchanged + written + "
+            "dead-lettered + skipped; the reason says why a run failed, paused or "
+            "skipped records.",
+            _runs(data.runs) + effects,
+        ),
+        _section(
+            "dead-letters",
+            "Open dead letters",
+            f"{data.dead_letters_open:,} write(s) outlived their retries, oldest "
+            "first; each is retried on every run until it succeeds or is acknowledged.",
+            _dead_letters(data.dead_letters, data.dead_letters_open),
+        ),
+        _section(
+            "distribution",
+            "Tier distribution",
+            "Customers per level of each dimension, as last written to the CRM.",
+            '<div class="grid">' + "".join(_distribution(d) for d in data.distributions) + "</div>",
+        ),
+        _section(
+            "migration",
+            "Value-tier migration",
+            f"From → to in {data.migration_scope}: rows are the tier before, columns the "
+            "tier after; customers whose value tier stayed are not counted.",
+            _migration(data.migration),
+        ),
+        _section(
+            "value-risk",
+            "Value × risk",
+            "Where value and risk meet: high-value customers with high risk need both "
+            "the advisor and the control functions.",
+            '<div class="grid">'
+            + "".join(_matrix(f"value-risk-{i}", m) for i, m in enumerate(data.value_risk))
+            + "</div>",
+        ),
+        _section(
+            "dq",
+            "Data-quality issues",
+            f"Issues found by {data.focus_label}, by kind.",
+            _dq(dict(data.dq_issues)),
+        ),
+        _section(
+            "api",
+            "API usage",
+            f"Calls made by {data.focus_label}, against the minimum "
+            "the same work needs (target ratio 1.00).",
+            _api(data.api),
+        ),
+        _section(
+            "feedback",
+            "Satisfaction and complaints by tier",
+            "CSAT, NPS and complaints per value tier, so recurring problems are visible.",
+            _feedback(data.feedback),
+        ),
     ]
     if data.restricted:
-        sections.append(_section(
-            "restricted", "Restricted: AML risk",
-            "Confidential (PBOC 保密原则): for staff entitled to see AML ratings only.",
-            _restricted(data.restricted)))
+        sections.append(
+            _section(
+                "restricted",
+                "Restricted: AML risk",
+                "Confidential (PBOC 保密原则): for staff entitled to see AML ratings only.",
+                _restricted(data.restricted),
+            )
+        )
     notes = "".join(_note(n) for n in data.notes)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(data.title)}</title><style>{_CSS}</style></head><body>"

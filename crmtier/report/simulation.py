@@ -24,8 +24,7 @@ def _migration(name: str, m: dict[str, Any]) -> str:
         for col, n in zip(levels, counts, strict=True)
         if n
     }
-    matrix = Matrix(f"{name} ({m['moved']:,} move)", "active", "candidate", levels, levels,
-                    cells)
+    matrix = Matrix(f"{name} ({m['moved']:,} move)", "active", "candidate", levels, levels, cells)
     return _matrix(f"simulate-{name}", matrix)
 
 
@@ -33,11 +32,21 @@ def _changes(rows: dict[str, dict[str, int]], table_id: str, empty: str) -> str:
     if not rows:
         return _note(empty)
     return _table(
-        ["", "Made / joined (active)", "Made / joined (candidate)", "Left (active)",
-         "Left (candidate)"],
         [
-            (name, n["active_created"], n["candidate_created"], n["active_closed"],
-             n["candidate_closed"])
+            "",
+            "Made / joined (active)",
+            "Made / joined (candidate)",
+            "Left (active)",
+            "Left (candidate)",
+        ],
+        [
+            (
+                name,
+                n["active_created"],
+                n["candidate_created"],
+                n["active_closed"],
+                n["candidate_closed"],
+            )
             for name, n in rows.items()
         ],
         table_id=table_id,
@@ -46,14 +55,17 @@ def _changes(rows: dict[str, dict[str, int]], table_id: str, empty: str) -> str:
 
 def _movers(movers: dict[str, dict[str, Any]]) -> str:
     rows = [(name, m["count"], ", ".join(m["crm_ids"][:50])) for name, m in movers.items()]
-    return _table(["Dimension", "Customers", "CRM record ids (first 50)"], rows,
-                  table_id="simulate-movers")
+    return _table(
+        ["Dimension", "Customers", "CRM record ids (first 50)"], rows, table_id="simulate-movers"
+    )
 
 
 def render_simulation(data: dict[str, Any], crm: str) -> str:
     facts = [
-        ("CRM", crm), ("Active policy", data["active_policy"]),
-        ("Candidate policy", data["candidate_policy"]), ("As of", data["as_of"]),
+        ("CRM", crm),
+        ("Active policy", data["active_policy"]),
+        ("Candidate policy", data["candidate_policy"]),
+        ("As of", data["as_of"]),
         ("Customers", f"{data['customers']:,}"),
     ]
     header = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in facts)
@@ -65,34 +77,52 @@ def render_simulation(data: dict[str, Any], crm: str) -> str:
     api_rows.append(("total", sum(calls["active"].values()), sum(calls["candidate"].values())))
     public = {k: v for k, v in data["migration"].items() if k != "aml"}
     sections = [
-        _section("simulate-migration", "Migration by dimension",
-                 "Rows: the level under the active policy; columns: under the candidate. "
-                 "The diagonal is who stays.",
-                 '<div class="grid">'
-                 + "".join(_migration(n, m) for n, m in public.items()) + "</div>"),
-        _section("simulate-tasks", "Tasks per rule",
-                 f"What the next sync would create under each policy, among the "
-                 f"{data['customers_decided_differently']:,} customers the change touches.",
-                 _changes(data["tasks"], "simulate-tasks", "No task rule changes.")),
-        _section("simulate-campaigns", "Campaign joins and leaves",
-                 "Memberships the next sync would add and remove under each policy.",
-                 _changes(data["campaigns"], "simulate-campaigns", "No campaign changes.")),
-        _section("simulate-api", "API calls",
-                 f"The fewest calls the next sync's writes need under each policy; the "
-                 f"change costs {calls['change']:+,}.",
-                 _table(["Calls", "Active", "Candidate"], api_rows, table_id="simulate-api")),
-        _section("simulate-movers", "Moves of more than one step",
-                 "Customers whose level moves two steps or more, by CRM record id.",
-                 _movers(data["movers_over_one_step"])),
+        _section(
+            "simulate-migration",
+            "Migration by dimension",
+            "Rows: the level under the active policy; columns: under the candidate. "
+            "The diagonal is who stays.",
+            '<div class="grid">' + "".join(_migration(n, m) for n, m in public.items()) + "</div>",
+        ),
+        _section(
+            "simulate-tasks",
+            "Tasks per rule",
+            f"What the next sync would create under each policy, among the "
+            f"{data['customers_decided_differently']:,} customers the change touches.",
+            _changes(data["tasks"], "simulate-tasks", "No task rule changes."),
+        ),
+        _section(
+            "simulate-campaigns",
+            "Campaign joins and leaves",
+            "Memberships the next sync would add and remove under each policy.",
+            _changes(data["campaigns"], "simulate-campaigns", "No campaign changes."),
+        ),
+        _section(
+            "simulate-api",
+            "API calls",
+            f"The fewest calls the next sync's writes need under each policy; the "
+            f"change costs {calls['change']:+,}.",
+            _table(["Calls", "Active", "Candidate"], api_rows, table_id="simulate-api"),
+        ),
+        _section(
+            "simulate-movers",
+            "Moves of more than one step",
+            "Customers whose level moves two steps or more, by CRM record id.",
+            _movers(data["movers_over_one_step"]),
+        ),
     ]
     if "aml" in data["migration"]:
-        sections.append(_section(
-            "restricted", "Restricted: AML risk migration",
-            "Confidential (PBOC 保密原则): for staff entitled to see AML ratings only.",
-            _migration("aml", data["migration"]["aml"])))
+        sections.append(
+            _section(
+                "restricted",
+                "Restricted: AML risk migration",
+                "Confidential (PBOC 保密原则): for staff entitled to see AML ratings only.",
+                _migration("aml", data["migration"]["aml"]),
+            )
+        )
     title = "crmtier policy simulation"
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{_CSS}</style></head><body>"

@@ -20,8 +20,12 @@ PERIOD = date(2025, 6, 30)
 
 
 def crmtier(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "crmtier", *map(str, args)],
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "crmtier", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_calibrate_writes_a_proposal_that_policy_validate_accepts(
@@ -30,8 +34,16 @@ def test_calibrate_writes_a_proposal_that_policy_validate_accepts(
     bad = tmp_path / "history.jsonl"
     bad.write_text(history_file.read_text("utf-8") + '{"period": "2025-06-30"}\n', "utf-8")
     proposal, report = tmp_path / "proposed.toml", tmp_path / "report.json"
-    run = crmtier("calibrate", bad, "--output", proposal, "--report", report,
-                  "--sensitive", ",".join(SENSITIVE))
+    run = crmtier(
+        "calibrate",
+        bad,
+        "--output",
+        proposal,
+        "--report",
+        report,
+        "--sensitive",
+        ",".join(SENSITIVE),
+    )
     assert run.returncode == 0, run.stderr
     assert run.stderr.startswith("line 20001: field customer: ")
     assert "proposed policy written to" in run.stdout and "(not applied)" in run.stdout
@@ -50,27 +62,43 @@ def test_calibrate_writes_a_proposal_that_policy_validate_accepts(
     assert not set(SENSITIVE) & set(figures["model_inputs"])
 
 
-def test_calibrate_starts_from_the_current_policy_file(small_history_file: Path,
-                                                       tmp_path: Path) -> None:
+def test_calibrate_starts_from_the_current_policy_file(
+    small_history_file: Path, tmp_path: Path
+) -> None:
     current = tmp_path / "bank.toml"
     current.write_text('name = "bank"\n[value]\nbuffer = 0.2\n', "utf-8")
     proposal = tmp_path / "proposed.toml"
-    result = CliRunner().invoke(cli, ["calibrate", str(small_history_file), "--policy",
-                                      str(current),
-                                      "--output", str(proposal), "--target", "attrition"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "calibrate",
+            str(small_history_file),
+            "--policy",
+            str(current),
+            "--output",
+            str(proposal),
+            "--target",
+            "attrition",
+        ],
+    )
     assert result.exit_code == 0, result.output
     doc = tomllib.loads(proposal.read_text("utf-8"))
     assert doc["name"] == "bank-calibrated-attrition" and doc["value"]["buffer"] == 0.2
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--sensitive", "aum"], "--sensitive aum: is a model input"),
-    (["--sensitive", "religion"], "--sensitive religion: no history row has this attribute"),
-])
-def test_bad_sensitive_names_are_refused(small_history_file: Path, tmp_path: Path, args: list[str],
-                                         message: str) -> None:
-    result = CliRunner().invoke(cli, ["calibrate", str(small_history_file), "--output",
-                                      str(tmp_path / "p.toml"), *args])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sensitive", "aum"], "--sensitive aum: is a model input"),
+        (["--sensitive", "religion"], "--sensitive religion: no history row has this attribute"),
+    ],
+)
+def test_bad_sensitive_names_are_refused(
+    small_history_file: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(
+        cli, ["calibrate", str(small_history_file), "--output", str(tmp_path / "p.toml"), *args]
+    )
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "p.toml").exists()
 
@@ -78,8 +106,9 @@ def test_bad_sensitive_names_are_refused(small_history_file: Path, tmp_path: Pat
 def test_one_snapshot_date_is_too_little_history(tmp_path: Path) -> None:
     history = tmp_path / "h.jsonl"
     history.write_text("\n".join(history_lines(50, seed=1, periods=(PERIOD,))), "utf-8")
-    result = CliRunner().invoke(cli, ["calibrate", str(history), "--output",
-                                      str(tmp_path / "p.toml")])
+    result = CliRunner().invoke(
+        cli, ["calibrate", str(history), "--output", str(tmp_path / "p.toml")]
+    )
     assert result.exit_code == 2
     assert "1 snapshot date(s); calibrate needs two or more" in result.output
 
@@ -89,11 +118,13 @@ def test_without_scikit_learn_the_command_says_how_to_install_it(
 ) -> None:
     monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn -> ImportError
     monkeypatch.setitem(sys.modules, "sklearn.ensemble", None)
-    result = CliRunner().invoke(cli, ["calibrate", str(small_history_file), "--output",
-                                      str(tmp_path / "p.toml")])
+    result = CliRunner().invoke(
+        cli, ["calibrate", str(small_history_file), "--output", str(tmp_path / "p.toml")]
+    )
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "Error: crmtier calibrate needs scikit-learn: pip install 'crmtier[ml]'"]
+        "Error: crmtier calibrate needs scikit-learn: pip install 'crmtier[ml]'"
+    ]
 
 
 def test_help_names_the_options_and_says_nothing_is_applied() -> None:
@@ -116,7 +147,8 @@ def test_the_commands_docs_calibrate_md_shows_exist() -> None:
 def test_a_csv_history_with_an_unknown_column_cannot_start(tmp_path: Path) -> None:
     history = tmp_path / "h.csv"
     history.write_text("period,id,colour,outcome.attrited\n2025-06-30,a,red,false\n", "utf-8")
-    result = CliRunner().invoke(cli, ["calibrate", str(history), "--output",
-                                      str(tmp_path / "p.toml")])
+    result = CliRunner().invoke(
+        cli, ["calibrate", str(history), "--output", str(tmp_path / "p.toml")]
+    )
     assert result.exit_code == 2
     assert "CSV column colour: not a canonical field" in result.output

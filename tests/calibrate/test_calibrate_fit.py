@@ -20,8 +20,9 @@ TOLERANCE = 0.05
 
 
 @pytest.mark.parametrize("tier", sorted(TRUE_AUM_FLOORS))
-def test_recovers_the_planted_aum_floor(revenue_calibration: Calibration, policy: Policy,
-                                        tier: str) -> None:
+def test_recovers_the_planted_aum_floor(
+    revenue_calibration: Calibration, policy: Policy, tier: str
+) -> None:
     floor = revenue_calibration.report["proposal"]["aum_floors"][tier]
     truth = TRUE_AUM_FLOORS[tier]
     assert abs(policy.floor(tier) - truth) / truth > 2 * TOLERANCE  # echoing would fail
@@ -41,8 +42,11 @@ def test_needs_cut_off_follows_product_holding(revenue_calibration: Calibration)
     """Most customers hold an investment product from 400k AUM: wealth, not affluent."""
     needs = revenue_calibration.report["proposal"]["needs_advanced_tiers"]
     assert needs["proposed"] == ["wealth"]
-    assert needs["share_holding_advanced"]["wealth"] > 0.5 > needs["share_holding_advanced"][
-        "affluent"]
+    assert (
+        needs["share_holding_advanced"]["wealth"]
+        > 0.5
+        > needs["share_holding_advanced"]["affluent"]
+    )
 
 
 def test_the_proposal_is_a_valid_policy_that_beats_the_current_one(
@@ -59,9 +63,12 @@ def test_protected_attributes_are_never_model_inputs(
 ) -> None:
     """Shuffling every attribute changes the fairness report only, never the proposal."""
     rng = np.random.default_rng(0)
-    shuffled = replace(revenue_history, attributes={
-        name: rng.permutation(values) for name, values in revenue_history.attributes.items()
-    })
+    shuffled = replace(
+        revenue_history,
+        attributes={
+            name: rng.permutation(values) for name, values in revenue_history.attributes.items()
+        },
+    )
     again = calibrate(shuffled, policy, {}, "revenue", SENSITIVE)
     assert again.document == revenue_calibration.document
     assert again.report["proposal"] == revenue_calibration.report["proposal"]
@@ -83,8 +90,9 @@ def test_attrition_target_weights_engagement_and_keeps_floors(policy: Policy) ->
     assert all(f["kept"] and f["proposed"] == f["current"] for f in floors.values())
     assert "aum_floor" not in str(c.document)
     assert c.document["value"]["score"]["activity_weight"] >= 40  # engagement drives retention
-    assert c.report["lift"]["proposed"]["retention_auc"] > c.report["lift"]["current"][
-        "retention_auc"]
+    assert (
+        c.report["lift"]["proposed"]["retention_auc"] > c.report["lift"]["current"]["retention_auc"]
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -95,7 +103,7 @@ def test_attrition_target_weights_engagement_and_keeps_floors(policy: Policy) ->
 def test_isotonic_floors_find_any_noise_free_step(log_floors: list[float], seed: int) -> None:
     """Revenue that steps across each revenue floor exactly at an AUM floor: found, to the
     two significant figures a proposal is rounded to."""
-    affluent, wealth, private = (10.0 ** f for f in sorted(log_floors))
+    affluent, wealth, private = (10.0**f for f in sorted(log_floors))
     truth = {"private": private, "wealth": wealth, "affluent": affluent}
     revenue_floors = {"private": 300.0, "wealth": 30.0, "affluent": 3.0}
     aum = 10.0 ** np.random.default_rng(seed).uniform(3.0, 8.0, 20_000)

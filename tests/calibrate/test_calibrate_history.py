@@ -31,20 +31,37 @@ def _lines(edits: dict[int, str]) -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize(("target", "bad", "message"), [
-    ("revenue", "not json", "line 3: not valid JSON"),
-    ("revenue", '{"period": "2024-06-30", "outcome": {}}', "line 3: field customer: "),
-    ("revenue", '{"period": "yesterday", "customer": {"id": "x"}, "outcome": {}}',
-     "line 3: field period: "),
-    ("revenue", '{"period": "2024-06-30", "customer": {"id": "x", "assets": {"deposits": "lots"}},'
-     ' "outcome": {"revenue_next_12m": 1}}', "line 3: field customer.assets.deposits: "),
-    ("revenue", '{"period": "2024-06-30", "customer": {"id": "x"}, "outcome": {"attrited": true}}',
-     "line 3: field outcome.revenue_next_12m: required for this target"),
-    ("attrition", '{"period": "2024-06-30", "customer": {"id": "x"}, '
-     '"outcome": {"revenue_next_12m": 5}}', "line 3: field outcome.attrited: required"),
-])
-def test_a_bad_row_is_reported_and_skipped(policy: Policy, target: str, bad: str,
-                                          message: str) -> None:
+@pytest.mark.parametrize(
+    ("target", "bad", "message"),
+    [
+        ("revenue", "not json", "line 3: not valid JSON"),
+        ("revenue", '{"period": "2024-06-30", "outcome": {}}', "line 3: field customer: "),
+        (
+            "revenue",
+            '{"period": "yesterday", "customer": {"id": "x"}, "outcome": {}}',
+            "line 3: field period: ",
+        ),
+        (
+            "revenue",
+            '{"period": "2024-06-30", "customer": {"id": "x", "assets": {"deposits": "lots"}},'
+            ' "outcome": {"revenue_next_12m": 1}}',
+            "line 3: field customer.assets.deposits: ",
+        ),
+        (
+            "revenue",
+            '{"period": "2024-06-30", "customer": {"id": "x"}, "outcome": {"attrited": true}}',
+            "line 3: field outcome.revenue_next_12m: required for this target",
+        ),
+        (
+            "attrition",
+            '{"period": "2024-06-30", "customer": {"id": "x"}, "outcome": {"revenue_next_12m": 5}}',
+            "line 3: field outcome.attrited: required",
+        ),
+    ],
+)
+def test_a_bad_row_is_reported_and_skipped(
+    policy: Policy, target: str, bad: str, message: str
+) -> None:
     reported: list[str] = []
     h = read_history(numbered(iter(_lines({2: bad}))), policy, target, reported.append)
     assert len(reported) == 1 and reported[0].startswith(message), reported
@@ -107,22 +124,25 @@ def test_a_csv_history_reads_as_its_json_lines_twin(policy: Policy) -> None:
     from_json = read_history(numbered(iter(lines)), policy, "revenue", print)
     assert "attributes.region" in rows[0] and "outcome.attrited" in rows[0]
     np.testing.assert_array_equal(from_csv.cols.numbers, from_json.cols.numbers)
-    np.testing.assert_array_equal(from_csv.cols.advanced_products,
-                                  from_json.cols.advanced_products)
+    np.testing.assert_array_equal(from_csv.cols.advanced_products, from_json.cols.advanced_products)
     np.testing.assert_array_equal(from_csv.target, from_json.target)
     np.testing.assert_array_equal(from_csv.period, from_json.period)
     assert {k: v.tolist() for k, v in from_csv.attributes.items()} == {
-        k: v.tolist() for k, v in from_json.attributes.items()}
+        k: v.tolist() for k, v in from_json.attributes.items()
+    }
 
 
 def test_a_bad_csv_row_costs_only_itself(policy: Policy) -> None:
-    source = io.BytesIO(b"period,id,assets.deposits,outcome.revenue_next_12m\n"
-                        b"2025-06-30,a,lots,5\n2025-06-30,b,10,5\n")
+    source = io.BytesIO(
+        b"period,id,assets.deposits,outcome.revenue_next_12m\n"
+        b"2025-06-30,a,lots,5\n2025-06-30,b,10,5\n"
+    )
     reported: list[str] = []
     h = read_history(read_csv(source, history_csv_column), policy, "revenue", reported.append)
     assert h.cols.n == 1
     assert reported == [reported[0]] and reported[0].startswith(
-        "line 2: field customer.assets.deposits: ")
+        "line 2: field customer.assets.deposits: "
+    )
 
 
 def test_chunks_join_into_the_columns_of_the_whole_history(policy: Policy) -> None:

@@ -17,8 +17,9 @@ CRMTIER = str(Path(sys.executable).with_name("crmtier"))
 
 
 def crmtier(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CRMTIER, *args], capture_output=True, text=True, timeout=120,
-                          check=False)
+    return subprocess.run(
+        [CRMTIER, *args], capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def lines(text: str) -> list[dict[str, Any]]:
@@ -32,8 +33,15 @@ def test_sample_file_is_fully_assessed_in_order() -> None:
     ids = [json.loads(line)["id"] for line in EXAMPLES.read_text().splitlines()]
     assert [a["id"] for a in out] == ids
     # the sample's three corporates are on their own ladder, not the retail one
-    assert {a["value_tier"] for a in out} == {"private", "wealth", "affluent", "mass", "unrated",
-                                              "corporate_key", "corporate_small"}
+    assert {a["value_tier"] for a in out} == {
+        "private",
+        "wealth",
+        "affluent",
+        "mass",
+        "unrated",
+        "corporate_key",
+        "corporate_small",
+    }
     assert {a["aml_risk"] for a in out} == {"low", "medium", "high", "prohibited", "unrated"}
     assert {a["credit_risk"] for a in out} == {"low", "medium", "high", "unrated"}
     assert {a["ops_risk"] for a in out} == {"low", "medium", "high", "unrated"}
@@ -44,25 +52,34 @@ def test_sample_file_is_fully_assessed_in_order() -> None:
 def test_bad_lines_are_reported_and_skipped(tmp_path: Path) -> None:
     good = EXAMPLES.read_text().splitlines()[:2]
     source = tmp_path / "mixed.jsonl"
-    source.write_text("\n".join([
-        good[0],
-        "{not json",
-        json.dumps({"id": "X1", "assets": {"deposits": "lots"}}),
-        "",
-        json.dumps({"id": "X2", "credit": {"score": 1.5}, "aml": {"pep": "maybe"}}),
-        "[1, 2]",
-        json.dumps({"kind": "individual"}),
-        good[1],
-    ]) + "\n", encoding="utf-8")
+    source.write_text(
+        "\n".join(
+            [
+                good[0],
+                "{not json",
+                json.dumps({"id": "X1", "assets": {"deposits": "lots"}}),
+                "",
+                json.dumps({"id": "X2", "credit": {"score": 1.5}, "aml": {"pep": "maybe"}}),
+                "[1, 2]",
+                json.dumps({"kind": "individual"}),
+                good[1],
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     output = tmp_path / "out.jsonl"
-    result = crmtier("tier", "--input", str(source), "--output", str(output),
-                     "--as-of", "2026-11-28")
+    result = crmtier(
+        "tier", "--input", str(source), "--output", str(output), "--as-of", "2026-11-28"
+    )
     assert result.returncode == 1
     assert result.stdout == ""
     errors = [line for line in result.stderr.splitlines() if line.startswith("line ")]
     assert errors[0].startswith("line 2: not valid JSON")
-    assert errors[1] == "line 3: field assets.deposits: Input should be a valid number " \
-                        "(a finite number, or its text; not true/false)"
+    assert (
+        errors[1] == "line 3: field assets.deposits: Input should be a valid number "
+        "(a finite number, or its text; not true/false)"
+    )
     assert errors[2].startswith("line 5: field credit.score: ")
     assert errors[3].startswith("line 5: field aml.pep: ")
     assert errors[4] == "line 6: not a JSON object"
@@ -89,7 +106,9 @@ def test_csv_input_with_dotted_columns_and_lists(tmp_path: Path) -> None:
     assert (c1["id"], c1["value_tier"], c1["needs_tier"]) == ("C1", "private", "professional")
     assert (c2["value_tier"], c2["aml_risk"], c2["ops_risk"]) == ("affluent", "high", "medium")
     assert {(d["code"], d["field"]) for d in c2["dq_issues"]} >= {
-        ("DQ_NEGATIVE", "assets.deposits"), ("DQ_UNKNOWN_ENUM", "aml.high_risk_countries")}
+        ("DQ_NEGATIVE", "assets.deposits"),
+        ("DQ_UNKNOWN_ENUM", "aml.high_risk_countries"),
+    }
 
 
 def test_csv_unknown_column_stops_the_run(tmp_path: Path) -> None:
@@ -112,8 +131,9 @@ def test_bad_policy_stops_the_run(tmp_path: Path) -> None:
 def test_custom_policy_changes_tiers(tmp_path: Path) -> None:
     policy = tmp_path / "cmb.toml"
     policy.write_text("[value.tiers.private]\naum_floor = 10_000_000\n", encoding="utf-8")
-    result = crmtier("tier", "--input", str(EXAMPLES), "--policy", str(policy),
-                     "--as-of", "2026-11-28")
+    result = crmtier(
+        "tier", "--input", str(EXAMPLES), "--policy", str(policy), "--as-of", "2026-11-28"
+    )
     assert result.returncode == 0
     out = {a["id"]: a for a in lines(result.stdout)}
     assert out["EX001"]["value_tier"] == "wealth"  # 7M is no longer private
@@ -127,8 +147,11 @@ def test_custom_policy_changes_tiers(tmp_path: Path) -> None:
         ("[aml.weights]\ncustomer = 10\n", 1, "aml.weights: must sum to 100"),
         ("[value]\nbufer = 0.2\n", 1, "value.bufer: unknown key"),
         # a regulatory floor: refused (it validated as "ok" before)
-        ('[aml.overrides]\nsanctions_hit = "medium"\n', 1,
-         'aml.overrides.sanctions_hit: must be "prohibited"'),
+        (
+            '[aml.overrides]\nsanctions_hit = "medium"\n',
+            1,
+            'aml.overrides.sanctions_hit: must be "prohibited"',
+        ),
     ],
 )
 def test_policy_validate(tmp_path: Path, text: str, code: int, expected: str) -> None:
@@ -148,8 +171,10 @@ def test_policy_show_prints_the_default_and_its_version() -> None:
 
 def test_policy_validate_and_show_name_the_waivers(tmp_path: Path) -> None:
     path = tmp_path / "bank.toml"
-    path.write_text('[aml.overrides]\npep = "medium"\n'
-                    '[regulatory.waivers]\npep = "Board decision 2026-14"\n', encoding="utf-8")
+    path.write_text(
+        '[aml.overrides]\npep = "medium"\n[regulatory.waivers]\npep = "Board decision 2026-14"\n',
+        encoding="utf-8",
+    )
     validated = crmtier("policy", "validate", str(path))
     assert validated.returncode == 0, validated.stderr
     assert "+waived:pep)" in validated.stdout

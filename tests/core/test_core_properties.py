@@ -31,9 +31,16 @@ from tiering_core.policy import Policy, load_policy
 POLICY = load_policy()
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-VALUE_RANK = {"private": 0, "wealth": 1, "affluent": 2, "mass": 3,  # each ladder top down
-              "corporate_strategic": 0, "corporate_key": 1, "corporate_standard": 2,
-              "corporate_small": 3}
+VALUE_RANK = {
+    "private": 0,
+    "wealth": 1,
+    "affluent": 2,
+    "mass": 3,  # each ladder top down
+    "corporate_strategic": 0,
+    "corporate_key": 1,
+    "corporate_standard": 2,
+    "corporate_small": 3,
+}
 AML_RANK = {"unrated": -1, "low": 0, "medium": 1, "high": 2, "prohibited": 3}
 RISK_RANK = {"unrated": -1, "low": 0, "medium": 1, "high": 2}
 
@@ -185,8 +192,7 @@ def test_batch_equals_one_by_one_with_a_declared_score_scale(
     fico_policy: Policy, batch: list[CustomerProfile]
 ) -> None:
     """The optional score and DTI cut-offs agree between the two paths too."""
-    assert assess_batch(batch, fico_policy, AS_OF) == [
-        assess(p, fico_policy, AS_OF) for p in batch]
+    assert assess_batch(batch, fico_policy, AS_OF) == [assess(p, fico_policy, AS_OF) for p in batch]
 
 
 def generated_bank(n: int, seed: int) -> list[CustomerProfile]:
@@ -248,8 +254,13 @@ def _plain(value: object) -> object:
 
 @pytest.mark.parametrize(
     "kinds",
-    [frozenset(), frozenset({"set_field"}), frozenset({"set_field", "task"}),
-     frozenset({"task", "campaign"}), ACTION_KINDS],
+    [
+        frozenset(),
+        frozenset({"set_field"}),
+        frozenset({"set_field", "task"}),
+        frozenset({"task", "campaign"}),
+        ACTION_KINDS,
+    ],
     ids=lambda kinds: "+".join(sorted(kinds)) or "none",
 )
 def test_asking_for_fewer_action_kinds_drops_only_those_actions(

@@ -23,8 +23,7 @@ Rate = Callable[..., Assessment]
         ({"revenue_12m": {"service_fees": -3}}, "DQ_NEGATIVE", "revenue_12m.service_fees"),
         ({"activity": {"transactions_90d": -2}}, "DQ_NEGATIVE", "activity.transactions_90d"),
         ({"aml": {"cash_volume_90d": -10}}, "DQ_NEGATIVE", "aml.cash_volume_90d"),
-        ({"credit": {"days_past_due_max_12m": -1}}, "DQ_NEGATIVE",
-         "credit.days_past_due_max_12m"),
+        ({"credit": {"days_past_due_max_12m": -1}}, "DQ_NEGATIVE", "credit.days_past_due_max_12m"),
         ({"credit": {"debt_to_income": -0.1}}, "DQ_IMPOSSIBLE", "credit.debt_to_income"),
         ({"credit": {"debt_to_income": 11}}, "DQ_IMPOSSIBLE", "credit.debt_to_income"),
         ({"feedback": {"csat": 0.5}}, "DQ_IMPOSSIBLE", "feedback.csat"),
@@ -65,20 +64,26 @@ def test_negative_component_is_ignored_not_subtracted(rate: Rate) -> None:
     assert a.value_tier == "affluent"
 
 
-@pytest.mark.parametrize(("score", "impossible"), [(299, True), (300, False), (850, False),
-                                                  (851, True)])
+@pytest.mark.parametrize(
+    ("score", "impossible"), [(299, True), (300, False), (850, False), (851, True)]
+)
 def test_a_score_outside_the_declared_scale_is_impossible(
     rate_fico: Rate, rate: Rate, score: int, impossible: bool
 ) -> None:
     assert (("DQ_IMPOSSIBLE", "credit.score") in dq(rate_fico(credit={"score": score}))) is (
-        impossible)
+        impossible
+    )
     assert ("DQ_IMPOSSIBLE", "credit.score") not in dq(rate(credit={"score": score}))
 
 
 def test_impossible_credit_score_does_not_drive_credit_risk(rate_fico: Rate) -> None:
     assert rate_fico(credit={"score": 2_000}).credit_risk == "low"
-    alone = {"score": 2_000, "debt_to_income": None, "days_past_due_max_12m": None,
-             "loan_class": None}
+    alone = {
+        "score": 2_000,
+        "debt_to_income": None,
+        "days_past_due_max_12m": None,
+        "loan_class": None,
+    }
     assert rate_fico(credit=alone).credit_risk == "unrated"
 
 

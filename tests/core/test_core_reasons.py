@@ -11,18 +11,28 @@ from tiering_core.reasons import make_reason
 
 CASES = [
     # code, value, threshold, English text, Chinese text
-    ("VAL_AUM_WEALTH", 1_234_567.891, 1_000_000.0,
-     "AUM 1,234,567.89 >= wealth floor 1,000,000",
-     "资产 1,234,567.89 ≥ 财富门槛 1,000,000"),
-    ("VAL_HELD_GRACE", 12, 90,
-     "Below floor for 12 of 90 grace days: tier kept",
-     "低于门槛 12 天（宽限 90 天），暂保级"),
-    ("NEED_TIER", "wealth", "advanced",
-     "Value tier wealth sets needs advanced",
-     "价值等级 wealth，需求 advanced"),
-    ("NEED_BASIC", None, None,
-     "No investment products: basic needs",
-     "无投资类产品：基础需求"),
+    (
+        "VAL_AUM_WEALTH",
+        1_234_567.891,
+        1_000_000.0,
+        "AUM 1,234,567.89 >= wealth floor 1,000,000",
+        "资产 1,234,567.89 ≥ 财富门槛 1,000,000",
+    ),
+    (
+        "VAL_HELD_GRACE",
+        12,
+        90,
+        "Below floor for 12 of 90 grace days: tier kept",
+        "低于门槛 12 天（宽限 90 天），暂保级",
+    ),
+    (
+        "NEED_TIER",
+        "wealth",
+        "advanced",
+        "Value tier wealth sets needs advanced",
+        "价值等级 wealth，需求 advanced",
+    ),
+    ("NEED_BASIC", None, None, "No investment products: basic needs", "无投资类产品：基础需求"),
 ]
 
 

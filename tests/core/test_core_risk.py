@@ -21,13 +21,19 @@ Rate = Callable[..., Assessment]
         ({"qualified_investor": True}, "professional", "NEED_QUALIFIED_INVESTOR"),
         ({"assets": {"deposits": 6_000_000}}, "professional", "NEED_TIER"),
         ({"assets": {"deposits": 600_000}}, "advanced", "NEED_TIER"),
-        ({"activity": {"products_held": ["deposit", "fund"]}}, "advanced",
-         "NEED_INVESTMENT_PRODUCTS"),
+        (
+            {"activity": {"products_held": ["deposit", "fund"]}},
+            "advanced",
+            "NEED_INVESTMENT_PRODUCTS",
+        ),
         ({"activity": {"products_held": ["insurance"]}}, "advanced", "NEED_INVESTMENT_PRODUCTS"),
         ({"activity": {"products_held": ["deposit", "credit_card"]}}, "basic", "NEED_BASIC"),
         # no product list: balances are the evidence
-        ({"activity": {"products_held": None}, "assets": {"investments": 1_000}}, "advanced",
-         "NEED_INVESTMENT_PRODUCTS"),
+        (
+            {"activity": {"products_held": None}, "assets": {"investments": 1_000}},
+            "advanced",
+            "NEED_INVESTMENT_PRODUCTS",
+        ),
     ],
 )
 def test_needs(rate: Rate, changes: dict[str, Any], needs: str, code: str) -> None:
@@ -50,14 +56,33 @@ def test_needs(rate: Rate, changes: dict[str, Any], needs: str, code: str) -> No
         # no declared score scale, no DTI cut-offs: neither rates anyone by default
         ({"score": 400}, "low", "CRD_GOOD"),
         ({"debt_to_income": 0.9}, "low", "CRD_GOOD"),
-        ({"score": 400, "debt_to_income": None, "days_past_due_max_12m": None,
-          "loan_class": None}, "unrated", "CRD_NO_DATA"),
+        (
+            {
+                "score": 400,
+                "debt_to_income": None,
+                "days_past_due_max_12m": None,
+                "loan_class": None,
+            },
+            "unrated",
+            "CRD_NO_DATA",
+        ),
         # worst of: one bad factor decides
-        ({"score": 820, "debt_to_income": 0.1, "loan_class": "loss"}, "high",
-         "CRD_LOAN_CLASS_HIGH"),
+        (
+            {"score": 820, "debt_to_income": 0.1, "loan_class": "loss"},
+            "high",
+            "CRD_LOAN_CLASS_HIGH",
+        ),
         # partial data is still rated on what is there
-        ({"score": None, "debt_to_income": None, "days_past_due_max_12m": None,
-          "loan_class": "normal"}, "low", "CRD_GOOD"),
+        (
+            {
+                "score": None,
+                "debt_to_income": None,
+                "days_past_due_max_12m": None,
+                "loan_class": "normal",
+            },
+            "low",
+            "CRD_GOOD",
+        ),
     ],
 )
 def test_credit_worst_of(rate: Rate, credit: dict[str, Any], level: str, code: str) -> None:
@@ -77,8 +102,16 @@ def test_credit_worst_of(rate: Rate, credit: dict[str, Any], level: str, code: s
         ({"debt_to_income": 0.41}, "medium", "CRD_DTI_ELEVATED"),
         ({"debt_to_income": 0.55}, "medium", "CRD_DTI_ELEVATED"),
         ({"debt_to_income": 0.56}, "high", "CRD_DTI_HIGH"),
-        ({"score": 579, "debt_to_income": None, "days_past_due_max_12m": None,
-          "loan_class": None}, "high", "CRD_SCORE_LOW"),
+        (
+            {
+                "score": 579,
+                "debt_to_income": None,
+                "days_past_due_max_12m": None,
+                "loan_class": None,
+            },
+            "high",
+            "CRD_SCORE_LOW",
+        ),
         ({"score": 820, "loan_class": "special_mention"}, "medium", "CRD_LOAN_CLASS_MEDIUM"),
     ],
 )
@@ -92,8 +125,10 @@ def test_credit_score_and_dti_rate_only_on_a_declared_scale(
 
 @pytest.mark.parametrize(
     "credit",
-    [None, {"score": None, "debt_to_income": None, "days_past_due_max_12m": None,
-            "loan_class": None}],
+    [
+        None,
+        {"score": None, "debt_to_income": None, "days_past_due_max_12m": None, "loan_class": None},
+    ],
 )
 def test_no_credit_data_is_unrated_not_low(rate: Rate, credit: Any) -> None:
     a = rate(credit=credit)
@@ -111,18 +146,30 @@ def test_no_credit_data_is_unrated_not_low(rate: Rate, credit: Any) -> None:
         ({"str_count_12m": 2}, "high", "AML_STR_REPEATED"),
         ({"str_count_12m": 1}, "low", "AML_STR"),  # 1 STR: 15 points, below medium
         # geography 25 + industry 20 = 45: medium (>= 40)
-        ({"high_risk_countries": ["KP"], "industry_risk": "high"}, "medium",
-         "AML_CALL_FOR_ACTION_COUNTRY"),
+        (
+            {"high_risk_countries": ["KP"], "industry_risk": "high"},
+            "medium",
+            "AML_CALL_FOR_ACTION_COUNTRY",
+        ),
         # 20 (geography, non call-for-action) + 20 = 40: exactly the medium cut-off
-        ({"high_risk_countries": ["SY"], "industry_risk": "high"}, "medium",
-         "AML_HIGH_RISK_COUNTRY"),
+        (
+            {"high_risk_countries": ["SY"], "industry_risk": "high"},
+            "medium",
+            "AML_HIGH_RISK_COUNTRY",
+        ),
         # 20 + 10 = 30: low
         ({"high_risk_countries": ["SY"], "industry_risk": "medium"}, "low", "AML_INDUSTRY_MEDIUM"),
         # business capped at 25 + geography 25 + industry 20 = 70: exactly the high cut-off
-        ({"high_risk_countries": ["IR"], "industry_risk": "high", "cash_volume_90d": 1_000_000},
-         "high", "AML_CASH_VERY_LARGE"),
-        ({"high_risk_countries": ["IR"], "industry_risk": "high", "cash_volume_90d": 999_999},
-         "medium", "AML_CASH_LARGE"),
+        (
+            {"high_risk_countries": ["IR"], "industry_risk": "high", "cash_volume_90d": 1_000_000},
+            "high",
+            "AML_CASH_VERY_LARGE",
+        ),
+        (
+            {"high_risk_countries": ["IR"], "industry_risk": "high", "cash_volume_90d": 999_999},
+            "medium",
+            "AML_CASH_LARGE",
+        ),
         ({"cross_border_count_90d": 10}, "low", "AML_CROSS_BORDER_FREQUENT"),
         ({"cross_border_volume_90d": 200_000}, "low", "AML_CROSS_BORDER_LARGE"),
         ({"cash_volume_90d": 50_000}, "low", "AML_CASH_LARGE"),

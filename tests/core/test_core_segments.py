@@ -31,36 +31,57 @@ CONSENT_CASES = [
         {**PRIVATE, "previous": {"value_tier": "wealth"}},
         {"upgrade_call", "investment_advisory"},
         {"vip_events", "preapproved_credit"},
-        set(), {"survey_private"}, id="private-upgrade",
+        set(),
+        {"survey_private"},
+        id="private-upgrade",
     ),
     pytest.param(
-        {"kind": "corporate", "assets": {"deposits": 20_000_000},
-         "feedback": {"open_complaints": 1}},
-        {"corporate_banking"}, {"cash_management_trade_finance"},
-        {"complaint"}, set(), id="corporate-with-complaint",
+        {
+            "kind": "corporate",
+            "assets": {"deposits": 20_000_000},
+            "feedback": {"open_complaints": 1},
+        },
+        {"corporate_banking"},
+        {"cash_management_trade_finance"},
+        {"complaint"},
+        set(),
+        id="corporate-with-complaint",
     ),
     pytest.param(
         {**PRIVATE, "owner_id": None},
-        {"investment_advisory"}, {"vip_events", "preapproved_credit"},
-        {"dedicated_advisor"}, {"survey_private"}, id="private-without-advisor",
+        {"investment_advisory"},
+        {"vip_events", "preapproved_credit"},
+        {"dedicated_advisor"},
+        {"survey_private"},
+        id="private-without-advisor",
     ),
     pytest.param(
-        {**PRIVATE, "owner_id": None, "aml": {"pep": True},
-         "feedback": {"open_complaints": 1, "csat": 1.0}},
-        set(), set(),
-        {"edd_review", "complaint", "service_recovery"}, {"survey_private"},
+        {
+            **PRIVATE,
+            "owner_id": None,
+            "aml": {"pep": True},
+            "feedback": {"open_complaints": 1, "csat": 1.0},
+        },
+        set(),
+        set(),
+        {"edd_review", "complaint", "service_recovery"},
+        {"survey_private"},
         id="pep-with-complaint-and-detractor",
     ),
     pytest.param(
         {"assets": {"deposits": 60_000}, "credit": {"loan_class": "loss"}},
-        set(), {"affluent_offers", "digital_self_service"},
-        {"credit_limit_review"}, {"survey_affluent"}, id="affluent-credit-high",
+        set(),
+        {"affluent_offers", "digital_self_service"},
+        {"credit_limit_review"},
+        {"survey_affluent"},
+        id="affluent-credit-high",
     ),
 ]
 
 
-@pytest.mark.parametrize(("changes", "sales_tasks", "marketing", "service_tasks", "surveys"),
-                         CONSENT_CASES)
+@pytest.mark.parametrize(
+    ("changes", "sales_tasks", "marketing", "service_tasks", "surveys"), CONSENT_CASES
+)
 def test_opted_out_customer_gets_no_marketing_but_keeps_service_work(
     policy: Policy,
     changes: dict[str, Any],
@@ -92,9 +113,7 @@ def test_unknown_consent_is_not_a_refusal(policy: Policy, consent: Any) -> None:
 
 def test_every_marketing_task_rule_is_withheld(policy: Policy) -> None:
     """Whatever rules the policy marks as marketing, none reaches an opted-out customer."""
-    marketing_rules = {
-        name for name, rule in policy.strategy.tasks if rule.marketing
-    }
+    marketing_rules = {name for name, rule in policy.strategy.tasks if rule.marketing}
     assert marketing_rules == {"upgrade_call", "corporate_banking", "investment_advisory"}
     corporate = {"kind": "corporate", "assets": {"deposits": 20_000_000}}
     for changes in ({**PRIVATE, "previous": {"value_tier": "wealth"}}, corporate):
@@ -112,8 +131,10 @@ TASK_CASES = {
     "complaint": ({"feedback": {"open_complaints": 2}}, "FB_OPEN_COMPLAINT"),
     "upgrade_call": ({**PRIVATE, "previous": {"value_tier": "wealth"}}, "VAL_UPGRADE"),
     "dedicated_advisor": ({**PRIVATE, "owner_id": None}, "VAL_AUM_PRIVATE"),
-    "corporate_banking": ({"kind": "corporate", "assets": {"deposits": 20_000_000}},
-                          "VAL_CORP_BALANCE"),
+    "corporate_banking": (
+        {"kind": "corporate", "assets": {"deposits": 20_000_000}},
+        "VAL_CORP_BALANCE",
+    ),
     "investment_advisory": (PRIVATE, "NEED_TIER"),
     "service_recovery": ({"feedback": {"csat": 1.0}}, "FB_LOW_CSAT"),
     "data_remediation": ({"ops": None}, None),
@@ -156,8 +177,13 @@ def test_task_descriptions_follow_the_reasons_language(policy: Policy) -> None:
 
 
 def test_only_the_compliance_tasks_quote_aml_facts(policy: Policy) -> None:
-    a = both_paths(policy, **PRIVATE, owner_id=None, aml={"pep": True},
-                   feedback={"open_complaints": 1, "csat": 1.0})[0]
+    a = both_paths(
+        policy,
+        **PRIVATE,
+        owner_id=None,
+        aml={"pep": True},
+        feedback={"open_complaints": 1, "csat": 1.0},
+    )[0]
     aml_texts = [r.text.en for r in a.reasons if r.dimension == "aml"]
     assert aml_texts
     for rule, task in tasks(a).items():
@@ -167,50 +193,90 @@ def test_only_the_compliance_tasks_quote_aml_facts(policy: Policy) -> None:
 
 # --- the corporate ladder ------------------------------------------------------------------
 
-CORP = {"kind": "corporate", "assets": {"deposits": 0, "investments": 0, "insurance": 0},
-        "revenue_12m": {"loan_interest": 0, "product_fees": 0, "service_fees": 0}}
+CORP = {
+    "kind": "corporate",
+    "assets": {"deposits": 0, "investments": 0, "insurance": 0},
+    "revenue_12m": {"loan_interest": 0, "product_fees": 0, "service_fees": 0},
+}
 
 
-def corp(deposits: float = 0, credit_line: float | None = None, revenue: float = 0,
-         **more: Any) -> dict[str, Any]:
-    return {**CORP, "assets": {**CORP["assets"], "deposits": deposits},
-            "credit": {"credit_line": credit_line, "loan_class": "normal"},
-            "revenue_12m": {**CORP["revenue_12m"], "loan_interest": revenue}, **more}
+def corp(
+    deposits: float = 0, credit_line: float | None = None, revenue: float = 0, **more: Any
+) -> dict[str, Any]:
+    return {
+        **CORP,
+        "assets": {**CORP["assets"], "deposits": deposits},
+        "credit": {"credit_line": credit_line, "loan_class": "normal"},
+        "revenue_12m": {**CORP["revenue_12m"], "loan_interest": revenue},
+        **more,
+    }
 
 
-@pytest.mark.parametrize(("changes", "tier", "reason", "service"), [
-    (corp(deposits=200_000_000), "corporate_strategic", "VAL_CORP_BALANCE",
-     "corporate_relationship_team"),
-    (corp(credit_line=500_000_000), "corporate_strategic", "VAL_CORP_CREDIT_LINE",
-     "corporate_relationship_team"),
-    (corp(revenue=600_000), "corporate_key", "VAL_CORP_REVENUE", "corporate_rm"),
-    (corp(deposits=10_000_000), "corporate_key", "VAL_CORP_BALANCE", "corporate_rm"),
-    (corp(deposits=9_999_999), "corporate_standard", "VAL_CORP_BALANCE",
-     "corporate_rm_portfolio"),
-    # the retail private line (6,000,000) means nothing for a company
-    (corp(deposits=7_000_000), "corporate_standard", "VAL_CORP_BALANCE",
-     "corporate_rm_portfolio"),
-    (corp(deposits=20_000), "corporate_small", "VAL_CORP_SMALL", "business_banking_desk"),
-    ({"kind": "corporate", "assets": None, "revenue_12m": None, "credit": None},
-     "unrated", "VAL_NO_AUM", "standard"),
-])
-def test_corporate_ladder(policy: Policy, changes: dict[str, Any], tier: str, reason: str,
-                          service: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "tier", "reason", "service"),
+    [
+        (
+            corp(deposits=200_000_000),
+            "corporate_strategic",
+            "VAL_CORP_BALANCE",
+            "corporate_relationship_team",
+        ),
+        (
+            corp(credit_line=500_000_000),
+            "corporate_strategic",
+            "VAL_CORP_CREDIT_LINE",
+            "corporate_relationship_team",
+        ),
+        (corp(revenue=600_000), "corporate_key", "VAL_CORP_REVENUE", "corporate_rm"),
+        (corp(deposits=10_000_000), "corporate_key", "VAL_CORP_BALANCE", "corporate_rm"),
+        (
+            corp(deposits=9_999_999),
+            "corporate_standard",
+            "VAL_CORP_BALANCE",
+            "corporate_rm_portfolio",
+        ),
+        # the retail private line (6,000,000) means nothing for a company
+        (
+            corp(deposits=7_000_000),
+            "corporate_standard",
+            "VAL_CORP_BALANCE",
+            "corporate_rm_portfolio",
+        ),
+        (corp(deposits=20_000), "corporate_small", "VAL_CORP_SMALL", "business_banking_desk"),
+        (
+            {"kind": "corporate", "assets": None, "revenue_12m": None, "credit": None},
+            "unrated",
+            "VAL_NO_AUM",
+            "standard",
+        ),
+    ],
+)
+def test_corporate_ladder(
+    policy: Policy, changes: dict[str, Any], tier: str, reason: str, service: str
+) -> None:
     for a in both_paths(policy, **changes):
         assert (a.value_tier, a.service_level) == (tier, service)
         assert reason in codes(a)
         assert not {c for c in codes(a) if c.startswith("VAL_AUM_")}
 
 
-@pytest.mark.parametrize("changes", [
-    corp(deposits=200_000_000), corp(deposits=7_000_000), corp(deposits=60_000),
-    corp(deposits=20_000, activity={"transactions_90d": 0, "digital_logins_90d": 0,
-                                    "products_held": ["deposit"]}),
-    corp(deposits=7_000_000, consent={"marketing_opt_out": True}),
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        corp(deposits=200_000_000),
+        corp(deposits=7_000_000),
+        corp(deposits=60_000),
+        corp(
+            deposits=20_000,
+            activity={"transactions_90d": 0, "digital_logins_90d": 0, "products_held": ["deposit"]},
+        ),
+        corp(deposits=7_000_000, consent={"marketing_opt_out": True}),
+    ],
+)
 def test_corporates_never_join_retail_campaigns(policy: Policy, changes: dict[str, Any]) -> None:
-    corporate_campaigns = {k for k, c in policy.strategy.campaigns.items()
-                           if "corporate" in c.kinds}
+    corporate_campaigns = {
+        k for k, c in policy.strategy.campaigns.items() if "corporate" in c.kinds
+    }
     assert corporate_campaigns == {"cash_management_trade_finance"}
     opted_out = bool(changes.get("consent"))
     for a in both_paths(policy, **changes):
@@ -221,8 +287,10 @@ def test_corporate_downgrade_waits_for_the_grace_period(policy: Policy) -> None:
     held = corp(deposits=9_500_000, previous={"value_tier": "corporate_key"})
     for a in both_paths(policy, **held):
         assert a.value_tier == "corporate_key" and "VAL_HELD_GRACE" in codes(a)
-    late = corp(deposits=9_500_000, previous={"value_tier": "corporate_key",
-                                               "below_floor_since": "2026-01-01"})
+    late = corp(
+        deposits=9_500_000,
+        previous={"value_tier": "corporate_key", "below_floor_since": "2026-01-01"},
+    )
     for a in both_paths(policy, **late):
         assert a.value_tier == "corporate_standard" and "VAL_DOWNGRADE" in codes(a)
 
@@ -246,16 +314,24 @@ def test_demo_book_corporates_get_no_retail_service(policy: Policy) -> None:
         if c.profile["kind"] == "corporate" and not c.dirty:
             profiles.append(CustomerProfile.model_validate({"id": c.id, **c.profile}))
     assert len(profiles) > 100
-    retail_levels = {policy.service_levels.private, policy.service_levels.wealth,
-                     policy.service_levels.affluent, policy.service_levels.mass}
+    retail_levels = {
+        policy.service_levels.private,
+        policy.service_levels.wealth,
+        policy.service_levels.affluent,
+        policy.service_levels.mass,
+    }
     tiers = set()
     for a in assess_batch(profiles, policy, AS_OF):
         tiers.add(a.value_tier)
         assert a.value_tier.startswith("corporate_") or a.value_tier == "unrated"
         assert a.service_level not in retail_levels
         assert members(a) <= {"cash_management_trade_finance"}
-    assert {"corporate_strategic", "corporate_key", "corporate_standard",
-            "corporate_small"} <= tiers
+    assert {
+        "corporate_strategic",
+        "corporate_key",
+        "corporate_standard",
+        "corporate_small",
+    } <= tiers
 
 
 def test_every_task_rule_has_its_action_text_and_deadline_source(policy: Policy) -> None:

@@ -15,8 +15,20 @@ from tiering_core.policy import Policy
 from tiering_core.rules.strategy import dedupe_key
 
 Rate = Callable[..., Assessment]
-OUTPUTS = {"value_tier", "value_score", "needs_tier", "credit_risk", "aml_risk", "ops_risk",
-           "edd_required", "next_review", "service_level", "status", "policy_version", "reasons"}
+OUTPUTS = {
+    "value_tier",
+    "value_score",
+    "needs_tier",
+    "credit_risk",
+    "aml_risk",
+    "ops_risk",
+    "edd_required",
+    "next_review",
+    "service_level",
+    "status",
+    "policy_version",
+    "reasons",
+}
 PRIVATE = {"assets": {"deposits": 7_000_000}}
 WEALTH = {"assets": {"deposits": 700_000}}
 
@@ -32,12 +44,17 @@ def test_every_canonical_output_is_written(rate: Rate, policy: Policy) -> None:
 
 
 def test_reasons_field_is_the_top_four_without_aml(rate: Rate) -> None:
-    a = rate(**PRIVATE, aml={"pep": True}, credit={"loan_class": "loss", "score": 500},
-             feedback={"open_complaints": 1})
+    a = rate(
+        **PRIVATE,
+        aml={"pep": True},
+        credit={"loan_class": "loss", "score": 500},
+        feedback={"open_complaints": 1},
+    )
     text = fields(a)["reasons"]
     assert "AML" not in text and "politically" not in text.lower()
-    expected = sorted((r for r in a.reasons if r.dimension != "aml"),
-                      key=lambda r: (-r.weight, r.code))[:4]
+    expected = sorted(
+        (r for r in a.reasons if r.dimension != "aml"), key=lambda r: (-r.weight, r.code)
+    )[:4]
     assert text.split("; ")[0].startswith(expected[0].code)
     assert [part.split(" ")[0] for part in text.split("; ")] == [r.code for r in expected]
     assert len(text) <= 255
@@ -56,13 +73,14 @@ def test_campaign_action_for_every_campaign_key(rate: Rate, policy: Policy) -> N
     ("changes", "expected"),
     [
         (WEALTH, {"wealth_seminar", "survey_wealth", "preapproved_credit"}),
-        ({"assets": {"deposits": 60_000}}, {"affluent_offers", "survey_affluent",
-                                            "preapproved_credit", "digital_self_service"}),
+        (
+            {"assets": {"deposits": 60_000}},
+            {"affluent_offers", "survey_affluent", "preapproved_credit", "digital_self_service"},
+        ),
         ({}, {"survey_mass", "digital_self_service"}),
         # a corporate is on its own ladder and never in a retail campaign (issue 16 item 5;
         # this case used to expect the retail affluent offers and survey)
-        ({"kind": "corporate", "assets": {"deposits": 60_000}},
-         {"cash_management_trade_finance"}),
+        ({"kind": "corporate", "assets": {"deposits": 60_000}}, {"cash_management_trade_finance"}),
     ],
 )
 def test_campaigns_by_tier(rate: Rate, changes: dict[str, object], expected: set[str]) -> None:
@@ -84,8 +102,7 @@ SANCTIONED = {"sanctions_hit": True}
     ("changes", "expected_tasks"),
     [
         (PRIVATE, {"sanctions_review"}),
-        ({**PRIVATE, "owner_id": None, "previous": {"value_tier": "wealth"}},
-         {"sanctions_review"}),
+        ({**PRIVATE, "owner_id": None, "previous": {"value_tier": "wealth"}}, {"sanctions_review"}),
         ({"kind": "corporate"}, {"sanctions_review"}),
         ({**WEALTH, "feedback": {"nps": 2, "csat": 1.0}}, {"sanctions_review"}),
         ({**WEALTH, "feedback": {"open_complaints": 1}}, {"sanctions_review", "complaint"}),
@@ -106,7 +123,11 @@ def test_sanctions_hit_is_due_today_and_stops_sales_service_recovery_and_campaig
     assert set(made) == expected_tasks
     review = made["sanctions_review"]
     assert (review.due, review.priority, review.queue, review.owner_id) == (
-        AS_OF, "high", "compliance", None)
+        AS_OF,
+        "high",
+        "compliance",
+        None,
+    )
     assert members(a) == set()
     assert a.aml_risk == "prohibited" and a.service_level == "restricted"
 
@@ -172,14 +193,23 @@ def test_mass_and_basic_tasks_never_go_to_an_rm(rate: Rate) -> None:
     assert members(a) >= {"digital_self_service"}
 
 
-@pytest.mark.parametrize(("feedback", "detractor"), [
-    # NPS is the customer's 0-10 answer: detractor 0-6, passive 7-8, promoter 9-10.
-    ({"nps": 0}, True), ({"nps": 6}, True), ({"nps": 7}, False), ({"nps": 8}, False),
-    ({"nps": 9}, False), ({"nps": 10}, False),
-    ({"csat": 2.0}, True), ({"csat": 2.1}, False),
-])
-def test_detractor_gets_service_recovery(rate: Rate, feedback: dict[str, float],
-                                         detractor: bool) -> None:
+@pytest.mark.parametrize(
+    ("feedback", "detractor"),
+    [
+        # NPS is the customer's 0-10 answer: detractor 0-6, passive 7-8, promoter 9-10.
+        ({"nps": 0}, True),
+        ({"nps": 6}, True),
+        ({"nps": 7}, False),
+        ({"nps": 8}, False),
+        ({"nps": 9}, False),
+        ({"nps": 10}, False),
+        ({"csat": 2.0}, True),
+        ({"csat": 2.1}, False),
+    ],
+)
+def test_detractor_gets_service_recovery(
+    rate: Rate, feedback: dict[str, float], detractor: bool
+) -> None:
     assert ("service_recovery" in tasks(rate(feedback=feedback))) is detractor
 
 
@@ -194,6 +224,11 @@ def test_task_keys_are_stable_within_a_period_and_change_after(policy: Policy) -
 
 
 def test_aml_high_holds_relationship_tasks_but_not_service_ones(rate: Rate) -> None:
-    a = rate(**PRIVATE, owner_id=None, aml={"pep": True}, previous={"value_tier": "wealth"},
-             feedback={"open_complaints": 1, "nps": 0})
+    a = rate(
+        **PRIVATE,
+        owner_id=None,
+        aml={"pep": True},
+        previous={"value_tier": "wealth"},
+        feedback={"open_complaints": 1, "nps": 0},
+    )
     assert set(tasks(a)) == {"edd_review", "complaint", "service_recovery"}

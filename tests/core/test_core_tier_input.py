@@ -47,47 +47,73 @@ def problems(result: Result) -> list[str]:
 
 CASES = [
     pytest.param(
-        "c.jsonl", jsonl({"id": "A1"}, b'{"id": "A\xff2"}', {"id": "A3"}),
-        ["line 2: not UTF-8 text (at column 10)"], ["A1", "A3"], id="invalid-utf8-jsonl",
+        "c.jsonl",
+        jsonl({"id": "A1"}, b'{"id": "A\xff2"}', {"id": "A3"}),
+        ["line 2: not UTF-8 text (at column 10)"],
+        ["A1", "A3"],
+        id="invalid-utf8-jsonl",
     ),
     pytest.param(
-        "c.csv", b"id,kind\nA1,individual\nA\xff2,individual\nA3,corporate\n",
-        ["line 3: not UTF-8 text (at column 2)"], ["A1", "A3"], id="invalid-utf8-csv",
+        "c.csv",
+        b"id,kind\nA1,individual\nA\xff2,individual\nA3,corporate\n",
+        ["line 3: not UTF-8 text (at column 2)"],
+        ["A1", "A3"],
+        id="invalid-utf8-csv",
     ),
     pytest.param(
-        "c.jsonl", jsonl(b'{"id": "B1", "credit": {"score": ' + b"9" * 401 + b"}}", {"id": "B2"}),
+        "c.jsonl",
+        jsonl(b'{"id": "B1", "credit": {"score": ' + b"9" * 401 + b"}}", {"id": "B2"}),
         [f"line 1: field credit.score: {INTEGER}"],
-        ["B2"], id="401-digit-integer",
+        ["B2"],
+        id="401-digit-integer",
     ),
     pytest.param(
-        "c.csv", b"id,assets.deposits\nC1,5,extra\nC2,6\n",
-        ["line 2: 3 cells, but the header names 2 columns"], ["C2"], id="csv-extra-cells",
+        "c.csv",
+        b"id,assets.deposits\nC1,5,extra\nC2,6\n",
+        ["line 2: 3 cells, but the header names 2 columns"],
+        ["C2"],
+        id="csv-extra-cells",
     ),
     pytest.param(
-        "c.csv", b"id,assets.deposits\nD1," + b"1" * BIG + b"\nD2,5\n",
-        ["line 2: a cell is longer than 131,072 characters"], ["D2"], id="csv-10mb-cell",
+        "c.csv",
+        b"id,assets.deposits\nD1," + b"1" * BIG + b"\nD2,5\n",
+        ["line 2: a cell is longer than 131,072 characters"],
+        ["D2"],
+        id="csv-10mb-cell",
     ),
     pytest.param(
-        "c.csv", b'id,kind\nE1,"individual\nE2,corporate\nE3,individual\n',
-        ["line 2: unterminated quote (a record is one line)"], ["E2", "E3"],
+        "c.csv",
+        b'id,kind\nE1,"individual\nE2,corporate\nE3,individual\n',
+        ["line 2: unterminated quote (a record is one line)"],
+        ["E2", "E3"],
         id="csv-unterminated-quote",
     ),
     pytest.param(
-        "c.jsonl", jsonl({"id": "F1", "assets": {"deposits": True}}, {"id": "F2"}),
-        [f"line 1: field assets.deposits: {NUMBER}"], ["F2"],
+        "c.jsonl",
+        jsonl({"id": "F1", "assets": {"deposits": True}}, {"id": "F2"}),
+        [f"line 1: field assets.deposits: {NUMBER}"],
+        ["F2"],
         id="true-as-a-number",
     ),
     pytest.param(
-        "c.jsonl", jsonl({"id": "G1"}, {"id": "G2"}, {"id": "G1", "kind": "corporate"}),
-        ["line 3: field id: duplicate of line 1; skipped"], ["G1", "G2"], id="duplicate-id",
+        "c.jsonl",
+        jsonl({"id": "G1"}, {"id": "G2"}, {"id": "G1", "kind": "corporate"}),
+        ["line 3: field id: duplicate of line 1; skipped"],
+        ["G1", "G2"],
+        id="duplicate-id",
     ),
     pytest.param(
-        "c.csv", b"id,kind\nG1,individual\nG1,corporate\n",
-        ["line 3: field id: duplicate of line 2; skipped"], ["G1"], id="duplicate-id-csv",
+        "c.csv",
+        b"id,kind\nG1,individual\nG1,corporate\n",
+        ["line 3: field id: duplicate of line 2; skipped"],
+        ["G1"],
+        id="duplicate-id-csv",
     ),
     pytest.param(
-        "c.jsonl", jsonl({"id": "H" * BIG}, {"id": "H2"}),
-        ["line 1: field id: String should have at most 255 characters"], ["H2"],
+        "c.jsonl",
+        jsonl({"id": "H" * BIG}, {"id": "H2"}),
+        ["line 1: field id: String should have at most 255 characters"],
+        ["H2"],
         id="10mb-id",
     ),
 ]
@@ -114,8 +140,11 @@ def test_each_broken_record_costs_only_itself(
 def test_an_implausible_amount_is_a_dq_issue_not_a_tier(
     tmp_path: Path, value: float, code: str
 ) -> None:
-    record = {"id": "I1", "kind": "individual",
-              "assets": {"deposits": value, "investments": 10_000.0, "insurance": 0.0}}
+    record = {
+        "id": "I1",
+        "kind": "individual",
+        "assets": {"deposits": value, "investments": 10_000.0, "insurance": 0.0},
+    }
     result = tier(tmp_path, "c.jsonl", jsonl(record))
     assert result.exit_code == 0, result.stderr
     (out,) = assessed(result)
@@ -132,11 +161,33 @@ def physical_records(data: bytes) -> int:
     return sum(1 for line in lines if line and not line.isspace())
 
 
-FRAGMENTS = st.sampled_from([
-    b"{", b"}", b"[", b"]", b'"id"', b":", b",", b'"C1"', b'"assets"', b'{"deposits": ',
-    b"1e308", b"9" * 30, b"true", b"null", b'"\\ud800"', b"\xff", b"\xc3", b"\n", b"\r\n",
-    b'"', b";", b"-", b"\x00",
-])
+FRAGMENTS = st.sampled_from(
+    [
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b'"id"',
+        b":",
+        b",",
+        b'"C1"',
+        b'"assets"',
+        b'{"deposits": ',
+        b"1e308",
+        b"9" * 30,
+        b"true",
+        b"null",
+        b'"\\ud800"',
+        b"\xff",
+        b"\xc3",
+        b"\n",
+        b"\r\n",
+        b'"',
+        b";",
+        b"-",
+        b"\x00",
+    ]
+)
 BYTES = st.one_of(st.binary(max_size=400), st.lists(FRAGMENTS, max_size=60).map(b"".join))
 
 

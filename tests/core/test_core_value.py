@@ -73,10 +73,13 @@ def test_partly_missing_assets_give_a_lower_bound_flagged_as_dq(rate: Rate) -> N
         (3_000_000, 299_999, "wealth", False),  # wealth by AUM already; private not reached
     ],
 )
-def test_profitability_lift(rate: Rate, deposits: float, revenue: float, tier: str,
-                            lifted: bool) -> None:
-    a = rate(**only(deposits), revenue_12m={"loan_interest": revenue, "product_fees": 0,
-                                            "service_fees": 0})
+def test_profitability_lift(
+    rate: Rate, deposits: float, revenue: float, tier: str, lifted: bool
+) -> None:
+    a = rate(
+        **only(deposits),
+        revenue_12m={"loan_interest": revenue, "product_fees": 0, "service_fees": 0},
+    )
     assert a.value_tier == tier
     assert ("VAL_LIFT_PROFIT" in codes(a)) is lifted
     assert [r.code for r in a.reasons].count("VAL_LIFT_PROFIT") <= 1
@@ -97,8 +100,9 @@ def test_upgrade_takes_effect_at_once(rate: Rate) -> None:
         (500_000, "wealth", None, None),  # back at the floor: no clock
     ],
 )
-def test_downgrade_buffer(rate: Rate, deposits: float, tier: str, code: str | None,
-                          since: object) -> None:
+def test_downgrade_buffer(
+    rate: Rate, deposits: float, tier: str, code: str | None, since: object
+) -> None:
     a = rate(**only(deposits), previous={"value_tier": "wealth"})
     assert a.value_tier == tier
     assert code is None or code in codes(a)

@@ -136,11 +136,17 @@ def test_the_fxiaoke_pool_holds_every_write_the_sync_layer_can_have_in_flight(
     from connectors.http import MAX_CONCURRENT_APPLIES
 
     monkeypatch.setenv("FX_TEST_UNUSED", "never-sent")
-    config = FxiaokeConfig.model_validate({
-        "kind": "fxiaoke", "base_url": "https://open.fxiaoke.example", "app_id": "a",
-        "app_secret": "env:FX_TEST_UNUSED", "permanent_code": "env:FX_TEST_UNUSED",
-        "open_user_id": "1001", "write_concurrency": 6,
-    })
+    config = FxiaokeConfig.model_validate(
+        {
+            "kind": "fxiaoke",
+            "base_url": "https://open.fxiaoke.example",
+            "app_id": "a",
+            "app_secret": "env:FX_TEST_UNUSED",
+            "permanent_code": "env:FX_TEST_UNUSED",
+            "open_user_id": "1001",
+            "write_concurrency": 6,
+        }
+    )
     client = FxiaokeClient(config)
     adapter = client._session.get_adapter("https://open.fxiaoke.example/")
     assert adapter._pool_maxsize >= 6 * MAX_CONCURRENT_APPLIES  # type: ignore[attr-defined]

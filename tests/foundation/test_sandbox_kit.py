@@ -43,7 +43,6 @@ def test_store_update_merges_and_bumps_a_strictly_increasing_modstamp() -> None:
         store.update("Account", "missing", {})
 
 
-
 def test_store_transaction_commits_together_and_rolls_back_whole() -> None:
     store = RecordStore()
     store.insert_many("Account", [("a", T0, {"x": 1})])
@@ -58,6 +57,7 @@ def test_store_transaction_commits_together_and_rolls_back_whole() -> None:
         store.update("Account", "a", {"x": 9})
         store.update("Account", "missing", {})
     assert store.get("Account", "a") == (stamp, merged)  # the first update rolled back too
+
 
 def test_generator_is_deterministic_and_covers_every_segment() -> None:
     first = [(c.id, c.profile) for c in generate(500, seed=3)]

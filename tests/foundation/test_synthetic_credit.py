@@ -34,8 +34,12 @@ def _credit_shares(n: int, seed: int) -> tuple[float, float]:
             profiles.append(CustomerProfile.model_validate({"id": c.id, **c.profile}))
         except ValidationError:
             continue  # the book's deliberately unreadable records
-    levels = Counter(d["credit_risk"] for d in decide_batch(
-        profiles, load_policy(), date(2026, 11, 28), kinds=frozenset({"set_field"})))
+    levels = Counter(
+        d["credit_risk"]
+        for d in decide_batch(
+            profiles, load_policy(), date(2026, 11, 28), kinds=frozenset({"set_field"})
+        )
+    )
     rated = levels["low"] + levels["medium"] + levels["high"]
     return levels["high"] / rated, levels["medium"] / rated
 
@@ -45,4 +49,5 @@ def test_credit_high_and_medium_shares_match_the_published_ratios(n: int, seed: 
     high, medium = _credit_shares(n, seed)
     assert NPL_RATIO - BAND <= high <= NPL_RATIO + BAND, f"credit-high share {high:.2%}"
     assert SPECIAL_MENTION_RATIO - BAND <= medium <= SPECIAL_MENTION_RATIO + BAND, (
-        f"credit-medium share {medium:.2%}")
+        f"credit-medium share {medium:.2%}"
+    )

@@ -69,8 +69,9 @@ def assert_report_drawn(path: Path, expected_bars: dict[str, int]) -> Any:
     with open_file(path) as loaded:
         page = loaded.page
         for chart, count in expected_bars.items():
-            marks = page.locator(f'svg[data-chart="{chart}"] rect.bar, '
-                                 f'svg[data-chart="{chart}"] rect.cell')
+            marks = page.locator(
+                f'svg[data-chart="{chart}"] rect.bar, svg[data-chart="{chart}"] rect.cell'
+            )
             assert marks.count() == count, chart
             box = page.locator(f'svg[data-chart="{chart}"]').bounding_box()
             assert box is not None and box["width"] > 100 and box["height"] > 10, chart

@@ -20,7 +20,12 @@ def run_demo(*args: str, cwd: Path, tmpdir: Path) -> subprocess.CompletedProcess
     env = {**os.environ, "TMPDIR": str(tmpdir), "COLUMNS": "200"}
     return subprocess.run(
         [sys.executable, "-m", "crmtier", "demo", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
 
 
@@ -37,8 +42,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Demo]:
             base = tmp_path_factory.mktemp(f"demo-{crm}")
             out_dir = base / "out"
             # relative, as the README shows it: every file must land inside it
-            done = run_demo("--crm", crm, "--customers", "30", "--output-dir", "out",
-                            cwd=base, tmpdir=base)
+            done = run_demo(
+                "--crm", crm, "--customers", "30", "--output-dir", "out", cwd=base, tmpdir=base
+            )
             cache[crm] = (done, out_dir)
         return cache[crm]
 
@@ -52,9 +58,16 @@ def test_demo_runs_the_whole_product_and_writes_the_report(
     done, out_dir = demo(crm)
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
-    for heading in ("Value tiers in the CRM", "Runs and API calls", "full sync", "webhooks",
-                    "incremental sync", "follow-up tasks in the CRM",
-                    "campaign memberships in the CRM", "Data-quality issues"):
+    for heading in (
+        "Value tiers in the CRM",
+        "Runs and API calls",
+        "full sync",
+        "webhooks",
+        "incremental sync",
+        "follow-up tasks in the CRM",
+        "campaign memberships in the CRM",
+        "Data-quality issues",
+    ):
         assert heading in out, heading
     # planned = written, by rule and campaign: nothing the policy produced is left unwritten
     assert "First sync by task rule and campaign" in out

@@ -14,9 +14,17 @@ def test_a_ready_org_passes_and_no_secret_is_printed(org: Setup) -> None:
     result = doctor(path)
     assert result.exit_code == 0, result.output
     assert "ready: 0 error(s)" in result.output
-    for line in ("auth", "field Deposits__c", "write-back Value_Tier__c",
-                 "external id Task.Crmtier_Key__c", "campaign vip_events", "API allowance",
-                 "policy", "TLS to the CRM", "integration user rights"):
+    for line in (
+        "auth",
+        "field Deposits__c",
+        "write-back Value_Tier__c",
+        "external id Task.Crmtier_Key__c",
+        "campaign vip_events",
+        "API allowance",
+        "policy",
+        "TLS to the CRM",
+        "integration user rights",
+    ):
         assert line in result.output, line
     for secret in env.values():
         assert secret not in result.output
@@ -52,8 +60,10 @@ def test_unset_secret_is_an_error_naming_the_variable(
 @needs["zoho"]
 def test_fix_registers_the_zoho_notification_channel(org: Setup) -> None:
     sandbox, path, _ = org(
-        "zoho", lambda t: t.replace("[webhooks]\n",
-                                    '[webhooks]\npublic_url = "https://crmtier.bank.example"\n')
+        "zoho",
+        lambda t: t.replace(
+            "[webhooks]\n", '[webhooks]\npublic_url = "https://crmtier.bank.example"\n'
+        ),
     )
     before = doctor(path)
     assert "no notification channel watches" in before.output

@@ -25,6 +25,10 @@ def test_withdrawn_sales_tasks_are_named_without_the_reason(lang: str, withdrawn
     lines = _tasks(assessment, plan_customer(assessment, {}, known, ctx.writeback), known, ctx)
     why = {line["rule"]: line["why"] for line in lines}
     assert {r for r, text in why.items() if withdrawn in text} == {
-        "corporate_banking", "dedicated_advisor", "investment_advisory", "service_recovery",
-        "upgrade_call"}
+        "corporate_banking",
+        "dedicated_advisor",
+        "investment_advisory",
+        "service_recovery",
+        "upgrade_call",
+    }
     assert not any("sanction" in text.lower() or "制裁" in text for text in why.values())

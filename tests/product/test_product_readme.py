@@ -46,12 +46,11 @@ def crmtier_words(cmd: str) -> list[str]:
     """The ``crmtier ...`` words of a command (``/path/crmtier serve ...`` too), without
     shell redirections."""
     words = shlex.split(cmd)
-    at = next((i for i, w in enumerate(words) if w == "crmtier" or w.endswith("/crmtier")),
-              None)
+    at = next((i for i, w in enumerate(words) if w == "crmtier" or w.endswith("/crmtier")), None)
     if at is None:
         return []
     out = []
-    for w in words[at + 1:]:
+    for w in words[at + 1 :]:
         if w in (">", ">>", "|"):
             break
         out.append(w)
@@ -59,13 +58,17 @@ def crmtier_words(cmd: str) -> list[str]:
 
 
 def subcommand(words: list[str]) -> list[str]:
-    return [w for w in words[:2] if not w.startswith("-")][: 2 if words[:1] in (["policy"],
-                                                                                ["audit"]) else 1]
+    return [w for w in words[:2] if not w.startswith("-")][
+        : 2 if words[:1] in (["policy"], ["audit"]) else 1
+    ]
 
 
 def env() -> dict[str, str]:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-            "COLUMNS": "200"}
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "COLUMNS": "200",
+    }
 
 
 def help_text(sub: list[str]) -> str:
@@ -77,8 +80,10 @@ def help_text(sub: list[str]) -> str:
 def test_quick_start_is_exactly_the_two_commands() -> None:
     lang, first = blocks()[0]
     assert lang == ""
-    assert first.strip().splitlines() == ["pip install -e '.[dev]' && crmtier demo",
-                                          "python -m pytest"]
+    assert first.strip().splitlines() == [
+        "pip install -e '.[dev]' && crmtier demo",
+        "python -m pytest",
+    ]
 
 
 def test_every_option_the_readme_passes_exists() -> None:
@@ -117,9 +122,15 @@ def test_readme_shell_commands_run_against_a_sandbox(tmp_path: Path) -> None:
                 words = crmtier_words(cmd)
                 if not words or subcommand(words)[0] in NOT_RUN:
                     continue
-                done = subprocess.run(["bash", "-c", cmd[cmd.index("crmtier"):]], cwd=work,
-                                      env={**env(), **secrets}, capture_output=True,
-                                      text=True, check=False, timeout=300)
+                done = subprocess.run(
+                    ["bash", "-c", cmd[cmd.index("crmtier") :]],
+                    cwd=work,
+                    env={**env(), **secrets},
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    timeout=300,
+                )
                 assert done.returncode == 0, f"{cmd}\n{done.stdout[-1500:]}{done.stderr[-1500:]}"
                 for secret in secrets.values():
                     assert secret not in done.stdout + done.stderr

@@ -18,7 +18,13 @@ def test_sample_report_renders_in_chromium(tmp_path: Path) -> None:
     path.write_text(render(sample_report()), encoding="utf-8")
     widths = assert_report_drawn(
         path,
-        {"dist-value_tier": len(VALUE), "migration": 12, "value-risk-0": 20, "dq": 3, "api": 3,
-         "feedback-csat": 2},
+        {
+            "dist-value_tier": len(VALUE),
+            "migration": 12,
+            "value-risk-0": 20,
+            "dq": 3,
+            "api": 3,
+            "feedback-csat": 2,
+        },
     )
     assert max(widths) == widths[list(VALUE).index("mass")]

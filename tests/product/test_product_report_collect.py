@@ -48,16 +48,24 @@ def test_numbers_match_the_runs(synced: tuple[Sandbox, Path]) -> None:
     parts = _parts(path)
     try:
         first = parts.engine.run()
-        ids = sorted(parts.connector.fetch([sandbox.customer_id(i) for i in range(3)]),  # type: ignore[attr-defined]
-                     key=lambda r: r.profile.id)
+        ids = sorted(
+            parts.connector.fetch([sandbox.customer_id(i) for i in range(3)]),  # type: ignore[attr-defined]
+            key=lambda r: r.profile.id,
+        )
         for record in ids:
-            sandbox.edit_customer(record.profile.id, {"assets.deposits": 9_000_000,
-                                                      "assets.investments": 0,
-                                                      "assets.insurance": 0,
-                                                      "aum_avg_3m": None})
+            sandbox.edit_customer(
+                record.profile.id,
+                {
+                    "assets.deposits": 9_000_000,
+                    "assets.investments": 0,
+                    "assets.insurance": 0,
+                    "aum_avg_3m": None,
+                },
+            )
         second = parts.engine.run()
-        data = collect(parts.store, crm="salesforce", stream=parts.engine.stream,
-                       run_id=first.run_id[:10])
+        data = collect(
+            parts.store, crm="salesforce", stream=parts.engine.stream, run_id=first.run_id[:10]
+        )
     finally:
         parts.close()
     value = next(d for d in data.distributions if d.dimension == "value_tier")
@@ -107,8 +115,10 @@ def test_report_command_writes_the_file(synced: tuple[Sandbox, Path], tmp_path: 
 
 
 def test_report_command_bad_config_is_one_line(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["report", "--config", str(tmp_path / "none.toml"),
-                                      "--output", str(tmp_path / "r.html")])
+    result = CliRunner().invoke(
+        cli,
+        ["report", "--config", str(tmp_path / "none.toml"), "--output", str(tmp_path / "r.html")],
+    )
     assert result.exit_code == 2  # bad configuration, as in every command
     assert result.output.strip().count("\n") == 0 and "not found" in result.output
     assert not (tmp_path / "r.html").exists()
@@ -174,29 +184,50 @@ def test_runs_say_why_dead_letters_by_crm_id_and_aml_apart(
         counts.skipped["deferred_to_next_run"] = 200
         with parts.store.begin() as conn:
             runs.start(conn, "p" * 32, stream, trigger="sync", dry_run=False)
-            runs.finish(conn, "p" * 32, "paused_quota", counts, {"query": 1},
-                        "Salesforce REQUEST_LIMIT_EXCEEDED: resumes next run")
-            cids = [str(c) for c in conn.execute(
-                sa.select(customers.c.customer_id).order_by(customers.c.customer_id).limit(2)
-            ).scalars()]
+            runs.finish(
+                conn,
+                "p" * 32,
+                "paused_quota",
+                counts,
+                {"query": 1},
+                "Salesforce REQUEST_LIMIT_EXCEEDED: resumes next run",
+            )
+            cids = [
+                str(c)
+                for c in conn.execute(
+                    sa.select(customers.c.customer_id).order_by(customers.c.customer_id).limit(2)
+                ).scalars()
+            ]
             for cid, code in zip(cids, ("INVALID_FIELD", "UNABLE_TO_LOCK_ROW"), strict=True):
                 item = OutboxItem(0, cid, "field_update", cid, {}, 5, "r", "sync")
-                outbox.dead_letter(conn, stream, item, pseudonym="cust_x", error_code=code,
-                                   reason="value 'secret' rejected", run_id="p" * 32)
+                outbox.dead_letter(
+                    conn,
+                    stream,
+                    item,
+                    pseudonym="cust_x",
+                    error_code=code,
+                    reason="value 'secret' rejected",
+                    run_id="p" * 32,
+                )
         data = collect(parts.store, crm="salesforce", stream=stream)
     finally:
         parts.close()
     paused = next(r for r in data.runs if r.run_id == "p" * 32)
     assert (paused.read, paused.written, paused.skipped) == (200, 0, 200)
-    assert paused.reason == ("Salesforce REQUEST_LIMIT_EXCEEDED: resumes next run; "
-                             "skipped: 200 deferred_to_next_run")
+    assert paused.reason == (
+        "Salesforce REQUEST_LIMIT_EXCEEDED: resumes next run; skipped: 200 deferred_to_next_run"
+    )
     assert [(d.crm_id, d.error_code) for d in data.dead_letters] == [
-        (cids[0], "INVALID_FIELD"), (cids[1], "UNABLE_TO_LOCK_ROW")]
+        (cids[0], "INVALID_FIELD"),
+        (cids[1], "UNABLE_TO_LOCK_ROW"),
+    ]
     assert data.dead_letters_open == 2
     assert "aml_risk" not in {d.dimension for d in data.distributions}
     assert all("AML" not in m.col_label for m in data.value_risk)
     assert [getattr(r, "dimension", None) or r.title for r in data.restricted] == [
-        "aml_risk", "Value tier × AML risk"]
+        "aml_risk",
+        "Value tier × AML risk",
+    ]
 
     html = render(data)
     sections = dict(re.findall(r'<section id="([a-z-]+)">(.*?)</section>', html))

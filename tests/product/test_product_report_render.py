@@ -89,16 +89,25 @@ def test_every_section_has_its_chart(marks: _Marks) -> None:
 
 
 def test_migration_cells_hold_the_counts(marks: _Marks) -> None:
-    cells = {(c["data-row"], c["data-col"]): int(str(c["data-value"]))
-             for c in marks.marks["migration"]}
+    cells = {
+        (c["data-row"], c["data-col"]): int(str(c["data-value"])) for c in marks.marks["migration"]
+    }
     assert cells[("wealth", "private")] == 2
     assert cells[("mass", "affluent")] == 5
     assert sum(cells.values()) == 10
 
 
 def test_tables_behind_the_charts(page: str) -> None:
-    for table in ("dist-value_tier", "migration", "value-risk-0", "dq", "api", "feedback",
-                  "runs", "side-effects"):
+    for table in (
+        "dist-value_tier",
+        "migration",
+        "value-risk-0",
+        "dq",
+        "api",
+        "feedback",
+        "runs",
+        "side-effects",
+    ):
         assert f'data-table="{table}"' in page
     assert "data calls / minimum" in page
     assert "<td>1.00</td>" in page  # 11 calls for a minimum of 11
@@ -118,8 +127,16 @@ def test_text_is_escaped(page: str) -> None:
 
 def test_empty_sections_say_why() -> None:
     data = sample_report()
-    empty = ReportData(**{**data.__dict__, "migration": None, "dq_issues": {}, "api": None,
-                          "feedback": None, "runs": []})
+    empty = ReportData(
+        **{
+            **data.__dict__,
+            "migration": None,
+            "dq_issues": {},
+            "api": None,
+            "feedback": None,
+            "runs": [],
+        }
+    )
     html = render(empty)
     assert "The last run changed no value tier." in html
     assert "No data-quality issue" in html
@@ -144,12 +161,15 @@ def test_heatmap_shades_by_count() -> None:
 
 def test_a_waived_regulatory_floor_is_shown_at_the_top_of_the_report(tmp_path: Path) -> None:
     path = tmp_path / "bank.toml"
-    path.write_text('[aml.overrides]\npep = "medium"\n'
-                    '[regulatory.waivers]\npep = "Board decision 2026-14"\n', encoding="utf-8")
+    path.write_text(
+        '[aml.overrides]\npep = "medium"\n[regulatory.waivers]\npep = "Board decision 2026-14"\n',
+        encoding="utf-8",
+    )
     policy = load_policy(path)
     notes = waiver_notes(policy)
-    assert notes == [f"Policy {policy.version} waives the regulatory floor 'pep': "
-                     "Board decision 2026-14"]
+    assert notes == [
+        f"Policy {policy.version} waives the regulatory floor 'pep': Board decision 2026-14"
+    ]
     html = render(replace(sample_report(), notes=notes))
     assert "waives the regulatory floor &#x27;pep&#x27;: Board decision 2026-14" in html
     assert waiver_notes(load_policy()) == []

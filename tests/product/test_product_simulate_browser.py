@@ -17,22 +17,40 @@ pytestmark = [pytest.mark.browser, needs_chromium]
 def sample(with_aml: bool) -> dict[str, Any]:
     levels = ["private", "wealth", "affluent", "mass"]
     migration: dict[str, Any] = {
-        "value": {"levels": levels, "moved": 7,
-                  "counts": [[5, 0, 0, 0], [2, 9, 0, 0], [3, 1, 20, 0], [0, 0, 1, 40]]},
+        "value": {
+            "levels": levels,
+            "moved": 7,
+            "counts": [[5, 0, 0, 0], [2, 9, 0, 0], [3, 1, 20, 0], [0, 0, 1, 40]],
+        },
         "credit": {"levels": ["low", "high"], "moved": 1, "counts": [[30, 1], [0, 4]]},
     }
     if with_aml:
         migration["aml"] = {"levels": ["low", "high"], "moved": 0, "counts": [[33, 0], [0, 2]]}
     return {
-        "active_policy": "default@a8e902f3ead0", "candidate_policy": "bank@6033f5a08115",
-        "as_of": "2026-12-06", "customers": 81, "customers_decided_differently": 12,
-        "restricted_shown": with_aml, "migration": migration,
+        "active_policy": "default@a8e902f3ead0",
+        "candidate_policy": "bank@6033f5a08115",
+        "as_of": "2026-12-06",
+        "customers": 81,
+        "customers_decided_differently": 12,
+        "restricted_shown": with_aml,
+        "migration": migration,
         "movers_over_one_step": {"value": {"count": 3, "crm_ids": ["001A", "001B", "001C"]}},
-        "tasks": {"upgrade_call": {"active_created": 0, "candidate_created": 7,
-                                   "active_closed": 0, "candidate_closed": 0}},
-        "campaigns": {}, "fields": {},
-        "api_calls": {"active": {}, "candidate": {"task": 1, "field_update": 1}, "change": 2,
-                      "read": {}},
+        "tasks": {
+            "upgrade_call": {
+                "active_created": 0,
+                "candidate_created": 7,
+                "active_closed": 0,
+                "candidate_closed": 0,
+            }
+        },
+        "campaigns": {},
+        "fields": {},
+        "api_calls": {
+            "active": {},
+            "candidate": {"task": 1, "field_update": 1},
+            "change": 2,
+            "read": {},
+        },
     }
 
 

@@ -85,8 +85,10 @@ def _simulated(data: dict[str, Any], group: str) -> dict[str, list[int]]:
     }
 
 
-CRMS = [pytest.param("salesforce", marks=needs["salesforce"]),
-        pytest.param("zoho", marks=needs["zoho"])]
+CRMS = [
+    pytest.param("salesforce", marks=needs["salesforce"]),
+    pytest.param("zoho", marks=needs["zoho"]),
+]
 
 
 @pytest.mark.parametrize("synced", CRMS, indirect=True)
@@ -99,9 +101,19 @@ def test_simulate_matches_the_sync_it_predicts(
     out_json, out_html = tmp_path / "sim.json", tmp_path / "sim.html"
     writes_before = _writes(config)
 
-    result = run("simulate", "--config", str(config), "--policy", str(policy),
-                 "--as-of", AS_OF, "--output-json", str(out_json),
-                 "--output-html", str(out_html))
+    result = run(
+        "simulate",
+        "--config",
+        str(config),
+        "--policy",
+        str(policy),
+        "--as-of",
+        AS_OF,
+        "--output-json",
+        str(out_json),
+        "--output-html",
+        str(out_html),
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(out_json.read_text(encoding="utf-8"))
 
@@ -113,11 +125,15 @@ def test_simulate_matches_the_sync_it_predicts(
     value = data["migration"]["value"]
     cells = dict(zip(value["levels"], value["counts"], strict=True))
     multi = sum(
-        n for row, counts in cells.items() for col, n in zip(value["levels"], counts,
-                                                              strict=True)
+        n
+        for row, counts in cells.items()
+        for col, n in zip(value["levels"], counts, strict=True)
         if {row, col} <= {"private", "wealth", "affluent", "mass"}
-        and abs(["private", "wealth", "affluent", "mass"].index(row)
-                - ["private", "wealth", "affluent", "mass"].index(col)) > 1
+        and abs(
+            ["private", "wealth", "affluent", "mass"].index(row)
+            - ["private", "wealth", "affluent", "mass"].index(col)
+        )
+        > 1
     )
     assert data["movers_over_one_step"]["value"]["count"] == multi > 0
     assert len(data["movers_over_one_step"]["value"]["crm_ids"]) == multi
@@ -126,8 +142,16 @@ def test_simulate_matches_the_sync_it_predicts(
     assert _writes(config) == writes_before  # simulate wrote nothing
 
     # the sync under the candidate plans exactly what the simulation said
-    dry = run("sync", "--config", str(_with_policy(config, policy)), "--dry-run", "--full",
-              "--as-of", AS_OF, "--json")
+    dry = run(
+        "sync",
+        "--config",
+        str(_with_policy(config, policy)),
+        "--dry-run",
+        "--full",
+        "--as-of",
+        AS_OF,
+        "--json",
+    )
     assert dry.exit_code == 0, dry.output
     report = json.loads(dry.output.strip().splitlines()[-1])
     totals = report["totals"]
@@ -136,7 +160,8 @@ def test_simulate_matches_the_sync_it_predicts(
     waiting = report["counts"]["tasks_deferred"]
     for group, sim_group in (("task", "tasks"), ("campaign", "campaigns"), ("field", "fields")):
         expected = {
-            k: v for k, v in _created(totals, group).items()
+            k: v
+            for k, v in _created(totals, group).items()
             if k not in ("aml_risk", "edd_required", "edd_review")
         }
         if group == "task":
@@ -144,8 +169,18 @@ def test_simulate_matches_the_sync_it_predicts(
                 expected.setdefault(rule, [0, 0])[0] += n
         assert _simulated(data, sim_group) == expected, group
 
-    restricted = run("simulate", "--config", str(config), "--policy", str(policy),
-                     "--as-of", AS_OF, "--show-restricted", "--output-json", str(out_json))
+    restricted = run(
+        "simulate",
+        "--config",
+        str(config),
+        "--policy",
+        str(policy),
+        "--as-of",
+        AS_OF,
+        "--show-restricted",
+        "--output-json",
+        str(out_json),
+    )
     assert restricted.exit_code == 0, restricted.output
     assert "aml" in json.loads(out_json.read_text(encoding="utf-8"))["migration"]
 
@@ -183,16 +218,20 @@ def test_explain_by_id_and_pseudonym(synced: tuple[Sandbox, Path]) -> None:
     assert {t["rule"] for t in data["tasks"]} >= {"complaint", "upgrade_call"}
     assert "edd_review" not in {t["rule"] for t in data["tasks"]}
 
-    by_pseudonym = run("explain", "--config", str(config), "--json", "--lang", "zh",
-                       data["customer"]["pseudonym"])
+    by_pseudonym = run(
+        "explain", "--config", str(config), "--json", "--lang", "zh", data["customer"]["pseudonym"]
+    )
     assert by_pseudonym.exit_code == 0, by_pseudonym.output
     zh = json.loads(by_pseudonym.output)
     assert zh["customer"] == data["customer"]
     assert [r["code"] for r in zh["rules"]] == [r["code"] for r in data["rules"]]
     assert any("\u4e00" <= ch <= "\u9fff" for r in zh["rules"] for ch in r["text"])
 
-    shown = json.loads(run("explain", "--config", str(config), "--json", "--show-restricted",
-                           "001000000000004AAA").output)
+    shown = json.loads(
+        run(
+            "explain", "--config", str(config), "--json", "--show-restricted", "001000000000004AAA"
+        ).output
+    )
     assert shown["tiers"]["aml_risk"] != "(restricted)"
     assert any(i["input"].startswith("aml.") for i in shown["inputs"])
 
@@ -207,10 +246,13 @@ def test_help() -> None:
         assert result.exit_code == 0 and "--config" in result.output
 
 
-@pytest.mark.parametrize("args", [
-    ("simulate", "--policy", "missing-policy.toml"),
-    ("explain", "001000000000004AAA"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("simulate", "--policy", "missing-policy.toml"),
+        ("explain", "001000000000004AAA"),
+    ],
+)
 def test_bad_configuration_exits_2_with_one_line(tmp_path: Path, args: tuple[str, ...]) -> None:
     result = run(args[0], "--config", str(tmp_path / "absent.toml"), *args[1:])
     assert result.exit_code == 2

@@ -274,8 +274,12 @@ def unbounded_tasks_policy() -> str:
     lines = ['name = "unbounded-tasks"']
     for name, rule in load_policy().strategy.tasks:
         if rule.budget_per_run is not None or rule.open_per_owner is not None:
-            lines += ["", f"[strategy.tasks.{name}]", "budget_per_run = 1_000_000_000",
-                      "open_per_owner = 1_000_000_000"]
+            lines += [
+                "",
+                f"[strategy.tasks.{name}]",
+                "budget_per_run = 1_000_000_000",
+                "open_per_owner = 1_000_000_000",
+            ]
     return "\n".join(lines) + "\n"
 
 

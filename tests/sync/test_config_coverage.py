@@ -35,7 +35,7 @@ def test_each_shipped_mapping_covers_the_default_policy_exactly(kind: str) -> No
 
 def _shipped_writeback(kind: str = "salesforce") -> str:
     text = resources.files(f"connectors.{kind}").joinpath("default_mapping.toml").read_text()
-    return text[text.index("\n[writeback]"):]
+    return text[text.index("\n[writeback]") :]
 
 
 def _config(tmp_path: Path, body: str, name: str = "bank.toml") -> Path:
@@ -68,7 +68,7 @@ WRITEBACK = _shipped_writeback()
             "target: map it, or write credit_risk = false to switch it off",
         ),
         (
-            WRITEBACK.replace('compliance = "00G000000000001AAA"', 'compliance = true'),
+            WRITEBACK.replace('compliance = "00G000000000001AAA"', "compliance = true"),
             "[writeback.queues] compliance: give the CRM's name or id, or false",
         ),
         (
@@ -76,8 +76,10 @@ WRITEBACK = _shipped_writeback()
             "bank.toml: [mapping.fields] asets.deposits: not a canonical field; "
             "did you mean assets.deposits?",
         ),
-        ("[sync]\nwrite_concurency = 2\n", "[sync] write_concurency: unknown key; did you mean "
-         "write_concurrency?"),
+        (
+            "[sync]\nwrite_concurency = 2\n",
+            "[sync] write_concurency: unknown key; did you mean write_concurrency?",
+        ),
         ("[sync]\nwrite_concurrency = 0\n", "[sync] write_concurrency: must be greater than"),
         ('[policy]\nfile = "missing.toml"\n', "bank.toml: [policy] file: "),
     ],
@@ -96,7 +98,9 @@ def test_switched_off_targets_load_and_are_kept_apart(tmp_path: Path) -> None:
     )
     writeback = load_config(_config(tmp_path, body)).writeback_config()
     assert writeback.switched_off == {
-        "campaigns.survey_mass", "queues.credit_risk", "fields.aml_risk"
+        "campaigns.survey_mass",
+        "queues.credit_risk",
+        "fields.aml_risk",
     }
     assert "survey_mass" not in writeback.campaigns and "aml_risk" not in writeback.fields
 

@@ -56,14 +56,19 @@ def synced_book(active: Policy, n: int = 400) -> list[StoredCustomer]:
         plan = plan_customer(decision, {}, Known(), WRITEBACK)
         below = decision["below_floor_since"]
         state = CustomerState(
-            profile.id, f"p-{profile.id}", tiers=tiers_of(decision), fields=None,
+            profile.id,
+            f"p-{profile.id}",
+            tiers=tiers_of(decision),
+            fields=None,
             assessed_at=DAY.isoformat(),
             below_floor_since=below.isoformat() if below else None,
         )
-        current = {k: v.isoformat() if isinstance(v, date) else v
-                   for k, v in plan.fields.items()}
-        book.append(StoredCustomer(profile.id, state.pseudonym, profile_text(profile),
-                                   current, DAY.isoformat(), state))
+        current = {k: v.isoformat() if isinstance(v, date) else v for k, v in plan.fields.items()}
+        book.append(
+            StoredCustomer(
+                profile.id, state.pseudonym, profile_text(profile), current, DAY.isoformat(), state
+            )
+        )
     return book
 
 
@@ -80,15 +85,25 @@ def known_of(book: list[StoredCustomer], active: Policy) -> dict[str, Known]:
     return out
 
 
-def brute_force(book: list[StoredCustomer], active: Policy, candidate: Policy,
-                known: dict[str, Known], day: date = DAY) -> tuple[PlanSide, PlanSide]:
+def brute_force(
+    book: list[StoredCustomer],
+    active: Policy,
+    candidate: Policy,
+    known: dict[str, Known],
+    day: date = DAY,
+) -> tuple[PlanSide, PlanSide]:
     profiles = [b.assessed() for b in book]
     sides = (PlanSide(), PlanSide())
     for p, side in zip((active, candidate), sides, strict=True):
-        for b, d in zip(book, decide_batch(profiles, p, day, kinds=action_kinds(WRITEBACK)),
-                        strict=True):
-            side.add(d, plan_customer(d, b.crm_values(), known[b.customer_id], WRITEBACK),
-                     WRITEBACK, CAPS)
+        for b, d in zip(
+            book, decide_batch(profiles, p, day, kinds=action_kinds(WRITEBACK)), strict=True
+        ):
+            side.add(
+                d,
+                plan_customer(d, b.crm_values(), known[b.customer_id], WRITEBACK),
+                WRITEBACK,
+                CAPS,
+            )
     return sides
 
 
@@ -123,8 +138,9 @@ def test_shortcut_equals_brute_force(name: str) -> None:
     candidate = policy(CANDIDATES[name])
     book = synced_book(active)
     known = known_of(book, active)
-    simulator = Simulator(active, candidate, DAY, WRITEBACK, CAPS,
-                          lambda ids: {i: known[i] for i in ids})
+    simulator = Simulator(
+        active, candidate, DAY, WRITEBACK, CAPS, lambda ids: {i: known[i] for i in ids}
+    )
     for start in range(0, len(book), 150):
         simulator.add(book[start : start + 150])
     sim = simulator.result
@@ -147,8 +163,9 @@ def test_a_book_assessed_on_another_day_is_planned_in_full() -> None:
     later = date(2027, 6, 30)
     book = synced_book(active, 200)
     known = known_of(book, active)
-    simulator = Simulator(active, candidate, later, WRITEBACK, CAPS,
-                          lambda ids: {i: known[i] for i in ids})
+    simulator = Simulator(
+        active, candidate, later, WRITEBACK, CAPS, lambda ids: {i: known[i] for i in ids}
+    )
     simulator.add(book)
     brute_active, brute_candidate = brute_force(book, active, candidate, known, later)
     assert _changes(brute_active)  # the active policy itself has work to do then
@@ -160,8 +177,9 @@ def test_matrices_and_movers_count_every_customer() -> None:
     active, candidate = policy(), policy(CANDIDATES["thresholds"])
     book = synced_book(active, 300)
     known = known_of(book, active)
-    simulator = Simulator(active, candidate, DAY, WRITEBACK, CAPS,
-                          lambda ids: {i: known[i] for i in ids})
+    simulator = Simulator(
+        active, candidate, DAY, WRITEBACK, CAPS, lambda ids: {i: known[i] for i in ids}
+    )
     simulator.add(book)
     sim = simulator.result
     for matrix in sim.matrices.values():
@@ -172,8 +190,10 @@ def test_matrices_and_movers_count_every_customer() -> None:
     old = decide_batch(profiles, active, DAY)
     new = decide_batch(profiles, candidate, DAY)
     expected = [
-        b.customer_id for b, o, n in zip(book, old, new, strict=True)
-        if o["value_tier"] in ladder and n["value_tier"] in ladder
+        b.customer_id
+        for b, o, n in zip(book, old, new, strict=True)
+        if o["value_tier"] in ladder
+        and n["value_tier"] in ladder
         and abs(ladder.index(o["value_tier"]) - ladder.index(n["value_tier"])) > 1
     ]
     assert expected and sim.movers["value"] == expected
@@ -182,8 +202,10 @@ def test_matrices_and_movers_count_every_customer() -> None:
 
 def test_same_policy_differs_nowhere() -> None:
     active = policy()
-    profiles = [CustomerProfile.model_validate({"id": c.id, **c.profile})
-                for c in generate(200, seed=3, dirty_share=0.0)]
+    profiles = [
+        CustomerProfile.model_validate({"id": c.id, **c.profile})
+        for c in generate(200, seed=3, dirty_share=0.0)
+    ]
     cols = Columns.from_profiles(profiles, active)
     a, b = evaluate(cols, active, DAY), evaluate(cols, policy('name = "x"'), DAY)
     assert not differs(a, b).any()
@@ -205,8 +227,9 @@ def test_stored_json_lays_out_as_the_validated_profiles() -> None:
             continue  # unreadable: a sync never assesses, so never stores, it
         tiers = [None, {"value_tier": "wealth"}, {"value_tier": "unrated"}][i % 3]
         below = "2026-05-01" if i % 4 == 0 else None
-        state = CustomerState(c.id, "p", tiers=tiers, assessed_at="2026-06-01",
-                              below_floor_since=below)
+        state = CustomerState(
+            c.id, "p", tiers=tiers, assessed_at="2026-06-01", below_floor_since=below
+        )
         stored.append(StoredCustomer(c.id, "p", profile_text(profile), {}, "2026-06-01", state))
     fast = columns_of(stored, active)
     models = Columns.from_profiles([s.assessed() for s in stored], active)

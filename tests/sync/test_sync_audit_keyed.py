@@ -23,10 +23,17 @@ KEY_A, KEY_B = b"a" * 32, b"b" * 32
 
 def _entry(i: int) -> AuditEntry:
     return AuditEntry(
-        stream="s", customer_ref=f"cust_{i:020d}", event="tier_change",
-        old={"value_tier": "mass"}, new={"value_tier": "affluent"},
-        reason_codes=["VAL_AUM_AFFLUENT"], policy_version="default@abc", input_hash="0" * 64,
-        trigger="sync", actor="test", run_id="r1",
+        stream="s",
+        customer_ref=f"cust_{i:020d}",
+        event="tier_change",
+        old={"value_tier": "mass"},
+        new={"value_tier": "affluent"},
+        reason_codes=["VAL_AUM_AFFLUENT"],
+        policy_version="default@abc",
+        input_hash="0" * 64,
+        trigger="sync",
+        actor="test",
+        run_id="r1",
     )
 
 
@@ -55,22 +62,28 @@ def _rechain(conn: sa.Connection, key: bytes | None, *, drop_key_id: bool = Fals
         row["prev_hash"] = prev
         row["hash"] = prev = audit.row_hash(prev, row, key)
         conn.execute(
-            schema.audit.update().where(schema.audit.c.seq == row["seq"])
+            schema.audit.update()
+            .where(schema.audit.c.seq == row["seq"])
             .values(key_id=row["key_id"], prev_hash=row["prev_hash"], hash=row["hash"])
         )
     conn.execute(
-        schema.meta.update().where(schema.meta.c.key == HEAD_KEY)
+        schema.meta.update()
+        .where(schema.meta.c.key == HEAD_KEY)
         .values(value=f"{rows[-1]['seq']}:{prev}")
     )
 
 
-EDIT = "UPDATE audit SET new = '{\"value_tier\": \"private\"}' WHERE seq = 2"
+EDIT = 'UPDATE audit SET new = \'{"value_tier": "private"}\' WHERE seq = 2'
 
 
 @pytest.mark.parametrize(
     "attack",
-    ["rechain with own key", "rechain unkeyed", "rechain as pre-upgrade rows",
-     "and claim every row pre-upgrade"],
+    [
+        "rechain with own key",
+        "rechain unkeyed",
+        "rechain as pre-upgrade rows",
+        "and claim every row pre-upgrade",
+    ],
 )
 def test_a_tampered_and_rechained_trail_fails_verify(store: StateStore, attack: str) -> None:
     _append(store, 4)
@@ -85,7 +98,8 @@ def test_a_tampered_and_rechained_trail_fails_verify(store: StateStore, attack: 
             _rechain(conn, None, drop_key_id=True)
         if attack == "and claim every row pre-upgrade":
             conn.execute(
-                schema.meta.update().where(schema.meta.c.key == audit.BOUNDARY_KEY)
+                schema.meta.update()
+                .where(schema.meta.c.key == audit.BOUNDARY_KEY)
                 .values(value="4")
             )
     result = _verify(store)
@@ -143,8 +157,12 @@ def _version_4_store(db: Path, rows: int) -> None:
         conn.execute(sa.text("ALTER TABLE audit DROP COLUMN key_id"))
         prev = GENESIS
         for seq in range(1, rows + 1):
-            row = {"seq": seq, "at": "2026-01-01T00:00:00.000000Z", **vars(_entry(seq)),
-                   "prev_hash": prev}
+            row = {
+                "seq": seq,
+                "at": "2026-01-01T00:00:00.000000Z",
+                **vars(_entry(seq)),
+                "prev_hash": prev,
+            }
             row["hash"] = prev = _legacy_row_hash(prev, row)
             conn.execute(schema.audit.insert().values(row))  # without key_id: none then
         conn.execute(schema.meta.insert().values(key=HEAD_KEY, value=f"{rows}:{prev}"))
@@ -162,13 +180,19 @@ def test_rows_of_before_the_upgrade_stay_verifiable_and_pinned(tmp_path: Path) -
         with store.begin() as conn:  # edit an old row and rechain the old prefix
             conn.execute(sa.text(EDIT))
             prev = GENESIS
-            for row in [dict(r._mapping) for r in conn.execute(
-                sa.select(schema.audit).where(schema.audit.c.seq <= 3).order_by("seq")
-            )]:
+            for row in [
+                dict(r._mapping)
+                for r in conn.execute(
+                    sa.select(schema.audit).where(schema.audit.c.seq <= 3).order_by("seq")
+                )
+            ]:
                 row["prev_hash"] = prev
                 row["hash"] = prev = audit.row_hash(prev, row, None)
-                conn.execute(schema.audit.update().where(schema.audit.c.seq == row["seq"])
-                             .values(prev_hash=row["prev_hash"], hash=row["hash"]))
+                conn.execute(
+                    schema.audit.update()
+                    .where(schema.audit.c.seq == row["seq"])
+                    .values(prev_hash=row["prev_hash"], hash=row["hash"])
+                )
         result = _verify(store)
         assert (result.ok, result.first_bad_seq) == (False, 4)  # the first keyed row pins them
     finally:

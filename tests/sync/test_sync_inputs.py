@@ -39,10 +39,14 @@ def test_inputs_round_trip_and_are_encrypted_with_a_key(tmp_path: Path, encrypte
     try:
         ensure_table(store)
         with store.begin() as conn:
-            save_states(conn, STREAM, [
-                {"customer_id": f"C{i}", "pseudonym": f"p{i}", "tiers": {"value_tier": "mass"}}
-                for i in range(5)
-            ])
+            save_states(
+                conn,
+                STREAM,
+                [
+                    {"customer_id": f"C{i}", "pseudonym": f"p{i}", "tiers": {"value_tier": "mass"}}
+                    for i in range(5)
+                ],
+            )
             save_inputs(conn, STREAM, [record(f"C{i}", 100.0 + i) for i in range(5)], "2026-12-05")
         with store.begin() as conn:  # assessed again: the row is replaced
             save_inputs(conn, STREAM, [record("C3", AMOUNT)], "2026-12-06")
@@ -57,7 +61,9 @@ def test_inputs_round_trip_and_are_encrypted_with_a_key(tmp_path: Path, encrypte
     assert (stored["C3"].as_of, stored["C0"].as_of) == ("2026-12-06", "2026-12-05")
     assert stored["C3"].current == {"value_tier": "private"}
     assert stored["C3"].state.tiers == {"value_tier": "mass"}
-    raw = sqlite3.connect(db).execute(
-        "select profile from assessed_inputs where customer_id = 'C3'"
-    ).fetchone()[0]
+    raw = (
+        sqlite3.connect(db)
+        .execute("select profile from assessed_inputs where customer_id = 'C3'")
+        .fetchone()[0]
+    )
     assert (str(AMOUNT) in raw) is not encrypted

@@ -48,7 +48,11 @@ def piped_sync(harness: Harness, *args: str) -> str:
 
     proc = subprocess.run(
         [CRMTIER, "sync", "--config", str(harness.config), "--as-of", AS_OF, *args],
-        env=harness.env, capture_output=True, text=True, timeout=300, check=False,
+        env=harness.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
@@ -59,8 +63,10 @@ def test_dry_run_totals_per_field_rule_and_campaign(harness: Harness) -> None:
     assert dry.returncode == 0 and dry.report is not None, dry.stderr
     totals, preview = dry.report["totals"], dry.report["preview"]
     planned = Counter(
-        (p["kind"], p["detail"].get("field") or p["detail"].get("rule")
-         or p["detail"].get("campaign"))
+        (
+            p["kind"],
+            p["detail"].get("field") or p["detail"].get("rule") or p["detail"].get("campaign"),
+        )
         for p in preview
     )
     # every assessed customer's value tier is either to be written or already right
@@ -93,8 +99,9 @@ def test_dry_run_hides_aml_values_unless_asked(harness: Harness) -> None:
     assert hidden.report is not None and shown.report is not None
 
     def aml(report: dict[str, Any]) -> set[Any]:
-        return {p["detail"]["new"] for p in report["preview"]
-                if p["detail"].get("field") == "aml_risk"}
+        return {
+            p["detail"]["new"] for p in report["preview"] if p["detail"].get("field") == "aml_risk"
+        }
 
     def rules(report: dict[str, Any]) -> set[str]:
         return {p["detail"]["rule"] for p in report["preview"] if p["kind"] == "task"}
@@ -117,8 +124,15 @@ def test_dry_run_hides_aml_values_unless_asked(harness: Harness) -> None:
 
 def _letter(conn: sa.Connection, stream: str, cid: str, ref: str) -> None:
     item = outbox.OutboxItem(0, cid, "field_update", cid, {}, 5, "r", "sync")
-    outbox.dead_letter(conn, stream, item, pseudonym=ref, error_code="INVALID_FIELD",
-                       reason="no such column", run_id="run-1")
+    outbox.dead_letter(
+        conn,
+        stream,
+        item,
+        pseudonym=ref,
+        error_code="INVALID_FIELD",
+        reason="no such column",
+        run_id="run-1",
+    )
 
 
 def test_audit_and_dead_letters_by_crm_id_or_pseudonym(harness: Harness) -> None:
@@ -127,8 +141,9 @@ def test_audit_and_dead_letters_by_crm_id_or_pseudonym(harness: Harness) -> None
     try:
         with store.begin() as conn:
             known = conn.execute(
-                sa.select(schema.customers.c.customer_id, schema.customers.c.pseudonym)
-                .order_by(schema.customers.c.customer_id)
+                sa.select(schema.customers.c.customer_id, schema.customers.c.pseudonym).order_by(
+                    schema.customers.c.customer_id
+                )
             ).all()
             (cid, ref), (other, other_ref) = known[0], known[1]
             _letter(conn, "salesforce:Account", cid, ref)
@@ -145,7 +160,9 @@ def test_audit_and_dead_letters_by_crm_id_or_pseudonym(harness: Harness) -> None
 
     letters = json_lines(crmtier(harness, "sync", "--dead-letters", "--format", "json"))
     assert {(r["crm_id"], r["error_code"]) for r in letters} == {
-        (cid, "INVALID_FIELD"), (other, "INVALID_FIELD")}
+        (cid, "INVALID_FIELD"),
+        (other, "INVALID_FIELD"),
+    }
     for key in (cid, ref):
         mine = json_lines(crmtier(harness, "sync", "--dead-letters", "--customer", key, "--json"))
         assert [r["crm_id"] for r in mine] == [cid]

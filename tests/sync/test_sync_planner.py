@@ -173,14 +173,21 @@ def test_a_target_the_config_never_named_is_an_error_not_a_silent_skip(action: A
 
 def test_switched_off_targets_are_not_planned_and_mapped_ones_are() -> None:
     off = WritebackConfig.model_validate(
-        {**WB.model_dump(), "campaigns": {**WB.campaigns, "survey_mass": False},
-         "queues": {"credit_risk": False}}
+        {
+            **WB.model_dump(),
+            "campaigns": {**WB.campaigns, "survey_mass": False},
+            "queues": {"credit_risk": False},
+        }
     )
     assert off.is_off("campaigns", "survey_mass") and "survey_mass" not in off.campaigns
     was_member = Known(memberships={"survey_mass": SURVEY.dedupe_key})
     assert not plan_customer(_assessment(QUEUED, SURVEY), {}, was_member, off)
-    on = WB.model_copy(update={"campaigns": {**WB.campaigns, "survey_mass": "701S"},
-                               "queues": {"credit_risk": "00G1"}})
+    on = WB.model_copy(
+        update={
+            "campaigns": {**WB.campaigns, "survey_mass": "701S"},
+            "queues": {"credit_risk": "00G1"},
+        }
+    )
     plan = plan_customer(_assessment(QUEUED, SURVEY), {}, Known(), on)
     assert plan.tasks == (QUEUED,) and plan.memberships == (
         Membership("survey_mass", True, SURVEY.dedupe_key),
@@ -225,13 +232,17 @@ def test_the_engine_is_asked_only_for_the_kinds_the_plan_can_use(
 
 def _detractor(kind: str, sanctions_hit: bool) -> CustomerProfile:
     """A 7,000,000 depositor with a relationship manager and a detractor score."""
-    return CustomerProfile.model_validate({
-        "id": "C1", "kind": kind, "owner_id": "RM1",
-        "assets": {"deposits": 7_000_000, "investments": 0, "insurance": 0},
-        "ops": {"kyc_expired": False},
-        "aml": {"sanctions_hit": sanctions_hit, "pep": False},
-        "feedback": {"nps": 3},
-    })
+    return CustomerProfile.model_validate(
+        {
+            "id": "C1",
+            "kind": kind,
+            "owner_id": "RM1",
+            "assets": {"deposits": 7_000_000, "investments": 0, "insurance": 0},
+            "ops": {"kyc_expired": False},
+            "aml": {"sanctions_hit": sanctions_hit, "pep": False},
+            "feedback": {"nps": 3},
+        }
+    )
 
 
 def test_a_sanctions_hit_withdraws_every_membership_in_the_same_plan() -> None:
@@ -244,22 +255,37 @@ def test_a_sanctions_hit_withdraws_every_membership_in_the_same_plan() -> None:
     shipped = load_default_mapping("salesforce").writeback  # every campaign and queue mapped
     plan = plan_customer(assessment, {}, known, shipped)
     assert {(m.campaign, m.member) for m in plan.memberships} == {
-        ("vip_events", False), ("wealth_seminar", False)}
+        ("vip_events", False),
+        ("wealth_seminar", False),
+    }
     assert [(t.rule, t.due, t.priority, t.queue) for t in plan.tasks] == [
-        ("sanctions_review", as_of, "high", "compliance")]
+        ("sanctions_review", as_of, "high", "compliance")
+    ]
 
 
 #: Open tasks crmtier made in earlier runs, one per rule: dedupe key -> rule.
 MADE = {
     f"C1:{rule}:old": rule
     for rule in (
-        "upgrade_call", "dedicated_advisor", "corporate_banking", "investment_advisory",
-        "service_recovery", "complaint", "credit_limit_review", "data_remediation",
-        "edd_review", "sanctions_review",
+        "upgrade_call",
+        "dedicated_advisor",
+        "corporate_banking",
+        "investment_advisory",
+        "service_recovery",
+        "complaint",
+        "credit_limit_review",
+        "data_remediation",
+        "edd_review",
+        "sanctions_review",
     )
 }
-SALES = ["corporate_banking", "dedicated_advisor", "investment_advisory", "service_recovery",
-         "upgrade_call"]
+SALES = [
+    "corporate_banking",
+    "dedicated_advisor",
+    "investment_advisory",
+    "service_recovery",
+    "upgrade_call",
+]
 
 
 def _assessed(sanctions_hit: bool, aml_risk: str | None = None) -> AssessmentData:
@@ -290,8 +316,15 @@ def _assessed(sanctions_hit: bool, aml_risk: str | None = None) -> AssessmentDat
         # tasks not written back: nothing to close
         (_assessed(True), MADE, False, []),
     ],
-    ids=["sanctioned", "waived-level", "prohibited", "clear", "aml-high", "rule-unknown",
-         "tasks-off"],
+    ids=[
+        "sanctioned",
+        "waived-level",
+        "prohibited",
+        "clear",
+        "aml-high",
+        "rule-unknown",
+        "tasks-off",
+    ],
 )
 def test_a_restricted_customer_s_open_sales_tasks_are_closed(
     assessment: AssessmentData, known: dict[str, str], tasks_written: bool, closed: list[str]
@@ -300,8 +333,12 @@ def test_a_restricted_customer_s_open_sales_tasks_are_closed(
     every open sales task crmtier made for the customer in an earlier run, and only those:
     compliance, complaint, credit and data-remediation work stays open."""
     shipped = load_default_mapping("salesforce").writeback
-    wb = shipped if tasks_written else WritebackConfig(
-        fields=shipped.fields, queues=shipped.queues, campaigns=shipped.campaigns, tasks=False
+    wb = (
+        shipped
+        if tasks_written
+        else WritebackConfig(
+            fields=shipped.fields, queues=shipped.queues, campaigns=shipped.campaigns, tasks=False
+        )
     )
     state = Known(tasks=frozenset(MADE), task_rules=known)
     plan = plan_customer(assessment, {}, state, wb)

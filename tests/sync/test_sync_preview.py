@@ -21,8 +21,13 @@ UNMAPPED = CampaignAction(campaign="not_in_config", member=True, dedupe_key="C1:
 WB_OFF = WritebackConfig.model_validate(
     {**WB.model_dump(), "campaigns": {**WB.campaigns, "not_in_config": False}}
 )
-REVIEW = TaskAction(rule="review", subject="Review", priority="normal", due=date(2026, 4, 1),
-                    dedupe_key="C1:review:2026Q2")
+REVIEW = TaskAction(
+    rule="review",
+    subject="Review",
+    priority="normal",
+    due=date(2026, 4, 1),
+    dedupe_key="C1:review:2026Q2",
+)
 
 
 def tier(value: str) -> SetFieldAction:
@@ -33,34 +38,51 @@ def tier(value: str) -> SetFieldAction:
     ("actions", "current", "known", "expected"),
     [
         pytest.param(
-            (tier("private"), TASK, VIP), {}, Known(),
-            {("field", "value_tier", "created"): 1, ("task", "rm_call", "created"): 1,
-             ("campaign", "vip_events", "created"): 1},
+            (tier("private"), TASK, VIP),
+            {},
+            Known(),
+            {
+                ("field", "value_tier", "created"): 1,
+                ("task", "rm_call", "created"): 1,
+                ("campaign", "vip_events", "created"): 1,
+            },
             id="first-run-creates-everything",
         ),
         pytest.param(
-            (tier("private"), TASK, VIP), {"value_tier": "private"},
+            (tier("private"), TASK, VIP),
+            {"value_tier": "private"},
             Known(tasks=frozenset({TASK.dedupe_key}), memberships={"vip_events": VIP.dedupe_key}),
-            {("field", "value_tier", "unchanged"): 1, ("task", "rm_call", "unchanged"): 1,
-             ("campaign", "vip_events", "unchanged"): 1},
+            {
+                ("field", "value_tier", "unchanged"): 1,
+                ("task", "rm_call", "unchanged"): 1,
+                ("campaign", "vip_events", "unchanged"): 1,
+            },
             id="rerun-is-all-unchanged",
         ),
         pytest.param(
-            (tier("wealth"), REVIEW), {"value_tier": "private"},
+            (tier("wealth"), REVIEW),
+            {"value_tier": "private"},
             Known(tasks=frozenset({TASK.dedupe_key}), memberships={"vip_events": VIP.dedupe_key}),
-            {("field", "value_tier", "created"): 1, ("task", "review", "created"): 1,
-             ("campaign", "vip_events", "closed"): 1},
+            {
+                ("field", "value_tier", "created"): 1,
+                ("task", "review", "created"): 1,
+                ("campaign", "vip_events", "closed"): 1,
+            },
             id="downgrade-closes-the-campaign",
         ),
         pytest.param(
-            (SEMINAR, UNMAPPED, SetFieldAction(field="not_written", value=1)), {}, Known(),
+            (SEMINAR, UNMAPPED, SetFieldAction(field="not_written", value=1)),
+            {},
+            Known(),
             {("campaign", "wealth_seminar", "created"): 1},
             id="switched-off-and-unmapped-outputs-are-not-counted",
         ),
     ],
 )
 def test_totals_count_each_wanted_item_once(
-    actions: tuple[Any, ...], current: dict[str, Any], known: Known,
+    actions: tuple[Any, ...],
+    current: dict[str, Any],
+    known: Known,
     expected: dict[tuple[str, str, str], int],
 ) -> None:
     assessment = _assessment(*actions)
@@ -68,8 +90,9 @@ def test_totals_count_each_wanted_item_once(
     totals.add(assessment, plan_customer(assessment, current, known, WB_OFF), WB_OFF)
     assert {k: n for k, n in totals.counts.items() if n} == expected
     as_json = totals.as_json()
-    assert sum(n for names in as_json.values() for by in names.values() for n in by.values()) \
-        == sum(expected.values())
+    assert sum(
+        n for names in as_json.values() for by in names.values() for n in by.values()
+    ) == sum(expected.values())
 
 
 def test_a_withdrawn_sales_task_counts_as_closed_under_its_rule() -> None:
@@ -85,4 +108,6 @@ def test_a_withdrawn_sales_task_counts_as_closed_under_its_rule() -> None:
     totals = PlanTotals()
     totals.add(assessment, plan_customer(assessment, {}, known, WB_OFF), WB_OFF)
     assert {k: n for k, n in totals.counts.items() if n} == {
-        ("field", "value_tier", "created"): 1, ("task", "corporate_banking", "closed"): 1}
+        ("field", "value_tier", "created"): 1,
+        ("task", "corporate_banking", "closed"): 1,
+    }

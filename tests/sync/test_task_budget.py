@@ -27,26 +27,36 @@ AS_OF = date(2026, 5, 4)
 WRITEBACK = WritebackConfig(fields={"value_tier": "Tier"}, campaigns={"mass": "CM"})
 
 
-def task(key: str, priority: str = "normal", owner: str | None = None,
-         rule: str = "call", due: int = 5) -> TaskAction:
-    return TaskAction(rule=rule, subject="s", priority=priority,  # type: ignore[arg-type]
-                      due=AS_OF + timedelta(days=due), owner_id=owner, dedupe_key=key)
+def task(
+    key: str, priority: str = "normal", owner: str | None = None, rule: str = "call", due: int = 5
+) -> TaskAction:
+    return TaskAction(
+        rule=rule,
+        subject="s",
+        priority=priority,  # type: ignore[arg-type]
+        due=AS_OF + timedelta(days=due),
+        owner_id=owner,
+        dedupe_key=key,
+    )
 
 
 # --- admission, pure --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("limit", "open_before", "admitted"), [
-    # budget 2: the two most urgent (high first, then the earlier due date)
-    (TaskLimit(budget=2), {}, {"h1", "n1"}),
-    (TaskLimit(budget=0), {}, set()),
-    (TaskLimit(), {}, {"h1", "n1", "n2", "l1"}),
-    # RM1 already has 1 open of the cap 2: one more for RM1 (the most urgent); a task to
-    # a queue (l1) is bounded by the budget alone
-    (TaskLimit(open_per_owner=2), {("call", "RM1"): 1}, {"h1", "l1"}),
-    (TaskLimit(open_per_owner=3), {}, {"h1", "n1", "n2", "l1"}),
-    (TaskLimit(budget=3, open_per_owner=1), {}, {"h1", "l1"}),
-])
+@pytest.mark.parametrize(
+    ("limit", "open_before", "admitted"),
+    [
+        # budget 2: the two most urgent (high first, then the earlier due date)
+        (TaskLimit(budget=2), {}, {"h1", "n1"}),
+        (TaskLimit(budget=0), {}, set()),
+        (TaskLimit(), {}, {"h1", "n1", "n2", "l1"}),
+        # RM1 already has 1 open of the cap 2: one more for RM1 (the most urgent); a task to
+        # a queue (l1) is bounded by the budget alone
+        (TaskLimit(open_per_owner=2), {("call", "RM1"): 1}, {"h1", "l1"}),
+        (TaskLimit(open_per_owner=3), {}, {"h1", "n1", "n2", "l1"}),
+        (TaskLimit(budget=3, open_per_owner=1), {}, {"h1", "l1"}),
+    ],
+)
 def test_tasks_are_admitted_in_priority_order_within_budget_and_caps(
     limit: TaskLimit, open_before: dict[tuple[str, str], int], admitted: set[str]
 ) -> None:
@@ -136,14 +146,29 @@ def assess(profiles: Sequence[CustomerProfile]) -> list[AssessmentData]:
             {"kind": "campaign", "campaign": "mass", "member": True, "dedupe_key": f"{p.id}:m"},
         ]
         if wants:
-            actions.append(task(f"{p.id}:call", priority, owner=f"RM{index % 2}",
-                                due=index).model_dump())
-        out.append({"id": p.id, "status": "rated", "value_tier": "mass", "value_score": 1.0,
-                    "needs_tier": "basic", "credit_risk": "low", "aml_risk": "low",
-                    "ops_risk": "low", "edd_required": False, "next_review": None,
-                    "service_level": "self_service", "reasons": [], "actions": actions,
-                    "dq_issues": [], "policy_version": "memory@1",
-                    "below_floor_since": None})
+            actions.append(
+                task(f"{p.id}:call", priority, owner=f"RM{index % 2}", due=index).model_dump()
+            )
+        out.append(
+            {
+                "id": p.id,
+                "status": "rated",
+                "value_tier": "mass",
+                "value_score": 1.0,
+                "needs_tier": "basic",
+                "credit_risk": "low",
+                "aml_risk": "low",
+                "ops_risk": "low",
+                "edd_required": False,
+                "next_review": None,
+                "service_level": "self_service",
+                "reasons": [],
+                "actions": actions,
+                "dq_issues": [],
+                "policy_version": "memory@1",
+                "below_floor_since": None,
+            }
+        )
     return out  # type: ignore[return-value]
 
 

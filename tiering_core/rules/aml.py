@@ -77,22 +77,61 @@ def rate(cols: Columns, policy: Policy) -> AmlOutcome:
         _Factor("AML_ADVERSE_MEDIA", "customer", adverse, pts.adverse_media),
         _Factor("AML_STR", "customer", ge(strs, 1), pts.str_each, count=strs, value=strs),
         _Factor("AML_CORPORATE", "customer", cols.enum["kind"] == CORPORATE, pts.corporate),
-        _Factor("AML_CALL_FOR_ACTION_COUNTRY", "geography", call_for_action,
-                pts.call_for_action_country, profile_path=path),
-        _Factor("AML_HIGH_RISK_COUNTRY", "geography", (cols.countries > 0) & ~call_for_action,
-                pts.high_risk_country, profile_path=path),
-        _Factor("AML_CASH_VERY_LARGE", "business", cash_very_large, pts.cash_very_large,
-                value=cash, threshold=th.cash_very_large_from),
-        _Factor("AML_CASH_LARGE", "business", ge(cash, th.cash_large_from) & ~cash_very_large,
-                pts.cash_large, value=cash, threshold=th.cash_large_from),
-        _Factor("AML_CROSS_BORDER_FREQUENT", "business", ge(cb_count, th.cross_border_count_from),
-                pts.cross_border_frequent, value=cb_count, threshold=th.cross_border_count_from),
-        _Factor("AML_CROSS_BORDER_LARGE", "business", ge(cb_volume, th.cross_border_volume_from),
-                pts.cross_border_large, value=cb_volume, threshold=th.cross_border_volume_from),
-        _Factor("AML_INDUSTRY_MEDIUM", "industry", industry == LEVELS.index("medium"),
-                pts.industry_medium),
-        _Factor("AML_INDUSTRY_HIGH", "industry", industry == LEVELS.index("high"),
-                pts.industry_high),
+        _Factor(
+            "AML_CALL_FOR_ACTION_COUNTRY",
+            "geography",
+            call_for_action,
+            pts.call_for_action_country,
+            profile_path=path,
+        ),
+        _Factor(
+            "AML_HIGH_RISK_COUNTRY",
+            "geography",
+            (cols.countries > 0) & ~call_for_action,
+            pts.high_risk_country,
+            profile_path=path,
+        ),
+        _Factor(
+            "AML_CASH_VERY_LARGE",
+            "business",
+            cash_very_large,
+            pts.cash_very_large,
+            value=cash,
+            threshold=th.cash_very_large_from,
+        ),
+        _Factor(
+            "AML_CASH_LARGE",
+            "business",
+            ge(cash, th.cash_large_from) & ~cash_very_large,
+            pts.cash_large,
+            value=cash,
+            threshold=th.cash_large_from,
+        ),
+        _Factor(
+            "AML_CROSS_BORDER_FREQUENT",
+            "business",
+            ge(cb_count, th.cross_border_count_from),
+            pts.cross_border_frequent,
+            value=cb_count,
+            threshold=th.cross_border_count_from,
+        ),
+        _Factor(
+            "AML_CROSS_BORDER_LARGE",
+            "business",
+            ge(cb_volume, th.cross_border_volume_from),
+            pts.cross_border_large,
+            value=cb_volume,
+            threshold=th.cross_border_volume_from,
+        ),
+        _Factor(
+            "AML_INDUSTRY_MEDIUM",
+            "industry",
+            industry == LEVELS.index("medium"),
+            pts.industry_medium,
+        ),
+        _Factor(
+            "AML_INDUSTRY_HIGH", "industry", industry == LEVELS.index("high"), pts.industry_high
+        ),
     )
     # points per group (a group is capped at 100), weighted by the group's share of 100
     group_points = {g: np.zeros(cols.n) for g in GROUPS}
@@ -121,13 +160,22 @@ def rate(cols: Columns, policy: Policy) -> AmlOutcome:
     for f in factors:
         if f.code not in overridden:
             weight = getattr(a.weights, f.group) * min(f.points, 100.0) / 10_000.0
-            reasons.append(ReasonColumn(f.code, f.fires, f.value, f.threshold, weight=weight,
-                                        profile_path=f.profile_path))
+            reasons.append(
+                ReasonColumn(
+                    f.code,
+                    f.fires,
+                    f.value,
+                    f.threshold,
+                    weight=weight,
+                    profile_path=f.profile_path,
+                )
+            )
 
     has_data = cols.block["aml"] & (
         (cols.flags[[FLAG_INDEX[k] for k in _FACTS]] >= 0).any(axis=0)
         | known(cols.numbers[[NUMBER_INDEX[k] for k in _AMOUNTS]]).any(axis=0)
-        | (industry >= 0) | known(cols.countries)
+        | (industry >= 0)
+        | known(cols.countries)
     )
     level = np.where(has_data, level, UNRATED_AML).astype(np.int8)
     cut = np.where(level >= HIGH, a.high_from, a.medium_from)
@@ -136,8 +184,9 @@ def rate(cols: Columns, policy: Policy) -> AmlOutcome:
     return AmlOutcome(level, np.where(has_data, score, np.nan), reasons)
 
 
-def _overrides(o: AmlOverrides, sanctions: Any, pep: Any, refused: Any, repeated: Any,
-               strs: Any) -> tuple[tuple[str, Any, str, Any, float | None], ...]:
+def _overrides(
+    o: AmlOverrides, sanctions: Any, pep: Any, refused: Any, repeated: Any, strs: Any
+) -> tuple[tuple[str, Any, str, Any, float | None], ...]:
     """(code, fires, forced level, observed, threshold) of each override, in order; the
     facts are arrays for a batch or bools for one customer."""
     return (
@@ -149,8 +198,7 @@ def _overrides(o: AmlOverrides, sanctions: Any, pep: Any, refused: Any, repeated
 
 
 _FACTS = ("pep", "sanctions_hit", "refused_cdd", "adverse_media")
-_AMOUNTS = ("str_count_12m", "cash_volume_90d", "cross_border_count_90d",
-            "cross_border_volume_90d")
+_AMOUNTS = ("str_count_12m", "cash_volume_90d", "cross_border_count_90d", "cross_border_volume_90d")
 
 
 def rate_one(rec: Record, policy: Policy) -> tuple[int, float, list[ReasonColumn]]:
@@ -170,24 +218,96 @@ def rate_one(rec: Record, policy: Policy) -> tuple[int, float, list[ReasonColumn
         ("AML_PEP", "customer", pep, pts.pep, None, None, None, None),
         ("AML_ADVERSE_MEDIA", "customer", adverse, pts.adverse_media, None, None, None, None),
         ("AML_STR", "customer", strs >= 1, pts.str_each, strs, strs, None, None),
-        ("AML_CORPORATE", "customer", rec.enum("kind") == CORPORATE, pts.corporate,
-         None, None, None, None),
-        ("AML_CALL_FOR_ACTION_COUNTRY", "geography", call_for_action,
-         pts.call_for_action_country, None, None, None, path),
-        ("AML_HIGH_RISK_COUNTRY", "geography", rec.countries > 0 and not call_for_action,
-         pts.high_risk_country, None, None, None, path),
-        ("AML_CASH_VERY_LARGE", "business", cash_very_large, pts.cash_very_large, None,
-         cash, th.cash_very_large_from, None),
-        ("AML_CASH_LARGE", "business", cash >= th.cash_large_from and not cash_very_large,
-         pts.cash_large, None, cash, th.cash_large_from, None),
-        ("AML_CROSS_BORDER_FREQUENT", "business", cb_count >= th.cross_border_count_from,
-         pts.cross_border_frequent, None, cb_count, th.cross_border_count_from, None),
-        ("AML_CROSS_BORDER_LARGE", "business", cb_volume >= th.cross_border_volume_from,
-         pts.cross_border_large, None, cb_volume, th.cross_border_volume_from, None),
-        ("AML_INDUSTRY_MEDIUM", "industry", industry == LEVELS.index("medium"),
-         pts.industry_medium, None, None, None, None),
-        ("AML_INDUSTRY_HIGH", "industry", industry == LEVELS.index("high"),
-         pts.industry_high, None, None, None, None),
+        (
+            "AML_CORPORATE",
+            "customer",
+            rec.enum("kind") == CORPORATE,
+            pts.corporate,
+            None,
+            None,
+            None,
+            None,
+        ),
+        (
+            "AML_CALL_FOR_ACTION_COUNTRY",
+            "geography",
+            call_for_action,
+            pts.call_for_action_country,
+            None,
+            None,
+            None,
+            path,
+        ),
+        (
+            "AML_HIGH_RISK_COUNTRY",
+            "geography",
+            rec.countries > 0 and not call_for_action,
+            pts.high_risk_country,
+            None,
+            None,
+            None,
+            path,
+        ),
+        (
+            "AML_CASH_VERY_LARGE",
+            "business",
+            cash_very_large,
+            pts.cash_very_large,
+            None,
+            cash,
+            th.cash_very_large_from,
+            None,
+        ),
+        (
+            "AML_CASH_LARGE",
+            "business",
+            cash >= th.cash_large_from and not cash_very_large,
+            pts.cash_large,
+            None,
+            cash,
+            th.cash_large_from,
+            None,
+        ),
+        (
+            "AML_CROSS_BORDER_FREQUENT",
+            "business",
+            cb_count >= th.cross_border_count_from,
+            pts.cross_border_frequent,
+            None,
+            cb_count,
+            th.cross_border_count_from,
+            None,
+        ),
+        (
+            "AML_CROSS_BORDER_LARGE",
+            "business",
+            cb_volume >= th.cross_border_volume_from,
+            pts.cross_border_large,
+            None,
+            cb_volume,
+            th.cross_border_volume_from,
+            None,
+        ),
+        (
+            "AML_INDUSTRY_MEDIUM",
+            "industry",
+            industry == LEVELS.index("medium"),
+            pts.industry_medium,
+            None,
+            None,
+            None,
+            None,
+        ),
+        (
+            "AML_INDUSTRY_HIGH",
+            "industry",
+            industry == LEVELS.index("high"),
+            pts.industry_high,
+            None,
+            None,
+            None,
+            None,
+        ),
     )
     group_points = dict.fromkeys(GROUPS, 0.0)
     for _, group, fires, points, count, *_ in factors:
@@ -214,16 +334,21 @@ def rate_one(rec: Record, policy: Policy) -> tuple[int, float, list[ReasonColumn
     for code, group, fires, points, _, value, threshold, profile_path in factors:
         if code not in overridden:
             weight = getattr(a.weights, group) * min(points, 100.0) / 10_000.0
-            reasons.append(ReasonColumn(code, fires, value, threshold, weight=weight,
-                                        profile_path=profile_path))
+            reasons.append(
+                ReasonColumn(
+                    code, fires, value, threshold, weight=weight, profile_path=profile_path
+                )
+            )
     has_data = rec.block["aml"] and (
         any(rec.flag(k) >= 0 for k in _FACTS)
         or any(not math.isnan(rec.num(k)) for k in _AMOUNTS)
-        or industry >= 0 or not math.isnan(rec.countries)
+        or industry >= 0
+        or not math.isnan(rec.countries)
     )
     level = level if has_data else UNRATED_AML
     cut = a.high_from if level >= HIGH else a.medium_from
     reasons.append(ReasonColumn("AML_SCORE", has_data, score, cut))
-    reasons.append(ReasonColumn("AML_NO_DATA", not has_data, None,
-                                float(a.new_customer.working_days)))
+    reasons.append(
+        ReasonColumn("AML_NO_DATA", not has_data, None, float(a.new_customer.working_days))
+    )
     return level, (score if has_data else NAN), reasons

@@ -14,8 +14,15 @@ IntArray = npt.NDArray[np.int8]
 
 #: Output vocabularies; a level array holds the index into its vocabulary.
 VALUE_TIERS: tuple[ValueTier, ...] = (
-    "private", "wealth", "affluent", "mass", "unrated",
-    "corporate_strategic", "corporate_key", "corporate_standard", "corporate_small",
+    "private",
+    "wealth",
+    "affluent",
+    "mass",
+    "unrated",
+    "corporate_strategic",
+    "corporate_key",
+    "corporate_standard",
+    "corporate_small",
 )
 NEEDS_TIERS: tuple[NeedsTier, ...] = ("professional", "advanced", "basic")
 RISK_LEVELS: tuple[RiskLevel, ...] = ("low", "medium", "high", "unrated")

@@ -61,8 +61,7 @@ def rate(cols: Columns, policy: Policy, aum: FloatArray, revenue: FloatArray) ->
     ranked = corporate & rated & (index < SMALL)
     row_floors = f[np.minimum(index, SMALL - 1)]  # n x criterion: the reached tier's floors
     reasons = [
-        ReasonColumn(code, ranked & (metrics[k] >= row_floors[:, k]), metrics[k],
-                     row_floors[:, k])
+        ReasonColumn(code, ranked & (metrics[k] >= row_floors[:, k]), metrics[k], row_floors[:, k])
         for k, (_, code) in enumerate(CRITERIA)
     ]
     reasons.append(ReasonColumn("VAL_CORP_SMALL", corporate & rated & (index == SMALL)))

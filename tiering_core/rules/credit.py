@@ -70,26 +70,32 @@ def rate(cols: Columns, policy: Policy) -> tuple[IntArray, list[ReasonColumn]]:
     class_level = by_class[np.where(loan_class >= 0, loan_class, len(LOAN_CLASSES))]
 
     dpd_high, dpd_medium = gt(dpd, c.high_dpd_over), ge(dpd, c.medium_dpd_from)
-    score_high, score_medium = _cut(lt, score, c.high_score_below), _cut(
-        lt, score, c.medium_score_below)
+    score_high, score_medium = (
+        _cut(lt, score, c.high_score_below),
+        _cut(lt, score, c.medium_score_below),
+    )
     dti_high, dti_medium = _cut(gt, dti, c.high_dti_over), _cut(gt, dti, c.medium_dti_over)
     high = (class_level == HIGH) | dpd_high | score_high | dti_high
     medium = (class_level == MEDIUM) | dpd_medium | score_medium | dti_medium
     has_data = (
-        (known(score) & _uses_score(c)) | (known(dti) & _uses_dti(c)) | known(dpd)
+        (known(score) & _uses_score(c))
+        | (known(dti) & _uses_dti(c))
+        | known(dpd)
         | (loan_class >= 0)
     )
     level = np.where(high, HIGH, np.where(medium, MEDIUM, LOW))
     level = np.where(has_data, level, UNRATED_RISK).astype(np.int8)
     reasons = [
         ReasonColumn("CRD_LOAN_CLASS_HIGH", class_level == HIGH, loan_class, labels=LOAN_CLASSES),
-        ReasonColumn("CRD_LOAN_CLASS_MEDIUM", class_level == MEDIUM, loan_class,
-                     labels=LOAN_CLASSES),
+        ReasonColumn(
+            "CRD_LOAN_CLASS_MEDIUM", class_level == MEDIUM, loan_class, labels=LOAN_CLASSES
+        ),
         ReasonColumn("CRD_DPD_SEVERE", dpd_high, dpd, float(c.high_dpd_over)),
         ReasonColumn("CRD_DPD", dpd_medium & ~dpd_high, dpd, float(c.medium_dpd_from)),
         ReasonColumn("CRD_SCORE_LOW", score_high, score, _num(c.high_score_below)),
-        ReasonColumn("CRD_SCORE_FAIR", score_medium & ~score_high, score,
-                     _num(c.medium_score_below)),
+        ReasonColumn(
+            "CRD_SCORE_FAIR", score_medium & ~score_high, score, _num(c.medium_score_below)
+        ),
         ReasonColumn("CRD_DTI_HIGH", dti_high, dti, c.high_dti_over),
         ReasonColumn("CRD_DTI_ELEVATED", dti_medium & ~dti_high, dti, c.medium_dti_over),
         ReasonColumn("CRD_GOOD", level == LOW),
@@ -103,29 +109,38 @@ def rate_one(rec: Record, policy: Policy) -> tuple[int, list[ReasonColumn]]:
     c = policy.credit
     score, dti, dpd = rec.num("credit_score"), rec.num("debt_to_income"), rec.num("days_past_due")
     loan_class = rec.enum("loan_class")
-    class_level = (RISK_LEVELS.index({str(k): v for k, v in c.loan_class.items()}[
-        LOAN_CLASSES[loan_class]]) if loan_class >= 0 else -1)
+    class_level = (
+        RISK_LEVELS.index({str(k): v for k, v in c.loan_class.items()}[LOAN_CLASSES[loan_class]])
+        if loan_class >= 0
+        else -1
+    )
     dpd_high, dpd_medium = dpd > c.high_dpd_over, dpd >= c.medium_dpd_from
     score_high = _cut_one(True, score, c.high_score_below)
     score_medium = _cut_one(True, score, c.medium_score_below)
-    dti_high, dti_medium = _cut_one(False, dti, c.high_dti_over), _cut_one(
-        False, dti, c.medium_dti_over)
+    dti_high, dti_medium = (
+        _cut_one(False, dti, c.high_dti_over),
+        _cut_one(False, dti, c.medium_dti_over),
+    )
     high = class_level == HIGH or dpd_high or score_high or dti_high
     medium = class_level == MEDIUM or dpd_medium or score_medium or dti_medium
     has_data = (
-        (not math.isnan(score) and _uses_score(c)) or (not math.isnan(dti) and _uses_dti(c))
-        or not math.isnan(dpd) or loan_class >= 0
+        (not math.isnan(score) and _uses_score(c))
+        or (not math.isnan(dti) and _uses_dti(c))
+        or not math.isnan(dpd)
+        or loan_class >= 0
     )
     level = (HIGH if high else MEDIUM if medium else LOW) if has_data else UNRATED_RISK
     return level, [
         ReasonColumn("CRD_LOAN_CLASS_HIGH", class_level == HIGH, loan_class, labels=LOAN_CLASSES),
-        ReasonColumn("CRD_LOAN_CLASS_MEDIUM", class_level == MEDIUM, loan_class,
-                     labels=LOAN_CLASSES),
+        ReasonColumn(
+            "CRD_LOAN_CLASS_MEDIUM", class_level == MEDIUM, loan_class, labels=LOAN_CLASSES
+        ),
         ReasonColumn("CRD_DPD_SEVERE", dpd_high, dpd, float(c.high_dpd_over)),
         ReasonColumn("CRD_DPD", dpd_medium and not dpd_high, dpd, float(c.medium_dpd_from)),
         ReasonColumn("CRD_SCORE_LOW", score_high, score, _num(c.high_score_below)),
-        ReasonColumn("CRD_SCORE_FAIR", score_medium and not score_high, score,
-                     _num(c.medium_score_below)),
+        ReasonColumn(
+            "CRD_SCORE_FAIR", score_medium and not score_high, score, _num(c.medium_score_below)
+        ),
         ReasonColumn("CRD_DTI_HIGH", dti_high, dti, c.high_dti_over),
         ReasonColumn("CRD_DTI_ELEVATED", dti_medium and not dti_high, dti, c.medium_dti_over),
         ReasonColumn("CRD_GOOD", level == LOW),

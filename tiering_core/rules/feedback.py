@@ -45,8 +45,12 @@ def rate_one(rec: Record, policy: Policy) -> tuple[bool, bool, list[ReasonColumn
     complaints, nps, csat = rec.num("open_complaints"), rec.num("nps"), rec.num("csat")
     complaint = complaints > 0
     nps_low, csat_low = nps <= f.detractor_nps_max, csat <= f.detractor_csat_max
-    return complaint, nps_low or csat_low, [
-        ReasonColumn("FB_OPEN_COMPLAINT", complaint, complaints),
-        ReasonColumn("FB_DETRACTOR_NPS", nps_low, nps, f.detractor_nps_max),
-        ReasonColumn("FB_LOW_CSAT", csat_low, csat, f.detractor_csat_max),
-    ]
+    return (
+        complaint,
+        nps_low or csat_low,
+        [
+            ReasonColumn("FB_OPEN_COMPLAINT", complaint, complaints),
+            ReasonColumn("FB_DETRACTOR_NPS", nps_low, nps, f.detractor_nps_max),
+            ReasonColumn("FB_LOW_CSAT", csat_low, csat, f.detractor_csat_max),
+        ],
+    )

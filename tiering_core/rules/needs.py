@@ -42,8 +42,9 @@ def rate(
         ReasonColumn("NEED_CORPORATE", corporate),
         ReasonColumn("NEED_QUALIFIED_INVESTOR", qualified),
         ReasonColumn("NEED_TIER", pro_tier, value_tier, "professional", labels=VALUE_TIERS),
-        ReasonColumn("NEED_TIER", adv_tier & ~professional, value_tier, "advanced",
-                     labels=VALUE_TIERS),
+        ReasonColumn(
+            "NEED_TIER", adv_tier & ~professional, value_tier, "advanced", labels=VALUE_TIERS
+        ),
         ReasonColumn("NEED_INVESTMENT_PRODUCTS", invests & ~professional),
         ReasonColumn("NEED_BASIC", tier == BASIC),
     ]
@@ -67,8 +68,9 @@ def rate_one(rec: Record, policy: Policy, value_tier: int) -> tuple[int, list[Re
         ReasonColumn("NEED_CORPORATE", corporate),
         ReasonColumn("NEED_QUALIFIED_INVESTOR", qualified),
         ReasonColumn("NEED_TIER", pro_tier, value_tier, "professional", labels=VALUE_TIERS),
-        ReasonColumn("NEED_TIER", adv_tier and not professional, value_tier, "advanced",
-                     labels=VALUE_TIERS),
+        ReasonColumn(
+            "NEED_TIER", adv_tier and not professional, value_tier, "advanced", labels=VALUE_TIERS
+        ),
         ReasonColumn("NEED_INVESTMENT_PRODUCTS", invests and not professional),
         ReasonColumn("NEED_BASIC", tier == BASIC),
     ]

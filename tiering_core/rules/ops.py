@@ -35,19 +35,23 @@ def rate(cols: Columns, policy: Policy) -> tuple[IntArray, list[ReasonColumn]]:
     ):
         level = np.where(fires, np.maximum(level, lvl), level).astype(np.int8)
     has_data = (
-        (cols.flag["fraud_victim"] >= 0) | (cols.flag["kyc_expired"] >= 0)
-        | known(failed) | known(tickets)
+        (cols.flag["fraud_victim"] >= 0)
+        | (cols.flag["kyc_expired"] >= 0)
+        | known(failed)
+        | known(tickets)
     )
     level = np.where(has_data, level, UNRATED_RISK).astype(np.int8)
     reasons = [
         ReasonColumn("OPS_FRAUD_VICTIM", fraud),
         ReasonColumn("OPS_KYC_EXPIRED", kyc),
         ReasonColumn("OPS_FAILED_HIGH", failed_high, failed, float(o.failed_high_from)),
-        ReasonColumn("OPS_FAILED", failed_medium & ~failed_high, failed,
-                     float(o.failed_medium_from)),
+        ReasonColumn(
+            "OPS_FAILED", failed_medium & ~failed_high, failed, float(o.failed_medium_from)
+        ),
         ReasonColumn("OPS_TICKETS_HIGH", tickets_high, tickets, float(o.tickets_high_from)),
-        ReasonColumn("OPS_TICKETS", tickets_medium & ~tickets_high, tickets,
-                     float(o.tickets_medium_from)),
+        ReasonColumn(
+            "OPS_TICKETS", tickets_medium & ~tickets_high, tickets, float(o.tickets_medium_from)
+        ),
         ReasonColumn("OPS_NO_DATA", ~has_data),
     ]
     return level, reasons
@@ -70,16 +74,25 @@ def rate_one(rec: Record, policy: Policy) -> tuple[int, list[ReasonColumn]]:
     ):
         if fires:
             level = max(level, lvl)
-    has_data = (rec.flag("fraud_victim") >= 0 or rec.flag("kyc_expired") >= 0
-                or not math.isnan(failed) or not math.isnan(tickets))
+    has_data = (
+        rec.flag("fraud_victim") >= 0
+        or rec.flag("kyc_expired") >= 0
+        or not math.isnan(failed)
+        or not math.isnan(tickets)
+    )
     return (level if has_data else UNRATED_RISK), [
         ReasonColumn("OPS_FRAUD_VICTIM", fraud),
         ReasonColumn("OPS_KYC_EXPIRED", kyc),
         ReasonColumn("OPS_FAILED_HIGH", failed_high, failed, float(o.failed_high_from)),
-        ReasonColumn("OPS_FAILED", failed_medium and not failed_high, failed,
-                     float(o.failed_medium_from)),
+        ReasonColumn(
+            "OPS_FAILED", failed_medium and not failed_high, failed, float(o.failed_medium_from)
+        ),
         ReasonColumn("OPS_TICKETS_HIGH", tickets_high, tickets, float(o.tickets_high_from)),
-        ReasonColumn("OPS_TICKETS", tickets_medium and not tickets_high, tickets,
-                     float(o.tickets_medium_from)),
+        ReasonColumn(
+            "OPS_TICKETS",
+            tickets_medium and not tickets_high,
+            tickets,
+            float(o.tickets_medium_from),
+        ),
         ReasonColumn("OPS_NO_DATA", not has_data),
     ]

@@ -76,10 +76,18 @@ def check(cols: Columns, policy: Policy) -> tuple[Columns, list[IssueColumn], Bo
         issues.append(IssueColumn("DQ_UNKNOWN_ENUM", path, unknown[row], "unknown value; ignored"))
     enums = np.where(unknown, np.int8(MISSING), cols.enums).astype(np.int8)
     candidates = [
-        IssueColumn("DQ_UNKNOWN_ENUM", "aml.high_risk_countries", cols.unknown_countries > 0,
-                    "not an ISO 3166 alpha-2 code; ignored"),
-        IssueColumn("DQ_NO_FX", "currency", np.isnan(cols.fx_rate),
-                    "no exchange rate in the policy; amounts unused"),
+        IssueColumn(
+            "DQ_UNKNOWN_ENUM",
+            "aml.high_risk_countries",
+            cols.unknown_countries > 0,
+            "not an ISO 3166 alpha-2 code; ignored",
+        ),
+        IssueColumn(
+            "DQ_NO_FX",
+            "currency",
+            np.isnan(cols.fx_rate),
+            "no exchange rate in the policy; amounts unused",
+        ),
         *_missing_required(cols, policy),
     ]
     issues.extend(i for i in candidates if np.any(i.mask))
@@ -156,15 +164,11 @@ def _missing_required(cols: Columns, policy: Policy) -> list[IssueColumn]:
             )
     for block in ("aml", "ops", "credit", "activity", "revenue_12m", "feedback"):
         if block in required:
-            out.append(
-                IssueColumn("DQ_MISSING", block, ~cols.block[block], "required; missing")
-            )
+            out.append(IssueColumn("DQ_MISSING", block, ~cols.block[block], "required; missing"))
     if "aml" in required:
         for fact in AML_REQUIRED_FACTS:
             gap = cols.block["aml"] & (cols.flag[fact] == MISSING)
-            out.append(
-                IssueColumn("DQ_MISSING", PATHS[fact], gap, "screening result missing")
-            )
+            out.append(IssueColumn("DQ_MISSING", PATHS[fact], gap, "screening result missing"))
     return out
 
 
@@ -179,8 +183,9 @@ def check_one(rec: Record, policy: Policy) -> tuple[Record, list[IssueColumn], b
     for row, x in enumerate(rec.numbers):
         side = 1 if x > high[row, 0] else 0
         if side or x < low[row, 0]:
-            issues.append(IssueColumn(codes[row][side], PATHS[NUMBERS[row][0]], True,
-                                      problems[row][side]))
+            issues.append(
+                IssueColumn(codes[row][side], PATHS[NUMBERS[row][0]], True, problems[row][side])
+            )
             numbers[row] = NAN
     if rec.fx_rate != 1.0:
         for row in _AMOUNT_ROWS:
@@ -188,15 +193,25 @@ def check_one(rec: Record, policy: Policy) -> tuple[Record, list[IssueColumn], b
     enums = list(rec.enums)
     for row, code in enumerate(rec.enums):
         if code == UNKNOWN:
-            issues.append(IssueColumn("DQ_UNKNOWN_ENUM", PATHS[ENUMS[row][0]], True,
-                                      "unknown value; ignored"))
+            issues.append(
+                IssueColumn("DQ_UNKNOWN_ENUM", PATHS[ENUMS[row][0]], True, "unknown value; ignored")
+            )
             enums[row] = MISSING
     if rec.unknown_countries > 0:
-        issues.append(IssueColumn("DQ_UNKNOWN_ENUM", "aml.high_risk_countries", True,
-                                  "not an ISO 3166 alpha-2 code; ignored"))
+        issues.append(
+            IssueColumn(
+                "DQ_UNKNOWN_ENUM",
+                "aml.high_risk_countries",
+                True,
+                "not an ISO 3166 alpha-2 code; ignored",
+            )
+        )
     if math.isnan(rec.fx_rate):
-        issues.append(IssueColumn("DQ_NO_FX", "currency", True,
-                                  "no exchange rate in the policy; amounts unused"))
+        issues.append(
+            IssueColumn(
+                "DQ_NO_FX", "currency", True, "no exchange rate in the policy; amounts unused"
+            )
+        )
     issues.extend(_missing_required_one(rec, policy))
     clean = replace(rec, numbers=numbers, enums=enums)
     return clean, issues, bool(issues)

@@ -44,8 +44,12 @@ from tiering_core.rules import task_text
 Action = dict[str, Any]
 #: Value tiers a relationship manager serves; others are self-service (no RM task).
 RM_TIERS = (
-    "private", "wealth", "affluent",
-    "corporate_strategic", "corporate_key", "corporate_standard",
+    "private",
+    "wealth",
+    "affluent",
+    "corporate_strategic",
+    "corporate_key",
+    "corporate_standard",
 )
 
 
@@ -148,29 +152,37 @@ def tasks(
         period = period_label(as_of, rule.period)
         days = rule.due_days if due_days is None else due_days
         due = as_of + timedelta(days=days)
-        out.append({
-            "kind": "task",
-            "rule": rule_name,
-            "subject": subject,
-            "priority": priority or rule.priority,
-            "due": due,
-            "queue": None if owner else rule.queue,
-            "owner_id": owner,
-            "description": task_text.description(
-                rule_name, rule, reasons, policy, due, days, dq_fields
-            ),
-            "dedupe_key": dedupe_key(profile.id, rule_name + key, period),
-        })
+        out.append(
+            {
+                "kind": "task",
+                "rule": rule_name,
+                "subject": subject,
+                "priority": priority or rule.priority,
+                "due": due,
+                "queue": None if owner else rule.queue,
+                "owner_id": owner,
+                "description": task_text.description(
+                    rule_name, rule, reasons, policy, due, days, dq_fields
+                ),
+                "dedupe_key": dedupe_key(profile.id, rule_name + key, period),
+            }
+        )
 
     # A sanctions hit is handled the day it is found, by compliance, whatever level the
     # policy rates it; it replaces the EDD review (which waits up to edd_review.due_days).
     sanctioned = bool(profile.aml and profile.aml.sanctions_hit)
     if sanctioned:
-        add("sanctions_review", t.sanctions_review,
-            "Sanctions screening hit: restrict the relationship and review it today")
+        add(
+            "sanctions_review",
+            t.sanctions_review,
+            "Sanctions screening hit: restrict the relationship and review it today",
+        )
     elif o.aml_risk in ("high", "prohibited"):
-        subject = ("Prohibited AML level: restrict and review the relationship"
-                   if o.aml_risk == "prohibited" else "Enhanced due diligence review")
+        subject = (
+            "Prohibited AML level: restrict and review the relationship"
+            if o.aml_risk == "prohibited"
+            else "Enhanced due diligence review"
+        )
         add("edd_review", t.edd_review, subject)
     if o.credit_risk == "high":
         add("credit_limit_review", t.credit_limit_review, "Credit limit and pricing review")
@@ -178,35 +190,55 @@ def tasks(
         # One deadline for every customer (the complaint rules set it by law, not by tier);
         # a priority tier only moves the task up the queue.
         rule = t.complaint
-        add("complaint", rule, f"Resolve {o.open_complaints} open complaint(s)",
-            priority="high" if o.value_tier in rule.priority_tiers else None)
+        add(
+            "complaint",
+            rule,
+            f"Resolve {o.open_complaints} open complaint(s)",
+            priority="high" if o.value_tier in rule.priority_tiers else None,
+        )
     # Relationship-building (sales) tasks wait while AML risk blocks marketing: EDD and
     # senior approval come before VIP treatment. Complaints and service recovery do not.
     if o.aml_risk not in policy.strategy.risk.no_marketing_aml:
         if o.upgraded_from is not None:
-            add("upgrade_call", t.upgrade_call,
+            add(
+                "upgrade_call",
+                t.upgrade_call,
                 f"Call the customer: upgraded from {o.upgraded_from} to {o.value_tier}",
-                key=f":{o.value_tier}")
+                key=f":{o.value_tier}",
+            )
         if o.value_tier in t.dedicated_advisor.tiers and not profile.owner_id:
-            add("dedicated_advisor", t.dedicated_advisor,
-                f"Assign a dedicated advisor ({o.value_tier} customer without one)")
+            add(
+                "dedicated_advisor",
+                t.dedicated_advisor,
+                f"Assign a dedicated advisor ({o.value_tier} customer without one)",
+            )
         rule = t.corporate_banking
         if profile.kind == "corporate" and (not rule.tiers or o.value_tier in rule.tiers):
-            add("corporate_banking", rule,
+            add(
+                "corporate_banking",
+                rule,
                 "Corporate banking review: cash management, credit lines and trade finance"
-                if profile.owner_id else
-                f"Assign a corporate relationship manager ({o.value_tier} without one)")
+                if profile.owner_id
+                else f"Assign a corporate relationship manager ({o.value_tier} without one)",
+            )
         if o.needs_tier == "professional" and profile.kind != "corporate":
             add("investment_advisory", t.investment_advisory, "Investment advisory review")
     # Service recovery is retention: never for a customer the bank must restrict.
     if o.detractor and not sanctioned and o.aml_risk != "prohibited":
         rule = t.service_recovery
-        add("service_recovery", rule, "Service recovery: detractor feedback",
-            priority="high" if o.value_tier in rule.priority_tiers else None)
+        add(
+            "service_recovery",
+            rule,
+            "Service recovery: detractor feedback",
+            priority="high" if o.value_tier in rule.priority_tiers else None,
+        )
     if o.dq_fields:
-        add("data_remediation", t.data_remediation,
+        add(
+            "data_remediation",
+            t.data_remediation,
             f"Complete or correct customer data ({len(o.dq_fields)} field(s))",
-            dq_fields=o.dq_fields)
+            dq_fields=o.dq_fields,
+        )
     return out
 
 
@@ -219,15 +251,19 @@ def campaigns(profile: CustomerProfile, o: Outcome, policy: Policy) -> list[Acti
             o.aml_risk in risk.no_campaigns_aml
             or (campaign.marketing and o.aml_risk in risk.no_marketing_aml)
             or (campaign.marketing and o.marketing_opt_out)
-            or (policy.strategy.campaigns[key].credit_product
-                and o.credit_risk in risk.no_credit_products_credit)
+            or (
+                policy.strategy.campaigns[key].credit_product
+                and o.credit_risk in risk.no_credit_products_credit
+            )
         )
-        out.append({
-            "kind": "campaign",
-            "campaign": key,
-            "member": member,
-            "dedupe_key": dedupe_key(profile.id, "campaign", key),
-        })
+        out.append(
+            {
+                "kind": "campaign",
+                "campaign": key,
+                "member": member,
+                "dedupe_key": dedupe_key(profile.id, "campaign", key),
+            }
+        )
     return out
 
 

@@ -96,7 +96,8 @@ def description(
     languages = ("en", "zh") if language == "both" else (language,)
     en, zh, dimensions = WHAT[rule_name]
     why = top_reasons(
-        [r for r in reasons if r["dimension"] in dimensions], policy.strategy.reasons_top,
+        [r for r in reasons if r["dimension"] in dimensions],
+        policy.strategy.reasons_top,
         include_aml="aml" in dimensions,
     )
     blocks = []

@@ -68,8 +68,12 @@ def revenue_of(cols: Columns) -> FloatArray:
 def _aum_reasons(by_aum: Any, aum: Any, floors: Any) -> list[ReasonColumn]:
     """VAL_AUM_<tier> for the tier AUM alone gives (arrays for a batch, scalars for one)."""
     return [
-        ReasonColumn(f"VAL_AUM_{tier.upper()}", by_aum == code, aum,
-                     float(floors[min(code, len(RANKED) - 1)]))
+        ReasonColumn(
+            f"VAL_AUM_{tier.upper()}",
+            by_aum == code,
+            aum,
+            float(floors[min(code, len(RANKED) - 1)]),
+        )
         for code, tier in enumerate(VALUE_TIERS[:4])
     ]
 
@@ -108,8 +112,9 @@ def rate(cols: Columns, policy: Policy, as_of: date) -> ValueOutcome:
         target = np.argmax(eligible, axis=0).astype(np.int8)  # the highest tier reached
         qualified = np.where(lifts, target, by_aum).astype(np.int8)
         reasons += [
-            ReasonColumn("VAL_LIFT_PROFIT", lifts & (target == code), revenue,
-                         float(revenue_floors[code, 0]))
+            ReasonColumn(
+                "VAL_LIFT_PROFIT", lifts & (target == code), revenue, float(revenue_floors[code, 0])
+            )
             for code in range(len(RANKED))
         ]
     corp = corporate.rate(cols, policy, aum, revenue)
@@ -133,8 +138,11 @@ def rate(cols: Columns, policy: Policy, as_of: date) -> ValueOutcome:
     tx = cols.number["transactions_90d"]
     logins = cols.number["digital_logins_90d"]
     e = v.engagement
-    reasons.append(ReasonColumn("VAL_ACTIVE", ge(tx, e.active_transactions_from), tx,
-                                e.active_transactions_from))
+    reasons.append(
+        ReasonColumn(
+            "VAL_ACTIVE", ge(tx, e.active_transactions_from), tx, e.active_transactions_from
+        )
+    )
     dormant = le(tx, e.dormant_transactions_max) & le(logins, e.dormant_transactions_max)
     reasons.append(ReasonColumn("VAL_DORMANT", dormant))
     return ValueOutcome(
@@ -171,8 +179,16 @@ def _hysteresis(
         none = np.zeros(cols.n, dtype=np.bool_)
         nan = np.full(cols.n, np.nan)
         since = np.where(rated, np.nan, cols.below_floor_since)
-        return _Hysteresis(qualified, np.full(cols.n, -1, dtype=np.int8), since,
-                           floor_by_code[np.full(cols.n, UNRATED_TIER)], none, none, none, nan)
+        return _Hysteresis(
+            qualified,
+            np.full(cols.n, -1, dtype=np.int8),
+            since,
+            floor_by_code[np.full(cols.n, UNRATED_TIER)],
+            none,
+            none,
+            none,
+            nan,
+        )
     upgraded_from = np.where(has_prev & (qualified < prev), prev, -1).astype(np.int8)
     falling = has_prev & (qualified > prev)
     prev_floor = floor_by_code[np.where(prev >= 0, prev, UNRATED_TIER)]
@@ -202,11 +218,13 @@ def score(cols: Columns, policy: Policy, aum: FloatArray, revenue: FloatArray) -
     shares = np.minimum(activity / caps, 1.0)
     counted = known(shares)
     activity_share = np.where(counted, shares, 0.0).sum(axis=0) / np.maximum(counted.sum(axis=0), 1)
-    components = np.vstack([
-        np.minimum(np.log1p(aum) / np.log1p(s.aum_cap), 1.0),
-        np.minimum(np.log1p(revenue) / np.log1p(s.revenue_cap), 1.0),
-        np.where(counted.any(axis=0), activity_share, np.nan),
-    ])
+    components = np.vstack(
+        [
+            np.minimum(np.log1p(aum) / np.log1p(s.aum_cap), 1.0),
+            np.minimum(np.log1p(revenue) / np.log1p(s.revenue_cap), 1.0),
+            np.where(counted.any(axis=0), activity_share, np.nan),
+        ]
+    )
     weights = np.array([[s.aum_weight], [s.revenue_weight], [s.activity_weight]])
     present = known(components)
     total = np.where(present, components * weights, 0.0).sum(axis=0)
@@ -251,20 +269,24 @@ def rate_one(rec: Record, policy: Policy, as_of: date) -> ValueOne:
     qualified = by_aum
     if v.lift.enabled:
         target = next(
-            (code for code, name in enumerate(RANKED)
-             if by_aum > code and rated and revenue >= tiers[name].revenue_floor
-             and aum >= floors[code] * v.lift.aum_share),
+            (
+                code
+                for code, name in enumerate(RANKED)
+                if by_aum > code
+                and rated
+                and revenue >= tiers[name].revenue_floor
+                and aum >= floors[code] * v.lift.aum_share
+            ),
             None,
         )
         qualified = by_aum if target is None else target
         reasons += [
-            ReasonColumn("VAL_LIFT_PROFIT", target == code, revenue,
-                         float(tiers[name].revenue_floor))
+            ReasonColumn(
+                "VAL_LIFT_PROFIT", target == code, revenue, float(tiers[name].revenue_floor)
+            )
             for code, name in enumerate(RANKED)
         ]
-    is_corporate, corporate_tier, corporate_reasons = corporate.rate_one(
-        rec, policy, aum, revenue
-    )
+    is_corporate, corporate_tier, corporate_reasons = corporate.rate_one(rec, policy, aum, revenue)
     if is_corporate:
         for rc in reasons:
             rc.mask = False
@@ -295,10 +317,12 @@ def rate_one(rec: Record, policy: Policy, as_of: date) -> ValueOne:
         ReasonColumn("VAL_HELD_GRACE", held_grace, days_below, float(v.grace_days)),
         ReasonColumn("VAL_DOWNGRADE", downgraded, days_below, float(v.grace_days)),
         ReasonColumn("VAL_NO_AUM", not rated),
-        ReasonColumn("VAL_ACTIVE", tx >= e.active_transactions_from, tx,
-                     e.active_transactions_from),
-        ReasonColumn("VAL_DORMANT",
-                     tx <= e.dormant_transactions_max and logins <= e.dormant_transactions_max),
+        ReasonColumn(
+            "VAL_ACTIVE", tx >= e.active_transactions_from, tx, e.active_transactions_from
+        ),
+        ReasonColumn(
+            "VAL_DORMANT", tx <= e.dormant_transactions_max and logins <= e.dormant_transactions_max
+        ),
     ]
     return ValueOne(tier, score_one(rec, policy, aum, revenue), upgraded_from, since, reasons)
 
@@ -306,9 +330,11 @@ def rate_one(rec: Record, policy: Policy, as_of: date) -> ValueOne:
 def score_one(rec: Record, policy: Policy, aum: float, revenue: float) -> float:
     s = policy.value.score
     shares = []
-    for x, cap in ((rec.num("transactions_90d"), s.transactions_cap),
-                   (rec.num("digital_logins_90d"), s.logins_cap),
-                   (rec.products, s.products_cap)):
+    for x, cap in (
+        (rec.num("transactions_90d"), s.transactions_cap),
+        (rec.num("digital_logins_90d"), s.logins_cap),
+        (rec.products, s.products_cap),
+    ):
         share = x / cap
         shares.append(1.0 if share > 1.0 else share)  # NaN stays NaN, as np.minimum
     counted = [not math.isnan(x) for x in shares]
