@@ -15,26 +15,11 @@ import pytest
 import sqlalchemy as sa
 
 from sync import audit, schema
-from sync.audit import GENESIS, HEAD_KEY, AuditEntry, AuditKeys
+from sync.audit import GENESIS, HEAD_KEY, AuditKeys
 from sync.store import StateStore, readable_by_others
+from tests.sync.test_sync_store import _entry  # one audit row, as the store tests make it
 
 KEY_A, KEY_B = b"a" * 32, b"b" * 32
-
-
-def _entry(i: int) -> AuditEntry:
-    return AuditEntry(
-        stream="s",
-        customer_ref=f"cust_{i:020d}",
-        event="tier_change",
-        old={"value_tier": "mass"},
-        new={"value_tier": "affluent"},
-        reason_codes=["VAL_AUM_AFFLUENT"],
-        policy_version="default@abc",
-        input_hash="0" * 64,
-        trigger="sync",
-        actor="test",
-        run_id="r1",
-    )
 
 
 def _append(store: StateStore, n: int, start: int = 0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -13,17 +14,7 @@ from tiering_core.models import AmlRisk, NeedsTier, RiskLevel, Status, ValueTier
 IntArray = npt.NDArray[np.int8]
 
 #: Output vocabularies; a level array holds the index into its vocabulary.
-VALUE_TIERS: tuple[ValueTier, ...] = (
-    "private",
-    "wealth",
-    "affluent",
-    "mass",
-    "unrated",
-    "corporate_strategic",
-    "corporate_key",
-    "corporate_standard",
-    "corporate_small",
-)
+VALUE_TIERS: tuple[ValueTier, ...] = get_args(ValueTier)  # in the Literal's order
 NEEDS_TIERS: tuple[NeedsTier, ...] = ("professional", "advanced", "basic")
 RISK_LEVELS: tuple[RiskLevel, ...] = ("low", "medium", "high", "unrated")
 AML_LEVELS: tuple[AmlRisk, ...] = ("low", "medium", "high", "prohibited", "unrated")
