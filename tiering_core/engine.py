@@ -48,6 +48,7 @@ from tiering_core.rules import (
     feedback,
     needs,
     ops,
+    override,
     quality,
     strategy,
     value,
@@ -159,6 +160,7 @@ def decide_batch(
     if len(profiles) == 1:
         return [decide(profiles[0], policy, as_of, kinds=kinds)]
     evaluation = evaluate(Columns.from_profiles(profiles, policy), policy, as_of)
+    evaluation = override.apply(evaluation, profiles, policy, as_of)
     with collector_paused():
         return _decisions(profiles, evaluation, policy, as_of, kinds)
 
@@ -185,6 +187,15 @@ def decide(
     """Decide one customer with the rules' plain-Python form (``decide_batch`` takes it for
     a batch of one: the webhook path). It equals the vectorised path exactly; tests hold
     the two to that on arbitrary and generated customers."""
+    if profile.override is not None:  # the override step is column-wise only
+        ev = override.apply(
+            evaluate(Columns.from_profiles([profile], policy), policy, as_of),
+            [profile],
+            policy,
+            as_of,
+        )
+        with collector_paused():
+            return _decisions([profile], ev, policy, as_of, kinds)[0]
     rec = Record.from_profile(profile, policy)
     clean, issue_cols, has_issue = quality.check_one(rec, policy)
     v = value.rate_one(clean, policy, as_of)
@@ -334,7 +345,8 @@ def _decision(
         ops_risk=RISK_LEVELS[d.ops_risk],
         edd_required=aml_risk in ("high", "prohibited"),
         next_review=review[aml_risk],
-        service_level=sl.prohibited if aml_risk == "prohibited" else getattr(sl, value_tier),
+        service_level=(profile.override and override.service_level(reasons, sl))
+        or (sl.prohibited if aml_risk == "prohibited" else getattr(sl, value_tier)),
         status=STATUSES[d.status],
         upgraded_from=None if d.upgraded_from < 0 else VALUE_TIERS[d.upgraded_from],
         open_complaints=int(d.open_complaints),
@@ -347,7 +359,14 @@ def _decision(
         "id": profile.id,
         **outcome.decided(),
         "reasons": reasons,
-        "actions": strategy.actions(profile, outcome, reasons, policy, as_of, kinds),
+        "actions": (
+            *strategy.actions(profile, outcome, reasons, policy, as_of, kinds),
+            *(
+                override.refusal_tasks(profile, reasons, policy, as_of, kinds)
+                if profile.override
+                else ()
+            ),
+        ),
         "dq_issues": issues,
         "policy_version": policy.version,
         "below_floor_since": None if since != since else date.fromordinal(int(since)),
