@@ -23,7 +23,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tiering_core.models import CustomerProfile, DQIssue
+from tiering_core.models import OVERRIDE_AUDIT_FIELDS, CustomerProfile, DQIssue
 
 #: Canonical output fields a connector may write back to the CRM record.
 WRITEBACK_FIELDS = (
@@ -176,6 +176,7 @@ CANONICAL_TYPES: dict[str, Any] = {
     path: typ
     for path, typ in _leaf_types(CustomerProfile).items()
     if not path.startswith("previous.")
+    and path not in {f"override.{name}" for name in OVERRIDE_AUDIT_FIELDS}
 }
 
 

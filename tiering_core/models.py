@@ -214,6 +214,10 @@ class Override(_Input):
     approved_at: datetime | None = None
 
 
+#: ``Override`` fields that only the CRM's audit may fill (never a mapped CRM field).
+OVERRIDE_AUDIT_FIELDS = ("maker_id", "checker_id", "proposed_at", "approved_at")
+
+
 class CustomerProfile(_Input):
     id: Annotated[str, Field(min_length=1)]
     kind: str | None = None  # one of CUSTOMER_KINDS

@@ -57,6 +57,7 @@ from connectors.sandbox.fxiaoke_schema import (
     validate,
 )
 from connectors.sandbox.generator import generate, to_crm_fields
+from connectors.sandbox.override_trail import install_fxiaoke_flow
 from connectors.sandbox.server import Request, Response, Router
 
 CRM = "fxiaoke"
@@ -386,6 +387,7 @@ class FxiaokeSandbox(SandboxLifecycle):
                 self._wrap(handler, custom=True),
                 f"custom_{verb}",
             )
+        install_fxiaoke_flow(self, router)  # tier overrides' approval flow (override_trail)
         router.add("POST", "/.*", self._unknown_path, "unknown")
 
     def _unknown_path(self, request: Request) -> Response:

@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any, get_args, get_origin
 
 from connectors.mapping import CANONICAL_TYPES, DefaultMapping
+from connectors.salesforce.override_audit import history_object
 from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS
 from tiering_core.models import ValueTier
 
@@ -291,7 +292,27 @@ def build_schema(
         member.add(FieldSpec("AccountId", "reference", updateable=False))
     member.add(FieldSpec("Status", "picklist", picklist=("Sent", "Responded")))
     member.add(FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True))
-    return {o.name: o for o in (account, task, campaign, member, *owner_objects())}
+    history = history_spec(account.name)
+    return {o.name: o for o in (account, task, campaign, member, history, *owner_objects())}
+
+
+def history_spec(sobject: str) -> ObjectSpec:
+    """The customer object's field history (``AccountHistory``), query-only: the rows
+    field history tracking keeps of the tracked override fields (docs/overrides.md)."""
+    name, parent = history_object(sobject)
+    spec = ObjectSpec(name, deletable=False)
+    for field_name, typ in (
+        ("Id", "id"),
+        (parent, "reference"),
+        ("Field", "picklist"),
+        ("OldValue", "anyType"),
+        ("NewValue", "anyType"),
+        ("CreatedById", "reference"),
+        ("CreatedDate", "datetime"),
+        ("IsDeleted", "boolean"),
+    ):
+        spec.add(FieldSpec(field_name, typ, updateable=False, createable=False))
+    return spec
 
 
 def owner_objects() -> tuple[ObjectSpec, ...]:

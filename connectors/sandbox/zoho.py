@@ -28,6 +28,7 @@ from typing import Any
 from connectors.mapping import load_default_mapping
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.generator import SyntheticCustomer, generate, to_crm_fields
+from connectors.sandbox.override_trail import install_zoho_timeline
 from connectors.sandbox.server import Request, Response
 from connectors.sandbox.zoho_api import (
     _ID_BASE,
@@ -104,6 +105,7 @@ class ZohoSandbox(SandboxLifecycle):
             lambda: self.server.base_url,
         )
         self.api.register(router)
+        install_zoho_timeline(self, router)  # tier overrides' audit (override_trail)
         self.api.discrete_page_limit = discrete_page_limit
         self.api.profile = integration_profile  # "Administrator": what doctor warns about
         self.server.on_reset.append(self._reset)
