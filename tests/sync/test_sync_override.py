@@ -89,9 +89,14 @@ def test_maker_proposes_checker_approves_sync_honours_then_falls_back(harness: H
     expires = AS_OF + timedelta(days=30)
     day = AS_OF - timedelta(days=1)
     propose_override(
-        sb, lifted, user=maker, at=_at(day, 9), value_tier="private",
-        reason="family office moving its deposits here", expires=expires,
-    )  # fmt: skip
+        sb,
+        lifted,
+        user=maker,
+        at=_at(day, 9),
+        value_tier="private",
+        reason="family office moving its deposits here",
+        expires=expires,
+    )
     approve_override(sb, lifted, user=checker, at=_at(day, 11))
     propose_override(sb, selfish, user=maker, at=_at(day, 9), value_tier="wealth", expires=expires)
     approve_override(sb, selfish, user=maker, at=_at(day, 10))
