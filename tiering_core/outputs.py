@@ -121,12 +121,17 @@ BY_NAME: Mapping[str, Output] = {o.name: o for o in OUTPUTS}
 RESTRICTED: frozenset[str] = frozenset(o.name for o in OUTPUTS if o.restricted)
 
 
-def output_type(name: str) -> OutputType:
-    """The declared type of output ``name``; KeyError names an undeclared output."""
+def declared(name: str) -> Output:
+    """The declaration of output ``name``; KeyError names an undeclared output."""
     try:
-        return BY_NAME[name].type
+        return BY_NAME[name]
     except KeyError:
         raise KeyError(f"{name!r} is not a declared write-back output") from None
+
+
+def output_type(name: str) -> OutputType:
+    """The declared type of output ``name`` (what each CRM's encoder goes by)."""
+    return declared(name).type
 
 
 def _is_iso_date(text: str) -> bool:

@@ -32,7 +32,7 @@ from connectors.mapping import WritebackConfig
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.config import SalesforceSettings
 from connectors.salesforce.mapping import FIELD_TYPES
-from tiering_core.outputs import BY_NAME
+from tiering_core.outputs import declared
 
 #: Custom fields of Task and Event live on Activity in the Metadata API.
 DEFINED_ON = {"Task": "Activity"}
@@ -67,13 +67,13 @@ class _Wanted:
 
 def writeback_component(output: str, full_name: str) -> dict[str, Any]:
     """The ``CustomField`` metadata for a write-back output, typed from its declaration."""
-    declared = BY_NAME[output]
-    typ = declared.type
+    spec = declared(output)
+    typ = spec.type
     name = full_name.partition(".")[2]
     base: dict[str, Any] = {
         "fullName": full_name,
         "label": name.removesuffix("__c").replace("_", " ")[:40],
-        "description": f"Written by crmtier ({output}: {declared.label}); do not edit by hand.",
+        "description": f"Written by crmtier ({output}: {spec.label}); do not edit by hand.",
         "type": FIELD_TYPES[typ.kind][1],
     }
     if typ.kind == "picklist":
@@ -88,7 +88,7 @@ def writeback_component(output: str, full_name: str) -> dict[str, Any]:
         return {**base, "length": typ.max_length, "visibleLines": 5}
     if typ.kind == "text":
         return {**base, "length": typ.max_length}
-    return base
+    return base  # a Date needs nothing more
 
 
 def key_component(full_name: str) -> dict[str, Any]:
