@@ -99,3 +99,15 @@ def _as_date(value: Any) -> date:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value)[:10])
+
+
+def missing_values(output: str, field: Mapping[str, Any]) -> list[str]:
+    """The declared values of a picklist output that the org's restricted picklist
+    (``describe``'s ``picklistValues``, active ones) lacks: Salesforce refuses a value a
+    restricted picklist does not list (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST), so each
+    is a write that would fail. An unrestricted picklist or another field type takes any
+    text, so nothing is missing from it."""
+    if field.get("type") != "picklist" or not field.get("restrictedPicklist"):
+        return []
+    listed = {v.get("value") for v in field.get("picklistValues") or () if v.get("active", True)}
+    return [v for v in output_type(output).values if v not in listed]
