@@ -23,7 +23,13 @@ from connectors.contract import (
 from connectors.errors import ConnectorError
 from connectors.fxiaoke.client import DESCRIBE_PATH, FxiaokeClient, data_path
 from connectors.fxiaoke.config import FxiaokeConfig, load_config
-from connectors.fxiaoke.mapping import FIELD_TYPES, projection, record_from_raw, to_epoch_ms
+from connectors.fxiaoke.mapping import (
+    FIELD_TYPES,
+    missing_options,
+    projection,
+    record_from_raw,
+    to_epoch_ms,
+)
 from connectors.fxiaoke.query import (
     ID,
     MAX_OFFSET,
@@ -186,6 +192,12 @@ class FxiaokeConnector:
         if kind not in allowed:
             return SchemaCheck(
                 label, False, f"{name} is {kind}", f"use a field of type {' or '.join(allowed)}"
+            )
+        lacks = missing_options(output, field)
+        if lacks:
+            listed = ", ".join(lacks)
+            return SchemaCheck(
+                label, False, f"{name} lacks options {listed}", f"add {listed} to {name}'s options"
             )
         if output in self.writeback.restricted:
             return SchemaCheck(

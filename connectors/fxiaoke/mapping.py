@@ -148,3 +148,13 @@ def record_from_raw(
         current=current,
         dq_issues=(*issues, *mapped_issues),
     )
+
+
+def missing_options(output: str, field: Mapping[str, Any]) -> list[str]:
+    """The declared values of a picklist output that a ``select_one`` field's ``options``
+    lack: FXiaoke refuses an option value the field does not have, so each is a write
+    that would fail. A text field takes any value."""
+    if field.get("type") != "select_one":
+        return []
+    listed = {o.get("value") for o in field.get("options") or () if isinstance(o, Mapping)}
+    return [v for v in output_type(output).values if v not in listed]
