@@ -98,7 +98,8 @@ def open_parts(config: CrmtierConfig) -> Parts:
     except Exception:
         store.close()
         raise
-    return Parts(store, connector, engine, settings, config.sync.interval())
+    # the engine's connector: its reads carry the CRM's audit of overrides (make_engine)
+    return Parts(store, engine.connector, engine, settings, config.sync.interval())
 
 
 class Periodic:

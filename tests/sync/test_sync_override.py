@@ -18,6 +18,7 @@ import pytest
 
 from connectors.contract import CrmRecord
 from connectors.sandbox.override_trail import approve_override, propose_override
+from crmtier.commands.serve import open_parts
 from crmtier.commands.sync import open_engine
 from crmtier.config import load_config
 from sync.engine import RunOptions, RunReport
@@ -121,3 +122,28 @@ def test_maker_proposes_checker_approves_sync_honours_then_falls_back(harness: H
     assert len(expired) == 1
     _run(h, after + timedelta(days=GRACE), full=True)
     assert sb.written(lifted)["value_tier"] == computed
+
+
+def test_the_webhook_workers_fetch_carries_the_audit_too(harness: Harness) -> None:
+    """``crmtier serve`` hands its inbox worker the engine's connector, so a customer
+    fetched for a CRM notification is judged on the same audit as in a scheduled sync."""
+    h, sb = harness, harness.sandbox
+    records = _records(h)
+    cid = records[0].profile.id
+    maker, checker = "RM-A", "HEAD-B"
+    if h.crm == "salesforce":
+        maker, checker = "005000000000901AAA", "005000000000902AAA"
+    elif h.crm == "zoho":
+        maker, checker = "3477061000000901", "3477061000000902"
+    day = AS_OF - timedelta(days=1)
+    propose_override(sb, cid, user=maker, at=_at(day, 9), value_tier="private", expires=AS_OF)
+    approve_override(sb, cid, user=checker, at=_at(day, 10))
+    parts = open_parts(load_config(h.config))
+    try:
+        fetched = parts.connector.fetch([cid])
+    finally:
+        parts.close()
+    override = fetched[0].profile.override
+    assert override is not None
+    assert (override.maker_id, override.checker_id) == (maker, checker)
+    assert override.approved_at == _at(day, 10)
