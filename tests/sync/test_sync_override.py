@@ -118,7 +118,9 @@ def test_maker_proposes_checker_approves_sync_honours_then_falls_back(harness: H
     _run(h, after, full=True)
     assert sb.written(lifted)["value_tier"] == "private"
     assert "VAL_HELD_GRACE" in str(sb.written(lifted)["reasons"])
-    expired = [t for t in sb.tasks() if t.customer_id == lifted and "expired" in t.subject]
+    expired = [
+        t for t in sb.tasks() if t.customer_id == lifted and "ended: it has expired" in t.subject
+    ]
     assert len(expired) == 1
     _run(h, after + timedelta(days=GRACE), full=True)
     assert sb.written(lifted)["value_tier"] == computed

@@ -282,6 +282,11 @@ def service_level(reasons: Sequence[dict[str, Any]], levels: ServiceLevels) -> s
     return None
 
 
+def _verdict(cause: str) -> str:
+    """How the task names what happened: an expiry ends an override, the rest refuse it."""
+    return "ended" if cause == "expired" else "refused"
+
+
 def refusal_tasks(
     profile: CustomerProfile,
     reasons: Sequence[dict[str, Any]],
@@ -317,7 +322,7 @@ def refusal_tasks(
         {
             "kind": "task",
             "rule": "override_refused",
-            "subject": f"Tier override to {asked} refused: {en}",
+            "subject": f"Tier override to {asked} {_verdict(cause)}: {en}",
             "priority": rule.priority,
             "due": due,
             "queue": None if owner else rule.queue,
