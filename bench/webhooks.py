@@ -59,9 +59,7 @@ def serve(port: int, db: str) -> None:
     from webhooks.app import create_app
     from webhooks.settings import load_webhooks
 
-    settings = load_webhooks(
-        {"secrets": ["env:BENCH_WHSEC"], "salesforce_org_id": ORG_ID}
-    )
+    settings = load_webhooks({"secrets": ["env:BENCH_WHSEC"], "salesforce_org_id": ORG_ID})
     app = create_app(settings, Inbox(StateStore.open(f"sqlite:///{db}")))
     uvicorn.run(
         app,

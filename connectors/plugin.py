@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -121,7 +121,8 @@ class Webhook(Generic[K]):
     def own_keys(self, table: BaseModel) -> K:
         """This CRM's keys out of the receiver's validated settings (already checked, so
         they are taken as they are, secrets still wrapped)."""
-        return self.keys.model_construct(**{k: getattr(table, k) for k in self.keys.model_fields})
+        values = {k: getattr(table, k) for k in self.keys.model_fields}
+        return cast(K, self.keys.model_construct(**values))
 
     def endpoint(self, table: BaseModel, context: WebhookContext) -> Endpoint | None:
         return self.make_endpoint(self.own_keys(table), context)

@@ -174,9 +174,7 @@ def test_timestamps_inside_the_window_are_accepted(
 
 
 def test_unconfigured_routes_are_not_mounted(webhook_env: dict[str, str], inbox: Inbox) -> None:
-    only_zoho = load_webhooks(
-        {"zoho_token": "env:T_ZOHO_TOKEN", "zoho_channel_id": "1"}
-    )
+    only_zoho = load_webhooks({"zoho_token": "env:T_ZOHO_TOKEN", "zoho_channel_id": "1"})
     with TestClient(create_app(only_zoho, inbox)) as client:
         body = salesforce_om([("04l5g000000AAAAAAA", SF_ID)])
         assert client.post("/webhooks/salesforce", content=body, headers=SOAP).status_code == 404
