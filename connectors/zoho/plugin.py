@@ -87,8 +87,9 @@ def _endpoint(keys: ZohoKeys, context: WebhookContext) -> Endpoint | None:
 
 def _channel(connector: Connector, keys: ZohoKeys, public_url: str | None) -> Renewal | str:
     """Register or renew the watch channel pointing at this receiver."""
-    ensure = getattr(connector, "ensure_channel", None)
-    if ensure is None:
+    from connectors.zoho.connector import ZohoConnector  # loaded already: it built ``connector``
+
+    if not isinstance(connector, ZohoConnector):
         return "this Zoho connector cannot register notification channels"
     token, channel = keys.zoho_token, keys.zoho_channel_id
     if not (public_url and channel and token):
@@ -96,7 +97,7 @@ def _channel(connector: Connector, keys: ZohoKeys, public_url: str | None) -> Re
     url = public_url.rstrip("/") + f"/webhooks/{KIND}"
 
     def renew() -> str:
-        status = ensure(url, channel, token)
+        status = connector.ensure_channel(url, channel, token)
         expiry = f", expires {status.expiry:%Y-%m-%d %H:%M} UTC" if status.expiry else ""
         return f"notification channel {status.channel_id} {status.action}{expiry}"
 

@@ -21,6 +21,7 @@ from connectors.contract import (
     WritePlan,
 )
 from connectors.registry import kinds, plugin
+from connectors.settings import load_crm_settings
 from crmtier.config import load_config
 from tests.contract.conftest import MEMORY
 from tiering_core.models import TaskAction
@@ -224,6 +225,7 @@ def test_sandbox_config_loads_with_the_product_loader(crm, sandbox_factory, tmp_
     path.write_text(text, encoding="utf-8")
     config = load_config(path)
     assert config.crm["kind"] == crm
+    assert load_crm_settings(plugin(crm).settings, config.crm).api_share > 0
     connector = config.connector()
     try:  # serve and the receiver find the plugin by the connector's own word
         assert connector.capabilities.crm == crm
