@@ -16,22 +16,25 @@ a distribution to ``sys.path``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import importlib.util
 import pkgutil
 from collections.abc import Mapping
 from importlib.metadata import EntryPoint, entry_points
+from types import MappingProxyType
 from typing import Any
 
 from connectors.config_text import did_you_mean
 from connectors.contract import Connector
 from connectors.errors import ConfigError
 from connectors.mapping import DefaultMapping, FieldMapping, WritebackConfig
-from connectors.plugin import ConnectorPlugin
+from connectors.plugin import ConnectorPlugin, Plugin
 
 GROUP = "crmtier.connectors"
-_ATTRIBUTES = ("name", "title", "settings", "connector", "default_mapping", "sandbox", "webhook")
+#: what an object must have to be taken for a plugin: every part ``Plugin`` has
+_ATTRIBUTES = tuple(part.name for part in dataclasses.fields(Plugin))
 
 
 class PluginError(ConfigError):
@@ -49,7 +52,7 @@ def plugins() -> Mapping[str, ConnectorPlugin]:
     for where, plugin in _in_tree():
         if found.get(plugin.name) is not plugin:
             _add(found, origin, plugin, where)
-    return dict(sorted(found.items()))
+    return MappingProxyType(dict(sorted(found.items())))
 
 
 def reload() -> None:

@@ -159,12 +159,13 @@ def check_webhooks(config: CrmtierConfig) -> tuple[SchemaCheck, WebhooksSettings
             problem,
             f"fix [webhooks] in {config.config_file} (see docs/webhooks.md)",
         ), None
-    if not _receives(plugin(config.kind), settings) and not settings.secrets:
+    crm = plugin(config.kind)
+    if not _receives(crm, settings) and not settings.secrets:
+        keys = ", ".join(crm.webhook.keys.model_fields) if crm.webhook else "secrets"
         return _warn(
             "webhook settings",
-            f"no {config.kind} verification value configured",
-            f"set the {config.kind} keys of [webhooks] to receive change "
-            "notifications (see docs/webhooks.md)",
+            f"no {crm.title} verification value configured",
+            f"set [webhooks] {keys} to receive change notifications (see docs/webhooks.md)",
         ), settings
     return _ok("webhook settings", f"listen {settings.listen}"), settings
 
@@ -212,14 +213,14 @@ def check_allowance(connector: Connector, api_share: float) -> SchemaCheck:
     return _ok("API allowance", detail)
 
 
-def check_rights(kind: str, crm_checks: list[SchemaCheck]) -> SchemaCheck | None:
+def check_rights(crm: str, crm_checks: list[SchemaCheck]) -> SchemaCheck | None:
     """docs/targets.md S6. Where the connector itself checks the integration user's rights its
     lines already say so; otherwise say plainly that they were not verified."""
     if any(c.name.startswith(RIGHTS_CHECK) for c in crm_checks):
         return None
     return _warn(
         RIGHTS_CHECK,
-        f"not verified by the {kind} connector",
+        f"not verified by the {crm} connector",
         f"make sure the user can read the mapped fields and edit only the tier fields "
         f"({RIGHTS_DOC})",
     )
@@ -341,7 +342,7 @@ def crm_checks(connector: Connector, config: CrmtierConfig) -> list[SchemaCheck]
     crm = list(connector.check())
     if not any(is_error(c) for c in crm[:1]):  # reachable: usage is meaningful
         crm.append(check_allowance(connector, float(config.crm.get("api_share", 0.2))))
-    rights = check_rights(config.kind, crm)
+    rights = check_rights(plugin(config.kind).title, crm)
     return crm if rights is None else [*crm, rights]
 
 
