@@ -5,8 +5,8 @@ README.md and docs/admin-setup.md describe the file.
 Sections: ``[crm]`` and ``[webhooks]`` stay raw tables here and are validated by their
 owners (the CRM's connector plugin, found by ``[crm] kind`` in ``connectors/registry.py``;
 ``webhooks/settings.py``), which know their keys; ``[mapping]``/``[writeback]`` default to
-the CRM's shipped mapping; ``[policy]``,
-``[state]``, ``[sync]`` and ``[privacy]`` are validated here.
+the CRM's shipped mapping; ``[policy]``, ``[state]``, ``[sync]`` and ``[privacy]`` are
+validated here.
 
 A secret written literally in the file is refused with a one-line error naming the key
 (docs/targets.md S1): every key that names a secret (``*secret*``, ``*token*``, ``*password*``,

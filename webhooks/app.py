@@ -41,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from connectors.plugin import Endpoint, WebhookContext, json_ack
+from connectors.plugin import Endpoint, json_ack
 from connectors.registry import plugins
 from connectors.webhook_events import RECORD_ID, ChangeEvent, WebhookRejected
 from sync.inbox import Inbox
@@ -76,9 +76,7 @@ def _endpoints(
     notification that only echoes them is dropped); ``crm`` names the CRM whose id format
     generic events must use."""
     window = settings.replay_window_seconds
-    context = WebhookContext(
-        window, settings.max_json_bytes, settings.max_soap_bytes, frozenset(own_fields)
-    )
+    context = settings.context(frozenset(own_fields))
     endpoints = []
     for plugin in plugins().values():
         endpoint = plugin.webhook.endpoint(settings, context) if plugin.webhook else None

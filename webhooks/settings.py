@@ -34,7 +34,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from connectors.errors import ConfigError
-from connectors.plugin import WebhookKeys
+from connectors.plugin import WebhookContext, WebhookKeys
 from connectors.registry import plugins
 from connectors.secrets import SecretRef
 from webhooks.standard_webhooks import decode_secret
@@ -108,6 +108,12 @@ class WebhooksSettings(BaseModel):
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:8080")
         return value
+
+    def context(self, own_fields: frozenset[str] = frozenset()) -> WebhookContext:
+        """What every CRM's endpoint may need of this table (``connectors/plugin.py``)."""
+        return WebhookContext(
+            self.replay_window_seconds, self.max_json_bytes, self.max_soap_bytes, own_fields
+        )
 
     @property
     def host(self) -> str:

@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 from connectors.config_text import sentence, where
 from connectors.contract import RIGHTS_CHECK, RIGHTS_DOC, Connector, SchemaCheck
 from connectors.errors import ConfigError, ConnectorError
-from connectors.plugin import ConnectorPlugin, FixContext, FixReport, WebhookContext
+from connectors.plugin import ConnectorPlugin, FixContext, FixReport
 from connectors.registry import plugin
 from crmtier.config import CrmtierConfig, load_config
 from sync import jsonlog
@@ -231,10 +231,9 @@ def check_rights(crm: str, crm_checks: list[SchemaCheck]) -> SchemaCheck | None:
 
 def _receives(crm: ConnectorPlugin, settings: WebhooksSettings) -> bool:
     """Whether ``[webhooks]`` configures the CRM's own notification route."""
-    context = WebhookContext(
-        settings.replay_window_seconds, settings.max_json_bytes, settings.max_soap_bytes
+    return (
+        crm.webhook is not None and crm.webhook.endpoint(settings, settings.context()) is not None
     )
-    return crm.webhook is not None and crm.webhook.endpoint(settings, context) is not None
 
 
 def run_fix(

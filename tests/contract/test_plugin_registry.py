@@ -5,6 +5,8 @@ each broken registration is a one-line error naming its entry point."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -122,3 +124,23 @@ def test_each_crm_prefixes_its_webhook_keys_with_its_kind(kind: str) -> None:
     webhook = registry.plugin(kind).webhook
     assert webhook is not None
     assert all(key.startswith(f"{kind}_") for key in webhook.keys.model_fields)
+
+
+def test_listing_the_plugins_imports_no_vendor_sdk() -> None:
+    """Plugins import their CRM's SDK and sandbox only when asked for a connector or a
+    sandbox, so every command pays only for the CRM it uses."""
+    code = (
+        "import sys; from connectors import registry; registry.plugins(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('zcrmsdk', 'simple_salesforce') or m.startswith('connectors.sandbox.')))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert done.stdout.strip() == "[]"
