@@ -1,9 +1,9 @@
 """The sync suite's in-memory CRM (tests/sync/test_sync_stateful.py) says it keeps the
-connector contract, and the R2 state machine relies on that. Here it is held to the parts
-of the contract suite that need no sandbox: an ordered, inclusive, paged change stream
-whose ties break by id, fetch of existing ids only, one result per plan item in plan order,
-writes that bump the modstamp, and no call for an empty plan. (The full suite, sandbox and
-all, runs over the in-memory plugin CRM in test_connector_contract.py.)"""
+connector contract, and its state machine (docs/targets.md R2) relies on that. Here it is
+held to the parts of the contract suite that need no sandbox: an ordered, inclusive, paged
+change stream whose ties break by id, fetch of existing ids only, one result per plan item
+in plan order, writes that bump the modstamp, and no call for an empty plan. (The full
+suite, sandbox and all, runs over the in-memory plugin CRM in test_connector_contract.py.)"""
 
 from __future__ import annotations
 
