@@ -40,7 +40,7 @@ from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings, load_settings
 from connectors.salesforce.errors import record_retryable, refusal
 from connectors.salesforce.mapping import from_crm_value, to_crm_value
-from connectors.salesforce.schema_check import run_checks
+from connectors.salesforce.checks import run_checks
 from tiering_core.models import CustomerProfile, DQIssue
 
 BATCH = 200
