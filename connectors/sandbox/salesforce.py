@@ -174,7 +174,7 @@ class SalesforceSandbox(SandboxLifecycle):
         self.store.clear(self.org.customer_object)
         self.store.clear("Task")
         self.store.clear("CampaignMember")
-        self.org.reset_indexes()
+        self.org.index.reset()
         owners: set[str] = set()
         self.store.insert_many(
             self.org.customer_object,

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.sandbox.salesforce_org import PageState, SalesforceOrg, SaveResult
+from connectors.sandbox.salesforce_org import PageState, SalesforceOrg
+from connectors.sandbox.salesforce_saves import SaveResult
 from connectors.sandbox.salesforce_schema import INTEGRATION_USER_ID, ObjectSpec, sf_datetime
 from connectors.sandbox.salesforce_soql import Query, SoqlError, parse
 from connectors.sandbox.server import Request, Response

@@ -25,9 +25,9 @@ from connectors.sandbox.salesforce_bulk import bulk_routes
 from connectors.sandbox.salesforce_org import (
     PageState,
     QueryFieldError,
-    SaveResult,
     UnknownObjectError,
 )
+from connectors.sandbox.salesforce_saves import SaveResult
 from connectors.sandbox.salesforce_soql import Query, SoqlError, parse
 from connectors.sandbox.server import DropConnection, Request, Response
 
