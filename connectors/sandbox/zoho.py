@@ -30,13 +30,10 @@ from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.generator import SyntheticCustomer, generate, to_crm_fields
 from connectors.sandbox.server import Request, Response
 from connectors.sandbox.zoho_api import (
-    _ID_BASE,
     LEAST_PRIVILEGE_PROFILE,
-    MEMBERS,
     WRITE_KINDS,
     Credits,
     ZohoApi,
-    format_time,
 )
 from connectors.sandbox.zoho_auth import Accounts, ClientApp, zoho_error
 from connectors.sandbox.zoho_notify import Channel, Delivery, Notifier, resolve_expiry
@@ -48,9 +45,11 @@ from connectors.sandbox.zoho_schema import (
     build_schema,
     stored_value,
 )
+from connectors.sandbox.zoho_wire import ID_BASE, format_time
+from connectors.sandbox.zoho_writes import MEMBERS
 
 #: Owner of customers without a relationship manager (a placeholder user, as banks do).
-UNASSIGNED_OWNER = str(_ID_BASE + 100000)
+UNASSIGNED_OWNER = str(ID_BASE + 100000)
 DEFAULT_CHANNEL_ID = "1000000068001"
 DEFAULT_CREDITS = 50_000 + 1_000 * 25  # Enterprise edition, 25 users (Zoho CRM "API Limits")
 _ALMOST_A_DAY = timedelta(days=1) - timedelta(minutes=1)  # the v2 channel maximum, less a margin
@@ -58,14 +57,14 @@ _ALMOST_A_DAY = timedelta(days=1) - timedelta(minutes=1)  # the v2 channel maxim
 
 def zoho_customer_id(index: int) -> str:
     """The Contact id of generator customer ``index`` (19 digits, like Zoho's)."""
-    return str(_ID_BASE + 1_000_000 + index)
+    return str(ID_BASE + 1_000_000 + index)
 
 
 def zoho_user_id(owner: str | None) -> str:
     """Generator owners look like ``U00012``; in Zoho they are user ids."""
     if not owner:
         return UNASSIGNED_OWNER
-    return str(_ID_BASE + 100000 + int(owner.lstrip("U")))
+    return str(ID_BASE + 100000 + int(owner.lstrip("U")))
 
 
 class ZohoSandbox(SandboxLifecycle):
