@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from connectors.contract import SchemaCheck
 from connectors.errors import ConfigError
-from connectors.zoho.client import ChannelInfo, RowResult
+from connectors.zoho.client_values import ChannelInfo, RowResult
 
 if TYPE_CHECKING:
     from connectors.zoho.connector import ZohoConnector

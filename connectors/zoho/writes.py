@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from connectors.contract import MembershipChange, WriteKind, WritePlan, WriteResult
 from connectors.errors import ConfigError, refusal_text
-from connectors.zoho.client import RowResult
+from connectors.zoho.client_values import RowResult
 from connectors.zoho.errors import RECORD_ADVICE, record_retryable
 from connectors.zoho.mapping import close_row, task_row, zoho_value
 
