@@ -25,7 +25,6 @@ class RowResult:
 
     ok: bool
     code: str
-    message: str = ""
     id: str | None = None
     api_name: str | None = None
     action: str | None = None
@@ -115,7 +114,6 @@ def row_result(item: Any) -> RowResult:
     return RowResult(
         ok=choice_value(item.get_status()) == "success",
         code=str(choice_value(item.get_code())),
-        message=str(choice_value(item.get_message()) or ""),
         id=None if rid is None else str(rid),
         api_name=details.get("api_name"),
         action=None if action is None else str(choice_value(action)),
