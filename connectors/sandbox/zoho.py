@@ -361,11 +361,17 @@ class ZohoSandbox(SandboxLifecycle):
         self.accounts.expire_all()
 
     def reject_records(
-        self, ids: Iterable[str], *, code: str = "INVALID_DATA", api_name: str = "Value_Tier"
+        self,
+        ids: Iterable[str],
+        *,
+        code: str = "INVALID_DATA",
+        api_name: str = "Value_Tier",
+        message: str = "invalid data",
     ) -> None:
-        """Writes to these records fail per record with ``code`` (the rest succeed)."""
+        """Writes to these records fail per record with ``code`` and Zoho's ``message``
+        (which, as in a real org, may quote the value); the rest succeed."""
         for rid in ids:
-            self.api.reject[str(rid)] = (code, api_name)
+            self.api.reject[str(rid)] = (code, api_name, message)
 
     def set_picklist(self, output: str, values: Iterable[str]) -> None:
         """Change the org's picklist behind a write-back output (e.g. drop a tier)."""

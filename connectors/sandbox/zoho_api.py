@@ -99,7 +99,7 @@ class ZohoApi:
         self.notifier = notifier
         self.credits = credits
         self._base_url = base_url
-        self.reject: dict[str, tuple[str, str]] = {}  # record id -> (code, api_name)
+        self.reject: dict[str, tuple[str, str, str]] = {}  # record id -> (code, api_name, message)
         self.triggers: list[list[str] | None] = []  # "trigger" of every write call
         self.mixed_status = 202
         #: profile and role of the user the OAuth grant acts as (``users?type=CurrentUser``)

@@ -94,8 +94,8 @@ def write_one(
                 "INVALID_DATA", "the id given seems to be invalid", api_name="id", id=rid
             ), None
     if rid is not None and rid in api.reject:
-        code, api_name = api.reject[rid]
-        return record_error(code, "invalid data", api_name=api_name, id=rid), None
+        code, api_name, message = api.reject[rid]
+        return record_error(code, message, api_name=api_name, id=rid), None
     problem = _validate(api, module, values, creating=existing is None)
     if problem is not None:
         return problem, None
