@@ -28,7 +28,6 @@ from typing import Any
 from connectors.mapping import load_default_mapping
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.generator import SyntheticCustomer, generate, to_crm_fields
-from connectors.sandbox.server import Request, Response
 from connectors.sandbox.zoho_api import (
     LEAST_PRIVILEGE_PROFILE,
     WRITE_KINDS,
@@ -36,6 +35,7 @@ from connectors.sandbox.zoho_api import (
     ZohoApi,
 )
 from connectors.sandbox.zoho_auth import Accounts, ClientApp, zoho_error
+from connectors.sandbox.zoho_control import install_control_routes
 from connectors.sandbox.zoho_notify import Channel, Delivery, Notifier, resolve_expiry
 from connectors.sandbox.zoho_schema import (
     CAMPAIGN_MODULE,
@@ -107,7 +107,7 @@ class ZohoSandbox(SandboxLifecycle):
         self.api.profile = integration_profile  # "Administrator": what doctor warns about
         self.server.on_reset.append(self._reset)
         self._campaign_keys = {cid: key for key, cid in self.default.writeback.campaigns.items()}
-        self._add_control_routes()
+        install_control_routes(self)
         self._seed_campaigns()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -385,63 +385,6 @@ class ZohoSandbox(SandboxLifecycle):
         self.credits.reset()
         self.api.reject.clear()
         self.api.triggers.clear()
-
-    # --- control API ----------------------------------------------------------------------
-
-    def _add_control_routes(self) -> None:
-        control = self.server.control
-
-        def edit(request: Request) -> Response:
-            spec = request.json() or {}
-            try:
-                self.edit_customer(request.params["id"], spec.get("changes", {}))
-            except KeyError:
-                return Response.json({"error": "no such customer"}, 404)
-            except ValueError as exc:
-                return Response.json({"error": str(exc)}, 400)
-            return Response.json({"id": request.params["id"]})
-
-        def add(request: Request) -> Response:
-            spec = request.json() or {}
-            return Response.json({"id": self.add_customer(spec.get("profile", {}))}, 201)
-
-        def target(request: Request) -> Response:
-            spec = request.json() or {}
-            url = spec.pop("url", None)
-            if not url:
-                return Response.json({"error": "url is required"}, 400)
-            self.set_notification_target(url, **spec)
-            return Response.json({"channel_id": spec.get("channel_id", self.channel_id)})
-
-        def credits(_: Request) -> Response:
-            return Response.json(
-                {
-                    "used": self.credits.used,
-                    "limit": self.credits.limit,
-                    "remaining": self.credits.remaining,
-                    "by_kind": self.credits.by_kind,
-                }
-            )
-
-        def expire(_: Request) -> Response:
-            self.expire_tokens()
-            return Response.json({"expired": True})
-
-        def reject(request: Request) -> Response:
-            spec = request.json() or {}
-            self.reject_records(
-                spec.get("ids", []),
-                code=spec.get("code", "INVALID_DATA"),
-                api_name=spec.get("api_name", "Value_Tier"),
-            )
-            return Response.json({"rejecting": sorted(self.api.reject)})
-
-        control.add("PATCH", r"/customers/(?P<id>\d+)", edit, "ctl")
-        control.add("POST", r"/customers", add, "ctl")
-        control.add("POST", r"/notifications", target, "ctl")
-        control.add("GET", r"/credits", credits, "ctl")
-        control.add("POST", r"/tokens/expire", expire, "ctl")
-        control.add("POST", r"/reject", reject, "ctl")
 
 
 def _toml_value(value: Any) -> str:
