@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from connectors.sandbox.fxiaoke import FxiaokeSandbox, error_response
+from connectors.sandbox.fxiaoke import FxiaokeSandbox
+from connectors.sandbox.fxiaoke_routes import error_response
 from tests.fxiaoke.fx_helpers import Connect
 
 
