@@ -12,19 +12,13 @@ from typing import TYPE_CHECKING, Any
 from connectors.contract import SchemaCheck
 from connectors.errors import ConnectorError
 from connectors.fxiaoke.client import DESCRIBE_PATH, data_path
+from connectors.fxiaoke.mapping import FIELD_TYPES, missing_options
 from connectors.fxiaoke.query import ID, flt, rows_of, search_query_info
+from tiering_core.outputs import output_type
 
 if TYPE_CHECKING:
     from connectors.fxiaoke.connector import FxiaokeConnector
 
-#: FXiaoke field types crmtier can write each canonical output into.
-_WRITABLE_TYPES: dict[str, tuple[str, ...]] = {
-    "value_score": ("number", "currency"),
-    "edd_required": ("true_or_false",),
-    "next_review": ("date",),
-    "reasons": ("long_text", "text"),
-}
-_DEFAULT_WRITABLE = ("select_one", "text")
 MARKETING_EVENT = "MarketingEventObj"  # 市场活动: what a campaign key names
 
 
@@ -99,11 +93,17 @@ def _writable(
     label = f"write {output}"
     if not isinstance(field, Mapping):
         return SchemaCheck(label, False, name, f"create field {name} on {connector.mapping.object}")
-    allowed = _WRITABLE_TYPES.get(output, _DEFAULT_WRITABLE)
+    allowed = FIELD_TYPES[output_type(output).kind]
     kind = str(field.get("type", ""))
     if kind not in allowed:
         return SchemaCheck(
             label, False, f"{name} is {kind}", f"use a field of type {' or '.join(allowed)}"
+        )
+    lacks = missing_options(output, field)
+    if lacks:
+        listed = ", ".join(lacks)
+        return SchemaCheck(
+            label, False, f"{name} lacks options {listed}", f"add {listed} to {name}'s options"
         )
     if output in connector.writeback.restricted:
         return SchemaCheck(
