@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -218,8 +218,9 @@ def sandbox_object(sandbox: Sandbox) -> str:
     return str(_mapping(sandbox).mapping.object)
 
 
-def install_fxiaoke_flow(sandbox: Any, router: Router) -> None:
-    """The two approval flow reads, behind the sandbox's usual checks (auth, limits)."""
+def install_fxiaoke_flow(sandbox: Any, router: Router, wrap: Callable[..., Any]) -> None:
+    """The two approval flow reads, behind ``wrap``: the sandbox's usual checks (auth,
+    limits, quota) and FXiaoke's answer envelope."""
 
     def instances(request: Request, body: Mapping[str, Any], data: Mapping[str, Any]) -> Any:
         rid = str(body.get("dataId") or "")
@@ -238,11 +239,6 @@ def install_fxiaoke_flow(sandbox: Any, router: Router) -> None:
         head = {k: v for k, v in detail.items() if k != "tasks"}
         return {"instanceDetail": {"instance": head, "tasks": detail["tasks"]}}
 
-    router.add(
-        "POST",
-        "/cgi/crm/object/approvalInstances/query",
-        sandbox._wrap(instances),  # the sandbox's own checks
-        "approvalInstances",
-    )
-    get = sandbox._wrap(instance)
-    router.add("POST", "/cgi/crm/approvalInstance/get", get, "approvalInstance")
+    path = "/cgi/crm/object/approvalInstances/query"
+    router.add("POST", path, wrap(instances), "approvalInstances")
+    router.add("POST", "/cgi/crm/approvalInstance/get", wrap(instance), "approvalInstance")
