@@ -19,9 +19,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from connectors.sandbox.fxiaoke_auth import ApiError
+from connectors.sandbox.fxiaoke_flow import install_fxiaoke_flow
 from connectors.sandbox.fxiaoke_query import QueryError, as_row, parse, run, to_ms
 from connectors.sandbox.fxiaoke_schema import ACCOUNT, validate
-from connectors.sandbox.override_trail import install_fxiaoke_flow
 from connectors.sandbox.server import Request, Response, Router
 
 if TYPE_CHECKING:

@@ -28,7 +28,6 @@ from typing import Any
 from connectors.mapping import load_default_mapping
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.generator import SyntheticCustomer, generate, to_crm_fields
-from connectors.sandbox.override_trail import install_zoho_timeline
 from connectors.sandbox.zoho_api import (
     LEAST_PRIVILEGE_PROFILE,
     WRITE_KINDS,
@@ -46,6 +45,7 @@ from connectors.sandbox.zoho_schema import (
     build_schema,
     stored_value,
 )
+from connectors.sandbox.zoho_timeline import install_zoho_timeline
 from connectors.sandbox.zoho_wire import ID_BASE, format_time
 from connectors.sandbox.zoho_writes import MEMBERS
 
