@@ -355,18 +355,14 @@ def _decision(
         marketing_opt_out=bool(d.marketing_opt_out),
     )
     since = d.below_floor_since
+    actions: Sequence[Any] = strategy.actions(profile, outcome, reasons, policy, as_of, kinds)
+    if profile.override is not None:  # a refused override's task to its maker
+        actions = (*actions, *override.refusal_tasks(profile, reasons, policy, as_of, kinds))
     return {
         "id": profile.id,
         **outcome.decided(),
         "reasons": reasons,
-        "actions": (
-            *strategy.actions(profile, outcome, reasons, policy, as_of, kinds),
-            *(
-                override.refusal_tasks(profile, reasons, policy, as_of, kinds)
-                if profile.override
-                else ()
-            ),
-        ),
+        "actions": actions,
         "dq_issues": issues,
         "policy_version": policy.version,
         "below_floor_since": None if since != since else date.fromordinal(int(since)),
