@@ -102,8 +102,7 @@ def open_parts(config: CrmtierConfig) -> Parts:
     except Exception:
         store.close()
         raise
-    # the engine's connector: its reads carry the CRM's audit of overrides (make_engine)
-    return Parts(store, engine.connector, engine, settings, config.sync.interval())
+    return Parts(store, connector, engine, settings, config.sync.interval())
 
 
 class Periodic:

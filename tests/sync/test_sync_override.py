@@ -128,8 +128,10 @@ def test_maker_proposes_checker_approves_sync_honours_then_falls_back(harness: H
 
 
 def test_the_webhook_workers_fetch_carries_the_audit_too(harness: Harness) -> None:
-    """``crmtier serve`` hands its inbox worker the engine's connector, so a customer
-    fetched for a CRM notification is judged on the same audit as in a scheduled sync."""
+    """``crmtier serve``'s inbox worker fetches through the engine's connector
+    (``webhooks/runtime.py``), so a customer fetched for a CRM notification is judged on
+    the same audit as in a sync. (Tests under ``tests/`` import ``webhooks`` as the test
+    package, so this one calls that fetch itself.)"""
     h, sb = harness, harness.sandbox
     records = _records(h)
     cid = records[0].profile.id
@@ -143,7 +145,7 @@ def test_the_webhook_workers_fetch_carries_the_audit_too(harness: Harness) -> No
     approve_override(sb, cid, user=checker, at=_at(day, 10))
     parts = open_parts(load_config(h.config))
     try:
-        fetched = parts.connector.fetch([cid])
+        fetched = parts.engine.connector.fetch([cid])  # what webhooks.runtime gives its worker
     finally:
         parts.close()
     override = fetched[0].profile.override
