@@ -156,8 +156,6 @@ def decide_batch(
     a quarter of deciding). Everything else is the same whatever ``kinds`` is."""
     if not profiles:
         return []
-    if len(profiles) == 1:
-        return [decide(profiles[0], policy, as_of, kinds=kinds)]
     evaluation = evaluate(Columns.from_profiles(profiles, policy), policy, as_of)
     with collector_paused():
         return _decisions(profiles, evaluation, policy, as_of, kinds)
@@ -171,8 +169,8 @@ def assess_batch(
 
 
 def assess(profile: CustomerProfile, policy: Policy, as_of: date) -> Assessment:
-    """``decide`` validated into an ``Assessment``."""
-    return _model(decide(profile, policy, as_of))
+    """One customer: a batch of one, validated into an ``Assessment``."""
+    return assess_batch([profile], policy, as_of)[0]
 
 
 def decide(
@@ -182,9 +180,19 @@ def decide(
     *,
     kinds: frozenset[ActionKind] = ACTION_KINDS,
 ) -> AssessmentData:
-    """Decide one customer with the rules' plain-Python form (``decide_batch`` takes it for
-    a batch of one: the webhook path). It equals the vectorised path exactly; tests hold
-    the two to that on arbitrary and generated customers."""
+    """One customer (the webhook path): a batch of one through the vectorised rules."""
+    return decide_batch([profile], policy, as_of, kinds=kinds)[0]
+
+
+def legacy_decide(
+    profile: CustomerProfile,
+    policy: Policy,
+    as_of: date,
+    *,
+    kinds: frozenset[ActionKind] = ACTION_KINDS,
+) -> AssessmentData:
+    """The rules' plain-Python form for one customer, kept only until the test that holds
+    it equal to the vectorised batch of one has pinned a golden fixture."""
     rec = Record.from_profile(profile, policy)
     clean, issue_cols, has_issue = quality.check_one(rec, policy)
     v = value.rate_one(clean, policy, as_of)

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, get_type_hints
 
 import pytest
-from core_support import AS_OF
+from core_support import AS_OF, generated_bank
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.sandbox.generator import generate
 from tiering_core.engine import assess, assess_batch, decide_batch
 from tiering_core.models import (
     ACTION_KINDS,
@@ -193,26 +192,6 @@ def test_batch_equals_one_by_one_with_a_declared_score_scale(
 ) -> None:
     """The optional score and DTI cut-offs agree between the two paths too."""
     assert assess_batch(batch, fico_policy, AS_OF) == [assess(p, fico_policy, AS_OF) for p in batch]
-
-
-def generated_bank(n: int, seed: int) -> list[CustomerProfile]:
-    """Generated customers, a third of them with a previous tier and a below-floor clock
-    at various ages, so hysteresis is exercised too."""
-    tiers = [None, "private", "wealth", "affluent", "mass", "unrated"]
-    batch = []
-    for c in generate(n, seed=seed):
-        if c.profile["activity"] and isinstance(c.profile["activity"]["transactions_90d"], str):
-            continue  # text in a numeric field: unreadable, the CLI skips such records
-        data: dict[str, Any] = {"id": c.id, **c.profile}
-        if c.index % 3 == 0:
-            data["previous"] = {
-                "value_tier": tiers[c.index % len(tiers)],
-                "below_floor_since": (
-                    AS_OF - timedelta(days=c.index % 200) if c.index % 2 else None
-                ),
-            }
-        batch.append(CustomerProfile.model_validate(data))
-    return batch
 
 
 def test_batch_equals_one_by_one_on_generated_bank() -> None:
