@@ -1,19 +1,17 @@
-"""The tiering engine: profiles in, assessments out.
+"""The tiering engine: columns in, decisions out, in one implementation.
 
-The rules exist in two forms that must agree exactly. ``decide_batch`` evaluates a whole
-batch column-wise with numpy (``evaluate``: millions of customers per second), then builds
-one decision per customer with its reasons, DQ issues and CRM actions (a per-record Python
-step, the expensive part). ``decide`` runs the same rules' plain-Python form for one
-customer (the webhook path), where numpy's per-call overhead would cost more than the work.
-Both end in the same assembly code, and a test holds the two paths to identical
-Assessments on arbitrary and generated customers, which also makes each a check on the
-other.
+``evaluate`` decides a whole batch column-wise with numpy (every level, score, reason and
+DQ mask: millions of customers per second). ``decide_columns`` then builds one decision
+per customer with its reasons, DQ issues and CRM actions: the per-record step, needed only
+where a customer leaves the process (a CRM write, an output line). One customer (the
+webhook path) is a batch of one through the same code; a golden fixture of generated books
+(tests/core/test_core_golden.py) pins the decisions.
 
-A decision is ``AssessmentData``: exactly the plain data an ``Assessment`` holds.
-``assess_batch``/``assess`` validate it into the public model (``crmtier tier``, tests,
-anything that hands an assessment on). The sync layer plans CRM writes from the plain data
-directly: validating ~40 nested models a customer costs more than all the rules together
-(bench/core.py, "materialise" against "decide_batch"), and the data is our own.
+A decision is ``AssessmentData``: exactly the plain data an ``Assessment`` holds, keyed in
+the model's field order, so ``assessment_json`` writes the bytes ``Assessment`` would
+without building it. ``assess_batch``/``assess`` validate it into the public model (tests,
+anything that hands an assessment on as a model); the sync layer plans CRM writes from the
+plain data directly.
 
 ``as_of`` is always an input: the core never reads the clock, so an assessment can be
 replayed for an examiner with the date it was made.
@@ -28,9 +26,18 @@ from functools import lru_cache
 from typing import Any, cast
 
 import numpy as np
+import pydantic_core
 
-from tiering_core.collector import collector_paused
-from tiering_core.columns import BoolArray, Columns, FloatArray, Record
+from tiering_core.cells import INTEGER_PATHS
+from tiering_core.columns import (
+    ENUM_INDEX,
+    ENUMS,
+    NUMBERS,
+    PATHS,
+    BoolArray,
+    Columns,
+    FloatArray,
+)
 from tiering_core.dates import add_months, add_working_days
 from tiering_core.models import (
     ACTION_KINDS,
@@ -40,7 +47,7 @@ from tiering_core.models import (
     CustomerProfile,
 )
 from tiering_core.policy import Policy
-from tiering_core.reasons import make_reason
+from tiering_core.reasons import ReasonText, make_reason
 from tiering_core.rules import (
     aml,
     consent,
@@ -140,6 +147,24 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
     )
 
 
+def decide_columns(
+    cols: Columns,
+    policy: Policy,
+    as_of: date,
+    *,
+    kinds: frozenset[ActionKind] = ACTION_KINDS,
+) -> list[AssessmentData]:
+    """Decide a batch laid out as columns (with its ids: ``Columns.from_cells``), as plain
+    data, in input order.
+
+    ``actions`` holds only the action ``kinds`` asked for: a sync that writes tier fields
+    alone does not pay for ten campaign keys and the task rules of every customer (about
+    a quarter of deciding). Everything else is the same whatever ``kinds`` is."""
+    if not cols.n:
+        return []
+    return _decisions(cols, evaluate(cols, policy, as_of), policy, as_of, kinds)
+
+
 def decide_batch(
     profiles: Sequence[CustomerProfile],
     policy: Policy,
@@ -147,25 +172,17 @@ def decide_batch(
     *,
     kinds: frozenset[ActionKind] = ACTION_KINDS,
 ) -> list[AssessmentData]:
-    """Decide many customers at once, as plain data, in input order. A batch of one (a
-    webhook's lone customer, the engine's per-record fallback) takes ``decide``, the
-    plain-Python path: numpy's per-call overhead would dominate it.
-
-    ``actions`` holds only the action ``kinds`` asked for: a sync that writes tier fields
-    alone does not pay for ten campaign keys and the task rules of every customer (about
-    a quarter of deciding). Everything else is the same whatever ``kinds`` is."""
+    """``decide_columns`` of validated profiles (a batch of one: the webhook path)."""
     if not profiles:
         return []
-    evaluation = evaluate(Columns.from_profiles(profiles, policy), policy, as_of)
-    with collector_paused():
-        return _decisions(profiles, evaluation, policy, as_of, kinds)
+    return decide_columns(Columns.from_profiles(profiles, policy), policy, as_of, kinds=kinds)
 
 
 def assess_batch(
     profiles: Sequence[CustomerProfile], policy: Policy, as_of: date
 ) -> list[Assessment]:
     """``decide_batch`` validated into ``Assessment`` models."""
-    return _validated(decide_batch(profiles, policy, as_of))
+    return [_model(d) for d in decide_batch(profiles, policy, as_of)]
 
 
 def assess(profile: CustomerProfile, policy: Policy, as_of: date) -> Assessment:
@@ -184,100 +201,39 @@ def decide(
     return decide_batch([profile], policy, as_of, kinds=kinds)[0]
 
 
-def legacy_decide(
-    profile: CustomerProfile,
-    policy: Policy,
-    as_of: date,
-    *,
-    kinds: frozenset[ActionKind] = ACTION_KINDS,
-) -> AssessmentData:
-    """The rules' plain-Python form for one customer, kept only until the test that holds
-    it equal to the vectorised batch of one has pinned a golden fixture."""
-    rec = Record.from_profile(profile, policy)
-    clean, issue_cols, has_issue = quality.check_one(rec, policy)
-    v = value.rate_one(clean, policy, as_of)
-    needs_tier, needs_reasons = needs.rate_one(clean, policy, v.tier)
-    credit_risk, credit_reasons = credit.rate_one(clean, policy)
-    aml_risk, _, aml_reasons = aml.rate_one(clean, policy)
-    ops_risk, ops_reasons = ops.rate_one(clean, policy)
-    _, detractor, feedback_reasons = feedback.rate_one(clean, policy)
-    opted_out, consent_reasons = consent.rate_one(clean)
-    if v.tier == UNRATED_TIER:
-        status = STATUSES.index("unrated")
-    elif has_issue or UNRATED_RISK in (credit_risk, ops_risk) or aml_risk == UNRATED_AML:
-        status = STATUSES.index("partial")
-    else:
-        status = STATUSES.index("rated")
-    complaints = clean.num("open_complaints")
-    decided = _Decided(
-        v.tier,
-        v.score,
-        needs_tier,
-        credit_risk,
-        aml_risk,
-        ops_risk,
-        status,
-        v.upgraded_from,
-        complaints if complaints > 0 else 0.0,
-        detractor,
-        v.below_floor_since,
-        opted_out,
-    )
-    columns = (
-        *v.reasons,
-        *needs_reasons,
-        *credit_reasons,
-        *aml_reasons,
-        *ops_reasons,
-        *feedback_reasons,
-        *consent_reasons,
-    )
-    reasons = _reasons_by_row([profile], columns)[0]
-    issues = [_issue(profile, ic) for ic in issue_cols]
-    return _decision(profile, decided, reasons, issues, policy, as_of, kinds)
+def assessment_json(decision: AssessmentData) -> bytes:
+    """One decision as the JSON ``Assessment.model_dump_json`` writes, byte for byte,
+    without building the model: the keys are already in the model's order and
+    pydantic-core's serializer formats every value the same way. Reason texts are rendered
+    here, where a person will read them."""
+    return pydantic_core.to_json(decision, fallback=_rendered)
 
 
-# --- materialisation: columns -> one Assessment per customer -------------------------------
-
-
-def materialise(
-    profiles: Sequence[CustomerProfile], ev: Evaluation, policy: Policy, as_of: date
-) -> list[Assessment]:
-    """One validated Assessment per customer, in input order (bench/core.py's stage).
-
-    Python's cyclic garbage collector is paused while the batch is built: every object made
-    here is acyclic and kept, so the collector's repeated scans of the growing result would
-    cost as much as building it (measured: about half the time). The previous state is
-    restored afterwards, whatever happens."""
-    with collector_paused():
-        decisions = _decisions(profiles, ev, policy, as_of, ACTION_KINDS)
-    return _validated(decisions)
-
-
-def _validated(decisions: list[AssessmentData]) -> list[Assessment]:
-    """The decisions as ``Assessment`` models (the collector paused, as for building them)."""
-    with collector_paused():
-        return [_model(d) for d in decisions]
+def _rendered(value: Any) -> Any:
+    if isinstance(value, ReasonText):
+        return value.rendered()
+    raise TypeError(f"{type(value).__name__} is not part of an assessment")
 
 
 def _model(decision: AssessmentData) -> Assessment:
     """One decision as a model. Its reasons' texts are rendered into dicts first: pydantic
-    reads a ``Mapping`` item by item, far slower than a dict (assess_batch: 5,460 against
-    6,730 customers a second)."""
+    reads a ``Mapping`` item by item, far slower than a dict."""
     for reason in decision["reasons"]:
         reason["text"] = reason["text"].rendered()
     return Assessment.model_validate(decision)
 
 
 def _decisions(
-    profiles: Sequence[CustomerProfile],
+    cols: Columns,
     ev: Evaluation,
     policy: Policy,
     as_of: date,
     kinds: frozenset[ActionKind],
 ) -> list[AssessmentData]:
-    reasons = _reasons_by_row(profiles, ev.reasons)
-    issues = _issues_by_row(profiles, ev.issues)
+    reasons = _reasons_by_row(cols, ev.reasons)
+    issues = _issues_by_row(cols, ev.issues)
+    kind = cols.enum_texts[ENUM_INDEX["kind"]]
+    sanctioned = (cols.flag["sanctions_hit"] == 1).tolist()
     rows = zip(
         ev.value_tier.tolist(),
         ev.value_score.tolist(),
@@ -293,15 +249,24 @@ def _decisions(
         ev.marketing_opt_out.tolist(),
         strict=True,
     )
+    customers = zip(cols.ids, cols.owner_ids, kind, sanctioned, strict=True)
     return [
-        _decision(profile, _Decided(*row), reasons[i], issues[i], policy, as_of, kinds)
-        for i, (profile, row) in enumerate(zip(profiles, rows, strict=True))
+        _decision(
+            strategy.Customer(*customer),
+            _Decided(*row),
+            reasons[i],
+            issues[i],
+            policy,
+            as_of,
+            kinds,
+        )
+        for i, (customer, row) in enumerate(zip(customers, rows, strict=True))
     ]
 
 
 @dataclass(slots=True)
 class _Decided:
-    """One customer's decisions as vocabulary codes (the same from either path)."""
+    """One customer's decisions as vocabulary codes."""
 
     value_tier: int
     value_score: float  # NaN: none
@@ -318,7 +283,7 @@ class _Decided:
 
 
 def _decision(
-    profile: CustomerProfile,
+    customer: strategy.Customer,
     d: _Decided,
     reasons: list[dict[str, Any]],
     issues: list[dict[str, Any]],
@@ -352,10 +317,19 @@ def _decision(
     )
     since = d.below_floor_since
     return {
-        "id": profile.id,
-        **outcome.decided(),
+        "id": customer.id,
+        "status": outcome.status,
+        "value_tier": outcome.value_tier,
+        "value_score": outcome.value_score,
+        "needs_tier": outcome.needs_tier,
+        "credit_risk": outcome.credit_risk,
+        "aml_risk": outcome.aml_risk,
+        "ops_risk": outcome.ops_risk,
+        "edd_required": outcome.edd_required,
+        "next_review": outcome.next_review,
+        "service_level": outcome.service_level,
         "reasons": reasons,
-        "actions": strategy.actions(profile, outcome, reasons, policy, as_of, kinds),
+        "actions": strategy.actions(customer, outcome, reasons, policy, as_of, kinds),
         "dq_issues": issues,
         "policy_version": policy.version,
         "below_floor_since": None if since != since else date.fromordinal(int(since)),
@@ -387,16 +361,7 @@ def _py(value: Any) -> Any:
     return value
 
 
-def _profile_value(profile: CustomerProfile, path: str) -> Any:
-    node: Any = profile
-    for part in path.split("."):
-        node = getattr(node, part, None)
-        if node is None:
-            return None
-    return list(node) if isinstance(node, tuple) else node
-
-
-def _hits(masks: Sequence[BoolArray | bool]) -> list[tuple[int, int]]:
+def _hits(masks: Sequence[BoolArray]) -> list[tuple[int, int]]:
     """(column, row) of every true cell, column by column: one numpy call for all masks."""
     if not masks:
         return []
@@ -404,19 +369,17 @@ def _hits(masks: Sequence[BoolArray | bool]) -> list[tuple[int, int]]:
     return list(zip(columns.tolist(), rows.tolist(), strict=True))
 
 
-def _reasons_by_row(
-    profiles: Sequence[CustomerProfile], columns: Sequence[ReasonColumn]
-) -> list[list[dict[str, Any]]]:
+def _reasons_by_row(cols: Columns, columns: Sequence[ReasonColumn]) -> list[list[dict[str, Any]]]:
     """Each customer's reasons, in column order. Rendered column by column: one numpy call
-    takes a column's cells of all its rows, where a call per cell cost a sixth of deciding.
-    ``decide`` passes its one customer, whose masks and values are plain scalars."""
-    rows: list[list[dict[str, Any]]] = [[] for _ in profiles]
+    takes a column's cells of all its rows, where a call per cell cost a sixth of deciding."""
+    rows: list[list[dict[str, Any]]] = [[] for _ in range(cols.n)]
     for rc in columns:
-        hit = _rows_of(rc.mask)
+        hit = cast(list[int], np.flatnonzero(rc.mask).tolist())
         if not hit:
             continue
-        if rc.profile_path is not None:
-            observed = [_profile_value(profiles[i], rc.profile_path) for i in hit]
+        observed: list[Any]
+        if rc.profile_path is not None:  # the listed countries, as given
+            observed = [_listed(cols, i) for i in hit]
         elif rc.labels is not None:
             labels = rc.labels
             observed = [None if k is None else labels[int(k)] for k in _cells(rc.value, hit)]
@@ -428,11 +391,9 @@ def _reasons_by_row(
     return rows
 
 
-def _rows_of(mask: BoolArray | bool) -> list[int]:
-    """The rows a mask selects (a scalar mask: the one customer of ``decide``, or none)."""
-    if isinstance(mask, np.ndarray):
-        return cast(list[int], np.flatnonzero(mask).tolist())
-    return [0] if mask else []
+def _listed(cols: Columns, row: int) -> list[str] | None:
+    listed = cols.listed_countries[row]
+    return None if listed is None else list(listed)
 
 
 def _cells(values: Any, rows: list[int]) -> list[Any]:
@@ -442,24 +403,41 @@ def _cells(values: Any, rows: list[int]) -> list[Any]:
     return [_py(values)] * len(rows)
 
 
-def _issues_by_row(
-    profiles: Sequence[CustomerProfile], columns: list[IssueColumn]
-) -> list[list[dict[str, Any]]]:
-    rows: list[list[dict[str, Any]]] = [[] for _ in profiles]
+def _issues_by_row(cols: Columns, columns: list[IssueColumn]) -> list[list[dict[str, Any]]]:
+    rows: list[list[dict[str, Any]]] = [[] for _ in range(cols.n)]
     for c, i in _hits([ic.mask for ic in columns]):
-        rows[i].append(_issue(profiles[i], columns[c]))
+        ic = columns[c]
+        rows[i].append(
+            {
+                "code": ic.code,
+                "field": ic.path,
+                "problem": ic.problem,
+                "value": _input_value(cols, ic.path, i),
+            }
+        )
     return rows
 
 
-def _issue(profile: CustomerProfile, ic: IssueColumn) -> dict[str, Any]:
-    value = _profile_value(profile, ic.path)
-    return {
-        "code": ic.code,
-        "field": ic.path,
-        "problem": ic.problem,
-        "value": value if _is_scalar(value) else None,
-    }
+#: Canonical path -> (row in ``numbers``, whether the model holds it as an integer).
+_NUMBER_ROWS = {
+    PATHS[name]: (k, PATHS[name] in INTEGER_PATHS) for k, (name, _, _) in enumerate(NUMBERS)
+}
+#: Canonical path -> row in ``enum_texts``.
+_ENUM_ROWS = {PATHS[name]: k for k, (name, *_) in enumerate(ENUMS)}
 
 
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool | list)
+def _input_value(cols: Columns, path: str, row: int) -> Any:
+    """The input a DQ issue is about, as given (a block or a missing value: None)."""
+    number = _NUMBER_ROWS.get(path)
+    if number is not None:
+        k, integer = number
+        x = float(cols.numbers[k, row])
+        return None if x != x else int(x) if integer else x
+    enum = _ENUM_ROWS.get(path)
+    if enum is not None:
+        return cols.enum_texts[enum][row]
+    if path == "currency":
+        return cols.currencies[row]
+    if path == "aml.high_risk_countries":
+        return _listed(cols, row)
+    return None  # a whole block, a missing flag

@@ -1,4 +1,6 @@
-"""Properties over arbitrary customers: determinism, totality, monotonicity, batch = single.
+"""Properties over arbitrary customers: determinism, totality, monotonicity, and rows that
+do not depend on each other (a customer decided alone, as a webhook's batch of one, equals
+the same customer decided among others, through the one vectorised implementation).
 
 Profiles are generated with every block possibly missing, negative and huge numbers, odd
 strings where enumerations belong and odd country codes: anything that parses must be
@@ -180,7 +182,7 @@ def test_total_and_deterministic(profile: CustomerProfile) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(profiles, min_size=2, max_size=12))  # a batch of one is assess() itself
+@given(st.lists(profiles, min_size=2, max_size=12))
 def test_batch_equals_one_by_one(batch: list[CustomerProfile]) -> None:
     assert assess_batch(batch, POLICY, AS_OF) == [assess(p, POLICY, AS_OF) for p in batch]
 
@@ -190,13 +192,13 @@ def test_batch_equals_one_by_one(batch: list[CustomerProfile]) -> None:
 def test_batch_equals_one_by_one_with_a_declared_score_scale(
     fico_policy: Policy, batch: list[CustomerProfile]
 ) -> None:
-    """The optional score and DTI cut-offs agree between the two paths too."""
+    """Under the optional score and DTI cut-offs too, rows do not depend on each other."""
     assert assess_batch(batch, fico_policy, AS_OF) == [assess(p, fico_policy, AS_OF) for p in batch]
 
 
 def test_batch_equals_one_by_one_on_generated_bank() -> None:
-    """The vectorised batch path and the plain-Python one-customer path are two
-    implementations of the same rules: they must agree exactly, field by field."""
+    """A whole generated book decided at once equals each customer decided alone (a batch
+    of one: every numpy reduction must stay within its row), field by field."""
     batch = generated_bank(2_000, seed=11)
     results = assess_batch(batch, POLICY, AS_OF)
     assert results == [assess(p, POLICY, AS_OF) for p in batch]
@@ -247,7 +249,7 @@ def test_asking_for_fewer_action_kinds_drops_only_those_actions(
 ) -> None:
     """A sync that writes back fewer kinds asks ``decide_batch`` for fewer; every other
     output, and the asked-for actions in their order, stay exactly as in the full answer
-    (the batch path and the one-customer path alike)."""
+    (in a batch and for a customer alone alike)."""
     batch = generated_bank(300, seed=17)
     full = decide_batch(batch, POLICY, AS_OF)
     assert {a["kind"] for d in full for a in d["actions"]} == ACTION_KINDS

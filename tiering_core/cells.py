@@ -1,0 +1,253 @@
+"""Customer records as validated cells, one list per canonical field: no model per record.
+
+``CustomerProfile`` (models.py) stays the one definition of what a readable record is; this
+module checks a batch against it field by field instead of record by record. For each
+canonical field it takes the column of cells of the whole batch and accepts it in one
+step when every cell already has the plain type the model would keep (a JSON number where
+a number belongs, ``true``/``false`` where a flag does, text within the length limit);
+any other column (CSV text, dates, a float where an integer belongs) is validated by
+pydantic-core as one list of the field's own type, so a cell means exactly what it means
+in the model. Rows that fail anywhere are handed back for the caller to validate as a
+whole record with the model, which gives the one-line reasons per field that users see;
+the rest of the batch proceeds.
+
+``Cells`` is policy-free; ``Columns.from_cells`` lays it out for the rules.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+from tiering_core.models import TEXT_MAX, CustomerProfile, Integer, Number
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One canonical leaf field: its dotted ``path``, the ``block`` holding it (None at the
+    top level), its attribute name and how a column of its cells is checked."""
+
+    path: str
+    block: str | None
+    attr: str
+    check: Callable[[list[Any]], bool]
+    adapter: TypeAdapter[list[Any]]
+
+
+def _optional(annotation: Any) -> Any:
+    """``X`` of ``X | None`` (anything else unchanged)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+NONE = type(None)
+
+
+def _typed(*allowed: type) -> Callable[[list[Any]], bool]:
+    kinds = frozenset((*allowed, NONE))
+    return lambda cells: set(map(type, cells)) <= kinds
+
+
+def _texts(cells: list[Any]) -> bool:
+    if not set(map(type, cells)) <= {str, NONE}:
+        return False
+    return max((len(c) for c in cells if c is not None), default=0) <= TEXT_MAX
+
+
+def _integers(cells: list[Any]) -> bool:
+    if not set(map(type, cells)) <= {int, NONE}:
+        return False
+    present = [c for c in cells if c is not None]
+    return not present or (min(present) >= -(2**53) and max(present) <= 2**53)
+
+
+def _numbers(cells: list[Any]) -> bool:
+    """JSON numbers: a finite float, or an integer within ±2**53, is certainly a number
+    the model keeps (a literal beyond float range parses as infinity: left to the model)."""
+    if not set(map(type, cells)) <= {int, float, NONE}:
+        return False
+    ints = [c for c in cells if type(c) is int]
+    if ints and not (min(ints) >= -(2**53) and max(ints) <= 2**53):
+        return False
+    return all(map(math.isfinite, (c for c in cells if type(c) is float)))
+
+
+def _lists(cells: list[Any]) -> bool:
+    if not set(map(type, cells)) <= {list, tuple, NONE}:
+        return False
+    items = [x for c in cells if c for x in c]
+    return set(map(type, items)) <= {str} and max(map(len, items), default=0) <= TEXT_MAX
+
+
+def _never(cells: list[Any]) -> bool:
+    """Dates and datetimes: text to parse, always left to pydantic-core."""
+    return all(c is None for c in cells)
+
+
+def _check(annotation: Any) -> Callable[[list[Any]], bool]:
+    inner = _optional(annotation)
+    if inner == _optional(Number):
+        return _numbers
+    if inner == _optional(Integer):
+        return _integers
+    if inner is float:
+        return _typed(int, float)
+    if inner is bool:
+        return _typed(bool)
+    if inner is str:
+        return _texts
+    if get_origin(inner) is tuple:
+        return _lists
+    if inner in (date, datetime):
+        return _never
+    raise TypeError(f"no column check for {annotation!r}")  # a new field type: add one
+
+
+_CONFIG = ConfigDict(str_max_length=TEXT_MAX, allow_inf_nan=False)
+
+
+def _fields() -> tuple[tuple[Field, ...], dict[str, frozenset[str]]]:
+    """Every leaf field of ``CustomerProfile`` and the keys each block allows."""
+    fields: list[Field] = []
+    blocks: dict[str, frozenset[str]] = {}
+    for name, info in CustomerProfile.model_fields.items():
+        inner = _optional(info.annotation)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            blocks[name] = frozenset(inner.model_fields)
+            leaves = [(name, attr, sub) for attr, sub in inner.model_fields.items()]
+        else:
+            leaves = [(None, name, info)]
+        for block, attr, leaf in leaves:
+            annotation = Annotated[leaf.annotation, *leaf.metadata] if leaf.metadata else None
+            typ = annotation if annotation is not None else leaf.annotation
+            fields.append(
+                Field(
+                    f"{block}.{attr}" if block else attr,
+                    block,
+                    attr,
+                    _check(leaf.annotation),
+                    TypeAdapter(list[typ], config=_CONFIG),  # type: ignore[valid-type]
+                )
+            )
+    return tuple(fields), blocks
+
+
+FIELDS, BLOCK_KEYS = _fields()
+#: The paths the model holds as integers (a DQ issue shows such an input as one).
+INTEGER_PATHS = frozenset(f.path for f in FIELDS if f.check is _integers)
+TOP_KEYS = frozenset(CustomerProfile.model_fields)
+_ID = next(f for f in FIELDS if f.path == "id")
+
+
+@dataclass
+class Cells:
+    """A batch of readable records, one list of validated cells per canonical field path
+    (None where missing), and per block whether each record has it."""
+
+    n: int
+    values: dict[str, list[Any]]
+    blocks: dict[str, list[bool]]
+
+    @property
+    def ids(self) -> list[str]:
+        return self.values["id"]
+
+    @classmethod
+    def from_profiles(cls, profiles: Sequence[CustomerProfile]) -> Cells:
+        """The cells of validated profiles (the sync's and the webhook's input)."""
+        return _extract(profiles, getattr)
+
+    def take(self, rows: Sequence[int]) -> Cells:
+        return Cells(
+            len(rows),
+            {k: [v[i] for i in rows] for k, v in self.values.items()},
+            {k: [v[i] for i in rows] for k, v in self.blocks.items()},
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[Cells]) -> Cells:
+        first = parts[0]
+        return Cells(
+            sum(p.n for p in parts),
+            {k: [x for p in parts for x in p.values[k]] for k in first.values},
+            {k: [x for p in parts for x in p.blocks[k]] for k in first.blocks},
+        )
+
+
+def _extract(records: Sequence[Any], get: Callable[[Any, str], Any]) -> Cells:
+    holders: dict[str, list[Any]] = {b: [get(r, b) for r in records] for b in BLOCK_KEYS}
+    values = {
+        f.path: (
+            [get(r, f.attr) for r in records]
+            if f.block is None
+            else [None if h is None else get(h, f.attr) for h in holders[f.block]]
+        )
+        for f in FIELDS
+    }
+    return Cells(
+        len(records), values, {b: [h is not None for h in hs] for b, hs in holders.items()}
+    )
+
+
+def validated(documents: Sequence[Any]) -> tuple[Cells, list[int]]:
+    """The cells of parsed JSON or CSV records (dicts, left untouched), column by column,
+    and the indexes of the records that are not readable as they stand: not an object, an
+    unknown key, a cell the model would refuse (or one this fast check leaves to the model:
+    see the module docstring). Those rows' cells are placeholders; the caller validates
+    them whole."""
+    bad: set[int] = set()
+    tops: list[dict[str, Any] | None] = [
+        d if type(d) is dict and d.keys() <= TOP_KEYS else None for d in documents
+    ]
+    bad.update(i for i, d in enumerate(tops) if d is None)
+    holders: dict[str, list[Any]] = {}
+    for block, keys in BLOCK_KEYS.items():
+        column = [None if d is None else d.get(block) for d in tops]
+        odd = [
+            i
+            for i, h in enumerate(column)
+            if h is not None and (type(h) is not dict or not h.keys() <= keys)
+        ]
+        for i in odd:
+            column[i] = None
+        bad.update(odd)
+        holders[block] = column
+    values: dict[str, list[Any]] = {}
+    for f in FIELDS:
+        if f.block is not None:
+            column = [None if h is None else h.get(f.attr) for h in holders[f.block]]
+        elif f.attr == "currency":  # the model's default; an explicit null is refused
+            column = ["CNY" if d is None else d.get("currency", "CNY") for d in tops]
+        else:
+            column = [None if d is None else d.get(f.attr) for d in tops]
+        if f is _ID:
+            for i, c in enumerate(column):
+                if c is None:
+                    bad.add(i)
+                    column[i] = "-"  # a placeholder: the row is validated whole
+        if not f.check(column) or (f is _ID and min(map(len, column), default=1) == 0):
+            column = _validated_column(f, column, bad)
+        values[f.path] = column
+    cells = Cells(len(tops), values, {b: [h is not None for h in hs] for b, hs in holders.items()})
+    return cells, sorted(bad)
+
+
+def _validated_column(f: Field, column: list[Any], bad: set[int]) -> list[Any]:
+    """The column as the model's own field type validates it; failing rows join ``bad``."""
+    try:
+        return f.adapter.validate_python(column)
+    except ValidationError as exc:
+        failed = {int(e["loc"][0]) for e in exc.errors(include_url=False) if e["loc"]}
+    bad.update(failed)
+    placeholder = "-" if f is _ID else None
+    kept = [placeholder if i in failed else c for i, c in enumerate(column)]
+    return f.adapter.validate_python(kept)
