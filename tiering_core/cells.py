@@ -21,6 +21,7 @@ import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -164,7 +165,7 @@ class Cells:
     @classmethod
     def from_profiles(cls, profiles: Sequence[CustomerProfile]) -> Cells:
         """The cells of validated profiles (the sync's and the webhook's input)."""
-        return _extract(profiles, getattr)
+        return _extract(profiles)
 
     def take(self, rows: Sequence[int]) -> Cells:
         return Cells(
@@ -183,19 +184,49 @@ class Cells:
         )
 
 
-def _extract(records: Sequence[Any], get: Callable[[Any, str], Any]) -> Cells:
-    holders: dict[str, list[Any]] = {b: [get(r, b) for r in records] for b in BLOCK_KEYS}
-    values = {
-        f.path: (
-            [get(r, f.attr) for r in records]
-            if f.block is None
-            else [None if h is None else get(h, f.attr) for h in holders[f.block]]
-        )
-        for f in FIELDS
-    }
-    return Cells(
-        len(records), values, {b: [h is not None for h in hs] for b, hs in holders.items()}
-    )
+#: The attributes of each holder, in FIELDS order; the record's own (None) end with its
+#: blocks.
+_ATTRS: dict[str | None, tuple[str, ...]] = {
+    holder: tuple(f.attr for f in FIELDS if f.block == holder) for holder in (None, *BLOCK_KEYS)
+}
+_ATTRS[None] += tuple(BLOCK_KEYS)
+
+Getter = Callable[[tuple[str, ...]], Callable[[Any], tuple[Any, ...]]]
+
+
+def _transposed(holders: list[Any], block: str | None, getter: Getter) -> dict[str, list[Any]]:
+    """Every holder's cells (None: all missing) as one list per field path (a block's
+    path for the record's own blocks): one C-level call per holder makes its row, one
+    transposition makes the columns."""
+    attrs = _ATTRS[block]
+    row_of = getter(attrs)
+    missing = (None,) * len(attrs)
+    rows = [missing if h is None else row_of(h) for h in holders]
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in attrs]
+    prefix = f"{block}." if block else ""
+    return {prefix + attr: list(column) for attr, column in zip(attrs, columns, strict=True)}
+
+
+def _attributes(attrs: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    if len(attrs) == 1:
+        (attr,) = attrs
+        return lambda holder: (getattr(holder, attr),)
+    return attrgetter(*attrs)
+
+
+def _keys(attrs: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    return lambda document: tuple(map(document.get, attrs))
+
+
+def _extract(records: Sequence[Any]) -> Cells:
+    """The cells of validated profiles (every attribute is there)."""
+    values = _transposed(list(records), None, _attributes)
+    blocks = {}
+    for block in BLOCK_KEYS:
+        column = values.pop(block)
+        blocks[block] = [h is not None for h in column]
+        values.update(_transposed(column, block, _attributes))
+    return Cells(len(records), values, blocks)
 
 
 def validated(documents: Sequence[Any]) -> tuple[Cells, list[int]]:
@@ -205,40 +236,40 @@ def validated(documents: Sequence[Any]) -> tuple[Cells, list[int]]:
     see the module docstring). Those rows' cells are placeholders; the caller validates
     them whole."""
     bad: set[int] = set()
-    tops: list[dict[str, Any] | None] = [
-        d if type(d) is dict and d.keys() <= TOP_KEYS else None for d in documents
-    ]
-    bad.update(i for i, d in enumerate(tops) if d is None)
-    holders: dict[str, list[Any]] = {}
+    tops: list[dict[str, Any] | None] = list(documents)
+    if not (set(map(type, tops)) <= {dict} and set().union(*tops) <= TOP_KEYS):
+        tops = [d if type(d) is dict and d.keys() <= TOP_KEYS else None for d in tops]
+        bad.update(i for i, d in enumerate(tops) if d is None)
+    values = _transposed(tops, None, _keys)
+    # the model's default currency; an explicit null is refused below
+    values["currency"] = ["CNY" if d is None else d.get("currency", "CNY") for d in tops]
+    blocks: dict[str, list[bool]] = {}
     for block, keys in BLOCK_KEYS.items():
-        column = [None if d is None else d.get(block) for d in tops]
-        odd = [
-            i
-            for i, h in enumerate(column)
-            if h is not None and (type(h) is not dict or not h.keys() <= keys)
-        ]
-        for i in odd:
-            column[i] = None
-        bad.update(odd)
-        holders[block] = column
-    values: dict[str, list[Any]] = {}
+        column = values.pop(block)
+        # one C-level pass over every key of the column: a clean column ends here
+        if not (
+            set(map(type, column)) <= {dict, NONE} and set().union(*filter(None, column)) <= keys
+        ):
+            odd = [
+                i
+                for i, h in enumerate(column)
+                if h is not None and (type(h) is not dict or not h.keys() <= keys)
+            ]
+            for i in odd:
+                column[i] = None
+            bad.update(odd)
+        blocks[block] = [h is not None for h in column]
+        values.update(_transposed(column, block, _keys))
+    ids = values["id"]
+    for i, c in enumerate(ids):
+        if c is None:
+            bad.add(i)
+            ids[i] = "-"  # a placeholder: the row is validated whole
     for f in FIELDS:
-        if f.block is not None:
-            column = [None if h is None else h.get(f.attr) for h in holders[f.block]]
-        elif f.attr == "currency":  # the model's default; an explicit null is refused
-            column = ["CNY" if d is None else d.get("currency", "CNY") for d in tops]
-        else:
-            column = [None if d is None else d.get(f.attr) for d in tops]
-        if f is _ID:
-            for i, c in enumerate(column):
-                if c is None:
-                    bad.add(i)
-                    column[i] = "-"  # a placeholder: the row is validated whole
+        column = values[f.path]
         if not f.check(column) or (f is _ID and min(map(len, column), default=1) == 0):
-            column = _validated_column(f, column, bad)
-        values[f.path] = column
-    cells = Cells(len(tops), values, {b: [h is not None for h in hs] for b, hs in holders.items()})
-    return cells, sorted(bad)
+            values[f.path] = _validated_column(f, column, bad)
+    return Cells(len(tops), values, blocks), sorted(bad)
 
 
 def _validated_column(f: Field, column: list[Any], bad: set[int]) -> list[Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -165,6 +165,15 @@ class Columns:
     currencies: list[str] = field(default_factory=list)
     enum_texts: list[list[str | None]] = field(default_factory=list)  # in ENUMS order
     listed_countries: list[Sequence[str] | None] = field(default_factory=list)
+
+    #: The fields above that only decisions read (``evaluate`` never does).
+    NAMING: ClassVar[tuple[str, ...]] = (
+        "ids",
+        "owner_ids",
+        "currencies",
+        "enum_texts",
+        "listed_countries",
+    )
 
     @property
     def number(self) -> Rows[np.float64]:

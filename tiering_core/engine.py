@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pydantic_core
@@ -47,9 +47,10 @@ from tiering_core.models import (
     CustomerProfile,
 )
 from tiering_core.policy import Policy
-from tiering_core.reasons import ReasonText, make_reason
+from tiering_core.reasons import CATALOGUE, ReasonText, make_reason
 from tiering_core.rules import (
     aml,
+    campaigns,
     consent,
     credit,
     feedback,
@@ -204,23 +205,23 @@ def decide(
 def assessment_json(decision: AssessmentData) -> bytes:
     """One decision as the JSON ``Assessment.model_dump_json`` writes, byte for byte,
     without building the model: the keys are already in the model's order and
-    pydantic-core's serializer formats every value the same way. Reason texts are rendered
-    here, where a person will read them."""
-    return pydantic_core.to_json(decision, fallback=_rendered)
-
-
-def _rendered(value: Any) -> Any:
-    if isinstance(value, ReasonText):
-        return value.rendered()
-    raise TypeError(f"{type(value).__name__} is not part of an assessment")
+    pydantic-core's serializer formats every value the same way. Reason texts are
+    rendered here (in place: the decision is on its way out), where a person reads them."""
+    return pydantic_core.to_json(_with_texts(decision))
 
 
 def _model(decision: AssessmentData) -> Assessment:
-    """One decision as a model. Its reasons' texts are rendered into dicts first: pydantic
-    reads a ``Mapping`` item by item, far slower than a dict."""
+    """One decision as a model (texts rendered in place first: pydantic reads a
+    ``Mapping`` item by item, far slower than a dict)."""
+    return Assessment.model_validate(_with_texts(decision))
+
+
+def _with_texts(decision: AssessmentData) -> AssessmentData:
     for reason in decision["reasons"]:
-        reason["text"] = reason["text"].rendered()
-    return Assessment.model_validate(decision)
+        text = reason["text"]
+        if text.__class__ is ReasonText:
+            reason["text"] = text.rendered()
+    return decision
 
 
 def _decisions(
@@ -250,6 +251,16 @@ def _decisions(
         strict=True,
     )
     customers = zip(cols.ids, cols.owner_ids, kind, sanctioned, strict=True)
+    m = campaigns.decide(
+        policy,
+        value_tier=ev.value_tier,
+        needs_tier=ev.needs_tier,
+        credit_risk=ev.credit_risk,
+        aml_risk=ev.aml_risk,
+        kind=cols.enum["kind"],
+        marketing_opt_out=ev.marketing_opt_out,
+    )
+    members = m.member.T.tolist() if "campaign" in kinds else [[]] * cols.n
     return [
         _decision(
             strategy.Customer(*customer),
@@ -259,6 +270,7 @@ def _decisions(
             policy,
             as_of,
             kinds,
+            (m.keys, members[i]),
         )
         for i, (customer, row) in enumerate(zip(customers, rows, strict=True))
     ]
@@ -290,6 +302,7 @@ def _decision(
     policy: Policy,
     as_of: date,
     kinds: frozenset[ActionKind],
+    memberships: tuple[Sequence[str], Sequence[bool]],
 ) -> AssessmentData:
     months = policy.aml.review_months
     review = _next_review_by_level(
@@ -329,7 +342,7 @@ def _decision(
         "next_review": outcome.next_review,
         "service_level": outcome.service_level,
         "reasons": reasons,
-        "actions": strategy.actions(customer, outcome, reasons, policy, as_of, kinds),
+        "actions": strategy.actions(customer, outcome, reasons, policy, as_of, kinds, memberships),
         "dq_issues": issues,
         "policy_version": policy.version,
         "below_floor_since": None if since != since else date.fromordinal(int(since)),
@@ -370,11 +383,12 @@ def _hits(masks: Sequence[BoolArray]) -> list[tuple[int, int]]:
 
 
 def _reasons_by_row(cols: Columns, columns: Sequence[ReasonColumn]) -> list[list[dict[str, Any]]]:
-    """Each customer's reasons, in column order. Rendered column by column: one numpy call
-    takes a column's cells of all its rows, where a call per cell cost a sixth of deciding."""
+    """Each customer's reasons, in column order. Made column by column: one numpy call
+    takes a column's cells of all its rows, and the customers of a column who share a
+    value and threshold share one text (rendered once, if ever read)."""
     rows: list[list[dict[str, Any]]] = [[] for _ in range(cols.n)]
     for rc in columns:
-        hit = cast(list[int], np.flatnonzero(rc.mask).tolist())
+        hit: list[int] = np.flatnonzero(rc.mask).tolist()
         if not hit:
             continue
         observed: list[Any]
@@ -386,8 +400,16 @@ def _reasons_by_row(cols: Columns, columns: Sequence[ReasonColumn]) -> list[list
         else:
             observed = _cells(rc.value, hit)
         thresholds, weights = _cells(rc.threshold, hit), _cells(rc.weight, hit)
+        spec = CATALOGUE[rc.code]
+        texts: dict[tuple[Any, Any], ReasonText] = {}
         for i, seen, threshold, weight in zip(hit, observed, thresholds, weights, strict=True):
-            rows[i].append(make_reason(rc.code, seen, threshold, weight))
+            if seen.__class__ is list:
+                text = ReasonText(spec, seen, threshold)
+            else:
+                text = texts.get((seen, threshold))
+                if text is None:
+                    text = texts[(seen, threshold)] = ReasonText(spec, seen, threshold)
+            rows[i].append(make_reason(rc.code, seen, threshold, weight, text))
     return rows
 
 

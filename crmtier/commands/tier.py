@@ -31,6 +31,7 @@ from rich.progress import Progress
 
 from connectors.mapping import CANONICAL_TYPES, set_path
 from tiering_core import ingest
+from tiering_core.collector import collector_paused
 from tiering_core.columns import Columns
 from tiering_core.engine import assessment_json, decide_columns
 from tiering_core.models import Previous
@@ -170,9 +171,15 @@ def run(
     Records are validated and assessed a chunk at a time, as columns: no model is built
     for a record, and only its output line is made one record at a time
     (tiering_core/ingest.py, tiering_core/engine.py).
+
+    The cyclic garbage collector is paused for the run (and restored after it): a chunk
+    makes tens of thousands of small acyclic containers, freed by reference counting
+    once written, and the collector's passes over them cost about as much as making
+    them (bench/core.py). This is the command's one collector setting; the core has none.
     """
     numbered, validate = _reader(fmt, source)
-    return ingest.in_chunks(numbered, validate, partial(_assess_chunk, policy, as_of, out, err))
+    with collector_paused():
+        return ingest.in_chunks(numbered, validate, partial(_assess_chunk, policy, as_of, out, err))
 
 
 def _reader(fmt: str, source: Iterable[bytes]) -> tuple[Iterator[tuple[int, Any]], ingest.Validate]:

@@ -20,11 +20,11 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from hashlib import sha256
 from typing import Any, NamedTuple
 
 from tiering_core.dates import period_label
 from tiering_core.models import (
-    ACTION_KINDS,
     ActionKind,
     AmlRisk,
     DecidedFields,
@@ -34,7 +34,7 @@ from tiering_core.models import (
     Status,
     ValueTier,
 )
-from tiering_core.policy import Campaign, Policy, TaskRule
+from tiering_core.policy import Policy, TaskRule
 from tiering_core.reasons import compact, top_reasons
 from tiering_core.rules import task_text
 
@@ -110,13 +110,15 @@ def actions(
     reasons: list[dict[str, Any]],
     policy: Policy,
     as_of: date,
-    kinds: frozenset[ActionKind] = ACTION_KINDS,
+    kinds: frozenset[ActionKind],
+    memberships: tuple[Sequence[str], Sequence[bool]],
 ) -> tuple[Action, ...]:
-    """The actions of ``kinds``, in kind order; a kind not asked for is not derived."""
+    """The actions of ``kinds``, in kind order; a kind not asked for is not derived.
+    ``memberships``: the campaign keys and this customer's membership of each."""
     return (
         *(set_fields(outcome, reasons, policy) if "set_field" in kinds else ()),
         *(tasks(customer, outcome, policy, as_of, reasons) if "task" in kinds else ()),
-        *(campaigns(customer, outcome, policy) if "campaign" in kinds else ()),
+        *(campaigns(customer, *memberships) if "campaign" in kinds else ()),
     )
 
 
@@ -252,37 +254,17 @@ def tasks(
     return out
 
 
-def campaigns(customer: Customer, o: Outcome, policy: Policy) -> list[Action]:
-    risk = policy.strategy.risk
-    out: list[Action] = []
-    for key in sorted(policy.strategy.campaigns):
-        campaign = policy.strategy.campaigns[key]
-        member = _qualifies(campaign, customer, o) and not (
-            o.aml_risk in risk.no_campaigns_aml
-            or (campaign.marketing and o.aml_risk in risk.no_marketing_aml)
-            or (campaign.marketing and o.marketing_opt_out)
-            or (
-                policy.strategy.campaigns[key].credit_product
-                and o.credit_risk in risk.no_credit_products_credit
-            )
-        )
-        out.append(
-            {
-                "kind": "campaign",
-                "campaign": key,
-                "member": member,
-                "dedupe_key": dedupe_key(customer.id, "campaign", key),
-            }
-        )
-    return out
-
-
-def _qualifies(c: Campaign, customer: Customer, o: Outcome) -> bool:
-    """Every criterion given matches. A campaign that names no ``kinds`` is a retail one:
-    a corporate joins only campaigns that name corporates."""
-    return (
-        (not c.tiers or o.value_tier in c.tiers)
-        and (not c.needs or o.needs_tier in c.needs)
-        and (customer.kind in c.kinds if c.kinds else customer.kind != "corporate")
-        and (not c.credit or o.credit_risk in c.credit)
-    )
+def campaigns(customer: Customer, keys: Sequence[str], member: Sequence[bool]) -> list[Action]:
+    """One campaign action per campaign key, member or not (``rules.campaigns`` decides
+    membership for the whole batch). The dedupe key is ``dedupe_key(id, "campaign",
+    key)``, hashed here from one encoded prefix per customer."""
+    prefix = f"{customer.id}\x1fcampaign\x1f"
+    return [
+        {
+            "kind": "campaign",
+            "campaign": key,
+            "member": m,
+            "dedupe_key": sha256((prefix + key).encode("utf-8")).hexdigest()[:32],
+        }
+        for key, m in zip(keys, member, strict=True)
+    ]
