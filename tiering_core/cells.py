@@ -25,6 +25,7 @@ from operator import attrgetter
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from tiering_core.models import TEXT_MAX, CustomerProfile, Integer, Number
 
@@ -124,7 +125,9 @@ def _fields() -> tuple[tuple[Field, ...], dict[str, frozenset[str]]]:
         inner = _optional(info.annotation)
         if isinstance(inner, type) and issubclass(inner, BaseModel):
             blocks[name] = frozenset(inner.model_fields)
-            leaves = [(name, attr, sub) for attr, sub in inner.model_fields.items()]
+            leaves: list[tuple[str | None, str, FieldInfo]] = [
+                (name, attr, sub) for attr, sub in inner.model_fields.items()
+            ]
         else:
             leaves = [(None, name, info)]
         for block, attr, leaf in leaves:
@@ -237,8 +240,8 @@ def validated(documents: Sequence[Any]) -> tuple[Cells, list[int]]:
     them whole."""
     bad: set[int] = set()
     tops: list[dict[str, Any] | None] = list(documents)
-    if not (set(map(type, tops)) <= {dict} and set().union(*tops) <= TOP_KEYS):
-        tops = [d if type(d) is dict and d.keys() <= TOP_KEYS else None for d in tops]
+    if not (set(map(type, documents)) <= {dict} and set().union(*documents) <= TOP_KEYS):
+        tops = [d if type(d) is dict and d.keys() <= TOP_KEYS else None for d in documents]
         bad.update(i for i, d in enumerate(tops) if d is None)
     values = _transposed(tops, None, _keys)
     # the model's default currency; an explicit null is refused below
@@ -247,9 +250,8 @@ def validated(documents: Sequence[Any]) -> tuple[Cells, list[int]]:
     for block, keys in BLOCK_KEYS.items():
         column = values.pop(block)
         # one C-level pass over every key of the column: a clean column ends here
-        if not (
-            set(map(type, column)) <= {dict, NONE} and set().union(*filter(None, column)) <= keys
-        ):
+        present: list[dict[str, Any]] = list(filter(None, column))
+        if not (set(map(type, column)) <= {dict, NONE} and set().union(*present) <= keys):
             odd = [
                 i
                 for i, h in enumerate(column)

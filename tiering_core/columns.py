@@ -134,7 +134,8 @@ class Rows(Generic[T]):
         self.index = index
 
     def __getitem__(self, name: str) -> npt.NDArray[T]:
-        return self.matrix[self.index[name]]
+        row: npt.NDArray[T] = self.matrix[self.index[name]]
+        return row
 
 
 @dataclass

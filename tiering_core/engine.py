@@ -403,12 +403,13 @@ def _reasons_by_row(cols: Columns, columns: Sequence[ReasonColumn]) -> list[list
         spec = CATALOGUE[rc.code]
         texts: dict[tuple[Any, Any], ReasonText] = {}
         for i, seen, threshold, weight in zip(hit, observed, thresholds, weights, strict=True):
-            if seen.__class__ is list:
-                text = ReasonText(spec, seen, threshold)
+            shared = None if seen.__class__ is list else texts.get((seen, threshold))
+            if shared is not None:
+                text = shared
             else:
-                text = texts.get((seen, threshold))
-                if text is None:
-                    text = texts[(seen, threshold)] = ReasonText(spec, seen, threshold)
+                text = ReasonText(spec, seen, threshold)
+                if seen.__class__ is not list:
+                    texts[(seen, threshold)] = text
             rows[i].append(make_reason(rc.code, seen, threshold, weight, text))
     return rows
 

@@ -17,15 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from tiering_core.columns import (
-    CUSTOMER_KINDS,
-    FLAG_INDEX,
-    LEVELS,
-    NUMBER_INDEX,
-    BoolArray,
-    Columns,
-    FloatArray,
-)
+from tiering_core.columns import FLAG_INDEX, NUMBER_INDEX, BoolArray, Columns, FloatArray
+from tiering_core.models import CUSTOMER_KINDS, LEVELS
 from tiering_core.policy import AmlOverrides, Policy
 from tiering_core.rules.base import AML_LEVELS, UNRATED_AML, IntArray, ReasonColumn, ge, known
 

@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tiering_core.columns import LOAN_CLASSES, BoolArray, Columns, FloatArray
+from tiering_core.columns import BoolArray, Columns, FloatArray
+from tiering_core.models import LOAN_CLASSES
 from tiering_core.policy import CreditPolicy, Policy
 from tiering_core.rules.base import (
     RISK_LEVELS,

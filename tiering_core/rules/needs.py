@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tiering_core.columns import CUSTOMER_KINDS, Columns
+from tiering_core.columns import Columns
+from tiering_core.models import CUSTOMER_KINDS
 from tiering_core.policy import Policy
 from tiering_core.rules.base import NEEDS_TIERS, VALUE_TIERS, IntArray, ReasonColumn, gt
 
