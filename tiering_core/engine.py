@@ -387,10 +387,11 @@ def _reasons_by_row(cols: Columns, columns: Sequence[ReasonColumn]) -> list[list
     takes a column's cells of all its rows, and the customers of a column who share a
     value and threshold share one text (rendered once, if ever read)."""
     rows: list[list[dict[str, Any]]] = [[] for _ in range(cols.n)]
-    for rc in columns:
-        hit: list[int] = np.flatnonzero(rc.mask).tolist()
-        if not hit:
-            continue
+    by_column: dict[int, list[int]] = {}
+    for c, i in _hits([rc.mask for rc in columns]):
+        by_column.setdefault(c, []).append(i)
+    for c, hit in by_column.items():
+        rc = columns[c]
         observed: list[Any]
         if rc.profile_path is not None:  # the listed countries, as given
             observed = [_listed(cols, i) for i in hit]

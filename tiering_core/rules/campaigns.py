@@ -35,7 +35,12 @@ class Memberships:
 
 
 def _among(codes: IntArray, vocabulary: Sequence[str], names: Sequence[str]) -> BoolArray:
-    return np.isin(codes, [vocabulary.index(name) for name in names])
+    """Where a code names one of ``names`` (codes of ``vocabulary``; negative: none): a
+    table lookup, far cheaper than ``np.isin`` for a batch of one."""
+    table = np.zeros(len(vocabulary) + 2, dtype=np.bool_)  # the last two: codes -2, -1
+    table[[vocabulary.index(name) for name in names]] = True
+    selected: BoolArray = table[codes]
+    return selected
 
 
 def decide(
@@ -60,11 +65,10 @@ def decide(
     rows = []
     for key in keys:
         c = campaigns[key]
-        kinds = [CUSTOMER_KINDS.index(k) for k in c.kinds]
         member = (
             (_among(value_tier, VALUE_TIERS, c.tiers) if c.tiers else everyone)
             & (_among(needs_tier, NEEDS_TIERS, c.needs) if c.needs else everyone)
-            & (np.isin(kind, kinds) if kinds else kind != CORPORATE)
+            & (_among(kind, CUSTOMER_KINDS, c.kinds) if c.kinds else kind != CORPORATE)
             & (_among(credit_risk, RISK_LEVELS, c.credit) if c.credit else everyone)
             & ~blocked
         )
