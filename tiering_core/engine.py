@@ -302,7 +302,7 @@ def _decision(
     policy: Policy,
     as_of: date,
     kinds: frozenset[ActionKind],
-    memberships: tuple[Sequence[str], Sequence[bool]],
+    memberships: tuple[tuple[str, ...], Sequence[bool]],
 ) -> AssessmentData:
     months = policy.aml.review_months
     review = _next_review_by_level(
