@@ -40,6 +40,7 @@ class Field:
     attr: str
     check: Callable[[list[Any]], bool]
     adapter: TypeAdapter[list[Any]]
+    required: bool  # not optional: a missing cell is refused, and a placeholder is text
 
 
 def _optional(annotation: Any) -> Any:
@@ -95,7 +96,23 @@ def _never(cells: list[Any]) -> bool:
     return all(c is None for c in cells)
 
 
-def _check(annotation: Any) -> Callable[[list[Any]], bool]:
+def _check(annotation: Any, metadata: list[Any]) -> Callable[[list[Any]], bool]:
+    """The fast check of a field's column: a field that is not optional refuses a missing
+    cell, and a minimum length (the id's) is checked too."""
+    typed = _check_type(annotation)
+    if _optional(annotation) is not annotation:
+        return typed  # optional fields have no minimum length
+    shortest = max((getattr(m, "min_length", 0) for m in metadata), default=0)
+
+    def present(cells: list[Any]) -> bool:
+        if None in cells or not typed(cells):
+            return False
+        return not shortest or min(map(len, cells), default=shortest) >= shortest
+
+    return present
+
+
+def _check_type(annotation: Any) -> Callable[[list[Any]], bool]:
     inner = _optional(annotation)
     if inner == _optional(Number):
         return _numbers
@@ -138,8 +155,9 @@ def _fields() -> tuple[tuple[Field, ...], dict[str, frozenset[str]]]:
                     f"{block}.{attr}" if block else attr,
                     block,
                     attr,
-                    _check(leaf.annotation),
+                    _check(leaf.annotation, leaf.metadata),
                     TypeAdapter(list[typ], config=_CONFIG),  # type: ignore[valid-type]
+                    _optional(leaf.annotation) is leaf.annotation,
                 )
             )
     return tuple(fields), blocks
@@ -149,13 +167,13 @@ FIELDS, BLOCK_KEYS = _fields()
 #: The paths the model holds as integers (a DQ issue shows such an input as one).
 INTEGER_PATHS = frozenset(f.path for f in FIELDS if f.check is _integers)
 TOP_KEYS = frozenset(CustomerProfile.model_fields)
-_ID = next(f for f in FIELDS if f.path == "id")
 
 
 @dataclass
 class Cells:
     """A batch of readable records, one list of validated cells per canonical field path
-    (None where missing), and per block whether each record has it."""
+    (None where missing), and per block whether each record has it. A number field may
+    hold an int where the model holds the same number as a float (columns are float64)."""
 
     n: int
     values: dict[str, list[Any]]
@@ -262,14 +280,9 @@ def validated(documents: Sequence[Any]) -> tuple[Cells, list[int]]:
             bad.update(odd)
         blocks[block] = [h is not None for h in column]
         values.update(_transposed(column, block, _keys))
-    ids = values["id"]
-    for i, c in enumerate(ids):
-        if c is None:
-            bad.add(i)
-            ids[i] = "-"  # a placeholder: the row is validated whole
     for f in FIELDS:
         column = values[f.path]
-        if not f.check(column) or (f is _ID and min(map(len, column), default=1) == 0):
+        if not f.check(column):
             values[f.path] = _validated_column(f, column, bad)
     return Cells(len(tops), values, blocks), sorted(bad)
 
@@ -281,6 +294,6 @@ def _validated_column(f: Field, column: list[Any], bad: set[int]) -> list[Any]:
     except ValidationError as exc:
         failed = {int(e["loc"][0]) for e in exc.errors(include_url=False) if e["loc"]}
     bad.update(failed)
-    placeholder = "-" if f is _ID else None
+    placeholder = "-" if f.required else None  # the row is validated whole later
     kept = [placeholder if i in failed else c for i, c in enumerate(column)]
     return f.adapter.validate_python(kept)

@@ -3,9 +3,9 @@
 ``evaluate`` decides a whole batch column-wise with numpy (every level, score, reason and
 DQ mask: millions of customers per second). ``decide_columns`` then builds one decision
 per customer with its reasons, DQ issues and CRM actions (``decisions``): the per-record
-step, needed only where a customer leaves the process (a CRM write, an output line). One customer (the
-webhook path) is a batch of one through the same code; a golden fixture of generated books
-(tests/core/test_core_golden.py) pins the decisions.
+step, needed only where a customer leaves the process (a CRM write, an output line). One
+customer (the webhook path) is a batch of one through the same code; a golden fixture of
+generated books (tests/core/test_core_golden.py) pins the decisions.
 
 A decision is ``AssessmentData``: exactly the plain data an ``Assessment`` holds, keyed in
 the model's field order, so ``assessment_json`` writes the bytes ``Assessment`` would
