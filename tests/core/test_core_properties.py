@@ -19,7 +19,7 @@ from core_support import AS_OF, generated_bank
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tiering_core.engine import assess, assess_batch, decide_batch
+from tiering_core.engine import assess, assess_batch, assessment_json, decide_batch
 from tiering_core.models import (
     ACTION_KINDS,
     ActionKind,
@@ -226,6 +226,23 @@ def test_plain_decisions_are_exactly_what_the_model_holds() -> None:
         assert json.dumps(data, default=_plain, sort_keys=True) == json.dumps(
             validated, default=_plain, sort_keys=True
         )
+
+
+@SETTINGS
+@given(st.lists(profiles, min_size=1, max_size=6))
+def test_assessment_json_is_byte_for_byte_what_the_model_writes(
+    batch: list[CustomerProfile],
+) -> None:
+    """``crmtier tier`` writes decisions with ``assessment_json``, never building the
+    model: its bytes must be the model's own JSON of the same decision."""
+    written = [assessment_json(d) for d in decide_batch(batch, POLICY, AS_OF)]
+    assert written == [a.model_dump_json().encode() for a in assess_batch(batch, POLICY, AS_OF)]
+
+
+def test_assessment_json_on_a_generated_bank() -> None:
+    batch = generated_bank(500, seed=31, dirty=True)
+    written = [assessment_json(d) for d in decide_batch(batch, POLICY, AS_OF)]
+    assert written == [a.model_dump_json().encode() for a in assess_batch(batch, POLICY, AS_OF)]
 
 
 def _plain(value: object) -> object:
