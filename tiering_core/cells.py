@@ -21,7 +21,7 @@ import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -81,7 +81,10 @@ def _numbers(cells: list[Any]) -> bool:
     ints = [c for c in cells if type(c) is int]
     if ints and not (min(ints) >= -(2**53) and max(ints) <= 2**53):
         return False
-    return all(map(math.isfinite, (c for c in cells if type(c) is float)))
+    try:  # an infinity or NaN makes the exact sum so; so can a huge but finite one
+        return math.isfinite(math.fsum([c for c in cells if type(c) is float]))
+    except OverflowError:
+        return False
 
 
 def _lists(cells: list[Any]) -> bool:
@@ -93,7 +96,7 @@ def _lists(cells: list[Any]) -> bool:
 
 def _never(cells: list[Any]) -> bool:
     """Dates and datetimes: text to parse, always left to pydantic-core."""
-    return all(c is None for c in cells)
+    return cells.count(None) == len(cells)
 
 
 def _check(annotation: Any, metadata: list[Any]) -> Callable[[list[Any]], bool]:
@@ -189,10 +192,20 @@ class Cells:
         return _extract(profiles)
 
     def take(self, rows: Sequence[int]) -> Cells:
+        """The cells of ``rows``, in that order (one C-level gather per column)."""
+        if not rows:
+            return Cells(0, {k: [] for k in self.values}, {k: [] for k in self.blocks})
+        get = itemgetter(*rows)
+        if len(rows) == 1:
+            return Cells(
+                1,
+                {k: [get(v)] for k, v in self.values.items()},
+                {k: [get(v)] for k, v in self.blocks.items()},
+            )
         return Cells(
             len(rows),
-            {k: [v[i] for i in rows] for k, v in self.values.items()},
-            {k: [v[i] for i in rows] for k, v in self.blocks.items()},
+            {k: list(get(v)) for k, v in self.values.items()},
+            {k: list(get(v)) for k, v in self.blocks.items()},
         )
 
     @classmethod
@@ -212,41 +225,42 @@ _ATTRS: dict[str | None, tuple[str, ...]] = {
 }
 _ATTRS[None] += tuple(BLOCK_KEYS)
 
-Getter = Callable[[tuple[str, ...]], Callable[[Any], tuple[Any, ...]]]
 
-
-def _transposed(holders: list[Any], block: str | None, getter: Getter) -> dict[str, list[Any]]:
+def _transposed(holders: list[Any], block: str | None, by_key: bool) -> dict[str, list[Any]]:
     """Every holder's cells (None: all missing) as one list per field path (a block's
-    path for the record's own blocks): one C-level call per holder makes its row, one
-    transposition makes the columns."""
+    path for the record's own blocks): one C-level gather per holder makes its row (by
+    key from a parsed record, by attribute from a profile), one transposition makes the
+    columns."""
     attrs = _ATTRS[block]
-    row_of = getter(attrs)
-    missing = (None,) * len(attrs)
-    rows = [missing if h is None else row_of(h) for h in holders]
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in attrs]
     prefix = f"{block}." if block else ""
+    get = itemgetter(*attrs) if by_key else attrgetter(*attrs)
+    if len(attrs) == 1:  # a lone attribute's getter returns the cell, not a row
+        return {prefix + attrs[0]: _gathered(holders, attrs, get, single=True)}
+    rows = _gathered(holders, attrs, get, single=False)
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in attrs]
     return {prefix + attr: list(column) for attr, column in zip(attrs, columns, strict=True)}
 
 
-def _attributes(attrs: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    if len(attrs) == 1:
-        (attr,) = attrs
-        return lambda holder: (getattr(holder, attr),)
-    return attrgetter(*attrs)
-
-
-def _keys(attrs: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    return lambda document: tuple(map(document.get, attrs))
+def _gathered(
+    holders: list[Any], attrs: tuple[str, ...], get: Callable[[Any], Any], *, single: bool
+) -> list[Any]:
+    missing = None if single else (None,) * len(attrs)
+    try:
+        return [missing if h is None else get(h) for h in holders]
+    except KeyError:  # a parsed record may leave keys out: missing cells
+        if single:
+            return [None if h is None else h.get(attrs[0]) for h in holders]
+        return [missing if h is None else tuple(map(h.get, attrs)) for h in holders]
 
 
 def _extract(records: Sequence[Any]) -> Cells:
     """The cells of validated profiles (every attribute is there)."""
-    values = _transposed(list(records), None, _attributes)
+    values = _transposed(list(records), None, by_key=False)
     blocks = {}
     for block in BLOCK_KEYS:
         column = values.pop(block)
         blocks[block] = [h is not None for h in column]
-        values.update(_transposed(column, block, _attributes))
+        values.update(_transposed(column, block, by_key=False))
     return Cells(len(records), values, blocks)
 
 
@@ -261,7 +275,7 @@ def validated(documents: Sequence[Any]) -> tuple[Cells, list[int]]:
     if not (set(map(type, documents)) <= {dict} and set().union(*documents) <= TOP_KEYS):
         tops = [d if type(d) is dict and d.keys() <= TOP_KEYS else None for d in documents]
         bad.update(i for i, d in enumerate(tops) if d is None)
-    values = _transposed(tops, None, _keys)
+    values = _transposed(tops, None, by_key=True)
     # the model's default currency; an explicit null is refused below
     values["currency"] = ["CNY" if d is None else d.get("currency", "CNY") for d in tops]
     blocks: dict[str, list[bool]] = {}
@@ -279,7 +293,7 @@ def validated(documents: Sequence[Any]) -> tuple[Cells, list[int]]:
                 column[i] = None
             bad.update(odd)
         blocks[block] = [h is not None for h in column]
-        values.update(_transposed(column, block, _keys))
+        values.update(_transposed(column, block, by_key=True))
     for f in FIELDS:
         column = values[f.path]
         if not f.check(column):

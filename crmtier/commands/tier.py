@@ -146,16 +146,17 @@ def first_of_each_id(validate: ingest.Validate) -> ingest.Validate:
 
     def unique(numbered: Iterable[tuple[int, Any]]) -> ingest.Chunk:
         chunk = validate(numbered)
+        lines = chunk.lines
+        firsts = list(map(seen.setdefault, chunk.cells.ids, lines))
+        if firsts == lines:  # no id seen before: the usual chunk
+            return chunk
         rows = []
-        for row, (line, customer) in enumerate(zip(chunk.lines, chunk.cells.ids, strict=True)):
-            first = seen.setdefault(customer, line)
+        for row, (line, first) in enumerate(zip(lines, firsts, strict=True)):
             if first == line:
                 rows.append(row)
             else:
                 reason = f"field id: duplicate of line {first}; skipped"
                 chunk.unreadable.append(ingest.Unreadable(line, (reason,)))
-        if len(rows) == chunk.cells.n:
-            return chunk
         return ingest.Chunk(
             chunk.cells.take(rows), [chunk.lines[i] for i in rows], chunk.unreadable
         )
