@@ -199,7 +199,13 @@ def _assess_chunk(
             err.write(f"line {bad.line}: {reason}\n")
     decisions = decide_columns(Columns.from_cells(chunk.cells, policy), policy, as_of)
     if decisions:
-        out.write(b"".join([assessment_json(d) + b"\n" for d in decisions]).decode("utf-8"))
+        data = b"".join([assessment_json(d) + b"\n" for d in decisions])
+        binary = getattr(out, "buffer", None)  # a file or stdout: the UTF-8 bytes as they are
+        if binary is None or getattr(out, "encoding", "").lower().replace("-", "") != "utf8":
+            out.write(data.decode("utf-8"))
+        else:
+            out.flush()
+            binary.write(data)
 
 
 def open_input(path: Path) -> IO[bytes]:
