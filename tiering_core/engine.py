@@ -43,6 +43,7 @@ from tiering_core.policy import Policy
 from tiering_core.reasons import make_reason
 from tiering_core.rules import (
     aml,
+    channel,
     consent,
     credit,
     feedback,
@@ -87,6 +88,7 @@ class Evaluation:
     open_complaints: FloatArray
     detractor: BoolArray
     marketing_opt_out: BoolArray
+    preferred_channel: IntArray
     reasons: list[ReasonColumn]
     issues: list[IssueColumn]
 
@@ -101,6 +103,7 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
     ops_risk, ops_reasons = ops.rate(clean, policy)
     fb = feedback.rate(clean, policy)
     opted_out, consent_reasons = consent.rate(clean)
+    preferred_channel, channel_reasons = channel.rate(clean, policy, v.tier)
 
     some_unrated = (
         (credit_risk == UNRATED_RISK) | (a.level == UNRATED_AML) | (ops_risk == UNRATED_RISK)
@@ -127,6 +130,7 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
         open_complaints=np.where(gt(complaints, 0), complaints, 0.0),
         detractor=fb.detractor,
         marketing_opt_out=opted_out,
+        preferred_channel=preferred_channel,
         reasons=[
             *v.reasons,
             *needs_reasons,
@@ -135,6 +139,7 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
             *ops_reasons,
             *fb.reasons,
             *consent_reasons,
+            *channel_reasons,
         ],
         issues=issues,
     )
@@ -194,6 +199,10 @@ def decide(
     ops_risk, ops_reasons = ops.rate_one(clean, policy)
     _, detractor, feedback_reasons = feedback.rate_one(clean, policy)
     opted_out, consent_reasons = consent.rate_one(clean)
+    # The channel rule exists only vectorised: one customer is a batch of one here.
+    preferred, channel_reasons = channel.rate(
+        Columns.from_records([clean]), policy, np.array([v.tier], dtype=np.int8)
+    )
     if v.tier == UNRATED_TIER:
         status = STATUSES.index("unrated")
     elif has_issue or UNRATED_RISK in (credit_risk, ops_risk) or aml_risk == UNRATED_AML:
@@ -214,6 +223,7 @@ def decide(
         detractor,
         v.below_floor_since,
         opted_out,
+        int(preferred[0]),
     )
     columns = (
         *v.reasons,
@@ -223,6 +233,7 @@ def decide(
         *ops_reasons,
         *feedback_reasons,
         *consent_reasons,
+        *channel_reasons,
     )
     reasons = _reasons_by_row([profile], columns)[0]
     issues = [_issue(profile, ic) for ic in issue_cols]
@@ -283,6 +294,7 @@ def _decisions(
         ev.detractor.tolist(),
         ev.below_floor_since.tolist(),
         ev.marketing_opt_out.tolist(),
+        ev.preferred_channel.tolist(),
         strict=True,
     )
     return [
@@ -307,6 +319,7 @@ class _Decided:
     detractor: bool
     below_floor_since: float  # date ordinal; NaN: none
     marketing_opt_out: bool
+    preferred_channel: int
 
 
 def _decision(
@@ -341,6 +354,7 @@ def _decision(
         detractor=bool(d.detractor),
         dq_fields=tuple(sorted({issue["field"] for issue in issues})),
         marketing_opt_out=bool(d.marketing_opt_out),
+        preferred_channel=channel.CHANNELS[d.preferred_channel],
     )
     since = d.below_floor_since
     return {
