@@ -16,9 +16,11 @@ deterministic dedupe keys, so a rerun upserts them and never duplicates.
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from connectors.contract import Page, TaskUpsert, WritePlan
@@ -84,6 +86,25 @@ def roster_from_config(table: Mapping[str, Any], base: Roster = Roster(())) -> R
             continue
         by_id[uid] = Advisor(uid, capacity, active)
     return Roster(tuple(by_id.values()), tuple(problems))
+
+
+def roster_from_file(path: Path) -> Roster:
+    """The ``[coverage.advisors]`` table of a TOML roster file; ``RosterError`` names the
+    file and the problem in one line."""
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise RosterError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RosterError(f"{path}: not valid TOML ({exc})") from None
+    table = data.get("coverage", {}).get("advisors")
+    if not isinstance(table, dict) or not table:
+        raise RosterError(f"{path}: [coverage.advisors]: required, one RM user id per key")
+    return roster_from_config(table)
+
+
+class RosterError(ValueError):
+    """A roster file that cannot be used at all (one line, naming the file)."""
 
 
 def clients(
