@@ -200,8 +200,11 @@ def decide(
     _, detractor, feedback_reasons = feedback.rate_one(clean, policy)
     opted_out, consent_reasons = consent.rate_one(clean)
     # The channel rule exists only vectorised: one customer is a batch of one here.
-    preferred, channel_reasons = channel.rate(
-        Columns.from_records([clean]), policy, np.array([v.tier], dtype=np.int8)
+    preferred, channel_reasons = channel.decide(
+        np.array([clean.num("digital_logins_90d")]),
+        np.array([clean.num("branch_transactions_90d")]),
+        np.array([v.tier], dtype=np.int8),
+        policy,
     )
     if v.tier == UNRATED_TIER:
         status = STATUSES.index("unrated")

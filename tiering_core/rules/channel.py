@@ -14,11 +14,12 @@ before it looks at the channel.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import get_args
 
 import numpy as np
 
-from tiering_core.columns import Columns
+from tiering_core.columns import BoolArray, Columns, FloatArray
 from tiering_core.models import Channel
 from tiering_core.policy import Policy
 from tiering_core.rules.base import VALUE_TIERS, IntArray, ReasonColumn, ge
@@ -32,21 +33,31 @@ _DIGITAL, _PHONE, _BRANCH, _RM_VISIT = (
 
 def rate(cols: Columns, policy: Policy, tier: IntArray) -> tuple[IntArray, list[ReasonColumn]]:
     """(channel codes, reasons) for a batch whose value tiers are ``tier`` (codes)."""
+    n = cols.number
+    return decide(n["digital_logins_90d"], n["branch_transactions_90d"], tier, policy)
+
+
+def decide(
+    logins: FloatArray, branch: FloatArray, tier: IntArray, policy: Policy
+) -> tuple[IntArray, list[ReasonColumn]]:
+    """``rate`` on the two activity counts alone (NaN: unknown), so that one customer's
+    channel costs a few one-element numpy calls, not a whole ``Columns``."""
     c = policy.channel
-    logins = cols.number["digital_logins_90d"]
-    branch = cols.number["branch_transactions_90d"]
-    in_person = np.isin(tier, _codes(c.rm_visit_tiers))
-    # A missing count is no evidence: it neither qualifies a channel nor dilutes the share.
-    activity = np.nan_to_num(logins) + np.nan_to_num(branch)
-    share = np.divide(logins, activity, out=np.zeros_like(logins), where=activity > 0)
-    digital = ~in_person & ge(logins, c.digital_logins_min) & ge(share, c.digital_share_min)
-    at_branch = ~in_person & ~digital & ge(branch, c.branch_transactions_min)
+    in_person_tiers, phone_tiers = _tier_tables(c.rm_visit_tiers, c.phone_tiers)
+    in_person = in_person_tiers[tier]
+    # A missing count is no evidence: it neither qualifies a channel nor dilutes the share
+    # (NaN compares false, and a NaN branch count adds nothing to the activity).
+    activity = np.where(np.isnan(branch), logins, logins + branch)
+    digital = ge(logins, c.digital_logins_min) & ge(logins, c.digital_share_min * activity)
+    digital &= ~in_person
+    at_branch = ge(branch, c.branch_transactions_min) & ~(in_person | digital)
     rest = ~(in_person | digital | at_branch)
-    by_phone = rest & np.isin(tier, _codes(c.phone_tiers))
+    by_phone = rest & phone_tiers[tier]
     self_service = rest & ~by_phone
-    channel = np.select(
-        [in_person, digital, at_branch, by_phone], [_RM_VISIT, _DIGITAL, _BRANCH, _PHONE], _DIGITAL
-    ).astype(np.int8)
+    channel = np.full(tier.shape, _DIGITAL, dtype=np.int8)
+    channel[in_person] = _RM_VISIT
+    channel[at_branch] = _BRANCH
+    channel[by_phone] = _PHONE
     return channel, [
         ReasonColumn("CH_RM_VISIT_TIER", in_person, tier, labels=VALUE_TIERS),
         ReasonColumn("CH_DIGITAL_ACTIVE", digital, logins, float(c.digital_logins_min)),
@@ -54,6 +65,15 @@ def rate(cols: Columns, policy: Policy, tier: IntArray) -> tuple[IntArray, list[
         ReasonColumn("CH_PHONE_TIER", by_phone, tier, labels=VALUE_TIERS),
         ReasonColumn("CH_SELF_SERVICE", self_service, tier, labels=VALUE_TIERS),
     ]
+
+
+@lru_cache(maxsize=16)
+def _tier_tables(in_person: tuple[str, ...], phone: tuple[str, ...]) -> tuple[BoolArray, BoolArray]:
+    """Per tier code, whether it is served in person / by phone: a lookup, not ``isin``."""
+    return (
+        np.array([t in in_person for t in VALUE_TIERS], dtype=np.bool_),
+        np.array([t in phone for t in VALUE_TIERS], dtype=np.bool_),
+    )
 
 
 #: How a customer-contact task reaches the customer in each channel (its subject's opening).
@@ -64,7 +84,3 @@ CONTACT: dict[Channel | None, str] = {
     "rm_visit": "Visit the customer",
     None: "Contact the customer",
 }
-
-
-def _codes(tiers: tuple[str, ...]) -> list[int]:
-    return [VALUE_TIERS.index(t) for t in tiers]
