@@ -132,7 +132,7 @@ def plan(
 
 
 def proposal_tasks(coverage: Coverage, policy: CoveragePolicy, as_of: date) -> list[dict[str, Any]]:
-    """One task per proposal for the managers' queue (``assign = "task"``), as the plain
+    """One task per proposal for the managers' queue (``coverage.queue``), as the plain
     data of a ``TaskAction``. The dedupe key names the customer, the proposed RM and the
     month: a rerun upserts the same task, and a different proposal is a new one."""
     due = as_of + timedelta(days=policy.due_days)

@@ -9,7 +9,7 @@ no such section still loads and means the documented default.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
@@ -45,13 +45,12 @@ class CoveragePolicy(Section):
     An RM's book is counted in private-equivalents: each client weighs ``weights[tier]``
     (a tier not listed weighs nothing) and a book may hold ``capacity`` of them, unless
     the CRM's user record (a mapped user field) or the config gives that RM another
-    capacity. ``assign``: ``task`` proposes an RM in a task to ``queue`` (the branch or
-    team manager decides); ``owner`` changes the owner directly, where the bank opts in."""
+    capacity. A proposal is a task to ``queue`` naming the RM (the branch or team manager
+    decides), due in ``due_days``."""
 
     rm_tiers: tuple[TierName, ...] = ("private", "wealth")
     capacity: float = Field(default=150.0, gt=0)
     weights: dict[TierName, Annotated[float, Field(ge=0)]] = Field(default_factory=_weights)
-    assign: Literal["task", "owner"] = "task"
     queue: str = Field(default="private_banking", min_length=1)
     due_days: int = Field(default=5, ge=0)
 
