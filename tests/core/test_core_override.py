@@ -20,6 +20,7 @@ from core_support import AS_OF, BASELINE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tiering_core.columns import Columns
 from tiering_core.engine import assess, assess_batch, decide_batch
 from tiering_core.models import Assessment, CustomerProfile
 from tiering_core.policy import OverridePolicy, default_policy_text, load_policy, parse_policy
@@ -223,7 +224,7 @@ def test_while_it_holds_the_value_rule_does_not_count_down() -> None:
 def test_the_pure_step_never_lifts_an_aml_prohibited_customer() -> None:
     """Prohibited without a sanctions flag (a policy may rate other facts prohibited)."""
     profiles = [customer(GOOD), customer(GOOD)]
-    oc = override.OverrideColumns.from_profiles(profiles)
+    oc = override.OverrideColumns.of(Columns.from_profiles(profiles, POLICY))
     assert oc is not None
     tiers = np.full(2, VALUE_TIERS.index("affluent"), dtype=np.int8)
     aml = np.array([AML_LEVELS.index("prohibited"), AML_LEVELS.index("high")], dtype=np.int8)
@@ -317,6 +318,6 @@ def test_batch_equals_one_by_one_with_overrides(batch: list[CustomerProfile]) ->
 
 def test_a_batch_without_overrides_is_left_as_it_was() -> None:
     batch = [customer(None), customer(None, assets={"deposits": 9e6})]
-    assert override.OverrideColumns.from_profiles(batch) is None
+    assert override.OverrideColumns.of(Columns.from_profiles(batch, POLICY)) is None
     decided = decide_batch(batch, POLICY, AS_OF)
     assert [d["value_tier"] for d in decided] == ["affluent", "private"]

@@ -22,7 +22,7 @@ override began.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from tiering_core.columns import MISSING, UNKNOWN, BoolArray, FloatArray
+from tiering_core.columns import MISSING, UNKNOWN, BoolArray, Columns, FloatArray
 from tiering_core.dates import period_label
-from tiering_core.models import ActionKind, CustomerProfile, Override
+from tiering_core.models import ActionKind
 from tiering_core.policy import Policy, ServiceLevels
 from tiering_core.rules.base import (
     AML_LEVELS,
@@ -109,17 +109,31 @@ class OverrideColumns:
     expires_text: ObjectArray  # ISO expiry per row ("" none): what the reasons show
 
     @classmethod
-    def from_profiles(cls, profiles: Sequence[CustomerProfile]) -> OverrideColumns | None:
-        """The columns, or None when no customer of the batch has an override (most
-        batches: they then pay one attribute read per customer, nothing more)."""
-        rows = [(i, p.override) for i, p in enumerate(profiles) if p.override is not None]
-        if not rows:
+    def of(cls, cols: Columns) -> OverrideColumns | None:
+        """The columns of ``cols``' overrides, or None when no customer of the batch has
+        one (most batches: ``Columns`` then holds no override cells at all)."""
+        cells = cols.overrides
+        if not cells:
             return None
-        n = len(profiles)
-        cols = _empty(n)
-        for i, o in rows:
-            _fill(cols, i, cast(Override, o), profiles[i])
-        return cls(**cols)
+        out = _empty(cols.n)
+        rows = zip(*(cells[f"override.{name}"] for name in _CELLS), strict=True)
+        for i, row in enumerate(rows):
+            if any(x is not None for x in row):
+                _fill(out, i, dict(zip(_CELLS, row, strict=True)))
+        out["sanctioned"] = cols.flag["sanctions_hit"] == 1
+        return cls(**out)
+
+
+#: The override cells the step reads, by field name.
+_CELLS = (
+    "value_tier",
+    "service_tier",
+    "expires",
+    "approved",
+    "maker_id",
+    "checker_id",
+    "approved_at",
+)
 
 
 def _empty(n: int) -> dict[str, Any]:
@@ -133,7 +147,6 @@ def _empty(n: int) -> dict[str, Any]:
         "maker": np.zeros(n, dtype=np.bool_),
         "checker": np.zeros(n, dtype=np.bool_),
         "same_user": np.zeros(n, dtype=np.bool_),
-        "sanctioned": np.zeros(n, dtype=np.bool_),
         "expires_text": np.full(n, "", dtype=object),
     }
 
@@ -142,20 +155,20 @@ def _code(tier: str | None) -> int:
     return MISSING if tier is None else _TIER_CODES.get(tier, UNKNOWN)
 
 
-def _fill(cols: dict[str, Any], i: int, o: Override, p: CustomerProfile) -> None:
-    cols["value"][i] = _code(o.value_tier)
-    cols["service"][i] = _code(o.service_tier)
-    cols["present"][i] = o.value_tier is not None or o.service_tier is not None
-    cols["approved"][i] = o.approved is True
-    if o.expires is not None:
-        cols["expires"][i] = o.expires.toordinal()
-        cols["expires_text"][i] = o.expires.isoformat()
-    if o.approved_at is not None:
-        cols["approved_on"][i] = o.approved_at.date().toordinal()
-    cols["maker"][i] = bool(o.maker_id)
-    cols["checker"][i] = bool(o.checker_id)
-    cols["same_user"][i] = bool(o.maker_id) and o.maker_id == o.checker_id
-    cols["sanctioned"][i] = bool(p.aml is not None and p.aml.sanctions_hit)
+def _fill(cols: dict[str, Any], i: int, o: dict[str, Any]) -> None:
+    cols["value"][i] = _code(o["value_tier"])
+    cols["service"][i] = _code(o["service_tier"])
+    cols["present"][i] = o["value_tier"] is not None or o["service_tier"] is not None
+    cols["approved"][i] = o["approved"] is True
+    if o["expires"] is not None:
+        cols["expires"][i] = o["expires"].toordinal()
+        cols["expires_text"][i] = o["expires"].isoformat()
+    if o["approved_at"] is not None:
+        cols["approved_on"][i] = o["approved_at"].date().toordinal()
+    maker, checker = o["maker_id"], o["checker_id"]
+    cols["maker"][i] = bool(maker)
+    cols["checker"][i] = bool(checker)
+    cols["same_user"][i] = bool(maker) and maker == checker
 
 
 @dataclass(frozen=True)
@@ -222,12 +235,10 @@ def decide(
     )
 
 
-def apply(
-    ev: Evaluation, profiles: Sequence[CustomerProfile], policy: Policy, as_of: date
-) -> Evaluation:
+def apply(ev: Evaluation, cols: Columns, policy: Policy, as_of: date) -> Evaluation:
     """``ev`` with the batch's approved overrides applied and refusals given as reasons;
     ``ev`` itself when no customer has an override. Credit and AML risk pass through."""
-    oc = OverrideColumns.from_profiles(profiles)
+    oc = OverrideColumns.of(cols)
     if oc is None:
         return ev
     v = decide(oc, ev.value_tier, ev.aml_risk, policy, as_of)
@@ -287,36 +298,47 @@ def _verdict(cause: str) -> str:
     return "ended" if cause == "expired" else "refused"
 
 
+def row_of(cols: Columns, i: int) -> dict[str, Any] | None:
+    """Customer ``i``'s override cells by field name (``value_tier``, ...), or None."""
+    if not cols.overrides:
+        return None
+    row = {k.removeprefix("override."): c[i] for k, c in cols.overrides.items()}
+    return row if row.get("value_tier") is not None or row.get("service_tier") else None
+
+
 def refusal_tasks(
-    profile: CustomerProfile,
+    customer_id: str,
+    owner_id: str | None,
+    o: Mapping[str, Any],
     reasons: Sequence[dict[str, Any]],
     policy: Policy,
     as_of: date,
     kinds: frozenset[ActionKind],
 ) -> list[dict[str, Any]]:
-    """The task telling the maker why their override was refused (none when it was not).
+    """The task telling the maker why their override (``o``: its cells by field name) was
+    refused (none when it was not).
 
     It goes to the maker the CRM's audit names, else the customer's owner, else the
     rule's queue. Its key is the customer, the override (tiers, expiry, when proposed),
     the cause and the rule's period: a rerun upserts it; a refused override left in the
     CRM is reported again next period; a new proposal is a new task."""
     rule = policy.overrides.refused_task
-    o = profile.override
-    if "task" not in kinds or not rule.enabled or o is None:
+    if "task" not in kinds or not rule.enabled:
         return []
     refused = next((r for r in reasons if r["code"] == "OVERRIDE_REFUSED"), None)
     if refused is None:
         return []
     cause = str(refused["value"])
     en, zh = CAUSES[cause]
-    owner = o.maker_id or profile.owner_id
+    owner = o.get("maker_id") or owner_id
     due = as_of + timedelta(days=rule.due_days)
-    asked = o.value_tier or f"{o.service_tier} service"
+    asked = o.get("value_tier") or f"{o.get('service_tier')} service"
+    expires, proposed = o.get("expires"), o.get("proposed_at")
     parts = (
-        o.value_tier or "",
-        o.service_tier or "",
-        o.expires.isoformat() if o.expires else "",
-        o.proposed_at.isoformat() if o.proposed_at else "",
+        o.get("value_tier") or "",
+        o.get("service_tier") or "",
+        expires.isoformat() if expires else "",
+        proposed.isoformat() if proposed else "",
     )
     return [
         {
@@ -329,11 +351,11 @@ def refusal_tasks(
             "owner_id": owner,
             "description": (
                 f"Your override to {asked} was not applied: {en}. / 调整未生效：{zh}。"
-                f" Reason given: {o.reason or '(none)'}. Due {due.isoformat()}"
+                f" Reason given: {o.get('reason') or '(none)'}. Due {due.isoformat()}"
                 f" ({rule.deadline_source or 'bank policy'})."
             ),
             "dedupe_key": dedupe_key(
-                profile.id, "override_refused", cause, *parts, period_label(as_of, rule.period)
+                customer_id, "override_refused", cause, *parts, period_label(as_of, rule.period)
             ),
         }
     ]
