@@ -66,16 +66,11 @@ def made(
         strict=True,
     )
     customers = zip(cols.ids, cols.owner_ids, kind, sanctioned, strict=True)
-    m = campaigns.decide(
-        policy,
-        value_tier=ev.value_tier,
-        needs_tier=ev.needs_tier,
-        credit_risk=ev.credit_risk,
-        aml_risk=ev.aml_risk,
-        kind=cols.enum["kind"],
-        marketing_opt_out=ev.marketing_opt_out,
-    )
-    members = m.member.T.tolist() if "campaign" in kinds else [[]] * cols.n
+    if "campaign" in kinds:
+        m = memberships(cols, ev, policy)
+        members = m.member.T.tolist()
+    else:
+        m, members = _NO_MEMBERSHIPS, [[]] * cols.n
     return [
         _decision(
             strategy.Customer(*customer),
@@ -89,6 +84,22 @@ def made(
         )
         for i, (customer, row) in enumerate(zip(customers, rows, strict=True))
     ]
+
+
+def memberships(cols: Columns, ev: Evaluation, policy: Policy) -> campaigns.Memberships:
+    """Every campaign's members among the batch, column-wise."""
+    return campaigns.decide(
+        policy,
+        value_tier=ev.value_tier,
+        needs_tier=ev.needs_tier,
+        credit_risk=ev.credit_risk,
+        aml_risk=ev.aml_risk,
+        kind=cols.enum["kind"],
+        marketing_opt_out=ev.marketing_opt_out,
+    )
+
+
+_NO_MEMBERSHIPS = campaigns.Memberships((), np.zeros((0, 0), dtype=np.bool_))
 
 
 @dataclass(slots=True)

@@ -24,6 +24,8 @@ from functools import lru_cache
 from hashlib import sha256
 from typing import Any, NamedTuple
 
+import pydantic_core
+
 from tiering_core.dates import period_label
 from tiering_core.models import (
     ActionKind,
@@ -271,18 +273,57 @@ def tasks(
 
 def campaigns(customer: Customer, keys: tuple[str, ...], member: Sequence[bool]) -> list[Action]:
     """One campaign action per campaign key, member or not (``rules.campaigns`` decides
-    membership for the whole batch). The dedupe key is ``dedupe_key(id, "campaign",
-    key)``: the customer's part is hashed once and copied per campaign, 40% cheaper than
-    hashing each whole key (ten campaigns a customer)."""
-    prefix = sha256(f"{customer.id}\x1fcampaign\x1f".encode())
-    out: list[Action] = []
-    for key, encoded, m in zip(keys, _encoded(keys), member, strict=True):
+    membership for the whole batch)."""
+    return [
+        {"kind": "campaign", "campaign": key, "member": m, "dedupe_key": h}
+        for key, m, h in zip(keys, member, campaign_dedupe_keys(customer.id, keys), strict=True)
+    ]
+
+
+def campaign_dedupe_keys(customer_id: str, keys: tuple[str, ...]) -> list[str]:
+    """``dedupe_key(customer_id, "campaign", key)`` for every campaign key: the customer's
+    part is hashed once and copied per campaign, 40% cheaper than hashing each whole key
+    (ten campaigns a customer)."""
+    prefix = sha256(f"{customer_id}\x1fcampaign\x1f".encode())
+    out = []
+    for encoded in _encoded(keys):
         h = prefix.copy()
         h.update(encoded)
-        out.append(
-            {"kind": "campaign", "campaign": key, "member": m, "dedupe_key": h.hexdigest()[:32]}
-        )
+        out.append(h.hexdigest()[:32])
     return out
+
+
+def campaigns_json(
+    ids: Sequence[str], keys: tuple[str, ...], member: list[list[bool]]
+) -> list[bytes]:
+    """Each customer's campaign actions as the JSON ``campaigns`` would serialise to,
+    comma-joined (``member[c][i]``: customer ``i`` belongs to campaign ``keys[c]``).
+
+    ``crmtier tier`` writes them straight into the output line: each campaign's two
+    possible heads (member or not) are serialised once per batch, so a customer costs its
+    ten hashes and a join instead of ten dicts and the serializer's pass over them."""
+    heads = _heads(keys)
+    by_customer = zip(*member, strict=True) if member else ([] for _ in ids)
+    return [
+        b",".join(
+            [
+                head[m] + h.encode() + b'"}'
+                for head, m, h in zip(heads, row, campaign_dedupe_keys(i, keys), strict=True)
+            ]
+        )
+        for i, row in zip(ids, by_customer, strict=True)
+    ]
+
+
+@lru_cache(maxsize=8)
+def _heads(keys: tuple[str, ...]) -> tuple[tuple[bytes, bytes], ...]:
+    """Per campaign, its action's JSON up to the dedupe key's value: (not member, member)."""
+    return tuple((_head(key, False), _head(key, True)) for key in keys)
+
+
+def _head(key: str, member: bool) -> bytes:
+    action = {"kind": "campaign", "campaign": key, "member": member, "dedupe_key": ""}
+    return pydantic_core.to_json(action)[:-2]  # without the empty key's closing '"}'
 
 
 @lru_cache(maxsize=8)
