@@ -17,7 +17,7 @@ can remove a membership it added earlier.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
@@ -86,21 +86,6 @@ class Outcome:
     dq_fields: tuple[str, ...]
     marketing_opt_out: bool = False  # refused personalised marketing (PIPL Art. 24)
 
-    def decided(self) -> DecidedFields:
-        """The decided outputs, by their canonical names (Assessment fields and CRM fields)."""
-        return {
-            "value_tier": self.value_tier,
-            "value_score": self.value_score,
-            "needs_tier": self.needs_tier,
-            "credit_risk": self.credit_risk,
-            "aml_risk": self.aml_risk,
-            "ops_risk": self.ops_risk,
-            "edd_required": self.edd_required,
-            "next_review": self.next_review,
-            "service_level": self.service_level,
-            "status": self.status,
-        }
-
 
 def dedupe_key(*parts: str) -> str:
     """A stable external id: the same parts always give the same 32 hex characters."""
@@ -109,7 +94,8 @@ def dedupe_key(*parts: str) -> str:
 
 def actions(
     customer: Customer,
-    outcome: Outcome,
+    fields: Mapping[str, Any],
+    outcome: Outcome | None,
     reasons: list[dict[str, Any]],
     policy: Policy,
     as_of: date,
@@ -117,39 +103,42 @@ def actions(
     memberships: tuple[tuple[str, ...], Sequence[bool]],
 ) -> tuple[Action, ...]:
     """The actions of ``kinds``, in kind order; a kind not asked for is not derived.
-    ``memberships``: the campaign keys and this customer's membership of each."""
-    return (
-        *(set_fields(outcome, reasons, policy) if "set_field" in kinds else ()),
-        *(tasks(customer, outcome, policy, as_of, reasons) if "task" in kinds else ()),
-        *(campaigns(customer, *memberships) if "campaign" in kinds else ()),
-    )
+    ``fields``: the decided outputs by name (the decision's own); ``outcome``: what the
+    tasks read (needed only when they are asked for); ``memberships``: the campaign keys
+    and this customer's membership of each."""
+    out = set_fields(fields, reasons, policy) if "set_field" in kinds else []
+    if "task" in kinds:
+        if outcome is None:
+            raise ValueError("tasks need the customer's outcome")
+        out += tasks(customer, outcome, policy, as_of, reasons)
+    if "campaign" in kinds:
+        out += campaigns(customer, *memberships)
+    return tuple(out)
 
 
 #: The canonical output fields written back, in order: the decided ones, then these two.
 SET_FIELDS = (*DecidedFields.__annotations__, "policy_version", "reasons")
 
 
-def set_fields(outcome: Outcome, reasons: list[dict[str, Any]], policy: Policy) -> list[Action]:
+def set_fields(
+    fields: Mapping[str, Any], reasons: list[dict[str, Any]], policy: Policy
+) -> list[Action]:
+    """One ``set_field`` per canonical output, from the decided ``fields`` by name."""
     s = policy.strategy
-    o = outcome
-    values = (
-        o.value_tier,
-        o.value_score,
-        o.needs_tier,
-        o.credit_risk,
-        o.aml_risk,
-        o.ops_risk,
-        o.edd_required,
-        o.next_review.isoformat(),
-        o.service_level,
-        o.status,
-        policy.version,
-        compact(top_reasons(reasons, s.reasons_top), s.reasons_language, s.reasons_max_chars),
+    values = [fields[name] for name in _DECIDED]
+    values[_NEXT_REVIEW] = values[_NEXT_REVIEW].isoformat()
+    values.append(policy.version)
+    values.append(
+        compact(top_reasons(reasons, s.reasons_top), s.reasons_language, s.reasons_max_chars)
     )
     return [
         {"kind": "set_field", "field": k, "value": v}
         for k, v in zip(SET_FIELDS, values, strict=True)
     ]
+
+
+_DECIDED = tuple(DecidedFields.__annotations__)
+_NEXT_REVIEW = _DECIDED.index("next_review")
 
 
 def tasks(
