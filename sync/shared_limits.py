@@ -240,7 +240,7 @@ class PgQuota:
             cost=short,
             limit=self.limit,
         )
-        if got is None:
+        if got is None or int(got.granted) < short:  # refused (never short when granted)
             return False
         until = time.monotonic() + float(got.left_s)
         if until > self._until + 1.0:
