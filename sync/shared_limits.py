@@ -124,6 +124,8 @@ class PgLimits:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.engine = engine
+        # each statement is atomic on its own: no BEGIN/COMMIT round trips around it
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.lease = lease
         self.poll = poll
         self.block = block
@@ -148,7 +150,7 @@ class PgLimits:
         """One statement in its own transaction: one round trip, counted."""
         with self._trip_lock:
             self.round_trips += 1
-        with self.engine.begin() as conn:
+        with self._autocommit.connect() as conn:
             result = conn.execute(statement, params)
             return result.first() if result.returns_rows else None
 
@@ -192,7 +194,16 @@ class PgSlots:
                 return _Taken(int(got.slot), holder)
             self.owner.waits += 1
             wait = float(got.wait) if got is not None and got.wait is not None else 0.0
-            self.owner.sleep(min(max(wait, 0.002), self.owner.poll))
+            self.owner.sleep(max(self._pause(wait), 0.002))
+
+    def _pause(self, wait: float) -> float:
+        """How long to sleep before asking again. With a window, no slot can free sooner
+        than the earliest ``free_at`` nor sooner than a window from now (a call still in
+        flight frees its slot a window after it ends), so sleep until then: no polling.
+        Concurrency slots free the moment a call ends, so ask again every ``poll``."""
+        if self.window > 0:
+            return min(wait, self.window)
+        return min(wait, self.owner.poll)
 
 
 @dataclass(frozen=True)
