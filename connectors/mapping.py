@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
 from importlib import resources
-from typing import Any, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -40,6 +40,8 @@ WRITEBACK_FIELDS = (
     "status",
     "policy_version",
 )
+#: Outputs written only when ``[writeback.fields]`` maps them; unmapped, they are not made.
+OPTIONAL_WRITEBACK_FIELDS = ("explanation",)
 
 
 class FieldMapping(BaseModel):
@@ -101,6 +103,10 @@ class WritebackConfig(BaseModel):
     queues: dict[str, str] = Field(default_factory=dict)  # task queue -> CRM owner/queue id
     switched_off: frozenset[str] = frozenset()  # "<table>.<key>" set to false
     reasons_max: int = 4  # top reasons by weight written to the CRM
+    #: the ``explanation`` output (sync/explanation.py): its language and length, which
+    #: ``connectors/coverage.py`` holds to the CRM's text field
+    explanation_language: Literal["en", "zh"] = "en"
+    explanation_max_chars: int = Field(default=255, ge=60)
     tasks: bool = True
     campaign_memberships: bool = True
 

@@ -363,5 +363,5 @@ def _coverage_problems(config: CrmtierConfig) -> list[str]:
     if config.kind not in KINDS:
         return [f"[crm] kind: must be one of {', '.join(KINDS)}{did_you_mean(config.kind, KINDS)}"]
     return mapping_problems(config.field_mapping()) + writeback_problems(
-        config.writeback_config(), policy
+        config.writeback_config(), policy, config.kind
     )

@@ -43,6 +43,7 @@ _WRITABLE_TYPES: dict[str, tuple[str, ...]] = {
     "edd_required": ("true_or_false",),
     "next_review": ("date",),
     "reasons": ("long_text", "text"),
+    "explanation": ("long_text",),  # up to 2,000 characters (单行文本 holds 100)
 }
 _DEFAULT_WRITABLE = ("select_one", "text")
 MARKETING_EVENT = "MarketingEventObj"  # 市场活动: what a campaign key names

@@ -57,6 +57,7 @@ from connectors.sandbox.fxiaoke_schema import (
     validate,
 )
 from connectors.sandbox.generator import generate, to_crm_fields
+from connectors.sandbox.optional import writeback_targets
 from connectors.sandbox.server import Request, Response, Router
 
 CRM = "fxiaoke"
@@ -282,7 +283,7 @@ class FxiaokeSandbox(SandboxLifecycle):
             raise KeyError(f"customer {customer_id} does not exist")
         data = found[1]
         out: dict[str, Any] = {}
-        for output, field in self.mapping.writeback.fields.items():
+        for output, field in writeback_targets(CRM, self.mapping).items():
             value = data.get(field)
             if value is None:
                 continue

@@ -31,6 +31,7 @@ from connectors.sandbox.generator import (
     PRODUCTS,
     TEXT_IMPORTED_INPUTS,
 )
+from connectors.sandbox.optional import writeback_targets
 from tiering_core.models import CUSTOMER_KINDS, LEVELS, LOAN_CLASSES, ValueTier
 
 ACCOUNT = "AccountObj"
@@ -59,6 +60,7 @@ _OUTPUT_TYPES = {
     "edd_required": "true_or_false",
     "next_review": "date",
     "reasons": "long_text",
+    "explanation": "long_text",  # 多行文本: a 单行文本 holds 100 characters
     "service_level": "text",
     "policy_version": "text",
 }
@@ -136,7 +138,7 @@ def build_objects(default: DefaultMapping) -> dict[str, ObjectSpec]:
     )
     for path, crm_field in default.mapping.fields.items():
         account[crm_field] = _input_type(path)
-    for output, crm_field in default.writeback.fields.items():
+    for output, crm_field in writeback_targets("fxiaoke", default).items():
         account[crm_field] = _output_type(output)
     followup = {
         **_SYSTEM,

@@ -53,6 +53,7 @@ from connectors.mapping import DefaultMapping, load_default_mapping
 from connectors.salesforce.mapping import from_crm_value
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS, SyntheticCustomer, generate
+from connectors.sandbox.optional import writeback_targets
 from connectors.sandbox.salesforce_bulk import BulkApi
 from connectors.sandbox.salesforce_metadata import MetadataApi
 from connectors.sandbox.salesforce_org import (
@@ -326,7 +327,7 @@ class SalesforceSandbox(SandboxLifecycle):
         if view is None:
             raise KeyError(customer_id)
         out = {}
-        for output, crm_field in self.mapping.writeback.fields.items():
+        for output, crm_field in writeback_targets("salesforce", self.mapping).items():
             value = from_crm_value(output, view.get(crm_field))
             if value is not None:
                 out[output] = value

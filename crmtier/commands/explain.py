@@ -53,6 +53,8 @@ def _print(data: dict[str, Any], lang: str) -> None:
     head.add_row(label("as_of", lang), data["as_of"])
     head.add_row(label("tiers", lang), ", ".join(f"{k}={v}" for k, v in data["tiers"].items()))
     head.add_row("service_level", str(data["service_level"]))
+    if "crm_explanation" in data:
+        head.add_row(label("crm_explanation", lang), data["crm_explanation"])
     if "note" in data:
         head.add_row("!", data["note"])
     console.print(head)

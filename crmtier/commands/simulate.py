@@ -30,7 +30,7 @@ from connectors.registry import build_connector
 from crmtier.commands.listing import stdout_console
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config
 from sync.disclosure import Disclosure
-from sync.inputs import StoredCustomer, ensure_table, iter_stored, profile_text
+from sync.inputs import StoredCustomer, ensure_table, iter_chunks, profile_text
 from sync.planner import Known
 from sync.simulation import (
     MOVERS_KEPT,
@@ -342,7 +342,7 @@ def _simulate(
         _known(store, config.stream),
     )
     if not from_crm:
-        return simulate(iter_stored(store, config.stream, chunk=CHUNK), simulator)
+        return simulate(iter_chunks(store, config.stream, chunk=CHUNK), simulator)
     before = dict(connector.api_usage().calls)
     key = config.pseudonym_key() or store.pseudonym_key()
     sim = simulate(_from_crm(connector, store, config.stream, key), simulator)
