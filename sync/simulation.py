@@ -40,6 +40,7 @@ from sync.explanation import EXPLANATION
 from sync.inputs import StoredChunk, StoredCustomer, columns_of
 from sync.planner import CustomerPlan, Known, action_kinds, plan_customer, same_value
 from sync.preview import PlanTotals
+from sync.taskbudget import Forecast, task_limits
 from tiering_core.collector import collector_paused
 from tiering_core.engine import Evaluation, decide_batch, evaluate
 from tiering_core.policy import Policy
@@ -104,6 +105,11 @@ class PlanSide:
     items: Counter[str] = field(default_factory=Counter)
     groups: dict[str, set[tuple[str, bool]]] = field(default_factory=dict)
     customers: int = 0  # with anything to write
+    #: the policy's task budgets and caps over the planned tasks (None: none bounded)
+    forecast: Forecast | None = None
+    #: by bounded rule, after ``finish``: made by the next run / waiting for later runs
+    within_budget: Counter[str] = field(default_factory=Counter)
+    waiting: Counter[str] = field(default_factory=Counter)
 
     def add(
         self,
@@ -114,6 +120,12 @@ class PlanSide:
     ) -> None:
         self.totals.add(assessment, plan, writeback)
         self._count(plan, caps)
+        if self.forecast is not None and plan.tasks:
+            self.forecast.add(plan.customer_id, plan.tasks)
+
+    def finish(self) -> None:
+        if self.forecast is not None:
+            self.within_budget, self.waiting = self.forecast.outcome()
 
     def add_version_only(self, fields: Sequence[str]) -> None:
         """A customer decided alike whose only writes name the new policy version (the
@@ -159,6 +171,8 @@ class Simulation:
     active: PlanSide = field(default_factory=PlanSide)
     candidate: PlanSide = field(default_factory=PlanSide)
     reads: dict[str, int] = field(default_factory=dict)  # read calls, --from-crm only
+    #: tasks already waiting for a budget in the store, by rule (``sync.taskbudget``)
+    waiting_now: dict[str, int] = field(default_factory=dict)
 
 
 def acts_alike(a: Policy, b: Policy) -> bool:
@@ -198,9 +212,11 @@ class Simulator:
         writeback: WritebackConfig,
         caps: Capabilities,
         known: Any,
+        open_tasks: Mapping[tuple[str, str], int] | None = None,
     ) -> None:
         """``known(ids)`` returns the tasks and memberships crmtier made, by customer id
-        (``Known``), for the few customers planned."""
+        (``Known``), for the few customers planned; ``open_tasks`` the open tasks per
+        (rule, owner) now (``sync.taskbudget.load_open``), which the owners' caps count."""
         self.policies = (active, candidate)
         self.as_of = as_of
         self.writeback = writeback
@@ -216,6 +232,11 @@ class Simulator:
             if name in writeback.fields and active.version != candidate.version
         )
         self.result = Simulation(active.version, candidate.version, as_of)
+        sides = (self.result.active, self.result.candidate)
+        for policy, side in zip(self.policies, sides, strict=True):
+            limits = task_limits(policy)
+            if limits and writeback.tasks:
+                side.forecast = Forecast(limits, dict(open_tasks or {}))
         for name, (_, vocabulary, _) in LADDERS.items():
             self.result.matrices[name] = Matrix.empty(vocabulary)
         levels = sorted(
@@ -372,4 +393,6 @@ def simulate(
     with collector_paused():
         for chunk in chunks:
             simulator.add(chunk)
+    simulator.result.active.finish()
+    simulator.result.candidate.finish()
     return simulator.result

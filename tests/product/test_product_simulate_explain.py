@@ -24,9 +24,11 @@ from sync.store import StateStore
 
 AS_OF = "2026-12-06"
 #: lowers every floor, the private one twentyfold: affluent customers move up two steps,
-#: tasks and campaigns follow
+#: tasks and campaigns follow; the upgrade calls outrun a tightened budget
 CANDIDATE = """
 name = "candidate"
+[strategy.tasks.upgrade_call]
+budget_per_run = 3
 [value.tiers.private]
 aum_floor = 300_000
 [value.tiers.wealth]
@@ -168,6 +170,17 @@ def test_simulate_matches_the_sync_it_predicts(
             for rule, n in waiting.items():
                 expected.setdefault(rule, [0, 0])[0] += n
         assert _simulated(data, sim_group) == expected, group
+    # and of those, the ones the budgets and caps let the run make now, and the ones waiting
+    made = _created(totals, "task")
+    budgeted = {
+        rule: (n["candidate_now"], n["candidate_waiting"])
+        for rule, n in data["tasks"].items()
+        if n["candidate_created"]
+    }
+    assert budgeted == {
+        rule: (made.get(rule, [0, 0])[0], waiting.get(rule, 0)) for rule in budgeted
+    }
+    assert any(w for _, w in budgeted.values())  # the candidate outruns a budget
 
     restricted = run(
         "simulate",
