@@ -100,6 +100,12 @@ def _print(data: dict[str, Any], lang: str) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 @click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the explanation as JSON here (crmtier report links it when it is in "
+    "the report's directory).",
+)
+@click.option(
     "--show-restricted",
     is_flag=True,
     help="Include the AML rating, its inputs and reasons, and the EDD task.",
@@ -110,6 +116,7 @@ def command(
     lang: str,
     as_of: Any,
     as_json: bool,
+    output: Path | None,
     show_restricted: bool,
 ) -> None:
     """Explain CUSTOMER (a CRM record id or a pseudonym): the inputs and the CRM field
@@ -151,7 +158,11 @@ def command(
     )
     day = as_of.date() if as_of else date.fromisoformat(stored.as_of)
     data = explain(stored, state.known() if state else Known(), ctx, day)
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n", encoding="utf-8")
     if as_json:
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+        click.echo(text)
     else:
         _print(data, lang)

@@ -152,6 +152,17 @@ class DeadLetterRow:
 
 
 @dataclass(frozen=True)
+class LinkRow:
+    """A simulate, calibrate or explain output the report links to (``links.py``)."""
+
+    kind: str
+    href: str  # relative to the report when it can be
+    name: str
+    summary: str
+    written: str  # UTC
+
+
+@dataclass(frozen=True)
 class ReportData:
     title: str
     generated_at: str
@@ -174,6 +185,8 @@ class ReportData:
     dead_letters_open: int = 0  # all open ones
     #: the AML distribution and value × AML matrix, shown only in the restricted section
     restricted: Sequence[Distribution | Matrix] = ()
+    #: the policy-lifecycle outputs found next to the report (or given), newest first
+    linked: Sequence[LinkRow] = ()
 
     @property
     def focus_label(self) -> str:

@@ -253,10 +253,19 @@ def test_explain_by_id_and_pseudonym(synced: tuple[Sandbox, Path]) -> None:
     assert "no-such-customer: no assessed inputs stored" in unknown.output
 
 
-def test_help() -> None:
-    for name in ("simulate", "explain"):
-        result = run(name, "--help")
-        assert result.exit_code == 0 and "--config" in result.output
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("simulate", ("--config", "--policy", "--as-of", "--from-crm", "--output-html")),
+        ("explain", ("--config", "--lang", "--show-restricted", "--output")),
+        ("calibrate", ("--target", "--output", "--report", "--sensitive")),
+        ("report", ("--config", "--output", "--link")),
+    ],
+)
+def test_help(name: str, options: tuple[str, ...]) -> None:
+    result = run(name, "--help")
+    assert result.exit_code == 0
+    assert all(option in result.output for option in options)
 
 
 @pytest.mark.parametrize(
@@ -270,3 +279,42 @@ def test_bad_configuration_exits_2_with_one_line(tmp_path: Path, args: tuple[str
     result = run(args[0], "--config", str(tmp_path / "absent.toml"), *args[1:])
     assert result.exit_code == 2
     assert "absent.toml" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("synced", CRMS[:1], indirect=True)
+def test_the_report_links_the_simulation_and_explanation_written_beside_it(
+    synced: tuple[Sandbox, Path], tmp_path: Path
+) -> None:
+    _, config = synced
+    out = tmp_path / "reports"
+    policy = tmp_path / "candidate.toml"
+    policy.write_text(CANDIDATE, encoding="utf-8")
+    simulated = run(
+        "simulate",
+        "--config",
+        str(config),
+        "--policy",
+        str(policy),
+        "--as-of",
+        AS_OF,
+        "--output-json",
+        str(out / "candidate.json"),
+        "--output-html",
+        str(out / "candidate.html"),
+    )
+    assert simulated.exit_code == 0, simulated.output
+    explained = run(
+        "explain", "--config", str(config), "--output", str(out / "why.json"), "001000000000004AAA"
+    )
+    assert explained.exit_code == 0, explained.output
+    assert json.loads((out / "why.json").read_text("utf-8"))["customer"]["crm_id"]
+    report = run("report", "--config", str(config), "--output", str(out / "report.html"))
+    assert report.exit_code == 0, report.output
+    assert "3 simulate/calibrate/explain output(s) linked" in report.output
+    html = (out / "report.html").read_text("utf-8")
+    for kind, name in (
+        ("simulation", "candidate.json"),
+        ("simulation page", "candidate.html"),
+        ("explanation", "why.json"),
+    ):
+        assert f'<a href="{name}" data-link="{kind}">' in html
