@@ -52,12 +52,11 @@ def policy_queues(policy: Policy) -> set[str]:
     }
 
 
-#: The longest text the CRM field crmtier writes ``explanation`` into holds, by CRM:
+#: How much text the single-line text field ``explanation`` is written into holds, by CRM:
 #: Salesforce Text, 255 ("Custom Field Types", Salesforce Help; the metadata fix creates a
 #: Text(255)); Zoho CRM single line, 255 ("Field Types: Data Types and Length Limits",
-#: Zoho CRM API docs); FXiaoke 多行文本, 2,000 (字段类型说明, help.fxiaoke.com; its 单行文本
-#: holds 100, so doctor asks for a 多行文本 field).
-EXPLANATION_LIMITS = {"salesforce": 255, "zoho": 255, "fxiaoke": 2000}
+#: Zoho CRM API docs); FXiaoke 单行文本, 100 (字段类型说明, help.fxiaoke.com).
+EXPLANATION_LIMITS = {"salesforce": 255, "zoho": 255, "fxiaoke": 100}
 
 
 def writeback_problems(
@@ -74,7 +73,7 @@ def writeback_problems(
         problems.append(
             f"[writeback] explanation_max_chars: {writeback.explanation_max_chars} does not "
             f"fit the {crm} text field explanation is written to (at most {limit} "
-            "characters); lower it"
+            f"characters); set explanation_max_chars = {limit} or less"
         )
     if writeback.campaign_memberships:
         problems += _table_problems(

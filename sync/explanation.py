@@ -3,11 +3,12 @@
 line a relationship manager can read on the customer's page.
 
 It answers, on the record itself, what ``crmtier explain`` answers in full (a customer's
-request to explain an automated decision, PIPL Art. 24). The text is bounded: a CRM's
-single-line text field holds 255 characters (Salesforce Text, Zoho CRM single line; FXiaoke
-单行文本 holds 100, its 多行文本 2,000), so the admin's ``explanation_max_chars`` caps it
-and the config check holds that cap to the CRM (``connectors/coverage.py``). When it does
-not fit, reasons are dropped from the last dimension up before anything is cut.
+request to explain an automated decision, PIPL Art. 24). It is declared with the other
+outputs as an optional single-line text (``tiering_core/outputs.py``) and bounded: such a
+field holds 255 characters in Salesforce (Text) and Zoho CRM (single line), 100 in FXiaoke
+(单行文本), so the admin's ``explanation_max_chars`` caps it and the config check holds that
+cap to the CRM (``connectors/coverage.py``). When it does not fit, reasons are dropped from
+the last dimension up before anything is cut.
 
 The AML rating and its reasons are confidential (PBOC 保密原则): they appear only when the
 admin lists ``explanation`` in ``[writeback] restricted`` (the CRM field is then readable by

@@ -23,7 +23,13 @@ from connectors.contract import (
 from connectors.errors import ConnectorError
 from connectors.fxiaoke.client import DESCRIBE_PATH, FxiaokeClient, data_path
 from connectors.fxiaoke.config import FxiaokeConfig, load_config
-from connectors.fxiaoke.mapping import projection, record_from_raw, to_epoch_ms
+from connectors.fxiaoke.mapping import (
+    FIELD_TYPES,
+    missing_options,
+    projection,
+    record_from_raw,
+    to_epoch_ms,
+)
 from connectors.fxiaoke.query import (
     ID,
     MAX_OFFSET,
@@ -36,16 +42,8 @@ from connectors.fxiaoke.query import (
 )
 from connectors.fxiaoke.writes import KEYS_PER_LOOKUP, PlanWriter
 from connectors.mapping import FieldMapping, WritebackConfig
+from tiering_core.outputs import output_type
 
-#: FXiaoke field types crmtier can write each canonical output into.
-_WRITABLE_TYPES: dict[str, tuple[str, ...]] = {
-    "value_score": ("number", "currency"),
-    "edd_required": ("true_or_false",),
-    "next_review": ("date",),
-    "reasons": ("long_text", "text"),
-    "explanation": ("long_text",),  # up to 2,000 characters (单行文本 holds 100)
-}
-_DEFAULT_WRITABLE = ("select_one", "text")
 MARKETING_EVENT = "MarketingEventObj"  # 市场活动: what a campaign key names
 
 
@@ -189,11 +187,17 @@ class FxiaokeConnector:
         label = f"write {output}"
         if not isinstance(field, Mapping):
             return SchemaCheck(label, False, name, f"create field {name} on {self.mapping.object}")
-        allowed = _WRITABLE_TYPES.get(output, _DEFAULT_WRITABLE)
+        allowed = FIELD_TYPES[output_type(output).kind]
         kind = str(field.get("type", ""))
         if kind not in allowed:
             return SchemaCheck(
                 label, False, f"{name} is {kind}", f"use a field of type {' or '.join(allowed)}"
+            )
+        lacks = missing_options(output, field)
+        if lacks:
+            listed = ", ".join(lacks)
+            return SchemaCheck(
+                label, False, f"{name} lacks options {listed}", f"add {listed} to {name}'s options"
             )
         if output in self.writeback.restricted:
             return SchemaCheck(

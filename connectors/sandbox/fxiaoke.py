@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from connectors.fxiaoke.mapping import value_from_crm
 from connectors.mapping import load_default_mapping
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.fxiaoke_auth import (
@@ -276,8 +277,8 @@ class FxiaokeSandbox(SandboxLifecycle):
         self.push.emit("delete", ACCOUNT, customer_id, to_ms(stamp))
 
     def written(self, customer_id: str) -> dict[str, Any]:
-        """Write-back values by canonical name; ``next_review`` (an epoch-ms date field in
-        FXiaoke) as a ``date``."""
+        """Write-back values by canonical name, read back as the connector reads them (a
+        date field's epoch milliseconds as a ``date``)."""
         found = self.store.get(ACCOUNT, customer_id)
         if found is None:
             raise KeyError(f"customer {customer_id} does not exist")
@@ -285,11 +286,8 @@ class FxiaokeSandbox(SandboxLifecycle):
         out: dict[str, Any] = {}
         for output, field in writeback_targets(CRM, self.mapping).items():
             value = data.get(field)
-            if value is None:
-                continue
-            if output == "next_review" and isinstance(value, int | float):
-                value = from_ms(value).astimezone(TENANT_TZ).date()
-            out[output] = value
+            if value is not None:
+                out[output] = value_from_crm(output, value)
         return out
 
     def tasks(self) -> list[SandboxTask]:

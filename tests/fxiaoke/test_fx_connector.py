@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -13,6 +14,7 @@ from connectors.contract import FieldUpdate, MembershipChange, TaskUpsert, Write
 from connectors.errors import ConfigError, QuotaExhaustedError
 from connectors.fxiaoke.connector import FxiaokeConnector
 from connectors.sandbox.fxiaoke import FxiaokeSandbox, error_response
+from connectors.sandbox.fxiaoke_schema import ACCOUNT
 from connectors.sandbox.generator import customer_id
 from connectors.sandbox.server import Request, Response
 from tiering_core.models import TaskAction
@@ -501,6 +503,20 @@ def test_check_names_what_to_fix(sandbox: FxiaokeSandbox, connect: Connect) -> N
     failing = [c for c in connector.check() if not c.ok]
     assert [c.name for c in failing] == ["read assets.deposits"]
     assert "field_nope__c" in failing[0].fix
+
+
+def test_check_names_the_options_a_select_field_lacks(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """The options every declared value needs (tiering_core/outputs.py): a tenant whose
+    AML field lacks "prohibited" would refuse that write."""
+    fields = sandbox.objects[ACCOUNT].fields
+    spec = fields["field_aml_risk__c"]
+    fields["field_aml_risk__c"] = replace(spec, options=("low", "medium", "high", "unrated"))
+    failing = [c for c in connect(sandbox).check() if not c.ok]
+    assert [(c.name, c.detail) for c in failing] == [
+        ("write aml_risk", "field_aml_risk__c lacks options prohibited")
+    ]
 
 
 def test_check_flags_a_campaign_that_does_not_exist(

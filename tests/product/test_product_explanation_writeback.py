@@ -24,10 +24,12 @@ AS_OF = "2026-12-06"
 
 def _mapped(config_text: str, crm: str, lang: str) -> str:
     target = OPTIONAL_TARGETS[crm]["explanation"]
+    limit = EXPLANATION_LIMITS[crm]
     text = config_text.replace(
         "[writeback.fields]\n", f'[writeback.fields]\nexplanation = "{target}"\n', 1
     )
-    return text.replace("[writeback]\n", f'[writeback]\nexplanation_language = "{lang}"\n', 1)
+    options = f'explanation_language = "{lang}"\nexplanation_max_chars = {limit}\n'
+    return text.replace("[writeback]\n", f"[writeback]\n{options}", 1)
 
 
 @pytest.mark.parametrize("crm", CRM_PARAMS)
@@ -52,7 +54,7 @@ def test_sync_writes_the_explanation_explain_shows(
         assert ids
         for cid in ids:
             written = sandbox.written(cid)["explanation"]
-            assert 0 < len(written) <= min(255, EXPLANATION_LIMITS[crm])
+            assert 0 < len(written) <= EXPLANATION_LIMITS[crm]
             assert "AML" not in written and "反洗钱" not in written
             assert ("价值等级" if lang == "zh" else "Value") in written
             shown = runner.invoke(
