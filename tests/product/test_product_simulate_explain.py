@@ -90,6 +90,7 @@ def _simulated(data: dict[str, Any], group: str) -> dict[str, list[int]]:
 CRMS = [
     pytest.param("salesforce", marks=needs["salesforce"]),
     pytest.param("zoho", marks=needs["zoho"]),
+    pytest.param("fxiaoke", marks=needs["fxiaoke"]),
 ]
 
 
