@@ -122,8 +122,8 @@ def command(
     """Explain CUSTOMER (a CRM record id or a pseudonym): the inputs and the CRM field
     each came from, each rule that fired with its threshold and policy key, the
     hysteresis state, why each task and campaign was or was not made, and the policy
-    version. Writes the short explanation to the CRM when [writeback.fields] maps
-    "explanation"."""
+    version. When [writeback.fields] maps "explanation", also the short text every sync
+    writes to that CRM field. Writes nothing to the CRM itself."""
     try:
         config = load_config(config_path)
         policy = load_policy(config.policy_path())
