@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 from connectors.contract import Capabilities
 from connectors.mapping import WritebackConfig
+from sync import jsontext
 from sync.explanation import EXPLANATION
 from sync.inputs import StoredChunk, StoredCustomer, columns_of
 from sync.planner import CustomerPlan, Known, action_kinds, plan_customer, same_value
@@ -231,6 +232,11 @@ class Simulator:
             for name in ("policy_version", EXPLANATION)
             if name in writeback.fields and active.version != candidate.version
         )
+        # The committed fields as crmtier writes them (compact JSON) when they name the
+        # active version: found in the stored text, the customer needs the new version
+        # without decoding the rest (a quoted key cannot occur inside a JSON string, where
+        # quotes are escaped; any other text is decoded and compared).
+        self.active_version_text = f'"policy_version":{jsontext.dumps(active.version)}'
         self.result = Simulation(active.version, candidate.version, as_of)
         sides = (self.result.active, self.result.candidate)
         for policy, side in zip(self.policies, sides, strict=True):
@@ -277,6 +283,9 @@ class Simulator:
         version field, or (that unmapped) its explanation, which ends with it."""
         version = self.policies[1].version
         if self.version_fields[0] == "policy_version":
+            fields = chunk.fields[i]
+            if isinstance(fields, str) and self.active_version_text in fields:
+                return False  # it shows the active version, which is not the candidate's
             return same_value(version, chunk.crm_value(i, "policy_version"))
         return version in str(chunk.crm_value(i, EXPLANATION) or "")
 
