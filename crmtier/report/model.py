@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from crmtier.report.coverage import CoverageReport
+
 #: display order of each tier dimension (anything else found in the store is appended).
 DIMENSION_ORDER: Mapping[str, tuple[str, ...]] = {
     "value_tier": (
@@ -187,6 +189,8 @@ class ReportData:
     restricted: Sequence[Distribution | Matrix] = ()
     #: the policy-lifecycle outputs found next to the report (or given), newest first
     linked: Sequence[LinkRow] = ()
+    #: advisor coverage (crmtier/report/coverage.py); None: not computed for this report
+    coverage: CoverageReport | None = None
 
     @property
     def focus_label(self) -> str:
