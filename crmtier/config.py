@@ -365,5 +365,5 @@ def _coverage_problems(config: CrmtierConfig) -> list[str]:
     if config.kind not in known:
         return [f"[crm] kind: must be one of {', '.join(known)}{did_you_mean(config.kind, known)}"]
     return mapping_problems(config.field_mapping()) + writeback_problems(
-        config.writeback_config(), policy
+        config.writeback_config(), policy, config.kind
     )
