@@ -23,7 +23,7 @@ from tiering_core.dates import add_months, add_working_days
 from tiering_core.models import ActionKind, AssessmentData
 from tiering_core.policy import Policy
 from tiering_core.reasons import CATALOGUE, ReasonText
-from tiering_core.rules import campaigns, strategy
+from tiering_core.rules import campaigns, channel, strategy
 from tiering_core.rules.base import (
     AML_LEVELS,
     NEEDS_TIERS,
@@ -62,6 +62,7 @@ def made(
         ev.detractor.tolist(),
         ev.below_floor_since.tolist(),
         ev.marketing_opt_out.tolist(),
+        ev.preferred_channel.tolist(),
         strict=True,
     )
     customers = zip(cols.ids, cols.owner_ids, kind, sanctioned, strict=True)
@@ -116,6 +117,7 @@ class _Decided(NamedTuple):
     detractor: bool
     below_floor_since: float  # date ordinal; NaN: none
     marketing_opt_out: bool
+    preferred_channel: int
 
 
 def _decision(
@@ -149,6 +151,7 @@ def _decision(
         "edd_required": aml_risk in ("high", "prohibited"),
         "next_review": next_review,
         "service_level": sl.prohibited if aml_risk == "prohibited" else getattr(sl, value_tier),
+        "preferred_channel": channel.CHANNELS[d.preferred_channel],
         "reasons": reasons,
         "actions": (),  # below: in its place among the keys
         "dq_issues": issues,
@@ -173,6 +176,7 @@ def _decision(
             detractor=bool(d.detractor),
             dq_fields=tuple(sorted({issue["field"] for issue in issues})),
             marketing_opt_out=bool(d.marketing_opt_out),
+            preferred_channel=decision["preferred_channel"],
         )
         if "task" in kinds
         else None
