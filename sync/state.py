@@ -15,8 +15,8 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from sync.bulkwrite import upsert_rows
 from sync.planner import Known
 from sync.schema import customers, now_text, side_effects
 from tiering_core.models import Previous
@@ -120,30 +120,27 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
 def _upsert(
     conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...]
 ) -> None:
-    """Insert-or-update many rows in one statement (SQLite and PostgreSQL both speak
-    ``INSERT ... ON CONFLICT DO UPDATE``); every row must carry the same columns."""
-    if not rows:
-        return
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-    columns = [c for c in rows[0] if c not in keys and c != "pseudonym"]
-    conn.execute(
-        insert.on_conflict_do_update(
-            index_elements=list(keys), set_={c: insert.excluded[c] for c in columns}
-        ),
-        rows,
-    )
+    """Insert-or-update many rows in bulk (``sync.bulkwrite``); rows that carry the same
+    columns share a statement. A new row takes the given ``pseudonym``, an existing one
+    keeps its own."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    for columns, group in groups.items():
+        values = [tuple(row.values()) for row in group]
+        upsert_rows(conn, table, columns, values, keys, keep=("pseudonym",))
 
 
 def save_states(conn: sa.Connection, stream: str, rows: list[dict[str, Any]]) -> None:
     """Upsert customer rows; each row has ``customer_id`` and ``pseudonym`` plus the same
     state columns (a new row takes the pseudonym, an existing one keeps its own)."""
     now = now_text()
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        full = {"stream": stream, **row, "updated_at": now}
-        by_columns.setdefault(tuple(sorted(full)), []).append(full)
-    for group in by_columns.values():
-        _upsert(conn, customers, group, ("stream", "customer_id"))
+    _upsert(
+        conn,
+        customers,
+        [{"stream": stream, **row, "updated_at": now} for row in rows],
+        ("stream", "customer_id"),
+    )
 
 
 def save_side_effects(conn: sa.Connection, stream: str, rows: list[dict[str, Any]]) -> None:
