@@ -46,6 +46,7 @@ from tiering_core.rules import (
     consent,
     credit,
     feedback,
+    household,
     needs,
     ops,
     quality,
@@ -66,6 +67,7 @@ from tiering_core.rules.base import (
     ReasonColumn,
     gt,
 )
+from tiering_core.rules.household import HouseholdLinks
 
 
 @dataclass(frozen=True)
@@ -91,10 +93,15 @@ class Evaluation:
     issues: list[IssueColumn]
 
 
-def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
-    """All tiers for a batch, vectorised. No per-record Python work happens here."""
+def evaluate(
+    cols: Columns, policy: Policy, as_of: date, households: HouseholdLinks | None = None
+) -> Evaluation:
+    """All tiers for a batch, vectorised. No per-record Python work happens here.
+    ``households``: the batch's household links (rules.household), when the CRM has any."""
     clean, issues, has_issue = quality.check(cols, policy)
     v = value.rate(clean, policy, as_of)
+    if households is not None:
+        v = household.lift(v, clean, households, policy)
     needs_tier, needs_reasons = needs.rate(clean, policy, v.tier)
     credit_risk, credit_reasons = credit.rate(clean, policy)
     a = aml.rate(clean, policy)
@@ -135,6 +142,7 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
             *ops_reasons,
             *fb.reasons,
             *consent_reasons,
+            *(household.review(a.level, households, policy) if households is not None else ()),
         ],
         issues=issues,
     )
@@ -146,6 +154,7 @@ def decide_batch(
     as_of: date,
     *,
     kinds: frozenset[ActionKind] = ACTION_KINDS,
+    households: HouseholdLinks | None = None,
 ) -> list[AssessmentData]:
     """Decide many customers at once, as plain data, in input order. A batch of one (a
     webhook's lone customer, the engine's per-record fallback) takes ``decide``, the
@@ -153,12 +162,15 @@ def decide_batch(
 
     ``actions`` holds only the action ``kinds`` asked for: a sync that writes tier fields
     alone does not pay for ten campaign keys and the task rules of every customer (about
-    a quarter of deciding). Everything else is the same whatever ``kinds`` is."""
+    a quarter of deciding). Everything else is the same whatever ``kinds`` is.
+    ``households`` (``HouseholdLinks.build`` over these profiles' ids) applies the
+    household rules (rules.household)."""
     if not profiles:
         return []
-    if len(profiles) == 1:
+    if len(profiles) == 1 and households is None:
         return [decide(profiles[0], policy, as_of, kinds=kinds)]
-    evaluation = evaluate(Columns.from_profiles(profiles, policy), policy, as_of)
+    cols = Columns.from_profiles(profiles, policy)
+    evaluation = evaluate(cols, policy, as_of, households)
     with collector_paused():
         return _decisions(profiles, evaluation, policy, as_of, kinds)
 
