@@ -11,38 +11,41 @@ id) touches both the old and the new household.
 A member in two households takes the best of them, so tiering it needs the members of its
 other household too: ``expand`` follows the household graph to its connected component,
 each hop one bulk relationship read (``MemberReader``: one read per hop for all the
-households found, never one per customer), bounded by ``max_members`` so one unusually
+customers found, never one per customer), bounded by ``max_members`` so one unusually
 connected family cannot turn a page into a full load. Households are small (most customers
-single, couples, a few families of three to five), so the component is usually the
-households of the page's customers and one hop ends it.
+single, couples, a few families of three to five), so the first read finds everyone
+and a second, for the members it found, finds nobody new.
 
-The engine's hook (sync/engine.py, between reading a page and deciding it):
+The engine's hook (sync/engine.py, between reading a page and deciding it) is one call:
 
-    group = households.expand(page_ids, page_links, known_links, connector.household_members)
-    extra = connector.fetch(sorted(group.extra_ids))  # one bulk read by id
-    links = HouseholdLinks.build([*page_ids, *extra_ids], group.links, policy)
-    decide_batch(page_profiles + extra_profiles, policy, as_of, households=links)
+    hh = households.load(connector, page_records, known_links)   # None: no relationships
+    records = [*page_records, *hh.extra] if hh else page_records
+    decide_batch([r.profile for r in records], policy, as_of,
+                 households=hh.links_for([r.profile.id for r in records], policy) if hh else None)
 
 ``known_links`` are the links recorded at the last sync (the state store keeps each
-customer's households beside its state); ``group.links`` are what to record after this one.
+customer's households beside its state); ``hh.known`` is what to record after this one.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from tiering_core.rules.household import Link
+from connectors.contract import Connector, CrmRecord
+from tiering_core.policy import Policy
+from tiering_core.rules.household import HouseholdLinks, Link
 
-#: Reads every current link of every member of the given households, the members' other
-#: households included (a bulk CRM read per use, e.g. two SOQL queries: see the connector).
-MemberReader = Callable[[Collection[str]], list[Link]]
+#: ``read(customers, households)``: every current link of every household that holds one of
+#: ``customers`` or is one of ``households``, all their members included (one bulk read
+#: per use: a few queries for the whole list, never one per customer; see the connector).
+MemberReader = Callable[[Collection[str], Collection[str]], list[Link]]
 
 
 @dataclass(frozen=True)
 class HouseholdGroup:
-    """The outcome of ``expand``: the households touched, every current link of their
+    """The outcome of ``expand``: the households found, every current link of their
     members, the customers outside the page that must be loaded and re-tiered, and whether
     ``max_members`` cut the expansion short (the remaining members keep their last tier
     until their own change or the next full sync)."""
@@ -54,61 +57,43 @@ class HouseholdGroup:
     reads: int  # MemberReader calls made
 
 
-def touched(
-    page_ids: Iterable[str],
-    page_links: Iterable[Link],
-    known_links: Mapping[str, Collection[str]],
-) -> frozenset[str]:
-    """Households a page touches: each page customer's households now and at the last
-    sync (a member who left still changes the household it left)."""
-    found = {link.household_id for link in page_links}
-    for cid in page_ids:
-        found.update(known_links.get(cid, ()))
-    return frozenset(found)
+def left(page_ids: Iterable[str], known_links: Mapping[str, Collection[str]]) -> frozenset[str]:
+    """Households the page's customers were in at the last sync: one a member has left
+    still changes (its others lose that member's AUM)."""
+    return frozenset(hid for cid in page_ids for hid in known_links.get(cid, ()))
 
 
 def expand(
     page_ids: Collection[str],
-    page_links: Iterable[Link],
     known_links: Mapping[str, Collection[str]],
-    read_members: MemberReader,
+    read: MemberReader,
     *,
     max_members: int = 500,
 ) -> HouseholdGroup:
-    """Follow the touched households to every member and each member's other households,
-    one bulk read per hop, until no new household appears or ``max_members`` customers
+    """The page's households now and at the last sync, with all their members; then each
+    newly found member's other households (a member in two households takes the better),
+    one bulk read per hop, until no new member appears or ``max_members`` customers
     outside the page have been found."""
     page = frozenset(page_ids)
     links: dict[tuple[str, str], Link] = {}
-    for link in page_links:
-        links[(link.customer_id, link.household_id)] = link
-    pending = set(touched(page, links.values(), known_links))
-    done: set[str] = set()
+    customers: set[str] = set(page)
+    households: set[str] = set(left(page, known_links))
     extra: set[str] = set()
     reads = 0
     truncated = False
-    while pending:
+    while customers or households:
         if len(extra) >= max_members:
             truncated = True
             break
-        found = read_members(sorted(pending))
+        found = read(sorted(customers), sorted(households))
         reads += 1
-        done |= pending
-        members_of: dict[str, set[str]] = defaultdict(set)
         for link in found:
             links[(link.customer_id, link.household_id)] = link
-            members_of[link.customer_id].add(link.household_id)
-        new_members = set(members_of) - page - extra
-        extra |= new_members
-        # a newly found member's other households decide its tier too: read them next
-        pending = {
-            hid
-            for cid in new_members
-            for hid in (*members_of[cid], *known_links.get(cid, ()))
-            if hid not in done
-        }
+        new = {link.customer_id for link in found} - page - extra
+        extra |= new
+        customers, households = new, set()
     return HouseholdGroup(
-        frozenset(done),
+        frozenset(link.household_id for link in links.values()),
         tuple(links.values()),
         frozenset(extra),
         truncated,
@@ -122,3 +107,39 @@ def current_links(links: Iterable[Link]) -> dict[str, frozenset[str]]:
     for link in links:
         out[link.customer_id].add(link.household_id)
     return {cid: frozenset(h) for cid, h in out.items()}
+
+
+@dataclass(frozen=True)
+class HouseholdPage:
+    """A page's household context: the members loaded beside the page, every link among
+    them, and each customer's households as they are now (for the next sync's
+    ``known_links``)."""
+
+    extra: list[CrmRecord]
+    group: HouseholdGroup
+
+    @property
+    def known(self) -> dict[str, frozenset[str]]:
+        return current_links(self.group.links)
+
+    def links_for(self, customer_ids: Sequence[str], policy: Policy) -> HouseholdLinks:
+        """The links as columns over the batch about to be decided (page, then extra)."""
+        return HouseholdLinks.build(customer_ids, self.group.links, policy)
+
+
+def load(
+    connector: Connector,
+    records: Sequence[CrmRecord],
+    known_links: Mapping[str, Collection[str]],
+    *,
+    max_members: int = 500,
+) -> HouseholdPage | None:
+    """The household context of a page, or None when the connector reads no relationships
+    (its ``household_links``). Extra members come in one bulk ``fetch``."""
+    read: MemberReader | None = getattr(connector, "household_links", None)
+    if read is None:
+        return None
+    page_ids = [r.profile.id for r in records]
+    group = expand(page_ids, known_links, read, max_members=max_members)
+    extra = connector.fetch(sorted(group.extra_ids)) if group.extra_ids else []
+    return HouseholdPage(extra, group)

@@ -9,7 +9,7 @@ from collections.abc import Collection
 
 import pytest
 
-from sync.households import current_links, expand, touched
+from sync.households import current_links, expand, left
 from tiering_core.rules.household import Link
 
 
@@ -20,13 +20,11 @@ class Crm:
         self.links = links
         self.calls: list[list[str]] = []
 
-    def read(self, households: Collection[str]) -> list[Link]:
-        self.calls.append(sorted(households))
-        members = {lk.customer_id for lk in self.links if lk.household_id in households}
-        return [lk for lk in self.links if lk.customer_id in members]
-
-    def of(self, cid: str) -> list[Link]:
-        return [lk for lk in self.links if lk.customer_id == cid]
+    def read(self, customers: Collection[str], households: Collection[str]) -> list[Link]:
+        self.calls.append(sorted(customers))
+        wanted = {lk.household_id for lk in self.links if lk.customer_id in customers}
+        wanted |= set(households)
+        return [lk for lk in self.links if lk.household_id in wanted]
 
 
 def L(cid: str, hid: str, role: str = "spouse") -> Link:
@@ -85,29 +83,28 @@ CASES = {
 def test_expand(name: str) -> None:
     links, known, page, extra, households = CASES[name]
     crm = Crm(links)
-    page_links = [lk for cid in page for lk in crm.of(cid)]
-    group = expand(page, page_links, known, crm.read)
+    group = expand(page, known, crm.read)
     assert group.extra_ids == extra, name
     assert group.households == households, name
     assert not group.truncated
-    assert group.reads == len(crm.calls) <= 2  # one bulk read per hop
+    assert group.reads == len(crm.calls) <= 3  # one bulk read per hop
     # every member of every touched household is in the group's links
     members = {lk.customer_id for lk in links if lk.household_id in households}
     assert members <= {lk.customer_id for lk in group.links}
 
 
-def test_no_household_means_no_read() -> None:
+def test_singles_cost_one_read() -> None:
     crm = Crm([])
-    group = expand({"A", "B"}, [], {}, crm.read)
-    assert crm.calls == [] and group.extra_ids == frozenset()
+    group = expand({"A", "B"}, {}, crm.read)
+    assert len(crm.calls) == 1 and group.extra_ids == frozenset()
 
 
 def test_one_read_per_hop_for_a_whole_page() -> None:
     links = [L(f"C{i}", f"H{i // 2}") for i in range(200)]  # 100 couples
     crm = Crm(links)
     page = {f"C{i}" for i in range(0, 200, 2)}  # one spouse of each couple
-    group = expand(page, [lk for c in page for lk in crm.of(c)], {}, crm.read)
-    assert len(crm.calls) == 1
+    group = expand(page, {}, crm.read)
+    assert len(crm.calls) == 2  # the page's households; then the spouses' others (none)
     assert len(group.extra_ids) == 100
 
 
@@ -115,13 +112,13 @@ def test_max_members_bounds_a_chain() -> None:
     # a chain of households each sharing a member with the next
     links = [L(f"C{i}", f"H{i}") for i in range(50)] + [L(f"C{i + 1}", f"H{i}") for i in range(49)]
     crm = Crm(links)
-    group = expand({"C0"}, crm.of("C0"), {}, crm.read, max_members=5)
+    group = expand({"C0"}, {}, crm.read, max_members=5)
     assert group.truncated
     assert len(group.extra_ids) <= 6
 
 
-def test_touched_and_current_links_round_trip() -> None:
+def test_left_and_current_links_round_trip() -> None:
     links = [L("A", "H"), L("A", "H2"), L("B", "H")]
     known = current_links(links)
     assert known == {"A": frozenset({"H", "H2"}), "B": frozenset({"H"})}
-    assert touched({"A"}, [], known) == {"H", "H2"}
+    assert left({"A"}, known) == {"H", "H2"}
