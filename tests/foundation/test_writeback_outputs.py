@@ -24,7 +24,7 @@ from outputs_check import (
 from connectors.fxiaoke.mapping import FIELD_TYPES as FX_TYPES
 from connectors.fxiaoke.mapping import value_to_crm
 from connectors.mapping import DefaultMapping, load_default_mapping
-from connectors.registry import KINDS
+from connectors.registry import kinds
 from connectors.salesforce.mapping import FIELD_TYPES as SF_TYPES
 from connectors.salesforce.mapping import to_crm_value
 from connectors.salesforce.metadata import writeback_component
@@ -32,6 +32,9 @@ from connectors.sandbox import fxiaoke_schema, salesforce_schema, zoho_schema
 from connectors.zoho.mapping import FIELD_TYPES as ZOHO_TYPES
 from tiering_core import outputs
 from tiering_core.outputs import OUTPUT_KINDS, OUTPUTS, RESTRICTED, TEXT, Output
+
+#: the CRMs of this repository, in the order of the type tables this test imports
+KINDS = ("salesforce", "zoho", "fxiaoke")
 
 
 def _raw(kind: str) -> dict[str, Any]:
@@ -191,3 +194,7 @@ def test_a_new_output_of_a_known_type_needs_only_its_declaration_and_mapping_lin
     assert value_to_crm("explanation", "AUM above the private floor") == (
         "AUM above the private floor"
     )
+
+
+def test_the_registered_crms_are_the_ones_checked_here() -> None:
+    assert set(kinds()) == set(KINDS)
