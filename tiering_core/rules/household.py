@@ -78,17 +78,20 @@ class HouseholdLinks:
         cls, customer_ids: Sequence[str], links: Iterable[Link], policy: Policy
     ) -> HouseholdLinks:
         """The links of the batch's customers (links of customers outside the batch are
-        left out: the sync loads every member first, sync.households says which)."""
+        left out: the sync loads every member first, sync.households says which). A
+        customer listed twice in one household counts once, with its first role."""
         row_of = {cid: i for i, cid in enumerate(customer_ids)}
         code_of: dict[str, int] = {}
         rows: list[int] = []
         households: list[int] = []
         counted: list[bool] = []
         roles = frozenset(policy.households.count_roles)
+        seen: set[tuple[int, str]] = set()
         for link in links:
             row = row_of.get(link.customer_id)
-            if row is None:
-                continue
+            if row is None or (row, link.household_id) in seen:
+                continue  # outside the batch, or listed twice (counted once)
+            seen.add((row, link.household_id))
             rows.append(row)
             households.append(code_of.setdefault(link.household_id, len(code_of)))
             counted.append(link.role in roles)
