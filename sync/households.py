@@ -18,7 +18,7 @@ and a second, for the members it found, finds nobody new.
 
 The engine's hook (sync/engine.py, between reading a page and deciding it) is one call:
 
-    hh = households.load(connector, page_records, known_links)   # None: no relationships
+    hh = households.load(connector, page_records, known_links, policy)  # None: off
     records = [*page_records, *hh.extra] if hh else page_records
     decide_batch([r.profile for r in records], policy, as_of,
                  households=hh.links_for([r.profile.id for r in records], policy) if hh else None)
@@ -131,13 +131,15 @@ def load(
     connector: Connector,
     records: Sequence[CrmRecord],
     known_links: Mapping[str, Collection[str]],
+    policy: Policy,
     *,
     max_members: int = 500,
 ) -> HouseholdPage | None:
-    """The household context of a page, or None when the connector reads no relationships
-    (its ``household_links``). Extra members come in one bulk ``fetch``."""
+    """The household context of a page, or None when the policy turns households off (no
+    API call is spent on them then) or the connector reads no relationships (it has no
+    ``household_links``). Extra members come in one bulk ``fetch``."""
     read: MemberReader | None = getattr(connector, "household_links", None)
-    if read is None:
+    if read is None or not policy.households.enabled:
         return None
     page_ids = [r.profile.id for r in records]
     group = expand(page_ids, known_links, read, max_members=max_members)

@@ -13,7 +13,7 @@ from sync import households
 from sync.households import expand
 from tiering_core.engine import decide_batch
 from tiering_core.models import CustomerProfile
-from tiering_core.policy import load_policy
+from tiering_core.policy import load_policy, policy_over_default
 from tiering_core.rules.household import HouseholdLinks
 
 CUSTOMERS = 300
@@ -77,7 +77,10 @@ def test_load_brings_the_other_members_in_one_fetch(sandbox_factory, connect) ->
     changed = records[sorted(members)[-1]]
 
     before = connector.api_usage().total
-    hh = households.load(connector, [changed], {})
+    off = policy_over_default({"households": {"enabled": False}})
+    assert households.load(connector, [changed], {}, off) is None
+    assert connector.api_usage().total == before  # households off: no call spent
+    hh = households.load(connector, [changed], {}, load_policy())
     assert hh is not None
     assert {r.profile.id for r in hh.extra} >= members - {changed.profile.id}
     assert connector.api_usage().total - before <= 3 * 4 + 1  # reads per hop, one fetch
