@@ -27,8 +27,6 @@ help.salesforce.com). The rules, over a batch and its household links:
 ``lift`` runs after the value rule and before the rules that read the value tier; ``review``
 after the AML rule. Both are vectorised over the links (numpy ``bincount``/``lexsort``);
 the only per-link Python work is ``HouseholdLinks.build``, one pass over the page's links.
-There is no one-customer form: a household is never a batch of one (``decide_batch``
-takes the batch path whenever links are given).
 """
 
 from __future__ import annotations
