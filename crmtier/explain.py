@@ -82,6 +82,11 @@ POLICY_KEYS: dict[str, str] = {
     "FB_OPEN_COMPLAINT": "strategy.tasks.complaint",
     "FB_DETRACTOR_NPS": "feedback.detractor_nps_max",
     "FB_LOW_CSAT": "feedback.detractor_csat_max",
+    "CH_RM_VISIT_TIER": "channel.rm_visit_tiers",
+    "CH_DIGITAL_ACTIVE": "channel.digital_logins_min, channel.digital_share_min",
+    "CH_BRANCH_ACTIVE": "channel.branch_transactions_min",
+    "CH_PHONE_TIER": "channel.phone_tiers",
+    "CH_SELF_SERVICE": "channel.phone_tiers",
 }
 
 #: when a task rule fires (strategy.tasks.<rule>), in both languages

@@ -24,7 +24,7 @@ from tiering_core.dates import add_months, add_working_days
 from tiering_core.models import ActionKind, AssessmentData
 from tiering_core.policy import Policy
 from tiering_core.reasons import CATALOGUE, ReasonText, make_reason
-from tiering_core.rules import campaigns, strategy
+from tiering_core.rules import campaigns, channel, strategy
 from tiering_core.rules.base import (
     AML_LEVELS,
     NEEDS_TIERS,
@@ -63,6 +63,7 @@ def made(
         ev.detractor.tolist(),
         ev.below_floor_since.tolist(),
         ev.marketing_opt_out.tolist(),
+        ev.preferred_channel.tolist(),
         strict=True,
     )
     customers = zip(cols.ids, cols.owner_ids, kind, sanctioned, strict=True)
@@ -107,6 +108,7 @@ class _Decided:
     detractor: bool
     below_floor_since: float  # date ordinal; NaN: none
     marketing_opt_out: bool
+    preferred_channel: int
 
 
 def _decision(
@@ -142,6 +144,7 @@ def _decision(
         detractor=bool(d.detractor),
         dq_fields=tuple(sorted({issue["field"] for issue in issues})),
         marketing_opt_out=bool(d.marketing_opt_out),
+        preferred_channel=channel.CHANNELS[d.preferred_channel],
     )
     since = d.below_floor_since
     return {
@@ -156,6 +159,7 @@ def _decision(
         "edd_required": outcome.edd_required,
         "next_review": outcome.next_review,
         "service_level": outcome.service_level,
+        "preferred_channel": outcome.preferred_channel,
         "reasons": reasons,
         "actions": strategy.actions(customer, outcome, reasons, policy, as_of, kinds, memberships),
         "dq_issues": issues,

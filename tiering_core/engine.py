@@ -43,6 +43,7 @@ from tiering_core.policy import Policy
 from tiering_core.reasons import ReasonText
 from tiering_core.rules import (
     aml,
+    channel,
     consent,
     credit,
     feedback,
@@ -84,6 +85,7 @@ class Evaluation:
     open_complaints: FloatArray
     detractor: BoolArray
     marketing_opt_out: BoolArray
+    preferred_channel: IntArray
     reasons: list[ReasonColumn]
     issues: list[IssueColumn]
 
@@ -103,6 +105,7 @@ def evaluate(
     ops_risk, ops_reasons = ops.rate(clean, policy)
     fb = feedback.rate(clean, policy)
     opted_out, consent_reasons = consent.rate(clean)
+    preferred_channel, channel_reasons = channel.rate(clean, policy, v.tier)
 
     some_unrated = (
         (credit_risk == UNRATED_RISK) | (a.level == UNRATED_AML) | (ops_risk == UNRATED_RISK)
@@ -129,6 +132,7 @@ def evaluate(
         open_complaints=np.where(gt(complaints, 0), complaints, 0.0),
         detractor=fb.detractor,
         marketing_opt_out=opted_out,
+        preferred_channel=preferred_channel,
         reasons=[
             *v.reasons,
             *needs_reasons,
@@ -138,6 +142,7 @@ def evaluate(
             *fb.reasons,
             *consent_reasons,
             *(household.review(a.level, households, policy) if households is not None else ()),
+            *channel_reasons,
         ],
         issues=issues,
     )

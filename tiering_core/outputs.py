@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal, get_args
 
-from tiering_core.models import AmlRisk, NeedsTier, RiskLevel, Status, ValueTier
+from tiering_core.models import AmlRisk, Channel, NeedsTier, RiskLevel, Status, ValueTier
 
 #: The types an output can have; each CRM maps every one of them to a field type of its own.
 OutputKind = Literal["picklist", "text", "long_text", "number", "date", "boolean"]
@@ -110,6 +110,7 @@ OUTPUTS: tuple[Output, ...] = (
     Output("edd_required", BOOLEAN, "EDD required", restricted=True),
     Output("next_review", DATE, "Next review"),
     Output("service_level", TEXT, "Service level"),
+    Output("preferred_channel", picklist(Channel), "Preferred channel"),
     Output("reasons", LONG_TEXT, "Tier reasons"),
     Output("status", picklist(Status), "Tier status"),
     Output("policy_version", TEXT, "Tier policy version"),

@@ -26,22 +26,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from tiering_core.models import CORPORATE_TIER_ORDER, LOAN_CLASSES, VALUE_TIER_ORDER
+from tiering_core.policy_base import NonNeg, TierName
+from tiering_core.policy_base import Section as _Section
+from tiering_core.policy_relations import ChannelPolicy, CoveragePolicy
 
 Level = Literal["low", "medium", "high"]
 AmlLevel = Literal["low", "medium", "high", "prohibited"]
-TierName = Literal[
-    "private",
-    "wealth",
-    "affluent",
-    "mass",
-    "corporate_strategic",
-    "corporate_key",
-    "corporate_standard",
-    "corporate_small",
-]
 Period = Literal["month", "quarter", "half_year", "year"]
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -56,13 +49,6 @@ class PolicyError(ValueError):
         self.problems = problems
         self.source = source
         super().__init__(f"{source}: " + "; ".join(problems))
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-NonNeg = Field(ge=0)
 
 
 class TierFloor(_Section):
@@ -357,6 +343,8 @@ class Policy(_Section):
     service_levels: ServiceLevels
     strategy: StrategyPolicy
     households: HouseholdPolicy
+    channel: ChannelPolicy = Field(default_factory=ChannelPolicy)
+    coverage: CoveragePolicy = Field(default_factory=CoveragePolicy)
     regulatory: Regulatory = Field(default_factory=Regulatory)
 
     @cached_property

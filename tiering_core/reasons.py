@@ -12,7 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Dimension = Literal["value", "needs", "credit", "aml", "ops", "feedback", "dq", "consent"]
+Dimension = Literal[
+    "value", "needs", "credit", "aml", "ops", "feedback", "dq", "consent", "channel"
+]
 
 
 @dataclass(frozen=True)
@@ -526,6 +528,47 @@ _SPECS = (
         0.10,
         "Refused personalised marketing",
         "已拒绝个性化营销",
+    ),
+    # channel (rules/channel.py): light weights, so they never crowd out why a tier is given
+    _spec(
+        "CH_RM_VISIT_TIER",
+        "channel",
+        "value_tier",
+        0.05,
+        "Preferred channel RM visit: {value} customers are served in person",
+        "首选渠道为客户经理上门：{value} 客户当面服务",
+    ),
+    _spec(
+        "CH_DIGITAL_ACTIVE",
+        "channel",
+        "activity.digital_logins_90d",
+        0.05,
+        "Preferred channel digital: {value} logins in 90 days >= {threshold}",
+        "首选渠道为线上：90 天登录 {value} 次 ≥ {threshold}",
+    ),
+    _spec(
+        "CH_BRANCH_ACTIVE",
+        "channel",
+        "activity.branch_transactions_90d",
+        0.05,
+        "Preferred channel branch: {value} branch transactions in 90 days >= {threshold}",
+        "首选渠道为网点：90 天网点交易 {value} 笔 ≥ {threshold}",
+    ),
+    _spec(
+        "CH_PHONE_TIER",
+        "channel",
+        "value_tier",
+        0.05,
+        "Preferred channel phone: little digital or branch activity, {value} customer",
+        "首选渠道为电话：线上与网点活动少，{value} 客户",
+    ),
+    _spec(
+        "CH_SELF_SERVICE",
+        "channel",
+        "value_tier",
+        0.04,
+        "Preferred channel digital self-service: little activity, {value} customer",
+        "首选渠道为线上自助：活动少，{value} 客户",
     ),
 )
 

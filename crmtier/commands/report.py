@@ -11,6 +11,7 @@ from connectors.errors import ConfigError, ConnectorError
 from crmtier.config import load_config
 from crmtier.report.build import build_report, write_report
 from sync import jsonlog
+from sync.coverage import RosterError, roster_from_file
 from sync.store import StoreError
 
 
@@ -37,7 +38,15 @@ from sync.store import StoreError
     help="Read CSAT/NPS and complaints from the CRM (one full read, API calls "
     "counted in the report) to show satisfaction by tier.",
 )
-def command(config_path: Path, output: Path, run_id: str | None, feedback: bool) -> None:
+@click.option(
+    "--coverage",
+    "roster",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="RM roster TOML ([coverage.advisors]): add advisor coverage (one full CRM read).",
+)
+def command(
+    config_path: Path, output: Path, run_id: str | None, feedback: bool, roster: Path | None
+) -> None:
     """Write the HTML report: tiers, migration, value × risk, DQ, API usage, feedback.
 
     The file has no scripts and loads nothing from the network: it opens the same on an
@@ -46,9 +55,11 @@ def command(config_path: Path, output: Path, run_id: str | None, feedback: bool)
     jsonlog.configure("ERROR")  # retries and progress are noise here; failures are reported
     try:
         config = load_config(config_path)
-        data = build_report(config, run_id=run_id, with_feedback=feedback)
+        advisors = roster_from_file(roster) if roster is not None else None
+        data = build_report(config, run_id=run_id, with_feedback=feedback, coverage_roster=advisors)
         size = write_report(data, output)
-    except (ConfigError, StoreError, ConnectorError, OSError) as exc:
+    except (ConfigError, StoreError, ConnectorError, OSError, RosterError) as exc:
         click.echo(f"crmtier report: {exc}", err=True)
-        sys.exit(2 if isinstance(exc, ConfigError | StoreError) else 1)  # 2: bad configuration
+        bad = isinstance(exc, ConfigError | StoreError | RosterError)
+        sys.exit(2 if bad else 1)  # 2: bad configuration
     click.echo(f"report written: {output} ({size / 1024:.0f} KiB, {data.customers:,} customers)")

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from crmtier.report.coverage import CoverageReport
+
 #: display order of each tier dimension (anything else found in the store is appended).
 DIMENSION_ORDER: Mapping[str, tuple[str, ...]] = {
     "value_tier": (
@@ -174,6 +176,8 @@ class ReportData:
     dead_letters_open: int = 0  # all open ones
     #: the AML distribution and value × AML matrix, shown only in the restricted section
     restricted: Sequence[Distribution | Matrix] = ()
+    #: advisor coverage (crmtier/report/coverage.py); None: not computed for this report
+    coverage: CoverageReport | None = None
 
     @property
     def focus_label(self) -> str:

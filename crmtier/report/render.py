@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from connectors.contract import data_calls
+from crmtier.report.coverage import CoverageReport
 from crmtier.report.model import (
     ApiUse,
     DeadLetterRow,
@@ -267,6 +268,29 @@ def _feedback(rows: Sequence[FeedbackRow] | None) -> str:
     )
 
 
+def _coverage(report: CoverageReport) -> str:
+    """Coverage per tier, then RM books fullest first."""
+    tiers = _table(
+        ["Value tier", "Customers", "Covered", "of which proposed", "Waiting for an RM"],
+        [(r.tier, r.customers, r.covered, r.proposed, r.waiting) for r in report.tiers],
+        table_id="coverage-tiers",
+    )
+    books = _table(
+        ["RM", "Clients", "Load (private-equivalents)", "Capacity", "Used"],
+        [
+            (b.advisor_id, b.clients, b.load, b.capacity, f"{100.0 * b.load / b.capacity:.0f}%")
+            for b in report.books
+        ],
+        table_id="coverage-books",
+    )
+    waiting = (
+        _note(f"{report.waiting:,} customer(s) wait for an RM: no RM on the roster has room.")
+        if report.waiting
+        else ""
+    )
+    return f"<h3>Coverage per tier</h3>{tiers}{waiting}<h3>RM load against capacity</h3>{books}"
+
+
 def render(data: ReportData) -> str:
     """The whole report page as one HTML string."""
     facts = [
@@ -342,6 +366,16 @@ def render(data: ReportData) -> str:
             _feedback(data.feedback),
         ),
     ]
+    if data.coverage is not None:
+        sections.append(
+            _section(
+                "coverage",
+                "Advisor coverage",
+                "Customers of the tiers that need a dedicated RM: covered by a suitable "
+                "owner or a proposed RM, or waiting; each RM's load against capacity.",
+                _coverage(data.coverage),
+            )
+        )
     if data.restricted:
         sections.append(
             _section(

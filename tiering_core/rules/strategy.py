@@ -7,6 +7,9 @@ compliance task due the same day, no sales or service-recovery task and no campa
 membership at all (the planner then removes every membership crmtier made); a credit-high
 customer gets a limit review and no credit-product campaign. Mass-tier and basic-needs customers
 are served self-service: their tasks go to team queues, never to a relationship manager.
+A task that contacts the customer (upgrade call, investment advisory, service recovery)
+opens with how to reach them in their preferred channel (``rules/channel.py``); the channel
+only says how, so a marketing opt-out, applied first, withholds the task in every channel.
 
 Every task carries a deterministic ``dedupe_key`` (customer + rule + period) so a rerun in
 the same period upserts the same task; every campaign action carries one per (customer,
@@ -28,6 +31,7 @@ from tiering_core.dates import period_label
 from tiering_core.models import (
     ActionKind,
     AmlRisk,
+    Channel,
     DecidedFields,
     NeedsTier,
     Priority,
@@ -38,6 +42,7 @@ from tiering_core.models import (
 from tiering_core.policy import Policy, TaskRule
 from tiering_core.reasons import compact, top_reasons
 from tiering_core.rules import task_text
+from tiering_core.rules.channel import CONTACT
 
 #: An action as the plain data of ``SetFieldAction``/``TaskAction``/``CampaignAction``; the
 #: engine validates the whole Assessment at once.
@@ -83,6 +88,7 @@ class Outcome:
     detractor: bool
     dq_fields: tuple[str, ...]
     marketing_opt_out: bool = False  # refused personalised marketing (PIPL Art. 24)
+    preferred_channel: Channel | None = None  # rules/channel.py; None: not decided
 
     def decided(self) -> DecidedFields:
         """The decided outputs, by their canonical names (Assessment fields and CRM fields)."""
@@ -96,6 +102,7 @@ class Outcome:
             "edd_required": self.edd_required,
             "next_review": self.next_review,
             "service_level": self.service_level,
+            "preferred_channel": self.preferred_channel,
             "status": self.status,
         }
 
@@ -140,6 +147,7 @@ def set_fields(outcome: Outcome, reasons: list[dict[str, Any]], policy: Policy) 
         o.edd_required,
         o.next_review.isoformat(),
         o.service_level,
+        o.preferred_channel,
         o.status,
         policy.version,
         compact(top_reasons(reasons, s.reasons_top), s.reasons_language, s.reasons_max_chars),
@@ -230,7 +238,8 @@ def tasks(
             add(
                 "upgrade_call",
                 t.upgrade_call,
-                f"Call the customer: upgraded from {o.upgraded_from} to {o.value_tier}",
+                f"{CONTACT[o.preferred_channel]}: upgraded from {o.upgraded_from} to "
+                f"{o.value_tier}",
                 key=f":{o.value_tier}",
             )
         if o.value_tier in t.dedicated_advisor.tiers and not customer.owner_id:
@@ -249,14 +258,18 @@ def tasks(
                 else f"Assign a corporate relationship manager ({o.value_tier} without one)",
             )
         if o.needs_tier == "professional" and customer.kind != "corporate":
-            add("investment_advisory", t.investment_advisory, "Investment advisory review")
+            add(
+                "investment_advisory",
+                t.investment_advisory,
+                f"Investment advisory review: {CONTACT[o.preferred_channel].lower()}",
+            )
     # Service recovery is retention: never for a customer the bank must restrict.
     if o.detractor and not sanctioned and o.aml_risk != "prohibited":
         rule = t.service_recovery
         add(
             "service_recovery",
             rule,
-            "Service recovery: detractor feedback",
+            f"Service recovery: {CONTACT[o.preferred_channel].lower()} about their feedback",
             priority="high" if o.value_tier in rule.priority_tiers else None,
         )
     if o.dq_fields:
