@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
 from importlib import resources
-from typing import Any, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -28,7 +28,9 @@ from tiering_core.outputs import OUTPUTS, RESTRICTED
 
 #: Canonical output fields a connector may write back to the CRM record: the declared
 #: outputs (``tiering_core/outputs.py``), in their declared order.
-WRITEBACK_FIELDS = tuple(o.name for o in OUTPUTS)
+WRITEBACK_FIELDS = tuple(o.name for o in OUTPUTS if not o.optional)
+#: Outputs written only when ``[writeback.fields]`` maps them; unmapped, they are not made.
+OPTIONAL_WRITEBACK_FIELDS = tuple(o.name for o in OUTPUTS if o.optional)
 
 
 class FieldMapping(BaseModel):
@@ -91,6 +93,10 @@ class WritebackConfig(BaseModel):
     queues: dict[str, str] = Field(default_factory=dict)  # task queue -> CRM owner/queue id
     switched_off: frozenset[str] = frozenset()  # "<table>.<key>" set to false
     reasons_max: int = 4  # top reasons by weight written to the CRM
+    #: the ``explanation`` output (sync/explanation.py): its language and length, which
+    #: ``connectors/coverage.py`` holds to the CRM's text field
+    explanation_language: Literal["en", "zh"] = "en"
+    explanation_max_chars: int = Field(default=255, ge=60)
     tasks: bool = True
     campaign_memberships: bool = True
 

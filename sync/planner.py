@@ -23,6 +23,7 @@ from typing import Any
 
 from connectors.errors import ConfigError
 from connectors.mapping import WritebackConfig
+from sync.explanation import EXPLANATION, explanation_text
 from tiering_core.models import ActionKind, AssessmentData, TaskAction
 
 #: characters a number's text can start with besides digits (float() also takes
@@ -161,12 +162,16 @@ def action_kinds(writeback: WritebackConfig) -> frozenset[ActionKind]:
 
 def desired_fields(assessment: AssessmentData, writeback: WritebackConfig) -> dict[str, Any]:
     """The write-back field values the assessment means the CRM to show, whether or not the
-    CRM shows them already."""
-    return {
+    CRM shows them already: the engine's ``set_field`` actions, and the explanation when
+    mapped (made here from the assessment: ``sync.explanation``)."""
+    out = {
         action["field"]: action["value"]
         for action in assessment["actions"]
         if action["kind"] == "set_field" and action["field"] in writeback.fields
     }
+    if EXPLANATION in writeback.fields:
+        out[EXPLANATION] = explanation_text(assessment, writeback)
+    return out
 
 
 def plan_customer(

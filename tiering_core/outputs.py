@@ -92,12 +92,15 @@ class Output:
     """One canonical write-back output. ``restricted``: the value reveals an AML rating,
     which a bank keeps confidential (PRC Anti-Money Laundering Law; PBOC 保密原则): the
     CRM field must be readable by compliance only, and crmtier's listings hide it unless
-    ``--show-restricted`` is given."""
+    ``--show-restricted`` is given. ``optional``: written only when ``[writeback.fields]``
+    maps it (the shipped mappings leave it out); every other output is mapped or switched
+    off explicitly."""
 
     name: str
     type: OutputType
     label: str
     restricted: bool = False
+    optional: bool = False
 
 
 OUTPUTS: tuple[Output, ...] = (
@@ -114,6 +117,9 @@ OUTPUTS: tuple[Output, ...] = (
     Output("reasons", LONG_TEXT, "Tier reasons"),
     Output("status", picklist(Status), "Tier status"),
     Output("policy_version", TEXT, "Tier policy version"),
+    # computed by the sync's planner from the assessment (sync/explanation.py), not a
+    # set_field of the strategy; its length is the admin's explanation_max_chars
+    Output("explanation", TEXT, "Tier explanation", optional=True),
 )
 
 #: The outputs by name.

@@ -38,6 +38,7 @@ from connectors.salesforce.mapping import from_crm_value
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.generator import generate
 from connectors.sandbox.households import household_links, noting_individuals
+from connectors.sandbox.optional import writeback_targets
 from connectors.sandbox.salesforce_bulk import BulkApi
 from connectors.sandbox.salesforce_control import install_control_routes
 from connectors.sandbox.salesforce_metadata import MetadataApi
@@ -270,7 +271,7 @@ class SalesforceSandbox(SandboxLifecycle):
         if view is None:
             raise KeyError(customer_id)
         out = {}
-        for output, crm_field in self.mapping.writeback.fields.items():
+        for output, crm_field in writeback_targets("salesforce", self.mapping).items():
             value = from_crm_value(output, view.get(crm_field))
             if value is not None:
                 out[output] = value

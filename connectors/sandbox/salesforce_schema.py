@@ -17,6 +17,7 @@ from typing import Any, get_origin
 from connectors.mapping import CANONICAL_TYPES, DefaultMapping
 from connectors.salesforce.mapping import FIELD_TYPES
 from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS
+from connectors.sandbox.optional import writeback_targets
 from tiering_core.outputs import output_type
 
 ORG_ID = "00D000000000001AAA"
@@ -235,10 +236,10 @@ def build_schema(
         if path == "owner_id":
             typ = "reference"
         account.add(FieldSpec(crm_field, typ, picklist=values))
-    for output, crm_field in mapping.writeback.fields.items():
+    for output, crm_field in writeback_targets("salesforce", mapping).items():
         account.add(writeback_spec(output, crm_field))
     if not rights.edit_input_fields:  # field-level security: Read only on everything else
-        tier = set(mapping.writeback.fields.values())
+        tier = set(writeback_targets("salesforce", mapping).values())
         for name, spec in list(account.fields.items()):
             if name not in tier:
                 account.fields[name] = replace(spec, updateable=False, createable=False)

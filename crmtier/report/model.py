@@ -154,6 +154,17 @@ class DeadLetterRow:
 
 
 @dataclass(frozen=True)
+class LinkRow:
+    """A simulate, calibrate or explain output the report links to (``links.py``)."""
+
+    kind: str
+    href: str  # relative to the report when it can be
+    name: str
+    summary: str
+    written: str  # UTC
+
+
+@dataclass(frozen=True)
 class ReportData:
     title: str
     generated_at: str
@@ -176,6 +187,8 @@ class ReportData:
     dead_letters_open: int = 0  # all open ones
     #: the AML distribution and value × AML matrix, shown only in the restricted section
     restricted: Sequence[Distribution | Matrix] = ()
+    #: the policy-lifecycle outputs found next to the report (or given), newest first
+    linked: Sequence[LinkRow] = ()
     #: advisor coverage (crmtier/report/coverage.py); None: not computed for this report
     coverage: CoverageReport | None = None
 
