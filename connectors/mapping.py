@@ -206,6 +206,8 @@ def _to_bool(value: Any) -> bool:
 
 
 def _to_int(value: Any) -> int:
+    if type(value) is int:  # the usual case first: JSON gave an int (bool is not one here)
+        return value
     if isinstance(value, bool):
         raise CoercionError("expected an integer")
     if isinstance(value, int):
@@ -220,6 +222,8 @@ def _to_int(value: Any) -> int:
 
 
 def _to_float(value: Any) -> float:
+    if type(value) is float:  # the usual case first: JSON gave a float
+        return value
     if isinstance(value, bool):
         raise CoercionError("expected a number")
     try:
@@ -229,6 +233,8 @@ def _to_float(value: Any) -> float:
 
 
 def _to_str(value: Any) -> str:
+    if type(value) is str:
+        return value
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         return str(value)
     raise CoercionError("expected text")
@@ -294,8 +300,11 @@ def profile_from_crm(
     """
     tree: dict[str, Any] = {"id": crm_id, **extra}
     issues: list[DQIssue] = []
+    get = raw.get
+    # One pass over the slots with the block look-up inlined: this runs for every field of
+    # every record read, and a call per field was a fifth of the function's time.
     for slot in mapping.slots:
-        value = raw.get(slot.crm_field)
+        value = get(slot.crm_field)
         if value is None or value == "":
             continue
         if slot.coerce is None:
@@ -310,7 +319,13 @@ def profile_from_crm(
                 DQIssue(code="DQ_BAD_TYPE", field=slot.path, problem=f"{slot.crm_field}: {exc}")
             )
             continue
-        _put(tree, slot.parents, slot.leaf, value)
+        node = tree
+        for part in slot.parents:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            node = child
+        node[slot.leaf] = value
     try:
         return CustomerProfile.model_validate(tree), tuple(issues)
     except ValidationError as exc:

@@ -129,7 +129,8 @@ def same_value(desired: Any, current: Any) -> bool:
     if desired.__class__ is str and desired == current:
         return True
     if current is None:
-        return normalize(desired) is None
+        # a text is empty only when it is "" (blank text normalises to itself, not None)
+        return desired == "" if desired.__class__ is str else normalize(desired) is None
     left, right = normalize(desired), normalize(current)
     if left == right:
         return True

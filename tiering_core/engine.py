@@ -51,6 +51,7 @@ from tiering_core.rules import (
     needs,
     ops,
     quality,
+    strategy,
     value,
 )
 from tiering_core.rules.base import (
@@ -213,6 +214,36 @@ def assessment_json(decision: AssessmentData) -> bytes:
     pydantic-core's serializer formats every value the same way. Reason texts are
     rendered here (in place: the decision is on its way out), where a person reads them."""
     return pydantic_core.to_json(_with_texts(decision))
+
+
+#: What ``assessment_lines`` asks ``decisions`` for: campaigns are written as fragments.
+_LINE_KINDS: frozenset[ActionKind] = ACTION_KINDS - {"campaign"}
+#: Where an output line's actions end: a string value escapes every quote, so only the
+#: structure itself can hold this sequence.
+_ACTIONS_END = b'],"dq_issues":'
+
+
+def assessment_lines(cols: Columns, policy: Policy, as_of: date) -> bytes:
+    """A batch's output lines (``crmtier tier``), each ``assessment_json`` of its decision
+    plus a newline, byte for byte; campaign actions, the bulk of a line, are spliced in
+    as fragments serialised column by column (``strategy.campaigns_json``) instead of ten
+    dicts a customer. Campaigns are the last action kind, so they close the array."""
+    if not cols.n:
+        return b""
+    ev = evaluate(cols, policy, as_of)
+    decided = decisions.made(cols, ev, policy, as_of, _LINE_KINDS)
+    m = decisions.memberships(cols, ev, policy)
+    fragments = strategy.campaigns_json(cols.ids, m.keys, m.member.tolist())
+    lines = []
+    for decision, fragment in zip(decided, fragments, strict=True):
+        line = pydantic_core.to_json(_with_texts(decision))
+        if fragment:
+            end = line.rindex(_ACTIONS_END)
+            comma = b"," if decision["actions"] else b""
+            line = b"".join((line[:end], comma, fragment, line[end:]))
+        lines.append(line)
+    lines.append(b"")
+    return b"\n".join(lines)
 
 
 def _model(decision: AssessmentData) -> Assessment:

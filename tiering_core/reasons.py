@@ -667,6 +667,8 @@ def compact(reasons: list[dict[str, Any]], language: str, max_chars: int) -> str
     parts = []
     for r in reasons:
         text = r["text"]
+        if text.__class__ is ReasonText:
+            text = text.rendered()  # one call instead of one per language read
         if language == "zh":
             line = text["zh"]
         elif language == "both":
