@@ -47,6 +47,7 @@ from tiering_core.rules import (
     consent,
     credit,
     feedback,
+    household,
     needs,
     ops,
     override,
@@ -64,6 +65,7 @@ from tiering_core.rules.base import (
     ReasonColumn,
     gt,
 )
+from tiering_core.rules.household import HouseholdLinks
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,15 @@ class Evaluation:
     issues: list[IssueColumn]
 
 
-def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
-    """All tiers for a batch, vectorised. No per-record Python work happens here."""
+def evaluate(
+    cols: Columns, policy: Policy, as_of: date, households: HouseholdLinks | None = None
+) -> Evaluation:
+    """All tiers for a batch, vectorised. No per-record Python work happens here.
+    ``households``: the batch's household links (rules.household), when the CRM has any."""
     clean, issues, has_issue = quality.check(cols, policy)
     v = value.rate(clean, policy, as_of)
+    if households is not None:
+        v = household.lift(v, clean, households, policy)
     needs_tier, needs_reasons = needs.rate(clean, policy, v.tier)
     credit_risk, credit_reasons = credit.rate(clean, policy)
     a = aml.rate(clean, policy)
@@ -136,6 +143,7 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
             *ops_reasons,
             *fb.reasons,
             *consent_reasons,
+            *(household.review(a.level, households, policy) if households is not None else ()),
             *channel_reasons,
         ],
         issues=issues,
@@ -148,16 +156,17 @@ def decide_columns(
     as_of: date,
     *,
     kinds: frozenset[ActionKind] = ACTION_KINDS,
+    households: HouseholdLinks | None = None,
 ) -> list[AssessmentData]:
     """Decide a batch laid out as columns (with its ids: ``Columns.from_cells``), as plain
-    data, in input order.
+    data, in input order; ``households``: its household links (rules.household).
 
     ``actions`` holds only the action ``kinds`` asked for: a sync that writes tier fields
     alone does not pay for ten campaign keys and the task rules of every customer (about
     a quarter of deciding). Everything else is the same whatever ``kinds`` is."""
     if not cols.n:
         return []
-    evaluation = override.apply(evaluate(cols, policy, as_of), cols, policy, as_of)
+    evaluation = override.apply(evaluate(cols, policy, as_of, households), cols, policy, as_of)
     return decisions.made(cols, evaluation, policy, as_of, kinds)
 
 
@@ -167,11 +176,14 @@ def decide_batch(
     as_of: date,
     *,
     kinds: frozenset[ActionKind] = ACTION_KINDS,
+    households: HouseholdLinks | None = None,
 ) -> list[AssessmentData]:
-    """``decide_columns`` of validated profiles (a batch of one: the webhook path)."""
+    """``decide_columns`` of validated profiles (a batch of one: the webhook path).
+    ``households``: ``HouseholdLinks.build`` over these profiles' ids (rules.household)."""
     if not profiles:
         return []
-    return decide_columns(Columns.from_profiles(profiles, policy), policy, as_of, kinds=kinds)
+    cols = Columns.from_profiles(profiles, policy)
+    return decide_columns(cols, policy, as_of, kinds=kinds, households=households)
 
 
 def assess_batch(

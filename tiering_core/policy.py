@@ -328,6 +328,22 @@ FLOORS: dict[str, str] = {
 VERSION_MAX_CHARS = 80
 
 
+#: A member's role in a household, as the connectors normalise the CRM's relationship roles.
+HouseholdRole = Literal[
+    "primary", "spouse", "partner", "child", "parent", "other_family", "business", "other"
+]
+
+
+class HouseholdPolicy(_Section):
+    """Household tiering (rules.household): whether a household's summed AUM lifts its
+    members, which member roles count towards it, and which AML levels of any member flag
+    the household for compliance review."""
+
+    enabled: bool
+    count_roles: tuple[HouseholdRole, ...]
+    review_aml: tuple[AmlLevel, ...]
+
+
 class Regulatory(_Section):
     """``waivers``: floor id (``FLOORS``) -> the reason the bank weakens it. A waiver is part
     of the policy's content and is named in its version, so every assessment and audit row
@@ -349,6 +365,7 @@ class Policy(_Section):
     quality: QualityPolicy
     service_levels: ServiceLevels
     strategy: StrategyPolicy
+    households: HouseholdPolicy
     channel: ChannelPolicy = Field(default_factory=ChannelPolicy)
     coverage: CoveragePolicy = Field(default_factory=CoveragePolicy)
     regulatory: Regulatory = Field(default_factory=Regulatory)

@@ -76,6 +76,14 @@ _SPECS = (
         "年贡献 {value} ≥ 提级门槛 {threshold}，等级上调",
     ),
     _spec(
+        "HOUSEHOLD_AUM",
+        "value",
+        "household",
+        0.68,
+        "Household {value} reaches floor {threshold}: tier lifted to the household's",
+        "家庭 {value} 合计资产达到门槛 {threshold}，等级按家庭上调",
+    ),
+    _spec(
         "VAL_UPGRADE",
         "value",
         "previous.value_tier",
@@ -413,6 +421,14 @@ _SPECS = (
         0.40,
         "AML factor score {value} (level threshold {threshold})",
         "反洗钱因素得分 {value}（等级门槛 {threshold}）",
+    ),
+    _spec(
+        "HOUSEHOLD_REVIEW",
+        "aml",
+        "household",
+        0.85,
+        "Household {value} flagged for compliance review by a member's AML rating",
+        "家庭 {value} 因成员反洗钱评级需合规复核",
     ),
     _spec(
         "AML_NO_DATA",

@@ -34,6 +34,7 @@ PREFIXES = {
     "User": "005",
     "Group": "00G",
     "QueueSobject": "03g",
+    "AccountContactRelation": "07k",
 }
 _ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
 
@@ -283,8 +284,55 @@ def build_schema(
         member.add(FieldSpec("AccountId", "reference", updateable=False))
     member.add(FieldSpec("Status", "picklist", picklist=("Sent", "Responded")))
     member.add(FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True))
-    history = history_spec(account.name)
-    return {o.name: o for o in (account, task, campaign, member, history, *owner_objects())}
+    return {
+        o.name: o
+        for o in (
+            account,
+            task,
+            campaign,
+            member,
+            account_contact_relation(),
+            history_spec(account.name),
+            *owner_objects(),
+        )
+    }
+
+
+#: ``Roles`` values the sandbox's household relations use (Financial Services Cloud's
+#: household roles: "select Client" for the primary member, "the member's role relative to
+#: the primary household member's role, such as Dependent or Spouse": "Add Household
+#: Members and Relationships", help.salesforce.com).
+HOUSEHOLD_ROLES = (
+    "Client",
+    "Spouse",
+    "Partner",
+    "Dependent",
+    "Parent",
+    "Family Member",
+    "Business",
+)
+
+
+def account_contact_relation() -> ObjectSpec:
+    """``AccountContactRelation`` (API 37.0+): "a relationship between a contact and one or
+    more accounts"; it "supports person accounts ... A person account can also be related
+    to another person account" (Object Reference for the Salesforce Platform,
+    sforce_api_objects_accountcontactrelation.htm). Read-only to the integration user."""
+    acr = ObjectSpec("AccountContactRelation", deletable=False)
+    _system_fields(acr)
+    for name, typ in (
+        ("AccountId", "reference"),
+        ("ContactId", "reference"),
+        ("IsActive", "boolean"),
+        ("IsDirect", "boolean"),
+    ):
+        acr.add(FieldSpec(name, typ, updateable=False, createable=False))
+    acr.add(
+        FieldSpec(
+            "Roles", "multipicklist", updateable=False, createable=False, picklist=HOUSEHOLD_ROLES
+        )
+    )
+    return acr
 
 
 def history_spec(sobject: str) -> ObjectSpec:
