@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -460,18 +461,21 @@ class _Run:
             self._progress()
             return
         planner.count_planned(plans)
+        day = self.options.day()
         kill_point("before_commit")
         with self.e.store.begin() as conn:
             rows = PageRows()
             to_write = []
             for p in plans:
-                pending = planner.decide(p, hashes[p.customer_id])
+                digest = hashes[p.customer_id]
                 if p.plan:
-                    to_write.append((p, pending))
+                    to_write.append((p, planner.decide(p, digest)))
                 else:
-                    self.recorder.unchanged(p, states.get(p.customer_id), pending, rows)
+                    decide = partial(planner.decide, p, digest)
+                    state = states.get(p.customer_id)
+                    self.recorder.unchanged(p, state, digest, day, decide, rows)
             self.dispatcher.enqueue(conn, to_write, states, rows)
-            self.recorder.commit_page(conn, rows, plans, page_tasks, self.options.day())
+            self.recorder.commit_page(conn, rows, plans, page_tasks, day)
             kill_point("in_commit")
             if mark is not None:
                 self.reader.advance(conn, mark)

@@ -113,7 +113,10 @@ class PagePlanner:
         for record in records:
             state = states.get(record.profile.id)
             previous = state.previous() if state else None
-            profiles.append(record.profile.model_copy(update={"previous": previous}))
+            profile = record.profile
+            if previous is not None or profile.previous is not None:
+                profile = profile.model_copy(update={"previous": previous})
+            profiles.append(profile)
         try:
             results = self.assess_fn(profiles)
             pairs = list(zip(records, results, strict=True))
@@ -153,8 +156,9 @@ class PagePlanner:
             doubt = in_doubt(record.profile.id)
             if doubt:
                 known = replace(known, in_doubt=doubt)
-            plan = plan_customer(assessment, record.current, known, self.writeback)
-            out.append(Planned(record, assessment, plan))
+            desired = desired_fields(assessment, self.writeback)
+            plan = plan_customer(assessment, record.current, known, self.writeback, desired=desired)
+            out.append(Planned(record, assessment, plan, desired))
         return out
 
     def bounded(self, plans: list[Planned]) -> tuple[list[Planned], PageTasks | None]:
@@ -190,7 +194,7 @@ class PagePlanner:
         assessment = planned.assessment
         return PendingDecision(
             tiers=tiers_of(assessment),
-            fields=jsonable(desired_fields(assessment, self.full_writeback)),
+            fields=jsonable(planned.desired),
             assessed_at=self.options.day(),
             below_floor_since=assessment["below_floor_since"],
             reason_codes=tuple(r["code"] for r in assessment["reasons"]),

@@ -14,7 +14,7 @@ It also keeps the run's outcome per customer and the counts the run record recon
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import cast
@@ -27,6 +27,7 @@ from sync.audit import AuditEntry, AuditEvent, AuditKeys, Trigger, append
 from sync.inputs import save_inputs
 from sync.killpoints import kill_point
 from sync.outbox import OutboxItem
+from sync.planner import tiers_of
 from sync.records import Decision, Json, Outcome, PageTasks, PendingDecision, Planned, Skip
 from sync.runs import RunCounts, side_effect_label
 from sync.state import CustomerState, save_side_effects, save_states
@@ -89,39 +90,42 @@ class Recorder:
         self,
         planned: Planned,
         state: CustomerState | None,
-        pending: PendingDecision,
+        digest: str,
+        day: date,
+        decide: Callable[[], PendingDecision],
         rows: PageRows,
     ) -> None:
-        """Nothing to write; still keep the decision (hysteresis needs it) if it moved."""
+        """Nothing to write; still keep the decision (hysteresis needs it) if it moved.
+        ``decide`` builds the full decision, wanted only for a tier change's audit row."""
         cid = planned.customer_id
         self.counts.unchanged += 1
         self.outcomes[cid] = Outcome.UNCHANGED
         if cid in self.decisions:
             return  # an earlier read of this run queued writes; that decision stands
-        below = _iso(pending.below_floor_since)
-        day = _iso(pending.assessed_at)
+        tiers = tiers_of(planned.assessment)
+        below = _iso(planned.assessment["below_floor_since"])
+        today = day.isoformat()
         if (
             state is not None
-            and (state.tiers, state.below_floor_since, state.input_hash)
-            == (pending.tiers, below, pending.input_hash)
-            and state.assessed_at == day
+            and (state.tiers, state.below_floor_since, state.input_hash) == (tiers, below, digest)
+            and state.assessed_at == today
         ):
             return
         rows.states.append(
             {
                 "customer_id": cid,
                 "pseudonym": self.ref(cid),
-                "tiers": pending.tiers,
-                "assessed_at": day,
+                "tiers": tiers,
+                "assessed_at": today,
                 "below_floor_since": below,
-                "input_hash": pending.input_hash,
+                "input_hash": digest,
                 "run_id": self.run_id,
             }
         )
         old = state.tiers if state else None
-        if old != pending.tiers:
-            self._count_change(old, pending.tiers)
-            rows.audit.append(self.audit(cid, "tier_change", old, pending.tiers, pending))
+        if old != tiers:
+            self._count_change(old, tiers)
+            rows.audit.append(self.audit(cid, "tier_change", old, tiers, decide()))
 
     def pending_row(self, cid: str, pending: PendingDecision) -> StateRow:
         """The state row that parks a decision while its writes are outstanding."""

@@ -144,6 +144,7 @@ class Planned:
     record: CrmRecord
     assessment: AssessmentData
     plan: CustomerPlan
+    desired: dict[str, Json]  # every write-back field value the assessment means to show
 
     @property
     def customer_id(self) -> str:
