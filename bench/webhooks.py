@@ -57,11 +57,9 @@ def serve(port: int, db: str) -> None:
     from sync.inbox import Inbox
     from sync.store import StateStore
     from webhooks.app import create_app
-    from webhooks.settings import WebhooksSettings
+    from webhooks.settings import load_webhooks
 
-    settings = WebhooksSettings.model_validate(
-        {"secrets": ["env:BENCH_WHSEC"], "salesforce_org_id": ORG_ID}
-    )
+    settings = load_webhooks({"secrets": ["env:BENCH_WHSEC"], "salesforce_org_id": ORG_ID})
     app = create_app(settings, Inbox(StateStore.open(f"sqlite:///{db}")))
     uvicorn.run(
         app,

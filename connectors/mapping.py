@@ -24,22 +24,11 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tiering_core.models import CustomerProfile, DQIssue
+from tiering_core.outputs import OUTPUTS, RESTRICTED
 
-#: Canonical output fields a connector may write back to the CRM record.
-WRITEBACK_FIELDS = (
-    "value_tier",
-    "value_score",
-    "needs_tier",
-    "credit_risk",
-    "aml_risk",
-    "ops_risk",
-    "edd_required",
-    "next_review",
-    "service_level",
-    "reasons",
-    "status",
-    "policy_version",
-)
+#: Canonical output fields a connector may write back to the CRM record: the declared
+#: outputs (``tiering_core/outputs.py``), in their declared order.
+WRITEBACK_FIELDS = tuple(o.name for o in OUTPUTS)
 
 
 class FieldMapping(BaseModel):
@@ -85,7 +74,8 @@ TARGET_TABLES = ("fields", "campaigns", "queues")
 
 class WritebackConfig(BaseModel):
     """What crmtier writes back. ``restricted`` names outputs (``aml_risk``) that may only go
-    to fields compliance alone can read.
+    to fields compliance alone can read: the outputs declared restricted always, whatever
+    the file says (an admin may restrict more, never fewer).
 
     Every output, campaign and queue the policy can produce names its CRM target here, or
     is switched off with ``false`` (``[writeback.campaigns] survey_mass = false``): the
@@ -96,7 +86,7 @@ class WritebackConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     fields: dict[str, str] = Field(default_factory=dict)  # canonical output -> CRM field
-    restricted: tuple[str, ...] = ("aml_risk",)
+    restricted: tuple[str, ...] = tuple(o.name for o in OUTPUTS if o.restricted)
     campaigns: dict[str, str] = Field(default_factory=dict)  # campaign key -> CRM campaign id
     queues: dict[str, str] = Field(default_factory=dict)  # task queue -> CRM owner/queue id
     switched_off: frozenset[str] = frozenset()  # "<table>.<key>" set to false
@@ -125,6 +115,15 @@ class WritebackConfig(BaseModel):
             out[table] = {key: t for key, t in entries.items() if t is not False}
         out["switched_off"] = frozenset(off)
         return out
+
+    @model_validator(mode="before")
+    @classmethod
+    def _restricted_floor(cls, data: Any) -> Any:
+        """The declared restricted outputs stay restricted when a file lists fewer."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("restricted"), list | tuple):
+            return data
+        given = tuple(data["restricted"])
+        return {**data, "restricted": given + tuple(sorted(RESTRICTED - set(given)))}
 
     def is_off(self, table: str, key: str) -> bool:
         """Whether the admin switched ``key`` of ``[writeback.<table>]`` off."""
@@ -162,8 +161,8 @@ def _leaf_types(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
 def unwrap_optional(annotation: Any) -> Any:
     """``X | None`` → ``X``, and ``Annotated[X, ...]`` → ``X`` (the model's validators and
     bounds are its own business; the CRM value's type is ``X``); any other annotation (a
-    wider union too) as it is. Shared by the canonical types here and the field types the
-    Salesforce metadata fix creates, so the two read a model field's type the same way."""
+    wider union too) as it is. Shared by the canonical types here and the config's own
+    field types (``crmtier/config.py``), so the two read a model field's type the same way."""
     if get_origin(annotation) in (typing.Union, types.UnionType):
         inner = [a for a in get_args(annotation) if a is not type(None)]
         if len(inner) != 1:

@@ -3,9 +3,10 @@
 README.md and docs/admin-setup.md describe the file.
 
 Sections: ``[crm]`` and ``[webhooks]`` stay raw tables here and are validated by their
-owners (``connectors/<kind>/config.py``, ``webhooks/settings.py``), which know their keys;
-``[mapping]``/``[writeback]`` default to the CRM's shipped mapping; ``[policy]``,
-``[state]``, ``[sync]`` and ``[privacy]`` are validated here.
+owners (the CRM's connector plugin, found by ``[crm] kind`` in ``connectors/registry.py``;
+``webhooks/settings.py``), which know their keys; ``[mapping]``/``[writeback]`` default to
+the CRM's shipped mapping; ``[policy]``, ``[state]``, ``[sync]`` and ``[privacy]`` are
+validated here.
 
 A secret written literally in the file is refused with a one-line error naming the key
 (docs/targets.md S1): every key that names a secret (``*secret*``, ``*token*``, ``*password*``,
@@ -40,13 +41,8 @@ from connectors.contract import Connector
 from connectors.coverage import mapping_problems, writeback_problems
 from connectors.errors import ConfigError
 from connectors.http import MAX_CONCURRENT_APPLIES
-from connectors.mapping import (
-    FieldMapping,
-    WritebackConfig,
-    load_default_mapping,
-    unwrap_optional,
-)
-from connectors.registry import KINDS, build_connector
+from connectors.mapping import FieldMapping, WritebackConfig, unwrap_optional
+from connectors.registry import build_connector, default_mapping, kinds
 from connectors.secrets import SecretRef, SecretRefError, resolve_secret
 from sync.audit import AuditKeys
 from sync.crypto import StoreCipher, parse_key
@@ -154,10 +150,10 @@ class CrmtierConfig(BaseSettings):
         return f"{self.kind}:{self.field_mapping().object}"
 
     def field_mapping(self) -> FieldMapping:
-        return self.mapping or load_default_mapping(self.kind).mapping
+        return self.mapping or default_mapping(self.kind).mapping
 
     def writeback_config(self) -> WritebackConfig:
-        return self.writeback or load_default_mapping(self.kind).writeback
+        return self.writeback or default_mapping(self.kind).writeback
 
     def connector(self) -> Connector:
         """The CRM's connector for this file; a ``[crm]`` table the CRM's own settings
@@ -331,7 +327,7 @@ def load_config(path: Path | str) -> CrmtierConfig:
 
 def _validate(data: dict[str, Any], path: Path) -> CrmtierConfig:
     if not isinstance(data.get("crm"), dict) or not data["crm"].get("kind"):
-        raise _Problem("[crm] kind: required (salesforce, zoho or fxiaoke)")
+        raise _Problem(f"[crm] kind: required (one of {', '.join(kinds())})")
     for key in _INTERNAL:
         if key in data:
             raise _Problem(f"{key}: unknown key")
@@ -360,8 +356,9 @@ def _coverage_problems(config: CrmtierConfig) -> list[str]:
         policy = load_policy(config.policy_path())
     except PolicyError as exc:
         return [f"[policy] file: {exc}"]
-    if config.kind not in KINDS:
-        return [f"[crm] kind: must be one of {', '.join(KINDS)}{did_you_mean(config.kind, KINDS)}"]
+    known = kinds()
+    if config.kind not in known:
+        return [f"[crm] kind: must be one of {', '.join(known)}{did_you_mean(config.kind, known)}"]
     return mapping_problems(config.field_mapping()) + writeback_problems(
         config.writeback_config(), policy
     )

@@ -15,9 +15,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tiering_core.outputs import RESTRICTED
+
 HIDDEN = "(restricted)"
-#: outputs that reveal an AML rating besides the configured restricted fields
-ALWAYS_RESTRICTED = frozenset({"aml_risk", "edd_required"})
+#: outputs that reveal an AML rating (declared in tiering_core/outputs.py), hidden whatever
+#: the configured restricted fields say
+ALWAYS_RESTRICTED = RESTRICTED
 #: task rules whose existence reveals an AML rating
 RESTRICTED_TASK_RULES = frozenset({"edd_review"})
 #: reason codes of the AML dimension (tiering_core/reasons.py)

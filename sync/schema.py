@@ -345,7 +345,7 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         3,
         "runs.min_calls: the run's minimum API calls by kind, computed with the CRM's own "
-        "call shape (Zoho memberships cost one call per contact), so reports need not guess",
+        "call shape (memberships may cost one call per contact), so reports need not guess",
         _add_column(runs, "min_calls"),
     ),
     Migration(

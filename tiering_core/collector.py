@@ -1,11 +1,13 @@
 """Pausing Python's cyclic garbage collector around bulk object construction.
 
-Validating or building thousands of pydantic models allocates far more container objects
-than the collector's generation-0 threshold, so it runs scans over and over while the batch
-grows; measured, those scans cost as much as the work itself (docs/targets.md P3 ingest and
-materialise stages). The objects built here are acyclic and freed by reference counting,
-so pausing the collector for one bounded batch loses nothing; it is restored afterwards,
-whatever happens, and never re-enabled if the caller had it off.
+Deciding or validating thousands of customers allocates far more container objects than
+the collector's generation-0 threshold, so it runs scans over and over while the batch
+grows; measured, those scans cost as much as the work itself (bench/core.py). The objects
+are acyclic and freed by reference counting, so pausing the collector for a bounded piece
+of bulk work loses nothing; it is restored afterwards, whatever happens, and never
+re-enabled if the caller had it off. The rules and the engine never pause it: the process
+that runs the bulk work does (``crmtier tier`` for its run, ``simulate`` and
+``calibrate`` for theirs).
 """
 
 from __future__ import annotations

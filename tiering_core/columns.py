@@ -5,19 +5,21 @@ numbers are ``float64`` with NaN for missing; yes/no facts are ``int8`` with -1 
 enumerations are ``int8`` codes with -1 missing and -2 an unknown value. Nothing here
 judges the data; ``rules.quality`` does that on these arrays.
 
-Building the columns is the one per-record Python loop of the batch path; everything after
-it is vectorised.
+The columns are built from ``cells.Cells``, one comprehension per column (from a file's
+records without any model per record, or from validated profiles); everything after that
+is vectorised.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from tiering_core.cells import Cells
 from tiering_core.iso3166 import ALPHA2
 from tiering_core.models import (
     CORPORATE_TIER_ORDER,
@@ -121,75 +123,6 @@ ENUM_INDEX: dict[str, int] = {name: i for i, (name, *_) in enumerate(ENUMS)}
 NAN = float("nan")
 
 
-@dataclass(slots=True)
-class Record:
-    """One customer's inputs as plain Python values, laid out like one column of
-    ``Columns`` (NaN missing numbers; -1 missing flags and enumerations; -2 unknown)."""
-
-    numbers: list[float]  # in NUMBERS order
-    flags: list[int]  # in FLAGS order
-    enums: list[int]  # in ENUMS order
-    block: dict[str, bool]
-    fx_rate: float
-    products: float
-    advanced_products: float
-    countries: float
-    call_for_action: float
-    unknown_countries: float
-    below_floor_since: float
-
-    def num(self, name: str) -> float:
-        return self.numbers[NUMBER_INDEX[name]]
-
-    def flag(self, name: str) -> int:
-        return self.flags[FLAG_INDEX[name]]
-
-    def enum(self, name: str) -> int:
-        return self.enums[ENUM_INDEX[name]]
-
-    @classmethod
-    def from_profile(cls, p: CustomerProfile, policy: Policy) -> Record:
-        holders = {name: getattr(p, name) for name in BLOCKS}
-        holders["previous"] = p.previous
-        numbers = []
-        for _, block, attr in NUMBERS:
-            holder = p if block is None else holders[block]
-            value = getattr(holder, attr) if holder is not None else None
-            numbers.append(NAN if value is None else float(value))
-        flags = []
-        for _, block, attr in FLAGS:
-            holder = p if block is None else holders[block]
-            value = getattr(holder, attr) if holder is not None else None
-            flags.append(MISSING if value is None else int(value))
-        enums = []
-        for k, (_, block, attr, _) in enumerate(ENUMS):
-            holder = p if block is None else holders[block]
-            value = getattr(holder, attr) if holder is not None else None
-            enums.append(MISSING if value is None else _VOCABULARIES[k].get(value, UNKNOWN))
-        held = p.activity.products_held if p.activity is not None else None
-        advanced = policy.needs.advanced_products  # 7 codes: a tuple scan beats a new set
-        listed = p.aml.high_risk_countries if p.aml is not None else None
-        valid = [c for c in listed if c in ALPHA2] if listed is not None else []
-        cfa = policy.aml.countries.call_for_action
-        rate = policy.fx_rate(p.currency)
-        since = p.previous.below_floor_since if p.previous is not None else None
-        return cls(
-            numbers=numbers,
-            flags=flags,
-            enums=enums,
-            block={
-                name: holder is not None for name, holder in holders.items() if name != "previous"
-            },
-            fx_rate=NAN if rate is None else rate,
-            products=NAN if held is None else float(len(held)),
-            advanced_products=float(sum(1 for h in held or () if h in advanced)),
-            countries=NAN if listed is None else float(len(valid)),
-            call_for_action=float(sum(1 for c in valid if c in cfa)),
-            unknown_countries=float(len(listed) - len(valid)) if listed is not None else 0.0,
-            below_floor_since=NAN if since is None else float(since.toordinal()),
-        )
-
-
 class Rows(Generic[T]):
     """Name-indexed rows of an input matrix (``cols.number["deposits"]``): a view per
     lookup, nothing copied, nothing built up front (a batch of one must stay cheap)."""
@@ -201,7 +134,8 @@ class Rows(Generic[T]):
         self.index = index
 
     def __getitem__(self, name: str) -> npt.NDArray[T]:
-        return self.matrix[self.index[name]]
+        row: npt.NDArray[T] = self.matrix[self.index[name]]
+        return row
 
 
 @dataclass
@@ -224,6 +158,23 @@ class Columns:
     call_for_action: FloatArray  # how many of them are on the policy's call-for-action list
     unknown_countries: FloatArray  # codes that are not ISO 3166 alpha-2
     below_floor_since: FloatArray  # date ordinal; NaN when none
+    # What the decisions name besides levels (absent where only levels are wanted, as in
+    # ``sync.inputs.columns_of``): ids, owners, currencies, the enumerations' own texts
+    # and the listed countries (a DQ issue and an AML reason show them as given).
+    ids: list[str] = field(default_factory=list)
+    owner_ids: list[str | None] = field(default_factory=list)
+    currencies: list[str] = field(default_factory=list)
+    enum_texts: list[list[str | None]] = field(default_factory=list)  # in ENUMS order
+    listed_countries: list[Sequence[str] | None] = field(default_factory=list)
+
+    #: The fields above that only decisions read (``evaluate`` never does).
+    NAMING: ClassVar[tuple[str, ...]] = (
+        "ids",
+        "owner_ids",
+        "currencies",
+        "enum_texts",
+        "listed_countries",
+    )
 
     @property
     def number(self) -> Rows[np.float64]:
@@ -239,32 +190,65 @@ class Columns:
 
     @classmethod
     def from_profiles(cls, profiles: Sequence[CustomerProfile], policy: Policy) -> Columns:
-        records = [Record.from_profile(p, policy) for p in profiles]
-        return cls.from_records(records)
+        return cls.from_cells(Cells.from_profiles(profiles), policy)
 
     @classmethod
-    def from_records(cls, records: Sequence[Record]) -> Columns:
-        n = len(records)
+    def from_cells(cls, cells: Cells, policy: Policy) -> Columns:
+        """The columns of validated cells: one comprehension per column, then numpy."""
+        n, v = cells.n, cells.values
 
-        def matrix(rows: list[list[float]] | list[list[int]], dtype: type, width: int) -> Any:
-            return np.ascontiguousarray(np.array(rows, dtype=dtype).reshape(n, width).T)
+        def floats(values: list[Any]) -> FloatArray:
+            return np.array(values, dtype=np.float64).reshape(n)  # None -> NaN
 
-        def column(values: list[Any], dtype: type = np.float64) -> Any:
-            return np.array(values, dtype=dtype)
-
+        numbers = np.array([v[PATHS[name]] for name, _, _ in NUMBERS], dtype=np.float64).reshape(
+            len(NUMBERS), n
+        )
+        flags = np.array(
+            [[MISSING if x is None else int(x) for x in v[PATHS[name]]] for name, _, _ in FLAGS],
+            dtype=np.int8,
+        ).reshape(len(FLAGS), n)
+        texts = [v[PATHS[name]] for name, *_ in ENUMS]
+        enums = np.array(
+            [
+                [MISSING if x is None else codes.get(x, UNKNOWN) for x in column]
+                for column, codes in zip(texts, _VOCABULARIES, strict=True)
+            ],
+            dtype=np.int8,
+        ).reshape(len(ENUMS), n)
+        held = v["activity.products_held"]
+        advanced = policy.needs.advanced_products  # 7 codes: a tuple scan beats a new set
+        listed = v["aml.high_risk_countries"]
+        valid = [[c for c in countries if c in ALPHA2] if countries else [] for countries in listed]
+        cfa = policy.aml.countries.call_for_action
+        rates: dict[str, float | None] = {}
+        for currency in set(v["currency"]):
+            rates[currency] = policy.fx_rate(currency)
         return cls(
             n=n,
-            numbers=matrix([r.numbers for r in records], np.float64, len(NUMBERS)),
-            flags=matrix([r.flags for r in records], np.int8, len(FLAGS)),
-            enums=matrix([r.enums for r in records], np.int8, len(ENUMS)),
-            block={name: column([r.block[name] for r in records], np.bool_) for name in BLOCKS},
-            fx_rate=column([r.fx_rate for r in records]),
-            products=column([r.products for r in records]),
-            advanced_products=column([r.advanced_products for r in records]),
-            countries=column([r.countries for r in records]),
-            call_for_action=column([r.call_for_action for r in records]),
-            unknown_countries=column([r.unknown_countries for r in records]),
-            below_floor_since=column([r.below_floor_since for r in records]),
+            numbers=numbers,
+            flags=flags,
+            enums=enums,
+            block={b: np.array(cells.blocks[b], dtype=np.bool_).reshape(n) for b in BLOCKS},
+            fx_rate=floats([rates[c] for c in v["currency"]]),
+            products=floats([None if h is None else len(h) for h in held]),
+            advanced_products=floats(
+                [sum(1 for x in h if x in advanced) if h else 0 for h in held]
+            ),
+            countries=floats(
+                [None if c is None else len(ok) for c, ok in zip(listed, valid, strict=True)]
+            ),
+            call_for_action=floats([sum(1 for c in ok if c in cfa) for ok in valid]),
+            unknown_countries=floats(
+                [0 if c is None else len(c) - len(ok) for c, ok in zip(listed, valid, strict=True)]
+            ),
+            below_floor_since=floats(
+                [None if d is None else d.toordinal() for d in v["previous.below_floor_since"]]
+            ),
+            ids=v["id"],
+            owner_ids=v["owner_id"],
+            currencies=v["currency"],
+            enum_texts=texts,
+            listed_countries=listed,
         )
 
     def take(self, index: npt.NDArray[np.intp]) -> Columns:
@@ -282,4 +266,11 @@ class Columns:
             call_for_action=self.call_for_action[index],
             unknown_countries=self.unknown_countries[index],
             below_floor_since=self.below_floor_since[index],
+            ids=[self.ids[i] for i in index] if self.ids else [],
+            owner_ids=[self.owner_ids[i] for i in index] if self.owner_ids else [],
+            currencies=[self.currencies[i] for i in index] if self.currencies else [],
+            enum_texts=[[t[i] for i in index] for t in self.enum_texts],
+            listed_countries=(
+                [self.listed_countries[i] for i in index] if self.listed_countries else []
+            ),
         )

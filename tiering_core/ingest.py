@@ -1,24 +1,13 @@
-"""Schema-validated ingest: numbered input records -> ``CustomerProfile``, a chunk at a time.
+"""Ingest: numbered input records -> validated columns of cells, a chunk at a time.
 
-Every record is validated on its own by pydantic-core (a JSON line parsed and validated in
-one step), so one unreadable record costs only itself: it is kept as ``Unreadable`` with
-its line number and a one-line reason per failing field, and the rest of the chunk
-proceeds. Validating a whole chunk as one ``list[CustomerProfile]`` was measured and
-rejected: it is slower even on clean data (about 80k against 115k records/s), and a
-realistic input has an unreadable record in nearly every chunk, which would then be
-validated twice.
-
-What does make ingest fast is memory, not validation (docs/targets.md P3, bench/core.py): a
-profile is about 5.5 KB of small objects, so
-
-* chunks are small (``CHUNK``): the next chunk reuses the memory the previous one freed
-  while it is still in cache, where 2,000 records (11 MB) measured 80k records/s and 250
-  measured 110-120k. A chunk is also what ``crmtier tier`` assesses at once; 250 keeps
-  the evaluation vectorised and measured faster end to end too (5.3k against 4.5k/s);
-* ``in_chunks`` keeps the garbage collector paused over a chunk's whole life, from
-  validation through the caller's handling until the chunk is dropped: a collector resumed
-  while the chunk is alive scans all of its objects at least once, which measured as up to
-  a quarter of the ingest cost.
+No model is built per record. A chunk's records are parsed (JSON Lines by pydantic-core's
+JSON parser, CSV rows by the caller) and checked column by column against the canonical
+model (``cells.validated``), so a clean chunk costs one pass per field, not one validation
+per record. A record that fails a column check is validated on its own by the model's
+pydantic-core validator, exactly as before the columns existed: it is kept as
+``Unreadable`` with its line number and a one-line reason per failing field (the same
+texts), or, if the model reads it after all, it joins the chunk in its place; the rest of
+the chunk proceeds either way.
 
 No I/O here: the caller reads the lines or rows and writes the outcome.
 """
@@ -31,16 +20,19 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+import pydantic_core
 from pydantic import ValidationError
 
-from tiering_core.collector import collector_paused
+from tiering_core.cells import Cells, validated
 from tiering_core.models import CustomerProfile
 
 _PARSER_LINE = re.compile(r"at line \d+ column")
-CHUNK = 250  # records validated and assessed together (see the module docstring)
+#: Records validated and assessed together: large enough that numpy's per-call cost and
+#: the per-field column checks vanish per record (bench/core.py), small enough to keep a
+#: chunk's documents and output in cache-friendly memory.
+CHUNK = 2_000
 
-# The model's own pydantic-core validator, called directly: ``model_validate_json`` and
-# ``model_validate`` only forward to it, and skipping that Python frame is 3-4% of ingest.
+# The model's own pydantic-core validator, for the records the column checks refuse.
 _VALIDATE_JSON = CustomerProfile.__pydantic_validator__.validate_json
 _VALIDATE_PYTHON = CustomerProfile.__pydantic_validator__.validate_python
 
@@ -66,11 +58,11 @@ class Rejected:
 
 @dataclass
 class Chunk:
-    """The readable profiles of a chunk, in input order, with their line numbers, and its
-    unreadable records."""
+    """The readable records of a chunk as cells, in input order, with their line numbers,
+    and its unreadable records."""
 
-    profiles: list[CustomerProfile] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)  # of each profile
+    cells: Cells
+    lines: list[int] = field(default_factory=list)  # of each readable record
     unreadable: list[Unreadable] = field(default_factory=list)
 
 
@@ -106,42 +98,68 @@ def in_chunks(
     numbered: Iterator[tuple[int, Any]], validate: Validate, handle: Callable[[Chunk], None]
 ) -> tuple[int, int]:
     """Validate ``numbered`` records ``CHUNK`` at a time and hand each chunk to ``handle``;
-    return how many records were readable and how many not. The chunk's objects are acyclic
-    and freed by reference counting, so pausing the collector for it loses nothing."""
+    return how many records were readable and how many not."""
     readable = unreadable = 0
     while True:
-        with collector_paused():
-            chunk = validate(islice(numbered, CHUNK))
-            if not chunk.profiles and not chunk.unreadable:
-                return readable, unreadable
-            handle(chunk)
-            readable += len(chunk.profiles)
-            unreadable += len(chunk.unreadable)
-            del chunk  # dropped before the collector resumes
+        chunk = validate(islice(numbered, CHUNK))
+        if not chunk.cells.n and not chunk.unreadable:
+            return readable, unreadable
+        handle(chunk)
+        readable += chunk.cells.n
+        unreadable += len(chunk.unreadable)
+
+
+_UNPARSED = object()
 
 
 def from_json_lines(lines: Iterable[tuple[int, str | bytes | Rejected]]) -> Chunk:
-    """Validate numbered JSON texts (one record each, as ``crmtier tier`` reads JSON Lines):
-    as ``bytes`` they are decoded by the validator too, and a line that is not UTF-8 is
-    unreadable like one that is not JSON."""
-    return _validated(lines, _VALIDATE_JSON)
+    """Numbered JSON texts (one record each, as ``crmtier tier`` reads JSON Lines); as
+    ``bytes`` a line that is not UTF-8 is unreadable like one that is not JSON."""
+    numbered = list(lines)
+    docs = [_parsed(text) for _, text in numbered]
+    return _chunk(numbered, docs, _VALIDATE_JSON)
+
+
+def _parsed(text: str | bytes | Rejected) -> Any:
+    if text.__class__ is Rejected:
+        return _UNPARSED
+    try:
+        return pydantic_core.from_json(text, allow_inf_nan=False)  # type: ignore[arg-type]
+    except ValueError:
+        return _UNPARSED  # the model's validator reports it, in its words
 
 
 def from_records(records: Iterable[tuple[int, Any]]) -> Chunk:
-    """Validate numbered Python records (dicts, as a CSV row or a CRM page becomes)."""
-    return _validated(records, _VALIDATE_PYTHON)
+    """Numbered Python records (dicts, as a CSV row or a CRM page becomes)."""
+    numbered = list(records)
+    return _chunk(numbered, [raw for _, raw in numbered], _VALIDATE_PYTHON)
 
 
-def _validated(numbered: Iterable[tuple[int, Any]], one: Callable[[Any], CustomerProfile]) -> Chunk:
-    chunk = Chunk()
-    for number, data in numbered:
-        if data.__class__ is Rejected:
-            chunk.unreadable.append(Unreadable(number, (data.reason,)))
+def _chunk(
+    numbered: list[tuple[int, Any]], docs: list[Any], whole: Callable[[Any], CustomerProfile]
+) -> Chunk:
+    """The chunk of these records: their cells, with the rows the column checks refuse
+    validated one by one (see the module docstring)."""
+    cells, bad = validated(docs)
+    if not bad:
+        return Chunk(cells, [number for number, _ in numbered])
+    unreadable: list[Unreadable] = []
+    rescued: list[tuple[int, CustomerProfile]] = []
+    for i in bad:
+        number, raw = numbered[i]
+        if raw.__class__ is Rejected:
+            unreadable.append(Unreadable(number, (raw.reason,)))
             continue
         try:
-            chunk.profiles.append(one(data))
+            rescued.append((i, whole(raw)))
         except ValidationError as exc:
-            chunk.unreadable.append(Unreadable(number, reasons(exc)))
-        else:
-            chunk.lines.append(number)
-    return chunk
+            unreadable.append(Unreadable(number, reasons(exc)))
+    refused = set(bad)
+    rows = [i for i in range(len(numbered)) if i not in refused]
+    kept = cells.take(rows)
+    if rescued:
+        rows += [i for i, _ in rescued]
+        kept = Cells.concat([kept, Cells.from_profiles([p for _, p in rescued])])
+        order = sorted(range(len(rows)), key=rows.__getitem__)
+        kept, rows = kept.take(order), sorted(rows)
+    return Chunk(kept, [numbered[i][0] for i in rows], unreadable)

@@ -530,35 +530,35 @@ def format_value(value: Any) -> str:
 
 
 class ReasonText(Mapping[str, str]):
-    """A reason's text by language (``en``, ``zh``), rendered each time it is read.
+    """A reason's text by language (``en``, ``zh``), rendered when first read, then kept.
 
-    A customer has about ten reasons and the CRM's reasons field shows the top few in one
-    language: the sync reads no other text (it keeps reason codes). Rendering every text
-    in both languages up front was most of the cost of making a reason, about a twelfth
-    of a sync's CPU (docs/targets.md P4). The engine renders them all into dicts before it validates
-    an ``Assessment``, so a validated assessment carries every text, as before."""
+    Reasons are codes until a person reads them: a CRM's reasons field shows the top few
+    in one language, a task description those of its dimensions, and the sync reads no
+    other text (it keeps reason codes), so rendering every text in both languages up front
+    would be most of the cost of making a reason. ``crmtier tier`` writes them all, each
+    rendered once; a reason that carries no per-customer value is one shared text for the
+    whole batch (``engine``), so it is rendered once a batch."""
 
-    __slots__ = ("_spec", "_threshold", "_value")
+    __slots__ = ("_spec", "_text", "_threshold", "_value")
 
     def __init__(self, spec: ReasonSpec, value: Any, threshold: Any) -> None:
         self._spec, self._value, self._threshold = spec, value, threshold
+        self._text: dict[str, str] | None = None
 
     def __getitem__(self, language: str) -> str:
-        if language == "en":
-            template = self._spec.en
-        elif language == "zh":
-            template = self._spec.zh
-        else:
-            raise KeyError(language)
-        return template.format(**self._fields())
+        return self.rendered()[language]
 
     def rendered(self) -> dict[str, str]:
-        """Both languages at once, as a dict (what a model is validated from)."""
-        fields = self._fields()
-        return {"en": self._spec.en.format(**fields), "zh": self._spec.zh.format(**fields)}
-
-    def _fields(self) -> dict[str, str]:
-        return {"value": format_value(self._value), "threshold": format_value(self._threshold)}
+        """Both languages, as a dict (what a model is validated from; not to be changed)."""
+        text = self._text
+        if text is None:
+            fields = {
+                "value": format_value(self._value),
+                "threshold": format_value(self._threshold),
+            }
+            spec = self._spec
+            text = self._text = {"en": spec.en.format(**fields), "zh": spec.zh.format(**fields)}
+        return text
 
     def __iter__(self) -> Iterator[str]:
         return iter(("en", "zh"))
@@ -571,10 +571,15 @@ class ReasonText(Mapping[str, str]):
 
 
 def make_reason(
-    code: str, value: Any = None, threshold: Any = None, weight: float | None = None
+    code: str,
+    value: Any = None,
+    threshold: Any = None,
+    weight: float | None = None,
+    text: ReasonText | None = None,
 ) -> dict[str, Any]:
     """A ``Reason`` as the plain data the engine validates into an ``Assessment`` in one
-    go (validating one nested structure is far cheaper than constructing each model)."""
+    go (validating one nested structure is far cheaper than constructing each model).
+    ``text``: one already made for the same code, value and threshold (shared)."""
     spec = CATALOGUE[code]
     return {
         "code": code,
@@ -583,7 +588,7 @@ def make_reason(
         "value": value,
         "threshold": threshold,
         "weight": spec.weight if weight is None else round(weight, 4),
-        "text": ReasonText(spec, value, threshold),
+        "text": ReasonText(spec, value, threshold) if text is None else text,
     }
 
 

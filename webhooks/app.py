@@ -12,7 +12,11 @@ stored unless all of them pass (docs/webhooks.md; docs/targets.md W5, W8):
    formats) → 400/415;
 5. a durable, deduplicating insert into the inbox (group-committed, see ``committer.py``);
    if the store is unavailable → 503 so the sender retries;
-6. the CRM's acknowledgement (Salesforce ``<Ack>true</Ack>``, FXiaoke ``success``).
+6. the CRM's acknowledgement (its plugin's ``ack``: a SOAP ``<Ack>``, a plain ``success``).
+
+Each CRM's route, verification and acknowledgement come from its connector plugin
+(``connectors/plugin.py``: ``Webhook.endpoint``), so this module names no CRM; the
+Standard Webhooks route ``/webhooks/generic`` is the receiver's own.
 
 Every refusal answers ``{"error": <reason>, "code": <reason code>}`` and is counted in
 ``crmtier_webhook_refusals_total{route,code}``. No CRM call happens on this path: acking
@@ -28,7 +32,6 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 
@@ -38,10 +41,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from connectors.fxiaoke import webhook as fxiaoke
-from connectors.salesforce import webhook as salesforce
+from connectors.plugin import Endpoint, json_ack
+from connectors.registry import plugins
 from connectors.webhook_events import RECORD_ID, ChangeEvent, WebhookRejected
-from connectors.zoho import webhook as zoho
 from sync.inbox import Inbox
 from webhooks import standard_webhooks
 from webhooks.committer import GroupCommitter
@@ -51,103 +53,54 @@ from webhooks.settings import WebhooksSettings
 log = logging.getLogger(__name__)
 
 Headers = Mapping[str, str]
-Verifier = Callable[[Headers, bytes, float], list[ChangeEvent]]
 JSON_TYPES = ("application/json",)
 EVENTS_METRIC = "crmtier_webhook_events_total"
 REFUSALS_METRIC = "crmtier_webhook_refusals_total"
 REFUSALS_HELP = "Refused webhook requests by route and reason code."
 EVENTS_HELP = "Change events by outcome (receiver: accepted, duplicate; worker: written, ...)."
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,12}")
-#: Each CRM's record id format: what ``/webhooks/generic`` admits as ``data.id`` when the
-#: configured CRM is known (any other sender names records of the CRM crmtier syncs).
-RECORD_IDS: dict[str, re.Pattern[str]] = {
-    "salesforce": salesforce.RECORD_ID,
-    "zoho": zoho.RECORD_ID,
-    "fxiaoke": fxiaoke.RECORD_ID,
-}
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """One CRM's notification route: what it accepts, how it verifies, how it acks."""
-
-    name: str
-    content_types: tuple[str, ...]
-    max_bytes: int
-    verify: Verifier
-    ack: Callable[[int], Response]
-
-
-def _soap_ack(_: int) -> Response:
-    return Response(salesforce.ACK, media_type="text/xml; charset=utf-8")
-
-
-def _json_ack(new_events: int) -> Response:
-    return JSONResponse({"ok": True, "new_events": new_events})
+def record_id(crm: str | None) -> re.Pattern[str]:
+    """The record id format ``/webhooks/generic`` admits as ``data.id``: the configured
+    CRM's (any other sender names records of the CRM crmtier syncs), else the generic one."""
+    plugin = plugins().get(crm or "")
+    return plugin.webhook.record_id if plugin and plugin.webhook else RECORD_ID
 
 
 def _endpoints(
     settings: WebhooksSettings, own_fields: frozenset[str], crm: str | None = None
 ) -> list[Endpoint]:
-    """The routes this configuration can verify; ``own_fields`` are the CRM fields crmtier
-    writes (notifications that only echo them are dropped, see ``connectors/zoho/webhook``);
-    ``crm`` names the CRM whose id format generic events must use."""
+    """The routes this configuration can verify: each CRM plugin's whose keys are set, then
+    the Standard Webhooks one; ``own_fields`` are the CRM fields crmtier writes (a
+    notification that only echoes them is dropped); ``crm`` names the CRM whose id format
+    generic events must use."""
     window = settings.replay_window_seconds
+    context = settings.context(frozenset(own_fields))
     endpoints = []
-    if settings.salesforce_org_id:
-        org_id = settings.salesforce_org_id
-        endpoints.append(
-            Endpoint(
-                "salesforce",
-                salesforce.CONTENT_TYPES,
-                settings.max_soap_bytes,
-                lambda _h, body, _now: salesforce.verify_and_parse(body, org_id=org_id),
-                _soap_ack,
-            )
-        )
-    if settings.zoho_token is not None and settings.zoho_channel_id:
-        token, channel = settings.zoho_token, settings.zoho_channel_id
-        endpoints.append(
-            Endpoint(
-                "zoho",
-                zoho.CONTENT_TYPES,
-                settings.max_json_bytes,
-                lambda _h, body, _now: zoho.verify_and_parse(
-                    body, token=token, channel_id=channel, own_fields=own_fields
-                ),
-                _json_ack,
-            )
-        )
-    if settings.fxiaoke_secret is not None:
-        secret = settings.fxiaoke_secret
-
-        def verify_fxiaoke(headers: Headers, body: bytes, now: float) -> list[ChangeEvent]:
-            fxiaoke.verify(headers, body, secret=secret, now_s=now, window_s=window)
-            return fxiaoke.parse(body)
-
-        endpoints.append(
-            Endpoint(
-                "fxiaoke",
-                fxiaoke.CONTENT_TYPES,
-                settings.max_json_bytes,
-                verify_fxiaoke,
-                lambda _: PlainTextResponse("success"),
-            )
-        )
+    for plugin in plugins().values():
+        endpoint = plugin.webhook.endpoint(settings, context) if plugin.webhook else None
+        if endpoint is not None:
+            endpoints.append(endpoint)
     if settings.secrets:
         keys = [(entry.key(), entry) for entry in settings.secrets]
-        record_id = RECORD_IDS.get(crm or "", RECORD_ID)
+        generic_id = record_id(crm)
 
         def verify_generic(headers: Headers, body: bytes, now: float) -> list[ChangeEvent]:
             instant = datetime.fromtimestamp(now, UTC)
             active = [key for key, entry in keys if entry.active(instant)]
             msg_id = standard_webhooks.verify(headers, body, active, now_s=now, window_s=window)
-            return standard_webhooks.parse(msg_id, body, record_id)
+            return standard_webhooks.parse(msg_id, body, generic_id)
 
         endpoints.append(
-            Endpoint("generic", JSON_TYPES, settings.max_json_bytes, verify_generic, _json_ack)
+            Endpoint("generic", JSON_TYPES, settings.max_json_bytes, verify_generic, json_ack)
         )
     return endpoints
+
+
+def _response(endpoint: Endpoint, new_events: int) -> Response:
+    ack = endpoint.ack(new_events)
+    return Response(ack.body, media_type=ack.media_type)
 
 
 async def _read_capped(request: Request, limit: int, timeout_s: float) -> bytes:
@@ -231,7 +184,7 @@ def create_app(
             )
         count(endpoint.name, 200)
         _count_events(metrics, new, len(events) - new)
-        return endpoint.ack(new)
+        return _response(endpoint, new)
 
     # Both read the store: off the event loop, so a scrape never delays an ack.
     async def healthz(_: Request) -> Response:

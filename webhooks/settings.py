@@ -16,18 +16,28 @@ Secrets are ``env:``/``file:`` references (literals refused, docs/targets.md S1)
 list the new and the old Standard Webhooks secret together; an entry with ``not_after`` stops being
 accepted at that instant, so the grace period ends without a redeploy. A route whose verification
 values are not configured answers 404, so an unconfigured CRM cannot be used to fill the inbox.
+
+Each CRM's verification keys (``salesforce_org_id`` above, ...) belong to its connector
+plugin (``connectors/<crm>/plugin.py``): ``load_webhooks`` validates the table against
+``WebhooksSettings`` merged with every registered plugin's keys, so a key is checked by the
+CRM that uses it and a new CRM adds its keys without a change here.
 """
 
 from __future__ import annotations
 
+import functools
+import types
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from connectors.errors import ConfigError
+from connectors.plugin import WebhookContext, WebhookKeys
+from connectors.registry import plugins
 from connectors.secrets import SecretRef
 from webhooks.standard_webhooks import decode_secret
-
-_ORG_ID = r"^00D[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$"
 
 
 class RotatingSecret(BaseModel):
@@ -62,10 +72,6 @@ class WebhooksSettings(BaseModel):
     #: crmtier registers the callback itself (Zoho watch channels)
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
     secrets: tuple[RotatingSecret, ...] = ()
-    salesforce_org_id: str | None = Field(default=None, pattern=_ORG_ID)
-    zoho_token: SecretRef | None = None
-    zoho_channel_id: str | None = Field(default=None, pattern=r"^[0-9]{1,19}$")
-    fxiaoke_secret: SecretRef | None = None
     replay_window_seconds: int = Field(default=300, ge=1, le=300)
     max_json_bytes: int = Field(default=256 * 1024, ge=1024, le=1024 * 1024)
     max_soap_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=4 * 1024 * 1024)
@@ -95,20 +101,6 @@ class WebhooksSettings(BaseModel):
             return [_as_rotating(item) for item in value]
         return value
 
-    @field_validator("zoho_token")
-    @classmethod
-    def _zoho_token_length(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not 0 < len(value.get_secret_value()) <= 50:
-            raise ValueError("Zoho accepts a channel token of 1..50 characters")
-        return value
-
-    @field_validator("fxiaoke_secret")
-    @classmethod
-    def _fxiaoke_secret_length(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("fxiaoke_secret must be at least 16 characters")
-        return value
-
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
@@ -117,6 +109,12 @@ class WebhooksSettings(BaseModel):
             raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:8080")
         return value
 
+    def context(self, own_fields: frozenset[str] = frozenset()) -> WebhookContext:
+        """What every CRM's endpoint may need of this table (``connectors/plugin.py``)."""
+        return WebhookContext(
+            self.replay_window_seconds, self.max_json_bytes, self.max_soap_bytes, own_fields
+        )
+
     @property
     def host(self) -> str:
         return self.listen.rpartition(":")[0].strip("[]")
@@ -124,3 +122,33 @@ class WebhooksSettings(BaseModel):
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+
+def settings_model() -> type[WebhooksSettings]:
+    """``WebhooksSettings`` with every registered CRM's keys: one flat table, each key
+    validated by the plugin that declares it."""
+    return _merged(tuple(p.webhook.keys for p in plugins().values() if p.webhook is not None))
+
+
+def load_webhooks(table: Mapping[str, Any]) -> WebhooksSettings:
+    """The ``[webhooks]`` table, validated (raises pydantic's ``ValidationError``, whose
+    locations are the table's keys)."""
+    return settings_model().model_validate(dict(table))
+
+
+@functools.cache
+def _merged(keys: tuple[type[WebhookKeys], ...]) -> type[WebhooksSettings]:
+    owner: dict[str, str] = {name: "[webhooks]" for name in WebhooksSettings.model_fields}
+    for model in keys:
+        for name in model.model_fields:
+            if name in owner:
+                raise ConfigError(
+                    f"[webhooks] {name}: declared by both {owner[name]} and {model.__name__}"
+                )
+            owner[name] = model.__name__
+    merged: type[WebhooksSettings] = types.new_class(
+        "WebhooksSettings",
+        (WebhooksSettings, *keys),
+        exec_body=lambda ns: ns.update(__module__=__name__, __qualname__="WebhooksSettings"),
+    )
+    return merged

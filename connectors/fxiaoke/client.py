@@ -30,7 +30,7 @@ from typing import Any
 
 import requests
 
-from connectors.errors import ConfigError, QuotaExhaustedError, RateLimitedError, TransientError
+from connectors.errors import ConfigError, QuotaExhaustedError, TransientError
 from connectors.fxiaoke import errors
 from connectors.fxiaoke.config import FxiaokeConfig
 from connectors.fxiaoke.ratelimit import SlidingWindowLimiter
@@ -268,13 +268,8 @@ class FxiaokeClient:
             raise TransientError(f"FXiaoke {path}: timed out") from exc
         except requests.ConnectionError as exc:
             raise TransientError(f"FXiaoke {path}: connection failed") from exc
-        # FXiaoke itself answers 200; these come from gateways and load balancers in between.
-        if response.status_code == 429:
-            raise RateLimitedError(f"FXiaoke {path}: HTTP 429", errors.RATE_WINDOW_SECONDS)
-        if response.status_code >= 500:
-            raise TransientError(f"FXiaoke {path}: HTTP {response.status_code}")
-        if response.status_code != 200:
-            raise ConfigError(f"FXiaoke {path}: unexpected HTTP {response.status_code}")
+        if response.status_code != 200:  # a gateway's answer, not FXiaoke's
+            raise errors.classify_http(response.status_code, path)
         try:
             answer = response.json()
         except ValueError:

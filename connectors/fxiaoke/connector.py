@@ -1,8 +1,9 @@
 """The FXiaoke (纷享销客) connector: the Connector contract over the Open API v2.
 
 ``build()`` is what ``connectors.registry`` calls with the ``[crm]`` table. Reads page by
-keyset (query.py), writes go one record per call (writes.py), and everything crosses the
-wire through ``FxiaokeClient`` (token cache, limiter, error table).
+keyset (query.py), writes go one record per call (writes.py), doctor's checks are
+checks.py's, and everything crosses the wire through ``FxiaokeClient`` (token cache,
+limiter, error table).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from connectors.contract import (
     WritePlan,
     WriteResult,
 )
-from connectors.errors import ConnectorError
-from connectors.fxiaoke.client import DESCRIBE_PATH, FxiaokeClient, data_path
+from connectors.fxiaoke import checks
+from connectors.fxiaoke.client import FxiaokeClient, data_path
 from connectors.fxiaoke.config import FxiaokeConfig, load_config
 from connectors.fxiaoke.mapping import projection, record_from_raw, to_epoch_ms
 from connectors.fxiaoke.query import (
@@ -36,16 +37,6 @@ from connectors.fxiaoke.query import (
 )
 from connectors.fxiaoke.writes import KEYS_PER_LOOKUP, PlanWriter
 from connectors.mapping import FieldMapping, WritebackConfig
-
-#: FXiaoke field types crmtier can write each canonical output into.
-_WRITABLE_TYPES: dict[str, tuple[str, ...]] = {
-    "value_score": ("number", "currency"),
-    "edd_required": ("true_or_false",),
-    "next_review": ("date",),
-    "reasons": ("long_text", "text"),
-}
-_DEFAULT_WRITABLE = ("select_one", "text")
-MARKETING_EVENT = "MarketingEventObj"  # 市场活动: what a campaign key names
 
 
 class FxiaokeConnector:
@@ -124,97 +115,7 @@ class FxiaokeConnector:
     # --- doctor ---------------------------------------------------------------------
 
     def check(self) -> list[SchemaCheck]:
-        checks: list[SchemaCheck] = []
-        try:
-            fields = self._describe(self.mapping.object)
-        except ConnectorError as exc:
-            return [
-                SchemaCheck(
-                    "FXiaoke API and credentials",
-                    False,
-                    str(exc),
-                    "check crm.base_url, app_id, app_secret, permanent_code and open_user_id",
-                )
-            ]
-        checks.append(SchemaCheck("FXiaoke API and credentials", True, self.mapping.object))
-        for path, name in sorted(self.mapping.fields.items()):
-            checks.append(
-                SchemaCheck(
-                    f"read {path}",
-                    name in fields,
-                    f"{self.mapping.object}.{name}",
-                    "" if name in fields else f"create field {name} or fix [mapping.fields]",
-                )
-            )
-        for output, name in sorted(self.writeback.fields.items()):
-            checks.append(self._writable(output, name, fields))
-        if self.writeback.tasks:
-            checks.append(self._object_check(self.config.followup_object, "follow-up tasks"))
-        if self.writeback.campaign_memberships:
-            checks.append(
-                self._object_check(self.config.campaign_member_object, "campaign memberships")
-            )
-            checks.extend(self._campaign_checks())
-        return checks
-
-    def _campaign_checks(self) -> list[SchemaCheck]:
-        """Every configured campaign key names a live MarketingEventObj record."""
-        wanted = self.writeback.campaigns
-        if not wanted:
-            return []
-        answer = self.client.call(
-            data_path(MARKETING_EVENT, "query"),
-            {
-                "dataObjectApiName": MARKETING_EVENT,
-                "find_explicit_total_num": False,
-                "search_query_info": search_query_info(
-                    [flt(ID, "IN", *sorted(set(wanted.values())))], [], [ID]
-                ),
-            },
-        )
-        found = {str(r.get(ID)) for r in rows_of(answer)}
-        return [
-            SchemaCheck(
-                f"campaign {key}",
-                event_id in found,
-                f"{MARKETING_EVENT} {event_id}",
-                "" if event_id in found else f"fix writeback.campaigns.{key}: no such 市场活动",
-            )
-            for key, event_id in sorted(wanted.items())
-        ]
-
-    def _writable(self, output: str, name: str, fields: Mapping[str, Any]) -> SchemaCheck:
-        field = fields.get(name)
-        label = f"write {output}"
-        if not isinstance(field, Mapping):
-            return SchemaCheck(label, False, name, f"create field {name} on {self.mapping.object}")
-        allowed = _WRITABLE_TYPES.get(output, _DEFAULT_WRITABLE)
-        kind = str(field.get("type", ""))
-        if kind not in allowed:
-            return SchemaCheck(
-                label, False, f"{name} is {kind}", f"use a field of type {' or '.join(allowed)}"
-            )
-        if output in self.writeback.restricted:
-            return SchemaCheck(
-                label,
-                True,
-                f"{name} ({kind}); restricted: make it visible to compliance roles only",
-                severity="warning",
-            )
-        return SchemaCheck(label, True, f"{name} ({kind})")
-
-    def _object_check(self, obj: str, purpose: str) -> SchemaCheck:
-        try:
-            self._describe(obj)
-        except ConnectorError as exc:
-            return SchemaCheck(purpose, False, str(exc), f"create object {obj} or configure it")
-        return SchemaCheck(purpose, True, obj)
-
-    def _describe(self, obj: str) -> Mapping[str, Any]:
-        answer = self.client.call(DESCRIBE_PATH, {"apiName": obj})
-        describe = (answer.get("data") or {}).get("describe") or {}
-        fields = describe.get("fields") or {}
-        return fields if isinstance(fields, Mapping) else {}
+        return checks.run_checks(self)
 
     # --- usage ----------------------------------------------------------------------
 

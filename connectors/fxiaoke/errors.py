@@ -15,16 +15,21 @@ ambiguous in the sources and handled on purpose:
 * 10006 is "missing scope" in the table, and the gateway's answer to an unknown path; a
   third-party probe also saw it for a wrong appSecret.
 
-Codes that reject *this record's data* (15002 / 32000 parameter errors, field validation)
-become ``RecordError`` on a single-record write; on a read they mean the mapping names a
-field the tenant does not have, which is a configuration problem.
+The table is ``connectors.errors.ErrorRule`` rows like every CRM's: the ``code`` is the
+``errorCode`` as text, the ``hint`` the official wording with ours in English, and the
+status is left open (FXiaoke answers 200 either way). Rows whose class is ``RecordError``
+reject *this record's data* (15002 / 32000 parameter errors, field validation): a
+``RecordError`` on a single-record write; on a read they mean the mapping names a field the
+tenant does not have, a ``ConfigError``. Gateways and load balancers in front of FXiaoke
+answer with an HTTP status instead: ``HTTP_RULES``.
+
+No vendor text leaves this module: ``errorMessage`` can quote the record's values, so an
+error is made of the code, the row's wording, a custom field's API name and the fix only.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from enum import Enum
 
 from connectors.errors import (
     RUN_DOCTOR,
@@ -32,34 +37,18 @@ from connectors.errors import (
     AuthExpiredError,
     ConfigError,
     ConnectorError,
+    ErrorRule,
     QuotaExhaustedError,
     RateLimitedError,
     RecordError,
     TransientError,
+    first_match,
     refusal_text,
 )
 
 #: A custom field's API name in FXiaoke (``field_value_tier__c``): the one part of an
 #: ``errorMessage`` that is a name, not a value.
 _CUSTOM_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_]*__c")
-
-
-class Action(Enum):
-    RETRY = "retry"  # TransientError
-    REFRESH_AUTH = "refresh_token"  # AuthExpiredError
-    THROTTLE = "throttle"  # RateLimitedError
-    PAUSE = "pause"  # QuotaExhaustedError: daily quota, resets at 00:00
-    FIX_CONFIG = "fix_config"  # ConfigError
-    RECORD = "record"  # RecordError on a write, ConfigError on a read
-
-
-@dataclass(frozen=True)
-class Row:
-    action: Action
-    meaning: str  # the official 全局返回码 wording, then ours in English
-    retry_after: float | None = None
-    fix: str = ""  # what the admin changes, for codes only a setting can cause
-
 
 #: Per-endpoint window of FXiaoke's documented limit (100 calls / 20 s): the wait on a limit.
 RATE_WINDOW_SECONDS = 20.0
@@ -69,81 +58,90 @@ _EMPLOYEE_ID_FIX = (
     'user id; with convention = "corp_access_token" it is that user\'s FSUID_ open user id'
 )
 
-_ROWS: dict[int, Row] = {
-    -1: Row(Action.RETRY, "系统繁忙 system busy"),
-    -2: Row(Action.RETRY, "系统错误 system error"),
-    50009: Row(Action.RETRY, "服务异常，如:超时 service exception (e.g. timeout)"),
-    20016: Row(Action.REFRESH_AUTH, "corpAccessToken不存在或者已经过期 token missing or expired"),
-    20005: Row(Action.REFRESH_AUTH, "accessToken不存在或者已经过期 token missing or expired"),
-    11014: Row(Action.REFRESH_AUTH, "参数corpAccessToken不合法 invalid corpAccessToken"),
-    14001: Row(Action.THROTTLE, "接口调用超过限制 call limit exceeded", RATE_WINDOW_SECONDS),
-    30004: Row(Action.THROTTLE, "秒频次超限 frequency limit exceeded", RATE_WINDOW_SECONDS),
-    30002: Row(Action.PAUSE, "当天访问频次超限（0点重新统计） daily quota used, resets at 00:00"),
-    30003: Row(
-        Action.FIX_CONFIG,
-        "客户没有购买openapi配额 no Open API quota purchased",
-        fix="buy an Open API resource pack for the enterprise",
-    ),
-    10006: Row(Action.FIX_CONFIG, "缺少参数scope missing scope, or unknown API path"),
-    10013: Row(
-        Action.FIX_CONFIG, "缺少参数corpAccessToken missing corpAccessToken, or offset past 10000"
-    ),
-    10014: Row(Action.FIX_CONFIG, "缺少参数corpId missing corpId"),
-    11008: Row(Action.FIX_CONFIG, "参数openUserId不合法 invalid openUserId", fix=_EMPLOYEE_ID_FIX),
-    11013: Row(
-        Action.FIX_CONFIG,
-        "参数permanentCode不合法 invalid permanentCode",
-        fix="check crm.permanent_code",
-    ),
-    15002: Row(Action.RECORD, "参数不合法 invalid parameter"),
-    32000: Row(Action.RECORD, "参数错误 parameter error"),
-    15003: Row(
-        Action.FIX_CONFIG,
-        "APP没有访问权限 the app has no access to this API",
-        fix="grant the app the CRM object API in the FXiaoke open platform",
-    ),
-    20006: Row(
-        Action.FIX_CONFIG,
-        "appId或appSecret错误 wrong appId or appSecret",
-        fix="check crm.app_id and crm.app_secret",
-    ),
-    20012: Row(Action.FIX_CONFIG, "openUserId未找到 openUserId not found", fix=_EMPLOYEE_ID_FIX),
-    20014: Row(
-        Action.FIX_CONFIG,
-        "应用没有获取该员工的数据的权限 the app may not act for this employee",
-        fix="add the integration user to the app's visible range (可见范围)",
-    ),
-    20015: Row(
-        Action.FIX_CONFIG, "永久授权码错误 wrong permanentCode", fix="check crm.permanent_code"
-    ),
-    20017: Row(Action.FIX_CONFIG, "corpId未找到 corpId not found"),
-    20020: Row(Action.FIX_CONFIG, "应用没有获取该企业的数据的权限 app lacks enterprise permission"),
-    20021: Row(
-        Action.FIX_CONFIG, "在当前企业下，该app的状态为停用 app disabled in this enterprise"
-    ),
-    20022: Row(Action.FIX_CONFIG, "企业没有对该app授权 enterprise has not authorised the app"),
-    20023: Row(Action.FIX_CONFIG, "APP没有访问department的权限 app lacks department permission"),
-    30027: Row(Action.FIX_CONFIG, "员工不存在 no such employee", fix=_EMPLOYEE_ID_FIX),
-}
 
-_RANGES: tuple[tuple[int, int, Row], ...] = (
-    (10001, 10015, Row(Action.FIX_CONFIG, "缺少参数 missing parameter")),
-    (11001, 11018, Row(Action.FIX_CONFIG, "参数不合法 invalid parameter")),
+def _code(
+    code: int, error: type[ConnectorError], meaning: str, *, through: int | None = None
+) -> tuple[ErrorRule, ...]:
+    """Rows for ``code`` (or every code up to ``through``), with the official meaning."""
+    last = code if through is None else through
+    return tuple(ErrorRule(None, str(c), error, meaning) for c in range(code, last + 1))
+
+
+#: The errorCode table, first match wins: specific codes, then the documented ranges, then
+#: the catch-all (codes not in the table: retried a bounded number of times, then the run
+#: fails loudly).
+RULES: tuple[ErrorRule, ...] = (
+    *_code(-1, TransientError, "系统繁忙 system busy"),
+    *_code(-2, TransientError, "系统错误 system error"),
+    *_code(50009, TransientError, "服务异常，如:超时 service exception (e.g. timeout)"),
+    *_code(20016, AuthExpiredError, "corpAccessToken不存在或者已经过期 token missing or expired"),
+    *_code(20005, AuthExpiredError, "accessToken不存在或者已经过期 token missing or expired"),
+    *_code(11014, AuthExpiredError, "参数corpAccessToken不合法 invalid corpAccessToken"),
+    *_code(14001, RateLimitedError, "接口调用超过限制 call limit exceeded"),
+    *_code(30004, RateLimitedError, "秒频次超限 frequency limit exceeded"),
+    *_code(
+        30002,
+        QuotaExhaustedError,
+        "当天访问频次超限（0点重新统计） daily quota used, resets at 00:00",
+    ),
+    *_code(30003, ConfigError, "客户没有购买openapi配额 no Open API quota purchased"),
+    *_code(10006, ConfigError, "缺少参数scope missing scope, or unknown API path"),
+    *_code(
+        10013, ConfigError, "缺少参数corpAccessToken missing corpAccessToken, or offset past 10000"
+    ),
+    *_code(10014, ConfigError, "缺少参数corpId missing corpId"),
+    *_code(11008, ConfigError, "参数openUserId不合法 invalid openUserId"),
+    *_code(11013, ConfigError, "参数permanentCode不合法 invalid permanentCode"),
+    *_code(15002, RecordError, "参数不合法 invalid parameter"),
+    *_code(32000, RecordError, "参数错误 parameter error"),
+    *_code(15003, ConfigError, "APP没有访问权限 the app has no access to this API"),
+    *_code(20006, ConfigError, "appId或appSecret错误 wrong appId or appSecret"),
+    *_code(20012, ConfigError, "openUserId未找到 openUserId not found"),
+    *_code(
+        20014, ConfigError, "应用没有获取该员工的数据的权限 the app may not act for this employee"
+    ),
+    *_code(20015, ConfigError, "永久授权码错误 wrong permanentCode"),
+    *_code(20017, ConfigError, "corpId未找到 corpId not found"),
+    *_code(20020, ConfigError, "应用没有获取该企业的数据的权限 app lacks enterprise permission"),
+    *_code(20021, ConfigError, "在当前企业下，该app的状态为停用 app disabled in this enterprise"),
+    *_code(20022, ConfigError, "企业没有对该app授权 enterprise has not authorised the app"),
+    *_code(20023, ConfigError, "APP没有访问department的权限 app lacks department permission"),
+    *_code(30027, ConfigError, "员工不存在 no such employee"),
+    *_code(10001, ConfigError, "缺少参数 missing parameter", through=10015),
+    *_code(11001, ConfigError, "参数不合法 invalid parameter", through=11018),
+    ErrorRule(None, None, TransientError, "unknown error code"),
 )
 
-#: Codes not in the table: retried a bounded number of times, then the run fails loudly.
-UNKNOWN = Row(Action.RETRY, "unknown error code")
+#: What the admin changes, for the codes only a setting can cause.
+FIXES: dict[str, str] = {
+    "30003": "buy an Open API resource pack for the enterprise",
+    "11008": _EMPLOYEE_ID_FIX,
+    "11013": "check crm.permanent_code",
+    "15003": "grant the app the CRM object API in the FXiaoke open platform",
+    "20006": "check crm.app_id and crm.app_secret",
+    "20012": _EMPLOYEE_ID_FIX,
+    "20014": "add the integration user to the app's visible range (可见范围)",
+    "20015": "check crm.permanent_code",
+    "30027": _EMPLOYEE_ID_FIX,
+}
+
+#: FXiaoke itself answers 200; these statuses come from gateways and load balancers.
+HTTP_RULES: tuple[ErrorRule, ...] = (
+    ErrorRule(429, None, RateLimitedError, "throttled by a gateway"),
+    ErrorRule(500, None, TransientError, "gateway error"),
+    ErrorRule(502, None, TransientError, "bad gateway"),
+    ErrorRule(503, None, TransientError, "service unavailable"),
+    ErrorRule(504, None, TransientError, "gateway timeout"),
+)
+
+#: A custom field's API name in FXiaoke (``field_value_tier__c``): the one part of an
+#: ``errorMessage`` that is a name, not a value.
+_CUSTOM_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_]*__c")
 
 
-def lookup(code: int) -> Row:
-    """The table row of a non-zero ``errorCode``."""
-    row = _ROWS.get(code)
-    if row is not None:
-        return row
-    for low, high, ranged in _RANGES:
-        if low <= code <= high:
-            return ranged
-    return UNKNOWN
+def lookup(code: int) -> ErrorRule:
+    """The table row of a non-zero ``errorCode`` (the catch-all when it is not listed)."""
+    return first_match(RULES, 200, str(code)) or RULES[-1]
 
 
 def classify(
@@ -154,27 +152,32 @@ def classify(
     ``message`` is FXiaoke's ``errorMessage``. It never decides the class, and its text never
     reaches a log or a dead letter, since it can quote the record's values: only a custom
     field's API name (``..__c``) is taken from it. ``record_id`` is set on single-record
-    writes, which makes RECORD-rows per-record failures; without it the same codes are
-    configuration errors.
+    writes, which makes ``RecordError`` rows per-record failures; without it the same codes
+    are configuration errors.
     """
-    row = lookup(code)
+    rule = lookup(code)
     field = next(iter(_CUSTOM_FIELD.findall(message)), None)
-    text = f"FXiaoke {endpoint}: errorCode {code} ({row.meaning})"
+    fix = FIXES.get(str(code), "")
+    text = f"FXiaoke {endpoint}: errorCode {code} ({rule.hint})"
     if field:
         text = f"{text} on field {field}"
-    if row.fix:
-        text = f"{text}. Fix: {row.fix}"
-    if row.action is Action.RETRY:
-        return TransientError(text)
-    if row.action is Action.REFRESH_AUTH:
-        return AuthExpiredError(text)
-    if row.action is Action.THROTTLE:
-        return RateLimitedError(text, retry_after=row.retry_after)
-    if row.action is Action.PAUSE:
-        return QuotaExhaustedError(text)
-    if row.action is Action.RECORD and record_id is not None:
-        advice = Advice(row.meaning, row.fix or RUN_DOCTOR)
+    if fix:
+        text = f"{text}. Fix: {fix}"
+    if rule.error is RecordError:
+        if record_id is None:
+            return ConfigError(text)
+        advice = Advice(rule.hint, fix or RUN_DOCTOR)
         return RecordError(
             record_id, str(code), refusal_text("FXiaoke", str(code), field=field, advice=advice)
         )
-    return ConfigError(text)
+    retry_after = RATE_WINDOW_SECONDS if rule.error is RateLimitedError else None
+    return rule.build(text, retry_after=retry_after)
+
+
+def classify_http(status: int, path: str) -> ConnectorError:
+    """The exception for an answer that is not HTTP 200 (a gateway's, not FXiaoke's)."""
+    rule = first_match(HTTP_RULES, status, None)
+    if rule is not None:
+        return rule.build(f"FXiaoke {path}: HTTP {status}", retry_after=RATE_WINDOW_SECONDS)
+    error = TransientError if status >= 500 else ConfigError
+    return error(f"FXiaoke {path}: unexpected HTTP {status}")

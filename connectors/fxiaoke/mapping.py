@@ -10,6 +10,9 @@ What is FXiaoke-specific (FXiaoke Open API v2 docs, developer.fxiaoke.com/openap
 * ``select_one`` values are option *values* (crmtier's tier codes are used as the values of
   the tier picklists), ``select_many`` values are lists;
 * long text holds the reasons, one per line.
+
+Values are encoded by their output's declared type (``tiering_core/outputs.py``), never by
+output name: ``FIELD_TYPES`` says which FXiaoke field types hold each type.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from connectors.contract import CrmRecord
 from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
 from tiering_core.models import DQIssue
+from tiering_core.outputs import OutputKind, output_type
 
 #: FXiaoke tenants in mainland China: date fields are midnight Beijing time.
 TENANT_TZ = timezone(timedelta(hours=8), "CST")
@@ -28,6 +32,16 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: Fields the connector reads on every customer besides the mapped ones.
 SYSTEM_FIELDS = ("_id", "owner", "last_modified_time")
+#: The FXiaoke field types (``describe``'s ``type``) that can hold each output type; the
+#: first is the one a tenant's admin is asked to create (and the sandbox has).
+FIELD_TYPES: Mapping[OutputKind, tuple[str, ...]] = {
+    "picklist": ("select_one", "text"),
+    "text": ("text", "select_one"),
+    "long_text": ("long_text", "text"),
+    "number": ("number", "currency"),
+    "date": ("date",),
+    "boolean": ("true_or_false",),
+}
 
 
 def to_epoch_ms(ts: datetime) -> int:
@@ -62,10 +76,11 @@ def value_to_crm(output: str, value: Any) -> Any:
     """A canonical write-back value as FXiaoke stores it in the mapped field."""
     if value is None:
         return None
-    if output == "next_review":
+    kind = output_type(output).kind
+    if kind == "date":
         day = date.fromisoformat(value) if isinstance(value, str) else value
         return date_to_crm(day)
-    if output == "reasons":
+    if kind == "long_text":
         return reasons_text(value)
     if isinstance(value, bool | int | float | str):
         return value
@@ -76,9 +91,10 @@ def value_from_crm(output: str, raw: Any) -> Any:
     """The CRM's present write-back value in canonical form, for the planner to compare."""
     if raw is None or raw == "":
         return None
-    if output == "next_review" and isinstance(raw, int | float) and not isinstance(raw, bool):
+    kind = output_type(output).kind
+    if kind == "date" and isinstance(raw, int | float) and not isinstance(raw, bool):
         return date_from_crm(raw)
-    if output == "value_score" and isinstance(raw, int | float | str):
+    if kind == "number" and isinstance(raw, int | float | str):
         try:
             return float(raw)
         except ValueError:
@@ -132,3 +148,13 @@ def record_from_raw(
         current=current,
         dq_issues=(*issues, *mapped_issues),
     )
+
+
+def missing_options(output: str, field: Mapping[str, Any]) -> list[str]:
+    """The declared values of a picklist output that a ``select_one`` field's ``options``
+    lack: FXiaoke refuses an option value the field does not have, so each is a write
+    that would fail. A text field takes any value."""
+    if field.get("type") != "select_one":
+        return []
+    listed = {o.get("value") for o in field.get("options") or () if isinstance(o, Mapping)}
+    return [v for v in output_type(output).values if v not in listed]

@@ -3,21 +3,16 @@
 Reads page through ``SystemModstamp`` (inclusive, ``ORDER BY SystemModstamp, Id``),
 selecting only the mapped fields, the write-back fields (to fill ``CrmRecord.current``) and
 the few system fields the connector itself needs; one Salesforce query batch is one
-``Page``. Writes use the fewest calls: sObject Collections of ≤ 200 records, one Bulk API
-2.0 job for a plan of more than ``bulk_threshold`` field updates (the sync engine collects a
-run's field updates into such plans, see ``Capabilities.bulk_threshold``), Tasks upserted by
-external id, and
-CampaignMembers looked up by a deterministic external id then created or deleted, so a
-rerun never duplicates anything.
+``Page``. Writes are ``writes.py``'s (the fewest calls; the sync engine collects a run's
+field updates into plans of up to ``Capabilities.bulk_threshold``), the org checks
+``checks.py``'s; this module ties them to the ``Connector`` contract.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -26,24 +21,19 @@ from connectors.contract import (
     Capabilities,
     CrmRecord,
     Cursor,
-    FieldUpdate,
-    MembershipChange,
     Page,
     SchemaCheck,
-    TaskClose,
-    TaskUpsert,
     WritePlan,
     WriteResult,
 )
 from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
+from connectors.salesforce.checks import run_checks
 from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings, load_settings
-from connectors.salesforce.errors import record_retryable, refusal
-from connectors.salesforce.mapping import from_crm_value, to_crm_value
-from connectors.salesforce.schema_check import run_checks
+from connectors.salesforce.mapping import from_crm_value
+from connectors.salesforce.writes import BATCH, PersonContacts, PlanWriter, chunks
 from tiering_core.models import CustomerProfile, DQIssue
 
-BATCH = 200
 #: Field updates per Bulk API 2.0 job. "Salesforce creates a separate batch for every 10,000
 #: records in your job data" (Bulk API 2.0 guide, "Understanding Bulk API 2.0 Ingest",
 #: developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_bulk_v2/
@@ -54,9 +44,6 @@ BATCH = 200
 BULK_JOB_RECORDS = 10_000
 #: The API returns ``SystemModstamp`` with whole seconds (``...T09:31:02.000+0000``).
 SYSTEM_MODSTAMP_RESOLUTION = timedelta(seconds=1)
-_PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
-#: The standard Task Status value that closes a task (see ``_close_tasks``).
-TASK_CLOSED = "Completed"
 
 
 def build(
@@ -79,11 +66,6 @@ def soql_datetime(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 class SalesforceConnector:
     def __init__(
         self,
@@ -95,7 +77,6 @@ class SalesforceConnector:
     ) -> None:
         self.settings = settings
         self.mapping = mapping
-        self.writeback = writeback
         self.client = SalesforceClient(settings, sleep=sleep)
         self.capabilities = Capabilities(
             crm="salesforce",
@@ -108,6 +89,16 @@ class SalesforceConnector:
             modstamp_resolution=SYSTEM_MODSTAMP_RESOLUTION,
         )
         self._person_contacts = PersonContacts()
+        self.writer = PlanWriter(self.client, settings, mapping, writeback, self._person_contacts)
+
+    @property
+    def writeback(self) -> WritebackConfig:
+        """The write-back configuration; the writer holds it, so a change reaches both."""
+        return self.writer.writeback
+
+    @writeback.setter
+    def writeback(self, value: WritebackConfig) -> None:
+        self.writer.writeback = value
 
     def __repr__(self) -> str:
         s = self.settings
@@ -147,7 +138,7 @@ class SalesforceConnector:
 
     def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
         out: list[CrmRecord] = []
-        for chunk in _chunks(list(dict.fromkeys(ids))):
+        for chunk in chunks(list(dict.fromkeys(ids))):
             query = select(
                 self._select(),
                 self.mapping.object,
@@ -186,267 +177,10 @@ class SalesforceConnector:
 
     # --- writing -----------------------------------------------------------------------------
 
+    # --- writing (connectors/salesforce/writes.py) -------------------------------------------
+
     def apply(self, plan: WritePlan) -> list[WriteResult]:
-        results: list[WriteResult] = []
-        if plan.field_updates:
-            results += self._write_fields(plan.field_updates)
-        if plan.tasks:
-            results += self._write_tasks(plan.tasks)
-        if plan.memberships:
-            results += self._write_memberships(plan.memberships)
-        if plan.task_closes:
-            results += self._close_tasks(plan.task_closes)
-        return results
-
-    def _crm_fields(self, update: FieldUpdate) -> dict[str, Any]:
-        return {
-            self.writeback.fields[output]: to_crm_value(output, value)
-            for output, value in update.fields.items()
-            if output in self.writeback.fields
-        }
-
-    def _write_fields(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
-        """Collections of ≤ 200, or one bulk job above the threshold. An update whose
-        outputs are all unmapped has nothing to send and costs no call."""
-        pending = [(i, u, f) for i, u in enumerate(updates) if (f := self._crm_fields(u))]
-        if len(pending) > self.settings.bulk_threshold:
-            sent = self._write_fields_bulk(pending)
-        else:
-            sent = {}
-            for chunk in _chunks(pending):
-                records = [
-                    {"attributes": {"type": self.mapping.object}, "id": u.customer_id, **fields}
-                    for _, u, fields in chunk
-                ]
-                saved = self.client.collection(
-                    "PATCH", "composite/sobjects", {"allOrNone": False, "records": records}
-                )
-                for (i, u, _), r in zip(chunk, saved, strict=True):
-                    sent[i] = _result("field_update", u.customer_id, r, self.mapping.object)
-        return [
-            sent.get(i) or WriteResult("field_update", u.customer_id, True)
-            for i, u in enumerate(updates)
-        ]
-
-    def _write_fields_bulk(
-        self, pending: Sequence[tuple[int, FieldUpdate, dict[str, Any]]]
-    ) -> dict[int, WriteResult]:
-        rows = [
-            {"Id": u.customer_id, **{k: _csv(v) for k, v in fields.items()}}
-            for _, u, fields in pending
-        ]
-        failed = {
-            row.get("sf__Id") or row.get("Id"): row.get("sf__Error", "")
-            for row in self.client.bulk_update(self.mapping.object, rows)
-        }
-        out = {}
-        for i, u, _ in pending:
-            error = failed.get(u.customer_id)
-            if error is None:
-                out[i] = WriteResult("field_update", u.customer_id, True)
-            else:
-                code, _, message = error.partition(":")
-                text = refusal(code, message, sobject=self.mapping.object)
-                out[i] = WriteResult(
-                    "field_update", u.customer_id, False, code, text, record_retryable(code)
-                )
-        return out
-
-    def _write_tasks(self, tasks: Sequence[TaskUpsert]) -> list[WriteResult]:
-        return self._upsert_tasks(
-            "task", [(t.task.dedupe_key, self._task_record(t)) for t in tasks]
-        )
-
-    def _close_tasks(self, closes: Sequence[TaskClose]) -> list[WriteResult]:
-        """Set crmtier's tasks to the standard closed Status ``Completed`` (the Task
-        object's Status picklist: Not Started, In Progress, Completed, Waiting on someone
-        else, Deferred; "Completed" is the value whose TaskStatus.IsClosed is true in a
-        standard org: Salesforce Object Reference, "Task" and "TaskStatus"), upserted by
-        crmtier's external id in collections of 200. Nothing else changes: the subject,
-        owner and notes stay as the relationship manager left them."""
-        key_field = self.settings.external_id_field
-        return self._upsert_tasks(
-            "task_close",
-            [
-                (
-                    c.dedupe_key,
-                    {
-                        "attributes": {"type": "Task"},
-                        key_field: c.dedupe_key,
-                        "Status": TASK_CLOSED,
-                    },
-                )
-                for c in closes
-            ],
-        )
-
-    def _upsert_tasks(
-        self, kind: Literal["task", "task_close"], records: Sequence[tuple[str, dict[str, Any]]]
-    ) -> list[WriteResult]:
-        key_field = self.settings.external_id_field
-        results: list[WriteResult] = []
-        for chunk in _chunks(records):
-            saved = self.client.collection(
-                "PATCH",
-                f"composite/sobjects/Task/{key_field}",
-                {"allOrNone": False, "records": [record for _, record in chunk]},
-            )
-            results += [
-                _result(kind, key, r, "Task") for (key, _), r in zip(chunk, saved, strict=True)
-            ]
-        return results
-
-    def _task_record(self, upsert: TaskUpsert) -> dict[str, Any]:
-        task = upsert.task
-        record: dict[str, Any] = {
-            "attributes": {"type": "Task"},
-            self.settings.external_id_field: task.dedupe_key,
-            "Subject": task.subject[:255],
-            "ActivityDate": task.due.isoformat(),
-            "Priority": _PRIORITY[task.priority],
-            "WhatId": upsert.customer_id,
-            "Description": task.description[:32000],
-        }
-        # Status is left out on purpose: it defaults on create, and a rerun must not reopen
-        # a task the relationship manager has completed.
-        owner = task.owner_id or (self.writeback.queues.get(task.queue) if task.queue else None)
-        if owner:
-            record["OwnerId"] = owner
-        return record
-
-    def _member_key(self, change: MembershipChange, campaign_id: str) -> str:
-        """Deterministic from (campaign, customer): an add and a later remove find the same
-        member whatever the planner's dedupe key looked like."""
-        return f"crmtier:{campaign_id}:{change.customer_id}"
-
-    def _write_memberships(self, changes: Sequence[MembershipChange]) -> list[WriteResult]:
-        results: list[WriteResult] = []
-        for chunk in _chunks(changes):
-            results += self._membership_chunk(chunk)
-        return results
-
-    def _membership_chunk(self, chunk: Sequence[MembershipChange]) -> list[WriteResult]:
-        out: dict[int, WriteResult] = {}
-        keys: dict[int, str] = {}
-        for i, change in enumerate(chunk):
-            campaign_id = self.writeback.campaigns.get(change.campaign)
-            if campaign_id is None:
-                out[i] = WriteResult(
-                    "membership",
-                    change.dedupe_key,
-                    False,
-                    "CAMPAIGN_NOT_MAPPED",
-                    f"campaign {change.campaign!r} has no [writeback.campaigns] id",
-                )
-            else:
-                keys[i] = self._member_key(change, campaign_id)
-        # Adds need no look-up: a create that meets an existing member answers
-        # DUPLICATE_VALUE (external id or campaign/contact pair), which is the goal state.
-        # Only removals need the member's record id.
-        leaving = sorted({keys[i] for i in keys if not chunk[i].member})
-        existing = self._member_ids(leaving) if leaving else {}
-        adds = [i for i in keys if chunk[i].member]
-        removes = [i for i in keys if not chunk[i].member and keys[i] in existing]
-        for i in keys:
-            if i not in adds and i not in removes:  # not a member, as wanted
-                out[i] = WriteResult("membership", chunk[i].dedupe_key, True)
-        self._add_members(chunk, adds, keys, out)
-        if removes:
-            saved = self.client.collection(
-                "DELETE",
-                "composite/sobjects",
-                None,
-                ids=",".join(existing[keys[i]] for i in removes),
-                allOrNone="false",
-            )
-            for i, r in zip(removes, saved, strict=True):
-                out[i] = _result(
-                    "membership",
-                    chunk[i].dedupe_key,
-                    r,
-                    self.settings.campaign_member_object,
-                    ok_codes=("ENTITY_IS_DELETED",),
-                )
-        return [out[i] for i in range(len(chunk))]
-
-    def _member_ids(self, keys: Sequence[str]) -> dict[str, str]:
-        """Record ids of the members with these external keys (the ones that exist)."""
-        key_field = self.settings.external_id_field
-        query = select(
-            ["Id", key_field],
-            self.settings.campaign_member_object,
-            f"WHERE {key_field} IN {{}}",
-            list(keys),
-        )
-        return {str(r[key_field]): str(r["Id"]) for r in self.client.query_all(query)}
-
-    def _add_members(
-        self,
-        chunk: Sequence[MembershipChange],
-        adds: list[int],
-        keys: Mapping[int, str],
-        out: dict[int, WriteResult],
-    ) -> None:
-        self._resolve_contacts([chunk[i].customer_id for i in adds])
-        records, sent = [], []
-        for i in adds:
-            ref = self._member_ref(chunk[i].customer_id)
-            if ref is None:
-                out[i] = WriteResult(
-                    "membership",
-                    chunk[i].dedupe_key,
-                    False,
-                    "MEMBER_NOT_SUPPORTED",
-                    "business accounts need 'Accounts as Campaign Members' enabled",
-                )
-                continue
-            records.append(
-                {
-                    "attributes": {"type": self.settings.campaign_member_object},
-                    "CampaignId": self.writeback.campaigns[chunk[i].campaign],
-                    ref[0]: ref[1],
-                    self.settings.external_id_field: keys[i],
-                    "Status": "Sent",
-                }
-            )
-            sent.append(i)
-        if records:
-            saved = self.client.collection(
-                "POST", "composite/sobjects", {"allOrNone": False, "records": records}
-            )
-            for i, r in zip(sent, saved, strict=True):
-                # DUPLICATE_VALUE: someone already added this customer; the goal state holds.
-                out[i] = _result(
-                    "membership",
-                    chunk[i].dedupe_key,
-                    r,
-                    self.settings.campaign_member_object,
-                    ok_codes=("DUPLICATE_VALUE",),
-                )
-
-    def _member_ref(self, customer_id: str) -> tuple[str, str] | None:
-        contact = self._person_contacts.get(customer_id)
-        if contact:
-            return "ContactId", contact
-        if self.settings.accounts_as_campaign_members:
-            return "AccountId", customer_id
-        return None
-
-    def _resolve_contacts(self, ids: Sequence[str]) -> None:
-        missing = [i for i in ids if i not in self._person_contacts]
-        if not missing or not self.settings.person_accounts:
-            return
-        for chunk in _chunks(missing):
-            query = select(
-                ["Id", "IsPersonAccount", "PersonContactId"],
-                self.mapping.object,
-                "WHERE Id IN {}",
-                list(chunk),
-            )
-            for r in self.client.query_all(query):
-                self._person_contacts[str(r["Id"])] = (
-                    r.get("PersonContactId") if r.get("IsPersonAccount") else None
-                )
+        return self.writer.apply(plan)
 
     # --- the rest of the contract ----------------------------------------------------------------
 
@@ -459,61 +193,3 @@ class SalesforceConnector:
 
     def close(self) -> None:
         self.client.close()
-
-
-class PersonContacts:
-    """Account id → its Person Contact id (None for a business account), for the records
-    read most recently: a membership write usually follows the page that was just read, so
-    a bounded cache saves the look-up without holding a million ids."""
-
-    def __init__(self, capacity: int = 20_000) -> None:
-        self.capacity = capacity
-        self._ids: OrderedDict[str, str | None] = OrderedDict()
-        # The sync engine applies plans from several threads while the reader fills this.
-        self._lock = threading.Lock()
-
-    def __setitem__(self, account_id: str, contact_id: str | None) -> None:
-        with self._lock:
-            self._ids[account_id] = contact_id
-            self._ids.move_to_end(account_id)
-            while len(self._ids) > self.capacity:
-                self._ids.popitem(last=False)
-
-    def __contains__(self, account_id: object) -> bool:
-        with self._lock:
-            return account_id in self._ids
-
-    def get(self, account_id: str) -> str | None:
-        with self._lock:
-            return self._ids.get(account_id)
-
-
-def _result(
-    kind: Any,
-    key: str,
-    saved: Mapping[str, Any],
-    sobject: str,
-    ok_codes: tuple[str, ...] = (),
-) -> WriteResult:
-    if saved.get("success"):
-        return WriteResult(kind, key, True)
-    errors = saved.get("errors") or [{}]
-    code = errors[0].get("statusCode") or errors[0].get("errorCode")
-    if code in ok_codes:
-        return WriteResult(kind, key, True)
-    message = refusal(
-        code,
-        str(errors[0].get("message") or ""),
-        fields=errors[0].get("fields") or (),
-        sobject=sobject,
-    )
-    return WriteResult(kind, key, False, code, message, record_retryable(code))
-
-
-def _csv(value: Any) -> str:
-    """A Bulk API CSV cell: ``#N/A`` writes null, booleans in lower case."""
-    if value is None:
-        return "#N/A"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

@@ -1,16 +1,23 @@
-"""Salesforce value translation for write-back fields, in both directions.
+"""Salesforce value translation for write-back fields, in both directions, by output type.
+
+Each output's type is declared once (``tiering_core/outputs.py``); this module says how
+Salesforce holds each *type*, never each output, so a new output of a known type needs
+nothing here. ``FIELD_TYPES`` names the Salesforce field type of each (as ``describe``
+reports it, and as the Metadata API's ``CustomField`` creates it: "Custom Field Types",
+Salesforce Help; "CustomField", Metadata API Developer Guide).
 
 The planner compares what it wants to write with what the CRM holds (``CrmRecord.current``)
 and writes only differences, so ``from_crm_value(o, to_crm_value(o, v))`` must equal the
-normalised ``v`` for every output, or every run would rewrite unchanged customers:
+normalised ``v`` for every output:
 
-* ``reasons``: the core's one-line summary (``CODE text; CODE text``) as is, or a sequence
-  of reasons (codes, texts or reason dicts) one per line, ↔ a long text area; read back as
-  the stored text;
-* ``next_review``: ``date`` ↔ ``YYYY-MM-DD`` (Salesforce date fields carry no time zone);
-* ``value_score``: float ↔ number field, rounded to 2 decimals (the field's scale);
-* ``edd_required``: bool ↔ checkbox;
-* everything else: text or picklist values, as is.
+* long text (``reasons``): a one-line summary (``CODE text; CODE text``) as is, or a
+  sequence of reasons (codes, texts or reason dicts) one per line, cut at the type's
+  length, ↔ a Long Text Area; read back as the stored text;
+* date (``next_review``): ``date`` ↔ ``YYYY-MM-DD`` (Salesforce date fields carry no time
+  zone);
+* number (``value_score``): float ↔ Number field, rounded to the type's scale;
+* boolean (``edd_required``): bool ↔ Checkbox;
+* picklist and text: their values, as is.
 """
 
 from __future__ import annotations
@@ -19,8 +26,17 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-#: A Salesforce long text area holds up to 131,072 characters; keep reasons far below it.
-REASONS_MAX_CHARS = 4000
+from tiering_core.outputs import OutputKind, output_type
+
+#: Each output type as a Salesforce field: (``describe`` type, Metadata API type).
+FIELD_TYPES: Mapping[OutputKind, tuple[str, str]] = {
+    "picklist": ("picklist", "Picklist"),
+    "text": ("string", "Text"),
+    "long_text": ("textarea", "LongTextArea"),
+    "number": ("double", "Number"),
+    "date": ("date", "Date"),
+    "boolean": ("boolean", "Checkbox"),
+}
 
 
 def _reason_line(item: Any) -> str:
@@ -38,16 +54,17 @@ def _reason_line(item: Any) -> str:
 def to_crm_value(output: str, value: Any) -> Any:
     if value is None:
         return None
-    if output == "reasons":
+    typ = output_type(output)
+    if typ.kind == "long_text":
         items = [value] if isinstance(value, str) else list(value)
-        return "\n".join(_reason_line(i) for i in items)[:REASONS_MAX_CHARS] or None
-    if output == "next_review":
+        return "\n".join(_reason_line(i) for i in items)[: typ.max_length] or None
+    if typ.kind == "date":
         return (
             value.date().isoformat() if isinstance(value, datetime) else _as_date(value).isoformat()
         )
-    if output == "value_score":
-        return round(float(value), 2)
-    if output == "edd_required":
+    if typ.kind == "number":
+        return round(float(value), typ.scale)
+    if typ.kind == "boolean":
         return bool(value)
     return value
 
@@ -56,14 +73,15 @@ def from_crm_value(output: str, raw: Any) -> Any:
     """The CRM's stored value in canonical form (None when empty or unreadable)."""
     if raw is None or raw == "":
         return None
+    typ = output_type(output)
     try:
-        if output == "reasons":
+        if typ.kind == "long_text":
             return str(raw)
-        if output == "next_review":
+        if typ.kind == "date":
             return _as_date(raw)
-        if output == "value_score":
-            return round(float(raw), 2)
-        if output == "edd_required":
+        if typ.kind == "number":
+            return round(float(raw), typ.scale)
+        if typ.kind == "boolean":
             return raw if isinstance(raw, bool) else str(raw).lower() == "true"
     except (TypeError, ValueError):
         return None
@@ -81,3 +99,15 @@ def _as_date(value: Any) -> date:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value)[:10])
+
+
+def missing_values(output: str, field: Mapping[str, Any]) -> list[str]:
+    """The declared values of a picklist output that the org's restricted picklist
+    (``describe``'s ``picklistValues``, active ones) lacks: Salesforce refuses a value a
+    restricted picklist does not list (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST), so each
+    is a write that would fail. An unrestricted picklist or another field type takes any
+    text, so nothing is missing from it."""
+    if field.get("type") != "picklist" or not field.get("restrictedPicklist"):
+        return []
+    listed = {v.get("value") for v in field.get("picklistValues") or () if v.get("active", True)}
+    return [v for v in output_type(output).values if v not in listed]

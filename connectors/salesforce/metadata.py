@@ -2,11 +2,13 @@
 Metadata API, and grant them to the integration user.
 
 What is created: the ``[writeback.fields]`` that the customer object lacks, typed from the
-tiering model so the two cannot drift (closed vocabularies become restricted picklists,
-``value_score`` a Number, ``edd_required`` a Checkbox, ``next_review`` a Date, ``reasons``
-a Long Text Area, free text a Text(255)), and the unique External ID text field on Task and
-on the campaign-member object that tasks and memberships are upserted by. Task fields are
-defined on Activity, as Salesforce requires.
+outputs' declaration (``tiering_core/outputs.py``) through Salesforce's type for each
+output type (``mapping.FIELD_TYPES``), so the two cannot drift: a picklist becomes a
+restricted picklist of exactly the declared values, a number a Number of the declared
+scale, a boolean a Checkbox, a date a Date, text a Text and long text a Long Text Area of
+the declared length; and the unique External ID text field on Task and on the
+campaign-member object that tasks and memberships are upserted by. Task fields are defined
+on Activity, as Salesforce requires.
 
 What is not: input fields (``[mapping.fields]``) hold the bank's own data, so a missing
 one is a mapping or data-model question for the bank, never something crmtier invents;
@@ -21,18 +23,16 @@ integration user's ``describe`` afterwards shows it, writable.
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Any, Literal, get_args, get_origin
+from typing import Any
 
 from connectors.errors import ConnectorError
-from connectors.mapping import WritebackConfig, unwrap_optional
+from connectors.mapping import WritebackConfig
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.config import SalesforceSettings
-from connectors.salesforce.mapping import REASONS_MAX_CHARS
-from tiering_core.models import Assessment
+from connectors.salesforce.mapping import FIELD_TYPES
+from tiering_core.outputs import declared
 
 #: Custom fields of Task and Event live on Activity in the Metadata API.
 DEFINED_ON = {"Task": "Activity"}
@@ -66,28 +66,29 @@ class _Wanted:
 
 
 def writeback_component(output: str, full_name: str) -> dict[str, Any]:
-    """The ``CustomField`` metadata for a write-back output, typed from ``Assessment``."""
+    """The ``CustomField`` metadata for a write-back output, typed from its declaration."""
+    spec = declared(output)
+    typ = spec.type
     name = full_name.partition(".")[2]
     base: dict[str, Any] = {
         "fullName": full_name,
         "label": name.removesuffix("__c").replace("_", " ")[:40],
-        "description": f"Written by crmtier ({output}); do not edit by hand.",
+        "description": f"Written by crmtier ({output}: {spec.label}); do not edit by hand.",
+        "type": FIELD_TYPES[typ.kind][1],
     }
-    if output == "reasons":
-        return {**base, "type": "LongTextArea", "length": REASONS_MAX_CHARS, "visibleLines": 5}
-    info = Assessment.model_fields.get(output)
-    typ = _plain(info.annotation) if info is not None else str
-    if get_origin(typ) is Literal:
-        values = [{"fullName": str(v), "label": str(v), "default": False} for v in get_args(typ)]
+    if typ.kind == "picklist":
+        values = [{"fullName": v, "label": v, "default": False} for v in typ.values]
         value_set = {"restricted": True, "valueSetDefinition": {"sorted": False, "value": values}}
-        return {**base, "type": "Picklist", "valueSet": value_set}
-    if typ is bool:
-        return {**base, "type": "Checkbox", "defaultValue": "false"}
-    if typ in (int, float):
-        return {**base, "type": "Number", "precision": 18, "scale": 2}
-    if typ is date:
-        return {**base, "type": "Date"}
-    return {**base, "type": "Text", "length": 255}
+        return {**base, "valueSet": value_set}
+    if typ.kind == "boolean":
+        return {**base, "defaultValue": "false"}
+    if typ.kind == "number":
+        return {**base, "precision": 18, "scale": typ.scale or 0}
+    if typ.kind == "long_text":
+        return {**base, "length": typ.max_length, "visibleLines": 5}
+    if typ.kind == "text":
+        return {**base, "length": typ.max_length}
+    return base  # a Date needs nothing more
 
 
 def key_component(full_name: str) -> dict[str, Any]:
@@ -102,14 +103,6 @@ def key_component(full_name: str) -> dict[str, Any]:
         "unique": True,
         "caseSensitive": True,
     }
-
-
-def _plain(annotation: Any) -> Any:
-    """``X | None`` and ``Annotated[X, ...]`` → ``X``."""
-    annotation = unwrap_optional(annotation)
-    if get_origin(annotation) is typing.Annotated:
-        annotation = get_args(annotation)[0]
-    return annotation
 
 
 def fix_schema(

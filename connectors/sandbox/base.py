@@ -158,14 +158,6 @@ class Sandbox(Protocol):
         ...
 
 
-_SANDBOXES = {
-    "salesforce": "connectors.sandbox.salesforce:SalesforceSandbox",
-    "zoho": "connectors.sandbox.zoho:ZohoSandbox",
-    "fxiaoke": "connectors.sandbox.fxiaoke:FxiaokeSandbox",
-}
-CRMS = tuple(_SANDBOXES)
-
-
 def open_sandbox(
     crm: str,
     *,
@@ -175,12 +167,12 @@ def open_sandbox(
     latency: float = 0.0,
     **options: Any,
 ) -> Sandbox:
-    """Construct (not start) the sandbox of ``crm``; CA and store live in ``data_dir``."""
-    import importlib
+    """Construct (not start) the sandbox of ``crm`` (its plugin's); CA and store live in
+    ``data_dir``."""
+    from connectors.registry import kinds, plugins  # the plugins import their sandboxes
 
-    if crm not in _SANDBOXES:
-        raise ValueError(f"crm: unknown CRM {crm!r}; choose one of {', '.join(CRMS)}")
-    module_name, _, cls_name = _SANDBOXES[crm].partition(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    sandbox: Sandbox = cls(data_dir=data_dir, host=host, port=port, latency=latency, **options)
-    return sandbox
+    if crm not in plugins():
+        raise ValueError(f"crm: unknown CRM {crm!r}; choose one of {', '.join(kinds())}")
+    return plugins()[crm].sandbox(
+        data_dir=data_dir, host=host, port=port, latency=latency, **options
+    )

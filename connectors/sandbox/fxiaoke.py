@@ -8,8 +8,8 @@ every call is ``POST`` + JSON with a required ``?thirdTraceId``, every answer HT
 ``/cgi/crm/custom/v2/`` twins for ``__c`` objects (fxiaoke_query.py); object describe
 (fxiaoke_schema.py); the per-interface limit of 100 calls / 20 s (14001), the token
 endpoint's 10 calls / minute without concurrency, an optional daily quota (30002); unknown
-paths answer 10006. Customer changes made in the CRM fire the workflow push
-(fxiaoke_push.py).
+paths answer 10006 (the routes and their checks: fxiaoke_routes.py). Customer changes made
+in the CRM fire the workflow push (fxiaoke_push.py).
 
 Shapes that are our best reading rather than documented are marked where they are built:
 the follow-up object, the campaign-member field names, ``thirdTraceId``'s missing-parameter
@@ -32,12 +32,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from connectors.fxiaoke.mapping import value_from_crm
 from connectors.mapping import load_default_mapping
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.fxiaoke_auth import (
     ACTING_USER,
     TENANT_EA,
-    ApiError,
     Credentials,
     TenantAuth,
     TokenIssuer,
@@ -45,7 +45,8 @@ from connectors.sandbox.fxiaoke_auth import (
 )
 from connectors.sandbox.fxiaoke_control import install_control_routes
 from connectors.sandbox.fxiaoke_push import WorkflowPush
-from connectors.sandbox.fxiaoke_query import QueryError, as_row, from_ms, parse, run, to_ms
+from connectors.sandbox.fxiaoke_query import from_ms, to_ms
+from connectors.sandbox.fxiaoke_routes import error_response, install_routes
 from connectors.sandbox.fxiaoke_schema import (
     ACCOUNT,
     CAMPAIGN_MEMBER,
@@ -54,30 +55,12 @@ from connectors.sandbox.fxiaoke_schema import (
     MARKETING_EVENT,
     build_objects,
     stored_value,
-    validate,
 )
 from connectors.sandbox.generator import generate, to_crm_fields
-from connectors.sandbox.server import Request, Response, Router
 
 CRM = "fxiaoke"
 TENANT_TZ = timezone(timedelta(hours=8), "CST")
 _WRITE_KINDS = ("update", "custom_update", "create", "custom_create", "invalid", "custom_invalid")
-_DATA_VERBS = ("query", "get", "create", "update", "invalid")
-Payload = dict[str, Any]
-
-
-def envelope(
-    code: int = 0, message: str = "OK", description: str = "success", **payload: Any
-) -> Response:
-    """FXiaoke's answer: always HTTP 200, success or not."""
-    trace = f"E-O.sandbox.{uuid.uuid4().hex[:12]}"
-    body = {"errorCode": code, "errorMessage": message, "errorDescription": description}
-    return Response.json({**body, "traceId": trace, **payload})
-
-
-def error_response(code: int, message: str, description: str = "") -> Response:
-    """A canned FXiaoke error envelope, e.g. for ``server.inject(response=...)``."""
-    return envelope(code, message, description or message)
 
 
 class _Windows:
@@ -140,14 +123,14 @@ class FxiaokeSandbox(SandboxLifecycle):
         self.rate_calls, self.rate_window = rate_calls, rate_window
         self.token_calls_per_minute = token_calls_per_minute
         self.daily_quota = daily_quota
-        self._windows = _Windows()
-        self._token_busy = threading.Lock()
+        self.windows = _Windows()
+        self.token_busy = threading.Lock()
         self._quota_used = 0
         self._quota_lock = threading.Lock()
         self._rejections: dict[str, list[Any]] = {}
         self._rejections_lock = threading.Lock()
         self.push = WorkflowPush(tenant_id=self.ea)
-        self._add_routes(router)
+        install_routes(self, router)
         self.server.on_reset.append(self._on_reset)
         install_control_routes(self, self.server.control)
         self._seed_campaigns()
@@ -275,8 +258,8 @@ class FxiaokeSandbox(SandboxLifecycle):
         self.push.emit("delete", ACCOUNT, customer_id, to_ms(stamp))
 
     def written(self, customer_id: str) -> dict[str, Any]:
-        """Write-back values by canonical name; ``next_review`` (an epoch-ms date field in
-        FXiaoke) as a ``date``."""
+        """Write-back values by canonical name, read back as the connector reads them (a
+        date field's epoch milliseconds as a ``date``)."""
         found = self.store.get(ACCOUNT, customer_id)
         if found is None:
             raise KeyError(f"customer {customer_id} does not exist")
@@ -284,11 +267,8 @@ class FxiaokeSandbox(SandboxLifecycle):
         out: dict[str, Any] = {}
         for output, field in self.mapping.writeback.fields.items():
             value = data.get(field)
-            if value is None:
-                continue
-            if output == "next_review" and isinstance(value, int | float):
-                value = from_ms(value).astimezone(TENANT_TZ).date()
-            out[output] = value
+            if value is not None:
+                out[output] = value_from_crm(output, value)
         return out
 
     def tasks(self) -> list[SandboxTask]:
@@ -351,7 +331,7 @@ class FxiaokeSandbox(SandboxLifecycle):
         with self._rejections_lock:
             self._rejections[record_id] = [code, text, times]
 
-    def _take_rejection(self, record_id: str) -> tuple[int, str] | None:
+    def take_rejection(self, record_id: str) -> tuple[int, str] | None:
         with self._rejections_lock:
             rule = self._rejections.get(record_id)
             if rule is None:
@@ -363,189 +343,16 @@ class FxiaokeSandbox(SandboxLifecycle):
             return int(rule[0]), str(rule[1])
 
     def _on_reset(self) -> None:
-        self._windows.clear()
+        self.windows.clear()
         with self._rejections_lock:
             self._rejections.clear()
         with self._quota_lock:
             self._quota_used = 0
 
-    # --- wire ---------------------------------------------------------------------------
-
-    def _add_routes(self, router: Router) -> None:
-        router.add(
-            "POST", "/cgi/corpAccessToken/get/V2", self._token(self.auth.corp_token), "token"
-        )
-        router.add("POST", "/oauth2.0/token", self._token(self.auth.oauth2_token), "oauth2_token")
-        router.add("POST", "/cgi/crm/v2/object/describe", self._wrap(self._describe), "describe")
-        for verb in _DATA_VERBS:
-            handler = getattr(self, f"_{verb}")
-            router.add("POST", f"/cgi/crm/v2/data/{verb}", self._wrap(handler, custom=False), verb)
-            router.add(
-                "POST",
-                f"/cgi/crm/custom/v2/data/{verb}",
-                self._wrap(handler, custom=True),
-                f"custom_{verb}",
-            )
-        router.add("POST", "/.*", self._unknown_path, "unknown")
-
-    def _unknown_path(self, request: Request) -> Response:
-        return error_response(
-            10006, f"the request uri=[{request.path}], apiName=[null] is not exists"
-        )
-
-    def _wrap(
-        self, handler: Callable[..., Payload], *, custom: bool | None = None
-    ) -> Callable[[Request], Response]:
-        """The checks every FXiaoke API call passes, in the order the platform applies them."""
-
-        def serve(request: Request) -> Response:
-            kind = _kind_of(request.path)
-            if not request.arg("thirdTraceId"):
-                # Required by the current convention; the exact code is our best reading.
-                return error_response(10001, "缺少参数thirdTraceId")
-            if not self._windows.admit(kind, self.rate_calls, self.rate_window):
-                limit = f"单接口调用限制：{self.rate_calls}次/{self.rate_window:g}秒"
-                return error_response(14001, "接口调用超过限制", limit)
-            if not self._spend_quota():
-                return error_response(30002, "当天访问频次超限", "0点重新统计")
-            try:
-                body = _json_object(request)
-                problem = self.auth.authenticate(request, body)
-                if problem is not None:
-                    return error_response(*problem)
-                data = body.get("data")
-                if not isinstance(data, dict):
-                    raise ApiError(10001, "缺少参数data")
-                args: tuple[Any, ...] = (
-                    (request, body, data) if custom is None else (request, body, data, custom)
-                )
-                return envelope(**handler(*args))
-            except (ApiError, QueryError) as exc:
-                return error_response(exc.code, str(exc), exc.description)
-
-        return serve
-
-    def _token(self, handler: Callable[[Payload], Payload]) -> Callable[[Request], Response]:
-        """A token endpoint: no auth, its own limit (10 calls/minute), never concurrent."""
-
-        def serve(request: Request) -> Response:
-            if not request.arg("thirdTraceId"):
-                return error_response(10001, "缺少参数thirdTraceId")
-            limit = self.token_calls_per_minute
-            if limit is not None and not self._windows.admit(_kind_of(request.path), limit, 60.0):
-                return error_response(14001, "接口调用超过限制", "本接口每分钟调用应不超过10次")
-            if not self._token_busy.acquire(blocking=False):
-                return error_response(14001, "接口调用超过限制", "不能并发调用本接口")
-            try:
-                return envelope(**handler(_json_object(request)))
-            except ApiError as exc:
-                return error_response(exc.code, exc.message, exc.description)
-            finally:
-                self._token_busy.release()
-
-        return serve
-
-    def _spend_quota(self) -> bool:
+    def spend_quota(self) -> bool:
         with self._quota_lock:
             self._quota_used += 1
             return self.daily_quota is None or self._quota_used <= self.daily_quota
-
-    # --- data ---------------------------------------------------------------------------
-
-    def _spec(self, name: Any, custom: bool) -> Any:
-        spec = self.objects.get(str(name))
-        if spec is None or str(name).endswith("__c") != custom:
-            raise ApiError(15002, f"对象 {name} 不存在或接口不匹配 (object not found on this path)")
-        return spec
-
-    def _query(self, request: Request, body: Payload, data: Payload, custom: bool) -> Payload:
-        spec = self._spec(data.get("dataObjectApiName"), custom)
-        query = parse(data.get("search_query_info"))
-        want_total = bool(
-            data.get("find_explicit_total_num", True)
-            or body.get("returnTotalNum") in (1, 2)
-            or body.get("need_return_count_num")
-        )
-        return {"data": run(self.store, spec.api_name, query, want_total=want_total)}
-
-    def _get(self, request: Request, body: Payload, data: Payload, custom: bool) -> Payload:
-        spec = self._spec(data.get("dataObjectApiName"), custom)
-        rid = str(data.get("objectDataId", ""))
-        found = self.store.get(spec.api_name, rid)
-        if found is None:
-            raise ApiError(32000, f"数据 {rid} 不存在")
-        return {"data": {"data": as_row(rid, *found)}}
-
-    def _create(self, request: Request, body: Payload, data: Payload, custom: bool) -> Payload:
-        values = data.get("object_data")
-        if not isinstance(values, dict):
-            raise ApiError(10001, "缺少参数object_data")
-        spec = self._spec(values.get("dataObjectApiName"), custom)
-        fields = {k: v for k, v in values.items() if k != "dataObjectApiName"}
-        fields.setdefault("owner", [self._acting_user(request, body)])
-        problem = validate(spec, fields)
-        if problem:
-            raise ApiError(32000, problem)
-        rid = uuid.uuid4().hex[:24]
-        stamp, _ = self.store.upsert(
-            spec.api_name,
-            rid,
-            {
-                **fields,
-                "create_time": to_ms(datetime.now(UTC)),
-                "life_status": "normal",
-                "record_type": "default__c",
-                "version": 1,
-            },
-        )
-        if spec.api_name == ACCOUNT and body.get("triggerWorkFlow", True):
-            self.push.emit("create", ACCOUNT, rid, to_ms(stamp))
-        return {"dataId": rid}
-
-    def _update(self, request: Request, body: Payload, data: Payload, custom: bool) -> Payload:
-        values = data.get("object_data")
-        if not isinstance(values, dict):
-            # Documented failure of sending data.data instead of data.object_data.
-            raise ApiError(-2, "java.lang.NullPointerException")
-        spec = self._spec(values.get("dataObjectApiName"), custom)
-        rid = str(values.get("_id", ""))
-        found = self.store.get(spec.api_name, rid)
-        if found is None:
-            raise ApiError(32000, f"数据 {rid} 不存在")
-        if found[1].get("life_status") == "invalid":
-            raise ApiError(32000, f"数据 {rid} 已作废 (the record is invalidated)")
-        rejected = self._take_rejection(rid)
-        if rejected is not None:
-            raise ApiError(*rejected)
-        fields = {k: v for k, v in values.items() if k not in ("dataObjectApiName", "_id")}
-        problem = validate(spec, fields)
-        if problem:
-            raise ApiError(32000, problem)
-        fields["version"] = int(found[1].get("version", 1)) + 1
-        stamp = self.store.update(spec.api_name, rid, fields)
-        if spec.api_name == ACCOUNT and body.get("triggerWorkFlow", True):
-            self.push.emit("update", ACCOUNT, rid, to_ms(stamp))
-        return {"dataId": rid}
-
-    def _invalid(self, request: Request, body: Payload, data: Payload, custom: bool) -> Payload:
-        spec = self._spec(data.get("dataObjectApiName"), custom)
-        rid = str(data.get("object_data_id", ""))
-        if not self.store.exists(spec.api_name, rid):
-            raise ApiError(32000, f"数据 {rid} 不存在")
-        self.store.update(spec.api_name, rid, {"life_status": "invalid"})
-        return {}
-
-    def _describe(self, request: Request, body: Payload, data: Payload) -> Payload:
-        name = str(data.get("apiName", ""))
-        spec = self.objects.get(name)
-        if spec is None:
-            raise ApiError(15002, f"对象 {name} 不存在")
-        return {"data": {"describe": spec.describe()}}
-
-    def _acting_user(self, request: Request, body: Payload) -> str:
-        return str(
-            request.header("x-fs-userid") or body.get("currentOpenUserId") or self.open_user_id
-        )
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -582,25 +389,6 @@ class FxiaokeSandbox(SandboxLifecycle):
                 for key, cid in self.mapping.writeback.campaigns.items()
             ],
         )
-
-
-def _kind_of(path: str) -> str:
-    if path == "/cgi/corpAccessToken/get/V2":
-        return "token"
-    if path == "/oauth2.0/token":
-        return "oauth2_token"
-    verb = path.rsplit("/", 1)[-1]
-    return f"custom_{verb}" if "/custom/" in path else verb
-
-
-def _json_object(request: Request) -> Payload:
-    try:
-        body = request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(32000, "请求体不是合法的JSON (body is not JSON)") from None
-    if not isinstance(body, dict):
-        raise ApiError(32000, "请求体必须是JSON对象 (body must be a JSON object)")
-    return body
 
 
 def _table(name: str, values: Mapping[str, Any]) -> list[str]:

@@ -15,15 +15,17 @@ Shapes and where they come from (FXiaoke Open API v2 docs, developer.fxiaoke.com
   ``field_crmtier_key__c`` on both.
 
 The customer object's custom fields are derived from the shipped default mapping, so the
-sandbox and ``connectors/fxiaoke/default_mapping.toml`` cannot drift apart.
+sandbox and ``connectors/fxiaoke/default_mapping.toml`` cannot drift apart; the write-back
+fields are typed from the outputs' declaration (``tiering_core/outputs.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, get_args, get_origin
+from typing import Any, get_origin
 
+from connectors.fxiaoke.mapping import FIELD_TYPES
 from connectors.mapping import CANONICAL_TYPES, DefaultMapping
 from connectors.sandbox.generator import (
     HIGH_RISK_COUNTRIES,
@@ -31,7 +33,8 @@ from connectors.sandbox.generator import (
     PRODUCTS,
     TEXT_IMPORTED_INPUTS,
 )
-from tiering_core.models import CUSTOMER_KINDS, LEVELS, LOAN_CLASSES, ValueTier
+from tiering_core.models import CUSTOMER_KINDS, LEVELS, LOAN_CLASSES
+from tiering_core.outputs import output_type
 
 ACCOUNT = "AccountObj"
 FOLLOWUP = "object_followup__c"
@@ -39,28 +42,14 @@ CAMPAIGN_MEMBER = "CampaignMembersObj"
 MARKETING_EVENT = "MarketingEventObj"
 KEY_FIELD = "field_crmtier_key__c"
 
-#: Options of the select fields, by canonical path or output name.
+#: Options of the input select fields (by canonical path) and of the follow-up priority.
 _OPTIONS: dict[str, tuple[str, ...]] = {
     "kind": CUSTOMER_KINDS,
     "credit.loan_class": LOAN_CLASSES,
     "aml.industry_risk": LEVELS,
     "activity.products_held": PRODUCTS,
     "aml.high_risk_countries": (*HIGH_RISK_COUNTRIES, *ORDINARY_COUNTRIES),
-    "value_tier": get_args(ValueTier),
-    "needs_tier": ("basic", "advanced", "professional"),
-    "credit_risk": (*LEVELS, "unrated"),
-    "ops_risk": (*LEVELS, "unrated"),
-    "aml_risk": (*LEVELS, "prohibited", "unrated"),
-    "status": ("rated", "partial", "unrated"),
     "priority": ("high", "normal", "low"),
-}
-_OUTPUT_TYPES = {
-    "value_score": "number",
-    "edd_required": "true_or_false",
-    "next_review": "date",
-    "reasons": "long_text",
-    "service_level": "text",
-    "policy_version": "text",
 }
 
 
@@ -120,9 +109,8 @@ def _input_type(path: str) -> FieldSpec:
 
 
 def _output_type(output: str) -> FieldSpec:
-    if output in _OPTIONS:
-        return FieldSpec("select_one", output, _OPTIONS[output])
-    return FieldSpec(_OUTPUT_TYPES.get(output, "text"), output)
+    typ = output_type(output)
+    return FieldSpec(FIELD_TYPES[typ.kind][0], output, typ.values)
 
 
 def build_objects(default: DefaultMapping) -> dict[str, ObjectSpec]:

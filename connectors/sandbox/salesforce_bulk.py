@@ -15,11 +15,13 @@ import csv
 import io
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.sandbox.salesforce_org import PageState, SalesforceOrg, SaveResult
+from connectors.sandbox.salesforce_org import PageState, SalesforceOrg
+from connectors.sandbox.salesforce_saves import SaveResult
 from connectors.sandbox.salesforce_schema import INTEGRATION_USER_ID, ObjectSpec, sf_datetime
 from connectors.sandbox.salesforce_soql import Query, SoqlError, parse
 from connectors.sandbox.server import Request, Response
@@ -274,3 +276,75 @@ class BulkApi:
     def delete_job(self, job_id: str) -> Response:
         self.jobs.pop(job_id, None)
         return Response(204)
+
+
+_INGEST_RESULTS = "successfulResults|failedResults|unprocessedrecords"
+
+
+def bulk_routes(
+    bulk: BulkApi, *, job: str
+) -> list[tuple[str, str, Callable[[Request], Response], str]]:
+    """The Bulk API 2.0 rows of the REST route table (paths under ``/services/data/vNN.N``;
+    ``job`` is the job-id pattern): (method, path regex, handler, call kind)."""
+    return [
+        (
+            "POST",
+            "/jobs/ingest/?",
+            lambda q: bulk.create_ingest(q, q.params["ver"]),
+            "bulk_ingest_create",
+        ),
+        (
+            "PUT",
+            f"/jobs/ingest/{job}/batches/?",
+            lambda q: bulk.upload(q, q.params["job"]),
+            "bulk_ingest_upload",
+        ),
+        (
+            "PATCH",
+            f"/jobs/ingest/{job}/?",
+            lambda q: bulk.set_state(q, q.params["job"], query=False),
+            "bulk_ingest_state",
+        ),
+        (
+            "GET",
+            f"/jobs/ingest/{job}/?",
+            lambda q: bulk.job_info(q.params["job"], query=False),
+            "bulk_ingest_status",
+        ),
+        (
+            "GET",
+            f"/jobs/ingest/{job}/(?P<kind>{_INGEST_RESULTS})/?",
+            lambda q: bulk.ingest_results(q.params["job"], q.params["kind"]),
+            "bulk_ingest_results",
+        ),
+        (
+            "DELETE",
+            f"/jobs/(?:ingest|query)/{job}/?",
+            lambda q: bulk.delete_job(q.params["job"]),
+            "bulk_delete",
+        ),
+        (
+            "POST",
+            "/jobs/query/?",
+            lambda q: bulk.create_query(q, q.params["ver"]),
+            "bulk_query_create",
+        ),
+        (
+            "PATCH",
+            f"/jobs/query/{job}/?",
+            lambda q: bulk.set_state(q, q.params["job"], query=True),
+            "bulk_query_state",
+        ),
+        (
+            "GET",
+            f"/jobs/query/{job}/?",
+            lambda q: bulk.job_info(q.params["job"], query=True),
+            "bulk_query_status",
+        ),
+        (
+            "GET",
+            f"/jobs/query/{job}/results/?",
+            lambda q: bulk.query_results(q, q.params["job"], q.params["ver"]),
+            "bulk_query_results",
+        ),
+    ]

@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any, get_args, get_origin
+from typing import Any, get_origin
 
 from connectors.mapping import CANONICAL_TYPES, DefaultMapping
+from connectors.salesforce.mapping import FIELD_TYPES
 from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS
-from tiering_core.models import ValueTier
+from tiering_core.outputs import output_type
 
 ORG_ID = "00D000000000001AAA"
 INTEGRATION_USER_ID = "005000000000001AAA"
@@ -33,26 +34,6 @@ PREFIXES = {
     "QueueSobject": "03g",
 }
 _ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
-
-TIER_VALUES: tuple[str, ...] = get_args(ValueTier)
-RISK_VALUES = ("low", "medium", "high", "unrated")
-
-#: Salesforce field type of each canonical write-back output (restricted picklists where
-#: crmtier's vocabulary is closed, so a wrong value fails like in a real org).
-WRITEBACK_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "value_tier": ("picklist", TIER_VALUES),
-    "value_score": ("double", ()),
-    "needs_tier": ("picklist", ("basic", "advanced", "professional")),
-    "credit_risk": ("picklist", RISK_VALUES),
-    "aml_risk": ("picklist", (*RISK_VALUES, "prohibited")),
-    "ops_risk": ("picklist", RISK_VALUES),
-    "edd_required": ("boolean", ()),
-    "next_review": ("date", ()),
-    "service_level": ("string", ()),
-    "reasons": ("textarea", ()),
-    "status": ("picklist", ("rated", "partial", "unrated")),
-    "policy_version": ("string", ()),
-}
 
 
 @dataclass(frozen=True)
@@ -217,6 +198,16 @@ def _canonical_type(path: str) -> tuple[str, tuple[str, ...]]:
     return {bool: "boolean", int: "double", float: "double", date: "date"}.get(typ, "string"), ()
 
 
+def writeback_spec(output: str, name: str) -> FieldSpec:
+    """The org's field for a write-back output: Salesforce's type for the output's declared
+    type (``tiering_core/outputs.py``); a picklist restricted to the declared values, so a
+    wrong value fails as in a real org."""
+    typ = output_type(output)
+    return FieldSpec(
+        name, FIELD_TYPES[typ.kind][0], picklist=typ.values, restricted=bool(typ.values)
+    )
+
+
 def build_schema(
     mapping: DefaultMapping,
     *,
@@ -244,8 +235,7 @@ def build_schema(
             typ = "reference"
         account.add(FieldSpec(crm_field, typ, picklist=values))
     for output, crm_field in mapping.writeback.fields.items():
-        typ, values = WRITEBACK_TYPES.get(output, ("string", ()))
-        account.add(FieldSpec(crm_field, typ, picklist=values, restricted=bool(values)))
+        account.add(writeback_spec(output, crm_field))
     if not rights.edit_input_fields:  # field-level security: Read only on everything else
         tier = set(mapping.writeback.fields.values())
         for name, spec in list(account.fields.items()):

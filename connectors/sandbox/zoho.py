@@ -28,17 +28,14 @@ from typing import Any
 from connectors.mapping import load_default_mapping
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.generator import SyntheticCustomer, generate, to_crm_fields
-from connectors.sandbox.server import Request, Response
 from connectors.sandbox.zoho_api import (
-    _ID_BASE,
     LEAST_PRIVILEGE_PROFILE,
-    MEMBERS,
     WRITE_KINDS,
     Credits,
     ZohoApi,
-    format_time,
 )
 from connectors.sandbox.zoho_auth import Accounts, ClientApp, zoho_error
+from connectors.sandbox.zoho_control import install_control_routes
 from connectors.sandbox.zoho_notify import Channel, Delivery, Notifier, resolve_expiry
 from connectors.sandbox.zoho_schema import (
     CAMPAIGN_MODULE,
@@ -48,9 +45,11 @@ from connectors.sandbox.zoho_schema import (
     build_schema,
     stored_value,
 )
+from connectors.sandbox.zoho_wire import ID_BASE, format_time
+from connectors.sandbox.zoho_writes import MEMBERS
 
 #: Owner of customers without a relationship manager (a placeholder user, as banks do).
-UNASSIGNED_OWNER = str(_ID_BASE + 100000)
+UNASSIGNED_OWNER = str(ID_BASE + 100000)
 DEFAULT_CHANNEL_ID = "1000000068001"
 DEFAULT_CREDITS = 50_000 + 1_000 * 25  # Enterprise edition, 25 users (Zoho CRM "API Limits")
 _ALMOST_A_DAY = timedelta(days=1) - timedelta(minutes=1)  # the v2 channel maximum, less a margin
@@ -58,14 +57,14 @@ _ALMOST_A_DAY = timedelta(days=1) - timedelta(minutes=1)  # the v2 channel maxim
 
 def zoho_customer_id(index: int) -> str:
     """The Contact id of generator customer ``index`` (19 digits, like Zoho's)."""
-    return str(_ID_BASE + 1_000_000 + index)
+    return str(ID_BASE + 1_000_000 + index)
 
 
 def zoho_user_id(owner: str | None) -> str:
     """Generator owners look like ``U00012``; in Zoho they are user ids."""
     if not owner:
         return UNASSIGNED_OWNER
-    return str(_ID_BASE + 100000 + int(owner.lstrip("U")))
+    return str(ID_BASE + 100000 + int(owner.lstrip("U")))
 
 
 class ZohoSandbox(SandboxLifecycle):
@@ -108,7 +107,7 @@ class ZohoSandbox(SandboxLifecycle):
         self.api.profile = integration_profile  # "Administrator": what doctor warns about
         self.server.on_reset.append(self._reset)
         self._campaign_keys = {cid: key for key, cid in self.default.writeback.campaigns.items()}
-        self._add_control_routes()
+        install_control_routes(self)
         self._seed_campaigns()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -362,11 +361,17 @@ class ZohoSandbox(SandboxLifecycle):
         self.accounts.expire_all()
 
     def reject_records(
-        self, ids: Iterable[str], *, code: str = "INVALID_DATA", api_name: str = "Value_Tier"
+        self,
+        ids: Iterable[str],
+        *,
+        code: str = "INVALID_DATA",
+        api_name: str = "Value_Tier",
+        message: str = "invalid data",
     ) -> None:
-        """Writes to these records fail per record with ``code`` (the rest succeed)."""
+        """Writes to these records fail per record with ``code`` and Zoho's ``message``
+        (which, as in a real org, may quote the value); the rest succeed."""
         for rid in ids:
-            self.api.reject[str(rid)] = (code, api_name)
+            self.api.reject[str(rid)] = (code, api_name, message)
 
     def set_picklist(self, output: str, values: Iterable[str]) -> None:
         """Change the org's picklist behind a write-back output (e.g. drop a tier)."""
@@ -380,63 +385,6 @@ class ZohoSandbox(SandboxLifecycle):
         self.credits.reset()
         self.api.reject.clear()
         self.api.triggers.clear()
-
-    # --- control API ----------------------------------------------------------------------
-
-    def _add_control_routes(self) -> None:
-        control = self.server.control
-
-        def edit(request: Request) -> Response:
-            spec = request.json() or {}
-            try:
-                self.edit_customer(request.params["id"], spec.get("changes", {}))
-            except KeyError:
-                return Response.json({"error": "no such customer"}, 404)
-            except ValueError as exc:
-                return Response.json({"error": str(exc)}, 400)
-            return Response.json({"id": request.params["id"]})
-
-        def add(request: Request) -> Response:
-            spec = request.json() or {}
-            return Response.json({"id": self.add_customer(spec.get("profile", {}))}, 201)
-
-        def target(request: Request) -> Response:
-            spec = request.json() or {}
-            url = spec.pop("url", None)
-            if not url:
-                return Response.json({"error": "url is required"}, 400)
-            self.set_notification_target(url, **spec)
-            return Response.json({"channel_id": spec.get("channel_id", self.channel_id)})
-
-        def credits(_: Request) -> Response:
-            return Response.json(
-                {
-                    "used": self.credits.used,
-                    "limit": self.credits.limit,
-                    "remaining": self.credits.remaining,
-                    "by_kind": self.credits.by_kind,
-                }
-            )
-
-        def expire(_: Request) -> Response:
-            self.expire_tokens()
-            return Response.json({"expired": True})
-
-        def reject(request: Request) -> Response:
-            spec = request.json() or {}
-            self.reject_records(
-                spec.get("ids", []),
-                code=spec.get("code", "INVALID_DATA"),
-                api_name=spec.get("api_name", "Value_Tier"),
-            )
-            return Response.json({"rejecting": sorted(self.api.reject)})
-
-        control.add("PATCH", r"/customers/(?P<id>\d+)", edit, "ctl")
-        control.add("POST", r"/customers", add, "ctl")
-        control.add("POST", r"/notifications", target, "ctl")
-        control.add("GET", r"/credits", credits, "ctl")
-        control.add("POST", r"/tokens/expire", expire, "ctl")
-        control.add("POST", r"/reject", reject, "ctl")
 
 
 def _toml_value(value: Any) -> str:

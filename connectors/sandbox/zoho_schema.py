@@ -4,8 +4,8 @@ zcrmsdk reads this metadata before its first operation on a module and types eve
 it reads or writes by it (picklists as ``Choice``, dates as ``date``, ...), and it validates
 picklist values client-side against ``pick_list_values``. So the metadata is derived from
 the same sources crmtier uses, and cannot drift from them: customer fields from the shipped
-default mapping (typed by the canonical model), write-back picklists from the output
-vocabularies of ``tiering_core.models``.
+default mapping (typed by the canonical model), write-back fields from the outputs'
+declaration (``tiering_core/outputs.py``) through Zoho's type for each output type.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from connectors.sandbox.generator import (
     PRODUCTS,
     TEXT_IMPORTED_INPUTS,
 )
-from connectors.zoho.mapping import OUTPUT_VALUES
+from connectors.zoho.mapping import FIELD_TYPES
 from tiering_core import models
+from tiering_core.outputs import output_type
 
 CUSTOMER_MODULE = "Contacts"
 TASK_MODULE = "Tasks"
@@ -38,17 +39,6 @@ INPUT_PICKLISTS: dict[str, tuple[str, ...]] = {
     "currency": ("CNY", "USD", "HKD", "EUR"),
     "activity.products_held": PRODUCTS,
     "aml.high_risk_countries": ORDINARY_COUNTRIES + HIGH_RISK_COUNTRIES,
-}
-
-#: Write-back outputs that are picklists in the org hold every value the engine can emit.
-OUTPUT_PICKLISTS = OUTPUT_VALUES
-OUTPUT_TYPES: dict[str, str] = {
-    "value_score": "double",
-    "edd_required": "boolean",
-    "next_review": "date",
-    "service_level": "text",
-    "reasons": "textarea",
-    "policy_version": "text",
 }
 
 TASK_STATUS = ("Not Started", "Deferred", "In Progress", "Completed", "Waiting for input")
@@ -167,10 +157,8 @@ def build_schema(default: DefaultMapping) -> OrgSchema:
     for path, api_name in default.mapping.fields.items():
         contact.append(ZohoField(api_name, _canonical_type(path), INPUT_PICKLISTS.get(path, ())))
     for output, api_name in default.writeback.fields.items():
-        if output in OUTPUT_PICKLISTS:
-            contact.append(ZohoField(api_name, "picklist", OUTPUT_PICKLISTS[output]))
-        else:
-            contact.append(ZohoField(api_name, OUTPUT_TYPES.get(output, "text")))
+        typ = output_type(output)  # a picklist holds every value the engine can emit
+        contact.append(ZohoField(api_name, FIELD_TYPES[typ.kind], typ.values))
     task = [
         ZohoField("Subject", "text", mandatory=True, custom=False),
         ZohoField("Due_Date", "date", custom=False),

@@ -1,302 +1,55 @@
-"""The only module that touches zcrmsdk 3.1.0 (and Zoho's HTTP): plain Python in and out.
+"""Zoho CRM v2 for crmtier through zcrmsdk 3.1.0: one method per logical operation, plain
+Python in and out.
 
-zcrmsdk keeps its configuration in process-global state: ``Initializer.initializer`` (a
-class attribute, with a thread-local override used by ``switch_user``), a class-level field
-metadata cache keyed by files under ``resource_path``, and a global ``SDKLogger``. Two
-tenants or threads using it naively would send one org's data with another org's token
-(zcrmsdk's ``initializer.py`` keeps the configured SDK in a class attribute). So:
-
-* every SDK call runs inside ``ZohoClient._bound()``: one process-wide lock, this tenant's
-  own ``Initializer`` installed for the call and removed afterwards (an SDK call outside a
-  binding fails loudly with ``SDK UNINITIALIZED``), and this tenant's HTTP session bound;
-* tokens live in a per-client in-memory ``TokenStore`` (never the CSV ``FileStore`` shared
-  by path, never MySQL), field metadata under a per-client ``resource_path``;
-* zcrmsdk calls module-level ``requests.get/post/...`` with no timeout, no retry and trust
-  from ``REQUESTS_CA_BUNDLE``. Its two call sites (``api_http_connector`` and
-  ``oauth_token``) see a stand-in ``requests`` that routes to the bound session instead: the
-  shared ``connectors.http`` session with connect/read timeouts and the configured
-  ``ca_bundle`` (``trust_env`` off, so the environment's CA bundle cannot override it). The
-  stand-in also meters each call against the credit budget *before* it is sent, and reads
-  ``X-API-CREDITS-REMAINING`` from the answer. Site-packages are not modified.
-* retries (tenacity via ``call_with_retry``) wrap whole SDK operations, so an expired token
-  (which zcrmsdk returns as a 401 object, never refreshes) drops the stored token and the
-  operation is repeated once with a fresh one.
-
-The lock serialises Zoho calls across tenants in one process. Zoho's own concurrency limit
-(10–25 per org) and the API credit budget, not this lock, bound a sync's speed; a deployment
-that needs parallel tenants runs one worker process per tenant.
+The vendor SDK is confined to the ``client*`` modules of this folder: ``client_binding.py``
+binds zcrmsdk to one tenant (why and how: its docstring), ``client_values.py`` converts
+between zcrmsdk's objects and plain values, and this module runs the operations. Each runs
+inside the tenant's binding with retries (tenacity via ``call_with_retry``) around the whole
+SDK operation, so an expired token (which zcrmsdk returns as a 401 object and never
+refreshes) drops the stored token and the operation is repeated once with a fresh one.
+Errors leave as ``connectors.errors`` classes (``errors.py``'s tables); HTTP, timeouts, the
+CA and credit metering are ``transport.py``'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
-import math
-import os
 import shutil
 import tempfile
-import threading
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import requests
-from zcrmsdk.src.com.zoho.api.authenticator import oauth_token as _sdk_oauth
-from zcrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken, TokenType
-from zcrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenStore
-from zcrmsdk.src.com.zoho.api.logger import Logger
 from zcrmsdk.src.com.zoho.crm.api import HeaderMap, ParameterMap
 from zcrmsdk.src.com.zoho.crm.api import fields as sdk_fields
 from zcrmsdk.src.com.zoho.crm.api import notification as sdk_notification
 from zcrmsdk.src.com.zoho.crm.api import record as sdk_record
 from zcrmsdk.src.com.zoho.crm.api import related_records as sdk_related
 from zcrmsdk.src.com.zoho.crm.api import users as sdk_users
-from zcrmsdk.src.com.zoho.crm.api.dc.data_center import DataCenter
 from zcrmsdk.src.com.zoho.crm.api.exception import SDKException
-from zcrmsdk.src.com.zoho.crm.api.initializer import Initializer
-from zcrmsdk.src.com.zoho.crm.api.sdk_config import SDKConfig
-from zcrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
-from zcrmsdk.src.com.zoho.crm.api.users import User
-from zcrmsdk.src.com.zoho.crm.api.util import Choice
-from zcrmsdk.src.com.zoho.crm.api.util import api_http_connector as _sdk_http
 
-from connectors.errors import ConfigError, ConnectorError, QuotaExhaustedError, TransientError
-from connectors.http import call_with_retry, make_session
+from connectors.errors import ConfigError, ConnectorError, TransientError
+from connectors.http import call_with_retry
+from connectors.zoho.client_binding import MemoryTokenStore, TenantBinding
+from connectors.zoho.client_values import (
+    ChannelInfo,
+    CurrentUser,
+    ReadPage,
+    RowResult,
+    channel_info,
+    choice_value,
+    plain_record,
+    row_result,
+    row_results,
+    sdk_record_of,
+)
 from connectors.zoho.config import ZohoConfig
 from connectors.zoho.errors import classify_call, classify_sdk
 from connectors.zoho.mapping import FieldInfo
+from connectors.zoho.transport import CreditBudget, TenantHttp
 
 T = TypeVar("T")
-
-#: One lock for every zcrmsdk call in the process (its Initializer is process-global).
-_SDK_LOCK = threading.RLock()
-CREDITS_HEADER = "X-API-CREDITS-REMAINING"
-WRITE_KINDS = frozenset({"update", "insert", "upsert"})
-
-
-# --- transport: the stand-in for ``requests`` inside zcrmsdk -------------------------------
-
-
-class _BoundTransport:
-    """Routes zcrmsdk's module-level ``requests.<verb>(...)`` calls to the session bound by
-    the calling thread's ``ZohoClient``. Anything else (exception classes) is ``requests``."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    @contextlib.contextmanager
-    def bound(self, meter: _Meter) -> Iterator[None]:
-        previous = getattr(self._local, "meter", None)
-        self._local.meter = meter
-        try:
-            yield
-        finally:
-            self._local.meter = previous
-
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        meter: _Meter | None = getattr(self._local, "meter", None)
-        if meter is None:  # never fall back to the environment's CA and no timeout
-            raise RuntimeError("zcrmsdk HTTP call outside a ZohoClient binding")
-        return meter.send(method, url, **kwargs)
-
-    def get(self, url: str, **kwargs: Any) -> requests.Response:
-        return self._send("GET", url, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> requests.Response:
-        return self._send("POST", url, **kwargs)
-
-    def put(self, url: str, **kwargs: Any) -> requests.Response:
-        return self._send("PUT", url, **kwargs)
-
-    def patch(self, url: str, **kwargs: Any) -> requests.Response:
-        return self._send("PATCH", url, **kwargs)
-
-    def delete(self, url: str, **kwargs: Any) -> requests.Response:
-        return self._send("DELETE", url, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(requests, name)
-
-
-_TRANSPORT = _BoundTransport()
-_sdk_http.requests = _TRANSPORT
-_sdk_oauth.requests = _TRANSPORT
-# zcrmsdk logs request URLs, parameters and error details: keep them out of crmtier's logs
-# (a NullHandler, so Python's last-resort handler does not print them either).
-_SDK_LOG = logging.getLogger("SDKLogger")
-_SDK_LOG.propagate = False
-_SDK_LOG.addHandler(logging.NullHandler())
-
-
-class CreditBudget:
-    """This run's share of the org's daily Zoho credits (docs/targets.md R5): a call that would
-    overspend is refused *before* it is sent, so a paused run has made no extra call."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-        self.reported_remaining: int | None = None
-        self._lock = threading.Lock()
-
-    def reserve(self, cost: int) -> None:
-        with self._lock:
-            if self.reported_remaining is not None and self.reported_remaining < cost:
-                raise QuotaExhaustedError("Zoho reports the org's API credits are used up")
-            if self.used + cost > self.limit:
-                raise QuotaExhaustedError(
-                    f"crmtier's Zoho credit budget ({self.limit} = api_share x daily_credits)"
-                    " is used; the run pauses and resumes in a later window"
-                )
-            self.used += cost
-
-    def observe(self, headers: Mapping[str, str]) -> None:
-        value = headers.get(CREDITS_HEADER)
-        if value is not None and value.strip().isdigit():
-            with self._lock:
-                self.reported_remaining = int(value)
-
-
-def call_kind(method: str, path: str) -> str:
-    """Name a Zoho API call by what it does (the sandbox uses the same names)."""
-    parts = [p for p in path.split("/") if p]
-    if parts[-3:] == ["oauth", "v2", "token"]:
-        return "token"
-    rest = parts[2:] if parts[:2] == ["crm", "v2"] else parts
-    if rest[:1] == ["settings"]:
-        return rest[1] if len(rest) > 1 else "settings"
-    if rest[:1] == ["users"]:
-        return "users"
-    if rest[:2] == ["actions", "watch"]:
-        return {"GET": "watch_list", "DELETE": "watch_delete"}.get(method, "watch")
-    if len(rest) >= 3 and rest[1].isdigit():
-        return {"PUT": "related_update", "DELETE": "related_delete"}.get(method, "related_read")
-    if len(rest) == 2 and rest[1] == "upsert":
-        return "upsert"
-    return {"PUT": "update", "POST": "insert"}.get(method, "read")
-
-
-def call_cost(kind: str, body: Any) -> int:
-    """Zoho credits of one call: writes cost one per ten records, tokens nothing, else 1."""
-    if kind == "token":
-        return 0
-    if kind not in WRITE_KINDS:
-        return 1
-    try:
-        records = json.loads(body).get("data") or [] if body else []
-    except (TypeError, ValueError, AttributeError):
-        records = []
-    return max(1, math.ceil(len(records) / 10))
-
-
-class _Meter:
-    """One tenant's HTTP: its session (timeouts, CA), credit budget and call counter."""
-
-    def __init__(self, config: ZohoConfig, budget: CreditBudget) -> None:
-        self.session = make_session(config.retry_policy(), config.ca_bundle or None)
-        self.budget = budget
-        self.calls: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        kind = call_kind(method, urlsplit(url).path)
-        self.budget.reserve(call_cost(kind, kwargs.get("data")))
-        kwargs.pop("proxies", None)  # zcrmsdk passes proxies=None; the session decides
-        with self._lock:
-            self.calls[kind] += 1
-        response = self.session.request(method, url, **kwargs)
-        self.budget.observe(response.headers)
-        if kind == "token":
-            _check_token_answer(url, response)
-        return response
-
-
-def _check_token_answer(url: str, response: requests.Response) -> None:
-    """Zoho Accounts answers a token request with JSON holding ``access_token`` or an OAuth
-    ``error`` (Zoho CRM API v2 docs, "Refresh Access Tokens"). Anything else (an HTML page,
-    a redirect, a 404) means ``accounts_url`` is not a token endpoint: zcrmsdk would report
-    that as a failure to save tokens, so name the URL instead."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and ("access_token" in body or "error" in body):
-        return
-    raise ConfigError(
-        f"Zoho Accounts did not answer the token request at {url} (HTTP "
-        f"{response.status_code}, no OAuth JSON): set crm.accounts_url to your data centre's "
-        "Accounts host, e.g. https://accounts.zoho.com.cn"
-    )
-
-
-class _MemoryTokenStore(TokenStore):
-    """zcrmsdk token store for one tenant, in memory only: the access token never touches
-    disk, and ``forget`` makes the next call refresh (zcrmsdk itself never does on a 401)."""
-
-    def __init__(self) -> None:
-        self._access: tuple[str, str] | None = None  # (access token, expiry epoch ms)
-
-    def get_token(self, user: Any, token: Any) -> Any:
-        if self._access is None:
-            return None
-        token.access_token, token.expires_in = self._access
-        return token
-
-    def save_token(self, user: Any, token: Any) -> None:
-        self._access = (token.access_token, token.expires_in)
-
-    def delete_token(self, token: Any) -> None:
-        self._access = None
-
-    def get_tokens(self) -> list[Any]:
-        return []
-
-    def delete_tokens(self) -> None:
-        self._access = None
-
-    def forget(self) -> None:
-        self._access = None
-
-
-# --- plain values that cross the client boundary -----------------------------------------
-
-
-@dataclass(frozen=True)
-class RowResult:
-    """One record's outcome in a write call, in request order."""
-
-    ok: bool
-    code: str
-    message: str = ""
-    id: str | None = None
-    api_name: str | None = None
-    action: str | None = None
-
-
-@dataclass(frozen=True)
-class ChannelInfo:
-    channel_id: str
-    events: tuple[str, ...]
-    notify_url: str
-    expiry: datetime | None
-    token: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class CurrentUser:
-    """The profile and role of the user crmtier's token acts as (no name, no e-mail)."""
-
-    profile: str
-    role: str
-
-
-@dataclass(frozen=True)
-class ReadPage:
-    rows: list[dict[str, Any]]
-    more: bool
 
 
 class ZohoClient:
@@ -307,50 +60,24 @@ class ZohoClient:
     def __init__(self, config: ZohoConfig, *, sleep: Callable[[float], None] | None = None):
         self.config = config
         self.budget = CreditBudget(config.credit_budget)
-        self._meter = _Meter(config, self.budget)
+        self._http = TenantHttp(config, self.budget)
         self._sleep = sleep
-        self._store = _MemoryTokenStore()
+        self._store = MemoryTokenStore()
         self._own_resources = not config.resource_dir
         self._resources = config.resource_dir or tempfile.mkdtemp(prefix="crmtier-zoho-")
         self._field_types: dict[str, dict[str, str]] = {}
-        token = OAuthToken(
-            config.client_id.get_secret_value(),
-            config.client_secret.get_secret_value(),
-            config.refresh_token.get_secret_value(),
-            TokenType.REFRESH,
-        )
-        environment = DataCenter.Environment(config.base_url, config.accounts_url, config.base_url)
-        with _SDK_LOCK:
-            try:
-                Initializer.initialize(
-                    user=UserSignature(config.user_email),
-                    environment=environment,
-                    token=token,
-                    store=self._store,
-                    sdk_config=SDKConfig(auto_refresh_fields=False, pick_list_validation=True),
-                    resource_path=self._resources,
-                    logger=Logger.get_instance(Logger.Levels.ERROR, os.devnull),
-                )
-            except SDKException as exc:
-                raise _translate(exc, config.accounts_url) from None
-            finally:
-                _drop_sdk_file_handlers()
-            self._initializer = Initializer.initializer
-            Initializer.initializer = None
+        try:
+            self._binding = TenantBinding(config, self._http, self._store, self._resources)
+        except SDKException as exc:
+            raise _translate(exc, config.accounts_url) from None
 
     # --- confinement ----------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _bound(self) -> Iterator[None]:
         """Run zcrmsdk as this tenant, and only this tenant, for the duration."""
-        with _SDK_LOCK, _TRANSPORT.bound(self._meter):
-            Initializer.initializer = self._initializer
-            Initializer.LOCAL.init = self._initializer
-            try:
-                yield
-            finally:
-                Initializer.LOCAL.init = None
-                Initializer.initializer = None
+        with self._binding.bound():
+            yield
 
     def _call(self, what: str, op: Callable[[], Any]) -> Any:
         """Run one SDK operation with retries; returns the response object, None for
@@ -372,7 +99,9 @@ class ZohoClient:
                 return None
             obj = response.get_object()
             if type(obj).__name__ == "APIException":
-                raise classify_call(status, _value(obj.get_code()), _value(obj.get_message()))
+                raise classify_call(
+                    status, choice_value(obj.get_code()), choice_value(obj.get_message())
+                )
             if obj is None:
                 raise classify_call(status, None, f"{what}: zcrmsdk could not read the answer")
             return obj
@@ -385,10 +114,10 @@ class ZohoClient:
         )
 
     def usage(self) -> dict[str, int]:
-        return dict(self._meter.calls)
+        return dict(self._http.calls)
 
     def close(self) -> None:
-        self._meter.session.close()
+        self._http.close()
         if self._own_resources:
             shutil.rmtree(self._resources, ignore_errors=True)
 
@@ -465,7 +194,7 @@ class ZohoClient:
         if wrapper is None:
             return ReadPage([], False)
         info = wrapper.get_info()
-        rows = [_plain_record(r) for r in wrapper.get_data() or []]
+        rows = [plain_record(r) for r in wrapper.get_data() or []]
         return ReadPage(rows, bool(info is not None and info.get_more_records()))
 
     def fetch(self, module: str, ids: Sequence[str], fields: Sequence[str]) -> list[dict[str, Any]]:
@@ -481,7 +210,7 @@ class ZohoClient:
             f"fetch {module}",
             lambda: sdk_record.RecordOperations().get_records(module, params),
         )
-        return [] if wrapper is None else [_plain_record(r) for r in wrapper.get_data() or []]
+        return [] if wrapper is None else [plain_record(r) for r in wrapper.get_data() or []]
 
     def update(
         self, module: str, rows: Sequence[Mapping[str, Any]], trigger: Sequence[str]
@@ -492,7 +221,7 @@ class ZohoClient:
             f"update {module}",
             lambda: sdk_record.RecordOperations().update_records(module, body),
         )
-        return _row_results(wrapper, len(rows))
+        return row_results(wrapper, len(rows))
 
     def upsert(
         self,
@@ -508,14 +237,14 @@ class ZohoClient:
             f"upsert {module}",
             lambda: sdk_record.RecordOperations().upsert_records(module, body),
         )
-        return _row_results(wrapper, len(rows))
+        return row_results(wrapper, len(rows))
 
     def _body(self, module: str, rows: Sequence[Mapping[str, Any]], trigger: Sequence[str]) -> Any:
         if module not in self._field_types:
             self.fields(module)
         types = self._field_types[module]
         body = sdk_record.BodyWrapper()
-        body.set_data([_sdk_record(row, types) for row in rows])
+        body.set_data([sdk_record_of(row, types) for row in rows])
         body.set_trigger(list(trigger))
         return body
 
@@ -535,7 +264,7 @@ class ZohoClient:
         body.set_data(relations)
         ops = sdk_related.RelatedRecordsOperations("Campaigns", int(record_id), module)
         wrapper = self._call(f"relate {module} campaigns", lambda: ops.update_related_records(body))
-        return _row_results(wrapper, len(campaign_ids))
+        return row_results(wrapper, len(campaign_ids))
 
     def delink(self, module: str, record_id: str, campaign_ids: Sequence[str]) -> list[RowResult]:
         """``DELETE /crm/v2/{module}/{id}/Campaigns?ids=...``."""
@@ -544,7 +273,7 @@ class ZohoClient:
             params.add(sdk_related.DelinkRecordsParam.ids, int(cid))
         ops = sdk_related.RelatedRecordsOperations("Campaigns", int(record_id), module)
         wrapper = self._call(f"delink {module} campaigns", lambda: ops.delink_records(params))
-        return _row_results(wrapper, len(campaign_ids))
+        return row_results(wrapper, len(campaign_ids))
 
     # --- notification channels ------------------------------------------------------------
 
@@ -554,7 +283,7 @@ class ZohoClient:
             "list channels",
             lambda: sdk_notification.NotificationOperations().get_notification_details(),
         )
-        return [] if wrapper is None else [_channel(n) for n in wrapper.get_watch() or []]
+        return [] if wrapper is None else [channel_info(n) for n in wrapper.get_watch() or []]
 
     def watch(self, channel: ChannelInfo, *, renew: bool) -> list[RowResult]:
         """Enable (``POST``) or renew (``PUT``) one channel."""
@@ -576,106 +305,7 @@ class ZohoClient:
             else (lambda: ops.enable_notifications(body)),
         )
         items = [] if wrapper is None else wrapper.get_watch() or []
-        return [_row_result(item) for item in items]
-
-
-# --- SDK object <-> plain value conversion -------------------------------------------------
-
-
-def _value(choice: Any) -> Any:
-    return choice.get_value() if isinstance(choice, Choice) else choice
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Choice):
-        return value.get_value()
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, User):
-        return {"id": str(value.get_id()), "name": value.get_name()}
-    if isinstance(value, sdk_record.Record):
-        return {"id": str(value.get_id())}
-    if isinstance(value, datetime):
-        return value.astimezone(UTC)
-    return value
-
-
-def _plain_record(record: Any) -> dict[str, Any]:
-    row = {key: _plain(value) for key, value in record.get_key_values().items()}
-    row["id"] = str(record.get_id())
-    return row
-
-
-def _sdk_value(value: Any, data_type: str | None) -> Any:
-    if value is None:
-        return None
-    if data_type == "picklist":
-        return Choice(value)
-    if data_type == "multiselectpicklist":
-        return [Choice(v) for v in value]
-    if data_type in ("ownerlookup", "userlookup"):
-        user = User()
-        user.set_id(int(value["id"]))
-        return user
-    if data_type == "lookup":
-        target = sdk_record.Record()
-        target.set_id(int(value["id"]))
-        return target
-    if data_type == "date" and isinstance(value, str):
-        return date.fromisoformat(value)
-    return value
-
-
-def _sdk_record(row: Mapping[str, Any], types: Mapping[str, str]) -> Any:
-    record = sdk_record.Record()
-    for key, value in row.items():
-        if key == "id":
-            record.set_id(int(value))
-        else:
-            record.add_key_value(key, _sdk_value(value, types.get(key)))
-    return record
-
-
-def _row_result(item: Any) -> RowResult:
-    details = item.get_details() or {}
-    rid = details.get("id")
-    action = getattr(item, "get_action", lambda: None)()
-    return RowResult(
-        ok=_value(item.get_status()) == "success",
-        code=str(_value(item.get_code())),
-        message=str(_value(item.get_message()) or ""),
-        id=None if rid is None else str(rid),
-        api_name=details.get("api_name"),
-        action=None if action is None else str(_value(action)),
-    )
-
-
-def _row_results(wrapper: Any, expected: int) -> list[RowResult]:
-    items = [] if wrapper is None else wrapper.get_data() or []
-    results = [_row_result(item) for item in items]
-    if len(results) != expected:
-        raise TransientError(f"Zoho answered {len(results)} results for {expected} records")
-    return results
-
-
-def _channel(notification: Any) -> ChannelInfo:
-    expiry = notification.get_channel_expiry()
-    return ChannelInfo(
-        channel_id=str(notification.get_channel_id()),
-        events=tuple(notification.get_events() or ()),
-        notify_url=str(notification.get_notify_url() or ""),
-        expiry=expiry.astimezone(UTC) if isinstance(expiry, datetime) else None,
-        token=notification.get_token(),
-    )
-
-
-def _drop_sdk_file_handlers() -> None:
-    """``Initializer.initialize`` adds a FileHandler to the SDK logger on every call (here:
-    on ``os.devnull``); close them so a long-running process does not leak one per tenant."""
-    for handler in list(_SDK_LOG.handlers):
-        if isinstance(handler, logging.FileHandler):
-            _SDK_LOG.removeHandler(handler)
-            handler.close()
+        return [row_result(item) for item in items]
 
 
 def _transport_error(exc: requests.RequestException) -> ConnectorError:

@@ -10,6 +10,8 @@ the caller should do next; nothing else in the connector looks at Zoho codes.
 
 from __future__ import annotations
 
+import re
+
 from connectors.errors import (
     RUN_DOCTOR,
     Advice,
@@ -54,29 +56,52 @@ CALL_RULES: tuple[ErrorRule, ...] = (
 #: Per-record codes a later attempt may fix (others need a human: dead-letter them).
 RETRYABLE_RECORD_CODES = frozenset({"RECORD_LOCKED", "RECORD_IN_BLUEPRINT", "INTERNAL_ERROR"})
 
-#: zcrmsdk ``SDKException`` codes raised before any HTTP exchange or around it.
-SDK_RULES: dict[str, tuple[type[ConnectorError], str]] = {
-    "UNACCEPTED VALUES ERROR": (ConfigError, "a picklist value is not in the field's list"),
-    "TYPE ERROR": (ConfigError, "a value has the wrong type for its Zoho field"),
-    "DATA TYPE ERROR": (ConfigError, "a value has the wrong type for its Zoho field"),
-    "MAXIMUM LENGTH ERROR": (ConfigError, "a value is longer than its Zoho field allows"),
-    "MANDATORY VALUE ERROR": (ConfigError, "a required field is missing"),
-    "MANDATORY VALUE NULL ERROR": (ConfigError, "a required field is null"),
-    "INITIALIZATION ERROR": (ConfigError, "zcrmsdk could not be initialised"),
-    "USERSIGNATURE ERROR": (ConfigError, "crm.user_email is not a valid e-mail address"),
-    "TOKEN ERROR": (ConfigError, "client id, secret or refresh token malformed"),
-    "INVALID CLIENT ERROR": (
+#: zcrmsdk ``SDKException`` codes raised before any HTTP exchange or around it, first match
+#: wins. ``INVALID CLIENT ERROR`` carries Zoho Accounts' OAuth ``error``: its "Access Denied"
+#: is throttling, not bad credentials.
+SDK_RULES: tuple[ErrorRule, ...] = (
+    ErrorRule(
+        None,
+        "INVALID CLIENT ERROR",
+        RateLimitedError,
+        "too many token requests",
+        message_contains="Access Denied",
+    ),
+    ErrorRule(
+        None,
+        "INVALID CLIENT ERROR",
         ConfigError,
         "it knows no such client or refresh token there: check crm.client_id, client_secret "
         "and refresh_token, and that crm.accounts_url is the data centre where the self "
         "client was made",
     ),
-    "Exception in saving tokens": (TransientError, "token refresh failed"),
-    "SDK UNINITIALIZED ERROR": (ConfigError, "zcrmsdk used outside its tenant binding"),
-}
+    ErrorRule(
+        None, "UNACCEPTED VALUES ERROR", ConfigError, "a picklist value is not in the field's list"
+    ),
+    ErrorRule(None, "TYPE ERROR", ConfigError, "a value has the wrong type for its Zoho field"),
+    ErrorRule(
+        None, "DATA TYPE ERROR", ConfigError, "a value has the wrong type for its Zoho field"
+    ),
+    ErrorRule(
+        None, "MAXIMUM LENGTH ERROR", ConfigError, "a value is longer than its Zoho field allows"
+    ),
+    ErrorRule(None, "MANDATORY VALUE ERROR", ConfigError, "a required field is missing"),
+    ErrorRule(None, "MANDATORY VALUE NULL ERROR", ConfigError, "a required field is null"),
+    ErrorRule(None, "INITIALIZATION ERROR", ConfigError, "zcrmsdk could not be initialised"),
+    ErrorRule(
+        None, "USERSIGNATURE ERROR", ConfigError, "crm.user_email is not a valid e-mail address"
+    ),
+    ErrorRule(None, "TOKEN ERROR", ConfigError, "client id, secret or refresh token malformed"),
+    ErrorRule(None, "Exception in saving tokens", TransientError, "token refresh failed"),
+    ErrorRule(
+        None, "SDK UNINITIALIZED ERROR", ConfigError, "zcrmsdk used outside its tenant binding"
+    ),
+    ErrorRule(None, None, TransientError, "zcrmsdk failed"),
+)
 
-#: Accounts answers that are throttling, not bad credentials.
-ACCOUNTS_THROTTLED = frozenset({"Access Denied"})
+#: An OAuth ``error`` code as Zoho Accounts names it (``invalid_client``, ``invalid_code``;
+#: RFC 6749 section 5.2): the only text of its answer copied into crmtier's message.
+_OAUTH_ERROR = re.compile(r"[a-z_]{1,40}")
 
 
 def classify_call(status: int, code: str | None, message: str = "") -> ConnectorError:
@@ -94,17 +119,17 @@ def classify_call(status: int, code: str | None, message: str = "") -> Connector
 def classify_sdk(code: str | None, message: str | None, accounts_url: str = "") -> ConnectorError:
     """The error for an ``SDKException`` that carries no connector error as its cause.
     Zoho Accounts' refusals name the endpoint that refused (``accounts_url``) and its OAuth
-    ``error`` (``invalid_client``, ``invalid_code``), never a secret."""
+    ``error`` (``invalid_client``, ``invalid_code``), never a secret, and no other text."""
     code = (code or "").strip()
-    if code == "INVALID CLIENT ERROR":
-        if (message or "") in ACCOUNTS_THROTTLED:
-            return RateLimitedError("Zoho Accounts: too many token requests", retry_after=None)
-        error, hint = SDK_RULES[code]
-        return error(
-            f"Zoho Accounts at {accounts_url or 'crm.accounts_url'} answered {message}: {hint}"
-        )
-    error, hint = SDK_RULES.get(code, (TransientError, "zcrmsdk failed"))
-    return error(f"zcrmsdk {code or 'error'}: {hint}")
+    rule = first_match(SDK_RULES, 0, code, message or "") or SDK_RULES[-1]
+    if code != "INVALID CLIENT ERROR":
+        return rule.build(f"zcrmsdk {code or 'error'}: {rule.hint}")
+    if rule.error is RateLimitedError:  # Zoho sends no Retry-After
+        return rule.build(f"Zoho Accounts: {rule.hint}")
+    answer = message if message and _OAUTH_ERROR.fullmatch(message) else "with an error"
+    return rule.build(
+        f"Zoho Accounts at {accounts_url or 'crm.accounts_url'} answered {answer}: {rule.hint}"
+    )
 
 
 def record_retryable(code: str) -> bool:

@@ -16,22 +16,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, get_args
+from typing import Any
 
 from connectors.contract import CrmRecord, TaskClose, TaskUpsert
 from connectors.errors import ConfigError
 from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
 from tiering_core import models
+from tiering_core.outputs import OUTPUTS, OutputKind
 
-#: Every value the engine can write to each picklist-typed output (doctor checks the org's
-#: picklists hold them all; the sandbox's picklists are built from this).
+#: Every value the engine can write to each picklist-typed output, from the outputs'
+#: declaration (doctor checks the org's picklists hold them all).
 OUTPUT_VALUES: dict[str, tuple[str, ...]] = {
-    "value_tier": get_args(models.ValueTier),
-    "needs_tier": get_args(models.NeedsTier),
-    "credit_risk": get_args(models.RiskLevel),
-    "aml_risk": get_args(models.AmlRisk),
-    "ops_risk": get_args(models.RiskLevel),
-    "status": get_args(models.Status),
+    o.name: o.type.values for o in OUTPUTS if o.type.kind == "picklist"
+}
+#: Each declared output type as a Zoho field ``data_type`` (Fields Metadata API,
+#: ``/settings/fields``): what the sandbox creates; ``zoho_value`` encodes a value by the
+#: org's actual field type, so any of these (and the other text and number types) works.
+FIELD_TYPES: Mapping[OutputKind, str] = {
+    "picklist": "picklist",
+    "text": "text",
+    "long_text": "textarea",
+    "number": "double",
+    "date": "date",
+    "boolean": "boolean",
 }
 TASK_PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
 #: The closed value of the Tasks module's standard Status picklist (Not Started, Deferred,

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tiering_core import ingest
 from tiering_core.collector import collector_paused
-from tiering_core.columns import ENUM_INDEX, MISSING, Columns, Record
+from tiering_core.columns import ENUM_INDEX, MISSING, Columns
 from tiering_core.models import CustomerProfile
 from tiering_core.policy import Policy
 from tiering_core.rules import quality
@@ -107,19 +107,19 @@ def read_history(
             chunk = list(islice(lines, ingest.CHUNK))
             if not chunk:
                 break
-            records: list[Record] = []
+            customers: list[CustomerProfile] = []
             held: list[dict[str, str]] = []
             for number, raw in chunk:
                 row = _row(number, raw, key, report)
                 if row is None:
                     skipped += 1
                     continue
-                records.append(Record.from_profile(row.customer, policy))
+                customers.append(row.customer)
                 period.append(row.period.toordinal())
                 outcome.append(float(getattr(row.outcome, key)))
                 held.append(row.attributes)
-            if records:
-                parts.append(Columns.from_records(records))
+            if customers:
+                parts.append(Columns.from_profiles(customers, policy))
                 attributes.add(held)
     cols = _point_in_time(_concat(parts)) if parts else None
     if cols is None:
@@ -208,6 +208,10 @@ def _concat(parts: list[Columns]) -> Columns:
         values = [getattr(p, f.name) for p in parts]
         if f.name == "n":
             joined["n"] = sum(values)
+        elif f.name == "enum_texts":
+            joined[f.name] = [[x for v in values for x in v[k]] for k in range(len(values[0]))]
+        elif isinstance(values[0], list):
+            joined[f.name] = [x for v in values for x in v]
         elif isinstance(values[0], dict):
             joined[f.name] = {k: np.concatenate([v[k] for v in values]) for k in values[0]}
         else:

@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 
 from connectors.errors import ConnectorError
+from connectors.registry import kinds, plugin, plugins
 from crmtier.demo.orchestrate import DemoError, run_demo
 from crmtier.demo.summary import print_summary
 from sync import jsonlog
@@ -23,15 +24,19 @@ from sync.errortext import error_text
 
 #: where the report goes without --output-dir (relative to the working directory)
 DEFAULT_REPORT = Path("crmtier-demo") / "report.html"
-FXIAOKE_QUICK = 200
-FXIAOKE_RATE = "100 calls per 20 s"
+
+
+def default_crm() -> str:
+    """The first CRM, by kind, whose demo runs at full speed (no ``demo_limit``)."""
+    quick = [kind for kind, crm in plugins().items() if crm.demo_limit is None]
+    return (quick or list(kinds()))[0]
 
 
 @click.command(name="demo")
 @click.option(
     "--crm",
-    type=click.Choice(["salesforce", "zoho", "fxiaoke"]),
-    default="salesforce",
+    type=click.Choice(kinds()),
+    default=default_crm(),
     show_default=True,
     help="Which CRM's sandbox to run.",
 )
@@ -55,11 +60,11 @@ def command(crm: str, customers: int, output_dir: Path | None) -> None:
     out = Console()
     err = Console(stderr=True)
     report_path = (output_dir / "report.html") if output_dir else Path.cwd() / DEFAULT_REPORT
-    if crm == "fxiaoke" and customers > FXIAOKE_QUICK:
+    limit = plugin(crm).demo_limit
+    if limit is not None and customers > limit.customers:
         err.print(
-            f"note: FXiaoke writes one record per call, at most {FXIAOKE_RATE} per endpoint, "
-            f"as the real API allows: {customers:,} customers take minutes "
-            f"(--customers {FXIAOKE_QUICK} for a quick look)"
+            f"note: {limit.why}: {customers:,} customers take minutes "
+            f"(--customers {limit.customers} for a quick look)"
         )
     try:
         with err.status("crmtier demo") as status:

@@ -8,11 +8,11 @@ Every failed line says how to fix it; any error makes the exit status 1, and a c
 cannot use at all (the file, or a ``[crm]`` table the connector refuses) makes it 2, as
 for every command.
 
-``--fix`` does what the CRM's API lets crmtier do through its connector: on Salesforce it
-creates the missing write-back fields and the Task/CampaignMember External ID field through
-the Metadata API and grants them in ``[crm] permission_set`` (``connectors/salesforce/
-metadata.py``); on Zoho it registers the notification channel; locally it brings the state
-store's schema up to date. The rest is printed as steps to do by hand, naming each one.
+``--fix`` does what the CRM's API lets crmtier do, through the fixer of the CRM's connector
+plugin (``connectors/plugin.py``; e.g. creating missing write-back fields through a metadata
+API, registering a notification channel); locally it brings the state store's schema up to
+date. The rest is printed as steps to do by hand, naming each one, with the plugin's note on
+what its admins create in the CRM's own set-up pages.
 The CRM checks are then run again: a "fixed" line is only printed for what the re-check
 confirms, and the exit status follows the re-checked state.
 """
@@ -20,9 +20,7 @@ confirms, and the exit status follows the re-checked state.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 from pydantic import ValidationError
@@ -35,13 +33,13 @@ from sqlalchemy.engine import make_url
 from connectors.config_text import sentence, where
 from connectors.contract import RIGHTS_CHECK, RIGHTS_DOC, Connector, SchemaCheck
 from connectors.errors import ConfigError, ConnectorError
-from connectors.salesforce.connector import SalesforceConnector
-from connectors.salesforce.metadata import SchemaFix, fix_schema
+from connectors.plugin import ConnectorPlugin, FixContext, FixReport
+from connectors.registry import plugin
 from crmtier.config import CrmtierConfig, load_config
 from sync import jsonlog
 from sync.store import EncryptionPendingError, StateStore, StoreError, readable_by_others
 from tiering_core.policy import PolicyError, load_policy
-from webhooks.settings import WebhooksSettings
+from webhooks.settings import WebhooksSettings, load_webhooks, settings_model
 
 #: the config file cannot be used: the exit status of every command for that
 EXIT_CONFIG = 2
@@ -147,12 +145,12 @@ def check_state_at_rest(config: CrmtierConfig) -> list[SchemaCheck]:
 
 def check_webhooks(config: CrmtierConfig) -> tuple[SchemaCheck, WebhooksSettings | None]:
     try:
-        settings = WebhooksSettings.model_validate(config.webhooks)
+        settings = load_webhooks(config.webhooks)
     except (ValidationError, ValueError) as exc:
         first = exc.errors()[0] if isinstance(exc, ValidationError) else None
         problem = (
             f"{where(('webhooks', *first['loc']))}: "
-            f"{sentence(first, WebhooksSettings.model_fields)}"
+            f"{sentence(first, settings_model().model_fields)}"
             if first
             else f"[webhooks]: {exc}"
         )
@@ -161,17 +159,13 @@ def check_webhooks(config: CrmtierConfig) -> tuple[SchemaCheck, WebhooksSettings
             problem,
             f"fix [webhooks] in {config.config_file} (see docs/webhooks.md)",
         ), None
-    verifier = {
-        "salesforce": settings.salesforce_org_id,
-        "zoho": settings.zoho_token,
-        "fxiaoke": settings.fxiaoke_secret,
-    }.get(config.kind)
-    if verifier is None and not settings.secrets:
+    crm = plugin(config.kind)
+    if not _receives(crm, settings) and not settings.secrets:
+        keys = ", ".join(crm.webhook.keys.model_fields) if crm.webhook else "secrets"
         return _warn(
             "webhook settings",
-            f"no {config.kind} verification value configured",
-            f"set the {config.kind} keys of [webhooks] to receive change "
-            "notifications (see docs/webhooks.md)",
+            f"no {crm.title} verification value configured",
+            f"set [webhooks] {keys} to receive change notifications (see docs/webhooks.md)",
         ), settings
     return _ok("webhook settings", f"listen {settings.listen}"), settings
 
@@ -219,14 +213,14 @@ def check_allowance(connector: Connector, api_share: float) -> SchemaCheck:
     return _ok("API allowance", detail)
 
 
-def check_rights(kind: str, crm_checks: list[SchemaCheck]) -> SchemaCheck | None:
+def check_rights(crm: str, crm_checks: list[SchemaCheck]) -> SchemaCheck | None:
     """docs/targets.md S6. Where the connector itself checks the integration user's rights its
     lines already say so; otherwise say plainly that they were not verified."""
     if any(c.name.startswith(RIGHTS_CHECK) for c in crm_checks):
         return None
     return _warn(
         RIGHTS_CHECK,
-        f"not verified by the {kind} connector",
+        f"not verified by the {crm} connector",
         f"make sure the user can read the mapped fields and edit only the tier fields "
         f"({RIGHTS_DOC})",
     )
@@ -235,44 +229,32 @@ def check_rights(kind: str, crm_checks: list[SchemaCheck]) -> SchemaCheck | None
 # --- fixes --------------------------------------------------------------------------------
 
 
-def fix_zoho_channel(connector: Connector, settings: WebhooksSettings | None) -> tuple[str, bool]:
-    """Register or renew the Zoho notification channel (watch API) for the receiver."""
-    ensure: Callable[..., Any] | None = getattr(connector, "ensure_channel", None)
-    if ensure is None:
-        return "this Zoho connector cannot register notification channels", False
-    if settings is None or not (
-        settings.public_url and settings.zoho_channel_id and settings.zoho_token
-    ):
-        return (
-            "set [webhooks] public_url, zoho_channel_id and zoho_token, then rerun "
-            "crmtier doctor --fix",
-            False,
-        )
-    url = settings.public_url.rstrip("/") + "/webhooks/zoho"
-    status = ensure(url, settings.zoho_channel_id, settings.zoho_token)
-    expiry = f", expires {status.expiry:%Y-%m-%d %H:%M} UTC" if status.expiry else ""
-    return f"notification channel {status.channel_id} {status.action}{expiry}", True
-
-
-def fix_salesforce_schema(connector: Connector) -> SchemaFix:
-    """Write-back and External ID fields through the Metadata API (Salesforce only)."""
-    if not isinstance(connector, SalesforceConnector):
-        return SchemaFix(by_hand=["this Salesforce connector cannot create fields"])
-    return fix_schema(
-        connector.client, connector.settings, connector.mapping.object, connector.writeback
+def _receives(crm: ConnectorPlugin, settings: WebhooksSettings) -> bool:
+    """Whether ``[webhooks]`` configures the CRM's own notification route."""
+    return (
+        crm.webhook is not None and crm.webhook.endpoint(settings, settings.context()) is not None
     )
 
 
-#: what a connector cannot create through its API, by CRM, said once in the fix output
-BY_HAND = {
-    "salesforce": "input fields hold the bank's own data, so crmtier never creates them "
-    "(fix [mapping.fields] or add them in Setup); campaigns are named by id in "
-    "[writeback.campaigns], so create a missing one in Salesforce and put its "
-    "id there",
-    "zoho": "fields and campaigns are created in Zoho CRM Setup > Modules and Fields",
-    "fxiaoke": "custom fields, the follow-up object and the workflow function (docs/"
-    "fxiaoke-apl.md) are created in the FXiaoke admin console",
-}
+def run_fix(
+    crm: ConnectorPlugin,
+    connector: Connector,
+    settings: WebhooksSettings | None,
+    checks: list[SchemaCheck],
+) -> FixReport:
+    """The CRM plugin's fixer over this checklist; a connector or set-up error ends the
+    attempt as one by-hand line."""
+    if crm.fix is None:
+        return FixReport()
+    renewal = (
+        crm.webhook.renewal(connector, settings, settings.public_url)
+        if crm.webhook is not None and settings is not None
+        else None
+    )
+    try:
+        return crm.fix(FixContext(connector, checks, renewal))
+    except (ConfigError, ConnectorError) as exc:
+        return FixReport(by_hand=[str(exc)])
 
 
 # --- output -------------------------------------------------------------------------------
@@ -359,7 +341,7 @@ def crm_checks(connector: Connector, config: CrmtierConfig) -> list[SchemaCheck]
     crm = list(connector.check())
     if not any(is_error(c) for c in crm[:1]):  # reachable: usage is meaningful
         crm.append(check_allowance(connector, float(config.crm.get("api_share", 0.2))))
-    rights = check_rights(config.kind, crm)
+    rights = check_rights(plugin(config.kind).title, crm)
     return crm if rights is None else [*crm, rights]
 
 
@@ -372,36 +354,16 @@ def _fix(
 ) -> list[SchemaCheck] | None:
     """Run the fixes and print what they did; the checklist as the CRM now answers when a
     fix changed it, else None."""
-    done: list[str] = []
-    by_hand: list[str] = []
-    handled: set[str] = set()
-    if config.kind == "salesforce" and any(
-        not c.ok and c.name.startswith(("write-back ", "external id ")) for c in checks
-    ):
-        schema_fix = fix_salesforce_schema(connector)
-        done += schema_fix.fixed
-        by_hand += schema_fix.by_hand
-        handled = schema_fix.handled
-    if config.kind == "zoho" and any(
-        c.name.startswith("notifications") and (not c.ok or c.severity == "warning") for c in checks
-    ):
-        try:
-            text, ok = fix_zoho_channel(connector, settings)
-        except (ConfigError, ConnectorError) as exc:
-            text, ok = str(exc), False
-        (done if ok else by_hand).append(text)
+    crm = plugin(config.kind)
+    report = run_fix(crm, connector, settings, checks)
+    done, by_hand = list(report.fixed), list(report.by_hand)
     if done:  # say only what is still wrong, as the CRM now answers
         checks = crm_checks(connector, config)
     schema = [
-        f"{c.name}: {c.fix}"
-        for c in checks
-        if not c.ok
-        and c.fix
-        and not c.name.startswith("notifications")
-        and c.name.rpartition(" ")[2] not in handled
+        f"{c.name}: {c.fix}" for c in checks if not c.ok and c.fix and c.name not in report.handled
     ]
-    if schema and config.kind in BY_HAND:
-        schema.append(BY_HAND[config.kind])
+    if schema and crm.by_hand:
+        schema.append(crm.by_hand)
     by_hand += schema
     for line in done:
         console.print(f"[green]fixed[/green] {escape(line)}")

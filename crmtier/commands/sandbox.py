@@ -1,4 +1,4 @@
-"""``crmtier sandbox``: run a local HTTPS emulator of Salesforce, Zoho CRM or FXiaoke.
+"""``crmtier sandbox``: run a local HTTPS emulator of a CRM (its connector plugin's sandbox).
 
 Prints one JSON line on start (base URL, CA bundle, the CRM's own credential names, the
 control-API token) so scripts can read it, and with ``--write-config`` writes a ready
@@ -22,12 +22,12 @@ from types import FrameType
 
 import click
 
-from connectors.mapping import load_default_mapping
-from connectors.sandbox.base import CRMS, open_sandbox
+from connectors.registry import default_mapping, kinds
+from connectors.sandbox.base import open_sandbox
 
 
 @click.command("sandbox")
-@click.option("--crm", type=click.Choice(CRMS), required=True, help="Which CRM to emulate.")
+@click.option("--crm", type=click.Choice(kinds()), required=True, help="Which CRM to emulate.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=0, show_default=True, help="Port (0: any free port).")
 @click.option(
@@ -81,7 +81,7 @@ def command(
         raise click.ClickException(
             f"cannot start the {crm} sandbox on {host}:{port}: {exc.strerror}"
         ) from None
-    if sandbox.store.count(load_default_mapping(crm).mapping.object) == 0:
+    if sandbox.store.count(default_mapping(crm).mapping.object) == 0:
         sandbox.seed(customers, seed)
     sandbox.start()
     if write_config is not None:

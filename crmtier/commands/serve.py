@@ -7,7 +7,10 @@ Three activities share the process and one state store:
 * the inbox worker (a thread) re-fetches the customers notifications name, re-tiers them
   and writes back through the sync engine (``trigger=webhook``);
 * the scheduled incremental sync (a thread) runs every ``[sync] every``: the safety net for
-  notifications a CRM dropped (Salesforce drops after 24 h, FXiaoke retries once).
+  notifications a CRM dropped (some drop a notification after a day of retries, some retry
+  once);
+* for a CRM where crmtier registers its own notification channel (its plugin's
+  ``Webhook.channel``), a thread that keeps it registered and renewed.
 
 The worker and the scheduled sync take turns on one lock, so a customer is never written
 from two different reads at once.
@@ -41,6 +44,7 @@ from pydantic import ValidationError
 from connectors.config_text import sentence, where
 from connectors.contract import Connector
 from connectors.errors import ConfigError
+from connectors.registry import plugin
 from crmtier.commands.sync import make_engine
 from crmtier.config import CrmtierConfig, load_config
 from sync import jsonlog
@@ -50,7 +54,7 @@ from tiering_core.policy import PolicyError
 from webhooks.app import configured_routes
 from webhooks.connections import receiver_config
 from webhooks.runtime import Realtime
-from webhooks.settings import WebhooksSettings
+from webhooks.settings import WebhooksSettings, load_webhooks, settings_model
 
 log = logging.getLogger("crmtier.serve")
 
@@ -80,10 +84,10 @@ def open_parts(config: CrmtierConfig) -> Parts:
     long as the process, so it is made without a fixed day (``make_engine``): a server
     running past midnight must not keep tiering "as of" its start day."""
     try:
-        settings = WebhooksSettings.model_validate(config.webhooks)
+        settings = load_webhooks(config.webhooks)
     except ValidationError as exc:
         err = exc.errors()[0]
-        problem = sentence(err, WebhooksSettings.model_fields)
+        problem = sentence(err, settings_model().model_fields)
         raise ConfigError(
             f"{config.config_file}: {where(('webhooks', *err['loc']))}: {problem}"
         ) from None
@@ -149,24 +153,17 @@ def scheduled_sync(engine: SyncEngine, every: timedelta, lock: threading.Lock) -
 
 
 def channel_keeper(parts: Parts) -> Periodic | None:
-    """For a CRM with subscription channels (Zoho), keep ours registered and renewed before
-    it expires (W11), pointing at ``[webhooks] public_url``; None when not applicable."""
+    """For a CRM with subscription channels, keep ours registered and renewed before it
+    expires (W11), pointing at ``[webhooks] public_url``; None when not applicable (the CRM
+    has none, or the set-up lacks what it needs: ``doctor`` says what)."""
     settings, connector = parts.settings, parts.connector
-    ensure = getattr(connector, "ensure_channel", None)
-    if (
-        connector.capabilities.webhook_kind != "notification_channel"
-        or ensure is None
-        or not settings.public_url
-        or settings.zoho_token is None
-        or not settings.zoho_channel_id
-    ):
+    webhook = plugin(connector.capabilities.crm).webhook
+    renewal = webhook.renewal(connector, settings, settings.public_url) if webhook else None
+    if renewal is None or isinstance(renewal, str):
         return None
-    notify_url = settings.public_url.rstrip("/") + "/webhooks/zoho"
-    token, channel_id = settings.zoho_token, settings.zoho_channel_id
 
     def renew() -> None:
-        status = ensure(notify_url, channel_id, token)
-        log.info("notification channel %s", status.action, extra={"channel_id": channel_id})
+        log.info("%s", renewal())
 
     return Periodic("notification-channel", renew, CHANNEL_CHECK_EVERY)
 

@@ -31,7 +31,9 @@ from rich.progress import Progress
 
 from connectors.mapping import CANONICAL_TYPES, set_path
 from tiering_core import ingest
-from tiering_core.engine import assess_batch
+from tiering_core.collector import collector_paused
+from tiering_core.columns import Columns
+from tiering_core.engine import assessment_json, decide_columns
 from tiering_core.models import Previous
 from tiering_core.policy import Policy, PolicyError, load_policy
 
@@ -48,9 +50,9 @@ class FatalInput(click.ClickException):
 
 
 def read_jsonl(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
-    """Numbered non-blank lines, as bytes: pydantic-core decodes, parses and validates each
-    in one step (tiering_core/ingest.py), twice as fast as ``json.loads`` followed by
-    validation, and a line that is not UTF-8 costs only itself."""
+    """Numbered non-blank lines, as bytes: pydantic-core's parser decodes and parses each
+    in one step (tiering_core/ingest.py), faster than ``json.loads``, and a line that is
+    not UTF-8 costs only itself."""
     for number, line in enumerate(stream, start=1):
         if number == 1:
             line = line.removeprefix(BOM)
@@ -144,16 +146,20 @@ def first_of_each_id(validate: ingest.Validate) -> ingest.Validate:
 
     def unique(numbered: Iterable[tuple[int, Any]]) -> ingest.Chunk:
         chunk = validate(numbered)
-        kept = ingest.Chunk(unreadable=chunk.unreadable)
-        for line, profile in zip(chunk.lines, chunk.profiles, strict=True):
-            first = seen.setdefault(profile.id, line)
+        lines = chunk.lines
+        firsts = list(map(seen.setdefault, chunk.cells.ids, lines))
+        if firsts == lines:  # no id seen before: the usual chunk
+            return chunk
+        rows = []
+        for row, (line, first) in enumerate(zip(lines, firsts, strict=True)):
             if first == line:
-                kept.profiles.append(profile)
-                kept.lines.append(line)
+                rows.append(row)
             else:
                 reason = f"field id: duplicate of line {first}; skipped"
-                kept.unreadable.append(ingest.Unreadable(line, (reason,)))
-        return kept
+                chunk.unreadable.append(ingest.Unreadable(line, (reason,)))
+        return ingest.Chunk(
+            chunk.cells.take(rows), [chunk.lines[i] for i in rows], chunk.unreadable
+        )
 
     return unique
 
@@ -163,15 +169,22 @@ def run(
 ) -> tuple[int, int]:
     """Assess every readable record of ``source``; return (assessed, skipped).
 
-    Records are validated and assessed a chunk at a time, the garbage collector paused over
-    each chunk's whole life, validation to output (tiering_core/ingest.py: why, measured).
+    Records are validated and assessed a chunk at a time, as columns: no model is built
+    for a record, and only its output line is made one record at a time
+    (tiering_core/ingest.py, tiering_core/engine.py).
+
+    The cyclic garbage collector is paused for the run (and restored after it): a chunk
+    makes tens of thousands of small acyclic containers, freed by reference counting
+    once written, and the collector's passes over them cost about as much as making
+    them (bench/core.py). This is the command's one collector setting; the core has none.
     """
     numbered, validate = _reader(fmt, source)
-    return ingest.in_chunks(numbered, validate, partial(_assess_chunk, policy, as_of, out, err))
+    with collector_paused():
+        return ingest.in_chunks(numbered, validate, partial(_assess_chunk, policy, as_of, out, err))
 
 
 def _reader(fmt: str, source: Iterable[bytes]) -> tuple[Iterator[tuple[int, Any]], ingest.Validate]:
-    """The numbered records of ``source`` and the validation that turns them into profiles."""
+    """The numbered records of ``source`` and the validation that turns them into cells."""
     if fmt == "csv":
         return read_csv(source), first_of_each_id(ingest.from_records)
     return read_jsonl(source), first_of_each_id(ingest.from_json_lines)
@@ -184,9 +197,15 @@ def _assess_chunk(
     for bad in sorted(chunk.unreadable, key=lambda u: u.line):
         for reason in bad.reasons:
             err.write(f"line {bad.line}: {reason}\n")
-    for assessment in assess_batch(chunk.profiles, policy, as_of):
-        out.write(assessment.model_dump_json())
-        out.write("\n")
+    decisions = decide_columns(Columns.from_cells(chunk.cells, policy), policy, as_of)
+    if decisions:
+        data = b"".join([assessment_json(d) + b"\n" for d in decisions])
+        binary = getattr(out, "buffer", None)  # a file or stdout: the UTF-8 bytes as they are
+        if binary is None or getattr(out, "encoding", "").lower().replace("-", "") != "utf8":
+            out.write(data.decode("utf-8"))
+        else:
+            out.flush()
+            binary.write(data)
 
 
 def open_input(path: Path) -> IO[bytes]:

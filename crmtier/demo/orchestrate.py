@@ -21,7 +21,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from connectors.mapping import load_default_mapping
+from connectors.registry import default_mapping
 from connectors.sandbox.base import Sandbox, open_sandbox
 from crmtier.commands.serve import Parts, open_parts
 from crmtier.config import load_config
@@ -142,7 +142,7 @@ def _webhook_phase(
     sandbox: Sandbox, parts: Parts, say: Say, timeout: float
 ) -> tuple[Phase, list[Outcome], int]:
     tiers_before = stored_tiers(parts.store, parts.engine.stream)
-    mapped = set(load_default_mapping(sandbox.crm).mapping.fields)
+    mapped = set(default_mapping(sandbox.crm).mapping.fields)
     picked = pick(CHANGES, tiers_before, mapped)
     if not picked:
         raise DemoError("too few customers to make the demo's changes; use --customers 50 or more")

@@ -90,8 +90,8 @@ def print_summary(console: Console, result: DemoResult) -> None:
     console.print(phases)
     console.print(
         "API calls include the OAuth token request and, for webhooks, the re-fetch of the "
-        "notified customers; the minimum counts full pages and full write batches (for Zoho "
-        "memberships, one call per contact), as each run recorded it."
+        "notified customers; the minimum counts full pages and full write batches (or one "
+        "call per contact, for a CRM whose memberships cost that), as each run recorded it."
     )
 
     totals = [

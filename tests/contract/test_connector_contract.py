@@ -1,6 +1,8 @@
 """The contract every connector passes against its own sandbox, over real HTTPS with the
-real client library. Parametrised over the CRMs; a CRM whose modules are not in the tree
-yet is skipped with the reason. Differences between CRMs come from ``capabilities`` only."""
+real client library. Parametrised over the registered CRM plugins and the test-only
+in-memory CRM (tests/contract/memory_plugin, registered by conftest.py), which must pass it
+like the real ones (docs/adding-a-crm.md). Differences between CRMs come from
+``capabilities`` only."""
 
 from __future__ import annotations
 
@@ -18,16 +20,13 @@ from connectors.contract import (
     TaskUpsert,
     WritePlan,
 )
+from connectors.registry import kinds, plugin
+from connectors.settings import load_crm_settings
 from crmtier.config import load_config
+from tests.contract.conftest import MEMORY
 from tiering_core.models import TaskAction
 
-CRMS = ["salesforce", "zoho", "fxiaoke"]
-#: A well-formed id of a record that does not exist, per CRM.
-MISSING_ID = {
-    "salesforce": "001999999999999AAA",
-    "zoho": "999999999999999999",
-    "fxiaoke": "ffffffffffffffffffffffff",
-}
+CRMS = sorted({*kinds(), MEMORY})
 
 
 def read_all(connector, since=None) -> list[CrmRecord]:
@@ -76,7 +75,7 @@ def test_fetch_returns_existing_ids_only(setup, crm):
     """Fetch by ids returns current records of the ids that exist."""
     _, connector = setup
     ids = [r.profile.id for r in read_all(connector)[:3]]
-    fetched = connector.fetch([*ids, MISSING_ID[crm]])
+    fetched = connector.fetch([*ids, plugin(crm).absent_id])
     assert sorted(r.profile.id for r in fetched) == sorted(ids)
 
 
@@ -166,7 +165,7 @@ def test_per_record_errors_are_results(setup, crm):
     plan = WritePlan(
         field_updates=(
             FieldUpdate(ids[0], {"value_tier": "private"}),
-            FieldUpdate(MISSING_ID[crm], {"value_tier": "private"}),
+            FieldUpdate(plugin(crm).absent_id, {"value_tier": "private"}),
             FieldUpdate(ids[1], {"value_tier": "private"}),
         )
     )
@@ -226,6 +225,12 @@ def test_sandbox_config_loads_with_the_product_loader(crm, sandbox_factory, tmp_
     path.write_text(text, encoding="utf-8")
     config = load_config(path)
     assert config.crm["kind"] == crm
+    assert load_crm_settings(plugin(crm).settings, config.crm).api_share > 0
+    connector = config.connector()
+    try:  # serve and the receiver find the plugin by the connector's own word
+        assert connector.capabilities.crm == crm
+    finally:
+        connector.close()
 
 
 def test_one_more_than_a_write_batch_takes_two_write_calls(crm, sandbox_factory, connect):

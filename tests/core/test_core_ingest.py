@@ -1,6 +1,6 @@
 """Chunked ingest (tiering_core/ingest.py) and ``crmtier tier``'s use of it: one unreadable
 record costs only itself, with its line and field reported, whatever its place in a chunk
-or across chunk boundaries; the garbage collector is back on once a run ends."""
+or across chunk boundaries; the column checks read exactly what the model reads."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def test_one_bad_json_line_in_a_chunk_costs_only_itself() -> None:
     texts = [json.dumps(record(i)) for i in range(5)]
     texts[2] = json.dumps(BAD)
     chunk = ingest.from_json_lines(enumerate(texts, start=10))
-    assert [p.id for p in chunk.profiles] == ["C0", "C1", "C3", "C4"]
+    assert chunk.cells.ids == ["C0", "C1", "C3", "C4"]
+    assert chunk.lines == [10, 11, 13, 14]
     assert chunk.unreadable == [ingest.Unreadable(12, (DEPOSITS_REASON,))]
 
 
@@ -45,7 +46,7 @@ def test_one_bad_record_in_a_chunk_costs_only_itself() -> None:
     records = [record(i) for i in range(5)]
     records[0] = {"id": "C0", "credit": {"score": 1.5}, "aml": {"pep": "maybe"}}
     chunk = ingest.from_records(enumerate(records, start=2))
-    assert [p.id for p in chunk.profiles] == ["C1", "C2", "C3", "C4"]
+    assert chunk.cells.ids == ["C1", "C2", "C3", "C4"]
     (bad,) = chunk.unreadable
     assert bad.line == 2
     assert [r.split(":")[0] for r in bad.reasons] == ["field credit.score", "field aml.pep"]
@@ -72,7 +73,7 @@ def test_reasons_are_one_line_and_name_the_field(text: str, reason: str) -> None
 def test_chunk_keeps_every_good_record_in_order_and_every_bad_line(bad: list[bool]) -> None:
     texts = [json.dumps(BAD if b else record(i)) for i, b in enumerate(bad)]
     chunk = ingest.from_json_lines(enumerate(texts, start=1))
-    assert [p.id for p in chunk.profiles] == [f"C{i}" for i, b in enumerate(bad) if not b]
+    assert chunk.cells.ids == [f"C{i}" for i, b in enumerate(bad) if not b]
     assert [u.line for u in chunk.unreadable] == [i + 1 for i, b in enumerate(bad) if b]
     assert all(u.reasons == (DEPOSITS_REASON,) for u in chunk.unreadable)
 
@@ -107,16 +108,15 @@ def test_tier_run_csv_reports_the_row_line() -> None:
     assert gc.isenabled()
 
 
-def test_in_chunks_pauses_the_collector_over_each_chunk_and_restores_it() -> None:
+def test_in_chunks_hands_over_every_chunk_and_leaves_the_collector_alone() -> None:
     seen: list[tuple[int, bool]] = []
 
     def handle(chunk: ingest.Chunk) -> None:
-        seen.append((len(chunk.profiles), gc.isenabled()))
+        seen.append((chunk.cells.n, gc.isenabled()))
 
     texts = enumerate((json.dumps(record(i)) for i in range(ingest.CHUNK + 1)), start=1)
     assert ingest.in_chunks(texts, ingest.from_json_lines, handle) == (ingest.CHUNK + 1, 0)
-    assert seen == [(ingest.CHUNK, False), (1, False)]
-    assert gc.isenabled()
+    assert seen == [(ingest.CHUNK, True), (1, True)]
 
     def fail(chunk: ingest.Chunk) -> None:
         raise RuntimeError("output closed")

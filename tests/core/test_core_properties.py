@@ -1,4 +1,6 @@
-"""Properties over arbitrary customers: determinism, totality, monotonicity, batch = single.
+"""Properties over arbitrary customers: determinism, totality, monotonicity, and rows that
+do not depend on each other (a customer decided alone, as a webhook's batch of one, equals
+the same customer decided among others, through the one vectorised implementation).
 
 Profiles are generated with every block possibly missing, negative and huge numbers, odd
 strings where enumerations belong and odd country codes: anything that parses must be
@@ -9,16 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, get_type_hints
 
 import pytest
-from core_support import AS_OF
+from core_support import AS_OF, generated_bank
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.sandbox.generator import generate
-from tiering_core.engine import assess, assess_batch, decide_batch
+from tiering_core.engine import assess, assess_batch, assessment_json, decide_batch
 from tiering_core.models import (
     ACTION_KINDS,
     ActionKind,
@@ -181,7 +182,7 @@ def test_total_and_deterministic(profile: CustomerProfile) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(profiles, min_size=2, max_size=12))  # a batch of one is assess() itself
+@given(st.lists(profiles, min_size=2, max_size=12))
 def test_batch_equals_one_by_one(batch: list[CustomerProfile]) -> None:
     assert assess_batch(batch, POLICY, AS_OF) == [assess(p, POLICY, AS_OF) for p in batch]
 
@@ -191,33 +192,13 @@ def test_batch_equals_one_by_one(batch: list[CustomerProfile]) -> None:
 def test_batch_equals_one_by_one_with_a_declared_score_scale(
     fico_policy: Policy, batch: list[CustomerProfile]
 ) -> None:
-    """The optional score and DTI cut-offs agree between the two paths too."""
+    """Under the optional score and DTI cut-offs too, rows do not depend on each other."""
     assert assess_batch(batch, fico_policy, AS_OF) == [assess(p, fico_policy, AS_OF) for p in batch]
 
 
-def generated_bank(n: int, seed: int) -> list[CustomerProfile]:
-    """Generated customers, a third of them with a previous tier and a below-floor clock
-    at various ages, so hysteresis is exercised too."""
-    tiers = [None, "private", "wealth", "affluent", "mass", "unrated"]
-    batch = []
-    for c in generate(n, seed=seed):
-        if c.profile["activity"] and isinstance(c.profile["activity"]["transactions_90d"], str):
-            continue  # text in a numeric field: unreadable, the CLI skips such records
-        data: dict[str, Any] = {"id": c.id, **c.profile}
-        if c.index % 3 == 0:
-            data["previous"] = {
-                "value_tier": tiers[c.index % len(tiers)],
-                "below_floor_since": (
-                    AS_OF - timedelta(days=c.index % 200) if c.index % 2 else None
-                ),
-            }
-        batch.append(CustomerProfile.model_validate(data))
-    return batch
-
-
 def test_batch_equals_one_by_one_on_generated_bank() -> None:
-    """The vectorised batch path and the plain-Python one-customer path are two
-    implementations of the same rules: they must agree exactly, field by field."""
+    """A whole generated book decided at once equals each customer decided alone (a batch
+    of one: every numpy reduction must stay within its row), field by field."""
     batch = generated_bank(2_000, seed=11)
     results = assess_batch(batch, POLICY, AS_OF)
     assert results == [assess(p, POLICY, AS_OF) for p in batch]
@@ -247,6 +228,23 @@ def test_plain_decisions_are_exactly_what_the_model_holds() -> None:
         )
 
 
+@SETTINGS
+@given(st.lists(profiles, min_size=1, max_size=6))
+def test_assessment_json_is_byte_for_byte_what_the_model_writes(
+    batch: list[CustomerProfile],
+) -> None:
+    """``crmtier tier`` writes decisions with ``assessment_json``, never building the
+    model: its bytes must be the model's own JSON of the same decision."""
+    written = [assessment_json(d) for d in decide_batch(batch, POLICY, AS_OF)]
+    assert written == [a.model_dump_json().encode() for a in assess_batch(batch, POLICY, AS_OF)]
+
+
+def test_assessment_json_on_a_generated_bank() -> None:
+    batch = generated_bank(500, seed=31, dirty=True)
+    written = [assessment_json(d) for d in decide_batch(batch, POLICY, AS_OF)]
+    assert written == [a.model_dump_json().encode() for a in assess_batch(batch, POLICY, AS_OF)]
+
+
 def _plain(value: object) -> object:
     """A reason's lazily rendered text as the dict it reads as; anything else as text."""
     return dict(value) if isinstance(value, Mapping) else str(value)
@@ -268,7 +266,7 @@ def test_asking_for_fewer_action_kinds_drops_only_those_actions(
 ) -> None:
     """A sync that writes back fewer kinds asks ``decide_batch`` for fewer; every other
     output, and the asked-for actions in their order, stay exactly as in the full answer
-    (the batch path and the one-customer path alike)."""
+    (in a batch and for a customer alone alike)."""
     batch = generated_bank(300, seed=17)
     full = decide_batch(batch, POLICY, AS_OF)
     assert {a["kind"] for d in full for a in d["actions"]} == ACTION_KINDS

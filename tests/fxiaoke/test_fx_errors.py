@@ -13,7 +13,14 @@ from connectors.errors import (
     RecordError,
     TransientError,
 )
-from connectors.fxiaoke.errors import _ROWS, RATE_WINDOW_SECONDS, classify, lookup
+from connectors.fxiaoke.errors import (
+    HTTP_RULES,
+    RATE_WINDOW_SECONDS,
+    RULES,
+    classify,
+    classify_http,
+    lookup,
+)
 
 #: Every code of the connector's table, its class, and its wording in FXiaoke's official
 #: 全局返回码 table (developer.fxiaoke.com/openapi_v2/start/guide/codes.html, as transcribed
@@ -62,11 +69,53 @@ def test_each_code_maps_to_its_recovery_class_and_official_meaning(
     exc = classify(code, "message", endpoint="query")
     assert type(exc) is expected
     assert f"errorCode {code}" in str(exc)
-    assert lookup(code).meaning.startswith(official)
+    assert lookup(code).hint.startswith(official)
+
+
+#: The documented ranges (全局返回码: 10001-10015 缺少参数, 11001-11018 参数不合法) minus
+#: their codes with a row of their own.
+RANGES = {
+    code: official
+    for first, last, official in ((10001, 10015, "缺少参数"), (11001, 11018, "参数不合法"))
+    for code in range(first, last + 1)
+}
+
+
+@pytest.mark.parametrize("code", sorted(set(RANGES) - {code for code, _, _ in ROWS}))
+def test_every_code_of_a_documented_range_is_a_config_error(code: int) -> None:
+    assert type(classify(code, "m", endpoint="query")) is ConfigError
+    assert lookup(code).hint.startswith(RANGES[code])
 
 
 def test_every_row_of_the_table_is_checked() -> None:
-    assert set(_ROWS) <= {code for code, _, _ in ROWS}
+    listed = {int(rule.code) for rule in RULES if rule.code is not None}
+    assert listed <= {code for code, _, _ in ROWS} | set(RANGES)
+    assert RULES[-1].code is None and RULES[-1].error is TransientError  # the catch-all
+
+
+#: What a gateway or load balancer in front of FXiaoke answers, and what crmtier does.
+GATEWAY: list[tuple[int, type[ConnectorError]]] = [
+    (429, RateLimitedError),
+    (500, TransientError),
+    (502, TransientError),
+    (503, TransientError),
+    (504, TransientError),
+    (507, TransientError),  # any other 5xx may pass too
+    (404, ConfigError),
+    (302, ConfigError),
+]
+
+
+@pytest.mark.parametrize(("status", "expected"), GATEWAY)
+def test_gateway_statuses_map_row_by_row(status: int, expected: type[ConnectorError]) -> None:
+    exc = classify_http(status, "/cgi/crm/v2/data/query")
+    assert type(exc) is expected and f"HTTP {status}" in str(exc)
+    if isinstance(exc, RateLimitedError):
+        assert exc.retry_after == RATE_WINDOW_SECONDS
+
+
+def test_every_gateway_row_is_checked() -> None:
+    assert {rule.status for rule in HTTP_RULES} <= {status for status, _ in GATEWAY}
 
 
 @pytest.mark.parametrize("code", [30027, 20012, 11008])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sf_helpers import FAST_RETRY
 
@@ -39,6 +41,23 @@ def test_each_misconfiguration_fails_one_line_with_a_fix(sandbox, connect, secti
     failing = _failing(connector)
     assert list(failing) == [name]
     assert failing[name]
+
+
+def test_a_restricted_picklist_missing_declared_values_fails_with_them(sandbox, connect):
+    """An org set up before the corporate ladder: its tier picklist refuses a corporate's
+    tier, so doctor names the missing values (declared in tiering_core/outputs.py)."""
+    account = sandbox.org.schema["Account"]
+    spec = account.fields["Value_Tier__c"]
+    old = ("private", "wealth", "affluent", "mass", "unrated")
+    account.fields["Value_Tier__c"] = replace(spec, picklist=old)
+    failing = _failing(connect(sandbox, **FAST_RETRY))
+    assert list(failing) == ["write-back Value_Tier__c"]
+    assert failing["write-back Value_Tier__c"] == (
+        "add corporate_strategic, corporate_key, corporate_standard, corporate_small to the "
+        "values of Account.Value_Tier__c in Setup"
+    )
+    account.fields["Value_Tier__c"] = replace(spec, picklist=old, restricted=False)
+    assert _failing(connect(sandbox, **FAST_RETRY)) == {}  # an open picklist takes any value
 
 
 def test_missing_external_id_field_is_reported(sandbox, connect):

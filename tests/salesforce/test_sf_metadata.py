@@ -11,6 +11,7 @@ from connectors.errors import ConfigError
 from connectors.salesforce.metadata import fix_schema, key_component, writeback_component
 from connectors.sandbox.salesforce_metadata import INTEGRATION_PERMISSION_SET, soap_fault
 from connectors.sandbox.salesforce_schema import FieldSpec
+from tests.foundation.outputs_check import salesforce_described, schema_disagreements
 
 
 @pytest.fixture
@@ -129,6 +130,20 @@ def test_fix_schema_creates_grants_and_confirms(sandbox, connect):
     key = _describe(connector, "Task")["Crmtier_Key__c"]
     assert key["externalId"] is True and key["updateable"] is True
     assert not [c for c in connector.check() if not c.ok and c.severity == "error"]
+
+
+def test_fields_fix_creates_agree_with_the_outputs_declaration(sandbox, connect):
+    """From an org with none of crmtier's write-back fields, ``--fix`` creates each one as
+    the declaration types it (tiering_core/outputs.py): describe afterwards agrees."""
+    connector = connect(sandbox, permission_set=INTEGRATION_PERMISSION_SET, **FAST_RETRY)
+    fields = connector.writeback.fields
+    _drop(sandbox, "Account", *fields.values())
+    fix = fix_schema(
+        connector.client, connector.settings, connector.mapping.object, connector.writeback
+    )
+    assert fix.by_hand == [] and len(fix.fixed) == len(fields)
+    described = salesforce_described(connector.client.describe("Account"))
+    assert schema_disagreements("salesforce", fields, described) == []
 
 
 def test_the_grant_keeps_what_the_permission_set_already_grants(sandbox, connect):

@@ -17,8 +17,8 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceR
 from connectors.mapping import load_default_mapping
 from connectors.salesforce.webhook import verify_and_parse
 from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS, generate, to_crm_fields
-from connectors.sandbox.salesforce import _flattener
 from connectors.sandbox.salesforce_schema import to_sf_value
+from connectors.sandbox.salesforce_seed import flattener
 
 OM = "{http://soap.sforce.com/2005/09/outbound}"
 ACK = (
@@ -285,7 +285,7 @@ def test_fast_seed_flattening_matches_the_generator_mapping():
     a number in a Text field is its text)."""
     fields = load_default_mapping("salesforce").mapping.fields
     texts = {fields[path] for path in TEXT_IMPORTED_INPUTS}
-    flatten = _flattener(fields)
+    flatten = flattener(fields)
     for customer in generate(300, 11):
         expected = {
             k: to_sf_value(str(v) if k in texts and isinstance(v, int) else v)

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from connectors.sandbox.base import CRMS, Sandbox, open_sandbox
+from connectors.registry import kinds
+from connectors.sandbox.base import Sandbox, open_sandbox
 from sync import schema
 from sync.store import StateStore
 from tiering_core.privacy import pseudonym
@@ -117,7 +118,7 @@ CRM_EXTRA: dict[str, dict[str, Any]] = {
 def available_crms() -> list[str]:
     """CRMs whose sandbox and connector are both in the tree."""
     out = []
-    for crm in CRMS:
+    for crm in kinds():
         try:
             importlib.import_module(f"connectors.{crm}.connector")
             importlib.import_module(f"connectors.sandbox.{crm}")

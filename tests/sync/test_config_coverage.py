@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from connectors.coverage import mapping_problems, policy_queues, writeback_problems
-from connectors.mapping import WRITEBACK_FIELDS, load_default_mapping
-from connectors.registry import KINDS
+from connectors.mapping import WRITEBACK_FIELDS
+from connectors.registry import default_mapping, kinds
 from crmtier.config import load_config
 from tests.sync.test_sync_config import refusal
 from tiering_core.policy import load_policy
@@ -20,11 +20,11 @@ from tiering_core.policy import load_policy
 POLICY = load_policy()
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", kinds())
 def test_each_shipped_mapping_covers_the_default_policy_exactly(kind: str) -> None:
-    """The three CRMs' shipped mappings cannot drift from the default policy (or from each
+    """The CRMs' shipped mappings cannot drift from the default policy (or from each
     other): the same outputs, campaigns and queues, none missing, none extra."""
-    shipped = load_default_mapping(kind)
+    shipped = default_mapping(kind)
     assert writeback_problems(shipped.writeback, POLICY) == []
     assert mapping_problems(shipped.mapping) == []
     assert set(shipped.writeback.fields) == set(WRITEBACK_FIELDS)

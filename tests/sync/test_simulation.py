@@ -236,6 +236,8 @@ def test_stored_json_lays_out_as_the_validated_profiles() -> None:
     assert fast.n == models.n > 300
     for name, value in vars(models).items():
         other = vars(fast)[name]
+        if name in Columns.NAMING:
+            continue  # what decisions name a customer by: a simulation only evaluates
         if isinstance(value, dict):
             assert value.keys() == other.keys(), name
             assert all(np.array_equal(value[k], other[k]) for k in value), name

@@ -4,7 +4,8 @@ edit that is not durably handled, and a clean run afterwards always converges.
 
 The CRM here is a small in-memory one that keeps the connector contract (ordered inclusive
 change stream, pages, one result per write item, our writes bump the modstamp, tasks and
-members upserted by key), so Hypothesis can try thousands of sequences; the same engine
+members upserted by key; tests/contract/test_sync_memory_crm.py holds it to that), so
+Hypothesis can try thousands of sequences; the same engine
 runs against the real sandboxes in the e2e and crash suites.
 """
 
@@ -109,6 +110,8 @@ class MemoryConnector(InMemoryConnector):
         return [self._record(c) for c in ids if c in self.crm.deposits]
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
+        if not plan:
+            return []
         self.calls["write"] += 1
         out = []
         for update in plan.field_updates:
@@ -130,6 +133,7 @@ class MemoryConnector(InMemoryConnector):
             else:
                 self.crm.members.discard(pair)
             out.append(WriteResult("membership", change.dedupe_key, True))
+        out += [WriteResult("task_close", close.dedupe_key, True) for close in plan.task_closes]
         return out
 
 

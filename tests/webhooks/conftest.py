@@ -15,7 +15,7 @@ from sync.store import StateStore
 from tests.webhooks.wh_live import Clock, LiveServer
 from tests.webhooks.wh_payloads import FX_SECRET, ORG_ID, WHSEC, WHSEC_NEW, ZOHO_CHANNEL, ZOHO_TOKEN
 from webhooks.app import create_app
-from webhooks.settings import WebhooksSettings
+from webhooks.settings import WebhooksSettings, load_webhooks
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def webhook_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 @pytest.fixture
 def settings(webhook_env: dict[str, str]) -> WebhooksSettings:
-    return WebhooksSettings.model_validate(
+    return load_webhooks(
         {
             "secrets": ["env:T_WHSEC"],
             "salesforce_org_id": ORG_ID,

@@ -24,7 +24,7 @@ from tests.webhooks.test_webhook_serve import _post_fx, _serve, sandbox  # noqa:
 from tests.webhooks.wh_live import LiveServer
 from tests.webhooks.wh_payloads import ZOHO_CHANNEL, zoho_callback
 from webhooks.app import create_app
-from webhooks.settings import WebhooksSettings
+from webhooks.settings import WebhooksSettings, load_webhooks
 
 JSON = {"content-type": "application/json"}
 PARTIAL = b"POST /webhooks/zoho HTTP/1.1\r\nHost: x\r\n"
@@ -32,7 +32,7 @@ PARTIAL = b"POST /webhooks/zoho HTTP/1.1\r\nHost: x\r\n"
 
 @pytest.fixture
 def limits(webhook_env: dict[str, str]) -> WebhooksSettings:
-    return WebhooksSettings.model_validate(
+    return load_webhooks(
         {
             "zoho_token": "env:T_ZOHO_TOKEN",
             "zoho_channel_id": ZOHO_CHANNEL,

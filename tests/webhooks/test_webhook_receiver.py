@@ -29,7 +29,7 @@ from tests.webhooks.wh_payloads import (
     zoho_callback,
 )
 from webhooks.app import create_app
-from webhooks.settings import WebhooksSettings
+from webhooks.settings import load_webhooks
 
 SOAP = {"content-type": "text/xml; charset=utf-8", "soapaction": '""'}
 JSON = {"content-type": "application/json"}
@@ -174,9 +174,7 @@ def test_timestamps_inside_the_window_are_accepted(
 
 
 def test_unconfigured_routes_are_not_mounted(webhook_env: dict[str, str], inbox: Inbox) -> None:
-    only_zoho = WebhooksSettings.model_validate(
-        {"zoho_token": "env:T_ZOHO_TOKEN", "zoho_channel_id": "1"}
-    )
+    only_zoho = load_webhooks({"zoho_token": "env:T_ZOHO_TOKEN", "zoho_channel_id": "1"})
     with TestClient(create_app(only_zoho, inbox)) as client:
         body = salesforce_om([("04l5g000000AAAAAAA", SF_ID)])
         assert client.post("/webhooks/salesforce", content=body, headers=SOAP).status_code == 404
@@ -218,7 +216,7 @@ def test_concurrent_redeliveries_are_stored_once(live: LiveServer, inbox: Inbox)
 def test_rotation_mid_stream_rejects_no_legitimate_delivery(
     webhook_env: dict[str, str], inbox: Inbox, clock: Clock
 ) -> None:
-    rotating = WebhooksSettings.model_validate(
+    rotating = load_webhooks(
         {
             "secrets": [
                 "env:T_WHSEC_NEW",
@@ -286,7 +284,7 @@ def test_oversized_chunked_body_is_refused_without_reading_it_whole(
 
 
 def test_a_body_trickled_too_slowly_is_a_408(webhook_env: dict[str, str], inbox: Inbox) -> None:
-    impatient = WebhooksSettings.model_validate(
+    impatient = load_webhooks(
         {"zoho_token": "env:T_ZOHO_TOKEN", "zoho_channel_id": "1", "body_timeout_seconds": 0.5}
     )
     with (

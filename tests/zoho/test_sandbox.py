@@ -204,11 +204,12 @@ def test_control_api_edits_customers_with_its_own_token(zoho):
 
 def test_a_restarted_sandbox_keeps_its_data_and_never_reuses_ids(tmp_path):
     from connectors.sandbox.zoho import ZohoSandbox
+    from connectors.sandbox.zoho_writes import write_one
 
     first = ZohoSandbox(data_dir=tmp_path).start()
     first.seed(5)
     task = {"Subject": "Call", "Crmtier_Key": "k1"}
-    created = first.api._write_one("Tasks", task, 0, "insert", [])[0]["details"]["id"]
+    created = write_one(first.api, "Tasks", task, 0, "insert", [])[0]["details"]["id"]
     first.stop()
     second = ZohoSandbox(data_dir=tmp_path).start()
     try:

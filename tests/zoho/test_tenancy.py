@@ -64,3 +64,49 @@ def test_sdk_is_unbound_outside_a_call(zoho, zconnect):
 def _deposits(record) -> float | None:
     assets = record.profile.assets
     return None if assets is None else assets.deposits
+
+
+def test_zcrmsdk_modules_keep_their_own_requests():
+    """The seam is zcrmsdk's Token hook, not a module swap: its HTTP modules are untouched."""
+    import requests
+    from zcrmsdk.src.com.zoho.api.authenticator import oauth_token
+    from zcrmsdk.src.com.zoho.crm.api.util import api_http_connector
+
+    import connectors.zoho.client  # noqa: F401 - importing it must not patch anything
+
+    assert api_http_connector.requests is requests
+    assert oauth_token.requests is requests
+
+
+def test_one_tenant_waiting_on_zoho_does_not_hold_up_another(sandbox_factory, zconnect):
+    """Calls are serialised per tenant: while one org's read is held by its server, another
+    org's sync runs to the end. (With one process-wide lock the second read would wait for
+    the first, which is only released after the second finished: the hold times out.)"""
+    slow, quick = sandbox_factory("zoho", customers=20, seed=1), sandbox_factory("zoho", seed=2)
+    slow_connector, quick_connector = zconnect(slow), zconnect(quick)
+    held, release = threading.Event(), threading.Event()
+    timed_out: list[bool] = []
+
+    def hold(_request) -> bool:
+        held.set()
+        timed_out.append(not release.wait(timeout=20))
+        return False
+
+    slow.server.inject("read", match=hold, times=None)
+    reader = threading.Thread(target=lambda: list(slow_connector.read_changed(None)))
+    reader.start()
+    assert held.wait(timeout=20)
+    quick_count = sum(len(p.records) for p in quick_connector.read_changed(None))
+    release.set()
+    reader.join(timeout=60)
+    assert quick_count == len(quick.customer_ids())
+    assert timed_out and not any(timed_out)
+
+
+def test_clients_of_one_tenant_share_its_lock_and_other_tenants_do_not(zoho, zconnect):
+    from connectors.zoho.client_binding import tenant_lock
+
+    first, second = zconnect(zoho), zconnect(zoho)
+    assert first.client._binding.lock is second.client._binding.lock
+    other = first.config.model_copy(update={"user_email": "someone-else@example.com"})
+    assert tenant_lock(other) is not tenant_lock(first.config)

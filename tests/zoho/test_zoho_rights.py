@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from connectors.sandbox.zoho import ZohoSandbox
-from connectors.zoho.client import CurrentUser
+from connectors.zoho.client_values import CurrentUser
 from connectors.zoho.connector import ZohoConnector
 
 NAME = "integration user rights: profile"

@@ -12,23 +12,13 @@ customer-facing text.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from tiering_core.columns import (
-    CUSTOMER_KINDS,
-    FLAG_INDEX,
-    LEVELS,
-    NAN,
-    NUMBER_INDEX,
-    BoolArray,
-    Columns,
-    FloatArray,
-    Record,
-)
+from tiering_core.columns import FLAG_INDEX, NUMBER_INDEX, BoolArray, Columns, FloatArray
+from tiering_core.models import CUSTOMER_KINDS, LEVELS
 from tiering_core.policy import AmlOverrides, Policy
 from tiering_core.rules.base import AML_LEVELS, UNRATED_AML, IntArray, ReasonColumn, ge, known
 
@@ -187,8 +177,7 @@ def rate(cols: Columns, policy: Policy) -> AmlOutcome:
 def _overrides(
     o: AmlOverrides, sanctions: Any, pep: Any, refused: Any, repeated: Any, strs: Any
 ) -> tuple[tuple[str, Any, str, Any, float | None], ...]:
-    """(code, fires, forced level, observed, threshold) of each override, in order; the
-    facts are arrays for a batch or bools for one customer."""
+    """(code, fires, forced level, observed, threshold) of each override, in order."""
     return (
         ("AML_SANCTIONS", sanctions, o.sanctions_hit, None, None),
         ("AML_PEP", pep, o.pep, None, None),
@@ -199,156 +188,3 @@ def _overrides(
 
 _FACTS = ("pep", "sanctions_hit", "refused_cdd", "adverse_media")
 _AMOUNTS = ("str_count_12m", "cash_volume_90d", "cross_border_count_90d", "cross_border_volume_90d")
-
-
-def rate_one(rec: Record, policy: Policy) -> tuple[int, float, list[ReasonColumn]]:
-    """``rate`` for one customer: (level, score, reasons); a test holds the two to
-    identical results."""
-    a = policy.aml
-    pts, th = a.points, a.thresholds
-    pep, sanctions = rec.flag("pep") == 1, rec.flag("sanctions_hit") == 1
-    refused, adverse = rec.flag("refused_cdd") == 1, rec.flag("adverse_media") == 1
-    strs, cash = rec.num("str_count_12m"), rec.num("cash_volume_90d")
-    cb_count, cb_volume = rec.num("cross_border_count_90d"), rec.num("cross_border_volume_90d")
-    industry = rec.enum("industry_risk")
-    cash_very_large = cash >= th.cash_very_large_from
-    call_for_action = rec.call_for_action > 0
-    path = "aml.high_risk_countries"
-    factors = (
-        ("AML_PEP", "customer", pep, pts.pep, None, None, None, None),
-        ("AML_ADVERSE_MEDIA", "customer", adverse, pts.adverse_media, None, None, None, None),
-        ("AML_STR", "customer", strs >= 1, pts.str_each, strs, strs, None, None),
-        (
-            "AML_CORPORATE",
-            "customer",
-            rec.enum("kind") == CORPORATE,
-            pts.corporate,
-            None,
-            None,
-            None,
-            None,
-        ),
-        (
-            "AML_CALL_FOR_ACTION_COUNTRY",
-            "geography",
-            call_for_action,
-            pts.call_for_action_country,
-            None,
-            None,
-            None,
-            path,
-        ),
-        (
-            "AML_HIGH_RISK_COUNTRY",
-            "geography",
-            rec.countries > 0 and not call_for_action,
-            pts.high_risk_country,
-            None,
-            None,
-            None,
-            path,
-        ),
-        (
-            "AML_CASH_VERY_LARGE",
-            "business",
-            cash_very_large,
-            pts.cash_very_large,
-            None,
-            cash,
-            th.cash_very_large_from,
-            None,
-        ),
-        (
-            "AML_CASH_LARGE",
-            "business",
-            cash >= th.cash_large_from and not cash_very_large,
-            pts.cash_large,
-            None,
-            cash,
-            th.cash_large_from,
-            None,
-        ),
-        (
-            "AML_CROSS_BORDER_FREQUENT",
-            "business",
-            cb_count >= th.cross_border_count_from,
-            pts.cross_border_frequent,
-            None,
-            cb_count,
-            th.cross_border_count_from,
-            None,
-        ),
-        (
-            "AML_CROSS_BORDER_LARGE",
-            "business",
-            cb_volume >= th.cross_border_volume_from,
-            pts.cross_border_large,
-            None,
-            cb_volume,
-            th.cross_border_volume_from,
-            None,
-        ),
-        (
-            "AML_INDUSTRY_MEDIUM",
-            "industry",
-            industry == LEVELS.index("medium"),
-            pts.industry_medium,
-            None,
-            None,
-            None,
-            None,
-        ),
-        (
-            "AML_INDUSTRY_HIGH",
-            "industry",
-            industry == LEVELS.index("high"),
-            pts.industry_high,
-            None,
-            None,
-            None,
-            None,
-        ),
-    )
-    group_points = dict.fromkeys(GROUPS, 0.0)
-    for _, group, fires, points, count, *_ in factors:
-        occurrences = (count if fires else 0.0) if count is not None else float(fires)
-        group_points[group] = group_points[group] + occurrences * points
-    score = 0.0
-    for g in GROUPS:
-        score = score + min(group_points[g], 100.0) * (getattr(a.weights, g) / 100.0)
-    score = float(np.round(score, 1))
-
-    level = HIGH if score >= a.high_from else MEDIUM if score >= a.medium_from else LOW
-    o = a.overrides
-    reasons: list[ReasonColumn] = []
-    overridden: set[str] = set()
-    for code, fires, forced, value, threshold in _overrides(
-        o, sanctions, pep, refused, strs >= o.repeated_str_min, strs
-    ):
-        if not forced:
-            continue
-        if fires:
-            level = max(level, AML_LEVELS.index(forced))
-        reasons.append(ReasonColumn(code, fires, value, threshold))
-        overridden.add(code)
-    for code, group, fires, points, _, value, threshold, profile_path in factors:
-        if code not in overridden:
-            weight = getattr(a.weights, group) * min(points, 100.0) / 10_000.0
-            reasons.append(
-                ReasonColumn(
-                    code, fires, value, threshold, weight=weight, profile_path=profile_path
-                )
-            )
-    has_data = rec.block["aml"] and (
-        any(rec.flag(k) >= 0 for k in _FACTS)
-        or any(not math.isnan(rec.num(k)) for k in _AMOUNTS)
-        or industry >= 0
-        or not math.isnan(rec.countries)
-    )
-    level = level if has_data else UNRATED_AML
-    cut = a.high_from if level >= HIGH else a.medium_from
-    reasons.append(ReasonColumn("AML_SCORE", has_data, score, cut))
-    reasons.append(
-        ReasonColumn("AML_NO_DATA", not has_data, None, float(a.new_customer.working_days))
-    )
-    return level, (score if has_data else NAN), reasons

@@ -36,7 +36,7 @@ class ReasonColumn:
     frozen) slotted class: a batch of one creates dozens, and that must stay cheap."""
 
     code: str
-    mask: BoolArray | bool  # a bool for one customer (the ``*_one`` rules)
+    mask: BoolArray
     value: FloatArray | npt.NDArray[np.int8] | float | int | None = None
     threshold: float | str | FloatArray | None = None  # an array: per row
     weight: FloatArray | float | None = None
@@ -50,7 +50,7 @@ class IssueColumn:
 
     code: str
     path: str
-    mask: BoolArray | bool
+    mask: BoolArray
     problem: str
 
 

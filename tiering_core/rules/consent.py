@@ -11,17 +11,11 @@ not a refusal: the bank's consent records decide, not crmtier.
 
 from __future__ import annotations
 
-from tiering_core.columns import BoolArray, Columns, Record
+from tiering_core.columns import BoolArray, Columns
 from tiering_core.rules.base import ReasonColumn
 
 
 def rate(cols: Columns) -> tuple[BoolArray, list[ReasonColumn]]:
     """(opted out, reasons) for a batch."""
     opted_out = cols.flag["marketing_opt_out"] == 1
-    return opted_out, [ReasonColumn("CONSENT_NO_MARKETING", opted_out)]
-
-
-def rate_one(rec: Record) -> tuple[bool, list[ReasonColumn]]:
-    """``rate`` for one customer."""
-    opted_out = rec.flag("marketing_opt_out") == 1
     return opted_out, [ReasonColumn("CONSENT_NO_MARKETING", opted_out)]

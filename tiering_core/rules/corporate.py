@@ -16,12 +16,11 @@ buffer band (there are three measures, not one).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from tiering_core.columns import BoolArray, Columns, FloatArray, Record
+from tiering_core.columns import BoolArray, Columns, FloatArray
 from tiering_core.models import CUSTOMER_KINDS
 from tiering_core.policy import Policy
 from tiering_core.rules.base import FIRST_CORPORATE_TIER, UNRATED_TIER, IntArray, ReasonColumn
@@ -66,25 +65,3 @@ def rate(cols: Columns, policy: Policy, aum: FloatArray, revenue: FloatArray) ->
     ]
     reasons.append(ReasonColumn("VAL_CORP_SMALL", corporate & rated & (index == SMALL)))
     return CorporateOutcome(corporate, tier, reasons)
-
-
-def rate_one(
-    rec: Record, policy: Policy, aum: float, revenue: float
-) -> tuple[bool, int, list[ReasonColumn]]:
-    """``rate`` for one customer: (corporate, tier code, reasons)."""
-    corporate = rec.enum("kind") == CORPORATE
-    metrics = (aum, rec.num("credit_line"), revenue)
-    f = floors(policy)
-    rated = not all(math.isnan(x) for x in metrics)
-    index = next(
-        (t for t in range(SMALL) if any(x >= f[t, k] for k, x in enumerate(metrics))), SMALL
-    )
-    tier = index + FIRST_CORPORATE_TIER if rated else UNRATED_TIER
-    ranked = corporate and rated and index < SMALL
-    row = f[min(index, SMALL - 1)]
-    reasons = [
-        ReasonColumn(code, ranked and metrics[k] >= row[k], metrics[k], float(row[k]))
-        for k, (_, code) in enumerate(CRITERIA)
-    ]
-    reasons.append(ReasonColumn("VAL_CORP_SMALL", corporate and rated and index == SMALL))
-    return corporate, tier, reasons

@@ -11,12 +11,12 @@ no usable credit data is ``unrated``, never ``low``: no loans is not a good borr
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 
-from tiering_core.columns import LOAN_CLASSES, BoolArray, Columns, FloatArray, Record
+from tiering_core.columns import BoolArray, Columns, FloatArray
+from tiering_core.models import LOAN_CLASSES
 from tiering_core.policy import CreditPolicy, Policy
 from tiering_core.rules.base import (
     RISK_LEVELS,
@@ -39,13 +39,6 @@ def _cut(
     if threshold is None:
         return np.zeros(x.shape, dtype=bool)
     return test(x, threshold)
-
-
-def _cut_one(below: bool, x: float, threshold: float | None) -> bool:
-    """One value against an optional cut-off (``below``: x < t, else x > t); NaN never fires."""
-    if threshold is None:
-        return False
-    return x < threshold if below else x > threshold
 
 
 def _uses_score(c: CreditPolicy) -> bool:
@@ -102,47 +95,3 @@ def rate(cols: Columns, policy: Policy) -> tuple[IntArray, list[ReasonColumn]]:
         ReasonColumn("CRD_NO_DATA", ~has_data),
     ]
     return level, reasons
-
-
-def rate_one(rec: Record, policy: Policy) -> tuple[int, list[ReasonColumn]]:
-    """``rate`` for one customer; a test holds the two to identical results."""
-    c = policy.credit
-    score, dti, dpd = rec.num("credit_score"), rec.num("debt_to_income"), rec.num("days_past_due")
-    loan_class = rec.enum("loan_class")
-    class_level = (
-        RISK_LEVELS.index({str(k): v for k, v in c.loan_class.items()}[LOAN_CLASSES[loan_class]])
-        if loan_class >= 0
-        else -1
-    )
-    dpd_high, dpd_medium = dpd > c.high_dpd_over, dpd >= c.medium_dpd_from
-    score_high = _cut_one(True, score, c.high_score_below)
-    score_medium = _cut_one(True, score, c.medium_score_below)
-    dti_high, dti_medium = (
-        _cut_one(False, dti, c.high_dti_over),
-        _cut_one(False, dti, c.medium_dti_over),
-    )
-    high = class_level == HIGH or dpd_high or score_high or dti_high
-    medium = class_level == MEDIUM or dpd_medium or score_medium or dti_medium
-    has_data = (
-        (not math.isnan(score) and _uses_score(c))
-        or (not math.isnan(dti) and _uses_dti(c))
-        or not math.isnan(dpd)
-        or loan_class >= 0
-    )
-    level = (HIGH if high else MEDIUM if medium else LOW) if has_data else UNRATED_RISK
-    return level, [
-        ReasonColumn("CRD_LOAN_CLASS_HIGH", class_level == HIGH, loan_class, labels=LOAN_CLASSES),
-        ReasonColumn(
-            "CRD_LOAN_CLASS_MEDIUM", class_level == MEDIUM, loan_class, labels=LOAN_CLASSES
-        ),
-        ReasonColumn("CRD_DPD_SEVERE", dpd_high, dpd, float(c.high_dpd_over)),
-        ReasonColumn("CRD_DPD", dpd_medium and not dpd_high, dpd, float(c.medium_dpd_from)),
-        ReasonColumn("CRD_SCORE_LOW", score_high, score, _num(c.high_score_below)),
-        ReasonColumn(
-            "CRD_SCORE_FAIR", score_medium and not score_high, score, _num(c.medium_score_below)
-        ),
-        ReasonColumn("CRD_DTI_HIGH", dti_high, dti, c.high_dti_over),
-        ReasonColumn("CRD_DTI_ELEVATED", dti_medium and not dti_high, dti, c.medium_dti_over),
-        ReasonColumn("CRD_GOOD", level == LOW),
-        ReasonColumn("CRD_NO_DATA", not has_data),
-    ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tiering_core.columns import BoolArray, Columns, Record
+from tiering_core.columns import BoolArray, Columns
 from tiering_core.policy import Policy
 from tiering_core.rules.base import ReasonColumn, gt, le
 
@@ -35,22 +35,5 @@ def rate(cols: Columns, policy: Policy) -> FeedbackOutcome:
             ReasonColumn("FB_OPEN_COMPLAINT", complaint, x["open_complaints"]),
             ReasonColumn("FB_DETRACTOR_NPS", nps_low, x["nps"], f.detractor_nps_max),
             ReasonColumn("FB_LOW_CSAT", csat_low, x["csat"], f.detractor_csat_max),
-        ],
-    )
-
-
-def rate_one(rec: Record, policy: Policy) -> tuple[bool, bool, list[ReasonColumn]]:
-    """``rate`` for one customer: (open complaint, detractor, reasons)."""
-    f = policy.feedback
-    complaints, nps, csat = rec.num("open_complaints"), rec.num("nps"), rec.num("csat")
-    complaint = complaints > 0
-    nps_low, csat_low = nps <= f.detractor_nps_max, csat <= f.detractor_csat_max
-    return (
-        complaint,
-        nps_low or csat_low,
-        [
-            ReasonColumn("FB_OPEN_COMPLAINT", complaint, complaints),
-            ReasonColumn("FB_DETRACTOR_NPS", nps_low, nps, f.detractor_nps_max),
-            ReasonColumn("FB_LOW_CSAT", csat_low, csat, f.detractor_csat_max),
         ],
     )

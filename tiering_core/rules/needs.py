@@ -8,11 +8,10 @@ is in an advanced value tier (wealth); basic otherwise.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from tiering_core.columns import CUSTOMER_KINDS, Columns, Record
+from tiering_core.columns import Columns
+from tiering_core.models import CUSTOMER_KINDS
 from tiering_core.policy import Policy
 from tiering_core.rules.base import NEEDS_TIERS, VALUE_TIERS, IntArray, ReasonColumn, gt
 
@@ -49,28 +48,3 @@ def rate(
         ReasonColumn("NEED_BASIC", tier == BASIC),
     ]
     return tier, reasons
-
-
-def rate_one(rec: Record, policy: Policy, value_tier: int) -> tuple[int, list[ReasonColumn]]:
-    """``rate`` for one customer; a test holds the two to identical results."""
-    n = policy.needs
-    corporate = rec.enum("kind") == CORPORATE
-    qualified = rec.flag("qualified_investor") == 1
-    pro_tier = VALUE_TIERS[value_tier] in n.professional_tiers
-    adv_tier = VALUE_TIERS[value_tier] in n.advanced_tiers
-    invests = rec.advanced_products > 0 or (
-        math.isnan(rec.products) and (rec.num("investments") > 0 or rec.num("insurance") > 0)
-    )
-    professional = corporate or qualified or pro_tier
-    advanced = not professional and (invests or adv_tier)
-    tier = PROFESSIONAL if professional else ADVANCED if advanced else BASIC
-    return tier, [
-        ReasonColumn("NEED_CORPORATE", corporate),
-        ReasonColumn("NEED_QUALIFIED_INVESTOR", qualified),
-        ReasonColumn("NEED_TIER", pro_tier, value_tier, "professional", labels=VALUE_TIERS),
-        ReasonColumn(
-            "NEED_TIER", adv_tier and not professional, value_tier, "advanced", labels=VALUE_TIERS
-        ),
-        ReasonColumn("NEED_INVESTMENT_PRODUCTS", invests and not professional),
-        ReasonColumn("NEED_BASIC", tier == BASIC),
-    ]

@@ -7,11 +7,9 @@ tickets). High/medium/low by the policy's thresholds; no ops data at all is ``un
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from tiering_core.columns import Columns, Record
+from tiering_core.columns import Columns
 from tiering_core.policy import Policy
 from tiering_core.rules.base import RISK_LEVELS, UNRATED_RISK, IntArray, ReasonColumn, ge, known
 
@@ -55,44 +53,3 @@ def rate(cols: Columns, policy: Policy) -> tuple[IntArray, list[ReasonColumn]]:
         ReasonColumn("OPS_NO_DATA", ~has_data),
     ]
     return level, reasons
-
-
-def rate_one(rec: Record, policy: Policy) -> tuple[int, list[ReasonColumn]]:
-    """``rate`` for one customer; a test holds the two to identical results."""
-    o = policy.ops
-    fraud, kyc = rec.flag("fraud_victim") == 1, rec.flag("kyc_expired") == 1
-    failed, tickets = rec.num("failed_operations_90d"), rec.num("support_tickets_90d")
-    failed_high, failed_medium = failed >= o.failed_high_from, failed >= o.failed_medium_from
-    tickets_high = tickets >= o.tickets_high_from
-    tickets_medium = tickets >= o.tickets_medium_from
-    level = 0
-    for fires, lvl in (
-        (fraud, RISK_LEVELS.index(o.fraud_victim_level)),
-        (kyc, RISK_LEVELS.index(o.kyc_expired_level)),
-        (failed_medium or tickets_medium, MEDIUM),
-        (failed_high or tickets_high, HIGH),
-    ):
-        if fires:
-            level = max(level, lvl)
-    has_data = (
-        rec.flag("fraud_victim") >= 0
-        or rec.flag("kyc_expired") >= 0
-        or not math.isnan(failed)
-        or not math.isnan(tickets)
-    )
-    return (level if has_data else UNRATED_RISK), [
-        ReasonColumn("OPS_FRAUD_VICTIM", fraud),
-        ReasonColumn("OPS_KYC_EXPIRED", kyc),
-        ReasonColumn("OPS_FAILED_HIGH", failed_high, failed, float(o.failed_high_from)),
-        ReasonColumn(
-            "OPS_FAILED", failed_medium and not failed_high, failed, float(o.failed_medium_from)
-        ),
-        ReasonColumn("OPS_TICKETS_HIGH", tickets_high, tickets, float(o.tickets_high_from)),
-        ReasonColumn(
-            "OPS_TICKETS",
-            tickets_medium and not tickets_high,
-            tickets,
-            float(o.tickets_medium_from),
-        ),
-        ReasonColumn("OPS_NO_DATA", not has_data),
-    ]

@@ -12,7 +12,6 @@ with the number of inputs checked; that keeps a batch of one (the webhook path) 
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -20,14 +19,12 @@ import numpy as np
 from tiering_core.columns import (
     ENUMS,
     MISSING,
-    NAN,
     NUMBER_INDEX,
     NUMBERS,
     PATHS,
     UNKNOWN,
     BoolArray,
     Columns,
-    Record,
 )
 from tiering_core.policy import Policy
 from tiering_core.rules.base import IssueColumn, known
@@ -169,78 +166,4 @@ def _missing_required(cols: Columns, policy: Policy) -> list[IssueColumn]:
         for fact in AML_REQUIRED_FACTS:
             gap = cols.block["aml"] & (cols.flag[fact] == MISSING)
             out.append(IssueColumn("DQ_MISSING", PATHS[fact], gap, "screening result missing"))
-    return out
-
-
-# --- one customer: the same checks on plain Python values (see rules/__init__) ----------
-
-
-def check_one(rec: Record, policy: Policy) -> tuple[Record, list[IssueColumn], bool]:
-    """``check`` for one customer; a test holds the two to identical results."""
-    low, high, codes, problems = _bounds(policy)
-    issues: list[IssueColumn] = []
-    numbers = list(rec.numbers)
-    for row, x in enumerate(rec.numbers):
-        side = 1 if x > high[row, 0] else 0
-        if side or x < low[row, 0]:
-            issues.append(
-                IssueColumn(codes[row][side], PATHS[NUMBERS[row][0]], True, problems[row][side])
-            )
-            numbers[row] = NAN
-    if rec.fx_rate != 1.0:
-        for row in _AMOUNT_ROWS:
-            numbers[row] = numbers[row] * rec.fx_rate
-    enums = list(rec.enums)
-    for row, code in enumerate(rec.enums):
-        if code == UNKNOWN:
-            issues.append(
-                IssueColumn("DQ_UNKNOWN_ENUM", PATHS[ENUMS[row][0]], True, "unknown value; ignored")
-            )
-            enums[row] = MISSING
-    if rec.unknown_countries > 0:
-        issues.append(
-            IssueColumn(
-                "DQ_UNKNOWN_ENUM",
-                "aml.high_risk_countries",
-                True,
-                "not an ISO 3166 alpha-2 code; ignored",
-            )
-        )
-    if math.isnan(rec.fx_rate):
-        issues.append(
-            IssueColumn(
-                "DQ_NO_FX", "currency", True, "no exchange rate in the policy; amounts unused"
-            )
-        )
-    issues.extend(_missing_required_one(rec, policy))
-    clean = replace(rec, numbers=numbers, enums=enums)
-    return clean, issues, bool(issues)
-
-
-def _missing_required_one(rec: Record, policy: Policy) -> list[IssueColumn]:
-    required = set(policy.quality.required)
-    out: list[IssueColumn] = []
-    if "kind" in required and rec.enum("kind") == MISSING:
-        out.append(IssueColumn("DQ_MISSING", "kind", True, "required; missing"))
-    if "assets" in required:
-        avg_known = not math.isnan(rec.num("aum_avg_3m"))
-        if not rec.block["assets"] and not avg_known:
-            out.append(IssueColumn("DQ_MISSING", "assets", True, "required; missing"))
-        if rec.block["assets"] and not (avg_known and policy.value.prefer_avg_3m):
-            out.extend(
-                IssueColumn("DQ_MISSING", PATHS[part], True, "missing; AUM is a lower bound")
-                for part in ASSET_PARTS
-                if math.isnan(rec.num(part))
-            )
-    out.extend(
-        IssueColumn("DQ_MISSING", block, True, "required; missing")
-        for block in ("aml", "ops", "credit", "activity", "revenue_12m", "feedback")
-        if block in required and not rec.block[block]
-    )
-    if "aml" in required and rec.block["aml"]:
-        out.extend(
-            IssueColumn("DQ_MISSING", PATHS[fact], True, "screening result missing")
-            for fact in AML_REQUIRED_FACTS
-            if rec.flag(fact) == MISSING
-        )
     return out

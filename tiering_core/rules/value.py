@@ -14,14 +14,12 @@ are not theirs, and hysteresis never compares tiers of the two ladders.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 import numpy as np
 
-from tiering_core.columns import NAN, NUMBER_INDEX, BoolArray, Columns, FloatArray, Record
+from tiering_core.columns import NUMBER_INDEX, BoolArray, Columns, FloatArray
 from tiering_core.policy import Policy
 from tiering_core.rules import corporate
 from tiering_core.rules.base import (
@@ -65,8 +63,8 @@ def revenue_of(cols: Columns) -> FloatArray:
     return _sum_known(cols.numbers[_REVENUE_ROWS])
 
 
-def _aum_reasons(by_aum: Any, aum: Any, floors: Any) -> list[ReasonColumn]:
-    """VAL_AUM_<tier> for the tier AUM alone gives (arrays for a batch, scalars for one)."""
+def _aum_reasons(by_aum: IntArray, aum: FloatArray, floors: FloatArray) -> list[ReasonColumn]:
+    """VAL_AUM_<tier> for the tier AUM alone gives."""
     return [
         ReasonColumn(
             f"VAL_AUM_{tier.upper()}",
@@ -231,134 +229,3 @@ def score(cols: Columns, policy: Policy, aum: FloatArray, revenue: FloatArray) -
     weight = (present * weights).sum(axis=0)
     result = np.round(100.0 * total / np.maximum(weight, 1e-12), 1)
     return np.where(known(aum) & (weight > 0), result, np.nan)
-
-
-# --- one customer: the same rules on plain Python values (see rules/__init__) -----------
-
-
-@dataclass(frozen=True)
-class ValueOne:
-    tier: int
-    score: float  # NaN where unrated
-    upgraded_from: int
-    below_floor_since: float
-    reasons: list[ReasonColumn]
-
-
-def _sum_known_one(parts: list[float]) -> float:
-    if all(math.isnan(x) for x in parts):
-        return NAN
-    total = 0.0 if math.isnan(parts[0]) else parts[0]
-    for x in parts[1:]:
-        total = total + (0.0 if math.isnan(x) else x)
-    return total
-
-
-def rate_one(rec: Record, policy: Policy, as_of: date) -> ValueOne:
-    """``rate`` for one customer; a test holds the two to identical results."""
-    v = policy.value
-    tiers = {str(name): t for name, t in v.tiers.items()}
-    floors = [tiers[t].aum_floor for t in RANKED]
-    point = _sum_known_one([rec.numbers[r] for r in _ASSET_ROWS])
-    avg = rec.num("aum_avg_3m")
-    aum = avg if v.prefer_avg_3m and not math.isnan(avg) else point
-    revenue = _sum_known_one([rec.numbers[r] for r in _REVENUE_ROWS])
-    rated = not math.isnan(aum)
-    by_aum = sum(1 for f in floors if aum < f) if rated else UNRATED_TIER
-    reasons = _aum_reasons(by_aum, aum, floors)
-    qualified = by_aum
-    if v.lift.enabled:
-        target = next(
-            (
-                code
-                for code, name in enumerate(RANKED)
-                if by_aum > code
-                and rated
-                and revenue >= tiers[name].revenue_floor
-                and aum >= floors[code] * v.lift.aum_share
-            ),
-            None,
-        )
-        qualified = by_aum if target is None else target
-        reasons += [
-            ReasonColumn(
-                "VAL_LIFT_PROFIT", target == code, revenue, float(tiers[name].revenue_floor)
-            )
-            for code, name in enumerate(RANKED)
-        ]
-    is_corporate, corporate_tier, corporate_reasons = corporate.rate_one(rec, policy, aum, revenue)
-    if is_corporate:
-        for rc in reasons:
-            rc.mask = False
-        qualified = corporate_tier
-    reasons += corporate_reasons
-
-    prev = rec.enum("previous_value_tier")
-    rated = qualified != UNRATED_TIER
-    same_ladder = (prev >= FIRST_CORPORATE_TIER) == (qualified >= FIRST_CORPORATE_TIER)
-    has_prev = prev >= 0 and rated and same_ladder
-    upgraded_from = prev if has_prev and qualified < prev else -1
-    falling = has_prev and qualified > prev
-    prev_floor = floors[prev] if 0 <= prev < len(RANKED) else 0.0
-    in_buffer = falling and not is_corporate and aum >= prev_floor * (1.0 - v.buffer)
-    below = falling and not in_buffer
-    today = float(as_of.toordinal())
-    started = today if math.isnan(rec.below_floor_since) else min(rec.below_floor_since, today)
-    days_below = today - started if below else NAN
-    downgraded = below and days_below >= v.grace_days
-    held_grace = below and not downgraded
-    tier = prev if in_buffer or held_grace else qualified
-    since = started if held_grace else (NAN if rated else rec.below_floor_since)
-    e = v.engagement
-    tx, logins = rec.num("transactions_90d"), rec.num("digital_logins_90d")
-    reasons += [
-        ReasonColumn("VAL_UPGRADE", upgraded_from >= 0, upgraded_from, labels=VALUE_TIERS),
-        ReasonColumn("VAL_HELD_BUFFER", in_buffer, aum, prev_floor),
-        ReasonColumn("VAL_HELD_GRACE", held_grace, days_below, float(v.grace_days)),
-        ReasonColumn("VAL_DOWNGRADE", downgraded, days_below, float(v.grace_days)),
-        ReasonColumn("VAL_NO_AUM", not rated),
-        ReasonColumn(
-            "VAL_ACTIVE", tx >= e.active_transactions_from, tx, e.active_transactions_from
-        ),
-        ReasonColumn(
-            "VAL_DORMANT", tx <= e.dormant_transactions_max and logins <= e.dormant_transactions_max
-        ),
-    ]
-    return ValueOne(tier, score_one(rec, policy, aum, revenue), upgraded_from, since, reasons)
-
-
-def score_one(rec: Record, policy: Policy, aum: float, revenue: float) -> float:
-    s = policy.value.score
-    shares = []
-    for x, cap in (
-        (rec.num("transactions_90d"), s.transactions_cap),
-        (rec.num("digital_logins_90d"), s.logins_cap),
-        (rec.products, s.products_cap),
-    ):
-        share = x / cap
-        shares.append(1.0 if share > 1.0 else share)  # NaN stays NaN, as np.minimum
-    counted = [not math.isnan(x) for x in shares]
-    activity = NAN
-    if any(counted):
-        total = 0.0
-        for x, ok in zip(shares, counted, strict=True):
-            total = total + (x if ok else 0.0)
-        activity = total / max(sum(counted), 1)
-    components = (
-        (_log_share_one(aum, s.aum_cap), s.aum_weight),
-        (_log_share_one(revenue, s.revenue_cap), s.revenue_weight),
-        (activity, s.activity_weight),
-    )
-    total = weight = 0.0
-    for c, w in components:
-        present = not math.isnan(c)
-        total = total + (c * w if present else 0.0)
-        weight = weight + (w if present else 0.0)
-    if math.isnan(aum) or not weight > 0:
-        return NAN
-    return float(np.round(100.0 * total / max(weight, 1e-12), 1))
-
-
-def _log_share_one(x: float, cap: float) -> float:
-    share = float(np.log1p(x) / np.log1p(cap))
-    return 1.0 if share > 1.0 else share

@@ -23,6 +23,7 @@ from connectors.errors import ConnectorError
 from connectors.mapping import CANONICAL_TYPES, FieldMapping, WritebackConfig
 from connectors.salesforce.client import SalesforceClient, select, soql
 from connectors.salesforce.config import SalesforceSettings
+from connectors.salesforce.mapping import missing_values
 
 _TEXT = {"string", "picklist", "textarea", "combobox", "reference", "id", "email", "phone", "url"}
 _ACCOUNTS_AS_MEMBERS_FIX = (
@@ -122,14 +123,12 @@ def run_checks(
             if field is None
             else ("writable" if ok else "read-only for the integration user")
         )
-        checks.append(
-            SchemaCheck(
-                f"write-back {name}",
-                ok,
-                f"{output}: {detail}",
-                "" if ok else f"create {name} and grant edit access to the integration user",
-            )
-        )
+        fix = "" if ok else f"create {name} and grant edit access to the integration user"
+        lacks = missing_values(output, field) if ok and field is not None else []
+        if lacks:
+            ok, detail = False, f"restricted picklist lacks {', '.join(lacks)}"
+            fix = f"add {', '.join(lacks)} to the values of {mapping.object}.{name} in Setup"
+        checks.append(SchemaCheck(f"write-back {name}", ok, f"{output}: {detail}", fix))
     checks += _external_id_checks(client, settings)
     checks += _campaign_checks(client, writeback)
     checks += owner_checks(client, writeback)

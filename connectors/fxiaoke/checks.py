@@ -1,0 +1,130 @@
+"""``crmtier doctor``'s checks of an FXiaoke tenant for ``FxiaokeConnector``: the API and
+credentials, every mapped input field, each write-back field's type, and the objects and
+市场活动 (MarketingEventObj) records that tasks and campaign memberships need. Each check
+names what to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from connectors.contract import SchemaCheck
+from connectors.errors import ConnectorError
+from connectors.fxiaoke.client import DESCRIBE_PATH, data_path
+from connectors.fxiaoke.mapping import FIELD_TYPES, missing_options
+from connectors.fxiaoke.query import ID, flt, rows_of, search_query_info
+from tiering_core.outputs import output_type
+
+if TYPE_CHECKING:
+    from connectors.fxiaoke.connector import FxiaokeConnector
+
+MARKETING_EVENT = "MarketingEventObj"  # 市场活动: what a campaign key names
+
+
+def run_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
+    checks: list[SchemaCheck] = []
+    try:
+        fields = _describe(connector, connector.mapping.object)
+    except ConnectorError as exc:
+        return [
+            SchemaCheck(
+                "FXiaoke API and credentials",
+                False,
+                str(exc),
+                "check crm.base_url, app_id, app_secret, permanent_code and open_user_id",
+            )
+        ]
+    checks.append(SchemaCheck("FXiaoke API and credentials", True, connector.mapping.object))
+    for path, name in sorted(connector.mapping.fields.items()):
+        checks.append(
+            SchemaCheck(
+                f"read {path}",
+                name in fields,
+                f"{connector.mapping.object}.{name}",
+                "" if name in fields else f"create field {name} or fix [mapping.fields]",
+            )
+        )
+    for output, name in sorted(connector.writeback.fields.items()):
+        checks.append(_writable(connector, output, name, fields))
+    if connector.writeback.tasks:
+        checks.append(_object_check(connector, connector.config.followup_object, "follow-up tasks"))
+    if connector.writeback.campaign_memberships:
+        checks.append(
+            _object_check(
+                connector, connector.config.campaign_member_object, "campaign memberships"
+            )
+        )
+        checks.extend(_campaign_checks(connector))
+    return checks
+
+
+def _campaign_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
+    """Every configured campaign key names a live MarketingEventObj record."""
+    wanted = connector.writeback.campaigns
+    if not wanted:
+        return []
+    answer = connector.client.call(
+        data_path(MARKETING_EVENT, "query"),
+        {
+            "dataObjectApiName": MARKETING_EVENT,
+            "find_explicit_total_num": False,
+            "search_query_info": search_query_info(
+                [flt(ID, "IN", *sorted(set(wanted.values())))], [], [ID]
+            ),
+        },
+    )
+    found = {str(r.get(ID)) for r in rows_of(answer)}
+    return [
+        SchemaCheck(
+            f"campaign {key}",
+            event_id in found,
+            f"{MARKETING_EVENT} {event_id}",
+            "" if event_id in found else f"fix writeback.campaigns.{key}: no such 市场活动",
+        )
+        for key, event_id in sorted(wanted.items())
+    ]
+
+
+def _writable(
+    connector: FxiaokeConnector, output: str, name: str, fields: Mapping[str, Any]
+) -> SchemaCheck:
+    field = fields.get(name)
+    label = f"write {output}"
+    if not isinstance(field, Mapping):
+        return SchemaCheck(label, False, name, f"create field {name} on {connector.mapping.object}")
+    allowed = FIELD_TYPES[output_type(output).kind]
+    kind = str(field.get("type", ""))
+    if kind not in allowed:
+        return SchemaCheck(
+            label, False, f"{name} is {kind}", f"use a field of type {' or '.join(allowed)}"
+        )
+    lacks = missing_options(output, field)
+    if lacks:
+        listed = ", ".join(lacks)
+        return SchemaCheck(
+            label, False, f"{name} lacks options {listed}", f"add {listed} to {name}'s options"
+        )
+    if output in connector.writeback.restricted:
+        return SchemaCheck(
+            label,
+            True,
+            f"{name} ({kind}); restricted: make it visible to compliance roles only",
+            severity="warning",
+        )
+    return SchemaCheck(label, True, f"{name} ({kind})")
+
+
+def _object_check(connector: FxiaokeConnector, obj: str, purpose: str) -> SchemaCheck:
+    try:
+        _describe(connector, obj)
+    except ConnectorError as exc:
+        return SchemaCheck(purpose, False, str(exc), f"create object {obj} or configure it")
+    return SchemaCheck(purpose, True, obj)
+
+
+def _describe(connector: FxiaokeConnector, obj: str) -> Mapping[str, Any]:
+    answer = connector.client.call(DESCRIBE_PATH, {"apiName": obj})
+    describe = (answer.get("data") or {}).get("describe") or {}
+    fields = describe.get("fields") or {}
+    return fields if isinstance(fields, Mapping) else {}

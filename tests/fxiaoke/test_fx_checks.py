@@ -1,0 +1,57 @@
+"""FXiaoke doctor checks (connectors/fxiaoke/checks.py) against the sandbox."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from connectors.sandbox.fxiaoke import FxiaokeSandbox
+from connectors.sandbox.fxiaoke_routes import error_response
+from connectors.sandbox.fxiaoke_schema import ACCOUNT
+from tests.fxiaoke.fx_helpers import Connect
+
+
+def test_check_passes_against_the_sandbox(sandbox: FxiaokeSandbox, connect: Connect) -> None:
+    checks = connect(sandbox).check()
+    assert checks and all(c.ok for c in checks), [c for c in checks if not c.ok]
+    restricted = [c for c in checks if c.name == "write aml_risk"]
+    assert restricted[0].severity == "warning"
+
+
+def test_check_names_what_to_fix(sandbox: FxiaokeSandbox, connect: Connect) -> None:
+    connector = connect(sandbox)
+    broken = connector.mapping.model_copy(update={"fields": {"assets.deposits": "field_nope__c"}})
+    connector.mapping = broken
+    failing = [c for c in connector.check() if not c.ok]
+    assert [c.name for c in failing] == ["read assets.deposits"]
+    assert "field_nope__c" in failing[0].fix
+
+
+def test_check_names_the_options_a_select_field_lacks(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """The options every declared value needs (tiering_core/outputs.py): a tenant whose
+    AML field lacks "prohibited" would refuse that write."""
+    fields = sandbox.objects[ACCOUNT].fields
+    spec = fields["field_aml_risk__c"]
+    fields["field_aml_risk__c"] = replace(spec, options=("low", "medium", "high", "unrated"))
+    failing = [c for c in connect(sandbox).check() if not c.ok]
+    assert [(c.name, c.detail) for c in failing] == [
+        ("write aml_risk", "field_aml_risk__c lacks options prohibited")
+    ]
+
+
+def test_check_flags_a_campaign_that_does_not_exist(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    connector = connect(sandbox)
+    campaigns = {**connector.writeback.campaigns, "vip_events": "me_gone"}
+    connector.writeback = connector.writeback.model_copy(update={"campaigns": campaigns})
+    failing = [c for c in connector.check() if not c.ok]
+    assert [c.name for c in failing] == ["campaign vip_events"]
+    assert "writeback.campaigns.vip_events" in failing[0].fix
+
+
+def test_check_reports_bad_credentials(sandbox: FxiaokeSandbox, connect: Connect) -> None:
+    sandbox.server.inject("oauth2_token", response=error_response(20006, "appId或appSecret错误"))
+    (check,) = connect(sandbox).check()
+    assert not check.ok and "20006" in check.detail and "app_secret" in check.fix

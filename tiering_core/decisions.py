@@ -1,0 +1,282 @@
+"""Decisions, one per customer: the per-record step, made only where a customer leaves
+the process (a CRM write, an output line).
+
+``evaluate`` (engine) has decided every level, score, reason and DQ issue of a batch
+column-wise; this turns one batch's columns into one ``AssessmentData`` per customer, in
+input order and in the model's field order, with its reasons (shared texts: one per
+distinct code, value and threshold), DQ issues (showing each input as given) and CRM
+actions (``strategy``; campaign membership decided column-wise by ``rules.campaigns``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tiering_core.cells import INTEGER_PATHS
+from tiering_core.columns import ENUM_INDEX, ENUMS, NUMBERS, PATHS, BoolArray, Columns
+from tiering_core.dates import add_months, add_working_days
+from tiering_core.models import ActionKind, AssessmentData
+from tiering_core.policy import Policy
+from tiering_core.reasons import CATALOGUE, ReasonText, make_reason
+from tiering_core.rules import campaigns, strategy
+from tiering_core.rules.base import (
+    AML_LEVELS,
+    NEEDS_TIERS,
+    RISK_LEVELS,
+    STATUSES,
+    VALUE_TIERS,
+    IssueColumn,
+    ReasonColumn,
+)
+
+if TYPE_CHECKING:
+    from tiering_core.engine import Evaluation
+
+
+def made(
+    cols: Columns,
+    ev: Evaluation,
+    policy: Policy,
+    as_of: date,
+    kinds: frozenset[ActionKind],
+) -> list[AssessmentData]:
+    reasons = _reasons_by_row(cols, ev.reasons)
+    issues = _issues_by_row(cols, ev.issues)
+    kind = cols.enum_texts[ENUM_INDEX["kind"]]
+    sanctioned = (cols.flag["sanctions_hit"] == 1).tolist()
+    rows = zip(
+        ev.value_tier.tolist(),
+        ev.value_score.tolist(),
+        ev.needs_tier.tolist(),
+        ev.credit_risk.tolist(),
+        ev.aml_risk.tolist(),
+        ev.ops_risk.tolist(),
+        ev.status.tolist(),
+        ev.upgraded_from.tolist(),
+        ev.open_complaints.tolist(),
+        ev.detractor.tolist(),
+        ev.below_floor_since.tolist(),
+        ev.marketing_opt_out.tolist(),
+        strict=True,
+    )
+    customers = zip(cols.ids, cols.owner_ids, kind, sanctioned, strict=True)
+    m = campaigns.decide(
+        policy,
+        value_tier=ev.value_tier,
+        needs_tier=ev.needs_tier,
+        credit_risk=ev.credit_risk,
+        aml_risk=ev.aml_risk,
+        kind=cols.enum["kind"],
+        marketing_opt_out=ev.marketing_opt_out,
+    )
+    members = m.member.T.tolist() if "campaign" in kinds else [[]] * cols.n
+    return [
+        _decision(
+            strategy.Customer(*customer),
+            _Decided(*row),
+            reasons[i],
+            issues[i],
+            policy,
+            as_of,
+            kinds,
+            (m.keys, members[i]),
+        )
+        for i, (customer, row) in enumerate(zip(customers, rows, strict=True))
+    ]
+
+
+@dataclass(slots=True)
+class _Decided:
+    """One customer's decisions as vocabulary codes."""
+
+    value_tier: int
+    value_score: float  # NaN: none
+    needs_tier: int
+    credit_risk: int
+    aml_risk: int
+    ops_risk: int
+    status: int
+    upgraded_from: int  # -1: no upgrade
+    open_complaints: float
+    detractor: bool
+    below_floor_since: float  # date ordinal; NaN: none
+    marketing_opt_out: bool
+
+
+def _decision(
+    customer: strategy.Customer,
+    d: _Decided,
+    reasons: list[dict[str, Any]],
+    issues: list[dict[str, Any]],
+    policy: Policy,
+    as_of: date,
+    kinds: frozenset[ActionKind],
+    memberships: tuple[tuple[str, ...], Sequence[bool]],
+) -> AssessmentData:
+    months = policy.aml.review_months
+    review = _next_review_by_level(
+        (months.low, months.medium, months.high), policy.aml.new_customer.working_days, as_of
+    )
+    value_tier = VALUE_TIERS[d.value_tier]
+    aml_risk = AML_LEVELS[d.aml_risk]
+    sl = policy.service_levels
+    outcome = strategy.Outcome(
+        value_tier=value_tier,
+        value_score=None if d.value_score != d.value_score else d.value_score,
+        needs_tier=NEEDS_TIERS[d.needs_tier],
+        credit_risk=RISK_LEVELS[d.credit_risk],
+        aml_risk=aml_risk,
+        ops_risk=RISK_LEVELS[d.ops_risk],
+        edd_required=aml_risk in ("high", "prohibited"),
+        next_review=review[aml_risk],
+        service_level=sl.prohibited if aml_risk == "prohibited" else getattr(sl, value_tier),
+        status=STATUSES[d.status],
+        upgraded_from=None if d.upgraded_from < 0 else VALUE_TIERS[d.upgraded_from],
+        open_complaints=int(d.open_complaints),
+        detractor=bool(d.detractor),
+        dq_fields=tuple(sorted({issue["field"] for issue in issues})),
+        marketing_opt_out=bool(d.marketing_opt_out),
+    )
+    since = d.below_floor_since
+    return {
+        "id": customer.id,
+        "status": outcome.status,
+        "value_tier": outcome.value_tier,
+        "value_score": outcome.value_score,
+        "needs_tier": outcome.needs_tier,
+        "credit_risk": outcome.credit_risk,
+        "aml_risk": outcome.aml_risk,
+        "ops_risk": outcome.ops_risk,
+        "edd_required": outcome.edd_required,
+        "next_review": outcome.next_review,
+        "service_level": outcome.service_level,
+        "reasons": reasons,
+        "actions": strategy.actions(customer, outcome, reasons, policy, as_of, kinds, memberships),
+        "dq_issues": issues,
+        "policy_version": policy.version,
+        "below_floor_since": None if since != since else date.fromordinal(int(since)),
+    }
+
+
+@lru_cache(maxsize=64)
+def _next_review_by_level(
+    months: tuple[int, int, int], working_days: int, as_of: date
+) -> dict[str, date]:
+    """Review dates by AML level (low, medium, high months; prohibited as high; unrated
+    within the new-customer working days). Cached: a day's webhooks share one as_of."""
+    low, medium, high = months
+    return {
+        "low": add_months(as_of, low),
+        "medium": add_months(as_of, medium),
+        "high": add_months(as_of, high),
+        "prohibited": add_months(as_of, high),
+        "unrated": add_working_days(as_of, working_days),
+    }
+
+
+def _py(value: Any) -> Any:
+    """A numpy/float value as JSON-friendly Python: whole numbers as int, NaN as None."""
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return None
+        return int(value) if value.is_integer() else value
+    return value
+
+
+def _hits(masks: Sequence[BoolArray]) -> list[tuple[int, int]]:
+    """(column, row) of every true cell, column by column: one numpy call for all masks."""
+    if not masks:
+        return []
+    columns, rows = np.nonzero(np.vstack(masks))
+    return list(zip(columns.tolist(), rows.tolist(), strict=True))
+
+
+def _reasons_by_row(cols: Columns, columns: Sequence[ReasonColumn]) -> list[list[dict[str, Any]]]:
+    """Each customer's reasons, in column order. Made column by column: one numpy call
+    takes a column's cells of all its rows, and the customers of a column who share a
+    value and threshold share one text (rendered once, if ever read)."""
+    rows: list[list[dict[str, Any]]] = [[] for _ in range(cols.n)]
+    by_column: dict[int, list[int]] = {}
+    for c, i in _hits([rc.mask for rc in columns]):
+        by_column.setdefault(c, []).append(i)
+    for c, hit in by_column.items():
+        rc = columns[c]
+        observed: list[Any]
+        if rc.profile_path is not None:  # the listed countries, as given
+            observed = [_listed(cols, i) for i in hit]
+        elif rc.labels is not None:
+            labels = rc.labels
+            observed = [None if k is None else labels[int(k)] for k in _cells(rc.value, hit)]
+        else:
+            observed = _cells(rc.value, hit)
+        thresholds, weights = _cells(rc.threshold, hit), _cells(rc.weight, hit)
+        spec = CATALOGUE[rc.code]
+        texts: dict[tuple[Any, Any], ReasonText] = {}
+        for i, seen, threshold, weight in zip(hit, observed, thresholds, weights, strict=True):
+            shared = None if seen.__class__ is list else texts.get((seen, threshold))
+            if shared is not None:
+                text = shared
+            else:
+                text = ReasonText(spec, seen, threshold)
+                if seen.__class__ is not list:
+                    texts[(seen, threshold)] = text
+            rows[i].append(make_reason(rc.code, seen, threshold, weight, text))
+    return rows
+
+
+def _listed(cols: Columns, row: int) -> list[str] | None:
+    listed = cols.listed_countries[row]
+    return None if listed is None else list(listed)
+
+
+def _cells(values: Any, rows: list[int]) -> list[Any]:
+    """A column's ``rows`` as JSON-friendly Python values; a scalar stands for every row."""
+    if isinstance(values, np.ndarray):
+        return [_py(v) for v in values[rows].tolist()]
+    return [_py(values)] * len(rows)
+
+
+def _issues_by_row(cols: Columns, columns: list[IssueColumn]) -> list[list[dict[str, Any]]]:
+    rows: list[list[dict[str, Any]]] = [[] for _ in range(cols.n)]
+    for c, i in _hits([ic.mask for ic in columns]):
+        ic = columns[c]
+        rows[i].append(
+            {
+                "code": ic.code,
+                "field": ic.path,
+                "problem": ic.problem,
+                "value": _input_value(cols, ic.path, i),
+            }
+        )
+    return rows
+
+
+#: Canonical path -> (row in ``numbers``, whether the model holds it as an integer).
+_NUMBER_ROWS = {
+    PATHS[name]: (k, PATHS[name] in INTEGER_PATHS) for k, (name, _, _) in enumerate(NUMBERS)
+}
+#: Canonical path -> row in ``enum_texts``.
+_ENUM_ROWS = {PATHS[name]: k for k, (name, *_) in enumerate(ENUMS)}
+
+
+def _input_value(cols: Columns, path: str, row: int) -> Any:
+    """The input a DQ issue is about, as given (a block or a missing value: None)."""
+    number = _NUMBER_ROWS.get(path)
+    if number is not None:
+        k, integer = number
+        x = float(cols.numbers[k, row])
+        return None if x != x else int(x) if integer else x
+    enum = _ENUM_ROWS.get(path)
+    if enum is not None:
+        return cols.enum_texts[enum][row]
+    if path == "currency":
+        return cols.currencies[row]
+    if path == "aml.high_risk_countries":
+        return _listed(cols, row)
+    return None  # a whole block, a missing flag
