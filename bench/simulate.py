@@ -2,7 +2,7 @@
 
 Builds a SQLite state store as a sync under the default policy leaves it on one day (every
 customer's assessed inputs, committed tiers, and the CRM showing what was written), then
-runs the simulation the command runs (``sync.inputs.iter_stored`` -> ``sync.simulation``)
+runs the simulation the command runs (``sync.inputs.iter_chunks`` -> ``sync.simulation``)
 for candidate policies of different reach, and prints CPU and wall seconds for each.
 
 The book is ``--distinct`` generated customers, decided once, tiled under new CRM ids up to
@@ -33,7 +33,7 @@ sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolv
 from connectors.contract import Capabilities  # noqa: E402
 from connectors.mapping import load_default_mapping  # noqa: E402
 from connectors.sandbox.generator import generate  # noqa: E402
-from sync.inputs import ensure_table, iter_stored  # noqa: E402
+from sync.inputs import ensure_table, iter_chunks  # noqa: E402
 from sync.planner import Known, plan_customer, tiers_of  # noqa: E402
 from sync.schema import assessed_inputs, customers, now_text  # noqa: E402
 from sync.simulation import Simulator, simulate  # noqa: E402
@@ -141,7 +141,7 @@ def main() -> None:
                     active, candidate, DAY, WRITEBACK, CAPS, lambda ids: {i: Known() for i in ids}
                 )
                 cpu, wall = time.process_time(), time.perf_counter()
-                sim = simulate(iter_stored(store, STREAM), simulator)
+                sim = simulate(iter_chunks(store, STREAM), simulator)
                 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             finally:
                 store.close()

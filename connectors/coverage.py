@@ -7,7 +7,10 @@ the active policy:
 
 * ``[mapping.fields]`` keys must be canonical input paths (``assets.deposits``);
 * ``[writeback.fields]`` keys must be write-back outputs, and every output is mapped or
-  switched off (``aml_risk = false``);
+  switched off (``aml_risk = false``), except the optional ones (``explanation``), which
+  are written only when mapped;
+* a mapped ``explanation`` must fit the CRM's text field (``explanation_max_chars``), or
+  every write of it would fail;
 * with campaign memberships on, every campaign of the policy is mapped to a CRM campaign
   or switched off (``survey_mass = false``), and no other key is given;
 * with tasks on, the queue of every enabled task rule is mapped to a CRM owner or queue
@@ -22,7 +25,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from connectors.config_text import did_you_mean
-from connectors.mapping import CANONICAL_TYPES, WRITEBACK_FIELDS, FieldMapping, WritebackConfig
+from connectors.mapping import (
+    CANONICAL_TYPES,
+    OPTIONAL_WRITEBACK_FIELDS,
+    WRITEBACK_FIELDS,
+    FieldMapping,
+    WritebackConfig,
+)
 from tiering_core.policy import Policy
 
 
@@ -43,10 +52,29 @@ def policy_queues(policy: Policy) -> set[str]:
     }
 
 
-def writeback_problems(writeback: WritebackConfig, policy: Policy) -> list[str]:
-    """Every ``[writeback]`` key that is unknown, and every target the policy can produce
-    that is neither mapped nor switched off."""
-    problems = _table_problems(writeback, "fields", WRITEBACK_FIELDS, "field", "output")
+#: How much text the single-line text field ``explanation`` is written into holds, by CRM:
+#: Salesforce Text, 255 ("Custom Field Types", Salesforce Help; the metadata fix creates a
+#: Text(255)); Zoho CRM single line, 255 ("Field Types: Data Types and Length Limits",
+#: Zoho CRM API docs); FXiaoke 单行文本, 100 (字段类型说明, help.fxiaoke.com).
+EXPLANATION_LIMITS = {"salesforce": 255, "zoho": 255, "fxiaoke": 100}
+
+
+def writeback_problems(
+    writeback: WritebackConfig, policy: Policy, crm: str | None = None
+) -> list[str]:
+    """Every ``[writeback]`` key that is unknown, every target the policy can produce that
+    is neither mapped nor switched off, and (given the ``crm``) an ``explanation`` longer
+    than its field holds."""
+    problems = _table_problems(
+        writeback, "fields", WRITEBACK_FIELDS, "field", "output", OPTIONAL_WRITEBACK_FIELDS
+    )
+    limit = EXPLANATION_LIMITS.get(crm or "")
+    if "explanation" in writeback.fields and limit and writeback.explanation_max_chars > limit:
+        problems.append(
+            f"[writeback] explanation_max_chars: {writeback.explanation_max_chars} does not "
+            f"fit the {crm} text field explanation is written to (at most {limit} "
+            f"characters); set explanation_max_chars = {limit} or less"
+        )
     if writeback.campaign_memberships:
         problems += _table_problems(
             writeback, "campaigns", policy.strategy.campaigns, "campaign", "policy's campaign"
@@ -59,16 +87,23 @@ def writeback_problems(writeback: WritebackConfig, policy: Policy) -> list[str]:
 
 
 def _table_problems(
-    writeback: WritebackConfig, table: str, wanted: Iterable[str], noun: str, owner: str
+    writeback: WritebackConfig,
+    table: str,
+    wanted: Iterable[str],
+    noun: str,
+    owner: str,
+    optional: Iterable[str] = (),
 ) -> list[str]:
+    """Keys given that are neither ``wanted`` nor ``optional``; ``wanted`` keys not given."""
+    known = set(wanted) | set(optional)
     wanted = set(wanted)
     mapped: Mapping[str, str] = getattr(writeback, table)
     given = set(mapped) | {
         e.partition(".")[2] for e in writeback.switched_off if e.partition(".")[0] == table
     }
     unknown = [
-        f"[writeback.{table}] {key}: unknown {noun}{did_you_mean(key, wanted)}"
-        for key in sorted(given - wanted)
+        f"[writeback.{table}] {key}: unknown {noun}{did_you_mean(key, known)}"
+        for key in sorted(given - known)
     ]
     missing = [
         f"[writeback.{table}] {key}: missing; every {owner} needs a CRM target: map it, "

@@ -46,6 +46,7 @@ from connectors.registry import build_connector, default_mapping, kinds
 from connectors.secrets import SecretRef, SecretRefError, resolve_secret
 from sync.audit import AuditKeys
 from sync.crypto import StoreCipher, parse_key
+from sync.shared_limits import share as share_limits
 from sync.store import StateStore
 from tiering_core.policy import PolicyError, load_policy
 
@@ -185,12 +186,16 @@ class CrmtierConfig(BaseSettings):
 
     def open_state_store(self) -> StateStore:
         """The state store this file names, opened with its cipher (``[state]
-        encryption_key``): every command opens it here, so none can miss the key."""
-        return StateStore.open(
+        encryption_key``): every command opens it here, so none can miss the key. A
+        PostgreSQL store also holds the CRM's limits for every worker that opens it
+        (``sync/shared_limits.py``): connectors built after this share them."""
+        store = StateStore.open(
             self.state_url().get_secret_value(),
             cipher=self.state_cipher(),
             audit_keys=self.audit_keys(),
         )
+        share_limits(store)
+        return store
 
     def audit_keys(self) -> AuditKeys | None:
         """The audit chain's keys from ``[state] audit_key`` and ``old_audit_keys``;
@@ -360,5 +365,5 @@ def _coverage_problems(config: CrmtierConfig) -> list[str]:
     if config.kind not in known:
         return [f"[crm] kind: must be one of {', '.join(known)}{did_you_mean(config.kind, known)}"]
     return mapping_problems(config.field_mapping()) + writeback_problems(
-        config.writeback_config(), policy
+        config.writeback_config(), policy, config.kind
     )

@@ -20,6 +20,7 @@ from typing import Any
 
 from connectors.mapping import FieldMapping, WritebackConfig
 from sync.disclosure import Disclosure
+from sync.explanation import EXPLANATION, explanation_text
 from sync.inputs import StoredCustomer
 from sync.planner import Known, plan_customer, tiers_of
 from tiering_core.engine import decide
@@ -82,6 +83,11 @@ POLICY_KEYS: dict[str, str] = {
     "FB_OPEN_COMPLAINT": "strategy.tasks.complaint",
     "FB_DETRACTOR_NPS": "feedback.detractor_nps_max",
     "FB_LOW_CSAT": "feedback.detractor_csat_max",
+    "CH_RM_VISIT_TIER": "channel.rm_visit_tiers",
+    "CH_DIGITAL_ACTIVE": "channel.digital_logins_min, channel.digital_share_min",
+    "CH_BRANCH_ACTIVE": "channel.branch_transactions_min",
+    "CH_PHONE_TIER": "channel.phone_tiers",
+    "CH_SELF_SERVICE": "channel.phone_tiers",
 }
 
 #: when a task rule fires (strategy.tasks.<rule>), in both languages
@@ -119,6 +125,7 @@ TASK_WHEN: dict[str, tuple[str, str]] = {
 LABELS: dict[str, tuple[str, str]] = {
     "customer": ("Customer", "客户"),
     "policy": ("Policy version", "策略版本"),
+    "crm_explanation": ("Explanation in the CRM", "CRM 中的说明"),
     "as_of": ("Assessed as of", "评估日期"),
     "tiers": ("Tiers", "分层结果"),
     "inputs": ("Inputs used", "所用输入"),
@@ -231,6 +238,8 @@ def explain(
         "campaigns": _campaigns(assessment, plan, stored.profile.kind, ctx),
         "restricted_shown": d.show,
     }
+    if EXPLANATION in ctx.writeback.fields:  # what the sync writes to that CRM field
+        out["crm_explanation"] = d.value(EXPLANATION, explanation_text(assessment, ctx.writeback))
     if committed and committed != {k: tiers.get(k) for k in committed}:
         out["note"] = label("stored_differs", ctx.lang)
     return out

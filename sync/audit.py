@@ -33,10 +33,12 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from sync.bulkwrite import insert_rows
 from sync.schema import AUDIT_UNKEYED_UPTO, audit, meta, meta_once, now_text
 
 GENESIS = "0" * 64
 HEAD_KEY = "audit_head"
+_COLUMNS = tuple(c.name for c in audit.columns)
 #: ``meta`` key of the last unkeyed row's seq, sealed: ``<seq>:<key id>:<HMAC>``
 BOUNDARY_KEY = AUDIT_UNKEYED_UPTO
 Trigger = Literal["sync", "webhook", "manual", "backfill"]
@@ -79,15 +81,19 @@ class AuditKeys:
         return {audit_key_id(k): k for k in (*self.previous, self.current)}
 
 
+#: ``json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, with
+#: the encoder made once instead of per row: the canonical text the stored hashes cover
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def row_hash(prev_hash: str, row: dict[str, Any], key: bytes | None) -> str:
     """HMAC-SHA256 under ``key`` of the previous hash and the row's canonical JSON; plain
     SHA-256 for an unkeyed row of before schema version 5 (``key`` None)."""
     body = {k: v for k, v in row.items() if k != "hash" and (k != "key_id" or v is not None)}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    message = (prev_hash + canonical).encode("utf-8")
+    message = (prev_hash + _canonical(body)).encode("utf-8")
     if key is None:
         return hashlib.sha256(message).hexdigest()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.digest(key, message, "sha256").hex()
 
 
 def _boundary_tag(key: bytes, upto: int) -> str:
@@ -119,14 +125,17 @@ def append(conn: sa.Connection, entries: list[AuditEntry], keys: AuditKeys) -> N
         meta_once(conn, HEAD_KEY, f"0:{GENESIS}")
         head = conn.execute(lock_head).scalar_one()
     seq, prev = _parse_head(str(head))
+    key, kid, at = keys.current, keys.key_id, now_text()
     rows = []
-    at = now_text()
+    # The chain in one tight loop: each row's canonical text (every row here is keyed, so
+    # ``key_id`` is always in it) hashed straight after the previous row's.
     for entry in entries:
         seq += 1
-        row = {"seq": seq, "at": at, **vars(entry), "key_id": keys.key_id, "prev_hash": prev}
-        row["hash"] = prev = row_hash(prev, row, keys.current)
-        rows.append(row)
-    conn.execute(audit.insert(), rows)
+        row = {"seq": seq, "at": at, **vars(entry), "key_id": kid, "prev_hash": prev}
+        prev = hmac.digest(key, (prev + _canonical(row)).encode("utf-8"), "sha256").hex()
+        row["hash"] = prev
+        rows.append(tuple(row[c] for c in _COLUMNS))
+    insert_rows(conn, audit, _COLUMNS, rows)
     conn.execute(meta.update().where(meta.c.key == HEAD_KEY).values(value=f"{seq}:{prev}"))
 
 

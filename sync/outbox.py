@@ -29,6 +29,7 @@ from connectors.contract import (
     WriteKind,
     WritePlan,
 )
+from sync.bulkwrite import insert_rows, next_ids
 from sync.schema import dead_letters, now_text, outbox
 from tiering_core.models import TaskAction
 
@@ -64,6 +65,24 @@ class NewItem:
         return (self.kind, self.key, repr(sorted(self.payload.items())))
 
 
+#: the columns a new item sets, in the order ``enqueue`` gives them (``last_error`` NULL)
+_COLUMNS = (
+    "id",
+    "stream",
+    "run_id",
+    "customer_id",
+    "kind",
+    "key",
+    "payload",
+    "status",
+    "attempts",
+    "trigger",
+    "source_event_id",
+    "created_at",
+    "updated_at",
+)
+
+
 def enqueue(
     conn: sa.Connection,
     stream: str,
@@ -72,26 +91,35 @@ def enqueue(
     *,
     trigger: str,
 ) -> list[OutboxItem]:
+    """Insert ``items`` as pending rows (ids ascending in ``items`` order, as the database
+    would number them one by one) in one bulk statement (``sync.bulkwrite``)."""
     if not items:
         return []
     now = now_text()
-    rows = [
-        {
-            "stream": stream,
-            "run_id": run_id,
-            "customer_id": item.customer_id,
-            "kind": item.kind,
-            "key": item.key,
-            "payload": item.payload,
-            "status": "pending",
-            "attempts": 0,
-            "trigger": trigger,
-            "source_event_id": item.source_event_id,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for item in items
-    ]
+    ids = next_ids(conn, outbox, len(items))
+    insert_rows(
+        conn,
+        outbox,
+        _COLUMNS,
+        [
+            (
+                new_id,
+                stream,
+                run_id,
+                item.customer_id,
+                item.kind,
+                item.key,
+                item.payload,
+                "pending",
+                0,
+                trigger,
+                item.source_event_id,
+                now,
+                now,
+            )
+            for new_id, item in zip(ids, items, strict=True)
+        ],
+    )
     return [
         OutboxItem(
             new_id,
@@ -105,27 +133,8 @@ def enqueue(
             i.source_event_id,
             i.action,
         )
-        for new_id, i in zip(_insert(conn, rows), items, strict=True)
+        for new_id, i in zip(ids, items, strict=True)
     ]
-
-
-def _insert(conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert outbox rows; their new ids, in order.
-
-    Asking SQLAlchemy for the ids in parameter order makes it insert row by row on SQLite,
-    which has no INSERT form that ties new rowids to the order of the VALUES (SQLAlchemy's
-    "insertmanyvalues" docs): 57 µs a row, the dearest write of a sync. A row's (customer,
-    kind, key) names it as well, so a batch that names each row once is inserted in
-    multi-row statements whose RETURNING carries the names, and matched by them."""
-    names = [(r["customer_id"], r["kind"], r["key"]) for r in rows]
-    if len(set(names)) < len(names):  # a name twice: only the parameter order can tell
-        ordered = outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True)
-        return [int(i) for i in conn.execute(ordered, rows).scalars()]
-    named = outbox.insert().returning(
-        outbox.c.id, outbox.c.customer_id, outbox.c.kind, outbox.c.key
-    )
-    ids = {(cid, kind, key): int(i) for i, cid, kind, key in conn.execute(named, rows)}
-    return [ids[name] for name in names]
 
 
 def pending(conn: sa.Connection, stream: str) -> list[OutboxItem]:

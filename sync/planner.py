@@ -23,6 +23,7 @@ from typing import Any
 
 from connectors.errors import ConfigError
 from connectors.mapping import WritebackConfig
+from sync.explanation import EXPLANATION, explanation_text
 from tiering_core.models import ActionKind, AssessmentData, TaskAction
 
 #: characters a number's text can start with besides digits (float() also takes
@@ -128,7 +129,8 @@ def same_value(desired: Any, current: Any) -> bool:
     if desired.__class__ is str and desired == current:
         return True
     if current is None:
-        return normalize(desired) is None
+        # a text is empty only when it is "" (blank text normalises to itself, not None)
+        return desired == "" if desired.__class__ is str else normalize(desired) is None
     left, right = normalize(desired), normalize(current)
     if left == right:
         return True
@@ -161,12 +163,16 @@ def action_kinds(writeback: WritebackConfig) -> frozenset[ActionKind]:
 
 def desired_fields(assessment: AssessmentData, writeback: WritebackConfig) -> dict[str, Any]:
     """The write-back field values the assessment means the CRM to show, whether or not the
-    CRM shows them already."""
-    return {
+    CRM shows them already: the engine's ``set_field`` actions, and the explanation when
+    mapped (made here from the assessment: ``sync.explanation``)."""
+    out = {
         action["field"]: action["value"]
         for action in assessment["actions"]
         if action["kind"] == "set_field" and action["field"] in writeback.fields
     }
+    if EXPLANATION in writeback.fields:
+        out[EXPLANATION] = explanation_text(assessment, writeback)
+    return out
 
 
 def plan_customer(

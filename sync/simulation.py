@@ -18,14 +18,15 @@ Two stages, so a book of a million customers fits in a minute on one core:
    the connector's minimum-call arithmetic. The numbers are the ones a sync would produce.
 
 One thing differs for every customer whenever the policy changes: its version. When the
-write-back maps ``policy_version``, a customer decided alike still gets that one field
-rewritten; it is counted as such (a field update each) without deciding it again.
+write-back maps ``policy_version`` (or ``explanation``, which names the version), a
+customer decided alike still gets that field rewritten; it is counted as such (a field
+update each) without deciding it again.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -35,9 +36,12 @@ import numpy.typing as npt
 
 from connectors.contract import Capabilities
 from connectors.mapping import WritebackConfig
-from sync.inputs import StoredCustomer, columns_of
+from sync import jsontext
+from sync.explanation import EXPLANATION
+from sync.inputs import StoredChunk, StoredCustomer, columns_of
 from sync.planner import CustomerPlan, Known, action_kinds, plan_customer, same_value
 from sync.preview import PlanTotals
+from sync.taskbudget import Forecast, task_limits
 from tiering_core.collector import collector_paused
 from tiering_core.engine import Evaluation, decide_batch, evaluate
 from tiering_core.policy import Policy
@@ -102,6 +106,11 @@ class PlanSide:
     items: Counter[str] = field(default_factory=Counter)
     groups: dict[str, set[tuple[str, bool]]] = field(default_factory=dict)
     customers: int = 0  # with anything to write
+    #: the policy's task budgets and caps over the planned tasks (None: none bounded)
+    forecast: Forecast | None = None
+    #: by bounded rule, after ``finish``: made by the next run / waiting for later runs
+    within_budget: Counter[str] = field(default_factory=Counter)
+    waiting: Counter[str] = field(default_factory=Counter)
 
     def add(
         self,
@@ -112,10 +121,18 @@ class PlanSide:
     ) -> None:
         self.totals.add(assessment, plan, writeback)
         self._count(plan, caps)
+        if self.forecast is not None and plan.tasks:
+            self.forecast.add(plan.customer_id, plan.tasks)
 
-    def add_version_only(self) -> None:
-        """A customer decided alike whose only write is the new policy version."""
-        self.totals.counts["field", "policy_version", "created"] += 1
+    def finish(self) -> None:
+        if self.forecast is not None:
+            self.within_budget, self.waiting = self.forecast.outcome()
+
+    def add_version_only(self, fields: Sequence[str]) -> None:
+        """A customer decided alike whose only writes name the new policy version (the
+        version itself, the explanation that ends with it): one update."""
+        for name in fields:
+            self.totals.counts["field", name, "created"] += 1
         self.items["field_update"] += 1
         self.customers += 1
 
@@ -155,6 +172,8 @@ class Simulation:
     active: PlanSide = field(default_factory=PlanSide)
     candidate: PlanSide = field(default_factory=PlanSide)
     reads: dict[str, int] = field(default_factory=dict)  # read calls, --from-crm only
+    #: tasks already waiting for a budget in the store, by rule (``sync.taskbudget``)
+    waiting_now: dict[str, int] = field(default_factory=dict)
 
 
 def acts_alike(a: Policy, b: Policy) -> bool:
@@ -194,9 +213,11 @@ class Simulator:
         writeback: WritebackConfig,
         caps: Capabilities,
         known: Any,
+        open_tasks: Mapping[tuple[str, str], int] | None = None,
     ) -> None:
         """``known(ids)`` returns the tasks and memberships crmtier made, by customer id
-        (``Known``), for the few customers planned."""
+        (``Known``), for the few customers planned; ``open_tasks`` the open tasks per
+        (rule, owner) now (``sync.taskbudget.load_open``), which the owners' caps count."""
         self.policies = (active, candidate)
         self.as_of = as_of
         self.writeback = writeback
@@ -205,10 +226,23 @@ class Simulator:
         self.kinds = action_kinds(writeback)
         self.alike = acts_alike(active, candidate)
         self.same_layout = lays_out_alike(active, candidate)
-        self.version_field = (
-            active.version != candidate.version and "policy_version" in writeback.fields
+        # the fields that name the policy version, rewritten when only it changes
+        self.version_fields = tuple(
+            name
+            for name in ("policy_version", EXPLANATION)
+            if name in writeback.fields and active.version != candidate.version
         )
+        # The committed fields as crmtier writes them (compact JSON) when they name the
+        # active version: found in the stored text, the customer needs the new version
+        # without decoding the rest (a quoted key cannot occur inside a JSON string, where
+        # quotes are escaped; any other text is decoded and compared).
+        self.active_version_text = f'"policy_version":{jsontext.dumps(active.version)}'
         self.result = Simulation(active.version, candidate.version, as_of)
+        sides = (self.result.active, self.result.candidate)
+        for policy, side in zip(self.policies, sides, strict=True):
+            limits = task_limits(policy)
+            if limits and writeback.tasks:
+                side.forecast = Forecast(limits, dict(open_tasks or {}))
         for name, (_, vocabulary, _) in LADDERS.items():
             self.result.matrices[name] = Matrix.empty(vocabulary)
         levels = sorted(
@@ -219,8 +253,10 @@ class Simulator:
         )
         self.result.matrices[SERVICE_LEVEL] = Matrix.empty(tuple(levels))
 
-    def add(self, chunk: list[StoredCustomer]) -> None:
-        if not chunk:
+    def add(self, chunk: StoredChunk | list[StoredCustomer]) -> None:
+        if not isinstance(chunk, StoredChunk):
+            chunk = StoredChunk.of(chunk)
+        if not len(chunk):
             return
         active, candidate = self.policies
         # Straight from the stored JSON, unvalidated: see sync.inputs.columns_of.
@@ -229,23 +265,31 @@ class Simulator:
         if not self.same_layout:
             cols = columns_of(chunk, candidate)
         ev_c = evaluate(cols, candidate, self.as_of)
-        ids = [c.customer_id for c in chunk]
         day = self.as_of.isoformat()
         self.result.customers += len(chunk)
-        self._migrations(ev_a, ev_c, ids)
+        self._migrations(ev_a, ev_c, chunk.ids)
         touched = np.ones(len(chunk), dtype=bool) if not self.alike else differs(ev_a, ev_c)
         # Assessed on another day: review dates, grace periods and task periods may move
         # under either policy, so the two plans must be made, not assumed alike.
-        touched |= np.array([c.as_of != day for c in chunk], dtype=bool)
-        rows = np.flatnonzero(touched).tolist()
-        self._plan([chunk[i] for i in rows])
-        if self.version_field:
+        touched |= np.array([d != day for d in chunk.as_of], dtype=bool)
+        self._plan([chunk.customer(i) for i in np.flatnonzero(touched).tolist()])
+        if self.version_fields:
             for i in np.flatnonzero(~touched).tolist():
-                current = chunk[i].crm_value("policy_version")
-                if not same_value(candidate.version, current):
-                    self.result.candidate.add_version_only()
+                if not self._shows_version(chunk, i):
+                    self.result.candidate.add_version_only(self.version_fields)
 
-    def _migrations(self, ev_a: Evaluation, ev_c: Evaluation, ids: list[str]) -> None:
+    def _shows_version(self, chunk: StoredChunk, i: int) -> bool:
+        """Whether the CRM already shows the candidate's version for customer ``i``: its
+        version field, or (that unmapped) its explanation, which ends with it."""
+        version = self.policies[1].version
+        if self.version_fields[0] == "policy_version":
+            fields = chunk.fields[i]
+            if isinstance(fields, str) and self.active_version_text in fields:
+                return False  # it shows the active version, which is not the candidate's
+            return same_value(version, chunk.crm_value(i, "policy_version"))
+        return version in str(chunk.crm_value(i, EXPLANATION) or "")
+
+    def _migrations(self, ev_a: Evaluation, ev_c: Evaluation, ids: Sequence[str]) -> None:
         r = self.result
         for name, (attr, vocabulary, ladder) in LADDERS.items():
             old, new = getattr(ev_a, attr), getattr(ev_c, attr)
@@ -349,7 +393,9 @@ def _same(x: Any, y: Any, n: int) -> npt.NDArray[np.bool_]:
     return np.asarray(equal, dtype=bool)
 
 
-def simulate(chunks: Iterable[list[StoredCustomer]], simulator: Simulator) -> Simulation:
+def simulate(
+    chunks: Iterable[StoredChunk | list[StoredCustomer]], simulator: Simulator
+) -> Simulation:
     """Feed every chunk through ``simulator``. The cyclic garbage collector is paused for
     the run: a chunk's objects (rows, dicts, decisions) are acyclic and freed by reference
     counting when the next chunk replaces them, and the collector's scans of them cost
@@ -357,4 +403,6 @@ def simulate(chunks: Iterable[list[StoredCustomer]], simulator: Simulator) -> Si
     with collector_paused():
         for chunk in chunks:
             simulator.add(chunk)
+    simulator.result.active.finish()
+    simulator.result.candidate.finish()
     return simulator.result

@@ -15,8 +15,8 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from sync.bulkwrite import upsert_rows
 from sync.planner import Known
 from sync.schema import customers, now_text, side_effects
 from tiering_core.models import Previous
@@ -66,21 +66,33 @@ def _chunks(ids: list[str]) -> Iterable[list[str]]:
         yield ids[start : start + _CHUNK]
 
 
+#: the columns a ``CustomerState`` is made of
+_STATE_COLUMNS = (
+    customers.c.customer_id,
+    customers.c.pseudonym,
+    customers.c.tiers,
+    customers.c.fields,
+    customers.c.assessed_at,
+    customers.c.below_floor_since,
+    customers.c.input_hash,
+    customers.c.pending,
+)
+
+
 def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[str, CustomerState]:
     """Committed state of these customers (absent ids have none yet)."""
     wanted = sorted(set(ids))
-    rows: dict[str, dict[str, Any]] = {}
+    rows: list[tuple[Any, ...]] = []
     tasks: dict[str, set[str]] = {}
     members: dict[str, dict[str, str]] = {}
     rules: dict[str, dict[str, str]] = {}
     for chunk in _chunks(wanted):
-        for row in conn.execute(
-            sa.select(customers).where(
+        rows += conn.execute(
+            sa.select(*_STATE_COLUMNS).where(
                 customers.c.stream == stream, customers.c.customer_id.in_(chunk)
             )
-        ):
-            rows[row.customer_id] = dict(row._mapping)
-        for row in conn.execute(
+        ).tuples()
+        for cid, kind, key, campaign, rule in conn.execute(
             sa.select(
                 side_effects.c.customer_id,
                 side_effects.c.kind,
@@ -92,58 +104,58 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
                 side_effects.c.customer_id.in_(chunk),
                 side_effects.c.active.is_(True),
             )
-        ):
-            if row.kind == "task":
-                tasks.setdefault(row.customer_id, set()).add(row.key)
-                if row.rule:
-                    rules.setdefault(row.customer_id, {})[row.key] = row.rule
+        ).tuples():
+            if kind == "task":
+                tasks.setdefault(cid, set()).add(key)
+                if rule:
+                    rules.setdefault(cid, {})[key] = rule
             else:
-                members.setdefault(row.customer_id, {})[row.campaign] = row.key
+                members.setdefault(cid, {})[campaign] = key
+    empty: frozenset[str] = frozenset()
     return {
         cid: CustomerState(
             customer_id=cid,
-            pseudonym=row["pseudonym"],
-            tiers=row["tiers"],
-            fields=row["fields"],
-            assessed_at=row["assessed_at"],
-            below_floor_since=row["below_floor_since"],
-            input_hash=row["input_hash"],
-            pending=row["pending"],
-            tasks=frozenset(tasks.get(cid, ())),
+            pseudonym=pseudonym,
+            tiers=tiers,
+            fields=fields,
+            assessed_at=assessed_at,
+            below_floor_since=below_floor_since,
+            input_hash=input_hash,
+            pending=pending,
+            tasks=frozenset(tasks[cid]) if cid in tasks else empty,
             memberships=members.get(cid, {}),
             task_rules=rules.get(cid, {}),
         )
-        for cid, row in rows.items()
+        for cid, pseudonym, tiers, fields, assessed_at, below_floor_since, input_hash, pending in (
+            rows
+        )
     }
 
 
 def _upsert(
     conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...]
 ) -> None:
-    """Insert-or-update many rows in one statement (SQLite and PostgreSQL both speak
-    ``INSERT ... ON CONFLICT DO UPDATE``); every row must carry the same columns."""
-    if not rows:
-        return
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-    columns = [c for c in rows[0] if c not in keys and c != "pseudonym"]
-    conn.execute(
-        insert.on_conflict_do_update(
-            index_elements=list(keys), set_={c: insert.excluded[c] for c in columns}
-        ),
-        rows,
-    )
+    """Insert-or-update many rows in bulk (``sync.bulkwrite``); rows that carry the same
+    columns share a statement. A new row takes the given ``pseudonym``, an existing one
+    keeps its own."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    for columns, group in groups.items():
+        values = [tuple(row.values()) for row in group]
+        upsert_rows(conn, table, columns, values, keys, keep=("pseudonym",))
 
 
 def save_states(conn: sa.Connection, stream: str, rows: list[dict[str, Any]]) -> None:
     """Upsert customer rows; each row has ``customer_id`` and ``pseudonym`` plus the same
     state columns (a new row takes the pseudonym, an existing one keeps its own)."""
     now = now_text()
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        full = {"stream": stream, **row, "updated_at": now}
-        by_columns.setdefault(tuple(sorted(full)), []).append(full)
-    for group in by_columns.values():
-        _upsert(conn, customers, group, ("stream", "customer_id"))
+    _upsert(
+        conn,
+        customers,
+        [{"stream": stream, **row, "updated_at": now} for row in rows],
+        ("stream", "customer_id"),
+    )
 
 
 def save_side_effects(conn: sa.Connection, stream: str, rows: list[dict[str, Any]]) -> None:

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from sync.schema import now_text, task_queue
 from tiering_core.models import TaskAction
+from tiering_core.policy import Policy
 
 PRIORITY_RANK = {"high": 0, "normal": 1, "low": 2}
 
@@ -37,6 +38,16 @@ class TaskLimit:
 
     budget: int | None = None
     open_per_owner: int | None = None
+
+
+def task_limits(policy: Policy) -> dict[str, TaskLimit]:
+    """The policy's task-volume bounds by rule (rules without any: unbounded, e.g.
+    regulatory deadlines)."""
+    return {
+        name: TaskLimit(rule.budget_per_run, rule.open_per_owner)
+        for name, rule in policy.strategy.tasks
+        if rule.budget_per_run is not None or rule.open_per_owner is not None
+    }
 
 
 def order_key(task: TaskAction, customer_id: str) -> tuple[int, str, str, str]:
@@ -95,6 +106,30 @@ def split(
             budget.deferred[task.rule] += 1
             waiting.setdefault(cid, []).append(task)
     return admitted, waiting
+
+
+@dataclass
+class Forecast:
+    """What the next run would admit of the tasks a simulation plans: the bounded rules'
+    tasks are collected as planned, then admitted in the run's order (priority, due date,
+    ids) against the rule budgets and the owners' open tasks (``open``, as the store has
+    them now): ``admitted`` would be made now, ``deferred`` would wait for later runs."""
+
+    limits: Mapping[str, TaskLimit]
+    open: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    planned: list[tuple[str, Sequence[TaskAction]]] = field(default_factory=list)
+
+    def add(self, customer_id: str, tasks: Sequence[TaskAction]) -> None:
+        bounded = [t for t in tasks if t.rule in self.limits]
+        if bounded:
+            self.planned.append((customer_id, bounded))
+
+    def outcome(self) -> tuple[Counter[str], Counter[str]]:
+        """(admitted, deferred) task counts by bounded rule."""
+        budget = Budget(self.limits, open=Counter(self.open))
+        admitted, _ = split(budget, self.planned)
+        made = Counter(t.rule for tasks in admitted.values() for t in tasks)
+        return made, budget.deferred
 
 
 # --- the task_queue table -------------------------------------------------------------------

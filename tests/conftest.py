@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from connectors import limits
 from connectors.contract import Connector
 from connectors.mapping import FieldMapping, WritebackConfig
 from connectors.registry import build_connector
@@ -16,6 +17,15 @@ from connectors.sandbox.base import Sandbox, open_sandbox
 
 SandboxFactory = Callable[..., Sandbox]
 ConnectorFactory = Callable[..., Connector]
+
+
+@pytest.fixture(autouse=True)
+def _in_process_limits() -> Iterator[None]:
+    """Opening a PostgreSQL store installs the CRM limits it shares for the whole process
+    (``sync/shared_limits.py``); each test starts and ends with the in-process ones."""
+    limits.install(None)
+    yield
+    limits.install(None)
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ NUMBERS: tuple[tuple[str, str | None, str], ...] = (
     ("aum_avg_3m", None, "aum_avg_3m"),
     ("transactions_90d", "activity", "transactions_90d"),
     ("digital_logins_90d", "activity", "digital_logins_90d"),
+    ("branch_transactions_90d", "activity", "branch_transactions_90d"),
     ("loan_interest", "revenue_12m", "loan_interest"),
     ("product_fees", "revenue_12m", "product_fees"),
     ("service_fees", "revenue_12m", "service_fees"),

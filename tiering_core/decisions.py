@@ -11,10 +11,9 @@ actions (``strategy``; campaign membership decided column-wise by ``rules.campai
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -23,8 +22,8 @@ from tiering_core.columns import ENUM_INDEX, ENUMS, NUMBERS, PATHS, BoolArray, C
 from tiering_core.dates import add_months, add_working_days
 from tiering_core.models import ActionKind, AssessmentData
 from tiering_core.policy import Policy
-from tiering_core.reasons import CATALOGUE, ReasonText, make_reason
-from tiering_core.rules import campaigns, strategy
+from tiering_core.reasons import CATALOGUE, ReasonText
+from tiering_core.rules import campaigns, channel, strategy
 from tiering_core.rules.base import (
     AML_LEVELS,
     NEEDS_TIERS,
@@ -63,23 +62,19 @@ def made(
         ev.detractor.tolist(),
         ev.below_floor_since.tolist(),
         ev.marketing_opt_out.tolist(),
+        ev.preferred_channel.tolist(),
         strict=True,
     )
     customers = zip(cols.ids, cols.owner_ids, kind, sanctioned, strict=True)
-    m = campaigns.decide(
-        policy,
-        value_tier=ev.value_tier,
-        needs_tier=ev.needs_tier,
-        credit_risk=ev.credit_risk,
-        aml_risk=ev.aml_risk,
-        kind=cols.enum["kind"],
-        marketing_opt_out=ev.marketing_opt_out,
-    )
-    members = m.member.T.tolist() if "campaign" in kinds else [[]] * cols.n
+    if "campaign" in kinds:
+        m = memberships(cols, ev, policy)
+        members = m.member.T.tolist()
+    else:
+        m, members = _NO_MEMBERSHIPS, [[]] * cols.n
     return [
         _decision(
             strategy.Customer(*customer),
-            _Decided(*row),
+            _Decided._make(row),
             reasons[i],
             issues[i],
             policy,
@@ -91,8 +86,23 @@ def made(
     ]
 
 
-@dataclass(slots=True)
-class _Decided:
+def memberships(cols: Columns, ev: Evaluation, policy: Policy) -> campaigns.Memberships:
+    """Every campaign's members among the batch, column-wise."""
+    return campaigns.decide(
+        policy,
+        value_tier=ev.value_tier,
+        needs_tier=ev.needs_tier,
+        credit_risk=ev.credit_risk,
+        aml_risk=ev.aml_risk,
+        kind=cols.enum["kind"],
+        marketing_opt_out=ev.marketing_opt_out,
+    )
+
+
+_NO_MEMBERSHIPS = campaigns.Memberships((), np.zeros((0, 0), dtype=np.bool_))
+
+
+class _Decided(NamedTuple):
     """One customer's decisions as vocabulary codes."""
 
     value_tier: int
@@ -107,6 +117,7 @@ class _Decided:
     detractor: bool
     below_floor_since: float  # date ordinal; NaN: none
     marketing_opt_out: bool
+    preferred_channel: int
 
 
 def _decision(
@@ -126,42 +137,54 @@ def _decision(
     value_tier = VALUE_TIERS[d.value_tier]
     aml_risk = AML_LEVELS[d.aml_risk]
     sl = policy.service_levels
-    outcome = strategy.Outcome(
-        value_tier=value_tier,
-        value_score=None if d.value_score != d.value_score else d.value_score,
-        needs_tier=NEEDS_TIERS[d.needs_tier],
-        credit_risk=RISK_LEVELS[d.credit_risk],
-        aml_risk=aml_risk,
-        ops_risk=RISK_LEVELS[d.ops_risk],
-        edd_required=aml_risk in ("high", "prohibited"),
-        next_review=review[aml_risk],
-        service_level=sl.prohibited if aml_risk == "prohibited" else getattr(sl, value_tier),
-        status=STATUSES[d.status],
-        upgraded_from=None if d.upgraded_from < 0 else VALUE_TIERS[d.upgraded_from],
-        open_complaints=int(d.open_complaints),
-        detractor=bool(d.detractor),
-        dq_fields=tuple(sorted({issue["field"] for issue in issues})),
-        marketing_opt_out=bool(d.marketing_opt_out),
-    )
     since = d.below_floor_since
-    return {
+    next_review = review[aml_risk]
+    decision: AssessmentData = {
         "id": customer.id,
-        "status": outcome.status,
-        "value_tier": outcome.value_tier,
-        "value_score": outcome.value_score,
-        "needs_tier": outcome.needs_tier,
-        "credit_risk": outcome.credit_risk,
-        "aml_risk": outcome.aml_risk,
-        "ops_risk": outcome.ops_risk,
-        "edd_required": outcome.edd_required,
-        "next_review": outcome.next_review,
-        "service_level": outcome.service_level,
+        "status": STATUSES[d.status],
+        "value_tier": value_tier,
+        "value_score": None if d.value_score != d.value_score else d.value_score,
+        "needs_tier": NEEDS_TIERS[d.needs_tier],
+        "credit_risk": RISK_LEVELS[d.credit_risk],
+        "aml_risk": aml_risk,
+        "ops_risk": RISK_LEVELS[d.ops_risk],
+        "edd_required": aml_risk in ("high", "prohibited"),
+        "next_review": next_review,
+        "service_level": sl.prohibited if aml_risk == "prohibited" else getattr(sl, value_tier),
+        "preferred_channel": channel.CHANNELS[d.preferred_channel],
         "reasons": reasons,
-        "actions": strategy.actions(customer, outcome, reasons, policy, as_of, kinds, memberships),
+        "actions": (),  # below: in its place among the keys
         "dq_issues": issues,
         "policy_version": policy.version,
         "below_floor_since": None if since != since else date.fromordinal(int(since)),
     }
+    # What only the tasks read is made only for them (the sync writing tier fields does not).
+    outcome = (
+        strategy.Outcome(
+            value_tier=value_tier,
+            value_score=decision["value_score"],
+            needs_tier=decision["needs_tier"],
+            credit_risk=decision["credit_risk"],
+            aml_risk=aml_risk,
+            ops_risk=decision["ops_risk"],
+            edd_required=decision["edd_required"],
+            next_review=next_review,
+            service_level=decision["service_level"],
+            status=decision["status"],
+            upgraded_from=None if d.upgraded_from < 0 else VALUE_TIERS[d.upgraded_from],
+            open_complaints=int(d.open_complaints),
+            detractor=bool(d.detractor),
+            dq_fields=tuple(sorted({issue["field"] for issue in issues})),
+            marketing_opt_out=bool(d.marketing_opt_out),
+            preferred_channel=decision["preferred_channel"],
+        )
+        if "task" in kinds
+        else None
+    )
+    decision["actions"] = strategy.actions(
+        customer, decision, outcome, reasons, policy, as_of, kinds, memberships
+    )
+    return decision
 
 
 @lru_cache(maxsize=64)
@@ -215,18 +238,30 @@ def _reasons_by_row(cols: Columns, columns: Sequence[ReasonColumn]) -> list[list
             observed = [None if k is None else labels[int(k)] for k in _cells(rc.value, hit)]
         else:
             observed = _cells(rc.value, hit)
-        thresholds, weights = _cells(rc.threshold, hit), _cells(rc.weight, hit)
+        thresholds = _cells(rc.threshold, hit)
         spec = CATALOGUE[rc.code]
+        code, dimension, factor = spec.code, spec.dimension, spec.factor
+        weights = [spec.weight if w is None else round(w, 4) for w in _cells(rc.weight, hit)]
         texts: dict[tuple[Any, Any], ReasonText] = {}
         for i, seen, threshold, weight in zip(hit, observed, thresholds, weights, strict=True):
-            shared = None if seen.__class__ is list else texts.get((seen, threshold))
-            if shared is not None:
-                text = shared
-            else:
+            if seen.__class__ is list:
                 text = ReasonText(spec, seen, threshold)
-                if seen.__class__ is not list:
-                    texts[(seen, threshold)] = text
-            rows[i].append(make_reason(rc.code, seen, threshold, weight, text))
+            else:
+                text = texts.get((seen, threshold))  # type: ignore[assignment]
+                if text is None:
+                    text = texts[(seen, threshold)] = ReasonText(spec, seen, threshold)
+            # make_reason's dict, inlined: a customer has six reasons on average
+            rows[i].append(
+                {
+                    "code": code,
+                    "dimension": dimension,
+                    "factor": factor,
+                    "value": seen,
+                    "threshold": threshold,
+                    "weight": weight,
+                    "text": text,
+                }
+            )
     return rows
 
 

@@ -43,12 +43,15 @@ from tiering_core.policy import Policy
 from tiering_core.reasons import ReasonText
 from tiering_core.rules import (
     aml,
+    channel,
     consent,
     credit,
     feedback,
+    household,
     needs,
     ops,
     quality,
+    strategy,
     value,
 )
 from tiering_core.rules.base import (
@@ -61,6 +64,7 @@ from tiering_core.rules.base import (
     ReasonColumn,
     gt,
 )
+from tiering_core.rules.household import HouseholdLinks
 
 
 @dataclass(frozen=True)
@@ -82,20 +86,27 @@ class Evaluation:
     open_complaints: FloatArray
     detractor: BoolArray
     marketing_opt_out: BoolArray
+    preferred_channel: IntArray
     reasons: list[ReasonColumn]
     issues: list[IssueColumn]
 
 
-def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
-    """All tiers for a batch, vectorised. No per-record Python work happens here."""
+def evaluate(
+    cols: Columns, policy: Policy, as_of: date, households: HouseholdLinks | None = None
+) -> Evaluation:
+    """All tiers for a batch, vectorised. No per-record Python work happens here.
+    ``households``: the batch's household links (rules.household), when the CRM has any."""
     clean, issues, has_issue = quality.check(cols, policy)
     v = value.rate(clean, policy, as_of)
+    if households is not None:
+        v = household.lift(v, clean, households, policy)
     needs_tier, needs_reasons = needs.rate(clean, policy, v.tier)
     credit_risk, credit_reasons = credit.rate(clean, policy)
     a = aml.rate(clean, policy)
     ops_risk, ops_reasons = ops.rate(clean, policy)
     fb = feedback.rate(clean, policy)
     opted_out, consent_reasons = consent.rate(clean)
+    preferred_channel, channel_reasons = channel.rate(clean, policy, v.tier)
 
     some_unrated = (
         (credit_risk == UNRATED_RISK) | (a.level == UNRATED_AML) | (ops_risk == UNRATED_RISK)
@@ -122,6 +133,7 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
         open_complaints=np.where(gt(complaints, 0), complaints, 0.0),
         detractor=fb.detractor,
         marketing_opt_out=opted_out,
+        preferred_channel=preferred_channel,
         reasons=[
             *v.reasons,
             *needs_reasons,
@@ -130,6 +142,8 @@ def evaluate(cols: Columns, policy: Policy, as_of: date) -> Evaluation:
             *ops_reasons,
             *fb.reasons,
             *consent_reasons,
+            *(household.review(a.level, households, policy) if households is not None else ()),
+            *channel_reasons,
         ],
         issues=issues,
     )
@@ -141,16 +155,18 @@ def decide_columns(
     as_of: date,
     *,
     kinds: frozenset[ActionKind] = ACTION_KINDS,
+    households: HouseholdLinks | None = None,
 ) -> list[AssessmentData]:
     """Decide a batch laid out as columns (with its ids: ``Columns.from_cells``), as plain
-    data, in input order.
+    data, in input order; ``households``: its household links (rules.household).
 
     ``actions`` holds only the action ``kinds`` asked for: a sync that writes tier fields
     alone does not pay for ten campaign keys and the task rules of every customer (about
     a quarter of deciding). Everything else is the same whatever ``kinds`` is."""
     if not cols.n:
         return []
-    return decisions.made(cols, evaluate(cols, policy, as_of), policy, as_of, kinds)
+    evaluation = evaluate(cols, policy, as_of, households)
+    return decisions.made(cols, evaluation, policy, as_of, kinds)
 
 
 def decide_batch(
@@ -159,11 +175,14 @@ def decide_batch(
     as_of: date,
     *,
     kinds: frozenset[ActionKind] = ACTION_KINDS,
+    households: HouseholdLinks | None = None,
 ) -> list[AssessmentData]:
-    """``decide_columns`` of validated profiles (a batch of one: the webhook path)."""
+    """``decide_columns`` of validated profiles (a batch of one: the webhook path).
+    ``households``: ``HouseholdLinks.build`` over these profiles' ids (rules.household)."""
     if not profiles:
         return []
-    return decide_columns(Columns.from_profiles(profiles, policy), policy, as_of, kinds=kinds)
+    cols = Columns.from_profiles(profiles, policy)
+    return decide_columns(cols, policy, as_of, kinds=kinds, households=households)
 
 
 def assess_batch(
@@ -195,6 +214,36 @@ def assessment_json(decision: AssessmentData) -> bytes:
     pydantic-core's serializer formats every value the same way. Reason texts are
     rendered here (in place: the decision is on its way out), where a person reads them."""
     return pydantic_core.to_json(_with_texts(decision))
+
+
+#: What ``assessment_lines`` asks ``decisions`` for: campaigns are written as fragments.
+_LINE_KINDS: frozenset[ActionKind] = ACTION_KINDS - {"campaign"}
+#: Where an output line's actions end: a string value escapes every quote, so only the
+#: structure itself can hold this sequence.
+_ACTIONS_END = b'],"dq_issues":'
+
+
+def assessment_lines(cols: Columns, policy: Policy, as_of: date) -> bytes:
+    """A batch's output lines (``crmtier tier``), each ``assessment_json`` of its decision
+    plus a newline, byte for byte; campaign actions, the bulk of a line, are spliced in
+    as fragments serialised column by column (``strategy.campaigns_json``) instead of ten
+    dicts a customer. Campaigns are the last action kind, so they close the array."""
+    if not cols.n:
+        return b""
+    ev = evaluate(cols, policy, as_of)
+    decided = decisions.made(cols, ev, policy, as_of, _LINE_KINDS)
+    m = decisions.memberships(cols, ev, policy)
+    fragments = strategy.campaigns_json(cols.ids, m.keys, m.member.tolist())
+    lines = []
+    for decision, fragment in zip(decided, fragments, strict=True):
+        line = pydantic_core.to_json(_with_texts(decision))
+        if fragment:
+            end = line.rindex(_ACTIONS_END)
+            comma = b"," if decision["actions"] else b""
+            line = b"".join((line[:end], comma, fragment, line[end:]))
+        lines.append(line)
+    lines.append(b"")
+    return b"\n".join(lines)
 
 
 def _model(decision: AssessmentData) -> Assessment:

@@ -43,6 +43,8 @@ RiskLevel = Literal["low", "medium", "high", "unrated"]
 AmlRisk = Literal["low", "medium", "high", "prohibited", "unrated"]
 Status = Literal["rated", "partial", "unrated"]
 Priority = Literal["high", "normal", "low"]
+#: The service channel recommended for a customer (``rules/channel.py``), most personal last.
+Channel = Literal["digital", "phone", "branch", "rm_visit"]
 
 #: Value tiers from the top down; the order the rules and hysteresis rely on.
 VALUE_TIER_ORDER: tuple[str, ...] = ("private", "wealth", "affluent", "mass")
@@ -128,6 +130,7 @@ class Assets(_Input):
 class Activity(_Input):
     transactions_90d: Integer | None = None
     digital_logins_90d: Integer | None = None
+    branch_transactions_90d: Integer | None = None  # counter transactions in a branch
     products_held: tuple[str, ...] | None = None
 
 
@@ -233,7 +236,9 @@ class Reason(_Output):
     by weight are what is written to the CRM)."""
 
     code: str
-    dimension: Literal["value", "needs", "credit", "aml", "ops", "feedback", "dq", "consent"]
+    dimension: Literal[
+        "value", "needs", "credit", "aml", "ops", "feedback", "dq", "consent", "channel"
+    ]
     factor: str
     value: Any = None
     threshold: Any = None
@@ -302,6 +307,7 @@ class Assessment(_Output):
     edd_required: bool
     next_review: date | None
     service_level: str
+    preferred_channel: Channel | None = None
     reasons: tuple[Reason, ...] = ()
     actions: tuple[Action, ...] = ()
     dq_issues: tuple[DQIssue, ...] = ()
@@ -321,6 +327,7 @@ class DecidedFields(TypedDict):
     edd_required: bool
     next_review: date | None
     service_level: str
+    preferred_channel: Channel | None
     status: Status
 
 

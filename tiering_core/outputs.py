@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal, get_args
 
-from tiering_core.models import AmlRisk, NeedsTier, RiskLevel, Status, ValueTier
+from tiering_core.models import AmlRisk, Channel, NeedsTier, RiskLevel, Status, ValueTier
 
 #: The types an output can have; each CRM maps every one of them to a field type of its own.
 OutputKind = Literal["picklist", "text", "long_text", "number", "date", "boolean"]
@@ -92,12 +92,15 @@ class Output:
     """One canonical write-back output. ``restricted``: the value reveals an AML rating,
     which a bank keeps confidential (PRC Anti-Money Laundering Law; PBOC 保密原则): the
     CRM field must be readable by compliance only, and crmtier's listings hide it unless
-    ``--show-restricted`` is given."""
+    ``--show-restricted`` is given. ``optional``: written only when ``[writeback.fields]``
+    maps it (the shipped mappings leave it out); every other output is mapped or switched
+    off explicitly."""
 
     name: str
     type: OutputType
     label: str
     restricted: bool = False
+    optional: bool = False
 
 
 OUTPUTS: tuple[Output, ...] = (
@@ -110,9 +113,13 @@ OUTPUTS: tuple[Output, ...] = (
     Output("edd_required", BOOLEAN, "EDD required", restricted=True),
     Output("next_review", DATE, "Next review"),
     Output("service_level", TEXT, "Service level"),
+    Output("preferred_channel", picklist(Channel), "Preferred channel"),
     Output("reasons", LONG_TEXT, "Tier reasons"),
     Output("status", picklist(Status), "Tier status"),
     Output("policy_version", TEXT, "Tier policy version"),
+    # computed by the sync's planner from the assessment (sync/explanation.py), not a
+    # set_field of the strategy; its length is the admin's explanation_max_chars
+    Output("explanation", TEXT, "Tier explanation", optional=True),
 )
 
 #: The outputs by name.

@@ -26,22 +26,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from tiering_core.models import CORPORATE_TIER_ORDER, LOAN_CLASSES, VALUE_TIER_ORDER
+from tiering_core.policy_base import NonNeg, TierName
+from tiering_core.policy_base import Section as _Section
+from tiering_core.policy_relations import ChannelPolicy, CoveragePolicy
 
 Level = Literal["low", "medium", "high"]
 AmlLevel = Literal["low", "medium", "high", "prohibited"]
-TierName = Literal[
-    "private",
-    "wealth",
-    "affluent",
-    "mass",
-    "corporate_strategic",
-    "corporate_key",
-    "corporate_standard",
-    "corporate_small",
-]
 Period = Literal["month", "quarter", "half_year", "year"]
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -56,13 +49,6 @@ class PolicyError(ValueError):
         self.problems = problems
         self.source = source
         super().__init__(f"{source}: " + "; ".join(problems))
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-NonNeg = Field(ge=0)
 
 
 class TierFloor(_Section):
@@ -319,6 +305,22 @@ FLOORS: dict[str, str] = {
 VERSION_MAX_CHARS = 80
 
 
+#: A member's role in a household, as the connectors normalise the CRM's relationship roles.
+HouseholdRole = Literal[
+    "primary", "spouse", "partner", "child", "parent", "other_family", "business", "other"
+]
+
+
+class HouseholdPolicy(_Section):
+    """Household tiering (rules.household): whether a household's summed AUM lifts its
+    members, which member roles count towards it, and which AML levels of any member flag
+    the household for compliance review."""
+
+    enabled: bool
+    count_roles: tuple[HouseholdRole, ...]
+    review_aml: tuple[AmlLevel, ...]
+
+
 class Regulatory(_Section):
     """``waivers``: floor id (``FLOORS``) -> the reason the bank weakens it. A waiver is part
     of the policy's content and is named in its version, so every assessment and audit row
@@ -340,6 +342,9 @@ class Policy(_Section):
     quality: QualityPolicy
     service_levels: ServiceLevels
     strategy: StrategyPolicy
+    households: HouseholdPolicy
+    channel: ChannelPolicy = Field(default_factory=ChannelPolicy)
+    coverage: CoveragePolicy = Field(default_factory=CoveragePolicy)
     regulatory: Regulatory = Field(default_factory=Regulatory)
 
     @cached_property

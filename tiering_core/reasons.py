@@ -12,7 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Dimension = Literal["value", "needs", "credit", "aml", "ops", "feedback", "dq", "consent"]
+Dimension = Literal[
+    "value", "needs", "credit", "aml", "ops", "feedback", "dq", "consent", "channel"
+]
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,14 @@ _SPECS = (
         0.65,
         "Revenue {value} >= lift floor {threshold}: tier lifted",
         "年贡献 {value} ≥ 提级门槛 {threshold}，等级上调",
+    ),
+    _spec(
+        "HOUSEHOLD_AUM",
+        "value",
+        "household",
+        0.68,
+        "Household {value} reaches floor {threshold}: tier lifted to the household's",
+        "家庭 {value} 合计资产达到门槛 {threshold}，等级按家庭上调",
     ),
     _spec(
         "VAL_UPGRADE",
@@ -413,6 +423,14 @@ _SPECS = (
         "反洗钱因素得分 {value}（等级门槛 {threshold}）",
     ),
     _spec(
+        "HOUSEHOLD_REVIEW",
+        "aml",
+        "household",
+        0.85,
+        "Household {value} flagged for compliance review by a member's AML rating",
+        "家庭 {value} 因成员反洗钱评级需合规复核",
+    ),
+    _spec(
         "AML_NO_DATA",
         "aml",
         "aml",
@@ -511,6 +529,47 @@ _SPECS = (
         "Refused personalised marketing",
         "已拒绝个性化营销",
     ),
+    # channel (rules/channel.py): light weights, so they never crowd out why a tier is given
+    _spec(
+        "CH_RM_VISIT_TIER",
+        "channel",
+        "value_tier",
+        0.05,
+        "Preferred channel RM visit: {value} customers are served in person",
+        "首选渠道为客户经理上门：{value} 客户当面服务",
+    ),
+    _spec(
+        "CH_DIGITAL_ACTIVE",
+        "channel",
+        "activity.digital_logins_90d",
+        0.05,
+        "Preferred channel digital: {value} logins in 90 days >= {threshold}",
+        "首选渠道为线上：90 天登录 {value} 次 ≥ {threshold}",
+    ),
+    _spec(
+        "CH_BRANCH_ACTIVE",
+        "channel",
+        "activity.branch_transactions_90d",
+        0.05,
+        "Preferred channel branch: {value} branch transactions in 90 days >= {threshold}",
+        "首选渠道为网点：90 天网点交易 {value} 笔 ≥ {threshold}",
+    ),
+    _spec(
+        "CH_PHONE_TIER",
+        "channel",
+        "value_tier",
+        0.05,
+        "Preferred channel phone: little digital or branch activity, {value} customer",
+        "首选渠道为电话：线上与网点活动少，{value} 客户",
+    ),
+    _spec(
+        "CH_SELF_SERVICE",
+        "channel",
+        "value_tier",
+        0.04,
+        "Preferred channel digital self-service: little activity, {value} customer",
+        "首选渠道为线上自助：活动少，{value} 客户",
+    ),
 )
 
 CATALOGUE: dict[str, ReasonSpec] = {spec.code: spec for spec in _SPECS}
@@ -608,6 +667,8 @@ def compact(reasons: list[dict[str, Any]], language: str, max_chars: int) -> str
     parts = []
     for r in reasons:
         text = r["text"]
+        if text.__class__ is ReasonText:
+            text = text.rendered()  # one call instead of one per language read
         if language == "zh":
             line = text["zh"]
         elif language == "both":

@@ -15,6 +15,11 @@ for FXiaoke:
 * a per-endpoint sliding-window limiter (100 calls / 20 s) in front of every API call;
 * an optional budget guard: with ``daily_quota`` set, the client stops at ``api_share`` of it
   with ``QuotaExhaustedError`` before making the call that would exceed it.
+
+Both limits are the tenant's, not the process's: where the state store is shared by several
+workers (PostgreSQL), the window and the daily share are taken from the store
+(``connectors/limits.py``), so N workers together stay under them; otherwise they are kept
+in this process, as the one worker of the embedded store needs.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 
 import requests
 
+from connectors import limits
 from connectors.errors import ConfigError, QuotaExhaustedError, TransientError
 from connectors.fxiaoke import errors
 from connectors.fxiaoke.config import FxiaokeConfig
@@ -49,6 +55,8 @@ DESCRIBE_PATH = "/cgi/crm/v2/object/describe"
 #: A token is refreshed this many seconds before FXiaoke says it expires (7200 - 600 = the
 #: 6,600 s during which FXiaoke returns the same token anyway).
 REFRESH_MARGIN_SECONDS = 600.0
+#: FXiaoke counts the daily quota per day (its rate-limit guide: reset at midnight)
+DAY = 86_400.0
 
 
 def data_path(obj: str, verb: str) -> str:
@@ -125,18 +133,28 @@ class FxiaokeClient:
             pool_size=config.write_concurrency * MAX_CONCURRENT_APPLIES + OTHER_CALLERS,
         )
         self._sleep = sleep
-        self.limiter = SlidingWindowLimiter(
+        tenant = (config.base_url, config.app_id)
+        self.limiter: limits.Slots = limits.shared_slots(
+            limits.limit_name("fxiaoke", "calls", *tenant),
+            config.calls_per_window,
+            config.window_seconds,
+        ) or SlidingWindowLimiter(
             config.calls_per_window, config.window_seconds, clock=clock, sleep=sleep
         )
-        self._token_limiter = SlidingWindowLimiter(
-            config.token_calls_per_minute, 60.0, clock=clock, sleep=sleep
-        )
+        self._token_limiter: limits.Slots = limits.shared_slots(
+            limits.limit_name("fxiaoke", "token", *tenant), config.token_calls_per_minute, 60.0
+        ) or SlidingWindowLimiter(config.token_calls_per_minute, 60.0, clock=clock, sleep=sleep)
         self._tokens = TokenCache(self._fetch_token, clock)
         self._clock = clock
         self._count_lock = threading.Lock()
         self._calls: Counter[str] = Counter()
         self._budget = (
             int(config.daily_quota * config.api_share) if config.daily_quota is not None else None
+        )
+        self._shared_budget = (
+            limits.shared_quota(limits.limit_name("fxiaoke", "daily", *tenant), self._budget, DAY)
+            if self._budget is not None
+            else None
         )
 
     # --- public ---------------------------------------------------------------------
@@ -288,7 +306,11 @@ class FxiaokeClient:
 
     def _spend(self, path: str) -> None:
         with self._count_lock:
-            if self._budget is not None and sum(self._calls.values()) >= self._budget:
+            if self._shared_budget is not None:
+                spent = not self._shared_budget.take(1)
+            else:
+                spent = self._budget is not None and sum(self._calls.values()) >= self._budget
+            if spent:
                 raise QuotaExhaustedError(
                     f"FXiaoke: this run's share of the daily quota ({self._budget} calls) is used"
                 )

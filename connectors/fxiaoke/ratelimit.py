@@ -10,6 +10,10 @@ however long the network takes, the server sees any N+1 consecutive calls of an 
 spread over more than one window.
 
 The clock and the sleep are injectable so unit tests run in simulated time.
+
+This is the in-process limiter of the embedded store's one worker; workers sharing a
+PostgreSQL store take the same slots, with the same guarantee, from the store instead
+(``sync/shared_limits.py``).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -46,6 +47,7 @@ from zeep.exceptions import TransportError as SoapTransportError
 from zeep.helpers import serialize_object
 from zeep.transports import Transport
 
+from connectors import limits
 from connectors.contract import data_calls
 from connectors.errors import ConfigError, QuotaExhaustedError, TransientError
 from connectors.http import call_with_retry, make_session
@@ -57,6 +59,12 @@ T = TypeVar("T")
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 METADATA_BATCH = 10  # components per create/upsert/read call (the Metadata API's limit)
 _MD_BINDING = "{http://soap.sforce.com/2006/04/metadata}MetadataBinding"
+#: Salesforce refuses new calls (REQUEST_LIMIT_EXCEEDED) while a production org has 25
+#: requests of 20 s or longer in flight ("API Request Limits and Allocations",
+#: https://developer.salesforce.com/docs/platform/salesforce-app-limits-cheatsheet/guide/
+#: salesforce-app-limits-platform-api.html). Workers sharing a store keep all their calls
+#: under it together; one process (at most ``MAX_CONCURRENT_APPLIES`` calls) needs no limiter.
+CONCURRENT_REQUESTS = 25
 
 
 def soql(template: str, *args: Any, **kwargs: Any) -> str:
@@ -104,6 +112,11 @@ class SalesforceClient:
         self._login_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._soap: zeep.Client | None = None  # the Metadata API client, made on first use
+        self._in_flight = limits.shared_slots(
+            limits.limit_name("salesforce", "concurrent", settings.base_url),
+            CONCURRENT_REQUESTS,
+            0.0,
+        )
 
     def __repr__(self) -> str:
         return f"SalesforceClient(base_url={self.settings.base_url!r}, auth={self.settings.auth!r})"
@@ -214,7 +227,8 @@ class SalesforceClient:
             self._guard()
             sf = used = self._session_or_login()
             try:
-                result = fn(sf)
+                with self._in_flight.slot("api") if self._in_flight else nullcontext():
+                    result = fn(sf)
             except SalesforceError as exc:
                 error = _classify_sf(exc)
                 if isinstance(error, QuotaExhaustedError):

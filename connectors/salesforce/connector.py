@@ -30,6 +30,7 @@ from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
 from connectors.salesforce.checks import run_checks
 from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings, load_settings
+from connectors.salesforce.households import HouseholdReader
 from connectors.salesforce.mapping import from_crm_value
 from connectors.salesforce.writes import BATCH, PersonContacts, PlanWriter, chunks
 from tiering_core.models import CustomerProfile, DQIssue
@@ -90,6 +91,8 @@ class SalesforceConnector:
         )
         self._person_contacts = PersonContacts()
         self.writer = PlanWriter(self.client, settings, mapping, writeback, self._person_contacts)
+        #: households (connectors.salesforce.households): sync.households's MemberReader
+        self.household_links = HouseholdReader(self.client)
 
     @property
     def writeback(self) -> WritebackConfig:

@@ -57,6 +57,7 @@ from connectors.sandbox.fxiaoke_schema import (
     stored_value,
 )
 from connectors.sandbox.generator import generate, to_crm_fields
+from connectors.sandbox.optional import writeback_targets
 
 CRM = "fxiaoke"
 TENANT_TZ = timezone(timedelta(hours=8), "CST")
@@ -265,7 +266,7 @@ class FxiaokeSandbox(SandboxLifecycle):
             raise KeyError(f"customer {customer_id} does not exist")
         data = found[1]
         out: dict[str, Any] = {}
-        for output, field in self.mapping.writeback.fields.items():
+        for output, field in writeback_targets(CRM, self.mapping).items():
             value = data.get(field)
             if value is not None:
                 out[output] = value_from_crm(output, value)

@@ -33,6 +33,7 @@ from connectors.sandbox.generator import (
     PRODUCTS,
     TEXT_IMPORTED_INPUTS,
 )
+from connectors.sandbox.optional import writeback_targets
 from tiering_core.models import CUSTOMER_KINDS, LEVELS, LOAN_CLASSES
 from tiering_core.outputs import output_type
 
@@ -124,7 +125,7 @@ def build_objects(default: DefaultMapping) -> dict[str, ObjectSpec]:
     )
     for path, crm_field in default.mapping.fields.items():
         account[crm_field] = _input_type(path)
-    for output, crm_field in default.writeback.fields.items():
+    for output, crm_field in writeback_targets("fxiaoke", default).items():
         account[crm_field] = _output_type(output)
     followup = {
         **_SYSTEM,

@@ -78,13 +78,29 @@ def generate(n: int, seed: int = 7, *, dirty_share: float = 0.02) -> Iterator[Sy
     # Consent draws from its own stream: adding it left every other value of a seed as it was.
     consent_rng = random.Random(f"{seed}:consent")
     lines_rng = random.Random(f"{seed}:credit_line")
+    branch_rng = random.Random(f"{seed}:branch")
     for i in range(n):
         customer = _one(i, rng, dirty_share, seed)
         customer.profile["consent"] = {
             "marketing_opt_out": consent_rng.random() < MARKETING_OPT_OUT_SHARE
         }
         _credit_line(customer.profile, lines_rng)
+        _branch_transactions(customer.profile, branch_rng)
         yield customer
+
+
+def _branch_transactions(profile: dict[str, Any], rng: random.Random) -> None:
+    """How many of the 90 days' transactions were made at a branch counter: up to half of
+    them, fewer the more the customer logs in digitally (a frequent app user rarely queues
+    at a counter). From its own stream, so every other value of a seed stays as it was. A
+    customer whose activity block is missing or dirty gets none (unknown, not zero)."""
+    activity = profile.get("activity")
+    if not isinstance(activity, dict):
+        return
+    tx, logins = activity.get("transactions_90d"), activity.get("digital_logins_90d")
+    draw = rng.uniform(0.0, 0.5)
+    if isinstance(tx, int) and isinstance(logins, int) and tx >= 0 and logins >= 0:
+        activity["branch_transactions_90d"] = int(tx * draw * (1 - min(logins, 200) / 200))
 
 
 def _segment(rng: random.Random) -> tuple[str, float, float]:

@@ -37,6 +37,8 @@ from connectors.mapping import DefaultMapping, load_default_mapping
 from connectors.salesforce.mapping import from_crm_value
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.generator import generate
+from connectors.sandbox.households import household_links, noting_individuals
+from connectors.sandbox.optional import writeback_targets
 from connectors.sandbox.salesforce_bulk import BulkApi
 from connectors.sandbox.salesforce_control import install_control_routes
 from connectors.sandbox.salesforce_metadata import MetadataApi
@@ -60,7 +62,7 @@ from connectors.sandbox.salesforce_schema import (
     make_id,
     to_sf_value,
 )
-from connectors.sandbox.salesforce_seed import account_row, flattener, user_id
+from connectors.sandbox.salesforce_seed import account_row, flattener, relation_rows, user_id
 from connectors.sandbox.server import Request
 from connectors.sandbox.store import format_ts
 
@@ -174,16 +176,22 @@ class SalesforceSandbox(SandboxLifecycle):
         self.store.clear(self.org.customer_object)
         self.store.clear("Task")
         self.store.clear("CampaignMember")
+        self.store.clear("AccountContactRelation")
         self.org.index.reset()
         owners: set[str] = set()
+        individuals: list[int] = []
         self.store.insert_many(
             self.org.customer_object,
             (
                 account_row(self.customer_id(c.index), c, flatten, fields, owners)
-                for c in generate(customers, seed)
+                for c in noting_individuals(generate(customers, seed), individuals)
             ),
         )
         self.add_users(owners)
+        self.store.insert_many(
+            "AccountContactRelation",
+            relation_rows(household_links(individuals, seed), self.customer_id, self.store.clock()),
+        )
 
     def customer_id(self, index: int) -> str:
         """The Account id of the generator's customer number ``index``."""
@@ -263,7 +271,7 @@ class SalesforceSandbox(SandboxLifecycle):
         if view is None:
             raise KeyError(customer_id)
         out = {}
-        for output, crm_field in self.mapping.writeback.fields.items():
+        for output, crm_field in writeback_targets("salesforce", self.mapping).items():
             value = from_crm_value(output, view.get(crm_field))
             if value is not None:
                 out[output] = value

@@ -17,6 +17,7 @@ from typing import Any, get_origin
 from connectors.mapping import CANONICAL_TYPES, DefaultMapping
 from connectors.salesforce.mapping import FIELD_TYPES
 from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS
+from connectors.sandbox.optional import writeback_targets
 from tiering_core.outputs import output_type
 
 ORG_ID = "00D000000000001AAA"
@@ -32,6 +33,7 @@ PREFIXES = {
     "User": "005",
     "Group": "00G",
     "QueueSobject": "03g",
+    "AccountContactRelation": "07k",
 }
 _ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
 
@@ -234,10 +236,10 @@ def build_schema(
         if path == "owner_id":
             typ = "reference"
         account.add(FieldSpec(crm_field, typ, picklist=values))
-    for output, crm_field in mapping.writeback.fields.items():
+    for output, crm_field in writeback_targets("salesforce", mapping).items():
         account.add(writeback_spec(output, crm_field))
     if not rights.edit_input_fields:  # field-level security: Read only on everything else
-        tier = set(mapping.writeback.fields.values())
+        tier = set(writeback_targets("salesforce", mapping).values())
         for name, spec in list(account.fields.items()):
             if name not in tier:
                 account.fields[name] = replace(spec, updateable=False, createable=False)
@@ -281,7 +283,47 @@ def build_schema(
         member.add(FieldSpec("AccountId", "reference", updateable=False))
     member.add(FieldSpec("Status", "picklist", picklist=("Sent", "Responded")))
     member.add(FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True))
-    return {o.name: o for o in (account, task, campaign, member, *owner_objects())}
+    return {
+        o.name: o
+        for o in (account, task, campaign, member, account_contact_relation(), *owner_objects())
+    }
+
+
+#: ``Roles`` values the sandbox's household relations use (Financial Services Cloud's
+#: household roles: "select Client" for the primary member, "the member's role relative to
+#: the primary household member's role, such as Dependent or Spouse": "Add Household
+#: Members and Relationships", help.salesforce.com).
+HOUSEHOLD_ROLES = (
+    "Client",
+    "Spouse",
+    "Partner",
+    "Dependent",
+    "Parent",
+    "Family Member",
+    "Business",
+)
+
+
+def account_contact_relation() -> ObjectSpec:
+    """``AccountContactRelation`` (API 37.0+): "a relationship between a contact and one or
+    more accounts"; it "supports person accounts ... A person account can also be related
+    to another person account" (Object Reference for the Salesforce Platform,
+    sforce_api_objects_accountcontactrelation.htm). Read-only to the integration user."""
+    acr = ObjectSpec("AccountContactRelation", deletable=False)
+    _system_fields(acr)
+    for name, typ in (
+        ("AccountId", "reference"),
+        ("ContactId", "reference"),
+        ("IsActive", "boolean"),
+        ("IsDirect", "boolean"),
+    ):
+        acr.add(FieldSpec(name, typ, updateable=False, createable=False))
+    acr.add(
+        FieldSpec(
+            "Roles", "multipicklist", updateable=False, createable=False, picklist=HOUSEHOLD_ROLES
+        )
+    )
+    return acr
 
 
 def owner_objects() -> tuple[ObjectSpec, ...]:

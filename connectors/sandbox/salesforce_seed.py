@@ -6,11 +6,12 @@ two equal), so seeding a million customers stays cheap; owners become Salesforce
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS, SyntheticCustomer
+from connectors.sandbox.households import SeedLink
 from connectors.sandbox.salesforce_schema import (
     make_id,
     person_contact_id,
@@ -77,3 +78,34 @@ def user_id(owner: Any) -> str | None:
     if text.startswith("U") and text[1:].isdigit():
         return make_id("User", int(text[1:]) + 100)
     return text
+
+
+#: Generator roles as the ``Roles`` values of a household relation.
+SF_ROLES = {
+    "spouse": "Spouse",
+    "partner": "Partner",
+    "child": "Dependent",
+    "parent": "Parent",
+    "other_family": "Family Member",
+    "business": "Business",
+}
+
+
+def relation_rows(
+    links: Iterable[SeedLink], account_id: Callable[[int], str], stamp: datetime
+) -> Iterator[tuple[str, datetime, dict[str, Any]]]:
+    """``AccountContactRelation`` rows of the generated households: each member's Person
+    Contact related to the primary member's Person Account (the household), with its role.
+    The primary member is the account itself and needs no row."""
+    for number, link in enumerate((lk for lk in links if lk.role != "primary"), start=1):
+        yield (
+            make_id("AccountContactRelation", number),
+            stamp,
+            {
+                "AccountId": account_id(link.household),
+                "ContactId": person_contact_id(account_id(link.member)),
+                "Roles": SF_ROLES[link.role],
+                "IsActive": True,
+                "IsDirect": False,
+            },
+        )

@@ -28,6 +28,7 @@ from typing import Any
 from connectors.mapping import load_default_mapping
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.generator import SyntheticCustomer, generate, to_crm_fields
+from connectors.sandbox.optional import writeback_targets
 from connectors.sandbox.zoho_api import (
     LEAST_PRIVILEGE_PROFILE,
     WRITE_KINDS,
@@ -269,7 +270,7 @@ class ZohoSandbox(SandboxLifecycle):
         data = self.record(customer_id)
         fields = self.schema.fields(CUSTOMER_MODULE)
         out: dict[str, Any] = {}
-        for output, api_name in self.default.writeback.fields.items():
+        for output, api_name in writeback_targets("zoho", self.default).items():
             value = data.get(api_name)
             if value is None:
                 continue

@@ -21,6 +21,7 @@ from connectors.sandbox.generator import (
     PRODUCTS,
     TEXT_IMPORTED_INPUTS,
 )
+from connectors.sandbox.optional import writeback_targets
 from connectors.zoho.mapping import FIELD_TYPES
 from tiering_core import models
 from tiering_core.outputs import output_type
@@ -156,7 +157,7 @@ def build_schema(default: DefaultMapping) -> OrgSchema:
     contact.append(ZohoField("National_ID", "text"))
     for path, api_name in default.mapping.fields.items():
         contact.append(ZohoField(api_name, _canonical_type(path), INPUT_PICKLISTS.get(path, ())))
-    for output, api_name in default.writeback.fields.items():
+    for output, api_name in writeback_targets("zoho", default).items():
         typ = output_type(output)  # a picklist holds every value the engine can emit
         contact.append(ZohoField(api_name, FIELD_TYPES[typ.kind], typ.values))
     task = [

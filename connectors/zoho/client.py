@@ -47,7 +47,7 @@ from connectors.zoho.client_values import (
 from connectors.zoho.config import ZohoConfig
 from connectors.zoho.errors import classify_call, classify_sdk
 from connectors.zoho.mapping import FieldInfo
-from connectors.zoho.transport import CreditBudget, TenantHttp
+from connectors.zoho.transport import TenantHttp, credit_budget
 
 T = TypeVar("T")
 
@@ -59,7 +59,7 @@ class ZohoClient:
 
     def __init__(self, config: ZohoConfig, *, sleep: Callable[[float], None] | None = None):
         self.config = config
-        self.budget = CreditBudget(config.credit_budget)
+        self.budget = credit_budget(config)
         self._http = TenantHttp(config, self.budget)
         self._sleep = sleep
         self._store = MemoryTokenStore()

@@ -19,29 +19,43 @@ from urllib.parse import urlsplit
 
 import requests
 
+from connectors import limits
 from connectors.errors import ConfigError, QuotaExhaustedError
 from connectors.http import make_session
+from connectors.limits import Quota
 from connectors.zoho.config import ZohoConfig
 
 CREDITS_HEADER = "X-API-CREDITS-REMAINING"
 WRITE_KINDS = frozenset({"update", "insert", "upsert"})
+#: Zoho counts API credits per org in a 24-hour window (its "API Limits" page)
+DAY = 86_400.0
 
 
 class CreditBudget:
     """This run's share of the org's daily Zoho credits (docs/targets.md R5): a call that would
-    overspend is refused *before* it is sent, so a paused run has made no extra call."""
+    overspend is refused *before* it is sent, so a paused run has made no extra call.
 
-    def __init__(self, limit: int) -> None:
+    Zoho counts credits per org in a 24-hour window ("API Limits",
+    https://www.zoho.com/crm/developer/docs/api/v2/api-limits.html). With ``shared`` (the
+    store's quota, ``connectors/limits.py``) the share is the org's per day for every worker
+    together; without it, this process's run is the only spender, and counts for itself."""
+
+    def __init__(self, limit: int, shared: Quota | None = None) -> None:
         self.limit = limit
-        self.used = 0
+        self.used = 0  # by this process
         self.reported_remaining: int | None = None
+        self._shared = shared
         self._lock = threading.Lock()
 
     def reserve(self, cost: int) -> None:
         with self._lock:
             if self.reported_remaining is not None and self.reported_remaining < cost:
                 raise QuotaExhaustedError("Zoho reports the org's API credits are used up")
-            if self.used + cost > self.limit:
+            if self._shared is not None:
+                over = not self._shared.take(cost)
+            else:
+                over = self.used + cost > self.limit
+            if over:
                 raise QuotaExhaustedError(
                     f"crmtier's Zoho credit budget ({self.limit} = api_share x daily_credits)"
                     " is used; the run pauses and resumes in a later window"
@@ -53,6 +67,15 @@ class CreditBudget:
         if value is not None and value.strip().isdigit():
             with self._lock:
                 self.reported_remaining = int(value)
+
+
+def credit_budget(config: ZohoConfig) -> CreditBudget:
+    """The tenant's credit budget: held by the state store for every worker where it is
+    shared (``connectors/limits.py``), else in this process. The org is named by its API
+    domain and OAuth client, hashed (the store never holds either in clear)."""
+    org = (config.base_url, config.client_id.get_secret_value())
+    name = limits.limit_name("zoho", "credits", *org)
+    return CreditBudget(config.credit_budget, limits.shared_quota(name, config.credit_budget, DAY))
 
 
 def call_kind(method: str, path: str) -> str:

@@ -53,6 +53,8 @@ def _print(data: dict[str, Any], lang: str) -> None:
     head.add_row(label("as_of", lang), data["as_of"])
     head.add_row(label("tiers", lang), ", ".join(f"{k}={v}" for k, v in data["tiers"].items()))
     head.add_row("service_level", str(data["service_level"]))
+    if "crm_explanation" in data:
+        head.add_row(label("crm_explanation", lang), data["crm_explanation"])
     if "note" in data:
         head.add_row("!", data["note"])
     console.print(head)
@@ -98,6 +100,12 @@ def _print(data: dict[str, Any], lang: str) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 @click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the explanation as JSON here (crmtier report links it when it is in "
+    "the report's directory).",
+)
+@click.option(
     "--show-restricted",
     is_flag=True,
     help="Include the AML rating, its inputs and reasons, and the EDD task.",
@@ -108,13 +116,14 @@ def command(
     lang: str,
     as_of: Any,
     as_json: bool,
+    output: Path | None,
     show_restricted: bool,
 ) -> None:
     """Explain CUSTOMER (a CRM record id or a pseudonym): the inputs and the CRM field
     each came from, each rule that fired with its threshold and policy key, the
     hysteresis state, why each task and campaign was or was not made, and the policy
-    version. Writes the short explanation to the CRM when [writeback.fields] maps
-    "explanation"."""
+    version. When [writeback.fields] maps "explanation", also the short text every sync
+    writes to that CRM field. Writes nothing to the CRM itself."""
     try:
         config = load_config(config_path)
         policy = load_policy(config.policy_path())
@@ -149,7 +158,11 @@ def command(
     )
     day = as_of.date() if as_of else date.fromisoformat(stored.as_of)
     data = explain(stored, state.known() if state else Known(), ctx, day)
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n", encoding="utf-8")
     if as_json:
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+        click.echo(text)
     else:
         _print(data, lang)

@@ -30,7 +30,7 @@ from connectors.registry import build_connector
 from crmtier.commands.listing import stdout_console
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config
 from sync.disclosure import Disclosure
-from sync.inputs import StoredCustomer, ensure_table, iter_stored, profile_text
+from sync.inputs import StoredCustomer, ensure_table, iter_chunks, profile_text
 from sync.planner import Known
 from sync.simulation import (
     MOVERS_KEPT,
@@ -41,6 +41,7 @@ from sync.simulation import (
 )
 from sync.state import CustomerState, load_states
 from sync.store import StateStore, StoreError
+from sync.taskbudget import load_open, waiting_by_rule
 from tiering_core.policy import Policy, PolicyError, load_policy
 from tiering_core.privacy import pseudonym
 
@@ -126,6 +127,8 @@ def report_json(
                 "active_closed": ca.get("closed", 0),
                 "candidate_closed": cc.get("closed", 0),
             }
+            if group == "task":
+                out[name].update(_budgeted(sim, name, out[name]))
         return out
 
     return {
@@ -151,6 +154,20 @@ def report_json(
             "read": sim.reads,
         },
     }
+
+
+def _budgeted(sim: Simulation, rule: str, row: dict[str, int]) -> dict[str, Any]:
+    """Of the tasks a rule would create, how many the next run makes within the policy's
+    budgets and per-owner caps, and how many wait for later runs (a rule without bounds:
+    all now)."""
+    out: dict[str, Any] = {}
+    for name, side in (("active", sim.active), ("candidate", sim.candidate)):
+        bounded = side.forecast is not None and rule in side.forecast.limits
+        created = row[f"{name}_created"]
+        out[f"{name}_now"] = side.within_budget[rule] if bounded else created
+        out[f"{name}_waiting"] = side.waiting[rule] if bounded else 0
+    out["waiting_in_store"] = sim.waiting_now.get(rule, 0)
+    return out
 
 
 def _terminal(console: Console, data: dict[str, Any]) -> None:
@@ -193,14 +210,24 @@ def _terminal(console: Console, data: dict[str, Any]) -> None:
         if not rows:
             continue
         table = Table(title=f"{title} (next sync: active -> candidate)")
-        for column in ("", "made/joined", "left"):
+        budgeted = group == "tasks"
+        columns = ["", "made/joined", "left"]
+        if budgeted:
+            columns[2:2] = ["within budget now", "waiting"]
+        for column in columns:
             table.add_column(column, justify="right" if column else "left")
         for name, n in rows.items():
-            table.add_row(
+            cells = [
                 name,
                 f"{n['active_created']:,} -> {n['candidate_created']:,}",
                 f"{n['active_closed']:,} -> {n['candidate_closed']:,}",
-            )
+            ]
+            if budgeted:
+                cells[2:2] = [
+                    f"{n['active_now']:,} -> {n['candidate_now']:,}",
+                    f"{n['active_waiting']:,} -> {n['candidate_waiting']:,}",
+                ]
+            table.add_row(*cells)
         console.print(table)
     movers = data["movers_over_one_step"]
     for name, m in movers.items():
@@ -333,6 +360,9 @@ def _simulate(
     day: date,
     from_crm: bool,
 ) -> Simulation:
+    with store.begin() as conn:  # what the owners' caps count now, and what waits
+        open_tasks = load_open(conn, config.stream, day, prune=False)
+        waiting_now = waiting_by_rule(conn, config.stream)
     simulator = Simulator(
         active,
         candidate,
@@ -340,9 +370,11 @@ def _simulate(
         config.writeback_config(),
         connector.capabilities,
         _known(store, config.stream),
+        open_tasks,
     )
+    simulator.result.waiting_now = waiting_now
     if not from_crm:
-        return simulate(iter_stored(store, config.stream, chunk=CHUNK), simulator)
+        return simulate(iter_chunks(store, config.stream, chunk=CHUNK), simulator)
     before = dict(connector.api_usage().calls)
     key = config.pseudonym_key() or store.pseudonym_key()
     sim = simulate(_from_crm(connector, store, config.stream, key), simulator)

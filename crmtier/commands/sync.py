@@ -45,9 +45,8 @@ from sync.planner import action_kinds
 from sync.preview import OUTCOMES
 from sync.runs import RunCounts
 from sync.store import StateStore, StoreError
-from sync.taskbudget import TaskLimit
+from sync.taskbudget import task_limits
 from tiering_core.models import AssessmentData, CustomerProfile
-from tiering_core.policy import Policy
 
 log = logging.getLogger("crmtier.sync")
 
@@ -105,16 +104,6 @@ def make_engine(
         policy_version=policy.version,
         task_limits=task_limits(policy),
     )
-
-
-def task_limits(policy: Policy) -> dict[str, TaskLimit]:
-    """The policy's task-volume bounds by rule, for the sync layer (rules without any:
-    unbounded, e.g. regulatory deadlines)."""
-    return {
-        name: TaskLimit(rule.budget_per_run, rule.open_per_owner)
-        for name, rule in policy.strategy.tasks
-        if rule.budget_per_run is not None or rule.open_per_owner is not None
-    }
 
 
 @contextmanager

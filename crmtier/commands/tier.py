@@ -33,7 +33,7 @@ from connectors.mapping import CANONICAL_TYPES, set_path
 from tiering_core import ingest
 from tiering_core.collector import collector_paused
 from tiering_core.columns import Columns
-from tiering_core.engine import assessment_json, decide_columns
+from tiering_core.engine import assessment_lines
 from tiering_core.models import Previous
 from tiering_core.policy import Policy, PolicyError, load_policy
 
@@ -197,9 +197,8 @@ def _assess_chunk(
     for bad in sorted(chunk.unreadable, key=lambda u: u.line):
         for reason in bad.reasons:
             err.write(f"line {bad.line}: {reason}\n")
-    decisions = decide_columns(Columns.from_cells(chunk.cells, policy), policy, as_of)
-    if decisions:
-        data = b"".join([assessment_json(d) + b"\n" for d in decisions])
+    data = assessment_lines(Columns.from_cells(chunk.cells, policy), policy, as_of)
+    if data:
         binary = getattr(out, "buffer", None)  # a file or stdout: the UTF-8 bytes as they are
         if binary is None or getattr(out, "encoding", "").lower().replace("-", "") != "utf8":
             out.write(data.decode("utf-8"))

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from crmtier.report.coverage import CoverageReport
+
 #: display order of each tier dimension (anything else found in the store is appended).
 DIMENSION_ORDER: Mapping[str, tuple[str, ...]] = {
     "value_tier": (
@@ -152,6 +154,17 @@ class DeadLetterRow:
 
 
 @dataclass(frozen=True)
+class LinkRow:
+    """A simulate, calibrate or explain output the report links to (``links.py``)."""
+
+    kind: str
+    href: str  # relative to the report when it can be
+    name: str
+    summary: str
+    written: str  # UTC
+
+
+@dataclass(frozen=True)
 class ReportData:
     title: str
     generated_at: str
@@ -174,6 +187,10 @@ class ReportData:
     dead_letters_open: int = 0  # all open ones
     #: the AML distribution and value × AML matrix, shown only in the restricted section
     restricted: Sequence[Distribution | Matrix] = ()
+    #: the policy-lifecycle outputs found next to the report (or given), newest first
+    linked: Sequence[LinkRow] = ()
+    #: advisor coverage (crmtier/report/coverage.py); None: not computed for this report
+    coverage: CoverageReport | None = None
 
     @property
     def focus_label(self) -> str:

@@ -13,11 +13,13 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from connectors.contract import data_calls
+from crmtier.report.coverage import CoverageReport
 from crmtier.report.model import (
     ApiUse,
     DeadLetterRow,
     Distribution,
     FeedbackRow,
+    LinkRow,
     Matrix,
     ReportData,
     RunRow,
@@ -56,6 +58,7 @@ th:first-child, td:first-child { text-align: left; }
 thead th { background: var(--bg); }
 .note { background: #fff8e1; border-left: 4px solid #f0b429; padding: 6px 12px; margin: 6px 0; }
 footer { color: var(--muted); font-size: 12px; padding: 16px 32px; }
+a { color: var(--accent); }
 """
 
 
@@ -120,6 +123,36 @@ def _section(section_id: str, title: str, lead: str, body: str) -> str:
 
 def _note(text: str) -> str:
     return f'<p class="note">{escape(text)}</p>'
+
+
+#: what each linked kind is, and the command that writes it
+_LINK_KINDS = {
+    "simulation": "Simulation (crmtier simulate --output-json)",
+    "simulation page": "Simulation page (crmtier simulate --output-html)",
+    "calibration": "Calibration figures (crmtier calibrate --report)",
+    "proposal": "Proposed policy (crmtier calibrate --output)",
+    "explanation": "Explanation (crmtier explain --output)",
+}
+
+
+def _linked(rows: Sequence[LinkRow]) -> str:
+    """Links to the simulate, calibrate and explain outputs next to the report."""
+    if not rows:
+        return _note(
+            "None found next to this report. Write them to the report's directory (crmtier "
+            "simulate --output-json/--output-html, crmtier calibrate --output/--report, "
+            "crmtier explain --output), or pass them with crmtier report --link."
+        )
+    body = "".join(
+        f"<tr><td>{escape(_LINK_KINDS.get(r.kind, r.kind))}</td>"
+        f'<td><a href="{escape(r.href)}" data-link="{escape(r.kind)}">{escape(r.name)}</a></td>'
+        f"<td>{escape(r.summary)}</td><td>{escape(r.written)}</td></tr>"
+        for r in rows
+    )
+    head = "".join(f"<th>{h}</th>" for h in ("Output", "File", "Summary", "Written (UTC)"))
+    return (
+        f'<table data-table="lifecycle"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    )
 
 
 def _runs(runs: Sequence[RunRow]) -> str:
@@ -267,6 +300,29 @@ def _feedback(rows: Sequence[FeedbackRow] | None) -> str:
     )
 
 
+def _coverage(report: CoverageReport) -> str:
+    """Coverage per tier, then RM books fullest first."""
+    tiers = _table(
+        ["Value tier", "Customers", "Covered", "of which proposed", "Waiting for an RM"],
+        [(r.tier, r.customers, r.covered, r.proposed, r.waiting) for r in report.tiers],
+        table_id="coverage-tiers",
+    )
+    books = _table(
+        ["RM", "Clients", "Load (private-equivalents)", "Capacity", "Used"],
+        [
+            (b.advisor_id, b.clients, b.load, b.capacity, f"{100.0 * b.load / b.capacity:.0f}%")
+            for b in report.books
+        ],
+        table_id="coverage-books",
+    )
+    waiting = (
+        _note(f"{report.waiting:,} customer(s) wait for an RM: no RM on the roster has room.")
+        if report.waiting
+        else ""
+    )
+    return f"<h3>Coverage per tier</h3>{tiers}{waiting}<h3>RM load against capacity</h3>{books}"
+
+
 def render(data: ReportData) -> str:
     """The whole report page as one HTML string."""
     facts = [
@@ -342,6 +398,25 @@ def render(data: ReportData) -> str:
             _feedback(data.feedback),
         ),
     ]
+    if data.coverage is not None:
+        sections.append(
+            _section(
+                "coverage",
+                "Advisor coverage",
+                "Customers of the tiers that need a dedicated RM: covered by a suitable "
+                "owner or a proposed RM, or waiting; each RM's load against capacity.",
+                _coverage(data.coverage),
+            )
+        )
+    sections.append(
+        _section(
+            "lifecycle",
+            "Policy lifecycle: simulations, calibrations, explanations",
+            "What a candidate policy would change, what the bank's history proposes, and "
+            "why a customer has its tiers: the newest outputs next to this report.",
+            _linked(data.linked),
+        )
+    )
     if data.restricted:
         sections.append(
             _section(

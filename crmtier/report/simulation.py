@@ -29,27 +29,24 @@ def _migration(name: str, m: dict[str, Any]) -> str:
 
 
 def _changes(rows: dict[str, dict[str, int]], table_id: str, empty: str) -> str:
+    """Made or joined, and left, under each policy; for tasks also how many the next run
+    makes within the policy's budgets and caps, and how many wait."""
     if not rows:
         return _note(empty)
+    keys = ["active_created", "candidate_created"]
+    headers = ["", "Made / joined (active)", "Made / joined (candidate)"]
+    if all("active_now" in n for n in rows.values()):
+        keys += ["active_now", "candidate_now", "active_waiting", "candidate_waiting"]
+        headers += [
+            "Within budget now (active)",
+            "Within budget now (candidate)",
+            "Waiting (active)",
+            "Waiting (candidate)",
+        ]
+    keys += ["active_closed", "candidate_closed"]
+    headers += ["Left (active)", "Left (candidate)"]
     return _table(
-        [
-            "",
-            "Made / joined (active)",
-            "Made / joined (candidate)",
-            "Left (active)",
-            "Left (candidate)",
-        ],
-        [
-            (
-                name,
-                n["active_created"],
-                n["candidate_created"],
-                n["active_closed"],
-                n["candidate_closed"],
-            )
-            for name, n in rows.items()
-        ],
-        table_id=table_id,
+        headers, [(name, *(n[k] for k in keys)) for name, n in rows.items()], table_id=table_id
     )
 
 
@@ -88,7 +85,9 @@ def render_simulation(data: dict[str, Any], crm: str) -> str:
             "simulate-tasks",
             "Tasks per rule",
             f"What the next sync would create under each policy, among the "
-            f"{data['customers_decided_differently']:,} customers the change touches.",
+            f"{data['customers_decided_differently']:,} customers the change touches; "
+            "of those, how many the policy's task budgets and per-owner caps let it make "
+            "now and how many wait for later runs.",
             _changes(data["tasks"], "simulate-tasks", "No task rule changes."),
         ),
         _section(

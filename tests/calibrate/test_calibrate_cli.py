@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from connectors.sandbox.history import TRUE_AUM_FLOORS, history_lines
 from crmtier.cli import cli
+from crmtier.report.links import discover
 
 PERIOD = date(2025, 6, 30)
 
@@ -60,6 +61,12 @@ def test_calibrate_writes_a_proposal_that_policy_validate_accepts(
     assert set(figures["fairness"]) == set(SENSITIVE)
     assert set(figures["stability"]["inputs"]) == set(figures["model_inputs"])
     assert not set(SENSITIVE) & set(figures["model_inputs"])
+    # the report next to them links both (crmtier/report/links.py)
+    found, _ = discover(tmp_path)
+    assert {(f.kind, f.path.name) for f in found} == {
+        ("proposal", "proposed.toml"),
+        ("calibration", "report.json"),
+    }
 
 
 def test_calibrate_starts_from_the_current_policy_file(

@@ -19,7 +19,14 @@ from core_support import AS_OF, generated_bank
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tiering_core.engine import assess, assess_batch, assessment_json, decide_batch
+from tiering_core.columns import Columns
+from tiering_core.engine import (
+    assess,
+    assess_batch,
+    assessment_json,
+    assessment_lines,
+    decide_batch,
+)
 from tiering_core.models import (
     ACTION_KINDS,
     ActionKind,
@@ -243,6 +250,16 @@ def test_assessment_json_on_a_generated_bank() -> None:
     batch = generated_bank(500, seed=31, dirty=True)
     written = [assessment_json(d) for d in decide_batch(batch, POLICY, AS_OF)]
     assert written == [a.model_dump_json().encode() for a in assess_batch(batch, POLICY, AS_OF)]
+
+
+def test_assessment_lines_on_a_generated_bank() -> None:
+    """``crmtier tier``'s lines, campaign actions spliced in as prepared fragments, are the
+    model's own JSON of each assessment, byte for byte (dirty records included)."""
+    batch = generated_bank(500, seed=37, dirty=True)
+    written = assessment_lines(Columns.from_profiles(batch, POLICY), POLICY, AS_OF)
+    expected = [a.model_dump_json().encode() + b"\n" for a in assess_batch(batch, POLICY, AS_OF)]
+    assert written == b"".join(expected)
+    assert b'"kind":"campaign"' in written
 
 
 def _plain(value: object) -> object:

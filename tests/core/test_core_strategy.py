@@ -25,6 +25,7 @@ OUTPUTS = {
     "edd_required",
     "next_review",
     "service_level",
+    "preferred_channel",
     "status",
     "policy_version",
     "reasons",

@@ -17,6 +17,9 @@ from connectors.salesforce.mapping import FIELD_TYPES as SF_TYPES
 from connectors.zoho.mapping import FIELD_TYPES as ZOHO_TYPES
 from tiering_core.outputs import BY_NAME, OUTPUTS, RESTRICTED, OutputKind
 
+#: outputs a default mapping may leave out (``Output.optional``)
+OPTIONAL = frozenset(o.name for o in OUTPUTS if o.optional)
+
 #: The field type each CRM's sandbox and setup docs give an output of each declared type.
 CREATED_TYPE: dict[str, Mapping[OutputKind, str]] = {
     "salesforce": {kind: types[0] for kind, types in SF_TYPES.items()},
@@ -34,13 +37,13 @@ class Described:
 
 def mapping_disagreements(raw: Mapping[str, Any]) -> list[str]:
     """What a default mapping's ``[writeback]`` (raw TOML, before any defaulting) says
-    that the declaration does not: an output missing or undeclared, a restricted output
-    not flagged, a flagged output not mapped."""
+    that the declaration does not: an output missing (unless optional) or undeclared, a
+    restricted output not flagged, a flagged output not mapped."""
     writeback = raw.get("writeback", {})
     fields = set(writeback.get("fields", {}))
     flagged = set(writeback.get("restricted", ()))
     return [
-        *(f"{o}: declared, not mapped" for o in sorted(set(BY_NAME) - fields)),
+        *(f"{o}: declared, not mapped" for o in sorted(set(BY_NAME) - fields - OPTIONAL)),
         *(f"{o}: mapped, not declared" for o in sorted(fields - set(BY_NAME))),
         *(f"{o}: restricted, not flagged" for o in sorted(RESTRICTED - flagged)),
         *(f"{o}: flagged restricted, not mapped" for o in sorted(flagged - fields)),
@@ -54,6 +57,8 @@ def schema_disagreements(
     out = []
     for o in OUTPUTS:
         name = writeback_fields.get(o.name)
+        if name is None and o.optional:  # written only when mapped
+            continue
         field = described.get(name) if name else None
         if field is None:
             out.append(f"{o.name}: no field {name}")

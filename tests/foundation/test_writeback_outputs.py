@@ -71,7 +71,7 @@ def _without_field(raw: dict[str, Any]) -> None:
 
 
 def _with_undeclared(raw: dict[str, Any]) -> None:
-    raw["writeback"]["fields"]["explanation"] = "Tier_Explanation__c"
+    raw["writeback"]["fields"]["tier_note"] = "Tier_Note__c"
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def _with_undeclared(raw: dict[str, Any]) -> None:
     [
         (_without_flag, "edd_required: restricted, not flagged"),
         (_without_field, "status: declared, not mapped"),
-        (_with_undeclared, "explanation: mapped, not declared"),
+        (_with_undeclared, "tier_note: mapped, not declared"),
     ],
 )
 def test_a_default_mapping_that_disagrees_is_caught(change, problem):
@@ -178,20 +178,20 @@ def test_a_new_output_of_a_known_type_needs_only_its_declaration_and_mapping_lin
 ):
     """What issue 19 asks: one declaration entry; the fix metadata, the sandboxes' fields
     and the value encoders follow, with no connector code touched."""
-    monkeypatch.setitem(outputs.BY_NAME, "explanation", Output("explanation", TEXT, "Why"))
-    names = {"salesforce": "Tier_Explanation__c", "zoho": "Tier_Explanation"}
+    monkeypatch.setitem(outputs.BY_NAME, "tier_note", Output("tier_note", TEXT, "Note"))
+    names = {"salesforce": "Tier_Note__c", "zoho": "Tier_Note"}
     for kind in KINDS:
         raw = _raw(kind)
-        name = names.get(kind, "field_tier_explanation__c")
-        raw["writeback"]["fields"]["explanation"] = name  # the one mapping line
+        name = names.get(kind, "field_tier_note__c")
+        raw["writeback"]["fields"]["tier_note"] = name  # the one mapping line
         field = _sandbox_fields(kind, DefaultMapping.model_validate(raw))[name]
         assert field == Described(CREATED_TYPE[kind]["text"]), kind
-    component = writeback_component("explanation", "Account.Tier_Explanation__c")
+    component = writeback_component("tier_note", "Account.Tier_Note__c")
     assert (component["type"], component["length"]) == ("Text", 255)
-    assert to_crm_value("explanation", "AUM above the private floor") == (
+    assert to_crm_value("tier_note", "AUM above the private floor") == (
         "AUM above the private floor"
     )
-    assert value_to_crm("explanation", "AUM above the private floor") == (
+    assert value_to_crm("tier_note", "AUM above the private floor") == (
         "AUM above the private floor"
     )
 

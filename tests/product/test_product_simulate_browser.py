@@ -41,6 +41,11 @@ def sample(with_aml: bool) -> dict[str, Any]:
                 "candidate_created": 7,
                 "active_closed": 0,
                 "candidate_closed": 0,
+                "active_now": 0,
+                "candidate_now": 3,
+                "active_waiting": 0,
+                "candidate_waiting": 4,
+                "waiting_in_store": 0,
             }
         },
         "campaigns": {},
@@ -70,6 +75,10 @@ def test_simulation_page_renders_in_chromium(tmp_path: Path, with_aml: bool) -> 
             assert box is not None and box["width"] > 100 and box["height"] > 10, name
         assert page.locator("section#restricted").count() == (1 if with_aml else 0)
         assert page.locator('table[data-table="simulate-movers"]').inner_text().count("001") == 3
+        tasks = page.locator('table[data-table="simulate-tasks"]')
+        assert "Within budget now (candidate)" in tasks.inner_text()
+        cells = tasks.locator("tbody tr").first.locator("td").all_inner_texts()
+        assert cells == ["upgrade_call", "0", "7", "0", "3", "0", "4", "0", "0"]
         assert loaded.console_errors == []
         assert loaded.failed_requests == []
         assert loaded.requests == [path.resolve().as_uri()]

@@ -24,9 +24,11 @@ from sync.store import StateStore
 
 AS_OF = "2026-12-06"
 #: lowers every floor, the private one twentyfold: affluent customers move up two steps,
-#: tasks and campaigns follow
+#: tasks and campaigns follow; the upgrade calls outrun a tightened budget
 CANDIDATE = """
 name = "candidate"
+[strategy.tasks.upgrade_call]
+budget_per_run = 3
 [value.tiers.private]
 aum_floor = 300_000
 [value.tiers.wealth]
@@ -88,6 +90,7 @@ def _simulated(data: dict[str, Any], group: str) -> dict[str, list[int]]:
 CRMS = [
     pytest.param("salesforce", marks=needs["salesforce"]),
     pytest.param("zoho", marks=needs["zoho"]),
+    pytest.param("fxiaoke", marks=needs["fxiaoke"]),
 ]
 
 
@@ -168,6 +171,17 @@ def test_simulate_matches_the_sync_it_predicts(
             for rule, n in waiting.items():
                 expected.setdefault(rule, [0, 0])[0] += n
         assert _simulated(data, sim_group) == expected, group
+    # and of those, the ones the budgets and caps let the run make now, and the ones waiting
+    made = _created(totals, "task")
+    budgeted = {
+        rule: (n["candidate_now"], n["candidate_waiting"])
+        for rule, n in data["tasks"].items()
+        if n["candidate_created"]
+    }
+    assert budgeted == {
+        rule: (made.get(rule, [0, 0])[0], waiting.get(rule, 0)) for rule in budgeted
+    }
+    assert any(w for _, w in budgeted.values())  # the candidate outruns a budget
 
     restricted = run(
         "simulate",
@@ -240,10 +254,19 @@ def test_explain_by_id_and_pseudonym(synced: tuple[Sandbox, Path]) -> None:
     assert "no-such-customer: no assessed inputs stored" in unknown.output
 
 
-def test_help() -> None:
-    for name in ("simulate", "explain"):
-        result = run(name, "--help")
-        assert result.exit_code == 0 and "--config" in result.output
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("simulate", ("--config", "--policy", "--as-of", "--from-crm", "--output-html")),
+        ("explain", ("--config", "--lang", "--show-restricted", "--output")),
+        ("calibrate", ("--target", "--output", "--report", "--sensitive")),
+        ("report", ("--config", "--output", "--link")),
+    ],
+)
+def test_help(name: str, options: tuple[str, ...]) -> None:
+    result = run(name, "--help")
+    assert result.exit_code == 0
+    assert all(option in result.output for option in options)
 
 
 @pytest.mark.parametrize(
@@ -257,3 +280,42 @@ def test_bad_configuration_exits_2_with_one_line(tmp_path: Path, args: tuple[str
     result = run(args[0], "--config", str(tmp_path / "absent.toml"), *args[1:])
     assert result.exit_code == 2
     assert "absent.toml" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("synced", CRMS[:1], indirect=True)
+def test_the_report_links_the_simulation_and_explanation_written_beside_it(
+    synced: tuple[Sandbox, Path], tmp_path: Path
+) -> None:
+    _, config = synced
+    out = tmp_path / "reports"
+    policy = tmp_path / "candidate.toml"
+    policy.write_text(CANDIDATE, encoding="utf-8")
+    simulated = run(
+        "simulate",
+        "--config",
+        str(config),
+        "--policy",
+        str(policy),
+        "--as-of",
+        AS_OF,
+        "--output-json",
+        str(out / "candidate.json"),
+        "--output-html",
+        str(out / "candidate.html"),
+    )
+    assert simulated.exit_code == 0, simulated.output
+    explained = run(
+        "explain", "--config", str(config), "--output", str(out / "why.json"), "001000000000004AAA"
+    )
+    assert explained.exit_code == 0, explained.output
+    assert json.loads((out / "why.json").read_text("utf-8"))["customer"]["crm_id"]
+    report = run("report", "--config", str(config), "--output", str(out / "report.html"))
+    assert report.exit_code == 0, report.output
+    assert "3 simulate/calibrate/explain output(s) linked" in report.output
+    html = (out / "report.html").read_text("utf-8")
+    for kind, name in (
+        ("simulation", "candidate.json"),
+        ("simulation page", "candidate.html"),
+        ("explanation", "why.json"),
+    ):
+        assert f'<a href="{name}" data-link="{kind}">' in html

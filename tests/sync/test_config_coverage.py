@@ -110,3 +110,53 @@ def test_with_tasks_and_campaigns_off_their_tables_may_be_empty(tmp_path: Path) 
     body = "[writeback]\ntasks = false\ncampaign_memberships = false\n[writeback.fields]\n"
     body += "".join(f'{k} = "{v}"\n' for k, v in fields.items())
     assert load_config(_config(tmp_path, body)).writeback_config().queues == {}
+
+
+EXPLAINED = WRITEBACK.replace(
+    'policy_version = "Tier_Policy_Version__c"\n',
+    'policy_version = "Tier_Policy_Version__c"\nexplanation = "Tier_Explanation__c"\n',
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            EXPLAINED.replace("explanation =", "explaination ="),
+            "[writeback.fields] explaination: unknown field; did you mean explanation?",
+        ),
+        (
+            EXPLAINED.replace("reasons_max = 4", "reasons_max = 4\nexplanation_max_chars = 256"),
+            "bank.toml: [writeback] explanation_max_chars: 256 does not fit the salesforce "
+            "text field explanation is written to (at most 255 characters); set "
+            "explanation_max_chars = 255 or less",
+        ),
+        (
+            EXPLAINED.replace("reasons_max = 4", 'reasons_max = 4\nexplanation_language = "fr"'),
+            "explanation_language",
+        ),
+    ],
+)
+def test_an_explanation_the_crm_cannot_hold_is_refused_at_load(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    assert message in refusal(_config(tmp_path, body))
+
+
+def test_the_explanation_is_optional_and_loads_when_mapped(tmp_path: Path) -> None:
+    """Unmapped (the shipped mappings) nothing is missing; mapped, it loads with its
+    language and length; a cap that fits one CRM's field may not fit another's."""
+    assert "explanation" not in load_config(_config(tmp_path, WRITEBACK)).writeback_config().fields
+    body = EXPLAINED.replace(
+        "reasons_max = 4",
+        'reasons_max = 4\nexplanation_language = "zh"\nexplanation_max_chars = 200',
+    )
+    writeback = load_config(_config(tmp_path, body)).writeback_config()
+    assert writeback.fields["explanation"] == "Tier_Explanation__c"
+    assert (writeback.explanation_language, writeback.explanation_max_chars) == ("zh", 200)
+    assert writeback_problems(writeback, POLICY, "zoho") == []
+    assert writeback_problems(writeback, POLICY, "fxiaoke") == [
+        "[writeback] explanation_max_chars: 200 does not fit the fxiaoke text field "
+        "explanation is written to (at most 100 characters); set explanation_max_chars = 100 "
+        "or less"
+    ]

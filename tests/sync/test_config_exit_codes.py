@@ -20,6 +20,7 @@ COMMANDS = [
     ["report", "--output", "{dir}/r.html"],
     ["audit", "verify"],
     ["audit", "show"],
+    ["coverage", "--roster", "{dir}/roster.toml"],
 ]
 
 

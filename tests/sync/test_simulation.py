@@ -20,7 +20,8 @@ import pytest
 from connectors.contract import Capabilities
 from connectors.mapping import load_default_mapping
 from connectors.sandbox.generator import generate
-from sync.inputs import StoredCustomer, columns_of, profile_text
+from sync import jsontext
+from sync.inputs import StoredChunk, StoredCustomer, columns_of, profile_text
 from sync.planner import Known, action_kinds, plan_customer, tiers_of
 from sync.simulation import PlanSide, Simulator, differs
 from sync.state import CustomerState
@@ -246,3 +247,39 @@ def test_stored_json_lays_out_as_the_validated_profiles() -> None:
             assert np.array_equal(value, other, equal_nan=True), name
         else:
             assert value == other, name
+
+
+def test_the_stored_version_text_reads_as_the_decoded_value() -> None:
+    """The version-only count reads the committed fields' text for the active version
+    without decoding it; any other text (the candidate's version, spaced JSON, no
+    version, no fields) is decoded: both give what the decoded values give."""
+    active, candidate = policy(), policy(CANDIDATES["renamed"])
+    simulator = Simulator(active, candidate, DAY, WRITEBACK, CAPS, lambda ids: {})
+    texts: list[Any] = [
+        jsontext.dumps({"value_tier": "mass", "policy_version": active.version}),
+        jsontext.dumps({"policy_version": candidate.version}),
+        '{"policy_version": "' + active.version + '"}',  # not compact: decoded
+        # the active version's text inside a string value is escaped: not taken for it
+        jsontext.dumps({"reasons": f'"policy_version":"{active.version}"'}),
+        None,
+    ]
+    current = [jsontext.dumps({"policy_version": candidate.version})] * len(texts)
+    n = len(texts)
+    chunk = StoredChunk(
+        [f"C{i}" for i in range(n)],
+        ["p"] * n,
+        ["{}"] * n,
+        current,
+        [DAY.isoformat()] * n,
+        [None] * n,
+        texts,
+        [None] * n,
+        [None] * n,
+        decode_current=jsontext.loads,
+        decode_fields=jsontext.loads,
+    )
+    shown = [simulator._shows_version(chunk, i) for i in range(n)]
+    assert shown == [False, True, False, True, True]
+    assert shown == [
+        chunk.customer(i).crm_value("policy_version") == candidate.version for i in range(n)
+    ]

@@ -15,7 +15,7 @@ import pytest
 
 from connectors.contract import CrmRecord
 from sync.crypto import StoreCipher
-from sync.inputs import ensure_table, iter_stored, save_inputs
+from sync.inputs import ensure_table, iter_chunks, iter_stored, save_inputs
 from sync.state import save_states
 from sync.store import StateStore
 from tiering_core.models import CustomerProfile
@@ -67,3 +67,52 @@ def test_inputs_round_trip_and_are_encrypted_with_a_key(tmp_path: Path, encrypte
         .fetchone()[0]
     )
     assert (str(AMOUNT) in raw) is not encrypted
+
+
+def _save_two(store: StateStore) -> None:
+    ensure_table(store)
+    with store.begin() as conn:
+        save_states(
+            conn,
+            STREAM,
+            [
+                {
+                    "customer_id": "C1",
+                    "pseudonym": "p1",
+                    "tiers": {"value_tier": "mass"},
+                    "fields": {"policy_version": "v2"},
+                },
+                {"customer_id": "C2", "pseudonym": "p2", "tiers": {"value_tier": "mass"}},
+            ],
+        )
+        save_inputs(conn, STREAM, [record("C1", 1.0), record("C2", 2.0)], "2026-12-06")
+
+
+def test_chunks_read_every_column_as_the_built_customers_do(store: StateStore) -> None:
+    """``iter_chunks`` (columns, values decoded when read) and ``iter_stored`` (customers
+    built) read the same values on both backends; tiers texts are decoded once."""
+    _save_two(store)
+    (chunk,) = list(iter_chunks(store, STREAM))
+    (built,) = list(iter_stored(store, STREAM))
+    assert list(chunk.ids) == [c.customer_id for c in built] == ["C1", "C2"]
+    assert chunk.tiers[0] == chunk.tiers[1] == {"value_tier": "mass"}
+    if store.engine.dialect.name == "sqlite":  # one decoded mapping for one stored text
+        assert chunk.tiers[0] is chunk.tiers[1]
+    for i, customer in enumerate(built):
+        assert chunk.customer(i).crm_values() == customer.crm_values()
+        assert chunk.crm_value(i, "policy_version") == customer.crm_value("policy_version")
+        assert chunk.crm_value(i, "value_tier") == "private"
+    assert [chunk.crm_value(i, "policy_version") for i in range(2)] == ["v2", None]
+    assert built[0].crm_values() == {"value_tier": "private", "policy_version": "v2"}
+
+
+def test_chunks_decrypt_what_they_read(tmp_path: Path) -> None:
+    cipher = StoreCipher(secrets.token_bytes(32))
+    store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}", cipher=cipher)
+    try:
+        _save_two(store)
+        (chunk,) = list(iter_chunks(store, STREAM))
+        assert chunk.crm_value(0, "policy_version") == "v2"
+        assert chunk.customer(1).crm_values() == {"value_tier": "private"}
+    finally:
+        store.close()

@@ -15,9 +15,8 @@ import pytest
 
 from connectors.contract import Capabilities, CrmRecord, Cursor, Page, WritePlan, WriteResult
 from connectors.mapping import WritebackConfig, load_default_mapping
-from crmtier.commands.sync import task_limits
 from sync.engine import RunOptions, SyncEngine
-from sync.taskbudget import Budget, TaskLimit, split
+from sync.taskbudget import Budget, Forecast, TaskLimit, split, task_limits
 from tests.sync.memory_crm import InMemoryConnector, memory_engine
 from tiering_core.engine import decide_batch
 from tiering_core.models import AssessmentData, Assets, CustomerProfile, TaskAction
@@ -41,6 +40,29 @@ def task(
 
 
 # --- admission, pure --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("limit", "open_now", "made", "deferred"),
+    [
+        (TaskLimit(budget=2), {}, 2, 3),
+        (TaskLimit(budget=10), {}, 5, 0),
+        (TaskLimit(open_per_owner=2), {("call", "rm1"): 1}, 1 + 2, 2),  # rm1 has room for 1
+        (TaskLimit(budget=0), {}, 0, 5),
+    ],
+)
+def test_a_forecast_admits_what_the_run_would(
+    limit: TaskLimit, open_now: dict[tuple[str, str], int], made: int, deferred: int
+) -> None:
+    """``simulate``'s forecast: the bounded rules' planned tasks through one run's budget;
+    an unbounded rule's tasks are not its business."""
+    forecast = Forecast({"call": limit}, open_now)
+    owners = ["rm1", "rm1", "rm1", "rm2", "rm2"]
+    for i, owner in enumerate(owners):
+        forecast.add(f"C{i}", [task(f"k{i}", owner=owner), task(f"x{i}", rule="complaint")])
+    admitted, waiting = forecast.outcome()
+    assert (admitted["call"], waiting["call"]) == (made, deferred)
+    assert "complaint" not in admitted and "complaint" not in waiting
 
 
 @pytest.mark.parametrize(

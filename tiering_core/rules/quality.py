@@ -34,9 +34,9 @@ AMOUNTS = (
     "service_fees", "cash_volume_90d", "cross_border_volume_90d", "credit_line",
 )  # fmt: skip
 COUNTS = (
-    "transactions_90d", "digital_logins_90d", "days_past_due", "cross_border_count_90d",
-    "str_count_12m", "failed_operations_90d", "support_tickets_90d", "open_complaints",
-    "complaints_12m",
+    "transactions_90d", "digital_logins_90d", "branch_transactions_90d", "days_past_due",
+    "cross_border_count_90d", "str_count_12m", "failed_operations_90d", "support_tickets_90d",
+    "open_complaints", "complaints_12m",
 )  # fmt: skip
 ASSET_PARTS = ("deposits", "investments", "insurance")
 #: AML facts the overrides depend on: a missing screening result is not "no hit".

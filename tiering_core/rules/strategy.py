@@ -7,6 +7,9 @@ compliance task due the same day, no sales or service-recovery task and no campa
 membership at all (the planner then removes every membership crmtier made); a credit-high
 customer gets a limit review and no credit-product campaign. Mass-tier and basic-needs customers
 are served self-service: their tasks go to team queues, never to a relationship manager.
+A task that contacts the customer (upgrade call, investment advisory, service recovery)
+opens with how to reach them in their preferred channel (``rules/channel.py``); the channel
+only says how, so a marketing opt-out, applied first, withholds the task in every channel.
 
 Every task carries a deterministic ``dedupe_key`` (customer + rule + period) so a rerun in
 the same period upserts the same task; every campaign action carries one per (customer,
@@ -17,17 +20,20 @@ can remove a membership it added earlier.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from hashlib import sha256
 from typing import Any, NamedTuple
 
+import pydantic_core
+
 from tiering_core.dates import period_label
 from tiering_core.models import (
     ActionKind,
     AmlRisk,
+    Channel,
     DecidedFields,
     NeedsTier,
     Priority,
@@ -38,6 +44,7 @@ from tiering_core.models import (
 from tiering_core.policy import Policy, TaskRule
 from tiering_core.reasons import compact, top_reasons
 from tiering_core.rules import task_text
+from tiering_core.rules.channel import CONTACT
 
 #: An action as the plain data of ``SetFieldAction``/``TaskAction``/``CampaignAction``; the
 #: engine validates the whole Assessment at once.
@@ -83,21 +90,7 @@ class Outcome:
     detractor: bool
     dq_fields: tuple[str, ...]
     marketing_opt_out: bool = False  # refused personalised marketing (PIPL Art. 24)
-
-    def decided(self) -> DecidedFields:
-        """The decided outputs, by their canonical names (Assessment fields and CRM fields)."""
-        return {
-            "value_tier": self.value_tier,
-            "value_score": self.value_score,
-            "needs_tier": self.needs_tier,
-            "credit_risk": self.credit_risk,
-            "aml_risk": self.aml_risk,
-            "ops_risk": self.ops_risk,
-            "edd_required": self.edd_required,
-            "next_review": self.next_review,
-            "service_level": self.service_level,
-            "status": self.status,
-        }
+    preferred_channel: Channel | None = None  # rules/channel.py; None: not decided
 
 
 def dedupe_key(*parts: str) -> str:
@@ -107,7 +100,8 @@ def dedupe_key(*parts: str) -> str:
 
 def actions(
     customer: Customer,
-    outcome: Outcome,
+    fields: Mapping[str, Any],
+    outcome: Outcome | None,
     reasons: list[dict[str, Any]],
     policy: Policy,
     as_of: date,
@@ -115,39 +109,42 @@ def actions(
     memberships: tuple[tuple[str, ...], Sequence[bool]],
 ) -> tuple[Action, ...]:
     """The actions of ``kinds``, in kind order; a kind not asked for is not derived.
-    ``memberships``: the campaign keys and this customer's membership of each."""
-    return (
-        *(set_fields(outcome, reasons, policy) if "set_field" in kinds else ()),
-        *(tasks(customer, outcome, policy, as_of, reasons) if "task" in kinds else ()),
-        *(campaigns(customer, *memberships) if "campaign" in kinds else ()),
-    )
+    ``fields``: the decided outputs by name (the decision's own); ``outcome``: what the
+    tasks read (needed only when they are asked for); ``memberships``: the campaign keys
+    and this customer's membership of each."""
+    out = set_fields(fields, reasons, policy) if "set_field" in kinds else []
+    if "task" in kinds:
+        if outcome is None:
+            raise ValueError("tasks need the customer's outcome")
+        out += tasks(customer, outcome, policy, as_of, reasons)
+    if "campaign" in kinds:
+        out += campaigns(customer, *memberships)
+    return tuple(out)
 
 
 #: The canonical output fields written back, in order: the decided ones, then these two.
 SET_FIELDS = (*DecidedFields.__annotations__, "policy_version", "reasons")
 
 
-def set_fields(outcome: Outcome, reasons: list[dict[str, Any]], policy: Policy) -> list[Action]:
+def set_fields(
+    fields: Mapping[str, Any], reasons: list[dict[str, Any]], policy: Policy
+) -> list[Action]:
+    """One ``set_field`` per canonical output, from the decided ``fields`` by name."""
     s = policy.strategy
-    o = outcome
-    values = (
-        o.value_tier,
-        o.value_score,
-        o.needs_tier,
-        o.credit_risk,
-        o.aml_risk,
-        o.ops_risk,
-        o.edd_required,
-        o.next_review.isoformat(),
-        o.service_level,
-        o.status,
-        policy.version,
-        compact(top_reasons(reasons, s.reasons_top), s.reasons_language, s.reasons_max_chars),
+    values = [fields[name] for name in _DECIDED]
+    values[_NEXT_REVIEW] = values[_NEXT_REVIEW].isoformat()
+    values.append(policy.version)
+    values.append(
+        compact(top_reasons(reasons, s.reasons_top), s.reasons_language, s.reasons_max_chars)
     )
     return [
         {"kind": "set_field", "field": k, "value": v}
         for k, v in zip(SET_FIELDS, values, strict=True)
     ]
+
+
+_DECIDED = tuple(DecidedFields.__annotations__)
+_NEXT_REVIEW = _DECIDED.index("next_review")
 
 
 def tasks(
@@ -230,7 +227,8 @@ def tasks(
             add(
                 "upgrade_call",
                 t.upgrade_call,
-                f"Call the customer: upgraded from {o.upgraded_from} to {o.value_tier}",
+                f"{CONTACT[o.preferred_channel]}: upgraded from {o.upgraded_from} to "
+                f"{o.value_tier}",
                 key=f":{o.value_tier}",
             )
         if o.value_tier in t.dedicated_advisor.tiers and not customer.owner_id:
@@ -249,14 +247,18 @@ def tasks(
                 else f"Assign a corporate relationship manager ({o.value_tier} without one)",
             )
         if o.needs_tier == "professional" and customer.kind != "corporate":
-            add("investment_advisory", t.investment_advisory, "Investment advisory review")
+            add(
+                "investment_advisory",
+                t.investment_advisory,
+                f"Investment advisory review: {CONTACT[o.preferred_channel].lower()}",
+            )
     # Service recovery is retention: never for a customer the bank must restrict.
     if o.detractor and not sanctioned and o.aml_risk != "prohibited":
         rule = t.service_recovery
         add(
             "service_recovery",
             rule,
-            "Service recovery: detractor feedback",
+            f"Service recovery: {CONTACT[o.preferred_channel].lower()} about their feedback",
             priority="high" if o.value_tier in rule.priority_tiers else None,
         )
     if o.dq_fields:
@@ -271,18 +273,57 @@ def tasks(
 
 def campaigns(customer: Customer, keys: tuple[str, ...], member: Sequence[bool]) -> list[Action]:
     """One campaign action per campaign key, member or not (``rules.campaigns`` decides
-    membership for the whole batch). The dedupe key is ``dedupe_key(id, "campaign",
-    key)``: the customer's part is hashed once and copied per campaign, 40% cheaper than
-    hashing each whole key (ten campaigns a customer)."""
-    prefix = sha256(f"{customer.id}\x1fcampaign\x1f".encode())
-    out: list[Action] = []
-    for key, encoded, m in zip(keys, _encoded(keys), member, strict=True):
+    membership for the whole batch)."""
+    return [
+        {"kind": "campaign", "campaign": key, "member": m, "dedupe_key": h}
+        for key, m, h in zip(keys, member, campaign_dedupe_keys(customer.id, keys), strict=True)
+    ]
+
+
+def campaign_dedupe_keys(customer_id: str, keys: tuple[str, ...]) -> list[str]:
+    """``dedupe_key(customer_id, "campaign", key)`` for every campaign key: the customer's
+    part is hashed once and copied per campaign, 40% cheaper than hashing each whole key
+    (ten campaigns a customer)."""
+    prefix = sha256(f"{customer_id}\x1fcampaign\x1f".encode())
+    out = []
+    for encoded in _encoded(keys):
         h = prefix.copy()
         h.update(encoded)
-        out.append(
-            {"kind": "campaign", "campaign": key, "member": m, "dedupe_key": h.hexdigest()[:32]}
-        )
+        out.append(h.hexdigest()[:32])
     return out
+
+
+def campaigns_json(
+    ids: Sequence[str], keys: tuple[str, ...], member: list[list[bool]]
+) -> list[bytes]:
+    """Each customer's campaign actions as the JSON ``campaigns`` would serialise to,
+    comma-joined (``member[c][i]``: customer ``i`` belongs to campaign ``keys[c]``).
+
+    ``crmtier tier`` writes them straight into the output line: each campaign's two
+    possible heads (member or not) are serialised once per batch, so a customer costs its
+    ten hashes and a join instead of ten dicts and the serializer's pass over them."""
+    heads = _heads(keys)
+    by_customer = zip(*member, strict=True) if member else ([] for _ in ids)
+    return [
+        b",".join(
+            [
+                head[m] + h.encode() + b'"}'
+                for head, m, h in zip(heads, row, campaign_dedupe_keys(i, keys), strict=True)
+            ]
+        )
+        for i, row in zip(ids, by_customer, strict=True)
+    ]
+
+
+@lru_cache(maxsize=8)
+def _heads(keys: tuple[str, ...]) -> tuple[tuple[bytes, bytes], ...]:
+    """Per campaign, its action's JSON up to the dedupe key's value: (not member, member)."""
+    return tuple((_head(key, False), _head(key, True)) for key in keys)
+
+
+def _head(key: str, member: bool) -> bytes:
+    action = {"kind": "campaign", "campaign": key, "member": member, "dedupe_key": ""}
+    return pydantic_core.to_json(action)[:-2]  # without the empty key's closing '"}'
 
 
 @lru_cache(maxsize=8)

@@ -1,0 +1,147 @@
+"""Which customers a page's household changes pull in, so a change to one member re-tiers
+its whole household within the minimum of API calls.
+
+A household's tier is the sum of its members' AUM (tiering_core.rules.household), so a
+page that changes one member must be tiered together with every other member of each
+household the change touches, and those members' tiers rewritten. The household is touched
+when the changed customer is in it now or was in it at the last sync: joining a household
+lifts the others, leaving one lowers them, and a split (members moved to a new household
+id) touches both the old and the new household.
+
+A member in two households takes the best of them, so tiering it needs the members of its
+other household too: ``expand`` follows the household graph to its connected component,
+each hop one bulk relationship read (``MemberReader``: one read per hop for all the
+customers found, never one per customer), bounded by ``max_members`` so one unusually
+connected family cannot turn a page into a full load. Households are small (most customers
+single, couples, a few families of three to five), so the first read finds everyone
+and a second, for the members it found, finds nobody new.
+
+The engine's hook (sync/engine.py, between reading a page and deciding it) is one call:
+
+    hh = households.load(connector, page_records, known_links, policy)  # None: off
+    records = [*page_records, *hh.extra] if hh else page_records
+    decide_batch([r.profile for r in records], policy, as_of,
+                 households=hh.links_for([r.profile.id for r in records], policy) if hh else None)
+
+``known_links`` are the links recorded at the last sync (the state store keeps each
+customer's households beside its state); ``hh.known`` is what to record after this one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from connectors.contract import Connector, CrmRecord
+from tiering_core.policy import Policy
+from tiering_core.rules.household import HouseholdLinks, Link
+
+#: ``read(customers, households)``: every current link of every household that holds one of
+#: ``customers`` or is one of ``households``, all their members included (one bulk read
+#: per use: a few queries for the whole list, never one per customer; see the connector).
+MemberReader = Callable[[Collection[str], Collection[str]], list[Link]]
+
+
+@dataclass(frozen=True)
+class HouseholdGroup:
+    """The outcome of ``expand``: the households found, every current link of their
+    members, the customers outside the page that must be loaded and re-tiered, and whether
+    ``max_members`` cut the expansion short (the remaining members keep their last tier
+    until their own change or the next full sync)."""
+
+    households: frozenset[str]
+    links: tuple[Link, ...]
+    extra_ids: frozenset[str]
+    truncated: bool
+    reads: int  # MemberReader calls made
+
+
+def left(page_ids: Iterable[str], known_links: Mapping[str, Collection[str]]) -> frozenset[str]:
+    """Households the page's customers were in at the last sync: one a member has left
+    still changes (its others lose that member's AUM)."""
+    return frozenset(hid for cid in page_ids for hid in known_links.get(cid, ()))
+
+
+def expand(
+    page_ids: Collection[str],
+    known_links: Mapping[str, Collection[str]],
+    read: MemberReader,
+    *,
+    max_members: int = 500,
+) -> HouseholdGroup:
+    """The page's households now and at the last sync, with all their members; then each
+    newly found member's other households (a member in two households takes the better),
+    one bulk read per hop, until no new member appears or ``max_members`` customers
+    outside the page have been found."""
+    page = frozenset(page_ids)
+    links: dict[tuple[str, str], Link] = {}
+    customers: set[str] = set(page)
+    households: set[str] = set(left(page, known_links))
+    extra: set[str] = set()
+    reads = 0
+    truncated = False
+    while customers or households:
+        if len(extra) >= max_members:
+            truncated = True
+            break
+        found = read(sorted(customers), sorted(households))
+        reads += 1
+        for link in found:
+            links[(link.customer_id, link.household_id)] = link
+        new = {link.customer_id for link in found} - page - extra
+        extra |= new
+        customers, households = new, set()
+    return HouseholdGroup(
+        frozenset(link.household_id for link in links.values()),
+        tuple(links.values()),
+        frozenset(extra),
+        truncated,
+        reads,
+    )
+
+
+def current_links(links: Iterable[Link]) -> dict[str, frozenset[str]]:
+    """Customer -> households, the form ``known_links`` takes at the next sync."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for link in links:
+        out[link.customer_id].add(link.household_id)
+    return {cid: frozenset(h) for cid, h in out.items()}
+
+
+@dataclass(frozen=True)
+class HouseholdPage:
+    """A page's household context: the members loaded beside the page, every link among
+    them, and each customer's households as they are now (for the next sync's
+    ``known_links``)."""
+
+    extra: list[CrmRecord]
+    group: HouseholdGroup
+
+    @property
+    def known(self) -> dict[str, frozenset[str]]:
+        return current_links(self.group.links)
+
+    def links_for(self, customer_ids: Sequence[str], policy: Policy) -> HouseholdLinks:
+        """The links as columns over the batch about to be decided (page, then extra)."""
+        return HouseholdLinks.build(customer_ids, self.group.links, policy)
+
+
+def load(
+    connector: Connector,
+    records: Sequence[CrmRecord],
+    known_links: Mapping[str, Collection[str]],
+    policy: Policy,
+    *,
+    max_members: int = 500,
+) -> HouseholdPage | None:
+    """The household context of a page, or None when the policy turns households off (no
+    API call is spent on them then) or the connector reads no relationships (it has no
+    ``household_links``). Extra members come in one bulk ``fetch``."""
+    read: MemberReader | None = getattr(connector, "household_links", None)
+    if read is None or not policy.households.enabled:
+        return None
+    page_ids = [r.profile.id for r in records]
+    group = expand(page_ids, known_links, read, max_members=max_members)
+    extra = connector.fetch(sorted(group.extra_ids)) if group.extra_ids else []
+    return HouseholdPage(extra, group)
