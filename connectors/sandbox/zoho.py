@@ -48,6 +48,7 @@ from connectors.sandbox.zoho_schema import (
     build_schema,
     stored_value,
 )
+from connectors.sandbox.zoho_timeline import install_zoho_timeline
 from connectors.sandbox.zoho_wire import ID_BASE, format_time
 from connectors.sandbox.zoho_writes import MEMBERS
 
@@ -106,6 +107,7 @@ class ZohoSandbox(SandboxLifecycle):
             lambda: self.server.base_url,
         )
         self.api.register(router)
+        install_zoho_timeline(self, router)  # tier overrides' audit (override_trail)
         self.api.discrete_page_limit = discrete_page_limit
         self.api.profile = integration_profile  # "Administrator": what doctor warns about
         self.server.on_reset.append(self._reset)
