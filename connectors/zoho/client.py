@@ -24,6 +24,7 @@ import requests
 from zcrmsdk.src.com.zoho.crm.api import HeaderMap, ParameterMap
 from zcrmsdk.src.com.zoho.crm.api import fields as sdk_fields
 from zcrmsdk.src.com.zoho.crm.api import notification as sdk_notification
+from zcrmsdk.src.com.zoho.crm.api import query as sdk_query
 from zcrmsdk.src.com.zoho.crm.api import record as sdk_record
 from zcrmsdk.src.com.zoho.crm.api import related_records as sdk_related
 from zcrmsdk.src.com.zoho.crm.api import users as sdk_users
@@ -211,6 +212,18 @@ class ZohoClient:
             lambda: sdk_record.RecordOperations().get_records(module, params),
         )
         return [] if wrapper is None else [plain_record(r) for r in wrapper.get_data() or []]
+
+    def query(self, select_query: str) -> ReadPage:
+        """``POST /crm/v2/coql`` (Zoho CRM v2 "COQL Query"): one page of a COQL select;
+        ``more`` from the answer's ``info.more_records``."""
+        body = sdk_query.BodyWrapper()
+        body.set_select_query(select_query)
+        wrapper = self._call("query", lambda: sdk_query.QueryOperations().get_records(body))
+        if wrapper is None:
+            return ReadPage([], False)
+        info = wrapper.get_info()
+        rows = [plain_record(r) for r in wrapper.get_data() or []]
+        return ReadPage(rows, bool(info is not None and info.get_more_records()))
 
     def timeline(self, module: str, record_id: str) -> list[dict[str, Any]]:
         """``GET /crm/v5/{module}/{id}/__timeline`` ("Timeline of a Record", Zoho CRM API
