@@ -120,6 +120,9 @@ OUTPUTS: tuple[Output, ...] = (
     # computed by the sync's planner from the assessment (sync/explanation.py), not a
     # set_field of the strategy; its length is the admin's explanation_max_chars
     Output("explanation", TEXT, "Tier explanation", optional=True),
+    # the tier of the member's best household (rules/household.py), decided only when the
+    # sync reads the CRM's households; optional because not every org has a field for it
+    Output("household_tier", picklist(ValueTier), "Household tier", optional=True),
 )
 
 #: The outputs by name.
