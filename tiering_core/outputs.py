@@ -93,7 +93,8 @@ class Output:
     which a bank keeps confidential (PRC Anti-Money Laundering Law; PBOC 保密原则): the
     CRM field must be readable by compliance only, and crmtier's listings hide it unless
     ``--show-restricted`` is given. ``optional``: written only when ``[writeback.fields]``
-    maps it (the shipped mappings leave it out); every other output is mapped or switched
+    maps it (the shipped mappings leave it out, unless the CRM has a place for it that its
+    sync reads, as Salesforce has for ``household_tier``); every other output is mapped or switched
     off explicitly."""
 
     name: str
