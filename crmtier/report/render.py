@@ -14,6 +14,7 @@ from html import escape
 
 from connectors.contract import data_calls
 from crmtier.report.coverage import CoverageReport
+from crmtier.report.households import render_households
 from crmtier.report.html import _CSP, _CSS, _matrix, _note, _section, _share, _table
 from crmtier.report.model import (
     ApiUse,
@@ -312,6 +313,16 @@ def render(data: ReportData) -> str:
             _feedback(data.feedback),
         ),
     ]
+    sections.append(
+        _section(
+            "households",
+            "Household versus individual tiers",
+            "Customers whose household's summed assets lift their value tier "
+            "(HOUSEHOLD_AUM), per tier; and each member's value tier against its best "
+            "household's tier.",
+            render_households(data.households),
+        )
+    )
     if data.coverage is not None:
         sections.append(
             _section(
