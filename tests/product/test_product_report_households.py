@@ -132,3 +132,12 @@ def test_section_shows_the_figures() -> None:
     for r in expected.rows:
         assert f"<td>{r.tier}</td><td>{r.customers:,}</td>" in lifted.group(0)
     assert 'data-chart="households-members"' in section.group(0)
+
+
+def test_tiers_without_households_are_stored_as_before() -> None:
+    """No household links: the stored tiers keep exactly their six codes, so a sync
+    without households stores and audits what it did before."""
+    (d,) = decide_batch([person("A", 4_000_000)], POLICY, AS_OF)
+    assert set(tiers_of(d)) == {
+        "value_tier", "needs_tier", "credit_risk", "aml_risk", "ops_risk", "status",
+    }  # fmt: skip
