@@ -23,7 +23,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tiering_core.models import CustomerProfile, DQIssue
+from tiering_core.models import OVERRIDE_AUDIT_FIELDS, CustomerProfile, DQIssue
 from tiering_core.outputs import OUTPUTS, RESTRICTED
 
 #: Canonical output fields a connector may write back to the CRM record: the declared
@@ -181,6 +181,7 @@ CANONICAL_TYPES: dict[str, Any] = {
     path: typ
     for path, typ in _leaf_types(CustomerProfile).items()
     if not path.startswith("previous.")
+    and path not in {f"override.{name}" for name in OVERRIDE_AUDIT_FIELDS}
 }
 
 

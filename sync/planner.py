@@ -193,13 +193,16 @@ def plan_customer(
     current: Mapping[str, Any],
     known: Known,
     writeback: WritebackConfig,
+    *,
+    desired: Mapping[str, Any] | None = None,
 ) -> CustomerPlan:
     """The plan's tasks are validated into ``TaskAction`` here: only the few planned ones,
-    which the outbox and the connectors carry on."""
+    which the outbox and the connectors carry on. ``desired``: the assessment's
+    ``desired_fields`` under ``writeback``, when the caller has them already."""
+    if desired is None:
+        desired = desired_fields(assessment, writeback)
     fields = {
-        name: value
-        for name, value in desired_fields(assessment, writeback).items()
-        if not same_value(value, current.get(name))
+        name: value for name, value in desired.items() if not same_value(value, current.get(name))
     }
     tasks: list[TaskAction] = []
     desired_campaigns: dict[str, dict[str, Any]] = {}

@@ -372,10 +372,11 @@ def differs(a: Evaluation, b: Evaluation) -> npt.NDArray[np.bool_]:
 
 def _reason_differs(a: ReasonColumn, b: ReasonColumn, n: int) -> npt.NDArray[np.bool_]:
     fired_a, fired_b = np.broadcast_to(a.mask, n), np.broadcast_to(b.mask, n)
-    out = fired_a != fired_b
+    out: npt.NDArray[np.bool_] = fired_a != fired_b
     both = fired_a & fired_b
     if a.labels != b.labels or a.profile_path != b.profile_path:
-        return out | both
+        out |= both
+        return out
     for x, y in ((a.value, b.value), (a.threshold, b.threshold), (a.weight, b.weight)):
         out |= both & ~_same(x, y, n)
     return out

@@ -167,6 +167,9 @@ class Columns:
     currencies: list[str] = field(default_factory=list)
     enum_texts: list[list[str | None]] = field(default_factory=list)  # in ENUMS order
     listed_countries: list[Sequence[str] | None] = field(default_factory=list)
+    # Tier overrides' cells by path (``override.value_tier``, ...), only when some customer
+    # of the batch has one (rules/override.py); empty otherwise, as for most batches.
+    overrides: dict[str, list[Any]] = field(default_factory=dict)
 
     #: The fields above that only decisions read (``evaluate`` never does).
     NAMING: ClassVar[tuple[str, ...]] = (
@@ -175,6 +178,7 @@ class Columns:
         "currencies",
         "enum_texts",
         "listed_countries",
+        "overrides",
     )
 
     @property
@@ -250,6 +254,11 @@ class Columns:
             currencies=v["currency"],
             enum_texts=texts,
             listed_countries=listed,
+            overrides=(
+                {k: c for k, c in v.items() if k.startswith("override.")}
+                if any(cells.blocks.get("override", ()))
+                else {}
+            ),
         )
 
     def take(self, index: npt.NDArray[np.intp]) -> Columns:
@@ -274,4 +283,5 @@ class Columns:
             listed_countries=(
                 [self.listed_countries[i] for i in index] if self.listed_countries else []
             ),
+            overrides={k: [c[i] for i in index] for k, c in self.overrides.items()},
         )

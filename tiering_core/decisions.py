@@ -23,7 +23,7 @@ from tiering_core.dates import add_months, add_working_days
 from tiering_core.models import ActionKind, AssessmentData
 from tiering_core.policy import Policy
 from tiering_core.reasons import CATALOGUE, ReasonText
-from tiering_core.rules import campaigns, channel, strategy
+from tiering_core.rules import campaigns, channel, override, strategy
 from tiering_core.rules.base import (
     AML_LEVELS,
     NEEDS_TIERS,
@@ -72,6 +72,7 @@ def made(
         members = m.member.T.tolist()
     else:
         m, members = _NO_MEMBERSHIPS, [[]] * cols.n
+    overrides = [override.row_of(cols, i) for i in range(cols.n)] if cols.overrides else None
     return [
         _decision(
             strategy.Customer(*customer),
@@ -83,6 +84,7 @@ def made(
             kinds,
             (m.keys, members[i]),
             households[i],
+            overrides[i] if overrides else None,
         )
         for i, (customer, row) in enumerate(zip(customers, rows, strict=True))
     ]
@@ -150,6 +152,7 @@ def _decision(
     kinds: frozenset[ActionKind],
     memberships: tuple[tuple[str, ...], Sequence[bool]],
     household: _Household,
+    overridden: dict[str, Any] | None = None,  # the customer's override cells, if any
 ) -> AssessmentData:
     months = policy.aml.review_months
     review = _next_review_by_level(
@@ -171,7 +174,8 @@ def _decision(
         "ops_risk": RISK_LEVELS[d.ops_risk],
         "edd_required": aml_risk in ("high", "prohibited"),
         "next_review": next_review,
-        "service_level": sl.prohibited if aml_risk == "prohibited" else getattr(sl, value_tier),
+        "service_level": (overridden and override.service_level(reasons, sl))
+        or (sl.prohibited if aml_risk == "prohibited" else getattr(sl, value_tier)),
         "preferred_channel": channel.CHANNELS[d.preferred_channel],
         "reasons": reasons,
         "actions": (),  # below: in its place among the keys
@@ -207,6 +211,13 @@ def _decision(
     decision["actions"] = strategy.actions(
         customer, decision, outcome, reasons, policy, as_of, kinds, memberships
     )
+    if overridden is not None:  # a refused override's task to its maker
+        decision["actions"] = (
+            *decision["actions"],
+            *override.refusal_tasks(
+                customer.id, customer.owner_id, overridden, reasons, policy, as_of, kinds
+            ),
+        )
     return decision
 
 

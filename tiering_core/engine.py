@@ -50,6 +50,7 @@ from tiering_core.rules import (
     household,
     needs,
     ops,
+    override,
     quality,
     strategy,
     value,
@@ -171,7 +172,7 @@ def decide_columns(
     a quarter of deciding). Everything else is the same whatever ``kinds`` is."""
     if not cols.n:
         return []
-    evaluation = evaluate(cols, policy, as_of, households)
+    evaluation = override.apply(evaluate(cols, policy, as_of, households), cols, policy, as_of)
     return decisions.made(cols, evaluation, policy, as_of, kinds)
 
 

@@ -204,6 +204,30 @@ class Previous(_Input):
     below_floor_since: date | None = None
 
 
+class Override(_Input):
+    """A relationship manager's proposed tier override and its maker-checker trail
+    (docs/overrides.md). ``value_tier``/``service_tier`` are what the maker proposes (a
+    service tier names the value tier whose service level is given); ``approved`` is the
+    checker's approval as the CRM holds it. ``maker_id``, ``checker_id`` and the two times
+    come from the CRM's own audit (field history, timeline, approval flow), filled by the
+    sync layer, never typed by a user: a self-declared checker proves nothing.
+    ``rules/override.py`` decides whether it stands."""
+
+    value_tier: str | None = None
+    service_tier: str | None = None
+    reason: str | None = None
+    expires: date | None = None
+    approved: bool | None = None
+    maker_id: str | None = None
+    checker_id: str | None = None
+    proposed_at: datetime | None = None
+    approved_at: datetime | None = None
+
+
+#: ``Override`` fields that only the CRM's audit may fill (never a mapped CRM field).
+OVERRIDE_AUDIT_FIELDS = ("maker_id", "checker_id", "proposed_at", "approved_at")
+
+
 class CustomerProfile(_Input):
     id: Annotated[str, Field(min_length=1)]
     kind: str | None = None  # one of CUSTOMER_KINDS
@@ -221,6 +245,7 @@ class CustomerProfile(_Input):
     qualified_investor: bool | None = None
     consent: Consent | None = None
     previous: Previous | None = None
+    override: Override | None = None
 
 
 # --- output -----------------------------------------------------------------------------

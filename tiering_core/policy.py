@@ -272,6 +272,29 @@ class Tasks(_Section):
     data_remediation: TaskRule
 
 
+OverrideDimension = Literal["value_tier", "service_tier"]
+
+
+class OverridePolicy(_Section):
+    """Tier overrides with maker-checker and expiry (docs/overrides.md). Only value and
+    service tiers are ever liftable, so an override can never touch AML or credit risk;
+    ``lift`` narrows that further. ``max_days``: the longest approval, counted from the
+    checker's approval to the expiry date (a quarter by default: the RM re-argues it each
+    quarter). ``refused_task``: the task that tells the maker why an override was refused
+    (its ``queue`` when the CRM's audit names no maker and the customer has no owner)."""
+
+    enabled: bool = True
+    max_days: int = Field(default=92, ge=1, le=731)
+    lift: tuple[OverrideDimension, ...] = ("value_tier", "service_tier")
+    refused_task: TaskRule = TaskRule(
+        queue="relationship_managers",
+        priority="normal",
+        due_days=3,
+        period="month",
+        deadline_source="bank policy: a refused override is answered within three days",
+    )
+
+
 class Campaign(_Section):
     tiers: tuple[TierName, ...] = ()
     needs: tuple[Literal["basic", "advanced", "professional"], ...] = ()
@@ -346,6 +369,7 @@ class Policy(_Section):
     channel: ChannelPolicy = Field(default_factory=ChannelPolicy)
     coverage: CoveragePolicy = Field(default_factory=CoveragePolicy)
     regulatory: Regulatory = Field(default_factory=Regulatory)
+    overrides: OverridePolicy = Field(default_factory=OverridePolicy)
 
     @cached_property
     def version(self) -> str:

@@ -520,6 +520,31 @@ _SPECS = (
         "CSAT {value} <= {threshold}",
         "满意度 {value} ≤ {threshold}",
     ),
+    # overrides (rules/override.py): a maker-checker decision outranks every computed fact
+    _spec(
+        "MANUAL_OVERRIDE",
+        "value",
+        "override.value_tier",
+        0.99,
+        "Approved override: value tier {value} until {threshold}",
+        "经复核批准的调整：价值等级 {value}，有效至 {threshold}",
+    ),
+    _spec(
+        "MANUAL_OVERRIDE_SERVICE",
+        "value",
+        "override.service_tier",
+        0.98,
+        "Approved override: {value} service level until {threshold}",
+        "经复核批准的调整：{value} 服务级别，有效至 {threshold}",
+    ),
+    _spec(
+        "OVERRIDE_REFUSED",
+        "value",
+        "override",
+        0.05,
+        "Tier override to {threshold} refused: {value}",
+        "等级调整（{threshold}）未获采纳：{value}",
+    ),
     # consent
     _spec(
         "CONSENT_NO_MARKETING",

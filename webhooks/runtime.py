@@ -55,7 +55,7 @@ class Realtime:
         self.sync_lock = sync_lock or threading.Lock()
         self.worker = InboxWorker(
             self.inbox,
-            connector.fetch,
+            engine.connector.fetch,  # the engine's reads: with the overrides' CRM audit
             engine.process_changes,
             exclusive=StreamLease(engine, self.sync_lock),
             options=worker_options(settings),

@@ -24,6 +24,7 @@ from connectors.contract import (
 from connectors.fxiaoke import checks
 from connectors.fxiaoke.client import FxiaokeClient, data_path
 from connectors.fxiaoke.config import FxiaokeConfig, load_config
+from connectors.fxiaoke.households import HouseholdReader
 from connectors.fxiaoke.mapping import projection, record_from_raw, to_epoch_ms
 from connectors.fxiaoke.query import (
     ID,
@@ -63,6 +64,8 @@ class FxiaokeConnector:
         )
         self._projection = projection(mapping, writeback)
         self._writer = PlanWriter(self.client, config, mapping, writeback)
+        #: households (connectors.fxiaoke.households): sync.households's MemberReader
+        self.household_links = HouseholdReader(self.client)
 
     # --- reads ----------------------------------------------------------------------
 

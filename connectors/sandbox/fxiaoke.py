@@ -44,6 +44,7 @@ from connectors.sandbox.fxiaoke_auth import (
     open_user_id,
 )
 from connectors.sandbox.fxiaoke_control import install_control_routes
+from connectors.sandbox.fxiaoke_households import CONTACT, contact_rows
 from connectors.sandbox.fxiaoke_push import WorkflowPush
 from connectors.sandbox.fxiaoke_query import from_ms, to_ms
 from connectors.sandbox.fxiaoke_routes import error_response, install_routes
@@ -56,7 +57,8 @@ from connectors.sandbox.fxiaoke_schema import (
     build_objects,
     stored_value,
 )
-from connectors.sandbox.generator import generate, to_crm_fields
+from connectors.sandbox.generator import customer_id, generate, to_crm_fields
+from connectors.sandbox.households import household_links, noting_individuals
 from connectors.sandbox.optional import writeback_targets
 
 CRM = "fxiaoke"
@@ -205,8 +207,10 @@ class FxiaokeSandbox(SandboxLifecycle):
         fields = self.mapping.mapping.fields
         now_ms = to_ms(datetime.now(UTC))
 
+        individuals: list[int] = []
+
         def rows() -> Any:
-            for c in generate(customers, seed):
+            for c in noting_individuals(generate(customers, seed), individuals):
                 data = self._as_stored(to_crm_fields(c, fields))
                 data.update(
                     name=c.pii["name"],
@@ -222,6 +226,10 @@ class FxiaokeSandbox(SandboxLifecycle):
                 yield c.id, c.modstamp, data
 
         self.store.insert_many(ACCOUNT, rows())
+        links = household_links(individuals, seed)
+        self.store.insert_many(
+            CONTACT, contact_rows(links, customer_id, self.store.clock(), now_ms)
+        )
 
     def edit_customer(
         self, customer_id: str, changes: Mapping[str, Any], *, modstamp: datetime | None = None

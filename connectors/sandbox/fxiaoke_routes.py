@@ -19,6 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from connectors.sandbox.fxiaoke_auth import ApiError
+from connectors.sandbox.fxiaoke_flow import install_fxiaoke_flow
 from connectors.sandbox.fxiaoke_query import QueryError, as_row, parse, run, to_ms
 from connectors.sandbox.fxiaoke_schema import ACCOUNT, validate
 from connectors.sandbox.server import Request, Response, Router
@@ -66,6 +67,7 @@ def install_routes(sandbox: FxiaokeSandbox, router: Router) -> None:
             _wrap(sandbox, handler, custom=True),
             f"custom_{verb}",
         )
+    install_fxiaoke_flow(sandbox, router, partial(_wrap, sandbox))  # overrides' approvals
     router.add("POST", "/.*", partial(_unknown_path, sandbox), "unknown")
 
 

@@ -25,6 +25,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_origin
 
+from connectors.fxiaoke.households import (
+    CONTACT,
+    HOUSEHOLD_FIELD,
+    MEMBER_FIELD,
+    ROLE_FIELD,
+    ROLES,
+)
 from connectors.fxiaoke.mapping import FIELD_TYPES
 from connectors.mapping import CANONICAL_TYPES, DefaultMapping
 from connectors.sandbox.generator import (
@@ -144,11 +151,18 @@ def build_objects(default: DefaultMapping) -> dict[str, ObjectSpec]:
         KEY_FIELD: FieldSpec("text", "crmtier key"),
     }
     event = {**_SYSTEM, "begin_time": FieldSpec("date", "开始日期")}
+    contact = {  # household members (connectors/fxiaoke/households.py)
+        **_SYSTEM,
+        HOUSEHOLD_FIELD: FieldSpec("object_reference", "客户"),
+        MEMBER_FIELD: FieldSpec("object_reference", "家庭成员客户"),
+        ROLE_FIELD: FieldSpec("select_one", "家庭角色", ROLES),
+    }
     return {
         ACCOUNT: ObjectSpec(ACCOUNT, "客户", account),
         FOLLOWUP: ObjectSpec(FOLLOWUP, "跟进任务", followup),
         CAMPAIGN_MEMBER: ObjectSpec(CAMPAIGN_MEMBER, "活动成员", member),
         MARKETING_EVENT: ObjectSpec(MARKETING_EVENT, "市场活动", event),
+        CONTACT: ObjectSpec(CONTACT, "联系人", contact),
     }
 
 

@@ -16,6 +16,7 @@ from typing import Any, get_origin
 
 from connectors.mapping import CANONICAL_TYPES, DefaultMapping
 from connectors.salesforce.mapping import FIELD_TYPES
+from connectors.salesforce.override_audit import history_object
 from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS
 from connectors.sandbox.optional import writeback_targets
 from tiering_core.outputs import output_type
@@ -285,7 +286,15 @@ def build_schema(
     member.add(FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True))
     return {
         o.name: o
-        for o in (account, task, campaign, member, account_contact_relation(), *owner_objects())
+        for o in (
+            account,
+            task,
+            campaign,
+            member,
+            account_contact_relation(),
+            history_spec(account.name),
+            *owner_objects(),
+        )
     }
 
 
@@ -324,6 +333,25 @@ def account_contact_relation() -> ObjectSpec:
         )
     )
     return acr
+
+
+def history_spec(sobject: str) -> ObjectSpec:
+    """The customer object's field history (``AccountHistory``), query-only: the rows
+    field history tracking keeps of the tracked override fields (docs/overrides.md)."""
+    name, parent = history_object(sobject)
+    spec = ObjectSpec(name, deletable=False)
+    for field_name, typ in (
+        ("Id", "id"),
+        (parent, "reference"),
+        ("Field", "picklist"),
+        ("OldValue", "anyType"),
+        ("NewValue", "anyType"),
+        ("CreatedById", "reference"),
+        ("CreatedDate", "datetime"),
+        ("IsDeleted", "boolean"),
+    ):
+        spec.add(FieldSpec(field_name, typ, updateable=False, createable=False))
+    return spec
 
 
 def owner_objects() -> tuple[ObjectSpec, ...]:

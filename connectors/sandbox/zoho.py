@@ -28,6 +28,7 @@ from typing import Any
 from connectors.mapping import load_default_mapping
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
 from connectors.sandbox.generator import SyntheticCustomer, generate, to_crm_fields
+from connectors.sandbox.households import household_links, noting_individuals
 from connectors.sandbox.optional import writeback_targets
 from connectors.sandbox.zoho_api import (
     LEAST_PRIVILEGE_PROFILE,
@@ -37,6 +38,7 @@ from connectors.sandbox.zoho_api import (
 )
 from connectors.sandbox.zoho_auth import Accounts, ClientApp, zoho_error
 from connectors.sandbox.zoho_control import install_control_routes
+from connectors.sandbox.zoho_households import seed_households
 from connectors.sandbox.zoho_notify import Channel, Delivery, Notifier, resolve_expiry
 from connectors.sandbox.zoho_schema import (
     CAMPAIGN_MODULE,
@@ -46,6 +48,7 @@ from connectors.sandbox.zoho_schema import (
     build_schema,
     stored_value,
 )
+from connectors.sandbox.zoho_timeline import install_zoho_timeline
 from connectors.sandbox.zoho_wire import ID_BASE, format_time
 from connectors.sandbox.zoho_writes import MEMBERS
 
@@ -104,6 +107,7 @@ class ZohoSandbox(SandboxLifecycle):
             lambda: self.server.base_url,
         )
         self.api.register(router)
+        install_zoho_timeline(self, router)  # tier overrides' audit (override_trail)
         self.api.discrete_page_limit = discrete_page_limit
         self.api.profile = integration_profile  # "Administrator": what doctor warns about
         self.server.on_reset.append(self._reset)
@@ -175,12 +179,19 @@ class ZohoSandbox(SandboxLifecycle):
     # --- data -----------------------------------------------------------------------------
 
     def seed(self, customers: int, seed: int = 7) -> None:
+        individuals: list[int] = []
         self.store.insert_many(
             CUSTOMER_MODULE,
             (
                 (zoho_customer_id(c.index), c.modstamp, self._contact(c))
-                for c in generate(customers, seed)
+                for c in noting_individuals(generate(customers, seed), individuals)
             ),
+        )
+        seed_households(
+            self.store,
+            household_links(individuals, seed),
+            zoho_customer_id,
+            lambda contact: contact.get("Last_Name") or "",
         )
 
     def _contact(self, customer: SyntheticCustomer) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from connectors.sandbox import zoho_writes as writes
 from connectors.sandbox.server import Request, Response, Router
 from connectors.sandbox.store import RecordStore
 from connectors.sandbox.zoho_auth import Accounts, zoho_error
+from connectors.sandbox.zoho_households import coql
 from connectors.sandbox.zoho_notify import Notifier
 from connectors.sandbox.zoho_schema import (
     CAMPAIGN_MODULE,
@@ -164,6 +165,7 @@ class ZohoApi:
             "related_delete",
         )
         add("GET", r"/crm/v2/users", self._api(self.users, "users"), "users")
+        add("POST", r"/crm/v2/coql", self._api(partial(coql, self), "coql"), "coql")
         add(
             "POST",
             rf"/crm/v2/{mod}/upsert",

@@ -29,6 +29,8 @@ from tiering_core.outputs import output_type
 CUSTOMER_MODULE = "Contacts"
 TASK_MODULE = "Tasks"
 CAMPAIGN_MODULE = "Campaigns"
+#: ``Household_Role`` values of a household member (connectors.zoho.households).
+HOUSEHOLD_ROLES = ("Primary", "Spouse", "Partner", "Child", "Parent", "Family Member", "Business")
 MODULES = (CUSTOMER_MODULE, "Leads", "Accounts", TASK_MODULE, CAMPAIGN_MODULE)
 TASK_KEY_FIELD = "Crmtier_Key"
 
@@ -155,6 +157,8 @@ def build_schema(default: DefaultMapping) -> OrgSchema:
     )
     contact.append(ZohoField("Owner", "ownerlookup", custom=False))
     contact.append(ZohoField("National_ID", "text"))
+    contact.append(ZohoField("Account_Name", "lookup", custom=False, lookup_module="Accounts"))
+    contact.append(ZohoField("Household_Role", "picklist", HOUSEHOLD_ROLES))
     for path, api_name in default.mapping.fields.items():
         contact.append(ZohoField(api_name, _canonical_type(path), INPUT_PICKLISTS.get(path, ())))
     for output, api_name in writeback_targets("zoho", default).items():
@@ -177,11 +181,12 @@ def build_schema(default: DefaultMapping) -> OrgSchema:
         ZohoField("Owner", "ownerlookup", custom=False),
     ]
     lead_or_account = _system_fields(("Last_Name", "text", True), ("Email", "email", False))
+    account = _system_fields(("Account_Name", "text", True))
     return OrgSchema(
         {
             CUSTOMER_MODULE: {f.api_name: f for f in contact},
             "Leads": {f.api_name: f for f in lead_or_account},
-            "Accounts": {f.api_name: f for f in lead_or_account},
+            "Accounts": {f.api_name: f for f in account},
             TASK_MODULE: {f.api_name: f for f in task},
             CAMPAIGN_MODULE: {f.api_name: f for f in campaign},
         }

@@ -38,6 +38,7 @@ from connectors.zoho import channel, checks, writes
 from connectors.zoho.channel import ChannelStatus
 from connectors.zoho.client import ZohoClient
 from connectors.zoho.config import ZohoConfig, load_config
+from connectors.zoho.households import HouseholdReader
 from connectors.zoho.mapping import (
     FieldInfo,
     read_fields,
@@ -74,6 +75,8 @@ class ZohoConnector:
         )
         self._fields = read_fields(mapping, writeback)
         self._schema: dict[str, dict[str, FieldInfo]] = {}
+        #: households (connectors.zoho.households): sync.households's MemberReader
+        self.household_links = HouseholdReader(self.client, self.module)
 
     # --- reads ----------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from rich.table import Table
 
 from connectors.contract import Connector, data_calls
 from connectors.errors import ConfigError, ConnectorError
+from connectors.override_audit import OverrideAuditReads
 from crmtier.commands.listing import emit, format_option, stdout_console
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config, parse_interval
 from sync import jsonlog, outbox
@@ -94,7 +95,7 @@ def make_engine(
 
     return SyncEngine(
         store,
-        connector,
+        OverrideAuditReads(connector),  # overrides' maker and checker (docs/overrides.md)
         writeback,
         assess,
         stream=config.stream,

@@ -266,3 +266,12 @@ def test_a_member_listed_twice_counts_once(policy: Policy) -> None:
     people = [person("A", 3_000_000), person("B", 10_000)]
     twice = [Link("A", "H", "primary"), Link("A", "H", "spouse"), Link("B", "H", "child")]
     assert decide(people, twice, policy)["B"]["value_tier"] == "wealth"  # 301万, not 601万
+
+
+def test_a_member_listed_twice_counts_if_any_of_its_roles_counts(policy: Policy) -> None:
+    """The order of a CRM's relationship rows must not decide a tier (found by the split
+    property: a business link listed before a primary one dropped the member's AUM)."""
+    people = [person("A", 3_000_000), person("B", 10_000)]
+    for first, second in (("business", "primary"), ("primary", "business")):
+        links = [Link("A", "H", first), Link("A", "H", second), Link("B", "H", "child")]
+        assert decide(people, links, policy)["B"]["value_tier"] == "wealth"

@@ -26,7 +26,8 @@ from connectors.contract import (
     WritePlan,
     WriteResult,
 )
-from sync.engine import RunOptions, _next_tick
+from sync.engine import RunOptions
+from sync.reader import _next_tick
 from tests.sync.memory_crm import InMemoryConnector, memory_engine
 from tests.sync.test_sync_stateful import WRITEBACK, assess
 from tiering_core.models import Assets, CustomerProfile

@@ -36,7 +36,7 @@ AS_OF = date(2026, 5, 2)
 class PagedCrm(InMemoryConnector):
     """Customers in pages of ``PAGE``, two field writes per call. ``before_page`` runs on
     the read-ahead thread before each page after the first is handed over; ``on_call``
-    gets each write call's number as it starts."""
+    runs as each write call starts."""
 
     capabilities = Capabilities(crm="paged", page_size=PAGE, max_write_batch=BATCH)
 
@@ -100,31 +100,44 @@ def engine_for(
 def test_freed_write_slots_are_refilled_before_the_next_page_is_assessed(
     tmp_path: Path,
 ) -> None:
-    """Page 1's twelve batches: the end of page 1 sends eight (four calls, four queued).
-    Page 2 is handed over once a fifth call has started, so at least one call has
-    answered. Page 2's assessment then waits for a ninth call: it comes only if the run
-    refilled the freed slot from inside page 2's processing, not after it."""
+    """Page 1 plans twelve batches, more than the write threads take at once. Page 2 is
+    handed over only once the CRM has answered every call it was sent and has stood idle:
+    the rest of page 1's writes are then waiting in the run. Page 2's assessment waits for
+    every page-1 customer to be written: that happens only if the run sends its waiting
+    writes from inside page 2's processing, not after it."""
     crm = PagedCrm(pages=3)
-    started = {5: threading.Event(), 9: threading.Event()}
+    last_call = [time.monotonic()]
 
-    def signal(number: int) -> None:
-        if number in started:
-            started[number].set()
+    def note(number: int) -> None:
+        last_call[0] = time.monotonic()
 
-    crm.on_call = signal
-    # the fifth call starts only after one of the first four has answered (four threads)
-    crm.before_page = lambda: started[5].wait(timeout=10)
-    ninth_before_assessed: list[bool] = []
+    def idle() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if crm.calls["write"] and time.monotonic() - last_call[0] > 0.3:
+                break
+            time.sleep(0.02)
+        waiting_at_handover.append(len(page_one - set(crm.tiers)))
+
+    crm.on_call = note
+    crm.before_page = idle
+    page_one = set(crm.ids[:PAGE])
+    waiting_at_handover: list[int] = []
+    written_while_assessing: list[bool] = []
 
     def assess_waiting(profiles: Sequence[CustomerProfile]) -> list[AssessmentData]:
         if profiles[0].id == crm.ids[PAGE]:  # page 2 (page 3 may be read ahead already)
-            ninth_before_assessed.append(started[9].wait(timeout=10))
+            deadline = time.monotonic() + 10
+            while page_one - set(crm.tiers) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            written_while_assessing.append(not page_one - set(crm.tiers))
         return fields_only(profiles)
 
     report = engine_for(crm, tmp_path, assess_waiting).run(RunOptions(as_of=AS_OF))
     assert report.status == "succeeded", report.error
     assert report.counts.written == 3 * PAGE
-    assert ninth_before_assessed == [True]
+    assert waiting_at_handover[0] > 0  # page 1's writes were not all out at the handover
+    assert written_while_assessing == [True]
     assert crm.calls["write"] == 3 * PAGE // BATCH  # full batches only, each sent once
 
 

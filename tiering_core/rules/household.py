@@ -79,19 +79,24 @@ class HouseholdLinks:
     ) -> HouseholdLinks:
         """The links of the batch's customers (links of customers outside the batch are
         left out: the sync loads every member first, sync.households says which). A
-        customer listed twice in one household counts once, with its first role."""
+        customer listed twice in one household (two roles, say) counts once, and counts
+        if any of its roles does: which link comes first must not decide a tier."""
         row_of = {cid: i for i, cid in enumerate(customer_ids)}
         code_of: dict[str, int] = {}
         rows: list[int] = []
         households: list[int] = []
         counted: list[bool] = []
         roles = frozenset(policy.households.count_roles)
-        seen: set[tuple[int, str]] = set()
+        position: dict[tuple[int, str], int] = {}
         for link in links:
             row = row_of.get(link.customer_id)
-            if row is None or (row, link.household_id) in seen:
-                continue  # outside the batch, or listed twice (counted once)
-            seen.add((row, link.household_id))
+            if row is None:
+                continue  # outside the batch
+            at = position.get((row, link.household_id))
+            if at is not None:  # listed twice: one membership, counted if any role counts
+                counted[at] = counted[at] or link.role in roles
+                continue
+            position[(row, link.household_id)] = len(rows)
             rows.append(row)
             households.append(code_of.setdefault(link.household_id, len(code_of)))
             counted.append(link.role in roles)

@@ -1,0 +1,142 @@
+"""The sync run's dispatcher: decisions become outbox items in the write pool's queue.
+
+A page's plans are put in the outbox in the page's transaction. A customer read twice in a
+run keeps only its newest decision: queued items the new plan no longer wants are
+superseded, identical ones are reused, and a write identical to one in flight is not sent
+twice. Writes that may already have reached the CRM (in flight, failed retryably, queued
+by an interrupted run) cannot be undone by superseding them; ``in_doubt`` tells the
+planner which memberships those are, so the new plan says what it wants of them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from sync import outbox
+from sync.outbox import NewItem, OutboxItem
+from sync.planner import CustomerPlan
+from sync.planning import jsonable
+from sync.recorder import PageRows, Recorder
+from sync.records import Decision, PendingDecision, Planned, Skip
+from sync.state import CustomerState
+from sync.writepool import WritePool
+
+
+class Dispatcher:
+    """Moves one run's decisions into the outbox and the write pool."""
+
+    def __init__(
+        self,
+        pool: WritePool,
+        recorder: Recorder,
+        stream: str,
+        run_id: str,
+        trigger: str,
+        source_events: dict[str, str],
+    ) -> None:
+        self.pool = pool
+        self.recorder = recorder
+        self.decisions = recorder.decisions
+        self.stream = stream
+        self.run_id = run_id
+        self.trigger = trigger
+        self.source_events = source_events
+
+    def in_doubt(self, cid: str) -> dict[str, str]:
+        """Campaign -> key of this customer's outstanding membership writes that may
+        already have reached the CRM: in flight, sent and failed retryably, or queued by an
+        interrupted run (which may have sent them before it died). Superseding such a write
+        cannot undo it, so the new plan must say what it wants of those campaigns."""
+        decision = self.decisions.get(cid)
+        if decision is None:
+            return {}
+        out: dict[str, str] = {}
+        for item_id in decision.outstanding:
+            item = self.pool.queue.get(item_id)
+            if item is None:  # in flight
+                item = self.pool.sent_item(item_id)
+            elif item.attempts == 0 and item.run_id == self.run_id:
+                continue  # queued by this run and never sent: superseding it is exact
+            if item is not None and item.kind == "membership":
+                out[str(item.payload["campaign"])] = item.key
+        return out
+
+    def enqueue(
+        self,
+        conn: sa.Connection,
+        planned: list[tuple[Planned, PendingDecision]],
+        states: dict[str, CustomerState],
+        rows: PageRows,
+    ) -> None:
+        """Queue a page's planned writes. Items identical to ones already queued or in
+        flight for the customer are reused; queued items the new plan no longer wants are
+        superseded (a customer read twice in a run keeps only its newest decision)."""
+        queue, pool = self.pool.queue, self.pool
+        new: list[NewItem] = []
+        stale: list[int] = []
+        in_flight: dict[str, list[OutboxItem]] = {}
+        for items in pool.unrecorded() if pool.inflight_by_customer else ():
+            for unrecorded in items:
+                in_flight.setdefault(unrecorded.customer_id, []).append(unrecorded)
+        for p, pending in planned:
+            cid = p.customer_id
+            previous = self.decisions.get(cid)
+            queued = [queue[i] for i in (previous.outstanding if previous else ()) if i in queue]
+            keep = set(pool.inflight_by_customer.get(cid, ()))
+            by_identity = {item.identity(): item for item in queued}
+            sent = {item.identity() for item in in_flight.get(cid, ())}
+            for item in items_of(p.plan, self.source_events.get(cid)):
+                # identity() is a repr: not worth it for the usual customer with none queued
+                if not (by_identity or sent):
+                    new.append(item)
+                    continue
+                identity = item.identity()
+                existing = by_identity.pop(identity, None)
+                if existing is not None:
+                    keep.add(existing.id)
+                elif identity not in sent:  # the same write in flight is recorded once
+                    new.append(item)
+            stale += [item.id for item in by_identity.values()]
+            if previous is not None and previous.this_run:
+                self.recorder.counts.skipped[Skip.SUPERSEDED] += 1
+            self.decisions[cid] = Decision(cid, pending, keep, this_run=True, base=states.get(cid))
+            rows.states.append(self.recorder.pending_row(cid, pending))
+        if stale:
+            outbox.set_status(conn, stale, "superseded")
+            for item_id in stale:
+                queue.pop(item_id, None)
+        for added in outbox.enqueue(conn, self.stream, self.run_id, new, trigger=self.trigger):
+            queue[added.id] = added
+            self.decisions[added.customer_id].outstanding.add(added.id)
+
+    def recover(self, items: list[OutboxItem], states: dict[str, CustomerState]) -> None:
+        """Queue the writes an earlier run left pending, under the decisions it stored."""
+        for item in items:
+            self.pool.queue[item.id] = item
+            decision = self.decisions.get(item.customer_id)
+            if decision is None:
+                state = states.get(item.customer_id)
+                pending = PendingDecision.from_json(state.pending if state else None)
+                decision = Decision(item.customer_id, pending, set(), this_run=False, base=state)
+                self.decisions[item.customer_id] = decision
+            decision.outstanding.add(item.id)
+
+
+def items_of(plan: CustomerPlan, source_event_id: str | None = None) -> list[NewItem]:
+    """A customer's plan as outbox items: its fields in one item, one per task, membership
+    change and closure."""
+    cid = plan.customer_id
+    items = []
+    if plan.fields:
+        payload = jsonable(dict(plan.fields))
+        items.append(NewItem(cid, "field_update", cid, payload, source_event_id))
+    for task in plan.tasks:
+        payload = task.model_dump(mode="json")
+        items.append(NewItem(cid, "task", task.dedupe_key, payload, source_event_id, task))
+    for change in plan.memberships:
+        payload = {"campaign": change.campaign, "member": change.member}
+        items.append(NewItem(cid, "membership", change.dedupe_key, payload, source_event_id))
+    for closure in plan.closures:
+        payload = {"rule": closure.rule}
+        items.append(NewItem(cid, "task_close", closure.dedupe_key, payload, source_event_id))
+    return items

@@ -1,0 +1,50 @@
+"""The audit trail's record of a tier override: who proposed it, who approved it, when,
+until when, and whether crmtier applied or refused it (issue 20 §3, docs/overrides.md).
+
+The maker and checker come from the CRM's own audit (``connectors/override_audit.py``),
+so the row shows what the CRM showed when crmtier acted. CRM user ids are staff ids, kept
+as the CRM gives them, like the run's ``actor``; the RM's free-text reason is not kept
+(it may name the customer), only whether one was given.
+
+``override_trail`` is pure: the sync engine puts it beside the decision it persists and
+appends it as an ``override`` audit row where it appends the decision's ``tier_change``
+row (the override's start, its refusal and its end each change the tiers or make a task).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from tiering_core.models import AssessmentData, CustomerProfile
+
+#: Reason codes that say an override decided (or was refused for) this assessment.
+APPLIED = ("MANUAL_OVERRIDE", "MANUAL_OVERRIDE_SERVICE")
+REFUSED = "OVERRIDE_REFUSED"
+
+
+def override_trail(profile: CustomerProfile, assessment: AssessmentData) -> dict[str, Any] | None:
+    """The ``new`` value of an ``override`` audit row, or None when no override decided."""
+    o = profile.override
+    if o is None:
+        return None
+    reasons = {r["code"]: r for r in assessment["reasons"] if r["code"] in (*APPLIED, REFUSED)}
+    if not reasons:
+        return None
+    refused = reasons.get(REFUSED)
+    return {
+        "outcome": "refused" if refused else "applied",
+        "cause": refused["value"] if refused else None,
+        "value_tier": o.value_tier,
+        "service_tier": o.service_tier,
+        "expires": _iso(o.expires),
+        "reason_given": bool(o.reason),
+        "maker": o.maker_id,
+        "checker": o.checker_id,
+        "proposed_at": _iso(o.proposed_at),
+        "approved_at": _iso(o.approved_at),
+    }
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

@@ -1,0 +1,242 @@
+"""The sync run's planner: from a page's records to decisions and write plans.
+
+For each customer of a page: skip it when it is only our own write coming back
+(``settled``); else assess it with its committed ``previous`` (a batch, one by one only if
+the batch fails), apply the pre-decision adjustments, plan the fewest writes
+(``sync.planner.plan_customer``) with what may already have reached the CRM
+(``in_doubt``), admit tasks within the task budgets, and build the ``PendingDecision``
+that becomes the customer's committed state once the writes are answered.
+
+Hooks: a pre-decision adjustment (say, an approved tier override) is one more entry in
+the engine's ``adjustments``; a computed write-back field is a ``set_field`` action such
+an adjustment adds, which ``desired_fields`` then plans and ``decide`` records like any
+other field.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from connectors.contract import CrmRecord
+from connectors.mapping import WritebackConfig
+from sync import taskbudget
+from sync.planner import Known, desired_fields, plan_customer, same_value, tiers_of
+from sync.preview import PlanTotals
+from sync.recorder import Recorder
+from sync.records import Json, Outcome, PageTasks, PendingDecision, Planned, Skip
+from sync.runs import side_effect_label
+from sync.settings import RunOptions
+from sync.state import CustomerState
+from sync.taskbudget import Budget, TaskLimit
+from tiering_core.models import AssessmentData, CustomerProfile
+
+log = logging.getLogger(__name__)
+
+#: assesses a batch of profiles (policy and as-of date bound by the caller)
+AssessFn = Callable[[Sequence[CustomerProfile]], list[AssessmentData]]
+#: a customer as read and as assessed
+Assessed = tuple[CrmRecord, AssessmentData]
+#: changes a page's assessments before anything is planned from them (same length, order)
+Adjustment = Callable[[list[Assessed]], list[Assessed]]
+#: campaign -> dedupe key of a customer's membership writes that may have reached the CRM
+InDoubt = Callable[[str], dict[str, str]]
+
+
+class PagePlanner:
+    """Assesses and plans the pages of one run."""
+
+    def __init__(
+        self,
+        assess: AssessFn,
+        writeback: WritebackConfig,
+        recorder: Recorder,
+        options: RunOptions,
+        *,
+        policy_version: str | None,
+        task_limits: dict[str, TaskLimit],
+        adjustments: Sequence[Adjustment] = (),
+        source_events: dict[str, str] | None = None,
+    ) -> None:
+        self.assess_fn = assess
+        # what the plans write: a fields-only run leaves tasks and memberships out, while
+        # its decisions still record every field the full config writes back
+        self.full_writeback = writeback
+        self.writeback = writeback
+        if options.only_fields:
+            self.writeback = writeback.model_copy(
+                update={"tasks": False, "campaign_memberships": False}
+            )
+        self.recorder = recorder
+        self.counts = recorder.counts
+        self.options = options
+        self.policy_version = policy_version
+        self.task_limits = task_limits
+        self.adjustments = tuple(adjustments)
+        self.source_events = source_events or {}
+        # tasks beyond budgets wait (sync.taskbudget); customers revisited for them
+        self.budget = Budget(task_limits) if task_limits else None
+        self.revisit: set[str] = set()
+        self.totals = PlanTotals()  # a dry run's, per field/rule/campaign
+
+    def settled(self, record: CrmRecord, state: CustomerState | None, digest: str) -> bool:
+        """True when the record came back only because of our own write: same inputs and
+        policy as last assessed, same day, and the CRM shows what we last wrote. Such a
+        record is unchanged without assessing it again (an assessment may depend on
+        ``previous``, e.g. an "upgraded from" reason, and must not rewrite itself)."""
+        cid = record.profile.id
+        if (
+            self.options.full
+            or self.policy_version is None
+            or state is None
+            or state.pending is not None
+            or cid in self.recorder.decisions
+            or cid in self.revisit
+            or state.input_hash != digest
+            or state.assessed_at != self.options.day().isoformat()
+            or not all(
+                same_value(value, record.current.get(name))
+                for name, value in (state.fields or {}).items()
+            )
+        ):
+            return False
+        self.counts.unchanged += 1
+        self.counts.tiers[(state.tiers or {}).get("value_tier", "unrated")] += 1
+        self.recorder.outcomes[cid] = Outcome.UNCHANGED
+        return True
+
+    def assess(self, records: list[CrmRecord], states: dict[str, CustomerState]) -> list[Assessed]:
+        """The records' assessments with their committed ``previous``, adjusted; a record
+        the assessment refuses is skipped (counted, logged by pseudonym), not the batch."""
+        profiles = []
+        for record in records:
+            state = states.get(record.profile.id)
+            previous = state.previous() if state else None
+            profile = record.profile
+            if previous is not None or profile.previous is not None:
+                profile = profile.model_copy(update={"previous": previous})
+            profiles.append(profile)
+        try:
+            results = self.assess_fn(profiles)
+            pairs = list(zip(records, results, strict=True))
+        except Exception:
+            pairs = []
+            for record, profile in zip(records, profiles, strict=True):
+                try:
+                    pairs.append((record, self.assess_fn([profile])[0]))
+                except Exception as exc:
+                    self.counts.skipped[Skip.ASSESS_ERROR] += 1
+                    self.recorder.outcomes[record.profile.id] = Outcome.ASSESS_ERROR
+                    log.warning(
+                        "could not assess customer",
+                        extra={
+                            "customer": self.recorder.ref(record.profile.id),
+                            "error": type(exc).__name__,
+                        },
+                    )
+        for adjust in self.adjustments:
+            pairs = adjust(pairs)
+        self.counts.tiered += len(pairs)
+        for record, assessment in pairs:
+            self.counts.tiers[assessment["value_tier"]] += 1
+            for issue in assessment["dq_issues"]:
+                self.counts.dq_issues[issue["code"]] += 1
+            for dq in record.dq_issues:
+                self.counts.dq_issues[dq.code] += 1
+        return pairs
+
+    def plan(
+        self, assessed: list[Assessed], states: dict[str, CustomerState], in_doubt: InDoubt
+    ) -> list[Planned]:
+        out = []
+        for record, assessment in assessed:
+            state = states.get(record.profile.id)
+            known = state.known() if state else Known()
+            doubt = in_doubt(record.profile.id)
+            if doubt:
+                known = replace(known, in_doubt=doubt)
+            desired = desired_fields(assessment, self.writeback)
+            plan = plan_customer(assessment, record.current, known, self.writeback, desired=desired)
+            out.append(Planned(record, assessment, plan, desired))
+        return out
+
+    def bounded(self, plans: list[Planned]) -> tuple[list[Planned], PageTasks | None]:
+        """The page's plans with only the tasks the budgets admit, and what the commit
+        records of the budgets."""
+        if self.budget is None or not self.writeback.tasks:
+            return plans, None
+        admitted, waiting = taskbudget.split(
+            self.budget, [(p.customer_id, p.plan.tasks) for p in plans if p.plan.tasks]
+        )
+        out = [
+            replace(p, plan=replace(p.plan, tasks=tuple(admitted.get(p.customer_id, ()))))
+            if p.plan.tasks
+            else p
+            for p in plans
+        ]
+        limits = self.task_limits
+        bounded = {cid: [t for t in tasks if t.rule in limits] for cid, tasks in admitted.items()}
+        return out, PageTasks([p.customer_id for p in plans], bounded, waiting)
+
+    def count_planned(self, plans: list[Planned]) -> None:
+        planned = self.counts.planned
+        for p in plans:
+            for task in p.plan.tasks:
+                planned[side_effect_label("task", task.rule)] += 1
+            for closure in p.plan.closures:
+                planned[side_effect_label("task_close", closure.rule)] += 1
+            for change in p.plan.memberships:
+                planned[side_effect_label("membership", change.campaign, change.member)] += 1
+
+    def decide(self, planned: Planned, digest: str) -> PendingDecision:
+        """The decision the customer's state will hold once its writes are done."""
+        assessment = planned.assessment
+        return PendingDecision(
+            tiers=tiers_of(assessment),
+            fields=jsonable(planned.desired),
+            assessed_at=self.options.day(),
+            below_floor_since=assessment["below_floor_since"],
+            reason_codes=tuple(r["code"] for r in assessment["reasons"]),
+            policy_version=assessment["policy_version"],
+            input_hash=digest,
+            run_id=self.recorder.run_id,
+            trigger=self.options.trigger,
+            source_event_id=self.source_events.get(planned.customer_id),
+        )
+
+    def preview(self, plans: list[Planned]) -> list[tuple[str, str, dict[str, Json]]]:
+        """A dry run: count and list what would be written (customer, kind, detail)."""
+        lines: list[tuple[str, str, dict[str, Json]]] = []
+        for p in plans:
+            cid, plan = p.customer_id, p.plan
+            self.totals.add(p.assessment, plan, self.full_writeback)
+            if not plan:
+                self.counts.unchanged += 1
+                self.recorder.outcomes[cid] = Outcome.UNCHANGED
+                continue
+            self.counts.written += 1
+            self.recorder.outcomes[cid] = Outcome.WOULD_WRITE
+            for name, value in plan.fields.items():
+                old = p.record.current.get(name)
+                lines.append((cid, "field_update", {"field": name, "old": old, "new": value}))
+            for task in plan.tasks:
+                lines.append((cid, "task", {"rule": task.rule, "due": task.due.isoformat()}))
+            for change in plan.memberships:
+                detail = {"campaign": change.campaign, "member": change.member}
+                lines.append((cid, "membership", detail))
+            for closure in plan.closures:
+                lines.append((cid, "task_close", {"rule": closure.rule}))
+        return lines
+
+
+def jsonable(values: dict[str, Json]) -> dict[str, Json]:
+    """Field values as stored and sent: dates as ISO text, tuples as lists."""
+    out = {}
+    for key, value in values.items():
+        if hasattr(value, "isoformat"):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[key] = value
+    return out

@@ -1,0 +1,376 @@
+"""The sync run's recorder: customer state, answered writes, audit rows, dead letters.
+
+Everything a run keeps goes through here, in the transaction the run opens for it:
+
+- a page's commit: unchanged customers' state (hysteresis needs a decision that moved
+  even when nothing is written), pending decisions, task budgets, stored inputs, audit;
+- an answered write call: items done, tasks and memberships made, retries scheduled or
+  dead-lettered, and each decision whose writes are all answered promoted to the
+  customer's committed state with its ``tier_change`` audit row.
+
+It also keeps the run's outcome per customer and the counts the run record reconciles.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import cast
+
+import sqlalchemy as sa
+
+from connectors.contract import WriteResult
+from sync import outbox, taskbudget
+from sync.audit import AuditEntry, AuditEvent, AuditKeys, Trigger, append
+from sync.inputs import save_inputs
+from sync.killpoints import kill_point
+from sync.outbox import OutboxItem
+from sync.planner import tiers_of
+from sync.records import Decision, Json, Outcome, PageTasks, PendingDecision, Planned, Skip
+from sync.runs import RunCounts, side_effect_label
+from sync.state import CustomerState, save_side_effects, save_states
+from sync.store import StateStore
+from tiering_core.privacy import pseudonym
+
+log = logging.getLogger(__name__)
+
+#: a ``customers`` row to upsert (``sync.state.save_states``): column -> stored value
+StateRow = dict[str, Json]
+
+
+@dataclass
+class PageRows:
+    """What one page's commit writes besides the outbox."""
+
+    states: list[StateRow] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
+
+
+class Recorder:
+    """Keeps one run's results; the decisions it promotes are shared with the planner."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        stream: str,
+        run_id: str,
+        *,
+        key: bytes,
+        audit_keys: AuditKeys,
+        trigger: Trigger,
+        actor: str,
+        retry_attempts: int,
+        decisions: dict[str, Decision],
+    ) -> None:
+        self.store = store
+        self.stream = stream
+        self.run_id = run_id
+        self.key = key
+        self.audit_keys = audit_keys
+        self.trigger: Trigger = trigger
+        self.actor = actor
+        self.retry_attempts = retry_attempts
+        self.decisions = decisions
+        self.counts = RunCounts()
+        self.outcomes: dict[str, Outcome] = {}
+        self.dead_letter_customers: set[str] = set()  # with open letters: resolve on success
+        self._refs: dict[str, str] = {}  # pseudonym cache
+
+    def ref(self, customer_id: str) -> str:
+        ref = self._refs.get(customer_id)
+        if ref is None:
+            ref = self._refs[customer_id] = pseudonym(customer_id, self.key)
+        return ref
+
+    # --- a page's commit ----------------------------------------------------------------
+
+    def unchanged(
+        self,
+        planned: Planned,
+        state: CustomerState | None,
+        digest: str,
+        day: date,
+        decide: Callable[[], PendingDecision],
+        rows: PageRows,
+    ) -> None:
+        """Nothing to write; still keep the decision (hysteresis needs it) if it moved.
+        ``decide`` builds the full decision, wanted only for a tier change's audit row."""
+        cid = planned.customer_id
+        self.counts.unchanged += 1
+        self.outcomes[cid] = Outcome.UNCHANGED
+        if cid in self.decisions:
+            return  # an earlier read of this run queued writes; that decision stands
+        tiers = tiers_of(planned.assessment)
+        below = _iso(planned.assessment["below_floor_since"])
+        today = day.isoformat()
+        if (
+            state is not None
+            and (state.tiers, state.below_floor_since, state.input_hash) == (tiers, below, digest)
+            and state.assessed_at == today
+        ):
+            return
+        rows.states.append(
+            {
+                "customer_id": cid,
+                "pseudonym": self.ref(cid),
+                "tiers": tiers,
+                "assessed_at": today,
+                "below_floor_since": below,
+                "input_hash": digest,
+                "run_id": self.run_id,
+            }
+        )
+        old = state.tiers if state else None
+        if old != tiers:
+            self._count_change(old, tiers)
+            rows.audit.append(self.audit(cid, "tier_change", old, tiers, decide()))
+
+    def pending_row(self, cid: str, pending: PendingDecision) -> StateRow:
+        """The state row that parks a decision while its writes are outstanding."""
+        return {
+            "customer_id": cid,
+            "pseudonym": self.ref(cid),
+            "pending": pending.to_json(),
+            "run_id": self.run_id,
+        }
+
+    def commit_page(
+        self,
+        conn: sa.Connection,
+        rows: PageRows,
+        plans: list[Planned],
+        page_tasks: PageTasks | None,
+        day: date,
+    ) -> None:
+        if page_tasks is not None:
+            taskbudget.record(
+                conn,
+                self.stream,
+                self.run_id,
+                page_tasks.planned,
+                page_tasks.admitted,
+                page_tasks.waiting,
+            )
+        save_states(conn, self.stream, rows.states)
+        save_inputs(conn, self.stream, [p.record for p in plans], day.isoformat())
+        append(conn, rows.audit, self.audit_keys)
+
+    # --- answered writes ----------------------------------------------------------------
+
+    def record_results(
+        self, items: list[OutboxItem], results: list[WriteResult]
+    ) -> list[OutboxItem]:
+        """Record one call's answers (one transaction); the items to send again later."""
+        retries: list[OutboxItem] = []
+        with self.store.begin() as conn:
+            audit_rows: list[AuditEntry] = []
+            effects: list[dict[str, Json]] = []
+            done: list[int] = []
+            for item, result in zip(items, results, strict=True):
+                decision = self.decisions.get(item.customer_id)
+                if result.ok:
+                    done.append(item.id)
+                    self.counts.writes[item.kind] += 1
+                    if item.kind != "field_update":
+                        self.counts.effects[_effect_label(item)] += 1
+                        self._side_effect(item, decision, effects, audit_rows)
+                    if decision:
+                        decision.outstanding.discard(item.id)
+                elif result.retryable and item.attempts + 1 < self.retry_attempts:
+                    attempts = item.attempts + 1
+                    outbox.set_status(
+                        conn, [item.id], "pending", attempts=attempts, error=result.error_code
+                    )
+                    retries.append(replace(item, attempts=attempts))
+                else:
+                    self._dead_letter(conn, item, result, decision)
+            outbox.set_status(conn, done, "done")
+            save_side_effects(conn, self.stream, effects)
+            kill_point("in_record")
+            finished = {
+                d.customer_id: d
+                for d in (self.decisions.get(item.customer_id) for item in items)
+                if d is not None and not d.outstanding
+            }
+            self.finalize(conn, list(finished.values()), audit_rows)
+            append(conn, audit_rows, self.audit_keys)
+        return retries
+
+    def _dead_letter(
+        self,
+        conn: sa.Connection,
+        item: OutboxItem,
+        result: WriteResult,
+        decision: Decision | None,
+    ) -> None:
+        code = result.error_code or "UNKNOWN"
+        outbox.set_status(conn, [item.id], "dead", attempts=item.attempts + 1, error=code)
+        dead = replace(item, attempts=item.attempts + 1)
+        self.dead_letter_customers.add(item.customer_id)
+        outbox.dead_letter(
+            conn,
+            self.stream,
+            dead,
+            pseudonym=self.ref(item.customer_id),
+            error_code=code,
+            reason=_one_line(result.message or code),
+            run_id=self.run_id,
+        )
+        self.counts.write_failures[item.kind] += 1
+        log.warning(
+            "write dead-lettered",
+            extra={"customer": self.ref(item.customer_id), "kind": item.kind, "code": code},
+        )
+        if decision is not None:
+            decision.outstanding.discard(item.id)
+            decision.dead = True
+            decision.field_dead = decision.field_dead or item.kind == "field_update"
+
+    def _side_effect(
+        self,
+        item: OutboxItem,
+        decision: Decision | None,
+        effects: list[dict[str, Json]],
+        audit_rows: list[AuditEntry],
+    ) -> None:
+        """A task made or closed, or a membership changed: on record, and audited."""
+        payload = item.payload
+        rule = payload.get("rule") if item.kind in ("task", "task_close") else None
+        event: AuditEvent
+        new: dict[str, Json]
+        campaign: str | None = None
+        if item.kind == "task":
+            active, event = True, "task"
+            new = {
+                "rule": rule,
+                "priority": payload.get("priority"),
+                "due": payload.get("due"),
+                "queue": payload.get("queue"),
+                "key": item.key,
+            }
+        elif item.kind == "task_close":  # the task stays on record, closed: active false
+            active, event = False, "task_closed"
+            new = {"rule": rule, "key": item.key, "closed": True}
+        else:
+            campaign, active, event = payload["campaign"], bool(payload["member"]), "campaign"
+            new = {"campaign": campaign, "member": active, "key": item.key}
+        effects.append(
+            {
+                "kind": "membership" if item.kind == "membership" else "task",
+                "key": item.key,
+                "customer_id": item.customer_id,
+                "campaign": campaign,
+                "rule": rule,
+                "active": active,
+                "run_id": self.run_id,
+            }
+        )
+        pending = decision.pending if decision else None
+        audit_rows.append(self.audit(item.customer_id, event, None, new, pending, item=item))
+
+    def finalize(
+        self, conn: sa.Connection, decisions: list[Decision], audit_rows: list[AuditEntry]
+    ) -> None:
+        """These decisions' writes are all answered: they become the committed state."""
+        if not decisions:
+            return
+        rows: list[StateRow] = []
+        resolved: list[str] = []
+        for decision in decisions:
+            cid = decision.customer_id
+            self.decisions.pop(cid, None)
+            pending, state = decision.pending, decision.base
+            row: StateRow = {"customer_id": cid, "pseudonym": self.ref(cid), "pending": None}
+            if pending is not None and not decision.field_dead:
+                row.update(
+                    tiers=pending.tiers,
+                    fields=pending.fields,
+                    assessed_at=_iso(pending.assessed_at),
+                    below_floor_since=_iso(pending.below_floor_since),
+                    input_hash=pending.input_hash,
+                )
+                old = state.tiers if state else None
+                if old != pending.tiers:
+                    self._count_change(old, pending.tiers)
+                    audit_rows.append(self.audit(cid, "tier_change", old, pending.tiers, pending))
+            if decision.dead:
+                # Part of this decision never reached the CRM while the rest may have (a
+                # dead field write beside campaign moves that landed): the committed state
+                # no longer says what the CRM holds, so the customer's next read must plan
+                # again, not pass as settled on unchanged inputs.
+                row["input_hash"] = None
+            rows.append(row)
+            if not decision.dead and cid in self.dead_letter_customers:
+                resolved.append(cid)
+                self.dead_letter_customers.discard(cid)
+            if decision.this_run:
+                if decision.dead:
+                    self.counts.dead_lettered += 1
+                else:
+                    self.counts.written += 1
+                self.outcomes[cid] = Outcome.DEAD_LETTERED if decision.dead else Outcome.WRITTEN
+            else:
+                self.counts.recovered += 1
+        save_states(conn, self.stream, rows)
+        outbox.resolve_dead_letters(conn, self.stream, resolved)
+
+    def defer_open_decisions(self) -> None:
+        """A paused run leaves this run's open decisions to the next: count them skipped."""
+        for decision in self.decisions.values():
+            if decision.this_run:
+                self.counts.skipped[Skip.DEFERRED] += 1
+                self.outcomes[decision.customer_id] = Outcome.DEFERRED
+
+    # --- audit --------------------------------------------------------------------------
+
+    def _count_change(self, old: Mapping[str, str] | None, new: Mapping[str, str]) -> None:
+        before = (old or {}).get("value_tier", "none")
+        after = new.get("value_tier", "none")
+        if before != after:
+            self.counts.changes[f"{before} -> {after}"] += 1
+
+    def audit(
+        self,
+        customer_id: str,
+        event: AuditEvent,
+        old: Json,
+        new: Json,
+        pending: PendingDecision | None,
+        *,
+        item: OutboxItem | None = None,
+    ) -> AuditEntry:
+        trigger = (item.trigger if item else None) or (pending and pending.trigger) or self.trigger
+        source = (item.source_event_id if item else None) or (
+            pending.source_event_id if pending else None
+        )
+        return AuditEntry(
+            stream=self.stream,
+            customer_ref=self.ref(customer_id),
+            event=event,
+            old=old,
+            new=new,
+            reason_codes=list(pending.reason_codes) if pending else [],
+            policy_version=str((pending and pending.policy_version) or "unknown"),
+            input_hash=str((pending and pending.input_hash) or ""),
+            trigger=cast(Trigger, trigger),
+            actor=self.actor,
+            run_id=self.run_id,
+            source_event_id=source,
+        )
+
+
+def _iso(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _effect_label(item: OutboxItem) -> str:
+    """The ``side_effect_label`` of a written task, closure or membership item."""
+    if item.kind == "membership":
+        return side_effect_label("membership", item.payload["campaign"], item.payload["member"])
+    return side_effect_label(item.kind, str(item.payload.get("rule") or "unknown"))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]

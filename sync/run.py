@@ -1,0 +1,361 @@
+"""One sync run: wires the reader, planner, dispatcher, write pool and recorder, and runs
+the pages through them (``sync.engine`` describes the run; ``SyncEngine`` starts one)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from contextlib import closing
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from connectors.contract import CrmRecord
+from connectors.errors import ConfigError, RateLimitedError
+from sync import outbox, runs, taskbudget
+from sync.dispatch import Dispatcher, items_of
+from sync.errortext import error_text
+from sync.killpoints import kill_point
+from sync.planning import PagePlanner
+from sync.preview import PlanTotals
+from sync.reader import Reader
+from sync.recorder import PageRows, Recorder
+from sync.records import Advance, Outcome, Planned, Stop
+from sync.runs import RunCounts, RunStatus
+from sync.settings import RunOptions
+from sync.state import load_states
+from sync.writepool import WritePool
+
+if TYPE_CHECKING:
+    from sync.engine import SyncEngine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlannedWrite:
+    """One line of a dry-run preview: what would be written to whom."""
+
+    customer_id: str
+    kind: str
+    detail: dict[str, Any]  # field values as the CRM holds them: raw CRM JSON
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    stream: str
+    status: RunStatus
+    counts: RunCounts
+    api_calls: dict[str, int]
+    min_calls: dict[str, int]
+    error: str | None = None
+    preview: list[PlannedWrite] = field(default_factory=list)
+    totals: PlanTotals = field(default_factory=PlanTotals)  # a dry run's, per field/rule/campaign
+    dead_letters_open: int = 0
+    outcomes: dict[str, Outcome] = field(default_factory=dict)  # customer id -> outcome
+    #: the run failed because the configuration or the CRM's set-up is wrong (a
+    #: ``ConfigError``): a human must fix it, and ``crmtier sync`` exits 2, not 1
+    config_error: bool = False
+
+    @property
+    def api_total(self) -> int:
+        return sum(self.api_calls.values())
+
+
+class Run:
+    """One run: wires the reader, planner, dispatcher and recorder, and runs the pages
+    through them; lives only as long as ``SyncEngine.run``."""
+
+    def __init__(
+        self, engine: SyncEngine, options: RunOptions, source_events: dict[str, str] | None = None
+    ) -> None:
+        self.e = engine
+        self.options = options
+        self.run_id = runs.new_run_id()
+        self.preview: list[PlannedWrite] = []
+        self.follows_staged = False  # this run makes what a fields-only run left out
+        self.usage_start = dict(engine.connector.api_usage().calls)
+        events = source_events or {}
+        self.recorder = Recorder(
+            engine.store,
+            engine.stream,
+            self.run_id,
+            key=engine.key,
+            audit_keys=engine.audit_keys,
+            trigger=options.trigger,
+            actor=options.actor,
+            retry_attempts=engine.settings.record_retry_attempts,
+            decisions={},
+        )
+        self.counts = self.recorder.counts
+        self.reader = Reader(
+            engine.connector, engine.stream, engine.settings, self.counts, engine.policy_version
+        )
+        self.planner = PagePlanner(
+            engine.assess,
+            engine.writeback,
+            self.recorder,
+            options,
+            policy_version=engine.policy_version,
+            task_limits=engine.task_limits,
+            adjustments=engine.adjustments,
+            source_events=events,
+        )
+        self.pool = WritePool(
+            engine.connector,
+            engine.settings,
+            holding=self.reader.holding_writes,
+            record=self.recorder.record_results,
+            after_record=self._progress,
+        )
+        self.dispatcher = Dispatcher(
+            self.pool, self.recorder, engine.stream, self.run_id, options.trigger, events
+        )
+
+    def execute(self, *, read_stream: bool, records: Sequence[CrmRecord]) -> RunReport:
+        stream, dry = self.e.stream, self.options.dry_run
+        interrupted = 0
+        with self.e.store.begin() as conn:
+            if not dry and read_stream:
+                interrupted = runs.mark_interrupted(conn, stream, self.run_id)
+            runs.start(conn, self.run_id, stream, trigger=self.options.trigger, dry_run=dry)
+            self.reader.load(conn)
+            self.recorder.dead_letter_customers = set(
+                outbox.open_dead_letter_customers(conn, stream)
+            )
+            waiting = self._load_task_budget(conn, read_stream)
+        log.info(
+            "run started",
+            extra={"run_id": self.run_id, "stream": stream, "trigger": self.options.trigger},
+        )
+        status: RunStatus = "succeeded"
+        error: str | None = None
+        config_error = False
+        try:
+            if not dry:
+                self._recover_outbox()
+            if read_stream:
+                if not dry:
+                    self._refetch(sorted(self.recorder.dead_letter_customers))
+                self._revisit_waiting(waiting)
+                with closing(self.reader.pages(self.options)) as pages:
+                    for page, mark in pages:
+                        self._process(page, mark)
+            else:
+                self._process(list(records), None)
+            self.pool.drain(final=True)
+        except Stop as stop:
+            status, error = stop.status, str(stop)
+        except RateLimitedError as exc:  # while reading: checkpointed up to the last page
+            status, error = "paused_quota", f"CRM quota or rate limit: {exc}"
+        except ConfigError as exc:  # for the admin, not a bug: one line, no traceback
+            status, error, config_error = "failed", error_text(exc), True
+            log.error("run failed: %s", error, extra={"run_id": self.run_id})
+        except Exception as exc:  # the run record must say what happened, whatever it was
+            status, error = "failed", error_text(exc)
+            log.exception("run failed", extra={"run_id": self.run_id})
+        finally:
+            self.pool.shutdown()
+        status, error = self._verdict(
+            status, error, read_stream=read_stream, interrupted=interrupted
+        )
+        self._settle_task_budget(status)
+        report = self._report(status, error)
+        report.config_error = config_error and status == "failed"
+        with self.e.store.begin() as conn:
+            runs.finish(
+                conn,
+                self.run_id,
+                status,
+                self.counts,
+                report.api_calls,
+                error,
+                min_calls=report.min_calls,
+            )
+            report.dead_letters_open = len(outbox.open_dead_letter_customers(conn, stream))
+        log.info(
+            "run finished",
+            extra={"run_id": self.run_id, "status": status, "counts": self.counts.as_json()},
+        )
+        return report
+
+    def _verdict(
+        self, status: RunStatus, error: str | None, *, read_stream: bool, interrupted: int
+    ) -> tuple[RunStatus, str | None]:
+        """The run's final status from how it ended and whether its counts add up."""
+        if status == "paused_quota":
+            self.recorder.defer_open_decisions()
+        if status == "succeeded" and self.counts.dead_lettered:
+            status = "completed_with_errors"
+        if status != "failed" and not self.counts.reconciles():
+            status, error = "failed", f"counts do not reconcile: {self.counts.as_json()}"
+        if (
+            status != "failed"
+            and read_stream
+            and interrupted
+            and self.reader.bookmark is not None
+            and not self.options.full
+            and self.counts.read == 0
+        ):
+            status = "failed"
+            error = "read 0 records after an interrupted run; the bookmark record must be re-read"
+        return status, error
+
+    def _report(self, status: RunStatus, error: str | None) -> RunReport:
+        now = self.e.connector.api_usage().calls
+        used = {k: v - self.usage_start.get(k, 0) for k, v in now.items()}
+        used = {k: v for k, v in used.items() if v}
+        tally = self.pool.tally
+        groups = {kind: len(keys) for kind, keys in tally.groups.items()}
+        caps = self.e.connector.capabilities
+        min_calls = caps.minimum_calls(self.counts.read, tally.items, groups)
+        return RunReport(
+            self.run_id,
+            self.e.stream,
+            status,
+            self.counts,
+            used,
+            min_calls,
+            error,
+            self.preview,
+            self.planner.totals,
+            outcomes=self.recorder.outcomes,
+        )
+
+    def _progress(self) -> None:
+        if self.e.on_progress is not None:
+            usage = self.e.connector.api_usage().calls
+            total = sum(v - self.usage_start.get(k, 0) for k, v in usage.items())
+            self.e.on_progress(self.counts, total)
+
+    # --- before the stream: the outbox, dead letters, waiting tasks -----------------------
+
+    def _recover_outbox(self) -> None:
+        """Writes an earlier run recorded but did not see answered: send them again, and
+        record their answers before anything is read. A record read while they were still
+        going out would show the CRM as it was before them; its customer, already settled
+        by them, would then be assessed again against its own new decision (an "upgraded
+        from" reason lost) and planned a second copy of their tasks and memberships."""
+        with self.e.store.begin() as conn:
+            items = outbox.pending(conn, self.e.stream)
+            states = load_states(conn, self.e.stream, {i.customer_id for i in items})
+        self.dispatcher.recover(items, states)
+        if items:
+            log.info("re-sending writes of an interrupted run", extra={"items": len(items)})
+            self.pool.drain(final=True)
+
+    def _refetch(self, ids: list[str]) -> set[str]:
+        """Fetch and process these customers again (those the CRM still returns)."""
+        found: set[str] = set()
+        for records in self.reader.fetch(ids):
+            found.update(r.profile.id for r in records)
+            self._process(records, None)
+        return found
+
+    def _load_task_budget(self, conn: sa.Connection, read_stream: bool) -> list[str]:
+        """At the start of a run: whether it follows a fields-only run (then it re-reads
+        every customer, to make the tasks and memberships that run left out), the owners'
+        open tasks, and the customers whose waiting tasks this run should revisit."""
+        if (
+            read_stream
+            and not self.options.only_fields
+            and self.e.store.meta_get(conn, self.e.staged_key) == "fields"
+        ):
+            self.follows_staged = True
+            self.options = self.planner.options = replace(self.options, full=True)
+        budget = self.planner.budget
+        if budget is None:
+            return []
+        budget.open = taskbudget.load_open(
+            conn, self.e.stream, self.options.day(), prune=not self.options.dry_run
+        )
+        if not read_stream or not self.planner.writeback.tasks:
+            return []
+        return taskbudget.to_revisit(conn, self.e.stream, self.e.task_limits)
+
+    def _revisit_waiting(self, ids: list[str]) -> None:
+        """Re-assess the customers whose tasks wait, most urgent first, before the stream:
+        waiting tasks come before new ones of the same rule. A customer the CRM no longer
+        returns stops waiting."""
+        ids = [cid for cid in ids if cid not in self.recorder.dead_letter_customers]
+        self.planner.revisit.update(ids)
+        found = self._refetch(ids)
+        gone = [cid for cid in ids if cid not in found]
+        if gone and not self.options.dry_run:
+            with self.e.store.begin() as conn:
+                taskbudget.record(conn, self.e.stream, self.run_id, gone, {}, {})
+
+    def _settle_task_budget(self, status: RunStatus) -> None:
+        """At the end of a run: what waits now (the run record says so), and the staging
+        mark (set by a fields-only run, cleared by the run that follows it)."""
+        budget = self.planner.budget
+        if budget is not None:
+            self.counts.tasks_deferred.update(budget.deferred)
+        if self.options.dry_run:
+            return
+        with self.e.store.begin() as conn:
+            if budget is not None:
+                self.counts.tasks_waiting = Counter(taskbudget.waiting_by_rule(conn, self.e.stream))
+            if status in ("succeeded", "completed_with_errors"):
+                if self.options.only_fields:
+                    self.e.store.meta_put(conn, self.e.staged_key, "fields")
+                elif self.follows_staged:
+                    self.e.store.meta_put(conn, self.e.staged_key, "")
+
+    # --- one page: assess, plan, record, enqueue ------------------------------------------
+
+    def _process(self, records: list[CrmRecord], mark: Advance | None) -> None:
+        intake = self.reader.intake(records, from_stream=mark is not None, full=self.options.full)
+        self.pool.send_ready()
+        with self.e.store.begin() as conn:
+            states = load_states(conn, self.e.stream, intake.fresh)
+        hashes, planner = intake.hashes, self.planner
+        todo = [
+            r
+            for r in intake.fresh.values()
+            if not planner.settled(r, states.get(r.profile.id), hashes[r.profile.id])
+        ]
+        assessed = planner.assess(todo, states)
+        kill_point("after_tier")
+        self.pool.send_ready()  # not later: planning reads the queue, and must see it settled
+        plans, page_tasks = planner.bounded(
+            planner.plan(assessed, states, self.dispatcher.in_doubt)
+        )
+        if self.options.dry_run:
+            self._preview(plans)
+            self._progress()
+            return
+        planner.count_planned(plans)
+        day = self.options.day()
+        kill_point("before_commit")
+        with self.e.store.begin() as conn:
+            rows = PageRows()
+            to_write = []
+            for p in plans:
+                digest = hashes[p.customer_id]
+                if p.plan:
+                    to_write.append((p, planner.decide(p, digest)))
+                else:
+                    decide = partial(planner.decide, p, digest)
+                    state = states.get(p.customer_id)
+                    self.recorder.unchanged(p, state, digest, day, decide, rows)
+            self.dispatcher.enqueue(conn, to_write, states, rows)
+            self.recorder.commit_page(conn, rows, plans, page_tasks, day)
+            kill_point("in_commit")
+            if mark is not None:
+                self.reader.advance(conn, mark)
+            runs.checkpoint(conn, self.run_id, self.counts, {})
+        kill_point("after_commit")
+        self._progress()
+        self.pool.drain(final=False)
+
+    def _preview(self, plans: list[Planned]) -> None:
+        for cid, kind, detail in self.planner.preview(plans):
+            self.preview.append(PlannedWrite(cid, kind, detail))
+        for p in plans:
+            for item in items_of(p.plan):
+                self.pool.tally.add(item)

@@ -1,0 +1,311 @@
+"""The sync run's write pool: the queue of outbox items, batching, calls in flight.
+
+Items are sent in full batches (≤ ``max_write_batch`` per call, or a bulk job's size),
+up to ``write_concurrency`` calls at once, one more queued behind each; at the end of the
+run also the partial rest of each kind. A customer's items never overtake its items in
+flight. Answers are handed to the recorder only between pages (``collect``), never while
+a page is being processed; a call refused outright (quota, login, configuration)
+withdraws the calls queued behind it, and the pool turns the failure into the run's
+``Stop``. Retryable failures come back into the queue after a backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+from connectors.contract import Connector, WritePlan, WriteResult
+from connectors.errors import AuthExpiredError, ConfigError, RateLimitedError, TransientError
+from sync import outbox
+from sync.errortext import error_text
+from sync.killpoints import kill_point
+from sync.outbox import NewItem, OutboxItem
+from sync.records import Stop, Unsent
+from sync.settings import SyncSettings
+
+log = logging.getLogger(__name__)
+
+#: records the answers of one call; the items to retry later (their attempts counted)
+RecordFn = Callable[[list[OutboxItem], list[WriteResult]], list[OutboxItem]]
+
+
+class CallTally:
+    """What the run sends, for its minimum-calls figure (docs/targets.md P1)."""
+
+    def __init__(self, per_customer_kinds: frozenset[str]) -> None:
+        self.per_customer_kinds = per_customer_kinds
+        self.items: Counter[str] = Counter()  # items first sent, by kind
+        self.groups: dict[str, set[tuple[str, bool]]] = {}  # per-customer kinds
+
+    def add(self, item: OutboxItem | NewItem) -> None:
+        self.items[item.kind] += 1
+        if item.kind in self.per_customer_kinds:
+            group = (item.customer_id, bool(item.payload.get("member", True)))
+            self.groups.setdefault(item.kind, set()).add(group)
+
+
+class WritePool:
+    """The queued and in-flight writes of one run."""
+
+    def __init__(
+        self,
+        connector: Connector,
+        settings: SyncSettings,
+        *,
+        holding: Callable[[], bool],
+        record: RecordFn,
+        after_record: Callable[[], None],
+    ) -> None:
+        self.connector = connector
+        self.settings = settings
+        self.caps = connector.capabilities
+        self.holding = holding
+        self.record = record
+        self.after_record = after_record
+        # Items per apply(): a write batch, or for one-record-per-call CRMs the plan size
+        # over which the connector shares its dedupe-key look-ups.
+        self.batch = max(1, self.caps.plan_batch or self.caps.max_write_batch)
+        self.tally = CallTally(self.caps.per_customer_kinds)
+        self.queue: dict[int, OutboxItem] = {}
+        self.due: dict[int, float] = {}
+        self.inflight: dict[Future[list[WriteResult]], list[OutboxItem]] = {}
+        # answered, not yet recorded (see _harvest)
+        self.landed: list[tuple[list[OutboxItem], Future[list[WriteResult]]]] = []
+        self.inflight_by_customer: dict[str, set[int]] = {}
+        self.stop: Stop | None = None
+        self.halted = threading.Event()  # set: queued write calls are not to go out
+        self.pool = ThreadPoolExecutor(
+            max_workers=max(1, settings.write_concurrency), thread_name_prefix="crm-write"
+        )
+
+    # --- what is outstanding ------------------------------------------------------------
+
+    def unrecorded(self) -> Iterator[list[OutboxItem]]:
+        """The item lists of the calls sent whose answers are not recorded yet."""
+        yield from self.inflight.values()
+        for items, _ in self.landed:
+            yield items
+
+    def sent_item(self, item_id: int) -> OutboxItem | None:
+        """An item of a call sent and not yet recorded, by id."""
+        return next((i for items in self.unrecorded() for i in items if i.id == item_id), None)
+
+    def requeue(self, items: list[OutboxItem]) -> None:
+        for item in items:
+            self.queue[item.id] = item
+
+    # --- sending ------------------------------------------------------------------------
+
+    def drain(self, *, final: bool) -> None:
+        """Record answers and send ready batches; with ``final``, until nothing is left.
+        Without it, return at once unless the queue runs too far ahead of the writes."""
+        while True:
+            self.collect(block=False)
+            if self.stop is not None:
+                self.halted.set()  # a stopping run sends nothing new
+                self.collect(block=True, until_empty=True)
+                raise self.stop
+            submitted = self._start_ready(final)
+            if not final:
+                # Back-pressure: do not read further ahead than a few full batches.
+                waiting = len(self.queue) - self._collecting()
+                ahead = waiting > self.batch * self.settings.write_concurrency * 4
+                if ahead and self.inflight:
+                    self.collect(block=True)
+                    continue
+                return
+            if submitted:
+                continue
+            if self.inflight:
+                self.collect(block=True)
+                continue
+            if not self.queue:
+                return
+            wake = min(self.due.get(i, 0.0) for i in self.queue)
+            time.sleep(max(0.0, min(wake - time.monotonic(), self.settings.record_retry_cap)))
+
+    def send_ready(self) -> None:
+        """Start the full batches that are ready in the slots of calls that have answered,
+        without recording the answers: callable while a page is being processed, where
+        recording would change customer states the page has already loaded. A page takes
+        a few hundred milliseconds and a call about a tenth of that; were calls started only
+        between pages, the write slots would stand idle most of each page (measured: the
+        read then waited a fifth of the run on back-pressure)."""
+        self._harvest()
+        if self.stop is None:
+            self._start_ready(final=False)
+
+    def _ready_batches(self, final: bool) -> list[list[OutboxItem]]:
+        """Full batches of each kind; at the end also the partial rest of a kind, but only
+        once none of its items waits for a customer's in-flight call (else the rest would
+        go out in two calls instead of one)."""
+        now = time.monotonic()
+        by_kind: dict[str, list[OutboxItem]] = {}
+        held: set[str] = set()
+        for item in self.queue.values():
+            if self.due.get(item.id, 0.0) > now:
+                continue
+            if item.customer_id in self.inflight_by_customer:
+                held.add(item.kind)
+                continue
+            by_kind.setdefault(item.kind, []).append(item)
+        batches = []
+        for kind, items in by_kind.items():
+            size, rest = self._batching(kind, len(items), final and kind not in held)
+            for start in range(0, len(items), size):
+                chunk = items[start : start + size]
+                if len(chunk) < size and not rest:
+                    break
+                batches.append(chunk)
+        return batches
+
+    def _batching(self, kind: str, ready: int, last: bool) -> tuple[int, bool]:
+        """(items per apply(), whether a partial last batch may go) for ``ready`` items of
+        ``kind``; ``last``: nothing more of the kind will come. A CRM with a bulk path
+        (``bulk_threshold``) decides by the run's field updates, not a page's: they are
+        collected across pages and go in ``bulk_batch`` chunks, the rest at the end in one
+        apply() when above the threshold (the connector makes it a bulk job), else in
+        ordinary batches. Collected items are durable in the outbox like any queued one."""
+        threshold = self.caps.bulk_threshold
+        if kind != "field_update" or threshold is None:
+            return self.batch, last
+        bulk = self.caps.bulk_job
+        if ready >= bulk or not last:
+            return bulk, False
+        return (ready, True) if ready > threshold else (self.batch, True)
+
+    def _collecting(self) -> int:
+        """Queued items held for a bulk call (see ``_batching``): they are no reason to
+        slow the read down."""
+        if self.caps.bulk_threshold is None:
+            return 0
+        return sum(1 for item in self.queue.values() if item.kind == "field_update")
+
+    def _start_ready(self, final: bool) -> int:
+        """Submit ready batches into the free slots; how many went out. The pool makes at
+        most ``write_concurrency`` calls at once; each of its threads also has one call
+        queued behind the one it is making, so it starts the next the moment one answers
+        instead of idling until the read loop comes round (measured: the wall time fell
+        by a tenth). Queued calls count as in flight, their outcome in doubt."""
+        capacity = 2 * self.settings.write_concurrency - len(self.inflight)
+        ready = capacity > 0 and not self.halted.is_set() and not self.holding()
+        batches = self._ready_batches(final) if ready else []
+        busy: set[str] = set()
+        submitted = 0
+        for chunk in batches:
+            if submitted >= capacity:
+                break
+            if any(i.customer_id in busy for i in chunk):
+                continue
+            self._submit(chunk)
+            busy.update(i.customer_id for i in chunk)
+            submitted += 1
+        return submitted
+
+    def _submit(self, items: list[OutboxItem]) -> None:
+        items = outbox.plan_order(items)
+        for item in items:
+            self.queue.pop(item.id, None)
+            self.inflight_by_customer.setdefault(item.customer_id, set()).add(item.id)
+        plan = outbox.to_write_plan(items)
+        kill_point("before_write")
+        future = self.pool.submit(self._send, plan)
+        self.inflight[future] = items
+
+    def _send(self, plan: WritePlan) -> list[WriteResult]:
+        """One write call, on a pool thread, unless the run has withdrawn its queued calls.
+        A call refused outright (quota, login, configuration) withdraws them at once, on
+        this thread: the calls queued behind it would be refused alike, and the read loop
+        may not look at the answers for a while."""
+        if self.halted.is_set():
+            raise Unsent
+        try:
+            return self.connector.apply(plan)
+        except (RateLimitedError, AuthExpiredError, ConfigError):
+            self.halted.set()
+            raise
+
+    # --- answers ------------------------------------------------------------------------
+
+    def _harvest(self) -> None:
+        """Move the calls that have answered out of flight, freeing their slots. Their
+        items stay the customers' in-flight items until the answers are recorded: no
+        newer write for those customers may overtake them."""
+        for future in [f for f in self.inflight if f.done()]:
+            self.landed.append((self.inflight.pop(future), future))
+
+    def collect(self, *, block: bool, until_empty: bool = False) -> None:
+        """Record the answered calls; with ``block``, first wait for one to answer if none
+        has; with ``until_empty``, go on until no call is in flight."""
+        while True:
+            if block and self.inflight and not self.landed:
+                wait(list(self.inflight), return_when=FIRST_COMPLETED)
+            self._harvest()
+            landed, self.landed = self.landed, []
+            for items, future in landed:
+                for item in items:
+                    ids = self.inflight_by_customer.get(item.customer_id)
+                    if ids is not None:
+                        ids.discard(item.id)
+                        if not ids:
+                            del self.inflight_by_customer[item.customer_id]
+                self._answer(items, future)
+            if not (until_empty and self.inflight):
+                return
+
+    def _answer(self, items: list[OutboxItem], future: Future[list[WriteResult]]) -> None:
+        kill_point("after_write")
+        if isinstance(future.exception(), Unsent):  # the outbox keeps them for later
+            self.requeue(items)
+            return
+        for item in items:
+            if item.attempts == 0:
+                self.tally.add(item)
+        try:
+            results = future.result()
+        except TransientError as exc:
+            results = [
+                WriteResult(i.kind, i.key, False, "TRANSIENT", str(exc), retryable=True)
+                for i in items
+            ]
+        except Exception as exc:
+            self.requeue(items)
+            self.stop = self.stop or _stop_for(exc)
+            return
+        if len(results) != len(items):
+            self.requeue(items)
+            self.stop = Stop(
+                "failed", f"connector answered {len(results)} results for {len(items)} writes"
+            )
+            return
+        kill_point("before_record")
+        for item in self.record(items, results):
+            self.queue[item.id] = item
+            base = self.settings.record_retry_base * 2 ** (item.attempts - 1)
+            self.due[item.id] = time.monotonic() + min(base, self.settings.record_retry_cap)
+        kill_point("after_record")
+        self.after_record()
+
+    def shutdown(self) -> None:
+        """When the run ends, however it ends: withdraw the calls not yet sent, wait for
+        those sent, record what they did; then stop the threads."""
+        self.halted.set()
+        try:
+            self.collect(block=True, until_empty=True)
+        except Exception:  # already failing; the outbox keeps the items for the next run
+            log.warning("could not record in-flight writes")
+        finally:
+            self.pool.shutdown(wait=True)
+
+
+def _stop_for(exc: BaseException) -> Stop:
+    """How a write call that failed as a whole stops the run."""
+    if isinstance(exc, RateLimitedError):
+        return Stop("paused_quota", f"CRM quota or rate limit: {exc}")
+    if isinstance(exc, AuthExpiredError | ConfigError):
+        return Stop("failed", error_text(exc))
+    return Stop("failed", f"write call failed: {error_text(exc)}")
