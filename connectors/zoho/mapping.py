@@ -80,8 +80,9 @@ def fields_param(fields: Sequence[str]) -> str | None:
     In v2 ``fields`` is optional ("To retrieve specific field values", v2 "Get Records API")
     and a read without it answers every field, so a mapping needing more than 50 names still
     reads one call a page instead of two; ``only_fields`` then drops what was not asked
-    for before anything else sees the row (data minimisation, docs/data-handling.md). From
-    v4 on Zoho makes ``fields`` mandatory, so moving the client past v2 needs another way."""
+    for before anything else sees the row (data minimisation, docs/data-handling.md). Later
+    versions make ``fields`` "mandatory when fetching all records" (v7 "Get Records"), so
+    moving the client past v2 needs another way."""
     if len(fields) > FIELDS_PARAM_LIMIT:
         return None
     return ",".join(fields)
