@@ -47,7 +47,7 @@ from connectors.zoho.client_values import (
 )
 from connectors.zoho.config import ZohoConfig
 from connectors.zoho.errors import classify_call, classify_sdk
-from connectors.zoho.mapping import FieldInfo
+from connectors.zoho.mapping import FieldInfo, fields_param, only_fields
 from connectors.zoho.transport import TenantHttp, credit_budget
 
 T = TypeVar("T")
@@ -174,14 +174,17 @@ class ZohoClient:
         per_page: int,
     ) -> ReadPage:
         """``GET /crm/v2/{module}`` sorted by Modified_Time ascending; ``modified_after``
-        goes to ``If-Modified-Since`` (Zoho: records modified *after* that instant)."""
-        query = {
+        goes to ``If-Modified-Since`` (Zoho: records modified *after* that instant). Over 50
+        ``fields`` the parameter is left out and the rows cut (``mapping.fields_param``)."""
+        query: dict[str, Any] = {
             "page": page,
             "per_page": per_page,
             "sort_by": "Modified_Time",
             "sort_order": "asc",
-            "fields": ",".join(fields),
         }
+        wanted = fields_param(fields)
+        if wanted is not None:
+            query["fields"] = wanted
         params = ParameterMap()
         for name, value in query.items():
             params.add(getattr(sdk_record.GetRecordsParam, name), value)
@@ -195,7 +198,7 @@ class ZohoClient:
         if wrapper is None:
             return ReadPage([], False)
         info = wrapper.get_info()
-        rows = [plain_record(r) for r in wrapper.get_data() or []]
+        rows = [only_fields(plain_record(r), fields) for r in wrapper.get_data() or []]
         return ReadPage(rows, bool(info is not None and info.get_more_records()))
 
     def fetch(self, module: str, ids: Sequence[str], fields: Sequence[str]) -> list[dict[str, Any]]:
@@ -206,12 +209,15 @@ class ZohoClient:
         params = ParameterMap()
         for rid in numeric:
             params.add(sdk_record.GetRecordsParam.ids, int(rid))
-        params.add(sdk_record.GetRecordsParam.fields, ",".join(fields))
+        wanted = fields_param(fields)
+        if wanted is not None:
+            params.add(sdk_record.GetRecordsParam.fields, wanted)
         wrapper = self._call(
             f"fetch {module}",
             lambda: sdk_record.RecordOperations().get_records(module, params),
         )
-        return [] if wrapper is None else [plain_record(r) for r in wrapper.get_data() or []]
+        rows = [] if wrapper is None else wrapper.get_data() or []
+        return [only_fields(plain_record(r), fields) for r in rows]
 
     def query(self, select_query: str) -> ReadPage:
         """``POST /crm/v2/coql`` (Zoho CRM v2 "COQL Query"): one page of a COQL select;

@@ -15,14 +15,13 @@ TRANSACTIONS = "Transactions_90D"  # an import made it a single-line text field
 
 def test_a_plain_zcrmsdk_script_reads_every_page_of_the_seeded_sandbox(zoho, zconnect):
     client = zconnect(zoho).client
-    every_field = ",".join(sorted(zoho.schema.fields("Contacts")))
+    assert len(zoho.schema.fields("Contacts")) > 50  # more than `fields` may name: leave it out
     records: list[Any] = []
     page, more = 1, True
     while more:
         params = ParameterMap()
         params.add(GetRecordsParam.page, page)
         params.add(GetRecordsParam.per_page, 200)
-        params.add(GetRecordsParam.fields, every_field)
         with client._bound():  # the client's session and CA; zcrmsdk itself unmodified
             wrapper = RecordOperations().get_records("Contacts", params).get_object()
         assert isinstance(wrapper, ResponseWrapper), f"zcrmsdk could not type page {page}"

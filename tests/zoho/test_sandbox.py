@@ -225,3 +225,27 @@ def test_deep_paging_cap_is_a_switch(zoho, api):
     capped = api("GET", "/crm/v2/Contacts", params={"page": 2})
     assert capped.status_code == 400
     assert capped.json()["code"] == "DISCRETE_PAGINATION_LIMIT_EXCEEDED"
+
+
+def test_fields_takes_at_most_50_names_and_is_optional(zoho, api):
+    """Get Records: "a maximum of 50 field API names" in ``fields`` (v7 get-records.html),
+    for the list, the ``ids`` read and the single-record GET; without ``fields`` (optional in
+    v2) every field comes back."""
+    names = sorted(zoho.schema.fields("Contacts"))
+    assert len(names) > 50
+    rid = zoho.customer_ids()[0]
+    for path, extra in (("/crm/v2/Contacts", {}), ("/crm/v2/Contacts", {"ids": rid})):
+        refused = api("GET", path, params={"fields": ",".join(names[:51]), **extra})
+        assert refused.status_code == 400
+        body = refused.json()
+        assert body["code"] == "LIMIT_EXCEEDED" and body["status"] == "error"
+        assert body["details"] == {"api_name": "fields", "limit": 50}
+        fifty = api("GET", path, params={"fields": ",".join(names[:50]), **extra})
+        assert fifty.status_code == 200
+        assert set(fifty.json()["data"][0]) <= {*names[:50], "id"}
+        whole = api("GET", path, params=extra).json()["data"][0]
+        assert len(set(whole) & set(names)) > 50 and "Last_Name" in whole
+    too_many = api("GET", f"/crm/v2/Contacts/{rid}", params={"fields": ",".join(names)})
+    assert too_many.status_code == 400 and too_many.json()["code"] == "LIMIT_EXCEEDED"
+    one = api("GET", f"/crm/v2/Contacts/{rid}", params={"fields": "Deposits"}).json()["data"][0]
+    assert set(one) == {"id", "Deposits"}
