@@ -78,6 +78,7 @@ class Run:
         self.run_id = runs.new_run_id()
         self.preview: list[PlannedWrite] = []
         self.follows_staged = False  # this run makes what a fields-only run left out
+        self.beside: dict[str, str] = {}  # household members decided beside a page: input hash
         self.usage_start = dict(engine.connector.api_usage().calls)
         events = source_events or {}
         self.recorder = Recorder(
@@ -314,6 +315,9 @@ class Run:
         with self.e.store.begin() as conn:
             states = load_states(conn, self.e.stream, intake.fresh)
         hashes, planner, fresh = intake.hashes, self.planner, intake.fresh
+        for cid in [cid for cid in fresh if self.beside.get(cid) == hashes[cid]]:
+            del fresh[cid]  # decided beside an earlier page, as it reads now: read once
+            self.counts.read -= 1
         changed = {
             cid: r
             for cid, r in fresh.items()
@@ -370,7 +374,8 @@ class Run:
         turns households off or the connector reads no relationships). A member on the
         page that came back only because of our own write is decided again (``changed``
         gains it); one outside it is fetched, counted read, decided and written like any
-        other, but never moves the bookmark (only the page's records do).
+        other, but never moves the bookmark (only the page's records do); when a later
+        page of the run reads it unchanged, it is not read or decided again.
 
         The links are read as the CRM holds them now, with no memory of the last sync's
         (``known_links`` is empty): a member leaving a household re-tiers the household
@@ -387,7 +392,9 @@ class Run:
         extra = list({r.profile.id: r for r in hh.extra if r.profile.id not in fresh}.values())
         self.counts.read += len(extra)
         for r in extra:
-            hashes[r.profile.id] = input_hash(r.profile, self.e.policy_version)
+            hashes[r.profile.id] = self.beside[r.profile.id] = input_hash(
+                r.profile, self.e.policy_version
+            )
         if extra:
             with self.e.store.begin() as conn:
                 states.update(load_states(conn, self.e.stream, [r.profile.id for r in extra]))
