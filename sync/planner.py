@@ -146,8 +146,21 @@ def _split(text: str, sep: str) -> tuple[Any, ...]:
     return tuple(normalize(part) for part in text.split(sep) if part.strip())
 
 
+#: The stored tiers' household keys (the report's household tables read them): the
+#: member's best household's tier (``none``: in no rated household) and whether that lifted
+#: the member's own value tier (``HOUSEHOLD_AUM``). Present only when households were read.
+HOUSEHOLD_TIER, HOUSEHOLD_LIFT = "household_tier", "household_lift"
+NO_HOUSEHOLD = "none"
+
+
 def tiers_of(assessment: AssessmentData) -> dict[str, str]:
-    return {name: str(assessment[name]) for name in TIER_FIELDS}  # type: ignore[literal-required]
+    """The tier codes the state store keeps per customer (and the audit trail compares)."""
+    tiers = {name: str(assessment[name]) for name in TIER_FIELDS}  # type: ignore[literal-required]
+    if "household_tier" in assessment:
+        tiers[HOUSEHOLD_TIER] = assessment["household_tier"] or NO_HOUSEHOLD
+        lifted = any(r["code"] == "HOUSEHOLD_AUM" for r in assessment["reasons"])
+        tiers[HOUSEHOLD_LIFT] = "yes" if lifted else "no"
+    return tiers
 
 
 def action_kinds(writeback: WritebackConfig) -> frozenset[ActionKind]:

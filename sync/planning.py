@@ -23,6 +23,7 @@ from typing import Protocol
 from connectors.contract import CrmRecord
 from connectors.mapping import WritebackConfig
 from sync import taskbudget
+from sync.overrides import override_trail
 from sync.planner import Known, desired_fields, plan_customer, same_value, tiers_of
 from sync.preview import PlanTotals
 from sync.recorder import Recorder
@@ -235,6 +236,7 @@ class PagePlanner:
             run_id=self.recorder.run_id,
             trigger=self.options.trigger,
             source_event_id=self.source_events.get(planned.customer_id),
+            override=override_trail(planned.record.profile, assessment),
         )
 
     def preview(self, plans: list[Planned]) -> list[tuple[str, str, dict[str, Json]]]:

@@ -125,7 +125,7 @@ class Recorder:
         old = state.tiers if state else None
         if old != tiers:
             self._count_change(old, tiers)
-            rows.audit.append(self.audit(cid, "tier_change", old, tiers, decide()))
+            rows.audit.extend(self._tier_change(cid, old, tiers, decide()))
 
     def pending_row(self, cid: str, pending: PendingDecision) -> StateRow:
         """The state row that parks a decision while its writes are outstanding."""
@@ -294,7 +294,7 @@ class Recorder:
                 old = state.tiers if state else None
                 if old != pending.tiers:
                     self._count_change(old, pending.tiers)
-                    audit_rows.append(self.audit(cid, "tier_change", old, pending.tiers, pending))
+                    audit_rows.extend(self._tier_change(cid, old, pending.tiers, pending))
             if decision.dead:
                 # Part of this decision never reached the CRM while the rest may have (a
                 # dead field write beside campaign moves that landed): the committed state
@@ -330,6 +330,16 @@ class Recorder:
         after = new.get("value_tier", "none")
         if before != after:
             self.counts.changes[f"{before} -> {after}"] += 1
+
+    def _tier_change(
+        self, cid: str, old: Mapping[str, str] | None, new: dict[str, str], pending: PendingDecision
+    ) -> list[AuditEntry]:
+        """A decision's ``tier_change`` row, with its ``override`` row when a tier override
+        decided it or was refused (docs/overrides.md, "The audit trail")."""
+        rows = [self.audit(cid, "tier_change", old, new, pending)]
+        if pending.override is not None:
+            rows.append(self.audit(cid, "override", None, pending.override, pending))
+        return rows
 
     def audit(
         self,

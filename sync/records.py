@@ -82,10 +82,14 @@ class PendingDecision:
     run_id: str | None
     trigger: Trigger | None
     source_event_id: str | None
+    # the ``override`` audit row's value when a tier override decided (or was refused);
+    # stored only when present, so decisions without one keep their old stored form
+    override: dict[str, Json] | None = None
 
     def to_json(self) -> dict[str, Json]:
-        """The stored form (keys and value forms unchanged since stores first kept it)."""
-        return {
+        """The stored form (keys and value forms unchanged since stores first kept it;
+        ``override`` added only when an override decided)."""
+        stored: dict[str, Json] = {
             "tiers": self.tiers,
             "fields": self.fields,
             "assessed_at": _iso(self.assessed_at),
@@ -97,6 +101,9 @@ class PendingDecision:
             "trigger": self.trigger,
             "source_event_id": self.source_event_id,
         }
+        if self.override is not None:
+            stored["override"] = self.override
+        return stored
 
     @classmethod
     def from_json(cls, data: Mapping[str, Json] | None) -> PendingDecision | None:
@@ -114,6 +121,7 @@ class PendingDecision:
             run_id=data.get("run_id"),
             trigger=cast("Trigger | None", data.get("trigger")),
             source_event_id=data.get("source_event_id"),
+            override=data.get("override"),
         )
 
 

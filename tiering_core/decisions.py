@@ -66,6 +66,7 @@ def made(
         strict=True,
     )
     customers = zip(cols.ids, cols.owner_ids, kind, sanctioned, strict=True)
+    households = _household_tiers(ev)
     if "campaign" in kinds:
         m = memberships(cols, ev, policy)
         members = m.member.T.tolist()
@@ -82,6 +83,7 @@ def made(
             as_of,
             kinds,
             (m.keys, members[i]),
+            households[i],
             overrides[i] if overrides else None,
         )
         for i, (customer, row) in enumerate(zip(customers, rows, strict=True))
@@ -102,6 +104,24 @@ def memberships(cols: Columns, ev: Evaluation, policy: Policy) -> campaigns.Memb
 
 
 _NO_MEMBERSHIPS = campaigns.Memberships((), np.zeros((0, 0), dtype=np.bool_))
+
+
+class _Household(NamedTuple):
+    """Whether the batch came with household links, and the member's household tier."""
+
+    read: bool
+    tier: str | None
+
+
+def _household_tiers(ev: Evaluation) -> list[_Household]:
+    """Each row's household tier by name; not read at all without household links."""
+    if ev.household_tier is None:
+        return [_Household(False, None)] * ev.n
+    unrated = VALUE_TIERS.index("unrated")
+    return [
+        _Household(True, None if t == unrated else VALUE_TIERS[t])
+        for t in ev.household_tier.tolist()
+    ]
 
 
 class _Decided(NamedTuple):
@@ -131,6 +151,7 @@ def _decision(
     as_of: date,
     kinds: frozenset[ActionKind],
     memberships: tuple[tuple[str, ...], Sequence[bool]],
+    household: _Household,
     overridden: dict[str, Any] | None = None,  # the customer's override cells, if any
 ) -> AssessmentData:
     months = policy.aml.review_months
@@ -162,6 +183,8 @@ def _decision(
         "policy_version": policy.version,
         "below_floor_since": None if since != since else date.fromordinal(int(since)),
     }
+    if household.read:  # the key only where households were read: otherwise as before
+        decision["household_tier"] = household.tier  # type: ignore[typeddict-item]
     # What only the tasks read is made only for them (the sync writing tier fields does not).
     outcome = (
         strategy.Outcome(

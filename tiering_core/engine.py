@@ -90,6 +90,9 @@ class Evaluation:
     preferred_channel: IntArray
     reasons: list[ReasonColumn]
     issues: list[IssueColumn]
+    #: each member's best household's tier (``unrated`` code: none); None when the batch
+    #: came without household links, so a batch without them decides exactly as before
+    household_tier: IntArray | None = None
 
 
 def evaluate(
@@ -99,7 +102,9 @@ def evaluate(
     ``households``: the batch's household links (rules.household), when the CRM has any."""
     clean, issues, has_issue = quality.check(cols, policy)
     v = value.rate(clean, policy, as_of)
+    household_tier = None
     if households is not None:
+        household_tier = household.member_tiers(v, households, policy, cols.n)
         v = household.lift(v, clean, households, policy)
     needs_tier, needs_reasons = needs.rate(clean, policy, v.tier)
     credit_risk, credit_reasons = credit.rate(clean, policy)
@@ -147,6 +152,7 @@ def evaluate(
             *channel_reasons,
         ],
         issues=issues,
+        household_tier=household_tier,
     )
 
 

@@ -16,9 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 from pydantic_core import core_schema as cs
 
 # --- vocabularies (the valid values the rules accept; anything else is a DQ issue) -------
@@ -338,6 +345,18 @@ class Assessment(_Output):
     dq_issues: tuple[DQIssue, ...] = ()
     policy_version: str
     below_floor_since: date | None = None  # carried so the sync layer can persist hysteresis
+    # the best household's tier (rules/household.py); only when households were read
+    household_tier: ValueTier | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unread_household(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """Leave ``household_tier`` out when the decision did not carry it (no household
+        links were read): such an Assessment serialises exactly as before households, and
+        dumping it adds no key the plain decision lacks."""
+        data = handler(self)
+        if "household_tier" not in self.model_fields_set:
+            data.pop("household_tier", None)
+        return data
 
 
 class DecidedFields(TypedDict):
@@ -370,3 +389,5 @@ class AssessmentData(DecidedFields):
     dq_issues: Sequence[dict[str, Any]]
     policy_version: str
     below_floor_since: date | None
+    #: present only when the batch came with household links (None: in no rated household)
+    household_tier: NotRequired[ValueTier | None]

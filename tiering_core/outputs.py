@@ -93,7 +93,8 @@ class Output:
     which a bank keeps confidential (PRC Anti-Money Laundering Law; PBOC 保密原则): the
     CRM field must be readable by compliance only, and crmtier's listings hide it unless
     ``--show-restricted`` is given. ``optional``: written only when ``[writeback.fields]``
-    maps it (the shipped mappings leave it out); every other output is mapped or switched
+    maps it (the shipped mappings leave it out, unless the CRM has a place for it that its
+    sync reads, as Salesforce has for ``household_tier``); every other output is mapped or switched
     off explicitly."""
 
     name: str
@@ -120,6 +121,9 @@ OUTPUTS: tuple[Output, ...] = (
     # computed by the sync's planner from the assessment (sync/explanation.py), not a
     # set_field of the strategy; its length is the admin's explanation_max_chars
     Output("explanation", TEXT, "Tier explanation", optional=True),
+    # the tier of the member's best household (rules/household.py), decided only when the
+    # sync reads the CRM's households; optional because not every org has a field for it
+    Output("household_tier", picklist(ValueTier), "Household tier", optional=True),
 )
 
 #: The outputs by name.

@@ -20,6 +20,9 @@ TierName = Literal[
     "corporate_small",
 ]
 
+#: An AML risk level a policy may name (``unrated`` is never configured).
+AmlLevel = Literal["low", "medium", "high", "prohibited"]
+
 NonNeg = Field(ge=0)
 
 

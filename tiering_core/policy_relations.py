@@ -1,19 +1,21 @@
 """Policy sections about a customer's relationship with the bank: the service channel
-recommended to reach them (``[channel]``, rules/channel.py) and the advisor coverage that
-private and wealth customers need (``[coverage]``, tiering_core/coverage.py).
+recommended to reach them (``[channel]``, rules/channel.py), the advisor coverage that
+private and wealth customers need (``[coverage]``, tiering_core/coverage.py) and the
+households whose summed AUM lifts their members (``[households]``, rules/household.py).
 
-Each key has a default here that equals the shipped ``default_policy.toml`` (a test holds
-the two, and docs/policy.md, to the same values), so a bank's older policy file that has
-no such section still loads and means the documented default.
+Each ``[channel]`` and ``[coverage]`` key has a default here that equals the shipped
+``default_policy.toml`` (a test holds the two, and docs/policy.md, to the same values), so
+a bank's older policy file that has no such section still loads and means the documented
+default. ``[households]`` has no defaults here: the built-in policy file holds them.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from tiering_core.policy_base import Section, TierName
+from tiering_core.policy_base import AmlLevel, Section, TierName
 
 
 class ChannelPolicy(Section):
@@ -57,3 +59,19 @@ class CoveragePolicy(Section):
     def weight(self, tier: str) -> float:
         """Private-equivalents a client of ``tier`` takes in a book."""
         return next((float(w) for t, w in self.weights.items() if t == tier), 0.0)
+
+
+#: A member's role in a household, as the connectors normalise the CRM's relationship roles.
+HouseholdRole = Literal[
+    "primary", "spouse", "partner", "child", "parent", "other_family", "business", "other"
+]
+
+
+class HouseholdPolicy(Section):
+    """Household tiering (rules.household): whether a household's summed AUM lifts its
+    members, which member roles count towards it, and which AML levels of any member flag
+    the household for compliance review."""
+
+    enabled: bool
+    count_roles: tuple[HouseholdRole, ...]
+    review_aml: tuple[AmlLevel, ...]

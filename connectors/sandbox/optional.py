@@ -11,8 +11,8 @@ from connectors.mapping import DefaultMapping
 
 OPTIONAL_TARGETS: dict[str, dict[str, str]] = {
     "salesforce": {"explanation": "Tier_Explanation__c"},
-    "zoho": {"explanation": "Tier_Explanation"},
-    "fxiaoke": {"explanation": "field_explanation__c"},
+    "zoho": {"explanation": "Tier_Explanation", "household_tier": "Household_Tier"},
+    "fxiaoke": {"explanation": "field_explanation__c", "household_tier": "field_household_tier__c"},
 }
 
 

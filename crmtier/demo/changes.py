@@ -4,7 +4,7 @@ CRM's own change notification (webhook path), not through the scheduled sync."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -64,11 +64,16 @@ CHANGES: tuple[Change, ...] = (
 
 
 def pick(
-    changes: Sequence[Change], tiers: Mapping[str, Mapping[str, str]], mapped: set[str]
+    changes: Sequence[Change],
+    tiers: Mapping[str, Mapping[str, str]],
+    mapped: set[str],
+    first: Collection[str] = (),
 ) -> list[tuple[Change, str]]:
-    """Deterministic (change, customer id) pairs: the first customers (by id) of each
-    change's value tier, not excluded by ``unless``, not already picked. Paths the CRM's
-    mapping lacks are dropped; a change with no eligible customer (a tiny demo) is skipped."""
+    """Deterministic (change, customer id) pairs: the first customers (``first``, then by
+    id) of each change's value tier, not excluded by ``unless``, not already picked. Paths
+    the CRM's mapping lacks are dropped; a change with no eligible customer (a tiny demo)
+    is skipped. ``first``: households' primary members, so the large deposits lift a
+    household (crmtier/demo/households.py)."""
     taken: set[str] = set()
     out = []
     for change in changes:
@@ -77,7 +82,7 @@ def pick(
             continue
         pool = [
             cid
-            for cid in sorted(tiers)
+            for cid in sorted(tiers, key=lambda c: (c not in first, c))
             if tiers[cid].get("value_tier") == change.from_tier
             and cid not in taken
             and not any(tiers[cid].get(dim) in values for dim, values in change.unless.items())

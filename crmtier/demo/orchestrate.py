@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ from connectors.sandbox.base import Sandbox, open_sandbox
 from crmtier.commands.serve import Parts, open_parts
 from crmtier.config import load_config
 from crmtier.demo.changes import CHANGES, UPGRADE, Change, pick
+from crmtier.demo.households import LiftedHousehold, lifted_household, primaries, read_links
 from crmtier.demo.loopback import LoopbackServer
 from crmtier.demo.outcomes import Outcome, outcome, snapshot
 from crmtier.report.build import build_report, write_report
@@ -34,6 +35,8 @@ from crmtier.report.model import ReportData
 from sync.engine import RunOptions, RunReport
 from sync.schema import utc_text
 from sync.worker import webhook_versions
+from tiering_core.policy import load_policy
+from tiering_core.rules.household import Link
 from webhooks.runtime import Realtime
 
 Say = Callable[[str], None]
@@ -75,6 +78,8 @@ class DemoResult:
     # the first sync's tasks and memberships by rule and campaign: planned, and written
     planned: dict[str, int] = field(default_factory=dict)
     effects: dict[str, int] = field(default_factory=dict)
+    #: a household lifting a member into private banking (crmtier/demo/households.py)
+    household: LiftedHousehold | None = None
 
 
 @contextmanager
@@ -139,11 +144,11 @@ def _wait_processed(realtime: Realtime, ids: set[str], timeout: float) -> int:
 
 
 def _webhook_phase(
-    sandbox: Sandbox, parts: Parts, say: Say, timeout: float
+    sandbox: Sandbox, parts: Parts, say: Say, timeout: float, links: Sequence[Link]
 ) -> tuple[Phase, list[Outcome], int]:
     tiers_before = stored_tiers(parts.store, parts.engine.stream)
     mapped = set(default_mapping(sandbox.crm).mapping.fields)
-    picked = pick(CHANGES, tiers_before, mapped)
+    picked = pick(CHANGES, tiers_before, mapped, primaries(links))
     if not picked:
         raise DemoError("too few customers to make the demo's changes; use --customers 50 or more")
     realtime = Realtime(parts.settings, parts.store, parts.connector, parts.engine)
@@ -235,8 +240,11 @@ def run_demo(
                 result.tasks_waiting = dict(full.counts.tasks_waiting)
                 result.planned = dict(full.counts.planned)
                 result.effects = dict(full.counts.effects)
+                policy = load_policy(config.policy_path())
+                ids = sorted(stored_tiers(parts.store, parts.engine.stream))
+                links = read_links(parts.connector, ids, policy)  # before the phase's calls
                 phase, result.outcomes, result.webhook_events = _webhook_phase(
-                    sandbox, parts, say, webhook_timeout
+                    sandbox, parts, say, webhook_timeout, links
                 )
                 result.phases.append(phase)
                 say("incremental sync: the scheduled safety net")
@@ -246,6 +254,13 @@ def run_demo(
                         f"incremental sync {incremental.status}: {incremental.error or ''}"
                     )
                 result.phases.append(_phase("incremental sync", incremental))
+                result.household = lifted_household(
+                    parts.connector,
+                    links,
+                    policy,
+                    datetime.now(UTC).date(),
+                    parts.engine.key,
+                )
                 with parts.store.engine.connect() as conn:
                     later = [
                         r.id for r in load_runs(conn, parts.engine.stream) if r.id != full.run_id

@@ -119,6 +119,12 @@ def print_summary(console: Console, result: DemoResult) -> None:
     else:
         console.print("Data-quality issues (first sync): none found.")
 
+    if result.household is not None:
+        console.print(
+            f"[bold]Household tiering:[/bold] {result.household.line()}. Decided from the "
+            "CRM's households by the tiering core; the sync writes it back once it reads "
+            "households."
+        )
     size = f"{result.report_bytes / 1024:.0f} KiB"
     console.print(f"[bold]Report:[/bold] {result.report_path} ({size})")
     kept = f"kept in {result.workdir}" if result.workdir.exists() else "removed"

@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from crmtier.report.households import household_report
 from crmtier.report.model import (
     ApiUse,
     DeadLetterRow,
@@ -364,6 +365,7 @@ def collect(
         notes=list(notes),
         dead_letters=letters,
         dead_letters_open=letters_open,
+        households=household_report(tier_rows),
         restricted=[
             *(d for d in dists if d.dimension in restricted),
             *value_risk(tier_rows, [d for d in RISK_DIMENSIONS if d in restricted]),

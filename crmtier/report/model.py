@@ -165,6 +165,28 @@ class LinkRow:
 
 
 @dataclass(frozen=True)
+class HouseholdRow:
+    """One value tier of the household section (``households.py``): its customers, those
+    in a rated household, those their household lifted."""
+
+    tier: str
+    customers: int
+    in_household: int
+    lifted: int
+
+
+@dataclass(frozen=True)
+class HouseholdReport:
+    rows: Sequence[HouseholdRow]
+    #: value tier (rows) × household tier (columns, ``none``: in no rated household)
+    members: Matrix
+
+    @property
+    def lifted(self) -> int:
+        return sum(r.lifted for r in self.rows)
+
+
+@dataclass(frozen=True)
 class ReportData:
     title: str
     generated_at: str
@@ -191,6 +213,8 @@ class ReportData:
     linked: Sequence[LinkRow] = ()
     #: advisor coverage (crmtier/report/coverage.py); None: not computed for this report
     coverage: CoverageReport | None = None
+    #: household vs individual tiers (crmtier/report/households.py); None: none stored
+    households: HouseholdReport | None = None
 
     @property
     def focus_label(self) -> str:

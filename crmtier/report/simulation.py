@@ -12,8 +12,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from crmtier.report.html import _CSP, _CSS, _matrix, _note, _section, _table
 from crmtier.report.model import Matrix
-from crmtier.report.render import _CSP, _CSS, _matrix, _note, _section, _table
 
 
 def _migration(name: str, m: dict[str, Any]) -> str:

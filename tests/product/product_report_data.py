@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from crmtier.report.households import household_report
 from crmtier.report.model import (
     ApiUse,
     Distribution,
@@ -13,9 +14,17 @@ from crmtier.report.model import (
 
 VALUE = {"private": 12, "wealth": 80, "affluent": 400, "mass": 1500, "unrated": 8}
 RISK_COLS = ["high", "medium", "low", "unrated"]
+#: stored tiers with household keys: 3 value tiers × 3 household columns in the cross-table
+STORED_HOUSEHOLDS = [
+    *[{"value_tier": "private", "household_tier": "private", "household_lift": "yes"}] * 3,
+    *[{"value_tier": "private", "household_tier": "private", "household_lift": "no"}] * 2,
+    *[{"value_tier": "wealth", "household_tier": "wealth", "household_lift": "no"}] * 4,
+    *[{"value_tier": "mass", "household_tier": "none", "household_lift": "no"}] * 9,
+]
+HOUSEHOLD_CELLS = 3 * 3
 
 
-def sample_report() -> ReportData:
+def sample_report(*, households: bool = True) -> ReportData:
     value_rows = list(VALUE)
     return ReportData(
         title="crmtier tiering report — salesforce <test>",
@@ -68,4 +77,5 @@ def sample_report() -> ReportData:
         ],
         side_effects={"tasks": 120, "campaign vip_events": 12},
         notes=["Demo data: synthetic customers."],
+        households=household_report(STORED_HOUSEHOLDS) if households else None,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -95,6 +96,24 @@ def test_demo_runs_the_whole_product_and_writes_the_report(
     for saved in (out_dir / "sandbox").glob("credentials.json"):
         for value in json.loads(saved.read_text("utf-8")).values():
             assert str(value) not in out + done.stderr + html
+
+
+def test_demo_shows_a_household_lifted_into_private_banking(
+    demo: Callable[[str], Demo],
+) -> None:
+    """Issue 21 §1: on the sandbox with households (Salesforce), the summary names one
+    household by its primary member's pseudonym, and the HOUSEHOLD_AUM reason."""
+    done, _ = demo("salesforce")
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = " ".join(done.stdout.split())  # rich wraps long lines
+    line = re.search(
+        r"Household of (cust_[0-9a-f]{20}): (\d+) of (\d+) members lifted into private "
+        r"banking, reason HOUSEHOLD_AUM \(household AUM at or above the 6,000,000 floor\)",
+        out,
+    )
+    assert line is not None, out[-1500:]
+    assert 1 <= int(line.group(2)) < int(line.group(3))  # the depositor needs no lift
+    assert "the sync writes it back once it reads households" in out
 
 
 def test_demo_cleans_up_without_output_dir(tmp_path: Path) -> None:

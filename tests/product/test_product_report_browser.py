@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from product_chromium import assert_report_drawn, needs_chromium, open_file
 from product_lifecycle_files import write_all
-from product_report_data import VALUE, sample_report
+from product_report_data import HOUSEHOLD_CELLS, VALUE, sample_report
 
 from crmtier.report.links import discover
 from crmtier.report.render import render
@@ -28,6 +28,7 @@ def test_sample_report_renders_in_chromium(tmp_path: Path) -> None:
             "dq": 3,
             "api": 3,
             "feedback-csat": 2,
+            "households-members": HOUSEHOLD_CELLS,
         },
     )
     assert max(widths) == widths[list(VALUE).index("mass")]

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from product_report_data import VALUE, sample_report
+from product_report_data import HOUSEHOLD_CELLS, VALUE, sample_report
 
 from crmtier.report.build import waiver_notes
 from crmtier.report.model import ApiUse, Matrix, ReportData
@@ -84,6 +84,7 @@ def test_every_section_has_its_chart(marks: _Marks) -> None:
         "api": 3,  # two kinds + total
         "feedback-csat": 2,
         "feedback-complaints": 2,
+        "households-members": HOUSEHOLD_CELLS,
     }
     assert {k: len(v) for k, v in marks.marks.items()} == expected
 

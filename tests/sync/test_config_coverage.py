@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from connectors.coverage import mapping_problems, policy_queues, writeback_problems
-from connectors.mapping import WRITEBACK_FIELDS
+from connectors.mapping import OPTIONAL_WRITEBACK_FIELDS, WRITEBACK_FIELDS
 from connectors.registry import default_mapping, kinds
 from crmtier.config import load_config
 from tests.sync.test_sync_config import refusal
@@ -27,7 +27,11 @@ def test_each_shipped_mapping_covers_the_default_policy_exactly(kind: str) -> No
     shipped = default_mapping(kind)
     assert writeback_problems(shipped.writeback, POLICY) == []
     assert mapping_problems(shipped.mapping) == []
-    assert set(shipped.writeback.fields) == set(WRITEBACK_FIELDS)
+    optional = set(shipped.writeback.fields) - set(WRITEBACK_FIELDS)
+    assert set(shipped.writeback.fields) >= set(WRITEBACK_FIELDS)
+    # an optional output ships only where the CRM has its place: Salesforce households
+    assert optional == ({"household_tier"} if kind == "salesforce" else set())
+    assert optional <= set(OPTIONAL_WRITEBACK_FIELDS)
     assert set(shipped.writeback.campaigns) == set(POLICY.strategy.campaigns)
     assert set(shipped.writeback.queues) == policy_queues(POLICY)
     assert not shipped.writeback.switched_off

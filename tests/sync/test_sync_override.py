@@ -154,11 +154,6 @@ def test_the_webhook_workers_fetch_carries_the_audit_too(harness: Harness) -> No
     assert override.approved_at == _at(day, 10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the sync engine hook: an 'override' audit row (sync.overrides.override_trail)"
-    " appended beside the decision's tier_change row; remove this mark once it is wired",
-)
 def test_the_audit_trail_records_maker_checker_and_times(harness: Harness) -> None:
     h, sb = harness, harness.sandbox
     if h.crm != "salesforce":

@@ -161,6 +161,15 @@ def _best_household(
     return best, which
 
 
+def member_tiers(v: ValueOutcome, links: HouseholdLinks, policy: Policy, n: int) -> IntArray:
+    """Per batch row: the tier of its best household (``unrated`` code: none, or households
+    switched off), the tier written back as ``household_tier``. Read from the outcome
+    before ``lift``: a household's sum is of its members' own AUM whatever their tiers."""
+    if not policy.households.enabled or links.size == 0:
+        return np.full(n, VALUE_TIERS.index("unrated"), dtype=np.int8)
+    return _best_household(household_tiers(v.aum, v.tier, links, policy), links, n)[0]
+
+
 def lift(v: ValueOutcome, cols: Columns, links: HouseholdLinks, policy: Policy) -> ValueOutcome:
     """The value outcome with each rated retail member at the higher of its own and its
     best household's tier, and the reasons that say so."""

@@ -137,10 +137,15 @@ def set_fields(
     values.append(
         compact(top_reasons(reasons, s.reasons_top), s.reasons_language, s.reasons_max_chars)
     )
-    return [
+    out: list[Action] = [
         {"kind": "set_field", "field": k, "value": v}
         for k, v in zip(SET_FIELDS, values, strict=True)
     ]
+    if "household_tier" in fields:  # decided only when the CRM's households were read
+        out.append(
+            {"kind": "set_field", "field": "household_tier", "value": fields["household_tier"]}
+        )
+    return out
 
 
 _DECIDED = tuple(DecidedFields.__annotations__)
