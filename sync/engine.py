@@ -4,8 +4,9 @@ One page at a time:
 
 1. read a page from the connector (inclusive cursor, see ``sync.bookmarks``; the next page
    is fetched meanwhile, see ``sync.readahead``) — ``sync.reader``;
-2. assess it (``previous`` filled from the state store, for hysteresis) and plan the
-   minimal writes — ``sync.planning``;
+2. assess it (``previous`` filled from the state store, for hysteresis; with households
+   on, beside the other members of its changed customers' households, ``sync.households``)
+   and plan the minimal writes — ``sync.planning``;
 3. in **one transaction**, put the writes in the outbox (``sync.dispatch``), record
    unchanged customers' state (``sync.recorder``) and move the bookmark past the page;
 4. drain the outbox in full batches (``sync.writepool``: ≤ ``max_write_batch`` items per
@@ -39,6 +40,7 @@ from sync.runs import RunCounts
 from sync.settings import RunOptions, SyncSettings
 from sync.store import StateStore
 from sync.taskbudget import TaskLimit
+from tiering_core.policy import Policy
 
 __all__ = [
     "AlreadyRunningError",
@@ -59,7 +61,10 @@ class SyncEngine:
     """Syncs one stream (``<crm>:<object>``) of one connector into one state store.
 
     ``adjustments`` change each page's assessments before anything is planned from them
-    (``sync.planning.Adjustment``), in order."""
+    (``sync.planning.Adjustment``), in order. ``policy``, when given, is the policy
+    ``assess`` applies: with households on, each page's changed customers are decided
+    beside every member of their households (``sync.households``), and ``assess`` is
+    passed the household links."""
 
     def __init__(
         self,
@@ -75,8 +80,10 @@ class SyncEngine:
         policy_version: str | None = None,
         task_limits: Mapping[str, TaskLimit] | None = None,
         adjustments: Sequence[Adjustment] = (),
+        policy: Policy | None = None,
     ) -> None:
         self.store = store
+        self.policy = policy
         self.task_limits = dict(task_limits or {})  # by task rule; none: unbounded
         self.audit_keys = store.audit_keys  # loaded now: never inside a run's transaction
         self.policy_version = policy_version

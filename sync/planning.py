@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Protocol
 
 from connectors.contract import CrmRecord
 from connectors.mapping import WritebackConfig
@@ -32,11 +33,23 @@ from sync.settings import RunOptions
 from sync.state import CustomerState
 from sync.taskbudget import Budget, TaskLimit
 from tiering_core.models import AssessmentData, CustomerProfile
+from tiering_core.rules.household import HouseholdLinks
 
 log = logging.getLogger(__name__)
 
-#: assesses a batch of profiles (policy and as-of date bound by the caller)
-AssessFn = Callable[[Sequence[CustomerProfile]], list[AssessmentData]]
+
+class AssessFn(Protocol):
+    """Assesses a batch of profiles (policy and as-of date bound by the caller);
+    ``households``, when given, links the batch's customers to their households
+    (``tiering_core.rules.household``). Called without it when the run reads none."""
+
+    def __call__(
+        self, profiles: Sequence[CustomerProfile], /, households: HouseholdLinks | None = ...
+    ) -> list[AssessmentData]: ...
+
+
+#: the household links over a batch's customer ids (``sync.households.HouseholdPage``)
+LinksFor = Callable[[Sequence[str]], HouseholdLinks]
 #: a customer as read and as assessed
 Assessed = tuple[CrmRecord, AssessmentData]
 #: changes a page's assessments before anything is planned from them (same length, order)
@@ -85,9 +98,11 @@ class PagePlanner:
         """True when the record came back only because of our own write: same inputs and
         policy as last assessed, same day, and the CRM shows what we last wrote. Such a
         record is unchanged without assessing it again (an assessment may depend on
-        ``previous``, e.g. an "upgraded from" reason, and must not rewrite itself)."""
+        ``previous``, e.g. an "upgraded from" reason, and must not rewrite itself); the
+        caller counts it with ``count_settled`` once it knows no household change of the
+        page pulls it back in."""
         cid = record.profile.id
-        if (
+        return not (
             self.options.full
             or self.policy_version is None
             or state is None
@@ -100,16 +115,26 @@ class PagePlanner:
                 same_value(value, record.current.get(name))
                 for name, value in (state.fields or {}).items()
             )
-        ):
-            return False
+        )
+
+    def count_settled(self, state: CustomerState) -> None:
+        """Count a settled customer (``settled``) unchanged."""
+        cid = state.customer_id
         self.counts.unchanged += 1
         self.counts.tiers[(state.tiers or {}).get("value_tier", "unrated")] += 1
         self.recorder.outcomes[cid] = Outcome.UNCHANGED
-        return True
 
-    def assess(self, records: list[CrmRecord], states: dict[str, CustomerState]) -> list[Assessed]:
+    def assess(
+        self,
+        records: list[CrmRecord],
+        states: dict[str, CustomerState],
+        links_for: LinksFor | None = None,
+    ) -> list[Assessed]:
         """The records' assessments with their committed ``previous``, adjusted; a record
-        the assessment refuses is skipped (counted, logged by pseudonym), not the batch."""
+        the assessment refuses is skipped (counted, logged by pseudonym), not the batch.
+        ``links_for``: the batch's household links (none: no household lifts anyone). A
+        record assessed alone after the batch failed is assessed with its own links only,
+        its household's other members not beside it."""
         profiles = []
         for record in records:
             state = states.get(record.profile.id)
@@ -119,13 +144,13 @@ class PagePlanner:
                 profile = profile.model_copy(update={"previous": previous})
             profiles.append(profile)
         try:
-            results = self.assess_fn(profiles)
+            results = self._assess(profiles, links_for)
             pairs = list(zip(records, results, strict=True))
         except Exception:
             pairs = []
             for record, profile in zip(records, profiles, strict=True):
                 try:
-                    pairs.append((record, self.assess_fn([profile])[0]))
+                    pairs.append((record, self._assess([profile], links_for)[0]))
                 except Exception as exc:
                     self.counts.skipped[Skip.ASSESS_ERROR] += 1
                     self.recorder.outcomes[record.profile.id] = Outcome.ASSESS_ERROR
@@ -146,6 +171,13 @@ class PagePlanner:
             for dq in record.dq_issues:
                 self.counts.dq_issues[dq.code] += 1
         return pairs
+
+    def _assess(
+        self, profiles: list[CustomerProfile], links_for: LinksFor | None
+    ) -> list[AssessmentData]:
+        if links_for is None:
+            return self.assess_fn(profiles)
+        return self.assess_fn(profiles, households=links_for([p.id for p in profiles]))
 
     def plan(
         self, assessed: list[Assessed], states: dict[str, CustomerState], in_doubt: InDoubt

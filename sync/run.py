@@ -15,18 +15,18 @@ import sqlalchemy as sa
 
 from connectors.contract import CrmRecord
 from connectors.errors import ConfigError, RateLimitedError
-from sync import outbox, runs, taskbudget
+from sync import households, outbox, runs, taskbudget
 from sync.dispatch import Dispatcher, items_of
 from sync.errortext import error_text
 from sync.killpoints import kill_point
-from sync.planning import PagePlanner
+from sync.planning import LinksFor, PagePlanner
 from sync.preview import PlanTotals
-from sync.reader import Reader
+from sync.reader import Reader, input_hash
 from sync.recorder import PageRows, Recorder
 from sync.records import Advance, Outcome, Planned, Stop
 from sync.runs import RunCounts, RunStatus
 from sync.settings import RunOptions
-from sync.state import load_states
+from sync.state import CustomerState, load_states
 from sync.writepool import WritePool
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ class Run:
         self.run_id = runs.new_run_id()
         self.preview: list[PlannedWrite] = []
         self.follows_staged = False  # this run makes what a fields-only run left out
+        self.beside: dict[str, str] = {}  # household members decided beside a page: input hash
         self.usage_start = dict(engine.connector.api_usage().calls)
         events = source_events or {}
         self.recorder = Recorder(
@@ -313,13 +314,21 @@ class Run:
         self.pool.send_ready()
         with self.e.store.begin() as conn:
             states = load_states(conn, self.e.stream, intake.fresh)
-        hashes, planner = intake.hashes, self.planner
-        todo = [
-            r
-            for r in intake.fresh.values()
-            if not planner.settled(r, states.get(r.profile.id), hashes[r.profile.id])
-        ]
-        assessed = planner.assess(todo, states)
+        hashes, planner, fresh = intake.hashes, self.planner, intake.fresh
+        for cid in [cid for cid in fresh if self.beside.get(cid) == hashes[cid]]:
+            del fresh[cid]  # decided beside an earlier page, as it reads now: read once
+            self.counts.read -= 1
+        changed = {
+            cid: r
+            for cid, r in fresh.items()
+            if not planner.settled(r, states.get(cid), hashes[cid])
+        }
+        extra, links_for = self._households(fresh, changed, states, hashes)
+        for cid, settled in states.items():
+            if cid in fresh and cid not in changed:
+                planner.count_settled(settled)
+        todo = [r for cid, r in fresh.items() if cid in changed] + extra
+        assessed = planner.assess(todo, states, links_for)
         kill_point("after_tier")
         self.pool.send_ready()  # not later: planning reads the queue, and must see it settled
         plans, page_tasks = planner.bounded(
@@ -352,6 +361,44 @@ class Run:
         kill_point("after_commit")
         self._progress()
         self.pool.drain(final=False)
+
+    def _households(
+        self,
+        fresh: dict[str, CrmRecord],
+        changed: dict[str, CrmRecord],
+        states: dict[str, CustomerState],
+        hashes: dict[str, str],
+    ) -> tuple[list[CrmRecord], LinksFor | None]:
+        """The members of the changed customers' households outside the page, and the
+        household links to decide the page with (none, and no API call, when the policy
+        turns households off or the connector reads no relationships). A member on the
+        page that came back only because of our own write is decided again (``changed``
+        gains it); one outside it is fetched, counted read, decided and written like any
+        other, but never moves the bookmark (only the page's records do); when a later
+        page of the run reads it unchanged, it is not read or decided again.
+
+        The links are read as the CRM holds them now, with no memory of the last sync's
+        (``known_links`` is empty): a member leaving a household re-tiers the household
+        it left only when another of its members changes, or at the next full sync."""
+        policy = self.e.policy
+        if policy is None or not changed:
+            return [], None
+        hh = households.load(self.e.connector, list(changed.values()), {}, policy)
+        if hh is None:
+            return [], None
+        for link in hh.group.links:
+            if link.customer_id in fresh:
+                changed.setdefault(link.customer_id, fresh[link.customer_id])
+        extra = list({r.profile.id: r for r in hh.extra if r.profile.id not in fresh}.values())
+        self.counts.read += len(extra)
+        for r in extra:
+            hashes[r.profile.id] = self.beside[r.profile.id] = input_hash(
+                r.profile, self.e.policy_version
+            )
+        if extra:
+            with self.e.store.begin() as conn:
+                states.update(load_states(conn, self.e.stream, [r.profile.id for r in extra]))
+        return extra, partial(hh.links_for, policy=policy)
 
     def _preview(self, plans: list[Planned]) -> None:
         for cid, kind, detail in self.planner.preview(plans):

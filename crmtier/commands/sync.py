@@ -48,6 +48,7 @@ from sync.runs import RunCounts
 from sync.store import StateStore, StoreError
 from sync.taskbudget import task_limits
 from tiering_core.models import AssessmentData, CustomerProfile
+from tiering_core.rules.household import HouseholdLinks
 
 log = logging.getLogger("crmtier.sync")
 
@@ -90,8 +91,11 @@ def make_engine(
     writeback = config.writeback_config()
     kinds = action_kinds(writeback)
 
-    def assess(profiles: Sequence[CustomerProfile]) -> list[AssessmentData]:
-        return decide_batch(profiles, policy, as_of or datetime.now(UTC).date(), kinds=kinds)
+    def assess(
+        profiles: Sequence[CustomerProfile], households: HouseholdLinks | None = None
+    ) -> list[AssessmentData]:
+        day = as_of or datetime.now(UTC).date()
+        return decide_batch(profiles, policy, day, kinds=kinds, households=households)
 
     return SyncEngine(
         store,
@@ -104,6 +108,7 @@ def make_engine(
         on_progress=on_progress,
         policy_version=policy.version,
         task_limits=task_limits(policy),
+        policy=policy,  # households (sync.households)
     )
 
 

@@ -1,0 +1,114 @@
+"""Households in a real sync (issue 21 §1.3), on the Salesforce sandbox that seeds them.
+
+The engine as ``open_engine`` builds it decides a page's changed customers beside every
+member of their households: a member below the private floor whose household is above it
+is written private with ``HOUSEHOLD_AUM``; a change to one member re-tiers the others
+(fetched beside the page, counted read once, the bookmark moved by the page only), on a
+scheduled run and on the webhook path alike.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from crmtier.commands.sync import open_engine
+from crmtier.config import load_config
+from sync.engine import RunOptions, RunReport
+from tests.sync.conftest import Harness, salesforce_harness
+
+AS_OF = date(2026, 6, 30)
+CUSTOMERS = 120
+HALF = 3_500_000  # the private floor is 600万: one member alone is below it, two above
+SMALL = 100_000
+
+
+@pytest.fixture
+def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    with salesforce_harness(tmp_path / "sandbox", monkeypatch, CUSTOMERS) as h:
+        yield h
+
+
+def _run(h: Harness) -> RunReport:
+    with open_engine(load_config(h.config), as_of=AS_OF) as engine:
+        report = engine.run(RunOptions(as_of=AS_OF))
+    assert report.status == "succeeded", report.error
+    return report
+
+
+def _couples(h: Harness) -> list[tuple[str, str]]:
+    """Two-member households of individuals clear of AML trouble, as the CRM links them."""
+    connector = load_config(h.config).connector()
+    try:
+        records = {r.profile.id: r for page in connector.read_changed(None) for r in page.records}
+        links = connector.household_links(sorted(records), [])
+    finally:
+        connector.close()
+    sizes = Counter(lk.household_id for lk in links)
+    per_customer = Counter(lk.customer_id for lk in links)
+    couples = []
+    for hid, n in sizes.items():
+        members = sorted({lk.customer_id for lk in links if lk.household_id == hid})
+        if (
+            n == 2
+            and len(members) == 2
+            and all(
+                per_customer[m] == 1
+                and records[m].profile.kind == "individual"
+                and h.sandbox.written(m).get("aml_risk") in ("low", "medium")
+                for m in members
+            )
+        ):
+            couples.append((members[0], members[1]))
+    assert len(couples) >= 2, couples
+    return couples
+
+
+def _set_aum(h: Harness, cid: str, amount: int) -> None:
+    h.sandbox.edit_customer(
+        cid,
+        {
+            "assets.deposits": amount,
+            "assets.investments": 0,
+            "assets.insurance": 0,
+            "aum_avg_3m": amount,
+        },
+    )
+
+
+def _lifted(h: Harness, cid: str) -> bool:
+    written = h.sandbox.written(cid)
+    return written["value_tier"] == "private" and "HOUSEHOLD_AUM" in str(written["reasons"])
+
+
+def test_a_member_change_lifts_the_household_on_a_run_and_a_webhook(harness: Harness) -> None:
+    h = harness
+    _run(h)
+    (a, b), (c, d), *_ = _couples(h)
+    for cid, amount in ((a, HALF), (b, SMALL), (c, HALF), (d, SMALL)):
+        _set_aum(h, cid, amount)
+    _run(h)
+    assert not any(_lifted(h, cid) for cid in (a, b, c, d))  # 360万: below the floor
+
+    # an incremental run reads only b; a is fetched beside it and lifted too
+    _set_aum(h, b, HALF)
+    report = _run(h)
+    assert _lifted(h, a) and _lifted(h, b)
+    assert report.outcomes[a] == report.outcomes[b] == "written"
+    assert report.counts.tiered == report.counts.written == 2  # b read, a beside it: once each
+    assert report.counts.reconciles()
+    again = _run(h)  # our own writes coming back: settled, no household read, no write
+    assert again.counts.written == 0
+    assert again.api_calls.get("query") == 1  # the stream's read alone: no household read
+
+    # the webhook path: d's change, fetched alone, lifts c as well
+    _set_aum(h, d, HALF)
+    with open_engine(load_config(h.config), as_of=AS_OF) as engine:
+        [record] = engine.connector.fetch([d])
+        outcomes = engine.process_changes([record], {d: "evt-1"})
+    assert outcomes[c] == outcomes[d] == "written"
+    assert _lifted(h, c) and _lifted(h, d)
