@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +91,18 @@ def _scenario(harness: Harness, engine: SyncEngine) -> dict[str, Any]:
     tiers = {cid: sb.written(cid).get("value_tier") for cid in ids}
     up = [cid for cid in ids if tiers[cid] in ("mass", "affluent")][:8]
     down = [cid for cid in ids if tiers[cid] in ("private", "wealth", "premier")][:4]
+    # The sandbox stamps each save strictly after the last stamp it handed out, so after the
+    # first sync's burst of writes its clock runs ahead of the wall clock; an edit stamped by
+    # it could then fall after the next run's signpost and be (rightly) left to the run after
+    # that, so how many edits this run sees would depend on the box's load. A CRM's clock
+    # does not run ahead: the edits are stamped with the wall clock, as it would stamp them.
+    edited_at = datetime.now(UTC)
     for cid in up:
-        sb.edit_customer(cid, {"assets.deposits": 90_000_000, "aum_avg_3m": 90_000_000})
+        sb.edit_customer(
+            cid, {"assets.deposits": 90_000_000, "aum_avg_3m": 90_000_000}, modstamp=edited_at
+        )
     for cid in down:
-        sb.edit_customer(cid, {"assets.deposits": 0, "aum_avg_3m": 0})
+        sb.edit_customer(cid, {"assets.deposits": 0, "aum_avg_3m": 0}, modstamp=edited_at)
     second = engine.run(RunOptions(actor="golden", as_of=AS_OF))
     hooked = [cid for cid in ids if cid not in up and cid not in down][-3:]
     for cid in hooked:
