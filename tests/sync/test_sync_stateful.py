@@ -25,7 +25,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-import sync.engine as engine_module
+import sync.reader
+import sync.recorder
+import sync.run
+import sync.writepool
 from connectors.contract import (
     Capabilities,
     CrmRecord,
@@ -56,6 +59,26 @@ OVERLAP = timedelta(seconds=5)
 WRITEBACK = WritebackConfig(
     fields={"value_tier": "Tier"}, campaigns={"private": "CP", "mass": "CM"}
 )
+
+
+#: The engine's modules that pass kill points (each imported ``kill_point`` by name, so the
+#: crash rule swaps it in each; the test below fails if a point moves to another module).
+KILL_POINT_USERS = (sync.reader, sync.recorder, sync.run, sync.writepool)
+
+
+def test_every_module_with_kill_points_is_swapped_by_the_crash_rule() -> None:
+    import importlib
+    import pkgutil
+
+    import sync
+
+    users = {
+        name
+        for info in pkgutil.iter_modules(sync.__path__)
+        if info.name != "killpoints"
+        and hasattr(importlib.import_module(name := f"sync.{info.name}"), "kill_point")
+    }
+    assert users == {module.__name__ for module in KILL_POINT_USERS}
 
 
 class Crash(BaseException):
@@ -220,14 +243,16 @@ class SyncMachine(RuleBasedStateMachine):
                 hits["crashed"] = 1
                 raise Crash
 
-        original = engine_module.kill_point
-        engine_module.kill_point = kill
+        originals = [module.kill_point for module in KILL_POINT_USERS]
+        for module in KILL_POINT_USERS:
+            module.kill_point = kill  # type: ignore[attr-defined]
         try:
             self.engine.run(RunOptions(as_of=date(2026, 5, 2)))
         except Crash:
             pass
         finally:
-            engine_module.kill_point = original
+            for module, original in zip(KILL_POINT_USERS, originals, strict=True):
+                module.kill_point = original  # type: ignore[attr-defined]
 
     @rule()
     def run(self) -> None:
