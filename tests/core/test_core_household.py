@@ -6,6 +6,7 @@ amounts; a member in two households takes the best; a split household stops lift
 from __future__ import annotations
 
 import tomllib
+from datetime import date
 from typing import Any
 
 import pytest
@@ -266,6 +267,24 @@ def test_a_member_listed_twice_counts_once(policy: Policy) -> None:
     people = [person("A", 3_000_000), person("B", 10_000)]
     twice = [Link("A", "H", "primary"), Link("A", "H", "spouse"), Link("B", "H", "child")]
     assert decide(people, twice, policy)["B"]["value_tier"] == "wealth"  # 301万, not 601万
+
+
+@pytest.mark.parametrize("since", [None, date(2026, 5, 1)])
+def test_a_member_held_at_its_households_tier_is_lifted_not_held(
+    policy: Policy, since: date | None
+) -> None:
+    """Found by a second full sync rewriting every lifted member: hysteresis held the member
+    (last written tier wealth, own AUM below its floor) before the lift ran, so the reason
+    flipped to VAL_HELD_GRACE and a downgrade clock started though the household still
+    reaches wealth. The household explains the tier; no clock runs."""
+    previous = {"value_tier": "wealth", "assessed_at": "2026-06-01", "below_floor_since": since}
+    people = [person("A", 600_000), person("B", 10_000, previous=previous)]
+    links = [Link("A", "H", "primary"), Link("B", "H", "spouse")]
+    b = decide(people, links, policy)["B"]
+    assert b["value_tier"] == "wealth"
+    assert "HOUSEHOLD_AUM" in codes(b)
+    assert not {"VAL_HELD_GRACE", "VAL_HELD_BUFFER"} & set(codes(b))
+    assert b["below_floor_since"] is None
 
 
 def test_a_member_listed_twice_counts_if_any_of_its_roles_counts(policy: Policy) -> None:

@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 RANKED = VALUE_TIERS[:3]  # private, wealth, affluent: the tiers with floors, top down
 MASS = VALUE_TIERS.index("mass")
 #: Reasons of the member's own hysteresis that no longer describe a lifted member's tier.
-_SUPERSEDED = ("VAL_HELD_BUFFER", "VAL_HELD_GRACE", "VAL_DOWNGRADE")
+_HOLDS = ("VAL_HELD_BUFFER", "VAL_HELD_GRACE")
+_SUPERSEDED = (*_HOLDS, "VAL_DOWNGRADE")
 
 LinkArray = npt.NDArray[np.intp]
 
@@ -177,10 +178,17 @@ def lift(v: ValueOutcome, cols: Columns, links: HouseholdLinks, policy: Policy) 
         return v
     tiers = household_tiers(v.aum, v.tier, links, policy)
     best, which = _best_household(tiers, links, cols.n)
-    lifted = (v.tier <= MASS) & (best < v.tier)
+    # A member hysteresis holds at a tier its household reaches is not below any floor:
+    # the household explains the tier, and no downgrade clock may run (else the reason
+    # flips from HOUSEHOLD_AUM to a hold on the next run, and the grace would expire).
+    held = np.zeros(cols.n, dtype=np.bool_)
+    for rc in v.reasons:
+        if rc.code in _HOLDS:
+            held |= rc.mask
+    lifted = (v.tier <= MASS) & ((best < v.tier) | (held & (best <= v.tier)))
     if not lifted.any():
         return v
-    tier = np.where(lifted, best, v.tier).astype(np.int8)
+    tier = np.where(lifted, np.minimum(best, v.tier), v.tier).astype(np.int8)
     prev = cols.enum["previous_value_tier"]
     newly_up = lifted & (v.upgraded_from < 0) & (prev >= 0) & (prev <= MASS) & (tier < prev)
     upgraded_from = np.where(newly_up, prev, v.upgraded_from).astype(np.int8)
