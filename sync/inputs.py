@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from connectors.contract import CrmRecord
 from sync import jsontext
+from sync.days import day_text, parse_day
 from sync.schema import INPUTS_MIGRATIONS, assessed_inputs, customers, now_text
 from sync.state import CustomerState, _upsert
 from sync.store import StateStore
@@ -176,8 +177,8 @@ class StoredChunk:
             [c.as_of for c in customers],
             [c.state.tiers for c in customers],
             [c.state.fields for c in customers],
-            [c.state.assessed_at for c in customers],
-            [c.state.below_floor_since for c in customers],
+            [day_text(c.state.assessed_at) for c in customers],
+            [day_text(c.state.below_floor_since) for c in customers],
         )
 
     def customer(self, i: int) -> StoredCustomer:
@@ -193,8 +194,8 @@ class StoredChunk:
                 pseudonym=self.pseudonyms[i],
                 tiers=self.tiers[i],
                 fields=None if fields is None else StoredJSON(fields, self.decode_fields),
-                assessed_at=self.assessed_at[i],
-                below_floor_since=self.below_floor_since[i],
+                assessed_at=parse_day(self.assessed_at[i]),
+                below_floor_since=parse_day(self.below_floor_since[i]),
             ),
         )
 

@@ -110,7 +110,7 @@ class PagePlanner:
             or cid in self.recorder.decisions
             or cid in self.revisit
             or state.input_hash != digest
-            or state.assessed_at != self.options.day().isoformat()
+            or state.assessed_at != self.options.day()
             or not all(
                 same_value(value, record.current.get(name))
                 for name, value in (state.fields or {}).items()

@@ -24,11 +24,20 @@ import sqlalchemy as sa
 from connectors.contract import WriteResult
 from sync import outbox, taskbudget
 from sync.audit import AuditEntry, AuditEvent, AuditKeys, Trigger, append
+from sync.days import day_text
 from sync.inputs import save_inputs
 from sync.killpoints import kill_point
 from sync.outbox import OutboxItem
 from sync.planner import tiers_of
-from sync.records import Decision, Json, Outcome, PageTasks, PendingDecision, Planned, Skip
+from sync.records import (
+    Decision,
+    Json,
+    Outcome,
+    PageTasks,
+    PendingDecision,
+    Planned,
+    Skip,
+)
 from sync.runs import RunCounts, side_effect_label
 from sync.state import CustomerState, save_side_effects, save_states
 from sync.store import StateStore
@@ -103,12 +112,11 @@ class Recorder:
         if cid in self.decisions:
             return  # an earlier read of this run queued writes; that decision stands
         tiers = tiers_of(planned.assessment)
-        below = _iso(planned.assessment["below_floor_since"])
-        today = day.isoformat()
+        below = planned.assessment["below_floor_since"]
         if (
             state is not None
             and (state.tiers, state.below_floor_since, state.input_hash) == (tiers, below, digest)
-            and state.assessed_at == today
+            and state.assessed_at == day
         ):
             return
         rows.states.append(
@@ -116,8 +124,8 @@ class Recorder:
                 "customer_id": cid,
                 "pseudonym": self.ref(cid),
                 "tiers": tiers,
-                "assessed_at": today,
-                "below_floor_since": below,
+                "assessed_at": day.isoformat(),
+                "below_floor_since": day_text(below),
                 "input_hash": digest,
                 "run_id": self.run_id,
             }
@@ -287,8 +295,8 @@ class Recorder:
                 row.update(
                     tiers=pending.tiers,
                     fields=pending.fields,
-                    assessed_at=_iso(pending.assessed_at),
-                    below_floor_since=_iso(pending.below_floor_since),
+                    assessed_at=day_text(pending.assessed_at),
+                    below_floor_since=day_text(pending.below_floor_since),
                     input_hash=pending.input_hash,
                 )
                 old = state.tiers if state else None
@@ -369,10 +377,6 @@ class Recorder:
             run_id=self.run_id,
             source_event_id=source,
         )
-
-
-def _iso(value: date | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def _effect_label(item: OutboxItem) -> str:

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from connectors.contract import CrmRecord, Page
 from sync.audit import Trigger
+from sync.days import day_text, parse_day
 from sync.planner import CustomerPlan
 from sync.runs import RunStatus
 from sync.state import CustomerState
@@ -60,10 +61,6 @@ class Stop(Exception):
         self.status: RunStatus = status
 
 
-def _day(value: object) -> date | None:
-    return date.fromisoformat(value) if isinstance(value, str) and value else None
-
-
 @dataclass(frozen=True, slots=True)
 class PendingDecision:
     """A customer's new decision while its writes are outstanding: what becomes its
@@ -92,8 +89,8 @@ class PendingDecision:
         stored: dict[str, Json] = {
             "tiers": self.tiers,
             "fields": self.fields,
-            "assessed_at": _iso(self.assessed_at),
-            "below_floor_since": _iso(self.below_floor_since),
+            "assessed_at": day_text(self.assessed_at),
+            "below_floor_since": day_text(self.below_floor_since),
             "reason_codes": list(self.reason_codes),
             "policy_version": self.policy_version,
             "input_hash": self.input_hash,
@@ -113,8 +110,8 @@ class PendingDecision:
         return cls(
             tiers=dict(data.get("tiers") or {}),
             fields=dict(data.get("fields") or {}),
-            assessed_at=_day(data.get("assessed_at")),
-            below_floor_since=_day(data.get("below_floor_since")),
+            assessed_at=parse_day(data.get("assessed_at")),
+            below_floor_since=parse_day(data.get("below_floor_since")),
             reason_codes=tuple(data.get("reason_codes") or ()),
             policy_version=data.get("policy_version"),
             input_hash=data.get("input_hash"),
@@ -123,10 +120,6 @@ class PendingDecision:
             source_event_id=data.get("source_event_id"),
             override=data.get("override"),
         )
-
-
-def _iso(value: date | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 @dataclass(slots=True)

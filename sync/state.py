@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from sync.bulkwrite import upsert_rows
+from sync.days import parse_day
 from sync.planner import Known
 from sync.schema import customers, now_text, side_effects
 from tiering_core.models import Previous
@@ -30,8 +31,8 @@ class CustomerState:
     pseudonym: str
     tiers: Mapping[str, str] | None = None
     fields: Mapping[str, Any] | None = None
-    assessed_at: str | None = None
-    below_floor_since: str | None = None
+    assessed_at: date | None = None
+    below_floor_since: date | None = None
     input_hash: str | None = None
     pending: Mapping[str, Any] | None = None
     tasks: frozenset[str] = frozenset()
@@ -49,10 +50,8 @@ class CustomerState:
             credit_risk=tiers.get("credit_risk"),
             aml_risk=tiers.get("aml_risk"),
             ops_risk=tiers.get("ops_risk"),
-            assessed_at=date.fromisoformat(self.assessed_at) if self.assessed_at else None,
-            below_floor_since=(
-                date.fromisoformat(self.below_floor_since) if self.below_floor_since else None
-            ),
+            assessed_at=self.assessed_at,
+            below_floor_since=self.below_floor_since,
         )
 
     def known(self) -> Known:
@@ -118,8 +117,8 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
             pseudonym=pseudonym,
             tiers=tiers,
             fields=fields,
-            assessed_at=assessed_at,
-            below_floor_since=below_floor_since,
+            assessed_at=parse_day(assessed_at),
+            below_floor_since=parse_day(below_floor_since),
             input_hash=input_hash,
             pending=pending,
             tasks=frozenset(tasks[cid]) if cid in tasks else empty,

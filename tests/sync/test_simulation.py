@@ -61,8 +61,8 @@ def synced_book(active: Policy, n: int = 400) -> list[StoredCustomer]:
             f"p-{profile.id}",
             tiers=tiers_of(decision),
             fields=None,
-            assessed_at=DAY.isoformat(),
-            below_floor_since=below.isoformat() if below else None,
+            assessed_at=DAY,
+            below_floor_since=below,
         )
         current = {k: v.isoformat() if isinstance(v, date) else v for k, v in plan.fields.items()}
         book.append(
@@ -227,9 +227,9 @@ def test_stored_json_lays_out_as_the_validated_profiles() -> None:
         except ValueError:
             continue  # unreadable: a sync never assesses, so never stores, it
         tiers = [None, {"value_tier": "wealth"}, {"value_tier": "unrated"}][i % 3]
-        below = "2026-05-01" if i % 4 == 0 else None
+        below = date(2026, 5, 1) if i % 4 == 0 else None
         state = CustomerState(
-            c.id, "p", tiers=tiers, assessed_at="2026-06-01", below_floor_since=below
+            c.id, "p", tiers=tiers, assessed_at=date(2026, 6, 1), below_floor_since=below
         )
         stored.append(StoredCustomer(c.id, "p", profile_text(profile), {}, "2026-06-01", state))
     fast = columns_of(stored, active)
