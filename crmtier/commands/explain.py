@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from rich.table import Table
 
 from crmtier.commands.listing import stdout_console
-from crmtier.commands.simulate import BadConfiguration
+from crmtier.commands.simulate import HOUSEHOLDS_NOTICE, BadConfiguration
 from crmtier.config import ConfigFileError, load_config
 from crmtier.explain import LABELS, ExplainContext, explain, label
 from sync.disclosure import Disclosure
@@ -130,6 +130,8 @@ def command(
         store = config.open_state_store()
     except (ConfigFileError, PolicyError, StoreError) as exc:
         raise BadConfiguration(str(exc)) from None
+    if policy.households.enabled:
+        click.echo(HOUSEHOLDS_NOTICE.format(command="explain"), err=True)
     try:
         ensure_table(store)
         crm_id = _resolve(store, config.stream, customer)

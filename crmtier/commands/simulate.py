@@ -45,6 +45,15 @@ from sync.taskbudget import load_open, waiting_by_rule
 from tiering_core.policy import Policy, PolicyError, load_policy
 from tiering_core.privacy import pseudonym
 
+#: Printed (to stderr) when the policy switches households on: the state store keeps no
+#: household links yet, so these commands decide each customer alone and cannot show a
+#: household's lift; saying so is better than a silently different answer.
+HOUSEHOLDS_NOTICE = (
+    "crmtier {command}: households are switched on in the policy, but the state store keeps "
+    "no household links yet: each customer is decided alone here, so household lifts "
+    "(HOUSEHOLD_AUM) are not shown"
+)
+
 
 class BadConfiguration(click.ClickException):
     """The config, a policy or the store cannot be used: exit 2, as every command does."""
@@ -313,6 +322,8 @@ def command(
         raise BadConfiguration(str(exc)) from None
     active = _load(config.policy_path(), "active policy ([policy] path)")
     candidate = _load(policy_path, f"candidate policy {policy_path}")
+    if active.households.enabled or candidate.households.enabled:
+        click.echo(HOUSEHOLDS_NOTICE.format(command="simulate"), err=True)
     day = as_of.date() if as_of else datetime.now(UTC).date()
     writeback = config.writeback_config()
     try:

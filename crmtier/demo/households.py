@@ -90,3 +90,12 @@ def lifted_household(
         len(lifted[household]),
         lifted[household][0],
     )
+
+
+def households_on(policy: Policy) -> Policy:
+    """``policy`` with households switched on, for the demo's household line only: they are
+    opt-in, so the demo's sync runs without them and the line shows what switching them
+    on would lift."""
+    return policy.model_copy(
+        update={"households": policy.households.model_copy(update={"enabled": True})}
+    )

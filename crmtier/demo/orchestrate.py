@@ -26,7 +26,13 @@ from connectors.sandbox.base import Sandbox, open_sandbox
 from crmtier.commands.serve import Parts, open_parts
 from crmtier.config import load_config
 from crmtier.demo.changes import CHANGES, UPGRADE, Change, pick
-from crmtier.demo.households import LiftedHousehold, lifted_household, primaries, read_links
+from crmtier.demo.households import (
+    LiftedHousehold,
+    households_on,
+    lifted_household,
+    primaries,
+    read_links,
+)
 from crmtier.demo.loopback import LoopbackServer
 from crmtier.demo.outcomes import Outcome, outcome, snapshot
 from crmtier.report.build import build_report, write_report
@@ -240,7 +246,7 @@ def run_demo(
                 result.tasks_waiting = dict(full.counts.tasks_waiting)
                 result.planned = dict(full.counts.planned)
                 result.effects = dict(full.counts.effects)
-                policy = load_policy(config.policy_path())
+                policy = households_on(load_policy(config.policy_path()))
                 ids = sorted(stored_tiers(parts.store, parts.engine.stream))
                 links = read_links(parts.connector, ids, policy)  # before the phase's calls
                 phase, result.outcomes, result.webhook_events = _webhook_phase(

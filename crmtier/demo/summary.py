@@ -122,8 +122,8 @@ def print_summary(console: Console, result: DemoResult) -> None:
     if result.household is not None:
         console.print(
             f"[bold]Household tiering:[/bold] {result.household.line()}. Decided from the "
-            "CRM's households by the tiering core; the sync writes it back once it reads "
-            "households."
+            "CRM's households by the tiering core; households are opt-in: the sync writes "
+            "this once the policy switches them on ([households] enabled = true)."
         )
     size = f"{result.report_bytes / 1024:.0f} KiB"
     console.print(f"[bold]Report:[/bold] {result.report_path} ({size})")

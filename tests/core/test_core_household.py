@@ -23,6 +23,12 @@ from tiering_core.rules.household import HouseholdLinks, Link
 DEFAULTS = tomllib.loads(default_policy_text())["households"]
 
 
+@pytest.fixture
+def policy() -> Policy:
+    """The shipped policy with households switched on (they are opt-in)."""
+    return policy_over_default({"households": {"enabled": True}})
+
+
 def person(cid: str, deposits: float | None, **changes: Any) -> CustomerProfile:
     assets = {"deposits": deposits, "investments": 0, "insurance": 0}
     if deposits is None:
@@ -41,8 +47,9 @@ def codes(decision: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["code"]: r for r in decision["reasons"]}
 
 
-def test_defaults_are_the_documented_policy(policy: Policy) -> None:
-    assert policy.households.enabled is True
+def test_defaults_are_the_documented_policy() -> None:
+    policy = policy_over_default({})
+    assert policy.households.enabled is False  # opt-in: simulate/explain lack links
     assert policy.households.count_roles == tuple(DEFAULTS["count_roles"])
     assert "business" not in policy.households.count_roles
     assert policy.households.review_aml == ("high", "prohibited")
@@ -182,7 +189,7 @@ def _alone(people: list[CustomerProfile], policy: Policy) -> dict[str, dict[str,
 def test_household_never_lowers_a_tier_nor_moves_risk(
     case: tuple[list[CustomerProfile], list[Link]],
 ) -> None:
-    policy = policy_over_default({})
+    policy = policy_over_default({"households": {"enabled": True}})
     people, links = case
     alone = _alone(people, policy)
     together = decide(people, links, policy)
@@ -201,7 +208,7 @@ def test_household_never_lowers_a_tier_nor_moves_risk(
 def test_reasons_never_show_another_members_amounts(
     case: tuple[list[CustomerProfile], list[Link]],
 ) -> None:
-    policy = policy_over_default({})
+    policy = policy_over_default({"households": {"enabled": True}})
     people, links = case
     floors = set(policy.tier_floors().values())
     for cid, d in decide(people, links, policy).items():
@@ -227,7 +234,7 @@ def _rank(tier: str) -> int:
 def test_member_of_several_households_takes_the_best_of_each_alone(
     case: tuple[list[CustomerProfile], list[Link]],
 ) -> None:
-    policy = policy_over_default({})
+    policy = policy_over_default({"households": {"enabled": True}})
     people, links = case
     together = decide(people, links, policy)
     alone = _alone(people, policy)
@@ -250,7 +257,7 @@ def test_member_of_several_households_takes_the_best_of_each_alone(
 def test_splitting_a_household_never_raises_a_tier(
     case: tuple[list[CustomerProfile], list[Link]], which: int
 ) -> None:
-    policy = policy_over_default({})
+    policy = policy_over_default({"households": {"enabled": True}})
     people, links = case
     target = f"H{which}"
     split = [

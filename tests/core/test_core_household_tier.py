@@ -16,6 +16,12 @@ from tiering_core.policy import Policy, policy_over_default
 from tiering_core.rules.household import Link
 
 
+@pytest.fixture
+def policy() -> Policy:
+    """The shipped policy with households switched on (they are opt-in)."""
+    return policy_over_default({"households": {"enabled": True}})
+
+
 def written(decision: dict[str, Any]) -> dict[str, Any]:
     return {a["field"]: a["value"] for a in decision["actions"] if a["kind"] == "set_field"}
 

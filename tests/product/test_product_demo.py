@@ -83,7 +83,11 @@ def test_demo_runs_the_whole_product_and_writes_the_report(
     assert 'data-chart="dist-value_tier"' in html and 'data-chart="migration"' in html
     assert 'data-table="feedback"' in html
     assert (out_dir / "crmtier.toml").exists()  # kept because --output-dir was given
-    assert sorted(p.name for p in out_dir.iterdir()) == ["crmtier.toml", "report.html", "sandbox"]
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "crmtier.toml",
+        "report.html",
+        "sandbox",
+    ]
     # canary PII the sandbox seeded never leaves the CRM: not in the output, the report or
     # the state store (docs/data-handling.md)
     store = b"".join(p.read_bytes() for p in (out_dir / "sandbox").glob("crmtier.db*"))
@@ -113,7 +117,7 @@ def test_demo_shows_a_household_lifted_into_private_banking(
     )
     assert line is not None, out[-1500:]
     assert 1 <= int(line.group(2)) < int(line.group(3))  # the depositor needs no lift
-    assert "the sync writes it back once it reads households" in out
+    assert "households are opt-in: the sync writes this once the policy switches them on" in out
 
 
 def test_demo_cleans_up_without_output_dir(tmp_path: Path) -> None:

@@ -20,11 +20,11 @@ from sync.schema import customers
 from sync.store import StateStore
 from tiering_core.engine import decide_batch
 from tiering_core.models import CustomerProfile
-from tiering_core.policy import load_policy
+from tiering_core.policy import policy_over_default
 from tiering_core.rules.household import HouseholdLinks, Link
 
 AS_OF = datetime(2026, 11, 28, tzinfo=UTC).date()
-POLICY = load_policy(None)
+POLICY = policy_over_default({"households": {"enabled": True}})
 
 
 def stored(value: str, household: str | None = None, lifted: bool = False) -> dict[str, str]:

@@ -319,3 +319,22 @@ def test_the_report_links_the_simulation_and_explanation_written_beside_it(
         ("explanation", "why.json"),
     ):
         assert f'<a href="{name}" data-link="{kind}">' in html
+
+
+@pytest.mark.parametrize("synced", ["salesforce"], indirect=True)
+def test_simulate_says_when_it_cannot_show_household_lifts(
+    synced: tuple[Sandbox, Path], tmp_path: Path
+) -> None:
+    """Households are opt-in; a policy that switches them on gets a notice, not a silently
+    different answer (the state store keeps no household links yet)."""
+    _, config = synced
+    policy = tmp_path / "households.toml"
+    policy.write_text("[households]\nenabled = true\n", encoding="utf-8")
+    args = ["simulate", "--config", str(config), "--policy", str(policy), "--as-of", AS_OF]
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert "households are switched on in the policy" in result.stderr
+    quiet = tmp_path / "off.toml"
+    quiet.write_text("[households]\nenabled = false\n", encoding="utf-8")
+    result = run("simulate", "--config", str(config), "--policy", str(quiet), "--as-of", AS_OF)
+    assert "households are switched on" not in result.stderr

@@ -13,10 +13,14 @@ from sync import households
 from sync.households import expand
 from tiering_core.engine import decide_batch
 from tiering_core.models import CustomerProfile
-from tiering_core.policy import load_policy, policy_over_default
+from tiering_core.policy import policy_over_default
 from tiering_core.rules.household import HouseholdLinks
 
 CUSTOMERS = 300
+
+
+#: the shipped policy with households switched on (they are opt-in)
+ON = policy_over_default({"households": {"enabled": True}})
 
 
 def test_seeded_households_read_back_as_generated(sandbox_factory, connect) -> None:
@@ -53,7 +57,7 @@ def test_page_change_pulls_in_the_household_and_lifts_it(sandbox_factory, connec
     assert members[1] in group.extra_ids
     assert group.reads <= 3
 
-    policy = load_policy()
+    policy = ON
     profiles = []
     for cid in members:
         profile = records[cid].profile
@@ -80,7 +84,7 @@ def test_load_brings_the_other_members_in_one_fetch(sandbox_factory, connect) ->
     off = policy_over_default({"households": {"enabled": False}})
     assert households.load(connector, [changed], {}, off) is None
     assert connector.api_usage().total == before  # households off: no call spent
-    hh = households.load(connector, [changed], {}, load_policy())
+    hh = households.load(connector, [changed], {}, ON)
     assert hh is not None
     assert {r.profile.id for r in hh.extra} >= members - {changed.profile.id}
     assert connector.api_usage().total - before <= 3 * 4 + 1  # reads per hop, one fetch
@@ -89,8 +93,8 @@ def test_load_brings_the_other_members_in_one_fetch(sandbox_factory, connect) ->
     ids = [r.profile.id for r in batch]
     decided = decide_batch(
         [r.profile for r in batch],
-        load_policy(),
+        ON,
         date(2026, 11, 28),
-        households=hh.links_for(ids, load_policy()),
+        households=hh.links_for(ids, ON),
     )
     assert len(decided) == len(batch)

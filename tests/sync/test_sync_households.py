@@ -30,6 +30,10 @@ SMALL = 100_000
 @pytest.fixture
 def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
     with salesforce_harness(tmp_path / "sandbox", monkeypatch, CUSTOMERS) as h:
+        # households are opt-in: switched on in the harness's policy file
+        policy = h.config.parent / "unbounded-tasks.toml"
+        with policy.open("a", encoding="utf-8") as f:
+            f.write("\n[households]\nenabled = true\n")
         yield h
 
 

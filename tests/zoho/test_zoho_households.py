@@ -16,7 +16,7 @@ from connectors.zoho.households import IN_LIMIT
 from sync.households import expand
 from tiering_core.engine import decide_batch
 from tiering_core.models import CustomerProfile
-from tiering_core.policy import load_policy
+from tiering_core.policy import policy_over_default
 from tiering_core.rules.household import HouseholdLinks
 
 CUSTOMERS = 300
@@ -80,7 +80,7 @@ def test_page_change_pulls_in_the_household_and_lifts_it(sandbox_factory, connec
     assert members[1] in group.extra_ids
     assert connector.api_usage().total - before == group.reads * 2  # member's Account, members
 
-    policy = load_policy()
+    policy = policy_over_default({"households": {"enabled": True}})
     profiles = []
     for cid in members:
         assets = {"deposits": 3_500_000.0, "investments": 0.0, "insurance": 0.0}
