@@ -115,6 +115,8 @@ def generated_bank(n: int, seed: int, *, dirty: bool = False) -> list[CustomerPr
                 ),
             }
         if dirty and c.index % 7 == 1:
+            # a currency the policy converts (USD) and one it has no rate for (ISO 4217
+            # "XXX", no currency): the second must give DQ_NO_FX, not a made-up amount
             data["currency"] = ("USD", "XXX")[c.index % 2]
         batch.append(CustomerProfile.model_validate(data))
     return batch
