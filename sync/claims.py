@@ -35,8 +35,9 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -159,6 +160,9 @@ class Admission:
     """How a batch of records fared against the version guard."""
 
     admitted: frozenset[str] = frozenset()  # not older than any admitted: process them
+    #: admitted, and the very version admitted before: that view was taken up already
+    #: (by this owner's earlier attempt, or by another that processed it meanwhile)
+    repeated: frozenset[str] = frozenset()
     superseded: frozenset[str] = frozenset()  # a newer view was admitted: never write
     lost: frozenset[str] = frozenset()  # claim no longer ours (expired, taken over)
 
@@ -177,11 +181,18 @@ class CustomerClaims:
     Owners are strings unique per process and thread (``owner_id``). While an owner holds
     any claim, a heartbeat renews all of its claims every third of ``ttl``."""
 
-    def __init__(self, store: StateStore, *, ttl: timedelta = timedelta(minutes=1)) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        ttl: timedelta = timedelta(minutes=1),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if ttl <= timedelta(0):
             raise ValueError("customer claims: ttl must be positive")
         self.store = store
         self.ttl = ttl
+        self.sleep = sleep
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
         store.migrate("customer_claims", CLAIMS_MIGRATIONS)
@@ -218,6 +229,22 @@ class CustomerClaims:
                 got.update(conn.execute(statement).scalars())
         if got:
             self._hold(owner, got)
+        return got
+
+    def claim_waiting(self, ids: Collection[str], owner: str, within: timedelta) -> set[str]:
+        """Claim ``ids``, waiting for those another owner holds: asks again after 50 ms,
+        doubling up to 2 s, until all are got or the pauses add up to ``within`` (make it
+        longer than ``ttl``, so a dead holder's claims run out meanwhile). Returns what it
+        got; the caller decides what the rest means."""
+        wanted = set(ids)
+        got = self.claim(wanted, owner)
+        pause, waited, budget = 0.05, 0.0, within.total_seconds()
+        while got != wanted and waited < budget:
+            step = min(pause, budget - waited)
+            self.sleep(step)
+            waited += step
+            pause = min(pause * 2, 2.0)
+            got |= self.claim(wanted - got, owner)
         return got
 
     def release(self, ids: Collection[str], owner: str) -> None:
@@ -274,6 +301,7 @@ class CustomerClaims:
         at it). One transaction; the rows stay locked until it commits."""
         ids = sorted(versions)
         admitted: set[str] = set()
+        repeated: set[str] = set()
         superseded: set[str] = set()
         held: dict[str, str | None] = {}
         with self.store.begin() as conn:
@@ -295,7 +323,9 @@ class CustomerClaims:
                     superseded.add(cid)
                     continue
                 admitted.add(cid)
-                if newest != text:
+                if newest == text:
+                    repeated.add(cid)
+                else:
                     raised.append({"cid": cid, "stamp": text})
             if raised:
                 conn.execute(
@@ -305,7 +335,9 @@ class CustomerClaims:
                     raised,
                 )
         lost = set(ids) - admitted - superseded
-        return Admission(frozenset(admitted), frozenset(superseded), frozenset(lost))
+        return Admission(
+            frozenset(admitted), frozenset(repeated), frozenset(superseded), frozenset(lost)
+        )
 
     def admitted(self, ids: Collection[str]) -> dict[str, datetime]:
         """The newest modstamp admitted per customer (those with one)."""

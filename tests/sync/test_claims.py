@@ -117,6 +117,7 @@ def test_the_version_guard_admits_a_view_only_if_it_is_not_older(
         assert claims.admit({"C1": admitted_before}, "A").admitted == {"C1"}
     result = claims.admit({"C1": offered}, "A")
     assert getattr(result, expected) == {"C1"}
+    assert (result.repeated == {"C1"}) == (offered == admitted_before)
     newest = max(offered, admitted_before or offered)
     assert claims.admitted(["C1"]) == {"C1": newest}
 
@@ -245,3 +246,35 @@ def test_a_fresh_store_gets_the_claims_table_without_the_old_one(store: StateSto
 def test_ttl_must_be_positive(store: StateStore) -> None:
     with pytest.raises(ValueError, match="ttl must be positive"):
         CustomerClaims(store, ttl=timedelta(0))
+
+
+def test_claim_waiting_takes_a_claim_once_its_holder_lets_go(store: StateStore) -> None:
+    """The holder finishes while the claimer pauses (the pause is the test's hook): the
+    claimer gets it on its next ask, having paused with a growing backoff."""
+    pauses: list[float] = []
+    claims = CustomerClaims(store, sleep=pauses.append)
+    try:
+        claims.claim(["C1"], "worker")
+
+        def holder_finishes(seconds: float) -> None:
+            pauses.append(seconds)
+            if len(pauses) == 3:
+                claims.release(["C1"], "worker")
+
+        claims.sleep = holder_finishes
+        assert claims.claim_waiting(["C1", "C2"], "run", timedelta(seconds=60)) == {"C1", "C2"}
+        assert pauses == [0.05, 0.1, 0.2]
+    finally:
+        claims.close()
+
+
+def test_claim_waiting_gives_up_after_its_bound(store: StateStore) -> None:
+    pauses: list[float] = []
+    claims = CustomerClaims(store, sleep=pauses.append)
+    try:
+        claims.claim(["C1"], "worker")
+        assert claims.claim_waiting(["C1", "C2"], "run", timedelta(seconds=5)) == {"C2"}
+        assert sum(pauses) == pytest.approx(5.0)
+        assert max(pauses) <= 2.0
+    finally:
+        claims.close()
