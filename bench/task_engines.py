@@ -16,6 +16,7 @@ process, as the receiver defers them.
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import os
 import subprocess
@@ -73,6 +74,7 @@ def procrastinate_run(jobs: int, workers: int, tmp: Path) -> float:
             conn.execute(procrastinate.schema.SchemaManager.get_schema())
         (tmp / "pbench_app.py").write_text(PROCRASTINATE_APP)
         env = {**os.environ, "BENCH_PG": conninfo, "PYTHONPATH": str(tmp)}
+        os.environ["BENCH_PG"] = conninfo
         procs = [
             subprocess.Popen(
                 [
@@ -101,6 +103,7 @@ def procrastinate_run(jobs: int, workers: int, tmp: Path) -> float:
             sys.path.insert(0, str(tmp))
             import pbench_app
 
+            importlib.reload(pbench_app)  # this run's schema
             app = pbench_app.app
             with app.open():
                 start = time.monotonic()
@@ -161,6 +164,8 @@ def celery_run(jobs: int, workers: int, tmp: Path, broker: str) -> float:
     ]
     sys.path.insert(0, str(tmp))
     import cbench_app
+
+    importlib.reload(cbench_app)  # this run's broker and counter
 
     wait_for(lambda: len(cbench_app.app.control.ping(timeout=0.5) or []) == workers, 120)
     counter = redis.Redis.from_url(REDIS)
