@@ -122,9 +122,10 @@ class Worksite:
         if not self.name:
             self.name = f"{socket.gethostname()}:{os.getpid()}"
 
-    def record(self, kind: str, customers: int, *, failed: bool = False) -> None:
-        """Count one finished job of ``kind`` for this worker (``/metrics``)."""
-        record_job(self.store, self.name, kind, customers, failed=failed)
+    def record(self, kind: str, customers: int, outcome: str) -> None:
+        """Count one run of a ``kind`` job by this worker (``/metrics``): ``outcome``
+        ``done`` or ``dead`` finishes the job, ``retry`` leaves it to the engine."""
+        record_job(self.store, self.name, kind, customers, outcome)
 
 
 def conninfo(store: StateStore) -> str:

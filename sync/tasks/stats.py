@@ -52,14 +52,18 @@ class QueueStats:
     workers: list[WorkerThroughput] = field(default_factory=list)
 
 
-def record_job(store: StateStore, worker: str, kind: str, customers: int, *, failed: bool) -> None:
+def record_job(store: StateStore, worker: str, kind: str, customers: int, outcome: str) -> None:
+    """Add a job run to ``worker``'s counts: the customers it finished, and the job itself
+    once it is finished (``done``, or ``dead``: failed); a ``retry`` run adds customers
+    only, so a job retried three times counts once."""
+    finished, failed = int(outcome != "retry"), int(outcome == "dead")
     insert = postgresql.insert(task_worker_stats)
     row = {
         "worker": worker[:120],
         "kind": kind[:64],
-        "jobs": 1,
+        "jobs": finished,
         "customers": customers,
-        "failed": int(failed),
+        "failed": failed,
         "updated_at": now_text(),
     }
     t = task_worker_stats.c
@@ -68,9 +72,9 @@ def record_job(store: StateStore, worker: str, kind: str, customers: int, *, fai
             insert.values(**row).on_conflict_do_update(
                 index_elements=["worker", "kind"],
                 set_={
-                    "jobs": t.jobs + 1,
+                    "jobs": t.jobs + finished,
                     "customers": t.customers + customers,
-                    "failed": t.failed + int(failed),
+                    "failed": t.failed + failed,
                     "updated_at": row["updated_at"],
                 },
             )

@@ -57,8 +57,8 @@ LINK_MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-#: counts a finished job: (customers finished, whether it buried events)
-Record = Callable[[int, bool], None]
+#: counts a job's run: (customers it finished, "done" | "retry" | "dead")
+Record = Callable[[int, str], None]
 
 
 class EventsPending(Exception):
@@ -130,7 +130,7 @@ def sweep(app: App, store: StateStore, now: datetime, batch_size: int) -> int:
 
 def process_job(worker: InboxWorker, owner: str, event_ids: Sequence[int], record: Record) -> int:
     """Run one job's events; returns how many customers it finished, as it tells
-    ``record`` (with whether it buried any). Raises ``EventsPending`` or
+    ``record`` with how the run ended. Raises ``EventsPending`` or
     ``EventsBuried`` as the module docstring says."""
     now = worker.clock()
     items = worker.inbox.claim_ids(event_ids, owner, now, worker.options.lease)
@@ -140,7 +140,7 @@ def process_job(worker: InboxWorker, owner: str, event_ids: Sequence[int], recor
     customers = _finished_customers(items, states)
     pending = {i: e for i, (s, e) in states.items() if s in (PENDING, CLAIMED)}
     dead = {i: e for i, (s, e) in states.items() if s == DEAD}
-    record(customers, bool(dead))
+    record(customers, "dead" if dead else "retry" if pending else "done")
     if dead:
         raise EventsBuried(f"{len(dead)} events dead: {_first(dead)}")
     if pending:
@@ -179,7 +179,7 @@ def register(app: App, site: Worksite) -> None:
             worker,
             f"job:{context.job.id}",
             event_ids,
-            lambda customers, failed: site.record(TASK, customers, failed=failed),
+            lambda customers, outcome: site.record(TASK, customers, outcome),
         )
 
     @app.periodic(cron=cron_every(site.settings.sweep_every), periodic_id="sweep")

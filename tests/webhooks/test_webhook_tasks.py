@@ -165,9 +165,9 @@ def test_a_job_finishes_its_customers_and_counts_them(store: StateStore) -> None
         crm.set(c, 1, T0)
     worker = _worker(store, crm)
     ids = _events(worker.inbox, "C1", "C2", "C1")
-    counted: list[tuple[int, bool]] = []
-    assert process_job(worker, "job:7", ids, lambda n, f: counted.append((n, f))) == 2
-    assert counted == [(2, False)]
+    counted: list[tuple[int, str]] = []
+    assert process_job(worker, "job:7", ids, lambda n, o: counted.append((n, o))) == 2
+    assert counted == [(2, "done")]
     assert {s for s, _ in worker.inbox.states(ids).values()} == {DONE}
 
 
@@ -177,9 +177,11 @@ def test_a_crm_failure_leaves_the_events_pending_for_the_engines_retry(store: St
     crm.down = TransientError("503 from the CRM")
     worker = _worker(store, crm, max_attempts=3)
     ids = _events(worker.inbox, "C1")
+    counted: list[tuple[int, str]] = []
     with pytest.raises(EventsPending, match="503 from the CRM"):
-        process_job(worker, "job:7", ids, lambda n, f: None)
+        process_job(worker, "job:7", ids, lambda n, o: counted.append((n, o)))
     assert worker.inbox.states(ids)[ids[0]][0] == PENDING
+    assert counted == [(0, "retry")]
     crm.down = None  # the engine's retry runs the same job again
     assert process_job(worker, "job:7", ids, lambda n, f: None) == 1
 
@@ -194,11 +196,11 @@ def test_the_last_attempt_buries_the_events_with_their_reason_and_is_final(
     ids = _events(worker.inbox, "C1")
     with pytest.raises(EventsPending):
         process_job(worker, "job:7", ids, lambda n, f: None)
-    counted: list[tuple[int, bool]] = []
+    counted: list[tuple[int, str]] = []
     with pytest.raises(EventsBuried, match="503 from the CRM"):
-        process_job(worker, "job:7", ids, lambda n, f: counted.append((n, f)))
+        process_job(worker, "job:7", ids, lambda n, o: counted.append((n, o)))
     assert worker.inbox.states(ids)[ids[0]] == (DEAD, "TransientError: 503 from the CRM")
-    assert counted == [(0, True)]
+    assert counted == [(0, "dead")]
 
 
 @pytest.mark.parametrize(
@@ -325,9 +327,10 @@ def test_the_queue_and_each_workers_throughput_are_read_from_the_store(
     store: StateStore, app: App
 ) -> None:
     defer_events(app, store, _events(Inbox(store), "C1", "C2", "C3"), batch_size=2)
-    record_job(store, "host-a:1", TASK, 40, failed=False)
-    record_job(store, "host-a:1", TASK, 2, failed=True)
-    record_job(store, "host-b:9", TASK, 7, failed=False)
+    record_job(store, "host-a:1", TASK, 40, "done")
+    record_job(store, "host-a:1", TASK, 2, "retry")  # the same job again: counted once
+    record_job(store, "host-a:1", TASK, 0, "dead")
+    record_job(store, "host-b:9", TASK, 7, "done")
     stats = queue_stats(store, datetime.now(UTC))
     assert stats.waiting == {TASK: 2}
     assert stats.failed == 0 and stats.running == 0
