@@ -171,7 +171,7 @@ def register(app: App, site: Worksite) -> None:
         options=options,
         owner=site.name,
     )
-    retry = site.settings.retry(options.max_attempts, EventsPending)
+    retry = site.settings.retry(options.max_attempts, EventsBuried)
 
     @app.task(name=TASK, queue=QUEUE, pass_context=True, retry=retry)
     def webhook_batch(context: JobContext, event_ids: list[int]) -> int:

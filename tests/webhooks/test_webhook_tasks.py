@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -25,11 +26,21 @@ from crmtier.config import ConfigFileError, load_config
 from sync.inbox import CLAIMED, DEAD, DONE, PENDING, Inbox, webhook_inbox
 from sync.schema import utc_text
 from sync.store import StateStore
-from sync.tasks.engine import TASK_MIGRATIONS, TaskSettings, conninfo, cron_every
+from sync.tasks.engine import (
+    RETRY_STALLED,
+    TASK_MIGRATIONS,
+    TaskSettings,
+    Worksite,
+    build_app,
+    conninfo,
+    cron_every,
+)
+from sync.tasks.kinds import KINDS
 from sync.tasks.stats import QueueStats, WorkerThroughput, queue_stats, record_job
 from sync.tasks.webhook_batch import (
     LINK_MIGRATIONS,
     QUEUE,
+    SWEEP,
     SWEEP_GRACE,
     TASK,
     EventsBuried,
@@ -398,3 +409,21 @@ def test_a_job_deferred_by_name_carries_the_events_on_the_webhooks_queue(
             {"j": job},
         ).one()
     assert (row.task_name, row.queue_name) == (TASK, QUEUE)
+
+
+def test_the_registered_webhook_job_retries_pending_events_and_not_buried_ones(
+    store: StateStore,
+) -> None:
+    crm = MemoryCrm()
+    engine: Any = SimpleNamespace(
+        connector=SimpleNamespace(fetch=crm.fetch), process_changes=Writer()
+    )
+    site = Worksite(store, engine, TaskSettings(), WorkerOptions(max_attempts=3), "w1")
+    app = build_app(site, KINDS)
+    strategy = app.tasks[TASK].retry_strategy
+    assert strategy is not None
+    job: Any = SimpleNamespace(attempts=0)
+    assert strategy.get_retry_exception(EventsPending("x"), job) is not None
+    assert strategy.get_retry_exception(EventsBuried("x"), job) is None
+    assert strategy.get_retry_exception(EventsPending("x"), SimpleNamespace(attempts=3)) is None
+    assert {TASK, SWEEP, RETRY_STALLED} <= set(app.tasks)

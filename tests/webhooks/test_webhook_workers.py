@@ -11,13 +11,17 @@ same webhook audit rows per customer.
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.sync.conftest import CRM_TABLE
 from tests.webhooks.wh_workers import PRIVATE, Cluster, cluster, upgradable, wait_until
 
 pytestmark = pytest.mark.postgres
@@ -121,3 +125,46 @@ def test_sigkill_of_one_worker_loses_duplicates_and_stales_nothing(tmp_path: Pat
         assert verdict["dead"] == 0
     assert killed["state"] == clean["state"]  # CRM end state, reason texts included
     assert killed["audit"] == clean["audit"]
+
+
+def test_sigterm_lets_the_job_in_progress_finish(tmp_path: Path) -> None:
+    with cluster(tmp_path, 40, workers_section=WORKERS, webhooks_section=WEBHOOKS) as c:
+        c.sync()
+        c.sandbox.server.latency = 0.3  # a job takes seconds: SIGTERM lands inside one
+        c.start_serve()
+        c.start_worker("w1")
+        _burst(c, 20)
+        wait_until(
+            lambda: bool(
+                c.scalar(
+                    "SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'"
+                    " AND task_name = 'crmtier.webhook_batch'"
+                )
+            ),
+            DRAIN,
+            "a job to start",
+        )
+        (running,) = c.rows(
+            "SELECT id, args FROM procrastinate_jobs WHERE status = 'doing'"
+            " AND task_name = 'crmtier.webhook_batch'"
+        )
+        c.workers["w1"].send_signal(signal.SIGTERM)
+        assert c.workers["w1"].wait(timeout=DRAIN) == 0
+        ids = ",".join(str(i) for i in running.args["event_ids"])
+        statuses = c.rows(f"SELECT DISTINCT status FROM webhook_inbox WHERE id IN ({ids})")
+        assert [r.status for r in statuses] == ["done"]
+        assert c.scalar(f"SELECT count(*) FROM procrastinate_jobs WHERE id = {running.id}") == 0
+
+
+def test_worker_refuses_the_inline_engine_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "crmtier.toml"
+    config.write_text(CRM_TABLE + '\n[workers]\nengine = "inline"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "crmtier", "worker", "--config", str(config)],
+        env={**os.environ, "SF_ID": "x", "SF_SECRET": "y"},
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "[workers] engine" in lines[0], lines
