@@ -5,8 +5,8 @@ README.md and docs/admin-setup.md describe the file.
 Sections: ``[crm]`` and ``[webhooks]`` stay raw tables here and are validated by their
 owners (the CRM's connector plugin, found by ``[crm] kind`` in ``connectors/registry.py``;
 ``webhooks/settings.py``), which know their keys; ``[mapping]``/``[writeback]`` default to
-the CRM's shipped mapping; ``[policy]``, ``[state]``, ``[sync]`` and ``[privacy]`` are
-validated here.
+the CRM's shipped mapping; ``[policy]``, ``[state]``, ``[sync]``, ``[privacy]`` and
+``[coverage]`` are validated here.
 
 A secret written literally in the file is refused with a one-line error naming the key
 (docs/targets.md S1): every key that names a secret (``*secret*``, ``*token*``, ``*password*``,
@@ -29,7 +29,7 @@ import re
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
@@ -105,6 +105,14 @@ class SyncSection(_Section):
         return parse_interval(self.every)
 
 
+class CoverageSection(_Section):
+    """How ``crmtier coverage --write`` carries out advisor-coverage proposals: ``task``
+    (default) a task to the managers' queue naming the RM; ``owner`` (the bank opts in)
+    the proposed RM made the customer's owner in the CRM (docs/policy.md)."""
+
+    assign: Literal["task", "owner"] = "task"
+
+
 class PrivacySection(_Section):
     pseudonym_key: SecretRef | None = None  # absent: the state store generates and keeps one
 
@@ -126,6 +134,7 @@ class CrmtierConfig(BaseSettings):
     sync: SyncSection = SyncSection()
     webhooks: dict[str, Any] = Field(default_factory=dict)
     privacy: PrivacySection = PrivacySection()
+    coverage: CoverageSection = CoverageSection()
     base_dir: Path = Path(".")
     #: the file this config was read from, named in every error about it
     config_file: Path = Path("crmtier.toml")

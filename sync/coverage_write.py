@@ -1,10 +1,16 @@
-"""Advisor-coverage proposals written to the managers' queue (issue 21 §2).
+"""Advisor-coverage proposals carried out in the CRM (issue 21 §2).
 
 ``sync.coverage.propose`` decides which RM should take each customer waiting for one; this
 module puts those proposals where the branch or team manager works: one follow-up task per
 proposal in ``coverage.queue``, upserted by its deterministic dedupe key (customer, RM,
-month). It is what ``crmtier coverage --write`` runs on a schedule (docs/policy.md,
-"Advisor coverage"), separately from ``crmtier sync``: coverage balances whole books, so
+month). A bank that opts in (``[coverage] assign = "owner"`` in crmtier.toml) has the
+proposed RM made the owner instead (``change_owners``): the plan only ever proposes a
+customer with no suitable owner, to an RM whose free capacity holds them, so an owner
+change never breaks an existing relationship nor fills a book past capacity, and once
+made the next full read sees the customer covered: a rerun changes nothing.
+
+It is what ``crmtier coverage --write`` runs on a schedule (docs/policy.md, "Advisor
+coverage"), separately from ``crmtier sync``: coverage balances whole books, so
 it needs a full read, which a 15-minute incremental run must not pay for.
 
 The fewest calls: a proposal whose task crmtier already made (the state store's
@@ -23,7 +29,14 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from connectors.contract import Connector, TaskUpsert, WritePlan, WriteResult
+from connectors.contract import (
+    Connector,
+    OwnerChange,
+    OwnerWrites,
+    TaskUpsert,
+    WritePlan,
+    WriteResult,
+)
 from sync.audit import AuditEntry, append
 from sync.coverage import proposals_plan
 from sync.runs import new_run_id
@@ -41,8 +54,9 @@ _CHUNK = 500
 
 @dataclass(frozen=True)
 class Written:
-    """What a write of the proposals did: tasks made now, proposals whose task was made
-    before (no call), and one line per task the CRM refused (pseudonym and code)."""
+    """What carrying out the proposals did: tasks (or owner changes) made now, proposals
+    whose task was made before (no call), and one line per write the CRM refused
+    (pseudonym and code)."""
 
     made: int
     already: int
@@ -79,9 +93,54 @@ def write_proposals(
             keys,
         )
     failed = tuple(
-        _failure(t, by_key.get(t.task.dedupe_key), pseudonym_key) for t in todo if t not in done
+        _refused(t.customer_id, "proposal task", by_key.get(t.task.dedupe_key), pseudonym_key)
+        for t in todo
+        if t not in done
     )
     return Written(len(done), len(tasks) - len(todo), failed, run_id)
+
+
+def change_owners(
+    store: StateStore,
+    stream: str,
+    connector: OwnerWrites,
+    coverage: Coverage,
+    policy: Policy,
+    *,
+    pseudonym_key: bytes,
+    actor: str = "crmtier-coverage",
+) -> Written:
+    """Make each proposed RM the owner of their customer; audit each change made."""
+    changes = [OwnerChange(p.customer_id, p.advisor_id) for p in coverage.proposals]
+    results = connector.change_owners(changes) if changes else []
+    by_id = {r.key: r for r in results}
+    run_id = new_run_id()
+    done = [p for p in coverage.proposals if (r := by_id.get(p.customer_id)) is not None and r.ok]
+    entries = [
+        AuditEntry(
+            stream=stream,
+            customer_ref=pseudonym(p.customer_id, pseudonym_key),
+            event="owner_change",
+            old={"owner": p.current_owner},
+            new={"owner": p.advisor_id, "tier": p.tier, "rule": RULE},
+            reason_codes=[],
+            policy_version=policy.version,
+            input_hash="",
+            trigger="manual",
+            actor=actor,
+            run_id=run_id,
+        )
+        for p in done
+    ]
+    keys = store.audit_keys
+    with store.begin() as conn:
+        append(conn, entries, keys)
+    failed = tuple(
+        _refused(p.customer_id, "owner change", by_id.get(p.customer_id), pseudonym_key)
+        for p in coverage.proposals
+        if p not in done
+    )
+    return Written(len(done), 0, failed, run_id)
 
 
 def _made(conn: sa.Connection, stream: str, keys: Sequence[str]) -> set[str]:
@@ -137,6 +196,6 @@ def _audit(
     )
 
 
-def _failure(t: TaskUpsert, result: WriteResult | None, key: bytes) -> str:
+def _refused(customer_id: str, what: str, result: WriteResult | None, key: bytes) -> str:
     code = "NO_ANSWER" if result is None else (result.error_code or "UNKNOWN")
-    return f"customer {pseudonym(t.customer_id, key)}: proposal task not written ({code})"
+    return f"customer {pseudonym(customer_id, key)}: {what} not written ({code})"

@@ -21,6 +21,7 @@ from connectors.contract import (
     Capabilities,
     CrmRecord,
     Cursor,
+    OwnerChange,
     Page,
     SchemaCheck,
     WritePlan,
@@ -184,6 +185,9 @@ class SalesforceConnector:
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         return self.writer.apply(plan)
+
+    def change_owners(self, changes: Sequence[OwnerChange]) -> list[WriteResult]:
+        return self.writer.change_owners(changes)
 
     # --- the rest of the contract ----------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from connectors.contract import (
     FieldUpdate,
     MembershipChange,
+    OwnerChange,
     TaskClose,
     TaskUpsert,
     WritePlan,
@@ -99,6 +100,29 @@ class PlanWriter:
             sent.get(i) or WriteResult("field_update", u.customer_id, True)
             for i, u in enumerate(updates)
         ]
+
+    def change_owners(self, changes: Sequence[OwnerChange]) -> list[WriteResult]:
+        """The mapped owner field (``OwnerId``) set by sObject Collections of ≤ 200: an
+        owner must be an active User, which Salesforce checks per record."""
+        owner_field = self.mapping.fields.get("owner_id", "OwnerId")
+        results: list[WriteResult] = []
+        for chunk in chunks(changes):
+            records = [
+                {
+                    "attributes": {"type": self.mapping.object},
+                    "id": c.customer_id,
+                    owner_field: c.owner_id,
+                }
+                for c in chunk
+            ]
+            saved = self.client.collection(
+                "PATCH", "composite/sobjects", {"allOrNone": False, "records": records}
+            )
+            results += [
+                _result("field_update", c.customer_id, r, self.mapping.object)
+                for c, r in zip(chunk, saved, strict=True)
+            ]
+        return results
 
     def _write_fields_bulk(
         self, pending: Sequence[tuple[int, FieldUpdate, dict[str, Any]]]

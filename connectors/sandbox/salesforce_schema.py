@@ -240,7 +240,11 @@ def build_schema(
     for output, crm_field in writeback_targets("salesforce", mapping).items():
         account.add(writeback_spec(output, crm_field))
     if not rights.edit_input_fields:  # field-level security: Read only on everything else
-        tier = set(writeback_targets("salesforce", mapping).values())
+        # but OwnerId, which has no field-level security: changing it takes Edit on the
+        # record and the Transfer Record permission ("Account", Object Reference for the
+        # Salesforce Platform: OwnerId is Create, Update), what advisor coverage's
+        # opt-in owner changes use.
+        tier = set(writeback_targets("salesforce", mapping).values()) | {"OwnerId"}
         for name, spec in list(account.fields.items()):
             if name not in tier:
                 account.fields[name] = replace(spec, updateable=False, createable=False)

@@ -28,6 +28,7 @@ from connectors.contract import (
     Capabilities,
     CrmRecord,
     Cursor,
+    OwnerChange,
     Page,
     SchemaCheck,
     WritePlan,
@@ -149,6 +150,9 @@ class ZohoConnector:
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         return writes.apply(self, plan)
+
+    def change_owners(self, changes: Sequence[OwnerChange]) -> list[WriteResult]:
+        return writes.change_owners(self, changes)
 
     # --- notification channel -------------------------------------------------------------
 

@@ -7,8 +7,9 @@ then ``tiering_core.coverage.plan`` with the roster of ``--roster`` (a TOML file
 coverage"). Prints coverage per tier, every RM's load against capacity and the proposals
 (CRM record ids and RM user ids only), as text or JSON. Without ``--write`` it writes
 nothing: the manager's preview. With ``--write`` (run on a schedule, e.g. nightly) it also
-upserts one task per proposal in the managers' queue ``coverage.queue``, each made once
-(``sync/coverage_write.py``).
+carries the proposals out (``sync/coverage_write.py``): one task per proposal in the
+managers' queue ``coverage.queue``, each made once, or, where the bank opts in with
+``[coverage] assign = "owner"``, the proposed RM made the customer's owner.
 
 Exit status: 0 done, 1 the CRM failed (or refused a proposal task), 2 bad configuration
 or roster.
@@ -25,12 +26,12 @@ from pathlib import Path
 
 import click
 
-from connectors.contract import Connector
+from connectors.contract import Connector, OwnerWrites
 from connectors.errors import ConfigError, ConnectorError
 from crmtier.config import CrmtierConfig, load_config
 from sync import jsonlog
 from sync.coverage import RosterError, propose, roster_from_file
-from sync.coverage_write import Written, write_proposals
+from sync.coverage_write import Written, change_owners, write_proposals
 from sync.store import StoreError
 from tiering_core.coverage import Coverage
 from tiering_core.policy import Policy, PolicyError, load_policy
@@ -66,6 +67,12 @@ def command(
         if write:
             _check_writable(config, policy)
         connector = config.connector()
+        if write and config.coverage.assign == "owner" and not isinstance(connector, OwnerWrites):
+            connector.close()
+            raise ConfigError(
+                f'{config.config_file}: [coverage] assign = "owner": this CRM\'s connector '
+                f'cannot change owners; use assign = "task"'
+            )
         try:
             coverage, _ = propose(connector.read_changed(None), advisors, policy, day)
             calls = connector.api_usage().total
@@ -86,6 +93,8 @@ def command(
 
 def _check_writable(config: CrmtierConfig, policy: Policy) -> None:
     """``--write`` with a config that cannot carry the tasks is an error before any read."""
+    if config.coverage.assign == "owner":
+        return
     writeback = config.writeback_config()
     queue = policy.coverage.queue
     if not writeback.tasks or queue not in writeback.queues:
@@ -103,6 +112,10 @@ def _write(
     store = config.open_state_store()
     try:
         key = config.pseudonym_key() or store.pseudonym_key()
+        if isinstance(connector, OwnerWrites) and config.coverage.assign == "owner":
+            return change_owners(
+                store, config.stream, connector, coverage, policy, pseudonym_key=key
+            )
         return write_proposals(
             store, config.stream, connector, coverage, policy, day, pseudonym_key=key
         )
@@ -152,7 +165,7 @@ def _show(
         for line in written.failed:
             click.echo(line, err=True)
         click.echo(
-            f"{written.made} proposal task(s) written ({write_calls} API call(s)), "
+            f"{written.made} proposal(s) carried out ({write_calls} API call(s)), "
             f"{written.already} made before"
         )
     click.echo(f"{len(coverage.waiting)} waiting for an RM; {read_calls} API call(s) to read")

@@ -121,3 +121,44 @@ def test_an_rm_at_capacity_gets_no_new_private_clients_and_proposals_reach_the_q
     assert len([t for t in sb.tasks() if "Assign RM" in t.subject]) == len(tasks)
     verified = harness.audit_verify()
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_where_the_bank_opts_in_the_proposed_rm_becomes_the_owner(harness: Harness) -> None:
+    sb = harness.sandbox
+    with harness.config.open("a", encoding="utf-8") as f:
+        f.write('\n[coverage]\nassign = "owner"\n')
+    roomy = "".join(f'"{o}" = 100000\n' for o in owner_ids(sb))
+    before = books(harness, "[coverage.advisors]\n" + roomy)
+    ranked = sorted(before.items(), key=lambda kv: (-kv[1]["load"], kv[0]))
+    (full, full_book), (rm, rm_book) = ranked[0], ranked[1]
+    # two real users: one exactly at capacity, one with room for three private clients
+    room = rm_book["load"] + 3
+    roster = f'[coverage.advisors]\n"{full}" = {full_book["load"]}\n"{rm}" = {room}\n'
+    tasks_before = len(sb.tasks())
+    run = coverage(harness, roster, "--write")
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)
+    moved = {p["customer_id"] for p in out["proposals"]}
+    assert moved and {p["advisor_id"] for p in out["proposals"]} == {rm}
+    assert out["written"]["made"] == len(moved) and out["written"]["failed"] == []
+    assert len(sb.tasks()) == tasks_before  # owners changed, no proposal task
+    # the CRM now holds them in the RM's book, within capacity; the full RM kept its own
+    after = books(harness, roster)
+    assert after[rm]["clients"] == rm_book["clients"] + len(moved)
+    assert after[rm]["load"] <= room
+    assert (after[full]["clients"], after[full]["load"]) == (
+        full_book["clients"],
+        full_book["load"],
+    )
+    again = json.loads(coverage(harness, roster, "--write").stdout)
+    assert not moved & {p["customer_id"] for p in again["proposals"]}  # nothing asked twice
+    verified = harness.audit_verify()
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_an_owner_assignment_the_config_cannot_name_is_refused_at_load(harness: Harness) -> None:
+    with harness.config.open("a", encoding="utf-8") as f:
+        f.write('\n[coverage]\nassign = "owners"\n')
+    run = coverage(harness, "[coverage.advisors]\nNEW = 3\n", "--write")
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "[coverage] assign" in run.stderr
