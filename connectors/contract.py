@@ -282,3 +282,15 @@ class OwnerWrites(Protocol):
         """One ``field_update`` result per change, keyed by customer id, in order;
         per-record refusals are results, as in ``Connector.apply``."""
         ...
+
+
+@runtime_checkable
+class UserDirectory(Protocol):
+    """A connector that reads relationship managers' capacities from the CRM's users (a
+    custom user field: Salesforce ``User``, Zoho Users API). Outside ``Connector``: only
+    advisor coverage needs it."""
+
+    def read_users(self, capacity_field: str) -> list[dict[str, Any]]:
+        """``{"id", "active", "capacity"}`` (capacity as the CRM holds it) of every user
+        whose ``capacity_field`` holds a value: the RMs; other users are not read."""
+        ...

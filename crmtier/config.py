@@ -106,11 +106,15 @@ class SyncSection(_Section):
 
 
 class CoverageSection(_Section):
-    """How ``crmtier coverage --write`` carries out advisor-coverage proposals: ``task``
-    (default) a task to the managers' queue naming the RM; ``owner`` (the bank opts in)
-    the proposed RM made the customer's owner in the CRM (docs/policy.md)."""
+    """Advisor coverage (docs/policy.md): where the RM roster comes from, and how
+    ``crmtier coverage --write`` carries out proposals: ``task`` (default) a task to the
+    managers' queue naming the RM; ``owner`` (the bank opts in) the proposed RM made the
+    customer's owner in the CRM."""
 
     assign: Literal["task", "owner"] = "task"
+    #: the CRM user field holding each RM's capacity (Salesforce ``RM_Capacity__c``, Zoho
+    #: ``RM_Capacity``); users with a value there are the roster. Empty: roster file only.
+    capacity_field: str = ""
 
 
 class PrivacySection(_Section):

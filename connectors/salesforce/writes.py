@@ -17,7 +17,6 @@ from typing import Any, Literal
 from connectors.contract import (
     FieldUpdate,
     MembershipChange,
-    OwnerChange,
     TaskClose,
     TaskUpsert,
     WritePlan,
@@ -95,34 +94,11 @@ class PlanWriter:
                     "PATCH", "composite/sobjects", {"allOrNone": False, "records": records}
                 )
                 for (i, u, _), r in zip(chunk, saved, strict=True):
-                    sent[i] = _result("field_update", u.customer_id, r, self.mapping.object)
+                    sent[i] = result_of("field_update", u.customer_id, r, self.mapping.object)
         return [
             sent.get(i) or WriteResult("field_update", u.customer_id, True)
             for i, u in enumerate(updates)
         ]
-
-    def change_owners(self, changes: Sequence[OwnerChange]) -> list[WriteResult]:
-        """The mapped owner field (``OwnerId``) set by sObject Collections of ≤ 200: an
-        owner must be an active User, which Salesforce checks per record."""
-        owner_field = self.mapping.fields.get("owner_id", "OwnerId")
-        results: list[WriteResult] = []
-        for chunk in chunks(changes):
-            records = [
-                {
-                    "attributes": {"type": self.mapping.object},
-                    "id": c.customer_id,
-                    owner_field: c.owner_id,
-                }
-                for c in chunk
-            ]
-            saved = self.client.collection(
-                "PATCH", "composite/sobjects", {"allOrNone": False, "records": records}
-            )
-            results += [
-                _result("field_update", c.customer_id, r, self.mapping.object)
-                for c, r in zip(chunk, saved, strict=True)
-            ]
-        return results
 
     def _write_fields_bulk(
         self, pending: Sequence[tuple[int, FieldUpdate, dict[str, Any]]]
@@ -188,7 +164,7 @@ class PlanWriter:
                 {"allOrNone": False, "records": [record for _, record in chunk]},
             )
             results += [
-                _result(kind, key, r, "Task") for (key, _), r in zip(chunk, saved, strict=True)
+                result_of(kind, key, r, "Task") for (key, _), r in zip(chunk, saved, strict=True)
             ]
         return results
 
@@ -256,7 +232,7 @@ class PlanWriter:
                 allOrNone="false",
             )
             for i, r in zip(removes, saved, strict=True):
-                out[i] = _result(
+                out[i] = result_of(
                     "membership",
                     chunk[i].dedupe_key,
                     r,
@@ -312,7 +288,7 @@ class PlanWriter:
             )
             for i, r in zip(sent, saved, strict=True):
                 # DUPLICATE_VALUE: someone already added this customer; the goal state holds.
-                out[i] = _result(
+                out[i] = result_of(
                     "membership",
                     chunk[i].dedupe_key,
                     r,
@@ -372,7 +348,7 @@ class PersonContacts:
             return self._ids.get(account_id)
 
 
-def _result(
+def result_of(
     kind: Any,
     key: str,
     saved: Mapping[str, Any],

@@ -358,6 +358,12 @@ def history_spec(sobject: str) -> ObjectSpec:
     return spec
 
 
+#: The custom User field a bank keeps each RM's capacity in (private-equivalent clients);
+#: the sandbox seeds it on every record owner ("Create Custom Fields" on the User object,
+#: Salesforce Help; the User sObject carries custom fields like any other).
+RM_CAPACITY_FIELD = "RM_Capacity__c"
+
+
 def owner_objects() -> tuple[ObjectSpec, ...]:
     """What a Task's ``OwnerId`` may name, read-only through the API here: ``User`` (only
     an active one owns records), and queues, which are ``Group`` rows of ``Type`` Queue
@@ -370,7 +376,7 @@ def owner_objects() -> tuple[ObjectSpec, ...]:
     group = ObjectSpec("Group", deletable=False)
     queue_object = ObjectSpec("QueueSobject", deletable=False)
     for spec, fields in (
-        (user, (("Name", "string"), ("IsActive", "boolean"))),
+        (user, (("Name", "string"), ("IsActive", "boolean"), (RM_CAPACITY_FIELD, "double"))),
         (group, (("Name", "string"), ("DeveloperName", "string"), ("Type", "picklist"))),
         (queue_object, (("QueueId", "reference"), ("SobjectType", "picklist"))),
     ):

@@ -2,10 +2,12 @@
 customer who has none, under the RMs' capacities (issue 21 §2).
 
 One full read of the CRM (owners are CRM data), the tiers decided under the active policy,
-then ``tiering_core.coverage.plan`` with the roster of ``--roster`` (a TOML file whose
-``[coverage.advisors]`` table gives each RM's capacity, docs/policy.md "Advisor
-coverage"). Prints coverage per tier, every RM's load against capacity and the proposals
-(CRM record ids and RM user ids only), as text or JSON. Without ``--write`` it writes
+then ``tiering_core.coverage.plan`` with the RM roster: the CRM's users whose capacity
+field (``[coverage] capacity_field``) holds a value, read in the same run, and over them
+``--roster`` (a TOML file whose ``[coverage.advisors]`` table gives RMs' capacities, an RM
+named there replacing the CRM's entry; docs/policy.md "Advisor coverage"). Prints
+coverage per tier, every RM's load against capacity and the proposals (CRM record ids and
+RM user ids only), as text or JSON. Without ``--write`` it writes
 nothing: the manager's preview. With ``--write`` (run on a schedule, e.g. nightly) it also
 carries the proposals out (``sync/coverage_write.py``): one task per proposal in the
 managers' queue ``coverage.queue``, each made once, or, where the bank opts in with
@@ -26,11 +28,11 @@ from pathlib import Path
 
 import click
 
-from connectors.contract import Connector, OwnerWrites
+from connectors.contract import Connector, OwnerWrites, UserDirectory
 from connectors.errors import ConfigError, ConnectorError
 from crmtier.config import CrmtierConfig, load_config
 from sync import jsonlog
-from sync.coverage import RosterError, propose, roster_from_file
+from sync.coverage import Roster, RosterError, propose, roster_from_file, roster_from_users
 from sync.coverage_write import Written, change_owners, write_proposals
 from sync.store import StoreError
 from tiering_core.coverage import Coverage
@@ -44,8 +46,8 @@ from tiering_core.policy import Policy, PolicyError, load_policy
 @click.option(
     "--roster",
     type=click.Path(path_type=Path, dir_okay=False),
-    required=True,
-    help="TOML file with [coverage.advisors]: RM user id = capacity (private-equivalents).",
+    help="TOML file with [coverage.advisors]: RM user id = capacity (private-equivalents); "
+    "over the CRM's users when [coverage] capacity_field is set, else required.",
 )
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Assessment date (default today).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
@@ -55,7 +57,7 @@ from tiering_core.policy import Policy, PolicyError, load_policy
     help="Write each proposal as a task to the managers' queue (coverage.queue), once.",
 )
 def command(
-    config_path: Path, roster: Path, as_of: datetime | None, as_json: bool, write: bool
+    config_path: Path, roster: Path | None, as_of: datetime | None, as_json: bool, write: bool
 ) -> None:
     """Propose RMs for uncovered customers within capacity; --write sends the tasks."""
     jsonlog.configure("ERROR")
@@ -63,17 +65,17 @@ def command(
     try:
         config = load_config(config_path)
         policy = load_policy(config.policy_path())
-        advisors = roster_from_file(roster)
+        if roster is None and not config.coverage.capacity_field:
+            raise ConfigError(
+                f"{config.config_file}: no RM roster: give --roster, or set [coverage] "
+                f"capacity_field to read RMs' capacities from the CRM's users"
+            )
         if write:
             _check_writable(config, policy)
         connector = config.connector()
-        if write and config.coverage.assign == "owner" and not isinstance(connector, OwnerWrites):
-            connector.close()
-            raise ConfigError(
-                f'{config.config_file}: [coverage] assign = "owner": this CRM\'s connector '
-                f'cannot change owners; use assign = "task"'
-            )
         try:
+            _check_connector(config, connector, write)
+            advisors = _roster(config, connector, roster)
             coverage, _ = propose(connector.read_changed(None), advisors, policy, day)
             calls = connector.api_usage().total
             written = _write(config, connector, coverage, policy, day) if write else None
@@ -89,6 +91,31 @@ def command(
     _show(coverage, advisors.problems, written, (calls, write_calls), day, as_json)
     if written is not None and written.failed:
         sys.exit(1)
+
+
+def _check_connector(config: CrmtierConfig, connector: Connector, write: bool) -> None:
+    """What the config asks of the CRM's connector it must be able to do."""
+    if config.coverage.capacity_field and not isinstance(connector, UserDirectory):
+        raise ConfigError(
+            f"{config.config_file}: [coverage] capacity_field: this CRM's connector cannot "
+            f"read users; leave it empty and give the capacities in --roster"
+        )
+    if write and config.coverage.assign == "owner" and not isinstance(connector, OwnerWrites):
+        raise ConfigError(
+            f'{config.config_file}: [coverage] assign = "owner": this CRM\'s connector '
+            f'cannot change owners; use assign = "task"'
+        )
+
+
+def _roster(config: CrmtierConfig, connector: Connector, path: Path | None) -> Roster:
+    """The CRM's RM users (when a capacity field is named), then the roster file's
+    entries over them."""
+    field = config.coverage.capacity_field
+    base = Roster(())
+    if field and isinstance(connector, UserDirectory):
+        users = [{**u, field: u["capacity"]} for u in connector.read_users(field)]
+        base = roster_from_users(users, capacity_field=field)  # problems name the field
+    return roster_from_file(path, base) if path is not None else base
 
 
 def _check_writable(config: CrmtierConfig, policy: Policy) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from connectors.registry import default_mapping
 from connectors.sandbox.base import Sandbox
+from connectors.sandbox.generator import OWNER_NUMBERS, rm_capacity
 from connectors.sandbox.salesforce_seed import user_id
 from connectors.sandbox.zoho import zoho_user_id
 from tests.sync.conftest import CRMTIER, Harness, available_crms, start_sandbox
@@ -30,20 +31,14 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
     return Harness(sandbox, tmp_path / "sandbox")
 
 
-def coverage(harness: Harness, roster: str, *args: str) -> subprocess.CompletedProcess[str]:
+def coverage(harness: Harness, roster: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+    """``crmtier coverage --json`` with this roster file (None: no ``--roster``)."""
     path = harness.data_dir / "roster.toml"
-    path.write_text(roster, "utf-8")
+    if roster is not None:
+        path.write_text(roster, "utf-8")
+    given = ["--roster", str(path)] if roster is not None else []
     return subprocess.run(
-        [
-            CRMTIER,
-            "coverage",
-            "--config",
-            str(harness.config),
-            "--roster",
-            str(path),
-            "--json",
-            *args,
-        ],
+        [CRMTIER, "coverage", "--config", str(harness.config), "--json", *given, *args],
         env=harness.env,
         capture_output=True,
         text=True,
@@ -53,7 +48,7 @@ def coverage(harness: Harness, roster: str, *args: str) -> subprocess.CompletedP
 
 def owner_ids(sb: Sandbox) -> list[str]:
     """Every record owner the generator can give (``U00001``..``U00039``), as CRM user ids."""
-    generated = [f"U{n:05d}" for n in range(1, 40)]
+    generated = [f"U{n:05d}" for n in OWNER_NUMBERS]
     if sb.crm == "salesforce":
         return [str(user_id(u)) for u in generated]
     if sb.crm == "zoho":
@@ -61,7 +56,7 @@ def owner_ids(sb: Sandbox) -> list[str]:
     return generated
 
 
-def books(harness: Harness, roster: str) -> dict[str, dict[str, float]]:
+def books(harness: Harness, roster: str | None) -> dict[str, dict[str, float]]:
     run = coverage(harness, roster)
     assert run.returncode == 0, run.stderr[-2000:]
     return {b["advisor_id"]: b for b in json.loads(run.stdout)["books"]}
@@ -162,3 +157,30 @@ def test_an_owner_assignment_the_config_cannot_name_is_refused_at_load(harness: 
     run = coverage(harness, "[coverage.advisors]\nNEW = 3\n", "--write")
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "[coverage] assign" in run.stderr
+
+
+#: The custom user field each sandbox keeps RMs' capacities in.
+USER_FIELD = {"salesforce": "RM_Capacity__c", "zoho": "RM_Capacity"}
+
+
+def test_capacities_are_read_from_the_crm_users_and_the_roster_file_wins(
+    harness: Harness,
+) -> None:
+    sb = harness.sandbox
+    with harness.config.open("a", encoding="utf-8") as f:
+        f.write(f'\n[coverage]\ncapacity_field = "{USER_FIELD.get(sb.crm, "RM_Capacity__c")}"\n')
+    run = coverage(harness, None)
+    if sb.crm not in USER_FIELD:  # FXiaoke: capacities come from the roster file only
+        assert run.returncode == 2 and "[coverage] capacity_field" in run.stderr
+        assert run.stderr.count("\n") == 1
+        return
+    assert run.returncode == 0, run.stderr[-2000:]
+    read = {b["advisor_id"]: b["capacity"] for b in json.loads(run.stdout)["books"]}
+    # the RMs are the users whose field holds a capacity (Salesforce has a User only for an
+    # owner the seed gave customers), each with their own capacity
+    seeded = {o: rm_capacity(n) for o, n in zip(owner_ids(sb), OWNER_NUMBERS, strict=True)}
+    assert len(read) > 30 and read == {o: seeded[o] for o in read}
+    first = min(read)
+    corrected = books(harness, f'[coverage.advisors]\n"{first}" = 2\nNEW = 5\n')
+    assert corrected[first]["capacity"] == 2 and corrected["NEW"]["capacity"] == 5
+    assert len(corrected) == len(read) + 1
