@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.contract import OwnerChange, OwnerWrites
+from connectors.contract import Connector, OwnerChange, OwnerWrites
 from connectors.sandbox.salesforce_schema import make_id
 from connectors.sandbox.zoho import zoho_customer_id
 
@@ -31,20 +31,20 @@ WRITE_CALLS = {
 @pytest.mark.parametrize("crm", sorted(MISSING))
 def test_owners_change_and_a_refused_record_is_its_own_result(sandbox_factory, connect, crm):
     sandbox = sandbox_factory(crm, customers=30)
-    connector = connect(sandbox)
-    assert isinstance(connector, OwnerWrites)
+    connector: Connector = connect(sandbox)
+    owners = connector
+    assert isinstance(owners, OwnerWrites)
     records = [r for page in connector.read_changed(None) for r in page.records]
     rm = next(r.profile.owner_id for r in records if r.profile.owner_id)
     moved = [r.profile.id for r in records if r.profile.owner_id != rm][:3]
     changes = [OwnerChange(cid, rm) for cid in moved]
     before = dict(connector.api_usage().calls)
-    results = connector.change_owners([*changes, OwnerChange(MISSING[crm], rm)])
+    results = owners.change_owners([*changes, OwnerChange(MISSING[crm], rm)])
     assert [(r.kind, r.key) for r in results] == [
         ("field_update", c.customer_id) for c in [*changes, OwnerChange(MISSING[crm], rm)]
     ]
     assert [r.ok for r in results] == [True, True, True, False]
     assert results[-1].error_code and results[-1].message
-    # the fewest calls: one batch on Salesforce and Zoho, one per record on FXiaoke
     # The fewest calls: one batch on Salesforce and Zoho, one per record on FXiaoke (Zoho
     # also reads its module's field metadata once per connector, to type the values).
     calls = {k: v - before.get(k, 0) for k, v in connector.api_usage().calls.items()}
