@@ -83,7 +83,8 @@ def write_proposals(
     results = connector.apply(WritePlan(tasks=todo)) if todo else []
     by_key = {r.key: r for r in results if r.kind == "task"}
     run_id = new_run_id()
-    done = [t for t in todo if (r := by_key.get(t.task.dedupe_key)) is not None and r.ok]
+    made = {k for k, r in by_key.items() if r.ok}
+    done = [t for t in todo if t.task.dedupe_key in made]
     keys = store.audit_keys  # before the transaction: reading them takes one of its own
     with store.begin() as conn:
         save_side_effects(conn, stream, [_effect(t, run_id) for t in done])
@@ -95,7 +96,7 @@ def write_proposals(
     failed = tuple(
         _refused(t.customer_id, "proposal task", by_key.get(t.task.dedupe_key), pseudonym_key)
         for t in todo
-        if t not in done
+        if t.task.dedupe_key not in made
     )
     return Written(len(done), len(tasks) - len(todo), failed, run_id)
 
@@ -115,7 +116,8 @@ def change_owners(
     results = connector.change_owners(changes) if changes else []
     by_id = {r.key: r for r in results}
     run_id = new_run_id()
-    done = [p for p in coverage.proposals if (r := by_id.get(p.customer_id)) is not None and r.ok]
+    changed = {k for k, r in by_id.items() if r.ok}
+    done = [p for p in coverage.proposals if p.customer_id in changed]
     entries = [
         AuditEntry(
             stream=stream,
@@ -138,7 +140,7 @@ def change_owners(
     failed = tuple(
         _refused(p.customer_id, "owner change", by_id.get(p.customer_id), pseudonym_key)
         for p in coverage.proposals
-        if p not in done
+        if p.customer_id not in changed
     )
     return Written(len(done), 0, failed, run_id)
 

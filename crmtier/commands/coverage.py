@@ -177,6 +177,7 @@ def _show(
                 "already": written.already,
                 "failed": list(written.failed),
                 "api_calls": write_calls,
+                "run_id": written.run_id,  # the run_id of its audit rows
             }
         click.echo(json.dumps(out, ensure_ascii=False, sort_keys=True))
         return
