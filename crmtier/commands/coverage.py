@@ -54,12 +54,13 @@ from tiering_core.policy import Policy, PolicyError, load_policy
 @click.option(
     "--write",
     is_flag=True,
-    help="Write each proposal as a task to the managers' queue (coverage.queue), once.",
+    help="Carry the proposals out: a task each in the managers' queue (coverage.queue), "
+    'made once; with [coverage] assign = "owner", the RM made the owner.',
 )
 def command(
     config_path: Path, roster: Path | None, as_of: datetime | None, as_json: bool, write: bool
 ) -> None:
-    """Propose RMs for uncovered customers within capacity; --write sends the tasks."""
+    """Propose RMs for uncovered customers within capacity; --write carries them out."""
     jsonlog.configure("ERROR")
     day = as_of.date() if as_of is not None else date.today()
     try:
@@ -134,8 +135,8 @@ def _check_writable(config: CrmtierConfig, policy: Policy) -> None:
 def _write(
     config: CrmtierConfig, connector: Connector, coverage: Coverage, policy: Policy, day: date
 ) -> Written:
-    """The proposal tasks not made yet, upserted and recorded in the state store (the
-    pseudonyms of the audit rows are the sync's: the same key)."""
+    """The proposal tasks not made yet upserted, or (opted in) the owners changed, and
+    recorded in the state store (the audit rows' pseudonyms are the sync's: the same key)."""
     store = config.open_state_store()
     try:
         key = config.pseudonym_key() or store.pseudonym_key()
