@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from sync.leases import Heartbeat
+from sync.leases import Heartbeat, process_is_running
 from sync.schema import Migration, metadata, parse_utc, utc_text
 from sync.store import StateStore
 
@@ -144,13 +144,13 @@ _THREAD_OWNER = threading.local()
 
 
 def owner_id() -> str:
-    """This thread's claim owner: host, process and thread, and a random part so a new
-    thread that reuses an ended one's id (or a new process its pid) holds none of its
-    claims."""
+    """This thread's claim owner, ``host:pid:thread:random``: the host and process let a
+    claimer on the same host see that the holder is gone (``_died_here``); the random
+    part makes sure a new thread that reuses an ended one's id (or a new process its pid)
+    holds none of its claims."""
     owner: str | None = getattr(_THREAD_OWNER, "id", None)
     if owner is None:
-        host = socket.gethostname()[:60]
-        owner = f"{host}:{os.getpid()}:{threading.get_native_id()}:{uuid.uuid4().hex[:12]}"
+        owner = f"{_host()}:{os.getpid()}:{threading.get_native_id()}:{uuid.uuid4().hex[:12]}"
         _THREAD_OWNER.id = owner
     return owner
 
@@ -201,35 +201,42 @@ class CustomerClaims:
 
     def claim(self, ids: Collection[str], owner: str) -> set[str]:
         """Claim these customers for ``owner``; returns those it now holds (free ones,
-        its own, and those whose holder's claim expired). One statement per 2,000 ids."""
+        its own, and those whose holder's claim expired or whose holder, on this host, is
+        a process that is gone). One statement per 2,000 ids, and two more when some are
+        held by others, to look at their holders."""
         wanted = sorted(set(ids))
         if not wanted:
             return set()
         got: set[str] = set()
         with self.store.begin() as conn:
-            expires = _now(conn.dialect.name) + self.ttl.total_seconds()
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start : start + _CHUNK]
-                insert = _insert(conn)
-                statement = (
-                    insert.values(
-                        [{"customer_id": c, "owner": owner, "expires_at": expires} for c in chunk]
-                    )
-                    .on_conflict_do_update(
-                        index_elements=["customer_id"],
-                        set_={"owner": insert.excluded.owner, "expires_at": expires},
-                        where=sa.or_(
-                            customer_claims.c.owner.is_(None),
-                            customer_claims.c.owner == insert.excluded.owner,
-                            customer_claims.c.expires_at <= _now(conn.dialect.name),
-                        ),
-                    )
-                    .returning(customer_claims.c.customer_id)
-                )
-                got.update(conn.execute(statement).scalars())
+                got |= self._upsert(conn, chunk, owner)
+                held = [c for c in chunk if c not in got]
+                if held and _free_the_dead(conn, held):
+                    got |= self._upsert(conn, held, owner)
         if got:
             self._hold(owner, got)
         return got
+
+    def _upsert(self, conn: sa.Connection, ids: list[str], owner: str) -> set[str]:
+        """The one claiming statement: the ids returned are the ones ``owner`` now holds."""
+        expires = _now(conn.dialect.name) + self.ttl.total_seconds()
+        insert = _insert(conn)
+        statement = (
+            insert.values([{"customer_id": c, "owner": owner, "expires_at": expires} for c in ids])
+            .on_conflict_do_update(
+                index_elements=["customer_id"],
+                set_={"owner": insert.excluded.owner, "expires_at": expires},
+                where=sa.or_(
+                    customer_claims.c.owner.is_(None),
+                    customer_claims.c.owner == insert.excluded.owner,
+                    customer_claims.c.expires_at <= _now(conn.dialect.name),
+                ),
+            )
+            .returning(customer_claims.c.customer_id)
+        )
+        return set(conn.execute(statement).scalars())
 
     def claim_waiting(self, ids: Collection[str], owner: str, within: timedelta) -> set[str]:
         """Claim ``ids``, waiting for those another owner holds: asks again after 50 ms,
@@ -393,6 +400,36 @@ class CustomerClaims:
         for h in held:
             if h.heartbeat is not None:
                 h.heartbeat.stop()
+
+
+def _free_the_dead(conn: sa.Connection, ids: list[str]) -> bool:
+    """Expire the claims of the holders of ``ids`` that are processes of this host that
+    are gone (or zombies), as the stream's lease does (``sync.leases``): a worker
+    SIGKILLed here does not keep its customers for a whole ttl. True if any was."""
+    owners = conn.execute(
+        sa.select(customer_claims.c.owner)
+        .distinct()
+        .where(customer_claims.c.customer_id.in_(ids), customer_claims.c.owner.is_not(None))
+    ).scalars()
+    dead = [o for o in owners if _died_here(o)]
+    if dead:
+        conn.execute(
+            customer_claims.update().where(customer_claims.c.owner.in_(dead)).values(expires_at=0.0)
+        )
+    return bool(dead)
+
+
+def _died_here(owner: str) -> bool:
+    """Whether ``owner`` (``owner_id``'s ``host:pid:thread:random``) is a process of this
+    host that will never run again; owners of any other form are never judged so."""
+    parts = owner.rsplit(":", 3)
+    if len(parts) != 4 or parts[0] != _host() or not parts[1].isdigit():
+        return False
+    return not process_is_running(int(parts[1]))
+
+
+def _host() -> str:
+    return socket.gethostname()[:60]
 
 
 def _locked(
