@@ -175,6 +175,12 @@ class InboxWorker:
     def run_batch(self) -> BatchReport:
         now = self.clock()
         items = self.inbox.claim(self.owner, self.options.batch_size, now, self.options.lease)
+        return self.process_claimed(items, now)
+
+    def process_claimed(self, items: Sequence[InboxItem], now: datetime) -> BatchReport:
+        """Process events already claimed, by this worker's loop or by a task engine's job
+        (``sync/tasks/webhook_batch.py``): fetch, admit, process and settle them, each
+        event ending done, dead, or pending again with its error."""
         report = BatchReport()
         if not items:
             return report

@@ -7,6 +7,9 @@ and any number of workers in other processes: they keep out of each other's way 
 customer, through the engine's claims (``sync.claims``). The receiver is the ASGI app;
 both share one ``Metrics`` so ``/metrics`` shows the receiver's and the worker's
 outcomes side by side.
+
+With a task engine (``TaskEngineHooks``) the worker runs instead in ``crmtier worker``
+processes that take the jobs the receiver defers.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import logging
 import os
 import socket
 import threading
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from starlette.applications import Starlette
 
@@ -23,8 +28,10 @@ from connectors.contract import Connector
 from sync.engine import SyncEngine
 from sync.inbox import Inbox
 from sync.store import StateStore
+from sync.tasks.stats import QueueStats
 from sync.worker import InboxWorker, WorkerOptions
 from webhooks.app import EVENTS_HELP, EVENTS_METRIC, create_app
+from webhooks.deferrer import Deferrer
 from webhooks.metrics import Metrics
 from webhooks.settings import WebhooksSettings
 
@@ -41,6 +48,15 @@ def worker_options(settings: WebhooksSettings) -> WorkerOptions:
     )
 
 
+@dataclass(frozen=True)
+class TaskEngineHooks:
+    """How the receiver reaches a task engine (``[workers] engine = "procrastinate"``):
+    ``defer`` gives committed events to it, ``queue`` reads its queue for ``/metrics``."""
+
+    defer: Callable[[Sequence[int]], object]
+    queue: Callable[[datetime], QueueStats]
+
+
 class Realtime:
     def __init__(
         self,
@@ -48,8 +64,11 @@ class Realtime:
         store: StateStore,
         connector: Connector,
         engine: SyncEngine,
+        *,
+        tasks: TaskEngineHooks | None = None,
     ) -> None:
         self.settings = settings
+        self.tasks = tasks
         self.metrics = Metrics()
         self.inbox = Inbox(store)
         self.worker = InboxWorker(
@@ -68,6 +87,16 @@ class Realtime:
             api_calls=lambda: connector.api_usage().calls,
             own_fields=frozenset(engine.writeback.fields.values()),
             crm=connector.capabilities.crm,
+            deferrer=(
+                Deferrer(
+                    tasks.defer,
+                    batch_size=settings.batch_size,
+                    window=settings.batch_window_ms / 1000,
+                )
+                if tasks is not None
+                else None
+            ),
+            queue=tasks.queue if tasks is not None else None,
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -76,6 +105,9 @@ class Realtime:
         self.metrics.inc(EVENTS_METRIC, EVENTS_HELP, events, outcome=outcome)
 
     def start_worker(self) -> None:
+        """Run the in-process worker, unless a task engine's workers take the events."""
+        if self.tasks is not None:
+            return
         self._stop.clear()
         self._thread = threading.Thread(
             target=self.worker.run, args=(self._stop,), name="inbox-worker", daemon=True

@@ -18,6 +18,10 @@ two different reads at once because each claims the customers it processes
 waits for those the worker holds, and an older read than one already processed is
 never written.
 
+With ``[workers] engine = "procrastinate"`` (PostgreSQL store) there is no worker thread:
+the receiver defers a job per committed batch and ``crmtier worker`` processes, on this host
+or others, run them (docs/operations.md).
+
 Shutdown on SIGTERM or Ctrl-C: uvicorn stops accepting connections and finishes the
 requests in flight (each either committed and acked, or not acked); then the worker
 finishes its current batch and the scheduled sync its current run; unprocessed events stay
@@ -39,6 +43,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 import uvicorn
@@ -56,8 +61,11 @@ from sync.store import StateStore, StoreError
 from tiering_core.policy import PolicyError
 from webhooks.app import configured_routes
 from webhooks.connections import receiver_config
-from webhooks.runtime import Realtime
+from webhooks.runtime import Realtime, TaskEngineHooks
 from webhooks.settings import WebhooksSettings, load_webhooks, settings_model
+
+if TYPE_CHECKING:
+    from procrastinate import App
 
 log = logging.getLogger("crmtier.serve")
 
@@ -170,6 +178,31 @@ def channel_keeper(parts: Parts) -> Periodic | None:
     return Periodic("notification-channel", renew, CHANNEL_CHECK_EVERY)
 
 
+@dataclass
+class TaskEngine:
+    """The task engine as ``serve`` uses it: an app opened to defer jobs, never to run
+    them (``crmtier worker`` processes do, so a worker's crash or CPU never touches the
+    receiver's acks)."""
+
+    app: App
+    hooks: TaskEngineHooks
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def task_engine(config: CrmtierConfig, parts: Parts) -> TaskEngine | None:
+    """With ``[workers] engine = "procrastinate"``, the receiver defers a job for every
+    committed batch of events instead of running the in-process worker."""
+    if config.workers.engine == "inline":
+        return None
+    from crmtier.workers import hooks, open_tasks, task_settings
+
+    app, site = open_tasks(task_settings(config), parts.store, parts.engine, parts.settings)
+    app.open()
+    return TaskEngine(app, hooks(app, site))
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -213,7 +246,9 @@ def _address(host: str, port: int) -> str:
 def command(config_path: Path, listen: str | None, scheduled: bool, log_level: str) -> None:
     jsonlog.configure(log_level.upper())
     try:
-        parts = open_parts(load_config(config_path))
+        config = load_config(config_path)
+        parts = open_parts(config)
+        tasks = task_engine(config, parts)
     except (ConfigError, StoreError, PolicyError) as exc:  # one line, never a traceback
         click.echo(f"crmtier serve: {exc}", err=True)
         sys.exit(2)  # bad configuration, as for every command
@@ -227,7 +262,13 @@ def command(config_path: Path, listen: str | None, scheduled: bool, log_level: s
     else:
         host, port = settings.host, settings.port
     sock = _bind(host, port)
-    realtime = Realtime(settings, parts.store, parts.connector, parts.engine)
+    realtime = Realtime(
+        settings,
+        parts.store,
+        parts.connector,
+        parts.engine,
+        tasks=tasks.hooks if tasks is not None else None,
+    )
     background = [channel_keeper(parts)]
     if scheduled:
         background.append(scheduled_sync(parts.engine, parts.every))
@@ -249,6 +290,7 @@ def command(config_path: Path, listen: str | None, scheduled: bool, log_level: s
                 "listen": f"http://{_address(host, bound[1])}",
                 "routes": list(configured_routes(settings)),
                 "scheduled_sync": parts.every.total_seconds() if scheduled else None,
+                "workers": config.workers.engine,
             }
         ),
         nl=True,
@@ -277,5 +319,7 @@ def command(config_path: Path, listen: str | None, scheduled: bool, log_level: s
         for job in jobs:
             job.stop()
         sock.close()
+        if tasks is not None:
+            tasks.close()
         parts.close()
         log.info("stopped")
