@@ -15,9 +15,9 @@ process, and processes only those it got:
 * **The version guard** (compare-and-set): each customer's row also keeps the highest
   record modstamp *admitted* for processing. Inside its claim, a worker admits a record
   only if its modstamp is not older than that, and raises it; an older view is
-  *superseded*: it is never written (someone already processed a newer one). Before this
-  guard covered every path it was the webhook worker's alone (``webhook_versions``);
-  ``_absorb_webhook_versions`` moves those rows here so no admitted version is forgotten.
+  *superseded*: it is never written (someone already processed a newer one).
+
+The table and its migrations are in ``sync.claims_schema``.
 
 Expiry is judged by the database's clock (``clock_timestamp()`` on PostgreSQL, as
 ``sync.shared_limits`` does; SQLite's own clock on the embedded store), so hosts whose
@@ -43,94 +43,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from sync.claims_schema import CHUNK, CLAIMS_MIGRATIONS, customer_claims, upsert
 from sync.leases import Heartbeat, process_is_running
-from sync.schema import Migration, metadata, parse_utc, utc_text
+from sync.schema import parse_utc, utc_text
 from sync.store import StateStore
 
 log = logging.getLogger(__name__)
-
-#: one row per customer ever claimed: who holds it (``owner`` NULL: nobody), until when
-#: (epoch seconds of the database clock), and the newest modstamp admitted for processing
-customer_claims = sa.Table(
-    "customer_claims",
-    metadata,
-    sa.Column("customer_id", sa.String(64), primary_key=True),
-    sa.Column("owner", sa.String(120), nullable=True),
-    sa.Column("expires_at", sa.Float(53), nullable=True),
-    sa.Column("modstamp", sa.String(32), nullable=True),
-)
-
-#: ids per statement: well under SQLite's 32,766 bound parameters at 3 per row
-_CHUNK = 2000
-
-#: the webhook worker's guard before it covered every path (its migration 1 created it)
-_legacy = sa.MetaData()
-webhook_versions = sa.Table(
-    "webhook_versions",
-    _legacy,
-    sa.Column("customer_id", sa.String(64), primary_key=True),
-    sa.Column("modstamp", sa.String(32), nullable=False),
-)
-
-
-def _absorb_webhook_versions(conn: sa.Connection) -> None:
-    """Create ``customer_claims`` and move the webhook worker's admitted versions into it,
-    dropping its table (safe to repeat: absent table, nothing to do; rows already here
-    keep the newer of the two modstamps)."""
-    metadata.create_all(conn, tables=[customer_claims], checkfirst=True)
-    if not sa.inspect(conn).has_table("webhook_versions"):
-        return
-    rows = [dict(r._mapping) for r in conn.execute(sa.select(webhook_versions))]
-    for start in range(0, len(rows), _CHUNK):
-        insert = _insert(conn)
-        conn.execute(
-            insert.values(rows[start : start + _CHUNK]).on_conflict_do_update(
-                index_elements=["customer_id"],
-                set_={"modstamp": insert.excluded.modstamp},
-                where=sa.or_(
-                    customer_claims.c.modstamp.is_(None),
-                    customer_claims.c.modstamp < insert.excluded.modstamp,
-                ),
-            )
-        )
-    webhook_versions.drop(conn)
-
-
-#: the claims component's migrations, registered by ``CustomerClaims``. Append only.
-CLAIMS_MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "customer_claims: per-customer claims with a TTL and the newest modstamp admitted "
-        "per customer (the webhook worker's webhook_versions rows moved here), so workers "
-        "process different customers at once and an older view is never written",
-        _absorb_webhook_versions,
-    ),
-)
-
-#: the webhook worker's component: step 1 made its own version table, step 2 hands its
-#: rows to this module's table (a store written by an older crmtier keeps every version
-#: it admitted; an older crmtier refuses the store rather than miss them)
-WORKER_MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "per-customer processed modstamp for the webhook worker",
-        lambda conn: _legacy.create_all(conn, tables=[webhook_versions], checkfirst=True),
-    ),
-    Migration(
-        2,
-        "webhook_versions moved into customer_claims: one version guard for every path",
-        _absorb_webhook_versions,
-    ),
-)
-
-
-def _insert(conn: sa.Connection) -> postgresql.Insert | sqlite.Insert:
-    """An upsert-capable ``INSERT`` into ``customer_claims`` for the connection's backend."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(customer_claims)
-    return sqlite.insert(customer_claims)
 
 
 def _now(dialect_name: str) -> sa.ColumnElement[float]:
@@ -209,8 +128,8 @@ class CustomerClaims:
             return set()
         got: set[str] = set()
         with self.store.begin() as conn:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
+            for start in range(0, len(wanted), CHUNK):
+                chunk = wanted[start : start + CHUNK]
                 got |= self._upsert(conn, chunk, owner)
                 held = [c for c in chunk if c not in got]
                 if held and _free_the_dead(conn, held):
@@ -222,7 +141,7 @@ class CustomerClaims:
     def _upsert(self, conn: sa.Connection, ids: list[str], owner: str) -> set[str]:
         """The one claiming statement: the ids returned are the ones ``owner`` now holds."""
         expires = _now(conn.dialect.name) + self.ttl.total_seconds()
-        insert = _insert(conn)
+        insert = upsert(conn)
         statement = (
             insert.values([{"customer_id": c, "owner": owner, "expires_at": expires} for c in ids])
             .on_conflict_do_update(
@@ -260,8 +179,8 @@ class CustomerClaims:
         if not wanted:
             return
         with self.store.begin() as conn:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
+            for start in range(0, len(wanted), CHUNK):
+                chunk = wanted[start : start + CHUNK]
                 conn.execute(
                     customer_claims.update()
                     .where(customer_claims.c.customer_id.in_(_locked(conn, owner, chunk)))
@@ -312,11 +231,11 @@ class CustomerClaims:
         superseded: set[str] = set()
         held: dict[str, str | None] = {}
         with self.store.begin() as conn:
-            for start in range(0, len(ids), _CHUNK):
+            for start in range(0, len(ids), CHUNK):
                 query = (
                     sa.select(customer_claims.c.customer_id, customer_claims.c.modstamp)
                     .where(
-                        customer_claims.c.customer_id.in_(ids[start : start + _CHUNK]),
+                        customer_claims.c.customer_id.in_(ids[start : start + CHUNK]),
                         customer_claims.c.owner == owner,
                     )
                     .order_by(customer_claims.c.customer_id)
@@ -351,9 +270,9 @@ class CustomerClaims:
         wanted = sorted(set(ids))
         out: dict[str, datetime] = {}
         with self.store.engine.connect() as conn:
-            for start in range(0, len(wanted), _CHUNK):
+            for start in range(0, len(wanted), CHUNK):
                 query = sa.select(customer_claims.c.customer_id, customer_claims.c.modstamp).where(
-                    customer_claims.c.customer_id.in_(wanted[start : start + _CHUNK]),
+                    customer_claims.c.customer_id.in_(wanted[start : start + CHUNK]),
                     customer_claims.c.modstamp.is_not(None),
                 )
                 out.update({r.customer_id: parse_utc(r.modstamp) for r in conn.execute(query)})

@@ -22,14 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sync import schema
-from sync.claims import (
-    WORKER_MIGRATIONS,
-    Admission,
-    CustomerClaims,
-    customer_claims,
-    owner_id,
-    webhook_versions,
-)
+from sync.claims import Admission, CustomerClaims, owner_id
+from sync.claims_schema import WORKER_MIGRATIONS, customer_claims, webhook_versions
 from sync.store import StateStore
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
