@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
@@ -114,7 +115,12 @@ def _vocabulary(name: str, values: tuple[str, ...]) -> dict[str, int]:
     return codes
 
 
-_VOCABULARIES = [_vocabulary(name, values) for name, _, _, values in ENUMS]
+#: Value -> code of each enumerated input, None (missing) included: one C-level map a column.
+_VOCABULARIES: list[dict[str | None, int]] = [
+    {None: MISSING, **_vocabulary(name, values)} for name, _, _, values in ENUMS
+]
+#: A flag's cell -> its code (cells are validated: a bool or None).
+_FLAG_CODES: dict[bool | None, int] = {None: MISSING, False: 0, True: 1}
 
 NUMBER_INDEX: dict[str, int] = {name: i for i, (name, _, _) in enumerate(NUMBERS)}
 FLAG_INDEX: dict[str, int] = {name: i for i, (name, _, _) in enumerate(FLAGS)}
@@ -209,13 +215,14 @@ class Columns:
             len(NUMBERS), n
         )
         flags = np.array(
-            [[MISSING if x is None else int(x) for x in v[PATHS[name]]] for name, _, _ in FLAGS],
+            [list(map(_FLAG_CODES.__getitem__, v[PATHS[name]])) for name, _, _ in FLAGS],
             dtype=np.int8,
         ).reshape(len(FLAGS), n)
         texts = [v[PATHS[name]] for name, *_ in ENUMS]
+        unknown = repeat(UNKNOWN)
         enums = np.array(
             [
-                [MISSING if x is None else codes.get(x, UNKNOWN) for x in column]
+                list(map(codes.get, column, unknown))
                 for column, codes in zip(texts, _VOCABULARIES, strict=True)
             ],
             dtype=np.int8,
