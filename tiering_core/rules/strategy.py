@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from hashlib import sha256
@@ -71,9 +70,10 @@ class Customer(NamedTuple):
     sanctioned: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """One customer's decided results: what the strategy acts on."""
+class Outcome(NamedTuple):
+    """One customer's decided results: what the strategy acts on (a NamedTuple: one is
+    made per customer whose tasks are derived, and a frozen dataclass's ``__init__``
+    costs several times a tuple's)."""
 
     value_tier: ValueTier
     value_score: float | None
