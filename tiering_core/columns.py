@@ -108,17 +108,17 @@ PATHS: dict[str, str] = {
 }
 
 
-def _vocabulary(name: str, values: tuple[str, ...]) -> dict[str, int]:
-    """Value -> code for one enumerated input (values that mean "none" map to MISSING)."""
-    codes = {value: code for code, value in enumerate(values)}
+def _vocabulary(name: str, values: tuple[str, ...]) -> dict[str | None, int]:
+    """Value -> code for one enumerated input (a missing value and the values that mean
+    "none" map to MISSING)."""
+    codes: dict[str | None, int] = {None: MISSING}
+    codes.update((value, code) for code, value in enumerate(values))
     codes.update(dict.fromkeys(MEANS_MISSING.get(name, ()), MISSING))
     return codes
 
 
 #: Value -> code of each enumerated input, None (missing) included: one C-level map a column.
-_VOCABULARIES: list[dict[str | None, int]] = [
-    {None: MISSING, **_vocabulary(name, values)} for name, _, _, values in ENUMS
-]
+_VOCABULARIES = [_vocabulary(name, values) for name, _, _, values in ENUMS]
 #: A flag's cell -> its code (cells are validated: a bool or None).
 _FLAG_CODES: dict[bool | None, int] = {None: MISSING, False: 0, True: 1}
 

@@ -118,7 +118,7 @@ def actions(
             raise ValueError("tasks need the customer's outcome")
         out += tasks(customer, outcome, policy, as_of, reasons)
     if "campaign" in kinds:
-        out += campaigns(customer, *memberships)
+        out += campaigns(customer.id, *memberships)
     return tuple(out)
 
 
@@ -276,12 +276,12 @@ def tasks(
     return out
 
 
-def campaigns(customer: Customer, keys: tuple[str, ...], member: Sequence[bool]) -> list[Action]:
+def campaigns(customer_id: str, keys: tuple[str, ...], member: Sequence[bool]) -> list[Action]:
     """One campaign action per campaign key, member or not (``rules.campaigns`` decides
     membership for the whole batch)."""
     return [
         {"kind": "campaign", "campaign": key, "member": m, "dedupe_key": h}
-        for key, m, h in zip(keys, member, campaign_dedupe_keys(customer.id, keys), strict=True)
+        for key, m, h in zip(keys, member, campaign_dedupe_keys(customer_id, keys), strict=True)
     ]
 
 
