@@ -20,6 +20,7 @@ can remove a membership it added earlier.
 from __future__ import annotations
 
 import hashlib
+from binascii import hexlify
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from functools import lru_cache
@@ -286,15 +287,20 @@ def campaigns(customer_id: str, keys: tuple[str, ...], member: Sequence[bool]) -
 
 
 def campaign_dedupe_keys(customer_id: str, keys: tuple[str, ...]) -> list[str]:
-    """``dedupe_key(customer_id, "campaign", key)`` for every campaign key: the customer's
-    part is hashed once and copied per campaign, 40% cheaper than hashing each whole key
-    (ten campaigns a customer)."""
+    """``dedupe_key(customer_id, "campaign", key)`` for every campaign key."""
+    return [digest.decode() for digest in _campaign_digests(customer_id, keys)]
+
+
+def _campaign_digests(customer_id: str, keys: tuple[str, ...]) -> list[bytes]:
+    """The campaign dedupe keys as ASCII bytes: the customer's part is hashed once and
+    copied per campaign, 40% cheaper than hashing each whole key (ten campaigns a
+    customer); the first 16 bytes of the digest in hex are the first 32 hex digits."""
     prefix = sha256(f"{customer_id}\x1fcampaign\x1f".encode())
     out = []
     for encoded in _encoded(keys):
         h = prefix.copy()
         h.update(encoded)
-        out.append(h.hexdigest()[:32])
+        out.append(hexlify(h.digest()[:16]))
     return out
 
 
@@ -307,16 +313,20 @@ def campaigns_json(
     ``crmtier tier`` writes them straight into the output line: each campaign's two
     possible heads (member or not) are serialised once per batch, so a customer costs its
     ten hashes and a join instead of ten dicts and the serializer's pass over them."""
+    if not keys:
+        return [b""] * len(ids)
     heads = _heads(keys)
-    by_customer = zip(*member, strict=True) if member else ([] for _ in ids)
     return [
-        b",".join(
+        b'"},'.join(
             [
-                head[m] + h.encode() + b'"}'
-                for head, m, h in zip(heads, row, campaign_dedupe_keys(i, keys), strict=True)
+                head[m] + digest
+                for head, m, digest in zip(
+                    heads, row, _campaign_digests(customer_id, keys), strict=True
+                )
             ]
         )
-        for i, row in zip(ids, by_customer, strict=True)
+        + b'"}'
+        for customer_id, row in zip(ids, zip(*member, strict=True), strict=True)
     ]
 
 
