@@ -10,7 +10,7 @@ actions (``strategy``; campaign membership decided column-wise by ``rules.campai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -23,6 +23,7 @@ from tiering_core.columns import ENUM_INDEX, ENUMS, NUMBERS, PATHS, BoolArray, C
 from tiering_core.dates import add_months, add_working_days
 from tiering_core.models import ActionKind, AssessmentData, ValueTier
 from tiering_core.policy import Policy
+from tiering_core.reason_spec import ReasonSpec
 from tiering_core.reasons import CATALOGUE, ReasonText
 from tiering_core.rules import campaigns, channel, override, strategy
 from tiering_core.rules.base import (
@@ -46,12 +47,15 @@ def made(
     policy: Policy,
     as_of: date,
     kinds: frozenset[ActionKind],
+    *,
+    rendered: bool = False,
 ) -> list[AssessmentData]:
     """One decision per row of the batch. Every decided output is first named column-wise
     (``_Named``: a vocabulary lookup per column, one review date and service level per
     level), so the loop below only gathers a row's values into its dict and derives its
-    actions."""
-    reasons = _reasons_by_row(cols, ev.reasons)
+    actions. ``rendered``: reason texts as dicts up front, for a caller that writes them
+    all (an output line); else each renders when first read (``reasons.ReasonText``)."""
+    reasons = _reasons_by_row(cols, ev.reasons, rendered)
     issues = _issues_by_row(cols, ev.issues)
     named = _Named.of(ev, policy, as_of)
     customers = list(
@@ -286,10 +290,16 @@ def _hits(masks: Sequence[BoolArray]) -> list[tuple[int, int]]:
     return list(zip(columns.tolist(), rows.tolist(), strict=True))
 
 
-def _reasons_by_row(cols: Columns, columns: Sequence[ReasonColumn]) -> list[list[dict[str, Any]]]:
+def _reasons_by_row(
+    cols: Columns, columns: Sequence[ReasonColumn], rendered: bool
+) -> list[list[dict[str, Any]]]:
     """Each customer's reasons, in column order. Made column by column: one numpy call
     takes a column's cells of all its rows, and the customers of a column who share a
-    value and threshold share one text (rendered once, if ever read)."""
+    value and threshold share one text (rendered once: up front if ``rendered``, else
+    when first read)."""
+    text_of: Callable[[ReasonSpec, Any, Any], Mapping[str, str]] = (
+        _rendered if rendered else ReasonText
+    )
     rows: list[list[dict[str, Any]]] = [[] for _ in range(cols.n)]
     by_column: dict[int, list[int]] = {}
     for c, i in _hits([rc.mask for rc in columns]):
@@ -312,14 +322,14 @@ def _reasons_by_row(cols: Columns, columns: Sequence[ReasonColumn]) -> list[list
             if rc.weight is None
             else [spec.weight if w is None else round(w, 4) for w in _cells(rc.weight, hit)]
         )
-        texts: dict[tuple[Any, Any], ReasonText] = {}
+        texts: dict[tuple[Any, Any], Mapping[str, str]] = {}
         for i, seen, threshold, weight in zip(hit, observed, thresholds, weights, strict=True):
             if seen.__class__ is list:
-                text = ReasonText(spec, seen, threshold)
+                text = text_of(spec, seen, threshold)
             else:
                 text = texts.get((seen, threshold))  # type: ignore[assignment]
                 if text is None:
-                    text = texts[(seen, threshold)] = ReasonText(spec, seen, threshold)
+                    text = texts[(seen, threshold)] = text_of(spec, seen, threshold)
             # make_reason's dict, inlined: a customer has six reasons on average
             rows[i].append(
                 {
@@ -333,6 +343,10 @@ def _reasons_by_row(cols: Columns, columns: Sequence[ReasonColumn]) -> list[list
                 }
             )
     return rows
+
+
+def _rendered(spec: ReasonSpec, value: Any, threshold: Any) -> dict[str, str]:
+    return ReasonText(spec, value, threshold).rendered()
 
 
 def _listed(cols: Columns, row: int) -> list[str] | None:

@@ -240,7 +240,7 @@ def assessment_lines(cols: Columns, policy: Policy, as_of: date) -> bytes:
     if not cols.n:
         return b""
     ev = override.apply(evaluate(cols, policy, as_of), cols, policy, as_of)
-    decided = decisions.made(cols, ev, policy, as_of, _LINE_KINDS)
+    decided = decisions.made(cols, ev, policy, as_of, _LINE_KINDS, rendered=True)
     m = decisions.memberships(cols, ev, policy)
     member = m.member.tolist()
     fragments = strategy.campaigns_json(cols.ids, m.keys, member)
@@ -255,7 +255,7 @@ def assessment_lines(cols: Columns, policy: Policy, as_of: date) -> bytes:
                 actions[-1],
             )
             fragment = b""
-        line = pydantic_core.to_json(_with_texts(decision))
+        line = pydantic_core.to_json(decision)
         if fragment:
             end = line.rindex(_ACTIONS_END)
             comma = b"," if decision["actions"] else b""
