@@ -251,7 +251,7 @@ class _Named(NamedTuple):
             upgraded_from=self.upgraded_from[i],
             open_complaints=self.open_complaints[i],
             detractor=self.detractor[i],
-            dq_fields=tuple(sorted({issue["field"] for issue in issues})),
+            dq_fields=tuple(sorted({issue["field"] for issue in issues})) if issues else (),
             marketing_opt_out=self.marketing_opt_out[i],
             preferred_channel=decision["preferred_channel"],
         )
@@ -290,6 +290,20 @@ def _hits(masks: Sequence[BoolArray]) -> list[tuple[int, int]]:
     return list(zip(columns.tolist(), rows.tolist(), strict=True))
 
 
+def _rows_by_column(masks: Sequence[BoolArray]) -> list[tuple[int, list[int]]]:
+    """Each column with a true cell and its true rows, in column order: one numpy call
+    for all masks, and the rows split into columns by numpy instead of one dict append
+    per cell."""
+    if not masks:
+        return []
+    columns, rows = np.nonzero(np.vstack(masks))
+    if not columns.size:
+        return []
+    starts = np.flatnonzero(np.diff(columns)) + 1
+    firsts = columns[np.concatenate(([0], starts))].tolist()
+    return list(zip(firsts, [r.tolist() for r in np.split(rows, starts)], strict=True))
+
+
 def _reasons_by_row(
     cols: Columns, columns: Sequence[ReasonColumn], rendered: bool
 ) -> list[list[dict[str, Any]]]:
@@ -301,10 +315,7 @@ def _reasons_by_row(
         _rendered if rendered else ReasonText
     )
     rows: list[list[dict[str, Any]]] = [[] for _ in range(cols.n)]
-    by_column: dict[int, list[int]] = {}
-    for c, i in _hits([rc.mask for rc in columns]):
-        by_column.setdefault(c, []).append(i)
-    for c, hit in by_column.items():
+    for c, hit in _rows_by_column([rc.mask for rc in columns]):
         rc = columns[c]
         observed: list[Any]
         if rc.profile_path is not None:  # the listed countries, as given
