@@ -235,8 +235,9 @@ def assessment_lines(cols: Columns, policy: Policy, as_of: date) -> bytes:
     plus a newline, byte for byte; campaign actions, the bulk of a line, are spliced in
     as fragments serialised column by column (``strategy.campaigns_json``) instead of ten
     dicts a customer. Campaigns are the last action kind, so they close the array.
-    Overrides are applied as ``decide_columns`` applies them: a line is the customer's
-    ``Assessment``, whatever path made it."""
+    Reason texts are made as dicts up front (a line writes every one). Overrides are
+    applied as ``decide_columns`` applies them: a line is the customer's ``Assessment``,
+    whatever path made it."""
     if not cols.n:
         return b""
     ev = override.apply(evaluate(cols, policy, as_of), cols, policy, as_of)
