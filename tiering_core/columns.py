@@ -244,12 +244,12 @@ class Columns:
             fx_rate=floats([rates[c] for c in v["currency"]]),
             products=floats([None if h is None else len(h) for h in held]),
             advanced_products=floats(
-                [sum(1 for x in h if x in advanced) if h else 0 for h in held]
+                [sum(map(advanced.__contains__, h)) if h else 0 for h in held]
             ),
             countries=floats(
                 [None if c is None else len(ok) for c, ok in zip(listed, valid, strict=True)]
             ),
-            call_for_action=floats([sum(1 for c in ok if c in cfa) for ok in valid]),
+            call_for_action=floats([sum(map(cfa.__contains__, ok)) for ok in valid]),
             unknown_countries=floats(
                 [0 if c is None else len(c) - len(ok) for c, ok in zip(listed, valid, strict=True)]
             ),
