@@ -374,6 +374,9 @@ def _cells(values: Any, rows: list[int]) -> list[Any]:
 
 #: Beyond this a whole float does not fit an int64 (``_py`` makes it a Python int).
 _INT64_SAFE = 2.0**62
+#: Fewer cells than this are cheaper one by one than through four numpy calls (a batch
+#: of one: the webhook path).
+_FEW = 16
 
 
 def _plain(x: npt.NDArray[Any]) -> list[Any]:
@@ -385,6 +388,8 @@ def _plain(x: npt.NDArray[Any]) -> list[Any]:
     if x.dtype.kind != "f":
         cells = x.tolist()  # codes and flags: _py leaves non-floats as they are
         return cells
+    if x.size < _FEW:
+        return [_py(v) for v in x.tolist()]
     finite = np.isfinite(x)
     whole = finite & (np.trunc(x) == x)
     if whole.all() and (np.abs(x) < _INT64_SAFE).all():
