@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from functools import lru_cache
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -292,16 +293,16 @@ def _hits(masks: Sequence[BoolArray]) -> list[tuple[int, int]]:
 
 def _rows_by_column(masks: Sequence[BoolArray]) -> list[tuple[int, list[int]]]:
     """Each column with a true cell and its true rows, in column order: one numpy call
-    for all masks, and the rows split into columns by numpy instead of one dict append
-    per cell."""
+    for all masks, and the rows cut into columns where the column changes instead of one
+    dict append per cell."""
     if not masks:
         return []
     columns, rows = np.nonzero(np.vstack(masks))
     if not columns.size:
         return []
-    starts = np.flatnonzero(np.diff(columns)) + 1
-    firsts = columns[np.concatenate(([0], starts))].tolist()
-    return list(zip(firsts, [r.tolist() for r in np.split(rows, starts)], strict=True))
+    bounds = [0, *(np.flatnonzero(np.diff(columns)) + 1).tolist(), columns.size]
+    firsts, cells = columns.tolist(), rows.tolist()
+    return [(firsts[a], cells[a:b]) for a, b in pairwise(bounds)]
 
 
 def _reasons_by_row(
