@@ -74,11 +74,22 @@ class TaskSettings:
     #: how often pending webhook events whose job is gone are given one (webhook_batch)
     sweep_every: timedelta = timedelta(seconds=30)
 
-    def retry(self, max_attempts: int, *final: type[Exception]) -> RetryStrategy:
-        """Exponential retries up to ``max_attempts`` runs, except after an exception of
-        a ``final`` type (the job decided itself that more attempts cannot help)."""
-        return _RetryUnless(
-            max_attempts=max_attempts, exponential_wait=self.retry_base, final=final
+    def retry(
+        self,
+        max_attempts: int,
+        *,
+        final: tuple[type[Exception], ...] = (),
+        soon: tuple[type[Exception], ...] = (),
+    ) -> RetryStrategy:
+        """Exponential retries up to ``max_attempts`` runs; none after an exception of a
+        ``final`` type (the job decided itself that more attempts cannot help); after a
+        ``soon`` one, a retry in a second whatever the attempts (the job was not tried:
+        its work was busy elsewhere)."""
+        return _JobRetry(
+            max_attempts=max_attempts,
+            exponential_wait=self.retry_base,
+            final=final,
+            soon=soon,
         )
 
     @property
@@ -88,12 +99,15 @@ class TaskSettings:
 
 
 @attr.dataclass(kw_only=True)
-class _RetryUnless(RetryStrategy):
+class _JobRetry(RetryStrategy):
     final: tuple[type[Exception], ...] = ()
+    soon: tuple[type[Exception], ...] = ()
 
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
         if isinstance(exception, self.final):
             return None
+        if isinstance(exception, self.soon):
+            return RetryDecision(retry_in={"seconds": 1})
         return super().get_retry_decision(exception=exception, job=job)
 
 

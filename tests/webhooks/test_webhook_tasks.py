@@ -44,6 +44,7 @@ from sync.tasks.webhook_batch import (
     SWEEP_GRACE,
     TASK,
     EventsBuried,
+    EventsBusy,
     EventsPending,
     defer_events,
     process_job,
@@ -179,7 +180,7 @@ def test_a_job_finishes_its_customers_and_counts_them(store: StateStore) -> None
     counted: list[tuple[int, str]] = []
     assert process_job(worker, "job:7", ids, lambda n, o: counted.append((n, o))) == 2
     assert counted == [(2, "done")]
-    assert {s for s, _ in worker.inbox.states(ids).values()} == {DONE}
+    assert {s.status for s in worker.inbox.states(ids).values()} == {DONE}
 
 
 def test_a_crm_failure_leaves_the_events_pending_for_the_engines_retry(store: StateStore) -> None:
@@ -191,7 +192,7 @@ def test_a_crm_failure_leaves_the_events_pending_for_the_engines_retry(store: St
     counted: list[tuple[int, str]] = []
     with pytest.raises(EventsPending, match="503 from the CRM"):
         process_job(worker, "job:7", ids, lambda n, o: counted.append((n, o)))
-    assert worker.inbox.states(ids)[ids[0]][0] == PENDING
+    assert worker.inbox.states(ids)[ids[0]].status == PENDING
     assert counted == [(0, "retry")]
     crm.down = None  # the engine's retry runs the same job again
     assert process_job(worker, "job:7", ids, lambda n, f: None) == 1
@@ -210,7 +211,7 @@ def test_the_last_attempt_buries_the_events_with_their_reason_and_is_final(
     counted: list[tuple[int, str]] = []
     with pytest.raises(EventsBuried, match="503 from the CRM"):
         process_job(worker, "job:7", ids, lambda n, o: counted.append((n, o)))
-    assert worker.inbox.states(ids)[ids[0]] == (DEAD, "TransientError: 503 from the CRM")
+    assert worker.inbox.states(ids)[ids[0]] == (DEAD, "TransientError: 503 from the CRM", 2)
     assert counted == [(0, "dead")]
 
 
@@ -222,12 +223,14 @@ def test_the_last_attempt_buries_the_events_with_their_reason_and_is_final(
         (EventsPending("x"), 5, None),  # out of attempts: the job is the dead letter
         (RuntimeError("store blinked"), 0, 2),
         (EventsBuried("x"), 0, None),  # final whatever the attempts
+        (EventsBusy("x"), 0, 1),  # not tried: soon, and whatever the attempts
+        (EventsBusy("x"), 9, 1),
     ],
 )
 def test_retries_are_exponential_bounded_and_never_after_a_burial(
     exception: Exception, attempts: int, retried_in: int | None
 ) -> None:
-    strategy = TaskSettings(retry_base=2).retry(5, EventsBuried)
+    strategy = TaskSettings(retry_base=2).retry(5, final=(EventsBuried,), soon=(EventsBusy,))
     job: Any = type("Job", (), {"attempts": attempts})()
     before = datetime.now(UTC)
     decision = strategy.get_retry_decision(exception=exception, job=job)
