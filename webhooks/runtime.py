@@ -2,10 +2,14 @@
 
 ``crmtier serve`` (and the end-to-end tests) build one ``Realtime`` from the parts the
 composition root already has (state store, connector, sync engine, ``[webhooks]``
-settings). The worker runs in a thread of the serving process, or, with a task engine
-(``TaskEngineHooks``), in ``crmtier worker`` processes that take the jobs the receiver
-defers; the receiver is the ASGI app; both share one ``Metrics`` so ``/metrics`` shows
-the receiver's and the worker's outcomes side by side.
+settings). The worker runs in a thread of the serving process, beside the scheduled sync
+and any number of workers in other processes: they keep out of each other's way per
+customer, through the engine's claims (``sync.claims``). The receiver is the ASGI app;
+both share one ``Metrics`` so ``/metrics`` shows the receiver's and the worker's
+outcomes side by side.
+
+With a task engine (``TaskEngineHooks``) the worker runs instead in ``crmtier worker``
+processes that take the jobs the receiver defers.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from sync.engine import SyncEngine
 from sync.inbox import Inbox
 from sync.store import StateStore
 from sync.tasks.stats import QueueStats
-from sync.worker import InboxWorker, StreamLease, WorkerOptions
+from sync.worker import InboxWorker, WorkerOptions
 from webhooks.app import EVENTS_HELP, EVENTS_METRIC, create_app
 from webhooks.deferrer import Deferrer
 from webhooks.metrics import Metrics
@@ -61,19 +65,17 @@ class Realtime:
         connector: Connector,
         engine: SyncEngine,
         *,
-        sync_lock: threading.Lock | None = None,
         tasks: TaskEngineHooks | None = None,
     ) -> None:
         self.settings = settings
         self.tasks = tasks
         self.metrics = Metrics()
         self.inbox = Inbox(store)
-        self.sync_lock = sync_lock or threading.Lock()
         self.worker = InboxWorker(
             self.inbox,
             engine.connector.fetch,  # the engine's reads: with the overrides' CRM audit
             engine.process_changes,
-            exclusive=StreamLease(engine, self.sync_lock),
+            claims=engine.claims,
             options=worker_options(settings),
             owner=f"{socket.gethostname()}:{os.getpid()}:worker",
             on_outcome=self._count,

@@ -12,10 +12,15 @@ Three activities share the process and one state store:
 * for a CRM where crmtier registers its own notification channel (its plugin's
   ``Webhook.channel``), a thread that keeps it registered and renewed.
 
-The worker and the scheduled sync take turns on one lock, so a customer is never written
-from two different reads at once. With ``[workers] engine = "procrastinate"`` (PostgreSQL
-store) there is no worker thread: the receiver defers a job per committed batch and
-``crmtier worker`` processes, on this host or others, run them (docs/operations.md).
+The worker and the scheduled sync run at the same time; a customer is never written from
+two different reads at once because each claims the customers it processes
+(``sync.claims``): the worker leaves those the sync holds for a moment later, the sync
+waits for those the worker holds, and an older read than one already processed is
+never written.
+
+With ``[workers] engine = "procrastinate"`` (PostgreSQL store) there is no worker thread:
+the receiver defers a job per committed batch and ``crmtier worker`` processes, on this host
+or others, run them (docs/operations.md).
 
 Shutdown on SIGTERM or Ctrl-C: uvicorn stops accepting connections and finishes the
 requests in flight (each either committed and acked, or not acked); then the worker
@@ -140,14 +145,13 @@ class Periodic:
             self._stop.wait(self.every.total_seconds())
 
 
-def scheduled_sync(engine: SyncEngine, every: timedelta, lock: threading.Lock) -> Periodic:
-    """The incremental sync every ``[sync] every``, taking turns with the inbox worker: the
-    safety net for notifications a CRM dropped (docs/targets.md W13)."""
+def scheduled_sync(engine: SyncEngine, every: timedelta) -> Periodic:
+    """The incremental sync every ``[sync] every``, beside the inbox worker: the safety net
+    for notifications a CRM dropped (docs/targets.md W13)."""
 
     def run() -> None:
         try:
-            with lock:
-                report = engine.run()
+            report = engine.run()
         except AlreadyRunningError:
             log.info("scheduled sync skipped: another process is syncing this stream")
             return
@@ -267,7 +271,7 @@ def command(config_path: Path, listen: str | None, scheduled: bool, log_level: s
     )
     background = [channel_keeper(parts)]
     if scheduled:
-        background.append(scheduled_sync(parts.engine, parts.every, realtime.sync_lock))
+        background.append(scheduled_sync(parts.engine, parts.every))
     jobs = [job for job in background if job is not None]
     stopping = threading.Event()
 

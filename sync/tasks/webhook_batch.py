@@ -30,7 +30,7 @@ from sync.inbox import CLAIMED, DEAD, DONE, PENDING, Inbox
 from sync.schema import Migration, metadata, utc_text
 from sync.store import StateStore
 from sync.tasks.engine import Worksite, cron_every
-from sync.worker import InboxWorker, StreamLease
+from sync.worker import InboxWorker
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def register(app: App, site: Worksite) -> None:
         Inbox(site.store),
         site.engine.connector.fetch,  # the engine's reads: with the overrides' CRM audit
         site.engine.process_changes,
-        exclusive=StreamLease(site.engine),
+        claims=site.engine.claims,
         options=options,
         owner=site.name,
     )

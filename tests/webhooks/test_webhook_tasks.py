@@ -23,6 +23,7 @@ from procrastinate import App, PsycopgConnector
 from connectors.errors import TransientError
 from connectors.webhook_events import ChangeEvent
 from crmtier.config import ConfigFileError, load_config
+from sync.claims import CustomerClaims
 from sync.inbox import CLAIMED, DEAD, DONE, PENDING, Inbox, webhook_inbox
 from sync.schema import utc_text
 from sync.store import StateStore
@@ -419,7 +420,9 @@ def test_the_registered_webhook_job_retries_pending_events_and_not_buried_ones(
 ) -> None:
     crm = MemoryCrm()
     engine: Any = SimpleNamespace(
-        connector=SimpleNamespace(fetch=crm.fetch), process_changes=Writer()
+        connector=SimpleNamespace(fetch=crm.fetch),
+        process_changes=Writer(),
+        claims=CustomerClaims(store),
     )
     site = Worksite(store, engine, TaskSettings(), WorkerOptions(max_attempts=3), "w1")
     app = build_app(site, KINDS)
