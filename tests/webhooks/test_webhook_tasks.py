@@ -216,6 +216,22 @@ def test_the_last_attempt_buries_the_events_with_their_reason_and_is_final(
     assert counted == [(0, "dead")]
 
 
+def test_events_whose_customer_another_holder_has_wait_untried_and_retry_soon(
+    store: StateStore,
+) -> None:
+    crm = MemoryCrm()
+    crm.set("C1", 1, T0)
+    worker = _worker(store, crm)
+    ids = _events(worker.inbox, "C1")
+    other = CustomerClaims(store)
+    assert other.claim(["C1"], "a sync run elsewhere") == {"C1"}
+    with pytest.raises(EventsBusy, match="holds the customer"):
+        process_job(worker, "job:7", ids, lambda n, o: None)
+    assert worker.inbox.states(ids)[ids[0]][::2] == (PENDING, 0)  # the attempt given back
+    other.release(["C1"], "a sync run elsewhere")
+    assert process_job(worker, "job:7", ids, lambda n, o: None) == 1
+
+
 @pytest.mark.parametrize(
     ("exception", "attempts", "retried_in"),
     [
