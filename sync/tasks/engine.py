@@ -161,7 +161,12 @@ def build_app(site: Worksite, kinds: tuple[Register, ...]) -> App:
     """The Procrastinate app over ``site``'s store with every job kind registered, the
     queue's schema brought up to date first."""
     site.store.migrate("task_engine", TASK_MIGRATIONS)
-    app = App(connector=PsycopgConnector(conninfo=conninfo(site.store)))
+    # its own pool beside the store's: one connection to listen for new jobs, the
+    # heartbeat, job fetches and results; min 1 so an idle receiver holds one
+    connector = PsycopgConnector(
+        conninfo=conninfo(site.store), min_size=1, max_size=site.settings.concurrency + 4
+    )
+    app = App(connector=connector)
     for register in kinds:
         register(app, site)
     _register_retry_stalled(app, site.settings)
