@@ -11,9 +11,11 @@ A job claims its events (``Inbox.claim_ids``: pending ones, or ones its own earl
 held when its worker died) and hands them to ``InboxWorker.process_claimed``, the same
 fetch, admit, process and settle path as the in-process worker. What it leaves pending
 (the CRM failed, a stale read) makes the job raise ``EventsPending``, and the engine
-retries the job with its exponential backoff; what the worker buried after the last
-attempt makes it raise ``EventsBuried``, which is not retried: the job is the engine's
-dead letter, and its events stay ``dead`` in the inbox with their reason.
+retries the job with its exponential backoff; events left untried because another
+worker or a sync run holds their customers (``EventsBusy``) are retried in a second;
+what the worker buried after the last attempt makes it raise ``EventsBuried``, which is
+not retried: the job is the engine's dead letter, and its events stay ``dead`` in the
+inbox with their reason.
 """
 
 from __future__ import annotations
