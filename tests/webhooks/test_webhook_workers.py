@@ -58,12 +58,12 @@ def _judge(c: Cluster, targets: list[str]) -> dict[str, Any]:
 
 
 def test_a_burst_is_drained_by_two_workers_each_customer_written_once(tmp_path: Path) -> None:
-    with cluster(tmp_path, 120, workers_section=WORKERS, webhooks_section=WEBHOOKS) as c:
+    with cluster(tmp_path, 80, workers_section=WORKERS, webhooks_section=WEBHOOKS) as c:
         c.sync()
         c.start_serve()
         c.start_worker("w1")
         c.start_worker("w2")
-        targets = _burst(c, 80)
+        targets = _burst(c, 50)
         wait_until(lambda: c.drained(len(targets)), DRAIN, "the two workers to drain the burst")
         verdict = _judge(c, targets)
         assert verdict["stale"] == []
@@ -143,7 +143,7 @@ def test_sigkill_of_one_worker_loses_duplicates_and_stales_nothing(tmp_path: Pat
 def test_sigterm_lets_the_job_in_progress_finish(tmp_path: Path) -> None:
     with cluster(tmp_path, 40, workers_section=WORKERS, webhooks_section=WEBHOOKS) as c:
         c.sync()
-        c.sandbox.server.latency = 0.3  # a job takes seconds: SIGTERM lands inside one
+        c.sandbox.server.latency = 0.2  # a job takes a second or more: SIGTERM lands inside one
         c.start_serve()
         c.start_worker("w1")
         _burst(c, 20)
