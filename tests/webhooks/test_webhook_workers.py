@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.sync.conftest import CRM_TABLE
@@ -72,6 +73,14 @@ def test_a_burst_is_drained_by_two_workers_each_customer_written_once(tmp_path: 
         assert verdict["dead"] == 0
         done = c.rows("SELECT worker, sum(jobs) AS jobs FROM task_worker_stats GROUP BY worker")
         assert sum(int(r.jobs) for r in done) >= len(targets) // 10
+        metrics = httpx.get(f"{c.receiver}/metrics", timeout=30).text
+        for row in done:
+            line = (
+                f'crmtier_worker_jobs_total{{kind="crmtier.webhook_batch",worker="{row.worker}"}}'
+            )
+            assert f"{line} {row.jobs}" in metrics
+        assert "crmtier_queue_failed 0" in metrics
+        assert "crmtier_queue_oldest_waiting_age_seconds" in metrics
 
 
 def _run(tmp_path: Path, *, kill: bool) -> tuple[list[str], dict[str, Any], float]:
