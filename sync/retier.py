@@ -160,6 +160,7 @@ class Coordinator(Run):
         self.pool.queue.clear()
         self.pool.due.clear()
         self.recorder.decisions.clear()
+        self.claims.release_all()
         with self.e.store.begin() as conn:
             units.put(
                 conn,
@@ -183,7 +184,7 @@ class Coordinator(Run):
         if failed:
             seq, error = failed[0]
             raise Stop("failed", f"{len(failed)} page unit(s) not done; page {seq}: {error}")
-        self._recover_outbox()
+        self._recover_outbox(None)
 
     def _verdict(
         self, status: RunStatus, error: str | None, *, read_stream: bool, interrupted: int
@@ -270,6 +271,7 @@ class UnitRun(Run):
                 log.warning("page unit stopped writing: %s", stop, extra={"run_id": self.run_id})
         finally:
             self.pool.shutdown()
+            self.claims.release_all()  # customers with writes left: the coordinator's now
         return self._result()
 
     def _commit_page(self, page: PagePlans, mark: Advance | None) -> None:
@@ -294,6 +296,7 @@ class UnitRun(Run):
         coordinator's, before the stream): their decisions become this unit's, to be
         superseded or kept by the page's, as in one process."""
         ids = {r.profile.id for r in records}
+        self.claims.hold(ids)
         with self.e.store.begin() as conn:
             items = outbox.pending(conn, self.e.stream, ids)
             states = load_states(conn, self.e.stream, {i.customer_id for i in items})
