@@ -327,33 +327,35 @@ def send_full_batches(pool: WritePool, holding: Callable[[], bool]) -> None:
         pool.collect(block=True)
 
 
-def run_unit(engine: SyncEngine, ref: UnitRef, *, turn_timeout: float = 60.0) -> None:
-    """Process one page unit (a worker's job; safe to run again: a unit done is not done
-    twice, a unit committed is only marked done, a unit of a run no longer running is
-    given up). Raises to be retried: the engine's retry runs it again."""
+def run_unit(engine: SyncEngine, ref: UnitRef, *, turn_timeout: float = 60.0) -> int:
+    """Process one page unit; how many customers it finished (a worker's job; safe to run
+    again: a unit done is not done twice, a unit committed is only marked done, a unit of
+    a run no longer running is given up). Raises to be retried: the engine's retry runs
+    it again."""
     store = engine.store
     store.migrate("retier", units.MIGRATIONS)
     with store.begin() as conn:
         unit = units.load(conn, ref)
         running = units.run_is_running(conn, ref.run_id)
     if unit.status in ("done", "failed", "abandoned"):
-        return
+        return 0
     if unit.status == "committed":  # committed by an attempt that died while writing
         with store.begin() as conn:
             units.set_status(conn, ref, "done")
-        return
+        return len(unit.records)
     if not running:
         with store.begin() as conn:
             units.set_status(conn, ref, "abandoned", error="the run is no longer running")
-        return
+        return 0
     try:
         result = UnitRun(engine, unit, turn_timeout).process()
     except UnitGivenUpError as exc:
         with store.begin() as conn:
             units.set_status(conn, ref, "abandoned", error=str(exc))
-        return
+        return 0
     with store.begin() as conn:
         units.set_status(conn, ref, "done", result=result)
+    return len(unit.records)
 
 
 def give_up(engine: SyncEngine, ref: UnitRef, error: str) -> None:
