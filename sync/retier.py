@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import sqlalchemy as sa
 
-from connectors.contract import CrmRecord
+from connectors.contract import CrmRecord, ReadContext
 from sync import outbox
 from sync import retier_units as units
 from sync.errortext import error_text
@@ -137,6 +137,10 @@ class Coordinator(Run):
         self._wait(lambda left: left < self.max_ahead)
         self.seq += 1
         ref = UnitRef(self.run_id, self.seq)
+        connector = self.e.connector
+        context = None
+        if isinstance(connector, ReadContext):
+            context = connector.read_context([r.profile.id for r in records])
         with self.e.store.begin() as conn:
             units.put(
                 conn,
@@ -144,6 +148,7 @@ class Coordinator(Run):
                 self.e.stream,
                 options=self.unit_options,
                 records=records,
+                context=context,
                 read_at=mark.read_at,
                 hold_until=self.reader.writes_from,
             )
@@ -256,6 +261,8 @@ class UnitRun(Run):
         self.reader.writes_from = unit.hold_until  # the coordinator's signpost tick
 
     def process(self) -> UnitResult:
+        if isinstance(self.e.connector, ReadContext):
+            self.e.connector.adopt_read_context(self.unit.context)
         with self.e.store.begin() as conn:
             self.recorder.dead_letter_customers = set(
                 outbox.open_dead_letter_customers(conn, self.e.stream)

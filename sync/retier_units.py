@@ -6,7 +6,8 @@ by the task engine (``sync.retier.UnitExecutor``); the row is what a worker on a
 needs that the engine does not carry, and what the coordinator adds up:
 
 * ``records``: the page as the coordinator read it (workers read nothing from the CRM),
-  encrypted like every stored copy of customer data (``sync.crypto``);
+  encrypted like every stored copy of customer data (``sync.crypto``), with what the
+  connector's read learnt besides the records (``connectors.contract.ReadContext``);
 * the turn: a unit commits only after the unit before it has (``committed`` or ``done``),
   and hands its successor the run's task budgets as its commit left them (``budget``);
 * the result: counts, outcomes, API calls and the write tally (``done``), or the error that
@@ -188,6 +189,7 @@ class StoredUnit:
     stream: str
     status: UnitStatus
     records: list[CrmRecord]
+    context: dict[str, Json]  # the connector's read context (``ReadContext``)
     mark: Advance | None
     hold_until: datetime | None
     options: dict[str, Json]
@@ -202,6 +204,7 @@ def put(
     *,
     options: dict[str, Json],
     records: Sequence[CrmRecord] = (),
+    context: dict[str, Json] | None = None,
     read_at: datetime | None = None,
     hold_until: datetime | None = None,
     budget: dict[str, Json] | None = None,
@@ -213,7 +216,7 @@ def put(
             seq=ref.seq,
             stream=stream,
             status=status,
-            records=[record_json(r) for r in records],
+            records={"records": [record_json(r) for r in records], "context": context or {}},
             read_at=utc_text(read_at) if read_at else None,
             hold_until=utc_text(hold_until) if hold_until else None,
             options=options,
@@ -229,13 +232,15 @@ def load(conn: sa.Connection, ref: UnitRef) -> StoredUnit:
             retier_units.c.run_id == ref.run_id, retier_units.c.seq == ref.seq
         )
     ).one()
-    records = [record_from_json(r) for r in row.records or ()]
+    page = row.records or {}
+    records = [record_from_json(r) for r in page.get("records", ())]
     mark = Advance(Page(tuple(records)), parse_utc(row.read_at)) if row.read_at else None
     return StoredUnit(
         ref,
         row.stream,
         row.status,
         records,
+        dict(page.get("context") or {}),
         mark,
         parse_utc(row.hold_until) if row.hold_until else None,
         dict(row.options),

@@ -6,7 +6,8 @@ Each side is a fresh sandbox seeded alike and a fresh PostgreSQL schema
 seconds; the workers (if any) start first; then ``crmtier sync --full --json`` runs as the
 coordinator, timed start to exit. What a side is judged by comes from the CRM and the
 store, not from the processes' reports: the CRM's write-back fields, tasks and campaign
-memberships of every customer, the audit rows (run ids and chain order left out), and the
+memberships of every customer, the audit rows (pseudonyms, which each store keys itself,
+run ids and chain order left out; the input hash names the customer), and the
 sandbox's count of data calls by kind (token calls left out: each process logs in).
 """
 
@@ -76,7 +77,7 @@ def run_side(
         )
         audit = Counter(
             json.dumps(
-                [r.customer_ref, r.event, r.old, r.new, r.reason_codes, r.trigger, r.input_hash],
+                [r.event, r.old, r.new, r.reason_codes, r.trigger, r.input_hash],
                 sort_keys=True,
             )
             for r in c.rows("SELECT * FROM audit")
