@@ -26,6 +26,8 @@ from typing import Any
 from connectors.contract import AUTH_CALL_KINDS
 from tests.webhooks.wh_workers import cluster
 
+SYNC_FULL = (sys.executable, "-m", "crmtier", "sync", "--full", "--json")
+
 
 @dataclass(frozen=True)
 class Side:
@@ -53,8 +55,7 @@ def run_side(
         c.sandbox.server.calls.reset()
         started = time.monotonic()
         done = subprocess.run(
-            [sys.executable, "-m", "crmtier", "sync", "--full", "--json"]
-            + ["--config", str(c.config)],
+            [*SYNC_FULL, "--config", str(c.config)],
             env=c.env,
             capture_output=True,
             text=True,
