@@ -403,17 +403,20 @@ class InProcessUnits:
         return engine
 
     def _run(self, ref: UnitRef) -> None:
-        engine = self._engine()
         for attempt in range(1, self.attempts + 1):
+            engine: SyncEngine | None = None
             try:
+                engine = self._engine()
                 run_unit(engine, ref, turn_timeout=self.turn_timeout)
                 return
             except Exception as exc:
-                if attempt == self.attempts:
+                if attempt < self.attempts:
+                    log.warning("page unit %d failed (%s); retrying", ref.seq, error_text(exc))
+                    time.sleep(self.retry_delay * attempt)
+                elif engine is not None:
                     give_up(engine, ref, error_text(exc))
-                    return
-                log.warning("page unit %d failed (%s); retrying", ref.seq, error_text(exc))
-                time.sleep(self.retry_delay * attempt)
+                else:  # no engine to reach the store: the coordinator's stall reports it
+                    log.error("page unit %d: no engine (%s)", ref.seq, error_text(exc))
 
     def close(self) -> None:
         self.threads.shutdown(wait=True)

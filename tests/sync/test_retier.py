@@ -320,3 +320,57 @@ def test_the_bookmark_moves_only_past_committed_pages_and_a_rerun_is_idempotent(
     finally:
         store.close()
         twin_store.close()
+
+
+def test_a_unit_that_keeps_failing_fails_the_run_naming_its_page_and_the_rerun_completes(
+    tmp_path: Path,
+) -> None:
+    """Page 2's worker fails at every attempt (here: an adjustment that raises for one of
+    its customers): the engine retries it, then gives it up; the run fails naming page 2,
+    page 3 cannot commit past it, the bookmark stays past page 1 only. A rerun with
+    healthy workers ends exactly where one process does."""
+    book, twin = Book(3 * PAGE), Book(3 * PAGE)
+    url = f"sqlite:///{tmp_path / 'spread.db'}"
+    store = StateStore.open(url)
+    twin_store = StateStore.open(f"sqlite:///{tmp_path / 'twin.db'}")
+    poison = sorted(book.profiles)[PAGE + 3]  # on page 2
+    attempts: list[str] = []
+
+    def boom(pairs: list[Any]) -> list[Any]:
+        if any(record.profile.id == poison for record, _ in pairs):
+            attempts.append(poison)
+            raise RuntimeError("a bug that hits this page")
+        return pairs
+
+    opened: list[StateStore] = []
+
+    def failing_engine() -> SyncEngine:
+        opened.append(StateStore.open(url))
+        engine = engine_on(opened[-1], book)
+        engine.adjustments = (boom,)
+        return engine
+
+    executor = InProcessUnits(failing_engine, workers=2, attempts=3, retry_delay=0.01)
+    try:
+        failed = retier(engine_on(store, book), executor, RunOptions(full=True, as_of=AS_OF))
+    finally:
+        executor.close()
+        for s in opened:
+            s.close()
+    try:
+        assert failed.status == "failed" and failed.error is not None
+        assert "page 2" in failed.error and "a bug that hits this page" in failed.error
+        assert len(attempts) == 3  # retried, then given up
+        with store.begin() as conn:
+            statuses = [s for _, s, _, _ in retier_units.finished(conn, failed.run_id)]
+            bookmark = conn.execute(sa.select(schema.bookmarks)).one()
+        assert statuses == ["done", "failed", "abandoned"]
+        assert bookmark.record_id == sorted(book.profiles)[PAGE - 1]  # past page 1 only
+        rerun = spread_run(store, book, lambda: StateStore.open(url), 2)
+        one = engine_on(twin_store, twin).run(RunOptions(full=True, as_of=AS_OF))
+        assert rerun.status == one.status == "succeeded", rerun.error
+        assert book.state() == twin.state()
+        assert stored(store)["customers"] == stored(twin_store)["customers"]
+    finally:
+        store.close()
+        twin_store.close()
