@@ -4,8 +4,9 @@
 (``sync.retier.retier``): it stores each page it reads as a unit and defers one job per unit
 (``ProcrastinateUnits``). Any ``crmtier worker`` takes the job and runs the unit against its
 own sync engine (``sync.retier.run_unit``). A failed attempt raises, and the engine retries
-the job with its exponential backoff; a job stalled by a dead worker runs again on another
-once the visibility timeout passes (a unit is safe to run again). After the last attempt
+the job with its exponential backoff (a unit whose turn has not come yet, in a second); a
+job stalled by a dead worker runs again on another once the visibility timeout passes (a
+unit is safe to run again). After the last attempt
 the unit is given up (``give_up``): the coordinator's run then fails naming the page, and
 the job stays ``failed`` in the queue as the engine's dead letter.
 """
@@ -16,7 +17,7 @@ from procrastinate import App, JobContext
 
 from sync.errortext import error_text
 from sync.retier import give_up, run_unit
-from sync.retier_units import UnitRef
+from sync.retier_units import TurnTimeoutError, UnitRef
 from sync.tasks.engine import Worksite
 
 TASK = "crmtier.retier_page"
@@ -37,7 +38,9 @@ class ProcrastinateUnits:
 
 def register(app: App, site: Worksite) -> None:
     """Put the page-unit job on ``app`` for this process's ``site``."""
-    retry = site.settings.retry(MAX_ATTEMPTS)
+    # a unit whose turn has not come (the page before it is not committed yet) was not
+    # tried: it runs again in a second, its attempts not running out
+    retry = site.settings.retry(MAX_ATTEMPTS, soon=(TurnTimeoutError,))
 
     @app.task(name=TASK, queue=QUEUE, pass_context=True, retry=retry)
     def retier_page(context: JobContext, run_id: str, seq: int) -> None:
@@ -47,7 +50,8 @@ def register(app: App, site: Worksite) -> None:
                 site.engine, ref, turn_timeout=site.settings.stalled_after.total_seconds()
             )
         except Exception as exc:
-            last = context.job.attempts >= MAX_ATTEMPTS  # the strategy retries no more
+            waiting = isinstance(exc, TurnTimeoutError)
+            last = context.job.attempts >= MAX_ATTEMPTS and not waiting  # no more retries
             site.record(TASK, 0, "dead" if last else "retry")
             if last:
                 give_up(site.engine, ref, error_text(exc))
