@@ -91,6 +91,7 @@ class Run:
             actor=options.actor,
             retry_attempts=engine.settings.record_retry_attempts,
             decisions={},
+            keep_outcomes=options.keep_outcomes,
         )
         self.counts = self.recorder.counts
         self.reader = Reader(
