@@ -85,6 +85,7 @@ class ZohoSandbox(SandboxLifecycle):
         refresh_limit: int = 10,
         notify_ca_bundle: str | None = None,
         discrete_page_limit: int | None = None,
+        max_fields: int | None = None,
         integration_profile: str = LEAST_PRIVILEGE_PROFILE,
     ) -> None:
         router = self._open(data_dir, host=host, port=port, latency=latency)
@@ -109,6 +110,7 @@ class ZohoSandbox(SandboxLifecycle):
         self.api.register(router)
         install_zoho_timeline(self, router)  # tier overrides' audit (override_trail)
         self.api.discrete_page_limit = discrete_page_limit
+        self.api.max_fields = max_fields
         self.api.profile = integration_profile  # "Administrator": what doctor warns about
         self.server.on_reset.append(self._reset)
         self._campaign_keys = {cid: key for key, cid in self.default.writeback.campaigns.items()}

@@ -174,17 +174,15 @@ class ZohoClient:
         per_page: int,
     ) -> ReadPage:
         """``GET /crm/v2/{module}`` sorted by Modified_Time ascending; ``modified_after``
-        goes to ``If-Modified-Since`` (Zoho: records modified *after* that instant). Over 50
-        ``fields`` the parameter is left out and the rows cut (``mapping.fields_param``)."""
+        goes to ``If-Modified-Since`` (Zoho: records modified *after* that instant); ``fields``
+        names exactly the mapped fields (``mapping.fields_param``)."""
         query: dict[str, Any] = {
             "page": page,
             "per_page": per_page,
             "sort_by": "Modified_Time",
             "sort_order": "asc",
+            "fields": fields_param(fields),
         }
-        wanted = fields_param(fields)
-        if wanted is not None:
-            query["fields"] = wanted
         params = ParameterMap()
         for name, value in query.items():
             params.add(getattr(sdk_record.GetRecordsParam, name), value)
@@ -209,9 +207,7 @@ class ZohoClient:
         params = ParameterMap()
         for rid in numeric:
             params.add(sdk_record.GetRecordsParam.ids, int(rid))
-        wanted = fields_param(fields)
-        if wanted is not None:
-            params.add(sdk_record.GetRecordsParam.fields, wanted)
+        params.add(sdk_record.GetRecordsParam.fields, fields_param(fields))
         wrapper = self._call(
             f"fetch {module}",
             lambda: sdk_record.RecordOperations().get_records(module, params),
