@@ -404,7 +404,7 @@ class Run:
         skipped as superseded, never written."""
         for cid in ids:
             self.counts.skipped[Skip.SUPERSEDED] += 1
-            self.recorder.outcomes[cid] = Outcome.SUPERSEDED
+            self.recorder.outcome(cid, Outcome.SUPERSEDED)
 
     def _households(
         self,
