@@ -29,7 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("simulate", "Compare a candidate policy with the active one; write nothing."),
     "explain": ("explain", "Why a customer has its tiers: inputs, rules, tasks, campaigns."),
     "calibrate": ("calibrate", "Propose policy thresholds from history (never applied)."),
-    "coverage": ("coverage", "Propose RMs for uncovered private/wealth customers; write nothing."),
+    "coverage": (
+        "coverage",
+        "Propose RMs for uncovered private/wealth customers; --write carries them out.",
+    ),
 }
 
 

@@ -5,8 +5,8 @@ README.md and docs/admin-setup.md describe the file.
 Sections: ``[crm]`` and ``[webhooks]`` stay raw tables here and are validated by their
 owners (the CRM's connector plugin, found by ``[crm] kind`` in ``connectors/registry.py``;
 ``webhooks/settings.py``), which know their keys; ``[mapping]``/``[writeback]`` default to
-the CRM's shipped mapping; ``[policy]``, ``[state]``, ``[sync]`` and ``[privacy]`` are
-validated here.
+the CRM's shipped mapping; ``[policy]``, ``[state]``, ``[sync]``, ``[privacy]``,
+``[coverage]`` and ``[workers]`` are validated here.
 
 A secret written literally in the file is refused with a one-line error naming the key
 (docs/targets.md S1): every key that names a secret (``*secret*``, ``*token*``, ``*password*``,
@@ -105,6 +105,18 @@ class SyncSection(_Section):
         return parse_interval(self.every)
 
 
+class CoverageSection(_Section):
+    """Advisor coverage (docs/policy.md): where the RM roster comes from, and how
+    ``crmtier coverage --write`` carries out proposals: ``task`` (default) a task to the
+    managers' queue naming the RM; ``owner`` (the bank opts in) the proposed RM made the
+    customer's owner in the CRM."""
+
+    assign: Literal["task", "owner"] = "task"
+    #: the CRM user field holding each RM's capacity (Salesforce ``RM_Capacity__c``, Zoho
+    #: ``RM_Capacity``); users with a value there are the roster. Empty: roster file only.
+    capacity_field: str = ""
+
+
 class WorkersSection(_Section):
     """Who processes webhook work (docs/operations.md): ``inline``, the worker thread of
     ``crmtier serve`` (the embedded default); or ``procrastinate``, jobs in the
@@ -140,6 +152,7 @@ class CrmtierConfig(BaseSettings):
     sync: SyncSection = SyncSection()
     webhooks: dict[str, Any] = Field(default_factory=dict)
     privacy: PrivacySection = PrivacySection()
+    coverage: CoverageSection = CoverageSection()
     workers: WorkersSection = WorkersSection()
     base_dir: Path = Path(".")
     #: the file this config was read from, named in every error about it

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
@@ -70,6 +71,12 @@ class InboxItem:
     operation: str
     version: datetime | None
     received_at: datetime
+    attempts: int
+
+
+class EventState(NamedTuple):
+    status: str
+    error: str | None
     attempts: int
 
 
@@ -222,15 +229,14 @@ class Inbox:
             ).all()
         return sorted((_item(row) for row in rows), key=lambda item: item.id)
 
-    def states(self, ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
-        """Status and last error of these events (a job checks what it left unfinished)."""
+    def states(self, ids: Sequence[int]) -> dict[int, EventState]:
+        """Status, last error and attempts of these events (a job checks what it left)."""
+        c = webhook_inbox.c
         with self.store.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(webhook_inbox.c.id, webhook_inbox.c.status, webhook_inbox.c.error).where(
-                    webhook_inbox.c.id.in_(list(ids))
-                )
+                sa.select(c.id, c.status, c.error, c.attempts).where(c.id.in_(list(ids)))
             ).all()
-        return {int(r.id): (str(r.status), r.error) for r in rows}
+        return {int(r.id): EventState(str(r.status), r.error, int(r.attempts)) for r in rows}
 
     def complete(self, outcomes: Mapping[int, str], now: datetime) -> None:
         """Mark claimed events done, each with its outcome (written, unchanged, ...)."""

@@ -21,7 +21,9 @@ import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from operator import attrgetter, itemgetter
+from functools import partial
+from itertools import chain
+from operator import attrgetter, is_not, itemgetter
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -60,29 +62,39 @@ def _typed(*allowed: type) -> Callable[[list[Any]], bool]:
     return lambda cells: set(map(type, cells)) <= kinds
 
 
+# The checks below iterate in C (map, filter, min, fsum): a Python-level pass per column
+# cost about as much as parsing the JSON (bench/core.py, ingest).
+_LIMIT = 2**53  # integers beyond it are left to the model (a float64 column loses them)
+_present = partial(filter, partial(is_not, None))
+
+
 def _texts(cells: list[Any]) -> bool:
     if not set(map(type, cells)) <= {str, NONE}:
         return False
-    return max((len(c) for c in cells if c is not None), default=0) <= TEXT_MAX
+    return max(map(len, filter(None, cells)), default=0) <= TEXT_MAX
 
 
 def _integers(cells: list[Any]) -> bool:
-    if not set(map(type, cells)) <= {int, NONE}:
+    kinds = set(map(type, cells))
+    if not kinds <= {int, NONE}:
         return False
-    present = [c for c in cells if c is not None]
-    return not present or (min(present) >= -(2**53) and max(present) <= 2**53)
+    present = list(_present(cells)) if NONE in kinds else cells
+    return not present or (min(present) >= -_LIMIT and max(present) <= _LIMIT)
 
 
 def _numbers(cells: list[Any]) -> bool:
     """JSON numbers: a finite float, or an integer within ±2**53, is certainly a number
     the model keeps (a literal beyond float range parses as infinity: left to the model)."""
-    if not set(map(type, cells)) <= {int, float, NONE}:
+    kinds = set(map(type, cells))
+    if not kinds <= {int, float, NONE}:
         return False
-    ints = [c for c in cells if type(c) is int]
-    if ints and not (min(ints) >= -(2**53) and max(ints) <= 2**53):
-        return False
+    present = list(_present(cells)) if NONE in kinds else cells
+    if int in kinds and not (min(present) >= -_LIMIT and max(present) <= _LIMIT):
+        ints = [c for c in cells if type(c) is int]  # a float that large is no matter
+        if not (min(ints) >= -_LIMIT and max(ints) <= _LIMIT):
+            return False
     try:  # an infinity or NaN makes the exact sum so; so can a huge but finite one
-        return math.isfinite(math.fsum([c for c in cells if type(c) is float]))
+        return math.isfinite(math.fsum(present))
     except OverflowError:
         return False
 
@@ -90,7 +102,7 @@ def _numbers(cells: list[Any]) -> bool:
 def _lists(cells: list[Any]) -> bool:
     if not set(map(type, cells)) <= {list, tuple, NONE}:
         return False
-    items = [x for c in cells if c for x in c]
+    items = list(chain.from_iterable(filter(None, cells)))
     return set(map(type, items)) <= {str} and max(map(len, items), default=0) <= TEXT_MAX
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
@@ -107,14 +108,19 @@ PATHS: dict[str, str] = {
 }
 
 
-def _vocabulary(name: str, values: tuple[str, ...]) -> dict[str, int]:
-    """Value -> code for one enumerated input (values that mean "none" map to MISSING)."""
-    codes = {value: code for code, value in enumerate(values)}
+def _vocabulary(name: str, values: tuple[str, ...]) -> dict[str | None, int]:
+    """Value -> code for one enumerated input (a missing value and the values that mean
+    "none" map to MISSING)."""
+    codes: dict[str | None, int] = {None: MISSING}
+    codes.update((value, code) for code, value in enumerate(values))
     codes.update(dict.fromkeys(MEANS_MISSING.get(name, ()), MISSING))
     return codes
 
 
+#: Value -> code of each enumerated input, None (missing) included: one C-level map a column.
 _VOCABULARIES = [_vocabulary(name, values) for name, _, _, values in ENUMS]
+#: A flag's cell -> its code (cells are validated: a bool or None).
+_FLAG_CODES: dict[bool | None, int] = {None: MISSING, False: 0, True: 1}
 
 NUMBER_INDEX: dict[str, int] = {name: i for i, (name, _, _) in enumerate(NUMBERS)}
 FLAG_INDEX: dict[str, int] = {name: i for i, (name, _, _) in enumerate(FLAGS)}
@@ -209,13 +215,14 @@ class Columns:
             len(NUMBERS), n
         )
         flags = np.array(
-            [[MISSING if x is None else int(x) for x in v[PATHS[name]]] for name, _, _ in FLAGS],
+            [list(map(_FLAG_CODES.__getitem__, v[PATHS[name]])) for name, _, _ in FLAGS],
             dtype=np.int8,
         ).reshape(len(FLAGS), n)
         texts = [v[PATHS[name]] for name, *_ in ENUMS]
+        unknown = repeat(UNKNOWN)
         enums = np.array(
             [
-                [MISSING if x is None else codes.get(x, UNKNOWN) for x in column]
+                list(map(codes.get, column, unknown))
                 for column, codes in zip(texts, _VOCABULARIES, strict=True)
             ],
             dtype=np.int8,
@@ -237,12 +244,12 @@ class Columns:
             fx_rate=floats([rates[c] for c in v["currency"]]),
             products=floats([None if h is None else len(h) for h in held]),
             advanced_products=floats(
-                [sum(1 for x in h if x in advanced) if h else 0 for h in held]
+                [sum(map(advanced.__contains__, h)) if h else 0 for h in held]
             ),
             countries=floats(
                 [None if c is None else len(ok) for c, ok in zip(listed, valid, strict=True)]
             ),
-            call_for_action=floats([sum(1 for c in ok if c in cfa) for ok in valid]),
+            call_for_action=floats([sum(map(cfa.__contains__, ok)) for ok in valid]),
             unknown_countries=floats(
                 [0 if c is None else len(c) - len(ok) for c, ok in zip(listed, valid, strict=True)]
             ),

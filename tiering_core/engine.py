@@ -234,16 +234,29 @@ def assessment_lines(cols: Columns, policy: Policy, as_of: date) -> bytes:
     """A batch's output lines (``crmtier tier``), each ``assessment_json`` of its decision
     plus a newline, byte for byte; campaign actions, the bulk of a line, are spliced in
     as fragments serialised column by column (``strategy.campaigns_json``) instead of ten
-    dicts a customer. Campaigns are the last action kind, so they close the array."""
+    dicts a customer. Campaigns are the last action kind, so they close the array.
+    Reason texts are made as dicts up front (a line writes every one). Overrides are
+    applied as ``decide_columns`` applies them: a line is the customer's ``Assessment``,
+    whatever path made it."""
     if not cols.n:
         return b""
-    ev = evaluate(cols, policy, as_of)
-    decided = decisions.made(cols, ev, policy, as_of, _LINE_KINDS)
+    ev = override.apply(evaluate(cols, policy, as_of), cols, policy, as_of)
+    decided = decisions.made(cols, ev, policy, as_of, _LINE_KINDS, rendered=True)
     m = decisions.memberships(cols, ev, policy)
-    fragments = strategy.campaigns_json(cols.ids, m.keys, m.member.tolist())
+    member = m.member.tolist()
+    fragments = strategy.campaigns_json(cols.ids, m.keys, member)
     lines = []
-    for decision, fragment in zip(decided, fragments, strict=True):
-        line = pydantic_core.to_json(_with_texts(decision))
+    for i, (decision, fragment) in enumerate(zip(decided, fragments, strict=True)):
+        actions = decision["actions"]
+        if actions and actions[-1].get("rule") == override.REFUSED_RULE:
+            # a refused override's task follows the campaigns (decisions.made): in place
+            decision["actions"] = (
+                *actions[:-1],
+                *strategy.campaigns(decision["id"], m.keys, [row[i] for row in member]),
+                actions[-1],
+            )
+            fragment = b""
+        line = pydantic_core.to_json(decision)
         if fragment:
             end = line.rindex(_ACTIONS_END)
             comma = b"," if decision["actions"] else b""

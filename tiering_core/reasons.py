@@ -9,6 +9,7 @@ threshold) outrank contributing ones.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from tiering_core.reason_spec import ReasonSpec
@@ -21,6 +22,13 @@ CATALOGUE: dict[str, ReasonSpec] = {spec.code: spec for spec in (*CUSTOMER, *RIS
 
 def format_value(value: Any) -> str:
     """How an observed value or threshold reads in a reason's text."""
+    cls = value.__class__  # the two usual types first, as the general case below has them
+    if cls is int:
+        return f"{value:,}"
+    if cls is float:
+        if value.is_integer():
+            return f"{int(value):,}"
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float) and not value.is_integer():
@@ -102,8 +110,15 @@ def top_reasons(
     list. AML reasons are never among them (unless ``include_aml``: the EDD task for the
     compliance queue): the CRM's reasons field is visible to sales staff and the AML rating
     is confidential (PBOC 保密原则)."""
-    visible = [r for r in reasons if include_aml or r["dimension"] != "aml"]
-    return sorted(visible, key=lambda r: (-r["weight"], r["code"]))[:n]
+    visible = reasons if include_aml else [r for r in reasons if r["dimension"] != "aml"]
+    # by code, then (stably, so ties stay by code) heaviest first: two C-level keys
+    ordered = sorted(visible, key=_CODE)
+    ordered.sort(key=_WEIGHT, reverse=True)
+    return ordered[:n]
+
+
+_CODE = itemgetter("code")
+_WEIGHT = itemgetter("weight")
 
 
 def compact(reasons: list[dict[str, Any]], language: str, max_chars: int) -> str:

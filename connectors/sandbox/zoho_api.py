@@ -39,6 +39,7 @@ from connectors.sandbox.zoho_schema import (
     TASK_MODULE,
     OrgSchema,
 )
+from connectors.sandbox.zoho_users import users
 from connectors.sandbox.zoho_wire import ID_BASE, format_time, parse_time, request_body
 from connectors.sandbox.zoho_writes import MAX_WRITE
 
@@ -168,7 +169,7 @@ class ZohoApi:
             self._api(partial(writes.delink, self), "related_delete"),
             "related_delete",
         )
-        add("GET", r"/crm/v2/users", self._api(self.users, "users"), "users")
+        add("GET", r"/crm/v2/users", self._api(partial(users, self), "users"), "users")
         add("POST", r"/crm/v2/coql", self._api(partial(coql, self), "coql"), "coql")
         add(
             "POST",
@@ -232,32 +233,6 @@ class ZohoApi:
                     }
                     for i, m in enumerate(MODULES)
                 ]
-            }
-        )
-
-    def users(self, request: Request) -> Response:
-        """``GET /crm/v2/users?type=CurrentUser``: the one user the sandbox models, the
-        integration user. Other types would list the org's users, which the sandbox does
-        not keep, so they are refused rather than answered wrongly."""
-        if request.arg("type") != "CurrentUser":
-            return zoho_error("INVALID_DATA", "the sandbox answers only type=CurrentUser", 400)
-        ids = {"user": ID_BASE + 90001, "profile": ID_BASE + 90002, "role": ID_BASE + 90003}
-        user = {  # the v2 sample answer's keys crmtier and zcrmsdk read, nothing personal
-            "id": str(ids["user"]),
-            "first_name": "crmtier",
-            "last_name": "Integration",
-            "full_name": "crmtier Integration",
-            "email": "crmtier-integration@bank.example",
-            "role": {"name": self.role, "id": str(ids["role"])},
-            "profile": {"name": self.profile, "id": str(ids["profile"])},
-            "status": "active",
-            "confirm": True,
-            "time_zone": "Asia/Shanghai",
-        }
-        return Response.json(
-            {
-                "users": [user],
-                "info": {"per_page": 200, "count": 1, "page": 1, "more_records": False},
             }
         )
 

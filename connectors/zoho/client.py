@@ -162,6 +162,28 @@ class ZohoClient:
             role=str(role.get_name() or "") if role is not None else "",
         )
 
+    def users_page(self, user_type: str, page: int, fields: Sequence[str]) -> ReadPage:
+        """``GET /crm/v2/users?type=...&page=...&per_page=200`` (scope
+        ``ZohoCRM.users.READ``): each user as ``id``, ``status`` and the ``fields`` asked
+        for (custom user fields come back among the user's keys), nothing else."""
+        params = ParameterMap()
+        params.add(sdk_users.GetUsersParam.type, user_type)
+        params.add(sdk_users.GetUsersParam.page, page)
+        params.add(sdk_users.GetUsersParam.per_page, 200)
+        wrapper = self._call("users", lambda: sdk_users.UsersOperations().get_users(params))
+        if wrapper is None:
+            return ReadPage([], False)
+        rows = [
+            {
+                "id": str(u.get_id()),
+                "status": str(u.get_status() or ""),
+                **{f: u.get_key_value(f) for f in fields},
+            }
+            for u in wrapper.get_users() or []
+        ]
+        info = wrapper.get_info()
+        return ReadPage(rows, bool(info is not None and info.get_more_records()))
+
     # --- records --------------------------------------------------------------------------
 
     def read_page(

@@ -74,11 +74,22 @@ class TaskSettings:
     #: how often pending webhook events whose job is gone are given one (webhook_batch)
     sweep_every: timedelta = timedelta(seconds=30)
 
-    def retry(self, max_attempts: int, *final: type[Exception]) -> RetryStrategy:
-        """Exponential retries up to ``max_attempts`` runs, except after an exception of
-        a ``final`` type (the job decided itself that more attempts cannot help)."""
-        return _RetryUnless(
-            max_attempts=max_attempts, exponential_wait=self.retry_base, final=final
+    def retry(
+        self,
+        max_attempts: int,
+        *,
+        final: tuple[type[Exception], ...] = (),
+        soon: tuple[type[Exception], ...] = (),
+    ) -> RetryStrategy:
+        """Exponential retries up to ``max_attempts`` runs; none after an exception of a
+        ``final`` type (the job decided itself that more attempts cannot help); after a
+        ``soon`` one, a retry in a second whatever the attempts (the job was not tried:
+        its work was busy elsewhere)."""
+        return _JobRetry(
+            max_attempts=max_attempts,
+            exponential_wait=self.retry_base,
+            final=final,
+            soon=soon,
         )
 
     @property
@@ -88,12 +99,15 @@ class TaskSettings:
 
 
 @attr.dataclass(kw_only=True)
-class _RetryUnless(RetryStrategy):
+class _JobRetry(RetryStrategy):
     final: tuple[type[Exception], ...] = ()
+    soon: tuple[type[Exception], ...] = ()
 
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
         if isinstance(exception, self.final):
             return None
+        if isinstance(exception, self.soon):
+            return RetryDecision(retry_in={"seconds": 1})
         return super().get_retry_decision(exception=exception, job=job)
 
 
@@ -147,7 +161,12 @@ def build_app(site: Worksite, kinds: tuple[Register, ...]) -> App:
     """The Procrastinate app over ``site``'s store with every job kind registered, the
     queue's schema brought up to date first."""
     site.store.migrate("task_engine", TASK_MIGRATIONS)
-    app = App(connector=PsycopgConnector(conninfo=conninfo(site.store)))
+    # its own pool beside the store's: one connection to listen for new jobs, the
+    # heartbeat, job fetches and results; min 1 so an idle receiver holds one
+    connector = PsycopgConnector(
+        conninfo=conninfo(site.store), min_size=1, max_size=site.settings.concurrency + 4
+    )
+    app = App(connector=connector)
     for register in kinds:
         register(app, site)
     _register_retry_stalled(app, site.settings)

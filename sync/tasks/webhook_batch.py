@@ -11,9 +11,11 @@ A job claims its events (``Inbox.claim_ids``: pending ones, or ones its own earl
 held when its worker died) and hands them to ``InboxWorker.process_claimed``, the same
 fetch, admit, process and settle path as the in-process worker. What it leaves pending
 (the CRM failed, a stale read) makes the job raise ``EventsPending``, and the engine
-retries the job with its exponential backoff; what the worker buried after the last
-attempt makes it raise ``EventsBuried``, which is not retried: the job is the engine's
-dead letter, and its events stay ``dead`` in the inbox with their reason.
+retries the job with its exponential backoff; events left untried because another
+worker or a sync run holds their customers (``EventsBusy``) are retried in a second;
+what the worker buried after the last attempt makes it raise ``EventsBuried``, which is
+not retried: the job is the engine's dead letter, and its events stay ``dead`` in the
+inbox with their reason.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import sqlalchemy as sa
 from procrastinate import App, JobContext
 from sqlalchemy.dialects import postgresql
 
-from sync.inbox import CLAIMED, DEAD, PENDING, Inbox, InboxItem
+from sync.inbox import CLAIMED, DEAD, DONE, PENDING, Inbox
 from sync.schema import Migration, metadata, utc_text
 from sync.store import StateStore
 from sync.tasks.engine import Worksite, cron_every
@@ -63,6 +65,12 @@ Record = Callable[[int, str], None]
 
 class EventsPending(Exception):
     """Some of the job's events wait for another attempt (the engine retries the job)."""
+
+
+class EventsBusy(EventsPending):
+    """The job's pending events were not tried: their customers are being processed by
+    another worker or a sync run right now (their attempts given back). The engine runs
+    the job again in a second, not after an exponential wait."""
 
 
 class EventsBuried(Exception):
@@ -137,22 +145,19 @@ def process_job(worker: InboxWorker, owner: str, event_ids: Sequence[int], recor
     if items:
         worker.process_claimed(items, now)
     states = worker.inbox.states([i.id for i in items])
-    customers = _finished_customers(items, states)
-    pending = {i: e for i, (s, e) in states.items() if s in (PENDING, CLAIMED)}
-    dead = {i: e for i, (s, e) in states.items() if s == DEAD}
+    done = {i.customer_id for i in items if states[i.id].status == DONE}
+    customers = len(done - {i.customer_id for i in items if states[i.id].status != DONE})
+    pending = {i: s.error for i, s in states.items() if s.status in (PENDING, CLAIMED)}
+    dead = {i: s.error for i, s in states.items() if s.status == DEAD}
     record(customers, "dead" if dead else "retry" if pending else "done")
     if dead:
         raise EventsBuried(f"{len(dead)} events dead: {_first(dead)}")
+    untried = all(states[i.id].attempts < i.attempts for i in items if i.id in pending)
+    if pending and untried:
+        raise EventsBusy(f"{len(pending)} events wait for another holder: {_first(pending)}")
     if pending:
         raise EventsPending(f"{len(pending)} events to retry: {_first(pending)}")
     return customers
-
-
-def _finished_customers(
-    items: Sequence[InboxItem], states: dict[int, tuple[str, str | None]]
-) -> int:
-    unfinished = {i.customer_id for i in items if states.get(i.id, (PENDING, None))[0] != "done"}
-    return len({i.customer_id for i in items} - unfinished)
 
 
 def _first(errors: dict[int, str | None]) -> str:
@@ -171,7 +176,7 @@ def register(app: App, site: Worksite) -> None:
         options=options,
         owner=site.name,
     )
-    retry = site.settings.retry(options.max_attempts, EventsBuried)
+    retry = site.settings.retry(options.max_attempts, final=(EventsBuried,), soon=(EventsBusy,))
 
     @app.task(name=TASK, queue=QUEUE, pass_context=True, retry=retry)
     def webhook_batch(context: JobContext, event_ids: list[int]) -> int:

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tiering_core.columns import Columns
-from tiering_core.engine import assess, assess_batch, decide_batch
+from tiering_core.engine import assess, assess_batch, assessment_lines, decide_batch
 from tiering_core.models import Assessment, CustomerProfile
 from tiering_core.policy import OverridePolicy, default_policy_text, load_policy, parse_policy
 from tiering_core.rules import override
@@ -163,6 +163,22 @@ def test_each_rule(
         assert task.owner_id == o.get("maker_id", BASELINE["owner_id"])
         assert override.CAUSES[cause][0] in task.subject
         assert "\n" not in task.subject
+
+
+def test_crmtier_tier_writes_each_case_as_its_assessment() -> None:
+    """``crmtier tier``'s lines (``assessment_lines``) apply overrides as ``assess`` does:
+    every case above, in one batch, is the model's JSON byte for byte (they once went
+    out without the override's reasons, tier, service level or refusal task)."""
+    batch = [
+        customer({k: v for k, v in {**GOOD, **changes}.items() if v is not None}, **profile)
+        for _, changes, profile, policy, *_ in CASES
+        if not policy
+    ]
+    written = assessment_lines(Columns.from_profiles(batch, POLICY), POLICY, AS_OF)
+    expected = b"".join(
+        a.model_dump_json().encode() + b"\n" for a in assess_batch(batch, POLICY, AS_OF)
+    )
+    assert written == expected
 
 
 def test_applied_override_is_the_lead_reason_and_shows_its_expiry() -> None:

@@ -17,6 +17,7 @@ COMMANDS = [
     ["sync", "--dry-run"],
     ["doctor"],
     ["serve", "--no-sync"],
+    ["worker"],
     ["report", "--output", "{dir}/r.html"],
     ["audit", "verify"],
     ["audit", "show"],

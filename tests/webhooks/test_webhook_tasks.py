@@ -45,6 +45,7 @@ from sync.tasks.webhook_batch import (
     SWEEP_GRACE,
     TASK,
     EventsBuried,
+    EventsBusy,
     EventsPending,
     defer_events,
     process_job,
@@ -180,7 +181,7 @@ def test_a_job_finishes_its_customers_and_counts_them(store: StateStore) -> None
     counted: list[tuple[int, str]] = []
     assert process_job(worker, "job:7", ids, lambda n, o: counted.append((n, o))) == 2
     assert counted == [(2, "done")]
-    assert {s for s, _ in worker.inbox.states(ids).values()} == {DONE}
+    assert {s.status for s in worker.inbox.states(ids).values()} == {DONE}
 
 
 def test_a_crm_failure_leaves_the_events_pending_for_the_engines_retry(store: StateStore) -> None:
@@ -192,7 +193,7 @@ def test_a_crm_failure_leaves_the_events_pending_for_the_engines_retry(store: St
     counted: list[tuple[int, str]] = []
     with pytest.raises(EventsPending, match="503 from the CRM"):
         process_job(worker, "job:7", ids, lambda n, o: counted.append((n, o)))
-    assert worker.inbox.states(ids)[ids[0]][0] == PENDING
+    assert worker.inbox.states(ids)[ids[0]].status == PENDING
     assert counted == [(0, "retry")]
     crm.down = None  # the engine's retry runs the same job again
     assert process_job(worker, "job:7", ids, lambda n, f: None) == 1
@@ -211,8 +212,24 @@ def test_the_last_attempt_buries_the_events_with_their_reason_and_is_final(
     counted: list[tuple[int, str]] = []
     with pytest.raises(EventsBuried, match="503 from the CRM"):
         process_job(worker, "job:7", ids, lambda n, o: counted.append((n, o)))
-    assert worker.inbox.states(ids)[ids[0]] == (DEAD, "TransientError: 503 from the CRM")
+    assert worker.inbox.states(ids)[ids[0]] == (DEAD, "TransientError: 503 from the CRM", 2)
     assert counted == [(0, "dead")]
+
+
+def test_events_whose_customer_another_holder_has_wait_untried_and_retry_soon(
+    store: StateStore,
+) -> None:
+    crm = MemoryCrm()
+    crm.set("C1", 1, T0)
+    worker = _worker(store, crm)
+    ids = _events(worker.inbox, "C1")
+    other = CustomerClaims(store)
+    assert other.claim(["C1"], "a sync run elsewhere") == {"C1"}
+    with pytest.raises(EventsBusy, match="holds the customer"):
+        process_job(worker, "job:7", ids, lambda n, o: None)
+    assert worker.inbox.states(ids)[ids[0]][::2] == (PENDING, 0)  # the attempt given back
+    other.release(["C1"], "a sync run elsewhere")
+    assert process_job(worker, "job:7", ids, lambda n, o: None) == 1
 
 
 @pytest.mark.parametrize(
@@ -223,12 +240,14 @@ def test_the_last_attempt_buries_the_events_with_their_reason_and_is_final(
         (EventsPending("x"), 5, None),  # out of attempts: the job is the dead letter
         (RuntimeError("store blinked"), 0, 2),
         (EventsBuried("x"), 0, None),  # final whatever the attempts
+        (EventsBusy("x"), 0, 1),  # not tried: soon, and whatever the attempts
+        (EventsBusy("x"), 9, 1),
     ],
 )
 def test_retries_are_exponential_bounded_and_never_after_a_burial(
     exception: Exception, attempts: int, retried_in: int | None
 ) -> None:
-    strategy = TaskSettings(retry_base=2).retry(5, EventsBuried)
+    strategy = TaskSettings(retry_base=2).retry(5, final=(EventsBuried,), soon=(EventsBusy,))
     job: Any = type("Job", (), {"attempts": attempts})()
     before = datetime.now(UTC)
     decision = strategy.get_retry_decision(exception=exception, job=job)

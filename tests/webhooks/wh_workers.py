@@ -154,17 +154,28 @@ class Cluster:
         )
 
     def audit_by_customer(self, customers: list[str]) -> dict[str, list[tuple[Any, ...]]]:
-        """Each customer's webhook audit rows (event, new value, reasons), in order."""
+        """Each customer's webhook audit rows (event, new value, reasons), in order; task
+        rows are left to ``task_decisions``."""
         by_ref: dict[str, list[tuple[Any, ...]]] = {}
         for row in self.rows(
             "SELECT customer_ref, event, new, reason_codes FROM audit"
-            " WHERE trigger = 'webhook' ORDER BY seq"
+            " WHERE trigger = 'webhook' AND event <> 'task' ORDER BY seq"
         ):
             by_ref.setdefault(str(row.customer_ref), []).append(
                 (row.event, json.dumps(row.new, sort_keys=True), json.dumps(row.reason_codes))
             )
         refs = self.refs(customers)
         return {cid: by_ref.get(refs[cid], []) for cid in customers}
+
+    def task_decisions(self, customers: list[str]) -> dict[str, list[tuple[str, str]]]:
+        """Each customer's tasks decided, made or waiting (``task_queue``): which of them
+        are made at once depends on the order customers are processed in (an owner's cap
+        of open tasks), which workers running side by side do not fix."""
+        by_customer: dict[str, list[tuple[str, str]]] = {cid: [] for cid in customers}
+        for row in self.rows("SELECT customer_id, key, rule FROM task_queue ORDER BY key"):
+            if row.customer_id in by_customer:
+                by_customer[row.customer_id].append((str(row.key), str(row.rule)))
+        return by_customer
 
     def refs(self, customers: list[str]) -> dict[str, str]:
         from crmtier.config import load_config

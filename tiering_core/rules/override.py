@@ -306,6 +306,10 @@ def row_of(cols: Columns, i: int) -> dict[str, Any] | None:
     return row if row.get("value_tier") is not None or row.get("service_tier") else None
 
 
+#: The rule name of a refused override's task (the last of a decision's actions).
+REFUSED_RULE = "override_refused"
+
+
 def refusal_tasks(
     customer_id: str,
     owner_id: str | None,
@@ -343,7 +347,7 @@ def refusal_tasks(
     return [
         {
             "kind": "task",
-            "rule": "override_refused",
+            "rule": REFUSED_RULE,
             "subject": f"Tier override to {asked} {_verdict(cause)}: {en}",
             "priority": rule.priority,
             "due": due,
@@ -355,7 +359,7 @@ def refusal_tasks(
                 f" ({rule.deadline_source or 'bank policy'})."
             ),
             "dedupe_key": dedupe_key(
-                customer_id, "override_refused", cause, *parts, period_label(as_of, rule.period)
+                customer_id, REFUSED_RULE, cause, *parts, period_label(as_of, rule.period)
             ),
         }
     ]

@@ -1,0 +1,188 @@
+"""A batch's reasons and DQ issues as each customer's plain data, from the evaluation's
+columns (``rules.base.ReasonColumn``/``IssueColumn``): what ``decisions`` puts in every
+decision. Made column by column: a column's cells of all its rows are taken in one numpy
+call, and customers who share a value and threshold share one text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tiering_core.cells import INTEGER_PATHS
+from tiering_core.columns import ENUMS, NUMBERS, PATHS, BoolArray, Columns
+from tiering_core.reason_spec import ReasonSpec
+from tiering_core.reasons import CATALOGUE, ReasonText
+from tiering_core.rules.base import IssueColumn, ReasonColumn
+
+
+def _py(value: Any) -> Any:
+    """A numpy/float value as JSON-friendly Python: whole numbers as int, NaN as None."""
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return None
+        return int(value) if value.is_integer() else value
+    return value
+
+
+def _hits(masks: Sequence[BoolArray]) -> list[tuple[int, int]]:
+    """(column, row) of every true cell, column by column: one numpy call for all masks."""
+    if not masks:
+        return []
+    columns, rows = np.nonzero(np.vstack(masks))
+    return list(zip(columns.tolist(), rows.tolist(), strict=True))
+
+
+def _rows_by_column(masks: Sequence[BoolArray]) -> list[tuple[int, list[int]]]:
+    """Each column with a true cell and its true rows, in column order: one numpy call
+    for all masks, and the rows cut into columns where the column changes instead of one
+    dict append per cell."""
+    if not masks:
+        return []
+    columns, rows = np.nonzero(np.vstack(masks))
+    if not columns.size:
+        return []
+    bounds = [0, *(np.flatnonzero(np.diff(columns)) + 1).tolist(), columns.size]
+    firsts, cells = columns.tolist(), rows.tolist()
+    return [(firsts[a], cells[a:b]) for a, b in pairwise(bounds)]
+
+
+def reasons_by_row(
+    cols: Columns, columns: Sequence[ReasonColumn], rendered: bool
+) -> list[list[dict[str, Any]]]:
+    """Each customer's reasons, in column order. Made column by column: one numpy call
+    takes a column's cells of all its rows, and the customers of a column who share a
+    value and threshold share one text (rendered once: up front if ``rendered``, else
+    when first read)."""
+    text_of: Callable[[ReasonSpec, Any, Any], Mapping[str, str]] = (
+        _rendered if rendered else ReasonText
+    )
+    rows: list[list[dict[str, Any]]] = [[] for _ in range(cols.n)]
+    for c, hit in _rows_by_column([rc.mask for rc in columns]):
+        rc = columns[c]
+        observed: list[Any]
+        if rc.profile_path is not None:  # the listed countries, as given
+            observed = [_listed(cols, i) for i in hit]
+        elif rc.labels is not None:
+            labels = rc.labels
+            observed = [None if k is None else labels[int(k)] for k in _cells(rc.value, hit)]
+        else:
+            observed = _cells(rc.value, hit)
+        thresholds = _cells(rc.threshold, hit)
+        spec = CATALOGUE[rc.code]
+        code, dimension, factor = spec.code, spec.dimension, spec.factor
+        weights = (
+            [spec.weight] * len(hit)
+            if rc.weight is None
+            else [spec.weight if w is None else round(w, 4) for w in _cells(rc.weight, hit)]
+        )
+        texts: dict[tuple[Any, Any], Mapping[str, str]] = {}
+        for i, seen, threshold, weight in zip(hit, observed, thresholds, weights, strict=True):
+            if seen.__class__ is list:
+                text = text_of(spec, seen, threshold)
+            else:
+                text = texts.get((seen, threshold))  # type: ignore[assignment]
+                if text is None:
+                    text = texts[(seen, threshold)] = text_of(spec, seen, threshold)
+            # make_reason's dict, inlined: a customer has six reasons on average
+            rows[i].append(
+                {
+                    "code": code,
+                    "dimension": dimension,
+                    "factor": factor,
+                    "value": seen,
+                    "threshold": threshold,
+                    "weight": weight,
+                    "text": text,
+                }
+            )
+    return rows
+
+
+def _rendered(spec: ReasonSpec, value: Any, threshold: Any) -> dict[str, str]:
+    return ReasonText(spec, value, threshold).rendered()
+
+
+def _listed(cols: Columns, row: int) -> list[str] | None:
+    listed = cols.listed_countries[row]
+    return None if listed is None else list(listed)
+
+
+def _cells(values: Any, rows: list[int]) -> list[Any]:
+    """A column's ``rows`` as JSON-friendly Python values; a scalar stands for every row."""
+    if isinstance(values, np.ndarray):
+        return _plain(values[rows])
+    return [_py(values)] * len(rows)
+
+
+#: Beyond this a whole float does not fit an int64 (``_py`` makes it a Python int).
+_INT64_SAFE = 2.0**62
+#: Fewer cells than this are cheaper one by one than through four numpy calls (a batch
+#: of one: the webhook path).
+_FEW = 16
+
+
+def _plain(x: npt.NDArray[Any]) -> list[Any]:
+    """``[_py(v) for v in x.tolist()]``, in one C-level conversion when the column allows
+    it: every cell a whole number (counts, most thresholds) or none whole and none NaN
+    (amounts). A reason's cells are most of a decision's values, so the per-cell Python
+    call of ``_py`` was a tenth of deciding (bench/core.py)."""
+    cells: list[Any]
+    if x.dtype.kind != "f":
+        cells = x.tolist()  # codes and flags: _py leaves non-floats as they are
+        return cells
+    if x.size < _FEW:
+        return [_py(v) for v in x.tolist()]
+    finite = np.isfinite(x)
+    whole = finite & (np.trunc(x) == x)
+    if whole.all() and (np.abs(x) < _INT64_SAFE).all():
+        cells = x.astype(np.int64).tolist()
+    elif finite.all() and not whole.any():
+        cells = x.tolist()
+    else:
+        cells = [_py(v) for v in x.tolist()]
+    return cells
+
+
+def issues_by_row(cols: Columns, columns: list[IssueColumn]) -> list[list[dict[str, Any]]]:
+    rows: list[list[dict[str, Any]]] = [[] for _ in range(cols.n)]
+    for c, i in _hits([ic.mask for ic in columns]):
+        ic = columns[c]
+        rows[i].append(
+            {
+                "code": ic.code,
+                "field": ic.path,
+                "problem": ic.problem,
+                "value": _input_value(cols, ic.path, i),
+            }
+        )
+    return rows
+
+
+#: Canonical path -> (row in ``numbers``, whether the model holds it as an integer).
+_NUMBER_ROWS = {
+    PATHS[name]: (k, PATHS[name] in INTEGER_PATHS) for k, (name, _, _) in enumerate(NUMBERS)
+}
+#: Canonical path -> row in ``enum_texts``.
+_ENUM_ROWS = {PATHS[name]: k for k, (name, *_) in enumerate(ENUMS)}
+
+
+def _input_value(cols: Columns, path: str, row: int) -> Any:
+    """The input a DQ issue is about, as given (a block or a missing value: None)."""
+    number = _NUMBER_ROWS.get(path)
+    if number is not None:
+        k, integer = number
+        x = float(cols.numbers[k, row])
+        return None if x != x else int(x) if integer else x
+    enum = _ENUM_ROWS.get(path)
+    if enum is not None:
+        return cols.enum_texts[enum][row]
+    if path == "currency":
+        return cols.currencies[row]
+    if path == "aml.high_risk_countries":
+        return _listed(cols, row)
+    return None  # a whole block, a missing flag
