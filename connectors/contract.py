@@ -294,3 +294,20 @@ class UserDirectory(Protocol):
         """``{"id", "active", "capacity"}`` (capacity as the CRM holds it) of every user
         whose ``capacity_field`` holds a value: the RMs; other users are not read."""
         ...
+
+
+@runtime_checkable
+class ReadContext(Protocol):
+    """A connector whose writes use what its reads learnt besides the records (Salesforce:
+    each Person Account's Person Contact, which a campaign membership names). A page read
+    in one process and written in another (a re-tier spread over workers) carries it, so
+    the writer makes no look-up call the reader did not need. Outside ``Connector``: only
+    connectors that learn such things have it."""
+
+    def read_context(self, ids: Sequence[str]) -> dict[str, Any]:
+        """What the reads learnt about these records (JSON), as far as it is still known."""
+        ...
+
+    def adopt_read_context(self, context: Mapping[str, Any]) -> None:
+        """Take in what another process's reads learnt (``read_context``)."""
+        ...

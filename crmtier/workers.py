@@ -4,17 +4,19 @@ Procrastinate, so the embedded default never loads it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import partial
 
-from procrastinate import App
+from procrastinate import App, PsycopgConnector
 
 from crmtier.config import CrmtierConfig
 from sync.engine import SyncEngine
 from sync.store import StateStore
-from sync.tasks.engine import TaskSettings, Worksite, build_app
+from sync.tasks.engine import TASK_MIGRATIONS, TaskSettings, Worksite, build_app, conninfo
 from sync.tasks.kinds import KINDS
+from sync.tasks.retier_page import ProcrastinateUnits
 from sync.tasks.stats import queue_stats
 from sync.tasks.webhook_batch import defer_events
 from webhooks.runtime import TaskEngineHooks, worker_options
@@ -51,3 +53,13 @@ def hooks(app: App, site: Worksite) -> TaskEngineHooks:
         return defer_events(app, site.store, ids, batch)
 
     return TaskEngineHooks(defer, partial(queue_stats, site.store))
+
+
+@contextmanager
+def page_units(store: StateStore) -> Iterator[ProcrastinateUnits]:
+    """The coordinator's side of a re-tier spread over workers: defers a job per page
+    unit into the store's queue (``crmtier worker`` processes run them)."""
+    store.migrate("task_engine", TASK_MIGRATIONS)
+    app = App(connector=PsycopgConnector(conninfo=conninfo(store)))
+    with app.open():
+        yield ProcrastinateUnits(app)

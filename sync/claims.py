@@ -15,9 +15,9 @@ process, and processes only those it got:
 * **The version guard** (compare-and-set): each customer's row also keeps the highest
   record modstamp *admitted* for processing. Inside its claim, a worker admits a record
   only if its modstamp is not older than that, and raises it; an older view is
-  *superseded*: it is never written (someone already processed a newer one). Before this
-  guard covered every path it was the webhook worker's alone (``webhook_versions``);
-  ``_absorb_webhook_versions`` moves those rows here so no admitted version is forgotten.
+  *superseded*: it is never written (someone already processed a newer one).
+
+The table and its migrations are in ``sync.claims_schema``.
 
 Expiry is judged by the database's clock (``clock_timestamp()`` on PostgreSQL, as
 ``sync.shared_limits`` does; SQLite's own clock on the embedded store), so hosts whose
@@ -43,94 +43,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from sync.leases import Heartbeat
-from sync.schema import Migration, metadata, parse_utc, utc_text
+from sync.claims_schema import CHUNK, CLAIMS_MIGRATIONS, customer_claims, upsert
+from sync.leases import Heartbeat, process_is_running
+from sync.schema import parse_utc, utc_text
 from sync.store import StateStore
 
 log = logging.getLogger(__name__)
-
-#: one row per customer ever claimed: who holds it (``owner`` NULL: nobody), until when
-#: (epoch seconds of the database clock), and the newest modstamp admitted for processing
-customer_claims = sa.Table(
-    "customer_claims",
-    metadata,
-    sa.Column("customer_id", sa.String(64), primary_key=True),
-    sa.Column("owner", sa.String(120), nullable=True),
-    sa.Column("expires_at", sa.Float(53), nullable=True),
-    sa.Column("modstamp", sa.String(32), nullable=True),
-)
-
-#: ids per statement: well under SQLite's 32,766 bound parameters at 3 per row
-_CHUNK = 2000
-
-#: the webhook worker's guard before it covered every path (its migration 1 created it)
-_legacy = sa.MetaData()
-webhook_versions = sa.Table(
-    "webhook_versions",
-    _legacy,
-    sa.Column("customer_id", sa.String(64), primary_key=True),
-    sa.Column("modstamp", sa.String(32), nullable=False),
-)
-
-
-def _absorb_webhook_versions(conn: sa.Connection) -> None:
-    """Create ``customer_claims`` and move the webhook worker's admitted versions into it,
-    dropping its table (safe to repeat: absent table, nothing to do; rows already here
-    keep the newer of the two modstamps)."""
-    metadata.create_all(conn, tables=[customer_claims], checkfirst=True)
-    if not sa.inspect(conn).has_table("webhook_versions"):
-        return
-    rows = [dict(r._mapping) for r in conn.execute(sa.select(webhook_versions))]
-    for start in range(0, len(rows), _CHUNK):
-        insert = _insert(conn)
-        conn.execute(
-            insert.values(rows[start : start + _CHUNK]).on_conflict_do_update(
-                index_elements=["customer_id"],
-                set_={"modstamp": insert.excluded.modstamp},
-                where=sa.or_(
-                    customer_claims.c.modstamp.is_(None),
-                    customer_claims.c.modstamp < insert.excluded.modstamp,
-                ),
-            )
-        )
-    webhook_versions.drop(conn)
-
-
-#: the claims component's migrations, registered by ``CustomerClaims``. Append only.
-CLAIMS_MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "customer_claims: per-customer claims with a TTL and the newest modstamp admitted "
-        "per customer (the webhook worker's webhook_versions rows moved here), so workers "
-        "process different customers at once and an older view is never written",
-        _absorb_webhook_versions,
-    ),
-)
-
-#: the webhook worker's component: step 1 made its own version table, step 2 hands its
-#: rows to this module's table (a store written by an older crmtier keeps every version
-#: it admitted; an older crmtier refuses the store rather than miss them)
-WORKER_MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "per-customer processed modstamp for the webhook worker",
-        lambda conn: _legacy.create_all(conn, tables=[webhook_versions], checkfirst=True),
-    ),
-    Migration(
-        2,
-        "webhook_versions moved into customer_claims: one version guard for every path",
-        _absorb_webhook_versions,
-    ),
-)
-
-
-def _insert(conn: sa.Connection) -> postgresql.Insert | sqlite.Insert:
-    """An upsert-capable ``INSERT`` into ``customer_claims`` for the connection's backend."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(customer_claims)
-    return sqlite.insert(customer_claims)
 
 
 def _now(dialect_name: str) -> sa.ColumnElement[float]:
@@ -144,13 +63,13 @@ _THREAD_OWNER = threading.local()
 
 
 def owner_id() -> str:
-    """This thread's claim owner: host, process and thread, and a random part so a new
-    thread that reuses an ended one's id (or a new process its pid) holds none of its
-    claims."""
+    """This thread's claim owner, ``host:pid:thread:random``: the host and process let a
+    claimer on the same host see that the holder is gone (``_died_here``); the random
+    part makes sure a new thread that reuses an ended one's id (or a new process its pid)
+    holds none of its claims."""
     owner: str | None = getattr(_THREAD_OWNER, "id", None)
     if owner is None:
-        host = socket.gethostname()[:60]
-        owner = f"{host}:{os.getpid()}:{threading.get_native_id()}:{uuid.uuid4().hex[:12]}"
+        owner = f"{_host()}:{os.getpid()}:{threading.get_native_id()}:{uuid.uuid4().hex[:12]}"
         _THREAD_OWNER.id = owner
     return owner
 
@@ -201,35 +120,42 @@ class CustomerClaims:
 
     def claim(self, ids: Collection[str], owner: str) -> set[str]:
         """Claim these customers for ``owner``; returns those it now holds (free ones,
-        its own, and those whose holder's claim expired). One statement per 2,000 ids."""
+        its own, and those whose holder's claim expired or whose holder, on this host, is
+        a process that is gone). One statement per 2,000 ids, and two more when some are
+        held by others, to look at their holders."""
         wanted = sorted(set(ids))
         if not wanted:
             return set()
         got: set[str] = set()
         with self.store.begin() as conn:
-            expires = _now(conn.dialect.name) + self.ttl.total_seconds()
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
-                insert = _insert(conn)
-                statement = (
-                    insert.values(
-                        [{"customer_id": c, "owner": owner, "expires_at": expires} for c in chunk]
-                    )
-                    .on_conflict_do_update(
-                        index_elements=["customer_id"],
-                        set_={"owner": insert.excluded.owner, "expires_at": expires},
-                        where=sa.or_(
-                            customer_claims.c.owner.is_(None),
-                            customer_claims.c.owner == insert.excluded.owner,
-                            customer_claims.c.expires_at <= _now(conn.dialect.name),
-                        ),
-                    )
-                    .returning(customer_claims.c.customer_id)
-                )
-                got.update(conn.execute(statement).scalars())
+            for start in range(0, len(wanted), CHUNK):
+                chunk = wanted[start : start + CHUNK]
+                got |= self._upsert(conn, chunk, owner)
+                held = [c for c in chunk if c not in got]
+                if held and _free_the_dead(conn, held):
+                    got |= self._upsert(conn, held, owner)
         if got:
             self._hold(owner, got)
         return got
+
+    def _upsert(self, conn: sa.Connection, ids: list[str], owner: str) -> set[str]:
+        """The one claiming statement: the ids returned are the ones ``owner`` now holds."""
+        expires = _now(conn.dialect.name) + self.ttl.total_seconds()
+        insert = upsert(conn)
+        statement = (
+            insert.values([{"customer_id": c, "owner": owner, "expires_at": expires} for c in ids])
+            .on_conflict_do_update(
+                index_elements=["customer_id"],
+                set_={"owner": insert.excluded.owner, "expires_at": expires},
+                where=sa.or_(
+                    customer_claims.c.owner.is_(None),
+                    customer_claims.c.owner == insert.excluded.owner,
+                    customer_claims.c.expires_at <= _now(conn.dialect.name),
+                ),
+            )
+            .returning(customer_claims.c.customer_id)
+        )
+        return set(conn.execute(statement).scalars())
 
     def claim_waiting(self, ids: Collection[str], owner: str, within: timedelta) -> set[str]:
         """Claim ``ids``, waiting for those another owner holds: asks again after 50 ms,
@@ -253,8 +179,8 @@ class CustomerClaims:
         if not wanted:
             return
         with self.store.begin() as conn:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
+            for start in range(0, len(wanted), CHUNK):
+                chunk = wanted[start : start + CHUNK]
                 conn.execute(
                     customer_claims.update()
                     .where(customer_claims.c.customer_id.in_(_locked(conn, owner, chunk)))
@@ -305,11 +231,11 @@ class CustomerClaims:
         superseded: set[str] = set()
         held: dict[str, str | None] = {}
         with self.store.begin() as conn:
-            for start in range(0, len(ids), _CHUNK):
+            for start in range(0, len(ids), CHUNK):
                 query = (
                     sa.select(customer_claims.c.customer_id, customer_claims.c.modstamp)
                     .where(
-                        customer_claims.c.customer_id.in_(ids[start : start + _CHUNK]),
+                        customer_claims.c.customer_id.in_(ids[start : start + CHUNK]),
                         customer_claims.c.owner == owner,
                     )
                     .order_by(customer_claims.c.customer_id)
@@ -344,9 +270,9 @@ class CustomerClaims:
         wanted = sorted(set(ids))
         out: dict[str, datetime] = {}
         with self.store.engine.connect() as conn:
-            for start in range(0, len(wanted), _CHUNK):
+            for start in range(0, len(wanted), CHUNK):
                 query = sa.select(customer_claims.c.customer_id, customer_claims.c.modstamp).where(
-                    customer_claims.c.customer_id.in_(wanted[start : start + _CHUNK]),
+                    customer_claims.c.customer_id.in_(wanted[start : start + CHUNK]),
                     customer_claims.c.modstamp.is_not(None),
                 )
                 out.update({r.customer_id: parse_utc(r.modstamp) for r in conn.execute(query)})
@@ -393,6 +319,36 @@ class CustomerClaims:
         for h in held:
             if h.heartbeat is not None:
                 h.heartbeat.stop()
+
+
+def _free_the_dead(conn: sa.Connection, ids: list[str]) -> bool:
+    """Expire the claims of the holders of ``ids`` that are processes of this host that
+    are gone (or zombies), as the stream's lease does (``sync.leases``): a worker
+    SIGKILLed here does not keep its customers for a whole ttl. True if any was."""
+    owners = conn.execute(
+        sa.select(customer_claims.c.owner)
+        .distinct()
+        .where(customer_claims.c.customer_id.in_(ids), customer_claims.c.owner.is_not(None))
+    ).scalars()
+    dead = [o for o in owners if _died_here(o)]
+    if dead:
+        conn.execute(
+            customer_claims.update().where(customer_claims.c.owner.in_(dead)).values(expires_at=0.0)
+        )
+    return bool(dead)
+
+
+def _died_here(owner: str) -> bool:
+    """Whether ``owner`` (``owner_id``'s ``host:pid:thread:random``) is a process of this
+    host that will never run again; owners of any other form are never judged so."""
+    parts = owner.rsplit(":", 3)
+    if len(parts) != 4 or parts[0] != _host() or not parts[1].isdigit():
+        return False
+    return not process_is_running(int(parts[1]))
+
+
+def _host() -> str:
+    return socket.gethostname()[:60]
 
 
 def _locked(

@@ -128,14 +128,17 @@ class Dispatcher:
         return [item.id for item in by_identity.values()]
 
     def recover(self, items: list[OutboxItem], states: dict[str, CustomerState]) -> None:
-        """Queue the writes an earlier run left pending, under the decisions it stored."""
+        """Queue the writes left pending under the decisions stored with them: an earlier
+        run's, or this run's own when its page units left them (``sync.retier``: a unit
+        sends full batches only), which then count as this run's."""
         for item in items:
             self.pool.queue[item.id] = item
             decision = self.decisions.get(item.customer_id)
             if decision is None:
                 state = states.get(item.customer_id)
                 pending = PendingDecision.from_json(state.pending if state else None)
-                decision = Decision(item.customer_id, pending, set(), this_run=False, base=state)
+                ours = pending is not None and pending.run_id == self.run_id
+                decision = Decision(item.customer_id, pending, set(), this_run=ours, base=state)
                 self.decisions[item.customer_id] = decision
             decision.outstanding.add(item.id)
 

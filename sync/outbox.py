@@ -15,7 +15,7 @@ operator acknowledges the letter.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,13 +137,15 @@ def enqueue(
     ]
 
 
-def pending(conn: sa.Connection, stream: str) -> list[OutboxItem]:
-    """Rows not yet written, oldest first (left by an earlier run that stopped or died)."""
-    rows = conn.execute(
-        sa.select(outbox)
-        .where(outbox.c.stream == stream, outbox.c.status == "pending")
-        .order_by(outbox.c.id)
-    )
+def pending(
+    conn: sa.Connection, stream: str, customers: Collection[str] | None = None
+) -> list[OutboxItem]:
+    """Rows not yet written, oldest first (left by an earlier run that stopped or died, or
+    by this run's coordinator, ``sync.retier``); with ``customers``, only theirs."""
+    query = sa.select(outbox).where(outbox.c.stream == stream, outbox.c.status == "pending")
+    if customers is not None:
+        query = query.where(outbox.c.customer_id.in_(sorted(customers)))
+    rows = conn.execute(query.order_by(outbox.c.id))
     return [
         OutboxItem(
             int(r.id),

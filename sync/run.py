@@ -47,6 +47,15 @@ class PlannedWrite:
     detail: dict[str, Any]  # field values as the CRM holds them: raw CRM JSON
 
 
+@dataclass(frozen=True)
+class PagePlans:
+    """A page assessed and planned, not yet committed."""
+
+    plans: list[Planned]
+    hashes: dict[str, str]  # input hash per customer
+    states: dict[str, CustomerState]
+
+
 @dataclass
 class RunReport:
     run_id: str
@@ -80,10 +89,13 @@ class Run:
         source_events: dict[str, str] | None = None,
         *,
         caller_holds: Collection[str] | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.e = engine
         self.options = options
-        self.run_id = runs.new_run_id()
+        # a run's own id; a page unit of a re-tier spread over workers (``sync.retier``)
+        # passes its coordinator's, which its state rows, outbox items and audit rows cite
+        self.run_id = run_id or runs.new_run_id()
         self.preview: list[PlannedWrite] = []
         self.follows_staged = False  # this run makes what a fields-only run left out
         self.beside: dict[str, str] = {}  # household members decided beside a page: input hash
@@ -164,6 +176,7 @@ class Run:
                 with closing(self.reader.pages(self.options)) as pages:
                     for page, mark in pages:
                         self._process(page, mark)
+                self._after_read()
             else:
                 self._process(list(records), None)
             self.pool.drain(final=True)
@@ -341,7 +354,19 @@ class Run:
     # --- one page: assess, plan, record, enqueue ------------------------------------------
 
     def _process(self, records: list[CrmRecord], mark: Advance | None) -> None:
-        intake = self.reader.intake(records, from_stream=mark is not None, full=self.options.full)
+        page = self._plan_page(records, from_stream=mark is not None)
+        if page is not None:
+            self._commit_page(page, mark)
+
+    def _after_read(self) -> None:
+        """After the stream's last page, before the run's last writes: nothing here (a
+        re-tier spread over workers waits for its page units, ``sync.retier``)."""
+
+    def _plan_page(self, records: list[CrmRecord], *, from_stream: bool) -> PagePlans | None:
+        """Take a page in, claim its customers, assess it and plan its writes: the part of
+        a page that reads only the state of its own customers (a re-tier's workers do it
+        side by side). None for a dry run (previewed here)."""
+        intake = self.reader.intake(records, from_stream=from_stream, full=self.options.full)
         # claimed before the state is loaded, so no one else changes it while it is used
         taken = self.claims.take({cid: r.modstamp for cid, r in intake.fresh.items()})
         self._supersede(taken.superseded)
@@ -367,13 +392,19 @@ class Run:
         assessed = planner.assess(todo, states, links_for)
         kill_point("after_tier")
         self.pool.send_ready()  # not later: planning reads the queue, and must see it settled
-        plans, page_tasks = planner.bounded(
-            planner.plan(assessed, states, self.dispatcher.in_doubt)
-        )
+        plans = planner.plan(assessed, states, self.dispatcher.in_doubt)
         if self.options.dry_run:
-            self._preview(plans)
+            self._preview(planner.bounded(plans)[0])
             self._progress()
-            return
+            return None
+        return PagePlans(plans, hashes, states)
+
+    def _commit_page(self, page: PagePlans, mark: Advance | None) -> None:
+        """Admit the page's tasks within the run's budgets, and in one transaction put its
+        writes in the outbox, record its unchanged customers and move the bookmark past
+        it; then send what is ready. Pages are committed in the order they were read."""
+        planner, hashes, states = self.planner, page.hashes, page.states
+        plans, page_tasks = planner.bounded(page.plans)
         planner.count_planned(plans)
         day = self.options.day()
         kill_point("before_commit")
@@ -393,11 +424,15 @@ class Run:
             kill_point("in_commit")
             if mark is not None:
                 self.reader.advance(conn, mark)
-            runs.checkpoint(conn, self.run_id, self.counts, {})
+            self._checkpoint(conn)
         kill_point("after_commit")
         self._progress()
         self.pool.drain(final=False)
         self.claims.settle(self.recorder.decisions)
+
+    def _checkpoint(self, conn: sa.Connection) -> None:
+        """The run record's counts so far, in the page's transaction."""
+        runs.checkpoint(conn, self.run_id, self.counts, {})
 
     def _supersede(self, ids: Collection[str]) -> None:
         """Customers whose record is older than a view someone already processed: counted

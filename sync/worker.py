@@ -45,7 +45,8 @@ from typing import Protocol
 
 from connectors.contract import CrmRecord
 from connectors.errors import AuthExpiredError, ConnectorError, RateLimitedError, TransientError
-from sync.claims import WORKER_MIGRATIONS, CustomerClaims, owner_id
+from sync.claims import CustomerClaims, owner_id
+from sync.claims_schema import WORKER_MIGRATIONS
 from sync.errortext import error_text
 from sync.inbox import Inbox, InboxItem
 

@@ -153,6 +153,16 @@ class SalesforceConnector:
             out.extend(self._record(r) for r in self.client.query_all(query))
         return out
 
+    def read_context(self, ids: Sequence[str]) -> dict[str, Any]:
+        """``contract.ReadContext``: the Person Contact (or None) of these records, for a
+        membership write in another process (each known one saves it a look-up)."""
+        known = self._person_contacts
+        return {"person_contacts": {i: known.get(i) for i in ids if i in known}}
+
+    def adopt_read_context(self, context: Mapping[str, Any]) -> None:
+        for rid, contact in (context.get("person_contacts") or {}).items():
+            self._person_contacts[str(rid)] = contact
+
     def _record(self, raw: Mapping[str, Any]) -> CrmRecord:
         rid = str(raw["Id"])
         modstamp = parse_modstamp(str(raw["SystemModstamp"]))

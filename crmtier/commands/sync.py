@@ -34,10 +34,12 @@ from sync.disclosure import Disclosure
 from sync.engine import (
     AlreadyRunningError,
     RunOptions,
+    RunReport,
     SyncEngine,
     SyncSettings,
 )
 from sync.planner import action_kinds
+from sync.retier import retier
 from sync.store import StateStore, StoreError
 from sync.taskbudget import task_limits
 from tiering_core.models import AssessmentData, CustomerProfile
@@ -165,9 +167,9 @@ def _run_once(
         ):
             if view:
                 with view.progress:
-                    report = engine.run(options)
+                    report = _run(config, engine, options)
             else:
-                report = engine.run(options)
+                report = _run(config, engine, options)
     except AlreadyRunningError as exc:
         err.print(f"crmtier sync: {exc}")
         return EXIT_RUNNING
@@ -177,6 +179,18 @@ def _run_once(
     elif not quiet:
         summary(out, report, options.dry_run, disclosure, options.only_fields)
     return EXIT_CONFIG if report.config_error else EXIT[report.status]
+
+
+def _run(config: CrmtierConfig, engine: SyncEngine, options: RunOptions) -> RunReport:
+    """One run: a full re-tier goes to the task engine's workers a page a job when
+    ``[workers] engine = "procrastinate"`` (``sync.retier``), else it runs here."""
+    spread = options.full and not options.dry_run and options.limit is None
+    if not spread or config.workers.engine != "procrastinate":
+        return engine.run(options)
+    from crmtier.workers import page_units
+
+    with page_units(engine.store) as executor:
+        return retier(engine, executor, options)
 
 
 class _Stopper:

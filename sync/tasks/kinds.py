@@ -8,7 +8,7 @@ A new kind (a page of a re-tier, a partition of a backfill) is a module beside
 
 from __future__ import annotations
 
-from sync.tasks import webhook_batch
+from sync.tasks import retier_page, webhook_batch
 from sync.tasks.engine import Register
 
-KINDS: tuple[Register, ...] = (webhook_batch.register,)
+KINDS: tuple[Register, ...] = (webhook_batch.register, retier_page.register)

@@ -9,6 +9,9 @@ interleaving was.
 from __future__ import annotations
 
 import itertools
+import os
+import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,14 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sync import schema
-from sync.claims import (
-    WORKER_MIGRATIONS,
-    Admission,
-    CustomerClaims,
-    customer_claims,
-    owner_id,
-    webhook_versions,
-)
+from sync.claims import Admission, CustomerClaims, owner_id
+from sync.claims_schema import WORKER_MIGRATIONS, customer_claims, webhook_versions
 from sync.store import StateStore
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
@@ -278,3 +275,18 @@ def test_claim_waiting_gives_up_after_its_bound(store: StateStore) -> None:
         assert max(pauses) <= 2.0
     finally:
         claims.close()
+
+
+def test_the_claims_of_a_process_gone_from_this_host_are_taken_at_once(
+    claims: CustomerClaims,
+) -> None:
+    """A worker SIGKILLed on this host: its claims are taken over without waiting for
+    their ttl, as the stream's lease is. A live holder, or one named in a form that says
+    nothing of its process, keeps them."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    host = socket.gethostname()[:60]
+    claims.claim(["C1"], f"{host}:{gone.pid}:1:0123456789ab")
+    claims.claim(["C2"], f"{host}:{os.getpid()}:1:0123456789ab")  # this very process
+    claims.claim(["C3"], "a worker elsewhere")
+    assert claims.claim(["C1", "C2", "C3"], "B") == {"C1"}

@@ -20,7 +20,8 @@ from connectors.errors import AuthExpiredError, RateLimitedError, TransientError
 from connectors.salesforce.errors import classify as salesforce_error
 from connectors.webhook_events import ChangeEvent
 from connectors.zoho.errors import classify_call as zoho_error
-from sync.claims import CustomerClaims, customer_claims
+from sync.claims import CustomerClaims
+from sync.claims_schema import customer_claims
 from sync.inbox import Inbox
 from sync.store import StateStore
 from sync.worker import BatchReport, InboxWorker, WorkerOptions

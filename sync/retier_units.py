@@ -1,0 +1,327 @@
+"""The ledger of a re-tier's page units: what each carries, how far it got, what it did.
+
+A row per page unit, ``(run_id, seq)``; seq 0 is the coordinator's own row (``head``),
+holding what the first page starts from. This is not a queue: units are handed to workers
+by the task engine (``sync.retier.UnitExecutor``); the row is what a worker on any host
+needs that the engine does not carry, and what the coordinator adds up:
+
+* ``records``: the page as the coordinator read it (workers read nothing from the CRM),
+  encrypted like every stored copy of customer data (``sync.crypto``), with what the
+  connector's read learnt besides the records (``connectors.contract.ReadContext``);
+* the turn: a unit commits only after the unit before it has (``committed`` or ``done``),
+  and hands its successor the run's task budgets as its commit left them (``budget``);
+* the result: counts, outcomes, API calls and the write tally (``done``), or the error that
+  made the unit give up (``failed``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from connectors.contract import CrmRecord, Page
+from sync.crypto import EncryptedJSON
+from sync.records import Advance, Json
+from sync.runs import RunCounts
+from sync.schema import Migration, metadata, now_text, parse_utc, runs, utc_text
+from sync.taskbudget import Budget
+from sync.writepool import CallTally
+from tiering_core.models import CustomerProfile, DQIssue
+
+UnitStatus = Literal["queued", "committed", "done", "failed", "abandoned"]
+
+retier_units = sa.Table(
+    "retier_units",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("stream", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("records", EncryptedJSON("retier_units.records"), nullable=True),
+    sa.Column("read_at", sa.String(32), nullable=True),
+    sa.Column("hold_until", sa.String(32), nullable=True),
+    sa.Column("options", sa.JSON, nullable=False),
+    sa.Column("budget", sa.JSON, nullable=True),
+    sa.Column("result", sa.JSON, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "page units of a re-tier spread over workers",
+        lambda conn: metadata.create_all(conn, tables=[retier_units], checkfirst=True),
+    ),
+)
+
+
+class UnitGivenUpError(RuntimeError):
+    """The unit cannot go on: an earlier page failed, or its run is no longer running (a
+    rerun took the stream over); the rerun does the page again."""
+
+
+class TurnTimeoutError(RuntimeError):
+    """The unit before this one did not commit in time: the engine retries this one
+    later, freeing the worker (the earlier unit may be waiting for a worker itself)."""
+
+
+@dataclass(frozen=True)
+class UnitRef:
+    """What the task engine carries: which unit of which run."""
+
+    run_id: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    """What a unit did, for its coordinator to add up."""
+
+    counts: RunCounts
+    outcomes: dict[str, str]
+    api_calls: dict[str, int]
+    tally_items: dict[str, int]
+    tally_groups: dict[str, list[tuple[str, bool]]]
+
+    def to_json(self) -> dict[str, Json]:
+        return {
+            "counts": self.counts.as_json(),
+            "outcomes": self.outcomes,
+            "api_calls": self.api_calls,
+            "tally_items": self.tally_items,
+            "tally_groups": {k: [list(g) for g in v] for k, v in self.tally_groups.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Json]) -> UnitResult:
+        return cls(
+            counts_from_json(data["counts"]),
+            dict(data["outcomes"]),
+            dict(data["api_calls"]),
+            dict(data["tally_items"]),
+            {k: [(str(c), bool(m)) for c, m in v] for k, v in data["tally_groups"].items()},
+        )
+
+    @classmethod
+    def of(
+        cls, counts: RunCounts, outcomes: dict[str, str], calls: dict[str, int], tally: CallTally
+    ) -> UnitResult:
+        groups = {kind: sorted(keys) for kind, keys in tally.groups.items()}
+        return cls(counts, dict(outcomes), calls, dict(tally.items), groups)
+
+
+def counts_from_json(data: dict[str, Json]) -> RunCounts:
+    """``RunCounts.as_json`` read back."""
+    counts = RunCounts()
+    for f in fields(RunCounts):
+        value = data.get(f.name)
+        if value is not None:
+            setattr(counts, f.name, Counter(value) if isinstance(value, dict) else int(value))
+    return counts
+
+
+def add_counts(into: RunCounts, more: RunCounts) -> None:
+    """Add ``more`` into ``into``, field by field."""
+    for f in fields(RunCounts):
+        mine, theirs = getattr(into, f.name), getattr(more, f.name)
+        if isinstance(mine, Counter):
+            mine.update(theirs)
+        else:
+            setattr(into, f.name, mine + theirs)
+
+
+# --- a page's records as stored --------------------------------------------------------------
+
+
+def record_json(record: CrmRecord) -> dict[str, Json]:
+    return {
+        "profile": record.profile.model_dump(mode="json"),
+        "modstamp": utc_text(record.modstamp),
+        "current": dict(record.current),
+        "dq": [issue.model_dump(mode="json") for issue in record.dq_issues],
+    }
+
+
+def record_from_json(data: dict[str, Json]) -> CrmRecord:
+    return CrmRecord(
+        CustomerProfile.model_validate(data["profile"]),
+        parse_utc(data["modstamp"]),
+        dict(data["current"]),
+        tuple(DQIssue.model_validate(d) for d in data["dq"]),
+    )
+
+
+# --- budgets handed from unit to unit ----------------------------------------------------------
+
+
+def budget_json(budget: Budget | None) -> dict[str, Json] | None:
+    """What a run's task budgets stand at (``deferred`` is counted by each unit)."""
+    if budget is None:
+        return None
+    return {
+        "open": [[rule, owner, n] for (rule, owner), n in budget.open.items()],
+        "used": dict(budget.used),
+        "admitted": sorted(budget.admitted),
+    }
+
+
+def restore_budget(budget: Budget | None, data: dict[str, Json] | None) -> None:
+    if budget is None or data is None:
+        return
+    budget.open = Counter({(rule, owner): int(n) for rule, owner, n in data["open"]})
+    budget.used = Counter(data["used"])
+    budget.admitted = set(data["admitted"])
+
+
+# --- the rows -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredUnit:
+    ref: UnitRef
+    stream: str
+    status: UnitStatus
+    records: list[CrmRecord]
+    context: dict[str, Json]  # the connector's read context (``ReadContext``)
+    mark: Advance | None
+    hold_until: datetime | None
+    options: dict[str, Json]
+    result: UnitResult | None
+    error: str | None
+
+
+def put(
+    conn: sa.Connection,
+    ref: UnitRef,
+    stream: str,
+    *,
+    options: dict[str, Json],
+    records: Sequence[CrmRecord] = (),
+    context: dict[str, Json] | None = None,
+    read_at: datetime | None = None,
+    hold_until: datetime | None = None,
+    budget: dict[str, Json] | None = None,
+    status: UnitStatus = "queued",
+) -> None:
+    conn.execute(
+        retier_units.insert().values(
+            run_id=ref.run_id,
+            seq=ref.seq,
+            stream=stream,
+            status=status,
+            records={"records": [record_json(r) for r in records], "context": context or {}},
+            read_at=utc_text(read_at) if read_at else None,
+            hold_until=utc_text(hold_until) if hold_until else None,
+            options=options,
+            budget=budget,
+            updated_at=now_text(),
+        )
+    )
+
+
+def load(conn: sa.Connection, ref: UnitRef) -> StoredUnit:
+    row = conn.execute(
+        sa.select(retier_units).where(
+            retier_units.c.run_id == ref.run_id, retier_units.c.seq == ref.seq
+        )
+    ).one()
+    page = row.records or {}
+    records = [record_from_json(r) for r in page.get("records", ())]
+    mark = Advance(Page(tuple(records)), parse_utc(row.read_at)) if row.read_at else None
+    return StoredUnit(
+        ref,
+        row.stream,
+        row.status,
+        records,
+        dict(page.get("context") or {}),
+        mark,
+        parse_utc(row.hold_until) if row.hold_until else None,
+        dict(row.options),
+        UnitResult.from_json(row.result) if row.result else None,
+        row.error,
+    )
+
+
+def set_status(
+    conn: sa.Connection,
+    ref: UnitRef,
+    status: UnitStatus,
+    *,
+    result: UnitResult | None = None,
+    budget: dict[str, Json] | None = None,
+    error: str | None = None,
+) -> None:
+    """Move a unit on; a done or failed unit's page is dropped (the outbox and the state
+    rows now hold what it decided)."""
+    values: dict[str, Any] = {"status": status, "updated_at": now_text()}
+    if result is not None:
+        values["result"] = result.to_json()
+    if budget is not None:
+        values["budget"] = budget
+    if error is not None:
+        values["error"] = error[:500]
+    if status in ("done", "failed", "abandoned"):
+        values["records"] = None
+    conn.execute(
+        retier_units.update()
+        .where(retier_units.c.run_id == ref.run_id, retier_units.c.seq == ref.seq)
+        .values(**values)
+    )
+
+
+def run_is_running(conn: sa.Connection, run_id: str) -> bool:
+    status = conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar()
+    return status == "running"
+
+
+def wait_turn(
+    engine: sa.Engine, ref: UnitRef, *, timeout: float, poll: float = 0.02
+) -> dict[str, Json] | None:
+    """Wait until the unit before ``ref`` has committed; the task budgets it left."""
+    deadline = time.monotonic() + timeout
+    before = UnitRef(ref.run_id, ref.seq - 1)
+    while True:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.select(retier_units.c.status, retier_units.c.budget).where(
+                    retier_units.c.run_id == before.run_id, retier_units.c.seq == before.seq
+                )
+            ).one()
+            if row.status in ("committed", "done"):
+                return row.budget  # type: ignore[no-any-return]
+            if row.status in ("failed", "abandoned"):
+                raise UnitGivenUpError(f"page unit {before.seq} of the run did not commit")
+            if not run_is_running(conn, ref.run_id):
+                raise UnitGivenUpError("the run is no longer running")
+        if time.monotonic() >= deadline:
+            raise TurnTimeoutError(f"page unit {before.seq} has not committed yet")
+        time.sleep(poll)
+
+
+def progress(conn: sa.Connection, run_id: str) -> Counter[str]:
+    """How many of the run's page units (the head left out) stand at each status."""
+    query = (
+        sa.select(retier_units.c.status, sa.func.count())
+        .where(retier_units.c.run_id == run_id, retier_units.c.seq > 0)
+        .group_by(retier_units.c.status)
+    )
+    return Counter({status: int(n) for status, n in conn.execute(query)})
+
+
+def finished(conn: sa.Connection, run_id: str) -> list[tuple[int, UnitStatus, Json, str | None]]:
+    """The run's page units in order: seq, status, result, error."""
+    query = (
+        sa.select(
+            retier_units.c.seq, retier_units.c.status, retier_units.c.result, retier_units.c.error
+        )
+        .where(retier_units.c.run_id == run_id, retier_units.c.seq > 0)
+        .order_by(retier_units.c.seq)
+    )
+    return [(int(r.seq), r.status, r.result, r.error) for r in conn.execute(query)]
