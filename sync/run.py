@@ -111,6 +111,7 @@ class Run:
             actor=options.actor,
             retry_attempts=engine.settings.record_retry_attempts,
             decisions={},
+            keep_outcomes=options.keep_outcomes,
         )
         self.counts = self.recorder.counts
         # a dry run writes nothing, so it claims nothing; the webhook worker's records come
@@ -438,7 +439,7 @@ class Run:
         skipped as superseded, never written."""
         for cid in ids:
             self.counts.skipped[Skip.SUPERSEDED] += 1
-            self.recorder.outcomes[cid] = Outcome.SUPERSEDED
+            self.recorder.outcome(cid, Outcome.SUPERSEDED)
 
     def _households(
         self,
