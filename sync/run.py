@@ -15,9 +15,10 @@ import sqlalchemy as sa
 
 from connectors.contract import CrmRecord
 from connectors.errors import ConfigError, RateLimitedError
-from sync import households, outbox, runs, taskbudget
+from sync import household_store, households, outbox, runs, taskbudget
 from sync.dispatch import Dispatcher, items_of
 from sync.errortext import error_text
+from sync.households import HouseholdGroup
 from sync.killpoints import kill_point
 from sync.planning import LinksFor, PagePlanner
 from sync.preview import PlanTotals
@@ -165,6 +166,7 @@ class Run:
             status, error, read_stream=read_stream, interrupted=interrupted
         )
         self._settle_task_budget(status)
+        self._settle_households(status, read_stream=read_stream)
         report = self._report(status, error)
         report.config_error = config_error and status == "failed"
         with self.e.store.begin() as conn:
@@ -307,6 +309,21 @@ class Run:
                 elif self.follows_staged:
                     self.e.store.meta_put(conn, self.e.staged_key, "")
 
+    def _settle_households(self, status: RunStatus, *, read_stream: bool) -> None:
+        """At the end of a run: whether the store's household links are complete (a full
+        run with households on read every customer's), or no longer (a run with them off
+        kept none); ``sync.household_store`` says why simulate and explain ask."""
+        policy = self.e.policy
+        if policy is None or self.options.dry_run:
+            return
+        if not policy.households.enabled:
+            with self.e.store.begin() as conn:
+                if not household_store.is_complete(conn, self.e.stream):
+                    return
+            household_store.mark_complete(self.e.store, self.e.stream, False)
+        elif read_stream and self.options.full and status in ("succeeded", "completed_with_errors"):
+            household_store.mark_complete(self.e.store, self.e.stream, True)
+
     # --- one page: assess, plan, record, enqueue ------------------------------------------
 
     def _process(self, records: list[CrmRecord], mark: Advance | None) -> None:
@@ -323,7 +340,7 @@ class Run:
             for cid, r in fresh.items()
             if not planner.settled(r, states.get(cid), hashes[cid])
         }
-        extra, links_for = self._households(fresh, changed, states, hashes)
+        extra, links_for, group = self._households(fresh, changed, states, hashes)
         for cid, settled in states.items():
             if cid in fresh and cid not in changed:
                 planner.count_settled(settled)
@@ -354,6 +371,8 @@ class Run:
                     self.recorder.unchanged(p, state, digest, day, decide, rows)
             self.dispatcher.enqueue(conn, to_write, states, rows)
             self.recorder.commit_page(conn, rows, plans, page_tasks, day)
+            if group is not None:
+                household_store.save_links(conn, self.e.stream, group, self.run_id)
             kill_point("in_commit")
             if mark is not None:
                 self.reader.advance(conn, mark)
@@ -368,28 +387,34 @@ class Run:
         changed: dict[str, CrmRecord],
         states: dict[str, CustomerState],
         hashes: dict[str, str],
-    ) -> tuple[list[CrmRecord], LinksFor | None]:
-        """The members of the changed customers' households outside the page, and the
-        household links to decide the page with (none, and no API call, when the policy
-        turns households off or the connector reads no relationships). A member on the
-        page that came back only because of our own write is decided again (``changed``
-        gains it); one outside it is fetched, counted read, decided and written like any
-        other, but never moves the bookmark (only the page's records do); when a later
-        page of the run reads it unchanged, it is not read or decided again.
+    ) -> tuple[list[CrmRecord], LinksFor | None, HouseholdGroup | None]:
+        """The members of the changed customers' households outside the page, the
+        household links to decide the page with, and what to record of them (none, and no
+        API call, when the policy turns households off or the connector reads no
+        relationships). A member on the page that came back only because of our own write
+        is decided again (``changed`` gains it); one outside it is fetched, counted read,
+        decided and written like any other, but never moves the bookmark (only the page's
+        records do); when a later page of the run reads it unchanged, it is not read or
+        decided again.
 
-        The links are read as the CRM holds them now, with no memory of the last sync's
-        (``known_links`` is empty): a member leaving a household re-tiers the household
-        it left only when another of its members changes, or at the next full sync."""
+        The households the store recorded at the last sync widen the read
+        (``sync.household_store.StoredLinks``): a member that left a household re-tiers
+        the household it left in the same run, and so does a split."""
         policy = self.e.policy
         if policy is None or not changed:
-            return [], None
-        hh = households.load(self.e.connector, list(changed.values()), {}, policy)
+            return [], None, None
+        known = household_store.StoredLinks(self.e.store, self.e.stream)
+        hh = households.load(
+            self.e.connector, list(changed.values()), known, policy, at_hand=fresh.keys()
+        )
         if hh is None:
-            return [], None
+            return [], None, None
         for link in hh.group.links:
             if link.customer_id in fresh:
                 changed.setdefault(link.customer_id, fresh[link.customer_id])
-        extra = list({r.profile.id: r for r in hh.extra if r.profile.id not in fresh}.values())
+        for cid in hh.group.extra_ids & fresh.keys():  # left a household, on the page
+            changed.setdefault(cid, fresh[cid])
+        extra = list({r.profile.id: r for r in hh.extra}.values())
         self.counts.read += len(extra)
         for r in extra:
             hashes[r.profile.id] = self.beside[r.profile.id] = input_hash(
@@ -398,7 +423,7 @@ class Run:
         if extra:
             with self.e.store.begin() as conn:
                 states.update(load_states(conn, self.e.stream, [r.profile.id for r in extra]))
-        return extra, partial(hh.links_for, policy=policy)
+        return extra, partial(hh.links_for, policy=policy), hh.group
 
     def _preview(self, plans: list[Planned]) -> None:
         for cid, kind, detail in self.planner.preview(plans):

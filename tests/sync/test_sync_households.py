@@ -116,3 +116,40 @@ def test_a_member_change_lifts_the_household_on_a_run_and_a_webhook(harness: Har
         outcomes = engine.process_changes([record], {d: "evt-1"})
     assert outcomes[c] == outcomes[d] == "written"
     assert _lifted(h, c) and _lifted(h, d)
+
+
+def _relation(h: Harness, a: str, b: str) -> tuple[str, str, str]:
+    """The active relation of a couple: (its id, the household's primary, the member)."""
+    from connectors.sandbox.salesforce_schema import account_of_contact
+
+    for rid, _, row in h.sandbox.store.scan("AccountContactRelation"):  # type: ignore[attr-defined]
+        member = account_of_contact(str(row["ContactId"]))
+        if row.get("IsActive") and {str(row["AccountId"]), member} == {a, b}:
+            return rid, str(row["AccountId"]), member
+    raise AssertionError(f"no relation between {a} and {b}")
+
+
+def test_a_member_leaving_lowers_the_household_it_left_in_the_same_run(harness: Harness) -> None:
+    """The household the member left is re-tiered from the links the store recorded: in
+    Salesforce a household of one has no relation left, so the CRM alone no longer names
+    the primary member once the other has gone."""
+    h = harness
+    _run(h)
+    (a, b), *_ = _couples(h)
+    for cid in (a, b):
+        _set_aum(h, cid, HALF)
+    _run(h)
+    assert _lifted(h, a) and _lifted(h, b)
+
+    rid, primary, member = _relation(h, a, b)
+    h.sandbox.store.update("AccountContactRelation", rid, {"IsActive": False})  # type: ignore[attr-defined]
+    _set_aum(h, member, HALF + 1)  # the member's own record changes with it
+    report = _run(h)
+    for cid in (primary, member):  # below the floor alone: held there for the grace period
+        reasons = str(h.sandbox.written(cid)["reasons"])
+        assert "HOUSEHOLD_AUM" not in reasons and "VAL_HELD_GRACE" in reasons, reasons
+    assert report.outcomes[primary] == report.outcomes[member] == "written"
+    # the stream's page (both on it); two bulk household reads of three queries each (the
+    # member's households now and at the last sync; the primary, found through the store's
+    # links); no fetch (the primary was read with the page); one write call for both
+    assert report.api_calls == {"oauth_token": 1, "query": 1 + 2 * 3, "collections_update": 1}

@@ -1,0 +1,140 @@
+"""Household links in the state store: what the sync last read of each customer's households.
+
+The sync reads a page's households from the CRM (``sync.households``) and records them here
+in the page's commit, so the next run knows which household a customer was in: a member
+leaving a household, or a household split, re-tiers the household it left in the same run,
+and a member the CRM no longer lists in a household is re-tiered when another member
+changes. ``crmtier simulate`` and ``crmtier explain`` decide households from these links
+without a CRM call.
+
+What one read says replaces what the store recorded, and only that: the households of the
+customers whose households were all read (``HouseholdGroup.queried``), and the members of
+the households whose members were all read (``HouseholdGroup.checked``). A customer the
+run did not read keeps its recorded links.
+
+The links are complete (every customer's households as the sync decides with them) only
+after a full run with households on has read every customer, and only while every run
+since has read them too: ``mark_complete`` records that in ``meta``; a run with households
+off clears it, and simulate and explain say so when they cannot rely on the links.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Sequence
+
+import sqlalchemy as sa
+
+from sync.bulkwrite import insert_rows
+from sync.households import HouseholdGroup
+from sync.schema import household_links, meta, now_text
+from sync.store import StateStore
+from tiering_core.rules.household import Link
+
+_CHUNK = 500
+#: ``meta`` key prefix: the stream's links are complete (``mark_complete``)
+COMPLETE_META = "household_links_complete:"
+
+
+def _chunks(values: Collection[str]) -> Iterator[list[str]]:
+    ordered = sorted(set(values))
+    for start in range(0, len(ordered), _CHUNK):
+        yield ordered[start : start + _CHUNK]
+
+
+def _links(
+    conn: sa.Connection, stream: str, column: sa.Column[str], ids: Iterable[str]
+) -> list[Link]:
+    t = household_links.c
+    out: list[Link] = []
+    for chunk in _chunks(list(ids)):
+        rows = conn.execute(
+            sa.select(t.customer_id, t.household_id, t.role).where(
+                t.stream == stream, column.in_(chunk)
+            )
+        ).tuples()
+        out += [Link(cid, hid, role) for cid, hid, role in rows]
+    return out
+
+
+def links_of_customers(conn: sa.Connection, stream: str, ids: Iterable[str]) -> list[Link]:
+    """The recorded links of these customers."""
+    return _links(conn, stream, household_links.c.customer_id, ids)
+
+
+def links_of_households(conn: sa.Connection, stream: str, ids: Iterable[str]) -> list[Link]:
+    """Every recorded member link of these households."""
+    return _links(conn, stream, household_links.c.household_id, ids)
+
+
+def links_near(conn: sa.Connection, stream: str, ids: Collection[str]) -> list[Link]:
+    """Every recorded link of every household one of these customers is in: what deciding
+    them with their households needs (two indexed queries a chunk of ids)."""
+    households = {link.household_id for link in links_of_customers(conn, stream, ids)}
+    return links_of_households(conn, stream, households)
+
+
+class StoredLinks:
+    """``sync.households.KnownLinks`` over the store (one short transaction a lookup)."""
+
+    def __init__(self, store: StateStore, stream: str) -> None:
+        self.store, self.stream = store, stream
+
+    def households_of(self, customers: Collection[str]) -> set[str]:
+        if not customers:
+            return set()
+        with self.store.begin() as conn:
+            return {lk.household_id for lk in links_of_customers(conn, self.stream, customers)}
+
+    def members_of(self, households: Collection[str]) -> set[str]:
+        if not households:
+            return set()
+        with self.store.begin() as conn:
+            return {lk.customer_id for lk in links_of_households(conn, self.stream, households)}
+
+
+def save_links(conn: sa.Connection, stream: str, group: HouseholdGroup, run_id: str) -> None:
+    """Record what ``group`` read: the links of its queried customers and checked
+    households are replaced by the current ones (a customer that left every household
+    keeps none), in bulk, in the caller's (the page's) transaction."""
+    t = household_links.c
+    for chunk in _chunks(group.queried):
+        conn.execute(household_links.delete().where(t.stream == stream, t.customer_id.in_(chunk)))
+    for chunk in _chunks(group.checked):
+        conn.execute(household_links.delete().where(t.stream == stream, t.household_id.in_(chunk)))
+    now = now_text()
+    rows: Sequence[tuple[str, ...]] = sorted(
+        {
+            (stream, lk.customer_id, lk.household_id): (
+                stream,
+                lk.customer_id,
+                lk.household_id,
+                lk.role,
+                run_id,
+                now,
+            )
+            for lk in group.links
+        }.values()
+    )
+    insert_rows(
+        conn,
+        household_links,
+        ("stream", "customer_id", "household_id", "role", "run_id", "updated_at"),
+        rows,
+    )
+
+
+def _meta_key(stream: str) -> str:
+    return COMPLETE_META + stream
+
+
+def mark_complete(store: StateStore, stream: str, complete: bool) -> None:
+    """Record whether the stream's links are complete (see the module's docstring)."""
+    with store.begin() as conn:
+        store.meta_put(conn, _meta_key(stream), "yes" if complete else "")
+
+
+def is_complete(conn: sa.Connection, stream: str) -> bool:
+    """Whether a full run with households on has read every customer's links, and every
+    run since has kept them."""
+    value = conn.execute(sa.select(meta.c.value).where(meta.c.key == _meta_key(stream))).scalar()
+    return value == "yes"
