@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from sync.bulkwrite import insert_rows
 from sync.households import HouseholdGroup
+from sync.inputs import StoredChunk, iter_chunks
 from sync.schema import household_links, meta, now_text
 from sync.store import StateStore
 from tiering_core.rules.household import Link
@@ -138,3 +139,25 @@ def is_complete(conn: sa.Connection, stream: str) -> bool:
     run since has kept them."""
     value = conn.execute(sa.select(meta.c.value).where(meta.c.key == _meta_key(stream))).scalar()
     return value == "yes"
+
+
+class StoredHouseholds:
+    """The households of stored customers, as ``crmtier simulate`` and ``explain`` decide
+    them: the recorded links, and the other members' stored inputs (no CRM call)."""
+
+    def __init__(self, store: StateStore, stream: str) -> None:
+        self.store, self.stream = store, stream
+
+    def near(self, ids: Collection[str]) -> list[Link]:
+        """Every recorded link of every household one of ``ids`` is in."""
+        with self.store.begin() as conn:
+            return links_near(conn, self.stream, ids)
+
+    def customers(self, ids: Sequence[str]) -> list[StoredChunk]:
+        """The stored customers ``ids`` (those the store holds inputs of)."""
+        step = 5_000  # bound parameters a query
+        return [
+            chunk
+            for start in range(0, len(ids), step)
+            for chunk in iter_chunks(self.store, self.stream, ids=ids[start : start + step])
+        ]

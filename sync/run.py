@@ -79,6 +79,7 @@ class Run:
         self.run_id = runs.new_run_id()
         self.preview: list[PlannedWrite] = []
         self.follows_staged = False  # this run makes what a fields-only run left out
+        self.from_start = False  # no bookmark when the run started: it reads every customer
         self.beside: dict[str, str] = {}  # household members decided beside a page: input hash
         self.usage_start = dict(engine.connector.api_usage().calls)
         events = source_events or {}
@@ -126,6 +127,7 @@ class Run:
                 interrupted = runs.mark_interrupted(conn, stream, self.run_id)
             runs.start(conn, self.run_id, stream, trigger=self.options.trigger, dry_run=dry)
             self.reader.load(conn)
+            self.from_start = self.reader.bookmark is None  # a first run reads everyone
             self.recorder.dead_letter_customers = set(
                 outbox.open_dead_letter_customers(conn, stream)
             )
@@ -321,7 +323,12 @@ class Run:
                 if not household_store.is_complete(conn, self.e.stream):
                     return
             household_store.mark_complete(self.e.store, self.e.stream, False)
-        elif read_stream and self.options.full and status in ("succeeded", "completed_with_errors"):
+        elif (
+            read_stream
+            and (self.options.full or self.from_start)
+            and self.options.limit is None
+            and status in ("succeeded", "completed_with_errors")
+        ):
             household_store.mark_complete(self.e.store, self.e.stream, True)
 
     # --- one page: assess, plan, record, enqueue ------------------------------------------

@@ -26,10 +26,10 @@ update each) without deciding it again.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -52,6 +52,7 @@ from tiering_core.rules.base import (
     VALUE_TIERS,
     ReasonColumn,
 )
+from tiering_core.rules.household import HouseholdLinks, Link
 
 #: dimension -> (Evaluation attribute, vocabulary, ordered levels a "step" is counted on)
 LADDERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
@@ -96,6 +97,15 @@ class Matrix:
             "counts": [[int(self.cells[i, j]) for j in used] for i in used],
             "moved": self.moved,
         }
+
+
+class HouseholdSource(Protocol):
+    """Recorded household links and the stored customers they name
+    (``sync.household_store.StoredHouseholds``)."""
+
+    def near(self, ids: Collection[str]) -> list[Link]: ...
+
+    def customers(self, ids: Sequence[str]) -> list[StoredChunk]: ...
 
 
 @dataclass
@@ -214,11 +224,15 @@ class Simulator:
         caps: Capabilities,
         known: Any,
         open_tasks: Mapping[tuple[str, str], int] | None = None,
+        households: HouseholdSource | None = None,
     ) -> None:
         """``known(ids)`` returns the tasks and memberships crmtier made, by customer id
         (``Known``), for the few customers planned; ``open_tasks`` the open tasks per
-        (rule, owner) now (``sync.taskbudget.load_open``), which the owners' caps count."""
+        (rule, owner) now (``sync.taskbudget.load_open``), which the owners' caps count;
+        ``households`` the recorded household links and members (None: each customer
+        decided alone, as when neither policy reads households)."""
         self.policies = (active, candidate)
+        self.households = households
         self.as_of = as_of
         self.writeback = writeback
         self.caps = caps
@@ -256,23 +270,25 @@ class Simulator:
     def add(self, chunk: StoredChunk | list[StoredCustomer]) -> None:
         if not isinstance(chunk, StoredChunk):
             chunk = StoredChunk.of(chunk)
-        if not len(chunk):
+        n = len(chunk)
+        if not n:
             return
         active, candidate = self.policies
+        near = Near.of(chunk, self.households)
         # Straight from the stored JSON, unvalidated: see sync.inputs.columns_of.
-        cols = columns_of(chunk, active)
-        ev_a = evaluate(cols, active, self.as_of)
+        cols = columns_of(near.chunk, active)
+        ev_a = evaluate(cols, active, self.as_of, near.links(active)).head(n)
         if not self.same_layout:
-            cols = columns_of(chunk, candidate)
-        ev_c = evaluate(cols, candidate, self.as_of)
+            cols = columns_of(near.chunk, candidate)
+        ev_c = evaluate(cols, candidate, self.as_of, near.links(candidate)).head(n)
         day = self.as_of.isoformat()
-        self.result.customers += len(chunk)
+        self.result.customers += n
         self._migrations(ev_a, ev_c, chunk.ids)
-        touched = np.ones(len(chunk), dtype=bool) if not self.alike else differs(ev_a, ev_c)
+        touched = np.ones(n, dtype=bool) if not self.alike else differs(ev_a, ev_c)
         # Assessed on another day: review dates, grace periods and task periods may move
         # under either policy, so the two plans must be made, not assumed alike.
         touched |= np.array([d != day for d in chunk.as_of], dtype=bool)
-        self._plan([chunk.customer(i) for i in np.flatnonzero(touched).tolist()])
+        self._plan(near, np.flatnonzero(touched).tolist())
         if self.version_fields:
             for i in np.flatnonzero(~touched).tolist():
                 if not self._shows_version(chunk, i):
@@ -307,16 +323,25 @@ class Simulator:
             _service_levels(ev_c, self.policies[1], sl.levels),
         )
 
-    def _plan(self, chunk: list[StoredCustomer]) -> None:
-        if not chunk:
+    def _plan(self, near: Near, rows: list[int]) -> None:
+        """Decide and plan these rows of ``near``'s chunk under both policies, each beside
+        the other members of its households."""
+        if not rows:
             return
+        batch = near.beside(rows)
+        chunk = [near.chunk.customer(i) for i in batch]
         profiles = [c.assessed() for c in chunk]
-        self.result.decided += len(chunk)
-        known: Mapping[str, Known] = self.known([c.customer_id for c in chunk])
+        ids = [c.customer_id for c in chunk]
+        planned = chunk[: len(rows)]
+        self.result.decided += len(rows)
+        known: Mapping[str, Known] = self.known([c.customer_id for c in planned])
         sides = (self.result.active, self.result.candidate)
         for policy, side in zip(self.policies, sides, strict=True):
-            decisions = decide_batch(profiles, policy, self.as_of, kinds=self.kinds)
-            for stored, assessment in zip(chunk, decisions, strict=True):
+            links = near.links(policy, ids)
+            decisions = decide_batch(
+                profiles, policy, self.as_of, kinds=self.kinds, households=links
+            )
+            for stored, assessment in zip(planned, decisions, strict=True):
                 plan = plan_customer(
                     assessment,
                     stored.crm_values(),
@@ -324,6 +349,46 @@ class Simulator:
                     self.writeback,
                 )
                 side.add(assessment, plan, self.writeback, self.caps)
+
+
+@dataclass(frozen=True)
+class Near:
+    """A chunk with the other members of its customers' households after it, and the
+    links among them (as the state store recorded them, ``sync.household_store``): what
+    deciding the chunk as the sync does needs. Without households, the chunk alone."""
+
+    chunk: StoredChunk
+    recorded: tuple[Link, ...] = ()
+    households: bool = False
+
+    @classmethod
+    def of(cls, chunk: StoredChunk, source: HouseholdSource | None) -> Near:
+        if source is None:
+            return cls(chunk)
+        recorded = source.near(chunk.ids)
+        inside = set(chunk.ids)
+        outside = sorted({lk.customer_id for lk in recorded} - inside)
+        if outside:
+            chunk = StoredChunk.joined(chunk, source.customers(outside))
+        return cls(chunk, tuple(recorded), True)
+
+    def links(self, policy: Policy, ids: Sequence[str] | None = None) -> HouseholdLinks | None:
+        """The links over ``ids`` (default: the whole chunk) as ``policy`` counts them;
+        None when it switches households off (as the sync passes none then)."""
+        if not (self.households and policy.households.enabled):
+            return None
+        return HouseholdLinks.build(self.chunk.ids if ids is None else ids, self.recorded, policy)
+
+    def beside(self, rows: list[int]) -> list[int]:
+        """``rows``, then the other rows of their households' members."""
+        if not self.recorded:
+            return rows
+        ids = self.chunk.ids
+        wanted = {ids[i] for i in rows}
+        households = {lk.household_id for lk in self.recorded if lk.customer_id in wanted}
+        members = {lk.customer_id for lk in self.recorded if lk.household_id in households}
+        at = {cid: i for i, cid in enumerate(ids)}
+        return rows + sorted(at[c] for c in members - wanted if c in at)
 
 
 def _service_levels(ev: Evaluation, policy: Policy, levels: tuple[str, ...]) -> Any:
