@@ -24,7 +24,7 @@ from sync.planning import LinksFor, PagePlanner
 from sync.preview import PlanTotals
 from sync.reader import Reader, input_hash
 from sync.recorder import PageRows, Recorder
-from sync.records import Advance, Outcome, Planned, Stop
+from sync.records import Advance, Outcome, Planned, Skip, Stop
 from sync.runs import RunCounts, RunStatus
 from sync.settings import RunOptions
 from sync.state import CustomerState, load_states
@@ -347,7 +347,12 @@ class Run:
             for cid, r in fresh.items()
             if not planner.settled(r, states.get(cid), hashes[cid])
         }
-        extra, links_for, group = self._households(fresh, changed, states, hashes)
+        try:
+            extra, links_for, group = self._households(fresh, changed, states, hashes)
+        except RateLimitedError:  # the page is not committed: the next run reads it again
+            self.counts.skipped[Skip.DEFERRED] += len(fresh)
+            self.recorder.outcomes.update(dict.fromkeys(fresh, Outcome.DEFERRED))
+            raise
         for cid, settled in states.items():
             if cid in fresh and cid not in changed:
                 planner.count_settled(settled)

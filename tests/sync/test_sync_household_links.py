@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.contract import Capabilities, CrmRecord, Cursor, Page, WritePlan, WriteResult
+from connectors.errors import RateLimitedError
 from connectors.mapping import WritebackConfig
 from sync.engine import RunOptions, SyncEngine, SyncSettings
 from sync.household_store import is_complete
@@ -51,6 +52,7 @@ class HouseholdCrm(InMemoryConnector):
         self.deposits = dict(deposits)
         self.links = set(links)
         self.written: dict[str, dict[str, object]] = {}
+        self.throttled = 0  # household reads refused with a rate limit, from now on
         self.calls: Counter[str] = Counter()
         self._now = datetime(2026, 6, 1, tzinfo=UTC)
         self.modstamp = {cid: self._tick() for cid in sorted(deposits)}
@@ -95,6 +97,9 @@ class HouseholdCrm(InMemoryConnector):
         self, customers: Collection[str], households: Collection[str]
     ) -> list[Link]:
         self.calls["household"] += 1
+        if self.throttled:
+            self.throttled -= 1
+            raise RateLimitedError("REQUEST_LIMIT_EXCEEDED")
         wanted = {lk.household_id for lk in self.links if lk.customer_id in customers}
         wanted |= set(households)
         links = [lk for lk in self.links if lk.household_id in wanted]
@@ -255,11 +260,29 @@ def test_a_member_dropped_without_a_change_of_its_own_is_re_tiered(engine_for: E
     assert _stored(engine) == {("A", "H")}
 
 
+def test_a_rate_limit_on_the_household_read_pauses_the_run_and_the_next_finishes(
+    engine_for: EngineFor,
+) -> None:
+    """The page whose households cannot be read is not committed: its customers are
+    deferred (the run's counts still reconcile, it pauses rather than fails) and the next
+    run reads the page again."""
+    crm, engine = _synced(engine_for, {"A": HALF, "B": HALF, "Z": 1.0}, [L("B", "H")])
+    crm.move("A", None, "H")
+    crm.throttled = 1
+    TODAY[0] = AS_OF + timedelta(days=1)
+    paused = engine.run(RunOptions(as_of=TODAY[0]))
+    assert paused.status == "paused_quota", paused.error
+    assert paused.counts.reconciles() and paused.counts.skipped["deferred_to_next_run"] == 1
+    assert paused.outcomes == {"A": "deferred"}
+    assert _run(engine, crm) == ONE_PAGE
+    assert crm.tier("A") == crm.tier("B") == ("private", "H")
+
+
 def test_a_run_with_households_off_marks_the_links_incomplete(
     engine_for: EngineFor, tmp_path: Path
 ) -> None:
     crm, engine = _synced(engine_for, {"A": HALF, "B": HALF}, [L("A", "H"), L("B", "H")])
-    engine.policy = policy_over_default({})
+    engine.policy = policy_over_default({"households": {"enabled": False}})
     crm.set_deposits("A", HALF + 1)
     assert "household" not in _run(engine, crm)
     with engine.store.begin() as conn:
