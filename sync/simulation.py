@@ -17,6 +17,13 @@ Two stages, so a book of a million customers fits in a minute on one core:
    the store knows, and counted with the dry run's totals (``sync.preview.PlanTotals``) and
    the connector's minimum-call arithmetic. The numbers are the ones a sync would produce.
 
+With households on in either policy, each chunk is evaluated with the other members of its
+customers' households after it, and the links among them, as the state store recorded them
+(``Near``, ``sync.household_store.StoredHouseholds``): a household's sum needs every
+member, and the chunks follow CRM id order, not households. Only the chunk's own rows are
+counted (``Evaluation.head``), and a customer decided and planned is decided beside its
+households' members, as the sync decides it.
+
 One thing differs for every customer whenever the policy changes: its version. When the
 write-back maps ``policy_version`` (or ``explanation``, which names the version), a
 customer decided alike still gets that field rewritten; it is counted as such (a field
