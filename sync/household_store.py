@@ -21,6 +21,8 @@ off clears it, and simulate and explain say so when they cannot rely on the link
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import sqlalchemy as sa
 
@@ -29,7 +31,8 @@ from sync.households import HouseholdGroup
 from sync.inputs import StoredChunk, iter_chunks
 from sync.schema import household_links, meta, now_text
 from sync.store import StateStore
-from tiering_core.rules.household import Link
+from tiering_core.policy import Policy
+from tiering_core.rules.household import HouseholdLinks, Link
 
 _CHUNK = 500
 #: ``meta`` key prefix: the stream's links are complete (``mark_complete``)
@@ -134,6 +137,22 @@ def mark_complete(store: StateStore, stream: str, complete: bool) -> None:
         store.meta_put(conn, _meta_key(stream), "yes" if complete else "")
 
 
+def settle(
+    store: StateStore, stream: str, policy: Policy, *, read_all: bool, succeeded: bool
+) -> None:
+    """At the end of a run: the links are complete after a run with households on that
+    read every customer and succeeded, and no longer after a run with them off (it kept
+    none). Nothing is written when nothing changes."""
+    if policy.households.enabled:
+        if read_all and succeeded:
+            mark_complete(store, stream, True)
+        return
+    with store.begin() as conn:
+        complete = is_complete(conn, stream)
+    if complete:
+        mark_complete(store, stream, False)
+
+
 def is_complete(conn: sa.Connection, stream: str) -> bool:
     """Whether a full run with households on has read every customer's links, and every
     run since has kept them."""
@@ -161,3 +180,52 @@ class StoredHouseholds:
             for start in range(0, len(ids), step)
             for chunk in iter_chunks(self.store, self.stream, ids=ids[start : start + step])
         ]
+
+
+class HouseholdSource(Protocol):
+    """Recorded household links and the stored customers they name
+    (``sync.household_store.StoredHouseholds``)."""
+
+    def near(self, ids: Collection[str]) -> list[Link]: ...
+
+    def customers(self, ids: Sequence[str]) -> list[StoredChunk]: ...
+
+
+@dataclass(frozen=True)
+class Near:
+    """A chunk with the other members of its customers' households after it, and the
+    links among them (as the state store recorded them, ``sync.household_store``): what
+    deciding the chunk as the sync does needs. Without households, the chunk alone."""
+
+    chunk: StoredChunk
+    recorded: tuple[Link, ...] = ()
+    households: bool = False
+
+    @classmethod
+    def of(cls, chunk: StoredChunk, source: HouseholdSource | None) -> Near:
+        if source is None:
+            return cls(chunk)
+        recorded = source.near(chunk.ids)
+        inside = set(chunk.ids)
+        outside = sorted({lk.customer_id for lk in recorded} - inside)
+        if outside:
+            chunk = StoredChunk.joined(chunk, source.customers(outside))
+        return cls(chunk, tuple(recorded), True)
+
+    def links(self, policy: Policy, ids: Sequence[str] | None = None) -> HouseholdLinks | None:
+        """The links over ``ids`` (default: the whole chunk) as ``policy`` counts them;
+        None when it switches households off (as the sync passes none then)."""
+        if not (self.households and policy.households.enabled):
+            return None
+        return HouseholdLinks.build(self.chunk.ids if ids is None else ids, self.recorded, policy)
+
+    def beside(self, rows: list[int]) -> list[int]:
+        """``rows``, then the other rows of their households' members."""
+        if not self.recorded:
+            return rows
+        ids = self.chunk.ids
+        wanted = {ids[i] for i in rows}
+        households = {lk.household_id for lk in self.recorded if lk.customer_id in wanted}
+        members = {lk.customer_id for lk in self.recorded if lk.household_id in households}
+        at = {cid: i for i, cid in enumerate(ids)}
+        return rows + sorted(at[c] for c in members - wanted if c in at)

@@ -168,7 +168,16 @@ class Run:
             status, error, read_stream=read_stream, interrupted=interrupted
         )
         self._settle_task_budget(status)
-        self._settle_households(status, read_stream=read_stream)
+        if self.e.policy is not None and not self.options.dry_run:
+            household_store.settle(
+                self.e.store,
+                self.e.stream,
+                self.e.policy,
+                read_all=read_stream
+                and (self.options.full or self.from_start)
+                and self.options.limit is None,
+                succeeded=status in ("succeeded", "completed_with_errors"),
+            )
         report = self._report(status, error)
         report.config_error = config_error and status == "failed"
         with self.e.store.begin() as conn:
@@ -310,26 +319,6 @@ class Run:
                     self.e.store.meta_put(conn, self.e.staged_key, "fields")
                 elif self.follows_staged:
                     self.e.store.meta_put(conn, self.e.staged_key, "")
-
-    def _settle_households(self, status: RunStatus, *, read_stream: bool) -> None:
-        """At the end of a run: whether the store's household links are complete (a full
-        run with households on read every customer's), or no longer (a run with them off
-        kept none); ``sync.household_store`` says why simulate and explain ask."""
-        policy = self.e.policy
-        if policy is None or self.options.dry_run:
-            return
-        if not policy.households.enabled:
-            with self.e.store.begin() as conn:
-                if not household_store.is_complete(conn, self.e.stream):
-                    return
-            household_store.mark_complete(self.e.store, self.e.stream, False)
-        elif (
-            read_stream
-            and (self.options.full or self.from_start)
-            and self.options.limit is None
-            and status in ("succeeded", "completed_with_errors")
-        ):
-            household_store.mark_complete(self.e.store, self.e.stream, True)
 
     # --- one page: assess, plan, record, enqueue ------------------------------------------
 

@@ -19,7 +19,7 @@ Two stages, so a book of a million customers fits in a minute on one core:
 
 With households on in either policy, each chunk is evaluated with the other members of its
 customers' households after it, and the links among them, as the state store recorded them
-(``Near``, ``sync.household_store.StoredHouseholds``): a household's sum needs every
+(``sync.household_store.Near``): a household's sum needs every
 member, and the chunks follow CRM id order, not households. Only the chunk's own rows are
 counted (``Evaluation.head``), and a customer decided and planned is decided beside its
 households' members, as the sync decides it.
@@ -33,10 +33,10 @@ update each) without deciding it again.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +45,7 @@ from connectors.contract import Capabilities
 from connectors.mapping import WritebackConfig
 from sync import jsontext
 from sync.explanation import EXPLANATION
+from sync.household_store import HouseholdSource, Near
 from sync.inputs import StoredChunk, StoredCustomer, columns_of
 from sync.planner import CustomerPlan, Known, action_kinds, plan_customer, same_value
 from sync.preview import PlanTotals
@@ -59,7 +60,6 @@ from tiering_core.rules.base import (
     VALUE_TIERS,
     ReasonColumn,
 )
-from tiering_core.rules.household import HouseholdLinks, Link
 
 #: dimension -> (Evaluation attribute, vocabulary, ordered levels a "step" is counted on)
 LADDERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
@@ -104,15 +104,6 @@ class Matrix:
             "counts": [[int(self.cells[i, j]) for j in used] for i in used],
             "moved": self.moved,
         }
-
-
-class HouseholdSource(Protocol):
-    """Recorded household links and the stored customers they name
-    (``sync.household_store.StoredHouseholds``)."""
-
-    def near(self, ids: Collection[str]) -> list[Link]: ...
-
-    def customers(self, ids: Sequence[str]) -> list[StoredChunk]: ...
 
 
 @dataclass
@@ -356,46 +347,6 @@ class Simulator:
                     self.writeback,
                 )
                 side.add(assessment, plan, self.writeback, self.caps)
-
-
-@dataclass(frozen=True)
-class Near:
-    """A chunk with the other members of its customers' households after it, and the
-    links among them (as the state store recorded them, ``sync.household_store``): what
-    deciding the chunk as the sync does needs. Without households, the chunk alone."""
-
-    chunk: StoredChunk
-    recorded: tuple[Link, ...] = ()
-    households: bool = False
-
-    @classmethod
-    def of(cls, chunk: StoredChunk, source: HouseholdSource | None) -> Near:
-        if source is None:
-            return cls(chunk)
-        recorded = source.near(chunk.ids)
-        inside = set(chunk.ids)
-        outside = sorted({lk.customer_id for lk in recorded} - inside)
-        if outside:
-            chunk = StoredChunk.joined(chunk, source.customers(outside))
-        return cls(chunk, tuple(recorded), True)
-
-    def links(self, policy: Policy, ids: Sequence[str] | None = None) -> HouseholdLinks | None:
-        """The links over ``ids`` (default: the whole chunk) as ``policy`` counts them;
-        None when it switches households off (as the sync passes none then)."""
-        if not (self.households and policy.households.enabled):
-            return None
-        return HouseholdLinks.build(self.chunk.ids if ids is None else ids, self.recorded, policy)
-
-    def beside(self, rows: list[int]) -> list[int]:
-        """``rows``, then the other rows of their households' members."""
-        if not self.recorded:
-            return rows
-        ids = self.chunk.ids
-        wanted = {ids[i] for i in rows}
-        households = {lk.household_id for lk in self.recorded if lk.customer_id in wanted}
-        members = {lk.customer_id for lk in self.recorded if lk.household_id in households}
-        at = {cid: i for i, cid in enumerate(ids)}
-        return rows + sorted(at[c] for c in members - wanted if c in at)
 
 
 def _service_levels(ev: Evaluation, policy: Policy, levels: tuple[str, ...]) -> Any:
