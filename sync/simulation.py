@@ -339,7 +339,7 @@ class Simulator:
             decisions = decide_batch(
                 profiles, policy, self.as_of, kinds=self.kinds, households=links
             )
-            for stored, assessment in zip(planned, decisions, strict=True):
+            for stored, assessment in zip(planned, decisions[: len(planned)], strict=True):
                 plan = plan_customer(
                     assessment,
                     stored.crm_values(),
