@@ -98,6 +98,15 @@ class TaskClose:
 
 
 @dataclass(frozen=True)
+class OwnerChange:
+    """Make CRM user ``owner_id`` the owner of customer ``customer_id`` (advisor coverage,
+    for a bank that opts in to direct owner changes: docs/policy.md)."""
+
+    customer_id: str
+    owner_id: str
+
+
+@dataclass(frozen=True)
 class WritePlan:
     field_updates: tuple[FieldUpdate, ...] = ()
     tasks: tuple[TaskUpsert, ...] = ()
@@ -261,3 +270,27 @@ class Connector(Protocol):
     def api_usage(self) -> ApiUsage: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class OwnerWrites(Protocol):
+    """A connector that can change customer owners (each CRM's own way: Salesforce
+    ``OwnerId`` by sObject Collections, Zoho ``Owner`` by Update Records, FXiaoke
+    ``changeOwner``). Outside ``Connector``: only advisor coverage needs it."""
+
+    def change_owners(self, changes: Sequence[OwnerChange]) -> list[WriteResult]:
+        """One ``field_update`` result per change, keyed by customer id, in order;
+        per-record refusals are results, as in ``Connector.apply``."""
+        ...
+
+
+@runtime_checkable
+class UserDirectory(Protocol):
+    """A connector that reads relationship managers' capacities from the CRM's users (a
+    custom user field: Salesforce ``User``, Zoho Users API). Outside ``Connector``: only
+    advisor coverage needs it."""
+
+    def read_users(self, capacity_field: str) -> list[dict[str, Any]]:
+        """``{"id", "active", "capacity"}`` (capacity as the CRM holds it) of every user
+        whose ``capacity_field`` holds a value: the RMs; other users are not read."""
+        ...

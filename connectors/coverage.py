@@ -45,11 +45,12 @@ def mapping_problems(mapping: FieldMapping) -> list[str]:
 
 
 def policy_queues(policy: Policy) -> set[str]:
-    """The queues the policy's enabled task rules can give a task to."""
+    """The queues the policy's enabled task rules can give a task to, and the managers'
+    queue that receives advisor-coverage proposals (``coverage.queue``)."""
     rules = policy.strategy.tasks
     return {
         rule.queue for name in type(rules).model_fields if (rule := getattr(rules, name)).enabled
-    }
+    } | {policy.coverage.queue}
 
 
 #: How much text the single-line text field ``explanation`` is written into holds, by CRM:

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tier": ("tier", "Assess customers from a JSON Lines or CSV file."),
     "sync": ("sync", "Pull changed customers from the CRM, re-tier, write back."),
     "serve": ("serve", "Webhook receiver + worker + scheduled sync in one process."),
+    "worker": ("worker", "Run task-engine jobs (webhook batches) from a PostgreSQL store."),
     "sandbox": ("sandbox", "Run a local HTTPS emulator of a CRM crmtier supports."),
     "doctor": ("doctor", "Check (and with --fix, set up) a CRM org for crmtier."),
     "report": ("report", "Write the self-contained HTML tiering report."),
@@ -28,7 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("simulate", "Compare a candidate policy with the active one; write nothing."),
     "explain": ("explain", "Why a customer has its tiers: inputs, rules, tasks, campaigns."),
     "calibrate": ("calibrate", "Propose policy thresholds from history (never applied)."),
-    "coverage": ("coverage", "Propose RMs for uncovered private/wealth customers; write nothing."),
+    "coverage": (
+        "coverage",
+        "Propose RMs for uncovered private/wealth customers; --write carries them out.",
+    ),
 }
 
 

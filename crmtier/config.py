@@ -5,8 +5,8 @@ README.md and docs/admin-setup.md describe the file.
 Sections: ``[crm]`` and ``[webhooks]`` stay raw tables here and are validated by their
 owners (the CRM's connector plugin, found by ``[crm] kind`` in ``connectors/registry.py``;
 ``webhooks/settings.py``), which know their keys; ``[mapping]``/``[writeback]`` default to
-the CRM's shipped mapping; ``[policy]``, ``[state]``, ``[sync]`` and ``[privacy]`` are
-validated here.
+the CRM's shipped mapping; ``[policy]``, ``[state]``, ``[sync]``, ``[privacy]``,
+``[coverage]`` and ``[workers]`` are validated here.
 
 A secret written literally in the file is refused with a one-line error naming the key
 (docs/targets.md S1): every key that names a secret (``*secret*``, ``*token*``, ``*password*``,
@@ -29,7 +29,7 @@ import re
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
@@ -105,6 +105,32 @@ class SyncSection(_Section):
         return parse_interval(self.every)
 
 
+class CoverageSection(_Section):
+    """Advisor coverage (docs/policy.md): where the RM roster comes from, and how
+    ``crmtier coverage --write`` carries out proposals: ``task`` (default) a task to the
+    managers' queue naming the RM; ``owner`` (the bank opts in) the proposed RM made the
+    customer's owner in the CRM."""
+
+    assign: Literal["task", "owner"] = "task"
+    #: the CRM user field holding each RM's capacity (Salesforce ``RM_Capacity__c``, Zoho
+    #: ``RM_Capacity``); users with a value there are the roster. Empty: roster file only.
+    capacity_field: str = ""
+
+
+class WorkersSection(_Section):
+    """Who processes webhook work (docs/operations.md): ``inline``, the worker thread of
+    ``crmtier serve`` (the embedded default); or ``procrastinate``, jobs in the
+    PostgreSQL state store taken by any number of ``crmtier worker`` processes."""
+
+    engine: Literal["inline", "procrastinate"] = "inline"
+    concurrency: int = Field(default=1, ge=1, le=32)
+    #: the visibility timeout: a job whose worker is silent this long runs elsewhere
+    stalled_after_seconds: int = Field(default=30, ge=3, le=3600)
+    #: a failed job's n-th retry waits retry_base_seconds ** n seconds
+    retry_base_seconds: int = Field(default=2, ge=2, le=60)
+    sweep_every_seconds: int = Field(default=30, ge=1, le=3600)
+
+
 class PrivacySection(_Section):
     pseudonym_key: SecretRef | None = None  # absent: the state store generates and keeps one
 
@@ -126,6 +152,8 @@ class CrmtierConfig(BaseSettings):
     sync: SyncSection = SyncSection()
     webhooks: dict[str, Any] = Field(default_factory=dict)
     privacy: PrivacySection = PrivacySection()
+    coverage: CoverageSection = CoverageSection()
+    workers: WorkersSection = WorkersSection()
     base_dir: Path = Path(".")
     #: the file this config was read from, named in every error about it
     config_file: Path = Path("crmtier.toml")
@@ -351,7 +379,27 @@ def _validate(data: dict[str, Any], path: Path) -> CrmtierConfig:
         config.sync.interval()
     except ValueError as exc:
         raise _Problem(f"[sync] every: {exc}") from None
+    _check_workers(config)
     return config
+
+
+def _check_workers(config: CrmtierConfig) -> None:
+    """A task engine keeps its queue in the state store's database: PostgreSQL only."""
+    if config.workers.engine == "inline":
+        return
+    try:
+        url = config.state_url().get_secret_value()
+    except SecretRefError as exc:
+        raise _Problem(str(exc)) from None
+    try:
+        backend = make_url(url).get_backend_name()
+    except Exception:
+        raise _Problem("[state] url: not a database URL") from None
+    if backend != "postgresql":
+        raise _Problem(
+            f'[workers] engine: "{config.workers.engine}" keeps its job queue in a PostgreSQL '
+            'state store ([state] url); with SQLite use engine = "inline"'
+        )
 
 
 def _coverage_problems(config: CrmtierConfig) -> list[str]:

@@ -42,7 +42,7 @@ _COLUMNS = tuple(c.name for c in audit.columns)
 #: ``meta`` key of the last unkeyed row's seq, sealed: ``<seq>:<key id>:<HMAC>``
 BOUNDARY_KEY = AUDIT_UNKEYED_UPTO
 Trigger = Literal["sync", "webhook", "manual", "backfill"]
-AuditEvent = Literal["tier_change", "task", "task_closed", "campaign", "override"]
+AuditEvent = Literal["tier_change", "task", "task_closed", "campaign", "override", "owner_change"]
 
 
 @dataclass(frozen=True)

@@ -88,9 +88,9 @@ def roster_from_config(table: Mapping[str, Any], base: Roster = Roster(())) -> R
     return Roster(tuple(by_id.values()), tuple(problems))
 
 
-def roster_from_file(path: Path) -> Roster:
-    """The ``[coverage.advisors]`` table of a TOML roster file; ``RosterError`` names the
-    file and the problem in one line."""
+def roster_from_file(path: Path, base: Roster = Roster(())) -> Roster:
+    """The ``[coverage.advisors]`` table of a TOML roster file, over ``base`` (the RMs read
+    from the CRM's users); ``RosterError`` names the file and the problem in one line."""
     try:
         data = tomllib.loads(path.read_text("utf-8"))
     except OSError as exc:
@@ -100,7 +100,7 @@ def roster_from_file(path: Path) -> Roster:
     table = data.get("coverage", {}).get("advisors")
     if not isinstance(table, dict) or not table:
         raise RosterError(f"{path}: [coverage.advisors]: required, one RM user id per key")
-    return roster_from_config(table)
+    return roster_from_config(table, base)
 
 
 class RosterError(ValueError):

@@ -33,6 +33,7 @@ from connectors.contract import Connector, CrmRecord
 from connectors.errors import ConnectorError, RateLimitedError
 from connectors.mapping import WritebackConfig
 from sync.audit import Trigger
+from sync.claims import CustomerClaims
 from sync.inputs import ensure_table
 from sync.planning import Adjustment, AssessFn
 from sync.run import PlannedWrite, Run, RunReport
@@ -96,6 +97,8 @@ class SyncEngine:
         self.on_progress = on_progress
         self.adjustments = tuple(adjustments)
         ensure_table(store)
+        #: per-customer claims and the version guard, shared with the webhook worker
+        self.claims = CustomerClaims(store, ttl=self.settings.lock_ttl)
 
     @property
     def lock_name(self) -> str:
@@ -107,7 +110,9 @@ class SyncEngine:
         return f"staged_fields:{self.stream}"
 
     def run(self, options: RunOptions | None = None) -> RunReport:
-        """One scheduled (or manual, or backfill) run over the change stream."""
+        """One scheduled (or manual, or backfill) run over the change stream. The stream's
+        lease makes it the stream's one reader (its cursor is one); the customers it
+        processes are claimed one page at a time (``sync.run_claims``)."""
         options = options or RunOptions()
         if not options.dry_run and not self.store.acquire_lock(
             self.lock_name, ttl=self.settings.lock_ttl
@@ -127,17 +132,21 @@ class SyncEngine:
         source_event_ids: Mapping[str, str] | None = None,
         source_event_id: str | None = None,
         actor: str = "crmtier-webhook",
+        claimed: bool = False,
     ) -> RunReport:
         """Assess, plan, write and record these customers (fetched by the caller), without
         touching the bookmark: the webhook worker's path through the same machinery.
         ``source_event_ids`` maps a customer id to the event that named it (audit);
         ``source_event_id`` names one event for all of them. Pass many records at once:
-        their writes share batches, so N customers cost ~N/200 write calls, not N."""
+        their writes share batches, so N customers cost ~N/200 write calls, not N.
+        ``claimed``: the calling thread holds these customers' claims and admitted the
+        records (the webhook worker); otherwise the run claims and admits them itself."""
         events = dict(source_event_ids or {})
         if source_event_id is not None:
             events.update({r.profile.id: source_event_id for r in records})
         options = RunOptions(trigger=trigger, actor=actor)
-        run = Run(self, options, events)
+        held = [r.profile.id for r in records] if claimed else None
+        run = Run(self, options, events, caller_holds=held)
         return run.execute(read_stream=False, records=records)
 
     def process_changes(
@@ -146,7 +155,7 @@ class SyncEngine:
         """``sync.worker.ChangeProcessor``: an outcome per customer id (``written``,
         ``unchanged``, ``dead_lettered``, ``skipped:<reason>``, ``deferred``); raises a
         ``ConnectorError`` when the CRM call itself failed so the worker retries later."""
-        report = self.process_records(records, source_event_ids=source_event_ids)
+        report = self.process_records(records, source_event_ids=source_event_ids, claimed=True)
         if report.status == "paused_quota":
             raise RateLimitedError(report.error or "CRM quota or rate limit")
         if report.status == "failed":

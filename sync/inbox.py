@@ -74,6 +74,14 @@ class InboxItem:
 
 
 @dataclass(frozen=True)
+class Added:
+    """What one group commit added: new events per request, and the new rows' ids."""
+
+    counts: list[int]
+    ids: list[int]
+
+
+@dataclass(frozen=True)
 class InboxStats:
     depth: int  # pending + claimed
     oldest_pending_age_s: float  # 0 when empty
@@ -87,7 +95,7 @@ _INSERT_IGNORING_DUPLICATES = sa.text(
     "INSERT INTO webhook_inbox (event_key, crm, customer_id, operation, version, received_at,"
     " status, available_at, attempts) VALUES (:event_key, :crm, :customer_id, :operation,"
     " :version, :received_at, :status, :available_at, :attempts)"
-    " ON CONFLICT (event_key) DO NOTHING RETURNING event_key"
+    " ON CONFLICT (event_key) DO NOTHING RETURNING id, event_key"
 )
 
 
@@ -101,21 +109,28 @@ class Inbox:
     def add(self, groups: Sequence[Sequence[ChangeEvent]], now: datetime) -> list[int]:
         """Commit the events of several requests in one transaction (group commit); return,
         per request, how many of its events were new (the rest were redeliveries)."""
+        return self.add_batch(groups, now).counts
+
+    def add_batch(self, groups: Sequence[Sequence[ChangeEvent]], now: datetime) -> Added:
+        """``add``, also naming the new events' ids: a task engine is handed them as units
+        of work once they are committed (``sync/tasks/webhook_batch.py``)."""
         stamp = utc_text(now)
         rows = [_row(event, stamp) for group in groups for event in group]
         if not rows:
-            return [0 for _ in groups]
+            return Added([0 for _ in groups], [])
         with self.store.begin() as conn:
-            new_keys = {
-                key
-                for row in rows
-                for key in conn.execute(_INSERT_IGNORING_DUPLICATES, row).scalars()
+            new = {
+                str(row.event_key): int(row.id)
+                for values in rows
+                for row in conn.execute(_INSERT_IGNORING_DUPLICATES, values)
             }
+        ids = sorted(new.values())
         counts = []
         for group in groups:
-            counts.append(sum(1 for e in group if e.event_key in new_keys))
-            new_keys.difference_update(e.event_key for e in group)
-        return counts
+            counts.append(sum(1 for e in group if e.event_key in new))
+            for e in group:
+                new.pop(e.event_key, None)
+        return Added(counts, ids)
 
     # --- worker side --------------------------------------------------------------------
 
@@ -167,6 +182,55 @@ class Inbox:
                 .returning(*_ITEM_COLUMNS)
             ).all()
         return sorted((_item(row) for row in rows), key=lambda item: item.id)
+
+    def claim_ids(
+        self, ids: Sequence[int], owner: str, now: datetime, lease: timedelta
+    ) -> list[InboxItem]:
+        """Take these events for ``owner`` (a task engine's job), whatever their
+        ``available_at``: the engine schedules retries itself. An event is taken when
+        pending, already held by ``owner`` (the job runs again after its worker died), or
+        held by a claim whose lease lapsed; done, dead and others' live claims are left."""
+        stamp = utc_text(now)
+        takeable = sa.or_(
+            webhook_inbox.c.status == PENDING,
+            sa.and_(
+                webhook_inbox.c.status == CLAIMED,
+                sa.or_(webhook_inbox.c.claimed_by == owner, webhook_inbox.c.lease_until < stamp),
+            ),
+        )
+        pick = (
+            sa.select(webhook_inbox.c.id)
+            .where(webhook_inbox.c.id.in_(list(ids)), takeable)
+            .order_by(webhook_inbox.c.id)
+        )
+        with self.store.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            picked = list(conn.execute(pick).scalars())
+            if not picked:
+                return []
+            rows = conn.execute(
+                webhook_inbox.update()
+                .where(webhook_inbox.c.id.in_(picked))
+                .values(
+                    status=CLAIMED,
+                    claimed_by=owner,
+                    lease_until=utc_text(now + lease),
+                    attempts=webhook_inbox.c.attempts + 1,
+                )
+                .returning(*_ITEM_COLUMNS)
+            ).all()
+        return sorted((_item(row) for row in rows), key=lambda item: item.id)
+
+    def states(self, ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
+        """Status and last error of these events (a job checks what it left unfinished)."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(webhook_inbox.c.id, webhook_inbox.c.status, webhook_inbox.c.error).where(
+                    webhook_inbox.c.id.in_(list(ids))
+                )
+            ).all()
+        return {int(r.id): (str(r.status), r.error) for r in rows}
 
     def complete(self, outcomes: Mapping[int, str], now: datetime) -> None:
         """Mark claimed events done, each with its outcome (written, unchanged, ...)."""

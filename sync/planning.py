@@ -94,13 +94,18 @@ class PagePlanner:
         self.revisit: set[str] = set()
         self.totals = PlanTotals()  # a dry run's, per field/rule/campaign
 
-    def settled(self, record: CrmRecord, state: CustomerState | None, digest: str) -> bool:
+    def settled(
+        self, record: CrmRecord, state: CustomerState | None, digest: str, repeated: bool = False
+    ) -> bool:
         """True when the record came back only because of our own write: same inputs and
         policy as last assessed, same day, and the CRM shows what we last wrote. Such a
         record is unchanged without assessing it again (an assessment may depend on
         ``previous``, e.g. an "upgraded from" reason, and must not rewrite itself); the
         caller counts it with ``count_settled`` once it knows no household change of the
-        page pulls it back in."""
+        page pulls it back in. ``repeated``: this very version of the record was admitted
+        before (``sync.claims``), so the committed decision, if on the same inputs today,
+        was made from it; the record, read before that decision's writes went out, need
+        not show them."""
         cid = record.profile.id
         return not (
             self.options.full
@@ -111,9 +116,12 @@ class PagePlanner:
             or cid in self.revisit
             or state.input_hash != digest
             or state.assessed_at != self.options.day()
-            or not all(
-                same_value(value, record.current.get(name))
-                for name, value in (state.fields or {}).items()
+            or not (
+                repeated
+                or all(
+                    same_value(value, record.current.get(name))
+                    for name, value in (state.fields or {}).items()
+                )
             )
         )
 

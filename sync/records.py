@@ -36,6 +36,7 @@ class Outcome(StrEnum):
     DEAD_LETTERED = "dead_lettered"
     DEFERRED = "deferred"
     WOULD_WRITE = "would_write"
+    SUPERSEDED = "superseded"  # a newer view of the customer was admitted: not written
     ASSESS_ERROR = "skipped:assess_error"
 
 
@@ -131,8 +132,9 @@ class Decision:
     outstanding: set[int]
     this_run: bool
     # The committed state the decision builds on (None: the customer has none yet). It
-    # cannot go stale while the decision is open: a run holds its stream's lease, and in
-    # the run only promoting this decision writes the customer's committed state.
+    # cannot go stale while the decision is open: the run holds the customer's claim until
+    # then (sync.run_claims), and in the run only promoting this decision writes the
+    # customer's committed state.
     base: CustomerState | None
     dead: bool = False
     field_dead: bool = False

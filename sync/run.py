@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from connectors.contract import CrmRecord
 from connectors.errors import ConfigError, RateLimitedError
 from sync import household_store, households, outbox, runs, taskbudget
+from sync.claims import owner_id
 from sync.dispatch import Dispatcher, items_of
 from sync.errortext import error_text
 from sync.households import HouseholdGroup
@@ -25,6 +27,7 @@ from sync.preview import PlanTotals
 from sync.reader import Reader, input_hash
 from sync.recorder import PageRows, Recorder
 from sync.records import Advance, Outcome, Planned, Skip, Stop
+from sync.run_claims import RunClaims
 from sync.runs import RunCounts, RunStatus
 from sync.settings import RunOptions
 from sync.state import CustomerState, load_states
@@ -72,7 +75,12 @@ class Run:
     through them; lives only as long as ``SyncEngine.run``."""
 
     def __init__(
-        self, engine: SyncEngine, options: RunOptions, source_events: dict[str, str] | None = None
+        self,
+        engine: SyncEngine,
+        options: RunOptions,
+        source_events: dict[str, str] | None = None,
+        *,
+        caller_holds: Collection[str] | None = None,
     ) -> None:
         self.e = engine
         self.options = options
@@ -95,6 +103,15 @@ class Run:
             decisions={},
         )
         self.counts = self.recorder.counts
+        # a dry run writes nothing, so it claims nothing; the webhook worker's records come
+        # claimed, and a worker never waits for a claim (a run may be waiting for its own)
+        self.claims = RunClaims(
+            None if options.dry_run else engine.claims,
+            owner_id(),
+            engine.settings.claim_wait if caller_holds is None else timedelta(0),
+            ref=self.recorder.ref,
+            caller_holds=caller_holds or (),
+        )
         self.reader = Reader(
             engine.connector, engine.stream, engine.settings, self.counts, engine.policy_version
         )
@@ -141,7 +158,7 @@ class Run:
         config_error = False
         try:
             if not dry:
-                self._recover_outbox()
+                self._recover_outbox(None if read_stream else {r.profile.id for r in records})
             if read_stream:
                 if not dry:
                     self._refetch(sorted(self.recorder.dead_letter_customers))
@@ -164,6 +181,7 @@ class Run:
             log.exception("run failed", extra={"run_id": self.run_id})
         finally:
             self.pool.shutdown()
+            self.claims.release_all()
         status, error = self._verdict(
             status, error, read_stream=read_stream, interrupted=interrupted
         )
@@ -248,15 +266,27 @@ class Run:
 
     # --- before the stream: the outbox, dead letters, waiting tasks -----------------------
 
-    def _recover_outbox(self) -> None:
+    def _recover_outbox(self, only: set[str] | None) -> None:
         """Writes an earlier run recorded but did not see answered: send them again, and
         record their answers before anything is read. A record read while they were still
         going out would show the CRM as it was before them; its customer, already settled
         by them, would then be assessed again against its own new decision (an "upgraded
-        from" reason lost) and planned a second copy of their tasks and memberships."""
+        from" reason lost) and planned a second copy of their tasks and memberships.
+
+        Only the customers this run holds (``only``: the webhook path's, else all it can
+        claim): a pending write of a customer someone else holds is theirs, in flight.
+        Those it had to wait for are looked up again once claimed: their holder may have
+        finished them meanwhile."""
         with self.e.store.begin() as conn:
             items = outbox.pending(conn, self.e.stream)
-            states = load_states(conn, self.e.stream, {i.customer_id for i in items})
+        customers = {i.customer_id for i in items if only is None or i.customer_id in only}
+        if customers - self.claims.caller_holds - self.claims.held:
+            self.claims.hold(customers)
+            with self.e.store.begin() as conn:
+                items = outbox.pending(conn, self.e.stream)
+        items = [i for i in items if i.customer_id in customers]
+        with self.e.store.begin() as conn:
+            states = load_states(conn, self.e.stream, customers)
         self.dispatcher.recover(items, states)
         if items:
             log.info("re-sending writes of an interrupted run", extra={"items": len(items)})
@@ -324,6 +354,11 @@ class Run:
 
     def _process(self, records: list[CrmRecord], mark: Advance | None) -> None:
         intake = self.reader.intake(records, from_stream=mark is not None, full=self.options.full)
+        # claimed before the state is loaded, so no one else changes it while it is used
+        taken = self.claims.take({cid: r.modstamp for cid, r in intake.fresh.items()})
+        self._supersede(taken.superseded)
+        for cid in taken.superseded:
+            del intake.fresh[cid]
         self.pool.send_ready()
         with self.e.store.begin() as conn:
             states = load_states(conn, self.e.stream, intake.fresh)
@@ -334,7 +369,7 @@ class Run:
         changed = {
             cid: r
             for cid, r in fresh.items()
-            if not planner.settled(r, states.get(cid), hashes[cid])
+            if not planner.settled(r, states.get(cid), hashes[cid], cid in taken.repeated)
         }
         try:
             extra, links_for, group = self._households(fresh, changed, states, hashes)
@@ -381,6 +416,14 @@ class Run:
         kill_point("after_commit")
         self._progress()
         self.pool.drain(final=False)
+        self.claims.settle(self.recorder.decisions)
+
+    def _supersede(self, ids: Collection[str]) -> None:
+        """Customers whose record is older than a view someone already processed: counted
+        skipped as superseded, never written."""
+        for cid in ids:
+            self.counts.skipped[Skip.SUPERSEDED] += 1
+            self.recorder.outcomes[cid] = Outcome.SUPERSEDED
 
     def _households(
         self,
@@ -417,6 +460,9 @@ class Run:
             changed.setdefault(cid, fresh[cid])
         extra = list({r.profile.id: r for r in hh.extra}.values())
         self.counts.read += len(extra)
+        gone = self.claims.take({r.profile.id: r.modstamp for r in extra}).superseded
+        self._supersede(gone)
+        extra = [r for r in extra if r.profile.id not in gone]
         for r in extra:
             hashes[r.profile.id] = self.beside[r.profile.id] = input_hash(
                 r.profile, self.e.policy_version

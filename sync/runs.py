@@ -135,10 +135,17 @@ def finish(
 
 
 def mark_interrupted(conn: sa.Connection, stream: str, current_run: str) -> int:
-    """Runs of ``stream`` still ``running`` (their process died): mark them failed."""
+    """Runs of ``stream`` still ``running`` (their process died): mark them failed. Called
+    by the stream's reader, which holds its lease, so no other reading run is alive; the
+    webhook worker's passes (``trigger=webhook``) run beside it and are left be."""
     result = conn.execute(
         runs.update()
-        .where(runs.c.stream == stream, runs.c.status == "running", runs.c.id != current_run)
+        .where(
+            runs.c.stream == stream,
+            runs.c.status == "running",
+            runs.c.id != current_run,
+            runs.c.trigger != "webhook",
+        )
         .values(status="failed", finished_at=now_text(), error="interrupted: the process died")
     )
     return int(result.rowcount)

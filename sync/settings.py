@@ -18,6 +18,9 @@ class SyncSettings:
     record_retry_cap: float = 30.0
     write_concurrency: int = 4
     lock_ttl: timedelta = timedelta(minutes=1)  # renewed every third (sync.leases)
+    #: how long a run waits for a customer a webhook worker holds (sync.run_claims); longer
+    #: than ``lock_ttl``, the claims' time to live, so a dead worker's claims run out
+    claim_wait: timedelta = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)

@@ -8,17 +8,23 @@ are coalesced by customer), while a lone event waits at most ``window``.
 Notifications are hints, not data: they can be late, duplicated or out of order (docs/targets.md
 W12). So the worker never tiers what a notification says; it re-fetches the current records with the
 connector's ``fetch(ids)`` and hands them to the same processing path as the scheduled sync (assess,
-plan, outbox, write, audit with ``trigger=webhook`` and the ``source_event_id``). The fetch happens
-inside the stream's exclusive section, after any sync run that held it
-has written: the planner diffs against what the CRM holds when the writes are made.
-Two guards keep an older state from overwriting a newer one:
+plan, outbox, write, audit with ``trigger=webhook`` and the ``source_event_id``).
+
+Workers (threads, processes, hosts) run side by side; what keeps them from writing one
+customer from two different reads is the customer's claim (``sync.claims``), not the
+stream. A batch first claims its customers in one statement. Those another worker or a
+sync run holds go back to the inbox at once, their attempt not counted, and are tried
+again after ``claimed_delay`` (the holder is processing that customer right now). The
+rest are fetched only now, under their claims, so the read is never older than what
+the previous holder wrote; then two guards keep an older state from overwriting a newer one:
 
 * a record fetched with a modstamp *older* than the version the notification announced is
   a stale read (a lagging replica): the events go back to the inbox and are retried;
-* the highest modstamp admitted per customer is kept (``webhook_versions``) and a record is
-  admitted only if it is not older, in the same serialised section that processes it (the
-  stream's lease across processes, a lock within one): a second worker that fetched earlier
-  but got the stream later finds the newer version admitted and drops its older view.
+* the record is *admitted* only if its modstamp is not older than the newest admitted for
+  its customer by any worker or sync run (compare-and-set, inside the claim); an older
+  view is ``superseded`` and never written.
+
+The claims are released when the batch's events are settled.
 
 When the CRM is down, fetch or write fails; the batch's events return to the inbox with an
 exponential backoff and are buried as ``dead`` only after ``max_attempts``. The receiver
@@ -32,44 +38,24 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-
 from connectors.contract import CrmRecord
 from connectors.errors import AuthExpiredError, ConnectorError, RateLimitedError, TransientError
-from sync.engine import SyncEngine
+from sync.claims import WORKER_MIGRATIONS, CustomerClaims, owner_id
 from sync.errortext import error_text
 from sync.inbox import Inbox, InboxItem
-from sync.schema import Migration, metadata, parse_utc, utc_text
 
 log = logging.getLogger(__name__)
-
-#: highest record modstamp the worker has processed, per customer (the monotonic guard).
-webhook_versions = sa.Table(
-    "webhook_versions",
-    metadata,
-    sa.Column("customer_id", sa.String(64), primary_key=True),
-    sa.Column("modstamp", sa.String(32), nullable=False),
-)
-
-WORKER_MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "per-customer processed modstamp for the webhook worker",
-        lambda conn: metadata.create_all(conn, tables=[webhook_versions], checkfirst=True),
-    ),
-)
 
 
 class ChangeProcessor(Protocol):
     """The sync layer's processing path for records a webhook named: assess, plan, write
-    back and audit with ``trigger=webhook``. Returns an outcome per customer id
+    back and audit with ``trigger=webhook``. The worker calls it on the thread that holds
+    the records' claims, every record admitted. Returns an outcome per customer id
     (``written``, ``unchanged``, ``dead_lettered``, ...). Raises a ``ConnectorError`` when
     the CRM call itself failed, so the worker retries the whole batch later."""
 
@@ -85,35 +71,6 @@ Fetch = Callable[[Sequence[str]], list[CrmRecord]]
 _WHOLE_CRM = (TransientError, RateLimitedError, AuthExpiredError)
 
 
-class StreamBusyError(TransientError):
-    """Another process is syncing this stream: the batch waits, its attempts uncounted (a
-    long backfill must not bury the events that arrive meanwhile)."""
-
-
-class StreamLease:
-    """The worker's exclusive section over a sync engine's stream: in-process by ``lock``
-    (shared with the scheduler in ``crmtier serve``), across processes by the stream's
-    lease, so a sync run and the workers never write the same customer from two different
-    reads, and the version guard and the writes it admits happen as one step. While
-    another process holds the lease, the batch is retried later (that run is processing the
-    same changes anyway)."""
-
-    def __init__(self, engine: SyncEngine, lock: threading.Lock | None = None) -> None:
-        self.engine = engine
-        self.lock = lock or threading.Lock()
-
-    @contextmanager
-    def __call__(self) -> Iterator[None]:
-        store, lease = self.engine.store, self.engine.lock_name
-        with self.lock:
-            if not store.acquire_lock(lease, ttl=self.engine.settings.lock_ttl):
-                raise StreamBusyError("a sync run in another process holds this stream")
-            try:
-                yield
-            finally:
-                store.release_lock(lease)
-
-
 @dataclass(frozen=True)
 class WorkerOptions:
     batch_size: int = 200
@@ -123,7 +80,9 @@ class WorkerOptions:
     backoff_base: timedelta = timedelta(seconds=2)
     backoff_cap: timedelta = timedelta(minutes=10)
     stale_read_delay: timedelta = timedelta(seconds=1)
-    busy_delay: timedelta = timedelta(seconds=5)
+    #: a customer another worker or a sync run holds is asked for again this much later
+    claimed_delay: timedelta = timedelta(milliseconds=500)
+    busy_delay: timedelta = timedelta(seconds=5)  # the state store is unreachable
     dedupe: timedelta = timedelta(days=7)
     purge_every: timedelta = timedelta(hours=1)
     idle_poll: timedelta = timedelta(milliseconds=50)
@@ -151,7 +110,7 @@ class InboxWorker:
         process: ChangeProcessor,
         *,
         options: WorkerOptions | None = None,
-        exclusive: Callable[[], AbstractContextManager[None]] | None = None,
+        claims: CustomerClaims | None = None,
         owner: str = "worker",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_outcome: Callable[[str, int], None] | None = None,
@@ -159,8 +118,7 @@ class InboxWorker:
         self.inbox = inbox
         self.fetch = fetch
         self.process = process
-        # a worker that shares its stream with nobody (one thread) needs no exclusion
-        self.exclusive = exclusive or nullcontext
+        self.claims = claims or CustomerClaims(inbox.store)
         self.options = options or WorkerOptions()
         self.owner = owner
         self.clock = clock
@@ -217,19 +175,49 @@ class InboxWorker:
     def run_batch(self) -> BatchReport:
         now = self.clock()
         items = self.inbox.claim(self.owner, self.options.batch_size, now, self.options.lease)
+        return self.process_claimed(items, now)
+
+    def process_claimed(self, items: Sequence[InboxItem], now: datetime) -> BatchReport:
+        """Process events already claimed, by this worker's loop or by a task engine's job
+        (``sync/tasks/webhook_batch.py``): fetch, admit, process and settle them, each
+        event ending done, dead, or pending again with its error."""
         report = BatchReport()
         if not items:
             return report
         by_customer: dict[str, list[InboxItem]] = defaultdict(list)
         for item in items:
             by_customer[item.customer_id].append(item)
-        self._run_group(by_customer, now, report)
-        return self._report(report)
+        owner = owner_id()
+        got = self.claims.claim(list(by_customer), owner)
+        try:
+            self._busy([c for c in by_customer if c not in got], by_customer, now, report)
+            self._run_group({c: by_customer[c] for c in by_customer if c in got}, now, report)
+            return self._report(report)
+        finally:
+            self.claims.release(got, owner)
+
+    def _busy(
+        self,
+        customers: Sequence[str],
+        by_customer: Mapping[str, list[InboxItem]],
+        now: datetime,
+        report: BatchReport,
+    ) -> None:
+        """Customers someone else holds: their events wait, the attempt not counted (that
+        holder is processing the customer; a backfill holding many must not bury them)."""
+        items = [item for c in customers for item in by_customer[c]]
+        if items:
+            busy = "another worker or sync run holds the customer"
+            self.inbox.retry_later(
+                {i.id: busy for i in items}, now + self.options.claimed_delay, count=False
+            )
+            report.add("busy", len(items))
 
     def _run_group(
         self, by_customer: Mapping[str, list[InboxItem]], now: datetime, report: BatchReport
     ) -> None:
-        """Fetch, admit, process and settle these customers' events.
+        """Fetch, admit, process and settle these customers' events (claimed by this
+        thread).
 
         A failure that says the CRM as a whole cannot serve us now (``_WHOLE_CRM``: down,
         throttled, token expired) retries the whole group. Any other failure may be caused
@@ -238,24 +226,22 @@ class InboxWorker:
         its own (bisection): one poison event then costs its batch about 2·log2(n) extra
         calls, and every other event is processed; only a single customer's failure is
         retried and, after ``max_attempts``, buried."""
+        if not by_customer:
+            return
         items = [item for group in by_customer.values() for item in group]
         try:
-            with self.exclusive():
-                # Fetched only now, under the stream: a record read before waiting for it
-                # could predate the writes of whoever held it (the scheduled sync), and
-                # planning against that older view would leave their fields in place.
-                records = self.fetch(list(by_customer))
-                current, stale = self._split_stale(records, by_customer)
-                fresh = self._admit(current)
-                outcomes = (
-                    dict(self.process(fresh, _source_events(fresh, by_customer))) if fresh else {}
-                )
-        except StreamBusyError as exc:  # not a failure: try again soon, without counting
-            self.inbox.retry_later(
-                {i.id: str(exc) for i in items}, now + self.options.busy_delay, count=False
+            # Fetched only now, under the claims: a record read before claiming could
+            # predate the writes of whoever held them (a sync run, another worker), and
+            # planning against that older view would leave their fields in place.
+            records = self.fetch(list(by_customer))
+            current, stale = self._split_stale(records, by_customer)
+            admission = self.claims.admit(
+                {r.profile.id: _aware(r.modstamp) for r in current}, owner_id()
             )
-            report.add("busy", len(items))
-            return
+            fresh = [r for r in current if r.profile.id in admission.admitted]
+            outcomes = (
+                dict(self.process(fresh, _source_events(fresh, by_customer))) if fresh else {}
+            )
         except Exception as exc:  # a CRM failure, or a bug: the events wait and are retried
             if len(by_customer) > 1 and not isinstance(exc, _WHOLE_CRM):
                 log.warning(
@@ -274,7 +260,10 @@ class InboxWorker:
         fetched = {record.profile.id for record in records}
         finished: dict[int, str] = {}
         retry: dict[int, str] = {}
+        self._busy(sorted(admission.lost), by_customer, now, report)
         for customer_id, customer_items in by_customer.items():
+            if customer_id in admission.lost:
+                continue
             if customer_id in stale:
                 retry.update({i.id: "stale read" for i in customer_items})
                 report.add("stale_read", len(customer_items))
@@ -306,40 +295,6 @@ class InboxWorker:
             else:
                 current.append(record)
         return current, stale
-
-    def _admit(self, records: Sequence[CrmRecord]) -> list[CrmRecord]:
-        """The records not older than the newest version admitted for their customer, whose
-        versions become the newest admitted. Runs inside ``exclusive`` with the processing
-        it admits to, so no older view can be admitted after a newer one was. A record left
-        out is superseded and must not be written."""
-        if not records:
-            return []
-        ids = [r.profile.id for r in records]
-        dialect = postgresql if self.inbox.store.engine.dialect.name == "postgresql" else sqlite
-        insert = dialect.insert(webhook_versions)
-        raise_only = insert.on_conflict_do_update(
-            index_elements=["customer_id"],
-            set_={"modstamp": insert.excluded.modstamp},
-            where=webhook_versions.c.modstamp < insert.excluded.modstamp,
-        )
-        with self.inbox.store.begin() as conn:
-            admitted = {
-                row.customer_id: parse_utc(row.modstamp)
-                for row in conn.execute(
-                    sa.select(webhook_versions).where(webhook_versions.c.customer_id.in_(ids))
-                )
-            }
-            fresh = [
-                r
-                for r in records
-                if r.profile.id not in admitted or _aware(r.modstamp) >= admitted[r.profile.id]
-            ]
-            if fresh:
-                rows = [
-                    {"customer_id": r.profile.id, "modstamp": utc_text(r.modstamp)} for r in fresh
-                ]
-                conn.execute(raise_only, rows)
-        return fresh
 
     def _retry(self, items: Sequence[InboxItem], exc: Exception, report: BatchReport) -> None:
         now = self.clock()

@@ -45,8 +45,10 @@ from connectors.plugin import Endpoint, json_ack
 from connectors.registry import plugins
 from connectors.webhook_events import RECORD_ID, ChangeEvent, WebhookRejected
 from sync.inbox import Inbox
+from sync.tasks.stats import QueueStats
 from webhooks import standard_webhooks
 from webhooks.committer import GroupCommitter
+from webhooks.deferrer import Deferrer
 from webhooks.metrics import Metrics
 from webhooks.settings import WebhooksSettings
 
@@ -139,14 +141,22 @@ def create_app(
     own_fields: frozenset[str] = frozenset(),
     crm: str | None = None,
     clock: Callable[[], float] = time.time,
+    deferrer: Deferrer | None = None,
+    queue: Callable[[datetime], QueueStats] | None = None,
 ) -> Starlette:
     """The receiver for ``settings``, persisting into ``inbox``.
 
     ``api_calls`` reports the worker's CRM API usage for ``/metrics``; ``crm`` is the
     configured CRM (``/webhooks/generic`` admits only its record id format); ``clock``
-    (epoch seconds) is injectable so replay-window tests need no sleeping."""
+    (epoch seconds) is injectable so replay-window tests need no sleeping. With a task
+    engine, ``deferrer`` hands every committed event to it and ``queue`` reads its queue
+    for ``/metrics``."""
     metrics = metrics or Metrics()
-    committer = GroupCommitter(inbox, clock=lambda: datetime.fromtimestamp(clock(), UTC))
+    committer = GroupCommitter(
+        inbox,
+        clock=lambda: datetime.fromtimestamp(clock(), UTC),
+        on_added=deferrer.offer if deferrer is not None else None,
+    )
 
     def count(endpoint: str, status: int) -> None:
         metrics.inc(
@@ -196,7 +206,7 @@ def create_app(
 
     async def metrics_text(_: Request) -> Response:
         now = datetime.fromtimestamp(clock(), UTC)
-        text = await asyncio.to_thread(metrics.render, inbox, api_calls, now)
+        text = await asyncio.to_thread(metrics.render, inbox, api_calls, now, queue)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     routes = [
@@ -212,6 +222,8 @@ def create_app(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
         await committer.close()  # requests already verified still get their commit
+        if deferrer is not None:
+            await deferrer.close()  # and their job, unless the sweep must give it
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics = metrics

@@ -28,8 +28,12 @@ class GroupCommitter:
         *,
         max_batch: int = 256,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_added: Callable[[list[int]], None] | None = None,
     ) -> None:
+        """``on_added`` is told the ids of the events each commit added, after the
+        commit, on the event loop (the task engine's deferrer, ``deferrer.py``)."""
         self._inbox = inbox
+        self._on_added = on_added
         self._max_batch = max_batch
         self._clock = clock
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
@@ -59,17 +63,19 @@ class GroupCommitter:
             while len(jobs) < self._max_batch and not self._queue.empty():
                 jobs.append(self._queue.get_nowait())
             try:
-                counts = await asyncio.to_thread(
-                    self._inbox.add, [events for events, _ in jobs], self._clock()
+                added = await asyncio.to_thread(
+                    self._inbox.add_batch, [events for events, _ in jobs], self._clock()
                 )
             except Exception as exc:  # the store is down: every waiting request gets a 503
                 for _, future in jobs:
                     if not future.done():
                         future.set_exception(exc)
             else:
-                for (_, future), count in zip(jobs, counts, strict=True):
+                for (_, future), count in zip(jobs, added.counts, strict=True):
                     if not future.done():
                         future.set_result(count)
+                if self._on_added is not None and added.ids:
+                    self._on_added(added.ids)
             finally:
                 for _ in jobs:
                     self._queue.task_done()

@@ -16,6 +16,7 @@ from connectors.contract import (
     Capabilities,
     CrmRecord,
     Cursor,
+    OwnerChange,
     Page,
     SchemaCheck,
     WritePlan,
@@ -114,6 +115,9 @@ class FxiaokeConnector:
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         return self._writer.apply(plan)
+
+    def change_owners(self, changes: Sequence[OwnerChange]) -> list[WriteResult]:
+        return self._writer.change_owners(changes)
 
     # --- doctor ---------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from connectors.contract import (
     FieldUpdate,
     MembershipChange,
+    OwnerChange,
     TaskClose,
     TaskUpsert,
     WriteKind,
@@ -115,6 +116,27 @@ class PlanWriter:
                 record_id=item.customer_id,
             ),
         )
+
+    # --- owner changes --------------------------------------------------------------
+
+    def change_owners(self, changes: Sequence[OwnerChange]) -> list[WriteResult]:
+        """``changeOwner``, one record a call like every FXiaoke write (its answer is one
+        outcome): the owner cannot be set through ``update`` ("变更负责人", CRM object API)."""
+        obj = self._mapping.object
+
+        def change(item: OwnerChange) -> WriteResult:
+            entry = {"objectDataId": item.customer_id, "ownerId": [item.owner_id]}
+            return self._write(
+                "field_update",
+                item.customer_id,
+                lambda: self._client.call(
+                    data_path(obj, "changeOwner"),
+                    {"dataObjectApiName": obj, "Data": [entry]},
+                    record_id=item.customer_id,
+                ),
+            )
+
+        return self._parallel(changes, change)
 
     # --- tasks ----------------------------------------------------------------------
 

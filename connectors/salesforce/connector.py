@@ -21,12 +21,14 @@ from connectors.contract import (
     Capabilities,
     CrmRecord,
     Cursor,
+    OwnerChange,
     Page,
     SchemaCheck,
     WritePlan,
     WriteResult,
 )
 from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
+from connectors.salesforce import owners
 from connectors.salesforce.checks import run_checks
 from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings, load_settings
@@ -184,6 +186,14 @@ class SalesforceConnector:
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         return self.writer.apply(plan)
+
+    # --- advisor coverage (connectors/salesforce/owners.py) ----------------------------------
+
+    def change_owners(self, changes: Sequence[OwnerChange]) -> list[WriteResult]:
+        return owners.change_owners(self.client, self.mapping, changes)
+
+    def read_users(self, capacity_field: str) -> list[dict[str, Any]]:
+        return owners.read_users(self.client, capacity_field)
 
     # --- the rest of the contract ----------------------------------------------------------------
 

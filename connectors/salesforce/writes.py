@@ -94,7 +94,7 @@ class PlanWriter:
                     "PATCH", "composite/sobjects", {"allOrNone": False, "records": records}
                 )
                 for (i, u, _), r in zip(chunk, saved, strict=True):
-                    sent[i] = _result("field_update", u.customer_id, r, self.mapping.object)
+                    sent[i] = result_of("field_update", u.customer_id, r, self.mapping.object)
         return [
             sent.get(i) or WriteResult("field_update", u.customer_id, True)
             for i, u in enumerate(updates)
@@ -164,7 +164,7 @@ class PlanWriter:
                 {"allOrNone": False, "records": [record for _, record in chunk]},
             )
             results += [
-                _result(kind, key, r, "Task") for (key, _), r in zip(chunk, saved, strict=True)
+                result_of(kind, key, r, "Task") for (key, _), r in zip(chunk, saved, strict=True)
             ]
         return results
 
@@ -232,7 +232,7 @@ class PlanWriter:
                 allOrNone="false",
             )
             for i, r in zip(removes, saved, strict=True):
-                out[i] = _result(
+                out[i] = result_of(
                     "membership",
                     chunk[i].dedupe_key,
                     r,
@@ -288,7 +288,7 @@ class PlanWriter:
             )
             for i, r in zip(sent, saved, strict=True):
                 # DUPLICATE_VALUE: someone already added this customer; the goal state holds.
-                out[i] = _result(
+                out[i] = result_of(
                     "membership",
                     chunk[i].dedupe_key,
                     r,
@@ -348,7 +348,7 @@ class PersonContacts:
             return self._ids.get(account_id)
 
 
-def _result(
+def result_of(
     kind: Any,
     key: str,
     saved: Mapping[str, Any],

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from connectors.sandbox.fxiaoke import FxiaokeSandbox
 
 Payload = dict[str, Any]
-_DATA_VERBS = ("query", "get", "create", "update", "invalid")
+_DATA_VERBS = ("query", "get", "create", "update", "invalid", "changeOwner")
 
 
 def envelope(
@@ -244,12 +244,39 @@ def _acting_user(sandbox: FxiaokeSandbox, request: Request, body: Payload) -> st
     )
 
 
+def _change_owner(
+    sandbox: FxiaokeSandbox, request: Request, body: Payload, data: Payload, custom: bool
+) -> Payload:
+    """``changeOwner`` ("变更负责人", the only way to change an owner: ``update`` cannot):
+    ``data.Data`` lists ``{"objectDataId", "ownerId": [employee id]}``; all or nothing."""
+    spec = _spec(sandbox, data.get("dataObjectApiName"), custom)
+    entries = data.get("Data")
+    if not isinstance(entries, list) or not entries:
+        raise ApiError(10001, "缺少参数Data")
+    changes: list[tuple[str, list[str], int]] = []
+    for entry in entries:
+        rid = str(entry.get("objectDataId", "")) if isinstance(entry, dict) else ""
+        owner = entry.get("ownerId") if isinstance(entry, dict) else None
+        if not isinstance(owner, list) or len(owner) != 1 or not isinstance(owner[0], str):
+            raise ApiError(10001, "参数ownerId错误 (one employee id in a list)")
+        found = sandbox.store.get(spec.api_name, rid)
+        if found is None or found[1].get("life_status") == "invalid":
+            raise ApiError(32000, f"数据 {rid} 不存在")
+        changes.append((rid, owner, int(found[1].get("version", 1)) + 1))
+    for rid, owner, version in changes:
+        stamp = sandbox.store.update(spec.api_name, rid, {"owner": owner, "version": version})
+        if spec.api_name == ACCOUNT:
+            sandbox.push.emit("update", ACCOUNT, rid, to_ms(stamp))
+    return {}
+
+
 _DATA_HANDLERS: dict[str, Callable[..., Payload]] = {
     "query": _query,
     "get": _get,
     "create": _create,
     "update": _update,
     "invalid": _invalid,
+    "changeOwner": _change_owner,
 }
 
 

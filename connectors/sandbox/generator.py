@@ -69,6 +69,17 @@ class SyntheticCustomer:
     dirty: bool
 
 
+#: The relationship managers the generator names as owners: ``U00001`` .. ``U00039``.
+OWNER_NUMBERS = range(1, 40)
+
+
+def rm_capacity(owner_number: int) -> int:
+    """The capacity (private-equivalent clients) the seeded CRM user of owner
+    ``U<owner_number>`` carries in its RM-capacity field: 100 to 150 in steps of 10, so
+    advisor coverage reads a different capacity per RM, not one the policy could supply."""
+    return 100 + 10 * (owner_number % 6)
+
+
 def customer_id(index: int) -> str:
     return f"C{index:09d}"
 
@@ -138,7 +149,7 @@ def _one(i: int, rng: random.Random, dirty_share: float, seed: int) -> Synthetic
     profile: dict[str, Any] = {
         "kind": "corporate" if corporate else "individual",
         "currency": "CNY",
-        "owner_id": f"U{rng.randrange(1, 40):05d}"
+        "owner_id": f"U{rng.randrange(OWNER_NUMBERS.start, OWNER_NUMBERS.stop):05d}"
         if segment in ("private", "wealth") or rng.random() < 0.3
         else None,
         "assets": {

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from connectors.mapping import DefaultMapping, load_default_mapping
 from connectors.salesforce.mapping import from_crm_value
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
-from connectors.sandbox.generator import generate
+from connectors.sandbox.generator import OWNER_NUMBERS, generate, rm_capacity
 from connectors.sandbox.households import household_links, noting_individuals
 from connectors.sandbox.optional import writeback_targets
 from connectors.sandbox.salesforce_bulk import BulkApi
@@ -58,11 +58,19 @@ from connectors.sandbox.salesforce_schema import (
     INTEGRATION_USER_ID,
     ORG_ID,
     PREFIXES,
+    RM_CAPACITY_FIELD,
     account_of_contact,
+    id_number,
     make_id,
     to_sf_value,
 )
-from connectors.sandbox.salesforce_seed import account_row, flattener, relation_rows, user_id
+from connectors.sandbox.salesforce_seed import (
+    USER_NUMBER_BASE,
+    account_row,
+    flattener,
+    relation_rows,
+    user_id,
+)
 from connectors.sandbox.server import Request
 from connectors.sandbox.store import format_ts
 
@@ -216,9 +224,7 @@ class SalesforceSandbox(SandboxLifecycle):
         owner, as in an org; an owner who leaves is deactivated (``deactivate_user``)."""
         missing = [i for i in sorted(set(ids)) if not self.store.exists("User", i)]
         stamp = self.store.clock()
-        self.store.insert_many(
-            "User", [(i, stamp, {"Name": f"User {i[-6:-3]}", "IsActive": True}) for i in missing]
-        )
+        self.store.insert_many("User", [(i, stamp, _user_row(i)) for i in missing])
 
     def _ensure_queues(self) -> None:
         """The ``[writeback.queues]`` ids of the default mapping, as Task queues."""
@@ -426,3 +432,13 @@ class SalesforceSandbox(SandboxLifecycle):
 def _data_call(request: Request) -> bool:
     """Faults aimed at "every call" spare the token endpoint, like a real org's limits."""
     return not request.path.startswith("/services/oauth2/")
+
+
+def _user_row(user_id: str) -> dict[str, Any]:
+    """A User; one made for a generator owner (``U00012``) is a relationship manager whose
+    ``RM_Capacity__c`` holds the generator's capacity for them."""
+    row: dict[str, Any] = {"Name": f"User {user_id[-6:-3]}", "IsActive": True}
+    number = id_number(user_id) - USER_NUMBER_BASE
+    if number in OWNER_NUMBERS:
+        row[RM_CAPACITY_FIELD] = float(rm_capacity(number))
+    return row

@@ -240,7 +240,11 @@ def build_schema(
     for output, crm_field in writeback_targets("salesforce", mapping).items():
         account.add(writeback_spec(output, crm_field))
     if not rights.edit_input_fields:  # field-level security: Read only on everything else
-        tier = set(writeback_targets("salesforce", mapping).values())
+        # but OwnerId, which has no field-level security: changing it takes Edit on the
+        # record and the Transfer Record permission ("Account", Object Reference for the
+        # Salesforce Platform: OwnerId is Create, Update), what advisor coverage's
+        # opt-in owner changes use.
+        tier = set(writeback_targets("salesforce", mapping).values()) | {"OwnerId"}
         for name, spec in list(account.fields.items()):
             if name not in tier:
                 account.fields[name] = replace(spec, updateable=False, createable=False)
@@ -354,6 +358,12 @@ def history_spec(sobject: str) -> ObjectSpec:
     return spec
 
 
+#: The custom User field a bank keeps each RM's capacity in (private-equivalent clients);
+#: the sandbox seeds it on every record owner ("Create Custom Fields" on the User object,
+#: Salesforce Help; the User sObject carries custom fields like any other).
+RM_CAPACITY_FIELD = "RM_Capacity__c"
+
+
 def owner_objects() -> tuple[ObjectSpec, ...]:
     """What a Task's ``OwnerId`` may name, read-only through the API here: ``User`` (only
     an active one owns records), and queues, which are ``Group`` rows of ``Type`` Queue
@@ -366,7 +376,7 @@ def owner_objects() -> tuple[ObjectSpec, ...]:
     group = ObjectSpec("Group", deletable=False)
     queue_object = ObjectSpec("QueueSobject", deletable=False)
     for spec, fields in (
-        (user, (("Name", "string"), ("IsActive", "boolean"))),
+        (user, (("Name", "string"), ("IsActive", "boolean"), (RM_CAPACITY_FIELD, "double"))),
         (group, (("Name", "string"), ("DeveloperName", "string"), ("Type", "picklist"))),
         (queue_object, (("QueueId", "reference"), ("SobjectType", "picklist"))),
     ):

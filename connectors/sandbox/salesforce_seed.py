@@ -70,13 +70,17 @@ def account_row(
     return rid, c.modstamp, data
 
 
+#: Generator owner ``U<n>`` is the Salesforce User numbered ``n + USER_NUMBER_BASE``.
+USER_NUMBER_BASE = 100
+
+
 def user_id(owner: Any) -> str | None:
     """Generator owner ids (``U00012``) as Salesforce User ids."""
     if not owner:
         return None
     text = str(owner)
     if text.startswith("U") and text[1:].isdigit():
-        return make_id("User", int(text[1:]) + 100)
+        return make_id("User", int(text[1:]) + USER_NUMBER_BASE)
     return text
 
 

@@ -49,11 +49,10 @@ from connectors.sandbox.zoho_schema import (
     stored_value,
 )
 from connectors.sandbox.zoho_timeline import install_zoho_timeline
+from connectors.sandbox.zoho_users import UNASSIGNED_OWNER, zoho_user_id
 from connectors.sandbox.zoho_wire import ID_BASE, format_time
 from connectors.sandbox.zoho_writes import MEMBERS
 
-#: Owner of customers without a relationship manager (a placeholder user, as banks do).
-UNASSIGNED_OWNER = str(ID_BASE + 100000)
 DEFAULT_CHANNEL_ID = "1000000068001"
 DEFAULT_CREDITS = 50_000 + 1_000 * 25  # Enterprise edition, 25 users (Zoho CRM "API Limits")
 _ALMOST_A_DAY = timedelta(days=1) - timedelta(minutes=1)  # the v2 channel maximum, less a margin
@@ -62,13 +61,6 @@ _ALMOST_A_DAY = timedelta(days=1) - timedelta(minutes=1)  # the v2 channel maxim
 def zoho_customer_id(index: int) -> str:
     """The Contact id of generator customer ``index`` (19 digits, like Zoho's)."""
     return str(ID_BASE + 1_000_000 + index)
-
-
-def zoho_user_id(owner: str | None) -> str:
-    """Generator owners look like ``U00012``; in Zoho they are user ids."""
-    if not owner:
-        return UNASSIGNED_OWNER
-    return str(ID_BASE + 100000 + int(owner.lstrip("U")))
 
 
 class ZohoSandbox(SandboxLifecycle):
@@ -85,6 +77,7 @@ class ZohoSandbox(SandboxLifecycle):
         refresh_limit: int = 10,
         notify_ca_bundle: str | None = None,
         discrete_page_limit: int | None = None,
+        max_fields: int | None = None,
         integration_profile: str = LEAST_PRIVILEGE_PROFILE,
     ) -> None:
         router = self._open(data_dir, host=host, port=port, latency=latency)
@@ -109,6 +102,7 @@ class ZohoSandbox(SandboxLifecycle):
         self.api.register(router)
         install_zoho_timeline(self, router)  # tier overrides' audit (override_trail)
         self.api.discrete_page_limit = discrete_page_limit
+        self.api.max_fields = max_fields
         self.api.profile = integration_profile  # "Administrator": what doctor warns about
         self.server.on_reset.append(self._reset)
         self._campaign_keys = {cid: key for key, cid in self.default.writeback.campaigns.items()}

@@ -4,9 +4,9 @@ Wire facts it reproduces (Zoho CRM API v2 docs, zoho.com/crm/developer/docs/api/
 3.1.0's source): ids are 19-digit strings in responses but arrive as JSON numbers from zcrmsdk;
 PUT/POST bodies come without a Content-Type; list reads page by ``page``/``per_page`` (≤ 200) with
 ``info.more_records``, answer 204 when the module has nothing and 304 when nothing changed after
-``If-Modified-Since``; ``fields`` is optional (without it every field comes back) and takes
-at most 50 names; writes take
-≤ 100 records and answer per record (200 all good, 202 mixed, 400 all failed); date-times
+``If-Modified-Since``; ``fields`` is optional (without it every field comes back), with no
+cap on its names in v2 (later versions cap it at 50: ``max_fields`` turns that on); writes
+take ≤ 100 records and answer per record (200 all good, 202 mixed, 400 all failed); date-times
 have second resolution and the org's UTC offset; every API call costs credits (writes one
 per ten records) and reports ``X-API-CREDITS-REMAINING``; a 429 ``TOO_MANY_REQUESTS``
 carries no ``Retry-After``.
@@ -39,13 +39,11 @@ from connectors.sandbox.zoho_schema import (
     TASK_MODULE,
     OrgSchema,
 )
+from connectors.sandbox.zoho_users import users
 from connectors.sandbox.zoho_wire import ID_BASE, format_time, parse_time, request_body
 from connectors.sandbox.zoho_writes import MAX_WRITE
 
 MAX_PAGE = 200
-#: Get Records: "you can include a maximum of 50 field API names in this parameter" (Zoho CRM
-#: API v7 get-records.html, for the list and the single-record GET alike).
-MAX_FIELDS = 50
 #: Route kinds that write: what ``Sandbox.write_calls()`` counts.
 WRITE_KINDS = ("update", "insert", "upsert", "related_update", "related_delete")
 #: the integration user's profile by default: a custom least-privilege profile, as
@@ -113,6 +111,9 @@ class ZohoApi:
         #: v3+ refuse ``page``/``per_page`` beyond the first 2,000 records; whether v2 does
         #: is not documented (Zoho CRM v2 "Get Records"), so it is a switch: None = no limit.
         self.discrete_page_limit: int | None = None
+        #: v5+ cap a read's ``fields`` at 50 names ("Get Records", v5/v7); v2 documents no
+        #: cap, so it is a switch too: None = v2 as documented, 50 = a stricter org.
+        self.max_fields: int | None = None
         # ids of records the API creates continue after any kept in a reused data dir
         created = [int(rid) for rid, _, _ in store.scan(TASK_MODULE) if rid.isdigit()]
         self._next_id = max([ID_BASE + 500000, *created])
@@ -168,7 +169,7 @@ class ZohoApi:
             self._api(partial(writes.delink, self), "related_delete"),
             "related_delete",
         )
-        add("GET", r"/crm/v2/users", self._api(self.users, "users"), "users")
+        add("GET", r"/crm/v2/users", self._api(partial(users, self), "users"), "users")
         add("POST", r"/crm/v2/coql", self._api(partial(coql, self), "coql"), "coql")
         add(
             "POST",
@@ -235,32 +236,6 @@ class ZohoApi:
             }
         )
 
-    def users(self, request: Request) -> Response:
-        """``GET /crm/v2/users?type=CurrentUser``: the one user the sandbox models, the
-        integration user. Other types would list the org's users, which the sandbox does
-        not keep, so they are refused rather than answered wrongly."""
-        if request.arg("type") != "CurrentUser":
-            return zoho_error("INVALID_DATA", "the sandbox answers only type=CurrentUser", 400)
-        ids = {"user": ID_BASE + 90001, "profile": ID_BASE + 90002, "role": ID_BASE + 90003}
-        user = {  # the v2 sample answer's keys crmtier and zcrmsdk read, nothing personal
-            "id": str(ids["user"]),
-            "first_name": "crmtier",
-            "last_name": "Integration",
-            "full_name": "crmtier Integration",
-            "email": "crmtier-integration@bank.example",
-            "role": {"name": self.role, "id": str(ids["role"])},
-            "profile": {"name": self.profile, "id": str(ids["profile"])},
-            "status": "active",
-            "confirm": True,
-            "time_zone": "Asia/Shanghai",
-        }
-        return Response.json(
-            {
-                "users": [user],
-                "info": {"per_page": 200, "count": 1, "page": 1, "more_records": False},
-            }
-        )
-
     def related_lists(self, request: Request) -> Response:
         module = request.arg("module") or ""
         if module not in MODULES:
@@ -283,6 +258,21 @@ class ZohoApi:
         return Response.json({"related_lists": lists})
 
     # --- reads ----------------------------------------------------------------------------
+
+    def _too_many(self, fields: set[str] | None) -> bool:
+        return self.max_fields is not None and fields is not None and len(fields) > self.max_fields
+
+    def _too_many_fields(self, fields: set[str] | None) -> Response:
+        """Zoho's page names the cap but not the error its breach returns; this answers with
+        the code and shape Zoho documents for a request parameter over its limit (400
+        ``LIMIT_EXCEEDED``, as for more than 100 ``ids``), naming the parameter and the cap."""
+        return zoho_error(
+            "LIMIT_EXCEEDED",
+            f"fields: {len(fields or ())} field API names, the maximum is {self.max_fields}",
+            400,
+            api_name="fields",
+            limit=self.max_fields,
+        )
 
     def render(
         self,
@@ -315,8 +305,8 @@ class ZohoApi:
                 "INVALID_DATA", "per_page must be between 1 and 200", 400, api_name="per_page"
             )
         fields = _field_set(request.arg("fields"))
-        if fields is not None and len(fields) > MAX_FIELDS:
-            return _too_many_fields(len(fields))
+        if self._too_many(fields):
+            return self._too_many_fields(fields)
         since: datetime | None = None
         ims = request.header("If-Modified-Since")
         if ims:
@@ -368,25 +358,12 @@ class ZohoApi:
     def get_one(self, request: Request) -> Response:
         module, rid = request.params["module"], request.params["id"]
         fields = _field_set(request.arg("fields"))
-        if fields is not None and len(fields) > MAX_FIELDS:
-            return _too_many_fields(len(fields))
+        if self._too_many(fields):
+            return self._too_many_fields(fields)
         found = self.store.get(module, rid)
         if found is None:
             return Response(204)
         return Response.json({"data": [self.render(module, rid, found[0], found[1], fields)]})
-
-
-def _too_many_fields(count: int) -> Response:
-    """Zoho's page names the 50 cap but not the error its breach returns; this answers with
-    the code and shape Zoho documents for a request parameter over its limit (400
-    ``LIMIT_EXCEEDED``, as for more than 100 ``ids``), naming the parameter and the cap."""
-    return zoho_error(
-        "LIMIT_EXCEEDED",
-        f"fields: {count} field API names, the maximum is {MAX_FIELDS}",
-        400,
-        api_name="fields",
-        limit=MAX_FIELDS,
-    )
 
 
 def _field_set(text: str | None) -> set[str] | None:

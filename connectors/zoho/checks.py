@@ -1,7 +1,8 @@
 """``crmtier doctor``'s checks of a Zoho org for ``ZohoConnector``: the connection, every
-mapped input and write-back field (exists, type, picklist values, writable), the Tasks key
-field and campaign ids, the notification channel (``channel.py``) and the integration
-user's profile rights (``rights.py``). Each check names what to fix.
+mapped input and write-back field (exists, type, picklist values, writable), one read naming
+every mapped field as the sync's reads do, the Tasks key field and campaign ids, the
+notification channel (``channel.py``) and the integration user's profile rights
+(``rights.py``). Each check names what to fix.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from connectors.contract import SchemaCheck
 from connectors.errors import ConnectorError
 from connectors.mapping import CANONICAL_TYPES
 from connectors.zoho.channel import check_channel
-from connectors.zoho.mapping import NUMERIC, OUTPUT_VALUES, FieldInfo, missing_values
+from connectors.zoho.mapping import (
+    LATER_VERSIONS_FIELDS_CAP,
+    NUMERIC,
+    OUTPUT_VALUES,
+    FieldInfo,
+    missing_values,
+    read_fields,
+)
 from connectors.zoho.rights import check_profile
 from connectors.zoho.writes import CAMPAIGN_MODULE, MEMBER_MODULES, TASK_MODULE
 
@@ -36,6 +44,7 @@ def run_checks(connector: ZohoConnector) -> list[SchemaCheck]:
     checks = [SchemaCheck("zoho: connect and authenticate", True, f"module {connector.module}")]
     checks += _check_inputs(connector, fields)
     checks += _check_outputs(connector, fields)
+    checks.append(_check_named_read(connector))
     checks += _check_tasks_and_campaigns(connector)
     checks.append(check_channel(connector))
     checks.append(check_profile(connector.client))
@@ -115,6 +124,31 @@ def _check_outputs(connector: ZohoConnector, fields: Mapping[str, FieldInfo]) ->
         else:
             out.append(SchemaCheck(name, True, api_name))
     return out
+
+
+def _check_named_read(connector: ZohoConnector) -> SchemaCheck:
+    """One read of one record naming every field the sync reads, as its reads do. The v2 API
+    documents no cap on a read's ``fields``; later versions cap it at 50, and an org that
+    applies that cap refuses every read of a larger mapping, so this says so before the first
+    sync does (crmtier never falls back to a read of every field: data minimisation)."""
+    names = read_fields(connector.mapping, connector.writeback)
+    name = "zoho: read the mapped fields by name"
+    try:
+        connector.client.read_page(connector.module, names, modified_after=None, page=1, per_page=1)
+    except ConnectorError as exc:
+        over = len(names) > LATER_VERSIONS_FIELDS_CAP
+        return SchemaCheck(
+            name,
+            False,
+            f"a read naming {len(names)} fields was refused: {exc}",
+            fix=(
+                f"this org may cap a read at {LATER_VERSIONS_FIELDS_CAP} field names: unmap "
+                "unused [mapping.fields] inputs or set unused [writeback.fields] outputs to false"
+                if over
+                else "check the integration user's read rights on the mapped fields"
+            ),
+        )
+    return SchemaCheck(name, True, f"{len(names)} fields")
 
 
 def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:

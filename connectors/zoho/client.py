@@ -162,6 +162,28 @@ class ZohoClient:
             role=str(role.get_name() or "") if role is not None else "",
         )
 
+    def users_page(self, user_type: str, page: int, fields: Sequence[str]) -> ReadPage:
+        """``GET /crm/v2/users?type=...&page=...&per_page=200`` (scope
+        ``ZohoCRM.users.READ``): each user as ``id``, ``status`` and the ``fields`` asked
+        for (custom user fields come back among the user's keys), nothing else."""
+        params = ParameterMap()
+        params.add(sdk_users.GetUsersParam.type, user_type)
+        params.add(sdk_users.GetUsersParam.page, page)
+        params.add(sdk_users.GetUsersParam.per_page, 200)
+        wrapper = self._call("users", lambda: sdk_users.UsersOperations().get_users(params))
+        if wrapper is None:
+            return ReadPage([], False)
+        rows = [
+            {
+                "id": str(u.get_id()),
+                "status": str(u.get_status() or ""),
+                **{f: u.get_key_value(f) for f in fields},
+            }
+            for u in wrapper.get_users() or []
+        ]
+        info = wrapper.get_info()
+        return ReadPage(rows, bool(info is not None and info.get_more_records()))
+
     # --- records --------------------------------------------------------------------------
 
     def read_page(
@@ -174,17 +196,15 @@ class ZohoClient:
         per_page: int,
     ) -> ReadPage:
         """``GET /crm/v2/{module}`` sorted by Modified_Time ascending; ``modified_after``
-        goes to ``If-Modified-Since`` (Zoho: records modified *after* that instant). Over 50
-        ``fields`` the parameter is left out and the rows cut (``mapping.fields_param``)."""
+        goes to ``If-Modified-Since`` (Zoho: records modified *after* that instant); ``fields``
+        names exactly the mapped fields (``mapping.fields_param``)."""
         query: dict[str, Any] = {
             "page": page,
             "per_page": per_page,
             "sort_by": "Modified_Time",
             "sort_order": "asc",
+            "fields": fields_param(fields),
         }
-        wanted = fields_param(fields)
-        if wanted is not None:
-            query["fields"] = wanted
         params = ParameterMap()
         for name, value in query.items():
             params.add(getattr(sdk_record.GetRecordsParam, name), value)
@@ -209,9 +229,7 @@ class ZohoClient:
         params = ParameterMap()
         for rid in numeric:
             params.add(sdk_record.GetRecordsParam.ids, int(rid))
-        wanted = fields_param(fields)
-        if wanted is not None:
-            params.add(sdk_record.GetRecordsParam.fields, wanted)
+        params.add(sdk_record.GetRecordsParam.fields, fields_param(fields))
         wrapper = self._call(
             f"fetch {module}",
             lambda: sdk_record.RecordOperations().get_records(module, params),

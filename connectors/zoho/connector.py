@@ -28,6 +28,7 @@ from connectors.contract import (
     Capabilities,
     CrmRecord,
     Cursor,
+    OwnerChange,
     Page,
     SchemaCheck,
     WritePlan,
@@ -149,6 +150,24 @@ class ZohoConnector:
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         return writes.apply(self, plan)
+
+    def change_owners(self, changes: Sequence[OwnerChange]) -> list[WriteResult]:
+        return writes.change_owners(self, changes)
+
+    def read_users(self, capacity_field: str) -> list[dict[str, Any]]:
+        """The active users whose custom user field ``capacity_field`` holds a value, as
+        ``{"id", "active", "capacity"}`` (Users API, ``type=ActiveUsers``, 200 a page)."""
+        out: list[dict[str, Any]] = []
+        page, more = 1, True
+        while more:
+            answer = self.client.users_page("ActiveUsers", page, [capacity_field])
+            out += [
+                {"id": u["id"], "active": u["status"] == "active", "capacity": u[capacity_field]}
+                for u in answer.rows
+                if u[capacity_field] not in (None, "")
+            ]
+            page, more = page + 1, answer.more
+        return out
 
     # --- notification channel -------------------------------------------------------------
 

@@ -68,29 +68,23 @@ def read_fields(mapping: FieldMapping, writeback: WritebackConfig) -> list[str]:
     return sorted(wanted | {OWNER_FIELD, MODSTAMP_FIELD})
 
 
-#: Zoho's cap on the Get Records ``fields`` parameter: "you can include a maximum of 50 field
-#: API names in this parameter" (Zoho CRM API v7 "Get Records", get-records.html; COQL's
-#: SELECT has the same 50, v2 "Query API - Limitations").
-FIELDS_PARAM_LIMIT = 50
+#: The cap on a read's ``fields`` that Zoho documents from API v5 on: "you can include a
+#: maximum of 50 field API names in this parameter" (Zoho CRM API v5/v7 "Get Records",
+#: get-records.html). The v2 API crmtier speaks documents ``fields`` as optional with no cap
+#: ("To retrieve specific field values", v2 "Get Records API"), so reads always name their
+#: fields; ``crmtier doctor`` makes one such read and names this cap if the org refuses it.
+LATER_VERSIONS_FIELDS_CAP = 50
 
 
-def fields_param(fields: Sequence[str]) -> str | None:
-    """The ``fields`` value a Zoho read sends, or None to leave the parameter out.
-
-    In v2 ``fields`` is optional ("To retrieve specific field values", v2 "Get Records API")
-    and a read without it answers every field, so a mapping needing more than 50 names still
-    reads one call a page instead of two; ``only_fields`` then drops what was not asked
-    for before anything else sees the row (data minimisation, docs/data-handling.md). Later
-    versions make ``fields`` "mandatory when fetching all records" (v7 "Get Records"), so
-    moving the client past v2 needs another way."""
-    if len(fields) > FIELDS_PARAM_LIMIT:
-        return None
+def fields_param(fields: Sequence[str]) -> str:
+    """The ``fields`` value of every Zoho read: exactly the names asked for, never left out
+    (a read without it answers every field, names and IDs included)."""
     return ",".join(fields)
 
 
 def only_fields(row: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
-    """``row`` cut to the requested fields and the id: a read without ``fields`` brings the
-    whole record, names and IDs included, and none of that may travel further."""
+    """``row`` cut to the requested fields and the id: a defence in depth, so a server that
+    answers more than was named (none should) passes nothing further."""
     keep = set(fields)
     return {k: v for k, v in row.items() if k in keep or k == "id"}
 

@@ -15,7 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from connectors.contract import MembershipChange, WriteKind, WritePlan, WriteResult
+from connectors.contract import (
+    MembershipChange,
+    OwnerChange,
+    WriteKind,
+    WritePlan,
+    WriteResult,
+)
 from connectors.errors import ConfigError, refusal_text
 from connectors.zoho.client_values import RowResult
 from connectors.zoho.errors import RECORD_ADVICE, record_retryable
@@ -53,6 +59,24 @@ def apply(connector: ZohoConnector, plan: WritePlan) -> list[WriteResult]:
     results += _upsert_tasks(connector, "task", tasks, trigger)
     results += _apply_memberships(connector, plan.memberships, memberships)
     results += _upsert_tasks(connector, "task_close", closes, trigger)
+    return results
+
+
+def change_owners(connector: ZohoConnector, changes: Sequence[OwnerChange]) -> list[WriteResult]:
+    """The owner lookup (``Owner``, ``{"id": user id}``) set by Update Records in write
+    batches, with the configured workflow triggers like every field update."""
+    owner_field = connector.mapping.fields.get("owner_id", "Owner")
+    trigger = list(connector.config.workflow_triggers)
+    batch = connector.config.write_batch
+    results: list[WriteResult] = []
+    for start in range(0, len(changes), batch):
+        chunk = changes[start : start + batch]
+        rows = [{"id": c.customer_id, owner_field: {"id": c.owner_id}} for c in chunk]
+        answers = connector.client.update(connector.module, rows, trigger)
+        results += [
+            _result("field_update", c.customer_id, a, connector.module)
+            for c, a in zip(chunk, answers, strict=True)
+        ]
     return results
 
 

@@ -12,8 +12,15 @@ Three activities share the process and one state store:
 * for a CRM where crmtier registers its own notification channel (its plugin's
   ``Webhook.channel``), a thread that keeps it registered and renewed.
 
-The worker and the scheduled sync take turns on one lock, so a customer is never written
-from two different reads at once.
+The worker and the scheduled sync run at the same time; a customer is never written from
+two different reads at once because each claims the customers it processes
+(``sync.claims``): the worker leaves those the sync holds for a moment later, the sync
+waits for those the worker holds, and an older read than one already processed is
+never written.
+
+With ``[workers] engine = "procrastinate"`` (PostgreSQL store) there is no worker thread:
+the receiver defers a job per committed batch and ``crmtier worker`` processes, on this host
+or others, run them (docs/operations.md).
 
 Shutdown on SIGTERM or Ctrl-C: uvicorn stops accepting connections and finishes the
 requests in flight (each either committed and acked, or not acked); then the worker
@@ -36,6 +43,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 import uvicorn
@@ -53,8 +61,11 @@ from sync.store import StateStore, StoreError
 from tiering_core.policy import PolicyError
 from webhooks.app import configured_routes
 from webhooks.connections import receiver_config
-from webhooks.runtime import Realtime
+from webhooks.runtime import Realtime, TaskEngineHooks
 from webhooks.settings import WebhooksSettings, load_webhooks, settings_model
+
+if TYPE_CHECKING:
+    from procrastinate import App
 
 log = logging.getLogger("crmtier.serve")
 
@@ -134,14 +145,13 @@ class Periodic:
             self._stop.wait(self.every.total_seconds())
 
 
-def scheduled_sync(engine: SyncEngine, every: timedelta, lock: threading.Lock) -> Periodic:
-    """The incremental sync every ``[sync] every``, taking turns with the inbox worker: the
-    safety net for notifications a CRM dropped (docs/targets.md W13)."""
+def scheduled_sync(engine: SyncEngine, every: timedelta) -> Periodic:
+    """The incremental sync every ``[sync] every``, beside the inbox worker: the safety net
+    for notifications a CRM dropped (docs/targets.md W13)."""
 
     def run() -> None:
         try:
-            with lock:
-                report = engine.run()
+            report = engine.run()
         except AlreadyRunningError:
             log.info("scheduled sync skipped: another process is syncing this stream")
             return
@@ -166,6 +176,31 @@ def channel_keeper(parts: Parts) -> Periodic | None:
         log.info("%s", renewal())
 
     return Periodic("notification-channel", renew, CHANNEL_CHECK_EVERY)
+
+
+@dataclass
+class TaskEngine:
+    """The task engine as ``serve`` uses it: an app opened to defer jobs, never to run
+    them (``crmtier worker`` processes do, so a worker's crash or CPU never touches the
+    receiver's acks)."""
+
+    app: App
+    hooks: TaskEngineHooks
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def task_engine(config: CrmtierConfig, parts: Parts) -> TaskEngine | None:
+    """With ``[workers] engine = "procrastinate"``, the receiver defers a job for every
+    committed batch of events instead of running the in-process worker."""
+    if config.workers.engine == "inline":
+        return None
+    from crmtier.workers import hooks, open_tasks, task_settings
+
+    app, site = open_tasks(task_settings(config), parts.store, parts.engine, parts.settings)
+    app.open()
+    return TaskEngine(app, hooks(app, site))
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -211,7 +246,9 @@ def _address(host: str, port: int) -> str:
 def command(config_path: Path, listen: str | None, scheduled: bool, log_level: str) -> None:
     jsonlog.configure(log_level.upper())
     try:
-        parts = open_parts(load_config(config_path))
+        config = load_config(config_path)
+        parts = open_parts(config)
+        tasks = task_engine(config, parts)
     except (ConfigError, StoreError, PolicyError) as exc:  # one line, never a traceback
         click.echo(f"crmtier serve: {exc}", err=True)
         sys.exit(2)  # bad configuration, as for every command
@@ -225,10 +262,16 @@ def command(config_path: Path, listen: str | None, scheduled: bool, log_level: s
     else:
         host, port = settings.host, settings.port
     sock = _bind(host, port)
-    realtime = Realtime(settings, parts.store, parts.connector, parts.engine)
+    realtime = Realtime(
+        settings,
+        parts.store,
+        parts.connector,
+        parts.engine,
+        tasks=tasks.hooks if tasks is not None else None,
+    )
     background = [channel_keeper(parts)]
     if scheduled:
-        background.append(scheduled_sync(parts.engine, parts.every, realtime.sync_lock))
+        background.append(scheduled_sync(parts.engine, parts.every))
     jobs = [job for job in background if job is not None]
     stopping = threading.Event()
 
@@ -247,6 +290,7 @@ def command(config_path: Path, listen: str | None, scheduled: bool, log_level: s
                 "listen": f"http://{_address(host, bound[1])}",
                 "routes": list(configured_routes(settings)),
                 "scheduled_sync": parts.every.total_seconds() if scheduled else None,
+                "workers": config.workers.engine,
             }
         ),
         nl=True,
@@ -275,5 +319,7 @@ def command(config_path: Path, listen: str | None, scheduled: bool, log_level: s
         for job in jobs:
             job.stop()
         sock.close()
+        if tasks is not None:
+            tasks.close()
         parts.close()
         log.info("stopped")

@@ -39,8 +39,8 @@ from crmtier.report.build import build_report, write_report
 from crmtier.report.collect import load_runs, stored_tiers
 from crmtier.report.model import ReportData
 from sync.engine import RunOptions, RunReport
+from sync.inbox import DONE, webhook_inbox
 from sync.schema import utc_text
-from sync.worker import webhook_versions
 from tiering_core.policy import load_policy
 from tiering_core.rules.household import Link
 from webhooks.runtime import Realtime
@@ -116,9 +116,9 @@ def _phase(name: str, report: RunReport) -> Phase:
 
 
 def _processed(realtime: Realtime, ids: set[str]) -> set[str]:
-    """Which of ``ids`` the inbox worker has re-tiered (its per-customer version marks)."""
-    query = sa.select(webhook_versions.c.customer_id).where(
-        webhook_versions.c.customer_id.in_(sorted(ids))
+    """Which of ``ids`` the inbox worker has re-tiered (an event about them is done)."""
+    query = sa.select(webhook_inbox.c.customer_id).where(
+        webhook_inbox.c.customer_id.in_(sorted(ids)), webhook_inbox.c.status == DONE
     )
     with realtime.inbox.store.engine.connect() as conn:
         return set(conn.execute(query).scalars())

@@ -244,7 +244,7 @@ def test_the_scheduled_sync_corrects_customers_whose_notifications_were_dropped(
     wait_until(lambda: inbox.stats(_now()).depth == 0, what="delivered events to be processed")
     wrong = {cid for cid, tier in expected.items() if stack.tier(cid) != tier}
     assert wrong == dropped  # exactly the customers whose notifications were lost
-    schedule = scheduled_sync(stack.parts.engine, timedelta(hours=1), stack.realtime.sync_lock)
+    schedule = scheduled_sync(stack.parts.engine, timedelta(hours=1))
     schedule.start()  # runs at once, then hourly
     try:
         wait_until(lambda: _all_have(stack, expected), what="every customer to get its new tier")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from sync.inbox import Inbox
+from sync.inbox import Added, Inbox
 from tests.webhooks.wh_live import Clock, LiveServer
 from tests.webhooks.wh_payloads import (
     BILLION_LAUGHS,
@@ -307,10 +307,10 @@ def test_inbox_outage_is_a_503_so_the_sender_retries(
 ) -> None:
     import sqlalchemy as sa
 
-    def down(*_: object) -> list[int]:
+    def down(*_: object) -> Added:
         raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(inbox, "add", down)
+    monkeypatch.setattr(inbox, "add_batch", down)
     body = salesforce_om([("04l5g000000AAAAAAA", SF_ID)])
     response = client.post("/webhooks/salesforce", content=body, headers=SOAP)
     assert response.status_code == 503

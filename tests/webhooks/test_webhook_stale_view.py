@@ -1,17 +1,19 @@
-"""A notification whose batch waits for the scheduled sync (one ``serve``, the documented
-topology) is applied to the record as the CRM holds it once the sync is done, never to a
-view read before it waited; and what crmtier records as written is what the CRM shows.
+"""A notification whose batch meets the scheduled sync at work on its customer (one
+``serve``, the documented topology) is applied to the record as the CRM holds it once the
+sync is done, never to a view read before; and what crmtier records as written is what the
+CRM shows.
 
-The interleaving is forced with events, not timing: the sync's first write call pauses
-until the worker's batch is waiting for the stream, and the customer changes in between."""
+The interleaving is forced with hooks, not timing: the sync's first write call runs the
+worker's batch (on its own thread) while the sync holds the customer, and the customer
+changes in between.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 
@@ -22,6 +24,7 @@ from crmtier.commands.serve import Parts, open_parts
 from crmtier.config import load_config
 from sync.planner import same_value
 from sync.state import load_states
+from sync.worker import BatchReport
 from webhooks.runtime import Realtime
 
 #: a customer whose credit risk moves with its days past due alone (the default policy:
@@ -33,27 +36,6 @@ GOOD = {
     "credit.days_past_due_max_12m": 0,
 }
 ARREARS = {**GOOD, "credit.days_past_due_max_12m": 120}
-
-
-class ReportingLock:
-    """The in-process stream lock, telling the test when someone starts waiting for it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.held = threading.Event()
-        self.waiting = threading.Event()
-
-    def __enter__(self) -> None:
-        if self.held.is_set():
-            self.waiting.set()
-        self._lock.acquire()
-        self.held.set()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.held.clear()
-        self._lock.release()
 
 
 @pytest.fixture
@@ -74,7 +56,16 @@ def parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[San
         sandbox.stop()
 
 
-def test_a_webhook_batch_waiting_for_the_sync_plans_against_what_the_sync_wrote(
+def _on_a_thread(run: Callable[[], BatchReport]) -> BatchReport:
+    """``run`` on a thread of its own (as the worker's thread is), joined."""
+    out: list[BatchReport] = []
+    t = threading.Thread(target=lambda: out.append(run()))
+    t.start()
+    t.join()
+    return out[0]
+
+
+def test_a_webhook_batch_meeting_the_sync_plans_against_what_the_sync_wrote(
     parts: tuple[Sandbox, Parts],
 ) -> None:
     sandbox, p = parts
@@ -82,39 +73,28 @@ def test_a_webhook_batch_waiting_for_the_sync_plans_against_what_the_sync_wrote(
     customer = next(r.profile.id for page in p.connector.read_changed(None) for r in page.records)
     sandbox.edit_customer(customer, GOOD)  # low risk
     engine.run()
-    lock = ReportingLock()
-    realtime = Realtime(p.settings, p.store, p.connector, engine, sync_lock=lock)  # type: ignore[arg-type]
-    worker_done = threading.Event()
-
-    def run_batch() -> None:
-        try:
-            realtime.worker.run_batch()
-        finally:
-            worker_done.set()
-
+    realtime = Realtime(p.settings, p.store, p.connector, engine)
     apply = p.connector.apply
-    paused: list[threading.Thread] = []
+    during: list[dict[str, int]] = []
 
     def apply_after_the_customer_moved_on(plan: WritePlan) -> list[WriteResult]:
-        if not paused:
+        if not during:
             # The sync read the customer in arrears and is about to write that. Now the
             # arrears are paid and the deposits grow, the CRM notifies, and the worker's
-            # batch starts and must wait for the stream the sync holds.
+            # batch starts while the sync still holds the customer: it must not read it now.
             sandbox.edit_customer(customer, {**GOOD, "assets.deposits": 9_000_000})
             realtime.inbox.add([[ChangeEvent("salesforce", "n-paid", customer)]], datetime.now(UTC))
-            paused.append(threading.Thread(target=run_batch))
-            paused[0].start()
-            assert lock.waiting.wait(60), "the worker's batch never waited for the stream"
+            during.append(_on_a_thread(realtime.worker.run_batch).outcomes)
         return apply(plan)
 
     p.connector.apply = apply_after_the_customer_moved_on  # type: ignore[method-assign]
     sandbox.edit_customer(customer, ARREARS)  # high risk
-    with lock:
-        report = engine.run()
-    assert report.outcomes.get(customer) == "written" and paused
-    assert worker_done.wait(60)
-    paused[0].join()
+    report = engine.run()
     p.connector.apply = apply  # type: ignore[method-assign]
+    assert report.outcomes.get(customer) == "written"
+    assert during == [{"busy": 1}]  # left in the inbox, uncounted, while the sync held it
+    realtime.worker.clock = lambda: datetime.now(UTC) + timedelta(seconds=1)  # claimed_delay
+    assert realtime.worker.drain().outcomes == {"written": 1}
 
     shown = sandbox.written(customer)
     assert shown["credit_risk"] == "low"  # arrears paid: the newest data, in every field

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,9 +20,10 @@ from connectors.errors import AuthExpiredError, RateLimitedError, TransientError
 from connectors.salesforce.errors import classify as salesforce_error
 from connectors.webhook_events import ChangeEvent
 from connectors.zoho.errors import classify_call as zoho_error
+from sync.claims import CustomerClaims, customer_claims
 from sync.inbox import Inbox
 from sync.store import StateStore
-from sync.worker import InboxWorker, StreamBusyError, WorkerOptions
+from sync.worker import BatchReport, InboxWorker, WorkerOptions
 from tiering_core.models import CustomerProfile
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -190,39 +190,84 @@ def test_an_older_view_never_overwrites_a_newer_one(inbox: Inbox) -> None:
     assert writer.written == {"C1": 2.0}
 
 
-def test_a_worker_waiting_for_the_stream_reads_only_once_it_holds_it(inbox: Inbox) -> None:
-    """Two workers (or a worker and the scheduled sync) on one stream: A's batch waits for
-    the stream while C1 changes and B writes version 2. A reads C1 only once it holds the
-    stream, so it plans against what B left in the CRM, never an older view (W12)."""
-    crm, writer, clock = MemoryCrm(), Writer(), Clock()
+def test_a_customer_another_worker_holds_waits_and_is_read_after_its_write(
+    inbox: Inbox,
+) -> None:
+    """Two workers: while B processes C1 (the hook is B's write of version 2), A's batch
+    names C1 too. A neither waits nor reads C1 then: its event goes back to the inbox,
+    uncounted. A's next batch reads C1 only once B let go, so it plans against what B left
+    in the CRM, never an older view (W12)."""
+    crm, clock = MemoryCrm(), Clock()
+    writer = Writer()
+    a_outcomes: list[dict[str, int]] = []
+    a = InboxWorker(inbox, crm.fetch, writer, owner="A", clock=clock)
+
+    def b_writes(records: Sequence[CrmRecord], events: Mapping[str, str]) -> Mapping[str, str]:
+        inbox.add([[_ev("e-a", "C1")]], T0)
+        a_outcomes.append(threaded(a.run_batch).outcomes)
+        return writer(records, events)
+
+    b = InboxWorker(inbox, crm.fetch, b_writes, owner="B", clock=clock)
+    crm.set("C1", 2, T0 + timedelta(seconds=10))
+    inbox.add([[_ev("e-b", "C1")]], T0)
+    assert b.run_batch().outcomes == {"written": 1}
+    assert a_outcomes == [{"busy": 1}]
+    assert crm.fetches == [["C1"]]  # A did not read C1 while B held it
+    clock.now = T0 + timedelta(milliseconds=500)  # WorkerOptions.claimed_delay
+    assert a.drain().outcomes == {"unchanged": 1}  # read after B: shows what B wrote
+    assert crm.fetches == [["C1"], ["C1"]]
+    assert inbox.stats(clock.now).depth == 0
+
+
+def test_two_workers_on_different_customers_hold_claims_and_write_at_once(
+    inbox: Inbox,
+) -> None:
+    """While B is in the middle of writing C1 (its claim held), A claims, reads and writes
+    C2: per-customer claims, not one lock per stream."""
+    crm, clock, writer = MemoryCrm(), Clock(), Writer()
     crm.set("C1", 1, T0)
-    stream = threading.Lock()
-    b_outcomes: list[dict[str, int]] = []
+    crm.set("C2", 2, T0)
+    a = InboxWorker(inbox, crm.fetch, writer, owner="A", clock=clock)
+    inside: list[dict[str, int]] = []
 
-    @contextmanager
-    def shared() -> Iterator[None]:
-        with stream:
-            yield
+    def b_writes(records: Sequence[CrmRecord], events: Mapping[str, str]) -> Mapping[str, str]:
+        inbox.add([[_ev("e-a", "C2")]], T0)
+        inside.append(threaded(a.run_batch).outcomes)
+        return writer(records, events)
 
-    b = InboxWorker(inbox, crm.fetch, writer, exclusive=shared, owner="B", clock=clock)
+    b = InboxWorker(inbox, crm.fetch, b_writes, owner="B", clock=clock)
+    inbox.add([[_ev("e-b", "C1")]], T0)
+    assert b.run_batch().outcomes == {"written": 1}
+    assert inside == [{"written": 1}]
+    assert writer.written == {"C1": 1.0, "C2": 2.0}
 
-    @contextmanager
-    def a_waits_while_b_runs() -> Iterator[None]:
-        if not b_outcomes:
-            crm.set("C1", 2, T0 + timedelta(seconds=10))
-            inbox.add([[_ev("e2", "C1")]], T0)
-            b_outcomes.append(b.drain().outcomes)
-        with stream:
-            yield
 
-    a = InboxWorker(
-        inbox, crm.fetch, writer, exclusive=a_waits_while_b_runs, owner="A", clock=clock
-    )
-    inbox.add([[_ev("e1", "C1")]], T0)
-    assert a.drain().outcomes == {"unchanged": 1}  # B's write already shows version 2
-    assert b_outcomes == [{"written": 1}]
+def test_an_older_view_admitted_after_a_newer_one_is_superseded_across_workers(
+    inbox: Inbox,
+) -> None:
+    """A read C1 at version 1 and then lost the race: B claimed, read version 2 and wrote
+    it first. When A finally gets C1, its version-1 view is superseded, never written."""
+    crm, clock, writer = MemoryCrm(), Clock(), Writer()
+    crm.set("C1", 2, T0 + timedelta(seconds=10))
+    b = InboxWorker(inbox, crm.fetch, writer, owner="B", clock=clock)
+    inbox.add([[_ev("e-b", "C1")]], T0)
+    b.drain()
+    old_view = [
+        CrmRecord(profile=CustomerProfile(id="C1", modified_at=T0, aum_avg_3m=1.0), modstamp=T0)
+    ]
+    a = InboxWorker(inbox, lambda ids: old_view, writer, owner="A", clock=clock)
+    inbox.add([[_ev("e-a", "C1")]], T0)
+    assert a.drain().outcomes == {"superseded": 1}
     assert writer.written == {"C1": 2.0}
-    assert crm.fetches == [["C1"], ["C1"]]  # B's read, then A's, after B was done
+
+
+def threaded(run: Callable[[], BatchReport]) -> BatchReport:
+    """``run`` on a thread of its own (a worker's claims are its thread's), joined."""
+    out: list[BatchReport] = []
+    t = threading.Thread(target=lambda: out.append(run()))
+    t.start()
+    t.join()
+    return out[0]
 
 
 @settings(
@@ -294,31 +339,50 @@ def test_events_are_buried_after_max_attempts(inbox: Inbox) -> None:
     assert inbox.stats(clock.now).dead == 1
 
 
-def test_a_busy_stream_postpones_without_burying(inbox: Inbox) -> None:
-    """While another process syncs the stream (a backfill can take hours), events wait;
+def test_a_customer_held_elsewhere_postpones_without_burying(
+    inbox: Inbox, store: StateStore
+) -> None:
+    """While a sync run (a backfill can take hours) holds the customer, its events wait;
     their attempts are not spent, so none is buried however long the wait."""
-    crm, clock = MemoryCrm(), Clock()
+    crm, clock, writer = MemoryCrm(), Clock(), Writer()
     crm.set("C1", 1, T0)
-    busy = {"left": 20}
-    writer = Writer()
-
-    def process(records: Sequence[CrmRecord], events: Mapping[str, str]) -> Mapping[str, str]:
-        if busy["left"]:
-            busy["left"] -= 1
-            raise StreamBusyError("a sync run in another process holds this stream")
-        return writer(records, events)
-
+    claims = CustomerClaims(store)
     worker = InboxWorker(
-        inbox, crm.fetch, process, options=WorkerOptions(max_attempts=3), clock=clock
+        inbox, crm.fetch, writer, options=WorkerOptions(max_attempts=3), claims=claims, clock=clock
     )
     inbox.add([[_ev("e1", "C1")]], T0)
+    claims.claim(["C1"], "a sync run")
     outcomes = []
-    for step in range(21):
-        clock.now = T0 + timedelta(seconds=6 * step)
+    for step in range(20):
+        clock.now = T0 + timedelta(seconds=step)
         outcomes.append(worker.drain().outcomes)
-    assert outcomes[:20] == [{"busy": 1}] * 20
-    assert outcomes[20] == {"written": 1}
+    claims.release(["C1"], "a sync run")
+    clock.now += timedelta(seconds=1)
+    assert outcomes == [{"busy": 1}] * 20
+    assert worker.drain().outcomes == {"written": 1}
     assert inbox.stats(clock.now).dead == 0
+    assert crm.fetches == [["C1"]]  # never read while someone else held it
+    claims.close()
+
+
+def test_a_dead_workers_customers_are_taken_over_once_its_claims_expire(
+    inbox: Inbox, store: StateStore
+) -> None:
+    """A worker SIGKILLed mid-batch leaves its customers claimed: the next worker's events
+    for them wait (busy) until the claims run out, then it takes them over and writes."""
+    crm, clock, writer = MemoryCrm(), Clock(), Writer()
+    crm.set("C1", 1, T0)
+    claims = CustomerClaims(store)
+    claims.claim(["C1"], "killed")
+    worker = InboxWorker(inbox, crm.fetch, writer, claims=claims, clock=clock)
+    inbox.add([[_ev("e1", "C1")]], T0)
+    assert worker.drain().outcomes == {"busy": 1}
+    with store.begin() as conn:  # its ttl ran out (the database clock moved past it)
+        conn.execute(customer_claims.update().values(expires_at=0.0))
+    clock.now = T0 + timedelta(seconds=1)
+    assert worker.drain().outcomes == {"written": 1}
+    assert writer.written == {"C1": 1.0}
+    claims.close()
 
 
 def test_an_unexpected_error_is_retried_like_a_crm_failure(inbox: Inbox) -> None:

@@ -1,6 +1,5 @@
 """No personal data or secret reaches crmtier's logs through the Zoho path, and reads ask
-Zoho only for the fields the rules use (data minimisation): by name up to Zoho's 50, past
-that by cutting each answer to them at the client."""
+Zoho only for the fields the rules use, by name, however many (data minimisation)."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ import pytest
 from connectors.contract import FieldUpdate, WritePlan
 from connectors.sandbox.server import Request
 from connectors.zoho.connector import ZohoConnector
-from connectors.zoho.mapping import FIELDS_PARAM_LIMIT, read_fields
+from connectors.zoho.mapping import LATER_VERSIONS_FIELDS_CAP, read_fields
 
 
 def test_logs_hold_no_canary_pii_or_secret(zoho, zconnect, caplog):
@@ -42,11 +41,10 @@ def _small(connector: ZohoConnector) -> ZohoConnector:
     return ZohoConnector(connector.config, mapping, connector.writeback, client=connector.client)
 
 
-@pytest.mark.parametrize("small", [True, False], ids=["named_fields", "over_50_fields"])
+@pytest.mark.parametrize("small", [True, False], ids=["up_to_50_fields", "over_50_fields"])
 def test_reads_never_request_or_pass_on_personal_fields(zoho, zconnect, small):
-    """Up to 50 names the read lists exactly the mapped fields; past Zoho's cap it leaves
-    ``fields`` out (one call a page still) and the client cuts every row to the mapped
-    fields before the connector sees it."""
+    """The read lists exactly the mapped fields, under 50 names as over them, and every
+    row holds only those."""
     seen: list[str] = []
 
     def note(request: Request) -> bool:  # records what each read asks for, injects nothing
@@ -56,7 +54,7 @@ def test_reads_never_request_or_pass_on_personal_fields(zoho, zconnect, small):
     zoho.server.inject("read", match=note, times=None)
     connector = _small(zconnect(zoho)) if small else zconnect(zoho)
     wanted = read_fields(connector.mapping, connector.writeback)
-    assert (len(wanted) <= FIELDS_PARAM_LIMIT) is small
+    assert (len(wanted) <= LATER_VERSIONS_FIELDS_CAP) is small
     rows = connector.client.read_page(
         connector.module, wanted, modified_after=None, page=1, per_page=200
     ).rows
@@ -64,5 +62,5 @@ def test_reads_never_request_or_pass_on_personal_fields(zoho, zconnect, small):
     for page in connector.read_changed(None):
         assert all(r.profile.model_dump().get("name") is None for r in page.records)
     requested = {f for fields in seen for f in fields.split(",")}
-    assert requested == ({*wanted} if small else {"*"})
+    assert requested == {*wanted}
     assert not requested & PERSONAL

@@ -1,0 +1,83 @@
+"""``crmtier worker --config FILE``: run the task engine's jobs, on this host or any other.
+
+Needs ``[workers] engine = "procrastinate"`` and a PostgreSQL state store: the receiver
+(``crmtier serve``) defers a job per batch of acked webhook events, and every worker
+process on the store takes jobs from the one queue (docs/operations.md shows a systemd
+unit). Adding a host is starting one more of these; nothing else is configured.
+
+On start one JSON line is printed to stdout (``{"worker": NAME, "concurrency": N,
+"tasks": [...]}``), so scripts know it is up. SIGTERM (or Ctrl-C) finishes the jobs in
+progress and stops; a second signal aborts them, and their jobs run again elsewhere once
+this worker's heartbeat is ``stalled_after_seconds`` old, as after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from connectors.errors import ConfigError
+from crmtier.commands.serve import open_parts
+from crmtier.config import load_config
+from sync import jsonlog
+from sync.store import StoreError
+from tiering_core.policy import PolicyError
+
+
+@click.command(
+    help="Run webhook (and other) jobs of the task engine ([workers] engine = "
+    '"procrastinate", PostgreSQL state store). Start one per host or more; SIGTERM '
+    "finishes the current job and stops. Prints one JSON line when it is up."
+)
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="crmtier.toml",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 32),
+    help="Jobs run at once in this process, overriding [workers] concurrency.",
+)
+@click.option("--name", default="", help="Name in /metrics (default: HOST:PID).")
+@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING, ...")
+def command(config_path: Path, concurrency: int | None, name: str, log_level: str) -> None:
+    jsonlog.configure(log_level.upper())
+    if log_level.upper() != "DEBUG":
+        # a line per job start, end and periodic tick: failures (warning, error) are enough
+        logging.getLogger("procrastinate").setLevel(logging.WARNING)
+    try:
+        config = load_config(config_path)
+        if config.workers.engine == "inline":
+            raise ConfigError(
+                f'{config_path}: [workers] engine: "inline" runs the worker inside crmtier '
+                'serve; set engine = "procrastinate" (PostgreSQL state store) to run workers'
+            )
+        from crmtier.workers import open_tasks, task_settings
+        from sync.tasks.engine import run_worker
+
+        parts = open_parts(config)
+        settings = task_settings(config, concurrency)
+        app, site = open_tasks(settings, parts.store, parts.engine, parts.settings, name)
+    except (ConfigError, StoreError, PolicyError) as exc:  # one line, never a traceback
+        click.echo(f"crmtier worker: {exc}", err=True)
+        sys.exit(2)
+    click.echo(
+        json.dumps(
+            {
+                "worker": site.name,
+                "concurrency": settings.concurrency,
+                "tasks": sorted(app.tasks),
+            }
+        )
+    )
+    try:
+        run_worker(app, site)
+    finally:
+        parts.close()

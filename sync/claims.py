@@ -1,0 +1,409 @@
+"""Per-customer claims and the customer version guard, in the state store.
+
+Several workers (webhook batches, sync runs, in one process or on several hosts) may
+process *different* customers at once; two of them must never tier and write the *same*
+customer from two different reads. A worker therefore claims the customers it is about to
+process, and processes only those it got:
+
+* **A claim** is a row ``(customer_id, owner, expires_at)``. Claiming a batch is one
+  statement, ``INSERT .. ON CONFLICT DO UPDATE .. WHERE <free, ours, or expired> ..
+  RETURNING customer_id``: the ids returned are the ones this owner now holds; the rest
+  are held by a live owner. Releasing a batch is one statement too. A claim lives ``ttl``
+  and is renewed (every third of it, ``sync.leases.Heartbeat``) while its owner holds it,
+  so a holder that crashed or froze loses its claims at most one ``ttl`` after its last
+  renewal, and another worker takes them over.
+* **The version guard** (compare-and-set): each customer's row also keeps the highest
+  record modstamp *admitted* for processing. Inside its claim, a worker admits a record
+  only if its modstamp is not older than that, and raises it; an older view is
+  *superseded*: it is never written (someone already processed a newer one). Before this
+  guard covered every path it was the webhook worker's alone (``webhook_versions``);
+  ``_absorb_webhook_versions`` moves those rows here so no admitted version is forgotten.
+
+Expiry is judged by the database's clock (``clock_timestamp()`` on PostgreSQL, as
+``sync.shared_limits`` does; SQLite's own clock on the embedded store), so hosts whose
+clocks differ still agree on when a claim has run out.
+
+Customer ids are the CRM's record ids, keyed alone as the inbox and the old guard keyed
+them: one store serves one CRM organisation. Rows lock in ``customer_id`` order in every
+statement that takes several, so two PostgreSQL transactions over overlapping batches
+queue rather than deadlock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from sync.leases import Heartbeat
+from sync.schema import Migration, metadata, parse_utc, utc_text
+from sync.store import StateStore
+
+log = logging.getLogger(__name__)
+
+#: one row per customer ever claimed: who holds it (``owner`` NULL: nobody), until when
+#: (epoch seconds of the database clock), and the newest modstamp admitted for processing
+customer_claims = sa.Table(
+    "customer_claims",
+    metadata,
+    sa.Column("customer_id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(120), nullable=True),
+    sa.Column("expires_at", sa.Float(53), nullable=True),
+    sa.Column("modstamp", sa.String(32), nullable=True),
+)
+
+#: ids per statement: well under SQLite's 32,766 bound parameters at 3 per row
+_CHUNK = 2000
+
+#: the webhook worker's guard before it covered every path (its migration 1 created it)
+_legacy = sa.MetaData()
+webhook_versions = sa.Table(
+    "webhook_versions",
+    _legacy,
+    sa.Column("customer_id", sa.String(64), primary_key=True),
+    sa.Column("modstamp", sa.String(32), nullable=False),
+)
+
+
+def _absorb_webhook_versions(conn: sa.Connection) -> None:
+    """Create ``customer_claims`` and move the webhook worker's admitted versions into it,
+    dropping its table (safe to repeat: absent table, nothing to do; rows already here
+    keep the newer of the two modstamps)."""
+    metadata.create_all(conn, tables=[customer_claims], checkfirst=True)
+    if not sa.inspect(conn).has_table("webhook_versions"):
+        return
+    rows = [dict(r._mapping) for r in conn.execute(sa.select(webhook_versions))]
+    for start in range(0, len(rows), _CHUNK):
+        insert = _insert(conn)
+        conn.execute(
+            insert.values(rows[start : start + _CHUNK]).on_conflict_do_update(
+                index_elements=["customer_id"],
+                set_={"modstamp": insert.excluded.modstamp},
+                where=sa.or_(
+                    customer_claims.c.modstamp.is_(None),
+                    customer_claims.c.modstamp < insert.excluded.modstamp,
+                ),
+            )
+        )
+    webhook_versions.drop(conn)
+
+
+#: the claims component's migrations, registered by ``CustomerClaims``. Append only.
+CLAIMS_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "customer_claims: per-customer claims with a TTL and the newest modstamp admitted "
+        "per customer (the webhook worker's webhook_versions rows moved here), so workers "
+        "process different customers at once and an older view is never written",
+        _absorb_webhook_versions,
+    ),
+)
+
+#: the webhook worker's component: step 1 made its own version table, step 2 hands its
+#: rows to this module's table (a store written by an older crmtier keeps every version
+#: it admitted; an older crmtier refuses the store rather than miss them)
+WORKER_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "per-customer processed modstamp for the webhook worker",
+        lambda conn: _legacy.create_all(conn, tables=[webhook_versions], checkfirst=True),
+    ),
+    Migration(
+        2,
+        "webhook_versions moved into customer_claims: one version guard for every path",
+        _absorb_webhook_versions,
+    ),
+)
+
+
+def _insert(conn: sa.Connection) -> postgresql.Insert | sqlite.Insert:
+    """An upsert-capable ``INSERT`` into ``customer_claims`` for the connection's backend."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(customer_claims)
+    return sqlite.insert(customer_claims)
+
+
+def _now(dialect_name: str) -> sa.ColumnElement[float]:
+    """The database's clock in epoch seconds (the one clock every host agrees on)."""
+    if dialect_name == "postgresql":
+        return sa.literal_column("extract(epoch FROM clock_timestamp())", sa.Float(53))
+    return sa.literal_column("((julianday('now') - 2440587.5) * 86400.0)", sa.Float(53))
+
+
+_THREAD_OWNER = threading.local()
+
+
+def owner_id() -> str:
+    """This thread's claim owner: host, process and thread, and a random part so a new
+    thread that reuses an ended one's id (or a new process its pid) holds none of its
+    claims."""
+    owner: str | None = getattr(_THREAD_OWNER, "id", None)
+    if owner is None:
+        host = socket.gethostname()[:60]
+        owner = f"{host}:{os.getpid()}:{threading.get_native_id()}:{uuid.uuid4().hex[:12]}"
+        _THREAD_OWNER.id = owner
+    return owner
+
+
+@dataclass(frozen=True)
+class Admission:
+    """How a batch of records fared against the version guard."""
+
+    admitted: frozenset[str] = frozenset()  # not older than any admitted: process them
+    #: admitted, and the very version admitted before: that view was taken up already
+    #: (by this owner's earlier attempt, or by another that processed it meanwhile)
+    repeated: frozenset[str] = frozenset()
+    superseded: frozenset[str] = frozenset()  # a newer view was admitted: never write
+    lost: frozenset[str] = frozenset()  # claim no longer ours (expired, taken over)
+
+
+@dataclass
+class _Held:
+    """One owner's claims in this process and the heartbeat that renews them."""
+
+    ids: set[str] = field(default_factory=set)
+    heartbeat: Heartbeat | None = None
+
+
+class CustomerClaims:
+    """Claims on customers, and the version guard, over one state store.
+
+    Owners are strings unique per process and thread (``owner_id``). While an owner holds
+    any claim, a heartbeat renews all of its claims every third of ``ttl``."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        ttl: timedelta = timedelta(minutes=1),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if ttl <= timedelta(0):
+            raise ValueError("customer claims: ttl must be positive")
+        self.store = store
+        self.ttl = ttl
+        self.sleep = sleep
+        self._held: dict[str, _Held] = {}
+        self._lock = threading.Lock()
+        store.migrate("customer_claims", CLAIMS_MIGRATIONS)
+
+    # --- claim and release -------------------------------------------------------------
+
+    def claim(self, ids: Collection[str], owner: str) -> set[str]:
+        """Claim these customers for ``owner``; returns those it now holds (free ones,
+        its own, and those whose holder's claim expired). One statement per 2,000 ids."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return set()
+        got: set[str] = set()
+        with self.store.begin() as conn:
+            expires = _now(conn.dialect.name) + self.ttl.total_seconds()
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                insert = _insert(conn)
+                statement = (
+                    insert.values(
+                        [{"customer_id": c, "owner": owner, "expires_at": expires} for c in chunk]
+                    )
+                    .on_conflict_do_update(
+                        index_elements=["customer_id"],
+                        set_={"owner": insert.excluded.owner, "expires_at": expires},
+                        where=sa.or_(
+                            customer_claims.c.owner.is_(None),
+                            customer_claims.c.owner == insert.excluded.owner,
+                            customer_claims.c.expires_at <= _now(conn.dialect.name),
+                        ),
+                    )
+                    .returning(customer_claims.c.customer_id)
+                )
+                got.update(conn.execute(statement).scalars())
+        if got:
+            self._hold(owner, got)
+        return got
+
+    def claim_waiting(self, ids: Collection[str], owner: str, within: timedelta) -> set[str]:
+        """Claim ``ids``, waiting for those another owner holds: asks again after 50 ms,
+        doubling up to 2 s, until all are got or the pauses add up to ``within`` (make it
+        longer than ``ttl``, so a dead holder's claims run out meanwhile). Returns what it
+        got; the caller decides what the rest means."""
+        wanted = set(ids)
+        got = self.claim(wanted, owner)
+        pause, waited, budget = 0.05, 0.0, within.total_seconds()
+        while got != wanted and waited < budget:
+            step = min(pause, budget - waited)
+            self.sleep(step)
+            waited += step
+            pause = min(pause * 2, 2.0)
+            got |= self.claim(wanted - got, owner)
+        return got
+
+    def release(self, ids: Collection[str], owner: str) -> None:
+        """Give these claims back (those ``owner`` still holds); the versions stay."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return
+        with self.store.begin() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                conn.execute(
+                    customer_claims.update()
+                    .where(customer_claims.c.customer_id.in_(_locked(conn, owner, chunk)))
+                    .values(owner=None, expires_at=None)
+                )
+        self._let_go(owner, wanted)
+
+    def release_all(self, owner: str) -> None:
+        """Give back every claim ``owner`` holds (the end of a run or a worker's stop)."""
+        with self.store.begin() as conn:
+            conn.execute(
+                customer_claims.update()
+                .where(customer_claims.c.customer_id.in_(_locked(conn, owner, None)))
+                .values(owner=None, expires_at=None)
+            )
+        self._let_go(owner, None)
+
+    def renew(self, owner: str) -> int:
+        """Move the expiry of all of ``owner``'s claims ``ttl`` ahead; how many it holds."""
+        with self.store.begin() as conn:
+            result = conn.execute(
+                customer_claims.update()
+                .where(customer_claims.c.customer_id.in_(_locked(conn, owner, None)))
+                .values(expires_at=_now(conn.dialect.name) + self.ttl.total_seconds())
+            )
+        return int(result.rowcount)
+
+    @contextmanager
+    def holding(self, ids: Collection[str], owner: str) -> Iterator[set[str]]:
+        """Claim ``ids``; yields the ones got, released on exit whatever happens."""
+        got = self.claim(ids, owner)
+        try:
+            yield got
+        finally:
+            self.release(got, owner)
+
+    # --- the version guard -------------------------------------------------------------
+
+    def admit(self, versions: Mapping[str, datetime], owner: str) -> Admission:
+        """Compare-and-set on each customer's version, inside ``owner``'s claims: a record
+        whose modstamp is not older than the newest admitted for its customer is admitted
+        (its modstamp becomes the newest), an older one is superseded, and one whose claim
+        ``owner`` no longer holds is lost (its processing must wait: someone else may be
+        at it). One transaction; the rows stay locked until it commits."""
+        ids = sorted(versions)
+        admitted: set[str] = set()
+        repeated: set[str] = set()
+        superseded: set[str] = set()
+        held: dict[str, str | None] = {}
+        with self.store.begin() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                query = (
+                    sa.select(customer_claims.c.customer_id, customer_claims.c.modstamp)
+                    .where(
+                        customer_claims.c.customer_id.in_(ids[start : start + _CHUNK]),
+                        customer_claims.c.owner == owner,
+                    )
+                    .order_by(customer_claims.c.customer_id)
+                    .with_for_update()
+                )
+                held.update({row.customer_id: row.modstamp for row in conn.execute(query)})
+            raised = []
+            for cid, newest in held.items():
+                text = utc_text(versions[cid])
+                if newest is not None and text < newest:
+                    superseded.add(cid)
+                    continue
+                admitted.add(cid)
+                if newest == text:
+                    repeated.add(cid)
+                else:
+                    raised.append({"cid": cid, "stamp": text})
+            if raised:
+                conn.execute(
+                    customer_claims.update()
+                    .where(customer_claims.c.customer_id == sa.bindparam("cid"))
+                    .values(modstamp=sa.bindparam("stamp")),
+                    raised,
+                )
+        lost = set(ids) - admitted - superseded
+        return Admission(
+            frozenset(admitted), frozenset(repeated), frozenset(superseded), frozenset(lost)
+        )
+
+    def admitted(self, ids: Collection[str]) -> dict[str, datetime]:
+        """The newest modstamp admitted per customer (those with one)."""
+        wanted = sorted(set(ids))
+        out: dict[str, datetime] = {}
+        with self.store.engine.connect() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                query = sa.select(customer_claims.c.customer_id, customer_claims.c.modstamp).where(
+                    customer_claims.c.customer_id.in_(wanted[start : start + _CHUNK]),
+                    customer_claims.c.modstamp.is_not(None),
+                )
+                out.update({r.customer_id: parse_utc(r.modstamp) for r in conn.execute(query)})
+        return out
+
+    # --- the heartbeat -----------------------------------------------------------------
+
+    def _hold(self, owner: str, ids: set[str]) -> None:
+        with self._lock:
+            held = self._held.setdefault(owner, _Held())
+            held.ids |= ids
+            if held.heartbeat is None:
+                held.heartbeat = Heartbeat(
+                    f"claims:{owner}", lambda: self._beat(owner), self.ttl / 3
+                )
+
+    def _let_go(self, owner: str, ids: Collection[str] | None) -> None:
+        with self._lock:
+            held = self._held.get(owner)
+            if held is None:
+                return
+            held.ids = set() if ids is None else held.ids - set(ids)
+            if held.ids:
+                return
+            del self._held[owner]
+        if held.heartbeat is not None:
+            held.heartbeat.stop()
+
+    def _beat(self, owner: str) -> bool:
+        """One heartbeat: renew, and say so when claims were taken over meanwhile (the
+        owner missed beats: frozen, or the store was unreachable for a ``ttl``); the
+        version guard keeps the taken-over customers from being written by both."""
+        held = self._held.get(owner)
+        expected = len(held.ids) if held is not None else 0
+        renewed = self.renew(owner)
+        if renewed < expected:
+            log.warning("claims: %d of %d were taken over", expected - renewed, expected)
+        return True
+
+    def close(self) -> None:
+        """Stop the heartbeats (the claims run out by themselves after ``ttl``)."""
+        with self._lock:
+            held, self._held = list(self._held.values()), {}
+        for h in held:
+            if h.heartbeat is not None:
+                h.heartbeat.stop()
+
+
+def _locked(
+    conn: sa.Connection, owner: str, ids: list[str] | None
+) -> sa.Select[tuple[str]] | list[str]:
+    """The ids among ``ids`` (all, when None) that ``owner`` holds, locked in id order on
+    PostgreSQL first, so a statement over several rows never deadlocks another."""
+    query = sa.select(customer_claims.c.customer_id).where(customer_claims.c.owner == owner)
+    if ids is not None:
+        query = query.where(customer_claims.c.customer_id.in_(ids))
+    if conn.dialect.name != "postgresql":
+        return query
+    locked = query.order_by(customer_claims.c.customer_id).with_for_update()
+    return list(conn.execute(locked).scalars())

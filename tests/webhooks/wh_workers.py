@@ -1,0 +1,238 @@
+"""A task-engine cluster of real processes for tests and bench/workers.py: the Salesforce
+sandbox in this process, a PostgreSQL state store in a schema of its own, ``crmtier serve``
+(receiver, deferring jobs) and any number of ``crmtier worker`` processes.
+
+The figures a run is judged by come from the store and the sandbox, never from the
+processes' own reports: the CRM's end state per customer, each edited customer's webhook
+audit rows, the field writes done per customer (``outbox``, a duplicate is a second one),
+and the CRM API calls by kind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from connectors.sandbox.base import Sandbox, open_sandbox
+from tests.sync.conftest import PG_URL, pg_schema
+from tiering_core.privacy import pseudonym
+
+#: assets that make any customer private at once (an upgrade is never held back)
+PRIVATE = {
+    "assets.deposits": 9_000_000,
+    "assets.investments": 0,
+    "assets.insurance": 0,
+    "aum_avg_3m": None,
+}
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Cluster:
+    sandbox: Sandbox
+    config: Path
+    env: dict[str, str]
+    url: str
+    logs: Path
+    serve: subprocess.Popen[bytes] | None = None
+    receiver: str = ""
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    # --- processes ---------------------------------------------------------------------
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crmtier", *args, "--config", str(self.config)],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            process.wait(timeout=30)
+            raise AssertionError((self.logs / f"{name}.log").read_text()[-3000:])
+        self._banner = json.loads(line)
+        return process
+
+    def sync(self) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "crmtier", "sync", "--config", str(self.config)],
+            env=self.env,
+            capture_output=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+
+    def start_serve(self) -> None:
+        self.serve = self._spawn("serve", "serve", "--listen", "127.0.0.1:0", "--no-sync")
+        self.receiver = self._banner["listen"]
+        info = self.sandbox.info()
+        self.sandbox.set_notification_target(
+            f"{self.receiver}/webhooks/salesforce", ca_bundle=info.ca_bundle
+        )
+
+    def start_worker(self, name: str) -> None:
+        self.workers[name] = self._spawn(name, "worker", "--name", name)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        process = self.workers[name]
+        process.send_signal(sig)
+        process.wait(timeout=120)
+
+    def stop(self) -> None:
+        for process in [*self.workers.values(), *([self.serve] if self.serve else [])]:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in [*self.workers.values(), *([self.serve] if self.serve else [])]:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    # --- the store ---------------------------------------------------------------------
+
+    def scalar(self, sql: str) -> Any:
+        engine = sa.create_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                return conn.execute(sa.text(sql)).scalar()
+        finally:
+            engine.dispose()
+
+    def rows(self, sql: str) -> list[Any]:
+        engine = sa.create_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(sa.text(sql)))
+        finally:
+            engine.dispose()
+
+    def unfinished_events(self) -> int:
+        return int(
+            self.scalar("SELECT count(*) FROM webhook_inbox WHERE status IN ('pending','claimed')")
+        )
+
+    def events_done(self) -> int:
+        return int(self.scalar("SELECT count(*) FROM webhook_inbox WHERE status = 'done'"))
+
+    def drained(self, events: int) -> bool:
+        return self.events_done() >= events and self.unfinished_events() == 0
+
+    # --- what a run did ----------------------------------------------------------------
+
+    def field_writes(self) -> Counter[str]:
+        """Field updates written per customer by the webhook path."""
+        return Counter(
+            str(r.customer_id)
+            for r in self.rows(
+                "SELECT customer_id FROM outbox WHERE kind = 'field_update' AND status = 'done'"
+                " AND trigger = 'webhook'"
+            )
+        )
+
+    def audit_by_customer(self, customers: list[str]) -> dict[str, list[tuple[Any, ...]]]:
+        """Each customer's webhook audit rows (event, new value, reasons), in order."""
+        by_ref: dict[str, list[tuple[Any, ...]]] = {}
+        for row in self.rows(
+            "SELECT customer_ref, event, new, reason_codes FROM audit"
+            " WHERE trigger = 'webhook' ORDER BY seq"
+        ):
+            by_ref.setdefault(str(row.customer_ref), []).append(
+                (row.event, json.dumps(row.new, sort_keys=True), json.dumps(row.reason_codes))
+            )
+        refs = self.refs(customers)
+        return {cid: by_ref.get(refs[cid], []) for cid in customers}
+
+    def refs(self, customers: list[str]) -> dict[str, str]:
+        from crmtier.config import load_config
+
+        old = dict(os.environ)
+        os.environ.update(self.env)
+        try:
+            config = load_config(self.config)
+            store = config.open_state_store()
+            try:
+                key = config.pseudonym_key() or store.pseudonym_key()
+            finally:
+                store.close()
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+        return {cid: pseudonym(cid, key) for cid in customers}
+
+    def crm_state(self, customers: list[str]) -> dict[str, dict[str, Any]]:
+        return {cid: self.sandbox.written(cid) for cid in customers}
+
+    def api_calls(self) -> dict[str, int]:
+        return self.sandbox.server.calls.counts()  # type: ignore[attr-defined,no-any-return]
+
+
+@contextmanager
+def cluster(
+    tmp_path: Path,
+    customers: int,
+    *,
+    workers_section: str = "",
+    webhooks_section: str = "",
+) -> Iterator[Cluster]:
+    """A fresh sandbox seeded with ``customers``, its first full sync done into a fresh
+    PostgreSQL schema, and a config with ``[workers] engine = "procrastinate"``."""
+    sandbox = open_sandbox("salesforce", data_dir=tmp_path / "crm")
+    sandbox.seed(customers)
+    sandbox.start()
+    try:
+        with pg_schema() as schema:
+            text, env_values = sandbox.crmtier_config()
+            url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+            text = re.sub(
+                r"(?m)^\[state\]\nurl = .*$",
+                '[state]\nurl = "env:CRMTIER_TEST_STATE_URL"',
+                text,
+            )
+            assert text.rstrip().splitlines()[-3] == "[webhooks]", "[webhooks] must come last"
+            text += (
+                f'{webhooks_section}\n\n[workers]\nengine = "procrastinate"\n{workers_section}\n'
+            )
+            config = tmp_path / "crmtier.toml"
+            config.write_text(text)
+            env = {**os.environ, **env_values, "CRMTIER_TEST_STATE_URL": url}
+            logs = tmp_path / "logs"
+            logs.mkdir(exist_ok=True)
+            c = Cluster(sandbox, config, env, url, logs)
+            try:
+                yield c
+            finally:
+                c.stop()
+    finally:
+        sandbox.stop()
+
+
+def upgradable(c: Cluster, limit: int) -> list[str]:
+    """Retail customers rated below private: moving their assets to 9M makes them private
+    at once (an upgrade is immediate; corporate customers have tiers of their own)."""
+    ids = [str(r.customer_id) for r in c.rows("SELECT customer_id FROM customers ORDER BY 1")]
+    below = ("mass", "affluent", "wealth")
+    return [cid for cid in ids if c.sandbox.written(cid).get("value_tier") in below][:limit]
