@@ -55,6 +55,7 @@ class PagePlans:
     plans: list[Planned]
     hashes: dict[str, str]  # input hash per customer
     states: dict[str, CustomerState]
+    group: HouseholdGroup | None = None  # the households read with the page, to record
 
 
 @dataclass
@@ -401,7 +402,8 @@ class Run:
             extra, links_for, group = self._households(fresh, changed, states, hashes)
         except RateLimitedError:  # the page is not committed: the next run reads it again
             self.counts.skipped[Skip.DEFERRED] += len(fresh)
-            self.recorder.outcomes.update(dict.fromkeys(fresh, Outcome.DEFERRED))
+            for cid in fresh:
+                self.recorder.outcome(cid, Outcome.DEFERRED)
             raise
         for cid, settled in states.items():
             if cid in fresh and cid not in changed:
@@ -415,7 +417,7 @@ class Run:
             self._preview(planner.bounded(plans)[0])
             self._progress()
             return None
-        return PagePlans(plans, hashes, states)
+        return PagePlans(plans, hashes, states, group)
 
     def _commit_page(self, page: PagePlans, mark: Advance | None) -> None:
         """Admit the page's tasks within the run's budgets, and in one transaction put its
@@ -439,8 +441,8 @@ class Run:
                     self.recorder.unchanged(p, state, digest, day, decide, rows)
             self.dispatcher.enqueue(conn, to_write, states, rows)
             self.recorder.commit_page(conn, rows, plans, page_tasks, day)
-            if group is not None:
-                household_store.save_links(conn, self.e.stream, group, self.run_id)
+            if page.group is not None:
+                household_store.save_links(conn, self.e.stream, page.group, self.run_id)
             kill_point("in_commit")
             if mark is not None:
                 self.reader.advance(conn, mark)
