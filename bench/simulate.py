@@ -9,7 +9,11 @@ The book is ``--distinct`` generated customers, decided once, tiled under new CR
 ``--customers`` (deciding a million customers only to build the store would take longer
 than the figure it sets up). Building the store is not timed.
 
+With ``--households`` every policy reads households: the store holds the sandboxes'
+seeded households (each tile of the book its own families) and a full sync's links.
+
 Run: python bench/simulate.py [--customers 1000000] [--store /tmp/simulate-bench.db]
+[--households]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import os
 import sys
 import tempfile
 import time
+import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -33,19 +38,23 @@ sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolv
 from connectors.contract import Capabilities  # noqa: E402
 from connectors.mapping import load_default_mapping  # noqa: E402
 from connectors.sandbox.generator import generate  # noqa: E402
+from connectors.sandbox.households import household_links as seeded_links  # noqa: E402
+from sync.household_store import StoredHouseholds, mark_complete  # noqa: E402
 from sync.inputs import ensure_table, iter_chunks  # noqa: E402
 from sync.planner import Known, plan_customer, tiers_of  # noqa: E402
-from sync.schema import assessed_inputs, customers, now_text  # noqa: E402
+from sync.schema import assessed_inputs, customers, household_links, now_text  # noqa: E402
 from sync.simulation import Simulator, simulate  # noqa: E402
 from sync.store import StateStore  # noqa: E402
 from tiering_core.engine import decide_batch  # noqa: E402
 from tiering_core.models import CustomerProfile  # noqa: E402
-from tiering_core.policy import Policy, load_policy  # noqa: E402
+from tiering_core.policy import Policy, load_policy, policy_over_default  # noqa: E402
+from tiering_core.rules.household import HouseholdLinks, Link  # noqa: E402
 
 DAY = date(2026, 12, 6)
 STREAM = "salesforce:Account"
 WRITEBACK = load_default_mapping("salesforce").writeback
 CAPS = Capabilities(crm="salesforce", page_size=2000, max_write_batch=200)
+HOUSEHOLDS = "\n[households]\nenabled = true\n"
 CANDIDATES = {
     "renamed (version only)": 'name = "renamed"\n',
     "ops threshold (few customers)": "[ops]\nfailed_high_from = 6\n",
@@ -53,10 +62,19 @@ CANDIDATES = {
 }
 
 
+def _cid(i: int) -> str:
+    return f"C{i:012d}"
+
+
 def build_store(url: str, n: int, distinct: int, policy: Policy) -> None:
-    raw = [{"id": c.id, **c.profile} for c in generate(distinct, seed=42, dirty_share=0)]
+    book = list(generate(distinct, seed=42, dirty_share=0))
+    raw = [{"id": c.id, **c.profile} for c in book]
     profiles = [CustomerProfile.model_validate(r) for r in raw]
-    decisions = decide_batch(profiles, policy, DAY)
+    # the sandboxes' households, each tile of the book its own families (by tiled CRM id)
+    seeds = list(seeded_links([c.index for c in book if c.profile.get("kind") != "corporate"]))
+    links = [Link(raw[lk.member]["id"], raw[lk.household]["id"], lk.role) for lk in seeds]
+    households = HouseholdLinks.build([r["id"] for r in raw], links, policy)
+    decisions = decide_batch(profiles, policy, DAY, households=households)
     rows: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     for r, decision in zip(raw, decisions, strict=True):
         plan = plan_customer(decision, {}, Known(), WRITEBACK)
@@ -78,7 +96,7 @@ def build_store(url: str, n: int, distinct: int, policy: Policy) -> None:
             cust, inputs = [], []
             for i in range(start, min(n, start + batch)):
                 body, state, written = rows[i % distinct]
-                cid = f"C{i:012d}"
+                cid = _cid(i)
                 cust.append(
                     {
                         "stream": STREAM,
@@ -104,6 +122,25 @@ def build_store(url: str, n: int, distinct: int, policy: Policy) -> None:
             with store.begin() as conn:
                 conn.execute(customers.insert(), cust)
                 conn.execute(assessed_inputs.insert(), inputs)
+        if policy.households.enabled:
+            tiles = range(0, n, distinct)
+            with store.begin() as conn:
+                conn.execute(
+                    household_links.insert(),
+                    [
+                        {
+                            "stream": STREAM,
+                            "customer_id": _cid(t + lk.member),
+                            "household_id": _cid(t + lk.household),
+                            "role": lk.role,
+                            "updated_at": now,
+                        }
+                        for t in tiles
+                        for lk in seeds
+                        if t + max(lk.member, lk.household) < n
+                    ],
+                )
+            mark_complete(store, STREAM, True)
     finally:
         store.close()
 
@@ -117,10 +154,18 @@ def main() -> None:
         type=Path,
         help="keep the built store here; reuse it if present (it must hold --customers customers)",
     )
+    parser.add_argument(
+        "--households",
+        action="store_true",
+        help="households on in every policy: the store holds the seeded households' links, "
+        "and each chunk is decided beside its households' other members",
+    )
     args = parser.parse_args()
-    active = load_policy()
+    on = HOUSEHOLDS if args.households else ""
+    active = policy_over_default(tomllib.loads(on))
     print(
-        f"{args.customers:,} customers in a SQLite state store; one process, one thread; "
+        f"{args.customers:,} customers in a SQLite state store"
+        f"{' with households' if on else ''}; one process, one thread; "
         f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
     )
     with tempfile.TemporaryDirectory(prefix="crmtier-bench-") as tmp:
@@ -133,12 +178,18 @@ def main() -> None:
         gc.collect()
         for name, text in CANDIDATES.items():
             path = Path(tmp) / "candidate.toml"
-            path.write_text(text, encoding="utf-8")
+            path.write_text(text + on, encoding="utf-8")
             candidate = load_policy(path)
             store = StateStore.open(url)
             try:
                 simulator = Simulator(
-                    active, candidate, DAY, WRITEBACK, CAPS, lambda ids: {i: Known() for i in ids}
+                    active,
+                    candidate,
+                    DAY,
+                    WRITEBACK,
+                    CAPS,
+                    lambda ids: {i: Known() for i in ids},
+                    households=StoredHouseholds(store, STREAM) if on else None,
                 )
                 cpu, wall = time.process_time(), time.perf_counter()
                 sim = simulate(iter_chunks(store, STREAM), simulator)

@@ -6,6 +6,7 @@ calls in flight (default 4), exactly as an operator would run it. Printed:
 
   wall time        the sync process, start to exit                (P4: <= 30 s)
   sync CPU         user+system seconds of the sync process (load-independent)
+  per customer     sync CPU over customers read (issue 18's "CPU per customer")
   sandbox CPU      user+system seconds the loopback CRM spent serving the run: it shares
                    the machine's cores with the sync, as P4's CI box does
   peak RSS         of the sync process (getrusage of the child)   (P4: <= 512 MiB)
@@ -149,6 +150,10 @@ def main() -> None:
     )
     print(f"wall time        {wall:.1f} s   (P4 target <= 30 s)")
     print(f"sync CPU         {cpu:.1f} s user+system (the machine's other load inflates wall)")
+    print(
+        f"per customer     {cpu / max(1, counts['read']) * 1e6:.0f} us of sync CPU (the crmtier "
+        "process only, start-up included; the sandbox's below is not ours)"
+    )
     print(f"sandbox CPU      {server_cpu:.1f} s serving the run (the loopback CRM shares the box)")
     print(
         f"box speed        reference workload {reference_before:.3f} s before the run, "

@@ -4,9 +4,12 @@ A customer may ask a bank to explain a decision made by automated means (PIPL Ar
 and an examiner asks the same of any tier. The explanation is rebuilt from what the
 decision rested on: the inputs the sync stored when it assessed the customer
 (``sync.inputs``), the committed state that fed hysteresis, and the active policy, decided
-again by the same engine and planned by the same planner the sync uses. Nothing here
-re-implements a rule: each fired rule is the engine's own reason with its threshold; a
-policy key is looked up for it in ``POLICY_KEYS``.
+again by the same engine and planned by the same planner the sync uses. With households
+on, the customer is decided beside the other members of its households as the store
+recorded them (``sync.household_store``); the ``HOUSEHOLD_AUM`` reason names the
+household, never another member's amounts. Nothing here re-implements a rule: each fired
+rule is the engine's own reason with its threshold; a policy key is looked up for it in
+``POLICY_KEYS``.
 
 Restricted parts (the AML rating, AML reasons and inputs, the EDD task) are left out
 unless asked for, as every listing does (``sync.disclosure``).
@@ -14,7 +17,7 @@ unless asked for, as every listing does (``sync.disclosure``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -23,8 +26,9 @@ from sync.disclosure import Disclosure
 from sync.explanation import EXPLANATION, explanation_text
 from sync.inputs import StoredCustomer
 from sync.planner import Known, plan_customer, tiers_of
-from tiering_core.engine import decide
+from tiering_core.engine import decide, decide_batch
 from tiering_core.policy import Policy
+from tiering_core.rules.household import HouseholdLinks, Link
 
 #: reason code (or code prefix ending in ``_``) -> the policy key its threshold comes from
 POLICY_KEYS: dict[str, str] = {
@@ -131,6 +135,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "crm_explanation": ("Explanation in the CRM", "CRM 中的说明"),
     "as_of": ("Assessed as of", "评估日期"),
     "tiers": ("Tiers", "分层结果"),
+    "households": ("Households (role)", "所属家庭（角色）"),
     "inputs": ("Inputs used", "所用输入"),
     "rules": ("Rules that fired", "触发的规则"),
     "hysteresis": ("Hysteresis state", "防抖状态"),
@@ -178,6 +183,17 @@ def policy_key(code: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class Beside:
+    """The other members of the customer's households and the links among them, as the
+    state store recorded them (``sync.household_store``): what deciding the customer as
+    the sync does needs. Their inputs only feed the household's sum; the explanation
+    names the household, never another member or its amounts."""
+
+    members: list[StoredCustomer] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class ExplainContext:
     policy: Policy
     mapping: FieldMapping
@@ -199,12 +215,28 @@ def _restricted_path(path: str) -> bool:
     return path.startswith("aml.")
 
 
+def _decide(stored: StoredCustomer, beside: Beside, policy: Policy, as_of: date) -> Any:
+    """The customer's decision, beside its households' other members when the policy
+    reads households (as the sync decides it), alone otherwise."""
+    if not policy.households.enabled:
+        return decide(stored.assessed(), policy, as_of)
+    batch = [stored, *(m for m in beside.members if m.customer_id != stored.customer_id)]
+    links = HouseholdLinks.build([c.customer_id for c in batch], beside.links, policy)
+    return decide_batch([c.assessed() for c in batch], policy, as_of, households=links)[0]
+
+
 def explain(
-    stored: StoredCustomer, known: Known, ctx: ExplainContext, as_of: date
+    stored: StoredCustomer,
+    known: Known,
+    ctx: ExplainContext,
+    as_of: date,
+    beside: Beside | None = None,
 ) -> dict[str, Any]:
-    """The explanation as JSON-ready data, restricted parts left out unless disclosed."""
+    """The explanation as JSON-ready data, restricted parts left out unless disclosed.
+    ``beside``: the customer's households (none: it is in none, or households are off)."""
     d = ctx.disclosure
-    assessment = decide(stored.assessed(), ctx.policy, as_of)
+    beside = beside or Beside()
+    assessment = _decide(stored, beside, ctx.policy, as_of)
     plan = plan_customer(assessment, stored.crm_values(), known, ctx.writeback)
     crm_field = {path: f for path, f in ctx.mapping.fields.items()}
     inputs = [
@@ -241,6 +273,12 @@ def explain(
         "campaigns": _campaigns(assessment, plan, stored.profile.kind, ctx),
         "restricted_shown": d.show,
     }
+    if ctx.policy.households.enabled:  # its own memberships: no other member is named
+        out["households"] = [
+            {"household": lk.household_id, "role": lk.role}
+            for lk in beside.links
+            if lk.customer_id == stored.customer_id
+        ]
     if EXPLANATION in ctx.writeback.fields:  # what the sync writes to that CRM field
         out["crm_explanation"] = d.value(EXPLANATION, explanation_text(assessment, ctx.writeback))
     if committed and committed != {k: tiers.get(k) for k in committed}:

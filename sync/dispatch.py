@@ -10,6 +10,8 @@ planner which memberships those are, so the new plan says what it wants of them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import sqlalchemy as sa
 
 from sync import outbox
@@ -17,7 +19,7 @@ from sync.outbox import NewItem, OutboxItem
 from sync.planner import CustomerPlan
 from sync.planning import jsonable
 from sync.recorder import PageRows, Recorder
-from sync.records import Decision, PendingDecision, Planned, Skip
+from sync.records import Decision, Json, PendingDecision, Planned, Skip
 from sync.state import CustomerState
 from sync.writepool import WritePool
 
@@ -74,31 +76,23 @@ class Dispatcher:
         queue, pool = self.pool.queue, self.pool
         new: list[NewItem] = []
         stale: list[int] = []
-        in_flight: dict[str, list[OutboxItem]] = {}
-        for items in pool.unrecorded() if pool.inflight_by_customer else ():
-            for unrecorded in items:
-                in_flight.setdefault(unrecorded.customer_id, []).append(unrecorded)
+        in_flight: dict[str, list[OutboxItem]] | None = None  # made when first needed
         for p, pending in planned:
             cid = p.customer_id
             previous = self.decisions.get(cid)
-            queued = [queue[i] for i in (previous.outstanding if previous else ()) if i in queue]
+            items = items_of(p.plan, self.source_events.get(cid), pending.fields)
             keep = set(pool.inflight_by_customer.get(cid, ()))
-            by_identity = {item.identity(): item for item in queued}
-            sent = {item.identity() for item in in_flight.get(cid, ())}
-            for item in items_of(p.plan, self.source_events.get(cid)):
-                # identity() is a repr: not worth it for the usual customer with none queued
-                if not (by_identity or sent):
-                    new.append(item)
-                    continue
-                identity = item.identity()
-                existing = by_identity.pop(identity, None)
-                if existing is not None:
-                    keep.add(existing.id)
-                elif identity not in sent:  # the same write in flight is recorded once
-                    new.append(item)
-            stale += [item.id for item in by_identity.values()]
-            if previous is not None and previous.this_run:
-                self.recorder.counts.skipped[Skip.SUPERSEDED] += 1
+            if previous is None and not keep:  # the usual customer: nothing of it outstanding
+                new += items
+            else:
+                if in_flight is None:  # a whole run's calls in flight: gathered once a page
+                    in_flight = {}
+                    for unrecorded in pool.unrecorded():
+                        for item in unrecorded:
+                            in_flight.setdefault(item.customer_id, []).append(item)
+                stale += self._merge(previous, items, keep, in_flight.get(cid, ()), new)
+                if previous is not None and previous.this_run:
+                    self.recorder.counts.skipped[Skip.SUPERSEDED] += 1
             self.decisions[cid] = Decision(cid, pending, keep, this_run=True, base=states.get(cid))
             rows.states.append(self.recorder.pending_row(cid, pending))
         if stale:
@@ -108,6 +102,30 @@ class Dispatcher:
         for added in outbox.enqueue(conn, self.stream, self.run_id, new, trigger=self.trigger):
             queue[added.id] = added
             self.decisions[added.customer_id].outstanding.add(added.id)
+
+    def _merge(
+        self,
+        previous: Decision | None,
+        items: list[NewItem],
+        keep: set[int],
+        sent_items: Sequence[OutboxItem],
+        new: list[NewItem],
+    ) -> list[int]:
+        """Set a customer's new items against what it has outstanding: one identical to a
+        queued item keeps that item (``keep``), one identical to an item in flight is not
+        sent twice, the rest are ``new``; returns the queued items no longer wanted."""
+        queue = self.pool.queue
+        queued = [queue[i] for i in (previous.outstanding if previous else ()) if i in queue]
+        by_identity = {item.identity(): item for item in queued}
+        sent = {item.identity() for item in sent_items}
+        for item in items:
+            identity = item.identity()
+            existing = by_identity.pop(identity, None)
+            if existing is not None:
+                keep.add(existing.id)
+            elif identity not in sent:  # the same write in flight is recorded once
+                new.append(item)
+        return [item.id for item in by_identity.values()]
 
     def recover(self, items: list[OutboxItem], states: dict[str, CustomerState]) -> None:
         """Queue the writes left pending under the decisions stored with them: an earlier
@@ -125,13 +143,21 @@ class Dispatcher:
             decision.outstanding.add(item.id)
 
 
-def items_of(plan: CustomerPlan, source_event_id: str | None = None) -> list[NewItem]:
+def items_of(
+    plan: CustomerPlan,
+    source_event_id: str | None = None,
+    decided: Mapping[str, Json] | None = None,
+) -> list[NewItem]:
     """A customer's plan as outbox items: its fields in one item, one per task, membership
-    change and closure."""
+    change and closure. ``decided``: the decision's fields, already as stored and sent
+    (``PendingDecision.fields``), which hold every field the plan writes."""
     cid = plan.customer_id
     items = []
     if plan.fields:
-        payload = jsonable(dict(plan.fields))
+        if decided is None:
+            payload = jsonable(plan.fields)
+        else:
+            payload = {name: decided[name] for name in plan.fields}
         items.append(NewItem(cid, "field_update", cid, payload, source_event_id))
     for task in plan.tasks:
         payload = task.model_dump(mode="json")

@@ -18,13 +18,13 @@ and a second, for the members it found, finds nobody new.
 
 The engine's hook (sync/engine.py, between reading a page and deciding it) is one call:
 
-    hh = households.load(connector, page_records, known_links, policy)  # None: off
+    hh = households.load(connector, page_records, known, policy)  # None: off
     records = [*page_records, *hh.extra] if hh else page_records
     decide_batch([r.profile for r in records], policy, as_of,
                  households=hh.links_for([r.profile.id for r in records], policy) if hh else None)
 
-``known_links`` are the links recorded at the last sync (the state store keeps each
-customer's households beside its state); ``hh.known`` is what to record after this one.
+``known`` are the links recorded at the last sync (``sync.household_store`` keeps each
+customer's households beside its state and records ``hh.group`` with the page's commit).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from connectors.contract import Connector, CrmRecord
 from tiering_core.policy import Policy
@@ -43,29 +44,60 @@ from tiering_core.rules.household import HouseholdLinks, Link
 MemberReader = Callable[[Collection[str], Collection[str]], list[Link]]
 
 
+class KnownLinks(Protocol):
+    """The links recorded at the last sync (``sync.household_store.StoredLinks`` reads them
+    from the state store; ``LinkMap`` holds them in memory)."""
+
+    def households_of(self, customers: Collection[str]) -> set[str]:
+        """The households these customers were in at the last sync."""
+        ...
+
+    def members_of(self, households: Collection[str]) -> set[str]:
+        """The customers these households held at the last sync."""
+        ...
+
+
+@dataclass(frozen=True)
+class LinkMap:
+    """``KnownLinks`` over a customer -> households mapping."""
+
+    by_customer: Mapping[str, Collection[str]]
+
+    def households_of(self, customers: Collection[str]) -> set[str]:
+        return {hid for cid in customers for hid in self.by_customer.get(cid, ())}
+
+    def members_of(self, households: Collection[str]) -> set[str]:
+        wanted = set(households)
+        return {cid for cid, hids in self.by_customer.items() if wanted.intersection(hids)}
+
+
+#: no links recorded (a first sync, or households read for the first time)
+NO_LINKS = LinkMap({})
+
+
 @dataclass(frozen=True)
 class HouseholdGroup:
     """The outcome of ``expand``: the households found, every current link of their
     members, the customers outside the page that must be loaded and re-tiered, and whether
     ``max_members`` cut the expansion short (the remaining members keep their last tier
-    until their own change or the next full sync)."""
+    until their own change or the next full sync).
+
+    ``queried`` are the customers whose every current household was read, ``checked`` the
+    households whose every current member was: what the CRM says of them replaces what
+    the store recorded (``sync.household_store.save_links``)."""
 
     households: frozenset[str]
     links: tuple[Link, ...]
     extra_ids: frozenset[str]
     truncated: bool
     reads: int  # MemberReader calls made
-
-
-def left(page_ids: Iterable[str], known_links: Mapping[str, Collection[str]]) -> frozenset[str]:
-    """Households the page's customers were in at the last sync: one a member has left
-    still changes (its others lose that member's AUM)."""
-    return frozenset(hid for cid in page_ids for hid in known_links.get(cid, ()))
+    queried: frozenset[str] = frozenset()
+    checked: frozenset[str] = frozenset()
 
 
 def expand(
     page_ids: Collection[str],
-    known_links: Mapping[str, Collection[str]],
+    known: KnownLinks,
     read: MemberReader,
     *,
     max_members: int = 500,
@@ -73,11 +105,18 @@ def expand(
     """The page's households now and at the last sync, with all their members; then each
     newly found member's other households (a member in two households takes the better),
     one bulk read per hop, until no new member appears or ``max_members`` customers
-    outside the page have been found."""
+    outside the page have been found.
+
+    What the last sync recorded widens each hop at no API cost: the households a customer
+    was in are read with it (leaving one lowers its others), and a member a household held
+    then but not now is re-tiered (it lost the household's AUM, and the household its own;
+    so is one that left without a change of its own record, when another member changes)."""
     page = frozenset(page_ids)
     links: dict[tuple[str, str], Link] = {}
     customers: set[str] = set(page)
-    households: set[str] = set(left(page, known_links))
+    households: set[str] = known.households_of(page)
+    queried: set[str] = set()
+    checked: set[str] = set()
     extra: set[str] = set()
     reads = 0
     truncated = False
@@ -87,22 +126,29 @@ def expand(
             break
         found = read(sorted(customers), sorted(households))
         reads += 1
+        queried |= customers
         for link in found:
             links[(link.customer_id, link.household_id)] = link
-        new = {link.customer_id for link in found} - page - extra
+        now = ({link.household_id for link in found} | households) - checked
+        checked |= now
+        members = {lk.customer_id for lk in links.values() if lk.household_id in now}
+        gone = known.members_of(now) - members  # left since the last sync
+        new = (members | gone) - page - extra
         extra |= new
-        customers, households = new, set()
+        customers, households = new, known.households_of(new) - checked
     return HouseholdGroup(
         frozenset(link.household_id for link in links.values()),
         tuple(links.values()),
         frozenset(extra),
         truncated,
         reads,
+        frozenset(queried),
+        frozenset(checked),
     )
 
 
 def current_links(links: Iterable[Link]) -> dict[str, frozenset[str]]:
-    """Customer -> households, the form ``known_links`` takes at the next sync."""
+    """Customer -> households, as ``LinkMap`` takes them."""
     out: dict[str, set[str]] = defaultdict(set)
     for link in links:
         out[link.customer_id].add(link.household_id)
@@ -112,8 +158,7 @@ def current_links(links: Iterable[Link]) -> dict[str, frozenset[str]]:
 @dataclass(frozen=True)
 class HouseholdPage:
     """A page's household context: the members loaded beside the page, every link among
-    them, and each customer's households as they are now (for the next sync's
-    ``known_links``)."""
+    them, and each customer's households as they are now."""
 
     extra: list[CrmRecord]
     group: HouseholdGroup
@@ -130,18 +175,21 @@ class HouseholdPage:
 def load(
     connector: Connector,
     records: Sequence[CrmRecord],
-    known_links: Mapping[str, Collection[str]],
+    known: KnownLinks,
     policy: Policy,
     *,
+    at_hand: Collection[str] = (),
     max_members: int = 500,
 ) -> HouseholdPage | None:
-    """The household context of a page, or None when the policy turns households off (no
-    API call is spent on them then) or the connector reads no relationships (it has no
-    ``household_links``). Extra members come in one bulk ``fetch``."""
+    """The household context of ``records`` (a page's changed customers), or None when
+    the policy turns households off (no API call is spent on them then) or the connector
+    reads no relationships (it has no ``household_links``). Extra members come in one
+    bulk ``fetch``, but for those ``at_hand`` (read with the page already)."""
     read: MemberReader | None = getattr(connector, "household_links", None)
     if read is None or not policy.households.enabled:
         return None
     page_ids = [r.profile.id for r in records]
-    group = expand(page_ids, known_links, read, max_members=max_members)
-    extra = connector.fetch(sorted(group.extra_ids)) if group.extra_ids else []
+    group = expand(page_ids, known, read, max_members=max_members)
+    wanted = sorted(group.extra_ids - frozenset(at_hand))
+    extra = connector.fetch(wanted) if wanted else []
     return HouseholdPage(extra, group)

@@ -181,6 +181,45 @@ class StoredChunk:
             [day_text(c.state.below_floor_since) for c in customers],
         )
 
+    @classmethod
+    def joined(cls, first: StoredChunk, then: Sequence[StoredChunk]) -> StoredChunk:
+        """``first``'s customers followed by ``then``'s. Raw CRM values stay raw when every
+        part decodes them alike (all read from one store); otherwise each part's are
+        wrapped to decode on their own (a chunk read from the CRM beside stored ones)."""
+        parts = [first, *then]
+        alike = all(
+            (p.decode_current, p.decode_fields) == (first.decode_current, first.decode_fields)
+            for p in parts
+        )
+
+        def column(name: str) -> list[Any]:
+            return [x for part in parts for x in getattr(part, name)]
+
+        def values(name: str, decoder: str) -> list[Any]:
+            if alike:
+                return column(name)
+            return [
+                x
+                if x is None or getattr(p, decoder) is None
+                else StoredJSON(x, getattr(p, decoder))
+                for p in parts
+                for x in getattr(p, name)
+            ]
+
+        return cls(
+            column("ids"),
+            column("pseudonyms"),
+            column("profiles"),
+            values("current", "decode_current"),
+            column("as_of"),
+            column("tiers"),
+            values("fields", "decode_fields"),
+            column("assessed_at"),
+            column("below_floor_since"),
+            decode_current=first.decode_current if alike else None,
+            decode_fields=first.decode_fields if alike else None,
+        )
+
     def customer(self, i: int) -> StoredCustomer:
         fields = self.fields[i]
         return StoredCustomer(

@@ -16,7 +16,7 @@ other field.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -48,6 +48,8 @@ class AssessFn(Protocol):
     ) -> list[AssessmentData]: ...
 
 
+#: what crmtier knows of a customer it has no state for (shared: ``Known`` is frozen)
+_NOTHING_KNOWN = Known()
 #: the household links over a batch's customer ids (``sync.households.HouseholdPage``)
 LinksFor = Callable[[Sequence[str]], HouseholdLinks]
 #: a customer as read and as assessed
@@ -130,7 +132,7 @@ class PagePlanner:
         cid = state.customer_id
         self.counts.unchanged += 1
         self.counts.tiers[(state.tiers or {}).get("value_tier", "unrated")] += 1
-        self.recorder.outcomes[cid] = Outcome.UNCHANGED
+        self.recorder.outcome(cid, Outcome.UNCHANGED)
 
     def assess(
         self,
@@ -161,7 +163,7 @@ class PagePlanner:
                     pairs.append((record, self._assess([profile], links_for)[0]))
                 except Exception as exc:
                     self.counts.skipped[Skip.ASSESS_ERROR] += 1
-                    self.recorder.outcomes[record.profile.id] = Outcome.ASSESS_ERROR
+                    self.recorder.outcome(record.profile.id, Outcome.ASSESS_ERROR)
                     log.warning(
                         "could not assess customer",
                         extra={
@@ -193,7 +195,7 @@ class PagePlanner:
         out = []
         for record, assessment in assessed:
             state = states.get(record.profile.id)
-            known = state.known() if state else Known()
+            known = state.known() if state else _NOTHING_KNOWN
             doubt = in_doubt(record.profile.id)
             if doubt:
                 known = replace(known, in_doubt=doubt)
@@ -255,10 +257,10 @@ class PagePlanner:
             self.totals.add(p.assessment, plan, self.full_writeback)
             if not plan:
                 self.counts.unchanged += 1
-                self.recorder.outcomes[cid] = Outcome.UNCHANGED
+                self.recorder.outcome(cid, Outcome.UNCHANGED)
                 continue
             self.counts.written += 1
-            self.recorder.outcomes[cid] = Outcome.WOULD_WRITE
+            self.recorder.outcome(cid, Outcome.WOULD_WRITE)
             for name, value in plan.fields.items():
                 old = p.record.current.get(name)
                 lines.append((cid, "field_update", {"field": name, "old": old, "new": value}))
@@ -272,13 +274,20 @@ class PagePlanner:
         return lines
 
 
-def jsonable(values: dict[str, Json]) -> dict[str, Json]:
-    """Field values as stored and sent: dates as ISO text, tuples as lists."""
+#: value classes that are stored and sent as they are (most field values are texts)
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def jsonable(values: Mapping[str, Json]) -> dict[str, Json]:
+    """Field values as stored and sent: dates as ISO text, tuples as lists. Called for
+    every customer written: a plain value is looked at by its class only, since
+    ``hasattr`` on a text raises and catches an ``AttributeError`` inside."""
     out = {}
     for key, value in values.items():
-        if hasattr(value, "isoformat"):
-            value = value.isoformat()
-        elif isinstance(value, tuple):
-            value = list(value)
+        if value.__class__ not in _PLAIN:
+            if hasattr(value, "isoformat"):
+                value = value.isoformat()
+            elif isinstance(value, tuple):
+                value = list(value)
         out[key] = value
     return out

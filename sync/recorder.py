@@ -45,6 +45,10 @@ from tiering_core.privacy import pseudonym
 
 log = logging.getLogger(__name__)
 
+#: pseudonyms the recorder keeps at most: a customer's are asked a few times between its
+#: page and its answered writes, and a run of a million customers must not keep them all
+_REF_CACHE = 50_000
+
 #: a ``customers`` row to upsert (``sync.state.save_states``): column -> stored value
 StateRow = dict[str, Json]
 
@@ -72,6 +76,7 @@ class Recorder:
         actor: str,
         retry_attempts: int,
         decisions: dict[str, Decision],
+        keep_outcomes: bool = True,
     ) -> None:
         self.store = store
         self.stream = stream
@@ -83,15 +88,25 @@ class Recorder:
         self.retry_attempts = retry_attempts
         self.decisions = decisions
         self.counts = RunCounts()
+        # customer id -> outcome, for callers that ask per customer (the webhook worker);
+        # a scheduled run's counts say the same without a million entries (``outcome``)
+        self.keep_outcomes = keep_outcomes
         self.outcomes: dict[str, Outcome] = {}
         self.dead_letter_customers: set[str] = set()  # with open letters: resolve on success
-        self._refs: dict[str, str] = {}  # pseudonym cache
+        self._refs: dict[str, str] = {}  # pseudonym cache, bounded (``_REF_CACHE``)
 
     def ref(self, customer_id: str) -> str:
         ref = self._refs.get(customer_id)
         if ref is None:
+            if len(self._refs) >= _REF_CACHE:
+                self._refs.clear()  # the customers in hand are asked again within a page
             ref = self._refs[customer_id] = pseudonym(customer_id, self.key)
         return ref
+
+    def outcome(self, customer_id: str, outcome: Outcome) -> None:
+        """Note what the run did with a customer (kept only when the run keeps outcomes)."""
+        if self.keep_outcomes:
+            self.outcomes[customer_id] = outcome
 
     # --- a page's commit ----------------------------------------------------------------
 
@@ -108,7 +123,7 @@ class Recorder:
         ``decide`` builds the full decision, wanted only for a tier change's audit row."""
         cid = planned.customer_id
         self.counts.unchanged += 1
-        self.outcomes[cid] = Outcome.UNCHANGED
+        self.outcome(cid, Outcome.UNCHANGED)
         if cid in self.decisions:
             return  # an earlier read of this run queued writes; that decision stands
         tiers = tiers_of(planned.assessment)
@@ -318,7 +333,7 @@ class Recorder:
                     self.counts.dead_lettered += 1
                 else:
                     self.counts.written += 1
-                self.outcomes[cid] = Outcome.DEAD_LETTERED if decision.dead else Outcome.WRITTEN
+                self.outcome(cid, Outcome.DEAD_LETTERED if decision.dead else Outcome.WRITTEN)
             else:
                 self.counts.recovered += 1
         save_states(conn, self.stream, rows)
@@ -329,7 +344,7 @@ class Recorder:
         for decision in self.decisions.values():
             if decision.this_run:
                 self.counts.skipped[Skip.DEFERRED] += 1
-                self.outcomes[decision.customer_id] = Outcome.DEFERRED
+                self.outcome(decision.customer_id, Outcome.DEFERRED)
 
     # --- audit --------------------------------------------------------------------------
 

@@ -16,10 +16,11 @@ import sqlalchemy as sa
 
 from connectors.contract import CrmRecord
 from connectors.errors import ConfigError, RateLimitedError
-from sync import households, outbox, runs, taskbudget
+from sync import household_store, households, outbox, runs, taskbudget
 from sync.claims import owner_id
 from sync.dispatch import Dispatcher, items_of
 from sync.errortext import error_text
+from sync.households import HouseholdGroup
 from sync.killpoints import kill_point
 from sync.planning import LinksFor, PagePlanner
 from sync.preview import PlanTotals
@@ -54,6 +55,7 @@ class PagePlans:
     plans: list[Planned]
     hashes: dict[str, str]  # input hash per customer
     states: dict[str, CustomerState]
+    group: HouseholdGroup | None = None  # the households read with the page, to record
 
 
 @dataclass
@@ -98,6 +100,7 @@ class Run:
         self.run_id = run_id or runs.new_run_id()
         self.preview: list[PlannedWrite] = []
         self.follows_staged = False  # this run makes what a fields-only run left out
+        self.from_start = False  # no bookmark when the run started: it reads every customer
         self.beside: dict[str, str] = {}  # household members decided beside a page: input hash
         self.usage_start = dict(engine.connector.api_usage().calls)
         events = source_events or {}
@@ -111,6 +114,7 @@ class Run:
             actor=options.actor,
             retry_attempts=engine.settings.record_retry_attempts,
             decisions={},
+            keep_outcomes=options.keep_outcomes,
         )
         self.counts = self.recorder.counts
         # a dry run writes nothing, so it claims nothing; the webhook worker's records come
@@ -154,6 +158,7 @@ class Run:
                 interrupted = runs.mark_interrupted(conn, stream, self.run_id)
             runs.start(conn, self.run_id, stream, trigger=self.options.trigger, dry_run=dry)
             self.reader.load(conn)
+            self.from_start = self.reader.bookmark is None  # a first run reads everyone
             self.recorder.dead_letter_customers = set(
                 outbox.open_dead_letter_customers(conn, stream)
             )
@@ -196,6 +201,16 @@ class Run:
             status, error, read_stream=read_stream, interrupted=interrupted
         )
         self._settle_task_budget(status)
+        if self.e.policy is not None and not self.options.dry_run:
+            household_store.settle(
+                self.e.store,
+                self.e.stream,
+                self.e.policy,
+                read_all=read_stream
+                and (self.options.full or self.from_start)
+                and self.options.limit is None,
+                succeeded=status in ("succeeded", "completed_with_errors"),
+            )
         report = self._report(status, error)
         report.config_error = config_error and status == "failed"
         with self.e.store.begin() as conn:
@@ -383,7 +398,13 @@ class Run:
             for cid, r in fresh.items()
             if not planner.settled(r, states.get(cid), hashes[cid], cid in taken.repeated)
         }
-        extra, links_for = self._households(fresh, changed, states, hashes)
+        try:
+            extra, links_for, group = self._households(fresh, changed, states, hashes)
+        except RateLimitedError:  # the page is not committed: the next run reads it again
+            self.counts.skipped[Skip.DEFERRED] += len(fresh)
+            for cid in fresh:
+                self.recorder.outcome(cid, Outcome.DEFERRED)
+            raise
         for cid, settled in states.items():
             if cid in fresh and cid not in changed:
                 planner.count_settled(settled)
@@ -396,7 +417,7 @@ class Run:
             self._preview(planner.bounded(plans)[0])
             self._progress()
             return None
-        return PagePlans(plans, hashes, states)
+        return PagePlans(plans, hashes, states, group)
 
     def _commit_page(self, page: PagePlans, mark: Advance | None) -> None:
         """Admit the page's tasks within the run's budgets, and in one transaction put its
@@ -420,6 +441,8 @@ class Run:
                     self.recorder.unchanged(p, state, digest, day, decide, rows)
             self.dispatcher.enqueue(conn, to_write, states, rows)
             self.recorder.commit_page(conn, rows, plans, page_tasks, day)
+            if page.group is not None:
+                household_store.save_links(conn, self.e.stream, page.group, self.run_id)
             kill_point("in_commit")
             if mark is not None:
                 self.reader.advance(conn, mark)
@@ -438,7 +461,7 @@ class Run:
         skipped as superseded, never written."""
         for cid in ids:
             self.counts.skipped[Skip.SUPERSEDED] += 1
-            self.recorder.outcomes[cid] = Outcome.SUPERSEDED
+            self.recorder.outcome(cid, Outcome.SUPERSEDED)
 
     def _households(
         self,
@@ -446,28 +469,34 @@ class Run:
         changed: dict[str, CrmRecord],
         states: dict[str, CustomerState],
         hashes: dict[str, str],
-    ) -> tuple[list[CrmRecord], LinksFor | None]:
-        """The members of the changed customers' households outside the page, and the
-        household links to decide the page with (none, and no API call, when the policy
-        turns households off or the connector reads no relationships). A member on the
-        page that came back only because of our own write is decided again (``changed``
-        gains it); one outside it is fetched, counted read, decided and written like any
-        other, but never moves the bookmark (only the page's records do); when a later
-        page of the run reads it unchanged, it is not read or decided again.
+    ) -> tuple[list[CrmRecord], LinksFor | None, HouseholdGroup | None]:
+        """The members of the changed customers' households outside the page, the
+        household links to decide the page with, and what to record of them (none, and no
+        API call, when the policy turns households off or the connector reads no
+        relationships). A member on the page that came back only because of our own write
+        is decided again (``changed`` gains it); one outside it is fetched, counted read,
+        decided and written like any other, but never moves the bookmark (only the page's
+        records do); when a later page of the run reads it unchanged, it is not read or
+        decided again.
 
-        The links are read as the CRM holds them now, with no memory of the last sync's
-        (``known_links`` is empty): a member leaving a household re-tiers the household
-        it left only when another of its members changes, or at the next full sync."""
+        The households the store recorded at the last sync widen the read
+        (``sync.household_store.StoredLinks``): a member that left a household re-tiers
+        the household it left in the same run, and so does a split."""
         policy = self.e.policy
         if policy is None or not changed:
-            return [], None
-        hh = households.load(self.e.connector, list(changed.values()), {}, policy)
+            return [], None, None
+        known = household_store.StoredLinks(self.e.store, self.e.stream)
+        hh = households.load(
+            self.e.connector, list(changed.values()), known, policy, at_hand=fresh.keys()
+        )
         if hh is None:
-            return [], None
+            return [], None, None
         for link in hh.group.links:
             if link.customer_id in fresh:
                 changed.setdefault(link.customer_id, fresh[link.customer_id])
-        extra = list({r.profile.id: r for r in hh.extra if r.profile.id not in fresh}.values())
+        for cid in hh.group.extra_ids & fresh.keys():  # left a household, on the page
+            changed.setdefault(cid, fresh[cid])
+        extra = list({r.profile.id: r for r in hh.extra}.values())
         self.counts.read += len(extra)
         gone = self.claims.take({r.profile.id: r.modstamp for r in extra}).superseded
         self._supersede(gone)
@@ -479,7 +508,7 @@ class Run:
         if extra:
             with self.e.store.begin() as conn:
                 states.update(load_states(conn, self.e.stream, [r.profile.id for r in extra]))
-        return extra, partial(hh.links_for, policy=policy)
+        return extra, partial(hh.links_for, policy=policy), hh.group
 
     def _preview(self, plans: list[Planned]) -> None:
         for cid, kind, detail in self.planner.preview(plans):

@@ -208,6 +208,22 @@ task_queue = sa.Table(
     sa.Index("task_queue_by_customer", "stream", "customer_id"),
 )
 
+#: each customer's household memberships as the sync last read them from the CRM, so a
+#: member leaving a household or a split re-tiers the household it left (``sync.households``)
+#: and ``crmtier simulate`` and ``explain`` decide households without a CRM call. The role
+#: (spouse, child, ...) is family information: encrypted when the store has a key.
+household_links = sa.Table(
+    "household_links",
+    metadata,
+    sa.Column("stream", sa.String(128), primary_key=True),
+    sa.Column("customer_id", sa.String(64), primary_key=True),
+    sa.Column("household_id", sa.String(64), primary_key=True),
+    sa.Column("role", EncryptedText("household_links.role"), nullable=False),
+    sa.Column("run_id", sa.String(40), nullable=True),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Index("household_links_by_household", "stream", "household_id"),
+)
+
 #: leases that keep two schedulers from syncing the same stream at once.
 locks = sa.Table(
     "locks",
@@ -374,6 +390,13 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         "task_queue: tasks waiting beyond their rule's per-run budget or per-owner cap, "
         "and the bounded tasks made (open until due), so task volume stays bounded",
         _create(task_queue),
+    ),
+    Migration(
+        8,
+        "household_links: each customer's households as last read, so a member leaving a "
+        "household re-tiers the household it left in the same run, and simulate and "
+        "explain decide households from the store",
+        _create(household_links),
     ),
 )
 

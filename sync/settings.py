@@ -34,6 +34,9 @@ class RunOptions:
     # Stage a first sync: write tier fields only; the stream's next run re-reads every
     # customer (as --full) and makes the tasks and memberships.
     only_fields: bool = False
+    # Keep each customer's outcome for the report (``RunReport.outcomes``). A scheduled
+    # run's report shows counts only; without outcomes its memory stays flat in customers.
+    keep_outcomes: bool = True
 
     def day(self) -> date:
         """The day this run assesses as of: ``as_of``, else today (UTC) when asked, so a

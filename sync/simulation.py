@@ -17,6 +17,13 @@ Two stages, so a book of a million customers fits in a minute on one core:
    the store knows, and counted with the dry run's totals (``sync.preview.PlanTotals``) and
    the connector's minimum-call arithmetic. The numbers are the ones a sync would produce.
 
+With households on in either policy, each chunk is evaluated with the other members of its
+customers' households after it, and the links among them, as the state store recorded them
+(``sync.household_store.Near``): a household's sum needs every
+member, and the chunks follow CRM id order, not households. Only the chunk's own rows are
+counted (``Evaluation.head``), and a customer decided and planned is decided beside its
+households' members, as the sync decides it.
+
 One thing differs for every customer whenever the policy changes: its version. When the
 write-back maps ``policy_version`` (or ``explanation``, which names the version), a
 customer decided alike still gets that field rewritten; it is counted as such (a field
@@ -38,6 +45,7 @@ from connectors.contract import Capabilities
 from connectors.mapping import WritebackConfig
 from sync import jsontext
 from sync.explanation import EXPLANATION
+from sync.household_store import HouseholdSource, Near
 from sync.inputs import StoredChunk, StoredCustomer, columns_of
 from sync.planner import CustomerPlan, Known, action_kinds, plan_customer, same_value
 from sync.preview import PlanTotals
@@ -214,11 +222,15 @@ class Simulator:
         caps: Capabilities,
         known: Any,
         open_tasks: Mapping[tuple[str, str], int] | None = None,
+        households: HouseholdSource | None = None,
     ) -> None:
         """``known(ids)`` returns the tasks and memberships crmtier made, by customer id
         (``Known``), for the few customers planned; ``open_tasks`` the open tasks per
-        (rule, owner) now (``sync.taskbudget.load_open``), which the owners' caps count."""
+        (rule, owner) now (``sync.taskbudget.load_open``), which the owners' caps count;
+        ``households`` the recorded household links and members (None: each customer
+        decided alone, as when neither policy reads households)."""
         self.policies = (active, candidate)
+        self.households = households
         self.as_of = as_of
         self.writeback = writeback
         self.caps = caps
@@ -256,23 +268,25 @@ class Simulator:
     def add(self, chunk: StoredChunk | list[StoredCustomer]) -> None:
         if not isinstance(chunk, StoredChunk):
             chunk = StoredChunk.of(chunk)
-        if not len(chunk):
+        n = len(chunk)
+        if not n:
             return
         active, candidate = self.policies
+        near = Near.of(chunk, self.households)
         # Straight from the stored JSON, unvalidated: see sync.inputs.columns_of.
-        cols = columns_of(chunk, active)
-        ev_a = evaluate(cols, active, self.as_of)
+        cols = columns_of(near.chunk, active)
+        ev_a = evaluate(cols, active, self.as_of, near.links(active)).head(n)
         if not self.same_layout:
-            cols = columns_of(chunk, candidate)
-        ev_c = evaluate(cols, candidate, self.as_of)
+            cols = columns_of(near.chunk, candidate)
+        ev_c = evaluate(cols, candidate, self.as_of, near.links(candidate)).head(n)
         day = self.as_of.isoformat()
-        self.result.customers += len(chunk)
+        self.result.customers += n
         self._migrations(ev_a, ev_c, chunk.ids)
-        touched = np.ones(len(chunk), dtype=bool) if not self.alike else differs(ev_a, ev_c)
+        touched = np.ones(n, dtype=bool) if not self.alike else differs(ev_a, ev_c)
         # Assessed on another day: review dates, grace periods and task periods may move
         # under either policy, so the two plans must be made, not assumed alike.
         touched |= np.array([d != day for d in chunk.as_of], dtype=bool)
-        self._plan([chunk.customer(i) for i in np.flatnonzero(touched).tolist()])
+        self._plan(near, np.flatnonzero(touched).tolist())
         if self.version_fields:
             for i in np.flatnonzero(~touched).tolist():
                 if not self._shows_version(chunk, i):
@@ -307,16 +321,25 @@ class Simulator:
             _service_levels(ev_c, self.policies[1], sl.levels),
         )
 
-    def _plan(self, chunk: list[StoredCustomer]) -> None:
-        if not chunk:
+    def _plan(self, near: Near, rows: list[int]) -> None:
+        """Decide and plan these rows of ``near``'s chunk under both policies, each beside
+        the other members of its households."""
+        if not rows:
             return
+        batch = near.beside(rows)
+        chunk = [near.chunk.customer(i) for i in batch]
         profiles = [c.assessed() for c in chunk]
-        self.result.decided += len(chunk)
-        known: Mapping[str, Known] = self.known([c.customer_id for c in chunk])
+        ids = [c.customer_id for c in chunk]
+        planned = chunk[: len(rows)]
+        self.result.decided += len(rows)
+        known: Mapping[str, Known] = self.known([c.customer_id for c in planned])
         sides = (self.result.active, self.result.candidate)
         for policy, side in zip(self.policies, sides, strict=True):
-            decisions = decide_batch(profiles, policy, self.as_of, kinds=self.kinds)
-            for stored, assessment in zip(chunk, decisions, strict=True):
+            links = near.links(policy, ids)
+            decisions = decide_batch(
+                profiles, policy, self.as_of, kinds=self.kinds, households=links
+            )
+            for stored, assessment in zip(planned, decisions[: len(planned)], strict=True):
                 plan = plan_customer(
                     assessment,
                     stored.crm_values(),

@@ -20,8 +20,9 @@ replayed for an examiner with the date it was made.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pydantic_core
@@ -93,6 +94,30 @@ class Evaluation:
     #: each member's best household's tier (``unrated`` code: none); None when the batch
     #: came without household links, so a batch without them decides exactly as before
     household_tier: IntArray | None = None
+
+    def head(self, n: int) -> Evaluation:
+        """The first ``n`` rows: a batch decided beside the other members of its
+        households (``crmtier simulate``) reports on its own rows only."""
+        if n == self.n:
+            return self
+
+        def cut(x: Any) -> Any:
+            return x[:n] if isinstance(x, np.ndarray) and x.ndim and len(x) == self.n else x
+
+        rows = {f.name: cut(getattr(self, f.name)) for f in fields(self)}
+        rows["reasons"] = [
+            replace(
+                r,
+                mask=cut(r.mask),
+                value=cut(r.value),
+                threshold=cut(r.threshold),
+                weight=cut(r.weight),
+            )
+            for r in self.reasons
+        ]
+        rows["issues"] = [replace(i, mask=cut(i.mask)) for i in self.issues]
+        rows["n"] = n
+        return Evaluation(**rows)
 
 
 def evaluate(

@@ -20,10 +20,11 @@ import sqlalchemy as sa
 from rich.table import Table
 
 from crmtier.commands.listing import stdout_console
-from crmtier.commands.simulate import HOUSEHOLDS_NOTICE, BadConfiguration
+from crmtier.commands.simulate import BadConfiguration, households_notice
 from crmtier.config import ConfigFileError, load_config
-from crmtier.explain import LABELS, ExplainContext, explain, label
+from crmtier.explain import LABELS, Beside, ExplainContext, explain, label
 from sync.disclosure import Disclosure
+from sync.household_store import StoredHouseholds
 from sync.inputs import ensure_table, iter_stored
 from sync.planner import Known
 from sync.schema import customers
@@ -44,6 +45,16 @@ def _resolve(store: StateStore, stream: str, customer: str) -> str | None:
     return None if found is None else str(found)
 
 
+def _beside(store: StateStore, stream: str, crm_id: str) -> Beside:
+    """The customer's households as the store recorded them, with the other members'
+    stored inputs (no CRM call)."""
+    households = StoredHouseholds(store, stream)
+    links = households.near([crm_id])
+    others = sorted({lk.customer_id for lk in links} - {crm_id})
+    members = [m for part in iter_stored(store, stream, ids=others) for m in part] if others else []
+    return Beside(members, links)
+
+
 def _print(data: dict[str, Any], lang: str) -> None:
     console = stdout_console()
     head = Table(title=LABELS["customer"][1 if lang == "zh" else 0], show_header=False)
@@ -53,6 +64,9 @@ def _print(data: dict[str, Any], lang: str) -> None:
     head.add_row(label("as_of", lang), data["as_of"])
     head.add_row(label("tiers", lang), ", ".join(f"{k}={v}" for k, v in data["tiers"].items()))
     head.add_row("service_level", str(data["service_level"]))
+    if "households" in data:
+        named = (f"{h['household']} ({h['role']})" for h in data["households"])
+        head.add_row(label("households", lang), ", ".join(named) or "-")
     if "crm_explanation" in data:
         head.add_row(label("crm_explanation", lang), data["crm_explanation"])
     if "note" in data:
@@ -130,10 +144,9 @@ def command(
         store = config.open_state_store()
     except (ConfigFileError, PolicyError, StoreError) as exc:
         raise BadConfiguration(str(exc)) from None
-    if policy.households.enabled:
-        click.echo(HOUSEHOLDS_NOTICE.format(command="explain"), err=True)
     try:
         ensure_table(store)
+        households_notice(store, config.stream, "explain", policy)
         crm_id = _resolve(store, config.stream, customer)
         stored = (
             next(iter(iter_stored(store, config.stream, ids=[crm_id])), [None])[0]
@@ -148,6 +161,9 @@ def command(
             )
         with store.begin() as conn:
             state = load_states(conn, config.stream, [stored.customer_id]).get(stored.customer_id)
+        beside = (
+            _beside(store, config.stream, stored.customer_id) if policy.households.enabled else None
+        )
     finally:
         store.close()
     writeback = config.writeback_config()
@@ -159,7 +175,7 @@ def command(
         lang,
     )
     day = as_of.date() if as_of else date.fromisoformat(stored.as_of)
-    data = explain(stored, state.known() if state else Known(), ctx, day)
+    data = explain(stored, state.known() if state else Known(), ctx, day, beside)
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)

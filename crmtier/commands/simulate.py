@@ -5,7 +5,10 @@ last saw (``--from-crm``: over the CRM read afresh, one full read at the minimum
 writes nothing to the CRM or the store. Reports the migration matrix of every dimension,
 the tasks per rule and campaign joins and leaves the next sync would make under each, the
 API calls that costs, and the customers whose tier moves more than one step (by CRM id).
-How the figures are computed: ``sync/simulation.py``; docs/simulate-explain.md.
+With households on in either policy, each customer is decided beside the other members of
+its households as the store recorded them (``sync.household_store``; with ``--from-crm``
+too: the households are not read again). How the figures are computed:
+``sync/simulation.py``; docs/simulate-explain.md.
 
 Exit status: 0 done, 1 the CRM could not be read (``--from-crm``), 2 bad configuration,
 policy or state store.
@@ -30,6 +33,7 @@ from connectors.registry import build_connector
 from crmtier.commands.listing import stdout_console
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config
 from sync.disclosure import Disclosure
+from sync.household_store import StoredHouseholds, is_complete
 from sync.inputs import StoredCustomer, ensure_table, iter_chunks, profile_text
 from sync.planner import Known
 from sync.simulation import (
@@ -45,14 +49,27 @@ from sync.taskbudget import load_open, waiting_by_rule
 from tiering_core.policy import Policy, PolicyError, load_policy
 from tiering_core.privacy import pseudonym
 
-#: Printed (to stderr) when the policy switches households on: the state store keeps no
-#: household links yet, so these commands decide each customer alone and cannot show a
-#: household's lift; saying so is better than a silently different answer.
+#: Printed (to stderr) when a policy switches households on but the store's household links
+#: are not known complete (``sync.household_store``): customers whose links were never read
+#: are decided alone, so a household's lift may be missing; saying so is better than a
+#: silently different answer.
 HOUSEHOLDS_NOTICE = (
-    "crmtier {command}: households are switched on in the policy, but the state store keeps "
-    "no household links yet: each customer is decided alone here, so household lifts "
-    "(HOUSEHOLD_AUM) are not shown"
+    "crmtier {command}: households are switched on in the policy, but the state store's "
+    "household links are incomplete (no full sync with households on has read them all): "
+    "a customer whose links were never read is decided alone here; run "
+    "`crmtier sync --full` with households on to record them"
 )
+
+
+def households_notice(store: StateStore, stream: str, command: str, *policies: Policy) -> None:
+    """Print ``HOUSEHOLDS_NOTICE`` when a policy reads households and the links are not
+    known complete."""
+    if not any(p.households.enabled for p in policies):
+        return
+    with store.begin() as conn:
+        complete = is_complete(conn, stream)
+    if not complete:
+        click.echo(HOUSEHOLDS_NOTICE.format(command=command), err=True)
 
 
 class BadConfiguration(click.ClickException):
@@ -322,8 +339,6 @@ def command(
         raise BadConfiguration(str(exc)) from None
     active = _load(config.policy_path(), "active policy ([policy] path)")
     candidate = _load(policy_path, f"candidate policy {policy_path}")
-    if active.households.enabled or candidate.households.enabled:
-        click.echo(HOUSEHOLDS_NOTICE.format(command="simulate"), err=True)
     day = as_of.date() if as_of else datetime.now(UTC).date()
     writeback = config.writeback_config()
     try:
@@ -332,6 +347,7 @@ def command(
         raise BadConfiguration(str(exc)) from None
     try:
         ensure_table(store)
+        households_notice(store, config.stream, "simulate", active, candidate)
         connector = build_connector(config.crm, config.field_mapping(), writeback)
         try:
             sim = _simulate(config, store, connector, active, candidate, day, from_crm)
@@ -382,6 +398,11 @@ def _simulate(
         connector.capabilities,
         _known(store, config.stream),
         open_tasks,
+        households=(
+            StoredHouseholds(store, config.stream)
+            if active.households.enabled or candidate.households.enabled
+            else None
+        ),
     )
     simulator.result.waiting_now = waiting_now
     if not from_crm:

@@ -289,6 +289,7 @@ def command(
             actor=f"crmtier-{trigger}",
             as_of=as_of.date() if as_of else None,
             only_fields=only == "fields",
+            keep_outcomes=False,  # the command shows counts, not a line per customer
         )
         if every is None:
             sys.exit(_run_once(config, options, as_json, quiet, show_restricted))

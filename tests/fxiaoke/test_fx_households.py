@@ -13,7 +13,7 @@ from datetime import date
 from connectors.fxiaoke.query import PAGE_LIMIT
 from connectors.sandbox.generator import customer_id
 from connectors.sandbox.households import household_links
-from sync.households import expand
+from sync.households import NO_LINKS, expand
 from tiering_core.engine import decide_batch
 from tiering_core.models import CustomerProfile
 from tiering_core.policy import policy_over_default
@@ -69,7 +69,7 @@ def test_page_change_pulls_in_the_household_and_lifts_it(make_sandbox, connect) 
     members = sorted(lk.customer_id for lk in links if lk.household_id == couple)
 
     before = connector.api_usage().total
-    group = expand([members[0]], {}, connector.household_links)
+    group = expand([members[0]], NO_LINKS, connector.household_links)
     assert members[1] in group.extra_ids
     assert connector.api_usage().total - before == group.reads * 2
 

@@ -325,8 +325,10 @@ def test_the_report_links_the_simulation_and_explanation_written_beside_it(
 def test_simulate_says_when_it_cannot_show_household_lifts(
     synced: tuple[Sandbox, Path], tmp_path: Path
 ) -> None:
-    """Households are opt-in; a policy that switches them on gets a notice, not a silently
-    different answer (the state store keeps no household links yet)."""
+    """A book synced with households off has no household links recorded: a candidate
+    that switches them on gets a notice, not a silently different answer (with links
+    recorded by a full sync with households on, it gets none:
+    test_product_simulate_households)."""
     _, config = synced
     policy = tmp_path / "households.toml"
     policy.write_text("[households]\nenabled = true\n", encoding="utf-8")

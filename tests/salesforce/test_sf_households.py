@@ -10,7 +10,7 @@ from datetime import date
 
 from connectors.sandbox.households import household_links
 from sync import households
-from sync.households import expand
+from sync.households import NO_LINKS, expand
 from tiering_core.engine import decide_batch
 from tiering_core.models import CustomerProfile
 from tiering_core.policy import policy_over_default
@@ -53,7 +53,7 @@ def test_page_change_pulls_in_the_household_and_lifts_it(sandbox_factory, connec
     members = sorted(lk.customer_id for lk in links if lk.household_id == couple)
     changed = members[0]
 
-    group = expand([changed], {}, connector.household_links)
+    group = expand([changed], NO_LINKS, connector.household_links)
     assert members[1] in group.extra_ids
     assert group.reads <= 3
 
@@ -82,9 +82,9 @@ def test_load_brings_the_other_members_in_one_fetch(sandbox_factory, connect) ->
 
     before = connector.api_usage().total
     off = policy_over_default({"households": {"enabled": False}})
-    assert households.load(connector, [changed], {}, off) is None
+    assert households.load(connector, [changed], NO_LINKS, off) is None
     assert connector.api_usage().total == before  # households off: no call spent
-    hh = households.load(connector, [changed], {}, ON)
+    hh = households.load(connector, [changed], NO_LINKS, ON)
     assert hh is not None
     assert {r.profile.id for r in hh.extra} >= members - {changed.profile.id}
     assert connector.api_usage().total - before <= 3 * 4 + 1  # reads per hop, one fetch

@@ -9,7 +9,7 @@ from collections.abc import Collection
 
 import pytest
 
-from sync.households import current_links, expand, left
+from sync.households import NO_LINKS, LinkMap, current_links, expand
 from tiering_core.rules.household import Link
 
 
@@ -76,6 +76,20 @@ CASES = {
         {"B", "C"},
         {"H", "H2"},
     ),
+    "a member gone without a change of its own re-tiers when another member changes": (
+        [L("A", "H"), L("B", "H")],
+        {"A": {"H"}, "B": {"H"}, "C": {"H"}},
+        {"A"},
+        {"B", "C"},
+        {"H"},
+    ),
+    "a found member's former household is read with it": (
+        [L("A", "H"), L("B", "H"), L("D", "OLD")],
+        {"A": {"H"}, "B": {"H", "OLD"}, "D": {"OLD"}},
+        {"A"},
+        {"B", "D"},
+        {"H", "OLD"},
+    ),
 }
 
 
@@ -83,7 +97,7 @@ CASES = {
 def test_expand(name: str) -> None:
     links, known, page, extra, households = CASES[name]
     crm = Crm(links)
-    group = expand(page, known, crm.read)
+    group = expand(page, LinkMap(known), crm.read)
     assert group.extra_ids == extra, name
     assert group.households == households, name
     assert not group.truncated
@@ -91,11 +105,14 @@ def test_expand(name: str) -> None:
     # every member of every touched household is in the group's links
     members = {lk.customer_id for lk in links if lk.household_id in households}
     assert members <= {lk.customer_id for lk in group.links}
+    # what the store records after it: every customer read, every household checked
+    assert group.queried == page | extra
+    assert group.checked >= households | LinkMap(known).households_of(page)
 
 
 def test_singles_cost_one_read() -> None:
     crm = Crm([])
-    group = expand({"A", "B"}, {}, crm.read)
+    group = expand({"A", "B"}, NO_LINKS, crm.read)
     assert len(crm.calls) == 1 and group.extra_ids == frozenset()
 
 
@@ -103,7 +120,7 @@ def test_one_read_per_hop_for_a_whole_page() -> None:
     links = [L(f"C{i}", f"H{i // 2}") for i in range(200)]  # 100 couples
     crm = Crm(links)
     page = {f"C{i}" for i in range(0, 200, 2)}  # one spouse of each couple
-    group = expand(page, {}, crm.read)
+    group = expand(page, NO_LINKS, crm.read)
     assert len(crm.calls) == 2  # the page's households; then the spouses' others (none)
     assert len(group.extra_ids) == 100
 
@@ -112,13 +129,14 @@ def test_max_members_bounds_a_chain() -> None:
     # a chain of households each sharing a member with the next
     links = [L(f"C{i}", f"H{i}") for i in range(50)] + [L(f"C{i + 1}", f"H{i}") for i in range(49)]
     crm = Crm(links)
-    group = expand({"C0"}, {}, crm.read, max_members=5)
+    group = expand({"C0"}, NO_LINKS, crm.read, max_members=5)
     assert group.truncated
     assert len(group.extra_ids) <= 6
 
 
-def test_left_and_current_links_round_trip() -> None:
+def test_current_links_round_trip_through_a_link_map() -> None:
     links = [L("A", "H"), L("A", "H2"), L("B", "H")]
     known = current_links(links)
     assert known == {"A": frozenset({"H", "H2"}), "B": frozenset({"H"})}
-    assert left({"A"}, known) == {"H", "H2"}
+    assert LinkMap(known).households_of({"A"}) == {"H", "H2"}
+    assert LinkMap(known).members_of({"H"}) == {"A", "B"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import textwrap
+from collections.abc import Collection, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 from connectors.contract import Capabilities
 from connectors.mapping import load_default_mapping
 from connectors.sandbox.generator import generate
+from connectors.sandbox.households import household_links as seeded_links
 from sync import jsontext
 from sync.inputs import StoredChunk, StoredCustomer, columns_of, profile_text
 from sync.planner import Known, action_kinds, plan_customer, tiers_of
@@ -29,6 +31,7 @@ from tiering_core.columns import Columns
 from tiering_core.engine import decide_batch, evaluate
 from tiering_core.models import CustomerProfile
 from tiering_core.policy import Policy, load_policy
+from tiering_core.rules.household import HouseholdLinks, Link
 
 DAY = date(2026, 12, 6)
 WRITEBACK = load_default_mapping("salesforce").writeback
@@ -45,13 +48,26 @@ def policy(extra: str = "") -> Policy:
         return load_policy(path)
 
 
-def synced_book(active: Policy, n: int = 400) -> list[StoredCustomer]:
-    """A book as a sync under ``active`` on DAY leaves it: the CRM shows what was written."""
+def seeded_households(n: int = 400) -> list[Link]:
+    """The sandboxes' households over the book ``synced_book(n)`` generates."""
+    book = list(generate(n, seed=11, dirty_share=0))
+    people = [c.index for c in book if c.profile.get("kind") != "corporate"]
+    return [Link(book[lk.member].id, book[lk.household].id, lk.role) for lk in seeded_links(people)]
+
+
+def synced_book(
+    active: Policy, n: int = 400, links: list[Link] | None = None
+) -> list[StoredCustomer]:
+    """A book as a sync under ``active`` on DAY leaves it: the CRM shows what was written
+    (with ``links``: decided beside its households, as a sync with households on does)."""
     profiles = [
         CustomerProfile.model_validate({"id": c.id, **c.profile})
         for c in generate(n, seed=11, dirty_share=0)
     ]
-    decisions = decide_batch(profiles, active, DAY)
+    households = None
+    if links is not None:
+        households = HouseholdLinks.build([p.id for p in profiles], links, active)
+    decisions = decide_batch(profiles, active, DAY, households=households)
     book = []
     for profile, decision in zip(profiles, decisions, strict=True):
         plan = plan_customer(decision, {}, Known(), WRITEBACK)
@@ -73,11 +89,17 @@ def synced_book(active: Policy, n: int = 400) -> list[StoredCustomer]:
     return book
 
 
-def known_of(book: list[StoredCustomer], active: Policy) -> dict[str, Known]:
+def known_of(
+    book: list[StoredCustomer], active: Policy, links: list[Link] | None = None
+) -> dict[str, Known]:
     """Tasks and memberships the sync made for the book."""
     profiles = [b.profile for b in book]
+    households = None
+    if links is not None:
+        households = HouseholdLinks.build([p.id for p in profiles], links, active)
     out = {}
-    for b, decision in zip(book, decide_batch(profiles, active, DAY), strict=True):
+    decided = decide_batch(profiles, active, DAY, households=households)
+    for b, decision in zip(book, decided, strict=True):
         plan = plan_customer(decision, {}, Known(), WRITEBACK)
         out[b.customer_id] = Known(
             tasks=frozenset(t.dedupe_key for t in plan.tasks),
@@ -92,13 +114,17 @@ def brute_force(
     candidate: Policy,
     known: dict[str, Known],
     day: date = DAY,
+    links: list[Link] | None = None,
 ) -> tuple[PlanSide, PlanSide]:
     profiles = [b.assessed() for b in book]
+    ids = [b.customer_id for b in book]
     sides = (PlanSide(), PlanSide())
     for p, side in zip((active, candidate), sides, strict=True):
-        for b, d in zip(
-            book, decide_batch(profiles, p, day, kinds=action_kinds(WRITEBACK)), strict=True
-        ):
+        households = None if links is None else HouseholdLinks.build(ids, links, p)
+        decided = decide_batch(
+            profiles, p, day, kinds=action_kinds(WRITEBACK), households=households
+        )
+        for b, d in zip(book, decided, strict=True):
             side.add(
                 d,
                 plan_customer(d, b.crm_values(), known[b.customer_id], WRITEBACK),
@@ -155,6 +181,60 @@ def test_shortcut_equals_brute_force(name: str) -> None:
     if name == "renamed":
         assert sim.decided == 0  # nothing decided again: a version-only rewrite each
         assert _changes(sim.candidate) == {("field", "policy_version", "created"): len(book)}
+
+
+class BookHouseholds:
+    """``sync.household_store.HouseholdSource`` over a book in memory."""
+
+    def __init__(self, book: list[StoredCustomer], links: list[Link]) -> None:
+        self.by_id = {b.customer_id: b for b in book}
+        self.links = links
+
+    def near(self, ids: Collection[str]) -> list[Link]:
+        wanted = set(ids)
+        households = {lk.household_id for lk in self.links if lk.customer_id in wanted}
+        return [lk for lk in self.links if lk.household_id in households]
+
+    def customers(self, ids: Sequence[str]) -> list[StoredChunk]:
+        return [StoredChunk.of([self.by_id[i] for i in ids])]
+
+
+#: a change that touches a few customers, not their households' other members
+FEW = "[ops]\nfailed_medium_from = 1\n"
+
+
+@pytest.mark.parametrize("name", [*sorted(CANDIDATES), "few"])
+def test_with_households_the_shortcut_equals_brute_force(name: str) -> None:
+    """Households on in both policies: chunks of 97 cut through households (the other
+    members are loaded beside each chunk), and a change may touch one member only (it is
+    decided beside the others); the figures are still those of deciding the whole book
+    with every link at once."""
+    on = "\n[households]\nenabled = true\n"
+    active, candidate = policy(on), policy((FEW if name == "few" else CANDIDATES[name]) + on)
+    links = seeded_households()
+    book = synced_book(active, links=links)
+    known = known_of(book, active, links)
+    simulator = Simulator(
+        active,
+        candidate,
+        DAY,
+        WRITEBACK,
+        CAPS,
+        lambda ids: {i: known[i] for i in ids},
+        households=BookHouseholds(book, links),
+    )
+    for start in range(0, len(book), 97):
+        simulator.add(book[start : start + 97])
+    sim = simulator.result
+    brute_active, brute_candidate = brute_force(book, active, candidate, known, links=links)
+    assert _changes(brute_active) == {} == _changes(sim.active)  # in sync, households and all
+    assert sim.matrices["value"].moved == 0 or name == "thresholds"
+    assert _changes(sim.candidate) == _changes(brute_candidate)
+    assert sim.candidate.calls(CAPS) == brute_candidate.calls(CAPS)
+    if name == "renamed":
+        assert sim.decided == 0
+    if name == "few":
+        assert 0 < sim.decided < len(book) // 2
 
 
 def test_a_book_assessed_on_another_day_is_planned_in_full() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.sandbox.salesforce_schema import account_of_contact, make_id, person_contact_id
 from crmtier.commands.sync import open_engine
 from crmtier.config import load_config
 from sync.engine import RunOptions, RunReport
@@ -116,3 +117,102 @@ def test_a_member_change_lifts_the_household_on_a_run_and_a_webhook(harness: Har
         outcomes = engine.process_changes([record], {d: "evt-1"})
     assert outcomes[c] == outcomes[d] == "written"
     assert _lifted(h, c) and _lifted(h, d)
+
+
+def _relation(h: Harness, a: str, b: str) -> tuple[str, str, str]:
+    """The active relation of a couple: (its id, the household's primary, the member)."""
+    for rid, _, row in h.sandbox.store.scan("AccountContactRelation"):  # type: ignore[attr-defined]
+        member = account_of_contact(str(row["ContactId"]))
+        if row.get("IsActive") and {str(row["AccountId"]), member} == {a, b}:
+            return rid, str(row["AccountId"]), member
+    raise AssertionError(f"no relation between {a} and {b}")
+
+
+def test_a_member_leaving_lowers_the_household_it_left_in_the_same_run(harness: Harness) -> None:
+    """The household the member left is re-tiered from the links the store recorded: in
+    Salesforce a household of one has no relation left, so the CRM alone no longer names
+    the primary member once the other has gone."""
+    h = harness
+    _run(h)
+    (a, b), *_ = _couples(h)
+    for cid in (a, b):
+        _set_aum(h, cid, HALF)
+    _run(h)
+    assert _lifted(h, a) and _lifted(h, b)
+
+    rid, primary, member = _relation(h, a, b)
+    h.sandbox.store.update("AccountContactRelation", rid, {"IsActive": False})  # type: ignore[attr-defined]
+    _set_aum(h, member, HALF + 1)  # the member's own record changes with it
+    report = _run(h)
+    for cid in (primary, member):  # below the floor alone: held there for the grace period
+        reasons = str(h.sandbox.written(cid)["reasons"])
+        assert "HOUSEHOLD_AUM" not in reasons and "VAL_HELD_GRACE" in reasons, reasons
+    assert report.outcomes[primary] == report.outcomes[member] == "written"
+    # the stream's page (both on it); two bulk household reads of three queries each (the
+    # member's households now and at the last sync; the primary, found through the store's
+    # links); no fetch (the primary was read with the page); one write call for both
+    assert report.api_calls == {"oauth_token": 1, "query": 1 + 2 * 3, "collections_update": 1}
+
+
+def _single(h: Harness, taken: set[str]) -> str:
+    """An individual in no household, clear of AML trouble."""
+    connector = load_config(h.config).connector()
+    try:
+        records = {r.profile.id: r for page in connector.read_changed(None) for r in page.records}
+        linked = {lk.customer_id for lk in connector.household_links(sorted(records), [])}
+    finally:
+        connector.close()
+    for cid, record in sorted(records.items()):
+        if (
+            cid not in linked | taken
+            and record.profile.kind == "individual"
+            and h.sandbox.written(cid).get("aml_risk") in ("low", "medium")
+        ):
+            return cid
+    raise AssertionError("no single customer")
+
+
+def test_a_member_joining_lifts_the_household_with_the_calls_counted(harness: Harness) -> None:
+    h = harness
+    _run(h)
+    (a, b), *_ = _couples(h)
+    joiner = _single(h, {a, b})
+    for cid, amount in ((a, HALF), (b, SMALL), (joiner, HALF)):
+        _set_aum(h, cid, amount)
+    _run(h)
+    assert not any(_lifted(h, cid) for cid in (a, b, joiner))  # 360万 and 350万 apart
+    _, primary, _ = _relation(h, a, b)
+
+    store = h.sandbox.store  # type: ignore[attr-defined]
+    store.insert_many(
+        "AccountContactRelation",
+        [
+            (
+                make_id("AccountContactRelation", 90_001),
+                store.clock(),
+                {
+                    "AccountId": primary,
+                    "ContactId": person_contact_id(joiner),
+                    "Roles": "Spouse",
+                    "IsActive": True,
+                    "IsDirect": False,
+                },
+            )
+        ],
+    )
+    _set_aum(h, joiner, HALF + 1)  # the joiner's record changes with it
+    report = _run(h)
+    assert all(_lifted(h, cid) for cid in (a, b, joiner))  # 710万 together
+    assert report.counts.tiered == report.counts.written == 3
+    # queries: the stream's page (the joiner alone); two bulk household reads (the
+    # joiner's household, four; a's and b's other households, five); one fetch of a and b;
+    # one lookup of the campaign members the lift makes. One call for each kind of write.
+    calls = report.api_calls
+    assert calls.pop("query") == 1 + 4 + 5 + 1 + 1
+    assert calls == {
+        "oauth_token": 1,
+        "collections_update": 1,
+        "collections_upsert": 1,
+        "collections_create": 1,
+        "collections_delete": 1,
+    }
