@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from connectors import limits
 from connectors.contract import Connector
@@ -17,6 +18,13 @@ from connectors.sandbox.base import Sandbox, open_sandbox
 
 SandboxFactory = Callable[..., Sandbox]
 ConnectorFactory = Callable[..., Connector]
+
+# Hypothesis's per-example deadline and its too-slow health check are wall-clock limits: the
+# default run shares two cores between parallel workers (and other jobs), where an example
+# that takes 200 ms alone can take a second. A property fails on what it computes, never on
+# how long that took; pytest-timeout remains the hang guard.
+settings.register_profile("crmtier", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("crmtier")
 
 
 @pytest.fixture(autouse=True)

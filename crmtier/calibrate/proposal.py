@@ -16,7 +16,7 @@ from typing import Any
 
 from connectors.mapping import set_path
 
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")  # whole key: fullmatch (``$`` allows a final "\n")
 _CHAR = {'"': '\\"', "\\": "\\\\"}  # TOML basic strings escape these two ...
 
 
@@ -47,7 +47,7 @@ def _table(table: Mapping[str, Any], path: list[str], lines: list[str]) -> None:
 
 
 def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _value(key)
+    return key if _BARE_KEY.fullmatch(key) else _value(key)
 
 
 def _escaped(c: str) -> str:
