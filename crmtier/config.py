@@ -31,7 +31,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -129,6 +129,16 @@ class WorkersSection(_Section):
     #: a failed job's n-th retry waits retry_base_seconds ** n seconds
     retry_base_seconds: int = Field(default=2, ge=2, le=60)
     sweep_every_seconds: int = Field(default=30, ge=1, le=3600)
+    #: ``crmtier sync --full`` spread over the workers a page a job (``sync.retier``). Off:
+    #: a spread run does not yet always end where one process does (docs/operations.md,
+    #: "A full re-tier spread over workers"), so a full sync runs in one process.
+    spread_full_sync: bool = False
+
+    @model_validator(mode="after")
+    def _spread_needs_workers(self) -> WorkersSection:
+        if self.spread_full_sync and self.engine != "procrastinate":
+            raise ValueError('spread_full_sync = true needs engine = "procrastinate"')
+        return self
 
 
 class PrivacySection(_Section):

@@ -183,9 +183,11 @@ def _run_once(
 
 def _run(config: CrmtierConfig, engine: SyncEngine, options: RunOptions) -> RunReport:
     """One run: a full re-tier goes to the task engine's workers a page a job when
-    ``[workers] engine = "procrastinate"`` (``sync.retier``), else it runs here."""
+    ``[workers] engine = "procrastinate"`` and ``spread_full_sync = true``
+    (``sync.retier``), else it runs here."""
     spread = options.full and not options.dry_run and options.limit is None
-    if not spread or config.workers.engine != "procrastinate":
+    wanted = config.workers.engine == "procrastinate" and config.workers.spread_full_sync
+    if not spread or not wanted:
         return engine.run(options)
     from crmtier.workers import page_units
 

@@ -48,6 +48,10 @@ def run_side(
         text = text.replace("[crm]\n", f"[crm]\npage_size = {page_size}\n")
         if workers is None:
             text = text.replace('engine = "procrastinate"', 'engine = "inline"')
+        else:
+            text = text.replace(
+                'engine = "procrastinate"', 'engine = "procrastinate"\nspread_full_sync = true'
+            )
         c.config.write_text(text)
         for n in range(workers or 0):
             c.start_worker(f"w{n + 1}")
