@@ -171,24 +171,7 @@ class Inbox:
             .order_by(webhook_inbox.c.id)
             .limit(limit)
         )
-        with self.store.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                oldest = oldest.with_for_update(skip_locked=True)
-            ids = list(conn.execute(oldest).scalars())
-            if not ids:
-                return []
-            rows = conn.execute(
-                webhook_inbox.update()
-                .where(webhook_inbox.c.id.in_(ids))
-                .values(
-                    status=CLAIMED,
-                    claimed_by=owner,
-                    lease_until=utc_text(now + lease),
-                    attempts=webhook_inbox.c.attempts + 1,
-                )
-                .returning(*_ITEM_COLUMNS)
-            ).all()
-        return sorted((_item(row) for row in rows), key=lambda item: item.id)
+        return self._take(oldest, owner, now, lease)
 
     def claim_ids(
         self, ids: Sequence[int], owner: str, now: datetime, lease: timedelta
@@ -210,6 +193,14 @@ class Inbox:
             .where(webhook_inbox.c.id.in_(list(ids)), takeable)
             .order_by(webhook_inbox.c.id)
         )
+        return self._take(pick, owner, now, lease)
+
+    def _take(
+        self, pick: sa.Select[tuple[int]], owner: str, now: datetime, lease: timedelta
+    ) -> list[InboxItem]:
+        """Claim the events ``pick`` selects for ``owner``, in one transaction: the ids
+        picked and locked (others' locked rows skipped on PostgreSQL), then exactly those
+        updated (``claim`` says why two statements)."""
         with self.store.begin() as conn:
             if conn.dialect.name == "postgresql":
                 pick = pick.with_for_update(skip_locked=True)

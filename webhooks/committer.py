@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from connectors.webhook_events import ChangeEvent
 from sync.inbox import Inbox
@@ -49,12 +50,7 @@ class GroupCommitter:
 
     async def close(self) -> None:
         """Stop after the requests already queued are committed."""
-        if self._task is None:
-            return
-        await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await stop_after_queue(self._queue, self._task)
         self._task = None
 
     async def _run(self) -> None:
@@ -79,3 +75,14 @@ class GroupCommitter:
             finally:
                 for _ in jobs:
                     self._queue.task_done()
+
+
+async def stop_after_queue(queue: asyncio.Queue[Any], task: asyncio.Task[None] | None) -> None:
+    """Let ``task`` finish what ``queue`` holds, then cancel it (a background consumer's
+    orderly stop: nothing queued is dropped)."""
+    if task is None:
+        return
+    await queue.join()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -13,9 +13,10 @@ each) and a lone event waits at most ``window``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
+
+from webhooks.committer import stop_after_queue
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,7 @@ class Deferrer:
 
     async def close(self) -> None:
         """Defer what is queued, then stop."""
-        if self._task is None:
-            return
-        await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await stop_after_queue(self._queue, self._task)
         self._task = None
 
     async def _run(self) -> None:
