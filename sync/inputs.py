@@ -55,7 +55,7 @@ def profile_text(profile: CustomerProfile) -> str:
     return text.decode("utf-8")
 
 
-_NOT_STORED = frozenset({"previous"})
+_NOT_STORED = {"previous"}  # read only
 
 
 def save_inputs(conn: sa.Connection, stream: str, records: Sequence[CrmRecord], as_of: str) -> None:

@@ -158,7 +158,7 @@ def input_hash(profile: CustomerProfile, policy_version: str | None) -> str:
 #: the model's own serializer, called straight: ``model_dump_json`` made the exclude set
 #: and decoded the text anew for every record (a quarter of the hash's cost); same bytes
 _SERIALIZER = CustomerProfile.__pydantic_serializer__
-_NOT_INPUTS = frozenset({"previous", "modified_at"})
+_NOT_INPUTS = {"previous", "modified_at"}  # read only
 
 
 def _tie_digest(record: CrmRecord, inputs: str) -> str:
