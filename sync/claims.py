@@ -240,17 +240,17 @@ class CustomerClaims:
         superseded: set[str] = set()
         held: dict[str, str | None] = {}
         with self.store.begin() as conn:
+            postgres = conn.dialect.name == "postgresql"
+            mark, lock = ("%s", " FOR UPDATE") if postgres else ("?", "")
             for start in range(0, len(ids), CHUNK):
+                chunk = ids[start : start + CHUNK]
+                # driver SQL, as the claiming upsert: an expanding IN cost ~10 µs an id
                 query = (
-                    sa.select(customer_claims.c.customer_id, customer_claims.c.modstamp)
-                    .where(
-                        customer_claims.c.customer_id.in_(ids[start : start + CHUNK]),
-                        customer_claims.c.owner == owner,
-                    )
-                    .order_by(customer_claims.c.customer_id)
-                    .with_for_update()
+                    "SELECT customer_id, modstamp FROM customer_claims "  # noqa: S608
+                    f"WHERE customer_id IN ({', '.join([mark] * len(chunk))}) "
+                    f"AND owner = {mark} ORDER BY customer_id{lock}"
                 )
-                held.update({row.customer_id: row.modstamp for row in conn.execute(query)})
+                held.update(conn.exec_driver_sql(query, (*chunk, owner)).tuples().all())
             raised = []
             for cid, newest in held.items():
                 text = utc_text(versions[cid])
