@@ -90,8 +90,9 @@ class KillRun:
         self.jobs_done: dict[str, int] = {}  # page jobs finished, by worker name
 
     def before(self, c: Cluster) -> None:
-        self.w1, self.w2 = (int(r.id) for r in c.rows("SELECT id FROM procrastinate_workers"))
-        self.w1, self.w2 = sorted((self.w1, self.w2))
+        self.w1, self.w2 = (
+            int(r.id) for r in c.rows("SELECT id FROM procrastinate_workers ORDER BY id")
+        )
         engine = sa.create_engine(c.url)
         try:
             with engine.begin() as conn:
