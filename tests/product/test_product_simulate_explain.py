@@ -277,9 +277,11 @@ def test_help(name: str, options: tuple[str, ...]) -> None:
     ],
 )
 def test_bad_configuration_exits_2_with_one_line(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """As every command says it: ``crmtier NAME: reason`` (crmtier/commands/options.py)."""
     result = run(args[0], "--config", str(tmp_path / "absent.toml"), *args[1:])
     assert result.exit_code == 2
     assert "absent.toml" in result.output and len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith(f"crmtier {args[0]}: "), result.output
 
 
 @pytest.mark.parametrize("synced", CRMS[:1], indirect=True)
