@@ -30,7 +30,7 @@ from crmtier.commands.listing import emit, format_option, stdout_console
 from crmtier.commands.options import config_option
 from crmtier.commands.sync_output import ProgressView, report_json, summary
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config, parse_interval
-from sync import jsonlog, outbox
+from sync import households, jsonlog, outbox
 from sync.disclosure import Disclosure
 from sync.engine import (
     AlreadyRunningError,
@@ -84,6 +84,7 @@ def make_engine(
     from tiering_core.policy import load_policy
 
     policy = load_policy(config.policy_path())
+    households.require(connector, policy)  # a missing CRM prerequisite: refuse to start
     writeback = config.writeback_config()
     kinds = action_kinds(writeback)
 
