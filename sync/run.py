@@ -151,12 +151,32 @@ class Run:
         )
 
     def execute(self, *, read_stream: bool, records: Sequence[CrmRecord]) -> RunReport:
-        stream, dry = self.e.stream, self.options.dry_run
-        interrupted = 0
+        """Run it, its record kept alive by a heartbeat until it is finished."""
+        stream, dry, ttl = self.e.stream, self.options.dry_run, self.e.settings.lock_ttl
+        interrupted = runs.Interrupted()
         with self.e.store.begin() as conn:
-            if not dry and read_stream:
-                interrupted = runs.mark_interrupted(conn, stream, self.run_id)
-            runs.start(conn, self.run_id, stream, trigger=self.options.trigger, dry_run=dry)
+            if not dry:
+                interrupted = runs.mark_interrupted(conn, stream, self.run_id, reader=read_stream)
+            runs.start(
+                conn,
+                self.run_id,
+                stream,
+                trigger=self.options.trigger,
+                dry_run=dry,
+                owner=self.claims.owner,
+                ttl=ttl,
+            )
+        heartbeat = runs.keep_alive(self.e.store, self.run_id, self.claims.owner, ttl)
+        try:
+            return self._execute(read_stream, records, interrupted.readers)
+        finally:
+            heartbeat.stop()
+
+    def _execute(
+        self, read_stream: bool, records: Sequence[CrmRecord], interrupted: int
+    ) -> RunReport:
+        stream, dry = self.e.stream, self.options.dry_run
+        with self.e.store.begin() as conn:
             self.reader.load(conn)
             self.from_start = self.reader.bookmark is None  # a first run reads everyone
             self.recorder.dead_letter_customers = set(
