@@ -440,15 +440,19 @@ class Run:
         return PagePlans(plans, hashes, states, group)
 
     def _commit_page(self, page: PagePlans, mark: Advance | None) -> None:
-        """Admit the page's tasks within the run's budgets, and in one transaction put its
-        writes in the outbox, record its unchanged customers and move the bookmark past
-        it; then send what is ready. Pages are committed in the order they were read."""
+        """In one transaction, admit the page's tasks within the run's budgets (the owners'
+        open tasks counted there), put its writes in the outbox, record its unchanged
+        customers and move the bookmark past it; then send what is ready. Pages are
+        committed in the order they were read."""
         planner, hashes, states = self.planner, page.hashes, page.states
-        plans, page_tasks = planner.bounded(page.plans)
-        planner.count_planned(plans)
         day = self.options.day()
         kill_point("before_commit")
         with self.e.store.begin() as conn:
+            if planner.budget is not None:  # decided where it is recorded (sync.taskbudget)
+                tasks = (task for p in page.plans for task in p.plan.tasks)
+                planner.budget.recount(conn, self.e.stream, day, tasks)
+            plans, page_tasks = planner.bounded(page.plans)
+            planner.count_planned(plans)
             rows = PageRows()
             to_write = []
             for p in plans:

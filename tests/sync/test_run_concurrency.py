@@ -9,17 +9,24 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
-from datetime import timedelta
+from collections import Counter
+from collections.abc import Sequence
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from sync import runs
+from sync import runs, taskbudget
 from sync.engine import RunOptions, SyncEngine, SyncSettings
+from sync.run import RunReport
 from sync.schema import runs as runs_table
 from sync.store import StateStore
+from sync.taskbudget import Budget, TaskLimit, split
+from tests.sync import test_task_budget
 from tests.sync.test_task_budget import AS_OF, WRITEBACK, TaskCrm, assess
+from tiering_core.models import AssessmentData, CustomerProfile, TaskAction
 
 STREAM = "tasks:Customer"
 
@@ -146,3 +153,115 @@ def test_a_run_record_names_its_owner_and_its_heartbeat_moves_the_expiry(
             time.sleep(0.02)
     finally:
         heartbeat.stop()
+
+
+# --- 3. an owner's cap on open tasks, two passes at once ---------------------------------
+
+
+class Paused:
+    """``assess`` that stops the thread named ``paused`` in it until ``go`` is set, after
+    it has loaded its task budget and before it commits its page."""
+
+    def __init__(self, paused: str) -> None:
+        self.paused = paused
+        self.inside = threading.Event()
+        self.go = threading.Event()
+
+    def __call__(self, profiles: Sequence[CustomerProfile]) -> list[AssessmentData]:
+        if threading.current_thread().name == self.paused:
+            self.inside.set()
+            self.go.wait()
+        return assess(profiles)
+
+
+def side_by_side(e: SyncEngine, crm: TaskCrm, first: str) -> tuple[RunReport, RunReport]:
+    """``first`` (a webhook pass for C00, or a sync run reading only C00) is paused in its
+    assessment, after it loaded its task budget and before it commits; a webhook pass for
+    C02 runs from start to end meanwhile, on the same engine and connector; then the first
+    goes on. Their reports: (first, beside)."""
+    crm.ids = ["C00"]  # what the first reads; C02 comes after it has read
+    paused = Paused("first")
+    e.assess = paused
+    reports: list[RunReport] = []
+
+    def run_first() -> None:
+        if first == "sync run":
+            reports.append(e.run(RunOptions(as_of=test_task_budget.AS_OF)))
+        else:
+            reports.append(e.process_records(crm.fetch(["C00"])))
+
+    thread = threading.Thread(target=run_first, name="first")
+    thread.start()
+    paused.inside.wait()  # pytest-timeout guards a hang
+    crm.ids.append("C02")
+    beside = e.process_records(crm.fetch(["C02"]))
+    paused.go.set()
+    thread.join()
+    assert beside.status == "succeeded" and reports[0].status == "succeeded", reports
+    return reports[0], beside
+
+
+@pytest.mark.parametrize("first", ["webhook pass", "sync run"])
+def test_two_passes_committing_at_once_never_overspend_an_owners_cap(
+    store: StateStore, first: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RM0 may have one open ``call`` task; C00 and C02 both want one for RM0. The pass
+    beside the first makes RM0's one task while the first is paused before its commit;
+    when the first goes on, it must count that task: C00's waits. Before, each admitted
+    against the count it loaded at its start, and RM0 got two."""
+    monkeypatch.setattr(test_task_budget, "AS_OF", date.today())  # a pass's day: not due
+    crm = TaskCrm(3)
+    e = engine_on(store, crm)
+    e.task_limits = {"call": TaskLimit(open_per_owner=1)}
+    report, _ = side_by_side(e, crm, first)
+    assert set(crm.tasks) == {"C02:call"}, "RM0's cap of one open task was overspent"
+    assert report.counts.tasks_deferred == Counter({"call": 1})
+    with store.begin() as conn:
+        assert taskbudget.waiting_by_rule(conn, STREAM) == {"call": 1}
+
+
+@pytest.mark.postgres
+def test_on_postgresql_an_owners_second_admission_waits_for_the_first_to_commit(
+    pg_store: StateStore,
+) -> None:
+    """Two passes recording RM0's tasks in transactions that overlap: the second's count
+    waits on the owner's lock until the first commits, then sees its task (on SQLite the
+    transactions themselves take turns: ``BEGIN IMMEDIATE``)."""
+    limits = {"call": TaskLimit(open_per_owner=1)}
+    due = date.today() + timedelta(days=5)
+
+    def rm0_task(cid: str) -> TaskAction:
+        return TaskAction(
+            rule="call", subject="s", priority="normal", due=due, owner_id="RM0", dedupe_key=cid
+        )
+
+    def admit(budget: Budget, conn: sa.Connection, cid: str) -> dict[str, list[TaskAction]]:
+        budget.recount(conn, STREAM, date.today(), [rm0_task(cid)])
+        admitted, waiting = split(budget, [(cid, [rm0_task(cid)])])
+        taskbudget.record(conn, STREAM, cid, [cid], admitted, waiting)
+        return admitted
+
+    second: list[dict[str, list[TaskAction]]] = []
+
+    def run_second() -> None:
+        with pg_store.begin() as conn:
+            second.append(admit(Budget(limits), conn, "C02"))
+
+    waiting_lock = sa.text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+        "AND classid = :first AND database = (SELECT oid FROM pg_database "
+        "WHERE datname = current_database())"
+    )
+    with pg_store.begin() as conn:
+        assert admit(Budget(limits), conn, "C00")  # RM0's one open task
+        thread = threading.Thread(target=run_second)
+        thread.start()
+        with pg_store.engine.connect() as watch:
+            while (
+                thread.is_alive()
+                and not watch.execute(waiting_lock, {"first": 0x63727462}).scalar()
+            ):
+                time.sleep(0.01)
+        assert thread.is_alive(), "the second admission did not wait for the first"
+    thread.join()
+    assert second == [{}], "RM0 got a second open task"
