@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from connectors.calltally import CallTally, counting
 from connectors.contract import CrmRecord
 from connectors.errors import ConfigError, RateLimitedError
 from sync import household_store, households, outbox, runs, taskbudget
@@ -102,7 +103,8 @@ class Run:
         self.follows_staged = False  # this run makes what a fields-only run left out
         self.from_start = False  # no bookmark when the run started: it reads every customer
         self.beside: dict[str, str] = {}  # household members decided beside a page: input hash
-        self.usage_start = dict(engine.connector.api_usage().calls)
+        # the CRM calls made for this run alone: the connector may serve others at once
+        self.calls = CallTally()
         events = source_events or {}
         self.recorder = Recorder(
             engine.store,
@@ -168,7 +170,8 @@ class Run:
             )
         heartbeat = runs.keep_alive(self.e.store, self.run_id, self.claims.owner, ttl)
         try:
-            return self._execute(read_stream, records, interrupted.readers)
+            with counting(self.calls):
+                return self._execute(read_stream, records, interrupted.readers)
         finally:
             heartbeat.stop()
 
@@ -273,9 +276,7 @@ class Run:
         return status, error
 
     def _report(self, status: RunStatus, error: str | None) -> RunReport:
-        now = self.e.connector.api_usage().calls
-        used = {k: v - self.usage_start.get(k, 0) for k, v in now.items()}
-        used = {k: v for k, v in used.items() if v}
+        used = self.calls.counts()
         tally = self.pool.tally
         groups = {kind: len(keys) for kind, keys in tally.groups.items()}
         caps = self.e.connector.capabilities
@@ -295,9 +296,7 @@ class Run:
 
     def _progress(self) -> None:
         if self.e.on_progress is not None:
-            usage = self.e.connector.api_usage().calls
-            total = sum(v - self.usage_start.get(k, 0) for k, v in usage.items())
-            self.e.on_progress(self.counts, total)
+            self.e.on_progress(self.counts, self.calls.total())
 
     # --- before the stream: the outbox, dead letters, waiting tasks -----------------------
 

@@ -155,6 +155,31 @@ def test_a_run_record_names_its_owner_and_its_heartbeat_moves_the_expiry(
         heartbeat.stop()
 
 
+# --- 2. each run's own CRM calls ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("first", ["webhook pass", "sync run"])
+def test_runs_sharing_a_connector_each_count_only_their_own_calls(
+    store: StateStore, first: str
+) -> None:
+    """The pass beside makes its write call while the first is under way on the same
+    connector; the first's record must not count it. Before, a run counted the
+    difference of the connector's total over its time, the other's calls included. The
+    first's reads (on the read-ahead thread) and writes (on write-pool threads) are its."""
+    crm = TaskCrm(3)
+    report, beside = side_by_side(engine_on(store, crm), crm, first)
+    # one customer each, the same writes: the same write calls (each counted once)
+    assert report.api_calls["write"] == beside.api_calls["write"] > 0, report.api_calls
+    assert set(beside.api_calls) == {"write"}
+    assert report.api_calls.get("read", 0) == crm.calls["read"]  # only the run reads
+    assert report.api_calls["write"] + beside.api_calls["write"] == crm.calls["write"]
+    with store.begin() as conn:
+        stored = dict(
+            conn.execute(sa.select(runs_table.c.id, runs_table.c.api_calls)).tuples().all()
+        )
+    assert (stored[report.run_id], stored[beside.run_id]) == (report.api_calls, beside.api_calls)
+
+
 # --- 3. an owner's cap on open tasks, two passes at once ---------------------------------
 
 
