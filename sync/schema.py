@@ -167,6 +167,8 @@ runs = sa.Table(
     sa.Column("owner", sa.String(120), nullable=True),
     sa.Column("expires_at", sa.Float(53), nullable=True),
     sa.Index("runs_by_stream", "stream", "started_at"),
+    # the records still running, looked at as every run and webhook pass starts
+    sa.Index("runs_by_status", "stream", "status"),
 )
 
 #: append-only, hash-chained (``hash = HMAC-SHA256(audit key, prev_hash + canonical row)``,
@@ -350,12 +352,14 @@ def _task_rules(conn: sa.Connection) -> None:
 
 
 def _run_liveness(conn: sa.Connection) -> None:
-    """Add ``runs.owner`` and ``runs.expires_at`` (each idempotent). Records of runs still
-    ``running`` keep both NULL: no liveness signal, so the next run judges them dead (a
-    process of the older crmtier cannot start on this store any more, and one that was
-    mid-run when it was upgraded writes its own final status over the mark)."""
+    """Add ``runs.owner`` and ``runs.expires_at``, and the index of records by status
+    (each idempotent: every run and webhook pass now looks for the running ones). Records
+    of runs still ``running`` keep both NULL: no liveness signal, so the next run judges
+    them dead (a process of the older crmtier cannot start on this store any more, and
+    one that was mid-run when it was upgraded writes its own final status over the mark)."""
     _add_column(runs, "owner")(conn)
     _add_column(runs, "expires_at")(conn)
+    next(i for i in runs.indexes if i.name == "runs_by_status").create(conn, checkfirst=True)
 
 
 #: the sync component's migrations, in order. Append; never edit a released step.
@@ -416,7 +420,8 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         9,
         "runs.owner and runs.expires_at: each run record names its process and is kept "
         "alive by a heartbeat, so a later run or webhook pass marks a killed webhook pass "
-        "failed (interrupted) instead of leaving it running forever, and never a live one",
+        "failed (interrupted) instead of leaving it running forever, and never a live one; "
+        "runs_by_status: the running records are looked for as every run and pass starts",
         _run_liveness,
     ),
 )
