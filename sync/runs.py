@@ -192,9 +192,11 @@ def mark_interrupted(
 ) -> Interrupted:
     """Mark failed the records of ``stream`` still ``running`` whose run is dead: with
     ``reader`` (the caller holds the stream's lease), every other reading run's; and, for
-    any caller, every record whose owner stopped renewing it or is a process of this
-    host that is gone. A record without an owner (written before records had one) has no
-    liveness signal and is taken as dead."""
+    any caller, every webhook pass's whose owner stopped renewing it or is a process of
+    this host that is gone. A record without an owner (written before records had one)
+    has no liveness signal and is taken as dead. A dead reading run is left to the next
+    reader: it must know that it follows one (``sync.run``: a read of 0 records then
+    fails)."""
     others = sa.and_(runs.c.stream == stream, runs.c.status == "running", runs.c.id != current_run)
     owners = conn.execute(
         sa.select(runs.c.owner).distinct().where(others, runs.c.owner.is_not(None))
@@ -214,10 +216,7 @@ def mark_interrupted(
         )
         return int(result.rowcount)
 
-    return Interrupted(
-        readers=mark(is_reader) if reader else mark(is_reader, dead),
-        passes=mark(~is_reader, dead),
-    )
+    return Interrupted(readers=mark(is_reader) if reader else 0, passes=mark(~is_reader, dead))
 
 
 def recent(conn: sa.Connection, stream: str | None = None, limit: int = 20) -> list[dict[str, Any]]:

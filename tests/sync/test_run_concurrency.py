@@ -108,23 +108,24 @@ def test_a_killed_pass_is_marked_interrupted_and_a_live_one_never_is(
 def test_a_reader_still_marks_every_other_reading_run_it_outlived(store: StateStore) -> None:
     """The stream's lease makes a sync run the one reader: another reading run's record
     still ``running`` is a dead run's whatever its heartbeat said, as before; and a
-    webhook pass never counts as one (it does not hold the lease)."""
+    webhook pass never counts as one (it does not hold the lease). A pass leaves even a
+    dead reader's record to the next reader, which must know it follows a dead run."""
+    records = {
+        "live_reader": ("sync", timedelta(days=1)),
+        "dead_reader": ("backfill", timedelta(seconds=-1)),
+        "pass": ("webhook", timedelta(days=1)),
+    }
     with store.begin() as conn:
-        runs.start(
-            conn, "reader", STREAM, trigger="sync", dry_run=False, owner="x:1:1:a", ttl=timedelta(1)
-        )
-        runs.start(
-            conn,
-            "pass",
-            STREAM,
-            trigger="webhook",
-            dry_run=False,
-            owner="x:1:1:b",
-            ttl=timedelta(1),
-        )
+        for run_id, (trigger, ttl) in records.items():
+            owner = f"elsewhere:1:1:{run_id}"
+            runs.start(conn, run_id, STREAM, trigger=trigger, dry_run=False, owner=owner, ttl=ttl)
         assert runs.mark_interrupted(conn, STREAM, "me", reader=False) == runs.Interrupted(0, 0)
-        assert runs.mark_interrupted(conn, STREAM, "me", reader=True) == runs.Interrupted(1, 0)
-    assert statuses(store)["pass"] == ("running", None)
+        still = sa.select(runs_table.c.status).where(runs_table.c.id == "dead_reader")
+        assert conn.execute(still).scalar_one() == "running"
+        assert runs.mark_interrupted(conn, STREAM, "me", reader=True) == runs.Interrupted(2, 0)
+    after = statuses(store)
+    assert after["live_reader"] == after["dead_reader"] == ("failed", runs.INTERRUPTED)
+    assert after["pass"] == ("running", None)
 
 
 def test_a_run_record_names_its_owner_and_its_heartbeat_moves_the_expiry(
