@@ -253,21 +253,14 @@ def same_report(one: RunReport, spread: RunReport) -> None:
 def test_a_spread_re_tier_ends_exactly_where_one_process_does(
     stores: tuple[StoreFactory, StoreFactory],
 ) -> None:
-    for _edit, one, spread in _first_then_edited_runs(stores):
+    """Everything, strictly, on both runs: no figure here depends on timing (the book's
+    reads are a snapshot, and a customer read twice in a run is decided once whether or
+    not its write has landed before the second read, ``PagePlanner.settled``); and a unit
+    done for every page, the audit citing the coordinator's run."""
+    for edit, one, spread in _first_then_edited_runs(stores):
         same_report(one.report, spread.report)
         assert spread.book.state() == one.book.state()
         assert stored(spread.store) == stored(one.store)
-
-
-def test_a_spread_re_tier_ends_with_the_tiers_tasks_and_members_of_one_process(
-    stores: tuple[StoreFactory, StoreFactory],
-) -> None:
-    """What already holds, strictly, while the reasons text differs (the test above):
-    every written tier field but the reasons, every task, closure and membership, and a
-    unit done for every page, the audit citing the coordinator's run."""
-    for edit, one, spread in _first_then_edited_runs(stores):
-        assert spread.report.status == one.report.status == "succeeded"
-        assert _without_reasons(spread.book) == _without_reasons(one.book)
         if not edit:  # (the second run first fetches the customers whose tasks wait)
             read = spread.report.counts.read, spread.report.api_calls["read"]
             assert read == (len(one.book.profiles), math.ceil(len(one.book.profiles) / PAGE))
@@ -305,12 +298,6 @@ def _first_then_edited_runs(
     finally:
         one_store.close()
         spread_store.close()
-
-
-def _without_reasons(book: Book) -> tuple[Any, ...]:
-    fields, tasks, closed, members = book.state()
-    kept = {cid: {k: v for k, v in f.items() if k != "reasons"} for cid, f in fields.items()}
-    return kept, tasks, closed, members
 
 
 def test_the_bookmark_moves_only_past_committed_pages_and_a_rerun_is_idempotent(
