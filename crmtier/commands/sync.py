@@ -27,9 +27,10 @@ from connectors.contract import Connector
 from connectors.errors import ConfigError, ConnectorError
 from connectors.override_audit import OverrideAuditReads
 from crmtier.commands.listing import emit, format_option, stdout_console
+from crmtier.commands.options import config_option
 from crmtier.commands.sync_output import ProgressView, report_json, summary
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config, parse_interval
-from sync import jsonlog, outbox
+from sync import households, jsonlog, outbox
 from sync.disclosure import Disclosure
 from sync.engine import (
     AlreadyRunningError,
@@ -83,6 +84,7 @@ def make_engine(
     from tiering_core.policy import load_policy
 
     policy = load_policy(config.policy_path())
+    households.require(connector, policy)  # a missing CRM prerequisite: refuse to start
     writeback = config.writeback_config()
     kinds = action_kinds(writeback)
 
@@ -207,9 +209,7 @@ class _Stopper:
 
 
 @click.command(name="sync")
-@click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), required=True, help="crmtier.toml"
-)
+@config_option
 @click.option("--dry-run", is_flag=True, help="Read and plan; write nothing, show the plan.")
 @click.option("--full", is_flag=True, help="Ignore the bookmark: re-tier every customer.")
 @click.option("--limit", type=click.IntRange(min=1), help="Stop after reading N customers.")
