@@ -121,19 +121,16 @@ _CODE = itemgetter("code")
 _WEIGHT = itemgetter("weight")
 
 
-def compact(reasons: list[dict[str, Any]], language: str, max_chars: int) -> str:
-    """One line for a CRM text field: ``CODE text; CODE text``, cut at ``max_chars``."""
-    parts = []
-    for r in reasons:
-        text = r["text"]
-        if text.__class__ is ReasonText:
-            text = text.rendered()  # one call instead of one per language read
-        if language == "zh":
-            line = text["zh"]
-        elif language == "both":
-            line = f"{text['en']} / {text['zh']}"
-        else:
-            line = text["en"]
-        parts.append(f"{r['code']} {line}")
-    joined = "; ".join(parts)
-    return joined if len(joined) <= max_chars else joined[: max_chars - 1] + "…"
+def reason_line(reason: dict[str, Any], language: str) -> str:
+    """One reason as the CRM's reasons field shows it: ``CODE text`` in ``language``
+    (``en``, ``zh`` or ``both``); ``reasons_field`` joins a customer's top few."""
+    text = reason["text"]
+    if text.__class__ is ReasonText:
+        text = text.rendered()  # one call instead of one per language read
+    if language == "zh":
+        line = text["zh"]
+    elif language == "both":
+        line = f"{text['en']} / {text['zh']}"
+    else:
+        line = text["en"]
+    return f"{reason['code']} {line}"
