@@ -42,7 +42,14 @@ def reasons_fields(
     place = np.arange(rows.size) - np.searchsorted(rows, rows)  # 0 for a row's heaviest
     chosen = visible[order[place < top]].tolist()
     reasons = cells.reasons
-    lines = [reason_line(reasons[k], language) for k in chosen]
+    lines_by_text: dict[int, str] = {}  # customers who share a text share its line
+    lines = []
+    for k in chosen:
+        reason = reasons[k]
+        line = lines_by_text.get(id(reason["text"]))
+        if line is None:
+            line = lines_by_text[id(reason["text"])] = reason_line(reason, language)
+        lines.append(line)
     ends = np.cumsum(np.bincount(rows[place < top], minlength=n)).tolist()
     joined = ["; ".join(lines[a:b]) for a, b in zip([0, *ends], ends, strict=False)]
     return [j if len(j) <= max_chars else j[: max_chars - 1] + "…" for j in joined]

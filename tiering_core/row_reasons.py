@@ -83,26 +83,30 @@ def reason_cells(cols: Columns, columns: Sequence[ReasonColumn], rendered: bool)
             else [spec.weight if w is None else round(w, 4) for w in _cells(rc.weight, hit)]
         )
         weights += column_weights
-        texts: dict[tuple[Any, Any], Mapping[str, str]] = {}
-        for seen, threshold, weight in zip(observed, thresholds, column_weights, strict=True):
-            if seen.__class__ is list:
-                text = text_of(spec, seen, threshold)
-            else:
-                text = texts.get((seen, threshold))  # type: ignore[assignment]
-                if text is None:
-                    text = texts[(seen, threshold)] = text_of(spec, seen, threshold)
-            # make_reason's dict, inlined: a customer has six reasons on average
-            reasons.append(
-                {
-                    "code": code,
-                    "dimension": dimension,
-                    "factor": factor,
-                    "value": seen,
-                    "threshold": threshold,
-                    "weight": weight,
-                    "text": text,
-                }
+        texts: list[Mapping[str, str]]
+        if rc.profile_path is not None:  # lists: a text each
+            texts = [text_of(spec, seen, t) for seen, t in zip(observed, thresholds, strict=True)]
+        else:  # one text per distinct value and threshold, each made once
+            keys = list(zip(observed, thresholds, strict=True))
+            distinct: dict[tuple[Any, Any], Any] = dict.fromkeys(keys)
+            for key in distinct:
+                distinct[key] = text_of(spec, *key)
+            texts = list(map(distinct.__getitem__, keys))
+        # make_reason's dict, inlined: a customer has six reasons on average
+        reasons += [
+            {
+                "code": code,
+                "dimension": dimension,
+                "factor": factor,
+                "value": seen,
+                "threshold": threshold,
+                "weight": weight,
+                "text": text,
+            }
+            for seen, threshold, weight, text in zip(
+                observed, thresholds, column_weights, texts, strict=True
             )
+        ]
     return ReasonCells(column, row, np.array(weights, dtype=np.float64), reasons)
 
 
