@@ -11,6 +11,8 @@ for the CRM.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import numpy as np
 
 from tiering_core.reasons import CATALOGUE, reason_line
@@ -41,15 +43,16 @@ def reasons_fields(
     rows = row[order]
     place = np.arange(rows.size) - np.searchsorted(rows, rows)  # 0 for a row's heaviest
     chosen = visible[order[place < top]].tolist()
-    reasons = cells.reasons
-    lines_by_text: dict[int, str] = {}  # customers who share a text share its line
-    lines = []
-    for k in chosen:
-        reason = reasons[k]
-        line = lines_by_text.get(id(reason["text"]))
-        if line is None:
-            line = lines_by_text[id(reason["text"])] = reason_line(reason, language)
-        lines.append(line)
+    picked = list(map(cells.reasons.__getitem__, chosen))
+    # customers who share a text share its line: one line made per distinct text
+    text_ids = list(map(id, map(_TEXT, picked)))
+    line_of = {
+        t: reason_line(r, language) for t, r in dict(zip(text_ids, picked, strict=True)).items()
+    }
+    lines = list(map(line_of.__getitem__, text_ids))
     ends = np.cumsum(np.bincount(rows[place < top], minlength=n)).tolist()
     joined = ["; ".join(lines[a:b]) for a, b in zip([0, *ends], ends, strict=False)]
     return [j if len(j) <= max_chars else j[: max_chars - 1] + "…" for j in joined]
+
+
+_TEXT = itemgetter("text")
