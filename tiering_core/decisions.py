@@ -47,9 +47,11 @@ def made(
 ) -> list[AssessmentData]:
     """One decision per row of the batch. Every decided output is first named column-wise
     (``_Named``: a vocabulary lookup per column, one review date and service level per
-    level), so the loop below only gathers a row's values into its dict and derives its
-    actions. ``rendered``: reason texts as dicts up front, for a caller that writes them
-    all (an output line); else each renders when first read (``reasons.ReasonText``)."""
+    level), and so are the set-field actions (``_set_field_rows``, the CRM's reasons field
+    chosen for the whole batch), so the loop below only gathers a row's values into its
+    dict and derives the actions left (tasks, campaigns). ``rendered``: reason texts as
+    dicts up front, for a caller that writes them all (an output line); else each renders
+    when first read (``reasons.ReasonText``)."""
     cells = row_reasons.reason_cells(cols, ev.reasons, rendered)
     reasons = row_reasons.by_row(cols.n, cells)
     issues = row_reasons.issues_by_row(cols, ev.issues)
