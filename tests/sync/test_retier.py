@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from connectors.calltally import CallCounter
 from connectors.contract import Capabilities, CrmRecord, Cursor, Page, WritePlan, WriteResult
 from connectors.mapping import load_default_mapping
 from connectors.sandbox.generator import generate
@@ -92,7 +93,7 @@ class BookConnector(InMemoryConnector):
 
     def __init__(self, book: Book) -> None:
         self.book = book
-        self.calls: Counter[str] = Counter()
+        self.calls = CallCounter()
 
     def read_changed(self, since: Cursor | None) -> Iterator[Page]:
         """Pages of one query, in (modstamp, id) order as of the query (a query locator's
@@ -109,14 +110,14 @@ class BookConnector(InMemoryConnector):
                         for c in rows[start : start + PAGE]
                     )
                 )
-            self.calls["read"] += 1
+            self.calls.add("read")
             yield page
 
     def before_page(self, rows: list[Cursor], start: int) -> None:
         """Called before the page of ``rows`` from ``start`` is read (a test's hook)."""
 
     def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
-        self.calls["read"] += 1
+        self.calls.add("read")
         with self.book.lock:
             return [self.book.record(c) for c in ids if c in self.book.profiles]
 
@@ -131,7 +132,7 @@ class BookConnector(InMemoryConnector):
         with book.lock:
             for kind, items in kinds.items():
                 if items:
-                    self.calls[kind] += 1
+                    self.calls.add(kind)
             now = datetime.now(UTC)
             for update in plan.field_updates:
                 book.fields[update.customer_id].update(update.fields)
