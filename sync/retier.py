@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import sqlalchemy as sa
 
+from connectors.calltally import counting
 from connectors.contract import CrmRecord, ReadContext
 from sync import outbox
 from sync import retier_units as units
@@ -259,6 +260,10 @@ class UnitRun(Run):
         self.reader.writes_from = unit.hold_until  # the coordinator's signpost tick
 
     def process(self) -> UnitResult:
+        with counting(self.calls):  # the unit's own calls: its worker may run others
+            return self._process_unit()
+
+    def _process_unit(self) -> UnitResult:
         if isinstance(self.e.connector, ReadContext):
             self.e.connector.adopt_read_context(self.unit.context)
         with self.e.store.begin() as conn:
@@ -314,10 +319,9 @@ class UnitRun(Run):
         counts = units.counts_from_json(self.counts.as_json())
         if self.planner.budget is not None:
             counts.tasks_deferred.update(self.planner.budget.deferred)
-        usage = self.e.connector.api_usage().calls
-        calls = {k: v - self.usage_start.get(k, 0) for k, v in usage.items()}
-        calls = {k: v for k, v in calls.items() if v}
-        return UnitResult.of(counts, dict(self.recorder.outcomes), calls, self.pool.tally)
+        return UnitResult.of(
+            counts, dict(self.recorder.outcomes), self.calls.counts(), self.pool.tally
+        )
 
 
 def send_full_batches(pool: WritePool, holding: Callable[[], bool]) -> None:

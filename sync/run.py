@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from connectors.calltally import CallTally, counting
 from connectors.contract import CrmRecord
 from connectors.errors import ConfigError, RateLimitedError
 from sync import household_store, households, outbox, runs, taskbudget
@@ -102,7 +103,8 @@ class Run:
         self.follows_staged = False  # this run makes what a fields-only run left out
         self.from_start = False  # no bookmark when the run started: it reads every customer
         self.beside: dict[str, str] = {}  # household members decided beside a page: input hash
-        self.usage_start = dict(engine.connector.api_usage().calls)
+        # the CRM calls made for this run alone: the connector may serve others at once
+        self.calls = CallTally()
         events = source_events or {}
         self.recorder = Recorder(
             engine.store,
@@ -151,12 +153,33 @@ class Run:
         )
 
     def execute(self, *, read_stream: bool, records: Sequence[CrmRecord]) -> RunReport:
-        stream, dry = self.e.stream, self.options.dry_run
-        interrupted = 0
+        """Run it, its record kept alive by a heartbeat until it is finished."""
+        stream, dry, ttl = self.e.stream, self.options.dry_run, self.e.settings.lock_ttl
+        interrupted = runs.Interrupted()
         with self.e.store.begin() as conn:
-            if not dry and read_stream:
-                interrupted = runs.mark_interrupted(conn, stream, self.run_id)
-            runs.start(conn, self.run_id, stream, trigger=self.options.trigger, dry_run=dry)
+            if not dry:
+                interrupted = runs.mark_interrupted(conn, stream, self.run_id, reader=read_stream)
+            runs.start(
+                conn,
+                self.run_id,
+                stream,
+                trigger=self.options.trigger,
+                dry_run=dry,
+                owner=self.claims.owner,
+                ttl=ttl,
+            )
+        heartbeat = runs.keep_alive(self.e.store, self.run_id, self.claims.owner, ttl)
+        try:
+            with counting(self.calls):
+                return self._execute(read_stream, records, interrupted.readers)
+        finally:
+            heartbeat.stop()
+
+    def _execute(
+        self, read_stream: bool, records: Sequence[CrmRecord], interrupted: int
+    ) -> RunReport:
+        stream, dry = self.e.stream, self.options.dry_run
+        with self.e.store.begin() as conn:
             self.reader.load(conn)
             self.from_start = self.reader.bookmark is None  # a first run reads everyone
             self.recorder.dead_letter_customers = set(
@@ -253,9 +276,7 @@ class Run:
         return status, error
 
     def _report(self, status: RunStatus, error: str | None) -> RunReport:
-        now = self.e.connector.api_usage().calls
-        used = {k: v - self.usage_start.get(k, 0) for k, v in now.items()}
-        used = {k: v for k, v in used.items() if v}
+        used = self.calls.counts()
         tally = self.pool.tally
         groups = {kind: len(keys) for kind, keys in tally.groups.items()}
         caps = self.e.connector.capabilities
@@ -275,9 +296,7 @@ class Run:
 
     def _progress(self) -> None:
         if self.e.on_progress is not None:
-            usage = self.e.connector.api_usage().calls
-            total = sum(v - self.usage_start.get(k, 0) for k, v in usage.items())
-            self.e.on_progress(self.counts, total)
+            self.e.on_progress(self.counts, self.calls.total())
 
     # --- before the stream: the outbox, dead letters, waiting tasks -----------------------
 
@@ -420,15 +439,19 @@ class Run:
         return PagePlans(plans, hashes, states, group)
 
     def _commit_page(self, page: PagePlans, mark: Advance | None) -> None:
-        """Admit the page's tasks within the run's budgets, and in one transaction put its
-        writes in the outbox, record its unchanged customers and move the bookmark past
-        it; then send what is ready. Pages are committed in the order they were read."""
+        """In one transaction, admit the page's tasks within the run's budgets (the owners'
+        open tasks counted there), put its writes in the outbox, record its unchanged
+        customers and move the bookmark past it; then send what is ready. Pages are
+        committed in the order they were read."""
         planner, hashes, states = self.planner, page.hashes, page.states
-        plans, page_tasks = planner.bounded(page.plans)
-        planner.count_planned(plans)
         day = self.options.day()
         kill_point("before_commit")
         with self.e.store.begin() as conn:
+            if planner.budget is not None:  # decided where it is recorded (sync.taskbudget)
+                tasks = (task for p in page.plans for task in p.plan.tasks)
+                planner.budget.recount(conn, self.e.stream, day, tasks)
+            plans, page_tasks = planner.bounded(page.plans)
+            planner.count_planned(plans)
             rows = PageRows()
             to_write = []
             for p in plans:

@@ -185,7 +185,7 @@ def _run_once(
 
 def _run(config: CrmtierConfig, engine: SyncEngine, options: RunOptions) -> RunReport:
     """One run: a full re-tier goes to the task engine's workers a page a job when
-    ``[workers] engine = "procrastinate"`` and ``spread_full_sync = true``
+    ``[workers] engine = "procrastinate"`` and ``spread_full_sync`` is not switched off
     (``sync.retier``), else it runs here."""
     spread = options.full and not options.dry_run and options.limit is None
     wanted = config.workers.engine == "procrastinate" and config.workers.spread_full_sync

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -176,7 +177,15 @@ def test_runs_say_why_dead_letters_by_crm_id_and_aml_apart(
         counts = RunCounts(read=200)
         counts.skipped["deferred_to_next_run"] = 200
         with parts.store.begin() as conn:
-            runs.start(conn, "p" * 32, stream, trigger="sync", dry_run=False)
+            runs.start(
+                conn,
+                "p" * 32,
+                stream,
+                trigger="sync",
+                dry_run=False,
+                owner="test",
+                ttl=timedelta(minutes=1),
+            )
             runs.finish(
                 conn,
                 "p" * 32,
