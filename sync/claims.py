@@ -44,7 +44,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from sync.claims_schema import CHUNK, CLAIMS_MIGRATIONS, customer_claims, upsert
+from sync.claims_schema import CHUNK, CLAIMS_MIGRATIONS, customer_claims
 from sync.leases import Heartbeat, process_is_running
 from sync.schema import parse_utc, utc_text
 from sync.store import StateStore
@@ -52,11 +52,17 @@ from sync.store import StateStore
 log = logging.getLogger(__name__)
 
 
+#: the database's clock in epoch seconds (the one clock every host agrees on), as SQL
+#: text: SQLite's, and PostgreSQL's (``_NOW_SQL[True]``)
+_NOW_SQL = (
+    "((julianday('now') - 2440587.5) * 86400.0)",
+    "extract(epoch FROM clock_timestamp())::float8",
+)
+
+
 def db_now(dialect_name: str) -> sa.ColumnElement[float]:
-    """The database's clock in epoch seconds (the one clock every host agrees on)."""
-    if dialect_name == "postgresql":
-        return sa.literal_column("extract(epoch FROM clock_timestamp())", sa.Float(53))
-    return sa.literal_column("((julianday('now') - 2440587.5) * 86400.0)", sa.Float(53))
+    """The database's clock (``_NOW_SQL``) as an expression."""
+    return sa.literal_column(_NOW_SQL[dialect_name == "postgresql"], sa.Float(53))
 
 
 _THREAD_OWNER = threading.local()
@@ -139,23 +145,26 @@ class CustomerClaims:
         return got
 
     def _upsert(self, conn: sa.Connection, ids: list[str], owner: str) -> set[str]:
-        """The one claiming statement: the ids returned are the ones ``owner`` now holds."""
-        expires = db_now(conn.dialect.name) + self.ttl.total_seconds()
-        insert = upsert(conn)
+        """The one claiming statement: the ids returned are the ones ``owner`` now holds.
+
+        Written as driver SQL: SQLAlchemy compiled a multi-row ``VALUES`` anew for every
+        chunk (three bound parameters a row, ~0.5 ms of CPU per customer claimed), the
+        largest single cost of a page. Both backends name a ``VALUES`` list's columns
+        ``column1``, ``column2``; every value is a bound parameter."""
+        postgres = conn.dialect.name == "postgresql"
+        mark = "%s" if postgres else "?"
+        now = _NOW_SQL[postgres]
+        rows = ", ".join([f"({mark}, {mark})"] * len(ids))
         statement = (
-            insert.values([{"customer_id": c, "owner": owner, "expires_at": expires} for c in ids])
-            .on_conflict_do_update(
-                index_elements=["customer_id"],
-                set_={"owner": insert.excluded.owner, "expires_at": expires},
-                where=sa.or_(
-                    customer_claims.c.owner.is_(None),
-                    customer_claims.c.owner == insert.excluded.owner,
-                    customer_claims.c.expires_at <= db_now(conn.dialect.name),
-                ),
-            )
-            .returning(customer_claims.c.customer_id)
+            "INSERT INTO customer_claims (customer_id, owner, expires_at) "  # noqa: S608
+            f"SELECT column1, column2, {now} + {mark} FROM (VALUES {rows}) AS v WHERE true "
+            "ON CONFLICT (customer_id) DO UPDATE SET owner = excluded.owner, "
+            "expires_at = excluded.expires_at WHERE customer_claims.owner IS NULL "
+            "OR customer_claims.owner = excluded.owner "
+            f"OR customer_claims.expires_at <= {now} RETURNING customer_id"
         )
-        return set(conn.execute(statement).scalars())
+        params = (self.ttl.total_seconds(), *[v for c in ids for v in (c, owner)])
+        return set(conn.exec_driver_sql(statement, params).scalars())
 
     def claim_waiting(self, ids: Collection[str], owner: str, within: timedelta) -> set[str]:
         """Claim ``ids``, waiting for those another owner holds: asks again after 50 ms,
@@ -231,17 +240,17 @@ class CustomerClaims:
         superseded: set[str] = set()
         held: dict[str, str | None] = {}
         with self.store.begin() as conn:
+            postgres = conn.dialect.name == "postgresql"
+            mark, lock = ("%s", " FOR UPDATE") if postgres else ("?", "")
             for start in range(0, len(ids), CHUNK):
+                chunk = ids[start : start + CHUNK]
+                # driver SQL, as the claiming upsert: an expanding IN cost ~10 µs an id
                 query = (
-                    sa.select(customer_claims.c.customer_id, customer_claims.c.modstamp)
-                    .where(
-                        customer_claims.c.customer_id.in_(ids[start : start + CHUNK]),
-                        customer_claims.c.owner == owner,
-                    )
-                    .order_by(customer_claims.c.customer_id)
-                    .with_for_update()
+                    "SELECT customer_id, modstamp FROM customer_claims "  # noqa: S608
+                    f"WHERE customer_id IN ({', '.join([mark] * len(chunk))}) "
+                    f"AND owner = {mark} ORDER BY customer_id{lock}"
                 )
-                held.update({row.customer_id: row.modstamp for row in conn.execute(query)})
+                held.update(conn.exec_driver_sql(query, (*chunk, owner)).tuples().all())
             raised = []
             for cid, newest in held.items():
                 text = utc_text(versions[cid])
@@ -252,12 +261,11 @@ class CustomerClaims:
                 if newest == text:
                     repeated.add(cid)
                 else:
-                    raised.append({"cid": cid, "stamp": text})
-            if raised:
-                conn.execute(
-                    customer_claims.update()
-                    .where(customer_claims.c.customer_id == sa.bindparam("cid"))
-                    .values(modstamp=sa.bindparam("stamp")),
+                    raised.append((text, cid))
+            if raised:  # the driver's own loop: SQLAlchemy's took ~10 µs a row
+                mark = "%s" if conn.dialect.name == "postgresql" else "?"
+                conn.exec_driver_sql(
+                    f"UPDATE customer_claims SET modstamp = {mark} WHERE customer_id = {mark}",  # noqa: S608
                     raised,
                 )
         lost = set(ids) - admitted - superseded

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from connectors.contract import CrmRecord
 from sync import jsontext
 from sync.days import day_text, parse_day
-from sync.schema import INPUTS_MIGRATIONS, assessed_inputs, customers, now_text
+from sync.schema import INPUTS_MIGRATIONS, assessed_inputs, customers
 from sync.state import CustomerState, _upsert
 from sync.store import StateStore
 from tiering_core.columns import (
@@ -48,26 +48,30 @@ def ensure_table(store: StateStore) -> None:
 
 def profile_text(profile: CustomerProfile) -> str:
     """The profile as stored: its inputs, not the hysteresis block the state store keeps."""
-    return profile.model_dump_json(exclude={"previous"}, exclude_none=True)
+    # the model's serializer called straight (as ``sync.reader.input_hash`` does): same text
+    text: bytes = CustomerProfile.__pydantic_serializer__.to_json(
+        profile, exclude=_NOT_STORED, exclude_none=True
+    )
+    return text.decode("utf-8")
+
+
+_NOT_STORED = {"previous"}  # read only
 
 
 def save_inputs(conn: sa.Connection, stream: str, records: Sequence[CrmRecord], as_of: str) -> None:
     """Upsert the inputs of these assessed records (one statement for the page)."""
     if not records:
         return
-    now = now_text()
     rows = {
         r.profile.id: {
-            "stream": stream,
             "customer_id": r.profile.id,
             "profile": profile_text(r.profile),
             "current": dict(r.current),
             "as_of": as_of,
-            "updated_at": now,
         }
         for r in records
     }
-    _upsert(conn, assessed_inputs, list(rows.values()), ("stream", "customer_id"))
+    _upsert(conn, assessed_inputs, stream, list(rows.values()), ("stream", "customer_id"))
 
 
 @dataclass(frozen=True)

@@ -151,8 +151,14 @@ class Reader:
 def input_hash(profile: CustomerProfile, policy_version: str | None) -> str:
     """What an assessment depends on besides ``previous`` and the date: the customer's
     inputs (not its modstamp) and the policy."""
-    inputs = profile.model_dump_json(exclude={"previous", "modified_at"})
-    return hashlib.sha256(f"{policy_version}\n{inputs}".encode()).hexdigest()
+    inputs = _SERIALIZER.to_json(profile, exclude=_NOT_INPUTS)
+    return hashlib.sha256(f"{policy_version}\n".encode() + inputs).hexdigest()
+
+
+#: the model's own serializer, called straight: ``model_dump_json`` made the exclude set
+#: and decoded the text anew for every record (a quarter of the hash's cost); same bytes
+_SERIALIZER = CustomerProfile.__pydantic_serializer__
+_NOT_INPUTS = {"previous", "modified_at"}  # read only
 
 
 def _tie_digest(record: CrmRecord, inputs: str) -> str:

@@ -145,38 +145,33 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
 
 
 def _upsert(
-    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...]
+    conn: sa.Connection,
+    table: sa.Table,
+    stream: str,
+    rows: list[dict[str, Any]],
+    keys: tuple[str, ...],
 ) -> None:
-    """Insert-or-update many rows in bulk (``sync.bulkwrite``); rows that carry the same
-    columns share a statement. A new row takes the given ``pseudonym``, an existing one
-    keeps its own."""
+    """Insert-or-update many rows of ``stream`` in bulk (``sync.bulkwrite``), stamped
+    ``updated_at`` now; rows that carry the same columns share a statement. A new row takes
+    the given ``pseudonym``, an existing one keeps its own. Each row becomes its tuple
+    straight, with no widened copy of its dict first."""
+    now = now_text()
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row), []).append(row)
     for columns, group in groups.items():
-        values = [tuple(row.values()) for row in group]
-        upsert_rows(conn, table, columns, values, keys, keep=("pseudonym",))
+        values = [(stream, *row.values(), now) for row in group]
+        names = ("stream", *columns, "updated_at")
+        upsert_rows(conn, table, names, values, keys, keep=("pseudonym",))
 
 
 def save_states(conn: sa.Connection, stream: str, rows: list[dict[str, Any]]) -> None:
     """Upsert customer rows; each row has ``customer_id`` and ``pseudonym`` plus the same
     state columns (a new row takes the pseudonym, an existing one keeps its own)."""
-    now = now_text()
-    _upsert(
-        conn,
-        customers,
-        [{"stream": stream, **row, "updated_at": now} for row in rows],
-        ("stream", "customer_id"),
-    )
+    _upsert(conn, customers, stream, rows, ("stream", "customer_id"))
 
 
 def save_side_effects(conn: sa.Connection, stream: str, rows: list[dict[str, Any]]) -> None:
     """Upsert made tasks/memberships: rows of kind, key, customer_id, campaign, rule, active,
     run_id (a closed task is its row with ``active`` false)."""
-    now = now_text()
-    _upsert(
-        conn,
-        side_effects,
-        [{"stream": stream, **row, "updated_at": now} for row in rows],
-        ("stream", "kind", "key"),
-    )
+    _upsert(conn, side_effects, stream, rows, ("stream", "kind", "key"))
