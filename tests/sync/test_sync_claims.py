@@ -23,7 +23,7 @@ from connectors.webhook_events import ChangeEvent
 from crmtier.commands.serve import Parts, open_parts
 from crmtier.config import load_config
 from sync.planner import same_value
-from sync.run import RunReport
+from sync.run_report import RunReport
 from sync.state import load_states
 from sync.worker import BatchReport
 from tests.sync.conftest import PG_URL, _set_keys, pg_schema
