@@ -11,7 +11,7 @@ the run is split where it splits cleanly:
   (``sync.retier_units``) for the task engine to hand to a worker: the unit carries the
   page's records, so no worker reads the CRM and the reads stay at one call a page.
 * **A worker** (``run_unit``, on any host) takes a unit and runs the page through the
-  engine's own path (``sync.run.Run``): assess and plan side by side with other units,
+  engine's own page step (``sync.page_step``): assess and plan side by side with other units,
   then, in page order, admit its tasks within the run's budgets, commit its decisions,
   outbox items and state, and move the bookmark past it in one transaction; then send its
   writes and record the answers (state, audit). Its rows cite the coordinator's run.
