@@ -13,12 +13,15 @@ contract test suite branch on capabilities, never on the CRM's name.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from tiering_core.models import CustomerProfile, DQIssue, TaskAction
+
+if TYPE_CHECKING:
+    from tiering_core.rules.household import Link
 
 
 @dataclass(frozen=True, order=True)
@@ -146,6 +149,8 @@ class WriteResult:
 #: "not verified" line only when a connector has none. ``RIGHTS_DOC`` explains the set-up.
 RIGHTS_CHECK = "integration user rights"
 RIGHTS_DOC = "docs/admin-setup.md"
+#: The name of the ``crmtier doctor`` line on what households need in the CRM (``HouseholdReads``).
+HOUSEHOLDS_CHECK = "households"
 
 
 @dataclass(frozen=True)
@@ -310,4 +315,25 @@ class ReadContext(Protocol):
 
     def adopt_read_context(self, context: Mapping[str, Any]) -> None:
         """Take in what another process's reads learnt (``read_context``)."""
+        ...
+
+
+@runtime_checkable
+class HouseholdReads(Protocol):
+    """A connector that reads the CRM's households (``sync.households``). Outside
+    ``Connector``: only a policy with ``[households] enabled`` needs it. Reading households
+    needs set-up in the CRM beyond the mapped fields (docs/households.md), which
+    ``household_check`` verifies before the sync relies on it."""
+
+    def household_links(
+        self, customers: Collection[str], households: Collection[str]
+    ) -> list[Link]:
+        """Every link of each household holding one of ``customers`` or being one of
+        ``households``, all members included, in a few bulk reads."""
+        ...
+
+    def household_check(self) -> SchemaCheck:
+        """One ``HOUSEHOLDS_CHECK`` line, in one cheap call: whether the CRM lets crmtier
+        read households, and if not, the one thing to set up. A refusal by the CRM is the
+        line (``ok`` False); a failure to reach it raises ``ConnectorError`` as any call."""
         ...

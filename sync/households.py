@@ -34,7 +34,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from connectors.contract import Connector, CrmRecord
+from connectors.contract import HOUSEHOLDS_CHECK, Connector, CrmRecord, HouseholdReads, SchemaCheck
+from connectors.errors import ConfigError
 from tiering_core.policy import Policy
 from tiering_core.rules.household import HouseholdLinks, Link
 
@@ -182,14 +183,43 @@ def load(
     max_members: int = 500,
 ) -> HouseholdPage | None:
     """The household context of ``records`` (a page's changed customers), or None when
-    the policy turns households off (no API call is spent on them then) or the connector
-    reads no relationships (it has no ``household_links``). Extra members come in one
-    bulk ``fetch``, but for those ``at_hand`` (read with the page already)."""
-    read: MemberReader | None = getattr(connector, "household_links", None)
-    if read is None or not policy.households.enabled:
+    the policy turns households off (no API call is spent on them then). Extra members
+    come in one bulk ``fetch``, but for those ``at_hand`` (read with the page already).
+    A connector that reads no households while the policy turns them on is a
+    ``ConfigError``: tiering without them would skip what the policy asks for."""
+    if not policy.households.enabled:
         return None
+    if not isinstance(connector, HouseholdReads):
+        raise ConfigError(f"{_ON} {_NO_READS} ({_DISABLE})")
     page_ids = [r.profile.id for r in records]
-    group = expand(page_ids, known, read, max_members=max_members)
+    group = expand(page_ids, known, connector.household_links, max_members=max_members)
     wanted = sorted(group.extra_ids - frozenset(at_hand))
     extra = connector.fetch(wanted) if wanted else []
     return HouseholdPage(extra, group)
+
+
+_ON = "households are on in the policy, but"
+_NO_READS = "this CRM's connector reads no households"
+_DISABLE = "set [households] enabled = false in the policy"
+
+
+def readiness(connector: Connector, policy: Policy) -> SchemaCheck | None:
+    """What households need in the CRM, checked before anything relies on it: None when
+    the policy turns them off (no call), else the connector's ``household_check`` line
+    (one cheap call; docs/households.md lists each CRM's prerequisites and its vendor
+    sources). ``crmtier doctor`` prints the line; ``crmtier sync`` and ``serve`` refuse to
+    start on a failed one (``require``)."""
+    if not policy.households.enabled:
+        return None
+    if not isinstance(connector, HouseholdReads):
+        return SchemaCheck(HOUSEHOLDS_CHECK, False, _NO_READS, _DISABLE)
+    return connector.household_check()
+
+
+def require(connector: Connector, policy: Policy) -> None:
+    """``readiness``, as a start-up gate: a missing prerequisite is a ``ConfigError`` of
+    one line naming it and its fix (the command exits 2), never a run without households."""
+    check = readiness(connector, policy)
+    if check is not None and not check.ok:
+        other = "" if check.fix == _DISABLE else f" (or {_DISABLE})"
+        raise ConfigError(f"{_ON} {check.detail}: {check.fix}{other}")

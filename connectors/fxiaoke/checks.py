@@ -9,9 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from connectors.contract import SchemaCheck
-from connectors.errors import ConnectorError
+from connectors.contract import HOUSEHOLDS_CHECK, SchemaCheck
+from connectors.errors import ConfigError, ConnectorError
 from connectors.fxiaoke.client import DESCRIBE_PATH, data_path
+from connectors.fxiaoke.households import (
+    CONTACT,
+    HOUSEHOLD_FIELD,
+    MEMBER_FIELD,
+    ROLE_FIELD,
+    ROLES,
+)
 from connectors.fxiaoke.mapping import FIELD_TYPES, missing_options
 from connectors.fxiaoke.query import ID, flt, rows_of, search_query_info
 from tiering_core.outputs import output_type
@@ -128,3 +135,31 @@ def _describe(connector: FxiaokeConnector, obj: str) -> Mapping[str, Any]:
     describe = (answer.get("data") or {}).get("describe") or {}
     fields = describe.get("fields") or {}
     return fields if isinstance(fields, Mapping) else {}
+
+
+def household_check(connector: FxiaokeConnector) -> SchemaCheck:
+    """Households are contact rows (``ContactObj``) under the household's customer, naming
+    the member's own customer and role in two custom fields (connectors/fxiaoke/
+    households.py). A custom field's API name is the admin's choice with FXiaoke's ``__c``
+    suffix, so the ones crmtier reads must exist under exactly these names. One describe
+    call ("查询对象描述", ``/cgi/crm/v2/object/describe``): a refusal means the app cannot
+    read ``ContactObj``; otherwise every field the reads name must be listed."""
+    try:
+        fields = _describe(connector, CONTACT)
+    except ConfigError as exc:
+        return SchemaCheck(
+            HOUSEHOLDS_CHECK,
+            False,
+            f"{CONTACT} is not readable ({exc})",
+            f"give the app's acting user read on {CONTACT} (联系人) in its role",
+        )
+    missing = [f for f in (HOUSEHOLD_FIELD, MEMBER_FIELD, ROLE_FIELD) if f not in fields]
+    if missing:
+        return SchemaCheck(
+            HOUSEHOLDS_CHECK,
+            False,
+            f"{CONTACT} has no field {', '.join(missing)}",
+            f"add to {CONTACT}: {MEMBER_FIELD} (查找关联 to the customer object) and "
+            f"{ROLE_FIELD} (单选: {', '.join(ROLES)}), with exactly these API names",
+        )
+    return SchemaCheck(HOUSEHOLDS_CHECK, True, f"{CONTACT}.{MEMBER_FIELD}, {ROLE_FIELD}")

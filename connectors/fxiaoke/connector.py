@@ -124,6 +124,9 @@ class FxiaokeConnector:
     def check(self) -> list[SchemaCheck]:
         return checks.run_checks(self)
 
+    def household_check(self) -> SchemaCheck:
+        return checks.household_check(self)
+
     # --- usage ----------------------------------------------------------------------
 
     def api_usage(self) -> ApiUsage:

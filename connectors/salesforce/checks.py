@@ -18,11 +18,12 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, get_origin
 
-from connectors.contract import RIGHTS_CHECK, RIGHTS_DOC, SchemaCheck
-from connectors.errors import ConnectorError
+from connectors.contract import HOUSEHOLDS_CHECK, RIGHTS_CHECK, RIGHTS_DOC, SchemaCheck
+from connectors.errors import ConfigError, ConnectorError
 from connectors.mapping import CANONICAL_TYPES, FieldMapping, WritebackConfig
 from connectors.salesforce.client import SalesforceClient, select, soql
 from connectors.salesforce.config import SalesforceSettings
+from connectors.salesforce.households import RELATION, RELATION_FIELDS
 from connectors.salesforce.mapping import missing_values
 
 _TEXT = {"string", "picklist", "textarea", "combobox", "reference", "id", "email", "phone", "url"}
@@ -134,6 +135,35 @@ def run_checks(
     checks += owner_checks(client, writeback)
     checks += rights_checks(client, mapping, writeback, obj)
     return checks
+
+
+_RELATION_FIX = (
+    "enable Contacts to Multiple Accounts (Setup > Account Settings; help.salesforce.com/s/"
+    "articleView?id=sf.shared_contacts_set_up.htm) and let the integration user read Accounts "
+    "and Contacts"
+)
+
+
+def household_check(client: SalesforceClient) -> SchemaCheck:
+    """Households are read through ``AccountContactRelation`` (connectors/salesforce/
+    households.py), which an org has once Contacts to Multiple Accounts is enabled
+    (docs/households.md cites the Object Reference and the set-up page). One ``describe``:
+    an org without it, or a user who cannot see it, answers NOT_FOUND."""
+    try:
+        fields = _fields(client.describe(RELATION))
+    except ConfigError as exc:
+        return SchemaCheck(
+            HOUSEHOLDS_CHECK, False, f"{RELATION} is not readable ({exc})", _RELATION_FIX
+        )
+    missing = [f for f in (*RELATION_FIELDS, "IsActive") if f not in fields]
+    if missing:
+        return SchemaCheck(
+            HOUSEHOLDS_CHECK,
+            False,
+            f"{RELATION} lacks {', '.join(missing)} for the integration user",
+            f"grant the integration user Read on {RELATION}.{', '.join(missing)}",
+        )
+    return SchemaCheck(HOUSEHOLDS_CHECK, True, f"{RELATION} readable")
 
 
 def rights_checks(

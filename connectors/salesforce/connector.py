@@ -29,7 +29,7 @@ from connectors.contract import (
 )
 from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
 from connectors.salesforce import owners
-from connectors.salesforce.checks import run_checks
+from connectors.salesforce.checks import household_check, run_checks
 from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings, load_settings
 from connectors.salesforce.households import HouseholdReader
@@ -209,6 +209,9 @@ class SalesforceConnector:
 
     def check(self) -> list[SchemaCheck]:
         return run_checks(self.client, self.settings, self.mapping, self.writeback)
+
+    def household_check(self) -> SchemaCheck:
+        return household_check(self.client)
 
     def api_usage(self) -> ApiUsage:
         used, limit = self.client.allowance or (None, None)

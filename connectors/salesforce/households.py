@@ -42,7 +42,8 @@ ROLES = {
     "family member": "other_family",
     "business": "business",
 }
-_RELATION_FIELDS = ["AccountId", "ContactId", "Roles"]
+RELATION = "AccountContactRelation"
+RELATION_FIELDS = ("AccountId", "ContactId", "Roles")
 
 
 def role_of(roles: Any) -> str:
@@ -81,8 +82,8 @@ class HouseholdReader:
         rows: list[dict[str, Any]] = []
         for chunk in chunks(sorted(ids), BATCH):
             query = select(
-                _RELATION_FIELDS,
-                "AccountContactRelation",
+                list(RELATION_FIELDS),
+                RELATION,
                 f"WHERE IsActive = true AND {field} IN {{}}",
                 list(chunk),
             )

@@ -44,7 +44,11 @@ from connectors.sandbox.fxiaoke_auth import (
     open_user_id,
 )
 from connectors.sandbox.fxiaoke_control import install_control_routes
-from connectors.sandbox.fxiaoke_households import CONTACT, contact_rows
+from connectors.sandbox.fxiaoke_households import (
+    CONTACT,
+    contact_rows,
+    without_household_fields,
+)
 from connectors.sandbox.fxiaoke_push import WorkflowPush
 from connectors.sandbox.fxiaoke_query import from_ms, to_ms
 from connectors.sandbox.fxiaoke_routes import error_response, install_routes
@@ -104,6 +108,7 @@ class FxiaokeSandbox(SandboxLifecycle):
         token_calls_per_minute: int | None = 10,
         daily_quota: int | None = None,
         clock: Callable[[], float] = time.time,
+        household_fields: bool = True,
         **_: Any,
     ) -> None:
         # FXiaoke's CA has always been data_dir/ca.pem (not tls/): crmtier.toml files
@@ -111,6 +116,8 @@ class FxiaokeSandbox(SandboxLifecycle):
         router = self._open(data_dir, host=host, port=port, latency=latency, tls_subdir="")
         self.mapping = load_default_mapping(CRM)
         self.objects = build_objects(self.mapping)
+        if not household_fields:  # a tenant whose admin has not added them (households)
+            self.objects[CONTACT] = without_household_fields(self.objects[CONTACT])
         # Credentials kept in the data dir, so a restarted sandbox matches its crmtier.toml.
         creds = Credentials.load_or_create(self.data_dir / "credentials.json")
         # The tenant's employees: crmtier's acting user and the queues' assignees.

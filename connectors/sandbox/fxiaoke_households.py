@@ -7,13 +7,24 @@ households has a row under each."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.fxiaoke.households import CONTACT, HOUSEHOLD_FIELD, MEMBER_FIELD, ROLE_FIELD
 from connectors.sandbox.households import SeedLink
 
-__all__ = ["CONTACT", "contact_rows"]
+if TYPE_CHECKING:
+    from connectors.sandbox.fxiaoke_schema import ObjectSpec
+
+__all__ = ["CONTACT", "contact_rows", "without_household_fields"]
+
+
+def without_household_fields(contact: ObjectSpec) -> ObjectSpec:
+    """``ContactObj`` as a tenant has it before its admin adds the two custom fields:
+    describe lists neither (``crmtier doctor`` and ``sync`` must say so)."""
+    dropped = {MEMBER_FIELD, ROLE_FIELD}
+    return replace(contact, fields={k: v for k, v in contact.fields.items() if k not in dropped})
 
 
 def contact_rows(

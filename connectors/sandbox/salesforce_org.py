@@ -60,6 +60,7 @@ class SalesforceOrg(OrgSaves):
         mapping: DefaultMapping,
         *,
         accounts_as_members: bool = True,
+        multiple_accounts: bool = True,
         on_change: Callable[[str, dict[str, Any]], None] | None = None,
         rights: IntegrationRights | None = None,
     ) -> None:
@@ -67,6 +68,8 @@ class SalesforceOrg(OrgSaves):
         self.mapping = mapping
         self.customer_object = mapping.mapping.object
         self.accounts_as_members = accounts_as_members
+        #: Contacts to Multiple Accounts: without it the org has no AccountContactRelation
+        self.multiple_accounts = multiple_accounts
         self._lock = threading.RLock()
         self.schema: dict[str, ObjectSpec] = {}
         #: query-only objects answered from the org's settings, not from stored rows
@@ -90,7 +93,10 @@ class SalesforceOrg(OrgSaves):
         with self._lock:
             self._rights = rights
             schema = build_schema(
-                self.mapping, accounts_as_members=self.accounts_as_members, rights=rights
+                self.mapping,
+                accounts_as_members=self.accounts_as_members,
+                multiple_accounts=self.multiple_accounts,
+                rights=rights,
             )
             for name, old in self.schema.items():
                 for field_name, spec in old.fields.items():

@@ -215,6 +215,7 @@ def build_schema(
     mapping: DefaultMapping,
     *,
     accounts_as_members: bool,
+    multiple_accounts: bool = True,
     rights: IntegrationRights | None = None,
 ) -> dict[str, ObjectSpec]:
     """The org as the integration user sees it through ``rights`` (default: least
@@ -295,7 +296,7 @@ def build_schema(
             task,
             campaign,
             member,
-            account_contact_relation(),
+            *([account_contact_relation()] if multiple_accounts else []),
             history_spec(account.name),
             *owner_objects(),
         )

@@ -52,6 +52,7 @@ from connectors.sandbox.zoho_timeline import install_zoho_timeline
 from connectors.sandbox.zoho_users import UNASSIGNED_OWNER, zoho_user_id
 from connectors.sandbox.zoho_wire import ID_BASE, format_time
 from connectors.sandbox.zoho_writes import MEMBERS
+from connectors.zoho.households import ROLE_FIELD as HOUSEHOLD_ROLE_FIELD
 
 DEFAULT_CHANNEL_ID = "1000000068001"
 DEFAULT_CREDITS = 50_000 + 1_000 * 25  # Enterprise edition, 25 users (Zoho CRM "API Limits")
@@ -79,10 +80,14 @@ class ZohoSandbox(SandboxLifecycle):
         discrete_page_limit: int | None = None,
         max_fields: int | None = None,
         integration_profile: str = LEAST_PRIVILEGE_PROFILE,
+        coql_scope: bool = True,
+        household_role_field: bool = True,
     ) -> None:
         router = self._open(data_dir, host=host, port=port, latency=latency)
         self.default = load_default_mapping("zoho")
         self.schema = build_schema(self.default)
+        if not household_role_field:  # an org whose admin has not added it (households)
+            del self.schema.modules[CUSTOMER_MODULE][HOUSEHOLD_ROLE_FIELD]
         self.app = ClientApp.generate()
         self.accounts = Accounts(
             self.app, lambda: self.server.base_url, refresh_limit=refresh_limit
@@ -103,6 +108,7 @@ class ZohoSandbox(SandboxLifecycle):
         install_zoho_timeline(self, router)  # tier overrides' audit (override_trail)
         self.api.discrete_page_limit = discrete_page_limit
         self.api.max_fields = max_fields
+        self.api.coql_scope = coql_scope
         self.api.profile = integration_profile  # "Administrator": what doctor warns about
         self.server.on_reset.append(self._reset)
         self._campaign_keys = {cid: key for key, cid in self.default.writeback.campaigns.items()}

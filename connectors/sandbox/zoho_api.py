@@ -114,6 +114,10 @@ class ZohoApi:
         #: v5+ cap a read's ``fields`` at 50 names ("Get Records", v5/v7); v2 documents no
         #: cap, so it is a switch too: None = v2 as documented, 50 = a stricter org.
         self.max_fields: int | None = None
+        #: whether the OAuth grant holds ``ZohoCRM.coql.READ`` (households' COQL reads,
+        #: "Get Records through COQL Query"): False answers COQL as Zoho does a token
+        #: without the scope, 401 OAUTH_SCOPE_MISMATCH
+        self.coql_scope = True
         # ids of records the API creates continue after any kept in a reused data dir
         created = [int(rid) for rid, _, _ in store.scan(TASK_MODULE) if rid.isdigit()]
         self._next_id = max([ID_BASE + 500000, *created])

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from connectors.contract import SchemaCheck
-from connectors.errors import ConnectorError
+from connectors.contract import HOUSEHOLDS_CHECK, SchemaCheck
+from connectors.errors import ConfigError, ConnectorError
 from connectors.mapping import CANONICAL_TYPES
 from connectors.zoho.channel import check_channel
+from connectors.zoho.households import ROLE_FIELD
 from connectors.zoho.mapping import (
     LATER_VERSIONS_FIELDS_CAP,
     NUMERIC,
@@ -189,3 +190,34 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
             )
         )
     return out
+
+
+#: What the households' COQL reads need ("Get Records through COQL Query": "scope=
+#: ZohoCRM.coql.READ (and) scope=ZohoCRM.modules.{operation_type}",
+#: www.zoho.com/crm/developer/docs/api/v8/Get-Records-through-COQL-Query.html; the v2
+#: scope list, www.zoho.com/crm/developer/docs/api/v2/scopes.html).
+_COQL_FIX = (
+    "add the scope ZohoCRM.coql.READ to the self client's grant and generate a new "
+    "refresh token (docs/admin-setup.md)"
+)
+
+
+def household_check(connector: ZohoConnector) -> SchemaCheck:
+    """Households are customer Contacts under an Account with a ``Household_Role``
+    (connectors/zoho/households.py), read by COQL. The field comes from the module's field
+    metadata, already read by ``run_checks`` (no call in ``doctor``); then one COQL query
+    of one row proves the grant holds ``ZohoCRM.coql.READ``."""
+    module = connector.module
+    if ROLE_FIELD not in connector.schema(module):
+        return SchemaCheck(
+            HOUSEHOLDS_CHECK,
+            False,
+            f"{module} has no field {ROLE_FIELD}",
+            f"add a picklist {ROLE_FIELD} to {module} (Primary, Spouse, Partner, Child, "
+            "Parent, Family Member, Business) in Setup > Modules and Fields",
+        )
+    try:
+        connector.household_links.probe()
+    except ConfigError as exc:
+        return SchemaCheck(HOUSEHOLDS_CHECK, False, f"a COQL query was refused ({exc})", _COQL_FIX)
+    return SchemaCheck(HOUSEHOLDS_CHECK, True, f"{module}.{ROLE_FIELD}, COQL readable")

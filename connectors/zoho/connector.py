@@ -187,6 +187,9 @@ class ZohoConnector:
     def check(self) -> list[SchemaCheck]:
         return checks.run_checks(self)
 
+    def household_check(self) -> SchemaCheck:
+        return checks.household_check(self)
+
     # --- usage ----------------------------------------------------------------------------
 
     def api_usage(self) -> ApiUsage:

@@ -33,7 +33,7 @@ CALL_RULES: tuple[ErrorRule, ...] = (
         401,
         "OAUTH_SCOPE_MISMATCH",
         ConfigError,
-        "the refresh token lacks a scope: grant ZohoCRM.modules, settings and notifications",
+        "the refresh token lacks a scope this call needs (the list: docs/admin-setup.md)",
     ),
     ErrorRule(403, "NO_PERMISSION", ConfigError, "the integration user lacks permission"),
     ErrorRule(429, "TOO_MANY_REQUESTS", RateLimitedError, "concurrency or rate limit hit"),

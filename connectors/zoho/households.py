@@ -74,6 +74,14 @@ class HouseholdReader:
                 links[(r["id"], household)] = Link(str(r["id"]), household, role_of(r))
         return list(links.values())
 
+    def probe(self) -> None:
+        """One COQL query of one member, shaped as the reads are: what Zoho refuses here
+        (no ``ZohoCRM.coql.READ`` scope, no ``Household_Role``) it would refuse them."""
+        self.client.query(
+            f"select {ACCOUNT_FIELD}, {ROLE_FIELD} from {self.module} "  # noqa: S608
+            f"where {ROLE_FIELD} is not null limit 1"
+        )
+
     def _select(self, field: str, ids: Collection[str]) -> list[dict[str, Any]]:
         """Household members whose ``field`` is one of ``ids``, every page."""
         out: list[dict[str, Any]] = []

@@ -31,12 +31,12 @@ from rich.text import Text
 from sqlalchemy.engine import make_url
 
 from connectors.config_text import sentence, where
-from connectors.contract import RIGHTS_CHECK, RIGHTS_DOC, Connector, SchemaCheck
+from connectors.contract import HOUSEHOLDS_CHECK, RIGHTS_CHECK, RIGHTS_DOC, Connector, SchemaCheck
 from connectors.errors import ConfigError, ConnectorError
 from connectors.plugin import ConnectorPlugin, FixContext, FixReport
 from connectors.registry import plugin
 from crmtier.config import CrmtierConfig, load_config
-from sync import jsonlog
+from sync import households, jsonlog
 from sync.store import EncryptionPendingError, StateStore, StoreError, readable_by_others
 from tiering_core.policy import PolicyError, load_policy
 from webhooks.settings import WebhooksSettings, load_webhooks, settings_model
@@ -336,13 +336,31 @@ def command(config_path: Path, fix: bool) -> None:
 
 
 def crm_checks(connector: Connector, config: CrmtierConfig) -> list[SchemaCheck]:
-    """The CRM's checklist: the connector's own checks, the API allowance once the CRM
-    answers, and the rights line where the connector has none."""
+    """The CRM's checklist: the connector's own checks, what households need when the
+    policy turns them on, the API allowance once the CRM answers, and the rights line
+    where the connector has none."""
     crm = list(connector.check())
-    if not any(is_error(c) for c in crm[:1]):  # reachable: usage is meaningful
+    reachable = not any(is_error(c) for c in crm[:1])
+    if reachable:
+        crm += check_households(connector, config)
         crm.append(check_allowance(connector, float(config.crm.get("api_share", 0.2))))
     rights = check_rights(plugin(config.kind).title, crm)
     return crm if rights is None else [*crm, rights]
+
+
+def check_households(connector: Connector, config: CrmtierConfig) -> list[SchemaCheck]:
+    """With ``[households] enabled`` in the policy, the connector's one-call check of what
+    households need in the CRM (``sync.households.readiness``: the same line ``crmtier
+    sync`` refuses to start on). A policy that does not load has its own error line."""
+    try:
+        policy = load_policy(config.policy_path())
+    except (PolicyError, OSError):
+        return []
+    try:
+        check = households.readiness(connector, policy)
+    except ConnectorError as exc:
+        return [_error(HOUSEHOLDS_CHECK, f"could not check: {exc}", "run crmtier doctor again")]
+    return [] if check is None else [check]
 
 
 def _fix(

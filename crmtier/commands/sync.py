@@ -29,7 +29,7 @@ from connectors.override_audit import OverrideAuditReads
 from crmtier.commands.listing import emit, format_option, stdout_console
 from crmtier.commands.sync_output import ProgressView, report_json, summary
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config, parse_interval
-from sync import jsonlog, outbox
+from sync import households, jsonlog, outbox
 from sync.disclosure import Disclosure
 from sync.engine import (
     AlreadyRunningError,
@@ -83,6 +83,7 @@ def make_engine(
     from tiering_core.policy import load_policy
 
     policy = load_policy(config.policy_path())
+    households.require(connector, policy)  # a missing CRM prerequisite: refuse to start
     writeback = config.writeback_config()
     kinds = action_kinds(writeback)
 

@@ -22,7 +22,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from connectors.contract import Capabilities, CrmRecord, Cursor, Page, WritePlan, WriteResult
+from connectors.contract import (
+    HOUSEHOLDS_CHECK,
+    Capabilities,
+    CrmRecord,
+    Cursor,
+    Page,
+    SchemaCheck,
+    WritePlan,
+    WriteResult,
+)
 from connectors.errors import RateLimitedError
 from connectors.mapping import WritebackConfig
 from sync.engine import RunOptions, SyncEngine, SyncSettings
@@ -104,6 +113,9 @@ class HouseholdCrm(InMemoryConnector):
         wanted |= set(households)
         links = [lk for lk in self.links if lk.household_id in wanted]
         return sorted(links, key=lambda lk: (lk.household_id, lk.customer_id))
+
+    def household_check(self) -> SchemaCheck:
+        return SchemaCheck(HOUSEHOLDS_CHECK, True, "links held in memory")
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         if not plan:
