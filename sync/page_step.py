@@ -162,14 +162,13 @@ class PageStep:
         states: dict[str, CustomerState],
         hashes: dict[str, str],
     ) -> tuple[list[CrmRecord], LinksFor | None, HouseholdGroup | None]:
-        """The members of the changed customers' households outside the page, the
-        household links to decide the page with, and what to record of them (none, and no
-        API call, when the policy turns households off or the connector reads no
-        relationships). A member on the page that came back only because of our own write
-        is decided again (``changed`` gains it); one outside it is fetched, counted read,
-        decided and written like any other, but never moves the bookmark (only the page's
-        records do); when a later page of the run reads it unchanged, it is not read or
-        decided again.
+        """The members of the changed customers' households outside the page, the household
+        links to decide the page with, and what to record of them (none, and no API call,
+        when the policy turns households off). A member on the page that came back only
+        because of our own write is decided again (``changed`` gains it); one outside it is
+        fetched, counted read, decided and written like any other, but never moves the
+        bookmark (only the page's records do); when a later page of the run reads it
+        unchanged, it is not read or decided again.
 
         The households the store recorded at the last sync widen the read
         (``sync.household_store.StoredLinks``): a member that left a household re-tiers
