@@ -86,6 +86,17 @@ def is_approved(value: Any) -> bool:
     return str(value).strip().lower() in ("true", "1", "yes", "是")
 
 
+def audited_fields(fields: Mapping[str, str]) -> tuple[set[str], str] | None:
+    """The CRM fields a reader looks for in the audit, as ``[mapping.fields]`` names them:
+    the proposal fields and the approval field; ``None`` when either is not mapped (there
+    is no override to audit)."""
+    proposal = {fields[p] for p in PROPOSAL_PATHS if p in fields}
+    approval = fields.get(APPROVAL_PATH)
+    if not proposal or approval is None:
+        return None
+    return proposal, approval
+
+
 Reader = Callable[[Any, Sequence[CrmRecord]], Mapping[str, OverrideAudit]]
 _READERS = {
     "salesforce": "connectors.salesforce.override_audit",

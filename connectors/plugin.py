@@ -17,17 +17,18 @@ sandbox servers) only when called, so listing the plugins imports no SDK.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypedDict, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
 from connectors.contract import Connector, SchemaCheck
-from connectors.mapping import DefaultMapping, FieldMapping, WritebackConfig
+from connectors.mapping import DefaultMapping, FieldMapping, WritebackConfig, load_default_mapping
 from connectors.settings import CrmSettings
 from connectors.webhook_events import ChangeEvent
 
@@ -226,3 +227,36 @@ def checks_named(checks: Sequence[SchemaCheck], *prefixes: str) -> list[SchemaCh
     """The lines of a checklist whose names start with one of ``prefixes``: how a CRM's
     fixer finds its own connector's lines (it named them)."""
     return [c for c in checks if c.name.startswith(prefixes)]
+
+
+class LazyParts(TypedDict):
+    """A built-in CRM's three factories, as ``Plugin`` takes them (``**lazy_parts(...)``)."""
+
+    connector: ConnectorFactory
+    default_mapping: Callable[[], DefaultMapping]
+    sandbox: SandboxFactory
+
+
+def lazy_parts(kind: str, sandbox_class: str) -> LazyParts:
+    """The connector, mapping and sandbox factories of the built-in CRM ``kind``, laid out
+    as ``connectors/<kind>/connector.py`` (its ``build``), ``connectors/<kind>/
+    default_mapping.toml`` and ``connectors/sandbox/<kind>.py`` (``sandbox_class``). Each
+    imports its module when called, never before, so listing the plugins imports no
+    vendor SDK and no sandbox server."""
+
+    def connector(
+        crm: Mapping[str, Any], mapping: FieldMapping, writeback: WritebackConfig
+    ) -> Connector:
+        build: ConnectorFactory = importlib.import_module(f"connectors.{kind}.connector").build
+        return build(crm, mapping, writeback)
+
+    def default_mapping() -> DefaultMapping:
+        return load_default_mapping(kind)
+
+    def sandbox(*, data_dir: Path, host: str, port: int, latency: float, **options: Any) -> Sandbox:
+        made: SandboxFactory = getattr(
+            importlib.import_module(f"connectors.sandbox.{kind}"), sandbox_class
+        )
+        return made(data_dir=data_dir, host=host, port=port, latency=latency, **options)
+
+    return LazyParts(connector=connector, default_mapping=default_mapping, sandbox=sandbox)

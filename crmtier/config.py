@@ -129,10 +129,18 @@ class WorkersSection(_Section):
     #: a failed job's n-th retry waits retry_base_seconds ** n seconds
     retry_base_seconds: int = Field(default=2, ge=2, le=60)
     sweep_every_seconds: int = Field(default=30, ge=1, le=3600)
-    #: ``crmtier sync --full`` spread over the workers a page a job (``sync.retier``). Off:
-    #: a spread run does not yet always end where one process does (docs/operations.md,
-    #: "A full re-tier spread over workers"), so a full sync runs in one process.
+    #: ``crmtier sync --full`` spread over the workers a page a job (``sync.retier``), which
+    #: ends exactly where one process does (docs/operations.md, "A full re-tier spread over
+    #: workers"). Unset: on with ``procrastinate`` (the workers are there to take the
+    #: pages), off with ``inline``; ``false`` keeps full syncs in one process.
     spread_full_sync: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spread_by_default_with_workers(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "spread_full_sync" not in data:
+            data = {**data, "spread_full_sync": data.get("engine") == "procrastinate"}
+        return data
 
     @model_validator(mode="after")
     def _spread_needs_workers(self) -> WorkersSection:

@@ -52,7 +52,7 @@ from sync.store import StateStore
 log = logging.getLogger(__name__)
 
 
-def _now(dialect_name: str) -> sa.ColumnElement[float]:
+def db_now(dialect_name: str) -> sa.ColumnElement[float]:
     """The database's clock in epoch seconds (the one clock every host agrees on)."""
     if dialect_name == "postgresql":
         return sa.literal_column("extract(epoch FROM clock_timestamp())", sa.Float(53))
@@ -64,7 +64,7 @@ _THREAD_OWNER = threading.local()
 
 def owner_id() -> str:
     """This thread's claim owner, ``host:pid:thread:random``: the host and process let a
-    claimer on the same host see that the holder is gone (``_died_here``); the random
+    claimer on the same host see that the holder is gone (``died_here``); the random
     part makes sure a new thread that reuses an ended one's id (or a new process its pid)
     holds none of its claims."""
     owner: str | None = getattr(_THREAD_OWNER, "id", None)
@@ -140,7 +140,7 @@ class CustomerClaims:
 
     def _upsert(self, conn: sa.Connection, ids: list[str], owner: str) -> set[str]:
         """The one claiming statement: the ids returned are the ones ``owner`` now holds."""
-        expires = _now(conn.dialect.name) + self.ttl.total_seconds()
+        expires = db_now(conn.dialect.name) + self.ttl.total_seconds()
         insert = upsert(conn)
         statement = (
             insert.values([{"customer_id": c, "owner": owner, "expires_at": expires} for c in ids])
@@ -150,7 +150,7 @@ class CustomerClaims:
                 where=sa.or_(
                     customer_claims.c.owner.is_(None),
                     customer_claims.c.owner == insert.excluded.owner,
-                    customer_claims.c.expires_at <= _now(conn.dialect.name),
+                    customer_claims.c.expires_at <= db_now(conn.dialect.name),
                 ),
             )
             .returning(customer_claims.c.customer_id)
@@ -204,7 +204,7 @@ class CustomerClaims:
             result = conn.execute(
                 customer_claims.update()
                 .where(customer_claims.c.customer_id.in_(_locked(conn, owner, None)))
-                .values(expires_at=_now(conn.dialect.name) + self.ttl.total_seconds())
+                .values(expires_at=db_now(conn.dialect.name) + self.ttl.total_seconds())
             )
         return int(result.rowcount)
 
@@ -330,7 +330,7 @@ def _free_the_dead(conn: sa.Connection, ids: list[str]) -> bool:
         .distinct()
         .where(customer_claims.c.customer_id.in_(ids), customer_claims.c.owner.is_not(None))
     ).scalars()
-    dead = [o for o in owners if _died_here(o)]
+    dead = [o for o in owners if died_here(o)]
     if dead:
         conn.execute(
             customer_claims.update().where(customer_claims.c.owner.in_(dead)).values(expires_at=0.0)
@@ -338,7 +338,7 @@ def _free_the_dead(conn: sa.Connection, ids: list[str]) -> bool:
     return bool(dead)
 
 
-def _died_here(owner: str) -> bool:
+def died_here(owner: str) -> bool:
     """Whether ``owner`` (``owner_id``'s ``host:pid:thread:random``) is a process of this
     host that will never run again; owners of any other form are never judged so."""
     parts = owner.rsplit(":", 3)

@@ -111,16 +111,20 @@ class PageStep:
         return PagePlans(plans, hashes, states, group)
 
     def commit(self, page: PagePlans, mark: Advance | None) -> None:
-        """Admit the page's tasks within the run's budgets, and in one transaction put its
-        writes in the outbox, record its unchanged customers and move the bookmark past
-        it; then send what is ready. Pages are committed in the order they were read."""
+        """In one transaction, admit the page's tasks within the run's budgets (the owners'
+        open tasks counted there), put its writes in the outbox, record its unchanged
+        customers and move the bookmark past it; then send what is ready. Pages are
+        committed in the order they were read."""
         p = self.p
         planner, hashes, states = p.planner, page.hashes, page.states
-        plans, page_tasks = planner.bounded(page.plans)
-        planner.count_planned(plans)
         day = p.options.day()
         kill_point("before_commit")
         with p.e.store.begin() as conn:
+            if planner.budget is not None:  # decided where it is recorded (sync.taskbudget)
+                tasks = (task for planned in page.plans for task in planned.plan.tasks)
+                planner.budget.recount(conn, p.e.stream, day, tasks)
+            plans, page_tasks = planner.bounded(page.plans)
+            planner.count_planned(plans)
             rows = PageRows()
             to_write = []
             for plan in plans:

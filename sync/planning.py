@@ -99,26 +99,44 @@ class PagePlanner:
     def settled(
         self, record: CrmRecord, state: CustomerState | None, digest: str, repeated: bool = False
     ) -> bool:
-        """True when the record came back only because of our own write: same inputs and
-        policy as last assessed, same day, and the CRM shows what we last wrote. Such a
-        record is unchanged without assessing it again (an assessment may depend on
-        ``previous``, e.g. an "upgraded from" reason, and must not rewrite itself); the
-        caller counts it with ``count_settled`` once it knows no household change of the
-        page pulls it back in. ``repeated``: this very version of the record was admitted
-        before (``sync.claims``), so the committed decision, if on the same inputs today,
-        was made from it; the record, read before that decision's writes went out, need
-        not show them."""
+        """True when the record needs no new decision: it came back only because of our own
+        write (same inputs and policy as last assessed, same day, and the CRM shows what we
+        last wrote), or this run has decided it already on these inputs. Such a record is
+        unchanged without assessing it again: an assessment may depend on ``previous``
+        (an "upgraded from" reason), and assessed against the decision this very run made,
+        it would erase that decision's reason. The caller counts it with
+        ``count_settled`` once it knows no household change of the page pulls it back in.
+
+        A full run, and a customer whose waiting tasks the run revisits, assess every
+        customer once: settled only by this run's own decision, which stands while its
+        writes are outstanding (the record, read before they land, need not show them) and
+        once they are answered if the CRM still shows them. A customer whose inputs
+        changed since, or whose decision's writes died, is decided again.
+        ``repeated``: this very version of the record was admitted before
+        (``sync.claims``), so the committed decision, if on the same inputs today, was made
+        from it; the record, read before that decision's writes went out, need not show
+        them."""
+        if self.policy_version is None or state is None:
+            return False
         cid = record.profile.id
-        return not (
-            self.options.full
-            or self.policy_version is None
-            or state is None
-            or state.pending is not None
-            or cid in self.recorder.decisions
-            or cid in self.revisit
-            or state.input_hash != digest
-            or state.assessed_at != self.options.day()
-            or not (
+        day = self.options.day()
+        decision = self.recorder.decisions.get(cid)
+        if decision is not None or state.pending is not None:
+            pending = decision.pending if decision is not None else None
+            return (
+                decision is not None
+                and decision.this_run
+                and not decision.dead
+                and pending is not None
+                and pending.input_hash == digest
+                and pending.assessed_at == day
+            )
+        if state.run_id != self.recorder.run_id and (self.options.full or cid in self.revisit):
+            return False
+        return (
+            state.input_hash == digest
+            and state.assessed_at == day
+            and (
                 repeated
                 or all(
                     same_value(value, record.current.get(name))
@@ -128,11 +146,15 @@ class PagePlanner:
         )
 
     def count_settled(self, state: CustomerState) -> None:
-        """Count a settled customer (``settled``) unchanged."""
+        """Count a settled customer (``settled``) unchanged, at the tiers it holds. One this
+        run decided keeps the outcome of that decision (written, when its writes land)."""
         cid = state.customer_id
         self.counts.unchanged += 1
-        self.counts.tiers[(state.tiers or {}).get("value_tier", "unrated")] += 1
-        self.recorder.outcome(cid, Outcome.UNCHANGED)
+        decision = self.recorder.decisions.get(cid)
+        tiers = decision.pending.tiers if decision and decision.pending else state.tiers
+        self.counts.tiers[(tiers or {}).get("value_tier", "unrated")] += 1
+        if decision is None and state.run_id != self.recorder.run_id:
+            self.recorder.outcome(cid, Outcome.UNCHANGED)
 
     def assess(
         self,

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar, cast
 
+from connectors.calltally import carry
+
 T = TypeVar("T")
 
 _END = object()
@@ -24,12 +26,12 @@ def read_ahead(items: Iterator[T]) -> Iterator[T]:
     """Yield ``items`` in order, fetching each next one on a thread while the caller works."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-read")
     try:
-        pending = pool.submit(next, items, _END)
+        pending = pool.submit(carry(next), items, _END)  # its calls count for the caller
         while True:
             item = pending.result()
             if item is _END:
                 return
-            pending = pool.submit(next, items, _END)
+            pending = pool.submit(carry(next), items, _END)
             yield cast(T, item)
     finally:
         pool.shutdown(wait=True)  # the fetch under way finishes before the source closes

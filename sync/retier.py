@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import sqlalchemy as sa
 
+from connectors.calltally import counting
 from connectors.contract import CrmRecord, ReadContext
 from sync import outbox, run_outbox
 from sync import retier_units as units
@@ -244,6 +245,10 @@ class UnitRunner:
         self.p.reader.writes_from = unit.hold_until  # the coordinator's signpost tick
 
     def process(self) -> UnitResult:
+        with counting(self.p.calls):  # the unit's own calls: its worker may run others
+            return self._process_unit()
+
+    def _process_unit(self) -> UnitResult:
         p, unit = self.p, self.unit
         if isinstance(p.e.connector, ReadContext):
             p.e.connector.adopt_read_context(unit.context)
@@ -284,7 +289,7 @@ class UnitRunner:
         counts = units.counts_from_json(p.counts.as_json())
         if p.planner.budget is not None:
             counts.tasks_deferred.update(p.planner.budget.deferred)
-        return UnitResult.of(counts, dict(p.recorder.outcomes), p.calls_used(), p.pool.tally)
+        return UnitResult.of(counts, dict(p.recorder.outcomes), p.calls.counts(), p.pool.tally)
 
 
 def send_full_batches(pool: WritePool, holding: Callable[[], bool]) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import closing
 from typing import Protocol
 
+from connectors.calltally import counting
 from connectors.contract import CrmRecord
 from connectors.errors import ConfigError, RateLimitedError
 from sync import household_store, outbox, run_outbox, runs
@@ -60,13 +61,35 @@ class Run:
         self.from_start = False  # no bookmark when the run started: it reads every customer
 
     def execute(self, *, read_stream: bool, records: Sequence[CrmRecord]) -> RunReport:
+        """Run it, its record kept alive by a heartbeat until it is finished."""
+        p = self.p
+        stream, dry, ttl = p.e.stream, p.options.dry_run, p.e.settings.lock_ttl
+        interrupted = runs.Interrupted()
+        with p.e.store.begin() as conn:
+            if not dry:
+                interrupted = runs.mark_interrupted(conn, stream, p.run_id, reader=read_stream)
+            runs.start(
+                conn,
+                p.run_id,
+                stream,
+                trigger=p.options.trigger,
+                dry_run=dry,
+                owner=p.claims.owner,
+                ttl=ttl,
+            )
+        heartbeat = runs.keep_alive(p.e.store, p.run_id, p.claims.owner, ttl)
+        try:
+            with counting(p.calls):
+                return self._execute(read_stream, records, interrupted.readers)
+        finally:
+            heartbeat.stop()
+
+    def _execute(
+        self, read_stream: bool, records: Sequence[CrmRecord], interrupted: int
+    ) -> RunReport:
         p = self.p
         stream, dry = p.e.stream, p.options.dry_run
-        interrupted = 0
         with p.e.store.begin() as conn:
-            if not dry and read_stream:
-                interrupted = runs.mark_interrupted(conn, stream, p.run_id)
-            runs.start(conn, p.run_id, stream, trigger=p.options.trigger, dry_run=dry)
             p.reader.load(conn)
             self.from_start = p.reader.bookmark is None  # a first run reads everyone
             p.recorder.dead_letter_customers = set(outbox.open_dead_letter_customers(conn, stream))

@@ -11,6 +11,7 @@ from collections.abc import Collection
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from connectors.calltally import CallTally
 from sync import runs
 from sync.claims import owner_id
 from sync.dispatch import Dispatcher
@@ -43,7 +44,8 @@ class RunParts:
         # a run's own id; a page unit of a re-tier spread over workers (``sync.retier``)
         # passes its coordinator's, which its state rows, outbox items and audit rows cite
         self.run_id = run_id or runs.new_run_id()
-        self.usage_start = dict(engine.connector.api_usage().calls)
+        # the CRM calls made for this run alone: the connector may serve others at once
+        self.calls = CallTally()
         events = source_events or {}
         self.recorder = Recorder(
             engine.store,
@@ -94,13 +96,7 @@ class RunParts:
     def counts(self) -> RunCounts:
         return self.recorder.counts
 
-    def calls_used(self) -> dict[str, int]:
-        """The API calls made since the run started, by kind (kinds with none left out)."""
-        now = self.e.connector.api_usage().calls
-        used = {k: v - self.usage_start.get(k, 0) for k, v in now.items()}
-        return {k: v for k, v in used.items() if v}
-
     def progress(self) -> None:
         """Tell the engine's ``on_progress`` the counts and API calls so far."""
         if self.e.on_progress is not None:
-            self.e.on_progress(self.counts, sum(self.calls_used().values()))
+            self.e.on_progress(self.counts, self.calls.total())

@@ -53,7 +53,7 @@ def report_of(
 ) -> RunReport:
     """The report of the run ``parts`` served; ``calls_elsewhere``: API calls its work made
     in other processes (a re-tier's page units), added to this process's own."""
-    used = parts.calls_used()
+    used = parts.calls.counts()
     for kind, n in calls_elsewhere.items():
         used[kind] = used.get(kind, 0) + n
     tally = parts.pool.tally

@@ -5,6 +5,15 @@ a run whose counts do not reconcile is ``failed``, never ``succeeded``. A run th
 leaves its record ``running``; the next run marks it ``failed`` ("interrupted") and, if it
 then reads nothing although the bookmark record itself must be re-read, fails too: a
 silent "succeeded, 0 records" after a crash is exactly the failure R7 forbids.
+
+Whether a ``running`` record's run is alive: the stream's reader holds the stream's lease,
+so when a reader starts, no other reading run is alive. Webhook passes run beside readers
+and beside each other (per-customer claims), so their records carry their own liveness:
+an owner (``sync.claims.owner_id``: host, pid, thread) and an expiry on the database's
+clock that a heartbeat moves forward every third of its time to live while the run runs
+(as a lease's, ``sync.leases``). Every run and pass that writes, as it starts, marks
+failed ("interrupted") the records whose owner stopped renewing them, or whose owner is a
+process of this host that is gone, and only those.
 """
 
 from __future__ import annotations
@@ -12,11 +21,15 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Any, Literal, NamedTuple
 
 import sqlalchemy as sa
 
+from sync.claims import db_now, died_here
+from sync.leases import Heartbeat
 from sync.schema import now_text, runs
+from sync.store import StateStore
 
 RunStatus = Literal["running", "succeeded", "completed_with_errors", "paused_quota", "failed"]
 
@@ -85,7 +98,17 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
-def start(conn: sa.Connection, run_id: str, stream: str, *, trigger: str, dry_run: bool) -> None:
+def start(
+    conn: sa.Connection,
+    run_id: str,
+    stream: str,
+    *,
+    trigger: str,
+    dry_run: bool,
+    owner: str,
+    ttl: timedelta,
+) -> None:
+    """Record the run as ``running``, held by ``owner`` for ``ttl`` (``keep_alive`` renews)."""
     conn.execute(
         runs.insert().values(
             id=run_id,
@@ -96,8 +119,28 @@ def start(conn: sa.Connection, run_id: str, stream: str, *, trigger: str, dry_ru
             started_at=now_text(),
             counts={},
             api_calls={},
+            owner=owner,
+            expires_at=db_now(conn.dialect.name) + ttl.total_seconds(),
         )
     )
+
+
+def keep_alive(store: StateStore, run_id: str, owner: str, ttl: timedelta) -> Heartbeat:
+    """The run's heartbeat: its record's expiry moves ``ttl`` ahead every third of ``ttl``
+    until stopped (once the record is finished; a beat after that changes nothing that is
+    read). A run frozen for a whole ``ttl`` may be marked interrupted meanwhile; its own
+    final status, written when it ends, replaces the mark."""
+
+    def renew() -> bool:
+        with store.begin() as conn:
+            result = conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id, runs.c.owner == owner)
+                .values(expires_at=db_now(conn.dialect.name) + ttl.total_seconds())
+            )
+        return bool(result.rowcount)
+
+    return Heartbeat(f"run:{run_id}", renew, ttl / 3)
 
 
 def checkpoint(
@@ -134,21 +177,46 @@ def finish(
     )
 
 
-def mark_interrupted(conn: sa.Connection, stream: str, current_run: str) -> int:
-    """Runs of ``stream`` still ``running`` (their process died): mark them failed. Called
-    by the stream's reader, which holds its lease, so no other reading run is alive; the
-    webhook worker's passes (``trigger=webhook``) run beside it and are left be."""
-    result = conn.execute(
-        runs.update()
-        .where(
-            runs.c.stream == stream,
-            runs.c.status == "running",
-            runs.c.id != current_run,
-            runs.c.trigger != "webhook",
-        )
-        .values(status="failed", finished_at=now_text(), error="interrupted: the process died")
+class Interrupted(NamedTuple):
+    """Records marked interrupted: of reading runs, and of the others (webhook passes)."""
+
+    readers: int = 0
+    passes: int = 0
+
+
+INTERRUPTED = "interrupted: the process died"
+
+
+def mark_interrupted(
+    conn: sa.Connection, stream: str, current_run: str, *, reader: bool
+) -> Interrupted:
+    """Mark failed the records of ``stream`` still ``running`` whose run is dead: with
+    ``reader`` (the caller holds the stream's lease), every other reading run's; and, for
+    any caller, every webhook pass's whose owner stopped renewing it or is a process of
+    this host that is gone. A record without an owner (written before records had one)
+    has no liveness signal and is taken as dead. A dead reading run is left to the next
+    reader: it must know that it follows one (``sync.run``: a read of 0 records then
+    fails)."""
+    others = sa.and_(runs.c.stream == stream, runs.c.status == "running", runs.c.id != current_run)
+    owners = conn.execute(
+        sa.select(runs.c.owner).distinct().where(others, runs.c.owner.is_not(None))
+    ).scalars()
+    dead = sa.or_(
+        runs.c.expires_at.is_(None),
+        runs.c.expires_at <= db_now(conn.dialect.name),
+        runs.c.owner.in_([o for o in owners if died_here(o)]),
     )
-    return int(result.rowcount)
+    is_reader = runs.c.trigger != "webhook"
+
+    def mark(*where: sa.ColumnElement[bool]) -> int:
+        result = conn.execute(
+            runs.update()
+            .where(others, *where)
+            .values(status="failed", finished_at=now_text(), error=INTERRUPTED)
+        )
+        return int(result.rowcount)
+
+    return Interrupted(readers=mark(is_reader) if reader else 0, passes=mark(~is_reader, dead))
 
 
 def recent(conn: sa.Connection, stream: str | None = None, limit: int = 20) -> list[dict[str, Any]]:

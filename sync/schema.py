@@ -161,7 +161,14 @@ runs = sa.Table(
     sa.Column("api_calls", sa.JSON, nullable=False),
     sa.Column("min_calls", sa.JSON, nullable=True),  # docs/targets.md P1, by kind (None: older run)
     sa.Column("error", sa.String(500), nullable=True),
+    # who runs it (``sync.claims.owner_id``: host, pid, thread) and until when it is known
+    # alive (epoch seconds of the database clock, renewed by the run's heartbeat): a
+    # ``running`` record whose owner stopped renewing it is a dead run's (``sync.runs``)
+    sa.Column("owner", sa.String(120), nullable=True),
+    sa.Column("expires_at", sa.Float(53), nullable=True),
     sa.Index("runs_by_stream", "stream", "started_at"),
+    # the records still running, looked at as every run and webhook pass starts
+    sa.Index("runs_by_status", "stream", "status"),
 )
 
 #: append-only, hash-chained (``hash = HMAC-SHA256(audit key, prev_hash + canonical row)``,
@@ -344,6 +351,17 @@ def _task_rules(conn: sa.Connection) -> None:
         )
 
 
+def _run_liveness(conn: sa.Connection) -> None:
+    """Add ``runs.owner`` and ``runs.expires_at``, and the index of records by status
+    (each idempotent: every run and webhook pass now looks for the running ones). Records
+    of runs still ``running`` keep both NULL: no liveness signal, so the next run judges
+    them dead (a process of the older crmtier cannot start on this store any more, and
+    one that was mid-run when it was upgraded writes its own final status over the mark)."""
+    _add_column(runs, "owner")(conn)
+    _add_column(runs, "expires_at")(conn)
+    next(i for i in runs.indexes if i.name == "runs_by_status").create(conn, checkfirst=True)
+
+
 #: the sync component's migrations, in order. Append; never edit a released step.
 SYNC_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -397,6 +415,14 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         "household re-tiers the household it left in the same run, and simulate and "
         "explain decide households from the store",
         _create(household_links),
+    ),
+    Migration(
+        9,
+        "runs.owner and runs.expires_at: each run record names its process and is kept "
+        "alive by a heartbeat, so a later run or webhook pass marks a killed webhook pass "
+        "failed (interrupted) instead of leaving it running forever, and never a live one; "
+        "runs_by_status: the running records are looked for as every run and pass starts",
+        _run_liveness,
     ),
 )
 

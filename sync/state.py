@@ -35,6 +35,9 @@ class CustomerState:
     below_floor_since: date | None = None
     input_hash: str | None = None
     pending: Mapping[str, Any] | None = None
+    # the run that last decided the customer (parked or recorded a decision): a run
+    # knows by it which customers it has already decided (``PagePlanner.settled``)
+    run_id: str | None = None
     tasks: frozenset[str] = frozenset()
     memberships: Mapping[str, str] = field(default_factory=dict)
     task_rules: Mapping[str, str] = field(default_factory=dict)  # open task key -> rule
@@ -75,6 +78,7 @@ _STATE_COLUMNS = (
     customers.c.below_floor_since,
     customers.c.input_hash,
     customers.c.pending,
+    customers.c.run_id,
 )
 
 
@@ -121,13 +125,22 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
             below_floor_since=parse_day(below_floor_since),
             input_hash=input_hash,
             pending=pending,
+            run_id=run_id,
             tasks=frozenset(tasks[cid]) if cid in tasks else empty,
             memberships=members.get(cid, {}),
             task_rules=rules.get(cid, {}),
         )
-        for cid, pseudonym, tiers, fields, assessed_at, below_floor_since, input_hash, pending in (
-            rows
-        )
+        for (
+            cid,
+            pseudonym,
+            tiers,
+            fields,
+            assessed_at,
+            below_floor_since,
+            input_hash,
+            pending,
+            run_id,
+        ) in rows
     }
 
 

@@ -13,10 +13,21 @@ at all if the reason for it has gone), with a due date counted from that day.
 
 "Open" is what crmtier can know without reading the CRM's task status: a task it made
 (recorded here as ``made``) whose due date has not passed.
+
+An owner's cap holds across runs and webhook passes that commit side by side (on threads,
+processes or hosts): the open counts a run loaded when it started are stale once another
+pass has made a task for the same owner. So each page's admission is decided again inside
+the transaction that records it (``Budget.recount``): the owners' open tasks are counted
+from the store there, after taking a transaction-scoped lock per (stream, rule, owner) on
+PostgreSQL (``pg_advisory_xact_lock``, released at commit or rollback: PostgreSQL manual,
+"Advisory Lock Functions"); SQLite needs none, as the store begins every transaction with
+``BEGIN IMMEDIATE`` and so lets one writer in at a time. Two passes admitting tasks to one
+owner then take turns, and the second sees the first's tasks.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +98,23 @@ class Budget:
                 self.open[owner] += 1
         self.admitted.add(task.dedupe_key)
         return True
+
+    def recount(
+        self, conn: sa.Connection, stream: str, as_of: date, tasks: Iterable[TaskAction]
+    ) -> None:
+        """Before a page's tasks are admitted, in the transaction that records them: lock
+        the capped (rule, owner) pairs these tasks name and take their open counts from
+        the store, which holds every task made by this run and by any pass that
+        committed before (an owner's count loaded at the start of the run is stale once
+        a pass beside it made one)."""
+        capped = {rule for rule, limit in self.limits.items() if limit.open_per_owner}
+        pairs = sorted({(t.rule, t.owner_id) for t in tasks if t.rule in capped and t.owner_id})
+        if not pairs:
+            return
+        _lock_owners(conn, stream, pairs)
+        stored = _open_counts(conn, stream, as_of, pairs)
+        for pair in pairs:
+            self.open[pair] = stored[pair]
 
 
 def split(
@@ -214,6 +242,49 @@ def load_open(
         .group_by(task_queue.c.rule, task_queue.c.owner_id)
     )
     return Counter({(rule, owner): int(n) for rule, owner, n in conn.execute(query)})
+
+
+#: first key of the per-owner admission locks (``pg_advisory_xact_lock(int, int)``); the
+#: migration lock (``sync.schema``) uses another
+_OWNER_LOCK = 0x63727462  # "crtb"
+
+
+def _lock_key(stream: str, rule: str, owner: str) -> int:
+    """A stable signed 32-bit key for one (stream, rule, owner): two keys that collide
+    only make their passes take turns."""
+    digest = hashlib.blake2b(f"{stream}\0{rule}\0{owner}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lock_owners(conn: sa.Connection, stream: str, pairs: Sequence[tuple[str, str]]) -> None:
+    """Take the owners' admission locks on PostgreSQL, in key order, so two transactions
+    over overlapping owners queue rather than deadlock."""
+    if conn.dialect.name != "postgresql":
+        return
+    keys = sorted({_lock_key(stream, rule, owner) for rule, owner in pairs})
+    lock = sa.text("SELECT pg_advisory_xact_lock(:first, :key)")
+    for key in keys:
+        conn.execute(lock, {"first": _OWNER_LOCK, "key": key})
+
+
+def _open_counts(
+    conn: sa.Connection, stream: str, as_of: date, pairs: Sequence[tuple[str, str]]
+) -> Counter[tuple[str, str]]:
+    """Open tasks (made, not yet due) of these (rule, owner) pairs, as the store has them."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for start in range(0, len(pairs), 500):
+        query = (
+            sa.select(task_queue.c.rule, task_queue.c.owner_id, sa.func.count())
+            .where(
+                task_queue.c.stream == stream,
+                task_queue.c.status == "made",
+                task_queue.c.due >= as_of.isoformat(),
+                sa.tuple_(task_queue.c.rule, task_queue.c.owner_id).in_(pairs[start : start + 500]),
+            )
+            .group_by(task_queue.c.rule, task_queue.c.owner_id)
+        )
+        counts.update({(rule, owner): int(n) for rule, owner, n in conn.execute(query)})
+    return counts
 
 
 def to_revisit(conn: sa.Connection, stream: str, limits: Mapping[str, TaskLimit]) -> list[str]:

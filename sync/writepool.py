@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
+from connectors.calltally import carry
 from connectors.contract import Connector, WritePlan, WriteResult
 from connectors.errors import AuthExpiredError, ConfigError, RateLimitedError, TransientError
 from sync import outbox
@@ -213,7 +214,7 @@ class WritePool:
             self.inflight_by_customer.setdefault(item.customer_id, set()).add(item.id)
         plan = outbox.to_write_plan(items)
         kill_point("before_write")
-        future = self.pool.submit(self._send, plan)
+        future = self.pool.submit(carry(self._send), plan)  # its calls are the run's
         self.inflight[future] = items
 
     def _send(self, plan: WritePlan) -> list[WriteResult]:

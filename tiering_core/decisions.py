@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from tiering_core import row_reasons
+from tiering_core import reasons_field, row_reasons
 from tiering_core.columns import ENUM_INDEX, Columns
 from tiering_core.dates import add_months, add_working_days
 from tiering_core.models import ActionKind, AssessmentData, ValueTier
@@ -47,10 +47,13 @@ def made(
 ) -> list[AssessmentData]:
     """One decision per row of the batch. Every decided output is first named column-wise
     (``_Named``: a vocabulary lookup per column, one review date and service level per
-    level), so the loop below only gathers a row's values into its dict and derives its
-    actions. ``rendered``: reason texts as dicts up front, for a caller that writes them
-    all (an output line); else each renders when first read (``reasons.ReasonText``)."""
-    reasons = row_reasons.reasons_by_row(cols, ev.reasons, rendered)
+    level), and so are the set-field actions (``_set_field_rows``, the CRM's reasons field
+    chosen for the whole batch), so the loop below only gathers a row's values into its
+    dict and derives the actions left (tasks, campaigns). ``rendered``: reason texts as
+    dicts up front, for a caller that writes them all (an output line); else each renders
+    when first read (``reasons.ReasonText``)."""
+    cells = row_reasons.reason_cells(cols, ev.reasons, rendered)
+    reasons = row_reasons.by_row(cols.n, cells)
     issues = row_reasons.issues_by_row(cols, ev.issues)
     named = _Named.of(ev, policy, as_of)
     customers = list(
@@ -69,7 +72,18 @@ def made(
     else:
         m, members = _NO_MEMBERSHIPS, [[]] * cols.n
     overrides = [override.row_of(cols, i) for i in range(cols.n)] if cols.overrides else None
-    levels = policy.service_levels
+    service_level = named.service_level
+    if overrides:  # an applied service-tier override's level
+        levels = policy.service_levels
+        service_level = [
+            override.service_level(why, levels) or level if overridden else level
+            for overridden, why, level in zip(overrides, reasons, service_level, strict=True)
+        ]
+    set_fields = (
+        _set_field_rows(cols.n, ev, named, service_level, cells, households, policy)
+        if "set_field" in kinds
+        else [()] * cols.n
+    )
     version = policy.version
     tasks = "task" in kinds
     out: list[AssessmentData] = []
@@ -84,18 +98,16 @@ def made(
         named.ops_risk,
         named.edd_required,
         named.next_review,
-        named.service_level,
+        service_level,
         named.preferred_channel,
         named.below_floor_since,
         reasons,
         issues,
+        set_fields,
         strict=True,
     )
     for i, (customer, status, tier, score, needs, credit, aml, ops, edd, review, level,
-            channel_, since, why, dq) in enumerate(rows):  # fmt: skip
-        overridden = overrides[i] if overrides else None
-        if overridden:
-            level = override.service_level(why, levels) or level
+            channel_, since, why, dq, fields) in enumerate(rows):  # fmt: skip
         decision: AssessmentData = {
             "id": customer.id,
             "status": status,
@@ -122,8 +134,9 @@ def made(
         # does not).
         outcome = named.outcome(i, decision, dq) if tasks else None
         decision["actions"] = strategy.actions(
-            customer, decision, outcome, why, policy, as_of, kinds, (m.keys, members[i])
+            customer, fields, outcome, why, policy, as_of, kinds, (m.keys, members[i])
         )
+        overridden = overrides[i] if overrides else None
         if overridden is not None:  # a refused override's task to its maker
             decision["actions"] = (
                 *decision["actions"],
@@ -133,6 +146,46 @@ def made(
             )
         out.append(decision)
     return out
+
+
+def _set_field_rows(
+    n: int,
+    ev: Evaluation,
+    named: _Named,
+    service_level: list[str],
+    cells: row_reasons.ReasonCells,
+    households: list[_Household],
+    policy: Policy,
+) -> list[tuple[strategy.Action, ...]]:
+    """Every customer's ``set_field`` actions, column by column: the reasons field is
+    chosen for the whole batch at once (``reasons_field``)."""
+    s = policy.strategy
+    review = {d: d.isoformat() for d in set(named.next_review)}
+    columns: dict[str, list[Any]] = {
+        "value_tier": named.value_tier,
+        "value_score": named.value_score,
+        "needs_tier": named.needs_tier,
+        "credit_risk": named.credit_risk,
+        "aml_risk": named.aml_risk,
+        "ops_risk": named.ops_risk,
+        "edd_required": named.edd_required,
+        "next_review": list(map(review.__getitem__, named.next_review)),
+        "service_level": service_level,
+        "preferred_channel": named.preferred_channel,
+        "status": named.status,
+        "policy_version": [policy.version] * n,
+        "reasons": reasons_field.reasons_fields(
+            n,
+            ev.reasons,
+            cells,
+            top=s.reasons_top,
+            language=s.reasons_language,
+            max_chars=s.reasons_max_chars,
+        ),
+    }
+    if ev.household_tier is not None:
+        columns["household_tier"] = [h.tier for h in households]
+    return strategy.set_field_rows(columns)
 
 
 def memberships(cols: Columns, ev: Evaluation, policy: Policy) -> campaigns.Memberships:

@@ -71,6 +71,16 @@ class ReasonText(Mapping[str, str]):
             text = self._text = {"en": spec.en.format(**fields), "zh": spec.zh.format(**fields)}
         return text
 
+    def in_language(self, language: str) -> str:
+        """One language's text, without rendering the other (the CRM's reasons field
+        shows one): from the rendered texts if they are made, else formatted alone."""
+        if self._text is not None:
+            return self._text[language]
+        template = self._spec.zh if language == "zh" else self._spec.en
+        return template.format(
+            value=format_value(self._value), threshold=format_value(self._threshold)
+        )
+
     def __iter__(self) -> Iterator[str]:
         return iter(("en", "zh"))
 
@@ -121,19 +131,16 @@ _CODE = itemgetter("code")
 _WEIGHT = itemgetter("weight")
 
 
-def compact(reasons: list[dict[str, Any]], language: str, max_chars: int) -> str:
-    """One line for a CRM text field: ``CODE text; CODE text``, cut at ``max_chars``."""
-    parts = []
-    for r in reasons:
-        text = r["text"]
+def reason_line(reason: dict[str, Any], language: str) -> str:
+    """One reason as the CRM's reasons field shows it: ``CODE text`` in ``language``
+    (``en``, ``zh`` or ``both``); ``reasons_field`` joins a customer's top few."""
+    text = reason["text"]
+    if language == "both":
         if text.__class__ is ReasonText:
             text = text.rendered()  # one call instead of one per language read
-        if language == "zh":
-            line = text["zh"]
-        elif language == "both":
-            line = f"{text['en']} / {text['zh']}"
-        else:
-            line = text["en"]
-        parts.append(f"{r['code']} {line}")
-    joined = "; ".join(parts)
-    return joined if len(joined) <= max_chars else joined[: max_chars - 1] + "…"
+        line = f"{text['en']} / {text['zh']}"
+    elif text.__class__ is ReasonText:
+        line = text.in_language(language)
+    else:
+        line = text[language]
+    return f"{reason['code']} {line}"

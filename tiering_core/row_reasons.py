@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -37,33 +37,35 @@ def _hits(masks: Sequence[BoolArray]) -> list[tuple[int, int]]:
     return list(zip(columns.tolist(), rows.tolist(), strict=True))
 
 
-def _rows_by_column(masks: Sequence[BoolArray]) -> list[tuple[int, list[int]]]:
-    """Each column with a true cell and its true rows, in column order: one numpy call
-    for all masks, and the rows cut into columns where the column changes instead of one
-    dict append per cell."""
-    if not masks:
-        return []
-    columns, rows = np.nonzero(np.vstack(masks))
-    if not columns.size:
-        return []
-    bounds = [0, *(np.flatnonzero(np.diff(columns)) + 1).tolist(), columns.size]
-    firsts, cells = columns.tolist(), rows.tolist()
-    return [(firsts[a], cells[a:b]) for a, b in pairwise(bounds)]
+class ReasonCells(NamedTuple):
+    """A batch's reasons, one per true cell of its reason columns, in column-major order:
+    each cell's column, row and weight as numpy arrays (what the reasons field is chosen
+    by, column-wise: ``reasons_field``) and its reason as plain data."""
+
+    column: npt.NDArray[np.intp]
+    row: npt.NDArray[np.intp]
+    weight: npt.NDArray[np.float64]
+    reasons: list[dict[str, Any]]
 
 
-def reasons_by_row(
-    cols: Columns, columns: Sequence[ReasonColumn], rendered: bool
-) -> list[list[dict[str, Any]]]:
-    """Each customer's reasons, in column order. Made column by column: one numpy call
-    takes a column's cells of all its rows, and the customers of a column who share a
-    value and threshold share one text (rendered once: up front if ``rendered``, else
-    when first read)."""
+def reason_cells(cols: Columns, columns: Sequence[ReasonColumn], rendered: bool) -> ReasonCells:
+    """Every reason of the batch. Made column by column: one numpy call finds the true
+    cells of all columns, one takes a column's cells of all its rows, and the customers
+    of a column who share a value and threshold share one text (rendered once: up front
+    if ``rendered``, else when first read)."""
     text_of: Callable[[ReasonSpec, Any, Any], Mapping[str, str]] = (
         _rendered if rendered else ReasonText
     )
-    rows: list[list[dict[str, Any]]] = [[] for _ in range(cols.n)]
-    for c, hit in _rows_by_column([rc.mask for rc in columns]):
-        rc = columns[c]
+    if columns:
+        column, row = np.nonzero(np.vstack([rc.mask for rc in columns]))
+    else:
+        column = row = np.zeros(0, dtype=np.intp)
+    bounds = [0, *(np.flatnonzero(np.diff(column)) + 1).tolist(), column.size]
+    firsts, cells = column.tolist(), row.tolist()
+    reasons: list[dict[str, Any]] = []
+    weights: list[Any] = []
+    for a, b in pairwise(bounds if column.size else ()):
+        rc, hit = columns[firsts[a]], cells[a:b]
         observed: list[Any]
         if rc.profile_path is not None:  # the listed countries, as given
             observed = [_listed(cols, i) for i in hit]
@@ -75,32 +77,47 @@ def reasons_by_row(
         thresholds = _cells(rc.threshold, hit)
         spec = CATALOGUE[rc.code]
         code, dimension, factor = spec.code, spec.dimension, spec.factor
-        weights = (
+        column_weights = (
             [spec.weight] * len(hit)
             if rc.weight is None
             else [spec.weight if w is None else round(w, 4) for w in _cells(rc.weight, hit)]
         )
-        texts: dict[tuple[Any, Any], Mapping[str, str]] = {}
-        for i, seen, threshold, weight in zip(hit, observed, thresholds, weights, strict=True):
-            if seen.__class__ is list:
-                text = text_of(spec, seen, threshold)
-            else:
-                text = texts.get((seen, threshold))  # type: ignore[assignment]
-                if text is None:
-                    text = texts[(seen, threshold)] = text_of(spec, seen, threshold)
-            # make_reason's dict, inlined: a customer has six reasons on average
-            rows[i].append(
-                {
-                    "code": code,
-                    "dimension": dimension,
-                    "factor": factor,
-                    "value": seen,
-                    "threshold": threshold,
-                    "weight": weight,
-                    "text": text,
-                }
+        weights += column_weights
+        texts: list[Mapping[str, str]]
+        if rc.profile_path is not None:  # lists: a text each
+            texts = [text_of(spec, seen, t) for seen, t in zip(observed, thresholds, strict=True)]
+        else:  # one text per distinct value and threshold, each made once
+            keys = list(zip(observed, thresholds, strict=True))
+            distinct: dict[tuple[Any, Any], Any] = dict.fromkeys(keys)
+            for key in distinct:
+                distinct[key] = text_of(spec, *key)
+            texts = list(map(distinct.__getitem__, keys))
+        # make_reason's dict, inlined: a customer has six reasons on average
+        reasons += [
+            {
+                "code": code,
+                "dimension": dimension,
+                "factor": factor,
+                "value": seen,
+                "threshold": threshold,
+                "weight": weight,
+                "text": text,
+            }
+            for seen, threshold, weight, text in zip(
+                observed, thresholds, column_weights, texts, strict=True
             )
-    return rows
+        ]
+    return ReasonCells(column, row, np.array(weights, dtype=np.float64), reasons)
+
+
+def by_row(n: int, cells: ReasonCells) -> list[list[dict[str, Any]]]:
+    """Each of the ``n`` customers' reasons, in column order: the cells put in row-major
+    order by one stable numpy sort and cut at each row's end (a slice a customer instead
+    of an append a reason)."""
+    order = np.argsort(cells.row, kind="stable").tolist()
+    flat = list(map(cells.reasons.__getitem__, order))
+    ends = np.cumsum(np.bincount(cells.row, minlength=n)).tolist()
+    return [flat[a:b] for a, b in zip([0, *ends], ends, strict=False)]
 
 
 def _rendered(spec: ReasonSpec, value: Any, threshold: Any) -> dict[str, str]:

@@ -28,7 +28,6 @@ import logging
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 import requests
 
 from connectors import limits
+from connectors.calltally import CallCounter
 from connectors.errors import ConfigError, QuotaExhaustedError, TransientError
 from connectors.fxiaoke import errors
 from connectors.fxiaoke.config import FxiaokeConfig
@@ -147,7 +147,7 @@ class FxiaokeClient:
         self._tokens = TokenCache(self._fetch_token, clock)
         self._clock = clock
         self._count_lock = threading.Lock()
-        self._calls: Counter[str] = Counter()
+        self._calls = CallCounter()  # by endpoint (and by run)
         self._budget = (
             int(config.daily_quota * config.api_share) if config.daily_quota is not None else None
         )
@@ -200,8 +200,7 @@ class FxiaokeClient:
             raise lost.error from lost.error.__cause__
 
     def calls(self) -> dict[str, int]:
-        with self._count_lock:
-            return dict(self._calls)
+        return self._calls.counts()
 
     @property
     def budget(self) -> int | None:
@@ -309,9 +308,9 @@ class FxiaokeClient:
             if self._shared_budget is not None:
                 spent = not self._shared_budget.take(1)
             else:
-                spent = self._budget is not None and sum(self._calls.values()) >= self._budget
+                spent = self._budget is not None and self._calls.total() >= self._budget
             if spent:
                 raise QuotaExhaustedError(
                     f"FXiaoke: this run's share of the daily quota ({self._budget} calls) is used"
                 )
-            self._calls[endpoint_kind(path)] += 1
+            self._calls.add(endpoint_kind(path))

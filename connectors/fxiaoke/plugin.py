@@ -10,15 +10,11 @@ created through the API, so ``doctor --fix`` leaves the set-up to the admin cons
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr, field_validator
 
-from connectors.contract import Connector
 from connectors.fxiaoke import webhook
 from connectors.fxiaoke.config import FxiaokeConfig
-from connectors.mapping import DefaultMapping, FieldMapping, WritebackConfig, load_default_mapping
 from connectors.plugin import (
     Ack,
     DemoLimit,
@@ -27,12 +23,10 @@ from connectors.plugin import (
     Webhook,
     WebhookContext,
     WebhookKeys,
+    lazy_parts,
 )
 from connectors.secrets import SecretRef
 from connectors.webhook_events import ChangeEvent
-
-if TYPE_CHECKING:
-    from connectors.sandbox.base import Sandbox
 
 KIND = "fxiaoke"
 MIN_SECRET = 16
@@ -49,24 +43,6 @@ class FxiaokeKeys(WebhookKeys):
         if value is not None and len(value.get_secret_value()) < MIN_SECRET:
             raise ValueError(f"fxiaoke_secret must be at least {MIN_SECRET} characters")
         return value
-
-
-def _connector(
-    crm: Mapping[str, Any], mapping: FieldMapping, writeback: WritebackConfig
-) -> Connector:
-    from connectors.fxiaoke.connector import build
-
-    return build(crm, mapping, writeback)
-
-
-def _sandbox(*, data_dir: Path, host: str, port: int, latency: float, **options: Any) -> Sandbox:
-    from connectors.sandbox.fxiaoke import FxiaokeSandbox
-
-    return FxiaokeSandbox(data_dir=data_dir, host=host, port=port, latency=latency, **options)
-
-
-def _default_mapping() -> DefaultMapping:
-    return load_default_mapping(KIND)
 
 
 def _success(_: int) -> Ack:
@@ -90,9 +66,7 @@ PLUGIN = Plugin(
     name=KIND,
     title="FXiaoke",
     settings=FxiaokeConfig,
-    connector=_connector,
-    default_mapping=_default_mapping,
-    sandbox=_sandbox,
+    **lazy_parts(KIND, "FxiaokeSandbox"),
     absent_id="ffffffffffffffffffffffff",
     webhook=Webhook(FxiaokeKeys, webhook.RECORD_ID, _endpoint),
     by_hand="custom fields, the follow-up object and the workflow function (docs/"

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from connectors.calltally import carry
 from connectors.contract import (
     FieldUpdate,
     MembershipChange,
@@ -374,7 +375,7 @@ class PlanWriter:
         with ThreadPoolExecutor(
             max_workers=self._cfg.write_concurrency, thread_name_prefix="fxiaoke-write"
         ) as pool:
-            futures = [pool.submit(guarded, item) for item in items]
+            futures = [pool.submit(carry(guarded), item) for item in items]
         failures = [f.exception() for f in futures if f.exception() is not None]
         first = next((e for e in failures if not isinstance(e, _Stopped)), None)
         if first is not None:

@@ -28,7 +28,6 @@ import logging
 import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from importlib import resources
@@ -48,6 +47,7 @@ from zeep.helpers import serialize_object
 from zeep.transports import Transport
 
 from connectors import limits
+from connectors.calltally import CallCounter
 from connectors.contract import data_calls
 from connectors.errors import ConfigError, QuotaExhaustedError, TransientError
 from connectors.http import call_with_retry, make_session
@@ -100,17 +100,16 @@ class SalesforceClient:
         self.session = make_session(self.policy, settings.ca_bundle or None)
         self._sleep = sleep
         self._sf: Salesforce | None = None
-        self.calls: Counter[str] = Counter()  # every HTTP response, by kind of call
+        self.calls = CallCounter()  # every HTTP response, by kind of call (and by run)
         self.session.hooks["response"].append(self._count)
         self.allowance: tuple[int, int] | None = None  # (used, limit) from Sforce-Limit-Info
         self._warned = False
         # once the org said "limit exceeded", stop calling (docs/targets.md R5)
         self._exhausted = False
-        # apply() runs from the sync engine's write threads: counting and (re)login are
-        # read-modify-write on shared state. Two locks, because logging in makes an HTTP
-        # call whose response hook counts it.
+        # apply() runs from the sync engine's write threads: (re)login is read-modify-write
+        # on shared state (the counter has its own lock: logging in makes an HTTP call
+        # whose response hook counts it)
         self._login_lock = threading.Lock()
-        self._count_lock = threading.Lock()
         self._soap: zeep.Client | None = None  # the Metadata API client, made on first use
         self._in_flight = limits.shared_slots(
             limits.limit_name("salesforce", "concurrent", settings.base_url),
@@ -211,13 +210,10 @@ class SalesforceClient:
         """Counted at the HTTP level, so a bulk job's polls and a retried call count as
         what they are: API calls against the org's allowance."""
         request = response.request
-        kind = call_kind(str(request.method), request.path_url)
-        with self._count_lock:
-            self.calls[kind] += 1
+        self.calls.add(call_kind(str(request.method), request.path_url))
 
     def data_calls(self) -> int:
-        with self._count_lock:
-            return data_calls(self.calls)
+        return data_calls(self.calls.counts())
 
     def _call(self, kind: str, fn: Callable[[Salesforce], T]) -> T:
         used: Salesforce | None = None

@@ -215,7 +215,7 @@ class SalesforceConnector:
 
     def api_usage(self) -> ApiUsage:
         used, limit = self.client.allowance or (None, None)
-        return ApiUsage(dict(self.client.calls), used, limit)
+        return ApiUsage(self.client.calls.counts(), used, limit)
 
     def close(self) -> None:
         self.client.close()

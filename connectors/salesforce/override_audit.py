@@ -22,10 +22,9 @@ from typing import Any
 
 from connectors.contract import CrmRecord
 from connectors.override_audit import (
-    APPROVAL_PATH,
-    PROPOSAL_PATHS,
     AuditEvent,
     OverrideAudit,
+    audited_fields,
     is_approved,
     trail,
 )
@@ -45,11 +44,10 @@ def history_object(sobject: str) -> tuple[str, str]:
 
 
 def read_override_audit(connector: Any, records: Sequence[CrmRecord]) -> dict[str, OverrideAudit]:
-    fields = connector.mapping.fields
-    proposal = {fields[p] for p in PROPOSAL_PATHS if p in fields}
-    approval = fields.get(APPROVAL_PATH)
-    if not proposal or approval is None:
+    audited = audited_fields(connector.mapping.fields)
+    if audited is None:
         return {}
+    proposal, approval = audited
     sobject, parent = history_object(connector.mapping.object)
     ids = [r.profile.id for r in records]
     events: dict[str, list[AuditEvent]] = defaultdict(list)

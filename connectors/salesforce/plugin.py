@@ -8,14 +8,8 @@ creates the missing write-back and External ID fields through the Metadata API.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
 from pydantic import Field
 
-from connectors.contract import Connector
-from connectors.mapping import DefaultMapping, FieldMapping, WritebackConfig, load_default_mapping
 from connectors.plugin import (
     Ack,
     Endpoint,
@@ -26,12 +20,10 @@ from connectors.plugin import (
     WebhookContext,
     WebhookKeys,
     checks_named,
+    lazy_parts,
 )
 from connectors.salesforce import webhook
 from connectors.salesforce.config import SalesforceSettings
-
-if TYPE_CHECKING:
-    from connectors.sandbox.base import Sandbox
 
 KIND = "salesforce"
 _ORG_ID = r"^00D[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$"
@@ -41,24 +33,6 @@ _FIXABLE = ("write-back ", "external id ")
 
 class SalesforceKeys(WebhookKeys):
     salesforce_org_id: str | None = Field(default=None, pattern=_ORG_ID)
-
-
-def _connector(
-    crm: Mapping[str, Any], mapping: FieldMapping, writeback: WritebackConfig
-) -> Connector:
-    from connectors.salesforce.connector import build  # the SDK loads only when used
-
-    return build(crm, mapping, writeback)
-
-
-def _sandbox(*, data_dir: Path, host: str, port: int, latency: float, **options: Any) -> Sandbox:
-    from connectors.sandbox.salesforce import SalesforceSandbox
-
-    return SalesforceSandbox(data_dir=data_dir, host=host, port=port, latency=latency, **options)
-
-
-def _default_mapping() -> DefaultMapping:
-    return load_default_mapping(KIND)
 
 
 def _soap_ack(_: int) -> Ack:
@@ -99,9 +73,7 @@ PLUGIN = Plugin(
     name=KIND,
     title="Salesforce",
     settings=SalesforceSettings,
-    connector=_connector,
-    default_mapping=_default_mapping,
-    sandbox=_sandbox,
+    **lazy_parts(KIND, "SalesforceSandbox"),
     absent_id="001999999999999AAA",
     webhook=Webhook(SalesforceKeys, webhook.RECORD_ID, _endpoint),
     fix=_fix,

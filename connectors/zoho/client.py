@@ -115,7 +115,7 @@ class ZohoClient:
         )
 
     def usage(self) -> dict[str, int]:
-        return dict(self._http.calls)
+        return self._http.calls.counts()
 
     def close(self) -> None:
         self._http.close()

@@ -18,21 +18,19 @@ from typing import Any
 
 from connectors.contract import CrmRecord
 from connectors.override_audit import (
-    APPROVAL_PATH,
-    PROPOSAL_PATHS,
     AuditEvent,
     OverrideAudit,
+    audited_fields,
     is_approved,
     trail,
 )
 
 
 def read_override_audit(connector: Any, records: Sequence[CrmRecord]) -> dict[str, OverrideAudit]:
-    fields = connector.mapping.fields
-    proposal = {fields[p] for p in PROPOSAL_PATHS if p in fields}
-    approval = fields.get(APPROVAL_PATH)
-    if not proposal or approval is None:
+    audited = audited_fields(connector.mapping.fields)
+    if audited is None:
         return {}
+    proposal, approval = audited
     out = {}
     for record in records:
         cid = record.profile.id

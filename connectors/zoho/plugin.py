@@ -9,15 +9,10 @@ public_url`` + ``/webhooks/zoho``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
 from pydantic import Field, SecretStr, field_validator
 
 from connectors.contract import Connector
 from connectors.errors import ConfigError, ConnectorError
-from connectors.mapping import DefaultMapping, FieldMapping, WritebackConfig, load_default_mapping
 from connectors.plugin import (
     Endpoint,
     FixContext,
@@ -28,13 +23,11 @@ from connectors.plugin import (
     WebhookContext,
     WebhookKeys,
     checks_named,
+    lazy_parts,
 )
 from connectors.secrets import SecretRef
 from connectors.zoho import webhook
 from connectors.zoho.config import ZohoConfig
-
-if TYPE_CHECKING:
-    from connectors.sandbox.base import Sandbox
 
 KIND = "zoho"
 #: the connector's check line about the channel (connectors/zoho/connector.py)
@@ -51,24 +44,6 @@ class ZohoKeys(WebhookKeys):
         if value is not None and not 0 < len(value.get_secret_value()) <= webhook.MAX_TOKEN:
             raise ValueError(f"Zoho accepts a channel token of 1..{webhook.MAX_TOKEN} characters")
         return value
-
-
-def _connector(
-    crm: Mapping[str, Any], mapping: FieldMapping, writeback: WritebackConfig
-) -> Connector:
-    from connectors.zoho.connector import build  # the SDK loads only when used
-
-    return build(crm, mapping, writeback)
-
-
-def _sandbox(*, data_dir: Path, host: str, port: int, latency: float, **options: Any) -> Sandbox:
-    from connectors.sandbox.zoho import ZohoSandbox
-
-    return ZohoSandbox(data_dir=data_dir, host=host, port=port, latency=latency, **options)
-
-
-def _default_mapping() -> DefaultMapping:
-    return load_default_mapping(KIND)
 
 
 def _endpoint(keys: ZohoKeys, context: WebhookContext) -> Endpoint | None:
@@ -124,9 +99,7 @@ PLUGIN = Plugin(
     name=KIND,
     title="Zoho CRM",
     settings=ZohoConfig,
-    connector=_connector,
-    default_mapping=_default_mapping,
-    sandbox=_sandbox,
+    **lazy_parts(KIND, "ZohoSandbox"),
     absent_id="999999999999999999",
     webhook=Webhook(ZohoKeys, webhook.RECORD_ID, _endpoint, _channel),
     fix=_fix,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 import requests
 
 from connectors import limits
+from connectors.calltally import CallCounter
 from connectors.errors import ConfigError, QuotaExhaustedError
 from connectors.http import make_session
 from connectors.limits import Quota
@@ -116,14 +116,12 @@ class TenantHttp:
     def __init__(self, config: ZohoConfig, budget: CreditBudget) -> None:
         self.session = make_session(config.retry_policy(), config.ca_bundle or None)
         self.budget = budget
-        self.calls: Counter[str] = Counter()
-        self._lock = threading.Lock()
+        self.calls = CallCounter()  # by kind of call (and by run)
 
     def send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         kind = call_kind(method, urlsplit(url).path)
         self.budget.reserve(call_cost(kind, kwargs.get("data")))
-        with self._lock:
-            self.calls[kind] += 1
+        self.calls.add(kind)
         response = self.session.request(method, url, **kwargs)
         self.budget.observe(response.headers)
         if kind == "token":

@@ -15,6 +15,7 @@ import click
 import sqlalchemy as sa
 
 from crmtier.commands.listing import emit, format_option
+from crmtier.commands.options import config_option
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config
 from sync import audit
 from sync.disclosure import Disclosure
@@ -39,7 +40,7 @@ def command() -> None:
 
 
 @command.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path), required=True)
+@config_option
 def verify(config_path: Path) -> None:
     """Check every row's hash and link; exit 1 naming the first bad row."""
     _, store = _open(config_path)
@@ -57,7 +58,7 @@ def verify(config_path: Path) -> None:
 
 
 @command.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path), required=True)
+@config_option
 @click.option("--customer", help="Only this customer: CRM record id or pseudonym (cust_...).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @format_option

@@ -20,7 +20,7 @@ from crmtier.calibrate.history import TARGET_FIELDS, history_csv_column, read_hi
 from crmtier.calibrate.measures import psi_reading
 from crmtier.calibrate.proposal import to_toml
 from crmtier.calibrate.run import calibrate
-from crmtier.commands.tier import FatalInput, open_input, read_csv, read_jsonl
+from crmtier.commands.tier import FatalInput, format_option, open_input, read_csv, read_jsonl
 from tiering_core.policy import PolicyError, load_policy
 
 
@@ -68,14 +68,7 @@ from tiering_core.policy import PolicyError, load_policy
     help="Fit on a seeded sample of at most this many rows.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["auto", "jsonl", "csv"]),
-    default="auto",
-    show_default=True,
-    help="History format; auto = csv for *.csv, else jsonl.",
-)
+@format_option("History")
 def command(
     history: Path,
     target: str,

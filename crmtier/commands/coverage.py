@@ -30,6 +30,7 @@ import click
 
 from connectors.contract import Connector, OwnerWrites, UserDirectory
 from connectors.errors import ConfigError, ConnectorError
+from crmtier.commands.options import config_option
 from crmtier.config import CrmtierConfig, load_config
 from sync import jsonlog
 from sync.coverage import Roster, RosterError, propose, roster_from_file, roster_from_users
@@ -40,9 +41,7 @@ from tiering_core.policy import Policy, PolicyError, load_policy
 
 
 @click.command(name="coverage")
-@click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), required=True, help="crmtier.toml"
-)
+@config_option
 @click.option(
     "--roster",
     type=click.Path(path_type=Path, dir_okay=False),

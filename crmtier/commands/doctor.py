@@ -35,6 +35,7 @@ from connectors.contract import HOUSEHOLDS_CHECK, RIGHTS_CHECK, RIGHTS_DOC, Conn
 from connectors.errors import ConfigError, ConnectorError
 from connectors.plugin import ConnectorPlugin, FixContext, FixReport
 from connectors.registry import plugin
+from crmtier.commands.options import config_option
 from crmtier.config import CrmtierConfig, load_config
 from sync import households, jsonlog
 from sync.store import EncryptionPendingError, StateStore, StoreError, readable_by_others
@@ -283,9 +284,7 @@ def is_error(check: SchemaCheck) -> bool:
 
 
 @click.command(name="doctor")
-@click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), required=True, help="crmtier.toml"
-)
+@config_option
 @click.option(
     "--fix", is_flag=True, help="Create what the CRM's API allows; print what must be done by hand."
 )

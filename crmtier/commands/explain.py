@@ -20,8 +20,9 @@ import sqlalchemy as sa
 from rich.table import Table
 
 from crmtier.commands.listing import stdout_console
-from crmtier.commands.simulate import BadConfiguration, households_notice
-from crmtier.config import ConfigFileError, load_config
+from crmtier.commands.options import config_errors, config_option
+from crmtier.commands.simulate import households_notice
+from crmtier.config import load_config
 from crmtier.explain import LABELS, Beside, ExplainContext, explain, label
 from sync.disclosure import Disclosure
 from sync.household_store import StoredHouseholds
@@ -29,8 +30,8 @@ from sync.inputs import ensure_table, iter_stored
 from sync.planner import Known
 from sync.schema import customers
 from sync.state import load_states
-from sync.store import StateStore, StoreError
-from tiering_core.policy import PolicyError, load_policy
+from sync.store import StateStore
+from tiering_core.policy import load_policy
 
 
 def _resolve(store: StateStore, stream: str, customer: str) -> str | None:
@@ -91,13 +92,7 @@ def _print(data: dict[str, Any], lang: str) -> None:
 
 
 @click.command(name="explain")
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="crmtier.toml",
-)
+@config_option
 @click.argument("customer")
 @click.option(
     "--lang",
@@ -138,12 +133,10 @@ def command(
     hysteresis state, why each task and campaign was or was not made, and the policy
     version. When [writeback.fields] maps "explanation", also the short text every sync
     writes to that CRM field. Writes nothing to the CRM itself."""
-    try:
+    with config_errors():
         config = load_config(config_path)
         policy = load_policy(config.policy_path())
         store = config.open_state_store()
-    except (ConfigFileError, PolicyError, StoreError) as exc:
-        raise BadConfiguration(str(exc)) from None
     try:
         ensure_table(store)
         households_notice(store, config.stream, "explain", policy)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from connectors.errors import ConfigError, ConnectorError
+from crmtier.commands.options import config_option
 from crmtier.config import load_config
 from crmtier.report.build import build_report, write_report
 from crmtier.report.links import discover
@@ -18,9 +19,7 @@ from sync.store import StoreError
 
 
 @click.command(name="report")
-@click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), required=True, help="crmtier.toml"
-)
+@config_option
 @click.option(
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),

@@ -36,7 +36,6 @@ import json
 import logging
 import signal
 import socket
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,12 +52,12 @@ from connectors.config_text import sentence, where
 from connectors.contract import Connector
 from connectors.errors import ConfigError
 from connectors.registry import plugin
+from crmtier.commands.options import config_errors, config_option, log_level_option
 from crmtier.commands.sync import make_engine
 from crmtier.config import CrmtierConfig, load_config
 from sync import jsonlog
 from sync.engine import AlreadyRunningError, SyncEngine
-from sync.store import StateStore, StoreError
-from tiering_core.policy import PolicyError
+from sync.store import StateStore
 from webhooks.app import configured_routes
 from webhooks.connections import receiver_config
 from webhooks.runtime import Realtime, TaskEngineHooks
@@ -225,13 +224,7 @@ def _address(host: str, port: int) -> str:
     "line with the address it listens on; SIGTERM stops it cleanly, leaving unprocessed "
     "events in the inbox. Setup per CRM: docs/webhooks.md."
 )
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="crmtier.toml",
-)
+@config_option
 @click.option(
     "--listen", help="HOST:PORT to listen on, overriding [webhooks] listen (port 0: any)."
 )
@@ -242,16 +235,13 @@ def _address(host: str, port: int) -> str:
     show_default=True,
     help="Also run the scheduled incremental sync ([sync] every).",
 )
-@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING, ...")
+@log_level_option
 def command(config_path: Path, listen: str | None, scheduled: bool, log_level: str) -> None:
     jsonlog.configure(log_level.upper())
-    try:
+    with config_errors():
         config = load_config(config_path)
         parts = open_parts(config)
         tasks = task_engine(config, parts)
-    except (ConfigError, StoreError, PolicyError) as exc:  # one line, never a traceback
-        click.echo(f"crmtier serve: {exc}", err=True)
-        sys.exit(2)  # bad configuration, as for every command
     settings = parts.settings
     if listen is not None:
         try:

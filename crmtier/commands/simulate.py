@@ -31,7 +31,8 @@ from connectors.contract import Connector
 from connectors.errors import ConfigError, ConnectorError
 from connectors.registry import build_connector
 from crmtier.commands.listing import stdout_console
-from crmtier.config import ConfigFileError, CrmtierConfig, load_config
+from crmtier.commands.options import BadConfiguration, config_errors, config_option
+from crmtier.config import CrmtierConfig, load_config
 from sync.disclosure import Disclosure
 from sync.household_store import StoredHouseholds, is_complete
 from sync.inputs import StoredCustomer, ensure_table, iter_chunks, profile_text
@@ -44,7 +45,7 @@ from sync.simulation import (
     simulate,
 )
 from sync.state import CustomerState, load_states
-from sync.store import StateStore, StoreError
+from sync.store import StateStore
 from sync.taskbudget import load_open, waiting_by_rule
 from tiering_core.policy import Policy, PolicyError, load_policy
 from tiering_core.privacy import pseudonym
@@ -70,12 +71,6 @@ def households_notice(store: StateStore, stream: str, command: str, *policies: P
         complete = is_complete(conn, stream)
     if not complete:
         click.echo(HOUSEHOLDS_NOTICE.format(command=command), err=True)
-
-
-class BadConfiguration(click.ClickException):
-    """The config, a policy or the store cannot be used: exit 2, as every command does."""
-
-    exit_code = 2
 
 
 #: customers per evaluated chunk: large enough for numpy, small enough for memory
@@ -278,13 +273,7 @@ def _load(path: Path | None, what: str) -> Policy:
 
 
 @click.command(name="simulate")
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="crmtier.toml",
-)
+@config_option
 @click.option(
     "--policy",
     "policy_path",
@@ -333,18 +322,14 @@ def command(
     tasks and campaign changes the next sync would make under either policy, the API
     calls that costs, and the customers whose tier moves more than one step.
     """
-    try:
+    with config_errors():
         config = load_config(config_path)
-    except ConfigFileError as exc:
-        raise BadConfiguration(str(exc)) from None
     active = _load(config.policy_path(), "active policy ([policy] path)")
     candidate = _load(policy_path, f"candidate policy {policy_path}")
     day = as_of.date() if as_of else datetime.now(UTC).date()
     writeback = config.writeback_config()
-    try:
+    with config_errors():
         store = config.open_state_store()
-    except StoreError as exc:
-        raise BadConfiguration(str(exc)) from None
     try:
         ensure_table(store)
         households_notice(store, config.stream, "simulate", active, candidate)

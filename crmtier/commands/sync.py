@@ -27,6 +27,7 @@ from connectors.contract import Connector
 from connectors.errors import ConfigError, ConnectorError
 from connectors.override_audit import OverrideAuditReads
 from crmtier.commands.listing import emit, format_option, stdout_console
+from crmtier.commands.options import config_option
 from crmtier.commands.sync_output import ProgressView, report_json, summary
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config, parse_interval
 from sync import households, jsonlog, outbox
@@ -184,7 +185,7 @@ def _run_once(
 
 def _run(config: CrmtierConfig, engine: SyncEngine, options: RunOptions) -> RunReport:
     """One run: a full re-tier goes to the task engine's workers a page a job when
-    ``[workers] engine = "procrastinate"`` and ``spread_full_sync = true``
+    ``[workers] engine = "procrastinate"`` and ``spread_full_sync`` is not switched off
     (``sync.retier``), else it runs here."""
     spread = options.full and not options.dry_run and options.limit is None
     wanted = config.workers.engine == "procrastinate" and config.workers.spread_full_sync
@@ -208,9 +209,7 @@ class _Stopper:
 
 
 @click.command(name="sync")
-@click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), required=True, help="crmtier.toml"
-)
+@config_option
 @click.option("--dry-run", is_flag=True, help="Read and plan; write nothing, show the plan.")
 @click.option("--full", is_flag=True, help="Ignore the bookmark: re-tier every customer.")
 @click.option("--limit", type=click.IntRange(min=1), help="Stop after reading N customers.")

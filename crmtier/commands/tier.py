@@ -232,6 +232,18 @@ def _counted(lines: Iterable[bytes], advance: Callable[[int], None]) -> Iterator
         yield line
 
 
+def format_option(what: str) -> Any:
+    """``--format`` of a command that reads a customer file (``tier``, ``calibrate``)."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["auto", "jsonl", "csv"]),
+        default="auto",
+        show_default=True,
+        help=f"{what} format; auto = csv for *.csv, else jsonl.",
+    )
+
+
 @click.command(name="tier")
 @click.option(
     "--input",
@@ -258,14 +270,7 @@ def _counted(lines: Iterable[bytes], advance: Callable[[int], None]) -> Iterator
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write JSON Lines here (default: stdout).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["auto", "jsonl", "csv"]),
-    default="auto",
-    show_default=True,
-    help="Input format; auto = csv for *.csv, else jsonl.",
-)
+@format_option("Input")
 def command(
     input_path: Path,
     policy_path: Path | None,

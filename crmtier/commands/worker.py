@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import click
 
 from connectors.errors import ConfigError
+from crmtier.commands.options import config_errors, config_option, log_level_option
 from crmtier.commands.serve import open_parts
 from crmtier.config import load_config
 from sync import jsonlog
-from sync.store import StoreError
-from tiering_core.policy import PolicyError
 
 
 @click.command(
@@ -33,26 +31,20 @@ from tiering_core.policy import PolicyError
     '"procrastinate", PostgreSQL state store). Start one per host or more; SIGTERM '
     "finishes the current job and stops. Prints one JSON line when it is up."
 )
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="crmtier.toml",
-)
+@config_option
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 32),
     help="Jobs run at once in this process, overriding [workers] concurrency.",
 )
 @click.option("--name", default="", help="Name in /metrics (default: HOST:PID).")
-@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING, ...")
+@log_level_option
 def command(config_path: Path, concurrency: int | None, name: str, log_level: str) -> None:
     jsonlog.configure(log_level.upper())
     if log_level.upper() != "DEBUG":
         # a line per job start, end and periodic tick: failures (warning, error) are enough
         logging.getLogger("procrastinate").setLevel(logging.WARNING)
-    try:
+    with config_errors():
         config = load_config(config_path)
         if config.workers.engine == "inline":
             raise ConfigError(
@@ -65,9 +57,6 @@ def command(config_path: Path, concurrency: int | None, name: str, log_level: st
         parts = open_parts(config)
         settings = task_settings(config, concurrency)
         app, site = open_tasks(settings, parts.store, parts.engine, parts.settings, name)
-    except (ConfigError, StoreError, PolicyError) as exc:  # one line, never a traceback
-        click.echo(f"crmtier worker: {exc}", err=True)
-        sys.exit(2)
     click.echo(
         json.dumps(
             {

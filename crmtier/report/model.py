@@ -14,22 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import get_args
 
 from crmtier.report.coverage import CoverageReport
+from tiering_core.policy_base import TierName
 
 #: display order of each tier dimension (anything else found in the store is appended).
 DIMENSION_ORDER: Mapping[str, tuple[str, ...]] = {
-    "value_tier": (
-        "private",
-        "wealth",
-        "affluent",
-        "mass",
-        "corporate_strategic",
-        "corporate_key",
-        "corporate_standard",
-        "corporate_small",
-        "unrated",
-    ),
+    "value_tier": (*get_args(TierName), "unrated"),
     "needs_tier": ("professional", "advanced", "basic"),
     "credit_risk": ("high", "medium", "low", "unrated"),
     "aml_risk": ("prohibited", "high", "medium", "low", "unrated"),

@@ -155,6 +155,11 @@ def conninfo(store: StateStore) -> str:
 Register = Callable[[App, Worksite], None]
 
 RETRY_STALLED = "crmtier.retry_stalled"
+#: the stalled-job sweep is fetched before any other job that waits (Procrastinate takes
+#: the highest priority first, then the oldest): otherwise a surviving worker busy with
+#: older jobs that cannot finish without the dead worker's (page units waiting their
+#: turn behind it, each retried in a second) never reaches the sweep that frees it
+RETRY_STALLED_PRIORITY = 100
 
 
 def build_app(site: Worksite, kinds: tuple[Register, ...]) -> App:
@@ -179,7 +184,12 @@ def _register_retry_stalled(app: App, settings: TaskSettings) -> None:
     silent for ``stalled_after`` back to the queue."""
 
     @app.periodic(cron=cron_every(settings.stalled_after / 3), periodic_id="stalled")
-    @app.task(name=RETRY_STALLED, queue="crmtier", queueing_lock=RETRY_STALLED)
+    @app.task(
+        name=RETRY_STALLED,
+        queue="crmtier",
+        queueing_lock=RETRY_STALLED,
+        priority=RETRY_STALLED_PRIORITY,
+    )
     async def retry_stalled(timestamp: int) -> None:
         jobs = await app.job_manager.get_stalled_jobs(
             seconds_since_heartbeat=settings.stalled_after.total_seconds()

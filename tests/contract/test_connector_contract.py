@@ -11,6 +11,7 @@ from datetime import date
 
 import pytest
 
+from connectors.calltally import CallTally, counting
 from connectors.contract import (
     CrmRecord,
     Cursor,
@@ -244,3 +245,19 @@ def test_one_more_than_a_write_batch_takes_two_write_calls(crm, sandbox_factory,
     plan = WritePlan(field_updates=tuple(FieldUpdate(i, {"value_tier": "affluent"}) for i in ids))
     assert all(r.ok for r in connector.apply(plan))
     assert sandbox.write_calls() - before == 2
+
+
+def test_every_call_counts_for_the_run_it_is_made_for(setup):
+    """One connector serves the runs of a process at once; each run's record shows the
+    calls made for it (``connectors.calltally``): every call ``api_usage`` counts within
+    the run's tally, reads and writes alike, and none made outside it."""
+    _, connector = setup
+    before = dict(connector.api_usage().calls)
+    with counting(CallTally()) as run:
+        ids = [r.profile.id for r in read_all(connector)[:2]]
+        updates = tuple(FieldUpdate(i, {"value_tier": "affluent"}) for i in ids)
+        assert all(r.ok for r in connector.apply(WritePlan(field_updates=updates)))
+    during = {k: v - before.get(k, 0) for k, v in connector.api_usage().calls.items()}
+    assert run.counts() == {k: n for k, n in during.items() if n} and run.total() >= 2
+    connector.fetch(ids)  # another run's call
+    assert run.counts() == {k: n for k, n in during.items() if n}

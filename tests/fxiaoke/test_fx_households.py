@@ -8,27 +8,19 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from datetime import date
 
 from connectors.fxiaoke.query import PAGE_LIMIT
 from connectors.sandbox.generator import customer_id
 from connectors.sandbox.households import household_links
 from sync.households import NO_LINKS, expand
-from tiering_core.engine import decide_batch
-from tiering_core.models import CustomerProfile
-from tiering_core.policy import policy_over_default
-from tiering_core.rules.household import HouseholdLinks
+from tests.sync.households_chain import a_couple, assert_lifted_together, links_of_all
 
 CUSTOMERS = 300
 
 
 def test_seeded_households_read_back_as_generated(make_sandbox, connect) -> None:
     connector = connect(make_sandbox(CUSTOMERS))
-    records = [r for page in connector.read_changed(None) for r in page.records]
-    ids = [r.profile.id for r in records]
-    before = connector.api_usage().total
-    links = connector.household_links(ids, [])
-    calls = connector.api_usage().total - before
+    records, links, calls = links_of_all(connector)
 
     index = {customer_id(i): i for i in range(CUSTOMERS)}
     individuals = sorted(index[r.profile.id] for r in records if r.profile.kind != "corporate")
@@ -41,7 +33,7 @@ def test_seeded_households_read_back_as_generated(make_sandbox, connect) -> None
     members = Counter(lk.household_id for lk in links)
     # one query per 100 customers, then per 100 households (a page of 100 member rows
     # each, and one more call whenever a page comes back full)
-    least = math.ceil(len(ids) / PAGE_LIMIT) + math.ceil(len(households) / PAGE_LIMIT)
+    least = math.ceil(len(records) / PAGE_LIMIT) + math.ceil(len(households) / PAGE_LIMIT)
     assert least <= calls <= least + math.ceil(sum(members.values()) / PAGE_LIMIT)
     sizes = Counter(members.values())
     assert sizes[2] > sizes[3] > 0  # couples outnumber families
@@ -63,24 +55,11 @@ def test_a_member_of_two_households_is_read_in_both(make_sandbox, connect) -> No
 
 def test_page_change_pulls_in_the_household_and_lifts_it(make_sandbox, connect) -> None:
     connector = connect(make_sandbox(CUSTOMERS))
-    records = {r.profile.id: r for page in connector.read_changed(None) for r in page.records}
-    links = connector.household_links(list(records), [])
-    couple = next(h for h, n in Counter(lk.household_id for lk in links).items() if n == 2)
-    members = sorted(lk.customer_id for lk in links if lk.household_id == couple)
+    records, couple, members = a_couple(connector)
 
     before = connector.api_usage().total
     group = expand([members[0]], NO_LINKS, connector.household_links)
     assert members[1] in group.extra_ids
     assert connector.api_usage().total - before == group.reads * 2
 
-    policy = policy_over_default({"households": {"enabled": True}})
-    profiles = []
-    for cid in members:
-        assets = {"deposits": 3_500_000.0, "investments": 0.0, "insurance": 0.0}
-        data = {**records[cid].profile.model_dump(), "aum_avg_3m": None, "assets": assets}
-        profiles.append(CustomerProfile.model_validate(data))
-    hh = HouseholdLinks.build(members, group.links, policy)
-    decided = decide_batch(profiles, policy, date(2026, 11, 28), households=hh)
-    for d in decided:
-        assert d["value_tier"] == "private"  # 350万 each, 700万 together
-        assert couple in {r["value"] for r in d["reasons"] if r["code"] == "HOUSEHOLD_AUM"}
+    assert_lifted_together(records, couple, members, group.links)

@@ -10,16 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from product_crms import CRM_PARAMS
+from product_synced import run, started, sync
 
 from connectors.coverage import EXPLANATION_LIMITS
-from connectors.sandbox.base import open_sandbox
 from connectors.sandbox.optional import OPTIONAL_TARGETS
-from crmtier.cli import cli
 from crmtier.config import load_config
-
-AS_OF = "2026-12-06"
 
 
 def _mapped(config_text: str, crm: str, lang: str) -> str:
@@ -37,19 +33,9 @@ def test_sync_writes_the_explanation_explain_shows(
     crm: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lang = "zh" if crm == "fxiaoke" else "en"
-    sandbox = open_sandbox(crm, data_dir=tmp_path / crm)
-    sandbox.seed(30)
-    sandbox.start()
-    try:
-        text, env = sandbox.crmtier_config()
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        config = tmp_path / "crmtier.toml"
-        config.write_text(_mapped(text, crm, lang), encoding="utf-8")
-        runner = CliRunner()
-        sync = ["sync", "--config", str(config), "--as-of", AS_OF, "--quiet"]
-        result = runner.invoke(cli, sync, catch_exceptions=False)
-        assert result.exit_code == 0, result.output
+    with started(crm, 30, tmp_path, monkeypatch) as (sandbox, config):
+        config.write_text(_mapped(config.read_text("utf-8"), crm, lang), encoding="utf-8")
+        sync(config)
         ids = _customer_ids(config)[:5]
         assert ids
         for cid in ids:
@@ -57,17 +43,12 @@ def test_sync_writes_the_explanation_explain_shows(
             assert 0 < len(written) <= EXPLANATION_LIMITS[crm]
             assert "AML" not in written and "反洗钱" not in written
             assert ("价值等级" if lang == "zh" else "Value") in written
-            shown = runner.invoke(
-                cli, ["explain", "--config", str(config), cid, "--json", "--lang", lang]
-            )
+            shown = run("explain", "--config", str(config), cid, "--json", "--lang", lang)
             assert shown.exit_code == 0, shown.output
             assert json.loads(shown.output)["crm_explanation"] == written
         before = sandbox.write_calls()
-        again = runner.invoke(cli, [*sync[:-1], "--full", "--quiet"], catch_exceptions=False)
-        assert again.exit_code == 0, again.output
+        sync(config, "--full")
         assert sandbox.write_calls() == before
-    finally:
-        sandbox.stop()
 
 
 def _customer_ids(config: Path) -> list[str]:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from product_synced import started
 
-from connectors.sandbox.base import Sandbox, open_sandbox
+from connectors.sandbox.base import Sandbox
 from crmtier.cli import cli
 from crmtier.commands.serve import Parts, open_parts
 from crmtier.config import load_config
@@ -23,16 +25,8 @@ CUSTOMERS = 40
 
 @pytest.fixture
 def synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sandbox, Path]]:
-    sandbox = open_sandbox("salesforce", data_dir=tmp_path / "sf")
-    sandbox.seed(CUSTOMERS)
-    sandbox.start()
-    text, env = sandbox.crmtier_config()
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    path = tmp_path / "crmtier.toml"
-    path.write_text(text, encoding="utf-8")
-    yield sandbox, path
-    sandbox.stop()
+    with started("salesforce", CUSTOMERS, tmp_path, monkeypatch) as opened:
+        yield opened
 
 
 def ids_in_crm(sandbox: Sandbox) -> list[str]:
@@ -183,7 +177,15 @@ def test_runs_say_why_dead_letters_by_crm_id_and_aml_apart(
         counts = RunCounts(read=200)
         counts.skipped["deferred_to_next_run"] = 200
         with parts.store.begin() as conn:
-            runs.start(conn, "p" * 32, stream, trigger="sync", dry_run=False)
+            runs.start(
+                conn,
+                "p" * 32,
+                stream,
+                trigger="sync",
+                dry_run=False,
+                owner="test",
+                ttl=timedelta(minutes=1),
+            )
             runs.finish(
                 conn,
                 "p" * 32,

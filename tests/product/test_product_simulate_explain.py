@@ -12,35 +12,22 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from product_crms import needs
+from product_synced import (
+    CANDIDATE,
+    assert_sync_plans_as_simulated,
+    created,
+    run,
+    simulate,
+    started,
+    sync,
+    with_policy,
+)
 
-from connectors.sandbox.base import Sandbox, open_sandbox
-from crmtier.cli import cli
+from connectors.sandbox.base import Sandbox
 from sync.store import StateStore
-
-AS_OF = "2026-12-06"
-#: lowers every floor, the private one twentyfold: affluent customers move up two steps,
-#: tasks and campaigns follow; the upgrade calls outrun a tightened budget
-CANDIDATE = """
-name = "candidate"
-[strategy.tasks.upgrade_call]
-budget_per_run = 3
-[value.tiers.private]
-aum_floor = 300_000
-[value.tiers.wealth]
-aum_floor = 150_000
-[value.tiers.affluent]
-aum_floor = 60_000
-"""
-
-
-def run(*args: str) -> Any:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result
 
 
 @pytest.fixture
@@ -48,43 +35,9 @@ def synced(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Sandbox, Path]]:
     """A sandbox of ``request.param`` seeded with 80 customers and synced once."""
-    sandbox = open_sandbox(request.param, data_dir=tmp_path / request.param)
-    sandbox.seed(80)
-    sandbox.start()
-    try:
-        text, env = sandbox.crmtier_config()
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        config = tmp_path / "crmtier.toml"
-        config.write_text(text, encoding="utf-8")
-        result = run("sync", "--config", str(config), "--as-of", AS_OF, "--quiet")
-        assert result.exit_code == 0, result.output
+    with started(request.param, 80, tmp_path, monkeypatch) as (sandbox, config):
+        sync(config)
         yield sandbox, config
-    finally:
-        sandbox.stop()
-
-
-def _with_policy(config: Path, policy: Path) -> Path:
-    text = config.read_text(encoding="utf-8").replace('[policy]\nfile = ""\n', "")
-    out = config.with_name("candidate-crmtier.toml")
-    out.write_text(f'{text}\n[policy]\nfile = "{policy}"\n', encoding="utf-8")
-    return out
-
-
-def _created(totals: dict[str, dict[str, dict[str, int]]], group: str) -> dict[str, list[int]]:
-    return {
-        name: [n["created"], n["closed"]]
-        for name, n in totals[group].items()
-        if n["created"] or n["closed"]
-    }
-
-
-def _simulated(data: dict[str, Any], group: str) -> dict[str, list[int]]:
-    return {
-        name: [n["candidate_created"], n["candidate_closed"]]
-        for name, n in data[group].items()
-        if n["candidate_created"] or n["candidate_closed"]
-    }
 
 
 CRMS = [
@@ -104,19 +57,8 @@ def test_simulate_matches_the_sync_it_predicts(
     out_json, out_html = tmp_path / "sim.json", tmp_path / "sim.html"
     writes_before = _writes(config)
 
-    result = run(
-        "simulate",
-        "--config",
-        str(config),
-        "--policy",
-        str(policy),
-        "--as-of",
-        AS_OF,
-        "--output-json",
-        str(out_json),
-        "--output-html",
-        str(out_html),
-    )
+    outputs = ("--output-json", str(out_json), "--output-html", str(out_html))
+    result = simulate(config, policy, *outputs)
     assert result.exit_code == 0, result.output
     data = json.loads(out_json.read_text(encoding="utf-8"))
 
@@ -145,34 +87,9 @@ def test_simulate_matches_the_sync_it_predicts(
     assert _writes(config) == writes_before  # simulate wrote nothing
 
     # the sync under the candidate plans exactly what the simulation said
-    dry = run(
-        "sync",
-        "--config",
-        str(_with_policy(config, policy)),
-        "--dry-run",
-        "--full",
-        "--as-of",
-        AS_OF,
-        "--json",
-    )
-    assert dry.exit_code == 0, dry.output
-    report = json.loads(dry.output.strip().splitlines()[-1])
-    totals = report["totals"]
-    # tasks beyond a rule's budget or an owner's cap are planned too, and wait for a later
-    # run (issue 16 item 8): the simulation counts them with the ones made now
-    waiting = report["counts"]["tasks_deferred"]
-    for group, sim_group in (("task", "tasks"), ("campaign", "campaigns"), ("field", "fields")):
-        expected = {
-            k: v
-            for k, v in _created(totals, group).items()
-            if k not in ("aml_risk", "edd_required", "edd_review")
-        }
-        if group == "task":
-            for rule, n in waiting.items():
-                expected.setdefault(rule, [0, 0])[0] += n
-        assert _simulated(data, sim_group) == expected, group
+    totals, waiting = assert_sync_plans_as_simulated(with_policy(config, policy), data)
     # and of those, the ones the budgets and caps let the run make now, and the ones waiting
-    made = _created(totals, "task")
+    made = created(totals, "task")
     budgeted = {
         rule: (n["candidate_now"], n["candidate_waiting"])
         for rule, n in data["tasks"].items()
@@ -183,18 +100,7 @@ def test_simulate_matches_the_sync_it_predicts(
     }
     assert any(w for _, w in budgeted.values())  # the candidate outruns a budget
 
-    restricted = run(
-        "simulate",
-        "--config",
-        str(config),
-        "--policy",
-        str(policy),
-        "--as-of",
-        AS_OF,
-        "--show-restricted",
-        "--output-json",
-        str(out_json),
-    )
+    restricted = simulate(config, policy, "--show-restricted", "--output-json", str(out_json))
     assert restricted.exit_code == 0, restricted.output
     assert "aml" in json.loads(out_json.read_text(encoding="utf-8"))["migration"]
 
@@ -277,9 +183,11 @@ def test_help(name: str, options: tuple[str, ...]) -> None:
     ],
 )
 def test_bad_configuration_exits_2_with_one_line(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """As every command says it: ``crmtier NAME: reason`` (crmtier/commands/options.py)."""
     result = run(args[0], "--config", str(tmp_path / "absent.toml"), *args[1:])
     assert result.exit_code == 2
     assert "absent.toml" in result.output and len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith(f"crmtier {args[0]}: "), result.output
 
 
 @pytest.mark.parametrize("synced", CRMS[:1], indirect=True)
@@ -290,19 +198,9 @@ def test_the_report_links_the_simulation_and_explanation_written_beside_it(
     out = tmp_path / "reports"
     policy = tmp_path / "candidate.toml"
     policy.write_text(CANDIDATE, encoding="utf-8")
-    simulated = run(
-        "simulate",
-        "--config",
-        str(config),
-        "--policy",
-        str(policy),
-        "--as-of",
-        AS_OF,
-        "--output-json",
-        str(out / "candidate.json"),
-        "--output-html",
-        str(out / "candidate.html"),
-    )
+    json_out, html_out = out / "candidate.json", out / "candidate.html"
+    outputs = ("--output-json", str(json_out), "--output-html", str(html_out))
+    simulated = simulate(config, policy, *outputs)
     assert simulated.exit_code == 0, simulated.output
     explained = run(
         "explain", "--config", str(config), "--output", str(out / "why.json"), "001000000000004AAA"
@@ -332,11 +230,10 @@ def test_simulate_says_when_it_cannot_show_household_lifts(
     _, config = synced
     policy = tmp_path / "households.toml"
     policy.write_text("[households]\nenabled = true\n", encoding="utf-8")
-    args = ["simulate", "--config", str(config), "--policy", str(policy), "--as-of", AS_OF]
-    result = run(*args)
+    result = simulate(config, policy)
     assert result.exit_code == 0, result.output
     assert "households are switched on in the policy" in result.stderr
     quiet = tmp_path / "off.toml"
     quiet.write_text("[households]\nenabled = false\n", encoding="utf-8")
-    result = run("simulate", "--config", str(config), "--policy", str(quiet), "--as-of", AS_OF)
+    result = simulate(config, quiet)
     assert "households are switched on" not in result.stderr

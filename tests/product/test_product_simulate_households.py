@@ -15,18 +15,24 @@ with no CRM call.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from product_crms import needs
-from test_product_simulate_explain import CANDIDATE, _created, _simulated, _with_policy, run
+from product_synced import (
+    CANDIDATE,
+    assert_sync_plans_as_simulated,
+    run,
+    simulate,
+    started,
+    sync,
+    with_policy,
+)
 
-from connectors.sandbox.base import Sandbox, open_sandbox
+from connectors.sandbox.base import Sandbox
 from crmtier.config import load_config
 
-AS_OF = "2026-12-06"
 ON = "[households]\nenabled = true\n"
 PRIVATE_FLOOR = 6_000_000
 OWN, OTHER = 3_400_000, 2_900_000  # apart: wealth; together 630万, private
@@ -73,45 +79,25 @@ def synced(
 ) -> Iterator[tuple[Sandbox, Path, tuple[str, str, str]]]:
     """A sandbox of 80 customers, one couple lifted into private banking by its household,
     synced once with households on; the config's policy file switches them on."""
-    sandbox = open_sandbox("salesforce", data_dir=tmp_path / "salesforce")
-    sandbox.seed(80)
-    sandbox.start()
-    try:
-        text, env = sandbox.crmtier_config()
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        plain = tmp_path / "crmtier.toml"
-        plain.write_text(text, encoding="utf-8")
+    with started("salesforce", 80, tmp_path, monkeypatch) as (sandbox, plain):
         policy = tmp_path / "households.toml"
         policy.write_text(ON, encoding="utf-8")
-        config = _with_policy(plain, policy)
+        config = with_policy(plain, policy)
         couple = _couple(config)
         _set_aum(sandbox, couple[1], OWN)
         _set_aum(sandbox, couple[2], OTHER)
-        result = run("sync", "--config", str(config), "--as-of", AS_OF, "--quiet")
-        assert result.exit_code == 0, result.output
+        sync(config)
         for cid in couple[1:]:
             written = sandbox.written(cid)
             assert written["value_tier"] == "private", written
             assert f"HOUSEHOLD_AUM Household {couple[0]} " in str(written["reasons"])
         yield sandbox, config, couple
-    finally:
-        sandbox.stop()
-
-
-def _under(config: Path, policy: Path) -> Path:
-    """``config`` with ``policy`` as its policy file."""
-    text = re.sub(r'\[policy\]\nfile = "[^"]*"\n', "", config.read_text(encoding="utf-8"))
-    out = config.with_name(f"{policy.stem}-crmtier.toml")
-    out.write_text(f'{text}\n[policy]\nfile = "{policy}"\n', encoding="utf-8")
-    return out
 
 
 def _simulate(config: Path, policy_text: str, out: Path) -> tuple[dict, str]:
     policy = out.with_suffix(".toml")
     policy.write_text(policy_text, encoding="utf-8")
-    args = ["simulate", "--config", str(config), "--policy", str(policy), "--as-of", AS_OF]
-    result = run(*args, "--output-json", str(out))
+    result = simulate(config, policy, "--output-json", str(out))
     assert result.exit_code == 0, result.output
     return json.loads(out.read_text(encoding="utf-8")), result.stderr
 
@@ -142,31 +128,7 @@ def test_simulate_with_households_matches_the_sync_it_predicts(
     candidate_text = f"{CANDIDATE}\n{ON}"
     data, _ = _simulate(config, candidate_text, tmp_path / "candidate.json")
     assert data["migration"]["value"]["moved"] > 0
-    policy = tmp_path / "candidate.toml"
-    dry = run(
-        "sync",
-        "--config",
-        str(_under(config, policy)),
-        "--dry-run",
-        "--full",
-        "--as-of",
-        AS_OF,
-        "--json",
-    )
-    assert dry.exit_code == 0, dry.output
-    report = json.loads(dry.output.strip().splitlines()[-1])
-    totals = report["totals"]
-    waiting = report["counts"]["tasks_deferred"]
-    for group, sim_group in (("task", "tasks"), ("campaign", "campaigns"), ("field", "fields")):
-        expected = {
-            k: v
-            for k, v in _created(totals, group).items()
-            if k not in ("aml_risk", "edd_required", "edd_review")
-        }
-        if group == "task":
-            for rule, n in waiting.items():
-                expected.setdefault(rule, [0, 0])[0] += n
-        assert _simulated(data, sim_group) == expected, group
+    assert_sync_plans_as_simulated(with_policy(config, tmp_path / "candidate.toml"), data)
 
 
 def test_explain_names_the_household_never_another_member(

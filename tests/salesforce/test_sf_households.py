@@ -11,26 +11,17 @@ from datetime import date
 from connectors.sandbox.households import household_links
 from sync import households
 from sync.households import NO_LINKS, expand
+from tests.sync.households_chain import ON, a_couple, assert_lifted_together, links_of_all
 from tiering_core.engine import decide_batch
-from tiering_core.models import CustomerProfile
 from tiering_core.policy import policy_over_default
-from tiering_core.rules.household import HouseholdLinks
 
 CUSTOMERS = 300
-
-
-#: the shipped policy with households switched on (they are opt-in)
-ON = policy_over_default({"households": {"enabled": True}})
 
 
 def test_seeded_households_read_back_as_generated(sandbox_factory, connect) -> None:
     sandbox = sandbox_factory("salesforce", customers=CUSTOMERS)
     connector = connect(sandbox)
-    records = [r for page in connector.read_changed(None) for r in page.records]
-    ids = [r.profile.id for r in records]
-    before = connector.api_usage().total
-    links = connector.household_links(ids, [])
-    calls = connector.api_usage().total - before
+    records, links, calls = links_of_all(connector)
     assert calls <= 4 * 2  # four queries per 200 ids: 300 ids are two chunks
 
     individuals = [r.profile.id for r in records if r.profile.kind != "corporate"]
@@ -47,28 +38,14 @@ def test_seeded_households_read_back_as_generated(sandbox_factory, connect) -> N
 def test_page_change_pulls_in_the_household_and_lifts_it(sandbox_factory, connect) -> None:
     sandbox = sandbox_factory("salesforce", customers=CUSTOMERS)
     connector = connect(sandbox)
-    records = {r.profile.id: r for page in connector.read_changed(None) for r in page.records}
-    links = connector.household_links(list(records), [])
-    couple = next(h for h, n in Counter(lk.household_id for lk in links).items() if n == 2)
-    members = sorted(lk.customer_id for lk in links if lk.household_id == couple)
+    records, couple, members = a_couple(connector)
     changed = members[0]
 
     group = expand([changed], NO_LINKS, connector.household_links)
     assert members[1] in group.extra_ids
     assert group.reads <= 3
 
-    policy = ON
-    profiles = []
-    for cid in members:
-        profile = records[cid].profile
-        assets = {"deposits": 3_500_000.0, "investments": 0.0, "insurance": 0.0}
-        data = {**profile.model_dump(), "aum_avg_3m": None, "assets": assets}
-        profiles.append(CustomerProfile.model_validate(data))
-    hh = HouseholdLinks.build(members, group.links, policy)
-    decided = decide_batch(profiles, policy, date(2026, 11, 28), households=hh)
-    for d in decided:
-        assert d["value_tier"] == "private"  # 350万 each, 700万 together
-        assert couple in {r["value"] for r in d["reasons"] if r["code"] == "HOUSEHOLD_AUM"}
+    assert_lifted_together(records, couple, members, group.links)
 
 
 def test_load_brings_the_other_members_in_one_fetch(sandbox_factory, connect) -> None:

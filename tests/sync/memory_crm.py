@@ -4,11 +4,11 @@ engine over one on a fresh SQLite store."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
+from connectors.calltally import CallCounter
 from connectors.contract import ApiUsage, Connector, SchemaCheck
 from connectors.mapping import WritebackConfig
 from sync.engine import SyncEngine, SyncSettings
@@ -17,13 +17,13 @@ from tiering_core.models import AssessmentData, CustomerProfile
 
 
 class InMemoryConnector:
-    calls: Counter[str]
+    calls: CallCounter  # counted per run as well (connectors.calltally)
 
     def check(self) -> list[SchemaCheck]:
         return []
 
     def api_usage(self) -> ApiUsage:
-        return ApiUsage(dict(self.calls))
+        return ApiUsage(self.calls.counts())
 
     def close(self) -> None:
         pass

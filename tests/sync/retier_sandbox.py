@@ -8,7 +8,9 @@ coordinator, timed start to exit. What a side is judged by comes from the CRM an
 store, not from the processes' reports: the CRM's write-back fields, tasks and campaign
 memberships of every customer, the audit rows (pseudonyms, which each store keys itself,
 run ids and chain order left out; the input hash names the customer), and the
-sandbox's count of data calls by kind (token calls left out: each process logs in).
+sandbox's count of data calls by kind (token calls left out: each process logs in), and
+the status of each page unit. A test may act on the cluster before the coordinator starts
+while it runs, and after it (tests/sync/test_retier_kill.py kills a worker).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from connectors.contract import AUTH_CALL_KINDS
-from tests.webhooks.wh_workers import cluster
+from tests.webhooks.wh_workers import Cluster, cluster, wait_until
 
 SYNC_FULL = (sys.executable, "-m", "crmtier", "sync", "--full", "--json")
 
@@ -34,15 +37,39 @@ class Side:
     wall: float
     report: dict[str, Any]
     calls: dict[str, int]  # data calls by kind, as the sandbox counted them
-    crm: str  # digest of every customer's fields, the tasks and the memberships
+    crm: str  # digest of ``state``
     audit: Counter[str]
+    #: every customer's fields, the tasks (closed ones too) and the memberships
+    state: list[Any]
+    #: the run's page units, in order: (seq, status); none in one process
+    units: list[tuple[int, str]]
+    #: the outbox's items (customer, kind, key, status): a write queued twice shows
+    outbox: Counter[tuple[str, str, str, str]]
+
+
+#: called with the cluster before the coordinator starts (the workers are up), and after
+#: it has exited (before anything is read)
+Hook = Callable[[Cluster], None]
+#: called with the cluster and the running coordinator, before it is waited for
+During = Callable[[Cluster, "subprocess.Popen[str]"], None]
 
 
 def run_side(
-    tmp: Path, customers: int, workers: int | None, *, latency: float, page_size: int
+    tmp: Path,
+    customers: int,
+    workers: int | None,
+    *,
+    latency: float,
+    page_size: int,
+    workers_section: str = "",
+    before: Hook | None = None,
+    during: During | None = None,
+    after: Hook | None = None,
 ) -> Side:
-    """One full re-tier; ``workers`` None: in one process (``[workers] engine = "inline"``)."""
-    with cluster(tmp, customers) as c:
+    """One full re-tier; ``workers`` None: in one process (``[workers] engine = "inline"``).
+    The workers start in name order, each registered before the next starts (``w1`` has
+    the lowest ``procrastinate_workers`` id)."""
+    with cluster(tmp, customers, workers_section=workers_section) as c:
         text = c.config.read_text()
         assert text.count("[crm]\n") == 1
         text = text.replace("[crm]\n", f"[crm]\npage_size = {page_size}\n")
@@ -55,31 +82,45 @@ def run_side(
         c.config.write_text(text)
         for n in range(workers or 0):
             c.start_worker(f"w{n + 1}")
+            wait_until(
+                lambda n=n: c.scalar("SELECT count(*) FROM procrastinate_workers") == n + 1,
+                60,
+                f"worker w{n + 1} to register",
+            )
+        if before:
+            before(c)
         c.sandbox.server.latency = latency
         c.sandbox.server.calls.reset()
         started = time.monotonic()
-        done = subprocess.run(
+        coordinator = subprocess.Popen(
             [*SYNC_FULL, "--config", str(c.config)],
             env=c.env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=False,
         )
+        try:
+            if during:
+                during(c, coordinator)
+            stdout, stderr = coordinator.communicate()
+        finally:
+            if coordinator.poll() is None:
+                coordinator.kill()
+                coordinator.wait()
         wall = time.monotonic() - started
         c.sandbox.server.latency = 0.0
-        assert done.returncode == 0, done.stderr[-3000:]
-        report = json.loads(done.stdout.strip().splitlines()[-1])
+        assert coordinator.returncode == 0, stderr[-3000:]
+        if after:
+            after(c)
+        report = json.loads(stdout.strip().splitlines()[-1])
         calls = {k: v for k, v in c.api_calls().items() if k not in AUTH_CALL_KINDS and v}
         ids = sorted(str(r.customer_id) for r in c.rows("SELECT customer_id FROM customers"))
-        crm = json.dumps(
-            [
-                {cid: c.sandbox.written(cid) for cid in ids},
-                sorted(repr(t) for t in c.sandbox.tasks()),
-                sorted(c.sandbox.memberships()),
-            ],
-            sort_keys=True,
-            default=str,
-        )
+        state = [
+            {cid: c.sandbox.written(cid) for cid in ids},
+            sorted(repr(t) for t in c.sandbox.tasks()),
+            sorted(c.sandbox.memberships()),
+        ]
+        crm = json.dumps(state, sort_keys=True, default=str)
         audit = Counter(
             json.dumps(
                 [r.event, r.old, r.new, r.reason_codes, r.trigger, r.input_hash],
@@ -87,4 +128,11 @@ def run_side(
             )
             for r in c.rows("SELECT * FROM audit")
         )
-    return Side(wall, report, calls, hashlib.sha256(crm.encode()).hexdigest(), audit)
+        query = "SELECT seq, status FROM retier_units WHERE seq > 0 ORDER BY seq"
+        units = [(int(r.seq), str(r.status)) for r in c.rows(query)] if workers else []
+        outbox = Counter(
+            (str(r.customer_id), str(r.kind), str(r.key), str(r.status))
+            for r in c.rows("SELECT customer_id, kind, key, status FROM outbox")
+        )
+    digest = hashlib.sha256(crm.encode()).hexdigest()
+    return Side(wall, report, calls, digest, audit, state, units, outbox)

@@ -11,13 +11,13 @@ has passed that second.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from connectors.calltally import CallCounter
 from connectors.contract import (
     Capabilities,
     CrmRecord,
@@ -55,7 +55,7 @@ class WholeSecondCrm(InMemoryConnector):
         self.stamps = {cid: old for cid in IDS}
         self.tiers: dict[str, str] = {}
         self.write_stamps: list[datetime] = []
-        self.calls: Counter[str] = Counter()
+        self.calls = CallCounter()
 
     def _record(self, cid: str) -> CrmRecord:
         profile = CustomerProfile(id=cid, assets=Assets(deposits=500))
@@ -65,7 +65,7 @@ class WholeSecondCrm(InMemoryConnector):
         after: Cursor | None = None
         while True:
             time.sleep(PAGE_LATENCY)
-            self.calls["read"] += 1
+            self.calls.add("read")
             rows = sorted(Cursor(stamp, cid) for cid, stamp in self.stamps.items())
             rows = [
                 c for c in rows if (since is None or c >= since) and (after is None or c > after)
@@ -80,7 +80,7 @@ class WholeSecondCrm(InMemoryConnector):
         return [self._record(cid) for cid in ids]
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
-        self.calls["write"] += 1
+        self.calls.add("write")
         out = []
         for update in plan.field_updates:
             stamp = whole_second(datetime.now(UTC))

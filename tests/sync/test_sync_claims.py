@@ -9,7 +9,7 @@ while waiting, and the worker's write call, are where the other side is made to 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,26 +18,16 @@ from pathlib import Path
 import pytest
 
 from connectors.contract import WritePlan, WriteResult
-from connectors.sandbox.base import Sandbox, open_sandbox
+from connectors.sandbox.base import Sandbox
 from connectors.webhook_events import ChangeEvent
-from crmtier.commands.serve import Parts, open_parts
-from crmtier.config import load_config
+from crmtier.commands.serve import Parts
 from sync.planner import same_value
 from sync.run_report import RunReport
 from sync.state import load_states
 from sync.worker import BatchReport
-from tests.sync.conftest import PG_URL, _set_keys, pg_schema
+from tests.sync.conftest import PG_URL, pg_schema
+from tests.sync.serve_stack import ARREARS, GOOD, PAID_AND_RICH, first_customer, on_a_thread, served
 from webhooks.runtime import Realtime
-
-#: a customer whose credit risk moves with its days past due alone (the default policy)
-GOOD = {
-    "credit.score": 800,
-    "credit.debt_to_income": 0.1,
-    "credit.loan_class": "normal",
-    "credit.days_past_due_max_12m": 0,
-}
-ARREARS = {**GOOD, "credit.days_past_due_max_12m": 120}
-PAID_AND_RICH = {**GOOD, "assets.deposits": 9_000_000}
 
 
 @dataclass
@@ -67,37 +57,17 @@ def stack(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Stack]:
     with ExitStack() as stack:
-        sandbox = open_sandbox("salesforce", data_dir=tmp_path / "crm")
-        sandbox.seed(5)
-        sandbox.start()
-        stack.callback(sandbox.stop)
-        text, env = sandbox.crmtier_config()
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
+        url = None
         if request.param == "postgres":
             schema = stack.enter_context(pg_schema())
-            text = _set_keys(text, "state", {"url": f"{PG_URL}?options=-csearch_path%3D{schema}"})
-        path = tmp_path / "crmtier.toml"
-        path.write_text(text)
-        parts = open_parts(load_config(path))
-        stack.callback(parts.close)
+            url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        sandbox, parts = stack.enter_context(served(tmp_path, monkeypatch, url))
         stack.callback(parts.engine.claims.close)
-        customer = next(
-            r.profile.id for page in parts.connector.read_changed(None) for r in page.records
-        )
+        customer = first_customer(parts)
         sandbox.edit_customer(customer, GOOD)
         assert parts.engine.run().status == "succeeded"
         realtime = Realtime(parts.settings, parts.store, parts.connector, parts.engine)
         yield Stack(sandbox, parts, realtime, customer)
-
-
-def _on_a_thread(run: Callable[[], BatchReport]) -> BatchReport:
-    """``run`` on a thread of its own (a worker's claims are its thread's), joined."""
-    out: list[BatchReport] = []
-    t = threading.Thread(target=lambda: out.append(run()))
-    t.start()
-    t.join()
-    return out[0]
 
 
 def test_a_sync_run_never_writes_a_view_older_than_one_a_worker_processed(stack: Stack) -> None:
@@ -113,7 +83,7 @@ def test_a_sync_run_never_writes_a_view_older_than_one_a_worker_processed(stack:
         if stack.customer in ids and not worker:
             stack.sandbox.edit_customer(stack.customer, PAID_AND_RICH)
             stack.notify("n-paid")
-            worker.append(_on_a_thread(stack.realtime.worker.run_batch))
+            worker.append(on_a_thread(stack.realtime.worker.run_batch))
         return claim_waiting(ids, owner, within)
 
     claims.claim_waiting = worker_gets_there_first  # type: ignore[method-assign]
@@ -221,7 +191,7 @@ def test_two_workers_write_different_customers_at_once_and_an_older_view_loses(
         if not started.is_set():
             started.set()
             a.inbox.add([[ChangeEvent("salesforce", "n-other", other)]], datetime.now(UTC))
-            inside_b.append(_on_a_thread(a.worker.run_batch))
+            inside_b.append(on_a_thread(a.worker.run_batch))
         return apply(plan)
 
     stack.parts.connector.apply = a_works_while_b_writes  # type: ignore[method-assign]

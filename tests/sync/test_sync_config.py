@@ -97,3 +97,26 @@ def test_parse_interval(text: str, seconds: int) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigFileError, match="not found"):
         load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("workers", "spread"),
+    [
+        ('engine = "procrastinate"', True),  # the workers are there: full syncs use them
+        ('engine = "procrastinate"\nspread_full_sync = false', False),  # the opt-out
+        ('engine = "inline"', False),  # the embedded default: one process
+        ("", False),
+    ],
+)
+def test_a_full_sync_is_spread_over_the_workers_by_default_only_with_a_task_engine(
+    tmp_path: Path, workers: str, spread: bool
+) -> None:
+    state = 'url = "postgresql+psycopg://postgres@127.0.0.1/test"' if workers else ""
+    text = f"{CRM_TABLE}\n[state]\n{state}\n\n[workers]\n{workers}\n"
+    assert load_config(_write(tmp_path, text)).workers.spread_full_sync is spread
+
+
+def test_spreading_a_full_sync_without_a_task_engine_is_refused(tmp_path: Path) -> None:
+    text = f'{CRM_TABLE}\n[workers]\nengine = "inline"\nspread_full_sync = true\n'
+    with pytest.raises(ConfigFileError, match="spread_full_sync = true needs engine"):
+        load_config(_write(tmp_path, text))

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from connectors.calltally import CallCounter
 from connectors.contract import (
     HOUSEHOLDS_CHECK,
     Capabilities,
@@ -62,7 +63,7 @@ class HouseholdCrm(InMemoryConnector):
         self.links = set(links)
         self.written: dict[str, dict[str, object]] = {}
         self.throttled = 0  # household reads refused with a rate limit, from now on
-        self.calls: Counter[str] = Counter()
+        self.calls = CallCounter()
         self._now = datetime(2026, 6, 1, tzinfo=UTC)
         self.modstamp = {cid: self._tick() for cid in sorted(deposits)}
 
@@ -95,17 +96,17 @@ class HouseholdCrm(InMemoryConnector):
         rows = sorted(self.deposits, key=lambda c: (self.modstamp[c], c))
         rows = [c for c in rows if since is None or Cursor(self.modstamp[c], c) >= since]
         for start in range(0, len(rows), self.capabilities.page_size):
-            self.calls["read"] += 1
+            self.calls.add("read")
             yield Page(tuple(self._record(c) for c in rows[start : start + 50]))
 
     def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
-        self.calls["fetch"] += 1
+        self.calls.add("fetch")
         return [self._record(c) for c in ids if c in self.deposits]
 
     def household_links(
         self, customers: Collection[str], households: Collection[str]
     ) -> list[Link]:
-        self.calls["household"] += 1
+        self.calls.add("household")
         if self.throttled:
             self.throttled -= 1
             raise RateLimitedError("REQUEST_LIMIT_EXCEEDED")
@@ -120,7 +121,7 @@ class HouseholdCrm(InMemoryConnector):
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         if not plan:
             return []
-        self.calls["write"] += 1
+        self.calls.add("write")
         for update in plan.field_updates:
             self.written.setdefault(update.customer_id, {}).update(update.fields)
             self.touch(update.customer_id)  # our own write comes back as a change
@@ -177,12 +178,12 @@ def _run(
     """A run on day ``day`` after ``AS_OF``: the cases change households the day after the
     first sync (on the day a customer was assessed, a change that leaves its own inputs as
     they were is taken for crmtier's own write coming back, ``PagePlanner.settled``)."""
-    before = Counter(crm.calls)
+    before = Counter(crm.calls.counts())
     TODAY[0] = AS_OF + timedelta(days=day)
     report = engine.run(RunOptions(as_of=TODAY[0], full=full))
     assert report.status == "succeeded", report.error
     assert report.counts.reconciles()
-    return crm.calls - before
+    return Counter(crm.calls.counts()) - before
 
 
 def _stored(engine: SyncEngine) -> set[tuple[str, str]]:

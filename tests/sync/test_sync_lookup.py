@@ -120,7 +120,7 @@ def test_dry_run_hides_aml_values_unless_asked(harness: Harness) -> None:
     # not cut to a terminal's width: every planned customer's full id is in the output
     assert all(p["customer_id"] in table for p in hidden.report["preview"])
     # ... and no value cut but those the product bounds itself (a reasons text longer than
-    # the CRM field, cut with "…" by tiering_core.reasons.compact, as households make more)
+    # the CRM field, cut with "…" by tiering_core/reasons_field.py, as households make more)
     bounded = {
         str(p["detail"].get("new"))
         for p in hidden.report["preview"]

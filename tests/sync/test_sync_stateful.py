@@ -29,6 +29,7 @@ import sync.page_step
 import sync.reader
 import sync.recorder
 import sync.writepool
+from connectors.calltally import CallCounter
 from connectors.contract import (
     Capabilities,
     CrmRecord,
@@ -114,7 +115,7 @@ class MemoryConnector(InMemoryConnector):
 
     def __init__(self, crm: MemoryCrm) -> None:
         self.crm = crm
-        self.calls: Counter[str] = Counter()
+        self.calls = CallCounter()
 
     def _record(self, cid: str) -> CrmRecord:
         profile = CustomerProfile(id=cid, assets=Assets(deposits=self.crm.deposits[cid]))
@@ -125,17 +126,17 @@ class MemoryConnector(InMemoryConnector):
         rows = sorted(IDS, key=lambda c: (self.crm.modstamp[c], c))
         rows = [c for c in rows if since is None or Cursor(self.crm.modstamp[c], c) >= since]
         for start in range(0, len(rows), 3):
-            self.calls["read"] += 1
+            self.calls.add("read")
             yield Page(tuple(self._record(c) for c in rows[start : start + 3]))
 
     def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
-        self.calls["fetch"] += 1
+        self.calls.add("fetch")
         return [self._record(c) for c in ids if c in self.crm.deposits]
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         if not plan:
             return []
-        self.calls["write"] += 1
+        self.calls.add("write")
         out = []
         for update in plan.field_updates:
             cid = update.customer_id

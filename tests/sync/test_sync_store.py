@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.contract import Cursor
-from sync import audit, bookmarks, migrate, runs, schema
+from sync import audit, bookmarks, migrate, schema
 from sync.audit import AuditEntry
 from sync.bookmarks import Bookmark, BookmarkConflictError
 from sync.store import StateStore
@@ -41,7 +41,8 @@ def test_migrations_are_recorded_and_idempotent(store: StateStore) -> None:
 def test_a_version_1_store_is_upgraded_in_place(store: StateStore) -> None:
     with store.begin() as conn:
         conn.execute(sa.text("ALTER TABLE customers DROP COLUMN input_hash"))
-        conn.execute(sa.text("ALTER TABLE runs DROP COLUMN min_calls"))
+        for column in ("min_calls", "owner", "expires_at"):
+            conn.execute(sa.text(f"ALTER TABLE runs DROP COLUMN {column}"))
         conn.execute(schema.schema_version.update().values(version=1))
         conn.execute(
             sa.text(
@@ -49,13 +50,20 @@ def test_a_version_1_store_is_upgraded_in_place(store: StateStore) -> None:
                 "VALUES ('s', 'C1', 'cust_x', '2026-01-01T00:00:00.000000Z')"
             )
         )
-        runs.start(conn, "r1", "s", trigger="sync", dry_run=False)
+        conn.execute(
+            sa.text(
+                "INSERT INTO runs (id, stream, trigger, status, dry_run, started_at, counts, "
+                "api_calls) VALUES ('r1', 's', 'sync', 'running', false, "
+                "'2026-01-01T00:00:00.000000Z', '{}', '{}')"
+            )
+        )
     assert store.migrate("sync", schema.SYNC_MIGRATIONS) == schema.SYNC_MIGRATIONS[-1].version
     with store.begin() as conn:
         row = conn.execute(sa.select(schema.customers)).one()
         run = conn.execute(sa.select(schema.runs)).one()
     assert (row.customer_id, row.input_hash) == ("C1", None)
     assert (run.id, run.min_calls) == ("r1", None)  # an older run: minimum unknown
+    assert (run.owner, run.expires_at) == (None, None)  # and no liveness: taken as dead
 
 
 def test_a_version_5_store_learns_the_rule_of_each_task_it_made(store: StateStore) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.calltally import CallCounter
 from connectors.contract import Capabilities, CrmRecord, Cursor, Page, WritePlan, WriteResult
 from connectors.mapping import WritebackConfig, load_default_mapping
 from sync.engine import RunOptions, SyncEngine
@@ -120,7 +121,7 @@ class TaskCrm(InMemoryConnector):
         self.tier: dict[str, str] = {}
         self.tasks: Counter[str] = Counter()  # upserts by dedupe key
         self.members: set[str] = set()
-        self.calls: Counter[str] = Counter()
+        self.calls = CallCounter()
         self.wanted = set(self.ids)  # customers that still want their task
 
     def _record(self, cid: str) -> CrmRecord:
@@ -131,15 +132,15 @@ class TaskCrm(InMemoryConnector):
     def read_changed(self, since: Cursor | None) -> Iterator[Page]:
         rows = [c for c in self.ids if since is None or Cursor(self.stamp, c) >= since]
         for start in range(0, len(rows), 4):
-            self.calls["read"] += 1
+            self.calls.add("read")
             yield Page(tuple(self._record(c) for c in rows[start : start + 4]))
 
     def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
-        self.calls["fetch"] += 1
+        self.calls.add("fetch")
         return [self._record(c) for c in ids if c in self.ids]
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
-        self.calls["write"] += 1
+        self.calls.add("write")
         out = []
         for update in plan.field_updates:
             self.tier[update.customer_id] = str(update.fields["value_tier"])
@@ -283,7 +284,7 @@ class BookCrm(InMemoryConnector):
                 continue  # a record the mapping would report and skip
             self.records.append(CrmRecord(profile, stamp))
         self.tasks: Counter[str] = Counter()
-        self.calls: Counter[str] = Counter()
+        self.calls = CallCounter()
 
     def read_changed(self, since: Cursor | None) -> Iterator[Page]:
         for start in range(0, len(self.records), 200):

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from connectors.calltally import CallCounter
 from connectors.contract import Capabilities, CrmRecord, Cursor, Page, WritePlan, WriteResult
 from connectors.errors import RateLimitedError
 from sync import schema
@@ -44,7 +44,7 @@ class PagedCrm(InMemoryConnector):
         self.ids = [f"C{i:03d}" for i in range(pages * PAGE)]
         self.stamp = datetime.now(UTC) - timedelta(minutes=5)
         self.tiers: dict[str, str] = {}
-        self.calls: Counter[str] = Counter()
+        self.calls = CallCounter()
         self.lock = threading.Lock()
         self.refuse = False
         self.before_page: Callable[[], object] = lambda: None
@@ -58,7 +58,7 @@ class PagedCrm(InMemoryConnector):
         for start in range(0, len(self.ids), PAGE):
             if start:
                 self.before_page()
-            self.calls["read"] += 1
+            self.calls.add("read")
             yield Page(tuple(self._record(cid) for cid in self.ids[start : start + PAGE]))
 
     def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
@@ -66,7 +66,7 @@ class PagedCrm(InMemoryConnector):
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         with self.lock:
-            self.calls["write"] += 1
+            self.calls.add("write")
             number = self.calls["write"]
         self.on_call(number)
         if self.refuse:
@@ -163,7 +163,7 @@ def test_a_rate_limited_call_withdraws_the_calls_queued_behind_it(tmp_path: Path
     assert paused.counts.reconciles()
 
     crm.refuse = False
-    crm.calls.clear()
+    crm.calls = CallCounter()
     resumed = engine_for(crm, tmp_path).run(RunOptions(as_of=AS_OF))
     assert resumed.status == "succeeded", resumed.error
     assert crm.calls["write"] == PAGE // BATCH

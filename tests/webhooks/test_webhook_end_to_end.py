@@ -8,7 +8,6 @@ with the reason."""
 from __future__ import annotations
 
 import importlib.util
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ from crmtier.commands.serve import Parts, channel_keeper, open_parts, scheduled_
 from crmtier.config import load_config
 from sync.schema import audit
 from tests.webhooks.wh_live import LiveServer
+from tests.webhooks.wh_workers import wait_until
 from tiering_core.privacy import pseudonym
 from webhooks.runtime import Realtime
 
@@ -58,16 +58,6 @@ CRMS = [
     )
     for crm in ("salesforce", "zoho", "fxiaoke")
 ]
-
-
-def wait_until(
-    predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass

@@ -10,59 +10,26 @@ changes in between.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from connectors.contract import WritePlan, WriteResult
-from connectors.sandbox.base import Sandbox, open_sandbox
+from connectors.sandbox.base import Sandbox
 from connectors.webhook_events import ChangeEvent
-from crmtier.commands.serve import Parts, open_parts
-from crmtier.config import load_config
+from crmtier.commands.serve import Parts
 from sync.planner import same_value
 from sync.state import load_states
-from sync.worker import BatchReport
+from tests.sync.serve_stack import ARREARS, GOOD, PAID_AND_RICH, first_customer, on_a_thread, served
 from webhooks.runtime import Realtime
-
-#: a customer whose credit risk moves with its days past due alone (the default policy:
-#: none is low, over 90 high)
-GOOD = {
-    "credit.score": 800,
-    "credit.debt_to_income": 0.1,
-    "credit.loan_class": "normal",
-    "credit.days_past_due_max_12m": 0,
-}
-ARREARS = {**GOOD, "credit.days_past_due_max_12m": 120}
 
 
 @pytest.fixture
 def parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sandbox, Parts]]:
-    sandbox = open_sandbox("salesforce", data_dir=tmp_path / "crm")
-    sandbox.seed(5)
-    sandbox.start()
-    text, env = sandbox.crmtier_config()
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    path = tmp_path / "crmtier.toml"
-    path.write_text(text)
-    opened = open_parts(load_config(path))
-    try:
-        yield sandbox, opened
-    finally:
-        opened.close()
-        sandbox.stop()
-
-
-def _on_a_thread(run: Callable[[], BatchReport]) -> BatchReport:
-    """``run`` on a thread of its own (as the worker's thread is), joined."""
-    out: list[BatchReport] = []
-    t = threading.Thread(target=lambda: out.append(run()))
-    t.start()
-    t.join()
-    return out[0]
+    with served(tmp_path, monkeypatch) as opened:
+        yield opened
 
 
 def test_a_webhook_batch_meeting_the_sync_plans_against_what_the_sync_wrote(
@@ -70,7 +37,7 @@ def test_a_webhook_batch_meeting_the_sync_plans_against_what_the_sync_wrote(
 ) -> None:
     sandbox, p = parts
     engine = p.engine
-    customer = next(r.profile.id for page in p.connector.read_changed(None) for r in page.records)
+    customer = first_customer(p)
     sandbox.edit_customer(customer, GOOD)  # low risk
     engine.run()
     realtime = Realtime(p.settings, p.store, p.connector, engine)
@@ -82,9 +49,9 @@ def test_a_webhook_batch_meeting_the_sync_plans_against_what_the_sync_wrote(
             # The sync read the customer in arrears and is about to write that. Now the
             # arrears are paid and the deposits grow, the CRM notifies, and the worker's
             # batch starts while the sync still holds the customer: it must not read it now.
-            sandbox.edit_customer(customer, {**GOOD, "assets.deposits": 9_000_000})
+            sandbox.edit_customer(customer, PAID_AND_RICH)
             realtime.inbox.add([[ChangeEvent("salesforce", "n-paid", customer)]], datetime.now(UTC))
-            during.append(_on_a_thread(realtime.worker.run_batch).outcomes)
+            during.append(on_a_thread(realtime.worker.run_batch).outcomes)
         return apply(plan)
 
     p.connector.apply = apply_after_the_customer_moved_on  # type: ignore[method-assign]
@@ -115,7 +82,7 @@ def test_what_is_recorded_as_written_is_what_the_crm_shows_when_it_already_showe
     crmtier's own echo, and the reasons are rewritten)."""
     sandbox, p = parts
     engine = p.engine
-    customer = next(r.profile.id for page in p.connector.read_changed(None) for r in page.records)
+    customer = first_customer(p)
     sandbox.edit_customer(customer, GOOD)
     engine.run()
     assert sandbox.written(customer)["credit_risk"] == "low"

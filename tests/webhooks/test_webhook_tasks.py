@@ -37,6 +37,8 @@ from sync.tasks.engine import (
     cron_every,
 )
 from sync.tasks.kinds import KINDS
+from sync.tasks.retier_page import QUEUE as RETIER_QUEUE
+from sync.tasks.retier_page import TASK as RETIER_TASK
 from sync.tasks.stats import QueueStats, WorkerThroughput, queue_stats, record_job
 from sync.tasks.webhook_batch import (
     LINK_MIGRATIONS,
@@ -449,3 +451,28 @@ def test_the_registered_webhook_job_retries_pending_events_and_not_buried_ones(
     assert strategy.get_retry_exception(EventsBuried("x"), job) is None
     assert strategy.get_retry_exception(EventsPending("x"), SimpleNamespace(attempts=3)) is None
     assert {TASK, SWEEP, RETRY_STALLED} <= set(app.tasks)
+
+
+def test_the_stalled_job_sweep_is_fetched_before_older_jobs(store: StateStore) -> None:
+    """A survivor busy with older jobs that wait on a dead worker's (page units waiting
+    their turn behind it, retried a second later) still reaches the sweep that frees it:
+    the sweep is fetched first, whatever was deferred before it."""
+    engine: Any = SimpleNamespace(  # no job runs here: only the queue's order is read
+        connector=SimpleNamespace(fetch=None), process_changes=None, claims=CustomerClaims(store)
+    )
+    app = build_app(Worksite(store, engine, TaskSettings(), name="w1"), KINDS)
+
+    async def fetch_order() -> list[str]:
+        async with app.open_async():
+            for seq in (1, 2):
+                await app.configure_task(name=RETIER_TASK, queue=RETIER_QUEUE).defer_async(
+                    run_id="r", seq=seq
+                )
+            await app.tasks[RETRY_STALLED].defer_async(timestamp=0)
+            worker = await app.job_manager.register_worker()
+            order = []
+            while job := await app.job_manager.fetch_job(None, worker):
+                order.append(job.task_name)
+            return order
+
+    assert asyncio.run(fetch_order()) == [RETRY_STALLED, RETIER_TASK, RETIER_TASK]

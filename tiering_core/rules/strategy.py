@@ -42,7 +42,6 @@ from tiering_core.models import (
     ValueTier,
 )
 from tiering_core.policy import Policy, TaskRule
-from tiering_core.reasons import compact, top_reasons
 from tiering_core.rules import task_text
 from tiering_core.rules.channel import CONTACT
 
@@ -101,7 +100,7 @@ def dedupe_key(*parts: str) -> str:
 
 def actions(
     customer: Customer,
-    fields: Mapping[str, Any],
+    set_fields: tuple[Action, ...],
     outcome: Outcome | None,
     reasons: list[dict[str, Any]],
     policy: Policy,
@@ -110,10 +109,12 @@ def actions(
     memberships: tuple[tuple[str, ...], Sequence[bool]],
 ) -> tuple[Action, ...]:
     """The actions of ``kinds``, in kind order; a kind not asked for is not derived.
-    ``fields``: the decided outputs by name (the decision's own); ``outcome``: what the
-    tasks read (needed only when they are asked for); ``memberships``: the campaign keys
-    and this customer's membership of each."""
-    out = set_fields(fields, reasons, policy) if "set_field" in kinds else []
+    ``set_fields``: the customer's ``set_field`` actions (``set_field_rows``, made for the
+    whole batch); ``outcome``: what the tasks read (needed only when they are asked for);
+    ``memberships``: the campaign keys and this customer's membership of each."""
+    if "task" not in kinds and "campaign" not in kinds:
+        return set_fields if "set_field" in kinds else ()
+    out = list(set_fields) if "set_field" in kinds else []
     if "task" in kinds:
         if outcome is None:
             raise ValueError("tasks need the customer's outcome")
@@ -127,30 +128,15 @@ def actions(
 SET_FIELDS = (*DecidedFields.__annotations__, "policy_version", "reasons")
 
 
-def set_fields(
-    fields: Mapping[str, Any], reasons: list[dict[str, Any]], policy: Policy
-) -> list[Action]:
-    """One ``set_field`` per canonical output, from the decided ``fields`` by name."""
-    s = policy.strategy
-    values = [fields[name] for name in _DECIDED]
-    values[_NEXT_REVIEW] = values[_NEXT_REVIEW].isoformat()
-    values.append(policy.version)
-    values.append(
-        compact(top_reasons(reasons, s.reasons_top), s.reasons_language, s.reasons_max_chars)
-    )
-    out: list[Action] = [
-        {"kind": "set_field", "field": k, "value": v}
-        for k, v in zip(SET_FIELDS, values, strict=True)
+def set_field_rows(columns: Mapping[str, Sequence[Any]]) -> list[tuple[Action, ...]]:
+    """Each customer's ``set_field`` actions, one per canonical output (``SET_FIELDS``,
+    then ``household_tier`` when the CRM's households were read), made column by column:
+    ``columns`` holds each field's value per customer as written (dates as ISO text)."""
+    names = [*SET_FIELDS, *(("household_tier",) if "household_tier" in columns else ())]
+    made = [
+        [{"kind": "set_field", "field": name, "value": v} for v in columns[name]] for name in names
     ]
-    if "household_tier" in fields:  # decided only when the CRM's households were read
-        out.append(
-            {"kind": "set_field", "field": "household_tier", "value": fields["household_tier"]}
-        )
-    return out
-
-
-_DECIDED = tuple(DecidedFields.__annotations__)
-_NEXT_REVIEW = _DECIDED.index("next_review")
+    return list(zip(*made, strict=True))
 
 
 def tasks(

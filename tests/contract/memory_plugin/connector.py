@@ -9,13 +9,13 @@ failures as results, a checklist of its own.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field
 
+from connectors.calltally import CallCounter
 from connectors.contract import (
     Capabilities,
     CrmRecord,
@@ -60,7 +60,7 @@ class MemoryConnector(InMemoryConnector):
         self.book = book
         self.mapping = mapping
         self.writeback = writeback
-        self.calls: Counter[str] = Counter()
+        self.calls = CallCounter()
         self.capabilities = Capabilities(
             crm=KIND,
             page_size=settings.page_size,
@@ -91,11 +91,11 @@ class MemoryConnector(InMemoryConnector):
         ]
         size = self.capabilities.page_size
         for start in range(0, len(ids), size):
-            self.calls["read"] += 1
+            self.calls.add("read")
             yield Page(tuple(self._record(cid) for cid in ids[start : start + size]))
 
     def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
-        self.calls["fetch"] += 1
+        self.calls.add("fetch")
         with self.book.lock:
             return [self._record(cid) for cid in ids if cid in self.book.rows]
 
@@ -112,7 +112,7 @@ class MemoryConnector(InMemoryConnector):
         )
         for items, write in kinds:
             for start in range(0, len(items), batch):
-                self.calls["write"] += 1
+                self.calls.add("write")
                 with self.book.lock:
                     self.book.calls["write"] += 1
                     out += [write(item) for item in items[start : start + batch]]

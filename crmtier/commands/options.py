@@ -1,0 +1,56 @@
+"""The options and the bad-configuration exit that the commands reading crmtier.toml share.
+
+Written once so ``--config`` and ``--log-level`` read (and ``--help`` shows) the same in
+every command, and a configuration, policy or state store that cannot be used ends every
+command the same way: one line ``crmtier COMMAND: reason`` on stderr, exit status 2, never
+a traceback (README.md, "Commands").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from connectors.errors import ConfigError
+from sync.store import StoreError
+from tiering_core.policy import PolicyError
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="crmtier.toml",
+)
+
+log_level_option = click.option(
+    "--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING, ..."
+)
+
+
+class BadConfiguration(click.ClickException):
+    """The config, a policy or the store cannot be used: exit 2, as every command does."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        ctx = click.get_current_context(silent=True)  # gone by the time click shows it
+        self.command = f"crmtier {ctx.info_name}" if ctx is not None else "crmtier"
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"{self.command}: {self.format_message()}", file=file, err=True)
+
+
+@contextmanager
+def config_errors() -> Iterator[None]:
+    """Inside: a ``ConfigError`` (crmtier.toml, the CRM settings), ``StoreError`` or
+    ``PolicyError`` ends the command as ``BadConfiguration``."""
+    try:
+        yield
+    except (ConfigError, StoreError, PolicyError) as exc:
+        raise BadConfiguration(str(exc)) from None

@@ -1,0 +1,57 @@
+"""The CRM's reasons field, chosen for a whole batch at once (tiering_core/reasons_field.py),
+is each customer's own top reasons: the heaviest visible ones, ties by code, no AML reason,
+in the field's language, cut at its length."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.core.core_support import AS_OF, generated_bank, policies
+from tiering_core.engine import decide_batch
+from tiering_core.models import AssessmentData
+from tiering_core.policy import Policy, policy_over_default
+from tiering_core.reasons import reason_line, top_reasons
+
+
+def _policies() -> dict[str, Policy]:
+    short = {"reasons_top": 2, "reasons_language": "zh", "reasons_max_chars": 40}
+    one = {"reasons_top": 1, "reasons_language": "both", "reasons_max_chars": 60}
+    return {
+        **policies(),
+        "short": policy_over_default({"name": "short", "strategy": short}),
+        "one": policy_over_default({"name": "one", "strategy": one}),
+    }
+
+
+def _field(decision: AssessmentData) -> Any:
+    (value,) = [
+        a["value"]
+        for a in decision["actions"]
+        if a["kind"] == "set_field" and a["field"] == "reasons"
+    ]
+    return value
+
+
+def _one_by_one(decision: AssessmentData, policy: Policy) -> str:
+    """The field as one customer's reasons alone define it."""
+    s = policy.strategy
+    chosen = top_reasons(decision["reasons"], s.reasons_top)
+    joined = "; ".join(reason_line(r, s.reasons_language) for r in chosen)
+    return joined if len(joined) <= s.reasons_max_chars else joined[: s.reasons_max_chars - 1] + "…"
+
+
+@pytest.mark.parametrize("name", ["default", "fico", "variant", "short", "one"])
+def test_each_customers_field_is_its_own_top_reasons(name: str) -> None:
+    policy = _policies()[name]
+    bank = generated_bank(400, seed=11, dirty=True)
+    decided = decide_batch(bank, policy, AS_OF, kinds=frozenset({"set_field"}))
+    fields = [_field(d) for d in decided]
+    assert fields == [_one_by_one(d, policy) for d in decided]
+    assert any("; " in f for f in fields) or policy.strategy.reasons_top == 1
+    assert not any(f.startswith("AML_") or "; AML_" in f for f in fields)
+    # a batch of one (the webhook path) gives each customer the same field
+    alone = [_field(decide_batch([p], policy, AS_OF, kinds=frozenset({"set_field"}))[0])
+             for p in bank[:25]]  # fmt: skip
+    assert alone == fields[:25]

@@ -1,0 +1,149 @@
+"""A customer is decided once per run, in one process (issue 22: the spread's twin).
+
+A run reads a customer twice when the customer's waiting tasks are revisited before the
+stream and the stream then reads it again, at the stamp our own write gave it. Its second
+read must not be assessed against the decision this very run made: an "Upgraded from"
+reason depends on ``previous`` and would be erased from the CRM by the run re-reading its
+own write. Whether that write has been answered before the stream comes back to the
+customer is a matter of timing; here it always has (every write is a full batch, and the
+stream waits until the revisit's writes landed), the case the run used to get wrong.
+A customer whose inputs change in between is still decided again.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from connectors.contract import Capabilities, Cursor, WritePlan, WriteResult
+from sync import schema, taskbudget
+from sync.engine import RunOptions, RunReport
+from sync.reader import input_hash
+from sync.records import Outcome
+from sync.state import load_states
+from sync.store import StateStore
+from sync.taskbudget import task_limits
+from tests.sync.test_retier import AS_OF, PAGE, POLICY, STREAM, Book, BookConnector, assess
+from tests.sync.test_retier import engine_on as retier_engine
+
+N = 420
+EDITED = [f"C{i:09d}" for i in range(0, N, 7)]
+
+
+class RevisitFirst(BookConnector):
+    """Writes go one a call (each item a full batch, sent as soon as its page commits, the
+    run's back-pressure keeping the queue short), and the stream's page before the one
+    that reads the revisited customers again is read only once their field writes have
+    landed: the answers are recorded when that page commits, before their page is planned.
+    ``between``: inputs the awaited customers take once their writes landed."""
+
+    capabilities = Capabilities(crm="book", page_size=PAGE, max_write_batch=1)
+
+    def __init__(self, book: Book, awaited: set[str], between: dict[str, Any]) -> None:
+        super().__init__(book)
+        self.awaited = set(awaited)
+        self.pending = set(awaited)
+        self.landed = threading.Event()
+        self.between = between
+
+    def apply(self, plan: WritePlan) -> list[WriteResult]:
+        out = super().apply(plan)
+        with self.book.lock:
+            self.pending -= {u.customer_id for u in plan.field_updates}
+            if not self.pending:
+                self.book.profiles.update(self.between)
+                self.landed.set()
+        return out
+
+    def before_page(self, rows: list[Cursor], start: int) -> None:
+        ahead = {c.id for c in rows[start : start + 2 * PAGE]}
+        if ahead & self.awaited:
+            assert self.landed.wait(60), "the revisited customers' writes never went out"
+
+
+def _second_run(
+    tmp_path: Path, change_inputs: bool
+) -> tuple[Book, StateStore, set[str], RunReport]:
+    """A first full run, edits, then a second full run in one process through
+    ``RevisitFirst``; the edited customers whose tasks wait and whom the edit upgrades
+    (revisited and decided, then read again)."""
+    book = Book(N)
+    store = StateStore.open(f"sqlite:///{tmp_path / 'one.db'}")
+    first = retier_engine(store, book).run(RunOptions(full=True, as_of=AS_OF))
+    assert first.status == "succeeded", first.error
+    with store.begin() as conn:
+        waiting = set(taskbudget.to_revisit(conn, STREAM, task_limits(POLICY)))
+    book.edit(EDITED, 2_500_000.0)
+    upgraded = _upgraded(book, store, waiting & set(EDITED))
+    assert upgraded, "the edit upgrades customers whose tasks wait"
+    between = {}
+    if change_inputs:  # their deposits change again once the revisit has decided them
+        for cid in upgraded:
+            profile = book.profiles[cid]
+            between[cid] = {**profile, "assets": {**profile["assets"], "deposits": 0.0}}
+    crm = RevisitFirst(book, upgraded, between)
+    second = retier_engine(store, book, crm).run(RunOptions(full=True, as_of=AS_OF))
+    assert second.status == "succeeded", second.error
+    assert second.counts.read == N + len(waiting)  # the revisited customers, read twice
+    return book, store, upgraded, second
+
+
+def _upgraded(book: Book, store: StateStore, ids: set[str]) -> set[str]:
+    """Those of ``ids`` whose present inputs upgrade them from their committed tier."""
+    with store.begin() as conn:
+        states = load_states(conn, STREAM, ids)
+    out = set()
+    for cid in ids:
+        previous = states[cid].previous()
+        profile = book.record(cid).profile.model_copy(update={"previous": previous})
+        (assessment,) = assess([profile])
+        if any(r["code"] == "VAL_UPGRADE" for r in assessment["reasons"]):
+            out.add(cid)
+    return out
+
+
+def test_a_customer_read_again_after_its_decision_landed_keeps_its_reason(
+    tmp_path: Path,
+) -> None:
+    book, store, twice, report = _second_run(tmp_path, change_inputs=False)
+    try:
+        for cid in twice:
+            assert "Upgraded from" in str(book.fields[cid]["reasons"]), cid
+            assert report.outcomes[cid] == Outcome.WRITTEN
+        assert report.counts.tiered == N  # each customer assessed once
+        assert not report.counts.skipped  # nothing superseded: one decision a customer
+        with store.begin() as conn:
+            changes = [
+                r.customer_ref
+                for r in conn.execute(
+                    sa.select(schema.audit).where(
+                        schema.audit.c.event == "tier_change",
+                        schema.audit.c.run_id == report.run_id,
+                    )
+                )
+            ]
+        assert len(changes) == len(set(changes))  # one tier change a customer
+    finally:
+        store.close()
+
+
+def test_a_customer_whose_inputs_change_before_it_is_read_again_is_decided_again(
+    tmp_path: Path,
+) -> None:
+    book, store, twice, report = _second_run(tmp_path, change_inputs=True)
+    try:
+        assert report.counts.tiered == N + len(twice)  # those assessed again
+        with store.begin() as conn:
+            rows = conn.execute(
+                sa.select(schema.customers.c.customer_id, schema.customers.c.input_hash).where(
+                    schema.customers.c.customer_id.in_(twice)
+                )
+            ).all()
+        for cid, stored_hash in rows:
+            assert stored_hash == input_hash(book.record(cid).profile, POLICY.version)
+            assert "Upgraded from" not in str(book.fields[cid]["reasons"])
+    finally:
+        store.close()
