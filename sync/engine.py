@@ -21,8 +21,8 @@ or its writes in the outbox (re-sent next time: idempotent). Per-item failures a
 with backoff, then dead-lettered; every later run retries dead-lettered customers. A quota
 stop checkpoints and ends the run ``paused_quota``. The run record's counts must reconcile.
 
-``sync.run.Run`` only coordinates these parts; the records they hand each other are in
-``sync.records``.
+``sync.run.Run`` only coordinates these parts (built in ``sync.run_parts``); the records
+they hand each other are in ``sync.records``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ from sync.audit import Trigger
 from sync.claims import CustomerClaims
 from sync.inputs import ensure_table
 from sync.planning import Adjustment, AssessFn
-from sync.run import PlannedWrite, Run, RunReport
+from sync.run import Run
+from sync.run_parts import RunParts
+from sync.run_report import PlannedWrite, RunReport
 from sync.runs import RunCounts
 from sync.settings import RunOptions, SyncSettings
 from sync.store import StateStore
@@ -119,7 +121,7 @@ class SyncEngine:
         ):
             raise AlreadyRunningError(f"another process is already syncing {self.stream}")
         try:
-            return Run(self, options).execute(read_stream=True, records=())
+            return Run(RunParts(self, options)).execute(read_stream=True, records=())
         finally:
             if not options.dry_run:
                 self.store.release_lock(self.lock_name)
@@ -146,7 +148,7 @@ class SyncEngine:
             events.update({r.profile.id: source_event_id for r in records})
         options = RunOptions(trigger=trigger, actor=actor)
         held = [r.profile.id for r in records] if claimed else None
-        run = Run(self, options, events, caller_holds=held)
+        run = Run(RunParts(self, options, events, caller_holds=held))
         return run.execute(read_stream=False, records=records)
 
     def process_changes(

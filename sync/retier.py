@@ -11,7 +11,7 @@ the run is split where it splits cleanly:
   (``sync.retier_units``) for the task engine to hand to a worker: the unit carries the
   page's records, so no worker reads the CRM and the reads stay at one call a page.
 * **A worker** (``run_unit``, on any host) takes a unit and runs the page through the
-  engine's own path (``sync.run.Run``): assess and plan side by side with other units,
+  engine's own page step (``sync.page_step``): assess and plan side by side with other units,
   then, in page order, admit its tasks within the run's budgets, commit its decisions,
   outbox items and state, and move the bookmark past it in one transaction; then send its
   writes and record the answers (state, audit). Its rows cite the coordinator's run.
@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Protocol
 
@@ -50,14 +50,15 @@ import sqlalchemy as sa
 
 from connectors.calltally import counting
 from connectors.contract import CrmRecord, ReadContext
-from sync import outbox
+from sync import outbox, run_outbox
 from sync import retier_units as units
+from sync.page_step import PageStep
 from sync.records import Advance, Stop
 from sync.retier_units import UnitGivenUpError, UnitRef, UnitResult
-from sync.run import PagePlans, Run, RunReport
-from sync.runs import RunStatus
+from sync.run import Run
+from sync.run_parts import RunParts
+from sync.run_report import RunReport
 from sync.settings import RunOptions
-from sync.state import load_states
 from sync.writepool import WritePool
 
 if TYPE_CHECKING:
@@ -94,32 +95,30 @@ def retier(
     if not engine.store.acquire_lock(engine.lock_name, ttl=engine.settings.lock_ttl):
         raise AlreadyRunningError(f"another process is already syncing {engine.stream}")
     try:
-        coordinator = Coordinator(engine, options, executor, max_ahead, stall_seconds)
-        return coordinator.execute(read_stream=True, records=())
+        parts = RunParts(engine, options)
+        coordinator = Coordinator(parts, executor, max_ahead, stall_seconds)
+        return Run(parts, coordinator).execute(read_stream=True, records=())
     finally:
         engine.store.release_lock(engine.lock_name)
 
 
-class Coordinator(Run):
-    """A run whose stream pages become units; what comes before the stream, and the rests
-    of the units' writes at the end, it does itself."""
+class Coordinator:
+    """The stream's pages of a run become units (``sync.run.StreamHandOff``); what comes
+    before the stream, and the rests of the units' writes at the end, the run does itself
+    over the same ``parts``."""
 
     def __init__(
-        self,
-        engine: SyncEngine,
-        options: RunOptions,
-        executor: UnitExecutor,
-        max_ahead: int,
-        stall_seconds: float,
+        self, parts: RunParts, executor: UnitExecutor, max_ahead: int, stall_seconds: float
     ) -> None:
-        super().__init__(engine, options)
-        engine.store.migrate("retier", units.MIGRATIONS)
+        self.p = parts
+        parts.e.store.migrate("retier", units.MIGRATIONS)
         self.executor = executor
         self.max_ahead = max(1, max_ahead)
         self.stall = stall_seconds
         self.seq = 0
         self.merged = False
-        self.unit_calls: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()  # the units'
+        options = parts.options
         self.unit_options = {
             "trigger": options.trigger,
             "actor": options.actor,
@@ -127,29 +126,27 @@ class Coordinator(Run):
             "only_fields": options.only_fields,
         }
 
-    def _process(self, records: list[CrmRecord], mark: Advance | None) -> None:
-        if mark is None:  # dead letters and waiting tasks, fetched before the stream
-            super()._process(records, mark)
-            return
+    def page(self, records: list[CrmRecord], mark: Advance) -> None:
+        """Store the page as the run's next unit and hand it to a worker."""
         if self.seq == 0:
             self._open()
         self._wait(lambda left: left < self.max_ahead)
         self.seq += 1
-        ref = UnitRef(self.run_id, self.seq)
-        connector = self.e.connector
+        ref = UnitRef(self.p.run_id, self.seq)
+        connector = self.p.e.connector
         context = None
         if isinstance(connector, ReadContext):
             context = connector.read_context([r.profile.id for r in records])
-        with self.e.store.begin() as conn:
+        with self.p.e.store.begin() as conn:
             units.put(
                 conn,
                 ref,
-                self.e.stream,
+                self.p.e.stream,
                 options=self.unit_options,
                 records=records,
                 context=context,
                 read_at=mark.read_at,
-                hold_until=self.reader.writes_from,
+                hold_until=self.p.reader.writes_from,
             )
         self.executor.submit(ref)
 
@@ -160,66 +157,52 @@ class Coordinator(Run):
         here; the rest stays in the outbox, where the unit whose page reads the customer
         again takes it up as this run's earlier decision (as one process superseding it
         would), and the rests of customers no page reads go out at the end."""
-        send_full_batches(self.pool, self.reader.holding_writes)
-        self.pool.queue.clear()
-        self.pool.due.clear()
-        self.recorder.decisions.clear()
-        self.claims.release_all()
-        with self.e.store.begin() as conn:
+        p = self.p
+        send_full_batches(p.pool, p.reader.holding_writes)
+        p.pool.queue.clear()
+        p.pool.due.clear()
+        p.recorder.decisions.clear()
+        p.claims.release_all()
+        with p.e.store.begin() as conn:
             units.put(
                 conn,
-                UnitRef(self.run_id, 0),
-                self.e.stream,
+                UnitRef(p.run_id, 0),
+                p.e.stream,
                 options=self.unit_options,
-                budget=units.budget_json(self.planner.budget),
+                budget=units.budget_json(p.planner.budget),
                 status="done",
             )
 
-    def _after_read(self) -> None:
+    def after_read(self) -> None:
         """Every unit finished: add up what they did, then queue the rests of their writes
         (the run's last drain sends them)."""
-        self._merge()
-        with self.e.store.begin() as conn:
+        self.merge()
+        with self.p.e.store.begin() as conn:
             failed = [
                 (seq, error)
-                for seq, status, _, error in units.finished(conn, self.run_id)
+                for seq, status, _, error in units.finished(conn, self.p.run_id)
                 if status != "done"
             ]
         if failed:
             seq, error = failed[0]
             raise Stop("failed", f"{len(failed)} page unit(s) not done; page {seq}: {error}")
-        self._recover_outbox(None)
+        run_outbox.recover(self.p, None)
 
-    def _verdict(
-        self, status: RunStatus, error: str | None, *, read_stream: bool, interrupted: int
-    ) -> tuple[RunStatus, str | None]:
-        try:
-            self._merge()  # a run stopped early still counts the units it handed out
-        except Stop as stop:
-            if status != "failed":
-                status, error = stop.status, str(stop)
-        return super()._verdict(status, error, read_stream=read_stream, interrupted=interrupted)
-
-    def _report(self, status: RunStatus, error: str | None) -> RunReport:
-        report = super()._report(status, error)
-        for kind, n in self.unit_calls.items():
-            report.api_calls[kind] = report.api_calls.get(kind, 0) + n
-        return report
-
-    def _merge(self) -> None:
+    def merge(self) -> None:
         """Wait for every unit handed out, and add their results into the run's, once."""
         if self.merged:
             return
         self.merged = True
         self._wait(lambda left: left == 0)
-        tally = self.pool.tally
-        with self.e.store.begin() as conn:
-            done = [r for _, status, r, _ in units.finished(conn, self.run_id) if status == "done"]
+        p = self.p
+        tally = p.pool.tally
+        with p.e.store.begin() as conn:
+            done = [r for _, status, r, _ in units.finished(conn, p.run_id) if status == "done"]
         for data in done:
             result = UnitResult.from_json(data)
-            units.add_counts(self.counts, result.counts)
-            self.recorder.outcomes.update(result.outcomes)  # type: ignore[arg-type]
-            self.unit_calls.update(result.api_calls)
+            units.add_counts(p.counts, result.counts)
+            p.recorder.outcomes.update(result.outcomes)  # type: ignore[arg-type]
+            self.calls.update(result.api_calls)
             tally.items.update(result.tally_items)
             for kind, keys in result.tally_groups.items():
                 tally.groups.setdefault(kind, set()).update(keys)
@@ -230,8 +213,8 @@ class Coordinator(Run):
         last: Counter[str] | None = None
         moved = time.monotonic()
         while True:
-            with self.e.store.begin() as conn:
-                now = units.progress(conn, self.run_id)
+            with self.p.e.store.begin() as conn:
+                now = units.progress(conn, self.p.run_id)
             left = now["queued"] + now["committed"]
             if enough(left):
                 return
@@ -242,8 +225,9 @@ class Coordinator(Run):
             time.sleep(0.02)
 
 
-class UnitRun(Run):
-    """One page unit on a worker: the engine's page path under the coordinator's run."""
+class UnitRunner:
+    """One page unit on a worker: the engine's page step (``sync.page_step``) under the
+    coordinator's run, its commit waiting for the unit before it."""
 
     def __init__(self, engine: SyncEngine, unit: units.StoredUnit, turn_timeout: float) -> None:
         opts = unit.options
@@ -254,74 +238,58 @@ class UnitRun(Run):
             as_of=date.fromisoformat(opts["as_of"]),
             only_fields=bool(opts["only_fields"]),
         )
-        super().__init__(engine, options, run_id=unit.ref.run_id)
+        self.p = RunParts(engine, options, run_id=unit.ref.run_id)
+        self.step = PageStep(self.p, checkpoint=self._committed)
         self.unit = unit
         self.turn_timeout = turn_timeout
-        self.reader.writes_from = unit.hold_until  # the coordinator's signpost tick
+        self.p.reader.writes_from = unit.hold_until  # the coordinator's signpost tick
 
     def process(self) -> UnitResult:
-        with counting(self.calls):  # the unit's own calls: its worker may run others
+        with counting(self.p.calls):  # the unit's own calls: its worker may run others
             return self._process_unit()
 
     def _process_unit(self) -> UnitResult:
-        if isinstance(self.e.connector, ReadContext):
-            self.e.connector.adopt_read_context(self.unit.context)
-        with self.e.store.begin() as conn:
-            self.recorder.dead_letter_customers = set(
-                outbox.open_dead_letter_customers(conn, self.e.stream)
+        p, unit = self.p, self.unit
+        if isinstance(p.e.connector, ReadContext):
+            p.e.connector.adopt_read_context(unit.context)
+        with p.e.store.begin() as conn:
+            p.recorder.dead_letter_customers = set(
+                outbox.open_dead_letter_customers(conn, p.e.stream)
             )
-        self._take_over(self.unit.records)
+        run_outbox.take_over(p, {r.profile.id for r in unit.records})
         try:
-            page = self._plan_page(list(self.unit.records), from_stream=True)
+            page = self.step.plan(list(unit.records), from_stream=True)
             assert page is not None  # a unit never runs dry
-            self._commit_page(page, self.unit.mark)
+            budget = units.wait_turn(p.e.store.engine, unit.ref, timeout=self.turn_timeout)
+            units.restore_budget(p.planner.budget, budget)
+            with p.e.store.begin() as conn:
+                p.reader.load(conn)  # as the unit before this one left it
+            self.step.commit(page, unit.mark)
             try:
-                self._send_full_batches()
+                send_full_batches(p.pool, p.reader.holding_writes)
             except Stop as stop:  # its items wait in the outbox; the coordinator meets it too
-                log.warning("page unit stopped writing: %s", stop, extra={"run_id": self.run_id})
+                log.warning("page unit stopped writing: %s", stop, extra={"run_id": p.run_id})
         finally:
-            self.pool.shutdown()
-            self.claims.release_all()  # customers with writes left: the coordinator's now
+            p.pool.shutdown()
+            p.claims.release_all()  # customers with writes left: the coordinator's now
         return self._result()
 
-    def _commit_page(self, page: PagePlans, mark: Advance | None) -> None:
-        budget = units.wait_turn(self.e.store.engine, self.unit.ref, timeout=self.turn_timeout)
-        units.restore_budget(self.planner.budget, budget)
-        with self.e.store.begin() as conn:
-            self.reader.load(conn)  # as the unit before this one left it
-        super()._commit_page(page, mark)
-
-    def _checkpoint(self, conn: sa.Connection) -> None:
+    def _committed(self, conn: sa.Connection) -> None:
         """The unit committed (in the page's transaction): its successor may commit."""
         units.set_status(
             conn,
             self.unit.ref,
             "committed",
-            budget=units.budget_json(self.planner.budget),
+            budget=units.budget_json(self.p.planner.budget),
             result=self._result(),
         )
 
-    def _take_over(self, records: Sequence[CrmRecord]) -> None:
-        """The writes this run queued for the page's customers and has not sent (the
-        coordinator's, before the stream): their decisions become this unit's, to be
-        superseded or kept by the page's, as in one process."""
-        ids = {r.profile.id for r in records}
-        self.claims.hold(ids)
-        with self.e.store.begin() as conn:
-            items = outbox.pending(conn, self.e.stream, ids)
-            states = load_states(conn, self.e.stream, {i.customer_id for i in items})
-        self.dispatcher.recover(items, states)
-
-    def _send_full_batches(self) -> None:
-        send_full_batches(self.pool, self.reader.holding_writes)
-
     def _result(self) -> UnitResult:
-        counts = units.counts_from_json(self.counts.as_json())
-        if self.planner.budget is not None:
-            counts.tasks_deferred.update(self.planner.budget.deferred)
-        return UnitResult.of(
-            counts, dict(self.recorder.outcomes), self.calls.counts(), self.pool.tally
-        )
+        p = self.p
+        counts = units.counts_from_json(p.counts.as_json())
+        if p.planner.budget is not None:
+            counts.tasks_deferred.update(p.planner.budget.deferred)
+        return UnitResult.of(counts, dict(p.recorder.outcomes), p.calls.counts(), p.pool.tally)
 
 
 def send_full_batches(pool: WritePool, holding: Callable[[], bool]) -> None:
@@ -357,7 +325,7 @@ def run_unit(engine: SyncEngine, ref: UnitRef, *, turn_timeout: float = 60.0) ->
             units.set_status(conn, ref, "abandoned", error="the run is no longer running")
         return 0
     try:
-        result = UnitRun(engine, unit, turn_timeout).process()
+        result = UnitRunner(engine, unit, turn_timeout).process()
     except UnitGivenUpError as exc:
         with store.begin() as conn:
             units.set_status(conn, ref, "abandoned", error=str(exc))

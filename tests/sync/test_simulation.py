@@ -25,7 +25,8 @@ from connectors.sandbox.households import household_links as seeded_links
 from sync import jsontext
 from sync.inputs import StoredChunk, StoredCustomer, columns_of, profile_text
 from sync.planner import Known, action_kinds, plan_customer, tiers_of
-from sync.simulation import PlanSide, Simulator, differs
+from sync.simulation import PlanSide, Simulator
+from sync.simulation_diff import differs
 from sync.state import CustomerState
 from tiering_core.columns import Columns
 from tiering_core.engine import decide_batch, evaluate

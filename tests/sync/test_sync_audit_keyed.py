@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sync import audit, schema
+from sync import audit, migrate, schema
 from sync.audit import GENESIS, HEAD_KEY, AuditKeys
 from sync.store import StateStore, readable_by_others
 from tests.sync.test_sync_store import _entry  # one audit row, as the store tests make it
@@ -137,7 +137,7 @@ def _legacy_row_hash(prev: str, row: dict[str, Any]) -> str:
 def _version_4_store(db: Path, rows: int) -> None:
     """A store as crmtier wrote it before keyed chaining, with ``rows`` audit rows."""
     engine = sa.create_engine(f"sqlite:///{db}")
-    schema.migrate(engine, "sync", schema.SYNC_MIGRATIONS[:4])
+    migrate.migrate(engine, "sync", schema.SYNC_MIGRATIONS[:4])
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE audit DROP COLUMN key_id"))
         prev = GENESIS

@@ -22,7 +22,7 @@ from connectors.sandbox.base import Sandbox
 from connectors.webhook_events import ChangeEvent
 from crmtier.commands.serve import Parts
 from sync.planner import same_value
-from sync.run import RunReport
+from sync.run_report import RunReport
 from sync.state import load_states
 from sync.worker import BatchReport
 from tests.sync.conftest import PG_URL, pg_schema

@@ -25,9 +25,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+import sync.page_step
 import sync.reader
 import sync.recorder
-import sync.run
 import sync.writepool
 from connectors.calltally import CallCounter
 from connectors.contract import (
@@ -64,7 +64,7 @@ WRITEBACK = WritebackConfig(
 
 #: The engine's modules that pass kill points (each imported ``kill_point`` by name, so the
 #: crash rule swaps it in each; the test below fails if a point moves to another module).
-KILL_POINT_USERS = (sync.reader, sync.recorder, sync.run, sync.writepool)
+KILL_POINT_USERS = (sync.page_step, sync.reader, sync.recorder, sync.writepool)
 
 
 def test_every_module_with_kill_points_is_swapped_by_the_crash_rule() -> None:

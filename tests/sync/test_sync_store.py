@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.contract import Cursor
-from sync import audit, bookmarks, schema
+from sync import audit, bookmarks, migrate, schema
 from sync.audit import AuditEntry
 from sync.bookmarks import Bookmark, BookmarkConflictError
 from sync.store import StateStore
@@ -134,7 +134,7 @@ def test_another_component_brings_its_own_tables(store: StateStore) -> None:
 def test_a_newer_schema_is_refused(store: StateStore) -> None:
     with store.begin() as conn:
         conn.execute(schema.schema_version.update().values(version=99))
-    with pytest.raises(schema.SchemaTooNewError, match="version 99"):
+    with pytest.raises(migrate.SchemaTooNewError, match="version 99"):
         store.migrate("sync", schema.SYNC_MIGRATIONS)
 
 
