@@ -30,9 +30,10 @@ the run is split where it splits cleanly:
   the engine gave up on fails the run, naming the page (the pages after it are given up
   too, since they cannot commit past it), and the rerun does them again.
 
-Households: a member decided beside an earlier page is decided again when a later page
-reads it (a unit knows only its own page); the end state is the same, the run counts it
-read twice. The task engine that carries units between hosts is plugged in through
+Households: a member decided beside an earlier page is settled, not decided again, when a
+later unit reads it on the same inputs (``PagePlanner.settled`` knows the run's decisions
+from the state rows, which carry the coordinator's run id); the run counts it read twice,
+once unchanged, where one process counts it read once. The task engine that carries units between hosts is plugged in through
 ``UnitExecutor`` (``sync.tasks.retier_page``); ``sync.retier_threads`` runs them on
 threads of this process.
 """
