@@ -62,13 +62,15 @@ def run_side(
     latency: float,
     page_size: int,
     workers_section: str = "",
+    worker_env: dict[str, dict[str, str]] | None = None,
     before: Hook | None = None,
     during: During | None = None,
     after: Hook | None = None,
 ) -> Side:
     """One full re-tier; ``workers`` None: in one process (``[workers] engine = "inline"``).
     The workers start in name order, each registered before the next starts (``w1`` has
-    the lowest ``procrastinate_workers`` id)."""
+    the lowest ``procrastinate_workers`` id); ``worker_env``: more environment for a worker,
+    by name."""
     with cluster(tmp, customers, workers_section=workers_section) as c:
         text = c.config.read_text()
         assert text.count("[crm]\n") == 1
@@ -81,7 +83,7 @@ def run_side(
             )
         c.config.write_text(text)
         for n in range(workers or 0):
-            c.start_worker(f"w{n + 1}")
+            c.start_worker(f"w{n + 1}", (worker_env or {}).get(f"w{n + 1}"))
             wait_until(
                 lambda n=n: c.scalar("SELECT count(*) FROM procrastinate_workers") == n + 1,
                 60,

@@ -2,9 +2,11 @@
 full re-tier (issue 22): the other finishes the run, with nothing lost, duplicated or
 stale, and no new traffic after the kill.
 
-Real processes on the Salesforce sandbox and a PostgreSQL store (``retier_sandbox``). The
-coordinator has stored every unit before the kill, so after it nothing reaches the CRM or
-the queue but what the run itself does. The killed run is compared with the same book
+Real processes on the Salesforce sandbox and a PostgreSQL store (``retier_sandbox``). w1
+SIGKILLs itself at a kill point of its first unit (``sync.killpoints``: after tiering it,
+still queued, or right after committing it, its writes not sent), so the moment is the
+same on a quiet box and a loaded one; after it nothing reaches the CRM or the queue but
+what the run itself does. The killed run is compared with the same book
 re-tiered in one process, on everything the CRM and the store end with: every customer's
 write-back fields (reason texts included), the tasks (closed ones too), the memberships,
 the audit rows, the outbox's items, the run's counts, and every unit done.
@@ -34,6 +36,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from sync.killpoints import ENV
 from tests.sync.retier_sandbox import run_side
 from tests.webhooks.wh_workers import Cluster, wait_until
 
@@ -78,10 +81,15 @@ CREATE TRIGGER job_trail AFTER INSERT OR UPDATE OR DELETE ON procrastinate_jobs
 """
 
 
+#: where w1 kills itself in its first unit, by the unit's status at that moment
+KILL_POINT = {"queued": "after_tier", "committed": "after_commit"}
+
+
 class KillRun:
     """The hooks of the killed side (``run_side``) and what they saw, on the database's
-    clock: w1 is killed once the coordinator has stored every unit and a page job of w1
-    is running with its unit at ``stage``, one of the first ``KILLED_AT_MOST``."""
+    clock: w1 dies at ``KILL_POINT[stage]`` of its first page job, whose unit must be one
+    of the first ``KILLED_AT_MOST`` (w1 is idle when the first units are deferred, and a
+    unit takes longer than the coordinator's next read, so its first is unit 1 or 2)."""
 
     def __init__(self, stage: str) -> None:
         self.stage = stage
@@ -104,32 +112,24 @@ class KillRun:
             engine.dispose()
 
     def during(self, c: Cluster, coordinator: subprocess.Popen[str]) -> None:
-        held: list[Any] = []
+        def w1_died() -> bool:
+            assert coordinator.poll() is None, "the run ended before w1 died"
+            return c.workers["w1"].poll() is not None
 
-        def w1_holds_a_unit() -> bool:
-            assert coordinator.poll() is None, "the run ended before w1 held a unit"
-            if not c.scalar("SELECT to_regclass('retier_units') IS NOT NULL"):
-                return False  # the coordinator has not started its run
-            if c.scalar("SELECT count(*) FROM retier_units WHERE seq > 0") < UNITS:
-                return False  # the coordinator is still reading
-            held[:] = c.rows(
-                "SELECT j.id, u.seq FROM procrastinate_jobs j JOIN retier_units u"
-                " ON u.run_id = j.args->>'run_id' AND u.seq = (j.args->>'seq')::int"
-                " WHERE j.status = 'doing' AND j.task_name = 'crmtier.retier_page'"
-                f" AND j.worker_id = {self.w1} AND u.status = '{self.stage}'"
-                f" AND u.seq <= {KILLED_AT_MOST}"
-            )
-            return bool(held)
-
-        wait_until(w1_holds_a_unit, GUARD, f"w1 to hold a unit {self.stage}")
-        c.kill("w1", signal.SIGKILL)
-        self.job, self.seq = int(held[0].id), int(held[0].seq)
+        wait_until(w1_died, GUARD, f"w1 to die at {KILL_POINT[self.stage]}")
+        assert c.workers["w1"].returncode == -signal.SIGKILL, c.workers["w1"].returncode
         (row,) = c.rows(
             "SELECT clock_timestamp() AS at,"
-            f" (SELECT last_heartbeat FROM procrastinate_workers WHERE id = {self.w1}) AS beat,"
-            f" (SELECT status FROM retier_units WHERE seq = {self.seq}) AS status"
+            f" (SELECT last_heartbeat FROM procrastinate_workers WHERE id = {self.w1}) AS beat"
         )
-        self.at, self.last_heartbeat, self.status = row.at, row.beat, row.status
+        self.at, self.last_heartbeat = row.at, row.beat
+        (held,) = c.rows(
+            "SELECT DISTINCT job_id, (args->>'seq')::int AS seq FROM job_trail"
+            " WHERE task_name = 'crmtier.retier_page' AND status = 'doing'"
+            f" AND worker_id = {self.w1}"
+        )
+        self.job, self.seq = int(held.job_id), int(held.seq)
+        self.status = str(c.scalar(f"SELECT status FROM retier_units WHERE seq = {self.seq}"))
 
     def after(self, c: Cluster) -> None:
         self.trail = c.rows(
@@ -175,12 +175,14 @@ def test_sigkill_of_a_worker_holding_a_unit_loses_duplicates_and_stales_nothing(
         latency=LATENCY,
         page_size=PAGE,
         workers_section=f"stalled_after_seconds = {STALLED_AFTER}\n",
+        worker_env={"w1": {ENV: f"{KILL_POINT[stage]}:1"}},
         before=kill.before,
         during=kill.during,
         after=kill.after,
     )
-    # w1 died holding the unit at the wanted stage
+    # w1 died holding the unit at the wanted stage, with successors waiting behind it
     assert kill.status == stage, (kill.seq, kill.status)
+    assert kill.seq <= KILLED_AT_MOST, kill.seq
     # the CRM and the store end exactly where one process leaves them
     assert killed.report["status"] == one.report["status"] == "succeeded", killed.report
     assert killed.report["counts"] == one.report["counts"]

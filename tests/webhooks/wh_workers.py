@@ -62,11 +62,13 @@ class Cluster:
 
     # --- processes ---------------------------------------------------------------------
 
-    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "crmtier", *args, "--config", str(self.config)],
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=log,
         )
@@ -95,8 +97,10 @@ class Cluster:
             f"{self.receiver}/webhooks/salesforce", ca_bundle=info.ca_bundle
         )
 
-    def start_worker(self, name: str) -> None:
-        self.workers[name] = self._spawn(name, "worker", "--name", name)
+    def start_worker(self, name: str, env: dict[str, str] | None = None) -> None:
+        """Start ``crmtier worker --name name``; ``env`` adds to the cluster's environment
+        (a kill point, ``sync.killpoints``)."""
+        self.workers[name] = self._spawn(name, "worker", "--name", name, env=env)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         process = self.workers[name]
