@@ -231,7 +231,12 @@ def load_open(
                 task_queue.c.due < as_of.isoformat(),
             )
         )
-    query = (
+    return Counter({(rule, owner): int(n) for rule, owner, n in conn.execute(_open(stream, as_of))})
+
+
+def _open(stream: str, as_of: date) -> sa.Select[tuple[str, str, int]]:
+    """The count of open tasks per (rule, owner): made, owned by a person, not yet due."""
+    return (
         sa.select(task_queue.c.rule, task_queue.c.owner_id, sa.func.count())
         .where(
             task_queue.c.stream == stream,
@@ -241,7 +246,6 @@ def load_open(
         )
         .group_by(task_queue.c.rule, task_queue.c.owner_id)
     )
-    return Counter({(rule, owner): int(n) for rule, owner, n in conn.execute(query)})
 
 
 #: first key of the per-owner admission locks (``pg_advisory_xact_lock(int, int)``); the
@@ -273,15 +277,9 @@ def _open_counts(
     """Open tasks (made, not yet due) of these (rule, owner) pairs, as the store has them."""
     counts: Counter[tuple[str, str]] = Counter()
     for start in range(0, len(pairs), 500):
-        query = (
-            sa.select(task_queue.c.rule, task_queue.c.owner_id, sa.func.count())
-            .where(
-                task_queue.c.stream == stream,
-                task_queue.c.status == "made",
-                task_queue.c.due >= as_of.isoformat(),
-                sa.tuple_(task_queue.c.rule, task_queue.c.owner_id).in_(pairs[start : start + 500]),
-            )
-            .group_by(task_queue.c.rule, task_queue.c.owner_id)
+        chunk = pairs[start : start + 500]
+        query = _open(stream, as_of).where(
+            sa.tuple_(task_queue.c.rule, task_queue.c.owner_id).in_(chunk)
         )
         counts.update({(rule, owner): int(n) for rule, owner, n in conn.execute(query)})
     return counts
