@@ -20,6 +20,7 @@ import numpy as np
 from tiering_core import reasons_field, row_reasons
 from tiering_core.columns import ENUM_INDEX, Columns
 from tiering_core.dates import add_months, add_working_days
+from tiering_core.decision_columns import DecisionColumns
 from tiering_core.models import ActionKind, AssessmentData, ValueTier
 from tiering_core.policy import Policy
 from tiering_core.rules import campaigns, channel, override, strategy
@@ -46,7 +47,7 @@ def made(
     rendered: bool = False,
 ) -> list[AssessmentData]:
     """One decision per row of the batch. Every decided output is first named column-wise
-    (``_Named``: a vocabulary lookup per column, one review date and service level per
+    (``Named``: a vocabulary lookup per column, one review date and service level per
     level), and so are the set-field actions (``_set_field_rows``, the CRM's reasons field
     chosen for the whole batch), so the loop below only gathers a row's values into its
     dict and derives the actions left (tasks, campaigns). ``rendered``: reason texts as
@@ -55,7 +56,7 @@ def made(
     cells = row_reasons.reason_cells(cols, ev.reasons, rendered)
     reasons = row_reasons.by_row(cols.n, cells)
     issues = row_reasons.issues_by_row(cols, ev.issues)
-    named = _Named.of(ev, policy, as_of)
+    named = Named.of(ev, policy, as_of)
     customers = list(
         map(
             strategy.Customer,
@@ -148,13 +149,115 @@ def made(
     return out
 
 
+def decided(
+    cols: Columns,
+    ev: Evaluation,
+    policy: Policy,
+    as_of: date,
+    kinds: frozenset[ActionKind],
+    *,
+    rendered: bool = False,
+) -> DecisionColumns:
+    """The batch's decisions as columns (``DecisionColumns``): every decided output is
+    named column-wise (``Named``: a vocabulary lookup per column, one review date and
+    service level per level), and so are the ``set_field`` values (the CRM's reasons field
+    chosen for the whole batch); a customer's decision dict is made when it is read.
+    ``rendered``: reason texts as dicts up front, for a caller that writes them all (an
+    output line); else each renders when first read (``reasons.ReasonText``)."""
+    cells = row_reasons.reason_cells(cols, ev.reasons, rendered)
+    reasons = row_reasons.by_row(cols.n, cells)
+    named = Named.of(ev, policy, as_of)
+    customers = list(
+        map(
+            strategy.Customer,
+            cols.ids,
+            cols.owner_ids,
+            cols.enum_texts[ENUM_INDEX["kind"]],
+            (cols.flag["sanctions_hit"] == 1).tolist(),
+        )
+    )
+    households = _household_tiers(ev)
+    if "campaign" in kinds:
+        m = memberships(cols, ev, policy)
+        members = m.member.T.tolist()
+    else:
+        m, members = _NO_MEMBERSHIPS, [[]] * cols.n
+    overrides = [override.row_of(cols, i) for i in range(cols.n)] if cols.overrides else None
+    service_level = named.service_level
+    if overrides:  # an applied service-tier override's level
+        levels = policy.service_levels
+        service_level = [
+            override.service_level(why, levels) or level if overridden else level
+            for overridden, why, level in zip(overrides, reasons, service_level, strict=True)
+        ]
+    set_fields = (
+        _set_field_columns(cols.n, ev, named, service_level, cells, households, policy)
+        if "set_field" in kinds
+        else {}
+    )
+    return DecisionColumns(
+        customers=customers,
+        named=named,
+        service_level=service_level,
+        reasons=reasons,
+        issues=row_reasons.issues_by_row(cols, ev.issues),
+        set_fields=set_fields,
+        households=households,
+        memberships=(m.keys, members),
+        overrides=overrides,
+        policy=policy,
+        as_of=as_of,
+        kinds=kinds,
+    )
+
+
+def _set_field_columns(
+    n: int,
+    ev: Evaluation,
+    named: Named,
+    service_level: list[str],
+    cells: row_reasons.ReasonCells,
+    households: list[Household],
+    policy: Policy,
+) -> dict[str, Sequence[Any]]:
+    """Every customer's ``set_field`` values, column by column: the reasons field is
+    chosen for the whole batch at once (``reasons_field``)."""
+    s = policy.strategy
+    review = {d: d.isoformat() for d in set(named.next_review)}
+    columns: dict[str, list[Any]] = {
+        "value_tier": named.value_tier,
+        "value_score": named.value_score,
+        "needs_tier": named.needs_tier,
+        "credit_risk": named.credit_risk,
+        "aml_risk": named.aml_risk,
+        "ops_risk": named.ops_risk,
+        "edd_required": named.edd_required,
+        "next_review": list(map(review.__getitem__, named.next_review)),
+        "service_level": service_level,
+        "preferred_channel": named.preferred_channel,
+        "status": named.status,
+        "policy_version": [policy.version] * n,
+        "reasons": reasons_field.reasons_fields(
+            n,
+            ev.reasons,
+            cells,
+            top=s.reasons_top,
+            language=s.reasons_language,
+            max_chars=s.reasons_max_chars,
+        ),
+    }
+    if ev.household_tier is not None:
+        columns["household_tier"] = [h.tier for h in households]
+    return strategy.set_field_columns(columns)
+
+
 def _set_field_rows(
     n: int,
     ev: Evaluation,
-    named: _Named,
+    named: Named,
     service_level: list[str],
     cells: row_reasons.ReasonCells,
-    households: list[_Household],
+    households: list[Household],
     policy: Policy,
 ) -> list[tuple[strategy.Action, ...]]:
     """Every customer's ``set_field`` actions, column by column: the reasons field is
@@ -204,20 +307,20 @@ def memberships(cols: Columns, ev: Evaluation, policy: Policy) -> campaigns.Memb
 _NO_MEMBERSHIPS = campaigns.Memberships((), np.zeros((0, 0), dtype=np.bool_))
 
 
-class _Household(NamedTuple):
+class Household(NamedTuple):
     """Whether the batch came with household links, and the member's household tier."""
 
     read: bool
     tier: str | None
 
 
-def _household_tiers(ev: Evaluation) -> list[_Household]:
+def _household_tiers(ev: Evaluation) -> list[Household]:
     """Each row's household tier by name; not read at all without household links."""
     if ev.household_tier is None:
-        return [_Household(False, None)] * ev.n
+        return [Household(False, None)] * ev.n
     unrated = VALUE_TIERS.index("unrated")
     return [
-        _Household(True, None if t == unrated else VALUE_TIERS[t])
+        Household(True, None if t == unrated else VALUE_TIERS[t])
         for t in ev.household_tier.tolist()
     ]
 
@@ -227,7 +330,7 @@ def _names(vocabulary: Sequence[str], codes: IntArray) -> list[str]:
     return list(map(vocabulary.__getitem__, codes.tolist()))
 
 
-class _Named(NamedTuple):
+class Named(NamedTuple):
     """A batch's decided outputs as the decision holds them, one list per output, and the
     codes only the tasks read."""
 
@@ -249,7 +352,7 @@ class _Named(NamedTuple):
     marketing_opt_out: list[bool]
 
     @classmethod
-    def of(cls, ev: Evaluation, policy: Policy, as_of: date) -> _Named:
+    def of(cls, ev: Evaluation, policy: Policy, as_of: date) -> Named:
         months = policy.aml.review_months
         review = _next_review_by_level(
             (months.low, months.medium, months.high), policy.aml.new_customer.working_days, as_of

@@ -128,6 +128,15 @@ def actions(
 SET_FIELDS = (*DecidedFields.__annotations__, "policy_version", "reasons")
 
 
+def set_field_columns(columns: Mapping[str, Sequence[Any]]) -> dict[str, Sequence[Any]]:
+    """The ``set_field`` values of a batch by field, in the order a customer's actions
+    list them: one per canonical output (``SET_FIELDS``, then ``household_tier`` when the
+    CRM's households were read). ``columns`` holds each field's value per customer as
+    written (dates as ISO text)."""
+    names = [*SET_FIELDS, *(("household_tier",) if "household_tier" in columns else ())]
+    return {name: columns[name] for name in names}
+
+
 def set_field_rows(columns: Mapping[str, Sequence[Any]]) -> list[tuple[Action, ...]]:
     """Each customer's ``set_field`` actions, one per canonical output (``SET_FIELDS``,
     then ``household_tier`` when the CRM's households were read), made column by column:
