@@ -1,11 +1,13 @@
-"""Decisions, one per customer: the per-record step, made only where a customer leaves
-the process (a CRM write, an output line).
+"""A batch's decisions, named column by column (``decided``).
 
 ``evaluate`` (engine) has decided every level, score, reason and DQ issue of a batch
-column-wise; this turns one batch's columns into one ``AssessmentData`` per customer, in
-input order and in the model's field order, with its reasons and DQ issues
-(``row_reasons``) and CRM actions (``strategy``; campaign membership decided column-wise
-by ``rules.campaigns``).
+column-wise as codes; this names them as the decision holds them, one list per output,
+with each customer's reasons and DQ issues (``row_reasons``), the ``set_field`` values
+per field (the CRM's reasons field chosen for the whole batch: ``reasons_field``) and
+campaign membership (``rules.campaigns``). ``DecisionColumns`` holds them; a customer's
+``AssessmentData`` (in the model's field order, with its CRM actions: ``strategy``) is
+made from them only where it is read whole: the per-record step, where a customer leaves
+the process (an output line, a task, the webhook path).
 """
 
 from __future__ import annotations
@@ -35,118 +37,6 @@ from tiering_core.rules.base import (
 
 if TYPE_CHECKING:
     from tiering_core.engine import Evaluation
-
-
-def made(
-    cols: Columns,
-    ev: Evaluation,
-    policy: Policy,
-    as_of: date,
-    kinds: frozenset[ActionKind],
-    *,
-    rendered: bool = False,
-) -> list[AssessmentData]:
-    """One decision per row of the batch. Every decided output is first named column-wise
-    (``Named``: a vocabulary lookup per column, one review date and service level per
-    level), and so are the set-field actions (``_set_field_rows``, the CRM's reasons field
-    chosen for the whole batch), so the loop below only gathers a row's values into its
-    dict and derives the actions left (tasks, campaigns). ``rendered``: reason texts as
-    dicts up front, for a caller that writes them all (an output line); else each renders
-    when first read (``reasons.ReasonText``)."""
-    cells = row_reasons.reason_cells(cols, ev.reasons, rendered)
-    reasons = row_reasons.by_row(cols.n, cells)
-    issues = row_reasons.issues_by_row(cols, ev.issues)
-    named = Named.of(ev, policy, as_of)
-    customers = list(
-        map(
-            strategy.Customer,
-            cols.ids,
-            cols.owner_ids,
-            cols.enum_texts[ENUM_INDEX["kind"]],
-            (cols.flag["sanctions_hit"] == 1).tolist(),
-        )
-    )
-    households = _household_tiers(ev)
-    if "campaign" in kinds:
-        m = memberships(cols, ev, policy)
-        members = m.member.T.tolist()
-    else:
-        m, members = _NO_MEMBERSHIPS, [[]] * cols.n
-    overrides = [override.row_of(cols, i) for i in range(cols.n)] if cols.overrides else None
-    service_level = named.service_level
-    if overrides:  # an applied service-tier override's level
-        levels = policy.service_levels
-        service_level = [
-            override.service_level(why, levels) or level if overridden else level
-            for overridden, why, level in zip(overrides, reasons, service_level, strict=True)
-        ]
-    set_fields = (
-        _set_field_rows(cols.n, ev, named, service_level, cells, households, policy)
-        if "set_field" in kinds
-        else [()] * cols.n
-    )
-    version = policy.version
-    tasks = "task" in kinds
-    out: list[AssessmentData] = []
-    rows = zip(
-        customers,
-        named.status,
-        named.value_tier,
-        named.value_score,
-        named.needs_tier,
-        named.credit_risk,
-        named.aml_risk,
-        named.ops_risk,
-        named.edd_required,
-        named.next_review,
-        service_level,
-        named.preferred_channel,
-        named.below_floor_since,
-        reasons,
-        issues,
-        set_fields,
-        strict=True,
-    )
-    for i, (customer, status, tier, score, needs, credit, aml, ops, edd, review, level,
-            channel_, since, why, dq, fields) in enumerate(rows):  # fmt: skip
-        decision: AssessmentData = {
-            "id": customer.id,
-            "status": status,
-            "value_tier": tier,
-            "value_score": score,
-            "needs_tier": needs,
-            "credit_risk": credit,
-            "aml_risk": aml,
-            "ops_risk": ops,
-            "edd_required": edd,
-            "next_review": review,
-            "service_level": level,
-            "preferred_channel": channel_,
-            "reasons": why,
-            "actions": (),  # below: in its place among the keys
-            "dq_issues": dq,
-            "policy_version": version,
-            "below_floor_since": since,
-        }
-        household = households[i]
-        if household.read:  # the key only where households were read: otherwise as before
-            decision["household_tier"] = household.tier  # type: ignore[typeddict-item]
-        # What only the tasks read is made only for them (the sync writing tier fields
-        # does not).
-        outcome = named.outcome(i, decision, dq) if tasks else None
-        decision["actions"] = strategy.actions(
-            customer, fields, outcome, why, policy, as_of, kinds, (m.keys, members[i])
-        )
-        overridden = overrides[i] if overrides else None
-        if overridden is not None:  # a refused override's task to its maker
-            decision["actions"] = (
-                *decision["actions"],
-                *override.refusal_tasks(
-                    customer.id, customer.owner_id, overridden, why, policy, as_of, kinds
-                ),
-            )
-        out.append(decision)
-    return out
 
 
 def decided(
@@ -249,46 +139,6 @@ def _set_field_columns(
     if ev.household_tier is not None:
         columns["household_tier"] = [h.tier for h in households]
     return strategy.set_field_columns(columns)
-
-
-def _set_field_rows(
-    n: int,
-    ev: Evaluation,
-    named: Named,
-    service_level: list[str],
-    cells: row_reasons.ReasonCells,
-    households: list[Household],
-    policy: Policy,
-) -> list[tuple[strategy.Action, ...]]:
-    """Every customer's ``set_field`` actions, column by column: the reasons field is
-    chosen for the whole batch at once (``reasons_field``)."""
-    s = policy.strategy
-    review = {d: d.isoformat() for d in set(named.next_review)}
-    columns: dict[str, list[Any]] = {
-        "value_tier": named.value_tier,
-        "value_score": named.value_score,
-        "needs_tier": named.needs_tier,
-        "credit_risk": named.credit_risk,
-        "aml_risk": named.aml_risk,
-        "ops_risk": named.ops_risk,
-        "edd_required": named.edd_required,
-        "next_review": list(map(review.__getitem__, named.next_review)),
-        "service_level": service_level,
-        "preferred_channel": named.preferred_channel,
-        "status": named.status,
-        "policy_version": [policy.version] * n,
-        "reasons": reasons_field.reasons_fields(
-            n,
-            ev.reasons,
-            cells,
-            top=s.reasons_top,
-            language=s.reasons_language,
-            max_chars=s.reasons_max_chars,
-        ),
-    }
-    if ev.household_tier is not None:
-        columns["household_tier"] = [h.tier for h in households]
-    return strategy.set_field_rows(columns)
 
 
 def memberships(cols: Columns, ev: Evaluation, policy: Policy) -> campaigns.Memberships:
