@@ -284,7 +284,7 @@ class PagePlanner:
         alone = fields_only(writeback)
         for i, record in enumerate(assessed.records):
             cid = record.profile.id
-            summary = decided.plain(i)
+            summary = decided.plain(i) if alone else decided[i]
             desired = desired_fields(summary, writeback, decided.field_values(i))
             if alone:
                 plan = CustomerPlan(cid, changed_fields(desired, record.current))
@@ -294,7 +294,7 @@ class PagePlanner:
                 doubt = in_doubt(cid)
                 if doubt:
                     known = replace(known, in_doubt=doubt)
-                plan = plan_customer(decided[i], record.current, known, writeback, desired=desired)
+                plan = plan_customer(summary, record.current, known, writeback, desired=desired)
             out.append(Planned(record, summary, plan, desired, decided, i))
         return out
 
