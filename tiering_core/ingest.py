@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from itertools import islice
 from typing import Any
 
@@ -117,26 +116,17 @@ def from_json_lines(lines: Iterable[tuple[int, str | bytes | Rejected]]) -> Chun
     """Numbered JSON texts (one record each, as ``crmtier tier`` reads JSON Lines); as
     ``bytes`` a line that is not UTF-8 is unreadable like one that is not JSON."""
     numbered = list(lines)
-    return _chunk(numbered, _parsed([text for _, text in numbered]), _VALIDATE_JSON)
+    docs = [_parsed(text) for _, text in numbered]
+    return _chunk(numbered, docs, _VALIDATE_JSON)
 
 
-_FROM_JSON = partial(pydantic_core.from_json, allow_inf_nan=False)
-
-
-def _parsed(texts: list[str | bytes | Rejected]) -> list[Any]:
-    """Each text's document, parsed in one C-level pass (a Python call per line cost a
-    tenth of the parse: bench/core.py, ingest); a text that is not JSON, or a reader's
-    ``Rejected``, is ``_UNPARSED`` (the model's validator reports it, in its words) and
-    the pass resumes after it."""
-    docs: list[Any] = []
-    rest = iter(texts)
-    while True:
-        try:
-            docs.extend(map(_FROM_JSON, rest))
-        except (ValueError, TypeError):  # TypeError: a Rejected, which is not text
-            docs.append(_UNPARSED)
-        else:
-            return docs
+def _parsed(text: str | bytes | Rejected) -> Any:
+    if text.__class__ is Rejected:
+        return _UNPARSED
+    try:
+        return pydantic_core.from_json(text, allow_inf_nan=False)  # type: ignore[arg-type]
+    except ValueError:
+        return _UNPARSED  # the model's validator reports it, in its words
 
 
 def from_records(records: Iterable[tuple[int, Any]]) -> Chunk:
