@@ -49,22 +49,21 @@ from connectors.sandbox.salesforce_rest import (
     limit_info,
     sf_error,
 )
-from connectors.sandbox.salesforce_schema import (
-    CLOSED_TASK_STATUSES,
-    EXTERNAL_KEY_FIELD,
-    INTEGRATION_USER_ID,
-    ORG_ID,
-    PREFIXES,
-    account_of_contact,
-    make_id,
-    to_sf_value,
-)
+from connectors.sandbox.salesforce_schema import CLOSED_TASK_STATUSES, EXTERNAL_KEY_FIELD
 from connectors.sandbox.salesforce_seed import (
     account_row,
     flattener,
     relation_rows,
     user_id,
     user_row,
+)
+from connectors.sandbox.salesforce_wire import (
+    INTEGRATION_USER_ID,
+    ORG_ID,
+    PREFIXES,
+    account_of_contact,
+    make_id,
+    to_sf_value,
 )
 from connectors.sandbox.server import Request
 from connectors.sandbox.store import format_ts

@@ -20,7 +20,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from connectors.sandbox.salesforce_schema import ORG_ID, make_id
+from connectors.sandbox.salesforce_wire import ORG_ID, make_id
 from connectors.sandbox.server import Request, Response
 
 if TYPE_CHECKING:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.sandbox.salesforce_index import SaveIndex
-from connectors.sandbox.salesforce_schema import PREFIXES, ObjectSpec, account_of_contact
+from connectors.sandbox.salesforce_schema import ObjectSpec
+from connectors.sandbox.salesforce_wire import PREFIXES, account_of_contact
 from connectors.sandbox.store import RecordStore
 
 

@@ -18,8 +18,8 @@ from connectors.sandbox.generator import (
     rm_capacity,
 )
 from connectors.sandbox.households import SeedLink
-from connectors.sandbox.salesforce_schema import (
-    RM_CAPACITY_FIELD,
+from connectors.sandbox.salesforce_schema import RM_CAPACITY_FIELD
+from connectors.sandbox.salesforce_wire import (
     id_number,
     make_id,
     person_contact_id,
