@@ -1,9 +1,11 @@
 """The tiering engine: columns in, decisions out, in one implementation.
 
 ``evaluate`` decides a whole batch column-wise with numpy (every level, score, reason and
-DQ mask: millions of customers per second). ``decide_columns`` then builds one decision
-per customer with its reasons, DQ issues and CRM actions (``decisions``): the per-record
-step, needed only where a customer leaves the process (a CRM write, an output line). One
+DQ mask: millions of customers per second). ``decide_columns`` then names the decisions
+column by column (``decisions.decided``: a ``DecisionColumns``), from which one decision
+per customer with its reasons, DQ issues and CRM actions is made when it is read: the
+per-record step, needed only where a customer leaves the process (an output line, a
+task). The sync plans tier-field writes from the columns (``sync.planning``). One
 customer (the webhook path) is a batch of one through the same code; a golden fixture of
 generated books (tests/core/test_core_golden.py) pins the decisions.
 
@@ -188,7 +190,7 @@ def decide_columns(
     *,
     kinds: frozenset[ActionKind] = ACTION_KINDS,
     households: HouseholdLinks | None = None,
-) -> list[AssessmentData]:
+) -> Sequence[AssessmentData]:
     """Decide a batch laid out as columns (with its ids: ``Columns.from_cells``), as plain
     data, in input order; ``households``: its household links (rules.household).
 
@@ -198,7 +200,7 @@ def decide_columns(
     if not cols.n:
         return []
     evaluation = override.apply(evaluate(cols, policy, as_of, households), cols, policy, as_of)
-    return decisions.made(cols, evaluation, policy, as_of, kinds)
+    return decisions.decided(cols, evaluation, policy, as_of, kinds)
 
 
 def decide_batch(
@@ -208,7 +210,7 @@ def decide_batch(
     *,
     kinds: frozenset[ActionKind] = ACTION_KINDS,
     households: HouseholdLinks | None = None,
-) -> list[AssessmentData]:
+) -> Sequence[AssessmentData]:
     """``decide_columns`` of validated profiles (a batch of one: the webhook path).
     ``households``: ``HouseholdLinks.build`` over these profiles' ids (rules.household)."""
     if not profiles:
@@ -266,7 +268,7 @@ def assessment_lines(cols: Columns, policy: Policy, as_of: date) -> bytes:
     if not cols.n:
         return b""
     ev = override.apply(evaluate(cols, policy, as_of), cols, policy, as_of)
-    decided = decisions.made(cols, ev, policy, as_of, _LINE_KINDS, rendered=True)
+    decided = decisions.decided(cols, ev, policy, as_of, _LINE_KINDS, rendered=True)
     m = decisions.memberships(cols, ev, policy)
     member = m.member.tolist()
     fragments = strategy.campaigns_json(cols.ids, m.keys, member)
@@ -274,7 +276,7 @@ def assessment_lines(cols: Columns, policy: Policy, as_of: date) -> bytes:
     for i, (decision, fragment) in enumerate(zip(decided, fragments, strict=True)):
         actions = decision["actions"]
         if actions and actions[-1].get("rule") == override.REFUSED_RULE:
-            # a refused override's task follows the campaigns (decisions.made): in place
+            # a refused override's task follows the campaigns (DecisionColumns.row): in place
             decision["actions"] = (
                 *actions[:-1],
                 *strategy.campaigns(decision["id"], m.keys, [row[i] for row in member]),

@@ -290,7 +290,7 @@ def test_asking_for_fewer_action_kinds_drops_only_those_actions(
     expected = [
         {**d, "actions": tuple(a for a in d["actions"] if a["kind"] in kinds)} for d in full
     ]
-    assert decide_batch(batch, POLICY, AS_OF, kinds=kinds) == expected
+    assert list(decide_batch(batch, POLICY, AS_OF, kinds=kinds)) == expected
     assert [decide_batch([p], POLICY, AS_OF, kinds=kinds)[0] for p in batch[:40]] == expected[:40]
 
 

@@ -110,7 +110,7 @@ def actions(
     memberships: tuple[tuple[str, ...], Sequence[bool]],
 ) -> tuple[Action, ...]:
     """The actions of ``kinds``, in kind order; a kind not asked for is not derived.
-    ``set_fields``: the customer's ``set_field`` actions (``set_field_rows``, made for the
+    ``set_fields``: the customer's ``set_field`` actions (from ``set_field_columns``, made for the
     whole batch); ``outcome``: what the tasks read (needed only when they are asked for);
     ``memberships``: the campaign keys and this customer's membership of each."""
     if "task" not in kinds and "campaign" not in kinds:
@@ -129,15 +129,13 @@ def actions(
 SET_FIELDS = (*DecidedFields.__annotations__, "policy_version", "reasons")
 
 
-def set_field_rows(columns: Mapping[str, Sequence[Any]]) -> list[tuple[Action, ...]]:
-    """Each customer's ``set_field`` actions, one per canonical output (``SET_FIELDS``,
-    then ``household_tier`` when the CRM's households were read), made column by column:
-    ``columns`` holds each field's value per customer as written (dates as ISO text)."""
+def set_field_columns(columns: Mapping[str, Sequence[Any]]) -> dict[str, Sequence[Any]]:
+    """The ``set_field`` values of a batch by field, in the order a customer's actions
+    list them: one per canonical output (``SET_FIELDS``, then ``household_tier`` when the
+    CRM's households were read). ``columns`` holds each field's value per customer as
+    written (dates as ISO text)."""
     names = [*SET_FIELDS, *(("household_tier",) if "household_tier" in columns else ())]
-    made = [
-        [{"kind": "set_field", "field": name, "value": v} for v in columns[name]] for name in names
-    ]
-    return list(zip(*made, strict=True))
+    return {name: columns[name] for name in names}
 
 
 def tasks(
