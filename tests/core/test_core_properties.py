@@ -252,6 +252,51 @@ def test_assessment_lines_on_a_generated_bank() -> None:
     )
 
 
+#: Overrides a generated book's customers get in turn: applied (value, service tier),
+#: refused (self-approved, unknown tier and expired) and pending.
+OVERRIDES = [
+    {
+        "value_tier": "private",
+        "reason": "vip ✓",
+        "expires": "2027-01-01",
+        "approved": True,
+        "maker_id": "M1",
+        "checker_id": "C1",
+        "approved_at": "2026-11-01T00:00:00",
+    },
+    {
+        "service_tier": "wealth",
+        "expires": "2027-01-01",
+        "approved": True,
+        "maker_id": "M1",
+        "checker_id": "C1",
+    },
+    {"value_tier": "wealth", "approved": True, "maker_id": "M1", "checker_id": "M1"},
+    {
+        "value_tier": "bogus",
+        "approved": True,
+        "maker_id": "M1",
+        "checker_id": "C2",
+        "expires": "2026-01-01",
+    },
+    {"value_tier": "affluent", "approved": False},
+]
+
+
+def test_assessment_lines_with_overrides_and_odd_ids() -> None:
+    """Overrides applied, refused and pending among customers without one (the refusal
+    task follows the campaigns), and ids a JSON string must escape, in one batch."""
+    batch = []
+    for i, profile in enumerate(generated_bank(600, seed=41, dirty=True)):
+        data = profile.model_dump(exclude_none=True)
+        if i % 4 == 0:
+            data["override"] = OVERRIDES[i % len(OVERRIDES)]
+        if i % 11 == 0:
+            data["id"] += 'é中"\\\n'
+        batch.append(CustomerProfile.model_validate(data))
+    _assert_lines_are_the_models(batch)
+
+
 def _assert_lines_are_the_models(batch: list[CustomerProfile]) -> None:
     written = assessment_lines(Columns.from_profiles(batch, POLICY), POLICY, AS_OF)
     expected = [a.model_dump_json().encode() + b"\n" for a in assess_batch(batch, POLICY, AS_OF)]
