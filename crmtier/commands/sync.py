@@ -30,7 +30,8 @@ from connectors.override_audit import OverrideAuditReads
 from crmtier.commands.listing import emit, format_option, stdout_console
 from crmtier.commands.options import config_option
 from crmtier.commands.sync_output import ProgressView, report_json, summary
-from crmtier.config import ConfigFileError, CrmtierConfig, load_config, parse_interval
+from crmtier.config import ConfigFileError, CrmtierConfig, load_config
+from crmtier.config_sections import parse_interval
 from sync import households, jsonlog, outbox
 from sync.disclosure import Disclosure
 from sync.engine import (
