@@ -9,9 +9,10 @@ side by side in one run over the same generated customers:
                      JSON Lines out (to /dev/null), and its ratio to the round trip
   ingest             JSON Lines -> validated cells (no model per record), chunk by chunk
   columnarise        cells -> numpy columns
-  output lines       columns -> the command's Assessment JSON Lines (``assessment_lines``:
-                     evaluate, decide, serialise), chunk by chunk: with ingest and
-                     columnarise, where the command's time goes
+  output lines       columns -> the command's Assessment JSON Lines
+                     (``lines.assessment_lines``: evaluate, decide as columns, join
+                     fragment columns), chunk by chunk: with ingest and columnarise,
+                     where the command's time goes
   evaluate           columns -> every tier, score, risk level, reason and DQ mask
   decide_columns     columns -> decisions as columns (all actions; tier fields only), no
                      customer's decision made whole yet (DecisionColumns)
@@ -53,14 +54,8 @@ from tiering_core import ingest
 from tiering_core.collector import collector_paused
 from tiering_core.columns import Columns
 from tiering_core.decision_columns import DecisionColumns
-from tiering_core.engine import (
-    assess,
-    assess_batch,
-    assessment_lines,
-    decide_batch,
-    decide_columns,
-    evaluate,
-)
+from tiering_core.engine import assess, assess_batch, decide_batch, decide_columns, evaluate
+from tiering_core.lines import assessment_lines
 from tiering_core.models import ACTION_KINDS, ActionKind, AssessmentData, CustomerProfile
 from tiering_core.policy import load_policy
 
