@@ -26,8 +26,6 @@ import click
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 from sqlalchemy.engine import make_url
 
 from connectors.config_text import sentence, where
@@ -35,6 +33,7 @@ from connectors.contract import HOUSEHOLDS_CHECK, RIGHTS_CHECK, RIGHTS_DOC, Conn
 from connectors.errors import ConfigError, ConnectorError
 from connectors.plugin import ConnectorPlugin, FixContext, FixReport
 from connectors.registry import plugin
+from crmtier.commands.doctor_lines import error, finish, is_error, ok, print_checklist, warn
 from crmtier.commands.doctor_workers import check_workers
 from crmtier.commands.options import config_option
 from crmtier.config import CrmtierConfig, load_config
@@ -47,18 +46,6 @@ from webhooks.settings import WebhooksSettings, load_webhooks, settings_model
 EXIT_CONFIG = 2
 
 
-def _ok(name: str, detail: str = "") -> SchemaCheck:
-    return SchemaCheck(name, True, detail)
-
-
-def _error(name: str, detail: str, fix: str) -> SchemaCheck:
-    return SchemaCheck(name, False, detail, fix)
-
-
-def _warn(name: str, detail: str, fix: str = "", ok: bool = True) -> SchemaCheck:
-    return SchemaCheck(name, ok, detail, fix, "warning")
-
-
 # --- the local set-up ---------------------------------------------------------------------
 
 
@@ -66,12 +53,12 @@ def check_policy(config: CrmtierConfig) -> SchemaCheck:
     try:
         policy = load_policy(config.policy_path())
     except (PolicyError, OSError) as exc:
-        return _error(
+        return error(
             "policy",
             str(exc).splitlines()[0],
             "fix the file, then run: crmtier policy validate FILE",
         )
-    return _ok("policy", policy.version)
+    return ok("policy", policy.version)
 
 
 def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
@@ -84,7 +71,7 @@ def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             db = Path(parsed.database)
             if not db.exists() and not fix:
-                return _warn(
+                return warn(
                     "state store",
                     f"{db} does not exist yet",
                     "created by the first sync, or now by crmtier doctor --fix",
@@ -97,7 +84,7 @@ def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
         finally:
             store.close()
     except EncryptionPendingError as exc:
-        return _warn(
+        return warn(
             "state store",
             str(exc),
             "run crmtier doctor --fix (stop other crmtier "
@@ -105,13 +92,13 @@ def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
             ok=False,
         )
     except (StoreError, ConfigError, OSError) as exc:
-        return _error("state store", str(exc), "check [state] url and that the database is up")
+        return error("state store", str(exc), "check [state] url and that the database is up")
     except Exception as exc:  # a driver error: name it, never print the URL (it may hold a host)
-        return _error(
+        return error(
             "state store", type(exc).__name__, "check [state] url, credentials and network"
         )
     at_rest = f"values encrypted (key id {cipher.key_id})" if cipher else "values not encrypted"
-    return _ok("state store", f"{backend}, schema up to date, {at_rest}")
+    return ok("state store", f"{backend}, schema up to date, {at_rest}")
 
 
 def check_state_at_rest(config: CrmtierConfig) -> list[SchemaCheck]:
@@ -124,7 +111,7 @@ def check_state_at_rest(config: CrmtierConfig) -> list[SchemaCheck]:
         exposed = None  # the state store line already says what is wrong with the URL
     if exposed:
         checks.append(
-            _warn(
+            warn(
                 "state store file",
                 f"{exposed} can be read or written by other users",
                 f"chmod 600 {exposed} {exposed}-wal {exposed}-shm",
@@ -133,7 +120,7 @@ def check_state_at_rest(config: CrmtierConfig) -> list[SchemaCheck]:
         )
     if config.state.audit_key is None:
         checks.append(
-            _warn(
+            warn(
                 "audit key",
                 "the audit chain is signed with a key kept in the state store: "
                 "whoever can read the store could edit a row and sign the chain again",
@@ -141,7 +128,7 @@ def check_state_at_rest(config: CrmtierConfig) -> list[SchemaCheck]:
             )
         )
     else:
-        checks.append(_ok("audit key", "from [state] audit_key"))
+        checks.append(ok("audit key", "from [state] audit_key"))
     return checks
 
 
@@ -156,7 +143,7 @@ def check_webhooks(config: CrmtierConfig) -> tuple[SchemaCheck, WebhooksSettings
             if first
             else f"[webhooks]: {exc}"
         )
-        return _error(
+        return error(
             "webhook settings",
             problem,
             f"fix [webhooks] in {config.config_file} (see docs/webhooks.md)",
@@ -164,31 +151,31 @@ def check_webhooks(config: CrmtierConfig) -> tuple[SchemaCheck, WebhooksSettings
     crm = plugin(config.kind)
     if not _receives(crm, settings) and not settings.secrets:
         keys = ", ".join(crm.webhook.keys.model_fields) if crm.webhook else "secrets"
-        return _warn(
+        return warn(
             "webhook settings",
             f"no {crm.title} verification value configured",
             f"set [webhooks] {keys} to receive change notifications (see docs/webhooks.md)",
         ), settings
-    return _ok("webhook settings", f"listen {settings.listen}"), settings
+    return ok("webhook settings", f"listen {settings.listen}"), settings
 
 
 def check_transport(config: CrmtierConfig) -> SchemaCheck:
     """docs/targets.md S7: HTTPS with certificate verification to the CRM."""
     base = str(config.crm.get("base_url", ""))
     if not base.startswith("https://"):
-        return _error(
+        return error(
             "TLS to the CRM",
             f"base_url is not https: {base or '(empty)'}",
             "use the CRM's https:// URL",
         )
     bundle = str(config.crm.get("ca_bundle") or "")
     if bundle and not (config.base_dir / bundle).expanduser().exists():
-        return _error(
+        return error(
             "TLS to the CRM",
             f"ca_bundle {bundle} not found",
             "point crm.ca_bundle at the CA file, or remove it to use the system store",
         )
-    return _ok("TLS to the CRM", "verified against " + (bundle or "the system trust store"))
+    return ok("TLS to the CRM", "verified against " + (bundle or "the system trust store"))
 
 
 # --- the CRM ------------------------------------------------------------------------------
@@ -197,7 +184,7 @@ def check_transport(config: CrmtierConfig) -> SchemaCheck:
 def check_allowance(connector: Connector, api_share: float) -> SchemaCheck:
     usage = connector.api_usage()
     if not usage.allowance_limit:
-        return _warn(
+        return warn(
             "API allowance",
             "the CRM did not report its allowance to this connector",
             "check the CRM's API usage page before large backfills",
@@ -206,13 +193,13 @@ def check_allowance(connector: Connector, api_share: float) -> SchemaCheck:
     left = usage.allowance_limit - used
     detail = f"{left:,} of {usage.allowance_limit:,} calls left today"
     if used >= usage.allowance_limit * api_share:
-        return _warn(
+        return warn(
             "API allowance",
             detail + f"; more than api_share {api_share:.0%} used",
             "runs will pause at the quota guard; schedule backfills off-peak",
             ok=False,
         )
-    return _ok("API allowance", detail)
+    return ok("API allowance", detail)
 
 
 def check_rights(crm: str, crm_checks: list[SchemaCheck]) -> SchemaCheck | None:
@@ -220,7 +207,7 @@ def check_rights(crm: str, crm_checks: list[SchemaCheck]) -> SchemaCheck | None:
     lines already say so; otherwise say plainly that they were not verified."""
     if any(c.name.startswith(RIGHTS_CHECK) for c in crm_checks):
         return None
-    return _warn(
+    return warn(
         RIGHTS_CHECK,
         f"not verified by the {crm} connector",
         f"make sure the user can read the mapped fields and edit only the tier fields "
@@ -259,31 +246,6 @@ def run_fix(
         return FixReport(by_hand=[str(exc)])
 
 
-# --- output -------------------------------------------------------------------------------
-
-
-def _glyph(check: SchemaCheck) -> str:
-    if check.ok and check.severity == "warning" and (check.fix or check.detail):
-        return "[yellow]![/yellow]"
-    if check.ok:
-        return "[green]✓[/green]"
-    return "[red]✗[/red]" if check.severity == "error" else "[yellow]![/yellow]"
-
-
-def print_checklist(console: Console, title: str, checks: list[SchemaCheck]) -> None:
-    table = Table(title=title, title_justify="left", show_lines=False)
-    for col in ("", "check", "detail", "fix"):
-        table.add_column(col, overflow="fold")
-    for c in checks:
-        fix = "" if c.ok and not c.fix else c.fix
-        table.add_row(_glyph(c), Text(c.name), Text(c.detail), Text(fix))
-    console.print(table)
-
-
-def is_error(check: SchemaCheck) -> bool:
-    return not check.ok and check.severity == "error"
-
-
 @click.command(name="doctor")
 @config_option
 @click.option(
@@ -313,14 +275,14 @@ def command(config_path: Path, fix: bool) -> None:
         connector = config.connector()
     except (ConfigError, ConnectorError) as exc:
         crm = [
-            _error(
+            error(
                 "connector configuration",
                 str(exc),
                 f"fix [crm] in {config_path} and the environment it refers to",
             )
         ]
         print_checklist(console, f"{config.kind}", crm)
-        code = _finish(console, local + crm)
+        code = finish(console, local + crm)
         sys.exit(EXIT_CONFIG if isinstance(exc, ConfigError) else code)
     try:
         crm = crm_checks(connector, config)
@@ -333,7 +295,7 @@ def command(config_path: Path, fix: bool) -> None:
                 print_checklist(console, f"{title} after --fix", crm)
     finally:
         connector.close()
-    sys.exit(_finish(console, local + crm))
+    sys.exit(finish(console, local + crm))
 
 
 def crm_checks(connector: Connector, config: CrmtierConfig) -> list[SchemaCheck]:
@@ -360,7 +322,7 @@ def check_households(connector: Connector, config: CrmtierConfig) -> list[Schema
     try:
         check = households.readiness(connector, policy)
     except ConnectorError as exc:
-        return [_error(HOUSEHOLDS_CHECK, f"could not check: {exc}", "run crmtier doctor again")]
+        return [error(HOUSEHOLDS_CHECK, f"could not check: {exc}", "run crmtier doctor again")]
     return [] if check is None else [check]
 
 
@@ -391,11 +353,3 @@ def _fix(
     if not done and not by_hand:
         console.print("nothing to fix")
     return checks if done else None
-
-
-def _finish(console: Console, checks: list[SchemaCheck]) -> int:
-    errors = sum(is_error(c) for c in checks)
-    warnings = sum(c.severity == "warning" and (not c.ok or bool(c.fix)) for c in checks)
-    verdict = "[red]not ready[/red]" if errors else "[green]ready[/green]"
-    console.print(f"{verdict}: {errors} error(s), {warnings} warning(s)")
-    return 1 if errors else 0
