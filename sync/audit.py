@@ -28,20 +28,19 @@ import hashlib
 import hmac
 import json
 from _json import make_encoder
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from json.encoder import encode_basestring
-from operator import attrgetter
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from sync import jsontext
 from sync.bulkwrite import insert_rows
 from sync.schema import AUDIT_UNKEYED_UPTO, audit, meta, meta_once, now_text
 
 GENESIS = "0" * 64
 HEAD_KEY = "audit_head"
+_COLUMNS = tuple(c.name for c in audit.columns)
 #: ``meta`` key of the last unkeyed row's seq, sealed: ``<seq>:<key id>:<HMAC>``
 BOUNDARY_KEY = AUDIT_UNKEYED_UPTO
 Trigger = Literal["sync", "webhook", "manual", "backfill"]
@@ -64,13 +63,6 @@ class AuditEntry:
     source_event_id: str | None = None
 
 
-_ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
-#: an entry's values, in ``_ENTRY_FIELDS`` order
-_entry_values = attrgetter(*_ENTRY_FIELDS)
-#: a new row's columns as ``append`` writes them: the entry's between the chain's own
-_COLUMNS = ("seq", "at", *_ENTRY_FIELDS, "key_id", "prev_hash", "hash")
-
-
 def audit_key_id(key: bytes) -> str:
     """A short public name of an audit key, kept in each row it signs."""
     return hmac.new(key, b"crmtier audit key id", hashlib.sha256).hexdigest()[:8]
@@ -91,65 +83,20 @@ class AuditKeys:
         return {audit_key_id(k): k for k in (*self.previous, self.current)}
 
 
-#: ``json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, with
-#: the encoder made once instead of per row: the canonical text the stored hashes cover
+#: the json module's settings of the canonical text the stored hashes cover
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-_canonical = _CANONICAL.encode
-#: the C encoder ``_CANONICAL.encode`` builds anew for every call (same settings; no
-#: circular-reference check, which a row of plain values never needs), made once
-_encode_value = make_encoder(
+#: the C encoder ``_CANONICAL.encode`` builds anew for every call, made once (and without
+#: the circular-reference check, which a row of plain values never needs): the encoder's
+#: construction was a quarter of each row's canonical text
+_encode = make_encoder(
     None, _CANONICAL.default, encode_basestring, None, ":", ",", True, False, True
 )
 
 
-class CanonicalRows:
-    """The canonical text of rows that all have the same keys, given as tuples of their
-    values in ``names`` order: what ``_canonical`` writes of each as a dict, byte for byte
-    (a test holds the two equal), at a bit over half its cost.
-
-    ``_canonical`` sorts every row's keys and walks it through the ``json`` encoder, ~17
-    µs a row on the CI box, the largest cost of appending a page's audit rows. Here the
-    keys are sorted and quoted once (a ``%`` template); a text value is quoted by the
-    encoder's own string quoting, anything else (numbers, ``None``, the nested ``old`` and
-    ``new`` values) goes through the same C encoder ``_canonical`` uses, once for each
-    distinct value ``jsontext.text_key`` can tell apart (a page's tier blocks are a few)."""
-
-    def __init__(self, names: Sequence[str]) -> None:
-        order = sorted(range(len(names)), key=names.__getitem__)
-        self._order = order
-        self._template = (
-            "{"
-            + ",".join(encode_basestring(names[i]).replace("%", "%%") + ":%s" for i in order)
-            + "}"
-        )
-        self._texts: dict[tuple[Any, ...], str] = {}
-
-    def text(self, values: Sequence[Any]) -> str:
-        return self._template % tuple(
-            [
-                encode_basestring(v) if v.__class__ is str else self._value(v)
-                for v in map(values.__getitem__, self._order)
-            ]
-        )
-
-    def _value(self, value: Any) -> str:
-        key = jsontext.text_key(value)
-        if key is None:
-            return "".join(_encode_value(value, 0))
-        text = self._texts.get(key)
-        if text is None:
-            if len(self._texts) >= _TEXTS_KEPT:
-                self._texts.clear()
-            text = self._texts[key] = "".join(_encode_value(value, 0))
-        return text
-
-
-#: encoded values ``CanonicalRows`` keeps at most
-_TEXTS_KEPT = 4096
-
-
-#: the canonical text a new row is hashed over: every column but ``hash``
-_HASHED = CanonicalRows(_COLUMNS[:-1])
+def _canonical(row: Mapping[str, Any]) -> str:
+    """``json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, the
+    same text byte for byte (``tests/sync/test_audit_canonical.py``)."""
+    return "".join(_encode(row, 0))
 
 
 def row_hash(prev_hash: str, row: dict[str, Any], key: bytes | None) -> str:
@@ -193,14 +140,14 @@ def append(conn: sa.Connection, entries: list[AuditEntry], keys: AuditKeys) -> N
     seq, prev = _parse_head(str(head))
     key, kid, at = keys.current, keys.key_id, now_text()
     rows = []
-    # The chain in one tight loop over tuples in the table's column order: each row's
-    # canonical text (every row here is keyed, so ``key_id`` is always in it) hashed
-    # straight after the previous row's.
+    # The chain in one tight loop: each row's canonical text (every row here is keyed, so
+    # ``key_id`` is always in it) hashed straight after the previous row's.
     for entry in entries:
         seq += 1
-        values = (seq, at, *_entry_values(entry), kid, prev)
-        prev = hmac.digest(key, (prev + _HASHED.text(values)).encode("utf-8"), "sha256").hex()
-        rows.append((*values, prev))
+        row = {"seq": seq, "at": at, **vars(entry), "key_id": kid, "prev_hash": prev}
+        prev = hmac.digest(key, (prev + _canonical(row)).encode("utf-8"), "sha256").hex()
+        row["hash"] = prev
+        rows.append(tuple(row[c] for c in _COLUMNS))
     insert_rows(conn, audit, _COLUMNS, rows)
     conn.execute(meta.update().where(meta.c.key == HEAD_KEY).values(value=f"{seq}:{prev}"))
 

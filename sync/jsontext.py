@@ -24,22 +24,3 @@ def dumps(value: Any) -> str:
 def loads(text: str | bytes) -> Any:
     """The value of JSON ``text``."""
     return pydantic_core.from_json(text)
-
-
-def text_key(value: Any) -> tuple[Any, ...] | None:
-    """A hashable key that two values share only when they are written as the same JSON
-    text (by this module or by the ``json`` module alike), or None for a value that has no
-    cheap one. Texts, ``None``, lists of texts and dicts of texts to texts qualify: what
-    a page's tier blocks and reason codes are, a few distinct values over thousands of
-    rows, so an encoder may encode each once. Anything holding numbers or booleans is
-    left out: ``1 == 1.0 == True`` in Python, not in JSON."""
-    kind = value.__class__
-    if kind is str or value is None:
-        return (kind, value)
-    if kind is dict:
-        if all(k.__class__ is str and v.__class__ is str for k, v in value.items()):
-            return (dict, *value.items())
-        return None
-    if kind is list and all(v.__class__ is str for v in value):
-        return (list, *value)
-    return None
