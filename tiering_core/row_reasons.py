@@ -170,9 +170,10 @@ _FEW = 16
 
 def _plain(x: npt.NDArray[Any]) -> list[Any]:
     """``[_py(v) for v in x.tolist()]``, in one C-level conversion when the column allows
-    it: every cell a whole number (counts, most thresholds) or none whole and none NaN
-    (amounts). A reason's cells are most of a decision's values, so the per-cell Python
-    call of ``_py`` was a tenth of deciding (bench/core.py)."""
+    it (every cell a whole number: counts, most thresholds), else one conversion with the
+    whole cells (as int) and the NaN ones (as None) put in by index (amounts, whole and
+    fractional mixed). A reason's cells are most of a decision's values, so the per-cell
+    Python call of ``_py`` was a tenth of deciding (bench/core.py)."""
     cells: list[Any]
     if x.dtype.kind != "f":
         cells = x.tolist()  # codes and flags: _py leaves non-floats as they are
@@ -181,12 +182,19 @@ def _plain(x: npt.NDArray[Any]) -> list[Any]:
         return [_py(v) for v in x.tolist()]
     finite = np.isfinite(x)
     whole = finite & (np.trunc(x) == x)
-    if whole.all() and (np.abs(x) < _INT64_SAFE).all():
+    safe = (np.abs(x) < _INT64_SAFE) | ~whole
+    if not safe.all():  # a whole number beyond int64: _py makes it a Python int
+        return [_py(v) for v in x.tolist()]
+    if whole.all():
         cells = x.astype(np.int64).tolist()
-    elif finite.all() and not whole.any():
-        cells = x.tolist()
-    else:
-        cells = [_py(v) for v in x.tolist()]
+        return cells
+    cells = x.tolist()
+    if whole.any():  # mixed (an amount's whole and fractional cells): whole ones as int
+        at = np.flatnonzero(whole)
+        for k, v in zip(at.tolist(), x[at].astype(np.int64).tolist(), strict=True):
+            cells[k] = v
+    for k in np.flatnonzero(np.isnan(x)).tolist():
+        cells[k] = None
     return cells
 
 
