@@ -7,6 +7,7 @@ call, and customers who share a value and threshold share one text.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from itertools import pairwise
 from typing import Any, NamedTuple
 
@@ -40,7 +41,8 @@ def _hits(masks: Sequence[BoolArray]) -> list[tuple[int, int]]:
 class ReasonCells(NamedTuple):
     """A batch's reasons, one per true cell of its reason columns, in column-major order:
     each cell's column, row and weight as numpy arrays (what the reasons field is chosen
-    by, column-wise: ``reasons_field``) and its reason as plain data."""
+    by, column-wise: ``reasons_field``) and its reason as plain data (one dict for the
+    cells of a column with the same reason: ``reason_cells``)."""
 
     column: npt.NDArray[np.intp]
     row: npt.NDArray[np.intp]
@@ -52,7 +54,11 @@ def reason_cells(cols: Columns, columns: Sequence[ReasonColumn], rendered: bool)
     """Every reason of the batch. Made column by column: one numpy call finds the true
     cells of all columns, one takes a column's cells of all its rows, and the customers
     of a column who share a value and threshold share one text (rendered once: up front
-    if ``rendered``, else when first read)."""
+    if ``rendered``, else when first read) and, where the weight is the code's, one
+    reason dict: most reasons are one of a few (a generated chunk of 1,988 customers has
+    14,648 reasons, 3,279 distinct), so the dicts are made per distinct reason, not per
+    cell. The shared dicts are read, never changed (``engine._with_texts`` renders a text
+    in place: the same for every sharer)."""
     text_of: Callable[[ReasonSpec, Any, Any], Mapping[str, str]] = (
         _rendered if rendered else ReasonText
     )
@@ -76,38 +82,57 @@ def reason_cells(cols: Columns, columns: Sequence[ReasonColumn], rendered: bool)
             observed = _cells(rc.value, hit)
         thresholds = _cells(rc.threshold, hit)
         spec = CATALOGUE[rc.code]
-        code, dimension, factor = spec.code, spec.dimension, spec.factor
-        column_weights = (
-            [spec.weight] * len(hit)
-            if rc.weight is None
-            else [spec.weight if w is None else round(w, 4) for w in _cells(rc.weight, hit)]
-        )
+        if rc.weight is None:
+            column_weights = [spec.weight] * len(hit)
+        else:
+            column_weights = [
+                spec.weight if w is None else round(w, 4) for w in _cells(rc.weight, hit)
+            ]
         weights += column_weights
-        texts: list[Mapping[str, str]]
-        if rc.profile_path is not None:  # lists: a text each
-            texts = [text_of(spec, seen, t) for seen, t in zip(observed, thresholds, strict=True)]
-        else:  # one text per distinct value and threshold, each made once
-            keys = list(zip(observed, thresholds, strict=True))
-            distinct: dict[tuple[Any, Any], Any] = dict.fromkeys(keys)
-            for key in distinct:
-                distinct[key] = text_of(spec, *key)
-            texts = list(map(distinct.__getitem__, keys))
-        # make_reason's dict, inlined: a customer has six reasons on average
-        reasons += [
-            {
-                "code": code,
-                "dimension": dimension,
-                "factor": factor,
-                "value": seen,
-                "threshold": threshold,
-                "weight": weight,
-                "text": text,
-            }
-            for seen, threshold, weight, text in zip(
-                observed, thresholds, column_weights, texts, strict=True
-            )
-        ]
+        if rc.profile_path is not None:  # lists: a reason and a text each
+            reasons += [
+                _reason(spec, seen, t, w, text_of(spec, seen, t))
+                for seen, t, w in zip(observed, thresholds, column_weights, strict=True)
+            ]
+        elif rc.weight is not None:  # a cell's own weight: a reason each, texts shared
+            texts = _distinct(observed, thresholds, partial(text_of, spec))
+            reasons += map(partial(_reason, spec), observed, thresholds, column_weights, texts)
+        else:  # the code's weight: a reason per distinct value and threshold
+            reasons += _distinct(observed, thresholds, partial(_reason_of, spec, text_of))
     return ReasonCells(column, row, np.array(weights, dtype=np.float64), reasons)
+
+
+def _distinct(
+    observed: list[Any], thresholds: list[Any], make: Callable[[Any, Any], Any]
+) -> list[Any]:
+    """``make(value, threshold)`` of each cell, called once per distinct pair and shared
+    by the cells that have it. A value is never two JSON spellings under one key: a
+    column's cells are one type, whole floats made int and NaN None (``_plain``)."""
+    keys = list(zip(observed, thresholds, strict=True))
+    made: dict[tuple[Any, Any], Any] = dict.fromkeys(keys)
+    for key in made:
+        made[key] = make(*key)
+    return list(map(made.__getitem__, keys))
+
+
+def _reason_of(
+    spec: ReasonSpec, text_of: Callable[[ReasonSpec, Any, Any], Any], value: Any, threshold: Any
+) -> dict[str, Any]:
+    """A reason with the code's own weight and its text."""
+    return _reason(spec, value, threshold, spec.weight, text_of(spec, value, threshold))
+
+
+def _reason(spec: ReasonSpec, value: Any, threshold: Any, weight: Any, text: Any) -> dict[str, Any]:
+    """A reason as plain data (``reasons.make_reason``'s dict, from its parts)."""
+    return {
+        "code": spec.code,
+        "dimension": spec.dimension,
+        "factor": spec.factor,
+        "value": value,
+        "threshold": threshold,
+        "weight": weight,
+        "text": text,
+    }
 
 
 def by_row(n: int, cells: ReasonCells) -> list[list[dict[str, Any]]]:
@@ -145,9 +170,10 @@ _FEW = 16
 
 def _plain(x: npt.NDArray[Any]) -> list[Any]:
     """``[_py(v) for v in x.tolist()]``, in one C-level conversion when the column allows
-    it: every cell a whole number (counts, most thresholds) or none whole and none NaN
-    (amounts). A reason's cells are most of a decision's values, so the per-cell Python
-    call of ``_py`` was a tenth of deciding (bench/core.py)."""
+    it (every cell a whole number: counts, most thresholds), else one conversion with the
+    whole cells (as int) and the NaN ones (as None) put in by index (amounts, whole and
+    fractional mixed). A reason's cells are most of a decision's values, so the per-cell
+    Python call of ``_py`` was a tenth of deciding (bench/core.py)."""
     cells: list[Any]
     if x.dtype.kind != "f":
         cells = x.tolist()  # codes and flags: _py leaves non-floats as they are
@@ -156,12 +182,19 @@ def _plain(x: npt.NDArray[Any]) -> list[Any]:
         return [_py(v) for v in x.tolist()]
     finite = np.isfinite(x)
     whole = finite & (np.trunc(x) == x)
-    if whole.all() and (np.abs(x) < _INT64_SAFE).all():
+    safe = (np.abs(x) < _INT64_SAFE) | ~whole
+    if not safe.all():  # a whole number beyond int64: _py makes it a Python int
+        return [_py(v) for v in x.tolist()]
+    if whole.all():
         cells = x.astype(np.int64).tolist()
-    elif finite.all() and not whole.any():
-        cells = x.tolist()
-    else:
-        cells = [_py(v) for v in x.tolist()]
+        return cells
+    cells = x.tolist()
+    if whole.any():  # mixed (an amount's whole and fractional cells): whole ones as int
+        at = np.flatnonzero(whole)
+        for k, v in zip(at.tolist(), x[at].astype(np.int64).tolist(), strict=True):
+            cells[k] = v
+    for k in np.flatnonzero(np.isnan(x)).tolist():
+        cells[k] = None
     return cells
 
 
