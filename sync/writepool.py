@@ -72,7 +72,7 @@ class WritePool:
         self.batch = max(1, self.caps.plan_batch or self.caps.max_write_batch)
         self.tally = CallTally(self.caps.per_customer_kinds)
         self.queue: dict[int, OutboxItem] = {}
-        self.due: dict[int, float] = {}
+        self.due: dict[int, float] = {}  # queued retries: when their backoff ends
         self.inflight: dict[Future[list[WriteResult]], list[OutboxItem]] = {}
         # answered, not yet recorded (see _harvest)
         self.landed: list[tuple[list[OutboxItem], Future[list[WriteResult]]]] = []
@@ -216,6 +216,7 @@ class WritePool:
         items = outbox.plan_order(items)
         for item in items:
             self.queue.pop(item.id, None)
+            self.due.pop(item.id, None)  # a retry's backoff is over once it goes out
             self.inflight_by_customer.setdefault(item.customer_id, set()).add(item.id)
         plan = outbox.to_write_plan(items)
         kill_point("before_write")
