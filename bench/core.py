@@ -9,6 +9,9 @@ side by side in one run over the same generated customers:
                      JSON Lines out (to /dev/null), and its ratio to the round trip
   ingest             JSON Lines -> validated cells (no model per record), chunk by chunk
   columnarise        cells -> numpy columns
+  output lines       columns -> the command's Assessment JSON Lines (``assessment_lines``:
+                     evaluate, decide, serialise), chunk by chunk: with ingest and
+                     columnarise, where the command's time goes
   evaluate           columns -> every tier, score, risk level, reason and DQ mask
   decide_columns     columns -> decisions as plain data (all actions; tier fields only)
   decide_batch       validated profiles -> decisions, as the sync calls it (its action
@@ -43,7 +46,14 @@ from crmtier.commands.tier import read_jsonl, run
 from tiering_core import ingest
 from tiering_core.collector import collector_paused
 from tiering_core.columns import Columns
-from tiering_core.engine import assess, assess_batch, decide_batch, decide_columns, evaluate
+from tiering_core.engine import (
+    assess,
+    assess_batch,
+    assessment_lines,
+    decide_batch,
+    decide_columns,
+    evaluate,
+)
 from tiering_core.models import ActionKind, CustomerProfile
 from tiering_core.policy import load_policy
 
@@ -122,6 +132,18 @@ def main() -> None:
         f"columnarise (cells -> numpy), chunks of {cells.n:,}",
         cells.n,
         median_seconds(lambda: Columns.from_cells(cells, policy), args.runs),
+    )
+    chunk_columns = [Columns.from_cells(c.cells, policy) for c in chunks]
+
+    def output_lines() -> None:
+        with collector_paused():
+            for columns in chunk_columns:
+                assessment_lines(columns, policy, AS_OF)
+
+    rate(
+        "output lines, columns -> Assessment JSON Lines",
+        sum(columns.n for columns in chunk_columns),
+        median_seconds(output_lines, args.runs),
     )
     cols = Columns.from_cells(cells, policy)
     tiled = cols.take(np.arange(args.evaluate) % cols.n)

@@ -34,7 +34,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from sync.bulkwrite import insert_rows
-from sync.schema import AUDIT_UNKEYED_UPTO, audit, meta, meta_once, now_text
+from sync.meta_facts import meta_once
+from sync.schema import AUDIT_UNKEYED_UPTO, audit, meta, now_text
 
 GENESIS = "0" * 64
 HEAD_KEY = "audit_head"

@@ -13,7 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from sync.schema import Migration, metadata
+from sync.migration_steps import Migration
+from sync.schema import metadata
 
 #: one row per customer ever claimed: who holds it (``owner`` NULL: nobody), until when
 #: (epoch seconds of the database clock), and the newest modstamp admitted for processing

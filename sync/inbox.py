@@ -25,7 +25,8 @@ from typing import NamedTuple
 import sqlalchemy as sa
 
 from connectors.webhook_events import ChangeEvent
-from sync.schema import Migration, metadata, parse_utc, utc_text
+from sync.migration_steps import Migration
+from sync.schema import metadata, parse_utc, utc_text
 from sync.store import StateStore
 
 webhook_inbox = sa.Table(

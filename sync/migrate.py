@@ -1,4 +1,5 @@
-"""Applying a component's migrations (``sync.schema`` defines the tables and the steps).
+"""Applying a component's migrations (``sync.schema`` defines the tables and the steps,
+``sync.migration_steps`` what a step is).
 
 Schema versions are kept per component in ``schema_version``; each step runs in the
 transaction that records its version, one step per transaction, so a crash mid-upgrade
@@ -12,7 +13,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from sync.schema import Migration, metadata, now_text, schema_version
+from sync.migration_steps import Migration
+from sync.schema import metadata, now_text, schema_version
 
 
 class SchemaTooNewError(RuntimeError):

@@ -18,6 +18,7 @@ from sync import household_store, households, runs
 from sync.dispatch import items_of
 from sync.households import HouseholdGroup
 from sync.killpoints import kill_point
+from sync.planner import tiers_of
 from sync.planning import LinksFor
 from sync.reader import input_hash
 from sync.recorder import PageRows
@@ -49,7 +50,6 @@ class PageStep:
         self.p = parts
         self.checkpoint = checkpoint or self._counts_so_far
         self.preview: list[PlannedWrite] = []  # a dry run's
-        self.beside: dict[str, str] = {}  # household members decided beside a page: input hash
 
     def process(self, records: list[CrmRecord], mark: Advance | None) -> None:
         """Plan and commit one page (``mark``: where the stream's bookmark moves past it;
@@ -81,9 +81,6 @@ class PageStep:
         with p.e.store.begin() as conn:
             states = load_states(conn, p.e.stream, intake.fresh)
         hashes, planner, fresh = intake.hashes, p.planner, intake.fresh
-        for cid in [cid for cid in fresh if self.beside.get(cid) == hashes[cid]]:
-            del fresh[cid]  # decided beside an earlier page, as it reads now: read once
-            p.counts.read -= 1
         changed = {
             cid: r
             for cid, r in fresh.items()
@@ -96,15 +93,17 @@ class PageStep:
             for cid in fresh:
                 p.recorder.outcome(cid, Outcome.DEFERRED)
             raise
-        for cid, settled in states.items():
-            if cid in fresh and cid not in changed:
-                planner.count_settled(settled)
+        for cid in [cid for cid in fresh if cid not in changed]:
+            planner.count_settled(cid, states.get(cid))
         todo = [r for cid, r in fresh.items() if cid in changed] + extra
         assessed = planner.assess(todo, states, links_for)
         kill_point("after_tier")
         p.pool.send_ready()  # not later: planning reads the queue, and must see it settled
         plans = planner.plan(assessed, states, p.dispatcher.in_doubt)
         if p.options.dry_run:
+            for planned in plans:  # what a later read of the customer is settled by
+                digest = hashes[planned.customer_id]
+                planner.previewed[planned.customer_id] = (digest, tiers_of(planned.assessment))
             self._preview(planner.bounded(plans)[0])
             p.progress()
             return None
@@ -171,8 +170,9 @@ class PageStep:
         when the policy turns households off). A member on the page that came back only
         because of our own write is decided again (``changed`` gains it); one outside it is
         fetched, counted read, decided and written like any other, but never moves the
-        bookmark (only the page's records do); when a later page of the run reads it
-        unchanged, it is not read or decided again.
+        bookmark (only the page's records do); when a later page of the run reads it again
+        on the same inputs, it is counted read again (``read`` counts the records read) and
+        settled by that decision (``PagePlanner.settled``), not decided again.
 
         The households the store recorded at the last sync widen the read
         (``sync.household_store.StoredLinks``): a member that left a household re-tiers
@@ -198,9 +198,7 @@ class PageStep:
         self._supersede(gone)
         extra = [r for r in extra if r.profile.id not in gone]
         for r in extra:
-            hashes[r.profile.id] = self.beside[r.profile.id] = input_hash(
-                r.profile, e.policy_version
-            )
+            hashes[r.profile.id] = input_hash(r.profile, e.policy_version)
         if extra:
             with e.store.begin() as conn:
                 states.update(load_states(conn, e.stream, [r.profile.id for r in extra]))

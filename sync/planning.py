@@ -94,6 +94,8 @@ class PagePlanner:
         # tasks beyond budgets wait (sync.taskbudget); customers revisited for them
         self.budget = Budget(task_limits) if task_limits else None
         self.revisit: set[str] = set()
+        #: a dry run's decisions, which it never records (``settled``): input hash, tiers
+        self.previewed: dict[str, tuple[str, dict[str, str]]] = {}
         self.totals = PlanTotals()  # a dry run's, per field/rule/campaign
 
     def settled(
@@ -115,10 +117,13 @@ class PagePlanner:
         ``repeated``: this very version of the record was admitted before
         (``sync.claims``), so the committed decision, if on the same inputs today, was made
         from it; the record, read before that decision's writes went out, need not show
-        them."""
+        them. A dry run records no decision: what it planned earlier stands instead
+        (``previewed``), on the same inputs."""
+        cid = record.profile.id
+        if cid in self.previewed:
+            return self.previewed[cid][0] == digest
         if self.policy_version is None or state is None:
             return False
-        cid = record.profile.id
         day = self.options.day()
         decision = self.recorder.decisions.get(cid)
         if decision is not None or state.pending is not None:
@@ -145,15 +150,20 @@ class PagePlanner:
             )
         )
 
-    def count_settled(self, state: CustomerState) -> None:
+    def count_settled(self, cid: str, state: CustomerState | None) -> None:
         """Count a settled customer (``settled``) unchanged, at the tiers it holds. One this
         run decided keeps the outcome of that decision (written, when its writes land)."""
-        cid = state.customer_id
         self.counts.unchanged += 1
         decision = self.recorder.decisions.get(cid)
-        tiers = decision.pending.tiers if decision and decision.pending else state.tiers
+        if cid in self.previewed:
+            tiers: Mapping[str, str] | None = self.previewed[cid][1]
+        elif decision and decision.pending:
+            tiers = decision.pending.tiers
+        else:
+            tiers = state.tiers if state else None
         self.counts.tiers[(tiers or {}).get("value_tier", "unrated")] += 1
-        if decision is None and state.run_id != self.recorder.run_id:
+        decided_here = decision is not None or cid in self.previewed
+        if not decided_here and state is not None and state.run_id != self.recorder.run_id:
             self.recorder.outcome(cid, Outcome.UNCHANGED)
 
     def assess(

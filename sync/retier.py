@@ -32,8 +32,8 @@ the run is split where it splits cleanly:
 
 Households: a member decided beside an earlier page is settled, not decided again, when a
 later unit reads it on the same inputs (``PagePlanner.settled`` knows the run's decisions
-from the state rows, which carry the coordinator's run id); the run counts it read twice,
-once unchanged, where one process counts it read once. The task engine that carries
+from the state rows, which carry the coordinator's run id); the run counts it read twice
+and unchanged once, as one process does. The task engine that carries
 units between hosts is plugged in through ``UnitExecutor`` (``sync.tasks.retier_page``);
 ``sync.retier_threads`` runs them on threads of this process.
 """

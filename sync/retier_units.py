@@ -27,9 +27,10 @@ import sqlalchemy as sa
 
 from connectors.contract import CrmRecord, Page
 from sync.crypto import EncryptedJSON
+from sync.migration_steps import Migration
 from sync.records import Advance, Json
 from sync.runs import RunCounts
-from sync.schema import Migration, metadata, now_text, parse_utc, runs, utc_text
+from sync.schema import metadata, now_text, parse_utc, runs, utc_text
 from sync.taskbudget import Budget
 from sync.writepool import CallTally
 from tiering_core.models import CustomerProfile, DQIssue

@@ -5,7 +5,9 @@ One ``MetaData`` holds every table of the store. Schema versions are kept per *c
 each owner evolves its tables without renumbering anyone else's. A migration is a plain
 function run inside the transaction that records its version, so a crash mid-upgrade leaves
 the old version recorded and the upgrade is simply retried (PostgreSQL has transactional
-DDL; on SQLite each migration is written to be safe to repeat).
+DDL; on SQLite each migration is written to be safe to repeat). What a step is, and the
+reusable DDL steps, are in ``sync/migration_steps.py``; writing a ``meta`` fact once is in
+``sync/meta_facts.py``.
 
 Timestamps are stored as fixed-width UTC ISO text (``2026-01-01T00:00:00.000000Z``): the
 text order is the time order on every backend, which the cursor comparisons rely on.
@@ -13,13 +15,12 @@ text order is the time order on every backend, which the cursor comparisons rely
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from sync.crypto import EncryptedJSON, EncryptedText
+from sync.migration_steps import Migration, add_column, create_tables, widen_to_text
 
 metadata = sa.MetaData()
 
@@ -243,22 +244,6 @@ locks = sa.Table(
 )
 
 
-#: a ``meta`` row written only if absent (SQLite >= 3.24 and PostgreSQL); PostgreSQL waits
-#: for a concurrent insert of the same key to commit, then leaves it be
-_INSERT_META_ONCE = sa.text(
-    "INSERT INTO meta (key, value) VALUES (:key, :value) ON CONFLICT (key) DO NOTHING"
-)
-
-
-def meta_once(conn: sa.Connection, key: str, offered: str) -> str:
-    """The ``meta`` value of ``key``, set to ``offered`` if it had none. Processes starting
-    on a fresh store at once all get the value stored first: ``SELECT ... FOR UPDATE``
-    cannot lock a row that is not there yet, and a plain insert made the later ones fail
-    with a ``UniqueViolation``."""
-    conn.execute(_INSERT_META_ONCE, {"key": key, "value": offered})
-    return str(conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar_one())
-
-
 def utc_text(ts: datetime) -> str:
     """Fixed-width, sortable UTC text of ``ts`` (naive values are taken as UTC)."""
     if ts.tzinfo is None:
@@ -276,45 +261,6 @@ def now_text() -> str:
     return utc_text(datetime.now(UTC))
 
 
-@dataclass(frozen=True)
-class Migration:
-    """One schema step of a component: ``apply`` runs in the transaction recording it."""
-
-    version: int
-    description: str
-    apply: Callable[[sa.Connection], None]
-
-
-def _create(*tables: sa.Table) -> Callable[[sa.Connection], None]:
-    def apply(conn: sa.Connection) -> None:
-        metadata.create_all(conn, tables=list(tables), checkfirst=True)
-
-    return apply
-
-
-def _add_column(table: sa.Table, name: str) -> Callable[[sa.Connection], None]:
-    """``ALTER TABLE ... ADD COLUMN`` unless it is there (a fresh store already has it)."""
-
-    def apply(conn: sa.Connection) -> None:
-        present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
-        if name not in present:
-            column = table.c[name]
-            ddl = column.type.compile(dialect=conn.dialect)
-            conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{name}" {ddl}'))
-
-    return apply
-
-
-def _widen_to_text(table: sa.Table, name: str) -> Callable[[sa.Connection], None]:
-    """``varchar(n)`` -> ``text`` on PostgreSQL (idempotent); SQLite enforces no length."""
-
-    def apply(conn: sa.Connection) -> None:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text(f'ALTER TABLE {table.name} ALTER COLUMN "{name}" TYPE TEXT'))
-
-    return apply
-
-
 #: ``meta`` key of the last row of the unkeyed audit prefix (``sync/audit.py`` seals it)
 AUDIT_UNKEYED_UPTO = "audit_unkeyed_upto"
 
@@ -322,7 +268,7 @@ AUDIT_UNKEYED_UPTO = "audit_unkeyed_upto"
 def _key_audit_chain(conn: sa.Connection) -> None:
     """Add ``audit.key_id`` and record the newest row as the end of the unkeyed prefix
     (both idempotent)."""
-    _add_column(audit, "key_id")(conn)
+    add_column(audit, "key_id")(conn)
     if conn.execute(sa.select(meta.c.key).where(meta.c.key == AUDIT_UNKEYED_UPTO)).first():
         return
     upto = conn.execute(sa.select(sa.func.max(audit.c.seq))).scalar() or 0
@@ -332,7 +278,7 @@ def _key_audit_chain(conn: sa.Connection) -> None:
 def _task_rules(conn: sa.Connection) -> None:
     """Add ``side_effects.rule`` and fill it for the tasks made before, from the audit
     trail's task rows (each names its rule and key); both idempotent."""
-    _add_column(side_effects, "rule")(conn)
+    add_column(side_effects, "rule")(conn)
     made = conn.execute(
         sa.select(audit.c.new).where(audit.c.event == "task").order_by(audit.c.seq)
     ).scalars()
@@ -359,8 +305,8 @@ def _run_liveness(conn: sa.Connection) -> None:
     of runs still ``running`` keep both NULL: no liveness signal, so the next run judges
     them dead (a process of the older crmtier cannot start on this store any more, and
     one that was mid-run when it was upgraded writes its own final status over the mark)."""
-    _add_column(runs, "owner")(conn)
-    _add_column(runs, "expires_at")(conn)
+    add_column(runs, "owner")(conn)
+    add_column(runs, "expires_at")(conn)
     next(i for i in runs.indexes if i.name == "runs_by_status").create(conn, checkfirst=True)
 
 
@@ -370,25 +316,27 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         1,
         "initial sync state: bookmarks, customers, side effects, outbox, dead letters, "
         "runs, audit, meta, locks",
-        _create(meta, bookmarks, customers, side_effects, outbox, dead_letters, runs, audit, locks),
+        create_tables(
+            meta, bookmarks, customers, side_effects, outbox, dead_letters, runs, audit, locks
+        ),
     ),
     Migration(
         2,
         "customers.input_hash: a record that comes back only because of our own write "
         "(same inputs, same day, CRM shows what we wrote) is not assessed again",
-        _add_column(customers, "input_hash"),
+        add_column(customers, "input_hash"),
     ),
     Migration(
         3,
         "runs.min_calls: the run's minimum API calls by kind, computed with the CRM's own "
         "call shape (memberships may cost one call per contact), so reports need not guess",
-        _add_column(runs, "min_calls"),
+        add_column(runs, "min_calls"),
     ),
     Migration(
         4,
         "dead_letters.reason as text: the CRM's message can quote a rejected value, so it is "
         "encrypted when the store has a key, and its ciphertext outgrows 300 characters",
-        _widen_to_text(dead_letters, "reason"),
+        widen_to_text(dead_letters, "reason"),
     ),
     Migration(
         5,
@@ -409,14 +357,14 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         7,
         "task_queue: tasks waiting beyond their rule's per-run budget or per-owner cap, "
         "and the bounded tasks made (open until due), so task volume stays bounded",
-        _create(task_queue),
+        create_tables(task_queue),
     ),
     Migration(
         8,
         "household_links: each customer's households as last read, so a member leaving a "
         "household re-tiers the household it left in the same run, and simulate and "
         "explain decide households from the store",
-        _create(household_links),
+        create_tables(household_links),
     ),
     Migration(
         9,
@@ -435,6 +383,6 @@ INPUTS_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
         "assessed_inputs: the inputs each customer was last assessed on, for simulate and explain",
-        _create(assessed_inputs),
+        create_tables(assessed_inputs),
     ),
 )

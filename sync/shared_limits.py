@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from connectors import limits
-from sync.schema import Migration
+from sync.migration_steps import Migration
 from sync.store import StateStore
 
 _meta = sa.MetaData()

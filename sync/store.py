@@ -34,7 +34,9 @@ from sync import audit, crypto, migrate, schema
 from sync.audit import AuditKeys
 from sync.crypto import StoreCipher, StoreError
 from sync.leases import Heartbeat, process_is_running
-from sync.schema import Migration, locks, meta, meta_once, now_text, utc_text
+from sync.meta_facts import meta_once
+from sync.migration_steps import Migration
+from sync.schema import locks, meta, now_text, utc_text
 from sync.store_engine import create_engine, readable_by_others
 
 __all__ = [

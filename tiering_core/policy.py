@@ -10,6 +10,10 @@ An admin's file is merged over the built-in default (``default_policy.toml``), s
 only what it changes. ``Policy.version`` (``name@<12 hex>``) hashes the validated content,
 so two files that mean the same policy have the same version, and every assessment records
 exactly which policy produced it.
+
+The larger sections live beside it (``policy_aml.py``, ``policy_strategy.py``,
+``policy_relations.py``) and the cross-key checks in ``policy_checks.py``; this module holds
+the whole ``Policy`` and how it is loaded.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from tiering_core.policy_base import AmlLevel, NonNeg, TierName
+from tiering_core.policy_aml import AmlPolicy
+from tiering_core.policy_base import NonNeg, TierName
 from tiering_core.policy_base import Section as _Section
 from tiering_core.policy_checks import (
     CURRENCY,
@@ -35,9 +40,9 @@ from tiering_core.policy_checks import (
     regulatory_problems,
 )
 from tiering_core.policy_relations import ChannelPolicy, CoveragePolicy, HouseholdPolicy
+from tiering_core.policy_strategy import OverridePolicy, ServiceLevels, StrategyPolicy
 
 Level = Literal["low", "medium", "high"]
-Period = Literal["month", "quarter", "half_year", "year"]
 
 
 class PolicyError(ValueError):
@@ -125,71 +130,6 @@ class CreditPolicy(_Section):
     loan_class: dict[Literal["normal", "special_mention", "substandard", "doubtful", "loss"], Level]
 
 
-class AmlWeights(_Section):
-    customer: float = NonNeg
-    geography: float = NonNeg
-    business: float = NonNeg
-    industry: float = NonNeg
-
-
-class AmlPoints(_Section):
-    pep: float = Field(ge=0, le=100)
-    adverse_media: float = Field(ge=0, le=100)
-    str_each: float = Field(ge=0, le=100)
-    corporate: float = Field(ge=0, le=100)
-    high_risk_country: float = Field(ge=0, le=100)
-    call_for_action_country: float = Field(ge=0, le=100)
-    cash_large: float = Field(ge=0, le=100)
-    cash_very_large: float = Field(ge=0, le=100)
-    cross_border_frequent: float = Field(ge=0, le=100)
-    cross_border_large: float = Field(ge=0, le=100)
-    industry_medium: float = Field(ge=0, le=100)
-    industry_high: float = Field(ge=0, le=100)
-
-
-class AmlThresholds(_Section):
-    cash_large_from: float = Field(gt=0)
-    cash_very_large_from: float = Field(gt=0)
-    cross_border_count_from: float = Field(gt=0)
-    cross_border_volume_from: float = Field(gt=0)
-
-
-class AmlCountries(_Section):
-    call_for_action: tuple[str, ...]
-
-
-class AmlOverrides(_Section):
-    """The level a single fact forces *at least*; empty string = no override."""
-
-    sanctions_hit: AmlLevel | Literal[""]
-    pep: AmlLevel | Literal[""]
-    refused_cdd: AmlLevel | Literal[""]
-    repeated_str: AmlLevel | Literal[""]
-    repeated_str_min: int = Field(ge=1)
-
-
-class ReviewMonths(_Section):
-    high: int = Field(ge=1)
-    medium: int = Field(ge=1)
-    low: int = Field(ge=1)
-
-
-class NewCustomer(_Section):
-    working_days: int = Field(ge=1)
-
-
-class AmlPolicy(_Section):
-    medium_from: float = Field(gt=0, le=100)
-    high_from: float = Field(gt=0, le=100)
-    weights: AmlWeights
-    points: AmlPoints
-    thresholds: AmlThresholds
-    countries: AmlCountries
-    overrides: AmlOverrides
-    review_months: ReviewMonths
-    new_customer: NewCustomer
-
-
 class OpsPolicy(_Section):
     kyc_expired_level: Level
     fraud_victim_level: Level
@@ -213,103 +153,6 @@ class QualityPolicy(_Section):
         Literal["kind", "assets", "aml", "ops", "credit", "activity", "revenue_12m", "feedback"],
         ...,
     ]
-
-
-class ServiceLevels(_Section):
-    private: str = Field(min_length=1)
-    wealth: str = Field(min_length=1)
-    affluent: str = Field(min_length=1)
-    mass: str = Field(min_length=1)
-    unrated: str = Field(min_length=1)
-    prohibited: str = Field(min_length=1)
-    corporate_strategic: str = Field(min_length=1)
-    corporate_key: str = Field(min_length=1)
-    corporate_standard: str = Field(min_length=1)
-    corporate_small: str = Field(min_length=1)
-
-
-class RiskOverrides(_Section):
-    no_marketing_aml: tuple[AmlLevel, ...]
-    no_campaigns_aml: tuple[AmlLevel, ...]
-    no_credit_products_credit: tuple[Literal["low", "medium", "high", "unrated"], ...]
-
-
-class TaskRule(_Section):
-    """One task-generating rule. ``to_owner`` gives the task to the customer's relationship
-    manager when there is one (else to ``queue``); ``period`` decides when a rerun creates a
-    new task instead of upserting the same one."""
-
-    enabled: bool = True
-    queue: str = Field(min_length=1)
-    to_owner: bool = False
-    priority: Literal["high", "normal", "low"]
-    due_days: int = Field(ge=0)
-    period: Period
-    tiers: tuple[TierName, ...] = ()
-    priority_tiers: tuple[TierName, ...] = ()
-    # A sales task: withheld from customers who refused personalised marketing (PIPL Art. 24)
-    marketing: bool = False
-    # Where the due date comes from (a regulation, or "bank policy"): shown in the task
-    deadline_source: str = ""
-    # Task volume (the sync layer enforces them): new tasks of this rule per run, and open
-    # tasks of it per relationship manager; None: unbounded. Beyond them, tasks wait.
-    budget_per_run: int | None = Field(default=None, ge=0)
-    open_per_owner: int | None = Field(default=None, ge=1)
-
-
-class Tasks(_Section):
-    sanctions_review: TaskRule
-    edd_review: TaskRule
-    credit_limit_review: TaskRule
-    complaint: TaskRule
-    upgrade_call: TaskRule
-    dedicated_advisor: TaskRule
-    corporate_banking: TaskRule
-    investment_advisory: TaskRule
-    service_recovery: TaskRule
-    data_remediation: TaskRule
-
-
-OverrideDimension = Literal["value_tier", "service_tier"]
-
-
-class OverridePolicy(_Section):
-    """Tier overrides with maker-checker and expiry (docs/overrides.md). Only value and
-    service tiers are ever liftable, so an override can never touch AML or credit risk;
-    ``lift`` narrows that further. ``max_days``: the longest approval, counted from the
-    checker's approval to the expiry date (a quarter by default: the RM re-argues it each
-    quarter). ``refused_task``: the task that tells the maker why an override was refused
-    (its ``queue`` when the CRM's audit names no maker and the customer has no owner)."""
-
-    enabled: bool = True
-    max_days: int = Field(default=92, ge=1, le=731)
-    lift: tuple[OverrideDimension, ...] = ("value_tier", "service_tier")
-    refused_task: TaskRule = TaskRule(
-        queue="relationship_managers",
-        priority="normal",
-        due_days=3,
-        period="month",
-        deadline_source="bank policy: a refused override is answered within three days",
-    )
-
-
-class Campaign(_Section):
-    tiers: tuple[TierName, ...] = ()
-    needs: tuple[Literal["basic", "advanced", "professional"], ...] = ()
-    kinds: tuple[Literal["individual", "corporate"], ...] = ()
-    credit: tuple[Literal["low", "medium", "high", "unrated"], ...] = ()
-    marketing: bool = True
-    credit_product: bool = False
-    cadence: str = ""
-
-
-class StrategyPolicy(_Section):
-    reasons_top: int = Field(ge=1, le=20)
-    reasons_language: Literal["en", "zh", "both"]
-    reasons_max_chars: int = Field(ge=40)
-    risk: RiskOverrides
-    tasks: Tasks
-    campaigns: dict[str, Campaign]
 
 
 class Regulatory(_Section):

@@ -1,7 +1,8 @@
 """What every policy section shares: the base model (immutable, unknown keys refused, so a
 typo in an admin's TOML is an error, not a silently ignored key) and the tier names a
 section may list. Its own module so that sections kept outside ``policy.py`` (the
-relationship sections of ``policy_relations.py``) build on the same base."""
+relationship sections of ``policy_relations.py``, AML in ``policy_aml.py``, strategy in
+``policy_strategy.py``) build on the same base."""
 
 from __future__ import annotations
 

@@ -3,13 +3,8 @@
 Each check is one line with a fix an admin can act on: auth works, the customer object and
 every mapped field exist with a compatible type, write-back fields exist and are writable,
 Task and CampaignMember carry the external-id field, and every configured campaign exists.
-
-docs/targets.md S6 (least privilege, verified at start-up): the ``integration user rights`` lines
-read what the API tells the running user about itself. ``describe`` reports field-level
-security and object permissions *for the caller* (``updateable`` per field, ``deletable``
-per object), and ``UserPermissionAccess`` (API 41.0+, readable without View Setup) its
-effective system permissions. Broader rights than the manifest are warnings, not errors:
-they do not stop a sync, but a bank's security review will ask about them.
+The checks of the integration user's rights (docs/targets.md S6) are in ``rights_checks.py``
+and those of the task owners in ``owner_checks.py``; ``run_checks`` runs them all.
 """
 
 from __future__ import annotations
@@ -18,29 +13,21 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, get_origin
 
-from connectors.contract import HOUSEHOLDS_CHECK, RIGHTS_CHECK, RIGHTS_DOC, SchemaCheck
+from connectors.contract import HOUSEHOLDS_CHECK, SchemaCheck
 from connectors.errors import ConfigError, ConnectorError
 from connectors.mapping import CANONICAL_TYPES, FieldMapping, WritebackConfig
-from connectors.salesforce.client import SalesforceClient, select, soql
+from connectors.salesforce.client import SalesforceClient, soql
 from connectors.salesforce.config import SalesforceSettings
 from connectors.salesforce.households import RELATION, RELATION_FIELDS
 from connectors.salesforce.mapping import missing_values
+from connectors.salesforce.owner_checks import owner_checks
+from connectors.salesforce.rights_checks import rights_checks
 
 _TEXT = {"string", "picklist", "textarea", "combobox", "reference", "id", "email", "phone", "url"}
 _ACCOUNTS_AS_MEMBERS_FIX = (
     "enable 'Accounts as Campaign Members' in Setup, or set accounts_as_campaign_members = false"
 )
 _NUMBER = {"double", "int", "currency", "percent", "long"}
-#: ``UserPermissionAccess`` fields (``Permissions<PermissionName>``) that exceed the
-#: manifest, with the names Setup shows
-_BROAD_PERMISSIONS = {
-    "PermissionsModifyAllData": "Modify All Data",
-    "PermissionsViewAllData": "View All Data",
-    "PermissionsCustomizeApplication": "Customize Application",
-}
-_API_ONLY = "PermissionsApiUserOnly"
-_PERMISSION_QUERY = select([*_BROAD_PERMISSIONS, _API_ONLY], "UserPermissionAccess")
-_NAMES_SHOWN = 5
 
 
 def compatible_types(canonical: Any) -> set[str]:
@@ -133,7 +120,9 @@ def run_checks(
     checks += _external_id_checks(client, settings)
     checks += _campaign_checks(client, writeback)
     checks += owner_checks(client, writeback)
-    checks += rights_checks(client, mapping, writeback, obj)
+    checks += rights_checks(
+        client, mapping, writeback, fields=described, deletable=bool(obj.get("deletable"))
+    )
     return checks
 
 
@@ -164,92 +153,6 @@ def household_check(client: SalesforceClient) -> SchemaCheck:
             f"grant the integration user Read on {RELATION}.{', '.join(missing)}",
         )
     return SchemaCheck(HOUSEHOLDS_CHECK, True, f"{RELATION} readable")
-
-
-def rights_checks(
-    client: SalesforceClient,
-    mapping: FieldMapping,
-    writeback: WritebackConfig,
-    described: Mapping[str, Any],
-) -> list[SchemaCheck]:
-    """docs/targets.md S6 for the integration user: edit only on the tier fields, no delete on
-    customers, no org-wide system permissions, and API-only login."""
-    fields = _fields(described)
-    tier = set(writeback.fields.values())
-    inputs = sorted(set(mapping.fields.values()) - tier)
-    editable = [n for n in inputs if n in fields and fields[n].get("updateable")]
-    return [
-        SchemaCheck(f"{RIGHTS_CHECK}: field edit", True, f"read-only on {len(inputs)} input fields")
-        if not editable
-        else SchemaCheck(
-            f"{RIGHTS_CHECK}: field edit",
-            False,
-            f"edit on {len(editable)} non-tier fields: {_names(editable)}",
-            "remove Edit on these fields from the integration user's permission set and "
-            f"profile; Read is enough ({RIGHTS_DOC})",
-            "warning",
-        ),
-        SchemaCheck(f"{RIGHTS_CHECK}: delete {mapping.object}", True, "no delete")
-        if not described.get("deletable")
-        else SchemaCheck(
-            f"{RIGHTS_CHECK}: delete {mapping.object}",
-            False,
-            f"the integration user can delete {mapping.object} records",
-            f"remove Delete on {mapping.object} from its permission set and profile",
-            "warning",
-        ),
-        *_permission_checks(client),
-    ]
-
-
-def _permission_checks(client: SalesforceClient) -> list[SchemaCheck]:
-    name = f"{RIGHTS_CHECK}: system permissions"
-    try:
-        rows = client.query_all(_PERMISSION_QUERY)
-    except ConnectorError as exc:
-        return [
-            SchemaCheck(
-                name,
-                False,
-                f"could not read UserPermissionAccess: {exc}",
-                "use API version 41.0 or later, and check the user's system permissions in "
-                "Setup by hand",
-                "warning",
-            )
-        ]
-    granted = rows[0] if rows else {}
-    broad = [label for field, label in _BROAD_PERMISSIONS.items() if granted.get(field)]
-    checks = [
-        SchemaCheck(name, True, "none beyond API access")
-        if not broad
-        else SchemaCheck(
-            name,
-            False,
-            ", ".join(broad),
-            "remove these from the integration user's profile and permission sets; it needs "
-            f"none of them ({RIGHTS_DOC})",
-            "warning",
-        )
-    ]
-    if granted.get(_API_ONLY):
-        checks.append(SchemaCheck(f"{RIGHTS_CHECK}: API only", True, "API Only User"))
-    else:
-        checks.append(
-            SchemaCheck(
-                f"{RIGHTS_CHECK}: API only",
-                True,
-                "the integration user can also log in to the Salesforce UI",
-                "give it the Salesforce Integration license and the 'Minimum Access - API "
-                "Only Integrations' profile",
-                "warning",
-            )
-        )
-    return checks
-
-
-def _names(names: list[str]) -> str:
-    shown = ", ".join(names[:_NAMES_SHOWN])
-    return shown + ("…" if len(names) > _NAMES_SHOWN else "")
 
 
 def _external_id_checks(
@@ -315,100 +218,3 @@ def _campaign_checks(client: SalesforceClient, writeback: WritebackConfig) -> li
         )
         for key, cid in sorted(writeback.campaigns.items())
     ]
-
-
-_USER_PREFIX, _GROUP_PREFIX = "005", "00G"
-
-
-def owner_checks(client: SalesforceClient, writeback: WritebackConfig) -> list[SchemaCheck]:
-    """Every ``[writeback.queues]`` owner can own a Task: a User id must be an active user
-    (a task for an inactive one is refused, INACTIVE_OWNER_OR_USER), a queue id a Group of
-    Type Queue whose QueueSobject rows list Task among its supported objects (a queue made
-    for Leads or Cases refuses a Task). Three queries, whatever the number of owners."""
-    if not writeback.queues:
-        return []
-    ids = sorted(set(writeback.queues.values()))
-    users = [i for i in ids if i.startswith(_USER_PREFIX)]
-    queues = [i for i in ids if i.startswith(_GROUP_PREFIX)]
-    try:
-        active = {_id15(r["Id"]): r for r in _rows(client, ["Id", "IsActive"], "User", users)}
-        groups = {_id15(r["Id"]): r for r in _rows(client, ["Id", "Type"], "Group", queues)}
-        accepts: dict[str, set[str]] = {}
-        for row in _rows(client, ["QueueId", "SobjectType"], "QueueSobject", queues, "QueueId"):
-            accepts.setdefault(_id15(row["QueueId"]), set()).add(str(row["SobjectType"]))
-    except ConnectorError as exc:
-        return [
-            SchemaCheck(
-                "task owners",
-                False,
-                f"could not read User, Group or QueueSobject: {exc}",
-                "grant the integration user read access to users and queues, or check the "
-                "[writeback.queues] ids in Setup by hand",
-                "warning",
-            )
-        ]
-    return [
-        _owner_check(key, owner, active, groups, accepts)
-        for key, owner in sorted(writeback.queues.items())
-    ]
-
-
-def _rows(
-    client: SalesforceClient, fields: list[str], sobject: str, ids: list[str], key: str = "Id"
-) -> list[dict[str, Any]]:
-    """The rows of ``sobject`` whose ``key`` is one of ``ids`` (no call for none)."""
-    if not ids:
-        return []
-    return client.query_all(select(fields, sobject, f"WHERE {key} IN {{}}", ids))
-
-
-def _id15(rid: Any) -> str:
-    """Salesforce ids compare on their case-sensitive 15-character form: a config may hold
-    either the 15- or the 18-character (case-safe) id."""
-    return str(rid)[:15]
-
-
-def _owner_check(
-    key: str,
-    owner: str,
-    users: Mapping[str, Mapping[str, Any]],
-    groups: Mapping[str, Mapping[str, Any]],
-    accepts: Mapping[str, set[str]],
-) -> SchemaCheck:
-    name = f"task owner {key}"
-    where = f"[writeback.queues].{key}"
-    if owner.startswith(_USER_PREFIX):
-        user = users.get(_id15(owner))
-        if user is None:
-            return SchemaCheck(name, False, f"user {owner} not found", f"fix {where}")
-        if not user.get("IsActive"):
-            return SchemaCheck(
-                name,
-                False,
-                f"user {owner} is inactive: Salesforce refuses tasks for it",
-                f"set {where} to an active user or a Task queue",
-            )
-        return SchemaCheck(name, True, f"active user {owner}")
-    if not owner.startswith(_GROUP_PREFIX):
-        return SchemaCheck(
-            name,
-            False,
-            f"{owner} is neither a user (005…) nor a queue (00G…) id",
-            f"fix {where}",
-        )
-    group = groups.get(_id15(owner))
-    if group is None or group.get("Type") != "Queue":
-        return SchemaCheck(
-            name, False, f"queue {owner} not found", f"create the queue in Setup or fix {where}"
-        )
-    supported = accepts.get(_id15(owner), set())
-    if "Task" not in supported:
-        return SchemaCheck(
-            name,
-            False,
-            f"queue {owner} does not accept Tasks (supported: "
-            f"{', '.join(sorted(supported)) or 'none'})",
-            "add Task to the queue's Supported Objects in Setup > Queues, or name a Task "
-            f"queue in {where}",
-        )
-    return SchemaCheck(name, True, f"Task queue {owner}")

@@ -8,8 +8,9 @@ every call is ``POST`` + JSON with a required ``?thirdTraceId``, every answer HT
 ``/cgi/crm/custom/v2/`` twins for ``__c`` objects (fxiaoke_query.py); object describe
 (fxiaoke_schema.py); the per-interface limit of 100 calls / 20 s (14001), the token
 endpoint's 10 calls / minute without concurrency, an optional daily quota (30002); unknown
-paths answer 10006 (the routes and their checks: fxiaoke_routes.py). Customer changes made
-in the CRM fire the workflow push (fxiaoke_push.py).
+paths answer 10006 (the routes and their checks: fxiaoke_routes.py; the limits' counters:
+fxiaoke_limits.py). Customer changes made in the CRM fire the workflow push
+(fxiaoke_push.py).
 
 Shapes that are our best reading rather than documented are marked where they are built:
 the follow-up object, the campaign-member field names, ``thirdTraceId``'s missing-parameter
@@ -26,7 +27,6 @@ import json
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -49,6 +49,7 @@ from connectors.sandbox.fxiaoke_households import (
     contact_rows,
     without_household_fields,
 )
+from connectors.sandbox.fxiaoke_limits import CallWindows, DailyQuota
 from connectors.sandbox.fxiaoke_push import WorkflowPush
 from connectors.sandbox.fxiaoke_query import from_ms, to_ms
 from connectors.sandbox.fxiaoke_routes import error_response, install_routes
@@ -68,27 +69,6 @@ from connectors.sandbox.optional import writeback_targets
 CRM = "fxiaoke"
 TENANT_TZ = timezone(timedelta(hours=8), "CST")
 _WRITE_KINDS = ("update", "custom_update", "create", "custom_create", "invalid", "custom_invalid")
-
-
-class _Windows:
-    """Calls per kind in a sliding window, the way the sandbox enforces FXiaoke's limits."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._times: dict[str, deque[float]] = {}
-
-    def admit(self, kind: str, limit: int, window: float) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            times = self._times.setdefault(kind, deque())
-            while times and now - times[0] > window:
-                times.popleft()
-            times.append(now)
-            return len(times) <= limit
-
-    def clear(self) -> None:
-        with self._lock:
-            self._times.clear()
 
 
 class FxiaokeSandbox(SandboxLifecycle):
@@ -132,11 +112,9 @@ class FxiaokeSandbox(SandboxLifecycle):
         self.acting_open_user_id = open_user_id(ACTING_USER)
         self.rate_calls, self.rate_window = rate_calls, rate_window
         self.token_calls_per_minute = token_calls_per_minute
-        self.daily_quota = daily_quota
-        self.windows = _Windows()
+        self.windows = CallWindows()
+        self.quota = DailyQuota(daily_quota)
         self.token_busy = threading.Lock()
-        self._quota_used = 0
-        self._quota_lock = threading.Lock()
         self._rejections: dict[str, list[Any]] = {}
         self._rejections_lock = threading.Lock()
         self.push = WorkflowPush(tenant_id=self.ea)
@@ -362,13 +340,7 @@ class FxiaokeSandbox(SandboxLifecycle):
         self.windows.clear()
         with self._rejections_lock:
             self._rejections.clear()
-        with self._quota_lock:
-            self._quota_used = 0
-
-    def spend_quota(self) -> bool:
-        with self._quota_lock:
-            self._quota_used += 1
-            return self.daily_quota is None or self._quota_used <= self.daily_quota
+        self.quota.clear()
 
     # --- helpers ------------------------------------------------------------------------
 

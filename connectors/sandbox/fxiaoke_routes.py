@@ -88,7 +88,7 @@ def _wrap(
         if not sandbox.windows.admit(kind, sandbox.rate_calls, sandbox.rate_window):
             limit = f"单接口调用限制：{sandbox.rate_calls}次/{sandbox.rate_window:g}秒"
             return error_response(14001, "接口调用超过限制", limit)
-        if not sandbox.spend_quota():
+        if not sandbox.quota.spend():
             return error_response(30002, "当天访问频次超限", "0点重新统计")
         try:
             body = _json_object(request)

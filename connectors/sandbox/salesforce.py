@@ -22,7 +22,6 @@ lifecycle, seeding, the Sandbox protocol and the fault helpers.
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,15 +29,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from connectors.mapping import DefaultMapping, load_default_mapping
 from connectors.salesforce.mapping import from_crm_value
 from connectors.sandbox.base import SandboxInfo, SandboxLifecycle, SandboxTask
-from connectors.sandbox.generator import OWNER_NUMBERS, generate, rm_capacity
+from connectors.sandbox.generator import generate
 from connectors.sandbox.households import household_links, noting_individuals
 from connectors.sandbox.optional import writeback_targets
+from connectors.sandbox.salesforce_auth import ConnectedApp
 from connectors.sandbox.salesforce_bulk import BulkApi
 from connectors.sandbox.salesforce_control import install_control_routes
 from connectors.sandbox.salesforce_metadata import MetadataApi
@@ -52,24 +49,21 @@ from connectors.sandbox.salesforce_rest import (
     limit_info,
     sf_error,
 )
-from connectors.sandbox.salesforce_schema import (
-    CLOSED_TASK_STATUSES,
-    EXTERNAL_KEY_FIELD,
-    INTEGRATION_USER_ID,
-    ORG_ID,
-    PREFIXES,
-    RM_CAPACITY_FIELD,
-    account_of_contact,
-    id_number,
-    make_id,
-    to_sf_value,
-)
+from connectors.sandbox.salesforce_schema import CLOSED_TASK_STATUSES, EXTERNAL_KEY_FIELD
 from connectors.sandbox.salesforce_seed import (
-    USER_NUMBER_BASE,
     account_row,
     flattener,
     relation_rows,
     user_id,
+    user_row,
+)
+from connectors.sandbox.salesforce_wire import (
+    INTEGRATION_USER_ID,
+    ORG_ID,
+    PREFIXES,
+    account_of_contact,
+    make_id,
+    to_sf_value,
 )
 from connectors.sandbox.server import Request
 from connectors.sandbox.store import format_ts
@@ -118,8 +112,7 @@ class SalesforceSandbox(SandboxLifecycle):
         self.daily_api_limit = daily_api_limit
         self.api_used = 0
         self.query_batch_size = query_batch_size
-        self.client_id, self.client_secret = self._credentials()
-        self._jwt_public: Any = None
+        self.app = ConnectedApp(self.data_dir)
         self.tokens: set[str] = set()
         self.lost: Counter[str] = Counter()
         self.cursors: dict[str, QueryCursor] = {}
@@ -138,44 +131,9 @@ class SalesforceSandbox(SandboxLifecycle):
         self.outbound.stop()  # its thread starts with the first notification
 
     def info(self) -> SandboxInfo:
-        return self._info({"client_id": self.client_id, "client_secret": self.client_secret})
-
-    def _credentials(self) -> tuple[str, str]:
-        path = self.data_dir / "credentials.json"
-        if path.exists():
-            saved = json.loads(path.read_text("utf-8"))
-            return saved["client_id"], saved["client_secret"]
-        client_id = "3MVG9" + secrets.token_urlsafe(30).replace("-", "A").replace("_", "B")
-        client_secret = secrets.token_hex(32)
-        path.write_text(json.dumps({"client_id": client_id, "client_secret": client_secret}))
-        path.chmod(0o600)
-        return client_id, client_secret
-
-    @property
-    def jwt_key_path(self) -> Path:
-        """The connected app's certificate key: the private half is what an admin gives
-        crmtier for the JWT bearer flow; the org verifies with the public half. Made on
-        first use (RSA key generation is the slowest part of starting a sandbox)."""
-        path = self.data_dir / "jwt_private_key.pem"
-        if not path.exists():
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            path.write_bytes(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-            )
-            path.chmod(0o600)
-        return path
-
-    def jwt_public_key(self) -> Any:
-        if self._jwt_public is None:
-            private = serialization.load_pem_private_key(
-                self.jwt_key_path.read_bytes(), password=None
-            )
-            self._jwt_public = private.public_key()
-        return self._jwt_public
+        return self._info(
+            {"client_id": self.app.client_id, "client_secret": self.app.client_secret}
+        )
 
     # --- seeding -------------------------------------------------------------------------
 
@@ -226,7 +184,7 @@ class SalesforceSandbox(SandboxLifecycle):
         owner, as in an org; an owner who leaves is deactivated (``deactivate_user``)."""
         missing = [i for i in sorted(set(ids)) if not self.store.exists("User", i)]
         stamp = self.store.clock()
-        self.store.insert_many("User", [(i, stamp, _user_row(i)) for i in missing])
+        self.store.insert_many("User", [(i, stamp, user_row(i)) for i in missing])
 
     def _ensure_queues(self) -> None:
         """The ``[writeback.queues]`` ids of the default mapping, as Task queues."""
@@ -319,8 +277,8 @@ class SalesforceSandbox(SandboxLifecycle):
 
     def crmtier_config(self, env_prefix: str = "CRMTIER") -> tuple[str, dict[str, str]]:
         env = {
-            f"{env_prefix}_SF_CLIENT_ID": self.client_id,
-            f"{env_prefix}_SF_CLIENT_SECRET": self.client_secret,
+            f"{env_prefix}_SF_CLIENT_ID": self.app.client_id,
+            f"{env_prefix}_SF_CLIENT_SECRET": self.app.client_secret,
         }
         lines = [
             "# crmtier.toml for the local Salesforce sandbox (crmtier sandbox --crm salesforce)",
@@ -434,13 +392,3 @@ class SalesforceSandbox(SandboxLifecycle):
 def _data_call(request: Request) -> bool:
     """Faults aimed at "every call" spare the token endpoint, like a real org's limits."""
     return not request.path.startswith("/services/oauth2/")
-
-
-def _user_row(user_id: str) -> dict[str, Any]:
-    """A User; one made for a generator owner (``U00012``) is a relationship manager whose
-    ``RM_Capacity__c`` holds the generator's capacity for them."""
-    row: dict[str, Any] = {"Name": f"User {user_id[-6:-3]}", "IsActive": True}
-    number = id_number(user_id) - USER_NUMBER_BASE
-    if number in OWNER_NUMBERS:
-        row[RM_CAPACITY_FIELD] = float(rm_capacity(number))
-    return row

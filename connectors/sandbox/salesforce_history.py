@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.salesforce.override_audit import history_object
-from connectors.sandbox.salesforce_schema import sf_datetime
+from connectors.sandbox.salesforce_wire import sf_datetime
 
 
 def record_history(

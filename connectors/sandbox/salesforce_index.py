@@ -13,7 +13,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from connectors.sandbox.salesforce_schema import EXTERNAL_KEY_FIELD, id_number
+from connectors.sandbox.salesforce_schema import EXTERNAL_KEY_FIELD
+from connectors.sandbox.salesforce_wire import id_number
 from connectors.sandbox.store import RecordStore
 
 

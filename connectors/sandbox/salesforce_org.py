@@ -21,14 +21,13 @@ from connectors.sandbox.salesforce_index import SaveIndex
 from connectors.sandbox.salesforce_saves import OrgSaves
 from connectors.sandbox.salesforce_schema import (
     EXTERNAL_KEY_FIELD,
-    INTEGRATION_USER_ID,
     IntegrationRights,
     ObjectSpec,
     build_schema,
-    sf_datetime,
     user_permission_access,
 )
 from connectors.sandbox.salesforce_soql import Query, SoqlError
+from connectors.sandbox.salesforce_wire import INTEGRATION_USER_ID, sf_datetime
 from connectors.sandbox.store import RecordStore
 
 Position = tuple[datetime, str]

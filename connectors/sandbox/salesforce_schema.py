@@ -4,12 +4,12 @@ and the per-field value checks a Salesforce org applies on write.
 The Account fields come from the Salesforce default mapping (``[mapping]`` feeds read
 fields, ``[writeback]`` the fields crmtier writes), so the sandbox always matches the
 shipped mapping, and a mapping edit that names a field the org lacks fails the same way as
-in a real org (``INVALID_FIELD``).
+in a real org (``INVALID_FIELD``). Record ids and the forms values are written in are
+``salesforce_wire.py``'s.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, get_origin
@@ -19,24 +19,10 @@ from connectors.salesforce.mapping import FIELD_TYPES
 from connectors.salesforce.override_audit import history_object
 from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS
 from connectors.sandbox.optional import writeback_targets
+from connectors.sandbox.salesforce_wire import PREFIXES, is_valid_id
 from tiering_core.outputs import output_type
 
-ORG_ID = "00D000000000001AAA"
-INTEGRATION_USER_ID = "005000000000001AAA"
 EXTERNAL_KEY_FIELD = "Crmtier_Key__c"
-
-PREFIXES = {
-    "Account": "001",
-    "Contact": "003",
-    "Task": "00T",
-    "Campaign": "701",
-    "CampaignMember": "00v",
-    "User": "005",
-    "Group": "00G",
-    "QueueSobject": "03g",
-    "AccountContactRelation": "07k",
-}
-_ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
 
 
 @dataclass(frozen=True)
@@ -128,7 +114,7 @@ class FieldSpec:
             "int": isinstance(value, int) and not isinstance(value, bool),
             "boolean": isinstance(value, bool),
             "date": isinstance(value, str) and _is_date(value),
-            "reference": isinstance(value, str) and _ID.fullmatch(value) is not None,
+            "reference": is_valid_id(value),
         }.get(self.type, isinstance(value, str))
         if not ok:
             return (
@@ -396,39 +382,3 @@ def user_permission_access(rights: IntegrationRights) -> ObjectSpec:
     for name in rights.permissions():
         spec.add(FieldSpec(name, "boolean", updateable=False, createable=False, nillable=False))
     return spec
-
-
-def make_id(obj: str, number: int) -> str:
-    """An 18-character Salesforce-style id: key prefix, zero-padded number, suffix."""
-    return f"{PREFIXES[obj]}{number:012d}AAA"
-
-
-def id_number(rid: str) -> int:
-    return int(rid[3:15])
-
-
-def person_contact_id(account_id: str) -> str:
-    """Person Accounts have a hidden Contact; here it shares the account's number."""
-    return make_id("Contact", id_number(account_id))
-
-
-def account_of_contact(contact_id: str) -> str:
-    return make_id("Account", id_number(contact_id))
-
-
-def is_valid_id(value: Any, obj: str | None = None) -> bool:
-    if not isinstance(value, str) or _ID.fullmatch(value) is None:
-        return False
-    return obj is None or value.startswith(PREFIXES[obj])
-
-
-def sf_datetime(ts: Any) -> str:
-    """``2025-01-15T09:31:02.000+0000``: how Salesforce renders a datetime in JSON."""
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}+0000"
-
-
-def to_sf_value(value: Any) -> Any:
-    """Canonical sandbox data → how the org stores it (multi-select picklists as ``a;b``)."""
-    if isinstance(value, list | tuple):
-        return ";".join(str(v) for v in value)
-    return value

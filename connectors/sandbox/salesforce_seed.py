@@ -1,4 +1,5 @@
-"""Seeding the Salesforce sandbox: the generator's customers as Account rows.
+"""Seeding the Salesforce sandbox: the generator's customers as Account rows, their owners
+as User rows.
 
 ``flattener`` is ``generator.to_crm_fields`` specialised once per mapping (a test holds the
 two equal), so seeding a million customers stays cheap; owners become Salesforce User ids.
@@ -10,9 +11,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS, SyntheticCustomer
+from connectors.sandbox.generator import (
+    OWNER_NUMBERS,
+    TEXT_IMPORTED_INPUTS,
+    SyntheticCustomer,
+    rm_capacity,
+)
 from connectors.sandbox.households import SeedLink
-from connectors.sandbox.salesforce_schema import (
+from connectors.sandbox.salesforce_schema import RM_CAPACITY_FIELD
+from connectors.sandbox.salesforce_wire import (
+    id_number,
     make_id,
     person_contact_id,
     sf_datetime,
@@ -113,3 +121,13 @@ def relation_rows(
                 "IsDirect": False,
             },
         )
+
+
+def user_row(sf_user_id: str) -> dict[str, Any]:
+    """A User; one made for a generator owner (``U00012``) is a relationship manager whose
+    ``RM_Capacity__c`` holds the generator's capacity for them."""
+    row: dict[str, Any] = {"Name": f"User {sf_user_id[-6:-3]}", "IsActive": True}
+    number = id_number(sf_user_id) - USER_NUMBER_BASE
+    if number in OWNER_NUMBERS:
+        row[RM_CAPACITY_FIELD] = float(rm_capacity(number))
+    return row

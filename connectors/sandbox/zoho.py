@@ -37,6 +37,7 @@ from connectors.sandbox.zoho_api import (
     ZohoApi,
 )
 from connectors.sandbox.zoho_auth import Accounts, ClientApp, zoho_error
+from connectors.sandbox.zoho_config import crmtier_toml
 from connectors.sandbox.zoho_control import install_control_routes
 from connectors.sandbox.zoho_households import seed_households
 from connectors.sandbox.zoho_notify import Channel, Delivery, Notifier, resolve_expiry
@@ -49,7 +50,7 @@ from connectors.sandbox.zoho_schema import (
     stored_value,
 )
 from connectors.sandbox.zoho_timeline import install_zoho_timeline
-from connectors.sandbox.zoho_users import UNASSIGNED_OWNER, zoho_user_id
+from connectors.sandbox.zoho_users import zoho_user_id
 from connectors.sandbox.zoho_wire import ID_BASE, format_time
 from connectors.sandbox.zoho_writes import MEMBERS
 from connectors.zoho.households import ROLE_FIELD as HOUSEHOLD_ROLE_FIELD
@@ -137,44 +138,8 @@ class ZohoSandbox(SandboxLifecycle):
     def accounts_url(self) -> str:
         return f"{self.server.base_url}/oauth/v2/token"
 
-    def crm_section(self, env_prefix: str = "CRMTIER") -> tuple[dict[str, Any], dict[str, str]]:
-        """The ``[crm]`` table for this sandbox (secrets as env refs) and the env values."""
-        names = {
-            "client_id": f"{env_prefix}_ZOHO_CLIENT_ID",
-            "client_secret": f"{env_prefix}_ZOHO_CLIENT_SECRET",
-            "refresh_token": f"{env_prefix}_ZOHO_REFRESH_TOKEN",
-        }
-        crm: dict[str, Any] = {
-            "kind": "zoho",
-            "base_url": self.server.base_url,
-            # the Accounts host, as docs/admin-setup.md has the admin write it
-            "accounts_url": self.server.base_url,
-            "auth": "refresh_token",
-            **{key: f"env:{env}" for key, env in names.items()},
-            "ca_bundle": str(self.ca_bundle),
-            "api_share": 0.2,
-            "daily_credits": self.credits.limit,
-            "unassigned_owner": UNASSIGNED_OWNER,
-        }
-        env = {names[key]: getattr(self.app, key) for key in names}
-        return crm, env
-
     def crmtier_config(self, env_prefix: str = "CRMTIER") -> tuple[str, dict[str, str]]:
-        crm, env = self.crm_section(env_prefix)
-        token_env = f"{env_prefix}_ZOHO_NOTIFY_TOKEN"
-        env[token_env] = self.notify_token
-        lines = ["# crmtier.toml written by `crmtier sandbox --crm zoho`", "", "[crm]"]
-        lines += [f"{key} = {_toml_value(value)}" for key, value in crm.items()]
-        mapping_text = (
-            Path(__file__).parent.parent.joinpath("zoho", "default_mapping.toml").read_text("utf-8")
-        )
-        body = mapping_text[mapping_text.index("[mapping]") :]
-        lines += ["", body.rstrip(), "", "[policy]", 'file = ""', "", "[state]"]
-        lines.append(f"url = {_toml_value('sqlite:///' + str(self.data_dir / 'crmtier.db'))}")
-        lines += ["", "[webhooks]", 'listen = "127.0.0.1:8080"']
-        lines.append(f'zoho_token = "env:{token_env}"')
-        lines.append(f'zoho_channel_id = "{self.channel_id}"')
-        return "\n".join(lines) + "\n", env
+        return crmtier_toml(self, env_prefix)
 
     # --- data -----------------------------------------------------------------------------
 
@@ -397,12 +362,3 @@ class ZohoSandbox(SandboxLifecycle):
         self.credits.reset()
         self.api.reject.clear()
         self.api.triggers.clear()
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'

@@ -1,7 +1,7 @@
 """``crmtier doctor``: what a CRM admin runs while installing crmtier.
 
 One checklist from two sources: the local set-up (config, secrets, policy, state store,
-webhook settings, TLS) and the CRM itself through the connector's ``check()``
+webhook settings, TLS, live workers) and the CRM itself through the connector's ``check()``
 (connectivity and auth, mapped fields and their types, picklist values, write-back
 fields, task and campaign settings, notification channels), plus the API allowance left.
 Every failed line says how to fix it; any error makes the exit status 1, and a config it
@@ -35,6 +35,7 @@ from connectors.contract import HOUSEHOLDS_CHECK, RIGHTS_CHECK, RIGHTS_DOC, Conn
 from connectors.errors import ConfigError, ConnectorError
 from connectors.plugin import ConnectorPlugin, FixContext, FixReport
 from connectors.registry import plugin
+from crmtier.commands.doctor_workers import check_workers
 from crmtier.commands.options import config_option
 from crmtier.config import CrmtierConfig, load_config
 from sync import households, jsonlog
@@ -302,6 +303,7 @@ def command(config_path: Path, fix: bool) -> None:
         check_policy(config),
         check_state(config, fix),
         *check_state_at_rest(config),
+        *check_workers(config),
     ]
     webhook_check, settings = check_webhooks(config)
     local.append(webhook_check)

@@ -1,8 +1,9 @@
 """``crmtier sync``: pull changed customers, re-tier, write back; once or on a schedule.
 
-Exit status (for cron and schedulers): 0 succeeded, 1 failed, 2 bad configuration,
-3 completed with errors (dead letters), 4 paused by the CRM's quota (resumes next run),
-5 another process is already syncing this stream.
+Exit status (for cron and schedulers): 0 succeeded, 1 failed, 2 bad configuration (or a
+spread full sync with no ``crmtier worker`` alive to take its pages), 3 completed with
+errors (dead letters), 4 paused by the CRM's quota (resumes next run), 5 another process
+is already syncing this stream.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from connectors.override_audit import OverrideAuditReads
 from crmtier.commands.listing import emit, format_option, stdout_console
 from crmtier.commands.options import config_option
 from crmtier.commands.sync_output import ProgressView, report_json, summary
-from crmtier.config import ConfigFileError, CrmtierConfig, load_config, parse_interval
+from crmtier.config import ConfigFileError, CrmtierConfig, load_config
+from crmtier.config_sections import parse_interval
 from sync import households, jsonlog, outbox
 from sync.disclosure import Disclosure
 from sync.engine import (
@@ -43,6 +45,7 @@ from sync.planner import action_kinds
 from sync.retier import retier
 from sync.store import StateStore, StoreError
 from sync.taskbudget import task_limits
+from sync.tasks.liveness import START_A_WORKER, live_workers
 from tiering_core.models import AssessmentData, CustomerProfile
 from tiering_core.rules.household import HouseholdLinks
 
@@ -175,12 +178,19 @@ def _run_once(
     except AlreadyRunningError as exc:
         err.print(f"crmtier sync: {exc}")
         return EXIT_RUNNING
+    except NoLiveWorkerError as exc:  # a schedule tries again at its next tick
+        click.echo(f"crmtier sync: {exc}", err=True)
+        return EXIT_CONFIG
     disclosure = Disclosure.of(config.writeback_config().restricted, show_restricted)
     if as_json:
         click.echo(report_json(report, disclosure))
     elif not quiet:
         summary(out, report, options.dry_run, disclosure, options.only_fields)
     return EXIT_CONFIG if report.config_error else EXIT[report.status]
+
+
+class NoLiveWorkerError(Exception):
+    """A spread full sync would wait for workers that are not there: refused at start."""
 
 
 def _run(config: CrmtierConfig, engine: SyncEngine, options: RunOptions) -> RunReport:
@@ -191,10 +201,24 @@ def _run(config: CrmtierConfig, engine: SyncEngine, options: RunOptions) -> RunR
     wanted = config.workers.engine == "procrastinate" and config.workers.spread_full_sync
     if not spread or not wanted:
         return engine.run(options)
+    _require_live_worker(config, engine.store)
     from crmtier.workers import page_units
 
     with page_units(engine.store) as executor:
         return retier(engine, executor, options)
+
+
+def _require_live_worker(config: CrmtierConfig, store: StateStore) -> None:
+    """Refuse a spread full sync before it takes the stream or stores a page when no
+    worker is alive (``sync.tasks.liveness``): it would otherwise wait out the stall time
+    (``sync.retier``) and fail with the bookmark where it was. Workers that die after
+    this are met by that stall time, as before."""
+    stalled_after = timedelta(seconds=config.workers.stalled_after_seconds)
+    if live_workers(store.engine, stalled_after) == 0:
+        raise NoLiveWorkerError(
+            "no crmtier worker is alive to take the pages of a spread full sync "
+            f"(no heartbeat in {stalled_after.total_seconds():.0f} s): {START_A_WORKER}"
+        )
 
 
 class _Stopper:

@@ -35,7 +35,8 @@ from procrastinate.retry import RetryDecision
 from procrastinate.schema import SchemaManager
 
 from sync.engine import SyncEngine
-from sync.schema import Migration, metadata
+from sync.migration_steps import Migration
+from sync.schema import metadata
 from sync.store import StateStore
 from sync.tasks.stats import record_job, task_worker_stats
 from sync.worker import WorkerOptions

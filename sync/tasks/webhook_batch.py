@@ -29,7 +29,8 @@ from procrastinate import App, JobContext
 from sqlalchemy.dialects import postgresql
 
 from sync.inbox import CLAIMED, DEAD, DONE, PENDING, Inbox
-from sync.schema import Migration, metadata, utc_text
+from sync.migration_steps import Migration
+from sync.schema import metadata, utc_text
 from sync.store import StateStore
 from sync.tasks.engine import Worksite, cron_every
 from sync.worker import InboxWorker

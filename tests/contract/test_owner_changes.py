@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.contract import Connector, OwnerChange, OwnerWrites
-from connectors.sandbox.salesforce_schema import make_id
+from connectors.sandbox.salesforce_wire import make_id
 from connectors.sandbox.zoho import zoho_customer_id
 
 #: a customer id each CRM has no record for

@@ -4,6 +4,7 @@ or across chunk boundaries; the column checks read exactly what the model reads.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import json
@@ -14,9 +15,13 @@ import pytest
 from core_support import AS_OF
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from connectors.sandbox.generator import generate
 from crmtier.commands.tier import open_input, run
 from tiering_core import ingest
+from tiering_core.engine import assess_batch
+from tiering_core.models import CustomerProfile
 from tiering_core.policy import load_policy
 
 POLICY = load_policy()
@@ -140,3 +145,46 @@ def test_open_input_drops_a_bom_and_reads_crlf_lines(tmp_path: Path, fmt: str, t
     with open_input(path) as source:
         assert run(source, fmt, POLICY, AS_OF, out, err) == (2, 0), err.getvalue()
     assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == ["C1", "C2"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(["good", "not json", "not utf-8", "rejected"]), max_size=30))
+def test_lines_that_do_not_parse_cost_only_themselves(kinds: list[str]) -> None:
+    """The chunk is parsed in one pass that resumes after each line that does not parse:
+    wherever such lines fall (first, last, in a row), every other line is kept, in order."""
+    texts: list[str | bytes | ingest.Rejected] = []
+    for i, kind in enumerate(kinds):
+        good = json.dumps(record(i)).encode()
+        bad = {"not json": b"{" + good, "not utf-8": good.replace(b'"C', b'"\xffC')}
+        texts.append(ingest.Rejected("cut") if kind == "rejected" else bad.get(kind, good))
+    chunk = ingest.from_json_lines(enumerate(texts, start=1))
+    assert chunk.cells.ids == [f"C{i}" for i, kind in enumerate(kinds) if kind == "good"]
+    assert [(u.line, u.reasons[0].split(" (")[0]) for u in chunk.unreadable] == [
+        (i + 1, {"rejected": "cut", "not json": "not valid JSON"}.get(kind, "not UTF-8 text"))
+        for i, kind in enumerate(kinds)
+        if kind != "good"
+    ]
+
+
+def test_tier_output_is_each_readable_records_assessment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``crmtier tier`` on a generated book (dirty values, missing fields and blocks, text
+    in numeric fields, a line that is not JSON, a duplicate id, a non-ASCII id), across
+    chunk boundaries: exactly the lines of the model path, record by record (validate the
+    line, assess it, ``model_dump_json``), byte for byte, and the other records reported."""
+    monkeypatch.setattr(ingest, "CHUNK", 97)
+    raw = [{"id": c.id, **c.profile} for c in generate(400, seed=7)]
+    raw[5]["id"] = "客户-Ω-5"
+    raw[250]["id"] = raw[249]["id"]
+    lines = [json.dumps(r, ensure_ascii=False).encode() for r in raw]
+    lines[120] = b"{not json"
+    out, err = io.StringIO(), io.StringIO()
+    assessed, skipped = run([line + b"\n" for line in lines], "jsonl", POLICY, AS_OF, out, err)
+    profiles: dict[str, CustomerProfile] = {}
+    for line in lines:
+        with contextlib.suppress(ValidationError):
+            profile = CustomerProfile.model_validate_json(line)
+            profiles.setdefault(profile.id, profile)
+    expected = [a.model_dump_json() for a in assess_batch(list(profiles.values()), POLICY, AS_OF)]
+    assert out.getvalue().splitlines() == expected
+    assert (assessed, skipped) == (len(expected), len(lines) - len(expected))
+    assert len(err.getvalue().splitlines()) == skipped > 2

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from tiering_core.columns import Columns
 from tiering_core.engine import assess, assess_batch, assessment_lines, decide_batch
 from tiering_core.models import Assessment, CustomerProfile
-from tiering_core.policy import OverridePolicy, default_policy_text, load_policy, parse_policy
+from tiering_core.policy import default_policy_text, load_policy, parse_policy
+from tiering_core.policy_strategy import OverridePolicy
 from tiering_core.rules import override
 from tiering_core.rules.base import AML_LEVELS, VALUE_TIERS
 

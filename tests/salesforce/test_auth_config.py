@@ -22,7 +22,7 @@ def test_jwt_bearer_flow(sandbox, connect, monkeypatch):
         sandbox,
         auth="jwt",
         client_secret=None,
-        private_key=f"file:{sandbox.jwt_key_path}",
+        private_key=f"file:{sandbox.app.jwt_key_path}",
         username="integration@crmtier.sandbox",
     )
     assert len(read_all(connector)) == 5
@@ -33,7 +33,7 @@ def test_jwt_for_an_unknown_user_is_a_config_error(sandbox, connect):
         sandbox,
         auth="jwt",
         client_secret=None,
-        private_key=f"file:{sandbox.jwt_key_path}",
+        private_key=f"file:{sandbox.app.jwt_key_path}",
         username="someone@else",
     )
     with pytest.raises(ConfigError):
@@ -94,7 +94,7 @@ def test_unmodified_simple_salesforce_logs_in_with_jwt(sandbox):
     sf = Salesforce(
         username="integration@crmtier.sandbox",
         consumer_key=info.credentials["client_id"],
-        privatekey_file=str(sandbox.jwt_key_path),
+        privatekey_file=str(sandbox.app.jwt_key_path),
         session=session,
     )
     assert len(sf.query_all("SELECT Id FROM Account")["records"]) == 5

@@ -8,7 +8,7 @@ import pytest
 from sf_helpers import read_all, task, tier_updates
 
 from connectors.contract import FieldUpdate, MembershipChange, WritePlan
-from connectors.sandbox.salesforce_schema import person_contact_id as sandbox_contact
+from connectors.sandbox.salesforce_wire import person_contact_id as sandbox_contact
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceR
 from connectors.mapping import load_default_mapping
 from connectors.salesforce.webhook import verify_and_parse
 from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS, generate, to_crm_fields
-from connectors.sandbox.salesforce_schema import to_sf_value
 from connectors.sandbox.salesforce_seed import flattener
+from connectors.sandbox.salesforce_wire import to_sf_value
 
 OM = "{http://soap.sforce.com/2005/09/outbound}"
 ACK = (

@@ -13,6 +13,8 @@ A customer whose inputs change in between is still decided again.
 from __future__ import annotations
 
 import threading
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -145,5 +147,33 @@ def test_a_customer_whose_inputs_change_before_it_is_read_again_is_decided_again
         for cid, stored_hash in rows:
             assert stored_hash == input_hash(book.record(cid).profile, POLICY.version)
             assert "Upgraded from" not in str(book.fields[cid]["reasons"])
+    finally:
+        store.close()
+
+
+def test_a_dry_run_decides_a_revisited_customer_once_and_counts_as_the_run_will(
+    tmp_path: Path,
+) -> None:
+    """A dry run records no decision; what it planned for a revisited customer settles the
+    stream's second read of it (``PagePlanner.previewed``), so it previews each customer's
+    writes once and counts what the run then counts."""
+    book = Book(N)
+    store = StateStore.open(f"sqlite:///{tmp_path / 'one.db'}")
+    try:
+        first = retier_engine(store, book).run(RunOptions(full=True, as_of=AS_OF))
+        assert first.status == "succeeded", first.error
+        with store.begin() as conn:
+            waiting = set(taskbudget.to_revisit(conn, STREAM, task_limits(POLICY)))
+        assert waiting, "the policy's task budgets leave customers waiting"
+        book.edit(EDITED, 2_500_000.0)
+        options = RunOptions(full=True, as_of=AS_OF)
+        dry = retier_engine(store, book).run(replace(options, dry_run=True))
+        real = retier_engine(store, book).run(options)
+        assert dry.status == real.status == "succeeded", (dry.error, real.error)
+        assert dry.counts.read == real.counts.read == N + len(waiting)
+        assert (dry.counts.tiered, dry.counts.unchanged) == (N, real.counts.unchanged)
+        assert dry.counts.tiers == real.counts.tiers
+        writes = Counter(repr((w.customer_id, w.kind, w.detail)) for w in dry.preview)
+        assert set(writes.values()) == {1}, "a customer's write previewed twice"
     finally:
         store.close()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from crmtier.config import ConfigFileError, load_config, parse_interval
+from crmtier.config import ConfigFileError, load_config
+from crmtier.config_sections import parse_interval
 from tests.sync.conftest import CRM_TABLE
 
 

@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,12 @@ from connectors.contract import (
 )
 from connectors.errors import RateLimitedError
 from connectors.mapping import WritebackConfig
-from sync.engine import RunOptions, SyncEngine, SyncSettings
+from sync import schema
+from sync.engine import RunOptions, RunReport, SyncEngine, SyncSettings
 from sync.household_store import is_complete
+from sync.records import Outcome
+from sync.retier import retier
+from sync.retier_threads import InProcessUnits
 from sync.schema import household_links
 from sync.store import StateStore
 from tests.sync.memory_crm import InMemoryConnector
@@ -148,24 +153,27 @@ def assess(
 EngineFor = Callable[[HouseholdCrm], SyncEngine]
 
 
+def _engine(store: StateStore, crm: HouseholdCrm) -> SyncEngine:
+    return SyncEngine(
+        store,
+        crm,
+        WRITEBACK,
+        assess,
+        stream="memory:customers",
+        pseudonym_key=b"k" * 32,
+        settings=SyncSettings(overlap=timedelta(seconds=0)),
+        policy_version=POLICY.version,
+        policy=POLICY,
+    )
+
+
 @pytest.fixture
 def engine_for(tmp_path: Path) -> Iterator[EngineFor]:
     stores: list[StateStore] = []
 
     def make(crm: HouseholdCrm) -> SyncEngine:
-        store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
-        stores.append(store)
-        return SyncEngine(
-            store,
-            crm,
-            WRITEBACK,
-            assess,
-            stream="memory:customers",
-            pseudonym_key=b"k" * 32,
-            settings=SyncSettings(overlap=timedelta(seconds=0)),
-            policy_version=POLICY.version,
-            policy=POLICY,
-        )
+        stores.append(StateStore.open(f"sqlite:///{tmp_path / 'state.db'}"))
+        return _engine(stores[-1], crm)
 
     yield make
     for store in stores:
@@ -300,3 +308,72 @@ def test_a_run_with_households_off_marks_the_links_incomplete(
     assert "household" not in _run(engine, crm)
     with engine.store.begin() as conn:
         assert not is_complete(conn, engine.stream)
+
+
+def test_a_member_decided_beside_an_earlier_page_is_read_twice_and_decided_once(
+    tmp_path: Path,
+) -> None:
+    """A full run over three pages: B (page 3) is fetched and decided beside A's page
+    (page 1), then page 3 reads it again on the same inputs. It is settled by that decision
+    (``PagePlanner.settled``), not decided again: one tier change, the household's reason
+    kept. It is counted as the CRM records were read, twice (``read`` counts records read,
+    as for a customer whose waiting tasks are revisited before the stream), and unchanged
+    once; one process and the run spread over page units (threads here) count alike. A
+    dry run, which records no decision, settles it by what it planned: counted as the run
+    will count, its writes previewed once."""
+    people = {f"C{i:03d}": 1.0 for i in range(120)} | {"C005": HALF, "C110": HALF}
+    links = [L("C005", "H"), L("C110", "H")]
+
+    def full_run(spread: bool) -> tuple[HouseholdCrm, SyncEngine, RunReport]:
+        crm = HouseholdCrm(people, links)
+        name = "spread" if spread else "one"
+        open_store = partial(StateStore.open, f"sqlite:///{tmp_path / name}.db")
+        engine = _engine(open_store(), crm)
+        if not spread:
+            dry = engine.run(RunOptions(full=True, as_of=AS_OF, dry_run=True))
+            previewed = Counter(w.customer_id for w in dry.preview)
+            assert previewed["C110"] == previewed["C005"] == previewed["C000"] > 0
+            real = engine.run(RunOptions(full=True, as_of=AS_OF))
+            counted = ("read", "tiered", "unchanged", "tiers")
+            assert [dry.counts.as_json()[k] for k in counted] == [
+                real.counts.as_json()[k] for k in counted
+            ]
+            return crm, engine, real
+        opened: list[StateStore] = []
+
+        def unit_engine() -> SyncEngine:
+            opened.append(open_store())
+            return _engine(opened[-1], crm)
+
+        executor = InProcessUnits(unit_engine, workers=1)
+        try:
+            return crm, engine, retier(engine, executor, RunOptions(full=True, as_of=AS_OF))
+        finally:
+            executor.close()
+            for store in opened:
+                store.close()
+
+    (one_crm, one, one_report), (spread_crm, spread, spread_report) = map(full_run, (0, 1))
+    try:
+        for crm, engine, report in (
+            (one_crm, one, one_report),
+            (spread_crm, spread, spread_report),
+        ):
+            assert report.status == "succeeded", report.error
+            assert report.counts.reconciles()
+            assert crm.tier("C005") == crm.tier("C110") == ("private", "H")
+            assert report.counts.read == len(people) + 1  # C110 beside page 1, then on page 3
+            assert report.counts.tiered == len(people)  # each customer assessed once
+            assert (report.counts.written, report.counts.unchanged) == (len(people), 1)
+            assert report.outcomes["C110"] == Outcome.WRITTEN
+            with engine.store.begin() as conn:
+                decided = conn.execute(
+                    sa.select(sa.func.count()).where(schema.audit.c.event == "tier_change")
+                ).scalar()
+            assert decided == len(people)  # one tier change a customer
+        assert spread_report.counts.as_json() == one_report.counts.as_json()
+        assert spread_report.outcomes == one_report.outcomes
+        assert spread_crm.written == one_crm.written
+    finally:
+        one.store.close()
+        spread.store.close()

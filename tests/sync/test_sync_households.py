@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sandbox.salesforce_schema import account_of_contact, make_id, person_contact_id
+from connectors.sandbox.salesforce_wire import account_of_contact, make_id, person_contact_id
 from crmtier.commands.sync import open_engine
 from crmtier.config import load_config
 from sync.engine import RunOptions, RunReport

@@ -18,6 +18,7 @@ from connectors.contract import Cursor
 from sync import audit, bookmarks, migrate, schema
 from sync.audit import AuditEntry
 from sync.bookmarks import Bookmark, BookmarkConflictError
+from sync.migration_steps import Migration
 from sync.store import StateStore
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -123,7 +124,7 @@ def test_a_version_5_store_learns_the_rule_of_each_task_it_made(store: StateStor
 def test_another_component_brings_its_own_tables(store: StateStore) -> None:
     extra = sa.Table("inbox_probe", schema.metadata, sa.Column("id", sa.Integer, primary_key=True))
     try:
-        steps = (schema.Migration(1, "probe", lambda c: extra.create(c, checkfirst=True)),)
+        steps = (Migration(1, "probe", lambda c: extra.create(c, checkfirst=True)),)
         assert store.migrate("probe", steps) == 1
         with store.begin() as conn:
             conn.execute(extra.insert().values(id=1))

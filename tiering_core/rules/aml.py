@@ -19,7 +19,8 @@ import numpy as np
 
 from tiering_core.columns import FLAG_INDEX, NUMBER_INDEX, BoolArray, Columns, FloatArray
 from tiering_core.models import CUSTOMER_KINDS, LEVELS
-from tiering_core.policy import AmlOverrides, Policy
+from tiering_core.policy import Policy
+from tiering_core.policy_aml import AmlOverrides
 from tiering_core.rules.base import AML_LEVELS, UNRATED_AML, IntArray, ReasonColumn, ge, known
 
 LOW, MEDIUM, HIGH = (AML_LEVELS.index(x) for x in ("low", "medium", "high"))

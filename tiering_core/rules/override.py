@@ -33,7 +33,8 @@ import numpy.typing as npt
 from tiering_core.columns import MISSING, UNKNOWN, BoolArray, Columns, FloatArray
 from tiering_core.dates import period_label
 from tiering_core.models import ActionKind
-from tiering_core.policy import Policy, ServiceLevels
+from tiering_core.policy import Policy
+from tiering_core.policy_strategy import ServiceLevels
 from tiering_core.rules.base import (
     AML_LEVELS,
     FIRST_CORPORATE_TIER,

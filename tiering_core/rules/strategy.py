@@ -41,7 +41,8 @@ from tiering_core.models import (
     Status,
     ValueTier,
 )
-from tiering_core.policy import Policy, TaskRule
+from tiering_core.policy import Policy
+from tiering_core.policy_strategy import TaskRule
 from tiering_core.rules import task_text
 from tiering_core.rules.channel import CONTACT
 

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from tiering_core.policy import Policy, TaskRule
+from tiering_core.policy import Policy
+from tiering_core.policy_strategy import TaskRule
 from tiering_core.reasons import top_reasons
 
 #: Per rule: (what to do in English, in Chinese, the reason dimensions that explain it).
