@@ -27,8 +27,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from _json import make_encoder
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -82,9 +84,20 @@ class AuditKeys:
         return {audit_key_id(k): k for k in (*self.previous, self.current)}
 
 
-#: ``json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, with
-#: the encoder made once instead of per row: the canonical text the stored hashes cover
-_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+#: the json module's settings of the canonical text the stored hashes cover
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+#: the C encoder ``_CANONICAL.encode`` builds anew for every call, made once (and without
+#: the circular-reference check, which a row of plain values never needs): the encoder's
+#: construction was a quarter of each row's canonical text
+_encode = make_encoder(
+    None, _CANONICAL.default, encode_basestring, None, ":", ",", True, False, True
+)
+
+
+def _canonical(row: Mapping[str, Any]) -> str:
+    """``json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, the
+    same text byte for byte (``tests/sync/test_audit_canonical.py``)."""
+    return "".join(_encode(row, 0))
 
 
 def row_hash(prev_hash: str, row: dict[str, Any], key: bytes | None) -> str:

@@ -174,18 +174,45 @@ def action_kinds(writeback: WritebackConfig) -> frozenset[ActionKind]:
     return frozenset(kinds)
 
 
-def desired_fields(assessment: AssessmentData, writeback: WritebackConfig) -> dict[str, Any]:
-    """The write-back field values the assessment means the CRM to show, whether or not the
-    CRM shows them already: the engine's ``set_field`` actions, and the explanation when
-    mapped (made here from the assessment: ``sync.explanation``)."""
-    out = {
+def field_values(assessment: AssessmentData) -> dict[str, Any]:
+    """The engine's ``set_field`` values of a whole decision, by field, in action order
+    (what ``DecisionColumns.field_values`` reads from the columns)."""
+    return {
         action["field"]: action["value"]
         for action in assessment["actions"]
-        if action["kind"] == "set_field" and action["field"] in writeback.fields
+        if action["kind"] == "set_field"
     }
-    if EXPLANATION in writeback.fields:
+
+
+def desired_fields(
+    assessment: AssessmentData,
+    writeback: WritebackConfig,
+    values: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The write-back field values the assessment means the CRM to show, whether or not the
+    CRM shows them already: the engine's ``set_field`` values (``values``, when the caller
+    has them from the columns; else read from the actions), and the explanation when
+    mapped (made here from the assessment: ``sync.explanation``, which reads no action)."""
+    fields = writeback.fields
+    if values is None:
+        values = field_values(assessment)
+    out = {name: value for name, value in values.items() if name in fields}
+    if EXPLANATION in fields:
         out[EXPLANATION] = explanation_text(assessment, writeback)
     return out
+
+
+def changed_fields(desired: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+    """The desired field values the CRM does not show yet: the only fields written."""
+    return {
+        name: value for name, value in desired.items() if not same_value(value, current.get(name))
+    }
+
+
+def fields_only(writeback: WritebackConfig) -> bool:
+    """Whether ``writeback`` writes fields alone: then a plan is its changed fields, and
+    ``plan_customer`` would read nothing else of the assessment."""
+    return not writeback.tasks and not writeback.campaign_memberships
 
 
 def plan_customer(
@@ -201,9 +228,7 @@ def plan_customer(
     ``desired_fields`` under ``writeback``, when the caller has them already."""
     if desired is None:
         desired = desired_fields(assessment, writeback)
-    fields = {
-        name: value for name, value in desired.items() if not same_value(value, current.get(name))
-    }
+    fields = changed_fields(desired, current)
     tasks: list[TaskAction] = []
     desired_campaigns: dict[str, dict[str, Any]] = {}
     for action in assessment["actions"]:

@@ -16,15 +16,25 @@ other field.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 from connectors.contract import CrmRecord
 from connectors.mapping import WritebackConfig
 from sync import taskbudget
 from sync.overrides import override_trail
-from sync.planner import Known, desired_fields, plan_customer, same_value, tiers_of
+from sync.planner import (
+    CustomerPlan,
+    Known,
+    changed_fields,
+    desired_fields,
+    field_values,
+    fields_only,
+    plan_customer,
+    same_value,
+    tiers_of,
+)
 from sync.preview import PlanTotals
 from sync.recorder import Recorder
 from sync.records import Json, Outcome, PageTasks, PendingDecision, Planned, Skip
@@ -32,6 +42,7 @@ from sync.runs import side_effect_label
 from sync.settings import RunOptions
 from sync.state import CustomerState
 from sync.taskbudget import Budget, TaskLimit
+from tiering_core.decision_columns import DecisionColumns
 from tiering_core.models import AssessmentData, CustomerProfile
 from tiering_core.rules.household import HouseholdLinks
 
@@ -45,7 +56,47 @@ class AssessFn(Protocol):
 
     def __call__(
         self, profiles: Sequence[CustomerProfile], /, households: HouseholdLinks | None = ...
-    ) -> list[AssessmentData]: ...
+    ) -> Sequence[AssessmentData]: ...
+
+
+class Decided(Protocol):
+    """A page's decisions as the planner reads them: ``DecisionColumns`` (a batch decided
+    as one) or ``DecisionRows`` (decisions one by one, or adjusted)."""
+
+    @property
+    def value_tier(self) -> list[str]: ...
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[AssessmentData]: ...
+
+    def __getitem__(self, i: int, /) -> AssessmentData: ...
+
+    def plain(self, i: int) -> AssessmentData: ...
+
+    def field_values(self, i: int) -> dict[str, Any]: ...
+
+
+class DecisionRows(list[AssessmentData]):
+    """Whole decisions as ``Decided``: what a customer assessed alone, or an adjusted page,
+    hands the planner."""
+
+    @property
+    def value_tier(self) -> list[str]:
+        return [d["value_tier"] for d in self]
+
+    def plain(self, i: int) -> AssessmentData:
+        return self[i]
+
+    def field_values(self, i: int) -> dict[str, Any]:
+        return field_values(self[i])
+
+
+class AssessedPage(NamedTuple):
+    """A page's assessed records and their decisions, in the same order."""
+
+    records: list[CrmRecord]
+    decided: Decided
 
 
 #: what crmtier knows of a customer it has no state for (shared: ``Known`` is frozen)
@@ -171,7 +222,7 @@ class PagePlanner:
         records: list[CrmRecord],
         states: dict[str, CustomerState],
         links_for: LinksFor | None = None,
-    ) -> list[Assessed]:
+    ) -> AssessedPage:
         """The records' assessments with their committed ``previous``, adjusted; a record
         the assessment refuses is skipped (counted, logged by pseudonym), not the batch.
         ``links_for``: the batch's household links (none: no household lifts anyone). A
@@ -185,14 +236,18 @@ class PagePlanner:
             if previous is not None or profile.previous is not None:
                 profile = profile.model_copy(update={"previous": previous})
             profiles.append(profile)
+        decided: Decided
         try:
-            results = self._assess(profiles, links_for)
-            pairs = list(zip(records, results, strict=True))
+            decided = self._assess(profiles, links_for)
+            if len(decided) != len(records):
+                raise ValueError("the assessment lost or added customers")
+            kept = records
         except Exception:
-            pairs = []
+            kept, rows = [], DecisionRows()
             for record, profile in zip(records, profiles, strict=True):
                 try:
-                    pairs.append((record, self._assess([profile], links_for)[0]))
+                    rows.append(self._assess([profile], links_for)[0])
+                    kept.append(record)
                 except Exception as exc:
                     self.counts.skipped[Skip.ASSESS_ERROR] += 1
                     self.recorder.outcome(record.profile.id, Outcome.ASSESS_ERROR)
@@ -203,37 +258,54 @@ class PagePlanner:
                             "error": type(exc).__name__,
                         },
                     )
-        for adjust in self.adjustments:
-            pairs = adjust(pairs)
-        self.counts.tiered += len(pairs)
-        for record, assessment in pairs:
-            self.counts.tiers[assessment["value_tier"]] += 1
-            for issue in assessment["dq_issues"]:
-                self.counts.dq_issues[issue["code"]] += 1
+            decided = rows
+        if self.adjustments:  # adjustments change whole decisions
+            pairs = list(zip(kept, decided, strict=True))
+            for adjust in self.adjustments:
+                pairs = adjust(pairs)
+            kept, decided = [r for r, _ in pairs], DecisionRows(a for _, a in pairs)
+        self.counts.tiered += len(kept)
+        counts = self.counts
+        for tier in decided.value_tier:
+            counts.tiers[tier] += 1
+        for i, record in enumerate(kept):
+            for issue in decided.plain(i)["dq_issues"]:
+                counts.dq_issues[issue["code"]] += 1
             for dq in record.dq_issues:
-                self.counts.dq_issues[dq.code] += 1
-        return pairs
+                counts.dq_issues[dq.code] += 1
+        return AssessedPage(kept, decided)
 
-    def _assess(
-        self, profiles: list[CustomerProfile], links_for: LinksFor | None
-    ) -> list[AssessmentData]:
+    def _assess(self, profiles: list[CustomerProfile], links_for: LinksFor | None) -> Decided:
         if links_for is None:
-            return self.assess_fn(profiles)
-        return self.assess_fn(profiles, households=links_for([p.id for p in profiles]))
+            decided = self.assess_fn(profiles)
+        else:
+            decided = self.assess_fn(profiles, households=links_for([p.id for p in profiles]))
+        return decided if isinstance(decided, DecisionColumns) else DecisionRows(decided)
 
     def plan(
-        self, assessed: list[Assessed], states: dict[str, CustomerState], in_doubt: InDoubt
+        self, assessed: AssessedPage, states: dict[str, CustomerState], in_doubt: InDoubt
     ) -> list[Planned]:
+        """Each customer's plan. Its desired fields are read from the page's decision
+        columns; a run writing fields alone plans from them and its decision without
+        actions (``plain``) only, and the whole decision is made for a customer only when
+        tasks or campaigns are planned (``plan_customer``) or someone reads it."""
         out = []
-        for record, assessment in assessed:
-            state = states.get(record.profile.id)
-            known = state.known() if state else _NOTHING_KNOWN
-            doubt = in_doubt(record.profile.id)
-            if doubt:
-                known = replace(known, in_doubt=doubt)
-            desired = desired_fields(assessment, self.writeback)
-            plan = plan_customer(assessment, record.current, known, self.writeback, desired=desired)
-            out.append(Planned(record, assessment, plan, desired))
+        writeback, decided = self.writeback, assessed.decided
+        alone = fields_only(writeback)
+        for i, record in enumerate(assessed.records):
+            cid = record.profile.id
+            summary = decided.plain(i) if alone else decided[i]
+            desired = desired_fields(summary, writeback, decided.field_values(i))
+            if alone:
+                plan = CustomerPlan(cid, changed_fields(desired, record.current))
+            else:
+                state = states.get(cid)
+                known = state.known() if state else _NOTHING_KNOWN
+                doubt = in_doubt(cid)
+                if doubt:
+                    known = replace(known, in_doubt=doubt)
+                plan = plan_customer(summary, record.current, known, writeback, desired=desired)
+            out.append(Planned(record, summary, plan, desired, decided, i))
         return out
 
     def bounded(self, plans: list[Planned]) -> tuple[list[Planned], PageTasks | None]:
@@ -266,7 +338,7 @@ class PagePlanner:
 
     def decide(self, planned: Planned, digest: str) -> PendingDecision:
         """The decision the customer's state will hold once its writes are done."""
-        assessment = planned.assessment
+        assessment = planned.summary
         return PendingDecision(
             tiers=tiers_of(assessment),
             fields=jsonable(planned.desired),

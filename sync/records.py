@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from connectors.contract import CrmRecord, Page
 from sync.audit import Trigger
@@ -140,18 +140,34 @@ class Decision:
     field_dead: bool = False
 
 
+class DecisionsAt(Protocol):
+    """A page's whole decisions by position (``sync.planning.Decided``)."""
+
+    def __getitem__(self, i: int, /) -> AssessmentData: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Planned:
-    """One assessed customer of a page and the writes its assessment needs."""
+    """One assessed customer of a page and the writes its assessment needs. ``summary``:
+    its decision as planned, what its state and audit keep (in a run writing fields alone,
+    without its actions: ``DecisionColumns.plain``); the whole decision (``assessment``)
+    is made from the page's decisions only when read."""
 
     record: CrmRecord
-    assessment: AssessmentData
+    summary: AssessmentData
     plan: CustomerPlan
     desired: dict[str, Json]  # every write-back field value the assessment means to show
+    decided: DecisionsAt  # the page's decisions, this customer's at ``index``
+    index: int
 
     @property
     def customer_id(self) -> str:
         return self.record.profile.id
+
+    @property
+    def assessment(self) -> AssessmentData:
+        """The whole decision, its actions too (``tiering_core.DecisionColumns.row``)."""
+        return self.decided[self.index]
 
 
 @dataclass(frozen=True, slots=True)

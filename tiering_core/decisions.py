@@ -1,11 +1,13 @@
-"""Decisions, one per customer: the per-record step, made only where a customer leaves
-the process (a CRM write, an output line).
+"""A batch's decisions, named column by column (``decided``).
 
 ``evaluate`` (engine) has decided every level, score, reason and DQ issue of a batch
-column-wise; this turns one batch's columns into one ``AssessmentData`` per customer, in
-input order and in the model's field order, with its reasons and DQ issues
-(``row_reasons``) and CRM actions (``strategy``; campaign membership decided column-wise
-by ``rules.campaigns``).
+column-wise as codes; this names them as the decision holds them, one list per output,
+with each customer's reasons and DQ issues (``row_reasons``), the ``set_field`` values
+per field (the CRM's reasons field chosen for the whole batch: ``reasons_field``) and
+campaign membership (``rules.campaigns``). ``DecisionColumns`` holds them; a customer's
+``AssessmentData`` (in the model's field order, with its CRM actions: ``strategy``) is
+made from them only where it is read whole: the per-record step, where a customer leaves
+the process (an output line, a task, the webhook path).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from tiering_core import reasons_field, row_reasons
 from tiering_core.columns import ENUM_INDEX, Columns
 from tiering_core.dates import add_months, add_working_days
+from tiering_core.decision_columns import DecisionColumns
 from tiering_core.models import ActionKind, AssessmentData, ValueTier
 from tiering_core.policy import Policy
 from tiering_core.rules import campaigns, channel, override, strategy
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
     from tiering_core.engine import Evaluation
 
 
-def made(
+def decided(
     cols: Columns,
     ev: Evaluation,
     policy: Policy,
@@ -44,18 +47,16 @@ def made(
     kinds: frozenset[ActionKind],
     *,
     rendered: bool = False,
-) -> list[AssessmentData]:
-    """One decision per row of the batch. Every decided output is first named column-wise
-    (``_Named``: a vocabulary lookup per column, one review date and service level per
-    level), and so are the set-field actions (``_set_field_rows``, the CRM's reasons field
-    chosen for the whole batch), so the loop below only gathers a row's values into its
-    dict and derives the actions left (tasks, campaigns). ``rendered``: reason texts as
-    dicts up front, for a caller that writes them all (an output line); else each renders
-    when first read (``reasons.ReasonText``)."""
+) -> DecisionColumns:
+    """The batch's decisions as columns (``DecisionColumns``): every decided output is
+    named column-wise (``Named``: a vocabulary lookup per column, one review date and
+    service level per level), and so are the ``set_field`` values (the CRM's reasons field
+    chosen for the whole batch); a customer's decision dict is made when it is read.
+    ``rendered``: reason texts as dicts up front, for a caller that writes them all (an
+    output line); else each renders when first read (``reasons.ReasonText``)."""
     cells = row_reasons.reason_cells(cols, ev.reasons, rendered)
     reasons = row_reasons.by_row(cols.n, cells)
-    issues = row_reasons.issues_by_row(cols, ev.issues)
-    named = _Named.of(ev, policy, as_of)
+    named = Named.of(ev, policy, as_of)
     customers = list(
         map(
             strategy.Customer,
@@ -80,84 +81,36 @@ def made(
             for overridden, why, level in zip(overrides, reasons, service_level, strict=True)
         ]
     set_fields = (
-        _set_field_rows(cols.n, ev, named, service_level, cells, households, policy)
+        _set_field_columns(cols.n, ev, named, service_level, cells, households, policy)
         if "set_field" in kinds
-        else [()] * cols.n
+        else {}
     )
-    version = policy.version
-    tasks = "task" in kinds
-    out: list[AssessmentData] = []
-    rows = zip(
-        customers,
-        named.status,
-        named.value_tier,
-        named.value_score,
-        named.needs_tier,
-        named.credit_risk,
-        named.aml_risk,
-        named.ops_risk,
-        named.edd_required,
-        named.next_review,
-        service_level,
-        named.preferred_channel,
-        named.below_floor_since,
-        reasons,
-        issues,
-        set_fields,
-        strict=True,
+    return DecisionColumns(
+        customers=customers,
+        named=named,
+        service_level=service_level,
+        reasons=reasons,
+        issues=row_reasons.issues_by_row(cols, ev.issues),
+        set_fields=set_fields,
+        households=households,
+        memberships=(m.keys, members),
+        overrides=overrides,
+        policy=policy,
+        as_of=as_of,
+        kinds=kinds,
     )
-    for i, (customer, status, tier, score, needs, credit, aml, ops, edd, review, level,
-            channel_, since, why, dq, fields) in enumerate(rows):  # fmt: skip
-        decision: AssessmentData = {
-            "id": customer.id,
-            "status": status,
-            "value_tier": tier,
-            "value_score": score,
-            "needs_tier": needs,
-            "credit_risk": credit,
-            "aml_risk": aml,
-            "ops_risk": ops,
-            "edd_required": edd,
-            "next_review": review,
-            "service_level": level,
-            "preferred_channel": channel_,
-            "reasons": why,
-            "actions": (),  # below: in its place among the keys
-            "dq_issues": dq,
-            "policy_version": version,
-            "below_floor_since": since,
-        }
-        household = households[i]
-        if household.read:  # the key only where households were read: otherwise as before
-            decision["household_tier"] = household.tier  # type: ignore[typeddict-item]
-        # What only the tasks read is made only for them (the sync writing tier fields
-        # does not).
-        outcome = named.outcome(i, decision, dq) if tasks else None
-        decision["actions"] = strategy.actions(
-            customer, fields, outcome, why, policy, as_of, kinds, (m.keys, members[i])
-        )
-        overridden = overrides[i] if overrides else None
-        if overridden is not None:  # a refused override's task to its maker
-            decision["actions"] = (
-                *decision["actions"],
-                *override.refusal_tasks(
-                    customer.id, customer.owner_id, overridden, why, policy, as_of, kinds
-                ),
-            )
-        out.append(decision)
-    return out
 
 
-def _set_field_rows(
+def _set_field_columns(
     n: int,
     ev: Evaluation,
-    named: _Named,
+    named: Named,
     service_level: list[str],
     cells: row_reasons.ReasonCells,
-    households: list[_Household],
+    households: list[Household],
     policy: Policy,
-) -> list[tuple[strategy.Action, ...]]:
-    """Every customer's ``set_field`` actions, column by column: the reasons field is
+) -> dict[str, Sequence[Any]]:
+    """Every customer's ``set_field`` values, column by column: the reasons field is
     chosen for the whole batch at once (``reasons_field``)."""
     s = policy.strategy
     review = {d: d.isoformat() for d in set(named.next_review)}
@@ -185,7 +138,7 @@ def _set_field_rows(
     }
     if ev.household_tier is not None:
         columns["household_tier"] = [h.tier for h in households]
-    return strategy.set_field_rows(columns)
+    return strategy.set_field_columns(columns)
 
 
 def memberships(cols: Columns, ev: Evaluation, policy: Policy) -> campaigns.Memberships:
@@ -204,20 +157,20 @@ def memberships(cols: Columns, ev: Evaluation, policy: Policy) -> campaigns.Memb
 _NO_MEMBERSHIPS = campaigns.Memberships((), np.zeros((0, 0), dtype=np.bool_))
 
 
-class _Household(NamedTuple):
+class Household(NamedTuple):
     """Whether the batch came with household links, and the member's household tier."""
 
     read: bool
     tier: str | None
 
 
-def _household_tiers(ev: Evaluation) -> list[_Household]:
+def _household_tiers(ev: Evaluation) -> list[Household]:
     """Each row's household tier by name; not read at all without household links."""
     if ev.household_tier is None:
-        return [_Household(False, None)] * ev.n
+        return [Household(False, None)] * ev.n
     unrated = VALUE_TIERS.index("unrated")
     return [
-        _Household(True, None if t == unrated else VALUE_TIERS[t])
+        Household(True, None if t == unrated else VALUE_TIERS[t])
         for t in ev.household_tier.tolist()
     ]
 
@@ -227,7 +180,7 @@ def _names(vocabulary: Sequence[str], codes: IntArray) -> list[str]:
     return list(map(vocabulary.__getitem__, codes.tolist()))
 
 
-class _Named(NamedTuple):
+class Named(NamedTuple):
     """A batch's decided outputs as the decision holds them, one list per output, and the
     codes only the tasks read."""
 
@@ -249,7 +202,7 @@ class _Named(NamedTuple):
     marketing_opt_out: list[bool]
 
     @classmethod
-    def of(cls, ev: Evaluation, policy: Policy, as_of: date) -> _Named:
+    def of(cls, ev: Evaluation, policy: Policy, as_of: date) -> Named:
         months = policy.aml.review_months
         review = _next_review_by_level(
             (months.low, months.medium, months.high), policy.aml.new_customer.working_days, as_of

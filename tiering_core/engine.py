@@ -1,17 +1,19 @@
 """The tiering engine: columns in, decisions out, in one implementation.
 
 ``evaluate`` decides a whole batch column-wise with numpy (every level, score, reason and
-DQ mask: millions of customers per second). ``decide_columns`` then builds one decision
-per customer with its reasons, DQ issues and CRM actions (``decisions``): the per-record
-step, needed only where a customer leaves the process (a CRM write, an output line). One
+DQ mask: millions of customers per second). ``decide_columns`` then names the decisions
+column by column (``decisions.decided``: a ``DecisionColumns``), from which one decision
+per customer with its reasons, DQ issues and CRM actions is made when it is read: the
+per-record step, needed only where a customer leaves the process (an output line, a
+task). The sync plans tier-field writes from the columns (``sync.planning``). One
 customer (the webhook path) is a batch of one through the same code; a golden fixture of
 generated books (tests/core/test_core_golden.py) pins the decisions.
 
 A decision is ``AssessmentData``: exactly the plain data an ``Assessment`` holds, keyed in
-the model's field order, so ``assessment_json`` writes the bytes ``Assessment`` would
-without building it. ``assess_batch``/``assess`` validate it into the public model (tests,
-anything that hands an assessment on as a model); the sync layer plans CRM writes from the
-plain data directly.
+the model's field order. ``assess_batch``/``assess`` validate it into the public model
+(tests, anything that hands an assessment on as a model); the sync layer plans CRM writes
+from the plain data directly, and ``crmtier tier`` writes each line from the decision
+columns (``tiering_core.lines``) without a decision a customer.
 
 ``as_of`` is always an input: the core never reads the clock, so an assessment can be
 replayed for an examiner with the date it was made.
@@ -25,7 +27,6 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-import pydantic_core
 
 from tiering_core import decisions
 from tiering_core.columns import (
@@ -53,7 +54,6 @@ from tiering_core.rules import (
     ops,
     override,
     quality,
-    strategy,
     value,
 )
 from tiering_core.rules.base import (
@@ -188,7 +188,7 @@ def decide_columns(
     *,
     kinds: frozenset[ActionKind] = ACTION_KINDS,
     households: HouseholdLinks | None = None,
-) -> list[AssessmentData]:
+) -> Sequence[AssessmentData]:
     """Decide a batch laid out as columns (with its ids: ``Columns.from_cells``), as plain
     data, in input order; ``households``: its household links (rules.household).
 
@@ -198,7 +198,7 @@ def decide_columns(
     if not cols.n:
         return []
     evaluation = override.apply(evaluate(cols, policy, as_of, households), cols, policy, as_of)
-    return decisions.made(cols, evaluation, policy, as_of, kinds)
+    return decisions.decided(cols, evaluation, policy, as_of, kinds)
 
 
 def decide_batch(
@@ -208,7 +208,7 @@ def decide_batch(
     *,
     kinds: frozenset[ActionKind] = ACTION_KINDS,
     households: HouseholdLinks | None = None,
-) -> list[AssessmentData]:
+) -> Sequence[AssessmentData]:
     """``decide_columns`` of validated profiles (a batch of one: the webhook path).
     ``households``: ``HouseholdLinks.build`` over these profiles' ids (rules.household)."""
     if not profiles:
@@ -238,57 +238,6 @@ def decide(
 ) -> AssessmentData:
     """One customer (the webhook path): a batch of one through the vectorised rules."""
     return decide_batch([profile], policy, as_of, kinds=kinds)[0]
-
-
-def assessment_json(decision: AssessmentData) -> bytes:
-    """One decision as the JSON ``Assessment.model_dump_json`` writes, byte for byte,
-    without building the model: the keys are already in the model's order and
-    pydantic-core's serializer formats every value the same way. Reason texts are
-    rendered here (in place: the decision is on its way out), where a person reads them."""
-    return pydantic_core.to_json(_with_texts(decision))
-
-
-#: What ``assessment_lines`` asks ``decisions`` for: campaigns are written as fragments.
-_LINE_KINDS: frozenset[ActionKind] = ACTION_KINDS - {"campaign"}
-#: Where an output line's actions end: a string value escapes every quote, so only the
-#: structure itself can hold this sequence.
-_ACTIONS_END = b'],"dq_issues":'
-
-
-def assessment_lines(cols: Columns, policy: Policy, as_of: date) -> bytes:
-    """A batch's output lines (``crmtier tier``), each ``assessment_json`` of its decision
-    plus a newline, byte for byte; campaign actions, the bulk of a line, are spliced in
-    as fragments serialised column by column (``strategy.campaigns_json``) instead of ten
-    dicts a customer. Campaigns are the last action kind, so they close the array.
-    Reason texts are made as dicts up front (a line writes every one). Overrides are
-    applied as ``decide_columns`` applies them: a line is the customer's ``Assessment``,
-    whatever path made it."""
-    if not cols.n:
-        return b""
-    ev = override.apply(evaluate(cols, policy, as_of), cols, policy, as_of)
-    decided = decisions.made(cols, ev, policy, as_of, _LINE_KINDS, rendered=True)
-    m = decisions.memberships(cols, ev, policy)
-    member = m.member.tolist()
-    fragments = strategy.campaigns_json(cols.ids, m.keys, member)
-    lines = []
-    for i, (decision, fragment) in enumerate(zip(decided, fragments, strict=True)):
-        actions = decision["actions"]
-        if actions and actions[-1].get("rule") == override.REFUSED_RULE:
-            # a refused override's task follows the campaigns (decisions.made): in place
-            decision["actions"] = (
-                *actions[:-1],
-                *strategy.campaigns(decision["id"], m.keys, [row[i] for row in member]),
-                actions[-1],
-            )
-            fragment = b""
-        line = pydantic_core.to_json(decision)
-        if fragment:
-            end = line.rindex(_ACTIONS_END)
-            comma = b"," if decision["actions"] else b""
-            line = b"".join((line[:end], comma, fragment, line[end:]))
-        lines.append(line)
-    lines.append(b"")
-    return b"\n".join(lines)
 
 
 def _model(decision: AssessmentData) -> Assessment:

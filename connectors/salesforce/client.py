@@ -1,6 +1,6 @@
-"""The only module that touches simple-salesforce (and Salesforce's raw HTTP).
+"""Salesforce's REST API through simple-salesforce (and Salesforce's raw HTTP).
 
-Every call goes through ``_call``: the API-share guard, then the shared tenacity retry loop
+Every call goes through ``call``: the API-share guard, then the shared tenacity retry loop
 (``connectors/http.py``), with simple-salesforce's exceptions and ``requests`` transport
 errors classified by ``errors.py``. What it returns is plain JSON; the connector turns it
 into canonical models.
@@ -13,11 +13,9 @@ session is renewed exactly once per call by the retry loop. simple-salesforce is
 given the session id, the instance URL and our ``requests.Session`` (timeouts, pinned CA,
 ``trust_env`` off), and does all data calls unmodified.
 
-The Metadata API (SOAP, what ``doctor --fix`` creates fields with) goes through zeep with
-the WSDL simple-salesforce ships, not through ``sf.mdapi``: that helper builds its zeep
-client on a default ``requests.Session`` (system CA, no timeout, none of our counting) and
-raises a bare ``Exception`` for any failed component, where we need each component's
-result. Here zeep gets a session made like the REST one, and results come back as dicts.
+The vendor SDK is confined to the ``client*`` modules of this folder: this one, and
+``client_metadata.py`` for the Metadata API (SOAP, what ``doctor --fix`` creates fields
+with), whose calls go through this module's ``call`` as well.
 """
 
 from __future__ import annotations
@@ -30,21 +28,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from importlib import resources
 from typing import Any, TypeVar
 
 import jwt
 import pydantic_core
 import requests
-import zeep
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceOperationError
 from simple_salesforce.format import format_soql
-from zeep.exceptions import Error as SoapError
-from zeep.exceptions import Fault
-from zeep.exceptions import TransportError as SoapTransportError
-from zeep.helpers import serialize_object
-from zeep.transports import Transport
 
 from connectors import limits
 from connectors.calltally import CallCounter
@@ -57,8 +48,6 @@ from connectors.salesforce.errors import classify
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-METADATA_BATCH = 10  # components per create/upsert/read call (the Metadata API's limit)
-_MD_BINDING = "{http://soap.sforce.com/2006/04/metadata}MetadataBinding"
 #: Salesforce refuses new calls (REQUEST_LIMIT_EXCEEDED) while a production org has 25
 #: requests of 20 s or longer in flight ("API Request Limits and Allocations",
 #: https://developer.salesforce.com/docs/platform/salesforce-app-limits-cheatsheet/guide/
@@ -101,7 +90,7 @@ class SalesforceClient:
         self._sleep = sleep
         self._sf: Salesforce | None = None
         self.calls = CallCounter()  # every HTTP response, by kind of call (and by run)
-        self.session.hooks["response"].append(self._count)
+        self.session.hooks["response"].append(self.count)
         self.allowance: tuple[int, int] | None = None  # (used, limit) from Sforce-Limit-Info
         self._warned = False
         # once the org said "limit exceeded", stop calling (docs/targets.md R5)
@@ -110,7 +99,6 @@ class SalesforceClient:
         # on shared state (the counter has its own lock: logging in makes an HTTP call
         # whose response hook counts it)
         self._login_lock = threading.Lock()
-        self._soap: zeep.Client | None = None  # the Metadata API client, made on first use
         self._in_flight = limits.shared_slots(
             limits.limit_name("salesforce", "concurrent", settings.base_url),
             CONCURRENT_REQUESTS,
@@ -206,7 +194,7 @@ class SalesforceClient:
             self._warned = True
             log.warning("half of crmtier's Salesforce API share is used", extra={"used": used})
 
-    def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    def count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         """Counted at the HTTP level, so a bulk job's polls and a retried call count as
         what they are: API calls against the org's allowance."""
         request = response.request
@@ -215,7 +203,10 @@ class SalesforceClient:
     def data_calls(self) -> int:
         return data_calls(self.calls.counts())
 
-    def _call(self, kind: str, fn: Callable[[Salesforce], T]) -> T:
+    def call(self, kind: str, fn: Callable[[Salesforce], T]) -> T:
+        """``fn`` on the API session: the share guard, the concurrency slot, retries, one
+        re-login on an expired session, the SDK's errors classified (every call, REST or
+        ``client_metadata.py``'s SOAP, goes through here)."""
         used: Salesforce | None = None
 
         def attempt() -> T:
@@ -249,10 +240,10 @@ class SalesforceClient:
 
     def query(self, query: str) -> dict[str, Any]:
         headers = {"Sforce-Query-Options": f"batchSize={self.settings.page_size}"}
-        return self._call("query", lambda sf: dict(sf.query(query, headers=headers)))
+        return self.call("query", lambda sf: dict(sf.query(query, headers=headers)))
 
     def query_more(self, next_url: str) -> dict[str, Any]:
-        return self._call(
+        return self.call(
             "query_more", lambda sf: dict(sf.query_more(next_url, identifier_is_url=True))
         )
 
@@ -265,7 +256,7 @@ class SalesforceClient:
         return records
 
     def describe(self, sobject: str) -> dict[str, Any]:
-        return self._call(
+        return self.call(
             "describe", lambda sf: dict(sf.restful(f"sobjects/{sobject}/describe") or {})
         )
 
@@ -276,7 +267,7 @@ class SalesforceClient:
         The body is encoded once, not on every attempt, and by pydantic-core (3x the json
         module's speed: a 100,000-customer sync sends 20 MB of these)."""
         data = None if body is None else pydantic_core.to_json(body)
-        result = self._call(
+        result = self.call(
             "collections",
             lambda sf: sf.restful(path, method=method, data=data, params=params or None),
         )
@@ -297,92 +288,10 @@ class SalesforceClient:
                     failed.extend(csv.DictReader(io.StringIO(text)))
             return failed
 
-        return self._call("bulk_ingest", run)
-
-    # --- Metadata API (SOAP) ------------------------------------------------------------------
-
-    def create_metadata(
-        self, type_name: str, components: Sequence[Mapping[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """``createMetadata``: one ``SaveResult`` per component (``fullName``, ``success``,
-        ``errors``), in order; 10 components per call."""
-        return self._save_metadata("createMetadata", type_name, components)
-
-    def upsert_metadata(
-        self, type_name: str, components: Sequence[Mapping[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """``upsertMetadata``: one ``UpsertResult`` per component (``created`` as well)."""
-        return self._save_metadata("upsertMetadata", type_name, components)
-
-    def read_metadata(self, type_name: str, full_names: Sequence[str]) -> list[dict[str, Any]]:
-        """``readMetadata``: the components that exist, as dicts (missing names are absent)."""
-        records: list[dict[str, Any]] = []
-        for start in range(0, len(full_names), METADATA_BATCH):
-            batch = list(full_names[start : start + METADATA_BATCH])
-            result = self._metadata("readMetadata", type_name, batch) or []
-            if isinstance(result, Mapping):  # zeep unwraps a ReadResult to its records
-                result = result.get("records") or []
-            records += [dict(r) for r in result if r and r.get("fullName")]
-        return records
-
-    def _save_metadata(
-        self, operation: str, type_name: str, components: Sequence[Mapping[str, Any]]
-    ) -> list[dict[str, Any]]:
-        results: list[dict[str, Any]] = []
-        for start in range(0, len(components), METADATA_BATCH):
-            batch = components[start : start + METADATA_BATCH]
-            soap = self._soap_client()
-            try:
-                kind = soap.get_type(f"ns0:{type_name}")
-                typed = [kind(**dict(c)) for c in batch]
-            except (SoapError, TypeError) as exc:  # not a component the WSDL allows
-                raise ConfigError(f"Metadata API {type_name}: {exc}") from exc
-            results += self._metadata(operation, typed) or []
-        return results
-
-    def _soap_client(self) -> zeep.Client:
-        """zeep on the bundled Metadata WSDL (read from disk, nothing fetched), posting
-        through a session made like ``self.session``: pinned CA, no proxies from the
-        environment, every response counted. zeep passes its own ``timeout`` to each post,
-        so ours is given to it explicitly. A separate session, because zeep's transport
-        sets its own User-Agent and a ``file://`` adapter on the session it is given."""
-        if self._soap is None:
-            session = make_session(self.policy, self.settings.ca_bundle or None)
-            session.hooks["response"].append(self._count)
-            timeout = (self.policy.connect_timeout, self.policy.read_timeout)
-            wsdl = resources.files("simple_salesforce").joinpath("metadata.wsdl")
-            self._soap = zeep.Client(
-                str(wsdl),
-                transport=Transport(session=session, operation_timeout=timeout),
-                settings=zeep.Settings(strict=False, xsd_ignore_sequence_order=True),
-            )
-        return self._soap
-
-    def _metadata(self, operation: str, *args: Any) -> Any:
-        """One Metadata API call on the current session (its id goes in the SOAP
-        ``SessionHeader``), through ``_call``: guard, retries, one re-login on an expired
-        session. SOAP faults are classified like the REST error with the same code."""
-
-        def run(sf: Salesforce) -> Any:
-            soap = self._soap_client()
-            service = soap.create_service(_MD_BINDING, sf.metadata_url)
-            header = soap.get_element("ns0:SessionHeader")(sessionId=sf.session_id)
-            try:
-                result = getattr(service, operation)(*args, _soapheaders=[header])
-            except Fault as exc:
-                raise _classify_fault(exc) from exc
-            except SoapTransportError as exc:  # an HTTP error without a SOAP body
-                raise classify(exc.status_code, None, "") from exc
-            except SoapError as exc:  # refused before sending (zeep validates the request)
-                raise ConfigError(f"Metadata API {operation}: {exc}") from exc
-            return serialize_object(result, dict)
-
-        return self._call("metadata", run)
+        return self.call("bulk_ingest", run)
 
     def close(self) -> None:
         self.session.close()
-        if self._soap is not None:
-            self._soap.transport.session.close()
 
 
 #: (method or None for any, path regex, kind): first match wins.
@@ -410,27 +319,6 @@ def call_kind(method: str, path: str) -> str:
         if (wanted is None or wanted == method) and pattern.fullmatch(path):
             return kind
     return "other"
-
-
-#: SOAP fault codes → the HTTP status Salesforce's REST API answers the same code with, so
-#: one table (``errors.py``) classifies both; any other fault is a request the org refused.
-_FAULT_STATUS = {
-    "INVALID_SESSION_ID": 401,
-    "REQUEST_LIMIT_EXCEEDED": 403,
-    "INSUFFICIENT_ACCESS": 403,
-    "API_DISABLED_FOR_ORG": 403,
-    "SERVER_UNAVAILABLE": 503,
-    "UNKNOWN_EXCEPTION": 500,
-}
-
-
-def _classify_fault(fault: Fault) -> Exception:
-    code = str(fault.code or "").rpartition(":")[2]
-    message = str(fault.message or "").strip().removeprefix(f"{code}: ")
-    error = classify(_FAULT_STATUS.get(code, 400), code, message)
-    if isinstance(error, ConfigError):  # permanent: say what the org said (no record data)
-        return ConfigError(f"Metadata API {code}: {message}")
-    return error
 
 
 def _classify_sf(exc: SalesforceError) -> Exception:

@@ -184,8 +184,9 @@ class SalesforceConnector:
                     problem=f"unreadable record: {exc.error_count()} errors",
                 ),
             )
-        current = {
-            output: from_crm_value(output, raw.get(crm_field))
+        get = raw.get
+        current = {  # an empty field is None without a call (all of them on a first sync)
+            output: None if (value := get(crm_field)) is None else from_crm_value(output, value)
             for output, crm_field in self.writeback.fields.items()
         }
         return CrmRecord(profile, modstamp, current, issues)

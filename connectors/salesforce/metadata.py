@@ -30,6 +30,7 @@ from typing import Any
 from connectors.errors import ConnectorError
 from connectors.mapping import WritebackConfig
 from connectors.salesforce.client import SalesforceClient
+from connectors.salesforce.client_metadata import MetadataApi
 from connectors.salesforce.config import SalesforceSettings
 from connectors.salesforce.mapping import FIELD_TYPES
 from tiering_core.outputs import declared
@@ -115,18 +116,21 @@ def fix_schema(
     the integration user, and report each field as fixed only once ``describe`` shows it
     writable. Connector errors end the attempt with one by-hand line."""
     fix = SchemaFix()
+    metadata = MetadataApi(client)
     try:
         described = {
             sobject: {f["name"]: f for f in client.describe(sobject).get("fields", [])}
             for sobject in (customer_object, "Task", settings.campaign_member_object)
         }
         wanted, to_grant = _plan(described, settings, customer_object, writeback, fix)
-        created, hidden = _create(client, wanted, fix)
+        created, hidden = _create(metadata, wanted, fix)
         to_grant += created + hidden
-        granted = _grant(client, settings, to_grant, fix) if to_grant else False
+        granted = _grant(metadata, settings, to_grant, fix) if to_grant else False
         _confirm(client, created, to_grant, granted, settings, fix)
     except ConnectorError as exc:
         fix.by_hand.append(f"Salesforce Metadata API: {exc}; create the fields in Setup")
+    finally:
+        metadata.close()
     return fix
 
 
@@ -166,7 +170,7 @@ def _plan(
 
 
 def _create(
-    client: SalesforceClient, wanted: Sequence[_Wanted], fix: SchemaFix
+    metadata: MetadataApi, wanted: Sequence[_Wanted], fix: SchemaFix
 ) -> tuple[list[_Wanted], list[_Wanted]]:
     """(fields created, fields that already exist). ``describe`` lists only the fields the
     integration user may read, so a field made by an earlier ``--fix`` that granted it to
@@ -174,7 +178,7 @@ def _create(
     it needs is the grant, not another create."""
     if not wanted:
         return [], []
-    results = client.create_metadata("CustomField", [w.component for w in wanted])
+    results = metadata.create("CustomField", [w.component for w in wanted])
     by_name = {str(r.get("fullName")): r for r in results}
     created, hidden = [], []
     for item in wanted:
@@ -196,7 +200,7 @@ def _create(
 
 
 def _grant(
-    client: SalesforceClient,
+    metadata: MetadataApi,
     settings: SalesforceSettings,
     fields: Sequence[_Wanted],
     fix: SchemaFix,
@@ -207,7 +211,7 @@ def _grant(
     name = settings.permission_set
     if not name:
         return False
-    existing = client.read_metadata("PermissionSet", [name])
+    existing = metadata.read("PermissionSet", [name])
     if not existing:
         fix.by_hand.append(
             f"permission set {name} ([crm] permission_set) does not exist: create it, assign "
@@ -222,7 +226,7 @@ def _grant(
     grants = [{"field": f, "readable": True, "editable": True} for f in sorted(ours)]
     component["fieldPermissions"] = [*kept, *grants]
     component["label"] = component.get("label") or name  # required by the WSDL
-    result = client.upsert_metadata("PermissionSet", [component])
+    result = metadata.upsert("PermissionSet", [component])
     if result and result[0].get("success"):
         return True
     errors = (result[0].get("errors") if result else None) or [{}]

@@ -3,7 +3,8 @@ Python in and out.
 
 The vendor SDK is confined to the ``client*`` modules of this folder: ``client_binding.py``
 binds zcrmsdk to one tenant (why and how: its docstring), ``client_values.py`` converts
-between zcrmsdk's objects and plain values, and this module runs the operations. Each runs
+between zcrmsdk's objects and plain values, ``client_errors.py`` unwraps zcrmsdk's
+exception, and this module runs the operations. Each runs
 inside the tenant's binding with retries (tenacity via ``call_with_retry``) around the whole
 SDK operation, so an expired token (which zcrmsdk returns as a 401 object and never
 refreshes) drops the stored token and the operation is repeated once with a fresh one.
@@ -20,7 +21,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-import requests
 from zcrmsdk.src.com.zoho.crm.api import HeaderMap, ParameterMap
 from zcrmsdk.src.com.zoho.crm.api import fields as sdk_fields
 from zcrmsdk.src.com.zoho.crm.api import notification as sdk_notification
@@ -30,9 +30,10 @@ from zcrmsdk.src.com.zoho.crm.api import related_records as sdk_related
 from zcrmsdk.src.com.zoho.crm.api import users as sdk_users
 from zcrmsdk.src.com.zoho.crm.api.exception import SDKException
 
-from connectors.errors import ConfigError, ConnectorError, TransientError
+from connectors.errors import TransientError
 from connectors.http import call_with_retry
 from connectors.zoho.client_binding import MemoryTokenStore, TenantBinding
+from connectors.zoho.client_errors import translate
 from connectors.zoho.client_values import (
     ChannelInfo,
     CurrentUser,
@@ -46,7 +47,7 @@ from connectors.zoho.client_values import (
     sdk_record_of,
 )
 from connectors.zoho.config import ZohoConfig
-from connectors.zoho.errors import classify_call, classify_sdk
+from connectors.zoho.errors import classify_call
 from connectors.zoho.mapping import FieldInfo, fields_param, only_fields
 from connectors.zoho.transport import TenantHttp, credit_budget
 
@@ -70,7 +71,7 @@ class ZohoClient:
         try:
             self._binding = TenantBinding(config, self._http, self._store, self._resources)
         except SDKException as exc:
-            raise _translate(exc, config.accounts_url) from None
+            raise translate(exc, config.accounts_url) from None
 
     # --- confinement ----------------------------------------------------------------------
 
@@ -92,7 +93,7 @@ class ZohoClient:
                 try:
                     response = op()
                 except SDKException as exc:
-                    raise _translate(exc, self.config.accounts_url) from None
+                    raise translate(exc, self.config.accounts_url) from None
             if response is None:  # zcrmsdk logs some failures and returns None
                 raise TransientError(f"Zoho {what}: no answer")
             status = response.get_status_code()
@@ -379,32 +380,3 @@ class _Headers:
 
     def add_header(self, name: str, value: str) -> None:
         self.values[name] = value
-
-
-def _transport_error(exc: requests.RequestException) -> ConnectorError:
-    """A failed HTTP exchange: TLS trust is configuration, the rest may pass."""
-    if isinstance(exc, requests.exceptions.SSLError):
-        return ConfigError(
-            "TLS verification of Zoho failed: check crm.ca_bundle (the environment's "
-            "REQUESTS_CA_BUNDLE is deliberately not used)"
-        )
-    return TransientError(f"Zoho unreachable: {type(exc).__name__}")
-
-
-def _translate(exc: SDKException, accounts_url: str) -> ConnectorError:
-    """An SDKException as a connector error; our own errors raised under the SDK (the
-    credit budget, a token endpoint that is not one) and transport failures are recovered
-    from its cause chain. ``accounts_url`` names the token endpoint in Accounts' refusals."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ConnectorError):
-            return cause
-        if isinstance(cause, requests.RequestException):
-            return _transport_error(cause)
-        cause = getattr(cause, "cause", None) or cause.__cause__
-    details = exc.details if isinstance(exc.details, dict) else {}
-    error = classify_sdk(exc.code, exc.error_message if exc.code else None, accounts_url)
-    field_name = details.get("field")
-    if field_name:
-        return type(error)(f"{error} (field {field_name})")
-    return error

@@ -93,7 +93,7 @@ def make_engine(
 
     def assess(
         profiles: Sequence[CustomerProfile], households: HouseholdLinks | None = None
-    ) -> list[AssessmentData]:
+    ) -> Sequence[AssessmentData]:
         day = as_of or datetime.now(UTC).date()
         return decide_batch(profiles, policy, day, kinds=kinds, households=households)
 

@@ -33,7 +33,7 @@ from connectors.mapping import CANONICAL_TYPES, set_path
 from tiering_core import ingest
 from tiering_core.collector import collector_paused
 from tiering_core.columns import Columns
-from tiering_core.engine import assessment_lines
+from tiering_core.lines import assessment_lines
 from tiering_core.models import Previous
 from tiering_core.policy import Policy, PolicyError, load_policy
 
@@ -169,9 +169,10 @@ def run(
 ) -> tuple[int, int]:
     """Assess every readable record of ``source``; return (assessed, skipped).
 
-    Records are validated and assessed a chunk at a time, as columns: no model is built
-    for a record, and only its output line is made one record at a time
-    (tiering_core/ingest.py, tiering_core/engine.py).
+    Records are validated and assessed a chunk at a time, as columns: no model or
+    decision dict is built for a record, and the output lines are joined from columns
+    of JSON fragments, each distinct value serialised once a chunk
+    (tiering_core/ingest.py, tiering_core/lines.py).
 
     The cyclic garbage collector is paused for the run (and restored after it): a chunk
     makes tens of thousands of small acyclic containers, freed by reference counting

@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tiering_core.columns import Columns
-from tiering_core.engine import assess, assess_batch, assessment_lines, decide_batch
+from tiering_core.engine import assess, assess_batch, decide_batch
+from tiering_core.lines import assessment_lines
 from tiering_core.models import Assessment, CustomerProfile
 from tiering_core.policy import default_policy_text, load_policy, parse_policy
 from tiering_core.policy_strategy import OverridePolicy

@@ -20,13 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tiering_core.columns import Columns
-from tiering_core.engine import (
-    assess,
-    assess_batch,
-    assessment_json,
-    assessment_lines,
-    decide_batch,
-)
+from tiering_core.engine import assess, assess_batch, decide_batch
+from tiering_core.lines import assessment_lines
 from tiering_core.models import (
     ACTION_KINDS,
     ActionKind,
@@ -236,30 +231,76 @@ def test_plain_decisions_are_exactly_what_the_model_holds() -> None:
 
 
 @SETTINGS
-@given(st.lists(profiles, min_size=1, max_size=6))
-def test_assessment_json_is_byte_for_byte_what_the_model_writes(
+@given(st.lists(profiles, min_size=1, max_size=12))
+def test_assessment_lines_are_byte_for_byte_what_the_model_writes(
     batch: list[CustomerProfile],
 ) -> None:
-    """``crmtier tier`` writes decisions with ``assessment_json``, never building the
-    model: its bytes must be the model's own JSON of the same decision."""
-    written = [assessment_json(d) for d in decide_batch(batch, POLICY, AS_OF)]
-    assert written == [a.model_dump_json().encode() for a in assess_batch(batch, POLICY, AS_OF)]
-
-
-def test_assessment_json_on_a_generated_bank() -> None:
-    batch = generated_bank(500, seed=31, dirty=True)
-    written = [assessment_json(d) for d in decide_batch(batch, POLICY, AS_OF)]
-    assert written == [a.model_dump_json().encode() for a in assess_batch(batch, POLICY, AS_OF)]
+    """``crmtier tier`` writes each line from columns of fragments, never building the
+    model nor a decision a customer: the bytes must be the model's own JSON of each
+    assessment, whatever the records hold (odd unicode ids and texts, missing blocks,
+    DQ issues, values that repeat or not across the batch). One record an id, as the
+    command reads them."""
+    _assert_lines_are_the_models(list({p.id: p for p in batch}.values()))
 
 
 def test_assessment_lines_on_a_generated_bank() -> None:
-    """``crmtier tier``'s lines, campaign actions spliced in as prepared fragments, are the
-    model's own JSON of each assessment, byte for byte (dirty records included)."""
+    """The same on a generated book, dirty records included, campaigns written."""
     batch = generated_bank(500, seed=37, dirty=True)
+    _assert_lines_are_the_models(batch)
+    assert b'"kind":"campaign"' in assessment_lines(
+        Columns.from_profiles(batch, POLICY), POLICY, AS_OF
+    )
+
+
+#: Overrides a generated book's customers get in turn: applied (value, service tier),
+#: refused (self-approved, unknown tier and expired) and pending.
+OVERRIDES = [
+    {
+        "value_tier": "private",
+        "reason": "vip ✓",
+        "expires": "2027-01-01",
+        "approved": True,
+        "maker_id": "M1",
+        "checker_id": "C1",
+        "approved_at": "2026-11-01T00:00:00",
+    },
+    {
+        "service_tier": "wealth",
+        "expires": "2027-01-01",
+        "approved": True,
+        "maker_id": "M1",
+        "checker_id": "C1",
+    },
+    {"value_tier": "wealth", "approved": True, "maker_id": "M1", "checker_id": "M1"},
+    {
+        "value_tier": "bogus",
+        "approved": True,
+        "maker_id": "M1",
+        "checker_id": "C2",
+        "expires": "2026-01-01",
+    },
+    {"value_tier": "affluent", "approved": False},
+]
+
+
+def test_assessment_lines_with_overrides_and_odd_ids() -> None:
+    """Overrides applied, refused and pending among customers without one (the refusal
+    task follows the campaigns), and ids a JSON string must escape, in one batch."""
+    batch = []
+    for i, profile in enumerate(generated_bank(600, seed=41, dirty=True)):
+        data = profile.model_dump(exclude_none=True)
+        if i % 4 == 0:
+            data["override"] = OVERRIDES[i % len(OVERRIDES)]
+        if i % 11 == 0:
+            data["id"] += 'é中"\\\n'
+        batch.append(CustomerProfile.model_validate(data))
+    _assert_lines_are_the_models(batch)
+
+
+def _assert_lines_are_the_models(batch: list[CustomerProfile]) -> None:
     written = assessment_lines(Columns.from_profiles(batch, POLICY), POLICY, AS_OF)
     expected = [a.model_dump_json().encode() + b"\n" for a in assess_batch(batch, POLICY, AS_OF)]
     assert written == b"".join(expected)
-    assert b'"kind":"campaign"' in written
 
 
 def _plain(value: object) -> object:
@@ -290,7 +331,7 @@ def test_asking_for_fewer_action_kinds_drops_only_those_actions(
     expected = [
         {**d, "actions": tuple(a for a in d["actions"] if a["kind"] in kinds)} for d in full
     ]
-    assert decide_batch(batch, POLICY, AS_OF, kinds=kinds) == expected
+    assert list(decide_batch(batch, POLICY, AS_OF, kinds=kinds)) == expected
     assert [decide_batch([p], POLICY, AS_OF, kinds=kinds)[0] for p in batch[:40]] == expected[:40]
 
 

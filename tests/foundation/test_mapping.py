@@ -27,6 +27,7 @@ MAPPING = FieldMapping(
     [
         ({"Deposits__c": 12.5}, ("assets", "deposits"), 12.5),
         ({"Deposits__c": "12.5"}, ("assets", "deposits"), 12.5),
+        ({"Deposits__c": 12}, ("assets", "deposits"), 12.0),  # an int is made a float
         ({"Score__c": 700}, ("credit", "score"), 700),
         ({"Score__c": "700"}, ("credit", "score"), 700),
         ({"Score__c": 700.0}, ("credit", "score"), 700),
@@ -36,6 +37,7 @@ MAPPING = FieldMapping(
         ({"Products__c": ["fund", "bond"]}, ("activity", "products_held"), ("fund", "bond")),
         ({"Loan_Class__c": "made_up"}, ("credit", "loan_class"), "made_up"),  # rules flag it
         ({"QI__c": True}, ("qualified_investor",), True),
+        ({"Loan_Class__c": 7}, ("credit", "loan_class"), "7"),
     ],
 )
 def test_values_are_coerced_to_canonical_types(
@@ -46,6 +48,7 @@ def test_values_are_coerced_to_canonical_types(
     for part in path:
         node = getattr(node, part)
     assert node == expected
+    assert type(node) is type(expected)  # a value of another type went through its coercer
     assert issues == ()
 
 
@@ -55,6 +58,8 @@ def test_values_are_coerced_to_canonical_types(
         ({"Deposits__c": "N/A"}, "assets.deposits"),
         ({"Score__c": "7x"}, "credit.score"),
         ({"Score__c": 700.5}, "credit.score"),
+        ({"Score__c": True}, "credit.score"),  # a bool is not an int here
+        ({"Deposits__c": False}, "assets.deposits"),
         ({"PEP__c": "maybe"}, "aml.pep"),
         ({"PEP__c": 2}, "aml.pep"),
         ({"Products__c": 5}, "activity.products_held"),

@@ -8,6 +8,7 @@ import pytest
 from sf_helpers import FAST_RETRY
 
 from connectors.errors import ConfigError
+from connectors.salesforce.client_metadata import MetadataApi
 from connectors.salesforce.metadata import fix_schema, key_component, writeback_component
 from connectors.sandbox.salesforce_metadata import INTEGRATION_PERMISSION_SET, soap_fault
 from connectors.sandbox.salesforce_schema import FieldSpec
@@ -58,16 +59,17 @@ def test_only_the_aml_risk_field_offers_prohibited():
 def test_a_created_field_is_invisible_until_the_permission_set_grants_it(sandbox, connect):
     connector = connect(sandbox, **FAST_RETRY)
     client = connector.client
+    metadata = MetadataApi(client)
     _drop(sandbox, "Account", "Value_Score__c")
-    results = client.create_metadata(
+    results = metadata.create(
         "CustomField", [writeback_component("value_score", "Account.Value_Score__c")]
     )
     assert results[0]["success"] is True
     assert "Value_Score__c" not in _describe(connector, "Account")
-    [pset] = client.read_metadata("PermissionSet", [INTEGRATION_PERMISSION_SET, "Nobody"])
+    [pset] = metadata.read("PermissionSet", [INTEGRATION_PERMISSION_SET, "Nobody"])
     assert pset["fullName"] == INTEGRATION_PERMISSION_SET
     grant = {"field": "Account.Value_Score__c", "readable": True, "editable": True}
-    [upserted] = client.upsert_metadata(
+    [upserted] = metadata.upsert(
         "PermissionSet",
         [{"fullName": pset["fullName"], "label": pset["label"], "fieldPermissions": [grant]}],
     )
@@ -78,8 +80,8 @@ def test_a_created_field_is_invisible_until_the_permission_set_grants_it(sandbox
 
 
 def test_each_component_answers_for_itself(sandbox, connect):
-    client = connect(sandbox, **FAST_RETRY).client
-    results = client.create_metadata(
+    metadata = MetadataApi(connect(sandbox, **FAST_RETRY).client)
+    results = metadata.create(
         "CustomField",
         [
             writeback_component("value_tier", "Account.Value_Tier__c"),  # exists
@@ -99,14 +101,15 @@ def test_each_component_answers_for_itself(sandbox, connect):
 
 def test_a_fault_is_a_config_error_and_an_expired_session_is_renewed(sandbox, connect):
     client = connect(sandbox, **FAST_RETRY).client
+    metadata = MetadataApi(client)
     with pytest.raises(ConfigError, match="INVALID_TYPE"):
-        client.create_metadata("CustomObject", [{"fullName": "Tier__c", "label": "Tier"}])
+        metadata.create("CustomObject", [{"fullName": "Tier__c", "label": "Tier"}])
     sandbox.expire_session()
-    results = client.create_metadata("CustomField", [key_component("Account.Key_2__c")])
+    results = metadata.create("CustomField", [key_component("Account.Key_2__c")])
     assert results[0]["success"] is True
     assert client.calls["oauth_token"] == 2  # the SessionHeader fault made it log in again
     sandbox.server.inject("metadata", response=soap_fault("UNKNOWN_EXCEPTION", "boom"), times=1)
-    assert client.create_metadata("CustomField", [key_component("Account.Key_3__c")])[0][
+    assert metadata.create("CustomField", [key_component("Account.Key_3__c")])[0][
         "success"
     ]  # a server-side fault is transient: retried
 

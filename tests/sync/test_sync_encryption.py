@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from connectors.registry import build_connector
 from connectors.sandbox.generator import generate
 from connectors.webhook_events import ChangeEvent
-from crmtier.commands.doctor import check_state
+from crmtier.commands.doctor_local import check_state
 from crmtier.commands.sync import sync_settings
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config
 from sync import audit, outbox, schema

@@ -27,8 +27,6 @@ from functools import lru_cache
 from hashlib import sha256
 from typing import Any, NamedTuple
 
-import pydantic_core
-
 from tiering_core.dates import period_label
 from tiering_core.models import (
     ActionKind,
@@ -110,7 +108,7 @@ def actions(
     memberships: tuple[tuple[str, ...], Sequence[bool]],
 ) -> tuple[Action, ...]:
     """The actions of ``kinds``, in kind order; a kind not asked for is not derived.
-    ``set_fields``: the customer's ``set_field`` actions (``set_field_rows``, made for the
+    ``set_fields``: the customer's ``set_field`` actions (from ``set_field_columns``, made for the
     whole batch); ``outcome``: what the tasks read (needed only when they are asked for);
     ``memberships``: the campaign keys and this customer's membership of each."""
     if "task" not in kinds and "campaign" not in kinds:
@@ -129,15 +127,13 @@ def actions(
 SET_FIELDS = (*DecidedFields.__annotations__, "policy_version", "reasons")
 
 
-def set_field_rows(columns: Mapping[str, Sequence[Any]]) -> list[tuple[Action, ...]]:
-    """Each customer's ``set_field`` actions, one per canonical output (``SET_FIELDS``,
-    then ``household_tier`` when the CRM's households were read), made column by column:
-    ``columns`` holds each field's value per customer as written (dates as ISO text)."""
+def set_field_columns(columns: Mapping[str, Sequence[Any]]) -> dict[str, Sequence[Any]]:
+    """The ``set_field`` values of a batch by field, in the order a customer's actions
+    list them: one per canonical output (``SET_FIELDS``, then ``household_tier`` when the
+    CRM's households were read). ``columns`` holds each field's value per customer as
+    written (dates as ISO text)."""
     names = [*SET_FIELDS, *(("household_tier",) if "household_tier" in columns else ())]
-    made = [
-        [{"kind": "set_field", "field": name, "value": v} for v in columns[name]] for name in names
-    ]
-    return list(zip(*made, strict=True))
+    return {name: columns[name] for name in names}
 
 
 def tasks(
@@ -275,11 +271,12 @@ def campaigns(customer_id: str, keys: tuple[str, ...], member: Sequence[bool]) -
 
 def campaign_dedupe_keys(customer_id: str, keys: tuple[str, ...]) -> list[str]:
     """``dedupe_key(customer_id, "campaign", key)`` for every campaign key."""
-    return [digest.decode() for digest in _campaign_digests(customer_id, keys)]
+    return [digest.decode() for digest in campaign_digests(customer_id, keys)]
 
 
-def _campaign_digests(customer_id: str, keys: tuple[str, ...]) -> list[bytes]:
-    """The campaign dedupe keys as ASCII bytes: the customer's part is hashed once and
+def campaign_digests(customer_id: str, keys: tuple[str, ...]) -> list[bytes]:
+    """The campaign dedupe keys as ASCII bytes (what ``crmtier tier``'s lines splice in:
+    ``tiering_core.lines``): the customer's part is hashed once and
     copied per campaign, 40% cheaper than hashing each whole key (ten campaigns a
     customer); the first 16 bytes of the digest in hex are the first 32 hex digits."""
     prefix = sha256(f"{customer_id}\x1fcampaign\x1f".encode())
@@ -289,43 +286,6 @@ def _campaign_digests(customer_id: str, keys: tuple[str, ...]) -> list[bytes]:
         h.update(encoded)
         out.append(hexlify(h.digest()[:16]))
     return out
-
-
-def campaigns_json(
-    ids: Sequence[str], keys: tuple[str, ...], member: list[list[bool]]
-) -> list[bytes]:
-    """Each customer's campaign actions as the JSON ``campaigns`` would serialise to,
-    comma-joined (``member[c][i]``: customer ``i`` belongs to campaign ``keys[c]``).
-
-    ``crmtier tier`` writes them straight into the output line: each campaign's two
-    possible heads (member or not) are serialised once per batch, so a customer costs its
-    ten hashes and a join instead of ten dicts and the serializer's pass over them."""
-    if not keys:
-        return [b""] * len(ids)
-    heads = _heads(keys)
-    return [
-        b'"},'.join(
-            [
-                head[m] + digest
-                for head, m, digest in zip(
-                    heads, row, _campaign_digests(customer_id, keys), strict=True
-                )
-            ]
-        )
-        + b'"}'
-        for customer_id, row in zip(ids, zip(*member, strict=True), strict=True)
-    ]
-
-
-@lru_cache(maxsize=8)
-def _heads(keys: tuple[str, ...]) -> tuple[tuple[bytes, bytes], ...]:
-    """Per campaign, its action's JSON up to the dedupe key's value: (not member, member)."""
-    return tuple((_head(key, False), _head(key, True)) for key in keys)
-
-
-def _head(key: str, member: bool) -> bytes:
-    action = {"kind": "campaign", "campaign": key, "member": member, "dedupe_key": ""}
-    return pydantic_core.to_json(action)[:-2]  # without the empty key's closing '"}'
 
 
 @lru_cache(maxsize=8)

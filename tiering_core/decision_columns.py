@@ -1,0 +1,154 @@
+"""A batch's decisions as columns, each customer's decision dict made only when asked.
+
+``decisions.decided`` names every decided output of a batch column-wise (a list per
+output: tiers, scores, review dates, each customer's reasons and DQ issues, and the
+``set_field`` values per field, the CRM's reasons field rendered for the whole batch).
+What a caller reads for every customer is read from these columns: the sync plans a
+customer's tier-field writes from ``field_values`` and keeps its state from ``plain``
+without the 13 ``set_field`` action dicts a decision holds. ``row`` makes exactly the
+decision dict (``AssessmentData``) the engine has always returned, with its actions,
+once per customer and only for the customers a caller reads whole (an output line, a
+customer with tasks, the webhook path); iterating or indexing the batch reads rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any, cast, overload
+
+from tiering_core.models import ActionKind, AssessmentData
+from tiering_core.policy import Policy
+from tiering_core.rules import override, strategy
+
+if TYPE_CHECKING:
+    from tiering_core.decisions import Household, Named
+
+
+class DecisionColumns(Sequence[AssessmentData]):
+    """One batch's decisions column by column (built by ``decisions.decided``)."""
+
+    def __init__(
+        self,
+        *,
+        customers: list[strategy.Customer],
+        named: Named,
+        service_level: list[str],
+        reasons: list[list[dict[str, Any]]],
+        issues: list[list[dict[str, Any]]],
+        set_fields: Mapping[str, Sequence[Any]],
+        households: list[Household],
+        memberships: tuple[tuple[str, ...], list[list[bool]]],
+        overrides: list[dict[str, Any] | None] | None,
+        policy: Policy,
+        as_of: date,
+        kinds: frozenset[ActionKind],
+    ) -> None:
+        self.customers = customers
+        self.named = named
+        self.service_level = service_level
+        self.reasons = reasons
+        self.issues = issues
+        #: field -> each customer's value as written, in the order a decision's
+        #: ``set_field`` actions list them (empty when those actions were not asked for)
+        self.set_fields = set_fields
+        self.households = households
+        self.memberships = memberships
+        self.overrides = overrides
+        self.policy = policy
+        self.as_of = as_of
+        self.kinds = kinds
+        self._rows: list[AssessmentData | None] = [None] * len(customers)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, i: int) -> AssessmentData: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[AssessmentData]: ...
+
+    def __getitem__(self, i: int | slice) -> AssessmentData | list[AssessmentData]:
+        if isinstance(i, slice):
+            return [self.row(j) for j in range(len(self))[i]]
+        return self.row(i)
+
+    def __iter__(self) -> Iterator[AssessmentData]:
+        return map(self.row, range(len(self)))
+
+    @property
+    def value_tier(self) -> list[str]:
+        """Each customer's value tier (what a run counts its customers by)."""
+        return self.named.value_tier
+
+    def field_values(self, i: int) -> dict[str, Any]:
+        """Customer ``i``'s ``set_field`` values by field: what its ``set_field`` actions
+        say, read from the columns."""
+        return {name: column[i] for name, column in self.set_fields.items()}
+
+    def plain(self, i: int) -> AssessmentData:
+        """Customer ``i``'s decision without its actions (``actions`` empty): every other
+        key as ``row`` has it, in the same order (a new dict each call)."""
+        n = self.named
+        customer = self.customers[i]
+        decision: dict[str, Any] = {  # AssessmentData, its values named from the codes
+            "id": customer.id,
+            "status": n.status[i],
+            "value_tier": n.value_tier[i],
+            "value_score": n.value_score[i],
+            "needs_tier": n.needs_tier[i],
+            "credit_risk": n.credit_risk[i],
+            "aml_risk": n.aml_risk[i],
+            "ops_risk": n.ops_risk[i],
+            "edd_required": n.edd_required[i],
+            "next_review": n.next_review[i],
+            "service_level": self.service_level[i],
+            "preferred_channel": n.preferred_channel[i],
+            "reasons": self.reasons[i],
+            "actions": (),
+            "dq_issues": self.issues[i],
+            "policy_version": self.policy.version,
+            "below_floor_since": n.below_floor_since[i],
+        }
+        household = self.households[i]
+        if household.read:  # the key only where households were read: otherwise as before
+            decision["household_tier"] = household.tier
+        return cast("AssessmentData", decision)
+
+    def row(self, i: int) -> AssessmentData:
+        """Customer ``i``'s whole decision, its actions in kind order (made once; the
+        same dict on every later call, as a list of decisions would hand it out)."""
+        made = self._rows[i]
+        if made is not None:
+            return made
+        decision = self.plain(i)
+        customer, why, kinds = self.customers[i], self.reasons[i], self.kinds
+        fields = tuple(
+            {"kind": "set_field", "field": name, "value": value}
+            for name, value in self.field_values(i).items()
+        )
+        # What only the tasks read is made only for them (the sync writing tier fields
+        # does not).
+        outcome = self.named.outcome(i, decision, self.issues[i]) if "task" in kinds else None
+        keys, members = self.memberships
+        decision["actions"] = strategy.actions(
+            customer,
+            fields,
+            outcome,
+            why,
+            self.policy,
+            self.as_of,
+            kinds,
+            (keys, members[i]),
+        )
+        overridden = self.overrides[i] if self.overrides else None
+        if overridden is not None:  # a refused override's task to its maker
+            decision["actions"] = (
+                *decision["actions"],
+                *override.refusal_tasks(
+                    customer.id, customer.owner_id, overridden, why, self.policy, self.as_of, kinds
+                ),
+            )
+        self._rows[i] = decision
+        return decision

@@ -1,0 +1,91 @@
+"""JSON made column by column: a batch's output lines as columns of byte fragments.
+
+pydantic-core's serializer costs per value, not per byte (docs/operations.md, "``crmtier
+tier``, where the time goes"), and most values of an output line repeat across a batch:
+a tier, a level, a reason with its texts, a set-field action. So each distinct value is
+serialised once a batch (by pydantic-core itself, so the bytes are the ones it writes for
+the whole structure) and a customer's line is its fragments joined: the steps below are
+C-level ``map``s over a column, with a Python step per distinct value only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from itertools import accumulate, chain, repeat
+from typing import Any
+
+import pydantic_core
+
+#: What ``Fragments.lines`` joins: a fragment per row, or one for every row.
+Column = Sequence[bytes] | bytes
+
+to_json: Callable[[Any], bytes] = pydantic_core.to_json
+
+
+class Fragments:
+    """A batch's lines as columns laid side by side, joined row by row at the end;
+    neighbouring constants are merged as they are added."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._columns: list[Column] = []
+
+    def add(self, column: Column) -> None:
+        """The next fragment of every row (``bytes``: the same for every row)."""
+        columns = self._columns
+        if isinstance(column, bytes):
+            if columns and isinstance(columns[-1], bytes):
+                columns[-1] += column
+            elif column:
+                columns.append(column)
+        else:
+            columns.append(column)
+
+    def lines(self) -> bytes:
+        """Every row's fragments joined, rows one after the other."""
+        parts = [repeat(c, self.n) if isinstance(c, bytes) else c for c in self._columns]
+        return b"".join(map(b"".join, zip(*parts, strict=False)))
+
+
+def keyed(keys: Sequence[Hashable], render: Callable[[Any], bytes]) -> list[bytes]:
+    """Each row's fragment for its key, ``render`` called once per distinct key."""
+    distinct: dict[Hashable, Any] = dict.fromkeys(keys)
+    for key in distinct:
+        distinct[key] = render(key)
+    return list(map(distinct.__getitem__, keys))
+
+
+def column(values: Sequence[Hashable]) -> list[bytes]:
+    """Each row's JSON of its value, serialised once per distinct value where values
+    repeat (a tier, a level, a date), else value by value (a text of the customer's own).
+    Not for floats: a dict key does not tell 0.0 from -0.0, nor 1 from 1.0."""
+    if len(set(values)) * 2 <= len(values):
+        return keyed(values, to_json)
+    return each(values)
+
+
+def each(values: Iterable[Any]) -> list[bytes]:
+    """Every value's JSON, one by one (for a column whose values rarely repeat)."""
+    return list(map(to_json, values))
+
+
+def arrays(
+    rows: Sequence[Sequence[Any]],
+    keys_of: Callable[[list[Any]], Iterable[Hashable]] | None = None,
+) -> list[bytes]:
+    """Each row's list of objects as JSON array items (without the brackets), the rows'
+    items cut out of one flat column. ``keys_of``: a key per object of the flat column,
+    equal keys for objects that serialise alike, so each is serialised once per distinct
+    key (None: every object once)."""
+    flat = list(chain.from_iterable(rows))
+    if keys_of is None:
+        items = each(flat)
+    else:
+        keys = list(keys_of(flat))
+        distinct = dict(zip(keys, flat, strict=True))  # any object of a key stands for it
+        for key, obj in distinct.items():
+            distinct[key] = to_json(obj)
+        items = list(map(distinct.__getitem__, keys))
+    ends = list(accumulate(map(len, rows)))
+    cuts = map(slice, chain((0,), ends), ends)
+    return list(map(b",".join, map(items.__getitem__, cuts)))

@@ -1,0 +1,184 @@
+"""``crmtier tier``'s output: a batch's Assessment JSON Lines, made from its decision
+columns (``decisions.decided``) as columns of JSON fragments (``fragments``).
+
+A line is each customer's ``Assessment`` as ``Assessment.model_dump_json`` writes it,
+byte for byte (tests/core: against the model, on generated and arbitrary books). It is
+never built as a dict a customer: the tiers and levels, the reasons (both languages),
+the set-field actions and the DQ issues are serialised once per distinct value a batch
+and picked per customer by code, the campaign actions are two prepared heads per
+campaign and each customer's dedupe keys (``strategy.campaign_digests``), and the lines
+are the fragments joined row by row. Tasks stay per customer: whether a customer gets
+one, and its text, is the task rules' (``strategy.tasks``), asked customer by customer
+as a whole decision asks them (``DecisionColumns.row``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from functools import partial
+from itertools import repeat
+from operator import attrgetter, itemgetter
+from typing import Any
+
+from tiering_core import decisions
+from tiering_core.columns import Columns
+from tiering_core.decision_columns import DecisionColumns
+from tiering_core.engine import evaluate
+from tiering_core.fragments import Fragments, arrays, column, each, keyed, to_json
+from tiering_core.models import ACTION_KINDS
+from tiering_core.policy import Policy
+from tiering_core.rules import override, strategy
+
+#: The decided outputs between ``id`` and ``reasons``, in the model's order.
+_HEAD = (
+    "status",
+    "value_tier",
+    "value_score",
+    "needs_tier",
+    "credit_risk",
+    "aml_risk",
+    "ops_risk",
+    "edd_required",
+    "next_review",
+    "service_level",
+    "preferred_channel",
+)
+
+
+def assessment_lines(cols: Columns, policy: Policy, as_of: date) -> bytes:
+    """A batch's output lines, each its customer's Assessment JSON and a newline, in
+    input order. Overrides are applied as ``engine.decide_columns`` applies them: a line
+    is the customer's ``Assessment``, whatever path made it."""
+    if not cols.n:
+        return b""
+    ev = override.apply(evaluate(cols, policy, as_of), cols, policy, as_of)
+    return lines(decisions.decided(cols, ev, policy, as_of, ACTION_KINDS, rendered=True))
+
+
+def lines(dc: DecisionColumns) -> bytes:
+    """``dc``'s decisions (every action kind, reason texts rendered) as JSON Lines."""
+    n = len(dc)
+    named = dc.named
+    out = Fragments(n)
+    out.add(b'{"id":')
+    out.add(each(map(attrgetter("id"), dc.customers)))
+    service_level = dc.service_level  # an override's, where one applies
+    for name in _HEAD:
+        out.add(b',"' + name.encode() + b'":')
+        out.add(_values(name, service_level if name == "service_level" else getattr(named, name)))
+    out.add(b',"reasons":[')
+    out.add(arrays(dc.reasons, _reason_keys))
+    out.add(b'],"actions":[')
+    _actions(dc, out)
+    out.add(b'],"dq_issues":[')
+    out.add(arrays(dc.issues))
+    out.add(b"],")
+    out.add(
+        keyed(
+            list(zip(named.below_floor_since, dc.households, strict=True)),
+            partial(_tail, dc.policy.version),
+        )
+    )
+    out.add(b"}\n")
+    return out.lines()
+
+
+def _reason_keys(reasons: list[dict[str, Any]]) -> Any:
+    """A reason's text is one object for every reason of its code with its value and
+    threshold (``row_reasons.reason_cells``): with the weight, it says the whole reason
+    (a reason column's weight is one number, ``_py``'d once, so 0.0 and -0.0, or 1 and
+    1.0, never meet under one text)."""
+    return zip(map(id, map(_TEXT, reasons)), map(_WEIGHT, reasons), strict=True)
+
+
+_TEXT = itemgetter("text")
+_WEIGHT = itemgetter("weight")
+
+
+def _tail(version: str, key: tuple[date | None, decisions.Household]) -> bytes:
+    below_floor_since, household = key
+    tail: dict[str, Any] = {"policy_version": version, "below_floor_since": below_floor_since}
+    if household.read:  # the key only where households were read (DecisionColumns.plain)
+        tail["household_tier"] = household.tier
+    return to_json(tail)[1:-1]
+
+
+def _actions(dc: DecisionColumns, out: Fragments) -> None:
+    """The actions in kind order: set-field (always some), tasks, campaigns, then a
+    refused override's task (``DecisionColumns.row``)."""
+    _set_fields(dc, out)
+    out.add(_tasks(dc))
+    keys, membership = dc.memberships
+    if keys:
+        ids = map(attrgetter("id"), dc.customers)
+        digests = zip(*map(strategy.campaign_digests, ids, repeat(keys)), strict=True)
+        for key, member, digest in zip(keys, zip(*membership, strict=True), digests, strict=True):
+            out.add(list(map(_campaign_heads(key).__getitem__, member)))
+            out.add(digest)
+            out.add(b'"}')
+    if dc.overrides:
+        out.add(_refusals(dc))
+
+
+def _set_fields(dc: DecisionColumns, out: Fragments) -> None:
+    """Each ``set_field`` action, comma-led but the first (a line has them all: the tier
+    command asks for every action kind)."""
+    if not dc.set_fields:
+        raise ValueError("a line's actions start with its set-field actions")
+    lead = b""
+    for name, values in dc.set_fields.items():
+        out.add(lead + b'{"kind":"set_field","field":' + to_json(name) + b',"value":')
+        out.add(_values(name, values))
+        out.add(b"}")
+        lead = b","
+
+
+#: The outputs that are floats: serialised value by value, since a dict key would not
+#: tell 0.0 from -0.0, nor 1 from 1.0 (they are written differently).
+_FLOATS = frozenset({"value_score"})
+
+
+def _values(name: str, values: Sequence[Any]) -> list[bytes]:
+    """Output ``name``'s JSON value of each row."""
+    return each(values) if name in _FLOATS else column(values)
+
+
+def _tasks(dc: DecisionColumns) -> list[bytes]:
+    """Each customer's tasks, comma-led (``b""``: none), from the task rules as a whole
+    decision has them (``DecisionColumns.row``)."""
+    named, policy, as_of = dc.named, dc.policy, dc.as_of
+    out = []
+    for i, (customer, why, issues) in enumerate(
+        zip(dc.customers, dc.reasons, dc.issues, strict=True)
+    ):
+        outcome = named.outcome(i, dc.plain(i), issues)
+        tasks = strategy.tasks(customer, outcome, policy, as_of, why)
+        out.append(b"," + to_json(tasks)[1:-1] if tasks else b"")
+    return out
+
+
+def _campaign_heads(key: str) -> tuple[bytes, bytes]:
+    """A campaign action's JSON up to its dedupe key's value, comma-led: (not member,
+    member), so a customer's ``member`` picks its head."""
+    return _campaign_head(key, False), _campaign_head(key, True)
+
+
+def _campaign_head(key: str, member: bool) -> bytes:
+    action = {"kind": "campaign", "campaign": key, "member": member, "dedupe_key": ""}
+    return b"," + to_json(action)[:-2]  # without the empty key's closing '"}'
+
+
+def _refusals(dc: DecisionColumns) -> list[bytes]:
+    """A refused override's task to its maker, comma-led, where there is one."""
+    out = []
+    for customer, o, why in zip(dc.customers, dc.overrides or (), dc.reasons, strict=True):
+        tasks = (
+            override.refusal_tasks(
+                customer.id, customer.owner_id, o, why, dc.policy, dc.as_of, dc.kinds
+            )
+            if o is not None
+            else ()
+        )
+        out.append(b"," + to_json(tasks)[1:-1] if tasks else b"")
+    return out
