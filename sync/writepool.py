@@ -72,7 +72,7 @@ class WritePool:
         self.batch = max(1, self.caps.plan_batch or self.caps.max_write_batch)
         self.tally = CallTally(self.caps.per_customer_kinds)
         self.queue: dict[int, OutboxItem] = {}
-        self.due: dict[int, float] = {}
+        self.due: dict[int, float] = {}  # queued retries: when their backoff ends
         self.inflight: dict[Future[list[WriteResult]], list[OutboxItem]] = {}
         # answered, not yet recorded (see _harvest)
         self.landed: list[tuple[list[OutboxItem], Future[list[WriteResult]]]] = []
@@ -112,10 +112,12 @@ class WritePool:
                 raise self.stop
             submitted = self._start_ready(final)
             if not final:
-                # Back-pressure: do not read further ahead than a few full batches.
-                waiting = len(self.queue) - self._collecting()
+                # Back-pressure: do not read further ahead than a few full batches, nor
+                # than one full bulk job that waits for a free slot.
+                collecting = self._collecting()
+                waiting = len(self.queue) - collecting
                 ahead = waiting > self.batch * self.settings.write_concurrency * 4
-                if ahead and self.inflight:
+                if (ahead or collecting >= self.caps.bulk_job) and self.inflight:
                     self.collect(block=True)
                     continue
                 return
@@ -180,8 +182,11 @@ class WritePool:
         return (ready, True) if ready > threshold else (self.batch, True)
 
     def _collecting(self) -> int:
-        """Queued items held for a bulk call (see ``_batching``): they are no reason to
-        slow the read down."""
+        """Queued items held for a bulk call (see ``_batching``): no reason to slow the
+        read down until a full job of them is ready and every slot is taken. Read on past
+        that, and a run whose bulk writes lag its reads keeps every customer read since
+        in memory (its decision, outbox item and state): memory in the number of
+        customers, not in the calls in flight."""
         if self.caps.bulk_threshold is None:
             return 0
         return sum(1 for item in self.queue.values() if item.kind == "field_update")
@@ -211,6 +216,7 @@ class WritePool:
         items = outbox.plan_order(items)
         for item in items:
             self.queue.pop(item.id, None)
+            self.due.pop(item.id, None)  # a retry's backoff is over once it goes out
             self.inflight_by_customer.setdefault(item.customer_id, set()).add(item.id)
         plan = outbox.to_write_plan(items)
         kill_point("before_write")
