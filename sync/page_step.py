@@ -103,7 +103,7 @@ class PageStep:
         if p.options.dry_run:
             for planned in plans:  # what a later read of the customer is settled by
                 digest = hashes[planned.customer_id]
-                planner.previewed[planned.customer_id] = (digest, tiers_of(planned.assessment))
+                planner.previewed[planned.customer_id] = (digest, tiers_of(planned.summary))
             self._preview(planner.bounded(plans)[0])
             p.progress()
             return None

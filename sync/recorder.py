@@ -126,8 +126,8 @@ class Recorder:
         self.outcome(cid, Outcome.UNCHANGED)
         if cid in self.decisions:
             return  # an earlier read of this run queued writes; that decision stands
-        tiers = tiers_of(planned.assessment)
-        below = planned.assessment["below_floor_since"]
+        tiers = tiers_of(planned.summary)  # the summary has all but the actions
+        below = planned.summary["below_floor_since"]
         if (
             state is not None
             and (state.tiers, state.below_floor_since, state.input_hash) == (tiers, below, digest)
