@@ -103,13 +103,15 @@ def _header(lines: Iterator[tuple[int, bytes]], extra_column: Callable[[str], bo
 
 
 def _cells(raw: bytes) -> list[str] | ingest.Rejected | None:
-    """One line's cells; None for a blank line."""
+    """One line's cells; None for a blank line. Blank means ASCII whitespace only, as for
+    JSON Lines (``read_jsonl``): ``str.isspace`` also counts control characters such as
+    the file separator 0x1C, and a line of them would vanish without a word."""
+    if not raw or raw.isspace():
+        return None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return ingest.Rejected(f"not UTF-8 text (at column {exc.start + 1})")
-    if not text or text.isspace():
-        return None
     try:
         return next(csv.reader((text,), strict=True))
     except csv.Error as exc:
