@@ -86,7 +86,10 @@ def reason_cells(cols: Columns, columns: Sequence[ReasonColumn], rendered: bool)
             column_weights = [spec.weight] * len(hit)
         else:
             column_weights = [
-                spec.weight if w is None else round(w, 4) for w in _cells(rc.weight, hit)
+                # float as ``Reason.weight`` is: ``_cells`` makes a whole float int, and
+                # a line would read "weight":0 where the model writes 0.0
+                spec.weight if w is None else round(float(w), 4)
+                for w in _cells(rc.weight, hit)
             ]
         weights += column_weights
         if rc.profile_path is not None:  # lists: a reason and a text each

@@ -29,7 +29,7 @@ from tiering_core.models import (
     AssessmentData,
     CustomerProfile,
 )
-from tiering_core.policy import Policy, load_policy
+from tiering_core.policy import Policy, load_policy, policy_over_default
 
 POLICY = load_policy()
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -246,10 +246,17 @@ def test_assessment_lines_are_byte_for_byte_what_the_model_writes(
 def test_assessment_lines_on_a_generated_bank() -> None:
     """The same on a generated book, dirty records included, campaigns written."""
     batch = generated_bank(500, seed=37, dirty=True)
-    _assert_lines_are_the_models(batch)
-    assert b'"kind":"campaign"' in assessment_lines(
-        Columns.from_profiles(batch, POLICY), POLICY, AS_OF
+    assert b'"kind":"campaign"' in _assert_lines_are_the_models(batch)
+
+
+def test_assessment_lines_write_a_whole_weight_as_the_model_does() -> None:
+    """An AML factor group weighted a whole number per cell (here 0 and 45) is written
+    as the model's float (``"weight":0.0``), not as an int."""
+    policy = policy_over_default(
+        {"aml": {"weights": {"customer": 30, "geography": 25, "business": 45, "industry": 0}}}
     )
+    written = _assert_lines_are_the_models(generated_bank(300, seed=43, dirty=True), policy)
+    assert b'"weight":0.0,' in written
 
 
 #: Overrides a generated book's customers get in turn: applied (value, service tier),
@@ -297,10 +304,12 @@ def test_assessment_lines_with_overrides_and_odd_ids() -> None:
     _assert_lines_are_the_models(batch)
 
 
-def _assert_lines_are_the_models(batch: list[CustomerProfile]) -> None:
-    written = assessment_lines(Columns.from_profiles(batch, POLICY), POLICY, AS_OF)
-    expected = [a.model_dump_json().encode() + b"\n" for a in assess_batch(batch, POLICY, AS_OF)]
+def _assert_lines_are_the_models(batch: list[CustomerProfile], policy: Policy = POLICY) -> bytes:
+    """The batch's lines, once checked equal to the model's JSON of each assessment."""
+    written = assessment_lines(Columns.from_profiles(batch, policy), policy, AS_OF)
+    expected = [a.model_dump_json().encode() + b"\n" for a in assess_batch(batch, policy, AS_OF)]
     assert written == b"".join(expected)
+    return written
 
 
 def _plain(value: object) -> object:
