@@ -18,7 +18,6 @@ from sync import household_store, households, runs
 from sync.dispatch import items_of
 from sync.households import HouseholdGroup
 from sync.killpoints import kill_point
-from sync.planner import tiers_of
 from sync.planning import LinksFor
 from sync.reader import input_hash
 from sync.recorder import PageRows
@@ -93,17 +92,16 @@ class PageStep:
             for cid in fresh:
                 p.recorder.outcome(cid, Outcome.DEFERRED)
             raise
-        for cid in [cid for cid in fresh if cid not in changed]:
-            planner.count_settled(cid, states.get(cid))
+        for cid in fresh:
+            if cid not in changed:
+                planner.count_settled(cid, states.get(cid))
         todo = [r for cid, r in fresh.items() if cid in changed] + extra
         assessed = planner.assess(todo, states, links_for)
         kill_point("after_tier")
         p.pool.send_ready()  # not later: planning reads the queue, and must see it settled
         plans = planner.plan(assessed, states, p.dispatcher.in_doubt)
         if p.options.dry_run:
-            for planned in plans:  # what a later read of the customer is settled by
-                digest = hashes[planned.customer_id]
-                planner.previewed[planned.customer_id] = (digest, tiers_of(planned.summary))
+            planner.previewed_as(plans, hashes)
             self._preview(planner.bounded(plans)[0])
             p.progress()
             return None

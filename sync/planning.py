@@ -177,16 +177,17 @@ class PagePlanner:
             return False
         day = self.options.day()
         decision = self.recorder.decisions.get(cid)
-        if decision is not None or state.pending is not None:
-            pending = decision.pending if decision is not None else None
+        if decision is not None:
+            pending = decision.pending
             return (
-                decision is not None
-                and decision.this_run
+                decision.this_run
                 and not decision.dead
                 and pending is not None
                 and pending.input_hash == digest
                 and pending.assessed_at == day
             )
+        if state.pending is not None:
+            return False
         if state.run_id != self.recorder.run_id and (self.options.full or cid in self.revisit):
             return False
         return (
@@ -200,6 +201,13 @@ class PagePlanner:
                 )
             )
         )
+
+    def previewed_as(self, plans: Sequence[Planned], hashes: Mapping[str, str]) -> None:
+        """Keep what a dry run planned (it records no decision): a later read of the
+        customer on the same inputs is settled by it (``settled``, ``count_settled``)."""
+        for planned in plans:
+            cid = planned.customer_id
+            self.previewed[cid] = (hashes[cid], tiers_of(planned.summary))
 
     def count_settled(self, cid: str, state: CustomerState | None) -> None:
         """Count a settled customer (``settled``) unchanged, at the tiers it holds. One this

@@ -32,7 +32,7 @@ from sync.records import Advance, Json
 from sync.runs import RunCounts
 from sync.schema import metadata, now_text, parse_utc, runs, utc_text
 from sync.taskbudget import Budget
-from sync.writepool import CallTally
+from sync.writepool import SentTally
 from tiering_core.models import CustomerProfile, DQIssue
 
 UnitStatus = Literal["queued", "committed", "done", "failed", "abandoned"]
@@ -112,7 +112,7 @@ class UnitResult:
 
     @classmethod
     def of(
-        cls, counts: RunCounts, outcomes: dict[str, str], calls: dict[str, int], tally: CallTally
+        cls, counts: RunCounts, outcomes: dict[str, str], calls: dict[str, int], tally: SentTally
     ) -> UnitResult:
         groups = {kind: sorted(keys) for kind, keys in tally.groups.items()}
         return cls(counts, dict(outcomes), calls, dict(tally.items), groups)

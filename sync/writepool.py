@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 RecordFn = Callable[[list[OutboxItem], list[WriteResult]], list[OutboxItem]]
 
 
-class CallTally:
+class SentTally:
     """What the run sends, for its minimum-calls figure (docs/targets.md P1)."""
 
     def __init__(self, per_customer_kinds: frozenset[str]) -> None:
@@ -70,7 +70,7 @@ class WritePool:
         # Items per apply(): a write batch, or for one-record-per-call CRMs the plan size
         # over which the connector shares its dedupe-key look-ups.
         self.batch = max(1, self.caps.plan_batch or self.caps.max_write_batch)
-        self.tally = CallTally(self.caps.per_customer_kinds)
+        self.tally = SentTally(self.caps.per_customer_kinds)
         self.queue: dict[int, OutboxItem] = {}
         self.due: dict[int, float] = {}  # queued retries: when their backoff ends
         self.inflight: dict[Future[list[WriteResult]], list[OutboxItem]] = {}
