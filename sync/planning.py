@@ -64,7 +64,7 @@ class Decided(Protocol):
     as one) or ``DecisionRows`` (decisions one by one, or adjusted)."""
 
     @property
-    def value_tier(self) -> list[str]: ...
+    def value_tier(self) -> Sequence[str]: ...
 
     def __len__(self) -> int: ...
 
@@ -75,6 +75,8 @@ class Decided(Protocol):
     def plain(self, i: int) -> AssessmentData: ...
 
     def field_values(self, i: int) -> dict[str, Any]: ...
+
+    def dq_issues(self, i: int) -> list[dict[str, Any]]: ...
 
 
 class DecisionRows(list[AssessmentData]):
@@ -90,6 +92,9 @@ class DecisionRows(list[AssessmentData]):
 
     def field_values(self, i: int) -> dict[str, Any]:
         return field_values(self[i])
+
+    def dq_issues(self, i: int) -> list[dict[str, Any]]:
+        return list(self[i]["dq_issues"])
 
 
 class AssessedPage(NamedTuple):
@@ -277,7 +282,7 @@ class PagePlanner:
         for tier in decided.value_tier:
             counts.tiers[tier] += 1
         for i, record in enumerate(kept):
-            for issue in decided.plain(i)["dq_issues"]:
+            for issue in decided.dq_issues(i):
                 counts.dq_issues[issue["code"]] += 1
             for dq in record.dq_issues:
                 counts.dq_issues[dq.code] += 1

@@ -78,7 +78,7 @@ class DecisionColumns(Sequence[AssessmentData]):
         return map(self.row, range(len(self)))
 
     @property
-    def value_tier(self) -> list[str]:
+    def value_tier(self) -> Sequence[str]:
         """Each customer's value tier (what a run counts its customers by)."""
         return self.named.value_tier
 
@@ -86,6 +86,10 @@ class DecisionColumns(Sequence[AssessmentData]):
         """Customer ``i``'s ``set_field`` values by field: what its ``set_field`` actions
         say, read from the columns."""
         return {name: column[i] for name, column in self.set_fields.items()}
+
+    def dq_issues(self, i: int) -> list[dict[str, Any]]:
+        """Customer ``i``'s data-quality issues (what a run counts), without its decision."""
+        return self.issues[i]
 
     def plain(self, i: int) -> AssessmentData:
         """Customer ``i``'s decision without its actions (``actions`` empty): every other
@@ -130,7 +134,11 @@ class DecisionColumns(Sequence[AssessmentData]):
         )
         # What only the tasks read is made only for them (the sync writing tier fields
         # does not).
-        outcome = self.named.outcome(i, decision, self.issues[i]) if "task" in kinds else None
+        outcome = (
+            self.named.outcome(i, self.service_level[i], self.issues[i])
+            if "task" in kinds
+            else None
+        )
         keys, members = self.memberships
         decision["actions"] = strategy.actions(
             customer,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -23,7 +23,15 @@ from tiering_core import reasons_field, row_reasons
 from tiering_core.columns import ENUM_INDEX, Columns
 from tiering_core.dates import add_months, add_working_days
 from tiering_core.decision_columns import DecisionColumns
-from tiering_core.models import ActionKind, AssessmentData, ValueTier
+from tiering_core.models import (
+    ActionKind,
+    AmlRisk,
+    Channel,
+    NeedsTier,
+    RiskLevel,
+    Status,
+    ValueTier,
+)
 from tiering_core.policy import Policy
 from tiering_core.rules import campaigns, channel, override, strategy
 from tiering_core.rules.base import (
@@ -175,7 +183,10 @@ def _household_tiers(ev: Evaluation) -> list[Household]:
     ]
 
 
-def _names(vocabulary: Sequence[str], codes: IntArray) -> list[str]:
+_Name = TypeVar("_Name", bound=str)
+
+
+def _names(vocabulary: Sequence[_Name], codes: IntArray) -> list[_Name]:
     """Each code's name in ``vocabulary`` (one C-level map over the column)."""
     return list(map(vocabulary.__getitem__, codes.tolist()))
 
@@ -184,17 +195,17 @@ class Named(NamedTuple):
     """A batch's decided outputs as the decision holds them, one list per output, and the
     codes only the tasks read."""
 
-    status: list[str]
-    value_tier: list[str]
+    status: list[Status]
+    value_tier: list[ValueTier]
     value_score: list[float | None]
-    needs_tier: list[str]
-    credit_risk: list[str]
-    aml_risk: list[str]
-    ops_risk: list[str]
+    needs_tier: list[NeedsTier]
+    credit_risk: list[RiskLevel]
+    aml_risk: list[AmlRisk]
+    ops_risk: list[RiskLevel]
     edd_required: list[bool]
     next_review: list[date]
     service_level: list[str]
-    preferred_channel: list[str]
+    preferred_channel: list[Channel]
     below_floor_since: list[date | None]
     upgraded_from: list[ValueTier | None]
     open_complaints: list[int]
@@ -234,27 +245,26 @@ class Named(NamedTuple):
             marketing_opt_out=ev.marketing_opt_out.tolist(),
         )
 
-    def outcome(
-        self, i: int, decision: AssessmentData, issues: list[dict[str, Any]]
-    ) -> strategy.Outcome:
-        """Row ``i``'s ``strategy.Outcome`` (what the task rules read)."""
+    def outcome(self, i: int, service_level: str, issues: list[dict[str, Any]]) -> strategy.Outcome:
+        """Row ``i``'s ``strategy.Outcome`` (what the task rules read), from the columns:
+        no decision dict is made for it."""
         return strategy.Outcome(
-            value_tier=decision["value_tier"],
-            value_score=decision["value_score"],
-            needs_tier=decision["needs_tier"],
-            credit_risk=decision["credit_risk"],
-            aml_risk=decision["aml_risk"],
-            ops_risk=decision["ops_risk"],
-            edd_required=decision["edd_required"],
+            value_tier=self.value_tier[i],
+            value_score=self.value_score[i],
+            needs_tier=self.needs_tier[i],
+            credit_risk=self.credit_risk[i],
+            aml_risk=self.aml_risk[i],
+            ops_risk=self.ops_risk[i],
+            edd_required=self.edd_required[i],
             next_review=self.next_review[i],
-            service_level=decision["service_level"],
-            status=decision["status"],
+            service_level=service_level,
+            status=self.status[i],
             upgraded_from=self.upgraded_from[i],
             open_complaints=self.open_complaints[i],
             detractor=self.detractor[i],
             dq_fields=tuple(sorted({issue["field"] for issue in issues})) if issues else (),
             marketing_opt_out=self.marketing_opt_out[i],
-            preferred_channel=decision["preferred_channel"],
+            preferred_channel=self.preferred_channel[i],
         )
 
 

@@ -149,10 +149,10 @@ def _tasks(dc: DecisionColumns) -> list[bytes]:
     decision has them (``DecisionColumns.row``)."""
     named, policy, as_of = dc.named, dc.policy, dc.as_of
     out = []
-    for i, (customer, why, issues) in enumerate(
-        zip(dc.customers, dc.reasons, dc.issues, strict=True)
+    for i, (customer, why, issues, level) in enumerate(
+        zip(dc.customers, dc.reasons, dc.issues, dc.service_level, strict=True)
     ):
-        outcome = named.outcome(i, dc.plain(i), issues)
+        outcome = named.outcome(i, level, issues)
         tasks = strategy.tasks(customer, outcome, policy, as_of, why)
         out.append(b"," + to_json(tasks)[1:-1] if tasks else b"")
     return out
