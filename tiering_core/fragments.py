@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from itertools import accumulate, chain, repeat
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic_core
 
@@ -20,6 +20,7 @@ import pydantic_core
 Column = Sequence[bytes] | bytes
 
 to_json: Callable[[Any], bytes] = pydantic_core.to_json
+_Made = TypeVar("_Made")
 
 
 class Fragments:
@@ -44,11 +45,12 @@ class Fragments:
     def lines(self) -> bytes:
         """Every row's fragments joined, rows one after the other."""
         parts = [repeat(c, self.n) if isinstance(c, bytes) else c for c in self._columns]
-        return b"".join(map(b"".join, zip(*parts, strict=False)))
+        return b"".join(map(b"".join, zip(*parts, strict=True)))
 
 
-def keyed(keys: Sequence[Hashable], render: Callable[[Any], bytes]) -> list[bytes]:
-    """Each row's fragment for its key, ``render`` called once per distinct key."""
+def keyed(keys: Sequence[Hashable], render: Callable[[Any], _Made]) -> list[_Made]:
+    """Each row's ``render(key)``, called once per distinct key and shared by the rows
+    that have it (a fragment here; a reason dict in ``row_reasons``)."""
     distinct: dict[Hashable, Any] = dict.fromkeys(keys)
     for key in distinct:
         distinct[key] = render(key)
@@ -82,10 +84,8 @@ def arrays(
         items = each(flat)
     else:
         keys = list(keys_of(flat))
-        distinct = dict(zip(keys, flat, strict=True))  # any object of a key stands for it
-        for key, obj in distinct.items():
-            distinct[key] = to_json(obj)
-        items = list(map(distinct.__getitem__, keys))
+        first = dict(zip(keys, flat, strict=True))  # any object of a key stands for it
+        items = keyed(keys, lambda key: to_json(first[key]))
     ends = list(accumulate(map(len, rows)))
     cuts = map(slice, chain((0,), ends), ends)
     return list(map(b",".join, map(items.__getitem__, cuts)))

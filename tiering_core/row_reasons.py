@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from tiering_core.cells import INTEGER_PATHS
 from tiering_core.columns import ENUMS, NUMBERS, PATHS, BoolArray, Columns
+from tiering_core.fragments import keyed
 from tiering_core.reason_spec import ReasonSpec
 from tiering_core.reasons import CATALOGUE, ReasonText
 from tiering_core.rules.base import IssueColumn, ReasonColumn
@@ -111,11 +112,7 @@ def _distinct(
     """``make(value, threshold)`` of each cell, called once per distinct pair and shared
     by the cells that have it. A value is never two JSON spellings under one key: a
     column's cells are one type, whole floats made int and NaN None (``_plain``)."""
-    keys = list(zip(observed, thresholds, strict=True))
-    made: dict[tuple[Any, Any], Any] = dict.fromkeys(keys)
-    for key in made:
-        made[key] = make(*key)
-    return list(map(made.__getitem__, keys))
+    return keyed(list(zip(observed, thresholds, strict=True)), lambda key: make(*key))
 
 
 def _reason_of(
