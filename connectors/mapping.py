@@ -74,7 +74,7 @@ class Slot(NamedTuple):
             crm_field,
             path,
             None if typ is None else coercer(typ),
-            _EXACT.get(typ),
+            typ if typ in _EXACT else None,
             block or None,
             leaf,
         )
@@ -217,8 +217,6 @@ def _to_bool(value: Any) -> bool:
 
 
 def _to_int(value: Any) -> int:
-    if type(value) is int:  # the usual case first: JSON gave an int (bool is not one here)
-        return value
     if isinstance(value, bool):
         raise CoercionError("expected an integer")
     if isinstance(value, int):
@@ -233,8 +231,6 @@ def _to_int(value: Any) -> int:
 
 
 def _to_float(value: Any) -> float:
-    if type(value) is float:  # the usual case first: JSON gave a float
-        return value
     if isinstance(value, bool):
         raise CoercionError("expected a number")
     try:
@@ -244,8 +240,6 @@ def _to_float(value: Any) -> float:
 
 
 def _to_str(value: Any) -> str:
-    if type(value) is str:
-        return value
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         return str(value)
     raise CoercionError("expected text")
@@ -265,7 +259,7 @@ def _as_is(value: Any) -> Any:
 
 
 #: Canonical types whose coercer returns a value of exactly that type unchanged.
-_EXACT: dict[Any, type] = {bool: bool, int: int, float: float, str: str}
+_EXACT: frozenset[type] = frozenset({bool, int, float, str})
 
 _COERCERS: dict[Any, Callable[[Any], Any]] = {
     bool: _to_bool,

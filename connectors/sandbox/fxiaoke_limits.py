@@ -35,7 +35,8 @@ class CallWindows:
 
 
 class DailyQuota:
-    """Calls left today; ``calls`` None: the tenant bought no quota, so none is counted."""
+    """The day's call quota: ``calls`` is the day's limit (None: the tenant bought no
+    quota, every call admitted); ``spend`` counts each call against it."""
 
     def __init__(self, calls: int | None) -> None:
         self.calls = calls

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from connectors.contract import SchemaCheck
+from crmtier.commands.doctor_lines import error, ok
 from crmtier.config import CrmtierConfig
 from sync.store_engine import create_engine
 from sync.tasks.liveness import START_A_WORKER, live_workers
@@ -19,7 +20,7 @@ NAME = "workers"
 def check_workers(config: CrmtierConfig) -> list[SchemaCheck]:
     """The live workers, when full syncs are spread over them; no line otherwise."""
     section = config.workers
-    if section.engine != "procrastinate" or not section.spread_full_sync:
+    if not section.spread_full_sync:  # which the config allows with procrastinate only
         return []
     stalled_after = timedelta(seconds=section.stalled_after_seconds)
     try:
@@ -29,19 +30,9 @@ def check_workers(config: CrmtierConfig) -> list[SchemaCheck]:
         finally:
             engine.dispose()
     except Exception as exc:  # the state store line says why; never print the URL
-        return [
-            SchemaCheck(
-                NAME, False, f"could not count them: {type(exc).__name__}", "fix the state store"
-            )
-        ]
+        return [error(NAME, f"could not count them: {type(exc).__name__}", "fix the state store")]
     window = f"heartbeat in the last {stalled_after.total_seconds():.0f} s"
     if alive == 0:
-        return [
-            SchemaCheck(
-                NAME,
-                False,
-                f"none alive ({window}): crmtier sync --full would refuse to start",
-                START_A_WORKER,
-            )
-        ]
-    return [SchemaCheck(NAME, True, f"{alive} alive ({window}); full syncs are spread over them")]
+        detail = f"none alive ({window}): crmtier sync --full would refuse to start"
+        return [error(NAME, detail, START_A_WORKER)]
+    return [ok(NAME, f"{alive} alive ({window}); full syncs are spread over them")]

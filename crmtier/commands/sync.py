@@ -198,8 +198,8 @@ def _run(config: CrmtierConfig, engine: SyncEngine, options: RunOptions) -> RunR
     ``[workers] engine = "procrastinate"`` and ``spread_full_sync`` is not switched off
     (``sync.retier``), else it runs here."""
     spread = options.full and not options.dry_run and options.limit is None
-    wanted = config.workers.engine == "procrastinate" and config.workers.spread_full_sync
-    if not spread or not wanted:
+    # spread_full_sync holds only with engine = "procrastinate" (the config refuses it else)
+    if not spread or not config.workers.spread_full_sync:
         return engine.run(options)
     _require_live_worker(config, engine.store)
     from crmtier.workers import page_units

@@ -49,6 +49,14 @@ class FatalInput(click.ClickException):
     exit_code = 2
 
 
+def _blank(line: bytes) -> bool:
+    """Empty or ASCII whitespace only, for JSON Lines and CSV alike. On the bytes, not
+    ``str.isspace``: that also counts control characters such as the file separator 0x1C,
+    and a line of them would vanish without a word; and not ``strip()``, which copies
+    every line."""
+    return not line or line.isspace()
+
+
 def read_jsonl(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
     """Numbered non-blank lines, as bytes: pydantic-core's parser decodes and parses each
     in one step (tiering_core/ingest.py), faster than ``json.loads``, and a line that is
@@ -56,7 +64,7 @@ def read_jsonl(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
     for number, line in enumerate(stream, start=1):
         if number == 1:
             line = line.removeprefix(BOM)
-        if line and not line.isspace():  # not strip(): that copies every line
+        if not _blank(line):
             yield number, line
 
 
@@ -103,10 +111,8 @@ def _header(lines: Iterator[tuple[int, bytes]], extra_column: Callable[[str], bo
 
 
 def _cells(raw: bytes) -> list[str] | ingest.Rejected | None:
-    """One line's cells; None for a blank line. Blank means ASCII whitespace only, as for
-    JSON Lines (``read_jsonl``): ``str.isspace`` also counts control characters such as
-    the file separator 0x1C, and a line of them would vanish without a word."""
-    if not raw or raw.isspace():
+    """One line's cells; None for a blank line (``_blank``)."""
+    if _blank(raw):
         return None
     try:
         text = raw.decode("utf-8")
