@@ -218,7 +218,8 @@ def side_by_side(e: SyncEngine, crm: TaskCrm, first: str) -> tuple[RunReport, Ru
 
     thread = threading.Thread(target=run_first, name="first")
     thread.start()
-    paused.inside.wait()  # pytest-timeout guards a hang
+    while not paused.inside.wait(0.05):  # a first run that fails early fails the test
+        assert thread.is_alive(), reports
     crm.ids.append("C02")
     beside = e.process_records(crm.fetch(["C02"]))
     paused.go.set()

@@ -353,7 +353,7 @@ def test_a_member_decided_beside_an_earlier_page_is_read_twice_and_decided_once(
             for store in opened:
                 store.close()
 
-    (one_crm, one, one_report), (spread_crm, spread, spread_report) = map(full_run, (0, 1))
+    (one_crm, one, one_report), (spread_crm, spread, spread_report) = map(full_run, (False, True))
     try:
         for crm, engine, report in (
             (one_crm, one, one_report),
