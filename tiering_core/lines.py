@@ -87,13 +87,15 @@ def lines(dc: DecisionColumns, candidates: BoolArray) -> bytes:
     out.add(b'{"id":')
     out.add(each(map(attrgetter("id"), dc.customers)))
     service_level = dc.service_level  # an override's, where one applies
+    made: dict[int, list[bytes]] = {}
     for name in _HEAD:
         out.add(b',"' + name.encode() + b'":')
-        out.add(_values(name, service_level if name == "service_level" else getattr(named, name)))
+        values = service_level if name == "service_level" else getattr(named, name)
+        out.add(_values(name, values, made))
     out.add(b',"reasons":[')
     out.add(arrays(dc.reasons, _reason_keys))
     out.add(b'],"actions":[')
-    _actions(dc, candidates, out)
+    _actions(dc, candidates, made, out)
     out.add(b'],"dq_issues":[')
     out.add(arrays(dc.issues))
     out.add(b"],")
@@ -127,10 +129,12 @@ def _tail(version: str, key: tuple[date | None, decisions.Household]) -> bytes:
     return to_json(tail)[1:-1]
 
 
-def _actions(dc: DecisionColumns, candidates: BoolArray, out: Fragments) -> None:
+def _actions(
+    dc: DecisionColumns, candidates: BoolArray, made: dict[int, list[bytes]], out: Fragments
+) -> None:
     """The actions in kind order: set-field (always some), tasks, campaigns, then a
     refused override's task (``DecisionColumns.row``)."""
-    _set_fields(dc, out)
+    _set_fields(dc, made, out)
     out.add(_tasks(dc, candidates))
     keys, membership = dc.memberships
     if keys:
@@ -144,7 +148,7 @@ def _actions(dc: DecisionColumns, candidates: BoolArray, out: Fragments) -> None
         out.add(_refusals(dc))
 
 
-def _set_fields(dc: DecisionColumns, out: Fragments) -> None:
+def _set_fields(dc: DecisionColumns, made: dict[int, list[bytes]], out: Fragments) -> None:
     """Each ``set_field`` action, comma-led but the first (a line has them all: the tier
     command asks for every action kind)."""
     if not dc.set_fields:
@@ -152,7 +156,7 @@ def _set_fields(dc: DecisionColumns, out: Fragments) -> None:
     lead = b""
     for name, values in dc.set_fields.items():
         out.add(lead + b'{"kind":"set_field","field":' + to_json(name) + b',"value":')
-        out.add(_values(name, values))
+        out.add(_values(name, values, made))
         out.add(b"}")
         lead = b","
 
@@ -162,9 +166,14 @@ def _set_fields(dc: DecisionColumns, out: Fragments) -> None:
 _FLOATS = frozenset({"value_score"})
 
 
-def _values(name: str, values: Sequence[Any]) -> list[bytes]:
-    """Output ``name``'s JSON value of each row."""
-    return each(values) if name in _FLOATS else column(values)
+def _values(name: str, values: Sequence[Any], made: dict[int, list[bytes]]) -> list[bytes]:
+    """Output ``name``'s JSON value of each row. A column already written this batch is
+    reused from ``made`` (by the list's identity: ``lines`` holds every list it writes):
+    ten of the set-field actions' values are the head fields' own lists."""
+    key = id(values)
+    if key not in made:
+        made[key] = each(values) if name in _FLOATS else column(values)
+    return made[key]
 
 
 def _tasks(dc: DecisionColumns, candidates: BoolArray) -> list[bytes]:
