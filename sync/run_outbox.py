@@ -1,11 +1,14 @@
 """Writes a run finds in the outbox that it did not queue itself: an earlier run's, never
-seen answered (``recover``), and, in a page unit of a re-tier spread over workers, the
-ones its coordinator queued for the page's customers (``take_over``)."""
+seen answered (``recover``); in a page unit of a re-tier spread over workers, the ones
+its coordinator queued for the page's customers (``take_over``); and the dead letters
+left open by earlier runs (``load_dead_letters``)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+
+import sqlalchemy as sa
 
 from sync import outbox
 from sync.run_parts import RunParts
@@ -51,3 +54,11 @@ def take_over(parts: RunParts, ids: Collection[str]) -> None:
         items = outbox.pending(conn, parts.e.stream, ids)
         states = load_states(conn, parts.e.stream, {i.customer_id for i in items})
     parts.dispatcher.recover(items, states)
+
+
+def load_dead_letters(parts: RunParts, conn: sa.Connection) -> None:
+    """The customers whose dead letters are open, for the run's recorder: a decision of
+    theirs this run writes resolves them. The one-process run and each page unit of a
+    spread re-tier load them alike, since each records its own page's decisions."""
+    open_letters = outbox.open_dead_letter_customers(conn, parts.e.stream)
+    parts.recorder.dead_letter_customers = set(open_letters)
