@@ -140,10 +140,12 @@ def _actions(
     if keys:
         ids = map(attrgetter("id"), dc.customers)
         digests = zip(*map(strategy.campaign_digests, ids, repeat(keys)), strict=True)
+        close = b""  # the previous campaign's key, closed in this one's head
         for key, member, digest in zip(keys, zip(*membership, strict=True), digests, strict=True):
-            out.add(list(map(_campaign_heads(key).__getitem__, member)))
+            out.add(list(map(_campaign_heads(key, close).__getitem__, member)))
             out.add(digest)
-            out.add(b'"}')
+            close = b'"}'
+        out.add(close)
     if dc.overrides:
         out.add(_refusals(dc))
 
@@ -190,10 +192,12 @@ def _tasks(dc: DecisionColumns, candidates: BoolArray) -> list[bytes]:
     return out
 
 
-def _campaign_heads(key: str) -> tuple[bytes, bytes]:
+def _campaign_heads(key: str, close: bytes) -> tuple[bytes, bytes]:
     """A campaign action's JSON up to its dedupe key's value, comma-led: (not member,
-    member), so a customer's ``member`` picks its head."""
-    return _campaign_head(key, False), _campaign_head(key, True)
+    member), so a customer's ``member`` picks its head. ``close`` ends the previous
+    campaign's action: a constant of its own would be one more fragment to join a row
+    (the join's cost is per fragment)."""
+    return close + _campaign_head(key, False), close + _campaign_head(key, True)
 
 
 def _campaign_head(key: str, member: bool) -> bytes:
