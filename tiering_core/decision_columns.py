@@ -13,12 +13,15 @@ customer with tasks, the webhook path); iterating or indexing the batch reads ro
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from datetime import date
+from functools import cached_property
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, cast, overload
 
 from tiering_core.models import ActionKind, AssessmentData
 from tiering_core.policy import Policy
+from tiering_core.row_reasons import ReasonCells, RowReasons
 from tiering_core.rules import override, strategy
 
 if TYPE_CHECKING:
@@ -34,7 +37,7 @@ class DecisionColumns(Sequence[AssessmentData]):
         customers: list[strategy.Customer],
         named: Named,
         service_level: list[str],
-        reasons: list[list[dict[str, Any]]],
+        reasons: ReasonCells,
         issues: list[list[dict[str, Any]]],
         set_fields: Mapping[str, Sequence[Any]],
         households: list[Household],
@@ -47,7 +50,8 @@ class DecisionColumns(Sequence[AssessmentData]):
         self.customers = customers
         self.named = named
         self.service_level = service_level
-        self.reasons = reasons
+        #: the batch's reasons as cells: codes and values until a reason is read
+        self.cells = reasons
         self.issues = issues
         #: field -> each customer's value as written, in the order a decision's
         #: ``set_field`` actions list them (empty when those actions were not asked for)
@@ -78,6 +82,12 @@ class DecisionColumns(Sequence[AssessmentData]):
         return map(self.row, range(len(self)))
 
     @property
+    def reasons(self) -> list[list[dict[str, Any]]]:
+        """Each customer's reasons as plain data (made for the whole batch when first
+        read: ``ReasonCells.rows``)."""
+        return self.cells.rows
+
+    @property
     def value_tier(self) -> Sequence[str]:
         """Each customer's value tier (what a run counts its customers by)."""
         return self.named.value_tier
@@ -87,38 +97,57 @@ class DecisionColumns(Sequence[AssessmentData]):
         say, read from the columns."""
         return {name: column[i] for name, column in self.set_fields.items()}
 
+    def field_rows(self, names: Container[str]) -> list[dict[str, Any]]:
+        """Every customer's ``set_field`` values of the fields in ``names``, by field in
+        action order (``field_values`` of each, those fields only): made in one C-level
+        pass over the columns, not a Python step a customer."""
+        chosen = [(name, c) for name, c in self.set_fields.items() if name in names]
+        return _dicts(tuple(name for name, _ in chosen), [c for _, c in chosen], len(self))
+
     def dq_issues(self, i: int) -> list[dict[str, Any]]:
         """Customer ``i``'s data-quality issues (what a run counts), without its decision."""
         return self.issues[i]
 
     def plain(self, i: int) -> AssessmentData:
         """Customer ``i``'s decision without its actions (``actions`` empty): every other
-        key as ``row`` has it, in the same order (a new dict each call)."""
-        n = self.named
-        customer = self.customers[i]
-        decision: dict[str, Any] = {  # AssessmentData, its values named from the codes
-            "id": customer.id,
-            "status": n.status[i],
-            "value_tier": n.value_tier[i],
-            "value_score": n.value_score[i],
-            "needs_tier": n.needs_tier[i],
-            "credit_risk": n.credit_risk[i],
-            "aml_risk": n.aml_risk[i],
-            "ops_risk": n.ops_risk[i],
-            "edd_required": n.edd_required[i],
-            "next_review": n.next_review[i],
-            "service_level": self.service_level[i],
-            "preferred_channel": n.preferred_channel[i],
-            "reasons": self.reasons[i],
-            "actions": (),
-            "dq_issues": self.issues[i],
-            "policy_version": self.policy.version,
-            "below_floor_since": n.below_floor_since[i],
+        key as ``row`` has it, in the same order (a new dict each call); its reasons are
+        made when first read (``RowReasons``: their codes are read from the cells)."""
+        keys, columns = self._plain_columns
+        return cast("AssessmentData", dict(zip(keys, [c[i] for c in columns], strict=True)))
+
+    def summaries(self) -> list[AssessmentData]:
+        """Every customer's ``plain`` decision, made in one C-level pass over the columns
+        (what the sync keeps of a customer it writes tier fields for)."""
+        keys, columns = self._plain_columns
+        return cast("list[AssessmentData]", _dicts(keys, columns, len(self)))
+
+    @cached_property
+    def _plain_columns(self) -> tuple[tuple[str, ...], list[Sequence[Any]]]:
+        """A decision's keys but ``actions`` (``AssessmentData``, in the model's order)
+        and each one's column, named from the codes."""
+        n, size = self.named, len(self)
+        columns: dict[str, Sequence[Any]] = {
+            "id": [c.id for c in self.customers],
+            "status": n.status,
+            "value_tier": n.value_tier,
+            "value_score": n.value_score,
+            "needs_tier": n.needs_tier,
+            "credit_risk": n.credit_risk,
+            "aml_risk": n.aml_risk,
+            "ops_risk": n.ops_risk,
+            "edd_required": n.edd_required,
+            "next_review": n.next_review,
+            "service_level": self.service_level,
+            "preferred_channel": n.preferred_channel,
+            "reasons": list(map(RowReasons, repeat(self.cells, size), range(size))),
+            "actions": [()] * size,
+            "dq_issues": self.issues,
+            "policy_version": [self.policy.version] * size,
+            "below_floor_since": n.below_floor_since,
         }
-        household = self.households[i]
-        if household.read:  # the key only where households were read: otherwise as before
-            decision["household_tier"] = household.tier
-        return cast("AssessmentData", decision)
+        if size and self.households[0].read:  # the key only where households were read
+            columns["household_tier"] = [h.tier for h in self.households]
+        return tuple(columns), list(columns.values())
 
     def row(self, i: int) -> AssessmentData:
         """Customer ``i``'s whole decision, its actions in kind order (made once; the
@@ -128,6 +157,7 @@ class DecisionColumns(Sequence[AssessmentData]):
             return made
         decision = self.plain(i)
         customer, why, kinds = self.customers[i], self.reasons[i], self.kinds
+        decision["reasons"] = why
         fields = tuple(
             {"kind": "set_field", "field": name, "value": value}
             for name, value in self.field_values(i).items()
@@ -160,3 +190,10 @@ class DecisionColumns(Sequence[AssessmentData]):
             )
         self._rows[i] = decision
         return decision
+
+
+def _dicts(keys: tuple[str, ...], columns: Sequence[Sequence[Any]], n: int) -> list[dict[str, Any]]:
+    """Row by row, a dict of ``keys`` to the row's value in each of ``columns``."""
+    if not keys:
+        return [{} for _ in range(n)]
+    return list(map(dict, map(zip, repeat(keys), zip(*columns, strict=True))))

@@ -63,7 +63,6 @@ def decided(
     ``rendered``: reason texts as dicts up front, for a caller that writes them all (an
     output line); else each renders when first read (``reasons.ReasonText``)."""
     cells = row_reasons.reason_cells(cols, ev.reasons, rendered)
-    reasons = row_reasons.by_row(cols.n, cells)
     named = Named.of(ev, policy, as_of)
     customers = list(
         map(
@@ -82,14 +81,14 @@ def decided(
         m, members = _NO_MEMBERSHIPS, [[]] * cols.n
     overrides = [override.row_of(cols, i) for i in range(cols.n)] if cols.overrides else None
     service_level = named.service_level
-    if overrides:  # an applied service-tier override's level
-        levels = policy.service_levels
+    if overrides:  # an applied service-tier override's level: its reason's value, a tier
+        levels, applied = policy.service_levels, cells.values_of(override.SERVICE_REASON)
         service_level = [
-            override.service_level(why, levels) or level if overridden else level
-            for overridden, why, level in zip(overrides, reasons, service_level, strict=True)
+            getattr(levels, applied[i]) if overridden and i in applied else level
+            for i, (overridden, level) in enumerate(zip(overrides, service_level, strict=True))
         ]
     set_fields = (
-        _set_field_columns(cols.n, ev, named, service_level, cells, households, policy)
+        _set_field_columns(cols.n, named, service_level, cells, households, policy)
         if "set_field" in kinds
         else {}
     )
@@ -97,7 +96,7 @@ def decided(
         customers=customers,
         named=named,
         service_level=service_level,
-        reasons=reasons,
+        reasons=cells,
         issues=row_reasons.issues_by_row(cols, ev.issues),
         set_fields=set_fields,
         households=households,
@@ -111,7 +110,6 @@ def decided(
 
 def _set_field_columns(
     n: int,
-    ev: Evaluation,
     named: Named,
     service_level: list[str],
     cells: row_reasons.ReasonCells,
@@ -137,14 +135,13 @@ def _set_field_columns(
         "policy_version": [policy.version] * n,
         "reasons": reasons_field.reasons_fields(
             n,
-            ev.reasons,
             cells,
             top=s.reasons_top,
             language=s.reasons_language,
             max_chars=s.reasons_max_chars,
         ),
     }
-    if ev.household_tier is not None:
+    if households and households[0].read:
         columns["household_tier"] = [h.tier for h in households]
     return strategy.set_field_columns(columns)
 

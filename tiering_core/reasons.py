@@ -76,10 +76,7 @@ class ReasonText(Mapping[str, str]):
         shows one): from the rendered texts if they are made, else formatted alone."""
         if self._text is not None:
             return self._text[language]
-        template = self._spec.zh if language == "zh" else self._spec.en
-        return template.format(
-            value=format_value(self._value), threshold=format_value(self._threshold)
-        )
+        return text_in(self._spec, self._value, self._threshold, language)
 
     def __iter__(self) -> Iterator[str]:
         return iter(("en", "zh"))
@@ -89,6 +86,23 @@ class ReasonText(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return repr(dict(self))
+
+
+def text_in(spec: ReasonSpec, value: Any, threshold: Any, language: str) -> str:
+    """A reason's text in one language (``en``, ``zh``), formatted alone."""
+    template = spec.zh if language == "zh" else spec.en
+    return template.format(value=format_value(value), threshold=format_value(threshold))
+
+
+def spec_line(spec: ReasonSpec, value: Any, threshold: Any, language: str) -> str:
+    """``reason_line`` of the reason ``spec`` gives for this value and threshold, made
+    from them: no reason dict or ``ReasonText`` (the CRM's reasons field of a batch,
+    ``row_reasons.ReasonCells.lines``)."""
+    if language == "both":
+        text = f"{text_in(spec, value, threshold, 'en')} / {text_in(spec, value, threshold, 'zh')}"
+    else:
+        text = text_in(spec, value, threshold, language)
+    return f"{spec.code} {text}"
 
 
 def make_reason(

@@ -1,15 +1,17 @@
 """A batch's reasons and DQ issues as each customer's plain data, from the evaluation's
 columns (``rules.base.ReasonColumn``/``IssueColumn``): what ``decisions`` puts in every
-decision. Made column by column: a column's cells of all its rows are taken in one numpy
-call, and customers who share a value and threshold share one text.
+decision. Reasons stay codes and cell values until they are read (``ReasonCells``): the
+sync writing tier fields reads a customer's reason codes and the CRM's reasons field,
+not its reason dicts. Made column by column: a column's cells of all its rows are taken
+in one numpy call, and customers who share a value and threshold share one text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from functools import partial
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import cached_property, partial
 from itertools import pairwise
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +20,7 @@ from tiering_core.cells import INTEGER_PATHS
 from tiering_core.columns import ENUMS, NUMBERS, PATHS, BoolArray, Columns
 from tiering_core.fragments import keyed
 from tiering_core.reason_spec import ReasonSpec
-from tiering_core.reasons import CATALOGUE, ReasonText
+from tiering_core.reasons import CATALOGUE, ReasonText, reason_line, spec_line
 from tiering_core.rules.base import IssueColumn, ReasonColumn
 
 
@@ -39,40 +41,202 @@ def _hits(masks: Sequence[BoolArray]) -> list[tuple[int, int]]:
     return list(zip(columns.tolist(), rows.tolist(), strict=True))
 
 
-class ReasonCells(NamedTuple):
-    """A batch's reasons, one per true cell of its reason columns, in column-major order:
-    each cell's column, row and weight as numpy arrays (what the reasons field is chosen
-    by, column-wise: ``reasons_field``) and its reason as plain data (one dict for the
-    cells of a column with the same reason: ``reason_cells``)."""
+class ReasonCells:
+    """A batch's reasons, one per true cell of its reason columns, in column-major order,
+    kept as codes and values until read (built by ``reason_cells``).
 
-    column: npt.NDArray[np.intp]
-    row: npt.NDArray[np.intp]
-    weight: npt.NDArray[np.float64]
-    reasons: list[dict[str, Any]]
+    Held from the start, as what the reasons field is chosen and written from
+    (``reasons_field``, ``lines``): each cell's column, row and weight as numpy arrays,
+    and its observed value and threshold as plain data. Made only when read: each
+    customer's codes (``codes``, what the sync keeps), the texts (``texts``, one per
+    distinct code, value and threshold), the reasons as dicts (``reasons``, one per
+    distinct reason where the weight is the code's: a generated chunk of 1,988 customers
+    has 14,648 reasons, 4,008 distinct) and each customer's list of them (``rows``)."""
+
+    def __init__(
+        self,
+        n: int,
+        columns: Sequence[ReasonColumn],
+        cells: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], list[Any]],
+        values: tuple[list[Any], list[Any]],
+        rendered: bool,
+    ) -> None:
+        self.n, self.columns, self.rendered = n, columns, rendered
+        self.column, self.row, self._weights = cells
+        self.weight = np.array(self._weights, dtype=np.float64)
+        self.values, self.thresholds = values
+
+    @cached_property
+    def _numbered(self) -> tuple[list[int], list[tuple[ReasonSpec, Any, Any]]]:
+        """Each cell's text number, and each text's code, value and threshold: the cells
+        of a column with the same value and threshold share a text (a listed value, a
+        list, has one of its own). A value is never two JSON spellings under one key: a
+        column's cells are one type (whole floats int, NaN None: ``_plain``)."""
+        numbers: list[int] = []
+        sources: list[tuple[ReasonSpec, Any, Any]] = []
+
+        def source(spec: ReasonSpec, key: tuple[Any, Any]) -> int:
+            sources.append((spec, *key))
+            return len(sources) - 1
+
+        for spec, rc, a, b in self._segments():
+            pairs = list(zip(self.values[a:b], self.thresholds[a:b], strict=True))
+            if rc.profile_path is not None:  # lists: a text each
+                numbers += [source(spec, pair) for pair in pairs]
+            else:
+                numbers += keyed(pairs, partial(source, spec))
+        return numbers, sources
+
+    def _segments(self) -> Iterator[tuple[ReasonSpec, ReasonColumn, int, int]]:
+        """Each column's code, column and cells (``a:b``)."""
+        firsts = self.column.tolist()
+        for a, b in pairwise(_bounds(self.column)):
+            rc = self.columns[firsts[a]]
+            yield CATALOGUE[rc.code], rc, a, b
+
+    @cached_property
+    def texts(self) -> list[Mapping[str, str]]:
+        """Each text by language: rendered up front if ``rendered`` (a caller that writes
+        them all), else when first read (``reasons.ReasonText``)."""
+        text_of: Callable[[ReasonSpec, Any, Any], Mapping[str, str]] = (
+            _rendered if self.rendered else ReasonText
+        )
+        return [text_of(*source) for source in self._numbered[1]]
+
+    @cached_property
+    def reasons(self) -> list[dict[str, Any]]:
+        """Each cell's reason as plain data (``reasons.make_reason``'s dict). A column's
+        cells with the code's weight and one text share one dict; the shared dicts are
+        read, never changed (``engine._with_texts`` renders a text in place: the same for
+        every sharer)."""
+        texts, (numbers, sources) = self.texts, self._numbered
+        out: list[dict[str, Any]] = []
+        for spec, rc, a, b in self._segments():
+            if rc.weight is None and rc.profile_path is None:  # a dict per distinct text
+                out += keyed(numbers[a:b], partial(_shared, spec, sources, texts))
+            else:  # a cell's own weight or list: a reason each, texts shared
+                out += map(
+                    partial(_reason, spec),
+                    self.values[a:b],
+                    self.thresholds[a:b],
+                    self._weights[a:b],
+                    map(texts.__getitem__, numbers[a:b]),
+                )
+        return out
+
+    @cached_property
+    def _order(self) -> tuple[list[int], list[int]]:
+        """The cells in row-major order (one stable numpy sort) and each row's end."""
+        order = np.argsort(self.row, kind="stable").tolist()
+        ends = np.cumsum(np.bincount(self.row, minlength=self.n)).tolist()
+        return order, ends
+
+    @cached_property
+    def rows(self) -> list[list[dict[str, Any]]]:
+        """Each customer's reasons, in column order (a slice a customer)."""
+        order, ends = self._order
+        return _cut(list(map(self.reasons.__getitem__, order)), ends)
+
+    @cached_property
+    def codes(self) -> list[tuple[str, ...]]:
+        """Each customer's reason codes, in column order, without a reason dict."""
+        order, ends = self._order
+        names = [rc.code for rc in self.columns]
+        flat = list(map(names.__getitem__, self.column[order].tolist()))
+        return list(map(tuple, _cut(flat, ends)))
+
+    def values_of(self, code: str) -> dict[int, Any]:
+        """Each row's value of its first reason ``code`` (in column order; a row without
+        one is absent), read from the cells."""
+        out: dict[int, Any] = {}
+        for _, rc, a, b in self._segments():
+            if rc.code == code:
+                for row, value in zip(self.row[a:b].tolist(), self.values[a:b], strict=True):
+                    out.setdefault(row, value)
+        return out
+
+    def lines(self, chosen: list[int], language: str) -> list[str]:
+        """Cells ``chosen`` as the CRM's reasons field shows them (``reasons.reason_line``),
+        one line made per distinct code, value and threshold: from the texts when they
+        are made or are to be (``rendered``), else from the cells' values, the one
+        language alone. Not for a listed value (an AML reason: never in the field)."""
+        if self.rendered or "texts" in self.__dict__:
+            texts, (numbers, sources) = self.texts, self._numbered
+            return keyed(
+                list(map(numbers.__getitem__, chosen)),
+                lambda k: reason_line({"code": sources[k][0].code, "text": texts[k]}, language),
+            )
+        specs = [CATALOGUE[rc.code] for rc in self.columns]
+        keys = zip(
+            map(self.column.tolist().__getitem__, chosen),
+            map(self.values.__getitem__, chosen),
+            map(self.thresholds.__getitem__, chosen),
+            strict=True,
+        )
+        return keyed(list(keys), partial(_line, specs, language))
+
+
+class RowReasons(Sequence[dict[str, Any]]):
+    """Customer ``i``'s reasons as a decision holds them, made when first read (the
+    batch's ``ReasonCells.rows``); its codes (``codes_of``) are read without them."""
+
+    __slots__ = ("_cells", "_i")
+
+    def __init__(self, cells: ReasonCells, i: int) -> None:
+        self._cells, self._i = cells, i
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return self._cells.codes[self._i]
+
+    def _made(self) -> list[dict[str, Any]]:
+        return self._cells.rows[self._i]
+
+    def __getitem__(self, k: Any) -> Any:
+        return self._made()[k]
+
+    def __len__(self) -> int:
+        return len(self._made())
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._made())
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to its list of reasons, as a decision made whole holds them."""
+        if isinstance(other, RowReasons):
+            other = other._made()
+        return self._made() == other
+
+    __hash__ = None  # type: ignore[assignment]  # equal as its list is: unhashable
+
+    def __repr__(self) -> str:
+        return repr(self._made())
+
+
+def codes_of(reasons: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The codes of a decision's reasons; read from the cells, without making a reason
+    dict, when the decision came from the columns (``DecisionColumns.plain``)."""
+    if isinstance(reasons, RowReasons):
+        return reasons.codes
+    return tuple(r["code"] for r in reasons)
 
 
 def reason_cells(cols: Columns, columns: Sequence[ReasonColumn], rendered: bool) -> ReasonCells:
-    """Every reason of the batch. Made column by column: one numpy call finds the true
-    cells of all columns, one takes a column's cells of all its rows, and the customers
-    of a column who share a value and threshold share one text (rendered once: up front
-    if ``rendered``, else when first read) and, where the weight is the code's, one
-    reason dict: most reasons are one of a few (a generated chunk of 1,988 customers has
-    14,648 reasons, 3,279 distinct), so the dicts are made per distinct reason, not per
-    cell. The shared dicts are read, never changed (``engine._with_texts`` renders a text
-    in place: the same for every sharer)."""
-    text_of: Callable[[ReasonSpec, Any, Any], Mapping[str, str]] = (
-        _rendered if rendered else ReasonText
-    )
+    """Every reason of the batch as cells. Made column by column: one numpy call finds
+    the true cells of all columns, one takes a column's cells of all its rows, and the
+    customers of a column who share a value and threshold share one text number (a
+    listed value, a list, has a text of its own)."""
     if columns:
         column, row = np.nonzero(np.vstack([rc.mask for rc in columns]))
     else:
         column = row = np.zeros(0, dtype=np.intp)
-    bounds = [0, *(np.flatnonzero(np.diff(column)) + 1).tolist(), column.size]
     firsts, cells = column.tolist(), row.tolist()
-    reasons: list[dict[str, Any]] = []
+    values: list[Any] = []
+    thresholds: list[Any] = []
     weights: list[Any] = []
-    for a, b in pairwise(bounds if column.size else ()):
+    for a, b in pairwise(_bounds(column)):
         rc, hit = columns[firsts[a]], cells[a:b]
+        spec = CATALOGUE[rc.code]
         observed: list[Any]
         if rc.profile_path is not None:  # the listed countries, as given
             observed = [_listed(cols, i) for i in hit]
@@ -81,45 +245,47 @@ def reason_cells(cols: Columns, columns: Sequence[ReasonColumn], rendered: bool)
             observed = [None if k is None else labels[int(k)] for k in _cells(rc.value, hit)]
         else:
             observed = _cells(rc.value, hit)
-        thresholds = _cells(rc.threshold, hit)
-        spec = CATALOGUE[rc.code]
+        limits = _cells(rc.threshold, hit)
         if rc.weight is None:
-            column_weights = [spec.weight] * len(hit)
+            weights += [spec.weight] * len(hit)
         else:
-            column_weights = [
+            weights += [
                 # float as ``Reason.weight`` is: ``_cells`` makes a whole float int, and
                 # a line would read "weight":0 where the model writes 0.0
                 spec.weight if w is None else round(float(w), 4)
                 for w in _cells(rc.weight, hit)
             ]
-        weights += column_weights
-        if rc.profile_path is not None:  # lists: a reason and a text each
-            reasons += [
-                _reason(spec, seen, t, w, text_of(spec, seen, t))
-                for seen, t, w in zip(observed, thresholds, column_weights, strict=True)
-            ]
-        elif rc.weight is not None:  # a cell's own weight: a reason each, texts shared
-            texts = _distinct(observed, thresholds, partial(text_of, spec))
-            reasons += map(partial(_reason, spec), observed, thresholds, column_weights, texts)
-        else:  # the code's weight: a reason per distinct value and threshold
-            reasons += _distinct(observed, thresholds, partial(_reason_of, spec, text_of))
-    return ReasonCells(column, row, np.array(weights, dtype=np.float64), reasons)
+        values += observed
+        thresholds += limits
+    return ReasonCells(cols.n, columns, (column, row, weights), (values, thresholds), rendered)
 
 
-def _distinct(
-    observed: list[Any], thresholds: list[Any], make: Callable[[Any, Any], Any]
-) -> list[Any]:
-    """``make(value, threshold)`` of each cell, called once per distinct pair and shared
-    by the cells that have it. A value is never two JSON spellings under one key: a
-    column's cells are one type, whole floats made int and NaN None (``_plain``)."""
-    return keyed(list(zip(observed, thresholds, strict=True)), lambda key: make(*key))
+def _bounds(column: npt.NDArray[np.intp]) -> list[int]:
+    """Where each column's cells start, and the end (column-major cells)."""
+    if not column.size:
+        return []
+    return [0, *(np.flatnonzero(np.diff(column)) + 1).tolist(), column.size]
 
 
-def _reason_of(
-    spec: ReasonSpec, text_of: Callable[[ReasonSpec, Any, Any], Any], value: Any, threshold: Any
+def _cut(flat: list[Any], ends: list[int]) -> list[list[Any]]:
+    """``flat`` cut at each row's end: a slice a row."""
+    return [flat[a:b] for a, b in zip([0, *ends], ends, strict=False)]
+
+
+def _line(specs: list[ReasonSpec], language: str, key: tuple[int, Any, Any]) -> str:
+    column, value, threshold = key
+    return spec_line(specs[column], value, threshold, language)
+
+
+def _shared(
+    spec: ReasonSpec,
+    sources: list[tuple[ReasonSpec, Any, Any]],
+    texts: list[Mapping[str, str]],
+    text: int,
 ) -> dict[str, Any]:
-    """A reason with the code's own weight and its text."""
-    return _reason(spec, value, threshold, spec.weight, text_of(spec, value, threshold))
+    """The reason of text ``text`` with the code's own weight."""
+    _, value, threshold = sources[text]
+    return _reason(spec, value, threshold, spec.weight, texts[text])
 
 
 def _reason(spec: ReasonSpec, value: Any, threshold: Any, weight: Any, text: Any) -> dict[str, Any]:
@@ -133,16 +299,6 @@ def _reason(spec: ReasonSpec, value: Any, threshold: Any, weight: Any, text: Any
         "weight": weight,
         "text": text,
     }
-
-
-def by_row(n: int, cells: ReasonCells) -> list[list[dict[str, Any]]]:
-    """Each of the ``n`` customers' reasons, in column order: the cells put in row-major
-    order by one stable numpy sort and cut at each row's end (a slice a customer instead
-    of an append a reason)."""
-    order = np.argsort(cells.row, kind="stable").tolist()
-    flat = list(map(cells.reasons.__getitem__, order))
-    ends = np.cumsum(np.bincount(cells.row, minlength=n)).tolist()
-    return [flat[a:b] for a, b in zip([0, *ends], ends, strict=False)]
 
 
 def _rendered(spec: ReasonSpec, value: Any, threshold: Any) -> dict[str, str]:
