@@ -20,7 +20,7 @@ from tiering_core.cells import INTEGER_PATHS
 from tiering_core.columns import ENUMS, NUMBERS, PATHS, BoolArray, Columns
 from tiering_core.fragments import keyed
 from tiering_core.reason_spec import ReasonSpec
-from tiering_core.reasons import CATALOGUE, ReasonText, reason_line, spec_line
+from tiering_core.reasons import CATALOGUE, ReasonText, lines_of, reason_line
 from tiering_core.rules.base import IssueColumn, ReasonColumn
 
 
@@ -166,14 +166,27 @@ class ReasonCells:
                 list(map(numbers.__getitem__, chosen)),
                 lambda k: reason_line({"code": sources[k][0].code, "text": texts[k]}, language),
             )
-        specs = [CATALOGUE[rc.code] for rc in self.columns]
-        keys = zip(
-            map(self.column.tolist().__getitem__, chosen),
-            map(self.values.__getitem__, chosen),
-            map(self.thresholds.__getitem__, chosen),
-            strict=True,
-        )
-        return keyed(list(keys), partial(_line, specs, language))
+        # column by column (cells in cell order are by column), each column's template
+        # filled once per distinct value (and threshold, where a row has its own)
+        where = np.array(chosen, dtype=np.intp)
+        by_column = np.argsort(where, kind="stable")
+        cells = where[by_column]
+        made: list[str] = []
+        firsts = self.column[cells].tolist()
+        for a, b in pairwise(_bounds(self.column[cells])):
+            rc, hit = self.columns[firsts[a]], cells[a:b].tolist()
+            spec, values = CATALOGUE[rc.code], list(map(self.values.__getitem__, hit))
+            if isinstance(rc.threshold, np.ndarray):  # a threshold a row
+                pairs = zip(values, map(self.thresholds.__getitem__, hit), strict=True)
+                made += keyed(list(pairs), partial(_line, spec, language))
+            else:  # one threshold: a line per distinct value
+                distinct = list(dict.fromkeys(values))
+                shown = lines_of(spec, language, self.thresholds[hit[0]], distinct)
+                made += map(dict(zip(distinct, shown, strict=True)).__getitem__, values)
+        out = np.empty(len(chosen), dtype=object)
+        out[by_column] = made
+        lines: list[str] = out.tolist()
+        return lines
 
 
 class RowReasons(Sequence[dict[str, Any]]):
@@ -272,9 +285,10 @@ def _cut(flat: list[Any], ends: list[int]) -> list[list[Any]]:
     return [flat[a:b] for a, b in zip([0, *ends], ends, strict=False)]
 
 
-def _line(specs: list[ReasonSpec], language: str, key: tuple[int, Any, Any]) -> str:
-    column, value, threshold = key
-    return spec_line(specs[column], value, threshold, language)
+def _line(spec: ReasonSpec, language: str, key: tuple[Any, Any]) -> str:
+    value, threshold = key
+    (line,) = lines_of(spec, language, threshold, [value])
+    return line
 
 
 def _shared(
