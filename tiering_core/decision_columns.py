@@ -13,7 +13,7 @@ customer with tasks, the webhook path); iterating or indexing the batch reads ro
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from datetime import date
 from functools import cached_property
 from itertools import repeat
@@ -34,7 +34,8 @@ class DecisionColumns(Sequence[AssessmentData]):
     def __init__(
         self,
         *,
-        customers: list[strategy.Customer],
+        ids: list[str],
+        customers: Callable[[], list[strategy.Customer]],
         named: Named,
         service_level: list[str],
         reasons: ReasonCells,
@@ -47,7 +48,8 @@ class DecisionColumns(Sequence[AssessmentData]):
         as_of: date,
         kinds: frozenset[ActionKind],
     ) -> None:
-        self.customers = customers
+        self.ids = ids
+        self._customers = customers
         self.named = named
         self.service_level = service_level
         #: the batch's reasons as cells: codes and values until a reason is read
@@ -62,7 +64,7 @@ class DecisionColumns(Sequence[AssessmentData]):
         self.policy = policy
         self.as_of = as_of
         self.kinds = kinds
-        self._rows: list[AssessmentData | None] = [None] * len(customers)
+        self._rows: list[AssessmentData | None] = [None] * len(ids)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -80,6 +82,12 @@ class DecisionColumns(Sequence[AssessmentData]):
 
     def __iter__(self) -> Iterator[AssessmentData]:
         return map(self.row, range(len(self)))
+
+    @cached_property
+    def customers(self) -> list[strategy.Customer]:
+        """Each customer as the task and campaign rules read it (made when first read:
+        a decision made whole, an output line)."""
+        return self._customers()
 
     @property
     def reasons(self) -> list[list[dict[str, Any]]]:
@@ -127,7 +135,7 @@ class DecisionColumns(Sequence[AssessmentData]):
         and each one's column, named from the codes."""
         n, size = self.named, len(self)
         columns: dict[str, Sequence[Any]] = {
-            "id": [c.id for c in self.customers],
+            "id": self.ids,
             "status": n.status,
             "value_tier": n.value_tier,
             "value_score": n.value_score,

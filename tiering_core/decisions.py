@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
@@ -64,15 +64,6 @@ def decided(
     output line); else each renders when first read (``reasons.ReasonText``)."""
     cells = row_reasons.reason_cells(cols, ev.reasons, rendered)
     named = Named.of(ev, policy, as_of)
-    customers = list(
-        map(
-            strategy.Customer,
-            cols.ids,
-            cols.owner_ids,
-            cols.enum_texts[ENUM_INDEX["kind"]],
-            (cols.flag["sanctions_hit"] == 1).tolist(),
-        )
-    )
     households = _household_tiers(ev)
     if "campaign" in kinds:
         m = memberships(cols, ev, policy)
@@ -93,7 +84,8 @@ def decided(
         else {}
     )
     return DecisionColumns(
-        customers=customers,
+        ids=cols.ids,
+        customers=partial(_customers, cols),
         named=named,
         service_level=service_level,
         reasons=cells,
@@ -105,6 +97,18 @@ def decided(
         policy=policy,
         as_of=as_of,
         kinds=kinds,
+    )
+
+
+def _customers(cols: Columns) -> list[strategy.Customer]:
+    return list(
+        map(
+            strategy.Customer,
+            cols.ids,
+            cols.owner_ids,
+            cols.enum_texts[ENUM_INDEX["kind"]],
+            (cols.flag["sanctions_hit"] == 1).tolist(),
+        )
     )
 
 

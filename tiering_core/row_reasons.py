@@ -55,16 +55,33 @@ class ReasonCells:
 
     def __init__(
         self,
-        n: int,
+        cols: Columns,
         columns: Sequence[ReasonColumn],
-        cells: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], list[Any]],
-        values: tuple[list[Any], list[Any]],
+        cells: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]],
         rendered: bool,
     ) -> None:
-        self.n, self.columns, self.rendered = n, columns, rendered
-        self.column, self.row, self._weights = cells
-        self.weight = np.array(self._weights, dtype=np.float64)
-        self.values, self.thresholds = values
+        self.n, self._cols, self.columns, self.rendered = cols.n, cols, columns, rendered
+        self.column, self.row = cells
+        self.weight = _weights(columns, self.column, self.row)
+
+    @cached_property
+    def _plain(self) -> tuple[list[Any], list[Any]]:
+        """Every cell's observed value and threshold as plain data (``_observed``)."""
+        values: list[Any] = []
+        thresholds: list[Any] = []
+        for _, rc, a, b in self._segments():
+            observed, limits = _observed(self._cols, rc, self.row[a:b].tolist())
+            values += observed
+            thresholds += limits
+        return values, thresholds
+
+    @property
+    def values(self) -> list[Any]:
+        return self._plain[0]
+
+    @property
+    def thresholds(self) -> list[Any]:
+        return self._plain[1]
 
     @cached_property
     def _numbered(self) -> tuple[list[int], list[tuple[ReasonSpec, Any, Any]]]:
@@ -110,6 +127,7 @@ class ReasonCells:
         read, never changed (``engine._with_texts`` renders a text in place: the same for
         every sharer)."""
         texts, (numbers, sources) = self.texts, self._numbered
+        weights = self.weight.tolist()
         out: list[dict[str, Any]] = []
         for spec, rc, a, b in self._segments():
             if rc.weight is None and rc.profile_path is None:  # a dict per distinct text
@@ -119,7 +137,7 @@ class ReasonCells:
                     partial(_reason, spec),
                     self.values[a:b],
                     self.thresholds[a:b],
-                    self._weights[a:b],
+                    weights[a:b],
                     map(texts.__getitem__, numbers[a:b]),
                 )
         return out
@@ -174,14 +192,14 @@ class ReasonCells:
         made: list[str] = []
         firsts = self.column[cells].tolist()
         for a, b in pairwise(_bounds(self.column[cells])):
-            rc, hit = self.columns[firsts[a]], cells[a:b].tolist()
-            spec, values = CATALOGUE[rc.code], list(map(self.values.__getitem__, hit))
+            rc, spec = self.columns[firsts[a]], CATALOGUE[self.columns[firsts[a]].code]
+            values, limits = _observed(self._cols, rc, self.row[cells[a:b]].tolist())
             if isinstance(rc.threshold, np.ndarray):  # a threshold a row
-                pairs = zip(values, map(self.thresholds.__getitem__, hit), strict=True)
+                pairs = zip(values, limits, strict=True)
                 made += keyed(list(pairs), partial(_line, spec, language))
             else:  # one threshold: a line per distinct value
                 distinct = list(dict.fromkeys(values))
-                shown = lines_of(spec, language, self.thresholds[hit[0]], distinct)
+                shown = lines_of(spec, language, limits[0], distinct)
                 made += map(dict(zip(distinct, shown, strict=True)).__getitem__, values)
         out = np.empty(len(chosen), dtype=object)
         out[by_column] = made
@@ -235,42 +253,47 @@ def codes_of(reasons: Sequence[dict[str, Any]]) -> tuple[str, ...]:
 
 
 def reason_cells(cols: Columns, columns: Sequence[ReasonColumn], rendered: bool) -> ReasonCells:
-    """Every reason of the batch as cells. Made column by column: one numpy call finds
-    the true cells of all columns, one takes a column's cells of all its rows, and the
-    customers of a column who share a value and threshold share one text number (a
-    listed value, a list, has a text of its own)."""
+    """Every reason of the batch as cells: one numpy call finds the true cells of all
+    columns; their values are taken when read, a column's cells of all its rows in one
+    numpy call (``ReasonCells``)."""
     if columns:
         column, row = np.nonzero(np.vstack([rc.mask for rc in columns]))
     else:
         column = row = np.zeros(0, dtype=np.intp)
-    firsts, cells = column.tolist(), row.tolist()
-    values: list[Any] = []
-    thresholds: list[Any] = []
-    weights: list[Any] = []
+    return ReasonCells(cols, columns, (column, row), rendered)
+
+
+def _weights(
+    columns: Sequence[ReasonColumn], column: npt.NDArray[np.intp], row: npt.NDArray[np.intp]
+) -> npt.NDArray[np.float64]:
+    """Each cell's weight: its code's (one numpy lookup), or where a column gives its
+    cells their own (AML factor contributions), that weight rounded as
+    ``reasons.make_reason`` rounds it (a missing one: the code's)."""
+    code_weights = np.array([CATALOGUE[rc.code].weight for rc in columns], dtype=np.float64)
+    weights = code_weights[column] if column.size else np.zeros(0, dtype=np.float64)
+    firsts = column.tolist()
     for a, b in pairwise(_bounds(column)):
-        rc, hit = columns[firsts[a]], cells[a:b]
-        spec = CATALOGUE[rc.code]
-        observed: list[Any]
-        if rc.profile_path is not None:  # the listed countries, as given
-            observed = [_listed(cols, i) for i in hit]
-        elif rc.labels is not None:
-            labels = rc.labels
-            observed = [None if k is None else labels[int(k)] for k in _cells(rc.value, hit)]
-        else:
-            observed = _cells(rc.value, hit)
-        limits = _cells(rc.threshold, hit)
-        if rc.weight is None:
-            weights += [spec.weight] * len(hit)
-        else:
-            weights += [
-                # float as ``Reason.weight`` is: ``_cells`` makes a whole float int, and
-                # a line would read "weight":0 where the model writes 0.0
+        rc = columns[firsts[a]]
+        if rc.weight is not None:
+            spec = CATALOGUE[rc.code]
+            weights[a:b] = [
                 spec.weight if w is None else round(float(w), 4)
-                for w in _cells(rc.weight, hit)
+                for w in _cells(rc.weight, row[a:b].tolist())
             ]
-        values += observed
-        thresholds += limits
-    return ReasonCells(cols.n, columns, (column, row, weights), (values, thresholds), rendered)
+    return weights
+
+
+def _observed(cols: Columns, rc: ReasonColumn, rows: list[int]) -> tuple[list[Any], list[Any]]:
+    """Column ``rc``'s observed values and thresholds at ``rows`` as plain data."""
+    observed: list[Any]
+    if rc.profile_path is not None:  # the listed countries, as given
+        observed = [_listed(cols, i) for i in rows]
+    elif rc.labels is not None:
+        labels = rc.labels
+        observed = [None if k is None else labels[int(k)] for k in _cells(rc.value, rows)]
+    else:
+        observed = _cells(rc.value, rows)
+    return observed, _cells(rc.threshold, rows)
 
 
 def _bounds(column: npt.NDArray[np.intp]) -> list[int]:
