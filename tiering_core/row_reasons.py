@@ -8,7 +8,7 @@ in one numpy call, and customers who share a value and threshold share one text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property, partial
 from itertools import pairwise
 from typing import Any
@@ -91,17 +91,22 @@ class ReasonCells:
         column's cells are one type (whole floats int, NaN None: ``_plain``)."""
         numbers: list[int] = []
         sources: list[tuple[ReasonSpec, Any, Any]] = []
-
-        def source(spec: ReasonSpec, key: tuple[Any, Any]) -> int:
-            sources.append((spec, *key))
-            return len(sources) - 1
-
+        values, thresholds = self._plain
         for spec, rc, a, b in self._segments():
-            pairs = list(zip(self.values[a:b], self.thresholds[a:b], strict=True))
+            pairs: Iterable[tuple[Any, Any]]
             if rc.profile_path is not None:  # lists: a text each
-                numbers += [source(spec, pair) for pair in pairs]
-            else:
-                numbers += keyed(pairs, partial(source, spec))
+                pairs = zip(values[a:b], thresholds[a:b], strict=True)
+                numbers += range(len(sources), len(sources) + b - a)
+            elif isinstance(rc.value, np.ndarray) or isinstance(rc.threshold, np.ndarray):
+                cells = list(zip(values[a:b], thresholds[a:b], strict=True))
+                first = len(sources)
+                pairs = dict.fromkeys(cells)  # in order of first appearance
+                number = dict(zip(pairs, range(first, first + len(pairs)), strict=True))
+                numbers += map(number.__getitem__, cells)
+            else:  # one value and threshold for the whole column: one text
+                pairs = [(values[a], thresholds[a])]
+                numbers += [len(sources)] * (b - a)
+            sources += [(spec, value, threshold) for value, threshold in pairs]
         return numbers, sources
 
     def _segments(self) -> Iterator[tuple[ReasonSpec, ReasonColumn, int, int]]:
