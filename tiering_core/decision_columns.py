@@ -1,11 +1,13 @@
 """A batch's decisions as columns, each customer's decision dict made only when asked.
 
 ``decisions.decided`` names every decided output of a batch column-wise (a list per
-output: tiers, scores, review dates, each customer's reasons and DQ issues, and the
-``set_field`` values per field, the CRM's reasons field rendered for the whole batch).
+output: tiers, scores, review dates, each customer's DQ issues, and the ``set_field``
+values per field, the CRM's reasons field rendered for the whole batch) and keeps its
+reasons as cells (``row_reasons.ReasonCells``: codes and values until a reason is read).
 What a caller reads for every customer is read from these columns: the sync plans a
-customer's tier-field writes from ``field_values`` and keeps its state from ``plain``
-without the 13 ``set_field`` action dicts a decision holds. ``row`` makes exactly the
+customer's tier-field writes from ``field_rows`` and keeps its state (its reason codes
+among it) from ``summaries``, without a reason dict or the 13 ``set_field`` action dicts
+a decision holds. ``row`` makes exactly the
 decision dict (``AssessmentData``) the engine has always returned, with its actions,
 once per customer and only for the customers a caller reads whole (an output line, a
 customer with tasks, the webhook path); iterating or indexing the batch reads rows.
@@ -38,7 +40,7 @@ class DecisionColumns(Sequence[AssessmentData]):
         customers: Callable[[], list[strategy.Customer]],
         named: Named,
         service_level: list[str],
-        reasons: ReasonCells,
+        cells: ReasonCells,
         issues: list[list[dict[str, Any]]],
         set_fields: Mapping[str, Sequence[Any]],
         households: list[Household],
@@ -53,7 +55,7 @@ class DecisionColumns(Sequence[AssessmentData]):
         self.named = named
         self.service_level = service_level
         #: the batch's reasons as cells: codes and values until a reason is read
-        self.cells = reasons
+        self.cells = cells
         self.issues = issues
         #: field -> each customer's value as written, in the order a decision's
         #: ``set_field`` actions list them (empty when those actions were not asked for)

@@ -2,12 +2,13 @@
 
 ``evaluate`` (engine) has decided every level, score, reason and DQ issue of a batch
 column-wise as codes; this names them as the decision holds them, one list per output,
-with each customer's reasons and DQ issues (``row_reasons``), the ``set_field`` values
-per field (the CRM's reasons field chosen for the whole batch: ``reasons_field``) and
-campaign membership (``rules.campaigns``). ``DecisionColumns`` holds them; a customer's
-``AssessmentData`` (in the model's field order, with its CRM actions: ``strategy``) is
-made from them only where it is read whole: the per-record step, where a customer leaves
-the process (an output line, a task, the webhook path).
+with the reasons as cells (``row_reasons``) and each customer's DQ issues
+(``row_issues``), the ``set_field`` values per field (the CRM's reasons field chosen for
+the whole batch: ``reasons_field``) and campaign membership (``rules.campaigns``).
+``DecisionColumns`` holds them; a customer's ``AssessmentData`` (in the model's field
+order, with its CRM actions: ``strategy``) is made from them only where it is read
+whole: the per-record step, where a customer leaves the process (an output line, a
+task, the webhook path).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from tiering_core import reasons_field, row_reasons
+from tiering_core import reasons_field, row_issues, row_reasons
 from tiering_core.columns import ENUM_INDEX, Columns
 from tiering_core.dates import add_months, add_working_days
 from tiering_core.decision_columns import DecisionColumns
@@ -88,8 +89,8 @@ def decided(
         customers=partial(_customers, cols),
         named=named,
         service_level=service_level,
-        reasons=cells,
-        issues=row_reasons.issues_by_row(cols, ev.issues),
+        cells=cells,
+        issues=row_issues.issues_by_row(cols, ev.issues),
         set_fields=set_fields,
         households=households,
         memberships=(m.keys, members),
@@ -101,6 +102,8 @@ def decided(
 
 
 def _customers(cols: Columns) -> list[strategy.Customer]:
+    """Each row as the task and campaign rules read it (made only for whole decisions and
+    output lines: ``DecisionColumns.customers``)."""
     return list(
         map(
             strategy.Customer,

@@ -1,9 +1,9 @@
-"""A batch's reasons and DQ issues as each customer's plain data, from the evaluation's
-columns (``rules.base.ReasonColumn``/``IssueColumn``): what ``decisions`` puts in every
-decision. Reasons stay codes and cell values until they are read (``ReasonCells``): the
-sync writing tier fields reads a customer's reason codes and the CRM's reasons field,
-not its reason dicts. Made column by column: a column's cells of all its rows are taken
-in one numpy call, and customers who share a value and threshold share one text.
+"""A batch's reasons as each customer's plain data, from the evaluation's columns
+(``rules.base.ReasonColumn``): what ``decisions`` puts in every decision. Reasons stay
+codes and cell values until they are read (``ReasonCells``): the sync writing tier fields
+reads a customer's reason codes and the CRM's reasons field, not its reason dicts. Made
+column by column: a column's cells of all its rows are taken in one numpy call, and
+customers who share a value and threshold share one text.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tiering_core.cells import INTEGER_PATHS
-from tiering_core.columns import ENUMS, NUMBERS, PATHS, BoolArray, Columns
+from tiering_core.columns import Columns
 from tiering_core.fragments import keyed
 from tiering_core.reason_spec import ReasonSpec
 from tiering_core.reasons import CATALOGUE, ReasonText, lines_of, reason_line
-from tiering_core.rules.base import IssueColumn, ReasonColumn
+from tiering_core.rules.base import ReasonColumn
 
 
 def _py(value: Any) -> Any:
@@ -31,14 +30,6 @@ def _py(value: Any) -> Any:
             return None
         return int(value) if value.is_integer() else value
     return value
-
-
-def _hits(masks: Sequence[BoolArray]) -> list[tuple[int, int]]:
-    """(column, row) of every true cell, column by column: one numpy call for all masks."""
-    if not masks:
-        return []
-    columns, rows = np.nonzero(np.vstack(masks))
-    return list(zip(columns.tolist(), rows.tolist(), strict=True))
 
 
 class ReasonCells:
@@ -292,7 +283,7 @@ def _observed(cols: Columns, rc: ReasonColumn, rows: list[int]) -> tuple[list[An
     """Column ``rc``'s observed values and thresholds at ``rows`` as plain data."""
     observed: list[Any]
     if rc.profile_path is not None:  # the listed countries, as given
-        observed = [_listed(cols, i) for i in rows]
+        observed = [listed(cols, i) for i in rows]
     elif rc.labels is not None:
         labels = rc.labels
         observed = [None if k is None else labels[int(k)] for k in _cells(rc.value, rows)]
@@ -347,7 +338,8 @@ def _rendered(spec: ReasonSpec, value: Any, threshold: Any) -> dict[str, str]:
     return ReasonText(spec, value, threshold).rendered()
 
 
-def _listed(cols: Columns, row: int) -> list[str] | None:
+def listed(cols: Columns, row: int) -> list[str] | None:
+    """Row ``row``'s high-risk countries as given (a reason's or a DQ issue's value)."""
     listed = cols.listed_countries[row]
     return None if listed is None else list(listed)
 
@@ -394,43 +386,3 @@ def _plain(x: npt.NDArray[Any]) -> list[Any]:
     for k in np.flatnonzero(np.isnan(x)).tolist():
         cells[k] = None
     return cells
-
-
-def issues_by_row(cols: Columns, columns: list[IssueColumn]) -> list[list[dict[str, Any]]]:
-    rows: list[list[dict[str, Any]]] = [[] for _ in range(cols.n)]
-    for c, i in _hits([ic.mask for ic in columns]):
-        ic = columns[c]
-        rows[i].append(
-            {
-                "code": ic.code,
-                "field": ic.path,
-                "problem": ic.problem,
-                "value": _input_value(cols, ic.path, i),
-            }
-        )
-    return rows
-
-
-#: Canonical path -> (row in ``numbers``, whether the model holds it as an integer).
-_NUMBER_ROWS = {
-    PATHS[name]: (k, PATHS[name] in INTEGER_PATHS) for k, (name, _, _) in enumerate(NUMBERS)
-}
-#: Canonical path -> row in ``enum_texts``.
-_ENUM_ROWS = {PATHS[name]: k for k, (name, *_) in enumerate(ENUMS)}
-
-
-def _input_value(cols: Columns, path: str, row: int) -> Any:
-    """The input a DQ issue is about, as given (a block or a missing value: None)."""
-    number = _NUMBER_ROWS.get(path)
-    if number is not None:
-        k, integer = number
-        x = float(cols.numbers[k, row])
-        return None if x != x else int(x) if integer else x
-    enum = _ENUM_ROWS.get(path)
-    if enum is not None:
-        return cols.enum_texts[enum][row]
-    if path == "currency":
-        return cols.currencies[row]
-    if path == "aml.high_risk_countries":
-        return _listed(cols, row)
-    return None  # a whole block, a missing flag
