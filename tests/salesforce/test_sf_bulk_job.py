@@ -71,3 +71,17 @@ def test_a_job_still_in_progress_is_polled_again_until_complete(sandbox_factory,
     job = client._await_job(jobs, "750000000000001", 10_000)
     assert job["state"] == "JobComplete" and jobs.polls == 3
     assert slept[0] == 0.5 and len(slept) == 3 and all(0.1 <= s <= 1.0 for s in slept[1:])
+
+
+@pytest.mark.parametrize(
+    "text", ["plain", "a,b", 'say "hi"', "two\nlines", "cr\rhere", "", " padded ", "中文, 逗号"]
+)
+def test_the_body_is_what_csv_writer_writes(text: str) -> None:
+    """Cells joined as they are only when none needs quoting: every other cell as the
+    csv module quotes it."""
+    columns = ["Id", "A__c", "B__c"]
+    rows = [("001", "x", "y"), ("002", text, ""), ("003", "", text)]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerows([columns, *rows])
+    assert [body for body, _ in csv_bodies(columns, rows)] == [buffer.getvalue()]
