@@ -7,8 +7,7 @@ reads it back to count or re-split it.
 
 from __future__ import annotations
 
-import csv
-import io
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -33,24 +32,27 @@ def csv_bodies(
 
 
 def _csv_text(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """The rows as CSV, as ``csv.writer`` (minimal quoting, LF) writes them. Tier values,
-    ids, numbers and dates need no quoting: joined with commas they are the same text at
-    a fifteenth of the writer's cost, and the counts of commas and line ends (and no
-    quote or carriage return) prove that no cell held one; else the writer quotes."""
-    body = "\n".join(map(",".join, (columns, *rows))) + "\n"
-    lines = len(rows) + 1
-    if (
-        body.count("\n") == lines
-        and body.count(",") == lines * (len(columns) - 1)
-        and '"' not in body
-        and "\r" not in body
-    ):
-        return body
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
-    return buffer.getvalue()
+    """The rows as CSV with minimal quoting and LF line ends, as ``csv.writer`` writes
+    them, a column at a time: ids, tiers, numbers and dates never need quoting, and a
+    column none of whose cells holds a comma, quote or line break is taken as it is; only
+    the cells that do (the reasons' text) are quoted. A third of the writer's cost on the
+    sync's rows. A carriage return is quoted too, which Python 3.11's writer leaves bare
+    when lines end in LF (a CSV reader may take it for a line end)."""
+    cells = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    for i, column in enumerate(cells):
+        if _SPECIAL.search("\x00".join(column)):
+            cells[i] = tuple(map(_minimal, column))
+    lines = (",".join(map(_minimal, columns)), *map(",".join, zip(*cells, strict=True)))
+    return "\n".join(lines) + "\n"
+
+
+def _minimal(text: str) -> str:
+    """One cell: quoted (its quotes doubled) only if it holds a comma, quote or line break."""
+    return '"' + text.replace('"', '""') + '"' if _SPECIAL.search(text) else text
+
+
+#: what makes a cell quoted: the delimiter, the quote, a line break
+_SPECIAL = re.compile('[,"\r\n]')
 
 
 def cell(value: Any) -> str:

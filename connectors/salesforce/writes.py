@@ -27,7 +27,7 @@ from connectors.salesforce.bulkcsv import cell, csv_bodies
 from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings
 from connectors.salesforce.errors import record_retryable, refusal
-from connectors.salesforce.mapping import to_crm_value
+from connectors.salesforce.mapping import encoder
 
 #: Records (or ids) per sObject Collections call, and ids per ``IN`` look-up.
 BATCH = 200
@@ -72,10 +72,11 @@ class PlanWriter:
         return results
 
     def _crm_fields(self, update: FieldUpdate) -> dict[str, Any]:
+        targets = self.writeback.fields
         return {
-            self.writeback.fields[output]: to_crm_value(output, value)
+            targets[output]: None if value is None else encoder(output)(value)
             for output, value in update.fields.items()
-            if output in self.writeback.fields
+            if output in targets
         }
 
     def _write_fields(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:

@@ -77,11 +77,15 @@ def test_a_job_still_in_progress_is_polled_again_until_complete(sandbox_factory,
     "text", ["plain", "a,b", 'say "hi"', "two\nlines", "cr\rhere", "", " padded ", "中文, 逗号"]
 )
 def test_the_body_is_what_csv_writer_writes(text: str) -> None:
-    """Cells joined as they are only when none needs quoting: every other cell as the
-    csv module quotes it."""
+    """Columns none of whose cells needs quoting joined as they are, every other cell as
+    the csv module quotes it (and a bare carriage return quoted as well)."""
     columns = ["Id", "A__c", "B__c"]
     rows = [("001", "x", "y"), ("002", text, ""), ("003", "", text)]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerows([columns, *rows])
-    assert [body for body, _ in csv_bodies(columns, rows)] == [buffer.getvalue()]
+    (body, n), *more = csv_bodies(columns, rows)
+    assert not more and n == 3
+    assert list(csv.reader(io.StringIO(body, newline=""))) == [columns, *map(list, rows)]
+    if "\r" not in text:
+        assert body == buffer.getvalue()
