@@ -38,7 +38,7 @@ def _csv_text(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     the cells that do (the reasons' text) are quoted. A third of the writer's cost on the
     sync's rows. A carriage return is quoted too, which Python 3.11's writer leaves bare
     when lines end in LF (a CSV reader may take it for a line end)."""
-    cells = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    cells: list[tuple[str, ...]] = list(zip(*rows, strict=True))  # a tuple a column
     for i, column in enumerate(cells):
         if _SPECIAL.search("\x00".join(column)):
             cells[i] = tuple(map(_minimal, column))
