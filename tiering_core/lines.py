@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import date
 from functools import partial
 from itertools import repeat
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -93,7 +93,7 @@ def lines(dc: DecisionColumns, candidates: BoolArray) -> bytes:
         values = service_level if name == "service_level" else getattr(named, name)
         out.add(_values(name, values, made))
     out.add(b',"reasons":[')
-    out.add(arrays(dc.reasons, _reason_keys))
+    out.add(dc.cells.items())
     out.add(b'],"actions":[')
     _actions(dc, candidates, made, out)
     out.add(b'],"dq_issues":[')
@@ -107,18 +107,6 @@ def lines(dc: DecisionColumns, candidates: BoolArray) -> bytes:
     )
     out.add(b"}\n")
     return out.lines()
-
-
-def _reason_keys(reasons: list[dict[str, Any]]) -> Any:
-    """A reason's text is one object for every reason of its code with its value and
-    threshold (``row_reasons.reason_cells``): with the weight, it says the whole reason
-    (a reason column's weight is one number, ``_py``'d once, so 0.0 and -0.0, or 1 and
-    1.0, never meet under one text)."""
-    return zip(map(id, map(_TEXT, reasons)), map(_WEIGHT, reasons), strict=True)
-
-
-_TEXT = itemgetter("text")
-_WEIGHT = itemgetter("weight")
 
 
 def _tail(version: str, key: tuple[date | None, decisions.Household]) -> bytes:
@@ -182,11 +170,11 @@ def _tasks(dc: DecisionColumns, candidates: BoolArray) -> list[bytes]:
     """Each customer's tasks, comma-led (``b""``: none), from the task rules as a whole
     decision has them (``DecisionColumns.row``), asked for the candidates alone."""
     named, policy, as_of = dc.named, dc.policy, dc.as_of
-    customers, reasons, issues, levels = dc.customers, dc.reasons, dc.issues, dc.service_level
+    customers, cells, issues, levels = dc.customers, dc.cells, dc.issues, dc.service_level
     out = [b""] * len(dc)
     for i in np.flatnonzero(candidates).tolist():
         outcome = named.outcome(i, levels[i], issues[i])
-        tasks = strategy.tasks(customers[i], outcome, policy, as_of, reasons[i])
+        tasks = strategy.tasks(customers[i], outcome, policy, as_of, cells.reasons_of(i))
         if tasks:
             out[i] = b"," + to_json(tasks)[1:-1]
     return out
@@ -208,10 +196,16 @@ def _campaign_head(key: str, member: bool) -> bytes:
 def _refusals(dc: DecisionColumns) -> list[bytes]:
     """A refused override's task to its maker, comma-led, where there is one."""
     out = []
-    for customer, o, why in zip(dc.customers, dc.overrides or (), dc.reasons, strict=True):
+    for i, (customer, o) in enumerate(zip(dc.customers, dc.overrides or (), strict=True)):
         tasks = (
             override.refusal_tasks(
-                customer.id, customer.owner_id, o, why, dc.policy, dc.as_of, dc.kinds
+                customer.id,
+                customer.owner_id,
+                o,
+                dc.cells.reasons_of(i),
+                dc.policy,
+                dc.as_of,
+                dc.kinds,
             )
             if o is not None
             else ()

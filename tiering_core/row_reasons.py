@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property, partial
-from itertools import pairwise
+from itertools import pairwise, repeat
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from tiering_core.columns import Columns
-from tiering_core.fragments import keyed
+from tiering_core.fragments import joined, keyed, to_json
 from tiering_core.reason_spec import ReasonSpec
 from tiering_core.reasons import CATALOGUE, ReasonText, lines_of, reason_line
 from tiering_core.rules.base import ReasonColumn
@@ -117,26 +117,43 @@ class ReasonCells:
         return [text_of(*source) for source in self._numbered[1]]
 
     @cached_property
-    def reasons(self) -> list[dict[str, Any]]:
-        """Each cell's reason as plain data (``reasons.make_reason``'s dict). A column's
-        cells with the code's weight and one text share one dict; the shared dicts are
-        read, never changed (``engine._with_texts`` renders a text in place: the same for
-        every sharer)."""
+    def _distinct(self) -> tuple[list[dict[str, Any]], list[int]]:
+        """Each distinct reason as plain data (``reasons.make_reason``'s dict), and each
+        cell's number of its reason. A reason is its text (one object for every cell of
+        its code, value and threshold: ``_numbered``) and its weight: the code's, or the
+        column's own as ``_weights`` rounds it (a listed value's: the code's, as a
+        float). A column's weight is one number, so 0.0 and -0.0, or 1 and 1.0, never
+        meet under one text. A generated chunk of 1,988 customers has 14,648 reasons,
+        4,008 distinct."""
         texts, (numbers, sources) = self.texts, self._numbered
         weights = self.weight.tolist()
-        out: list[dict[str, Any]] = []
+        keys: list[tuple[int, Any]] = []
         for spec, rc, a, b in self._segments():
-            if rc.weight is None and rc.profile_path is None:  # a dict per distinct text
-                out += keyed(numbers[a:b], partial(_shared, spec, sources, texts))
-            else:  # a cell's own weight or list: a reason each, texts shared
-                out += map(
-                    partial(_reason, spec),
-                    self.values[a:b],
-                    self.thresholds[a:b],
-                    weights[a:b],
-                    map(texts.__getitem__, numbers[a:b]),
-                )
-        return out
+            own = rc.weight is not None or rc.profile_path is not None
+            weight = weights[a:b] if own else repeat(spec.weight, b - a)
+            keys += zip(numbers[a:b], weight, strict=True)
+        distinct = dict.fromkeys(keys)
+        made = [_reason(*sources[text], weight, texts[text]) for text, weight in distinct]
+        number = dict(zip(distinct, range(len(made)), strict=True))
+        return made, list(map(number.__getitem__, keys))
+
+    @property
+    def reasons(self) -> list[dict[str, Any]]:
+        """Each cell's reason, in cell order: the distinct reasons' dicts, shared by
+        their cells, read and never changed (``engine._with_texts`` renders a text in
+        place: the same for every sharer)."""
+        made, number = self._distinct
+        return list(map(made.__getitem__, number))
+
+    def items(self) -> list[bytes]:
+        """Each row's reasons as JSON array items without the brackets, the bytes
+        pydantic-core writes for its reason dicts (an output line's ``reasons``): each
+        distinct reason serialised once and picked per cell, with no reason list a
+        customer."""
+        made, number = self._distinct
+        written = list(map(to_json, made))
+        order, ends = self._order
+        return joined(list(map(written.__getitem__, map(number.__getitem__, order))), ends)
 
     @cached_property
     def _order(self) -> tuple[list[int], list[int]]:
@@ -150,6 +167,13 @@ class ReasonCells:
         """Each customer's reasons, in column order (a slice a customer)."""
         order, ends = self._order
         return _cut(list(map(self.reasons.__getitem__, order)), ends)
+
+    def reasons_of(self, i: int) -> list[dict[str, Any]]:
+        """Customer ``i``'s reasons, in column order, without the other customers' lists
+        (``rows``): what the task rules read of the few an output line asks them about."""
+        (made, number), (order, ends) = self._distinct, self._order
+        cells = order[ends[i - 1] if i else 0 : ends[i]]
+        return [made[number[k]] for k in cells]
 
     @cached_property
     def codes(self) -> list[tuple[str, ...]]:
@@ -308,17 +332,6 @@ def _line(spec: ReasonSpec, language: str, key: tuple[Any, Any]) -> str:
     value, threshold = key
     (line,) = lines_of(spec, language, threshold, [value])
     return line
-
-
-def _shared(
-    spec: ReasonSpec,
-    sources: list[tuple[ReasonSpec, Any, Any]],
-    texts: list[Mapping[str, str]],
-    text: int,
-) -> dict[str, Any]:
-    """The reason of text ``text`` with the code's own weight."""
-    _, value, threshold = sources[text]
-    return _reason(spec, value, threshold, spec.weight, texts[text])
 
 
 def _reason(spec: ReasonSpec, value: Any, threshold: Any, weight: Any, text: Any) -> dict[str, Any]:
