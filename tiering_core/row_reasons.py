@@ -40,9 +40,8 @@ class ReasonCells:
     (``reasons_field``, ``lines``): each cell's column, row and weight as numpy arrays,
     and its observed value and threshold as plain data. Made only when read: each
     customer's codes (``codes``, what the sync keeps), the texts (``texts``, one per
-    distinct code, value and threshold), the reasons as dicts (``reasons``, one per
-    distinct reason where the weight is the code's: a generated chunk of 1,988 customers
-    has 14,648 reasons, 4,008 distinct) and each customer's list of them (``rows``)."""
+    distinct reason), the reasons as dicts (``reasons``, one per distinct reason), their
+    JSON for an output line (``items``) and each customer's list of them (``rows``)."""
 
     def __init__(
         self,
@@ -75,29 +74,35 @@ class ReasonCells:
         return self._plain[1]
 
     @cached_property
-    def _numbered(self) -> tuple[list[int], list[tuple[ReasonSpec, Any, Any]]]:
-        """Each cell's text number, and each text's code, value and threshold: the cells
-        of a column with the same value and threshold share a text (a listed value, a
-        list, has one of its own). A value is never two JSON spellings under one key: a
-        column's cells are one type (whole floats int, NaN None: ``_plain``)."""
+    def _numbered(self) -> tuple[list[int], list[tuple[ReasonSpec, Any, Any, Any]]]:
+        """Each cell's reason number, and each reason's code, value, threshold and
+        weight: the cells of a column with the same value, threshold and weight share a
+        reason and its text (a listed value, a list, has one of its own). A weight is the
+        code's, or the column's own as ``_weights`` rounds it (a listed value's: the
+        code's, as a float). A value or weight is never two JSON spellings under one key:
+        a column's cells are one type (whole floats int, NaN None: ``_plain``). A
+        generated chunk of 1,988 customers has 14,648 reasons, 4,008 distinct."""
         numbers: list[int] = []
-        sources: list[tuple[ReasonSpec, Any, Any]] = []
+        sources: list[tuple[ReasonSpec, Any, Any, Any]] = []
         values, thresholds = self._plain
+        weights = self.weight.tolist()
         for spec, rc, a, b in self._segments():
-            pairs: Iterable[tuple[Any, Any]]
-            if rc.profile_path is not None:  # lists: a text each
-                pairs = zip(values[a:b], thresholds[a:b], strict=True)
+            own = rc.weight is not None or rc.profile_path is not None
+            weight = weights[a:b] if own else repeat(spec.weight, b - a)
+            keys: Iterable[tuple[Any, Any, Any]]
+            if rc.profile_path is not None:  # lists: a reason each
+                keys = zip(values[a:b], thresholds[a:b], weight, strict=True)
                 numbers += range(len(sources), len(sources) + b - a)
-            elif isinstance(rc.value, np.ndarray) or isinstance(rc.threshold, np.ndarray):
-                cells = list(zip(values[a:b], thresholds[a:b], strict=True))
+            elif any(isinstance(x, np.ndarray) for x in (rc.value, rc.threshold, rc.weight)):
+                cells = list(zip(values[a:b], thresholds[a:b], weight, strict=True))
                 first = len(sources)
-                pairs = dict.fromkeys(cells)  # in order of first appearance
-                number = dict(zip(pairs, range(first, first + len(pairs)), strict=True))
+                keys = dict.fromkeys(cells)  # in order of first appearance
+                number = dict(zip(keys, range(first, first + len(keys)), strict=True))
                 numbers += map(number.__getitem__, cells)
-            else:  # one value and threshold for the whole column: one text
-                pairs = [(values[a], thresholds[a])]
+            else:  # one value, threshold and weight for the whole column: one reason
+                keys = [(values[a], thresholds[a], next(iter(weight)))]
                 numbers += [len(sources)] * (b - a)
-            sources += [(spec, value, threshold) for value, threshold in pairs]
+            sources += [(spec, *key) for key in keys]
         return numbers, sources
 
     def _segments(self) -> Iterator[tuple[ReasonSpec, ReasonColumn, int, int]]:
@@ -114,46 +119,31 @@ class ReasonCells:
         text_of: Callable[[ReasonSpec, Any, Any], Mapping[str, str]] = (
             _rendered if self.rendered else ReasonText
         )
-        return [text_of(*source) for source in self._numbered[1]]
+        return [text_of(spec, value, threshold) for spec, value, threshold, _ in self._numbered[1]]
 
     @cached_property
-    def _distinct(self) -> tuple[list[dict[str, Any]], list[int]]:
-        """Each distinct reason as plain data (``reasons.make_reason``'s dict), and each
-        cell's number of its reason. A reason is its text (one object for every cell of
-        its code, value and threshold: ``_numbered``) and its weight: the code's, or the
-        column's own as ``_weights`` rounds it (a listed value's: the code's, as a
-        float). A column's weight is one number, so 0.0 and -0.0, or 1 and 1.0, never
-        meet under one text. A generated chunk of 1,988 customers has 14,648 reasons,
-        4,008 distinct."""
-        texts, (numbers, sources) = self.texts, self._numbered
-        weights = self.weight.tolist()
-        keys: list[tuple[int, Any]] = []
-        for spec, rc, a, b in self._segments():
-            own = rc.weight is not None or rc.profile_path is not None
-            weight = weights[a:b] if own else repeat(spec.weight, b - a)
-            keys += zip(numbers[a:b], weight, strict=True)
-        distinct = dict.fromkeys(keys)
-        made = [_reason(*sources[text], weight, texts[text]) for text, weight in distinct]
-        number = dict(zip(distinct, range(len(made)), strict=True))
-        return made, list(map(number.__getitem__, keys))
+    def _made(self) -> list[dict[str, Any]]:
+        """Each reason as plain data (``reasons.make_reason``'s dict), one per reason
+        number (``_numbered``)."""
+        sources, texts = self._numbered[1], self.texts
+        return [_reason(*source, text) for source, text in zip(sources, texts, strict=True)]
 
     @property
     def reasons(self) -> list[dict[str, Any]]:
-        """Each cell's reason, in cell order: the distinct reasons' dicts, shared by
-        their cells, read and never changed (``engine._with_texts`` renders a text in
-        place: the same for every sharer)."""
-        made, number = self._distinct
-        return list(map(made.__getitem__, number))
+        """Each cell's reason, in cell order: a reason's dict is shared by its cells, read
+        and never changed (``engine._with_texts`` renders a text in place: the same for
+        every sharer)."""
+        return list(map(self._made.__getitem__, self._numbered[0]))
 
     def items(self) -> list[bytes]:
         """Each row's reasons as JSON array items without the brackets, the bytes
         pydantic-core writes for its reason dicts (an output line's ``reasons``): each
         distinct reason serialised once and picked per cell, with no reason list a
         customer."""
-        made, number = self._distinct
-        written = list(map(to_json, made))
+        written = list(map(to_json, self._made))
+        by_cell = list(map(written.__getitem__, self._numbered[0]))
         order, ends = self._order
-        return joined(list(map(written.__getitem__, map(number.__getitem__, order))), ends)
+        return joined(list(map(by_cell.__getitem__, order)), ends)
 
     @cached_property
     def _order(self) -> tuple[list[int], list[int]]:
@@ -171,9 +161,8 @@ class ReasonCells:
     def reasons_of(self, i: int) -> list[dict[str, Any]]:
         """Customer ``i``'s reasons, in column order, without the other customers' lists
         (``rows``): what the task rules read of the few an output line asks them about."""
-        (made, number), (order, ends) = self._distinct, self._order
-        cells = order[ends[i - 1] if i else 0 : ends[i]]
-        return [made[number[k]] for k in cells]
+        made, numbers, (order, ends) = self._made, self._numbered[0], self._order
+        return [made[numbers[k]] for k in order[ends[i - 1] if i else 0 : ends[i]]]
 
     @cached_property
     def codes(self) -> list[tuple[str, ...]]:

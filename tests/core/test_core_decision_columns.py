@@ -76,7 +76,7 @@ def test_columns_read_as_the_whole_decision(seed: int, name: str, households: bo
         summaries = new.summaries()
         codes = [codes_of(s["reasons"]) for s in summaries]
         field_rows = new.field_rows(set(new.set_fields))
-        assert not {"_distinct", "rows", "texts"} & set(vars(new.cells))
+        assert not {"_made", "rows", "texts"} & set(vars(new.cells))
         rows = list(new)
         assert len(rows) == len(new) == len(profiles) == len(summaries) == len(field_rows)
         for i, before in enumerate(rows):
@@ -158,7 +158,7 @@ def test_a_hand_checked_batch() -> None:
         "VAL_AUM_AFFLUENT AUM 448,107.42 >= affluent floor 50,000; CRD_GOOD "
     )
     assert fields[2] == fields[0]
-    assert not {"_distinct", "rows", "texts"} & set(vars(dc.cells))
+    assert not {"_made", "rows", "texts"} & set(vars(dc.cells))
     # read whole: the reasons as plain data, the twins sharing each reason
     first = mass["reasons"][0]
     assert {k: v for k, v in first.items() if k != "text"} == {
