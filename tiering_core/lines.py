@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from datetime import date
 from functools import partial
 from itertools import repeat
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -85,7 +84,7 @@ def lines(dc: DecisionColumns, candidates: BoolArray) -> bytes:
     named = dc.named
     out = Fragments(n)
     out.add(b'{"id":')
-    out.add(each(map(attrgetter("id"), dc.customers)))
+    out.add(each(dc.ids))
     service_level = dc.service_level  # an override's, where one applies
     made: dict[int, list[bytes]] = {}
     for name in _HEAD:
@@ -126,10 +125,9 @@ def _actions(
     out.add(_tasks(dc, candidates))
     keys, membership = dc.memberships
     if keys:
-        ids = map(attrgetter("id"), dc.customers)
-        digests = zip(*map(strategy.campaign_digests, ids, repeat(keys)), strict=True)
+        digests = zip(*map(strategy.campaign_digests, dc.ids, repeat(keys)), strict=True)
         close = b""  # the previous campaign's key, closed in this one's head
-        for key, member, digest in zip(keys, zip(*membership, strict=True), digests, strict=True):
+        for key, member, digest in zip(keys, membership, digests, strict=True):
             out.add(list(map(_campaign_heads(key, close).__getitem__, member)))
             out.add(digest)
             close = b'"}'
