@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +43,7 @@ from connectors.contract import data_calls
 from connectors.errors import ConfigError, ConnectorError, QuotaExhaustedError, TransientError
 from connectors.http import call_with_retry, make_session
 from connectors.salesforce.bulkjob import BULK_FINAL, await_job, unprocessed
+from connectors.salesforce.callkinds import call_kind
 from connectors.salesforce.config import SalesforceSettings
 from connectors.salesforce.errors import bulk_job_error, classify
 
@@ -379,33 +379,6 @@ def _abort_job(jobs: Any, job_id: str) -> None:
     with suppress(SalesforceError, SalesforceOperationError, requests.RequestException):
         if jobs.get_job(job_id, False)["state"] not in BULK_FINAL:
             jobs.abort_job(job_id, False)
-
-
-#: (method or None for any, path regex, kind): first match wins.
-_CALL_KINDS: tuple[tuple[str | None, re.Pattern[str], str], ...] = tuple(
-    (method, re.compile(pattern), kind)
-    for method, pattern, kind in (
-        (None, r".*/oauth2/token", "oauth_token"),
-        ("POST", r".*/services/Soap/m/[\d.]+/?", "metadata"),
-        (None, r".*/jobs/.*", "bulk"),
-        ("PATCH", r".*/composite/sobjects/\w+/\w+/?", "collections_upsert"),
-        ("PATCH", r".*/composite/sobjects/?", "collections_update"),
-        ("POST", r".*/composite/sobjects/?", "collections_create"),
-        ("DELETE", r".*/composite/sobjects/?", "collections_delete"),
-        (None, r".*/query(?:All)?/01g[^/]*", "query_more"),
-        (None, r".*/query(?:All)?/?", "query"),
-        (None, r".*/describe/?", "describe"),
-    )
-)
-
-
-def call_kind(method: str, path: str) -> str:
-    """The kind of an API call from its method and path (the names the sandbox counts by)."""
-    path = path.split("?", 1)[0]
-    for wanted, pattern, kind in _CALL_KINDS:
-        if (wanted is None or wanted == method) and pattern.fullmatch(path):
-            return kind
-    return "other"
 
 
 def _classify_sf(exc: SalesforceError) -> Exception:
