@@ -34,7 +34,7 @@ import pydantic_core
 import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.bulk2 import ColumnDelimiter, LineEnding, Operation
-from simple_salesforce.exceptions import SalesforceError, SalesforceOperationError
+from simple_salesforce.exceptions import SalesforceError
 from simple_salesforce.format import format_soql
 
 from connectors import limits
@@ -234,8 +234,6 @@ class SalesforceClient:
                 if isinstance(error, QuotaExhaustedError):
                     self._exhausted = True
                 raise error from exc
-            except SalesforceOperationError as exc:
-                raise TransientError(f"Salesforce bulk job did not complete: {kind}") from exc
             except requests.RequestException as exc:
                 raise TransientError(f"Salesforce {kind}: {type(exc).__name__}") from exc
             usage = sf.api_usage.get("api-usage") if sf.api_usage else None
@@ -376,7 +374,7 @@ class SalesforceClient:
 def _abort_job(jobs: Any, job_id: str) -> None:
     """Abort a job this run gave up on (as the SDK's own ``update`` does), so a retry's new
     job is the only one that writes; a job already final is left alone."""
-    with suppress(SalesforceError, SalesforceOperationError, requests.RequestException):
+    with suppress(SalesforceError, requests.RequestException):
         if jobs.get_job(job_id, False)["state"] not in BULK_FINAL:
             jobs.abort_job(job_id, False)
 
