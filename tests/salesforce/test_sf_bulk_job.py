@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import requests
+from simple_salesforce.exceptions import SalesforceExpiredSession
 
 from connectors.errors import ConfigError, QuotaExhaustedError, TransientError
 from connectors.salesforce import bulkjob
@@ -176,6 +177,26 @@ def test_unprocessed_rows_it_does_not_name_make_the_whole_job_unwritten(bulk: An
 def test_a_failed_poll_is_retried_on_the_same_job(bulk: Any) -> None:
     jobs = _Jobs(requests.ConnectionError("dropped"), ("JobComplete", 3))
     assert bulk(jobs).bulk_update("Account", BODY, 3) == []
+    assert jobs.calls == ["create COMMA LF", "upload", "close", "poll", "poll"]
+
+
+def test_a_poll_on_an_expired_session_logs_in_again_and_polls_the_same_job(bulk: Any) -> None:
+    expired = SalesforceExpiredSession(
+        "jobs/ingest/750", 401, "jobs", [{"errorCode": "INVALID_SESSION_ID", "message": "x"}]
+    )
+    jobs = _Jobs(expired, ("JobComplete", 3))
+    client = bulk(jobs)
+    session = client._sf
+    logins: list[Any] = []
+
+    def login() -> Any:  # the token call, answered with the same stand-in session
+        logins.append(session)
+        client._sf = session
+        return session
+
+    client._login = login  # type: ignore[method-assign]
+    assert client.bulk_update("Account", BODY, 3) == []
+    assert len(logins) == 1
     assert jobs.calls == ["create COMMA LF", "upload", "close", "poll", "poll"]
 
 
