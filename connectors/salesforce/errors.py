@@ -186,8 +186,10 @@ def classify(
 
 
 #: A failed or aborted Bulk API 2.0 job, by the code its ``errorMessage`` starts with
-#: (``InvalidBatch : Field name not found : Tier__c``; codes as Bulk API's "Errors" page
-#: names them). A job Salesforce could not run as asked (a column it does not know, a bad
+#: (``InvalidBatch : Field name not found : Tier__c``; codes as the "Errors" page of the
+#: Bulk API 2.0 Developer Guide names them: developer.salesforce.com/docs/atlas.en-us.
+#: api_asynch.meta/api_bulk_v2/asynch_api_reference_errors.htm). A job Salesforce could
+#: not run as asked (a column it does not know, a bad
 #: request) fails the same way on every retry; anything else (an internal error, a job
 #: aborted by someone else) may pass, and its rows are sent again in a new job.
 BULK_JOB_RULES: tuple[ErrorRule, ...] = (
