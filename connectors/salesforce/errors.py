@@ -189,9 +189,9 @@ def classify(
 #: (``InvalidBatch : Field name not found : Tier__c``; codes as the "Errors" page of the
 #: Bulk API 2.0 Developer Guide names them: developer.salesforce.com/docs/atlas.en-us.
 #: api_asynch.meta/api_bulk_v2/asynch_api_reference_errors.htm). A job Salesforce could
-#: not run as asked (a column it does not know, a bad
-#: request) fails the same way on every retry; anything else (an internal error, a job
-#: aborted by someone else) may pass, and its rows are sent again in a new job.
+#: not run as asked (a column it does not know, a bad request) fails the same way on
+#: every retry; anything else (an internal error, a job aborted by someone else) may
+#: pass, and its rows are sent again in a new job.
 BULK_JOB_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(None, "InvalidBatch", ConfigError),
     ErrorRule(None, "InvalidJob", ConfigError),
