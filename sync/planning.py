@@ -154,7 +154,8 @@ class PagePlanner:
         self.budget = Budget(task_limits) if task_limits else None
         self.revisit: set[str] = set()
         #: a dry run's decisions, which it never records (``settled``): input hash, tiers;
-        #: only of customers decided ahead of the stream, until it reads them (``passed``)
+        #: only of customers decided ahead of the stream that it may still read
+        #: (``sync.reader.Reader.unread``), until it reads them (``passed``)
         self.previewed: dict[str, tuple[str, dict[str, str]]] = {}
         self.totals = PlanTotals()  # a dry run's, per field/rule/campaign
 
@@ -216,10 +217,13 @@ class PagePlanner:
     ) -> None:
         """Keep what a dry run planned (it records no decision) for the customers decided
         ahead of the stream (``ahead``: fetched by id, or beside a page for its
-        households): the stream's read of such a customer on the same inputs is settled
-        by it (``settled``, ``count_settled``). A customer the stream read is not kept:
-        the stream reads a customer once, so the map holds only the customers fetched
-        ahead of it, never the whole run's."""
+        households, that the stream may still read, ``sync.reader.Reader.unread``): the
+        stream's read of such a customer on the same inputs is settled by it
+        (``settled``, ``count_settled``), and takes it out (``passed``). A customer the
+        stream will not read (unchanged since the bookmark, read on an earlier page, or
+        on this one) is not kept, so the map holds at most the customers fetched ahead
+        of the stream and not yet read by it: the households' members of the pages
+        between, never the whole run's, and nothing once the stream has read on."""
         for planned in plans:
             cid = planned.customer_id
             if cid in ahead:
