@@ -16,20 +16,20 @@ other field.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from connectors.contract import CrmRecord
 from connectors.mapping import WritebackConfig
 from sync import taskbudget
+from sync.decided import Decided, DecisionRows
 from sync.overrides import override_trail
 from sync.planner import (
     CustomerPlan,
     Known,
     changed_fields,
     desired_fields,
-    field_values,
     fields_only,
     plan_customer,
     same_value,
@@ -58,46 +58,6 @@ class AssessFn(Protocol):
     def __call__(
         self, profiles: Sequence[CustomerProfile], /, households: HouseholdLinks | None = ...
     ) -> Sequence[AssessmentData]: ...
-
-
-class Decided(Protocol):
-    """A page's decisions as the planner reads them: ``DecisionColumns`` (a batch decided
-    as one) or ``DecisionRows`` (decisions one by one, or adjusted)."""
-
-    @property
-    def value_tier(self) -> Sequence[str]: ...
-
-    def __len__(self) -> int: ...
-
-    def __iter__(self) -> Iterator[AssessmentData]: ...
-
-    def __getitem__(self, i: int, /) -> AssessmentData: ...
-
-    def summaries(self) -> list[AssessmentData]: ...
-
-    def field_rows(self, names: Container[str]) -> list[dict[str, Any]]: ...
-
-    def dq_issues(self, i: int) -> list[dict[str, Any]]: ...
-
-
-class DecisionRows(list[AssessmentData]):
-    """Whole decisions as ``Decided``: what a customer assessed alone, or an adjusted page,
-    hands the planner."""
-
-    @property
-    def value_tier(self) -> list[str]:
-        return [d["value_tier"] for d in self]
-
-    def summaries(self) -> list[AssessmentData]:
-        return list(self)
-
-    def field_rows(self, names: Container[str]) -> list[dict[str, Any]]:
-        return [
-            {name: value for name, value in field_values(d).items() if name in names} for d in self
-        ]
-
-    def dq_issues(self, i: int) -> list[dict[str, Any]]:
-        return list(self[i]["dq_issues"])
 
 
 class AssessedPage(NamedTuple):
