@@ -172,9 +172,10 @@ class ReasonCells:
     def lines(self, chosen: list[int], language: str) -> list[str]:
         """Cells ``chosen`` as the CRM's reasons field shows them (``reasons.reason_line``),
         one line made per distinct code, value and threshold: from the texts when they
-        are made or are to be (``rendered``), else from the cells' values, the one
-        language alone. Not for a listed value (an AML reason: never in the field)."""
-        if self.rendered or "texts" in self.__dict__:
+        are to be made anyway (``rendered``), else from the cells' values, the one
+        language alone (the same lines, whatever was read before). Not for a listed value
+        (an AML reason: never in the field)."""
+        if self.rendered:
             texts, (numbers, sources) = self.texts, self._numbered
             return keyed(
                 list(map(numbers.__getitem__, chosen)),
