@@ -173,8 +173,8 @@ class ReasonCells:
         """Cells ``chosen`` as the CRM's reasons field shows them (``reasons.reason_line``),
         one line made per distinct code, value and threshold: from the texts when they
         are to be made anyway (``rendered``), else from the cells' values, the one
-        language alone (the same lines, whatever was read before). Not for a listed value
-        (an AML reason: never in the field)."""
+        language alone. A listed value (``profile_path``: an AML reason, which the field
+        never shows) cannot key a line; each of its cells is made alone (``reason_line``)."""
         if self.rendered:
             texts, (numbers, sources) = self.texts, self._numbered
             return keyed(
@@ -191,7 +191,12 @@ class ReasonCells:
         for a, b in pairwise(_bounds(self.column[cells])):
             rc, spec = self.columns[firsts[a]], CATALOGUE[self.columns[firsts[a]].code]
             values, limits = _observed(self._cols, rc, self.row[cells[a:b]].tolist())
-            if isinstance(rc.threshold, np.ndarray):  # a threshold a row
+            if rc.profile_path is not None:  # lists, unhashable: a line a cell
+                made += [
+                    reason_line({"code": rc.code, "text": ReasonText(spec, value, limit)}, language)
+                    for value, limit in zip(values, limits, strict=True)
+                ]
+            elif isinstance(rc.threshold, np.ndarray):  # a threshold a row
                 pairs = zip(values, limits, strict=True)
                 made += keyed(list(pairs), partial(_line, spec, language))
             else:  # one threshold: a line per distinct value

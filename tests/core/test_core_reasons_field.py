@@ -14,7 +14,7 @@ from tiering_core import decisions
 from tiering_core.columns import Columns
 from tiering_core.engine import decide_batch, evaluate
 from tiering_core.models import AssessmentData
-from tiering_core.policy import Policy, policy_over_default
+from tiering_core.policy import Policy, load_policy, policy_over_default
 from tiering_core.reasons import reason_line, top_reasons
 from tiering_core.rules import override
 
@@ -66,3 +66,21 @@ def test_each_customers_field_is_its_own_top_reasons(name: str, rendered: bool) 
     alone = [_field(decide_batch([p], policy, AS_OF, kinds=frozenset({"set_field"}))[0])
              for p in bank[:25]]  # fmt: skip
     assert alone == fields[:25]
+
+
+@pytest.mark.parametrize("rendered", [False, True])
+@pytest.mark.parametrize("language", ["en", "zh", "both"])
+def test_every_cells_line_is_its_reason_line(rendered: bool, language: str) -> None:
+    """``ReasonCells.lines`` of every cell of a batch, a listed value's too (a high-risk
+    country list, which the field never shows but a caller may ask for), is the cell's
+    reason as ``reasons.reason_line`` shows it."""
+    policy = load_policy()
+    bank = generated_bank(400, seed=11, dirty=True)
+    cols = Columns.from_profiles(bank, policy)
+    ev = override.apply(evaluate(cols, policy, AS_OF, None), cols, policy, AS_OF)
+    cells = decisions.decided(cols, ev, policy, AS_OF, frozenset(), rendered=rendered).cells
+    listed = {rc.code for rc in cells.columns if rc.profile_path is not None}
+    chosen = list(range(cells.row.size))
+    assert listed & {cells.columns[c].code for c in cells.column.tolist()}, "a listed value"
+    lines = cells.lines(chosen, language)
+    assert lines == [reason_line(reason, language) for reason in cells.reasons]
