@@ -289,7 +289,7 @@ def _observed(cols: Columns, rc: ReasonColumn, rows: list[int]) -> tuple[list[An
     """Column ``rc``'s observed values and thresholds at ``rows`` as plain data."""
     observed: list[Any]
     if rc.profile_path is not None:  # the listed countries, as given
-        observed = [listed(cols, i) for i in rows]
+        observed = [cols.listed(i) for i in rows]
     elif rc.labels is not None:
         labels = rc.labels
         observed = [None if k is None else labels[int(k)] for k in _cells(rc.value, rows)]
@@ -342,12 +342,6 @@ def _reason(spec: ReasonSpec, value: Any, threshold: Any, weight: Any, text: Any
 
 def _rendered(spec: ReasonSpec, value: Any, threshold: Any) -> dict[str, str]:
     return ReasonText(spec, value, threshold).rendered()
-
-
-def listed(cols: Columns, row: int) -> list[str] | None:
-    """Row ``row``'s high-risk countries as given (a reason's or a DQ issue's value)."""
-    listed = cols.listed_countries[row]
-    return None if listed is None else list(listed)
 
 
 def _cells(values: Any, rows: list[int]) -> list[Any]:
