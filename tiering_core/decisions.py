@@ -76,8 +76,8 @@ def decided(
     if overrides:  # an applied service-tier override's level: its reason's value, a tier
         levels, applied = policy.service_levels, cells.values_of(override.SERVICE_REASON)
         service_level = [
-            getattr(levels, applied[i]) if overridden and i in applied else level
-            for i, (overridden, level) in enumerate(zip(overrides, service_level, strict=True))
+            getattr(levels, applied[i]) if i in applied else level
+            for i, level in enumerate(service_level)
         ]
     set_fields = (
         _set_field_columns(
