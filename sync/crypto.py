@@ -174,7 +174,12 @@ class EncryptedJSON(TypeDecorator[Any]):
         self.where = where  # table.column, bound into every ciphertext
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        cipher = cipher_of(dialect)
+        return self.seal(value, cipher_of(dialect))
+
+    def seal(self, value: Any, cipher: StoreCipher | None) -> Any:
+        """What the JSON column below stores of ``value``: the value itself without a
+        cipher (and None), else the ciphertext of its JSON. ``sync.bulkwrite`` calls it
+        straight, without SQLAlchemy's per-value wrapping around it."""
         if value is None or cipher is None:
             return value
         return cipher.encrypt(jsontext.dumps(value).encode("utf-8"), self.where)
