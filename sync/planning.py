@@ -16,7 +16,7 @@ other field.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple, Protocol
 
@@ -150,7 +150,8 @@ class PagePlanner:
         # tasks beyond budgets wait (sync.taskbudget); customers revisited for them
         self.budget = Budget(task_limits) if task_limits else None
         self.revisit: set[str] = set()
-        #: a dry run's decisions, which it never records (``settled``): input hash, tiers
+        #: a dry run's decisions, which it never records (``settled``): input hash, tiers;
+        #: only of customers decided ahead of the stream, until it reads them (``passed``)
         self.previewed: dict[str, tuple[str, dict[str, str]]] = {}
         self.totals = PlanTotals()  # a dry run's, per field/rule/campaign
 
@@ -207,12 +208,26 @@ class PagePlanner:
             )
         )
 
-    def previewed_as(self, plans: Sequence[Planned], hashes: Mapping[str, str]) -> None:
-        """Keep what a dry run planned (it records no decision): a later read of the
-        customer on the same inputs is settled by it (``settled``, ``count_settled``)."""
+    def previewed_as(
+        self, plans: Sequence[Planned], hashes: Mapping[str, str], ahead: Collection[str]
+    ) -> None:
+        """Keep what a dry run planned (it records no decision) for the customers decided
+        ahead of the stream (``ahead``: fetched by id, or beside a page for its
+        households): the stream's read of such a customer on the same inputs is settled
+        by it (``settled``, ``count_settled``). A customer the stream read is not kept:
+        the stream reads a customer once, so the map holds only the customers fetched
+        ahead of it, never the whole run's."""
         for planned in plans:
             cid = planned.customer_id
-            self.previewed[cid] = (hashes[cid], tiers_of(planned.summary))
+            if cid in ahead:
+                self.previewed[cid] = (hashes[cid], tiers_of(planned.summary))
+
+    def passed(self, ids: Iterable[str]) -> None:
+        """The stream has read these customers: what a dry run planned for them ahead of
+        it has served (``settled``), and goes."""
+        if self.previewed:
+            for cid in ids:
+                self.previewed.pop(cid, None)
 
     def count_settled(self, cid: str, state: CustomerState | None) -> None:
         """Count a settled customer (``settled``) unchanged, at the tiers it holds. One this
