@@ -27,13 +27,14 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from typing import Any, TypeVar
 
 import jwt
 import pydantic_core
 import requests
 from simple_salesforce import Salesforce
+from simple_salesforce.bulk2 import Operation
 from simple_salesforce.exceptions import SalesforceError, SalesforceOperationError
 from simple_salesforce.format import format_soql
 
@@ -54,6 +55,13 @@ JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 #: salesforce-app-limits-platform-api.html). Workers sharing a store keep all their calls
 #: under it together; one process (at most ``MAX_CONCURRENT_APPLIES`` calls) needs no limiter.
 CONCURRENT_REQUESTS = 25
+#: A Bulk API 2.0 job's states after which nothing more happens to it ("Job States",
+#: Bulk API 2.0 Developer Guide).
+BULK_FINAL = frozenset({"JobComplete", "Failed", "Aborted"})
+#: The longest wait between two polls of a job's state, and for a job in all (the SDK's
+#: own ``wait_for_job`` gives up after 24 hours too).
+BULK_POLL_MAX_SECONDS = 30.0
+BULK_JOB_TIMEOUT_SECONDS = 24 * 3600.0
 
 
 def soql(template: str, *args: Any, **kwargs: Any) -> str:
@@ -273,25 +281,76 @@ class SalesforceClient:
         )
         return [dict(r) for r in (result or [])]
 
-    def bulk_update(self, sobject: str, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-        """One Bulk API 2.0 update job; the failed rows (``sf__Id``, ``sf__Error``)."""
+    def bulk_update(self, sobject: str, body: str, records: int) -> list[dict[str, str]]:
+        """One Bulk API 2.0 update job of ``body`` (CSV, ``records`` rows, within the upload
+        limit: ``BULK_UPLOAD_BYTES``); the failed rows (``sf__Id``, ``sf__Error``).
+
+        The job is driven here through the SDK's own job client rather than
+        ``bulk2.<object>.update``: that path parses our CSV twice more (counting and
+        re-splitting it) and, after polling the job to ``JobComplete``, reads its state
+        once more, a fifth call where Bulk API 2.0 needs four (create, upload, close, one
+        poll: ``contract.BULK_JOB_CALLS``)."""
 
         def run(sf: Salesforce) -> list[dict[str, str]]:
             handler = getattr(sf.bulk2, sobject)
-            jobs = handler.update(
-                records=[dict(r) for r in rows], wait=self.settings.bulk_poll_seconds
-            )
-            failed: list[dict[str, str]] = []
-            for job in jobs:
-                if int(job["numberRecordsFailed"]):
-                    text = handler.get_failed_records(job["job_id"])
-                    failed.extend(csv.DictReader(io.StringIO(text)))
-            return failed
+            jobs = handler._client  # the SDK's job calls (simple-salesforce 1.12's _Bulk2Client)
+            created = jobs.create_job(Operation.update)
+            if created.get("state") != "Open":
+                raise SalesforceOperationError(f"bulk job opened as {created.get('state')}")
+            job_id = created["id"]
+            try:
+                jobs.upload_job_data(job_id, body)
+                jobs.close_job(job_id)
+                job = self._await_job(jobs, job_id, records)
+            except Exception:
+                self._abort_job(jobs, job_id)
+                raise
+            if job["state"] != "JobComplete":
+                raise SalesforceOperationError(f"bulk job {job['state']}")
+            if not int(job.get("numberRecordsFailed") or 0):
+                return []
+            return list(csv.DictReader(io.StringIO(handler.get_failed_records(job_id))))
 
         return self.call("bulk_ingest", run)
 
+    def _await_job(self, jobs: Any, job_id: str, records: int) -> Mapping[str, Any]:
+        """Poll the closed job until it is final: first after ``bulk_poll_seconds``, then
+        when its own progress says it will be done (``next_poll``). Salesforce's guide says
+        only to check the state until it is ``JobComplete`` ("Process for Creating Bulk API
+        2.0 Requests"); how long a job takes depends on the org (its triggers and flows),
+        so the wait is measured from the job rather than guessed from its size."""
+        sleep = self._sleep or time.sleep
+        started = time.monotonic()
+        wait = self.settings.bulk_poll_seconds
+        while True:
+            sleep(wait)
+            job: Mapping[str, Any] = jobs.get_job(job_id, False)
+            if job["state"] in BULK_FINAL:
+                return job
+            elapsed = time.monotonic() - started
+            if elapsed > BULK_JOB_TIMEOUT_SECONDS:
+                raise SalesforceOperationError(f"bulk job {job['state']} after {elapsed:.0f} s")
+            done = int(job.get("numberRecordsProcessed") or 0)
+            wait = next_poll(elapsed, done, records, self.settings.bulk_poll_seconds)
+
+    def _abort_job(self, jobs: Any, job_id: str) -> None:
+        """Abort a job this run gave up on (as the SDK's own ``update`` does), so a retry's
+        new job is the only one that writes; a job already final is left alone."""
+        with suppress(SalesforceError, SalesforceOperationError, requests.RequestException):
+            if jobs.get_job(job_id, False)["state"] not in BULK_FINAL:
+                jobs.abort_job(job_id, False)
+
     def close(self) -> None:
         self.session.close()
+
+
+def next_poll(elapsed: float, done: int, records: int, floor: float) -> float:
+    """Seconds until the next poll of a job ``elapsed`` seconds into its wait with ``done``
+    of its ``records`` processed: the time the rest takes at the rate so far (none done
+    yet: as long again, a doubling), at least ``floor`` and a tenth of a second (never a
+    busy loop), at most ``BULK_POLL_MAX_SECONDS``."""
+    rest = elapsed * (records - done) / done if done else elapsed
+    return min(BULK_POLL_MAX_SECONDS, max(floor, 0.1, rest))
 
 
 #: (method or None for any, path regex, kind): first match wins.
