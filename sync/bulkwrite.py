@@ -4,9 +4,9 @@ A sync writes several rows per customer (its state, its assessed inputs, an outb
 an audit row). Through SQLAlchemy's ``executemany`` each row cost ~20 µs of Python before
 the database saw it: parameters compiled, and every value put through its column type one
 call at a time. Here each column's values go through that same column type's bind
-processor (SQLAlchemy's own, so the stored text is byte for byte what it wrote: JSON
-through ``sync.jsontext``, customer data encrypted by ``sync.crypto``) in one ``map`` a
-column, and then
+processing (SQLAlchemy's own, or on SQLite a JSON column's serializer called straight, so
+the stored text is byte for byte what it wrote: JSON through ``sync.jsontext``, customer
+data encrypted by ``sync.crypto``) in one ``map`` a column, and then
 
 * on SQLite, one prepared ``INSERT`` (or ``INSERT ... ON CONFLICT DO UPDATE``) runs over
   all rows in the driver's C loop (``executemany``);
@@ -20,10 +20,13 @@ SQLAlchemy's error wrapping (``hide_parameters``: no customer data in an error m
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+
+from sync.crypto import EncryptedJSON, cipher_of
 
 #: values per PostgreSQL statement (the protocol allows 65,535 parameters)
 _PG_PARAMS = 30_000
@@ -124,5 +127,21 @@ def _bound(
 
 
 def _processor(dialect: sa.Dialect, type_: Any) -> Callable[[Any], Any] | None:
+    """The column type's bind processor. On SQLite a JSON column's is its serializer itself
+    (after the cipher's sealing for an encrypted one), which is what SQLAlchemy's processor
+    ends in: the same text without the two to four calls a value that SQLAlchemy wraps
+    around it for ``JSON.NULL``, ``null()`` and its type decorator, which rows of plain
+    values never need (0.2-0.5 µs a value, nine values a customer in a first sync).
+    PostgreSQL's driver takes JSON as its own adapter object: SQLAlchemy's processor."""
+    if dialect.name == "sqlite":
+        serialize = getattr(dialect, "_json_serializer", None) or json.dumps
+        if isinstance(type_, EncryptedJSON):
+            cipher = cipher_of(dialect)
+            if cipher is None:
+                return serialize
+            seal = type_.seal
+            return lambda value: serialize(seal(value, cipher))
+        if isinstance(type_, sa.JSON) and not type_.none_as_null:
+            return serialize
     processor: Callable[[Any], Any] | None = type_.dialect_impl(dialect).bind_processor(dialect)
     return processor

@@ -4,9 +4,9 @@ Everything a run keeps goes through here, in the transaction the run opens for i
 
 - a page's commit: unchanged customers' state (hysteresis needs a decision that moved
   even when nothing is written), pending decisions, task budgets, stored inputs, audit;
-- an answered write call: items done, tasks and memberships made, retries scheduled or
-  dead-lettered, and each decision whose writes are all answered promoted to the
-  customer's committed state with its ``tier_change`` audit row.
+- the answered write calls that landed together: items done, tasks and memberships made,
+  retries scheduled or dead-lettered, and each decision whose writes are all answered
+  promoted to the customer's committed state with its ``tier_change`` audit row.
 
 It also keeps the run's outcome per customer and the counts the run record reconciles.
 """
@@ -51,6 +51,8 @@ _REF_CACHE = 50_000
 
 #: a ``customers`` row to upsert (``sync.state.save_states``): column -> stored value
 StateRow = dict[str, Json]
+#: one write call's items and its answers, one per item
+Answered = tuple[list[OutboxItem], list[WriteResult]]
 
 
 @dataclass
@@ -182,42 +184,49 @@ class Recorder:
 
     # --- answered writes ----------------------------------------------------------------
 
-    def record_results(
-        self, items: list[OutboxItem], results: list[WriteResult]
-    ) -> list[OutboxItem]:
-        """Record one call's answers (one transaction); the items to send again later."""
+    def record_results(self, calls: list[Answered]) -> list[OutboxItem]:
+        """Record the answers of the calls that landed together (one transaction, so one
+        commit where each call had its own: a full first sync's calls land a dozen at a
+        time between pages); the items to send again later. Each call is taken in turn as
+        if it were recorded on its own: a decision its answers complete is promoted with
+        it, and the audit rows keep that order."""
         retries: list[OutboxItem] = []
+        audit_rows: list[AuditEntry] = []
+        effects: list[dict[str, Json]] = []
+        done: list[int] = []
+        promoted: list[StateRow] = []
+        resolved: list[str] = []
         with self.store.begin() as conn:
-            audit_rows: list[AuditEntry] = []
-            effects: list[dict[str, Json]] = []
-            done: list[int] = []
-            for item, result in zip(items, results, strict=True):
-                decision = self.decisions.get(item.customer_id)
-                if result.ok:
-                    done.append(item.id)
-                    self.counts.writes[item.kind] += 1
-                    if item.kind != "field_update":
-                        self.counts.effects[_effect_label(item)] += 1
-                        self._side_effect(item, decision, effects, audit_rows)
-                    if decision:
-                        decision.outstanding.discard(item.id)
-                elif result.retryable and item.attempts + 1 < self.retry_attempts:
-                    attempts = item.attempts + 1
-                    outbox.set_status(
-                        conn, [item.id], "pending", attempts=attempts, error=result.error_code
-                    )
-                    retries.append(replace(item, attempts=attempts))
-                else:
-                    self._dead_letter(conn, item, result, decision)
+            for items, results in calls:
+                for item, result in zip(items, results, strict=True):
+                    decision = self.decisions.get(item.customer_id)
+                    if result.ok:
+                        done.append(item.id)
+                        self.counts.writes[item.kind] += 1
+                        if item.kind != "field_update":
+                            self.counts.effects[_effect_label(item)] += 1
+                            self._side_effect(item, decision, effects, audit_rows)
+                        if decision:
+                            decision.outstanding.discard(item.id)
+                    elif result.retryable and item.attempts + 1 < self.retry_attempts:
+                        attempts = item.attempts + 1
+                        outbox.set_status(
+                            conn, [item.id], "pending", attempts=attempts, error=result.error_code
+                        )
+                        retries.append(replace(item, attempts=attempts))
+                    else:
+                        self._dead_letter(conn, item, result, decision)
+                finished = {
+                    d.customer_id: d
+                    for d in (self.decisions.get(item.customer_id) for item in items)
+                    if d is not None and not d.outstanding
+                }
+                self.finalize(list(finished.values()), promoted, resolved, audit_rows)
             outbox.set_status(conn, done, "done")
             save_side_effects(conn, self.stream, effects)
             kill_point("in_record")
-            finished = {
-                d.customer_id: d
-                for d in (self.decisions.get(item.customer_id) for item in items)
-                if d is not None and not d.outstanding
-            }
-            self.finalize(conn, list(finished.values()), audit_rows)
+            save_states(conn, self.stream, promoted)
+            outbox.resolve_dead_letters(conn, self.stream, resolved)
             append(conn, audit_rows, self.audit_keys)
         return retries
 
@@ -294,13 +303,14 @@ class Recorder:
         audit_rows.append(self.audit(item.customer_id, event, None, new, pending, item=item))
 
     def finalize(
-        self, conn: sa.Connection, decisions: list[Decision], audit_rows: list[AuditEntry]
+        self,
+        decisions: list[Decision],
+        rows: list[StateRow],
+        resolved: list[str],
+        audit_rows: list[AuditEntry],
     ) -> None:
-        """These decisions' writes are all answered: they become the committed state."""
-        if not decisions:
-            return
-        rows: list[StateRow] = []
-        resolved: list[str] = []
+        """These decisions' writes are all answered: they become the committed state (their
+        ``rows``, the customers whose dead letters are ``resolved``, their audit rows)."""
         for decision in decisions:
             cid = decision.customer_id
             self.decisions.pop(cid, None)
@@ -336,8 +346,6 @@ class Recorder:
                 self.outcome(cid, Outcome.DEAD_LETTERED if decision.dead else Outcome.WRITTEN)
             else:
                 self.counts.recovered += 1
-        save_states(conn, self.stream, rows)
-        outbox.resolve_dead_letters(conn, self.stream, resolved)
 
     def defer_open_decisions(self) -> None:
         """A paused run leaves this run's open decisions to the next: count them skipped."""

@@ -30,8 +30,9 @@ from sync.settings import SyncSettings
 
 log = logging.getLogger(__name__)
 
-#: records the answers of one call; the items to retry later (their attempts counted)
-RecordFn = Callable[[list[OutboxItem], list[WriteResult]], list[OutboxItem]]
+#: records the answers of the calls that landed together, each call's items with its
+#: results; the items to retry later (their attempts counted)
+RecordFn = Callable[[list[tuple[list[OutboxItem], list[WriteResult]]]], list[OutboxItem]]
 
 
 class SentTally:
@@ -253,6 +254,7 @@ class WritePool:
                 wait(list(self.inflight), return_when=FIRST_COMPLETED)
             self._harvest()
             landed, self.landed = self.landed, []
+            answered = []
             for items, future in landed:
                 for item in items:
                     ids = self.inflight_by_customer.get(item.customer_id)
@@ -260,15 +262,23 @@ class WritePool:
                         ids.discard(item.id)
                         if not ids:
                             del self.inflight_by_customer[item.customer_id]
-                self._answer(items, future)
+                results = self._results(items, future)
+                if results is not None:
+                    answered.append((items, results))
+            if answered:
+                self._record(answered)
             if not (until_empty and self.inflight):
                 return
 
-    def _answer(self, items: list[OutboxItem], future: Future[list[WriteResult]]) -> None:
+    def _results(
+        self, items: list[OutboxItem], future: Future[list[WriteResult]]
+    ) -> list[WriteResult] | None:
+        """A call's answer, one result per item; None for a call with nothing to record
+        (withdrawn, or failed as a whole: its items go back in the queue)."""
         kill_point("after_write")
         if isinstance(future.exception(), Unsent):  # the outbox keeps them for later
             self.requeue(items)
-            return
+            return None
         for item in items:
             if item.attempts == 0:
                 self.tally.add(item)
@@ -282,15 +292,20 @@ class WritePool:
         except Exception as exc:
             self.requeue(items)
             self.stop = self.stop or _stop_for(exc)
-            return
+            return None
         if len(results) != len(items):
             self.requeue(items)
             self.stop = Stop(
                 "failed", f"connector answered {len(results)} results for {len(items)} writes"
             )
-            return
+            return None
+        return results
+
+    def _record(self, answered: list[tuple[list[OutboxItem], list[WriteResult]]]) -> None:
+        """Record the calls that landed together in one transaction (``Recorder.
+        record_results``): one commit, not one a call, and the same rows."""
         kill_point("before_record")
-        for item in self.record(items, results):
+        for item in self.record(answered):
             self.queue[item.id] = item
             base = self.settings.record_retry_base * 2 ** (item.attempts - 1)
             self.due[item.id] = time.monotonic() + min(base, self.settings.record_retry_cap)

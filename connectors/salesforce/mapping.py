@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from functools import cache, partial
+from functools import partial
 from typing import Any
 
 from tiering_core.outputs import OutputKind, output_type
@@ -55,14 +55,21 @@ def _reason_line(item: Any) -> str:
 
 
 def to_crm_value(output: str, value: Any) -> Any:
-    return None if value is None else encoder(output)(value)
+    return encode(encoder(output), value)
 
 
-@cache
+def encode(how: Callable[[Any], Any], value: Any) -> Any:
+    """``value`` as Salesforce holds it, by an output's ``encoder`` (an empty value stays
+    empty: ``None`` clears the field)."""
+    return None if value is None else how(value)
+
+
 def encoder(output: str) -> Callable[[Any], Any]:
-    """How a value of ``output`` is written, chosen once per output (the outputs are
-    declared once, ``tiering_core/outputs.py``) rather than for every value: a bulk job
-    encodes every field of 10,000 updates."""
+    """How a value of ``output`` is written, by its declared type
+    (``tiering_core/outputs.py``). A writer asks once per output and keeps the answer for
+    its plans (``writes.PlanWriter``) rather than once per value: a bulk job encodes every
+    field of 10,000 updates. Nothing is kept here, so an output declared or changed later
+    (a test's, a plugin's) is encoded by what it is now."""
     typ = output_type(output)
     if typ.kind == "long_text":
         return partial(_long_text, typ.max_length)

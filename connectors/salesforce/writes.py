@@ -27,7 +27,7 @@ from connectors.salesforce.bulkcsv import cell, csv_bodies
 from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings
 from connectors.salesforce.errors import record_retryable, refusal
-from connectors.salesforce.mapping import encoder
+from connectors.salesforce.mapping import encode, encoder
 
 #: Records (or ids) per sObject Collections call, and ids per ``IN`` look-up.
 BATCH = 200
@@ -58,6 +58,8 @@ class PlanWriter:
         self.mapping = mapping
         self.writeback = writeback
         self._person_contacts = person_contacts
+        # each mapped output's write encoding, chosen once for this writer's plans
+        self._encoders = {output: encoder(output) for output in writeback.fields}
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         results: list[WriteResult] = []
@@ -72,9 +74,9 @@ class PlanWriter:
         return results
 
     def _crm_fields(self, update: FieldUpdate) -> dict[str, Any]:
-        targets = self.writeback.fields
+        targets, encoders = self.writeback.fields, self._encoders
         return {
-            targets[output]: None if value is None else encoder(output)(value)
+            targets[output]: encode(encoders[output], value)
             for output, value in update.fields.items()
             if output in targets
         }
