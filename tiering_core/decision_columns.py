@@ -44,7 +44,7 @@ class DecisionColumns(Sequence[AssessmentData]):
         issues: list[list[dict[str, Any]]],
         set_fields: Mapping[str, Sequence[Any]],
         households: list[Household],
-        memberships: tuple[tuple[str, ...], list[list[bool]]],
+        memberships: tuple[tuple[str, ...], list[list[bool]]],  # a list per campaign
         overrides: list[dict[str, Any] | None] | None,
         policy: Policy,
         as_of: date,
@@ -185,7 +185,7 @@ class DecisionColumns(Sequence[AssessmentData]):
             self.policy,
             self.as_of,
             kinds,
-            (keys, members[i]),
+            (keys, [member[i] for member in members]),
         )
         overridden = self.overrides[i] if self.overrides else None
         if overridden is not None:  # a refused override's task to its maker

@@ -66,11 +66,8 @@ def decided(
     cells = row_reasons.reason_cells(cols, ev.reasons, rendered)
     named = Named.of(ev, policy, as_of)
     households = _household_tiers(ev)
-    if "campaign" in kinds:
-        m = memberships(cols, ev, policy)
-        members = m.member.T.tolist()
-    else:
-        m, members = _NO_MEMBERSHIPS, [[]] * cols.n
+    # each campaign's members, campaign by campaign: what an output line writes them from
+    m = memberships(cols, ev, policy) if "campaign" in kinds else _NO_MEMBERSHIPS
     overrides = [override.row_of(cols, i) for i in range(cols.n)] if cols.overrides else None
     service_level = named.service_level
     if overrides:  # an applied service-tier override's level: its reason's value, a tier
@@ -95,7 +92,7 @@ def decided(
         issues=row_issues.issues_by_row(cols, ev.issues),
         set_fields=set_fields,
         households=households,
-        memberships=(m.keys, members),
+        memberships=(m.keys, m.member.tolist()),
         overrides=overrides,
         policy=policy,
         as_of=as_of,

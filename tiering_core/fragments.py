@@ -71,21 +71,14 @@ def each(values: Iterable[Any]) -> list[bytes]:
     return list(map(to_json, values))
 
 
-def arrays(
-    rows: Sequence[Sequence[Any]],
-    keys_of: Callable[[list[Any]], Iterable[Hashable]] | None = None,
-) -> list[bytes]:
-    """Each row's list of objects as JSON array items (without the brackets), the rows'
-    items cut out of one flat column. ``keys_of``: a key per object of the flat column,
-    equal keys for objects that serialise alike, so each is serialised once per distinct
-    key (None: every object once)."""
-    flat = list(chain.from_iterable(rows))
-    if keys_of is None:
-        items = each(flat)
-    else:
-        keys = list(keys_of(flat))
-        first = dict(zip(keys, flat, strict=True))  # any object of a key stands for it
-        items = keyed(keys, lambda key: to_json(first[key]))
-    ends = list(accumulate(map(len, rows)))
+def arrays(rows: Sequence[Sequence[Any]]) -> list[bytes]:
+    """Each row's list of objects as JSON array items (without the brackets), every
+    object serialised once, the rows' items cut out of one flat column."""
+    return joined(each(chain.from_iterable(rows)), list(accumulate(map(len, rows))))
+
+
+def joined(items: list[bytes], ends: list[int]) -> list[bytes]:
+    """Each row's ``items`` (a flat column, rows one after the other; ``ends``: where
+    each row's end) joined as JSON array items."""
     cuts = map(slice, chain((0,), ends), ends)
     return list(map(b",".join, map(items.__getitem__, cuts)))

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from datetime import date
 from functools import partial
 from itertools import repeat
-from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -85,7 +84,7 @@ def lines(dc: DecisionColumns, candidates: BoolArray) -> bytes:
     named = dc.named
     out = Fragments(n)
     out.add(b'{"id":')
-    out.add(each(map(attrgetter("id"), dc.customers)))
+    out.add(each(dc.ids))
     service_level = dc.service_level  # an override's, where one applies
     made: dict[int, list[bytes]] = {}
     for name in _HEAD:
@@ -93,7 +92,7 @@ def lines(dc: DecisionColumns, candidates: BoolArray) -> bytes:
         values = service_level if name == "service_level" else getattr(named, name)
         out.add(_values(name, values, made))
     out.add(b',"reasons":[')
-    out.add(arrays(dc.reasons, _reason_keys))
+    out.add(dc.cells.items())
     out.add(b'],"actions":[')
     _actions(dc, candidates, made, out)
     out.add(b'],"dq_issues":[')
@@ -107,18 +106,6 @@ def lines(dc: DecisionColumns, candidates: BoolArray) -> bytes:
     )
     out.add(b"}\n")
     return out.lines()
-
-
-def _reason_keys(reasons: list[dict[str, Any]]) -> Any:
-    """A reason's text is one object for every reason of its code with its value and
-    threshold (``row_reasons.reason_cells``): with the weight, it says the whole reason
-    (a reason column's weight is one number, ``_py``'d once, so 0.0 and -0.0, or 1 and
-    1.0, never meet under one text)."""
-    return zip(map(id, map(_TEXT, reasons)), map(_WEIGHT, reasons), strict=True)
-
-
-_TEXT = itemgetter("text")
-_WEIGHT = itemgetter("weight")
 
 
 def _tail(version: str, key: tuple[date | None, decisions.Household]) -> bytes:
@@ -138,10 +125,9 @@ def _actions(
     out.add(_tasks(dc, candidates))
     keys, membership = dc.memberships
     if keys:
-        ids = map(attrgetter("id"), dc.customers)
-        digests = zip(*map(strategy.campaign_digests, ids, repeat(keys)), strict=True)
+        digests = zip(*map(strategy.campaign_digests, dc.ids, repeat(keys)), strict=True)
         close = b""  # the previous campaign's key, closed in this one's head
-        for key, member, digest in zip(keys, zip(*membership, strict=True), digests, strict=True):
+        for key, member, digest in zip(keys, membership, digests, strict=True):
             out.add(list(map(_campaign_heads(key, close).__getitem__, member)))
             out.add(digest)
             close = b'"}'
@@ -182,11 +168,11 @@ def _tasks(dc: DecisionColumns, candidates: BoolArray) -> list[bytes]:
     """Each customer's tasks, comma-led (``b""``: none), from the task rules as a whole
     decision has them (``DecisionColumns.row``), asked for the candidates alone."""
     named, policy, as_of = dc.named, dc.policy, dc.as_of
-    customers, reasons, issues, levels = dc.customers, dc.reasons, dc.issues, dc.service_level
+    customers, cells, issues, levels = dc.customers, dc.cells, dc.issues, dc.service_level
     out = [b""] * len(dc)
     for i in np.flatnonzero(candidates).tolist():
         outcome = named.outcome(i, levels[i], issues[i])
-        tasks = strategy.tasks(customers[i], outcome, policy, as_of, reasons[i])
+        tasks = strategy.tasks(customers[i], outcome, policy, as_of, cells.reasons_of(i))
         if tasks:
             out[i] = b"," + to_json(tasks)[1:-1]
     return out
@@ -208,10 +194,16 @@ def _campaign_head(key: str, member: bool) -> bytes:
 def _refusals(dc: DecisionColumns) -> list[bytes]:
     """A refused override's task to its maker, comma-led, where there is one."""
     out = []
-    for customer, o, why in zip(dc.customers, dc.overrides or (), dc.reasons, strict=True):
+    for i, (customer, o) in enumerate(zip(dc.customers, dc.overrides or (), strict=True)):
         tasks = (
             override.refusal_tasks(
-                customer.id, customer.owner_id, o, why, dc.policy, dc.as_of, dc.kinds
+                customer.id,
+                customer.owner_id,
+                o,
+                dc.cells.reasons_of(i),
+                dc.policy,
+                dc.as_of,
+                dc.kinds,
             )
             if o is not None
             else ()

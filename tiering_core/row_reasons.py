@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property, partial
-from itertools import pairwise
+from itertools import pairwise, repeat
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from tiering_core.columns import Columns
-from tiering_core.fragments import keyed
+from tiering_core.fragments import joined, keyed, to_json
 from tiering_core.reason_spec import ReasonSpec
 from tiering_core.reasons import CATALOGUE, ReasonText, lines_of, reason_line
 from tiering_core.rules.base import ReasonColumn
@@ -40,9 +40,8 @@ class ReasonCells:
     (``reasons_field``, ``lines``): each cell's column, row and weight as numpy arrays,
     and its observed value and threshold as plain data. Made only when read: each
     customer's codes (``codes``, what the sync keeps), the texts (``texts``, one per
-    distinct code, value and threshold), the reasons as dicts (``reasons``, one per
-    distinct reason where the weight is the code's: a generated chunk of 1,988 customers
-    has 14,648 reasons, 4,008 distinct) and each customer's list of them (``rows``)."""
+    distinct reason), the reasons as dicts (``reasons``, one per distinct reason), their
+    JSON for an output line (``items``) and each customer's list of them (``rows``)."""
 
     def __init__(
         self,
@@ -75,29 +74,35 @@ class ReasonCells:
         return self._plain[1]
 
     @cached_property
-    def _numbered(self) -> tuple[list[int], list[tuple[ReasonSpec, Any, Any]]]:
-        """Each cell's text number, and each text's code, value and threshold: the cells
-        of a column with the same value and threshold share a text (a listed value, a
-        list, has one of its own). A value is never two JSON spellings under one key: a
-        column's cells are one type (whole floats int, NaN None: ``_plain``)."""
+    def _numbered(self) -> tuple[list[int], list[tuple[ReasonSpec, Any, Any, Any]]]:
+        """Each cell's reason number, and each reason's code, value, threshold and
+        weight: the cells of a column with the same value, threshold and weight share a
+        reason and its text (a listed value, a list, has one of its own). A weight is the
+        code's, or the column's own as ``_weights`` rounds it (a listed value's: the
+        code's, as a float). A value or weight is never two JSON spellings under one key:
+        a column's cells are one type (whole floats int, NaN None: ``_plain``). A
+        generated chunk of 1,988 customers has 14,648 reasons, 4,008 distinct."""
         numbers: list[int] = []
-        sources: list[tuple[ReasonSpec, Any, Any]] = []
+        sources: list[tuple[ReasonSpec, Any, Any, Any]] = []
         values, thresholds = self._plain
+        weights = self.weight.tolist()
         for spec, rc, a, b in self._segments():
-            pairs: Iterable[tuple[Any, Any]]
-            if rc.profile_path is not None:  # lists: a text each
-                pairs = zip(values[a:b], thresholds[a:b], strict=True)
+            own = rc.weight is not None or rc.profile_path is not None
+            weight = weights[a:b] if own else repeat(spec.weight, b - a)
+            keys: Iterable[tuple[Any, Any, Any]]
+            if rc.profile_path is not None:  # lists: a reason each
+                keys = zip(values[a:b], thresholds[a:b], weight, strict=True)
                 numbers += range(len(sources), len(sources) + b - a)
-            elif isinstance(rc.value, np.ndarray) or isinstance(rc.threshold, np.ndarray):
-                cells = list(zip(values[a:b], thresholds[a:b], strict=True))
+            elif any(isinstance(x, np.ndarray) for x in (rc.value, rc.threshold, rc.weight)):
+                cells = list(zip(values[a:b], thresholds[a:b], weight, strict=True))
                 first = len(sources)
-                pairs = dict.fromkeys(cells)  # in order of first appearance
-                number = dict(zip(pairs, range(first, first + len(pairs)), strict=True))
+                keys = dict.fromkeys(cells)  # in order of first appearance
+                number = dict(zip(keys, range(first, first + len(keys)), strict=True))
                 numbers += map(number.__getitem__, cells)
-            else:  # one value and threshold for the whole column: one text
-                pairs = [(values[a], thresholds[a])]
+            else:  # one value, threshold and weight for the whole column: one reason
+                keys = [(values[a], thresholds[a], next(iter(weight)))]
                 numbers += [len(sources)] * (b - a)
-            sources += [(spec, value, threshold) for value, threshold in pairs]
+            sources += [(spec, *key) for key in keys]
         return numbers, sources
 
     def _segments(self) -> Iterator[tuple[ReasonSpec, ReasonColumn, int, int]]:
@@ -114,29 +119,31 @@ class ReasonCells:
         text_of: Callable[[ReasonSpec, Any, Any], Mapping[str, str]] = (
             _rendered if self.rendered else ReasonText
         )
-        return [text_of(*source) for source in self._numbered[1]]
+        return [text_of(spec, value, threshold) for spec, value, threshold, _ in self._numbered[1]]
 
     @cached_property
+    def _made(self) -> list[dict[str, Any]]:
+        """Each reason as plain data (``reasons.make_reason``'s dict), one per reason
+        number (``_numbered``)."""
+        sources, texts = self._numbered[1], self.texts
+        return [_reason(*source, text) for source, text in zip(sources, texts, strict=True)]
+
+    @property
     def reasons(self) -> list[dict[str, Any]]:
-        """Each cell's reason as plain data (``reasons.make_reason``'s dict). A column's
-        cells with the code's weight and one text share one dict; the shared dicts are
-        read, never changed (``engine._with_texts`` renders a text in place: the same for
+        """Each cell's reason, in cell order: a reason's dict is shared by its cells, read
+        and never changed (``engine._with_texts`` renders a text in place: the same for
         every sharer)."""
-        texts, (numbers, sources) = self.texts, self._numbered
-        weights = self.weight.tolist()
-        out: list[dict[str, Any]] = []
-        for spec, rc, a, b in self._segments():
-            if rc.weight is None and rc.profile_path is None:  # a dict per distinct text
-                out += keyed(numbers[a:b], partial(_shared, spec, sources, texts))
-            else:  # a cell's own weight or list: a reason each, texts shared
-                out += map(
-                    partial(_reason, spec),
-                    self.values[a:b],
-                    self.thresholds[a:b],
-                    weights[a:b],
-                    map(texts.__getitem__, numbers[a:b]),
-                )
-        return out
+        return list(map(self._made.__getitem__, self._numbered[0]))
+
+    def items(self) -> list[bytes]:
+        """Each row's reasons as JSON array items without the brackets, the bytes
+        pydantic-core writes for its reason dicts (an output line's ``reasons``): each
+        distinct reason serialised once and picked per cell, with no reason list a
+        customer."""
+        written = list(map(to_json, self._made))
+        by_cell = list(map(written.__getitem__, self._numbered[0]))
+        order, ends = self._order
+        return joined(list(map(by_cell.__getitem__, order)), ends)
 
     @cached_property
     def _order(self) -> tuple[list[int], list[int]]:
@@ -150,6 +157,12 @@ class ReasonCells:
         """Each customer's reasons, in column order (a slice a customer)."""
         order, ends = self._order
         return _cut(list(map(self.reasons.__getitem__, order)), ends)
+
+    def reasons_of(self, i: int) -> list[dict[str, Any]]:
+        """Customer ``i``'s reasons, in column order, without the other customers' lists
+        (``rows``): what the task rules read of the few an output line asks them about."""
+        made, numbers, (order, ends) = self._made, self._numbered[0], self._order
+        return [made[numbers[k]] for k in order[ends[i - 1] if i else 0 : ends[i]]]
 
     @cached_property
     def codes(self) -> list[tuple[str, ...]]:
@@ -314,17 +327,6 @@ def _line(spec: ReasonSpec, language: str, key: tuple[Any, Any]) -> str:
     value, threshold = key
     (line,) = lines_of(spec, language, threshold, [value])
     return line
-
-
-def _shared(
-    spec: ReasonSpec,
-    sources: list[tuple[ReasonSpec, Any, Any]],
-    texts: list[Mapping[str, str]],
-    text: int,
-) -> dict[str, Any]:
-    """The reason of text ``text`` with the code's own weight."""
-    _, value, threshold = sources[text]
-    return _reason(spec, value, threshold, spec.weight, texts[text])
 
 
 def _reason(spec: ReasonSpec, value: Any, threshold: Any, weight: Any, text: Any) -> dict[str, Any]:

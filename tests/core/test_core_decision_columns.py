@@ -19,6 +19,7 @@ from tiering_core import decisions
 from tiering_core.columns import Columns
 from tiering_core.decision_columns import DecisionColumns
 from tiering_core.engine import decide_batch, evaluate
+from tiering_core.fragments import to_json
 from tiering_core.models import ACTION_KINDS, ActionKind, CustomerProfile, DecidedFields
 from tiering_core.policy import Policy, load_policy
 from tiering_core.reasons import make_reason
@@ -83,7 +84,7 @@ def test_columns_read_as_the_whole_decision(seed: int, name: str, households: bo
         summaries = new.summaries()
         codes = [codes_of(s["reasons"]) for s in summaries]
         field_rows = new.field_rows(set(new.set_fields))
-        assert not {"reasons", "rows", "texts"} & set(vars(new.cells))
+        assert not {"_made", "rows", "texts"} & set(vars(new.cells))
         rows = list(new)
         assert len(rows) == len(new) == len(profiles) == len(summaries) == len(field_rows)
         for i, before in enumerate(rows):
@@ -110,6 +111,25 @@ def test_columns_read_as_the_whole_decision(seed: int, name: str, households: bo
             )
             assert new.value_tier[i] == before["value_tier"]
             assert before["id"] == profiles[i].id
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+@pytest.mark.parametrize("name", ["default", "fico", "variant"])
+def test_an_output_lines_reasons_are_each_rows_reasons_as_json(seed: int, name: str) -> None:
+    """An output line's reasons (``ReasonCells.items``) are each row's reason dicts as
+    pydantic-core writes them (AML contributions' own weights, listed countries, refused
+    overrides among them), made without a reason list a customer; what the task rules
+    read of a row (``reasons_of``) is its row's reasons."""
+    policy = policies()[name]
+    profiles = book(seed)
+    cols = Columns.from_profiles(profiles, policy)
+    ev = override.apply(evaluate(cols, policy, AS_OF), cols, policy, AS_OF)
+    cells = decisions.decided(cols, ev, policy, AS_OF, ACTION_KINDS, rendered=True).cells
+    items = cells.items()
+    made = [cells.reasons_of(i) for i in range(len(profiles))]
+    assert "rows" not in vars(cells)
+    assert made == cells.rows
+    assert items == [b",".join(map(to_json, row)) for row in cells.rows]
 
 
 def test_a_hand_checked_batch() -> None:
@@ -156,7 +176,7 @@ def test_a_hand_checked_batch() -> None:
         "VAL_AUM_AFFLUENT AUM 448,107.42 >= affluent floor 50,000; CRD_GOOD "
     )
     assert fields[2] == fields[0]
-    assert not {"reasons", "rows", "texts"} & set(vars(dc.cells))
+    assert not {"_made", "rows", "texts"} & set(vars(dc.cells))
     # read whole: the reasons as plain data, the twins sharing each reason
     first = mass["reasons"][0]
     assert {k: v for k, v in first.items() if k != "text"} == {
