@@ -20,10 +20,11 @@ side by side in one run over the same generated customers:
                      kinds: tier fields only, and all), the collector paused as the
                      sync command pauses it, every customer's decision made whole (what
                      the sync read before the planner read columns)
-  decisions as the   the same call, then per customer what the sync's planner reads
-  sync uses them     (sync.planning.PagePlanner.plan): the decision without its actions
-                     and the set_field values from the columns, and the whole decision
-                     only where tasks and campaigns are planned (all actions)
+  decisions as the   the same call, then what the sync's planner reads
+  sync uses them     (sync.planning.PagePlanner.plan): the decisions without their
+                     actions (reasons kept as cells) and the set_field values, both from
+                     the columns, and the whole decision only where tasks and campaigns
+                     are planned (all actions)
   assess_batch       the same, validated into Assessment models
   assess             one customer end to end (the webhook path: a batch of one)
 
@@ -64,12 +65,16 @@ FIELDS_ONLY: frozenset[ActionKind] = frozenset({"set_field"})
 
 
 def read_as_the_sync(decided: Sequence[AssessmentData], kinds: frozenset[ActionKind]) -> None:
-    """What the sync's planner reads of each decision (``PagePlanner.plan``)."""
+    """What the sync's planner reads of the decisions (``PagePlanner.plan``), every field
+    mapped: each customer's field values, and its decision without actions (fields only)
+    or whole (tasks and campaigns are planned from whole decisions)."""
     assert isinstance(decided, DecisionColumns)
-    whole = kinds != FIELDS_ONLY  # tasks and campaigns are planned from whole decisions
-    for i in range(len(decided)):
-        decided.row(i) if whole else decided.plain(i)
-        decided.field_values(i)
+    decided.field_rows(decided.set_fields)
+    if kinds == FIELDS_ONLY:
+        decided.summaries()
+    else:
+        for i in range(len(decided)):
+            decided.row(i)
 
 
 def median_seconds(fn: Callable[[], Any], runs: int) -> tuple[float, float]:

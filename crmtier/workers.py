@@ -45,14 +45,16 @@ def open_tasks(
     return build_app(site, KINDS), site
 
 
-def hooks(app: App, site: Worksite) -> TaskEngineHooks:
-    """What the receiver needs of the engine: defer committed events, read the queue."""
+def hooks(app: App, site: Worksite, spread_full_sync: bool) -> TaskEngineHooks:
+    """What the receiver needs of the engine: defer committed events, read the queue (and,
+    when full syncs are spread over the workers, how many are alive to take them)."""
     batch = site.inbox_options.batch_size
 
     def defer(ids: Sequence[int]) -> list[int]:
         return defer_events(app, site.store, ids, batch)
 
-    return TaskEngineHooks(defer, partial(queue_stats, site.store))
+    live_after = site.settings.stalled_after if spread_full_sync else None
+    return TaskEngineHooks(defer, partial(queue_stats, site.store, live_after=live_after))
 
 
 @contextmanager

@@ -95,13 +95,16 @@ class PageStep:
         for cid in fresh:
             if cid not in changed:
                 planner.count_settled(cid, states.get(cid))
+        if from_stream:
+            planner.passed(fresh)
         todo = [r for cid, r in fresh.items() if cid in changed] + extra
         assessed = planner.assess(todo, states, links_for)
         kill_point("after_tier")
         p.pool.send_ready()  # not later: planning reads the queue, and must see it settled
         plans = planner.plan(assessed, states, p.dispatcher.in_doubt)
         if p.options.dry_run:
-            planner.previewed_as(plans, hashes)
+            ahead = {r.profile.id for r in extra} if from_stream else hashes.keys()
+            planner.previewed_as(plans, hashes, ahead)
             self._preview(planner.bounded(plans)[0])
             p.progress()
             return None

@@ -25,6 +25,7 @@ from connectors.errors import ConfigError
 from connectors.mapping import WritebackConfig
 from sync.explanation import EXPLANATION, explanation_text
 from tiering_core.models import ActionKind, AssessmentData, TaskAction
+from tiering_core.row_reasons import codes_of
 
 #: characters a number's text can start with besides digits (float() also takes
 #: "inf"/"nan", which start with a letter and stay text, as before)
@@ -158,7 +159,7 @@ def tiers_of(assessment: AssessmentData) -> dict[str, str]:
     tiers = {name: str(assessment[name]) for name in TIER_FIELDS}  # type: ignore[literal-required]
     if "household_tier" in assessment:
         tiers[HOUSEHOLD_TIER] = assessment["household_tier"] or NO_HOUSEHOLD
-        lifted = any(r["code"] == "HOUSEHOLD_AUM" for r in assessment["reasons"])
+        lifted = "HOUSEHOLD_AUM" in codes_of(assessment["reasons"])
         tiers[HOUSEHOLD_LIFT] = "yes" if lifted else "no"
     return tiers
 

@@ -16,7 +16,7 @@ other field.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple, Protocol
 
@@ -44,6 +44,7 @@ from sync.state import CustomerState
 from sync.taskbudget import Budget, TaskLimit
 from tiering_core.decision_columns import DecisionColumns
 from tiering_core.models import AssessmentData, CustomerProfile
+from tiering_core.row_reasons import codes_of
 from tiering_core.rules.household import HouseholdLinks
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,9 @@ class Decided(Protocol):
 
     def __getitem__(self, i: int, /) -> AssessmentData: ...
 
-    def plain(self, i: int) -> AssessmentData: ...
+    def summaries(self) -> list[AssessmentData]: ...
 
-    def field_values(self, i: int) -> dict[str, Any]: ...
+    def field_rows(self, names: Container[str]) -> list[dict[str, Any]]: ...
 
     def dq_issues(self, i: int) -> list[dict[str, Any]]: ...
 
@@ -87,11 +88,13 @@ class DecisionRows(list[AssessmentData]):
     def value_tier(self) -> list[str]:
         return [d["value_tier"] for d in self]
 
-    def plain(self, i: int) -> AssessmentData:
-        return self[i]
+    def summaries(self) -> list[AssessmentData]:
+        return list(self)
 
-    def field_values(self, i: int) -> dict[str, Any]:
-        return field_values(self[i])
+    def field_rows(self, names: Container[str]) -> list[dict[str, Any]]:
+        return [
+            {name: value for name, value in field_values(d).items() if name in names} for d in self
+        ]
 
     def dq_issues(self, i: int) -> list[dict[str, Any]]:
         return list(self[i]["dq_issues"])
@@ -150,7 +153,8 @@ class PagePlanner:
         # tasks beyond budgets wait (sync.taskbudget); customers revisited for them
         self.budget = Budget(task_limits) if task_limits else None
         self.revisit: set[str] = set()
-        #: a dry run's decisions, which it never records (``settled``): input hash, tiers
+        #: a dry run's decisions, which it never records (``settled``): input hash, tiers;
+        #: only of customers decided ahead of the stream, until it reads them (``passed``)
         self.previewed: dict[str, tuple[str, dict[str, str]]] = {}
         self.totals = PlanTotals()  # a dry run's, per field/rule/campaign
 
@@ -207,12 +211,26 @@ class PagePlanner:
             )
         )
 
-    def previewed_as(self, plans: Sequence[Planned], hashes: Mapping[str, str]) -> None:
-        """Keep what a dry run planned (it records no decision): a later read of the
-        customer on the same inputs is settled by it (``settled``, ``count_settled``)."""
+    def previewed_as(
+        self, plans: Sequence[Planned], hashes: Mapping[str, str], ahead: Collection[str]
+    ) -> None:
+        """Keep what a dry run planned (it records no decision) for the customers decided
+        ahead of the stream (``ahead``: fetched by id, or beside a page for its
+        households): the stream's read of such a customer on the same inputs is settled
+        by it (``settled``, ``count_settled``). A customer the stream read is not kept:
+        the stream reads a customer once, so the map holds only the customers fetched
+        ahead of it, never the whole run's."""
         for planned in plans:
             cid = planned.customer_id
-            self.previewed[cid] = (hashes[cid], tiers_of(planned.summary))
+            if cid in ahead:
+                self.previewed[cid] = (hashes[cid], tiers_of(planned.summary))
+
+    def passed(self, ids: Iterable[str]) -> None:
+        """The stream has read these customers: what a dry run planned for them ahead of
+        it has served (``settled``), and goes."""
+        if self.previewed:
+            for cid in ids:
+                self.previewed.pop(cid, None)
 
     def count_settled(self, cid: str, state: CustomerState | None) -> None:
         """Count a settled customer (``settled``) unchanged, at the tiers it holds. One this
@@ -299,16 +317,20 @@ class PagePlanner:
         self, assessed: AssessedPage, states: dict[str, CustomerState], in_doubt: InDoubt
     ) -> list[Planned]:
         """Each customer's plan. Its desired fields are read from the page's decision
-        columns; a run writing fields alone plans from them and its decision without
-        actions (``plain``) only, and the whole decision is made for a customer only when
-        tasks or campaigns are planned (``plan_customer``) or someone reads it."""
+        columns (the mapped fields' values of every customer in one pass); a run writing
+        fields alone plans from them and its decision without actions (``summaries``:
+        reasons kept as codes until read) only, and the whole decision is made for a
+        customer only when tasks or campaigns are planned (``plan_customer``) or someone
+        reads it."""
         out = []
         writeback, decided = self.writeback, assessed.decided
         alone = fields_only(writeback)
+        values = decided.field_rows(writeback.fields)
+        summaries = decided.summaries() if alone else None
         for i, record in enumerate(assessed.records):
             cid = record.profile.id
-            summary = decided.plain(i) if alone else decided[i]
-            desired = desired_fields(summary, writeback, decided.field_values(i))
+            summary = decided[i] if summaries is None else summaries[i]
+            desired = desired_fields(summary, writeback, values[i])
             if alone:
                 plan = CustomerPlan(cid, changed_fields(desired, record.current))
             else:
@@ -357,7 +379,7 @@ class PagePlanner:
             fields=jsonable(planned.desired),
             assessed_at=self.options.day(),
             below_floor_since=assessment["below_floor_since"],
-            reason_codes=tuple(r["code"] for r in assessment["reasons"]),
+            reason_codes=codes_of(assessment["reasons"]),
             policy_version=assessment["policy_version"],
             input_hash=digest,
             run_id=self.recorder.run_id,

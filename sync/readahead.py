@@ -6,12 +6,13 @@ thread while page n is processed overlaps the two; pages still come out one at a
 in order, so the bookmark rules (``sync.bookmarks``) see exactly the sequence they would
 without it. An error from the CRM surfaces where that page would have been taken. At
 most one page is read that the run then does not process (it stops early, or fails);
-the next run reads it again from the bookmark.
+the next run reads it again from the bookmark. None is when the caller says, of the page
+just read, that it is the last it takes (``last``: the sync's page past its signpost).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar, cast
 
@@ -22,14 +23,19 @@ T = TypeVar("T")
 _END = object()
 
 
-def read_ahead(items: Iterator[T]) -> Iterator[T]:
-    """Yield ``items`` in order, fetching each next one on a thread while the caller works."""
+def read_ahead(items: Iterator[T], last: Callable[[T], bool] | None = None) -> Iterator[T]:
+    """Yield ``items`` in order, fetching each next one on a thread while the caller works;
+    none after an item ``last`` holds true of (each such page is a CRM call and a page of
+    records decoded for nothing)."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-read")
     try:
         pending = pool.submit(carry(next), items, _END)  # its calls count for the caller
         while True:
             item = pending.result()
             if item is _END:
+                return
+            if last is not None and last(cast(T, item)):
+                yield cast(T, item)
                 return
             pending = pool.submit(carry(next), items, _END)
             yield cast(T, item)

@@ -67,7 +67,8 @@ class Reader:
         self.writes_from = _next_tick(signpost, self.caps.modstamp_resolution)
         remaining = options.limit
         try:
-            for page in read_ahead(self.connector.read_changed(start)):
+            past = partial(_past, signpost)
+            for page in read_ahead(self.connector.read_changed(start), last=past):
                 read_at = datetime.now(UTC)
                 kill_point("after_fetch")
                 records = list(page.records)
@@ -165,6 +166,12 @@ def _tie_digest(record: CrmRecord, inputs: str) -> str:
     """Content of a record as read (inputs and the CRM's write-back values), short."""
     current = repr(sorted((k, repr(v)) for k, v in record.current.items()))
     return hashlib.sha256(f"{inputs}\n{current}".encode()).hexdigest()[:16]
+
+
+def _past(signpost: datetime, page: Page) -> bool:
+    """Whether ``page`` ends past the signpost: the run takes no page after it, so none is
+    read ahead (on a first sync, the run's own writes wait there, stamped after it)."""
+    return bool(page.records) and page.records[-1].modstamp > signpost
 
 
 def _next_tick(moment: datetime, resolution: timedelta) -> datetime:

@@ -51,8 +51,8 @@ import sqlalchemy as sa
 
 from connectors.calltally import counting
 from connectors.contract import CrmRecord, ReadContext
-from sync import outbox, run_outbox
 from sync import retier_units as units
+from sync import run_outbox
 from sync.page_step import PageStep
 from sync.records import Advance, Stop
 from sync.retier_units import UnitGivenUpError, UnitRef, UnitResult
@@ -254,9 +254,7 @@ class UnitRunner:
         if isinstance(p.e.connector, ReadContext):
             p.e.connector.adopt_read_context(unit.context)
         with p.e.store.begin() as conn:
-            p.recorder.dead_letter_customers = set(
-                outbox.open_dead_letter_customers(conn, p.e.stream)
-            )
+            run_outbox.load_dead_letters(p, conn)
         run_outbox.take_over(p, {r.profile.id for r in unit.records})
         try:
             page = self.step.plan(list(unit.records), from_stream=True)

@@ -92,7 +92,7 @@ class Run:
         with p.e.store.begin() as conn:
             p.reader.load(conn)
             self.from_start = p.reader.bookmark is None  # a first run reads everyone
-            p.recorder.dead_letter_customers = set(outbox.open_dead_letter_customers(conn, stream))
+            run_outbox.load_dead_letters(p, conn)
             waiting = self.tasks.load(conn, read_stream)
         log.info(
             "run started",

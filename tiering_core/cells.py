@@ -220,6 +220,15 @@ class Cells:
             {k: list(get(v)) for k, v in self.blocks.items()},
         )
 
+    def drop(self, rows: Sequence[int]) -> None:
+        """Remove ``rows`` (ascending, distinct) in place: a chunk's few refused records
+        cost a ``del`` a column each, where ``take`` of the rest copies every column
+        (2 ms against 18 ms a 20,000-record book with 93 refused; docs/operations.md)."""
+        for column in (*self.values.values(), *self.blocks.values()):
+            for i in reversed(rows):
+                del column[i]
+        self.n -= len(rows)
+
     @classmethod
     def concat(cls, parts: Sequence[Cells]) -> Cells:
         first = parts[0]

@@ -1,11 +1,13 @@
 """A batch's decisions as columns, each customer's decision dict made only when asked.
 
 ``decisions.decided`` names every decided output of a batch column-wise (a list per
-output: tiers, scores, review dates, each customer's reasons and DQ issues, and the
-``set_field`` values per field, the CRM's reasons field rendered for the whole batch).
+output: tiers, scores, review dates, each customer's DQ issues, and the ``set_field``
+values per field, the CRM's reasons field rendered for the whole batch) and keeps its
+reasons as cells (``row_reasons.ReasonCells``: codes and values until a reason is read).
 What a caller reads for every customer is read from these columns: the sync plans a
-customer's tier-field writes from ``field_values`` and keeps its state from ``plain``
-without the 13 ``set_field`` action dicts a decision holds. ``row`` makes exactly the
+customer's tier-field writes from ``field_rows`` and keeps its state (its reason codes
+among it) from ``summaries``, without a reason dict or the 13 ``set_field`` action dicts
+a decision holds. ``row`` makes exactly the
 decision dict (``AssessmentData``) the engine has always returned, with its actions,
 once per customer and only for the customers a caller reads whole (an output line, a
 customer with tasks, the webhook path); iterating or indexing the batch reads rows.
@@ -13,12 +15,15 @@ customer with tasks, the webhook path); iterating or indexing the batch reads ro
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from datetime import date
+from functools import cached_property
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, cast, overload
 
 from tiering_core.models import ActionKind, AssessmentData
 from tiering_core.policy import Policy
+from tiering_core.row_reasons import ReasonCells, RowReasons
 from tiering_core.rules import override, strategy
 
 if TYPE_CHECKING:
@@ -31,10 +36,11 @@ class DecisionColumns(Sequence[AssessmentData]):
     def __init__(
         self,
         *,
-        customers: list[strategy.Customer],
+        ids: list[str],
+        customers: Callable[[], list[strategy.Customer]],
         named: Named,
         service_level: list[str],
-        reasons: list[list[dict[str, Any]]],
+        cells: ReasonCells,
         issues: list[list[dict[str, Any]]],
         set_fields: Mapping[str, Sequence[Any]],
         households: list[Household],
@@ -44,10 +50,12 @@ class DecisionColumns(Sequence[AssessmentData]):
         as_of: date,
         kinds: frozenset[ActionKind],
     ) -> None:
-        self.customers = customers
+        self.ids = ids
+        self._customers = customers
         self.named = named
         self.service_level = service_level
-        self.reasons = reasons
+        #: the batch's reasons as cells: codes and values until a reason is read
+        self.cells = cells
         self.issues = issues
         #: field -> each customer's value as written, in the order a decision's
         #: ``set_field`` actions list them (empty when those actions were not asked for)
@@ -58,7 +66,7 @@ class DecisionColumns(Sequence[AssessmentData]):
         self.policy = policy
         self.as_of = as_of
         self.kinds = kinds
-        self._rows: list[AssessmentData | None] = [None] * len(customers)
+        self._rows: list[AssessmentData | None] = [None] * len(ids)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -77,6 +85,18 @@ class DecisionColumns(Sequence[AssessmentData]):
     def __iter__(self) -> Iterator[AssessmentData]:
         return map(self.row, range(len(self)))
 
+    @cached_property
+    def customers(self) -> list[strategy.Customer]:
+        """Each customer as the task and campaign rules read it (made when first read:
+        a decision made whole, an output line)."""
+        return self._customers()
+
+    @property
+    def reasons(self) -> list[list[dict[str, Any]]]:
+        """Each customer's reasons as plain data (made for the whole batch when first
+        read: ``ReasonCells.rows``)."""
+        return self.cells.rows
+
     @property
     def value_tier(self) -> Sequence[str]:
         """Each customer's value tier (what a run counts its customers by)."""
@@ -87,17 +107,34 @@ class DecisionColumns(Sequence[AssessmentData]):
         say, read from the columns."""
         return {name: column[i] for name, column in self.set_fields.items()}
 
+    def field_rows(self, names: Container[str]) -> list[dict[str, Any]]:
+        """Every customer's ``set_field`` values of the fields in ``names``, by field in
+        action order (``field_values`` of each, those fields only): made in one C-level
+        pass over the columns, not a Python step a customer."""
+        chosen = [(name, c) for name, c in self.set_fields.items() if name in names]
+        return _dicts(tuple(name for name, _ in chosen), [c for _, c in chosen], len(self))
+
     def dq_issues(self, i: int) -> list[dict[str, Any]]:
         """Customer ``i``'s data-quality issues (what a run counts), without its decision."""
         return self.issues[i]
 
     def plain(self, i: int) -> AssessmentData:
         """Customer ``i``'s decision without its actions (``actions`` empty): every other
-        key as ``row`` has it, in the same order (a new dict each call)."""
+        key as ``row`` has it, in the same order (a new dict each call); its reasons are
+        made when first read (``RowReasons``: their codes are read from the cells)."""
+        return self._decision(i, RowReasons(self.cells, i))
+
+    def summaries(self) -> list[AssessmentData]:
+        """Every customer's ``plain`` decision (what the sync keeps of a customer it
+        writes tier fields for)."""
+        return list(map(self.plain, range(len(self))))
+
+    def _decision(self, i: int, reasons: Sequence[dict[str, Any]]) -> AssessmentData:
+        """Customer ``i``'s decision with these reasons and no actions (one dict display:
+        a third of the time of a dict zipped from keys and a row)."""
         n = self.named
-        customer = self.customers[i]
         decision: dict[str, Any] = {  # AssessmentData, its values named from the codes
-            "id": customer.id,
+            "id": self.ids[i],
             "status": n.status[i],
             "value_tier": n.value_tier[i],
             "value_score": n.value_score[i],
@@ -109,7 +146,7 @@ class DecisionColumns(Sequence[AssessmentData]):
             "next_review": n.next_review[i],
             "service_level": self.service_level[i],
             "preferred_channel": n.preferred_channel[i],
-            "reasons": self.reasons[i],
+            "reasons": reasons,
             "actions": (),
             "dq_issues": self.issues[i],
             "policy_version": self.policy.version,
@@ -126,8 +163,8 @@ class DecisionColumns(Sequence[AssessmentData]):
         made = self._rows[i]
         if made is not None:
             return made
-        decision = self.plain(i)
         customer, why, kinds = self.customers[i], self.reasons[i], self.kinds
+        decision = self._decision(i, why)
         fields = tuple(
             {"kind": "set_field", "field": name, "value": value}
             for name, value in self.field_values(i).items()
@@ -160,3 +197,10 @@ class DecisionColumns(Sequence[AssessmentData]):
             )
         self._rows[i] = decision
         return decision
+
+
+def _dicts(keys: tuple[str, ...], columns: Sequence[Sequence[Any]], n: int) -> list[dict[str, Any]]:
+    """Row by row, a dict of ``keys`` to the row's value in each of ``columns``."""
+    if not keys:
+        return [{} for _ in range(n)]
+    return list(map(dict, map(zip, repeat(keys), zip(*columns, strict=True))))

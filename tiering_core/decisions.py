@@ -2,24 +2,25 @@
 
 ``evaluate`` (engine) has decided every level, score, reason and DQ issue of a batch
 column-wise as codes; this names them as the decision holds them, one list per output,
-with each customer's reasons and DQ issues (``row_reasons``), the ``set_field`` values
-per field (the CRM's reasons field chosen for the whole batch: ``reasons_field``) and
-campaign membership (``rules.campaigns``). ``DecisionColumns`` holds them; a customer's
-``AssessmentData`` (in the model's field order, with its CRM actions: ``strategy``) is
-made from them only where it is read whole: the per-record step, where a customer leaves
-the process (an output line, a task, the webhook path).
+with the reasons as cells (``row_reasons``) and each customer's DQ issues
+(``row_issues``), the ``set_field`` values per field (the CRM's reasons field chosen for
+the whole batch: ``reasons_field``) and campaign membership (``rules.campaigns``).
+``DecisionColumns`` holds them; a customer's ``AssessmentData`` (in the model's field
+order, with its CRM actions: ``strategy``) is made from them only where it is read
+whole: the per-record step, where a customer leaves the process (an output line, a
+task, the webhook path).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from tiering_core import reasons_field, row_reasons
+from tiering_core import reasons_field, row_issues, row_reasons
 from tiering_core.columns import ENUM_INDEX, Columns
 from tiering_core.dates import add_months, add_working_days
 from tiering_core.decision_columns import DecisionColumns
@@ -63,17 +64,7 @@ def decided(
     ``rendered``: reason texts as dicts up front, for a caller that writes them all (an
     output line); else each renders when first read (``reasons.ReasonText``)."""
     cells = row_reasons.reason_cells(cols, ev.reasons, rendered)
-    reasons = row_reasons.by_row(cols.n, cells)
     named = Named.of(ev, policy, as_of)
-    customers = list(
-        map(
-            strategy.Customer,
-            cols.ids,
-            cols.owner_ids,
-            cols.enum_texts[ENUM_INDEX["kind"]],
-            (cols.flag["sanctions_hit"] == 1).tolist(),
-        )
-    )
     households = _household_tiers(ev)
     if "campaign" in kinds:
         m = memberships(cols, ev, policy)
@@ -82,23 +73,24 @@ def decided(
         m, members = _NO_MEMBERSHIPS, [[]] * cols.n
     overrides = [override.row_of(cols, i) for i in range(cols.n)] if cols.overrides else None
     service_level = named.service_level
-    if overrides:  # an applied service-tier override's level
-        levels = policy.service_levels
+    if overrides:  # an applied service-tier override's level: its reason's value, a tier
+        levels, applied = policy.service_levels, cells.values_of(override.SERVICE_REASON)
         service_level = [
-            override.service_level(why, levels) or level if overridden else level
-            for overridden, why, level in zip(overrides, reasons, service_level, strict=True)
+            getattr(levels, applied[i]) if overridden and i in applied else level
+            for i, (overridden, level) in enumerate(zip(overrides, service_level, strict=True))
         ]
     set_fields = (
-        _set_field_columns(cols.n, ev, named, service_level, cells, households, policy)
+        _set_field_columns(cols.n, named, service_level, cells, households, policy)
         if "set_field" in kinds
         else {}
     )
     return DecisionColumns(
-        customers=customers,
+        ids=cols.ids,
+        customers=partial(_customers, cols),
         named=named,
         service_level=service_level,
-        reasons=reasons,
-        issues=row_reasons.issues_by_row(cols, ev.issues),
+        cells=cells,
+        issues=row_issues.issues_by_row(cols, ev.issues),
         set_fields=set_fields,
         households=households,
         memberships=(m.keys, members),
@@ -109,9 +101,22 @@ def decided(
     )
 
 
+def _customers(cols: Columns) -> list[strategy.Customer]:
+    """Each row as the task and campaign rules read it (made only for whole decisions and
+    output lines: ``DecisionColumns.customers``)."""
+    return list(
+        map(
+            strategy.Customer,
+            cols.ids,
+            cols.owner_ids,
+            cols.enum_texts[ENUM_INDEX["kind"]],
+            (cols.flag["sanctions_hit"] == 1).tolist(),
+        )
+    )
+
+
 def _set_field_columns(
     n: int,
-    ev: Evaluation,
     named: Named,
     service_level: list[str],
     cells: row_reasons.ReasonCells,
@@ -137,14 +142,13 @@ def _set_field_columns(
         "policy_version": [policy.version] * n,
         "reasons": reasons_field.reasons_fields(
             n,
-            ev.reasons,
             cells,
             top=s.reasons_top,
             language=s.reasons_language,
             max_chars=s.reasons_max_chars,
         ),
     }
-    if ev.household_tier is not None:
+    if households and households[0].read:
         columns["household_tier"] = [h.tier for h in households]
     return strategy.set_field_columns(columns)
 

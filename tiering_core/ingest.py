@@ -156,7 +156,8 @@ def _chunk(
             unreadable.append(Unreadable(number, reasons(exc)))
     refused = set(bad)
     rows = [i for i in range(len(numbered)) if i not in refused]
-    kept = cells.take(rows)
+    cells.drop(bad)  # validated's own lists: nothing else holds them
+    kept = cells
     if rescued:
         rows += [i for i, _ in rescued]
         kept = Cells.concat([kept, Cells.from_profiles([p for _, p in rescued])])

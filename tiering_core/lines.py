@@ -8,8 +8,9 @@ the set-field actions and the DQ issues are serialised once per distinct value a
 and picked per customer by code, the campaign actions are two prepared heads per
 campaign and each customer's dedupe keys (``strategy.campaign_digests``), and the lines
 are the fragments joined row by row. Tasks stay per customer: whether a customer gets
-one, and its text, is the task rules' (``strategy.tasks``), asked customer by customer
-as a whole decision asks them (``DecisionColumns.row``).
+one, and its text, is the task rules' (``strategy.tasks``), asked as a whole decision
+asks them (``DecisionColumns.row``), but only for the customers whose decided columns
+trigger any rule at all (``strategy.task_candidates``): most customers get none.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import Any
 
+import numpy as np
+
 from tiering_core import decisions
-from tiering_core.columns import Columns
+from tiering_core.columns import BoolArray, Columns
 from tiering_core.decision_columns import DecisionColumns
-from tiering_core.engine import evaluate
+from tiering_core.engine import Evaluation, evaluate
 from tiering_core.fragments import Fragments, arrays, column, each, keyed, to_json
 from tiering_core.models import ACTION_KINDS
 from tiering_core.policy import Policy
@@ -53,24 +56,46 @@ def assessment_lines(cols: Columns, policy: Policy, as_of: date) -> bytes:
     if not cols.n:
         return b""
     ev = override.apply(evaluate(cols, policy, as_of), cols, policy, as_of)
-    return lines(decisions.decided(cols, ev, policy, as_of, ACTION_KINDS, rendered=True))
+    dc = decisions.decided(cols, ev, policy, as_of, ACTION_KINDS, rendered=True)
+    return lines(dc, task_candidates(cols, ev, dc))
 
 
-def lines(dc: DecisionColumns) -> bytes:
-    """``dc``'s decisions (every action kind, reason texts rendered) as JSON Lines."""
+def task_candidates(cols: Columns, ev: Evaluation, dc: DecisionColumns) -> BoolArray:
+    """The customers the task rules may give a task (``strategy.task_candidates``)."""
+    return strategy.task_candidates(
+        dc.policy,
+        sanctioned=cols.flag["sanctions_hit"] == 1,  # as ``decided`` reads it
+        aml_risk=ev.aml_risk,
+        credit_risk=ev.credit_risk,
+        open_complaints=ev.open_complaints,
+        upgraded_from=ev.upgraded_from,
+        value_tier=ev.value_tier,
+        needs_tier=ev.needs_tier,
+        kind=cols.enum["kind"],
+        detractor=ev.detractor,
+        dq=np.fromiter(map(bool, dc.issues), np.bool_, len(dc)),
+    )
+
+
+def lines(dc: DecisionColumns, candidates: BoolArray) -> bytes:
+    """``dc``'s decisions (every action kind, reason texts rendered) as JSON Lines;
+    ``candidates``: the customers the task rules are asked about (``task_candidates``:
+    any other has no task)."""
     n = len(dc)
     named = dc.named
     out = Fragments(n)
     out.add(b'{"id":')
     out.add(each(map(attrgetter("id"), dc.customers)))
     service_level = dc.service_level  # an override's, where one applies
+    made: dict[int, list[bytes]] = {}
     for name in _HEAD:
         out.add(b',"' + name.encode() + b'":')
-        out.add(_values(name, service_level if name == "service_level" else getattr(named, name)))
+        values = service_level if name == "service_level" else getattr(named, name)
+        out.add(_values(name, values, made))
     out.add(b',"reasons":[')
     out.add(arrays(dc.reasons, _reason_keys))
     out.add(b'],"actions":[')
-    _actions(dc, out)
+    _actions(dc, candidates, made, out)
     out.add(b'],"dq_issues":[')
     out.add(arrays(dc.issues))
     out.add(b"],")
@@ -104,24 +129,28 @@ def _tail(version: str, key: tuple[date | None, decisions.Household]) -> bytes:
     return to_json(tail)[1:-1]
 
 
-def _actions(dc: DecisionColumns, out: Fragments) -> None:
+def _actions(
+    dc: DecisionColumns, candidates: BoolArray, made: dict[int, list[bytes]], out: Fragments
+) -> None:
     """The actions in kind order: set-field (always some), tasks, campaigns, then a
     refused override's task (``DecisionColumns.row``)."""
-    _set_fields(dc, out)
-    out.add(_tasks(dc))
+    _set_fields(dc, made, out)
+    out.add(_tasks(dc, candidates))
     keys, membership = dc.memberships
     if keys:
         ids = map(attrgetter("id"), dc.customers)
         digests = zip(*map(strategy.campaign_digests, ids, repeat(keys)), strict=True)
+        close = b""  # the previous campaign's key, closed in this one's head
         for key, member, digest in zip(keys, zip(*membership, strict=True), digests, strict=True):
-            out.add(list(map(_campaign_heads(key).__getitem__, member)))
+            out.add(list(map(_campaign_heads(key, close).__getitem__, member)))
             out.add(digest)
-            out.add(b'"}')
+            close = b'"}'
+        out.add(close)
     if dc.overrides:
         out.add(_refusals(dc))
 
 
-def _set_fields(dc: DecisionColumns, out: Fragments) -> None:
+def _set_fields(dc: DecisionColumns, made: dict[int, list[bytes]], out: Fragments) -> None:
     """Each ``set_field`` action, comma-led but the first (a line has them all: the tier
     command asks for every action kind)."""
     if not dc.set_fields:
@@ -129,7 +158,7 @@ def _set_fields(dc: DecisionColumns, out: Fragments) -> None:
     lead = b""
     for name, values in dc.set_fields.items():
         out.add(lead + b'{"kind":"set_field","field":' + to_json(name) + b',"value":')
-        out.add(_values(name, values))
+        out.add(_values(name, values, made))
         out.add(b"}")
         lead = b","
 
@@ -139,29 +168,36 @@ def _set_fields(dc: DecisionColumns, out: Fragments) -> None:
 _FLOATS = frozenset({"value_score"})
 
 
-def _values(name: str, values: Sequence[Any]) -> list[bytes]:
-    """Output ``name``'s JSON value of each row."""
-    return each(values) if name in _FLOATS else column(values)
+def _values(name: str, values: Sequence[Any], made: dict[int, list[bytes]]) -> list[bytes]:
+    """Output ``name``'s JSON value of each row. A column already written this batch is
+    reused from ``made`` (by the list's identity: ``lines`` holds every list it writes):
+    ten of the set-field actions' values are the head fields' own lists."""
+    key = id(values)
+    if key not in made:
+        made[key] = each(values) if name in _FLOATS else column(values)
+    return made[key]
 
 
-def _tasks(dc: DecisionColumns) -> list[bytes]:
+def _tasks(dc: DecisionColumns, candidates: BoolArray) -> list[bytes]:
     """Each customer's tasks, comma-led (``b""``: none), from the task rules as a whole
-    decision has them (``DecisionColumns.row``)."""
+    decision has them (``DecisionColumns.row``), asked for the candidates alone."""
     named, policy, as_of = dc.named, dc.policy, dc.as_of
-    out = []
-    for i, (customer, why, issues, level) in enumerate(
-        zip(dc.customers, dc.reasons, dc.issues, dc.service_level, strict=True)
-    ):
-        outcome = named.outcome(i, level, issues)
-        tasks = strategy.tasks(customer, outcome, policy, as_of, why)
-        out.append(b"," + to_json(tasks)[1:-1] if tasks else b"")
+    customers, reasons, issues, levels = dc.customers, dc.reasons, dc.issues, dc.service_level
+    out = [b""] * len(dc)
+    for i in np.flatnonzero(candidates).tolist():
+        outcome = named.outcome(i, levels[i], issues[i])
+        tasks = strategy.tasks(customers[i], outcome, policy, as_of, reasons[i])
+        if tasks:
+            out[i] = b"," + to_json(tasks)[1:-1]
     return out
 
 
-def _campaign_heads(key: str) -> tuple[bytes, bytes]:
+def _campaign_heads(key: str, close: bytes) -> tuple[bytes, bytes]:
     """A campaign action's JSON up to its dedupe key's value, comma-led: (not member,
-    member), so a customer's ``member`` picks its head."""
-    return _campaign_head(key, False), _campaign_head(key, True)
+    member), so a customer's ``member`` picks its head. ``close`` ends the previous
+    campaign's action: a constant of its own would be one more fragment to join a row
+    (the join's cost is per fragment)."""
+    return close + _campaign_head(key, False), close + _campaign_head(key, True)
 
 
 def _campaign_head(key: str, member: bool) -> bytes:

@@ -9,6 +9,7 @@ threshold) outrank contributing ones.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -38,6 +39,24 @@ def format_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     return "" if value is None else str(value)
+
+
+def format_values(values: list[Any]) -> list[str]:
+    """``format_value`` of each value: a column of numbers (counts, amounts whole and
+    fractional) in C-level passes. Two decimals with their zeros and point stripped is
+    ``format_value``'s text of a fractional number and of a whole one alike, where a
+    float holds the number exactly (below 2**53), but for -0.0."""
+    classes = set(map(type, values))
+    if classes == {int}:
+        return list(map("{:,}".format, values))
+    if values and classes <= {int, float} and max(map(abs, values)) < _EXACT:
+        texts = [t.rstrip("0").rstrip(".") for t in map("{:,.2f}".format, values)]
+        if "-0" not in texts:  # else maybe a -0.0, which is whole: format_value's "0"
+            return texts
+    return list(map(format_value, values))
+
+
+_EXACT = 2**53
 
 
 class ReasonText(Mapping[str, str]):
@@ -76,10 +95,7 @@ class ReasonText(Mapping[str, str]):
         shows one): from the rendered texts if they are made, else formatted alone."""
         if self._text is not None:
             return self._text[language]
-        template = self._spec.zh if language == "zh" else self._spec.en
-        return template.format(
-            value=format_value(self._value), threshold=format_value(self._threshold)
-        )
+        return text_in(self._spec, self._value, self._threshold, language)
 
     def __iter__(self) -> Iterator[str]:
         return iter(("en", "zh"))
@@ -89,6 +105,38 @@ class ReasonText(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return repr(dict(self))
+
+
+def text_in(spec: ReasonSpec, value: Any, threshold: Any, language: str) -> str:
+    """A reason's text in one language (``en``, ``zh``), formatted alone."""
+    template = spec.zh if language == "zh" else spec.en
+    return template.format(value=format_value(value), threshold=format_value(threshold))
+
+
+def line_template(spec: ReasonSpec, language: str) -> str:
+    """``reason_line`` of a reason of ``spec`` as a ``str.format`` template over its
+    pre-formatted ``value`` and ``threshold`` (``format_value``)."""
+    if language == "both":
+        text = f"{spec.en} / {spec.zh}"
+    else:
+        text = spec.zh if language == "zh" else spec.en
+    return spec.code.replace("{", "{{").replace("}", "}}") + " " + text
+
+
+def lines_of(spec: ReasonSpec, language: str, threshold: Any, values: list[Any]) -> list[str]:
+    """``reason_line`` of the reason ``spec`` gives with this threshold and each value:
+    the template filled with the threshold once and cut where a value goes, each line its
+    value's text joining the pieces (a C-level pass for a column of values; the CRM's
+    reasons field of a batch, ``row_reasons.ReasonCells.lines``)."""
+    template, limit = line_template(spec, language), format_value(threshold)
+    pieces = template.format(value=_CUT, threshold=limit).split(_CUT)
+    if len(pieces) != template.count("{value}") + 1:  # the threshold's text holds the cut
+        return [template.format(value=v, threshold=limit) for v in format_values(values)]
+    return list(map(str.join, format_values(values), repeat(pieces)))
+
+
+#: Where a value goes in a filled template (no reason's text holds it).
+_CUT = "\x00"
 
 
 def make_reason(

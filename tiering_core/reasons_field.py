@@ -5,33 +5,31 @@ field is visible to sales staff), ties broken by code and then by the order the 
 them, each as ``CODE text`` (``reasons.reason_line``) joined by ``"; "`` and cut at
 ``max_chars``. The choice is one numpy sort over every reason of the batch
 (``row_reasons.ReasonCells``), not a sort per customer; only the chosen reasons' texts are
-rendered and joined, one string a customer, since that string is what leaves the process
-for the CRM.
+rendered (once per distinct text, from the reason cells' values: no reason dict is made)
+and joined, one string a customer, since that string is what leaves the process for the
+CRM. Most customers' fields are their own (an amount in a text: 1,978 distinct fields of
+1,988 customers in a generated chunk), so a field is joined per customer, not per distinct
+combination.
 """
 
 from __future__ import annotations
 
-from operator import itemgetter
-
 import numpy as np
 
-from tiering_core.reasons import CATALOGUE, reason_line
+from tiering_core.reasons import CATALOGUE
 from tiering_core.row_reasons import ReasonCells
-from tiering_core.rules.base import ReasonColumn
 
 
 def reasons_fields(
     n: int,
-    columns: list[ReasonColumn],
     cells: ReasonCells,
     *,
     top: int,
     language: str,
     max_chars: int,
 ) -> list[str]:
-    """Each of the ``n`` customers' reasons field (``columns``: the evaluation's reason
-    columns, which ``cells`` index)."""
-    codes = [rc.code for rc in columns]
+    """Each of the ``n`` customers' reasons field."""
+    codes = [rc.code for rc in cells.columns]
     # each column's rank among the codes (ties by code), and whether the field shows it
     rank = {code: r for r, code in enumerate(sorted(set(codes)))}
     code_rank = np.array([rank[c] for c in codes] or [0], dtype=np.intp)
@@ -43,16 +41,8 @@ def reasons_fields(
     rows = row[order]
     place = np.arange(rows.size) - np.searchsorted(rows, rows)  # 0 for a row's heaviest
     chosen = visible[order[place < top]].tolist()
-    picked = list(map(cells.reasons.__getitem__, chosen))
-    # customers who share a text share its line: one line made per distinct text
-    text_ids = list(map(id, map(_TEXT, picked)))
-    line_of = {
-        t: reason_line(r, language) for t, r in dict(zip(text_ids, picked, strict=True)).items()
-    }
-    lines = list(map(line_of.__getitem__, text_ids))
+    # customers who share a reason share its line: one made per distinct reason
+    lines = cells.lines(chosen, language)
     ends = np.cumsum(np.bincount(rows[place < top], minlength=n)).tolist()
     joined = ["; ".join(lines[a:b]) for a, b in zip([0, *ends], ends, strict=False)]
     return [j if len(j) <= max_chars else j[: max_chars - 1] + "…" for j in joined]
-
-
-_TEXT = itemgetter("text")

@@ -76,8 +76,9 @@ class Metrics:
 
 def queue_lines(stats: QueueStats) -> list[str]:
     """The task engine's queue (``[workers] engine = "procrastinate"``): units waiting by
-    kind, running, the age of the oldest waiting one, dead letters, and what each worker
-    has finished (jobs, customers, failed jobs), read from the store at scrape time."""
+    kind, running, the age of the oldest waiting one, dead letters, the workers alive when
+    full syncs are spread over them, and what each worker has finished (jobs, customers,
+    failed jobs), read from the store at scrape time."""
     lines = [
         "# HELP crmtier_queue_depth Units of work waiting for a worker, by kind.",
         "# TYPE crmtier_queue_depth gauge",
@@ -93,6 +94,12 @@ def queue_lines(stats: QueueStats) -> list[str]:
         round(stats.oldest_waiting_age_s, 3),
     )
     lines += _gauge("crmtier_queue_failed", "Units out of attempts (dead letters).", stats.failed)
+    if stats.live_workers is not None:
+        lines += _gauge(
+            "crmtier_workers_alive",
+            "Workers with a heartbeat within stalled_after_seconds (0: spread full syncs refused).",
+            stats.live_workers,
+        )
     per_worker = (
         ("crmtier_worker_jobs_total", "Units finished, by worker and kind.", "jobs"),
         ("crmtier_worker_customers_total", "Customers finished, by worker and kind.", "customers"),

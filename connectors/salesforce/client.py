@@ -23,27 +23,29 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from typing import Any, TypeVar
 
 import jwt
 import pydantic_core
 import requests
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceError, SalesforceOperationError
+from simple_salesforce.bulk2 import ColumnDelimiter, LineEnding, Operation
+from simple_salesforce.exceptions import SalesforceError
 from simple_salesforce.format import format_soql
 
 from connectors import limits
 from connectors.calltally import CallCounter
 from connectors.contract import data_calls
-from connectors.errors import ConfigError, QuotaExhaustedError, TransientError
+from connectors.errors import ConfigError, ConnectorError, QuotaExhaustedError, TransientError
 from connectors.http import call_with_retry, make_session
+from connectors.salesforce.bulkjob import BULK_FINAL, await_job, unprocessed
+from connectors.salesforce.callkinds import call_kind
 from connectors.salesforce.config import SalesforceSettings
-from connectors.salesforce.errors import classify
+from connectors.salesforce.errors import bulk_job_error, classify
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,6 +56,12 @@ JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 #: salesforce-app-limits-platform-api.html). Workers sharing a store keep all their calls
 #: under it together; one process (at most ``MAX_CONCURRENT_APPLIES`` calls) needs no limiter.
 CONCURRENT_REQUESTS = 25
+#: The result lists of a bulk job read here ("Get Job Failed Record Results", "Get Job
+#: Unprocessed Record Results"), and the code an unprocessed row is reported with: one
+#: ``errors.RETRYABLE_RECORD_CODES`` holds, since the row was never tried.
+_FAILED = "failedResults"
+_UNPROCESSED = "unprocessedrecords"
+UNPROCESSED_CODE = "PROCESSING_HALTED"
 
 
 def soql(template: str, *args: Any, **kwargs: Any) -> str:
@@ -82,9 +90,14 @@ class _Salesforce(Salesforce):
 
 class SalesforceClient:
     def __init__(
-        self, settings: SalesforceSettings, *, sleep: Callable[[float], None] | None = None
+        self,
+        settings: SalesforceSettings,
+        *,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self._clock = clock  # what a bulk job's wait is measured with
         self.policy = settings.retry_policy()
         self.session = make_session(self.policy, settings.ca_bundle or None)
         self._sleep = sleep
@@ -221,8 +234,6 @@ class SalesforceClient:
                 if isinstance(error, QuotaExhaustedError):
                     self._exhausted = True
                 raise error from exc
-            except SalesforceOperationError as exc:
-                raise TransientError(f"Salesforce bulk job did not complete: {kind}") from exc
             except requests.RequestException as exc:
                 raise TransientError(f"Salesforce {kind}: {type(exc).__name__}") from exc
             usage = sf.api_usage.get("api-usage") if sf.api_usage else None
@@ -273,52 +284,99 @@ class SalesforceClient:
         )
         return [dict(r) for r in (result or [])]
 
-    def bulk_update(self, sobject: str, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-        """One Bulk API 2.0 update job; the failed rows (``sf__Id``, ``sf__Error``)."""
+    def bulk_update(self, sobject: str, body: str, records: int) -> list[dict[str, str]]:
+        """One Bulk API 2.0 update job of ``body`` (CSV, ``records`` rows, within the upload
+        limit: ``BULK_UPLOAD_BYTES``); the rows not written (``sf__Id``, ``sf__Error``):
+        those that failed, and those the job never processed, as retryable.
 
-        def run(sf: Salesforce) -> list[dict[str, str]]:
-            handler = getattr(sf.bulk2, sobject)
-            jobs = handler.update(
-                records=[dict(r) for r in rows], wait=self.settings.bulk_poll_seconds
+        The job is driven here through the SDK's own job client rather than
+        ``bulk2.<object>.update``: that path parses our CSV twice more (counting and
+        re-splitting it) and, after polling the job to ``JobComplete``, reads its state
+        once more, a fifth call where Bulk API 2.0 needs four (create, upload, close, one
+        poll: ``contract.BULK_JOB_CALLS``). Opening the job (create, upload, close) is one
+        call to the retry loop: a job that failed to open is aborted and a new one made.
+        Each poll is a call of its own, retried on the same job, which is aborted only when
+        the polls give up. A job that ends ``Failed`` or ``Aborted`` raises what its
+        ``errorMessage`` means (``errors.bulk_job_error``): a column Salesforce does not
+        know is a ``ConfigError``, not a new job on every retry."""
+
+        def jobs(sf: Salesforce) -> Any:
+            # the SDK's job calls (simple-salesforce 1.12's _Bulk2Client)
+            return getattr(sf.bulk2, sobject)._client
+
+        def open_job(sf: Salesforce) -> str:
+            client = jobs(sf)
+            # the dialect bulkcsv writes, said rather than left to the defaults ("Create a Job")
+            created = client.create_job(
+                Operation.update, column_delimiter=ColumnDelimiter.COMMA, line_ending=LineEnding.LF
             )
-            failed: list[dict[str, str]] = []
-            for job in jobs:
-                if int(job["numberRecordsFailed"]):
-                    text = handler.get_failed_records(job["job_id"])
-                    failed.extend(csv.DictReader(io.StringIO(text)))
-            return failed
+            job_id = str(created["id"])
+            try:
+                if created.get("state") != "Open":
+                    raise TransientError(f"Salesforce bulk job opened as {created.get('state')}")
+                client.upload_job_data(job_id, body)
+                client.close_job(job_id)
+            except Exception:
+                _abort_job(client, job_id)
+                raise
+            return job_id
 
-        return self.call("bulk_ingest", run)
+        job_id = self.call("bulk_ingest", open_job)
+        try:
+            job = await_job(
+                lambda: self.call("bulk_poll", lambda sf: jobs(sf).get_job(job_id, False)),
+                records,
+                self.settings.bulk_poll_seconds,
+                self._sleep or time.sleep,
+                self._clock,
+            )
+        except Exception:
+            with suppress(ConnectorError):
+                self.call("bulk_abort", lambda sf: _abort_job(jobs(sf), job_id))
+            raise
+        if job["state"] != "JobComplete":
+            raise bulk_job_error(job["state"], str(job.get("errorMessage") or ""), sobject)
+        failed = []
+        if int(job.get("numberRecordsFailed") or 0):
+            text = self.call(
+                "bulk_results", lambda sf: jobs(sf).get_ingest_results(job_id, _FAILED)
+            )
+            failed = list(csv.DictReader(io.StringIO(text)))
+        missing = unprocessed(job, records)
+        if missing:
+            failed += self._unprocessed_rows(jobs, job_id, missing)
+        return failed
+
+    def _unprocessed_rows(
+        self, jobs: Callable[[Salesforce], Any], job_id: str, missing: int
+    ) -> list[dict[str, str]]:
+        """The ``missing`` rows a complete job did not process, as failed rows that may pass
+        on a retry ("Get Job Unprocessed Record Results"). When the list does not name them
+        all, which rows were written is unknown: the whole job counts as not written (its
+        updates set values, so sending them again is harmless)."""
+        text = self.call(
+            "bulk_results", lambda sf: jobs(sf).get_ingest_results(job_id, _UNPROCESSED)
+        )
+        rows = [
+            {"sf__Id": row["Id"], "sf__Error": f"{UNPROCESSED_CODE}:not processed by the job"}
+            for row in csv.DictReader(io.StringIO(text))
+        ]
+        if len(rows) < missing:
+            raise TransientError(
+                f"Salesforce bulk job left {missing} rows unprocessed and listed {len(rows)}"
+            )
+        return rows
 
     def close(self) -> None:
         self.session.close()
 
 
-#: (method or None for any, path regex, kind): first match wins.
-_CALL_KINDS: tuple[tuple[str | None, re.Pattern[str], str], ...] = tuple(
-    (method, re.compile(pattern), kind)
-    for method, pattern, kind in (
-        (None, r".*/oauth2/token", "oauth_token"),
-        ("POST", r".*/services/Soap/m/[\d.]+/?", "metadata"),
-        (None, r".*/jobs/.*", "bulk"),
-        ("PATCH", r".*/composite/sobjects/\w+/\w+/?", "collections_upsert"),
-        ("PATCH", r".*/composite/sobjects/?", "collections_update"),
-        ("POST", r".*/composite/sobjects/?", "collections_create"),
-        ("DELETE", r".*/composite/sobjects/?", "collections_delete"),
-        (None, r".*/query(?:All)?/01g[^/]*", "query_more"),
-        (None, r".*/query(?:All)?/?", "query"),
-        (None, r".*/describe/?", "describe"),
-    )
-)
-
-
-def call_kind(method: str, path: str) -> str:
-    """The kind of an API call from its method and path (the names the sandbox counts by)."""
-    path = path.split("?", 1)[0]
-    for wanted, pattern, kind in _CALL_KINDS:
-        if (wanted is None or wanted == method) and pattern.fullmatch(path):
-            return kind
-    return "other"
+def _abort_job(jobs: Any, job_id: str) -> None:
+    """Abort a job this run gave up on (as the SDK's own ``update`` does), so a retry's new
+    job is the only one that writes; a job already final is left alone."""
+    with suppress(SalesforceError, requests.RequestException):
+        if jobs.get_job(job_id, False)["state"] not in BULK_FINAL:
+            jobs.abort_job(job_id, False)
 
 
 def _classify_sf(exc: SalesforceError) -> Exception:

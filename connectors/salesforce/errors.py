@@ -185,5 +185,39 @@ def classify(
     return error(text)
 
 
+#: A failed or aborted Bulk API 2.0 job, by the code its ``errorMessage`` starts with
+#: (``InvalidBatch : Field name not found : Tier__c``; codes as the "Errors" page of the
+#: Bulk API 2.0 Developer Guide names them: developer.salesforce.com/docs/atlas.en-us.
+#: api_asynch.meta/api_bulk_v2/asynch_api_reference_errors.htm). A job Salesforce could
+#: not run as asked (a column it does not know, a bad request) fails the same way on
+#: every retry; anything else (an internal error, a job aborted by someone else) may
+#: pass, and its rows are sent again in a new job.
+BULK_JOB_RULES: tuple[ErrorRule, ...] = (
+    ErrorRule(None, "InvalidBatch", ConfigError),
+    ErrorRule(None, "InvalidJob", ConfigError),
+    ErrorRule(None, "ClientInputError", ConfigError),
+    ErrorRule(None, "FeatureNotEnabled", ConfigError),
+    ErrorRule(None, "InvalidVersion", ConfigError),
+    ErrorRule(None, "ExceededQuota", QuotaExhaustedError),
+    ErrorRule(None, None, TransientError),
+)
+_BULK_FIELD = re.compile(r"Field name not found\s*:\s*(?P<field>[\w.]+)")
+
+
+def bulk_job_error(state: str, message: str, sobject: str) -> ConnectorError:
+    """The crmtier error for a bulk job that ended ``Failed`` or ``Aborted`` with
+    ``message`` (its ``errorMessage``). A job's message is about the job (its CSV header,
+    its fields), yet only its code and the API name of a field it names are copied, as
+    for every other Salesforce error."""
+    code = message.split(":", 1)[0].strip() or None
+    rule = first_match(BULK_JOB_RULES, 0, code, message)
+    assert rule is not None  # the last row matches anything
+    if rule.error is ConfigError:
+        found = _BULK_FIELD.search(message)
+        fields = [found["field"]] if found else []
+        return ConfigError(refusal(code, message, fields=fields, sobject=sobject))
+    return rule.build(f"Salesforce bulk job {state}: {code or 'no errorMessage'}")
+
+
 def record_retryable(code: str | None) -> bool:
     return code in RETRYABLE_RECORD_CODES

@@ -22,8 +22,9 @@ normalised ``v`` for every output:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 from tiering_core.outputs import OutputKind, output_type
@@ -40,6 +41,8 @@ FIELD_TYPES: Mapping[OutputKind, tuple[str, str]] = {
 
 
 def _reason_line(item: Any) -> str:
+    if isinstance(item, str):  # the usual item: a summary line (and not a Mapping, a slow check)
+        return item
     if isinstance(item, Mapping):
         text = item.get("text")
         en = text.get("en") if isinstance(text, Mapping) else getattr(text, "en", None)
@@ -52,20 +55,49 @@ def _reason_line(item: Any) -> str:
 
 
 def to_crm_value(output: str, value: Any) -> Any:
-    if value is None:
-        return None
+    return encode(encoder(output), value)
+
+
+def encode(how: Callable[[Any], Any], value: Any) -> Any:
+    """``value`` as Salesforce holds it, by an output's ``encoder`` (an empty value stays
+    empty: ``None`` clears the field)."""
+    return None if value is None else how(value)
+
+
+def encoder(output: str) -> Callable[[Any], Any]:
+    """How a value of ``output`` is written, by its declared type
+    (``tiering_core/outputs.py``). A writer asks once per output and keeps the answer for
+    its plans (``writes.PlanWriter``) rather than once per value: a bulk job encodes every
+    field of 10,000 updates. Nothing is kept here, so an output declared or changed later
+    (a test's, a plugin's) is encoded by what it is now."""
     typ = output_type(output)
     if typ.kind == "long_text":
-        items = [value] if isinstance(value, str) else list(value)
-        return "\n".join(_reason_line(i) for i in items)[: typ.max_length] or None
+        return partial(_long_text, typ.max_length)
     if typ.kind == "date":
-        return (
-            value.date().isoformat() if isinstance(value, datetime) else _as_date(value).isoformat()
-        )
+        return _date_text
     if typ.kind == "number":
-        return round(float(value), typ.scale)
+        return partial(_number, typ.scale)
     if typ.kind == "boolean":
-        return bool(value)
+        return bool
+    return _as_is
+
+
+def _long_text(max_length: int | None, value: Any) -> str | None:
+    items = [value] if isinstance(value, str) else list(value)
+    return "\n".join(_reason_line(i) for i in items)[:max_length] or None
+
+
+def _date_text(value: Any) -> str:
+    if type(value) is date:  # the usual value
+        return value.isoformat()
+    return value.date().isoformat() if isinstance(value, datetime) else _as_date(value).isoformat()
+
+
+def _number(scale: int | None, value: Any) -> float:
+    return round(float(value), scale)
+
+
+def _as_is(value: Any) -> Any:
     return value
 
 

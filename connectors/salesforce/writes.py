@@ -23,10 +23,11 @@ from connectors.contract import (
     WriteResult,
 )
 from connectors.mapping import FieldMapping, WritebackConfig
+from connectors.salesforce.bulkcsv import cell, csv_bodies
 from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings
 from connectors.salesforce.errors import record_retryable, refusal
-from connectors.salesforce.mapping import to_crm_value
+from connectors.salesforce.mapping import encode, encoder
 
 #: Records (or ids) per sObject Collections call, and ids per ``IN`` look-up.
 BATCH = 200
@@ -57,6 +58,8 @@ class PlanWriter:
         self.mapping = mapping
         self.writeback = writeback
         self._person_contacts = person_contacts
+        # each mapped output's write encoding, chosen once for this writer's plans
+        self._encoders = {output: encoder(output) for output in writeback.fields}
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         results: list[WriteResult] = []
@@ -71,10 +74,11 @@ class PlanWriter:
         return results
 
     def _crm_fields(self, update: FieldUpdate) -> dict[str, Any]:
+        targets, encoders = self.writeback.fields, self._encoders
         return {
-            self.writeback.fields[output]: to_crm_value(output, value)
+            targets[output]: encode(encoders[output], value)
             for output, value in update.fields.items()
-            if output in self.writeback.fields
+            if output in targets
         }
 
     def _write_fields(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
@@ -103,13 +107,18 @@ class PlanWriter:
     def _write_fields_bulk(
         self, pending: Sequence[tuple[int, FieldUpdate, dict[str, Any]]]
     ) -> dict[int, WriteResult]:
+        """One bulk job (more only past the upload limit): the rows as CSV in the
+        write-back's column order, a field this update does not set left empty (an empty
+        cell leaves the CRM's value as it is; ``#N/A`` clears it)."""
+        present = set().union(*(fields for _, _, fields in pending))
+        columns = [c for c in dict.fromkeys(self.writeback.fields.values()) if c in present]
         rows = [
-            {"Id": u.customer_id, **{k: _csv(v) for k, v in fields.items()}}
-            for _, u, fields in pending
+            (u.customer_id, *[cell(fields.get(c, "")) for c in columns]) for _, u, fields in pending
         ]
         failed = {
             row.get("sf__Id") or row.get("Id"): row.get("sf__Error", "")
-            for row in self.client.bulk_update(self.mapping.object, rows)
+            for body, records in csv_bodies(["Id", *columns], rows)
+            for row in self.client.bulk_update(self.mapping.object, body, records)
         }
         out = {}
         for i, u, _ in pending:
@@ -368,12 +377,3 @@ def result_of(
         sobject=sobject,
     )
     return WriteResult(kind, key, False, code, message, record_retryable(code))
-
-
-def _csv(value: Any) -> str:
-    """A Bulk API CSV cell: ``#N/A`` writes null, booleans in lower case."""
-    if value is None:
-        return "#N/A"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

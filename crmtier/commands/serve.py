@@ -199,7 +199,7 @@ def task_engine(config: CrmtierConfig, parts: Parts) -> TaskEngine | None:
 
     app, site = open_tasks(task_settings(config), parts.store, parts.engine, parts.settings)
     app.open()
-    return TaskEngine(app, hooks(app, site))
+    return TaskEngine(app, hooks(app, site, config.workers.spread_full_sync))
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -2,14 +2,15 @@
 
 A spread full sync (``sync.retier``) only stores pages and waits for workers to process
 them: with none running, no page unit moves on and the run fails after its stall time.
-``crmtier sync --full`` asks here first and refuses at once, and ``crmtier doctor`` shows
-the same count. The figure comes from Procrastinate's own table of workers
-(``procrastinate_workers``: one row per running worker, its ``last_heartbeat`` beaten every
-``stalled_after / 3``; a worker that stops cleanly deletes its row, a killed one leaves it
-to go stale). A worker is alive while its heartbeat is younger than ``stalled_after``, the
-same visibility timeout after which its jobs are handed to another worker
-(``sync.tasks.engine``), judged by the database's clock, so hosts' clocks do not matter.
-No Procrastinate import: the receiver's and the doctor's processes need only the store.
+``crmtier sync --full`` asks here first and refuses at once; ``crmtier doctor`` and
+``/metrics`` (``crmtier_workers_alive``) show the same count. The figure comes from
+Procrastinate's own table of workers (``procrastinate_workers``: one row per running
+worker, its ``last_heartbeat`` beaten every ``stalled_after / 3``; a worker that stops
+cleanly deletes its row, a killed one leaves it to go stale). A worker is alive while its
+heartbeat is younger than ``stalled_after``, the same visibility timeout after which its
+jobs are handed to another worker (``sync.tasks.engine``), judged by the database's
+clock, so hosts' clocks do not matter. No Procrastinate import: the receiver's and the
+doctor's processes need only the store.
 """
 
 from __future__ import annotations

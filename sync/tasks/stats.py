@@ -1,21 +1,26 @@
-"""What ``/metrics`` shows of the task engine: the queue, and each worker's throughput.
+"""What ``/metrics`` shows of the task engine: the queue, each worker's throughput, and,
+when full syncs are spread over the workers, how many are alive.
 
 The queue figures are read from Procrastinate's tables at scrape time, so any process on
 the store (the receiver, a worker) shows the same truth across restarts. Throughput is
 counted by the jobs themselves into ``task_worker_stats`` (one upsert per finished job),
-because Procrastinate forgets a successful job once it is done.
+because Procrastinate forgets a successful job once it is done. The live workers are
+counted as ``crmtier sync --full`` and ``crmtier doctor`` count them
+(``sync.tasks.liveness``): an operator's alert on zero fires before a spread full sync
+refuses to start.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from sync.schema import metadata, now_text
 from sync.store import StateStore
+from sync.tasks.liveness import live_workers
 
 #: each worker's throughput, per job kind, for ``/metrics`` (``stats.py``)
 task_worker_stats = sa.Table(
@@ -50,6 +55,8 @@ class QueueStats:
     #: dead letters: jobs out of attempts
     failed: int = 0
     workers: list[WorkerThroughput] = field(default_factory=list)
+    #: workers with a heartbeat within ``stalled_after``; None unless full syncs are spread
+    live_workers: int | None = None
 
 
 def record_job(store: StateStore, worker: str, kind: str, customers: int, outcome: str) -> None:
@@ -91,7 +98,11 @@ _OLDEST = sa.text(
 )
 
 
-def queue_stats(store: StateStore, now: datetime) -> QueueStats:
+def queue_stats(
+    store: StateStore, now: datetime, live_after: timedelta | None = None
+) -> QueueStats:
+    """The queue as of ``now``; with ``live_after`` (``stalled_after``, when full syncs are
+    spread over the workers), how many workers are alive too."""
     with store.engine.connect() as conn:
         waiting = {str(name): int(n) for name, n in conn.execute(_WAITING)}
         by_status = {str(status): int(n) for status, n in conn.execute(_COUNT)}
@@ -111,4 +122,5 @@ def queue_stats(store: StateStore, now: datetime) -> QueueStats:
         oldest_waiting_age_s=max(age, 0.0),
         failed=by_status.get("failed", 0),
         workers=workers,
+        live_workers=None if live_after is None else live_workers(store.engine, live_after),
     )

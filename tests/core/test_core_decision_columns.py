@@ -1,20 +1,25 @@
 """Decisions as columns (``decisions.decided``): what a caller reads from the columns
 without a customer's whole decision (its ``set_field`` values, its decision without
-actions, its value tier) equals what that decision holds, on seeded generated books under
-every policy variant, with and without household links and overrides, for every set of
-action kinds. (Until the per-customer path was deleted, this test held every row equal to
-it; the golden fixtures pin the rows: tests/core/test_core_golden.py.)"""
+actions, its reason codes, its value tier) equals what that decision holds, and is read
+without making a reason dict, on seeded generated books under every policy variant, with
+and without household links and overrides, for every set of action kinds; and a small
+batch's outputs equal what was worked out by hand from the policy. (The golden fixtures
+pin the rows: tests/core/test_core_golden.py.)"""
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
-from core_support import AS_OF, generated_bank, policies
+from core_support import AS_OF, build, generated_bank, policies
 
 from tiering_core import decisions
 from tiering_core.columns import Columns
-from tiering_core.engine import evaluate
+from tiering_core.decision_columns import DecisionColumns
+from tiering_core.engine import decide_batch, evaluate
 from tiering_core.models import ACTION_KINDS, ActionKind, CustomerProfile
-from tiering_core.policy import Policy
+from tiering_core.policy import Policy, load_policy
+from tiering_core.row_reasons import codes_of
 from tiering_core.rules import override
 from tiering_core.rules.household import HouseholdLinks, Link
 
@@ -66,16 +71,87 @@ def test_columns_read_as_the_whole_decision(seed: int, name: str, households: bo
     ev = override.apply(evaluate(cols, policy, AS_OF, hh), cols, policy, AS_OF)
     for kinds in KINDS:
         new = decisions.decided(cols, ev, policy, AS_OF, kinds)
+        # what the sync writing tier fields reads, read first: no reason dict is made
+        summaries = new.summaries()
+        codes = [codes_of(s["reasons"]) for s in summaries]
+        field_rows = new.field_rows(set(new.set_fields))
+        assert not {"reasons", "rows", "texts"} & set(vars(new.cells))
         rows = list(new)
-        assert len(rows) == len(new) == len(profiles)
+        assert len(rows) == len(new) == len(profiles) == len(summaries) == len(field_rows)
         for i, before in enumerate(rows):
             plain = new.plain(i)
             assert new[i] is before and new.row(i) is before
             fields = {a["field"]: a["value"] for a in before["actions"] if a["kind"] == "set_field"}
-            assert new.field_values(i) == fields
-            assert list(plain) == list(before)
-            assert {k: v for k, v in plain.items() if k != "actions"} == {
-                k: v for k, v in before.items() if k != "actions"
-            }
+            assert new.field_values(i) == fields == field_rows[i]
+            assert list(plain) == list(before) == list(summaries[i])
+            assert codes[i] == tuple(r["code"] for r in before["reasons"])
+            assert (
+                {k: v for k, v in plain.items() if k != "actions"}
+                == {k: v for k, v in summaries[i].items() if k != "actions"}
+                == {k: v for k, v in before.items() if k != "actions"}
+            )
             assert new.value_tier[i] == before["value_tier"]
             assert before["id"] == profiles[i].id
+
+
+def test_a_hand_checked_batch() -> None:
+    """Independent of the whole decision: three customers whose outputs are worked out by
+    hand from the default policy (docs/policy.md: affluent floor 50,000, a low AML
+    rating reviewed in 24 months; mass customers self-served), the first and third alike
+    but for their id, so they share each reason."""
+    policy = load_policy()
+    profiles = [
+        CustomerProfile.model_validate(build()),  # deposits 20,000: mass
+        CustomerProfile.model_validate(build(id="T0002", assets={"deposits": 448_107.42})),
+        CustomerProfile.model_validate(build(id="T0003")),
+    ]
+    dc = decide_batch(profiles, policy, AS_OF, kinds=frozenset({"set_field"}))
+    assert isinstance(dc, DecisionColumns)
+    mass, affluent, twin = dc.summaries()
+    assert [mass["value_tier"], affluent["value_tier"], twin["value_tier"]] == [
+        "mass",
+        "affluent",
+        "mass",
+    ]
+    assert [mass["service_level"], affluent["service_level"]] == ["self_service", "priority"]
+    assert mass["next_review"] == affluent["next_review"] == date(2028, 11, 28)
+    assert mass["status"] == "rated" and mass["dq_issues"] == [] and not mass["actions"]
+    assert codes_of(mass["reasons"]) == (
+        "VAL_AUM_MASS",
+        "NEED_BASIC",
+        "CRD_GOOD",
+        "AML_SCORE",
+        "CH_SELF_SERVICE",
+    )
+    assert codes_of(affluent["reasons"])[0] == "VAL_AUM_AFFLUENT"
+    # the CRM's field: the four heaviest reasons but AML's (0.4), heaviest first
+    fields = dc.field_rows({"reasons", "value_tier", "next_review", "not_a_field"})
+    assert fields[0] == {
+        "value_tier": "mass",
+        "next_review": "2028-11-28",
+        "reasons": "VAL_AUM_MASS AUM 20,000 below affluent floor 50,000; "
+        "CRD_GOOD No adverse credit factor; "
+        "NEED_BASIC No investment products: basic needs; "
+        "CH_SELF_SERVICE Preferred channel digital self-service: little activity, mass customer",
+    }
+    assert fields[1]["reasons"].startswith(
+        "VAL_AUM_AFFLUENT AUM 448,107.42 >= affluent floor 50,000; CRD_GOOD "
+    )
+    assert fields[2] == fields[0]
+    assert not {"reasons", "rows", "texts"} & set(vars(dc.cells))
+    # read whole: the reasons as plain data, the twins sharing each reason
+    first = mass["reasons"][0]
+    assert {k: v for k, v in first.items() if k != "text"} == {
+        "code": "VAL_AUM_MASS",
+        "dimension": "value",
+        "factor": first["factor"],
+        "value": 20_000,
+        "threshold": 50_000,
+        "weight": 0.3,
+    }
+    assert dict(first["text"]) == {
+        "en": "AUM 20,000 below affluent floor 50,000",
+        "zh": "资产 20,000 低于富裕门槛 50,000",
+    }
+    assert all(a is b for a, b in zip(mass["reasons"], twin["reasons"], strict=True))
+    assert mass["reasons"] == dc[0]["reasons"] and mass["reasons"] != affluent["reasons"]

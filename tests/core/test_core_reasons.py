@@ -1,13 +1,23 @@
-"""A reason's text: rendered when read, and reading as the text the catalogue gives."""
+"""A reason's text: rendered when read, and reading as the text the catalogue gives, also
+when a column of them is made at once (the CRM's reasons field)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tiering_core.models import Reason
-from tiering_core.reasons import make_reason
+from tiering_core.reasons import (
+    CATALOGUE,
+    format_value,
+    format_values,
+    lines_of,
+    make_reason,
+    reason_line,
+)
 
 CASES = [
     # code, value, threshold, English text, Chinese text
@@ -54,3 +64,45 @@ def test_a_language_the_product_does_not_ship_is_not_there() -> None:
     assert "fr" not in text
     with pytest.raises(KeyError):
         text["fr"]
+
+
+NUMBERS = st.one_of(
+    st.integers(min_value=-(2**60), max_value=2**60),
+    st.floats(allow_nan=False, min_value=-1e17, max_value=1e17),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(NUMBERS, max_size=8))
+def test_a_column_of_numbers_reads_as_each_number_does(values: list[Any]) -> None:
+    """The reasons field formats a column's values in C-level passes (``format_values``):
+    each text is still ``format_value``'s."""
+    assert format_values(values) == list(map(format_value, values))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [-0.0, 5],  # whole: "0", where two stripped decimals read "-0"
+        [-0.001, 2.5],  # not whole: "-0" either way
+        [2**53 + 1, 0.5],  # beyond a float's exact integers
+        [True, 1, 2.5],
+        ["wealth", None, 3],
+        [],
+    ],
+)
+def test_numbers_a_shortcut_would_misread(values: list[Any]) -> None:
+    assert format_values(values) == list(map(format_value, values))
+
+
+@pytest.mark.parametrize("language", ["en", "zh", "both"])
+@pytest.mark.parametrize(("code", "value", "threshold", "en", "zh"), CASES)
+def test_a_line_made_from_a_template_reads_as_the_reasons_line(
+    code: str, value: Any, threshold: Any, en: str, zh: str, language: str
+) -> None:
+    """``lines_of`` (the reasons field from the cells) writes ``reason_line``'s line."""
+    reason = make_reason(code, value, threshold)
+    assert (
+        lines_of(CATALOGUE[code], language, threshold, [value, value])
+        == [reason_line(reason, language)] * 2
+    )

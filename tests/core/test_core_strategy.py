@@ -7,11 +7,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from core_support import AS_OF, build, fields, members, tasks
+from core_support import AS_OF, build, fields, generated_bank, members, policies, tasks
 
-from tiering_core.engine import assess
-from tiering_core.models import Assessment, CustomerProfile
+from tiering_core import decisions, lines
+from tiering_core.columns import Columns
+from tiering_core.engine import assess, evaluate
+from tiering_core.models import ACTION_KINDS, Assessment, CustomerProfile
 from tiering_core.policy import Policy
+from tiering_core.rules import override
 from tiering_core.rules.strategy import dedupe_key
 
 Rate = Callable[..., Assessment]
@@ -233,3 +236,33 @@ def test_aml_high_holds_relationship_tasks_but_not_service_ones(rate: Rate) -> N
         feedback={"open_complaints": 1, "nps": 0},
     )
     assert set(tasks(a)) == {"edd_review", "complaint", "service_recovery"}
+
+
+#: Customers one rule alone gives a task (upgrade, corporate banking, investment
+#: advisory), whom no other trigger makes candidates.
+ONE_TRIGGER: list[dict[str, Any]] = [
+    {"assets": {"deposits": 60_000}, "previous": {"value_tier": "mass"}},
+    {"kind": "corporate", "assets": {"deposits": 20_000_000}},
+    {"qualified_investor": True},
+]
+
+
+@pytest.mark.parametrize("name", ["default", "variant"])
+def test_task_candidates_hold_every_customer_given_a_task(name: str) -> None:
+    """``crmtier tier`` asks the task rules only about ``task_candidates``: on a dirty
+    generated book where every rule gives a task, each customer with one is a candidate
+    (a trigger missing from the columns would drop that customer's tasks from the output),
+    and the candidates leave most of the others out."""
+    policy = policies()[name]
+    batch = generated_bank(2_000, seed=7, dirty=True) + [
+        CustomerProfile.model_validate(build(id=f"T{i}", **changes))
+        for i, changes in enumerate(ONE_TRIGGER)
+    ]
+    cols = Columns.from_profiles(batch, policy)
+    ev = override.apply(evaluate(cols, policy, AS_OF), cols, policy, AS_OF)
+    dc = decisions.decided(cols, ev, policy, AS_OF, ACTION_KINDS)
+    candidates = lines.task_candidates(cols, ev, dc).tolist()
+    rules = [{a["rule"] for a in d["actions"] if a["kind"] == "task"} for d in dc]
+    assert set().union(*rules) == set(type(policy.strategy.tasks).model_fields)
+    assert [i for i, given in enumerate(rules) if given and not candidates[i]] == []
+    assert sum(candidates) < (len(batch) + sum(map(bool, rules))) / 2

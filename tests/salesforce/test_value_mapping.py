@@ -7,7 +7,12 @@ from datetime import date, datetime
 
 import pytest
 
+from connectors.contract import FieldUpdate
+from connectors.mapping import WritebackConfig
 from connectors.salesforce.mapping import from_crm_value, normalise, to_crm_value
+from connectors.salesforce.writes import PlanWriter
+from tiering_core import outputs
+from tiering_core.outputs import Output
 
 
 @pytest.mark.parametrize(
@@ -47,3 +52,28 @@ def test_round_trip(output, value, crm, back):
 )
 def test_unreadable_crm_values_read_as_missing(output, raw):
     assert from_crm_value(output, raw) is None
+
+
+def test_an_output_declared_anew_is_encoded_by_what_it_is_now(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing is cached process-wide: a test (or plugin) that declares an output again gets
+    its new encoding, not the one an earlier declaration left behind."""
+    monkeypatch.setitem(outputs.BY_NAME, "tier_note", Output("tier_note", outputs.TEXT, "Note"))
+    assert to_crm_value("tier_note", "2.5") == "2.5"
+    monkeypatch.setitem(outputs.BY_NAME, "tier_note", Output("tier_note", outputs.SCORE, "N"))
+    assert to_crm_value("tier_note", "2.5") == 2.5
+
+
+def test_a_writer_encodes_by_the_encoders_it_chose_when_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``PlanWriter`` picks each mapped output's encoding once; the values of an update
+    go through those, and the same ``encode`` as ``to_crm_value``."""
+    writeback = WritebackConfig.model_validate(
+        {"fields": {"value_score": "Score__c", "next_review": "Review__c"}}
+    )
+    writer = PlanWriter(None, None, None, writeback, None)  # type: ignore[arg-type]
+    monkeypatch.setattr("connectors.salesforce.writes.encoder", None)  # no per-value choice
+    update = FieldUpdate("001", {"value_score": 71.456, "next_review": None, "other": 1})
+    assert writer._crm_fields(update) == {"Score__c": 71.46, "Review__c": None}

@@ -31,16 +31,19 @@ class InMemoryConnector:
 
 def memory_engine(
     crm: Connector,
-    tmp_path: Path,
+    store: StateStore | Path,
     writeback: WritebackConfig,
     assess: Callable[[Sequence[CustomerProfile]], list[AssessmentData]],
     *,
     stream: str,
     write_concurrency: int = 4,
 ) -> SyncEngine:
-    """An engine over ``crm`` with a 5 s overlap, its store at ``tmp_path/state.db``."""
+    """An engine over ``crm`` with a 5 s overlap, on ``store``: an open one (runs side by
+    side share it), or a directory to open a fresh SQLite store in (``state.db``)."""
+    if isinstance(store, Path):
+        store = StateStore.open(f"sqlite:///{store / 'state.db'}")
     return SyncEngine(
-        StateStore.open(f"sqlite:///{tmp_path / 'state.db'}"),
+        store,
         crm,
         writeback,
         assess,

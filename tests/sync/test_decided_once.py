@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from connectors.contract import Capabilities, Cursor, WritePlan, WriteResult
-from sync import schema, taskbudget
+from sync import run_parts, schema, taskbudget
 from sync.engine import RunOptions, RunReport
+from sync.planning import PagePlanner
 from sync.reader import input_hash
 from sync.records import Outcome
 from sync.state import load_states
@@ -175,5 +178,40 @@ def test_a_dry_run_decides_a_revisited_customer_once_and_counts_as_the_run_will(
         assert dry.counts.tiers == real.counts.tiers
         writes = Counter(repr((w.customer_id, w.kind, w.detail)) for w in dry.preview)
         assert set(writes.values()) == {1}, "a customer's write previewed twice"
+    finally:
+        store.close()
+
+
+def test_a_dry_run_keeps_only_the_plans_of_customers_the_stream_has_yet_to_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a dry run planned is kept only for customers decided ahead of the stream (here
+    the revisited ones) and only until the stream reads them: the map never holds the whole
+    run's customers, and a full run's is empty once the stream has read everyone."""
+    sizes: list[int] = []
+
+    class Watched(PagePlanner):
+        def previewed_as(self, *args: Any) -> None:
+            super().previewed_as(*args)
+            sizes.append(len(self.previewed))
+
+        def passed(self, ids: Iterable[str]) -> None:
+            super().passed(ids)
+            sizes.append(len(self.previewed))
+
+    book = Book(N)
+    store = StateStore.open(f"sqlite:///{tmp_path / 'one.db'}")
+    try:
+        first = retier_engine(store, book).run(RunOptions(full=True, as_of=AS_OF))
+        assert first.status == "succeeded", first.error
+        with store.begin() as conn:
+            waiting = set(taskbudget.to_revisit(conn, STREAM, task_limits(POLICY)))
+        assert 0 < len(waiting) < N // 4, "the policy's task budgets leave a few waiting"
+        monkeypatch.setattr(run_parts, "PagePlanner", Watched)
+        dry = retier_engine(store, book).run(RunOptions(full=True, as_of=AS_OF, dry_run=True))
+        assert dry.status == "succeeded", dry.error
+        assert dry.counts.unchanged >= len(waiting), "the stream's reads settled by the plans"
+        assert max(sizes) == len(waiting)
+        assert sizes[-1] == 0
     finally:
         store.close()

@@ -70,3 +70,12 @@ def test_stopping_early_reads_at_most_one_item_more() -> None:
             break
     assert source.fetched == [0, 1, 2, 3, 4]
     assert source.closed
+
+
+def test_nothing_is_read_ahead_after_the_item_the_caller_takes_last() -> None:
+    """The sync's page past its signpost: it stops there, so the page after it (a CRM call
+    and a page of records decoded) is not fetched."""
+    source = Source(10)
+    assert list(read_ahead(source.pages(), last=lambda page: page == 3)) == [0, 1, 2, 3]
+    assert source.fetched == [0, 1, 2, 3]
+    assert source.closed

@@ -19,12 +19,13 @@ import pytest
 import sqlalchemy as sa
 
 from sync import runs, taskbudget
-from sync.engine import RunOptions, SyncEngine, SyncSettings
+from sync.engine import RunOptions, SyncEngine
 from sync.run import RunReport
 from sync.schema import runs as runs_table
 from sync.store import StateStore
 from sync.taskbudget import Budget, TaskLimit, split
 from tests.sync import test_task_budget
+from tests.sync.memory_crm import memory_engine
 from tests.sync.test_task_budget import AS_OF, WRITEBACK, TaskCrm, assess
 from tiering_core.models import AssessmentData, CustomerProfile, TaskAction
 
@@ -32,16 +33,7 @@ STREAM = "tasks:Customer"
 
 
 def engine_on(store: StateStore, crm: TaskCrm) -> SyncEngine:
-    return SyncEngine(
-        store,
-        crm,
-        WRITEBACK,
-        assess,
-        stream=STREAM,
-        pseudonym_key=b"k" * 32,
-        settings=SyncSettings(overlap=timedelta(seconds=5)),
-        policy_version="memory@1",
-    )
+    return memory_engine(crm, store, WRITEBACK, assess, stream=STREAM)
 
 
 def dead_pid() -> int:

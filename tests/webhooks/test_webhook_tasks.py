@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -374,6 +375,24 @@ def test_the_queue_and_each_workers_throughput_are_read_from_the_store(
     ]
 
 
+def test_live_workers_are_counted_by_heartbeat_when_full_syncs_are_spread(
+    store: StateStore,
+) -> None:
+    """As ``crmtier sync --full`` counts them (``sync.tasks.liveness``): a worker whose
+    heartbeat is older than ``stalled_after`` is not alive; and not counted at all unless
+    full syncs are spread (``live_after`` None)."""
+    with store.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO procrastinate_workers (last_heartbeat)"
+                " VALUES (now()), (now() - interval '5 seconds'), (now() - interval '1 hour')"
+            )
+        )
+    now = datetime.now(UTC)
+    assert queue_stats(store, now, live_after=timedelta(seconds=30)).live_workers == 2
+    assert queue_stats(store, now).live_workers is None
+
+
 def test_metrics_lines_name_the_queue_and_each_worker() -> None:
     stats = QueueStats(
         waiting={TASK: 3},
@@ -381,6 +400,7 @@ def test_metrics_lines_name_the_queue_and_each_worker() -> None:
         oldest_waiting_age_s=12.5,
         failed=2,
         workers=[WorkerThroughput("w1", TASK, 4, 800, 1)],
+        live_workers=0,
     )
     text = "\n".join(queue_lines(stats))
     assert f'crmtier_queue_depth{{task="{TASK}"}} 3' in text
@@ -388,6 +408,9 @@ def test_metrics_lines_name_the_queue_and_each_worker() -> None:
     assert "crmtier_queue_failed 2" in text
     assert f'crmtier_worker_customers_total{{kind="{TASK}",worker="w1"}} 800' in text
     assert f'crmtier_worker_jobs_total{{kind="{TASK}",worker="w1"}} 4' in text
+    assert "# TYPE crmtier_workers_alive gauge\ncrmtier_workers_alive 0" in text
+    unspread = "\n".join(queue_lines(replace(stats, live_workers=None)))
+    assert "crmtier_workers_alive" not in unspread
 
 
 # --- configuration --------------------------------------------------------------------

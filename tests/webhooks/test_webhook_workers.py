@@ -81,6 +81,7 @@ def test_a_burst_is_drained_by_two_workers_each_customer_written_once(tmp_path: 
             assert f"{line} {row.jobs}" in metrics
         assert "crmtier_queue_failed 0" in metrics
         assert "crmtier_queue_oldest_waiting_age_seconds" in metrics
+        assert "crmtier_workers_alive 2" in metrics  # full syncs spread: the default
 
 
 def _run(tmp_path: Path, *, kill: bool) -> tuple[list[str], dict[str, Any], float]:

@@ -34,7 +34,7 @@ class Memberships:
     member: npt.NDArray[np.bool_]
 
 
-def _among(codes: IntArray, vocabulary: Sequence[str], names: Sequence[str]) -> BoolArray:
+def among(codes: IntArray, vocabulary: Sequence[str], names: Sequence[str]) -> BoolArray:
     """Where a code names one of ``names`` (codes of ``vocabulary``; negative: none): a
     table lookup, far cheaper than ``np.isin`` for a batch of one."""
     table = np.zeros(len(vocabulary) + 2, dtype=np.bool_)  # the last two: codes -2, -1
@@ -59,17 +59,17 @@ def decide(
     campaigns = policy.strategy.campaigns
     keys = tuple(sorted(campaigns))
     everyone = np.ones(value_tier.shape, dtype=np.bool_)
-    blocked = _among(aml_risk, AML_LEVELS, risk.no_campaigns_aml)
-    no_marketing = _among(aml_risk, AML_LEVELS, risk.no_marketing_aml) | marketing_opt_out
-    no_credit_products = _among(credit_risk, RISK_LEVELS, risk.no_credit_products_credit)
+    blocked = among(aml_risk, AML_LEVELS, risk.no_campaigns_aml)
+    no_marketing = among(aml_risk, AML_LEVELS, risk.no_marketing_aml) | marketing_opt_out
+    no_credit_products = among(credit_risk, RISK_LEVELS, risk.no_credit_products_credit)
     rows = []
     for key in keys:
         c = campaigns[key]
         member = (
-            (_among(value_tier, VALUE_TIERS, c.tiers) if c.tiers else everyone)
-            & (_among(needs_tier, NEEDS_TIERS, c.needs) if c.needs else everyone)
-            & (_among(kind, CUSTOMER_KINDS, c.kinds) if c.kinds else kind != CORPORATE)
-            & (_among(credit_risk, RISK_LEVELS, c.credit) if c.credit else everyone)
+            (among(value_tier, VALUE_TIERS, c.tiers) if c.tiers else everyone)
+            & (among(needs_tier, NEEDS_TIERS, c.needs) if c.needs else everyone)
+            & (among(kind, CUSTOMER_KINDS, c.kinds) if c.kinds else kind != CORPORATE)
+            & (among(credit_risk, RISK_LEVELS, c.credit) if c.credit else everyone)
             & ~blocked
         )
         if c.marketing:

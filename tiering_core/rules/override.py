@@ -34,7 +34,6 @@ from tiering_core.columns import MISSING, UNKNOWN, BoolArray, Columns, FloatArra
 from tiering_core.dates import period_label
 from tiering_core.models import ActionKind
 from tiering_core.policy import Policy
-from tiering_core.policy_strategy import ServiceLevels
 from tiering_core.rules.base import (
     AML_LEVELS,
     FIRST_CORPORATE_TIER,
@@ -86,6 +85,9 @@ CAUSES: dict[str, tuple[str, str]] = {
     ),
 }
 CAUSE_NAMES: tuple[str, ...] = tuple(CAUSES)
+#: The reason of an applied service-tier override: its value is the tier whose service
+#: level the customer gets (``decisions.decided`` reads it from the reason cells).
+SERVICE_REASON = "MANUAL_OVERRIDE_SERVICE"
 #: Reasons of the value rule's hysteresis that an applied override makes moot.
 _HELD = frozenset({"VAL_HELD_BUFFER", "VAL_HELD_GRACE", "VAL_DOWNGRADE"})
 _TIER_CODES: dict[str, int] = {tier: code for code, tier in enumerate(VALUE_TIERS)}
@@ -265,7 +267,7 @@ def apply(ev: Evaluation, cols: Columns, policy: Policy, as_of: date) -> Evaluat
                 labels=VALUE_TIERS,
             ),
             ReasonColumn(
-                "MANUAL_OVERRIDE_SERVICE",
+                SERVICE_REASON,
                 v.service_applied,
                 oc.service,
                 expires,
@@ -284,14 +286,6 @@ def _without_held(rc: ReasonColumn, applied: BoolArray) -> ReasonColumn:
 
 
 # --- per customer, when the decision is assembled (engine._decision) ----------------------
-
-
-def service_level(reasons: Sequence[dict[str, Any]], levels: ServiceLevels) -> str | None:
-    """The service level an applied service-tier override gives, else None."""
-    for reason in reasons:
-        if reason["code"] == "MANUAL_OVERRIDE_SERVICE":
-            return cast(str, getattr(levels, reason["value"]))
-    return None
 
 
 def _verdict(cause: str) -> str:
