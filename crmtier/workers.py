@@ -53,8 +53,8 @@ def hooks(app: App, site: Worksite, spread_full_sync: bool) -> TaskEngineHooks:
     def defer(ids: Sequence[int]) -> list[int]:
         return defer_events(app, site.store, ids, batch)
 
-    live_after = site.settings.stalled_after if spread_full_sync else None
-    return TaskEngineHooks(defer, partial(queue_stats, site.store, live_after=live_after))
+    alive_within = site.settings.stalled_after if spread_full_sync else None
+    return TaskEngineHooks(defer, partial(queue_stats, site.store, alive_within=alive_within))
 
 
 @contextmanager

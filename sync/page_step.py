@@ -96,14 +96,17 @@ class PageStep:
             if cid not in changed:
                 planner.count_settled(cid, states.get(cid))
         if from_stream:
-            planner.passed(fresh)
+            planner.passed(intake.last)
         todo = [r for cid, r in fresh.items() if cid in changed] + extra
         assessed = planner.assess(todo, states, links_for)
         kill_point("after_tier")
         p.pool.send_ready()  # not later: planning reads the queue, and must see it settled
         plans = planner.plan(assessed, states, p.dispatcher.in_doubt)
         if p.options.dry_run:
-            ahead = {r.profile.id for r in extra} if from_stream else hashes.keys()
+            # kept only for those the stream may still read: the rest would never leave
+            fetched = extra if from_stream else [*fresh.values(), *extra]
+            full = p.options.full
+            ahead = {r.profile.id for r in fetched if p.reader.unread(r, full=full)}
             planner.previewed_as(plans, hashes, ahead)
             self._preview(planner.bounded(plans)[0])
             p.progress()

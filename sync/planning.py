@@ -16,20 +16,20 @@ other field.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from connectors.contract import CrmRecord
 from connectors.mapping import WritebackConfig
 from sync import taskbudget
+from sync.decided import Decided, DecisionRows
 from sync.overrides import override_trail
 from sync.planner import (
     CustomerPlan,
     Known,
     changed_fields,
     desired_fields,
-    field_values,
     fields_only,
     plan_customer,
     same_value,
@@ -58,46 +58,6 @@ class AssessFn(Protocol):
     def __call__(
         self, profiles: Sequence[CustomerProfile], /, households: HouseholdLinks | None = ...
     ) -> Sequence[AssessmentData]: ...
-
-
-class Decided(Protocol):
-    """A page's decisions as the planner reads them: ``DecisionColumns`` (a batch decided
-    as one) or ``DecisionRows`` (decisions one by one, or adjusted)."""
-
-    @property
-    def value_tier(self) -> Sequence[str]: ...
-
-    def __len__(self) -> int: ...
-
-    def __iter__(self) -> Iterator[AssessmentData]: ...
-
-    def __getitem__(self, i: int, /) -> AssessmentData: ...
-
-    def summaries(self) -> list[AssessmentData]: ...
-
-    def field_rows(self, names: Container[str]) -> list[dict[str, Any]]: ...
-
-    def dq_issues(self, i: int) -> list[dict[str, Any]]: ...
-
-
-class DecisionRows(list[AssessmentData]):
-    """Whole decisions as ``Decided``: what a customer assessed alone, or an adjusted page,
-    hands the planner."""
-
-    @property
-    def value_tier(self) -> list[str]:
-        return [d["value_tier"] for d in self]
-
-    def summaries(self) -> list[AssessmentData]:
-        return list(self)
-
-    def field_rows(self, names: Container[str]) -> list[dict[str, Any]]:
-        return [
-            {name: value for name, value in field_values(d).items() if name in names} for d in self
-        ]
-
-    def dq_issues(self, i: int) -> list[dict[str, Any]]:
-        return list(self[i]["dq_issues"])
 
 
 class AssessedPage(NamedTuple):
@@ -154,7 +114,8 @@ class PagePlanner:
         self.budget = Budget(task_limits) if task_limits else None
         self.revisit: set[str] = set()
         #: a dry run's decisions, which it never records (``settled``): input hash, tiers;
-        #: only of customers decided ahead of the stream, until it reads them (``passed``)
+        #: only of customers decided ahead of the stream that it may still read
+        #: (``sync.reader.Reader.unread``), until it reads them (``passed``)
         self.previewed: dict[str, tuple[str, dict[str, str]]] = {}
         self.totals = PlanTotals()  # a dry run's, per field/rule/campaign
 
@@ -216,10 +177,13 @@ class PagePlanner:
     ) -> None:
         """Keep what a dry run planned (it records no decision) for the customers decided
         ahead of the stream (``ahead``: fetched by id, or beside a page for its
-        households): the stream's read of such a customer on the same inputs is settled
-        by it (``settled``, ``count_settled``). A customer the stream read is not kept:
-        the stream reads a customer once, so the map holds only the customers fetched
-        ahead of it, never the whole run's."""
+        households, that the stream may still read, ``sync.reader.Reader.unread``): the
+        stream's read of such a customer on the same inputs is settled by it
+        (``settled``, ``count_settled``), and takes it out (``passed``). A customer the
+        stream will not read (unchanged since the bookmark, read on an earlier page, or
+        on this one) is not kept, so the map holds at most the customers fetched ahead
+        of the stream and not yet read by it: the households' members of the pages
+        between, never the whole run's, and nothing once the stream has read on."""
         for planned in plans:
             cid = planned.customer_id
             if cid in ahead:

@@ -19,7 +19,7 @@ from functools import partial
 
 import sqlalchemy as sa
 
-from connectors.contract import Connector, CrmRecord, Page
+from connectors.contract import Connector, CrmRecord, Cursor, Page
 from sync import bookmarks
 from sync.bookmarks import Bookmark
 from sync.killpoints import kill_point
@@ -51,6 +51,8 @@ class Reader:
         self.caps = connector.capabilities
         self.bookmark: Bookmark | None = None
         self.writes_from: datetime | None = None  # see holding_writes
+        self.signpost: datetime | None = None  # the run reads no record stamped after it
+        self.read_to: Cursor | None = None  # the last record of the last page yielded
         self._intake = Intake()  # the current page's (a run must not grow with them)
 
     def load(self, conn: sa.Connection) -> None:
@@ -60,10 +62,8 @@ class Reader:
         """The stream's records up to the signpost, a page at a time, with the mark the
         bookmark advances to once the page commits. Close the iterator when done with it:
         writes are held while it is open."""
-        start = None
-        if self.bookmark is not None and not options.full:
-            start = self.bookmark.start(self.settings.overlap)
-        signpost = datetime.now(UTC)
+        start = self._start(full=options.full)
+        signpost = self.signpost = datetime.now(UTC)
         self.writes_from = _next_tick(signpost, self.caps.modstamp_resolution)
         remaining = options.limit
         try:
@@ -78,11 +78,31 @@ class Reader:
                     records = records[:remaining]
                     remaining -= len(records)
                 if records:
+                    self.read_to = records[-1].cursor
                     yield records, Advance(Page(tuple(records)), read_at)
                 if beyond or (remaining is not None and remaining <= 0):
                     break
         finally:
             self.writes_from = None  # the read is over: no write can come back into it
+
+    def unread(self, record: CrmRecord, *, full: bool) -> bool:
+        """Whether the stream may still read this version of ``record`` in this run: it is
+        ordered after the page being processed (reads go by (modstamp, id), one page after
+        another) and not stamped past the signpost; before the stream starts, at or after
+        where it will start. A record fetched by id that is not unread is never read by the
+        stream: unchanged since the bookmark, or read on an earlier page."""
+        if self.signpost is not None and record.modstamp > self.signpost:
+            return False
+        if self.read_to is not None:
+            return record.cursor > self.read_to
+        start = self._start(full=full)
+        return start is None or record.cursor >= start
+
+    def _start(self, *, full: bool) -> Cursor | None:
+        """The inclusive cursor the stream starts from (None: the beginning)."""
+        if self.bookmark is None or full:
+            return None
+        return self.bookmark.start(self.settings.overlap)
 
     def fetch(self, ids: Sequence[str]) -> Iterator[list[CrmRecord]]:
         """These customers as the CRM holds them now, a page's worth per call (the ones it

@@ -141,7 +141,7 @@ class Decision:
 
 
 class DecisionsAt(Protocol):
-    """A page's whole decisions by position (``sync.planning.Decided``)."""
+    """A page's whole decisions by position (``sync.decided.Decided``)."""
 
     def __getitem__(self, i: int, /) -> AssessmentData: ...
 

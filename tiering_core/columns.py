@@ -199,6 +199,12 @@ class Columns:
     def enum(self) -> Rows[np.int8]:
         return Rows(self.enums, ENUM_INDEX)
 
+    def listed(self, row: int) -> list[str] | None:
+        """Row ``row``'s high-risk countries as given, a list of its own (the value an
+        AML reason or a DQ issue shows, which its reader may hold on to)."""
+        countries = self.listed_countries[row]
+        return None if countries is None else list(countries)
+
     @classmethod
     def from_profiles(cls, profiles: Sequence[CustomerProfile], policy: Policy) -> Columns:
         return cls.from_cells(Cells.from_profiles(profiles), policy)

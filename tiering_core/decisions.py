@@ -76,11 +76,13 @@ def decided(
     if overrides:  # an applied service-tier override's level: its reason's value, a tier
         levels, applied = policy.service_levels, cells.values_of(override.SERVICE_REASON)
         service_level = [
-            getattr(levels, applied[i]) if overridden and i in applied else level
-            for i, (overridden, level) in enumerate(zip(overrides, service_level, strict=True))
+            getattr(levels, applied[i]) if i in applied else level
+            for i, level in enumerate(service_level)
         ]
     set_fields = (
-        _set_field_columns(cols.n, named, service_level, cells, households, policy)
+        _set_field_columns(
+            cols.n, named, service_level, cells, households, policy, ev.household_tier is not None
+        )
         if "set_field" in kinds
         else {}
     )
@@ -122,9 +124,11 @@ def _set_field_columns(
     cells: row_reasons.ReasonCells,
     households: list[Household],
     policy: Policy,
+    households_read: bool,
 ) -> dict[str, Sequence[Any]]:
     """Every customer's ``set_field`` values, column by column: the reasons field is
-    chosen for the whole batch at once (``reasons_field``)."""
+    chosen for the whole batch at once (``reasons_field``); the household tier only when
+    the batch came with household links (``households_read``)."""
     s = policy.strategy
     review = {d: d.isoformat() for d in set(named.next_review)}
     columns: dict[str, list[Any]] = {
@@ -148,7 +152,7 @@ def _set_field_columns(
             max_chars=s.reasons_max_chars,
         ),
     }
-    if households and households[0].read:
+    if households_read:
         columns["household_tier"] = [h.tier for h in households]
     return strategy.set_field_columns(columns)
 

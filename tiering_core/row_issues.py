@@ -11,7 +11,6 @@ import numpy as np
 
 from tiering_core.cells import INTEGER_PATHS
 from tiering_core.columns import ENUMS, NUMBERS, PATHS, BoolArray, Columns
-from tiering_core.row_reasons import listed
 from tiering_core.rules.base import IssueColumn
 
 
@@ -24,6 +23,10 @@ def _hits(masks: Sequence[BoolArray]) -> list[tuple[int, int]]:
 
 
 def issues_by_row(cols: Columns, columns: list[IssueColumn]) -> list[list[dict[str, Any]]]:
+    """Each of the batch's customers' DQ issues as its decision holds them
+    (``models.DQIssue``'s plain data: code, field, problem, the input as given), column
+    by column in the rules' order. The true cells of every issue column are found in one
+    numpy call, so a batch pays per issue found, not per customer and rule."""
     rows: list[list[dict[str, Any]]] = [[] for _ in range(cols.n)]
     for c, i in _hits([ic.mask for ic in columns]):
         ic = columns[c]
@@ -59,5 +62,5 @@ def _input_value(cols: Columns, path: str, row: int) -> Any:
     if path == "currency":
         return cols.currencies[row]
     if path == "aml.high_risk_countries":
-        return listed(cols, row)
+        return cols.listed(row)
     return None  # a whole block, a missing flag

@@ -172,9 +172,10 @@ class ReasonCells:
     def lines(self, chosen: list[int], language: str) -> list[str]:
         """Cells ``chosen`` as the CRM's reasons field shows them (``reasons.reason_line``),
         one line made per distinct code, value and threshold: from the texts when they
-        are made or are to be (``rendered``), else from the cells' values, the one
-        language alone. Not for a listed value (an AML reason: never in the field)."""
-        if self.rendered or "texts" in self.__dict__:
+        are to be made anyway (``rendered``), else from the cells' values, the one
+        language alone. A listed value (``profile_path``: an AML reason, which the field
+        never shows) cannot key a line; each of its cells is made alone (``reason_line``)."""
+        if self.rendered:
             texts, (numbers, sources) = self.texts, self._numbered
             return keyed(
                 list(map(numbers.__getitem__, chosen)),
@@ -190,7 +191,12 @@ class ReasonCells:
         for a, b in pairwise(_bounds(self.column[cells])):
             rc, spec = self.columns[firsts[a]], CATALOGUE[self.columns[firsts[a]].code]
             values, limits = _observed(self._cols, rc, self.row[cells[a:b]].tolist())
-            if isinstance(rc.threshold, np.ndarray):  # a threshold a row
+            if rc.profile_path is not None:  # lists, unhashable: a line a cell
+                made += [
+                    reason_line({"code": rc.code, "text": ReasonText(spec, value, limit)}, language)
+                    for value, limit in zip(values, limits, strict=True)
+                ]
+            elif isinstance(rc.threshold, np.ndarray):  # a threshold a row
                 pairs = zip(values, limits, strict=True)
                 made += keyed(list(pairs), partial(_line, spec, language))
             else:  # one threshold: a line per distinct value
@@ -283,7 +289,7 @@ def _observed(cols: Columns, rc: ReasonColumn, rows: list[int]) -> tuple[list[An
     """Column ``rc``'s observed values and thresholds at ``rows`` as plain data."""
     observed: list[Any]
     if rc.profile_path is not None:  # the listed countries, as given
-        observed = [listed(cols, i) for i in rows]
+        observed = [cols.listed(i) for i in rows]
     elif rc.labels is not None:
         labels = rc.labels
         observed = [None if k is None else labels[int(k)] for k in _cells(rc.value, rows)]
@@ -336,12 +342,6 @@ def _reason(spec: ReasonSpec, value: Any, threshold: Any, weight: Any, text: Any
 
 def _rendered(spec: ReasonSpec, value: Any, threshold: Any) -> dict[str, str]:
     return ReasonText(spec, value, threshold).rendered()
-
-
-def listed(cols: Columns, row: int) -> list[str] | None:
-    """Row ``row``'s high-risk countries as given (a reason's or a DQ issue's value)."""
-    listed = cols.listed_countries[row]
-    return None if listed is None else list(listed)
 
 
 def _cells(values: Any, rows: list[int]) -> list[Any]:

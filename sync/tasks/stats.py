@@ -99,10 +99,11 @@ _OLDEST = sa.text(
 
 
 def queue_stats(
-    store: StateStore, now: datetime, live_after: timedelta | None = None
+    store: StateStore, now: datetime, alive_within: timedelta | None = None
 ) -> QueueStats:
-    """The queue as of ``now``; with ``live_after`` (``stalled_after``, when full syncs are
-    spread over the workers), how many workers are alive too."""
+    """The queue as of ``now``; with ``alive_within`` (``stalled_after``, when full syncs are
+    spread over the workers), how many workers are alive too: those whose heartbeat is at
+    most that old (``sync.tasks.liveness``)."""
     with store.engine.connect() as conn:
         waiting = {str(name): int(n) for name, n in conn.execute(_WAITING)}
         by_status = {str(status): int(n) for status, n in conn.execute(_COUNT)}
@@ -122,5 +123,5 @@ def queue_stats(
         oldest_waiting_age_s=max(age, 0.0),
         failed=by_status.get("failed", 0),
         workers=workers,
-        live_workers=None if live_after is None else live_workers(store.engine, live_after),
+        live_workers=None if alive_within is None else live_workers(store.engine, alive_within),
     )

@@ -9,16 +9,19 @@ pin the rows: tests/core/test_core_golden.py.)"""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 from core_support import AS_OF, build, generated_bank, policies
 
+from tests.core.test_core_reasons_field import one_by_one
 from tiering_core import decisions
 from tiering_core.columns import Columns
 from tiering_core.decision_columns import DecisionColumns
 from tiering_core.engine import decide_batch, evaluate
-from tiering_core.models import ACTION_KINDS, ActionKind, CustomerProfile
+from tiering_core.models import ACTION_KINDS, ActionKind, CustomerProfile, DecidedFields
 from tiering_core.policy import Policy, load_policy
+from tiering_core.reasons import make_reason
 from tiering_core.row_reasons import codes_of
 from tiering_core.rules import override
 from tiering_core.rules.household import HouseholdLinks, Link
@@ -60,6 +63,11 @@ def links(profiles: list[CustomerProfile], policy: Policy) -> HouseholdLinks:
     return HouseholdLinks.build(ids, pairs[: len(pairs) // 2], policy)
 
 
+def written(value: Any) -> Any:
+    """A decided output as its ``set_field`` action writes it (dates as ISO text)."""
+    return value.isoformat() if isinstance(value, date) else value
+
+
 @pytest.mark.parametrize("seed", [3, 11, 29])
 @pytest.mark.parametrize("name", ["default", "fico", "variant"])
 @pytest.mark.parametrize("households", [False, True])
@@ -81,10 +89,20 @@ def test_columns_read_as_the_whole_decision(seed: int, name: str, households: bo
         for i, before in enumerate(rows):
             plain = new.plain(i)
             assert new[i] is before and new.row(i) is before
+            # the reasons as ``make_reason`` makes each from the catalogue (not the cells)
+            remade = [
+                make_reason(r["code"], r["value"], r["threshold"], r["weight"])
+                for r in before["reasons"]
+            ]
+            assert list(before["reasons"]) == remade
+            assert codes[i] == tuple(r["code"] for r in remade)
             fields = {a["field"]: a["value"] for a in before["actions"] if a["kind"] == "set_field"}
             assert new.field_values(i) == fields == field_rows[i]
+            if field_rows[i]:  # the fields as one customer's decision alone defines them
+                assert field_rows[i]["reasons"] == one_by_one(remade, policy)
+                for name in [*DecidedFields.__annotations__, "policy_version"]:
+                    assert field_rows[i][name] == written(before[name]), name
             assert list(plain) == list(before) == list(summaries[i])
-            assert codes[i] == tuple(r["code"] for r in before["reasons"])
             assert (
                 {k: v for k, v in plain.items() if k != "actions"}
                 == {k: v for k, v in summaries[i].items() if k != "actions"}
@@ -144,7 +162,7 @@ def test_a_hand_checked_batch() -> None:
     assert {k: v for k, v in first.items() if k != "text"} == {
         "code": "VAL_AUM_MASS",
         "dimension": "value",
-        "factor": first["factor"],
+        "factor": "aum",
         "value": 20_000,
         "threshold": 50_000,
         "weight": 0.3,
@@ -153,5 +171,13 @@ def test_a_hand_checked_batch() -> None:
         "en": "AUM 20,000 below affluent floor 50,000",
         "zh": "资产 20,000 低于富裕门槛 50,000",
     }
+    # every reason as made alone from the catalogue (AML score 0 against the 40 cut-off)
+    assert list(mass["reasons"]) == [
+        make_reason("VAL_AUM_MASS", 20_000, 50_000),
+        make_reason("NEED_BASIC"),
+        make_reason("CRD_GOOD"),
+        make_reason("AML_SCORE", 0, 40),
+        make_reason("CH_SELF_SERVICE", "mass"),
+    ]
+    assert affluent["reasons"][0] == make_reason("VAL_AUM_AFFLUENT", 448_107.42, 50_000)
     assert all(a is b for a, b in zip(mass["reasons"], twin["reasons"], strict=True))
-    assert mass["reasons"] == dc[0]["reasons"] and mass["reasons"] != affluent["reasons"]

@@ -4,15 +4,19 @@ in the field's language, cut at its length."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from tests.core.core_support import AS_OF, generated_bank, policies
-from tiering_core.engine import decide_batch
+from tiering_core import decisions
+from tiering_core.columns import Columns
+from tiering_core.engine import decide_batch, evaluate
 from tiering_core.models import AssessmentData
-from tiering_core.policy import Policy, policy_over_default
+from tiering_core.policy import Policy, load_policy, policy_over_default
 from tiering_core.reasons import reason_line, top_reasons
+from tiering_core.rules import override
 
 
 def _policies() -> dict[str, Policy]:
@@ -34,24 +38,49 @@ def _field(decision: AssessmentData) -> Any:
     return value
 
 
-def _one_by_one(decision: AssessmentData, policy: Policy) -> str:
+def one_by_one(reasons: Sequence[dict[str, Any]], policy: Policy) -> str:
     """The field as one customer's reasons alone define it."""
     s = policy.strategy
-    chosen = top_reasons(decision["reasons"], s.reasons_top)
+    chosen = top_reasons(reasons, s.reasons_top)
     joined = "; ".join(reason_line(r, s.reasons_language) for r in chosen)
     return joined if len(joined) <= s.reasons_max_chars else joined[: s.reasons_max_chars - 1] + "…"
 
 
+@pytest.mark.parametrize("rendered", [False, True])
 @pytest.mark.parametrize("name", ["default", "fico", "variant", "short", "one"])
-def test_each_customers_field_is_its_own_top_reasons(name: str) -> None:
+def test_each_customers_field_is_its_own_top_reasons(name: str, rendered: bool) -> None:
+    """``rendered``: the texts made up front (``crmtier tier``, which writes them all), the
+    field's lines then made from them (``ReasonCells.lines``), else from the cells' values."""
     policy = _policies()[name]
     bank = generated_bank(400, seed=11, dirty=True)
-    decided = decide_batch(bank, policy, AS_OF, kinds=frozenset({"set_field"}))
+    cols = Columns.from_profiles(bank, policy)
+    ev = override.apply(evaluate(cols, policy, AS_OF, None), cols, policy, AS_OF)
+    decided = decisions.decided(
+        cols, ev, policy, AS_OF, frozenset({"set_field"}), rendered=rendered
+    )
     fields = [_field(d) for d in decided]
-    assert fields == [_one_by_one(d, policy) for d in decided]
+    assert fields == [one_by_one(d["reasons"], policy) for d in decided]
     assert any("; " in f for f in fields) or policy.strategy.reasons_top == 1
     assert not any(f.startswith("AML_") or "; AML_" in f for f in fields)
     # a batch of one (the webhook path) gives each customer the same field
     alone = [_field(decide_batch([p], policy, AS_OF, kinds=frozenset({"set_field"}))[0])
              for p in bank[:25]]  # fmt: skip
     assert alone == fields[:25]
+
+
+@pytest.mark.parametrize("rendered", [False, True])
+@pytest.mark.parametrize("language", ["en", "zh", "both"])
+def test_every_cells_line_is_its_reason_line(rendered: bool, language: str) -> None:
+    """``ReasonCells.lines`` of every cell of a batch, a listed value's too (a high-risk
+    country list, which the field never shows but a caller may ask for), is the cell's
+    reason as ``reasons.reason_line`` shows it."""
+    policy = load_policy()
+    bank = generated_bank(400, seed=11, dirty=True)
+    cols = Columns.from_profiles(bank, policy)
+    ev = override.apply(evaluate(cols, policy, AS_OF, None), cols, policy, AS_OF)
+    cells = decisions.decided(cols, ev, policy, AS_OF, frozenset(), rendered=rendered).cells
+    listed = {rc.code for rc in cells.columns if rc.profile_path is not None}
+    chosen = list(range(cells.row.size))
+    assert listed & {cells.columns[c].code for c in cells.column.tolist()}, "a listed value"
+    lines = cells.lines(chosen, language)
+    assert lines == [reason_line(reason, language) for reason in cells.reasons]

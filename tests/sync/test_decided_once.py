@@ -31,6 +31,7 @@ from sync.records import Outcome
 from sync.state import load_states
 from sync.store import StateStore
 from sync.taskbudget import task_limits
+from tests.sync import test_sync_household_links as hh
 from tests.sync.test_retier import AS_OF, PAGE, POLICY, STREAM, Book, BookConnector, assess
 from tests.sync.test_retier import engine_on as retier_engine
 
@@ -182,12 +183,10 @@ def test_a_dry_run_decides_a_revisited_customer_once_and_counts_as_the_run_will(
         store.close()
 
 
-def test_a_dry_run_keeps_only_the_plans_of_customers_the_stream_has_yet_to_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """What a dry run planned is kept only for customers decided ahead of the stream (here
-    the revisited ones) and only until the stream reads them: the map never holds the whole
-    run's customers, and a full run's is empty once the stream has read everyone."""
+@pytest.fixture
+def map_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of a dry run's ``PagePlanner.previewed`` after each page adds to it or the
+    stream's read takes from it, in order."""
     sizes: list[int] = []
 
     class Watched(PagePlanner):
@@ -199,6 +198,16 @@ def test_a_dry_run_keeps_only_the_plans_of_customers_the_stream_has_yet_to_read(
             super().passed(ids)
             sizes.append(len(self.previewed))
 
+    monkeypatch.setattr(run_parts, "PagePlanner", Watched)
+    return sizes
+
+
+def test_a_dry_run_keeps_only_the_plans_of_customers_the_stream_has_yet_to_read(
+    tmp_path: Path, map_sizes: list[int]
+) -> None:
+    """What a dry run planned is kept only for customers decided ahead of the stream (here
+    the revisited ones) and only until the stream reads them: the map never holds the whole
+    run's customers, and a full run's is empty once the stream has read everyone."""
     book = Book(N)
     store = StateStore.open(f"sqlite:///{tmp_path / 'one.db'}")
     try:
@@ -207,11 +216,48 @@ def test_a_dry_run_keeps_only_the_plans_of_customers_the_stream_has_yet_to_read(
         with store.begin() as conn:
             waiting = set(taskbudget.to_revisit(conn, STREAM, task_limits(POLICY)))
         assert 0 < len(waiting) < N // 4, "the policy's task budgets leave a few waiting"
-        monkeypatch.setattr(run_parts, "PagePlanner", Watched)
+        map_sizes.clear()  # the first run was no dry run
         dry = retier_engine(store, book).run(RunOptions(full=True, as_of=AS_OF, dry_run=True))
         assert dry.status == "succeeded", dry.error
         assert dry.counts.unchanged >= len(waiting), "the stream's reads settled by the plans"
-        assert max(sizes) == len(waiting)
-        assert sizes[-1] == 0
+        assert max(map_sizes) == len(waiting)
+        assert map_sizes[-1] == 0
+    finally:
+        store.close()
+
+
+#: 120 customers over three pages of 50, C000..C119 in stream order; household i pairs
+#: C{i} with C{119-i}, so page 1's members live on pages 2 and 3
+PEOPLE = {f"C{i:03d}": 1.0 for i in range(120)}
+PAIRS = [hh.L(f"C{i:03d}", f"H{i}") for i in range(60)] + [
+    hh.L(f"C{119 - i:03d}", f"H{i}") for i in range(60)
+]
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_a_dry_run_keeps_no_household_member_the_stream_will_not_read(
+    tmp_path: Path, map_sizes: list[int], full: bool
+) -> None:
+    """A dry run decides a changed customer's household members beside its page; it keeps
+    what it planned for a member only while the stream may still read it
+    (``Reader.unread``). Incremental: C000..C059 and C119 changed since the last sync; of
+    the members fetched beside them only C119 (C000's, on the next page) is still to be
+    read, and goes when it is; the rest, unchanged since the bookmark, are never kept (they
+    stayed, one per household, until the run ended). Full: page 1's members (C070..C119)
+    are kept until the stream reads them, and the map is empty at the end."""
+    store = StateStore.open(f"sqlite:///{tmp_path / 'hh.db'}")
+    try:
+        crm = hh.HouseholdCrm(PEOPLE, PAIRS)
+        engine = hh._engine(store, crm)
+        hh._run(engine, crm, full=True, day=0)
+        hh._run(engine, crm, day=0)  # our writes come back, settled
+        for i in [*range(60), 119]:
+            crm.set_deposits(f"C{i:03d}", 2.0)
+        map_sizes.clear()
+        hh.TODAY[0] = hh.AS_OF
+        dry = engine.run(RunOptions(as_of=hh.AS_OF, full=full, dry_run=True))
+        assert dry.status == "succeeded", dry.error
+        assert dry.counts.reconciles()
+        assert (max(map_sizes), map_sizes[-1]) == ((50, 0) if full else (1, 0))
     finally:
         store.close()

@@ -380,7 +380,7 @@ def test_live_workers_are_counted_by_heartbeat_when_full_syncs_are_spread(
 ) -> None:
     """As ``crmtier sync --full`` counts them (``sync.tasks.liveness``): a worker whose
     heartbeat is older than ``stalled_after`` is not alive; and not counted at all unless
-    full syncs are spread (``live_after`` None)."""
+    full syncs are spread (``alive_within`` None)."""
     with store.begin() as conn:
         conn.execute(
             sa.text(
@@ -389,7 +389,7 @@ def test_live_workers_are_counted_by_heartbeat_when_full_syncs_are_spread(
             )
         )
     now = datetime.now(UTC)
-    assert queue_stats(store, now, live_after=timedelta(seconds=30)).live_workers == 2
+    assert queue_stats(store, now, alive_within=timedelta(seconds=30)).live_workers == 2
     assert queue_stats(store, now).live_workers is None
 
 
