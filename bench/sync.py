@@ -26,6 +26,10 @@ four times as many write calls). ``--fields-only`` turns those off to measure P4
 Field updates above ``[crm] bulk_threshold`` (2,000) go through Bulk API 2.0 jobs, which
 the field-write line counts with the Collections calls.
 
+``--wrap 'memray run --native -q -o sync.bin'`` runs the sync process under a profiler (or
+any command that takes the program and its arguments after it); what the wrapper writes to
+stderr is printed after the run.
+
 Run: python bench/sync.py [--customers 100000] [--latency 0.05] [--concurrency 4] [--fields-only]
 """
 
@@ -37,6 +41,7 @@ import json
 import multiprocessing as mp
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -97,6 +102,12 @@ def main() -> None:
     parser.add_argument(
         "--fields-only", action="store_true", help="write tier fields only (P4's scenario)"
     )
+    parser.add_argument(
+        "--wrap",
+        default="",
+        help="a command to run crmtier sync under, e.g. 'memray run --native -o sync.bin' "
+        "(a native heap profile of the sync process itself)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,7 +132,7 @@ def main() -> None:
         reference_before = _reference_cpu()
         started = time.perf_counter()
         proc = subprocess.run(
-            [CRMTIER, "sync", "--config", str(config), "--json"],
+            [*shlex.split(args.wrap), CRMTIER, "sync", "--config", str(config), "--json"],
             env={**os.environ, **env},
             capture_output=True,
             text=True,
@@ -138,6 +149,8 @@ def main() -> None:
         if proc.returncode != 0:
             print(proc.stderr[-3000:], file=sys.stderr)
             sys.exit(f"sync exited {proc.returncode}")
+        if args.wrap:  # what the wrapper said: the sync's own stderr is JSON log lines
+            print(*(ln for ln in proc.stderr.splitlines() if not ln.startswith("{")), sep="\n")
         report = json.loads(proc.stdout.strip().splitlines()[-1])
 
     counts, used, minimum = report["counts"], report["api_calls"], report["min_calls"]

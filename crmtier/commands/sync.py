@@ -8,7 +8,6 @@ is already syncing this stream.
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import sys
@@ -29,6 +28,7 @@ from connectors.errors import ConfigError, ConnectorError
 from connectors.override_audit import OverrideAuditReads
 from crmtier.commands.listing import emit, format_option, stdout_console
 from crmtier.commands.options import config_option
+from crmtier.commands.sync_gc import OldestGeneration, fewer_collections
 from crmtier.commands.sync_output import ProgressView, report_json, summary
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config
 from crmtier.config_sections import parse_interval
@@ -133,30 +133,6 @@ def open_engine(
         store.close()
 
 
-#: gen-0 threshold for a sync run (Python's default is 700), and the older generations'
-GC_THRESHOLDS = (1_000_000, 50, 1_000)
-
-
-@contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector far less often during a sync run, and restore it.
-
-    A run allocates millions of short-lived objects (records, models, rows, JSON) and keeps
-    few. CPython counts allocations net of frees, so a gen-0 pass starts only when that
-    many tracked objects are alive and new, and walks them all: at a threshold the size of
-    a page's objects every page pays several full walks of itself. At ``GC_THRESHOLDS``
-    cycles are still freed, but bench/sync.py (100,000 customers) spends 0.3 s in the
-    collector instead of 7 s (at 50,000) or far more (Python's 700), for about 20 MiB more
-    peak RSS. Only ``crmtier sync`` does this: in ``serve`` the receiver shares the
-    process, and fewer, larger collections would land in its ack latency."""
-    old = gc.get_threshold()
-    gc.set_threshold(*GC_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-
-
 def _run_once(
     config: CrmtierConfig, options: RunOptions, as_json: bool, quiet: bool, show_restricted: bool
 ) -> int:
@@ -167,7 +143,9 @@ def _run_once(
         with (
             fewer_collections(),
             open_engine(
-                config, as_of=options.as_of, on_progress=view.update if view else None
+                config,
+                as_of=options.as_of,
+                on_progress=OldestGeneration(view.update if view else None),
             ) as engine,
         ):
             if view:

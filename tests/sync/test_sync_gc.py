@@ -1,12 +1,20 @@
-"""``crmtier sync`` runs with fewer cyclic-GC passes and gives the process its settings back."""
+"""``crmtier sync`` runs with fewer cyclic-GC passes, a full one every so many customers read,
+and gives the process its settings back."""
 
 from __future__ import annotations
 
 import gc
+import weakref
 
 import pytest
 
-from crmtier.commands.sync import GC_THRESHOLDS, fewer_collections
+from crmtier.commands.sync_gc import (
+    FULL_COLLECTION_EVERY,
+    GC_THRESHOLDS,
+    OldestGeneration,
+    fewer_collections,
+)
+from sync.runs import RunCounts
 
 
 def test_thresholds_are_raised_for_the_run_and_restored_after_it_even_on_error() -> None:
@@ -18,3 +26,41 @@ def test_thresholds_are_raised_for_the_run_and_restored_after_it_even_on_error()
     with pytest.raises(RuntimeError), fewer_collections():
         raise RuntimeError("a failed run")
     assert gc.get_threshold() == before
+
+
+class _Node:
+    """An object in a reference cycle: only the cyclic collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_cycle_in_the_oldest_generation_is_freed_once_so_many_customers_are_read() -> None:
+    passed: list[tuple[int, int]] = []
+    progress = OldestGeneration(lambda counts, calls: passed.append((counts.read, calls)))
+    gc.disable()  # no automatic pass: only the callback's may free the cycle
+    try:
+        node = _Node()
+        gone = weakref.ref(node)
+        gc.collect()  # the cycle survives a full pass: it is in the oldest generation now
+        del node
+        progress(RunCounts(read=FULL_COLLECTION_EVERY - 1), 1)
+        assert gone() is not None
+        progress(RunCounts(read=FULL_COLLECTION_EVERY + 5), 2)
+        assert gone() is None
+        again = _Node()
+        gone = weakref.ref(again)
+        gc.collect()
+        del again
+        progress(RunCounts(read=2 * FULL_COLLECTION_EVERY), 3)  # counted from the last pass
+        assert gone() is not None
+        progress(RunCounts(read=2 * FULL_COLLECTION_EVERY + 5), 4)
+        assert gone() is None
+    finally:
+        gc.enable()
+    assert passed == [
+        (FULL_COLLECTION_EVERY - 1, 1),
+        (FULL_COLLECTION_EVERY + 5, 2),
+        (2 * FULL_COLLECTION_EVERY, 3),
+        (2 * FULL_COLLECTION_EVERY + 5, 4),
+    ]
