@@ -234,8 +234,7 @@ class SalesforceClient:
                     result = fn(sf)
             except SalesforceError as exc:
                 error = _classify_sf(exc)
-                if isinstance(error, QuotaExhaustedError):
-                    self._exhausted = True
+                self._exhausted |= isinstance(error, QuotaExhaustedError)
                 raise error from exc
             except (requests.RequestException, SalesforceBulkV2LoadError) as exc:
                 # the upload's error quotes the response body: its type name only
@@ -343,7 +342,7 @@ class SalesforceClient:
         if job["state"] != "JobComplete":
             error = bulk_job_error(job["state"], str(job.get("errorMessage") or ""), sobject)
             # the org's job allowance is used up: no more calls this run, as a refused call
-            self._exhausted = self._exhausted or isinstance(error, QuotaExhaustedError)
+            self._exhausted |= isinstance(error, QuotaExhaustedError)
             raise error
         failed = []
         if int(job.get("numberRecordsFailed") or 0):
