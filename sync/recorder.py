@@ -25,6 +25,7 @@ from connectors.contract import WriteResult
 from sync import outbox, taskbudget
 from sync.audit import AuditEntry, AuditEvent, AuditKeys, Trigger, append
 from sync.days import day_text
+from sync.effect_rows import effect_label, effect_row
 from sync.inputs import save_inputs
 from sync.killpoints import kill_point
 from sync.outbox import OutboxItem
@@ -38,7 +39,7 @@ from sync.records import (
     Planned,
     Skip,
 )
-from sync.runs import RunCounts, side_effect_label
+from sync.runs import RunCounts
 from sync.state import CustomerState, save_side_effects, save_states
 from sync.store import StateStore
 from tiering_core.privacy import pseudonym
@@ -224,7 +225,7 @@ class Recorder:
                         done.append(item.id)
                         batch.counts.writes[item.kind] += 1
                         if item.kind != "field_update":
-                            batch.counts.effects[_effect_label(item)] += 1
+                            batch.counts.effects[effect_label(item)] += 1
                             self._side_effect(item, decision, effects, audit_rows)
                         if decision:
                             decision.outstanding.discard(item.id)
@@ -324,37 +325,8 @@ class Recorder:
         audit_rows: list[AuditEntry],
     ) -> None:
         """A task made or closed, or a membership changed: on record, and audited."""
-        payload = item.payload
-        rule = payload.get("rule") if item.kind in ("task", "task_close") else None
-        event: AuditEvent
-        new: dict[str, Json]
-        campaign: str | None = None
-        if item.kind == "task":
-            active, event = True, "task"
-            new = {
-                "rule": rule,
-                "priority": payload.get("priority"),
-                "due": payload.get("due"),
-                "queue": payload.get("queue"),
-                "key": item.key,
-            }
-        elif item.kind == "task_close":  # the task stays on record, closed: active false
-            active, event = False, "task_closed"
-            new = {"rule": rule, "key": item.key, "closed": True}
-        else:
-            campaign, active, event = payload["campaign"], bool(payload["member"]), "campaign"
-            new = {"campaign": campaign, "member": active, "key": item.key}
-        effects.append(
-            {
-                "kind": "membership" if item.kind == "membership" else "task",
-                "key": item.key,
-                "customer_id": item.customer_id,
-                "campaign": campaign,
-                "rule": rule,
-                "active": active,
-                "run_id": self.run_id,
-            }
-        )
+        row, event, new = effect_row(item, self.run_id)
+        effects.append(row)
         pending = decision.pending if decision else None
         audit_rows.append(self.audit(item.customer_id, event, None, new, pending, item=item))
 
@@ -461,13 +433,6 @@ def _count_change(counts: RunCounts, old: Mapping[str, str] | None, new: Mapping
     after = new.get("value_tier", "none")
     if before != after:
         counts.changes[f"{before} -> {after}"] += 1
-
-
-def _effect_label(item: OutboxItem) -> str:
-    """The ``side_effect_label`` of a written task, closure or membership item."""
-    if item.kind == "membership":
-        return side_effect_label("membership", item.payload["campaign"], item.payload["member"])
-    return side_effect_label(item.kind, str(item.payload.get("rule") or "unknown"))
 
 
 def _one_line(text: str) -> str:
