@@ -4,9 +4,18 @@ many of the rows sent it never processed.
 
 References (Bulk API 2.0 and Bulk API Developer Guide): "Job States" (``JobComplete``,
 ``Failed`` and ``Aborted`` are final), "Get Information About an Ingest Job"
-(``numberRecordsProcessed`` counts failed rows too; ``errorMessage`` says why a job
-failed), "Get Job Unprocessed Record Results" (``unprocessedrecords/``: the rows a job
-never processed, "not the same as failed rows").
+(``errorMessage`` says why a job failed), "Get Job Unprocessed Record Results"
+(``unprocessedrecords/``: the rows a job never processed, "not the same as failed rows").
+
+Two assumptions, not confirmed on a real org (none here; the sandbox is ours): that
+``numberRecordsProcessed`` counts failed rows too, and that ``unprocessedrecords/``,
+which the guide describes for failed and aborted jobs, also lists the rows a
+``JobComplete`` job did not process. If either is wrong the list names fewer rows than
+``unprocessed`` counts, and the client counts the whole job as not written
+(``TransientError``): its rows are sent again in a new job (updates that set values, so
+harmless), costing a job's calls, and a job with failed rows would never be taken as
+written (its rows retried until the attempts run out). No row is counted written that
+was not.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ import pydantic_core
 import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.bulk2 import ColumnDelimiter, LineEnding, Operation
-from simple_salesforce.exceptions import SalesforceError
+from simple_salesforce.exceptions import SalesforceBulkV2LoadError, SalesforceError
 from simple_salesforce.format import format_soql
 
 from connectors import limits
@@ -216,25 +216,28 @@ class SalesforceClient:
     def data_calls(self) -> int:
         return data_calls(self.calls.counts())
 
-    def call(self, kind: str, fn: Callable[[Salesforce], T]) -> T:
+    def call(self, kind: str, fn: Callable[[Salesforce], T], *, guard: bool = True) -> T:
         """``fn`` on the API session: the share guard, the concurrency slot, retries, one
         re-login on an expired session, the SDK's errors classified (every call, REST or
-        ``client_metadata.py``'s SOAP, goes through here)."""
+        ``client_metadata.py``'s SOAP, goes through here). ``guard=False`` for the calls on
+        a job already open (poll, results, abort): a share used up mid-job must not leave
+        the job writing unwatched and never aborted."""
         used: Salesforce | None = None
 
         def attempt() -> T:
             nonlocal used
-            self._guard()
+            if guard:
+                self._guard()
             sf = used = self._session_or_login()
             try:
                 with self._in_flight.slot("api") if self._in_flight else nullcontext():
                     result = fn(sf)
             except SalesforceError as exc:
                 error = _classify_sf(exc)
-                if isinstance(error, QuotaExhaustedError):
-                    self._exhausted = True
+                self._exhausted |= isinstance(error, QuotaExhaustedError)
                 raise error from exc
-            except requests.RequestException as exc:
+            except (requests.RequestException, SalesforceBulkV2LoadError) as exc:
+                # the upload's error quotes the response body: its type name only
                 raise TransientError(f"Salesforce {kind}: {type(exc).__name__}") from exc
             usage = sf.api_usage.get("api-usage") if sf.api_usage else None
             if usage is not None:
@@ -324,7 +327,9 @@ class SalesforceClient:
         job_id = self.call("bulk_ingest", open_job)
         try:
             job = await_job(
-                lambda: self.call("bulk_poll", lambda sf: jobs(sf).get_job(job_id, False)),
+                lambda: self.call(
+                    "bulk_poll", lambda sf: jobs(sf).get_job(job_id, False), guard=False
+                ),
                 records,
                 self.settings.bulk_poll_seconds,
                 self._sleep or time.sleep,
@@ -332,16 +337,16 @@ class SalesforceClient:
             )
         except Exception:
             with suppress(ConnectorError):
-                self.call("bulk_abort", lambda sf: _abort_job(jobs(sf), job_id))
+                self.call("bulk_abort", lambda sf: _abort_job(jobs(sf), job_id), guard=False)
             raise
         if job["state"] != "JobComplete":
-            raise bulk_job_error(job["state"], str(job.get("errorMessage") or ""), sobject)
+            error = bulk_job_error(job["state"], str(job.get("errorMessage") or ""), sobject)
+            # the org's job allowance is used up: no more calls this run, as a refused call
+            self._exhausted |= isinstance(error, QuotaExhaustedError)
+            raise error
         failed = []
         if int(job.get("numberRecordsFailed") or 0):
-            text = self.call(
-                "bulk_results", lambda sf: jobs(sf).get_ingest_results(job_id, _FAILED)
-            )
-            failed = list(csv.DictReader(io.StringIO(text)))
+            failed = self._job_results(jobs, job_id, _FAILED)
         missing = unprocessed(job, records)
         if missing:
             failed += self._unprocessed_rows(jobs, job_id, missing)
@@ -354,18 +359,24 @@ class SalesforceClient:
         on a retry ("Get Job Unprocessed Record Results"). When the list does not name them
         all, which rows were written is unknown: the whole job counts as not written (its
         updates set values, so sending them again is harmless)."""
-        text = self.call(
-            "bulk_results", lambda sf: jobs(sf).get_ingest_results(job_id, _UNPROCESSED)
-        )
         rows = [
             {"sf__Id": row["Id"], "sf__Error": f"{UNPROCESSED_CODE}:not processed by the job"}
-            for row in csv.DictReader(io.StringIO(text))
+            for row in self._job_results(jobs, job_id, _UNPROCESSED)
         ]
         if len(rows) < missing:
             raise TransientError(
                 f"Salesforce bulk job left {missing} rows unprocessed and listed {len(rows)}"
             )
         return rows
+
+    def _job_results(
+        self, jobs: Callable[[Salesforce], Any], job_id: str, kind: str
+    ) -> list[dict[str, str]]:
+        """A job's result rows of ``kind``, read past the share guard: the job wrote them."""
+        text = self.call(
+            "bulk_results", lambda sf: jobs(sf).get_ingest_results(job_id, kind), guard=False
+        )
+        return list(csv.DictReader(io.StringIO(text)))
 
     def close(self) -> None:
         self.session.close()

@@ -44,6 +44,10 @@ RULES: tuple[ErrorRule, ...] = (
     ErrorRule(400, "INVALID_TYPE", ConfigError),
     ErrorRule(400, "MALFORMED_QUERY", ConfigError),
     ErrorRule(400, "EXCEEDED_ID_LIMIT", ConfigError),
+    # a bulk job refused at create: the org's daily job allowance is used up, as its 403
+    # REQUEST_LIMIT_EXCEEDED twin (Bulk API 2.0 "Errors" page; the REST spelling too)
+    ErrorRule(400, "ExceededQuota", QuotaExhaustedError),
+    ErrorRule(400, "EXCEEDED_QUOTA", QuotaExhaustedError),
     ErrorRule(400, None, ConfigError),
     ErrorRule(404, None, ConfigError),
     ErrorRule(410, None, ConfigError),  # a retired API version
@@ -197,10 +201,15 @@ BULK_JOB_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(None, "InvalidJob", ConfigError),
     ErrorRule(None, "ClientInputError", ConfigError),
     ErrorRule(None, "FeatureNotEnabled", ConfigError),
-    ErrorRule(None, "InvalidVersion", ConfigError),
+    ErrorRule(None, "InvalidOperation", ConfigError),
+    ErrorRule(None, "InvalidUrl", ConfigError),
+    ErrorRule(None, "InvalidUser", ConfigError),
     ErrorRule(None, "ExceededQuota", QuotaExhaustedError),
     ErrorRule(None, None, TransientError),
 )
+#: A code as Salesforce prefixes a message with it (``InvalidBatch : ...``,
+#: ``STRING_TOO_LONG:...``): a word before a colon, nothing else.
+_CODE = re.compile(r"^[A-Za-z_]+(?=\s*:)")
 _BULK_FIELD = re.compile(r"Field name not found\s*:\s*(?P<field>[\w.]+)")
 
 
@@ -209,14 +218,22 @@ def bulk_job_error(state: str, message: str, sobject: str) -> ConnectorError:
     ``message`` (its ``errorMessage``). A job's message is about the job (its CSV header,
     its fields), yet only its code and the API name of a field it names are copied, as
     for every other Salesforce error."""
-    code = message.split(":", 1)[0].strip() or None
+    code = leading_code(message)
     rule = first_match(BULK_JOB_RULES, 0, code, message)
     assert rule is not None  # the last row matches anything
     if rule.error is ConfigError:
         found = _BULK_FIELD.search(message)
         fields = [found["field"]] if found else []
         return ConfigError(refusal(code, message, fields=fields, sobject=sobject))
-    return rule.build(f"Salesforce bulk job {state}: {code or 'no errorMessage'}")
+    return rule.build(f"Salesforce bulk job {state}: {code or 'no error code'}")
+
+
+def leading_code(message: str) -> str | None:
+    """The code ``message`` starts with (``InvalidBatch : ...``), or none: a message
+    without one (``Job aborted by <user>``) is the vendor's words, which can name a person
+    or echo a value, so none of it is taken as a code and copied into crmtier's errors."""
+    found = _CODE.match(message)
+    return found[0] if found else None
 
 
 def record_retryable(code: str | None) -> bool:

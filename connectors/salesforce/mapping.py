@@ -7,8 +7,8 @@ reports it, and as the Metadata API's ``CustomField`` creates it: "Custom Field 
 Salesforce Help; "CustomField", Metadata API Developer Guide).
 
 The planner compares what it wants to write with what the CRM holds (``CrmRecord.current``)
-and writes only differences, so ``from_crm_value(o, to_crm_value(o, v))`` must equal the
-normalised ``v`` for every output:
+and writes only differences, so ``from_crm_value(o, encode(encoder(o), v))`` (what the
+writer sends, read back) must equal the normalised ``v`` for every output:
 
 * long text (``reasons``): a one-line summary (``CODE text; CODE text``) as is, or a
   sequence of reasons (codes, texts or reason dicts) one per line, cut at the type's
@@ -52,10 +52,6 @@ def _reason_line(item: Any) -> str:
     if code is not None:
         return f"{code}: {item.text.en}"
     return str(item)
-
-
-def to_crm_value(output: str, value: Any) -> Any:
-    return encode(encoder(output), value)
 
 
 def encode(how: Callable[[Any], Any], value: Any) -> Any:
@@ -118,11 +114,6 @@ def from_crm_value(output: str, raw: Any) -> Any:
     except (TypeError, ValueError):
         return None
     return raw
-
-
-def normalise(output: str, value: Any) -> Any:
-    """What ``value`` looks like after a round trip through the CRM."""
-    return from_crm_value(output, to_crm_value(output, value))
 
 
 def _as_date(value: Any) -> date:

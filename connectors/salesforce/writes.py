@@ -26,7 +26,7 @@ from connectors.mapping import FieldMapping, WritebackConfig
 from connectors.salesforce.bulkcsv import cell, csv_bodies
 from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings
-from connectors.salesforce.errors import record_retryable, refusal
+from connectors.salesforce.errors import leading_code, record_retryable, refusal
 from connectors.salesforce.mapping import encode, encoder
 
 #: Records (or ids) per sObject Collections call, and ids per ``IN`` look-up.
@@ -126,8 +126,8 @@ class PlanWriter:
             if error is None:
                 out[i] = WriteResult("field_update", u.customer_id, True)
             else:
-                code, _, message = error.partition(":")
-                text = refusal(code, message, sobject=self.mapping.object)
+                code = leading_code(error)
+                text = refusal(code, error, sobject=self.mapping.object)
                 out[i] = WriteResult(
                     "field_update", u.customer_id, False, code, text, record_retryable(code)
                 )

@@ -26,7 +26,7 @@ from connectors.fxiaoke.mapping import value_to_crm
 from connectors.mapping import DefaultMapping, load_default_mapping
 from connectors.registry import kinds
 from connectors.salesforce.mapping import FIELD_TYPES as SF_TYPES
-from connectors.salesforce.mapping import to_crm_value
+from connectors.salesforce.mapping import encode, encoder
 from connectors.salesforce.metadata import writeback_component
 from connectors.sandbox import fxiaoke_schema, salesforce_schema, zoho_schema
 from connectors.zoho.mapping import FIELD_TYPES as ZOHO_TYPES
@@ -188,7 +188,7 @@ def test_a_new_output_of_a_known_type_needs_only_its_declaration_and_mapping_lin
         assert field == Described(CREATED_TYPE[kind]["text"]), kind
     component = writeback_component("tier_note", "Account.Tier_Note__c")
     assert (component["type"], component["length"]) == ("Text", 255)
-    assert to_crm_value("tier_note", "AUM above the private floor") == (
+    assert encode(encoder("tier_note"), "AUM above the private floor") == (
         "AUM above the private floor"
     )
     assert value_to_crm("tier_note", "AUM above the private floor") == (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from connectors.errors import (
     AuthExpiredError,
@@ -11,6 +12,7 @@ from connectors.errors import (
     RateLimitedError,
     TransientError,
 )
+from connectors.salesforce.client import _classify_sf
 from connectors.salesforce.errors import classify, record_retryable, refusal
 
 
@@ -162,3 +164,12 @@ def test_a_configuration_error_names_code_field_object_and_next_step(
 def test_a_record_error_names_code_field_object_never_a_value(code, message, fields, sobject, text):
     line = refusal(code, message, fields=fields, sobject=sobject)
     assert text in line and "Canary" not in line
+
+
+@pytest.mark.parametrize("code", ["ExceededQuota", "EXCEEDED_QUOTA"])
+def test_a_bulk_job_refused_at_create_on_the_quota_is_quota_exhausted(code):
+    """HTTP 400 from create_job: the SDK's error through the client's classification."""
+    refused = SalesforceMalformedRequest(
+        "jobs/ingest", 400, "jobs", [{"errorCode": code, "message": "jobs per 24 hours"}]
+    )
+    assert type(_classify_sf(refused)) is QuotaExhaustedError

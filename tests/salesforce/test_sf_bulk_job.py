@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import requests
-from simple_salesforce.exceptions import SalesforceExpiredSession
+from simple_salesforce.exceptions import SalesforceBulkV2LoadError, SalesforceExpiredSession
 
 from connectors.errors import ConfigError, QuotaExhaustedError, TransientError
 from connectors.salesforce import bulkjob
@@ -20,7 +20,6 @@ from connectors.salesforce.bulkcsv import cell, csv_bodies
 from connectors.salesforce.bulkjob import BULK_POLL_MAX_SECONDS, next_poll
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.config import load_settings
-from connectors.salesforce.errors import record_retryable
 
 
 def test_one_body_within_the_limit_and_halves_past_it() -> None:
@@ -69,7 +68,8 @@ class _Jobs:
         self.opened, self.polls = opened, list(polls)
         self.results = {"failedResults": failed, "unprocessedrecords": unprocessed}
         self.calls: list[str] = []
-        self.fail_upload = False
+        self.fail_upload: Exception | None = None
+        self.on_close: Any = None
 
     def create_job(self, operation: Any, **dialect: Any) -> dict[str, Any]:
         self.calls.append(
@@ -80,10 +80,12 @@ class _Jobs:
     def upload_job_data(self, job_id: str, body: str) -> None:
         self.calls.append("upload")
         if self.fail_upload:
-            raise requests.ConnectionError("dropped")
+            raise self.fail_upload
 
     def close_job(self, job_id: str) -> None:
         self.calls.append("close")
+        if self.on_close:
+            self.on_close()
 
     def get_job(self, job_id: str, is_query: bool) -> dict[str, Any]:
         self.calls.append("poll")
@@ -164,8 +166,7 @@ def test_rows_the_job_never_processed_are_not_written(bulk: Any) -> None:
     assert [(r["sf__Id"], r["sf__Error"].split(":")[0]) for r in rows] == [
         ("001A", "STRING_TOO_LONG"),
         ("001C", "PROCESSING_HALTED"),
-    ]
-    assert record_retryable("PROCESSING_HALTED")
+    ]  # the WriteResults the writer makes of them: test_writes.py
 
 
 def test_unprocessed_rows_it_does_not_name_make_the_whole_job_unwritten(bulk: Any) -> None:
@@ -220,10 +221,50 @@ def test_a_job_past_its_time_is_aborted(bulk: Any, monkeypatch: pytest.MonkeyPat
 
 def test_a_failed_upload_aborts_the_job_and_a_new_one_is_made(bulk: Any) -> None:
     jobs = _Jobs()  # each job still open when the abort reads its state
-    jobs.fail_upload = True
+    jobs.fail_upload = requests.ConnectionError("dropped")
     with pytest.raises(TransientError):
         bulk(jobs).bulk_update("Account", BODY, 3)
     assert jobs.calls == ["create COMMA LF", "upload", "poll", "abort"] * 3
+
+
+def test_an_upload_the_sdk_refuses_is_transient_and_quotes_no_response(bulk: Any) -> None:
+    """simple-salesforce raises SalesforceBulkV2LoadError (not a SalesforceError) with the
+    response body in its text: a retry, named by its type only."""
+    jobs = _Jobs()
+    jobs.fail_upload = SalesforceBulkV2LoadError("Response content: jane.doe@bank.com")
+    with pytest.raises(TransientError) as raised:
+        bulk(jobs).bulk_update("Account", BODY, 3)
+    assert str(raised.value) == "Salesforce bulk_ingest: SalesforceBulkV2LoadError"
+    assert jobs.calls == ["create COMMA LF", "upload", "poll", "abort"] * 3
+
+
+def test_a_share_used_up_mid_job_still_polls_and_aborts_the_job(bulk: Any) -> None:
+    """The share guard stops new work, not the watch on a job already writing."""
+    jobs = _Jobs(*[requests.ConnectionError("dropped")] * 3, ("InProgress", 0))
+    client = bulk(jobs)
+    jobs.on_close = lambda: setattr(client, "_exhausted", True)
+    with pytest.raises(TransientError):
+        client.bulk_update("Account", BODY, 3)
+    assert jobs.calls[3:] == ["poll", "poll", "poll", "poll", "abort"]
+
+
+def test_a_share_used_up_mid_job_still_reads_its_results(bulk: Any) -> None:
+    failed = "sf__Id,sf__Error,Id,Tier__c\n001A,STRING_TOO_LONG:x,001A,gold\n"
+    jobs = _Jobs(("JobComplete", 3, ("numberRecordsFailed", 1)), failed=failed)
+    client = bulk(jobs)
+    jobs.on_close = lambda: setattr(client, "_exhausted", True)
+    assert [r["sf__Id"] for r in client.bulk_update("Account", BODY, 3)] == ["001A"]
+    assert jobs.calls[3:] == ["poll", "failedResults"]
+
+
+def test_a_job_that_failed_on_the_quota_stops_the_run_s_calls(bulk: Any) -> None:
+    jobs = _Jobs(("Failed", 0, ("errorMessage", "ExceededQuota : daily")))
+    client = bulk(jobs)
+    with pytest.raises(QuotaExhaustedError):
+        client.bulk_update("Account", BODY, 3)
+    with pytest.raises(QuotaExhaustedError, match="exhausted earlier"):
+        client.bulk_update("Account", BODY, 3)
+    assert jobs.calls.count("create COMMA LF") == 1
 
 
 def test_a_job_created_in_another_state_is_aborted(bulk: Any) -> None:
@@ -244,9 +285,18 @@ def test_a_job_created_in_another_state_is_aborted(bulk: Any) -> None:
         ),
         ("Failed", "InvalidJob : bad", ConfigError, "Salesforce refused Account: InvalidJob"),
         ("Failed", "ClientInputError : LineEnding is invalid", ConfigError, "ClientInputError"),
+        ("Failed", "FeatureNotEnabled : off", ConfigError, "Account: FeatureNotEnabled"),
+        ("Failed", "InvalidOperation : x", ConfigError, "Account: InvalidOperation"),
+        ("Failed", "InvalidUrl : x", ConfigError, "Account: InvalidUrl"),
+        ("Failed", "InvalidUser : x", ConfigError, "Account: InvalidUser"),
         ("Failed", "ExceededQuota : daily", QuotaExhaustedError, "Failed: ExceededQuota"),
+        # not on the Bulk API 2.0 "Errors" page: no row, a retry
+        ("Failed", "InvalidVersion : x", TransientError, "Failed: InvalidVersion"),
         ("Failed", "InternalServerError : x", TransientError, "Failed: InternalServerError"),
-        ("Aborted", "", TransientError, "bulk job Aborted: no errorMessage"),
+        ("Aborted", "", TransientError, "bulk job Aborted: no error code"),
+        # no code prefix: none of the message is copied (it names a user)
+        ("Aborted", "Job aborted by jane.doe@bank.com", TransientError, "Aborted: no error code"),
+        ("Failed", "Value 'jane.doe@bank.com': bad", TransientError, "Failed: no error code"),
     ],
 )
 def test_a_job_that_ends_failed_or_aborted(
@@ -260,6 +310,7 @@ def test_a_job_that_ends_failed_or_aborted(
     assert type(raised.value) is error
     assert jobs.calls.count("create COMMA LF") == 1
     assert "not found :" not in str(raised.value)
+    assert "jane.doe" not in str(raised.value)
 
 
 @pytest.mark.parametrize(

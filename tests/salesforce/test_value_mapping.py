@@ -9,10 +9,16 @@ import pytest
 
 from connectors.contract import FieldUpdate
 from connectors.mapping import WritebackConfig
-from connectors.salesforce.mapping import from_crm_value, normalise, to_crm_value
+from connectors.salesforce.mapping import encode, encoder, from_crm_value
 from connectors.salesforce.writes import PlanWriter
 from tiering_core import outputs
 from tiering_core.outputs import Output
+
+
+def _sent(output: str, value: object) -> object:
+    """What the writer sends for ``value`` (``writes.PlanWriter``: an encoder chosen per
+    output, then ``encode`` per value)."""
+    return encode(encoder(output), value)
 
 
 @pytest.mark.parametrize(
@@ -42,9 +48,9 @@ from tiering_core.outputs import Output
     ],
 )
 def test_round_trip(output, value, crm, back):
-    assert to_crm_value(output, value) == crm
+    assert _sent(output, value) == crm
     assert from_crm_value(output, crm) == back
-    assert normalise(output, value) == back
+    assert from_crm_value(output, _sent(output, value)) == back
 
 
 @pytest.mark.parametrize(
@@ -60,16 +66,16 @@ def test_an_output_declared_anew_is_encoded_by_what_it_is_now(
     """Nothing is cached process-wide: a test (or plugin) that declares an output again gets
     its new encoding, not the one an earlier declaration left behind."""
     monkeypatch.setitem(outputs.BY_NAME, "tier_note", Output("tier_note", outputs.TEXT, "Note"))
-    assert to_crm_value("tier_note", "2.5") == "2.5"
+    assert _sent("tier_note", "2.5") == "2.5"
     monkeypatch.setitem(outputs.BY_NAME, "tier_note", Output("tier_note", outputs.SCORE, "N"))
-    assert to_crm_value("tier_note", "2.5") == 2.5
+    assert _sent("tier_note", "2.5") == 2.5
 
 
 def test_a_writer_encodes_by_the_encoders_it_chose_when_made(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``PlanWriter`` picks each mapped output's encoding once; the values of an update
-    go through those, and the same ``encode`` as ``to_crm_value``."""
+    go through those, and the same ``encode`` as ``_sent``."""
     writeback = WritebackConfig.model_validate(
         {"fields": {"value_score": "Score__c", "next_review": "Review__c"}}
     )

@@ -169,3 +169,27 @@ def test_members_of_customers_not_read_yet_are_resolved_with_one_lookup(sandbox_
     for i in ids:
         expected = sandbox_contact(i) if kinds[i] == "individual" else i
         assert expected in members
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "retryable"),
+    [
+        ("PROCESSING_HALTED:not processed by the job", "PROCESSING_HALTED", True),
+        ("STRING_TOO_LONG:Tier: jane.doe@bank.com", "STRING_TOO_LONG", False),
+        ("Job aborted by jane.doe@bank.com", None, False),  # no code prefix
+        ("value 'jane.doe@bank.com' rejected: bad", None, False),  # a colon, not after a code
+    ],
+)
+def test_a_bulk_row_error_keeps_its_code_and_never_its_words(
+    sandbox, connect, monkeypatch, error, code, retryable
+):
+    """The WriteResult the writer builds from a bulk job's ``sf__Error``: the code if the
+    text starts with one, never the vendor's words (which can quote a value or a user)."""
+    connector = connect(sandbox, bulk_threshold=1, bulk_poll_seconds=0)
+    ids = [sandbox.customer_id(i) for i in range(2)]
+    rows = [{"sf__Id": ids[0], "sf__Error": error}]
+    monkeypatch.setattr(connector.client, "bulk_update", lambda *a: rows)
+    failed, written = connector.apply(WritePlan(field_updates=tier_updates(ids)))
+    assert written.ok and not failed.ok
+    assert (failed.error_code, failed.retryable) == (code, retryable)
+    assert "jane.doe" not in (failed.message or "")
