@@ -53,6 +53,7 @@ class Reader:
         self.writes_from: datetime | None = None  # see holding_writes
         self.signpost: datetime | None = None  # the run reads no record stamped after it
         self.read_to: Cursor | None = None  # the last record of the last page yielded
+        self.stopped = False  # the page being processed is the run's last: nothing follows
         self._intake = Intake()  # the current page's (a run must not grow with them)
 
     def load(self, conn: sa.Connection) -> None:
@@ -77,10 +78,11 @@ class Reader:
                 if remaining is not None:
                     records = records[:remaining]
                     remaining -= len(records)
+                self.stopped = bool(beyond) or (remaining is not None and remaining <= 0)
                 if records:
                     self.read_to = records[-1].cursor
                     yield records, Advance(Page(tuple(records)), read_at)
-                if beyond or (remaining is not None and remaining <= 0):
+                if self.stopped:
                     break
         finally:
             self.writes_from = None  # the read is over: no write can come back into it
@@ -90,8 +92,10 @@ class Reader:
         ordered after the page being processed (reads go by (modstamp, id), one page after
         another) and not stamped past the signpost; before the stream starts, at or after
         where it will start. A record fetched by id that is not unread is never read by the
-        stream: unchanged since the bookmark, or read on an earlier page."""
-        if self.signpost is not None and record.modstamp > self.signpost:
+        stream: unchanged since the bookmark, or read on an earlier page. Once the last page
+        is read (the signpost reached, or ``--limit``'s count), nothing is: a dry run would
+        keep such a record's plan to the end."""
+        if self.stopped or (self.signpost is not None and record.modstamp > self.signpost):
             return False
         if self.read_to is not None:
             return record.cursor > self.read_to

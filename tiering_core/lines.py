@@ -192,21 +192,18 @@ def _campaign_head(key: str, member: bool) -> bytes:
 
 
 def _refusals(dc: DecisionColumns) -> list[bytes]:
-    """A refused override's task to its maker, comma-led, where there is one."""
-    out = []
-    for i, (customer, o) in enumerate(zip(dc.customers, dc.overrides or (), strict=True)):
-        tasks = (
-            override.refusal_tasks(
-                customer.id,
-                customer.owner_id,
-                o,
-                dc.cells.reasons_of(i),
-                dc.policy,
-                dc.as_of,
-                dc.kinds,
+    """A refused override's task to its maker, comma-led, where there is one. Only a
+    customer with a refusal reason can have one: the others' reasons are not made (most
+    overrides are applied)."""
+    out = [b""] * len(dc)
+    overrides = dc.overrides or ()
+    for i in dc.cells.values_of(override.REFUSAL_REASON):
+        customer, o = dc.customers[i], overrides[i]
+        if o is not None:
+            reasons = dc.cells.reasons_of(i)
+            tasks = override.refusal_tasks(
+                customer.id, customer.owner_id, o, reasons, dc.policy, dc.as_of, dc.kinds
             )
-            if o is not None
-            else ()
-        )
-        out.append(b"," + to_json(tasks)[1:-1] if tasks else b"")
+            if tasks:
+                out[i] = b"," + to_json(tasks)[1:-1]
     return out

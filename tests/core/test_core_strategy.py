@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from tiering_core import decisions, lines
 from tiering_core.columns import Columns
 from tiering_core.engine import assess, evaluate
 from tiering_core.models import ACTION_KINDS, Assessment, CustomerProfile
-from tiering_core.policy import Policy
+from tiering_core.policy import Policy, policy_over_default
 from tiering_core.rules import override
 from tiering_core.rules.strategy import dedupe_key
 
@@ -266,3 +267,23 @@ def test_task_candidates_hold_every_customer_given_a_task(name: str) -> None:
     assert set().union(*rules) == set(type(policy.strategy.tasks).model_fields)
     assert [i for i, given in enumerate(rules) if given and not candidates[i]] == []
     assert sum(candidates) < (len(batch) + sum(map(bool, rules))) / 2
+
+
+def test_a_sanctioned_customer_is_a_candidate_whatever_its_aml_level() -> None:
+    """A bank may rate a sanctions hit below high (waiving the floor, ``regulatory.waivers``):
+    the hit alone must still make the customer a task candidate, or ``crmtier tier`` would
+    drop its sanctions review. The customer here has no other trigger."""
+    policy = policy_over_default(
+        {
+            "aml": {"overrides": {"sanctions_hit": "medium"}},
+            "regulatory": {"waivers": {"sanctions": "test: a hit rated medium"}},
+        }
+    )
+    profile = CustomerProfile.model_validate(build(aml={"sanctions_hit": True}))
+    cols = Columns.from_profiles([profile], policy)
+    ev = override.apply(evaluate(cols, policy, AS_OF), cols, policy, AS_OF)
+    dc = decisions.decided(cols, ev, policy, AS_OF, ACTION_KINDS)
+    assert dc[0]["aml_risk"] == "medium"
+    assert lines.task_candidates(cols, ev, dc).tolist() == [True]
+    output = json.loads(lines.assessment_lines(cols, policy, AS_OF))
+    assert [a["rule"] for a in output["actions"] if a["kind"] == "task"] == ["sanctions_review"]

@@ -221,7 +221,7 @@ def test_a_dry_run_keeps_only_the_plans_of_customers_the_stream_has_yet_to_read(
         assert dry.status == "succeeded", dry.error
         assert dry.counts.unchanged >= len(waiting), "the stream's reads settled by the plans"
         assert max(map_sizes) == len(waiting)
-        assert map_sizes[-1] == 0
+        assert map_sizes[-1] == 0, map_sizes
     finally:
         store.close()
 
@@ -259,5 +259,26 @@ def test_a_dry_run_keeps_no_household_member_the_stream_will_not_read(
         assert dry.status == "succeeded", dry.error
         assert dry.counts.reconciles()
         assert (max(map_sizes), map_sizes[-1]) == ((50, 0) if full else (1, 0))
+    finally:
+        store.close()
+
+
+def test_a_dry_run_with_a_limit_keeps_no_plan_past_its_last_page(
+    tmp_path: Path, map_sizes: list[int]
+) -> None:
+    """A dry run with ``--limit`` stops after its last page: the stream reads nothing more
+    (``Reader.unread`` is False from the last page on), so it keeps no plan for a read that
+    will not come. A full run limited to page 1: its members fetched beside it (C070..C119)
+    are never kept (they stayed in the map to the end)."""
+    store = StateStore.open(f"sqlite:///{tmp_path / 'hh.db'}")
+    try:
+        crm = hh.HouseholdCrm(PEOPLE, PAIRS)
+        engine = hh._engine(store, crm)
+        hh._run(engine, crm, full=True, day=0)
+        map_sizes.clear()
+        hh.TODAY[0] = hh.AS_OF
+        dry = engine.run(RunOptions(as_of=hh.AS_OF, full=True, dry_run=True, limit=50))
+        assert dry.status == "succeeded", dry.error
+        assert map_sizes == [0, 0]  # after the stream's read of page 1, after its plans
     finally:
         store.close()

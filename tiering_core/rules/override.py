@@ -88,6 +88,8 @@ CAUSE_NAMES: tuple[str, ...] = tuple(CAUSES)
 #: The reason of an applied service-tier override: its value is the tier whose service
 #: level the customer gets (``decisions.decided`` reads it from the reason cells).
 SERVICE_REASON = "MANUAL_OVERRIDE_SERVICE"
+#: The reason a refused override gives (its value the cause): the one its task reads.
+REFUSAL_REASON = "OVERRIDE_REFUSED"
 #: Reasons of the value rule's hysteresis that an applied override makes moot.
 _HELD = frozenset({"VAL_HELD_BUFFER", "VAL_HELD_GRACE", "VAL_DOWNGRADE"})
 _TIER_CODES: dict[str, int] = {tier: code for code, tier in enumerate(VALUE_TIERS)}
@@ -273,7 +275,7 @@ def apply(ev: Evaluation, cols: Columns, policy: Policy, as_of: date) -> Evaluat
                 expires,
                 labels=VALUE_TIERS,
             ),
-            ReasonColumn("OVERRIDE_REFUSED", v.cause >= 0, v.cause, asked_text, labels=CAUSE_NAMES),
+            ReasonColumn(REFUSAL_REASON, v.cause >= 0, v.cause, asked_text, labels=CAUSE_NAMES),
         ],
     )
 
@@ -324,7 +326,7 @@ def refusal_tasks(
     rule = policy.overrides.refused_task
     if "task" not in kinds or not rule.enabled:
         return []
-    refused = next((r for r in reasons if r["code"] == "OVERRIDE_REFUSED"), None)
+    refused = next((r for r in reasons if r["code"] == REFUSAL_REASON), None)
     if refused is None:
         return []
     cause = str(refused["value"])
