@@ -37,7 +37,9 @@ Row = tuple[Any, ...]
 def insert_rows(
     conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Row]
 ) -> None:
-    """Insert ``rows`` (tuples in ``columns`` order) into ``table``."""
+    """Insert ``rows`` (tuples in ``columns`` order) into ``table``. JSON columns take
+    plain JSON values only (None for SQL NULL): on SQLite ``JSON.NULL`` and ``sa.null()``
+    skip SQLAlchemy's processor here and raise (``_processor``)."""
     _write(conn, table, columns, rows, "")
 
 
@@ -52,7 +54,8 @@ def upsert_rows(
 ) -> None:
     """Insert ``rows``, or update the row with the same ``keys``: every column but the keys
     and ``keep`` (which a new row sets and an existing row keeps). Of rows naming the same
-    key, the last one counts, as if they were written one after the other."""
+    key, the last one counts, as if they were written one after the other. JSON columns
+    take plain JSON values only, as in ``insert_rows``."""
     if not rows:
         return
     quote = conn.dialect.identifier_preparer.quote
@@ -131,7 +134,8 @@ def _processor(dialect: sa.Dialect, type_: Any) -> Callable[[Any], Any] | None:
     (after the cipher's sealing for an encrypted one), which is what SQLAlchemy's processor
     ends in: the same text without the two to four calls a value that SQLAlchemy wraps
     around it for ``JSON.NULL``, ``null()`` and its type decorator, which rows of plain
-    values never need (0.2-0.5 µs a value, nine values a customer in a first sync).
+    values never need (0.2-0.5 µs a value, nine values a customer in a first sync); those
+    two markers raise here (not JSON-serializable), so callers pass plain values only.
     PostgreSQL's driver takes JSON as its own adapter object: SQLAlchemy's processor."""
     if dialect.name == "sqlite":
         serialize = getattr(dialect, "_json_serializer", None) or json.dumps

@@ -25,6 +25,7 @@ from connectors.contract import WriteResult
 from sync import outbox, taskbudget
 from sync.audit import AuditEntry, AuditEvent, AuditKeys, Trigger, append
 from sync.days import day_text
+from sync.effect_rows import effect_label, effect_row
 from sync.inputs import save_inputs
 from sync.killpoints import kill_point
 from sync.outbox import OutboxItem
@@ -38,7 +39,7 @@ from sync.records import (
     Planned,
     Skip,
 )
-from sync.runs import RunCounts, side_effect_label
+from sync.runs import RunCounts
 from sync.state import CustomerState, save_side_effects, save_states
 from sync.store import StateStore
 from tiering_core.privacy import pseudonym
@@ -61,6 +62,20 @@ class PageRows:
 
     states: list[StateRow] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
+
+
+@dataclass
+class _Batch:
+    """What recording a batch of answered calls changes in memory, kept aside until its
+    transaction has committed (``Recorder.record_results``)."""
+
+    counts: RunCounts = field(default_factory=RunCounts)  # added to the run's
+    outcomes: list[tuple[str, Outcome]] = field(default_factory=list)
+    decisions: dict[str, Decision] = field(default_factory=dict)  # working copies
+    finished: set[str] = field(default_factory=set)  # customers whose decision it promoted
+    lettered: set[str] = field(default_factory=set)  # customers it left with open letters
+    resolved: set[str] = field(default_factory=set)  # customers whose letters it closed
+    letters: list[tuple[str, str, str]] = field(default_factory=list)  # ref, kind, code
 
 
 class Recorder:
@@ -149,7 +164,7 @@ class Recorder:
         )
         old = state.tiers if state else None
         if old != tiers:
-            self._count_change(old, tiers)
+            _count_change(self.counts, old, tiers)
             rows.audit.extend(self._tier_change(cid, old, tiers, decide()))
 
     def pending_row(self, cid: str, pending: PendingDecision) -> StateRow:
@@ -187,24 +202,30 @@ class Recorder:
     def record_results(self, calls: list[Answered]) -> list[OutboxItem]:
         """Record the answers of the calls that landed together (one transaction, so one
         commit where each call had its own: a full first sync's calls land a dozen at a
-        time between pages); the items to send again later. Each call is taken in turn as
-        if it were recorded on its own: a decision its answers complete is promoted with
-        it, and the audit rows keep that order."""
+        time between pages); the items to send again later.
+
+        The rows are those of recording each call alone, in turn: a decision its answers
+        complete is promoted with it, the audit rows keep that order, and a call's resolved
+        dead letters are closed before a later call can open new ones. Only the statements
+        are grouped (items done, side effects, states and audit rows once, at the end).
+        Memory (counts, outcomes, the open decisions, customers with letters) changes only
+        once the transaction has committed: a commit that fails leaves both as they were,
+        so the run's counts say what the database holds."""
+        batch = _Batch()
         retries: list[OutboxItem] = []
         audit_rows: list[AuditEntry] = []
         effects: list[dict[str, Json]] = []
         done: list[int] = []
         promoted: list[StateRow] = []
-        resolved: list[str] = []
         with self.store.begin() as conn:
             for items, results in calls:
                 for item, result in zip(items, results, strict=True):
-                    decision = self.decisions.get(item.customer_id)
+                    decision = self._open(batch, item.customer_id)
                     if result.ok:
                         done.append(item.id)
-                        self.counts.writes[item.kind] += 1
+                        batch.counts.writes[item.kind] += 1
                         if item.kind != "field_update":
-                            self.counts.effects[_effect_label(item)] += 1
+                            batch.counts.effects[effect_label(item)] += 1
                             self._side_effect(item, decision, effects, audit_rows)
                         if decision:
                             decision.outstanding.discard(item.id)
@@ -215,24 +236,63 @@ class Recorder:
                         )
                         retries.append(replace(item, attempts=attempts))
                     else:
-                        self._dead_letter(conn, item, result, decision)
+                        self._dead_letter(conn, batch, item, result, decision)
                 finished = {
                     d.customer_id: d
-                    for d in (self.decisions.get(item.customer_id) for item in items)
+                    for d in (self._open(batch, item.customer_id) for item in items)
                     if d is not None and not d.outstanding
                 }
-                self.finalize(list(finished.values()), promoted, resolved, audit_rows)
+                resolved = self.finalize(batch, list(finished.values()), promoted, audit_rows)
+                if resolved:
+                    outbox.resolve_dead_letters(conn, self.stream, resolved)
             outbox.set_status(conn, done, "done")
             save_side_effects(conn, self.stream, effects)
             kill_point("in_record")
             save_states(conn, self.stream, promoted)
-            outbox.resolve_dead_letters(conn, self.stream, resolved)
             append(conn, audit_rows, self.audit_keys)
+        self._apply(batch)
         return retries
+
+    def _open(self, batch: _Batch, cid: str) -> Decision | None:
+        """The customer's open decision as this batch has it: a copy, so that a commit
+        that fails leaves the run's decision as it was; None once the batch promoted it."""
+        if cid in batch.finished:
+            return None
+        decision = batch.decisions.get(cid)
+        if decision is None:
+            shared = self.decisions.get(cid)
+            if shared is None:
+                return None
+            decision = batch.decisions[cid] = replace(shared, outstanding=set(shared.outstanding))
+        return decision
+
+    def _apply(self, batch: _Batch) -> None:
+        """The committed batch's changes to memory (``record_results``)."""
+        self.counts.writes.update(batch.counts.writes)
+        self.counts.effects.update(batch.counts.effects)
+        self.counts.write_failures.update(batch.counts.write_failures)
+        self.counts.changes.update(batch.counts.changes)
+        self.counts.written += batch.counts.written
+        self.counts.dead_lettered += batch.counts.dead_lettered
+        self.counts.recovered += batch.counts.recovered
+        for cid, outcome in batch.outcomes:
+            self.outcome(cid, outcome)
+        for cid, copy in batch.decisions.items():
+            if cid in batch.finished:
+                self.decisions.pop(cid, None)
+                continue
+            shared = self.decisions[cid]  # the planner's object: changed in place
+            shared.outstanding, shared.dead = copy.outstanding, copy.dead
+            shared.field_dead = copy.field_dead
+        self.dead_letter_customers.difference_update(batch.resolved)
+        self.dead_letter_customers.update(batch.lettered)
+        for ref, kind, code in batch.letters:
+            log.warning("write dead-lettered", extra={"customer": ref, "kind": kind, "code": code})
 
     def _dead_letter(
         self,
         conn: sa.Connection,
+        batch: _Batch,
         item: OutboxItem,
         result: WriteResult,
         decision: Decision | None,
@@ -240,7 +300,7 @@ class Recorder:
         code = result.error_code or "UNKNOWN"
         outbox.set_status(conn, [item.id], "dead", attempts=item.attempts + 1, error=code)
         dead = replace(item, attempts=item.attempts + 1)
-        self.dead_letter_customers.add(item.customer_id)
+        batch.lettered.add(item.customer_id)
         outbox.dead_letter(
             conn,
             self.stream,
@@ -250,11 +310,8 @@ class Recorder:
             reason=_one_line(result.message or code),
             run_id=self.run_id,
         )
-        self.counts.write_failures[item.kind] += 1
-        log.warning(
-            "write dead-lettered",
-            extra={"customer": self.ref(item.customer_id), "kind": item.kind, "code": code},
-        )
+        batch.counts.write_failures[item.kind] += 1
+        batch.letters.append((self.ref(item.customer_id), item.kind, code))
         if decision is not None:
             decision.outstanding.discard(item.id)
             decision.dead = True
@@ -268,52 +325,24 @@ class Recorder:
         audit_rows: list[AuditEntry],
     ) -> None:
         """A task made or closed, or a membership changed: on record, and audited."""
-        payload = item.payload
-        rule = payload.get("rule") if item.kind in ("task", "task_close") else None
-        event: AuditEvent
-        new: dict[str, Json]
-        campaign: str | None = None
-        if item.kind == "task":
-            active, event = True, "task"
-            new = {
-                "rule": rule,
-                "priority": payload.get("priority"),
-                "due": payload.get("due"),
-                "queue": payload.get("queue"),
-                "key": item.key,
-            }
-        elif item.kind == "task_close":  # the task stays on record, closed: active false
-            active, event = False, "task_closed"
-            new = {"rule": rule, "key": item.key, "closed": True}
-        else:
-            campaign, active, event = payload["campaign"], bool(payload["member"]), "campaign"
-            new = {"campaign": campaign, "member": active, "key": item.key}
-        effects.append(
-            {
-                "kind": "membership" if item.kind == "membership" else "task",
-                "key": item.key,
-                "customer_id": item.customer_id,
-                "campaign": campaign,
-                "rule": rule,
-                "active": active,
-                "run_id": self.run_id,
-            }
-        )
+        row, event, new = effect_row(item, self.run_id)
+        effects.append(row)
         pending = decision.pending if decision else None
         audit_rows.append(self.audit(item.customer_id, event, None, new, pending, item=item))
 
     def finalize(
         self,
+        batch: _Batch,
         decisions: list[Decision],
         rows: list[StateRow],
-        resolved: list[str],
         audit_rows: list[AuditEntry],
-    ) -> None:
+    ) -> list[str]:
         """These decisions' writes are all answered: they become the committed state (their
-        ``rows``, the customers whose dead letters are ``resolved``, their audit rows)."""
+        ``rows``, their audit rows); the customers whose open dead letters they resolve."""
+        resolved: list[str] = []
         for decision in decisions:
             cid = decision.customer_id
-            self.decisions.pop(cid, None)
+            batch.finished.add(cid)
             pending, state = decision.pending, decision.base
             row: StateRow = {"customer_id": cid, "pseudonym": self.ref(cid), "pending": None}
             if pending is not None and not decision.field_dead:
@@ -326,7 +355,7 @@ class Recorder:
                 )
                 old = state.tiers if state else None
                 if old != pending.tiers:
-                    self._count_change(old, pending.tiers)
+                    _count_change(batch.counts, old, pending.tiers)
                     audit_rows.extend(self._tier_change(cid, old, pending.tiers, pending))
             if decision.dead:
                 # Part of this decision never reached the CRM while the rest may have (a
@@ -335,17 +364,20 @@ class Recorder:
                 # again, not pass as settled on unchanged inputs.
                 row["input_hash"] = None
             rows.append(row)
-            if not decision.dead and cid in self.dead_letter_customers:
+            if not decision.dead and (cid in self.dead_letter_customers or cid in batch.lettered):
                 resolved.append(cid)
-                self.dead_letter_customers.discard(cid)
+                batch.resolved.add(cid)
+                batch.lettered.discard(cid)
             if decision.this_run:
                 if decision.dead:
-                    self.counts.dead_lettered += 1
+                    batch.counts.dead_lettered += 1
                 else:
-                    self.counts.written += 1
-                self.outcome(cid, Outcome.DEAD_LETTERED if decision.dead else Outcome.WRITTEN)
+                    batch.counts.written += 1
+                outcome = Outcome.DEAD_LETTERED if decision.dead else Outcome.WRITTEN
+                batch.outcomes.append((cid, outcome))
             else:
-                self.counts.recovered += 1
+                batch.counts.recovered += 1
+        return resolved
 
     def defer_open_decisions(self) -> None:
         """A paused run leaves this run's open decisions to the next: count them skipped."""
@@ -355,12 +387,6 @@ class Recorder:
                 self.outcome(decision.customer_id, Outcome.DEFERRED)
 
     # --- audit --------------------------------------------------------------------------
-
-    def _count_change(self, old: Mapping[str, str] | None, new: Mapping[str, str]) -> None:
-        before = (old or {}).get("value_tier", "none")
-        after = new.get("value_tier", "none")
-        if before != after:
-            self.counts.changes[f"{before} -> {after}"] += 1
 
     def _tier_change(
         self, cid: str, old: Mapping[str, str] | None, new: dict[str, str], pending: PendingDecision
@@ -402,11 +428,11 @@ class Recorder:
         )
 
 
-def _effect_label(item: OutboxItem) -> str:
-    """The ``side_effect_label`` of a written task, closure or membership item."""
-    if item.kind == "membership":
-        return side_effect_label("membership", item.payload["campaign"], item.payload["member"])
-    return side_effect_label(item.kind, str(item.payload.get("rule") or "unknown"))
+def _count_change(counts: RunCounts, old: Mapping[str, str] | None, new: Mapping[str, str]) -> None:
+    before = (old or {}).get("value_tier", "none")
+    after = new.get("value_tier", "none")
+    if before != after:
+        counts.changes[f"{before} -> {after}"] += 1
 
 
 def _one_line(text: str) -> str:

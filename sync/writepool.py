@@ -25,6 +25,7 @@ from sync import outbox
 from sync.errortext import error_text
 from sync.killpoints import kill_point
 from sync.outbox import NewItem, OutboxItem
+from sync.recorder import Answered
 from sync.records import Stop, Unsent
 from sync.settings import SyncSettings
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 #: records the answers of the calls that landed together, each call's items with its
 #: results; the items to retry later (their attempts counted)
-RecordFn = Callable[[list[tuple[list[OutboxItem], list[WriteResult]]]], list[OutboxItem]]
+RecordFn = Callable[[list[Answered]], list[OutboxItem]]
 
 
 class SentTally:
@@ -301,7 +302,7 @@ class WritePool:
             return None
         return results
 
-    def _record(self, answered: list[tuple[list[OutboxItem], list[WriteResult]]]) -> None:
+    def _record(self, answered: list[Answered]) -> None:
         """Record the calls that landed together in one transaction (``Recorder.
         record_results``): one commit, not one a call, and the same rows."""
         kill_point("before_record")

@@ -29,7 +29,7 @@ from connectors.webhook_events import ChangeEvent
 from crmtier.commands.doctor_local import check_state
 from crmtier.commands.sync import sync_settings
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config
-from sync import audit, outbox, schema
+from sync import audit, crypto, outbox, schema
 from sync.crypto import StoreCipher
 from sync.engine import RunOptions, SyncEngine
 from sync.inbox import Inbox
@@ -427,3 +427,19 @@ def test_a_plain_doctor_reports_pending_encryption_and_fix_does_it(
     assert fixed.ok and "values encrypted" in fixed.detail
     with pytest.raises(StoreError, match="encryption_key"):
         StateStore.open(url)
+
+
+def test_a_token_is_pinned_to_its_key_nonce_column_and_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``StoreCipher.encrypt`` with its nonce fixed gives, byte for byte, the tokens it gave
+    before d989441 made its header and base64 faster (these were made with d989441^'s
+    cipher): a change to the token's form would leave stores unreadable by older code."""
+    monkeypatch.setattr(crypto.os, "urandom", lambda n: bytes(range(n)))
+    cipher = StoreCipher(bytes(range(32)))
+    assert cipher.encrypt(b'{"value_tier":"private"}', "customers.pending") == (
+        "enc1:ebd67794:AAECAwQFBgcICQoLPCCgeqmQp0T5KPL5k9NaHfG_8VWEHn0BThWchFjGj-rZun-18w5oxg=="
+    )
+    assert cipher.encrypt(b"", "outbox.payload") == (
+        "enc1:ebd67794:AAECAwQFBgcICQoLfjTe_84ZtRA4ssn6NvKoig=="
+    )

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import cast
 
 import pytest
 
+from crmtier.commands import sync as sync_command
 from crmtier.commands.sync_gc import (
     FULL_COLLECTION_EVERY,
     GC_THRESHOLDS,
     OldestGeneration,
     fewer_collections,
 )
+from crmtier.config import CrmtierConfig
+from sync.engine import AlreadyRunningError, RunOptions
 from sync.runs import RunCounts
 
 
@@ -64,3 +70,25 @@ def test_a_cycle_in_the_oldest_generation_is_freed_once_so_many_customers_are_re
         (2 * FULL_COLLECTION_EVERY, 3),
         (2 * FULL_COLLECTION_EVERY + 5, 4),
     ]
+
+
+def test_crmtier_sync_runs_under_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``crmtier sync``'s run is built with ``OldestGeneration`` as its progress callback,
+    under ``fewer_collections``: without the callback the raised thresholds would keep
+    every promoted cycle for the whole run."""
+    seen: list[tuple[object, tuple[int, int, int]]] = []
+
+    @contextmanager
+    def engine_seen(config: object, *, as_of: object, on_progress: object) -> Iterator[None]:
+        seen.append((on_progress, gc.get_threshold()))
+        raise AlreadyRunningError("another run holds the stream")
+        yield
+
+    monkeypatch.setattr(sync_command, "open_engine", engine_seen)
+    code = sync_command._run_once(
+        cast(CrmtierConfig, None), RunOptions(), as_json=True, quiet=True, show_restricted=False
+    )
+    assert code == sync_command.EXIT_RUNNING
+    [(progress, thresholds)] = seen
+    assert isinstance(progress, OldestGeneration)
+    assert thresholds == GC_THRESHOLDS

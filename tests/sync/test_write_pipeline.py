@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from connectors.calltally import CallCounter
@@ -24,8 +23,6 @@ from connectors.contract import Capabilities, CrmRecord, Cursor, Page, WritePlan
 from connectors.errors import RateLimitedError
 from sync import schema
 from sync.engine import RunOptions, SyncEngine
-from sync.outbox import OutboxItem
-from sync.recorder import Answered, Recorder
 from tests.sync.memory_crm import InMemoryConnector, memory_engine
 from tests.sync.test_sync_stateful import WRITEBACK, assess
 from tiering_core.models import AssessmentData, Assets, CustomerProfile
@@ -172,45 +169,3 @@ def test_a_rate_limited_call_withdraws_the_calls_queued_behind_it(tmp_path: Path
     assert crm.calls["write"] == PAGE // BATCH
     assert _pending_rows(tmp_path) == 0
     assert set(crm.tiers) == set(crm.ids)
-
-
-def test_calls_answered_together_are_recorded_in_one_transaction(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Page 2's assessment waits until the CRM has applied every write of page 1, so their
-    calls have all answered by the time page 2 is committed: the run records them together
-    (one transaction and one commit for several calls, not one a call), and every customer
-    is still written, marked done and audited exactly once."""
-    crm = PagedCrm(pages=2)
-    page_one = set(crm.ids[:PAGE])
-    recorded: list[int] = []  # calls per recording
-    record_results = Recorder.record_results
-
-    def counting(self: Recorder, calls: list[Answered]) -> list[OutboxItem]:
-        recorded.append(len(calls))
-        return record_results(self, calls)
-
-    def assess_waiting(profiles: Sequence[CustomerProfile]) -> list[AssessmentData]:
-        if profiles[0].id == crm.ids[PAGE]:
-            deadline = time.monotonic() + 10
-            while page_one - set(crm.tiers) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            time.sleep(0.1)  # the last call's answer reaches the run
-        return fields_only(profiles)
-
-    monkeypatch.setattr(Recorder, "record_results", counting)
-    report = engine_for(crm, tmp_path, assess_waiting).run(RunOptions(as_of=AS_OF))
-    assert report.status == "succeeded", report.error
-    assert sum(recorded) == crm.calls["write"] == 2 * PAGE // BATCH
-    assert max(recorded) > 1 and len(recorded) < crm.calls["write"]
-    with sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}").connect() as conn:
-        statuses = conn.execute(sa.select(schema.outbox.c.status)).scalars().all()
-        audited = (
-            conn.execute(
-                sa.select(schema.audit.c.customer_ref).where(schema.audit.c.event == "tier_change")
-            )
-            .scalars()
-            .all()
-        )
-    assert statuses == ["done"] * 2 * PAGE
-    assert len(audited) == len(set(audited)) == 2 * PAGE

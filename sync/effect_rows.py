@@ -1,0 +1,53 @@
+"""A written task, task closure or membership change as the recorder keeps it: its
+``side_effects`` row, its audit event and value, and its label in the run's counts."""
+
+from __future__ import annotations
+
+from sync.audit import AuditEvent
+from sync.outbox import OutboxItem
+from sync.records import Json
+from sync.runs import side_effect_label
+
+
+def effect_row(
+    item: OutboxItem, run_id: str
+) -> tuple[dict[str, Json], AuditEvent, dict[str, Json]]:
+    """The ``side_effects`` row of a written item (``sync.state.save_side_effects``), and
+    its audit row's event and new value."""
+    payload = item.payload
+    rule = payload.get("rule") if item.kind in ("task", "task_close") else None
+    event: AuditEvent
+    new: dict[str, Json]
+    campaign: str | None = None
+    if item.kind == "task":
+        active, event = True, "task"
+        new = {
+            "rule": rule,
+            "priority": payload.get("priority"),
+            "due": payload.get("due"),
+            "queue": payload.get("queue"),
+            "key": item.key,
+        }
+    elif item.kind == "task_close":  # the task stays on record, closed: active false
+        active, event = False, "task_closed"
+        new = {"rule": rule, "key": item.key, "closed": True}
+    else:
+        campaign, active, event = payload["campaign"], bool(payload["member"]), "campaign"
+        new = {"campaign": campaign, "member": active, "key": item.key}
+    row: dict[str, Json] = {
+        "kind": "membership" if item.kind == "membership" else "task",
+        "key": item.key,
+        "customer_id": item.customer_id,
+        "campaign": campaign,
+        "rule": rule,
+        "active": active,
+        "run_id": run_id,
+    }
+    return row, event, new
+
+
+def effect_label(item: OutboxItem) -> str:
+    """The ``side_effect_label`` of a written task, closure or membership item."""
+    if item.kind == "membership":
+        return side_effect_label("membership", item.payload["campaign"], item.payload["member"])
+    return side_effect_label(item.kind, str(item.payload.get("rule") or "unknown"))

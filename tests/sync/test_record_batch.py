@@ -1,0 +1,185 @@
+"""Recording the write calls that landed together (``Recorder.record_results``): one
+transaction, and the run's memory changed only once it has committed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from connectors.contract import WriteResult
+from sync import outbox, recorder, schema
+from sync.engine import RunOptions
+from sync.outbox import NewItem
+from sync.recorder import Answered, Recorder, StateRow
+from sync.records import Decision, PendingDecision
+from sync.store import StateStore
+from tests.sync.test_write_pipeline import AS_OF, PagedCrm, engine_for
+
+
+def test_a_record_whose_commit_fails_leaves_the_counts_as_the_database_holds_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second promotion's commit fails (a locked database, a lost connection): its
+    transaction rolls back, and so must the run's counts, outcomes and open decisions, or
+    the run record claims writes the outbox never marked done."""
+    crm = PagedCrm(pages=2)
+    save_states = recorder.save_states
+    promotions = 0
+
+    def failing_second(conn: sa.Connection, stream: str, rows: list[StateRow]) -> None:
+        nonlocal promotions
+        if rows and rows[0].get("pending", ...) is None:  # a promotion, not a parked decision
+            promotions += 1
+            if promotions == 2:
+                raise sa.exc.OperationalError("UPDATE customers", {}, Exception("locked"))
+        save_states(conn, stream, rows)
+
+    monkeypatch.setattr(recorder, "save_states", failing_second)
+    report = engine_for(crm, tmp_path).run(RunOptions(as_of=AS_OF))
+    assert report.status == "failed"
+    with sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}").connect() as conn:
+        done = conn.execute(
+            sa.select(sa.func.count()).where(schema.outbox.c.status == "done")
+        ).scalar_one()
+        states = conn.execute(sa.select(schema.customers.c.pending, schema.customers.c.tiers))
+        promoted = sum(pending is None and tiers is not None for pending, tiers in states)
+        saved = conn.execute(sa.select(schema.runs.c.counts)).scalar_one()
+    assert 0 < done < len(crm.ids)  # some calls were recorded, not all
+    assert report.counts.writes["field_update"] == done
+    assert report.counts.written == promoted == done  # one field write per customer
+    assert saved["written"] == done
+
+
+STREAM = "paged:Customer"
+
+
+def _pending(tier: str) -> PendingDecision:
+    return PendingDecision(
+        tiers={"value_tier": tier},
+        fields={"value_tier": tier},
+        assessed_at=AS_OF,
+        below_floor_since=None,
+        reason_codes=("R1",),
+        policy_version="p1",
+        input_hash="h-" + tier,
+        run_id="run-1",
+        trigger="sync",
+        source_event_id=None,
+    )
+
+
+def _record(tmp_path: Path, together: bool) -> tuple[object, ...]:
+    """One scenario's calls, recorded together or each alone: A's decision spread over
+    two calls (its field, then its task: a side-effect audit row), B's field write retried,
+    C's field write dead-lettered, and E promoted by the first call (closing the letter
+    an earlier call left it) then dead-lettered by the second. What the database holds,
+    the run's counts and letters, the retries, and how many commits it took."""
+    store = StateStore.open(f"sqlite:///{tmp_path / ('together' if together else 'alone')}.db")
+    decisions: dict[str, Decision] = {}
+    rec = Recorder(
+        store,
+        STREAM,
+        "run-1",
+        key=b"k" * 32,
+        audit_keys=store.audit_keys,
+        trigger="sync",
+        actor="test",
+        retry_attempts=3,
+        decisions=decisions,
+    )
+    task = {"rule": "call", "priority": "high", "due": "2026-05-09", "queue": "rm"}
+    new = [
+        NewItem("E", "field_update", "E", {"value_tier": "old"}),
+        NewItem("A", "field_update", "A", {"value_tier": "gold"}),
+        NewItem("B", "field_update", "B", {"value_tier": "gold"}),
+        NewItem("E", "field_update", "E", {"value_tier": "gold"}),
+        NewItem("A", "task", "A:call", task),
+        NewItem("C", "field_update", "C", {"value_tier": "gold"}),
+        NewItem("E", "membership", "E:vip", {"campaign": "vip", "member": True}),
+    ]
+    with store.begin() as conn:
+        e0, a1, b1, e1, a2, c1, e2 = outbox.enqueue(conn, STREAM, "run-1", new, trigger="sync")
+    rec.record_results([([e0], [WriteResult("field_update", "E", False, "BAD", "no")])])
+    for cid, ids in (("A", {a1.id, a2.id}), ("B", {b1.id}), ("C", {c1.id}), ("E", {e1.id})):
+        decisions[cid] = Decision(cid, _pending("gold"), ids, this_run=True, base=None)
+    calls: list[Answered] = [
+        (
+            [a1, b1, e1],
+            [
+                WriteResult("field_update", "A", True),
+                WriteResult("field_update", "B", False, "BUSY", "later", retryable=True),
+                WriteResult("field_update", "E", True),
+            ],
+        ),
+        (
+            [a2, c1, e2],
+            [
+                WriteResult("task", "A:call", True),
+                WriteResult("field_update", "C", False, "INVALID", "bad value"),
+                WriteResult("membership", "E:vip", False, "INVALID", "no campaign"),
+            ],
+        ),
+    ]
+    commits = 0
+
+    def count(conn: sa.Connection) -> None:
+        nonlocal commits
+        commits += 1
+
+    sa.event.listen(store.engine, "commit", count)
+    retries = [
+        r
+        for batch in ([calls] if together else [[c] for c in calls])
+        for r in rec.record_results(batch)
+    ]
+    sa.event.remove(store.engine, "commit", count)
+    with store.begin() as conn:
+        rows = [
+            conn.execute(sa.select(*cols).order_by(*order)).all()
+            for cols, order in (
+                ((schema.outbox.c.id, schema.outbox.c.status, schema.outbox.c.attempts), ()),
+                (
+                    (schema.dead_letters.c.customer_id, schema.dead_letters.c.status),
+                    (schema.dead_letters.c.id,),
+                ),
+                (
+                    (
+                        schema.customers.c.customer_id,
+                        schema.customers.c.tiers,
+                        schema.customers.c.input_hash,
+                        schema.customers.c.pending,
+                    ),
+                    (schema.customers.c.customer_id,),
+                ),
+                ((schema.side_effects.c.key, schema.side_effects.c.active), ()),
+                (
+                    (schema.audit.c.event, schema.audit.c.customer_ref, schema.audit.c.new),
+                    (schema.audit.c.seq,),
+                ),
+            )
+        ]
+    store.close()
+    state = (rec.counts, rec.outcomes, sorted(rec.dead_letter_customers), sorted(decisions))
+    return (*rows, state, retries, commits)
+
+
+def test_calls_recorded_together_leave_what_each_recorded_alone_would_in_one_commit(
+    tmp_path: Path,
+) -> None:
+    *alone, commits_alone = _record(tmp_path, together=False)
+    *together, commits_together = _record(tmp_path, together=True)
+    assert together == alone
+    assert (commits_alone, commits_together) == (2, 1)
+    outbox_rows, letters, *_ = together
+    assert [status for _, status, _ in outbox_rows] == [
+        "dead",
+        "done",
+        "pending",
+        "done",
+        "done",
+        "dead",
+        "dead",
+    ]
+    assert letters == [("E", "resolved"), ("C", "open"), ("E", "open")]
