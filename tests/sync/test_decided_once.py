@@ -70,6 +70,15 @@ class RevisitFirst(BookConnector):
             assert self.landed.wait(60), "the revisited customers' writes never went out"
 
 
+def _first_full_run(store: StateStore, book: Book) -> set[str]:
+    """A full run of the book; the customers the task budgets left waiting (the next run
+    revisits them before its stream)."""
+    first = retier_engine(store, book).run(RunOptions(full=True, as_of=AS_OF))
+    assert first.status == "succeeded", first.error
+    with store.begin() as conn:
+        return set(taskbudget.to_revisit(conn, STREAM, task_limits(POLICY)))
+
+
 def _second_run(
     tmp_path: Path, change_inputs: bool
 ) -> tuple[Book, StateStore, set[str], RunReport]:
@@ -78,10 +87,7 @@ def _second_run(
     (revisited and decided, then read again)."""
     book = Book(N)
     store = StateStore.open(f"sqlite:///{tmp_path / 'one.db'}")
-    first = retier_engine(store, book).run(RunOptions(full=True, as_of=AS_OF))
-    assert first.status == "succeeded", first.error
-    with store.begin() as conn:
-        waiting = set(taskbudget.to_revisit(conn, STREAM, task_limits(POLICY)))
+    waiting = _first_full_run(store, book)
     book.edit(EDITED, 2_500_000.0)
     upgraded = _upgraded(book, store, waiting & set(EDITED))
     assert upgraded, "the edit upgrades customers whose tasks wait"
@@ -164,10 +170,7 @@ def test_a_dry_run_decides_a_revisited_customer_once_and_counts_as_the_run_will(
     book = Book(N)
     store = StateStore.open(f"sqlite:///{tmp_path / 'one.db'}")
     try:
-        first = retier_engine(store, book).run(RunOptions(full=True, as_of=AS_OF))
-        assert first.status == "succeeded", first.error
-        with store.begin() as conn:
-            waiting = set(taskbudget.to_revisit(conn, STREAM, task_limits(POLICY)))
+        waiting = _first_full_run(store, book)
         assert waiting, "the policy's task budgets leave customers waiting"
         book.edit(EDITED, 2_500_000.0)
         options = RunOptions(full=True, as_of=AS_OF)
@@ -211,10 +214,7 @@ def test_a_dry_run_keeps_only_the_plans_of_customers_the_stream_has_yet_to_read(
     book = Book(N)
     store = StateStore.open(f"sqlite:///{tmp_path / 'one.db'}")
     try:
-        first = retier_engine(store, book).run(RunOptions(full=True, as_of=AS_OF))
-        assert first.status == "succeeded", first.error
-        with store.begin() as conn:
-            waiting = set(taskbudget.to_revisit(conn, STREAM, task_limits(POLICY)))
+        waiting = _first_full_run(store, book)
         assert 0 < len(waiting) < N // 4, "the policy's task budgets leave a few waiting"
         map_sizes.clear()  # the first run was no dry run
         dry = retier_engine(store, book).run(RunOptions(full=True, as_of=AS_OF, dry_run=True))
