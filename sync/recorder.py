@@ -17,13 +17,13 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import cast
 
 import sqlalchemy as sa
 
 from connectors.contract import WriteResult
 from sync import outbox, taskbudget
-from sync.audit import AuditEntry, AuditEvent, AuditKeys, Trigger, append
+from sync.audit import AuditEntry, AuditKeys, Trigger, append
+from sync.audit_rows import AuditRows
 from sync.days import day_text
 from sync.effect_rows import effect_label, effect_row
 from sync.inputs import save_inputs
@@ -100,8 +100,6 @@ class Recorder:
         self.run_id = run_id
         self.key = key
         self.audit_keys = audit_keys
-        self.trigger: Trigger = trigger
-        self.actor = actor
         self.retry_attempts = retry_attempts
         self.decisions = decisions
         self.counts = RunCounts()
@@ -111,6 +109,7 @@ class Recorder:
         self.outcomes: dict[str, Outcome] = {}
         self.dead_letter_customers: set[str] = set()  # with open letters: resolve on success
         self._refs: dict[str, str] = {}  # pseudonym cache, bounded (``_REF_CACHE``)
+        self.audit_rows = AuditRows(stream, run_id, trigger, actor, self.ref)
 
     def ref(self, customer_id: str) -> str:
         ref = self._refs.get(customer_id)
@@ -165,7 +164,7 @@ class Recorder:
         old = state.tiers if state else None
         if old != tiers:
             _count_change(self.counts, old, tiers)
-            rows.audit.extend(self._tier_change(cid, old, tiers, decide()))
+            rows.audit.extend(self.audit_rows.tier_change(cid, old, tiers, decide()))
 
     def pending_row(self, cid: str, pending: PendingDecision) -> StateRow:
         """The state row that parks a decision while its writes are outstanding."""
@@ -328,7 +327,9 @@ class Recorder:
         row, event, new = effect_row(item, self.run_id)
         effects.append(row)
         pending = decision.pending if decision else None
-        audit_rows.append(self.audit(item.customer_id, event, None, new, pending, item=item))
+        audit_rows.append(
+            self.audit_rows.entry(item.customer_id, event, None, new, pending, item=item)
+        )
 
     def finalize(
         self,
@@ -356,7 +357,7 @@ class Recorder:
                 old = state.tiers if state else None
                 if old != pending.tiers:
                     _count_change(batch.counts, old, pending.tiers)
-                    audit_rows.extend(self._tier_change(cid, old, pending.tiers, pending))
+                    audit_rows.extend(self.audit_rows.tier_change(cid, old, pending.tiers, pending))
             if decision.dead:
                 # Part of this decision never reached the CRM while the rest may have (a
                 # dead field write beside campaign moves that landed): the committed state
@@ -385,47 +386,6 @@ class Recorder:
             if decision.this_run:
                 self.counts.skipped[Skip.DEFERRED] += 1
                 self.outcome(decision.customer_id, Outcome.DEFERRED)
-
-    # --- audit --------------------------------------------------------------------------
-
-    def _tier_change(
-        self, cid: str, old: Mapping[str, str] | None, new: dict[str, str], pending: PendingDecision
-    ) -> list[AuditEntry]:
-        """A decision's ``tier_change`` row, with its ``override`` row when a tier override
-        decided it or was refused (docs/overrides.md, "The audit trail")."""
-        rows = [self.audit(cid, "tier_change", old, new, pending)]
-        if pending.override is not None:
-            rows.append(self.audit(cid, "override", None, pending.override, pending))
-        return rows
-
-    def audit(
-        self,
-        customer_id: str,
-        event: AuditEvent,
-        old: Json,
-        new: Json,
-        pending: PendingDecision | None,
-        *,
-        item: OutboxItem | None = None,
-    ) -> AuditEntry:
-        trigger = (item.trigger if item else None) or (pending and pending.trigger) or self.trigger
-        source = (item.source_event_id if item else None) or (
-            pending.source_event_id if pending else None
-        )
-        return AuditEntry(
-            stream=self.stream,
-            customer_ref=self.ref(customer_id),
-            event=event,
-            old=old,
-            new=new,
-            reason_codes=list(pending.reason_codes) if pending else [],
-            policy_version=str((pending and pending.policy_version) or "unknown"),
-            input_hash=str((pending and pending.input_hash) or ""),
-            trigger=cast(Trigger, trigger),
-            actor=self.actor,
-            run_id=self.run_id,
-            source_event_id=source,
-        )
 
 
 def _count_change(counts: RunCounts, old: Mapping[str, str] | None, new: Mapping[str, str]) -> None:
