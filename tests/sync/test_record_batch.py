@@ -61,7 +61,7 @@ def _pending(tier: str) -> PendingDecision:
         fields={"value_tier": tier},
         assessed_at=AS_OF,
         below_floor_since=None,
-        reason_codes=("R1",),
+        reason_codes=("VALUE_TEST",),
         policy_version="p1",
         input_hash="h-" + tier,
         run_id="run-1",
