@@ -14,7 +14,8 @@ It also keeps the run's outcome per customer and the counts the run record recon
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -58,10 +59,12 @@ Answered = tuple[list[OutboxItem], list[WriteResult]]
 
 @dataclass
 class PageRows:
-    """What one page's commit writes besides the outbox."""
+    """What one page's commit writes besides the outbox; and the outcomes its unchanged
+    customers had before it, given back should its transaction fail (``Recorder.page``)."""
 
     states: list[StateRow] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
+    outcomes_before: dict[str, Outcome | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -126,6 +129,30 @@ class Recorder:
 
     # --- a page's commit ----------------------------------------------------------------
 
+    @contextmanager
+    def page(self) -> Iterator[PageRows]:
+        """The rows of one page's commit, entered around the page's transaction. Its
+        unchanged customers (``unchanged``) count at once, so that the checkpoint committed
+        with the page holds them; should the transaction fail, their counts and outcomes
+        are taken back, so that the run's counts say what the database holds (as those of
+        ``record_results``). Only ``unchanged`` changes these counts inside the page's
+        transaction: what they were when it began is what they go back to."""
+        counts = self.counts
+        unchanged, changes = counts.unchanged, counts.changes.copy()
+        rows = PageRows()
+        try:
+            yield rows
+        except BaseException:
+            counts.unchanged = unchanged
+            counts.changes.clear()
+            counts.changes.update(changes)
+            for cid, before in rows.outcomes_before.items():
+                if before is None:
+                    self.outcomes.pop(cid, None)
+                else:
+                    self.outcomes[cid] = before
+            raise
+
     def unchanged(
         self,
         planned: Planned,
@@ -136,10 +163,13 @@ class Recorder:
         rows: PageRows,
     ) -> None:
         """Nothing to write; still keep the decision (hysteresis needs it) if it moved.
-        ``decide`` builds the full decision, wanted only for a tier change's audit row."""
+        ``decide`` builds the full decision, wanted only for a tier change's audit row.
+        Counted at once, taken back if the page's transaction fails (``page``)."""
         cid = planned.customer_id
         self.counts.unchanged += 1
-        self.outcome(cid, Outcome.UNCHANGED)
+        if self.keep_outcomes:
+            rows.outcomes_before.setdefault(cid, self.outcomes.get(cid))
+            self.outcomes[cid] = Outcome.UNCHANGED
         if cid in self.decisions:
             return  # an earlier read of this run queued writes; that decision stands
         tiers = tiers_of(planned.summary)  # the summary has all but the actions
