@@ -19,9 +19,10 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from connectors.contract import CrmRecord
+from sync.bulkwrite import upsert_rows
 from sync.days import day_text, parse_day
-from sync.schema import INPUTS_MIGRATIONS, assessed_inputs, customers
-from sync.state import CustomerState, _upsert
+from sync.schema import INPUTS_MIGRATIONS, assessed_inputs, customers, now_text
+from sync.state import CustomerState
 from sync.store import StateStore
 from tiering_core.models import CustomerProfile
 
@@ -44,19 +45,22 @@ _NOT_STORED = {"previous"}  # read only
 
 
 def save_inputs(conn: sa.Connection, stream: str, records: Sequence[CrmRecord], as_of: str) -> None:
-    """Upsert the inputs of these assessed records (one statement for the page)."""
+    """Upsert the inputs of these assessed records (one statement for the page), stamped
+    ``updated_at`` now; of a customer read twice in a page, the last read counts. Each
+    record becomes its row's tuple straight (no dict a row first, no grouping by columns:
+    every row has them all)."""
     if not records:
         return
-    rows = {
-        r.profile.id: {
-            "customer_id": r.profile.id,
-            "profile": profile_text(r.profile),
-            "current": dict(r.current),
-            "as_of": as_of,
-        }
+    now = now_text()
+    rows = [
+        (stream, r.profile.id, profile_text(r.profile), dict(r.current), as_of, now)
         for r in records
-    }
-    _upsert(conn, assessed_inputs, stream, list(rows.values()), ("stream", "customer_id"))
+    ]
+    upsert_rows(conn, assessed_inputs, _INPUT_COLUMNS, rows, ("stream", "customer_id"))
+
+
+#: the ``assessed_inputs`` columns in the order ``save_inputs`` gives them
+_INPUT_COLUMNS = ("stream", "customer_id", "profile", "current", "as_of", "updated_at")
 
 
 @dataclass(frozen=True)
