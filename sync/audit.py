@@ -139,7 +139,10 @@ def append(conn: sa.Connection, entries: list[AuditEntry], keys: AuditKeys) -> N
         meta_once(conn, HEAD_KEY, f"0:{GENESIS}")
         head = conn.execute(lock_head).scalar_one()
     seq, prev = _parse_head(str(head))
-    key, kid, at = keys.current, keys.key_id, now_text()
+    kid, at = keys.key_id, now_text()
+    # the key's HMAC state made once and copied for each row: ``hmac.digest`` keyed it
+    # anew and looked SHA-256 up by name every row (1.5-2 µs of a row's ~15)
+    signer = hmac.new(keys.current, digestmod=hashlib.sha256)
     rows = []
     # The chain in one tight loop: each row's canonical text (every row here is keyed, so
     # ``key_id`` is always in it) hashed straight after the previous row's. The text's
@@ -166,7 +169,9 @@ def append(conn: sa.Connection, entries: list[AuditEntry], keys: AuditKeys) -> N
             "stream": e.stream,
             "trigger": e.trigger,
         }
-        digest = hmac.digest(key, (prev + _canonical(body)).encode("utf-8"), "sha256").hex()
+        mac = signer.copy()
+        mac.update((prev + _canonical(body)).encode("utf-8"))
+        digest = mac.hexdigest()
         rows.append((seq, at, *vars(e).values(), kid, prev, digest))
         prev = digest
     insert_rows(conn, audit, _COLUMNS, rows)
