@@ -90,10 +90,8 @@ class RunClaims:
             raise self._stop(wanted - got)
 
     def settle(self, still_open: Collection[str]) -> None:
-        """Let go of every customer held but those whose decisions are still open
-        (``difference`` looks each held id up in ``still_open``, the recorder's open
-        decisions, without copying it into a set first: a page's call)."""
-        done = self.held.difference(still_open)
+        """Let go of every customer held but those whose decisions are still open."""
+        done = self.held - set(still_open)
         if self.claims is not None and done:
             self.claims.release(done, self.owner)
             self.held -= done
