@@ -188,26 +188,38 @@ def field_values(assessment: AssessmentData) -> dict[str, Any]:
 def desired_fields(
     assessment: AssessmentData,
     writeback: WritebackConfig,
-    values: Mapping[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The write-back field values the assessment means the CRM to show, whether or not the
-    CRM shows them already: the engine's ``set_field`` values (``values``, when the caller
-    has them from the columns; else read from the actions), and the explanation when
-    mapped (made here from the assessment: ``sync.explanation``, which reads no action)."""
+    CRM shows them already: the engine's ``set_field`` values, and the explanation when
+    mapped (made here from the assessment: ``sync.explanation``, which reads no action).
+    ``values``: those of the mapped fields, when the caller has them from the columns
+    (``Decided.field_rows``, a new dict a customer): they become the result, not copied;
+    else they are read from the actions."""
     fields = writeback.fields
     if values is None:
-        values = field_values(assessment)
-    out = {name: value for name, value in values.items() if name in fields}
+        out = {name: value for name, value in field_values(assessment).items() if name in fields}
+    else:
+        out = values
     if EXPLANATION in fields:
         out[EXPLANATION] = explanation_text(assessment, writeback)
     return out
 
 
 def changed_fields(desired: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
-    """The desired field values the CRM does not show yet: the only fields written."""
-    return {
-        name: value for name, value in desired.items() if not same_value(value, current.get(name))
-    }
+    """The desired field values the CRM does not show yet: the only fields written. A text
+    is settled here as ``same_value`` would settle it when the CRM shows that very text or
+    nothing (a first sync's empty fields, an echo of our own write): most of the dozen
+    fields a customer, each without a call."""
+    out = {}
+    for name, value in desired.items():
+        now = current.get(name)
+        if value.__class__ is str and (now is None or now == value):
+            if now is None and value:  # a text where the CRM shows none
+                out[name] = value
+        elif not same_value(value, now):
+            out[name] = value
+    return out
 
 
 def fields_only(writeback: WritebackConfig) -> bool:
