@@ -244,6 +244,8 @@ def plan_customer(
     fields = changed_fields(desired, current)
     tasks: list[TaskAction] = []
     desired_campaigns: dict[str, dict[str, Any]] = {}
+    # the campaigns mapped (None: memberships not written), looked up before ``_targeted``
+    mapped = writeback.campaigns if writeback.campaign_memberships else None
     for action in assessment["actions"]:
         kind = action["kind"]
         if kind == "set_field":
@@ -255,16 +257,17 @@ def plan_customer(
                 and _targeted(writeback, "queues", action["queue"])
             ):
                 tasks.append(TaskAction.model_validate(action))
-        elif writeback.campaign_memberships and _targeted(
-            writeback, "campaigns", action["campaign"]
-        ):
-            desired_campaigns[action["campaign"]] = action
+        elif mapped is not None:
+            campaign = action["campaign"]
+            if campaign in mapped or _targeted(writeback, "campaigns", campaign):
+                desired_campaigns[campaign] = action
     memberships = [
         Membership(key, True, action["dedupe_key"])
         for key, action in sorted(desired_campaigns.items())
         if action["member"] and (key not in known.memberships or key in known.in_doubt)
     ]
-    if writeback.campaign_memberships:
+    # a customer with no membership crmtier made or may have made (most) leaves none
+    if mapped is not None and (known.memberships or known.in_doubt):
         maybe_member = {**known.memberships, **known.in_doubt}
         memberships += [
             Membership(campaign, False, dedupe_key)
@@ -293,8 +296,9 @@ def closures_of(
     assessment: AssessmentData, known: Known, writeback: WritebackConfig
 ) -> tuple[TaskClosure, ...]:
     """The open sales tasks crmtier made for a restricted customer, to close in the same
-    run as its sanctions review is created (none when tasks are not written back)."""
-    if not writeback.tasks or not restricted(assessment):
+    run as its sanctions review is created (none when tasks are not written back). A
+    customer with no open task crmtier made (most) has none: its reasons are not read."""
+    if not writeback.tasks or not known.task_rules or not restricted(assessment):
         return ()
     wanted = {a["dedupe_key"] for a in assessment["actions"] if a["kind"] == "task"}
     return tuple(
