@@ -73,7 +73,7 @@ def _answered(plan: WritePlan) -> list[WriteResult]:
     """Every item of ``plan`` written, in plan order."""
     return [
         *(WriteResult("field_update", u.customer_id, True) for u in plan.field_updates),
-        *(WriteResult("task", t.dedupe_key, True) for t in plan.tasks),
+        *(WriteResult("task", t.task.dedupe_key, True) for t in plan.tasks),
         *(WriteResult("membership", m.dedupe_key, True) for m in plan.memberships),
         *(WriteResult("task_close", c.dedupe_key, True) for c in plan.task_closes),
     ]
@@ -128,7 +128,8 @@ def main() -> None:
                 profile.disable()
                 profile.dump_stats(args.profile)
             store.close()
-            assert report.counts.read == args.customers, report.counts
+            if report.status != "succeeded" or report.counts.read != args.customers:
+                sys.exit(f"the run {report.status}: {report.error}; {report.counts}")
             for label, seconds in spent.items():
                 best[label] = min(best.get(label, float("inf")), seconds)
     print(f"{args.customers:,} customers, fields only: {args.fields_only}")
