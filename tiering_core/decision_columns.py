@@ -171,7 +171,7 @@ class DecisionColumns(Sequence[AssessmentData]):
         made = self._rows[i]
         if made is not None:
             return made
-        customer, why = self.customers[i], self.cells.rows[i]
+        customer, why = self.customers[i], self.reasons[i]
         decision = self._decision(i, why)
         fields = tuple(
             [
