@@ -3,6 +3,8 @@ is inserted (multi-row statements matched by name, or row by row for a repeated 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import sqlalchemy as sa
 
@@ -85,3 +87,31 @@ def test_set_status_marks_exactly_the_items_named_in_statements_of_500(store: St
         *((i, "pending", 0, None) for i in ids[1_250:]),
     ]
     assert all(r.updated_at for r in rows)
+
+
+def test_queued_items_are_those_the_dataclass_makes(store: StateStore) -> None:
+    """``enqueue`` builds its ``OutboxItem``s without the frozen dataclass's ``__init__``:
+    each must be the instance that ``__init__`` makes, every field set (a field added to
+    the class and not to the builder fails here)."""
+    new = [
+        NewItem("C1", "field_update", "C1", {"Tier__c": "gold"}, "evt-1"),
+        NewItem("C2", "membership", "camp-1", {"campaign": "vip", "member": True}),
+    ]
+    with store.begin() as conn:
+        queued = outbox.enqueue(conn, "s", "r1", new, trigger="sync")
+    for item, planned in zip(queued, new, strict=True):
+        made = outbox.OutboxItem(
+            item.id,
+            planned.customer_id,
+            planned.kind,
+            planned.key,
+            planned.payload,
+            0,
+            "r1",
+            "sync",
+            planned.source_event_id,
+            planned.action,
+        )
+        assert item == made
+        assert vars(item) == vars(made)
+        assert replace(item, attempts=1).attempts == 1
