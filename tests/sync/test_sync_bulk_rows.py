@@ -236,29 +236,32 @@ def test_rows_are_stored_exactly_as_sqlalchemy_stored_them(store: StateStore) ->
 
 
 @pytest.mark.usefixtures("fixed_clock")
+@pytest.mark.parametrize("encrypted", [True, False], ids=["cipher", "no-cipher"])
 @pytest.mark.parametrize(
     "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-def test_encrypted_rows_are_stored_exactly_as_sqlalchemy_stored_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+def test_rows_of_a_store_opened_as_crmtier_opens_it_are_stored_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, encrypted: bool
 ) -> None:
-    """The encrypted columns too, on a store opened as ``crmtier`` opens it: on SQLite the
-    bulk path seals them itself (``EncryptedJSON.seal`` before the serializer), on
-    PostgreSQL through the type decorator's processor, and an encrypted text column
-    (``assessed_inputs.profile``) is sealed on both, never passed through as it is. One
-    nonce for every value (a test only) makes the ciphertexts comparable whichever order
-    the two paths seal them in."""
+    """The store as ``crmtier`` opens it (its engine's JSON serializer, its cipher), on
+    both backends: with a cipher, on SQLite the bulk path seals the encrypted columns
+    itself (``EncryptedJSON.seal`` before the serializer), on PostgreSQL through the type
+    decorator's processor, and an encrypted text column (``assessed_inputs.profile``) is
+    sealed on both, never passed through as it is; without one, that column is stored as
+    given. One nonce for every value (a test only) makes the ciphertexts comparable
+    whichever order the two paths seal them in."""
     monkeypatch.setattr(crypto.os, "urandom", bytes)
     with ExitStack() as stack:
         url = f"sqlite:///{tmp_path / 's.db'}"
         if backend == "postgres":
             url = f"{PG_URL}?options=-csearch_path%3D{stack.enter_context(pg_schema())}"
-        store = StateStore.open(url, cipher=StoreCipher(b"k" * 32))
+        store = StateStore.open(url, cipher=StoreCipher(b"k" * 32) if encrypted else None)
         stack.callback(store.close)
         after = _stored_alike(store)
     assert after["outbox"] and after["inputs"]
-    assert all(crypto.is_ciphertext(json.loads(row[5])) for row in after["outbox"])  # payload
-    assert all(crypto.is_ciphertext(row[2]) for row in after["inputs"])  # profile
+    payloads = [json.loads(row[5]) for row in after["outbox"]]
+    assert all(crypto.is_ciphertext(p) == encrypted for p in payloads)
+    assert all(crypto.is_ciphertext(row[2]) == encrypted for row in after["inputs"])  # profile
 
 
 def _stored_alike(store: StateStore) -> dict[str, Any]:
