@@ -68,19 +68,7 @@ def decided(cols: Columns, policy: Policy, as_of: date) -> tuple[DecisionColumns
 
 def task_candidates(cols: Columns, ev: Evaluation, dc: DecisionColumns) -> BoolArray:
     """The customers the task rules may give a task (``strategy.task_candidates``)."""
-    return strategy.task_candidates(
-        dc.policy,
-        sanctioned=cols.flag["sanctions_hit"] == 1,  # as ``decided`` reads it
-        aml_risk=ev.aml_risk,
-        credit_risk=ev.credit_risk,
-        open_complaints=ev.open_complaints,
-        upgraded_from=ev.upgraded_from,
-        value_tier=ev.value_tier,
-        needs_tier=ev.needs_tier,
-        kind=cols.enum["kind"],
-        detractor=ev.detractor,
-        dq=np.fromiter(map(bool, dc.issues), np.bool_, len(dc)),
-    )
+    return decisions.task_candidates(cols, ev, dc.issues, dc.policy)
 
 
 def lines(dc: DecisionColumns, candidates: BoolArray) -> bytes:
