@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from connectors.contract import (
@@ -347,6 +347,16 @@ class PersonContacts:
             self._ids.move_to_end(account_id)
             while len(self._ids) > self.capacity:
                 self._ids.popitem(last=False)
+
+    def update(self, pairs: Iterable[tuple[str, str | None]]) -> None:
+        """Many at once (a page read), in order, under one lock."""
+        with self._lock:
+            ids = self._ids
+            for account_id, contact_id in pairs:
+                ids[account_id] = contact_id
+                ids.move_to_end(account_id)
+            while len(ids) > self.capacity:
+                ids.popitem(last=False)
 
     def __contains__(self, account_id: object) -> bool:
         with self._lock:
