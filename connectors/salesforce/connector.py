@@ -33,7 +33,7 @@ from connectors.salesforce.checks import household_check, run_checks
 from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings, load_settings
 from connectors.salesforce.households import HouseholdReader
-from connectors.salesforce.mapping import from_crm_value
+from connectors.salesforce.mapping import decoder
 from connectors.salesforce.writes import BATCH, PersonContacts, PlanWriter, chunks
 from tiering_core.models import CustomerProfile, DQIssue
 
@@ -170,7 +170,7 @@ class SalesforceConnector:
         for every record read."""
         mapping = self.mapping
         owner_from_system = "owner_id" not in mapping.fields
-        writeback = tuple(self.writeback.fields.items())
+        writeback = tuple((o, f, decoder(o)) for o, f in self.writeback.fields.items())
         records = []
         for raw in raws:
             rid = str(raw["Id"])
@@ -191,8 +191,8 @@ class SalesforceConnector:
                     ),
                 )
             current = {  # an empty field is None without a call (all of them on a first sync)
-                output: None if (value := get(crm_field)) is None else from_crm_value(output, value)
-                for output, crm_field in writeback
+                output: None if (value := get(crm_field)) is None else read(value)
+                for output, crm_field, read in writeback
             }
             records.append(CrmRecord(profile, modstamp, current, issues))
         if self.settings.person_accounts:

@@ -99,21 +99,36 @@ def _as_is(value: Any) -> Any:
 
 def from_crm_value(output: str, raw: Any) -> Any:
     """The CRM's stored value in canonical form (None when empty or unreadable)."""
+    return decoder(output)(raw)
+
+
+def decoder(output: str) -> Callable[[Any], Any]:
+    """How a stored value of ``output`` reads back (``from_crm_value``), by its declared
+    type, chosen once: a reader asks once a page per write-back field rather than once
+    per value (a re-tier reads every field of every record filled)."""
+    typ = output_type(output)
+    if typ.kind == "long_text":
+        return partial(_stored, str)
+    if typ.kind == "date":
+        return partial(_stored, _as_date)
+    if typ.kind == "number":
+        return partial(_stored, partial(_number, typ.scale))
+    if typ.kind == "boolean":
+        return partial(_stored, _checkbox)
+    return partial(_stored, _as_is)
+
+
+def _stored(read: Callable[[Any], Any], raw: Any) -> Any:
     if raw is None or raw == "":
         return None
-    typ = output_type(output)
     try:
-        if typ.kind == "long_text":
-            return str(raw)
-        if typ.kind == "date":
-            return _as_date(raw)
-        if typ.kind == "number":
-            return round(float(raw), typ.scale)
-        if typ.kind == "boolean":
-            return raw if isinstance(raw, bool) else str(raw).lower() == "true"
+        return read(raw)
     except (TypeError, ValueError):
         return None
-    return raw
+
+
+def _checkbox(raw: Any) -> bool:
+    return raw if isinstance(raw, bool) else str(raw).lower() == "true"
 
 
 def _as_date(value: Any) -> date:
