@@ -79,6 +79,8 @@ def encoder(output: str) -> Callable[[Any], Any]:
 
 
 def _long_text(max_length: int | None, value: Any) -> str | None:
+    if type(value) is str:  # the usual value: the summary line, as it is
+        return value[:max_length] or None
     items = [value] if isinstance(value, str) else list(value)
     return "\n".join(_reason_line(i) for i in items)[:max_length] or None
 
