@@ -12,7 +12,11 @@ side by side in one run over the same generated customers:
   output lines       columns -> the command's Assessment JSON Lines
                      (``lines.assessment_lines``: evaluate, decide as columns, join
                      fragment columns), chunk by chunk: with ingest and columnarise,
-                     where the command's time goes
+                     where the command's time goes; then its two steps timed apart in
+                     one pass: decide (``lines.decided``: evaluate, overrides, reason
+                     texts in both languages, the reasons field, set-field columns, task
+                     candidates) and write (``lines.lines``: the task rules, campaign
+                     dedupe keys, reason and value fragments, the join)
   evaluate           columns -> every tier, score, risk level, reason and DQ mask
   decide_columns     columns -> decisions as columns (all actions; tier fields only), no
                      customer's decision made whole yet (DecisionColumns)
@@ -52,13 +56,14 @@ import numpy as np
 from connectors.sandbox.generator import generate
 from crmtier.commands.tier import read_jsonl, run
 from tiering_core import ingest
+from tiering_core import lines as output
 from tiering_core.collector import collector_paused
 from tiering_core.columns import Columns
 from tiering_core.decision_columns import DecisionColumns
 from tiering_core.engine import assess, assess_batch, decide_batch, decide_columns, evaluate
 from tiering_core.lines import assessment_lines
 from tiering_core.models import ACTION_KINDS, ActionKind, AssessmentData, CustomerProfile
-from tiering_core.policy import load_policy
+from tiering_core.policy import Policy, load_policy
 
 AS_OF = date(2026, 11, 28)
 FIELDS_ONLY: frozenset[ActionKind] = frozenset({"set_field"})
@@ -87,6 +92,38 @@ def median_seconds(fn: Callable[[], Any], runs: int) -> tuple[float, float]:
         cpu.append(time.process_time() - c)
         wall.append(time.perf_counter() - w)
     return statistics.median(cpu), statistics.median(wall)
+
+
+def output_steps(
+    chunks: Sequence[Columns], policy: Policy, runs: int
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Median (CPU, wall) seconds of the output lines' two steps over every chunk:
+    ``lines.decided`` and ``lines.lines`` of its decisions, each chunk's decisions
+    dropped before the next is decided, as the command drops them (held for every
+    chunk, they would be ~1,000 objects a customer kept alive)."""
+    decide: list[tuple[float, float]] = []
+    write: list[tuple[float, float]] = []
+    for _ in range(runs):
+        gc.collect()
+        spent = [0.0, 0.0, 0.0, 0.0]
+        with collector_paused():
+            for columns in chunks:
+                c, w = time.process_time(), time.perf_counter()
+                decided = output.decided(columns, policy, AS_OF)
+                c2, w2 = time.process_time(), time.perf_counter()
+                output.lines(*decided)
+                spent[0] += c2 - c
+                spent[1] += w2 - w
+                spent[2] += time.process_time() - c2
+                spent[3] += time.perf_counter() - w2
+                del decided
+        decide.append((spent[0], spent[1]))
+        write.append((spent[2], spent[3]))
+    return _medians(decide), _medians(write)
+
+
+def _medians(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
 
 
 def rate(label: str, n: int, seconds: tuple[float, float], target: str = "") -> float:
@@ -156,11 +193,15 @@ def main() -> None:
             for columns in chunk_columns:
                 assessment_lines(columns, policy, AS_OF)
 
+    rated = sum(columns.n for columns in chunk_columns)
     rate(
         "output lines, columns -> Assessment JSON Lines",
-        sum(columns.n for columns in chunk_columns),
+        rated,
         median_seconds(output_lines, args.runs),
     )
+    decide, write = output_steps(chunk_columns, policy, args.runs)
+    rate("  decide for the lines (lines.decided)", rated, decide)
+    rate("  write the lines (lines.lines: tasks, keys, join)", rated, write)
     cols = Columns.from_cells(cells, policy)
     tiled = cols.take(np.arange(args.evaluate) % cols.n)
     rate(

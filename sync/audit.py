@@ -31,7 +31,6 @@ from _json import make_encoder
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from json.encoder import encode_basestring
-from operator import itemgetter
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -43,8 +42,6 @@ from sync.schema import AUDIT_UNKEYED_UPTO, audit, meta, now_text
 GENESIS = "0" * 64
 HEAD_KEY = "audit_head"
 _COLUMNS = tuple(c.name for c in audit.columns)
-#: a row dict's values as a tuple in ``_COLUMNS`` order, in one C call
-_in_column_order = itemgetter(*_COLUMNS)
 #: ``meta`` key of the last unkeyed row's seq, sealed: ``<seq>:<key id>:<HMAC>``
 BOUNDARY_KEY = AUDIT_UNKEYED_UPTO
 Trigger = Literal["sync", "webhook", "manual", "backfill"]
@@ -142,16 +139,41 @@ def append(conn: sa.Connection, entries: list[AuditEntry], keys: AuditKeys) -> N
         meta_once(conn, HEAD_KEY, f"0:{GENESIS}")
         head = conn.execute(lock_head).scalar_one()
     seq, prev = _parse_head(str(head))
-    key, kid, at = keys.current, keys.key_id, now_text()
+    kid, at = keys.key_id, now_text()
+    # the key's HMAC state made once and copied for each row: ``hmac.digest`` keyed it
+    # anew and looked SHA-256 up by name every row (1.5-2 µs of a row's ~15)
+    signer = hmac.new(keys.current, digestmod=hashlib.sha256)
     rows = []
     # The chain in one tight loop: each row's canonical text (every row here is keyed, so
-    # ``key_id`` is always in it) hashed straight after the previous row's.
-    for entry in entries:
+    # ``key_id`` is always in it) hashed straight after the previous row's. The text's
+    # dict is built in its keys' sorted order, which the encoder then sorts in one pass;
+    # the stored row is the entry's values, in field order, between the chain's own
+    # (``_COLUMNS`` order; tests/sync/test_sync_bulk_rows.py holds both to the old rows).
+    for e in entries:
         seq += 1
-        row = {"seq": seq, "at": at, **vars(entry), "key_id": kid, "prev_hash": prev}
-        prev = hmac.digest(key, (prev + _canonical(row)).encode("utf-8"), "sha256").hex()
-        row["hash"] = prev
-        rows.append(_in_column_order(row))
+        body = {
+            "actor": e.actor,
+            "at": at,
+            "customer_ref": e.customer_ref,
+            "event": e.event,
+            "input_hash": e.input_hash,
+            "key_id": kid,
+            "new": e.new,
+            "old": e.old,
+            "policy_version": e.policy_version,
+            "prev_hash": prev,
+            "reason_codes": e.reason_codes,
+            "run_id": e.run_id,
+            "seq": seq,
+            "source_event_id": e.source_event_id,
+            "stream": e.stream,
+            "trigger": e.trigger,
+        }
+        mac = signer.copy()
+        mac.update((prev + _canonical(body)).encode("utf-8"))
+        digest = mac.hexdigest()
+        rows.append((seq, at, *vars(e).values(), kid, prev, digest))
+        prev = digest
     insert_rows(conn, audit, _COLUMNS, rows)
     conn.execute(meta.update().where(meta.c.key == HEAD_KEY).values(value=f"{seq}:{prev}"))
 

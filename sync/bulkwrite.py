@@ -21,12 +21,15 @@ SQLAlchemy's error wrapping (``hide_parameters``: no customer data in an error m
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 
-from sync.crypto import EncryptedJSON, cipher_of
+from sync import jsontext
+from sync.crypto import EncryptedJSON, EncryptedText, cipher_of
 
 #: values per PostgreSQL statement (the protocol allows 65,535 parameters)
 _PG_PARAMS = 30_000
@@ -65,8 +68,8 @@ def upsert_rows(
         if updated
         else "NOTHING"
     )
-    at = [list(columns).index(k) for k in keys]
-    names = [tuple(row[i] for i in at) for row in rows]
+    # the keys of every row in one C call a row (a generator a row cost ~1 µs)
+    names = list(map(itemgetter(*[list(columns).index(k) for k in keys]), rows))
     if len(set(names)) < len(names):  # one statement may not update a row twice (PostgreSQL)
         rows = list({name: row for name, row in zip(names, rows, strict=True)}.values())
     _write(conn, table, columns, rows, on_conflict)
@@ -122,30 +125,44 @@ def _bound(
     processors = [_processor(dialect, table.c[name].type) for name in columns]
     if not any(processors):
         return list(rows)
-    by_column = list(zip(*rows, strict=True))
+    by_column: list[Iterable[Any]] = list(zip(*rows, strict=True))
     for i, process in enumerate(processors):
         if process is not None:
-            by_column[i] = tuple(map(process, by_column[i]))
+            by_column[i] = process(by_column[i])
     return list(zip(*by_column, strict=True))
 
 
-def _processor(dialect: sa.Dialect, type_: Any) -> Callable[[Any], Any] | None:
-    """The column type's bind processor. On SQLite a JSON column's is its serializer itself
-    (after the cipher's sealing for an encrypted one), which is what SQLAlchemy's processor
-    ends in: the same text without the two to four calls a value that SQLAlchemy wraps
-    around it for ``JSON.NULL``, ``null()`` and its type decorator, which rows of plain
-    values never need (0.2-0.5 µs a value, nine values a customer in a first sync); those
-    two markers raise here (not JSON-serializable), so callers pass plain values only.
-    PostgreSQL's driver takes JSON as its own adapter object: SQLAlchemy's processor."""
+#: a column's values -> what the driver takes of them, one for one
+ColumnProcessor = Callable[[Iterable[Any]], Iterable[Any]]
+
+
+def _processor(dialect: sa.Dialect, type_: Any) -> ColumnProcessor | None:
+    """The column type's bind processor, mapped over a column. On SQLite a JSON column's
+    is its serializer itself (after the cipher's sealing for an encrypted one), which is
+    what SQLAlchemy's processor ends in: the same text without the two to four calls a
+    value that SQLAlchemy wraps around it for ``JSON.NULL``, ``null()`` and its type
+    decorator, which rows of plain values never need (0.2-0.5 µs a value, nine values a
+    customer in a first sync); those two markers raise here (not JSON-serializable), so
+    callers pass plain values only. The store's own serializer (``sync.jsontext``) runs
+    as its C parts mapped over the column (``jsontext.dumps_each``), without a Python call
+    a value. PostgreSQL's driver takes JSON as its own adapter object: SQLAlchemy's
+    processor. An encrypted text column of a store without a cipher stores its text as it
+    is: no processor (its type decorator's was two calls a value that returned it as it
+    was)."""
+    if isinstance(type_, EncryptedText) and cipher_of(dialect) is None:
+        return None
     if dialect.name == "sqlite":
         serialize = getattr(dialect, "_json_serializer", None) or json.dumps
+        each: ColumnProcessor = (
+            jsontext.dumps_each if serialize is jsontext.dumps else partial(map, serialize)
+        )
         if isinstance(type_, EncryptedJSON):
             cipher = cipher_of(dialect)
             if cipher is None:
-                return serialize
+                return each
             seal = type_.seal
-            return lambda value: serialize(seal(value, cipher))
+            return partial(map, lambda value: serialize(seal(value, cipher)))
         if isinstance(type_, sa.JSON) and not type_.none_as_null:
-            return serialize
-    processor: Callable[[Any], Any] | None = type_.dialect_impl(dialect).bind_processor(dialect)
-    return processor
+            return each
+    processor = type_.dialect_impl(dialect).bind_processor(dialect)
+    return None if processor is None else partial(map, processor)

@@ -4,41 +4,27 @@ The sync keeps, per customer, the canonical profile it assessed (without ``previ
 which the committed state gives) and the CRM's write-back values as it read them. With the
 committed state (``sync.state``) that is everything an assessment and its plan depend on
 besides the policy and the date, so a candidate policy can be run over the whole book from
-the store alone, and a decision explained without reading the CRM again.
+the store alone, and a decision explained without reading the CRM again. This module owns
+the table (writing a page's inputs, reading them back by chunk); the engine's columns
+laid out straight from the stored JSON are ``sync.stored_columns``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from functools import cached_property
-from itertools import repeat
 from typing import Any, cast
 
-import numpy as np
 import sqlalchemy as sa
 
 from connectors.contract import CrmRecord
-from sync import jsontext
+from sync.bulkwrite import upsert_rows
 from sync.days import day_text, parse_day
-from sync.schema import INPUTS_MIGRATIONS, assessed_inputs, customers
-from sync.state import CustomerState, _upsert
+from sync.schema import INPUTS_MIGRATIONS, assessed_inputs, customers, now_text
+from sync.state import CustomerState
 from sync.store import StateStore
-from tiering_core.columns import (
-    _VOCABULARIES,
-    BLOCKS,
-    ENUMS,
-    FLAGS,
-    MISSING,
-    NAN,
-    NUMBERS,
-    UNKNOWN,
-    Columns,
-)
-from tiering_core.iso3166 import ALPHA2
 from tiering_core.models import CustomerProfile
-from tiering_core.policy import Policy
 
 
 def ensure_table(store: StateStore) -> None:
@@ -59,19 +45,22 @@ _NOT_STORED = {"previous"}  # read only
 
 
 def save_inputs(conn: sa.Connection, stream: str, records: Sequence[CrmRecord], as_of: str) -> None:
-    """Upsert the inputs of these assessed records (one statement for the page)."""
+    """Upsert the inputs of these assessed records (one statement for the page), stamped
+    ``updated_at`` now; of a customer read twice in a page, the last read counts. Each
+    record becomes its row's tuple straight (no dict a row first, no grouping by columns:
+    every row has them all)."""
     if not records:
         return
-    rows = {
-        r.profile.id: {
-            "customer_id": r.profile.id,
-            "profile": profile_text(r.profile),
-            "current": dict(r.current),
-            "as_of": as_of,
-        }
+    now = now_text()
+    rows = [
+        (stream, r.profile.id, profile_text(r.profile), dict(r.current), as_of, now)
         for r in records
-    }
-    _upsert(conn, assessed_inputs, stream, list(rows.values()), ("stream", "customer_id"))
+    ]
+    upsert_rows(conn, assessed_inputs, _INPUT_COLUMNS, rows, ("stream", "customer_id"))
+
+
+#: the ``assessed_inputs`` columns in the order ``save_inputs`` gives them
+_INPUT_COLUMNS = ("stream", "customer_id", "profile", "current", "as_of", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -330,78 +319,3 @@ def iter_stored(
     """``iter_chunks``, each customer built (``explain``, and tests, read a few)."""
     for part in iter_chunks(store, stream, chunk=chunk, ids=ids):
         yield [part.customer(i) for i in range(len(part))]
-
-
-_EMPTY: Mapping[str, Any] = {}
-#: each enumeration's value -> code, a missing value (None) -> MISSING
-_LOOKUPS = [{**codes, None: MISSING} for codes in _VOCABULARIES]
-
-
-def columns_of(chunk: StoredChunk | Sequence[StoredCustomer], policy: Policy) -> Columns:
-    """The chunk laid out as the engine's columns, read straight from the stored JSON.
-
-    The same columns ``Columns.from_profiles`` makes of the validated profiles with the
-    committed state as ``previous`` (a test holds the two equal), built column by column
-    from plain dicts: validating a stored profile again cost 51 µs of a customer's ~100 µs,
-    and a million customers must be simulated in a minute. The text was written by crmtier
-    from a validated profile; anything that decides or plans for a customer still uses
-    ``StoredCustomer.profile``."""
-    if not isinstance(chunk, StoredChunk):
-        chunk = StoredChunk.of(chunk)
-    docs = [jsontext.loads(text) for text in chunk.profiles]
-    n = len(docs)
-    # An absent block reads as an empty one (every cell missing), kept apart in ``present``
-    # for the block columns; a missing cell is None, which numpy turns into NaN, and the
-    # flags' and enumerations' NaN into MISSING: one pass of Python a column, no branch.
-    present = {name: [d.get(name) is not None for d in docs] for name in BLOCKS}
-    holders: dict[str | None, list[Any]] = {
-        name: [d.get(name) or _EMPTY for d in docs] for name in BLOCKS
-    }
-    holders[None] = docs
-    holders["previous"] = [t or _EMPTY for t in chunk.tiers]
-
-    def cells(block: str | None, attr: str) -> list[Any]:
-        # ``dict.get`` mapped in C: a quarter faster than the same comprehension
-        return list(map(dict.get, holders[block], repeat(attr, n)))
-
-    numbers = np.array([cells(block, attr) for _, block, attr in NUMBERS], dtype=np.float64)
-    flag_values = np.array([cells(block, attr) for _, block, attr in FLAGS], dtype=np.float64)
-    flags = np.where(np.isnan(flag_values), MISSING, flag_values)
-    enums = [
-        [codes.get(h.get(attr), UNKNOWN) for h in holders[block]]
-        for (_, block, attr, _), codes in zip(ENUMS, _LOOKUPS, strict=True)
-    ]
-    held = cells("activity", "products_held")
-    listed = cells("aml", "high_risk_countries")
-    valid = [[c for c in countries if c in ALPHA2] if countries else [] for countries in listed]
-    advanced = policy.needs.advanced_products
-    cfa = policy.aml.countries.call_for_action
-    rates = [policy.fx_rate(d.get("currency", "CNY")) for d in docs]
-    since = chunk.below_floor_since
-
-    def floats(values: list[float]) -> Any:
-        return np.array(values, dtype=np.float64)
-
-    return Columns(
-        n=n,
-        numbers=numbers.reshape(len(NUMBERS), n),
-        flags=flags.astype(np.int8).reshape(len(FLAGS), n),
-        enums=np.array(enums, dtype=np.int8).reshape(len(ENUMS), n),
-        block={name: np.array(present[name], dtype=np.bool_) for name in BLOCKS},
-        fx_rate=floats([NAN if r is None else r for r in rates]),
-        products=floats([NAN if h is None else float(len(h)) for h in held]),
-        advanced_products=floats([float(sum(1 for x in h or () if x in advanced)) for h in held]),
-        countries=floats(
-            [NAN if c is None else float(len(v)) for c, v in zip(listed, valid, strict=True)]
-        ),
-        call_for_action=floats([float(sum(1 for c in v if c in cfa)) for v in valid]),
-        unknown_countries=floats(
-            [
-                0.0 if c is None else float(len(c) - len(v))
-                for c, v in zip(listed, valid, strict=True)
-            ]
-        ),
-        below_floor_since=floats(
-            [NAN if d is None else float(date.fromisoformat(d).toordinal()) for d in since]
-        ),
-    )

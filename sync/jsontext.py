@@ -11,6 +11,7 @@ that exact text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pydantic_core
@@ -19,6 +20,12 @@ import pydantic_core
 def dumps(value: Any) -> str:
     """``value`` as compact JSON text."""
     return pydantic_core.to_json(value).decode("utf-8")
+
+
+def dumps_each(values: Iterable[Any]) -> Iterator[str]:
+    """``dumps`` of each value, the two C calls mapped in C: a column of values written in
+    bulk (``sync.bulkwrite``) without a Python call a value (a fifth of ``dumps``'s cost)."""
+    return map(bytes.decode, map(pydantic_core.to_json, values))
 
 
 def loads(text: str | bytes) -> Any:

@@ -46,10 +46,11 @@ from connectors.mapping import WritebackConfig
 from sync import jsontext
 from sync.explanation import EXPLANATION
 from sync.household_store import HouseholdSource, Near
-from sync.inputs import StoredChunk, StoredCustomer, columns_of
+from sync.inputs import StoredChunk, StoredCustomer
 from sync.planner import CustomerPlan, Known, action_kinds, plan_customer, same_value
 from sync.preview import PlanTotals
 from sync.simulation_diff import acts_alike, differs, lays_out_alike
+from sync.stored_columns import columns_of
 from sync.taskbudget import Forecast, task_limits
 from tiering_core.collector import collector_paused
 from tiering_core.engine import Evaluation, decide_batch, evaluate
@@ -247,7 +248,7 @@ class Simulator:
             return
         active, candidate = self.policies
         near = Near.of(chunk, self.households)
-        # Straight from the stored JSON, unvalidated: see sync.inputs.columns_of.
+        # Straight from the stored JSON, unvalidated: see sync.stored_columns.columns_of.
         cols = columns_of(near.chunk, active)
         ev_a = evaluate(cols, active, self.as_of, near.links(active)).head(n)
         if not self.same_layout:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
 from itertools import chain, repeat
-from operator import attrgetter, is_not, itemgetter
+from operator import is_not, itemgetter
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -260,11 +260,13 @@ def _transposed(holders: list[Any], block: str | None, by_key: bool) -> dict[str
     prefix = f"{block}." if block else ""
     if by_key:
         return _by_key(holders, attrs, prefix)
-    get = attrgetter(*attrs)
-    if len(attrs) == 1:  # a lone attribute's getter returns the cell, not a row
-        return {prefix + attrs[0]: [None if h is None else get(h) for h in holders]}
+    # a validated model keeps its fields in its ``__dict__``: one C-level item gather from
+    # it costs half the attribute gather (each attribute looked up on the class first)
+    get = itemgetter(*attrs)
+    if len(attrs) == 1:  # a lone item's getter returns the cell, not a row
+        return {prefix + attrs[0]: [None if h is None else get(h.__dict__) for h in holders]}
     missing = (None,) * len(attrs)
-    rows = [missing if h is None else get(h) for h in holders]
+    rows = [missing if h is None else get(h.__dict__) for h in holders]
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in attrs]
     return {prefix + attr: list(column) for attr, column in zip(attrs, columns, strict=True)}
 

@@ -166,7 +166,7 @@ class Columns:
     unknown_countries: FloatArray  # codes that are not ISO 3166 alpha-2
     below_floor_since: FloatArray  # date ordinal; NaN when none
     # What the decisions name besides levels (absent where only levels are wanted, as in
-    # ``sync.inputs.columns_of``): ids, owners, currencies, the enumerations' own texts
+    # ``sync.stored_columns.columns_of``): ids, owners, currencies, the enumerations' own texts
     # and the listed countries (a DQ issue and an AML reason show them as given).
     ids: list[str] = field(default_factory=list)
     owner_ids: list[str | None] = field(default_factory=list)

@@ -45,6 +45,7 @@ class DecisionColumns(Sequence[AssessmentData]):
         set_fields: Mapping[str, Sequence[Any]],
         households: list[Household],
         memberships: tuple[tuple[str, ...], list[list[bool]]],  # a list per campaign
+        candidates: list[bool] | None,
         overrides: list[dict[str, Any] | None] | None,
         policy: Policy,
         as_of: date,
@@ -62,11 +63,16 @@ class DecisionColumns(Sequence[AssessmentData]):
         self.set_fields = set_fields
         self.households = households
         self.memberships = memberships
+        #: each customer whom the task rules may give a task (``strategy.task_candidates``);
+        #: None when tasks were not asked for
+        self.candidates = candidates
         self.overrides = overrides
         self.policy = policy
         self.as_of = as_of
         self.kinds = kinds
         self._rows: list[AssessmentData | None] = [None] * len(ids)
+        self._fields = list(set_fields.items())
+        self._kinds_but_tasks = kinds - {"task"}
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -159,23 +165,26 @@ class DecisionColumns(Sequence[AssessmentData]):
 
     def row(self, i: int) -> AssessmentData:
         """Customer ``i``'s whole decision, its actions in kind order (made once; the
-        same dict on every later call, as a list of decisions would hand it out)."""
+        same dict on every later call, as a list of decisions would hand it out). The
+        task rules are asked only about a task candidate (``candidates``): the others
+        get none from them."""
         made = self._rows[i]
         if made is not None:
             return made
-        customer, why, kinds = self.customers[i], self.reasons[i], self.kinds
+        customer, why = self.customers[i], self.reasons[i]
         decision = self._decision(i, why)
         fields = tuple(
-            {"kind": "set_field", "field": name, "value": value}
-            for name, value in self.field_values(i).items()
+            [
+                {"kind": "set_field", "field": name, "value": column[i]}
+                for name, column in self._fields
+            ]
         )
-        # What only the tasks read is made only for them (the sync writing tier fields
-        # does not).
-        outcome = (
-            self.named.outcome(i, self.service_level[i], self.issues[i])
-            if "task" in kinds
-            else None
-        )
+        kinds, outcome = self.kinds, None
+        if self.candidates is not None:  # tasks asked for: what only they read, made for them
+            if self.candidates[i]:
+                outcome = self.named.outcome(i, self.service_level[i], self.issues[i])
+            else:
+                kinds = self._kinds_but_tasks
         keys, members = self.memberships
         decision["actions"] = strategy.actions(
             customer,
@@ -192,7 +201,13 @@ class DecisionColumns(Sequence[AssessmentData]):
             decision["actions"] = (
                 *decision["actions"],
                 *override.refusal_tasks(
-                    customer.id, customer.owner_id, overridden, why, self.policy, self.as_of, kinds
+                    customer.id,
+                    customer.owner_id,
+                    overridden,
+                    why,
+                    self.policy,
+                    self.as_of,
+                    self.kinds,
                 ),
             )
         self._rows[i] = decision

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 import numpy as np
 
 from tiering_core import reasons_field, row_issues, row_reasons
-from tiering_core.columns import ENUM_INDEX, Columns
+from tiering_core.columns import ENUM_INDEX, BoolArray, Columns
 from tiering_core.dates import add_months, add_working_days
 from tiering_core.decision_columns import DecisionColumns
 from tiering_core.models import (
@@ -83,16 +83,18 @@ def decided(
         if "set_field" in kinds
         else {}
     )
+    issues = row_issues.issues_by_row(cols, ev.issues)
     return DecisionColumns(
         ids=cols.ids,
         customers=partial(_customers, cols),
         named=named,
         service_level=service_level,
         cells=cells,
-        issues=row_issues.issues_by_row(cols, ev.issues),
+        issues=issues,
         set_fields=set_fields,
         households=households,
         memberships=(m.keys, m.member.tolist()),
+        candidates=task_candidates(cols, ev, issues, policy).tolist() if "task" in kinds else None,
         overrides=overrides,
         policy=policy,
         as_of=as_of,
@@ -152,6 +154,27 @@ def _set_field_columns(
     if households_read:
         columns["household_tier"] = [h.tier for h in households]
     return strategy.set_field_columns(columns)
+
+
+def task_candidates(
+    cols: Columns, ev: Evaluation, issues: list[list[dict[str, Any]]], policy: Policy
+) -> BoolArray:
+    """The customers the task rules may give a task (``strategy.task_candidates``), from
+    the batch's columns: a whole decision asks the rules about these alone (the others'
+    ``tasks`` are none)."""
+    return strategy.task_candidates(
+        policy,
+        sanctioned=cols.flag["sanctions_hit"] == 1,  # as ``_customers`` reads it
+        aml_risk=ev.aml_risk,
+        credit_risk=ev.credit_risk,
+        open_complaints=ev.open_complaints,
+        upgraded_from=ev.upgraded_from,
+        value_tier=ev.value_tier,
+        needs_tier=ev.needs_tier,
+        kind=cols.enum["kind"],
+        detractor=ev.detractor,
+        dq=np.fromiter(map(bool, issues), np.bool_, len(issues)),
+    )
 
 
 def memberships(cols: Columns, ev: Evaluation, policy: Policy) -> campaigns.Memberships:

@@ -54,26 +54,21 @@ def assessment_lines(cols: Columns, policy: Policy, as_of: date) -> bytes:
     is the customer's ``Assessment``, whatever path made it."""
     if not cols.n:
         return b""
+    return lines(*decided(cols, policy, as_of))
+
+
+def decided(cols: Columns, policy: Policy, as_of: date) -> tuple[DecisionColumns, BoolArray]:
+    """A non-empty batch's decisions as its lines are written from (every action kind,
+    reason texts rendered) and the customers the task rules are asked about: the step
+    before ``lines``, which ``bench/core.py`` times apart from it."""
     ev = override.apply(evaluate(cols, policy, as_of), cols, policy, as_of)
     dc = decisions.decided(cols, ev, policy, as_of, ACTION_KINDS, rendered=True)
-    return lines(dc, task_candidates(cols, ev, dc))
+    return dc, task_candidates(cols, ev, dc)
 
 
 def task_candidates(cols: Columns, ev: Evaluation, dc: DecisionColumns) -> BoolArray:
     """The customers the task rules may give a task (``strategy.task_candidates``)."""
-    return strategy.task_candidates(
-        dc.policy,
-        sanctioned=cols.flag["sanctions_hit"] == 1,  # as ``decided`` reads it
-        aml_risk=ev.aml_risk,
-        credit_risk=ev.credit_risk,
-        open_complaints=ev.open_complaints,
-        upgraded_from=ev.upgraded_from,
-        value_tier=ev.value_tier,
-        needs_tier=ev.needs_tier,
-        kind=cols.enum["kind"],
-        detractor=ev.detractor,
-        dq=np.fromiter(map(bool, dc.issues), np.bool_, len(dc)),
-    )
+    return decisions.task_candidates(cols, ev, dc.issues, dc.policy)
 
 
 def lines(dc: DecisionColumns, candidates: BoolArray) -> bytes:

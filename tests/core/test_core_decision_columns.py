@@ -18,13 +18,13 @@ from tests.core.test_core_reasons_field import one_by_one
 from tiering_core import decisions
 from tiering_core.columns import Columns
 from tiering_core.decision_columns import DecisionColumns
-from tiering_core.engine import decide_batch, evaluate
+from tiering_core.engine import Evaluation, decide_batch, evaluate
 from tiering_core.fragments import to_json
 from tiering_core.models import ACTION_KINDS, ActionKind, CustomerProfile, DecidedFields
 from tiering_core.policy import Policy, load_policy
 from tiering_core.reasons import make_reason
 from tiering_core.row_reasons import codes_of
-from tiering_core.rules import override
+from tiering_core.rules import override, strategy
 from tiering_core.rules.household import HouseholdLinks, Link
 
 KINDS: list[frozenset[ActionKind]] = [
@@ -64,6 +64,23 @@ def links(profiles: list[CustomerProfile], policy: Policy) -> HouseholdLinks:
     return HouseholdLinks.build(ids, pairs[: len(pairs) // 2], policy)
 
 
+def evaluated_book(
+    seed: int, name: str, households: bool
+) -> tuple[Policy, list[CustomerProfile], Columns, Evaluation]:
+    """A generated ``book`` under policy ``name`` (with household ``links`` or not), its
+    columns and its evaluation with overrides applied."""
+    policy = policies()[name]
+    profiles = book(seed)
+    cols = Columns.from_profiles(profiles, policy)
+    hh = links(profiles, policy) if households else None
+    return (
+        policy,
+        profiles,
+        cols,
+        override.apply(evaluate(cols, policy, AS_OF, hh), cols, policy, AS_OF),
+    )
+
+
 def written(value: Any) -> Any:
     """A decided output as its ``set_field`` action writes it (dates as ISO text)."""
     return value.isoformat() if isinstance(value, date) else value
@@ -73,11 +90,7 @@ def written(value: Any) -> Any:
 @pytest.mark.parametrize("name", ["default", "fico", "variant"])
 @pytest.mark.parametrize("households", [False, True])
 def test_columns_read_as_the_whole_decision(seed: int, name: str, households: bool) -> None:
-    policy = policies()[name]
-    profiles = book(seed)
-    cols = Columns.from_profiles(profiles, policy)
-    hh = links(profiles, policy) if households else None
-    ev = override.apply(evaluate(cols, policy, AS_OF, hh), cols, policy, AS_OF)
+    policy, profiles, cols, ev = evaluated_book(seed, name, households)
     for kinds in KINDS:
         new = decisions.decided(cols, ev, policy, AS_OF, kinds)
         # what the sync writing tier fields reads, read first: no reason dict is made
@@ -201,3 +214,37 @@ def test_a_hand_checked_batch() -> None:
     ]
     assert affluent["reasons"][0] == make_reason("VAL_AUM_AFFLUENT", 448_107.42, 50_000)
     assert all(a is b for a, b in zip(mass["reasons"], twin["reasons"], strict=True))
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+@pytest.mark.parametrize("name", ["default", "fico", "variant"])
+@pytest.mark.parametrize("households", [False, True])
+def test_a_whole_decisions_actions_are_the_rules_asked_about_every_customer(
+    seed: int, name: str, households: bool
+) -> None:
+    """A whole decision asks the task rules only about the batch's task candidates
+    (``DecisionColumns.candidates``); its actions are exactly what they were when the
+    rules were asked about every customer (``strategy.actions`` with each customer's
+    outcome, then a refused override's task), for every set of action kinds, on dirty
+    generated books with overrides and household links."""
+    policy, _, cols, ev = evaluated_book(seed, name, households)
+    for kinds in KINDS:
+        dc = decisions.decided(cols, ev, policy, AS_OF, kinds)
+        assert (dc.candidates is None) == ("task" not in kinds)
+        keys, members = dc.memberships
+        for i, decision in enumerate(dc):
+            customer, why = dc.customers[i], dc.cells.reasons_of(i)
+            fields = tuple(
+                {"kind": "set_field", "field": f, "value": v} for f, v in dc.field_values(i).items()
+            )
+            outcome = dc.named.outcome(i, dc.service_level[i], dc.issues[i])
+            memberships = (keys, [member[i] for member in members])
+            expected = list(
+                strategy.actions(customer, fields, outcome, why, policy, AS_OF, kinds, memberships)
+            )
+            if dc.overrides and dc.overrides[i] is not None:
+                o = dc.overrides[i]
+                expected += override.refusal_tasks(
+                    customer.id, customer.owner_id, o, why, policy, AS_OF, kinds
+                )
+            assert list(decision["actions"]) == expected, (i, kinds)

@@ -15,7 +15,7 @@ from tiering_core.columns import Columns
 from tiering_core.engine import assess, evaluate
 from tiering_core.models import ACTION_KINDS, Assessment, CustomerProfile
 from tiering_core.policy import Policy, policy_over_default
-from tiering_core.rules import override
+from tiering_core.rules import override, strategy
 from tiering_core.rules.strategy import dedupe_key
 
 Rate = Callable[..., Assessment]
@@ -263,7 +263,21 @@ def test_task_candidates_hold_every_customer_given_a_task(name: str) -> None:
     ev = override.apply(evaluate(cols, policy, AS_OF), cols, policy, AS_OF)
     dc = decisions.decided(cols, ev, policy, AS_OF, ACTION_KINDS)
     candidates = lines.task_candidates(cols, ev, dc).tolist()
-    rules = [{a["rule"] for a in d["actions"] if a["kind"] == "task"} for d in dc]
+    assert candidates == dc.candidates
+    # the task rules asked about every customer (a whole decision asks the candidates alone)
+    rules = [
+        {
+            t["rule"]
+            for t in strategy.tasks(
+                dc.customers[i],
+                dc.named.outcome(i, dc.service_level[i], dc.issues[i]),
+                policy,
+                AS_OF,
+                dc.cells.reasons_of(i),
+            )
+        }
+        for i in range(len(dc))
+    ]
     assert set().union(*rules) == set(type(policy.strategy.tasks).model_fields)
     assert [i for i, given in enumerate(rules) if given and not candidates[i]] == []
     assert sum(candidates) < (len(batch) + sum(map(bool, rules))) / 2

@@ -23,11 +23,12 @@ from connectors.mapping import load_default_mapping
 from connectors.sandbox.generator import generate
 from connectors.sandbox.households import household_links as seeded_links
 from sync import jsontext
-from sync.inputs import StoredChunk, StoredCustomer, columns_of, profile_text
+from sync.inputs import StoredChunk, StoredCustomer, profile_text
 from sync.planner import Known, action_kinds, plan_customer, tiers_of
 from sync.simulation import PlanSide, Simulator
 from sync.simulation_diff import differs
 from sync.state import CustomerState
+from sync.stored_columns import columns_of
 from tiering_core.columns import Columns
 from tiering_core.engine import decide_batch, evaluate
 from tiering_core.models import CustomerProfile

@@ -225,7 +225,7 @@ def _snapshot(store: StateStore, write: Callable[[sa.Connection], None]) -> dict
 
 @pytest.fixture
 def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    for module in (state, outbox, audit):  # inputs are stamped by state._upsert
+    for module in (state, inputs, outbox, audit):
         monkeypatch.setattr(module, "now_text", lambda: NOW)
 
 

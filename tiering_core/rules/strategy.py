@@ -304,16 +304,21 @@ def task_candidates(
 
 def campaigns(customer_id: str, keys: tuple[str, ...], member: Sequence[bool]) -> list[Action]:
     """One campaign action per campaign key, member or not (``rules.campaigns`` decides
-    membership for the whole batch)."""
-    return [
-        {"kind": "campaign", "campaign": key, "member": m, "dedupe_key": h}
-        for key, m, h in zip(keys, member, campaign_dedupe_keys(customer_id, keys), strict=True)
-    ]
-
-
-def campaign_dedupe_keys(customer_id: str, keys: tuple[str, ...]) -> list[str]:
-    """``dedupe_key(customer_id, "campaign", key)`` for every campaign key."""
-    return [digest.decode() for digest in campaign_digests(customer_id, keys)]
+    membership for the whole batch). Its dedupe key is ``dedupe_key(customer_id,
+    "campaign", key)``: the customer's part hashed once and copied per campaign (as
+    ``campaign_digests`` does), the first 32 hex digits read straight from the hash, with
+    each action made in the same pass: 15 % less than the keys made first and the actions
+    zipped from them (ten campaigns a customer, every customer of a sync that writes
+    memberships; bench/core.py)."""
+    prefix = sha256(f"{customer_id}\x1fcampaign\x1f".encode())
+    out = []
+    for key, encoded, m in zip(keys, _encoded(keys), member, strict=True):
+        h = prefix.copy()
+        h.update(encoded)
+        out.append(
+            {"kind": "campaign", "campaign": key, "member": m, "dedupe_key": h.hexdigest()[:32]}
+        )
+    return out
 
 
 def campaign_digests(customer_id: str, keys: tuple[str, ...]) -> list[bytes]:
