@@ -86,9 +86,14 @@ class Bookmark:
         if cursor < self.cursor:
             cursor, read_at = self.cursor, self.read_at
         moved = Bookmark(self.stream, cursor, read_at, frozenset(), self.state_version)
-        floor = utc_text(moved.rewind_point(overlap))
+        floor_at = moved.rewind_point(overlap)
+        floor = utc_text(floor_at)
         ties = {tie for tie in self.tie_set if tie[1] >= floor}
         for rid, ms in processed:
+            # an aware stamp before the floor is before it as text too (``utc_text`` is
+            # the instant in UTC, fixed width): a backfill's records need no text at all
+            if ms.tzinfo is not None and ms < floor_at:
+                continue
             text = utc_text(ms)
             if text >= floor:
                 ties.add((rid, text, digest(rid)))

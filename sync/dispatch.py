@@ -73,15 +73,17 @@ class Dispatcher:
         """Queue a page's planned writes. Items identical to ones already queued or in
         flight for the customer are reused; queued items the new plan no longer wants are
         superseded (a customer read twice in a run keeps only its newest decision)."""
-        queue, pool = self.pool.queue, self.pool
+        queue, pool, decisions = self.pool.queue, self.pool, self.decisions
         new: list[NewItem] = []
         stale: list[int] = []
         in_flight: dict[str, list[OutboxItem]] | None = None  # made when first needed
+        event_of, sending = self.source_events.get, pool.inflight_by_customer
+        park, pending_row = rows.states.append, self.recorder.pending_row
         for p, pending in planned:
-            cid = p.customer_id
-            previous = self.decisions.get(cid)
-            items = items_of(p.plan, self.source_events.get(cid), pending.fields)
-            keep = set(pool.inflight_by_customer.get(cid, ()))
+            cid = p.plan.customer_id
+            previous = decisions.get(cid)
+            items = items_of(p.plan, event_of(cid), pending.fields)
+            keep = set(sending[cid]) if cid in sending else set()
             if previous is None and not keep:  # the usual customer: nothing of it outstanding
                 new += items
             else:
@@ -93,15 +95,15 @@ class Dispatcher:
                 stale += self._merge(previous, items, keep, in_flight.get(cid, ()), new)
                 if previous is not None and previous.this_run:
                     self.recorder.counts.skipped[Skip.SUPERSEDED] += 1
-            self.decisions[cid] = Decision(cid, pending, keep, this_run=True, base=states.get(cid))
-            rows.states.append(self.recorder.pending_row(cid, pending))
+            decisions[cid] = Decision(cid, pending, keep, this_run=True, base=states.get(cid))
+            park(pending_row(cid, pending))
         if stale:
             outbox.set_status(conn, stale, "superseded")
             for item_id in stale:
                 queue.pop(item_id, None)
         for added in outbox.enqueue(conn, self.stream, self.run_id, new, trigger=self.trigger):
             queue[added.id] = added
-            self.decisions[added.customer_id].outstanding.add(added.id)
+            decisions[added.customer_id].outstanding.add(added.id)
 
     def _merge(
         self,
@@ -156,6 +158,8 @@ def items_of(
     if plan.fields:
         if decided is None:
             payload = jsonable(plan.fields)
+        elif len(decided) == len(plan.fields):  # every field written (a first sync's)
+            payload = dict(decided)  # the same keys, in the same order (``decided`` made)
         else:
             payload = {name: decided[name] for name in plan.fields}
         items.append(NewItem(cid, "field_update", cid, payload, source_event_id))

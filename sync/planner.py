@@ -188,26 +188,38 @@ def field_values(assessment: AssessmentData) -> dict[str, Any]:
 def desired_fields(
     assessment: AssessmentData,
     writeback: WritebackConfig,
-    values: Mapping[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The write-back field values the assessment means the CRM to show, whether or not the
-    CRM shows them already: the engine's ``set_field`` values (``values``, when the caller
-    has them from the columns; else read from the actions), and the explanation when
-    mapped (made here from the assessment: ``sync.explanation``, which reads no action)."""
+    CRM shows them already: the engine's ``set_field`` values, and the explanation when
+    mapped (made here from the assessment: ``sync.explanation``, which reads no action).
+    ``values``: those of the mapped fields, when the caller has them from the columns
+    (``Decided.field_rows``, a new dict a customer): they become the result, not copied;
+    else they are read from the actions."""
     fields = writeback.fields
     if values is None:
-        values = field_values(assessment)
-    out = {name: value for name, value in values.items() if name in fields}
+        out = {name: value for name, value in field_values(assessment).items() if name in fields}
+    else:
+        out = values
     if EXPLANATION in fields:
         out[EXPLANATION] = explanation_text(assessment, writeback)
     return out
 
 
 def changed_fields(desired: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
-    """The desired field values the CRM does not show yet: the only fields written."""
-    return {
-        name: value for name, value in desired.items() if not same_value(value, current.get(name))
-    }
+    """The desired field values the CRM does not show yet: the only fields written. A text
+    is settled here as ``same_value`` would settle it when the CRM shows that very text or
+    nothing (a first sync's empty fields, an echo of our own write): most of the dozen
+    fields a customer, each without a call."""
+    out = {}
+    for name, value in desired.items():
+        now = current.get(name)
+        if value.__class__ is str and (now is None or now == value):
+            if now is None and value:  # a text where the CRM shows none
+                out[name] = value
+        elif not same_value(value, now):
+            out[name] = value
+    return out
 
 
 def fields_only(writeback: WritebackConfig) -> bool:
@@ -232,6 +244,8 @@ def plan_customer(
     fields = changed_fields(desired, current)
     tasks: list[TaskAction] = []
     desired_campaigns: dict[str, dict[str, Any]] = {}
+    # the campaigns mapped (None: memberships not written), looked up before ``_targeted``
+    mapped = writeback.campaigns if writeback.campaign_memberships else None
     for action in assessment["actions"]:
         kind = action["kind"]
         if kind == "set_field":
@@ -243,16 +257,17 @@ def plan_customer(
                 and _targeted(writeback, "queues", action["queue"])
             ):
                 tasks.append(TaskAction.model_validate(action))
-        elif writeback.campaign_memberships and _targeted(
-            writeback, "campaigns", action["campaign"]
-        ):
-            desired_campaigns[action["campaign"]] = action
+        elif mapped is not None:
+            campaign = action["campaign"]
+            if campaign in mapped or _targeted(writeback, "campaigns", campaign):
+                desired_campaigns[campaign] = action
     memberships = [
         Membership(key, True, action["dedupe_key"])
         for key, action in sorted(desired_campaigns.items())
         if action["member"] and (key not in known.memberships or key in known.in_doubt)
     ]
-    if writeback.campaign_memberships:
+    # a customer with no membership crmtier made or may have made (most) leaves none
+    if mapped is not None and (known.memberships or known.in_doubt):
         maybe_member = {**known.memberships, **known.in_doubt}
         memberships += [
             Membership(campaign, False, dedupe_key)
@@ -281,8 +296,9 @@ def closures_of(
     assessment: AssessmentData, known: Known, writeback: WritebackConfig
 ) -> tuple[TaskClosure, ...]:
     """The open sales tasks crmtier made for a restricted customer, to close in the same
-    run as its sanctions review is created (none when tasks are not written back)."""
-    if not writeback.tasks or not restricted(assessment):
+    run as its sanctions review is created (none when tasks are not written back). A
+    customer with no open task crmtier made (most) has none: its reasons are not read."""
+    if not writeback.tasks or not known.task_rules or not restricted(assessment):
         return ()
     wanted = {a["dedupe_key"] for a in assessment["actions"] if a["kind"] == "task"}
     return tuple(

@@ -79,6 +79,8 @@ def encoder(output: str) -> Callable[[Any], Any]:
 
 
 def _long_text(max_length: int | None, value: Any) -> str | None:
+    if type(value) is str:  # the usual value: the summary line, as it is
+        return value[:max_length] or None
     items = [value] if isinstance(value, str) else list(value)
     return "\n".join(_reason_line(i) for i in items)[:max_length] or None
 
@@ -99,21 +101,36 @@ def _as_is(value: Any) -> Any:
 
 def from_crm_value(output: str, raw: Any) -> Any:
     """The CRM's stored value in canonical form (None when empty or unreadable)."""
+    return decoder(output)(raw)
+
+
+def decoder(output: str) -> Callable[[Any], Any]:
+    """How a stored value of ``output`` reads back (``from_crm_value``), by its declared
+    type, chosen once: a reader asks once a page per write-back field rather than once
+    per value (a re-tier reads every field of every record filled)."""
+    typ = output_type(output)
+    if typ.kind == "long_text":
+        return partial(_stored, str)
+    if typ.kind == "date":
+        return partial(_stored, _as_date)
+    if typ.kind == "number":
+        return partial(_stored, partial(_number, typ.scale))
+    if typ.kind == "boolean":
+        return partial(_stored, _checkbox)
+    return partial(_stored, _as_is)
+
+
+def _stored(read: Callable[[Any], Any], raw: Any) -> Any:
     if raw is None or raw == "":
         return None
-    typ = output_type(output)
     try:
-        if typ.kind == "long_text":
-            return str(raw)
-        if typ.kind == "date":
-            return _as_date(raw)
-        if typ.kind == "number":
-            return round(float(raw), typ.scale)
-        if typ.kind == "boolean":
-            return raw if isinstance(raw, bool) else str(raw).lower() == "true"
+        return read(raw)
     except (TypeError, ValueError):
         return None
-    return raw
+
+
+def _checkbox(raw: Any) -> bool:
+    return raw if isinstance(raw, bool) else str(raw).lower() == "true"
 
 
 def _as_date(value: Any) -> date:

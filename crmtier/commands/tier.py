@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import IO, Any, get_origin
 
 import click
-from rich.console import Console
-from rich.progress import Progress
 
 from connectors.mapping import CANONICAL_TYPES, set_path
 from tiering_core import ingest
@@ -230,6 +228,9 @@ def _progress(path: Path, lines: Iterable[bytes]) -> Iterator[Iterable[bytes]]:
     if not sys.stderr.isatty() or path.stat().st_size < PROGRESS_MIN_BYTES:
         yield lines
         return
+    from rich.console import Console  # the bar's only: a run without one skips rich's import
+    from rich.progress import Progress
+
     with Progress(transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task(f"assessing {path.name}", total=path.stat().st_size)
         yield _counted(lines, lambda n: bar.advance(task, n))

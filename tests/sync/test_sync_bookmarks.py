@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connectors.contract import Cursor
 from sync.bookmarks import Bookmark
+from sync.schema import utc_text
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 OVERLAP = timedelta(seconds=5)
@@ -100,3 +103,33 @@ def test_digests_are_asked_only_of_records_the_tie_set_keeps_or_names() -> None:
     )
     assert asked == ["A2"]
     assert not bm.already_synced("B9", T0, lambda: pytest.fail("digest of an unnamed record"))
+
+
+_STAMPS = st.datetimes(
+    min_value=datetime(2026, 2, 28), max_value=datetime(2026, 3, 2), timezones=st.none()
+).flatmap(
+    lambda naive: st.sampled_from(
+        [naive, naive.replace(tzinfo=UTC), naive.replace(tzinfo=timezone(timedelta(hours=8)))]
+    )
+)
+
+
+@given(
+    st.lists(_STAMPS, max_size=8),
+    st.datetimes(min_value=datetime(2026, 2, 28), max_value=datetime(2026, 3, 2)),
+    st.datetimes(min_value=datetime(2026, 2, 28), max_value=datetime(2026, 3, 2)),
+)
+def test_the_tie_set_keeps_what_the_text_of_the_stamps_keeps(
+    stamps: list[datetime], cursor: datetime, read_at: datetime
+) -> None:
+    """``advance`` sets aside an aware stamp before the window without writing its text:
+    it keeps exactly the records whose stamp's text is at or after the window's floor's
+    (a naive stamp is taken as UTC), whatever their offset."""
+    cursor, read_at = cursor.replace(tzinfo=UTC), read_at.replace(tzinfo=UTC)
+    records = [(f"R{i}", ms) for i, ms in enumerate(stamps)]
+    moved = Bookmark.initial("s").advance(
+        Cursor(cursor, "Z"), records, lambda rid: "d", read_at=read_at, overlap=OVERLAP, tie_max=100
+    )
+    floor = utc_text(min(cursor, read_at - OVERLAP))
+    texts = [(rid, utc_text(ms)) for rid, ms in records]
+    assert moved.tie_set == {(rid, text, "d") for rid, text in texts if text >= floor}

@@ -3,6 +3,8 @@ is inserted (multi-row statements matched by name, or row by row for a repeated 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import sqlalchemy as sa
 
@@ -57,3 +59,31 @@ def test_each_item_gets_the_id_of_its_own_row(store: StateStore, items: list[New
     assert len({item.id for item in queued}) == len(items)
     for item, new in zip(queued, items, strict=True):
         assert rows[item.id] == (new.customer_id, new.kind, new.key, new.payload)
+
+
+def test_queued_items_are_those_the_dataclass_makes(store: StateStore) -> None:
+    """``enqueue`` builds its ``OutboxItem``s without the frozen dataclass's ``__init__``:
+    each must be the instance that ``__init__`` makes, every field set (a field added to
+    the class and not to the builder fails here)."""
+    new = [
+        NewItem("C1", "field_update", "C1", {"Tier__c": "gold"}, "evt-1"),
+        NewItem("C2", "membership", "camp-1", {"campaign": "vip", "member": True}),
+    ]
+    with store.begin() as conn:
+        queued = outbox.enqueue(conn, "s", "r1", new, trigger="sync")
+    for item, planned in zip(queued, new, strict=True):
+        made = outbox.OutboxItem(
+            item.id,
+            planned.customer_id,
+            planned.kind,
+            planned.key,
+            planned.payload,
+            0,
+            "r1",
+            "sync",
+            planned.source_event_id,
+            planned.action,
+        )
+        assert item == made
+        assert vars(item) == vars(made)
+        assert replace(item, attempts=1).attempts == 1

@@ -6,10 +6,19 @@ from datetime import date
 from typing import Any, cast
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connectors.errors import ConfigError
 from connectors.mapping import WritebackConfig, load_default_mapping
-from sync.planner import Known, Membership, action_kinds, plan_customer, same_value
+from sync.planner import (
+    Known,
+    Membership,
+    action_kinds,
+    changed_fields,
+    plan_customer,
+    same_value,
+)
 from tiering_core.engine import assess
 from tiering_core.models import (
     Assessment,
@@ -83,6 +92,29 @@ VIP = CampaignAction(campaign="vip_events", member=True, dedupe_key="C1:vip_even
 )
 def test_same_value(desired: Any, current: Any, same: bool) -> None:
     assert same_value(desired, current) is same
+
+
+#: values as the engine produces them and as a CRM returns them (texts that read as
+#: numbers, booleans, lists; empty ones; None)
+_VALUES = st.one_of(
+    st.none(),
+    st.sampled_from(["", " ", "private", "91.5", "true", "A;B", "2027-01-01", "0"]),
+    st.text(max_size=4),
+    st.floats(allow_nan=True),
+    st.integers(-3, 3),
+    st.booleans(),
+    st.lists(st.sampled_from(["A", "B", ""]), max_size=2),
+)
+
+
+@given(st.dictionaries(st.sampled_from("abcd"), st.tuples(_VALUES, _VALUES)))
+def test_changed_fields_are_those_same_value_says_differ(pairs: dict[str, Any]) -> None:
+    """``changed_fields`` settles texts without calling ``same_value``: the same fields,
+    in the same order, as asking it of each."""
+    desired = {name: want for name, (want, _) in pairs.items()}
+    current = {name: now for name, (_, now) in pairs.items() if now is not None}
+    expected = {n: v for n, v in desired.items() if not same_value(v, current.get(n))}
+    assert list(changed_fields(desired, current).items()) == list(expected.items())
 
 
 def test_unchanged_customer_plans_nothing() -> None:
