@@ -63,6 +63,17 @@ def test_each_item_gets_the_id_of_its_own_row(store: StateStore, items: list[New
         assert rows[item.id] == (new.customer_id, new.kind, new.key, new.payload)
 
 
+def _marks(store: StateStore) -> list[sa.Row[tuple[int, str, int, str | None, str]]]:
+    """Every outbox item's id, status, attempts, last error and update time, by id."""
+    c = outbox_table.c
+    with store.begin() as conn:
+        return list(
+            conn.execute(
+                sa.select(c.id, c.status, c.attempts, c.last_error, c.updated_at).order_by(c.id)
+            ).all()
+        )
+
+
 def test_set_status_marks_exactly_the_items_named_in_statements_of_500(store: StateStore) -> None:
     """1,201 items marked over three statements (``set_status`` writes straight through the
     driver); a retry's attempts and its error, cut to 200 characters; items not named keep
@@ -73,16 +84,7 @@ def test_set_status_marks_exactly_the_items_named_in_statements_of_500(store: St
         outbox.set_status(conn, ids[:1_201], "done")
         outbox.set_status(conn, ids[1_201:1_250], "pending", attempts=2, error="E" * 250)
         outbox.set_status(conn, [], "dead")
-    with store.begin() as conn:
-        rows = conn.execute(
-            sa.select(
-                outbox_table.c.id,
-                outbox_table.c.status,
-                outbox_table.c.attempts,
-                outbox_table.c.last_error,
-                outbox_table.c.updated_at,
-            ).order_by(outbox_table.c.id)
-        ).all()
+    rows = _marks(store)
     assert [(r.id, r.status, r.attempts, r.last_error) for r in rows] == [
         *((i, "done", 0, None) for i in ids[:1_201]),
         *((i, "pending", 2, "E" * 200) for i in ids[1_201:1_250]),
@@ -105,16 +107,7 @@ def test_set_status_binds_every_value_at_a_statement_boundary(
     with store.begin() as conn:
         ids = [item.id for item in outbox.enqueue(conn, "s", "r1", items, trigger="sync")]
         outbox.set_status(conn, ids[:marked], "dead", attempts=3, error=HOSTILE_ERROR)
-    with store.begin() as conn:
-        rows = conn.execute(
-            sa.select(
-                outbox_table.c.id,
-                outbox_table.c.status,
-                outbox_table.c.attempts,
-                outbox_table.c.last_error,
-            ).order_by(outbox_table.c.id)
-        ).all()
-    assert [tuple(r) for r in rows] == [
+    assert [(r.id, r.status, r.attempts, r.last_error) for r in _marks(store)] == [
         *((i, "dead", 3, HOSTILE_ERROR) for i in ids[:marked]),
         *((i, "pending", 0, None) for i in ids[marked:]),
     ]
