@@ -58,8 +58,18 @@ class PlanWriter:
         self.mapping = mapping
         self.writeback = writeback
         self._person_contacts = person_contacts
-        # each mapped output's write encoding, chosen once for this writer's plans
-        self._encoders = {output: encoder(output) for output in writeback.fields}
+
+    @property
+    def writeback(self) -> WritebackConfig:
+        return self._writeback
+
+    @writeback.setter
+    def writeback(self, value: WritebackConfig) -> None:
+        """A new configuration brings its outputs' encoders with it: an output mapped
+        later is encoded as its own type, never looked up among the old outputs."""
+        self._writeback = value
+        # each mapped output's write encoding, chosen once for this configuration
+        self._encoders = {output: encoder(output) for output in value.fields}
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         results: list[WriteResult] = []

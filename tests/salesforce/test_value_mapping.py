@@ -85,3 +85,15 @@ def test_a_writer_encodes_by_the_encoders_it_chose_when_made(
     monkeypatch.setattr("connectors.salesforce.writes.encoder", None)  # no per-value choice
     update = FieldUpdate("001", {"value_score": 71.456, "next_review": None, "other": 1})
     assert writer._crm_fields(update) == {"Score__c": 71.46, "Review__c": None}
+
+
+def test_a_writer_given_a_new_configuration_encodes_its_outputs() -> None:
+    """An output mapped after the writer was made (the connector's ``writeback`` set anew)
+    is encoded by its own type, not looked up among the first configuration's outputs."""
+    first = WritebackConfig.model_validate({"fields": {"value_score": "Score__c"}})
+    writer = PlanWriter(None, None, None, first, None)  # type: ignore[arg-type]
+    writer.writeback = first.model_copy(
+        update={"fields": {"value_score": "Score__c", "next_review": "Review__c"}}
+    )
+    update = FieldUpdate("001", {"value_score": 71.456, "next_review": date(2027, 1, 4)})
+    assert writer._crm_fields(update) == {"Score__c": 71.46, "Review__c": "2027-01-04"}
