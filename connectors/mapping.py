@@ -50,19 +50,41 @@ class FieldMapping(BaseModel):
         (``profile_from_crm`` runs for every record of every page)."""
         return tuple(Slot.of(path, crm_field) for path, crm_field in self.fields.items())
 
+    @cached_property
+    def runs(self) -> tuple[tuple[str | None, tuple[SlotFields, ...]], ...]:
+        """The slots in mapping order, cut where the block changes: ``profile_from_crm``
+        fills one block's dict per run instead of looking the block up for every field
+        (a record's issues and its tree's keys keep the mapping's order). Each slot as a
+        plain tuple without its block: unpacking a ``NamedTuple`` takes the interpreter's
+        generic path, a plain tuple its fast one (a fifth of the loop's time)."""
+        runs: list[tuple[str | None, list[SlotFields]]] = []
+        for crm_field, path, coerce, exact, text, block, leaf in self.slots:
+            fields = (crm_field, path, coerce, exact, text, leaf)
+            if runs and runs[-1][0] == block:
+                runs[-1][1].append(fields)
+            else:
+                runs.append((block, [fields]))
+        return tuple((block, tuple(slots)) for block, slots in runs)
+
+
+#: A slot in ``FieldMapping.runs``: ``Slot`` without its block, as a plain tuple.
+SlotFields = tuple[str, str, Callable[[Any], Any] | None, type | None, bool, str]
+
 
 class Slot(NamedTuple):
     """One mapped field: CRM field -> canonical path (its ``block``, None at the top level,
     and ``leaf``); ``coerce`` None when ``path`` is not a canonical field. ``exact`` is
     the type a value already has when its coercer would return it unchanged (a JSON float
     for a float field), so the usual value skips the call; None where every value is
-    coerced (lists, dates). A tuple, because ``profile_from_crm`` unpacks one per field of
-    every record read."""
+    coerced (lists, dates). ``text``: ``exact`` is ``str``, the one exact type with an
+    empty value that means missing (``""``; a 0 or a false is a value).
+    ``FieldMapping.runs`` holds them grouped by block for ``profile_from_crm``."""
 
     crm_field: str
     path: str
     coerce: Callable[[Any], Any] | None
     exact: type | None
+    text: bool
     block: str | None
     leaf: str
 
@@ -75,6 +97,7 @@ class Slot(NamedTuple):
             path,
             None if typ is None else coercer(typ),
             typ if typ in _EXACT else None,
+            typ is str,
             block or None,
             leaf,
         )
@@ -309,33 +332,35 @@ def profile_from_crm(
     tree: dict[str, Any] = {"id": crm_id, **extra}
     issues: list[DQIssue] = []
     get = raw.get
-    # One pass over the slots with the block look-up inlined and the coercer called only
-    # for a value not already canonical: this runs for every field of every record read,
-    # and the calls were a third of the loop's time.
-    for crm_field, path, coerce, exact, block, leaf in mapping.slots:
-        value = get(crm_field)
-        if value is None or value == "":
-            continue
-        if coerce is None:
-            issues.append(
-                DQIssue(code="DQ_UNKNOWN_FIELD", field=path, problem="not a canonical field")
-            )
-            continue
-        if type(value) is not exact:  # the usual value is canonical already (Slot.exact)
+    # One pass over the slots, a block's run at a time into its dict, and the coercer
+    # called only for a value not already canonical: this runs for every field of every
+    # record read. The usual value (canonical, ``Slot.exact``) costs one type test and
+    # one truth test; the rest (absent, empty text, to coerce) comes after it.
+    for block, slots in mapping.runs:
+        node = tree if block is None else tree.get(block) or {}
+        for crm_field, path, coerce, exact, text, leaf in slots:
+            value = get(crm_field)
+            if value is None:
+                continue
+            if type(value) is exact:
+                if value or not text:
+                    node[leaf] = value
+                continue
+            if value == "":
+                continue
+            if coerce is None:
+                issues.append(
+                    DQIssue(code="DQ_UNKNOWN_FIELD", field=path, problem="not a canonical field")
+                )
+                continue
             try:
-                value = coerce(value)
+                node[leaf] = coerce(value)
             except CoercionError as exc:
                 issues.append(
                     DQIssue(code="DQ_BAD_TYPE", field=path, problem=f"{crm_field}: {exc}")
                 )
-                continue
-        if block is None:
-            tree[leaf] = value
-        else:
-            node = tree.get(block)
-            if node is None:
-                node = tree[block] = {}
-            node[leaf] = value
+        if node and block is not None:
+            tree[block] = node
     try:
         return CustomerProfile.model_validate(tree), tuple(issues)
     except ValidationError as exc:

@@ -29,7 +29,7 @@ import hmac
 import json
 from _json import make_encoder
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from json.encoder import encode_basestring
 from typing import Any, Literal
 
@@ -62,6 +62,14 @@ class AuditEntry:
     actor: str
     run_id: str
     source_event_id: str | None = None
+
+
+# ``append`` stores a row as ``(seq, at, *the entry's values, key_id, prev_hash, hash)``,
+# by position: a field added to or moved in one of the two and not the other would put
+# values under the wrong columns (SQLite takes any text anywhere), so it fails here, when
+# the module is imported, instead.
+if ("seq", "at", *(f.name for f in fields(AuditEntry)), "key_id", "prev_hash", "hash") != _COLUMNS:
+    raise RuntimeError("sync.audit: AuditEntry's fields are not the audit table's columns")
 
 
 def audit_key_id(key: bytes) -> str:
@@ -148,7 +156,9 @@ def append(conn: sa.Connection, entries: list[AuditEntry], keys: AuditKeys) -> N
     # ``key_id`` is always in it) hashed straight after the previous row's. The text's
     # dict is built in its keys' sorted order, which the encoder then sorts in one pass;
     # the stored row is the entry's values, in field order, between the chain's own
-    # (``_COLUMNS`` order; tests/sync/test_sync_bulk_rows.py holds both to the old rows).
+    # (``_COLUMNS`` order, checked at import; a field missing from the text fails ``verify``,
+    # which hashes every stored column; tests/sync/test_sync_bulk_rows.py holds both to the
+    # old rows). The HMAC state is this call's own: concurrent calls share nothing.
     for e in entries:
         seq += 1
         body = {

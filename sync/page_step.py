@@ -20,7 +20,6 @@ from sync.households import HouseholdGroup
 from sync.killpoints import kill_point
 from sync.planning import LinksFor
 from sync.reader import input_hash
-from sync.recorder import PageRows
 from sync.records import Advance, Outcome, Planned, Skip
 from sync.run_parts import RunParts
 from sync.run_report import PlannedWrite
@@ -122,13 +121,12 @@ class PageStep:
         planner, hashes, states = p.planner, page.hashes, page.states
         day = p.options.day()
         kill_point("before_commit")
-        with p.e.store.begin() as conn:
+        with p.recorder.page() as rows, p.e.store.begin() as conn:
             if planner.budget is not None:  # decided where it is recorded (sync.taskbudget)
                 tasks = (task for planned in page.plans for task in planned.plan.tasks)
                 planner.budget.recount(conn, p.e.stream, day, tasks)
             plans, page_tasks = planner.bounded(page.plans)
             planner.count_planned(plans)
-            rows = PageRows()
             to_write = []
             for plan in plans:
                 digest = hashes[plan.customer_id]

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from operator import attrgetter
 
 from connectors.calltally import carry
 from connectors.contract import Connector, WritePlan, WriteResult
@@ -30,6 +31,8 @@ from sync.records import Stop, Unsent
 from sync.settings import SyncSettings
 
 log = logging.getLogger(__name__)
+
+_kind_of = attrgetter("kind")
 
 #: records the answers of the calls that landed together, each call's items with its
 #: results; the items to retry later (their attempts counted)
@@ -147,7 +150,13 @@ class WritePool:
     def _ready_batches(self, final: bool) -> list[list[OutboxItem]]:
         """Full batches of each kind; at the end also the partial rest of a kind, but only
         once none of its items waits for a customer's in-flight call (else the rest would
-        go out in two calls instead of one)."""
+        go out in two calls instead of one). Before the run's end, most calls find no kind
+        with a full batch queued (a bulk job's field updates are collected over pages):
+        those skip the look at each queued item."""
+        if not final and all(
+            count < self._batching(kind, count, False)[0] for kind, count in self._queued().items()
+        ):
+            return []
         now = time.monotonic()
         by_kind: dict[str, list[OutboxItem]] = {}
         held: set[str] = set()
@@ -191,7 +200,11 @@ class WritePool:
         customers, not in the calls in flight."""
         if self.caps.bulk_threshold is None:
             return 0
-        return sum(1 for item in self.queue.values() if item.kind == "field_update")
+        return self._queued()["field_update"]
+
+    def _queued(self) -> Counter[str]:
+        """Queued items by kind, counted in one C loop (no Python per item)."""
+        return Counter(map(_kind_of, self.queue.values()))
 
     def _start_ready(self, final: bool) -> int:
         """Submit ready batches into the free slots; how many went out. The pool makes at

@@ -33,7 +33,7 @@ from connectors.salesforce.checks import household_check, run_checks
 from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings, load_settings
 from connectors.salesforce.households import HouseholdReader
-from connectors.salesforce.mapping import from_crm_value
+from connectors.salesforce.mapping import decoder
 from connectors.salesforce.writes import BATCH, PersonContacts, PlanWriter, chunks
 from tiering_core.models import CustomerProfile, DQIssue
 
@@ -133,7 +133,7 @@ class SalesforceConnector:
         page = self.client.query(query)
         while True:
             records = [
-                r for r in map(self._record, page["records"]) if since is None or r.cursor >= since
+                r for r in self._records(page["records"]) if since is None or r.cursor >= since
             ]
             if records:
                 yield Page(tuple(records))
@@ -150,7 +150,7 @@ class SalesforceConnector:
                 "WHERE Id IN {}",
                 list(chunk),
             )
-            out.extend(self._record(r) for r in self.client.query_all(query))
+            out += self._records(self.client.query_all(query))
         return out
 
     def read_context(self, ids: Sequence[str]) -> dict[str, Any]:
@@ -163,33 +163,44 @@ class SalesforceConnector:
         for rid, contact in (context.get("person_contacts") or {}).items():
             self._person_contacts[str(rid)] = contact
 
-    def _record(self, raw: Mapping[str, Any]) -> CrmRecord:
-        rid = str(raw["Id"])
-        modstamp = parse_modstamp(str(raw["SystemModstamp"]))
+    def _records(self, raws: Sequence[Mapping[str, Any]]) -> list[CrmRecord]:
+        """A page of raw records as ``CrmRecord``s, in order. What is the same for every
+        record (the settings, the mapping's and write-back's fields) is looked up once a
+        page, and the Person Contacts go to their cache in one locked update: this runs
+        for every record read."""
+        mapping = self.mapping
+        owner_from_system = "owner_id" not in mapping.fields
+        writeback = tuple((o, f, decoder(o)) for o, f in self.writeback.fields.items())
+        records = []
+        for raw in raws:
+            rid = str(raw["Id"])
+            modstamp = parse_modstamp(str(raw["SystemModstamp"]))
+            get = raw.get
+            extra: dict[str, Any] = {"modified_at": modstamp}
+            if owner_from_system and get("OwnerId"):
+                extra["owner_id"] = raw["OwnerId"]
+            try:
+                profile, issues = profile_from_crm(rid, raw, mapping, **extra)
+            except ValidationError as exc:  # something the mapping cannot even drop: keep the id
+                profile = CustomerProfile(id=rid, modified_at=modstamp)
+                issues = (
+                    DQIssue(
+                        code="DQ_BAD_TYPE",
+                        field="*",
+                        problem=f"unreadable record: {exc.error_count()} errors",
+                    ),
+                )
+            current = {  # an empty field is None without a call (all of them on a first sync)
+                output: None if (value := get(crm_field)) is None else read(value)
+                for output, crm_field, read in writeback
+            }
+            records.append(CrmRecord(profile, modstamp, current, issues))
         if self.settings.person_accounts:
-            self._person_contacts[rid] = (
-                raw.get("PersonContactId") if raw.get("IsPersonAccount") else None
+            self._person_contacts.update(
+                (str(raw["Id"]), raw.get("PersonContactId") if raw.get("IsPersonAccount") else None)
+                for raw in raws
             )
-        extra: dict[str, Any] = {"modified_at": modstamp}
-        if "owner_id" not in self.mapping.fields and raw.get("OwnerId"):
-            extra["owner_id"] = raw["OwnerId"]
-        try:
-            profile, issues = profile_from_crm(rid, raw, self.mapping, **extra)
-        except ValidationError as exc:  # something the mapping cannot even drop: keep the id
-            profile = CustomerProfile(id=rid, modified_at=modstamp)
-            issues = (
-                DQIssue(
-                    code="DQ_BAD_TYPE",
-                    field="*",
-                    problem=f"unreadable record: {exc.error_count()} errors",
-                ),
-            )
-        get = raw.get
-        current = {  # an empty field is None without a call (all of them on a first sync)
-            output: None if (value := get(crm_field)) is None else from_crm_value(output, value)
-            for output, crm_field in self.writeback.fields.items()
-        }
-        return CrmRecord(profile, modstamp, current, issues)
+        return records
 
     # --- writing -----------------------------------------------------------------------------
 

@@ -7,8 +7,9 @@ reports it, and as the Metadata API's ``CustomField`` creates it: "Custom Field 
 Salesforce Help; "CustomField", Metadata API Developer Guide).
 
 The planner compares what it wants to write with what the CRM holds (``CrmRecord.current``)
-and writes only differences, so ``from_crm_value(o, encode(encoder(o), v))`` (what the
-writer sends, read back) must equal the normalised ``v`` for every output:
+and writes only differences, so ``from_crm_value(o, encoder(o)(v))`` (what the writer
+sends, read back; a ``None`` is sent as it is, clearing the field) must equal the
+normalised ``v`` for every output:
 
 * long text (``reasons``): a one-line summary (``CODE text; CODE text``) as is, or a
   sequence of reasons (codes, texts or reason dicts) one per line, cut at the type's
@@ -54,12 +55,6 @@ def _reason_line(item: Any) -> str:
     return str(item)
 
 
-def encode(how: Callable[[Any], Any], value: Any) -> Any:
-    """``value`` as Salesforce holds it, by an output's ``encoder`` (an empty value stays
-    empty: ``None`` clears the field)."""
-    return None if value is None else how(value)
-
-
 def encoder(output: str) -> Callable[[Any], Any]:
     """How a value of ``output`` is written, by its declared type
     (``tiering_core/outputs.py``). A writer asks once per output and keeps the answer for
@@ -79,6 +74,8 @@ def encoder(output: str) -> Callable[[Any], Any]:
 
 
 def _long_text(max_length: int | None, value: Any) -> str | None:
+    if type(value) is str:  # the usual value: the summary line, as it is
+        return value[:max_length] or None
     items = [value] if isinstance(value, str) else list(value)
     return "\n".join(_reason_line(i) for i in items)[:max_length] or None
 
@@ -99,21 +96,36 @@ def _as_is(value: Any) -> Any:
 
 def from_crm_value(output: str, raw: Any) -> Any:
     """The CRM's stored value in canonical form (None when empty or unreadable)."""
+    return decoder(output)(raw)
+
+
+def decoder(output: str) -> Callable[[Any], Any]:
+    """How a stored value of ``output`` reads back (``from_crm_value``), by its declared
+    type, chosen once: a reader asks once a page per write-back field rather than once
+    per value (a re-tier reads every field of every record filled)."""
+    typ = output_type(output)
+    if typ.kind == "long_text":
+        return partial(_stored, str)
+    if typ.kind == "date":
+        return partial(_stored, _as_date)
+    if typ.kind == "number":
+        return partial(_stored, partial(_number, typ.scale))
+    if typ.kind == "boolean":
+        return partial(_stored, _checkbox)
+    return partial(_stored, _as_is)
+
+
+def _stored(read: Callable[[Any], Any], raw: Any) -> Any:
     if raw is None or raw == "":
         return None
-    typ = output_type(output)
     try:
-        if typ.kind == "long_text":
-            return str(raw)
-        if typ.kind == "date":
-            return _as_date(raw)
-        if typ.kind == "number":
-            return round(float(raw), typ.scale)
-        if typ.kind == "boolean":
-            return raw if isinstance(raw, bool) else str(raw).lower() == "true"
+        return read(raw)
     except (TypeError, ValueError):
         return None
-    return raw
+
+
+def _checkbox(raw: Any) -> bool:
+    return raw if isinstance(raw, bool) else str(raw).lower() == "true"
 
 
 def _as_date(value: Any) -> date:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from connectors.contract import (
@@ -27,7 +27,7 @@ from connectors.salesforce.bulkcsv import cell, csv_bodies
 from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings
 from connectors.salesforce.errors import leading_code, record_retryable, refusal
-from connectors.salesforce.mapping import encode, encoder
+from connectors.salesforce.mapping import encoder
 
 #: Records (or ids) per sObject Collections call, and ids per ``IN`` look-up.
 BATCH = 200
@@ -58,8 +58,18 @@ class PlanWriter:
         self.mapping = mapping
         self.writeback = writeback
         self._person_contacts = person_contacts
-        # each mapped output's write encoding, chosen once for this writer's plans
-        self._encoders = {output: encoder(output) for output in writeback.fields}
+
+    @property
+    def writeback(self) -> WritebackConfig:
+        return self._writeback
+
+    @writeback.setter
+    def writeback(self, value: WritebackConfig) -> None:
+        """A new configuration brings its outputs' encoders with it: an output mapped
+        later is encoded as its own type, never looked up among the old outputs."""
+        self._writeback = value
+        # each mapped output's write encoding, chosen once for this configuration
+        self._encoders = {output: encoder(output) for output in value.fields}
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         results: list[WriteResult] = []
@@ -74,9 +84,11 @@ class PlanWriter:
         return results
 
     def _crm_fields(self, update: FieldUpdate) -> dict[str, Any]:
+        """The update's mapped outputs by CRM field, each by its output's encoder (an empty
+        value stays empty: ``None`` clears the field)."""
         targets, encoders = self.writeback.fields, self._encoders
         return {
-            targets[output]: encode(encoders[output], value)
+            targets[output]: None if value is None else encoders[output](value)
             for output, value in update.fields.items()
             if output in targets
         }
@@ -342,11 +354,17 @@ class PersonContacts:
         self._lock = threading.Lock()
 
     def __setitem__(self, account_id: str, contact_id: str | None) -> None:
+        self.update(((account_id, contact_id),))
+
+    def update(self, pairs: Iterable[tuple[str, str | None]]) -> None:
+        """Many at once (a page read), in order, under one lock."""
         with self._lock:
-            self._ids[account_id] = contact_id
-            self._ids.move_to_end(account_id)
-            while len(self._ids) > self.capacity:
-                self._ids.popitem(last=False)
+            ids = self._ids
+            for account_id, contact_id in pairs:
+                ids[account_id] = contact_id
+                ids.move_to_end(account_id)
+            while len(ids) > self.capacity:
+                ids.popitem(last=False)
 
     def __contains__(self, account_id: object) -> bool:
         with self._lock:

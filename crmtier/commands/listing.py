@@ -4,6 +4,10 @@ Lines for a program, and neither cut short when stdout is a pipe or a file.
 Rich sizes a table to the terminal, and to 80 columns when there is none, squeezing cells
 into ellipses: a listing piped to ``grep`` or saved to a file then lost the very ids it was
 run for. Off a terminal the table is laid out at its natural width instead.
+
+rich is imported when a table or console is made, not with the module: ``--format json``
+and ``crmtier sync --json`` draw nothing and skip its import (docs/operations.md,
+"Start-up").
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 FORMATS = ("table", "json")
 #: wide enough for any row; a table that does not expand is drawn at its own width
@@ -33,6 +38,8 @@ format_option = click.option(
 
 def stdout_console() -> Console:
     """A console on stdout that wraps and cuts nothing when stdout is not a terminal."""
+    from rich.console import Console
+
     interactive = sys.stdout.isatty()
     return Console(file=sys.stdout, soft_wrap=True, width=None if interactive else UNBOUNDED)
 
@@ -44,6 +51,8 @@ def emit(fmt: str, title: str, columns: Sequence[str], rows: Iterable[Mapping[st
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False, default=str))
         return
+    from rich.table import Table
+
     table = Table(title=title)
     for column in columns:
         table.add_column(column.replace("_", " "), overflow="fold")

@@ -18,10 +18,9 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from connectors.contract import Connector
 from connectors.errors import ConfigError, ConnectorError
@@ -48,6 +47,9 @@ from sync.taskbudget import task_limits
 from sync.tasks.liveness import START_A_WORKER, live_workers
 from tiering_core.models import AssessmentData, CustomerProfile
 from tiering_core.rules.household import HouseholdLinks
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 log = logging.getLogger("crmtier.sync")
 
@@ -136,9 +138,7 @@ def open_engine(
 def _run_once(
     config: CrmtierConfig, options: RunOptions, as_json: bool, quiet: bool, show_restricted: bool
 ) -> int:
-    out = stdout_console()
-    err = Console(file=sys.stderr)
-    view = None if (as_json or quiet or not err.is_terminal) else ProgressView(err)
+    view = None if (as_json or quiet) else _progress_view()
     try:
         with (
             fewer_collections(),
@@ -154,7 +154,7 @@ def _run_once(
             else:
                 report = _run(config, engine, options)
     except AlreadyRunningError as exc:
-        err.print(f"crmtier sync: {exc}")
+        _stderr_console().print(f"crmtier sync: {exc}")
         return EXIT_RUNNING
     except NoLiveWorkerError as exc:  # a schedule tries again at its next tick
         click.echo(f"crmtier sync: {exc}", err=True)
@@ -163,8 +163,22 @@ def _run_once(
     if as_json:
         click.echo(report_json(report, disclosure))
     elif not quiet:
-        summary(out, report, options.dry_run, disclosure, options.only_fields)
+        summary(stdout_console(), report, options.dry_run, disclosure, options.only_fields)
     return EXIT_CONFIG if report.config_error else EXIT[report.status]
+
+
+def _stderr_console() -> Console:
+    """rich on stderr, made (and rich imported) only when a run draws on it: a ``--json``
+    or ``--quiet`` run never does."""
+    from rich.console import Console
+
+    return Console(file=sys.stderr)
+
+
+def _progress_view() -> ProgressView | None:
+    """The progress bar, when stderr is a terminal to draw it on."""
+    err = _stderr_console()
+    return ProgressView(err) if err.is_terminal else None
 
 
 class NoLiveWorkerError(Exception):

@@ -1,13 +1,13 @@
 """What ``crmtier sync`` shows: the progress bar, the run summary, the dry run's plan and
 the run report as JSON. Apart from the command so that the command module holds only how a
-run is started, scheduled and stopped."""
+run is started, scheduled and stopped. rich is imported by what draws (``--json`` and
+``--quiet`` runs draw nothing and skip its import)."""
+
+from __future__ import annotations
 
 import json
 from dataclasses import asdict
-
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from connectors.contract import data_calls
 from sync.disclosure import Disclosure
@@ -18,11 +18,16 @@ from sync.engine import (
 from sync.preview import OUTCOMES
 from sync.runs import RunCounts
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 
 class ProgressView:
     """Rich progress on stderr: pages, customers, writes, API calls."""
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -50,6 +55,8 @@ def summary(
     disclosure: Disclosure,
     only_fields: bool = False,
 ) -> None:
+    from rich.table import Table
+
     c = report.counts
     head = Table(title=f"crmtier sync {report.stream}: {report.status}", show_header=False)
     head.add_row("run", report.run_id)
@@ -115,6 +122,8 @@ PREVIEW_ROWS = 200
 def _show_plan(console: Console, report: RunReport, disclosure: Disclosure) -> None:
     """A dry run's planned writes, customer by customer (restricted values hidden), then
     its totals per field, task rule and campaign."""
+    from rich.table import Table
+
     preview = _disclosed(report.preview, disclosure)
     if preview:
         table = Table(title="would write (dry run: nothing was sent)")

@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import IO, Any, get_origin
 
 import click
-from rich.console import Console
-from rich.progress import Progress
 
 from connectors.mapping import CANONICAL_TYPES, set_path
 from tiering_core import ingest
@@ -230,7 +228,13 @@ def _progress(path: Path, lines: Iterable[bytes]) -> Iterator[Iterable[bytes]]:
     if not sys.stderr.isatty() or path.stat().st_size < PROGRESS_MIN_BYTES:
         yield lines
         return
-    with Progress(transient=True, console=Console(stderr=True)) as bar:
+    from rich.console import Console  # the bar's only: a run without one skips rich's import
+    from rich.progress import Progress
+
+    # stdout is the assessments' (a file or a pipe, often): rich's default would route it
+    # through the bar's console on stderr, wrapped to the terminal, behind a proxy whose
+    # ``encoding`` is None (which ``_assess_chunk`` could not read: a traceback)
+    with Progress(transient=True, console=Console(stderr=True), redirect_stdout=False) as bar:
         task = bar.add_task(f"assessing {path.name}", total=path.stat().st_size)
         yield _counted(lines, lambda n: bar.advance(task, n))
 

@@ -95,6 +95,33 @@ def policies() -> dict[str, Policy]:
     }
 
 
+#: A policy whose task rules are set as a bank may set them (loaded from TOML like an admin's
+#: file): other tiers get a dedicated advisor, every corporate a banking review, no upgrade
+#: calls, and sales tasks not held back for AML (waived). The task candidates depend on these
+#: settings; ``policies`` leaves them at the default's.
+TASK_SETTINGS_POLICY = """
+name = "task_settings"
+[regulatory.waivers]
+sanctions = "test: sales tasks whatever the AML level"
+[strategy.risk]
+no_marketing_aml = []
+[strategy.tasks.dedicated_advisor]
+tiers = ["affluent", "corporate_key"]
+[strategy.tasks.corporate_banking]
+tiers = []
+marketing = false
+[strategy.tasks.upgrade_call]
+enabled = false
+[strategy.tasks.complaint]
+priority_tiers = ["mass"]
+"""
+
+
+def task_settings_policy() -> Policy:
+    """``TASK_SETTINGS_POLICY`` over the default."""
+    return policy_over_default(tomllib.loads(TASK_SETTINGS_POLICY))
+
+
 def generated_bank(n: int, seed: int, *, dirty: bool = False) -> list[CustomerProfile]:
     """Generated customers, a third of them with a previous tier and a below-floor clock
     at various ages, so hysteresis is exercised too. ``dirty`` adds foreign and unknown

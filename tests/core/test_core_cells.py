@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core_support import generated_bank
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tiering_core import ingest
-from tiering_core.cells import Cells
+from tiering_core.cells import FIELDS, Cells
 from tiering_core.models import CustomerProfile
 
 TEXT = st.text(max_size=4)
@@ -138,3 +139,27 @@ def test_json_lines_read_as_the_model_reads_them(records: list[dict[str, Any]]) 
             assert reported[line] == expected
         else:
             assert same(chunk.cells.take([next(kept)]), expected)
+
+
+def test_profiles_cells_are_their_attributes() -> None:
+    """``Cells.from_profiles`` gathers a profile's cells from each model's ``__dict__``: every
+    leaf (``FIELDS``) is a declared field of a frozen, extra-forbidding model, so the dict
+    holds exactly what reading the attribute gives, on validated profiles as on ones made
+    without validation (``model_construct``, defaults filled in) or copied with changes."""
+    book = generated_bank(200, seed=5, dirty=True)
+    first = book[0]
+    blocks = {
+        name: type(block).model_construct(**block.model_dump())
+        for name, block in first
+        if isinstance(block, BaseModel)
+    }
+    constructed = CustomerProfile.model_construct(
+        **{**first.model_dump(exclude=set(blocks)), **blocks, "id": "C-built"}
+    )
+    copied = first.model_copy(update={"id": "C-copied", "owner_id": None})
+    profiles = [*book, constructed, copied, CustomerProfile.model_validate({"id": "C-bare"})]
+    cells = Cells.from_profiles(profiles)
+    for f in FIELDS:
+        holders = [getattr(p, f.block) if f.block else p for p in profiles]
+        assert cells.values[f.path] == [None if h is None else getattr(h, f.attr) for h in holders]
+    assert all(not type(p).model_computed_fields for p in (first, *blocks.values()))

@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from core_support import AS_OF, build, generated_bank, policies
+from core_support import AS_OF, build, generated_bank, policies, task_settings_policy
 
 from tests.core.test_core_reasons_field import one_by_one
 from tiering_core import decisions
@@ -67,9 +67,10 @@ def links(profiles: list[CustomerProfile], policy: Policy) -> HouseholdLinks:
 def evaluated_book(
     seed: int, name: str, households: bool
 ) -> tuple[Policy, list[CustomerProfile], Columns, Evaluation]:
-    """A generated ``book`` under policy ``name`` (with household ``links`` or not), its
+    """A generated ``book`` under policy ``name`` (one of ``policies``, or ``task_settings``:
+    ``TASK_SETTINGS_POLICY``) with household ``links`` or not, its
     columns and its evaluation with overrides applied."""
-    policy = policies()[name]
+    policy = task_settings_policy() if name == "task_settings" else policies()[name]
     profiles = book(seed)
     cols = Columns.from_profiles(profiles, policy)
     hh = links(profiles, policy) if households else None
@@ -217,7 +218,7 @@ def test_a_hand_checked_batch() -> None:
 
 
 @pytest.mark.parametrize("seed", [3, 11])
-@pytest.mark.parametrize("name", ["default", "fico", "variant"])
+@pytest.mark.parametrize("name", ["default", "fico", "variant", "task_settings"])
 @pytest.mark.parametrize("households", [False, True])
 def test_a_whole_decisions_actions_are_the_rules_asked_about_every_customer(
     seed: int, name: str, households: bool
@@ -226,7 +227,8 @@ def test_a_whole_decisions_actions_are_the_rules_asked_about_every_customer(
     (``DecisionColumns.candidates``); its actions are exactly what they were when the
     rules were asked about every customer (``strategy.actions`` with each customer's
     outcome, then a refused override's task), for every set of action kinds, on dirty
-    generated books with overrides and household links."""
+    generated books with overrides and household links, under the policy variants and one
+    that sets the task rules otherwise (``TASK_SETTINGS_POLICY``)."""
     policy, _, cols, ev = evaluated_book(seed, name, households)
     for kinds in KINDS:
         dc = decisions.decided(cols, ev, policy, AS_OF, kinds)

@@ -301,3 +301,27 @@ def test_a_sanctioned_customer_is_a_candidate_whatever_its_aml_level() -> None:
     assert lines.task_candidates(cols, ev, dc).tolist() == [True]
     output = json.loads(lines.assessment_lines(cols, policy, AS_OF))
     assert [a["rule"] for a in output["actions"] if a["kind"] == "task"] == ["sanctions_review"]
+
+
+def test_campaign_dedupe_keys_are_the_ones_stores_hold() -> None:
+    """A campaign action's dedupe key is what a store already holds for that membership
+    (a changed key would add the customer to the campaign a second time): pinned digests,
+    taken from the keys as ``dedupe_key`` made them before the campaign actions were made
+    in their hashing pass, and what ``crmtier tier``'s lines splice in."""
+    keys = ("affluent_offers", "vip_events", "理财沙龙")
+    stored = {
+        ("C-0001", "affluent_offers"): "e0eee0fbdcba6b1a54df4c9b7cb12ef0",
+        ("C-0001", "vip_events"): "634ef4a88b07b1544c3458f97f9e9805",
+        ("C-0001", "理财沙龙"): "319091c24a889ce2867fb8c2f0e09fd1",
+        ("客户\x1f7", "affluent_offers"): "c714b9062ee75ab0f3d3f7cd11431439",
+    }
+    made = strategy.campaigns("C-0001", keys, [True, False, True])
+    made += strategy.campaigns("客户\x1f7", keys[:1], [False])
+    assert {
+        (c, a["campaign"]): a["dedupe_key"]
+        for c, a in zip(["C-0001"] * 3 + ["客户\x1f7"], made, strict=True)
+    } == stored
+    assert [a["member"] for a in made] == [True, False, True, False]
+    for (customer, key), digest in stored.items():
+        assert dedupe_key(customer, "campaign", key) == digest
+        assert strategy.campaign_digests(customer, (key,)) == [digest.encode()]

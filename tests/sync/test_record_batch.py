@@ -1,5 +1,6 @@
 """Recording the write calls that landed together (``Recorder.record_results``): one
-transaction, and the run's memory changed only once it has committed."""
+transaction, and the run's memory changed only once it has committed; likewise a page's
+unchanged customers (``Recorder.unchanged``) count only if the page's transaction commits."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.contract import WriteResult
-from sync import outbox, recorder, schema
+from sync import outbox, page_step, recorder, schema
 from sync.engine import RunOptions
 from sync.outbox import NewItem
 from sync.recorder import Answered, Recorder, StateRow
-from sync.records import Decision, PendingDecision
+from sync.records import Decision, Outcome, PendingDecision
+from sync.runs import RunCounts
 from sync.store import StateStore
-from tests.sync.test_write_pipeline import AS_OF, PagedCrm, engine_for
+from tests.sync.test_write_pipeline import AS_OF, PAGE, PagedCrm, engine_for
 
 
 def test_a_record_whose_commit_fails_leaves_the_counts_as_the_database_holds_them(
@@ -50,6 +52,36 @@ def test_a_record_whose_commit_fails_leaves_the_counts_as_the_database_holds_the
     assert report.counts.writes["field_update"] == done
     assert report.counts.written == promoted == done  # one field write per customer
     assert saved["written"] == done
+
+
+def test_a_page_whose_commit_fails_leaves_its_unchanged_customers_uncounted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CRM already shows every decision, so each customer is recorded unchanged (its
+    first state row and ``tier_change`` audit row, no write). The second page's
+    transaction fails at its checkpoint and rolls back: the run's counts and outcomes keep
+    the first page's customers only, as the database does."""
+    crm = PagedCrm(pages=2)
+    crm.tiers = dict.fromkeys(crm.ids, "private")  # what fields_only decides for them all
+    checkpoint = page_step.runs.checkpoint
+    pages = 0
+
+    def failing_second(conn: sa.Connection, run_id: str, counts: RunCounts, calls: dict) -> None:
+        nonlocal pages
+        pages += 1
+        if pages == 2:
+            raise sa.exc.OperationalError("UPDATE runs", {}, Exception("locked"))
+        checkpoint(conn, run_id, counts, calls)
+
+    monkeypatch.setattr(page_step.runs, "checkpoint", failing_second)
+    report = engine_for(crm, tmp_path).run(RunOptions(as_of=AS_OF))
+    assert report.status == "failed"
+    with sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}").connect() as conn:
+        stored = conn.execute(sa.select(schema.customers.c.customer_id)).scalars().all()
+    assert sorted(stored) == crm.ids[:PAGE]
+    assert (report.counts.unchanged, report.counts.written) == (PAGE, 0)
+    assert report.counts.changes == {"none -> private": PAGE}
+    assert report.outcomes == dict.fromkeys(crm.ids[:PAGE], Outcome.UNCHANGED)
 
 
 STREAM = "paged:Customer"

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from sync.schema import assessed_inputs, customers, meta, side_effects
 from sync.schema import audit as audit_table
 from sync.schema import outbox as outbox_table
 from sync.store import StateStore
+from tests.sync.conftest import PG_URL, pg_schema
 from tests.sync.test_sync_store import _entry
 from tiering_core.models import CustomerProfile
 
@@ -235,22 +236,32 @@ def test_rows_are_stored_exactly_as_sqlalchemy_stored_them(store: StateStore) ->
 
 
 @pytest.mark.usefixtures("fixed_clock")
-def test_encrypted_rows_are_stored_exactly_as_sqlalchemy_stored_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("encrypted", [True, False], ids=["cipher", "no-cipher"])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_rows_of_a_store_opened_as_crmtier_opens_it_are_stored_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, encrypted: bool
 ) -> None:
-    """The encrypted columns too: on SQLite the bulk path seals them itself
-    (``EncryptedJSON.seal`` before the serializer), SQLAlchemy through the type decorator.
-    One nonce for every value (a test only) makes the ciphertexts comparable whichever
-    order the two paths seal them in."""
+    """The store as ``crmtier`` opens it (its engine's JSON serializer, its cipher), on
+    both backends: with a cipher, on SQLite the bulk path seals the encrypted columns
+    itself (``EncryptedJSON.seal`` before the serializer), on PostgreSQL through the type
+    decorator's processor, and an encrypted text column (``assessed_inputs.profile``) is
+    sealed on both, never passed through as it is; without one, that column is stored as
+    given. One nonce for every value (a test only) makes the ciphertexts comparable
+    whichever order the two paths seal them in."""
     monkeypatch.setattr(crypto.os, "urandom", bytes)
-    store = StateStore.open(f"sqlite:///{tmp_path / 's.db'}", cipher=StoreCipher(b"k" * 32))
-    try:
+    with ExitStack() as stack:
+        url = f"sqlite:///{tmp_path / 's.db'}"
+        if backend == "postgres":
+            url = f"{PG_URL}?options=-csearch_path%3D{stack.enter_context(pg_schema())}"
+        store = StateStore.open(url, cipher=StoreCipher(b"k" * 32) if encrypted else None)
+        stack.callback(store.close)
         after = _stored_alike(store)
-    finally:
-        store.close()
     assert after["outbox"] and after["inputs"]
-    assert all(crypto.is_ciphertext(json.loads(row[5])) for row in after["outbox"])  # payload
-    assert all(crypto.is_ciphertext(row[2]) for row in after["inputs"])  # profile
+    payloads = [json.loads(row[5]) for row in after["outbox"]]
+    assert all(crypto.is_ciphertext(p) == encrypted for p in payloads)
+    assert all(crypto.is_ciphertext(row[2]) == encrypted for row in after["inputs"])  # profile
 
 
 def _stored_alike(store: StateStore) -> dict[str, Any]:

@@ -59,6 +59,34 @@ def test_each_item_gets_the_id_of_its_own_row(store: StateStore, items: list[New
         assert rows[item.id] == (new.customer_id, new.kind, new.key, new.payload)
 
 
+def test_set_status_marks_exactly_the_items_named_in_statements_of_500(store: StateStore) -> None:
+    """1,201 items marked over three statements (``set_status`` writes straight through the
+    driver); a retry's attempts and its error, cut to 200 characters; items not named keep
+    what they had."""
+    items = [NewItem(f"C{i:04d}", "field_update", f"C{i:04d}", {"n": i}) for i in range(1_300)]
+    with store.begin() as conn:
+        ids = [item.id for item in outbox.enqueue(conn, "s", "r1", items, trigger="sync")]
+        outbox.set_status(conn, ids[:1_201], "done")
+        outbox.set_status(conn, ids[1_201:1_250], "pending", attempts=2, error="E" * 250)
+        outbox.set_status(conn, [], "dead")
+    with store.begin() as conn:
+        rows = conn.execute(
+            sa.select(
+                outbox_table.c.id,
+                outbox_table.c.status,
+                outbox_table.c.attempts,
+                outbox_table.c.last_error,
+                outbox_table.c.updated_at,
+            ).order_by(outbox_table.c.id)
+        ).all()
+    assert [(r.id, r.status, r.attempts, r.last_error) for r in rows] == [
+        *((i, "done", 0, None) for i in ids[:1_201]),
+        *((i, "pending", 2, "E" * 200) for i in ids[1_201:1_250]),
+        *((i, "pending", 0, None) for i in ids[1_250:]),
+    ]
+    assert all(r.updated_at for r in rows)
+
+
 def test_queued_items_carry_their_plan_run_and_trigger(store: StateStore) -> None:
     """``enqueue`` returns each item as pending in memory: what was planned, never tried,
     of this run and trigger."""

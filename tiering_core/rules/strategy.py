@@ -285,7 +285,8 @@ def task_candidates(
     ``tasks`` gives one (tests/core hold it to ``tasks`` customer by customer), so a
     batch's writer asks ``tasks`` for these alone: 41 % of a generated book, against
     the 33 % who get a task (docs/operations.md). A trigger added to ``tasks`` is added
-    here."""
+    here: tests/core/test_core_task_candidates.py tries every value of every field
+    ``tasks`` reads and fails on a customer given a task who is not a candidate."""
     corporate = among(kind, CUSTOMER_KINDS, ("corporate",))  # written exactly so
     candidates: BoolArray = (
         sanctioned
