@@ -86,12 +86,17 @@ class Bookmark:
         if cursor < self.cursor:
             cursor, read_at = self.cursor, self.read_at
         moved = Bookmark(self.stream, cursor, read_at, frozenset(), self.state_version)
-        floor_at = moved.rewind_point(overlap)
-        floor = utc_text(floor_at)
+        floor = utc_text(moved.rewind_point(overlap))
+        # the floor as its text says, an aware UTC instant (a naive cursor is taken as
+        # UTC, as ``utc_text`` takes it): an aware stamp compares with it as an instant,
+        # where two stamps of one zone would compare by wall time (misordered in the hour
+        # a DST end repeats)
+        floor_at = parse_utc(floor)
         ties = {tie for tie in self.tie_set if tie[1] >= floor}
         for rid, ms in processed:
             # an aware stamp before the floor is before it as text too (``utc_text`` is
-            # the instant in UTC, fixed width): a backfill's records need no text at all
+            # the instant in UTC to the microsecond, fixed width): a backfill's records
+            # need no text at all
             if ms.tzinfo is not None and ms < floor_at:
                 continue
             text = utc_text(ms)

@@ -188,19 +188,19 @@ def field_values(assessment: AssessmentData) -> dict[str, Any]:
 def desired_fields(
     assessment: AssessmentData,
     writeback: WritebackConfig,
-    values: dict[str, Any] | None = None,
+    values: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The write-back field values the assessment means the CRM to show, whether or not the
     CRM shows them already: the engine's ``set_field`` values, and the explanation when
     mapped (made here from the assessment: ``sync.explanation``, which reads no action).
-    ``values``: those of the mapped fields, when the caller has them from the columns
-    (``Decided.field_rows``, a new dict a customer): they become the result, not copied;
-    else they are read from the actions."""
+    ``values``: those of the mapped fields only, when the caller has them from the columns
+    (``Decided.field_rows``); else they are read from the actions. The result is a dict of
+    its own: ``values`` is copied (a C-level copy, not a filter), never changed."""
     fields = writeback.fields
     if values is None:
         out = {name: value for name, value in field_values(assessment).items() if name in fields}
     else:
-        out = values
+        out = dict(values)
     if EXPLANATION in fields:
         out[EXPLANATION] = explanation_text(assessment, writeback)
     return out

@@ -7,8 +7,9 @@ reports it, and as the Metadata API's ``CustomField`` creates it: "Custom Field 
 Salesforce Help; "CustomField", Metadata API Developer Guide).
 
 The planner compares what it wants to write with what the CRM holds (``CrmRecord.current``)
-and writes only differences, so ``from_crm_value(o, encode(encoder(o), v))`` (what the
-writer sends, read back) must equal the normalised ``v`` for every output:
+and writes only differences, so ``from_crm_value(o, encoder(o)(v))`` (what the writer
+sends, read back; a ``None`` is sent as it is, clearing the field) must equal the
+normalised ``v`` for every output:
 
 * long text (``reasons``): a one-line summary (``CODE text; CODE text``) as is, or a
   sequence of reasons (codes, texts or reason dicts) one per line, cut at the type's
@@ -52,12 +53,6 @@ def _reason_line(item: Any) -> str:
     if code is not None:
         return f"{code}: {item.text.en}"
     return str(item)
-
-
-def encode(how: Callable[[Any], Any], value: Any) -> Any:
-    """``value`` as Salesforce holds it, by an output's ``encoder`` (an empty value stays
-    empty: ``None`` clears the field)."""
-    return None if value is None else how(value)
 
 
 def encoder(output: str) -> Callable[[Any], Any]:

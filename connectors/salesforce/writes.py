@@ -58,8 +58,18 @@ class PlanWriter:
         self.mapping = mapping
         self.writeback = writeback
         self._person_contacts = person_contacts
-        # each mapped output's write encoding, chosen once for this writer's plans
-        self._encoders = {output: encoder(output) for output in writeback.fields}
+
+    @property
+    def writeback(self) -> WritebackConfig:
+        return self._writeback
+
+    @writeback.setter
+    def writeback(self, value: WritebackConfig) -> None:
+        """A new configuration brings its outputs' encoders with it: an output mapped
+        later is encoded as its own type, never looked up among the old outputs."""
+        self._writeback = value
+        # each mapped output's write encoding, chosen once for this configuration
+        self._encoders = {output: encoder(output) for output in value.fields}
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         results: list[WriteResult] = []
@@ -74,8 +84,8 @@ class PlanWriter:
         return results
 
     def _crm_fields(self, update: FieldUpdate) -> dict[str, Any]:
-        """The update's mapped outputs by CRM field, encoded (``mapping.encode`` written in
-        place: a call less for every field of every update)."""
+        """The update's mapped outputs by CRM field, each by its output's encoder (an empty
+        value stays empty: ``None`` clears the field)."""
         targets, encoders = self.writeback.fields, self._encoders
         return {
             targets[output]: None if value is None else encoders[output](value)
@@ -344,11 +354,7 @@ class PersonContacts:
         self._lock = threading.Lock()
 
     def __setitem__(self, account_id: str, contact_id: str | None) -> None:
-        with self._lock:
-            self._ids[account_id] = contact_id
-            self._ids.move_to_end(account_id)
-            while len(self._ids) > self.capacity:
-                self._ids.popitem(last=False)
+        self.update(((account_id, contact_id),))
 
     def update(self, pairs: Iterable[tuple[str, str | None]]) -> None:
         """Many at once (a page read), in order, under one lock."""

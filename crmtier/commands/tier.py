@@ -231,7 +231,10 @@ def _progress(path: Path, lines: Iterable[bytes]) -> Iterator[Iterable[bytes]]:
     from rich.console import Console  # the bar's only: a run without one skips rich's import
     from rich.progress import Progress
 
-    with Progress(transient=True, console=Console(stderr=True)) as bar:
+    # stdout is the assessments' (a file or a pipe, often): rich's default would route it
+    # through the bar's console on stderr, wrapped to the terminal, behind a proxy whose
+    # ``encoding`` is None (which ``_assess_chunk`` could not read: a traceback)
+    with Progress(transient=True, console=Console(stderr=True), redirect_stdout=False) as bar:
         task = bar.add_task(f"assessing {path.name}", total=path.stat().st_size)
         yield _counted(lines, lambda n: bar.advance(task, n))
 

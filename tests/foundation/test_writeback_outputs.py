@@ -26,7 +26,7 @@ from connectors.fxiaoke.mapping import value_to_crm
 from connectors.mapping import DefaultMapping, load_default_mapping
 from connectors.registry import kinds
 from connectors.salesforce.mapping import FIELD_TYPES as SF_TYPES
-from connectors.salesforce.mapping import encode, encoder
+from connectors.salesforce.mapping import encoder
 from connectors.salesforce.metadata import writeback_component
 from connectors.sandbox import fxiaoke_schema, salesforce_schema, zoho_schema
 from connectors.zoho.mapping import FIELD_TYPES as ZOHO_TYPES
@@ -188,12 +188,9 @@ def test_a_new_output_of_a_known_type_needs_only_its_declaration_and_mapping_lin
         assert field == Described(CREATED_TYPE[kind]["text"]), kind
     component = writeback_component("tier_note", "Account.Tier_Note__c")
     assert (component["type"], component["length"]) == ("Text", 255)
-    assert encode(encoder("tier_note"), "AUM above the private floor") == (
-        "AUM above the private floor"
-    )
-    assert value_to_crm("tier_note", "AUM above the private floor") == (
-        "AUM above the private floor"
-    )
+    note = "AUM above the private floor"
+    assert encoder("tier_note")(note) == note
+    assert value_to_crm("tier_note", note) == note
 
 
 def test_the_registered_crms_are_the_ones_checked_here() -> None:

@@ -9,16 +9,18 @@ import pytest
 
 from connectors.contract import FieldUpdate
 from connectors.mapping import WritebackConfig
-from connectors.salesforce.mapping import encode, encoder, from_crm_value
+from connectors.salesforce.mapping import from_crm_value
 from connectors.salesforce.writes import PlanWriter
 from tiering_core import outputs
 from tiering_core.outputs import Output
 
 
 def _sent(output: str, value: object) -> object:
-    """What the writer sends for ``value`` (``writes.PlanWriter``: an encoder chosen per
-    output, then ``encode`` per value)."""
-    return encode(encoder(output), value)
+    """What the writer sends for ``value``: ``writes.PlanWriter``'s write body for an
+    update of ``output`` alone (an encoder chosen per output when the writer is made)."""
+    writeback = WritebackConfig.model_validate({"fields": {output: "Out__c"}})
+    writer = PlanWriter(None, None, None, writeback, None)  # type: ignore[arg-type]
+    return writer._crm_fields(FieldUpdate("001", {output: value}))["Out__c"]
 
 
 @pytest.mark.parametrize(
@@ -75,7 +77,7 @@ def test_a_writer_encodes_by_the_encoders_it_chose_when_made(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``PlanWriter`` picks each mapped output's encoding once; the values of an update
-    go through those, and the same ``encode`` as ``_sent``."""
+    go through those (what ``_sent`` reads)."""
     writeback = WritebackConfig.model_validate(
         {"fields": {"value_score": "Score__c", "next_review": "Review__c"}}
     )
@@ -83,3 +85,15 @@ def test_a_writer_encodes_by_the_encoders_it_chose_when_made(
     monkeypatch.setattr("connectors.salesforce.writes.encoder", None)  # no per-value choice
     update = FieldUpdate("001", {"value_score": 71.456, "next_review": None, "other": 1})
     assert writer._crm_fields(update) == {"Score__c": 71.46, "Review__c": None}
+
+
+def test_a_writer_given_a_new_configuration_encodes_its_outputs() -> None:
+    """An output mapped after the writer was made (the connector's ``writeback`` set anew)
+    is encoded by its own type, not looked up among the first configuration's outputs."""
+    first = WritebackConfig.model_validate({"fields": {"value_score": "Score__c"}})
+    writer = PlanWriter(None, None, None, first, None)  # type: ignore[arg-type]
+    writer.writeback = first.model_copy(
+        update={"fields": {"value_score": "Score__c", "next_review": "Review__c"}}
+    )
+    update = FieldUpdate("001", {"value_score": 71.456, "next_review": date(2027, 1, 4)})
+    assert writer._crm_fields(update) == {"Score__c": 71.46, "Review__c": "2027-01-04"}

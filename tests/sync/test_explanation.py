@@ -102,3 +102,15 @@ def test_the_planner_writes_the_explanation_only_when_mapped_and_changed() -> No
     assert "explanation" not in plan_customer(a, shown, Known(), zh).fields
     restricted = _with(restricted=("aml_risk", "explanation"), explanation_max_chars=2000)
     assert "AML risk" in desired_fields(a, restricted)["explanation"]
+
+
+def test_the_values_given_are_copied_not_changed() -> None:
+    """``desired_fields`` adds the explanation to a dict of its own: the caller's values
+    (a page's ``field_rows``) stay as they were."""
+    a = DECISIONS[0]
+    zh = _with(explanation_language="zh")
+    values = desired_fields(a, WRITEBACK)  # the mapped set_field values, no explanation
+    given = dict(values)
+    desired = desired_fields(a, zh, values)
+    assert values == given and desired is not values
+    assert desired == desired_fields(a, zh)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -105,31 +106,44 @@ def test_digests_are_asked_only_of_records_the_tie_set_keeps_or_names() -> None:
     assert not bm.already_synced("B9", T0, lambda: pytest.fail("digest of an unnamed record"))
 
 
-_STAMPS = st.datetimes(
-    min_value=datetime(2026, 2, 28), max_value=datetime(2026, 3, 2), timezones=st.none()
-).flatmap(
-    lambda naive: st.sampled_from(
-        [naive, naive.replace(tzinfo=UTC), naive.replace(tzinfo=timezone(timedelta(hours=8)))]
+#: a zone whose clocks repeat an hour (2026-11-01 01:00-02:00, EDT then EST)
+NEW_YORK = ZoneInfo("America/New_York")
+_ZONES = (UTC, timezone(timedelta(hours=8)), NEW_YORK)
+#: wall times around that repeated hour, in each zone (either of a repeated time's two
+#: instants) or naive
+_WALL = st.datetimes(min_value=datetime(2026, 11, 1), max_value=datetime(2026, 11, 1, 8))
+_STAMPS = st.tuples(_WALL, st.sampled_from((None, *_ZONES)), st.integers(0, 1)).map(
+    lambda w: w[0].replace(tzinfo=w[1], fold=w[2])
+)
+_AWARE = st.tuples(_WALL, st.sampled_from(_ZONES), st.integers(0, 1)).map(
+    lambda w: w[0].replace(tzinfo=w[1], fold=w[2])
+)
+
+
+def _advanced(cursor: datetime, records: list[tuple[str, datetime]], read_at: datetime) -> Bookmark:
+    return Bookmark.initial("s").advance(
+        Cursor(cursor, "Z"), records, lambda rid: "d", read_at=read_at, overlap=OVERLAP, tie_max=100
     )
-)
 
 
-@given(
-    st.lists(_STAMPS, max_size=8),
-    st.datetimes(min_value=datetime(2026, 2, 28), max_value=datetime(2026, 3, 2)),
-    st.datetimes(min_value=datetime(2026, 2, 28), max_value=datetime(2026, 3, 2)),
-)
+@given(st.lists(_STAMPS, max_size=8), _AWARE, _AWARE)
 def test_the_tie_set_keeps_what_the_text_of_the_stamps_keeps(
     stamps: list[datetime], cursor: datetime, read_at: datetime
 ) -> None:
     """``advance`` sets aside an aware stamp before the window without writing its text:
     it keeps exactly the records whose stamp's text is at or after the window's floor's
-    (a naive stamp is taken as UTC), whatever their offset."""
-    cursor, read_at = cursor.replace(tzinfo=UTC), read_at.replace(tzinfo=UTC)
+    (a naive stamp is taken as UTC), whatever their offset or zone."""
     records = [(f"R{i}", ms) for i, ms in enumerate(stamps)]
-    moved = Bookmark.initial("s").advance(
-        Cursor(cursor, "Z"), records, lambda rid: "d", read_at=read_at, overlap=OVERLAP, tie_max=100
-    )
+    moved = _advanced(cursor, records, read_at)
     floor = utc_text(min(cursor, read_at - OVERLAP))
     texts = [(rid, utc_text(ms)) for rid, ms in records]
     assert moved.tie_set == {(rid, text, "d") for rid, text in texts if text >= floor}
+
+
+def test_a_stamp_in_a_zone_s_repeated_hour_is_placed_by_its_instant() -> None:
+    """A cursor and a stamp of one zone compare by their wall times: 01:30 EST (06:30Z)
+    would read as before 01:45 EDT (05:45Z). The stamp is after the floor, and kept."""
+    cursor = datetime(2026, 11, 1, 1, 45, tzinfo=NEW_YORK)  # the first 01:45, EDT
+    later = datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=NEW_YORK)  # the second 01:30, EST
+    moved = _advanced(cursor, [("R1", later)], read_at=datetime(2026, 11, 2, tzinfo=UTC))
+    assert moved.tie_set == {("R1", "2026-11-01T06:30:00.000000Z", "d")}

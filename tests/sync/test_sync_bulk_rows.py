@@ -250,11 +250,13 @@ def test_rows_of_a_store_opened_as_crmtier_opens_it_are_stored_alike(
     sealed on both, never passed through as it is; without one, that column is stored as
     given. One nonce for every value (a test only) makes the ciphertexts comparable
     whichever order the two paths seal them in."""
-    monkeypatch.setattr(crypto.os, "urandom", bytes)
     with ExitStack() as stack:
         url = f"sqlite:///{tmp_path / 's.db'}"
         if backend == "postgres":
             url = f"{PG_URL}?options=-csearch_path%3D{stack.enter_context(pg_schema())}"
+        # after the schema is named: ``crypto.os`` is the os module, and a uuid4 from
+        # zero bytes would give every worker's schema the same name
+        monkeypatch.setattr(crypto.os, "urandom", bytes)
         store = StateStore.open(url, cipher=StoreCipher(b"k" * 32) if encrypted else None)
         stack.callback(store.close)
         after = _stored_alike(store)
