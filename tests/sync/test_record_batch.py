@@ -129,8 +129,10 @@ def _record(tmp_path: Path, together: bool) -> tuple[object, ...]:
     two calls (its field, then its task: a side-effect audit row), B's field write retried,
     C's field write dead-lettered, D's field written beside its task dead-lettered, and E
     promoted by the first call (closing the letter an earlier call left it) then
-    dead-lettered by the second. What the database holds,
-    the run's counts and letters, the retries, and how many commits it took."""
+    dead-lettered by the second; and F, an earlier run's decision, its field dead in the
+    first call and its task written in the second (recovered, its tiers kept). What the
+    database holds, the run's counts and letters, the retries, and how many commits it
+    took."""
     store = StateStore.open(f"sqlite:///{tmp_path / ('together' if together else 'alone')}.db")
     decisions: dict[str, Decision] = {}
     rec = Recorder(
@@ -155,9 +157,11 @@ def _record(tmp_path: Path, together: bool) -> tuple[object, ...]:
         NewItem("E", "membership", "E:vip", {"campaign": "vip", "member": True}),
         NewItem("D", "field_update", "D", {"value_tier": "gold"}),
         NewItem("D", "task", "D:call", task),
+        NewItem("F", "field_update", "F", {"value_tier": "gold"}),
+        NewItem("F", "task", "F:call", task),
     ]
     with store.begin() as conn:
-        e0, a1, b1, e1, a2, c1, e2, d1, d2 = outbox.enqueue(
+        e0, a1, b1, e1, a2, c1, e2, d1, d2, f1, f2 = outbox.enqueue(
             conn, STREAM, "run-1", new, trigger="sync"
         )
     rec.record_results([([e0], [WriteResult("field_update", "E", False, "BAD", "no")])])
@@ -169,23 +173,26 @@ def _record(tmp_path: Path, together: bool) -> tuple[object, ...]:
         ("E", {e1.id}),
     ):
         decisions[cid] = Decision(cid, _pending("gold"), ids, this_run=True, base=None)
+    decisions["F"] = Decision("F", _pending("gold"), {f1.id, f2.id}, this_run=False, base=None)
     calls: list[Answered] = [
         (
-            [a1, b1, e1],
+            [a1, b1, e1, f1],
             [
                 WriteResult("field_update", "A", True),
                 WriteResult("field_update", "B", False, "BUSY", "later", retryable=True),
                 WriteResult("field_update", "E", True),
+                WriteResult("field_update", "F", False, "INVALID", "bad value"),
             ],
         ),
         (
-            [a2, c1, e2, d1, d2],
+            [a2, c1, e2, d1, d2, f2],
             [
                 WriteResult("task", "A:call", True),
                 WriteResult("field_update", "C", False, "INVALID", "bad value"),
                 WriteResult("membership", "E:vip", False, "INVALID", "no campaign"),
                 WriteResult("field_update", "D", True),
                 WriteResult("task", "D:call", False, "INVALID", "no queue"),
+                WriteResult("task", "F:call", True),
             ],
         ),
     ]
@@ -250,8 +257,16 @@ def test_calls_recorded_together_leave_what_each_recorded_alone_would_in_one_com
         "dead",
         "done",
         "dead",
+        "dead",
+        "done",
     ]
-    assert letters == [("E", "resolved"), ("C", "open"), ("E", "open"), ("D", "open")]
+    assert letters == [
+        ("E", "resolved"),
+        ("F", "open"),
+        ("C", "open"),
+        ("E", "open"),
+        ("D", "open"),
+    ]
     # promoted: A whole; C's only write (its field) dead, so its committed tiers stay as
     # they were (none); D's field landed beside a dead task: its tiers move, its input
     # hash goes (planned again on its next read); E by the first call, before its dead
@@ -261,4 +276,7 @@ def test_calls_recorded_together_leave_what_each_recorded_alone_would_in_one_com
         ("C", None, None, None),
         ("D", {"value_tier": "gold"}, None, None),
         ("E", {"value_tier": "gold"}, "h-gold", None),
+        ("F", None, None, None),
     ]
+    counts = together[5][0]
+    assert (counts.written, counts.dead_lettered, counts.recovered) == (2, 2, 1)
