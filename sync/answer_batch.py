@@ -186,10 +186,11 @@ class AnswerBatch:
                 if dead:
                     row["input_hash"] = None
             self.states.append(row)
-            if not dead and (cid in r.dead_letter_customers or cid in self.lettered):
+            # Letters open before this batch only: one the batch opened marked the
+            # customer's decision dead, or the customer had none left open to promote.
+            if not dead and cid in r.dead_letter_customers:
                 resolved.append(cid)
                 self.resolved.add(cid)
-                self.lettered.discard(cid)
             if shared.this_run:
                 if dead:
                     counts.dead_lettered += 1

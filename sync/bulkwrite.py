@@ -36,6 +36,24 @@ _PG_PARAMS = 30_000
 
 Row = tuple[Any, ...]
 
+#: a positional parameter's marker in driver SQL, by the driver's DB-API ``paramstyle``
+#: (PEP 249, https://peps.python.org/pep-0249/#paramstyle): sqlite3's ``qmark``; psycopg's
+#: ``pyformat`` (and pg8000's ``format``) take ``%s`` with a tuple of values
+_MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def marker(dialect: sa.Dialect) -> str:
+    """The positional parameter marker of the dialect's driver, for SQL that goes through
+    ``Connection.exec_driver_sql`` (which hands the text to the driver as it is)."""
+    style = getattr(dialect.dbapi, "paramstyle", dialect.paramstyle)
+    try:
+        return _MARKERS[style]
+    except KeyError:
+        raise ValueError(
+            f"state.url: database driver {dialect.driver!r} takes {style!r} parameters; "
+            "use sqlite:///path or postgresql+psycopg://..."
+        ) from None
+
 
 def insert_rows(
     conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Row]
@@ -105,11 +123,10 @@ def _write(
     # identifiers from the table's own metadata, quoted; every value is a bound parameter
     head = f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) VALUES "  # noqa: S608
     values = _bound(dialect, table, columns, rows)
+    one = "(" + ", ".join([marker(dialect)] * len(columns)) + ")"
     if dialect.name != "postgresql":
-        one = "(" + ", ".join("?" * len(columns)) + ")"
         conn.exec_driver_sql(head + one + tail, values)
         return
-    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
     per = max(1, _PG_PARAMS // len(columns))
     for start in range(0, len(values), per):
         chunk = values[start : start + per]

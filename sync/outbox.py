@@ -29,7 +29,7 @@ from connectors.contract import (
     WriteKind,
     WritePlan,
 )
-from sync.bulkwrite import insert_rows, next_ids
+from sync.bulkwrite import insert_rows, marker, next_ids
 from sync.schema import dead_letters, now_text, outbox
 from tiering_core.models import TaskAction
 
@@ -188,7 +188,7 @@ def set_status(
     if error is not None:
         values["last_error"] = error[:200]
     quote = conn.dialect.identifier_preparer.quote
-    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    mark = marker(conn.dialect)
     assign = ", ".join(f"{quote(column)} = {mark}" for column in values)
     # identifiers from the table's own metadata, quoted; every value is a bound parameter
     head = f"UPDATE {quote(outbox.name)} SET {assign} WHERE {quote(outbox.c.id.name)} IN ("  # noqa: S608

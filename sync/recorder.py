@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from copy import deepcopy
+from dataclasses import dataclass, field, fields
 from datetime import date
 
 import sqlalchemy as sa
@@ -55,6 +56,8 @@ _REF_CACHE = 50_000
 StateRow = dict[str, Json]
 #: one write call's items and its answers, one per item
 Answered = tuple[list[OutboxItem], list[WriteResult]]
+#: every count a run keeps (``Recorder.page`` puts them all back when a page's commit fails)
+_COUNT_FIELDS = tuple(f.name for f in fields(RunCounts))
 
 
 @dataclass
@@ -117,26 +120,28 @@ class Recorder:
 
     @contextmanager
     def page(self) -> Iterator[PageRows]:
-        """The rows of one page's commit, entered around the page's transaction. Its
-        unchanged customers (``unchanged``) count at once, so that the checkpoint committed
-        with the page holds them; should the transaction fail, their counts and outcomes
-        are taken back, so that the run's counts say what the database holds (as those of
-        ``record_results``). Only ``unchanged`` changes these counts inside the page's
-        transaction: what they were when it began is what they go back to."""
+        """The rows of one page's commit, entered around the page's transaction. What the
+        commit step counts (its unchanged customers, ``unchanged``; its planned tasks and
+        memberships, ``PagePlanner.count_planned``; a customer's superseded decision,
+        ``Dispatcher.enqueue``) counts at once, so that the checkpoint committed with the
+        page holds it; should the transaction fail, every count goes back to what it was
+        when the transaction began, and the unchanged customers' outcomes too, so that the
+        run's counts say what the database holds (as those of ``record_results``). Counts
+        made while the page was read and planned, before this (``read``, ``tiered``, a
+        settled customer's ``PagePlanner.count_settled``), stay."""
         counts = self.counts
-        unchanged, changes = counts.unchanged, counts.changes.copy()
+        before = deepcopy(counts)
         rows = PageRows()
         try:
             yield rows
         except BaseException:
-            counts.unchanged = unchanged
-            counts.changes.clear()
-            counts.changes.update(changes)
-            for cid, before in rows.outcomes_before.items():
-                if before is None:
+            for name in _COUNT_FIELDS:
+                setattr(counts, name, getattr(before, name))
+            for cid, before_outcome in rows.outcomes_before.items():
+                if before_outcome is None:
                     self.outcomes.pop(cid, None)
                 else:
-                    self.outcomes[cid] = before
+                    self.outcomes[cid] = before_outcome
             raise
 
     def unchanged(
