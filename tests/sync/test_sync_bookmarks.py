@@ -145,5 +145,5 @@ def test_a_stamp_in_a_zone_s_repeated_hour_is_placed_by_its_instant() -> None:
     would read as before 01:45 EDT (05:45Z). The stamp is after the floor, and kept."""
     cursor = datetime(2026, 11, 1, 1, 45, tzinfo=NEW_YORK)  # the first 01:45, EDT
     later = datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=NEW_YORK)  # the second 01:30, EST
-    moved = _advanced(cursor, [("R1", later)], read_at=datetime(2026, 11, 2, tzinfo=UTC))
-    assert moved.tie_set == {("R1", "2026-11-01T06:30:00.000000Z", "d")}
+    moved = _advanced(cursor, [("REC1", later)], read_at=datetime(2026, 11, 2, tzinfo=UTC))
+    assert moved.tie_set == {("REC1", "2026-11-01T06:30:00.000000Z", "d")}
