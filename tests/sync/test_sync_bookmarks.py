@@ -133,7 +133,7 @@ def test_the_tie_set_keeps_what_the_text_of_the_stamps_keeps(
     """``advance`` sets aside an aware stamp before the window without writing its text:
     it keeps exactly the records whose stamp's text is at or after the window's floor's
     (a naive stamp is taken as UTC), whatever their offset or zone."""
-    records = [(f"R{i}", ms) for i, ms in enumerate(stamps)]
+    records = [(f"REC{i}", ms) for i, ms in enumerate(stamps)]
     moved = _advanced(cursor, records, read_at)
     floor = utc_text(min(cursor, read_at - OVERLAP))
     texts = [(rid, utc_text(ms)) for rid, ms in records]

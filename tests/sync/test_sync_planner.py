@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from connectors.errors import ConfigError
 from connectors.mapping import WritebackConfig, load_default_mapping
+from sync.dispatch import items_of
 from sync.planner import (
+    CustomerPlan,
     Known,
     Membership,
     action_kinds,
@@ -19,6 +21,7 @@ from sync.planner import (
     plan_customer,
     same_value,
 )
+from sync.planning import jsonable
 from tiering_core.engine import assess
 from tiering_core.models import (
     Assessment,
@@ -377,3 +380,22 @@ def test_a_restricted_customer_s_open_sales_tasks_are_closed(
     assert sorted(c.rule for c in plan.closures) == closed
     assert all(c.dedupe_key == f"C1:{c.rule}:old" for c in plan.closures)
     assert plan.closures == plan_customer(assessment, {}, state, wb).closures  # deterministic
+
+
+@given(
+    st.dictionaries(st.sampled_from("abcdef"), st.sampled_from(["gold", "", 1.5, None])),
+    st.lists(st.booleans(), min_size=6, max_size=6),
+)
+def test_a_field_update_carries_the_decided_values_of_the_fields_planned_in_plan_order(
+    desired: dict[str, Any], written: list[bool]
+) -> None:
+    """``dispatch.items_of`` copies a decision's fields whole when the plan writes them all
+    (a first sync's): the payload is still the decided values of the planned fields, in
+    the plan's order, as when it picks them one by one."""
+    decided = jsonable(desired)
+    fields = {n: v for (n, v), w in zip(desired.items(), written, strict=False) if w}
+    for planned in (fields, dict(desired)):
+        items = items_of(CustomerPlan("C1", planned), "evt-1", decided)
+        payloads = [list(item.payload.items()) for item in items]
+        assert payloads == ([[(n, decided[n]) for n in planned]] if planned else [])
+        assert all(item.payload is not decided for item in items)
