@@ -121,6 +121,7 @@ class AnswerBatch:
         decision: BatchDecision | None,
     ) -> None:
         r = self.recorder
+        ref = r.ref(item.customer_id)
         code = result.error_code or "UNKNOWN"
         outbox.set_status(conn, [item.id], "dead", attempts=item.attempts + 1, error=code)
         dead = replace(item, attempts=item.attempts + 1)
@@ -129,13 +130,13 @@ class AnswerBatch:
             conn,
             r.stream,
             dead,
-            pseudonym=r.ref(item.customer_id),
+            pseudonym=ref,
             error_code=code,
             reason=_one_line(result.message or code),
             run_id=r.run_id,
         )
         self.counts.write_failures[item.kind] += 1
-        self.letters.append((r.ref(item.customer_id), item.kind, code))
+        self.letters.append((ref, item.kind, code))
         if decision is not None:
             decision.outstanding.discard(item.id)
             decision.dead = True

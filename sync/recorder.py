@@ -14,6 +14,7 @@ It also keeps the run's outcome per customer and the counts the run record recon
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from copy import deepcopy
@@ -56,7 +57,8 @@ _REF_CACHE = 50_000
 StateRow = dict[str, Json]
 #: one write call's items and its answers, one per item
 Answered = tuple[list[OutboxItem], list[WriteResult]]
-#: every count a run keeps (``Recorder.page`` puts them all back when a page's commit fails)
+#: every count a run keeps (``Recorder.page`` puts them all back when a page's commit fails;
+#: ``Recorder._apply`` adds a committed batch's to them)
 _COUNT_FIELDS = tuple(f.name for f in fields(RunCounts))
 
 
@@ -243,13 +245,14 @@ class Recorder:
 
     def _apply(self, batch: AnswerBatch) -> None:
         """The committed batch's changes to memory (``record_results``)."""
-        self.counts.writes.update(batch.counts.writes)
-        self.counts.effects.update(batch.counts.effects)
-        self.counts.write_failures.update(batch.counts.write_failures)
-        self.counts.changes.update(batch.counts.changes)
-        self.counts.written += batch.counts.written
-        self.counts.dead_lettered += batch.counts.dead_lettered
-        self.counts.recovered += batch.counts.recovered
+        # every count added, not a list of those a batch makes today: a count a batch
+        # comes to make can never be dropped here (the others are zero, adding nothing)
+        for name in _COUNT_FIELDS:
+            mine, theirs = getattr(self.counts, name), getattr(batch.counts, name)
+            if isinstance(mine, Counter):
+                mine.update(theirs)
+            else:
+                setattr(self.counts, name, mine + theirs)
         if self.keep_outcomes:
             self.outcomes.update(batch.outcomes)
         for cid, copy in batch.decisions.items():
