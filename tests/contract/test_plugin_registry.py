@@ -5,8 +5,6 @@ each broken registration is a one-line error naming its entry point."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from connectors import registry
 from connectors.errors import ConfigError
 from connectors.plugin import WebhookKeys
 from tests.contract.memory_plugin.plugin import PLUGIN as MEMORY
+from tests.fresh_python import fresh_python
 from webhooks import settings as webhook_settings
 from webhooks.settings import load_webhooks, settings_model
 
@@ -134,13 +133,4 @@ def test_listing_the_plugins_imports_no_vendor_sdk() -> None:
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('zcrmsdk', 'simple_salesforce') or m.startswith('connectors.sandbox.')))"
     )
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-    )
-    assert done.stdout.strip() == "[]"
+    assert fresh_python(code).strip() == "[]"

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from crmtier.cli import cli
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fresh_python import fresh_python
 
 
 def _console_script(args: list[str], shows: str, before: str = "") -> str:
@@ -25,15 +21,7 @@ def _console_script(args: list[str], shows: str, before: str = "") -> str:
         f"import gc, json, sys\n{before}\nfrom crmtier.cli import main\n"
         f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\nprint({shows})\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    return done.stdout.strip().splitlines()[-1]
+    return fresh_python(code).strip().splitlines()[-1]
 
 
 def _modules(prefixes: tuple[str, ...]) -> str:
