@@ -111,7 +111,7 @@ def output_steps(
                 c, w = time.process_time(), time.perf_counter()
                 decided = output.decided(columns, policy, AS_OF)
                 c2, w2 = time.process_time(), time.perf_counter()
-                output.lines(*decided)
+                output.lines(decided)
                 spent[0] += c2 - c
                 spent[1] += w2 - w
                 spent[2] += time.process_time() - c2

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from tiering_core import decisions
-from tiering_core.columns import BoolArray, Columns
+from tiering_core.columns import Columns
 from tiering_core.decision_columns import DecisionColumns
-from tiering_core.engine import Evaluation, evaluate
+from tiering_core.engine import evaluate
 from tiering_core.fragments import Fragments, arrays, column, each, keyed, to_json
 from tiering_core.models import ACTION_KINDS
 from tiering_core.policy import Policy
@@ -54,26 +54,20 @@ def assessment_lines(cols: Columns, policy: Policy, as_of: date) -> bytes:
     is the customer's ``Assessment``, whatever path made it."""
     if not cols.n:
         return b""
-    return lines(*decided(cols, policy, as_of))
+    return lines(decided(cols, policy, as_of))
 
 
-def decided(cols: Columns, policy: Policy, as_of: date) -> tuple[DecisionColumns, BoolArray]:
+def decided(cols: Columns, policy: Policy, as_of: date) -> DecisionColumns:
     """A non-empty batch's decisions as its lines are written from (every action kind,
-    reason texts rendered) and the customers the task rules are asked about: the step
-    before ``lines``, which ``bench/core.py`` times apart from it."""
+    reason texts rendered, the task candidates among them): the step before ``lines``,
+    which ``bench/core.py`` times apart from it."""
     ev = override.apply(evaluate(cols, policy, as_of), cols, policy, as_of)
-    dc = decisions.decided(cols, ev, policy, as_of, ACTION_KINDS, rendered=True)
-    return dc, task_candidates(cols, ev, dc)
+    return decisions.decided(cols, ev, policy, as_of, ACTION_KINDS, rendered=True)
 
 
-def task_candidates(cols: Columns, ev: Evaluation, dc: DecisionColumns) -> BoolArray:
-    """The customers the task rules may give a task (``strategy.task_candidates``)."""
-    return decisions.task_candidates(cols, ev, dc.issues, dc.policy)
-
-
-def lines(dc: DecisionColumns, candidates: BoolArray) -> bytes:
-    """``dc``'s decisions (every action kind, reason texts rendered) as JSON Lines;
-    ``candidates``: the customers the task rules are asked about (``task_candidates``:
+def lines(dc: DecisionColumns) -> bytes:
+    """``dc``'s decisions (every action kind, reason texts rendered) as JSON Lines; the
+    task rules are asked about its task candidates alone (``DecisionColumns.candidates``:
     any other has no task)."""
     n = len(dc)
     named = dc.named
@@ -89,7 +83,7 @@ def lines(dc: DecisionColumns, candidates: BoolArray) -> bytes:
     out.add(b',"reasons":[')
     out.add(dc.cells.items())
     out.add(b'],"actions":[')
-    _actions(dc, candidates, made, out)
+    _actions(dc, made, out)
     out.add(b'],"dq_issues":[')
     out.add(arrays(dc.issues))
     out.add(b"],")
@@ -111,13 +105,11 @@ def _tail(version: str, key: tuple[date | None, decisions.Household]) -> bytes:
     return to_json(tail)[1:-1]
 
 
-def _actions(
-    dc: DecisionColumns, candidates: BoolArray, made: dict[int, list[bytes]], out: Fragments
-) -> None:
+def _actions(dc: DecisionColumns, made: dict[int, list[bytes]], out: Fragments) -> None:
     """The actions in kind order: set-field (always some), tasks, campaigns, then a
     refused override's task (``DecisionColumns.row``)."""
     _set_fields(dc, made, out)
-    out.add(_tasks(dc, candidates))
+    out.add(_tasks(dc))
     keys, membership = dc.memberships
     if keys:
         digests = zip(*map(strategy.campaign_digests, dc.ids, repeat(keys)), strict=True)
@@ -159,10 +151,12 @@ def _values(name: str, values: Sequence[Any], made: dict[int, list[bytes]]) -> l
     return made[key]
 
 
-def _tasks(dc: DecisionColumns, candidates: BoolArray) -> list[bytes]:
+def _tasks(dc: DecisionColumns) -> list[bytes]:
     """Each customer's tasks, comma-led (``b""``: none), from the task rules as a whole
-    decision has them (``DecisionColumns.row``), asked for the candidates alone."""
+    decision has them (``DecisionColumns.row``), asked for the candidates alone (made
+    with the decisions: ``lines`` has every action kind's)."""
     named, policy, as_of = dc.named, dc.policy, dc.as_of
+    candidates = dc.candidates or ()
     customers, cells, issues, levels = dc.customers, dc.cells, dc.issues, dc.service_level
     out = [b""] * len(dc)
     for i in np.flatnonzero(candidates).tolist():

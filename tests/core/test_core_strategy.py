@@ -262,7 +262,7 @@ def test_task_candidates_hold_every_customer_given_a_task(name: str) -> None:
     cols = Columns.from_profiles(batch, policy)
     ev = override.apply(evaluate(cols, policy, AS_OF), cols, policy, AS_OF)
     dc = decisions.decided(cols, ev, policy, AS_OF, ACTION_KINDS)
-    candidates = lines.task_candidates(cols, ev, dc).tolist()
+    candidates = decisions.task_candidates(cols, ev, dc.issues, policy).tolist()
     assert candidates == dc.candidates
     # the task rules asked about every customer (a whole decision asks the candidates alone)
     rules = [
@@ -298,7 +298,7 @@ def test_a_sanctioned_customer_is_a_candidate_whatever_its_aml_level() -> None:
     ev = override.apply(evaluate(cols, policy, AS_OF), cols, policy, AS_OF)
     dc = decisions.decided(cols, ev, policy, AS_OF, ACTION_KINDS)
     assert dc[0]["aml_risk"] == "medium"
-    assert lines.task_candidates(cols, ev, dc).tolist() == [True]
+    assert decisions.task_candidates(cols, ev, dc.issues, policy).tolist() == [True]
     output = json.loads(lines.assessment_lines(cols, policy, AS_OF))
     assert [a["rule"] for a in output["actions"] if a["kind"] == "task"] == ["sanctions_review"]
 
