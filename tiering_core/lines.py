@@ -156,7 +156,9 @@ def _tasks(dc: DecisionColumns) -> list[bytes]:
     decision has them (``DecisionColumns.row``), asked for the candidates alone (made
     with the decisions: ``lines`` has every action kind's)."""
     named, policy, as_of = dc.named, dc.policy, dc.as_of
-    candidates = dc.candidates or ()
+    candidates = dc.candidates
+    if candidates is None:  # decided without the task kind: the lines would lose every task
+        raise ValueError("assessment lines need decisions made with the task kind")
     customers, cells, issues, levels = dc.customers, dc.cells, dc.issues, dc.service_level
     out = [b""] * len(dc)
     for i in np.flatnonzero(candidates).tolist():

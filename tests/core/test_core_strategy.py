@@ -325,3 +325,15 @@ def test_campaign_dedupe_keys_are_the_ones_stores_hold() -> None:
     for (customer, key), digest in stored.items():
         assert dedupe_key(customer, "campaign", key) == digest
         assert strategy.campaign_digests(customer, (key,)) == [digest.encode()]
+
+
+def test_lines_refuse_decisions_made_without_the_task_kind() -> None:
+    """The lines take their tasks from the candidates the decisions hold: decisions made
+    without the task kind hold none, and would write every customer without a task."""
+    policy = policies()["default"]
+    cols = Columns.from_profiles(generated_bank(20, seed=3), policy)
+    ev = evaluate(cols, policy, AS_OF)
+    kinds = frozenset(ACTION_KINDS - {"task"})
+    dc = decisions.decided(cols, ev, policy, AS_OF, kinds, rendered=True)
+    with pytest.raises(ValueError, match="task kind"):
+        lines.lines(dc)
