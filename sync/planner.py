@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from connectors.errors import ConfigError
 from connectors.mapping import WritebackConfig
@@ -53,6 +53,18 @@ class Known:
     # the answer (an interrupted run's, one in flight, one that failed retryably). Their
     # wanted state is planned explicitly, add or remove, both idempotent.
     in_doubt: Mapping[str, str] = field(default_factory=dict)
+    # Dedupe key -> rule of tasks such a write may have made (not on record): a restricted
+    # customer's sales tasks among them are closed like recorded ones (``closures_of``);
+    # closing one the CRM never received creates nothing (the connectors' task closure).
+    tasks_in_doubt: Mapping[str, str] = field(default_factory=dict)
+
+
+class Doubt(NamedTuple):
+    """A customer's outstanding writes that may have reached the CRM without our seeing
+    the answer (``sync.dispatch.Dispatcher.in_doubt``), as ``Known`` takes them."""
+
+    memberships: dict[str, str]  # campaign -> key
+    tasks: dict[str, str]  # task dedupe key -> rule
 
 
 @dataclass(frozen=True)
@@ -295,16 +307,20 @@ def restricted(assessment: AssessmentData) -> bool:
 def closures_of(
     assessment: AssessmentData, known: Known, writeback: WritebackConfig
 ) -> tuple[TaskClosure, ...]:
-    """The open sales tasks crmtier made for a restricted customer, to close in the same
-    run as its sanctions review is created (none when tasks are not written back). A
-    customer with no open task crmtier made (most) has none: its reasons are not read."""
-    if not writeback.tasks or not known.task_rules or not restricted(assessment):
+    """The open sales tasks crmtier made, or may have made (``Known.tasks_in_doubt``: a
+    write whose answer was never seen), for a restricted customer, to close in the same run
+    as its sanctions review is created (none when tasks are not written back). A customer
+    with no such task (most) has none: its reasons are not read."""
+    if not writeback.tasks or not (known.task_rules or known.tasks_in_doubt):
+        return ()
+    if not restricted(assessment):
         return ()
     wanted = {a["dedupe_key"] for a in assessment["actions"] if a["kind"] == "task"}
+    made = {key: rule for key, rule in known.task_rules.items() if key in known.tasks}
     return tuple(
         TaskClosure(rule, key)
-        for key, rule in sorted(known.task_rules.items())
-        if rule in SALES_TASK_RULES and key in known.tasks and key not in wanted
+        for key, rule in sorted({**made, **known.tasks_in_doubt}.items())
+        if rule in SALES_TASK_RULES and key not in wanted
     )
 
 
