@@ -177,6 +177,8 @@ def items_of(
         payload = {"campaign": change.campaign, "member": change.member}
         items.append(NewItem(cid, "membership", change.dedupe_key, payload, source_event_id))
     for closure in plan.closures:
-        payload = {"rule": closure.rule}
+        payload = (
+            {"rule": closure.rule, "in_doubt": True} if closure.in_doubt else {"rule": closure.rule}
+        )
         items.append(NewItem(cid, "task_close", closure.dedupe_key, payload, source_event_id))
     return items

@@ -69,10 +69,13 @@ class Doubt(NamedTuple):
 
 @dataclass(frozen=True)
 class TaskClosure:
-    """An open task crmtier made that is to be closed (withdrawn) in the CRM."""
+    """An open task crmtier made that is to be closed (withdrawn) in the CRM. ``in_doubt``:
+    a task whose making was never answered (``Known.tasks_in_doubt``): the CRM may not hold
+    it, and the closure's audit row says so."""
 
     rule: str
     dedupe_key: str
+    in_doubt: bool = False
 
 
 #: Task rules whose open tasks a sanctions hit (or a prohibited AML rating) withdraws: the
@@ -318,8 +321,8 @@ def closures_of(
     wanted = {a["dedupe_key"] for a in assessment["actions"] if a["kind"] == "task"}
     made = {key: rule for key, rule in known.task_rules.items() if key in known.tasks}
     return tuple(
-        TaskClosure(rule, key)
-        for key, rule in sorted({**made, **known.tasks_in_doubt}.items())
+        TaskClosure(rule, key, key not in made)
+        for key, rule in sorted({**known.tasks_in_doubt, **made}.items())
         if rule in SALES_TASK_RULES and key not in wanted
     )
 

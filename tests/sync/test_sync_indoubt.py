@@ -159,7 +159,16 @@ def test_a_restricted_customer_s_sales_tasks_in_doubt_are_closed(
     assert closures_of(assessment, known, off) == ()  # tasks not written back: none
 
 
-def test_an_in_doubt_closure_carries_the_rule_of_the_task_it_closes() -> None:
+def test_an_in_doubt_closure_says_so_and_carries_the_rule_of_the_task_it_closes() -> None:
+    """Its audit row tells a task that was on record from one whose making was never
+    answered (the CRM may never have held it)."""
     wb = load_default_mapping("salesforce").writeback
-    known = Known(tasks_in_doubt={SALES_KEY: "upgrade_call"})
-    assert closures_of(SANCTIONED, known, wb) == (TaskClosure("upgrade_call", SALES_KEY),)
+    known = Known(
+        tasks=RECORDED.tasks,
+        task_rules=RECORDED.task_rules,
+        tasks_in_doubt={SALES_KEY: "upgrade_call", **RECORDED.task_rules},
+    )
+    assert closures_of(SANCTIONED, known, wb) == (
+        TaskClosure("service_recovery", "C1:service_recovery:old", in_doubt=False),
+        TaskClosure("upgrade_call", SALES_KEY, in_doubt=True),
+    )
