@@ -7,13 +7,7 @@ import math
 import pytest
 from sf_helpers import read_all, task, tier_updates
 
-from connectors.contract import (
-    BULK_JOB_CALLS,
-    FieldUpdate,
-    MembershipChange,
-    TaskClose,
-    WritePlan,
-)
+from connectors.contract import BULK_JOB_CALLS, FieldUpdate, MembershipChange, WritePlan
 from connectors.sandbox.salesforce_wire import person_contact_id as sandbox_contact
 
 
@@ -75,39 +69,6 @@ def test_tasks_are_batched_200_per_upsert_call(sandbox, connect):
     assert sandbox.server.calls.count("collections_upsert") == 3
     assert len(sandbox.tasks()) == 450
     assert {t.owner for t in sandbox.tasks()} == {connector.writeback.queues["compliance"]}
-
-
-@pytest.mark.parametrize(
-    ("open_", "completed", "absent"),
-    [(1, 1, 1), (0, 0, 3), (150, 10, 41), (201, 0, 0)],
-    ids=["one-each", "all-absent", "two-queries", "two-updates"],
-)
-def test_a_closure_looks_keys_up_and_updates_only_open_tasks(
-    sandbox, connect, open_, completed, absent
-):
-    """ceil(keys / 200) queries, ceil(open / 200) updates by id, never an upsert: a key
-    the org does not hold stays absent (an upsert would create it)."""
-    connector = connect(sandbox)
-    ids = [sandbox.customer_id(i) for i in range(open_ + completed + absent)]
-    keys = [f"upgrade_call:{i}" for i in ids]
-    made = open_ + completed
-    if made:
-        assert all(
-            r.ok for r in connector.apply(WritePlan(tasks=tuple(map(task, ids, keys))[:made]))
-        )
-    closes = tuple(TaskClose(i, k, "upgrade_call") for i, k in zip(ids, keys, strict=True))
-    if completed:
-        assert all(r.ok for r in connector.apply(WritePlan(task_closes=closes[open_:made])))
-    before = sandbox.server.calls.counts()
-    results = connector.apply(WritePlan(task_closes=closes))
-    assert [(r.key, r.ok) for r in results] == [(k, True) for k in keys]
-    calls = {k: n - before.get(k, 0) for k, n in sandbox.server.calls.counts().items()}
-    assert {k: n for k, n in calls.items() if n and k != "oauth_token"} == {
-        "query": math.ceil(len(keys) / 200),
-        **({"collections_update": math.ceil(open_ / 200)} if open_ else {}),
-    }
-    assert sorted(t.external_id for t in sandbox.tasks()) == sorted(keys[:made])
-    assert not any(t.open for t in sandbox.tasks())
 
 
 def test_memberships_are_added_with_one_call_per_200_and_no_look_up(sandbox, connect):
