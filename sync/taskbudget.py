@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -115,6 +117,25 @@ class Budget:
         stored = _open_counts(conn, stream, as_of, pairs)
         for pair in pairs:
             self.open[pair] = stored[pair]
+
+
+@contextmanager
+def kept(budget: Budget | None) -> Iterator[None]:
+    """Entered around a page's transaction: should it fail, the budget goes back to what
+    it was when the transaction began. Its admissions and deferrals are made in that
+    transaction (``split``, recorded by ``record``) and roll back with it; a run that
+    kept them would report tasks ``deferred`` (``RunCounts.tasks_deferred``, added up from
+    ``deferred`` when the run ends) that ``task_queue`` never held, which the next run
+    decides again (``Recorder.page`` does the same for the run's counts)."""
+    if budget is None:
+        yield
+        return
+    before = deepcopy((budget.open, budget.used, budget.admitted, budget.deferred))
+    try:
+        yield
+    except BaseException:
+        budget.open, budget.used, budget.admitted, budget.deferred = before
+        raise
 
 
 def split(
