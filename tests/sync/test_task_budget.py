@@ -20,7 +20,7 @@ from connectors.mapping import WritebackConfig, load_default_mapping
 from sync import page_step, schema
 from sync.engine import RunOptions, SyncEngine
 from sync.runs import RunCounts
-from sync.taskbudget import Budget, Forecast, TaskLimit, split, task_limits
+from sync.taskbudget import Budget, Forecast, TaskLimit, kept, split, task_limits
 from tests.sync.memory_crm import InMemoryConnector, memory_engine
 from tiering_core.engine import decide_batch
 from tiering_core.models import AssessmentData, Assets, CustomerProfile, TaskAction
@@ -101,6 +101,38 @@ def test_tasks_are_admitted_in_priority_order_within_budget_and_caps(
     used = dict(budget.used)
     again, _ = split(budget, [(cid, ts) for cid, ts in made.items()])
     assert again == made and dict(budget.used) == used
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        [task("a", owner="rm1"), task("b", owner="rm1"), task("c", owner="rm2")],  # all new
+        [task("old", owner="rm1"), task("d", owner="rm3")],  # one admitted by an earlier page
+        [task("e"), task("f", rule="visit", owner="rm1")],  # no owner; an unbounded rule
+        [],
+    ],
+)
+def test_a_failed_page_gives_the_budget_back_exactly(page: list[TaskAction]) -> None:
+    """``kept`` restores what the page's admissions changed, and only that: the earlier
+    pages' admissions stay (it copies only what the page's tasks can touch)."""
+    budget = Budget({"call": TaskLimit(budget=3, open_per_owner=2)})
+    earlier, _ = split(budget, [("c0", [task("old", owner="rm1"), task("x", owner="rm9")])])
+    assert earlier
+    before = (Counter(budget.open), Counter(budget.used), set(budget.admitted))
+    before_deferred = Counter(budget.deferred)
+    with pytest.raises(RuntimeError), kept(budget, page):
+        split(budget, [("c1", page)])
+        for t in page:  # as recount sets the page's owners' counts from the store
+            budget.open[t.rule, t.owner_id or ""] = 7
+        raise RuntimeError("commit failed")
+    assert (+budget.open, budget.used, budget.admitted) == (+before[0], *before[1:])
+    assert budget.deferred == before_deferred
+    with kept(budget, page):  # a page that commits keeps its admissions
+        admitted, waiting = split(budget, [("c1", page)])
+    assert {t.dedupe_key for t in admitted.get("c1", ())} <= budget.admitted
+    assert sum(budget.deferred.values()) == sum(before_deferred.values()) + len(
+        waiting.get("c1", ())
+    )
 
 
 def test_a_rule_without_a_limit_is_never_throttled() -> None:
