@@ -33,9 +33,9 @@ def recover(parts: RunParts, only: set[str] | None, replan: Replan | None = None
     re-read of customers by id). That run may or may not have sent it, and the customer
     may have been sanctioned since: re-sent blindly, it would make a sales task for a
     sanctioned customer (a relationship manager told to call them) only for the run to
-    close it a moment later. Such a customer is read again and planned
-    first, its writes held meanwhile: the new plan keeps the ones it still wants, and the
-    rest are superseded, the sales task among them closed as in doubt
+    close it a moment later. Such a customer is read again and planned first, its writes
+    held meanwhile (``WritePool.waiting``): the new plan keeps the ones it still wants, and
+    the rest are superseded, the sales task among them closed as in doubt
     (``planner.closures_of``: a close of a task the CRM never got makes nothing). Its
     record, read before its interrupted decision is promoted, is assessed against the
     same committed state that decision was, as a fault-free run's was.
