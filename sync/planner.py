@@ -278,9 +278,10 @@ def _memberships(wants: Wants, known: Known, writeback: WritebackConfig) -> tupl
     member of that crmtier has not made (or may have made: ``in_doubt``), added; each one
     crmtier made or may have made that it is no longer a member of, removed."""
     mapped = writeback.campaigns  # looked up before ``_targeted``
-    for campaign in wants.campaigns:  # every one named must be mapped or switched off
-        if campaign not in mapped:
-            _targeted(writeback, "campaigns", campaign)
+    if not all(map(mapped.__contains__, wants.campaigns)):  # most configs map them all
+        for campaign in wants.campaigns:  # each named must be mapped or switched off
+            if campaign not in mapped:
+                _targeted(writeback, "campaigns", campaign)
     members = {
         campaign: key
         for campaign, key in wants.members.items()
