@@ -1,16 +1,19 @@
 """The write-back planner: the fewest CRM writes that make the CRM show an assessment.
 
-Inputs are the assessment's actions (as the engine's plain ``AssessmentData``), the CRM's
-present write-back values
-(``CrmRecord.current``) and what crmtier itself already made or has queued (tasks by dedupe
-key, campaign memberships). Output is a ``CustomerPlan``: only fields whose value differs
+Inputs are the assessment's desired field values and what it asks of the CRM besides
+(``tiering_core.wants.Wants``: its task actions and campaign memberships, read from a
+batch's decision columns or from a whole ``AssessmentData``), the CRM's present write-back
+values (``CrmRecord.current``) and what crmtier itself already made or has queued (tasks
+by dedupe key, campaign memberships). Output is a ``CustomerPlan``: only fields whose value differs
 from the CRM's, only tasks not yet made, only membership changes that change something. An
 unchanged customer plans nothing; so does a customer whose record comes back because of
 our own write (its CRM values now equal the assessment's). A campaign or task queue the
 config switched off (``= false``) is not planned; one it never named is an error, never a
 silent skip.
 
-Pure functions, no I/O: the engine and the webhook worker both call ``plan_customer``.
+Pure functions, no I/O: a run's pages (the webhook worker's too) are planned with
+``plan_wants``; ``plan_customer`` plans a whole decision (``crmtier explain``, the
+simulation).
 """
 
 from __future__ import annotations

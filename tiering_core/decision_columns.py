@@ -5,12 +5,14 @@ output: tiers, scores, review dates, each customer's DQ issues, and the ``set_fi
 values per field, the CRM's reasons field rendered for the whole batch) and keeps its
 reasons as cells (``row_reasons.ReasonCells``: codes and values until a reason is read).
 What a caller reads for every customer is read from these columns: the sync plans a
-customer's tier-field writes from ``field_rows`` and keeps its state (its reason codes
-among it) from ``summaries``, without a reason dict or the 13 ``set_field`` action dicts
-a decision holds. ``row`` makes exactly the
-decision dict (``AssessmentData``) the engine has always returned, with its actions,
-once per customer and only for the customers a caller reads whole (an output line, a
-customer with tasks, the webhook path); iterating or indexing the batch reads rows.
+customer's tier-field writes from ``field_rows``, its tasks and memberships from
+``wants`` (task actions of the task candidates alone, a membership key hashed only for
+the campaigns a customer is a member of) and keeps its state (its reason codes among it)
+from ``summaries``, without a reason dict for most customers, the 13 ``set_field`` action
+dicts or the ten campaign actions a decision holds. ``row`` makes exactly the decision
+dict (``AssessmentData``) the engine has always returned, with its actions, once per
+customer and only for the customers a caller reads whole (an output line, a dry run's
+preview); iterating or indexing the batch reads rows.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ class DecisionColumns(Sequence[AssessmentData]):
     @cached_property
     def customers(self) -> list[strategy.Customer]:
         """Each customer as the task and campaign rules read it (made when first read:
-        a decision made whole, an output line)."""
+        a decision made whole, an output line, a task candidate's ``wants``)."""
         return self._customers()
 
     @property

@@ -35,7 +35,7 @@ from sync.planning import AssessedPage, PagePlanner
 from sync.records import Planned
 from sync.settings import RunOptions
 from sync.state import CustomerState
-from tests.core.core_support import AS_OF, TASK_SETTINGS_POLICY, generated_bank
+from tests.core.core_support import AS_OF, TASK_SETTINGS_POLICY, generated_bank, override_of
 from tiering_core.decision_columns import DecisionColumns
 from tiering_core.engine import decide_batch
 from tiering_core.models import CustomerProfile
@@ -73,17 +73,7 @@ def _book(seed: int) -> list[CustomerProfile]:
     for k, p in enumerate(generated_bank(300, seed=seed, dirty=True)):
         data = p.model_dump()
         if k % 7 == 0:
-            data["override"] = {
-                "value_tier": "private",
-                "service_tier": "priority" if k % 3 else None,
-                "reason": "reviewed",
-                "expires": "2027-02-15",
-                "approved": True,
-                "maker_id": "005RM1",
-                "checker_id": "005RM1" if k % 2 else "005HEAD",
-                "proposed_at": "2026-11-19T16:00:00",
-                "approved_at": "2026-11-20T09:30:00",
-            }
+            data["override"] = override_of(k)
         if k % 11 == 0:
             data["aml"] = {**(data["aml"] or {}), "sanctions_hit": True}
         if k % 13 == 0:
