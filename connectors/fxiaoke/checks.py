@@ -131,7 +131,10 @@ def _object_check(connector: FxiaokeConnector, obj: str, purpose: str) -> Schema
 
 
 def _describe(connector: FxiaokeConnector, obj: str) -> Mapping[str, Any]:
-    answer = connector.client.call(DESCRIBE_PATH, {"apiName": obj})
+    """The object's fields. ``includeDetail`` is a required Boolean of 查询对象描述 ("Object
+    Description Query", fxiaoke.com/mob/guide/openapi/dist/en/pages/open-api/collection/
+    common/object-describe/describe/); crmtier reads no detail (从对象) objects."""
+    answer = connector.client.call(DESCRIBE_PATH, {"apiName": obj, "includeDetail": False})
     describe = (answer.get("data") or {}).get("describe") or {}
     fields = describe.get("fields") or {}
     return fields if isinstance(fields, Mapping) else {}

@@ -231,6 +231,12 @@ def _invalid(
 
 
 def _describe(sandbox: FxiaokeSandbox, request: Request, body: Payload, data: Payload) -> Payload:
+    """查询对象描述: ``data.apiName`` and ``data.includeDetail`` are both required (Boolean)
+    ("Object Description Query", fxiaoke.com/mob/guide/openapi/dist/en/pages/open-api/
+    collection/common/object-describe/describe/). The code for a missing one is not
+    documented; 10001 (缺少参数) is our best reading, as for the other missing parameters."""
+    if not isinstance(data.get("includeDetail"), bool):
+        raise ApiError(10001, "缺少参数includeDetail")
     name = str(data.get("apiName", ""))
     spec = sandbox.objects.get(name)
     if spec is None:

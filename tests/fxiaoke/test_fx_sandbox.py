@@ -203,7 +203,7 @@ def test_per_endpoint_limit(make_sandbox: MakeSandbox) -> None:
     codes = [wire.query(headers)["errorCode"] for _ in range(6)]
     assert codes == [0] * 5 + [14001]
     # another endpoint has its own window
-    describe = {"data": {"apiName": "AccountObj"}}
+    describe = {"data": {"apiName": "AccountObj", "includeDetail": False}}
     assert wire.post("/cgi/crm/v2/object/describe", describe, headers=headers)["errorCode"] == 0
 
 
@@ -214,7 +214,7 @@ def test_daily_quota(make_sandbox: MakeSandbox) -> None:
 
 
 def test_describe_lists_fields_with_types_and_options(wire: Wire) -> None:
-    body = {"data": {"apiName": "AccountObj"}}
+    body = {"data": {"apiName": "AccountObj", "includeDetail": False}}
     answer = wire.post("/cgi/crm/v2/object/describe", body, headers=wire.login())
     fields = answer["data"]["describe"]["fields"]
     tier = fields["field_value_tier__c"]
@@ -222,6 +222,16 @@ def test_describe_lists_fields_with_types_and_options(wire: Wire) -> None:
     assert {o["value"] for o in tier["options"]} >= {"private", "wealth", "affluent", "mass"}
     assert fields["field_next_review__c"]["type"] == "date"
     assert fields["last_modified_time"]["type"] == "date_time"
+
+
+def test_describe_requires_include_detail(wire: Wire) -> None:
+    """``includeDetail`` is a required Boolean of 查询对象描述 ("Object Description Query",
+    fxiaoke.com/mob/guide/openapi/dist/en/pages/open-api/collection/common/object-describe/
+    describe/): a describe without it is refused, as a tenant may refuse it."""
+    headers = wire.login()
+    for data in ({"apiName": "AccountObj"}, {"apiName": "AccountObj", "includeDetail": "no"}):
+        answer = wire.post("/cgi/crm/v2/object/describe", {"data": data}, headers=headers)
+        assert answer["errorCode"] == 10001, data
 
 
 def test_update_validates_and_bumps_version_and_modstamp(wire: Wire) -> None:
