@@ -54,12 +54,21 @@ def run_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
         )
     for output, name in sorted(connector.writeback.fields.items()):
         checks.append(_writable(connector, output, name, fields))
+    cfg = connector.config
     if connector.writeback.tasks:
-        checks.append(_object_check(connector, connector.config.followup_object, "follow-up tasks"))
+        fields = cfg.followup_fields.model_dump()
+        checks.append(
+            _object_check(connector, cfg.followup_object, "follow-up tasks", fields, "followup")
+        )
     if connector.writeback.campaign_memberships:
+        fields = cfg.campaign_member_fields.model_dump()
         checks.append(
             _object_check(
-                connector, connector.config.campaign_member_object, "campaign memberships"
+                connector,
+                cfg.campaign_member_object,
+                "campaign memberships",
+                fields,
+                "campaign_member",
             )
         )
         checks.extend(_campaign_checks(connector))
@@ -122,11 +131,26 @@ def _writable(
     return SchemaCheck(label, True, f"{name} ({kind})")
 
 
-def _object_check(connector: FxiaokeConnector, obj: str, purpose: str) -> SchemaCheck:
+def _object_check(
+    connector: FxiaokeConnector, obj: str, purpose: str, names: Mapping[str, str], key: str
+) -> SchemaCheck:
+    """The object exists and has every field crmtier writes on it (``names``: the
+    ``[crm] <key>_fields`` table). FXiaoke's docs name neither the campaign member's fields
+    nor a follow-up object's, so these are the tenant's api names or our defaults; a name
+    the tenant lacks would fail every create of that object (32000), so it is named here,
+    from the object's describe, before the first sync."""
     try:
-        _describe(connector, obj)
+        fields = _describe(connector, obj)
     except ConnectorError as exc:
         return SchemaCheck(purpose, False, str(exc), f"create object {obj} or configure it")
+    missing = sorted(f"{name} ({role})" for role, name in names.items() if name not in fields)
+    if missing:
+        return SchemaCheck(
+            purpose,
+            False,
+            f"{obj} has no field {', '.join(missing)}",
+            f"create the field on {obj}, or set [crm.{key}_fields] to the tenant's api names",
+        )
     return SchemaCheck(purpose, True, obj)
 
 

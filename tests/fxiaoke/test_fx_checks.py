@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from connectors.sandbox.fxiaoke import FxiaokeSandbox
 from connectors.sandbox.fxiaoke_routes import error_response
-from connectors.sandbox.fxiaoke_schema import ACCOUNT
+from connectors.sandbox.fxiaoke_schema import ACCOUNT, CAMPAIGN_MEMBER, FOLLOWUP, KEY_FIELD
 from tests.fxiaoke.fx_helpers import Connect
 
 
@@ -55,3 +57,27 @@ def test_check_reports_bad_credentials(sandbox: FxiaokeSandbox, connect: Connect
     sandbox.server.inject("oauth2_token", response=error_response(20006, "appId或appSecret错误"))
     (check,) = connect(sandbox).check()
     assert not check.ok and "20006" in check.detail and "app_secret" in check.fix
+
+
+@pytest.mark.parametrize(
+    ("obj", "field", "check", "role"),
+    [
+        (FOLLOWUP, "field_due_date__c", "follow-up tasks", "due"),
+        (FOLLOWUP, KEY_FIELD, "follow-up tasks", "external_key"),
+        (FOLLOWUP, "owner", "follow-up tasks", "owner"),
+        (CAMPAIGN_MEMBER, "account_id", "campaign memberships", "customer"),
+        (CAMPAIGN_MEMBER, "marketing_event_id", "campaign memberships", "campaign"),
+        (CAMPAIGN_MEMBER, KEY_FIELD, "campaign memberships", "external_key"),
+    ],
+)
+def test_check_names_a_field_the_task_or_member_object_lacks(
+    sandbox: FxiaokeSandbox, connect: Connect, obj: str, field: str, check: str, role: str
+) -> None:
+    """FXiaoke's docs name neither CampaignMembersObj's fields nor a follow-up object, so
+    the names crmtier writes are configuration (``[crm.followup_fields]``,
+    ``[crm.campaign_member_fields]``): doctor reads the object's describe and names a field
+    the tenant lacks, instead of passing and letting every create fail with 32000."""
+    del sandbox.objects[obj].fields[field]
+    failing = [c for c in connect(sandbox).check() if not c.ok]
+    detail = f"{obj} has no field {field} ({role})"
+    assert [(c.name, c.detail) for c in failing] == [(check, detail)]
