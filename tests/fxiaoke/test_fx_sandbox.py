@@ -107,9 +107,18 @@ def test_projection_returns_the_named_fields_and_id(
 
 @pytest.mark.parametrize(
     ("info", "code"),
-    [({"offset": 10_100}, 10013), ({"limit": 101}, 15002), ({"offset": -1}, 15002)],
+    [
+        ({"offset": 10_100}, 10013),
+        ({"limit": 101}, 15002),
+        ({"offset": -1}, 15002),
+        ({"offset": 15}, 15002),  # not a multiple of the limit (10)
+    ],
 )
 def test_paging_limits(wire: Wire, info: dict[str, int], code: int) -> None:
+    """The query page's documented bounds ("Query Customer Object List by Criteria",
+    fxiaoke.com/mob/guide/openapi/dist/en/pages/open-api/collection/object/AccountObj/
+    query-acc/: limit at most 100, offset a multiple of limit; the deep-paging FAQ: offset
+    at most 10,000)."""
     answer = wire.query(wire.login(), **info)
     assert answer["errorCode"] == code
     if code == 10013:
