@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, get_origin
 
 from connectors.fxiaoke.households import (
@@ -187,6 +188,27 @@ def validate(spec: ObjectSpec, values: Mapping[str, Any]) -> str | None:
         if problem:
             return f"字段 {name}: {problem}"
     return None
+
+
+#: Field types whose values FXiaoke's read APIs return as decimal text.
+NUMERIC_TEXT = frozenset({"number", "currency"})
+
+
+def on_the_wire(spec: ObjectSpec, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored record as FXiaoke's query and get answers carry it: number and currency
+    fields as decimal text (``"payment_amount": "1.00"``, ``"probability": "30"``,
+    ``"UDCal2__c": "88.00"`` in the answers of "根据条件查询回款对象的列表" and
+    "查询单个线索对象详细信息", fxiaoke.apifox.cn/api-12901184 and /api-12970967), dates and
+    times as epoch-millisecond numbers, booleans as JSON booleans. A client that only works
+    with JSON numbers fails here, as it would on a tenant."""
+    out = dict(row)
+    for name, value in row.items():
+        fspec = spec.fields.get(name)
+        if fspec is None or fspec.type not in NUMERIC_TEXT:
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = format(Decimal(str(value)), "f")
+    return out
 
 
 def stored_value(spec: FieldSpec, value: Any) -> Any:

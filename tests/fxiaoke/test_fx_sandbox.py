@@ -83,7 +83,9 @@ def test_envelope_and_query_shape(wire: Wire) -> None:
     )
     assert answer["errorCode"] == 0 and answer["traceId"] and answer["errorDescription"]
     data = answer["data"]
-    scores = [row["field_credit_score__c"] for row in data["dataList"]]
+    texts = [row["field_credit_score__c"] for row in data["dataList"]]
+    assert all(isinstance(t, str) for t in texts)  # number fields come back as decimal text
+    scores = [float(t) for t in texts]
     assert scores == sorted(scores, reverse=True) and min(scores) >= 700
     assert set(data["dataList"][0]) == {"_id", "field_credit_score__c"}
     assert data["total"] > 0 and (data["offset"], data["limit"]) == (0, 5)
@@ -103,6 +105,22 @@ def test_projection_returns_the_named_fields_and_id(
     assert rows and all(set(row) == fields for row in rows)
     whole = wire.query(wire.login(), limit=1)["data"]["dataList"][0]  # no projection at all
     assert {"_id", "name", "owner", "last_modified_time"} <= set(whole)
+
+
+def test_number_fields_come_back_as_decimal_text(wire: Wire) -> None:
+    """FXiaoke's query and get answers carry number and currency values as text ("1.00",
+    "30": the answers of "根据条件查询回款对象的列表" and "查询单个线索对象详细信息",
+    fxiaoke.apifox.cn/api-12901184, /api-12970967), dates as epoch-ms numbers."""
+    headers = wire.login()
+    fields = ["field_deposits__c", "field_credit_score__c", "last_modified_time"]
+    rows = wire.query(headers, limit=10, fieldProjection=fields)["data"]["dataList"]
+    deposits = [r["field_deposits__c"] for r in rows if "field_deposits__c" in r]
+    assert deposits and all(isinstance(v, str) and float(v) >= 0 for v in deposits)
+    assert all(isinstance(r["last_modified_time"], int) for r in rows)
+    scored = next(r["_id"] for r in rows if "field_credit_score__c" in r)
+    got = {"dataObjectApiName": "AccountObj", "objectDataId": scored}
+    one = wire.post("/cgi/crm/v2/data/get", {"data": got}, headers=headers)["data"]["data"]
+    assert isinstance(one["field_credit_score__c"], str)
 
 
 @pytest.mark.parametrize(
