@@ -151,7 +151,31 @@ def _object_check(
             f"{obj} has no field {', '.join(missing)}",
             f"create the field on {obj}, or set [crm.{key}_fields] to the tenant's api names",
         )
+    unfilled = required_unfilled(fields, set(names.values()))
+    if unfilled:
+        return SchemaCheck(
+            purpose,
+            False,
+            f"{obj} requires {', '.join(unfilled)}, which crmtier does not fill",
+            "make these fields optional or give them a default value",
+        )
     return SchemaCheck(purpose, True, obj)
+
+
+def required_unfilled(fields: Mapping[str, Any], filled: set[str]) -> list[str]:
+    """Custom fields (``__c``) the describe marks ``is_required`` with no default value,
+    that crmtier's create does not fill: every create would be refused. Preset fields are
+    left out: which of them FXiaoke fills itself (owner, record type, numbering) is not
+    documented."""
+    return sorted(
+        name
+        for name, field in fields.items()
+        if name.endswith("__c")
+        and name not in filled
+        and isinstance(field, Mapping)
+        and field.get("is_required") is True
+        and field.get("default_value") in (None, "")
+    )
 
 
 def _describe(connector: FxiaokeConnector, obj: str) -> Mapping[str, Any]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from connectors.sandbox.fxiaoke_auth import ApiError
 from connectors.sandbox.fxiaoke_flow import install_fxiaoke_flow
 from connectors.sandbox.fxiaoke_query import QueryError, as_row, parse, run, to_ms
-from connectors.sandbox.fxiaoke_schema import ACCOUNT, on_the_wire, validate
+from connectors.sandbox.fxiaoke_schema import ACCOUNT, missing_required, on_the_wire, validate
 from connectors.sandbox.server import Request, Response, Router
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ def _create(
     spec = _spec(sandbox, values.get("dataObjectApiName"), custom)
     fields = {k: v for k, v in values.items() if k != "dataObjectApiName"}
     fields.setdefault("owner", [_acting_user(sandbox, request, body)])
-    problem = validate(spec, fields)
+    problem = validate(spec, fields) or missing_required(spec, fields)
     if problem:
         raise ApiError(32000, problem)
     rid = uuid.uuid4().hex[:24]

@@ -6,9 +6,16 @@ from dataclasses import replace
 
 import pytest
 
+from connectors.fxiaoke.checks import required_unfilled
 from connectors.sandbox.fxiaoke import FxiaokeSandbox
 from connectors.sandbox.fxiaoke_routes import error_response
-from connectors.sandbox.fxiaoke_schema import ACCOUNT, CAMPAIGN_MEMBER, FOLLOWUP, KEY_FIELD
+from connectors.sandbox.fxiaoke_schema import (
+    ACCOUNT,
+    CAMPAIGN_MEMBER,
+    FOLLOWUP,
+    KEY_FIELD,
+    FieldSpec,
+)
 from tests.fxiaoke.fx_helpers import Connect
 
 
@@ -81,3 +88,33 @@ def test_check_names_a_field_the_task_or_member_object_lacks(
     failing = [c for c in connect(sandbox).check() if not c.ok]
     detail = f"{obj} has no field {field} ({role})"
     assert [(c.name, c.detail) for c in failing] == [(check, detail)]
+
+
+@pytest.mark.parametrize(
+    ("obj", "check"), [(FOLLOWUP, "follow-up tasks"), (CAMPAIGN_MEMBER, "campaign memberships")]
+)
+def test_check_names_a_required_field_crmtier_does_not_fill(
+    sandbox: FxiaokeSandbox, connect: Connect, obj: str, check: str
+) -> None:
+    """A custom field the admin made required (the describe's ``is_required``, "Object
+    Description Query") that crmtier's create leaves empty would fail every create: doctor
+    names it before the first sync."""
+    sandbox.objects[obj].fields["field_branch__c"] = FieldSpec("text", "网点", required=True)
+    failing = [c for c in connect(sandbox).check() if not c.ok]
+    detail = f"{obj} requires field_branch__c, which crmtier does not fill"
+    assert [(c.name, c.detail) for c in failing] == [(check, detail)]
+
+
+@pytest.mark.parametrize(
+    ("field", "flagged"),
+    [
+        ({"is_required": True}, True),
+        ({"is_required": True, "default_value": ""}, True),
+        ({"is_required": True, "default_value": "north"}, False),  # FXiaoke fills it
+        ({"is_required": False}, False),
+        ({}, False),
+    ],
+)
+def testrequired_unfilled_custom_fields(field: dict[str, object], flagged: bool) -> None:
+    fields = {"field_branch__c": field, "record_type": {"is_required": True}, "name": field}
+    assert required_unfilled(fields, {"name"}) == (["field_branch__c"] if flagged else [])

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from connectors.sandbox.fxiaoke import FxiaokeSandbox
+from connectors.sandbox.fxiaoke_schema import FieldSpec
 from connectors.sandbox.generator import customer_id
 
 MakeSandbox = Callable[..., FxiaokeSandbox]
@@ -259,6 +260,26 @@ def test_describe_requires_include_detail(wire: Wire) -> None:
     for data in ({"apiName": "AccountObj"}, {"apiName": "AccountObj", "includeDetail": "no"}):
         answer = wire.post("/cgi/crm/v2/object/describe", {"data": data}, headers=headers)
         assert answer["errorCode"] == 10001, data
+
+
+def test_create_without_a_required_field_is_refused(wire: Wire) -> None:
+    """A field the describe marks ``is_required`` ("Object Description Query") must be
+    filled on create; the refusal's code is undocumented (32000, as for field errors)."""
+    spec = wire.sandbox.objects["object_followup__c"]
+    spec.fields["field_branch__c"] = FieldSpec("text", "网点", required=True)
+    headers = wire.login()
+    task = {"dataObjectApiName": "object_followup__c", "name": "call", "field_crmtier_key__c": "k"}
+
+    def create(**extra: str) -> dict[str, Any]:
+        data = {"object_data": {**task, **extra}}
+        return wire.post("/cgi/crm/custom/v2/data/create", {"data": data}, headers=headers)
+
+    refused = create()
+    assert refused["errorCode"] == 32000 and "field_branch__c" in refused["errorMessage"]
+    assert create(field_branch__c="north")["errorCode"] == 0
+    body = {"data": {"apiName": "object_followup__c", "includeDetail": False}}
+    described = wire.post("/cgi/crm/v2/object/describe", body, headers=headers)
+    assert described["data"]["describe"]["fields"]["field_branch__c"]["is_required"] is True
 
 
 def test_update_validates_and_bumps_version_and_modstamp(wire: Wire) -> None:
