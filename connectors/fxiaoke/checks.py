@@ -19,7 +19,7 @@ from connectors.fxiaoke.households import (
     ROLE_FIELD,
     ROLES,
 )
-from connectors.fxiaoke.mapping import FIELD_TYPES, missing_options
+from connectors.fxiaoke.mapping import FIELD_TYPES, TENANT_ZONE_NAMES, missing_options
 from connectors.fxiaoke.query import ID, flt, rows_of, search_query_info
 from tiering_core.outputs import output_type
 
@@ -120,6 +120,15 @@ def _writable(
         listed = ", ".join(lacks)
         return SchemaCheck(
             label, False, f"{name} lacks options {listed}", f"add {listed} to {name}'s options"
+        )
+    zone = field.get("time_zone")
+    if kind == "date" and zone and zone not in TENANT_ZONE_NAMES:
+        return SchemaCheck(
+            label,
+            True,
+            f"{name} ({kind}) has time_zone {zone}; crmtier writes a date as midnight UTC+8: "
+            "check that a written date shows the intended day",
+            severity="warning",
         )
     if output in connector.writeback.restricted:
         return SchemaCheck(

@@ -70,10 +70,14 @@ class FieldSpec:
     #: ``is_required`` of the describe ("Object Description Query": every field carries
     #: it); an admin can make a custom field required, and a create without it is refused
     required: bool = False
+    #: ``time_zone`` of a date or time field's describe ("GMT+8" in the documented example)
+    time_zone: str = "GMT+8"
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type, "label": self.label}
         out["is_required"] = self.required
+        if self.type in ("date", "date_time"):
+            out["time_zone"] = self.time_zone
         if self.options:
             out["options"] = [{"label": v, "value": v, "child_options": []} for v in self.options]
         return out

@@ -118,3 +118,18 @@ def test_check_names_a_required_field_crmtier_does_not_fill(
 def testrequired_unfilled_custom_fields(field: dict[str, object], flagged: bool) -> None:
     fields = {"field_branch__c": field, "record_type": {"is_required": True}, "name": field}
     assert required_unfilled(fields, {"name"}) == (["field_branch__c"] if flagged else [])
+
+
+def test_check_warns_of_a_date_field_outside_utc8(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """crmtier writes a date as midnight UTC+8, as the documented answers' dates are; a
+    describe whose ``time_zone`` ("Object Description Query") names another zone (a tenant
+    on the Frankfurt or North America cloud, say) may show it a day off: a warning, since
+    how FXiaoke applies that zone to a date field is not documented."""
+    fields = sandbox.objects[ACCOUNT].fields
+    fields["field_next_review__c"] = replace(fields["field_next_review__c"], time_zone="GMT+1")
+    checks = connect(sandbox).check()
+    assert all(c.ok for c in checks)
+    (warned,) = [c for c in checks if c.name == "write next_review"]
+    assert warned.severity == "warning" and "time_zone GMT+1" in warned.detail
