@@ -282,6 +282,21 @@ def test_create_without_a_required_field_is_refused(wire: Wire) -> None:
     assert described["data"]["describe"]["fields"]["field_branch__c"]["is_required"] is True
 
 
+@pytest.mark.parametrize(
+    ("path", "given"),
+    [
+        ("/cgi/crm/object/approvalInstances/query", {}),
+        ("/cgi/crm/object/approvalInstances/query", {"dataId": ""}),
+        ("/cgi/crm/approvalInstance/get", {}),
+    ],
+)
+def test_approval_reads_require_their_id(wire: Wire, path: str, given: dict[str, str]) -> None:
+    """``dataId`` ("查询对象审批流实例") and ``instanceId`` ("Query Approval Flow Instance
+    Details") are documented as required: a read without one is refused."""
+    answer = wire.post(path, {"data": {}, **given}, headers=wire.login())
+    assert answer["errorCode"] == 10001
+
+
 def test_update_validates_and_bumps_version_and_modstamp(wire: Wire) -> None:
     headers = wire.login()
     cid = customer_id(2)
