@@ -248,12 +248,12 @@ class Harness:
         try:
             with store.begin() as conn:
                 state = {
-                    r.customer_id: json.dumps(
-                        [r.tiers, r.fields, r.assessed_at, r.below_floor_since]
-                        + [r.input_hash, r.pending],
-                        sort_keys=True,
+                    r.customer_id: json.dumps(r._asdict(), sort_keys=True)
+                    for r in conn.execute(
+                        sa.select(
+                            c.c.customer_id, c.c.tiers, c.c.fields, c.c.assessed_at
+                        ).add_columns(c.c.below_floor_since, c.c.input_hash, c.c.pending)
                     )
-                    for r in conn.execute(sa.select(c))
                 }
                 effects = conn.execute(
                     sa.select(se.c.customer_id, se.c.kind, se.c.key, se.c.campaign)

@@ -1,8 +1,8 @@
 """Crash consistency with real processes (docs/targets.md R1).
 
 After a clean first run and changes to some customers (so the run under test keeps a
-history: upgrades, held downgrades, sanctions hits that close sales tasks), ``crmtier sync`` runs as a subprocess and is
-SIGKILLed at every instrumented point
+history: upgrades, held downgrades, sanctions hits that close sales tasks), ``crmtier
+sync`` runs as a subprocess and is SIGKILLed at every instrumented point
 (``sync/killpoints.py``: after a page fetch, after tiering, before/inside/after the page
 commit, before/after each write call, before/inside/after recording its results) and at
 random moments; then it is rerun to completion. The sandbox's final state must equal a
