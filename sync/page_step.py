@@ -139,6 +139,8 @@ class PageStep:
                 else:
                     decide = partial(planner.decide, plan, digest)
                     state = states.get(plan.customer_id)
+                    if plan.customer_id in p.recorder.decisions:  # read before in this run
+                        p.dispatcher.withdraw(conn, plan.customer_id)
                     p.recorder.unchanged(plan, state, digest, day, decide, rows)
             p.dispatcher.enqueue(conn, to_write, states, rows)
             p.recorder.commit_page(conn, rows, plans, page_tasks, day)

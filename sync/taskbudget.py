@@ -218,6 +218,18 @@ def record(
         conn.execute(task_queue.insert(), [*rows, *made])
 
 
+def unmake(conn: sa.Connection, stream: str, keys: Sequence[str]) -> None:
+    """Tasks admitted but superseded before they were sent: no longer counted as made."""
+    for start in range(0, len(keys), 500):
+        conn.execute(
+            task_queue.delete().where(
+                task_queue.c.stream == stream,
+                task_queue.c.status == "made",
+                task_queue.c.key.in_(keys[start : start + 500]),
+            )
+        )
+
+
 def load_open(
     conn: sa.Connection, stream: str, as_of: date, *, prune: bool = True
 ) -> Counter[tuple[str, str]]:
