@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from connectors.contract import CrmRecord
 from connectors.errors import RateLimitedError
-from sync import household_store, households, runs
+from sync import household_store, households, runs, taskbudget
 from sync.dispatch import items_of
 from sync.households import HouseholdGroup
 from sync.killpoints import kill_point
@@ -125,9 +125,13 @@ class PageStep:
         planner, hashes, states = p.planner, page.hashes, page.states
         day = p.options.day()
         kill_point("before_commit")
-        with p.recorder.page() as rows, p.e.store.begin() as conn:
+        tasks = [task for planned in page.plans for task in planned.plan.tasks]
+        with (
+            p.recorder.page() as rows,
+            taskbudget.kept(planner.budget, tasks),
+            p.e.store.begin() as conn,
+        ):
             if planner.budget is not None:  # decided where it is recorded (sync.taskbudget)
-                tasks = (task for planned in page.plans for task in planned.plan.tasks)
                 planner.budget.recount(conn, p.e.stream, day, tasks)
             plans, page_tasks = planner.bounded(page.plans)
             planner.count_planned(plans)

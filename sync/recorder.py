@@ -128,9 +128,14 @@ class Recorder:
         ``Dispatcher.enqueue``) counts at once, so that the checkpoint committed with the
         page holds it; should the transaction fail, every count goes back to what it was
         when the transaction began, and the unchanged customers' outcomes too, so that the
-        run's counts say what the database holds (as those of ``record_results``). Counts
-        made while the page was read and planned, before this (``read``, ``tiered``, a
-        settled customer's ``PagePlanner.count_settled``), stay."""
+        run's counts say what the database holds (as those of ``record_results``); the
+        task budget's admissions and deferrals go back likewise (``taskbudget.kept``).
+        Counts made while the page was read and planned, before this (``read``, ``tiered``,
+        a settled customer's ``PagePlanner.count_settled``, superseded and assess errors),
+        stay: they say what the run did with what it read, which a failed commit does not
+        undo (a settled customer's state already holds its decision, a superseded one's
+        claim was refused in a transaction of its own), and the run, which stops there,
+        is recorded ``failed`` with the commit's error, its counts not reconciled."""
         counts = self.counts
         before = deepcopy(counts)
         rows = PageRows()

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -115,6 +116,37 @@ class Budget:
         stored = _open_counts(conn, stream, as_of, pairs)
         for pair in pairs:
             self.open[pair] = stored[pair]
+
+
+@contextmanager
+def kept(budget: Budget | None, tasks: Sequence[TaskAction]) -> Iterator[None]:
+    """Entered around a page's transaction with the page's planned ``tasks``: should it
+    fail, the budget goes back to what it was when the transaction began. Its admissions
+    and deferrals are made in that transaction (``split``, recorded by ``record``) and
+    roll back with it; a run that kept them would report tasks ``deferred``
+    (``RunCounts.tasks_deferred``, added up from ``deferred`` when the run ends) that
+    ``task_queue`` never held, which the next run decides again (``Recorder.page`` does
+    the same for the run's counts). Only what the page's tasks can change is copied (their
+    owners' open counts and dedupe keys; the per-rule counters are small): copying the
+    run's whole ``admitted`` set a page would make a long run quadratic."""
+    if budget is None:
+        yield
+        return
+    pairs = {(t.rule, t.owner_id or "") for t in tasks}
+    open_before = {pair: budget.open[pair] for pair in pairs if pair in budget.open}
+    had = {t.dedupe_key for t in tasks if t.dedupe_key in budget.admitted}
+    used, deferred = Counter(budget.used), Counter(budget.deferred)
+    try:
+        yield
+    except BaseException:
+        for pair in pairs:
+            if pair in open_before:
+                budget.open[pair] = open_before[pair]
+            else:
+                budget.open.pop(pair, None)
+        budget.admitted -= {t.dedupe_key for t in tasks} - had
+        budget.used, budget.deferred = used, deferred
+        raise
 
 
 def split(

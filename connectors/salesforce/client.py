@@ -1,19 +1,14 @@
-"""Salesforce's REST API through simple-salesforce (and Salesforce's raw HTTP).
+"""Salesforce's REST API through simple-salesforce (and Salesforce's raw HTTP): queries,
+describe, sObject Collections and Bulk API 2.0 jobs.
 
 Every call goes through ``call``: the API-share guard, then the shared tenacity retry loop
 (``connectors/http.py``), with simple-salesforce's exceptions and ``requests`` transport
 errors classified by ``errors.py``. What it returns is plain JSON; the connector turns it
 into canonical models.
 
-Authentication is done here rather than by simple-salesforce's login helpers, on purpose:
-those hard-code ``https://{domain}.salesforce.com`` as the token host and re-login
-recursively on 401 (simple-salesforce#569/#685/#804); here the token comes from the org's
-own My Domain (``base_url``, which is what client credentials require) and an expired
-session is renewed exactly once per call by the retry loop. simple-salesforce is then
-given the session id, the instance URL and our ``requests.Session`` (timeouts, pinned CA,
-``trust_env`` off), and does all data calls unmodified.
-
-The vendor SDK is confined to the ``client*`` modules of this folder: this one, and
+The vendor SDK is confined to the ``client*`` modules of this folder: this one;
+``client_session.py``, which logs in (the OAuth token, and the simple-salesforce object
+the calls here are made on, renewed once per call on an expired session); and
 ``client_metadata.py`` for the Metadata API (SOAP, what ``doctor --fix`` creates fields
 with), whose calls go through this module's ``call`` as well.
 """
@@ -23,13 +18,11 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext, suppress
 from typing import Any, TypeVar
 
-import jwt
 import pydantic_core
 import requests
 from simple_salesforce import Salesforce
@@ -40,16 +33,16 @@ from simple_salesforce.format import format_soql
 from connectors import limits
 from connectors.calltally import CallCounter
 from connectors.contract import data_calls
-from connectors.errors import ConfigError, ConnectorError, QuotaExhaustedError, TransientError
+from connectors.errors import ConnectorError, QuotaExhaustedError, TransientError
 from connectors.http import call_with_retry, make_session
 from connectors.salesforce.bulkjob import BULK_FINAL, await_job, unprocessed
 from connectors.salesforce.callkinds import call_kind
+from connectors.salesforce.client_session import ApiSession
 from connectors.salesforce.config import SalesforceSettings
 from connectors.salesforce.errors import bulk_job_error, classify
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 #: Salesforce refuses new calls (REQUEST_LIMIT_EXCEEDED) while a production org has 25
 #: requests of 20 s or longer in flight ("API Request Limits and Allocations",
 #: https://developer.salesforce.com/docs/platform/salesforce-app-limits-cheatsheet/guide/
@@ -79,15 +72,6 @@ def select(fields: Sequence[str], sobject: str, where: str = "", *values: Any) -
     return soql(text, *values) if values else text
 
 
-class _Salesforce(Salesforce):
-    """simple-salesforce, its responses decoded by pydantic-core into plain dicts: a query
-    page decodes in 40 % less time than with ``json.loads`` (simple-salesforce's default
-    also builds an ``OrderedDict`` per object, which doubles that)."""
-
-    def parse_result_to_json(self, result: requests.Response) -> Any:
-        return pydantic_core.from_json(result.content)
-
-
 class SalesforceClient:
     def __init__(
         self,
@@ -101,17 +85,13 @@ class SalesforceClient:
         self.policy = settings.retry_policy()
         self.session = make_session(self.policy, settings.ca_bundle or None)
         self._sleep = sleep
-        self._sf: Salesforce | None = None
+        self.auth = ApiSession(settings, self.session)  # shared by the write threads
         self.calls = CallCounter()  # every HTTP response, by kind of call (and by run)
         self.session.hooks["response"].append(self.count)
         self.allowance: tuple[int, int] | None = None  # (used, limit) from Sforce-Limit-Info
         self._warned = False
         # once the org said "limit exceeded", stop calling (docs/targets.md R5)
         self._exhausted = False
-        # apply() runs from the sync engine's write threads: (re)login is read-modify-write
-        # on shared state (the counter has its own lock: logging in makes an HTTP call
-        # whose response hook counts it)
-        self._login_lock = threading.Lock()
         self._in_flight = limits.shared_slots(
             limits.limit_name("salesforce", "concurrent", settings.base_url),
             CONCURRENT_REQUESTS,
@@ -121,71 +101,9 @@ class SalesforceClient:
     def __repr__(self) -> str:
         return f"SalesforceClient(base_url={self.settings.base_url!r}, auth={self.settings.auth!r})"
 
-    # --- auth ------------------------------------------------------------------------------
-
-    def _login(self) -> Salesforce:
-        s = self.settings
-        url = f"{s.base_url}/services/oauth2/token"
-        headers: dict[str, str] = {}
-        if s.auth == "client_credentials":
-            assert s.client_secret is not None
-            form = {"grant_type": "client_credentials"}
-            auth: tuple[str, str] | None = (
-                s.client_id.get_secret_value(),
-                s.client_secret.get_secret_value(),
-            )
-        else:
-            assert s.private_key is not None
-            claims = {
-                "iss": s.client_id.get_secret_value(),
-                "sub": s.username,
-                "aud": s.audience,
-                "exp": int(time.time()) + 180,
-            }
-            assertion = jwt.encode(claims, s.private_key.get_secret_value(), algorithm="RS256")
-            form = {"grant_type": JWT_GRANT, "assertion": assertion}
-            auth = None
-        try:
-            response = self.session.post(url, data=form, auth=auth, headers=headers)
-        except requests.RequestException as exc:
-            raise TransientError(
-                f"Salesforce token endpoint unreachable: {type(exc).__name__}"
-            ) from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if response.status_code != 200 or "access_token" not in body:
-            raise classify(
-                response.status_code, body.get("error"), str(body.get("error_description", ""))
-            )
-        instance = str(body.get("instance_url") or s.base_url)
-        if not instance.startswith("https://"):
-            raise ConfigError("Salesforce returned a non-HTTPS instance_url")
-        self._sf = _Salesforce(
-            instance_url=instance,
-            session_id=body["access_token"],
-            session=self.session,
-            version=s.api_version,
-        )
-        return self._sf
-
     def login(self) -> None:
         """Authenticate now (``doctor``); data calls log in lazily on their own."""
-        call_with_retry(self._login, self.policy, sleep=self._sleep)
-
-    def _session_or_login(self) -> Salesforce:
-        """The current API session, or a new one; threads that find none log in once."""
-        with self._login_lock:
-            return self._sf or self._login()
-
-    def _forget_session(self, sf: Salesforce) -> None:
-        """Drop ``sf`` after it was refused, unless another thread already replaced it: threads
-        that all held the expired session then share one new login instead of each wiping the
-        one the other just made."""
-        with self._login_lock:
-            if self._sf is sf:
-                self._sf = None
+        call_with_retry(self.auth.login, self.policy, sleep=self._sleep)
 
     # --- the one call path -----------------------------------------------------------------
 
@@ -228,7 +146,7 @@ class SalesforceClient:
             nonlocal used
             if guard:
                 self._guard()
-            sf = used = self._session_or_login()
+            sf = used = self.auth.current()
             try:
                 with self._in_flight.slot("api") if self._in_flight else nullcontext():
                     result = fn(sf)
@@ -246,7 +164,7 @@ class SalesforceClient:
 
         def refresh_auth() -> None:
             if used is not None:
-                self._forget_session(used)
+                self.auth.forget(used)
 
         return call_with_retry(attempt, self.policy, refresh_auth=refresh_auth, sleep=self._sleep)
 

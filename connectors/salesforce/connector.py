@@ -34,7 +34,8 @@ from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings, load_settings
 from connectors.salesforce.households import HouseholdReader
 from connectors.salesforce.mapping import decoder
-from connectors.salesforce.writes import BATCH, PersonContacts, PlanWriter, chunks
+from connectors.salesforce.person_contacts import PersonContacts
+from connectors.salesforce.writes import BATCH, PlanWriter, chunks
 from tiering_core.models import CustomerProfile, DQIssue
 
 #: Field updates per Bulk API 2.0 job. "Salesforce creates a separate batch for every 10,000

@@ -9,10 +9,8 @@ field, object, next step), never as Salesforce's own message, which can quote it
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from connectors.contract import (
     FieldUpdate,
@@ -28,6 +26,7 @@ from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings
 from connectors.salesforce.errors import leading_code, record_retryable, refusal
 from connectors.salesforce.mapping import encoder
+from connectors.salesforce.person_contacts import PersonContacts
 
 #: Records (or ids) per sObject Collections call, and ids per ``IN`` look-up.
 BATCH = 200
@@ -146,36 +145,56 @@ class PlanWriter:
         return out
 
     def _write_tasks(self, tasks: Sequence[TaskUpsert]) -> list[WriteResult]:
-        return self._upsert_tasks(
-            "task", [(t.task.dedupe_key, self._task_record(t)) for t in tasks]
-        )
+        return self._upsert_tasks([(t.task.dedupe_key, self._task_record(t)) for t in tasks])
 
     def _close_tasks(self, closes: Sequence[TaskClose]) -> list[WriteResult]:
-        """Set crmtier's tasks to the standard closed Status ``Completed`` (the Task
+        """Set crmtier's open tasks to the standard closed Status ``Completed`` (the Task
         object's Status picklist: Not Started, In Progress, Completed, Waiting on someone
         else, Deferred; "Completed" is the value whose TaskStatus.IsClosed is true in a
-        standard org: Salesforce Object Reference, "Task" and "TaskStatus"), upserted by
-        crmtier's external id in collections of 200. Nothing else changes: the subject,
-        owner and notes stay as the relationship manager left them."""
-        key_field = self.settings.external_id_field
-        return self._upsert_tasks(
-            "task_close",
-            [
-                (
-                    c.dedupe_key,
-                    {
-                        "attributes": {"type": "Task"},
-                        key_field: c.dedupe_key,
-                        "Status": TASK_CLOSED,
-                    },
-                )
-                for c in closes
-            ],
-        )
+        standard org: Salesforce Object Reference, "Task" and "TaskStatus").
 
-    def _upsert_tasks(
-        self, kind: Literal["task", "task_close"], records: Sequence[tuple[str, dict[str, Any]]]
-    ) -> list[WriteResult]:
+        Only a Task the org holds is closed: its keys are looked up first (one SOQL query
+        per 200), then the open ones are updated by record id (sObject Collections update,
+        ``PATCH composite/sobjects``, 200 a call: "Update Records Using sObject
+        Collections"). Never an upsert by external id: "If the external ID isn't matched,
+        then a new record is created" ("Insert or Update (Upsert) a Record Using an
+        External ID", REST API Developer Guide), and a closure of a task that never arrived,
+        or that a relationship manager deleted, would make a bare completed Task. A key the
+        org does not hold, or whose Task is already Completed, has nothing to close: it
+        answers ok with no write, as does a Task deleted between look-up and update
+        (``ENTITY_IS_DELETED``). Nothing else changes: the subject, owner and notes stay as
+        the relationship manager left them. Cost: ceil(keys / 200) queries plus
+        ceil(open tasks / 200) updates."""
+        found = self._task_rows(sorted({c.dedupe_key for c in closes}))
+        pending = [k for k, row in found.items() if row.get("Status") != TASK_CLOSED]
+        done: dict[str, WriteResult] = {}
+        for chunk in chunks(pending):
+            records = [
+                {"attributes": {"type": "Task"}, "id": found[k]["Id"], "Status": TASK_CLOSED}
+                for k in chunk
+            ]
+            saved = self.client.collection(
+                "PATCH", "composite/sobjects", {"allOrNone": False, "records": records}
+            )
+            for key, r in zip(chunk, saved, strict=True):
+                done[key] = result_of("task_close", key, r, "Task", ok_codes=("ENTITY_IS_DELETED",))
+        return [
+            done.get(c.dedupe_key) or WriteResult("task_close", c.dedupe_key, True) for c in closes
+        ]
+
+    def _task_rows(self, keys: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        """The Tasks the org holds with these external keys (``Id``, key, ``Status``),
+        by key, 200 keys a query."""
+        key_field = self.settings.external_id_field
+        found: dict[str, Mapping[str, Any]] = {}
+        for chunk in chunks(keys):
+            query = select(
+                ["Id", key_field, "Status"], "Task", f"WHERE {key_field} IN {{}}", list(chunk)
+            )
+            found.update((str(r[key_field]), r) for r in self.client.query_all(query))
+        return found
+
+    def _upsert_tasks(self, records: Sequence[tuple[str, dict[str, Any]]]) -> list[WriteResult]:
         key_field = self.settings.external_id_field
         results: list[WriteResult] = []
         for chunk in chunks(records):
@@ -185,7 +204,7 @@ class PlanWriter:
                 {"allOrNone": False, "records": [record for _, record in chunk]},
             )
             results += [
-                result_of(kind, key, r, "Task") for (key, _), r in zip(chunk, saved, strict=True)
+                result_of("task", key, r, "Task") for (key, _), r in zip(chunk, saved, strict=True)
             ]
         return results
 
@@ -340,39 +359,6 @@ class PlanWriter:
                 self._person_contacts[str(r["Id"])] = (
                     r.get("PersonContactId") if r.get("IsPersonAccount") else None
                 )
-
-
-class PersonContacts:
-    """Account id → its Person Contact id (None for a business account), for the records
-    read most recently: a membership write usually follows the page that was just read, so
-    a bounded cache saves the look-up without holding a million ids."""
-
-    def __init__(self, capacity: int = 20_000) -> None:
-        self.capacity = capacity
-        self._ids: OrderedDict[str, str | None] = OrderedDict()
-        # The sync engine applies plans from several threads while the reader fills this.
-        self._lock = threading.Lock()
-
-    def __setitem__(self, account_id: str, contact_id: str | None) -> None:
-        self.update(((account_id, contact_id),))
-
-    def update(self, pairs: Iterable[tuple[str, str | None]]) -> None:
-        """Many at once (a page read), in order, under one lock."""
-        with self._lock:
-            ids = self._ids
-            for account_id, contact_id in pairs:
-                ids[account_id] = contact_id
-                ids.move_to_end(account_id)
-            while len(ids) > self.capacity:
-                ids.popitem(last=False)
-
-    def __contains__(self, account_id: object) -> bool:
-        with self._lock:
-            return account_id in self._ids
-
-    def get(self, account_id: str) -> str | None:
-        with self._lock:
-            return self._ids.get(account_id)
 
 
 def result_of(

@@ -165,6 +165,8 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
                 fix="" if info else f"create a unique single-line field {key} in Tasks",
             )
         )
+        if info is not None:
+            out.append(_check_task_lookup(connector, key))
     if connector.writeback.campaign_memberships and connector.writeback.campaigns:
         if connector.module not in MEMBER_MODULES:
             out.append(
@@ -192,14 +194,28 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
     return out
 
 
-#: What the households' COQL reads need ("Get Records through COQL Query": "scope=
-#: ZohoCRM.coql.READ (and) scope=ZohoCRM.modules.{operation_type}",
+#: What COQL reads (task closures' look-ups, households) need ("Get Records through COQL
+#: Query": "scope=ZohoCRM.coql.READ (and) scope=ZohoCRM.modules.{operation_type}",
 #: www.zoho.com/crm/developer/docs/api/v8/Get-Records-through-COQL-Query.html; the v2
 #: scope list, www.zoho.com/crm/developer/docs/api/v2/scopes.html).
 _COQL_FIX = (
     "add the scope ZohoCRM.coql.READ to the self client's grant and generate a new "
     "refresh token (docs/admin-setup.md)"
 )
+
+
+def _check_task_lookup(connector: ZohoConnector, key: str) -> SchemaCheck:
+    """Closing a task looks its key up by COQL first (``writes._open_tasks``): one COQL
+    query of one Task, shaped as that look-up, proves the grant holds ``ZohoCRM.coql.READ``.
+    Without it a sanctions hit could not withdraw the customer's sales tasks."""
+    name = "tasks: closure look-up"
+    try:
+        connector.client.query(
+            f"select {key}, Status from {TASK_MODULE} where {key} is not null limit 1"  # noqa: S608
+        )
+    except ConfigError as exc:
+        return SchemaCheck(name, False, f"a COQL query of Tasks was refused ({exc})", _COQL_FIX)
+    return SchemaCheck(name, True, f"Tasks.{key} readable by COQL")
 
 
 def household_check(connector: ZohoConnector) -> SchemaCheck:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from connectors.contract import CrmRecord, TaskClose, TaskUpsert
+from connectors.contract import CrmRecord, TaskUpsert
 from connectors.errors import ConfigError
 from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
 from tiering_core import models
@@ -193,12 +193,6 @@ def task_row(
     if owner_id:
         row["Owner"] = {"id": owner_id}
     return row
-
-
-def close_row(close: TaskClose, *, key_field: str) -> dict[str, Any]:
-    """A Tasks row that closes crmtier's task with this key: the Status alone, so the
-    subject, owner and notes the relationship manager sees stay as they were."""
-    return {key_field: close.dedupe_key, "Status": TASK_CLOSED}
 
 
 def missing_values(field: FieldInfo, wanted: Sequence[str]) -> list[str]:

@@ -2,7 +2,9 @@
 
 Field updates go in batches of ``write_batch`` (≤ 100) with ``"trigger": []`` by default, so
 crmtier's own writes fire none of the customer's workflows; tasks are upserted by their
-dedupe key (a unique Tasks field), so reruns never duplicate them; campaign membership goes
+dedupe key (a unique Tasks field), so reruns never duplicate them, and closed by record id
+once a COQL look-up has found them (never by upsert, which would create a task the CRM does
+not hold); campaign membership goes
 through the Contacts/Leads ``Campaigns`` related list (relation updates and delinks are
 idempotent). Every value is checked against the field metadata before the first write call,
 so a plan that cannot be written fails whole, with the field named, before any change.
@@ -12,12 +14,14 @@ message is never copied, since it can quote the record's values.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from connectors.contract import (
     MembershipChange,
     OwnerChange,
+    TaskClose,
     WriteKind,
     WritePlan,
     WriteResult,
@@ -25,12 +29,18 @@ from connectors.contract import (
 from connectors.errors import ConfigError, refusal_text
 from connectors.zoho.client_values import RowResult
 from connectors.zoho.errors import RECORD_ADVICE, record_retryable
-from connectors.zoho.mapping import close_row, task_row, zoho_value
+from connectors.zoho.mapping import TASK_CLOSED, task_row, zoho_value
 
 if TYPE_CHECKING:
     from connectors.zoho.connector import ZohoConnector
 
 TASK_MODULE = "Tasks"
+#: Keys a closure look-up puts in one COQL ``in``: "in (up to 50 values)" (Zoho CRM v2,
+#: "Query API - Limitations").
+KEYS_PER_QUERY = 50
+#: What a key must be to go into a COQL text literal as is (crmtier's keys are hex digests).
+_QUOTABLE = re.compile(r"[\w:.-]+")
+_NOTHING_TO_CLOSE = RowResult(True, "NOT_FOUND")
 CAMPAIGN_MODULE = "Campaigns"
 MEMBER_MODULES = ("Contacts", "Leads")
 
@@ -39,7 +49,7 @@ def apply(connector: ZohoConnector, plan: WritePlan) -> list[WriteResult]:
     updates = _update_rows(connector, plan)  # validates everything before any write call
     tasks = _task_rows(connector, plan)
     memberships = _membership_groups(connector, plan)
-    closes = _close_rows(connector, plan)
+    to_close = _open_tasks(connector, plan)  # a read, before any write call
     results: list[WriteResult] = []
     trigger = list(connector.config.workflow_triggers)
     batch = connector.config.write_batch
@@ -56,9 +66,9 @@ def apply(connector: ZohoConnector, plan: WritePlan) -> list[WriteResult]:
         _result("field_update", key, answers.get(i, unchanged), connector.module)
         for i, (key, _) in enumerate(updates)
     ]
-    results += _upsert_tasks(connector, "task", tasks, trigger)
+    results += _upsert_tasks(connector, tasks, trigger)
     results += _apply_memberships(connector, plan.memberships, memberships)
-    results += _upsert_tasks(connector, "task_close", closes, trigger)
+    results += _close_tasks(connector, plan.task_closes, to_close, trigger)
     return results
 
 
@@ -81,10 +91,7 @@ def change_owners(connector: ZohoConnector, changes: Sequence[OwnerChange]) -> l
 
 
 def _upsert_tasks(
-    connector: ZohoConnector,
-    kind: Literal["task", "task_close"],
-    rows: Sequence[tuple[str, dict[str, Any]]],
-    trigger: Sequence[str],
+    connector: ZohoConnector, rows: Sequence[tuple[str, dict[str, Any]]], trigger: Sequence[str]
 ) -> list[WriteResult]:
     """Tasks rows upserted by crmtier's key field, up to a write batch per call."""
     results: list[WriteResult] = []
@@ -95,7 +102,8 @@ def _upsert_tasks(
             TASK_MODULE, [row for _, row in chunk], [connector.config.task_key_field], trigger
         )
         results += [
-            _result(kind, key, o, TASK_MODULE) for (key, _), o in zip(chunk, outcomes, strict=True)
+            _result("task", key, o, TASK_MODULE)
+            for (key, _), o in zip(chunk, outcomes, strict=True)
         ]
     return results
 
@@ -137,11 +145,62 @@ def _task_key_field(connector: ZohoConnector) -> str:
     return key_field
 
 
-def _close_rows(connector: ZohoConnector, plan: WritePlan) -> list[tuple[str, dict[str, Any]]]:
+def _open_tasks(connector: ZohoConnector, plan: WritePlan) -> dict[str, str]:
+    """Record ids, by key, of the open Tasks the plan's closures name: COQL (``POST
+    /crm/v2/coql``, "Get Records through COQL Query"), ``KEYS_PER_QUERY`` keys a query. The
+    key field is unique, so a query answers at most one row a key, within a page. A closure
+    is never an upsert: "If no matching record is found, a new record is inserted" (Zoho
+    CRM "Insert or Update Records (Upsert)"), so a key the CRM does not hold would be
+    inserted (or, as Tasks need a Subject, refused and retried for ever)."""
     if not plan.task_closes:
-        return []
+        return {}
     key_field = _task_key_field(connector)
-    return [(c.dedupe_key, close_row(c, key_field=key_field)) for c in plan.task_closes]
+    keys = sorted({c.dedupe_key for c in plan.task_closes if _QUOTABLE.fullmatch(c.dedupe_key)})
+    found: dict[str, str] = {}
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        values = ", ".join(f"'{k}'" for k in keys[start : start + KEYS_PER_QUERY])
+        page = connector.client.query(  # keys are _QUOTABLE: nothing to escape
+            f"select {key_field}, Status from {TASK_MODULE} "  # noqa: S608
+            f"where {key_field} in ({values}) limit {KEYS_PER_QUERY}"
+        )
+        found.update(
+            (str(row[key_field]), str(row["id"]))
+            for row in page.rows
+            if row.get(key_field) and row.get("Status") != TASK_CLOSED
+        )
+    return found
+
+
+def _close_tasks(
+    connector: ZohoConnector,
+    closes: Sequence[TaskClose],
+    open_ids: Mapping[str, str],
+    trigger: Sequence[str],
+) -> list[WriteResult]:
+    """The open Tasks set to the closed Status by Update Records (``PUT /crm/v2/Tasks``,
+    by record id, a write batch a call), the Status alone, so the subject, owner and notes
+    the relationship manager sees stay as they were. A key the CRM does not hold, or whose
+    Task is already Completed, answers ok with no call. Cost: ceil(keys / 50) COQL queries
+    plus ceil(open tasks / write batch) updates."""
+    keys = sorted(open_ids)
+    batch = connector.config.write_batch
+    done: dict[str, RowResult] = {}
+    for start in range(0, len(keys), batch):
+        chunk = keys[start : start + batch]
+        rows = [{"id": open_ids[k], "Status": TASK_CLOSED} for k in chunk]
+        done.update(zip(chunk, connector.client.update(TASK_MODULE, rows, trigger), strict=True))
+    unquotable = RowResult(False, "INVALID_DATA", api_name=connector.config.task_key_field)
+    return [
+        _result(
+            "task_close",
+            c.dedupe_key,
+            done.get(c.dedupe_key, _NOTHING_TO_CLOSE)
+            if _QUOTABLE.fullmatch(c.dedupe_key)
+            else unquotable,
+            TASK_MODULE,
+        )
+        for c in closes
+    ]
 
 
 def _task_rows(connector: ZohoConnector, plan: WritePlan) -> list[tuple[str, dict[str, Any]]]:

@@ -137,6 +137,43 @@ def test_a_task_crmtier_made_can_be_closed_once_and_again(setup):
     assert keys[1] in open_keys
 
 
+#: A closure plan's three cases (REC1-REC3): the task is open, already closed, or not in
+#: the CRM at all (never made, a create that never arrived, or deleted by an RM).
+CLOSE_CASES = ("open", "closed", "absent")
+
+
+def test_closing_closes_only_tasks_the_crm_holds(setup):
+    """One closure plan over an open task, an already-closed one and a key the CRM does
+    not hold: every item answers ok, the open task is closed, the closed one stays
+    closed, and the absent key creates no record (an upsert by external id would make a
+    bare completed task) and costs no write call of its own."""
+    sandbox, connector = setup
+    ids = [r.profile.id for r in read_all(connector)[:3]]
+    keys = {case: f"corporate_banking:{i}:2027Q1" for case, i in zip(CLOSE_CASES, ids, strict=True)}
+    made = WritePlan(tasks=(_task(ids[0], keys["open"]), _task(ids[1], keys["closed"])))
+    assert all(r.ok for r in connector.apply(made))
+    closed = WritePlan(task_closes=(TaskClose(ids[1], keys["closed"], "corporate_banking"),))
+    assert all(r.ok for r in connector.apply(closed))
+    before = {t.external_id: t for t in sandbox.tasks()}
+    calls = sandbox.write_calls()
+    plan = WritePlan(
+        task_closes=tuple(
+            TaskClose(i, keys[case], "corporate_banking")
+            for case, i in zip(CLOSE_CASES, ids, strict=True)
+        )
+    )
+    results = connector.apply(plan)
+    assert [(r.kind, r.key, r.ok) for r in results] == [
+        ("task_close", keys[case], True) for case in CLOSE_CASES
+    ]
+    # a sandbox lists a withdrawn task as closed, or not at all (FXiaoke's invalidated)
+    after = {t.external_id: t for t in sandbox.tasks()}
+    assert set(after) <= set(before) and keys["absent"] not in after
+    assert not any(after[k].open for k in (keys["open"], keys["closed"]) if k in after)
+    # the open task's closure alone is written: one call, none for the others
+    assert sandbox.write_calls() - calls == 1
+
+
 def test_memberships_are_idempotent_and_removable(setup):
     """Adding twice makes one membership; removing takes it away; removing again is fine."""
     sandbox, connector = setup

@@ -136,7 +136,7 @@ def bulk(monkeypatch: pytest.MonkeyPatch) -> Any:
         client = SalesforceClient(settings, sleep=clock.sleep, clock=lambda: clock.now)
         client.clock = clock  # type: ignore[attr-defined]
         bulk2 = SimpleNamespace(Account=SimpleNamespace(_client=jobs))
-        client._sf = SimpleNamespace(bulk2=bulk2, api_usage=None)  # type: ignore[assignment]
+        client.auth.sf = SimpleNamespace(bulk2=bulk2, api_usage=None)  # type: ignore[assignment]
         return client
 
     return make
@@ -187,15 +187,15 @@ def test_a_poll_on_an_expired_session_logs_in_again_and_polls_the_same_job(bulk:
     )
     jobs = _Jobs(expired, ("JobComplete", 3))
     client = bulk(jobs)
-    session = client._sf
+    session = client.auth.sf
     logins: list[Any] = []
 
     def login() -> Any:  # the token call, answered with the same stand-in session
         logins.append(session)
-        client._sf = session
+        client.auth.sf = session
         return session
 
-    client._login = login  # type: ignore[method-assign]
+    client.auth.login = login  # type: ignore[method-assign]
     assert client.bulk_update("Account", BODY, 3) == []
     assert len(logins) == 1
     assert jobs.calls == ["create COMMA LF", "upload", "close", "poll", "poll"]

@@ -68,10 +68,11 @@ def pg_schema() -> Iterator[str]:
 
 @pytest.fixture
 def pg_store() -> Iterator[StateStore]:
+    """A PostgreSQL store opened as the product opens one (``StateStore.open``: the engine
+    of ``sync.store_engine``, with its JSON serializer and hidden parameters, migrated and
+    its encryption checked), in a schema of its own."""
     with pg_schema() as name:
-        engine = sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={name}"})
-        store = StateStore(engine)
-        store.migrate("sync", schema.SYNC_MIGRATIONS)
+        store = StateStore.open(f"{PG_URL}?options=-csearch_path%3D{name}")
         try:
             yield store
         finally:

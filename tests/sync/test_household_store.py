@@ -5,11 +5,14 @@ completeness mark, and the family role encrypted with the store's key."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
-from sync.crypto import StoreCipher
+from sync.crypto import StoreCipher, StoreError, key_id
 from sync.household_store import (
     StoredLinks,
     is_complete,
@@ -20,9 +23,12 @@ from sync.household_store import (
 from sync.households import HouseholdGroup
 from sync.schema import household_links
 from sync.store import StateStore
+from tests.sync.conftest import PG_URL, pg_schema
 from tiering_core.rules.household import Link
 
 STREAM = "memory:customers"
+KEY = secrets.token_bytes(32)
+ROLE = "household_links.role"  # the column a role's ciphertext is bound to
 
 
 def group(links: list[Link], queried: set[str], checked: set[str]) -> HouseholdGroup:
@@ -86,14 +92,44 @@ def test_the_completeness_mark(store: StateStore) -> None:
         assert not is_complete(conn, STREAM)
 
 
-def test_the_family_role_is_encrypted_with_the_stores_key(tmp_path: Path) -> None:
-    cipher = StoreCipher(secrets.token_bytes(32), [])
-    store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}", cipher=cipher)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sealed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[StateStore, str]]:
+    """A store opened with a key, on each backend (the bulk insert that records the links
+    differs by backend), and its URL, to read what it stored without the key."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'state.db'}"
+        else:
+            url = f"{PG_URL}?options=-csearch_path%3D{stack.enter_context(pg_schema())}"
+        store = StateStore.open(url, cipher=StoreCipher(KEY, []))
+        stack.callback(store.close)
+        yield store, url
+
+
+def test_the_family_role_is_encrypted_with_the_stores_key(
+    sealed: tuple[StateStore, str],
+) -> None:
+    """What the database holds, read on an engine of its own (no cipher: no type of ours
+    between the column and the test), is each role's ciphertext under the store's key,
+    bound to its column; only the store reads the roles back."""
+    store, url = sealed
+    links = [Link("A", "H", "spouse"), Link("B", "H", "primary"), Link("C", "K", "spouse")]
+    with store.begin() as conn:
+        save_links(conn, STREAM, group(links, {"A", "B", "C"}, {"H", "K"}), "run-1")
+    raw = sa.create_engine(url)
     try:
-        with store.begin() as conn:
-            save_links(conn, STREAM, group([Link("A", "H", "spouse")], {"A"}, {"H"}), "run-1")
-            raw = conn.execute(sa.text("SELECT role FROM household_links")).scalar_one()
-        assert raw.startswith("enc1:") and "spouse" not in raw
-        assert recorded(store) == {("A", "H", "spouse")}
+        with raw.connect() as conn:
+            rows = conn.execute(sa.text("SELECT customer_id, role FROM household_links"))
+            stored: dict[str, str] = {cid: role for cid, role in rows}
     finally:
-        store.close()
+        raw.dispose()
+    assert sorted(stored) == ["A", "B", "C"]
+    for role in stored.values():
+        assert role.startswith(f"enc1:{key_id(KEY)}:")
+        assert "spouse" not in role and "primary" not in role
+    assert stored["A"] != stored["C"]  # the same role, a nonce of its own
+    opened = {cid: StoreCipher(KEY, []).decrypt(v, ROLE) for cid, v in stored.items()}
+    assert opened == {"A": b"spouse", "B": b"primary", "C": b"spouse"}
+    with pytest.raises(StoreError, match="failed authentication"):
+        StoreCipher(KEY, []).decrypt(stored["A"], "household_links.household_id")
+    assert recorded(store) == {(lk.customer_id, lk.household_id, lk.role) for lk in links}

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.contract import Cursor
-from sync import audit, bookmarks, migrate, schema
+from sync import audit, bookmarks, jsontext, migrate, schema
 from sync.audit import AuditEntry
 from sync.bookmarks import Bookmark, BookmarkConflictError
 from sync.migration_steps import Migration
@@ -28,6 +28,15 @@ def test_sqlite_runs_in_wal_with_full_sync(sqlite_store: StateStore) -> None:
     with sqlite_store.begin() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def test_the_stores_of_these_tests_are_opened_as_crmtier_opens_one(store: StateStore) -> None:
+    """Both backends' fixtures give the product's engine (``sync.store_engine``): JSON
+    columns through ``sync.jsontext`` and no bound values in error messages, so a test on
+    a store passes or fails as the product would on it."""
+    assert store.engine.dialect._json_serializer is jsontext.dumps  # type: ignore[attr-defined]
+    assert store.engine.dialect._json_deserializer is jsontext.loads  # type: ignore[attr-defined]
+    assert store.engine.hide_parameters
 
 
 def test_migrations_are_recorded_and_idempotent(store: StateStore) -> None:

@@ -12,12 +12,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from connectors.calltally import CallCounter
 from connectors.contract import Capabilities, CrmRecord, Cursor, Page, WritePlan, WriteResult
 from connectors.mapping import WritebackConfig, load_default_mapping
+from sync import page_step, schema
 from sync.engine import RunOptions, SyncEngine
-from sync.taskbudget import Budget, Forecast, TaskLimit, split, task_limits
+from sync.runs import RunCounts
+from sync.taskbudget import Budget, Forecast, TaskLimit, kept, split, task_limits
 from tests.sync.memory_crm import InMemoryConnector, memory_engine
 from tiering_core.engine import decide_batch
 from tiering_core.models import AssessmentData, Assets, CustomerProfile, TaskAction
@@ -98,6 +101,38 @@ def test_tasks_are_admitted_in_priority_order_within_budget_and_caps(
     used = dict(budget.used)
     again, _ = split(budget, [(cid, ts) for cid, ts in made.items()])
     assert again == made and dict(budget.used) == used
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        [task("a", owner="rm1"), task("b", owner="rm1"), task("c", owner="rm2")],  # all new
+        [task("old", owner="rm1"), task("d", owner="rm3")],  # one admitted by an earlier page
+        [task("e"), task("f", rule="visit", owner="rm1")],  # no owner; an unbounded rule
+        [],
+    ],
+)
+def test_a_failed_page_gives_the_budget_back_exactly(page: list[TaskAction]) -> None:
+    """``kept`` restores what the page's admissions changed, and only that: the earlier
+    pages' admissions stay (it copies only what the page's tasks can touch)."""
+    budget = Budget({"call": TaskLimit(budget=3, open_per_owner=2)})
+    earlier, _ = split(budget, [("c0", [task("old", owner="rm1"), task("x", owner="rm9")])])
+    assert earlier
+    before = (Counter(budget.open), Counter(budget.used), set(budget.admitted))
+    before_deferred = Counter(budget.deferred)
+    with pytest.raises(RuntimeError), kept(budget, page):
+        split(budget, [("c1", page)])
+        for t in page:  # as recount sets the page's owners' counts from the store
+            budget.open[t.rule, t.owner_id or ""] = 7
+        raise RuntimeError("commit failed")
+    assert (+budget.open, budget.used, budget.admitted) == (+before[0], *before[1:])
+    assert budget.deferred == before_deferred
+    with kept(budget, page):  # a page that commits keeps its admissions
+        admitted, waiting = split(budget, [("c1", page)])
+    assert {t.dedupe_key for t in admitted.get("c1", ())} <= budget.admitted
+    assert sum(budget.deferred.values()) == sum(before_deferred.values()) + len(
+        waiting.get("c1", ())
+    )
 
 
 def test_a_rule_without_a_limit_is_never_throttled() -> None:
@@ -329,3 +364,40 @@ def test_the_demo_books_first_sync_makes_only_work_for_now(tmp_path: Path) -> No
         assert budget is None or n <= budget, rule
     assert crm.tasks["service_recovery"] < 0.05 * len(crm.records)  # was 70 %
     assert sum(report.counts.tasks_waiting.values()) > 0
+
+
+def test_a_page_whose_commit_fails_leaves_no_tasks_counted_deferred(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Page 1 uses the budget of 4; page 2 defers its four tasks in its transaction, which
+    then fails at its last statement (the run record's checkpoint: a locked database) and
+    rolls back, their waiting rows with it. The run stops, failed; its record and report
+    must not say that it deferred those tasks (the next run decides them again), nor keep
+    the page's admissions: ``tasks_deferred`` is what ``task_queue`` holds of this run."""
+    crm = TaskCrm(12)  # three pages of four
+    e = engine(crm, tmp_path, {"call": TaskLimit(budget=4)})
+    checkpoint, pages = page_step.runs.checkpoint, Counter[str]()
+
+    def failing_second(conn: sa.Connection, run_id: str, counts: RunCounts, calls: dict) -> None:
+        pages["committed"] += 1
+        if pages["committed"] == 2:
+            raise sa.exc.OperationalError("UPDATE runs", {}, Exception("locked"))
+        checkpoint(conn, run_id, counts, calls)
+
+    monkeypatch.setattr(page_step.runs, "checkpoint", failing_second)
+    report = e.run(RunOptions(as_of=AS_OF))
+    assert report.status == "failed" and "locked" in (report.error or "")
+    t = schema.task_queue.c
+    with e.store.begin() as conn:
+        rows = conn.execute(sa.select(t.rule, t.status, t.run_id)).all()
+        stored = conn.execute(
+            sa.select(schema.runs.c.counts).where(schema.runs.c.id == report.run_id)
+        ).scalar_one()
+    deferred = Counter(rule for rule, status, run in rows if status == "waiting")
+    assert sorted((status, run) for _, status, run in rows) == [("made", report.run_id)] * 4
+    assert report.counts.tasks_deferred == deferred == Counter()
+    assert stored["tasks_deferred"] == {} and stored["tasks_waiting"] == {}
+    monkeypatch.setattr(page_step.runs, "checkpoint", checkpoint)
+    again = e.run(RunOptions(as_of=AS_OF))  # reads from page 2: eight tasks, four admitted
+    assert again.status == "succeeded", again.error
+    assert again.counts.tasks_deferred == again.counts.tasks_waiting == Counter({"call": 4})

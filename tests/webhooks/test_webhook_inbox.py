@@ -4,42 +4,19 @@ that expire, purge after the dedupe window (docs/targets.md W4, W5), on SQLite a
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from connectors.webhook_events import ChangeEvent
 from sync.inbox import Inbox
 from sync.store import StateStore
+from tests.sync.conftest import PG_URL, pg_schema
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1/test"
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
-
-
-def _pg_store() -> Iterator[StateStore]:
-    try:
-        with sa.create_engine(PG_URL).connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except Exception:
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    schema = f"crmtier_wh_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    engine = sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
-    store = StateStore(engine)
-    try:
-        yield store
-    finally:
-        store.close()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -49,8 +26,10 @@ def any_inbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Inbox]
         yield Inbox(store)
         store.close()
     else:
-        for store in _pg_store():
+        with pg_schema() as schema:  # opened as the product opens a store
+            store = StateStore.open(f"{PG_URL}?options=-csearch_path%3D{schema}")
             yield Inbox(store)
+            store.close()
 
 
 def _ev(key: str, customer: str = "C1") -> ChangeEvent:
