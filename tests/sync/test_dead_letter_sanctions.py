@@ -22,6 +22,7 @@ from connectors.errors import TransientError
 from connectors.mapping import WritebackConfig
 from sync.engine import RunOptions
 from tests.sync.memory_crm import InMemoryConnector, memory_engine
+from tests.sync.test_task_budget import assess as budget_assess
 from tiering_core.models import AssessmentData, Assets, CustomerProfile
 
 AS_OF = date(2026, 5, 4)
@@ -69,47 +70,21 @@ class TimeoutCrm(InMemoryConnector):
 
 
 def assess(profiles: Sequence[CustomerProfile]) -> list[AssessmentData]:
-    """Deposits 1: an upgrade call is due; 2: a sanctions hit (prohibited, no sales work)."""
+    """Deposits 1: an upgrade call is due; 2: a sanctions hit (prohibited, no sales work).
+    The rest of each decision is test_task_budget's."""
     out = []
-    for p in profiles:
+    for p, row in zip(profiles, budget_assess(profiles), strict=True):
         sanctioned = bool(p.assets and p.assets.deposits == 2.0)
         actions: list[dict[str, object]] = [
             {"kind": "set_field", "field": "value_tier", "value": "mass"}
         ]
         if not sanctioned:
-            actions.append(
-                {
-                    "kind": "task",
-                    "rule": "upgrade_call",
-                    "subject": "upgrade",
-                    "priority": "normal",
-                    "due": AS_OF.isoformat(),
-                    "owner_id": None,
-                    "queue": None,
-                    "dedupe_key": f"{p.id}:upgrade_call",
-                }
-            )
+            task = {"rule": "upgrade_call", "subject": "upgrade", "priority": "normal"}
+            task |= {"due": AS_OF.isoformat(), "owner_id": None, "queue": None}
+            actions.append({"kind": "task", "dedupe_key": f"{p.id}:upgrade_call", **task})
         reasons = [{"code": "AML_SANCTIONS", "text": "hit"}] if sanctioned else []
-        out.append(
-            {
-                "id": p.id,
-                "status": "rated",
-                "value_tier": "mass",
-                "value_score": 1.0,
-                "needs_tier": "basic",
-                "credit_risk": "low",
-                "aml_risk": "prohibited" if sanctioned else "low",
-                "ops_risk": "low",
-                "edd_required": False,
-                "next_review": None,
-                "service_level": "self_service",
-                "reasons": reasons,
-                "actions": actions,
-                "dq_issues": [],
-                "policy_version": "memory@1",
-                "below_floor_since": None,
-            }
-        )
+        aml = "prohibited" if sanctioned else "low"
+        out.append({**row, "aml_risk": aml, "reasons": reasons, "actions": actions})
     return out  # type: ignore[return-value]
 
 
