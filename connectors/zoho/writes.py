@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 TASK_MODULE = "Tasks"
 #: What a re-sent task revises in the Task the CRM holds (``task_row``'s names).
 REVISED = ("Subject", "Due_Date", "Priority", "Description")
-#: Keys a closure look-up puts in one COQL ``in``: "in (up to 50 values)" (Zoho CRM v2,
+#: Keys a task look-up puts in one COQL ``in``: "in (up to 50 values)" (Zoho CRM v2,
 #: "Query API - Limitations").
 KEYS_PER_QUERY = 50
 #: What a key must be to go into a COQL text literal as is (crmtier's keys are hex digests).
