@@ -215,7 +215,7 @@ class Capabilities:
     # Write kinds whose keys are looked up before they are written, whatever the plan, and
     # how many keys one look-up takes (Zoho tasks: a COQL query, whose ``in`` takes 50
     # values, since Zoho has no upsert for Tasks). The minimum counts those look-ups too.
-    lookup_batch: Mapping[WriteKind, int] = field(default_factory=dict)
+    lookup_batch: Mapping[str, int] = field(default_factory=dict)
     # The precision of the CRM's modification stamps: two changes within one such tick
     # carry the same stamp (Zoho and Salesforce: 1 s; FXiaoke: epoch milliseconds).
     modstamp_resolution: timedelta = timedelta(milliseconds=1)

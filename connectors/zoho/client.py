@@ -83,9 +83,8 @@ class ZohoClient:
 
     def _call(self, what: str, op: Callable[[], Any], *, resend: bool = True) -> Any:
         """Run one SDK operation with retries; returns the response object, None for
-        204/304. Call-level Zoho errors raise the classified connector error. Without
-        ``resend`` a ``TransientError`` (the call may have been served) is raised at once,
-        not repeated. zcrmsdk types
+        204/304. Call-level Zoho errors raise the classified connector error; without
+        ``resend``, a ``TransientError`` (the call may have been served) at once. zcrmsdk types
         every value by the field metadata, and a real org holds only values of each field's
         type (text in a number field lives in a text field), so an answer it cannot type is
         an error, not a page to read some other way."""
@@ -113,16 +112,16 @@ class ZohoClient:
         if resend:
             return self._retrying(attempt)
 
-        def no_resend() -> Any:
+        def once() -> Any:
             try:
                 return attempt()
             except TransientError as exc:
-                raise _Undelivered(exc) from None
+                raise _InDoubt(exc) from None
 
         try:
-            return self._retrying(no_resend)
-        except _Undelivered as lost:
-            raise lost.error from None
+            return self._retrying(once)
+        except _InDoubt as doubt:
+            raise doubt.args[0] from None
 
     def _retrying(self, fn: Callable[[], T]) -> T:
         return call_with_retry(
@@ -387,13 +386,8 @@ class ZohoClient:
         return [row_result(item) for item in items]
 
 
-class _Undelivered(Exception):
-    """A ``TransientError`` of a call that must not be repeated, carried past the retries
-    (which repeat every ``TransientError``)."""
-
-    def __init__(self, error: TransientError) -> None:
-        super().__init__(str(error))
-        self.error = error
+class _InDoubt(Exception):
+    """Carries a call's ``TransientError`` past the retries, which repeat every one."""
 
 
 class _Headers:
