@@ -194,7 +194,7 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
     return out
 
 
-#: What COQL reads (task closures' look-ups, households) need ("Get Records through COQL
+#: What COQL reads (tasks' key look-ups, households) need ("Get Records through COQL
 #: Query": "scope=ZohoCRM.coql.READ (and) scope=ZohoCRM.modules.{operation_type}",
 #: www.zoho.com/crm/developer/docs/api/v8/Get-Records-through-COQL-Query.html; the v2
 #: scope list, www.zoho.com/crm/developer/docs/api/v2/scopes.html).
@@ -205,10 +205,11 @@ _COQL_FIX = (
 
 
 def _check_task_lookup(connector: ZohoConnector, key: str) -> SchemaCheck:
-    """Closing a task looks its key up by COQL first (``writes._open_tasks``): one COQL
-    query of one Task, shaped as that look-up, proves the grant holds ``ZohoCRM.coql.READ``.
-    Without it a sanctions hit could not withdraw the customer's sales tasks."""
-    name = "tasks: closure look-up"
+    """Making or closing a task looks its key up by COQL first (``writes._held_tasks``):
+    one COQL query of one Task, shaped as that look-up, proves the grant holds
+    ``ZohoCRM.coql.READ``. Without it no follow-up task could be made, and a sanctions hit
+    could not withdraw the customer's sales tasks."""
+    name = "tasks: key look-up"
     try:
         connector.client.query(
             f"select {key}, Status from {TASK_MODULE} where {key} is not null limit 1"  # noqa: S608
