@@ -80,3 +80,14 @@ def test_a_call_without_its_scope_is_refused_as_a_config_error_naming_the_scope(
     with pytest.raises(ConfigError, match="lacks a scope"):
         call(zconnect(zoho), zoho)
     assert zoho.write_calls() == 0
+
+
+@pytest.mark.parametrize("granted", [True, False])
+def test_doctor_says_whether_the_grant_can_read_the_related_lists_memberships_need(
+    sandbox_factory, zconnect, granted
+):
+    scopes = set(REQUIRED_SCOPES) - (set() if granted else {"ZohoCRM.settings.related_lists.READ"})
+    zoho = sandbox_factory("zoho", customers=1, scopes=scopes)
+    (line,) = [c for c in zconnect(zoho).check() if c.name == "campaigns: related list"]
+    assert line.ok is granted
+    assert granted or "ZohoCRM.settings.related_lists.READ" in line.fix
