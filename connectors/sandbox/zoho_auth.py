@@ -81,6 +81,9 @@ class Accounts:
             while self._issued and now - self._issued[0] > REFRESH_WINDOW:
                 self._issued.popleft()
             if len(self._issued) >= self.refresh_limit:
+                # "The status code ... after exceeding the allowed limit remains 200. However,
+                # the message for such requests says 'Access Denied'" (Kaizen #43, "Tokens
+                # and Limitations", help.zoho.com)
                 return Response.json(
                     {
                         "error_description": "You have made too many requests continuously. "
@@ -88,7 +91,7 @@ class Accounts:
                         "error": "Access Denied",
                         "status": "failure",
                     },
-                    400,
+                    200,
                 )
             self._issued.append(now)
             self.refreshes += 1
