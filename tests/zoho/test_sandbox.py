@@ -261,3 +261,26 @@ def test_a_stricter_org_takes_at_most_50_names(zoho, api):
         assert fifty.status_code == 200
     too_many = api("GET", f"/crm/v2/Contacts/{rid}", params={"fields": ",".join(names)})
     assert too_many.status_code == 400 and too_many.json()["code"] == "LIMIT_EXCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("where", "status"),
+    [
+        ("id is not null", 200),
+        ("id is not null and Household_Role is not null", 200),
+        ("(id is not null and Household_Role is not null)", 200),
+        ("((id is not null and Household_Role is not null) and Last_Name is not null)", 200),
+        ("(id is not null and (Household_Role is not null and Last_Name is not null))", 200),
+        ("id is not null and Household_Role is not null and Last_Name is not null", 400),
+        ("(id is not null and Household_Role is not null and Last_Name is not null)", 400),
+        ("(id in (1, 2) and Household_Role is not null and Last_Name is not null)", 400),
+    ],
+)
+def test_coql_takes_more_than_two_criteria_only_bracketed_in_pairs(api, where, status):
+    """ "If WHERE has more than two criteria such as A, B, and C, use them as (A and (B and
+    C)) or ((A and B) and C)" (Zoho CRM v2 "Query API - Limitations")."""
+    query = {"select_query": f"select Last_Name from Contacts where {where} limit 1"}
+    answer = api("POST", "/crm/v2/coql", json=query)
+    assert answer.status_code == status
+    if status == 400:
+        assert answer.json()["code"] == "SYNTAX_ERROR"
