@@ -234,12 +234,8 @@ def _check_membership_lookup(connector: ZohoConnector) -> SchemaCheck:
         )
         return SchemaCheck(name, False, f"reading the related lists was refused ({exc})", fix)
     if CAMPAIGN_MODULE not in lists:
-        return SchemaCheck(
-            name,
-            False,
-            f"{connector.module} has no {CAMPAIGN_MODULE} related list",
-            fix="set writeback.campaign_memberships = false",
-        )
+        missing = f"{connector.module} has no {CAMPAIGN_MODULE} related list"
+        return SchemaCheck(name, False, missing, "set writeback.campaign_memberships = false")
     return SchemaCheck(name, True, f"{connector.module}.{CAMPAIGN_MODULE}")
 
 
