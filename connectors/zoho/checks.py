@@ -178,6 +178,7 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
                 )
             )
             return out
+        out.append(_check_membership_lookup(connector))
         ids = sorted(set(connector.writeback.campaigns.values()))
         found = {
             str(r["id"]) for r in connector.client.fetch(CAMPAIGN_MODULE, ids, ["Campaign_Name"])
@@ -217,6 +218,26 @@ def _check_task_lookup(connector: ZohoConnector, key: str) -> SchemaCheck:
     except ConfigError as exc:
         return SchemaCheck(name, False, f"a COQL query of Tasks was refused ({exc})", _COQL_FIX)
     return SchemaCheck(name, True, f"Tasks.{key} readable by COQL")
+
+
+def _check_membership_lookup(connector: ZohoConnector) -> SchemaCheck:
+    """zcrmsdk reads the module's related lists before it adds or removes a campaign
+    membership ("Related Lists Meta Data", scope ``ZohoCRM.settings.related_lists.READ``):
+    the same read here proves the grant holds the scope and the module relates Campaigns,
+    before a sync's first membership write is refused."""
+    name = "campaigns: related list"
+    try:
+        lists = connector.client.related_lists(connector.module)
+    except ConfigError as exc:
+        fix = (
+            "add the scope ZohoCRM.settings.related_lists.READ to the self client's grant and "
+            "generate a new refresh token (docs/admin-setup.md)"
+        )
+        return SchemaCheck(name, False, f"reading the related lists was refused ({exc})", fix)
+    if CAMPAIGN_MODULE not in lists:
+        missing = f"{connector.module} has no {CAMPAIGN_MODULE} related list"
+        return SchemaCheck(name, False, missing, "set writeback.campaign_memberships = false")
+    return SchemaCheck(name, True, f"{connector.module}.{CAMPAIGN_MODULE}")
 
 
 def household_check(connector: ZohoConnector) -> SchemaCheck:

@@ -26,6 +26,7 @@ from zcrmsdk.src.com.zoho.crm.api import fields as sdk_fields
 from zcrmsdk.src.com.zoho.crm.api import notification as sdk_notification
 from zcrmsdk.src.com.zoho.crm.api import query as sdk_query
 from zcrmsdk.src.com.zoho.crm.api import record as sdk_record
+from zcrmsdk.src.com.zoho.crm.api import related_lists as sdk_related_lists
 from zcrmsdk.src.com.zoho.crm.api import related_records as sdk_related
 from zcrmsdk.src.com.zoho.crm.api import users as sdk_users
 from zcrmsdk.src.com.zoho.crm.api.exception import SDKException
@@ -327,6 +328,15 @@ class ZohoClient:
         return body
 
     # --- campaign membership (Contacts/Leads related list "Campaigns") --------------------
+
+    def related_lists(self, module: str) -> list[str]:
+        """``GET /crm/v2/settings/related_lists?module=...`` ("Related Lists Meta Data", scope
+        ``ZohoCRM.settings.related_lists.READ``): the API names of the module's related
+        lists, which zcrmsdk reads itself before a module's first relate or delink."""
+        ops = sdk_related_lists.RelatedListsOperations(module)
+        wrapper = self._call(f"related lists of {module}", ops.get_related_lists)
+        lists = [] if wrapper is None else wrapper.get_related_lists() or []
+        return [str(r.get_api_name()) for r in lists]
 
     def relate(
         self, module: str, record_id: str, campaign_ids: Sequence[str], status: str

@@ -71,12 +71,13 @@ def test_an_eleventh_token_within_ten_minutes_is_refused(zoho):
         "client_secret": zoho.app.client_secret,
         "refresh_token": zoho.app.refresh_token,
     }
-    answers = [
-        requests.post(zoho.accounts_url, data=form, verify=str(zoho.ca_bundle)).json()
-        for _ in range(11)
+    replies = [
+        requests.post(zoho.accounts_url, data=form, verify=str(zoho.ca_bundle)) for _ in range(11)
     ]
+    answers = [r.json() for r in replies]
     assert all("access_token" in a for a in answers[:10])
     assert answers[10]["error"] == "Access Denied"
+    assert replies[10].status_code == 200  # as Zoho answers it: the body says no
 
 
 def test_calls_need_a_live_zoho_oauthtoken(zoho, api):
@@ -274,3 +275,26 @@ def test_a_stricter_org_takes_at_most_50_names(zoho, api):
         assert fifty.status_code == 200
     too_many = api("GET", f"/crm/v2/Contacts/{rid}", params={"fields": ",".join(names)})
     assert too_many.status_code == 400 and too_many.json()["code"] == "LIMIT_EXCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("where", "status"),
+    [
+        ("id is not null", 200),
+        ("id is not null and Household_Role is not null", 200),
+        ("(id is not null and Household_Role is not null)", 200),
+        ("((id is not null and Household_Role is not null) and Last_Name is not null)", 200),
+        ("(id is not null and (Household_Role is not null and Last_Name is not null))", 200),
+        ("id is not null and Household_Role is not null and Last_Name is not null", 400),
+        ("(id is not null and Household_Role is not null and Last_Name is not null)", 400),
+        ("(id in (1, 2) and Household_Role is not null and Last_Name is not null)", 400),
+    ],
+)
+def test_coql_takes_more_than_two_criteria_only_bracketed_in_pairs(api, where, status):
+    """ "If WHERE has more than two criteria such as A, B, and C, use them as (A and (B and
+    C)) or ((A and B) and C)" (Zoho CRM v2 "Query API - Limitations")."""
+    query = {"select_query": f"select Last_Name from Contacts where {where} limit 1"}
+    answer = api("POST", "/crm/v2/coql", json=query)
+    assert answer.status_code == status
+    if status == 400:
+        assert answer.json()["code"] == "SYNTAX_ERROR"
