@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from sync.planner import field_values
 from tiering_core.models import AssessmentData
+from tiering_core.wants import Wants, wants_of
 
 
 class Decided(Protocol):
@@ -32,6 +33,8 @@ class Decided(Protocol):
 
     def dq_issues(self, i: int) -> list[dict[str, Any]]: ...
 
+    def wants(self) -> list[Wants]: ...
+
 
 class DecisionRows(list[AssessmentData]):
     """Whole decisions as ``Decided``: what a customer assessed alone, or an adjusted page,
@@ -51,3 +54,6 @@ class DecisionRows(list[AssessmentData]):
 
     def dq_issues(self, i: int) -> list[dict[str, Any]]:
         return list(self[i]["dq_issues"])
+
+    def wants(self) -> list[Wants]:
+        return [wants_of(d) for d in self]

@@ -1,16 +1,19 @@
 """The write-back planner: the fewest CRM writes that make the CRM show an assessment.
 
-Inputs are the assessment's actions (as the engine's plain ``AssessmentData``), the CRM's
-present write-back values
-(``CrmRecord.current``) and what crmtier itself already made or has queued (tasks by dedupe
-key, campaign memberships). Output is a ``CustomerPlan``: only fields whose value differs
+Inputs are the assessment's desired field values and what it asks of the CRM besides
+(``tiering_core.wants.Wants``: its task actions and campaign memberships, read from a
+batch's decision columns or from a whole ``AssessmentData``), the CRM's present write-back
+values (``CrmRecord.current``) and what crmtier itself already made or has queued (tasks
+by dedupe key, campaign memberships). Output is a ``CustomerPlan``: only fields whose value differs
 from the CRM's, only tasks not yet made, only membership changes that change something. An
 unchanged customer plans nothing; so does a customer whose record comes back because of
 our own write (its CRM values now equal the assessment's). A campaign or task queue the
 config switched off (``= false``) is not planned; one it never named is an error, never a
 silent skip.
 
-Pure functions, no I/O: the engine and the webhook worker both call ``plan_customer``.
+Pure functions, no I/O: a run's pages (the webhook worker's too) are planned with
+``plan_wants``; ``plan_customer`` plans a whole decision (``crmtier explain``, the
+simulation).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from connectors.mapping import WritebackConfig
 from sync.explanation import EXPLANATION, explanation_text
 from tiering_core.models import ActionKind, AssessmentData, TaskAction
 from tiering_core.row_reasons import codes_of
+from tiering_core.wants import Wants, wants_of
 
 #: characters a number's text can start with besides digits (float() also takes
 #: "inf"/"nan", which start with a letter and stay text, as before)
@@ -251,74 +255,88 @@ def plan_customer(
     *,
     desired: Mapping[str, Any] | None = None,
 ) -> CustomerPlan:
-    """The plan's tasks are validated into ``TaskAction`` here: only the few planned ones,
-    which the outbox and the connectors carry on. ``desired``: the assessment's
-    ``desired_fields`` under ``writeback``, when the caller has them already."""
+    """The plan of a whole decision (``plan_wants`` of its ``wants_of``). ``desired``:
+    the assessment's ``desired_fields`` under ``writeback``, when the caller has them
+    already."""
     if desired is None:
         desired = desired_fields(assessment, writeback)
+    return plan_wants(wants_of(assessment), current, known, writeback, desired)
+
+
+def plan_wants(
+    wants: Wants,
+    current: Mapping[str, Any],
+    known: Known,
+    writeback: WritebackConfig,
+    desired: Mapping[str, Any],
+) -> CustomerPlan:
+    """The plan of a decision's ``desired`` field values and its ``wants`` (a batch's
+    decision columns give them without a decision dict: ``DecisionColumns.wants``). The
+    plan's tasks are validated into ``TaskAction`` here: only the few planned ones, which
+    the outbox and the connectors carry on."""
     fields = changed_fields(desired, current)
     tasks: list[TaskAction] = []
-    desired_campaigns: dict[str, dict[str, Any]] = {}
-    # the campaigns mapped (None: memberships not written), looked up before ``_targeted``
-    mapped = writeback.campaigns if writeback.campaign_memberships else None
-    for action in assessment["actions"]:
-        kind = action["kind"]
-        if kind == "set_field":
-            continue
-        if kind == "task":
-            if (
-                writeback.tasks
-                and action["dedupe_key"] not in known.tasks
-                and _targeted(writeback, "queues", action["queue"])
+    if writeback.tasks:
+        for action in wants.tasks:
+            if action["dedupe_key"] not in known.tasks and _targeted(
+                writeback, "queues", action["queue"]
             ):
                 tasks.append(TaskAction.model_validate(action))
-        elif mapped is not None:
-            campaign = action["campaign"]
-            if campaign in mapped or _targeted(writeback, "campaigns", campaign):
-                desired_campaigns[campaign] = action
+    return CustomerPlan(
+        wants.id,
+        fields,
+        tuple(tasks),
+        _memberships(wants, known, writeback) if writeback.campaign_memberships else (),
+        closures_of(wants, known, writeback),
+    )
+
+
+def _memberships(wants: Wants, known: Known, writeback: WritebackConfig) -> tuple[Membership, ...]:
+    """The membership changes that make the CRM show ``wants``: each campaign it is a
+    member of that crmtier has not made (or may have made: ``in_doubt``), added; each one
+    crmtier made or may have made that it is no longer a member of, removed."""
+    mapped = writeback.campaigns  # looked up before ``_targeted``
+    if not all(map(mapped.__contains__, wants.campaigns)):  # most configs map them all
+        for campaign in wants.campaigns:  # each named must be mapped or switched off
+            if campaign not in mapped:
+                _targeted(writeback, "campaigns", campaign)
+    members = {
+        campaign: key
+        for campaign, key in wants.members.items()
+        if campaign in mapped or _targeted(writeback, "campaigns", campaign)
+    }
     memberships = [
-        Membership(key, True, action["dedupe_key"])
-        for key, action in sorted(desired_campaigns.items())
-        if action["member"] and (key not in known.memberships or key in known.in_doubt)
+        Membership(campaign, True, key)
+        for campaign, key in sorted(members.items())
+        if campaign not in known.memberships or campaign in known.in_doubt
     ]
     # a customer with no membership crmtier made or may have made (most) leaves none
-    if mapped is not None and (known.memberships or known.in_doubt):
+    if known.memberships or known.in_doubt:
         maybe_member = {**known.memberships, **known.in_doubt}
         memberships += [
             Membership(campaign, False, dedupe_key)
             for campaign, dedupe_key in sorted(maybe_member.items())
-            if (campaign not in desired_campaigns or not desired_campaigns[campaign]["member"])
-            and _targeted(writeback, "campaigns", campaign)
+            if campaign not in members and _targeted(writeback, "campaigns", campaign)
         ]
-    return CustomerPlan(
-        assessment["id"],
-        fields,
-        tuple(tasks),
-        tuple(memberships),
-        closures_of(assessment, known, writeback),
-    )
+    return tuple(memberships)
 
 
-def restricted(assessment: AssessmentData) -> bool:
+def restricted(wants: Wants) -> bool:
     """Whether the bank must withdraw sales work from this customer now: a sanctions hit
     (whatever level a waiver rates it) or a prohibited AML rating."""
-    return assessment["aml_risk"] == "prohibited" or any(
-        reason["code"] == SANCTIONS_REASON for reason in assessment["reasons"]
-    )
+    return wants.aml_risk == "prohibited" or SANCTIONS_REASON in wants.codes
 
 
-def closures_of(
-    assessment: AssessmentData, known: Known, writeback: WritebackConfig
-) -> tuple[TaskClosure, ...]:
+def closures_of(wants: Wants, known: Known, writeback: WritebackConfig) -> tuple[TaskClosure, ...]:
     """The open sales tasks crmtier made, or may have made (``Known.tasks_in_doubt``: a
     write whose answer was never seen), for a restricted customer, to close in the same run
     as its sanctions review is created (none when tasks are not written back). A customer
     with no such task (most) has none: its reasons are not read."""
     if not writeback.tasks or not (known.task_rules or known.tasks_in_doubt):
         return ()
-    if not restricted(assessment):
+    if not restricted(wants):
         return ()
-    wanted = {a["dedupe_key"] for a in assessment["actions"] if a["kind"] == "task"}
+    wanted = {a["dedupe_key"] for a in wants.tasks}
     made = {key: rule for key, rule in known.task_rules.items() if key in known.tasks}
     return tuple(
         TaskClosure(rule, key, key not in made)

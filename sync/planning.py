@@ -3,7 +3,7 @@
 For each customer of a page: skip it when it is only our own write coming back
 (``settled``); else assess it with its committed ``previous`` (a batch, one by one only if
 the batch fails), apply the pre-decision adjustments, plan the fewest writes
-(``sync.planner.plan_customer``) with what may already have reached the CRM
+(``sync.planner.plan_wants``) with what may already have reached the CRM
 (``in_doubt``), admit tasks within the task budgets, and build the ``PendingDecision``
 that becomes the customer's committed state once the writes are answered.
 
@@ -32,7 +32,7 @@ from sync.planner import (
     changed_fields,
     desired_fields,
     fields_only,
-    plan_customer,
+    plan_wants,
     same_value,
     tiers_of,
 )
@@ -136,11 +136,12 @@ class PagePlanner:
         writes are outstanding (the record, read before they land, need not show them) and
         once they are answered if the CRM still shows them. A customer whose inputs
         changed since, or whose decision's writes died, is decided again.
-        ``repeated``: this very version of the record was admitted before
-        (``sync.claims``), so the committed decision, if on the same inputs today, was made
-        from it; the record, read before that decision's writes went out, need not show
-        them. A dry run records no decision: what it planned earlier stands instead
-        (``previewed``), on the same inputs."""
+        ``repeated``: this very version of the record was admitted and decided from by a
+        committed page before (``sync.claims``; not one only admitted, by a run that died
+        or stopped before its commit), so the committed decision, if on the same inputs
+        today, was made from it; the record, read before that decision's writes went out,
+        need not show them. A dry run records no decision: what it planned earlier stands
+        instead (``previewed``), on the same inputs."""
         cid = record.profile.id
         if cid in self.previewed:
             return self.previewed[cid][0] == digest
@@ -281,22 +282,23 @@ class PagePlanner:
     def plan(
         self, assessed: AssessedPage, states: dict[str, CustomerState], in_doubt: InDoubt
     ) -> list[Planned]:
-        """Each customer's plan. Its desired fields are read from the page's decision
-        columns (the mapped fields' values of every customer in one pass); a run writing
-        fields alone plans from them and its decision without actions (``summaries``:
-        reasons kept as codes until read) only, and the whole decision is made for a
-        customer only when tasks or campaigns are planned (``plan_customer``) or someone
-        reads it."""
+        """Each customer's plan, read from the page's decision columns: its desired fields
+        (the mapped fields' values of every customer in one pass), its tasks and
+        memberships (``Decided.wants``, none made for a run writing fields alone), and the
+        decision kept of it (``summaries``: without actions, reasons kept as codes until
+        read). No customer's whole decision is made here: only where someone reads it
+        (a dry run's ``preview``, the explanation field's reasons)."""
         out = []
         writeback, decided = self.writeback, assessed.decided
         alone = fields_only(writeback)
         values = decided.field_rows(writeback.fields)
-        summaries = decided.summaries() if alone else None
+        summaries = decided.summaries()
+        wants = None if alone else decided.wants()
         for i, record in enumerate(assessed.records):
             cid = record.profile.id
-            summary = decided[i] if summaries is None else summaries[i]
+            summary = summaries[i]
             desired = desired_fields(summary, writeback, values[i])
-            if alone:
+            if wants is None:
                 plan = CustomerPlan(cid, changed_fields(desired, record.current))
             else:
                 state = states.get(cid)
@@ -304,7 +306,7 @@ class PagePlanner:
                 doubt = in_doubt(cid)
                 if doubt is not None:
                     known = replace(known, in_doubt=doubt.memberships, tasks_in_doubt=doubt.tasks)
-                plan = plan_customer(summary, record.current, known, writeback, desired=desired)
+                plan = plan_wants(wants[i], record.current, known, writeback, desired)
             out.append(Planned(record, summary, plan, desired, decided, i))
         return out
 

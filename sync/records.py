@@ -149,9 +149,10 @@ class DecisionsAt(Protocol):
 @dataclass(frozen=True, slots=True)
 class Planned:
     """One assessed customer of a page and the writes its assessment needs. ``summary``:
-    its decision as planned, what its state and audit keep (in a run writing fields alone,
-    without its actions: ``DecisionColumns.plain``); the whole decision (``assessment``)
-    is made from the page's decisions only when read."""
+    its decision as planned, what its state and audit keep (from a page's decision
+    columns, without its actions: ``DecisionColumns.plain``); the whole decision
+    (``assessment``) is made from the page's decisions only when read (a dry run's
+    preview)."""
 
     record: CrmRecord
     summary: AssessmentData

@@ -5,12 +5,14 @@ output: tiers, scores, review dates, each customer's DQ issues, and the ``set_fi
 values per field, the CRM's reasons field rendered for the whole batch) and keeps its
 reasons as cells (``row_reasons.ReasonCells``: codes and values until a reason is read).
 What a caller reads for every customer is read from these columns: the sync plans a
-customer's tier-field writes from ``field_rows`` and keeps its state (its reason codes
-among it) from ``summaries``, without a reason dict or the 13 ``set_field`` action dicts
-a decision holds. ``row`` makes exactly the
-decision dict (``AssessmentData``) the engine has always returned, with its actions,
-once per customer and only for the customers a caller reads whole (an output line, a
-customer with tasks, the webhook path); iterating or indexing the batch reads rows.
+customer's tier-field writes from ``field_rows``, its tasks and memberships from
+``wants`` (task actions of the task candidates alone, a membership key hashed only for
+the campaigns a customer is a member of) and keeps its state (its reason codes among it)
+from ``summaries``, without a reason dict for most customers, the 13 ``set_field`` action
+dicts or the ten campaign actions a decision holds. ``row`` makes exactly the decision
+dict (``AssessmentData``) the engine has always returned, with its actions, once per
+customer and only for the customers a caller reads whole (an output line, a dry run's
+preview); iterating or indexing the batch reads rows.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from datetime import date
 from functools import cached_property
-from itertools import repeat
+from itertools import compress, repeat
 from typing import TYPE_CHECKING, Any, cast, overload
 
 from tiering_core.models import ActionKind, AssessmentData
 from tiering_core.policy import Policy
 from tiering_core.row_reasons import ReasonCells, RowReasons
 from tiering_core.rules import override, strategy
+from tiering_core.wants import Wants
 
 if TYPE_CHECKING:
     from tiering_core.decisions import Household, Named
@@ -94,7 +97,7 @@ class DecisionColumns(Sequence[AssessmentData]):
     @cached_property
     def customers(self) -> list[strategy.Customer]:
         """Each customer as the task and campaign rules read it (made when first read:
-        a decision made whole, an output line)."""
+        a decision made whole, an output line, a task candidate's ``wants``)."""
         return self._customers()
 
     @property
@@ -182,7 +185,7 @@ class DecisionColumns(Sequence[AssessmentData]):
         kinds, outcome = self.kinds, None
         if self.candidates is not None:  # tasks asked for: what only they read, made for them
             if self.candidates[i]:
-                outcome = self.named.outcome(i, self.service_level[i], self.issues[i])
+                outcome = self._outcome(i)
             else:
                 kinds = self._kinds_but_tasks
         keys, members = self.memberships
@@ -196,22 +199,60 @@ class DecisionColumns(Sequence[AssessmentData]):
             kinds,
             (keys, [member[i] for member in members]),
         )
-        overridden = self.overrides[i] if self.overrides else None
-        if overridden is not None:  # a refused override's task to its maker
-            decision["actions"] = (
-                *decision["actions"],
-                *override.refusal_tasks(
-                    customer.id,
-                    customer.owner_id,
-                    overridden,
-                    why,
-                    self.policy,
-                    self.as_of,
-                    self.kinds,
-                ),
-            )
+        if self.overrides and self.overrides[i] is not None:
+            decision["actions"] = (*decision["actions"], *self._refusals(i, customer, why))
         self._rows[i] = decision
         return decision
+
+    def wants(self) -> list[Wants]:
+        """Every customer's ``Wants`` (what the sync plans tasks, memberships and closures
+        from), read from the columns: no decision dict. The task rules are asked about the
+        task candidates alone and read those customers' reasons alone
+        (``ReasonCells.reasons_of``); a membership's dedupe key is hashed only for the
+        campaigns a customer is a member of (``row`` hashes every campaign's)."""
+        keys, members = self.memberships
+        rows = zip(*members, strict=True) if keys else repeat(())
+        codes, aml = self.cells.codes, self.named.aml_risk
+        candidates = self.candidates or repeat(False)
+        overrides = self.overrides or repeat(None)
+        out = []
+        # ``ids`` bounds the others (a column not asked for repeats its default)
+        for i, (cid, row, candidate, overridden) in enumerate(
+            zip(self.ids, rows, candidates, overrides, strict=False)
+        ):
+            tasks: tuple[dict[str, Any], ...] = ()
+            if candidate or overridden is not None:
+                customer, why = self.customers[i], self.cells.reasons_of(i)
+                if candidate:
+                    made = strategy.tasks(customer, self._outcome(i), self.policy, self.as_of, why)
+                    tasks = tuple(made)
+                if overridden is not None:
+                    tasks = (*tasks, *self._refusals(i, customer, why))
+            mine = {key: strategy.dedupe_key(cid, "campaign", key) for key in compress(keys, row)}
+            out.append(Wants(cid, tasks, keys, mine, aml[i], codes[i]))
+        return out
+
+    def _outcome(self, i: int) -> strategy.Outcome:
+        """What the task rules read of task candidate ``i``."""
+        return self.named.outcome(i, self.service_level[i], self.issues[i])
+
+    def _refusals(
+        self, i: int, customer: strategy.Customer, why: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The task telling the maker why customer ``i``'s override was refused (none when
+        it was not, or it has none): after its other actions."""
+        overridden = self.overrides[i] if self.overrides else None
+        if overridden is None:
+            return []
+        return override.refusal_tasks(
+            customer.id,
+            customer.owner_id,
+            overridden,
+            why,
+            self.policy,
+            self.as_of,
+            self.kinds,
+        )
 
 
 def _dicts(keys: tuple[str, ...], columns: Sequence[Sequence[Any]], n: int) -> list[dict[str, Any]]:

@@ -149,6 +149,22 @@ def generated_bank(n: int, seed: int, *, dirty: bool = False) -> list[CustomerPr
     return batch
 
 
+def override_of(k: int) -> dict[str, Any]:
+    """An approved override to private (with a priority service tier unless ``k`` is a
+    multiple of 3); for an odd ``k`` its checker is its maker, so it is refused."""
+    return {
+        "value_tier": "private",
+        "service_tier": "priority" if k % 3 else None,
+        "reason": "reviewed",
+        "expires": "2027-02-15",
+        "approved": True,
+        "maker_id": "005RM1",
+        "checker_id": "005RM1" if k % 2 else "005HEAD",
+        "proposed_at": "2026-11-19T16:00:00",
+        "approved_at": "2026-11-20T09:30:00",
+    }
+
+
 def build(**changes: Any) -> dict[str, Any]:
     """BASELINE with ``changes``: a dict value for a block is merged into that block
     (``assets={"deposits": 1}``), ``None`` removes the block, dotted keys are not used."""

@@ -12,7 +12,14 @@ from datetime import date
 from typing import Any
 
 import pytest
-from core_support import AS_OF, build, generated_bank, policies, task_settings_policy
+from core_support import (
+    AS_OF,
+    build,
+    generated_bank,
+    override_of,
+    policies,
+    task_settings_policy,
+)
 
 from tests.core.test_core_reasons_field import one_by_one
 from tiering_core import decisions
@@ -40,18 +47,7 @@ def book(seed: int) -> list[CustomerProfile]:
     out = []
     for k, p in enumerate(generated_bank(300, seed=seed, dirty=True)):
         if k % 7 == 0:
-            override = {
-                "value_tier": "private",
-                "service_tier": "priority" if k % 3 else None,
-                "reason": "reviewed",
-                "expires": "2027-02-15",
-                "approved": True,
-                "maker_id": "005RM1",
-                "checker_id": "005RM1" if k % 2 else "005HEAD",
-                "proposed_at": "2026-11-19T16:00:00",
-                "approved_at": "2026-11-20T09:30:00",
-            }
-            p = CustomerProfile.model_validate({**p.model_dump(), "override": override})
+            p = CustomerProfile.model_validate({**p.model_dump(), "override": override_of(k)})
         out.append(p)
     return out
 

@@ -24,6 +24,7 @@ from sync.settings import SyncSettings
 from sync.writepool import WritePool
 from tests.sync.test_sync_planner import _assessed
 from tests.sync.test_write_pipeline import PagedCrm
+from tiering_core.wants import wants_of
 
 RUN, EARLIER = "run-2", "run-1"
 PAYLOADS: dict[WriteKind, dict[str, Any]] = {
@@ -154,9 +155,9 @@ def test_a_restricted_customer_s_sales_tasks_in_doubt_are_closed(
     assessment: Any, known: Known, closed: list[str]
 ) -> None:
     wb = load_default_mapping("salesforce").writeback
-    assert [c.dedupe_key for c in closures_of(assessment, known, wb)] == closed
+    assert [c.dedupe_key for c in closures_of(wants_of(assessment), known, wb)] == closed
     off = WritebackConfig(fields=wb.fields, queues=wb.queues, campaigns=wb.campaigns, tasks=False)
-    assert closures_of(assessment, known, off) == ()  # tasks not written back: none
+    assert closures_of(wants_of(assessment), known, off) == ()  # tasks not written back: none
 
 
 def test_an_in_doubt_closure_says_so_and_carries_the_rule_of_the_task_it_closes() -> None:
@@ -168,7 +169,7 @@ def test_an_in_doubt_closure_says_so_and_carries_the_rule_of_the_task_it_closes(
         task_rules=RECORDED.task_rules,
         tasks_in_doubt={SALES_KEY: "upgrade_call", **RECORDED.task_rules},
     )
-    assert closures_of(SANCTIONED, known, wb) == (
+    assert closures_of(wants_of(SANCTIONED), known, wb) == (
         TaskClosure("service_recovery", "C1:service_recovery:old", in_doubt=False),
         TaskClosure("upgrade_call", SALES_KEY, in_doubt=True),
     )
