@@ -5,13 +5,15 @@ locked (审批中) is not written through: that lock is the bank's control, not 
 lift. FXiaoke's code table (全局返回码, developer.fxiaoke.com/openapi_v2/start/guide/
 codes.html) lists no code for the refusal, so the code cannot tell it apart from a bad
 value (32000) or an unknown error; the record's approval instances can: after a refused
-update, one read of "查询对象审批流实例" (``/cgi/crm/object/approvalInstances/query``,
-``dataId``; FXiaoke open API, 审批流程接口, apifox.com/apidoc/docs-site/528859) tells
-whether an instance is ``in_progress`` (the state name as override_audit.py reads them:
-UNVERIFIED against a live tenant). If one is, the write is ``RECORD_LOCKED``: retryable,
-so a later run writes the tier once the approval ends, and named so the admin sees why.
+update, one read of "Query Object Approval Flow Instances" (查询对象审批流实例,
+``/cgi/crm/object/approvalInstances/query`` with ``dataId``; developer.fxiaoke.com/
+openapi_v2/en/common/process/approval/query.html) tells whether an instance's ``state`` is
+``in_progress`` (the page's states: in_progress, pass, error, cancel, reject). If one is,
+the write is ``RECORD_LOCKED``: retryable, so a later run writes the tier once the
+approval ends, and named so the admin sees why.
 The read costs a call only for a refused record; a read that fails keeps the refusal as it
-was.
+was. A lock set another way (an admin's "Lock Object", /cgi/crm/v2/object/lock) is not
+recognised: the refusal keeps its code.
 """
 
 from __future__ import annotations
