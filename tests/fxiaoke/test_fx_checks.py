@@ -133,3 +133,16 @@ def test_check_warns_of_a_date_field_outside_utc8(
     assert all(c.ok for c in checks)
     (warned,) = [c for c in checks if c.name == "write next_review"]
     assert warned.severity == "warning" and "time_zone GMT+1" in warned.detail
+
+
+def test_check_names_a_required_queue_field_crmtier_leaves_empty(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """crmtier fills the follow-up's queue field only for a task routed to a queue; a task
+    for a named owner carries ``""`` there, which a required field refuses. Doctor must not
+    count the queue field as filled."""
+    fields = sandbox.objects[FOLLOWUP].fields
+    fields["field_queue__c"] = replace(fields["field_queue__c"], required=True)
+    failing = [c for c in connect(sandbox).check() if not c.ok]
+    detail = f"{FOLLOWUP} requires field_queue__c, which crmtier does not fill"
+    assert [(c.name, c.detail) for c in failing] == [("follow-up tasks", detail)]
