@@ -115,7 +115,7 @@ def test_check_names_a_required_field_crmtier_does_not_fill(
         ({}, False),
     ],
 )
-def testrequired_unfilled_custom_fields(field: dict[str, object], flagged: bool) -> None:
+def test_required_unfilled_lists_custom_fields_without_a_default(field: dict[str, object], flagged: bool) -> None:
     fields = {"field_branch__c": field, "record_type": {"is_required": True}, "name": field}
     assert required_unfilled(fields, {"name"}) == (["field_branch__c"] if flagged else [])
 
