@@ -121,22 +121,18 @@ def _writable(
         return SchemaCheck(
             label, False, f"{name} lacks options {listed}", f"add {listed} to {name}'s options"
         )
+    # Warnings add up on the one line: a restricted date field outside UTC+8 needs both.
+    notes = []
     zone = field.get("time_zone")
     if kind == "date" and zone and zone not in TENANT_ZONE_NAMES:
-        return SchemaCheck(
-            label,
-            True,
-            f"{name} ({kind}) has time_zone {zone}; crmtier writes a date as midnight UTC+8: "
-            "check that a written date shows the intended day",
-            severity="warning",
+        notes.append(
+            f"has time_zone {zone}; crmtier writes a date as midnight UTC+8: "
+            "check that a written date shows the intended day"
         )
     if output in connector.writeback.restricted:
-        return SchemaCheck(
-            label,
-            True,
-            f"{name} ({kind}); restricted: make it visible to compliance roles only",
-            severity="warning",
-        )
+        notes.append("restricted: make it visible to compliance roles only")
+    if notes:
+        return SchemaCheck(label, True, f"{name} ({kind}); {'; '.join(notes)}", severity="warning")
     return SchemaCheck(label, True, f"{name} ({kind})")
 
 

@@ -115,7 +115,9 @@ def test_check_names_a_required_field_crmtier_does_not_fill(
         ({}, False),
     ],
 )
-def test_required_unfilled_lists_custom_fields_without_a_default(field: dict[str, object], flagged: bool) -> None:
+def test_required_unfilled_lists_custom_fields_without_a_default(
+    field: dict[str, object], flagged: bool
+) -> None:
     fields = {"field_branch__c": field, "record_type": {"is_required": True}, "name": field}
     assert required_unfilled(fields, {"name"}) == (["field_branch__c"] if flagged else [])
 
@@ -146,3 +148,18 @@ def test_check_names_a_required_queue_field_crmtier_leaves_empty(
     failing = [c for c in connect(sandbox).check() if not c.ok]
     detail = f"{FOLLOWUP} requires field_queue__c, which crmtier does not fill"
     assert [(c.name, c.detail) for c in failing] == [("follow-up tasks", detail)]
+
+
+def test_a_restricted_date_field_outside_utc8_keeps_both_warnings(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """A bank may restrict more outputs than the declared ones (``[writeback] restricted``);
+    the time-zone warning must not hide the restriction's."""
+    fields = sandbox.objects[ACCOUNT].fields
+    fields["field_next_review__c"] = replace(fields["field_next_review__c"], time_zone="GMT+1")
+    connector = connect(sandbox)
+    restricted = (*connector.writeback.restricted, "next_review")
+    connector.writeback = connector.writeback.model_copy(update={"restricted": restricted})
+    (warned,) = [c for c in connector.check() if c.name == "write next_review"]
+    assert warned.ok and warned.severity == "warning"
+    assert "time_zone GMT+1" in warned.detail and "compliance roles only" in warned.detail
