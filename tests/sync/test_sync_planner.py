@@ -197,10 +197,17 @@ def test_memberships_in_doubt_are_planned_explicitly(
 
 QUEUED = TASK.model_copy(update={"queue": "credit_risk", "dedupe_key": "C1:credit:2026Q2"})
 SURVEY = CampaignAction(campaign="survey_mass", member=True, dedupe_key="C1:survey_mass")
+NOT_SURVEYED = SURVEY.model_copy(update={"member": False})
 
 
-@pytest.mark.parametrize("action", [QUEUED, SURVEY], ids=["queue", "campaign"])
+@pytest.mark.parametrize(
+    "action",
+    [QUEUED, SURVEY, NOT_SURVEYED],
+    ids=["queue", "campaign", "campaign-not-member"],
+)
 def test_a_target_the_config_never_named_is_an_error_not_a_silent_skip(action: Any) -> None:
+    """A campaign the decision names but does not make the customer a member of is
+    refused too: the config is wrong whether or not this customer joins it."""
     names = r"\[writeback\.(queues|campaigns)\] (credit_risk|survey_mass)"
     with pytest.raises(ConfigError, match=names):
         plan_customer(_assessment(action), {}, Known(), WB)
