@@ -224,6 +224,8 @@ def test_switched_off_targets_are_not_planned_and_mapped_ones_are() -> None:
     assert off.is_off("campaigns", "survey_mass") and "survey_mass" not in off.campaigns
     was_member = Known(memberships={"survey_mass": SURVEY.dedupe_key})
     assert not plan_customer(_assessment(QUEUED, SURVEY), {}, was_member, off)
+    # nor joined by a customer crmtier has made no membership of it for
+    assert not plan_customer(_assessment(QUEUED, SURVEY), {}, Known(), off)
     on = WB.model_copy(
         update={
             "campaigns": {**WB.campaigns, "survey_mass": "701S"},
