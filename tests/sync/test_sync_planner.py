@@ -342,6 +342,14 @@ def _assessed(sanctions_hit: bool, aml_risk: str | None = None) -> AssessmentDat
     return cast(AssessmentData, data)
 
 
+def _wanting(assessment: AssessmentData, rule: str) -> AssessmentData:
+    """``assessment`` asking again for the open ``rule`` task of an earlier run (its
+    dedupe key in ``MADE``), as a bank's policy that holds no sales task back may."""
+    again = TASK.model_copy(update={"rule": rule, "dedupe_key": f"C1:{rule}:old"})
+    actions = (*assessment["actions"], again.model_dump())
+    return cast(AssessmentData, {**assessment, "actions": actions})
+
+
 @pytest.mark.parametrize(
     ("assessment", "known", "tasks_written", "closed"),
     [
@@ -355,6 +363,13 @@ def _assessed(sanctions_hit: bool, aml_risk: str | None = None) -> AssessmentDat
         (_assessed(False), MADE, True, []),
         # a high (not prohibited) AML level blocks new sales tasks but withdraws none
         (_assessed(False, aml_risk="high"), MADE, True, []),
+        # a sales task the decision asks for again stays open: it is wanted, not withdrawn
+        (
+            _wanting(_assessed(True, aml_risk="high"), "service_recovery"),
+            MADE,
+            True,
+            [r for r in SALES if r != "service_recovery"],
+        ),
         # a task whose rule the store does not know (made before it kept rules) stays
         (_assessed(True), {}, True, []),
         # tasks not written back: nothing to close
@@ -366,6 +381,7 @@ def _assessed(sanctions_hit: bool, aml_risk: str | None = None) -> AssessmentDat
         "prohibited",
         "clear",
         "aml-high",
+        "wanted-again",
         "rule-unknown",
         "tasks-off",
     ],
