@@ -195,6 +195,25 @@ def test_memberships_in_doubt_are_planned_explicitly(
     assert {(m.campaign, m.member) for m in plan.memberships} == planned
 
 
+@pytest.mark.parametrize(
+    ("actions", "planned"),
+    [
+        ((VIP, LEAVE_VIP), {("vip_events", False)}),
+        ((LEAVE_VIP, VIP), set()),
+    ],
+    ids=["joined-then-left", "left-then-joined"],
+)
+def test_a_campaign_named_twice_is_planned_by_its_last_action(
+    actions: tuple[CampaignAction, ...], planned: set[tuple[str, bool]]
+) -> None:
+    """``wants_of`` reads a decision's actions in order, as the planner always did: the
+    last action of a campaign decides (an adjustment may append one). The customer is a
+    member crmtier made: leaving is planned, staying plans nothing."""
+    known = Known(memberships={"vip_events": VIP.dedupe_key})
+    plan = plan_customer(_assessment(*actions), {}, known, WB)
+    assert {(m.campaign, m.member) for m in plan.memberships} == planned
+
+
 QUEUED = TASK.model_copy(update={"queue": "credit_risk", "dedupe_key": "C1:credit:2026Q2"})
 SURVEY = CampaignAction(campaign="survey_mass", member=True, dedupe_key="C1:survey_mass")
 NOT_SURVEYED = SURVEY.model_copy(update={"member": False})
