@@ -226,14 +226,30 @@ def test_columns_plan_and_decide_as_whole_decisions(
         assert seen["add"] and seen["remove"]
 
 
+def _members(decided: Any, campaign: str) -> int:
+    """How many of a page's customers its whole decisions make members of ``campaign``."""
+    actions = (a for d in decided for a in d["actions"] if a["kind"] == "campaign")
+    return sum(a["member"] for a in actions if a["campaign"] == campaign)
+
+
+@pytest.mark.parametrize("members", [True, False], ids=["members", "no-member"])
 @pytest.mark.parametrize("whole", [True, False], ids=["whole", "columns"])
-def test_a_campaign_the_config_never_names_is_refused_on_both_paths(whole: bool) -> None:
+def test_a_campaign_the_config_never_names_is_refused_on_both_paths(
+    whole: bool, members: bool
+) -> None:
     """A campaign neither mapped nor switched off, whether or not any customer is a
-    member of it: the plan is refused, not silently written without it."""
+    member of it (``no-member``: the book without the customers who join it): the plan is
+    refused, not silently written without it."""
     policy = load_policy()
     unnamed = _config(campaigns={k: v for k, v in WRITEBACK.campaigns.items() if k != "vip_events"})
     profiles = _book(3)
+    if not members:
+        joined = DecisionRows(_decided(profiles, policy, WRITEBACK))
+        profiles = [
+            p for p, d in zip(profiles, joined, strict=True) if not _members([d], "vip_events")
+        ]
     decided = _decided(profiles, policy, unnamed)
+    assert bool(_members(DecisionRows(decided), "vip_events")) == members
     if whole:
         decided = DecisionRows(decided)
     records = [CrmRecord(p, STAMP, {}) for p in profiles]
