@@ -134,6 +134,7 @@ HTTP_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(504, None, TransientError, "gateway timeout"),
 )
 
+
 def lookup(code: int) -> ErrorRule:
     """The table row of a non-zero ``errorCode`` (the catch-all when it is not listed)."""
     return first_match(RULES, 200, str(code)) or RULES[-1]
