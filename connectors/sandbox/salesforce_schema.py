@@ -16,6 +16,7 @@ from typing import Any, get_origin
 
 from connectors.mapping import CANONICAL_TYPES, DefaultMapping
 from connectors.salesforce.mapping import FIELD_TYPES
+from connectors.salesforce.metadata import KEY_LENGTH
 from connectors.salesforce.override_audit import history_object
 from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS
 from connectors.sandbox.optional import writeback_targets
@@ -77,12 +78,17 @@ class FieldSpec:
     restricted: bool = False
     external_id: bool = False
     nillable: bool = True
+    #: characters a text field holds; a longer value is refused with STRING_TOO_LONG ("The
+    #: String specified is longer than allowed": StatusCode, SOAP API Developer Guide,
+    #: "Core Data Types Used in API Calls"); None: not modelled
+    length: int | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "label": self.name.removesuffix("__c").replace("_", " "),
             "type": self.type,
+            "length": self.length or 0,
             "updateable": self.updateable,
             "createable": self.createable,
             "nillable": self.nillable,
@@ -121,6 +127,8 @@ class FieldSpec:
                 "INVALID_TYPE_ON_FIELD_IN_RECORD",
                 f"{label}: value not of required type: {value}",
             )
+        if self.length is not None and isinstance(value, str) and len(value) > self.length:
+            return ("STRING_TOO_LONG", f"{label}: data value too large (max length={self.length})")
         return None
 
 
@@ -193,7 +201,11 @@ def writeback_spec(output: str, name: str) -> FieldSpec:
     wrong value fails as in a real org."""
     typ = output_type(output)
     return FieldSpec(
-        name, FIELD_TYPES[typ.kind][0], picklist=typ.values, restricted=bool(typ.values)
+        name,
+        FIELD_TYPES[typ.kind][0],
+        picklist=typ.values,
+        restricted=bool(typ.values),
+        length=typ.max_length,
     )
 
 
@@ -239,7 +251,9 @@ def build_schema(
     task = ObjectSpec("Task")
     _system_fields(task)
     for spec in (
-        FieldSpec("Subject", "combobox"),
+        # lengths as the Object Reference's "Task" states them (Subject 255, Description
+        # 32,000) and as doctor --fix creates the key (metadata.KEY_LENGTH)
+        FieldSpec("Subject", "combobox", length=255),
         FieldSpec("ActivityDate", "date"),
         FieldSpec(
             "Status",
@@ -256,8 +270,8 @@ def build_schema(
         FieldSpec("Priority", "picklist", picklist=("High", "Normal", "Low"), restricted=True),
         FieldSpec("WhatId", "reference"),
         FieldSpec("WhoId", "reference"),
-        FieldSpec("Description", "textarea"),
-        FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True),
+        FieldSpec("Description", "textarea", length=32_000),
+        FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True, length=KEY_LENGTH),
     ):
         task.add(spec)
 
@@ -274,7 +288,7 @@ def build_schema(
     if accounts_as_members:
         member.add(FieldSpec("AccountId", "reference", updateable=False))
     member.add(FieldSpec("Status", "picklist", picklist=("Sent", "Responded")))
-    member.add(FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True))
+    member.add(FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True, length=KEY_LENGTH))
     return {
         o.name: o
         for o in (
