@@ -81,6 +81,7 @@ def run_checks(
         return [*checks, obj]
     described = _fields(obj)
     checks.append(SchemaCheck(f"object {mapping.object}", True))
+    checks += _person_account_check(settings, mapping.object, described)
     for path, name in sorted(mapping.fields.items()):
         field = described.get(name)
         if field is None:
@@ -124,6 +125,40 @@ def run_checks(
         client, mapping, writeback, fields=described, deletable=bool(obj.get("deletable"))
     )
     return checks
+
+
+#: What every read selects while ``[crm] person_accounts`` is on (``connector._select``).
+PERSON_ACCOUNT_FIELDS = ("IsPersonAccount", "PersonContactId")
+
+
+def _person_account_check(
+    settings: SalesforceSettings, sobject: str, described: Mapping[str, Any]
+) -> list[SchemaCheck]:
+    """With ``person_accounts`` on (the default) every read selects ``IsPersonAccount`` and
+    ``PersonContactId``, the fields of person accounts ("Record types are person account
+    record types if the Account field IsPersonAccount is set to true ... the ID of the
+    corresponding person contact record is stored in the PersonContactId field": SOAP API
+    Developer Guide, "Person Account Record Types"), a feature an org must have enabled
+    ("Enable Person Accounts", Salesforce Help). An org without it has neither field, and
+    every read would fail with INVALID_FIELD; ``describe`` shows which it is before the
+    first sync."""
+    if not settings.person_accounts:
+        return []
+    missing = [name for name in PERSON_ACCOUNT_FIELDS if name not in described]
+    if not missing:
+        return [
+            SchemaCheck("person accounts", True, f"{sobject}.{' and '.join(PERSON_ACCOUNT_FIELDS)}")
+        ]
+    return [
+        SchemaCheck(
+            "person accounts",
+            False,
+            f"{sobject} has no {', '.join(missing)}: Person Accounts are not enabled, or the "
+            "integration user cannot read them",
+            "set [crm] person_accounts = false if the org has no Person Accounts; otherwise "
+            f"grant the integration user Read on {sobject}.{', '.join(missing)}",
+        )
+    ]
 
 
 _RELATION_FIX = (

@@ -95,6 +95,7 @@ class SalesforceSandbox(SandboxLifecycle):
         daily_api_limit: int = 100_000,
         accounts_as_campaign_members: bool = True,
         contacts_to_multiple_accounts: bool = True,
+        person_accounts: bool = True,
         notify_on_api_writes: bool = True,
         query_batch_size: int = 2000,
     ) -> None:
@@ -105,6 +106,7 @@ class SalesforceSandbox(SandboxLifecycle):
             self.mapping,
             accounts_as_members=accounts_as_campaign_members,
             multiple_accounts=contacts_to_multiple_accounts,
+            person_accounts=person_accounts,
             on_change=self._on_api_change if notify_on_api_writes else None,
         )
         self.bulk = BulkApi(self.org)

@@ -214,6 +214,7 @@ def build_schema(
     *,
     accounts_as_members: bool,
     multiple_accounts: bool = True,
+    person_accounts: bool = True,
     rights: IntegrationRights | None = None,
 ) -> dict[str, ObjectSpec]:
     """The org as the integration user sees it through ``rights`` (default: least
@@ -229,8 +230,9 @@ def build_schema(
         ("National_ID__c", "string"),
     ):
         account.add(FieldSpec(name, typ))
-    account.add(FieldSpec("IsPersonAccount", "boolean", updateable=False, createable=False))
-    account.add(FieldSpec("PersonContactId", "reference", updateable=False, createable=False))
+    if person_accounts:  # an org without Person Accounts has neither field
+        account.add(FieldSpec("IsPersonAccount", "boolean", updateable=False, createable=False))
+        account.add(FieldSpec("PersonContactId", "reference", updateable=False, createable=False))
     for path, crm_field in mapping.mapping.fields.items():
         typ, values = _canonical_type(path)
         if path == "owner_id":
