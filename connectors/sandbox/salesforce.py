@@ -42,7 +42,7 @@ from connectors.sandbox.salesforce_metadata import MetadataApi
 from connectors.sandbox.salesforce_org import (
     SalesforceOrg,
 )
-from connectors.sandbox.salesforce_outbound import OutboundMessenger, Target
+from connectors.sandbox.salesforce_outbound import OutboundMessenger, Target, message_fields
 from connectors.sandbox.salesforce_rest import (
     QueryCursor,
     install_rest_routes,
@@ -66,7 +66,6 @@ from connectors.sandbox.salesforce_wire import (
     to_sf_value,
 )
 from connectors.sandbox.server import Request
-from connectors.sandbox.store import format_ts
 
 #: Route kinds that change data: what ``write_calls()`` counts.
 WRITE_KINDS = (
@@ -110,7 +109,9 @@ class SalesforceSandbox(SandboxLifecycle):
             on_change=self._on_api_change if notify_on_api_writes else None,
         )
         self.bulk = BulkApi(self.org)
-        self.outbound = OutboundMessenger(ORG_ID, "04k000000000001AAA", self.server.base_url)
+        self.outbound = OutboundMessenger(
+            ORG_ID, "04k000000000001AAA", self.server.base_url, current=self.org.get
+        )
         self.daily_api_limit = daily_api_limit
         self.api_used = 0
         self.query_batch_size = query_batch_size
@@ -378,14 +379,7 @@ class SalesforceSandbox(SandboxLifecycle):
     # --- notifications ---------------------------------------------------------------------
 
     def _notify(self, view: Mapping[str, Any]) -> None:
-        self.outbound.notify(
-            self.org.customer_object,
-            {
-                "Id": view["Id"],
-                "SystemModstamp": format_ts(view["SystemModstamp"]),  # xsd:dateTime in SOAP
-                "OwnerId": view.get("OwnerId"),
-            },
-        )
+        self.outbound.notify(self.org.customer_object, message_fields(view))
 
     def _on_api_change(self, obj: str, view: dict[str, Any]) -> None:
         self._notify(view)
