@@ -144,7 +144,8 @@ def _event(notification: Element) -> ChangeEvent | None:
     if notification_id is None or not RECORD_ID.fullmatch(notification_id):
         raise WebhookRejected(400, "Notification needs an Id")
     sobject = notification.find(f"{{{OM_NS}}}sObject")
-    fields = {_local(child.tag): (child.text or "").strip() for child in sobject or ()}
+    children = () if sobject is None else sobject  # (an Element's truth value is deprecated)
+    fields = {_local(child.tag): (child.text or "").strip() for child in children}
     if not any(fields.values()):
         return None
     record_id = fields.get("Id", "")
