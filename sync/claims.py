@@ -85,8 +85,10 @@ class Admission:
     """How a batch of records fared against the version guard."""
 
     admitted: frozenset[str] = frozenset()  # not older than any admitted: process them
-    #: admitted, and the very version admitted before: that view was taken up already
-    #: (by this owner's earlier attempt, or by another that processed it meanwhile)
+    #: admitted, and the very version a committed page decided from before (``decided``):
+    #: that view was taken up already (by this owner's earlier attempt, or by another that
+    #: processed it meanwhile); one only admitted by a run that died or stopped before its
+    #: page committed was not
     repeated: frozenset[str] = frozenset()
     superseded: frozenset[str] = frozenset()  # a newer view was admitted: never write
     lost: frozenset[str] = frozenset()  # claim no longer ours (expired, taken over)
@@ -238,7 +240,7 @@ class CustomerClaims:
         admitted: set[str] = set()
         repeated: set[str] = set()
         superseded: set[str] = set()
-        held: dict[str, str | None] = {}
+        held: dict[str, tuple[str | None, str | None]] = {}
         with self.store.begin() as conn:
             postgres = conn.dialect.name == "postgresql"
             mark, lock = ("%s", " FOR UPDATE") if postgres else ("?", "")
@@ -246,20 +248,22 @@ class CustomerClaims:
                 chunk = ids[start : start + CHUNK]
                 # driver SQL, as the claiming upsert: an expanding IN cost ~10 µs an id
                 query = (
-                    "SELECT customer_id, modstamp FROM customer_claims "  # noqa: S608
+                    "SELECT customer_id, modstamp, decided FROM customer_claims "  # noqa: S608
                     f"WHERE customer_id IN ({', '.join([mark] * len(chunk))}) "
                     f"AND owner = {mark} ORDER BY customer_id{lock}"
                 )
-                held.update(conn.exec_driver_sql(query, (*chunk, owner)).tuples().all())
+                rows = conn.exec_driver_sql(query, (*chunk, owner))
+                held.update((cid, (newest, decided)) for cid, newest, decided in rows)
             raised = []
-            for cid, newest in held.items():
+            for cid, (newest, decided) in held.items():
                 text = utc_text(versions[cid])
                 if newest is not None and text < newest:
                     superseded.add(cid)
                     continue
                 admitted.add(cid)
                 if newest == text:
-                    repeated.add(cid)
+                    if decided == text:
+                        repeated.add(cid)
                 else:
                     raised.append((text, cid))
             if raised:  # the driver's own loop: SQLAlchemy's took ~10 µs a row
@@ -271,6 +275,19 @@ class CustomerClaims:
         return Admission(
             frozenset(admitted), frozenset(repeated), frozenset(superseded), frozenset(lost)
         )
+
+    def mark_decided(self, conn: sa.Connection, ids: Collection[str], owner: str) -> None:
+        """In the transaction that commits a page: the versions ``owner`` admitted for these
+        customers (those it still holds) are now decided from (``Admission.repeated``)."""
+        wanted = sorted(set(ids))
+        mark = "%s" if conn.dialect.name == "postgresql" else "?"
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            conn.exec_driver_sql(
+                "UPDATE customer_claims SET decided = modstamp "  # noqa: S608
+                f"WHERE customer_id IN ({', '.join([mark] * len(chunk))}) AND owner = {mark}",
+                (*chunk, owner),
+            )
 
     def admitted(self, ids: Collection[str]) -> dict[str, datetime]:
         """The newest modstamp admitted per customer (those with one)."""

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
 #: one row per customer ever claimed: who holds it (``owner`` NULL: nobody), until when
-#: (epoch seconds of the database clock), and the newest modstamp admitted for processing
+#: (epoch seconds of the database clock), the newest modstamp admitted for processing, and
+#: the newest one a committed page decided from (``decided``: an admission whose page never
+#: committed, its run killed or stopped, decided nothing)
 customer_claims = sa.Table(
     "customer_claims",
     metadata,
@@ -29,6 +31,7 @@ customer_claims = sa.Table(
     sa.Column("owner", sa.String(120), nullable=True),
     sa.Column("expires_at", sa.Float(53), nullable=True),
     sa.Column("modstamp", sa.String(32), nullable=True),
+    sa.Column("decided", sa.String(32), nullable=True),
 )
 
 #: ids per statement: well under SQLite's 32,766 bound parameters at 3 per row
@@ -67,6 +70,14 @@ def _absorb_webhook_versions(conn: sa.Connection) -> None:
     webhook_versions.drop(conn)
 
 
+def _add_decided(conn: sa.Connection) -> None:
+    """Add ``customer_claims.decided`` (absent from a store the first step made before it
+    existed; a new store's first step creates the table with it)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("customer_claims")}
+    if "decided" not in columns:
+        conn.execute(sa.text("ALTER TABLE customer_claims ADD COLUMN decided VARCHAR(32)"))
+
+
 #: the claims component's migrations, registered by ``CustomerClaims``. Append only.
 CLAIMS_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -75,6 +86,12 @@ CLAIMS_MIGRATIONS: tuple[Migration, ...] = (
         "per customer (the webhook worker's webhook_versions rows moved here), so workers "
         "process different customers at once and an older view is never written",
         _absorb_webhook_versions,
+    ),
+    Migration(
+        2,
+        "customer_claims.decided: the modstamp a committed page decided from, so a version "
+        "admitted by a run that died or stopped before its commit is not taken as decided",
+        _add_decided,
     ),
 )
 

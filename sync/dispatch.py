@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 
-from sync import outbox
+from sync import outbox, taskbudget
 from sync.outbox import NewItem, OutboxItem
 from sync.planner import CustomerPlan
 from sync.planning import jsonable
@@ -98,9 +98,7 @@ class Dispatcher:
             decisions[cid] = Decision(cid, pending, keep, this_run=True, base=states.get(cid))
             park(pending_row(cid, pending))
         if stale:
-            outbox.set_status(conn, stale, "superseded")
-            for item_id in stale:
-                queue.pop(item_id, None)
+            self._supersede(conn, stale)
         for added in outbox.enqueue(conn, self.stream, self.run_id, new, trigger=self.trigger):
             queue[added.id] = added
             decisions[added.customer_id].outstanding.add(added.id)
@@ -128,6 +126,38 @@ class Dispatcher:
             elif identity not in sent:  # the same write in flight is recorded once
                 new.append(item)
         return [item.id for item in by_identity.values()]
+
+    def withdraw(self, conn: sa.Connection, cid: str) -> bool:
+        """A customer this run decided before, read again, whose newest plan writes nothing
+        (the CRM already shows it, and the task the earlier read planned is no longer
+        wanted): it keeps only its newest decision, so the earlier one's queued writes are
+        superseded and the decision dropped (True; the caller records the customer as
+        unchanged). Not when one of its writes was sent (in flight, or to be retried): it
+        may have reached the CRM, and its answer promotes the earlier decision (False)."""
+        decision = self.decisions.get(cid)
+        if decision is None or not decision.this_run:
+            return False
+        queue = self.pool.queue
+        sent = cid in self.pool.inflight_by_customer or any(
+            i not in queue or queue[i].attempts for i in decision.outstanding
+        )
+        if sent:
+            return False
+        self._supersede(conn, sorted(decision.outstanding))
+        del self.decisions[cid]
+        self.recorder.counts.skipped[Skip.SUPERSEDED] += 1
+        return True
+
+    def _supersede(self, conn: sa.Connection, ids: list[int]) -> None:
+        """Queued items that will never be sent: marked so, and their tasks no longer
+        count as made against their owners' caps (``sync.taskbudget``)."""
+        queue = self.pool.queue
+        tasks = [queue[i].key for i in ids if queue[i].kind == "task"]
+        outbox.set_status(conn, ids, "superseded")
+        for item_id in ids:
+            queue.pop(item_id, None)
+        if tasks:
+            taskbudget.unmake(conn, self.stream, tasks)
 
     def recover(self, items: list[OutboxItem], states: dict[str, CustomerState]) -> None:
         """Queue the writes left pending under the decisions stored with them: an earlier

@@ -37,6 +37,9 @@ class PagePlans:
     hashes: dict[str, str]  # input hash per customer
     states: dict[str, CustomerState]
     group: HouseholdGroup | None = None  # the households read with the page, to record
+    #: the customers whose records the page admitted (its own and its households'): the
+    #: commit marks those versions decided from (``sync.claims.Admission.repeated``)
+    admitted: tuple[str, ...] = ()
 
 
 class PageStep:
@@ -110,7 +113,8 @@ class PageStep:
             self._preview(planner.bounded(plans)[0])
             p.progress()
             return None
-        return PagePlans(plans, hashes, states, group)
+        admitted = (*fresh, *(r.profile.id for r in extra))
+        return PagePlans(plans, hashes, states, group, admitted)
 
     def commit(self, page: PagePlans, mark: Advance | None) -> None:
         """In one transaction, admit the page's tasks within the run's budgets (the owners'
@@ -139,11 +143,14 @@ class PageStep:
                 else:
                     decide = partial(planner.decide, plan, digest)
                     state = states.get(plan.customer_id)
+                    if plan.customer_id in p.recorder.decisions:  # read before in this run
+                        p.dispatcher.withdraw(conn, plan.customer_id)
                     p.recorder.unchanged(plan, state, digest, day, decide, rows)
             p.dispatcher.enqueue(conn, to_write, states, rows)
             p.recorder.commit_page(conn, rows, plans, page_tasks, day)
             if page.group is not None:
                 household_store.save_links(conn, p.e.stream, page.group, p.run_id)
+            p.claims.decided(conn, page.admitted)
             kill_point("in_commit")
             if mark is not None:
                 p.reader.advance(conn, mark)

@@ -135,11 +135,12 @@ class PagePlanner:
         writes are outstanding (the record, read before they land, need not show them) and
         once they are answered if the CRM still shows them. A customer whose inputs
         changed since, or whose decision's writes died, is decided again.
-        ``repeated``: this very version of the record was admitted before
-        (``sync.claims``), so the committed decision, if on the same inputs today, was made
-        from it; the record, read before that decision's writes went out, need not show
-        them. A dry run records no decision: what it planned earlier stands instead
-        (``previewed``), on the same inputs."""
+        ``repeated``: this very version of the record was admitted and decided from by a
+        committed page before (``sync.claims``; not one only admitted, by a run that died
+        or stopped before its commit), so the committed decision, if on the same inputs
+        today, was made from it; the record, read before that decision's writes went out,
+        need not show them. A dry run records no decision: what it planned earlier stands
+        instead (``previewed``), on the same inputs."""
         cid = record.profile.id
         if cid in self.previewed:
             return self.previewed[cid][0] == digest

@@ -172,23 +172,26 @@ class Recorder:
             return  # an earlier read of this run queued writes; that decision stands
         tiers = tiers_of(planned.summary)  # the summary has all but the actions
         below = planned.summary["below_floor_since"]
+        parked = state is not None and state.pending is not None  # a withdrawn decision's
         if (
             state is not None
             and (state.tiers, state.below_floor_since, state.input_hash) == (tiers, below, digest)
             and state.assessed_at == day
+            and not parked
         ):
             return
-        rows.states.append(
-            {
-                "customer_id": cid,
-                "pseudonym": self.ref(cid),
-                "tiers": tiers,
-                "assessed_at": day.isoformat(),
-                "below_floor_since": day_text(below),
-                "input_hash": digest,
-                "run_id": self.run_id,
-            }
-        )
+        row: StateRow = {
+            "customer_id": cid,
+            "pseudonym": self.ref(cid),
+            "tiers": tiers,
+            "assessed_at": day.isoformat(),
+            "below_floor_since": day_text(below),
+            "input_hash": digest,
+            "run_id": self.run_id,
+        }
+        if parked:
+            row["pending"] = None
+        rows.states.append(row)
         old = state.tiers if state else None
         if old != tiers:
             count_change(self.counts, old, tiers)

@@ -10,7 +10,8 @@ Before a page is planned its customers are claimed, waiting (with backoff, up to
 ``SyncSettings.claim_wait``) for those a webhook worker holds right now, and then
 admitted by modstamp: a record older than the newest view anyone admitted for its
 customer is *superseded*, counted so (``skipped.superseded``) and never written. A record
-of the very version admitted before was *taken up* already: if the customer's committed
+of the very version a committed page decided from before (the page's commit marks its
+admitted versions so, ``decided``) was *taken up* already: if the customer's committed
 state was decided on the same inputs today, it is settled, even though the record, read
 before that decision's writes, does not show them (``PagePlanner.settled``). A
 customer still held by someone else after the wait stops the run before the page is
@@ -28,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import sqlalchemy as sa
 
 from sync.claims import CustomerClaims
 from sync.records import Stop
@@ -88,6 +91,12 @@ class RunClaims:
         self.held |= got
         if got != wanted:
             raise self._stop(wanted - got)
+
+    def decided(self, conn: sa.Connection, ids: Collection[str]) -> None:
+        """In a page's commit: its customers' admitted versions are decided from (those
+        the caller admitted too, under the same owner)."""
+        if self.claims is not None and ids:
+            self.claims.mark_decided(conn, ids, self.owner)
 
     def settle(self, still_open: Collection[str]) -> None:
         """Let go of every customer held but those whose decisions are still open."""

@@ -221,15 +221,7 @@ def record(
     """The page's outcome: each ``planned`` customer's waiting tasks are replaced by this
     plan's (a task no longer wanted stops waiting), and admitted bounded tasks are
     recorded as made, for the owners' open counts."""
-    ids = sorted(set(planned))
-    for start in range(0, len(ids), 500):
-        conn.execute(
-            task_queue.delete().where(
-                task_queue.c.stream == stream,
-                task_queue.c.status == "waiting",
-                task_queue.c.customer_id.in_(ids[start : start + 500]),
-            )
-        )
+    _delete(conn, stream, task_queue.c.customer_id, sorted(set(planned)), "waiting")
     rows = [
         _row(stream, cid, task, "waiting", run_id)
         for cid, tasks in waiting.items()
@@ -239,15 +231,30 @@ def record(
         _row(stream, cid, task, "made", run_id) for cid, tasks in admitted.items() for task in tasks
     ]
     if made:  # a made task's key may be one that waited before
-        keys = [r["key"] for r in made]
-        for start in range(0, len(keys), 500):
-            conn.execute(
-                task_queue.delete().where(
-                    task_queue.c.stream == stream, task_queue.c.key.in_(keys[start : start + 500])
-                )
-            )
+        _delete(conn, stream, task_queue.c.key, [r["key"] for r in made])
     if rows or made:
         conn.execute(task_queue.insert(), [*rows, *made])
+
+
+def unmake(conn: sa.Connection, stream: str, keys: Sequence[str]) -> None:
+    """Tasks admitted but superseded before they were sent: no longer counted as made."""
+    _delete(conn, stream, task_queue.c.key, keys, "made")
+
+
+def _delete(
+    conn: sa.Connection,
+    stream: str,
+    column: sa.Column[str],
+    values: Sequence[str],
+    status: str | None = None,
+) -> None:
+    """Delete the stream's rows whose ``column`` is among ``values`` (and whose status is
+    ``status``, when given), 500 values a statement."""
+    for start in range(0, len(values), 500):
+        where = [task_queue.c.stream == stream, column.in_(values[start : start + 500])]
+        if status is not None:
+            where.append(task_queue.c.status == status)
+        conn.execute(task_queue.delete().where(*where))
 
 
 def load_open(

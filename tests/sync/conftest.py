@@ -222,14 +222,64 @@ class Harness:
             store.close()
 
     def snapshot(self, ids: list[str]) -> dict[str, Any]:
-        """The CRM's final state as crmtier sees it (written fields, tasks, memberships) and
-        this installation's audit trail."""
-        tasks = sorted(t.external_id for t in self.sandbox.tasks())
+        """The CRM's final state as crmtier sees it (written fields, tasks with their
+        subject, due date, owner and open or closed status, memberships), this
+        installation's audit trail and what its store keeps (``store_rows``)."""
+        tasks = self.sandbox.tasks()
         return {
             "written": {cid: self.sandbox.written(cid) for cid in ids},
-            "tasks": tasks,
+            "tasks": sorted(t.external_id for t in tasks),
+            "task_rows": sorted(
+                (t.external_id, t.customer_id, t.subject, t.due or "", t.owner or "", t.open)
+                for t in tasks
+            ),
             "memberships": sorted(self.sandbox.memberships()),
             "audit": self.audit_rows(ids),
+            "store": self.store_rows(),
+        }
+
+    def store_rows(self) -> dict[str, Any]:
+        """What the store keeps of the customers, comparable between installations (no
+        pseudonyms, run ids or times): each customer's committed state and parked decision,
+        the tasks and memberships made (active or not), the outbox items neither done nor
+        superseded, the dead letters and the task queue."""
+        store = StateStore.open(self.state_url())
+        c, se, ob = schema.customers, schema.side_effects, schema.outbox
+        dl, tq = schema.dead_letters, schema.task_queue
+        try:
+            with store.begin() as conn:
+                state = {
+                    r.customer_id: json.dumps(r._asdict(), sort_keys=True)
+                    for r in conn.execute(
+                        sa.select(
+                            c.c.customer_id, c.c.tiers, c.c.fields, c.c.assessed_at
+                        ).add_columns(c.c.below_floor_since, c.c.input_hash, c.c.pending)
+                    )
+                }
+                effects = conn.execute(
+                    sa.select(se.c.customer_id, se.c.kind, se.c.key, se.c.campaign)
+                    .add_columns(se.c.rule, se.c.active)
+                    .order_by(se.c.kind, se.c.key)
+                ).all()
+                unfinished = conn.execute(
+                    sa.select(ob.c.customer_id, ob.c.kind, ob.c.key, ob.c.status)
+                    .where(ob.c.status.not_in(("done", "superseded")))
+                    .order_by(ob.c.id)
+                ).all()
+                letters = conn.execute(
+                    sa.select(dl.c.customer_id, dl.c.kind, dl.c.key, dl.c.status).order_by(dl.c.id)
+                ).all()
+                queue = conn.execute(
+                    sa.select(tq.c.customer_id, tq.c.key, tq.c.rule, tq.c.status).order_by(tq.c.key)
+                ).all()
+        finally:
+            store.close()
+        return {
+            "customers": state,
+            "side_effects": [tuple(r) for r in effects],
+            "outbox_unfinished": [tuple(r) for r in unfinished],
+            "dead_letters": [tuple(r) for r in letters],
+            "task_queue": [tuple(r) for r in queue],
         }
 
     def audit_rows(self, ids: list[str]) -> Counter[tuple[str, ...]]:

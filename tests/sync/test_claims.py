@@ -23,7 +23,12 @@ from hypothesis import strategies as st
 
 from sync import schema
 from sync.claims import Admission, CustomerClaims, owner_id
-from sync.claims_schema import WORKER_MIGRATIONS, customer_claims, webhook_versions
+from sync.claims_schema import (
+    CLAIMS_MIGRATIONS,
+    WORKER_MIGRATIONS,
+    customer_claims,
+    webhook_versions,
+)
 from sync.store import StateStore
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
@@ -112,11 +117,33 @@ def test_the_version_guard_admits_a_view_only_if_it_is_not_older(
     claims.claim(["C1"], "A")
     if admitted_before is not None:
         assert claims.admit({"C1": admitted_before}, "A").admitted == {"C1"}
+        with claims.store.begin() as conn:  # its page committed
+            claims.mark_decided(conn, ["C1"], "A")
     result = claims.admit({"C1": offered}, "A")
     assert getattr(result, expected) == {"C1"}
     assert (result.repeated == {"C1"}) == (offered == admitted_before)
     newest = max(offered, admitted_before or offered)
     assert claims.admitted(["C1"]) == {"C1": newest}
+
+
+@pytest.mark.parametrize("committed", [True, False])
+def test_a_version_is_repeated_only_once_a_committed_page_decided_from_it(
+    claims: CustomerClaims, committed: bool
+) -> None:
+    """REC-A: a version admitted by a run that died (or stopped) before its page committed
+    decided nothing, so admitting it again is not a repeat (``PagePlanner.settled`` would
+    otherwise take the older committed decision as made from it); nor does another owner's
+    commit mark what it does not hold."""
+    claims.claim(["C1", "C2"], "A")
+    assert claims.admit({"C1": T0, "C2": T0}, "A").admitted == {"C1", "C2"}
+    with claims.store.begin() as conn:
+        claims.mark_decided(conn, ["C1", "C2"] if committed else [], "A")
+        claims.mark_decided(conn, ["C1", "C2"], "B")  # holds neither
+    claims.release(["C1", "C2"], "A")
+    claims.claim(["C1"], "C")
+    again = claims.admit({"C1": T0}, "C")
+    assert again.admitted == {"C1"}
+    assert again.repeated == ({"C1"} if committed else frozenset())
 
 
 def test_admission_needs_the_claim(claims: CustomerClaims) -> None:
@@ -290,3 +317,31 @@ def test_the_claims_of_a_process_gone_from_this_host_are_taken_at_once(
     claims.claim(["C2"], f"{host}:{os.getpid()}:1:0123456789ab")  # this very process
     claims.claim(["C3"], "a worker elsewhere")
     assert claims.claim(["C1", "C2", "C3"], "B") == {"C1"}
+
+
+def test_a_store_claimed_before_decided_existed_gains_it(store: StateStore) -> None:
+    """A store whose claims table predates ``decided`` (made by the claims component's
+    first step as it then was): the second step adds the column, and its admitted
+    versions count as decided from by no page (so none is taken as a repeat)."""
+    with store.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE customer_claims (customer_id VARCHAR(64) PRIMARY KEY, "
+                "owner VARCHAR(120), expires_at FLOAT, modstamp VARCHAR(32))"
+            )
+        )
+        conn.execute(
+            sa.text("INSERT INTO customer_claims (customer_id, modstamp) VALUES ('C1', :m)"),
+            {"m": schema.utc_text(T0)},
+        )
+    store.migrate("customer_claims", CLAIMS_MIGRATIONS[:1])
+    claims = CustomerClaims(store)
+    try:
+        with store.engine.connect() as conn:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("customer_claims")}
+        assert "decided" in columns
+        claims.claim(["C1"], "A")
+        again = claims.admit({"C1": T0}, "A")
+        assert again.admitted == {"C1"} and not again.repeated
+    finally:
+        claims.close()

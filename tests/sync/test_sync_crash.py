@@ -1,14 +1,17 @@
 """Crash consistency with real processes (docs/targets.md R1).
 
 After a clean first run and changes to some customers (so the run under test keeps a
-history: upgrades, held downgrades), ``crmtier sync`` runs as a subprocess and is
-SIGKILLed at every instrumented point
+history: upgrades, held downgrades, sanctions hits that close sales tasks), ``crmtier
+sync`` runs as a subprocess and is SIGKILLed at every instrumented point
 (``sync/killpoints.py``: after a page fetch, after tiering, before/inside/after the page
 commit, before/after each write call, before/inside/after recording its results) and at
 random moments; then it is rerun to completion. The sandbox's final state must equal a
 fault-free run's: same field values (reason texts included) on every customer, the same
-tasks and campaign memberships, 0 lost writes, 0 duplicate tasks or members; and the audit
-trail must hold the same rows, one per effect, none repeated. The audit chain must verify
+tasks (subject, due date, owner, open or closed) and campaign memberships, 0 lost writes,
+0 duplicate tasks or members; the audit trail must hold the same rows, one per effect,
+none repeated; and the store must keep the same (``Harness.store_rows``: each customer's
+state, the tasks and memberships made, no unfinished outbox item, the same dead letters
+and task queue). The audit chain must verify
 and the finishing run must reconcile its counts.
 
 The default run does ~20-24 kills on Salesforce (a few pages and write batches per run); the
@@ -63,7 +66,10 @@ def _assert_same_as_oracle(harness: Harness, ids: list[str], oracle: dict[str, A
     lost = {cid for cid in ids if snap["written"][cid] != oracle["written"][cid]}
     assert not lost, f"{len(lost)} customers differ from the fault-free run"
     assert tasks == oracle["tasks"]
+    assert snap["task_rows"] == oracle["task_rows"], "tasks differ (subject, due, owner, open)"
     assert snap["memberships"] == oracle["memberships"]
+    for table, rows in oracle["store"].items():
+        assert snap["store"][table] == rows, f"the store's {table} differ from the fault-free run"
     extra = snap["audit"] - oracle["audit"]
     missing = oracle["audit"] - snap["audit"]
     assert not extra and not missing, (
@@ -77,12 +83,15 @@ def _assert_same_as_oracle(harness: Harness, ids: list[str], oracle: dict[str, A
 
 def _evolve(harness: Harness, ids: list[str]) -> None:
     """Change every customer after a first clean run, so that the run under test reads them
-    all again with a history to keep: every 5th becomes private (an "upgraded from"
-    reason), every 7th falls to mass (held by the downgrade buffer or grace period), the
-    others' activity moves (a new value score)."""
+    all again with a history to keep: every 11th (from the 4th) gets a sanctions hit (its
+    open sales tasks are closed: ``sync.planner.closures_of``), every 5th becomes private
+    (an "upgraded from" reason), every 7th falls to mass (held by the downgrade buffer or
+    grace period), the others' activity moves (a new value score)."""
     for n, cid in enumerate(ids):
-        if n % 5 == 0:
-            change: dict[str, Any] = {"assets.deposits": 9_000_000, "aum_avg_3m": None}
+        if n % 11 == 3:
+            change: dict[str, Any] = {"aml.sanctions_hit": True}
+        elif n % 5 == 0:
+            change = {"assets.deposits": 9_000_000, "aum_avg_3m": None}
         elif n % 7 == 0:
             change = {"assets.deposits": 1_000, "aum_avg_3m": None}
         else:
@@ -144,6 +153,7 @@ def crash_suite(
         if uses is not None:
             assert sandbox.server.calls.count(uses), f"the fault-free run made no {uses} call"
         assert oracle["tasks"] and oracle["memberships"]
+        assert not all(row[-1] for row in oracle["task_rows"]), "no task was closed"
         kills, cycle = 0, 0
         while cycle < cycles or (kills < min_kills and cycle < 3 * cycles):
             _with_history(harness, customers, f"cycle{cycle}", ids)

@@ -1,0 +1,69 @@
+"""A customer read twice in a run keeps only its newest decision (REC-B), also when that
+decision writes nothing: a task the first read planned and queued, no longer wanted by the
+second read, is never sent (it was, when the newest plan was empty: the earlier decision
+stood); and a task so superseded no longer counts as made against its owner's cap
+(``sync.taskbudget``), where it held back the owner's real work until its due date.
+
+The engine's real path on a real SQLite store, over the in-memory CRM of
+tests/sync/test_task_budget.py."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from connectors.contract import CrmRecord
+from sync import schema, taskbudget
+from sync.engine import RunOptions
+from sync.taskbudget import TaskLimit
+from tests.sync.test_task_budget import AS_OF, TaskCrm, engine
+
+
+class ChangingCrm(TaskCrm):
+    """A customer fetched by id (a waiting task's revisit) stops wanting its task right
+    after (with ``clear_tier``, its tier field is also emptied, so the newest plan writes
+    it again), and the change stream then reads it again in the same run."""
+
+    def __init__(self, n: int, *, clear_tier: bool) -> None:
+        super().__init__(n)
+        self.clear_tier = clear_tier
+        self.drop_after_fetch: set[str] = set()
+
+    def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
+        records = super().fetch(ids)
+        if self.drop_after_fetch & set(ids):
+            self.wanted -= self.drop_after_fetch
+            if self.clear_tier:
+                for cid in self.drop_after_fetch:
+                    self.tier.pop(cid, None)
+            self.stamp = datetime.now(UTC) - timedelta(seconds=30)
+        return records
+
+
+@pytest.mark.parametrize("clear_tier", [False, True], ids=["plans-nothing", "plans-a-field"])
+def test_a_task_superseded_in_the_run_is_neither_made_nor_counted(
+    tmp_path: Path, clear_tier: bool
+) -> None:
+    crm = ChangingCrm(3, clear_tier=clear_tier)  # C00 (high, RM0) is made; C01, C02 wait
+    e = engine(crm, tmp_path, {"call": TaskLimit(budget=1, open_per_owner=5)})
+    first = e.run(RunOptions(as_of=AS_OF))
+    assert first.status == "succeeded", first.error
+    assert set(crm.tasks) == {"C00:call"}
+    crm.drop_after_fetch = {"C01"}
+    second = e.run(RunOptions(as_of=AS_OF))
+    assert second.status == "succeeded", second.error
+    assert "C01:call" not in crm.tasks  # admitted on its revisit, superseded by the stream
+    assert second.counts.skipped["superseded"] == 1
+    assert crm.tier["C01"] == "mass"
+    with e.store.begin() as conn:
+        open_now = taskbudget.load_open(conn, e.stream, AS_OF, prune=False)
+        pending = conn.execute(
+            sa.select(schema.customers.c.pending).where(schema.customers.c.customer_id == "C01")
+        ).scalar_one()
+    assert open_now == Counter({("call", "RM0"): 1})  # C00's: C01's (RM1) was never made
+    assert pending is None  # the newest decision is the committed one
