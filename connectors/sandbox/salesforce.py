@@ -53,6 +53,7 @@ from connectors.sandbox.salesforce_schema import CLOSED_TASK_STATUSES, EXTERNAL_
 from connectors.sandbox.salesforce_seed import (
     account_row,
     flattener,
+    member_statuses,
     relation_rows,
     user_id,
     user_row,
@@ -169,18 +170,14 @@ class SalesforceSandbox(SandboxLifecycle):
         return make_id("Account", index + 1)
 
     def _ensure_campaigns(self) -> None:
-        for key, cid in self.mapping.writeback.campaigns.items():
-            if not self.store.exists("Campaign", cid):
-                self.store.insert_many(
-                    "Campaign",
-                    [
-                        (
-                            cid,
-                            self.store.clock(),
-                            {"Name": key.replace("_", " ").title(), "IsActive": True},
-                        )
-                    ],
-                )
+        """The default mapping's campaigns, each with its member statuses."""
+        stamp = self.store.clock()
+        for n, (key, cid) in enumerate(self.mapping.writeback.campaigns.items()):
+            if self.store.exists("Campaign", cid):
+                continue
+            name = key.replace("_", " ").title()
+            self.store.insert_many("Campaign", [(cid, stamp, {"Name": name, "IsActive": True})])
+            self.store.insert_many("CampaignMemberStatus", member_statuses(cid, n, stamp))
 
     def add_users(self, ids: Iterable[str]) -> None:
         """Active Users with these ids (those not there yet). Seeding adds every record

@@ -300,7 +300,7 @@ def build_schema(
             member,
             *([account_contact_relation()] if multiple_accounts else []),
             history_spec(account.name),
-            *owner_objects(),
+            *lookup_objects(),
         )
     }
 
@@ -367,27 +367,31 @@ def history_spec(sobject: str) -> ObjectSpec:
 RM_CAPACITY_FIELD = "RM_Capacity__c"
 
 
-def owner_objects() -> tuple[ObjectSpec, ...]:
-    """What a Task's ``OwnerId`` may name, read-only through the API here: ``User`` (only
-    an active one owns records), and queues, which are ``Group`` rows of ``Type`` Queue
-    whose ``QueueSobject`` rows list the objects each accepts ("A queue is a Group whose
-    Type is Queue"; QueueSobject "Represents the mapping between a queue Group and the
-    sObject types associated with the queue": Object Reference for the Salesforce
-    Platform, developer.salesforce.com/docs/platform/object-reference/references/
-    standard-objects/object-queuesobject.html)."""
+def lookup_objects() -> tuple[ObjectSpec, ...]:
+    """What doctor and the owner checks look up, read-only through the API here: what a
+    Task's ``OwnerId`` may name, ``User`` (only an active one owns records) and queues,
+    which are ``Group`` rows of ``Type`` Queue whose ``QueueSobject`` rows list the objects
+    each accepts ("A queue is a Group whose Type is Queue"; QueueSobject "Represents the
+    mapping between a queue Group and the sObject types associated with the queue": Object
+    Reference for the Salesforce Platform, developer.salesforce.com/docs/platform/
+    object-reference/references/standard-objects/object-queuesobject.html); and each
+    campaign's ``CampaignMemberStatus`` rows ("One or more member status values defined
+    for a campaign", same reference), the values a member's Status takes."""
     user = ObjectSpec("User", deletable=False)
     group = ObjectSpec("Group", deletable=False)
     queue_object = ObjectSpec("QueueSobject", deletable=False)
+    status = ObjectSpec("CampaignMemberStatus", deletable=False)
     for spec, fields in (
         (user, (("Name", "string"), ("IsActive", "boolean"), (RM_CAPACITY_FIELD, "double"))),
         (group, (("Name", "string"), ("DeveloperName", "string"), ("Type", "picklist"))),
         (queue_object, (("QueueId", "reference"), ("SobjectType", "picklist"))),
+        (status, (("CampaignId", "reference"), ("Label", "string"), ("IsDefault", "boolean"))),
     ):
         spec.add(FieldSpec("Id", "id", updateable=False, createable=False, nillable=False))
         spec.add(FieldSpec("SystemModstamp", "datetime", updateable=False, createable=False))
         for name, typ in fields:
             spec.add(FieldSpec(name, typ, updateable=False, createable=False))
-    return user, group, queue_object
+    return user, group, queue_object, status
 
 
 def user_permission_access(rights: IntegrationRights) -> ObjectSpec:
