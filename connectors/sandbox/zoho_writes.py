@@ -1,7 +1,8 @@
 """The Zoho sandbox's write routes: ``PUT``/``POST /crm/v2/{module}`` and ``/upsert``
 (≤ 100 records a call, one result per record: 200 all good, 202 mixed, 400 all failed),
-and campaign membership through the Contacts/Leads ``Campaigns`` related list (relate,
-list, delink). Writes fire the notification channels (``zoho_notify.py``).
+upsert only on the modules Zoho supports it for (``UPSERT_MODULES``), and campaign
+membership through the Contacts/Leads ``Campaigns`` related list (relate, list, delink).
+Writes fire the notification channels (``zoho_notify.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ if TYPE_CHECKING:
     from connectors.sandbox.zoho_api import ZohoApi
 
 MAX_WRITE = 100
+#: The sandbox's modules that "Insert or Update Records (Upsert)" supports. Its v2 page
+#: (zoho.com/crm/developer/docs/api/v2/upsert-records.html) lists "Leads, Accounts,
+#: Contacts, Deals, Campaigns, Cases, Solutions, Products, Vendors, Price Books, Quotes,
+#: Sales Orders, Purchase Orders, Invoices, and Custom"; later versions add Appointments
+#: and Services. Tasks is in none of them (Insert and Update Records list it).
+UPSERT_MODULES = frozenset({CUSTOMER_MODULE, "Leads", "Accounts", CAMPAIGN_MODULE})
 MEMBERS = "Campaign_Members"  # store object: id "<contact id>:<campaign id>"
 
 
@@ -37,6 +44,12 @@ def insert(api: ZohoApi, request: Request) -> Response:
 
 
 def upsert(api: ZohoApi, request: Request) -> Response:
+    """Upsert on a module the Upsert page does not list is refused whole, before any
+    record, with the error that page documents for a module the API does not support:
+    400 ``INVALID_MODULE``, "The given module is not supported in API" ("Insert or Update
+    Records (Upsert)", Possible Errors)."""
+    if request.params["module"] not in UPSERT_MODULES:
+        return zoho_error("INVALID_MODULE", "the given module is not supported in api", 400)
     return _write(api, request, mode="upsert")
 
 

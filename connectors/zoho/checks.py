@@ -178,6 +178,7 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
                 )
             )
             return out
+        out.append(_check_membership_lookup(connector))
         ids = sorted(set(connector.writeback.campaigns.values()))
         found = {
             str(r["id"]) for r in connector.client.fetch(CAMPAIGN_MODULE, ids, ["Campaign_Name"])
@@ -194,7 +195,7 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
     return out
 
 
-#: What COQL reads (task closures' look-ups, households) need ("Get Records through COQL
+#: What COQL reads (tasks' key look-ups, households) need ("Get Records through COQL
 #: Query": "scope=ZohoCRM.coql.READ (and) scope=ZohoCRM.modules.{operation_type}",
 #: www.zoho.com/crm/developer/docs/api/v8/Get-Records-through-COQL-Query.html; the v2
 #: scope list, www.zoho.com/crm/developer/docs/api/v2/scopes.html).
@@ -205,10 +206,11 @@ _COQL_FIX = (
 
 
 def _check_task_lookup(connector: ZohoConnector, key: str) -> SchemaCheck:
-    """Closing a task looks its key up by COQL first (``writes._open_tasks``): one COQL
-    query of one Task, shaped as that look-up, proves the grant holds ``ZohoCRM.coql.READ``.
-    Without it a sanctions hit could not withdraw the customer's sales tasks."""
-    name = "tasks: closure look-up"
+    """Making or closing a task looks its key up by COQL first (``writes._held_tasks``):
+    one COQL query of one Task, shaped as that look-up, proves the grant holds
+    ``ZohoCRM.coql.READ``. Without it no follow-up task could be made, and a sanctions hit
+    could not withdraw the customer's sales tasks."""
+    name = "tasks: key look-up"
     try:
         connector.client.query(
             f"select {key}, Status from {TASK_MODULE} where {key} is not null limit 1"  # noqa: S608
@@ -216,6 +218,26 @@ def _check_task_lookup(connector: ZohoConnector, key: str) -> SchemaCheck:
     except ConfigError as exc:
         return SchemaCheck(name, False, f"a COQL query of Tasks was refused ({exc})", _COQL_FIX)
     return SchemaCheck(name, True, f"Tasks.{key} readable by COQL")
+
+
+def _check_membership_lookup(connector: ZohoConnector) -> SchemaCheck:
+    """zcrmsdk reads the module's related lists before it adds or removes a campaign
+    membership ("Related Lists Meta Data", scope ``ZohoCRM.settings.related_lists.READ``):
+    the same read here proves the grant holds the scope and the module relates Campaigns,
+    before a sync's first membership write is refused."""
+    name = "campaigns: related list"
+    try:
+        lists = connector.client.related_lists(connector.module)
+    except ConfigError as exc:
+        fix = (
+            "add the scope ZohoCRM.settings.related_lists.READ to the self client's grant and "
+            "generate a new refresh token (docs/admin-setup.md)"
+        )
+        return SchemaCheck(name, False, f"reading the related lists was refused ({exc})", fix)
+    if CAMPAIGN_MODULE not in lists:
+        missing = f"{connector.module} has no {CAMPAIGN_MODULE} related list"
+        return SchemaCheck(name, False, missing, "set writeback.campaign_memberships = false")
+    return SchemaCheck(name, True, f"{connector.module}.{CAMPAIGN_MODULE}")
 
 
 def household_check(connector: ZohoConnector) -> SchemaCheck:
