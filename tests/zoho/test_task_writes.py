@@ -122,6 +122,40 @@ def test_a_task_stored_whose_answer_was_lost_is_not_made_twice(zoho, zconnect):
     assert sorted(zoho.tasks(), key=lambda t: t.external_id) == stored
 
 
+def test_a_task_another_process_made_after_the_look_up_is_revised_not_made_twice(
+    zoho, zconnect, monkeypatch
+):
+    """A webhook worker and a scheduled sync make the same task at once: both look its key
+    up and find none, the first inserts it, and the second's insert meets the unique key
+    field (DUPLICATE_DATA). The second looks that key up again and revises the Task by id:
+    one Task, both plans written, nothing dead-lettered."""
+    sync, worker = zconnect(zoho), zconnect(zoho)
+    a, b = zoho.customer_ids()[:2]
+    insert = sync.client.insert
+
+    def worker_inserts_first(*args, **kwargs):
+        made = worker.apply(WritePlan(tasks=(_task(a, "k-a", subject="Call (worker)"),)))
+        assert [(r.key, r.ok) for r in made] == [("k-a", True)]
+        return insert(*args, **kwargs)
+
+    monkeypatch.setattr(sync.client, "insert", worker_inserts_first)
+    before = zoho.server.calls.counts()
+    plan = WritePlan(tasks=(_task(a, "k-a", subject="Call (sync)"), _task(b, "k-b")))
+    results = sync.apply(plan)
+    assert [(r.kind, r.key, r.ok, r.error_code) for r in results] == [
+        ("task", "k-a", True, None),
+        ("task", "k-b", True, None),
+    ]
+    tasks = sorted(zoho.tasks(), key=lambda t: t.external_id)
+    assert [(t.external_id, t.customer_id, t.subject, t.open) for t in tasks] == [
+        ("k-a", a, "Call (sync)", True),
+        ("k-b", b, "Call: tier upgraded", True),
+    ]
+    # worker: a look-up and an insert; sync: a look-up, an insert of both (one refused),
+    # the refused key's look-up and its revision by id
+    assert _calls(zoho, before) == {"coql": 3, "insert": 2, "update": 1}
+
+
 def test_a_plan_of_tasks_and_closures_looks_their_keys_up_once(zoho, zconnect):
     connector = zconnect(zoho)
     a, b = zoho.customer_ids()[:2]
