@@ -156,7 +156,7 @@ class ZohoClient:
                 data_type=str(f.get_data_type()),
                 picklist=values,
                 read_only=bool(f.get_read_only()),
-                unique=bool(unique and getattr(unique, "get_casesensitive", None)),
+                unique=unique is not None and unique.get_casesensitive() is not None,
                 length=f.get_length(),
             )
         self._field_types[module] = {name: info.data_type for name, info in out.items()}

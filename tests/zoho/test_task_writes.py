@@ -6,6 +6,7 @@ made twice, when the plan is sent again."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import date
 
@@ -154,6 +155,19 @@ def test_a_task_another_process_made_after_the_look_up_is_revised_not_made_twice
     # worker: a look-up and an insert; sync: a look-up, an insert of both (one refused),
     # the refused key's look-up and its revision by id
     assert _calls(zoho, before) == {"coql": 3, "insert": 2, "update": 1}
+
+
+@pytest.mark.parametrize(
+    ("unique", "ok", "detail"),
+    [(True, True, "Tasks.Crmtier_Key (unique)"), (False, False, "allows duplicate values")],
+)
+def test_doctor_asks_for_a_unique_key_field(zoho, zconnect, unique, ok, detail):
+    """Only a unique key field refuses the second of two concurrent inserts (the test
+    above); a field made without "Do not allow duplicate values" is named by doctor."""
+    fields = zoho.api.schema.modules["Tasks"]
+    fields["Crmtier_Key"] = dataclasses.replace(fields["Crmtier_Key"], unique=unique)
+    [line] = [c for c in zconnect(zoho).check() if c.name == "tasks: dedupe key field"]
+    assert (line.ok, detail in line.detail, "unique" in line.fix) == (ok, True, not ok)
 
 
 def test_a_plan_of_tasks_and_closures_looks_their_keys_up_once(zoho, zconnect):
