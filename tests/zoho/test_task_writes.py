@@ -14,6 +14,7 @@ import pytest
 
 from connectors.contract import TaskClose, TaskUpsert, WritePlan
 from connectors.errors import TransientError
+from connectors.sandbox.zoho_auth import zoho_error
 from tiering_core.models import TaskAction
 
 #: Calls that are no task write's own: a token, and the Tasks field metadata.
@@ -168,6 +169,36 @@ def test_doctor_asks_for_a_unique_key_field(zoho, zconnect, unique, ok, detail):
     fields["Crmtier_Key"] = dataclasses.replace(fields["Crmtier_Key"], unique=unique)
     [line] = [c for c in zconnect(zoho).check() if c.name == "tasks: dedupe key field"]
     assert (line.ok, detail in line.detail, "unique" in line.fix) == (ok, True, not ok)
+
+
+@pytest.mark.parametrize(
+    ("fault", "inserts", "made"),
+    [
+        # served, answer lost: in doubt, never repeated (the plan is re-sent, test above)
+        ({"answer_lost": True}, 1, True),
+        # a 5xx or a dropped connection may have been served too
+        ({"response": zoho_error("INTERNAL_ERROR", "internal error", 500)}, 1, False),
+        ({"drop": True}, 1, False),
+        # refusals of an unserved call are repeated as for any call
+        ({"response": zoho_error("TOO_MANY_REQUESTS", "too many requests", 429)}, 2, True),
+        ({"response": zoho_error("INVALID_TOKEN", "invalid oauth token", 401)}, 2, True),
+    ],
+    ids=["answer_lost", "500", "drop", "429", "401"],
+)
+def test_an_insert_is_repeated_only_after_a_refusal_of_an_unserved_call(
+    zoho, zconnect, fault, inserts, made
+):
+    connector = zconnect(zoho)
+    cid = zoho.customer_ids()[0]
+    zoho.server.inject("insert", times=1, **fault)
+    plan = WritePlan(tasks=(_task(cid, "k-0"),))
+    if inserts == 1:
+        with pytest.raises(TransientError):
+            connector.apply(plan)
+    else:
+        assert [r.ok for r in connector.apply(plan)] == [True]
+    assert zoho.server.calls.count("insert") == inserts
+    assert [t.external_id for t in zoho.tasks()] == (["k-0"] if made else [])
 
 
 def test_a_plan_of_tasks_and_closures_looks_their_keys_up_once(zoho, zconnect):
