@@ -180,9 +180,11 @@ def _duplicate(
     arrests "the creation of duplicate records in that module via manual creation, imports,
     integrations" and a field of any module can be marked unique (Zoho CRM Help, "Checking
     Duplicate Records in Zoho CRM", www.zoho.com/crm/help/customization/create-unique-fields.html);
-    the row answers ``DUPLICATE_DATA`` naming the field (Kaizen #25, "Zoho CRM API - Common
-    Errors and Error Handling", lists it among the 400 errors). Two processes that each
-    looked a task key up and found none meet this on the second insert."""
+    the row answers ``DUPLICATE_DATA`` with the field in ``details.api_name`` (Kaizen #25,
+    "Zoho CRM API - Common Errors and Error Handling", lists it among the 400 errors; the
+    row's shape as in Kaizen #177, "Duplicate Check Preferences API vs Upsert API", whose
+    later-version ``duplicate_record`` this v2 sandbox gives as ``id``). Two processes that
+    each looked a task key up and found none meet this on the second insert."""
     for name, held in taken.items():
         value = values.get(name)
         other = held.get(str(value).lower()) if value not in (None, "") else None
