@@ -2,7 +2,8 @@
 decision writes nothing: a task the first read planned and queued, no longer wanted by the
 second read, is never sent (it was, when the newest plan was empty: the earlier decision
 stood); and a task so superseded no longer counts as made against its owner's cap
-(``sync.taskbudget``), where it held back the owner's real work until its due date.
+(``sync.taskbudget``), where it held back the owner's real work until its due date. A task
+already sent when its customer is read again is neither withdrawn nor uncounted.
 
 The engine's real path on a real SQLite store, over the in-memory CRM of
 tests/sync/test_task_budget.py."""
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -67,3 +69,37 @@ def test_a_task_superseded_in_the_run_is_neither_made_nor_counted(
         ).scalar_one()
     assert open_now == Counter({("call", "RM0"): 1})  # C00's: C01's (RM1) was never made
     assert pending is None  # the newest decision is the committed one
+
+
+class SendingCrm(ChangingCrm):
+    """One item a write call: the revisit's task goes out as soon as its page commits,
+    before the change stream reads its customer again."""
+
+    capabilities = replace(ChangingCrm.capabilities, max_write_batch=1)
+
+
+@pytest.mark.parametrize("clear_tier", [False, True], ids=["plans-nothing", "plans-a-field"])
+def test_a_task_sent_before_its_customer_is_read_again_stays_made_and_counted(
+    tmp_path: Path, clear_tier: bool
+) -> None:
+    """The revisit's task was sent (its answer not yet recorded) when the stream reads the
+    customer again and no longer wants it: the write may have reached the CRM, so it is
+    neither withdrawn nor taken off its owner's cap (``Dispatcher.withdraw``); it is
+    recorded made, once."""
+    crm = SendingCrm(3, clear_tier=clear_tier)
+    e = engine(crm, tmp_path, {"call": TaskLimit(budget=1, open_per_owner=5)})
+    assert e.run(RunOptions(as_of=AS_OF)).status == "succeeded"
+    crm.drop_after_fetch = {"C01"}
+    second = e.run(RunOptions(as_of=AS_OF))
+    assert second.status == "succeeded", second.error
+    assert crm.tasks["C01:call"] == 1
+    assert crm.tier["C01"] == "mass" and second.counts.reconciles()
+    # a second read whose plan writes nothing supersedes nothing: the earlier decision stands
+    assert second.counts.skipped["superseded"] == (1 if clear_tier else 0)
+    with e.store.begin() as conn:
+        open_now = taskbudget.load_open(conn, e.stream, AS_OF, prune=False)
+        pending = conn.execute(
+            sa.select(schema.customers.c.pending).where(schema.customers.c.customer_id == "C01")
+        ).scalar_one()
+    assert open_now == Counter({("call", "RM0"): 1, ("call", "RM1"): 1})
+    assert pending is None
