@@ -149,10 +149,16 @@ class Dispatcher:
         return True
 
     def _supersede(self, conn: sa.Connection, ids: list[int]) -> None:
-        """Queued items that will never be sent: marked so, and their tasks no longer
-        count as made against their owners' caps (``sync.taskbudget``)."""
-        queue = self.pool.queue
-        tasks = [queue[i].key for i in ids if queue[i].kind == "task"]
+        """Queued items that will never be sent (again): marked so; and their tasks that
+        never went out (queued by this run, never attempted) no longer count as made
+        against their owners' caps (``sync.taskbudget``). One sent before (a retry after a
+        timeout, or an interrupted run's) may be open in the CRM: it stays counted."""
+        queue, run_id = self.pool.queue, self.run_id
+        tasks = [
+            item.key
+            for item in map(queue.__getitem__, ids)
+            if item.kind == "task" and item.attempts == 0 and item.run_id == run_id
+        ]
         outbox.set_status(conn, ids, "superseded")
         for item_id in ids:
             queue.pop(item_id, None)

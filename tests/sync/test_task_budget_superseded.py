@@ -22,8 +22,10 @@ import sqlalchemy as sa
 from connectors.contract import CrmRecord
 from sync import schema, taskbudget
 from sync.engine import RunOptions
+from sync.outbox import OutboxItem
+from sync.run_parts import RunParts
 from sync.taskbudget import TaskLimit
-from tests.sync.test_task_budget import AS_OF, TaskCrm, engine
+from tests.sync.test_task_budget import AS_OF, TaskCrm, engine, task
 
 
 class ChangingCrm(TaskCrm):
@@ -103,3 +105,37 @@ def test_a_task_sent_before_its_customer_is_read_again_stays_made_and_counted(
         ).scalar_one()
     assert open_now == Counter({("call", "RM0"): 1, ("call", "RM1"): 1})
     assert pending is None
+
+
+@pytest.mark.parametrize(
+    ("attempts", "queued_by", "still_counted"),
+    [
+        (0, "this run", False),  # never went out: off its owner's cap
+        (1, "this run", True),  # sent, failed retryably (a timeout): the CRM may hold it
+        (3, "this run", True),
+        (0, "an interrupted run", True),  # that run may have sent it before it died
+        (2, "an interrupted run", True),
+    ],
+)
+def test_a_superseded_task_leaves_its_owner_s_cap_only_if_it_never_went_out(
+    tmp_path: Path, attempts: int, queued_by: str, still_counted: bool
+) -> None:
+    """``Dispatcher._supersede`` takes a queued task off its owner's cap only when it is
+    sure the CRM never got it: queued by this run and never attempted. One that may have
+    reached the CRM (the same rule as ``Dispatcher.in_doubt``'s) is open there until its
+    due date, as far as crmtier can know, and stays counted."""
+    e = engine(TaskCrm(2), tmp_path, {"call": TaskLimit(open_per_owner=5)})
+    parts = RunParts(e, RunOptions(as_of=AS_OF))
+    made = task("C01:call", owner="RM1")
+    run_id = parts.run_id if queued_by == "this run" else "an-earlier-run"
+    item = OutboxItem(7, "C01", "task", made.dedupe_key, {}, attempts, run_id, "schedule")
+    parts.pool.queue[item.id] = item
+    try:
+        with e.store.begin() as conn:
+            taskbudget.record(conn, e.stream, run_id, ["C01"], {"C01": [made]}, {})
+            parts.dispatcher._supersede(conn, [item.id])
+            open_now = taskbudget.load_open(conn, e.stream, AS_OF, prune=False)
+    finally:
+        parts.pool.shutdown()
+    assert open_now == (Counter({("call", "RM1"): 1}) if still_counted else Counter())
+    assert item.id not in parts.pool.queue
