@@ -212,6 +212,10 @@ class Capabilities:
     # Write kinds that cost one call per customer and direction whatever the batch size
     # (Zoho: campaign memberships go through each contact's Campaigns related list).
     per_customer_kinds: frozenset[WriteKind] = frozenset()
+    # Write kinds whose keys are looked up before they are written, whatever the plan, and
+    # how many keys one look-up takes (Zoho tasks: a COQL query, whose ``in`` takes 50
+    # values, since Zoho has no upsert for Tasks). The minimum counts those look-ups too.
+    lookup_batch: Mapping[str, int] = field(default_factory=dict)
     # The precision of the CRM's modification stamps: two changes within one such tick
     # carry the same stamp (Zoho and Salesforce: 1 s; FXiaoke: epoch milliseconds).
     modstamp_resolution: timedelta = timedelta(milliseconds=1)
@@ -221,7 +225,8 @@ class Capabilities:
     ) -> dict[str, int]:
         """docs/targets.md P1: the fewest calls for this work — ``reads`` records in full pages,
         ``items`` written per kind in full write batches, or one call per customer (and
-        direction) for a per-customer kind, whose counts ``customers`` gives."""
+        direction) for a per-customer kind, whose counts ``customers`` gives; plus a kind's
+        look-ups in full look-ups where the CRM needs them (``lookup_batch``)."""
         batch = max(1, self.max_write_batch)
         out = {"read": math.ceil(reads / max(1, self.page_size))}
         for kind, n in items.items():
@@ -231,6 +236,8 @@ class Capabilities:
                 out[kind] = self._field_minimum(n, batch, self.bulk_threshold)
             else:
                 out[kind] = math.ceil(n / batch)
+            if kind in self.lookup_batch:
+                out[kind] += math.ceil(n / max(1, self.lookup_batch[kind]))
         return out
 
     @property

@@ -19,7 +19,7 @@ from connectors.fxiaoke.households import (
     ROLE_FIELD,
     ROLES,
 )
-from connectors.fxiaoke.mapping import FIELD_TYPES, missing_options
+from connectors.fxiaoke.mapping import FIELD_TYPES, TENANT_ZONE_NAMES, missing_options
 from connectors.fxiaoke.query import ID, flt, rows_of, search_query_info
 from tiering_core.outputs import output_type
 
@@ -54,12 +54,21 @@ def run_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
         )
     for output, name in sorted(connector.writeback.fields.items()):
         checks.append(_writable(connector, output, name, fields))
+    cfg = connector.config
     if connector.writeback.tasks:
-        checks.append(_object_check(connector, connector.config.followup_object, "follow-up tasks"))
+        names = cfg.followup_fields.model_dump()
+        checks.append(
+            _object_check(connector, cfg.followup_object, "follow-up tasks", names, "followup")
+        )
     if connector.writeback.campaign_memberships:
+        names = cfg.campaign_member_fields.model_dump()
         checks.append(
             _object_check(
-                connector, connector.config.campaign_member_object, "campaign memberships"
+                connector,
+                cfg.campaign_member_object,
+                "campaign memberships",
+                names,
+                "campaign_member",
             )
         )
         checks.extend(_campaign_checks(connector))
@@ -112,26 +121,78 @@ def _writable(
         return SchemaCheck(
             label, False, f"{name} lacks options {listed}", f"add {listed} to {name}'s options"
         )
-    if output in connector.writeback.restricted:
-        return SchemaCheck(
-            label,
-            True,
-            f"{name} ({kind}); restricted: make it visible to compliance roles only",
-            severity="warning",
+    # Warnings add up on the one line: a restricted date field outside UTC+8 needs both.
+    notes = []
+    zone = field.get("time_zone")
+    if kind == "date" and zone and zone not in TENANT_ZONE_NAMES:
+        notes.append(
+            f"has time_zone {zone}; crmtier writes a date as midnight UTC+8: "
+            "check that a written date shows the intended day"
         )
+    if output in connector.writeback.restricted:
+        notes.append("restricted: make it visible to compliance roles only")
+    if notes:
+        return SchemaCheck(label, True, f"{name} ({kind}); {'; '.join(notes)}", severity="warning")
     return SchemaCheck(label, True, f"{name} ({kind})")
 
 
-def _object_check(connector: FxiaokeConnector, obj: str, purpose: str) -> SchemaCheck:
+def _object_check(
+    connector: FxiaokeConnector, obj: str, purpose: str, names: Mapping[str, str], key: str
+) -> SchemaCheck:
+    """The object exists and has every field crmtier writes on it (``names``: the
+    ``[crm] <key>_fields`` table). FXiaoke's docs name neither the campaign member's fields
+    nor a follow-up object's, so these are the tenant's api names or our defaults; a name
+    the tenant lacks would fail every create of that object (32000), so it is named here,
+    from the object's describe, before the first sync."""
     try:
-        _describe(connector, obj)
+        fields = _describe(connector, obj)
     except ConnectorError as exc:
         return SchemaCheck(purpose, False, str(exc), f"create object {obj} or configure it")
+    missing = sorted(f"{name} ({role})" for role, name in names.items() if name not in fields)
+    if missing:
+        return SchemaCheck(
+            purpose,
+            False,
+            f"{obj} has no field {', '.join(missing)}",
+            f"create the field on {obj}, or set [crm.{key}_fields] to the tenant's api names",
+        )
+    filled = {name for role, name in names.items() if role not in SOMETIMES_EMPTY}
+    unfilled = required_unfilled(fields, filled)
+    if unfilled:
+        return SchemaCheck(
+            purpose,
+            False,
+            f"{obj} requires {', '.join(unfilled)}, which crmtier does not fill",
+            "make these fields optional or give them a default value",
+        )
     return SchemaCheck(purpose, True, obj)
 
 
+#: Roles whose field a create may leave empty: the queue of a task for a named owner is "".
+SOMETIMES_EMPTY = frozenset({"queue"})
+
+
+def required_unfilled(fields: Mapping[str, Any], filled: set[str]) -> list[str]:
+    """Custom fields (``__c``) the describe marks ``is_required`` with no default value,
+    that crmtier's create does not fill: every create would be refused. Preset fields are
+    left out: which of them FXiaoke fills itself (owner, record type, numbering) is not
+    documented."""
+    return sorted(
+        name
+        for name, field in fields.items()
+        if name.endswith("__c")
+        and name not in filled
+        and isinstance(field, Mapping)
+        and field.get("is_required") is True
+        and field.get("default_value") in (None, "")
+    )
+
+
 def _describe(connector: FxiaokeConnector, obj: str) -> Mapping[str, Any]:
-    answer = connector.client.call(DESCRIBE_PATH, {"apiName": obj})
+    """The object's fields. ``includeDetail`` is a required Boolean of 查询对象描述 ("Object
+    Description Query", fxiaoke.com/mob/guide/openapi/dist/en/pages/open-api/collection/
+    common/object-describe/describe/); crmtier reads no detail (从对象) objects."""
+    answer = connector.client.call(DESCRIBE_PATH, {"apiName": obj, "includeDetail": False})
     describe = (answer.get("data") or {}).get("describe") or {}
     fields = describe.get("fields") or {}
     return fields if isinstance(fields, Mapping) else {}

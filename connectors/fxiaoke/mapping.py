@@ -26,8 +26,11 @@ from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
 from tiering_core.models import DQIssue
 from tiering_core.outputs import OutputKind, output_type
 
-#: FXiaoke tenants in mainland China: date fields are midnight Beijing time.
+#: FXiaoke tenants in mainland China: date fields are midnight Beijing time (the documented
+#: answers' dates, e.g. ``"payment_time": 1517328000000``, are 00:00 UTC+8).
 TENANT_TZ = timezone(timedelta(hours=8), "CST")
+#: How a describe's ``time_zone`` names TENANT_TZ ("GMT+8" in "Object Description Query").
+TENANT_ZONE_NAMES = frozenset({"GMT+8", "GMT+08:00", "UTC+8", "UTC+08:00", "Asia/Shanghai"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: Fields the connector reads on every customer besides the mapped ones.

@@ -33,6 +33,9 @@ BATCH = 200
 _PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
 #: The standard Task Status value that closes a task (see ``_close_tasks``).
 TASK_CLOSED = "Completed"
+#: The Status a campaign membership is created with; doctor checks each campaign defines it
+#: (``checks._member_status_check``).
+MEMBER_STATUS = "Sent"
 
 
 def chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
@@ -318,7 +321,7 @@ class PlanWriter:
                     "CampaignId": self.writeback.campaigns[chunk[i].campaign],
                     ref[0]: ref[1],
                     self.settings.external_id_field: keys[i],
-                    "Status": "Sent",
+                    "Status": MEMBER_STATUS,
                 }
             )
             sent.append(i)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from connectors.sandbox.fxiaoke_auth import ApiError
 from connectors.sandbox.server import Request, Router
 
 #: Where the FXiaoke sandbox keeps approval flow instances, and the flow's api name.
@@ -71,8 +72,17 @@ def install_fxiaoke_flow(sandbox: Any, router: Router, wrap: Callable[..., Any])
     """The two approval flow reads, behind ``wrap``: the sandbox's usual checks (auth,
     limits, quota) and FXiaoke's answer envelope."""
 
+    def required(body: Mapping[str, Any], name: str) -> str:
+        """Both reads' one parameter is required ("查询对象审批流实例": ``dataId``; "Query
+        Approval Flow Instance Details": ``instanceId``); the code for a missing one is
+        undocumented, 10001 (缺少参数) our best reading."""
+        value = body.get(name)
+        if not isinstance(value, str) or not value:
+            raise ApiError(10001, f"缺少参数{name}")
+        return value
+
     def instances(request: Request, body: Mapping[str, Any], data: Mapping[str, Any]) -> Any:
-        rid = str(body.get("dataId") or "")
+        rid = required(body, "dataId")
         found = [
             {k: v for k, v in d.items() if k != "tasks"}
             for _, _, d in sandbox.store.scan(FX_INSTANCES)
@@ -81,7 +91,7 @@ def install_fxiaoke_flow(sandbox: Any, router: Router, wrap: Callable[..., Any])
         return {"instances": sorted(found, key=lambda d: d["createTime"])}
 
     def instance(request: Request, body: Mapping[str, Any], data: Mapping[str, Any]) -> Any:
-        found = sandbox.store.get(FX_INSTANCES, str(body.get("instanceId") or ""))
+        found = sandbox.store.get(FX_INSTANCES, required(body, "instanceId"))
         if found is None:
             return {"instanceDetail": None}
         detail = found[1]

@@ -2,8 +2,8 @@
 
 Documented behaviour emulated (FXiaoke Open API v2,
 developer.fxiaoke.com/openapi_v2/FAQ/deep-paging.html): ``limit`` ≤ 100, ``offset`` ≤
-10,000 (beyond it errorCode 10013 "offset out of range 10000"), filters
-``{field_name, field_values, operator}`` AND-ed, ``orders`` ``{fieldName, isAsc}``,
+10,000 (beyond it errorCode 10013 "offset out of range 10000") and a multiple of ``limit``,
+filters ``{field_name, field_values, operator}`` AND-ed, ``orders`` ``{fieldName, isAsc}``,
 ``fieldProjection`` (an empty list returns ``_id`` alone), totals on request
 (``find_explicit_total_num``, ``returnTotalNum``, ``need_return_count_num`` are all
 accepted).
@@ -75,6 +75,12 @@ def parse(info: Any) -> Query:
         raise QueryError(15002, f"limit must be 1..{MAX_LIMIT}", "limit 不能超过100")
     if offset < 0:
         raise QueryError(15002, "offset must be >= 0")
+    if offset % limit:
+        # "offset (starts from 0, must be a multiple of limit)": every object's query page,
+        # e.g. "Query Customer Object List by Criteria" (fxiaoke.com/mob/guide/openapi/dist/
+        # en/pages/open-api/collection/object/AccountObj/query-acc/). The refusal's code is
+        # not documented; 15002 (参数不合法) is our best reading.
+        raise QueryError(15002, "offset must be a multiple of limit")
     if offset > MAX_OFFSET:
         raise QueryError(10013, "offset out of range 10000", "offset 不能超过10000")
     filters, since_ms, ids = [], None, None

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from connectors.sandbox.fxiaoke_auth import ApiError
 from connectors.sandbox.fxiaoke_flow import install_fxiaoke_flow
 from connectors.sandbox.fxiaoke_query import QueryError, as_row, parse, run, to_ms
-from connectors.sandbox.fxiaoke_schema import ACCOUNT, validate
+from connectors.sandbox.fxiaoke_schema import ACCOUNT, missing_required, on_the_wire, validate
 from connectors.sandbox.server import Request, Response, Router
 
 if TYPE_CHECKING:
@@ -148,7 +148,9 @@ def _query(
         or body.get("returnTotalNum") in (1, 2)
         or body.get("need_return_count_num")
     )
-    return {"data": run(sandbox.store, spec.api_name, query, want_total=want_total)}
+    answer = run(sandbox.store, spec.api_name, query, want_total=want_total)
+    answer["dataList"] = [on_the_wire(spec, row) for row in answer["dataList"]]
+    return {"data": answer}
 
 
 def _get(
@@ -159,7 +161,7 @@ def _get(
     found = sandbox.store.get(spec.api_name, rid)
     if found is None:
         raise ApiError(32000, f"数据 {rid} 不存在")
-    return {"data": {"data": as_row(rid, *found)}}
+    return {"data": {"data": on_the_wire(spec, as_row(rid, *found))}}
 
 
 def _create(
@@ -171,7 +173,7 @@ def _create(
     spec = _spec(sandbox, values.get("dataObjectApiName"), custom)
     fields = {k: v for k, v in values.items() if k != "dataObjectApiName"}
     fields.setdefault("owner", [_acting_user(sandbox, request, body)])
-    problem = validate(spec, fields)
+    problem = validate(spec, fields) or missing_required(spec, fields)
     if problem:
         raise ApiError(32000, problem)
     rid = uuid.uuid4().hex[:24]
@@ -231,6 +233,12 @@ def _invalid(
 
 
 def _describe(sandbox: FxiaokeSandbox, request: Request, body: Payload, data: Payload) -> Payload:
+    """查询对象描述: ``data.apiName`` and ``data.includeDetail`` are both required (Boolean)
+    ("Object Description Query", fxiaoke.com/mob/guide/openapi/dist/en/pages/open-api/
+    collection/common/object-describe/describe/). The code for a missing one is not
+    documented; 10001 (缺少参数) is our best reading, as for the other missing parameters."""
+    if not isinstance(data.get("includeDetail"), bool):
+        raise ApiError(10001, "缺少参数includeDetail")
     name = str(data.get("apiName", ""))
     spec = sandbox.objects.get(name)
     if spec is None:

@@ -60,6 +60,7 @@ class SalesforceOrg(OrgSaves):
         *,
         accounts_as_members: bool = True,
         multiple_accounts: bool = True,
+        person_accounts: bool = True,
         on_change: Callable[[str, dict[str, Any]], None] | None = None,
         rights: IntegrationRights | None = None,
     ) -> None:
@@ -69,6 +70,9 @@ class SalesforceOrg(OrgSaves):
         self.accounts_as_members = accounts_as_members
         #: Contacts to Multiple Accounts: without it the org has no AccountContactRelation
         self.multiple_accounts = multiple_accounts
+        #: Person Accounts enabled: without them Account has no IsPersonAccount or
+        #: PersonContactId (the customers are stored alike; only the API's view differs)
+        self.person_accounts = person_accounts
         self._lock = threading.RLock()
         self.schema: dict[str, ObjectSpec] = {}
         #: query-only objects answered from the org's settings, not from stored rows
@@ -95,6 +99,7 @@ class SalesforceOrg(OrgSaves):
                 self.mapping,
                 accounts_as_members=self.accounts_as_members,
                 multiple_accounts=self.multiple_accounts,
+                person_accounts=self.person_accounts,
                 rights=rights,
             )
             for name, old in self.schema.items():

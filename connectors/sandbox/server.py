@@ -7,8 +7,10 @@ the three behave the same way under test:
 
 * every request to a CRM route is counted under the route's ``kind`` (``query``,
   ``collections_update``, ...) with its time, so tests assert exact call counts and rates;
-* faults are rules matched by kind (or ``*``): answer with a canned response, sleep, or drop
-  the connection, for the next N matching calls, optionally after skipping M;
+* faults are rules matched by kind (or ``*``): answer with a canned response, sleep, drop
+  the connection before the call is served, or serve it and then drop the connection (the
+  answer lost: the CRM holds the write, the client never hears of it), for the next N
+  matching calls, optionally after skipping M;
 * ``/__sandbox__/`` endpoints need their own bearer token and are not counted.
 
 It is stdlib ``ThreadingHTTPServer`` with HTTP/1.1 keep-alive on purpose: a sandbox must be
@@ -119,6 +121,7 @@ class Fault:
     response: Response | None = None
     delay: float = 0.0
     drop: bool = False
+    answer_lost: bool = False  # served, then the connection dropped before the answer
     times: int | None = 1
     after: int = 0
     match: Callable[[Request], bool] | None = None
@@ -286,6 +289,9 @@ class SandboxServer:
                 raise DropConnection
             if fault.response is not None:
                 return fault.response
+            if fault.answer_lost:
+                route.handler(request)
+                raise DropConnection
         return route.handler(request)
 
     def _dispatch_control(self, request: Request) -> Response:
@@ -315,6 +321,7 @@ class SandboxServer:
                 response=response,
                 delay=float(spec.get("delay", 0.0)),
                 drop=bool(spec.get("drop", False)),
+                answer_lost=bool(spec.get("answer_lost", False)),
                 times=spec.get("times", 1),
                 after=int(spec.get("after", 0)),
             )

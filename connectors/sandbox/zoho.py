@@ -54,6 +54,7 @@ from connectors.sandbox.zoho_users import zoho_user_id
 from connectors.sandbox.zoho_wire import ID_BASE, format_time
 from connectors.sandbox.zoho_writes import MEMBERS
 from connectors.zoho.households import ROLE_FIELD as HOUSEHOLD_ROLE_FIELD
+from connectors.zoho.scopes import REQUIRED_SCOPES
 
 DEFAULT_CHANNEL_ID = "1000000068001"
 DEFAULT_CREDITS = 50_000 + 1_000 * 25  # Enterprise edition, 25 users (Zoho CRM "API Limits")
@@ -82,6 +83,7 @@ class ZohoSandbox(SandboxLifecycle):
         max_fields: int | None = None,
         integration_profile: str = LEAST_PRIVILEGE_PROFILE,
         coql_scope: bool = True,
+        scopes: Iterable[str] = REQUIRED_SCOPES,
         household_role_field: bool = True,
     ) -> None:
         router = self._open(data_dir, host=host, port=port, latency=latency)
@@ -109,7 +111,8 @@ class ZohoSandbox(SandboxLifecycle):
         install_zoho_timeline(self, router)  # tier overrides' audit (override_trail)
         self.api.discrete_page_limit = discrete_page_limit
         self.api.max_fields = max_fields
-        self.api.coql_scope = coql_scope
+        #: the self client's grant: crmtier's documented scopes, less what a test takes away
+        self.api.scopes = frozenset(scopes) - (set() if coql_scope else {"ZohoCRM.coql.READ"})
         self.api.profile = integration_profile  # "Administrator": what doctor warns about
         self.server.on_reset.append(self._reset)
         self._campaign_keys = {cid: key for key, cid in self.default.writeback.campaigns.items()}

@@ -39,9 +39,11 @@ from connectors.sandbox.zoho_schema import (
     TASK_MODULE,
     OrgSchema,
 )
+from connectors.sandbox.zoho_scopes import scope_refusal
 from connectors.sandbox.zoho_users import users
 from connectors.sandbox.zoho_wire import ID_BASE, format_time, parse_time, request_body
 from connectors.sandbox.zoho_writes import MAX_WRITE
+from connectors.zoho.scopes import REQUIRED_SCOPES
 
 MAX_PAGE = 200
 #: Route kinds that write: what ``Sandbox.write_calls()`` counts.
@@ -114,10 +116,9 @@ class ZohoApi:
         #: v5+ cap a read's ``fields`` at 50 names ("Get Records", v5/v7); v2 documents no
         #: cap, so it is a switch too: None = v2 as documented, 50 = a stricter org.
         self.max_fields: int | None = None
-        #: whether the OAuth grant holds ``ZohoCRM.coql.READ`` (households' COQL reads,
-        #: "Get Records through COQL Query"): False answers COQL as Zoho does a token
-        #: without the scope, 401 OAUTH_SCOPE_MISMATCH
-        self.coql_scope = True
+        #: the OAuth grant's scopes: a call none of whose scopes it holds is refused as
+        #: Zoho refuses it (``zoho_scopes.py``)
+        self.scopes: frozenset[str] = frozenset(REQUIRED_SCOPES)
         # ids of records the API creates continue after any kept in a reused data dir
         created = [int(rid) for rid, _, _ in store.scan(TASK_MODULE) if rid.isdigit()]
         self._next_id = max([ID_BASE + 500000, *created])
@@ -188,10 +189,12 @@ class ZohoApi:
 
     def _api(self, handler: Callable[[Request], Response], kind: str) -> Callable[..., Response]:
         def wrapped(request: Request) -> Response:
-            denied = self.accounts.check(request)
+            module = request.params.get("module")
+            denied = self.accounts.check(request) or scope_refusal(
+                kind, request.method, module, self.scopes
+            )
             if denied is not None:
                 return denied
-            module = request.params.get("module")
             if module is not None and module not in MODULES:
                 return zoho_error(
                     "INVALID_MODULE", "the module name given seems to be invalid", 400

@@ -2,7 +2,8 @@
 
 ``POST /oauth/v2/token`` (form or query parameters) trades the refresh token for a one-hour
 access token, and refuses an 11th token for the same refresh token within ten minutes, as
-Zoho does: a client that refreshes per request finds out here, not in production. API calls
+Zoho does: a client that refreshes per request finds out here, not in production. At most
+15 access tokens of a refresh token live at once; the 16th invalidates the oldest. API calls
 carry ``Authorization: Zoho-oauthtoken <token>``; an unknown, expired or revoked token is a
 401 ``INVALID_TOKEN``.
 """
@@ -21,6 +22,11 @@ from connectors.sandbox.server import Request, Response
 
 TOKEN_LIFETIME = 3600
 REFRESH_WINDOW = 600.0
+#: "A maximum of 15 active access tokens can be stored per refresh token. When the 16th token
+#: is requested, the oldest token is invalidated" (Zoho CRM API "Token Validity",
+#: zoho.com/crm/developer/docs/api/v8/token-validity.html; Kaizen #43 "Tokens and
+#: Limitations"): more processes than that on one refresh token take each other's tokens.
+ACTIVE_TOKENS = 15
 
 
 def _token(prefix: str = "1000") -> str:
@@ -75,6 +81,9 @@ class Accounts:
             while self._issued and now - self._issued[0] > REFRESH_WINDOW:
                 self._issued.popleft()
             if len(self._issued) >= self.refresh_limit:
+                # "The status code ... after exceeding the allowed limit remains 200. However,
+                # the message for such requests says 'Access Denied'" (Kaizen #43, "Tokens
+                # and Limitations", help.zoho.com)
                 return Response.json(
                     {
                         "error_description": "You have made too many requests continuously. "
@@ -82,12 +91,16 @@ class Accounts:
                         "error": "Access Denied",
                         "status": "failure",
                     },
-                    400,
+                    200,
                 )
             self._issued.append(now)
             self.refreshes += 1
             token = _token()
-            self._tokens[token] = time.time() + TOKEN_LIFETIME
+            wall = time.time()
+            self._tokens = {t: e for t, e in self._tokens.items() if e > wall}
+            self._tokens[token] = wall + TOKEN_LIFETIME
+            while len(self._tokens) > ACTIVE_TOKENS:  # oldest first: dicts keep their order
+                del self._tokens[next(iter(self._tokens))]
         # Zoho names the data centre's API host in every token answer (Zoho CRM API v2
         # docs, "Refresh Access Tokens": "api_domain": "https://www.zohoapis.com").
         return Response.json(

@@ -89,8 +89,6 @@ def seed_households(
 
 def coql(api: ZohoApi, request: Request) -> Response:
     """``POST /crm/v2/coql``: the select query in ``select_query``."""
-    if not api.coql_scope:
-        return zoho_error("OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL", 401)
     try:
         text = str(request_body(request).get("select_query") or "")
     except ValueError:
@@ -127,7 +125,10 @@ def coql(api: ZohoApi, request: Request) -> Response:
 
 def _criteria(where: str) -> list[tuple[str, set[str] | None]] | None:
     """``(field, values)`` per criterion (``values`` None: is not null), None if any is
-    outside the subset."""
+    outside the subset, or if more than two criteria are not bracketed in pairs: "If WHERE
+    has more than two criteria such as A, B, and C, use them as (A and (B and C)) or ((A and
+    B) and C)" ("Query API - Limitations", v2), so ``A and B and C`` is a syntax error."""
+    groups = re.sub(r"\bin\s*\([^)]*\)", "in", where, flags=re.IGNORECASE).count("(")
     out: list[tuple[str, set[str] | None]] = []
     for part in re.split(r"\s+and\s+", where, flags=re.IGNORECASE):
         text = part.strip()
@@ -141,7 +142,7 @@ def _criteria(where: str) -> list[tuple[str, set[str] | None]] | None:
         raw = m["values"] if m["values"] is not None else m["value"]
         values = None if m["null"] else {v.strip().strip("'\"") for v in raw.split(",")}
         out.append((m["field"], values))
-    return out
+    return out if len(out) <= 2 or groups >= len(out) - 1 else None
 
 
 def _keep(data: dict[str, Any], rid: str, criteria: list[tuple[str, set[str] | None]]) -> bool:

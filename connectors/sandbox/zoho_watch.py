@@ -120,7 +120,7 @@ def watch_list(api: ZohoApi, request: Request) -> Response:
             "watch": [
                 {
                     "channel_id": c.channel_id,
-                    "events": c.events,
+                    "events": listed_events(c.events),
                     "channel_expiry": format_time(c.expiry),
                     "notify_url": c.notify_url,
                     "token": c.token,
@@ -132,6 +132,18 @@ def watch_list(api: ZohoApi, request: Request) -> Response:
             "info": {"per_page": 200, "count": len(channels), "page": 1, "more_records": False},
         }
     )
+
+
+def listed_events(events: list[str]) -> list[str]:
+    """Events as Zoho lists a channel's: a ``{module}.all`` subscription comes back as its
+    operations (v2 "Get Notification Details" sample: channel 1000000068002, enabled with
+    ``Deals.all`` in the "Enable Notifications" sample, is listed with ``Deals.edit``,
+    ``Deals.create`` and ``Deals.delete``)."""
+    out: list[str] = []
+    for event in events:
+        module, _, op = event.partition(".")
+        out += [f"{module}.{o}" for o in ("edit", "create", "delete")] if op == "all" else [event]
+    return list(dict.fromkeys(out))
 
 
 def watch_disable(api: ZohoApi, request: Request) -> Response:

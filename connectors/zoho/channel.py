@@ -26,6 +26,8 @@ RENEW_BEFORE = timedelta(hours=24)
 #: Doctor warns when a channel has less life left than this: it has missed two of serve's
 #: hourly renewals (serve is not running, or Zoho refuses the renewal).
 RENEWAL_OVERDUE = CHANNEL_LIFETIME - timedelta(hours=2)
+#: The operations a ``{module}.all`` subscription covers ("Enable Notifications").
+_ALL = ("create", "edit", "delete")
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,20 @@ def ensure_channel(
 def _needs_renewal(existing: ChannelInfo, desired: ChannelInfo, now: datetime) -> bool:
     if existing.expiry is None or existing.expiry - now < RENEW_BEFORE:
         return True
-    if existing.notify_url != desired.notify_url or set(existing.events) != set(desired.events):
+    if existing.notify_url != desired.notify_url or _ops(existing.events) != _ops(desired.events):
         return True
     return not hmac.compare_digest((existing.token or "").encode(), (desired.token or "").encode())
+
+
+def _ops(events: tuple[str, ...]) -> set[str]:
+    """Events as the operations they cover: Zoho lists a ``{module}.all`` subscription as
+    ``{module}.create``, ``.edit`` and ``.delete`` (v2 "Get Notification Details" sample),
+    so a channel subscribed as asked must not look changed."""
+    out: set[str] = set()
+    for event in events:
+        module, _, op = event.partition(".")
+        out |= {f"{module}.{o}" for o in _ALL} if op == "all" else {event}
+    return out
 
 
 def check_channel(connector: ZohoConnector) -> SchemaCheck:

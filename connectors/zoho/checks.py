@@ -157,14 +157,7 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
     if connector.writeback.tasks:
         key = connector.config.task_key_field
         info = connector.schema(TASK_MODULE).get(key)
-        out.append(
-            SchemaCheck(
-                "tasks: dedupe key field",
-                info is not None,
-                f"Tasks.{key}" if info else f"Tasks has no field {key}",
-                fix="" if info else f"create a unique single-line field {key} in Tasks",
-            )
-        )
+        out.append(_check_task_key(key, info))
         if info is not None:
             out.append(_check_task_lookup(connector, key))
     if connector.writeback.campaign_memberships and connector.writeback.campaigns:
@@ -178,6 +171,7 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
                 )
             )
             return out
+        out.append(_check_membership_lookup(connector))
         ids = sorted(set(connector.writeback.campaigns.values()))
         found = {
             str(r["id"]) for r in connector.client.fetch(CAMPAIGN_MODULE, ids, ["Campaign_Name"])
@@ -194,7 +188,7 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
     return out
 
 
-#: What COQL reads (task closures' look-ups, households) need ("Get Records through COQL
+#: What COQL reads (tasks' key look-ups, households) need ("Get Records through COQL
 #: Query": "scope=ZohoCRM.coql.READ (and) scope=ZohoCRM.modules.{operation_type}",
 #: www.zoho.com/crm/developer/docs/api/v8/Get-Records-through-COQL-Query.html; the v2
 #: scope list, www.zoho.com/crm/developer/docs/api/v2/scopes.html).
@@ -204,11 +198,36 @@ _COQL_FIX = (
 )
 
 
+def _check_task_key(key: str, info: FieldInfo | None) -> SchemaCheck:
+    """The Tasks field holding crmtier's task keys must exist and be unique ("Fields Meta
+    Data": ``unique`` names ``casesensitive`` only for a unique field): a task is inserted
+    after a look-up finds its key absent, and only a unique field refuses the second of two
+    processes inserting the same key at once (``writes._write_tasks``); without it both are
+    stored, and each later look-up of that key spends its 50 rows on the copies."""
+    name = "tasks: dedupe key field"
+    if info is None:
+        return SchemaCheck(
+            name,
+            False,
+            f"Tasks has no field {key}",
+            f"create a unique single-line field {key} in Tasks",
+        )
+    if not info.unique:
+        return SchemaCheck(
+            name,
+            False,
+            f"Tasks.{key} allows duplicate values",
+            f"mark Tasks.{key} unique (Do not allow duplicate values) in the field's properties",
+        )
+    return SchemaCheck(name, True, f"Tasks.{key} (unique)")
+
+
 def _check_task_lookup(connector: ZohoConnector, key: str) -> SchemaCheck:
-    """Closing a task looks its key up by COQL first (``writes._open_tasks``): one COQL
-    query of one Task, shaped as that look-up, proves the grant holds ``ZohoCRM.coql.READ``.
-    Without it a sanctions hit could not withdraw the customer's sales tasks."""
-    name = "tasks: closure look-up"
+    """Making or closing a task looks its key up by COQL first (``writes._held_tasks``):
+    one COQL query of one Task, shaped as that look-up, proves the grant holds
+    ``ZohoCRM.coql.READ``. Without it no follow-up task could be made, and a sanctions hit
+    could not withdraw the customer's sales tasks."""
+    name = "tasks: key look-up"
     try:
         connector.client.query(
             f"select {key}, Status from {TASK_MODULE} where {key} is not null limit 1"  # noqa: S608
@@ -216,6 +235,26 @@ def _check_task_lookup(connector: ZohoConnector, key: str) -> SchemaCheck:
     except ConfigError as exc:
         return SchemaCheck(name, False, f"a COQL query of Tasks was refused ({exc})", _COQL_FIX)
     return SchemaCheck(name, True, f"Tasks.{key} readable by COQL")
+
+
+def _check_membership_lookup(connector: ZohoConnector) -> SchemaCheck:
+    """zcrmsdk reads the module's related lists before it adds or removes a campaign
+    membership ("Related Lists Meta Data", scope ``ZohoCRM.settings.related_lists.READ``):
+    the same read here proves the grant holds the scope and the module relates Campaigns,
+    before a sync's first membership write is refused."""
+    name = "campaigns: related list"
+    try:
+        lists = connector.client.related_lists(connector.module)
+    except ConfigError as exc:
+        fix = (
+            "add the scope ZohoCRM.settings.related_lists.READ to the self client's grant and "
+            "generate a new refresh token (docs/admin-setup.md)"
+        )
+        return SchemaCheck(name, False, f"reading the related lists was refused ({exc})", fix)
+    if CAMPAIGN_MODULE not in lists:
+        missing = f"{connector.module} has no {CAMPAIGN_MODULE} related list"
+        return SchemaCheck(name, False, missing, "set writeback.campaign_memberships = false")
+    return SchemaCheck(name, True, f"{connector.module}.{CAMPAIGN_MODULE}")
 
 
 def household_check(connector: ZohoConnector) -> SchemaCheck:

@@ -26,6 +26,7 @@ from zcrmsdk.src.com.zoho.crm.api import fields as sdk_fields
 from zcrmsdk.src.com.zoho.crm.api import notification as sdk_notification
 from zcrmsdk.src.com.zoho.crm.api import query as sdk_query
 from zcrmsdk.src.com.zoho.crm.api import record as sdk_record
+from zcrmsdk.src.com.zoho.crm.api import related_lists as sdk_related_lists
 from zcrmsdk.src.com.zoho.crm.api import related_records as sdk_related
 from zcrmsdk.src.com.zoho.crm.api import users as sdk_users
 from zcrmsdk.src.com.zoho.crm.api.exception import SDKException
@@ -81,9 +82,10 @@ class ZohoClient:
         with self._binding.bound():
             yield
 
-    def _call(self, what: str, op: Callable[[], Any]) -> Any:
+    def _call(self, what: str, op: Callable[[], Any], *, resend: bool = True) -> Any:
         """Run one SDK operation with retries; returns the response object, None for
-        204/304. Call-level Zoho errors raise the classified connector error. zcrmsdk types
+        204/304. Call-level Zoho errors raise the classified connector error; without
+        ``resend``, a ``TransientError`` (the call may have been served) at once. zcrmsdk types
         every value by the field metadata, and a real org holds only values of each field's
         type (text in a number field lives in a text field), so an answer it cannot type is
         an error, not a page to read some other way."""
@@ -108,11 +110,15 @@ class ZohoClient:
                 raise classify_call(status, None, f"{what}: zcrmsdk could not read the answer")
             return obj
 
-        return self._retrying(attempt)
+        return self._retrying(attempt, resend=resend)
 
-    def _retrying(self, fn: Callable[[], T]) -> T:
+    def _retrying(self, fn: Callable[[], T], *, resend: bool = True) -> T:
         return call_with_retry(
-            fn, self.config.retry_policy(), refresh_auth=self._store.forget, sleep=self._sleep
+            fn,
+            self.config.retry_policy(),
+            refresh_auth=self._store.forget,
+            sleep=self._sleep,
+            resend=resend,
         )
 
     def usage(self) -> dict[str, int]:
@@ -142,7 +148,7 @@ class ZohoClient:
                 data_type=str(f.get_data_type()),
                 picklist=values,
                 read_only=bool(f.get_read_only()),
-                unique=bool(unique and getattr(unique, "get_casesensitive", None)),
+                unique=unique is not None and unique.get_casesensitive() is not None,
                 length=f.get_length(),
             )
         self._field_types[module] = {name: info.data_type for name, info in out.items()}
@@ -287,19 +293,20 @@ class ZohoClient:
         )
         return row_results(wrapper, len(rows))
 
-    def upsert(
-        self,
-        module: str,
-        rows: Sequence[Mapping[str, Any]],
-        duplicate_check: Sequence[str],
-        trigger: Sequence[str],
+    def insert(
+        self, module: str, rows: Sequence[Mapping[str, Any]], trigger: Sequence[str]
     ) -> list[RowResult]:
-        """``POST /crm/v2/{module}/upsert`` keyed by ``duplicate_check`` fields."""
+        """``POST /crm/v2/{module}`` ("Insert Records"), ≤ 100 rows. Sent once: Insert
+        Records has no idempotency key, so a call whose answer was lost (a dropped
+        connection, a timeout, a 5xx) may have stored its records, and a repeat would store
+        them again. Such a failure leaves as ``TransientError`` without a repeat; the
+        caller looks the keys up again before it sends them anew (``writes.py``). A 429 or
+        an expired token is repeated as for any call: Zoho refused the call unserved."""
         body = self._body(module, rows, trigger)
-        body.set_duplicate_check_fields(list(duplicate_check))
         wrapper = self._call(
-            f"upsert {module}",
-            lambda: sdk_record.RecordOperations().upsert_records(module, body),
+            f"insert {module}",
+            lambda: sdk_record.RecordOperations().create_records(module, body),
+            resend=False,
         )
         return row_results(wrapper, len(rows))
 
@@ -313,6 +320,15 @@ class ZohoClient:
         return body
 
     # --- campaign membership (Contacts/Leads related list "Campaigns") --------------------
+
+    def related_lists(self, module: str) -> list[str]:
+        """``GET /crm/v2/settings/related_lists?module=...`` ("Related Lists Meta Data", scope
+        ``ZohoCRM.settings.related_lists.READ``): the API names of the module's related
+        lists, which zcrmsdk reads itself before a module's first relate or delink."""
+        ops = sdk_related_lists.RelatedListsOperations(module)
+        wrapper = self._call(f"related lists of {module}", ops.get_related_lists)
+        lists = [] if wrapper is None else wrapper.get_related_lists() or []
+        return [str(r.get_api_name()) for r in lists]
 
     def relate(
         self, module: str, record_id: str, campaign_ids: Sequence[str], status: str

@@ -14,7 +14,7 @@ import requests
 from zcrmsdk.src.com.zoho.crm.api.exception import SDKException
 
 from connectors.errors import ConfigError, ConnectorError, TransientError
-from connectors.zoho.errors import classify_sdk
+from connectors.zoho.errors import API_EXCEPTION, classify_api_exception, classify_sdk
 
 
 def translate(exc: SDKException, accounts_url: str) -> ConnectorError:
@@ -29,6 +29,8 @@ def translate(exc: SDKException, accounts_url: str) -> ConnectorError:
             return _transport_error(cause)
         cause = getattr(cause, "cause", None) or cause.__cause__
     details = exc.details if isinstance(exc.details, dict) else {}
+    if exc.code == API_EXCEPTION:
+        return classify_api_exception(details.get("code"))
     error = classify_sdk(exc.code, exc.error_message if exc.code else None, accounts_url)
     field_name = details.get("field")
     if field_name:

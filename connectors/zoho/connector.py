@@ -72,6 +72,7 @@ class ZohoConnector:
             webhook_kind="notification_channel",
             campaign_member_object=CAMPAIGN_MODULE,
             per_customer_kinds=frozenset({"membership"}),
+            lookup_batch={"task": writes.KEYS_PER_QUERY},
             modstamp_resolution=ONE_SECOND,
         )
         self._fields = read_fields(mapping, writeback)

@@ -132,6 +132,30 @@ def classify_sdk(code: str | None, message: str | None, accounts_url: str = "") 
     )
 
 
+#: zcrmsdk's code for a Zoho refusal it meets in a look-up of its own (the Contacts related
+#: lists before a relate or delink, a module's fields): ``SDKException("API_EXCEPTION")``
+#: whose ``details`` hold Zoho's ``code`` (a Zoho error code, or the HTTP status where the
+#: answer had none) but no HTTP status (zcrmsdk 3.1.0, ``Utility.get_related_list_details``
+#: and ``Utility.get_fields_details``).
+API_EXCEPTION = "API_EXCEPTION"
+_ZOHO_CODE = re.compile(r"[A-Z][A-Z_]{0,59}")
+
+
+def classify_api_exception(code: object) -> ConnectorError:
+    """The error for zcrmsdk's ``API_EXCEPTION``, by the Zoho code it carries: the call rule
+    naming that code (each code has one row, whatever its status), so a refused scope is
+    the ``ConfigError`` naming the scope list and not a transient failure retried on every
+    run; an HTTP status is classified as a call's; anything else stays transient."""
+    if isinstance(code, int) and not isinstance(code, bool):
+        return classify_call(code, None)
+    known = isinstance(code, str) and _ZOHO_CODE.fullmatch(code) is not None
+    rule = next((r for r in CALL_RULES if known and r.code == code), None)
+    if rule is None:
+        shown = code if known else "error"
+        return TransientError(f"zcrmsdk {API_EXCEPTION} {shown}: zcrmsdk failed")
+    return rule.build(f"Zoho {code}: {rule.hint}")
+
+
 def record_retryable(code: str) -> bool:
     return code in RETRYABLE_RECORD_CODES
 

@@ -86,8 +86,8 @@ def call_kind(method: str, path: str) -> str:
     rest = parts[2:] if parts[:2] == ["crm", "v2"] else parts
     if rest[:1] == ["settings"]:
         return rest[1] if len(rest) > 1 else "settings"
-    if rest[:1] == ["users"]:
-        return "users"
+    if rest[:1] in (["users"], ["coql"]):
+        return rest[0]
     if rest[:2] == ["actions", "watch"]:
         return {"GET": "watch_list", "DELETE": "watch_delete"}.get(method, "watch")
     if len(rest) >= 3 and rest[1].isdigit():

@@ -1,10 +1,13 @@
 """Zoho writes: a ``WritePlan`` in, one ``WriteResult`` per item out, for ``ZohoConnector``.
 
 Field updates go in batches of ``write_batch`` (≤ 100) with ``"trigger": []`` by default, so
-crmtier's own writes fire none of the customer's workflows; tasks are upserted by their
-dedupe key (a unique Tasks field), so reruns never duplicate them, and closed by record id
-once a COQL look-up has found them (never by upsert, which would create a task the CRM does
-not hold); campaign membership goes
+crmtier's own writes fire none of the customer's workflows. Tasks are found by their dedupe
+key (crmtier's key field on Tasks) with one COQL look-up per 50 keys, shared by the plan's
+tasks and closures, before any write: a task the CRM does not hold is inserted, one it holds
+is revised by record id, and one to close is closed by record id. Zoho has no upsert for
+Tasks ("Insert or Update Records (Upsert)" lists no activity module), and the look-up first
+is what keeps a task single when its insert was stored but the answer lost: the re-sent plan
+finds it and revises it. Campaign membership goes
 through the Contacts/Leads ``Campaigns`` related list (relation updates and delinks are
 idempotent). Every value is checked against the field metadata before the first write call,
 so a plan that cannot be written fails whole, with the field named, before any change.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from connectors.contract import (
@@ -35,7 +39,9 @@ if TYPE_CHECKING:
     from connectors.zoho.connector import ZohoConnector
 
 TASK_MODULE = "Tasks"
-#: Keys a closure look-up puts in one COQL ``in``: "in (up to 50 values)" (Zoho CRM v2,
+#: What a re-sent task revises in the Task the CRM holds (``task_row``'s names).
+REVISED = ("Subject", "Due_Date", "Priority", "Description")
+#: Keys a task look-up puts in one COQL ``in``: "in (up to 50 values)" (Zoho CRM v2,
 #: "Query API - Limitations").
 KEYS_PER_QUERY = 50
 #: What a key must be to go into a COQL text literal as is (crmtier's keys are hex digests).
@@ -49,7 +55,7 @@ def apply(connector: ZohoConnector, plan: WritePlan) -> list[WriteResult]:
     updates = _update_rows(connector, plan)  # validates everything before any write call
     tasks = _task_rows(connector, plan)
     memberships = _membership_groups(connector, plan)
-    to_close = _open_tasks(connector, plan)  # a read, before any write call
+    held = _held_tasks(connector, plan)  # a read, before any write call
     results: list[WriteResult] = []
     trigger = list(connector.config.workflow_triggers)
     batch = connector.config.write_batch
@@ -66,9 +72,9 @@ def apply(connector: ZohoConnector, plan: WritePlan) -> list[WriteResult]:
         _result("field_update", key, answers.get(i, unchanged), connector.module)
         for i, (key, _) in enumerate(updates)
     ]
-    results += _upsert_tasks(connector, tasks, trigger)
+    results += _write_tasks(connector, tasks, held, trigger)
     results += _apply_memberships(connector, plan.memberships, memberships)
-    results += _close_tasks(connector, plan.task_closes, to_close, trigger)
+    results += _close_tasks(connector, plan.task_closes, held, trigger)
     return results
 
 
@@ -90,22 +96,46 @@ def change_owners(connector: ZohoConnector, changes: Sequence[OwnerChange]) -> l
     return results
 
 
-def _upsert_tasks(
-    connector: ZohoConnector, rows: Sequence[tuple[str, dict[str, Any]]], trigger: Sequence[str]
+def _write_tasks(
+    connector: ZohoConnector,
+    rows: Sequence[tuple[str, dict[str, Any]]],
+    held: Mapping[str, HeldTask],
+    trigger: Sequence[str],
 ) -> list[WriteResult]:
-    """Tasks rows upserted by crmtier's key field, up to a write batch per call."""
-    results: list[WriteResult] = []
+    """The plan's tasks: those the CRM does not hold by Insert Records (``POST
+    /crm/v2/Tasks``), those it holds by Update Records by record id, a write batch a call.
+    A held task is revised in what crmtier's rule decides (``REVISED``: subject, due date,
+    priority, description), as Salesforce's upsert and FXiaoke's update revise theirs; its
+    owner, related record and Status stay as the relationship manager left them. A key
+    twice in one plan is written once, as its last row. Cost: ceil(keys / 50) COQL
+    queries (``_held_tasks``) plus ceil(absent / batch) inserts plus ceil(held / batch)
+    updates.
+
+    An insert the key field refuses as ``DUPLICATE_DATA`` met a Task made under that key
+    after the look-up (another process, a webhook worker or a scheduled sync, made the same
+    task at once): those keys are looked up again and revised by id like any held task, so
+    the task is made once and reads as written, not dead-lettered for a human."""
+    latest = dict(rows)
+    absent = [k for k in latest if k not in held and _QUOTABLE.fullmatch(k)]
+    done: dict[str, RowResult] = {}
     batch = connector.config.write_batch
-    for start in range(0, len(rows), batch):
-        chunk = rows[start : start + batch]
-        outcomes = connector.client.upsert(
-            TASK_MODULE, [row for _, row in chunk], [connector.config.task_key_field], trigger
-        )
-        results += [
-            _result("task", key, o, TASK_MODULE)
-            for (key, _), o in zip(chunk, outcomes, strict=True)
-        ]
-    return results
+    for start in range(0, len(absent), batch):
+        chunk = absent[start : start + batch]
+        rows_ = [latest[k] for k in chunk]
+        done.update(zip(chunk, connector.client.insert(TASK_MODULE, rows_, trigger), strict=True))
+    key_field = connector.config.task_key_field
+    raced = [
+        k for k in absent if done[k].code == "DUPLICATE_DATA" and done[k].api_name == key_field
+    ]
+    if raced:
+        held = {**held, **_look_up(connector, key_field, raced)}
+    present = [k for k in latest if k in held]
+    for start in range(0, len(present), batch):
+        chunk = present[start : start + batch]
+        revised = [{"id": held[k].id, **{f: latest[k][f] for f in REVISED}} for k in chunk]
+        done.update(zip(chunk, connector.client.update(TASK_MODULE, revised, trigger), strict=True))
+    unquotable = RowResult(False, "INVALID_DATA", api_name=connector.config.task_key_field)
+    return [_result("task", key, done.get(key, unquotable), TASK_MODULE) for key, _ in rows]
 
 
 def _update_rows(connector: ZohoConnector, plan: WritePlan) -> list[tuple[str, dict[str, Any]]]:
@@ -145,18 +175,31 @@ def _task_key_field(connector: ZohoConnector) -> str:
     return key_field
 
 
-def _open_tasks(connector: ZohoConnector, plan: WritePlan) -> dict[str, str]:
-    """Record ids, by key, of the open Tasks the plan's closures name: COQL (``POST
-    /crm/v2/coql``, "Get Records through COQL Query"), ``KEYS_PER_QUERY`` keys a query. The
-    key field is unique, so a query answers at most one row a key, within a page. A closure
-    is never an upsert: "If no matching record is found, a new record is inserted" (Zoho
-    CRM "Insert or Update Records (Upsert)"), so a key the CRM does not hold would be
-    inserted (or, as Tasks need a Subject, refused and retried for ever)."""
-    if not plan.task_closes:
+@dataclass(frozen=True)
+class HeldTask:
+    """A Task the CRM holds under one of crmtier's keys."""
+
+    id: str
+    status: str
+
+
+def _held_tasks(connector: ZohoConnector, plan: WritePlan) -> dict[str, HeldTask]:
+    """The Tasks, by key, that the plan's tasks and closures name: COQL (``POST
+    /crm/v2/coql``, "Get Records through COQL Query"), ``KEYS_PER_QUERY`` keys a query, one
+    look-up for both. The key field is unique, so a query answers at most one row a key,
+    within a page. Neither is an upsert: Zoho has none for Tasks, and "If no matching
+    record is found, a new record is inserted" (Zoho CRM "Insert or Update Records
+    (Upsert)") would make a closure create the task it closes."""
+    wanted = {t.task.dedupe_key for t in plan.tasks} | {c.dedupe_key for c in plan.task_closes}
+    if not wanted:
         return {}
-    key_field = _task_key_field(connector)
-    keys = sorted({c.dedupe_key for c in plan.task_closes if _QUOTABLE.fullmatch(c.dedupe_key)})
-    found: dict[str, str] = {}
+    keys = sorted(k for k in wanted if _QUOTABLE.fullmatch(k))
+    return _look_up(connector, _task_key_field(connector), keys)
+
+
+def _look_up(connector: ZohoConnector, key_field: str, keys: Sequence[str]) -> dict[str, HeldTask]:
+    """The Tasks held under these (``_QUOTABLE``) keys, by key, ``KEYS_PER_QUERY`` a query."""
+    found: dict[str, HeldTask] = {}
     for start in range(0, len(keys), KEYS_PER_QUERY):
         values = ", ".join(f"'{k}'" for k in keys[start : start + KEYS_PER_QUERY])
         page = connector.client.query(  # keys are _QUOTABLE: nothing to escape
@@ -164,9 +207,9 @@ def _open_tasks(connector: ZohoConnector, plan: WritePlan) -> dict[str, str]:
             f"where {key_field} in ({values}) limit {KEYS_PER_QUERY}"
         )
         found.update(
-            (str(row[key_field]), str(row["id"]))
+            (str(row[key_field]), HeldTask(str(row["id"]), str(row.get("Status") or "")))
             for row in page.rows
-            if row.get(key_field) and row.get("Status") != TASK_CLOSED
+            if row.get(key_field)
         )
     return found
 
@@ -174,7 +217,7 @@ def _open_tasks(connector: ZohoConnector, plan: WritePlan) -> dict[str, str]:
 def _close_tasks(
     connector: ZohoConnector,
     closes: Sequence[TaskClose],
-    open_ids: Mapping[str, str],
+    held: Mapping[str, HeldTask],
     trigger: Sequence[str],
 ) -> list[WriteResult]:
     """The open Tasks set to the closed Status by Update Records (``PUT /crm/v2/Tasks``,
@@ -182,6 +225,11 @@ def _close_tasks(
     the relationship manager sees stay as they were. A key the CRM does not hold, or whose
     Task is already Completed, answers ok with no call. Cost: ceil(keys / 50) COQL queries
     plus ceil(open tasks / write batch) updates."""
+    open_ids = {
+        c.dedupe_key: held[c.dedupe_key].id
+        for c in closes
+        if c.dedupe_key in held and held[c.dedupe_key].status != TASK_CLOSED
+    }
     keys = sorted(open_ids)
     batch = connector.config.write_batch
     done: dict[str, RowResult] = {}

@@ -8,7 +8,11 @@ from connectors.contract import Capabilities
 
 SALESFORCE = Capabilities("salesforce", page_size=2000, max_write_batch=200)
 ZOHO = Capabilities(
-    "zoho", page_size=200, max_write_batch=100, per_customer_kinds=frozenset({"membership"})
+    "zoho",
+    page_size=200,
+    max_write_batch=100,
+    per_customer_kinds=frozenset({"membership"}),
+    lookup_batch={"task": 50},
 )
 FXIAOKE = Capabilities("fxiaoke", page_size=100, max_write_batch=1, plan_batch=50)
 SALESFORCE_BULK = Capabilities(
@@ -36,13 +40,16 @@ SALESFORCE_BULK = Capabilities(
             {},
             {"read": 1, "membership": 1, "task": 2},
         ),
+        # tasks: a COQL look-up per 50 keys (Zoho has no upsert for Tasks), then inserts
+        # (or updates) of 100; closures' look-ups are not counted
         (
             ZOHO,
             201,
             {"field_update": 100, "task": 101},
             {},
-            {"read": 2, "field_update": 1, "task": 2},
+            {"read": 2, "field_update": 1, "task": 3 + 2},
         ),
+        (ZOHO, 0, {"task": 50, "task_close": 51}, {}, {"read": 0, "task": 1 + 1, "task_close": 1}),
         # one related-list call per contact and direction, however many campaigns
         (ZOHO, 50, {"membership": 90}, {"membership": 50}, {"read": 1, "membership": 50}),
         # one record per call; plan_batch shares look-ups, it does not batch writes

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
+from connectors.fxiaoke.checks import required_unfilled
 from connectors.sandbox.fxiaoke import FxiaokeSandbox
 from connectors.sandbox.fxiaoke_routes import error_response
-from connectors.sandbox.fxiaoke_schema import ACCOUNT
+from connectors.sandbox.fxiaoke_schema import (
+    ACCOUNT,
+    CAMPAIGN_MEMBER,
+    FOLLOWUP,
+    KEY_FIELD,
+    FieldSpec,
+)
 from tests.fxiaoke.fx_helpers import Connect
 
 
@@ -55,3 +64,102 @@ def test_check_reports_bad_credentials(sandbox: FxiaokeSandbox, connect: Connect
     sandbox.server.inject("oauth2_token", response=error_response(20006, "appId或appSecret错误"))
     (check,) = connect(sandbox).check()
     assert not check.ok and "20006" in check.detail and "app_secret" in check.fix
+
+
+@pytest.mark.parametrize(
+    ("obj", "field", "check", "role"),
+    [
+        (FOLLOWUP, "field_due_date__c", "follow-up tasks", "due"),
+        (FOLLOWUP, KEY_FIELD, "follow-up tasks", "external_key"),
+        (FOLLOWUP, "owner", "follow-up tasks", "owner"),
+        (CAMPAIGN_MEMBER, "account_id", "campaign memberships", "customer"),
+        (CAMPAIGN_MEMBER, "marketing_event_id", "campaign memberships", "campaign"),
+        (CAMPAIGN_MEMBER, KEY_FIELD, "campaign memberships", "external_key"),
+    ],
+)
+def test_check_names_a_field_the_task_or_member_object_lacks(
+    sandbox: FxiaokeSandbox, connect: Connect, obj: str, field: str, check: str, role: str
+) -> None:
+    """FXiaoke's docs name neither CampaignMembersObj's fields nor a follow-up object, so
+    the names crmtier writes are configuration (``[crm.followup_fields]``,
+    ``[crm.campaign_member_fields]``): doctor reads the object's describe and names a field
+    the tenant lacks, instead of passing and letting every create fail with 32000."""
+    del sandbox.objects[obj].fields[field]
+    failing = [c for c in connect(sandbox).check() if not c.ok]
+    detail = f"{obj} has no field {field} ({role})"
+    assert [(c.name, c.detail) for c in failing] == [(check, detail)]
+
+
+@pytest.mark.parametrize(
+    ("obj", "check"), [(FOLLOWUP, "follow-up tasks"), (CAMPAIGN_MEMBER, "campaign memberships")]
+)
+def test_check_names_a_required_field_crmtier_does_not_fill(
+    sandbox: FxiaokeSandbox, connect: Connect, obj: str, check: str
+) -> None:
+    """A custom field the admin made required (the describe's ``is_required``, "Object
+    Description Query") that crmtier's create leaves empty would fail every create: doctor
+    names it before the first sync."""
+    sandbox.objects[obj].fields["field_branch__c"] = FieldSpec("text", "网点", required=True)
+    failing = [c for c in connect(sandbox).check() if not c.ok]
+    detail = f"{obj} requires field_branch__c, which crmtier does not fill"
+    assert [(c.name, c.detail) for c in failing] == [(check, detail)]
+
+
+@pytest.mark.parametrize(
+    ("field", "flagged"),
+    [
+        ({"is_required": True}, True),
+        ({"is_required": True, "default_value": ""}, True),
+        ({"is_required": True, "default_value": "north"}, False),  # FXiaoke fills it
+        ({"is_required": False}, False),
+        ({}, False),
+    ],
+)
+def test_required_unfilled_lists_custom_fields_without_a_default(
+    field: dict[str, object], flagged: bool
+) -> None:
+    fields = {"field_branch__c": field, "record_type": {"is_required": True}, "name": field}
+    assert required_unfilled(fields, {"name"}) == (["field_branch__c"] if flagged else [])
+
+
+def test_check_warns_of_a_date_field_outside_utc8(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """crmtier writes a date as midnight UTC+8, as the documented answers' dates are; a
+    describe whose ``time_zone`` ("Object Description Query") names another zone (a tenant
+    on the Frankfurt or North America cloud, say) may show it a day off: a warning, since
+    how FXiaoke applies that zone to a date field is not documented."""
+    fields = sandbox.objects[ACCOUNT].fields
+    fields["field_next_review__c"] = replace(fields["field_next_review__c"], time_zone="GMT+1")
+    checks = connect(sandbox).check()
+    assert all(c.ok for c in checks)
+    (warned,) = [c for c in checks if c.name == "write next_review"]
+    assert warned.severity == "warning" and "time_zone GMT+1" in warned.detail
+
+
+def test_check_names_a_required_queue_field_crmtier_leaves_empty(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """crmtier fills the follow-up's queue field only for a task routed to a queue; a task
+    for a named owner carries ``""`` there, which a required field refuses. Doctor must not
+    count the queue field as filled."""
+    fields = sandbox.objects[FOLLOWUP].fields
+    fields["field_queue__c"] = replace(fields["field_queue__c"], required=True)
+    failing = [c for c in connect(sandbox).check() if not c.ok]
+    detail = f"{FOLLOWUP} requires field_queue__c, which crmtier does not fill"
+    assert [(c.name, c.detail) for c in failing] == [("follow-up tasks", detail)]
+
+
+def test_a_restricted_date_field_outside_utc8_keeps_both_warnings(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """A bank may restrict more outputs than the declared ones (``[writeback] restricted``);
+    the time-zone warning must not hide the restriction's."""
+    fields = sandbox.objects[ACCOUNT].fields
+    fields["field_next_review__c"] = replace(fields["field_next_review__c"], time_zone="GMT+1")
+    connector = connect(sandbox)
+    restricted = (*connector.writeback.restricted, "next_review")
+    connector.writeback = connector.writeback.model_copy(update={"restricted": restricted})
+    (warned,) = [c for c in connector.check() if c.name == "write next_review"]
+    assert warned.ok and warned.severity == "warning"
+    assert "time_zone GMT+1" in warned.detail and "compliance roles only" in warned.detail

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from connectors.sandbox.fxiaoke import FxiaokeSandbox
+from connectors.sandbox.fxiaoke_schema import FieldSpec
 from connectors.sandbox.generator import customer_id
 
 MakeSandbox = Callable[..., FxiaokeSandbox]
@@ -83,7 +84,9 @@ def test_envelope_and_query_shape(wire: Wire) -> None:
     )
     assert answer["errorCode"] == 0 and answer["traceId"] and answer["errorDescription"]
     data = answer["data"]
-    scores = [row["field_credit_score__c"] for row in data["dataList"]]
+    texts = [row["field_credit_score__c"] for row in data["dataList"]]
+    assert all(isinstance(t, str) for t in texts)  # number fields come back as decimal text
+    scores = [float(t) for t in texts]
     assert scores == sorted(scores, reverse=True) and min(scores) >= 700
     assert set(data["dataList"][0]) == {"_id", "field_credit_score__c"}
     assert data["total"] > 0 and (data["offset"], data["limit"]) == (0, 5)
@@ -105,11 +108,36 @@ def test_projection_returns_the_named_fields_and_id(
     assert {"_id", "name", "owner", "last_modified_time"} <= set(whole)
 
 
+def test_number_fields_come_back_as_decimal_text(wire: Wire) -> None:
+    """FXiaoke's query and get answers carry number and currency values as text ("1.00",
+    "30": the answers of "根据条件查询回款对象的列表" and "查询单个线索对象详细信息",
+    fxiaoke.apifox.cn/api-12901184, /api-12970967), dates as epoch-ms numbers."""
+    headers = wire.login()
+    fields = ["field_deposits__c", "field_credit_score__c", "last_modified_time"]
+    rows = wire.query(headers, limit=10, fieldProjection=fields)["data"]["dataList"]
+    deposits = [r["field_deposits__c"] for r in rows if "field_deposits__c" in r]
+    assert deposits and all(isinstance(v, str) and float(v) >= 0 for v in deposits)
+    assert all(isinstance(r["last_modified_time"], int) for r in rows)
+    scored = next(r["_id"] for r in rows if "field_credit_score__c" in r)
+    got = {"dataObjectApiName": "AccountObj", "objectDataId": scored}
+    one = wire.post("/cgi/crm/v2/data/get", {"data": got}, headers=headers)["data"]["data"]
+    assert isinstance(one["field_credit_score__c"], str)
+
+
 @pytest.mark.parametrize(
     ("info", "code"),
-    [({"offset": 10_100}, 10013), ({"limit": 101}, 15002), ({"offset": -1}, 15002)],
+    [
+        ({"offset": 10_100}, 10013),
+        ({"limit": 101}, 15002),
+        ({"offset": -1}, 15002),
+        ({"offset": 15}, 15002),  # not a multiple of the limit (10)
+    ],
 )
 def test_paging_limits(wire: Wire, info: dict[str, int], code: int) -> None:
+    """The query page's documented bounds ("Query Customer Object List by Criteria",
+    fxiaoke.com/mob/guide/openapi/dist/en/pages/open-api/collection/object/AccountObj/
+    query-acc/: limit at most 100, offset a multiple of limit; the deep-paging FAQ: offset
+    at most 10,000)."""
     answer = wire.query(wire.login(), **info)
     assert answer["errorCode"] == code
     if code == 10013:
@@ -203,7 +231,7 @@ def test_per_endpoint_limit(make_sandbox: MakeSandbox) -> None:
     codes = [wire.query(headers)["errorCode"] for _ in range(6)]
     assert codes == [0] * 5 + [14001]
     # another endpoint has its own window
-    describe = {"data": {"apiName": "AccountObj"}}
+    describe = {"data": {"apiName": "AccountObj", "includeDetail": False}}
     assert wire.post("/cgi/crm/v2/object/describe", describe, headers=headers)["errorCode"] == 0
 
 
@@ -214,7 +242,7 @@ def test_daily_quota(make_sandbox: MakeSandbox) -> None:
 
 
 def test_describe_lists_fields_with_types_and_options(wire: Wire) -> None:
-    body = {"data": {"apiName": "AccountObj"}}
+    body = {"data": {"apiName": "AccountObj", "includeDetail": False}}
     answer = wire.post("/cgi/crm/v2/object/describe", body, headers=wire.login())
     fields = answer["data"]["describe"]["fields"]
     tier = fields["field_value_tier__c"]
@@ -222,6 +250,51 @@ def test_describe_lists_fields_with_types_and_options(wire: Wire) -> None:
     assert {o["value"] for o in tier["options"]} >= {"private", "wealth", "affluent", "mass"}
     assert fields["field_next_review__c"]["type"] == "date"
     assert fields["last_modified_time"]["type"] == "date_time"
+
+
+def test_describe_requires_include_detail(wire: Wire) -> None:
+    """``includeDetail`` is a required Boolean of 查询对象描述 ("Object Description Query",
+    fxiaoke.com/mob/guide/openapi/dist/en/pages/open-api/collection/common/object-describe/
+    describe/): a describe without it is refused, as a tenant may refuse it."""
+    headers = wire.login()
+    for data in ({"apiName": "AccountObj"}, {"apiName": "AccountObj", "includeDetail": "no"}):
+        answer = wire.post("/cgi/crm/v2/object/describe", {"data": data}, headers=headers)
+        assert answer["errorCode"] == 10001, data
+
+
+def test_create_without_a_required_field_is_refused(wire: Wire) -> None:
+    """A field the describe marks ``is_required`` ("Object Description Query") must be
+    filled on create; the refusal's code is undocumented (32000, as for field errors)."""
+    spec = wire.sandbox.objects["object_followup__c"]
+    spec.fields["field_branch__c"] = FieldSpec("text", "网点", required=True)
+    headers = wire.login()
+    task = {"dataObjectApiName": "object_followup__c", "name": "call", "field_crmtier_key__c": "k"}
+
+    def create(**extra: str) -> dict[str, Any]:
+        data = {"object_data": {**task, **extra}}
+        return wire.post("/cgi/crm/custom/v2/data/create", {"data": data}, headers=headers)
+
+    refused = create()
+    assert refused["errorCode"] == 32000 and "field_branch__c" in refused["errorMessage"]
+    assert create(field_branch__c="north")["errorCode"] == 0
+    body = {"data": {"apiName": "object_followup__c", "includeDetail": False}}
+    described = wire.post("/cgi/crm/v2/object/describe", body, headers=headers)
+    assert described["data"]["describe"]["fields"]["field_branch__c"]["is_required"] is True
+
+
+@pytest.mark.parametrize(
+    ("path", "given"),
+    [
+        ("/cgi/crm/object/approvalInstances/query", {}),
+        ("/cgi/crm/object/approvalInstances/query", {"dataId": ""}),
+        ("/cgi/crm/approvalInstance/get", {}),
+    ],
+)
+def test_approval_reads_require_their_id(wire: Wire, path: str, given: dict[str, str]) -> None:
+    """``dataId`` ("查询对象审批流实例") and ``instanceId`` ("Query Approval Flow Instance
+    Details") are documented as required: a read without one is refused."""
+    answer = wire.post(path, {"data": {}, **given}, headers=wire.login())
+    assert answer["errorCode"] == 10001
 
 
 def test_update_validates_and_bumps_version_and_modstamp(wire: Wire) -> None:

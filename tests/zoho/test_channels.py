@@ -50,6 +50,9 @@ def test_channel_is_created_then_renewed_when_expiring_within_a_day(zoho, zconne
     (channel,) = zoho.channels()
     assert (channel.channel_id, channel.events, channel.token) == (CHANNEL, ["Contacts.all"], TOKEN)
     assert timedelta(hours=23) < channel.expiry - now <= timedelta(days=1)
+    # Zoho lists a Contacts.all subscription as its operations ("Get Notification Details")
+    (listed,) = connector.client.channels()
+    assert set(listed.events) == {"Contacts.create", "Contacts.edit", "Contacts.delete"}
     # v2 channels live at most a day, so any live channel is within the 24 h renewal window
     renewed = connector.ensure_channel("https://crmtier.example/webhooks/zoho", CHANNEL, TOKEN)
     assert renewed.action == "renewed"

@@ -4,6 +4,7 @@ that says what to do next."""
 from __future__ import annotations
 
 import pytest
+from zcrmsdk.src.com.zoho.crm.api.exception import SDKException
 
 from connectors.errors import (
     AuthExpiredError,
@@ -12,6 +13,7 @@ from connectors.errors import (
     RateLimitedError,
     TransientError,
 )
+from connectors.zoho.client_errors import translate
 from connectors.zoho.errors import (
     CALL_RULES,
     SDK_RULES,
@@ -111,3 +113,29 @@ def test_every_sdk_rule_has_a_row():
 )
 def test_record_codes_say_whether_a_retry_can_help(code, retryable):
     assert record_retryable(code) is retryable
+
+
+#: zcrmsdk meets some Zoho refusals in look-ups of its own (the related lists before a
+#: relate or delink, a module's fields) and raises them as ``API_EXCEPTION`` with Zoho's
+#: code (or the HTTP status) in ``details`` and no HTTP status of the call.
+API_EXCEPTIONS = [
+    ("OAUTH_SCOPE_MISMATCH", ConfigError, "scope"),
+    ("NO_PERMISSION", ConfigError, "permission"),
+    ("INVALID_TOKEN", AuthExpiredError, "expired"),
+    ("TOO_MANY_REQUESTS", RateLimitedError, "limit"),
+    ("INVALID_MODULE", ConfigError, "module"),
+    ("SOMETHING_NEW", TransientError, "SOMETHING_NEW"),
+    ("quotes a value: Jane Doe", TransientError, "API_EXCEPTION error"),
+    (None, TransientError, "zcrmsdk failed"),
+    (401, AuthExpiredError, "401"),
+    (500, TransientError, "500"),
+]
+
+
+@pytest.mark.parametrize(("code", "expected", "named"), API_EXCEPTIONS)
+def test_a_refusal_met_in_zcrmsdks_own_look_ups_is_classified_by_zohos_code(code, expected, named):
+    exc = SDKException("API_EXCEPTION", None, {"code": code, "status": "error", "message": "m"})
+    error = translate(exc, "https://accounts.example/oauth/v2/token")
+    assert type(error) is expected
+    assert named in str(error)
+    assert "Jane" not in str(error)

@@ -171,3 +171,20 @@ def test_trust_comes_from_ca_bundle_not_the_environment(zoho, zconnect, monkeypa
         read_pages(zconnect(zoho, ca_bundle=""))
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem")
     assert sum(len(p.records) for p in read_pages(zconnect(zoho))) == 250
+
+
+def test_a_sixteenth_process_on_one_refresh_token_costs_the_oldest_its_token_once(
+    sandbox_factory, zconnect
+):
+    """Zoho keeps 15 live access tokens per refresh token and invalidates the oldest for a
+    16th ("Token Validity"): the oldest client's next call is refused (401), it takes a new
+    token and goes on, without the caller seeing a failure."""
+    zoho = sandbox_factory("zoho", customers=1, refresh_limit=100)
+    clients = [zconnect(zoho).client for _ in range(16)]
+    for client in clients:
+        assert client.current_user() is not None
+    assert zoho.accounts.refreshes == 16
+    assert clients[-1].current_user() is not None
+    assert zoho.accounts.refreshes == 16  # the newest token still works
+    assert clients[0].current_user() is not None
+    assert zoho.accounts.refreshes == 17  # the oldest was invalidated and refreshed once

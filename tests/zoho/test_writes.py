@@ -1,5 +1,6 @@
 """Write-back to Zoho: batching (docs/targets.md P1), workflow triggers, per-record failures (R4),
-picklist validation before any write, idempotent tasks and campaign memberships."""
+picklist validation before any write, idempotent campaign memberships (tasks:
+test_task_writes.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from datetime import date
 
 import pytest
 
-from connectors.contract import FieldUpdate, MembershipChange, TaskUpsert, WritePlan
+from connectors.contract import FieldUpdate, MembershipChange, WritePlan
 from connectors.errors import ConfigError
-from tiering_core.models import TaskAction
+from tests.zoho.test_task_writes import _task
 
 
 def _ids(sandbox, n):
@@ -86,43 +87,6 @@ def test_unknown_picklist_value_is_a_config_error_before_any_write(zoho, zconnec
     with pytest.raises(ConfigError, match=r"value_tier.*Value_Tier.*'unrated'.*picklist"):
         connector.apply(plan)
     assert zoho.write_calls() == 0
-
-
-def _task(cid, key, **kw):
-    action = TaskAction(
-        rule="tier_upgrade",
-        subject="Call: tier upgraded",
-        priority="high",
-        due=date(2027, 2, 15),
-        description="crmtier",
-        dedupe_key=key,
-        **kw,
-    )
-    return TaskUpsert(cid, action)
-
-
-def test_tasks_are_upserted_by_dedupe_key(zoho, zconnect):
-    connector = zconnect(zoho)
-    ids = _ids(zoho, 3)
-    plan = WritePlan(
-        tasks=(
-            _task(ids[0], "k-0", owner_id="5725767000000100007"),
-            _task(ids[1], "k-1", queue="compliance"),
-            _task(ids[2], "k-2"),
-        )
-    )
-    assert all(r.ok for r in connector.apply(plan))
-    assert all(r.ok for r in connector.apply(plan))  # a rerun after a crash
-    tasks = sorted(zoho.tasks(), key=lambda t: t.external_id)
-    assert [(t.external_id, t.customer_id) for t in tasks] == [
-        ("k-0", ids[0]),
-        ("k-1", ids[1]),
-        ("k-2", ids[2]),
-    ]
-    assert tasks[0].owner == "5725767000000100007"
-    assert tasks[1].owner == "5725767000000100901"  # the compliance queue user
-    assert tasks[0].due == "2027-02-15"
-    assert zoho.server.calls.count("upsert") == 2
 
 
 def test_campaign_memberships_are_idempotent_and_removable(zoho, zconnect):
