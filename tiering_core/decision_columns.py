@@ -199,8 +199,9 @@ class DecisionColumns(Sequence[AssessmentData]):
             kinds,
             (keys, [member[i] for member in members]),
         )
-        if self.overrides and self.overrides[i] is not None:
-            decision["actions"] = (*decision["actions"], *self._refusals(i, customer, why))
+        overridden = self.overrides[i] if self.overrides else None
+        if overridden is not None:
+            decision["actions"] = (*decision["actions"], *self._refusals(customer, overridden, why))
         self._rows[i] = decision
         return decision
 
@@ -227,7 +228,7 @@ class DecisionColumns(Sequence[AssessmentData]):
                     made = strategy.tasks(customer, self._outcome(i), self.policy, self.as_of, why)
                     tasks = tuple(made)
                 if overridden is not None:
-                    tasks = (*tasks, *self._refusals(i, customer, why))
+                    tasks = (*tasks, *self._refusals(customer, overridden, why))
             mine = {key: strategy.dedupe_key(cid, "campaign", key) for key in compress(keys, row)}
             out.append(Wants(cid, tasks, keys, mine, aml[i], codes[i]))
         return out
@@ -237,13 +238,13 @@ class DecisionColumns(Sequence[AssessmentData]):
         return self.named.outcome(i, self.service_level[i], self.issues[i])
 
     def _refusals(
-        self, i: int, customer: strategy.Customer, why: Sequence[dict[str, Any]]
+        self,
+        customer: strategy.Customer,
+        overridden: dict[str, Any],
+        why: Sequence[dict[str, Any]],
     ) -> list[dict[str, Any]]:
-        """The task telling the maker why customer ``i``'s override was refused (none when
-        it was not, or it has none): after its other actions."""
-        overridden = self.overrides[i] if self.overrides else None
-        if overridden is None:
-            return []
+        """The task telling the maker why ``customer``'s override (``overridden``) was
+        refused (none when it was not): after its other actions."""
         return override.refusal_tasks(
             customer.id,
             customer.owner_id,

@@ -1,7 +1,15 @@
 """The kind of each Salesforce API call, from its method and path: what the client's HTTP
 hook counts calls by (``client.SalesforceClient.count``), so a bulk job's polls and a
 retried call count as what they are against the org's allowance. Kept apart from the
-client, which holds the SDK and is at its size."""
+client, which holds the SDK and is at its size.
+
+A ``queryMore`` is a GET of the page's ``nextRecordsUrl``, ``.../query/<locator>-<offset>``.
+Its locator begins with ``0r8`` ("A query locator is 18 characters long and begins with the
+prefix 0r8": Salesforce Help, "'INVALID_QUERY_LOCATOR' Salesforce Error", help.salesforce.com/
+s/articleView?id=000384958); the REST API Developer Guide's older examples show ``01g``
+("Execute a SOQL Query"), so both count as ``query_more``: a locator of the current form
+counted as ``other`` would leave every page after the first out of the read figures.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +26,7 @@ _CALL_KINDS: tuple[tuple[str | None, re.Pattern[str], str], ...] = tuple(
         ("PATCH", r".*/composite/sobjects/?", "collections_update"),
         ("POST", r".*/composite/sobjects/?", "collections_create"),
         ("DELETE", r".*/composite/sobjects/?", "collections_delete"),
-        (None, r".*/query(?:All)?/01g[^/]*", "query_more"),
+        (None, r".*/query(?:All)?/(?:0r8|01g)[^/]*", "query_more"),
         (None, r".*/query(?:All)?/?", "query"),
         (None, r".*/describe/?", "describe"),
     )

@@ -16,12 +16,13 @@ from typing import Any, get_origin
 from connectors.contract import HOUSEHOLDS_CHECK, SchemaCheck
 from connectors.errors import ConfigError, ConnectorError
 from connectors.mapping import CANONICAL_TYPES, FieldMapping, WritebackConfig
-from connectors.salesforce.client import SalesforceClient, soql
+from connectors.salesforce.client import SalesforceClient, select, soql
 from connectors.salesforce.config import SalesforceSettings
 from connectors.salesforce.households import RELATION, RELATION_FIELDS
 from connectors.salesforce.mapping import missing_values
 from connectors.salesforce.owner_checks import owner_checks
 from connectors.salesforce.rights_checks import rights_checks
+from connectors.salesforce.writes import MEMBER_STATUS
 
 _TEXT = {"string", "picklist", "textarea", "combobox", "reference", "id", "email", "phone", "url"}
 _ACCOUNTS_AS_MEMBERS_FIX = (
@@ -81,6 +82,7 @@ def run_checks(
         return [*checks, obj]
     described = _fields(obj)
     checks.append(SchemaCheck(f"object {mapping.object}", True))
+    checks += _person_account_check(settings, mapping.object, described)
     for path, name in sorted(mapping.fields.items()):
         field = described.get(name)
         if field is None:
@@ -119,11 +121,46 @@ def run_checks(
         checks.append(SchemaCheck(f"write-back {name}", ok, f"{output}: {detail}", fix))
     checks += _external_id_checks(client, settings)
     checks += _campaign_checks(client, writeback)
+    checks += _member_status_check(client, writeback)
     checks += owner_checks(client, writeback)
     checks += rights_checks(
         client, mapping, writeback, fields=described, deletable=bool(obj.get("deletable"))
     )
     return checks
+
+
+#: What every read selects while ``[crm] person_accounts`` is on (``connector._select``).
+PERSON_ACCOUNT_FIELDS = ("IsPersonAccount", "PersonContactId")
+
+
+def _person_account_check(
+    settings: SalesforceSettings, sobject: str, described: Mapping[str, Any]
+) -> list[SchemaCheck]:
+    """With ``person_accounts`` on (the default) every read selects ``IsPersonAccount`` and
+    ``PersonContactId``, the fields of person accounts ("Record types are person account
+    record types if the Account field IsPersonAccount is set to true ... the ID of the
+    corresponding person contact record is stored in the PersonContactId field": SOAP API
+    Developer Guide, "Person Account Record Types"), a feature an org must have enabled
+    ("Enable Person Accounts", Salesforce Help). An org without it has neither field, and
+    every read would fail with INVALID_FIELD; ``describe`` shows which it is before the
+    first sync."""
+    if not settings.person_accounts:
+        return []
+    missing = [name for name in PERSON_ACCOUNT_FIELDS if name not in described]
+    if not missing:
+        return [
+            SchemaCheck("person accounts", True, f"{sobject}.{' and '.join(PERSON_ACCOUNT_FIELDS)}")
+        ]
+    return [
+        SchemaCheck(
+            "person accounts",
+            False,
+            f"{sobject} has no {', '.join(missing)}: Person Accounts are not enabled, or the "
+            "integration user cannot read them",
+            "set [crm] person_accounts = false if the org has no Person Accounts; otherwise "
+            f"grant the integration user Read on {sobject}.{', '.join(missing)}",
+        )
+    ]
 
 
 _RELATION_FIX = (
@@ -217,4 +254,45 @@ def _campaign_checks(client: SalesforceClient, writeback: WritebackConfig) -> li
             "" if cid in found else f"create the campaign or fix [writeback.campaigns].{key}",
         )
         for key, cid in sorted(writeback.campaigns.items())
+    ]
+
+
+def _member_status_check(client: SalesforceClient, writeback: WritebackConfig) -> list[SchemaCheck]:
+    """Memberships are created with Status ``MEMBER_STATUS``, a value each campaign defines
+    for itself: its ``CampaignMemberStatus`` rows ("One or more member status values
+    defined for a campaign", Object Reference for the Salesforce Platform,
+    "CampaignMemberStatus"), which marketing users may rename or remove. What an org does
+    with a Status its campaign lacks the documentation does not say, so each campaign
+    without it is a warning. The object "is accessible only to those users that are enabled
+    as marketing users" (same page): a refused query is a warning too, since adding
+    campaign members needs a Marketing User (docs/admin-setup.md). One query."""
+    ids = sorted(set(writeback.campaigns.values()))
+    if not ids:
+        return []
+    name = "campaign member statuses"
+    query = select(["CampaignId", "Label"], "CampaignMemberStatus", "WHERE CampaignId IN {}", ids)
+    try:
+        rows = client.query_all(query)
+    except ConnectorError as exc:
+        return [
+            SchemaCheck(
+                name,
+                False,
+                f"could not read CampaignMemberStatus: {exc}",
+                "select Marketing User on the integration user's User record (docs/admin-setup.md)",
+                "warning",
+            )
+        ]
+    having = {str(r["CampaignId"])[:15] for r in rows if r.get("Label") == MEMBER_STATUS}
+    lacking = [key for key, cid in sorted(writeback.campaigns.items()) if cid[:15] not in having]
+    if not lacking:
+        return [SchemaCheck(name, True, f'"{MEMBER_STATUS}" defined on every campaign')]
+    return [
+        SchemaCheck(
+            name,
+            False,
+            f'no member status "{MEMBER_STATUS}" on {", ".join(lacking)}',
+            f'add the member status "{MEMBER_STATUS}" to these campaigns in Salesforce',
+            "warning",
+        )
     ]

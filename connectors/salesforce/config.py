@@ -15,6 +15,16 @@ from pydantic import Field, field_validator, model_validator
 from connectors.secrets import SecretRef
 from connectors.settings import CrmSettings, load_crm_settings
 
+#: The oldest API version that has every call crmtier makes: sObject Collections upsert, how
+#: tasks are written, "is available in API version 46 and later" (REST API Developer Guide,
+#: "Upsert Records Using sObject Collections"), and CampaignMember.AccountId, how a business
+#: account joins a campaign, was "Introduced: API version 50.0" (Object Reference for the
+#: Salesforce Platform, "CampaignMember"). One floor for both: with accounts as campaign
+#: members off 46.0 would do, but every org serves 50.0 (Winter '21) and later, so a
+#: config has no reason to pin an older one. Below it, tasks or memberships would fail on
+#: every run with a NOT_FOUND or INVALID_FIELD the config could have named up front.
+MIN_API_VERSION = 50.0
+
 
 class SalesforceSettings(CrmSettings):
     kind: Literal["salesforce"] = "salesforce"
@@ -43,6 +53,16 @@ class SalesforceSettings(CrmSettings):
         if not value.startswith("https://"):
             raise ValueError("must be an https:// URL (the org's My Domain)")
         return value.rstrip("/")
+
+    @field_validator("api_version")
+    @classmethod
+    def _recent_enough(cls, value: str) -> str:
+        if float(value) < MIN_API_VERSION:
+            raise ValueError(
+                f"must be {MIN_API_VERSION} or later: older versions lack sObject Collections "
+                "upsert or CampaignMember.AccountId"
+            )
+        return value
 
     @model_validator(mode="after")
     def _credentials(self) -> SalesforceSettings:

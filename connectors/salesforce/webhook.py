@@ -19,7 +19,12 @@ case-insensitive alphanumeric characters ("Field Types: ID", SOAP API Developer 
 developer.salesforce.com/docs/atlas.en-us.api.meta/api/field_types.htm).
 
 Each ``<Notification>`` becomes one ``ChangeEvent`` keyed by its notification ``Id``, which
-Salesforce reuses on every retry, so redeliveries dedupe in the inbox (W4).
+Salesforce reuses on every retry, so redeliveries dedupe in the inbox (W4). A notification
+whose ``sObject`` carries nothing is acknowledged and becomes no event: "If the record is
+deleted before the notification is delivered, the notification contains no data" (Salesforce
+Help, "Considerations for Outbound Messages", help.salesforce.com/s/articleView?id=
+platform.workflow_om_considerations.htm). Refusing it would refuse the whole message, up
+to 99 other customers' changes with it, and Salesforce would resend it for 24 hours.
 """
 
 from __future__ import annotations
@@ -121,7 +126,7 @@ def verify_and_parse(body: bytes, *, org_id: str) -> list[ChangeEvent]:
     items = notifications.findall(f"{{{OM_NS}}}Notification")
     if not 1 <= len(items) <= MAX_NOTIFICATIONS:
         raise WebhookRejected(400, f"a message holds 1..{MAX_NOTIFICATIONS} notifications")
-    return [_event(item) for item in items]
+    return [event for item in items if (event := _event(item)) is not None]
 
 
 def _check_org(received: str | None, configured: str) -> None:
@@ -132,12 +137,17 @@ def _check_org(received: str | None, configured: str) -> None:
         raise WebhookRejected(403, "OrganizationId does not match salesforce_org_id")
 
 
-def _event(notification: Element) -> ChangeEvent:
+def _event(notification: Element) -> ChangeEvent | None:
+    """The notification's change event; none for one that carries no data (its record was
+    deleted before delivery: nothing to re-tier)."""
     notification_id = _text(notification, "Id")
+    if notification_id is None or not RECORD_ID.fullmatch(notification_id):
+        raise WebhookRejected(400, "Notification needs an Id")
     sobject = notification.find(f"{{{OM_NS}}}sObject")
-    if notification_id is None or not RECORD_ID.fullmatch(notification_id) or sobject is None:
-        raise WebhookRejected(400, "Notification needs an Id and an sObject")
-    fields = {_local(child.tag): (child.text or "").strip() for child in sobject}
+    children = () if sobject is None else sobject  # (an Element's truth value is deprecated)
+    fields = {_local(child.tag): (child.text or "").strip() for child in children}
+    if not any(fields.values()):
+        return None
     record_id = fields.get("Id", "")
     if not RECORD_ID.fullmatch(record_id):
         raise WebhookRejected(

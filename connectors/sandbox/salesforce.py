@@ -42,17 +42,18 @@ from connectors.sandbox.salesforce_metadata import MetadataApi
 from connectors.sandbox.salesforce_org import (
     SalesforceOrg,
 )
-from connectors.sandbox.salesforce_outbound import OutboundMessenger, Target
+from connectors.sandbox.salesforce_outbound import OutboundMessenger, Target, message_fields
 from connectors.sandbox.salesforce_rest import (
     QueryCursor,
     install_rest_routes,
     limit_info,
     sf_error,
 )
-from connectors.sandbox.salesforce_schema import CLOSED_TASK_STATUSES, EXTERNAL_KEY_FIELD
+from connectors.sandbox.salesforce_schema import EXTERNAL_KEY_FIELD
 from connectors.sandbox.salesforce_seed import (
     account_row,
     flattener,
+    member_statuses,
     relation_rows,
     user_id,
     user_row,
@@ -66,7 +67,6 @@ from connectors.sandbox.salesforce_wire import (
     to_sf_value,
 )
 from connectors.sandbox.server import Request
-from connectors.sandbox.store import format_ts
 
 #: Route kinds that change data: what ``write_calls()`` counts.
 WRITE_KINDS = (
@@ -95,6 +95,7 @@ class SalesforceSandbox(SandboxLifecycle):
         daily_api_limit: int = 100_000,
         accounts_as_campaign_members: bool = True,
         contacts_to_multiple_accounts: bool = True,
+        person_accounts: bool = True,
         notify_on_api_writes: bool = True,
         query_batch_size: int = 2000,
     ) -> None:
@@ -105,10 +106,13 @@ class SalesforceSandbox(SandboxLifecycle):
             self.mapping,
             accounts_as_members=accounts_as_campaign_members,
             multiple_accounts=contacts_to_multiple_accounts,
+            person_accounts=person_accounts,
             on_change=self._on_api_change if notify_on_api_writes else None,
         )
         self.bulk = BulkApi(self.org)
-        self.outbound = OutboundMessenger(ORG_ID, "04k000000000001AAA", self.server.base_url)
+        self.outbound = OutboundMessenger(
+            ORG_ID, "04k000000000001AAA", self.server.base_url, current=self.org.get
+        )
         self.daily_api_limit = daily_api_limit
         self.api_used = 0
         self.query_batch_size = query_batch_size
@@ -166,18 +170,14 @@ class SalesforceSandbox(SandboxLifecycle):
         return make_id("Account", index + 1)
 
     def _ensure_campaigns(self) -> None:
-        for key, cid in self.mapping.writeback.campaigns.items():
-            if not self.store.exists("Campaign", cid):
-                self.store.insert_many(
-                    "Campaign",
-                    [
-                        (
-                            cid,
-                            self.store.clock(),
-                            {"Name": key.replace("_", " ").title(), "IsActive": True},
-                        )
-                    ],
-                )
+        """The default mapping's campaigns, each with its member statuses."""
+        stamp = self.store.clock()
+        for n, (key, cid) in enumerate(self.mapping.writeback.campaigns.items()):
+            if self.store.exists("Campaign", cid):
+                continue
+            name = key.replace("_", " ").title()
+            self.store.insert_many("Campaign", [(cid, stamp, {"Name": name, "IsActive": True})])
+            self.store.insert_many("CampaignMemberStatus", member_statuses(cid, n, stamp))
 
     def add_users(self, ids: Iterable[str]) -> None:
         """Active Users with these ids (those not there yet). Seeding adds every record
@@ -244,7 +244,7 @@ class SalesforceSandbox(SandboxLifecycle):
         return out
 
     def tasks(self) -> list[SandboxTask]:
-        """Every Task crmtier wrote; ``open`` is False for a closed Status."""
+        """Every Task crmtier wrote; ``open`` is False for a closed one (``IsClosed``)."""
         return [
             SandboxTask(
                 external_id=str(data.get(EXTERNAL_KEY_FIELD)),
@@ -252,10 +252,19 @@ class SalesforceSandbox(SandboxLifecycle):
                 subject=str(data.get("Subject")),
                 due=data.get("ActivityDate"),
                 owner=data.get("OwnerId"),
-                open=data.get("Status") not in CLOSED_TASK_STATUSES,
+                open=not self.org.view(rid, modstamp, data)["IsClosed"],
             )
-            for _, _, data in self.store.scan("Task")
+            for rid, modstamp, data in self.store.scan("Task")
         ]
+
+    def set_task_status(self, key: str, status: str) -> None:
+        """What a relationship manager does in the CRM: give the Task with crmtier's
+        external key ``key`` this Status (a value of the org's picklist, or refused)."""
+        rid = self.org.index.ext().get("Task", {})[key]
+        record = {"attributes": {"type": "Task"}, "id": rid, "Status": status}
+        (saved,) = self.org.update([record], True)
+        if not saved.success:
+            raise ValueError(f"Task {key}: Status {status!r}: {saved.errors[0].as_json()}")
 
     def memberships(self) -> set[tuple[str, str]]:
         keys = {cid: key for key, cid in self.mapping.writeback.campaigns.items()}
@@ -376,14 +385,7 @@ class SalesforceSandbox(SandboxLifecycle):
     # --- notifications ---------------------------------------------------------------------
 
     def _notify(self, view: Mapping[str, Any]) -> None:
-        self.outbound.notify(
-            self.org.customer_object,
-            {
-                "Id": view["Id"],
-                "SystemModstamp": format_ts(view["SystemModstamp"]),  # xsd:dateTime in SOAP
-                "OwnerId": view.get("OwnerId"),
-            },
-        )
+        self.outbound.notify(self.org.customer_object, message_fields(view))
 
     def _on_api_change(self, obj: str, view: dict[str, Any]) -> None:
         self._notify(view)

@@ -7,6 +7,12 @@ endpoint and retries the *same* message (same notification ``Id``s) with exponen
 back-off until the listener answers 200 with ``<Ack>true</Ack>``, or the message is older
 than ``max_age`` (24 h in Salesforce), when it is dropped. Delivery is therefore
 at-least-once and may reorder, exactly what the webhook receiver has to cope with.
+
+Each attempt sends the records as they are then: "If the information in the record changes
+after the notification is sent, but before the notification is delivered, only the updated
+information is delivered. If the record is deleted before the notification is delivered,
+the notification contains no data" (Salesforce Help, "Considerations for Outbound
+Messages"): a deleted record's notification goes out with an empty ``sObject``.
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 from xml.sax.saxutils import escape
 
 import requests
+
+from connectors.sandbox.store import format_ts
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,16 @@ class DeliveryStats:
     bodies: deque[bytes] = field(default_factory=lambda: deque(maxlen=100))
 
 
+def message_fields(view: Mapping[str, Any]) -> dict[str, Any]:
+    """What the sandbox's outbound message sends of a customer: ``Id``, ``SystemModstamp``
+    (an xsd:dateTime) and ``OwnerId``."""
+    return {
+        "Id": view["Id"],
+        "SystemModstamp": format_ts(view["SystemModstamp"]),
+        "OwnerId": view.get("OwnerId"),
+    }
+
+
 def envelope(org_id: str, action_id: str, base_url: str, notes: list[Notification]) -> bytes:
     parts = [
         _ENVELOPE_HEAD,
@@ -96,7 +114,15 @@ def is_ack(response: requests.Response) -> bool:
 class OutboundMessenger:
     """Queues notifications and delivers them from one daemon thread."""
 
-    def __init__(self, org_id: str, action_id: str, base_url: str) -> None:
+    def __init__(
+        self,
+        org_id: str,
+        action_id: str,
+        base_url: str,
+        current: Callable[[str, str], Mapping[str, Any] | None] | None = None,
+    ) -> None:
+        #: the record as the org holds it now (None once deleted), read at each attempt
+        self.current = current
         self.org_id = org_id
         self.action_id = action_id
         self.base_url = base_url
@@ -190,8 +216,16 @@ class OutboundMessenger:
             with self._cond:
                 self._cond.wait_for(lambda: self._stopped, timeout=delay)
 
+    def _as_sent(self, note: Notification) -> Notification:
+        """``note`` with its record's fields as they are now, none once it is deleted."""
+        if self.current is None:
+            return note
+        view = self.current(note.sobject, str(note.fields["Id"]))
+        return replace(note, fields={} if view is None else message_fields(view))
+
     def _deliver(self, target: Target, batch: list[Notification]) -> bool:
-        body = envelope(self.org_id, self.action_id, self.base_url, batch)
+        notes = [self._as_sent(note) for note in batch]
+        body = envelope(self.org_id, self.action_id, self.base_url, notes)
         with self._cond:
             self.stats.attempts += 1
             self.stats.bodies.append(body)

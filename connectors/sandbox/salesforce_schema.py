@@ -10,12 +10,14 @@ in a real org (``INVALID_FIELD``). Record ids and the forms values are written i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, get_origin
 
 from connectors.mapping import CANONICAL_TYPES, DefaultMapping
 from connectors.salesforce.mapping import FIELD_TYPES
+from connectors.salesforce.metadata import KEY_LENGTH
 from connectors.salesforce.override_audit import history_object
 from connectors.sandbox.generator import TEXT_IMPORTED_INPUTS
 from connectors.sandbox.optional import writeback_targets
@@ -77,12 +79,17 @@ class FieldSpec:
     restricted: bool = False
     external_id: bool = False
     nillable: bool = True
+    #: characters a text field holds; a longer value is refused with STRING_TOO_LONG ("The
+    #: String specified is longer than allowed": StatusCode, SOAP API Developer Guide,
+    #: "Core Data Types Used in API Calls"); None: not modelled
+    length: int | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "label": self.name.removesuffix("__c").replace("_", " "),
             "type": self.type,
+            "length": self.length or 0,
             "updateable": self.updateable,
             "createable": self.createable,
             "nillable": self.nillable,
@@ -121,12 +128,22 @@ class FieldSpec:
                 "INVALID_TYPE_ON_FIELD_IN_RECORD",
                 f"{label}: value not of required type: {value}",
             )
+        if self.length is not None and isinstance(value, str) and len(value) > self.length:
+            return ("STRING_TOO_LONG", f"{label}: data value too large (max length={self.length})")
         return None
 
 
-#: Task Status values whose TaskStatus.IsClosed is true in a standard org (Salesforce
-#: Object Reference, "TaskStatus").
-CLOSED_TASK_STATUSES = frozenset({"Completed"})
+#: A standard org's Task Status picklist, each value with its TaskStatus.IsClosed (only
+#: Completed closes a task). An org may add values, closed ones too: "Multiple task status
+#: values can represent a closed task" (Object Reference, "TaskStatus"); the sandbox's
+#: ``SalesforceOrg.add_task_status`` does that.
+TASK_STATUSES: Mapping[str, bool] = {
+    "Not Started": False,
+    "In Progress": False,
+    "Completed": True,
+    "Waiting on someone else": False,
+    "Deferred": False,
+}
 
 
 def _is_date(text: str) -> bool:
@@ -193,7 +210,11 @@ def writeback_spec(output: str, name: str) -> FieldSpec:
     wrong value fails as in a real org."""
     typ = output_type(output)
     return FieldSpec(
-        name, FIELD_TYPES[typ.kind][0], picklist=typ.values, restricted=bool(typ.values)
+        name,
+        FIELD_TYPES[typ.kind][0],
+        picklist=typ.values,
+        restricted=bool(typ.values),
+        length=typ.max_length,
     )
 
 
@@ -202,11 +223,14 @@ def build_schema(
     *,
     accounts_as_members: bool,
     multiple_accounts: bool = True,
+    person_accounts: bool = True,
     rights: IntegrationRights | None = None,
+    task_statuses: Mapping[str, bool] = TASK_STATUSES,
 ) -> dict[str, ObjectSpec]:
     """The org as the integration user sees it through ``rights`` (default: least
-    privilege). Rights only narrow what the API may do: the sandbox's seeding and its
-    control API write the store directly, as a CRM user or an import would."""
+    privilege), its Task Status picklist ``task_statuses``'s values. Rights only narrow
+    what the API may do: the sandbox's seeding and its control API write the store
+    directly, as a CRM user or an import would."""
     rights = rights or IntegrationRights()
     account = ObjectSpec(mapping.mapping.object, deletable=rights.delete_customers)
     _system_fields(account)
@@ -217,8 +241,9 @@ def build_schema(
         ("National_ID__c", "string"),
     ):
         account.add(FieldSpec(name, typ))
-    account.add(FieldSpec("IsPersonAccount", "boolean", updateable=False, createable=False))
-    account.add(FieldSpec("PersonContactId", "reference", updateable=False, createable=False))
+    if person_accounts:  # an org without Person Accounts has neither field
+        account.add(FieldSpec("IsPersonAccount", "boolean", updateable=False, createable=False))
+        account.add(FieldSpec("PersonContactId", "reference", updateable=False, createable=False))
     for path, crm_field in mapping.mapping.fields.items():
         typ, values = _canonical_type(path)
         if path == "owner_id":
@@ -239,25 +264,19 @@ def build_schema(
     task = ObjectSpec("Task")
     _system_fields(task)
     for spec in (
-        FieldSpec("Subject", "combobox"),
+        # lengths as the Object Reference's "Task" states them (Subject 255, Description
+        # 32,000) and as doctor --fix creates the key (metadata.KEY_LENGTH)
+        FieldSpec("Subject", "combobox", length=255),
         FieldSpec("ActivityDate", "date"),
-        FieldSpec(
-            "Status",
-            "picklist",
-            picklist=(
-                "Not Started",
-                "In Progress",
-                "Completed",
-                "Waiting on someone else",
-                "Deferred",
-            ),
-            restricted=True,
-        ),
+        FieldSpec("Status", "picklist", picklist=tuple(task_statuses), restricted=True),
+        # read-only, set by the org from the Status's TaskStatus.IsClosed (label "Closed",
+        # Salesforce Field Reference "Task"); ``OrgSaves.view`` derives it
+        FieldSpec("IsClosed", "boolean", updateable=False, createable=False, nillable=False),
         FieldSpec("Priority", "picklist", picklist=("High", "Normal", "Low"), restricted=True),
         FieldSpec("WhatId", "reference"),
         FieldSpec("WhoId", "reference"),
-        FieldSpec("Description", "textarea"),
-        FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True),
+        FieldSpec("Description", "textarea", length=32_000),
+        FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True, length=KEY_LENGTH),
     ):
         task.add(spec)
 
@@ -274,7 +293,7 @@ def build_schema(
     if accounts_as_members:
         member.add(FieldSpec("AccountId", "reference", updateable=False))
     member.add(FieldSpec("Status", "picklist", picklist=("Sent", "Responded")))
-    member.add(FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True))
+    member.add(FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True, length=KEY_LENGTH))
     return {
         o.name: o
         for o in (
@@ -284,7 +303,7 @@ def build_schema(
             member,
             *([account_contact_relation()] if multiple_accounts else []),
             history_spec(account.name),
-            *owner_objects(),
+            *lookup_objects(),
         )
     }
 
@@ -351,27 +370,31 @@ def history_spec(sobject: str) -> ObjectSpec:
 RM_CAPACITY_FIELD = "RM_Capacity__c"
 
 
-def owner_objects() -> tuple[ObjectSpec, ...]:
-    """What a Task's ``OwnerId`` may name, read-only through the API here: ``User`` (only
-    an active one owns records), and queues, which are ``Group`` rows of ``Type`` Queue
-    whose ``QueueSobject`` rows list the objects each accepts ("A queue is a Group whose
-    Type is Queue"; QueueSobject "Represents the mapping between a queue Group and the
-    sObject types associated with the queue": Object Reference for the Salesforce
-    Platform, developer.salesforce.com/docs/platform/object-reference/references/
-    standard-objects/object-queuesobject.html)."""
+def lookup_objects() -> tuple[ObjectSpec, ...]:
+    """What doctor and the owner checks look up, read-only through the API here: what a
+    Task's ``OwnerId`` may name, ``User`` (only an active one owns records) and queues,
+    which are ``Group`` rows of ``Type`` Queue whose ``QueueSobject`` rows list the objects
+    each accepts ("A queue is a Group whose Type is Queue"; QueueSobject "Represents the
+    mapping between a queue Group and the sObject types associated with the queue": Object
+    Reference for the Salesforce Platform, developer.salesforce.com/docs/platform/
+    object-reference/references/standard-objects/object-queuesobject.html); and each
+    campaign's ``CampaignMemberStatus`` rows ("One or more member status values defined
+    for a campaign", same reference), the values a member's Status takes."""
     user = ObjectSpec("User", deletable=False)
     group = ObjectSpec("Group", deletable=False)
     queue_object = ObjectSpec("QueueSobject", deletable=False)
+    status = ObjectSpec("CampaignMemberStatus", deletable=False)
     for spec, fields in (
         (user, (("Name", "string"), ("IsActive", "boolean"), (RM_CAPACITY_FIELD, "double"))),
         (group, (("Name", "string"), ("DeveloperName", "string"), ("Type", "picklist"))),
         (queue_object, (("QueueId", "reference"), ("SobjectType", "picklist"))),
+        (status, (("CampaignId", "reference"), ("Label", "string"), ("IsDefault", "boolean"))),
     ):
         spec.add(FieldSpec("Id", "id", updateable=False, createable=False, nillable=False))
         spec.add(FieldSpec("SystemModstamp", "datetime", updateable=False, createable=False))
         for name, typ in fields:
             spec.add(FieldSpec(name, typ, updateable=False, createable=False))
-    return user, group, queue_object
+    return user, group, queue_object, status
 
 
 def user_permission_access(rights: IntegrationRights) -> ObjectSpec:

@@ -131,3 +131,22 @@ def user_row(sf_user_id: str) -> dict[str, Any]:
     if number in OWNER_NUMBERS:
         row[RM_CAPACITY_FIELD] = float(rm_capacity(number))
     return row
+
+
+#: Each sandbox campaign's member statuses, (Label, IsDefault): the values its
+#: CampaignMember.Status takes here (``salesforce_schema.py``'s picklist).
+MEMBER_STATUSES = (("Sent", True), ("Responded", False))
+
+
+def member_statuses(
+    campaign_id: str, n: int, stamp: datetime
+) -> list[tuple[str, datetime, dict[str, Any]]]:
+    """The ``CampaignMemberStatus`` rows of the ``n``th campaign, ready to insert."""
+    return [
+        (
+            make_id("CampaignMemberStatus", len(MEMBER_STATUSES) * n + i + 1),
+            stamp,
+            {"CampaignId": campaign_id, "Label": label, "IsDefault": default},
+        )
+        for i, (label, default) in enumerate(MEMBER_STATUSES)
+    ]

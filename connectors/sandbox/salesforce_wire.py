@@ -19,6 +19,7 @@ PREFIXES = {
     "Contact": "003",
     "Task": "00T",
     "Campaign": "701",
+    "CampaignMemberStatus": "01Y",
     "CampaignMember": "00v",
     "User": "005",
     "Group": "00G",

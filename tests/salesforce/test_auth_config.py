@@ -119,6 +119,9 @@ BASE = {
         ({"api_share": 1.5}, "crm.api_share"),
         ({"page_size": 5000}, "crm.page_size"),
         ({"api_version": "latest"}, "crm.api_version"),
+        # collections upsert needs 46.0, CampaignMember.AccountId 50.0 (config.MIN_API_VERSION)
+        ({"api_version": "45.0"}, "crm.api_version: must be 50.0 or later"),
+        ({"api_version": "49.0"}, "crm.api_version: must be 50.0 or later"),
         ({"colour": "blue"}, "crm.colour"),
     ],
 )
@@ -130,6 +133,13 @@ def test_bad_config_is_one_line_naming_the_key(monkeypatch, change, fragment):
     message = str(info.value)
     assert fragment in message and "\n" not in message
     assert "hunter2" not in message and "s3cret-value" not in message
+
+
+def test_api_versions_from_50_are_taken(monkeypatch):
+    monkeypatch.setenv("SF_ID", "id")
+    monkeypatch.setenv("SF_SECRET", "s3cret-value")
+    for version in ("50.0", "59.0", "66.0"):
+        assert load_settings({**BASE, "api_version": version}).api_version == version
 
 
 def test_settings_hide_secrets(monkeypatch):

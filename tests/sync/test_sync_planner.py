@@ -195,12 +195,38 @@ def test_memberships_in_doubt_are_planned_explicitly(
     assert {(m.campaign, m.member) for m in plan.memberships} == planned
 
 
+@pytest.mark.parametrize(
+    ("actions", "planned"),
+    [
+        ((VIP, LEAVE_VIP), {("vip_events", False)}),
+        ((LEAVE_VIP, VIP), set()),
+    ],
+    ids=["joined-then-left", "left-then-joined"],
+)
+def test_a_campaign_named_twice_is_planned_by_its_last_action(
+    actions: tuple[CampaignAction, ...], planned: set[tuple[str, bool]]
+) -> None:
+    """``wants_of`` reads a decision's actions in order, as the planner always did: the
+    last action of a campaign decides (an adjustment may append one). The customer is a
+    member crmtier made: leaving is planned, staying plans nothing."""
+    known = Known(memberships={"vip_events": VIP.dedupe_key})
+    plan = plan_customer(_assessment(*actions), {}, known, WB)
+    assert {(m.campaign, m.member) for m in plan.memberships} == planned
+
+
 QUEUED = TASK.model_copy(update={"queue": "credit_risk", "dedupe_key": "C1:credit:2026Q2"})
 SURVEY = CampaignAction(campaign="survey_mass", member=True, dedupe_key="C1:survey_mass")
+NOT_SURVEYED = SURVEY.model_copy(update={"member": False})
 
 
-@pytest.mark.parametrize("action", [QUEUED, SURVEY], ids=["queue", "campaign"])
+@pytest.mark.parametrize(
+    "action",
+    [QUEUED, SURVEY, NOT_SURVEYED],
+    ids=["queue", "campaign", "campaign-not-member"],
+)
 def test_a_target_the_config_never_named_is_an_error_not_a_silent_skip(action: Any) -> None:
+    """A campaign the decision names but does not make the customer a member of is
+    refused too: the config is wrong whether or not this customer joins it."""
     names = r"\[writeback\.(queues|campaigns)\] (credit_risk|survey_mass)"
     with pytest.raises(ConfigError, match=names):
         plan_customer(_assessment(action), {}, Known(), WB)
@@ -217,6 +243,8 @@ def test_switched_off_targets_are_not_planned_and_mapped_ones_are() -> None:
     assert off.is_off("campaigns", "survey_mass") and "survey_mass" not in off.campaigns
     was_member = Known(memberships={"survey_mass": SURVEY.dedupe_key})
     assert not plan_customer(_assessment(QUEUED, SURVEY), {}, was_member, off)
+    # nor joined by a customer crmtier has made no membership of it for
+    assert not plan_customer(_assessment(QUEUED, SURVEY), {}, Known(), off)
     on = WB.model_copy(
         update={
             "campaigns": {**WB.campaigns, "survey_mass": "701S"},
@@ -333,6 +361,14 @@ def _assessed(sanctions_hit: bool, aml_risk: str | None = None) -> AssessmentDat
     return cast(AssessmentData, data)
 
 
+def _wanting(assessment: AssessmentData, rule: str) -> AssessmentData:
+    """``assessment`` asking again for the open ``rule`` task of an earlier run (its
+    dedupe key in ``MADE``), as a bank's policy that holds no sales task back may."""
+    again = TASK.model_copy(update={"rule": rule, "dedupe_key": f"C1:{rule}:old"})
+    actions = (*assessment["actions"], again.model_dump())
+    return cast(AssessmentData, {**assessment, "actions": actions})
+
+
 @pytest.mark.parametrize(
     ("assessment", "known", "tasks_written", "closed"),
     [
@@ -346,6 +382,13 @@ def _assessed(sanctions_hit: bool, aml_risk: str | None = None) -> AssessmentDat
         (_assessed(False), MADE, True, []),
         # a high (not prohibited) AML level blocks new sales tasks but withdraws none
         (_assessed(False, aml_risk="high"), MADE, True, []),
+        # a sales task the decision asks for again stays open: it is wanted, not withdrawn
+        (
+            _wanting(_assessed(True, aml_risk="high"), "service_recovery"),
+            MADE,
+            True,
+            [r for r in SALES if r != "service_recovery"],
+        ),
         # a task whose rule the store does not know (made before it kept rules) stays
         (_assessed(True), {}, True, []),
         # tasks not written back: nothing to close
@@ -357,6 +400,7 @@ def _assessed(sanctions_hit: bool, aml_risk: str | None = None) -> AssessmentDat
         "prohibited",
         "clear",
         "aml-high",
+        "wanted-again",
         "rule-unknown",
         "tasks-off",
     ],

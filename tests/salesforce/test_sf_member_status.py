@@ -1,0 +1,54 @@
+"""Memberships are created with Status "Sent", a value each campaign defines for itself
+(Object Reference, "CampaignMemberStatus": "One or more member status values defined for a
+campaign"); doctor warns about each configured campaign that lacks it, and about a user who
+may not read the statuses at all."""
+
+from __future__ import annotations
+
+import pytest
+from sf_helpers import FAST_RETRY
+
+from connectors.salesforce.writes import MEMBER_STATUS
+
+LINE = "campaign member statuses"
+
+
+@pytest.fixture
+def sandbox(sandbox_factory):
+    return sandbox_factory("salesforce", customers=1)
+
+
+def _line(connector):
+    (line,) = [c for c in connector.check() if c.name == LINE]
+    return line
+
+
+def _drop_status(sandbox, campaign_id: str, label: str) -> None:
+    for rid, _, data in list(sandbox.store.scan("CampaignMemberStatus")):
+        if data["CampaignId"] == campaign_id and data["Label"] == label:
+            sandbox.store.delete("CampaignMemberStatus", rid)
+
+
+def test_every_campaign_defines_the_status_memberships_are_made_with(sandbox, connect):
+    line = _line(connect(sandbox, **FAST_RETRY))
+    assert line.ok and MEMBER_STATUS in line.detail
+
+
+@pytest.mark.parametrize("dropped", [["vip_events"], ["survey_mass", "wealth_seminar"]])
+def test_a_campaign_without_it_is_a_warning_naming_the_campaign(sandbox, connect, dropped):
+    connector = connect(sandbox, **FAST_RETRY)
+    for key in dropped:
+        _drop_status(sandbox, connector.writeback.campaigns[key], MEMBER_STATUS)
+    _drop_status(sandbox, connector.writeback.campaigns["affluent_offers"], "Responded")
+    line = _line(connector)
+    assert not line.ok and line.severity == "warning"
+    assert line.detail == f'no member status "{MEMBER_STATUS}" on {", ".join(sorted(dropped))}'
+    assert MEMBER_STATUS in line.fix
+
+
+def test_a_refused_status_query_is_a_warning_about_the_marketing_user(sandbox, connect):
+    connector = connect(sandbox, **FAST_RETRY)
+    del sandbox.org.schema["CampaignMemberStatus"]  # as for a user who may not see it
+    line = _line(connector)
+    assert not line.ok and line.severity == "warning"
+    assert "Marketing User" in line.fix
