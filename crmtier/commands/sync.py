@@ -31,7 +31,7 @@ from crmtier.commands.sync_gc import OldestGeneration, fewer_collections
 from crmtier.commands.sync_output import ProgressView, report_json, summary
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config
 from crmtier.config_sections import parse_interval
-from sync import households, jsonlog, outbox
+from sync import households, jsonlog, outbox, write_readiness
 from sync.disclosure import Disclosure
 from sync.engine import (
     AlreadyRunningError,
@@ -81,16 +81,21 @@ def make_engine(
     *,
     as_of: date | None = None,
     on_progress: Any = None,
+    only_fields: bool = False,
 ) -> SyncEngine:
     """The sync engine ``config`` describes, over an opened store and connector. With
     ``as_of`` every assessment is as of that day (one run); without it the day is taken at
-    each assessment, so a long-lived ``crmtier serve`` past midnight tiers as of today."""
+    each assessment, so a long-lived ``crmtier serve`` past midnight tiers as of today.
+    A CRM prerequisite of households or of an enabled write kind that is missing refuses
+    the start (``ConfigError``: exit 2), before any read or write; ``only_fields`` (a run
+    that writes tier fields only) asks none of the write kinds'."""
     from tiering_core.engine import decide_batch
     from tiering_core.policy import load_policy
 
     policy = load_policy(config.policy_path())
-    households.require(connector, policy)  # a missing CRM prerequisite: refuse to start
     writeback = config.writeback_config()
+    households.require(connector, policy)  # a missing CRM prerequisite: refuse to start
+    write_readiness.require(connector, writeback, only_fields=only_fields)
     kinds = action_kinds(writeback)
 
     def assess(
@@ -120,6 +125,7 @@ def open_engine(
     *,
     as_of: date | None = None,
     on_progress: Any = None,
+    only_fields: bool = False,
 ) -> Iterator[SyncEngine]:
     """Everything one sync run needs, built from the config: state store, connector,
     policy, the day it assesses as of (``as_of`` or today)."""
@@ -128,7 +134,14 @@ def open_engine(
         connector = config.connector()
         try:
             day = as_of or datetime.now(UTC).date()
-            yield make_engine(config, store, connector, as_of=day, on_progress=on_progress)
+            yield make_engine(
+                config,
+                store,
+                connector,
+                as_of=day,
+                on_progress=on_progress,
+                only_fields=only_fields,
+            )
         finally:
             connector.close()
     finally:
@@ -146,6 +159,7 @@ def _run_once(
                 config,
                 as_of=options.as_of,
                 on_progress=OldestGeneration(view.update if view else None),
+                only_fields=options.only_fields,
             ) as engine,
         ):
             if view:
