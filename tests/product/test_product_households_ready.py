@@ -130,7 +130,12 @@ def test_a_missing_prerequisite_fails_doctor_and_stops_the_sync(
 
 @pytest.mark.parametrize(("crm", "options", "detail", "fix"), LACKING)
 def test_with_households_off_the_prerequisite_is_not_asked_for(
-    request: pytest.FixtureRequest, org: Org, crm: str, options: dict[str, Any], detail: str, fix: str
+    request: pytest.FixtureRequest,
+    org: Org,
+    crm: str,
+    options: dict[str, Any],
+    detail: str,
+    fix: str,
 ) -> None:
     sandbox, path = org(crm, OFF, **options)
     checked = _run("doctor", "--config", str(path))
