@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from connectors.calltally import CallTally, counting
 from connectors.contract import Connector
 from connectors.errors import ConfigError, ConnectorError
 from connectors.override_audit import OverrideAuditReads
@@ -94,8 +95,9 @@ def make_engine(
 
     policy = load_policy(config.policy_path())
     writeback = config.writeback_config()
-    households.require(connector, policy)  # a missing CRM prerequisite: refuse to start
-    write_readiness.require(connector, writeback, only_fields=only_fields)
+    with counting(CallTally()) as start:  # reported with the engine's first run
+        households.require(connector, policy)  # a missing CRM prerequisite: refuse to start
+        write_readiness.require(connector, writeback, only_fields=only_fields)
     kinds = action_kinds(writeback)
 
     def assess(
@@ -116,6 +118,7 @@ def make_engine(
         policy_version=policy.version,
         task_limits=task_limits(policy),
         policy=policy,  # households (sync.households)
+        start_calls=start.counts(),
     )
 
 
