@@ -156,6 +156,8 @@ def _run_once(
 ) -> int:
     view = None if (as_json or quiet) else _progress_view()
     try:
+        if _spreads(config, options):  # refused before the start checks' CRM calls
+            _require_live_worker(config)
         with (
             fewer_collections(),
             open_engine(
@@ -206,24 +208,34 @@ def _run(config: CrmtierConfig, engine: SyncEngine, options: RunOptions) -> RunR
     """One run: a full re-tier goes to the task engine's workers a page a job when
     ``[workers] engine = "procrastinate"`` and ``spread_full_sync`` is not switched off
     (``sync.retier``), else it runs here."""
-    spread = options.full and not options.dry_run and options.limit is None
-    # spread_full_sync holds only with engine = "procrastinate" (the config refuses it else)
-    if not spread or not config.workers.spread_full_sync:
+    if not _spreads(config, options):
         return engine.run(options)
-    _require_live_worker(config, engine.store)
     from crmtier.workers import page_units
 
     with page_units(engine.store) as executor:
         return retier(engine, executor, options)
 
 
-def _require_live_worker(config: CrmtierConfig, store: StateStore) -> None:
-    """Refuse a spread full sync before it takes the stream or stores a page when no
-    worker is alive (``sync.tasks.liveness``): it would otherwise wait out the stall time
-    (``sync.retier``) and fail with the bookmark where it was. Workers that die after
-    this are met by that stall time, as before."""
+def _spreads(config: CrmtierConfig, options: RunOptions) -> bool:
+    """Whether this run is a full re-tier spread over workers: a full sync that writes and
+    reads everyone, with ``spread_full_sync`` on (which holds only with engine =
+    "procrastinate": the config refuses it else)."""
+    full = options.full and not options.dry_run and options.limit is None
+    return full and config.workers.spread_full_sync
+
+
+def _require_live_worker(config: CrmtierConfig) -> None:
+    """Refuse a spread full sync before it calls the CRM, takes the stream or stores a
+    page when no worker is alive (``sync.tasks.liveness``): it would otherwise wait out the
+    stall time (``sync.retier``) and fail with the bookmark where it was. Workers that die
+    after this are met by that stall time, as before."""
     stalled_after = timedelta(seconds=config.workers.stalled_after_seconds)
-    if live_workers(store.engine, stalled_after) == 0:
+    store = config.open_state_store()
+    try:
+        alive = live_workers(store.engine, stalled_after)
+    finally:
+        store.close()
+    if alive == 0:
         raise NoLiveWorkerError(
             "no crmtier worker is alive to take the pages of a spread full sync "
             f"(no heartbeat in {stalled_after.total_seconds():.0f} s): {START_A_WORKER}"
