@@ -1,8 +1,8 @@
 """``sync.write_readiness``: which write kinds a configuration enables, and that only their
 prerequisites are asked of the connector (a kind that is off, a fields-only run and a
 connector without prerequisites ask nothing); a failed line is one ``ConfigError`` naming
-the kind, what is missing, its fix and the switch. The Zoho checks run against the sandbox
-in tests/zoho/test_write_gate.py."""
+the kind, what is missing, its fix and the switch. The Zoho and Salesforce checks run
+against their sandboxes in tests/product/test_product_write_gate.py."""
 
 from __future__ import annotations
 
