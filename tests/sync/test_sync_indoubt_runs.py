@@ -10,11 +10,16 @@ that may have been sanctioned since.
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
 
 from sync import runs
+from sync.outbox import OutboxItem
+from sync.run_outbox import _sales_tasks_in_doubt
+from sync.run_parts import RunParts
 from sync.store import StateStore
 
 STREAM = "indoubt:Customer"
@@ -56,3 +61,27 @@ def test_every_run_asked_about_is_answered_together(store: StateStore) -> None:
         _record(conn)
         assert runs.died(conn, set(RUNS)) == {r for r, (_, dead) in RUNS.items() if dead}
         assert runs.died(conn, set()) == set()
+
+
+#: a pending item left by an earlier run: (kind, rule, the run, attempts) -> held for re-planning
+HELD = [
+    ("task", "upgrade_call", "marked_dead", 0, True),  # the dead run may have sent it
+    ("task", "upgrade_call", "still_running", 0, True),
+    ("task", "upgrade_call", "paused", 0, False),  # never sent: re-sent as it is
+    ("task", "upgrade_call", "paused", 1, True),  # sent, failed retryably: it may have landed
+    ("task", "service_recovery", "failed", 2, True),
+    ("task", "credit_limit_review", "marked_dead", 1, False),  # not a sales task: it stays
+    ("membership", None, "marked_dead", 0, False),  # planned again anyway (``in_doubt``)
+]
+
+
+@pytest.mark.parametrize(("kind", "rule", "run_id", "attempts", "held"), HELD)
+def test_recovery_holds_a_sales_task_that_may_have_reached_the_crm(
+    store: StateStore, kind: str, rule: str | None, run_id: str, attempts: int, held: bool
+) -> None:
+    with store.begin() as conn:
+        _record(conn)
+    payload = {"rule": rule} if rule else {"campaign": "vip", "member": True}
+    item = OutboxItem(1, "C1", kind, "k", payload, attempts, run_id, "sync")  # type: ignore[arg-type]
+    parts = cast(RunParts, SimpleNamespace(e=SimpleNamespace(store=store)))
+    assert _sales_tasks_in_doubt(parts, [item]) == ({"C1"} if held else set())
