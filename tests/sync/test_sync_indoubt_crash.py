@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from crmtier.commands.sync import open_engine
+from crmtier.config import load_config
 from sync import schema
 from sync.planner import SALES_TASK_RULES
 from sync.store import StateStore
@@ -204,3 +206,30 @@ def _never_made(harness: Harness, cid: str, key: str, rule: str, run_1: str) -> 
     closed = [a["new"] for a in rows["audit"] if a["event"] == "task_closed"]
     assert closed == [{"rule": rule, "key": key, "closed": True, "in_doubt": True}]
     _review_made(rows, cid, run_2)
+
+
+def test_a_webhook_pass_holds_a_killed_sync_s_sales_task_for_a_sanctioned_customer(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sanctions hit comes in as a webhook, before any sync: the pass (the worker's
+    ``process_records``) meets run 1's task while run 1's record still says ``running``
+    (a pass leaves a dead reader's record to the next reader, ``runs.mark_interrupted``).
+    It must hold and re-plan it as the next sync would, not re-send it blindly."""
+    cid, key, rule, before = _killed_run(harness, "before_write")
+    run_1 = before["outbox"][0]["run_id"]
+    harness.sandbox.edit_customer(cid, {"aml.sanctions_hit": True})
+    for name, value in harness.env.items():
+        monkeypatch.setenv(name, value)
+    with open_engine(load_config(harness.config)) as engine:
+        report = engine.process_records(engine.connector.fetch([cid]))
+    assert report.status == "succeeded", report.error
+    assert not [t for t in harness.sandbox.tasks() if t.external_id == key]
+    rows = _rows(harness)
+    task_rows = [r for r in rows["outbox"] if r["key"] == key]
+    assert [(r["kind"], r["status"], r["run_id"]) for r in task_rows] == [
+        ("task", "superseded", run_1),
+        ("task_close", "done", report.run_id),
+    ]
+    audited = [a["new"] for a in rows["audit"] if a["new"]["key"] == key]
+    assert audited == [{"rule": rule, "key": key, "closed": True, "in_doubt": True}]
+    _review_made(rows, cid, report.run_id)
