@@ -12,7 +12,12 @@ re-assesses them, so a waiting task is made from the customer's data of that day
 at all if the reason for it has gone), with a due date counted from that day.
 
 "Open" is what crmtier can know without reading the CRM's task status: a task it made
-(recorded here as ``made``) whose due date has not passed.
+(recorded here as ``made``) whose due date has not passed and that it has not closed. A
+task it closed itself (a sanctions hit withdraws the customer's sales tasks,
+``sync.planner.closures_of``) leaves its owner's count in the transaction that records
+the CRM's answer to the closure (``Recorder.record_results``); one superseded before it
+ever went out leaves it, and gives back its share of the run's budget, when it is
+superseded (``sync.dispatch``).
 
 An owner's cap holds across runs and webhook passes that commit side by side (on threads,
 processes or hosts): the open counts a run loaded when it started are stale once another
@@ -237,7 +242,8 @@ def record(
 
 
 def unmake(conn: sa.Connection, stream: str, keys: Sequence[str]) -> None:
-    """Tasks admitted but superseded before they were sent: no longer counted as made."""
+    """Tasks no longer open: admitted but superseded before they were sent, or closed in
+    the CRM (its answer recorded). No longer counted as made."""
     _delete(conn, stream, task_queue.c.key, keys, "made")
 
 
