@@ -105,6 +105,21 @@ class Budget:
         self.admitted.add(task.dedupe_key)
         return True
 
+    def release(self, task: TaskAction) -> None:
+        """A task this run admitted that will never be made (superseded before it went
+        out: ``sync.dispatch``): its share of the rule's budget and its owner's open count
+        go back, and it is admitted no more, so a later read of its customer that wants it
+        again is admitted afresh, within the budget and its owner's cap (it passed without
+        counting, and so could take its owner past the cap)."""
+        if task.dedupe_key not in self.admitted:
+            return
+        self.admitted.discard(task.dedupe_key)
+        if task.rule in self.limits:
+            self.used[task.rule] = max(0, self.used[task.rule] - 1)
+            if task.owner_id:
+                owner = (task.rule, task.owner_id)
+                self.open[owner] = max(0, self.open[owner] - 1)
+
     def recount(
         self, conn: sa.Connection, stream: str, as_of: date, tasks: Iterable[TaskAction]
     ) -> None:
