@@ -137,8 +137,9 @@ class Dispatcher:
         wanted): it keeps only its newest decision, so the earlier one's queued writes are
         superseded and the decision dropped (True; the caller records the customer as
         unchanged), its tasks off their owners' caps and their share of the run's budget
-        given back (``_supersede``): a later read that wants one again meets the caps. Not when one of its writes may have reached the CRM (not ``_unsent``: in
-        flight, or to be retried): its answer promotes the earlier decision (False)."""
+        given back (``_supersede``): a later read that wants one again meets the caps.
+        Not when one of its writes may have reached the CRM (not ``_unsent``: in flight,
+        or to be retried): its answer promotes the earlier decision (False)."""
         decision = self.decisions.get(cid)
         if decision is None or not decision.this_run:
             return False

@@ -24,7 +24,7 @@ from sync.taskbudget import TaskLimit
 from tests.sync.memory_crm import memory_engine
 from tests.sync.test_task_budget import AS_OF, WRITEBACK, TaskCrm, task
 from tests.sync.test_task_budget import assess as budget_assess
-from tiering_core.models import AssessmentData, Aml, CustomerProfile
+from tiering_core.models import Aml, AssessmentData, CustomerProfile
 
 RULE = "upgrade_call"  # a sales task: a sanctions hit closes it
 OWNER = "RM0"
