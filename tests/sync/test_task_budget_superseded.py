@@ -109,18 +109,23 @@ def test_a_task_sent_before_its_customer_is_read_again_stays_made_and_counted(
     assert pending is None
 
 
-@pytest.mark.parametrize(
-    ("attempts", "queued_by", "still_counted"),
+#: a queued task's cases of the ``Dispatcher._unsent`` rule: attempts, who queued it, and
+#: whether it may have reached the CRM
+QUEUED_TASKS = pytest.mark.parametrize(
+    ("attempts", "queued_by", "maybe_sent"),
     [
-        (0, "this run", False),  # never went out: off its owner's cap
+        (0, "this run", False),  # never went out
         (1, "this run", True),  # sent, failed retryably (a timeout): the CRM may hold it
         (3, "this run", True),
         (0, "an interrupted run", True),  # that run may have sent it before it died
         (2, "an interrupted run", True),
     ],
 )
+
+
+@QUEUED_TASKS
 def test_a_superseded_task_leaves_its_owner_s_cap_only_if_it_never_went_out(
-    tmp_path: Path, attempts: int, queued_by: str, still_counted: bool
+    tmp_path: Path, attempts: int, queued_by: str, maybe_sent: bool
 ) -> None:
     """``Dispatcher._supersede`` takes a queued task off its owner's cap only when it is
     sure the CRM never got it: queued by this run and never attempted. One that may have
@@ -139,22 +144,13 @@ def test_a_superseded_task_leaves_its_owner_s_cap_only_if_it_never_went_out(
             open_now = taskbudget.load_open(conn, e.stream, AS_OF, prune=False)
     finally:
         parts.pool.shutdown()
-    assert open_now == (Counter({("call", "RM1"): 1}) if still_counted else Counter())
+    assert open_now == (Counter({("call", "RM1"): 1}) if maybe_sent else Counter())
     assert item.id not in parts.pool.queue
 
 
-@pytest.mark.parametrize(
-    ("attempts", "queued_by", "given_back"),
-    [
-        (0, "this run", True),  # never went out: withdrawn, its budget given back
-        (1, "this run", False),  # sent, failed retryably: may be in the CRM, stays
-        (3, "this run", False),
-        (0, "an interrupted run", False),  # that run may have sent it before it died
-        (2, "an interrupted run", False),
-    ],
-)
+@QUEUED_TASKS
 def test_a_withdrawn_task_gives_its_budget_back_so_a_third_read_meets_the_cap(
-    tmp_path: Path, attempts: int, queued_by: str, given_back: bool
+    tmp_path: Path, attempts: int, queued_by: str, maybe_sent: bool
 ) -> None:
     """C01's first read admitted its task to RM1 (cap 1); a second read plans nothing and
     withdraws it (``Dispatcher.withdraw``) only if it certainly never went out. Withdrawn,
@@ -163,6 +159,7 @@ def test_a_withdrawn_task_gives_its_budget_back_so_a_third_read_meets_the_cap(
     admission (and its share of the rule's ``used``) and pass without counting, RM1 then
     holding 2 open tasks under a cap of 1. Not withdrawn (it may have reached the CRM),
     it keeps RM1's place, C02's waits, and the third read finds it still admitted."""
+    given_back = not maybe_sent
     e = engine(TaskCrm(3), tmp_path, {"call": TaskLimit(budget=5, open_per_owner=1)})
     parts = RunParts(e, RunOptions(as_of=AS_OF))
     budget = parts.planner.budget
