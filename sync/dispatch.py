@@ -5,7 +5,8 @@ run keeps only its newest decision: queued items the new plan no longer wants ar
 superseded, identical ones are reused, and a write identical to one in flight is not sent
 twice. Writes that may already have reached the CRM (in flight, failed retryably, queued
 by an interrupted run) cannot be undone by superseding them; ``in_doubt`` tells the
-planner which memberships those are, so the new plan says what it wants of them.
+planner which memberships and tasks those are, so the new plan says what it wants of them
+(a restricted customer's sales tasks among them are closed, ``planner.closures_of``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 
 from sync import outbox, taskbudget
 from sync.outbox import NewItem, OutboxItem
-from sync.planner import CustomerPlan
+from sync.planner import CustomerPlan, Doubt
 from sync.planning import jsonable
 from sync.recorder import PageRows, Recorder
 from sync.records import Decision, Json, PendingDecision, Planned, Skip
@@ -48,24 +49,30 @@ class Dispatcher:
         self.source_events = source_events
         self.budget = budget  # the planner's: a task superseded unsent gives its share back
 
-    def in_doubt(self, cid: str) -> dict[str, str]:
-        """Campaign -> key of this customer's outstanding membership writes that may
-        already have reached the CRM: in flight, sent and failed retryably, or queued by an
-        interrupted run (which may have sent them before it died). Superseding such a write
-        cannot undo it, so the new plan must say what it wants of those campaigns."""
+    def in_doubt(self, cid: str) -> Doubt | None:
+        """This customer's outstanding membership and task writes that may already have
+        reached the CRM: in flight, sent and failed retryably, or queued by an interrupted
+        run (which may have sent them before it died). Superseding such a write cannot undo
+        it, so the new plan must say what it wants of those campaigns and tasks. None when
+        there are none (most customers)."""
         decision = self.decisions.get(cid)
         if decision is None:
-            return {}
-        out: dict[str, str] = {}
+            return None
+        campaigns: dict[str, str] = {}
+        tasks: dict[str, str] = {}
         for item_id in decision.outstanding:
             item = self.pool.queue.get(item_id)
             if item is None:  # in flight
                 item = self.pool.sent_item(item_id)
             elif item.attempts == 0 and item.run_id == self.run_id:
                 continue  # queued by this run and never sent: superseding it is exact
-            if item is not None and item.kind == "membership":
-                out[str(item.payload["campaign"])] = item.key
-        return out
+            if item is None:
+                continue
+            if item.kind == "membership":
+                campaigns[str(item.payload["campaign"])] = item.key
+            elif item.kind == "task":  # its payload is the task (``items_of``)
+                tasks[item.key] = str(item.payload["rule"])
+        return Doubt(campaigns, tasks) if campaigns or tasks else None
 
     def enqueue(
         self,
@@ -220,6 +227,8 @@ def items_of(
         payload = {"campaign": change.campaign, "member": change.member}
         items.append(NewItem(cid, "membership", change.dedupe_key, payload, source_event_id))
     for closure in plan.closures:
-        payload = {"rule": closure.rule}
+        payload = (
+            {"rule": closure.rule, "in_doubt": True} if closure.in_doubt else {"rule": closure.rule}
+        )
         items.append(NewItem(cid, "task_close", closure.dedupe_key, payload, source_event_id))
     return items
