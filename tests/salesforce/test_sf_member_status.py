@@ -52,3 +52,12 @@ def test_a_refused_status_query_is_a_warning_about_the_marketing_user(sandbox, c
     line = _line(connector)
     assert not line.ok and line.severity == "warning"
     assert "Marketing User" in line.fix
+
+
+def test_with_memberships_off_there_is_no_status_line(sandbox, connect):
+    """docs/admin-setup.md offers ``campaign_memberships = false`` for a user who may not be
+    a Marketing User: doctor then makes no line telling them to make it one."""
+    connector = connect(sandbox, **FAST_RETRY)
+    connector.writeback = connector.writeback.model_copy(update={"campaign_memberships": False})
+    del sandbox.org.schema["CampaignMemberStatus"]  # as for a user who may not see it
+    assert LINE not in {c.name for c in connector.check()}
