@@ -34,7 +34,7 @@ from xml.etree import ElementTree as ET  # builds responses only; requests go th
 from defusedxml import ElementTree as SafeET
 
 from connectors.sandbox.salesforce_org import SalesforceOrg
-from connectors.sandbox.salesforce_schema import FieldSpec
+from connectors.sandbox.salesforce_specs import FieldSpec
 from connectors.sandbox.server import Request, Response
 
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"

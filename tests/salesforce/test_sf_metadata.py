@@ -16,7 +16,7 @@ from connectors.salesforce.metadata import (
     writeback_component,
 )
 from connectors.sandbox.salesforce_metadata import INTEGRATION_PERMISSION_SET, soap_fault
-from connectors.sandbox.salesforce_schema import FieldSpec
+from connectors.sandbox.salesforce_specs import FieldSpec
 from tests.foundation.outputs_check import salesforce_described, schema_disagreements
 from tiering_core.outputs import output_type
 
