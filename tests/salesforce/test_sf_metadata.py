@@ -5,7 +5,7 @@ the tiering model, and ``fix_schema`` creating, granting and confirming fields."
 from __future__ import annotations
 
 import pytest
-from sf_helpers import FAST_RETRY
+from sf_helpers import FAST_RETRY, save_account
 
 from connectors.errors import ConfigError
 from connectors.salesforce.client_metadata import MetadataApi
@@ -198,10 +198,5 @@ def test_a_field_fix_creates_holds_the_length_it_declares(sandbox, connect):
     assert limit is not None
     assert _describe(connector, "Account")[reasons]["length"] == limit
     assert _describe(connector, "Task")["Crmtier_Key__c"]["length"] == KEY_LENGTH
-    record = {"attributes": {"type": "Account"}, "id": sandbox.customer_id(0)}
-    saved = connector.client.collection(
-        "PATCH",
-        "composite/sobjects",
-        {"allOrNone": False, "records": [{**record, reasons: "r" * (limit + 1)}]},
-    )
-    assert saved[0]["errors"][0]["statusCode"] == "STRING_TOO_LONG"
+    saved = save_account(connector, sandbox.customer_id(0), **{reasons: "r" * (limit + 1)})
+    assert saved["errors"][0]["statusCode"] == "STRING_TOO_LONG"
