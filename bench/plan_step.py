@@ -14,6 +14,8 @@ each step, best of ``--repeat`` passes:
   decide           ``PagePlanner.decide`` (one call a written customer)
   enqueue          ``Dispatcher.enqueue`` (``outbox.enqueue`` inside)
   outbox.enqueue   ``sync.outbox.enqueue`` alone
+  claims.decided   ``RunClaims.decided``: the page commit marks its admitted versions
+                   decided from (``customer_claims.decided``)
 
 Run: python bench/plan_step.py [--customers 20000] [--repeat 3] [--fields-only]
 """
@@ -42,7 +44,7 @@ from connectors.sandbox.base import open_sandbox  # noqa: E402
 from crmtier.commands.sync import make_engine  # noqa: E402
 from crmtier.commands.sync_gc import fewer_collections  # noqa: E402
 from crmtier.config import load_config  # noqa: E402
-from sync import dispatch, outbox, page_step, planning, reader  # noqa: E402
+from sync import dispatch, outbox, page_step, planning, reader, run_claims  # noqa: E402
 from sync.settings import RunOptions  # noqa: E402
 from sync.store import StateStore  # noqa: E402
 
@@ -55,6 +57,7 @@ _STEPS = (
     (planning.PagePlanner, "decide", "decide"),
     (dispatch.Dispatcher, "enqueue", "enqueue"),
     (outbox, "enqueue", "outbox.enqueue"),
+    (run_claims.RunClaims, "decided", "claims.decided"),
 )
 
 

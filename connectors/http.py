@@ -109,9 +109,11 @@ def _log_retry(state: RetryCallState) -> None:
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, TransientError | RateLimitedError) and not isinstance(
-        exc, QuotaExhaustedError
-    )
+    return isinstance(exc, TransientError) or _is_throttled(exc)
+
+
+def _is_throttled(exc: BaseException) -> bool:
+    return isinstance(exc, RateLimitedError) and not isinstance(exc, QuotaExhaustedError)
 
 
 def call_with_retry(
@@ -120,18 +122,24 @@ def call_with_retry(
     *,
     refresh_auth: Callable[[], None] | None = None,
     sleep: Callable[[float], None] | None = None,
+    resend: bool = True,
 ) -> T:
     """Run ``fn`` under the retry policy.
 
     Retries ``TransientError`` and ``RateLimitedError`` (not ``QuotaExhaustedError``: our
     own budget is spent, waiting will not refill it). On ``AuthExpiredError`` calls
     ``refresh_auth`` once and tries again. Anything else propagates at once.
+
+    Without ``resend`` (a call the CRM may have served though its answer was lost, and
+    must not serve twice: an insert with no idempotency key), a ``TransientError``
+    propagates at once; a rate limit and an expired token, refusals of an unserved call,
+    are still repeated.
     """
     kwargs: dict[str, Any] = {}
     if sleep is not None:
         kwargs["sleep"] = sleep
     retrying = Retrying(
-        retry=retry_if_exception(_is_retryable),
+        retry=retry_if_exception(_is_retryable if resend else _is_throttled),
         wait=_wait(policy),
         stop=stop_after_attempt(policy.max_attempts),
         before_sleep=_log_retry,

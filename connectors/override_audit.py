@@ -36,20 +36,27 @@ from connectors.contract import (
     WritePlan,
     WriteResult,
 )
+from tiering_core.models import DQIssue
 
 #: The canonical paths whose change makes a new proposal (the approval must follow it).
 PROPOSAL_PATHS = ("override.value_tier", "override.service_tier", "override.expires")
 APPROVAL_PATH = "override.approved"
+#: The DQ issue of a customer whose override audit a reader could not read whole (e.g. an
+#: FXiaoke approval instance listed without its id): counted in the run report and logged
+#: by pseudonym, never a reason to stop the run.
+AUDIT_UNREAD = "DQ_AUDIT_UNREAD"
 
 
 @dataclass(frozen=True)
 class OverrideAudit:
-    """The CRM's record of one override: users by their CRM id, times as the CRM gives them."""
+    """The CRM's record of one override: users by their CRM id, times as the CRM gives them;
+    ``issues``: what the reader could not read of it (added to the record's DQ issues)."""
 
     maker_id: str | None = None
     checker_id: str | None = None
     proposed_at: datetime | None = None
     approved_at: datetime | None = None
+    issues: tuple[DQIssue, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,8 @@ def _completed(record: CrmRecord, audit: OverrideAudit | None) -> CrmRecord:
             "approved_at": audit.approved_at,
         }
     )
-    return replace(record, profile=record.profile.model_copy(update={"override": filled}))
+    profile = record.profile.model_copy(update={"override": filled})
+    return replace(record, profile=profile, dq_issues=record.dq_issues + audit.issues)
 
 
 class OverrideAuditReads:

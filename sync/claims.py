@@ -278,14 +278,24 @@ class CustomerClaims:
 
     def mark_decided(self, conn: sa.Connection, ids: Collection[str], owner: str) -> None:
         """In the transaction that commits a page: the versions ``owner`` admitted for these
-        customers (those it still holds) are now decided from (``Admission.repeated``)."""
+        customers (those it still holds) are now decided from (``Admission.repeated``).
+        Locked in id order first, as every statement over several rows here: the owner's
+        heartbeat (``renew``) and other owners' claims lock them so, and an ``UPDATE``
+        alone locks in the order its scan meets them, which deadlocked against those."""
         wanted = sorted(set(ids))
-        mark = "%s" if conn.dialect.name == "postgresql" else "?"
+        postgres = conn.dialect.name == "postgresql"
+        mark = "%s" if postgres else "?"
         for start in range(0, len(wanted), CHUNK):
             chunk = wanted[start : start + CHUNK]
+            where = f"WHERE customer_id IN ({', '.join([mark] * len(chunk))}) AND owner = {mark}"
+            if postgres:  # in id order first: an UPDATE locks in its scan's (heap) order
+                conn.exec_driver_sql(
+                    f"SELECT customer_id FROM customer_claims {where} "  # noqa: S608
+                    "ORDER BY customer_id FOR UPDATE",
+                    (*chunk, owner),
+                )
             conn.exec_driver_sql(
-                "UPDATE customer_claims SET decided = modstamp "  # noqa: S608
-                f"WHERE customer_id IN ({', '.join([mark] * len(chunk))}) AND owner = {mark}",
+                f"UPDATE customer_claims SET decided = modstamp {where}",  # noqa: S608
                 (*chunk, owner),
             )
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from sync.migration_steps import Migration
+from sync.migration_steps import Migration, add_column
 from sync.schema import metadata
 
 if TYPE_CHECKING:
@@ -70,14 +70,6 @@ def _absorb_webhook_versions(conn: sa.Connection) -> None:
     webhook_versions.drop(conn)
 
 
-def _add_decided(conn: sa.Connection) -> None:
-    """Add ``customer_claims.decided`` (absent from a store the first step made before it
-    existed; a new store's first step creates the table with it)."""
-    columns = {c["name"] for c in sa.inspect(conn).get_columns("customer_claims")}
-    if "decided" not in columns:
-        conn.execute(sa.text("ALTER TABLE customer_claims ADD COLUMN decided VARCHAR(32)"))
-
-
 #: the claims component's migrations, registered by ``CustomerClaims``. Append only.
 CLAIMS_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -91,7 +83,7 @@ CLAIMS_MIGRATIONS: tuple[Migration, ...] = (
         2,
         "customer_claims.decided: the modstamp a committed page decided from, so a version "
         "admitted by a run that died or stopped before its commit is not taken as decided",
-        _add_decided,
+        add_column(customer_claims, "decided"),  # a new store's step 1 created it already
     ),
 )
 

@@ -132,16 +132,13 @@ class Dispatcher:
         (the CRM already shows it, and the task the earlier read planned is no longer
         wanted): it keeps only its newest decision, so the earlier one's queued writes are
         superseded and the decision dropped (True; the caller records the customer as
-        unchanged). Not when one of its writes was sent (in flight, or to be retried): it
-        may have reached the CRM, and its answer promotes the earlier decision (False)."""
+        unchanged). Not when one of its writes may have reached the CRM (not ``_unsent``: in
+        flight, or to be retried): its answer promotes the earlier decision (False)."""
         decision = self.decisions.get(cid)
         if decision is None or not decision.this_run:
             return False
-        queue = self.pool.queue
-        sent = cid in self.pool.inflight_by_customer or any(
-            i not in queue or queue[i].attempts for i in decision.outstanding
-        )
-        if sent:
+        unsent = self._unsent
+        if cid in self.pool.inflight_by_customer or not all(map(unsent, decision.outstanding)):
             return False
         self._supersede(conn, sorted(decision.outstanding))
         del self.decisions[cid]
@@ -149,15 +146,23 @@ class Dispatcher:
         return True
 
     def _supersede(self, conn: sa.Connection, ids: list[int]) -> None:
-        """Queued items that will never be sent: marked so, and their tasks no longer
-        count as made against their owners' caps (``sync.taskbudget``)."""
-        queue = self.pool.queue
-        tasks = [queue[i].key for i in ids if queue[i].kind == "task"]
+        """Queued items that will never be sent (again): marked so; and their tasks that
+        never went out (queued by this run, never attempted) no longer count as made
+        against their owners' caps (``sync.taskbudget``). One sent before (a retry after a
+        timeout, or an interrupted run's) may be open in the CRM: it stays counted."""
+        queue, unsent = self.pool.queue, self._unsent
+        tasks = [queue[i].key for i in ids if queue[i].kind == "task" and unsent(i)]
         outbox.set_status(conn, ids, "superseded")
         for item_id in ids:
             queue.pop(item_id, None)
         if tasks:
             taskbudget.unmake(conn, self.stream, tasks)
+
+    def _unsent(self, item_id: int) -> bool:
+        """Queued by this run and never attempted: the CRM cannot have it (anything else
+        may have reached it: in flight, a retry after a timeout, an interrupted run's)."""
+        item = self.pool.queue.get(item_id)
+        return item is not None and item.attempts == 0 and item.run_id == self.run_id
 
     def recover(self, items: list[OutboxItem], states: dict[str, CustomerState]) -> None:
         """Queue the writes left pending under the decisions stored with them: an earlier

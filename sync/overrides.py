@@ -13,10 +13,15 @@ row (the override's start, its refusal and its end each change the tiers or make
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from tiering_core.models import AssessmentData, CustomerProfile
+from connectors.override_audit import AUDIT_UNREAD
+from tiering_core.models import AssessmentData, CustomerProfile, DQIssue
+
+log = logging.getLogger(__name__)
 
 #: Reason codes that say an override decided (or was refused for) this assessment.
 APPLIED = ("MANUAL_OVERRIDE", "MANUAL_OVERRIDE_SERVICE")
@@ -44,6 +49,18 @@ def override_trail(profile: CustomerProfile, assessment: AssessmentData) -> dict
         "proposed_at": _iso(o.proposed_at),
         "approved_at": _iso(o.approved_at),
     }
+
+
+def note_unread_audit(issue: DQIssue, customer_id: str, ref: Callable[[str], str]) -> None:
+    """One log line for a customer whose override audit the CRM's reader could not read
+    whole (``DQ_AUDIT_UNREAD``; the override is refused and the issue counted with the
+    run's DQ issues): the operator's way to find the record, named by its pseudonym
+    ``ref`` gives, the field and what was wrong."""
+    if issue.code == AUDIT_UNREAD:
+        log.warning(
+            "override audit unread",
+            extra={"customer": ref(customer_id), "field": issue.field, "problem": issue.problem},
+        )
 
 
 def _iso(value: date | datetime | None) -> str | None:

@@ -24,7 +24,7 @@ from connectors.contract import CrmRecord
 from connectors.mapping import WritebackConfig
 from sync import taskbudget
 from sync.decided import Decided, DecisionRows
-from sync.overrides import override_trail
+from sync.overrides import note_unread_audit, override_trail
 from sync.planner import (
     CustomerPlan,
     Known,
@@ -269,6 +269,7 @@ class PagePlanner:
                 counts.dq_issues[issue["code"]] += 1
             for dq in record.dq_issues:
                 counts.dq_issues[dq.code] += 1
+                note_unread_audit(dq, record.profile.id, self.recorder.ref)
         return AssessedPage(kept, decided)
 
     def _assess(self, profiles: list[CustomerProfile], links_for: LinksFor | None) -> Decided:

@@ -56,18 +56,18 @@ def run_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
         checks.append(_writable(connector, output, name, fields))
     cfg = connector.config
     if connector.writeback.tasks:
-        fields = cfg.followup_fields.model_dump()
+        names = cfg.followup_fields.model_dump()
         checks.append(
-            _object_check(connector, cfg.followup_object, "follow-up tasks", fields, "followup")
+            _object_check(connector, cfg.followup_object, "follow-up tasks", names, "followup")
         )
     if connector.writeback.campaign_memberships:
-        fields = cfg.campaign_member_fields.model_dump()
+        names = cfg.campaign_member_fields.model_dump()
         checks.append(
             _object_check(
                 connector,
                 cfg.campaign_member_object,
                 "campaign memberships",
-                fields,
+                names,
                 "campaign_member",
             )
         )
@@ -121,22 +121,18 @@ def _writable(
         return SchemaCheck(
             label, False, f"{name} lacks options {listed}", f"add {listed} to {name}'s options"
         )
+    # Warnings add up on the one line: a restricted date field outside UTC+8 needs both.
+    notes = []
     zone = field.get("time_zone")
     if kind == "date" and zone and zone not in TENANT_ZONE_NAMES:
-        return SchemaCheck(
-            label,
-            True,
-            f"{name} ({kind}) has time_zone {zone}; crmtier writes a date as midnight UTC+8: "
-            "check that a written date shows the intended day",
-            severity="warning",
+        notes.append(
+            f"has time_zone {zone}; crmtier writes a date as midnight UTC+8: "
+            "check that a written date shows the intended day"
         )
     if output in connector.writeback.restricted:
-        return SchemaCheck(
-            label,
-            True,
-            f"{name} ({kind}); restricted: make it visible to compliance roles only",
-            severity="warning",
-        )
+        notes.append("restricted: make it visible to compliance roles only")
+    if notes:
+        return SchemaCheck(label, True, f"{name} ({kind}); {'; '.join(notes)}", severity="warning")
     return SchemaCheck(label, True, f"{name} ({kind})")
 
 
@@ -160,7 +156,8 @@ def _object_check(
             f"{obj} has no field {', '.join(missing)}",
             f"create the field on {obj}, or set [crm.{key}_fields] to the tenant's api names",
         )
-    unfilled = required_unfilled(fields, set(names.values()))
+    filled = {name for role, name in names.items() if role not in SOMETIMES_EMPTY}
+    unfilled = required_unfilled(fields, filled)
     if unfilled:
         return SchemaCheck(
             purpose,
@@ -169,6 +166,10 @@ def _object_check(
             "make these fields optional or give them a default value",
         )
     return SchemaCheck(purpose, True, obj)
+
+
+#: Roles whose field a create may leave empty: the queue of a task for a named owner is "".
+SOMETIMES_EMPTY = frozenset({"queue"})
 
 
 def required_unfilled(fields: Mapping[str, Any], filled: set[str]) -> list[str]:

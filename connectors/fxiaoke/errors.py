@@ -134,10 +134,6 @@ HTTP_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(504, None, TransientError, "gateway timeout"),
 )
 
-#: A custom field's API name in FXiaoke (``field_value_tier__c``): the one part of an
-#: ``errorMessage`` that is a name, not a value.
-_CUSTOM_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_]*__c")
-
 
 def lookup(code: int) -> ErrorRule:
     """The table row of a non-zero ``errorCode`` (the catch-all when it is not listed)."""

@@ -11,20 +11,40 @@ field. FXiaoke keeps each flow instance with its applicant and each approver's o
 request and answer fields as the FxiaokeSDK.NET client names them: UNVERIFIED against a
 live tenant). The newest instance is the proposal: its applicant the maker, its last
 ``agree`` the checker. Two calls per customer whose override is approved, none for others.
+
+A listed instance can come without an ``instanceId``: the listing's page gives the field
+(``instances.instanceId``, String) with no promise that it is there, and says a field whose
+value is null is left out of the answer unless the request sets ``includeNull`` (default
+false) ("Query Object Approval Flow Instances", developer.fxiaoke.com/openapi_v2/en/common/
+process/approval/query.html). The details read cannot be sent without it ("Query Approval
+Flow Instance Details", ``/cgi/crm/approvalInstance/get``: ``instanceId`` String, Required,
+"Obtained via 'Query Object Approval Instance' API"); sent empty, FXiaoke refuses it (10001,
+a configuration error that stops the run). Such an approved instance is not read: the
+customer keeps its maker and no checker (the override is refused, ``no_checker``, with a
+task to the maker) and carries ``DQ_AUDIT_UNREAD``, counted in the run report and logged
+by pseudonym (``sync.overrides.note_unread_audit``); the run goes on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from connectors.contract import CrmRecord
-from connectors.override_audit import AuditEvent, OverrideAudit, trail
+from connectors.override_audit import APPROVAL_PATH, AUDIT_UNREAD, AuditEvent, OverrideAudit, trail
+from tiering_core.models import DQIssue
 
 INSTANCES_PATH = "/cgi/crm/object/approvalInstances/query"
 INSTANCE_PATH = "/cgi/crm/approvalInstance/get"
 AGREE = "agree"
+#: An approved instance listed without the id its details read needs (module docstring).
+NO_INSTANCE_ID = DQIssue(
+    code=AUDIT_UNREAD,
+    field=APPROVAL_PATH,
+    problem="approval flow instance listed without instanceId: its approver cannot be read",
+)
 
 
 def read_override_audit(connector: Any, records: Sequence[CrmRecord]) -> dict[str, OverrideAudit]:
@@ -37,18 +57,21 @@ def read_override_audit(connector: Any, records: Sequence[CrmRecord]) -> dict[st
             continue
         newest = max(instances, key=lambda i: int(i.get("createTime") or 0))
         events = []
+        unread: tuple[DQIssue, ...] = ()
         if newest.get("applicantOpenUserId") and newest.get("createTime"):
             events.append(
                 AuditEvent(
                     "proposal", str(newest["applicantOpenUserId"]), _at(newest["createTime"])
                 )
             )
-        if newest.get("state") == "pass":
+        if newest.get("state") == "pass" and not newest.get("instanceId"):
+            unread = (NO_INSTANCE_ID,)
+        elif newest.get("state") == "pass":
             detail = connector.client.call(
-                INSTANCE_PATH, {}, top={"instanceId": newest.get("instanceId")}
+                INSTANCE_PATH, {}, top={"instanceId": str(newest["instanceId"])}
             )
             events += _approvals((detail.get("instanceDetail") or {}).get("tasks") or [])
-        out[cid] = trail(events)
+        out[cid] = replace(trail(events), issues=unread)
     return out
 
 

@@ -38,6 +38,7 @@ from connectors.contract import (
 from connectors.errors import RecordError, TransientError
 from connectors.fxiaoke.client import FxiaokeClient, data_path
 from connectors.fxiaoke.config import FxiaokeConfig
+from connectors.fxiaoke.locks import explain_refusal
 from connectors.fxiaoke.mapping import date_to_crm, value_to_crm
 from connectors.fxiaoke.query import ID, PAGE_LIMIT, asc, flt, rows_of, search_query_info
 from connectors.mapping import FieldMapping, WritebackConfig
@@ -103,7 +104,7 @@ class PlanWriter:
         if not data:
             return ok("field_update", item.customer_id)
         obj = self._mapping.object
-        return self._write(
+        refused = self._write(
             "field_update",
             item.customer_id,
             lambda: self._client.call(
@@ -117,6 +118,7 @@ class PlanWriter:
                 record_id=item.customer_id,
             ),
         )
+        return explain_refusal(self._client, refused)  # an approval's lock: RECORD_LOCKED
 
     # --- owner changes --------------------------------------------------------------
 

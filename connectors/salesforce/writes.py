@@ -163,13 +163,20 @@ class PlanWriter:
         then a new record is created" ("Insert or Update (Upsert) a Record Using an
         External ID", REST API Developer Guide), and a closure of a task that never arrived,
         or that a relationship manager deleted, would make a bare completed Task. A key the
-        org does not hold, or whose Task is already Completed, has nothing to close: it
+        org does not hold, or whose Task is already closed, has nothing to close: it
         answers ok with no write, as does a Task deleted between look-up and update
-        (``ENTITY_IS_DELETED``). Nothing else changes: the subject, owner and notes stay as
-        the relationship manager left them. Cost: ceil(keys / 200) queries plus
-        ceil(open tasks / 200) updates."""
+        (``ENTITY_IS_DELETED``). "Closed" is the Task's ``IsClosed``, not its Status
+        being ``Completed``: an org may add closed statuses of its own ("Multiple task
+        status values can represent a closed task", TaskStatus.IsClosed, Object Reference
+        "TaskStatus", developer.salesforce.com/docs/atlas.en-us.object_reference.meta/
+        object_reference/sforce_api_objects_taskstatus.htm; Task's ``IsClosed``, label
+        "Closed", Salesforce Field Reference "Task"), and a task a relationship manager
+        put in one of them keeps that Status rather than being reset to Completed.
+        Nothing else changes: the subject, owner and notes stay as the relationship
+        manager left them. Cost: ceil(keys / 200) queries plus ceil(open tasks / 200)
+        updates."""
         found = self._task_rows(sorted({c.dedupe_key for c in closes}))
-        pending = [k for k, row in found.items() if row.get("Status") != TASK_CLOSED]
+        pending = [k for k, row in found.items() if not row.get("IsClosed")]
         done: dict[str, WriteResult] = {}
         for chunk in chunks(pending):
             records = [
@@ -186,13 +193,13 @@ class PlanWriter:
         ]
 
     def _task_rows(self, keys: Sequence[str]) -> dict[str, Mapping[str, Any]]:
-        """The Tasks the org holds with these external keys (``Id``, key, ``Status``),
+        """The Tasks the org holds with these external keys (``Id``, key, ``IsClosed``),
         by key, 200 keys a query."""
         key_field = self.settings.external_id_field
         found: dict[str, Mapping[str, Any]] = {}
         for chunk in chunks(keys):
             query = select(
-                ["Id", key_field, "Status"], "Task", f"WHERE {key_field} IN {{}}", list(chunk)
+                ["Id", key_field, "IsClosed"], "Task", f"WHERE {key_field} IN {{}}", list(chunk)
             )
             found.update((str(r[key_field]), r) for r in self.client.query_all(query))
         return found

@@ -49,7 +49,7 @@ from connectors.sandbox.salesforce_rest import (
     limit_info,
     sf_error,
 )
-from connectors.sandbox.salesforce_schema import CLOSED_TASK_STATUSES, EXTERNAL_KEY_FIELD
+from connectors.sandbox.salesforce_schema import EXTERNAL_KEY_FIELD
 from connectors.sandbox.salesforce_seed import (
     account_row,
     flattener,
@@ -247,7 +247,7 @@ class SalesforceSandbox(SandboxLifecycle):
         return out
 
     def tasks(self) -> list[SandboxTask]:
-        """Every Task crmtier wrote; ``open`` is False for a closed Status."""
+        """Every Task crmtier wrote; ``open`` is False for a closed one (``IsClosed``)."""
         return [
             SandboxTask(
                 external_id=str(data.get(EXTERNAL_KEY_FIELD)),
@@ -255,10 +255,19 @@ class SalesforceSandbox(SandboxLifecycle):
                 subject=str(data.get("Subject")),
                 due=data.get("ActivityDate"),
                 owner=data.get("OwnerId"),
-                open=data.get("Status") not in CLOSED_TASK_STATUSES,
+                open=not self.org.view(rid, modstamp, data)["IsClosed"],
             )
-            for _, _, data in self.store.scan("Task")
+            for rid, modstamp, data in self.store.scan("Task")
         ]
+
+    def set_task_status(self, key: str, status: str) -> None:
+        """What a relationship manager does in the CRM: give the Task with crmtier's
+        external key ``key`` this Status (a value of the org's picklist, or refused)."""
+        rid = self.org.index.ext().get("Task", {})[key]
+        record = {"attributes": {"type": "Task"}, "id": rid, "Status": status}
+        (saved,) = self.org.update([record], True)
+        if not saved.success:
+            raise ValueError(f"Task {key}: Status {status!r}: {saved.errors[0].as_json()}")
 
     def memberships(self) -> set[tuple[str, str]]:
         keys = {cid: key for key, cid in self.mapping.writeback.campaigns.items()}

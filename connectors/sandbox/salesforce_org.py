@@ -21,6 +21,7 @@ from connectors.sandbox.salesforce_index import SaveIndex
 from connectors.sandbox.salesforce_saves import OrgSaves
 from connectors.sandbox.salesforce_schema import (
     EXTERNAL_KEY_FIELD,
+    TASK_STATUSES,
     build_schema,
     user_permission_access,
 )
@@ -76,6 +77,7 @@ class SalesforceOrg(OrgSaves):
         self.schema: dict[str, ObjectSpec] = {}
         #: query-only objects answered from the org's settings, not from stored rows
         self.virtual: dict[str, ObjectSpec] = {}
+        self.task_statuses = dict(TASK_STATUSES)
         self.rights = rights or IntegrationRights()
         self.on_change = on_change
         self.locks: dict[str, int] = {}
@@ -100,6 +102,7 @@ class SalesforceOrg(OrgSaves):
                 multiple_accounts=self.multiple_accounts,
                 person_accounts=self.person_accounts,
                 rights=rights,
+                task_statuses=self.task_statuses,
             )
             for name, old in self.schema.items():
                 for field_name, spec in old.fields.items():
@@ -107,6 +110,13 @@ class SalesforceOrg(OrgSaves):
                         schema[name].fields.setdefault(field_name, spec)
             self.schema = schema
             self.virtual = {"UserPermissionAccess": user_permission_access(rights)}
+
+    def add_task_status(self, label: str, *, closed: bool) -> None:
+        """What an admin does in Setup: a Task Status value of the org's own, closed or
+        not (TaskStatus.IsClosed). A Task's ``IsClosed`` follows it from the next read."""
+        with self._lock:
+            self.task_statuses[label] = closed
+            self.rights = self._rights  # rebuilds the schema: Status's picklist
 
     def _virtual_views(self) -> list[dict[str, Any]]:
         """The rows of the query-only ``UserPermissionAccess``: one, the running user's. Its

@@ -91,9 +91,17 @@ class OrgSaves(SaveChecks):
     _rights: IntegrationRights
     _lock: threading.RLock
     index: SaveIndex
+    #: the Task Status picklist, each value with its TaskStatus.IsClosed
+    task_statuses: dict[str, bool]
 
     def view(self, rid: str, modstamp: datetime, data: Mapping[str, Any]) -> dict[str, Any]:
-        return {**data, "Id": rid, "SystemModstamp": modstamp}
+        """A record as the API reads it. A Task's ``IsClosed`` is its Status's
+        TaskStatus.IsClosed, whoever set the Status (an API save, or a relationship
+        manager through the sandbox's own helpers), so it is derived here, not stored."""
+        out = {**data, "Id": rid, "SystemModstamp": modstamp}
+        if rid.startswith(PREFIXES["Task"]):
+            out["IsClosed"] = self.task_statuses.get(str(data.get("Status")), False)
+        return out
 
     # --- saving ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ in a real org (``INVALID_FIELD``). Record ids and the forms values are written i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date
 from typing import get_origin
@@ -26,9 +27,17 @@ from tiering_core.outputs import output_type
 EXTERNAL_KEY_FIELD = "Crmtier_Key__c"
 
 
-#: Task Status values whose TaskStatus.IsClosed is true in a standard org (Salesforce
-#: Object Reference, "TaskStatus").
-CLOSED_TASK_STATUSES = frozenset({"Completed"})
+#: A standard org's Task Status picklist, each value with its TaskStatus.IsClosed (only
+#: Completed closes a task). An org may add values, closed ones too: "Multiple task status
+#: values can represent a closed task" (Object Reference, "TaskStatus"); the sandbox's
+#: ``SalesforceOrg.add_task_status`` does that.
+TASK_STATUSES: Mapping[str, bool] = {
+    "Not Started": False,
+    "In Progress": False,
+    "Completed": True,
+    "Waiting on someone else": False,
+    "Deferred": False,
+}
 
 
 def _system_fields(obj: ObjectSpec) -> None:
@@ -79,10 +88,12 @@ def build_schema(
     multiple_accounts: bool = True,
     person_accounts: bool = True,
     rights: IntegrationRights | None = None,
+    task_statuses: Mapping[str, bool] = TASK_STATUSES,
 ) -> dict[str, ObjectSpec]:
     """The org as the integration user sees it through ``rights`` (default: least
-    privilege). Rights only narrow what the API may do: the sandbox's seeding and its
-    control API write the store directly, as a CRM user or an import would."""
+    privilege), its Task Status picklist ``task_statuses``'s values. Rights only narrow
+    what the API may do: the sandbox's seeding and its control API write the store
+    directly, as a CRM user or an import would."""
     rights = rights or IntegrationRights()
     account = ObjectSpec(mapping.mapping.object, deletable=rights.delete_customers)
     _system_fields(account)
@@ -120,18 +131,10 @@ def build_schema(
         # 32,000) and as doctor --fix creates the key (metadata.KEY_LENGTH)
         FieldSpec("Subject", "combobox", length=255),
         FieldSpec("ActivityDate", "date"),
-        FieldSpec(
-            "Status",
-            "picklist",
-            picklist=(
-                "Not Started",
-                "In Progress",
-                "Completed",
-                "Waiting on someone else",
-                "Deferred",
-            ),
-            restricted=True,
-        ),
+        FieldSpec("Status", "picklist", picklist=tuple(task_statuses), restricted=True),
+        # read-only, set by the org from the Status's TaskStatus.IsClosed (label "Closed",
+        # Salesforce Field Reference "Task"); ``OrgSaves.view`` derives it
+        FieldSpec("IsClosed", "boolean", updateable=False, createable=False, nillable=False),
         FieldSpec("Priority", "picklist", picklist=("High", "Normal", "Low"), restricted=True),
         FieldSpec("WhatId", "reference"),
         FieldSpec("WhoId", "reference"),

@@ -1,6 +1,7 @@
 """The Zoho sandbox's write routes: ``PUT``/``POST /crm/v2/{module}`` and ``/upsert``
 (≤ 100 records a call, one result per record: 200 all good, 202 mixed, 400 all failed),
-upsert only on the modules Zoho supports it for (``UPSERT_MODULES``), and campaign
+upsert only on the modules Zoho supports it for (``UPSERT_MODULES``), a value a unique field
+already holds on another record refused (``DUPLICATE_DATA``), and campaign
 membership through the Contacts/Leads ``Campaigns`` related list (relate, list, delink).
 Writes fire the notification channels (``zoho_notify.py``).
 """
@@ -71,8 +72,9 @@ def _write(api: ZohoApi, request: Request, *, mode: str) -> Response:
     results: list[dict[str, Any]] = []
     changed: list[tuple[str, str, list[str]]] = []  # (operation, id, fields)
     with api.store.transaction():  # one commit per call, each record still on its own
+        taken = _unique_values(api, module)
         for index, raw in enumerate(records):
-            result, change = write_one(api, module, raw, index, mode, dup_fields)
+            result, change = write_one(api, module, raw, index, mode, dup_fields, taken)
             results.append(result)
             if change is not None:
                 changed.append(change)
@@ -90,7 +92,13 @@ def _write(api: ZohoApi, request: Request, *, mode: str) -> Response:
 
 
 def write_one(
-    api: ZohoApi, module: str, raw: Any, index: int, mode: str, dup_fields: list[str]
+    api: ZohoApi,
+    module: str,
+    raw: Any,
+    index: int,
+    mode: str,
+    dup_fields: list[str],
+    taken: dict[str, dict[str, str]] | None = None,
 ) -> tuple[dict[str, Any], tuple[str, str, list[str]] | None]:
     if not isinstance(raw, dict):
         return record_error("INVALID_DATA", "invalid data", api_name="data", index=index), None
@@ -112,6 +120,10 @@ def write_one(
     problem = _validate(api, module, values, creating=existing is None)
     if problem is not None:
         return problem, None
+    taken = _unique_values(api, module) if taken is None else taken
+    clash = _duplicate(taken, values, rid)
+    if clash is not None:
+        return clash, None
     values = _normalise_lookups(api, module, values)
     if existing is None:
         rid = rid or api.new_id()
@@ -124,6 +136,9 @@ def write_one(
         assert rid is not None
         stamp = api.store.update(module, rid, values)
         action, message, operation = "update", "record updated", "update"
+    for name, held in taken.items():
+        if values.get(name) not in (None, ""):
+            held[str(values[name]).lower()] = rid
     details = {
         "id": rid,
         "Modified_Time": format_time(stamp),
@@ -143,6 +158,39 @@ def write_one(
         if action == "update" and dup_fields:
             result["duplicate_field"] = dup_fields[0]
     return result, (operation, rid, sorted(values))
+
+
+def _unique_values(api: ZohoApi, module: str) -> dict[str, dict[str, str]]:
+    """The module's unique fields (``unique``, not case sensitive, in the field metadata),
+    each as value (lower case) -> the id of the record holding it: one scan a write call."""
+    names = [f.api_name for f in api.schema.fields(module).values() if f.unique]
+    taken: dict[str, dict[str, str]] = {name: {} for name in names}
+    if names:
+        for rid, _, data in api.store.scan(module):
+            for name in names:
+                if data.get(name) not in (None, ""):
+                    taken[name][str(data[name]).lower()] = rid
+    return taken
+
+
+def _duplicate(
+    taken: Mapping[str, Mapping[str, str]], values: Mapping[str, Any], rid: str | None
+) -> dict[str, Any] | None:
+    """A value a unique field already holds on another record is refused: a unique field
+    arrests "the creation of duplicate records in that module via manual creation, imports,
+    integrations" and a field of any module can be marked unique (Zoho CRM Help, "Checking
+    Duplicate Records in Zoho CRM", www.zoho.com/crm/help/customization/create-unique-fields.html);
+    the row answers ``DUPLICATE_DATA`` with the field in ``details.api_name`` (Kaizen #25,
+    "Zoho CRM API - Common Errors and Error Handling", lists it among the 400 errors; the
+    row's shape as in Kaizen #177, "Duplicate Check Preferences API vs Upsert API", whose
+    later-version ``duplicate_record`` this v2 sandbox gives as ``id``). Two processes that
+    each looked a task key up and found none meet this on the second insert."""
+    for name, held in taken.items():
+        value = values.get(name)
+        other = held.get(str(value).lower()) if value not in (None, "") else None
+        if other is not None and other != rid:
+            return record_error("DUPLICATE_DATA", "duplicate data", api_name=name, id=other)
+    return None
 
 
 def _normalise_lookups(api: ZohoApi, module: str, values: dict[str, Any]) -> dict[str, Any]:

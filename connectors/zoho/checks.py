@@ -157,14 +157,7 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
     if connector.writeback.tasks:
         key = connector.config.task_key_field
         info = connector.schema(TASK_MODULE).get(key)
-        out.append(
-            SchemaCheck(
-                "tasks: dedupe key field",
-                info is not None,
-                f"Tasks.{key}" if info else f"Tasks has no field {key}",
-                fix="" if info else f"create a unique single-line field {key} in Tasks",
-            )
-        )
+        out.append(_check_task_key(key, info))
         if info is not None:
             out.append(_check_task_lookup(connector, key))
     if connector.writeback.campaign_memberships and connector.writeback.campaigns:
@@ -203,6 +196,30 @@ _COQL_FIX = (
     "add the scope ZohoCRM.coql.READ to the self client's grant and generate a new "
     "refresh token (docs/admin-setup.md)"
 )
+
+
+def _check_task_key(key: str, info: FieldInfo | None) -> SchemaCheck:
+    """The Tasks field holding crmtier's task keys must exist and be unique ("Fields Meta
+    Data": ``unique`` names ``casesensitive`` only for a unique field): a task is inserted
+    after a look-up finds its key absent, and only a unique field refuses the second of two
+    processes inserting the same key at once (``writes._write_tasks``); without it both are
+    stored, and each later look-up of that key spends its 50 rows on the copies."""
+    name = "tasks: dedupe key field"
+    if info is None:
+        return SchemaCheck(
+            name,
+            False,
+            f"Tasks has no field {key}",
+            f"create a unique single-line field {key} in Tasks",
+        )
+    if not info.unique:
+        return SchemaCheck(
+            name,
+            False,
+            f"Tasks.{key} allows duplicate values",
+            f"mark Tasks.{key} unique (Do not allow duplicate values) in the field's properties",
+        )
+    return SchemaCheck(name, True, f"Tasks.{key} (unique)")
 
 
 def _check_task_lookup(connector: ZohoConnector, key: str) -> SchemaCheck:

@@ -110,23 +110,15 @@ class ZohoClient:
                 raise classify_call(status, None, f"{what}: zcrmsdk could not read the answer")
             return obj
 
-        if resend:
-            return self._retrying(attempt)
+        return self._retrying(attempt, resend=resend)
 
-        def once() -> Any:
-            try:
-                return attempt()
-            except TransientError as exc:
-                raise _InDoubt(exc) from None
-
-        try:
-            return self._retrying(once)
-        except _InDoubt as doubt:
-            raise doubt.args[0] from None
-
-    def _retrying(self, fn: Callable[[], T]) -> T:
+    def _retrying(self, fn: Callable[[], T], *, resend: bool = True) -> T:
         return call_with_retry(
-            fn, self.config.retry_policy(), refresh_auth=self._store.forget, sleep=self._sleep
+            fn,
+            self.config.retry_policy(),
+            refresh_auth=self._store.forget,
+            sleep=self._sleep,
+            resend=resend,
         )
 
     def usage(self) -> dict[str, int]:
@@ -156,7 +148,7 @@ class ZohoClient:
                 data_type=str(f.get_data_type()),
                 picklist=values,
                 read_only=bool(f.get_read_only()),
-                unique=bool(unique and getattr(unique, "get_casesensitive", None)),
+                unique=unique is not None and unique.get_casesensitive() is not None,
                 length=f.get_length(),
             )
         self._field_types[module] = {name: info.data_type for name, info in out.items()}
@@ -394,10 +386,6 @@ class ZohoClient:
         )
         items = [] if wrapper is None else wrapper.get_watch() or []
         return [row_result(item) for item in items]
-
-
-class _InDoubt(Exception):
-    """Carries a call's ``TransientError`` past the retries, which repeat every one."""
 
 
 class _Headers:

@@ -109,16 +109,27 @@ def _write_tasks(
     owner, related record and Status stay as the relationship manager left them. A key
     twice in one plan is written once, as its last row. Cost: ceil(keys / 50) COQL
     queries (``_held_tasks``) plus ceil(absent / batch) inserts plus ceil(held / batch)
-    updates."""
+    updates.
+
+    An insert the key field refuses as ``DUPLICATE_DATA`` met a Task made under that key
+    after the look-up (another process, a webhook worker or a scheduled sync, made the same
+    task at once): those keys are looked up again and revised by id like any held task, so
+    the task is made once and reads as written, not dead-lettered for a human."""
     latest = dict(rows)
     absent = [k for k in latest if k not in held and _QUOTABLE.fullmatch(k)]
-    present = [k for k in latest if k in held]
     done: dict[str, RowResult] = {}
     batch = connector.config.write_batch
     for start in range(0, len(absent), batch):
         chunk = absent[start : start + batch]
         rows_ = [latest[k] for k in chunk]
         done.update(zip(chunk, connector.client.insert(TASK_MODULE, rows_, trigger), strict=True))
+    key_field = connector.config.task_key_field
+    raced = [
+        k for k in absent if done[k].code == "DUPLICATE_DATA" and done[k].api_name == key_field
+    ]
+    if raced:
+        held = {**held, **_look_up(connector, key_field, raced)}
+    present = [k for k in latest if k in held]
     for start in range(0, len(present), batch):
         chunk = present[start : start + batch]
         revised = [{"id": held[k].id, **{f: latest[k][f] for f in REVISED}} for k in chunk]
@@ -182,8 +193,12 @@ def _held_tasks(connector: ZohoConnector, plan: WritePlan) -> dict[str, HeldTask
     wanted = {t.task.dedupe_key for t in plan.tasks} | {c.dedupe_key for c in plan.task_closes}
     if not wanted:
         return {}
-    key_field = _task_key_field(connector)
     keys = sorted(k for k in wanted if _QUOTABLE.fullmatch(k))
+    return _look_up(connector, _task_key_field(connector), keys)
+
+
+def _look_up(connector: ZohoConnector, key_field: str, keys: Sequence[str]) -> dict[str, HeldTask]:
+    """The Tasks held under these (``_QUOTABLE``) keys, by key, ``KEYS_PER_QUERY`` a query."""
     found: dict[str, HeldTask] = {}
     for start in range(0, len(keys), KEYS_PER_QUERY):
         values = ", ".join(f"'{k}'" for k in keys[start : start + KEYS_PER_QUERY])

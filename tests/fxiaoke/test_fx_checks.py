@@ -115,7 +115,9 @@ def test_check_names_a_required_field_crmtier_does_not_fill(
         ({}, False),
     ],
 )
-def testrequired_unfilled_custom_fields(field: dict[str, object], flagged: bool) -> None:
+def test_required_unfilled_lists_custom_fields_without_a_default(
+    field: dict[str, object], flagged: bool
+) -> None:
     fields = {"field_branch__c": field, "record_type": {"is_required": True}, "name": field}
     assert required_unfilled(fields, {"name"}) == (["field_branch__c"] if flagged else [])
 
@@ -133,3 +135,31 @@ def test_check_warns_of_a_date_field_outside_utc8(
     assert all(c.ok for c in checks)
     (warned,) = [c for c in checks if c.name == "write next_review"]
     assert warned.severity == "warning" and "time_zone GMT+1" in warned.detail
+
+
+def test_check_names_a_required_queue_field_crmtier_leaves_empty(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """crmtier fills the follow-up's queue field only for a task routed to a queue; a task
+    for a named owner carries ``""`` there, which a required field refuses. Doctor must not
+    count the queue field as filled."""
+    fields = sandbox.objects[FOLLOWUP].fields
+    fields["field_queue__c"] = replace(fields["field_queue__c"], required=True)
+    failing = [c for c in connect(sandbox).check() if not c.ok]
+    detail = f"{FOLLOWUP} requires field_queue__c, which crmtier does not fill"
+    assert [(c.name, c.detail) for c in failing] == [("follow-up tasks", detail)]
+
+
+def test_a_restricted_date_field_outside_utc8_keeps_both_warnings(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """A bank may restrict more outputs than the declared ones (``[writeback] restricted``);
+    the time-zone warning must not hide the restriction's."""
+    fields = sandbox.objects[ACCOUNT].fields
+    fields["field_next_review__c"] = replace(fields["field_next_review__c"], time_zone="GMT+1")
+    connector = connect(sandbox)
+    restricted = (*connector.writeback.restricted, "next_review")
+    connector.writeback = connector.writeback.model_copy(update={"restricted": restricted})
+    (warned,) = [c for c in connector.check() if c.name == "write next_review"]
+    assert warned.ok and warned.severity == "warning"
+    assert "time_zone GMT+1" in warned.detail and "compliance roles only" in warned.detail

@@ -358,11 +358,20 @@ def start_sandbox(crm: str, data_dir: Path, customers: int, **options: Any) -> S
 def salesforce_harness(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, customers: int
 ) -> Iterator[Harness]:
-    """A seeded Salesforce sandbox and its installation, its ``CRMTIER_*`` environment set
+    """A seeded Salesforce sandbox and its installation (``crm_harness``)."""
+    with crm_harness("salesforce", data_dir, monkeypatch, customers) as harness:
+        yield harness
+
+
+@contextmanager
+def crm_harness(
+    crm: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch, customers: int
+) -> Iterator[Harness]:
+    """A seeded sandbox of ``crm`` and its installation, its ``CRMTIER_*`` environment set
     for this test (restored after it), stopped at the end."""
-    if "salesforce" not in available_crms():
-        pytest.skip("Salesforce sandbox/connector not in tree")
-    sandbox = start_sandbox("salesforce", data_dir, customers)
+    if crm not in available_crms():
+        pytest.skip(f"{crm} sandbox/connector not in tree")
+    sandbox = start_sandbox(crm, data_dir, customers)
     harness = Harness(sandbox, data_dir)
     for key, value in harness.env.items():
         if key.startswith("CRMTIER_"):

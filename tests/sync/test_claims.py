@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -343,5 +344,63 @@ def test_a_store_claimed_before_decided_existed_gains_it(store: StateStore) -> N
         claims.claim(["C1"], "A")
         again = claims.admit({"C1": T0}, "A")
         assert again.admitted == {"C1"} and not again.repeated
+    finally:
+        claims.close()
+
+
+@pytest.mark.postgres
+def test_a_page_commit_marking_decided_queues_behind_a_heartbeat_never_deadlocks(
+    pg_store: StateStore,
+) -> None:
+    """Every statement over several claims rows locks them in ``customer_id`` order (the
+    module's rule), so two transactions over the same rows queue. The page commit's
+    ``mark_decided`` and the heartbeat's ``renew`` meet on the owner's rows; an ``UPDATE``
+    that locks them in the order its scan meets them (the heap's, C2 before C1 here, as a
+    bitmap scan of a big table does) deadlocks against ``renew`` (id order), and
+    PostgreSQL aborts one: the page's commit, failing the run, or the heartbeat."""
+    claims = CustomerClaims(pg_store)
+    try:
+        claims.claim(["C2"], "A")  # the heap holds C2 before C1
+        claims.claim(["C1"], "A")
+        errors: list[BaseException] = []
+
+        def page_commit() -> None:
+            try:
+                with pg_store.begin() as conn:
+                    for scan in ("indexscan", "bitmapscan", "indexonlyscan"):  # heap order
+                        conn.exec_driver_sql(f"SET LOCAL enable_{scan} = off")
+                    claims.mark_decided(conn, ["C1", "C2"], "A")
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        def heartbeat() -> None:
+            try:
+                claims.renew("A")
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        def waiting(n: int) -> None:
+            """Until ``n`` transactions wait on a claims row (each then holds or waits
+            for the row's tuple lock on this schema's table)."""
+            query = sa.text(
+                "SELECT count(DISTINCT pid) FROM pg_locks WHERE locktype = 'tuple' "
+                "AND relation = 'customer_claims'::regclass"
+            )
+            with pg_store.engine.connect() as probe:
+                while probe.execute(query).scalar_one() < n:
+                    probe.rollback()
+                    time.sleep(0.01)
+
+        threads = [threading.Thread(target=heartbeat), threading.Thread(target=page_commit)]
+        with pg_store.begin() as blocker:  # holds C1 until both wait behind it
+            blocker.exec_driver_sql(
+                "SELECT 1 FROM customer_claims WHERE customer_id = 'C1' FOR UPDATE"
+            )
+            for n, thread in enumerate(threads, start=1):
+                thread.start()
+                waiting(n)
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
     finally:
         claims.close()

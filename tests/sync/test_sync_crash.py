@@ -186,6 +186,20 @@ def test_sigkill_at_every_point_then_rerun_equals_fault_free(tmp_path: Path) -> 
     assert kills >= 20
 
 
+@pytest.mark.slow
+def test_sigkill_on_zoho_then_rerun_equals_fault_free(tmp_path: Path) -> None:
+    """Zoho makes a task by looking its key up (COQL) and inserting the absent ones, never
+    re-sending an insert whose answer was lost (Zoho has no upsert for Tasks): kills at
+    every point, between look-up and insert among them, must still leave each task made
+    once and the store as the fault-free run leaves it."""
+    if "zoho" not in available_crms():
+        pytest.skip("the Zoho sandbox or connector is not in the tree")
+    kills = crash_suite(
+        "zoho", tmp_path, customers=160, cycles=2, per_cycle=5, seed=5, min_kills=8, uses="coql"
+    )
+    assert kills >= 8
+
+
 def test_a_rerun_after_a_kill_mid_backlog_makes_each_effect_once(tmp_path: Path) -> None:
     """A kill that leaves whole write batches in the outbox: the rerun's recovery sends
     them while the stream is read again. Each customer's tasks and memberships are made

@@ -2,7 +2,8 @@
 decision writes nothing: a task the first read planned and queued, no longer wanted by the
 second read, is never sent (it was, when the newest plan was empty: the earlier decision
 stood); and a task so superseded no longer counts as made against its owner's cap
-(``sync.taskbudget``), where it held back the owner's real work until its due date.
+(``sync.taskbudget``), where it held back the owner's real work until its due date. A task
+already sent when its customer is read again is neither withdrawn nor uncounted.
 
 The engine's real path on a real SQLite store, over the in-memory CRM of
 tests/sync/test_task_budget.py."""
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,8 +22,10 @@ import sqlalchemy as sa
 from connectors.contract import CrmRecord
 from sync import schema, taskbudget
 from sync.engine import RunOptions
+from sync.outbox import OutboxItem
+from sync.run_parts import RunParts
 from sync.taskbudget import TaskLimit
-from tests.sync.test_task_budget import AS_OF, TaskCrm, engine
+from tests.sync.test_task_budget import AS_OF, TaskCrm, engine, task
 
 
 class ChangingCrm(TaskCrm):
@@ -67,3 +71,71 @@ def test_a_task_superseded_in_the_run_is_neither_made_nor_counted(
         ).scalar_one()
     assert open_now == Counter({("call", "RM0"): 1})  # C00's: C01's (RM1) was never made
     assert pending is None  # the newest decision is the committed one
+
+
+class SendingCrm(ChangingCrm):
+    """One item a write call: the revisit's task goes out as soon as its page commits,
+    before the change stream reads its customer again."""
+
+    capabilities = replace(ChangingCrm.capabilities, max_write_batch=1)
+
+
+@pytest.mark.parametrize("clear_tier", [False, True], ids=["plans-nothing", "plans-a-field"])
+def test_a_task_sent_before_its_customer_is_read_again_stays_made_and_counted(
+    tmp_path: Path, clear_tier: bool
+) -> None:
+    """The revisit's task was sent (its answer not yet recorded) when the stream reads the
+    customer again and no longer wants it: the write may have reached the CRM, so it is
+    neither withdrawn nor taken off its owner's cap (``Dispatcher.withdraw``); it is
+    recorded made, once."""
+    crm = SendingCrm(3, clear_tier=clear_tier)
+    e = engine(crm, tmp_path, {"call": TaskLimit(budget=1, open_per_owner=5)})
+    assert e.run(RunOptions(as_of=AS_OF)).status == "succeeded"
+    crm.drop_after_fetch = {"C01"}
+    second = e.run(RunOptions(as_of=AS_OF))
+    assert second.status == "succeeded", second.error
+    assert crm.tasks["C01:call"] == 1
+    assert crm.tier["C01"] == "mass" and second.counts.reconciles()
+    # a second read whose plan writes nothing supersedes nothing: the earlier decision stands
+    assert second.counts.skipped["superseded"] == (1 if clear_tier else 0)
+    with e.store.begin() as conn:
+        open_now = taskbudget.load_open(conn, e.stream, AS_OF, prune=False)
+        pending = conn.execute(
+            sa.select(schema.customers.c.pending).where(schema.customers.c.customer_id == "C01")
+        ).scalar_one()
+    assert open_now == Counter({("call", "RM0"): 1, ("call", "RM1"): 1})
+    assert pending is None
+
+
+@pytest.mark.parametrize(
+    ("attempts", "queued_by", "still_counted"),
+    [
+        (0, "this run", False),  # never went out: off its owner's cap
+        (1, "this run", True),  # sent, failed retryably (a timeout): the CRM may hold it
+        (3, "this run", True),
+        (0, "an interrupted run", True),  # that run may have sent it before it died
+        (2, "an interrupted run", True),
+    ],
+)
+def test_a_superseded_task_leaves_its_owner_s_cap_only_if_it_never_went_out(
+    tmp_path: Path, attempts: int, queued_by: str, still_counted: bool
+) -> None:
+    """``Dispatcher._supersede`` takes a queued task off its owner's cap only when it is
+    sure the CRM never got it: queued by this run and never attempted. One that may have
+    reached the CRM (the same rule as ``Dispatcher.in_doubt``'s) is open there until its
+    due date, as far as crmtier can know, and stays counted."""
+    e = engine(TaskCrm(2), tmp_path, {"call": TaskLimit(open_per_owner=5)})
+    parts = RunParts(e, RunOptions(as_of=AS_OF))
+    made = task("C01:call", owner="RM1")
+    run_id = parts.run_id if queued_by == "this run" else "an-earlier-run"
+    item = OutboxItem(7, "C01", "task", made.dedupe_key, {}, attempts, run_id, "schedule")
+    parts.pool.queue[item.id] = item
+    try:
+        with e.store.begin() as conn:
+            taskbudget.record(conn, e.stream, run_id, ["C01"], {"C01": [made]}, {})
+            parts.dispatcher._supersede(conn, [item.id])
+            open_now = taskbudget.load_open(conn, e.stream, AS_OF, prune=False)
+    finally:
+        parts.pool.shutdown()
+    assert open_now == (Counter({("call", "RM1"): 1}) if still_counted else Counter())
+    assert item.id not in parts.pool.queue

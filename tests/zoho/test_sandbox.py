@@ -149,6 +149,32 @@ def test_tasks_need_se_module_with_what_id(zoho, api):
     assert [t.external_id for t in zoho.tasks()] == ["k1"]
 
 
+def test_a_unique_field_refuses_a_value_another_record_holds(zoho, api):
+    """Tasks' key field is unique, as docs/admin-setup.md asks: a second insert of a key, in
+    another call, in the same call or in another letter case, and an update that would give
+    one Task another's key are refused per record as DUPLICATE_DATA naming the field and
+    the holder; nothing is stored twice."""
+    cid = zoho.customer_ids()[0]
+    task = {"Subject": "Call", "What_Id": {"id": cid}, "$se_module": "Contacts"}
+    made = api("POST", "/crm/v2/Tasks", json={"data": [{**task, "Crmtier_Key": "k1"}]})
+    first = made.json()["data"][0]["details"]["id"]
+    rows = [{**task, "Crmtier_Key": k} for k in ("k1", "K1", "k2", "k2")]
+    answer = api("POST", "/crm/v2/Tasks", json={"data": rows}).json()["data"]
+    assert [(r["code"], r["details"].get("api_name")) for r in answer] == [
+        ("DUPLICATE_DATA", "Crmtier_Key"),
+        ("DUPLICATE_DATA", "Crmtier_Key"),
+        ("SUCCESS", None),
+        ("DUPLICATE_DATA", "Crmtier_Key"),
+    ]
+    assert answer[0]["details"]["id"] == first
+    second = answer[2]["details"]["id"]
+    moved = api("PUT", "/crm/v2/Tasks", json={"data": [{"id": second, "Crmtier_Key": "k1"}]})
+    assert moved.json()["data"][0]["code"] == "DUPLICATE_DATA"
+    kept = api("PUT", "/crm/v2/Tasks", json={"data": [{"id": first, "Crmtier_Key": "k1"}]})
+    assert kept.json()["data"][0]["code"] == "SUCCESS"
+    assert sorted(t.external_id for t in zoho.tasks()) == ["k1", "k2"]
+
+
 @pytest.mark.parametrize(
     ("module", "status", "code"),
     [

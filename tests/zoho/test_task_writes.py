@@ -6,6 +6,7 @@ made twice, when the plan is sent again."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import date
 
@@ -13,6 +14,7 @@ import pytest
 
 from connectors.contract import TaskClose, TaskUpsert, WritePlan
 from connectors.errors import TransientError
+from connectors.sandbox.zoho_auth import zoho_error
 from tiering_core.models import TaskAction
 
 #: Calls that are no task write's own: a token, and the Tasks field metadata.
@@ -120,6 +122,83 @@ def test_a_task_stored_whose_answer_was_lost_is_not_made_twice(zoho, zconnect):
     assert [r.ok for r in connector.apply(plan)] == [True, True, True]
     assert _calls(zoho, before) == {"coql": 1, "update": 1}
     assert sorted(zoho.tasks(), key=lambda t: t.external_id) == stored
+
+
+def test_a_task_another_process_made_after_the_look_up_is_revised_not_made_twice(
+    zoho, zconnect, monkeypatch
+):
+    """A webhook worker and a scheduled sync make the same task at once: both look its key
+    up and find none, the first inserts it, and the second's insert meets the unique key
+    field (DUPLICATE_DATA). The second looks that key up again and revises the Task by id:
+    one Task, both plans written, nothing dead-lettered."""
+    sync, worker = zconnect(zoho), zconnect(zoho)
+    a, b = zoho.customer_ids()[:2]
+    insert = sync.client.insert
+
+    def worker_inserts_first(*args, **kwargs):
+        made = worker.apply(WritePlan(tasks=(_task(a, "k-a", subject="Call (worker)"),)))
+        assert [(r.key, r.ok) for r in made] == [("k-a", True)]
+        return insert(*args, **kwargs)
+
+    monkeypatch.setattr(sync.client, "insert", worker_inserts_first)
+    before = zoho.server.calls.counts()
+    plan = WritePlan(tasks=(_task(a, "k-a", subject="Call (sync)"), _task(b, "k-b")))
+    results = sync.apply(plan)
+    assert [(r.kind, r.key, r.ok, r.error_code) for r in results] == [
+        ("task", "k-a", True, None),
+        ("task", "k-b", True, None),
+    ]
+    tasks = sorted(zoho.tasks(), key=lambda t: t.external_id)
+    assert [(t.external_id, t.customer_id, t.subject, t.open) for t in tasks] == [
+        ("k-a", a, "Call (sync)", True),
+        ("k-b", b, "Call: tier upgraded", True),
+    ]
+    # worker: a look-up and an insert; sync: a look-up, an insert of both (one refused),
+    # the refused key's look-up and its revision by id
+    assert _calls(zoho, before) == {"coql": 3, "insert": 2, "update": 1}
+
+
+@pytest.mark.parametrize(
+    ("unique", "ok", "detail"),
+    [(True, True, "Tasks.Crmtier_Key (unique)"), (False, False, "allows duplicate values")],
+)
+def test_doctor_asks_for_a_unique_key_field(zoho, zconnect, unique, ok, detail):
+    """Only a unique key field refuses the second of two concurrent inserts (the test
+    above); a field made without "Do not allow duplicate values" is named by doctor."""
+    fields = zoho.api.schema.modules["Tasks"]
+    fields["Crmtier_Key"] = dataclasses.replace(fields["Crmtier_Key"], unique=unique)
+    [line] = [c for c in zconnect(zoho).check() if c.name == "tasks: dedupe key field"]
+    assert (line.ok, detail in line.detail, "unique" in line.fix) == (ok, True, not ok)
+
+
+@pytest.mark.parametrize(
+    ("fault", "inserts", "made"),
+    [
+        # served, answer lost: in doubt, never repeated (the plan is re-sent, test above)
+        ({"answer_lost": True}, 1, True),
+        # a 5xx or a dropped connection may have been served too
+        ({"response": zoho_error("INTERNAL_ERROR", "internal error", 500)}, 1, False),
+        ({"drop": True}, 1, False),
+        # refusals of an unserved call are repeated as for any call
+        ({"response": zoho_error("TOO_MANY_REQUESTS", "too many requests", 429)}, 2, True),
+        ({"response": zoho_error("INVALID_TOKEN", "invalid oauth token", 401)}, 2, True),
+    ],
+    ids=["answer_lost", "500", "drop", "429", "401"],
+)
+def test_an_insert_is_repeated_only_after_a_refusal_of_an_unserved_call(
+    zoho, zconnect, fault, inserts, made
+):
+    connector = zconnect(zoho)
+    cid = zoho.customer_ids()[0]
+    zoho.server.inject("insert", times=1, **fault)
+    plan = WritePlan(tasks=(_task(cid, "k-0"),))
+    if inserts == 1:
+        with pytest.raises(TransientError):
+            connector.apply(plan)
+    else:
+        assert [r.ok for r in connector.apply(plan)] == [True]
+    assert zoho.server.calls.count("insert") == inserts
+    assert [t.external_id for t in zoho.tasks()] == (["k-0"] if made else [])
 
 
 def test_a_plan_of_tasks_and_closures_looks_their_keys_up_once(zoho, zconnect):
