@@ -8,7 +8,10 @@ zcrmsdk's read of the related lists, which needs ``ZohoCRM.settings.related_list
 The sandbox refuses a call whose scope the grant lacks as Zoho does (401
 ``OAUTH_SCOPE_MISMATCH``). Salesforce: tasks upsert Task, memberships CampaignMember, by the
 External ID field ``Crmtier_Key__c``; without it Salesforce refuses the upsert whole
-(``INVALID_FIELD``). The table runs each kind on and off, with its prerequisite and without:
+(``INVALID_FIELD``). FXiaoke: tasks create records of the follow-up object, memberships of
+the campaign-member object, each looked up by key first; an object the tenant lacks stops
+the run at the first look-up (15002, a configuration error) and a custom field it requires
+that crmtier does not fill dead-letters every create (32000). The table runs each kind on and off, with its prerequisite and without:
 on without it refuses with one line (exit 2) and no read or write; on with it, and off
 whatever the org, the sync runs, and a kind that is off costs no call of its check's kind.
 """
@@ -27,6 +30,8 @@ from click.testing import CliRunner
 from product_crms import needs
 
 from connectors.sandbox.base import Sandbox
+from connectors.sandbox.fxiaoke import FxiaokeSandbox
+from connectors.sandbox.fxiaoke_schema import CAMPAIGN_MEMBER, FOLLOWUP, FieldSpec
 from connectors.sandbox.salesforce import SalesforceSandbox
 from connectors.sandbox.zoho import ZohoSandbox
 from connectors.zoho.scopes import REQUIRED_SCOPES
@@ -40,7 +45,8 @@ KEY = "Crmtier_Key__c"
 class Kind:
     """One write kind of one CRM: its [writeback] switch, the sandbox's kind of the call
     that checks it, how the one line at start names the kind, what the line says is
-    missing and its fix, and the CRM's lack of it (sandbox options, or a change after)."""
+    missing and its fix, and the CRM's lack of it (sandbox options, or a change to the
+    sandbox's schema before it starts)."""
 
     switch: str
     call: str
@@ -48,7 +54,7 @@ class Kind:
     missing: str
     fix: str
     options: dict[str, Any]
-    lacking: str = ""  # Salesforce: the object without the External ID field
+    lack: Callable[[Any], None] = lambda sandbox: None
 
 
 def _zoho(switch: str, scope: str, call: str, named: str) -> Kind:
@@ -60,7 +66,25 @@ def _zoho(switch: str, scope: str, call: str, named: str) -> Kind:
 
 def _salesforce(switch: str, sobject: str, named: str) -> Kind:
     fix = f"create a unique External ID text field {KEY} on {sobject}"
-    return Kind(switch, "describe", named, f"external id {sobject}.{KEY}", fix, {}, sobject)
+
+    def lack(sandbox: Any) -> None:
+        del sandbox.org.schema[sobject].fields[KEY]
+
+    return Kind(switch, "describe", named, f"external id {sobject}.{KEY}", fix, {}, lack)
+
+
+def _lack_object(obj: str) -> Callable[[Any], None]:
+    def lack(sandbox: Any) -> None:
+        del sandbox.objects[obj]
+
+    return lack
+
+
+def _require_branch(obj: str) -> Callable[[Any], None]:
+    def lack(sandbox: Any) -> None:
+        sandbox.objects[obj].fields["field_branch__c"] = FieldSpec("text", "网点", required=True)
+
+    return lack
 
 
 TASKS, MEMBERSHIPS = "tasks are on", "campaign memberships are on"
@@ -72,6 +96,24 @@ KINDS = {
     ("salesforce", "tasks"): _salesforce("tasks", "Task", TASKS),
     ("salesforce", "memberships"): _salesforce(
         "campaign_memberships", "CampaignMember", MEMBERSHIPS
+    ),
+    ("fxiaoke", "tasks"): Kind(
+        "tasks",
+        "describe",
+        TASKS,
+        "follow-up tasks: FXiaoke describe: errorCode 15002",
+        f"create object {FOLLOWUP}",
+        {},
+        _lack_object(FOLLOWUP),
+    ),
+    ("fxiaoke", "memberships"): Kind(
+        "campaign_memberships",
+        "describe",
+        MEMBERSHIPS,
+        f"{CAMPAIGN_MEMBER} requires field_branch__c, which crmtier does not fill",
+        "make these fields optional or give them a default value",
+        {},
+        _require_branch(CAMPAIGN_MEMBER),
     ),
 }
 CASES = [
@@ -90,6 +132,7 @@ CASES = [
 SANDBOXES: dict[str, Callable[..., Sandbox]] = {
     "zoho": ZohoSandbox,
     "salesforce": SalesforceSandbox,
+    "fxiaoke": FxiaokeSandbox,
 }
 Org = Callable[..., tuple[Sandbox, Path]]
 
@@ -103,8 +146,8 @@ def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Org]:
 
     def make(crm: str, lacking: Kind | None = None, off: str = "") -> tuple[Sandbox, Path]:
         sandbox = SANDBOXES[crm](data_dir=tmp_path / crm, **(lacking.options if lacking else {}))
-        if lacking and lacking.lacking:
-            del sandbox.org.schema[lacking.lacking].fields[KEY]  # type: ignore[attr-defined]
+        if lacking:
+            lacking.lack(sandbox)
         sandbox.seed(20)
         sandbox.start()
         started.append(sandbox)
@@ -144,7 +187,7 @@ def test_each_write_kind_on_and_off_with_its_prerequisite_and_without(
     assert sandbox.write_calls() > 0
     if not on and crm == "zoho":  # a kind that is off asks nothing of the CRM
         assert calls.count(k.call) == 0
-    if crm == "salesforce":  # one describe per enabled kind (the other stays on), at start
+    if crm != "zoho":  # one describe per enabled kind (the other stays on), at start
         assert calls.count("describe") == (2 if on else 1)
 
 
