@@ -10,10 +10,11 @@ The sandbox refuses a call whose scope the grant lacks as Zoho does (401
 External ID field ``Crmtier_Key__c``; without it Salesforce refuses the upsert whole
 (``INVALID_FIELD``). FXiaoke: tasks create records of the follow-up object, memberships of
 the campaign-member object, each looked up by key first; an object the tenant lacks stops
-the run at the first look-up (15002, a configuration error) and a custom field it requires
-that crmtier does not fill dead-letters every create (32000). The table runs each kind on and off, with its prerequisite and without:
-on without it refuses with one line (exit 2) and no read or write; on with it, and off
-whatever the org, the sync runs, and a kind that is off costs no call of its check's kind.
+the run at the first look-up (15002, a configuration error: exit 1) and a custom field it
+requires that crmtier does not fill dead-letters every create (32000: exit 3). The table
+runs each kind on and off, with its prerequisite and without: on without it refuses with
+one line (exit 2) and no read or write; on with it, and off whatever the org, the sync
+runs, and a kind that is off costs no call of its check's kind.
 """
 
 from __future__ import annotations
