@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from connectors.contract import WriteResult
+from connectors.errors import UNANSWERED
 from sync import outbox
 from sync.audit import AuditEntry
 from sync.days import day_text
@@ -64,6 +65,7 @@ class AnswerBatch:
         self.lettered: set[str] = set()  # customers it left with open letters
         self.resolved: set[str] = set()  # customers whose letters it closed
         self.letters: list[tuple[str, str, str]] = []  # ref, kind, code
+        self.doubted: dict[str, dict[str, str]] = {}  # dead tasks the CRM may have made
 
     def call(
         self, conn: sa.Connection, items: list[OutboxItem], results: list[WriteResult]
@@ -137,6 +139,8 @@ class AnswerBatch:
         )
         self.counts.write_failures[item.kind] += 1
         self.letters.append((ref, item.kind, code))
+        if item.kind == "task" and code == UNANSWERED:  # made, perhaps: its answer was lost
+            self.doubted.setdefault(item.customer_id, {})[item.key] = str(item.payload["rule"])
         if decision is not None:
             decision.outstanding.discard(item.id)
             decision.dead = True

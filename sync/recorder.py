@@ -102,6 +102,9 @@ class Recorder:
         self.keep_outcomes = keep_outcomes
         self.outcomes: dict[str, Outcome] = {}
         self.dead_letter_customers: set[str] = set()  # with open letters: resolve on success
+        # customer -> {key: rule} of its dead-lettered tasks the CRM may have made (their
+        # call went unanswered, ``outbox.task_letters_in_doubt``): in doubt for the planner
+        self.dead_tasks_in_doubt: dict[str, dict[str, str]] = {}
         self._refs: dict[str, str] = {}  # pseudonym cache, bounded (``_REF_CACHE``)
         self.audit_rows = AuditRows(stream, run_id, trigger, actor, self.ref)
 
@@ -272,6 +275,11 @@ class Recorder:
             shared.field_dead = copy.field_dead
         self.dead_letter_customers.difference_update(batch.resolved)
         self.dead_letter_customers.update(batch.lettered)
+        doubted = self.dead_tasks_in_doubt
+        for cid in batch.resolved:
+            doubted.pop(cid, None)
+        for cid, tasks in batch.doubted.items():
+            doubted.setdefault(cid, {}).update(tasks)
         for ref, kind, code in batch.letters:
             log.warning("write dead-lettered", extra={"customer": ref, "kind": kind, "code": code})
 
