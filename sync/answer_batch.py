@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from connectors.contract import WriteResult
-from connectors.errors import UNANSWERED
 from sync import outbox
 from sync.audit import AuditEntry
 from sync.days import day_text
@@ -57,6 +56,7 @@ class AnswerBatch:
         self.states: list[dict[str, Json]] = []  # promoted decisions' ``customers`` rows
         self.audit: list[AuditEntry] = []
         self.retries: list[OutboxItem] = []  # to send again later, their attempts counted
+        self.closed: list[str] = []  # keys of tasks closed in the CRM: off their owners' caps
         # memory, applied once committed (``Recorder.record_results``)
         self.counts = RunCounts()  # added to the run's
         self.outcomes: list[tuple[str, Outcome]] = []
@@ -65,7 +65,6 @@ class AnswerBatch:
         self.lettered: set[str] = set()  # customers it left with open letters
         self.resolved: set[str] = set()  # customers whose letters it closed
         self.letters: list[tuple[str, str, str]] = []  # ref, kind, code
-        self.doubted: dict[str, dict[str, str]] = {}  # dead tasks the CRM may have made
 
     def call(
         self, conn: sa.Connection, items: list[OutboxItem], results: list[WriteResult]
@@ -86,6 +85,8 @@ class AnswerBatch:
                 if item.kind != "field_update":
                     self.counts.effects[effect_label(item)] += 1
                     self._side_effect(item, decision)
+                    if item.kind == "task_close":
+                        self.closed.append(item.key)
                 if decision is not None:
                     decision.outstanding.discard(item.id)
             elif result.retryable and item.attempts + 1 < retry_attempts:
@@ -139,8 +140,6 @@ class AnswerBatch:
         )
         self.counts.write_failures[item.kind] += 1
         self.letters.append((ref, item.kind, code))
-        if item.kind == "task" and code == UNANSWERED:  # made, perhaps: its answer was lost
-            self.doubted.setdefault(item.customer_id, {})[item.key] = str(item.payload["rule"])
         if decision is not None:
             decision.outstanding.discard(item.id)
             decision.dead = True
