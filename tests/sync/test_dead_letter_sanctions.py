@@ -5,16 +5,15 @@ crmtier made (``sync.planner.closures_of``), or a restricted customer keeps sale
 (REC-C). A task the CRM refused on its own (a validation error) was never made: nothing
 to close, no call. A customer not restricted keeps its task, retried as before.
 
-The engine's real path on a real SQLite store, over an in-memory CRM that either makes the
-task and then fails the call as a timeout would (``TransientError``), or refuses the task
-record as a validation rule would."""
+The engine's real path on a real store (SQLite and PostgreSQL), over an in-memory CRM
+that either makes the task and then fails the call as a timeout would
+(``TransientError``), or refuses the task record as a validation rule would."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -25,6 +24,7 @@ from connectors.errors import TransientError
 from connectors.mapping import WritebackConfig
 from sync import schema
 from sync.engine import RunOptions
+from sync.store import StateStore
 from tests.sync.memory_crm import InMemoryConnector, memory_engine
 from tests.sync.test_task_budget import assess as budget_assess
 from tiering_core.models import AssessmentData, Assets, CustomerProfile
@@ -107,18 +107,16 @@ def assess(profiles: Sequence[CustomerProfile]) -> list[AssessmentData]:
     return out  # type: ignore[return-value]
 
 
-def _closed_rows(e: object) -> list[dict[str, object]]:
+def _closed_rows(store: StateStore) -> list[dict[str, object]]:
     """The ``task_closed`` audit rows' values, oldest first."""
-    store = e.store  # type: ignore[attr-defined]
     with store.begin() as conn:
         a = schema.audit
         query = sa.select(a.c.new).where(a.c.event == "task_closed").order_by(a.c.seq)
         return [dict(new) for new in conn.execute(query).scalars()]
 
 
-def _letters(e: object) -> list[tuple[str, str, str]]:
+def _letters(store: StateStore) -> list[tuple[str, str, str]]:
     """Every dead letter's (key, error code, status)."""
-    store = e.store  # type: ignore[attr-defined]
     with store.begin() as conn:
         d = schema.dead_letters
         query = sa.select(d.c.key, d.c.error_code, d.c.status).order_by(d.c.id)
@@ -150,7 +148,7 @@ KEY = "C00:upgrade_call"
     ids=["REC1-timeout-sanctioned", "REC2-refused-sanctioned", "REC3-timeout-not-restricted"],
 )
 def test_a_dead_lettered_sales_task_is_withdrawn_on_a_later_sanctions_hit(
-    tmp_path: Path,
+    store: StateStore,
     failure: str,
     sanctioned: bool,
     open_after: set[str],
@@ -160,12 +158,12 @@ def test_a_dead_lettered_sales_task_is_withdrawn_on_a_later_sanctions_hit(
     letter: str,
 ) -> None:
     crm = TimeoutCrm(failure)
-    e = memory_engine(crm, tmp_path, WRITEBACK, assess, stream="sales:Customer")
+    e = memory_engine(crm, store, WRITEBACK, assess, stream="sales:Customer")
     e.settings = replace(e.settings, record_retry_attempts=2, record_retry_base=0.0)
     first = e.run(RunOptions(as_of=AS_OF))
     assert first.counts.dead_lettered == 1, first.counts.as_json()
     assert crm.open_tasks == ({KEY} if failure == TIMEOUT else set())  # made, answer lost
-    assert _letters(e) == [(KEY, code, "open")]
+    assert _letters(store) == [(KEY, code, "open")]
     crm.failing, crm.sanctioned = False, sanctioned
     crm.stamp = datetime.now(UTC) - timedelta(seconds=30)
     second = e.run(RunOptions(as_of=AS_OF))
@@ -173,7 +171,7 @@ def test_a_dead_lettered_sales_task_is_withdrawn_on_a_later_sanctions_hit(
     assert second.counts.dead_lettered == 0, second.counts.as_json()
     assert crm.open_tasks == open_after, "a sanctioned customer keeps a sales task"
     assert crm.closes == closes
-    assert _closed_rows(e) == closed_rows
+    assert _closed_rows(store) == closed_rows
     # a newer decision of the customer that went through (the closure's among them)
     # resolves its letter, as any other does
-    assert _letters(e) == [(KEY, code, letter)]
+    assert _letters(store) == [(KEY, code, letter)]
