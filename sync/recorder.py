@@ -251,9 +251,9 @@ class Recorder:
                 batch.call(conn, items, results)
             outbox.set_status(conn, batch.done, "done")
             save_side_effects(conn, self.stream, batch.effects)
-            # a task the CRM confirmed closed is no longer open: it stops counting against
-            # its owner's cap now, not at its due date (``sync.taskbudget``)
-            taskbudget.unmake(conn, self.stream, batch.closed)
+            # a task the CRM confirmed closed, or refused to make, is not open: it stops
+            # counting against its owner's cap now, not at its due date (``sync.taskbudget``)
+            taskbudget.unmake(conn, self.stream, batch.not_open)
             kill_point("in_record")
             save_states(conn, self.stream, batch.states)
             append(conn, batch.audit, self.audit_keys)
