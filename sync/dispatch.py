@@ -11,7 +11,7 @@ planner which memberships and tasks those are, so the new plan says what it want
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import sqlalchemy as sa
 
@@ -22,7 +22,9 @@ from sync.planning import jsonable
 from sync.recorder import PageRows, Recorder
 from sync.records import Decision, Json, PendingDecision, Planned, Skip
 from sync.state import CustomerState
+from sync.taskbudget import Budget
 from sync.writepool import WritePool
+from tiering_core.models import TaskAction
 
 
 class Dispatcher:
@@ -36,6 +38,7 @@ class Dispatcher:
         run_id: str,
         trigger: str,
         source_events: dict[str, str],
+        budget: Budget | None = None,
     ) -> None:
         self.pool = pool
         self.recorder = recorder
@@ -44,24 +47,26 @@ class Dispatcher:
         self.run_id = run_id
         self.trigger = trigger
         self.source_events = source_events
+        self.budget = budget  # the planner's: a task superseded unsent gives its share back
 
     def in_doubt(self, cid: str) -> Doubt | None:
-        """This customer's outstanding membership and task writes that may already have
-        reached the CRM: in flight, sent and failed retryably, or queued by an interrupted
-        run (which may have sent them before it died). Superseding such a write cannot undo
-        it, so the new plan must say what it wants of those campaigns and tasks. None when
-        there are none (most customers)."""
+        """This customer's membership and task writes that may already have reached the
+        CRM: outstanding ones in flight, sent and failed retryably, or queued by an
+        interrupted run (which may have sent them before it died); and its dead-lettered
+        tasks whose call went unanswered (``Recorder.dead_tasks_in_doubt``: a timeout may
+        have made one). Superseding or dead-lettering such a write cannot undo it, so the
+        new plan must say what it wants of those campaigns and tasks. None when there are
+        none (most customers: two dictionary look-ups)."""
         decision = self.decisions.get(cid)
-        if decision is None:
+        dead = self.recorder.dead_tasks_in_doubt.get(cid)
+        if decision is None and dead is None:
             return None
         campaigns: dict[str, str] = {}
-        tasks: dict[str, str] = {}
-        for item_id in decision.outstanding:
-            item = self.pool.queue.get(item_id)
-            if item is None:  # in flight
-                item = self.pool.sent_item(item_id)
-            elif item.attempts == 0 and item.run_id == self.run_id:
-                continue  # queued by this run and never sent: superseding it is exact
+        tasks: dict[str, str] = dict(dead) if dead else {}
+        for item_id in decision.outstanding if decision else ():
+            if self._unsent(item_id):
+                continue  # superseding it is exact
+            item = self.pool.queue.get(item_id) or self.pool.sent_item(item_id)  # or in flight
             if item is None:
                 continue
             if item.kind == "membership":
@@ -104,8 +109,8 @@ class Dispatcher:
                     self.recorder.counts.skipped[Skip.SUPERSEDED] += 1
             decisions[cid] = Decision(cid, pending, keep, this_run=True, base=states.get(cid))
             park(pending_row(cid, pending))
-        if stale:
-            self._supersede(conn, stale)
+        if stale:  # a task the new plan makes again (same key) keeps its admission
+            self._supersede(conn, stale, {item.key for item in new if item.kind == "task"})
         for added in outbox.enqueue(conn, self.stream, self.run_id, new, trigger=self.trigger):
             queue[added.id] = added
             decisions[added.customer_id].outstanding.add(added.id)
@@ -139,8 +144,10 @@ class Dispatcher:
         (the CRM already shows it, and the task the earlier read planned is no longer
         wanted): it keeps only its newest decision, so the earlier one's queued writes are
         superseded and the decision dropped (True; the caller records the customer as
-        unchanged). Not when one of its writes may have reached the CRM (not ``_unsent``: in
-        flight, or to be retried): its answer promotes the earlier decision (False)."""
+        unchanged), its tasks off their owners' caps and their share of the run's budget
+        given back (``_supersede``): a later read that wants one again meets the caps.
+        Not when one of its writes may have reached the CRM (not ``_unsent``: in flight,
+        or to be retried): its answer promotes the earlier decision (False)."""
         decision = self.decisions.get(cid)
         if decision is None or not decision.this_run:
             return False
@@ -152,18 +159,27 @@ class Dispatcher:
         self.recorder.counts.skipped[Skip.SUPERSEDED] += 1
         return True
 
-    def _supersede(self, conn: sa.Connection, ids: list[int]) -> None:
+    def _supersede(
+        self, conn: sa.Connection, ids: list[int], planned: Collection[str] = ()
+    ) -> None:
         """Queued items that will never be sent (again): marked so; and their tasks that
         never went out (queued by this run, never attempted) no longer count as made
-        against their owners' caps (``sync.taskbudget``). One sent before (a retry after a
+        against their owners' caps (``sync.taskbudget``), and give their share of the
+        run's budget back (``Budget.release``), but for those the new plan makes again
+        (``planned``: their keys), admitted already. One sent before (a retry after a
         timeout, or an interrupted run's) may be open in the CRM: it stays counted."""
         queue, unsent = self.pool.queue, self._unsent
-        tasks = [queue[i].key for i in ids if queue[i].kind == "task" and unsent(i)]
+        tasks = [queue[i] for i in ids if queue[i].kind == "task" and unsent(i)]
         outbox.set_status(conn, ids, "superseded")
         for item_id in ids:
             queue.pop(item_id, None)
         if tasks:
-            taskbudget.unmake(conn, self.stream, tasks)
+            taskbudget.unmake(conn, self.stream, [item.key for item in tasks])
+            budget = self.budget
+            if budget is not None:  # an item adopted from the store is parsed only if admitted
+                for item in tasks:
+                    if item.key in budget.admitted and item.key not in planned:
+                        budget.release(item.action or TaskAction.model_validate(item.payload))
 
     def _unsent(self, item_id: int) -> bool:
         """Queued by this run and never attempted: the CRM cannot have it (anything else

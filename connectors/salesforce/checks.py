@@ -293,9 +293,11 @@ def _member_status_check(client: SalesforceClient, writeback: WritebackConfig) -
     with a Status its campaign lacks the documentation does not say, so each campaign
     without it is a warning. The object "is accessible only to those users that are enabled
     as marketing users" (same page): a refused query is a warning too, since adding
-    campaign members needs a Marketing User (docs/admin-setup.md). One query."""
+    campaign members needs a Marketing User (docs/admin-setup.md). One query; none with
+    ``campaign_memberships`` off, the set-up docs/admin-setup.md offers a user who may not
+    be a Marketing User, which makes no membership to check a status for."""
     ids = sorted(set(writeback.campaigns.values()))
-    if not ids:
+    if not ids or not writeback.campaign_memberships:
         return []
     name = "campaign member statuses"
     query = select(["CampaignId", "Label"], "CampaignMemberStatus", "WHERE CampaignId IN {}", ids)
