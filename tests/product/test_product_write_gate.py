@@ -29,12 +29,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from product_crms import needs
+from product_org import start_org
 
 from connectors.sandbox.base import Sandbox
-from connectors.sandbox.fxiaoke import FxiaokeSandbox
 from connectors.sandbox.fxiaoke_schema import CAMPAIGN_MEMBER, FOLLOWUP, FieldSpec
-from connectors.sandbox.salesforce import SalesforceSandbox
-from connectors.sandbox.zoho import ZohoSandbox
 from connectors.zoho.scopes import REQUIRED_SCOPES
 from crmtier.cli import cli
 
@@ -130,11 +128,6 @@ CASES = [
     for on in (True, False)
     for ready in (True, False)
 ]
-SANDBOXES: dict[str, Callable[..., Sandbox]] = {
-    "zoho": ZohoSandbox,
-    "salesforce": SalesforceSandbox,
-    "fxiaoke": FxiaokeSandbox,
-}
 Org = Callable[..., tuple[Sandbox, Path]]
 
 
@@ -146,15 +139,11 @@ def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Org]:
     started: list[Sandbox] = []
 
     def make(crm: str, lacking: Kind | None = None, off: str = "") -> tuple[Sandbox, Path]:
-        sandbox = SANDBOXES[crm](data_dir=tmp_path / crm, **(lacking.options if lacking else {}))
-        if lacking:
-            lacking.lack(sandbox)
-        sandbox.seed(20)
-        sandbox.start()
-        started.append(sandbox)
-        text, env = sandbox.crmtier_config()
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
+        options = lacking.options if lacking else {}
+        prepare = lacking.lack if lacking else None
+        sandbox, text, _ = start_org(
+            crm, tmp_path / crm, monkeypatch, started, prepare=prepare, **options
+        )
         if off:
             text = text.replace(f"\n{off} = true\n", f"\n{off} = false\n")
             assert f"\n{off} = false\n" in text
