@@ -181,6 +181,20 @@ def test_each_write_kind_on_and_off_with_its_prerequisite_and_without(
         assert calls.count("describe") == (2 if on else 1)
 
 
+@pytest.mark.parametrize(
+    ("crm", "kind"), [pytest.param(crm, kind, marks=needs[crm]) for crm, kind in KINDS]
+)
+def test_a_fields_only_run_asks_no_write_kind_prerequisite(org: Org, crm: str, kind: str) -> None:
+    """``sync --only fields`` (the staged first sync of README's step 5) writes tier fields
+    only, so a kind's missing prerequisite neither refuses it nor costs its check's call."""
+    k = KINDS[(crm, kind)]
+    sandbox, path = org(crm, lacking=k)
+    synced = CliRunner().invoke(cli, ["sync", "--config", str(path), "--quiet", "--only", "fields"])
+    assert synced.exit_code == 0, synced.output
+    assert sandbox.write_calls() > 0
+    assert sandbox.server.calls.count(k.call) == 0  # type: ignore[attr-defined]
+
+
 @needs["zoho"]
 def test_serve_refuses_to_start_too(org: Org, tmp_path: Path) -> None:
     """``crmtier serve`` builds the same engine (``open_parts``, which ``crmtier worker``
