@@ -6,9 +6,12 @@ so the row shows what the CRM showed when crmtier acted. CRM user ids are staff 
 as the CRM gives them, like the run's ``actor``; the RM's free-text reason is not kept
 (it may name the customer), only whether one was given.
 
-``override_trail`` is pure: the sync engine puts it beside the decision it persists and
-appends it as an ``override`` audit row where it appends the decision's ``tier_change``
-row (the override's start, its refusal and its end each change the tiers or make a task).
+``override_trail`` is pure: the sync engine puts it beside the decision it persists
+(``PendingDecision.override``) and, where it records the decision (``Recorder.unchanged``,
+``AnswerBatch._promote``), appends it as an ``override`` audit row when it differs from
+the customer's last one (``customers.override``): a new proposal, a new outcome or its end
+gets a row once, whether or not the tiers moved (a refusal, or an applied service-tier
+override, leaves them as they were), and a run that sees the same override again none.
 """
 
 from __future__ import annotations
