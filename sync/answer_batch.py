@@ -27,6 +27,7 @@ from sync.audit import AuditEntry
 from sync.days import day_text
 from sync.effect_rows import effect_label, effect_row
 from sync.outbox import OutboxItem
+from sync.overrides import is_new
 from sync.records import Decision, Json, Outcome
 from sync.runs import RunCounts
 
@@ -185,7 +186,7 @@ class AnswerBatch:
                     count_change(counts, old, pending.tiers)
                     self.audit.append(tier_change(cid, old, pending.tiers, pending))
                 recorded = base.override if base else None
-                if pending.override != recorded:  # the override's outcome is new
+                if is_new(recorded, pending.override):
                     row["override"] = pending.override
                     self.audit.append(r.audit_rows.override(cid, recorded, pending))
             else:

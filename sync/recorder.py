@@ -33,7 +33,7 @@ from sync.days import day_text
 from sync.inputs import save_inputs
 from sync.killpoints import kill_point
 from sync.outbox import OutboxItem
-from sync.overrides import override_trail
+from sync.overrides import is_new, override_trail
 from sync.planner import tiers_of
 from sync.records import (
     Decision,
@@ -181,12 +181,13 @@ class Recorder:
         # decision with no tier change, and still gets its row once (docs/overrides.md)
         trail = override_trail(planned.record.profile, planned.summary)
         recorded = state.override if state is not None else None
+        new_override = is_new(recorded, trail)
         if (
             state is not None
             and (state.tiers, state.below_floor_since, state.input_hash) == (tiers, below, digest)
             and state.assessed_at == day
             and not parked
-            and trail == recorded
+            and not new_override
         ):
             return
         row: StateRow = {
@@ -201,12 +202,12 @@ class Recorder:
         if parked:
             row["pending"] = None
         old = state.tiers if state else None
-        if old != tiers or trail != recorded:
+        if old != tiers or new_override:
             decision = decide()
             if old != tiers:
                 count_change(self.counts, old, tiers)
                 rows.audit.append(self.audit_rows.tier_change(cid, old, tiers, decision))
-            if trail != recorded:
+            if new_override:
                 row["override"] = trail
                 rows.audit.append(self.audit_rows.override(cid, recorded, decision))
         rows.states.append(row)
