@@ -253,7 +253,9 @@ class Harness:
                     for r in conn.execute(
                         sa.select(
                             c.c.customer_id, c.c.tiers, c.c.fields, c.c.assessed_at
-                        ).add_columns(c.c.below_floor_since, c.c.input_hash, c.c.pending, c.c.override)
+                        ).add_columns(
+                            c.c.below_floor_since, c.c.input_hash, c.c.pending, c.c.override
+                        )
                     )
                 }
                 effects = conn.execute(

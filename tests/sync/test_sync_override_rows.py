@@ -7,8 +7,8 @@ row, yet the examiner must find who tried to override the customer and what crmt
 Each case is one customer of the same book; the table says which override rows it must
 have, in order, after its override is first seen, after the same override is seen again
 (an incremental run and a full one), and after a last change (a refused one proposed
-again and approved by a checker; an applied one removed). On main, only a decision that moved the tiers
-wrote the row, and wrote it again with every later tier change.
+again and approved by a checker; an applied one removed). Before, only a decision that
+moved the tiers wrote the row (and wrote it again with every later tier change).
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ def _unread(sb: Sandbox, cid: str, maker: str, checker: str) -> None:
     store = sb.store  # type: ignore[attr-defined]
     for rid, at, data in list(store.scan(FX_INSTANCES)):
         if data["dataId"] == cid:
-            store.insert_many(FX_INSTANCES, [(rid, at, {k: v for k, v in data.items() if k != "instanceId"})])
+            store.insert_many(
+                FX_INSTANCES, [(rid, at, {k: v for k, v in data.items() if k != "instanceId"})]
+            )
 
 
 def _applied_value(sb: Sandbox, cid: str, maker: str, checker: str) -> None:
@@ -219,11 +221,13 @@ def test_each_override_outcome_gets_its_row_once(harness: Harness) -> None:
 
     _run(h)
     first = _trail(h, list(mine.values()))
-    for case in cases:
-        added = first[mine[case.name]][len(before[mine[case.name]]) :]
-        assert _overrides(added) == list(case.rows), case.name
-        moved = any(event == "tier_change" for event, _ in added)
-        assert moved == case.tiers_move, case.name
+    added = {c.name: first[mine[c.name]][len(before[mine[c.name]]) :] for c in cases}
+    assert {name: _overrides(rows) for name, rows in added.items()} == {
+        c.name: list(c.rows) for c in cases
+    }
+    assert {name: any(e == "tier_change" for e, _ in rows) for name, rows in added.items()} == {
+        c.name: c.tiers_move for c in cases
+    }
 
     _run(h)  # the same overrides seen again: no new row
     _run(h, full=True)
@@ -237,9 +241,9 @@ def test_each_override_outcome_gets_its_row_once(harness: Harness) -> None:
             case.then(sb, mine[case.name], maker, checker)
     _run(h)
     final = _trail(h, list(mine.values()))
-    for case in cases:
-        cid = mine[case.name]
-        assert _overrides(final[cid]) == [*_overrides(first[cid]), *case.final], case.name
+    assert {c.name: _overrides(final[mine[c.name]]) for c in cases} == {
+        c.name: [*_overrides(first[mine[c.name]]), *c.final] for c in cases
+    }
     assert h.audit_verify().returncode == 0
 
 
