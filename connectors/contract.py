@@ -344,3 +344,19 @@ class HouseholdReads(Protocol):
         read households, and if not, the one thing to set up. A refusal by the CRM is the
         line (``ok`` False); a failure to reach it raises ``ConnectorError`` as any call."""
         ...
+
+
+@runtime_checkable
+class WritePrerequisites(Protocol):
+    """A connector whose write kinds need set-up in the CRM beyond the mapped fields, which
+    the first write of that kind would otherwise meet in the middle of a run, after other
+    kinds were written (Zoho: the OAuth scopes of the task key look-up and of the related
+    lists a membership write reads first). Outside ``Connector``: a CRM with no such
+    prerequisite does not implement it. ``sync.write_readiness`` asks it before a sync or
+    a server starts; ``crmtier doctor`` prints the same lines."""
+
+    def write_checks(self, kinds: Collection[WriteKind]) -> list[SchemaCheck]:
+        """One line per prerequisite of these write kinds, each made with at most one cheap
+        call, and nothing (no call) for a kind not asked for. A refusal by the CRM is the
+        line (``ok`` False) with its fix; a failure to reach it raises ``ConnectorError``."""
+        ...

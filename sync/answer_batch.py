@@ -57,6 +57,7 @@ class AnswerBatch:
         self.states: list[dict[str, Json]] = []  # promoted decisions' ``customers`` rows
         self.audit: list[AuditEntry] = []
         self.retries: list[OutboxItem] = []  # to send again later, their attempts counted
+        self.closed: list[str] = []  # keys of tasks closed in the CRM: off their owners' caps
         # memory, applied once committed (``Recorder.record_results``)
         self.counts = RunCounts()  # added to the run's
         self.outcomes: list[tuple[str, Outcome]] = []
@@ -85,6 +86,8 @@ class AnswerBatch:
                 if item.kind != "field_update":
                     self.counts.effects[effect_label(item)] += 1
                     self._side_effect(item, decision)
+                    if item.kind == "task_close":
+                        self.closed.append(item.key)
                 if decision is not None:
                     decision.outstanding.discard(item.id)
             elif result.retryable and item.attempts + 1 < retry_attempts:

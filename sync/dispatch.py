@@ -5,23 +5,26 @@ run keeps only its newest decision: queued items the new plan no longer wants ar
 superseded, identical ones are reused, and a write identical to one in flight is not sent
 twice. Writes that may already have reached the CRM (in flight, failed retryably, queued
 by an interrupted run) cannot be undone by superseding them; ``in_doubt`` tells the
-planner which memberships those are, so the new plan says what it wants of them.
+planner which memberships and tasks those are, so the new plan says what it wants of them
+(a restricted customer's sales tasks among them are closed, ``planner.closures_of``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import sqlalchemy as sa
 
 from sync import outbox, taskbudget
 from sync.outbox import NewItem, OutboxItem
-from sync.planner import CustomerPlan
+from sync.planner import CustomerPlan, Doubt
 from sync.planning import jsonable
 from sync.recorder import PageRows, Recorder
 from sync.records import Decision, Json, PendingDecision, Planned, Skip
 from sync.state import CustomerState
+from sync.taskbudget import Budget
 from sync.writepool import WritePool
+from tiering_core.models import TaskAction
 
 
 class Dispatcher:
@@ -35,6 +38,7 @@ class Dispatcher:
         run_id: str,
         trigger: str,
         source_events: dict[str, str],
+        budget: Budget | None = None,
     ) -> None:
         self.pool = pool
         self.recorder = recorder
@@ -43,25 +47,32 @@ class Dispatcher:
         self.run_id = run_id
         self.trigger = trigger
         self.source_events = source_events
+        self.budget = budget  # the planner's: a task superseded unsent gives its share back
 
-    def in_doubt(self, cid: str) -> dict[str, str]:
-        """Campaign -> key of this customer's outstanding membership writes that may
-        already have reached the CRM: in flight, sent and failed retryably, or queued by an
-        interrupted run (which may have sent them before it died). Superseding such a write
-        cannot undo it, so the new plan must say what it wants of those campaigns."""
+    def in_doubt(self, cid: str) -> Doubt | None:
+        """This customer's outstanding membership and task writes that may already have
+        reached the CRM: in flight, sent and failed retryably, or queued by an interrupted
+        run (which may have sent them before it died). Superseding such a write cannot undo
+        it, so the new plan must say what it wants of those campaigns and tasks. None when
+        there are none (most customers)."""
         decision = self.decisions.get(cid)
         if decision is None:
-            return {}
-        out: dict[str, str] = {}
+            return None
+        campaigns: dict[str, str] = {}
+        tasks: dict[str, str] = {}
         for item_id in decision.outstanding:
             item = self.pool.queue.get(item_id)
             if item is None:  # in flight
                 item = self.pool.sent_item(item_id)
             elif item.attempts == 0 and item.run_id == self.run_id:
                 continue  # queued by this run and never sent: superseding it is exact
-            if item is not None and item.kind == "membership":
-                out[str(item.payload["campaign"])] = item.key
-        return out
+            if item is None:
+                continue
+            if item.kind == "membership":
+                campaigns[str(item.payload["campaign"])] = item.key
+            elif item.kind == "task":  # its payload is the task (``items_of``)
+                tasks[item.key] = str(item.payload["rule"])
+        return Doubt(campaigns, tasks) if campaigns or tasks else None
 
     def enqueue(
         self,
@@ -97,8 +108,8 @@ class Dispatcher:
                     self.recorder.counts.skipped[Skip.SUPERSEDED] += 1
             decisions[cid] = Decision(cid, pending, keep, this_run=True, base=states.get(cid))
             park(pending_row(cid, pending))
-        if stale:
-            self._supersede(conn, stale)
+        if stale:  # a task the new plan makes again (same key) keeps its admission
+            self._supersede(conn, stale, {item.key for item in new if item.kind == "task"})
         for added in outbox.enqueue(conn, self.stream, self.run_id, new, trigger=self.trigger):
             queue[added.id] = added
             decisions[added.customer_id].outstanding.add(added.id)
@@ -132,8 +143,10 @@ class Dispatcher:
         (the CRM already shows it, and the task the earlier read planned is no longer
         wanted): it keeps only its newest decision, so the earlier one's queued writes are
         superseded and the decision dropped (True; the caller records the customer as
-        unchanged). Not when one of its writes may have reached the CRM (not ``_unsent``: in
-        flight, or to be retried): its answer promotes the earlier decision (False)."""
+        unchanged), its tasks off their owners' caps and their share of the run's budget
+        given back (``_supersede``): a later read that wants one again meets the caps.
+        Not when one of its writes may have reached the CRM (not ``_unsent``: in flight,
+        or to be retried): its answer promotes the earlier decision (False)."""
         decision = self.decisions.get(cid)
         if decision is None or not decision.this_run:
             return False
@@ -145,18 +158,27 @@ class Dispatcher:
         self.recorder.counts.skipped[Skip.SUPERSEDED] += 1
         return True
 
-    def _supersede(self, conn: sa.Connection, ids: list[int]) -> None:
+    def _supersede(
+        self, conn: sa.Connection, ids: list[int], planned: Collection[str] = ()
+    ) -> None:
         """Queued items that will never be sent (again): marked so; and their tasks that
         never went out (queued by this run, never attempted) no longer count as made
-        against their owners' caps (``sync.taskbudget``). One sent before (a retry after a
+        against their owners' caps (``sync.taskbudget``), and give their share of the
+        run's budget back (``Budget.release``), but for those the new plan makes again
+        (``planned``: their keys), admitted already. One sent before (a retry after a
         timeout, or an interrupted run's) may be open in the CRM: it stays counted."""
         queue, unsent = self.pool.queue, self._unsent
-        tasks = [queue[i].key for i in ids if queue[i].kind == "task" and unsent(i)]
+        tasks = [queue[i] for i in ids if queue[i].kind == "task" and unsent(i)]
         outbox.set_status(conn, ids, "superseded")
         for item_id in ids:
             queue.pop(item_id, None)
         if tasks:
-            taskbudget.unmake(conn, self.stream, tasks)
+            taskbudget.unmake(conn, self.stream, [item.key for item in tasks])
+            budget = self.budget
+            if budget is not None:  # an item adopted from the store is parsed only if admitted
+                for item in tasks:
+                    if item.key in budget.admitted and item.key not in planned:
+                        budget.release(item.action or TaskAction.model_validate(item.payload))
 
     def _unsent(self, item_id: int) -> bool:
         """Queued by this run and never attempted: the CRM cannot have it (anything else
@@ -205,6 +227,8 @@ def items_of(
         payload = {"campaign": change.campaign, "member": change.member}
         items.append(NewItem(cid, "membership", change.dedupe_key, payload, source_event_id))
     for closure in plan.closures:
-        payload = {"rule": closure.rule}
+        payload = (
+            {"rule": closure.rule, "in_doubt": True} if closure.in_doubt else {"rule": closure.rule}
+        )
         items.append(NewItem(cid, "task_close", closure.dedupe_key, payload, source_event_id))
     return items

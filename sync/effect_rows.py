@@ -31,6 +31,8 @@ def effect_row(
     elif item.kind == "task_close":  # the task stays on record, closed: active false
         active, event = False, "task_closed"
         new = {"rule": rule, "key": item.key, "closed": True}
+        if payload.get("in_doubt"):  # its making never answered: the CRM may not have held it
+            new["in_doubt"] = True
     else:
         campaign, active, event = payload["campaign"], bool(payload["member"]), "campaign"
         new = {"campaign": campaign, "member": active, "key": item.key}

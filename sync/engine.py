@@ -27,6 +27,7 @@ they hand each other are in ``sync.records``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from connectors.contract import Connector, CrmRecord
@@ -84,8 +85,13 @@ class SyncEngine:
         task_limits: Mapping[str, TaskLimit] | None = None,
         adjustments: Sequence[Adjustment] = (),
         policy: Policy | None = None,
+        start_calls: Mapping[str, int] | None = None,
     ) -> None:
         self.store = store
+        #: the calls the start checks made before this engine existed (``crmtier sync``'s
+        #: ``make_engine``): reported with its first run, which could not start without them
+        self._start_calls = dict(start_calls or {})
+        self._start_lock = threading.Lock()
         self.policy = policy
         self.task_limits = dict(task_limits or {})  # by task rule; none: unbounded
         self.audit_keys = store.audit_keys  # loaded now: never inside a run's transaction
@@ -101,6 +107,12 @@ class SyncEngine:
         ensure_table(store)
         #: per-customer claims and the version guard, shared with the webhook worker
         self.claims = CustomerClaims(store, ttl=self.settings.lock_ttl)
+
+    def take_start_calls(self) -> dict[str, int]:
+        """The start checks' calls, once: to the first run that reports (then nothing)."""
+        with self._start_lock:
+            calls, self._start_calls = self._start_calls, {}
+        return calls
 
     @property
     def lock_name(self) -> str:

@@ -22,7 +22,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from connectors.errors import ConfigError
 from connectors.mapping import WritebackConfig
@@ -57,14 +57,29 @@ class Known:
     # the answer (an interrupted run's, one in flight, one that failed retryably). Their
     # wanted state is planned explicitly, add or remove, both idempotent.
     in_doubt: Mapping[str, str] = field(default_factory=dict)
+    # Dedupe key -> rule of tasks such a write may have made (not on record): a restricted
+    # customer's sales tasks among them are closed like recorded ones (``closures_of``);
+    # closing one the CRM never received creates nothing (the connectors' task closure).
+    tasks_in_doubt: Mapping[str, str] = field(default_factory=dict)
+
+
+class Doubt(NamedTuple):
+    """A customer's outstanding writes that may have reached the CRM without our seeing
+    the answer (``sync.dispatch.Dispatcher.in_doubt``), as ``Known`` takes them."""
+
+    memberships: dict[str, str]  # campaign -> key
+    tasks: dict[str, str]  # task dedupe key -> rule
 
 
 @dataclass(frozen=True)
 class TaskClosure:
-    """An open task crmtier made that is to be closed (withdrawn) in the CRM."""
+    """An open task crmtier made that is to be closed (withdrawn) in the CRM. ``in_doubt``:
+    a task whose making was never answered (``Known.tasks_in_doubt``): the CRM may not hold
+    it, and the closure's audit row says so."""
 
     rule: str
     dedupe_key: str
+    in_doubt: bool = False
 
 
 #: Task rules whose open tasks a sanctions hit (or a prohibited AML rating) withdraws: the
@@ -313,16 +328,20 @@ def restricted(wants: Wants) -> bool:
 
 
 def closures_of(wants: Wants, known: Known, writeback: WritebackConfig) -> tuple[TaskClosure, ...]:
-    """The open sales tasks crmtier made for a restricted customer, to close in the same
-    run as its sanctions review is created (none when tasks are not written back). A
-    customer with no open task crmtier made (most) has none: its reasons are not read."""
-    if not writeback.tasks or not known.task_rules or not restricted(wants):
+    """The open sales tasks crmtier made, or may have made (``Known.tasks_in_doubt``: a
+    write whose answer was never seen), for a restricted customer, to close in the same run
+    as its sanctions review is created (none when tasks are not written back). A customer
+    with no such task (most) has none: its reasons are not read."""
+    if not writeback.tasks or not (known.task_rules or known.tasks_in_doubt):
+        return ()
+    if not restricted(wants):
         return ()
     wanted = {a["dedupe_key"] for a in wants.tasks}
+    made = {key: rule for key, rule in known.task_rules.items() if key in known.tasks}
     return tuple(
-        TaskClosure(rule, key)
-        for key, rule in sorted(known.task_rules.items())
-        if rule in SALES_TASK_RULES and key in known.tasks and key not in wanted
+        TaskClosure(rule, key, key not in made)
+        for key, rule in sorted({**known.tasks_in_doubt, **made}.items())
+        if rule in SALES_TASK_RULES and key not in wanted
     )
 
 

@@ -27,6 +27,7 @@ from sync.decided import Decided, DecisionRows
 from sync.overrides import note_unread_audit, override_trail
 from sync.planner import (
     CustomerPlan,
+    Doubt,
     Known,
     changed_fields,
     desired_fields,
@@ -75,8 +76,8 @@ LinksFor = Callable[[Sequence[str]], HouseholdLinks]
 Assessed = tuple[CrmRecord, AssessmentData]
 #: changes a page's assessments before anything is planned from them (same length, order)
 Adjustment = Callable[[list[Assessed]], list[Assessed]]
-#: campaign -> dedupe key of a customer's membership writes that may have reached the CRM
-InDoubt = Callable[[str], dict[str, str]]
+#: a customer's membership and task writes that may have reached the CRM (None: none)
+InDoubt = Callable[[str], Doubt | None]
 
 
 class PagePlanner:
@@ -304,8 +305,8 @@ class PagePlanner:
                 state = states.get(cid)
                 known = state.known() if state else _NOTHING_KNOWN
                 doubt = in_doubt(cid)
-                if doubt:
-                    known = replace(known, in_doubt=doubt)
+                if doubt is not None:
+                    known = replace(known, in_doubt=doubt.memberships, tasks_in_doubt=doubt.tasks)
                 plan = plan_wants(wants[i], record.current, known, writeback, desired)
             out.append(Planned(record, summary, plan, desired, decided, i))
         return out

@@ -5,9 +5,10 @@ Everything a run keeps goes through here, in the transaction the run opens for i
 - a page's commit: unchanged customers' state (hysteresis needs a decision that moved
   even when nothing is written), pending decisions, task budgets, stored inputs, audit;
 - the answered write calls that landed together: items done, tasks and memberships made,
-  retries scheduled or dead-lettered, and each decision whose writes are all answered
-  promoted to the customer's committed state with its ``tier_change`` audit row (and its
-  ``override`` row when the override's outcome is new for the customer).
+  tasks closed (off their owners' caps), retries scheduled or dead-lettered, and each
+  decision whose writes are all answered promoted to the customer's committed state with
+  its ``tier_change`` audit row (and its ``override`` row when the override's outcome is
+  new for the customer).
 
 It also keeps the run's outcome per customer and the counts the run record reconciles.
 """
@@ -260,6 +261,9 @@ class Recorder:
                 batch.call(conn, items, results)
             outbox.set_status(conn, batch.done, "done")
             save_side_effects(conn, self.stream, batch.effects)
+            # a task the CRM confirmed closed is no longer open: it stops counting against
+            # its owner's cap now, not at its due date (``sync.taskbudget``)
+            taskbudget.unmake(conn, self.stream, batch.closed)
             kill_point("in_record")
             save_states(conn, self.stream, batch.states)
             append(conn, batch.audit, self.audit_keys)

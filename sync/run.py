@@ -103,7 +103,8 @@ class Run:
         config_error = False
         try:
             if not dry:
-                run_outbox.recover(p, None if read_stream else {r.profile.id for r in records})
+                only = None if read_stream else {r.profile.id for r in records}
+                run_outbox.recover(p, only, self.step.refetch)
             if read_stream:
                 if not dry:
                     self.step.refetch(sorted(p.recorder.dead_letter_customers))

@@ -6,30 +6,60 @@ left open by earlier runs (``load_dead_letters``)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import sqlalchemy as sa
 
-from sync import outbox
+from sync import outbox, runs
 from sync.outbox import OutboxItem
+from sync.planner import SALES_TASK_RULES
 from sync.run_parts import RunParts
 from sync.state import load_states
 
 log = logging.getLogger(__name__)
 
+#: reads these customers again by id and plans and commits them (``PageStep.refetch``)
+Replan = Callable[[list[str]], object]
 
-def recover(parts: RunParts, only: set[str] | None) -> None:
+
+def recover(parts: RunParts, only: set[str] | None, replan: Replan | None = None) -> None:
     """Writes an earlier run recorded but did not see answered: send them again, and
     record their answers before anything is read. A record read while they were still
     going out would show the CRM as it was before them; its customer, already settled
     by them, would then be assessed again against its own new decision (an "upgraded
     from" reason lost) and planned a second copy of their tasks and memberships.
 
+    Except a customer for whom a run that died left a sales task (``replan``: the run's
+    re-read of customers by id). That run may or may not have sent it, and the customer
+    may have been sanctioned since: re-sent blindly, it would make a sales task for a
+    sanctioned customer (a relationship manager told to call them) only for the run to
+    close it a moment later. Such a customer is read again and planned first, its writes
+    held meanwhile (``WritePool.waiting``): the new plan keeps the ones it still wants, and
+    the rest are superseded, the sales task among them closed as in doubt
+    (``planner.closures_of``: a close of a task the CRM never got makes nothing). Its
+    record, read before its interrupted decision is promoted, is assessed against the
+    same committed state that decision was, as a fault-free run's was.
+
     Only the customers this run holds (``only``: the webhook path's, else all it can
     claim): a pending write of a customer someone else holds is theirs, in flight."""
-    items = _adopt(parts, only)
-    if items:
-        log.info("re-sending writes of an interrupted run", extra={"items": len(items)})
+    items = _claimed(parts, only)
+    doubtful = _sales_tasks_in_doubt(parts, items) if replan is not None else set()
+    first = [i for i in items if i.customer_id not in doubtful]
+    if first:
+        _adopt(parts, first)
+        log.info("re-sending writes of an interrupted run", extra={"items": len(first)})
+        parts.pool.drain(final=True)
+    if replan is not None and doubtful:
+        _adopt(parts, [i for i in items if i.customer_id in doubtful])
+        log.info(
+            "re-planning customers an interrupted run may have sent sales tasks",
+            extra={"customers": len(doubtful)},
+        )
+        parts.pool.waiting.update(doubtful)
+        try:
+            replan(sorted(doubtful))
+        finally:
+            parts.pool.waiting.clear()
         parts.pool.drain(final=True)
 
 
@@ -39,13 +69,13 @@ def take_over(parts: RunParts, ids: Collection[str]) -> None:
     superseded or kept by the page's, as in one process. The unit holds all of its page's
     customers first (it processes them next), so it reads their writes once."""
     parts.claims.hold(ids)
-    _adopt(parts, ids)
+    _adopt(parts, _claimed(parts, ids))
 
 
-def _adopt(parts: RunParts, ids: Collection[str] | None) -> list[OutboxItem]:
-    """Give the dispatcher the pending writes of these customers (None: of all), with
-    their committed states, once this run holds them. Those it had to wait for are read
-    again once claimed: their holder may have finished them meanwhile."""
+def _claimed(parts: RunParts, ids: Collection[str] | None) -> list[OutboxItem]:
+    """The pending writes of these customers (None: of all), once this run holds them.
+    Those it had to wait for are read again once claimed: their holder may have finished
+    them meanwhile."""
     store, stream, claims = parts.e.store, parts.e.stream, parts.claims
     with store.begin() as conn:
         items = outbox.pending(conn, stream, ids)
@@ -55,10 +85,25 @@ def _adopt(parts: RunParts, ids: Collection[str] | None) -> list[OutboxItem]:
         with store.begin() as conn:
             items = outbox.pending(conn, stream, ids)
         items = [i for i in items if i.customer_id in customers]
-    with store.begin() as conn:
-        states = load_states(conn, stream, customers)
-    parts.dispatcher.recover(items, states)
     return items
+
+
+def _adopt(parts: RunParts, items: list[OutboxItem]) -> None:
+    """Give the dispatcher these pending writes, with their customers' committed states."""
+    with parts.e.store.begin() as conn:
+        states = load_states(conn, parts.e.stream, {i.customer_id for i in items})
+    parts.dispatcher.recover(items, states)
+
+
+def _sales_tasks_in_doubt(parts: RunParts, items: list[OutboxItem]) -> set[str]:
+    """The customers for whom a run that died (``runs.died``) left a sales task: it may
+    have sent it. A run that stopped never sent what it left (its re-send is exact)."""
+    sales = [i for i in items if i.kind == "task" and i.payload.get("rule") in SALES_TASK_RULES]
+    if not sales:
+        return set()
+    with parts.e.store.begin() as conn:
+        dead = runs.died(conn, {i.run_id for i in sales})
+    return {i.customer_id for i in sales if i.run_id in dead}
 
 
 def load_dead_letters(parts: RunParts, conn: sa.Connection) -> None:

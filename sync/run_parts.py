@@ -89,7 +89,13 @@ class RunParts:
             after_record=self.progress,
         )
         self.dispatcher = Dispatcher(
-            self.pool, self.recorder, engine.stream, self.run_id, options.trigger, events
+            self.pool,
+            self.recorder,
+            engine.stream,
+            self.run_id,
+            options.trigger,
+            events,
+            budget=self.planner.budget,
         )
 
     @property

@@ -7,10 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.contract import data_calls
 from sync.preview import PlanTotals
 from sync.records import Outcome
 from sync.run_parts import RunParts
 from sync.runs import RunCounts, RunStatus
+
+#: the minimum's entry for the calls of an engine's start checks (``report_of``)
+START_CHECKS = "start_checks"
 
 
 @dataclass(frozen=True)
@@ -52,14 +56,21 @@ def report_of(
     calls_elsewhere: Mapping[str, int],
 ) -> RunReport:
     """The report of the run ``parts`` served; ``calls_elsewhere``: API calls its work made
-    in other processes (a re-tier's page units), added to this process's own."""
+    in other processes (a re-tier's page units), added to this process's own. The first
+    run of an engine also carries the calls of its start checks (``SyncEngine``'s
+    ``start_calls``: what households and the enabled write kinds need in the CRM), in the
+    calls used by kind and in the minimum as ``start_checks``: without them the engine
+    would not have started."""
+    start = parts.e.take_start_calls()
     used = parts.calls.counts()
-    for kind, n in calls_elsewhere.items():
+    for kind, n in [*calls_elsewhere.items(), *start.items()]:
         used[kind] = used.get(kind, 0) + n
     tally = parts.pool.tally
     groups = {kind: len(keys) for kind, keys in tally.groups.items()}
     caps = parts.e.connector.capabilities
     min_calls = caps.minimum_calls(parts.counts.read, tally.items, groups)
+    if data_calls(start):
+        min_calls[START_CHECKS] = data_calls(start)
     return RunReport(
         parts.run_id,
         parts.e.stream,

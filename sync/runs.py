@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, NamedTuple
@@ -217,6 +218,17 @@ def mark_interrupted(
         return int(result.rowcount)
 
     return Interrupted(readers=mark(is_reader) if reader else 0, passes=mark(~is_reader, dead))
+
+
+def died(conn: sa.Connection, run_ids: Collection[str]) -> set[str]:
+    """Which of these runs died (marked so by ``mark_interrupted``): a write they left
+    pending may have reached the CRM, its answer lost with the process; a run that stopped
+    waited for the answers of the calls it made (``WritePool.shutdown``) and recorded them,
+    so what it left pending never went out, or failed and was counted (``attempts``)."""
+    if not run_ids:
+        return set()
+    query = sa.select(runs.c.id).where(runs.c.id.in_(sorted(run_ids)), runs.c.error == INTERRUPTED)
+    return set(conn.execute(query).scalars())
 
 
 def recent(conn: sa.Connection, stream: str | None = None, limit: int = 20) -> list[dict[str, Any]]:

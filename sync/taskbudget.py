@@ -12,7 +12,12 @@ re-assesses them, so a waiting task is made from the customer's data of that day
 at all if the reason for it has gone), with a due date counted from that day.
 
 "Open" is what crmtier can know without reading the CRM's task status: a task it made
-(recorded here as ``made``) whose due date has not passed.
+(recorded here as ``made``) whose due date has not passed and that it has not closed. A
+task it closed itself (a sanctions hit withdraws the customer's sales tasks,
+``sync.planner.closures_of``) leaves its owner's count in the transaction that records
+the CRM's answer to the closure (``Recorder.record_results``); one superseded before it
+ever went out leaves it, and gives back its share of the run's budget, when it is
+superseded (``sync.dispatch``).
 
 An owner's cap holds across runs and webhook passes that commit side by side (on threads,
 processes or hosts): the open counts a run loaded when it started are stale once another
@@ -99,6 +104,21 @@ class Budget:
                 self.open[owner] += 1
         self.admitted.add(task.dedupe_key)
         return True
+
+    def release(self, task: TaskAction) -> None:
+        """A task this run admitted that will never be made (superseded before it went
+        out: ``sync.dispatch``): its share of the rule's budget and its owner's open count
+        go back, and it is admitted no more, so a later read of its customer that wants it
+        again is admitted afresh, within the budget and its owner's cap (it passed without
+        counting, and so could take its owner past the cap)."""
+        if task.dedupe_key not in self.admitted:
+            return
+        self.admitted.discard(task.dedupe_key)
+        if task.rule in self.limits:
+            self.used[task.rule] = max(0, self.used[task.rule] - 1)
+            if task.owner_id:
+                owner = (task.rule, task.owner_id)
+                self.open[owner] = max(0, self.open[owner] - 1)
 
     def recount(
         self, conn: sa.Connection, stream: str, as_of: date, tasks: Iterable[TaskAction]
@@ -237,7 +257,8 @@ def record(
 
 
 def unmake(conn: sa.Connection, stream: str, keys: Sequence[str]) -> None:
-    """Tasks admitted but superseded before they were sent: no longer counted as made."""
+    """Tasks no longer open: admitted but superseded before they were sent, or closed in
+    the CRM (its answer recorded). No longer counted as made."""
     _delete(conn, stream, task_queue.c.key, keys, "made")
 
 

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from operator import attrgetter
 
@@ -82,6 +82,9 @@ class WritePool:
         # answered, not yet recorded (see _harvest)
         self.landed: list[tuple[list[OutboxItem], Future[list[WriteResult]]]] = []
         self.inflight_by_customer: dict[str, set[int]] = {}
+        # customers whose queued writes wait until the run has planned them again
+        # (``sync.run_outbox.recover``): not sent meanwhile
+        self.waiting: set[str] = set()
         self.stop: Stop | None = None
         self.halted = threading.Event()  # set: queued write calls are not to go out
         self.pool = ThreadPoolExecutor(
@@ -160,10 +163,13 @@ class WritePool:
         now = time.monotonic()
         by_kind: dict[str, list[OutboxItem]] = {}
         held: set[str] = set()
+        busy: Collection[str] = self.inflight_by_customer
+        if self.waiting:  # rarely: only while an interrupted run's customers are re-planned
+            busy = self.waiting | self.inflight_by_customer.keys()
         for item in self.queue.values():
             if self.due.get(item.id, 0.0) > now:
                 continue
-            if item.customer_id in self.inflight_by_customer:
+            if item.customer_id in busy:
                 held.add(item.kind)
                 continue
             by_kind.setdefault(item.kind, []).append(item)

@@ -9,11 +9,11 @@ and those of the task owners in ``owner_checks.py``; ``run_checks`` runs them al
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import date
 from typing import Any, get_origin
 
-from connectors.contract import HOUSEHOLDS_CHECK, SchemaCheck
+from connectors.contract import HOUSEHOLDS_CHECK, SchemaCheck, WriteKind
 from connectors.errors import ConfigError, ConnectorError
 from connectors.mapping import CANONICAL_TYPES, FieldMapping, WritebackConfig
 from connectors.salesforce.client import SalesforceClient, select, soql
@@ -195,36 +195,64 @@ def household_check(client: SalesforceClient) -> SchemaCheck:
 def _external_id_checks(
     client: SalesforceClient, settings: SalesforceSettings
 ) -> list[SchemaCheck]:
-    out = []
-    for sobject in ("Task", settings.campaign_member_object):
-        obj = _describe(client, sobject)
-        if isinstance(obj, SchemaCheck):
-            out.append(obj)
-            continue
-        described = _fields(obj)
-        field_name = settings.external_id_field
-        field = described.get(field_name)
-        ok = field is not None and bool(field.get("externalId"))
+    return [
+        *external_id_check(client, settings, "Task"),
+        *external_id_check(client, settings, settings.campaign_member_object),
+    ]
+
+
+def external_id_check(
+    client: SalesforceClient, settings: SalesforceSettings, sobject: str
+) -> list[SchemaCheck]:
+    """One ``describe`` of ``sobject`` (a refusal is the object's line): ``_key_lines``."""
+    obj = _describe(client, sobject)
+    return [obj] if isinstance(obj, SchemaCheck) else _key_lines(settings, sobject, obj)
+
+
+def _key_lines(
+    settings: SalesforceSettings, sobject: str, described: Mapping[str, Any]
+) -> list[SchemaCheck]:
+    """Whether ``sobject`` carries the External ID field its writes upsert by (and, for
+    campaign members, ``AccountId`` when accounts are members). Without the field
+    Salesforce refuses the whole upsert (``INVALID_FIELD``)."""
+    fields = _fields(described)
+    field_name = settings.external_id_field
+    field = fields.get(field_name)
+    ok = field is not None and bool(field.get("externalId"))
+    out = [
+        SchemaCheck(
+            f"external id {sobject}.{field_name}",
+            ok,
+            "" if ok else "missing or not marked External ID",
+            "" if ok else f"create a unique External ID text field {field_name} on {sobject}",
+        )
+    ]
+    if sobject == settings.campaign_member_object and settings.accounts_as_campaign_members:
+        has = "AccountId" in fields
         out.append(
             SchemaCheck(
-                f"external id {sobject}.{field_name}",
-                ok,
-                "" if ok else "missing or not marked External ID",
-                "" if ok else f"create a unique External ID text field {field_name} on {sobject}",
+                "accounts as campaign members",
+                has,
+                "" if has else "CampaignMember.AccountId is missing",
+                "" if has else _ACCOUNTS_AS_MEMBERS_FIX,
+                "warning",
             )
         )
-        if sobject == settings.campaign_member_object and settings.accounts_as_campaign_members:
-            has = "AccountId" in described
-            out.append(
-                SchemaCheck(
-                    "accounts as campaign members",
-                    has,
-                    "" if has else "CampaignMember.AccountId is missing",
-                    "" if has else _ACCOUNTS_AS_MEMBERS_FIX,
-                    "warning",
-                )
-            )
     return out
+
+
+def write_checks(
+    client: SalesforceClient, settings: SalesforceSettings, kinds: Collection[WriteKind]
+) -> list[SchemaCheck]:
+    """What these write kinds need beyond the mapped fields, the same lines ``run_checks``
+    prints, one ``describe`` each: tasks (and their closures, which find tasks by it) the
+    External ID field on Task, memberships the one on the campaign member object. The
+    first upsert would otherwise be refused whole, after the run wrote tier fields. A
+    refused ``describe`` (the credentials, the object) raises as any call would."""
+    wanted = ["Task"] if "task" in kinds or "task_close" in kinds else []
+    if "membership" in kinds:
+        wanted.append(settings.campaign_member_object)
+    return [line for s in wanted for line in _key_lines(settings, s, client.describe(s))]
 
 
 def _campaign_checks(client: SalesforceClient, writeback: WritebackConfig) -> list[SchemaCheck]:
@@ -265,9 +293,11 @@ def _member_status_check(client: SalesforceClient, writeback: WritebackConfig) -
     with a Status its campaign lacks the documentation does not say, so each campaign
     without it is a warning. The object "is accessible only to those users that are enabled
     as marketing users" (same page): a refused query is a warning too, since adding
-    campaign members needs a Marketing User (docs/admin-setup.md). One query."""
+    campaign members needs a Marketing User (docs/admin-setup.md). One query; none with
+    ``campaign_memberships`` off, the set-up docs/admin-setup.md offers a user who may not
+    be a Marketing User, which makes no membership to check a status for."""
     ids = sorted(set(writeback.campaigns.values()))
-    if not ids:
+    if not ids or not writeback.campaign_memberships:
         return []
     name = "campaign member statuses"
     query = select(["CampaignId", "Label"], "CampaignMemberStatus", "WHERE CampaignId IN {}", ids)

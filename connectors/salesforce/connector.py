@@ -10,7 +10,7 @@ field updates into plans of up to ``Capabilities.bulk_threshold``), the org chec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,12 +24,13 @@ from connectors.contract import (
     OwnerChange,
     Page,
     SchemaCheck,
+    WriteKind,
     WritePlan,
     WriteResult,
 )
 from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
 from connectors.salesforce import owners
-from connectors.salesforce.checks import household_check, run_checks
+from connectors.salesforce.checks import household_check, run_checks, write_checks
 from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings, load_settings
 from connectors.salesforce.households import HouseholdReader
@@ -225,6 +226,9 @@ class SalesforceConnector:
 
     def household_check(self) -> SchemaCheck:
         return household_check(self.client)
+
+    def write_checks(self, kinds: Collection[WriteKind]) -> list[SchemaCheck]:
+        return write_checks(self.client, self.settings, kinds)
 
     def api_usage(self) -> ApiUsage:
         used, limit = self.client.allowance or (None, None)

@@ -29,6 +29,7 @@ to 99 other customers' changes with it, and Salesforce would resend it for 24 ho
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,8 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
 from connectors.webhook_events import ChangeEvent, WebhookRejected, secrets_match
+
+log = logging.getLogger(__name__)
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 OM_NS = "http://soap.sforce.com/2005/09/outbound"
@@ -139,7 +142,8 @@ def _check_org(received: str | None, configured: str) -> None:
 
 def _event(notification: Element) -> ChangeEvent | None:
     """The notification's change event; none for one that carries no data (its record was
-    deleted before delivery: nothing to re-tier)."""
+    deleted before delivery: nothing to re-tier), logged with its notification Id, since
+    it leaves no inbox row and no event count behind to show an operator it came."""
     notification_id = _text(notification, "Id")
     if notification_id is None or not RECORD_ID.fullmatch(notification_id):
         raise WebhookRejected(400, "Notification needs an Id")
@@ -147,6 +151,11 @@ def _event(notification: Element) -> ChangeEvent | None:
     children = () if sobject is None else sobject  # (an Element's truth value is deprecated)
     fields = {_local(child.tag): (child.text or "").strip() for child in children}
     if not any(fields.values()):
+        log.info(
+            "salesforce notification %s carries no data (its record was deleted before "
+            "delivery): acknowledged, no event",
+            notification_id,
+        )
         return None
     record_id = fields.get("Id", "")
     if not RECORD_ID.fullmatch(record_id):

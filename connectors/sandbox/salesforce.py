@@ -170,14 +170,17 @@ class SalesforceSandbox(SandboxLifecycle):
         return make_id("Account", index + 1)
 
     def _ensure_campaigns(self) -> None:
-        """The default mapping's campaigns, each with its member statuses."""
+        """The default mapping's campaigns, each with its member statuses; a campaign
+        without any (in a data dir made before the sandbox had them) gets them too."""
         stamp = self.store.clock()
+        with_statuses = {d["CampaignId"] for _, _, d in self.store.scan("CampaignMemberStatus")}
         for n, (key, cid) in enumerate(self.mapping.writeback.campaigns.items()):
-            if self.store.exists("Campaign", cid):
-                continue
-            name = key.replace("_", " ").title()
-            self.store.insert_many("Campaign", [(cid, stamp, {"Name": name, "IsActive": True})])
-            self.store.insert_many("CampaignMemberStatus", member_statuses(cid, n, stamp))
+            if not self.store.exists("Campaign", cid):
+                name = key.replace("_", " ").title()
+                campaign = {"Name": name, "IsActive": True}
+                self.store.insert_many("Campaign", [(cid, stamp, campaign)])
+            if cid not in with_statuses:
+                self.store.insert_many("CampaignMemberStatus", member_statuses(cid, n, stamp))
 
     def add_users(self, ids: Iterable[str]) -> None:
         """Active Users with these ids (those not there yet). Seeding adds every record

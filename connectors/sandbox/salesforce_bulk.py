@@ -22,8 +22,8 @@ from typing import Any
 
 from connectors.sandbox.salesforce_org import PageState, SalesforceOrg
 from connectors.sandbox.salesforce_saves import SaveResult
-from connectors.sandbox.salesforce_schema import ObjectSpec
 from connectors.sandbox.salesforce_soql import Query, SoqlError, parse
+from connectors.sandbox.salesforce_specs import ObjectSpec
 from connectors.sandbox.salesforce_wire import INTEGRATION_USER_ID, sf_datetime
 from connectors.sandbox.server import Request, Response
 

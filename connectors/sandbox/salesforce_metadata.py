@@ -34,7 +34,7 @@ from xml.etree import ElementTree as ET  # builds responses only; requests go th
 from defusedxml import ElementTree as SafeET
 
 from connectors.sandbox.salesforce_org import SalesforceOrg
-from connectors.sandbox.salesforce_schema import FieldSpec
+from connectors.sandbox.salesforce_specs import FieldSpec
 from connectors.sandbox.server import Request, Response
 
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -62,6 +62,8 @@ _DESCRIBE_TYPES = {
     "Currency": "currency",
     "Percent": "percent",
 }
+#: The field types whose component declares a ``length`` (``_field_problem`` checks it).
+_TEXT_KINDS = ("Text", "LongTextArea")
 _KEYABLE = ("Text", "Number", "Email")  # types that may be External ID / unique
 #: Task (and Event) custom fields are defined on Activity in the Metadata API
 _DEFINED_ON = {"Activity": "Task"}
@@ -221,6 +223,8 @@ class MetadataApi:
             picklist=values,
             restricted=_child(component, "valueSet/restricted") == "true",
             external_id=_child(component, "externalId") == "true",
+            # a text field holds what its component declares, as the org's does
+            length=_int(_child(component, "length")) if kind in _TEXT_KINDS else None,
         )
         if name in spec.fields:  # an update keeps the field's current access
             spec.add(replace(created, updateable=spec.fields[name].updateable))

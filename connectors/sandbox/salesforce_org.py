@@ -22,12 +22,11 @@ from connectors.sandbox.salesforce_saves import OrgSaves
 from connectors.sandbox.salesforce_schema import (
     EXTERNAL_KEY_FIELD,
     TASK_STATUSES,
-    IntegrationRights,
-    ObjectSpec,
     build_schema,
     user_permission_access,
 )
 from connectors.sandbox.salesforce_soql import Query, SoqlError
+from connectors.sandbox.salesforce_specs import IntegrationRights, ObjectSpec
 from connectors.sandbox.salesforce_wire import INTEGRATION_USER_ID, sf_datetime
 from connectors.sandbox.store import RecordStore
 

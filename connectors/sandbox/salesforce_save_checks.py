@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.sandbox.salesforce_index import SaveIndex
-from connectors.sandbox.salesforce_schema import ObjectSpec
+from connectors.sandbox.salesforce_specs import ObjectSpec
 from connectors.sandbox.salesforce_wire import PREFIXES, account_of_contact
 from connectors.sandbox.store import RecordStore
 

@@ -29,7 +29,8 @@ from typing import Any
 
 from connectors.sandbox.salesforce_index import SaveIndex
 from connectors.sandbox.salesforce_save_checks import SaveChecks, SaveError
-from connectors.sandbox.salesforce_schema import EXTERNAL_KEY_FIELD, IntegrationRights, ObjectSpec
+from connectors.sandbox.salesforce_schema import EXTERNAL_KEY_FIELD
+from connectors.sandbox.salesforce_specs import IntegrationRights, ObjectSpec
 from connectors.sandbox.salesforce_wire import (
     INTEGRATION_USER_ID,
     PREFIXES,

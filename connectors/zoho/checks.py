@@ -7,10 +7,10 @@ notification channel (``channel.py``) and the integration user's profile rights
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
-from connectors.contract import HOUSEHOLDS_CHECK, SchemaCheck
+from connectors.contract import HOUSEHOLDS_CHECK, SchemaCheck, WriteKind
 from connectors.errors import ConfigError, ConnectorError
 from connectors.mapping import CANONICAL_TYPES
 from connectors.zoho.channel import check_channel
@@ -255,6 +255,19 @@ def _check_membership_lookup(connector: ZohoConnector) -> SchemaCheck:
         missing = f"{connector.module} has no {CAMPAIGN_MODULE} related list"
         return SchemaCheck(name, False, missing, "set writeback.campaign_memberships = false")
     return SchemaCheck(name, True, f"{connector.module}.{CAMPAIGN_MODULE}")
+
+
+def write_checks(connector: ZohoConnector, kinds: Collection[WriteKind]) -> list[SchemaCheck]:
+    """What these write kinds need beyond the mapped fields, each line one call, the same
+    lines ``run_checks`` prints: tasks (and their closures) the ``ZohoCRM.coql.READ``
+    scope of the key look-up every task write starts with; memberships the related lists
+    zcrmsdk reads before a membership write (``ZohoCRM.settings.related_lists.READ``)."""
+    out = []
+    if "task" in kinds or "task_close" in kinds:
+        out.append(_check_task_lookup(connector, connector.config.task_key_field))
+    if "membership" in kinds:
+        out.append(_check_membership_lookup(connector))
+    return out
 
 
 def household_check(connector: ZohoConnector) -> SchemaCheck:

@@ -17,7 +17,7 @@ Writes are ``writes.py``'s, doctor's checks ``checks.py``'s and the notification
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,6 +31,7 @@ from connectors.contract import (
     OwnerChange,
     Page,
     SchemaCheck,
+    WriteKind,
     WritePlan,
     WriteResult,
 )
@@ -190,6 +191,9 @@ class ZohoConnector:
 
     def household_check(self) -> SchemaCheck:
         return checks.household_check(self)
+
+    def write_checks(self, kinds: Collection[WriteKind]) -> list[SchemaCheck]:
+        return checks.write_checks(self, kinds)
 
     # --- usage ----------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from connectors.calltally import CallTally, counting
 from connectors.contract import Connector
 from connectors.errors import ConfigError, ConnectorError
 from connectors.override_audit import OverrideAuditReads
@@ -31,7 +32,7 @@ from crmtier.commands.sync_gc import OldestGeneration, fewer_collections
 from crmtier.commands.sync_output import ProgressView, report_json, summary
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config
 from crmtier.config_sections import parse_interval
-from sync import households, jsonlog, outbox
+from sync import households, jsonlog, outbox, write_readiness
 from sync.disclosure import Disclosure
 from sync.engine import (
     AlreadyRunningError,
@@ -81,16 +82,22 @@ def make_engine(
     *,
     as_of: date | None = None,
     on_progress: Any = None,
+    only_fields: bool = False,
 ) -> SyncEngine:
     """The sync engine ``config`` describes, over an opened store and connector. With
     ``as_of`` every assessment is as of that day (one run); without it the day is taken at
-    each assessment, so a long-lived ``crmtier serve`` past midnight tiers as of today."""
+    each assessment, so a long-lived ``crmtier serve`` past midnight tiers as of today.
+    A CRM prerequisite of households or of an enabled write kind that is missing refuses
+    the start (``ConfigError``: exit 2), before any read or write; ``only_fields`` (a run
+    that writes tier fields only) asks none of the write kinds'."""
     from tiering_core.engine import decide_batch
     from tiering_core.policy import load_policy
 
     policy = load_policy(config.policy_path())
-    households.require(connector, policy)  # a missing CRM prerequisite: refuse to start
     writeback = config.writeback_config()
+    with counting(CallTally()) as start:  # reported with the engine's first run
+        households.require(connector, policy)  # a missing CRM prerequisite: refuse to start
+        write_readiness.require(connector, writeback, only_fields=only_fields)
     kinds = action_kinds(writeback)
 
     def assess(
@@ -111,6 +118,7 @@ def make_engine(
         policy_version=policy.version,
         task_limits=task_limits(policy),
         policy=policy,  # households (sync.households)
+        start_calls=start.counts(),
     )
 
 
@@ -120,6 +128,7 @@ def open_engine(
     *,
     as_of: date | None = None,
     on_progress: Any = None,
+    only_fields: bool = False,
 ) -> Iterator[SyncEngine]:
     """Everything one sync run needs, built from the config: state store, connector,
     policy, the day it assesses as of (``as_of`` or today)."""
@@ -128,7 +137,14 @@ def open_engine(
         connector = config.connector()
         try:
             day = as_of or datetime.now(UTC).date()
-            yield make_engine(config, store, connector, as_of=day, on_progress=on_progress)
+            yield make_engine(
+                config,
+                store,
+                connector,
+                as_of=day,
+                on_progress=on_progress,
+                only_fields=only_fields,
+            )
         finally:
             connector.close()
     finally:
@@ -140,12 +156,15 @@ def _run_once(
 ) -> int:
     view = None if (as_json or quiet) else _progress_view()
     try:
+        if _spreads(config, options):  # refused before the start checks' CRM calls
+            _require_live_worker(config)
         with (
             fewer_collections(),
             open_engine(
                 config,
                 as_of=options.as_of,
                 on_progress=OldestGeneration(view.update if view else None),
+                only_fields=options.only_fields,
             ) as engine,
         ):
             if view:
@@ -189,24 +208,34 @@ def _run(config: CrmtierConfig, engine: SyncEngine, options: RunOptions) -> RunR
     """One run: a full re-tier goes to the task engine's workers a page a job when
     ``[workers] engine = "procrastinate"`` and ``spread_full_sync`` is not switched off
     (``sync.retier``), else it runs here."""
-    spread = options.full and not options.dry_run and options.limit is None
-    # spread_full_sync holds only with engine = "procrastinate" (the config refuses it else)
-    if not spread or not config.workers.spread_full_sync:
+    if not _spreads(config, options):
         return engine.run(options)
-    _require_live_worker(config, engine.store)
     from crmtier.workers import page_units
 
     with page_units(engine.store) as executor:
         return retier(engine, executor, options)
 
 
-def _require_live_worker(config: CrmtierConfig, store: StateStore) -> None:
-    """Refuse a spread full sync before it takes the stream or stores a page when no
-    worker is alive (``sync.tasks.liveness``): it would otherwise wait out the stall time
-    (``sync.retier``) and fail with the bookmark where it was. Workers that die after
-    this are met by that stall time, as before."""
+def _spreads(config: CrmtierConfig, options: RunOptions) -> bool:
+    """Whether this run is a full re-tier spread over workers: a full sync that writes and
+    reads everyone, with ``spread_full_sync`` on (which holds only with engine =
+    "procrastinate": the config refuses it else)."""
+    full = options.full and not options.dry_run and options.limit is None
+    return full and config.workers.spread_full_sync
+
+
+def _require_live_worker(config: CrmtierConfig) -> None:
+    """Refuse a spread full sync before it calls the CRM, takes the stream or stores a
+    page when no worker is alive (``sync.tasks.liveness``): it would otherwise wait out the
+    stall time (``sync.retier``) and fail with the bookmark where it was. Workers that die
+    after this are met by that stall time, as before."""
     stalled_after = timedelta(seconds=config.workers.stalled_after_seconds)
-    if live_workers(store.engine, stalled_after) == 0:
+    store = config.open_state_store()
+    try:
+        alive = live_workers(store.engine, stalled_after)
+    finally:
+        store.close()
+    if alive == 0:
         raise NoLiveWorkerError(
             "no crmtier worker is alive to take the pages of a spread full sync "
             f"(no heartbeat in {stalled_after.total_seconds():.0f} s): {START_A_WORKER}"

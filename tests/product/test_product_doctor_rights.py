@@ -10,7 +10,7 @@ from product_crms import needs
 from product_doctor import Setup, doctor
 
 from connectors.mapping import load_default_mapping
-from connectors.sandbox.salesforce_schema import IntegrationRights
+from connectors.sandbox.salesforce_specs import IntegrationRights
 
 RIGHTS = "integration user rights"
 

@@ -4,7 +4,10 @@ Salesforce without Contacts to Multiple Accounts (no ``AccountContactRelation``)
 without the ``ZohoCRM.coql.READ`` scope or without the ``Household_Role`` field, FXiaoke
 without the two ``ContactObj`` fields. With ``[households] enabled``, ``crmtier doctor``
 fails on that one line with its fix, and ``crmtier sync`` refuses to start (exit 2, one line
-naming it) instead of tiering without households; with households off nothing changes."""
+naming it) instead of tiering without households; with households off the households line is
+not asked for. A prerequisite that a write kind needs too (Zoho's COQL scope: every task
+write looks its key up by COQL) still stops the sync at start while that kind is on
+(``sync.write_readiness``), and asks nothing once ``[writeback] tasks = false``."""
 
 from __future__ import annotations
 
@@ -58,6 +61,9 @@ LACKING = [
         id="fxiaoke-no-contact-fields",
     ),
 ]
+#: the cases whose lacking prerequisite a write kind needs too: the ``[writeback]`` switch of
+#: that kind and what the sync's one line at start says of it
+WRITES_NEED = {"zoho-no-coql-scope": ("tasks", "ZohoCRM.coql.READ")}
 READY = {
     "salesforce": "AccountContactRelation readable",
     "zoho": "Contacts.Household_Role, COQL readable",
@@ -124,12 +130,31 @@ def test_a_missing_prerequisite_fails_doctor_and_stops_the_sync(
 
 @pytest.mark.parametrize(("crm", "options", "detail", "fix"), LACKING)
 def test_with_households_off_the_prerequisite_is_not_asked_for(
-    org: Org, crm: str, options: dict[str, Any], detail: str, fix: str
+    request: pytest.FixtureRequest,
+    org: Org,
+    crm: str,
+    options: dict[str, Any],
+    detail: str,
+    fix: str,
 ) -> None:
-    _, path = org(crm, OFF, **options)
+    sandbox, path = org(crm, OFF, **options)
     checked = _run("doctor", "--config", str(path))
     assert "│ households " not in checked.output
     assert detail not in checked.output
+    synced = _run("sync", "--config", str(path), "--quiet")
+    needed = WRITES_NEED.get(request.node.callspec.id)
+    if needed is None:
+        assert synced.exit_code == 0, synced.output
+        return
+    switch, missing = needed
+    assert synced.exit_code == 2, synced.output  # a write kind needs it: refused at start
+    [message] = synced.stderr.splitlines()
+    assert message.startswith(f"crmtier sync: {switch} are on, but ")
+    assert missing in message and f"set {switch} = false in [writeback]" in message
+    assert "households" not in message
+    assert sandbox.write_calls() == 0
+    text = path.read_text(encoding="utf-8")  # the write kind turned off in [writeback]
+    path.write_text(text.replace(f"\n{switch} = true\n", f"\n{switch} = false\n"), "utf-8")
     synced = _run("sync", "--config", str(path), "--quiet")
     assert synced.exit_code == 0, synced.output
 

@@ -9,6 +9,7 @@ import pytest
 from sf_helpers import FAST_RETRY
 
 from connectors.salesforce.writes import MEMBER_STATUS
+from connectors.sandbox.base import open_sandbox
 
 LINE = "campaign member statuses"
 
@@ -52,3 +53,29 @@ def test_a_refused_status_query_is_a_warning_about_the_marketing_user(sandbox, c
     line = _line(connector)
     assert not line.ok and line.severity == "warning"
     assert "Marketing User" in line.fix
+
+
+def test_with_memberships_off_there_is_no_status_line(sandbox, connect):
+    """docs/admin-setup.md offers ``campaign_memberships = false`` for a user who may not be
+    a Marketing User: doctor then makes no line telling them to make it one."""
+    connector = connect(sandbox, **FAST_RETRY)
+    connector.writeback = connector.writeback.model_copy(update={"campaign_memberships": False})
+    del sandbox.org.schema["CampaignMemberStatus"]  # as for a user who may not see it
+    assert LINE not in {c.name for c in connector.check()}
+
+
+def test_a_sandbox_store_from_before_member_statuses_gets_them_on_reopening(tmp_path, connect):
+    """A sandbox's data dir outlives a release (``crmtier demo --output-dir``, ``crmtier
+    sandbox``): reopened, its campaigns, made before campaigns had statuses, get them,
+    else doctor would warn about every campaign of an org that is as set up as before."""
+    first = open_sandbox("salesforce", data_dir=tmp_path)
+    for rid, _, _ in list(first.store.scan("CampaignMemberStatus")):
+        first.store.delete("CampaignMemberStatus", rid)  # the store as the last release left it
+    first.store.close()
+    reopened = open_sandbox("salesforce", data_dir=tmp_path)
+    reopened.start()
+    try:
+        line = _line(connect(reopened, **FAST_RETRY))
+    finally:
+        reopened.stop()
+    assert line.ok, line.detail

@@ -5,14 +5,20 @@ the tiering model, and ``fix_schema`` creating, granting and confirming fields."
 from __future__ import annotations
 
 import pytest
-from sf_helpers import FAST_RETRY
+from sf_helpers import FAST_RETRY, save_account
 
 from connectors.errors import ConfigError
 from connectors.salesforce.client_metadata import MetadataApi
-from connectors.salesforce.metadata import fix_schema, key_component, writeback_component
+from connectors.salesforce.metadata import (
+    KEY_LENGTH,
+    fix_schema,
+    key_component,
+    writeback_component,
+)
 from connectors.sandbox.salesforce_metadata import INTEGRATION_PERMISSION_SET, soap_fault
-from connectors.sandbox.salesforce_schema import FieldSpec
+from connectors.sandbox.salesforce_specs import FieldSpec
 from tests.foundation.outputs_check import salesforce_described, schema_disagreements
+from tiering_core.outputs import output_type
 
 
 @pytest.fixture
@@ -177,3 +183,20 @@ def test_without_a_permission_set_the_grant_is_by_hand(sandbox, connect):
     assert line.startswith("Account.EDD_Required__c was created, but the integration user")
     assert "[crm] permission_set" in line
     assert "EDD_Required__c" in fix.handled
+
+
+def test_a_field_fix_creates_holds_the_length_it_declares(sandbox, connect):
+    """``--fix`` creates the reasons and the key at their declared lengths; the sandbox's
+    field then refuses longer text (STRING_TOO_LONG), as the org's does, where it took any
+    length and describe said 0."""
+    connector = connect(sandbox, permission_set=INTEGRATION_PERMISSION_SET, **FAST_RETRY)
+    reasons = connector.writeback.fields["reasons"]
+    _drop(sandbox, "Account", reasons)
+    _drop(sandbox, "Task", "Crmtier_Key__c")
+    fix_schema(connector.client, connector.settings, connector.mapping.object, connector.writeback)
+    limit = output_type("reasons").max_length
+    assert limit is not None
+    assert _describe(connector, "Account")[reasons]["length"] == limit
+    assert _describe(connector, "Task")["Crmtier_Key__c"]["length"] == KEY_LENGTH
+    saved = save_account(connector, sandbox.customer_id(0), **{reasons: "r" * (limit + 1)})
+    assert saved["errors"][0]["statusCode"] == "STRING_TOO_LONG"

@@ -5,6 +5,7 @@ rest of its message and becomes no event, where refusing it would refuse the who
 
 from __future__ import annotations
 
+import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
@@ -34,10 +35,14 @@ def _message(*notes: Notification) -> bytes:
         ((Notification(DELETED.id, "Account", {"Id": None, "SystemModstamp": None}),), []),
     ],
 )
-def test_a_notification_without_data_is_acked_and_makes_no_event(notes, customers):
-    events = sf.verify_and_parse(_message(*notes), org_id=ORG_ID)
+def test_a_notification_without_data_is_acked_and_makes_no_event(notes, customers, caplog):
+    with caplog.at_level(logging.INFO, logger=sf.__name__):
+        events = sf.verify_and_parse(_message(*notes), org_id=ORG_ID)
     assert [e.customer_id for e in events] == customers
     assert [e.event_key for e in events] == [f"salesforce:{LIVE.id}"] * len(customers)
+    # it leaves no inbox row: the log is what shows it came, by notification Id alone
+    (record,) = caplog.records
+    assert DELETED.id in record.getMessage() and "no data" in record.getMessage()
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 from sf_helpers import FAST_RETRY
 
 from connectors.contract import SchemaCheck
-from connectors.sandbox.salesforce_schema import FieldSpec, IntegrationRights
+from connectors.sandbox.salesforce_specs import FieldSpec, IntegrationRights
 
 RIGHTS = "integration user rights"
 

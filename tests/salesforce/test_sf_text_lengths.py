@@ -6,7 +6,7 @@ crmtier never sends such text: a Task's Subject is cut at 255 and its Descriptio
 from __future__ import annotations
 
 import pytest
-from sf_helpers import task
+from sf_helpers import save_account, task
 
 from connectors.contract import FieldUpdate, WritePlan
 from tiering_core.outputs import output_type
@@ -44,13 +44,8 @@ def test_the_sandbox_refuses_a_write_back_text_longer_than_its_output(sandbox, c
     field = connector.writeback.fields["policy_version"]
     limit = output_type("policy_version").max_length
     assert limit is not None
-    record = {"attributes": {"type": "Account"}, "id": sandbox.customer_id(0)}
-    saved = connector.client.collection(
-        "PATCH",
-        "composite/sobjects",
-        {"allOrNone": False, "records": [{**record, field: "v" * (limit + 1)}]},
-    )
-    assert saved[0]["errors"][0]["statusCode"] == "STRING_TOO_LONG"
+    saved = save_account(connector, sandbox.customer_id(0), **{field: "v" * (limit + 1)})
+    assert saved["errors"][0]["statusCode"] == "STRING_TOO_LONG"
 
 
 def test_the_connector_cuts_a_long_task_to_the_fields_lengths(sandbox, connect):

@@ -75,4 +75,8 @@ def test_a_run_the_crm_refuses_for_its_configuration_exits_2(
         config.write_text(harness.text.replace('"Deposits__c"', '"Deposit__c"'), "utf-8")
     code, output = _run(["sync", "--json"], config)
     assert code == 2, output
-    assert '"status": "failed"' in output
+    if breakage == "wrong secret":  # refused by the start checks' first call: no run
+        assert output.startswith("crmtier sync: Salesforce refused: invalid_client"), output
+        assert len(output.splitlines()) == 1 and "not-the-secret" not in output
+    else:  # the run's first read names the field
+        assert '"status": "failed"' in output

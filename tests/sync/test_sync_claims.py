@@ -9,7 +9,7 @@ while waiting, and the worker's write call, are where the other side is made to 
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +21,7 @@ from connectors.contract import WritePlan, WriteResult
 from connectors.sandbox.base import Sandbox
 from connectors.webhook_events import ChangeEvent
 from crmtier.commands.serve import Parts
+from sync.claims import Admission
 from sync.planner import same_value
 from sync.run_report import RunReport
 from sync.state import load_states
@@ -99,49 +100,120 @@ def test_a_sync_run_never_writes_a_view_older_than_one_a_worker_processed(stack:
     assert _rerun(stack).outcomes.get(stack.customer, "unchanged") == "unchanged"
 
 
+class RunBehindWorker:
+    """A sync run on a thread of its own, started from inside the worker's batch
+    (``start``, called from a hook): the worker goes on only once the run pauses for a
+    claim the worker holds, and the run's pause lasts until the worker's batch is over
+    (``finish``). What the run admitted of the customer is kept (``admitted``: modstamp,
+    and whether a committed page had decided from that very version)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        claims = stack.parts.engine.claims
+        self.waits, self.worker_done = threading.Event(), threading.Event()
+        self.pauses: list[float] = []
+        self.reports: list[RunReport] = []
+        self.admitted: list[tuple[datetime, bool]] = []
+        self.thread = threading.Thread(target=lambda: self.reports.append(stack.parts.engine.run()))
+        claims.sleep = self._paused
+        admit = claims.admit
+
+        def admit_seen(versions: Mapping[str, datetime], owner: str) -> Admission:
+            admission = admit(versions, owner)
+            if threading.current_thread() is self.thread and stack.customer in versions:
+                repeated = stack.customer in admission.repeated
+                self.admitted.append((versions[stack.customer], repeated))
+            return admission
+
+        claims.admit = admit_seen  # type: ignore[method-assign]
+
+    def _paused(self, seconds: float) -> None:  # the run's pause: over once the worker let go
+        self.pauses.append(seconds)
+        self.waits.set()
+        assert self.worker_done.wait(60), "the worker never finished"
+
+    def start(self) -> None:
+        """Start the run (once) and wait until it pauses for the worker's claim."""
+        if not self.thread.is_alive() and not self.reports:
+            self.thread.start()
+            assert self.waits.wait(60), "the run never waited for the worker's claim"
+
+    def finish(self) -> RunReport:
+        self.worker_done.set()
+        self.thread.join()
+        report = self.reports[0]
+        assert self.pauses and report.status == "succeeded", report.error
+        assert report.counts.reconciles()
+        return report
+
+
 def test_a_sync_run_waits_for_a_customer_a_worker_holds_then_builds_on_its_write(
     stack: Stack,
 ) -> None:
-    """The worker is writing the customer (its claim held) when the run reaches it: the
+    """The worker has claimed the customer and admitted its current version when the run
+    reads that same version (the worker's write not yet made) and reaches its claim: the
     run pauses until the worker let go, then builds on what the worker recorded: the
-    two never write the customer at once, and what is recorded is what the CRM shows."""
-    engine, claims = stack.parts.engine, stack.parts.engine.claims
+    version it admits is one the worker's committed page decided from
+    (``sync.claims.Admission.repeated``), so it is settled, not decided again against
+    fields the worker's write has changed since (no second write), and what is recorded
+    is what the CRM shows. No test of this ran against a real CRM's sandbox, with the
+    worker's own claims: tests/sync/test_claims_decided_settles.py runs the engine's
+    pass over an in-memory CRM."""
+    claims = stack.parts.engine.claims
     stack.sandbox.edit_customer(stack.customer, PAID_AND_RICH)
-    run_waits, worker_done = threading.Event(), threading.Event()
-    reports: list[RunReport] = []
-    pauses: list[float] = []
+    run = RunBehindWorker(stack)
+    admit = claims.admit
+    decided: list[datetime] = []  # the version the worker admitted and decides from
 
-    def paused(seconds: float) -> None:  # the run's pause: over once the worker let go
-        pauses.append(seconds)
-        run_waits.set()
-        assert worker_done.wait(60), "the worker never finished"
+    def run_reads_once_the_worker_admitted(
+        versions: Mapping[str, datetime], owner: str
+    ) -> Admission:
+        admission = admit(versions, owner)
+        if threading.current_thread() is threading.main_thread():  # the worker's
+            decided.append(versions[stack.customer])
+            run.start()
+        return admission
 
-    claims.sleep = paused
+    claims.admit = run_reads_once_the_worker_admitted  # type: ignore[method-assign]
+    stack.notify("n-rich")
+    assert stack.realtime.worker.run_batch().outcomes == {"written": 1}
+    writes_by_the_worker = stack.sandbox.write_calls()
+    report = run.finish()
+    # the run read the version the worker decided from, older than the worker's write
+    assert run.admitted == [(decided[0], True)]
+    assert stack.parts.connector.fetch([stack.customer])[0].modstamp > decided[0]
+    assert report.outcomes.get(stack.customer) == "unchanged"
+    assert stack.sandbox.write_calls() == writes_by_the_worker
+    shown = stack.shown()
+    assert (shown["credit_risk"], shown["value_tier"]) == ("low", "private")
+    assert stack.recorded_as_shown()
+
+
+def test_a_sync_run_waits_for_a_worker_s_write_in_flight_then_reads_it_written(
+    stack: Stack,
+) -> None:
+    """The worker is inside its write call when the run starts: the run's recovery of
+    pending outbox writes finds the worker's item and waits for the customer's claim; once
+    the worker let go, the run reads the customer as written (a newer version than the one
+    the worker decided from, so not ``repeated``) and settles it because the CRM shows
+    what the store recorded: no second write."""
+    stack.sandbox.edit_customer(stack.customer, PAID_AND_RICH)
+    run = RunBehindWorker(stack)
     apply = stack.parts.connector.apply
-    run_thread = threading.Thread(target=lambda: reports.append(engine.run()))
 
     def run_arrives_while_the_worker_writes(plan: WritePlan) -> list[WriteResult]:
-        if not run_thread.is_alive() and not reports:
-            run_thread.start()
-            assert run_waits.wait(60), "the run never waited for the worker's claim"
+        run.start()
         return apply(plan)
 
     stack.parts.connector.apply = run_arrives_while_the_worker_writes  # type: ignore[method-assign]
     stack.notify("n-rich")
     assert stack.realtime.worker.run_batch().outcomes == {"written": 1}
     writes_by_the_worker = stack.sandbox.write_calls()
-    worker_done.set()
     stack.parts.connector.apply = apply  # type: ignore[method-assign]
-    run_thread.join()
-    report = reports[0]
-    assert pauses and report.status == "succeeded", report.error
-    # the view the run read was the one the worker decided: settled, not decided again
-    # against fields the worker's write had already changed (no second write)
+    report = run.finish()
+    assert [repeated for _, repeated in run.admitted] == [False]  # the written version
     assert report.outcomes.get(stack.customer) == "unchanged"
     assert stack.sandbox.write_calls() == writes_by_the_worker
-    assert report.counts.reconciles()
-    shown = stack.shown()
-    assert (shown["credit_risk"], shown["value_tier"]) == ("low", "private")
     assert stack.recorded_as_shown()
 
 

@@ -150,10 +150,18 @@ def test_a_member_leaving_lowers_the_household_it_left_in_the_same_run(harness: 
     assert report.outcomes[primary] == report.outcomes[member] == "written"
     # the stream's page (both on it); two bulk household reads of three queries each (the
     # member's households now and at the last sync; the primary, found through the store's
-    # links); no fetch (the primary was read with the page); one write call for both
-    # (the token and one describe of AccountContactRelation come before the run: the
-    # start-up check of what households need, sync.households.require)
-    assert report.api_calls == {"query": 1 + 2 * 3, "collections_update": 1}
+    # links); no fetch (the primary was read with the page); one write call for both;
+    # and, made before the run and reported with it (its engine's first), the token and
+    # the start checks, three calls of the minimum: one describe of AccountContactRelation
+    # (what households need, sync.households.require), one each of Task and CampaignMember
+    # (their External ID fields, which tasks and memberships need: sync.write_readiness)
+    assert report.api_calls == {
+        "query": 1 + 2 * 3,
+        "collections_update": 1,
+        "oauth_token": 1,
+        "describe": 3,
+    }
+    assert report.min_calls["start_checks"] == 3
 
 
 def _single(h: Harness, taken: set[str]) -> str:
@@ -211,9 +219,12 @@ def test_a_member_joining_lifts_the_household_with_the_calls_counted(harness: Ha
     # one lookup of the campaign members the lift makes. One call for each kind of write.
     calls = report.api_calls
     assert calls.pop("query") == 1 + 4 + 5 + 1 + 1
-    assert calls == {  # the token was fetched before the run, by the households check
+    assert calls == {  # and the start checks before the run: the token, three describes
         "collections_update": 1,
         "collections_upsert": 1,
         "collections_create": 1,
         "collections_delete": 1,
+        "oauth_token": 1,
+        "describe": 3,
     }
+    assert report.min_calls["start_checks"] == 3

@@ -77,7 +77,7 @@ def test_planning_from_columns_plans_as_from_whole_decisions(seed: int, only_fie
         )
         for k, p in enumerate(profiles)
     ]
-    plans = planner.plan(AssessedPage(records, decided), {}, lambda cid: {})
+    plans = planner.plan(AssessedPage(records, decided), {}, lambda cid: None)
     assert len(plans) == len(profiles)
     written = 0
     for k, (planned, record) in enumerate(zip(plans, records, strict=True)):

@@ -3,7 +3,8 @@ sales tasks crmtier made in earlier runs; the run after writes nothing.
 
 ``crmtier sync`` as a subprocess against each CRM's sandbox over HTTPS: run 1 makes a sales
 task, the customer is then sanctioned in the CRM, run 2 closes that task and creates the
-same-day sanctions review, run 3 writes nothing.
+same-day sanctions review (the closed tasks no longer count against their owners' caps),
+run 3 writes nothing.
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ def _made_tasks(harness: Harness) -> list[tuple[str, str, str, bool]]:
     return [(r.customer_id, r.rule, r.key, bool(r.active)) for r in rows]
 
 
+def _counted_open(harness: Harness) -> set[str]:
+    """Keys of the tasks counted open against their owners' caps (``sync.taskbudget``)."""
+    store = StateStore.open(harness.state_url())
+    try:
+        with store.begin() as conn:
+            t = schema.task_queue
+            return set(conn.execute(sa.select(t.c.key).where(t.c.status == "made")).scalars())
+    finally:
+        store.close()
+
+
 def _closed_audit_rows(harness: Harness) -> list[dict[str, object]]:
     store = StateStore.open(harness.state_url())
     try:
@@ -71,6 +83,7 @@ def test_a_sanctions_hit_closes_earlier_sales_tasks_once(harness: Harness) -> No
     withdrawn = {k: r for c, r, k in sales if c == cid}
     kept = {k for c, _, k, _ in _made_tasks(harness) if c == cid} - set(withdrawn)
     assert {t.external_id for t in sb.tasks() if t.open} >= set(withdrawn)
+    assert _counted_open(harness) >= set(withdrawn)  # every sales rule is bounded
 
     sb.edit_customer(cid, {"aml.sanctions_hit": True})
     dry = harness.run("--dry-run", "--as-of", AS_OF)
@@ -91,6 +104,7 @@ def test_a_sanctions_hit_closes_earlier_sales_tasks_once(harness: Harness) -> No
     made = {(c, r, k): active for c, r, k, active in _made_tasks(harness)}
     assert [k for (c, r, k), active in made.items() if c == cid and r == "sanctions_review"]
     assert all(not made[cid, r, k] for k, r in withdrawn.items())
+    assert not _counted_open(harness) & set(withdrawn)  # closed: off the owners' caps
     assert sorted((row["rule"], row["key"]) for row in _closed_audit_rows(harness)) == sorted(
         (r, k) for k, r in withdrawn.items()
     )  # one audit row per closure

@@ -23,9 +23,11 @@ from connectors.contract import CrmRecord
 from sync import schema, taskbudget
 from sync.engine import RunOptions
 from sync.outbox import OutboxItem
+from sync.records import Decision
 from sync.run_parts import RunParts
 from sync.taskbudget import TaskLimit
 from tests.sync.test_task_budget import AS_OF, TaskCrm, engine, task
+from tiering_core.models import TaskAction
 
 
 class ChangingCrm(TaskCrm):
@@ -107,18 +109,23 @@ def test_a_task_sent_before_its_customer_is_read_again_stays_made_and_counted(
     assert pending is None
 
 
-@pytest.mark.parametrize(
-    ("attempts", "queued_by", "still_counted"),
+#: a queued task's cases of the ``Dispatcher._unsent`` rule: attempts, who queued it, and
+#: whether it may have reached the CRM
+QUEUED_TASKS = pytest.mark.parametrize(
+    ("attempts", "queued_by", "maybe_sent"),
     [
-        (0, "this run", False),  # never went out: off its owner's cap
+        (0, "this run", False),  # never went out
         (1, "this run", True),  # sent, failed retryably (a timeout): the CRM may hold it
         (3, "this run", True),
         (0, "an interrupted run", True),  # that run may have sent it before it died
         (2, "an interrupted run", True),
     ],
 )
+
+
+@QUEUED_TASKS
 def test_a_superseded_task_leaves_its_owner_s_cap_only_if_it_never_went_out(
-    tmp_path: Path, attempts: int, queued_by: str, still_counted: bool
+    tmp_path: Path, attempts: int, queued_by: str, maybe_sent: bool
 ) -> None:
     """``Dispatcher._supersede`` takes a queued task off its owner's cap only when it is
     sure the CRM never got it: queued by this run and never attempted. One that may have
@@ -137,5 +144,69 @@ def test_a_superseded_task_leaves_its_owner_s_cap_only_if_it_never_went_out(
             open_now = taskbudget.load_open(conn, e.stream, AS_OF, prune=False)
     finally:
         parts.pool.shutdown()
-    assert open_now == (Counter({("call", "RM1"): 1}) if still_counted else Counter())
+    assert open_now == (Counter({("call", "RM1"): 1}) if maybe_sent else Counter())
     assert item.id not in parts.pool.queue
+
+
+@QUEUED_TASKS
+def test_a_withdrawn_task_gives_its_budget_back_so_a_third_read_meets_the_cap(
+    tmp_path: Path, attempts: int, queued_by: str, maybe_sent: bool
+) -> None:
+    """C01's first read admitted its task to RM1 (cap 1); a second read plans nothing and
+    withdraws it (``Dispatcher.withdraw``) only if it certainly never went out. Withdrawn,
+    its place under the cap goes to C02's task, and a third read of C01 that wants its
+    task again must meet RM1's cap like any other: it waits. It used to keep its
+    admission (and its share of the rule's ``used``) and pass without counting, RM1 then
+    holding 2 open tasks under a cap of 1. Not withdrawn (it may have reached the CRM),
+    it keeps RM1's place, C02's waits, and the third read finds it still admitted."""
+    given_back = not maybe_sent
+    e = engine(TaskCrm(3), tmp_path, {"call": TaskLimit(budget=5, open_per_owner=1)})
+    parts = RunParts(e, RunOptions(as_of=AS_OF))
+    budget = parts.planner.budget
+    assert budget is not None
+    mine, other = task("C01:call", owner="RM1"), task("C02:call", owner="RM1")
+    run_id = parts.run_id if queued_by == "this run" else "an-earlier-run"
+
+    def read(conn: sa.Connection, cid: str, wanted: TaskAction) -> bool:
+        """A page of one customer wanting ``wanted``: recounted, admitted, recorded."""
+        budget.recount(conn, e.stream, AS_OF, [wanted])
+        admitted, waiting = taskbudget.split(budget, [(cid, [wanted])])
+        taskbudget.record(conn, e.stream, parts.run_id, [cid], admitted, waiting)
+        return bool(admitted)
+
+    try:
+        with e.store.begin() as conn:
+            assert read(conn, "C01", mine)
+            item = OutboxItem(7, "C01", "task", mine.dedupe_key, {}, attempts, run_id, "x")
+            parts.pool.queue[item.id] = replace(item, action=mine)
+            parts.recorder.decisions["C01"] = Decision("C01", None, {item.id}, True, None)
+            assert parts.dispatcher.withdraw(conn, "C01") is given_back
+            kept_admission = (budget.used["call"], mine.dedupe_key in budget.admitted)
+            assert kept_admission == ((0, False) if given_back else (1, True))
+            assert read(conn, "C02", other) is given_back  # the place C01's task left
+            assert read(conn, "C01", mine) is not given_back  # the third read
+            open_now = taskbudget.load_open(conn, e.stream, AS_OF, prune=False)
+    finally:
+        parts.pool.shutdown()
+    assert open_now == Counter({("call", "RM1"): 1})  # never over the cap
+
+
+def test_a_task_the_new_plan_makes_again_keeps_its_admission(tmp_path: Path) -> None:
+    """A queued task superseded by a new plan that makes the same task again (same key, say
+    a later due date) gives nothing back: the new item passed on the old one's admission
+    (``Budget.admit``), and giving that back would leave the task queued uncounted."""
+    e = engine(TaskCrm(2), tmp_path, {"call": TaskLimit(budget=5, open_per_owner=1)})
+    parts = RunParts(e, RunOptions(as_of=AS_OF))
+    budget = parts.planner.budget
+    assert budget is not None
+    mine = task("C01:call", owner="RM1")
+    taskbudget.split(budget, [("C01", [mine])])
+    item = OutboxItem(7, "C01", "task", mine.dedupe_key, {}, 0, parts.run_id, "x", None, mine)
+    parts.pool.queue[item.id] = item
+    try:
+        with e.store.begin() as conn:
+            parts.dispatcher._supersede(conn, [item.id], {mine.dedupe_key})
+    finally:
+        parts.pool.shutdown()
+    assert (budget.used["call"], mine.dedupe_key in budget.admitted) == (1, True)
+    assert budget.open == Counter({("call", "RM1"): 1})

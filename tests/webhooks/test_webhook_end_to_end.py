@@ -267,3 +267,44 @@ def test_serve_registers_the_zoho_channel_that_then_delivers(
         what="the echo to be acknowledged",
     )
     assert metrics.value("crmtier_webhook_events_total", outcome="accepted") == 1
+
+
+def test_a_message_with_a_deleted_records_notification_is_acked_and_its_other_change_lands(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    """Salesforce sends a record deleted before delivery with no data ("Considerations for
+    Outbound Messages", Salesforce Help), in the same message as other records' changes.
+    Through the real receiver, inbox and worker: the message is acked (no refusal, nothing
+    dropped), the other customer's change becomes its new tier, and nothing is queued for
+    the deleted one."""
+    held: set[str] = set()
+    stack = stack_factory("salesforce", customers=12, wrap=lambda app: dropping(app, held))
+    stack.sandbox.set_notification_target(  # quick retries while the endpoint is held
+        f"{stack.live.url}/webhooks/salesforce",
+        ca_bundle=stack.sandbox.info().ca_bundle,
+        backoff_base=0.05,
+        backoff_cap=0.2,
+    )
+    kept, gone = _upgradable(stack)[:2]
+    held.update((kept, gone))  # both notifications wait at the sender, as behind an outage
+    expected = {kept: _upgrade(stack, kept)}
+    _upgrade(stack, gone)
+    outbound = stack.sandbox.outbound  # type: ignore[attr-defined]
+    stack.sandbox.store.delete("Account", gone)  # a user deletes it before delivery
+
+    def sent_together() -> bool:  # the message as Salesforce now sends it: gone has no data
+        return any(
+            b.count(b"<Notification>") == 2 and kept.encode() in b and gone.encode() not in b
+            for b in list(outbound.stats.bodies)
+        )
+
+    wait_until(sent_together, what="an attempt carrying both, the deleted one without data")
+    held.clear()  # the endpoint is reachable again
+    assert outbound.wait_idle(timeout=120)
+    wait_until(lambda: _all_have(stack, expected), what="the other customer's new tier")
+    metrics = stack.realtime.metrics
+    assert metrics.value("crmtier_webhook_requests_total", route="salesforce", status="400") == 0
+    assert outbound.stats.dropped_notifications == 0
+    with stack.parts.store.engine.connect() as conn:
+        queued = set(conn.execute(sa.text("SELECT customer_id FROM webhook_inbox")).scalars())
+    assert kept in queued and gone not in queued

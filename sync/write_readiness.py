@@ -1,0 +1,66 @@
+"""What the enabled write kinds need in the CRM, checked before a sync or a server starts.
+
+A run writes tier fields first, then tasks and campaign memberships. A prerequisite the
+CRM lacks for one of the later kinds (a Zoho grant without ``ZohoCRM.coql.READ``, which
+every task write's key look-up needs) would otherwise stop the run at its first task
+write, after fields and memberships were written: a half-done run, repeated at every
+start. Anything configured that cannot be carried out is an error at load time, so
+``crmtier sync``, ``crmtier serve`` and ``crmtier worker`` call ``require`` when they build
+their engine (``crmtier.commands.sync.make_engine``), before any read or write: a failed
+line is a ``ConfigError`` of one line (the command exits 2) naming what is missing, for
+which write kind, and its fix or the ``[writeback]`` switch that turns the kind off.
+
+Only the kinds the configuration enables are asked for: with ``[writeback] tasks = false``
+the task prerequisites cost no call. The checks are the connector's
+(``connectors.contract.WritePrerequisites``, at most one cheap call each), the same lines
+``crmtier doctor`` prints; a connector without the capability has none to check.
+"""
+
+from __future__ import annotations
+
+from connectors.contract import Connector, SchemaCheck, WriteKind, WritePrerequisites
+from connectors.errors import ConfigError
+from connectors.mapping import WritebackConfig
+
+#: Each gated write kind: how the one-line refusal names it, and the switch that turns it
+#: off. A task closure comes with tasks (it withdraws a task crmtier made).
+_KINDS: dict[WriteKind, tuple[str, str]] = {
+    "task": ("tasks are on", "tasks = false"),
+    "membership": ("campaign memberships are on", "campaign_memberships = false"),
+}
+
+
+def enabled_kinds(writeback: WritebackConfig, *, only_fields: bool = False) -> list[WriteKind]:
+    """The write kinds beyond tier fields a run under ``writeback`` can make: tasks (and
+    their closures) while ``tasks`` is on, memberships while ``campaign_memberships`` is on
+    and a campaign is configured; none for a run that writes fields only
+    (``crmtier sync --only fields``)."""
+    if only_fields:
+        return []
+    kinds: list[WriteKind] = []
+    if writeback.tasks:
+        kinds += ["task", "task_close"]
+    if writeback.campaign_memberships and writeback.campaigns:
+        kinds.append("membership")
+    return kinds
+
+
+def readiness(connector: Connector, kinds: list[WriteKind]) -> list[tuple[WriteKind, SchemaCheck]]:
+    """Each prerequisite line of ``kinds``, with the kind it is for (the connector's
+    ``write_checks``, one kind at a time so each line names its kind); nothing, and no
+    call, when no kind is enabled or the connector has no prerequisites."""
+    if not isinstance(connector, WritePrerequisites):
+        return []
+    asked = [kind for kind in _KINDS if kind in kinds]
+    return [(kind, check) for kind in asked for check in connector.write_checks([kind])]
+
+
+def require(connector: Connector, writeback: WritebackConfig, *, only_fields: bool = False) -> None:
+    """``readiness`` as a start-up gate: the first failed line is a ``ConfigError`` of one
+    line, never a run that stops at the first write of that kind."""
+    for kind, check in readiness(connector, enabled_kinds(writeback, only_fields=only_fields)):
+        if check.ok or check.severity != "error":
+            continue
+        what, switch = _KINDS[kind]
+        other = "" if switch in check.fix else f" (or set {switch} in [writeback])"
+        raise ConfigError(f"{what}, but {check.name}: {check.detail}: {check.fix}{other}")

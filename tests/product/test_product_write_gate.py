@@ -1,0 +1,168 @@
+"""A write prerequisite the CRM lacks stops ``crmtier sync`` and ``crmtier serve`` at start,
+not at the first write of that kind after tier fields were written
+(``sync.write_readiness``).
+
+Zoho: every task write (and closure) starts with a COQL look-up of its key (Zoho has no
+upsert for Tasks), which needs ``ZohoCRM.coql.READ``; every membership write starts with
+zcrmsdk's read of the related lists, which needs ``ZohoCRM.settings.related_lists.READ``.
+The sandbox refuses a call whose scope the grant lacks as Zoho does (401
+``OAUTH_SCOPE_MISMATCH``). Salesforce: tasks upsert Task, memberships CampaignMember, by the
+External ID field ``Crmtier_Key__c``; without it Salesforce refuses the upsert whole
+(``INVALID_FIELD``). The table runs each kind on and off, with its prerequisite and without:
+on without it refuses with one line (exit 2) and no read or write; on with it, and off
+whatever the org, the sync runs, and a kind that is off costs no call of its check's kind.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from product_crms import needs
+
+from connectors.sandbox.base import Sandbox
+from connectors.sandbox.salesforce import SalesforceSandbox
+from connectors.sandbox.zoho import ZohoSandbox
+from connectors.zoho.scopes import REQUIRED_SCOPES
+from crmtier.cli import cli
+
+COQL = "ZohoCRM.coql.READ"
+KEY = "Crmtier_Key__c"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One write kind of one CRM: its [writeback] switch, the sandbox's kind of the call
+    that checks it, how the one line at start names the kind, what the line says is
+    missing and its fix, and the CRM's lack of it (sandbox options, or a change after)."""
+
+    switch: str
+    call: str
+    named: str
+    missing: str
+    fix: str
+    options: dict[str, Any]
+    lacking: str = ""  # Salesforce: the object without the External ID field
+
+
+def _zoho(switch: str, scope: str, call: str, named: str) -> Kind:
+    scopes = [s for s in REQUIRED_SCOPES if s != scope]
+    return Kind(
+        switch, call, named, "OAUTH_SCOPE_MISMATCH", f"add the scope {scope}", {"scopes": scopes}
+    )
+
+
+def _salesforce(switch: str, sobject: str, named: str) -> Kind:
+    fix = f"create a unique External ID text field {KEY} on {sobject}"
+    return Kind(switch, "describe", named, f"external id {sobject}.{KEY}", fix, {}, sobject)
+
+
+TASKS, MEMBERSHIPS = "tasks are on", "campaign memberships are on"
+KINDS = {
+    ("zoho", "tasks"): _zoho("tasks", COQL, "coql", TASKS),
+    ("zoho", "memberships"): _zoho(
+        "campaign_memberships", "ZohoCRM.settings.related_lists.READ", "related_lists", MEMBERSHIPS
+    ),
+    ("salesforce", "tasks"): _salesforce("tasks", "Task", TASKS),
+    ("salesforce", "memberships"): _salesforce(
+        "campaign_memberships", "CampaignMember", MEMBERSHIPS
+    ),
+}
+CASES = [
+    pytest.param(
+        crm,
+        kind,
+        on,
+        ready,
+        id=f"{crm}-{kind}-{'on' if on else 'off'}-{'ready' if ready else 'lacking'}",
+        marks=needs[crm],
+    )
+    for crm, kind in KINDS
+    for on in (True, False)
+    for ready in (True, False)
+]
+SANDBOXES: dict[str, Callable[..., Sandbox]] = {
+    "zoho": ZohoSandbox,
+    "salesforce": SalesforceSandbox,
+}
+Org = Callable[..., tuple[Sandbox, Path]]
+
+
+@pytest.fixture
+def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Org]:
+    """``org(crm, lacking=Kind | None, off=switch)``: a started sandbox of 20 customers
+    without ``lacking``'s prerequisite, and its crmtier.toml with ``off`` set false in
+    [writeback]."""
+    started: list[Sandbox] = []
+
+    def make(crm: str, lacking: Kind | None = None, off: str = "") -> tuple[Sandbox, Path]:
+        sandbox = SANDBOXES[crm](data_dir=tmp_path / crm, **(lacking.options if lacking else {}))
+        if lacking and lacking.lacking:
+            del sandbox.org.schema[lacking.lacking].fields[KEY]  # type: ignore[attr-defined]
+        sandbox.seed(20)
+        sandbox.start()
+        started.append(sandbox)
+        text, env = sandbox.crmtier_config()
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        if off:
+            text = text.replace(f"\n{off} = true\n", f"\n{off} = false\n")
+            assert f"\n{off} = false\n" in text
+        path = tmp_path / "crmtier.toml"
+        path.write_text(text, encoding="utf-8")
+        return sandbox, path
+
+    yield make
+    for sandbox in started:
+        sandbox.stop()
+
+
+@pytest.mark.parametrize(("crm", "kind", "on", "ready"), CASES)
+def test_each_write_kind_on_and_off_with_its_prerequisite_and_without(
+    org: Org, crm: str, kind: str, on: bool, ready: bool
+) -> None:
+    k = KINDS[(crm, kind)]
+    sandbox, path = org(crm, lacking=None if ready else k, off="" if on else k.switch)
+    synced = CliRunner().invoke(cli, ["sync", "--config", str(path), "--quiet"])
+    calls = sandbox.server.calls  # type: ignore[attr-defined]
+    if on and not ready:
+        assert synced.exit_code == 2, synced.output
+        [line] = synced.stderr.splitlines()
+        assert line.startswith(f"crmtier sync: {k.named}, but ")
+        assert k.missing in line and k.fix in line
+        assert f"set {k.switch} = false in [writeback]" in line
+        assert calls.count("read", "fields", "query", "query_more") == 0
+        assert sandbox.write_calls() == 0
+        return
+    assert synced.exit_code == 0, synced.output
+    assert sandbox.write_calls() > 0
+    if not on and crm == "zoho":  # a kind that is off asks nothing of the CRM
+        assert calls.count(k.call) == 0
+    if crm == "salesforce":  # one describe per enabled kind (the other stays on), at start
+        assert calls.count("describe") == (2 if on else 1)
+
+
+@needs["zoho"]
+def test_serve_refuses_to_start_too(org: Org, tmp_path: Path) -> None:
+    """``crmtier serve`` builds the same engine (``open_parts``, which ``crmtier worker``
+    shares) and exits 2 with the same one line, before it listens."""
+    sandbox, path = org("zoho", lacking=KINDS[("zoho", "tasks")])
+    served = subprocess.run(
+        [sys.executable, "-m", "crmtier", "serve", "--config", str(path), "--no-sync"],
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang guard: on the old code serve started and listened
+        cwd=tmp_path,
+    )
+    assert served.returncode == 2, served.stderr
+    [line] = served.stderr.strip().splitlines()
+    assert "tasks are on, but tasks: key look-up" in line and f"add the scope {COQL}" in line
+    assert sandbox.server.calls.count("read", "fields") == 0  # type: ignore[attr-defined]
+    assert sandbox.write_calls() == 0
+    assert served.stdout == ""  # never announced a listening address

@@ -1,0 +1,175 @@
+"""Writes in doubt: which outstanding outbox items may have reached the CRM without our
+seeing the answer (``Dispatcher.in_doubt``), and how the planner treats the tasks among
+them (``planner.closures_of``): a restricted customer's sales task that a run may have made
+is closed like one on record, so no live sales follow-up outlives a sanctions hit because
+the answer of the write that made it was lost.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from connectors.contract import Connector, WriteKind
+from connectors.mapping import WritebackConfig, load_default_mapping
+from sync.dispatch import Dispatcher
+from sync.outbox import OutboxItem
+from sync.planner import Doubt, Known, TaskClosure, closures_of
+from sync.recorder import Recorder
+from sync.records import Decision
+from sync.settings import SyncSettings
+from sync.writepool import WritePool
+from tests.sync.test_sync_planner import _assessed
+from tests.sync.test_write_pipeline import PagedCrm
+from tiering_core.wants import wants_of
+
+RUN, EARLIER = "run-2", "run-1"
+PAYLOADS: dict[WriteKind, dict[str, Any]] = {
+    "task": {"rule": "upgrade_call", "dedupe_key": "C1:upgrade_call:2026Q4"},
+    "membership": {"campaign": "vip_events", "member": True},
+    "field_update": {"value_tier": "private"},
+    "task_close": {"rule": "upgrade_call"},
+}
+
+
+def _doubt_of(kind: WriteKind, where: str, attempts: int, run_id: str) -> Doubt | None:
+    """``in_doubt`` of a customer whose one outstanding item of ``kind`` is ``where``:
+    queued, in flight (its call not answered), landed (answered, answer not recorded) or
+    answered and recorded (no longer outstanding)."""
+    connector = cast(Connector, SimpleNamespace(capabilities=PagedCrm.capabilities))
+    pool = WritePool(
+        connector, SyncSettings(), holding=bool, record=lambda calls: [], after_record=bool
+    )
+    try:
+        item = OutboxItem(7, "C1", kind, f"key:{kind}", PAYLOADS[kind], attempts, run_id, "sync")
+        outstanding = {item.id}
+        if where == "queued":
+            pool.queue[item.id] = item
+        elif where == "in flight":
+            pool.inflight[Future()] = [item]
+        elif where == "landed":
+            pool.landed.append(([item], Future()))
+        else:  # recorded: the decision holds it no more
+            outstanding = set()
+        decision = Decision("C1", None, outstanding, this_run=True, base=None)
+        recorder = cast(Recorder, SimpleNamespace(decisions={"C1": decision}))
+        dispatcher = Dispatcher(pool, recorder, "stream", RUN, "sync", {})
+        return dispatcher.in_doubt("C1")
+    finally:
+        pool.pool.shutdown()
+
+
+#: (where the item is, its attempts, the run that queued it, whether it is in doubt)
+STATES = [
+    ("queued", 0, RUN, False),  # this run's, never sent: superseding it is exact
+    ("queued", 1, RUN, True),  # sent, failed retryably, waiting to be sent again
+    ("queued", 0, EARLIER, True),  # an interrupted run's: it may have sent it
+    ("queued", 2, EARLIER, True),
+    ("in flight", 0, RUN, True),
+    ("landed", 0, RUN, True),  # answered, the answer not recorded yet
+    ("in flight", 0, EARLIER, True),  # an earlier run's, re-sent by this one
+    ("recorded", 0, RUN, False),  # its answer is on record (side_effects)
+    ("recorded", 1, EARLIER, False),
+]
+
+
+@pytest.mark.parametrize(("where", "attempts", "run_id", "doubt"), STATES)
+@pytest.mark.parametrize("kind", ["task", "membership", "field_update", "task_close"])
+def test_which_outstanding_items_are_in_doubt(
+    kind: WriteKind, where: str, attempts: int, run_id: str, doubt: bool
+) -> None:
+    """Tasks follow the same rule as memberships and are reported with their rule (from
+    the item's payload, the task itself); field updates and closures are never in doubt
+    (rewriting a field or closing again is what any new plan does anyway)."""
+    found = _doubt_of(kind, where, attempts, run_id)
+    if not doubt or kind in ("field_update", "task_close"):
+        assert found is None
+    elif kind == "task":
+        assert found == Doubt({}, {"key:task": "upgrade_call"})
+    else:
+        assert found == Doubt({"vip_events": "key:membership"}, {})
+
+
+def test_a_customer_without_a_decision_has_nothing_in_doubt() -> None:
+    connector = cast(Connector, SimpleNamespace(capabilities=PagedCrm.capabilities))
+    pool = WritePool(
+        connector, SyncSettings(), holding=bool, record=lambda calls: [], after_record=bool
+    )
+    try:
+        recorder = cast(Recorder, SimpleNamespace(decisions={}))
+        assert Dispatcher(pool, recorder, "stream", RUN, "sync", {}).in_doubt("C1") is None
+    finally:
+        pool.pool.shutdown()
+
+
+SALES_KEY, CREDIT_KEY = "C1:upgrade_call:new", "C1:credit_limit_review:new"
+RECORDED = Known(
+    tasks=frozenset({"C1:service_recovery:old"}),
+    task_rules={"C1:service_recovery:old": "service_recovery"},
+)
+SANCTIONED, CLEAR = _assessed(True), _assessed(False)
+#: the sanctions review the restricted assessment itself wants
+REVIEW = next(a["dedupe_key"] for a in SANCTIONED["actions"] if a["kind"] == "task")
+
+
+@pytest.mark.parametrize(
+    ("assessment", "known", "closed"),
+    [
+        # a sales task a run may have made (its answer never seen) is closed like one on record
+        (SANCTIONED, Known(tasks_in_doubt={SALES_KEY: "upgrade_call"}), [SALES_KEY]),
+        # beside one on record: both
+        (
+            SANCTIONED,
+            Known(
+                tasks=RECORDED.tasks,
+                task_rules=RECORDED.task_rules,
+                tasks_in_doubt={SALES_KEY: "upgrade_call"},
+            ),
+            ["C1:service_recovery:old", SALES_KEY],
+        ),
+        # in doubt and on record (a re-sent recorded task): closed once
+        (
+            SANCTIONED,
+            Known(
+                tasks=RECORDED.tasks,
+                task_rules=RECORDED.task_rules,
+                tasks_in_doubt=dict(RECORDED.task_rules),
+            ),
+            ["C1:service_recovery:old"],
+        ),
+        # credit work in doubt stays: the bank still owes it
+        (SANCTIONED, Known(tasks_in_doubt={CREDIT_KEY: "credit_limit_review"}), []),
+        # a task the restricted plan itself wants is not closed, whatever its rule
+        (SANCTIONED, Known(tasks_in_doubt={REVIEW: "upgrade_call"}), []),
+        # an unrestricted customer keeps what it may have been sent
+        (CLEAR, Known(tasks_in_doubt={SALES_KEY: "upgrade_call"}), []),
+        # nothing made, nothing in doubt: nothing to close
+        (SANCTIONED, Known(), []),
+    ],
+    ids=["in-doubt", "with-recorded", "both", "credit", "wanted", "clear", "nothing"],
+)
+def test_a_restricted_customer_s_sales_tasks_in_doubt_are_closed(
+    assessment: Any, known: Known, closed: list[str]
+) -> None:
+    wb = load_default_mapping("salesforce").writeback
+    assert [c.dedupe_key for c in closures_of(wants_of(assessment), known, wb)] == closed
+    off = WritebackConfig(fields=wb.fields, queues=wb.queues, campaigns=wb.campaigns, tasks=False)
+    assert closures_of(wants_of(assessment), known, off) == ()  # tasks not written back: none
+
+
+def test_an_in_doubt_closure_says_so_and_carries_the_rule_of_the_task_it_closes() -> None:
+    """Its audit row tells a task that was on record from one whose making was never
+    answered (the CRM may never have held it)."""
+    wb = load_default_mapping("salesforce").writeback
+    known = Known(
+        tasks=RECORDED.tasks,
+        task_rules=RECORDED.task_rules,
+        tasks_in_doubt={SALES_KEY: "upgrade_call", **RECORDED.task_rules},
+    )
+    assert closures_of(wants_of(SANCTIONED), known, wb) == (
+        TaskClosure("service_recovery", "C1:service_recovery:old", in_doubt=False),
+        TaskClosure("upgrade_call", SALES_KEY, in_doubt=True),
+    )
