@@ -30,6 +30,7 @@ from sync import schema
 from sync.engine import RunOptions
 from sync.store import StateStore
 from tests.sync.conftest import Harness, crm_harness
+from tests.sync.test_sync_override import _liftable
 from tiering_core.privacy import pseudonym
 
 AS_OF = date(2026, 6, 30)
@@ -153,25 +154,6 @@ def _run(h: Harness, *, full: bool = False) -> None:
     with open_engine(load_config(h.config), as_of=AS_OF) as engine:
         report = engine.run(RunOptions(as_of=AS_OF, full=full))
     assert report.status == "succeeded", report.error
-
-
-def _liftable(h: Harness) -> tuple[list[str], list[str]]:
-    """Individual customers rated affluent or mass and clear of AML trouble (an override
-    may lift them), and the CRM's RMs."""
-    connector = load_config(h.config).connector()
-    try:
-        records = [r for page in connector.read_changed(None) for r in page.records]
-    finally:
-        connector.close()
-    owners = sorted({r.profile.owner_id for r in records if r.profile.owner_id})
-    ids = [
-        r.profile.id
-        for r in records
-        if h.sandbox.written(r.profile.id).get("value_tier") in ("affluent", "mass")
-        and h.sandbox.written(r.profile.id).get("aml_risk") in ("low", "medium")
-        and r.profile.kind == "individual"
-    ]
-    return ids, owners
 
 
 def _trail(h: Harness, ids: list[str]) -> dict[str, list[tuple[str, Row | None]]]:
