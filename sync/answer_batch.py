@@ -57,7 +57,10 @@ class AnswerBatch:
         self.states: list[dict[str, Json]] = []  # promoted decisions' ``customers`` rows
         self.audit: list[AuditEntry] = []
         self.retries: list[OutboxItem] = []  # to send again later, their attempts counted
-        self.closed: list[str] = []  # keys of tasks closed in the CRM: off their owners' caps
+        # keys of tasks no longer open in the CRM, off their owners' caps: closed there, or
+        # refused outright when made (a clean refusal: the CRM certainly holds no such task;
+        # one dead-lettered after retryable failures may hold it, and keeps counting)
+        self.not_open: list[str] = []
         # memory, applied once committed (``Recorder.record_results``)
         self.counts = RunCounts()  # added to the run's
         self.outcomes: list[tuple[str, Outcome]] = []
@@ -87,7 +90,7 @@ class AnswerBatch:
                     self.counts.effects[effect_label(item)] += 1
                     self._side_effect(item, decision)
                     if item.kind == "task_close":
-                        self.closed.append(item.key)
+                        self.not_open.append(item.key)
                 if decision is not None:
                     decision.outstanding.discard(item.id)
             elif result.retryable and item.attempts + 1 < retry_attempts:
@@ -97,6 +100,8 @@ class AnswerBatch:
                 )
                 self.retries.append(replace(item, attempts=attempts))
             else:
+                if item.kind == "task" and not result.retryable:
+                    self.not_open.append(item.key)
                 self._dead_letter(conn, item, result, decision)
         finished = [d for d in touched.values() if d is not None and not d.outstanding]
         resolved = self._promote(finished)

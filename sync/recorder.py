@@ -105,6 +105,11 @@ class Recorder:
         self.keep_outcomes = keep_outcomes
         self.outcomes: dict[str, Outcome] = {}
         self.dead_letter_customers: set[str] = set()  # with open letters: resolve on success
+        # customer -> {key: rule} of its dead-lettered tasks the CRM may have made (their
+        # call went unanswered, ``outbox.task_letters_in_doubt``), open when the run began
+        # (one dead-lettered later is in doubt from the next run, which fetches it first):
+        # in doubt for the planner until its letters resolve
+        self.dead_tasks_in_doubt: dict[str, dict[str, str]] = {}
         self._refs: dict[str, str] = {}  # pseudonym cache, bounded (``_REF_CACHE``)
         self.audit_rows = AuditRows(stream, run_id, trigger, actor, self.ref)
 
@@ -261,9 +266,9 @@ class Recorder:
                 batch.call(conn, items, results)
             outbox.set_status(conn, batch.done, "done")
             save_side_effects(conn, self.stream, batch.effects)
-            # a task the CRM confirmed closed is no longer open: it stops counting against
-            # its owner's cap now, not at its due date (``sync.taskbudget``)
-            taskbudget.unmake(conn, self.stream, batch.closed)
+            # a task the CRM confirmed closed, or refused to make, is not open: it stops
+            # counting against its owner's cap now, not at its due date (``sync.taskbudget``)
+            taskbudget.unmake(conn, self.stream, batch.not_open)
             kill_point("in_record")
             save_states(conn, self.stream, batch.states)
             append(conn, batch.audit, self.audit_keys)
@@ -291,6 +296,8 @@ class Recorder:
             shared.field_dead = copy.field_dead
         self.dead_letter_customers.difference_update(batch.resolved)
         self.dead_letter_customers.update(batch.lettered)
+        for cid in batch.resolved:  # a customer read again closes its dead tasks no more
+            self.dead_tasks_in_doubt.pop(cid, None)
         for ref, kind, code in batch.letters:
             log.warning("write dead-lettered", extra={"customer": ref, "kind": kind, "code": code})
 

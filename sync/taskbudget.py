@@ -250,9 +250,12 @@ def record(
     made = [
         _row(stream, cid, task, "made", run_id) for cid, tasks in admitted.items() for task in tasks
     ]
-    if made:  # a made task's key may be one that waited before
-        _delete(conn, stream, task_queue.c.key, [r["key"] for r in made])
+    # A key keeps one row (its status now). A made task's key may be one that waited before;
+    # a waiting task's key may have a "made" row: a task whose write was dead-lettered is
+    # planned again (crmtier does not know it was made) and may wait for room. Inserting
+    # beside that row broke the key's uniqueness and failed every run after.
     if rows or made:
+        _delete(conn, stream, task_queue.c.key, [r["key"] for r in (*rows, *made)])
         conn.execute(task_queue.insert(), [*rows, *made])
 
 

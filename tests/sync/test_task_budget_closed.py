@@ -113,3 +113,58 @@ def test_a_task_closed_by_a_sanctions_hit_frees_its_owner_s_place_under_the_cap(
             sa.select(se.active).where(se.kind == "task", se.key == "C00:call")
         ).scalar_one()
     assert closed_on_record is False  # it stays on record, closed
+
+
+class RefusingCrm(ClosingCrm):
+    """Refuses C00's task: cleanly (a validation error: the CRM holds no such task) or
+    retryably every time (a timeout: it may hold it)."""
+
+    def __init__(self, n: int, *, retryable: bool) -> None:
+        super().__init__(n)
+        self.retryable = retryable
+
+    def apply(self, plan: WritePlan) -> list[WriteResult]:
+        out = super().apply(plan)
+        for i, result in enumerate(out):
+            if result.kind == "task" and result.key == "C00:call":
+                self.tasks["C00:call"] -= 1
+                code = "TIMEOUT" if self.retryable else "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+                out[i] = WriteResult("task", result.key, False, code, "refused", self.retryable)
+        return out
+
+
+def _run_until_dead(
+    crm: RefusingCrm, store: StateStore, runs: int
+) -> tuple[Counter[tuple[str, str]], set[str]]:
+    e = memory_engine(crm, store, WRITEBACK, assess, stream="refusing:Customer")
+    e.task_limits = {RULE: TaskLimit(open_per_owner=2)}
+    for _ in range(runs):
+        run = e.run(RunOptions(as_of=AS_OF))
+        assert run.status in ("succeeded", "completed_with_errors"), run.error
+    with store.begin() as conn:
+        o = schema.outbox.c
+        statuses = conn.execute(sa.select(o.status).where(o.key == "C00:call")).scalars()
+        assert "dead" in set(statuses)
+    return _open_and_waiting(store, e.stream)
+
+
+def test_a_task_the_crm_refused_outright_frees_its_owner_s_place(store: StateStore) -> None:
+    """The owner's cap is 2: C00's and C01's tasks are admitted, C02's waits. The CRM
+    refuses C00's task outright (a validation error: it holds no such task), so the run
+    that records the refusal frees its place (the next run's tasks compete for it); it
+    kept counting until its due date."""
+    crm = RefusingCrm(3, retryable=False)
+    open_now, waiting = _run_until_dead(crm, store, runs=1)
+    assert open_now[RULE, OWNER] == 1  # C01's only
+    assert waiting == {"C02:call"}
+
+
+def test_a_task_dead_lettered_and_planned_again_never_fails_the_run(store: StateStore) -> None:
+    """C00's task times out on every attempt and is dead-lettered; later runs plan it again
+    (crmtier does not know it was made) and, the owner at the cap, it waits. Its "made" row
+    gives way to the waiting one: the insert beside it failed every run after on the key's
+    uniqueness. The owner never holds more than the cap."""
+    crm = RefusingCrm(3, retryable=True)
+    open_now, _ = _run_until_dead(crm, store, runs=5)
+    assert open_now[RULE, OWNER] <= 2
+    assert sum(n for key, n in crm.tasks.items() if n > 0) <= 2
