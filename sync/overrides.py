@@ -69,8 +69,7 @@ def is_new(recorded: Mapping[str, Any] | None, trail: Mapping[str, Any] | None) 
     """Whether a decision's override (``trail``, ``override_trail``) needs an audit row,
     against the value of the customer's last one (``recorded``: ``customers.override``):
     a new proposal, a new outcome or cause, or its end (None) does; the same override seen
-    again does not, nor a moot one (nothing happens: the last row stands, so a tier the
-    value rule's hysteresis holds at the override's own does not end it)."""
+    again does not, nor a moot one (nothing happens: the last row stands)."""
     return trail != recorded and (trail is None or trail["outcome"] != MOOT)
 
 
