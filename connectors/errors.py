@@ -53,6 +53,11 @@ class TransientError(ConnectorError):
     """A failure that may pass: 5xx, timeouts, dropped connections, row locks."""
 
 
+#: The error code of a write whose call failed as a whole with a ``TransientError`` (a
+#: timeout, a 5xx, a lost answer): unlike a record's own refusal, the CRM may have applied it.
+UNANSWERED = "TRANSIENT"
+
+
 class RecordError(ConnectorError):
     """One record was rejected; carries the CRM record id and the vendor's error code."""
 

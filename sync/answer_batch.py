@@ -27,6 +27,7 @@ from sync.audit import AuditEntry
 from sync.days import day_text
 from sync.effect_rows import effect_label, effect_row
 from sync.outbox import OutboxItem
+from sync.overrides import is_new
 from sync.records import Decision, Json, Outcome
 from sync.runs import RunCounts
 
@@ -161,8 +162,9 @@ class AnswerBatch:
 
     def _promote(self, decisions: list[BatchDecision]) -> list[str]:
         """These decisions' writes are all answered: they become the committed state (their
-        ``customers`` rows, their audit rows); the customers whose open dead letters they
-        resolve."""
+        ``customers`` rows, their audit rows: ``tier_change`` when the tiers moved,
+        ``override`` when the override's outcome is new for the customer); the customers
+        whose open dead letters they resolve."""
         r, counts = self.recorder, self.counts
         tier_change, ref = r.audit_rows.tier_change, r.ref
         resolved: list[str] = []
@@ -186,10 +188,15 @@ class AnswerBatch:
                     "below_floor_since": day_text(pending.below_floor_since),
                     "input_hash": None if dead else pending.input_hash,
                 }
-                old = shared.base.tiers if shared.base else None
+                base = shared.base
+                old = base.tiers if base else None
                 if old != pending.tiers:
                     count_change(counts, old, pending.tiers)
-                    self.audit.extend(tier_change(cid, old, pending.tiers, pending))
+                    self.audit.append(tier_change(cid, old, pending.tiers, pending))
+                recorded = base.override if base else None
+                if is_new(recorded, pending.override):
+                    row["override"] = pending.override
+                    self.audit.append(r.audit_rows.override(cid, recorded, pending))
             else:
                 row = {"customer_id": cid, "pseudonym": ref(cid), "pending": None}
                 if dead:

@@ -26,13 +26,18 @@ class AuditRows:
 
     def tier_change(
         self, cid: str, old: Mapping[str, str] | None, new: dict[str, str], pending: PendingDecision
-    ) -> list[AuditEntry]:
-        """A decision's ``tier_change`` row, with its ``override`` row when a tier override
-        decided it or was refused (docs/overrides.md, "The audit trail")."""
-        rows = [self.entry(cid, "tier_change", old, new, pending)]
-        if pending.override is not None:
-            rows.append(self.entry(cid, "override", None, pending.override, pending))
-        return rows
+    ) -> AuditEntry:
+        """A decision's ``tier_change`` row."""
+        return self.entry(cid, "tier_change", old, new, pending)
+
+    def override(
+        self, cid: str, recorded: Mapping[str, Json] | None, pending: PendingDecision
+    ) -> AuditEntry:
+        """A decision's ``override`` row (docs/overrides.md, "The audit trail"): ``old`` the
+        customer's last one's value (``recorded``: ``customers.override``, None for none),
+        ``new`` what the decision made of the override (``PendingDecision.override``; None:
+        it ended). The caller writes it only when the two differ, and records ``new``."""
+        return self.entry(cid, "override", recorded, pending.override, pending)
 
     def entry(
         self,

@@ -50,22 +50,23 @@ class Dispatcher:
         self.budget = budget  # the planner's: a task superseded unsent gives its share back
 
     def in_doubt(self, cid: str) -> Doubt | None:
-        """This customer's outstanding membership and task writes that may already have
-        reached the CRM: in flight, sent and failed retryably, or queued by an interrupted
-        run (which may have sent them before it died). Superseding such a write cannot undo
-        it, so the new plan must say what it wants of those campaigns and tasks. None when
-        there are none (most customers)."""
+        """This customer's membership and task writes that may already have reached the
+        CRM: outstanding ones in flight, sent and failed retryably, or queued by an
+        interrupted run (which may have sent them before it died); and its dead-lettered
+        tasks whose call went unanswered (``Recorder.dead_tasks_in_doubt``: a timeout may
+        have made one). Superseding or dead-lettering such a write cannot undo it, so the
+        new plan must say what it wants of those campaigns and tasks. None when there are
+        none (most customers: two dictionary look-ups)."""
         decision = self.decisions.get(cid)
-        if decision is None:
+        dead = self.recorder.dead_tasks_in_doubt.get(cid)
+        if decision is None and dead is None:
             return None
         campaigns: dict[str, str] = {}
-        tasks: dict[str, str] = {}
-        for item_id in decision.outstanding:
-            item = self.pool.queue.get(item_id)
-            if item is None:  # in flight
-                item = self.pool.sent_item(item_id)
-            elif item.attempts == 0 and item.run_id == self.run_id:
-                continue  # queued by this run and never sent: superseding it is exact
+        tasks: dict[str, str] = dict(dead) if dead else {}
+        for item_id in decision.outstanding if decision else ():
+            if self._unsent(item_id):
+                continue  # superseding it is exact
+            item = self.pool.queue.get(item_id) or self.pool.sent_item(item_id)  # or in flight
             if item is None:
                 continue
             if item.kind == "membership":

@@ -29,6 +29,7 @@ from connectors.contract import (
     WriteKind,
     WritePlan,
 )
+from connectors.errors import UNANSWERED
 from sync.bulkwrite import insert_rows, marker, next_ids
 from sync.schema import dead_letters, now_text, outbox
 from tiering_core.models import TaskAction
@@ -279,6 +280,41 @@ def open_dead_letter_customers(conn: sa.Connection, stream: str) -> list[str]:
             ).scalars()
         }
     )
+
+
+def task_letters_in_doubt(conn: sa.Connection, stream: str) -> dict[str, dict[str, str]]:
+    """Customer -> {dedupe key: rule} of the tasks whose open dead letter's last failure
+    was a call that went unanswered (``connectors.errors.UNANSWERED``: a timeout, a 5xx):
+    the CRM may have made them. A record's own refusal (a validation error) is not among
+    them: the CRM made nothing. The rule is the dead outbox row's (the letter keeps the
+    key alone); one query a run, over the open letters only."""
+    letter, row = dead_letters.c, outbox.c
+    query = (
+        sa.select(row.customer_id, row.key, row.payload)
+        .select_from(
+            dead_letters.join(
+                outbox,
+                sa.and_(
+                    row.stream == letter.stream,
+                    row.customer_id == letter.customer_id,
+                    row.status == "dead",
+                    row.kind == letter.kind,
+                    row.key == letter.key,
+                    row.run_id == letter.run_id,
+                ),
+            )
+        )
+        .where(
+            letter.stream == stream,
+            letter.status == "open",
+            letter.kind == "task",
+            letter.error_code == UNANSWERED,
+        )
+    )
+    out: dict[str, dict[str, str]] = {}
+    for cid, key, payload in conn.execute(query):
+        out.setdefault(str(cid), {})[str(key)] = str(payload["rule"])
+    return out
 
 
 def resolve_dead_letters(conn: sa.Connection, stream: str, customer_ids: Iterable[str]) -> None:

@@ -7,7 +7,8 @@ Everything a run keeps goes through here, in the transaction the run opens for i
 - the answered write calls that landed together: items done, tasks and memberships made,
   tasks closed (off their owners' caps), retries scheduled or dead-lettered, and each
   decision whose writes are all answered promoted to the customer's committed state with
-  its ``tier_change`` audit row.
+  its ``tier_change`` audit row (and its ``override`` row when the override's outcome is
+  new for the customer).
 
 It also keeps the run's outcome per customer and the counts the run record reconciles.
 """
@@ -33,6 +34,7 @@ from sync.days import day_text
 from sync.inputs import save_inputs
 from sync.killpoints import kill_point
 from sync.outbox import OutboxItem
+from sync.overrides import is_new, override_trail
 from sync.planner import tiers_of
 from sync.records import (
     Decision,
@@ -103,6 +105,11 @@ class Recorder:
         self.keep_outcomes = keep_outcomes
         self.outcomes: dict[str, Outcome] = {}
         self.dead_letter_customers: set[str] = set()  # with open letters: resolve on success
+        # customer -> {key: rule} of its dead-lettered tasks the CRM may have made (their
+        # call went unanswered, ``outbox.task_letters_in_doubt``), open when the run began
+        # (one dead-lettered later is in doubt from the next run, which fetches it first):
+        # in doubt for the planner until its letters resolve
+        self.dead_tasks_in_doubt: dict[str, dict[str, str]] = {}
         self._refs: dict[str, str] = {}  # pseudonym cache, bounded (``_REF_CACHE``)
         self.audit_rows = AuditRows(stream, run_id, trigger, actor, self.ref)
 
@@ -162,7 +169,8 @@ class Recorder:
         rows: PageRows,
     ) -> None:
         """Nothing to write; still keep the decision (hysteresis needs it) if it moved.
-        ``decide`` builds the full decision, wanted only for a tier change's audit row.
+        ``decide`` builds the full decision, wanted only for an audit row: a tier change's,
+        or an override's whose outcome is new for the customer.
         Counted at once, taken back if the page's transaction fails (``page``)."""
         cid = planned.customer_id
         self.counts.unchanged += 1
@@ -174,11 +182,18 @@ class Recorder:
         tiers = tiers_of(planned.summary)  # the summary has all but the actions
         below = planned.summary["below_floor_since"]
         parked = state is not None and state.pending is not None  # a withdrawn decision's
+        # what the decision makes of a tier override, against the customer's last override
+        # row: a refusal, or an applied override that leaves the tiers as they were, is a
+        # decision with no tier change, and still gets its row once (docs/overrides.md)
+        trail = override_trail(planned.record.profile, planned.summary)
+        recorded = state.override if state is not None else None
+        new_override = is_new(recorded, trail)
         if (
             state is not None
             and (state.tiers, state.below_floor_since, state.input_hash) == (tiers, below, digest)
             and state.assessed_at == day
             and not parked
+            and not new_override
         ):
             return
         row: StateRow = {
@@ -192,11 +207,16 @@ class Recorder:
         }
         if parked:
             row["pending"] = None
-        rows.states.append(row)
         old = state.tiers if state else None
-        if old != tiers:
-            count_change(self.counts, old, tiers)
-            rows.audit.extend(self.audit_rows.tier_change(cid, old, tiers, decide()))
+        if old != tiers or new_override:
+            decision = decide()
+            if old != tiers:
+                count_change(self.counts, old, tiers)
+                rows.audit.append(self.audit_rows.tier_change(cid, old, tiers, decision))
+            if new_override:
+                row["override"] = trail
+                rows.audit.append(self.audit_rows.override(cid, recorded, decision))
+        rows.states.append(row)
 
     def pending_row(self, cid: str, pending: PendingDecision) -> StateRow:
         """The state row that parks a decision while its writes are outstanding."""
@@ -276,6 +296,8 @@ class Recorder:
             shared.field_dead = copy.field_dead
         self.dead_letter_customers.difference_update(batch.resolved)
         self.dead_letter_customers.update(batch.lettered)
+        for cid in batch.resolved:  # a customer read again closes its dead tasks no more
+            self.dead_tasks_in_doubt.pop(cid, None)
         for ref, kind, code in batch.letters:
             log.warning("write dead-lettered", extra={"customer": ref, "kind": kind, "code": code})
 

@@ -110,7 +110,10 @@ def _sales_tasks_in_doubt(parts: RunParts, items: list[OutboxItem]) -> set[str]:
 
 def load_dead_letters(parts: RunParts, conn: sa.Connection) -> None:
     """The customers whose dead letters are open, for the run's recorder: a decision of
-    theirs this run writes resolves them. The one-process run and each page unit of a
-    spread re-tier load them alike, since each records its own page's decisions."""
+    theirs this run writes resolves them; and their dead-lettered tasks the CRM may have
+    made, in doubt for the planner (``Dispatcher.in_doubt``: a restricted customer's sales
+    tasks among them are closed). The one-process run and each page unit of a spread
+    re-tier load them alike, since each records its own page's decisions."""
     open_letters = outbox.open_dead_letter_customers(conn, parts.e.stream)
     parts.recorder.dead_letter_customers = set(open_letters)
+    parts.recorder.dead_tasks_in_doubt = outbox.task_letters_in_doubt(conn, parts.e.stream)

@@ -71,6 +71,11 @@ customers = sa.Table(
     sa.Column("pending", EncryptedJSON("customers.pending"), nullable=True),  # to be written
     sa.Column("run_id", sa.String(40), nullable=True),
     sa.Column("updated_at", sa.String(32), nullable=False),
+    # the value of the customer's last ``override`` audit row (None: none, or the last said
+    # the override ended), so a row is written when the outcome is new, not on every run
+    # (``sync.overrides``); clear, as in the audit trail: tier codes, dates,
+    # staff ids and whether a reason was given, never the reason itself
+    sa.Column("override", sa.JSON, nullable=True),
 )
 
 #: tasks and campaign memberships crmtier has made (key = the deterministic dedupe key).
@@ -373,6 +378,15 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         "failed (interrupted) instead of leaving it running forever, and never a live one; "
         "runs_by_status: the running records are looked for as every run and pass starts",
         _run_liveness,
+    ),
+    Migration(
+        10,
+        "customers.override: the last override audit row's value per customer, so an "
+        "override row is written whenever the override's outcome is new (a refusal or an "
+        "applied override that leaves the tiers as they were too), once, not on every run; "
+        "stores of before start with none recorded, so an override still in the CRM gets "
+        "its row once on the first run after the upgrade",
+        add_column(customers, "override"),
     ),
 )
 

@@ -38,6 +38,8 @@ class CustomerState:
     # the run that last decided the customer (parked or recorded a decision): a run
     # knows by it which customers it has already decided (``PagePlanner.settled``)
     run_id: str | None = None
+    # the last ``override`` audit row's value (``sync.overrides``)
+    override: Mapping[str, Any] | None = None
     tasks: frozenset[str] = frozenset()
     memberships: Mapping[str, str] = field(default_factory=dict)
     task_rules: Mapping[str, str] = field(default_factory=dict)  # open task key -> rule
@@ -79,6 +81,7 @@ _STATE_COLUMNS = (
     customers.c.input_hash,
     customers.c.pending,
     customers.c.run_id,
+    customers.c.override,
 )
 
 
@@ -126,6 +129,7 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
             input_hash=input_hash,
             pending=pending,
             run_id=run_id,
+            override=override,
             tasks=frozenset(tasks[cid]) if cid in tasks else empty,
             memberships=members.get(cid, {}),
             task_rules=rules.get(cid, {}),
@@ -140,6 +144,7 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
             input_hash,
             pending,
             run_id,
+            override,
         ) in rows
     }
 

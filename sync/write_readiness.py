@@ -58,7 +58,13 @@ def readiness(connector: Connector, kinds: list[WriteKind]) -> list[tuple[WriteK
 def require(connector: Connector, writeback: WritebackConfig, *, only_fields: bool = False) -> None:
     """``readiness`` as a start-up gate: the first failed line is a ``ConfigError`` of one
     line, never a run that stops at the first write of that kind."""
-    for kind, check in readiness(connector, enabled_kinds(writeback, only_fields=only_fields)):
+    require_kinds(connector, enabled_kinds(writeback, only_fields=only_fields))
+
+
+def require_kinds(connector: Connector, kinds: list[WriteKind]) -> None:
+    """``require`` for the write kinds a command makes itself (``crmtier coverage --write``
+    makes tasks only)."""
+    for kind, check in readiness(connector, kinds):
         if check.ok or check.severity != "error":
             continue
         what, switch = _KINDS[kind]

@@ -21,7 +21,13 @@ from operator import attrgetter
 
 from connectors.calltally import carry
 from connectors.contract import Connector, WritePlan, WriteResult
-from connectors.errors import AuthExpiredError, ConfigError, RateLimitedError, TransientError
+from connectors.errors import (
+    UNANSWERED,
+    AuthExpiredError,
+    ConfigError,
+    RateLimitedError,
+    TransientError,
+)
 from sync import outbox
 from sync.errortext import error_text
 from sync.killpoints import kill_point
@@ -306,7 +312,7 @@ class WritePool:
             results = future.result()
         except TransientError as exc:
             results = [
-                WriteResult(i.kind, i.key, False, "TRANSIENT", str(exc), retryable=True)
+                WriteResult(i.kind, i.key, False, UNANSWERED, str(exc), retryable=True)
                 for i in items
             ]
         except Exception as exc:

@@ -6,10 +6,10 @@ names what to fix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from connectors.contract import HOUSEHOLDS_CHECK, SchemaCheck
+from connectors.contract import HOUSEHOLDS_CHECK, SchemaCheck, WriteKind
 from connectors.errors import ConfigError, ConnectorError
 from connectors.fxiaoke.client import DESCRIBE_PATH, data_path
 from connectors.fxiaoke.households import (
@@ -54,15 +54,32 @@ def run_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
         )
     for output, name in sorted(connector.writeback.fields.items()):
         checks.append(_writable(connector, output, name, fields))
-    cfg = connector.config
     if connector.writeback.tasks:
+        checks.extend(write_checks(connector, ["task"]))
+    if connector.writeback.campaign_memberships:
+        checks.extend(write_checks(connector, ["membership"]))
+        checks.extend(_campaign_checks(connector))
+    return checks
+
+
+def write_checks(connector: FxiaokeConnector, kinds: Collection[WriteKind]) -> list[SchemaCheck]:
+    """What these write kinds need beyond the mapped fields, one describe each, the same
+    lines ``run_checks`` prints: tasks (and their closures) the follow-up object with every
+    field crmtier writes on it, memberships the campaign-member object with its fields; on
+    either, no required custom field crmtier leaves empty. Without them the run stops at
+    the first task look-up (an object the tenant lacks: 15002, a configuration error) or
+    dead-letters every create (a field it lacks or requires: 32000), after tier fields
+    were written (``sync.write_readiness`` refuses the start instead)."""
+    cfg = connector.config
+    out = []
+    if "task" in kinds or "task_close" in kinds:
         names = cfg.followup_fields.model_dump()
-        checks.append(
+        out.append(
             _object_check(connector, cfg.followup_object, "follow-up tasks", names, "followup")
         )
-    if connector.writeback.campaign_memberships:
+    if "membership" in kinds:
         names = cfg.campaign_member_fields.model_dump()
-        checks.append(
+        out.append(
             _object_check(
                 connector,
                 cfg.campaign_member_object,
@@ -71,8 +88,7 @@ def run_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
                 "campaign_member",
             )
         )
-        checks.extend(_campaign_checks(connector))
-    return checks
+    return out
 
 
 def _campaign_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
@@ -146,7 +162,7 @@ def _object_check(
     from the object's describe, before the first sync."""
     try:
         fields = _describe(connector, obj)
-    except ConnectorError as exc:
+    except ConfigError as exc:  # refused; a failure to reach FXiaoke raises, as any call
         return SchemaCheck(purpose, False, str(exc), f"create object {obj} or configure it")
     missing = sorted(f"{name} ({role})" for role, name in names.items() if name not in fields)
     if missing:

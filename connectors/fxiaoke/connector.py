@@ -8,7 +8,7 @@ limiter, error table).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from connectors.contract import (
@@ -19,6 +19,7 @@ from connectors.contract import (
     OwnerChange,
     Page,
     SchemaCheck,
+    WriteKind,
     WritePlan,
     WriteResult,
 )
@@ -126,6 +127,9 @@ class FxiaokeConnector:
 
     def household_check(self) -> SchemaCheck:
         return checks.household_check(self)
+
+    def write_checks(self, kinds: Collection[WriteKind]) -> list[SchemaCheck]:
+        return checks.write_checks(self, kinds)
 
     # --- usage ----------------------------------------------------------------------
 

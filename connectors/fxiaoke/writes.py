@@ -35,7 +35,7 @@ from connectors.contract import (
     WritePlan,
     WriteResult,
 )
-from connectors.errors import RecordError, TransientError
+from connectors.errors import UNANSWERED, RecordError, TransientError
 from connectors.fxiaoke.client import FxiaokeClient, data_path
 from connectors.fxiaoke.config import FxiaokeConfig
 from connectors.fxiaoke.locks import explain_refusal
@@ -62,7 +62,7 @@ def ok(kind: WriteKind, key: str) -> WriteResult:
 def failed(kind: WriteKind, key: str, exc: RecordError | TransientError) -> WriteResult:
     if isinstance(exc, RecordError):
         return WriteResult(kind, key, False, exc.code, str(exc), exc.retryable)
-    return WriteResult(kind, key, False, "TRANSIENT", str(exc), True)
+    return WriteResult(kind, key, False, UNANSWERED, str(exc), True)
 
 
 class PlanWriter:

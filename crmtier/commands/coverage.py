@@ -32,7 +32,7 @@ from connectors.contract import Connector, OwnerWrites, UserDirectory
 from connectors.errors import ConfigError, ConnectorError
 from crmtier.commands.options import config_option
 from crmtier.config import CrmtierConfig, load_config
-from sync import jsonlog
+from sync import jsonlog, write_readiness
 from sync.coverage import Roster, RosterError, propose, roster_from_file, roster_from_users
 from sync.coverage_write import Written, change_owners, write_proposals
 from sync.store import StoreError
@@ -105,6 +105,8 @@ def _check_connector(config: CrmtierConfig, connector: Connector, write: bool) -
             f'{config.config_file}: [coverage] assign = "owner": this CRM\'s connector '
             f'cannot change owners; use assign = "task"'
         )
+    if write and config.coverage.assign != "owner":  # proposals are tasks: gated as a sync's
+        write_readiness.require_kinds(connector, ["task"])
 
 
 def _roster(config: CrmtierConfig, connector: Connector, path: Path | None) -> Roster:

@@ -135,8 +135,11 @@ def command(config_path: Path, fix: bool) -> None:
         code = finish(console, local + crm)
         sys.exit(EXIT_CONFIG if isinstance(exc, ConfigError) else code)
     try:
-        crm = crm_checks(connector, config)
         title = f"{config.kind} ({config.crm.get('base_url', '')})"
+        try:
+            crm = crm_checks(connector, config)
+        except ConnectorError as exc:  # the CRM went away part way through: one line, no trace
+            crm = [error("CRM reachable", str(exc), "check the network and the CRM, then rerun")]
         print_checklist(console, title, crm)
         if fix:
             rechecked = _fix(console, config, connector, settings, crm)

@@ -8,28 +8,25 @@ is already syncing this stream.
 
 from __future__ import annotations
 
-import logging
-import signal
 import sys
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from connectors.calltally import CallTally, counting
 from connectors.contract import Connector
-from connectors.errors import ConfigError, ConnectorError
+from connectors.errors import ConnectorError
 from connectors.override_audit import OverrideAuditReads
 from crmtier.commands.listing import emit, format_option, stdout_console
 from crmtier.commands.options import config_option
 from crmtier.commands.sync_gc import OldestGeneration, fewer_collections
 from crmtier.commands.sync_output import ProgressView, report_json, summary
+from crmtier.commands.sync_schedule import EXIT_CONFIG, EXIT_RUNNING, refused, schedule
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config
 from crmtier.config_sections import parse_interval
 from sync import households, jsonlog, outbox, write_readiness
@@ -52,7 +49,6 @@ from tiering_core.rules.household import HouseholdLinks
 if TYPE_CHECKING:
     from rich.console import Console
 
-log = logging.getLogger("crmtier.sync")
 
 EXIT = {
     "succeeded": 0,
@@ -60,7 +56,6 @@ EXIT = {
     "completed_with_errors": 3,
     "paused_quota": 4,
 }
-EXIT_CONFIG, EXIT_RUNNING = 2, 5
 
 
 def sync_settings(config: CrmtierConfig) -> SyncSettings:
@@ -242,17 +237,6 @@ def _require_live_worker(config: CrmtierConfig) -> None:
         )
 
 
-class _Stopper:
-    """Ends the schedule loop between runs on SIGTERM/SIGINT (a run in progress finishes
-    its current step; a kill mid-run is safe anyway)."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        self.event.set()
-
-
 @click.command(name="sync")
 @config_option
 @click.option("--dry-run", is_flag=True, help="Read and plan; write nothing, show the plan.")
@@ -342,39 +326,13 @@ def command(
             sys.exit(_run_once(config, options, as_json, quiet, show_restricted))
         interval = config.sync.interval() if every == "" else parse_interval(every)
         seconds = interval.total_seconds()
-        sys.exit(_schedule(config, options, seconds, as_json, quiet, show_restricted))
-    except (ConfigFileError, ConfigError, StoreError) as exc:
+        tick = partial(_run_once, config, options, as_json, quiet, show_restricted)
+        sys.exit(schedule(tick, seconds))
+    except (ConfigFileError, StoreError, ValueError) as exc:
         click.echo(f"crmtier sync: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
-    except ValueError as exc:
-        click.echo(f"crmtier sync: {exc}", err=True)
-        sys.exit(EXIT_CONFIG)
-    except ConnectorError as exc:
-        click.echo(f"crmtier sync: {type(exc).__name__}: {exc}", err=True)
-        sys.exit(1)
-
-
-def _schedule(
-    config: CrmtierConfig,
-    options: RunOptions,
-    seconds: float,
-    as_json: bool,
-    quiet: bool,
-    show_restricted: bool,
-) -> int:
-    """Run every ``seconds`` (measured start to start); the stream's lease in the state
-    store keeps runs from overlapping even across processes and hosts."""
-    stopper = _Stopper()
-    signal.signal(signal.SIGTERM, stopper)
-    signal.signal(signal.SIGINT, stopper)
-    code = 0
-    while not stopper.event.is_set():
-        started = time.monotonic()
-        code = _run_once(config, options, as_json, quiet, show_restricted)
-        if code == EXIT_RUNNING:
-            log.info("skipped a tick: another process holds the stream")
-        stopper.event.wait(max(0.0, seconds - (time.monotonic() - started)))
-    return code
+    except ConnectorError as exc:  # ConfigError too (exit 2)
+        sys.exit(refused(exc))
 
 
 def _dead_letters(

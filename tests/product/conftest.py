@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 from product_doctor import Setup
+from product_org import start_org
 
-from connectors.sandbox.base import Sandbox, open_sandbox
+from connectors.sandbox.base import Sandbox
 
 
 @pytest.fixture
@@ -17,13 +18,7 @@ def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
     started: list[Sandbox] = []
 
     def make(crm: str, edit: Callable[[str], str] = lambda t: t) -> tuple[Sandbox, Path, dict]:
-        sandbox = open_sandbox(crm, data_dir=tmp_path / crm)
-        sandbox.seed(20)
-        sandbox.start()
-        started.append(sandbox)
-        text, env = sandbox.crmtier_config()
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
+        sandbox, text, env = start_org(crm, tmp_path / crm, monkeypatch, started)
         path = tmp_path / f"{crm}.toml"
         path.write_text(edit(text), encoding="utf-8")
         return sandbox, path, env

@@ -89,3 +89,18 @@ def test_fxiaoke_org_is_checked(org: Setup) -> None:
     result = doctor(path)
     assert "FXiaoke API and credentials" in result.output
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("crm", [pytest.param(c, marks=needs[c]) for c in ("zoho", "fxiaoke")])
+def test_a_crm_that_stops_answering_part_way_is_one_line_not_a_traceback(
+    org: Setup, crm: str
+) -> None:
+    """The CRM answers the first checks, then drops every connection: doctor ends with a
+    line saying the CRM could not be reached and the exit code of an unready org, not a
+    traceback."""
+    sandbox, path, _ = org(crm)
+    sandbox.server.inject("*", drop=True, times=None, after=4)
+    result = doctor(path)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1, result.output
+    assert "CRM reachable" in result.output

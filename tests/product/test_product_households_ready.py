@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from product_crms import needs
+from product_org import start_org
 
-from connectors.sandbox.base import Sandbox, open_sandbox
+from connectors.sandbox.base import Sandbox
 from crmtier.cli import cli
 
 ON = "[households]\nenabled = true\n"
@@ -80,13 +81,7 @@ def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Org]:
     started: list[Sandbox] = []
 
     def make(crm: str, policy_text: str, **options: Any) -> tuple[Sandbox, Path]:
-        sandbox = open_sandbox(crm, data_dir=tmp_path / crm, **options)
-        sandbox.seed(20)
-        sandbox.start()
-        started.append(sandbox)
-        text, env = sandbox.crmtier_config()
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
+        sandbox, text, _ = start_org(crm, tmp_path / crm, monkeypatch, started, **options)
         policy = tmp_path / "households.toml"
         policy.write_text(policy_text, encoding="utf-8")
         text = re.sub(r'\[policy\]\nfile = "[^"]*"\n', "", text)

@@ -8,9 +8,13 @@ zcrmsdk's read of the related lists, which needs ``ZohoCRM.settings.related_list
 The sandbox refuses a call whose scope the grant lacks as Zoho does (401
 ``OAUTH_SCOPE_MISMATCH``). Salesforce: tasks upsert Task, memberships CampaignMember, by the
 External ID field ``Crmtier_Key__c``; without it Salesforce refuses the upsert whole
-(``INVALID_FIELD``). The table runs each kind on and off, with its prerequisite and without:
-on without it refuses with one line (exit 2) and no read or write; on with it, and off
-whatever the org, the sync runs, and a kind that is off costs no call of its check's kind.
+(``INVALID_FIELD``). FXiaoke: tasks create records of the follow-up object, memberships of
+the campaign-member object, each looked up by key first; an object the tenant lacks stops
+the run at the first look-up (15002, a configuration error: exit 1) and a custom field it
+requires that crmtier does not fill dead-letters every create (32000: exit 3). The table
+runs each kind on and off, with its prerequisite and without: on without it refuses with
+one line (exit 2) and no read or write; on with it, and off whatever the org, the sync
+runs, and a kind that is off costs no call of its check's kind.
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from product_crms import needs
+from product_org import start_org
 
 from connectors.sandbox.base import Sandbox
-from connectors.sandbox.salesforce import SalesforceSandbox
-from connectors.sandbox.zoho import ZohoSandbox
+from connectors.sandbox.fxiaoke_schema import CAMPAIGN_MEMBER, FOLLOWUP, FieldSpec
 from connectors.zoho.scopes import REQUIRED_SCOPES
 from crmtier.cli import cli
 
@@ -40,7 +44,8 @@ KEY = "Crmtier_Key__c"
 class Kind:
     """One write kind of one CRM: its [writeback] switch, the sandbox's kind of the call
     that checks it, how the one line at start names the kind, what the line says is
-    missing and its fix, and the CRM's lack of it (sandbox options, or a change after)."""
+    missing and its fix, and the CRM's lack of it (sandbox options, or a change to the
+    sandbox's schema before it starts)."""
 
     switch: str
     call: str
@@ -48,7 +53,7 @@ class Kind:
     missing: str
     fix: str
     options: dict[str, Any]
-    lacking: str = ""  # Salesforce: the object without the External ID field
+    lack: Callable[[Any], None] = lambda sandbox: None
 
 
 def _zoho(switch: str, scope: str, call: str, named: str) -> Kind:
@@ -60,7 +65,25 @@ def _zoho(switch: str, scope: str, call: str, named: str) -> Kind:
 
 def _salesforce(switch: str, sobject: str, named: str) -> Kind:
     fix = f"create a unique External ID text field {KEY} on {sobject}"
-    return Kind(switch, "describe", named, f"external id {sobject}.{KEY}", fix, {}, sobject)
+
+    def lack(sandbox: Any) -> None:
+        del sandbox.org.schema[sobject].fields[KEY]
+
+    return Kind(switch, "describe", named, f"external id {sobject}.{KEY}", fix, {}, lack)
+
+
+def _lack_object(obj: str) -> Callable[[Any], None]:
+    def lack(sandbox: Any) -> None:
+        del sandbox.objects[obj]
+
+    return lack
+
+
+def _require_branch(obj: str) -> Callable[[Any], None]:
+    def lack(sandbox: Any) -> None:
+        sandbox.objects[obj].fields["field_branch__c"] = FieldSpec("text", "网点", required=True)
+
+    return lack
 
 
 TASKS, MEMBERSHIPS = "tasks are on", "campaign memberships are on"
@@ -72,6 +95,24 @@ KINDS = {
     ("salesforce", "tasks"): _salesforce("tasks", "Task", TASKS),
     ("salesforce", "memberships"): _salesforce(
         "campaign_memberships", "CampaignMember", MEMBERSHIPS
+    ),
+    ("fxiaoke", "tasks"): Kind(
+        "tasks",
+        "describe",
+        TASKS,
+        "follow-up tasks: FXiaoke describe: errorCode 15002",
+        f"create object {FOLLOWUP}",
+        {},
+        _lack_object(FOLLOWUP),
+    ),
+    ("fxiaoke", "memberships"): Kind(
+        "campaign_memberships",
+        "describe",
+        MEMBERSHIPS,
+        f"{CAMPAIGN_MEMBER} requires field_branch__c, which crmtier does not fill",
+        "make these fields optional or give them a default value",
+        {},
+        _require_branch(CAMPAIGN_MEMBER),
     ),
 }
 CASES = [
@@ -87,10 +128,6 @@ CASES = [
     for on in (True, False)
     for ready in (True, False)
 ]
-SANDBOXES: dict[str, Callable[..., Sandbox]] = {
-    "zoho": ZohoSandbox,
-    "salesforce": SalesforceSandbox,
-}
 Org = Callable[..., tuple[Sandbox, Path]]
 
 
@@ -102,15 +139,11 @@ def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Org]:
     started: list[Sandbox] = []
 
     def make(crm: str, lacking: Kind | None = None, off: str = "") -> tuple[Sandbox, Path]:
-        sandbox = SANDBOXES[crm](data_dir=tmp_path / crm, **(lacking.options if lacking else {}))
-        if lacking and lacking.lacking:
-            del sandbox.org.schema[lacking.lacking].fields[KEY]  # type: ignore[attr-defined]
-        sandbox.seed(20)
-        sandbox.start()
-        started.append(sandbox)
-        text, env = sandbox.crmtier_config()
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
+        options = lacking.options if lacking else {}
+        prepare = lacking.lack if lacking else None
+        sandbox, text, _ = start_org(
+            crm, tmp_path / crm, monkeypatch, started, prepare=prepare, **options
+        )
         if off:
             text = text.replace(f"\n{off} = true\n", f"\n{off} = false\n")
             assert f"\n{off} = false\n" in text
@@ -144,8 +177,22 @@ def test_each_write_kind_on_and_off_with_its_prerequisite_and_without(
     assert sandbox.write_calls() > 0
     if not on and crm == "zoho":  # a kind that is off asks nothing of the CRM
         assert calls.count(k.call) == 0
-    if crm == "salesforce":  # one describe per enabled kind (the other stays on), at start
+    if crm != "zoho":  # one describe per enabled kind (the other stays on), at start
         assert calls.count("describe") == (2 if on else 1)
+
+
+@pytest.mark.parametrize(
+    ("crm", "kind"), [pytest.param(crm, kind, marks=needs[crm]) for crm, kind in KINDS]
+)
+def test_a_fields_only_run_asks_no_write_kind_prerequisite(org: Org, crm: str, kind: str) -> None:
+    """``sync --only fields`` (the staged first sync of README's step 5) writes tier fields
+    only, so a kind's missing prerequisite neither refuses it nor costs its check's call."""
+    k = KINDS[(crm, kind)]
+    sandbox, path = org(crm, lacking=k)
+    synced = CliRunner().invoke(cli, ["sync", "--config", str(path), "--quiet", "--only", "fields"])
+    assert synced.exit_code == 0, synced.output
+    assert sandbox.write_calls() > 0
+    assert sandbox.server.calls.count(k.call) == 0  # type: ignore[attr-defined]
 
 
 @needs["zoho"]

@@ -240,9 +240,9 @@ class Harness:
 
     def store_rows(self) -> dict[str, Any]:
         """What the store keeps of the customers, comparable between installations (no
-        pseudonyms, run ids or times): each customer's committed state and parked decision,
-        the tasks and memberships made (active or not), the outbox items neither done nor
-        superseded, the dead letters and the task queue."""
+        pseudonyms, run ids or times): each customer's committed state, parked decision and
+        last override audit row, the tasks and memberships made (active or not), the outbox
+        items neither done nor superseded, the dead letters and the task queue."""
         store = StateStore.open(self.state_url())
         c, se, ob = schema.customers, schema.side_effects, schema.outbox
         dl, tq = schema.dead_letters, schema.task_queue
@@ -253,7 +253,9 @@ class Harness:
                     for r in conn.execute(
                         sa.select(
                             c.c.customer_id, c.c.tiers, c.c.fields, c.c.assessed_at
-                        ).add_columns(c.c.below_floor_since, c.c.input_hash, c.c.pending)
+                        ).add_columns(
+                            c.c.below_floor_since, c.c.input_hash, c.c.pending, c.c.override
+                        )
                     )
                 }
                 effects = conn.execute(

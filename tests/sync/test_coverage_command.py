@@ -189,3 +189,23 @@ def test_capacities_are_read_from_the_crm_users_and_the_roster_file_wins(
     corrected = books(harness, f'[coverage.advisors]\n"{first}" = 2\nNEW = 5\n')
     assert corrected[first]["capacity"] == 2 and corrected["NEW"]["capacity"] == 5
     assert len(corrected) == len(read) + 1
+
+
+def test_write_without_the_task_prerequisite_is_refused_before_any_write(tmp_path: Path) -> None:
+    """``--write`` makes tasks, so it is gated as a sync is: a Zoho grant without
+    ``ZohoCRM.coql.READ`` (every task's key look-up) is one line and exit 2 before the
+    book is read, nothing written (ungated, the command read the book and would fail at
+    its first proposal task)."""
+    if "zoho" not in available_crms():
+        pytest.skip("the Zoho sandbox or connector is not in the tree")
+    sandbox = start_sandbox("zoho", tmp_path / "sandbox", 40, coql_scope=False)
+    try:
+        harness = Harness(sandbox, tmp_path / "sandbox")
+        roster = "[coverage.advisors]\n" + "".join(f'"{o}" = 30\n' for o in owner_ids(sandbox))
+        run = coverage(harness, roster, "--write")
+        assert run.returncode == 2, (run.stdout[-1000:], run.stderr[-2000:])
+        [line] = run.stderr.strip().splitlines()
+        assert "tasks are on" in line and "ZohoCRM.coql.READ" in line
+        assert sandbox.write_calls() == 0
+    finally:
+        sandbox.stop()

@@ -30,7 +30,7 @@ from connectors.contract import CrmRecord
 from connectors.errors import ConfigError
 from connectors.mapping import WritebackConfig, load_default_mapping
 from sync.decided import DecisionRows
-from sync.planner import SALES_TASK_RULES, action_kinds, desired_fields
+from sync.planner import SALES_TASK_RULES, Doubt, action_kinds, desired_fields
 from sync.planning import AssessedPage, PagePlanner
 from sync.records import Planned
 from sync.settings import RunOptions
@@ -96,29 +96,30 @@ def _decided(profiles: list[CustomerProfile], policy: Policy, wb: WritebackConfi
     return decide_batch(profiles, policy, AS_OF, kinds=kinds, households=_links(profiles, policy))
 
 
-def _state(k: int, whole: dict[str, Any]) -> tuple[CustomerState | None, dict[str, str]]:
+def _state(k: int, whole: dict[str, Any]) -> tuple[CustomerState | None, Doubt | None]:
     """Customer ``k``'s committed state (made from its whole decision ``whole``) and its
-    memberships in doubt, of five kinds by ``k``."""
+    writes in doubt, of five kinds by ``k``."""
     cid = whole["id"]
     tasks = {a["dedupe_key"]: a["rule"] for a in whole["actions"] if a["kind"] == "task"}
     campaigns = [a for a in whole["actions"] if a["kind"] == "campaign"]
     made = [(a["campaign"], f"M-{cid}-{a['campaign']}") for a in campaigns]
     kind = k % 5
     if kind == 0:
-        return None, {}
+        return None, None
     if kind == 1:  # memberships crmtier made: every other campaign, member or not now
-        return CustomerState(cid, f"p{cid}", memberships=dict(made[::2])), {}
-    if kind == 2:  # two made, three that a write of ours may have changed
-        return CustomerState(cid, f"p{cid}", memberships=dict(made[:2])), dict(made[3:6])
+        return CustomerState(cid, f"p{cid}", memberships=dict(made[::2])), None
+    if kind == 2:  # two made; three memberships and a sales task a write of ours may have made
+        doubt = Doubt(dict(made[3:6]), {f"D-{cid}-upgrade": "upgrade_call"})
+        return CustomerState(cid, f"p{cid}", memberships=dict(made[:2])), doubt
     if kind == 3:  # open sales tasks (those it wants again among them), a compliance task
         opened = {f"S-{cid}-{rule}": rule for rule in sorted(SALES_TASK_RULES)}
         opened[f"S-{cid}-edd"] = "edd_review"
         opened.update(list(tasks.items())[:1])
         opened.update((key, rule) for key, rule in tasks.items() if rule in SALES_TASK_RULES)
-        return CustomerState(cid, f"p{cid}", tasks=frozenset(opened), task_rules=opened), {}
+        return CustomerState(cid, f"p{cid}", tasks=frozenset(opened), task_rules=opened), None
     # the tasks and memberships the decision wants, all made already
     member = {a["campaign"]: a["dedupe_key"] for a in campaigns if a["member"]}
-    return CustomerState(cid, f"p{cid}", tasks=frozenset(tasks), memberships=member), {}
+    return CustomerState(cid, f"p{cid}", tasks=frozenset(tasks), memberships=member), None
 
 
 def _current(k: int, desired: dict[str, Any]) -> dict[str, Any]:
@@ -254,4 +255,4 @@ def test_a_campaign_the_config_never_names_is_refused_on_both_paths(
         decided = DecisionRows(decided)
     records = [CrmRecord(p, STAMP, {}) for p in profiles]
     with pytest.raises(ConfigError, match=r"\[writeback\.campaigns\] vip_events"):
-        _planner(policy, unnamed).plan(AssessedPage(records, decided), {}, lambda cid: {})
+        _planner(policy, unnamed).plan(AssessedPage(records, decided), {}, lambda cid: None)

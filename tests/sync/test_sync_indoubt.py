@@ -55,7 +55,9 @@ def _doubt_of(kind: WriteKind, where: str, attempts: int, run_id: str) -> Doubt 
         else:  # recorded: the decision holds it no more
             outstanding = set()
         decision = Decision("C1", None, outstanding, this_run=True, base=None)
-        recorder = cast(Recorder, SimpleNamespace(decisions={"C1": decision}))
+        recorder = cast(
+            Recorder, SimpleNamespace(decisions={"C1": decision}, dead_tasks_in_doubt={})
+        )
         dispatcher = Dispatcher(pool, recorder, "stream", RUN, "sync", {})
         return dispatcher.in_doubt("C1")
     finally:
@@ -93,14 +95,28 @@ def test_which_outstanding_items_are_in_doubt(
         assert found == Doubt({"vip_events": "key:membership"}, {})
 
 
-def test_a_customer_without_a_decision_has_nothing_in_doubt() -> None:
+@pytest.mark.parametrize(
+    ("dead", "doubt"),
+    [
+        ({}, None),  # the usual customer: nothing outstanding, no letter
+        # a dead-lettered task whose call went unanswered (``Recorder.dead_tasks_in_doubt``)
+        (
+            {"C1": {"C1:upgrade_call": "upgrade_call"}},
+            Doubt({}, {"C1:upgrade_call": "upgrade_call"}),
+        ),
+        ({"C2": {"C2:upgrade_call": "upgrade_call"}}, None),  # another customer's
+    ],
+)
+def test_a_customer_without_a_decision_is_in_doubt_by_its_dead_letters(
+    dead: dict[str, dict[str, str]], doubt: Doubt | None
+) -> None:
     connector = cast(Connector, SimpleNamespace(capabilities=PagedCrm.capabilities))
     pool = WritePool(
         connector, SyncSettings(), holding=bool, record=lambda calls: [], after_record=bool
     )
     try:
-        recorder = cast(Recorder, SimpleNamespace(decisions={}))
-        assert Dispatcher(pool, recorder, "stream", RUN, "sync", {}).in_doubt("C1") is None
+        recorder = cast(Recorder, SimpleNamespace(decisions={}, dead_tasks_in_doubt=dead))
+        assert Dispatcher(pool, recorder, "stream", RUN, "sync", {}).in_doubt("C1") == doubt
     finally:
         pool.pool.shutdown()
 

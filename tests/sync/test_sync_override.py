@@ -113,6 +113,11 @@ def test_maker_proposes_checker_approves_sync_honours_then_falls_back(harness: H
     assert len(refused) == 1 and refused[0].open
     assert "the maker approved it" in refused[0].subject
     assert not [t for t in sb.tasks() if t.customer_id == lifted and "refused" in t.subject]
+    # full re-tiers while it holds: the written tier comes back as the previous one, and
+    # the override (not the value rule's grace, whose clock stands still) still decides
+    for day in (AS_OF, AS_OF + timedelta(days=1)):
+        _run(h, day, full=True)
+        assert str(sb.written(lifted)["reasons"]).startswith("MANUAL_OVERRIDE")
 
     # expired yesterday: still private through the usual grace, counted from the expiry
     after = expires + timedelta(days=1)
@@ -123,6 +128,8 @@ def test_maker_proposes_checker_approves_sync_honours_then_falls_back(harness: H
         t for t in sb.tasks() if t.customer_id == lifted and "ended: it has expired" in t.subject
     ]
     assert len(expired) == 1
+    _run(h, after + timedelta(days=GRACE - 1), full=True)  # the grace counts from the expiry
+    assert sb.written(lifted)["value_tier"] == "private"
     _run(h, after + timedelta(days=GRACE), full=True)
     assert sb.written(lifted)["value_tier"] == computed
 

@@ -130,6 +130,33 @@ def test_a_version_5_store_learns_the_rule_of_each_task_it_made(store: StateStor
     assert rules == {"k-sales": "corporate_banking", "k-unaudited": None, "m1": None}
 
 
+def test_a_version_9_store_learns_to_keep_the_last_override_row(store: StateStore) -> None:
+    """Version 10 adds ``customers.override`` (the value of each customer's last override
+    audit row); a customer of before keeps its state and has none recorded, and the column
+    then takes a row's value."""
+    with store.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE customers DROP COLUMN override"))
+        conn.execute(schema.schema_version.update().values(version=9))
+        conn.execute(
+            sa.text(
+                "INSERT INTO customers (stream, customer_id, pseudonym, tiers, updated_at) "
+                "VALUES ('s', 'C1', 'cust_x', '{\"value_tier\": \"mass\"}', "
+                "'2026-01-01T00:00:00.000000Z')"
+            )
+        )
+    assert store.migrate("sync", schema.SYNC_MIGRATIONS) == 10
+    c = schema.customers
+    with store.begin() as conn:
+        assert conn.execute(sa.select(c.c.tiers, c.c.override)).one() == (
+            {"value_tier": "mass"},
+            None,
+        )
+        value = {"outcome": "refused", "cause": "self_approved", "maker": "005RM"}
+        conn.execute(c.update().values(override=value))
+    with store.begin() as conn:
+        assert conn.execute(sa.select(c.c.override)).scalar() == value
+
+
 def test_another_component_brings_its_own_tables(store: StateStore) -> None:
     extra = sa.Table("inbox_probe", schema.metadata, sa.Column("id", sa.Integer, primary_key=True))
     try:

@@ -92,6 +92,8 @@ SERVICE_REASON = "MANUAL_OVERRIDE_SERVICE"
 REFUSAL_REASON = "OVERRIDE_REFUSED"
 #: Reasons of the value rule's hysteresis that an applied override makes moot.
 _HELD = frozenset({"VAL_HELD_BUFFER", "VAL_HELD_GRACE", "VAL_DOWNGRADE"})
+#: Those of them that hold a tier above the one the customer qualifies for.
+_HOLDS = _HELD - {"VAL_DOWNGRADE"}
 _TIER_CODES: dict[str, int] = {tier: code for code, tier in enumerate(VALUE_TIERS)}
 _PROHIBITED = AML_LEVELS.index("prohibited")
 
@@ -195,13 +197,27 @@ def _same_ladder(a: IntArray, b: IntArray) -> BoolArray:
 
 
 def decide(
-    oc: OverrideColumns, value_tier: IntArray, aml_risk: IntArray, policy: Policy, as_of: date
+    oc: OverrideColumns,
+    value_tier: IntArray,
+    aml_risk: IntArray,
+    policy: Policy,
+    as_of: date,
+    held: BoolArray | None = None,
 ) -> Verdict:
-    """The overrides' verdict on computed value tiers and AML levels: pure, column-wise."""
+    """The overrides' verdict on computed value tiers and AML levels: pure, column-wise.
+
+    ``held``: the rows whose ``value_tier`` the value rule's hysteresis holds above the
+    tier they qualify for. An override asking for that held tier still lifts: once the
+    sync has written the override's tier, it comes back as the previous tier and the
+    hysteresis holds the customer there, which must not turn the override moot and start
+    the grace clock while it holds (docs/overrides.md, "Expiry")."""
     o = policy.overrides
     asked_value = oc.value != MISSING
     asked_service = oc.service != MISSING
-    lifts_value = asked_value & _same_ladder(oc.value, value_tier) & (oc.value < value_tier)
+    above = oc.value < value_tier
+    if held is not None:
+        above = above | (held & (oc.value == value_tier))
+    lifts_value = asked_value & _same_ladder(oc.value, value_tier) & above
     base = np.where(lifts_value, oc.value, value_tier)
     lifts_service = asked_service & _same_ladder(oc.service, base) & (oc.service < base)
     lowers = (asked_value & ~lifts_value & (oc.value != value_tier)) | (
@@ -246,7 +262,11 @@ def apply(ev: Evaluation, cols: Columns, policy: Policy, as_of: date) -> Evaluat
     oc = OverrideColumns.of(cols)
     if oc is None:
         return ev
-    v = decide(oc, ev.value_tier, ev.aml_risk, policy, as_of)
+    held = np.zeros(ev.n, dtype=np.bool_)
+    for rc in ev.reasons:
+        if rc.code in _HOLDS:
+            held |= rc.mask
+    v = decide(oc, ev.value_tier, ev.aml_risk, policy, as_of, held)
     kept = [_without_held(rc, v.value_applied) for rc in ev.reasons]
     asked = np.where(oc.value != MISSING, oc.value, oc.service)
     # per-row texts for the reasons' thresholds (the engine renders any array's cells)
