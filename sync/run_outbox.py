@@ -29,16 +29,16 @@ def recover(parts: RunParts, only: set[str] | None, replan: Replan | None = None
     by them, would then be assessed again against its own new decision (an "upgraded
     from" reason lost) and planned a second copy of their tasks and memberships.
 
-    Except a customer for whom a run that died left a sales task (``replan``: the run's
-    re-read of customers by id). That run may or may not have sent it, and the customer
-    may have been sanctioned since: re-sent blindly, it would make a sales task for a
-    sanctioned customer (a relationship manager told to call them) only for the run to
-    close it a moment later. Such a customer is read again and planned first, its writes
-    held meanwhile (``WritePool.waiting``): the new plan keeps the ones it still wants, and
-    the rest are superseded, the sales task among them closed as in doubt
-    (``planner.closures_of``: a close of a task the CRM never got makes nothing). Its
-    record, read before its interrupted decision is promoted, is assessed against the
-    same committed state that decision was, as a fault-free run's was.
+    Except a customer for whom a run that died, or a call that failed retryably, left a
+    sales task (``replan``: the run's re-read of customers by id). It may or may not have
+    reached the CRM, and the customer may have been sanctioned since: re-sent blindly, it
+    would make a sales task for a sanctioned customer (a relationship manager told to call
+    them) only for the run to close it a moment later. Such a customer is read again and
+    planned first, its writes held meanwhile (``WritePool.waiting``): the new plan keeps
+    the ones it still wants, and the rest are superseded, the sales task among them closed
+    as in doubt (``planner.closures_of``: a close of a task the CRM never got makes
+    nothing). Its record, read before its interrupted decision is promoted, is assessed
+    against the same committed state that decision was, as a fault-free run's was.
 
     Only the customers this run holds (``only``: the webhook path's, else all it can
     claim): a pending write of a customer someone else holds is theirs, in flight."""
@@ -96,14 +96,16 @@ def _adopt(parts: RunParts, items: list[OutboxItem]) -> None:
 
 
 def _sales_tasks_in_doubt(parts: RunParts, items: list[OutboxItem]) -> set[str]:
-    """The customers for whom a run that died (``runs.died``) left a sales task: it may
-    have sent it. A run that stopped never sent what it left (its re-send is exact)."""
+    """The customers for whom a run left a sales task it may have sent: one that died
+    (``runs.died``), or one sent whose call failed retryably (``attempts``: a timeout may
+    have reached the CRM, as ``Dispatcher.in_doubt`` holds). A run that stopped never sent
+    what it left unsent (its re-send is exact)."""
     sales = [i for i in items if i.kind == "task" and i.payload.get("rule") in SALES_TASK_RULES]
     if not sales:
         return set()
     with parts.e.store.begin() as conn:
-        dead = runs.died(conn, {i.run_id for i in sales})
-    return {i.customer_id for i in sales if i.run_id in dead}
+        dead = runs.died(conn, {i.run_id for i in sales if not i.attempts})
+    return {i.customer_id for i in sales if i.attempts or i.run_id in dead}
 
 
 def load_dead_letters(parts: RunParts, conn: sa.Connection) -> None:

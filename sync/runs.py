@@ -221,14 +221,22 @@ def mark_interrupted(
 
 
 def died(conn: sa.Connection, run_ids: Collection[str]) -> set[str]:
-    """Which of these runs died (marked so by ``mark_interrupted``): a write they left
-    pending may have reached the CRM, its answer lost with the process; a run that stopped
-    waited for the answers of the calls it made (``WritePool.shutdown``) and recorded them,
-    so what it left pending never went out, or failed and was counted (``attempts``)."""
+    """Which of these runs may have died: a write they left pending may have reached the
+    CRM, its answer lost with the process. Only a run whose record says it finished, and
+    not as ``mark_interrupted`` marks a dead one, stopped: it waited for the answers of the
+    calls it made (``WritePool.shutdown``) and recorded them, so what it left pending never
+    went out, or failed and was counted (``attempts``). A record still ``running`` is a
+    dead run's too when its writes could be claimed: a webhook pass leaves a dead reading
+    run's record to the next reader (``mark_interrupted``), and a pass that meets its
+    writes first must not re-send them blindly. No record at all: taken as dead."""
     if not run_ids:
         return set()
-    query = sa.select(runs.c.id).where(runs.c.id.in_(sorted(run_ids)), runs.c.error == INTERRUPTED)
-    return set(conn.execute(query).scalars())
+    stopped = sa.select(runs.c.id).where(
+        runs.c.id.in_(sorted(run_ids)),
+        runs.c.status != "running",
+        sa.or_(runs.c.error.is_(None), runs.c.error != INTERRUPTED),
+    )
+    return set(run_ids) - set(conn.execute(stopped).scalars())
 
 
 def recent(conn: sa.Connection, stream: str | None = None, limit: int = 20) -> list[dict[str, Any]]:

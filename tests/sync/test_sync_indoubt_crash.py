@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from crmtier.commands.sync import open_engine
+from crmtier.config import load_config
 from sync import schema
 from sync.planner import SALES_TASK_RULES
 from sync.store import StateStore
@@ -159,9 +161,31 @@ def test_a_sales_task_a_killed_run_never_sent_is_not_made_for_a_sanctioned_custo
     harness: Harness,
 ) -> None:
     cid, key, rule, before = _killed_run(harness, "before_write")
-    run_1 = before["outbox"][0]["run_id"]
-    assert not [t for t in harness.sandbox.tasks() if t.external_id == key]  # never sent
+    _never_made(harness, cid, key, rule, before["outbox"][0]["run_id"])
 
+
+def test_a_held_sales_task_waits_for_its_re_plan_even_when_it_fills_a_write_batch(
+    tmp_path: Path,
+) -> None:
+    """Run 2 re-plans the customer with its writes queued: a queued write that fills a
+    batch goes out while pages are processed (``WritePool.send_ready``). Zoho's batch of
+    one (``write_batch``) makes run 1's held task such a write: only the pool's hold
+    (``WritePool.waiting``) keeps it from the CRM until the plan supersedes it."""
+    if "zoho" not in available_crms():
+        pytest.skip("no Zoho sandbox in the tree")
+    sandbox = start_sandbox("zoho", tmp_path / "sandbox", CUSTOMERS)
+    try:
+        cid, key, rule, before = _killed_run(Harness(sandbox, tmp_path / "sandbox"), "before_write")
+        one = Harness(sandbox, tmp_path / "sandbox", crm_extra={"write_batch": 1})
+        _never_made(one, cid, key, rule, before["outbox"][0]["run_id"])
+    finally:
+        sandbox.stop()
+
+
+def _never_made(harness: Harness, cid: str, key: str, rule: str, run_1: str) -> None:
+    """After run 1 died before sending the customer's sales task: sanctioned, run 2 makes
+    no such task, closes it as in doubt (nothing in the CRM to close), makes the review."""
+    assert not [t for t in harness.sandbox.tasks() if t.external_id == key]  # never sent
     _, rows = _finish(harness, cid)
     run_2 = _run_2(rows, run_1)
     # the CRM: no task of that key, open or closed, for the customer or for no one (a
@@ -182,3 +206,30 @@ def test_a_sales_task_a_killed_run_never_sent_is_not_made_for_a_sanctioned_custo
     closed = [a["new"] for a in rows["audit"] if a["event"] == "task_closed"]
     assert closed == [{"rule": rule, "key": key, "closed": True, "in_doubt": True}]
     _review_made(rows, cid, run_2)
+
+
+def test_a_webhook_pass_holds_a_killed_sync_s_sales_task_for_a_sanctioned_customer(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sanctions hit comes in as a webhook, before any sync: the pass (the worker's
+    ``process_records``) meets run 1's task while run 1's record still says ``running``
+    (a pass leaves a dead reader's record to the next reader, ``runs.mark_interrupted``).
+    It must hold and re-plan it as the next sync would, not re-send it blindly."""
+    cid, key, rule, before = _killed_run(harness, "before_write")
+    run_1 = before["outbox"][0]["run_id"]
+    harness.sandbox.edit_customer(cid, {"aml.sanctions_hit": True})
+    for name, value in harness.env.items():
+        monkeypatch.setenv(name, value)
+    with open_engine(load_config(harness.config)) as engine:
+        report = engine.process_records(engine.connector.fetch([cid]))
+    assert report.status == "succeeded", report.error
+    assert not [t for t in harness.sandbox.tasks() if t.external_id == key]
+    rows = _rows(harness)
+    task_rows = [r for r in rows["outbox"] if r["key"] == key]
+    assert [(r["kind"], r["status"], r["run_id"]) for r in task_rows] == [
+        ("task", "superseded", run_1),
+        ("task_close", "done", report.run_id),
+    ]
+    audited = [a["new"] for a in rows["audit"] if a["new"]["key"] == key]
+    assert audited == [{"rule": rule, "key": key, "closed": True, "in_doubt": True}]
+    _review_made(rows, cid, report.run_id)

@@ -1,0 +1,87 @@
+"""Which runs that left pending writes may have died (``runs.died``): recovery holds a
+dead run's pending sales tasks until their customers are planned again
+(``sync.run_outbox.recover``), and re-sends a stopped run's as they are. Only a run whose
+record says it finished, not as a dead one, stopped: a webhook pass meets a dead reading
+run's writes while its record still says ``running`` (``mark_interrupted`` leaves that
+record to the next reader), and must not re-send its sales task blindly to a customer
+that may have been sanctioned since.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import cast
+
+import pytest
+import sqlalchemy as sa
+
+from sync import runs
+from sync.outbox import OutboxItem
+from sync.run_outbox import _sales_tasks_in_doubt
+from sync.run_parts import RunParts
+from sync.store import StateStore
+
+STREAM = "indoubt:Customer"
+
+#: run id -> (final status and error, or None: never finished), and whether it may have died
+RUNS: dict[str, tuple[tuple[runs.RunStatus, str | None] | None, bool]] = {
+    "succeeded": (("succeeded", None), False),
+    "paused": (("paused_quota", "CRM quota or rate limit: 429"), False),
+    "failed": (("failed", "write call failed: 500"), False),
+    "marked_dead": (("failed", runs.INTERRUPTED), True),
+    # a reading run killed, its record left to the next reader, met first by a webhook pass
+    "still_running": (None, True),
+}
+
+
+def _record(conn: sa.Connection) -> None:
+    for run_id, (end, _) in RUNS.items():
+        runs.start(
+            conn, run_id, STREAM, trigger="sync", dry_run=False, owner="h:1:1:x",
+            ttl=timedelta(days=1),
+        )  # fmt: skip
+        if end is not None:
+            runs.finish(conn, run_id, end[0], runs.RunCounts(), {}, end[1])
+
+
+@pytest.mark.parametrize("asked", [*RUNS, "no_record"])
+def test_only_a_run_that_finished_alive_left_writes_that_never_went_out(
+    store: StateStore, asked: str
+) -> None:
+    with store.begin() as conn:
+        _record(conn)
+        died = runs.died(conn, {asked})
+    expected = RUNS[asked][1] if asked in RUNS else True  # no record: no proof it stopped
+    assert died == ({asked} if expected else set())
+
+
+def test_every_run_asked_about_is_answered_together(store: StateStore) -> None:
+    with store.begin() as conn:
+        _record(conn)
+        assert runs.died(conn, set(RUNS)) == {r for r, (_, dead) in RUNS.items() if dead}
+        assert runs.died(conn, set()) == set()
+
+
+#: a pending item left by an earlier run: (kind, rule, the run, attempts) -> held for re-planning
+HELD = [
+    ("task", "upgrade_call", "marked_dead", 0, True),  # the dead run may have sent it
+    ("task", "upgrade_call", "still_running", 0, True),
+    ("task", "upgrade_call", "paused", 0, False),  # never sent: re-sent as it is
+    ("task", "upgrade_call", "paused", 1, True),  # sent, failed retryably: it may have landed
+    ("task", "service_recovery", "failed", 2, True),
+    ("task", "credit_limit_review", "marked_dead", 1, False),  # not a sales task: it stays
+    ("membership", None, "marked_dead", 0, False),  # planned again anyway (``in_doubt``)
+]
+
+
+@pytest.mark.parametrize(("kind", "rule", "run_id", "attempts", "held"), HELD)
+def test_recovery_holds_a_sales_task_that_may_have_reached_the_crm(
+    store: StateStore, kind: str, rule: str | None, run_id: str, attempts: int, held: bool
+) -> None:
+    with store.begin() as conn:
+        _record(conn)
+    payload = {"rule": rule} if rule else {"campaign": "vip", "member": True}
+    item = OutboxItem(1, "C1", kind, "k", payload, attempts, run_id, "sync")  # type: ignore[arg-type]
+    parts = cast(RunParts, SimpleNamespace(e=SimpleNamespace(store=store)))
+    assert _sales_tasks_in_doubt(parts, [item]) == ({"C1"} if held else set())
