@@ -54,6 +54,7 @@ def _sync(tmp_path: Path, name: str, *, lose_first_insert: bool) -> dict[str, An
         sandbox.stop()
 
 
+@pytest.mark.slow
 def test_a_lost_insert_answer_makes_no_second_task(tmp_path: Path) -> None:
     clean = _sync(tmp_path, "clean", lose_first_insert=False)
     lost = _sync(tmp_path, "lost", lose_first_insert=True)

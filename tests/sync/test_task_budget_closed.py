@@ -165,6 +165,6 @@ def test_a_task_dead_lettered_and_planned_again_never_fails_the_run(store: State
     gives way to the waiting one: the insert beside it failed every run after on the key's
     uniqueness. The owner never holds more than the cap."""
     crm = RefusingCrm(3, retryable=True)
-    open_now, _ = _run_until_dead(crm, store, runs=5)
+    open_now, _ = _run_until_dead(crm, store, runs=3)
     assert open_now[RULE, OWNER] <= 2
     assert sum(n for key, n in crm.tasks.items() if n > 0) <= 2
