@@ -15,11 +15,13 @@ from sync.outbox import OutboxItem
 from sync.planner import SALES_TASK_RULES
 from sync.run_parts import RunParts
 from sync.state import load_states
+from tiering_core.privacy import pseudonym
 
 log = logging.getLogger(__name__)
 
-#: reads these customers again by id and plans and commits them (``PageStep.refetch``)
-Replan = Callable[[list[str]], object]
+#: reads these customers again by id and plans and commits them; returns those the CRM
+#: still returned (``PageStep.refetch``)
+Replan = Callable[[list[str]], set[str]]
 
 
 def recover(parts: RunParts, only: set[str] | None, replan: Replan | None = None) -> None:
@@ -37,7 +39,9 @@ def recover(parts: RunParts, only: set[str] | None, replan: Replan | None = None
     planned first, its writes held meanwhile (``WritePool.waiting``): the new plan keeps
     the ones it still wants, and the rest are superseded, the sales task among them closed
     as in doubt (``planner.closures_of``: a close of a task the CRM never got makes
-    nothing). Its record, read before its interrupted decision is promoted, is assessed
+    nothing). A customer the re-read does not find (deleted in the CRM meanwhile) has no
+    plan to supersede its writes: they are superseded here (``_drop_gone``), never sent
+    blindly (a CRM may accept a task on a deleted record). Its record, read before its interrupted decision is promoted, is assessed
     against the same committed state that decision was, as a fault-free run's was.
 
     Only the customers this run holds (``only``: the webhook path's, else all it can
@@ -57,7 +61,8 @@ def recover(parts: RunParts, only: set[str] | None, replan: Replan | None = None
         )
         parts.pool.waiting.update(doubtful)
         try:
-            replan(sorted(doubtful))
+            found = replan(sorted(doubtful))
+            _drop_gone(parts, doubtful - found)
         finally:
             parts.pool.waiting.clear()
         parts.pool.drain(final=True)
@@ -106,6 +111,27 @@ def _sales_tasks_in_doubt(parts: RunParts, items: list[OutboxItem]) -> set[str]:
     with parts.e.store.begin() as conn:
         dead = runs.died(conn, {i.run_id for i in sales if not i.attempts})
     return {i.customer_id for i in sales if i.attempts or i.run_id in dead}
+
+
+def _drop_gone(parts: RunParts, gone: set[str]) -> None:
+    """The held writes of customers the CRM no longer returns, superseded and their
+    decisions dropped: there is no record left to write them to or to plan them from. Each
+    is logged by its pseudonym (never the CRM id), so an operator can tell why the writes
+    of an interrupted run never went out."""
+    if not gone:
+        return
+    dispatcher = parts.dispatcher
+    with parts.e.store.begin() as conn:
+        for cid in sorted(gone):
+            decision = dispatcher.decisions.pop(cid, None)
+            held = sorted(decision.outstanding) if decision is not None else []
+            queued = [i for i in held if i in parts.pool.queue]
+            if queued:
+                dispatcher.supersede(conn, queued)
+            log.warning(
+                "held writes of a customer the CRM no longer returns superseded",
+                extra={"customer": pseudonym(cid, parts.e.key), "items": len(held)},
+            )
 
 
 def load_dead_letters(parts: RunParts, conn: sa.Connection) -> None:
