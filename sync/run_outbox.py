@@ -39,10 +39,11 @@ def recover(parts: RunParts, only: set[str] | None, replan: Replan | None = None
     planned first, its writes held meanwhile (``WritePool.waiting``): the new plan keeps
     the ones it still wants, and the rest are superseded, the sales task among them closed
     as in doubt (``planner.closures_of``: a close of a task the CRM never got makes
-    nothing). A customer the re-read does not find (deleted in the CRM meanwhile) has no
-    plan to supersede its writes: they are superseded here (``_drop_gone``), never sent
-    blindly (a CRM may accept a task on a deleted record). Its record, read before its interrupted decision is promoted, is assessed
-    against the same committed state that decision was, as a fault-free run's was.
+    nothing). Its record, read before its interrupted decision is promoted, is assessed
+    against the same committed state that decision was, as a fault-free run's was. A
+    customer the re-read does not find (deleted in the CRM meanwhile) has no plan to
+    supersede its writes: they are superseded here (``_drop_gone``), never sent blindly
+    (a CRM may accept a task on a deleted record).
 
     Only the customers this run holds (``only``: the webhook path's, else all it can
     claim): a pending write of a customer someone else holds is theirs, in flight."""
