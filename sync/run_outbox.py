@@ -73,9 +73,17 @@ def take_over(parts: RunParts, ids: Collection[str]) -> None:
     """The writes this run queued for these customers and has not sent (a re-tier
     coordinator's, before the stream): their decisions become the page unit's, to be
     superseded or kept by the page's, as in one process. The unit holds all of its page's
-    customers first (it processes them next), so it reads their writes once."""
+    customers first (it processes them next), so it reads their writes once.
+
+    A sales task among them that may have reached the CRM (a run or webhook pass that died
+    during the re-tier left it, or its call failed retryably) is held (``WritePool.waiting``)
+    until the unit has planned and committed the page: sent as soon as it fills a batch
+    (``WritePool.send_ready`` as the page is taken in), it would reach a customer
+    sanctioned since before the plan could supersede it (``recover`` holds it alike)."""
     parts.claims.hold(ids)
-    _adopt(parts, _claimed(parts, ids))
+    items = _claimed(parts, ids)
+    _adopt(parts, items)
+    parts.pool.waiting.update(_sales_tasks_in_doubt(parts, items))
 
 
 def _claimed(parts: RunParts, ids: Collection[str] | None) -> list[OutboxItem]:
@@ -105,8 +113,15 @@ def _sales_tasks_in_doubt(parts: RunParts, items: list[OutboxItem]) -> set[str]:
     """The customers for whom a run left a sales task it may have sent: one that died
     (``runs.died``), or one sent whose call failed retryably (``attempts``: a timeout may
     have reached the CRM, as ``Dispatcher.in_doubt`` holds). A run that stopped never sent
-    what it left unsent (its re-send is exact)."""
-    sales = [i for i in items if i.kind == "task" and i.payload.get("rule") in SALES_TASK_RULES]
+    what it left unsent (its re-send is exact). Not this run's own (a re-tier's, left by
+    its page units): a retry of those goes out as one process's would, planned this run."""
+    sales = [
+        i
+        for i in items
+        if i.kind == "task"
+        and i.payload.get("rule") in SALES_TASK_RULES
+        and i.run_id != parts.run_id
+    ]
     if not sales:
         return set()
     with parts.e.store.begin() as conn:
