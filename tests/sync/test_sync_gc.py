@@ -79,7 +79,9 @@ def test_crmtier_sync_runs_under_both(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[object, tuple[int, int, int]]] = []
 
     @contextmanager
-    def engine_seen(config: object, *, as_of: object, on_progress: object) -> Iterator[None]:
+    def engine_seen(
+        config: object, *, as_of: object, on_progress: object, only_fields: bool
+    ) -> Iterator[None]:
         seen.append((on_progress, gc.get_threshold()))
         raise AlreadyRunningError("another run holds the stream")
         yield

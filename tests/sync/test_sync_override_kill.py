@@ -49,6 +49,7 @@ def _overrides(h: Harness, ids: list[str]) -> None:
         approve_override(sb, cid, user=checker, at=_at(11))
 
 
+@pytest.mark.slow
 def test_a_kill_at_each_point_leaves_each_override_row_once(tmp_path: Path) -> None:
     if "salesforce" not in available_crms():
         pytest.skip("the Salesforce sandbox or connector is not in the tree")
