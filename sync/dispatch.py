@@ -110,7 +110,7 @@ class Dispatcher:
             decisions[cid] = Decision(cid, pending, keep, this_run=True, base=states.get(cid))
             park(pending_row(cid, pending))
         if stale:  # a task the new plan makes again (same key) keeps its admission
-            self._supersede(conn, stale, {item.key for item in new if item.kind == "task"})
+            self.supersede(conn, stale, {item.key for item in new if item.kind == "task"})
         for added in outbox.enqueue(conn, self.stream, self.run_id, new, trigger=self.trigger):
             queue[added.id] = added
             decisions[added.customer_id].outstanding.add(added.id)
@@ -145,7 +145,7 @@ class Dispatcher:
         wanted): it keeps only its newest decision, so the earlier one's queued writes are
         superseded and the decision dropped (True; the caller records the customer as
         unchanged), its tasks off their owners' caps and their share of the run's budget
-        given back (``_supersede``): a later read that wants one again meets the caps.
+        given back (``supersede``): a later read that wants one again meets the caps.
         Not when one of its writes may have reached the CRM (not ``_unsent``: in flight,
         or to be retried): its answer promotes the earlier decision (False)."""
         decision = self.decisions.get(cid)
@@ -154,14 +154,12 @@ class Dispatcher:
         unsent = self._unsent
         if cid in self.pool.inflight_by_customer or not all(map(unsent, decision.outstanding)):
             return False
-        self._supersede(conn, sorted(decision.outstanding))
+        self.supersede(conn, sorted(decision.outstanding))
         del self.decisions[cid]
         self.recorder.counts.skipped[Skip.SUPERSEDED] += 1
         return True
 
-    def _supersede(
-        self, conn: sa.Connection, ids: list[int], planned: Collection[str] = ()
-    ) -> None:
+    def supersede(self, conn: sa.Connection, ids: list[int], planned: Collection[str] = ()) -> None:
         """Queued items that will never be sent (again): marked so; and their tasks that
         never went out (queued by this run, never attempted) no longer count as made
         against their owners' caps (``sync.taskbudget``), and give their share of the

@@ -176,7 +176,11 @@ class Coordinator:
 
     def after_read(self) -> None:
         """Every unit finished: add up what they did, then queue the rests of their writes
-        (the run's last drain sends them)."""
+        (the run's last drain sends them). A sales task among them that may have reached
+        the CRM (left by a run or webhook pass that died during the re-tier, or whose call
+        failed retryably) is held until the run has read its customer again by id and
+        planned it, as before the stream (``run_outbox.recover``): planned from the task
+        budgets the last unit left."""
         self.merge()
         with self.p.e.store.begin() as conn:
             failed = [
@@ -184,10 +188,12 @@ class Coordinator:
                 for seq, status, _, error in units.finished(conn, self.p.run_id)
                 if status != "done"
             ]
+            left = units.left_budget(conn, self.p.run_id)
         if failed:
             seq, error = failed[0]
             raise Stop("failed", f"{len(failed)} page unit(s) not done; page {seq}: {error}")
-        run_outbox.recover(self.p, None)
+        units.restore_budget(self.p.planner.budget, left)
+        run_outbox.recover(self.p, None, PageStep(self.p).refetch)
 
     def merge(self) -> None:
         """Wait for every unit handed out, and add their results into the run's, once."""
@@ -264,6 +270,7 @@ class UnitRunner:
             with p.e.store.begin() as conn:
                 p.reader.load(conn)  # as the unit before this one left it
             self.step.commit(page, unit.mark)
+            p.pool.waiting.clear()  # planned: what the plan kept of a held write may go
             try:
                 send_full_batches(p.pool, p.reader.holding_writes)
             except Stop as stop:  # its items wait in the outbox; the coordinator meets it too

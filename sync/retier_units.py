@@ -306,6 +306,17 @@ def wait_turn(
         time.sleep(poll)
 
 
+def left_budget(conn: sa.Connection, run_id: str) -> dict[str, Json] | None:
+    """The run's task budgets as the last of its units to commit left them (None before
+    the first unit): what the coordinator plans from after the units."""
+    return conn.execute(
+        sa.select(retier_units.c.budget)
+        .where(retier_units.c.run_id == run_id, retier_units.c.status == "done")
+        .order_by(retier_units.c.seq.desc())
+        .limit(1)
+    ).scalar()
+
+
 def progress(conn: sa.Connection, run_id: str) -> Counter[str]:
     """How many of the run's page units (the head left out) stand at each status."""
     query = (

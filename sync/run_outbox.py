@@ -15,11 +15,13 @@ from sync.outbox import OutboxItem
 from sync.planner import SALES_TASK_RULES
 from sync.run_parts import RunParts
 from sync.state import load_states
+from tiering_core.privacy import pseudonym
 
 log = logging.getLogger(__name__)
 
-#: reads these customers again by id and plans and commits them (``PageStep.refetch``)
-Replan = Callable[[list[str]], object]
+#: reads these customers again by id and plans and commits them; returns those the CRM
+#: still returned (``PageStep.refetch``)
+Replan = Callable[[list[str]], set[str]]
 
 
 def recover(parts: RunParts, only: set[str] | None, replan: Replan | None = None) -> None:
@@ -38,7 +40,10 @@ def recover(parts: RunParts, only: set[str] | None, replan: Replan | None = None
     the ones it still wants, and the rest are superseded, the sales task among them closed
     as in doubt (``planner.closures_of``: a close of a task the CRM never got makes
     nothing). Its record, read before its interrupted decision is promoted, is assessed
-    against the same committed state that decision was, as a fault-free run's was.
+    against the same committed state that decision was, as a fault-free run's was. A
+    customer the re-read does not find (deleted in the CRM meanwhile) has no plan to
+    supersede its writes: they are superseded here (``_drop_gone``), never sent blindly
+    (a CRM may accept a task on a deleted record).
 
     Only the customers this run holds (``only``: the webhook path's, else all it can
     claim): a pending write of a customer someone else holds is theirs, in flight."""
@@ -57,7 +62,8 @@ def recover(parts: RunParts, only: set[str] | None, replan: Replan | None = None
         )
         parts.pool.waiting.update(doubtful)
         try:
-            replan(sorted(doubtful))
+            found = replan(sorted(doubtful))
+            _drop_gone(parts, doubtful - found)
         finally:
             parts.pool.waiting.clear()
         parts.pool.drain(final=True)
@@ -67,9 +73,17 @@ def take_over(parts: RunParts, ids: Collection[str]) -> None:
     """The writes this run queued for these customers and has not sent (a re-tier
     coordinator's, before the stream): their decisions become the page unit's, to be
     superseded or kept by the page's, as in one process. The unit holds all of its page's
-    customers first (it processes them next), so it reads their writes once."""
+    customers first (it processes them next), so it reads their writes once.
+
+    A sales task among them that may have reached the CRM (a run or webhook pass that died
+    during the re-tier left it, or its call failed retryably) is held (``WritePool.waiting``)
+    until the unit has planned and committed the page: sent as soon as it fills a batch
+    (``WritePool.send_ready`` as the page is taken in), it would reach a customer
+    sanctioned since before the plan could supersede it (``recover`` holds it alike)."""
     parts.claims.hold(ids)
-    _adopt(parts, _claimed(parts, ids))
+    items = _claimed(parts, ids)
+    _adopt(parts, items)
+    parts.pool.waiting.update(_sales_tasks_in_doubt(parts, items))
 
 
 def _claimed(parts: RunParts, ids: Collection[str] | None) -> list[OutboxItem]:
@@ -99,13 +113,41 @@ def _sales_tasks_in_doubt(parts: RunParts, items: list[OutboxItem]) -> set[str]:
     """The customers for whom a run left a sales task it may have sent: one that died
     (``runs.died``), or one sent whose call failed retryably (``attempts``: a timeout may
     have reached the CRM, as ``Dispatcher.in_doubt`` holds). A run that stopped never sent
-    what it left unsent (its re-send is exact)."""
-    sales = [i for i in items if i.kind == "task" and i.payload.get("rule") in SALES_TASK_RULES]
+    what it left unsent (its re-send is exact). Not this run's own (a re-tier's, left by
+    its page units): a retry of those goes out as one process's would, planned this run."""
+    sales = [
+        i
+        for i in items
+        if i.kind == "task"
+        and i.payload.get("rule") in SALES_TASK_RULES
+        and i.run_id != parts.run_id
+    ]
     if not sales:
         return set()
     with parts.e.store.begin() as conn:
         dead = runs.died(conn, {i.run_id for i in sales if not i.attempts})
     return {i.customer_id for i in sales if i.attempts or i.run_id in dead}
+
+
+def _drop_gone(parts: RunParts, gone: set[str]) -> None:
+    """The held writes of customers the CRM no longer returns, superseded and their
+    decisions dropped: there is no record left to write them to or to plan them from. Each
+    is logged by its pseudonym (never the CRM id), so an operator can tell why the writes
+    of an interrupted run never went out."""
+    if not gone:
+        return
+    dispatcher = parts.dispatcher
+    with parts.e.store.begin() as conn:
+        for cid in sorted(gone):
+            decision = dispatcher.decisions.pop(cid, None)
+            held = sorted(decision.outstanding) if decision is not None else []
+            queued = [i for i in held if i in parts.pool.queue]
+            if queued:
+                dispatcher.supersede(conn, queued)
+            log.warning(
+                "held writes of a customer the CRM no longer returns superseded",
+                extra={"customer": pseudonym(cid, parts.e.key), "items": len(held)},
+            )
 
 
 def load_dead_letters(parts: RunParts, conn: sa.Connection) -> None:

@@ -233,3 +233,45 @@ def test_a_webhook_pass_holds_a_killed_sync_s_sales_task_for_a_sanctioned_custom
     audited = [a["new"] for a in rows["audit"] if a["new"]["key"] == key]
     assert audited == [{"rule": rule, "key": key, "closed": True, "in_doubt": True}]
     _review_made(rows, cid, report.run_id)
+
+
+#: where each sandbox keeps its customer records (what a CRM user deleting one removes);
+#: Salesforce's is the mapping's object (``org.customer_object``)
+CUSTOMER_OBJECT = {"zoho": "Contacts", "fxiaoke": "AccountObj"}
+
+
+def test_the_held_writes_of_a_customer_deleted_since_are_superseded_not_sent(
+    harness: Harness,
+) -> None:
+    """Run 1 dies before sending a customer's sales task; the customer is then deleted in
+    the CRM. Run 2 holds the task and reads the customer again by id: the CRM no longer
+    returns it, so no plan supersedes its writes, and re-sent blindly the task would go to
+    a deleted record (a CRM may accept it). Run 2 supersedes the customer's held writes
+    and says so in its log by pseudonym, never by CRM id; run 3 writes nothing."""
+    cid, key, _, before = _killed_run(harness, "before_write")
+    run_1 = before["outbox"][0]["run_id"]
+    sandbox: Any = harness.sandbox
+    obj = CUSTOMER_OBJECT.get(harness.crm) or sandbox.org.customer_object
+    assert sandbox.store.delete(obj, cid)
+    held = [
+        r["key"] for r in before["outbox"] if r["customer_id"] == cid and r["status"] == "pending"
+    ]
+    second = harness.run("--as-of", AS_OF)
+    assert second.returncode == 0, (second.report, second.stderr[-2000:])
+    assert not [t for t in harness.sandbox.tasks() if t.external_id == key]
+    rows = _rows(harness)
+    mine = [r for r in rows["outbox"] if r["customer_id"] == cid]
+    assert [(r["key"], r["status"], r["run_id"]) for r in mine if r["key"] in held] == [
+        (k, "superseded", run_1) for k in held
+    ]
+    assert not [r for r in mine if r["run_id"] != run_1]  # nothing new for it
+    assert not [e for e in rows["effects"] if e["customer_id"] == cid]
+    assert not [a for a in rows["audit"] if a["new"]["key"] in held]
+    gone = [line for line in second.stderr.splitlines() if "no longer returns" in line]
+    assert len(gone) == 1 and cid not in gone[0], second.stderr[-2000:]
+    calls = harness.sandbox.write_calls()
+    third = harness.run("--as-of", AS_OF)
+    assert third.returncode == 0 and third.report is not None, third.stderr[-2000:]
+    assert third.report["counts"]["written"] == 0
+    assert harness.sandbox.write_calls() == calls and _rows(harness) == rows
+    assert harness.audit_verify().returncode == 0

@@ -72,6 +72,8 @@ HELD = [
     ("task", "service_recovery", "failed", 2, True),
     ("task", "credit_limit_review", "marked_dead", 1, False),  # not a sales task: it stays
     ("membership", None, "marked_dead", 0, False),  # planned again anyway (``in_doubt``)
+    # the recovering run's own (a re-tier's, left by its page units): retried as planned
+    ("task", "upgrade_call", "this_run", 1, False),
 ]
 
 
@@ -83,5 +85,5 @@ def test_recovery_holds_a_sales_task_that_may_have_reached_the_crm(
         _record(conn)
     payload = {"rule": rule} if rule else {"campaign": "vip", "member": True}
     item = OutboxItem(1, "C1", kind, "k", payload, attempts, run_id, "sync")  # type: ignore[arg-type]
-    parts = cast(RunParts, SimpleNamespace(e=SimpleNamespace(store=store)))
+    parts = cast(RunParts, SimpleNamespace(e=SimpleNamespace(store=store), run_id="this_run"))
     assert _sales_tasks_in_doubt(parts, [item]) == ({"C1"} if held else set())
