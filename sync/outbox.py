@@ -287,7 +287,9 @@ def task_letters_in_doubt(conn: sa.Connection, stream: str) -> dict[str, dict[st
     was a call that went unanswered (``connectors.errors.UNANSWERED``: a timeout, a 5xx):
     the CRM may have made them. A record's own refusal (a validation error) is not among
     them: the CRM made nothing. The rule is the dead outbox row's (the letter keeps the
-    key alone); one query a run, over the open letters only."""
+    key alone), matched by key, not by run: a row keeps the run that queued it, the letter
+    names the run that dead-lettered it (a later run's retry of a stopped run's task); one
+    query a run, over the open letters only."""
     letter, row = dead_letters.c, outbox.c
     query = (
         sa.select(row.customer_id, row.key, row.payload)
@@ -300,7 +302,6 @@ def task_letters_in_doubt(conn: sa.Connection, stream: str) -> dict[str, dict[st
                     row.status == "dead",
                     row.kind == letter.kind,
                     row.key == letter.key,
-                    row.run_id == letter.run_id,
                 ),
             )
         )
