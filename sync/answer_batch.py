@@ -58,8 +58,8 @@ class AnswerBatch:
         self.audit: list[AuditEntry] = []
         self.retries: list[OutboxItem] = []  # to send again later, their attempts counted
         # keys of tasks no longer open in the CRM, off their owners' caps: closed there, or
-        # refused outright when made (a clean refusal: the CRM certainly holds no such task;
-        # one dead-lettered after retryable failures may hold it, and keeps counting)
+        # refused outright at the first attempt (a clean refusal: the CRM holds no such
+        # task; one that failed retryably before may hold it, and keeps counting)
         self.not_open: list[str] = []
         # memory, applied once committed (``Recorder.record_results``)
         self.counts = RunCounts()  # added to the run's
@@ -100,7 +100,7 @@ class AnswerBatch:
                 )
                 self.retries.append(replace(item, attempts=attempts))
             else:
-                if item.kind == "task" and not result.retryable:
+                if item.kind == "task" and not result.retryable and not item.attempts:
                     self.not_open.append(item.key)
                 self._dead_letter(conn, item, result, decision)
         finished = [d for d in touched.values() if d is not None and not d.outstanding]

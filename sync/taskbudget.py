@@ -250,13 +250,35 @@ def record(
     made = [
         _row(stream, cid, task, "made", run_id) for cid, tasks in admitted.items() for task in tasks
     ]
-    # A key keeps one row (its status now). A made task's key may be one that waited before;
-    # a waiting task's key may have a "made" row: a task whose write was dead-lettered is
-    # planned again (crmtier does not know it was made) and may wait for room. Inserting
-    # beside that row broke the key's uniqueness and failed every run after.
+    # A key keeps one row. A made task's key may be one that waited before (replaced). A
+    # waiting task's key may have a "made" row: a task whose write was dead-lettered after
+    # unanswered calls (the CRM may hold it) is planned again and may wait for room; its
+    # "made" row stays, so it keeps counting against its owner's cap, and it is not also
+    # recorded as waiting (inserting beside that row broke the key's uniqueness and failed
+    # every run after). Planned again, it is admitted once there is room.
+    if rows:
+        held = _made(conn, stream, [r["key"] for r in rows])
+        rows = [r for r in rows if r["key"] not in held]
+    if made:
+        _delete(conn, stream, task_queue.c.key, [r["key"] for r in made])
     if rows or made:
-        _delete(conn, stream, task_queue.c.key, [r["key"] for r in (*rows, *made)])
         conn.execute(task_queue.insert(), [*rows, *made])
+
+
+def _made(conn: sa.Connection, stream: str, keys: Sequence[str]) -> set[str]:
+    """Those of ``keys`` the stream records as made, 500 a query."""
+    out: set[str] = set()
+    for start in range(0, len(keys), 500):
+        out.update(
+            conn.execute(
+                sa.select(task_queue.c.key).where(
+                    task_queue.c.stream == stream,
+                    task_queue.c.status == "made",
+                    task_queue.c.key.in_(keys[start : start + 500]),
+                )
+            ).scalars()
+        )
+    return out
 
 
 def unmake(conn: sa.Connection, stream: str, keys: Sequence[str]) -> None:

@@ -136,10 +136,7 @@ def command(config_path: Path, fix: bool) -> None:
         sys.exit(EXIT_CONFIG if isinstance(exc, ConfigError) else code)
     try:
         title = f"{config.kind} ({config.crm.get('base_url', '')})"
-        try:
-            crm = crm_checks(connector, config)
-        except ConnectorError as exc:  # the CRM went away part way through: one line, no trace
-            crm = [error("CRM reachable", str(exc), "check the network and the CRM, then rerun")]
+        crm = _checks_or_unreachable(connector, config)
         print_checklist(console, title, crm)
         if fix:
             rechecked = _fix(console, config, connector, settings, crm)
@@ -149,6 +146,14 @@ def command(config_path: Path, fix: bool) -> None:
     finally:
         connector.close()
     sys.exit(finish(console, local + crm))
+
+
+def _checks_or_unreachable(connector: Connector, config: CrmtierConfig) -> list[SchemaCheck]:
+    """``crm_checks``, or one line when the CRM goes away part way through (no traceback)."""
+    try:
+        return crm_checks(connector, config)
+    except ConnectorError as exc:
+        return [error("CRM reachable", str(exc), "check the network and the CRM, then rerun")]
 
 
 def crm_checks(connector: Connector, config: CrmtierConfig) -> list[SchemaCheck]:
@@ -192,7 +197,7 @@ def _fix(
     report = run_fix(crm, connector, settings, checks)
     done, by_hand = list(report.fixed), list(report.by_hand)
     if done:  # say only what is still wrong, as the CRM now answers
-        checks = crm_checks(connector, config)
+        checks = _checks_or_unreachable(connector, config)
     schema = [
         f"{c.name}: {c.fix}" for c in checks if not c.ok and c.fix and c.name not in report.handled
     ]

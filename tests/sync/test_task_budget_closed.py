@@ -127,7 +127,8 @@ class RefusingCrm(ClosingCrm):
         out = super().apply(plan)
         for i, result in enumerate(out):
             if result.kind == "task" and result.key == "C00:call":
-                self.tasks["C00:call"] -= 1
+                if not self.retryable:  # refused: not made; a timeout: made, answer lost
+                    self.tasks["C00:call"] -= 1
                 code = "TIMEOUT" if self.retryable else "FIELD_CUSTOM_VALIDATION_EXCEPTION"
                 out[i] = WriteResult("task", result.key, False, code, "refused", self.retryable)
         return out
@@ -160,11 +161,14 @@ def test_a_task_the_crm_refused_outright_frees_its_owner_s_place(store: StateSto
 
 
 def test_a_task_dead_lettered_and_planned_again_never_fails_the_run(store: StateStore) -> None:
-    """C00's task times out on every attempt and is dead-lettered; later runs plan it again
-    (crmtier does not know it was made) and, the owner at the cap, it waits. Its "made" row
-    gives way to the waiting one: the insert beside it failed every run after on the key's
-    uniqueness. The owner never holds more than the cap."""
+    """C00's task reaches the CRM but every answer times out, and it is dead-lettered;
+    later runs plan it again (crmtier does not know it was made) and, the owner at the cap,
+    it waits. Its "made" row stays, so it keeps counting: the owner never holds more tasks
+    in the CRM than the cap. (Recording it as waiting beside that row failed every run
+    after on the key's uniqueness.)"""
     crm = RefusingCrm(3, retryable=True)
-    open_now, _ = _run_until_dead(crm, store, runs=3)
-    assert open_now[RULE, OWNER] <= 2
-    assert sum(n for key, n in crm.tasks.items() if n > 0) <= 2
+    open_now, waiting = _run_until_dead(crm, store, runs=3)
+    assert open_now[RULE, OWNER] == 2  # C00's (the CRM holds it, unanswered) and C01's
+    assert waiting == {"C02:call"}
+    # RM0 never above the cap (C00's re-sends upsert the one task by its key)
+    assert {key for key, sent in crm.tasks.items() if sent > 0} == {"C00:call", "C01:call"}

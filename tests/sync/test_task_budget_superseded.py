@@ -127,7 +127,7 @@ QUEUED_TASKS = pytest.mark.parametrize(
 def test_a_superseded_task_leaves_its_owner_s_cap_only_if_it_never_went_out(
     tmp_path: Path, attempts: int, queued_by: str, maybe_sent: bool
 ) -> None:
-    """``Dispatcher._supersede`` takes a queued task off its owner's cap only when it is
+    """``Dispatcher.supersede`` takes a queued task off its owner's cap only when it is
     sure the CRM never got it: queued by this run and never attempted. One that may have
     reached the CRM (the same rule as ``Dispatcher.in_doubt``'s) is open there until its
     due date, as far as crmtier can know, and stays counted."""
@@ -140,7 +140,7 @@ def test_a_superseded_task_leaves_its_owner_s_cap_only_if_it_never_went_out(
     try:
         with e.store.begin() as conn:
             taskbudget.record(conn, e.stream, run_id, ["C01"], {"C01": [made]}, {})
-            parts.dispatcher._supersede(conn, [item.id])
+            parts.dispatcher.supersede(conn, [item.id])
             open_now = taskbudget.load_open(conn, e.stream, AS_OF, prune=False)
     finally:
         parts.pool.shutdown()
@@ -205,7 +205,7 @@ def test_a_task_the_new_plan_makes_again_keeps_its_admission(tmp_path: Path) -> 
     parts.pool.queue[item.id] = item
     try:
         with e.store.begin() as conn:
-            parts.dispatcher._supersede(conn, [item.id], {mine.dedupe_key})
+            parts.dispatcher.supersede(conn, [item.id], {mine.dedupe_key})
     finally:
         parts.pool.shutdown()
     assert (budget.used["call"], mine.dedupe_key in budget.admitted) == (1, True)
