@@ -4,12 +4,12 @@ engine over one on a fresh SQLite store."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from connectors.calltally import CallCounter
-from connectors.contract import ApiUsage, Connector, SchemaCheck
+from connectors.contract import ApiUsage, Connector, CrmRecord, Cursor, Page, SchemaCheck
 from connectors.mapping import WritebackConfig
 from sync.engine import SyncEngine, SyncSettings
 from sync.store import StateStore
@@ -27,6 +27,23 @@ class InMemoryConnector:
 
     def close(self) -> None:
         pass
+
+
+class OneCustomerCrm(InMemoryConnector):
+    """A CRM of one customer, ``C00``, read at ``stamp``: a subclass says what its record
+    holds (``record``) and how it answers writes."""
+
+    stamp: datetime
+
+    def record(self) -> CrmRecord:
+        raise NotImplementedError
+
+    def read_changed(self, since: Cursor | None) -> Iterator[Page]:
+        if since is None or Cursor(self.stamp, "C00") >= since:
+            yield Page((self.record(),))
+
+    def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
+        return [self.record()] if "C00" in ids else []
 
 
 def memory_engine(

@@ -14,25 +14,25 @@ nothing or the planner ignores ``repeated``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from connectors.calltally import CallCounter
-from connectors.contract import Capabilities, CrmRecord, Cursor, Page, WritePlan, WriteResult
+from connectors.contract import Capabilities, CrmRecord, WritePlan, WriteResult
 from connectors.mapping import WritebackConfig
 from sync.claims import owner_id
 from sync.engine import RunOptions
 from sync.store import StateStore
-from tests.sync.memory_crm import InMemoryConnector, memory_engine
+from tests.sync.memory_crm import OneCustomerCrm, memory_engine
 from tests.sync.test_task_budget import assess as budget_assess
 from tiering_core.models import AssessmentData, Assets, CustomerProfile
 
 WRITEBACK = WritebackConfig(fields={"value_tier": "Tier"})
 
 
-class LaggingCrm(InMemoryConnector):
+class LaggingCrm(OneCustomerCrm):
     """One customer whose reads never show crmtier's writes (nor a newer modstamp)."""
 
     capabilities = Capabilities(crm="lagging", page_size=10, max_write_batch=10)
@@ -45,13 +45,6 @@ class LaggingCrm(InMemoryConnector):
     def record(self) -> CrmRecord:
         profile = CustomerProfile(id="C00", assets=Assets(deposits=0))
         return CrmRecord(profile, self.stamp, {"value_tier": None})
-
-    def read_changed(self, since: Cursor | None) -> Iterator[Page]:
-        if since is None or Cursor(self.stamp, "C00") >= since:
-            yield Page((self.record(),))
-
-    def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
-        return [self.record()] if "C00" in ids else []
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         self.writes += len(plan.field_updates)

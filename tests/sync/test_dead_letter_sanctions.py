@@ -11,7 +11,7 @@ that either makes the task and then fails the call as a timeout would
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -19,13 +19,13 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.calltally import CallCounter
-from connectors.contract import Capabilities, CrmRecord, Cursor, Page, WritePlan, WriteResult
+from connectors.contract import Capabilities, CrmRecord, WritePlan, WriteResult
 from connectors.errors import TransientError
 from connectors.mapping import WritebackConfig
 from sync import schema
 from sync.engine import RunOptions
 from sync.store import StateStore
-from tests.sync.memory_crm import InMemoryConnector, memory_engine
+from tests.sync.memory_crm import OneCustomerCrm, memory_engine
 from tests.sync.test_task_budget import assess as budget_assess
 from tiering_core.models import AssessmentData, Assets, CustomerProfile
 
@@ -38,7 +38,7 @@ WRITEBACK = WritebackConfig(fields={"value_tier": "Tier"})
 TIMEOUT, REFUSED = "timeout", "refused"
 
 
-class TimeoutCrm(InMemoryConnector):
+class TimeoutCrm(OneCustomerCrm):
     """One customer; while ``failing``, a write call with tasks fails as ``failure`` says."""
 
     capabilities = Capabilities(crm="sales", page_size=10, max_write_batch=10)
@@ -53,17 +53,10 @@ class TimeoutCrm(InMemoryConnector):
         self.closes: list[str] = []  # every task closure sent, in order
         self.calls = CallCounter()
 
-    def _record(self) -> CrmRecord:
+    def record(self) -> CrmRecord:
         deposits = 2.0 if self.sanctioned else 1.0  # the hit is an input of the customer
         profile = CustomerProfile(id="C00", assets=Assets(deposits=deposits))
         return CrmRecord(profile, self.stamp, {"value_tier": self.tier})
-
-    def read_changed(self, since: Cursor | None) -> Iterator[Page]:
-        if since is None or Cursor(self.stamp, "C00") >= since:
-            yield Page((self._record(),))
-
-    def fetch(self, ids: Sequence[str]) -> list[CrmRecord]:
-        return [self._record()] if "C00" in ids else []
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         refused = self.failing and self.failure == REFUSED
