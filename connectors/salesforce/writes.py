@@ -2,9 +2,10 @@
 
 Field updates go in sObject Collections of ≤ 200 records, or one Bulk API 2.0 job for a plan
 of more than ``bulk_threshold`` updates; Tasks are upserted by crmtier's external id (a
-rerun finds the same Task); CampaignMembers carry a deterministic external id, so adds need
-no look-up and removals one query. A refused record reads as ``errors.refusal`` (code,
-field, object, next step), never as Salesforce's own message, which can quote its values.
+rerun finds the same Task), or looked up by it when sent again (``task_writes.py``);
+CampaignMembers carry a deterministic external id, so adds need no look-up and removals one
+query. A refused record reads as ``errors.refusal`` (code, field, object, next step), never
+as Salesforce's own message, which can quote its values.
 """
 
 from __future__ import annotations
