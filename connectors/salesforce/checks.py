@@ -222,8 +222,9 @@ def _key_lines(
     non-unique index), your client application must have the permission 'View All Data'"
     ("Upsert Records Using sObject Rows by External ID", REST API Developer Guide), a right
     the integration user must not hold (``rights_checks``), and only Unique makes a rerun
-    meet the one Task it made. An Activity custom field may be Unique (docs/salesforce-api-
-    audit.md). Campaign members are inserted, never upserted: their key needs no Unique."""
+    meet the one Task it made. An Activity custom field may be Unique (see
+    docs/salesforce-api-audit.md). Campaign members are inserted, never upserted: their key
+    needs no Unique."""
     fields = _fields(described)
     field_name = settings.external_id_field
     field = fields.get(field_name) or {}
