@@ -50,6 +50,7 @@ from connectors.sandbox.fxiaoke_households import (
     without_household_fields,
 )
 from connectors.sandbox.fxiaoke_limits import CallWindows, DailyQuota
+from connectors.sandbox.fxiaoke_lock import LOCKED, UNLOCKED, set_lock
 from connectors.sandbox.fxiaoke_push import WorkflowPush
 from connectors.sandbox.fxiaoke_query import from_ms, to_ms
 from connectors.sandbox.fxiaoke_routes import error_response, install_routes
@@ -116,6 +117,8 @@ class FxiaokeSandbox(SandboxLifecycle):
         self.quota = DailyQuota(daily_quota)
         self.token_busy = threading.Lock()
         self._rejections: dict[str, list[Any]] = {}
+        #: the errorCode of an update refused by a lock (undocumented: fxiaoke_lock.py)
+        self.lock_refusal_code = 32000
         self._rejections_lock = threading.Lock()
         self.push = WorkflowPush(tenant_id=self.ea)
         install_routes(self, router)
@@ -324,6 +327,10 @@ class FxiaokeSandbox(SandboxLifecycle):
         text = message or f"数据 {record_id} 校验失败 (validation rule rejected the record)"
         with self._rejections_lock:
             self._rejections[record_id] = [code, text, times]
+
+    def lock_record(self, record_id: str, *, locked: bool = True) -> None:
+        """An admin's 锁定 (or 解锁) of a customer, as "Lock Object" does it."""
+        set_lock(self, ACCOUNT, [record_id], LOCKED if locked else UNLOCKED)
 
     def take_rejection(self, record_id: str) -> tuple[int, str] | None:
         with self._rejections_lock:
