@@ -43,9 +43,9 @@ RunQuery = Callable[[list[dict[str, Any]], list[dict[str, Any]]], list[Row]]
 #: Object List by Criteria", fxiaoke.com/mob/guide/openapi/dist/en/pages/open-api/collection/
 #: object/AccountObj/query-acc/; the same table on developer.fxiaoke.com/openapi_v2, e.g.
 #: …/en/object/StagePropeller/stageRuntime/query.html): not-equal is ``N`` (it also matches
-#: empty values), greater-or-equal ``GTE``, less-or-equal ``LTE``. No FXiaoke page found
-#: names ``NE``, ``GE`` or ``LE`` for this API; those are SQL-style spellings (docs/
-#: fxiaoke-api-audit.md, "Query filter operators").
+#: empty values), greater-or-equal ``GTE``, less-or-equal ``LTE``. ``NE`` is the APL
+#: function reference's spelling (``Operator.NE`` of ``Fx.object.find``, code run inside
+#: FXiaoke), not the Open API's (docs/fxiaoke-api-audit.md, "Query filter operators").
 OPERATORS = frozenset(
     {
         "EQ", "N", "GT", "GTE", "LT", "LTE", "LIKE", "NLIKE", "IS", "ISN", "IN", "NIN",

@@ -4,7 +4,8 @@ connector (``query.OPERATORS``, ``flt``) and the sandbox.
 The table ("operator Parameter Description" of every object's query page, e.g. "Query
 Customer Object List by Criteria", fxiaoke.com/mob/guide/openapi/dist/en/pages/open-api/
 collection/object/AccountObj/query-acc/) spells not-equal ``N`` and greater-or-equal
-``GTE``; SQL-style ``NE`` / ``GE`` / ``LE`` are no FXiaoke operators.
+``GTE``; ``NE`` is the APL reference's spelling (``Operator.NE`` of ``Fx.object.find``),
+and ``GE`` / ``LE`` no FXiaoke spelling at all: none is an Open API operator.
 """
 
 from __future__ import annotations
