@@ -24,6 +24,8 @@ from connectors.sandbox.fxiaoke_auth import ApiError
 from connectors.sandbox.server import Request, Router
 
 LOCKED, UNLOCKED = "1", "0"
+#: What the sandbox answers a locked record's update with until a test says otherwise.
+DEFAULT_REFUSAL_CODE = 32000
 #: ``life_status`` values of a record an approval flow holds.
 UNDER_APPROVAL = frozenset({"under_review", "in_change"})
 
