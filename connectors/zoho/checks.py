@@ -188,14 +188,17 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
     return out
 
 
-#: What COQL reads (tasks' key look-ups, households) need ("Get Records through COQL
-#: Query": "scope=ZohoCRM.coql.READ (and) scope=ZohoCRM.modules.{operation_type}",
-#: www.zoho.com/crm/developer/docs/api/v8/Get-Records-through-COQL-Query.html; the v2
-#: scope list, www.zoho.com/crm/developer/docs/api/v2/scopes.html).
-_COQL_FIX = (
-    "add the scope ZohoCRM.coql.READ to the self client's grant and generate a new "
-    "refresh token (docs/admin-setup.md)"
-)
+def coql_fix(module: str) -> str:
+    """What a COQL query of ``module`` (tasks' key look-ups, households) needs: "scope=
+    ZohoCRM.coql.READ (and) scope=ZohoCRM.modules.all (or) scope=ZohoCRM.modules.
+    {module_name}.{operation_type}", ALL or READ ("Get Records through a COQL Query", Zoho
+    CRM API v2, www.zoho.com/crm/developer/docs/api/v2/Get-Records-through-COQL-Query.html):
+    both halves, since a grant narrowed to other modules' scopes is refused too."""
+    return (
+        f"add the scope ZohoCRM.coql.READ and a scope of {module}, ZohoCRM.modules.ALL or "
+        f"ZohoCRM.modules.{module.lower()}.READ (a COQL query needs both), to the self "
+        "client's grant and generate a new refresh token (docs/admin-setup.md)"
+    )
 
 
 def _check_task_key(key: str, info: FieldInfo | None) -> SchemaCheck:
@@ -225,15 +228,17 @@ def _check_task_key(key: str, info: FieldInfo | None) -> SchemaCheck:
 def _check_task_lookup(connector: ZohoConnector, key: str) -> SchemaCheck:
     """Making or closing a task looks its key up by COQL first (``writes._held_tasks``):
     one COQL query of one Task, shaped as that look-up, proves the grant holds
-    ``ZohoCRM.coql.READ``. Without it no follow-up task could be made, and a sanctions hit
-    could not withdraw the customer's sales tasks."""
+    ``ZohoCRM.coql.READ`` and a Tasks scope (``coql_fix``). Without them no follow-up task
+    could be made, and a sanctions hit could not withdraw the customer's sales tasks."""
     name = "tasks: key look-up"
     try:
         connector.client.query(
             f"select {key}, Status from {TASK_MODULE} where {key} is not null limit 1"  # noqa: S608
         )
     except ConfigError as exc:
-        return SchemaCheck(name, False, f"a COQL query of Tasks was refused ({exc})", _COQL_FIX)
+        return SchemaCheck(
+            name, False, f"a COQL query of Tasks was refused ({exc})", coql_fix(TASK_MODULE)
+        )
     return SchemaCheck(name, True, f"Tasks.{key} readable by COQL")
 
 
@@ -274,7 +279,7 @@ def household_check(connector: ZohoConnector) -> SchemaCheck:
     """Households are customer Contacts under an Account with a ``Household_Role``
     (connectors/zoho/households.py), read by COQL. The field comes from the module's field
     metadata, already read by ``run_checks`` (no call in ``doctor``); then one COQL query
-    of one row proves the grant holds ``ZohoCRM.coql.READ``."""
+    of one row proves the grant holds ``ZohoCRM.coql.READ`` and a scope of the module."""
     module = connector.module
     if ROLE_FIELD not in connector.schema(module):
         return SchemaCheck(
@@ -287,5 +292,7 @@ def household_check(connector: ZohoConnector) -> SchemaCheck:
     try:
         connector.household_links.probe()
     except ConfigError as exc:
-        return SchemaCheck(HOUSEHOLDS_CHECK, False, f"a COQL query was refused ({exc})", _COQL_FIX)
+        return SchemaCheck(
+            HOUSEHOLDS_CHECK, False, f"a COQL query was refused ({exc})", coql_fix(module)
+        )
     return SchemaCheck(HOUSEHOLDS_CHECK, True, f"{module}.{ROLE_FIELD}, COQL readable")
