@@ -14,6 +14,9 @@ from connectors.contract import HOUSEHOLDS_CHECK, SchemaCheck, WriteKind
 from connectors.errors import ConfigError, ConnectorError
 from connectors.mapping import CANONICAL_TYPES
 from connectors.zoho.channel import check_channel
+from connectors.zoho.closures import SETTING as CLOSED_SETTING
+from connectors.zoho.closures import unknown_statuses, unknown_text
+from connectors.zoho.config import DEFAULT_CLOSED
 from connectors.zoho.households import ROLE_FIELD
 from connectors.zoho.mapping import (
     LATER_VERSIONS_FIELDS_CAP,
@@ -24,7 +27,8 @@ from connectors.zoho.mapping import (
     read_fields,
 )
 from connectors.zoho.rights import check_profile
-from connectors.zoho.writes import CAMPAIGN_MODULE, MEMBER_MODULES, TASK_MODULE
+from connectors.zoho.task_keys import TASK_MODULE
+from connectors.zoho.writes import CAMPAIGN_MODULE, MEMBER_MODULES
 
 if TYPE_CHECKING:
     from connectors.zoho.connector import ZohoConnector
@@ -160,6 +164,7 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
         out.append(_check_task_key(key, info))
         if info is not None:
             out.append(_check_task_lookup(connector, key))
+        out.append(_check_closed_statuses(connector))
     if connector.writeback.campaign_memberships and connector.writeback.campaigns:
         if connector.module not in MEMBER_MODULES:
             out.append(
@@ -242,6 +247,22 @@ def _check_task_lookup(connector: ZohoConnector, key: str) -> SchemaCheck:
     return SchemaCheck(name, True, f"Tasks.{key} readable by COQL")
 
 
+def _check_closed_statuses(connector: ZohoConnector) -> SchemaCheck:
+    """Each of ``crm.task_closed_statuses`` must be a value of the org's Tasks ``Status``
+    picklist (``closures.py``: Zoho marks no value closed, so the org's closed values are
+    configuration). From the Tasks field metadata the key field's line has read: no call."""
+    name = "tasks: closed statuses"
+    unknown, values = unknown_statuses(connector)
+    if unknown:
+        fix = (
+            f"set {CLOSED_SETTING} to the org's closed values, or add the value in Setup > "
+            "Modules and Fields > Tasks"
+        )
+        return SchemaCheck(name, False, unknown_text(unknown, values), fix)
+    statuses = connector.config.task_closed_statuses
+    return SchemaCheck(name, True, f"closing writes {statuses[0]!r}; closed: {', '.join(statuses)}")
+
+
 def _check_membership_lookup(connector: ZohoConnector) -> SchemaCheck:
     """zcrmsdk reads the module's related lists before it adds or removes a campaign
     membership ("Related Lists Meta Data", scope ``ZohoCRM.settings.related_lists.READ``):
@@ -265,11 +286,17 @@ def _check_membership_lookup(connector: ZohoConnector) -> SchemaCheck:
 def write_checks(connector: ZohoConnector, kinds: Collection[WriteKind]) -> list[SchemaCheck]:
     """What these write kinds need beyond the mapped fields, each line one call, the same
     lines ``run_checks`` prints: tasks (and their closures) the ``ZohoCRM.coql.READ``
-    scope of the key look-up every task write starts with; memberships the related lists
-    zcrmsdk reads before a membership write (``ZohoCRM.settings.related_lists.READ``)."""
+    scope of the key look-up every task write starts with, and configured closed statuses
+    the org's Tasks picklist must hold (one read of the Tasks field metadata, which the first
+    task write reads anyway; with the default, Zoho's standard ``Completed``, no call here:
+    ``crmtier doctor`` checks it, and a closure before its first write); memberships the
+    related lists zcrmsdk reads before a membership write
+    (``ZohoCRM.settings.related_lists.READ``)."""
     out = []
     if "task" in kinds or "task_close" in kinds:
         out.append(_check_task_lookup(connector, connector.config.task_key_field))
+        if connector.config.task_closed_statuses != DEFAULT_CLOSED:
+            out.append(_check_closed_statuses(connector))
     if "membership" in kinds:
         out.append(_check_membership_lookup(connector))
     return out

@@ -46,6 +46,7 @@ from connectors.zoho.mapping import (
     read_fields,
     record_from_row,
 )
+from connectors.zoho.task_keys import KEYS_PER_QUERY
 from connectors.zoho.writes import CAMPAIGN_MODULE
 
 ONE_SECOND = timedelta(seconds=1)
@@ -73,7 +74,7 @@ class ZohoConnector:
             webhook_kind="notification_channel",
             campaign_member_object=CAMPAIGN_MODULE,
             per_customer_kinds=frozenset({"membership"}),
-            lookup_batch={"task": writes.KEYS_PER_QUERY},
+            lookup_batch={"task": KEYS_PER_QUERY},
             modstamp_resolution=ONE_SECOND,
         )
         self._fields = read_fields(mapping, writeback)
