@@ -25,6 +25,12 @@ from connectors.settings import CrmSettings, load_crm_settings
 
 #: Zoho Accounts' token endpoint path, the same in every data centre.
 TOKEN_PATH = "/oauth/v2/token"  # noqa: S105 - a URL path, not a secret
+#: Live access tokens Zoho keeps per refresh token: "A maximum of 15 active access tokens
+#: can be stored per refresh token. When the 16th token is requested, the oldest token is
+#: invalidated" (Zoho CRM API "Token Validity", v8 token-validity.html; Kaizen #43 "Tokens
+#: and Limitations"). Each crmtier process refreshes its own, in memory, so this many
+#: processes can share one refresh token before they invalidate each other's.
+ACCESS_TOKENS_PER_REFRESH_TOKEN = 15
 #: The closed value of Zoho's standard Tasks Status picklist (Not Started, Deferred, In
 #: Progress, Completed, Waiting for input): ``task_closed_statuses``' default.
 DEFAULT_CLOSED = ("Completed",)

@@ -39,7 +39,7 @@ from connectors.mapping import FieldMapping, WritebackConfig
 from connectors.zoho import channel, checks, writes
 from connectors.zoho.channel import ChannelStatus
 from connectors.zoho.client import ZohoClient
-from connectors.zoho.config import ZohoConfig, load_config
+from connectors.zoho.config import ACCESS_TOKENS_PER_REFRESH_TOKEN, ZohoConfig, load_config
 from connectors.zoho.households import HouseholdReader
 from connectors.zoho.mapping import (
     FieldInfo,
@@ -76,6 +76,7 @@ class ZohoConnector:
             per_customer_kinds=frozenset({"membership"}),
             lookup_batch={"task": KEYS_PER_QUERY},
             modstamp_resolution=ONE_SECOND,
+            processes_per_credential=ACCESS_TOKENS_PER_REFRESH_TOKEN,
         )
         self._fields = read_fields(mapping, writeback)
         self._schema: dict[str, dict[str, FieldInfo]] = {}
