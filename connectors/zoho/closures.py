@@ -7,10 +7,10 @@ has ``display_value``, ``actual_value`` and ``sequence_number``, no closed flag,
 Salesforce's ``TaskStatus.IsClosed``). So the closed values are ``crm.task_closed_statuses``
 (default the standard picklist's ``Completed``); a closure writes the first, and a Task in
 any of them is already closed. A configured value the org's picklist lacks is a
-``ConfigError`` before any write (``require_closed_statuses``), a ``crmtier doctor`` line and
-a start-up refusal when configured (``checks.py``; the default costs the start no call,
-and a closure checks it before its first write), never a closure that writes a value Zoho refuses or
-leaves a Task the org counts as closed open.
+``ConfigError`` before any write (``require_closed_statuses``), a ``crmtier doctor`` line
+and, when the setting is not the default, a start-up refusal (``checks.py``: the default
+costs the start no call), never a closure that writes a value Zoho refuses or leaves open a
+Task the org counts as closed.
 
 **The re-check.** A closure looks its keys up (``task_keys.look_up``, shared with the
 plan's tasks before any write) and closes by record id. A key the look-up did not find may
@@ -20,7 +20,8 @@ being taken over. Those keys are looked up once more after the closing writes, a
 found open then is closed too. That costs one COQL query per 50 absent keys, and only for
 absent keys: a run without faults closes only Tasks it made, which the first look-up finds.
 An insert landing after the re-check is still missed (the CRM has no conditional insert for
-Tasks to order it against); docs/zoho-api-audit.md says when that can happen.
+Tasks to order it against); docs/operations.md ("Task closures: what they cost") says when
+that can happen.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ import pytest
 
 from connectors.contract import MembershipChange, WritePlan
 from connectors.errors import ConfigError
+from connectors.mapping import WritebackConfig
 from connectors.zoho.scopes import REQUIRED_SCOPES
+from sync.write_readiness import require
 
 ROOT = Path(__file__).resolve().parents[2]
 _SCOPE = re.compile(r"ZohoCRM\.[A-Za-z_.]+[A-Za-z]")
@@ -120,6 +122,9 @@ def test_a_coql_look_up_of_tasks_needs_a_tasks_read_scope_beside_the_coql_one(
     granted = tasks_scope == "ZohoCRM.modules.tasks.READ"
     assert line.ok is granted
     assert granted or "ZohoCRM.modules.tasks.READ" in line.fix
+    if not granted:  # the start-up gate of sync, serve and worker: the same line
+        with pytest.raises(ConfigError, match="tasks are on, but tasks: key look-up"):
+            require(connector, WritebackConfig(tasks=True))
     assert connector.household_check().ok  # Contacts: its own scope serves its COQL
 
 
