@@ -73,10 +73,16 @@ class FieldUpdate:
 
 @dataclass(frozen=True)
 class TaskUpsert:
-    """Create-or-update a follow-up task, keyed by ``task.dedupe_key`` as external id."""
+    """Create-or-update a follow-up task, keyed by ``task.dedupe_key`` as external id.
+    ``resend``: an earlier call of this task may have reached the CRM unanswered (a retry
+    after a timeout, an interrupted run's write, a task in doubt planned again), so the CRM
+    may hold it already and a relationship manager may have reassigned it since: a held
+    task is revised in what crmtier's rule decides, never given crmtier's owner or related
+    record again. A first send may create without looking."""
 
     customer_id: str
     task: TaskAction
+    resend: bool = False
 
 
 @dataclass(frozen=True)

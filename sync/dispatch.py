@@ -48,6 +48,9 @@ class Dispatcher:
         self.trigger = trigger
         self.source_events = source_events
         self.budget = budget  # the planner's: a task superseded unsent gives its share back
+        # keys of tasks planned again while a write of theirs was in doubt (``enqueue``)
+        self.planned_in_doubt: set[str] = set()
+        pool.maybe_made = self.maybe_made
 
     def in_doubt(self, cid: str) -> Doubt | None:
         """This customer's membership and task writes that may already have reached the
@@ -75,6 +78,17 @@ class Dispatcher:
                 tasks[item.key] = str(item.payload["rule"])
         return Doubt(campaigns, tasks) if campaigns or tasks else None
 
+    def maybe_made(self, item: OutboxItem) -> bool:
+        """Whether the CRM may hold this item's task already, so that sending it must not
+        undo what a relationship manager changed in it since (``TaskUpsert.resend``): a
+        call of the item itself may have reached the CRM unanswered (it is not
+        ``_unsent``: retried after a failure, or queued by another run, which may have
+        sent it before it died), or the task was planned while a write of its key was in
+        doubt (``in_doubt``: one in flight, retried or superseded, a dead letter whose call
+        went unanswered). A fault-free run has none: each task goes out as a first send."""
+        sent = bool(item.attempts) or item.run_id != self.run_id
+        return sent or item.key in self.planned_in_doubt
+
     def enqueue(
         self,
         conn: sa.Connection,
@@ -93,6 +107,12 @@ class Dispatcher:
         park, pending_row = rows.states.append, self.recorder.pending_row
         for p, pending in planned:
             cid = p.plan.customer_id
+            if p.plan.tasks:  # before its outstanding writes are merged with the new plan's
+                doubt = self.in_doubt(cid)
+                if doubt is not None and doubt.tasks:
+                    self.planned_in_doubt.update(
+                        t.dedupe_key for t in p.plan.tasks if t.dedupe_key in doubt.tasks
+                    )
             previous = decisions.get(cid)
             items = items_of(p.plan, event_of(cid), pending.fields)
             keep = set(sending[cid]) if cid in sending else set()

@@ -15,7 +15,7 @@ operator acknowledges the letter.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -200,11 +200,19 @@ def set_status(
         )
 
 
-def to_write_plan(items: Sequence[OutboxItem]) -> WritePlan:
-    """Items in a fixed kind order; ``apply`` answers one result per item in this order."""
+def to_write_plan(
+    items: Sequence[OutboxItem], maybe_made: Callable[[OutboxItem], bool]
+) -> WritePlan:
+    """Items in a fixed kind order; ``apply`` answers one result per item in this order.
+    A task the CRM may hold already (``maybe_made``, ``Dispatcher.maybe_made``) is sent
+    again (``TaskUpsert.resend``): the connector keeps what the CRM's users changed."""
     fields = [FieldUpdate(i.customer_id, i.payload) for i in items if i.kind == "field_update"]
     tasks = [
-        TaskUpsert(i.customer_id, i.action or TaskAction.model_validate(i.payload))
+        TaskUpsert(
+            i.customer_id,
+            i.action or TaskAction.model_validate(i.payload),
+            resend=maybe_made(i),
+        )
         for i in items
         if i.kind == "task"
     ]

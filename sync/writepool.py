@@ -91,6 +91,9 @@ class WritePool:
         # customers whose queued writes wait until the run has planned them again
         # (``sync.run_outbox.recover``): not sent meanwhile
         self.waiting: set[str] = set()
+        # whether the CRM may hold an item's task already (``Dispatcher.maybe_made`` once
+        # a dispatcher feeds the pool; a pool alone knows its own retries)
+        self.maybe_made: Callable[[OutboxItem], bool] = lambda item: item.attempts > 0
         self.stop: Stop | None = None
         self.halted = threading.Event()  # set: queued write calls are not to go out
         self.pool = ThreadPoolExecutor(
@@ -245,7 +248,7 @@ class WritePool:
             self.queue.pop(item.id, None)
             self.due.pop(item.id, None)  # a retry's backoff is over once it goes out
             self.inflight_by_customer.setdefault(item.customer_id, set()).add(item.id)
-        plan = outbox.to_write_plan(items)
+        plan = outbox.to_write_plan(items, self.maybe_made)
         kill_point("before_write")
         future = self.pool.submit(carry(self._send), plan)  # its calls are the run's
         self.inflight[future] = items

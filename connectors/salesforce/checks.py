@@ -212,21 +212,45 @@ def external_id_check(
 def _key_lines(
     settings: SalesforceSettings, sobject: str, described: Mapping[str, Any]
 ) -> list[SchemaCheck]:
-    """Whether ``sobject`` carries the External ID field its writes upsert by (and, for
-    campaign members, ``AccountId`` when accounts are members). Without the field
-    Salesforce refuses the whole upsert (``INVALID_FIELD``)."""
+    """Whether ``sobject`` carries the External ID field its writes find records by (and,
+    for campaign members, ``AccountId`` when accounts are members). Without the field
+    Salesforce refuses the whole upsert (``INVALID_FIELD``).
+
+    On Task, which crmtier upserts by that field, it must be Unique too ("Do not allow
+    duplicate values"; describe's ``unique``): "If you're upserting a record for an object
+    that has the External ID attribute selected but not the Unique attribute selected (a
+    non-unique index), your client application must have the permission 'View All Data'"
+    ("Upsert Records Using sObject Rows by External ID", REST API Developer Guide), a right
+    the integration user must not hold (``rights_checks``), and only Unique makes a rerun
+    meet the one Task it made. An Activity custom field may be Unique (see
+    docs/salesforce-api-audit.md). Campaign members are inserted, never upserted: their key
+    needs no Unique."""
     fields = _fields(described)
     field_name = settings.external_id_field
-    field = fields.get(field_name)
-    ok = field is not None and bool(field.get("externalId"))
-    out = [
-        SchemaCheck(
-            f"external id {sobject}.{field_name}",
-            ok,
-            "" if ok else "missing or not marked External ID",
-            "" if ok else f"create a unique External ID text field {field_name} on {sobject}",
-        )
-    ]
+    field = fields.get(field_name) or {}
+    keyed = bool(field.get("externalId"))
+    unique = bool(field.get("unique")) or sobject != "Task"
+    name = f"external id {sobject}.{field_name}"
+    if keyed and unique:
+        out = [SchemaCheck(name, True)]
+    elif keyed:
+        out = [
+            SchemaCheck(
+                name,
+                False,
+                "not Unique: an upsert by a non-unique External ID needs View All Data",
+                f"tick Unique (case-sensitive) on {sobject}.{field_name} in Setup",
+            )
+        ]
+    else:
+        out = [
+            SchemaCheck(
+                name,
+                False,
+                "missing or not marked External ID",
+                f"create a unique External ID text field {field_name} on {sobject}",
+            )
+        ]
     if sobject == settings.campaign_member_object and settings.accounts_as_campaign_members:
         has = "AccountId" in fields
         out.append(

@@ -30,13 +30,14 @@ from connectors.contract import (
 )
 from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
 from connectors.salesforce import owners
+from connectors.salesforce.batches import BATCH, chunks
 from connectors.salesforce.checks import household_check, run_checks, write_checks
 from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings, load_settings
 from connectors.salesforce.households import HouseholdReader
 from connectors.salesforce.mapping import decoder
 from connectors.salesforce.person_contacts import PersonContacts
-from connectors.salesforce.writes import BATCH, PlanWriter, chunks
+from connectors.salesforce.writes import PlanWriter
 from tiering_core.models import CustomerProfile, DQIssue
 
 #: Field updates per Bulk API 2.0 job. "Salesforce creates a separate batch for every 10,000

@@ -27,8 +27,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from connectors.salesforce.batches import BATCH, chunks
 from connectors.salesforce.client import SalesforceClient, select
-from connectors.salesforce.writes import BATCH, chunks
 from tiering_core.rules.household import Link
 
 #: ``Roles`` values -> crmtier's household roles (policy ``households.count_roles``).

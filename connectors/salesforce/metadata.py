@@ -166,6 +166,12 @@ def _plan(
                 "Unique in Setup (crmtier does not change an existing field's definition)"
             )
             fix.handled.add(f"{sobject}.{key}")
+        elif sobject == "Task" and not existing.get("unique"):  # upserted: ``checks._key_lines``
+            fix.by_hand.append(
+                f"{sobject}.{key} is an External ID but not Unique: tick Unique in Setup "
+                "(crmtier does not change an existing field's definition)"
+            )
+            fix.handled.add(f"{sobject}.{key}")
     return create, grant
 
 

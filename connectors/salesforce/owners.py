@@ -20,8 +20,8 @@ from typing import Any
 from connectors.contract import OwnerChange, WriteResult
 from connectors.errors import ConfigError
 from connectors.mapping import FieldMapping
+from connectors.salesforce.batches import chunks, result_of
 from connectors.salesforce.client import SalesforceClient, select
-from connectors.salesforce.writes import chunks, result_of
 
 #: A field API name SOQL takes as it is (custom: ``RM_Capacity__c``).
 _FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")

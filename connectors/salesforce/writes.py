@@ -2,45 +2,37 @@
 
 Field updates go in sObject Collections of ≤ 200 records, or one Bulk API 2.0 job for a plan
 of more than ``bulk_threshold`` updates; Tasks are upserted by crmtier's external id (a
-rerun finds the same Task); CampaignMembers carry a deterministic external id, so adds need
-no look-up and removals one query. A refused record reads as ``errors.refusal`` (code,
-field, object, next step), never as Salesforce's own message, which can quote its values.
+rerun finds the same Task), or looked up by it when sent again (``task_writes.py``);
+CampaignMembers carry a deterministic external id, so adds need no look-up and removals one
+query. A refused record reads as ``errors.refusal`` (code, field, object, next step), never
+as Salesforce's own message, which can quote its values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from connectors.contract import (
     FieldUpdate,
     MembershipChange,
-    TaskClose,
     TaskUpsert,
     WritePlan,
     WriteResult,
 )
 from connectors.mapping import FieldMapping, WritebackConfig
+from connectors.salesforce.batches import chunks, result_of
 from connectors.salesforce.bulkcsv import cell, csv_bodies
 from connectors.salesforce.client import SalesforceClient, select
 from connectors.salesforce.config import SalesforceSettings
 from connectors.salesforce.errors import leading_code, record_retryable, refusal
 from connectors.salesforce.mapping import encoder
 from connectors.salesforce.person_contacts import PersonContacts
+from connectors.salesforce.task_writes import close_tasks, write_tasks
 
-#: Records (or ids) per sObject Collections call, and ids per ``IN`` look-up.
-BATCH = 200
-_PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
-#: The standard Task Status value that closes a task (see ``_close_tasks``).
-TASK_CLOSED = "Completed"
 #: The Status a campaign membership is created with; doctor checks each campaign defines it
 #: (``checks._member_status_check``).
 MEMBER_STATUS = "Sent"
-
-
-def chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class PlanWriter:
@@ -82,7 +74,7 @@ class PlanWriter:
         if plan.memberships:
             results += self._write_memberships(plan.memberships)
         if plan.task_closes:
-            results += self._close_tasks(plan.task_closes)
+            results += close_tasks(self.client, self.settings.external_id_field, plan.task_closes)
         return results
 
     def _crm_fields(self, update: FieldUpdate) -> dict[str, Any]:
@@ -148,93 +140,9 @@ class PlanWriter:
         return out
 
     def _write_tasks(self, tasks: Sequence[TaskUpsert]) -> list[WriteResult]:
-        return self._upsert_tasks([(t.task.dedupe_key, self._task_record(t)) for t in tasks])
-
-    def _close_tasks(self, closes: Sequence[TaskClose]) -> list[WriteResult]:
-        """Set crmtier's open tasks to the standard closed Status ``Completed`` (the Task
-        object's Status picklist: Not Started, In Progress, Completed, Waiting on someone
-        else, Deferred; "Completed" is the value whose TaskStatus.IsClosed is true in a
-        standard org: Salesforce Object Reference, "Task" and "TaskStatus").
-
-        Only a Task the org holds is closed: its keys are looked up first (one SOQL query
-        per 200), then the open ones are updated by record id (sObject Collections update,
-        ``PATCH composite/sobjects``, 200 a call: "Update Records Using sObject
-        Collections"). Never an upsert by external id: "If the external ID isn't matched,
-        then a new record is created" ("Insert or Update (Upsert) a Record Using an
-        External ID", REST API Developer Guide), and a closure of a task that never arrived,
-        or that a relationship manager deleted, would make a bare completed Task. A key the
-        org does not hold, or whose Task is already closed, has nothing to close: it
-        answers ok with no write, as does a Task deleted between look-up and update
-        (``ENTITY_IS_DELETED``). "Closed" is the Task's ``IsClosed``, not its Status
-        being ``Completed``: an org may add closed statuses of its own ("Multiple task
-        status values can represent a closed task", TaskStatus.IsClosed, Object Reference
-        "TaskStatus", developer.salesforce.com/docs/atlas.en-us.object_reference.meta/
-        object_reference/sforce_api_objects_taskstatus.htm; Task's ``IsClosed``, label
-        "Closed", Salesforce Field Reference "Task"), and a task a relationship manager
-        put in one of them keeps that Status rather than being reset to Completed.
-        Nothing else changes: the subject, owner and notes stay as the relationship
-        manager left them. Cost: ceil(keys / 200) queries plus ceil(open tasks / 200)
-        updates."""
-        found = self._task_rows(sorted({c.dedupe_key for c in closes}))
-        pending = [k for k, row in found.items() if not row.get("IsClosed")]
-        done: dict[str, WriteResult] = {}
-        for chunk in chunks(pending):
-            records = [
-                {"attributes": {"type": "Task"}, "id": found[k]["Id"], "Status": TASK_CLOSED}
-                for k in chunk
-            ]
-            saved = self.client.collection(
-                "PATCH", "composite/sobjects", {"allOrNone": False, "records": records}
-            )
-            for key, r in zip(chunk, saved, strict=True):
-                done[key] = result_of("task_close", key, r, "Task", ok_codes=("ENTITY_IS_DELETED",))
-        return [
-            done.get(c.dedupe_key) or WriteResult("task_close", c.dedupe_key, True) for c in closes
-        ]
-
-    def _task_rows(self, keys: Sequence[str]) -> dict[str, Mapping[str, Any]]:
-        """The Tasks the org holds with these external keys (``Id``, key, ``IsClosed``),
-        by key, 200 keys a query."""
-        key_field = self.settings.external_id_field
-        found: dict[str, Mapping[str, Any]] = {}
-        for chunk in chunks(keys):
-            query = select(
-                ["Id", key_field, "IsClosed"], "Task", f"WHERE {key_field} IN {{}}", list(chunk)
-            )
-            found.update((str(r[key_field]), r) for r in self.client.query_all(query))
-        return found
-
-    def _upsert_tasks(self, records: Sequence[tuple[str, dict[str, Any]]]) -> list[WriteResult]:
-        key_field = self.settings.external_id_field
-        results: list[WriteResult] = []
-        for chunk in chunks(records):
-            saved = self.client.collection(
-                "PATCH",
-                f"composite/sobjects/Task/{key_field}",
-                {"allOrNone": False, "records": [record for _, record in chunk]},
-            )
-            results += [
-                result_of("task", key, r, "Task") for (key, _), r in zip(chunk, saved, strict=True)
-            ]
-        return results
-
-    def _task_record(self, upsert: TaskUpsert) -> dict[str, Any]:
-        task = upsert.task
-        record: dict[str, Any] = {
-            "attributes": {"type": "Task"},
-            self.settings.external_id_field: task.dedupe_key,
-            "Subject": task.subject[:255],
-            "ActivityDate": task.due.isoformat(),
-            "Priority": _PRIORITY[task.priority],
-            "WhatId": upsert.customer_id,
-            "Description": task.description[:32000],
-        }
-        # Status is left out on purpose: it defaults on create, and a rerun must not reopen
-        # a task the relationship manager has completed.
-        owner = task.owner_id or (self.writeback.queues.get(task.queue) if task.queue else None)
-        if owner:
-            record["OwnerId"] = owner
-        return record
+        return write_tasks(
+            self.client, self.settings.external_id_field, tasks, self.writeback.queues
+        )
 
     def _member_key(self, change: MembershipChange, campaign_id: str) -> str:
         """Deterministic from (campaign, customer): an add and a later remove find the same
@@ -369,25 +277,3 @@ class PlanWriter:
                 self._person_contacts[str(r["Id"])] = (
                     r.get("PersonContactId") if r.get("IsPersonAccount") else None
                 )
-
-
-def result_of(
-    kind: Any,
-    key: str,
-    saved: Mapping[str, Any],
-    sobject: str,
-    ok_codes: tuple[str, ...] = (),
-) -> WriteResult:
-    if saved.get("success"):
-        return WriteResult(kind, key, True)
-    errors = saved.get("errors") or [{}]
-    code = errors[0].get("statusCode") or errors[0].get("errorCode")
-    if code in ok_codes:
-        return WriteResult(kind, key, True)
-    message = refusal(
-        code,
-        str(errors[0].get("message") or ""),
-        fields=errors[0].get("fields") or (),
-        sobject=sobject,
-    )
-    return WriteResult(kind, key, False, code, message, record_retryable(code))

@@ -263,11 +263,17 @@ class SalesforceSandbox(SandboxLifecycle):
     def set_task_status(self, key: str, status: str) -> None:
         """What a relationship manager does in the CRM: give the Task with crmtier's
         external key ``key`` this Status (a value of the org's picklist, or refused)."""
+        self.edit_task(key, Status=status)
+
+    def edit_task(self, key: str, **fields: Any) -> None:
+        """What a relationship manager does in the CRM: change the Task with crmtier's
+        external key ``key`` (reassign it: ``OwnerId``; relate it elsewhere: ``WhatId``),
+        checked as any save is."""
         rid = self.org.index.ext().get("Task", {})[key]
-        record = {"attributes": {"type": "Task"}, "id": rid, "Status": status}
+        record = {"attributes": {"type": "Task"}, "id": rid, **fields}
         (saved,) = self.org.update([record], True)
         if not saved.success:
-            raise ValueError(f"Task {key}: Status {status!r}: {saved.errors[0].as_json()}")
+            raise ValueError(f"Task {key}: {sorted(fields)}: {saved.errors[0].as_json()}")
 
     def memberships(self) -> set[tuple[str, str]]:
         keys = {cid: key for key, cid in self.mapping.writeback.campaigns.items()}

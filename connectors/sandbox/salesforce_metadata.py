@@ -223,6 +223,7 @@ class MetadataApi:
             picklist=values,
             restricted=_child(component, "valueSet/restricted") == "true",
             external_id=_child(component, "externalId") == "true",
+            unique=_child(component, "unique") == "true",
             # a text field holds what its component declares, as the org's does
             length=_int(_child(component, "length")) if kind in _TEXT_KINDS else None,
         )

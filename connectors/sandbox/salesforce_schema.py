@@ -40,6 +40,15 @@ TASK_STATUSES: Mapping[str, bool] = {
 }
 
 
+def key_field(*, unique: bool = True) -> FieldSpec:
+    """crmtier's key field on Task and CampaignMember as ``doctor --fix`` creates it
+    (``metadata.key_component``): text, External ID and Unique; ``unique=False`` for an
+    org whose admin left Unique off."""
+    return FieldSpec(
+        EXTERNAL_KEY_FIELD, "string", external_id=True, unique=unique, length=KEY_LENGTH
+    )
+
+
 def _system_fields(obj: ObjectSpec) -> None:
     obj.add(FieldSpec("Id", "id", updateable=False, createable=False, nillable=False))
     obj.add(FieldSpec("SystemModstamp", "datetime", updateable=False, createable=False))
@@ -139,7 +148,7 @@ def build_schema(
         FieldSpec("WhatId", "reference"),
         FieldSpec("WhoId", "reference"),
         FieldSpec("Description", "textarea", length=32_000),
-        FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True, length=KEY_LENGTH),
+        key_field(),
     ):
         task.add(spec)
 
@@ -156,7 +165,7 @@ def build_schema(
     if accounts_as_members:
         member.add(FieldSpec("AccountId", "reference", updateable=False))
     member.add(FieldSpec("Status", "picklist", picklist=("Sent", "Responded")))
-    member.add(FieldSpec(EXTERNAL_KEY_FIELD, "string", external_id=True, length=KEY_LENGTH))
+    member.add(key_field())
     return {
         o.name: o
         for o in (

@@ -64,6 +64,11 @@ class FieldSpec:
     picklist: tuple[str, ...] = ()
     restricted: bool = False
     external_id: bool = False
+    #: the Unique attribute ("Do not allow duplicate values"), which describe reports as
+    #: ``unique`` apart from ``externalId``: an External ID need not be unique, and an
+    #: upsert by one that is not needs View All Data ("Upsert Records Using sObject Rows
+    #: by External ID", REST API Developer Guide)
+    unique: bool = False
     nillable: bool = True
     #: characters a text field holds; a longer value is refused with STRING_TOO_LONG ("The
     #: String specified is longer than allowed": StatusCode, SOAP API Developer Guide,
@@ -80,7 +85,7 @@ class FieldSpec:
             "createable": self.createable,
             "nillable": self.nillable,
             "externalId": self.external_id,
-            "unique": self.external_id,
+            "unique": self.unique,
             "custom": self.name.endswith("__c"),
             "restrictedPicklist": self.restricted,
             "picklistValues": [

@@ -1,0 +1,152 @@
+"""Salesforce follow-up Tasks: made, made again, closed, each keyed by crmtier's external id.
+
+A task sent for the first time is upserted by its key field (``PATCH
+composite/sobjects/Task/{key field}``, "Upsert Records Using sObject Collections"): one call
+for 200 tasks, and a rerun that meets the task finds it instead of making a second one.
+
+A task sent again (``TaskUpsert.resend``: an earlier call of it may have reached the org
+unanswered, so the org may hold it and a relationship manager may have reassigned it since)
+is never upserted: "If the external ID matches one existing record, then the existing
+record is updated according to the request body" ("Upsert Records Using sObject Rows by
+External ID", REST API Developer Guide), and the body carries ``OwnerId`` and ``WhatId``, so
+the reassignment would be undone. Its key is looked up first (one SOQL query per 200 keys);
+a task the org does not hold goes out in the upsert with the first sends (it creates it),
+one it holds is revised by record id (``PATCH composite/sobjects``) in what crmtier's rule
+decides (``REVISED``) alone, its owner, related record and Status left as the relationship
+manager left them, as the Zoho and FXiaoke connectors revise theirs.
+
+Closing looks the keys up the same way and sets only the Status (``close_tasks``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from connectors.contract import TaskClose, TaskUpsert, WriteResult
+from connectors.salesforce.batches import chunks, result_of
+from connectors.salesforce.client import SalesforceClient, select
+
+_PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
+#: The standard Task Status value that closes a task (see ``close_tasks``).
+TASK_CLOSED = "Completed"
+#: What a task sent again revises in the Task the org holds (``task_record``'s fields).
+REVISED = ("Subject", "ActivityDate", "Priority", "Description")
+
+
+def task_record(upsert: TaskUpsert, key_field: str, queues: Mapping[str, str]) -> dict[str, Any]:
+    """The Task as crmtier's rule makes it, its key in ``key_field``."""
+    task = upsert.task
+    record: dict[str, Any] = {
+        "attributes": {"type": "Task"},
+        key_field: task.dedupe_key,
+        "Subject": task.subject[:255],
+        "ActivityDate": task.due.isoformat(),
+        "Priority": _PRIORITY[task.priority],
+        "WhatId": upsert.customer_id,
+        "Description": task.description[:32000],
+    }
+    # Status is left out on purpose: it defaults on create, and a rerun must not reopen
+    # a task the relationship manager has completed.
+    owner = task.owner_id or (queues.get(task.queue) if task.queue else None)
+    if owner:
+        record["OwnerId"] = owner
+    return record
+
+
+def write_tasks(
+    client: SalesforceClient,
+    key_field: str,
+    tasks: Sequence[TaskUpsert],
+    queues: Mapping[str, str],
+) -> list[WriteResult]:
+    """One result per task, in order. Cost: ceil(first sends and sent-again tasks the org
+    does not hold / 200) upserts; for the tasks sent again, ceil(keys / 200) queries plus
+    ceil(held / 200) updates. A run without a lost answer sends no task again, and makes
+    one call per 200 tasks."""
+    records = [(t.task.dedupe_key, task_record(t, key_field, queues)) for t in tasks]
+    again = sorted({t.task.dedupe_key for t in tasks if t.resend})
+    held = task_rows(client, key_field, again) if again else {}
+    upserts = [i for i, (key, _) in enumerate(records) if key not in held]
+    revisions = [i for i, (key, _) in enumerate(records) if key in held]
+    done: dict[int, WriteResult] = {}
+    for chunk in chunks(upserts):
+        saved = client.collection(
+            "PATCH",
+            f"composite/sobjects/Task/{key_field}",
+            {"allOrNone": False, "records": [records[i][1] for i in chunk]},
+        )
+        for i, r in zip(chunk, saved, strict=True):
+            done[i] = result_of("task", records[i][0], r, "Task")
+    for chunk in chunks(revisions):
+        revised = [
+            {
+                "attributes": {"type": "Task"},
+                "id": held[records[i][0]]["Id"],
+                **{f: records[i][1][f] for f in REVISED},
+            }
+            for i in chunk
+        ]
+        saved = client.collection(
+            "PATCH", "composite/sobjects", {"allOrNone": False, "records": revised}
+        )
+        for i, r in zip(chunk, saved, strict=True):
+            done[i] = result_of("task", records[i][0], r, "Task")
+    return [done[i] for i in range(len(records))]
+
+
+def close_tasks(
+    client: SalesforceClient, key_field: str, closes: Sequence[TaskClose]
+) -> list[WriteResult]:
+    """Set crmtier's open tasks to the standard closed Status ``Completed`` (the Task
+    object's Status picklist: Not Started, In Progress, Completed, Waiting on someone
+    else, Deferred; "Completed" is the value whose TaskStatus.IsClosed is true in a
+    standard org: Salesforce Object Reference, "Task" and "TaskStatus").
+
+    Only a Task the org holds is closed: its keys are looked up first (one SOQL query
+    per 200), then the open ones are updated by record id (sObject Collections update,
+    ``PATCH composite/sobjects``, 200 a call: "Update Records Using sObject
+    Collections"). Never an upsert by external id: "If the external ID isn't matched,
+    then a new record is created" ("Insert or Update (Upsert) a Record Using an
+    External ID", REST API Developer Guide), and a closure of a task that never arrived,
+    or that a relationship manager deleted, would make a bare completed Task. A key the
+    org does not hold, or whose Task is already closed, has nothing to close: it
+    answers ok with no write, as does a Task deleted between look-up and update
+    (``ENTITY_IS_DELETED``). "Closed" is the Task's ``IsClosed``, not its Status
+    being ``Completed``: an org may add closed statuses of its own ("Multiple task
+    status values can represent a closed task", TaskStatus.IsClosed, Object Reference
+    "TaskStatus", developer.salesforce.com/docs/atlas.en-us.object_reference.meta/
+    object_reference/sforce_api_objects_taskstatus.htm; Task's ``IsClosed``, label
+    "Closed", Salesforce Field Reference "Task"), and a task a relationship manager
+    put in one of them keeps that Status rather than being reset to Completed.
+    Nothing else changes: the subject, owner and notes stay as the relationship
+    manager left them. Cost: ceil(keys / 200) queries plus ceil(open tasks / 200)
+    updates."""
+    found = task_rows(client, key_field, sorted({c.dedupe_key for c in closes}))
+    pending = [k for k, row in found.items() if not row.get("IsClosed")]
+    done: dict[str, WriteResult] = {}
+    for chunk in chunks(pending):
+        records = [
+            {"attributes": {"type": "Task"}, "id": found[k]["Id"], "Status": TASK_CLOSED}
+            for k in chunk
+        ]
+        saved = client.collection(
+            "PATCH", "composite/sobjects", {"allOrNone": False, "records": records}
+        )
+        for key, r in zip(chunk, saved, strict=True):
+            done[key] = result_of("task_close", key, r, "Task", ok_codes=("ENTITY_IS_DELETED",))
+    return [done.get(c.dedupe_key) or WriteResult("task_close", c.dedupe_key, True) for c in closes]
+
+
+def task_rows(
+    client: SalesforceClient, key_field: str, keys: Sequence[str]
+) -> dict[str, Mapping[str, Any]]:
+    """The Tasks the org holds with these external keys (``Id``, key, ``IsClosed``),
+    by key, 200 keys a query."""
+    found: dict[str, Mapping[str, Any]] = {}
+    for chunk in chunks(keys):
+        query = select(
+            ["Id", key_field, "IsClosed"], "Task", f"WHERE {key_field} IN {{}}", list(chunk)
+        )
+        found.update((str(r[key_field]), r) for r in client.query_all(query))
+    return found
