@@ -98,15 +98,27 @@ def _campaign_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
     """Every configured campaign key names a live MarketingEventObj record (one query by
     ``_id`` per 100 ids, so no answer outgrows its one page; an invalidated one,
     ``life_status`` invalid, is no campaign to join), a line per key as Salesforce's and
-    Zoho's doctors print them. None, and no call, without campaigns."""
+    Zoho's doctors print them; one failed ``campaigns`` line when FXiaoke refuses the read
+    (a configuration error: the app's user cannot read 市场活动). None, and no call,
+    without campaigns."""
     wanted = connector.writeback.campaigns
     if not wanted:
         return []
-    found = {
-        str(row.get(ID)): row.get(LIFE_STATUS)
-        for body in by_ids(MARKETING_EVENT, list(wanted.values()), [ID, LIFE_STATUS])
-        for row in rows_of(connector.client.call(data_path(MARKETING_EVENT, "query"), body))
-    }
+    try:
+        found = {
+            str(row.get(ID)): row.get(LIFE_STATUS)
+            for body in by_ids(MARKETING_EVENT, list(wanted.values()), [ID, LIFE_STATUS])
+            for row in rows_of(connector.client.call(data_path(MARKETING_EVENT, "query"), body))
+        }
+    except ConfigError as exc:  # one line, as household_check's, not a bare error
+        return [
+            SchemaCheck(
+                "campaigns",
+                False,
+                f"{MARKETING_EVENT} is not readable ({exc})",
+                f"give the app's acting user read on {MARKETING_EVENT} (市场活动) in its role",
+            )
+        ]
 
     def line(key: str, event_id: str) -> SchemaCheck:
         detail = f"{MARKETING_EVENT} {event_id}"

@@ -109,6 +109,21 @@ def test_more_campaigns_than_a_page_are_all_found(
     assert [len(ids) for ids in asked] == [100, len(campaigns) - 100]
 
 
+def test_campaigns_the_app_may_not_read_are_one_failed_line(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """A refused read of the campaigns (15003: the app has no access) is a failed line that
+    names the object and the fix, as the start gate prints it with the switch, not a bare
+    configuration error that says neither."""
+    connector = connect(sandbox)
+    sandbox.server.inject("query", response=error_response(15003, "APP没有访问权限"), times=None)
+    lines = [c for c in connector.write_checks(["membership"]) if not c.ok]
+    assert [(c.name, c.fix) for c in lines] == [
+        ("campaigns", "give the app's acting user read on MarketingEventObj (市场活动) in its role")
+    ]
+    assert "15003" in lines[0].detail
+
+
 def test_check_reports_bad_credentials(sandbox: FxiaokeSandbox, connect: Connect) -> None:
     sandbox.server.inject("oauth2_token", response=error_response(20006, "appId或appSecret错误"))
     (check,) = connect(sandbox).check()
