@@ -20,7 +20,7 @@ from connectors.fxiaoke.households import (
     ROLES,
 )
 from connectors.fxiaoke.mapping import FIELD_TYPES, TENANT_ZONE_NAMES, missing_options
-from connectors.fxiaoke.query import ID, flt, rows_of, search_query_info
+from connectors.fxiaoke.query import ID, by_ids, rows_of
 from tiering_core.outputs import output_type
 
 if TYPE_CHECKING:
@@ -95,24 +95,30 @@ def write_checks(connector: FxiaokeConnector, kinds: Collection[WriteKind]) -> l
 
 
 def _campaign_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
-    """Every configured campaign key names a live MarketingEventObj record (one query of
-    them all by ``_id``; an invalidated one, ``life_status`` invalid, is no campaign to
-    join), a line per key as Salesforce's and Zoho's doctors print them. None, and no call,
+    """Every configured campaign key names a live MarketingEventObj record (one query by
+    ``_id`` per 100 ids, so no answer outgrows its one page; an invalidated one,
+    ``life_status`` invalid, is no campaign to join), a line per key as Salesforce's and
+    Zoho's doctors print them; one failed ``campaigns`` line when FXiaoke refuses the read
+    (a configuration error: the app's user cannot read 市场活动). None, and no call,
     without campaigns."""
     wanted = connector.writeback.campaigns
     if not wanted:
         return []
-    answer = connector.client.call(
-        data_path(MARKETING_EVENT, "query"),
-        {
-            "dataObjectApiName": MARKETING_EVENT,
-            "find_explicit_total_num": False,
-            "search_query_info": search_query_info(
-                [flt(ID, "IN", *sorted(set(wanted.values())))], [], [ID, LIFE_STATUS]
-            ),
-        },
-    )
-    found = {str(r.get(ID)): r.get(LIFE_STATUS) for r in rows_of(answer)}
+    try:
+        found = {
+            str(row.get(ID)): row.get(LIFE_STATUS)
+            for body in by_ids(MARKETING_EVENT, list(wanted.values()), [ID, LIFE_STATUS])
+            for row in rows_of(connector.client.call(data_path(MARKETING_EVENT, "query"), body))
+        }
+    except ConfigError as exc:  # one line, as household_check's, not a bare error
+        return [
+            SchemaCheck(
+                "campaigns",
+                False,
+                f"{MARKETING_EVENT} is not readable ({exc})",
+                f"give the app's acting user read on {MARKETING_EVENT} (市场活动) in its role",
+            )
+        ]
 
     def line(key: str, event_id: str) -> SchemaCheck:
         detail = f"{MARKETING_EVENT} {event_id}"

@@ -19,29 +19,47 @@ tell a lock apart from a bad value (32000) or an unknown error. The record itsel
   developer.fxiaoke.com/openapi_v2/en/common/process/approval/query.html; its states:
   in_progress, pass, error, cancel, reject).
 
-After a refused update (and only then), one ``data/get`` of the record is looked up in
-``LOCK_STATES``; when no row matches, one read of its approval instances (a tenant whose
-approval did not move ``life_status``). Either way, a match makes the write
-``RECORD_LOCKED``: retryable, so a later run writes the tier once the lock is lifted, and
-named so the admin sees why. A read that fails keeps the refusal as it was.
+After the customer updates of a plan, and only for the refused ones, crmtier reads their
+lock fields: one ``data/query`` per 100 refused records (``_id IN``), projecting
+``lock_status`` and ``life_status`` alone, never the whole customer (``data/get`` would bring
+every personal field of it, to read two); each record is looked up in ``LOCK_STATES``.
+Only a refused record whose fields show no lock costs one more call, the read of its
+approval instances (a tenant whose approval did not move ``life_status``). So n refused
+updates cost at most ceil(n / 100) + n reads, none for a plan with no refusal. A match makes
+the write ``RECORD_LOCKED``: retryable, so a later run writes the tier once the lock is
+lifted, and named so the admin sees why.
+
+Only an answered refusal is looked into: a code the table classes as FXiaoke being busy or
+broken (-1, -2, 50009: ``errors.RULES``) is no refusal of the record, and a read then would
+add calls to a struggling tenant. A read that fails, including one the app may not make
+(a tenant without the approval API granted: 15003), keeps the refusal as it was and logs a
+warning: a diagnostic read never stops the run.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from connectors.contract import WriteResult
-from connectors.errors import RecordError, TransientError
+from connectors.errors import ConfigError, ConnectorError, RecordError, TransientError
+from connectors.fxiaoke import errors
 from connectors.fxiaoke.client import FxiaokeClient, data_path
 from connectors.fxiaoke.override_audit import INSTANCES_PATH
+from connectors.fxiaoke.query import ID, by_ids, rows_of
+
+log = logging.getLogger(__name__)
 
 LOCKED = "RECORD_LOCKED"
 IN_PROGRESS = "in_progress"
 #: How errors.classify words a code FXiaoke answered (an unlisted one is a TransientError).
 _ANSWERED = re.compile(r"errorCode (-?\d+)")
+#: What a failed lock read may raise and still leave the run going (module docstring); a
+#: spent quota, an expired grant or a throttle stops the plan as any call's would.
+_UNREAD = (RecordError, TransientError, ConfigError)
 
 
 @dataclass(frozen=True)
@@ -68,47 +86,76 @@ def lock_state(record: Mapping[str, Any]) -> LockState | None:
     return next((s for s in LOCK_STATES if str(record.get(s.field, "")) == s.value), None)
 
 
-def _record(client: FxiaokeClient, obj: str, record_id: str) -> Mapping[str, Any]:
-    """The record as ``data/get`` answers it (``data.data``); empty when the read fails."""
-    try:
-        answer = client.call(
-            data_path(obj, "get"),
-            {"dataObjectApiName": obj, "objectDataId": record_id},
-            record_id=record_id,
-        )
-    except (RecordError, TransientError):
-        return {}
-    data = answer.get("data")
-    record = data.get("data") if isinstance(data, Mapping) else None
-    return record if isinstance(record, Mapping) else {}
+def _lock_fields(
+    client: FxiaokeClient, obj: str, record_ids: Sequence[str]
+) -> dict[str, Mapping[str, Any]]:
+    """The lock fields of ``record_ids`` by id, 100 ids a query; a chunk whose read fails is
+    left out (its records keep their refusals)."""
+    fields = [ID, *{s.field: None for s in LOCK_STATES}]
+    found: dict[str, Mapping[str, Any]] = {}
+    for body in by_ids(obj, record_ids, fields):
+        try:
+            answer = client.call(data_path(obj, "query"), body)
+        except _UNREAD as exc:
+            _unread(exc)
+            continue
+        found.update((str(row.get(ID)), row) for row in rows_of(answer))
+    return found
+
+
+def _unread(exc: ConnectorError) -> None:
+    """A lock read that failed: the refusals stay as they were. ``exc`` is crmtier's own
+    text (``errors.classify`` keeps FXiaoke's, which may quote values, out of it)."""
+    log.warning("fxiaoke lock state not read", extra={"error": str(exc)})
 
 
 def under_approval(client: FxiaokeClient, record_id: str) -> bool:
     """Whether an approval flow instance of the record is still in progress."""
     try:
         answer = client.call(INSTANCES_PATH, {}, top={"dataId": record_id})
-    except (RecordError, TransientError):
+    except _UNREAD as exc:
+        _unread(exc)
         return False
     instances = answer.get("instances") or []
     return any(isinstance(i, dict) and i.get("state") == IN_PROGRESS for i in instances)
 
 
-def explain_refusal(client: FxiaokeClient, obj: str, refused: WriteResult) -> WriteResult:
-    """``refused`` (a failed update of a record of ``obj``) as ``RECORD_LOCKED`` when FXiaoke
-    answered it with an error code and the record is locked; otherwise unchanged (a failure
-    in transit is no refusal)."""
-    if refused.ok:
-        return refused
-    found = _ANSWERED.search(refused.message or "")
-    code = refused.error_code if (refused.error_code or "").isdigit() else found and found[1]
+def refusal_code(result: WriteResult) -> str | None:
+    """The errorCode FXiaoke refused ``result`` with, when a lock could be why: None for a
+    success, a failure in transit (no code), and a code the table classes as FXiaoke
+    being busy or broken rather than refusing the record."""
+    if result.ok:
+        return None
+    found = _ANSWERED.search(result.message or "")
+    code = result.error_code if (result.error_code or "").isdigit() else found and found[1]
     if not code:
-        return refused
-    state = lock_state(_record(client, obj, refused.key))
-    why = state.why if state else _APPROVAL if under_approval(client, refused.key) else None
-    if why is None:
-        return refused
-    message = (
-        f"record {refused.key}: {LOCKED}: FXiaoke refused the tier write (errorCode {code}): "
-        f"{why}; retried on a later run"
-    )
-    return WriteResult(refused.kind, refused.key, False, LOCKED, message, True)
+        return None
+    rule = errors.lookup(int(code))
+    return None if rule.code is not None and rule.error is TransientError else code
+
+
+def explain_refusals(
+    client: FxiaokeClient, obj: str, results: Sequence[WriteResult]
+) -> list[WriteResult]:
+    """``results`` (the updates of records of ``obj``) with each refusal of a locked record
+    made ``RECORD_LOCKED``; the others unchanged. No call when nothing was refused."""
+    refused = {r.key: code for r in results if (code := refusal_code(r))}
+    if not refused:
+        return list(results)
+    records = _lock_fields(client, obj, sorted(refused))
+
+    def explained(result: WriteResult) -> WriteResult:
+        code = refused.get(result.key)
+        if code is None:
+            return result
+        state = lock_state(records.get(result.key, {}))
+        why = state.why if state else _APPROVAL if under_approval(client, result.key) else None
+        if why is None:
+            return result
+        message = (
+            f"record {result.key}: {LOCKED}: FXiaoke refused the tier write (errorCode {code}): "
+            f"{why}; retried on a later run"
+        )
+        return WriteResult(result.kind, result.key, False, LOCKED, message, True)
+
+    return [explained(r) for r in results]

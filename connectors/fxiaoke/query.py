@@ -82,6 +82,21 @@ def search_query_info(
     }
 
 
+def by_ids(obj: str, ids: Sequence[str], fields: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """The ``data/query`` bodies that read the records ``ids`` of ``obj``, ``fields``
+    projected: one per ``PAGE_LIMIT`` distinct ids (``_id IN``), so every answer fits in
+    its one page, however many ids there are."""
+    unique = sorted(set(ids))
+    for start in range(0, len(unique), PAGE_LIMIT):
+        yield {
+            "dataObjectApiName": obj,
+            "find_explicit_total_num": False,
+            "search_query_info": search_query_info(
+                [flt(ID, "IN", *unique[start : start + PAGE_LIMIT])], [], fields
+            ),
+        }
+
+
 def rows_of(answer: Mapping[str, Any]) -> list[Row]:
     """The records of a query answer: ``data.dataList`` (three independent clients parse
     it so); a bare record map in ``data``, as some per-object doc pages draw it, is one row."""

@@ -4,7 +4,8 @@
   planner says differ (so N changed customers cost exactly N calls, 0 when none changed),
   with ``triggerWorkFlow: false`` so crmtier's own writes do not fire the workflow push
   that would bring them back as work. Calls run in a small thread pool; the client's
-  per-endpoint limiter keeps them under 100 calls / 20 s.
+  per-endpoint limiter keeps them under 100 calls / 20 s. Refused updates are then looked
+  into together for a lock (``locks.explain_refusals``: reads only when one was refused).
 * Follow-up tasks and campaign memberships are records of their own objects with
   crmtier's deterministic dedupe key in an external-key field. FXiaoke has no upsert and no
   idempotency key (a replayed create duplicates), so existing keys are looked up first, up
@@ -38,7 +39,7 @@ from connectors.contract import (
 from connectors.errors import UNANSWERED, RecordError, TransientError
 from connectors.fxiaoke.client import FxiaokeClient, data_path
 from connectors.fxiaoke.config import FxiaokeConfig
-from connectors.fxiaoke.locks import explain_refusal
+from connectors.fxiaoke.locks import explain_refusals
 from connectors.fxiaoke.mapping import date_to_crm, value_to_crm
 from connectors.fxiaoke.query import ID, PAGE_LIMIT, asc, flt, rows_of, search_query_info
 from connectors.mapping import FieldMapping, WritebackConfig
@@ -79,8 +80,9 @@ class PlanWriter:
         self._writeback = writeback
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
+        updated = self._parallel(plan.field_updates, self._update_fields)
         return [
-            *self._parallel(plan.field_updates, self._update_fields),
+            *explain_refusals(self._client, self._mapping.object, updated),  # RECORD_LOCKED
             *self._tasks(plan.tasks),
             *self._memberships(plan.memberships),
             *self._close_tasks(plan.task_closes),
@@ -104,7 +106,7 @@ class PlanWriter:
         if not data:
             return ok("field_update", item.customer_id)
         obj = self._mapping.object
-        refused = self._write(
+        return self._write(
             "field_update",
             item.customer_id,
             lambda: self._client.call(
@@ -118,7 +120,6 @@ class PlanWriter:
                 record_id=item.customer_id,
             ),
         )
-        return explain_refusal(self._client, obj, refused)  # a locked record: RECORD_LOCKED
 
     # --- owner changes --------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from connectors.sandbox.fxiaoke_schema import (
     KEY_FIELD,
     FieldSpec,
 )
-from tests.fxiaoke.fx_helpers import Connect
+from tests.fxiaoke.fx_helpers import Connect, capture
 
 
 def test_check_passes_against_the_sandbox(sandbox: FxiaokeSandbox, connect: Connect) -> None:
@@ -85,6 +85,43 @@ def test_an_invalidated_campaign_is_no_campaign(sandbox: FxiaokeSandbox, connect
     failing = [c for c in connector.write_checks(["membership"]) if not c.ok]
     assert [(c.name, c.ok) for c in failing] == [(f"campaign {key}", False)]
     assert "作废" in failing[0].detail and "recycle bin" in failing[0].fix
+
+
+def test_more_campaigns_than_a_page_are_all_found(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """A page holds 100 records: 130 live campaigns are read 100 ids a query, and none of
+    them is reported missing because the first answer was full."""
+    connector = connect(sandbox)
+    extra = {f"event_{n:03}": f"me_extra_{n:03}" for n in range(130)}
+    stamp = sandbox.store.clock()
+    sandbox.store.insert_many(
+        MARKETING_EVENT,
+        [(eid, stamp, {"name": key, "life_status": "normal"}) for key, eid in extra.items()],
+    )
+    campaigns = {**connector.writeback.campaigns, **extra}
+    connector.writeback = connector.writeback.model_copy(update={"campaigns": campaigns})
+    queries = capture(sandbox, "query")
+    named = {f"campaign {key}" for key in campaigns}
+    lines = [c for c in connector.write_checks(["membership"]) if c.name in named]
+    assert len(lines) == len(campaigns) and all(c.ok for c in lines), [c for c in lines if not c.ok]
+    asked = [q["data"]["search_query_info"]["filters"][0]["field_values"] for q in queries]
+    assert [len(ids) for ids in asked] == [100, len(campaigns) - 100]
+
+
+def test_campaigns_the_app_may_not_read_are_one_failed_line(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """A refused read of the campaigns (15003: the app has no access) is a failed line that
+    names the object and the fix, as the start gate prints it with the switch, not a bare
+    configuration error that says neither."""
+    connector = connect(sandbox)
+    sandbox.server.inject("query", response=error_response(15003, "APP没有访问权限"), times=None)
+    lines = [c for c in connector.write_checks(["membership"]) if not c.ok]
+    assert [(c.name, c.fix) for c in lines] == [
+        ("campaigns", "give the app's acting user read on MarketingEventObj (市场活动) in its role")
+    ]
+    assert "15003" in lines[0].detail
 
 
 def test_check_reports_bad_credentials(sandbox: FxiaokeSandbox, connect: Connect) -> None:

@@ -107,7 +107,7 @@ def test_a_locked_record_is_a_named_retryable_outcome(
     locked, free = customer_id(2), customer_id(3)
     _put_in(sandbox, locked, state)
     sandbox.lock_refusal_code = code
-    gets = capture(sandbox, "get")
+    queries = capture(sandbox, "query")
     connector = connect(sandbox, sleep=lambda _: None)
     got, wrote = connector.apply(_tier(locked, free))
     assert wrote.ok and sandbox.written(free) == {"value_tier": "wealth"}
@@ -119,7 +119,9 @@ def test_a_locked_record_is_a_named_retryable_outcome(
     )
     assert f"errorCode {code}" in (got.message or "") and state.why in (got.message or "")
     assert sandbox.written(locked) == {}
-    assert [b["data"]["objectDataId"] for b in gets] == [locked]  # one read, refused only
+    # one read, of the refused record only
+    asked = [q["data"]["search_query_info"]["filters"][0]["field_values"] for q in queries]
+    assert asked == [[locked]]
 
 
 def test_an_admin_lock_lifted_lets_the_next_run_write(
