@@ -54,11 +54,12 @@ from connectors.contract import CrmRecord, ReadContext
 from sync import retier_units as units
 from sync import run_outbox
 from sync.page_step import PageStep
-from sync.records import Advance, Stop
+from sync.records import Advance, Outcome, Stop
 from sync.retier_units import UnitGivenUpError, UnitRef, UnitResult
 from sync.run import Run
 from sync.run_parts import RunParts
 from sync.run_report import RunReport
+from sync.runs import RunCounts
 from sync.settings import RunOptions
 from sync.writepool import WritePool
 
@@ -250,6 +251,7 @@ class UnitRunner:
         self.unit = unit
         self.turn_timeout = turn_timeout
         self.p.reader.writes_from = unit.hold_until  # the coordinator's signpost tick
+        self.p.recorder.on_record = self._recorded
 
     def process(self) -> UnitResult:
         with counting(self.p.calls):  # the unit's own calls: its worker may run others
@@ -281,21 +283,41 @@ class UnitRunner:
         return self._result()
 
     def _committed(self, conn: sa.Connection) -> None:
-        """The unit committed (in the page's transaction): its successor may commit."""
+        """The unit committed (in the page's transaction): its successor may commit. It
+        records whose writes it sends next, for an attempt that finds it died while
+        sending them (``run_unit``)."""
+        decisions = self.p.recorder.decisions
         units.set_status(
             conn,
             self.unit.ref,
             "committed",
             budget=units.budget_json(self.p.planner.budget),
             result=self._result(),
+            writing=[cid for cid, decision in decisions.items() if decision.outstanding],
         )
 
-    def _result(self) -> UnitResult:
+    def _recorded(
+        self, conn: sa.Connection, counts: RunCounts, outcomes: list[tuple[str, Outcome]]
+    ) -> None:
+        """Answers recorded (in their transaction, ``Recorder.on_record``): the unit's
+        result with them. Its worker may die before the unit is done (``run_unit``), and
+        the customers it finished are then counted by no one else."""
+        recorder = self.p.recorder
+        kept = dict(outcomes) if recorder.keep_outcomes else {}
+        units.keep_result(conn, self.unit.ref, self._result(counts, {**recorder.outcomes, **kept}))
+
+    def _result(
+        self, more: RunCounts | None = None, outcomes: dict[str, Outcome] | None = None
+    ) -> UnitResult:
+        """What the unit did so far (and ``more``, a recording's not yet added)."""
         p = self.p
         counts = units.counts_from_json(p.counts.as_json())
+        if more is not None:
+            units.add_counts(counts, more)
         if p.planner.budget is not None:
             counts.tasks_deferred.update(p.planner.budget.deferred)
-        return UnitResult.of(counts, dict(p.recorder.outcomes), p.calls.counts(), p.pool.tally)
+        outcomes = dict(p.recorder.outcomes) if outcomes is None else outcomes
+        return UnitResult.of(counts, outcomes, p.calls.counts(), p.pool.tally)
 
 
 def send_full_batches(pool: WritePool, holding: Callable[[], bool]) -> None:
@@ -324,7 +346,14 @@ def run_unit(engine: SyncEngine, ref: UnitRef, *, turn_timeout: float = 60.0) ->
         return 0
     if unit.status == "committed":  # committed by an attempt that died while writing
         with store.begin() as conn:
+            held = units.mark_died_writing(conn, ref, unit.stream)
             units.set_status(conn, ref, "done")
+        log.warning(
+            "page unit %d died while writing: its %d writes left are held as a dead run's",
+            ref.seq,
+            held,
+            extra={"run_id": ref.run_id},
+        )
         return len(unit.records)
     if not running:
         with store.begin() as conn:
