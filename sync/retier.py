@@ -26,6 +26,12 @@ the run is split where it splits cleanly:
   coordinator sends the rests together at the end (``Dispatcher.recover`` counts them as
   the run's own). ``floor(a/b) + floor(c/b) + ceil((a%b + c%b)/b) = ceil((a+c)/b)``: the
   same calls as one process makes.
+* **A unit whose worker dies while writing** (committed, not done) may have sent writes
+  whose answers died with it. The job's next attempt (``run_unit``), or the coordinator
+  giving up on it (``Coordinator._writes_in_doubt``), marks those still pending as a dead
+  run's (``retier_units.mark_died_writing``), and they are held as such: a sales task
+  until its customer is planned again. What the unit recorded before it died is in its
+  stored result, kept in each recording's transaction (``UnitRunner._recorded``).
 * **The run's report** adds up every unit's counts, outcomes, API calls and writes; a unit
   the engine gave up on fails the run, naming the page (the pages after it are given up
   too, since they cannot commit past it), and the rerun does them again.
@@ -229,8 +235,21 @@ class Coordinator:
             if now != last:
                 last, moved = now, time.monotonic()
             elif time.monotonic() - moved > self.stall:
+                self._writes_in_doubt()
                 raise Stop("failed", f"no page unit moved on in {self.stall:.0f} s ({left} left)")
             time.sleep(0.02)
+
+    def _writes_in_doubt(self) -> None:
+        """The run stops with units committed and not done, their workers dead while
+        writing or still at it. The run's record will say it stopped, and the writes a
+        stopped run left pending are re-sent as they are (``sync.runs.died``): so these
+        units' writes still pending are first marked as a dead run's, as the job's next
+        attempt would have marked them (``run_unit``)."""
+        p = self.p
+        with p.e.store.begin() as conn:
+            for seq, status, _, _ in units.finished(conn, p.run_id):
+                if status == "committed":
+                    units.mark_died_writing(conn, UnitRef(p.run_id, seq), p.e.stream)
 
 
 class UnitRunner:

@@ -20,7 +20,8 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,15 @@ SALES_CALL = 16
 
 class KilledWorker:
     """``sync.retier.UnitExecutor``: a unit's first attempt is a worker process that dies
-    at ``kill_at``; then ``between`` runs, then the retry runs here."""
+    at ``kill_at``; then ``between`` runs, then the retry runs here on ``engine`` (none:
+    the job is never run again, as when every worker is gone)."""
 
     def __init__(
-        self, harness: Harness, engine: SyncEngine, kill_at: str, between: Callable[[], None]
+        self,
+        harness: Harness,
+        engine: SyncEngine | None,
+        kill_at: str,
+        between: Callable[[], None],
     ) -> None:
         self.harness, self.engine, self.kill_at, self.between = harness, engine, kill_at, between
 
@@ -72,7 +78,8 @@ class KilledWorker:
         )
         assert worker.returncode == -signal.SIGKILL, worker.stderr[-2000:]
         self.between()
-        run_unit(self.engine, unit)
+        if self.engine is not None:
+            run_unit(self.engine, unit)
 
 
 class Sanction:
@@ -107,6 +114,37 @@ class Sanction:
 def test_a_unit_killed_while_writing_leaves_no_sales_task_for_a_customer_sanctioned_since(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kill_at: str, sent: bool
 ) -> None:
+    with _zoho(tmp_path, monkeypatch) as harness:
+        sanction = Sanction(harness, sent)
+        with open_engine(load_config(harness.config)) as engine:
+            report = retier(
+                engine, KilledWorker(harness, engine, kill_at, sanction), stall_seconds=30
+            )
+        assert report.status == "succeeded", report.error
+        _held_as_a_dead_run_s(harness, sanction, report.run_id, report.run_id, sent)
+
+
+def test_a_re_tier_stalled_behind_a_unit_killed_while_writing_leaves_its_writes_in_doubt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No worker runs the killed unit again: the coordinator stops ``failed`` after its
+    stall time, and its run's record says it stopped, whose pending writes the next run
+    would re-send as they are. It marks the unit's writes as a dead run's first, so the
+    next run (``crmtier sync``, one process) holds the sales task and closes it."""
+    with _zoho(tmp_path, monkeypatch) as harness:
+        sanction = Sanction(harness, sent=False)
+        killed = KilledWorker(harness, None, f"before_write:{SALES_CALL}", sanction)
+        with open_engine(load_config(harness.config)) as engine:
+            report = retier(engine, killed, stall_seconds=1)
+        assert report.status == "failed" and "no page unit moved on" in str(report.error)
+        rerun = harness.run()
+        assert rerun.returncode == 0 and rerun.report is not None, rerun.stderr[-2000:]
+        _held_as_a_dead_run_s(harness, sanction, report.run_id, rerun.report["run_id"], False)
+
+
+@contextmanager
+def _zoho(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    """The Zoho sandbox, a write batch of one, one write call at a time."""
     sandbox = start_sandbox("zoho", tmp_path / "sandbox", CUSTOMERS)
     try:
         harness = Harness(sandbox, tmp_path / "sandbox", crm_extra={"write_batch": 1})
@@ -116,18 +154,16 @@ def test_a_unit_killed_while_writing_leaves_no_sales_task_for_a_customer_sanctio
         )
         for name, value in harness.env.items():
             monkeypatch.setenv(name, value)
-        sanction = Sanction(harness, sent)
-        with open_engine(load_config(harness.config)) as engine:
-            report = retier(
-                engine, KilledWorker(harness, engine, kill_at, sanction), stall_seconds=30
-            )
-        assert report.status == "succeeded", report.error
-        _held_as_a_dead_run_s(harness, sanction, report.run_id, sent)
+        yield harness
     finally:
         sandbox.stop()
 
 
-def _held_as_a_dead_run_s(harness: Harness, sanction: Sanction, run_id: str, sent: bool) -> None:
+def _held_as_a_dead_run_s(
+    harness: Harness, sanction: Sanction, run_id: str, closed_by: str, sent: bool
+) -> None:
+    """The sanctioned customer's sales task, left by unit 1 of ``run_id``, was held and
+    closed in doubt by ``closed_by``'s run."""
     cid, key = sanction.cid, sanction.key
     tasks = harness.sandbox.tasks()
     # no task made twice; the sanctioned customer's sales task closed if the CRM got it,
@@ -138,7 +174,7 @@ def _held_as_a_dead_run_s(harness: Harness, sanction: Sanction, run_id: str, sen
     task_rows = [r for r in rows["outbox"] if r["key"] == key]
     assert [(r["kind"], r["status"], r["run_id"]) for r in task_rows] == [
         ("task", "superseded", died_run_id(UnitRef(run_id, 1))),
-        ("task_close", "done", run_id),
+        ("task_close", "done", closed_by),
     ]
     audited = [a["new"] for a in rows["audit"] if a["new"]["key"] == key]
     closed = {"rule": sanction.rule, "key": key, "closed": True, "in_doubt": True}
