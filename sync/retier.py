@@ -26,12 +26,10 @@ the run is split where it splits cleanly:
   coordinator sends the rests together at the end (``Dispatcher.recover`` counts them as
   the run's own). ``floor(a/b) + floor(c/b) + ceil((a%b + c%b)/b) = ceil((a+c)/b)``: the
   same calls as one process makes.
-* **A unit whose worker dies while writing** (committed, not done) may have sent writes
-  whose answers died with it. The job's next attempt (``run_unit``), or the coordinator
-  giving up on it (``Coordinator._writes_in_doubt``), marks those still pending as a dead
-  run's (``retier_units.mark_died_writing``), and they are held as such: a sales task
-  until its customer is planned again. What the unit recorded before it died is in its
-  stored result, kept in each recording's transaction (``UnitRunner._recorded``).
+* **A unit whose worker dies while writing** (committed, not done) leaves writes that may
+  have reached the CRM: the job's next attempt, a later unit reading their customers, or
+  the coordinator giving up marks them as a dead run's (``sync.retier_died``). What the
+  unit recorded before it died is in its stored result (``UnitRunner._recorded``).
 * **The run's report** adds up every unit's counts, outcomes, API calls and writes; a unit
   the engine gave up on fails the run, naming the page (the pages after it are given up
   too, since they cannot commit past it), and the rerun does them again.
@@ -57,6 +55,7 @@ import sqlalchemy as sa
 
 from connectors.calltally import counting
 from connectors.contract import CrmRecord, ReadContext
+from sync import retier_died as died
 from sync import retier_units as units
 from sync import run_outbox
 from sync.page_step import PageStep
@@ -240,16 +239,15 @@ class Coordinator:
             time.sleep(0.02)
 
     def _writes_in_doubt(self) -> None:
-        """The run stops with units committed and not done, their workers dead while
-        writing or still at it. The run's record will say it stopped, and the writes a
-        stopped run left pending are re-sent as they are (``sync.runs.died``): so these
-        units' writes still pending are first marked as a dead run's, as the job's next
-        attempt would have marked them (``run_unit``)."""
+        """The run stops with units committed, not done: their workers died writing, or
+        still write. A stopped run's pending writes are re-sent as they are (``sync.runs.
+        died``), so these units' are first marked as a dead run's, as ``run_unit``'s next
+        attempt would have."""
         p = self.p
         with p.e.store.begin() as conn:
             for seq, status, _, _ in units.finished(conn, p.run_id):
                 if status == "committed":
-                    units.mark_died_writing(conn, UnitRef(p.run_id, seq), p.e.stream)
+                    died.mark_died_writing(conn, UnitRef(p.run_id, seq), p.e.stream)
 
 
 class UnitRunner:
@@ -280,9 +278,14 @@ class UnitRunner:
         p, unit = self.p, self.unit
         if isinstance(p.e.connector, ReadContext):
             p.e.connector.adopt_read_context(unit.context)
+        ids = {r.profile.id for r in unit.records}
+        p.claims.hold(ids)  # first: a unit before this one still writing them holds them
         with p.e.store.begin() as conn:
             run_outbox.load_dead_letters(p, conn)
-        run_outbox.take_over(p, {r.profile.id for r in unit.records})
+            for earlier in died.committed_before(conn, unit.ref):
+                # committed, not done, and its claims free: it died writing them
+                died.mark_died_writing(conn, earlier, p.e.stream, only=ids)
+        run_outbox.take_over(p, ids)
         try:
             page = self.step.plan(list(unit.records), from_stream=True)
             assert page is not None  # a unit never runs dry
@@ -296,10 +299,13 @@ class UnitRunner:
                 send_full_batches(p.pool, p.reader.holding_writes)
             except Stop as stop:  # its items wait in the outbox; the coordinator meets it too
                 log.warning("page unit stopped writing: %s", stop, extra={"run_id": p.run_id})
+            result = self._result()  # every call sent answered and recorded
+            with p.e.store.begin() as conn:  # done before its claims go (``committed_before``)
+                units.set_status(conn, unit.ref, "done", result=result)
+            return result
         finally:
             p.pool.shutdown()
             p.claims.release_all()  # customers with writes left: the coordinator's now
-        return self._result()
 
     def _committed(self, conn: sa.Connection) -> None:
         """The unit committed (in the page's transaction): its successor may commit. It
@@ -365,7 +371,7 @@ def run_unit(engine: SyncEngine, ref: UnitRef, *, turn_timeout: float = 60.0) ->
         return 0
     if unit.status == "committed":  # committed by an attempt that died while writing
         with store.begin() as conn:
-            held = units.mark_died_writing(conn, ref, unit.stream)
+            held = died.mark_died_writing(conn, ref, unit.stream)
             units.set_status(conn, ref, "done")
         log.warning(
             "page unit %d died while writing: its %d writes left are held as a dead run's",
@@ -379,13 +385,11 @@ def run_unit(engine: SyncEngine, ref: UnitRef, *, turn_timeout: float = 60.0) ->
             units.set_status(conn, ref, "abandoned", error="the run is no longer running")
         return 0
     try:
-        result = UnitRunner(engine, unit, turn_timeout).process()
+        UnitRunner(engine, unit, turn_timeout).process()
     except UnitGivenUpError as exc:
         with store.begin() as conn:
             units.set_status(conn, ref, "abandoned", error=str(exc))
         return 0
-    with store.begin() as conn:
-        units.set_status(conn, ref, "done", result=result)
     return len(unit.records)
 
 

@@ -13,9 +13,7 @@ needs that the engine does not carry, and what the coordinator adds up:
 * the result: counts, outcomes, API calls and the write tally (``done``), or the error that
   made the unit give up (``failed``);
 * ``writing``: the customers whose outbox writes the unit sends after its commit, recorded
-  in the commit's transaction. A unit still ``committed`` when its job runs again died (or
-  failed) while sending them: those left pending may have reached the CRM, their answers
-  lost with the worker, so they are marked as a dead run's (``mark_died_writing``).
+  in the commit's transaction, for when its worker dies sending them (``sync.retier_died``).
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ from sync.crypto import EncryptedJSON
 from sync.migration_steps import Migration, add_column
 from sync.records import Advance, Json
 from sync.runs import RunCounts
-from sync.schema import metadata, now_text, outbox, parse_utc, runs, utc_text
+from sync.schema import metadata, now_text, parse_utc, runs, utc_text
 from sync.taskbudget import Budget
 from sync.writepool import SentTally
 from tiering_core.models import CustomerProfile, DQIssue
@@ -289,42 +287,6 @@ def set_status(
         .where(retier_units.c.run_id == ref.run_id, retier_units.c.seq == ref.seq)
         .values(**values)
     )
-
-
-def died_run_id(ref: UnitRef) -> str:
-    """The run id a unit that died while writing leaves on its writes still pending: one
-    no run record bears, which ``sync.runs.died`` takes for a dead run's (the outbox's
-    ``run_id`` holds 40 characters: a 32-character run id and units up to 999,999)."""
-    return f"{ref.run_id}:u{ref.seq}"
-
-
-def mark_died_writing(conn: sa.Connection, ref: UnitRef, stream: str) -> int:
-    """The unit committed and never finished sending its writes (its worker was killed,
-    or the attempt failed while writing): those still pending may have reached the CRM,
-    their answers lost. They stop citing the coordinator's run, whose own writes are
-    never in doubt (``sync.run_outbox``, ``Dispatcher._unsent``), and cite
-    ``died_run_id``: whoever adopts them next (the coordinator after its units, a later
-    unit, the next run) holds them as a dead run's, a sales task among them until its
-    customer is planned again (a customer sanctioned meanwhile gets a closure, not the
-    task). How many writes it marked."""
-    writing = conn.execute(
-        sa.select(retier_units.c.writing).where(
-            retier_units.c.run_id == ref.run_id, retier_units.c.seq == ref.seq
-        )
-    ).scalar()
-    ids, marked = sorted(writing or ()), 0
-    for start in range(0, len(ids), 500):
-        marked += conn.execute(
-            outbox.update()
-            .where(
-                outbox.c.stream == stream,
-                outbox.c.run_id == ref.run_id,
-                outbox.c.status == "pending",
-                outbox.c.customer_id.in_(ids[start : start + 500]),
-            )
-            .values(run_id=died_run_id(ref), updated_at=now_text())
-        ).rowcount
-    return marked
 
 
 def keep_result(conn: sa.Connection, ref: UnitRef, result: UnitResult) -> None:

@@ -3,7 +3,7 @@ decisions and outbox rows are durable and cite the coordinator's run, never atte
 run's own writes are never in doubt, so, unmarked, the coordinator would re-send them
 blindly after its units: a sales task for a customer sanctioned since would reach the CRM
 (or, already there, stay open). The retry that finds the unit committed marks them as a
-dead run's (``retier_units.mark_died_writing``), and the coordinator holds the sales task
+dead run's (``sync.retier_died``), and the coordinator holds the sales task
 until its customer is read again and planned: a closure in doubt, never the task.
 
 A full re-tier (``sync.retier.retier``) on the Zoho sandbox: the coordinator runs here, its
@@ -22,6 +22,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,13 @@ import pytest
 
 from crmtier.commands.sync import open_engine
 from crmtier.config import load_config
+from sync import retier_units as units
 from sync.engine import SyncEngine
 from sync.killpoints import ENV
 from sync.planner import SALES_TASK_RULES
 from sync.retier import retier, run_unit
-from sync.retier_units import UnitRef, died_run_id
+from sync.retier_died import died_run_id
+from sync.retier_units import UnitRef
 from tests.sync.conftest import Harness, available_crms, start_sandbox
 from tests.sync.test_sync_indoubt_crash import CUSTOMERS, _rows
 
@@ -65,7 +68,7 @@ class KilledWorker:
         harness: Harness,
         engine: SyncEngine | None,
         kill_at: str,
-        between: Callable[[], None],
+        between: Callable[[UnitRef], None],
     ) -> None:
         self.harness, self.engine, self.kill_at, self.between = harness, engine, kill_at, between
 
@@ -77,7 +80,7 @@ class KilledWorker:
             text=True,
         )
         assert worker.returncode == -signal.SIGKILL, worker.stderr[-2000:]
-        self.between()
+        self.between(unit)
         if self.engine is not None:
             run_unit(self.engine, unit)
 
@@ -90,7 +93,7 @@ class Sanction:
         self.harness, self.sent = harness, sent
         self.cid = self.key = self.rule = ""
 
-    def __call__(self) -> None:
+    def __call__(self, _: UnitRef) -> None:
         in_crm = {t.external_id for t in self.harness.sandbox.tasks()}
         pending = [
             r
@@ -140,6 +143,36 @@ def test_a_re_tier_stalled_behind_a_unit_killed_while_writing_leaves_its_writes_
         rerun = harness.run()
         assert rerun.returncode == 0 and rerun.report is not None, rerun.stderr[-2000:]
         _held_as_a_dead_run_s(harness, sanction, report.run_id, rerun.report["run_id"], False)
+
+
+def test_a_later_unit_holds_the_sales_task_of_a_customer_a_killed_unit_was_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A later unit of the run reads the customer again (a household's member decided
+    beside an earlier page and read by its own) before the killed unit's job runs again:
+    the earlier unit is committed, not done, and its claim free, so its worker died while
+    writing; the later unit takes the customer's writes over as a dead run's, holds the
+    sales task, and plans it: sanctioned since, a closure in doubt."""
+    with _zoho(tmp_path, monkeypatch) as harness:
+        sanction = Sanction(harness, sent=True)
+        with open_engine(load_config(harness.config)) as engine:
+
+            def later_unit(first: UnitRef) -> None:
+                sanction(first)
+                ref = UnitRef(first.run_id, first.seq + 1)
+                with engine.store.begin() as conn:
+                    options = units.load(conn, first).options
+                    records = engine.connector.fetch([sanction.cid])
+                    at = datetime.now(UTC)
+                    units.put(
+                        conn, ref, engine.stream, options=options, records=records, read_at=at
+                    )
+                assert run_unit(engine, ref) == 1
+
+            killed = KilledWorker(harness, engine, f"after_write:{SALES_CALL}", later_unit)
+            report = retier(engine, killed, stall_seconds=30)
+        assert report.status == "succeeded", report.error
+        _held_as_a_dead_run_s(harness, sanction, report.run_id, report.run_id, True)
 
 
 @contextmanager

@@ -22,7 +22,9 @@ The unit killed while queued has successors waiting their turn behind it: this i
 case in which the survivor, before the stalled-job sweep was fetched first
 (``sync.tasks.engine.RETRY_STALLED_PRIORITY``), cycled through those successors forever
 and never freed the dead worker's unit. The other case kills the worker once its unit is
-committed, its writes under way.
+committed, its writes under way: those may have reached the CRM, so they are held as a
+dead run's (tests/sync/test_retier_died_writing.py), and the run's counts differ from one
+process's by the coordinator's re-read of the customers of the unit's sales tasks.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class KillRun:
         self.last_done = ""  # when the last unit was marked done (``updated_at``)
         self.jobs_done: dict[str, int] = {}  # page jobs finished, by worker name
         #: customers whose sales tasks the killed unit left pending, held as a dead run's
-        #: (``retier_units.mark_died_writing``) and read again by the coordinator
+        #: (``sync.retier_died``) and read again by the coordinator
         self.held = 0
 
     def before(self, c: Cluster) -> None:
@@ -170,8 +172,9 @@ class KillRun:
     [
         # planning or waiting its turn: the survivor runs the whole unit again
         "queued",
-        # committed, its writes under way: the survivor marks it done, and the writes
-        # not answered yet are sent again from the outbox at the end of the run
+        # committed, its writes under way: the survivor marks it done and its writes not
+        # answered as a dead run's; the coordinator sends them at the end of the run, the
+        # customers of its sales tasks read again by id and planned first
         "committed",
     ],
 )
