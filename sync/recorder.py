@@ -64,6 +64,10 @@ Answered = tuple[list[OutboxItem], list[WriteResult]]
 #: ``Recorder._apply`` adds a committed batch's to them)
 _COUNT_FIELDS = tuple(f.name for f in fields(RunCounts))
 
+#: ``Recorder.on_record``: the recording's connection, what it adds to the counts, and the
+#: outcomes it gives (customer, outcome)
+RecordHook = Callable[[sa.Connection, RunCounts, list[tuple[str, Outcome]]], None]
+
 
 @dataclass
 class PageRows:
@@ -111,6 +115,10 @@ class Recorder:
         # in doubt for the planner until its letters resolve
         self.dead_tasks_in_doubt: dict[str, dict[str, str]] = {}
         self._refs: dict[str, str] = {}  # pseudonym cache, bounded (``_REF_CACHE``)
+        #: runs in each recording's transaction with what it adds to the counts and
+        #: outcomes: a re-tier's page unit keeps its result there (``sync.retier``), so
+        #: what it recorded counts even when its worker dies before it is done
+        self.on_record: RecordHook | None = None
         self.audit_rows = AuditRows(stream, run_id, trigger, actor, self.ref)
 
     def ref(self, customer_id: str) -> str:
@@ -272,6 +280,8 @@ class Recorder:
             kill_point("in_record")
             save_states(conn, self.stream, batch.states)
             append(conn, batch.audit, self.audit_keys)
+            if self.on_record is not None:
+                self.on_record(conn, batch.counts, batch.outcomes)
         self._apply(batch)
         return batch.retries
 

@@ -26,6 +26,10 @@ the run is split where it splits cleanly:
   coordinator sends the rests together at the end (``Dispatcher.recover`` counts them as
   the run's own). ``floor(a/b) + floor(c/b) + ceil((a%b + c%b)/b) = ceil((a+c)/b)``: the
   same calls as one process makes.
+* **A unit whose worker dies while writing** (committed, not done) leaves writes that may
+  have reached the CRM: the job's next attempt, a later unit reading their customers, or
+  the coordinator giving up marks them as a dead run's (``sync.retier_died``). What the
+  unit recorded before it died is in its stored result (``UnitRunner._recorded``).
 * **The run's report** adds up every unit's counts, outcomes, API calls and writes; a unit
   the engine gave up on fails the run, naming the page (the pages after it are given up
   too, since they cannot commit past it), and the rerun does them again.
@@ -51,14 +55,16 @@ import sqlalchemy as sa
 
 from connectors.calltally import counting
 from connectors.contract import CrmRecord, ReadContext
+from sync import retier_died as died
 from sync import retier_units as units
 from sync import run_outbox
 from sync.page_step import PageStep
-from sync.records import Advance, Stop
+from sync.records import Advance, Outcome, Stop
 from sync.retier_units import UnitGivenUpError, UnitRef, UnitResult
 from sync.run import Run
 from sync.run_parts import RunParts
 from sync.run_report import RunReport
+from sync.runs import RunCounts
 from sync.settings import RunOptions
 from sync.writepool import WritePool
 
@@ -228,8 +234,20 @@ class Coordinator:
             if now != last:
                 last, moved = now, time.monotonic()
             elif time.monotonic() - moved > self.stall:
+                self._writes_in_doubt()
                 raise Stop("failed", f"no page unit moved on in {self.stall:.0f} s ({left} left)")
             time.sleep(0.02)
+
+    def _writes_in_doubt(self) -> None:
+        """The run stops with units committed, not done: their workers died writing, or
+        still write. A stopped run's pending writes are re-sent as they are (``sync.runs.
+        died``), so these units' are first marked as a dead run's, as ``run_unit``'s next
+        attempt would have."""
+        p = self.p
+        with p.e.store.begin() as conn:
+            for seq, status, _, _ in units.finished(conn, p.run_id):
+                if status == "committed":
+                    died.mark_died_writing(conn, UnitRef(p.run_id, seq), p.e.stream)
 
 
 class UnitRunner:
@@ -250,6 +268,7 @@ class UnitRunner:
         self.unit = unit
         self.turn_timeout = turn_timeout
         self.p.reader.writes_from = unit.hold_until  # the coordinator's signpost tick
+        self.p.recorder.on_record = self._recorded
 
     def process(self) -> UnitResult:
         with counting(self.p.calls):  # the unit's own calls: its worker may run others
@@ -259,9 +278,14 @@ class UnitRunner:
         p, unit = self.p, self.unit
         if isinstance(p.e.connector, ReadContext):
             p.e.connector.adopt_read_context(unit.context)
+        ids = {r.profile.id for r in unit.records}
+        p.claims.hold(ids)  # first: a unit before this one still writing them holds them
         with p.e.store.begin() as conn:
             run_outbox.load_dead_letters(p, conn)
-        run_outbox.take_over(p, {r.profile.id for r in unit.records})
+            for earlier in died.committed_before(conn, unit.ref):
+                # committed, not done, and its claims free: it died writing them
+                died.mark_died_writing(conn, earlier, p.e.stream, only=ids)
+        run_outbox.take_over(p, ids)
         try:
             page = self.step.plan(list(unit.records), from_stream=True)
             assert page is not None  # a unit never runs dry
@@ -275,27 +299,50 @@ class UnitRunner:
                 send_full_batches(p.pool, p.reader.holding_writes)
             except Stop as stop:  # its items wait in the outbox; the coordinator meets it too
                 log.warning("page unit stopped writing: %s", stop, extra={"run_id": p.run_id})
+            result = self._result()  # every call sent answered and recorded
+            with p.e.store.begin() as conn:  # done before its claims go (``committed_before``)
+                units.set_status(conn, unit.ref, "done", result=result)
+            return result
         finally:
             p.pool.shutdown()
             p.claims.release_all()  # customers with writes left: the coordinator's now
-        return self._result()
 
     def _committed(self, conn: sa.Connection) -> None:
-        """The unit committed (in the page's transaction): its successor may commit."""
+        """The unit committed (in the page's transaction): its successor may commit. It
+        records whose writes it sends next, for an attempt that finds it died while
+        sending them (``run_unit``)."""
+        decisions = self.p.recorder.decisions
         units.set_status(
             conn,
             self.unit.ref,
             "committed",
             budget=units.budget_json(self.p.planner.budget),
             result=self._result(),
+            writing=[cid for cid, decision in decisions.items() if decision.outstanding],
         )
 
-    def _result(self) -> UnitResult:
+    def _recorded(
+        self, conn: sa.Connection, counts: RunCounts, outcomes: list[tuple[str, Outcome]]
+    ) -> None:
+        """Answers recorded (in their transaction, ``Recorder.on_record``): the unit's
+        result with them. Its worker may die before the unit is done (``run_unit``), and
+        the customers it finished are then counted by no one else."""
+        recorder = self.p.recorder
+        kept = dict(outcomes) if recorder.keep_outcomes else {}
+        units.keep_result(conn, self.unit.ref, self._result(counts, {**recorder.outcomes, **kept}))
+
+    def _result(
+        self, more: RunCounts | None = None, outcomes: dict[str, Outcome] | None = None
+    ) -> UnitResult:
+        """What the unit did so far (and ``more``, a recording's not yet added)."""
         p = self.p
         counts = units.counts_from_json(p.counts.as_json())
+        if more is not None:
+            units.add_counts(counts, more)
         if p.planner.budget is not None:
             counts.tasks_deferred.update(p.planner.budget.deferred)
-        return UnitResult.of(counts, dict(p.recorder.outcomes), p.calls.counts(), p.pool.tally)
+        outcomes = dict(p.recorder.outcomes) if outcomes is None else outcomes
+        return UnitResult.of(counts, outcomes, p.calls.counts(), p.pool.tally)
 
 
 def send_full_batches(pool: WritePool, holding: Callable[[], bool]) -> None:
@@ -324,20 +371,25 @@ def run_unit(engine: SyncEngine, ref: UnitRef, *, turn_timeout: float = 60.0) ->
         return 0
     if unit.status == "committed":  # committed by an attempt that died while writing
         with store.begin() as conn:
+            held = died.mark_died_writing(conn, ref, unit.stream)
             units.set_status(conn, ref, "done")
+        log.warning(
+            "page unit %d died while writing: its %d writes left are held as a dead run's",
+            ref.seq,
+            held,
+            extra={"run_id": ref.run_id},
+        )
         return len(unit.records)
     if not running:
         with store.begin() as conn:
             units.set_status(conn, ref, "abandoned", error="the run is no longer running")
         return 0
     try:
-        result = UnitRunner(engine, unit, turn_timeout).process()
+        UnitRunner(engine, unit, turn_timeout).process()
     except UnitGivenUpError as exc:
         with store.begin() as conn:
             units.set_status(conn, ref, "abandoned", error=str(exc))
         return 0
-    with store.begin() as conn:
-        units.set_status(conn, ref, "done", result=result)
     return len(unit.records)
 
 

@@ -11,14 +11,16 @@ needs that the engine does not carry, and what the coordinator adds up:
 * the turn: a unit commits only after the unit before it has (``committed`` or ``done``),
   and hands its successor the run's task budgets as its commit left them (``budget``);
 * the result: counts, outcomes, API calls and the write tally (``done``), or the error that
-  made the unit give up (``failed``).
+  made the unit give up (``failed``);
+* ``writing``: the customers whose outbox writes the unit sends after its commit, recorded
+  in the commit's transaction, for when its worker dies sending them (``sync.retier_died``).
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal
@@ -27,7 +29,7 @@ import sqlalchemy as sa
 
 from connectors.contract import CrmRecord, Page
 from sync.crypto import EncryptedJSON
-from sync.migration_steps import Migration
+from sync.migration_steps import Migration, add_column
 from sync.records import Advance, Json
 from sync.runs import RunCounts
 from sync.schema import metadata, now_text, parse_utc, runs, utc_text
@@ -51,6 +53,7 @@ retier_units = sa.Table(
     sa.Column("budget", sa.JSON, nullable=True),
     sa.Column("result", sa.JSON, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    sa.Column("writing", sa.JSON, nullable=True),
     sa.Column("updated_at", sa.String(32), nullable=False),
 )
 
@@ -59,6 +62,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         1,
         "page units of a re-tier spread over workers",
         lambda conn: metadata.create_all(conn, tables=[retier_units], checkfirst=True),
+    ),
+    Migration(
+        2,
+        "the customers a committed page unit is writing",
+        add_column(retier_units, "writing"),  # a new store's step 1 created it already
     ),
 )
 
@@ -112,7 +120,7 @@ class UnitResult:
 
     @classmethod
     def of(
-        cls, counts: RunCounts, outcomes: dict[str, str], calls: dict[str, int], tally: SentTally
+        cls, counts: RunCounts, outcomes: Mapping[str, str], calls: dict[str, int], tally: SentTally
     ) -> UnitResult:
         groups = {kind: sorted(keys) for kind, keys in tally.groups.items()}
         return cls(counts, dict(outcomes), calls, dict(tally.items), groups)
@@ -258,9 +266,11 @@ def set_status(
     result: UnitResult | None = None,
     budget: dict[str, Json] | None = None,
     error: str | None = None,
+    writing: Collection[str] = (),
 ) -> None:
-    """Move a unit on; a done or failed unit's page is dropped (the outbox and the state
-    rows now hold what it decided)."""
+    """Move a unit on (``writing``: at its commit, the customers it writes next); a done
+    or failed unit's page is dropped (the outbox and the state rows now hold what it
+    decided)."""
     values: dict[str, Any] = {"status": status, "updated_at": now_text()}
     if result is not None:
         values["result"] = result.to_json()
@@ -268,12 +278,24 @@ def set_status(
         values["budget"] = budget
     if error is not None:
         values["error"] = error[:500]
+    if writing:
+        values["writing"] = sorted(writing)
     if status in ("done", "failed", "abandoned"):
-        values["records"] = None
+        values["records"] = values["writing"] = None
     conn.execute(
         retier_units.update()
         .where(retier_units.c.run_id == ref.run_id, retier_units.c.seq == ref.seq)
         .values(**values)
+    )
+
+
+def keep_result(conn: sa.Connection, ref: UnitRef, result: UnitResult) -> None:
+    """The unit's result so far, in the transaction recording its answers: what it
+    recorded counts in the run's report even if its worker dies before it is done."""
+    conn.execute(
+        retier_units.update()
+        .where(retier_units.c.run_id == ref.run_id, retier_units.c.seq == ref.seq)
+        .values(result=result.to_json(), updated_at=now_text())
     )
 
 

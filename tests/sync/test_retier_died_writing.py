@@ -1,0 +1,219 @@
+"""A page unit's worker SIGKILLed after its page's commit, while sending its writes: its
+decisions and outbox rows are durable and cite the coordinator's run, never attempted. The
+run's own writes are never in doubt, so, unmarked, the coordinator would re-send them
+blindly after its units: a sales task for a customer sanctioned since would reach the CRM
+(or, already there, stay open). The retry that finds the unit committed marks them as a
+dead run's (``sync.retier_died``), and the coordinator holds the sales task
+until its customer is read again and planned: a closure in doubt, never the task.
+
+A full re-tier (``sync.retier.retier``) on the Zoho sandbox: the coordinator runs here, its
+one page unit goes first to a real worker process (``run_unit`` in ``python``) that
+SIGKILLs itself before or after the call carrying a sales task (``sync.killpoints``; one
+write call at a time, Zoho's batch of one making every write a full batch a unit sends).
+Then a customer with a sales task pending is sanctioned in the CRM, and the unit's job runs
+again here, as the task engine retries it on another worker.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crmtier.commands.sync import open_engine
+from crmtier.config import load_config
+from sync import retier_units as units
+from sync.engine import SyncEngine
+from sync.killpoints import ENV
+from sync.planner import SALES_TASK_RULES
+from sync.retier import retier, run_unit
+from sync.retier_died import died_run_id
+from sync.retier_units import UnitRef
+from tests.sync.conftest import Harness, available_crms, start_sandbox
+from tests.sync.test_sync_indoubt_crash import CUSTOMERS, _rows
+
+pytestmark = pytest.mark.skipif("zoho" not in available_crms(), reason="Zoho not in tree")
+
+#: the worker process: one page unit of the coordinator's run, as ``crmtier worker`` runs it
+WORKER = """
+import sys
+from crmtier.commands.sync import open_engine
+from crmtier.config import load_config
+from sync.retier import run_unit
+from sync.retier_units import UnitRef
+with open_engine(load_config(sys.argv[1])) as engine:
+    run_unit(engine, UnitRef(sys.argv[2], int(sys.argv[3])))
+"""
+
+#: the write call (``apply``) carrying the unit's first sales task on the seeded book
+#: (seed 7, ``CUSTOMERS``; ``_sanction`` checks it)
+SALES_CALL = 16
+
+
+class KilledWorker:
+    """``sync.retier.UnitExecutor``: a unit's first attempt is a worker process that dies
+    at ``kill_at``; then ``between`` runs, then the retry runs here on ``engine`` (none:
+    the job is never run again, as when every worker is gone)."""
+
+    def __init__(
+        self,
+        harness: Harness,
+        engine: SyncEngine | None,
+        kill_at: str,
+        between: Callable[[UnitRef], None],
+    ) -> None:
+        self.harness, self.engine, self.kill_at, self.between = harness, engine, kill_at, between
+
+    def submit(self, unit: UnitRef) -> None:
+        worker = subprocess.run(
+            [sys.executable, "-c", WORKER, str(self.harness.config), unit.run_id, str(unit.seq)],
+            env={**self.harness.env, ENV: self.kill_at},
+            capture_output=True,
+            text=True,
+        )
+        assert worker.returncode == -signal.SIGKILL, worker.stderr[-2000:]
+        self.between(unit)
+        if self.engine is not None:
+            run_unit(self.engine, unit)
+
+
+class Sanction:
+    """Between the kill and the retry: sanction a customer whose sales task the unit left
+    pending, that reached the CRM (``sent``) or not."""
+
+    def __init__(self, harness: Harness, sent: bool) -> None:
+        self.harness, self.sent = harness, sent
+        self.cid = self.key = self.rule = ""
+
+    def __call__(self, _: UnitRef) -> None:
+        in_crm = {t.external_id for t in self.harness.sandbox.tasks()}
+        pending = [
+            r
+            for r in _rows(self.harness)["outbox"]
+            if r["kind"] == "task"
+            and r["status"] == "pending"
+            and r["payload"]["rule"] in SALES_TASK_RULES
+            and (r["key"] in in_crm) == self.sent
+        ]
+        assert pending, "no sales task left pending by the killed worker"
+        task = pending[0]
+        self.cid, self.key, self.rule = task["customer_id"], task["key"], task["payload"]["rule"]
+        self.harness.sandbox.edit_customer(self.cid, {"aml.sanctions_hit": True})
+
+
+@pytest.mark.parametrize(
+    ("kill_at", "sent"),
+    [(f"before_write:{SALES_CALL}", False), (f"after_write:{SALES_CALL}", True)],
+    ids=["before-the-task-call", "after-the-task-call"],
+)
+def test_a_unit_killed_while_writing_leaves_no_sales_task_for_a_customer_sanctioned_since(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kill_at: str, sent: bool
+) -> None:
+    with _zoho(tmp_path, monkeypatch) as harness:
+        sanction = Sanction(harness, sent)
+        with open_engine(load_config(harness.config)) as engine:
+            report = retier(
+                engine, KilledWorker(harness, engine, kill_at, sanction), stall_seconds=30
+            )
+        assert report.status == "succeeded", report.error
+        _held_as_a_dead_run_s(harness, sanction, report.run_id, report.run_id, sent)
+
+
+def test_a_re_tier_stalled_behind_a_unit_killed_while_writing_leaves_its_writes_in_doubt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No worker runs the killed unit again: the coordinator stops ``failed`` after its
+    stall time, and its run's record says it stopped, whose pending writes the next run
+    would re-send as they are. It marks the unit's writes as a dead run's first, so the
+    next run (``crmtier sync``, one process) holds the sales task and closes it."""
+    with _zoho(tmp_path, monkeypatch) as harness:
+        sanction = Sanction(harness, sent=False)
+        killed = KilledWorker(harness, None, f"before_write:{SALES_CALL}", sanction)
+        with open_engine(load_config(harness.config)) as engine:
+            report = retier(engine, killed, stall_seconds=1)
+        assert report.status == "failed" and "no page unit moved on" in str(report.error)
+        rerun = harness.run()
+        assert rerun.returncode == 0 and rerun.report is not None, rerun.stderr[-2000:]
+        _held_as_a_dead_run_s(harness, sanction, report.run_id, rerun.report["run_id"], False)
+
+
+def test_a_later_unit_holds_the_sales_task_of_a_customer_a_killed_unit_was_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A later unit of the run reads the customer again (a household's member decided
+    beside an earlier page and read by its own) before the killed unit's job runs again:
+    the earlier unit is committed, not done, and its claim free, so its worker died while
+    writing; the later unit takes the customer's writes over as a dead run's, holds the
+    sales task, and plans it: sanctioned since, a closure in doubt."""
+    with _zoho(tmp_path, monkeypatch) as harness:
+        sanction = Sanction(harness, sent=True)
+        with open_engine(load_config(harness.config)) as engine:
+
+            def later_unit(first: UnitRef) -> None:
+                sanction(first)
+                ref = UnitRef(first.run_id, first.seq + 1)
+                with engine.store.begin() as conn:
+                    options = units.load(conn, first).options
+                    records = engine.connector.fetch([sanction.cid])
+                    at = datetime.now(UTC)
+                    units.put(
+                        conn, ref, engine.stream, options=options, records=records, read_at=at
+                    )
+                assert run_unit(engine, ref) == 1
+
+            killed = KilledWorker(harness, engine, f"after_write:{SALES_CALL}", later_unit)
+            report = retier(engine, killed, stall_seconds=30)
+        assert report.status == "succeeded", report.error
+        _held_as_a_dead_run_s(harness, sanction, report.run_id, report.run_id, True)
+
+
+@contextmanager
+def _zoho(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    """The Zoho sandbox, a write batch of one, one write call at a time."""
+    sandbox = start_sandbox("zoho", tmp_path / "sandbox", CUSTOMERS)
+    try:
+        harness = Harness(sandbox, tmp_path / "sandbox", crm_extra={"write_batch": 1})
+        assert harness.text.count("[sync]\n") == 1
+        harness.config.write_text(
+            harness.text.replace("[sync]\n", "[sync]\nwrite_concurrency = 1\n"), "utf-8"
+        )
+        for name, value in harness.env.items():
+            monkeypatch.setenv(name, value)
+        yield harness
+    finally:
+        sandbox.stop()
+
+
+def _held_as_a_dead_run_s(
+    harness: Harness, sanction: Sanction, run_id: str, closed_by: str, sent: bool
+) -> None:
+    """The sanctioned customer's sales task, left by unit 1 of ``run_id``, was held and
+    closed in doubt by ``closed_by``'s run."""
+    cid, key = sanction.cid, sanction.key
+    tasks = harness.sandbox.tasks()
+    # no task made twice; the sanctioned customer's sales task closed if the CRM got it,
+    # never made if not
+    assert not [k for k, n in Counter(t.external_id for t in tasks).items() if n > 1]
+    assert [t.open for t in tasks if t.external_id == key] == ([False] if sent else [])
+    rows: dict[str, Any] = _rows(harness)
+    task_rows = [r for r in rows["outbox"] if r["key"] == key]
+    assert [(r["kind"], r["status"], r["run_id"]) for r in task_rows] == [
+        ("task", "superseded", died_run_id(UnitRef(run_id, 1))),
+        ("task_close", "done", closed_by),
+    ]
+    audited = [a["new"] for a in rows["audit"] if a["new"]["key"] == key]
+    closed = {"rule": sanction.rule, "key": key, "closed": True, "in_doubt": True}
+    assert audited == [closed]
+    review = [
+        e for e in rows["effects"] if e["customer_id"] == cid and e["rule"] == "sanctions_review"
+    ]
+    assert len(review) == 1 and review[0]["active"]
+    assert not [r for r in rows["outbox"] if r["status"] == "pending"]
