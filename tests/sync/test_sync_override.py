@@ -205,7 +205,12 @@ def test_the_webhook_path_keeps_the_qualified_tier_from_the_first_application(
     own = _needs_and_channel(sb.written(lifted))
     day = AS_OF - timedelta(days=1)
     propose_override(
-        sb, lifted, user=maker, at=_at(day, 9), value_tier="private", expires=AS_OF + timedelta(days=30)
+        sb,
+        lifted,
+        user=maker,
+        at=_at(day, 9),
+        value_tier="private",
+        expires=AS_OF + timedelta(days=30),
     )
     approve_override(sb, lifted, user=checker, at=_at(day, 11))
     for as_of in (AS_OF, AS_OF + timedelta(days=1)):
