@@ -27,6 +27,7 @@ from sync.explanation import EXPLANATION, explanation_text
 from sync.inputs import StoredCustomer
 from sync.planner import Known, plan_customer, tiers_of
 from tiering_core.engine import decide, decide_batch
+from tiering_core.models import Previous
 from tiering_core.policy import Policy
 from tiering_core.rules.household import HouseholdLinks, Link
 
@@ -291,18 +292,45 @@ def _hysteresis(
 ) -> dict[str, Any]:
     previous = stored.state.previous()
     below = assessment["below_floor_since"]
+    grace = policy.value.grace_days
     return {
         "previous_value_tier": previous.value_tier if previous else None,
         "previous_assessed_at": (
             previous.assessed_at.isoformat() if previous and previous.assessed_at else None
         ),
         "below_floor_since": below.isoformat() if below else None,
-        "downgrade_due": (
-            (below + timedelta(days=policy.value.grace_days)).isoformat() if below else None
-        ),
+        "downgrade_due": _due(below, grace),
+        **_qualified(previous, assessment, grace),
         "buffer": policy.value.buffer,
-        "grace_days": policy.value.grace_days,
+        "grace_days": grace,
     }
+
+
+def _qualified(previous: Previous | None, assessment: Any, grace: int) -> dict[str, Any]:
+    """What the customer's own data earns, where a tier override keeps it apart from the
+    value tier (docs/overrides.md, "What an override changes"): the tier an examiner asks
+    for ("what would the customer be without the override"), which needs and channel
+    follow, with its own downgrade clock. Nothing where neither the committed state nor
+    this decision keeps one apart; where only the committed state does, the two agree
+    again from this decision on (the value tier's clock is the qualified one's)."""
+    carried = previous.qualified_value_tier if previous else None
+    if carried is None and "qualified_value_tier" not in assessment:
+        return {}
+    if "qualified_value_tier" in assessment:
+        tier, since = assessment["qualified_value_tier"], assessment["qualified_below_floor_since"]
+    else:
+        tier, since = assessment["value_tier"], assessment["below_floor_since"]
+    return {
+        "previous_qualified_tier": carried,
+        "qualified_value_tier": tier,
+        "qualified_below_floor_since": since.isoformat() if since else None,
+        "qualified_downgrade_due": _due(since, grace),
+    }
+
+
+def _due(since: date | None, grace: int) -> str | None:
+    """The day a downgrade falls due on a clock started ``since`` (None: no clock)."""
+    return (since + timedelta(days=grace)).isoformat() if since else None
 
 
 def _tasks(assessment: Any, plan: Any, known: Known, ctx: ExplainContext) -> list[dict[str, Any]]:

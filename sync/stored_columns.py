@@ -82,6 +82,12 @@ def columns_of(chunk: StoredChunk | Sequence[StoredCustomer], policy: Policy) ->
     def floats(values: list[float]) -> Any:
         return np.array(values, dtype=np.float64)
 
+    def ordinals(days: Sequence[str | None]) -> Any:
+        """ISO days as date ordinals (NaN: none), as the engine keeps its clocks."""
+        return floats(
+            [NAN if d is None else float(date.fromisoformat(d).toordinal()) for d in days]
+        )
+
     return Columns(
         n=n,
         numbers=numbers.reshape(len(NUMBERS), n),
@@ -101,17 +107,10 @@ def columns_of(chunk: StoredChunk | Sequence[StoredCustomer], policy: Policy) ->
                 for c, v in zip(listed, valid, strict=True)
             ]
         ),
-        below_floor_since=floats(
-            [NAN if d is None else float(date.fromisoformat(d).toordinal()) for d in since]
-        ),
+        below_floor_since=ordinals(since),
         # only where an override kept a qualified tier apart (``Columns.from_cells``)
         qualified_below_floor_since=(
-            floats(
-                [
-                    NAN if d is None else float(date.fromisoformat(d).toordinal())
-                    for d in cells("previous", "qualified_below_floor_since")
-                ]
-            )
+            ordinals(cells("previous", "qualified_below_floor_since"))
             if any(cells("previous", "qualified_value_tier"))
             else None
         ),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from sqlalchemy.exc import OperationalError
 
 from connectors.calltally import CallTally, counting
 from connectors.contract import Connector
@@ -38,6 +39,7 @@ from sync.engine import (
     SyncEngine,
     SyncSettings,
 )
+from sync.errortext import error_text
 from sync.planner import action_kinds
 from sync.retier import retier
 from sync.store import StateStore, StoreError
@@ -333,6 +335,9 @@ def command(
         sys.exit(EXIT_CONFIG)
     except ConnectorError as exc:  # ConfigError too (exit 2)
         sys.exit(refused(exc))
+    except OperationalError as exc:  # the state store unreachable: one line, no traceback
+        click.echo(f"crmtier sync: state store failed: {error_text(exc)}", err=True)
+        sys.exit(1)
 
 
 def _dead_letters(

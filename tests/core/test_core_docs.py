@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tiering_core.models import _ONLY_WHEN_SET, Previous
 from tiering_core.policy import default_policy_text
 from tiering_core.reasons import CATALOGUE
 
@@ -38,3 +39,11 @@ def test_every_reason_code_is_documented() -> None:
         assert f"`{code}`" in text, code
     for code in ("DQ_MISSING", "DQ_NEGATIVE", "DQ_IMPOSSIBLE", "DQ_UNKNOWN_ENUM", "DQ_NO_FX"):
         assert f"`{code}`" in text, code
+
+
+def test_the_optional_output_keys_and_the_previous_block_are_documented() -> None:
+    """``crmtier tier``'s output lines are a contract: a key that appears only where it
+    applies, and each key of the ``previous`` input block, is named in the README."""
+    text = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    for key in (*_ONLY_WHEN_SET, *Previous.model_fields):
+        assert f"`{key}`" in text, key

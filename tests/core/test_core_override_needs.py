@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from core_support import AS_OF
+from core_support import AS_OF, generated_bank, override_of
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_core_override import GOOD, POLICY, customer
@@ -26,7 +26,7 @@ from test_core_override import GOOD, POLICY, customer
 from tiering_core.columns import Columns
 from tiering_core.engine import assess_batch, decide_batch
 from tiering_core.lines import assessment_lines
-from tiering_core.models import AssessmentData, Previous
+from tiering_core.models import AssessmentData, Override, Previous
 from tiering_core.policy import policy_over_default
 from tiering_core.rules.household import HouseholdLinks, Link
 
@@ -309,3 +309,32 @@ def test_a_chain_without_overrides_keeps_nothing_apart() -> None:
     p = customer(None, previous={"value_tier": "wealth"}, assets={"deposits": 100_000})
     [d] = decide_batch([p], POLICY, AS_OF)
     assert _qualified(d) is None and d["below_floor_since"] == AS_OF
+
+
+def test_a_book_decides_its_customers_without_overrides_exactly_as_before() -> None:
+    """A customer with neither an override nor a qualified tier decides exactly alike
+    whether or not others of its batch carry them: such a batch takes the qualified path
+    (``engine.qualified`` runs the value rule again), which must leave it untouched. A
+    generated book, a tenth of it given an override and a qualified tier with a clock."""
+    book = generated_bank(600, seed=29, dirty=True)
+    touched = set(range(0, len(book), 10))
+    mixed = [
+        p.model_copy(
+            update={
+                "override": Override.model_validate(override_of(i)),
+                "previous": Previous(
+                    value_tier="private",
+                    qualified_value_tier="wealth",
+                    qualified_below_floor_since=AS_OF - timedelta(days=i % 120),
+                ),
+            }
+        )
+        if i in touched
+        else p
+        for i, p in enumerate(book)
+    ]
+    plain, decided = decide_batch(book, POLICY, AS_OF), decide_batch(mixed, POLICY, AS_OF)
+    assert not any("qualified_value_tier" in d for d in plain)
+    assert any("qualified_value_tier" in decided[i] for i in touched)
+    moved = [i for i in range(len(book)) if i not in touched and decided[i] != plain[i]]
+    assert not moved, f"{len(moved)} customers moved; first: {book[moved[0]].id}"

@@ -19,13 +19,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from sqlalchemy.exc import OperationalError
 
+from crmtier.cli import cli
 from crmtier.commands.sync_schedule import EXIT_CONFIG, STORE_FAILURES_MAX, schedule
 from sync import schema
 from sync.crypto import StoreCipher
 from sync.store import StateStore, StoreError
-from tests.sync.conftest import Harness, start_sandbox
+from tests.sync.conftest import CRM_TABLE, Harness, start_sandbox
 
 UNREACHABLE = OperationalError("SELECT 1", {"customer_id": "C-SECRET-1"}, Exception("gone"))
 
@@ -113,3 +115,26 @@ def _runs(url: str) -> int:
         return 0
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("every", [(), ("--every", "1s")], ids=["one run", "first tick"])
+def test_a_store_it_cannot_reach_at_the_start_is_one_line_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, every: tuple[str, ...]
+) -> None:
+    """A run (or a schedule's first tick) whose state store cannot be reached ends with
+    exit 1 and one line, as a later tick's failure is reported; it used to end in
+    SQLAlchemy's traceback."""
+    config = tmp_path / "crmtier.toml"
+    config.write_text(
+        f'{CRM_TABLE}\n[state]\nurl = "postgresql+psycopg://postgres@127.0.0.1:1/none"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("SF_ID", "id")
+    monkeypatch.setenv("SF_SECRET", "secret")
+    result = CliRunner().invoke(
+        cli, ["sync", "--config", str(config), "--quiet", *every], catch_exceptions=False
+    )
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("crmtier sync: state store failed: OperationalError: ")

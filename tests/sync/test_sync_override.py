@@ -23,6 +23,7 @@ from crmtier.commands.serve import open_parts
 from crmtier.commands.sync import open_engine
 from crmtier.config import load_config
 from sync.engine import RunOptions, RunReport
+from sync.state import load_states
 from tests.sync.conftest import Harness, available_crms, start_sandbox
 from tiering_core.policy import load_policy
 
@@ -187,3 +188,40 @@ def test_the_audit_trail_records_maker_checker_and_times(harness: Harness) -> No
     assert (new["outcome"], new["maker"], new["checker"]) == ("applied", maker, checker)
     assert new["approved_at"] == _at(day, 11).isoformat()
     assert new["expires"] == expires.isoformat()
+
+
+def test_the_webhook_path_keeps_the_qualified_tier_from_the_first_application(
+    harness: Harness,
+) -> None:
+    """A customer whose override first applies through the webhook path (a batch of one,
+    ``process_records``) keeps the tier its own data earns among its stored tiers from
+    that decision on, so a later webhook pass and a full re-tier still give it the needs
+    and channel of that tier, not the override's (docs/overrides.md, "What an override
+    changes")."""
+    h, sb = harness, harness.sandbox
+    _run(h)
+    (lifted, *_), (maker, checker, *_) = _liftable(h)
+    computed = sb.written(lifted)["value_tier"]
+    own = _needs_and_channel(sb.written(lifted))
+    day = AS_OF - timedelta(days=1)
+    propose_override(
+        sb,
+        lifted,
+        user=maker,
+        at=_at(day, 9),
+        value_tier="private",
+        expires=AS_OF + timedelta(days=30),
+    )
+    approve_override(sb, lifted, user=checker, at=_at(day, 11))
+    for as_of in (AS_OF, AS_OF + timedelta(days=1)):
+        with open_engine(load_config(h.config), as_of=as_of) as engine:
+            report = engine.process_records(engine.connector.fetch([lifted]), source_event_id="e")
+            assert report.status == "succeeded", report.error
+            with engine.store.begin() as conn:
+                tiers = load_states(conn, engine.stream, [lifted])[lifted].tiers
+        assert sb.written(lifted)["value_tier"] == "private"
+        assert _needs_and_channel(sb.written(lifted)) == own
+        assert tiers is not None and tiers["qualified_value_tier"] == computed
+    _run(h, AS_OF + timedelta(days=2), full=True)
+    assert str(sb.written(lifted)["reasons"]).startswith("MANUAL_OVERRIDE")
+    assert _needs_and_channel(sb.written(lifted)) == own
