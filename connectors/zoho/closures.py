@@ -8,9 +8,9 @@ Salesforce's ``TaskStatus.IsClosed``). So the closed values are ``crm.task_close
 (default the standard picklist's ``Completed``); a closure writes the first, and a Task in
 any of them is already closed. A configured value the org's picklist lacks is a
 ``ConfigError`` before any write (``require_closed_statuses``), a ``crmtier doctor`` line
-and, when the setting is not the default, a start-up refusal (``checks.py``: the default
-costs the start no call), never a closure that writes a value Zoho refuses or leaves open a
-Task the org counts as closed.
+and a start-up refusal (``checks.py``), the default too: an org that renamed ``Completed``
+must not start and meet it at its first closure, a sanctions hit; never a closure that
+writes a value Zoho refuses or leaves open a Task the org counts as closed.
 
 **The re-check.** A closure looks its keys up (``task_keys.look_up``, shared with the
 plan's tasks before any write) and closes by record id. A key the look-up did not find may
