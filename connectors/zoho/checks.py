@@ -194,10 +194,12 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
 
 def coql_fix(module: str) -> str:
     """What a COQL query of ``module`` (tasks' key look-ups, households) needs: "scope=
-    ZohoCRM.coql.READ (and) scope=ZohoCRM.modules.all (or) scope=ZohoCRM.modules.
-    {module_name}.{operation_type}", ALL or READ ("Get Records through a COQL Query", Zoho
-    CRM API v2, www.zoho.com/crm/developer/docs/api/v2/Get-Records-through-COQL-Query.html):
-    both halves, since a grant narrowed to other modules' scopes is refused too."""
+    ZohoCRM.coql.READ (and) scope=ZohoCRM.modules.{operation_type} (or) scope=ZohoCRM.
+    modules.{module_name}.{operation_type}", ALL or READ ("Get Records through a COQL
+    Query", Zoho CRM API v2, www.zoho.com/crm/developer/docs/api/v2/Get-Records-through-
+    COQL-Query.html): both halves, since a grant narrowed to other modules' scopes is
+    refused too. The fix names the two crmtier's guides grant (``ZohoCRM.modules.READ``
+    serves the query too, but not crmtier's writes)."""
     return (
         f"add the scope ZohoCRM.coql.READ and a scope of {module}, ZohoCRM.modules.ALL or "
         f"ZohoCRM.modules.{module.lower()}.READ (a COQL query needs both), to the self "
