@@ -17,8 +17,9 @@ plan's tasks before any write) and closes by record id. A key the look-up did no
 be one whose insert was still under way: a task whose making went unanswered (a timeout)
 that Zoho stores after all, or a process that made it while its claim on the customer was
 being taken over. Those keys are looked up once more after the closing writes, and a Task
-found open then is closed too. That costs one COQL query per 50 absent keys, and only for
-absent keys: a run without faults closes only Tasks it made, which the first look-up finds.
+found open then is closed too. That costs one COQL query per 50 absent keys (a Task a
+relationship manager deleted, one whose making went unanswered), none when every key is
+found.
 An insert landing after the re-check is still missed (the CRM has no conditional insert for
 Tasks to order it against); docs/operations.md ("Task closures: what they cost") says when
 that can happen.
