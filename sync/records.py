@@ -55,11 +55,15 @@ class Unsent(Exception):
 
 
 class Stop(Exception):
-    """The run must stop (quota, fatal connector error); carries the status."""
+    """The run must stop (quota, fatal connector error); carries the status, and whether
+    a human must fix the configuration (a write call refused with ``ConfigError``: the
+    run is then a configuration error, as a refusal at start is, and ``crmtier sync``
+    exits 2)."""
 
-    def __init__(self, status: RunStatus, message: str) -> None:
+    def __init__(self, status: RunStatus, message: str, *, config: bool = False) -> None:
         super().__init__(message)
         self.status: RunStatus = status
+        self.config = config
 
 
 @dataclass(frozen=True, slots=True)

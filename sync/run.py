@@ -114,7 +114,7 @@ class Run:
                 self.step.process(list(records), None)
             p.pool.drain(final=True)
         except Stop as stop:
-            status, error = stop.status, str(stop)
+            status, error, config_error = stop.status, str(stop), stop.config
         except RateLimitedError as exc:  # while reading: checkpointed up to the last page
             status, error = "paused_quota", f"CRM quota or rate limit: {exc}"
         except ConfigError as exc:  # for the admin, not a bug: one line, no traceback

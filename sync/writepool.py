@@ -358,5 +358,5 @@ def _stop_for(exc: BaseException) -> Stop:
     if isinstance(exc, RateLimitedError):
         return Stop("paused_quota", f"CRM quota or rate limit: {exc}")
     if isinstance(exc, AuthExpiredError | ConfigError):
-        return Stop("failed", error_text(exc))
+        return Stop("failed", error_text(exc), config=isinstance(exc, ConfigError))
     return Stop("failed", f"write call failed: {error_text(exc)}")

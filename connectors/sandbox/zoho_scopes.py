@@ -7,12 +7,14 @@ Handling", help.zoho.com). The sandbox grants crmtier's documented list
 Record routes (reads, writes, related records, the timeline) need ``ZohoCRM.modules.ALL``
 or a scope of that module (``ZohoCRM.modules.contacts.READ``); the operation type a page
 names for each is not checked, so the sandbox is laxer than Zoho there. A COQL query needs
-``ZohoCRM.coql.READ`` *and* a scope of the module it selects from: "scope=ZohoCRM.coql.READ
-(and) scope=ZohoCRM.modules.all (or) scope=ZohoCRM.modules.{module_name}.{operation_type}",
-operation type ALL or READ ("Get Records through a COQL Query", Zoho CRM API v2,
-zoho.com/crm/developer/docs/api/v2/Get-Records-through-COQL-Query.html); the module is in
-the query, so the COQL route asks ``module_refusal`` once it has parsed it. Disabling a
-channel is not checked: crmtier never calls it.
+``ZohoCRM.coql.READ`` *and* a scope of modules: "scope=ZohoCRM.coql.READ (and)
+scope=ZohoCRM.modules.{operation_type} (or) scope=ZohoCRM.modules.{module_name}.
+{operation_type}", operation type ALL or READ ("Get Records through a COQL Query", Zoho CRM
+API v2, zoho.com/crm/developer/docs/api/v2/Get-Records-through-COQL-Query.html): so
+``ZohoCRM.modules.ALL`` or ``ZohoCRM.modules.READ``, or the READ or ALL scope of the module
+it selects from. The module is in the query, so the COQL route asks
+``coql_module_refusal`` once it has parsed it. Disabling a channel is not checked:
+crmtier never calls it.
 """
 
 from __future__ import annotations
@@ -62,9 +64,11 @@ COQL_OPERATIONS = ("ALL", "READ")
 def _module_granted(
     module: str, scopes: Collection[str], operations: Collection[str] | None = None
 ) -> bool:
-    """Whether the grant holds ``ZohoCRM.modules.ALL`` or a scope of ``module`` (of one of
+    """Whether the grant holds ``ZohoCRM.modules.ALL`` (or, when ``operations`` are named,
+    ``ZohoCRM.modules.{operation}`` of one of them) or a scope of ``module`` (of one of
     ``operations``, when named). Zoho writes the module part in lower case (``contacts``)."""
-    if "ZohoCRM.modules.ALL" in scopes:
+    every = ["ALL", *(operations or ())]
+    if any(f"ZohoCRM.modules.{op}" in scopes for op in every):
         return True
     prefix = f"ZohoCRM.modules.{module.replace('_', '').lower()}."
     return any(

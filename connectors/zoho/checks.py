@@ -16,7 +16,6 @@ from connectors.mapping import CANONICAL_TYPES
 from connectors.zoho.channel import check_channel
 from connectors.zoho.closures import SETTING as CLOSED_SETTING
 from connectors.zoho.closures import unknown_statuses, unknown_text
-from connectors.zoho.config import DEFAULT_CLOSED
 from connectors.zoho.households import ROLE_FIELD
 from connectors.zoho.mapping import (
     LATER_VERSIONS_FIELDS_CAP,
@@ -195,10 +194,12 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
 
 def coql_fix(module: str) -> str:
     """What a COQL query of ``module`` (tasks' key look-ups, households) needs: "scope=
-    ZohoCRM.coql.READ (and) scope=ZohoCRM.modules.all (or) scope=ZohoCRM.modules.
-    {module_name}.{operation_type}", ALL or READ ("Get Records through a COQL Query", Zoho
-    CRM API v2, www.zoho.com/crm/developer/docs/api/v2/Get-Records-through-COQL-Query.html):
-    both halves, since a grant narrowed to other modules' scopes is refused too."""
+    ZohoCRM.coql.READ (and) scope=ZohoCRM.modules.{operation_type} (or) scope=ZohoCRM.
+    modules.{module_name}.{operation_type}", ALL or READ ("Get Records through a COQL
+    Query", Zoho CRM API v2, www.zoho.com/crm/developer/docs/api/v2/Get-Records-through-
+    COQL-Query.html): both halves, since a grant narrowed to other modules' scopes is
+    refused too. The fix names the two crmtier's guides grant (``ZohoCRM.modules.READ``
+    serves the query too, but not crmtier's writes)."""
     return (
         f"add the scope ZohoCRM.coql.READ and a scope of {module}, ZohoCRM.modules.ALL or "
         f"ZohoCRM.modules.{module.lower()}.READ (a COQL query needs both), to the self "
@@ -250,7 +251,8 @@ def _check_task_lookup(connector: ZohoConnector, key: str) -> SchemaCheck:
 def _check_closed_statuses(connector: ZohoConnector) -> SchemaCheck:
     """Each of ``crm.task_closed_statuses`` must be a value of the org's Tasks ``Status``
     picklist (``closures.py``: Zoho marks no value closed, so the org's closed values are
-    configuration). From the Tasks field metadata the key field's line has read: no call."""
+    configuration). From the Tasks field metadata, read once a connector: in doctor the key
+    field's line has read it, at start this reads it."""
     name = "tasks: closed statuses"
     unknown, values = unknown_statuses(connector)
     if unknown:
@@ -286,17 +288,16 @@ def _check_membership_lookup(connector: ZohoConnector) -> SchemaCheck:
 def write_checks(connector: ZohoConnector, kinds: Collection[WriteKind]) -> list[SchemaCheck]:
     """What these write kinds need beyond the mapped fields, each line one call, the same
     lines ``run_checks`` prints: tasks (and their closures) the ``ZohoCRM.coql.READ``
-    scope of the key look-up every task write starts with, and configured closed statuses
-    the org's Tasks picklist must hold (one read of the Tasks field metadata, which the first
-    task write reads anyway; with the default, Zoho's standard ``Completed``, no call here:
-    ``crmtier doctor`` checks it, and a closure before its first write); memberships the
-    related lists zcrmsdk reads before a membership write
-    (``ZohoCRM.settings.related_lists.READ``)."""
+    scope of the key look-up every task write starts with, and the closed statuses the org's
+    Tasks picklist must hold (one read of the Tasks field metadata, which the first task
+    write reads anyway), the default ``Completed`` too: an org that renamed it would
+    otherwise start and meet it at its first closure, a sanctions hit, where the run stops
+    after its field writes, run after run; memberships the related lists zcrmsdk reads
+    before a membership write (``ZohoCRM.settings.related_lists.READ``)."""
     out = []
     if "task" in kinds or "task_close" in kinds:
         out.append(_check_task_lookup(connector, connector.config.task_key_field))
-        if connector.config.task_closed_statuses != DEFAULT_CLOSED:
-            out.append(_check_closed_statuses(connector))
+        out.append(_check_closed_statuses(connector))
     if "membership" in kinds:
         out.append(_check_membership_lookup(connector))
     return out

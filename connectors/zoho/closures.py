@@ -8,17 +8,18 @@ Salesforce's ``TaskStatus.IsClosed``). So the closed values are ``crm.task_close
 (default the standard picklist's ``Completed``); a closure writes the first, and a Task in
 any of them is already closed. A configured value the org's picklist lacks is a
 ``ConfigError`` before any write (``require_closed_statuses``), a ``crmtier doctor`` line
-and, when the setting is not the default, a start-up refusal (``checks.py``: the default
-costs the start no call), never a closure that writes a value Zoho refuses or leaves open a
-Task the org counts as closed.
+and a start-up refusal (``checks.py``), the default too: an org that renamed ``Completed``
+must not start and meet it at its first closure, a sanctions hit; never a closure that
+writes a value Zoho refuses or leaves open a Task the org counts as closed.
 
 **The re-check.** A closure looks its keys up (``task_keys.look_up``, shared with the
 plan's tasks before any write) and closes by record id. A key the look-up did not find may
 be one whose insert was still under way: a task whose making went unanswered (a timeout)
 that Zoho stores after all, or a process that made it while its claim on the customer was
 being taken over. Those keys are looked up once more after the closing writes, and a Task
-found open then is closed too. That costs one COQL query per 50 absent keys, and only for
-absent keys: a run without faults closes only Tasks it made, which the first look-up finds.
+found open then is closed too. That costs one COQL query per 50 absent keys (a Task a
+relationship manager deleted, one whose making went unanswered), none when every key is
+found.
 An insert landing after the re-check is still missed (the CRM has no conditional insert for
 Tasks to order it against); docs/operations.md ("Task closures: what they cost") says when
 that can happen.

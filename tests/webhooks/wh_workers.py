@@ -56,6 +56,7 @@ class Cluster:
     env: dict[str, str]
     url: str
     logs: Path
+    crm: str = "salesforce"
     serve: subprocess.Popen[bytes] | None = None
     receiver: str = ""
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -89,9 +90,12 @@ class Cluster:
         )
         assert done.returncode == 0, done.stderr.decode()[-3000:]
 
-    def start_serve(self) -> None:
-        self.serve = self._spawn("serve", "serve", "--listen", "127.0.0.1:0", "--no-sync")
+    def start_serve(self, name: str = "serve") -> None:
+        """Start ``crmtier serve --no-sync``, its stderr in ``logs/NAME.log``."""
+        self.serve = self._spawn(name, "serve", "--listen", "127.0.0.1:0", "--no-sync")
         self.receiver = self._banner["listen"]
+        if self.crm != "salesforce":
+            return
         info = self.sandbox.info()
         self.sandbox.set_notification_target(
             f"{self.receiver}/webhooks/salesforce", ca_bundle=info.ca_bundle
@@ -214,10 +218,12 @@ def cluster(
     *,
     workers_section: str = "",
     webhooks_section: str = "",
+    crm: str = "salesforce",
 ) -> Iterator[Cluster]:
-    """A fresh sandbox seeded with ``customers``, its first full sync done into a fresh
-    PostgreSQL schema, and a config with ``[workers] engine = "procrastinate"``."""
-    sandbox = open_sandbox("salesforce", data_dir=tmp_path / "crm")
+    """A fresh sandbox of ``crm`` seeded with ``customers``, a fresh PostgreSQL schema, and
+    a config with ``[workers] engine = "procrastinate"`` (``start_serve`` points the
+    Salesforce sandbox's notifications at the receiver)."""
+    sandbox = open_sandbox(crm, data_dir=tmp_path / "crm")
     sandbox.seed(customers)
     sandbox.start()
     try:
@@ -229,7 +235,8 @@ def cluster(
                 '[state]\nurl = "env:CRMTIER_TEST_STATE_URL"',
                 text,
             )
-            assert text.rstrip().splitlines()[-3] == "[webhooks]", "[webhooks] must come last"
+            last = text.rstrip().rsplit("\n[", 1)[-1]
+            assert last.startswith("webhooks]\n"), "[webhooks] must come last"
             text += (
                 f'{webhooks_section}\n\n[workers]\nengine = "procrastinate"\n{workers_section}\n'
             )
@@ -238,7 +245,7 @@ def cluster(
             env = {**os.environ, **env_values, "CRMTIER_TEST_STATE_URL": url}
             logs = tmp_path / "logs"
             logs.mkdir(exist_ok=True)
-            c = Cluster(sandbox, config, env, url, logs)
+            c = Cluster(sandbox, config, env, url, logs, crm)
             try:
                 yield c
             finally:

@@ -106,20 +106,27 @@ _NO_TASKS = {
 
 
 @pytest.mark.parametrize(
-    "tasks_scope", [None, "ZohoCRM.modules.tasks.CREATE", "ZohoCRM.modules.tasks.READ"]
+    "tasks_scope",
+    [
+        None,
+        "ZohoCRM.modules.tasks.CREATE",
+        "ZohoCRM.modules.tasks.READ",
+        "ZohoCRM.modules.READ",  # "scope=ZohoCRM.modules.{operation_type}": every module
+    ],
 )
 def test_a_coql_look_up_of_tasks_needs_a_tasks_read_scope_beside_the_coql_one(
     sandbox_factory, zconnect, tasks_scope
 ):
-    """ "scope=ZohoCRM.coql.READ (and) scope=ZohoCRM.modules.all (or)
+    """ "scope=ZohoCRM.coql.READ (and) scope=ZohoCRM.modules.{operation_type} (or)
     scope=ZohoCRM.modules.{module_name}.{operation_type}", ALL or READ ("Get Records
-    through a COQL Query"): the sandbox refuses a query of Tasks without it, and doctor's
-    line names the scope rather than passing and letting the first task plan fail."""
+    through a COQL Query", v2): the sandbox refuses a query of Tasks without one, and
+    doctor's line names the scope rather than passing and letting the first task plan
+    fail; the module-wide READ serves it as Zoho's page says."""
     scopes = _NO_TASKS | ({tasks_scope} if tasks_scope else set())
     zoho = sandbox_factory("zoho", customers=1, scopes=scopes)
     connector = zconnect(zoho)
     (line,) = [c for c in connector.check() if c.name == "tasks: key look-up"]
-    granted = tasks_scope == "ZohoCRM.modules.tasks.READ"
+    granted = tasks_scope in ("ZohoCRM.modules.tasks.READ", "ZohoCRM.modules.READ")
     assert line.ok is granted
     assert granted or "ZohoCRM.modules.tasks.READ" in line.fix
     if not granted:  # the start-up gate of sync, serve and worker: the same line

@@ -144,3 +144,18 @@ def test_a_task_inserted_after_the_closures_look_up_is_closed_too(zoho, zconnect
     results = closer.apply(_closes([a, b], ["k-late", "k-held"]))
     assert [(r.key, r.ok) for r in results] == [("k-late", True), ("k-held", True)]
     assert _statuses(zoho) == {"k-late": "Completed", "k-held": "Completed"}
+
+
+def test_an_org_without_the_default_closed_status_is_refused_at_start(sandbox_factory, zconnect):
+    """The default, ``Completed``, is configuration like any other value: an org whose
+    admin renamed it ("Closed") must not start and meet it only at the first closure, a
+    sanctions hit, where the whole run would stop after its field writes, run after run.
+    The start-up gate reads the Tasks picklist whatever the setting, one line, no write."""
+    zoho = sandbox_factory("zoho", customers=1)
+    renamed = tuple("Closed" if s == "Completed" else s for s in TASK_STATUS)
+    zoho.api.schema.set_picklist(TASK_MODULE, "Status", renamed)
+    connector = zconnect(zoho)
+    with pytest.raises(ConfigError, match="tasks are on, but tasks: closed statuses") as refused:
+        require(connector, WritebackConfig(tasks=True))
+    assert "'Completed'" in str(refused.value) and "\n" not in str(refused.value)
+    assert zoho.write_calls() == 0
