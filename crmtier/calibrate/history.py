@@ -212,6 +212,10 @@ def _concat(parts: list[Columns]) -> Columns:
             joined[f.name] = [[x for v in values for x in v[k]] for k in range(len(values[0]))]
         elif isinstance(values[0], list):
             joined[f.name] = [x for v in values for x in v]
+        elif f.name == "qualified_below_floor_since":
+            # Present only in a chunk where some row carries a previous qualified tier;
+            # calibrate forgets previous tiers (``_point_in_time``), so drop the column.
+            joined[f.name] = None
         elif isinstance(values[0], dict):
             joined[f.name] = {k: np.concatenate([v[k] for v in values]) for k in values[0]}
         else:
@@ -222,5 +226,7 @@ def _concat(parts: list[Columns]) -> Columns:
 def _point_in_time(cols: Columns) -> Columns:
     """Forget any previous tier: each snapshot is rated as if for the first time."""
     cols.enums[ENUM_INDEX["previous_value_tier"]] = MISSING
+    cols.enums[ENUM_INDEX["previous_qualified_tier"]] = MISSING
     cols.below_floor_since[:] = np.nan
+    cols.qualified_below_floor_since = None
     return cols

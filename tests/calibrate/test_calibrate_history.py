@@ -89,6 +89,19 @@ def test_a_previous_tier_is_ignored(policy: Policy) -> None:
     assert h.cols.enum["previous_value_tier"].tolist() == [-1]
 
 
+def test_a_previous_qualified_tier_is_ignored_too(policy: Policy) -> None:
+    """An override's qualified tier would hold customers by hysteresis just the same."""
+    row = json.loads(next(history_lines(1, seed=1)))
+    row["customer"]["previous"] = {
+        "value_tier": "private",
+        "qualified_value_tier": "private",
+        "qualified_below_floor_since": "2024-01-01",
+    }
+    h = read_history(numbered(iter([json.dumps(row)])), policy, "revenue", print)
+    assert h.cols.enum["previous_qualified_tier"].tolist() == [-1]
+    assert h.cols.qualified_below_floor_since is None
+
+
 def test_an_attribute_first_seen_in_a_later_chunk_is_missing_before_it(policy: Policy) -> None:
     rows = [json.loads(line) for line in history_lines(CHUNK + 5, seed=1, periods=(PERIOD,))]
     rows[-1]["attributes"]["segment"] = "staff"
