@@ -46,7 +46,7 @@ from sync.records import (
     Skip,
 )
 from sync.runs import RunCounts
-from sync.state import CustomerState, save_side_effects, save_states
+from sync.state import CustomerState, mark_tasks_in_doubt, save_side_effects, save_states
 from sync.store import StateStore
 from tiering_core.privacy import pseudonym
 
@@ -105,11 +105,6 @@ class Recorder:
         self.keep_outcomes = keep_outcomes
         self.outcomes: dict[str, Outcome] = {}
         self.dead_letter_customers: set[str] = set()  # with open letters: resolve on success
-        # customer -> {key: rule} of its dead-lettered tasks the CRM may have made (their
-        # call went unanswered, ``outbox.task_letters_in_doubt``), open when the run began
-        # (one dead-lettered later is in doubt from the next run, which fetches it first):
-        # in doubt for the planner until its letters resolve
-        self.dead_tasks_in_doubt: dict[str, dict[str, str]] = {}
         self._refs: dict[str, str] = {}  # pseudonym cache, bounded (``_REF_CACHE``)
         self.audit_rows = AuditRows(stream, run_id, trigger, actor, self.ref)
 
@@ -265,6 +260,8 @@ class Recorder:
             for items, results in calls:
                 batch.call(conn, items, results)
             outbox.set_status(conn, batch.done, "done")
+            # before the rows of tasks made or closed: a write of it answered since wins
+            mark_tasks_in_doubt(conn, self.stream, batch.doubted, self.run_id)
             save_side_effects(conn, self.stream, batch.effects)
             # a task the CRM confirmed closed, or refused to make, is not open: it stops
             # counting against its owner's cap now, not at its due date (``sync.taskbudget``)
@@ -296,8 +293,6 @@ class Recorder:
             shared.field_dead = copy.field_dead
         self.dead_letter_customers.difference_update(batch.resolved)
         self.dead_letter_customers.update(batch.lettered)
-        for cid in batch.resolved:  # a customer read again closes its dead tasks no more
-            self.dead_tasks_in_doubt.pop(cid, None)
         for ref, kind, code in batch.letters:
             log.warning("write dead-lettered", extra={"customer": ref, "kind": kind, "code": code})
 
