@@ -301,8 +301,17 @@ def open_dead_letter_customers(conn: sa.Connection, stream: str) -> list[str]:
     )
 
 
-def resolve_dead_letters(conn: sa.Connection, stream: str, customer_ids: Iterable[str]) -> None:
-    """These customers' writes all went through: close their open letters."""
+def resolve_dead_letters(
+    conn: sa.Connection,
+    stream: str,
+    customer_ids: Iterable[str],
+    status: str = "resolved",
+) -> None:
+    """Close these customers' open letters: their writes all went through (``resolved``),
+    or their newer decision writes nothing (``superseded``: the CRM shows what it wants;
+    a lettered write no longer wanted is not to be retried, and one still wanted would
+    be planned again). A task in doubt stays so whatever becomes of its letter
+    (``sync.state.mark_tasks_in_doubt``)."""
     ids = sorted(set(customer_ids))
     for start in range(0, len(ids), 500):
         conn.execute(
@@ -312,7 +321,7 @@ def resolve_dead_letters(conn: sa.Connection, stream: str, customer_ids: Iterabl
                 dead_letters.c.customer_id.in_(ids[start : start + 500]),
                 dead_letters.c.status == "open",
             )
-            .values(status="resolved", last_at=now_text())
+            .values(status=status, last_at=now_text())
         )
 
 

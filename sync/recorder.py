@@ -73,6 +73,8 @@ class PageRows:
     states: list[StateRow] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     outcomes_before: dict[str, Outcome | None] = field(default_factory=dict)
+    # unchanged customers with open letters: their newer decision writes nothing
+    superseded_letters: list[str] = field(default_factory=list)
 
 
 class Recorder:
@@ -144,6 +146,7 @@ class Recorder:
         rows = PageRows()
         try:
             yield rows
+            self.dead_letter_customers.difference_update(rows.superseded_letters)
         except BaseException:
             for name in _COUNT_FIELDS:
                 setattr(counts, name, getattr(before, name))
@@ -174,6 +177,8 @@ class Recorder:
             self.outcomes[cid] = Outcome.UNCHANGED
         if cid in self.decisions:
             return  # an earlier read of this run queued writes; that decision stands
+        if cid in self.dead_letter_customers:  # no write it wants is left to retry
+            rows.superseded_letters.append(cid)
         tiers = tiers_of(planned.summary)  # the summary has all but the actions
         below = planned.summary["below_floor_since"]
         parked = state is not None and state.pending is not None  # a withdrawn decision's
@@ -242,6 +247,7 @@ class Recorder:
         save_states(conn, self.stream, rows.states)
         save_inputs(conn, self.stream, [p.record for p in plans], day.isoformat())
         append(conn, rows.audit, self.audit_keys)
+        outbox.resolve_dead_letters(conn, self.stream, rows.superseded_letters, "superseded")
 
     # --- answered writes ----------------------------------------------------------------
 

@@ -2,8 +2,11 @@
 CRM may have made it (the call reached the CRM; only the answer was lost). When the
 customer is later sanctioned, that task must be withdrawn like any other open sales task
 crmtier made (``sync.planner.closures_of``), or a restricted customer keeps sales work
-(REC-C). A task the CRM refused on its own (a validation error) was never made: nothing
-to close, no call. A customer not restricted keeps its task, retried as before.
+(REC-C), whatever became of its letter meanwhile (resolved by a newer decision that no
+longer wanted the task, acknowledged, or the retry refused): until a write of it is
+answered, the CRM may hold it. A task the CRM refused on its own (a validation error) was
+never made: nothing to close, no call, and its letter is superseded by the newer decision
+that writes nothing. A customer not restricted keeps its task, retried as before.
 
 The engine's real path on a real store (SQLite and PostgreSQL), over an in-memory CRM
 that either makes the task and then fails the call as a timeout would
@@ -157,9 +160,9 @@ def _engine(crm: TimeoutCrm, store: StateStore) -> SyncEngine:
             "TRANSIENT",
             "resolved",
         ),
-        # REC2: the CRM refused it, made nothing: no closure sent
-        # (the newer plan writes nothing, so nothing resolves the letter: as on main)
-        (REFUSED, True, set(), [], [], "FIELD_CUSTOM_VALIDATION_EXCEPTION", "open"),
+        # REC2: the CRM refused it, made nothing: no closure sent; the newer decision
+        # writes nothing (the task no longer wanted), so the letter is not retried again
+        (REFUSED, True, set(), [], [], "FIELD_CUSTOM_VALIDATION_EXCEPTION", "superseded"),
         # REC3: not restricted: the task is still wanted, sent again, never closed
         (TIMEOUT, False, {KEY}, [], [], "TRANSIENT", "resolved"),
     ],
@@ -190,8 +193,9 @@ def test_a_dead_lettered_sales_task_is_withdrawn_on_a_later_sanctions_hit(
     assert crm.closes == closes
     assert _closed_rows(store) == closed_rows
     # a newer decision of the customer that went through (the closure's among them)
-    # resolves its letter, as any other does
+    # resolves its letter, as any other does; one that writes nothing supersedes it
     assert _letters(store) == [(KEY, code, letter)]
+    assert second.dead_letters_open == 0
 
 
 #: what happens to the customer between the run whose task call went unanswered and its
