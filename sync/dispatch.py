@@ -3,8 +3,8 @@
 A page's plans are put in the outbox in the page's transaction. A customer read twice in a
 run keeps only its newest decision: queued items the new plan no longer wants are
 superseded, identical ones are reused, and a write identical to one in flight is not sent
-twice. Writes that may already have reached the CRM (in flight, failed retryably, queued
-by an interrupted run that died, ``outbox.may_have_landed``) cannot be undone by
+twice. Writes that may already have reached the CRM (in flight, a call of them
+unanswered, queued by a run that died: ``outbox.may_have_landed``) cannot be undone by
 superseding them; ``in_doubt`` tells the planner which memberships and tasks those are, so
 the new plan says what it wants of them (a restricted customer's sales tasks among them are
 closed, ``planner.closures_of``). Tasks whose call went unanswered before stay in doubt on

@@ -168,7 +168,9 @@ class Recorder:
     ) -> None:
         """Nothing to write; still keep the decision (hysteresis needs it) if it moved.
         ``decide`` builds the full decision, wanted only for an audit row: a tier change's,
-        or an override's whose outcome is new for the customer.
+        or an override's whose outcome is new for the customer. The customer's open dead
+        letters are superseded (``commit_page``): no write this decision wants is left to
+        retry, and re-fetching it every run would change nothing.
         Counted at once, taken back if the page's transaction fails (``page``)."""
         cid = planned.customer_id
         self.counts.unchanged += 1
