@@ -219,6 +219,10 @@ class Capabilities:
     # The precision of the CRM's modification stamps: two changes within one such tick
     # carry the same stamp (Zoho and Salesforce: 1 s; FXiaoke: epoch milliseconds).
     modstamp_resolution: timedelta = timedelta(milliseconds=1)
+    # Processes that can each hold their own login on one set of the CRM's credentials at
+    # once (Zoho: 15 live access tokens per refresh token, the 16th invalidating the oldest);
+    # ``crmtier worker`` and ``serve`` warn at start above it. None: no such limit.
+    processes_per_credential: int | None = None
 
     def minimum_calls(
         self, reads: int, items: Mapping[str, int], customers: Mapping[str, int]

@@ -11,11 +11,14 @@ from functools import partial
 
 from procrastinate import App, PsycopgConnector
 
+from connectors.contract import Connector
+from connectors.registry import plugin
 from crmtier.config import CrmtierConfig
 from sync.engine import SyncEngine
 from sync.store import StateStore
 from sync.tasks.engine import TASK_MIGRATIONS, TaskSettings, Worksite, build_app, conninfo
 from sync.tasks.kinds import KINDS
+from sync.tasks.liveness import live_workers
 from sync.tasks.retier_page import ProcrastinateUnits
 from sync.tasks.stats import queue_stats
 from sync.tasks.webhook_batch import defer_events
@@ -55,6 +58,34 @@ def hooks(app: App, site: Worksite, spread_full_sync: bool) -> TaskEngineHooks:
 
     alive_within = site.settings.stalled_after if spread_full_sync else None
     return TaskEngineHooks(defer, partial(queue_stats, site.store, alive_within=alive_within))
+
+
+def shared_login_warning(
+    connector: Connector, store: StateStore, stalled_after: timedelta, *, worker: bool
+) -> str | None:
+    """One line when this process, the live ``crmtier worker`` processes and (starting a
+    worker) the receiver exceed the processes the CRM lets share one set of credentials
+    (``Capabilities.processes_per_credential``: each process logs in on its own, and a
+    login past the CRM's cap invalidates the oldest; the connector's plugin cites the CRM's
+    page); None within it, or for a CRM without such a limit. A warning, not a refusal:
+    the count is of processes alive now (a restarted worker may still be counted until its
+    old heartbeat goes stale), and an invalidated login is renewed and the call repeated,
+    so the processes slow each other down rather than stop. docs/operations.md."""
+    cap = connector.capabilities.processes_per_credential
+    if cap is None:
+        return None
+    alive = live_workers(store.engine, stalled_after)
+    processes = alive + 1 + (1 if worker else 0)
+    if processes <= cap:
+        return None
+    this = "this worker and the receiver" if worker else "this receiver"
+    title = plugin(connector.capabilities.crm).title
+    return (
+        f"{title}: {processes} processes share one set of credentials ({alive} live crmtier "
+        f"workers, {this}), more than the {cap} live logins {title} keeps on one (each new "
+        "login invalidates the oldest), so they keep logging each other out: run at most "
+        f"{cap - 1} workers on one, or give some workers their own (docs/operations.md)"
+    )
 
 
 @contextmanager

@@ -173,6 +173,10 @@ def _split(text: str, sep: str) -> tuple[Any, ...]:
 #: the member's own value tier (``HOUSEHOLD_AUM``). Present only when households were read.
 HOUSEHOLD_TIER, HOUSEHOLD_LIFT = "household_tier", "household_lift"
 NO_HOUSEHOLD = "none"
+#: The stored tiers' keys of what the customer's own data earns and its downgrade clock
+#: (ISO day), kept only while a tier override makes them differ from the written value
+#: tier and ``below_floor_since``: the next decision's ``previous`` (``CustomerState``).
+QUALIFIED_TIER, QUALIFIED_SINCE = "qualified_value_tier", "qualified_below_floor_since"
 
 
 def tiers_of(assessment: AssessmentData) -> dict[str, str]:
@@ -182,6 +186,11 @@ def tiers_of(assessment: AssessmentData) -> dict[str, str]:
         tiers[HOUSEHOLD_TIER] = assessment["household_tier"] or NO_HOUSEHOLD
         lifted = "HOUSEHOLD_AUM" in codes_of(assessment["reasons"])
         tiers[HOUSEHOLD_LIFT] = "yes" if lifted else "no"
+    if "qualified_value_tier" in assessment:
+        tiers[QUALIFIED_TIER] = assessment["qualified_value_tier"]
+        since = assessment.get("qualified_below_floor_since")
+        if since is not None:
+            tiers[QUALIFIED_SINCE] = since.isoformat()
     return tiers
 
 

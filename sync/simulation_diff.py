@@ -51,6 +51,8 @@ _DECIDED = (
     "upgraded_from",
     "value_score",
     "below_floor_since",
+    "qualified_tier",
+    "qualified_below_floor_since",
     "open_complaints",
     "detractor",
 )

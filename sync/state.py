@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sync.bulkwrite import upsert_rows
 from sync.days import parse_day
 from sync.outbox import OutboxItem
-from sync.planner import Known
+from sync.planner import QUALIFIED_SINCE, QUALIFIED_TIER, Known
 from sync.schema import customers, now_text, side_effects
 from tiering_core.models import Previous
 
@@ -62,6 +62,8 @@ class CustomerState:
             ops_risk=tiers.get("ops_risk"),
             assessed_at=self.assessed_at,
             below_floor_since=self.below_floor_since,
+            qualified_value_tier=tiers.get(QUALIFIED_TIER),
+            qualified_below_floor_since=parse_day(tiers.get(QUALIFIED_SINCE)),
         )
 
     def known(self) -> Known:

@@ -104,4 +104,15 @@ def columns_of(chunk: StoredChunk | Sequence[StoredCustomer], policy: Policy) ->
         below_floor_since=floats(
             [NAN if d is None else float(date.fromisoformat(d).toordinal()) for d in since]
         ),
+        # only where an override kept a qualified tier apart (``Columns.from_cells``)
+        qualified_below_floor_since=(
+            floats(
+                [
+                    NAN if d is None else float(date.fromisoformat(d).toordinal())
+                    for d in cells("previous", "qualified_below_floor_since")
+                ]
+            )
+            if any(cells("previous", "qualified_value_tier"))
+            else None
+        ),
     )

@@ -23,7 +23,8 @@ from connectors.errors import ConfigError
 from connectors.mapping import WritebackConfig
 
 #: Each gated write kind: how the one-line refusal names it, and the switch that turns it
-#: off. A task closure comes with tasks (it withdraws a task crmtier made).
+#: off. A task closure is not one of its own: it comes with tasks (it withdraws a task
+#: crmtier made, on the same CRM object), so the task prerequisites are the closure's too.
 _KINDS: dict[WriteKind, tuple[str, str]] = {
     "task": ("tasks are on", "tasks = false"),
     "membership": ("campaign memberships are on", "campaign_memberships = false"),
@@ -31,15 +32,15 @@ _KINDS: dict[WriteKind, tuple[str, str]] = {
 
 
 def enabled_kinds(writeback: WritebackConfig, *, only_fields: bool = False) -> list[WriteKind]:
-    """The write kinds beyond tier fields a run under ``writeback`` can make: tasks (and
-    their closures) while ``tasks`` is on, memberships while ``campaign_memberships`` is on
-    and a campaign is configured; none for a run that writes fields only
+    """The gated write kinds (``_KINDS``) a run under ``writeback`` can make: tasks (their
+    closures with them) while ``tasks`` is on, memberships while ``campaign_memberships``
+    is on and a campaign is configured; none for a run that writes fields only
     (``crmtier sync --only fields``)."""
     if only_fields:
         return []
     kinds: list[WriteKind] = []
     if writeback.tasks:
-        kinds += ["task", "task_close"]
+        kinds.append("task")
     if writeback.campaign_memberships and writeback.campaigns:
         kinds.append("membership")
     return kinds

@@ -93,10 +93,20 @@ ENUMS: tuple[tuple[str, str | None, str, tuple[str, ...]], ...] = (
         "value_tier",
         (*VALUE_TIER_ORDER, "unrated", *CORPORATE_TIER_ORDER),
     ),
+    # what the customer's own data earned last time, where an override made it differ
+    (
+        "previous_qualified_tier",
+        "previous",
+        "qualified_value_tier",
+        (*VALUE_TIER_ORDER, "unrated", *CORPORATE_TIER_ORDER),
+    ),
 )
 
 #: Values that mean "none" rather than an unknown value: an unrated previous tier is no tier.
-MEANS_MISSING: dict[str, tuple[str, ...]] = {"previous_value_tier": ("unrated",)}
+MEANS_MISSING: dict[str, tuple[str, ...]] = {
+    "previous_value_tier": ("unrated",),
+    "previous_qualified_tier": ("unrated",),
+}
 
 #: Input blocks whose absence the rules care about.
 BLOCKS = ("assets", "activity", "revenue_12m", "credit", "aml", "ops", "feedback", "consent")
@@ -176,6 +186,9 @@ class Columns:
     # Tier overrides' cells by path (``override.value_tier``, ...), only when some customer
     # of the batch has one (rules/override.py); empty otherwise, as for most batches.
     overrides: dict[str, list[Any]] = field(default_factory=dict)
+    # ``previous.qualified_below_floor_since`` as date ordinals (NaN: none), only when some
+    # customer of the batch has a ``previous_qualified_tier`` (rules/value.py)
+    qualified_below_floor_since: FloatArray | None = None
 
     #: The fields above that only decisions read (``evaluate`` never does).
     NAMING: ClassVar[tuple[str, ...]] = (
@@ -262,6 +275,16 @@ class Columns:
             below_floor_since=floats(
                 [None if d is None else d.toordinal() for d in v["previous.below_floor_since"]]
             ),
+            qualified_below_floor_since=(
+                floats(
+                    [
+                        None if d is None else d.toordinal()
+                        for d in v["previous.qualified_below_floor_since"]
+                    ]
+                )
+                if any(v["previous.qualified_value_tier"])
+                else None
+            ),
             ids=v["id"],
             owner_ids=v["owner_id"],
             currencies=v["currency"],
@@ -289,6 +312,11 @@ class Columns:
             call_for_action=self.call_for_action[index],
             unknown_countries=self.unknown_countries[index],
             below_floor_since=self.below_floor_since[index],
+            qualified_below_floor_since=(
+                None
+                if self.qualified_below_floor_since is None
+                else self.qualified_below_floor_since[index]
+            ),
             ids=[self.ids[i] for i in index] if self.ids else [],
             owner_ids=[self.owner_ids[i] for i in index] if self.owner_ids else [],
             currencies=[self.currencies[i] for i in index] if self.currencies else [],

@@ -164,6 +164,9 @@ class DecisionColumns(Sequence[AssessmentData]):
         household = self.households[i]
         if household.read:  # the key only where households were read: otherwise as before
             decision["household_tier"] = household.tier
+        own = n.qualified[i]
+        if own is not None:  # the keys only where an override made them differ
+            decision["qualified_value_tier"], decision["qualified_below_floor_since"] = own
         return cast("AssessmentData", decision)
 
     def row(self, i: int) -> AssessmentData:

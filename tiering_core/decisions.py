@@ -40,6 +40,7 @@ from tiering_core.rules.base import (
     NEEDS_TIERS,
     RISK_LEVELS,
     STATUSES,
+    UNRATED_TIER,
     VALUE_TIERS,
     IntArray,
 )
@@ -211,6 +212,23 @@ def _household_tiers(ev: Evaluation) -> list[Household]:
     ]
 
 
+def _qualified(ev: Evaluation) -> list[tuple[ValueTier, date | None] | None]:
+    """``Named.qualified``: None for every row of a batch no override touched (the
+    qualified columns are the value ones then, the same arrays). An unrated customer's
+    clock counts for nothing (no tier to hold: ``rules.value``), and no override lifts
+    one, so its tiers never differ: it is never kept apart."""
+    own, since, own_since = ev.qualified_tier, ev.below_floor_since, ev.qualified_below_floor_since
+    if own is ev.value_tier and own_since is since:
+        return [None] * ev.n
+    clocks_apart = ~((since == own_since) | (np.isnan(since) & np.isnan(own_since)))
+    apart = (own != ev.value_tier) | (clocks_apart & (own != UNRATED_TIER))
+    out: list[tuple[ValueTier, date | None] | None] = [None] * ev.n
+    for i in np.flatnonzero(apart).tolist():
+        d = float(own_since[i])
+        out[i] = (VALUE_TIERS[own[i]], None if d != d else date.fromordinal(int(d)))
+    return out
+
+
 _Name = TypeVar("_Name", bound=str)
 
 
@@ -239,6 +257,9 @@ class Named(NamedTuple):
     open_complaints: list[int]
     detractor: list[bool]
     marketing_opt_out: list[bool]
+    #: per customer, what its own data earns and that tier's clock where a tier override
+    #: makes them differ from ``value_tier``/``below_floor_since``; else None
+    qualified: list[tuple[ValueTier, date | None] | None]
 
     @classmethod
     def of(cls, ev: Evaluation, policy: Policy, as_of: date) -> Named:
@@ -271,6 +292,7 @@ class Named(NamedTuple):
             open_complaints=[int(c) for c in ev.open_complaints.tolist()],
             detractor=ev.detractor.tolist(),
             marketing_opt_out=ev.marketing_opt_out.tolist(),
+            qualified=_qualified(ev),
         )
 
     def outcome(self, i: int, service_level: str, issues: list[dict[str, Any]]) -> strategy.Outcome:

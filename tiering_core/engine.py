@@ -30,6 +30,8 @@ import numpy as np
 
 from tiering_core import decisions
 from tiering_core.columns import (
+    ENUM_INDEX,
+    MISSING,
     BoolArray,
     Columns,
     FloatArray,
@@ -67,6 +69,7 @@ from tiering_core.rules.base import (
     gt,
 )
 from tiering_core.rules.household import HouseholdLinks
+from tiering_core.rules.value import ValueOutcome
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,11 @@ class Evaluation:
     preferred_channel: IntArray
     reasons: list[ReasonColumn]
     issues: list[IssueColumn]
+    #: the value tier the customer's own data earns and its clock, hysteresis against the
+    #: last such tier (``qualified``): ``value_tier`` and ``below_floor_since`` until a tier
+    #: override applies (rules/override.py changes those two, never these)
+    qualified_tier: IntArray
+    qualified_below_floor_since: FloatArray
     #: each member's best household's tier (``unrated`` code: none); None when the batch
     #: came without household links, so a batch without them decides exactly as before
     household_tier: IntArray | None = None
@@ -131,13 +139,14 @@ def evaluate(
     if households is not None:
         household_tier = household.member_tiers(v, households, policy, cols.n)
         v = household.lift(v, clean, households, policy)
-    needs_tier, needs_reasons = needs.rate(clean, policy, v.tier)
+    own = qualified(v, clean, policy, as_of, households)
+    needs_tier, needs_reasons = needs.rate(clean, policy, own.tier)
     credit_risk, credit_reasons = credit.rate(clean, policy)
     a = aml.rate(clean, policy)
     ops_risk, ops_reasons = ops.rate(clean, policy)
     fb = feedback.rate(clean, policy)
     opted_out, consent_reasons = consent.rate(clean)
-    preferred_channel, channel_reasons = channel.rate(clean, policy, v.tier)
+    preferred_channel, channel_reasons = channel.rate(clean, policy, own.tier)
 
     some_unrated = (
         (credit_risk == UNRATED_RISK) | (a.level == UNRATED_AML) | (ops_risk == UNRATED_RISK)
@@ -177,8 +186,40 @@ def evaluate(
             *channel_reasons,
         ],
         issues=issues,
+        qualified_tier=own.tier,
+        qualified_below_floor_since=own.below_floor_since,
         household_tier=household_tier,
     )
+
+
+def qualified(
+    v: ValueOutcome,
+    cols: Columns,
+    policy: Policy,
+    as_of: date,
+    households: HouseholdLinks | None,
+) -> ValueOutcome:
+    """The value outcome of what the customers' own data earns, which needs and channel
+    follow: ``v`` itself unless some customer carries a previous qualified tier (an
+    applied override, or the buffer and grace after one, made the written tier another),
+    else the value rule again with hysteresis against that tier and its own clock. An
+    override thus never moves needs or channel, on its first run or on any later one
+    (docs/overrides.md); a batch without one decides exactly as before."""
+    carried = cols.enum["previous_qualified_tier"]
+    has = carried != MISSING
+    if not has.any():
+        return v
+    enums = cols.enums.copy()
+    written = ENUM_INDEX["previous_value_tier"]
+    enums[written] = np.where(has, carried, enums[written])
+    clock = cols.qualified_below_floor_since
+    own = replace(
+        cols,
+        enums=enums,
+        below_floor_since=np.where(has, np.nan if clock is None else clock, cols.below_floor_since),
+    )
+    q = value.rate(own, policy, as_of)
+    return q if households is None else household.lift(q, own, households, policy)
 
 
 def decide_columns(

@@ -89,7 +89,7 @@ def lines(dc: DecisionColumns) -> bytes:
     out.add(b"],")
     out.add(
         keyed(
-            list(zip(named.below_floor_since, dc.households, strict=True)),
+            list(zip(named.below_floor_since, dc.households, named.qualified, strict=True)),
             partial(_tail, dc.policy.version),
         )
     )
@@ -97,11 +97,16 @@ def lines(dc: DecisionColumns) -> bytes:
     return out.lines()
 
 
-def _tail(version: str, key: tuple[date | None, decisions.Household]) -> bytes:
-    below_floor_since, household = key
+def _tail(
+    version: str,
+    key: tuple[date | None, decisions.Household, tuple[str, date | None] | None],
+) -> bytes:
+    below_floor_since, household, own = key
     tail: dict[str, Any] = {"policy_version": version, "below_floor_since": below_floor_since}
     if household.read:  # the key only where households were read (DecisionColumns.plain)
         tail["household_tier"] = household.tier
+    if own is not None:  # only where an override made them differ (DecisionColumns.plain)
+        tail["qualified_value_tier"], tail["qualified_below_floor_since"] = own
     return to_json(tail)[1:-1]
 
 

@@ -202,6 +202,12 @@ class Previous(_Input):
     ops_risk: str | None = None
     assessed_at: date | None = None
     below_floor_since: date | None = None
+    #: The tier the customer's own data earned last time and its downgrade clock, kept
+    #: apart only while they differ from ``value_tier``/``below_floor_since`` (an applied
+    #: tier override, or the buffer and grace after one: docs/overrides.md). Needs and
+    #: channel follow this tier, never an override's; None: the same as the written one.
+    qualified_value_tier: str | None = None
+    qualified_below_floor_since: date | None = None
 
 
 class Override(_Input):
@@ -347,16 +353,25 @@ class Assessment(_Output):
     below_floor_since: date | None = None  # carried so the sync layer can persist hysteresis
     # the best household's tier (rules/household.py); only when households were read
     household_tier: ValueTier | None = None
+    # what the customer's own data earns and its clock, only where a tier override makes
+    # them differ from ``value_tier``/``below_floor_since`` (``Previous`` carries them on)
+    qualified_value_tier: ValueTier | None = None
+    qualified_below_floor_since: date | None = None
 
     @model_serializer(mode="wrap")
-    def _without_unread_household(self, handler: SerializerFunctionWrapHandler) -> Any:
-        """Leave ``household_tier`` out when the decision did not carry it (no household
-        links were read): such an Assessment serialises exactly as before households, and
-        dumping it adds no key the plain decision lacks."""
+    def _without_absent_keys(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """Leave ``household_tier`` and the qualified keys out when the decision did not
+        carry them (no household links read, no override in play): such an Assessment
+        serialises exactly as before, and dumping it adds no key the plain decision lacks."""
         data = handler(self)
-        if "household_tier" not in self.model_fields_set:
-            data.pop("household_tier", None)
+        for name in _ONLY_WHEN_SET:
+            if name not in self.model_fields_set:
+                data.pop(name, None)
         return data
+
+
+#: ``Assessment`` keys a decision carries only when they apply.
+_ONLY_WHEN_SET = ("household_tier", "qualified_value_tier", "qualified_below_floor_since")
 
 
 class DecidedFields(TypedDict):
@@ -391,3 +406,7 @@ class AssessmentData(DecidedFields):
     below_floor_since: date | None
     #: present only when the batch came with household links (None: in no rated household)
     household_tier: NotRequired[ValueTier | None]
+    #: present only where a tier override makes what the customer's own data earns (and
+    #: its downgrade clock) differ from ``value_tier`` (``Previous.qualified_value_tier``)
+    qualified_value_tier: NotRequired[ValueTier]
+    qualified_below_floor_since: NotRequired[date | None]

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from connectors.fxiaoke.connector import FxiaokeConnector
 
 MARKETING_EVENT = "MarketingEventObj"  # 市场活动: what a campaign key names
+LIFE_STATUS, INVALID = "life_status", "invalid"  # 作废: in the recycle bin
 
 
 def run_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
@@ -58,18 +59,19 @@ def run_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
         checks.extend(write_checks(connector, ["task"]))
     if connector.writeback.campaign_memberships:
         checks.extend(write_checks(connector, ["membership"]))
-        checks.extend(_campaign_checks(connector))
     return checks
 
 
 def write_checks(connector: FxiaokeConnector, kinds: Collection[WriteKind]) -> list[SchemaCheck]:
-    """What these write kinds need beyond the mapped fields, one describe each, the same
-    lines ``run_checks`` prints: tasks (and their closures) the follow-up object with every
-    field crmtier writes on it, memberships the campaign-member object with its fields; on
-    either, no required custom field crmtier leaves empty. Without them the run stops at
-    the first task look-up (an object the tenant lacks: 15002, a configuration error) or
-    dead-letters every create (a field it lacks or requires: 32000), after tier fields
-    were written (``sync.write_readiness`` refuses the start instead)."""
+    """What these write kinds need beyond the mapped fields, the same lines ``run_checks``
+    prints: tasks (and their closures) the follow-up object with every field crmtier writes
+    on it (one describe), memberships the campaign-member object with its fields (one
+    describe) and every configured campaign (one query); on either object, no required
+    custom field crmtier leaves empty. Without them the run stops at the first task look-up
+    (an object the tenant lacks: 15002, a configuration error) or dead-letters every create
+    (a field it lacks or requires, a campaign id no live 市场活动 has: 32000), one letter per
+    customer, after tier fields were written (``sync.write_readiness`` refuses the start
+    instead, with one line)."""
     cfg = connector.config
     out = []
     if "task" in kinds or "task_close" in kinds:
@@ -88,11 +90,15 @@ def write_checks(connector: FxiaokeConnector, kinds: Collection[WriteKind]) -> l
                 "campaign_member",
             )
         )
+        out.extend(_campaign_checks(connector))
     return out
 
 
 def _campaign_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
-    """Every configured campaign key names a live MarketingEventObj record."""
+    """Every configured campaign key names a live MarketingEventObj record (one query of
+    them all by ``_id``; an invalidated one, ``life_status`` invalid, is no campaign to
+    join), a line per key as Salesforce's and Zoho's doctors print them. None, and no call,
+    without campaigns."""
     wanted = connector.writeback.campaigns
     if not wanted:
         return []
@@ -102,20 +108,31 @@ def _campaign_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
             "dataObjectApiName": MARKETING_EVENT,
             "find_explicit_total_num": False,
             "search_query_info": search_query_info(
-                [flt(ID, "IN", *sorted(set(wanted.values())))], [], [ID]
+                [flt(ID, "IN", *sorted(set(wanted.values())))], [], [ID, LIFE_STATUS]
             ),
         },
     )
-    found = {str(r.get(ID)) for r in rows_of(answer)}
-    return [
-        SchemaCheck(
-            f"campaign {key}",
-            event_id in found,
-            f"{MARKETING_EVENT} {event_id}",
-            "" if event_id in found else f"fix writeback.campaigns.{key}: no such 市场活动",
-        )
-        for key, event_id in sorted(wanted.items())
-    ]
+    found = {str(r.get(ID)): r.get(LIFE_STATUS) for r in rows_of(answer)}
+
+    def line(key: str, event_id: str) -> SchemaCheck:
+        detail = f"{MARKETING_EVENT} {event_id}"
+        if event_id not in found:
+            return SchemaCheck(
+                f"campaign {key}",
+                False,
+                f"{detail}: no such 市场活动",
+                f"fix writeback.campaigns.{key}",
+            )
+        if found[event_id] == INVALID:
+            return SchemaCheck(
+                f"campaign {key}",
+                False,
+                f"{detail} is invalidated (作废)",
+                f"restore it from the recycle bin or fix writeback.campaigns.{key}",
+            )
+        return SchemaCheck(f"campaign {key}", True, detail)
+
+    return [line(key, event_id) for key, event_id in sorted(wanted.items())]
 
 
 def _writable(

@@ -15,6 +15,9 @@ has no positions to shift:
 * a tie group — more records sharing one millisecond than that exclusion list should
   carry — is drained with ``last_modified_time EQ m`` and ``_id GT <id>``, the FAQ's
   ``_id`` paging, then reading continues with ``GT m``.
+
+Filter operators are the ones FXiaoke's query pages list (``OPERATORS``); ``flt`` refuses
+any other name, so a SQL-style ``NE`` or ``GE`` fails here, not as a tenant's 15002.
 """
 
 from __future__ import annotations
@@ -35,7 +38,26 @@ Key = tuple[int, str]
 RunQuery = Callable[[list[dict[str, Any]], list[dict[str, Any]]], list[Row]]
 
 
+#: The ``operator`` values of ``search_query_info.filters``, exactly as the "operator
+#: Parameter Description" table of every object's query page lists them ("Query Customer
+#: Object List by Criteria", fxiaoke.com/mob/guide/openapi/dist/en/pages/open-api/collection/
+#: object/AccountObj/query-acc/; the same table on developer.fxiaoke.com/openapi_v2, e.g.
+#: …/en/object/StagePropeller/stageRuntime/query.html): not-equal is ``N`` (it also matches
+#: empty values), greater-or-equal ``GTE``, less-or-equal ``LTE``. ``NE`` is the APL
+#: function reference's spelling (``Operator.NE`` of ``Fx.object.find``, code run inside
+#: FXiaoke), not the Open API's (docs/fxiaoke-api-audit.md, "Query filter operators").
+OPERATORS = frozenset(
+    {
+        "EQ", "N", "GT", "GTE", "LT", "LTE", "LIKE", "NLIKE", "IS", "ISN", "IN", "NIN",
+        "BETWEEN", "NBETWEEN", "STARTWITH", "ENDWITH", "HASANYOF", "NHASANYOF",
+    }
+)  # fmt: skip
+
+
 def flt(field: str, operator: str, *values: Any) -> dict[str, Any]:
+    """One filter; ValueError for an operator FXiaoke does not document."""
+    if operator not in OPERATORS:
+        raise ValueError(f"FXiaoke has no query operator {operator!r} (see query.OPERATORS)")
     return {"field_name": field, "field_values": list(values), "operator": operator}
 
 

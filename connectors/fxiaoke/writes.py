@@ -118,7 +118,7 @@ class PlanWriter:
                 record_id=item.customer_id,
             ),
         )
-        return explain_refusal(self._client, refused)  # an approval's lock: RECORD_LOCKED
+        return explain_refusal(self._client, obj, refused)  # a locked record: RECORD_LOCKED
 
     # --- owner changes --------------------------------------------------------------
 

@@ -50,6 +50,7 @@ from connectors.sandbox.fxiaoke_households import (
     without_household_fields,
 )
 from connectors.sandbox.fxiaoke_limits import CallWindows, DailyQuota
+from connectors.sandbox.fxiaoke_lock import DEFAULT_REFUSAL_CODE, LOCKED, UNLOCKED, set_lock
 from connectors.sandbox.fxiaoke_push import WorkflowPush
 from connectors.sandbox.fxiaoke_query import from_ms, to_ms
 from connectors.sandbox.fxiaoke_routes import error_response, install_routes
@@ -116,6 +117,8 @@ class FxiaokeSandbox(SandboxLifecycle):
         self.quota = DailyQuota(daily_quota)
         self.token_busy = threading.Lock()
         self._rejections: dict[str, list[Any]] = {}
+        #: the errorCode of an update refused by a lock (undocumented: fxiaoke_lock.py)
+        self.lock_refusal_code = DEFAULT_REFUSAL_CODE
         self._rejections_lock = threading.Lock()
         self.push = WorkflowPush(tenant_id=self.ea)
         install_routes(self, router)
@@ -325,6 +328,10 @@ class FxiaokeSandbox(SandboxLifecycle):
         with self._rejections_lock:
             self._rejections[record_id] = [code, text, times]
 
+    def lock_record(self, record_id: str, *, locked: bool = True) -> None:
+        """An admin's 锁定 (or 解锁) of a customer, as "Lock Object" does it."""
+        set_lock(self, ACCOUNT, [record_id], LOCKED if locked else UNLOCKED)
+
     def take_rejection(self, record_id: str) -> tuple[int, str] | None:
         with self._rejections_lock:
             rule = self._rejections.get(record_id)
@@ -338,6 +345,7 @@ class FxiaokeSandbox(SandboxLifecycle):
 
     def _on_reset(self) -> None:
         self.windows.clear()
+        self.lock_refusal_code = DEFAULT_REFUSAL_CODE
         with self._rejections_lock:
             self._rejections.clear()
         self.quota.clear()

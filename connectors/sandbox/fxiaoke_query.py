@@ -3,7 +3,8 @@
 Documented behaviour emulated (FXiaoke Open API v2,
 developer.fxiaoke.com/openapi_v2/FAQ/deep-paging.html): ``limit`` ≤ 100, ``offset`` ≤
 10,000 (beyond it errorCode 10013 "offset out of range 10000") and a multiple of ``limit``,
-filters ``{field_name, field_values, operator}`` AND-ed, ``orders`` ``{fieldName, isAsc}``,
+filters ``{field_name, field_values, operator}`` AND-ed (``operator`` required and one of
+the query pages' table, spelled as there: ``_predicate``), ``orders`` ``{fieldName, isAsc}``,
 ``fieldProjection`` (an empty list returns ``_id`` alone), totals on request
 (``find_explicit_total_num``, ``returnTotalNum``, ``need_return_count_num`` are all
 accepted).
@@ -85,7 +86,7 @@ def parse(info: Any) -> Query:
         raise QueryError(10013, "offset out of range 10000", "offset 不能超过10000")
     filters, since_ms, ids = [], None, None
     for spec in info.get("filters") or []:
-        field, op = str(spec.get("field_name", "")), str(spec.get("operator", "EQ")).upper()
+        field, op = str(spec.get("field_name", "")), spec.get("operator")
         values = list(spec.get("field_values") or [])
         filters.append(_predicate(field, op, values))
         if field == MODSTAMP and op in ("GTE", "GT", "EQ") and values:
@@ -176,7 +177,16 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (2, str(value))
 
 
-def _predicate(field: str, op: str, values: list[Any]) -> Callable[[Mapping[str, Any]], bool]:
+def _predicate(field: str, op: Any, values: list[Any]) -> Callable[[Mapping[str, Any]], bool]:
+    """The test of one filter. The operators are the "operator Parameter Description"
+    table of every object's query page ("Query Customer Object List by Criteria",
+    fxiaoke.com/mob/guide/openapi/dist/en/pages/open-api/collection/object/AccountObj/
+    query-acc/), spelled as there: ``N`` not ``NE``, ``GTE`` not ``GE``, upper case; ``N``
+    also matches empty values ("Can query empty values"); ``BETWEEN`` takes two values, both
+    ends included as in SQL (the page does not say). Anything else is refused with 15002
+    (参数不合法; the code for it is not documented): a client sending ``NE`` fails here as
+    it would on a tenant."""
+
     def norm(have: Any, want: Any) -> tuple[Any, Any]:
         if isinstance(have, int | float) and not isinstance(have, bool):
             try:
@@ -186,6 +196,7 @@ def _predicate(field: str, op: str, values: list[Any]) -> Callable[[Mapping[str,
         return ("" if have is None else str(have)), str(want)
 
     first = values[0] if values else None
+    last = values[1] if len(values) > 1 else None
 
     def compare(row: Mapping[str, Any], test: Callable[[Any, Any], bool]) -> bool:
         have = row.get(field)
@@ -194,6 +205,16 @@ def _predicate(field: str, op: str, values: list[Any]) -> Callable[[Mapping[str,
         a, b = norm(have, first)
         try:
             return test(a, b)
+        except TypeError:
+            return False
+
+    def between(row: Mapping[str, Any]) -> bool:
+        have = row.get(field)
+        if have is None or first is None or last is None:
+            return False
+        (a, low), (_, high) = norm(have, first), norm(have, last)
+        try:
+            return bool(low <= a <= high)
         except TypeError:
             return False
 
@@ -221,7 +242,9 @@ def _predicate(field: str, op: str, values: list[Any]) -> Callable[[Mapping[str,
         "ENDWITH": lambda r: str(r.get(field) or "").endswith(str(first)),
         "IS": lambda r: r.get(field) in (None, "", []),
         "ISN": lambda r: r.get(field) not in (None, "", []),
+        "BETWEEN": between,
+        "NBETWEEN": lambda r: not between(r),
     }
-    if op not in ops:
+    if not isinstance(op, str) or op not in ops:
         raise QueryError(15002, f"unsupported operator {op}")
     return ops[op]

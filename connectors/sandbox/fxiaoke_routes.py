@@ -7,7 +7,7 @@ with an ``errorCode`` envelope (FXiaoke Open API v2 docs, developer.fxiaoke.com/
 (14001), the daily quota (30002), authentication, then the handler. The data handlers
 (``/cgi/crm/v2/data/query|get|create|update|invalid`` and the ``/cgi/crm/custom/v2/``
 twins for ``__c`` objects) work on the sandbox's store and fire the workflow push for
-customer changes.
+customer changes; an update of a locked record is refused (``fxiaoke_lock``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.sandbox.fxiaoke_auth import ApiError
 from connectors.sandbox.fxiaoke_flow import install_fxiaoke_flow
+from connectors.sandbox.fxiaoke_lock import install_fxiaoke_lock, lock_refusal
 from connectors.sandbox.fxiaoke_query import QueryError, as_row, parse, run, to_ms
 from connectors.sandbox.fxiaoke_schema import ACCOUNT, missing_required, on_the_wire, validate
 from connectors.sandbox.server import Request, Response, Router
@@ -68,6 +69,7 @@ def install_routes(sandbox: FxiaokeSandbox, router: Router) -> None:
             f"custom_{verb}",
         )
     install_fxiaoke_flow(sandbox, router, partial(_wrap, sandbox))  # overrides' approvals
+    install_fxiaoke_lock(sandbox, router, partial(_wrap, sandbox))  # 锁定 / 解锁
     router.add("POST", "/.*", partial(_unknown_path, sandbox), "unknown")
 
 
@@ -210,6 +212,7 @@ def _update(
     rejected = sandbox.take_rejection(rid)
     if rejected is not None:
         raise ApiError(*rejected)
+    lock_refusal(sandbox, found[1], data)
     fields = {k: v for k, v in values.items() if k not in ("dataObjectApiName", "_id")}
     problem = validate(spec, fields)
     if problem:

@@ -3,7 +3,8 @@
 Shapes and where they come from (FXiaoke Open API v2 docs, developer.fxiaoke.com/openapi_v2):
 
 * documented: ``AccountObj`` with system fields ``_id``, ``name``, ``owner`` (employee list),
-  ``last_modified_time`` / ``create_time`` (epoch ms), ``life_status``, ``record_type``,
+  ``last_modified_time`` / ``create_time`` (epoch ms), ``life_status``, ``lock_status``
+  (``"0"`` in the documented query answers, ``"1"`` once locked), ``record_type``,
   ``version``; custom fields ``field_<name>__c``; ``describe`` as
   ``data.describe.fields.<api_name>.{type, label, options:[{label, value}]}``; field types
   ``select_one``, ``select_many``, ``number``, ``true_or_false``, ``date``, ``text``,
@@ -103,7 +104,12 @@ _SYSTEM: dict[str, FieldSpec] = {
     "owner": FieldSpec("employee", "负责人"),
     "create_time": FieldSpec("date_time", "创建时间"),
     "last_modified_time": FieldSpec("date_time", "最后修改时间"),
-    "life_status": FieldSpec("select_one", "生命状态", ("normal", "invalid", "ineffective")),
+    "life_status": FieldSpec(
+        "select_one",
+        "生命状态",
+        ("normal", "invalid", "ineffective", "under_review", "in_change"),
+    ),
+    "lock_status": FieldSpec("select_one", "锁定状态", ("0", "1")),
     "record_type": FieldSpec("record_type", "业务类型"),
     "version": FieldSpec("number", "版本"),
 }
@@ -186,7 +192,9 @@ def missing_required(spec: ObjectSpec, values: Mapping[str, Any]) -> str | None:
 
 
 #: Fields an API client may not set (system-managed).
-READ_ONLY = frozenset({"_id", "create_time", "last_modified_time", "version", "life_status"})
+READ_ONLY = frozenset(
+    {"_id", "create_time", "last_modified_time", "version", "life_status", "lock_status"}
+)
 
 
 def validate(spec: ObjectSpec, values: Mapping[str, Any]) -> str | None:

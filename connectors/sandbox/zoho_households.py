@@ -23,6 +23,7 @@ from connectors.sandbox.server import Request, Response
 from connectors.sandbox.store import RecordStore
 from connectors.sandbox.zoho_auth import zoho_error
 from connectors.sandbox.zoho_schema import CUSTOMER_MODULE, MODULES
+from connectors.sandbox.zoho_scopes import coql_module_refusal
 from connectors.sandbox.zoho_wire import ID_BASE, request_body
 
 if TYPE_CHECKING:
@@ -96,6 +97,9 @@ def coql(api: ZohoApi, request: Request) -> Response:
     match = _QUERY.match(text)
     if match is None or match["module"] not in MODULES:
         return zoho_error("SYNTAX_ERROR", "error occurred while parsing the query", 400)
+    refused = coql_module_refusal(match["module"], api.scopes)
+    if refused is not None:
+        return refused
     limit = int(match["limit"] or ROW_LIMIT)
     if limit > ROW_LIMIT:
         return zoho_error("LIMIT_EXCEEDED", "limit exceeded", 400, limit=ROW_LIMIT)

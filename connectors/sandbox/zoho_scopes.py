@@ -6,8 +6,13 @@ Handling", help.zoho.com). The sandbox grants crmtier's documented list
 
 Record routes (reads, writes, related records, the timeline) need ``ZohoCRM.modules.ALL``
 or a scope of that module (``ZohoCRM.modules.contacts.READ``); the operation type a page
-names for each is not checked, so the sandbox is laxer than Zoho there. Disabling a
-channel is not checked either: crmtier never calls it.
+names for each is not checked, so the sandbox is laxer than Zoho there. A COQL query needs
+``ZohoCRM.coql.READ`` *and* a scope of the module it selects from: "scope=ZohoCRM.coql.READ
+(and) scope=ZohoCRM.modules.all (or) scope=ZohoCRM.modules.{module_name}.{operation_type}",
+operation type ALL or READ ("Get Records through a COQL Query", Zoho CRM API v2,
+zoho.com/crm/developer/docs/api/v2/Get-Records-through-COQL-Query.html); the module is in
+the query, so the COQL route asks ``module_refusal`` once it has parsed it. Disabling a
+channel is not checked: crmtier never calls it.
 """
 
 from __future__ import annotations
@@ -49,14 +54,36 @@ RECORD_KINDS = frozenset(
 )
 
 
+#: The operation types of a module scope that serve a COQL query ("Get Records through a
+#: COQL Query": "ALL - Full data access", "READ - Get module data").
+COQL_OPERATIONS = ("ALL", "READ")
+
+
+def _module_granted(
+    module: str, scopes: Collection[str], operations: Collection[str] | None = None
+) -> bool:
+    """Whether the grant holds ``ZohoCRM.modules.ALL`` or a scope of ``module`` (of one of
+    ``operations``, when named). Zoho writes the module part in lower case (``contacts``)."""
+    if "ZohoCRM.modules.ALL" in scopes:
+        return True
+    prefix = f"ZohoCRM.modules.{module.replace('_', '').lower()}."
+    return any(
+        s.startswith(prefix) and (operations is None or s[len(prefix) :] in operations)
+        for s in scopes
+    )
+
+
 def _granted(kind: str, method: str, module: str | None, scopes: Collection[str]) -> bool:
     accepted = ACCEPTED.get((kind, None)) or ACCEPTED.get((kind, method))
     if accepted is not None:
         return any(s in scopes for s in accepted)
     if kind in RECORD_KINDS and module:
-        prefix = f"ZohoCRM.modules.{module.replace('_', '').lower()}."
-        return "ZohoCRM.modules.ALL" in scopes or any(s.startswith(prefix) for s in scopes)
+        return _module_granted(module, scopes)
     return True
+
+
+def _mismatch() -> Response:
+    return zoho_error("OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL", 401)
 
 
 def scope_refusal(
@@ -65,4 +92,10 @@ def scope_refusal(
     """Zoho's answer to a call the grant holds no scope for, or None."""
     if _granted(kind, method, module, scopes):
         return None
-    return zoho_error("OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL", 401)
+    return _mismatch()
+
+
+def coql_module_refusal(module: str, scopes: Collection[str]) -> Response | None:
+    """Zoho's answer to a COQL query of ``module`` the grant holds no READ (or ALL) scope of
+    that module for, or None (the ``ZohoCRM.coql.READ`` half is the route's own check)."""
+    return None if _module_granted(module, scopes, COQL_OPERATIONS) else _mismatch()

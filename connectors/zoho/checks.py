@@ -14,6 +14,9 @@ from connectors.contract import HOUSEHOLDS_CHECK, SchemaCheck, WriteKind
 from connectors.errors import ConfigError, ConnectorError
 from connectors.mapping import CANONICAL_TYPES
 from connectors.zoho.channel import check_channel
+from connectors.zoho.closures import SETTING as CLOSED_SETTING
+from connectors.zoho.closures import unknown_statuses, unknown_text
+from connectors.zoho.config import DEFAULT_CLOSED
 from connectors.zoho.households import ROLE_FIELD
 from connectors.zoho.mapping import (
     LATER_VERSIONS_FIELDS_CAP,
@@ -24,7 +27,8 @@ from connectors.zoho.mapping import (
     read_fields,
 )
 from connectors.zoho.rights import check_profile
-from connectors.zoho.writes import CAMPAIGN_MODULE, MEMBER_MODULES, TASK_MODULE
+from connectors.zoho.task_keys import TASK_MODULE
+from connectors.zoho.writes import CAMPAIGN_MODULE, MEMBER_MODULES
 
 if TYPE_CHECKING:
     from connectors.zoho.connector import ZohoConnector
@@ -160,6 +164,7 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
         out.append(_check_task_key(key, info))
         if info is not None:
             out.append(_check_task_lookup(connector, key))
+        out.append(_check_closed_statuses(connector))
     if connector.writeback.campaign_memberships and connector.writeback.campaigns:
         if connector.module not in MEMBER_MODULES:
             out.append(
@@ -188,14 +193,17 @@ def _check_tasks_and_campaigns(connector: ZohoConnector) -> list[SchemaCheck]:
     return out
 
 
-#: What COQL reads (tasks' key look-ups, households) need ("Get Records through COQL
-#: Query": "scope=ZohoCRM.coql.READ (and) scope=ZohoCRM.modules.{operation_type}",
-#: www.zoho.com/crm/developer/docs/api/v8/Get-Records-through-COQL-Query.html; the v2
-#: scope list, www.zoho.com/crm/developer/docs/api/v2/scopes.html).
-_COQL_FIX = (
-    "add the scope ZohoCRM.coql.READ to the self client's grant and generate a new "
-    "refresh token (docs/admin-setup.md)"
-)
+def coql_fix(module: str) -> str:
+    """What a COQL query of ``module`` (tasks' key look-ups, households) needs: "scope=
+    ZohoCRM.coql.READ (and) scope=ZohoCRM.modules.all (or) scope=ZohoCRM.modules.
+    {module_name}.{operation_type}", ALL or READ ("Get Records through a COQL Query", Zoho
+    CRM API v2, www.zoho.com/crm/developer/docs/api/v2/Get-Records-through-COQL-Query.html):
+    both halves, since a grant narrowed to other modules' scopes is refused too."""
+    return (
+        f"add the scope ZohoCRM.coql.READ and a scope of {module}, ZohoCRM.modules.ALL or "
+        f"ZohoCRM.modules.{module.lower()}.READ (a COQL query needs both), to the self "
+        "client's grant and generate a new refresh token (docs/admin-setup.md)"
+    )
 
 
 def _check_task_key(key: str, info: FieldInfo | None) -> SchemaCheck:
@@ -225,16 +233,34 @@ def _check_task_key(key: str, info: FieldInfo | None) -> SchemaCheck:
 def _check_task_lookup(connector: ZohoConnector, key: str) -> SchemaCheck:
     """Making or closing a task looks its key up by COQL first (``writes._held_tasks``):
     one COQL query of one Task, shaped as that look-up, proves the grant holds
-    ``ZohoCRM.coql.READ``. Without it no follow-up task could be made, and a sanctions hit
-    could not withdraw the customer's sales tasks."""
+    ``ZohoCRM.coql.READ`` and a Tasks scope (``coql_fix``). Without them no follow-up task
+    could be made, and a sanctions hit could not withdraw the customer's sales tasks."""
     name = "tasks: key look-up"
     try:
         connector.client.query(
             f"select {key}, Status from {TASK_MODULE} where {key} is not null limit 1"  # noqa: S608
         )
     except ConfigError as exc:
-        return SchemaCheck(name, False, f"a COQL query of Tasks was refused ({exc})", _COQL_FIX)
+        return SchemaCheck(
+            name, False, f"a COQL query of Tasks was refused ({exc})", coql_fix(TASK_MODULE)
+        )
     return SchemaCheck(name, True, f"Tasks.{key} readable by COQL")
+
+
+def _check_closed_statuses(connector: ZohoConnector) -> SchemaCheck:
+    """Each of ``crm.task_closed_statuses`` must be a value of the org's Tasks ``Status``
+    picklist (``closures.py``: Zoho marks no value closed, so the org's closed values are
+    configuration). From the Tasks field metadata the key field's line has read: no call."""
+    name = "tasks: closed statuses"
+    unknown, values = unknown_statuses(connector)
+    if unknown:
+        fix = (
+            f"set {CLOSED_SETTING} to the org's closed values, or add the value in Setup > "
+            "Modules and Fields > Tasks"
+        )
+        return SchemaCheck(name, False, unknown_text(unknown, values), fix)
+    statuses = connector.config.task_closed_statuses
+    return SchemaCheck(name, True, f"closing writes {statuses[0]!r}; closed: {', '.join(statuses)}")
 
 
 def _check_membership_lookup(connector: ZohoConnector) -> SchemaCheck:
@@ -260,11 +286,17 @@ def _check_membership_lookup(connector: ZohoConnector) -> SchemaCheck:
 def write_checks(connector: ZohoConnector, kinds: Collection[WriteKind]) -> list[SchemaCheck]:
     """What these write kinds need beyond the mapped fields, each line one call, the same
     lines ``run_checks`` prints: tasks (and their closures) the ``ZohoCRM.coql.READ``
-    scope of the key look-up every task write starts with; memberships the related lists
-    zcrmsdk reads before a membership write (``ZohoCRM.settings.related_lists.READ``)."""
+    scope of the key look-up every task write starts with, and configured closed statuses
+    the org's Tasks picklist must hold (one read of the Tasks field metadata, which the first
+    task write reads anyway; with the default, Zoho's standard ``Completed``, no call here:
+    ``crmtier doctor`` checks it, and a closure before its first write); memberships the
+    related lists zcrmsdk reads before a membership write
+    (``ZohoCRM.settings.related_lists.READ``)."""
     out = []
     if "task" in kinds or "task_close" in kinds:
         out.append(_check_task_lookup(connector, connector.config.task_key_field))
+        if connector.config.task_closed_statuses != DEFAULT_CLOSED:
+            out.append(_check_closed_statuses(connector))
     if "membership" in kinds:
         out.append(_check_membership_lookup(connector))
     return out
@@ -274,7 +306,7 @@ def household_check(connector: ZohoConnector) -> SchemaCheck:
     """Households are customer Contacts under an Account with a ``Household_Role``
     (connectors/zoho/households.py), read by COQL. The field comes from the module's field
     metadata, already read by ``run_checks`` (no call in ``doctor``); then one COQL query
-    of one row proves the grant holds ``ZohoCRM.coql.READ``."""
+    of one row proves the grant holds ``ZohoCRM.coql.READ`` and a scope of the module."""
     module = connector.module
     if ROLE_FIELD not in connector.schema(module):
         return SchemaCheck(
@@ -287,5 +319,7 @@ def household_check(connector: ZohoConnector) -> SchemaCheck:
     try:
         connector.household_links.probe()
     except ConfigError as exc:
-        return SchemaCheck(HOUSEHOLDS_CHECK, False, f"a COQL query was refused ({exc})", _COQL_FIX)
+        return SchemaCheck(
+            HOUSEHOLDS_CHECK, False, f"a COQL query was refused ({exc})", coql_fix(module)
+        )
     return SchemaCheck(HOUSEHOLDS_CHECK, True, f"{module}.{ROLE_FIELD}, COQL readable")

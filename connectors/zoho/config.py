@@ -25,6 +25,15 @@ from connectors.settings import CrmSettings, load_crm_settings
 
 #: Zoho Accounts' token endpoint path, the same in every data centre.
 TOKEN_PATH = "/oauth/v2/token"  # noqa: S105 - a URL path, not a secret
+#: Live access tokens Zoho keeps per refresh token: "A maximum of 15 active access tokens
+#: can be stored per refresh token. When the 16th token is requested, the oldest token is
+#: invalidated" (Zoho CRM API "Token Validity", v8 token-validity.html; Kaizen #43 "Tokens
+#: and Limitations"). Each crmtier process refreshes its own, in memory, so this many
+#: processes can share one refresh token before they invalidate each other's.
+ACCESS_TOKENS_PER_REFRESH_TOKEN = 15
+#: The closed value of Zoho's standard Tasks Status picklist (Not Started, Deferred, In
+#: Progress, Completed, Waiting for input): ``task_closed_statuses``' default.
+DEFAULT_CLOSED = ("Completed",)
 
 
 class ZohoConfig(CrmSettings):
@@ -48,6 +57,14 @@ class ZohoConfig(CrmSettings):
     unassigned_owner: str = ""
     #: Tasks field (unique, text) holding crmtier's dedupe key: makes task writes idempotent.
     task_key_field: str = "Crmtier_Key"
+    #: The Tasks ``Status`` values that mean closed, the first the one a closure writes.
+    #: Zoho's Status is a picklist each org may edit, and its field metadata marks no value
+    #: closed (``pick_list_values``: ``display_value``, ``actual_value``, ``sequence_number``,
+    #: no flag; "Fields Meta Data", Zoho CRM API v2), so the org's closed values are
+    #: configuration; the default is the standard picklist's closed one, ``Completed`` (Not
+    #: Started, Deferred, In Progress, Completed, Waiting for input). Each must be a value of
+    #: the org's picklist: ``crmtier doctor`` and the start-up gate check it.
+    task_closed_statuses: tuple[str, ...] = Field(DEFAULT_CLOSED, min_length=1)
     member_status: str = "Active"
     #: Optional display labels per write-back output: {value_tier = {private = "Private"}}.
     picklist_labels: dict[str, dict[str, str]] = Field(default_factory=dict)
@@ -76,6 +93,13 @@ class ZohoConfig(CrmSettings):
                 "{given}",
                 {"path": TOKEN_PATH, "given": path},
             )
+        return value
+
+    @field_validator("task_closed_statuses")
+    @classmethod
+    def _distinct_statuses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not v.strip() for v in value) or len(set(value)) != len(value):
+            raise ValueError("list distinct, non-empty Tasks Status values")
         return value
 
     @property

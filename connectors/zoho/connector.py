@@ -39,13 +39,14 @@ from connectors.mapping import FieldMapping, WritebackConfig
 from connectors.zoho import channel, checks, writes
 from connectors.zoho.channel import ChannelStatus
 from connectors.zoho.client import ZohoClient
-from connectors.zoho.config import ZohoConfig, load_config
+from connectors.zoho.config import ACCESS_TOKENS_PER_REFRESH_TOKEN, ZohoConfig, load_config
 from connectors.zoho.households import HouseholdReader
 from connectors.zoho.mapping import (
     FieldInfo,
     read_fields,
     record_from_row,
 )
+from connectors.zoho.task_keys import KEYS_PER_QUERY
 from connectors.zoho.writes import CAMPAIGN_MODULE
 
 ONE_SECOND = timedelta(seconds=1)
@@ -73,8 +74,9 @@ class ZohoConnector:
             webhook_kind="notification_channel",
             campaign_member_object=CAMPAIGN_MODULE,
             per_customer_kinds=frozenset({"membership"}),
-            lookup_batch={"task": writes.KEYS_PER_QUERY},
+            lookup_batch={"task": KEYS_PER_QUERY},
             modstamp_resolution=ONE_SECOND,
+            processes_per_credential=ACCESS_TOKENS_PER_REFRESH_TOKEN,
         )
         self._fields = read_fields(mapping, writeback)
         self._schema: dict[str, dict[str, FieldInfo]] = {}

@@ -41,10 +41,6 @@ FIELD_TYPES: Mapping[OutputKind, str] = {
     "boolean": "boolean",
 }
 TASK_PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
-#: The closed value of the Tasks module's standard Status picklist (Not Started, Deferred,
-#: In Progress, Completed, Waiting for input: Zoho CRM Help, "Tasks", and the
-#: ``/settings/fields?module=Tasks`` metadata of the Fields Metadata API).
-TASK_CLOSED = "Completed"
 MODSTAMP_FIELD = "Modified_Time"
 OWNER_FIELD = "Owner"
 NUMERIC = ("double", "currency", "integer", "decimal", "percent", "bigint")

@@ -4,7 +4,8 @@ Field updates go in batches of ``write_batch`` (≤ 100) with ``"trigger": []`` 
 crmtier's own writes fire none of the customer's workflows. Tasks are found by their dedupe
 key (crmtier's key field on Tasks) with one COQL look-up per 50 keys, shared by the plan's
 tasks and closures, before any write: a task the CRM does not hold is inserted, one it holds
-is revised by record id, and one to close is closed by record id. Zoho has no upsert for
+is revised by record id, and one to close is closed by record id (``closures.py``, which
+also says which Status values are closed). Zoho has no upsert for
 Tasks ("Insert or Update Records (Upsert)" lists no activity module), and the look-up first
 is what keeps a task single when its insert was stored but the answer lost: the re-sent plan
 finds it and revises it. Campaign membership goes
@@ -17,9 +18,7 @@ message is never copied, since it can quote the record's values.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from connectors.contract import (
@@ -32,20 +31,16 @@ from connectors.contract import (
 )
 from connectors.errors import ConfigError, refusal_text
 from connectors.zoho.client_values import RowResult
+from connectors.zoho.closures import close_tasks, require_closed_statuses
 from connectors.zoho.errors import RECORD_ADVICE, record_retryable
-from connectors.zoho.mapping import TASK_CLOSED, task_row, zoho_value
+from connectors.zoho.mapping import task_row, zoho_value
+from connectors.zoho.task_keys import QUOTABLE, TASK_MODULE, HeldTask, look_up, task_key_field
 
 if TYPE_CHECKING:
     from connectors.zoho.connector import ZohoConnector
 
-TASK_MODULE = "Tasks"
 #: What a re-sent task revises in the Task the CRM holds (``task_row``'s names).
 REVISED = ("Subject", "Due_Date", "Priority", "Description")
-#: Keys a task look-up puts in one COQL ``in``: "in (up to 50 values)" (Zoho CRM v2,
-#: "Query API - Limitations").
-KEYS_PER_QUERY = 50
-#: What a key must be to go into a COQL text literal as is (crmtier's keys are hex digests).
-_QUOTABLE = re.compile(r"[\w:.-]+")
 _NOTHING_TO_CLOSE = RowResult(True, "NOT_FOUND")
 CAMPAIGN_MODULE = "Campaigns"
 MEMBER_MODULES = ("Contacts", "Leads")
@@ -55,6 +50,8 @@ def apply(connector: ZohoConnector, plan: WritePlan) -> list[WriteResult]:
     updates = _update_rows(connector, plan)  # validates everything before any write call
     tasks = _task_rows(connector, plan)
     memberships = _membership_groups(connector, plan)
+    if plan.task_closes:
+        require_closed_statuses(connector)
     held = _held_tasks(connector, plan)  # a read, before any write call
     results: list[WriteResult] = []
     trigger = list(connector.config.workflow_triggers)
@@ -116,7 +113,7 @@ def _write_tasks(
     task at once): those keys are looked up again and revised by id like any held task, so
     the task is made once and reads as written, not dead-lettered for a human."""
     latest = dict(rows)
-    absent = [k for k in latest if k not in held and _QUOTABLE.fullmatch(k)]
+    absent = [k for k in latest if k not in held and QUOTABLE.fullmatch(k)]
     done: dict[str, RowResult] = {}
     batch = connector.config.write_batch
     for start in range(0, len(absent), batch):
@@ -128,7 +125,7 @@ def _write_tasks(
         k for k in absent if done[k].code == "DUPLICATE_DATA" and done[k].api_name == key_field
     ]
     if raced:
-        held = {**held, **_look_up(connector, key_field, raced)}
+        held = {**held, **look_up(connector, key_field, raced)}
     present = [k for k in latest if k in held]
     for start in range(0, len(present), batch):
         chunk = present[start : start + batch]
@@ -165,24 +162,6 @@ def _update_rows(connector: ZohoConnector, plan: WritePlan) -> list[tuple[str, d
     return rows
 
 
-def _task_key_field(connector: ZohoConnector) -> str:
-    key_field = connector.config.task_key_field
-    if key_field not in connector.schema(TASK_MODULE):
-        raise ConfigError(
-            f"crm.task_key_field: Zoho Tasks has no field {key_field!r}; create a unique "
-            "single-line field for crmtier's task keys (see crmtier doctor)"
-        )
-    return key_field
-
-
-@dataclass(frozen=True)
-class HeldTask:
-    """A Task the CRM holds under one of crmtier's keys."""
-
-    id: str
-    status: str
-
-
 def _held_tasks(connector: ZohoConnector, plan: WritePlan) -> dict[str, HeldTask]:
     """The Tasks, by key, that the plan's tasks and closures name: COQL (``POST
     /crm/v2/coql``, "Get Records through COQL Query"), ``KEYS_PER_QUERY`` keys a query, one
@@ -193,25 +172,8 @@ def _held_tasks(connector: ZohoConnector, plan: WritePlan) -> dict[str, HeldTask
     wanted = {t.task.dedupe_key for t in plan.tasks} | {c.dedupe_key for c in plan.task_closes}
     if not wanted:
         return {}
-    keys = sorted(k for k in wanted if _QUOTABLE.fullmatch(k))
-    return _look_up(connector, _task_key_field(connector), keys)
-
-
-def _look_up(connector: ZohoConnector, key_field: str, keys: Sequence[str]) -> dict[str, HeldTask]:
-    """The Tasks held under these (``_QUOTABLE``) keys, by key, ``KEYS_PER_QUERY`` a query."""
-    found: dict[str, HeldTask] = {}
-    for start in range(0, len(keys), KEYS_PER_QUERY):
-        values = ", ".join(f"'{k}'" for k in keys[start : start + KEYS_PER_QUERY])
-        page = connector.client.query(  # keys are _QUOTABLE: nothing to escape
-            f"select {key_field}, Status from {TASK_MODULE} "  # noqa: S608
-            f"where {key_field} in ({values}) limit {KEYS_PER_QUERY}"
-        )
-        found.update(
-            (str(row[key_field]), HeldTask(str(row["id"]), str(row.get("Status") or "")))
-            for row in page.rows
-            if row.get(key_field)
-        )
-    return found
+    keys = sorted(k for k in wanted if QUOTABLE.fullmatch(k))
+    return look_up(connector, task_key_field(connector), keys)
 
 
 def _close_tasks(
@@ -220,30 +182,16 @@ def _close_tasks(
     held: Mapping[str, HeldTask],
     trigger: Sequence[str],
 ) -> list[WriteResult]:
-    """The open Tasks set to the closed Status by Update Records (``PUT /crm/v2/Tasks``,
-    by record id, a write batch a call), the Status alone, so the subject, owner and notes
-    the relationship manager sees stay as they were. A key the CRM does not hold, or whose
-    Task is already Completed, answers ok with no call. Cost: ceil(keys / 50) COQL queries
-    plus ceil(open tasks / write batch) updates."""
-    open_ids = {
-        c.dedupe_key: held[c.dedupe_key].id
-        for c in closes
-        if c.dedupe_key in held and held[c.dedupe_key].status != TASK_CLOSED
-    }
-    keys = sorted(open_ids)
-    batch = connector.config.write_batch
-    done: dict[str, RowResult] = {}
-    for start in range(0, len(keys), batch):
-        chunk = keys[start : start + batch]
-        rows = [{"id": open_ids[k], "Status": TASK_CLOSED} for k in chunk]
-        done.update(zip(chunk, connector.client.update(TASK_MODULE, rows, trigger), strict=True))
+    """The plan's closures (``closures.close_tasks``), one result each: a key the CRM does
+    not hold, or whose Task is already closed, answers ok with no call."""
+    done = close_tasks(connector, closes, held, trigger)
     unquotable = RowResult(False, "INVALID_DATA", api_name=connector.config.task_key_field)
     return [
         _result(
             "task_close",
             c.dedupe_key,
             done.get(c.dedupe_key, _NOTHING_TO_CLOSE)
-            if _QUOTABLE.fullmatch(c.dedupe_key)
+            if QUOTABLE.fullmatch(c.dedupe_key)
             else unquotable,
             TASK_MODULE,
         )
@@ -254,7 +202,7 @@ def _close_tasks(
 def _task_rows(connector: ZohoConnector, plan: WritePlan) -> list[tuple[str, dict[str, Any]]]:
     if not plan.tasks:
         return []
-    key_field = _task_key_field(connector)
+    key_field = task_key_field(connector)
     rows = []
     for upsert in plan.tasks:
         task = upsert.task

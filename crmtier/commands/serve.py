@@ -195,9 +195,15 @@ def task_engine(config: CrmtierConfig, parts: Parts) -> TaskEngine | None:
     committed batch of events instead of running the in-process worker."""
     if config.workers.engine == "inline":
         return None
-    from crmtier.workers import hooks, open_tasks, task_settings
+    from crmtier.workers import hooks, open_tasks, shared_login_warning, task_settings
 
-    app, site = open_tasks(task_settings(config), parts.store, parts.engine, parts.settings)
+    settings = task_settings(config)
+    app, site = open_tasks(settings, parts.store, parts.engine, parts.settings)
+    crowded = shared_login_warning(
+        parts.connector, parts.store, settings.stalled_after, worker=False
+    )
+    if crowded:
+        log.warning("%s", crowded)
     app.open()
     return TaskEngine(app, hooks(app, site, config.workers.spread_full_sync))
 

@@ -5,6 +5,13 @@ see what an admin changed since the last tick: a right revoked refuses that tick
 one line ``crmtier sync`` prints, and the next tick checks again, as a CRM unreachable at a
 tick's checks does. Only the first tick's refusal ends the schedule (exit 2 or 1): a
 set-up that never worked is for the operator starting it to see, not to be retried.
+
+A later tick that fails on the state store (``StoreError``: a store it cannot use as
+configured, say encrypted since under another key; or the database unreachable) prints
+its one line too and the next tick tries again, so a database restart is waited out; but
+``STORE_FAILURES_MAX`` such ticks in a row end the schedule with that failure's status (2,
+or 1 unreachable), since a store that stays unusable is for the operator, and no run can
+be recorded meanwhile. A tick that gets past the store starts the count again.
 """
 
 from __future__ import annotations
@@ -17,12 +24,18 @@ from collections.abc import Callable
 from types import FrameType
 
 import click
+from sqlalchemy.exc import OperationalError
 
 from connectors.errors import ConfigError, ConnectorError
+from sync.errortext import error_text
+from sync.store import StoreError
 
 log = logging.getLogger("crmtier.sync")
 
 EXIT_CONFIG, EXIT_RUNNING = 2, 5
+#: Ticks failing on the state store in a row before the schedule ends (docs/operations.md,
+#: "Scheduling and monitoring"): at 15-minute ticks, over an hour of a store unusable.
+STORE_FAILURES_MAX = 5
 
 
 class Stopper:
@@ -36,22 +49,33 @@ class Stopper:
         self.event.set()
 
 
-def schedule(tick: Callable[[], int], seconds: float) -> int:
+def schedule(
+    tick: Callable[[], int], seconds: float, store_failures_max: int = STORE_FAILURES_MAX
+) -> int:
     """Run ``tick`` every ``seconds`` (measured start to start) until SIGTERM/SIGINT; the
     stream's lease in the state store keeps runs from overlapping even across processes
-    and hosts. The exit status is the last tick's."""
+    and hosts. The exit status is the last tick's; the schedule also ends after
+    ``store_failures_max`` ticks in a row failed on the state store."""
     stopper = Stopper()
     signal.signal(signal.SIGTERM, stopper)
     signal.signal(signal.SIGINT, stopper)
-    code, first = 0, True
+    code, first, store_failures = 0, True, 0
     while not stopper.event.is_set():
         started = time.monotonic()
         try:
             code = tick()
+            store_failures = 0
         except ConnectorError as exc:  # ConfigError too: refused at its start checks
             if first:
                 raise
-            code = refused(exc)
+            code, store_failures = refused(exc), 0
+        except (StoreError, OperationalError) as exc:
+            if first:
+                raise
+            store_failures += 1
+            code = store_failed(exc, store_failures, store_failures_max)
+            if store_failures >= store_failures_max:
+                return code
         first = False
         if code == EXIT_RUNNING:
             log.info("skipped a tick: another process holds the stream")
@@ -67,3 +91,16 @@ def refused(exc: ConnectorError) -> int:
         return EXIT_CONFIG
     click.echo(f"crmtier sync: {type(exc).__name__}: {exc}", err=True)
     return 1
+
+
+def store_failed(exc: StoreError | OperationalError, failures: int, most: int) -> int:
+    """A tick the state store failed: its one line on stderr (the error's type and message
+    without SQL parameters: ``error_text``), and its exit status (2 for a store unusable
+    as configured, 1 for one that could not be reached)."""
+    then = "giving up" if failures >= most else "retrying at the next tick"
+    click.echo(
+        f"crmtier sync: state store failed ({failures} of {most} ticks in a row; {then}): "
+        f"{error_text(exc)}",
+        err=True,
+    )
+    return EXIT_CONFIG if isinstance(exc, StoreError) else 1

@@ -6,7 +6,9 @@ process on the store takes jobs from the one queue (docs/operations.md shows a s
 unit). Adding a host is starting one more of these; nothing else is configured.
 
 On start one JSON line is printed to stdout (``{"worker": NAME, "concurrency": N,
-"tasks": [...]}``), so scripts know it is up. SIGTERM (or Ctrl-C) finishes the jobs in
+"tasks": [...]}``), so scripts know it is up; before it, one warning line when more
+processes would share the CRM's credentials than it keeps logins for on one
+(``crmtier.workers.shared_login_warning``). SIGTERM (or Ctrl-C) finishes the jobs in
 progress and stops; a second signal aborts them, and their jobs run again elsewhere once
 this worker's heartbeat is ``stalled_after_seconds`` old, as after a crash.
 """
@@ -24,6 +26,8 @@ from crmtier.commands.options import config_errors, config_option, log_level_opt
 from crmtier.commands.serve import open_parts
 from crmtier.config import load_config
 from sync import jsonlog
+
+log = logging.getLogger("crmtier.worker")
 
 
 @click.command(
@@ -51,12 +55,17 @@ def command(config_path: Path, concurrency: int | None, name: str, log_level: st
                 f'{config_path}: [workers] engine: "inline" runs the worker inside crmtier '
                 'serve; set engine = "procrastinate" (PostgreSQL state store) to run workers'
             )
-        from crmtier.workers import open_tasks, task_settings
+        from crmtier.workers import open_tasks, shared_login_warning, task_settings
         from sync.tasks.engine import run_worker
 
         parts = open_parts(config)
         settings = task_settings(config, concurrency)
         app, site = open_tasks(settings, parts.store, parts.engine, parts.settings, name)
+    crowded = shared_login_warning(
+        parts.connector, parts.store, settings.stalled_after, worker=True
+    )
+    if crowded:
+        log.warning("%s", crowded)
     click.echo(
         json.dumps(
             {

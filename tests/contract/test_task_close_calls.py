@@ -1,7 +1,10 @@
 """What a task closure costs in each CRM's sandbox, by call kind: its keys looked up in
 batches of the CRM's look-up size, then one write per batch of tasks still open; nothing
 written for a key the CRM does not hold or a task already closed, never an upsert (which
-would create the absent ones). docs/operations.md, "Task closures: what they cost"."""
+would create the absent ones). Zoho looks the absent keys up once more after its writes
+(connectors/zoho/closures.py: an insert under way when the first look-up ran), so only
+keys the CRM does not hold cost more. docs/operations.md, "Task closures: what they
+cost"."""
 
 from __future__ import annotations
 
@@ -25,11 +28,13 @@ class Costs:
     keys_per_lookup: int
     write: str
     tasks_per_write: int
+    #: absent keys looked up again after the writes, in batches of ``keys_per_lookup``
+    recheck_absent: bool = False
 
 
 COSTS = {
     "salesforce": Costs("query", 200, "collections_update", 200),
-    "zoho": Costs("coql", 50, "update", 100),
+    "zoho": Costs("coql", 50, "update", 100, recheck_absent=True),
     "fxiaoke": Costs("custom_query", 50, "custom_invalid", 1),
 }
 #: Calls that are no closure's own: a token, and Zoho's Tasks field metadata (read once a
@@ -78,8 +83,9 @@ def test_a_closure_costs_its_look_ups_and_one_write_per_batch_of_open_tasks(
     assert [(r.kind, r.key, r.ok) for r in results] == [("task_close", k, True) for k in keys]
     after = sandbox.server.calls.counts()
     calls = {k: n - before.get(k, 0) for k, n in after.items() if k not in OVERHEAD}
+    rechecks = math.ceil(absent / cost.keys_per_lookup) if cost.recheck_absent else 0
     assert {k: n for k, n in calls.items() if n} == {
-        cost.lookup: math.ceil(len(keys) / cost.keys_per_lookup),
+        cost.lookup: math.ceil(len(keys) / cost.keys_per_lookup) + rechecks,
         **({cost.write: math.ceil(open_ / cost.tasks_per_write)} if open_ else {}),
     }
     listed = sandbox.tasks()  # FXiaoke lists an invalidated follow-up no more

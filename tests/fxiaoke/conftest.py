@@ -11,6 +11,7 @@ import pytest
 from connectors.fxiaoke.client import FxiaokeClient
 from connectors.fxiaoke.connector import FxiaokeConnector
 from connectors.sandbox.fxiaoke import FxiaokeSandbox
+from tests.fxiaoke.fx_wire import Wire
 
 MakeSandbox = Callable[..., FxiaokeSandbox]
 Connect = Callable[..., FxiaokeConnector]
@@ -28,6 +29,12 @@ def make_sandbox(sandbox_factory: Callable[..., Any]) -> MakeSandbox:
 @pytest.fixture
 def sandbox(make_sandbox: MakeSandbox) -> FxiaokeSandbox:
     return make_sandbox()
+
+
+@pytest.fixture
+def wire(sandbox: FxiaokeSandbox) -> Wire:
+    """A bare client of the shared sandbox (tests of its wire format)."""
+    return Wire(sandbox)
 
 
 @pytest.fixture

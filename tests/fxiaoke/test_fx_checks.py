@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from connectors.fxiaoke.checks import required_unfilled
+from connectors.fxiaoke.checks import MARKETING_EVENT, required_unfilled
 from connectors.sandbox.fxiaoke import FxiaokeSandbox
 from connectors.sandbox.fxiaoke_routes import error_response
 from connectors.sandbox.fxiaoke_schema import (
@@ -58,6 +58,33 @@ def test_check_flags_a_campaign_that_does_not_exist(
     failing = [c for c in connector.check() if not c.ok]
     assert [c.name for c in failing] == ["campaign vip_events"]
     assert "writeback.campaigns.vip_events" in failing[0].fix
+
+
+def test_the_membership_prerequisites_include_every_campaign(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """The start gate (``write_checks``) asks what doctor asks: a campaign id no 市场活动
+    has would otherwise dead-letter every customer's membership create (32000), after the
+    run wrote tier fields."""
+    connector = connect(sandbox)
+    campaigns = {**connector.writeback.campaigns, "vip_events": "me_gone"}
+    connector.writeback = connector.writeback.model_copy(update={"campaigns": campaigns})
+    lines = connector.write_checks(["membership"])
+    assert {c.name for c in lines} >= {f"campaign {key}" for key in campaigns}
+    failing = [c for c in lines if not c.ok]
+    assert [(c.name, c.fix) for c in failing] == [
+        ("campaign vip_events", "fix writeback.campaigns.vip_events")
+    ]
+    assert not any(c.name.startswith("campaign ") for c in connector.write_checks(["task"]))
+
+
+def test_an_invalidated_campaign_is_no_campaign(sandbox: FxiaokeSandbox, connect: Connect) -> None:
+    connector = connect(sandbox)
+    key, event_id = sorted(connector.writeback.campaigns.items())[0]
+    sandbox.store.update(MARKETING_EVENT, event_id, {"life_status": "invalid"})
+    failing = [c for c in connector.write_checks(["membership"]) if not c.ok]
+    assert [(c.name, c.ok) for c in failing] == [(f"campaign {key}", False)]
+    assert "作废" in failing[0].detail and "recycle bin" in failing[0].fix
 
 
 def test_check_reports_bad_credentials(sandbox: FxiaokeSandbox, connect: Connect) -> None:

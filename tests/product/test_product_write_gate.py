@@ -10,8 +10,9 @@ The sandbox refuses a call whose scope the grant lacks as Zoho does (401
 External ID field ``Crmtier_Key__c``; without it Salesforce refuses the upsert whole
 (``INVALID_FIELD``). FXiaoke: tasks create records of the follow-up object, memberships of
 the campaign-member object, each looked up by key first; an object the tenant lacks stops
-the run at the first look-up (15002, a configuration error: exit 1) and a custom field it
-requires that crmtier does not fill dead-letters every create (32000: exit 3). The table
+the run at the first look-up (15002, a configuration error: exit 1), and a custom field it
+requires that crmtier does not fill, or a configured campaign id no live 市场活动 has,
+dead-letters every create (32000: exit 3, a letter per customer). The table
 runs each kind on and off, with its prerequisite and without: on without it refuses with
 one line (exit 2) and no read or write; on with it, and off whatever the org, the sync
 runs, and a kind that is off costs no call of its check's kind.
@@ -32,7 +33,7 @@ from product_crms import needs
 from product_org import start_org
 
 from connectors.sandbox.base import Sandbox
-from connectors.sandbox.fxiaoke_schema import CAMPAIGN_MEMBER, FOLLOWUP, FieldSpec
+from connectors.sandbox.fxiaoke_schema import CAMPAIGN_MEMBER, FOLLOWUP, MARKETING_EVENT, FieldSpec
 from connectors.zoho.scopes import REQUIRED_SCOPES
 from crmtier.cli import cli
 
@@ -45,7 +46,8 @@ class Kind:
     """One write kind of one CRM: its [writeback] switch, the sandbox's kind of the call
     that checks it, how the one line at start names the kind, what the line says is
     missing and its fix, and the CRM's lack of it (sandbox options, or a change to the
-    sandbox's schema before it starts)."""
+    sandbox's schema before it starts); ``start_queries``: the queries the start checks
+    make themselves (FXiaoke's of the configured campaigns), no customer read."""
 
     switch: str
     call: str
@@ -54,6 +56,7 @@ class Kind:
     fix: str
     options: dict[str, Any]
     lack: Callable[[Any], None] = lambda sandbox: None
+    start_queries: int = 0
 
 
 def _zoho(switch: str, scope: str, call: str, named: str) -> Kind:
@@ -77,6 +80,11 @@ def _lack_object(obj: str) -> Callable[[Any], None]:
         del sandbox.objects[obj]
 
     return lack
+
+
+def _invalidate_a_campaign(sandbox: Any) -> None:
+    event_id = sorted(sandbox.mapping.writeback.campaigns.values())[0]
+    sandbox.store.update(MARKETING_EVENT, event_id, {"life_status": "invalid"})
 
 
 def _require_branch(obj: str) -> Callable[[Any], None]:
@@ -104,6 +112,7 @@ KINDS = {
         f"create object {FOLLOWUP}",
         {},
         _lack_object(FOLLOWUP),
+        start_queries=1,  # memberships stay on: the gate reads their campaigns too
     ),
     ("fxiaoke", "memberships"): Kind(
         "campaign_memberships",
@@ -113,6 +122,19 @@ KINDS = {
         "make these fields optional or give them a default value",
         {},
         _require_branch(CAMPAIGN_MEMBER),
+        start_queries=1,
+    ),
+    # A configured campaign the tenant has invalidated (作废): the membership gate's query of
+    # the campaigns, after its describe of the campaign-member object.
+    ("fxiaoke", "campaigns"): Kind(
+        "campaign_memberships",
+        "describe",
+        MEMBERSHIPS,
+        "is invalidated (作废)",
+        "restore it from the recycle bin or fix writeback.campaigns.",
+        {},
+        _invalidate_a_campaign,
+        start_queries=1,
     ),
 }
 CASES = [
@@ -170,7 +192,7 @@ def test_each_write_kind_on_and_off_with_its_prerequisite_and_without(
         assert line.startswith(f"crmtier sync: {k.named}, but ")
         assert k.missing in line and k.fix in line
         assert f"set {k.switch} = false in [writeback]" in line
-        assert calls.count("read", "fields", "query", "query_more") == 0
+        assert calls.count("read", "fields", "query", "query_more") == k.start_queries
         assert sandbox.write_calls() == 0
         return
     assert synced.exit_code == 0, synced.output

@@ -308,7 +308,18 @@ def test_stored_json_lays_out_as_the_validated_profiles() -> None:
             profile = CustomerProfile.model_validate({"id": c.id, **c.profile})
         except ValueError:
             continue  # unreadable: a sync never assesses, so never stores, it
-        tiers = [None, {"value_tier": "wealth"}, {"value_tier": "unrated"}][i % 3]
+        tiers = [
+            None,
+            {"value_tier": "wealth"},
+            {"value_tier": "unrated"},
+            # an applied override's: what the customer's own data earns kept apart
+            {"value_tier": "private", "qualified_value_tier": "affluent"},
+            {
+                "value_tier": "private",
+                "qualified_value_tier": "wealth",
+                "qualified_below_floor_since": "2026-04-01",
+            },
+        ][i % 5]
         below = date(2026, 5, 1) if i % 4 == 0 else None
         state = CustomerState(
             c.id, "p", tiers=tiers, assessed_at=date(2026, 6, 1), below_floor_since=below

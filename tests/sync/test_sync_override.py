@@ -88,6 +88,7 @@ def test_maker_proposes_checker_approves_sync_honours_then_falls_back(harness: H
     _run(h)
     (lifted, selfish, *_), (maker, checker, *_) = _liftable(h)
     computed = sb.written(lifted)["value_tier"]
+    own = _needs_and_channel(sb.written(lifted))
     expires = AS_OF + timedelta(days=30)
     day = AS_OF - timedelta(days=1)
     propose_override(
@@ -113,17 +114,21 @@ def test_maker_proposes_checker_approves_sync_honours_then_falls_back(harness: H
     assert len(refused) == 1 and refused[0].open
     assert "the maker approved it" in refused[0].subject
     assert not [t for t in sb.tasks() if t.customer_id == lifted and "refused" in t.subject]
+    assert _needs_and_channel(written) == own  # an override never moves needs or channel
     # full re-tiers while it holds: the written tier comes back as the previous one, and
-    # the override (not the value rule's grace, whose clock stands still) still decides
+    # the override (not the value rule's grace, whose clock stands still) still decides;
+    # needs and channel still follow the tier the customer's own data earns
     for day in (AS_OF, AS_OF + timedelta(days=1)):
         _run(h, day, full=True)
         assert str(sb.written(lifted)["reasons"]).startswith("MANUAL_OVERRIDE")
+        assert _needs_and_channel(sb.written(lifted)) == own
 
     # expired yesterday: still private through the usual grace, counted from the expiry
     after = expires + timedelta(days=1)
     _run(h, after, full=True)
     assert sb.written(lifted)["value_tier"] == "private"
     assert "VAL_HELD_GRACE" in str(sb.written(lifted)["reasons"])
+    assert _needs_and_channel(sb.written(lifted)) == own
     expired = [
         t for t in sb.tasks() if t.customer_id == lifted and "ended: it has expired" in t.subject
     ]
@@ -132,6 +137,12 @@ def test_maker_proposes_checker_approves_sync_honours_then_falls_back(harness: H
     assert sb.written(lifted)["value_tier"] == "private"
     _run(h, after + timedelta(days=GRACE), full=True)
     assert sb.written(lifted)["value_tier"] == computed
+    assert _needs_and_channel(sb.written(lifted)) == own
+
+
+def _needs_and_channel(written: dict[str, object]) -> tuple[object, object]:
+    """The needs tier and preferred channel the CRM shows (both written every run)."""
+    return written["needs_tier"], written["preferred_channel"]
 
 
 def test_the_webhook_workers_fetch_carries_the_audit_too(harness: Harness) -> None:

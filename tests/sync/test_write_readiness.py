@@ -57,6 +57,9 @@ def test_only_the_enabled_kinds_are_asked(
     crm = Prerequisites(SchemaCheck("ok", True))
     write_readiness.require(crm, writeback, only_fields=only_fields)
     assert crm.asked == asked
+    # every kind the configuration enables is one the gate asks about, once: none listed
+    # only to be dropped (a task closure is gated with its tasks)
+    assert write_readiness.enabled_kinds(writeback, only_fields=only_fields) == asked
 
 
 def test_a_failed_line_is_one_error_naming_kind_fix_and_switch() -> None:

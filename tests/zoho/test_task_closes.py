@@ -1,7 +1,9 @@
 """Zoho tasks and their closures look their keys up by COQL (test_task_writes.py and
 tests/contract/test_task_close_calls.py count the calls): the look-up's scope
 ``ZohoCRM.coql.READ`` is checked by ``doctor``, and a grant without it refuses a task or
-closure plan before any write."""
+closure plan before any write. Closures write the first of ``crm.task_closed_statuses``,
+each of which must be in the org's Tasks Status picklist, and look absent keys up again
+after their writes (connectors/zoho/closures.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ import pytest
 
 from connectors.contract import TaskClose, TaskUpsert, WritePlan
 from connectors.errors import ConfigError
+from connectors.mapping import WritebackConfig
+from connectors.sandbox.zoho_schema import TASK_KEY_FIELD, TASK_MODULE, TASK_STATUS
+from sync.write_readiness import require
 from tiering_core.models import TaskAction
 
 LOOKUP = "tasks: key look-up"
@@ -55,3 +60,87 @@ def test_without_the_coql_scope_a_task_plan_fails_before_any_write(
     with pytest.raises(ConfigError):
         connector.apply(WritePlan(**{k: parts[k] for k in kinds}))
     assert zoho.write_calls() == 0 and zoho.tasks() == []
+
+
+def _statuses(zoho) -> dict[str, str]:
+    return {
+        str(data.get(TASK_KEY_FIELD)): str(data.get("Status"))
+        for _, _, data in zoho.store.scan(TASK_MODULE)
+    }
+
+
+def _set_status(zoho, key: str, status: str) -> None:
+    [rid] = [r for r, _, d in zoho.store.scan(TASK_MODULE) if d.get(TASK_KEY_FIELD) == key]
+    zoho.store.update(TASK_MODULE, rid, {"Status": status})
+
+
+def test_a_closure_writes_the_first_closed_status_and_leaves_any_closed_one(zoho, zconnect):
+    """Zoho's Tasks Status is a picklist the org edits, and its metadata marks no value
+    closed: an org that closes tasks as "Cancelled" names it, and a Task a relationship
+    manager set to any configured closed value is left as it is (no write)."""
+    zoho.api.schema.set_picklist(TASK_MODULE, "Status", (*TASK_STATUS, "Cancelled"))
+    connector = zconnect(zoho, task_closed_statuses=["Cancelled", "Completed"])
+    ids = zoho.customer_ids()[:3]
+    keys = ["k-open", "k-completed", "k-cancelled"]
+    made = connector.apply(WritePlan(tasks=tuple(map(_made, ids, keys))))
+    assert all(r.ok for r in made)
+    _set_status(zoho, "k-completed", "Completed")
+    _set_status(zoho, "k-cancelled", "Cancelled")
+    before = zoho.server.calls.counts()
+    assert all(r.ok for r in connector.apply(_closes(ids, keys)))
+    after = zoho.server.calls.counts()
+    assert {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)} == {
+        "coql": 1,
+        "update": 1,
+    }
+    assert _statuses(zoho) == {
+        "k-open": "Cancelled",
+        "k-completed": "Completed",
+        "k-cancelled": "Cancelled",
+    }
+
+
+def test_a_closed_status_the_orgs_picklist_lacks_stops_doctor_start_and_writes(
+    sandbox_factory, zconnect
+):
+    """Never a closure that writes a value Zoho refuses, nor one that counts a status the
+    org does not have: doctor's line, the start-up gate and the write itself all refuse."""
+    zoho = sandbox_factory("zoho", customers=1)
+    connector = zconnect(zoho, task_closed_statuses=["Completed", "Cancelled"])
+    [line] = [c for c in connector.check() if c.name == "tasks: closed statuses"]
+    assert not line.ok and "'Cancelled'" in line.detail and "task_closed_statuses" in line.fix
+    with pytest.raises(ConfigError, match="tasks are on, but tasks: closed statuses"):
+        require(connector, WritebackConfig(tasks=True))
+    with pytest.raises(ConfigError, match=r"crm\.task_closed_statuses: .*'Cancelled'"):
+        connector.apply(_closes(zoho.customer_ids(), ["k-0"]))
+    assert zoho.write_calls() == 0
+
+
+def test_the_default_closed_status_passes_doctor(sandbox_factory, zconnect):
+    connector = zconnect(sandbox_factory("zoho", customers=1))
+    [line] = [c for c in connector.check() if c.name == "tasks: closed statuses"]
+    assert line.ok and "'Completed'" in line.detail
+
+
+def test_a_task_inserted_after_the_closures_look_up_is_closed_too(zoho, zconnect, monkeypatch):
+    """The race: a closure looks its keys up and finds one absent, then the insert of that
+    key lands (a create crmtier stopped waiting for, stored after all) before the closure's
+    writes end. The absent keys are looked up again after the writes, so the late Task is
+    closed too, not left open on a customer whose sales work was withdrawn."""
+    closer, maker = zconnect(zoho), zconnect(zoho)
+    a, b = zoho.customer_ids()[:2]
+    assert maker.apply(WritePlan(tasks=(_made(b, "k-held"),)))[0].ok
+    query = closer.client.query
+    looked_up: list[str] = []
+
+    def then_the_insert_lands(text):
+        page = query(text)
+        if not looked_up:
+            looked_up.append(text)
+            assert maker.apply(WritePlan(tasks=(_made(a, "k-late"),)))[0].ok
+        return page
+
+    monkeypatch.setattr(closer.client, "query", then_the_insert_lands)
+    results = closer.apply(_closes([a, b], ["k-late", "k-held"]))
+    assert [(r.key, r.ok) for r in results] == [("k-late", True), ("k-held", True)]
+    assert _statuses(zoho) == {"k-late": "Completed", "k-held": "Completed"}

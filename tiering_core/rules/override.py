@@ -18,6 +18,10 @@ While an override holds, the value rule's grace clock stands still (``below_floo
 is cleared), so when it expires the customer falls back to the computed tier through the
 usual buffer and grace (``rules/value.py``), counted from the expiry, not from the day the
 override began.
+
+Needs and channel never read the tier it gives: they follow the tier the customer's own
+data earns, hysteresis against the last such tier (``engine.qualified``), which the
+decision carries apart while an override makes it differ (``Previous.qualified_value_tier``).
 """
 
 from __future__ import annotations
