@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from connectors.contract import WriteResult
+from connectors.errors import UNANSWERED
 from sync import outbox
 from sync.audit import AuditEntry
 from sync.days import day_text
@@ -61,6 +62,9 @@ class AnswerBatch:
         # refused outright at the first attempt (a clean refusal: the CRM holds no such
         # task; one that failed retryably before may hold it, and keeps counting)
         self.not_open: list[str] = []
+        # tasks whose call went unanswered: in doubt until a write of them is answered
+        # (``sync.state.mark_tasks_in_doubt``), whatever becomes of the item
+        self.doubted: list[OutboxItem] = []
         # memory, applied once committed (``Recorder.record_results``)
         self.counts = RunCounts()  # added to the run's
         self.outcomes: list[tuple[str, Outcome]] = []
@@ -93,12 +97,17 @@ class AnswerBatch:
                         self.not_open.append(item.key)
                 if decision is not None:
                     decision.outstanding.discard(item.id)
-            elif result.retryable and item.attempts + 1 < retry_attempts:
+                continue
+            unanswered = result.error_code == UNANSWERED
+            if unanswered and item.kind == "task":
+                self.doubted.append(item)
+            if result.retryable and item.attempts + 1 < retry_attempts:
                 attempts = item.attempts + 1
                 outbox.set_status(
                     conn, [item.id], "pending", attempts=attempts, error=result.error_code
                 )
-                self.retries.append(replace(item, attempts=attempts))
+                unanswered = unanswered or item.unanswered
+                self.retries.append(replace(item, attempts=attempts, unanswered=unanswered))
             else:
                 if item.kind == "task" and not result.retryable and not item.attempts:
                     self.not_open.append(item.key)

@@ -3,10 +3,12 @@
 A page's plans are put in the outbox in the page's transaction. A customer read twice in a
 run keeps only its newest decision: queued items the new plan no longer wants are
 superseded, identical ones are reused, and a write identical to one in flight is not sent
-twice. Writes that may already have reached the CRM (in flight, failed retryably, queued
-by an interrupted run) cannot be undone by superseding them; ``in_doubt`` tells the
-planner which memberships and tasks those are, so the new plan says what it wants of them
-(a restricted customer's sales tasks among them are closed, ``planner.closures_of``).
+twice. Writes that may already have reached the CRM (in flight, a call of them
+unanswered, queued by a run that died: ``outbox.may_have_landed``) cannot be undone by
+superseding them; ``in_doubt`` tells the planner which memberships and tasks those are, so
+the new plan says what it wants of them (a restricted customer's sales tasks among them are
+closed, ``planner.closures_of``). Tasks whose call went unanswered before stay in doubt on
+record (``sync.state.mark_tasks_in_doubt``), in the customer's state the planner reads.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Collection, Mapping, Sequence
 import sqlalchemy as sa
 
 from sync import outbox, taskbudget
-from sync.outbox import NewItem, OutboxItem
+from sync.outbox import NewItem, OutboxItem, may_have_landed
 from sync.planner import CustomerPlan, Doubt
 from sync.planning import jsonable
 from sync.recorder import PageRows, Recorder
@@ -51,22 +53,21 @@ class Dispatcher:
         # keys of tasks planned again while a write of theirs was in doubt (``enqueue``)
         self.planned_in_doubt: set[str] = set()
         pool.maybe_made = self.maybe_made
+        self.died: set[str] = set()  # runs whose adopted writes may have been in flight
 
     def in_doubt(self, cid: str) -> Doubt | None:
-        """This customer's membership and task writes that may already have reached the
-        CRM: outstanding ones in flight, sent and failed retryably, or queued by an
-        interrupted run (which may have sent them before it died); and its dead-lettered
-        tasks whose call went unanswered (``Recorder.dead_tasks_in_doubt``: a timeout may
-        have made one). Superseding or dead-lettering such a write cannot undo it, so the
-        new plan must say what it wants of those campaigns and tasks. None when there are
-        none (most customers: two dictionary look-ups)."""
+        """This customer's outstanding membership and task writes that may already have
+        reached the CRM: in flight, or queued after a call of them went unanswered, or
+        adopted from a run that died (``outbox.may_have_landed``). Superseding such a write
+        cannot undo it, so the new plan must say what it wants of those campaigns and
+        tasks. None when there are none (most customers: one dictionary look-up). A task
+        dead-lettered unanswered is in doubt on record instead (``CustomerState``)."""
         decision = self.decisions.get(cid)
-        dead = self.recorder.dead_tasks_in_doubt.get(cid)
-        if decision is None and dead is None:
+        if decision is None:
             return None
         campaigns: dict[str, str] = {}
-        tasks: dict[str, str] = dict(dead) if dead else {}
-        for item_id in decision.outstanding if decision else ():
+        tasks: dict[str, str] = {}
+        for item_id in decision.outstanding:
             if self._unsent(item_id):
                 continue  # superseding it is exact
             item = self.pool.queue.get(item_id) or self.pool.sent_item(item_id)  # or in flight
@@ -81,13 +82,13 @@ class Dispatcher:
     def maybe_made(self, item: OutboxItem) -> bool:
         """Whether the CRM may hold this item's task already, so that sending it must not
         undo what a relationship manager changed in it since (``TaskUpsert.resend``): a
-        call of the item itself may have reached the CRM unanswered (it is not
-        ``_unsent``: retried after a failure, or queued by another run, which may have
-        sent it before it died), or the task was planned while a write of its key was in
-        doubt (``in_doubt``: one in flight, retried or superseded, a dead letter whose call
-        went unanswered). A fault-free run has none: each task goes out as a first send."""
-        sent = bool(item.attempts) or item.run_id != self.run_id
-        return sent or item.key in self.planned_in_doubt
+        call of the item itself may have reached the CRM (``outbox.may_have_landed``: one
+        went unanswered, or a run that died queued it), or the task was planned while a
+        write of its key was in doubt (``in_doubt``: one in flight, retried or superseded,
+        a task in doubt on record). A fault-free run has none: each task goes out as a
+        first send, and so does a retry the CRM refused every time (it made nothing)."""
+        landed = may_have_landed(item, self.run_id, self.died)
+        return landed or item.key in self.planned_in_doubt
 
     def enqueue(
         self,
@@ -109,9 +110,14 @@ class Dispatcher:
             cid = p.plan.customer_id
             if p.plan.tasks:  # before its outstanding writes are merged with the new plan's
                 doubt = self.in_doubt(cid)
-                if doubt is not None and doubt.tasks:
+                state = states.get(cid)
+                doubted = {
+                    *(doubt.tasks if doubt is not None else ()),
+                    *(state.tasks_in_doubt if state is not None else ()),  # on record
+                }
+                if doubted:
                     self.planned_in_doubt.update(
-                        t.dedupe_key for t in p.plan.tasks if t.dedupe_key in doubt.tasks
+                        t.dedupe_key for t in p.plan.tasks if t.dedupe_key in doubted
                     )
             previous = decisions.get(cid)
             items = items_of(p.plan, event_of(cid), pending.fields)
@@ -180,12 +186,12 @@ class Dispatcher:
         return True
 
     def supersede(self, conn: sa.Connection, ids: list[int], planned: Collection[str] = ()) -> None:
-        """Queued items that will never be sent (again): marked so; and their tasks that
-        never went out (queued by this run, never attempted) no longer count as made
-        against their owners' caps (``sync.taskbudget``), and give their share of the
-        run's budget back (``Budget.release``), but for those the new plan makes again
-        (``planned``: their keys), admitted already. One sent before (a retry after a
-        timeout, or an interrupted run's) may be open in the CRM: it stays counted."""
+        """Queued items that will never be sent (again): marked so; and their tasks the
+        CRM cannot have (``_unsent``) no longer count as made against their owners' caps
+        (``sync.taskbudget``), and give their share of the run's budget back
+        (``Budget.release``), but for those the new plan makes again (``planned``: their
+        keys), admitted already. One that may have landed (a retry after a timeout, a
+        dead run's) may be open in the CRM: it stays counted."""
         queue, unsent = self.pool.queue, self._unsent
         tasks = [queue[i] for i in ids if queue[i].kind == "task" and unsent(i)]
         outbox.set_status(conn, ids, "superseded")
@@ -200,15 +206,20 @@ class Dispatcher:
                         budget.release(item.action or TaskAction.model_validate(item.payload))
 
     def _unsent(self, item_id: int) -> bool:
-        """Queued by this run and never attempted: the CRM cannot have it (anything else
-        may have reached it: in flight, a retry after a timeout, an interrupted run's)."""
+        """Queued, and the CRM cannot have it (``outbox.may_have_landed``: never sent, or
+        each call of it refused); anything else may have reached it: in flight, a retry
+        after a timeout, the write of a run that died."""
         item = self.pool.queue.get(item_id)
-        return item is not None and item.attempts == 0 and item.run_id == self.run_id
+        return item is not None and not may_have_landed(item, self.run_id, self.died)
 
-    def recover(self, items: list[OutboxItem], states: dict[str, CustomerState]) -> None:
+    def recover(
+        self, items: list[OutboxItem], states: dict[str, CustomerState], died: Collection[str]
+    ) -> None:
         """Queue the writes left pending under the decisions stored with them: an earlier
         run's, or this run's own when its page units left them (``sync.retier``: a unit
-        sends full batches only), which then count as this run's."""
+        sends full batches only), which then count as this run's. ``died``: the runs among
+        theirs that may have died with some in flight (``sync.runs.died``)."""
+        self.died.update(died)
         for item in items:
             self.pool.queue[item.id] = item
             decision = self.decisions.get(item.customer_id)

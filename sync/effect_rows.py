@@ -43,6 +43,7 @@ def effect_row(
         "campaign": campaign,
         "rule": rule,
         "active": active,
+        "in_doubt": None,  # answered: made or closed, no longer in doubt
         "run_id": run_id,
     }
     return row, event, new

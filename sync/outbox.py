@@ -10,7 +10,10 @@ idempotent (field values, upserts by deterministic external id, closing a closed
 
 Items that keep failing go to ``dead_letters`` with their error code and attempt count;
 every later run fetches those customers again and retries, until the write succeeds or an
-operator acknowledges the letter.
+operator acknowledges the letter. A row also keeps whether any call of it went unanswered
+(``unanswered``): the CRM may have applied it whatever the later attempts answered
+(``may_have_landed``), and a task among those stays in doubt in ``side_effects`` until a
+write of it is answered (``sync.state.mark_tasks_in_doubt``), whatever becomes of its letter.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class OutboxItem:
     trigger: str
     source_event_id: str | None = None
     action: TaskAction | None = None  # the task itself while in memory (saves re-parsing)
+    unanswered: bool = False  # some call of it went unanswered (``may_have_landed``)
 
     def identity(self) -> tuple[str, str, str]:
         """Two items with the same identity would write the same thing."""
@@ -164,6 +168,7 @@ def pending(
             r.run_id,
             r.trigger,
             r.source_event_id,
+            unanswered=bool(r.unanswered),
         )
         for r in rows
     ]
@@ -177,7 +182,8 @@ def set_status(
     attempts: int | None = None,
     error: str | None = None,
 ) -> None:
-    """Set these items' ``status`` (and ``attempts``, ``last_error``), ``updated_at`` now,
+    """Set these items' ``status`` (and ``attempts``, ``last_error``; ``unanswered`` once
+    that error is ``UNANSWERED``, never unset), ``updated_at`` now,
     in statements of up to ``_IDS_PER_STATEMENT`` ids straight through the driver, as
     ``sync.bulkwrite`` writes rows: SQLAlchemy's ``in_()`` made every id a bound literal
     of its own, two fifths of the CPU of a run's ``done`` marks (measured: 3.9 -> 2.4 µs an
@@ -188,6 +194,8 @@ def set_status(
         values["attempts"] = attempts
     if error is not None:
         values["last_error"] = error[:200]
+        if error == UNANSWERED:
+            values["unanswered"] = True
     quote = conn.dialect.identifier_preparer.quote
     mark = marker(conn.dialect)
     assign = ", ".join(f"{quote(column)} = {mark}" for column in values)
@@ -198,6 +206,17 @@ def set_status(
         conn.exec_driver_sql(
             head + ", ".join([mark] * len(chunk)) + ")", (*values.values(), *chunk)
         )
+
+
+def may_have_landed(item: OutboxItem, run_id: str, died: Collection[str]) -> bool:
+    """Whether the CRM may hold this outstanding write though no answer says so: a call of
+    it went unanswered (``unanswered``: a timeout may have reached the CRM, whatever the
+    later attempts answered), or the run that queued it may have died with it in flight
+    (``died``: ``sync.runs.died`` of the runs whose writes were adopted). Not one that was
+    never sent (``run_id``'s own, or a stopped run's: its re-send is exact), nor one whose
+    every call the CRM answered with a refusal (a locked record: it made nothing). The one
+    test of recovery's held sales tasks and of the dispatcher's writes in doubt."""
+    return item.unanswered or (item.run_id != run_id and item.run_id in died)
 
 
 def to_write_plan(
@@ -290,44 +309,17 @@ def open_dead_letter_customers(conn: sa.Connection, stream: str) -> list[str]:
     )
 
 
-def task_letters_in_doubt(conn: sa.Connection, stream: str) -> dict[str, dict[str, str]]:
-    """Customer -> {dedupe key: rule} of the tasks whose open dead letter's last failure
-    was a call that went unanswered (``connectors.errors.UNANSWERED``: a timeout, a 5xx):
-    the CRM may have made them. A record's own refusal (a validation error) is not among
-    them: the CRM made nothing. The rule is the dead outbox row's (the letter keeps the
-    key alone), matched by key, not by run: a row keeps the run that queued it, the letter
-    names the run that dead-lettered it (a later run's retry of a stopped run's task); one
-    query a run, over the open letters only."""
-    letter, row = dead_letters.c, outbox.c
-    query = (
-        sa.select(row.customer_id, row.key, row.payload)
-        .select_from(
-            dead_letters.join(
-                outbox,
-                sa.and_(
-                    row.stream == letter.stream,
-                    row.customer_id == letter.customer_id,
-                    row.status == "dead",
-                    row.kind == letter.kind,
-                    row.key == letter.key,
-                ),
-            )
-        )
-        .where(
-            letter.stream == stream,
-            letter.status == "open",
-            letter.kind == "task",
-            letter.error_code == UNANSWERED,
-        )
-    )
-    out: dict[str, dict[str, str]] = {}
-    for cid, key, payload in conn.execute(query):
-        out.setdefault(str(cid), {})[str(key)] = str(payload["rule"])
-    return out
-
-
-def resolve_dead_letters(conn: sa.Connection, stream: str, customer_ids: Iterable[str]) -> None:
-    """These customers' writes all went through: close their open letters."""
+def resolve_dead_letters(
+    conn: sa.Connection,
+    stream: str,
+    customer_ids: Iterable[str],
+    status: str = "resolved",
+) -> None:
+    """Close these customers' open letters: their writes all went through (``resolved``),
+    or their newer decision writes nothing (``superseded``: the CRM shows what it wants;
+    a lettered write no longer wanted is not to be retried, and one still wanted would
+    be planned again). A task in doubt stays so whatever becomes of its letter
+    (``sync.state.mark_tasks_in_doubt``)."""
     ids = sorted(set(customer_ids))
     for start in range(0, len(ids), 500):
         conn.execute(
@@ -337,7 +329,7 @@ def resolve_dead_letters(conn: sa.Connection, stream: str, customer_ids: Iterabl
                 dead_letters.c.customer_id.in_(ids[start : start + 500]),
                 dead_letters.c.status == "open",
             )
-            .values(status="resolved", last_at=now_text())
+            .values(status=status, last_at=now_text())
         )
 
 

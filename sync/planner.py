@@ -57,9 +57,11 @@ class Known:
     # the answer (an interrupted run's, one in flight, one that failed retryably). Their
     # wanted state is planned explicitly, add or remove, both idempotent.
     in_doubt: Mapping[str, str] = field(default_factory=dict)
-    # Dedupe key -> rule of tasks such a write may have made (not on record): a restricted
-    # customer's sales tasks among them are closed like recorded ones (``closures_of``);
-    # closing one the CRM never received creates nothing (the connectors' task closure).
+    # Dedupe key -> rule of tasks such a write may have made (not on record as made): this
+    # run's, and those whose call went unanswered before (``side_effects.in_doubt``). A
+    # restricted customer's sales tasks among them are closed like recorded ones
+    # (``closures_of``); closing one the CRM never received creates nothing (the
+    # connectors' task closure).
     tasks_in_doubt: Mapping[str, str] = field(default_factory=dict)
 
 

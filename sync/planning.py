@@ -306,7 +306,8 @@ class PagePlanner:
                 known = state.known() if state else _NOTHING_KNOWN
                 doubt = in_doubt(cid)
                 if doubt is not None:
-                    known = replace(known, in_doubt=doubt.memberships, tasks_in_doubt=doubt.tasks)
+                    tasks = {**known.tasks_in_doubt, **doubt.tasks}  # on record, and this run's
+                    known = replace(known, in_doubt=doubt.memberships, tasks_in_doubt=tasks)
                 plan = plan_wants(wants[i], record.current, known, writeback, desired)
             out.append(Planned(record, summary, plan, desired, decided, i))
         return out

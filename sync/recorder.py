@@ -46,7 +46,7 @@ from sync.records import (
     Skip,
 )
 from sync.runs import RunCounts
-from sync.state import CustomerState, save_side_effects, save_states
+from sync.state import CustomerState, mark_tasks_in_doubt, save_side_effects, save_states
 from sync.store import StateStore
 from tiering_core.privacy import pseudonym
 
@@ -77,6 +77,8 @@ class PageRows:
     states: list[StateRow] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     outcomes_before: dict[str, Outcome | None] = field(default_factory=dict)
+    # unchanged customers with open letters: their newer decision writes nothing
+    superseded_letters: list[str] = field(default_factory=list)
 
 
 class Recorder:
@@ -109,11 +111,6 @@ class Recorder:
         self.keep_outcomes = keep_outcomes
         self.outcomes: dict[str, Outcome] = {}
         self.dead_letter_customers: set[str] = set()  # with open letters: resolve on success
-        # customer -> {key: rule} of its dead-lettered tasks the CRM may have made (their
-        # call went unanswered, ``outbox.task_letters_in_doubt``), open when the run began
-        # (one dead-lettered later is in doubt from the next run, which fetches it first):
-        # in doubt for the planner until its letters resolve
-        self.dead_tasks_in_doubt: dict[str, dict[str, str]] = {}
         self._refs: dict[str, str] = {}  # pseudonym cache, bounded (``_REF_CACHE``)
         #: runs in each recording's transaction with what it adds to the counts and
         #: outcomes: a re-tier's page unit keeps its result there (``sync.retier``), so
@@ -157,6 +154,7 @@ class Recorder:
         rows = PageRows()
         try:
             yield rows
+            self.dead_letter_customers.difference_update(rows.superseded_letters)
         except BaseException:
             for name in _COUNT_FIELDS:
                 setattr(counts, name, getattr(before, name))
@@ -178,7 +176,9 @@ class Recorder:
     ) -> None:
         """Nothing to write; still keep the decision (hysteresis needs it) if it moved.
         ``decide`` builds the full decision, wanted only for an audit row: a tier change's,
-        or an override's whose outcome is new for the customer.
+        or an override's whose outcome is new for the customer. The customer's open dead
+        letters are superseded (``commit_page``): no write this decision wants is left to
+        retry, and re-fetching it every run would change nothing.
         Counted at once, taken back if the page's transaction fails (``page``)."""
         cid = planned.customer_id
         self.counts.unchanged += 1
@@ -187,6 +187,8 @@ class Recorder:
             self.outcomes[cid] = Outcome.UNCHANGED
         if cid in self.decisions:
             return  # an earlier read of this run queued writes; that decision stands
+        if cid in self.dead_letter_customers:  # no write it wants is left to retry
+            rows.superseded_letters.append(cid)
         tiers = tiers_of(planned.summary)  # the summary has all but the actions
         below = planned.summary["below_floor_since"]
         parked = state is not None and state.pending is not None  # a withdrawn decision's
@@ -255,6 +257,7 @@ class Recorder:
         save_states(conn, self.stream, rows.states)
         save_inputs(conn, self.stream, [p.record for p in plans], day.isoformat())
         append(conn, rows.audit, self.audit_keys)
+        outbox.resolve_dead_letters(conn, self.stream, rows.superseded_letters, "superseded")
 
     # --- answered writes ----------------------------------------------------------------
 
@@ -273,6 +276,8 @@ class Recorder:
             for items, results in calls:
                 batch.call(conn, items, results)
             outbox.set_status(conn, batch.done, "done")
+            # before the rows of tasks made or closed: a write of it answered since wins
+            mark_tasks_in_doubt(conn, self.stream, batch.doubted, self.run_id)
             save_side_effects(conn, self.stream, batch.effects)
             # a task the CRM confirmed closed, or refused to make, is not open: it stops
             # counting against its owner's cap now, not at its due date (``sync.taskbudget``)
@@ -306,8 +311,6 @@ class Recorder:
             shared.field_dead = copy.field_dead
         self.dead_letter_customers.difference_update(batch.resolved)
         self.dead_letter_customers.update(batch.lettered)
-        for cid in batch.resolved:  # a customer read again closes its dead tasks no more
-            self.dead_tasks_in_doubt.pop(cid, None)
         for ref, kind, code in batch.letters:
             log.warning("write dead-lettered", extra={"customer": ref, "kind": kind, "code": code})
 

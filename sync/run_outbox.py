@@ -31,7 +31,7 @@ def recover(parts: RunParts, only: set[str] | None, replan: Replan | None = None
     by them, would then be assessed again against its own new decision (an "upgraded
     from" reason lost) and planned a second copy of their tasks and memberships.
 
-    Except a customer for whom a run that died, or a call that failed retryably, left a
+    Except a customer for whom a run that died, or a call that went unanswered, left a
     sales task (``replan``: the run's re-read of customers by id). It may or may not have
     reached the CRM, and the customer may have been sanctioned since: re-sent blindly, it
     would make a sales task for a sanctioned customer (a relationship manager told to call
@@ -48,14 +48,15 @@ def recover(parts: RunParts, only: set[str] | None, replan: Replan | None = None
     Only the customers this run holds (``only``: the webhook path's, else all it can
     claim): a pending write of a customer someone else holds is theirs, in flight."""
     items = _claimed(parts, only)
-    doubtful = _sales_tasks_in_doubt(parts, items) if replan is not None else set()
+    died = _died(parts, items)
+    doubtful = _sales_tasks_in_doubt(parts, items, died) if replan is not None else set()
     first = [i for i in items if i.customer_id not in doubtful]
     if first:
-        _adopt(parts, first)
+        _adopt(parts, first, died)
         log.info("re-sending writes of an interrupted run", extra={"items": len(first)})
         parts.pool.drain(final=True)
     if replan is not None and doubtful:
-        _adopt(parts, [i for i in items if i.customer_id in doubtful])
+        _adopt(parts, [i for i in items if i.customer_id in doubtful], died)
         log.info(
             "re-planning customers an interrupted run may have sent sales tasks",
             extra={"customers": len(doubtful)},
@@ -82,8 +83,9 @@ def take_over(parts: RunParts, ids: Collection[str]) -> None:
     sanctioned since before the plan could supersede it (``recover`` holds it alike)."""
     parts.claims.hold(ids)
     items = _claimed(parts, ids)
-    _adopt(parts, items)
-    parts.pool.waiting.update(_sales_tasks_in_doubt(parts, items))
+    died = _died(parts, items)
+    _adopt(parts, items, died)
+    parts.pool.waiting.update(_sales_tasks_in_doubt(parts, items, died))
 
 
 def _claimed(parts: RunParts, ids: Collection[str] | None) -> list[OutboxItem]:
@@ -102,31 +104,38 @@ def _claimed(parts: RunParts, ids: Collection[str] | None) -> list[OutboxItem]:
     return items
 
 
-def _adopt(parts: RunParts, items: list[OutboxItem]) -> None:
+def _adopt(parts: RunParts, items: list[OutboxItem], died: set[str]) -> None:
     """Give the dispatcher these pending writes, with their customers' committed states."""
     with parts.e.store.begin() as conn:
         states = load_states(conn, parts.e.stream, {i.customer_id for i in items})
-    parts.dispatcher.recover(items, states)
+    parts.dispatcher.recover(items, states, died)
 
 
-def _sales_tasks_in_doubt(parts: RunParts, items: list[OutboxItem]) -> set[str]:
-    """The customers for whom a run left a sales task it may have sent: one that died
-    (``runs.died``), or one sent whose call failed retryably (``attempts``: a timeout may
-    have reached the CRM, as ``Dispatcher.in_doubt`` holds). A run that stopped never sent
-    what it left unsent (its re-send is exact). Not this run's own (a re-tier's, left by
-    its page units): a retry of those goes out as one process's would, planned this run."""
-    sales = [
-        i
+def _died(parts: RunParts, items: list[OutboxItem]) -> set[str]:
+    """The earlier runs among these writes' that may have died with some in flight
+    (``runs.died``; one query, none when every write is this run's own)."""
+    others = {i.run_id for i in items if i.run_id != parts.run_id}
+    if not others:
+        return set()
+    with parts.e.store.begin() as conn:
+        return runs.died(conn, others)
+
+
+def _sales_tasks_in_doubt(parts: RunParts, items: list[OutboxItem], died: set[str]) -> set[str]:
+    """The customers for whom an earlier run left a sales task that may have reached the
+    CRM (``outbox.may_have_landed``, as the dispatcher's ``in_doubt`` judges it): a call
+    of it went unanswered, or its run died (``died``). One whose every call the CRM
+    refused (a locked record: it made nothing), or that a run which stopped never sent,
+    is re-sent as it is. Not this run's own (a re-tier's, left by its page units): a
+    retry of those goes out as one process's would, planned this run."""
+    return {
+        i.customer_id
         for i in items
         if i.kind == "task"
         and i.payload.get("rule") in SALES_TASK_RULES
         and i.run_id != parts.run_id
-    ]
-    if not sales:
-        return set()
-    with parts.e.store.begin() as conn:
-        dead = runs.died(conn, {i.run_id for i in sales if not i.attempts})
-    return {i.customer_id for i in sales if i.attempts or i.run_id in dead}
+        and outbox.may_have_landed(i, parts.run_id, died)
+    }
 
 
 def _drop_gone(parts: RunParts, gone: set[str]) -> None:
@@ -152,10 +161,9 @@ def _drop_gone(parts: RunParts, gone: set[str]) -> None:
 
 def load_dead_letters(parts: RunParts, conn: sa.Connection) -> None:
     """The customers whose dead letters are open, for the run's recorder: a decision of
-    theirs this run writes resolves them; and their dead-lettered tasks the CRM may have
-    made, in doubt for the planner (``Dispatcher.in_doubt``: a restricted customer's sales
-    tasks among them are closed). The one-process run and each page unit of a spread
-    re-tier load them alike, since each records its own page's decisions."""
+    theirs this run writes resolves them. The one-process run and each page unit of a
+    spread re-tier load them alike, since each records its own page's decisions. (A
+    dead-lettered task the CRM may have made is in doubt on record, in its customer's
+    state: ``sync.state.mark_tasks_in_doubt``.)"""
     open_letters = outbox.open_dead_letter_customers(conn, parts.e.stream)
     parts.recorder.dead_letter_customers = set(open_letters)
-    parts.recorder.dead_tasks_in_doubt = outbox.task_letters_in_doubt(conn, parts.e.stream)

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from sync.crypto import EncryptedJSON, EncryptedText
 from sync.migration_steps import Migration, add_column, create_tables, widen_to_text
+from sync.unanswered_backfill import mark_unanswered
 
 metadata = sa.MetaData()
 
@@ -89,6 +90,9 @@ side_effects = sa.Table(
     sa.Column("campaign", sa.String(64), nullable=True),
     sa.Column("rule", sa.String(64), nullable=True),  # a task's rule (from version 6)
     sa.Column("active", sa.Boolean, nullable=False),
+    # a task whose write call went unanswered (version 11): the CRM may hold it open although
+    # nothing says it made it; cleared once a write of it is answered (made, or closed)
+    sa.Column("in_doubt", sa.Boolean, nullable=True),
     sa.Column("run_id", sa.String(40), nullable=True),
     sa.Column("updated_at", sa.String(32), nullable=False),
     sa.Index("side_effects_by_customer", "stream", "customer_id"),
@@ -124,6 +128,9 @@ outbox = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),  # pending|done|dead|superseded
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.String(200), nullable=True),
+    # some call of it went unanswered (version 11): whatever later attempts answered, the
+    # CRM may have applied it (``outbox.may_have_landed``)
+    sa.Column("unanswered", sa.Boolean, nullable=True),
     sa.Column("trigger", sa.String(16), nullable=False),
     sa.Column("source_event_id", sa.String(200), nullable=True),
     sa.Column("created_at", sa.String(32), nullable=False),
@@ -146,7 +153,7 @@ dead_letters = sa.Table(
     sa.Column("error_code", sa.String(64), nullable=False),
     sa.Column("reason", EncryptedText("dead_letters.reason"), nullable=False),  # CRM's words
     sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # open | resolved | acked
+    sa.Column("status", sa.String(16), nullable=False),  # open|resolved|superseded|acked
     sa.Column("run_id", sa.String(40), nullable=False),
     sa.Column("first_at", sa.String(32), nullable=False),
     sa.Column("last_at", sa.String(32), nullable=False),
@@ -387,6 +394,14 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         "stores of before start with none recorded, so an override still in the CRM gets "
         "its row once on the first run after the upgrade",
         add_column(customers, "override"),
+    ),
+    Migration(
+        11,
+        "outbox.unanswered and side_effects.in_doubt: a task whose write call went "
+        "unanswered stays in doubt (the CRM may hold it) until a write of it is answered, "
+        "so a sanctions hit closes it whatever became of its dead letter; filled from the "
+        "writes whose last call went unanswered",
+        mark_unanswered(outbox, side_effects, now_text),
     ),
 )
 

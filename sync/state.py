@@ -4,12 +4,14 @@
 written field values and ``below_floor_since``; ``pending`` holds a decision whose writes
 are still in the outbox and is promoted to committed when they are done. ``side_effects``
 lists the tasks and campaign memberships crmtier made, by dedupe key, so a rerun never
-creates them twice and a membership crmtier no longer wants can be removed.
+creates them twice and a membership crmtier no longer wants can be removed; and the tasks
+it may have made (``in_doubt``: a write call of them went unanswered), so that a sanctions
+hit closes them too (``planner.closures_of``) until a write of them is answered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -18,6 +20,7 @@ import sqlalchemy as sa
 
 from sync.bulkwrite import upsert_rows
 from sync.days import parse_day
+from sync.outbox import OutboxItem
 from sync.planner import QUALIFIED_SINCE, QUALIFIED_TIER, Known
 from sync.schema import customers, now_text, side_effects
 from tiering_core.models import Previous
@@ -43,6 +46,8 @@ class CustomerState:
     tasks: frozenset[str] = frozenset()
     memberships: Mapping[str, str] = field(default_factory=dict)
     task_rules: Mapping[str, str] = field(default_factory=dict)  # open task key -> rule
+    # key -> rule of the tasks a write call of which went unanswered, not made since
+    tasks_in_doubt: Mapping[str, str] = field(default_factory=dict)
 
     def previous(self) -> Previous | None:
         """The ``previous`` block for hysteresis: the committed decision, if any."""
@@ -63,7 +68,10 @@ class CustomerState:
 
     def known(self) -> Known:
         return Known(
-            tasks=self.tasks, memberships=dict(self.memberships), task_rules=self.task_rules
+            tasks=self.tasks,
+            memberships=dict(self.memberships),
+            task_rules=self.task_rules,
+            tasks_in_doubt=self.tasks_in_doubt,
         )
 
 
@@ -94,26 +102,28 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
     tasks: dict[str, set[str]] = {}
     members: dict[str, dict[str, str]] = {}
     rules: dict[str, dict[str, str]] = {}
+    doubted: dict[str, dict[str, str]] = {}
+    effect = side_effects.c
     for chunk in _chunks(wanted):
         rows += conn.execute(
             sa.select(*_STATE_COLUMNS).where(
                 customers.c.stream == stream, customers.c.customer_id.in_(chunk)
             )
         ).tuples()
-        for cid, kind, key, campaign, rule in conn.execute(
+        for cid, kind, key, campaign, rule, active in conn.execute(
             sa.select(
-                side_effects.c.customer_id,
-                side_effects.c.kind,
-                side_effects.c.key,
-                side_effects.c.campaign,
-                side_effects.c.rule,
+                effect.customer_id, effect.kind, effect.key, effect.campaign, effect.rule,
+                effect.active,
             ).where(
-                side_effects.c.stream == stream,
-                side_effects.c.customer_id.in_(chunk),
-                side_effects.c.active.is_(True),
+                effect.stream == stream,
+                effect.customer_id.in_(chunk),
+                sa.or_(effect.active.is_(True), effect.in_doubt.is_(True)),
             )
-        ).tuples():
-            if kind == "task":
+        ).tuples():  # fmt: skip
+            if not active:  # in doubt alone
+                if rule:
+                    doubted.setdefault(cid, {})[key] = rule
+            elif kind == "task":
                 tasks.setdefault(cid, set()).add(key)
                 if rule:
                     rules.setdefault(cid, {})[key] = rule
@@ -135,6 +145,7 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
             tasks=frozenset(tasks[cid]) if cid in tasks else empty,
             memberships=members.get(cid, {}),
             task_rules=rules.get(cid, {}),
+            tasks_in_doubt=doubted.get(cid, {}),
         )
         for (
             cid,
@@ -180,5 +191,33 @@ def save_states(conn: sa.Connection, stream: str, rows: list[dict[str, Any]]) ->
 
 def save_side_effects(conn: sa.Connection, stream: str, rows: list[dict[str, Any]]) -> None:
     """Upsert made tasks/memberships: rows of kind, key, customer_id, campaign, rule, active,
-    run_id (a closed task is its row with ``active`` false)."""
+    in_doubt, run_id (a closed task is its row with ``active`` false; a written one is no
+    longer in doubt, ``in_doubt`` None)."""
     _upsert(conn, side_effects, stream, rows, ("stream", "kind", "key"))
+
+
+#: the columns of a task's ``in_doubt`` mark, as ``mark_tasks_in_doubt`` gives them
+_MARK_COLUMNS = (
+    "stream", "kind", "key", "customer_id", "rule", "run_id", "active", "in_doubt", "updated_at"
+)  # fmt: skip
+
+
+def mark_tasks_in_doubt(
+    conn: sa.Connection, stream: str, items: Sequence[OutboxItem], run_id: str
+) -> None:
+    """These tasks' write calls went unanswered: the CRM may hold them open. Each is in
+    doubt (``in_doubt``) until a write of it is answered, made or closed (its
+    ``save_side_effects`` row clears the mark), whatever becomes of its outbox row and
+    dead letter: a newer decision that no longer wants it, an operator's ``ack`` or a
+    later refusal of it (the CRM answered that call; the unanswered one may have made it)
+    say nothing of whether the CRM holds it. A task on record keeps its ``active``."""
+    now = now_text()
+    marks = [(stream, "task", i.key, i.customer_id, i.payload.get("rule"), run_id) for i in items]
+    upsert_rows(
+        conn,
+        side_effects,
+        _MARK_COLUMNS,
+        [(*mark, False, True, now) for mark in marks],
+        ("stream", "kind", "key"),
+        keep=("active",),
+    )

@@ -2,8 +2,11 @@
 CRM may have made it (the call reached the CRM; only the answer was lost). When the
 customer is later sanctioned, that task must be withdrawn like any other open sales task
 crmtier made (``sync.planner.closures_of``), or a restricted customer keeps sales work
-(REC-C). A task the CRM refused on its own (a validation error) was never made: nothing
-to close, no call. A customer not restricted keeps its task, retried as before.
+(REC-C), whatever became of its letter meanwhile (resolved by a newer decision that no
+longer wanted the task, acknowledged, or the retry refused): until a write of it is
+answered, the CRM may hold it. A task the CRM refused on its own (a validation error) was
+never made: nothing to close, no call, and its letter is superseded by the newer decision
+that writes nothing. A customer not restricted keeps its task, retried as before.
 
 The engine's real path on a real store (SQLite and PostgreSQL), over an in-memory CRM
 that either makes the task and then fails the call as a timeout would
@@ -22,8 +25,8 @@ from connectors.calltally import CallCounter
 from connectors.contract import Capabilities, CrmRecord, WritePlan, WriteResult
 from connectors.errors import TransientError
 from connectors.mapping import WritebackConfig
-from sync import schema
-from sync.engine import RunOptions
+from sync import outbox, schema
+from sync.engine import RunOptions, SyncEngine
 from sync.store import StateStore
 from tests.sync.memory_crm import OneCustomerCrm, memory_engine
 from tests.sync.test_task_budget import assess as budget_assess
@@ -38,15 +41,21 @@ WRITEBACK = WritebackConfig(fields={"value_tier": "Tier"})
 TIMEOUT, REFUSED = "timeout", "refused"
 
 
+#: the customer as the CRM holds it: an upgrade call due, sanctioned, or changed otherwise
+#: (a new tier, no sales work wanted, not restricted); its deposits in the CRM say which
+UPGRADE, SANCTIONED, CHANGED = 1.0, 2.0, 3.0
+
+
 class TimeoutCrm(OneCustomerCrm):
-    """One customer; while ``failing``, a write call with tasks fails as ``failure`` says."""
+    """One customer; while ``failing``, each write call with tasks fails as the next of
+    ``failures`` says (the last one again once they run out)."""
 
     capabilities = Capabilities(crm="sales", page_size=10, max_write_batch=10)
 
-    def __init__(self, failure: str = TIMEOUT) -> None:
+    def __init__(self, *failures: str) -> None:
         self.stamp = datetime.now(UTC) - timedelta(minutes=5)
-        self.sanctioned = False
-        self.failure = failure
+        self.deposits = UPGRADE  # the hit is an input of the customer
+        self.failures = list(failures or (TIMEOUT,))
         self.failing = True
         self.tier: str | None = None
         self.open_tasks: set[str] = set()
@@ -54,17 +63,24 @@ class TimeoutCrm(OneCustomerCrm):
         self.calls = CallCounter()
 
     def record(self) -> CrmRecord:
-        deposits = 2.0 if self.sanctioned else 1.0  # the hit is an input of the customer
-        profile = CustomerProfile(id="C00", assets=Assets(deposits=deposits))
+        profile = CustomerProfile(id="C00", assets=Assets(deposits=self.deposits))
         return CrmRecord(profile, self.stamp, {"value_tier": self.tier})
 
+    def changed(self, deposits: float) -> None:
+        """The customer edited in the CRM: the next run reads it again."""
+        self.deposits = deposits
+        self.stamp = datetime.now(UTC) - timedelta(seconds=30)
+
     def apply(self, plan: WritePlan) -> list[WriteResult]:
-        refused = self.failing and self.failure == REFUSED
+        failure = None
+        if self.failing and plan.tasks:
+            failure = self.failures.pop(0) if len(self.failures) > 1 else self.failures[0]
+        refused = failure == REFUSED
         if not refused:
             self.open_tasks.update(upsert.task.dedupe_key for upsert in plan.tasks)
         self.closes += [close.dedupe_key for close in plan.task_closes]
         self.open_tasks.difference_update(close.dedupe_key for close in plan.task_closes)
-        if self.failing and self.failure == TIMEOUT and plan.tasks:
+        if failure == TIMEOUT:
             raise TransientError("read timed out")
         for update in plan.field_updates:
             self.tier = str(update.fields["value_tier"])
@@ -82,21 +98,26 @@ class TimeoutCrm(OneCustomerCrm):
 
 
 def assess(profiles: Sequence[CustomerProfile]) -> list[AssessmentData]:
-    """Deposits 1: an upgrade call is due; 2: a sanctions hit (prohibited, no sales work).
-    The rest of each decision is test_task_budget's."""
+    """``UPGRADE``: an upgrade call is due; ``SANCTIONED``: a sanctions hit (prohibited,
+    no sales work); ``CHANGED``: affluent, nothing else wanted. The rest of each decision
+    is test_task_budget's."""
     out = []
     for p, row in zip(profiles, budget_assess(profiles), strict=True):
-        sanctioned = bool(p.assets and p.assets.deposits == 2.0)
+        deposits = p.assets.deposits if p.assets else None
+        sanctioned = deposits == SANCTIONED
+        tier = "affluent" if deposits == CHANGED else "mass"
         actions: list[dict[str, object]] = [
-            {"kind": "set_field", "field": "value_tier", "value": "mass"}
+            {"kind": "set_field", "field": "value_tier", "value": tier}
         ]
-        if not sanctioned:
+        if deposits == UPGRADE:
             task = {"rule": "upgrade_call", "subject": "upgrade", "priority": "normal"}
             task |= {"due": AS_OF.isoformat(), "owner_id": None, "queue": None}
             actions.append({"kind": "task", "dedupe_key": f"{p.id}:upgrade_call", **task})
         reasons = [{"code": "AML_SANCTIONS", "text": "hit"}] if sanctioned else []
         aml = "prohibited" if sanctioned else "low"
-        out.append({**row, "aml_risk": aml, "reasons": reasons, "actions": actions})
+        out.append(
+            {**row, "value_tier": tier, "aml_risk": aml, "reasons": reasons, "actions": actions}
+        )
     return out  # type: ignore[return-value]
 
 
@@ -119,6 +140,13 @@ def _letters(store: StateStore) -> list[tuple[str, str, str]]:
 KEY = "C00:upgrade_call"
 
 
+def _engine(crm: TimeoutCrm, store: StateStore) -> SyncEngine:
+    """Two attempts a write, retried at once."""
+    e = memory_engine(crm, store, WRITEBACK, assess, stream="sales:Customer")
+    e.settings = replace(e.settings, record_retry_attempts=2, record_retry_base=0.0)
+    return e
+
+
 @pytest.mark.parametrize(
     ("failure", "sanctioned", "open_after", "closes", "closed_rows", "code", "letter"),
     [
@@ -132,9 +160,9 @@ KEY = "C00:upgrade_call"
             "TRANSIENT",
             "resolved",
         ),
-        # REC2: the CRM refused it, made nothing: no closure sent
-        # (the newer plan writes nothing, so nothing resolves the letter: as on main)
-        (REFUSED, True, set(), [], [], "FIELD_CUSTOM_VALIDATION_EXCEPTION", "open"),
+        # REC2: the CRM refused it, made nothing: no closure sent; the newer decision
+        # writes nothing (the task no longer wanted), so the letter is not retried again
+        (REFUSED, True, set(), [], [], "FIELD_CUSTOM_VALIDATION_EXCEPTION", "superseded"),
         # REC3: not restricted: the task is still wanted, sent again, never closed
         (TIMEOUT, False, {KEY}, [], [], "TRANSIENT", "resolved"),
     ],
@@ -151,14 +179,13 @@ def test_a_dead_lettered_sales_task_is_withdrawn_on_a_later_sanctions_hit(
     letter: str,
 ) -> None:
     crm = TimeoutCrm(failure)
-    e = memory_engine(crm, store, WRITEBACK, assess, stream="sales:Customer")
-    e.settings = replace(e.settings, record_retry_attempts=2, record_retry_base=0.0)
+    e = _engine(crm, store)
     first = e.run(RunOptions(as_of=AS_OF))
     assert first.counts.dead_lettered == 1, first.counts.as_json()
     assert crm.open_tasks == ({KEY} if failure == TIMEOUT else set())  # made, answer lost
     assert _letters(store) == [(KEY, code, "open")]
-    crm.failing, crm.sanctioned = False, sanctioned
-    crm.stamp = datetime.now(UTC) - timedelta(seconds=30)
+    crm.failing = False
+    crm.changed(SANCTIONED if sanctioned else UPGRADE)
     second = e.run(RunOptions(as_of=AS_OF))
     assert second.status == "succeeded", second.error
     assert second.counts.dead_lettered == 0, second.counts.as_json()
@@ -166,5 +193,69 @@ def test_a_dead_lettered_sales_task_is_withdrawn_on_a_later_sanctions_hit(
     assert crm.closes == closes
     assert _closed_rows(store) == closed_rows
     # a newer decision of the customer that went through (the closure's among them)
-    # resolves its letter, as any other does
+    # resolves its letter, as any other does; one that writes nothing supersedes it
     assert _letters(store) == [(KEY, code, letter)]
+    assert second.dead_letters_open == 0
+
+
+#: what happens to the customer between the run whose task call went unanswered and its
+#: sanctions hit: the CRM holds the task whatever became of the dead letter
+CLOSED_IN_DOUBT = [{"rule": "upgrade_call", "key": KEY, "closed": True, "in_doubt": True}]
+
+
+@pytest.mark.parametrize(
+    ("failures", "meanwhile", "letter", "closed_rows"),
+    [
+        # REC4: a clean decision that no longer wants the task resolves its letter
+        ((TIMEOUT,), "changed", ("TRANSIENT", "resolved"), CLOSED_IN_DOUBT),
+        # REC5: the operator acknowledged the letter (stop retrying), the task stays
+        ((TIMEOUT,), "acked", ("TRANSIENT", "acked"), CLOSED_IN_DOUBT),
+        # REC6: a timeout, then the CRM refused the retry: the first call may have made it
+        (
+            (TIMEOUT, REFUSED),
+            None,
+            ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "resolved"),
+            CLOSED_IN_DOUBT,
+        ),
+        # REC7: made again since (a write of it answered): closed as a task on record
+        (
+            (TIMEOUT,),
+            "made",
+            ("TRANSIENT", "resolved"),
+            [{"rule": "upgrade_call", "key": KEY, "closed": True}],
+        ),
+    ],
+    ids=["REC4-timeout-clean-change", "REC5-acked", "REC6-timeout-then-refused", "REC7-made"],
+)
+def test_an_unanswered_task_is_closed_on_a_sanctions_hit_whatever_came_between(
+    store: StateStore,
+    failures: tuple[str, ...],
+    meanwhile: str | None,
+    letter: tuple[str, str],
+    closed_rows: list[dict[str, object]],
+) -> None:
+    """Unanswered, the task may be in the CRM until a write of it is answered: a later
+    clean decision, an ``ack`` or a refusal of the retry do not say it is not there."""
+    crm = TimeoutCrm(*failures)
+    e = _engine(crm, store)
+    assert e.run(RunOptions(as_of=AS_OF)).counts.dead_lettered == 1
+    assert crm.open_tasks == {KEY}  # the first call made it; its answer was lost
+    crm.failing = False
+    if meanwhile == "acked":
+        with store.begin() as conn:
+            assert outbox.ack_dead_letters(conn, "sales:Customer", None) == 1
+    elif meanwhile is not None:
+        crm.changed(CHANGED if meanwhile == "changed" else UPGRADE)
+        between = e.run(RunOptions(as_of=AS_OF))
+        assert between.status == "succeeded" and between.counts.dead_lettered == 0
+    crm.changed(SANCTIONED)
+    last = e.run(RunOptions(as_of=AS_OF))
+    assert last.status == "succeeded", last.error
+    assert crm.open_tasks == set(), "a sanctioned customer keeps a sales task"
+    assert crm.closes == [KEY]
+    assert _closed_rows(store) == closed_rows
+    assert _letters(store) == [(KEY, *letter)]
+    with store.begin() as conn:  # answered now: no longer in doubt
+        effects = schema.side_effects
+        row = conn.execute(sa.select(effects.c.active, effects.c.in_doubt)).one()
+    assert (row.active, bool(row.in_doubt)) == (False, False)

@@ -26,7 +26,7 @@ from tests.sync.test_sync_planner import _assessed
 from tests.sync.test_write_pipeline import PagedCrm
 from tiering_core.wants import wants_of
 
-RUN, EARLIER = "run-2", "run-1"
+RUN, EARLIER, STOPPED = "run-2", "run-1", "run-0"  # run-1 died, run-0 stopped
 PAYLOADS: dict[WriteKind, dict[str, Any]] = {
     "task": {"rule": "upgrade_call", "dedupe_key": "C1:upgrade_call:2026Q4"},
     "membership": {"campaign": "vip_events", "member": True},
@@ -35,7 +35,9 @@ PAYLOADS: dict[WriteKind, dict[str, Any]] = {
 }
 
 
-def _doubt_of(kind: WriteKind, where: str, attempts: int, run_id: str) -> Doubt | None:
+def _doubt_of(
+    kind: WriteKind, where: str, attempts: int, run_id: str, unanswered: bool
+) -> Doubt | None:
     """``in_doubt`` of a customer whose one outstanding item of ``kind`` is ``where``:
     queued, in flight (its call not answered), landed (answered, answer not recorded) or
     answered and recorded (no longer outstanding)."""
@@ -44,7 +46,10 @@ def _doubt_of(kind: WriteKind, where: str, attempts: int, run_id: str) -> Doubt 
         connector, SyncSettings(), holding=bool, record=lambda calls: [], after_record=bool
     )
     try:
-        item = OutboxItem(7, "C1", kind, f"key:{kind}", PAYLOADS[kind], attempts, run_id, "sync")
+        item = OutboxItem(
+            7, "C1", kind, f"key:{kind}", PAYLOADS[kind], attempts, run_id, "sync",
+            unanswered=unanswered,
+        )  # fmt: skip
         outstanding = {item.id}
         if where == "queued":
             pool.queue[item.id] = item
@@ -55,70 +60,49 @@ def _doubt_of(kind: WriteKind, where: str, attempts: int, run_id: str) -> Doubt 
         else:  # recorded: the decision holds it no more
             outstanding = set()
         decision = Decision("C1", None, outstanding, this_run=True, base=None)
-        recorder = cast(
-            Recorder, SimpleNamespace(decisions={"C1": decision}, dead_tasks_in_doubt={})
-        )
+        recorder = cast(Recorder, SimpleNamespace(decisions={"C1": decision}))
         dispatcher = Dispatcher(pool, recorder, "stream", RUN, "sync", {})
+        dispatcher.died.add(EARLIER)  # as adopting run-1's and run-0's writes found
         return dispatcher.in_doubt("C1")
     finally:
         pool.pool.shutdown()
 
 
-#: (where the item is, its attempts, the run that queued it, whether it is in doubt)
+#: (where the item is, its attempts, the run that queued it, whether a call of it went
+#: unanswered, whether it is in doubt)
 STATES = [
-    ("queued", 0, RUN, False),  # this run's, never sent: superseding it is exact
-    ("queued", 1, RUN, True),  # sent, failed retryably, waiting to be sent again
-    ("queued", 0, EARLIER, True),  # an interrupted run's: it may have sent it
-    ("queued", 2, EARLIER, True),
-    ("in flight", 0, RUN, True),
-    ("landed", 0, RUN, True),  # answered, the answer not recorded yet
-    ("in flight", 0, EARLIER, True),  # an earlier run's, re-sent by this one
-    ("recorded", 0, RUN, False),  # its answer is on record (side_effects)
-    ("recorded", 1, EARLIER, False),
+    ("queued", 0, RUN, False, False),  # this run's, never sent: superseding it is exact
+    ("queued", 1, RUN, True, True),  # sent, unanswered, waiting to be sent again
+    # sent, refused retryably (a locked record: the CRM answered, made nothing): exact
+    ("queued", 1, RUN, False, False),
+    ("queued", 2, RUN, True, True),  # unanswered, then refused retryably: it may exist
+    ("queued", 0, EARLIER, False, True),  # a run that died: it may have sent it
+    ("queued", 2, EARLIER, False, True),
+    ("queued", 0, STOPPED, False, False),  # a run that stopped never sent what it left
+    ("queued", 1, STOPPED, True, True),
+    ("in flight", 0, RUN, False, True),
+    ("landed", 0, RUN, False, True),  # answered, the answer not recorded yet
+    ("in flight", 0, STOPPED, False, True),  # an earlier run's, re-sent by this one
+    ("recorded", 0, RUN, False, False),  # its answer is on record (side_effects)
+    ("recorded", 1, EARLIER, True, False),
 ]
 
 
-@pytest.mark.parametrize(("where", "attempts", "run_id", "doubt"), STATES)
+@pytest.mark.parametrize(("where", "attempts", "run_id", "unanswered", "doubt"), STATES)
 @pytest.mark.parametrize("kind", ["task", "membership", "field_update", "task_close"])
 def test_which_outstanding_items_are_in_doubt(
-    kind: WriteKind, where: str, attempts: int, run_id: str, doubt: bool
+    kind: WriteKind, where: str, attempts: int, run_id: str, unanswered: bool, doubt: bool
 ) -> None:
     """Tasks follow the same rule as memberships and are reported with their rule (from
     the item's payload, the task itself); field updates and closures are never in doubt
     (rewriting a field or closing again is what any new plan does anyway)."""
-    found = _doubt_of(kind, where, attempts, run_id)
+    found = _doubt_of(kind, where, attempts, run_id, unanswered)
     if not doubt or kind in ("field_update", "task_close"):
         assert found is None
     elif kind == "task":
         assert found == Doubt({}, {"key:task": "upgrade_call"})
     else:
         assert found == Doubt({"vip_events": "key:membership"}, {})
-
-
-@pytest.mark.parametrize(
-    ("dead", "doubt"),
-    [
-        ({}, None),  # the usual customer: nothing outstanding, no letter
-        # a dead-lettered task whose call went unanswered (``Recorder.dead_tasks_in_doubt``)
-        (
-            {"C1": {"C1:upgrade_call": "upgrade_call"}},
-            Doubt({}, {"C1:upgrade_call": "upgrade_call"}),
-        ),
-        ({"C2": {"C2:upgrade_call": "upgrade_call"}}, None),  # another customer's
-    ],
-)
-def test_a_customer_without_a_decision_is_in_doubt_by_its_dead_letters(
-    dead: dict[str, dict[str, str]], doubt: Doubt | None
-) -> None:
-    connector = cast(Connector, SimpleNamespace(capabilities=PagedCrm.capabilities))
-    pool = WritePool(
-        connector, SyncSettings(), holding=bool, record=lambda calls: [], after_record=bool
-    )
-    try:
-        recorder = cast(Recorder, SimpleNamespace(decisions={}, dead_tasks_in_doubt=dead))
-        assert Dispatcher(pool, recorder, "stream", RUN, "sync", {}).in_doubt("C1") == doubt
-    finally:
-        pool.pool.shutdown()
 
 
 SALES_KEY, CREDIT_KEY = "C1:upgrade_call:new", "C1:credit_limit_review:new"

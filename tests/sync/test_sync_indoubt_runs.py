@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from sync import runs
 from sync.outbox import OutboxItem
-from sync.run_outbox import _sales_tasks_in_doubt
+from sync.run_outbox import _died, _sales_tasks_in_doubt
 from sync.run_parts import RunParts
 from sync.store import StateStore
 
@@ -63,27 +63,38 @@ def test_every_run_asked_about_is_answered_together(store: StateStore) -> None:
         assert runs.died(conn, set()) == set()
 
 
-#: a pending item left by an earlier run: (kind, rule, the run, attempts) -> held for re-planning
+#: a pending item left by an earlier run: (kind, rule, the run, attempts, whether a call of
+#: it went unanswered) -> held for re-planning
 HELD = [
-    ("task", "upgrade_call", "marked_dead", 0, True),  # the dead run may have sent it
-    ("task", "upgrade_call", "still_running", 0, True),
-    ("task", "upgrade_call", "paused", 0, False),  # never sent: re-sent as it is
-    ("task", "upgrade_call", "paused", 1, True),  # sent, failed retryably: it may have landed
-    ("task", "service_recovery", "failed", 2, True),
-    ("task", "credit_limit_review", "marked_dead", 1, False),  # not a sales task: it stays
-    ("membership", None, "marked_dead", 0, False),  # planned again anyway (``in_doubt``)
+    ("task", "upgrade_call", "marked_dead", 0, False, True),  # the dead run may have sent it
+    ("task", "upgrade_call", "still_running", 0, False, True),
+    ("task", "upgrade_call", "paused", 0, False, False),  # never sent: re-sent as it is
+    ("task", "upgrade_call", "paused", 1, True, True),  # sent, unanswered: it may have landed
+    # sent, refused retryably (a locked record: the CRM answered and made nothing)
+    ("task", "upgrade_call", "paused", 1, False, False),
+    ("task", "service_recovery", "failed", 2, True, True),  # unanswered, then refused
+    ("task", "service_recovery", "failed", 2, False, False),
+    ("task", "credit_limit_review", "marked_dead", 1, True, False),  # not sales: it stays
+    ("membership", None, "marked_dead", 0, False, False),  # planned again anyway (``in_doubt``)
     # the recovering run's own (a re-tier's, left by its page units): retried as planned
-    ("task", "upgrade_call", "this_run", 1, False),
+    ("task", "upgrade_call", "this_run", 1, True, False),
 ]
 
 
-@pytest.mark.parametrize(("kind", "rule", "run_id", "attempts", "held"), HELD)
+@pytest.mark.parametrize(("kind", "rule", "run_id", "attempts", "unanswered", "held"), HELD)
 def test_recovery_holds_a_sales_task_that_may_have_reached_the_crm(
-    store: StateStore, kind: str, rule: str | None, run_id: str, attempts: int, held: bool
+    store: StateStore,
+    kind: str,
+    rule: str | None,
+    run_id: str,
+    attempts: int,
+    unanswered: bool,
+    held: bool,
 ) -> None:
     with store.begin() as conn:
         _record(conn)
     payload = {"rule": rule} if rule else {"campaign": "vip", "member": True}
-    item = OutboxItem(1, "C1", kind, "k", payload, attempts, run_id, "sync")  # type: ignore[arg-type]
+    item = OutboxItem(1, "C1", kind, "k", payload, attempts, run_id, "sync", unanswered=unanswered)  # type: ignore[arg-type]
     parts = cast(RunParts, SimpleNamespace(e=SimpleNamespace(store=store), run_id="this_run"))
-    assert _sales_tasks_in_doubt(parts, [item]) == ({"C1"} if held else set())
+    died = _died(parts, [item])
+    assert _sales_tasks_in_doubt(parts, [item], died) == ({"C1"} if held else set())

@@ -140,22 +140,18 @@ def test_queued_items_carry_their_plan_run_and_trigger(store: StateStore) -> Non
         assert (item.source_event_id, item.action) == (planned.source_event_id, None)
 
 
-@pytest.mark.parametrize("lettered_by", ["r1", "r2"])
-def test_a_task_dead_lettered_unanswered_is_in_doubt_whichever_run_lettered_it(
-    store: StateStore, lettered_by: str
+def test_a_write_once_unanswered_stays_so_whatever_its_later_attempts_answer(
+    store: StateStore,
 ) -> None:
-    """A task queued by run r1 and retried, timed out and dead-lettered by a later run r2
-    (r1 stopped) is in doubt as one r1 dead-lettered itself: the row keeps the run that
-    queued it, the letter the run that lettered it. A refused task is never in doubt."""
-    new = [
-        NewItem("C1", "task", "k-1", {"rule": "upgrade_call"}),
-        NewItem("C2", "task", "k-2", {"rule": "upgrade_call"}),
-    ]
+    """A timeout, then a locked record: the CRM answered the second call, not the first,
+    which may have applied it. ``pending`` gives the mark back to the next run."""
     with store.begin() as conn:
-        timed_out, refused = outbox.enqueue(conn, "s", "r1", new, trigger="sync")
-        for item, code in ((timed_out, "TRANSIENT"), (refused, "FIELD_INTEGRITY_EXCEPTION")):
-            outbox.set_status(conn, [item.id], "dead", attempts=3, error=code)
-            outbox.dead_letter(
-                conn, "s", item, pseudonym="p", error_code=code, reason="-", run_id=lettered_by
-            )
-        assert outbox.task_letters_in_doubt(conn, "s") == {"C1": {"k-1": "upgrade_call"}}
+        (item,) = outbox.enqueue(conn, "s", "r1", [NewItem("C1", "task", "k", {})], trigger="sync")
+        outbox.set_status(conn, [item.id], "pending", attempts=1, error="TRANSIENT")
+        outbox.set_status(conn, [item.id], "pending", attempts=2, error="RECORD_LOCKED")
+        (again,) = outbox.pending(conn, "s")
+        other = outbox.enqueue(conn, "s", "r1", [NewItem("C2", "task", "j", {})], trigger="sync")
+        outbox.set_status(conn, [other[0].id], "pending", attempts=1, error="RECORD_LOCKED")
+        locked = next(i for i in outbox.pending(conn, "s") if i.key == "j")
+    assert (again.attempts, again.unanswered) == (2, True)
+    assert (locked.attempts, locked.unanswered) == (1, False)

@@ -109,33 +109,47 @@ def test_a_task_sent_before_its_customer_is_read_again_stays_made_and_counted(
     assert pending is None
 
 
-#: a queued task's cases of the ``Dispatcher._unsent`` rule: attempts, who queued it, and
-#: whether it may have reached the CRM
+#: a queued task's cases of the ``Dispatcher._unsent`` rule (``outbox.may_have_landed``):
+#: attempts, who queued it, whether a call of it went unanswered, and whether it may have
+#: reached the CRM
 QUEUED_TASKS = pytest.mark.parametrize(
-    ("attempts", "queued_by", "maybe_sent"),
+    ("attempts", "queued_by", "unanswered", "maybe_sent"),
     [
-        (0, "this run", False),  # never went out
-        (1, "this run", True),  # sent, failed retryably (a timeout): the CRM may hold it
-        (3, "this run", True),
-        (0, "an interrupted run", True),  # that run may have sent it before it died
-        (2, "an interrupted run", True),
+        (0, "this run", False, False),  # never went out
+        (1, "this run", True, True),  # sent, unanswered (a timeout): the CRM may hold it
+        (3, "this run", True, True),
+        (1, "this run", False, False),  # refused retryably (a locked record): made nothing
+        (0, "a run that died", False, True),  # it may have sent it before it died
+        (2, "a run that died", False, True),
+        (0, "a run that stopped", False, False),  # it never sent what it left
     ],
 )
 
 
+def _queued_by(parts: RunParts, queued_by: str) -> str:
+    """The run id of ``queued_by``, the dispatcher told which runs died (``recover``)."""
+    parts.dispatcher.died.add("a-dead-run")
+    return {"this run": parts.run_id, "a run that died": "a-dead-run"}.get(
+        queued_by, "a-stopped-run"
+    )
+
+
 @QUEUED_TASKS
 def test_a_superseded_task_leaves_its_owner_s_cap_only_if_it_never_went_out(
-    tmp_path: Path, attempts: int, queued_by: str, maybe_sent: bool
+    tmp_path: Path, attempts: int, queued_by: str, unanswered: bool, maybe_sent: bool
 ) -> None:
     """``Dispatcher.supersede`` takes a queued task off its owner's cap only when it is
-    sure the CRM never got it: queued by this run and never attempted. One that may have
+    sure the CRM never got it: never sent, or every call of it refused. One that may have
     reached the CRM (the same rule as ``Dispatcher.in_doubt``'s) is open there until its
     due date, as far as crmtier can know, and stays counted."""
     e = engine(TaskCrm(2), tmp_path, {"call": TaskLimit(open_per_owner=5)})
     parts = RunParts(e, RunOptions(as_of=AS_OF))
     made = task("C01:call", owner="RM1")
-    run_id = parts.run_id if queued_by == "this run" else "an-earlier-run"
-    item = OutboxItem(7, "C01", "task", made.dedupe_key, {}, attempts, run_id, "schedule")
+    run_id = _queued_by(parts, queued_by)
+    item = OutboxItem(
+        7, "C01", "task", made.dedupe_key, {}, attempts, run_id, "schedule",
+        unanswered=unanswered,
+    )  # fmt: skip
     parts.pool.queue[item.id] = item
     try:
         with e.store.begin() as conn:
@@ -150,7 +164,7 @@ def test_a_superseded_task_leaves_its_owner_s_cap_only_if_it_never_went_out(
 
 @QUEUED_TASKS
 def test_a_withdrawn_task_gives_its_budget_back_so_a_third_read_meets_the_cap(
-    tmp_path: Path, attempts: int, queued_by: str, maybe_sent: bool
+    tmp_path: Path, attempts: int, queued_by: str, unanswered: bool, maybe_sent: bool
 ) -> None:
     """C01's first read admitted its task to RM1 (cap 1); a second read plans nothing and
     withdraws it (``Dispatcher.withdraw``) only if it certainly never went out. Withdrawn,
@@ -165,7 +179,7 @@ def test_a_withdrawn_task_gives_its_budget_back_so_a_third_read_meets_the_cap(
     budget = parts.planner.budget
     assert budget is not None
     mine, other = task("C01:call", owner="RM1"), task("C02:call", owner="RM1")
-    run_id = parts.run_id if queued_by == "this run" else "an-earlier-run"
+    run_id = _queued_by(parts, queued_by)
 
     def read(conn: sa.Connection, cid: str, wanted: TaskAction) -> bool:
         """A page of one customer wanting ``wanted``: recounted, admitted, recorded."""
@@ -177,7 +191,10 @@ def test_a_withdrawn_task_gives_its_budget_back_so_a_third_read_meets_the_cap(
     try:
         with e.store.begin() as conn:
             assert read(conn, "C01", mine)
-            item = OutboxItem(7, "C01", "task", mine.dedupe_key, {}, attempts, run_id, "x")
+            item = OutboxItem(
+                7, "C01", "task", mine.dedupe_key, {}, attempts, run_id, "x",
+                unanswered=unanswered,
+            )  # fmt: skip
             parts.pool.queue[item.id] = replace(item, action=mine)
             parts.recorder.decisions["C01"] = Decision("C01", None, {item.id}, True, None)
             assert parts.dispatcher.withdraw(conn, "C01") is given_back
