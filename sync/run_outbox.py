@@ -105,8 +105,12 @@ def _claimed(parts: RunParts, ids: Collection[str] | None) -> list[OutboxItem]:
 
 
 def _adopt(parts: RunParts, items: list[OutboxItem], died: set[str]) -> None:
-    """Give the dispatcher these pending writes, with their customers' committed states."""
+    """Give the dispatcher these pending writes, with their customers' committed states;
+    those of runs that stopped now name this run (``outbox.adopt``: should it die while
+    sending them, the next run must know they may have gone out)."""
+    stopped = [i for i in items if i.run_id != parts.run_id and i.run_id not in died]
     with parts.e.store.begin() as conn:
+        outbox.adopt(conn, stopped, parts.run_id)
         states = load_states(conn, parts.e.stream, {i.customer_id for i in items})
     parts.dispatcher.recover(items, states, died)
 
