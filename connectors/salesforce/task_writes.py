@@ -108,32 +108,43 @@ def close_tasks(
     put in one of them keeps that Status rather than being reset to Completed.
     Nothing else changes: the subject, owner and notes stay as the relationship
     manager left them. Cost: ceil(keys / 200) queries plus ceil(open tasks / 200)
-    updates."""
+    updates.
+
+    Every open Task under a key is closed, and the key answers ok only when each of them
+    closed: the start-up gate requires the key field Unique, but one made non-unique
+    later (or an org where Unique was off when Tasks were cloned) can hold two, and a
+    closure is what takes a restricted customer's sales task away from its RM."""
     found = task_rows(client, key_field, sorted({c.dedupe_key for c in closes}))
-    pending = [k for k, row in found.items() if not row.get("IsClosed")]
+    pending = [(k, row["Id"]) for k, rows in found.items() for row in rows if not row["IsClosed"]]
     done: dict[str, WriteResult] = {}
     for chunk in chunks(pending):
         records = [
-            {"attributes": {"type": "Task"}, "id": found[k]["Id"], "Status": TASK_CLOSED}
-            for k in chunk
+            {"attributes": {"type": "Task"}, "id": rid, "Status": TASK_CLOSED} for _, rid in chunk
         ]
         saved = client.collection(
             "PATCH", "composite/sobjects", {"allOrNone": False, "records": records}
         )
-        for key, r in zip(chunk, saved, strict=True):
-            done[key] = result_of("task_close", key, r, "Task", ok_codes=("ENTITY_IS_DELETED",))
+        for (key, _), r in zip(chunk, saved, strict=True):
+            result = result_of("task_close", key, r, "Task", ok_codes=("ENTITY_IS_DELETED",))
+            if key not in done or done[key].ok:  # a Task of the key left open stands
+                done[key] = result
     return [done.get(c.dedupe_key) or WriteResult("task_close", c.dedupe_key, True) for c in closes]
 
 
 def task_rows(
     client: SalesforceClient, key_field: str, keys: Sequence[str]
-) -> dict[str, Mapping[str, Any]]:
-    """The Tasks the org holds with these external keys (``Id``, key, ``IsClosed``),
-    by key, 200 keys a query."""
-    found: dict[str, Mapping[str, Any]] = {}
+) -> dict[str, list[Mapping[str, Any]]]:
+    """The Tasks the org holds with these external keys (``Id``, key, ``IsClosed``), by
+    key, 200 keys a query: every one of them, as a key field that is not Unique can hold
+    several. 200 of crmtier's 32-character keys make a query of about 7,100 characters,
+    8,300 bytes URL-encoded: within SOQL's 100,000 characters ("SOQL and SOSL Limits")
+    and the 16,384 bytes a REST request's URI and headers may take (Salesforce Help
+    000386264, "Maximum number of rows returned by SOQL queries over the REST API")."""
+    found: dict[str, list[Mapping[str, Any]]] = {}
     for chunk in chunks(keys):
         query = select(
             ["Id", key_field, "IsClosed"], "Task", f"WHERE {key_field} IN {{}}", list(chunk)
         )
-        found.update((str(r[key_field]), r) for r in client.query_all(query))
+        for row in client.query_all(query):
+            found.setdefault(str(row[key_field]), []).append(row)
     return found
