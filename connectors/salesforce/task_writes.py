@@ -16,7 +16,7 @@ the answer the lost call did not give, and its key names the same customer, rule
 so it is the task crmtier decided. Every field of it is the relationship manager's since: the
 owner and related record, the Status (a completed Task is a record of work done and is not
 reopened), and Subject, ActivityDate, Priority and Description too: the RM reschedules it,
-and Description is the Task's "Comments", where the RM notes the call. Writing crmtier's
+and Description is where the RM notes the call (the Task's free text). Writing crmtier's
 text back over them would erase the RM's notes and rewrite a closed activity's record.
 
 Closing looks the keys up the same way and sets only the Status (``close_tasks``).

@@ -66,7 +66,7 @@ def test_a_task_sent_again_after_a_lost_answer_keeps_the_rms_reassignment(sandbo
 
 def test_a_task_sent_again_keeps_the_rms_subject_due_date_and_comments(sandbox, connect):
     """Subject, ActivityDate, Priority and Description are the RM's once the Task is in the
-    org: the RM reschedules it and writes the call's notes in Description ("Comments").
+    org: the RM reschedules it and writes the call's notes in Description.
     A task sent again, even one planned anew with other text, writes none of them back."""
     connector = connect(sandbox)
     made = task(sandbox.customer_id(0), "rm_call:worked")
