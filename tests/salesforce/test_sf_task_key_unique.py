@@ -58,7 +58,11 @@ def test_a_task_key_that_is_not_unique_fails_doctor_in_one_line(sandbox, connect
     failing = [c for c in checks.values() if not c.ok and c.severity == "error"]
     assert [c.name for c in failing] == [TASK_KEY]
     assert "View All Data" in failing[0].detail
-    assert failing[0].fix == f"tick Unique (case-sensitive) on Task.{EXTERNAL_KEY_FIELD} in Setup"
+    assert failing[0].fix == (
+        f"tick Unique (case-sensitive) on Task.{EXTERNAL_KEY_FIELD} in Setup, after removing "
+        "duplicate values from Tasks (Recycle Bin too: Salesforce refuses Unique while two "
+        "share one)"
+    )
 
 
 def test_the_start_up_gate_refuses_task_writes_on_a_key_that_is_not_unique(sandbox, connect):
@@ -84,7 +88,8 @@ def test_fix_leaves_an_existing_key_that_is_not_unique_to_the_admin(sandbox, con
     )
     assert fix.by_hand == [
         f"Task.{EXTERNAL_KEY_FIELD} is an External ID but not Unique: tick Unique in Setup "
-        "(crmtier does not change an existing field's definition)"
+        "after removing duplicate values from Tasks (Recycle Bin too: Salesforce refuses "
+        "Unique while two share one) (crmtier does not change an existing field's definition)"
     ]
     assert f"Task.{EXTERNAL_KEY_FIELD}" in fix.handled
 
