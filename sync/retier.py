@@ -394,7 +394,18 @@ def run_unit(engine: SyncEngine, ref: UnitRef, *, turn_timeout: float = 60.0) ->
 
 
 def give_up(engine: SyncEngine, ref: UnitRef, error: str) -> None:
-    """The engine's last attempt at a unit failed: the coordinator reports it."""
+    """The engine's last attempt at a unit failed: the coordinator reports it. An attempt
+    that failed after the unit's commit, while writing, may have sent some of its writes:
+    those left pending are marked as a dead run's first, as the next attempt would have
+    (the run's record will say it stopped, and a stopped run's writes are re-sent as they
+    are); a unit not committed has none to mark."""
     with engine.store.begin() as conn:
+        held = died.mark_died_writing(conn, ref, engine.stream)
         units.set_status(conn, ref, "failed", error=error)
-    log.error("page unit %d given up: %s", ref.seq, error, extra={"run_id": ref.run_id})
+    log.error(
+        "page unit %d given up (%d writes left held as a dead run's): %s",
+        ref.seq,
+        held,
+        error,
+        extra={"run_id": ref.run_id},
+    )

@@ -1,0 +1,68 @@
+"""Attempts at a page unit after its page's commit, while its writes go out, in one
+process (SQLite store, threads for workers): what a retry or the task engine's giving up
+does with a unit committed, not done (``sync.retier_died``). Killed workers are in
+tests/sync/test_retier_died_writing.py and test_retier_kill.py.
+
+* A unit whose last attempt fails while writing (an error out of its writes, not a kill):
+  the task engine gives it up (``sync.retier.give_up``) and the coordinator's run fails
+  naming the page. The run's record then says it stopped, and a stopped run's pending
+  writes are re-sent as they are (``sync.runs.died``), yet the unit may have sent some of
+  them before the error: they must be held as a dead run's."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from sync import retier, runs, schema
+from sync.engine import RunOptions
+from sync.retier_died import died_run_id
+from sync.retier_threads import InProcessUnits
+from sync.retier_units import UnitRef
+from sync.store import StateStore
+from tests.sync.test_retier import AS_OF, PAGE, Book, engine_on
+
+
+def test_a_unit_given_up_after_its_commit_leaves_its_writes_held_as_a_dead_run_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'spread.db'}"
+    book = Book(PAGE)  # one page: one unit
+    sending = retier.send_full_batches
+
+    def fails_in_a_unit(*args: object) -> None:
+        if threading.current_thread().name.startswith("retier-unit"):
+            raise RuntimeError("the store went away while writing")
+        sending(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(retier, "send_full_batches", fails_in_a_unit)
+    store = StateStore.open(url)
+    opened: list[StateStore] = []
+
+    def engine_for() -> object:
+        opened.append(StateStore.open(url))
+        return engine_on(opened[-1], book)
+
+    executor = InProcessUnits(engine_for, workers=1, attempts=1)  # type: ignore[arg-type]
+    try:
+        report = retier.retier(engine_on(store, book), executor, RunOptions(full=True, as_of=AS_OF))
+    finally:
+        executor.close()
+        for s in opened:
+            s.close()
+    try:
+        assert report.status == "failed" and "page 1" in str(report.error), report.error
+        with store.begin() as conn:
+            pending = conn.execute(
+                sa.select(schema.outbox.c.run_id).where(schema.outbox.c.status == "pending")
+            ).scalars()
+            cited = set(pending)
+            dead = runs.died(conn, cited)
+        # committed, then failed while writing: every write it left may have gone out
+        assert cited == {died_run_id(UnitRef(report.run_id, 1))}
+        assert dead == cited  # the next run holds them as a dead run's
+    finally:
+        store.close()
