@@ -359,9 +359,10 @@ def send_full_batches(pool: WritePool, holding: Callable[[], bool]) -> None:
 
 def run_unit(engine: SyncEngine, ref: UnitRef, *, turn_timeout: float = 60.0) -> int:
     """Process one page unit; how many customers it finished (a worker's job; safe to run
-    again: a unit done is not done twice, a unit committed is only marked done, a unit of
-    a run no longer running is given up). Raises to be retried: the engine's retry runs
-    it again."""
+    again: a unit done is not done twice, a unit committed is only marked done once the
+    attempt that committed it is gone (``retier_died.take_over_committed``), a unit of a
+    run no longer running is given up). Raises to be retried: the engine's retry runs it
+    again."""
     store = engine.store
     store.migrate("retier", units.MIGRATIONS)
     with store.begin() as conn:
@@ -369,16 +370,8 @@ def run_unit(engine: SyncEngine, ref: UnitRef, *, turn_timeout: float = 60.0) ->
         running = units.run_is_running(conn, ref.run_id)
     if unit.status in ("done", "failed", "abandoned"):
         return 0
-    if unit.status == "committed":  # committed by an attempt that died while writing
-        with store.begin() as conn:
-            held = died.mark_died_writing(conn, ref, unit.stream)
-            units.set_status(conn, ref, "done")
-        log.warning(
-            "page unit %d died while writing: its %d writes left are held as a dead run's",
-            ref.seq,
-            held,
-            extra={"run_id": ref.run_id},
-        )
+    if unit.status == "committed":  # by an attempt that died while writing, or still writes
+        died.take_over_committed(engine, ref)
         return len(unit.records)
     if not running:
         with store.begin() as conn:

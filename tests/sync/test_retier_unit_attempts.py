@@ -7,7 +7,11 @@ tests/sync/test_retier_died_writing.py and test_retier_kill.py.
   the task engine gives it up (``sync.retier.give_up``) and the coordinator's run fails
   naming the page. The run's record then says it stopped, and a stopped run's pending
   writes are re-sent as they are (``sync.runs.died``), yet the unit may have sent some of
-  them before the error: they must be held as a dead run's."""
+  them before the error: they must be held as a dead run's.
+* A retry of a unit whose first attempt is alive and still writing (its worker only late
+  to beat, so the task engine ran the job again): marked done there, the coordinator
+  would add the unit up without what the first attempt records next.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +22,9 @@ import pytest
 import sqlalchemy as sa
 
 from sync import retier, runs, schema
-from sync.engine import RunOptions
-from sync.retier_died import died_run_id
+from sync import retier_units as units
+from sync.engine import RunOptions, SyncEngine
+from sync.retier_died import UnitStillWritingError, died_run_id
 from sync.retier_threads import InProcessUnits
 from sync.retier_units import UnitRef
 from sync.store import StateStore
@@ -66,3 +71,72 @@ def test_a_unit_given_up_after_its_commit_leaves_its_writes_held_as_a_dead_run_s
         assert dead == cited  # the next run holds them as a dead run's
     finally:
         store.close()
+
+
+class LateBeat:
+    """``sync.retier.UnitExecutor``: a unit's first attempt runs on a thread that stops
+    after the page's commit, before its writes; meanwhile the job runs again here (the
+    retry), then the first attempt goes on and finishes the unit."""
+
+    def __init__(self, url: str, book: Book, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.url, self.book = url, book
+        self.committed, self.go = threading.Event(), threading.Event()
+        self.retried: list[BaseException | None] = []
+        self.status_after_retry = ""
+        self.stores: list[StateStore] = []
+        sending = retier.send_full_batches
+
+        def late(*args: object) -> None:
+            if threading.current_thread().name == "first-attempt":
+                self.committed.set()
+                self.go.wait()
+            sending(*args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(retier, "send_full_batches", late)
+
+    def engine(self) -> SyncEngine:
+        self.stores.append(StateStore.open(self.url))
+        return engine_on(self.stores[-1], self.book)
+
+    def submit(self, unit: UnitRef) -> None:
+        first = threading.Thread(
+            target=retier.run_unit, args=(self.engine(), unit), name="first-attempt"
+        )
+        first.start()
+        try:
+            assert self.committed.wait(timeout=300)  # a guard against a hang only
+            try:
+                retier.run_unit(self.engine(), unit)
+                self.retried.append(None)
+            except UnitStillWritingError as exc:
+                self.retried.append(exc)
+            with self.stores[-1].begin() as conn:
+                self.status_after_retry = units.load(conn, unit).status
+        finally:
+            self.go.set()
+            first.join()
+
+
+def test_a_retry_leaves_a_unit_whose_first_attempt_is_still_writing_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'spread.db'}"
+    book = Book(PAGE)  # one page: one unit
+    store = StateStore.open(url)
+    late = LateBeat(url, book, monkeypatch)
+    try:
+        report = retier.retier(engine_on(store, book), late, RunOptions(full=True, as_of=AS_OF))
+        # the first attempt holds its customers' claims: the retry is not tried
+        [retried] = late.retried
+        assert isinstance(retried, UnitStillWritingError), retried
+        assert late.status_after_retry == "committed"
+        # the first attempt finished the unit: every customer counted, no write held
+        assert report.status == "succeeded", report.error
+        assert report.counts.reconciles() and report.counts.read == PAGE
+        with store.begin() as conn:
+            cited = set(conn.execute(sa.select(schema.outbox.c.run_id)).scalars())
+        assert cited == {report.run_id}
+    finally:
+        store.close()
+        for s in late.stores:
+            s.close()
