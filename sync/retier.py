@@ -310,7 +310,11 @@ class UnitRunner:
     def _committed(self, conn: sa.Connection) -> None:
         """The unit committed (in the page's transaction): its successor may commit. It
         records whose writes it sends next, for an attempt that finds it died while
-        sending them (``run_unit``)."""
+        sending them (``run_unit``). Not once the run has stopped (its coordinator gave up
+        waiting, or failed): it no longer marks its units' writes left (``Coordinator.
+        _writes_in_doubt``), so the page is rolled back and given up, for the rerun."""
+        if not units.run_is_running(conn, self.unit.ref.run_id):
+            raise UnitGivenUpError("the run is no longer running")
         decisions = self.p.recorder.decisions
         units.set_status(
             conn,

@@ -8,6 +8,9 @@ tests/sync/test_retier_died_writing.py and test_retier_kill.py.
   naming the page. The run's record then says it stopped, and a stopped run's pending
   writes are re-sent as they are (``sync.runs.died``), yet the unit may have sent some of
   them before the error: they must be held as a dead run's.
+* A unit that commits after its run stopped (the coordinator gave up waiting, marking the
+  writes of the units committed then), and whose worker dies writing, never run again:
+  its writes would cite a stopped run's record, re-sent as they are.
 * A retry of a unit whose first attempt is alive and still writing (its worker only late
   to beat, so the task engine ran the job again): marked done there, the coordinator
   would add the unit up without what the first attempt records next.
@@ -15,8 +18,10 @@ tests/sync/test_retier_died_writing.py and test_retier_kill.py.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -136,6 +141,72 @@ def test_a_retry_leaves_a_unit_whose_first_attempt_is_still_writing_to_it(
         with store.begin() as conn:
             cited = set(conn.execute(sa.select(schema.outbox.c.run_id)).scalars())
         assert cited == {report.run_id}
+    finally:
+        store.close()
+        for s in late.stores:
+            s.close()
+
+
+class AfterTheRunStopped:
+    """``sync.retier.UnitExecutor``: a unit's attempt on a thread that waits for its turn
+    until the run has stopped (``stopped``), then commits if it may and dies writing."""
+
+    def __init__(self, url: str, book: Book, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.url, self.book = url, book
+        self.stopped = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.stores: list[StateStore] = []
+        turn = units.wait_turn
+
+        def late_turn(*args: Any, **kwargs: Any) -> Any:
+            assert self.stopped.wait(timeout=300)  # a guard against a hang only
+            return turn(*args, **kwargs)
+
+        sending = retier.send_full_batches
+
+        def dies(*args: object) -> None:
+            if threading.current_thread().name == "late-unit":
+                raise RuntimeError("killed while writing")
+            sending(*args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(units, "wait_turn", late_turn)
+        monkeypatch.setattr(retier, "send_full_batches", dies)
+
+    def submit(self, unit: UnitRef) -> None:
+        self.stores.append(StateStore.open(self.url))
+        engine = engine_on(self.stores[-1], self.book)
+        thread = threading.Thread(target=self._attempt, args=(engine, unit), name="late-unit")
+        self.threads.append(thread)
+        thread.start()
+
+    def _attempt(self, engine: SyncEngine, unit: UnitRef) -> None:
+        with contextlib.suppress(RuntimeError):
+            retier.run_unit(engine, unit)
+
+
+def test_a_unit_does_not_commit_after_its_run_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'spread.db'}"
+    book = Book(PAGE)  # one page: one unit
+    store = StateStore.open(url)
+    late = AfterTheRunStopped(url, book, monkeypatch)
+    try:
+        options = RunOptions(full=True, as_of=AS_OF)
+        report = retier.retier(engine_on(store, book), late, options, stall_seconds=1)
+        assert report.status == "failed" and "no page unit moved on" in str(report.error)
+        late.stopped.set()
+        for thread in late.threads:
+            thread.join()
+        with store.begin() as conn:
+            status = units.load(conn, UnitRef(report.run_id, 1)).status
+            pending = conn.execute(
+                sa.select(schema.outbox.c.run_id).where(schema.outbox.c.status == "pending")
+            ).scalars()
+            cited = set(pending)
+            dead = runs.died(conn, cited)
+        assert cited == dead  # none left to be re-sent blindly (none at all here)
+        assert status == "abandoned"  # its page rolled back, read again by the next run
     finally:
         store.close()
         for s in late.stores:
