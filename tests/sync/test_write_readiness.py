@@ -1,7 +1,8 @@
 """``sync.write_readiness``: which write kinds a configuration enables, and that only their
 prerequisites are asked of the connector (a kind that is off, a fields-only run and a
-connector without prerequisites ask nothing); a failed line is one ``ConfigError`` naming
-the kind, what is missing, its fix and the switch. The Zoho and Salesforce checks run
+connector without prerequisites ask nothing, unless the store holds sales tasks or
+memberships crmtier made, which a sanctions hit withdraws whatever the switches); a failed
+line is one ``ConfigError`` naming the kind, what is missing, its fix and the switch. The Zoho and Salesforce checks run
 against their sandboxes in tests/product/test_product_write_gate.py."""
 
 from __future__ import annotations
