@@ -2,8 +2,10 @@
 prerequisites are asked of the connector (a kind that is off, a fields-only run and a
 connector without prerequisites ask nothing, unless the store holds sales tasks or
 memberships crmtier made, which a sanctions hit withdraws whatever the switches); a failed
-line is one ``ConfigError`` naming the kind, what is missing, its fix and the switch. The Zoho and Salesforce checks run
-against their sandboxes in tests/product/test_product_write_gate.py."""
+line is one ``ConfigError`` naming the kind, what is missing, its fix and the switch. The
+Zoho and Salesforce checks run against their sandboxes in
+tests/product/test_product_write_gate.py (and, with a kind off while the store holds what
+it made, tests/product/test_product_tasks_off_gate.py)."""
 
 from __future__ import annotations
 
