@@ -42,6 +42,7 @@ from sync.engine import (
 from sync.errortext import error_text
 from sync.planner import action_kinds
 from sync.retier import retier
+from sync.state import Withdrawable, withdrawable
 from sync.store import StateStore, StoreError
 from sync.taskbudget import task_limits
 from sync.tasks.liveness import START_A_WORKER, live_workers
@@ -86,7 +87,9 @@ def make_engine(
     each assessment, so a long-lived ``crmtier serve`` past midnight tiers as of today.
     A CRM prerequisite of households or of an enabled write kind that is missing refuses
     the start (``ConfigError``: exit 2), before any read or write; ``only_fields`` (a run
-    that writes tier fields only) asks none of the write kinds'."""
+    that writes tier fields only) asks none of the write kinds', except what closing the
+    sales tasks and removing the memberships crmtier made needs while the store holds any
+    (``write_readiness.require_withdrawals``: a sanctions hit withdraws them in any run)."""
     from tiering_core.engine import decide_batch
     from tiering_core.policy import load_policy
 
@@ -94,7 +97,9 @@ def make_engine(
     writeback = config.writeback_config()
     with counting(CallTally()) as start:  # reported with the engine's first run
         households.require(connector, policy)  # a missing CRM prerequisite: refuse to start
-        write_readiness.require(connector, writeback, only_fields=only_fields)
+        write_readiness.require(
+            connector, writeback, only_fields=only_fields, held=_held(store, config.stream)
+        )
     kinds = action_kinds(writeback)
 
     def assess(
@@ -117,6 +122,16 @@ def make_engine(
         policy=policy,  # households (sync.households)
         start_calls=start.counts(),
     )
+
+
+def _held(store: StateStore, stream: str) -> write_readiness.HeldReader:
+    """What the store holds that a sanctions hit withdraws, read when the gate asks."""
+
+    def read(tasks: bool, memberships: bool) -> Withdrawable:
+        with store.begin() as conn:
+            return withdrawable(conn, stream, tasks=tasks, memberships=memberships)
+
+    return read
 
 
 @contextmanager

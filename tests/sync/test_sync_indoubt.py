@@ -17,7 +17,7 @@ from connectors.contract import Connector, WriteKind
 from connectors.mapping import WritebackConfig, load_default_mapping
 from sync.dispatch import Dispatcher
 from sync.outbox import OutboxItem
-from sync.planner import Doubt, Known, TaskClosure, closures_of
+from sync.planner import Doubt, Known, TaskClosure, closures_of, plan_customer
 from sync.recorder import Recorder
 from sync.records import Decision
 from sync.settings import SyncSettings
@@ -154,22 +154,23 @@ REVIEW = next(a["dedupe_key"] for a in SANCTIONED["actions"] if a["kind"] == "ta
 def test_a_restricted_customer_s_sales_tasks_in_doubt_are_closed(
     assessment: Any, known: Known, closed: list[str]
 ) -> None:
+    assert [c.dedupe_key for c in closures_of(wants_of(assessment), known)] == closed
     wb = load_default_mapping("salesforce").writeback
-    assert [c.dedupe_key for c in closures_of(wants_of(assessment), known, wb)] == closed
     off = WritebackConfig(fields=wb.fields, queues=wb.queues, campaigns=wb.campaigns, tasks=False)
-    assert closures_of(wants_of(assessment), known, off) == ()  # tasks not written back: none
+    plan = plan_customer(assessment, {}, known, off)  # tasks no longer written back: the
+    assert [c.dedupe_key for c in plan.closures] == closed  # ones made are closed all the same
+    assert plan.tasks == ()
 
 
 def test_an_in_doubt_closure_says_so_and_carries_the_rule_of_the_task_it_closes() -> None:
     """Its audit row tells a task that was on record from one whose making was never
     answered (the CRM may never have held it)."""
-    wb = load_default_mapping("salesforce").writeback
     known = Known(
         tasks=RECORDED.tasks,
         task_rules=RECORDED.task_rules,
         tasks_in_doubt={SALES_KEY: "upgrade_call", **RECORDED.task_rules},
     )
-    assert closures_of(wants_of(SANCTIONED), known, wb) == (
+    assert closures_of(wants_of(SANCTIONED), known) == (
         TaskClosure("service_recovery", "C1:service_recovery:old", in_doubt=False),
         TaskClosure("upgrade_call", SALES_KEY, in_doubt=True),
     )
