@@ -14,7 +14,7 @@ from sync import outbox, runs
 from sync.outbox import OutboxItem
 from sync.planner import SALES_TASK_RULES
 from sync.run_parts import RunParts
-from sync.state import load_states
+from sync.state import load_states, mark_tasks_in_doubt
 from tiering_core.privacy import pseudonym
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,18 @@ def _claimed(parts: RunParts, ids: Collection[str] | None) -> list[OutboxItem]:
 
 
 def _adopt(parts: RunParts, items: list[OutboxItem], died: set[str]) -> None:
-    """Give the dispatcher these pending writes, with their customers' committed states."""
+    """Give the dispatcher these pending writes, with their customers' committed states.
+    A task among them that may have reached the CRM (``outbox.may_have_landed``: a run
+    that died may have sent it) is in doubt on record first, as one whose call went
+    unanswered is (``mark_tasks_in_doubt``): whatever the new plan makes of its write
+    (superseded as no longer wanted, refused when re-sent), the CRM may hold it, and a
+    later sanctions hit must close it, until a write of it is answered."""
+    run_id, stream = parts.run_id, parts.e.stream
+    landed = [i for i in items if i.kind == "task" and outbox.may_have_landed(i, run_id, died)]
     with parts.e.store.begin() as conn:
-        states = load_states(conn, parts.e.stream, {i.customer_id for i in items})
+        if landed:
+            mark_tasks_in_doubt(conn, stream, landed, run_id)
+        states = load_states(conn, stream, {i.customer_id for i in items})
     parts.dispatcher.recover(items, states, died)
 
 

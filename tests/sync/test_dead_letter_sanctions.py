@@ -23,9 +23,9 @@ import sqlalchemy as sa
 
 from connectors.calltally import CallCounter
 from connectors.contract import Capabilities, CrmRecord, WritePlan, WriteResult
-from connectors.errors import TransientError
+from connectors.errors import QuotaExhaustedError, TransientError
 from connectors.mapping import WritebackConfig
-from sync import outbox, schema
+from sync import outbox, runs, schema
 from sync.engine import RunOptions, SyncEngine
 from sync.store import StateStore
 from tests.sync.memory_crm import OneCustomerCrm, memory_engine
@@ -44,6 +44,8 @@ TIMEOUT, REFUSED = "timeout", "refused"
 #: the customer as the CRM holds it: an upgrade call due, sanctioned, or changed otherwise
 #: (a new tier, no sales work wanted, not restricted); its deposits in the CRM say which
 UPGRADE, SANCTIONED, CHANGED = 1.0, 2.0, 3.0
+#: the customer as it was, but no sales work wanted: nothing to write
+NOTHING = 4.0
 
 
 class TimeoutCrm(OneCustomerCrm):
@@ -217,6 +219,8 @@ CLOSED_IN_DOUBT = [{"rule": "upgrade_call", "key": KEY, "closed": True, "in_doub
             ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "resolved"),
             CLOSED_IN_DOUBT,
         ),
+        # REC9: a newer decision that writes nothing at all supersedes its letter
+        ((TIMEOUT,), "dropped", ("TRANSIENT", "superseded"), CLOSED_IN_DOUBT),
         # REC7: made again since (a write of it answered): closed as a task on record
         (
             (TIMEOUT,),
@@ -225,7 +229,13 @@ CLOSED_IN_DOUBT = [{"rule": "upgrade_call", "key": KEY, "closed": True, "in_doub
             [{"rule": "upgrade_call", "key": KEY, "closed": True}],
         ),
     ],
-    ids=["REC4-timeout-clean-change", "REC5-acked", "REC6-timeout-then-refused", "REC7-made"],
+    ids=[
+        "REC4-timeout-clean-change",
+        "REC5-acked",
+        "REC6-timeout-then-refused",
+        "REC9-superseded-letter",
+        "REC7-made",
+    ],
 )
 def test_an_unanswered_task_is_closed_on_a_sanctions_hit_whatever_came_between(
     store: StateStore,
@@ -245,7 +255,7 @@ def test_an_unanswered_task_is_closed_on_a_sanctions_hit_whatever_came_between(
         with store.begin() as conn:
             assert outbox.ack_dead_letters(conn, "sales:Customer", None) == 1
     elif meanwhile is not None:
-        crm.changed(CHANGED if meanwhile == "changed" else UPGRADE)
+        crm.changed({"changed": CHANGED, "dropped": NOTHING}.get(meanwhile, UPGRADE))
         between = e.run(RunOptions(as_of=AS_OF))
         assert between.status == "succeeded" and between.counts.dead_lettered == 0
     crm.changed(SANCTIONED)
@@ -259,3 +269,58 @@ def test_an_unanswered_task_is_closed_on_a_sanctions_hit_whatever_came_between(
         effects = schema.side_effects
         row = conn.execute(sa.select(effects.c.active, effects.c.in_doubt)).one()
     assert (row.active, bool(row.in_doubt)) == (False, False)
+
+
+#: the CRM made the task, then the call's answer was lost with the process (a run killed
+#: once the call returned): the run's record says it died, its task row is still pending
+DIED = "died"
+
+
+class DyingCrm(TimeoutCrm):
+    """The task call makes the task, then the run ends there (a quota pause stands in for
+    the kill; the run's record is then marked as ``mark_interrupted`` marks a dead one)."""
+
+    def apply(self, plan: WritePlan) -> list[WriteResult]:
+        if self.failing and plan.tasks and self.failures[0] == DIED:
+            self.open_tasks.update(upsert.task.dedupe_key for upsert in plan.tasks)
+            for update in plan.field_updates:
+                self.tier = str(update.fields["value_tier"])
+            raise QuotaExhaustedError("stands in for the kill")
+        return super().apply(plan)
+
+
+def _died(store: StateStore, run_id: str) -> None:
+    with store.begin() as conn:
+        r = schema.runs
+        conn.execute(
+            r.update().where(r.c.id == run_id).values(status="failed", error=runs.INTERRUPTED)
+        )
+
+
+def test_rec8_a_dead_run_s_task_no_longer_wanted_is_closed_on_a_later_sanctions_hit(
+    store: StateStore,
+) -> None:
+    """A run died with a sales task's call returned: the task is in the CRM, nothing on
+    record says so. The next run re-plans the customer, who no longer wants the task (not
+    restricted: a new tier), and supersedes it. The task may still be open in the CRM: a
+    later sanctions hit must close it, as in doubt."""
+    crm = DyingCrm(DIED)
+    e = _engine(crm, store)
+    first = e.run(RunOptions(as_of=AS_OF))
+    _died(store, first.run_id)
+    assert crm.open_tasks == {KEY}
+    crm.failing = False
+    crm.changed(CHANGED)
+    between = e.run(RunOptions(as_of=AS_OF))
+    assert between.status == "succeeded", between.error
+    assert crm.closes == [] and crm.open_tasks == {KEY}  # not restricted: left as it is
+    assert between.counts.skipped == {}, between.counts.as_json()
+    with store.begin() as conn:  # the task's write superseded, never answered
+        o = schema.outbox
+        query = sa.select(o.c.status).where(o.c.kind == "task")
+        assert conn.execute(query).scalars().all() == ["superseded"]
+    crm.changed(SANCTIONED)
+    last = e.run(RunOptions(as_of=AS_OF))
+    assert last.status == "succeeded", last.error
+    assert crm.open_tasks == set(), "a sanctioned customer keeps a sales task"
+    assert _closed_rows(store) == CLOSED_IN_DOUBT
