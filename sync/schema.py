@@ -400,7 +400,7 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         "outbox.unanswered and side_effects.in_doubt: a task whose write call went "
         "unanswered stays in doubt (the CRM may hold it) until a write of it is answered, "
         "so a sanctions hit closes it whatever became of its dead letter; filled from the "
-        "writes whose last call went unanswered",
+        "writes whose last call went unanswered and those pending after an attempt",
         mark_unanswered(outbox, side_effects, now_text),
     ),
 )
