@@ -77,7 +77,7 @@ def take_over(parts: RunParts, ids: Collection[str]) -> None:
     customers first (it processes them next), so it reads their writes once.
 
     A sales task among them that may have reached the CRM (a run or webhook pass that died
-    during the re-tier left it, or its call failed retryably) is held (``WritePool.waiting``)
+    during the re-tier left it, or a call of it went unanswered) is held (``WritePool.waiting``)
     until the unit has planned and committed the page: sent as soon as it fills a batch
     (``WritePool.send_ready`` as the page is taken in), it would reach a customer
     sanctioned since before the plan could supersede it (``recover`` holds it alike)."""
