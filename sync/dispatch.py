@@ -52,7 +52,7 @@ class Dispatcher:
         self.budget = budget  # the planner's: a task superseded unsent gives its share back
         # keys of tasks planned again while a write of theirs was in doubt (``enqueue``)
         self.planned_in_doubt: set[str] = set()
-        pool.maybe_made = self.maybe_made
+        pool.maybe_made = recorder.maybe_made = self.maybe_made
         self.died: set[str] = set()  # runs whose adopted writes may have been in flight
 
     def in_doubt(self, cid: str) -> Doubt | None:

@@ -25,9 +25,10 @@ from connectors.calltally import CallCounter
 from connectors.contract import Capabilities, CrmRecord, WritePlan, WriteResult
 from connectors.errors import QuotaExhaustedError, TransientError
 from connectors.mapping import WritebackConfig
-from sync import outbox, runs, schema
+from sync import outbox, runs, schema, taskbudget
 from sync.engine import RunOptions, SyncEngine
 from sync.store import StateStore
+from sync.taskbudget import TaskLimit
 from tests.sync.memory_crm import OneCustomerCrm, memory_engine
 from tests.sync.test_task_budget import assess as budget_assess
 from tiering_core.models import AssessmentData, Assets, CustomerProfile
@@ -324,3 +325,34 @@ def test_rec8_a_dead_run_s_task_no_longer_wanted_is_closed_on_a_later_sanctions_
     assert last.status == "succeeded", last.error
     assert crm.open_tasks == set(), "a sanctioned customer keeps a sales task"
     assert _closed_rows(store) == CLOSED_IN_DOUBT
+
+
+def _owned(profiles: Sequence[CustomerProfile]) -> list[AssessmentData]:
+    """``assess``, the upgrade call owned by a relationship manager (counted on a cap)."""
+    rows = assess(profiles)
+    for row in rows:
+        for action in row["actions"]:
+            if action["kind"] == "task":
+                action["owner_id"] = "RM0"  # type: ignore[index]
+    return rows
+
+
+def test_rec10_a_task_in_doubt_refused_when_re_sent_keeps_counting_on_its_owner_s_cap(
+    store: StateStore,
+) -> None:
+    """The first call made the task, its answer lost (dead-lettered unanswered); the next
+    run sends it again, and the CRM refuses that first attempt of the new write. The task
+    may be open in the CRM (it is): it keeps counting against its owner's cap, as the
+    write that made it did, not freed as a task the CRM never made."""
+    crm = TimeoutCrm(TIMEOUT, TIMEOUT, REFUSED)
+    e = memory_engine(crm, store, WRITEBACK, _owned, stream="sales:Customer")
+    e.settings = replace(e.settings, record_retry_attempts=2, record_retry_base=0.0)
+    e.task_limits = {"upgrade_call": TaskLimit(open_per_owner=2)}
+    assert e.run(RunOptions(as_of=AS_OF)).counts.dead_lettered == 1
+    crm.changed(UPGRADE)  # still wanted: sent again
+    second = e.run(RunOptions(as_of=AS_OF))
+    assert second.counts.write_failures == {"task": 1}, second.counts.as_json()
+    assert crm.open_tasks == {KEY}
+    with store.begin() as conn:
+        open_now = taskbudget.load_open(conn, "sales:Customer", AS_OF, prune=False)
+    assert open_now == {("upgrade_call", "RM0"): 1}
