@@ -238,15 +238,19 @@ CLOSED_IN_DOUBT = [{"rule": "upgrade_call", "key": KEY, "closed": True, "in_doub
         "REC7-made",
     ],
 )
+@pytest.mark.parametrize("path", ["sync", "webhook"])
 def test_an_unanswered_task_is_closed_on_a_sanctions_hit_whatever_came_between(
     store: StateStore,
     failures: tuple[str, ...],
     meanwhile: str | None,
     letter: tuple[str, str],
     closed_rows: list[dict[str, object]],
+    path: str,
 ) -> None:
     """Unanswered, the task may be in the CRM until a write of it is answered: a later
-    clean decision, an ``ack`` or a refusal of the retry do not say it is not there."""
+    clean decision, an ``ack`` or a refusal of the retry do not say it is not there. The
+    hit is met by a sync run or by a webhook pass (``process_records``): both plan from
+    the customer's state, which holds the task in doubt."""
     crm = TimeoutCrm(*failures)
     e = _engine(crm, store)
     assert e.run(RunOptions(as_of=AS_OF)).counts.dead_lettered == 1
@@ -260,7 +264,10 @@ def test_an_unanswered_task_is_closed_on_a_sanctions_hit_whatever_came_between(
         between = e.run(RunOptions(as_of=AS_OF))
         assert between.status == "succeeded" and between.counts.dead_lettered == 0
     crm.changed(SANCTIONED)
-    last = e.run(RunOptions(as_of=AS_OF))
+    if path == "sync":
+        last = e.run(RunOptions(as_of=AS_OF))
+    else:
+        last = e.process_records([crm.record()])
     assert last.status == "succeeded", last.error
     assert crm.open_tasks == set(), "a sanctioned customer keeps a sales task"
     assert crm.closes == [KEY]
