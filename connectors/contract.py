@@ -77,8 +77,9 @@ class TaskUpsert:
     ``resend``: an earlier call of this task may have reached the CRM unanswered (a retry
     after a timeout, an interrupted run's write, a task in doubt planned again), so the CRM
     may hold it already and a relationship manager may have reassigned it since: a held
-    task is revised in what crmtier's rule decides, never given crmtier's owner or related
-    record again. A first send may create without looking."""
+    task is never given crmtier's owner or related record again (Salesforce writes nothing
+    of a held task; Zoho and FXiaoke revise what crmtier's rule decides). A first send may
+    create without looking."""
 
     customer_id: str
     task: TaskAction

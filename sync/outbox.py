@@ -174,6 +174,22 @@ def pending(
     ]
 
 
+def adopt(conn: sa.Connection, items: Iterable[OutboxItem], run_id: str) -> None:
+    """Label these pending rows with the run about to send them (``run_id``). A row keeps
+    the run that queued it until then; were that run one that stopped cleanly (its rows
+    never went out) and this one to die while sending them, the next run would take them
+    for never sent and re-send them blindly: a task made twice, or a sales task sent to a
+    customer sanctioned since (``may_have_landed`` asks ``runs.died`` of the row's run).
+    Only rows of runs that did not die are given: a dead run's stay in doubt as they are."""
+    ids = sorted(i.id for i in items)
+    for start in range(0, len(ids), 500):
+        conn.execute(
+            outbox.update()
+            .where(outbox.c.id.in_(ids[start : start + 500]), outbox.c.status == "pending")
+            .values(run_id=run_id)
+        )
+
+
 def set_status(
     conn: sa.Connection,
     ids: Iterable[int],

@@ -310,7 +310,11 @@ class UnitRunner:
     def _committed(self, conn: sa.Connection) -> None:
         """The unit committed (in the page's transaction): its successor may commit. It
         records whose writes it sends next, for an attempt that finds it died while
-        sending them (``run_unit``)."""
+        sending them (``run_unit``). Not once the run has stopped (its coordinator gave up
+        waiting, or failed): it no longer marks its units' writes left (``Coordinator.
+        _writes_in_doubt``), so the page is rolled back and given up, for the rerun."""
+        if not units.run_is_running(conn, self.unit.ref.run_id):
+            raise UnitGivenUpError("the run is no longer running")
         decisions = self.p.recorder.decisions
         units.set_status(
             conn,
@@ -359,9 +363,10 @@ def send_full_batches(pool: WritePool, holding: Callable[[], bool]) -> None:
 
 def run_unit(engine: SyncEngine, ref: UnitRef, *, turn_timeout: float = 60.0) -> int:
     """Process one page unit; how many customers it finished (a worker's job; safe to run
-    again: a unit done is not done twice, a unit committed is only marked done, a unit of
-    a run no longer running is given up). Raises to be retried: the engine's retry runs
-    it again."""
+    again: a unit done is not done twice, a unit committed is only marked done once the
+    attempt that committed it is gone (``retier_died.take_over_committed``), a unit of a
+    run no longer running is given up). Raises to be retried: the engine's retry runs it
+    again."""
     store = engine.store
     store.migrate("retier", units.MIGRATIONS)
     with store.begin() as conn:
@@ -369,16 +374,8 @@ def run_unit(engine: SyncEngine, ref: UnitRef, *, turn_timeout: float = 60.0) ->
         running = units.run_is_running(conn, ref.run_id)
     if unit.status in ("done", "failed", "abandoned"):
         return 0
-    if unit.status == "committed":  # committed by an attempt that died while writing
-        with store.begin() as conn:
-            held = died.mark_died_writing(conn, ref, unit.stream)
-            units.set_status(conn, ref, "done")
-        log.warning(
-            "page unit %d died while writing: its %d writes left are held as a dead run's",
-            ref.seq,
-            held,
-            extra={"run_id": ref.run_id},
-        )
+    if unit.status == "committed":  # by an attempt that died while writing, or still writes
+        died.take_over_committed(engine, ref)
         return len(unit.records)
     if not running:
         with store.begin() as conn:
@@ -394,7 +391,18 @@ def run_unit(engine: SyncEngine, ref: UnitRef, *, turn_timeout: float = 60.0) ->
 
 
 def give_up(engine: SyncEngine, ref: UnitRef, error: str) -> None:
-    """The engine's last attempt at a unit failed: the coordinator reports it."""
+    """The engine's last attempt at a unit failed: the coordinator reports it. An attempt
+    that failed after the unit's commit, while writing, may have sent some of its writes:
+    those left pending are marked as a dead run's first, as the next attempt would have
+    (the run's record will say it stopped, and a stopped run's writes are re-sent as they
+    are); a unit not committed has none to mark."""
     with engine.store.begin() as conn:
+        held = died.mark_died_writing(conn, ref, engine.stream)
         units.set_status(conn, ref, "failed", error=error)
-    log.error("page unit %d given up: %s", ref.seq, error, extra={"run_id": ref.run_id})
+    log.error(
+        "page unit %d given up (%d writes left held as a dead run's): %s",
+        ref.seq,
+        held,
+        error,
+        extra={"run_id": ref.run_id},
+    )

@@ -10,12 +10,63 @@ task for a customer sanctioned since. The unit recorded whose writes it was send
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from sync.retier_units import UnitRef, retier_units
+from sync import retier_units as units
+from sync.claims import owner_id
+from sync.retier_units import TurnTimeoutError, UnitRef, retier_units
 from sync.schema import now_text, outbox
+
+if TYPE_CHECKING:
+    from sync.engine import SyncEngine
+
+log = logging.getLogger(__name__)
+
+
+class UnitStillWritingError(TurnTimeoutError):
+    """The attempt that committed the unit still holds the claims of customers it writes:
+    alive, its worker only late to beat (the task engine ran the job again). This attempt
+    was not tried; the engine runs it again soon, as for a turn not come."""
+
+
+def take_over_committed(engine: SyncEngine, ref: UnitRef) -> int:
+    """An attempt finds the unit committed, not done: the attempt that committed it died
+    while writing, or still writes. A live one holds the claims of the customers it writes
+    until their writes are answered and marks the unit done before it lets them go
+    (``sync.retier.UnitRunner``); marked done here meanwhile, the unit would be added up by
+    the coordinator without what that attempt records next (the run's counts then fail to
+    reconcile). So the unit is taken for dead only once those claims are free (a process
+    gone on this host frees them at once, another host's run out after ``lock_ttl``):
+    its writes left are marked (``mark_died_writing``) and it is marked done. How many
+    writes it marked; raises ``UnitStillWritingError`` while the claims are held."""
+    claims, owner = engine.claims, owner_id()
+    with engine.store.begin() as conn:
+        customers = set(writing(conn, ref))
+    got = claims.claim(customers, owner)
+    try:
+        if got != customers:
+            raise UnitStillWritingError(
+                f"page unit {ref.seq} is still being written by a live worker"
+                f" ({len(customers - got)} customer(s) claimed)"
+            )
+        with engine.store.begin() as conn:
+            if units.load(conn, ref).status != "committed":  # it finished meanwhile
+                return 0
+            held = mark_died_writing(conn, ref, engine.stream)
+            units.set_status(conn, ref, "done")
+    finally:
+        claims.release(got, owner)
+    log.warning(
+        "page unit %d died while writing: its %d writes left are held as a dead run's",
+        ref.seq,
+        held,
+        extra={"run_id": ref.run_id},
+    )
+    return held
 
 
 def died_run_id(ref: UnitRef) -> str:
@@ -33,12 +84,7 @@ def mark_died_writing(
     stop citing the coordinator's run and cite ``died_run_id``. Whoever adopts them next
     (the coordinator, a later unit, the next run) holds them as a dead run's: a sales task
     until its customer is planned again. How many writes it marked."""
-    writing = conn.execute(
-        sa.select(retier_units.c.writing).where(
-            retier_units.c.run_id == ref.run_id, retier_units.c.seq == ref.seq
-        )
-    ).scalar()
-    customers = set(writing or ())
+    customers = set(writing(conn, ref))
     ids, marked = sorted(customers if only is None else customers & set(only)), 0
     for start in range(0, len(ids), 500):
         marked += conn.execute(
@@ -52,6 +98,14 @@ def mark_died_writing(
             .values(run_id=died_run_id(ref), updated_at=now_text())
         ).rowcount
     return marked
+
+
+def writing(conn: sa.Connection, ref: UnitRef) -> list[str]:
+    """The customers whose writes the unit sends after its commit (none unless committed)."""
+    query = sa.select(retier_units.c.writing).where(
+        retier_units.c.run_id == ref.run_id, retier_units.c.seq == ref.seq
+    )
+    return list(conn.execute(query).scalar() or ())
 
 
 def committed_before(conn: sa.Connection, ref: UnitRef) -> list[UnitRef]:

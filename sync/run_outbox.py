@@ -105,17 +105,21 @@ def _claimed(parts: RunParts, ids: Collection[str] | None) -> list[OutboxItem]:
 
 
 def _adopt(parts: RunParts, items: list[OutboxItem], died: set[str]) -> None:
-    """Give the dispatcher these pending writes, with their customers' committed states.
-    A task among them that may have reached the CRM (``outbox.may_have_landed``: a run
-    that died may have sent it) is in doubt on record first, as one whose call went
-    unanswered is (``mark_tasks_in_doubt``): whatever the new plan makes of its write
-    (superseded as no longer wanted, refused when re-sent), the CRM may hold it, and a
-    later sanctions hit must close it, until a write of it is answered."""
+    """Give the dispatcher these pending writes, with their customers' committed states;
+    those of runs that stopped now name this run (``outbox.adopt``: should it die while
+    sending them, the next run must know they may have gone out). A task among them that
+    may have reached the CRM (``outbox.may_have_landed``: a run that died may have sent
+    it) is in doubt on record first, as one whose call went unanswered is
+    (``mark_tasks_in_doubt``): whatever the new plan makes of its write (superseded as no
+    longer wanted, refused when re-sent), the CRM may hold it, and a later sanctions hit
+    must close it, until a write of it is answered."""
     run_id, stream = parts.run_id, parts.e.stream
     landed = [i for i in items if i.kind == "task" and outbox.may_have_landed(i, run_id, died)]
+    stopped = [i for i in items if i.run_id != run_id and i.run_id not in died]
     with parts.e.store.begin() as conn:
         if landed:
             mark_tasks_in_doubt(conn, stream, landed, run_id)
+        outbox.adopt(conn, stopped, run_id)
         states = load_states(conn, stream, {i.customer_id for i in items})
     parts.dispatcher.recover(items, states, died)
 

@@ -209,6 +209,12 @@ def external_id_check(
     return [obj] if isinstance(obj, SchemaCheck) else _key_lines(settings, sobject, obj)
 
 
+#: What must go before the Task key can be made Unique (``_key_lines``).
+DUPLICATES = (
+    "duplicate values from Tasks (Recycle Bin too: Salesforce refuses Unique while two share one)"
+)
+
+
 def _key_lines(
     settings: SalesforceSettings, sobject: str, described: Mapping[str, Any]
 ) -> list[SchemaCheck]:
@@ -223,8 +229,10 @@ def _key_lines(
     ("Upsert Records Using sObject Rows by External ID", REST API Developer Guide), a right
     the integration user must not hold (``rights_checks``), and only Unique makes a rerun
     meet the one Task it made. An Activity custom field may be Unique (see
-    docs/salesforce-api-audit.md). Campaign members are inserted, never upserted: their key
-    needs no Unique."""
+    docs/salesforce-api-audit.md). Salesforce will not set Unique while two records, those
+    in the Recycle Bin included, share a value ("Duplicate value found when building
+    unique index", Salesforce Help 000385434), so the fix names them (``DUPLICATES``).
+    Campaign members are inserted, never upserted: their key needs no Unique."""
     fields = _fields(described)
     field_name = settings.external_id_field
     field = fields.get(field_name) or {}
@@ -239,7 +247,8 @@ def _key_lines(
                 name,
                 False,
                 "not Unique: an upsert by a non-unique External ID needs View All Data",
-                f"tick Unique (case-sensitive) on {sobject}.{field_name} in Setup",
+                f"tick Unique (case-sensitive) on {sobject}.{field_name} in Setup, "
+                f"after removing {DUPLICATES}",
             )
         ]
     else:

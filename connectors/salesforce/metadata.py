@@ -29,6 +29,7 @@ from typing import Any
 
 from connectors.errors import ConnectorError
 from connectors.mapping import WritebackConfig
+from connectors.salesforce.checks import DUPLICATES
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.client_metadata import MetadataApi
 from connectors.salesforce.config import SalesforceSettings
@@ -169,7 +170,8 @@ def _plan(
         elif sobject == "Task" and not existing.get("unique"):  # upserted: ``checks._key_lines``
             fix.by_hand.append(
                 f"{sobject}.{key} is an External ID but not Unique: tick Unique in Setup "
-                "(crmtier does not change an existing field's definition)"
+                f"after removing {DUPLICATES} (crmtier does not change an existing field's "
+                "definition)"
             )
             fix.handled.add(f"{sobject}.{key}")
     return create, grant

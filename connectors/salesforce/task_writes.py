@@ -5,15 +5,19 @@ composite/sobjects/Task/{key field}``, "Upsert Records Using sObject Collections
 for 200 tasks, and a rerun that meets the task finds it instead of making a second one.
 
 A task sent again (``TaskUpsert.resend``: an earlier call of it may have reached the org
-unanswered, so the org may hold it and a relationship manager may have reassigned it since)
-is never upserted: "If the external ID matches one existing record, then the existing
-record is updated according to the request body" ("Upsert Records Using sObject Rows by
-External ID", REST API Developer Guide), and the body carries ``OwnerId`` and ``WhatId``, so
-the reassignment would be undone. Its key is looked up first (one SOQL query per 200 keys);
-a task the org does not hold goes out in the upsert with the first sends (it creates it),
-one it holds is revised by record id (``PATCH composite/sobjects``) in what crmtier's rule
-decides (``REVISED``) alone, its owner, related record and Status left as the relationship
-manager left them, as the Zoho and FXiaoke connectors revise theirs.
+unanswered, so the org may hold it and a relationship manager may have worked it since) is
+never upserted: "If the external ID matches one existing record, then the existing record is
+updated according to the request body" ("Upsert Records Using sObject Rows by External ID",
+REST API Developer Guide), and the body carries ``OwnerId`` and ``WhatId``, so a
+reassignment would be undone. Its key is looked up first (one SOQL query per 200 keys); a
+task the org does not hold goes out in the upsert with the first sends (it creates it). One
+the org holds is left exactly as it is and answered as written, with no call: finding it is
+the answer the lost call did not give, and its key names the same customer, rule and period,
+so it is the task crmtier decided. Every field of it is the relationship manager's since: the
+owner and related record, the Status (a completed Task is a record of work done and is not
+reopened), and Subject, ActivityDate, Priority and Description too: the RM reschedules it,
+and Description is where the RM notes the call (the Task's free text). Writing crmtier's
+text back over them would erase the RM's notes and rewrite a closed activity's record.
 
 Closing looks the keys up the same way and sets only the Status (``close_tasks``).
 """
@@ -30,8 +34,6 @@ from connectors.salesforce.client import SalesforceClient, select
 _PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
 #: The standard Task Status value that closes a task (see ``close_tasks``).
 TASK_CLOSED = "Completed"
-#: What a task sent again revises in the Task the org holds (``task_record``'s fields).
-REVISED = ("Subject", "ActivityDate", "Priority", "Description")
 
 
 def task_record(upsert: TaskUpsert, key_field: str, queues: Mapping[str, str]) -> dict[str, Any]:
@@ -61,34 +63,19 @@ def write_tasks(
     queues: Mapping[str, str],
 ) -> list[WriteResult]:
     """One result per task, in order. Cost: ceil(first sends and sent-again tasks the org
-    does not hold / 200) upserts; for the tasks sent again, ceil(keys / 200) queries plus
-    ceil(held / 200) updates. A run without a lost answer sends no task again, and makes
-    one call per 200 tasks."""
+    does not hold / 200) upserts, plus ceil(keys sent again / 200) queries. A task sent
+    again that the org holds costs no write (see the module docstring). A run without a
+    lost answer sends no task again, and makes one call per 200 tasks."""
     records = [(t.task.dedupe_key, task_record(t, key_field, queues)) for t in tasks]
     again = sorted({t.task.dedupe_key for t in tasks if t.resend})
     held = task_rows(client, key_field, again) if again else {}
-    upserts = [i for i, (key, _) in enumerate(records) if key not in held]
-    revisions = [i for i, (key, _) in enumerate(records) if key in held]
-    done: dict[int, WriteResult] = {}
+    done = {i: WriteResult("task", key, True) for i, (key, _) in enumerate(records) if key in held}
+    upserts = [i for i in range(len(records)) if i not in done]
     for chunk in chunks(upserts):
         saved = client.collection(
             "PATCH",
             f"composite/sobjects/Task/{key_field}",
             {"allOrNone": False, "records": [records[i][1] for i in chunk]},
-        )
-        for i, r in zip(chunk, saved, strict=True):
-            done[i] = result_of("task", records[i][0], r, "Task")
-    for chunk in chunks(revisions):
-        revised = [
-            {
-                "attributes": {"type": "Task"},
-                "id": held[records[i][0]]["Id"],
-                **{f: records[i][1][f] for f in REVISED},
-            }
-            for i in chunk
-        ]
-        saved = client.collection(
-            "PATCH", "composite/sobjects", {"allOrNone": False, "records": revised}
         )
         for i, r in zip(chunk, saved, strict=True):
             done[i] = result_of("task", records[i][0], r, "Task")
@@ -121,32 +108,43 @@ def close_tasks(
     put in one of them keeps that Status rather than being reset to Completed.
     Nothing else changes: the subject, owner and notes stay as the relationship
     manager left them. Cost: ceil(keys / 200) queries plus ceil(open tasks / 200)
-    updates."""
+    updates.
+
+    Every open Task under a key is closed, and the key answers ok only when each of them
+    closed: the start-up gate requires the key field Unique, but one made non-unique
+    later (or an org where Unique was off when Tasks were cloned) can hold two, and a
+    closure is what takes a restricted customer's sales task away from its RM."""
     found = task_rows(client, key_field, sorted({c.dedupe_key for c in closes}))
-    pending = [k for k, row in found.items() if not row.get("IsClosed")]
+    pending = [(k, row["Id"]) for k, rows in found.items() for row in rows if not row["IsClosed"]]
     done: dict[str, WriteResult] = {}
     for chunk in chunks(pending):
         records = [
-            {"attributes": {"type": "Task"}, "id": found[k]["Id"], "Status": TASK_CLOSED}
-            for k in chunk
+            {"attributes": {"type": "Task"}, "id": rid, "Status": TASK_CLOSED} for _, rid in chunk
         ]
         saved = client.collection(
             "PATCH", "composite/sobjects", {"allOrNone": False, "records": records}
         )
-        for key, r in zip(chunk, saved, strict=True):
-            done[key] = result_of("task_close", key, r, "Task", ok_codes=("ENTITY_IS_DELETED",))
+        for (key, _), r in zip(chunk, saved, strict=True):
+            result = result_of("task_close", key, r, "Task", ok_codes=("ENTITY_IS_DELETED",))
+            if key not in done or done[key].ok:  # a Task of the key left open stands
+                done[key] = result
     return [done.get(c.dedupe_key) or WriteResult("task_close", c.dedupe_key, True) for c in closes]
 
 
 def task_rows(
     client: SalesforceClient, key_field: str, keys: Sequence[str]
-) -> dict[str, Mapping[str, Any]]:
-    """The Tasks the org holds with these external keys (``Id``, key, ``IsClosed``),
-    by key, 200 keys a query."""
-    found: dict[str, Mapping[str, Any]] = {}
+) -> dict[str, list[Mapping[str, Any]]]:
+    """The Tasks the org holds with these external keys (``Id``, key, ``IsClosed``), by
+    key, 200 keys a query: every one of them, as a key field that is not Unique can hold
+    several. 200 of crmtier's 32-character keys make a query of about 7,100 characters,
+    8,300 bytes URL-encoded: within SOQL's 100,000 characters ("SOQL and SOSL Limits")
+    and the 16,384 bytes a REST request's URI and headers may take (Salesforce Help
+    000386264, "Maximum number of rows returned by SOQL queries over the REST API")."""
+    found: dict[str, list[Mapping[str, Any]]] = {}
     for chunk in chunks(keys):
         query = select(
             ["Id", key_field, "IsClosed"], "Task", f"WHERE {key_field} IN {{}}", list(chunk)
         )
-        found.update((str(r[key_field]), r) for r in client.query_all(query))
+        for row in client.query_all(query):
+            found.setdefault(str(row[key_field]), []).append(row)
     return found

@@ -249,8 +249,10 @@ class SalesforceOrg(OrgSaves):
         CampaignMember), from the index the saves keep: a real org answers these from its
         external-id index too, and a scan made a 100k-customer sync quadratic."""
         keys = query.values_of(EXTERNAL_KEY_FIELD)
-        if keys is None:
-            return None
+        spec = self.schema.get(query.sobject)
+        key_field = spec.fields.get(EXTERNAL_KEY_FIELD) if spec is not None else None
+        if keys is None or key_field is None or not key_field.unique:
+            return None  # a key that is not Unique may be on several records: a scan finds each
         with self._lock:
             index = self.index.ext().get(query.sobject)
             if index is None:

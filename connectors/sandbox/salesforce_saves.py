@@ -268,7 +268,7 @@ class OrgSaves(SaveChecks):
             return SaveError("INVALID_FIELD", "cannot specify Id in an insert call", ("Id",))
         fields = _payload(record)
         error = self._check_fields(spec, fields, updating=False)
-        if error is None and EXTERNAL_KEY_FIELD in fields:
+        if error is None and EXTERNAL_KEY_FIELD in fields and _unique_key(spec):
             key = (obj, str(fields[EXTERNAL_KEY_FIELD]))
             existing = self.index.ext().get(obj, {}).get(key[1])
             if existing or key in claimed:
@@ -285,6 +285,16 @@ class OrgSaves(SaveChecks):
 
 
 _ID_OBJECTS = ("Account", "Task", "Campaign", "CampaignMember")
+
+
+def _unique_key(spec: ObjectSpec) -> bool:
+    """Whether the object's crmtier key field is Unique ("Do not allow duplicate values"):
+    only then does a save refuse a second record with its value (``DUPLICATE_VALUE``), and
+    only then does the external-key index (``SalesforceIndex.ext``, one record a key) answer
+    a look-up. An upsert by a key that is not Unique is not modelled (Salesforce requires
+    View All Data for it, which crmtier's start-up gate refuses to need)."""
+    key = spec.fields.get(EXTERNAL_KEY_FIELD)
+    return key is not None and key.unique
 
 
 def _type_of(record: Mapping[str, Any]) -> str | None:

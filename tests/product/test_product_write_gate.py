@@ -47,7 +47,8 @@ class Kind:
     that checks it, how the one line at start names the kind, what the line says is
     missing and its fix, and the CRM's lack of it (sandbox options, or a change to the
     sandbox's schema before it starts); ``start_queries``: the queries the start checks
-    make themselves (FXiaoke's of the configured campaigns), no customer read."""
+    make themselves (FXiaoke's of the configured campaigns, Zoho's of the Tasks fields), no
+    customer read."""
 
     switch: str
     call: str
@@ -61,8 +62,16 @@ class Kind:
 
 def _zoho(switch: str, scope: str, call: str, named: str) -> Kind:
     scopes = [s for s in REQUIRED_SCOPES if s != scope]
+    # tasks stay on in both cases: the gate reads the Tasks field list (the org's closed
+    # statuses, crm.task_closed_statuses) before it asks for the kind's scope
     return Kind(
-        switch, call, named, "OAUTH_SCOPE_MISMATCH", f"add the scope {scope}", {"scopes": scopes}
+        switch,
+        call,
+        named,
+        "OAUTH_SCOPE_MISMATCH",
+        f"add the scope {scope}",
+        {"scopes": scopes},
+        start_queries=1,
     )
 
 
@@ -232,6 +241,7 @@ def test_serve_refuses_to_start_too(org: Org, tmp_path: Path) -> None:
     assert served.returncode == 2, served.stderr
     [line] = served.stderr.strip().splitlines()
     assert "tasks are on, but tasks: key look-up" in line and f"add the scope {COQL}" in line
-    assert sandbox.server.calls.count("read", "fields") == 0  # type: ignore[attr-defined]
+    start = KINDS[("zoho", "tasks")].start_queries  # the closed statuses' field list
+    assert sandbox.server.calls.count("read", "fields") == start  # type: ignore[attr-defined]
     assert sandbox.write_calls() == 0
     assert served.stdout == ""  # never announced a listening address

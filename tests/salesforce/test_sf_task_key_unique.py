@@ -7,12 +7,18 @@ describe's ``unique``; the sandbox's describe reports the attribute as the field
 
 from __future__ import annotations
 
-import pytest
-from sf_helpers import FAST_RETRY
+from urllib.parse import urlencode
 
+import pytest
+from sf_helpers import FAST_RETRY, task
+
+from connectors.contract import TaskClose, WritePlan
+from connectors.salesforce.batches import BATCH
+from connectors.salesforce.client import select
 from connectors.salesforce.client_metadata import MetadataApi
 from connectors.salesforce.metadata import fix_schema, key_component
 from connectors.sandbox.salesforce_schema import EXTERNAL_KEY_FIELD, key_field
+from tiering_core.rules.strategy import dedupe_key
 
 TASK_KEY = f"external id Task.{EXTERNAL_KEY_FIELD}"
 
@@ -52,7 +58,11 @@ def test_a_task_key_that_is_not_unique_fails_doctor_in_one_line(sandbox, connect
     failing = [c for c in checks.values() if not c.ok and c.severity == "error"]
     assert [c.name for c in failing] == [TASK_KEY]
     assert "View All Data" in failing[0].detail
-    assert failing[0].fix == f"tick Unique (case-sensitive) on Task.{EXTERNAL_KEY_FIELD} in Setup"
+    assert failing[0].fix == (
+        f"tick Unique (case-sensitive) on Task.{EXTERNAL_KEY_FIELD} in Setup, after removing "
+        "duplicate values from Tasks (Recycle Bin too: Salesforce refuses Unique while two "
+        "share one)"
+    )
 
 
 def test_the_start_up_gate_refuses_task_writes_on_a_key_that_is_not_unique(sandbox, connect):
@@ -78,7 +88,8 @@ def test_fix_leaves_an_existing_key_that_is_not_unique_to_the_admin(sandbox, con
     )
     assert fix.by_hand == [
         f"Task.{EXTERNAL_KEY_FIELD} is an External ID but not Unique: tick Unique in Setup "
-        "(crmtier does not change an existing field's definition)"
+        "after removing duplicate values from Tasks (Recycle Bin too: Salesforce refuses "
+        "Unique while two share one) (crmtier does not change an existing field's definition)"
     ]
     assert f"Task.{EXTERNAL_KEY_FIELD}" in fix.handled
 
@@ -98,3 +109,36 @@ def test_a_created_key_keeps_the_unique_attribute_its_component_declares(sandbox
     hidden = sandbox.metadata.hidden  # created, not yet granted to the integration user
     assert hidden[f"Activity.{EXTERNAL_KEY_FIELD}"].unique is True
     assert hidden[f"CampaignMember.{EXTERNAL_KEY_FIELD}"].unique is False
+
+
+def test_a_closure_closes_every_open_task_under_a_key_that_is_not_unique(sandbox, connect):
+    """The gate refuses to start on a key that is not Unique, but Unique can be unticked
+    after a start (or Tasks cloned while it was off), and then two Tasks carry one key. A
+    closure takes a restricted customer's sales task away from the RM: it closes each
+    open Task under the key, not whichever one the look-up listed last."""
+    _not_unique(sandbox, "Task")
+    connector = connect(sandbox)
+    customer = sandbox.customer_id(0)
+    connector.apply(WritePlan(tasks=(task(customer, "rm_call:cloned"),)))
+    clone = {"attributes": {"type": "Task"}, EXTERNAL_KEY_FIELD: "rm_call:cloned"}
+    (saved,) = sandbox.org.create([{**clone, "Subject": "Call", "WhatId": customer}], True)
+    assert saved.success, "the sandbox takes a second Task under a key that is not Unique"
+    assert [t.open for t in sandbox.tasks()] == [True, True]
+
+    (closed,) = connector.apply(
+        WritePlan(task_closes=(TaskClose(customer, "rm_call:cloned", "rm_call"),))
+    )
+
+    assert closed.ok
+    assert [t.open for t in sandbox.tasks()] == [False, False]
+
+
+def test_a_task_look_up_of_200_keys_fits_a_rest_request_uri():
+    """200 keys a look-up (``BATCH``): the query goes in the URI of a GET, and Salesforce
+    takes at most 16,384 bytes of URI and headers together (Help 000386264), far below
+    SOQL's own 100,000 characters. Room is left for the path and the headers."""
+    keys = [dedupe_key(str(i)) for i in range(BATCH)]
+    query = select(
+        ["Id", EXTERNAL_KEY_FIELD, "IsClosed"], "Task", f"WHERE {EXTERNAL_KEY_FIELD} IN {{}}", keys
+    )
+    assert len(urlencode({"q": query})) < 10_000

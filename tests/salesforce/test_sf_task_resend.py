@@ -4,13 +4,14 @@ A Task upsert that meets its external key updates the Task "according to the req
 ("Upsert Records Using sObject Rows by External ID", REST API Developer Guide), owner and
 related record included. So a task whose call went unanswered, then reassigned by its RM,
 would be handed back to crmtier's owner if it were simply upserted again. Sent again
-(``TaskUpsert.resend``), its key is looked up, and the Task the org holds is revised by id in
-what crmtier's rule decides alone. First sends stay one upsert per 200 tasks, with no
-look-up."""
+(``TaskUpsert.resend``), its key is looked up, and a Task the org holds is left as the RM left
+it: owner, related record, Status, subject, due date and comments. First sends stay one upsert
+per 200 tasks, with no look-up."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from sf_helpers import FAST_RETRY, task
@@ -50,33 +51,61 @@ def test_a_task_sent_again_after_a_lost_answer_keeps_the_rms_reassignment(sandbo
     sandbox.edit_task("rm_call:resend", OwnerId=RM, WhatId=other)
     sandbox.server.calls.reset()
 
-    again = _again(made, subject="Call about the upgrade")
-    assert [r.ok for r in connector.apply(WritePlan(tasks=(again,)))] == [True]
+    assert [r.ok for r in connector.apply(WritePlan(tasks=(_again(made),)))] == [True]
 
     (held,) = sandbox.tasks()
     assert (held.external_id, held.owner, held.customer_id) == ("rm_call:resend", RM, other)
-    assert held.subject == "Call about the upgrade"  # crmtier's own fields are revised
     assert held.open
     assert _calls(sandbox) == {
         "query": 1,
         "collections_upsert": 0,
-        "collections_update": 1,
+        "collections_update": 0,
         "collections_create": 0,
     }
 
 
-def test_a_task_sent_again_reopens_nothing_the_rm_closed(sandbox, connect):
+def test_a_task_sent_again_keeps_the_rms_subject_due_date_and_comments(sandbox, connect):
+    """Subject, ActivityDate, Priority and Description are the RM's once the Task is in the
+    org: the RM reschedules it and writes the call's notes in Description.
+    A task sent again, even one planned anew with other text, writes none of them back."""
+    connector = connect(sandbox)
+    made = task(sandbox.customer_id(0), "rm_call:worked")
+    connector.apply(WritePlan(tasks=(made,)))
+    later = made.task.due + timedelta(days=9)
+    notes = "Called 3 Dec: wants the term deposit rates first"
+    sandbox.edit_task(
+        "rm_call:worked", Subject="Call back after the rates", ActivityDate=later.isoformat()
+    )
+    sandbox.edit_task("rm_call:worked", Description=notes, Priority="Low")
+    sandbox.server.calls.reset()
+
+    again = _again(made, subject="Call about the upgrade", description="crmtier's text")
+    assert [r.ok for r in connector.apply(WritePlan(tasks=(again,)))] == [True]
+
+    (held,) = sandbox.tasks()
+    assert (held.subject, held.due) == ("Call back after the rates", later.isoformat())
+    (row,) = connector.client.query_all("SELECT Description, Priority FROM Task")
+    assert (row["Description"], row["Priority"]) == (notes, "Low")
+    assert _calls(sandbox)["collections_update"] == 0
+
+
+def test_a_task_sent_again_changes_nothing_in_one_the_rm_closed(sandbox, connect):
+    """A completed Task is the record of work done: a task sent again neither reopens it
+    nor rewrites its subject or date."""
     connector = connect(sandbox)
     made = task(sandbox.customer_id(0), "rm_call:closed")
     connector.apply(WritePlan(tasks=(made,)))
-    sandbox.set_task_status("rm_call:closed", "Completed")
-    assert [r.ok for r in connector.apply(WritePlan(tasks=(_again(made),)))] == [True]
-    assert [t.open for t in sandbox.tasks()] == [False]
+    sandbox.edit_task("rm_call:closed", Status="Completed", Subject="Called: not interested")
+    before = sandbox.tasks()
+    again = _again(made, subject="Call about the upgrade", due=made.task.due + timedelta(days=1))
+    assert [r.ok for r in connector.apply(WritePlan(tasks=(again,)))] == [True]
+    assert sandbox.tasks() == before
+    assert [(t.open, t.subject) for t in before] == [(False, "Called: not interested")]
 
 
 def test_one_look_up_for_a_batch_sent_again_and_one_upsert_with_the_first_sends(sandbox, connect):
     """A plan of first sends and tasks sent again: one query for the keys sent again;
-    those the org lacks go out in the first sends' upsert, those it holds in one update."""
+    those the org lacks go out in the first sends' upsert, those it holds are not written."""
     connector = connect(sandbox)
     ids = [sandbox.customer_id(i) for i in range(3)]
     held = task(ids[0], "rm_call:held")
@@ -101,7 +130,7 @@ def test_one_look_up_for_a_batch_sent_again_and_one_upsert_with_the_first_sends(
     assert _calls(sandbox) == {
         "query": 1,
         "collections_upsert": 1,
-        "collections_update": 1,
+        "collections_update": 0,
         "collections_create": 0,
     }
 

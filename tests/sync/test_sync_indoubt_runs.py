@@ -16,9 +16,9 @@ from typing import cast
 import pytest
 import sqlalchemy as sa
 
-from sync import runs
+from sync import outbox, runs
 from sync.outbox import OutboxItem
-from sync.run_outbox import _died, _sales_tasks_in_doubt
+from sync.run_outbox import _adopt, _died, _sales_tasks_in_doubt
 from sync.run_parts import RunParts
 from sync.store import StateStore
 
@@ -98,3 +98,45 @@ def test_recovery_holds_a_sales_task_that_may_have_reached_the_crm(
     parts = cast(RunParts, SimpleNamespace(e=SimpleNamespace(store=store), run_id="this_run"))
     died = _died(parts, [item])
     assert _sales_tasks_in_doubt(parts, [item], died) == ({"C1"} if held else set())
+
+
+def _pending_task(conn: sa.Connection, run_id: str, customer: str) -> None:
+    outbox.enqueue(
+        conn,
+        STREAM,
+        run_id,
+        [outbox.NewItem(customer, "task", f"k-{customer}", {"rule": "upgrade_call"})],
+        trigger="sync",
+    )
+
+
+def test_a_run_that_dies_sending_a_stopped_runs_task_leaves_it_in_doubt(store: StateStore) -> None:
+    """A stopped run's sales task never went out; the run that adopts it may send it and
+    die before the answer. The next run must hold it, not take it for never sent: adopting
+    labels it with the adopter, whose record still says running. A dead run's task keeps
+    its own run (in doubt already)."""
+    with store.begin() as conn:
+        _record(conn)
+        runs.start(
+            conn, "adopter", STREAM, trigger="sync", dry_run=False, owner="h:1:1:y",
+            ttl=timedelta(days=1),
+        )  # fmt: skip
+        _pending_task(conn, "paused", "C1")
+        _pending_task(conn, "marked_dead", "C2")
+        items = outbox.pending(conn, STREAM)
+    adopted: list[OutboxItem] = []
+    adopter = cast(
+        RunParts,
+        SimpleNamespace(
+            e=SimpleNamespace(store=store, stream=STREAM),
+            run_id="adopter",
+            dispatcher=SimpleNamespace(recover=lambda got, _states, _died: adopted.extend(got)),
+        ),
+    )
+    _adopt(adopter, items, _died(adopter, items))
+    assert [i.customer_id for i in adopted] == ["C1", "C2"]
+    with store.begin() as conn:  # the adopter is killed while sending: the next run
+        left = outbox.pending(conn, STREAM)
+    assert {i.customer_id: i.run_id for i in left} == {"C1": "adopter", "C2": "marked_dead"}
+    later = cast(RunParts, SimpleNamespace(e=SimpleNamespace(store=store), run_id="later"))
+    assert _sales_tasks_in_doubt(later, left, _died(later, left)) == {"C1", "C2"}

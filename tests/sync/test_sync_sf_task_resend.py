@@ -1,8 +1,9 @@
 """A Salesforce task whose upsert was made but never answered, reassigned by its relationship
 manager before crmtier sends it again, keeps the RM's owner: in a run's own retry, and when
 the next run plans the dead-lettered task again. The sync engine marks such a task as sent
-again (``Dispatcher.maybe_made``), and the connector revises the Task it finds by its key
-instead of upserting crmtier's owner over the RM's (connectors/salesforce/task_writes.py).
+again (``Dispatcher.maybe_made``), and the connector looks its key up and leaves the Task it
+finds as it is instead of upserting crmtier's owner over the RM's
+(connectors/salesforce/task_writes.py).
 Real Salesforce sandbox over HTTPS, real SQLite store, the engine in this process so the CRM
 can change during the run."""
 
@@ -103,12 +104,12 @@ def test_a_run_retrying_an_unanswered_task_keeps_the_rms_owner(harness: Harness)
 def test_a_dead_lettered_unanswered_task_planned_again_keeps_the_rms_owner(
     harness: Harness,
 ) -> None:
-    """Every task write made and never answered: the upsert, then the retry's revision by
-    id (a write of a Task body), so the run dead-letters the tasks as unanswered."""
+    """Every task write made and never answered: the upsert, then the retries' look-ups of
+    the keys, so the run dead-letters the tasks as unanswered."""
     sandbox = harness.sandbox
     sandbox.server.inject("collections_upsert", answer_lost=True, times=None)
     sandbox.server.inject(
-        "collections_update", answer_lost=True, times=None, match=lambda r: b'"Task"' in r.body
+        "query", answer_lost=True, times=None, match=lambda r: "FROM Task" in (r.arg("q") or "")
     )
     first = _run(harness)
     assert first.status == "completed_with_errors" and first.counts.dead_lettered
