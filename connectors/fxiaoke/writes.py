@@ -9,9 +9,9 @@
 * Follow-up tasks and campaign memberships are records of their own objects with
   crmtier's deterministic dedupe key in an external-key field. FXiaoke has no upsert and no
   idempotency key (a replayed create duplicates), so existing keys are looked up first, 50
-  a query (``KEYS_PER_LOOKUP``), and a create that fails in transit is re-checked by key before it is
-  tried again: reruns and dropped connections never duplicate a task or a membership. A
-  task whose key FXiaoke holds is not written at all (``PlanWriter._tasks``).
+  a query (``KEYS_PER_LOOKUP``), and a create that fails in transit is re-checked by key
+  before it is tried again: reruns and dropped connections never duplicate a task or a
+  membership. A task whose key FXiaoke holds is not written at all (``PlanWriter._tasks``).
 
 A per-record rejection is that item's failed ``WriteResult``; a failure of the call
 itself (auth, quota, configuration, throttling that outlasts the retries) stops the plan
