@@ -97,10 +97,12 @@ def write_checks(connector: FxiaokeConnector, kinds: Collection[WriteKind]) -> l
 def _campaign_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
     """Every configured campaign key names a live MarketingEventObj record (one query by
     ``_id`` per 100 ids, so no answer outgrows its one page; an invalidated one,
-    ``life_status`` invalid, is no campaign to join), a line per key as Salesforce's and
-    Zoho's doctors print them; one failed ``campaigns`` line when FXiaoke refuses the read
-    (a configuration error: the app's user cannot read 市场活动). None, and no call,
-    without campaigns."""
+    ``life_status`` invalid, is no campaign to join: its fix is to restore it or switch the
+    key off, which ``sync.write_readiness`` accepts whatever the store holds in it, and
+    ``sync.planner`` then neither adds to it nor removes from it), a line per key as
+    Salesforce's and Zoho's doctors print them; one failed ``campaigns`` line when FXiaoke
+    refuses the read (a configuration error: the app's user cannot read 市场活动). None,
+    and no call, without campaigns."""
     wanted = connector.writeback.campaigns
     if not wanted:
         return []
@@ -134,7 +136,8 @@ def _campaign_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
                 f"campaign {key}",
                 False,
                 f"{detail} is invalidated (作废)",
-                f"restore it from the recycle bin or fix writeback.campaigns.{key}",
+                f"restore it from the recycle bin, or switch it off: writeback.campaigns.{key} "
+                "= false (crmtier then neither adds to it nor removes from it)",
             )
         return SchemaCheck(f"campaign {key}", True, detail)
 
