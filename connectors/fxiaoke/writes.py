@@ -126,7 +126,9 @@ class PlanWriter:
 
     def change_owners(self, changes: Sequence[OwnerChange]) -> list[WriteResult]:
         """``changeOwner``, one record a call like every FXiaoke write (its answer is one
-        outcome): the owner cannot be set through ``update`` ("变更负责人", CRM object API)."""
+        outcome): the owner cannot be set through ``update`` ("变更负责人", CRM object API).
+        A refusal is looked into for a lock as a field update's is (``explain_refusals``):
+        a locked record's owner change is ``RECORD_LOCKED``, retried on a later run."""
         obj = self._mapping.object
 
         def change(item: OwnerChange) -> WriteResult:
@@ -141,7 +143,7 @@ class PlanWriter:
                 ),
             )
 
-        return self._parallel(changes, change)
+        return explain_refusals(self._client, obj, self._parallel(changes, change))
 
     # --- tasks ----------------------------------------------------------------------
 
