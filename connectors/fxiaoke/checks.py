@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.contract import HOUSEHOLDS_CHECK, SchemaCheck, WriteKind
 from connectors.errors import ConfigError, ConnectorError
-from connectors.fxiaoke.client import DESCRIBE_PATH, data_path
+from connectors.fxiaoke.campaigns import INVALID, MARKETING_EVENT, campaign_states
+from connectors.fxiaoke.client import DESCRIBE_PATH
 from connectors.fxiaoke.households import (
     CONTACT,
     HOUSEHOLD_FIELD,
@@ -20,14 +21,10 @@ from connectors.fxiaoke.households import (
     ROLES,
 )
 from connectors.fxiaoke.mapping import FIELD_TYPES, TENANT_ZONE_NAMES, missing_options
-from connectors.fxiaoke.query import ID, by_ids, rows_of
 from tiering_core.outputs import output_type
 
 if TYPE_CHECKING:
     from connectors.fxiaoke.connector import FxiaokeConnector
-
-MARKETING_EVENT = "MarketingEventObj"  # 市场活动: what a campaign key names
-LIFE_STATUS, INVALID = "life_status", "invalid"  # 作废: in the recycle bin
 
 
 def run_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
@@ -107,11 +104,7 @@ def _campaign_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
     if not wanted:
         return []
     try:
-        found = {
-            str(row.get(ID)): row.get(LIFE_STATUS)
-            for body in by_ids(MARKETING_EVENT, list(wanted.values()), [ID, LIFE_STATUS])
-            for row in rows_of(connector.client.call(data_path(MARKETING_EVENT, "query"), body))
-        }
+        found = campaign_states(connector.client, wanted.values())
     except ConfigError as exc:  # one line, as household_check's, not a bare error
         return [
             SchemaCheck(
@@ -130,6 +123,14 @@ def _campaign_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
                 False,
                 f"{detail}: no such 市场活动",
                 f"fix writeback.campaigns.{key}",
+            )
+        if found[event_id] == INVALID and not connector.writeback.campaign_memberships:
+            return SchemaCheck(
+                f"campaign {key}",
+                True,
+                f"{detail} is invalidated (作废): memberships are off, and crmtier skips its "
+                "removals from it, a failed write each",
+                severity="warning",
             )
         if found[event_id] == INVALID:
             return SchemaCheck(

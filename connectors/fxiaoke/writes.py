@@ -38,6 +38,7 @@ from connectors.contract import (
     WriteResult,
 )
 from connectors.errors import UNANSWERED, RecordError, TransientError
+from connectors.fxiaoke.campaigns import skipped_removals
 from connectors.fxiaoke.client import FxiaokeClient, data_path
 from connectors.fxiaoke.config import FxiaokeConfig
 from connectors.fxiaoke.locks import explain_refusals
@@ -193,6 +194,7 @@ class PlanWriter:
         f = self._cfg.campaign_member_fields
         obj = self._cfg.campaign_member_object
         existing = self._existing(obj, f.external_key, [i.dedupe_key for i in items])
+        binned = skipped_removals(self._client, self._writeback.campaigns, items)
 
         def change(item: MembershipChange) -> WriteResult:
             key = item.dedupe_key
@@ -219,6 +221,10 @@ class PlanWriter:
                 )
             if found is None:
                 return ok("membership", key)
+            if item.campaign in binned:
+                return WriteResult(
+                    "membership", key, False, "CAMPAIGN_INVALIDATED", binned[item.campaign]
+                )
             return self._invalidate("membership", obj, key, str(found[ID]))
 
         return self._once_per_key(items, lambda i: i.dedupe_key, change)
