@@ -18,8 +18,8 @@ A unit that ends (``sync.retier_units.set_status``) folds its rows into its resu
 deletes them: done with its whole result in hand, they are dropped; marked done by the
 attempt that finds its worker died (``sync.retier_died``), or given up, its stored result
 and its rows make the result of every answer it recorded, as the whole result saved each
-time would have been. Rows left before the commit (an attempt that died planning) are
-dropped by the commit, whose result is the attempt's own whole result.
+time would have been. Nothing is kept before the commit: an attempt that dies before it
+is run again from the start, and the commit saves that attempt's own whole result.
 """
 
 from __future__ import annotations
@@ -144,20 +144,21 @@ def keep_recorded(
     )
 
 
-def with_recorded(conn: sa.Connection, ref: UnitRef, result: Json) -> dict[str, Json] | None:
-    """The unit's stored ``result`` (JSON, or None) with its recordings since, in order:
-    the result saving it whole at each recording would have left."""
+def with_recorded(conn: sa.Connection, ref: UnitRef, result: Json) -> Json:
+    """The unit's stored ``result`` (JSON; None before its commit, when nothing is kept)
+    with its recordings since, in order: the result saving it whole at each recording
+    would have left."""
+    if not isinstance(result, dict):
+        return result
     query = (
         sa.select(retier_unit_answers.c.recorded)
         .where(retier_unit_answers.c.run_id == ref.run_id, retier_unit_answers.c.seq == ref.seq)
         .order_by(retier_unit_answers.c.id)
     )
-    combined: dict[str, Any] | None = dict(result) if isinstance(result, dict) else None
+    combined: dict[str, Any] = dict(result)
     for recorded in conn.execute(query).scalars():
-        if combined is None:
-            combined = {"outcomes": {}, "tally_groups": {}}
         outcomes = {**combined["outcomes"], **recorded["outcomes"]}
-        combined.update(recorded)
+        combined.update(recorded)  # the rest as it stood then; the groups if they moved
         combined["outcomes"] = outcomes
     return combined
 
