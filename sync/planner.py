@@ -9,7 +9,12 @@ from the CRM's, only tasks not yet made, only membership changes that change som
 unchanged customer plans nothing; so does a customer whose record comes back because of
 our own write (its CRM values now equal the assessment's). A campaign or task queue the
 config switched off (``= false``) is not planned; one it never named is an error, never a
-silent skip.
+silent skip. What a restricted customer must lose is withdrawn whatever the switches: its
+open sales tasks crmtier made are closed even with ``tasks = false``, and its memberships
+crmtier made are removed even with ``campaign_memberships = false`` (``closures_of``,
+``withdrawn_memberships``): a switch stops crmtier making more, never undoing what it made
+(the start-up gate, ``sync.write_readiness``, checks what that needs while the store holds
+any).
 
 Pure functions, no I/O: a run's pages (the webhook worker's too) are planned with
 ``plan_wants``; ``plan_customer`` plans a whole decision (``crmtier explain``, the
@@ -54,7 +59,7 @@ class Known:
     task_rules: Mapping[str, str] = field(default_factory=dict)
     memberships: Mapping[str, str] = field(default_factory=dict)  # active campaign -> key
     # Campaign -> key of memberships a write of ours may have changed without our seeing
-    # the answer (an interrupted run's, one in flight, one that failed retryably). Their
+    # the answer (a dead run's, one in flight, one a call of which went unanswered). Their
     # wanted state is planned explicitly, add or remove, both idempotent.
     in_doubt: Mapping[str, str] = field(default_factory=dict)
     # Dedupe key -> rule of tasks such a write may have made (not on record as made): this
@@ -63,6 +68,12 @@ class Known:
     # (``closures_of``); closing one the CRM never received creates nothing (the
     # connectors' task closure).
     tasks_in_doubt: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def holds(self) -> bool:
+        """Whether crmtier made, or may have made, a task or membership a sanctions hit
+        withdraws (``closures_of``, ``withdrawn_memberships``) for this customer."""
+        return bool(self.task_rules or self.tasks_in_doubt or self.memberships or self.in_doubt)
 
 
 class Doubt(NamedTuple):
@@ -253,8 +264,9 @@ def changed_fields(desired: Mapping[str, Any], current: Mapping[str, Any]) -> di
 
 
 def fields_only(writeback: WritebackConfig) -> bool:
-    """Whether ``writeback`` writes fields alone: then a plan is its changed fields, and
-    ``plan_customer`` would read nothing else of the assessment."""
+    """Whether ``writeback`` makes no task or membership: then the plan of a customer
+    crmtier holds nothing of (``Known.holds``) is its changed fields, and ``plan_customer``
+    would read nothing else of the assessment."""
     return not writeback.tasks and not writeback.campaign_memberships
 
 
@@ -297,8 +309,12 @@ def plan_wants(
         wants.id,
         fields,
         tuple(tasks),
-        _memberships(wants, known, writeback) if writeback.campaign_memberships else (),
-        closures_of(wants, known, writeback),
+        (
+            _memberships(wants, known, writeback)
+            if writeback.campaign_memberships
+            else withdrawn_memberships(wants, known, writeback)
+        ),
+        closures_of(wants, known),
     )
 
 
@@ -338,12 +354,34 @@ def restricted(wants: Wants) -> bool:
     return wants.aml_risk == "prohibited" or SANCTIONS_REASON in wants.codes
 
 
-def closures_of(wants: Wants, known: Known, writeback: WritebackConfig) -> tuple[TaskClosure, ...]:
+def withdrawn_memberships(
+    wants: Wants, known: Known, writeback: WritebackConfig
+) -> tuple[Membership, ...]:
+    """With ``campaign_memberships = false``: a restricted customer's memberships crmtier
+    made or may have made, removed all the same (docs/policy.md: a sanctions hit removes
+    every campaign membership crmtier made), in each campaign the config still maps; none
+    for anyone else, and nothing added. A campaign switched off (``= false``) has no CRM
+    id to remove a member from: its memberships stay (docs/policy.md says so), and one the
+    config never named refuses the start (``sync.write_readiness``)."""
+    if not (known.memberships or known.in_doubt) or not restricted(wants):
+        return ()
+    mapped = writeback.campaigns
+    maybe_member = {**known.memberships, **known.in_doubt}
+    return tuple(
+        Membership(campaign, False, key)
+        for campaign, key in sorted(maybe_member.items())
+        if campaign in mapped and campaign not in wants.members
+    )
+
+
+def closures_of(wants: Wants, known: Known) -> tuple[TaskClosure, ...]:
     """The open sales tasks crmtier made, or may have made (``Known.tasks_in_doubt``: a
     write whose answer was never seen), for a restricted customer, to close in the same run
-    as its sanctions review is created (none when tasks are not written back). A customer
-    with no such task (most) has none: its reasons are not read."""
-    if not writeback.tasks or not (known.task_rules or known.tasks_in_doubt):
+    as its sanctions review is created. Whether or not tasks are written back now: with
+    ``tasks = false`` the tasks made while they were on (or left in doubt) are closed all
+    the same, so no relationship manager keeps working a customer the bank must restrict.
+    A customer with no such task (most) has none: its reasons are not read."""
+    if not (known.task_rules or known.tasks_in_doubt):
         return ()
     if not restricted(wants):
         return ()

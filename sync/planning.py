@@ -285,10 +285,13 @@ class PagePlanner:
     ) -> list[Planned]:
         """Each customer's plan, read from the page's decision columns: its desired fields
         (the mapped fields' values of every customer in one pass), its tasks and
-        memberships (``Decided.wants``, none made for a run writing fields alone), and the
-        decision kept of it (``summaries``: without actions, reasons kept as codes until
-        read). No customer's whole decision is made here: only where someone reads it
-        (a dry run's ``preview``, the explanation field's reasons)."""
+        memberships (``Decided.wants``, none made for a run writing fields alone), the
+        withdrawals of a restricted customer's sales tasks and memberships crmtier holds
+        (in every run, whatever the switches: ``planner.closures_of``), and the decision
+        kept of it (``summaries``: without actions, reasons kept as codes until read). No
+        customer's whole decision is made here: only where someone reads it (a dry run's
+        ``preview``, the explanation field's reasons). A run writing fields alone reads the
+        page's wants only when one of its customers holds something to withdraw."""
         out = []
         writeback, decided = self.writeback, assessed.decided
         alone = fields_only(writeback)
@@ -299,15 +302,17 @@ class PagePlanner:
             cid = record.profile.id
             summary = summaries[i]
             desired = desired_fields(summary, writeback, values[i])
-            if wants is None:
+            state = states.get(cid)
+            known = state.known() if state else _NOTHING_KNOWN
+            doubt = in_doubt(cid)
+            if doubt is not None:
+                tasks = {**known.tasks_in_doubt, **doubt.tasks}  # on record, and this run's
+                known = replace(known, in_doubt=doubt.memberships, tasks_in_doubt=tasks)
+            if alone and not known.holds:  # the usual customer of a fields-only run
                 plan = CustomerPlan(cid, changed_fields(desired, record.current))
             else:
-                state = states.get(cid)
-                known = state.known() if state else _NOTHING_KNOWN
-                doubt = in_doubt(cid)
-                if doubt is not None:
-                    tasks = {**known.tasks_in_doubt, **doubt.tasks}  # on record, and this run's
-                    known = replace(known, in_doubt=doubt.memberships, tasks_in_doubt=tasks)
+                if wants is None:
+                    wants = decided.wants()
                 plan = plan_wants(wants[i], record.current, known, writeback, desired)
             out.append(Planned(record, summary, plan, desired, decided, i))
         return out

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sync.bulkwrite import upsert_rows
 from sync.days import parse_day
 from sync.outbox import OutboxItem
-from sync.planner import QUALIFIED_SINCE, QUALIFIED_TIER, Known
+from sync.planner import QUALIFIED_SINCE, QUALIFIED_TIER, SALES_TASK_RULES, Known
 from sync.schema import customers, now_text, side_effects
 from tiering_core.models import Previous
 
@@ -221,3 +221,41 @@ def mark_tasks_in_doubt(
         ("stream", "kind", "key"),
         keep=("active",),
     )
+
+
+@dataclass(frozen=True)
+class Withdrawable:
+    """What the store says crmtier made, or may have made, that a sanctions hit withdraws
+    whatever the write switches (``planner.closures_of``, ``withdrawn_memberships``): the
+    open or in-doubt sales tasks, and the memberships by campaign. The start-up gate asks
+    for it only of a kind that is off (``sync.write_readiness``)."""
+
+    sales_tasks: int = 0
+    memberships: Mapping[str, int] = field(default_factory=dict)  # campaign -> count
+
+
+def withdrawable(
+    conn: sa.Connection, stream: str, *, tasks: bool, memberships: bool
+) -> Withdrawable:
+    """``Withdrawable`` of ``stream``, counted only for the kinds asked (one query each)."""
+    effect = side_effects.c
+    of_stream = effect.stream == stream
+    sales = 0
+    if tasks:
+        sales = conn.execute(
+            sa.select(sa.func.count()).where(
+                of_stream,
+                effect.kind == "task",
+                effect.rule.in_(sorted(SALES_TASK_RULES)),
+                sa.or_(effect.active.is_(True), effect.in_doubt.is_(True)),
+            )
+        ).scalar_one()
+    members: dict[str, int] = {}
+    if memberships:
+        rows = conn.execute(
+            sa.select(effect.campaign, sa.func.count())
+            .where(of_stream, effect.kind == "membership", effect.active.is_(True))
+            .group_by(effect.campaign)
+        ).tuples()
+        members = {str(campaign): int(n) for campaign, n in rows}
+    return Withdrawable(int(sales), members)

@@ -23,14 +23,15 @@ from connectors.calltally import CallTally, counting
 from connectors.contract import Connector
 from connectors.errors import ConnectorError
 from connectors.override_audit import OverrideAuditReads
-from crmtier.commands.listing import emit, format_option, stdout_console
+from crmtier.commands.listing import format_option, stdout_console
 from crmtier.commands.options import config_option
+from crmtier.commands.sync_dead_letters import dead_letters
 from crmtier.commands.sync_gc import OldestGeneration, fewer_collections
 from crmtier.commands.sync_output import ProgressView, report_json, summary
 from crmtier.commands.sync_schedule import EXIT_CONFIG, EXIT_RUNNING, refused, schedule
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config
 from crmtier.config_sections import parse_interval
-from sync import households, jsonlog, outbox, write_readiness
+from sync import households, jsonlog, write_readiness
 from sync.disclosure import Disclosure
 from sync.engine import (
     AlreadyRunningError,
@@ -42,6 +43,7 @@ from sync.engine import (
 from sync.errortext import error_text
 from sync.planner import action_kinds
 from sync.retier import retier
+from sync.state import Withdrawable, withdrawable
 from sync.store import StateStore, StoreError
 from sync.taskbudget import task_limits
 from sync.tasks.liveness import START_A_WORKER, live_workers
@@ -86,7 +88,9 @@ def make_engine(
     each assessment, so a long-lived ``crmtier serve`` past midnight tiers as of today.
     A CRM prerequisite of households or of an enabled write kind that is missing refuses
     the start (``ConfigError``: exit 2), before any read or write; ``only_fields`` (a run
-    that writes tier fields only) asks none of the write kinds'."""
+    that writes tier fields only) asks none of the write kinds', except what closing the
+    sales tasks and removing the memberships crmtier made needs while the store holds any
+    (``write_readiness.require_withdrawals``: a sanctions hit withdraws them in any run)."""
     from tiering_core.engine import decide_batch
     from tiering_core.policy import load_policy
 
@@ -94,7 +98,9 @@ def make_engine(
     writeback = config.writeback_config()
     with counting(CallTally()) as start:  # reported with the engine's first run
         households.require(connector, policy)  # a missing CRM prerequisite: refuse to start
-        write_readiness.require(connector, writeback, only_fields=only_fields)
+        write_readiness.require(
+            connector, writeback, only_fields=only_fields, held=_held(store, config.stream)
+        )
     kinds = action_kinds(writeback)
 
     def assess(
@@ -117,6 +123,16 @@ def make_engine(
         policy=policy,  # households (sync.households)
         start_calls=start.counts(),
     )
+
+
+def _held(store: StateStore, stream: str) -> write_readiness.HeldReader:
+    """What the store holds that a sanctions hit withdraws, read when the gate asks."""
+
+    def read(tasks: bool, memberships: bool) -> Withdrawable:
+        with store.begin() as conn:
+            return withdrawable(conn, stream, tasks=tasks, memberships=memberships)
+
+    return read
 
 
 @contextmanager
@@ -313,7 +329,7 @@ def command(
     try:
         config = load_config(config_path)
         if show_dead or ack:
-            sys.exit(_dead_letters(config, ack, customer, "json" if as_json else "table"))
+            sys.exit(dead_letters(config, ack, customer, "json" if as_json else "table"))
         options = RunOptions(
             trigger=trigger,  # type: ignore[arg-type]
             dry_run=dry_run,
@@ -338,47 +354,3 @@ def command(
     except OperationalError as exc:  # the state store unreachable: one line, no traceback
         click.echo(f"crmtier sync: state store failed: {error_text(exc)}", err=True)
         sys.exit(1)
-
-
-def _dead_letters(
-    config: CrmtierConfig, ack: tuple[str, ...], customer: str | None, fmt: str
-) -> int:
-    store = config.open_state_store()
-    try:
-        with store.begin() as conn:
-            if ack:
-                ids = None if "all" in ack else [int(a) for a in ack]
-                n = outbox.ack_dead_letters(conn, config.stream, ids)
-                click.echo(f"acknowledged {n} dead letter(s)")
-                return 0
-            rows = outbox.list_dead_letters(conn, config.stream, customer)
-    finally:
-        store.close()
-    listed = [
-        {
-            "id": r["id"],
-            "crm_id": r["customer_id"],
-            "customer": r["pseudonym"],
-            "kind": r["kind"],
-            "error_code": r["error_code"],
-            "attempts": r["attempts"],
-            "reason": r["reason"],
-            "first_at": r["first_at"],
-            "last_at": r["last_at"],
-        }
-        for r in rows
-    ]
-    emit(fmt, f"open dead letters of {config.stream}", _DEAD_LETTER_COLUMNS, listed)
-    return 0
-
-
-_DEAD_LETTER_COLUMNS = (
-    "id",
-    "crm_id",
-    "customer",
-    "kind",
-    "error_code",
-    "attempts",
-    "reason",
-    "last_at",
-)

@@ -326,6 +326,34 @@ def test_a_sanctions_hit_withdraws_every_membership_in_the_same_plan() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("sanctioned", "removed"),
+    [(True, [("vip_events", False), ("wealth_seminar", False)]), (False, [])],
+    ids=["sanctioned", "clear"],
+)
+def test_memberships_off_still_withdraw_a_sanctioned_customer_s_memberships(
+    sanctioned: bool, removed: list[tuple[str, bool]]
+) -> None:
+    """With ``campaign_memberships = false`` crmtier adds and removes no membership, except
+    that a sanctions hit still removes those it made (in a campaign the config maps: the
+    start-up gate refuses one it does not), so no sanctioned customer stays in a VIP
+    campaign because the switch went off after crmtier put it there."""
+    profile = _detractor("individual", sanctions_hit=sanctioned)
+    assessment = cast(
+        AssessmentData, assess(profile, load_policy(), date(2026, 11, 28)).model_dump()
+    )
+    known = Known(
+        memberships={"vip_events": "C1:vip_events", "wealth_seminar": SEMINAR_KEY},
+        in_doubt={"gone_campaign": "C1:gone_campaign"},  # no CRM id in the config: left
+    )
+    off = load_default_mapping("salesforce").writeback.model_copy(
+        update={"campaign_memberships": False}
+    )
+    plan = plan_customer(assessment, {}, known, off)
+    assert [(m.campaign, m.member) for m in plan.memberships] == removed
+    assert plan_customer(assessment, {}, Known(), off).memberships == ()
+
+
 #: Open tasks crmtier made in earlier runs, one per rule: dedupe key -> rule.
 MADE = {
     f"C1:{rule}:old": rule
@@ -391,8 +419,8 @@ def _wanting(assessment: AssessmentData, rule: str) -> AssessmentData:
         ),
         # a task whose rule the store does not know (made before it kept rules) stays
         (_assessed(True), {}, True, []),
-        # tasks not written back: nothing to close
-        (_assessed(True), MADE, False, []),
+        # tasks no longer written back: those made while they were are closed all the same
+        (_assessed(True), MADE, False, SALES),
     ],
     ids=[
         "sanctioned",

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sync import schema
 from sync.planner import SALES_TASK_RULES
 from sync.store import StateStore
-from tests.sync.conftest import Harness, available_crms, start_sandbox
+from tests.sync.conftest import Harness, _set_keys, available_crms, start_sandbox
 
 CUSTOMERS = 60
 AS_OF = datetime.now(UTC).date().isoformat()
@@ -119,3 +119,45 @@ def test_a_sanctions_hit_closes_earlier_sales_tasks_once(harness: Harness) -> No
     assert third.report["counts"]["written"] == 0
     assert len(_closed_audit_rows(harness)) == len(withdrawn)
     assert harness.audit_verify().returncode == 0
+
+
+def test_switching_tasks_and_memberships_off_still_withdraws_what_crmtier_made(
+    harness: Harness,
+) -> None:
+    """An admin turns ``tasks`` and ``campaign_memberships`` off after crmtier made sales
+    tasks and memberships: a later sanctions hit still closes the customer's sales tasks and
+    removes its memberships (docs/policy.md), though no task or membership is made any more
+    (not even the sanctions review: tasks are off)."""
+    sb = harness.sandbox
+    first = harness.run("--as-of", AS_OF)
+    assert first.returncode == 0, (first.report, first.stderr[-2000:])
+    sales = [(c, r, k) for c, r, k, _ in _made_tasks(harness) if r in SALES_TASK_RULES]
+    members = {c for c, _ in sb.memberships()}
+    cid = min((c for c, _, _ in sales), key=lambda c: (c not in members, c))
+    withdrawn = {k: r for c, r, k in sales if c == cid}
+    assert {t.external_id for t in sb.tasks() if t.open} >= set(withdrawn)
+    assert cid in members  # a customer with both to withdraw
+    made_before = len(_made_tasks(harness))
+
+    harness.text = _set_keys(
+        harness.text, "writeback", {"tasks": False, "campaign_memberships": False}
+    )
+    harness.config.write_text(harness.text, "utf-8")
+    sb.edit_customer(cid, {"aml.sanctions_hit": True})
+    second = harness.run("--as-of", AS_OF)
+    assert second.returncode == 0, (second.report, second.stderr[-2000:])
+    assert second.report is not None
+    assert second.report["counts"]["writes"]["task_close"] == len(withdrawn)
+    assert not {t.external_id for t in sb.tasks() if t.open} & set(withdrawn)
+    assert not [c for c, _ in sb.memberships() if c == cid]  # out of every campaign
+    made = _made_tasks(harness)
+    assert len(made) == made_before  # tasks are off: no sanctions review, nothing new
+    assert all(not active for c, _, k, active in made if k in withdrawn)
+    assert sorted((row["rule"], row["key"]) for row in _closed_audit_rows(harness)) == sorted(
+        (r, k) for k, r in withdrawn.items()
+    )
+
+    after = sb.write_calls()
+    third = harness.run("--as-of", AS_OF)
+    assert third.returncode == 0, (third.report, third.stderr[-2000:])
+    assert sb.write_calls() == after  # nothing withdrawn twice

@@ -1,8 +1,11 @@
 """``sync.write_readiness``: which write kinds a configuration enables, and that only their
 prerequisites are asked of the connector (a kind that is off, a fields-only run and a
-connector without prerequisites ask nothing); a failed line is one ``ConfigError`` naming
-the kind, what is missing, its fix and the switch. The Zoho and Salesforce checks run
-against their sandboxes in tests/product/test_product_write_gate.py."""
+connector without prerequisites ask nothing, unless the store holds sales tasks or
+memberships crmtier made, which a sanctions hit withdraws whatever the switches); a failed
+line is one ``ConfigError`` naming the kind, what is missing, its fix and the switch. The
+Zoho and Salesforce checks run against their sandboxes in
+tests/product/test_product_write_gate.py (and, with a kind off while the store holds what
+it made, tests/product/test_product_tasks_off_gate.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from connectors.contract import SchemaCheck, WriteKind
 from connectors.errors import ConfigError
 from connectors.mapping import WritebackConfig
 from sync import write_readiness
+from sync.state import Withdrawable
 from tests.sync.memory_crm import InMemoryConnector
 
 MISSING = SchemaCheck("tasks: key look-up", False, "COQL refused", "grant ZohoCRM.coql.READ")
@@ -79,3 +83,68 @@ def test_a_warning_does_not_stop_the_start() -> None:
 
 def test_a_connector_without_prerequisites_is_asked_nothing() -> None:
     assert write_readiness.readiness(InMemoryConnector(), ["task"]) == []
+
+
+class Held:
+    """The store's ``Withdrawable`` as the gate reads it, recording what it asked."""
+
+    def __init__(self, sales_tasks: int = 0, memberships: dict[str, int] | None = None) -> None:
+        self.held = Withdrawable(sales_tasks, memberships or {})
+        self.asked: list[tuple[bool, bool]] = []
+
+    def __call__(self, tasks: bool, memberships: bool) -> Withdrawable:
+        self.asked.append((tasks, memberships))
+        return Withdrawable(
+            self.held.sales_tasks if tasks else 0, self.held.memberships if memberships else {}
+        )
+
+
+def test_tasks_off_with_sales_tasks_still_open_check_what_closing_them_needs() -> None:
+    """A sanctions hit closes the sales tasks crmtier made whatever ``tasks`` says now, and
+    closing needs the rights making did: the gate asks for them and names the open tasks;
+    the switch, already off, is no fix."""
+    crm, held = Prerequisites(MISSING), Held(sales_tasks=3)
+    with pytest.raises(ConfigError) as raised:
+        write_readiness.require(crm, _writeback(False, False), held=held)
+    assert str(raised.value) == (
+        "tasks are off but 3 sales tasks crmtier made are still open: closing them on a "
+        "sanctions hit needs tasks: key look-up: COQL refused: grant ZohoCRM.coql.READ"
+    )
+    assert held.asked == [(True, True)] and crm.asked == ["task_close"]
+
+
+@pytest.mark.parametrize("only_fields", [False, True], ids=["tasks-off", "only-fields"])
+def test_no_sales_task_held_asks_no_task_prerequisite(only_fields: bool) -> None:
+    crm, held = Prerequisites(MISSING), Held(sales_tasks=0)
+    write_readiness.require(crm, _writeback(False, False), only_fields=only_fields, held=held)
+    assert crm.asked == [] and held.asked == [(True, True)]
+
+
+def test_a_fields_only_run_checks_closing_while_sales_tasks_are_open() -> None:
+    crm = Prerequisites(MISSING)
+    with pytest.raises(ConfigError, match=r"^this run writes fields only but 2 sales tasks"):
+        write_readiness.require(crm, _writeback(True, True), only_fields=True, held=Held(2))
+
+
+def test_tasks_on_read_nothing_of_the_store() -> None:
+    crm, held = Prerequisites(SchemaCheck("ok", True)), Held(sales_tasks=5)
+    write_readiness.require(crm, _writeback(True, True), held=held)
+    assert held.asked == [] and crm.asked == ["task", "membership"]
+
+
+def test_memberships_off_with_memberships_held_need_each_campaign_s_id() -> None:
+    """Removing a sanctioned customer's memberships needs the campaign's CRM id: one the
+    config no longer names refuses the start; a mapped one asks the membership checks."""
+    crm = Prerequisites(SchemaCheck("ok", True))
+    held = Held(memberships={"wealth_upgrade": 2, "vip_events": 1})
+    with pytest.raises(ConfigError) as raised:
+        write_readiness.require(crm, _writeback(True, False), held=held)
+    assert str(raised.value) == (
+        "campaign memberships are off but 3 campaign memberships crmtier made are still "
+        "held: removing them on a sanctions hit needs the CRM id of campaign vip_events: "
+        "map it in [writeback.campaigns]"
+    )
+    write_readiness.require(
+        crm, _writeback(True, False), held=Held(memberships={"wealth_upgrade": 2})
+    )
+    assert crm.asked[-1] == "membership"
