@@ -135,6 +135,7 @@ def test_switching_tasks_and_memberships_off_still_withdraws_what_crmtier_made(
     sb = harness.sandbox
     first = harness.run("--as-of", AS_OF)
     assert first.returncode == 0, (first.report, first.stderr[-2000:])
+    assert first.report is not None
     sales = [(c, r, k) for c, r, k, _ in _made_tasks(harness) if r in SALES_TASK_RULES]
     members = {c for c, _ in sb.memberships()}
     cid = min((c for c, _, _ in sales), key=lambda c: (c not in members, c))
@@ -159,6 +160,9 @@ def test_switching_tasks_and_memberships_off_still_withdraws_what_crmtier_made(
     assert second.returncode == 0, (second.report, second.stderr[-2000:])
     assert second.report is not None
     writes = second.report["counts"]["writes"]
+    # the withdrawal gate asks what the gate of both kinds on asked, charged to the minimum
+    on_gate = first.report["min_calls"]["start_checks"]
+    assert second.report["min_calls"]["start_checks"] == on_gate > 0
     assert writes["task_close"] == len(withdrawn)
     assert not {t.external_id for t in sb.tasks() if t.open} & set(withdrawn)
     assert not [c for c, _ in sb.memberships() if c == cid]  # out of every campaign
