@@ -76,9 +76,10 @@ class TaskUpsert:
     """Create-or-update a follow-up task, keyed by ``task.dedupe_key`` as external id.
     ``resend``: an earlier call of this task may have reached the CRM unanswered (a retry
     after a timeout, an interrupted run's write, a task in doubt planned again), so the CRM
-    may hold it already and a relationship manager may have reassigned it since: a held
-    task is never given crmtier's owner or related record again (Salesforce writes nothing
-    of a held task; Zoho and FXiaoke revise what crmtier's rule decides). A first send may
+    may hold it already and a relationship manager may have worked it since. A task sent
+    again whose key the CRM holds is not written at all (it answers ok): its owner, related
+    record, status, subject, due date, priority and description are the RM's; only an absent
+    key is created (the contract suite's "a held task is not rewritten"). A first send may
     create without looking."""
 
     customer_id: str

@@ -60,7 +60,8 @@ class AnswerBatch:
         self.retries: list[OutboxItem] = []  # to send again later, their attempts counted
         # keys of tasks no longer open in the CRM, off their owners' caps: closed there, or
         # refused outright at the first attempt (a clean refusal: the CRM holds no such
-        # task; one that failed retryably before may hold it, and keeps counting)
+        # task; one that failed retryably before may hold it, and keeps counting, as does
+        # one the CRM may hold from another write of it: ``Recorder.maybe_made``)
         self.not_open: list[str] = []
         # tasks whose call went unanswered: in doubt until a write of them is answered
         # (``sync.state.mark_tasks_in_doubt``), whatever becomes of the item
@@ -109,7 +110,8 @@ class AnswerBatch:
                 unanswered = unanswered or item.unanswered
                 self.retries.append(replace(item, attempts=attempts, unanswered=unanswered))
             else:
-                if item.kind == "task" and not result.retryable and not item.attempts:
+                first = not item.attempts and not self.recorder.maybe_made(item)
+                if item.kind == "task" and not result.retryable and first:
                     self.not_open.append(item.key)
                 self._dead_letter(conn, item, result, decision)
         finished = [d for d in touched.values() if d is not None and not d.outstanding]

@@ -52,7 +52,7 @@ class Dispatcher:
         self.budget = budget  # the planner's: a task superseded unsent gives its share back
         # keys of tasks planned again while a write of theirs was in doubt (``enqueue``)
         self.planned_in_doubt: set[str] = set()
-        pool.maybe_made = self.maybe_made
+        pool.maybe_made = recorder.maybe_made = self.maybe_made
         self.died: set[str] = set()  # runs whose adopted writes may have been in flight
 
     def in_doubt(self, cid: str) -> Doubt | None:
@@ -232,13 +232,18 @@ class Dispatcher:
         """Queue the writes left pending under the decisions stored with them: an earlier
         run's, or this run's own when its page units left them (``sync.retier``: a unit
         sends full batches only), which then count as this run's. ``died``: the runs among
-        theirs that may have died with some in flight (``sync.runs.died``)."""
+        theirs that may have died with some in flight (``sync.runs.died``). A task among
+        them in doubt on record (an earlier write of it went unanswered: the run that
+        planned this one knew, and it is lost with that run's memory) goes out as one the
+        CRM may hold (``maybe_made``), as it would have from that run."""
         self.died.update(died)
         for item in items:
             self.pool.queue[item.id] = item
+            state = states.get(item.customer_id)
+            if item.kind == "task" and state is not None and item.key in state.tasks_in_doubt:
+                self.planned_in_doubt.add(item.key)
             decision = self.decisions.get(item.customer_id)
             if decision is None:
-                state = states.get(item.customer_id)
                 pending = PendingDecision.from_json(state.pending if state else None)
                 ours = pending is not None and pending.run_id == self.run_id
                 decision = Decision(item.customer_id, pending, set(), this_run=ours, base=state)

@@ -359,6 +359,16 @@ def ack_dead_letters(conn: sa.Connection, stream: str, ids: Sequence[int] | None
     return int(conn.execute(query.values(status="acked", last_at=now_text())).rowcount)
 
 
+def letter_statuses(conn: sa.Connection, stream: str, ids: Sequence[int]) -> dict[int, str]:
+    """These letters' statuses (``open``, ``resolved``, ``superseded``, ``acked``) by id;
+    an id the stream has no letter of is absent."""
+    letter = dead_letters.c
+    query = sa.select(letter.id, letter.status).where(
+        letter.stream == stream, letter.id.in_(sorted(set(ids)))
+    )
+    return {int(i): str(status) for i, status in conn.execute(query).tuples()}
+
+
 def list_dead_letters(
     conn: sa.Connection, stream: str, customer: str | None = None
 ) -> list[dict[str, Any]]:

@@ -55,7 +55,7 @@ class Known:
     task_rules: Mapping[str, str] = field(default_factory=dict)
     memberships: Mapping[str, str] = field(default_factory=dict)  # active campaign -> key
     # Campaign -> key of memberships a write of ours may have changed without our seeing
-    # the answer (an interrupted run's, one in flight, one that failed retryably). Their
+    # the answer (a dead run's, one in flight, one a call of which went unanswered). Their
     # wanted state is planned explicitly, add or remove, both idempotent.
     in_doubt: Mapping[str, str] = field(default_factory=dict)
     # Dedupe key -> rule of tasks such a write may have made (not on record as made): this

@@ -111,6 +111,10 @@ class Recorder:
         self.keep_outcomes = keep_outcomes
         self.outcomes: dict[str, Outcome] = {}
         self.dead_letter_customers: set[str] = set()  # with open letters: resolve on success
+        #: whether the CRM may hold an item's task already (``Dispatcher.maybe_made``, set
+        #: by the run's dispatcher): a refusal of such a task's write does not free its place
+        #: on its owner's cap (``AnswerBatch``)
+        self.maybe_made: Callable[[OutboxItem], bool] = lambda item: item.attempts > 0
         self._refs: dict[str, str] = {}  # pseudonym cache, bounded (``_REF_CACHE``)
         #: runs in each recording's transaction with what it adds to the counts and
         #: outcomes: a re-tier's page unit keeps its result there (``sync.retier``), so

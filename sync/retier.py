@@ -183,8 +183,8 @@ class Coordinator:
     def after_read(self) -> None:
         """Every unit finished: add up what they did, then queue the rests of their writes
         (the run's last drain sends them). A sales task among them that may have reached
-        the CRM (left by a run or webhook pass that died during the re-tier, or whose call
-        failed retryably) is held until the run has read its customer again by id and
+        the CRM (left by a run or webhook pass that died during the re-tier, or a call of
+        which went unanswered) is held until the run has read its customer again by id and
         planned it, as before the stream (``run_outbox.recover``): planned from the task
         budgets the last unit left."""
         self.merge()

@@ -14,7 +14,7 @@ from sync import outbox, runs
 from sync.outbox import OutboxItem
 from sync.planner import SALES_TASK_RULES
 from sync.run_parts import RunParts
-from sync.state import load_states
+from sync.state import load_states, mark_tasks_in_doubt
 from tiering_core.privacy import pseudonym
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def take_over(parts: RunParts, ids: Collection[str]) -> None:
     customers first (it processes them next), so it reads their writes once.
 
     A sales task among them that may have reached the CRM (a run or webhook pass that died
-    during the re-tier left it, or its call failed retryably) is held (``WritePool.waiting``)
+    during the re-tier left it, or a call of it went unanswered) is held (``WritePool.waiting``)
     until the unit has planned and committed the page: sent as soon as it fills a batch
     (``WritePool.send_ready`` as the page is taken in), it would reach a customer
     sanctioned since before the plan could supersede it (``recover`` holds it alike)."""
@@ -107,11 +107,20 @@ def _claimed(parts: RunParts, ids: Collection[str] | None) -> list[OutboxItem]:
 def _adopt(parts: RunParts, items: list[OutboxItem], died: set[str]) -> None:
     """Give the dispatcher these pending writes, with their customers' committed states;
     those of runs that stopped now name this run (``outbox.adopt``: should it die while
-    sending them, the next run must know they may have gone out)."""
-    stopped = [i for i in items if i.run_id != parts.run_id and i.run_id not in died]
+    sending them, the next run must know they may have gone out). A task among them that
+    may have reached the CRM (``outbox.may_have_landed``: a run that died may have sent
+    it) is in doubt on record first, as one whose call went unanswered is
+    (``mark_tasks_in_doubt``): whatever the new plan makes of its write (superseded as no
+    longer wanted, refused when re-sent), the CRM may hold it, and a later sanctions hit
+    must close it, until a write of it is answered."""
+    run_id, stream = parts.run_id, parts.e.stream
+    landed = [i for i in items if i.kind == "task" and outbox.may_have_landed(i, run_id, died)]
+    stopped = [i for i in items if i.run_id != run_id and i.run_id not in died]
     with parts.e.store.begin() as conn:
-        outbox.adopt(conn, stopped, parts.run_id)
-        states = load_states(conn, parts.e.stream, {i.customer_id for i in items})
+        if landed:
+            mark_tasks_in_doubt(conn, stream, landed, run_id)
+        outbox.adopt(conn, stopped, run_id)
+        states = load_states(conn, stream, {i.customer_id for i in items})
     parts.dispatcher.recover(items, states, died)
 
 

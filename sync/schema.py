@@ -6,8 +6,9 @@ each owner evolves its tables without renumbering anyone else's. A migration is 
 function run inside the transaction that records its version, so a crash mid-upgrade leaves
 the old version recorded and the upgrade is simply retried (PostgreSQL has transactional
 DDL; on SQLite each migration is written to be safe to repeat). What a step is, and the
-reusable DDL steps, are in ``sync/migration_steps.py``; writing a ``meta`` fact once is in
-``sync/meta_facts.py``.
+reusable DDL steps, are in ``sync/migration_steps.py``; the steps that also fill data are in
+``sync/backfill_steps.py`` and ``sync/unanswered_backfill.py``; writing a ``meta`` fact once
+is in ``sync/meta_facts.py``.
 
 Timestamps are stored as fixed-width UTC ISO text (``2026-01-01T00:00:00.000000Z``): the
 text order is the time order on every backend, which the cursor comparisons rely on.
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from sync.backfill_steps import key_audit_chain, run_liveness, task_rules
 from sync.crypto import EncryptedJSON, EncryptedText
 from sync.migration_steps import Migration, add_column, create_tables, widen_to_text
 from sync.unanswered_backfill import mark_unanswered
@@ -277,51 +279,6 @@ def now_text() -> str:
 AUDIT_UNKEYED_UPTO = "audit_unkeyed_upto"
 
 
-def _key_audit_chain(conn: sa.Connection) -> None:
-    """Add ``audit.key_id`` and record the newest row as the end of the unkeyed prefix
-    (both idempotent)."""
-    add_column(audit, "key_id")(conn)
-    if conn.execute(sa.select(meta.c.key).where(meta.c.key == AUDIT_UNKEYED_UPTO)).first():
-        return
-    upto = conn.execute(sa.select(sa.func.max(audit.c.seq))).scalar() or 0
-    conn.execute(meta.insert().values(key=AUDIT_UNKEYED_UPTO, value=str(upto)))
-
-
-def _task_rules(conn: sa.Connection) -> None:
-    """Add ``side_effects.rule`` and fill it for the tasks made before, from the audit
-    trail's task rows (each names its rule and key); both idempotent."""
-    add_column(side_effects, "rule")(conn)
-    made = conn.execute(
-        sa.select(audit.c.new).where(audit.c.event == "task").order_by(audit.c.seq)
-    ).scalars()
-    rules = {
-        str(new["key"]): str(new["rule"])
-        for new in made
-        if isinstance(new, dict) and new.get("key") and new.get("rule")
-    }
-    for key, rule in rules.items():
-        conn.execute(
-            side_effects.update()
-            .where(
-                side_effects.c.kind == "task",
-                side_effects.c.key == key,
-                side_effects.c.rule.is_(None),
-            )
-            .values(rule=rule)
-        )
-
-
-def _run_liveness(conn: sa.Connection) -> None:
-    """Add ``runs.owner`` and ``runs.expires_at``, and the index of records by status
-    (each idempotent: every run and webhook pass now looks for the running ones). Records
-    of runs still ``running`` keep both NULL: no liveness signal, so the next run judges
-    them dead (a process of the older crmtier cannot start on this store any more, and
-    one that was mid-run when it was upgraded writes its own final status over the mark)."""
-    add_column(runs, "owner")(conn)
-    add_column(runs, "expires_at")(conn)
-    next(i for i in runs.indexes if i.name == "runs_by_status").create(conn, checkfirst=True)
-
-
 #: the sync component's migrations, in order. Append; never edit a released step.
 SYNC_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -356,14 +313,14 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         "the database cannot edit a row and recompute the chain; the rows written before "
         "stay verifiable as an unkeyed prefix, whose end is recorded in meta (sealed with "
         "the key by the store right after this step)",
-        _key_audit_chain,
+        key_audit_chain(audit, meta, AUDIT_UNKEYED_UPTO),
     ),
     Migration(
         6,
         "side_effects.rule: the rule that made each task, so a sanctions hit can withdraw "
         "the customer's open sales tasks (made in any earlier run) in the same run; filled "
         "from the audit trail for tasks made before",
-        _task_rules,
+        task_rules(side_effects, audit),
     ),
     Migration(
         7,
@@ -384,7 +341,7 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         "alive by a heartbeat, so a later run or webhook pass marks a killed webhook pass "
         "failed (interrupted) instead of leaving it running forever, and never a live one; "
         "runs_by_status: the running records are looked for as every run and pass starts",
-        _run_liveness,
+        run_liveness(runs),
     ),
     Migration(
         10,
@@ -400,7 +357,7 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         "outbox.unanswered and side_effects.in_doubt: a task whose write call went "
         "unanswered stays in doubt (the CRM may hold it) until a write of it is answered, "
         "so a sanctions hit closes it whatever became of its dead letter; filled from the "
-        "writes whose last call went unanswered",
+        "writes whose last call went unanswered and those pending after an attempt",
         mark_unanswered(outbox, side_effects, now_text),
     ),
 )

@@ -9,12 +9,16 @@ left it open. From version 11 an outbox row says whether any call of it went una
 until a write of it is answered (``sync.state.mark_tasks_in_doubt``).
 
 The step fills both from what the store holds: rows whose last error is the unanswered
-one (a refusal after a timeout overwrote it, and cannot be told apart now), and, for each
-task among them that nothing on record says was made or closed since, its mark. The rule
-comes from the row's payload, encrypted when the store is: a store opened without its
-key stops here (``sync.crypto.open_value``), before the version is recorded. Apart from
-``sync/schema.py``, which passes its tables in, as ``sync/migration_steps.py`` steps take
-them. Safe to repeat: a task marked has a ``side_effects`` row, and is not marked again.
+one (a refusal after a timeout overwrote it, and cannot be told apart now), and rows still
+pending that were attempted (the rule of before held each of those as one that may have
+landed, and a store upgraded between two attempts keeps holding it); and, for each task
+among them that nothing on record says was made or closed since, its mark. The rule comes
+from the row's payload, decrypted by its column when the store is encrypted: a store
+opened without its key stops here, before the version is recorded. The rows are read in
+batches of ``_BATCH`` by id, each batch's marks written before the next is read, so a large
+outbox is never held in memory. Apart from ``sync/schema.py``, which passes its tables in,
+as ``sync/migration_steps.py`` steps take them. Safe to repeat: a task marked has a
+``side_effects`` row, and is not marked again (nor twice across batches).
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from connectors.errors import UNANSWERED
-from sync import jsontext
-from sync.crypto import cipher_of, open_value
 from sync.migration_steps import add_column
+
+#: outbox rows read (and marks written) per statement
+_BATCH = 1000
 
 
 def mark_unanswered(
@@ -39,39 +44,43 @@ def mark_unanswered(
         add_column(outbox, "unanswered")(conn)
         add_column(side_effects, "in_doubt")(conn)
         row, effect = outbox.c, side_effects.c
-        conn.execute(outbox.update().where(row.last_error == UNANSWERED).values(unanswered=True))
+        attempted = sa.and_(row.status == "pending", row.attempts > 0)
+        conn.execute(
+            outbox.update()
+            .where(sa.or_(row.last_error == UNANSWERED, attempted))
+            .values(unanswered=True)
+        )
         on_record = sa.exists().where(
             effect.stream == row.stream, effect.kind == "task", effect.key == row.key
         )
-        unanswered = conn.execute(
-            sa.select(row.stream, row.customer_id, row.key, sa.type_coerce(row.payload, sa.JSON))
+        query = (
+            sa.select(row.id, row.stream, row.customer_id, row.key, row.payload)
             .where(row.kind == "task", row.unanswered.is_(True), row.status != "done")
             .where(~on_record)
             .order_by(row.id)
-        ).tuples()
-        marks: dict[tuple[str, str], dict[str, Any]] = {}
-        for stream, customer_id, key, stored in unanswered:
-            rule = _payload(conn, stored).get("rule")
-            if rule:
-                marks[(stream, key)] = {
-                    "stream": stream,
-                    "kind": "task",
-                    "key": key,
-                    "customer_id": customer_id,
-                    "rule": str(rule),
-                    "active": False,
-                    "in_doubt": True,
-                    "updated_at": now(),
-                }
-        if marks:
-            conn.execute(side_effects.insert(), list(marks.values()))
+            .limit(_BATCH)
+        )
+        after = None
+        while True:
+            batch = conn.execute(query if after is None else query.where(row.id > after)).all()
+            if not batch:
+                return
+            after = batch[-1].id
+            marks: dict[tuple[str, str], dict[str, Any]] = {}
+            for _, stream, customer_id, key, payload in batch:
+                rule = (payload or {}).get("rule")
+                if rule:
+                    marks[(stream, key)] = {
+                        "stream": stream,
+                        "kind": "task",
+                        "key": key,
+                        "customer_id": customer_id,
+                        "rule": str(rule),
+                        "active": False,
+                        "in_doubt": True,
+                        "updated_at": now(),
+                    }
+            if marks:
+                conn.execute(side_effects.insert(), list(marks.values()))
 
     return apply
-
-
-def _payload(conn: sa.Connection, stored: Any) -> dict[str, Any]:
-    """A row's payload as stored: its JSON, or the ciphertext of its JSON (a JSON string)."""
-    if not isinstance(stored, str):
-        return dict(stored)
-    plaintext = open_value(stored, cipher_of(conn.dialect), "outbox.payload")
-    return dict(jsontext.loads(plaintext)) if plaintext is not None else {}

@@ -8,9 +8,10 @@
   into together for a lock (``locks.explain_refusals``: reads only when one was refused).
 * Follow-up tasks and campaign memberships are records of their own objects with
   crmtier's deterministic dedupe key in an external-key field. FXiaoke has no upsert and no
-  idempotency key (a replayed create duplicates), so existing keys are looked up first, up
-  to 100 per query, and a create that fails in transit is re-checked by key before it is
-  tried again: reruns and dropped connections never duplicate a task or a membership.
+  idempotency key (a replayed create duplicates), so existing keys are looked up first, 50
+  a query (``KEYS_PER_LOOKUP``), and a create that fails in transit is re-checked by key
+  before it is tried again: reruns and dropped connections never duplicate a task or a
+  membership. A task whose key FXiaoke holds is not written at all (``PlanWriter._tasks``).
 
 A per-record rejection is that item's failed ``WriteResult``; a failure of the call
 itself (auth, quota, configuration, throttling that outlasts the retries) stops the plan
@@ -145,37 +146,28 @@ class PlanWriter:
     # --- tasks ----------------------------------------------------------------------
 
     def _tasks(self, items: Sequence[TaskUpsert]) -> list[WriteResult]:
+        """Create the tasks whose keys FXiaoke does not hold. A task it holds is left
+        exactly as it is and answers ok with no write, as on Salesforce and Zoho
+        (docs/operations.md, "Follow-up tasks: what they cost"): it is held only because an
+        earlier send of it arrived (its key names the same customer, rule and period), and
+        since then every field of it is the relationship manager's, owner and customer as
+        much as subject, due date, priority and description, which the RM reschedules
+        and writes the call's notes in. Cost: ceil(keys / 50) queries plus one create per
+        absent key."""
         if not items:
             return []
         f = self._cfg.followup_fields
         obj = self._cfg.followup_object
-        # An existing task keeps its owner and record links: a manager may have reassigned
-        # it; crmtier only moves what its rule decides (subject, due, ...).
-        revisable = (f.subject, f.due, f.priority, f.description)
-        keys = [i.task.dedupe_key for i in items]
-        existing = self._existing(obj, f.external_key, keys, read=revisable)
+        existing = self._existing(obj, f.external_key, [i.task.dedupe_key for i in items])
 
-        def upsert(item: TaskUpsert) -> WriteResult:
+        def create(item: TaskUpsert) -> WriteResult:
             key = item.task.dedupe_key
-            wanted = self._task_fields(item)
-            found = existing.get(key)
-            if found is None:
-                return self._write("task", key, lambda: self._create(obj, f.external_key, wanted))
-            changes = {k: wanted[k] for k in revisable if found.get(k) != wanted[k]}
-            if not changes:
+            if key in existing:
                 return ok("task", key)
-            return self._write(
-                "task",
-                key,
-                lambda: self._client.call(
-                    data_path(obj, "update"),
-                    {"object_data": {"dataObjectApiName": obj, ID: found[ID], **changes}},
-                    top=_NO_WORKFLOW,
-                    record_id=key,
-                ),
-            )
+            wanted = self._task_fields(item)
+            return self._write("task", key, lambda: self._create(obj, f.external_key, wanted))
 
-        return self._once_per_key(items, lambda i: i.task.dedupe_key, upsert)
+        return self._once_per_key(items, lambda i: i.task.dedupe_key, create)
 
     def _task_fields(self, item: TaskUpsert) -> dict[str, Any]:
         task, f = item.task, self._cfg.followup_fields
@@ -266,12 +258,10 @@ class PlanWriter:
             ),
         )
 
-    def _existing(
-        self, obj: str, key_field: str, keys: Sequence[str], *, read: Sequence[str] = ()
-    ) -> dict[str, dict[str, Any]]:
+    def _existing(self, obj: str, key_field: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Live records of ``obj`` by external key (50 keys per query, paged by ``_id``),
-        with the key, creation time and the ``read`` fields: every field used here is
-        projected by name, since what an empty ``fieldProjection`` returns is undocumented.
+        with the key and creation time: every field used here is projected by name, since
+        what an empty ``fieldProjection`` returns is undocumented.
 
         Should a key exist twice (a create that reached FXiaoke although its answer was
         lost, or two runs racing), the oldest record is kept and the others are
@@ -279,7 +269,7 @@ class PlanWriter:
         without its key is not grouped at all: it cannot be told apart from the others."""
         rows_by_key: dict[str, list[dict[str, Any]]] = {}
         unique = sorted(set(keys))
-        fields = [ID, CREATED, key_field, *read]
+        fields = [ID, CREATED, key_field]
         for start in range(0, len(unique), KEYS_PER_LOOKUP):
             chunk = unique[start : start + KEYS_PER_LOOKUP]
             for row in self._live_rows(obj, [flt(key_field, "IN", *chunk)], fields):

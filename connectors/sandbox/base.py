@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol, Self
 
@@ -144,6 +144,11 @@ class Sandbox(Protocol):
         ...
 
     def tasks(self) -> list[SandboxTask]: ...
+
+    def reschedule_task(self, key: str, subject: str, due: date) -> None:
+        """What a relationship manager does in the CRM: give crmtier's task with external
+        key ``key`` another subject and due date, saved as the CRM's own edit is."""
+        ...
 
     def memberships(self) -> set[tuple[str, str]]:
         """(customer id, campaign key) pairs currently in the CRM."""

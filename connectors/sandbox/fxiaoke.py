@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ from connectors.sandbox.fxiaoke_schema import (
     MARKETING_EVENT,
     build_objects,
     stored_value,
+    validate,
 )
 from connectors.sandbox.generator import customer_id, generate, to_crm_fields
 from connectors.sandbox.households import household_links, noting_individuals
@@ -287,6 +288,24 @@ class FxiaokeSandbox(SandboxLifecycle):
                 )
             )
         return out
+
+    def edit_task(self, key: str, **fields: Any) -> None:
+        """What a relationship manager does in the CRM: change the live follow-up with
+        crmtier's key ``key`` (FXiaoke's field names: ``name``, ``field_due_date__c`` in
+        epoch ms, ``owner``...), checked and versioned as an update is."""
+        ((rid, _, data),) = [
+            row
+            for row in self.store.scan(FOLLOWUP)
+            if row[2].get(KEY_FIELD) == key and row[2].get("life_status") != "invalid"
+        ]
+        problem = validate(self.objects[FOLLOWUP], fields)
+        if problem:
+            raise ValueError(f"{FOLLOWUP} {key}: {problem}")
+        self.store.update(FOLLOWUP, rid, {**fields, "version": int(data.get("version", 1)) + 1})
+
+    def reschedule_task(self, key: str, subject: str, due: date) -> None:
+        midnight = datetime.combine(due, datetime.min.time(), tzinfo=TENANT_TZ)
+        self.edit_task(key, name=subject, field_due_date__c=to_ms(midnight))
 
     def memberships(self) -> set[tuple[str, str]]:
         keys = {cid: key for key, cid in self.mapping.writeback.campaigns.items()}

@@ -25,7 +25,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +274,9 @@ class SalesforceSandbox(SandboxLifecycle):
         (saved,) = self.org.update([record], True)
         if not saved.success:
             raise ValueError(f"Task {key}: {sorted(fields)}: {saved.errors[0].as_json()}")
+
+    def reschedule_task(self, key: str, subject: str, due: date) -> None:
+        self.edit_task(key, Subject=subject, ActivityDate=due.isoformat())
 
     def memberships(self) -> set[tuple[str, str]]:
         keys = {cid: key for key, cid in self.mapping.writeback.campaigns.items()}

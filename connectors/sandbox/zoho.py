@@ -52,7 +52,7 @@ from connectors.sandbox.zoho_schema import (
 from connectors.sandbox.zoho_timeline import install_zoho_timeline
 from connectors.sandbox.zoho_users import zoho_user_id
 from connectors.sandbox.zoho_wire import ID_BASE, format_time
-from connectors.sandbox.zoho_writes import MEMBERS
+from connectors.sandbox.zoho_writes import MEMBERS, write_one
 from connectors.zoho.households import ROLE_FIELD as HOUSEHOLD_ROLE_FIELD
 from connectors.zoho.scopes import REQUIRED_SCOPES
 
@@ -273,6 +273,18 @@ class ZohoSandbox(SandboxLifecycle):
                 )
             )
         return out
+
+    def edit_task(self, key: str, **fields: Any) -> None:
+        """What a relationship manager does in the CRM: change the Task with crmtier's key
+        ``key`` (Zoho's field names: ``Subject``, ``Due_Date``, ``Owner``, ``Status``...),
+        checked as an Update Records row is."""
+        (rid,) = [r for r, _, d in self.store.scan(TASK_MODULE) if d.get(TASK_KEY_FIELD) == key]
+        result, _ = write_one(self.api, TASK_MODULE, {"id": rid, **fields}, 0, "update", [])
+        if result["status"] != "success":
+            raise ValueError(f"Task {key}: {sorted(fields)}: {result['code']}")
+
+    def reschedule_task(self, key: str, subject: str, due: date) -> None:
+        self.edit_task(key, Subject=subject, Due_Date=due.isoformat())
 
     def memberships(self) -> set[tuple[str, str]]:
         out = set()

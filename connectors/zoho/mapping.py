@@ -170,9 +170,9 @@ def task_row(
     key_field: str,
     owner_id: str | None,
 ) -> dict[str, Any]:
-    """A Tasks row keyed by the task's dedupe key. Status is left out: a new task takes the
-    org's default, and a re-sent one revises only ``writes.REVISED``, so it never reopens
-    a task the relationship manager already completed."""
+    """A Tasks row keyed by the task's dedupe key, for Insert Records only (a task the CRM
+    holds is not written: ``writes._write_tasks``). Status is left out: a new task takes
+    the org's default."""
     task = upsert.task
     row: dict[str, Any] = {
         "Subject": task.subject,

@@ -4,11 +4,12 @@ Field updates go in batches of ``write_batch`` (≤ 100) with ``"trigger": []`` 
 crmtier's own writes fire none of the customer's workflows. Tasks are found by their dedupe
 key (crmtier's key field on Tasks) with one COQL look-up per 50 keys, shared by the plan's
 tasks and closures, before any write: a task the CRM does not hold is inserted, one it holds
-is revised by record id, and one to close is closed by record id (``closures.py``, which
-also says which Status values are closed). Zoho has no upsert for
+is left exactly as it is (no write), and one to close is closed by record id
+(``closures.py``, which also says which Status values are closed). Zoho has no upsert for
 Tasks ("Insert or Update Records (Upsert)" lists no activity module), and the look-up first
 is what keeps a task single when its insert was stored but the answer lost: the re-sent plan
-finds it and revises it. Campaign membership goes
+finds it and leaves it. Campaign membership goes
+Campaign membership goes
 through the Contacts/Leads ``Campaigns`` related list (relation updates and delinks are
 idempotent). Every value is checked against the field metadata before the first write call,
 so a plan that cannot be written fails whole, with the field named, before any change.
@@ -39,8 +40,8 @@ from connectors.zoho.task_keys import QUOTABLE, TASK_MODULE, HeldTask, look_up, 
 if TYPE_CHECKING:
     from connectors.zoho.connector import ZohoConnector
 
-#: What a re-sent task revises in the Task the CRM holds (``task_row``'s names).
-REVISED = ("Subject", "Due_Date", "Priority", "Description")
+#: The answer for a task the CRM holds under its key: written, with no call (``_write_tasks``).
+_HELD = RowResult(True, "HELD")
 _NOTHING_TO_CLOSE = RowResult(True, "NOT_FOUND")
 CAMPAIGN_MODULE = "Campaigns"
 MEMBER_MODULES = ("Contacts", "Leads")
@@ -100,21 +101,25 @@ def _write_tasks(
     trigger: Sequence[str],
 ) -> list[WriteResult]:
     """The plan's tasks: those the CRM does not hold by Insert Records (``POST
-    /crm/v2/Tasks``), those it holds by Update Records by record id, a write batch a call.
-    A held task is revised in what crmtier's rule decides (``REVISED``: subject, due date,
-    priority, description), as Salesforce's upsert and FXiaoke's update revise theirs; its
-    owner, related record and Status stay as the relationship manager left them. A key
-    twice in one plan is written once, as its last row. Cost: ceil(keys / 50) COQL
-    queries (``_held_tasks``) plus ceil(absent / batch) inserts plus ceil(held / batch)
-    updates.
+    /crm/v2/Tasks``), a write batch a call. A task the CRM holds under its key is left
+    exactly as it is and answers ok with no write, as on Salesforce and FXiaoke
+    (docs/operations.md, "Follow-up tasks: what they cost"): it is held only because an
+    earlier send of it arrived (its key names the same customer, rule and period, so it
+    is the task crmtier decided), and since then every field of it is the relationship
+    manager's: the owner and related record, the Status (a completed Task is a record of
+    work done), and Subject, Due_Date, Priority and Description too, which the RM
+    reschedules and writes the call's notes in. A key twice in one plan is written once,
+    as its last row. Cost: ceil(keys / 50) COQL queries (``_held_tasks``) plus
+    ceil(absent / batch) inserts; a plan of held tasks writes nothing.
 
     An insert the key field refuses as ``DUPLICATE_DATA`` met a Task made under that key
     after the look-up (another process, a webhook worker or a scheduled sync, made the same
-    task at once): those keys are looked up again and revised by id like any held task, so
-    the task is made once and reads as written, not dead-lettered for a human."""
+    task at once): those keys are looked up again, and one found is held like any other,
+    so the task is made once and reads as written, not dead-lettered for a human; one not
+    found keeps its refusal."""
     latest = dict(rows)
     absent = [k for k in latest if k not in held and QUOTABLE.fullmatch(k)]
-    done: dict[str, RowResult] = {}
+    done: dict[str, RowResult] = {k: _HELD for k in latest if k in held}
     batch = connector.config.write_batch
     for start in range(0, len(absent), batch):
         chunk = absent[start : start + batch]
@@ -125,12 +130,7 @@ def _write_tasks(
         k for k in absent if done[k].code == "DUPLICATE_DATA" and done[k].api_name == key_field
     ]
     if raced:
-        held = {**held, **look_up(connector, key_field, raced)}
-    present = [k for k in latest if k in held]
-    for start in range(0, len(present), batch):
-        chunk = present[start : start + batch]
-        revised = [{"id": held[k].id, **{f: latest[k][f] for f in REVISED}} for k in chunk]
-        done.update(zip(chunk, connector.client.update(TASK_MODULE, revised, trigger), strict=True))
+        done.update((k, _HELD) for k in look_up(connector, key_field, raced))
     unquotable = RowResult(False, "INVALID_DATA", api_name=connector.config.task_key_field)
     return [_result("task", key, done.get(key, unquotable), TASK_MODULE) for key, _ in rows]
 

@@ -23,14 +23,15 @@ from connectors.calltally import CallTally, counting
 from connectors.contract import Connector
 from connectors.errors import ConnectorError
 from connectors.override_audit import OverrideAuditReads
-from crmtier.commands.listing import emit, format_option, stdout_console
+from crmtier.commands.listing import format_option, stdout_console
 from crmtier.commands.options import config_option
+from crmtier.commands.sync_dead_letters import dead_letters
 from crmtier.commands.sync_gc import OldestGeneration, fewer_collections
 from crmtier.commands.sync_output import ProgressView, report_json, summary
 from crmtier.commands.sync_schedule import EXIT_CONFIG, EXIT_RUNNING, refused, schedule
 from crmtier.config import ConfigFileError, CrmtierConfig, load_config
 from crmtier.config_sections import parse_interval
-from sync import households, jsonlog, outbox, write_readiness
+from sync import households, jsonlog, write_readiness
 from sync.disclosure import Disclosure
 from sync.engine import (
     AlreadyRunningError,
@@ -328,7 +329,7 @@ def command(
     try:
         config = load_config(config_path)
         if show_dead or ack:
-            sys.exit(_dead_letters(config, ack, customer, "json" if as_json else "table"))
+            sys.exit(dead_letters(config, ack, customer, "json" if as_json else "table"))
         options = RunOptions(
             trigger=trigger,  # type: ignore[arg-type]
             dry_run=dry_run,
@@ -353,47 +354,3 @@ def command(
     except OperationalError as exc:  # the state store unreachable: one line, no traceback
         click.echo(f"crmtier sync: state store failed: {error_text(exc)}", err=True)
         sys.exit(1)
-
-
-def _dead_letters(
-    config: CrmtierConfig, ack: tuple[str, ...], customer: str | None, fmt: str
-) -> int:
-    store = config.open_state_store()
-    try:
-        with store.begin() as conn:
-            if ack:
-                ids = None if "all" in ack else [int(a) for a in ack]
-                n = outbox.ack_dead_letters(conn, config.stream, ids)
-                click.echo(f"acknowledged {n} dead letter(s)")
-                return 0
-            rows = outbox.list_dead_letters(conn, config.stream, customer)
-    finally:
-        store.close()
-    listed = [
-        {
-            "id": r["id"],
-            "crm_id": r["customer_id"],
-            "customer": r["pseudonym"],
-            "kind": r["kind"],
-            "error_code": r["error_code"],
-            "attempts": r["attempts"],
-            "reason": r["reason"],
-            "first_at": r["first_at"],
-            "last_at": r["last_at"],
-        }
-        for r in rows
-    ]
-    emit(fmt, f"open dead letters of {config.stream}", _DEAD_LETTER_COLUMNS, listed)
-    return 0
-
-
-_DEAD_LETTER_COLUMNS = (
-    "id",
-    "crm_id",
-    "customer",
-    "kind",
-    "error_code",
-    "attempts",
-    "reason",
-    "last_at",
-)

@@ -120,6 +120,36 @@ def test_tasks_are_idempotent_on_rerun(setup):
     assert {t.customer_id for t in tasks} == set(ids)
 
 
+def test_a_held_task_is_not_rewritten(setup):
+    """A task sent again (``TaskUpsert.resend``: a lost answer, a crash, planned while in
+    doubt) whose key the CRM holds is left exactly as the relationship manager has it: the
+    RM's subject and due date stand, even against a plan with other ones, the task answers
+    ok, and no write call is made (docs/adding-a-crm.md)."""
+    sandbox, connector = setup
+    ids = [r.profile.id for r in read_all(connector)[:2]]
+    key, absent = f"rm_call:{ids[0]}:2027Q1", f"rm_call:{ids[1]}:2027Q1"
+    made = _task(ids[0], key)
+    assert all(r.ok for r in connector.apply(WritePlan(tasks=(made,))))
+    sandbox.reschedule_task(key, "Called: ring back after the rates", date(2027, 2, 26))
+    before = {t.external_id: t for t in sandbox.tasks()}
+    calls = sandbox.write_calls()
+    planned_anew = made.task.model_copy(update={"subject": "Call again", "due": date(2027, 1, 9)})
+    again = TaskUpsert(ids[0], planned_anew, resend=True)
+    assert [(r.kind, r.key, r.ok) for r in connector.apply(WritePlan(tasks=(again,)))] == [
+        ("task", key, True)
+    ]
+    assert {t.external_id: t for t in sandbox.tasks()} == before
+    assert (before[key].subject, before[key].due) == (
+        "Called: ring back after the rates",
+        "2027-02-26",
+    )
+    assert sandbox.write_calls() == calls
+    # an absent key sent again is made, as a first send is
+    never_arrived = TaskUpsert(ids[1], _task(ids[1], absent).task, resend=True)
+    assert [r.ok for r in connector.apply(WritePlan(tasks=(never_arrived,)))] == [True]
+    assert {t.external_id for t in sandbox.tasks()} == {key, absent}
+
+
 def test_a_task_crmtier_made_can_be_closed_once_and_again(setup):
     """Closing one of crmtier's tasks by its key closes that task alone, in one write
     batch; closing it again is fine and leaves it closed."""

@@ -1,8 +1,10 @@
-"""FXiaoke follow-up tasks and campaign memberships against the sandbox: created once,
-updated only when changed, never duplicated by retries, lost answers or token expiry."""
+"""FXiaoke follow-up tasks and campaign memberships against the sandbox: created once, a
+held one left as the relationship manager has it, never duplicated by retries, lost answers
+or token expiry."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 from connectors.contract import MembershipChange, TaskUpsert, WritePlan
@@ -25,7 +27,7 @@ def task(i: int, *, due: date = date(2026, 3, 1), queue: str | None = None) -> T
     return TaskUpsert(customer_id(i), action)
 
 
-def test_tasks_are_created_once_and_updated_only_when_changed(
+def test_tasks_are_created_once_and_a_held_one_keeps_the_rms_edits(
     sandbox: FxiaokeSandbox, connect: Connect
 ) -> None:
     connector = connect(sandbox)
@@ -45,19 +47,22 @@ def test_tasks_are_created_once_and_updated_only_when_changed(
     assert all(r.ok for r in connector.apply(plan))  # a rerun creates nothing
     assert sandbox.server.calls.count("custom_create", "custom_update") == 3
 
-    # A manager reassigns task 2 in the CRM; crmtier moves task 1's due date and leaves
-    # task 2's new owner alone.
-    (row,) = [
-        r
-        for r in sandbox.store.scan("object_followup__c")
-        if r[2]["field_customer__c"] == customer_id(2)
-    ]
-    sandbox.store.update("object_followup__c", row[0], {"owner": ["9999"]})
-    moved = WritePlan(tasks=(task(1, due=date(2026, 3, 15)), task(2)))
+    # The RM reschedules task 1 and a manager reassigns task 2 in the CRM; both are sent
+    # again (their answers lost, say), task 1 planned anew with another due date: each
+    # stays as the CRM's users left it, and nothing is written.
+    key = task(1).task.dedupe_key
+    sandbox.reschedule_task(key, "Ring back after the rates", date(2026, 3, 20))
+    sandbox.edit_task(task(2).task.dedupe_key, owner=["9999"])
+    moved = WritePlan(
+        tasks=(replace(task(1, due=date(2026, 3, 15)), resend=True), replace(task(2), resend=True))
+    )
     assert all(r.ok for r in connector.apply(moved))
-    assert sandbox.server.calls.count("custom_update") == 1
+    assert sandbox.server.calls.count("custom_update", "custom_create") == 3
     by_customer = {t.customer_id: t for t in sandbox.tasks()}
-    assert by_customer[customer_id(1)].due == "2026-03-15"
+    assert (by_customer[customer_id(1)].subject, by_customer[customer_id(1)].due) == (
+        "Ring back after the rates",
+        "2026-03-20",
+    )
     assert by_customer[customer_id(2)].owner == "9999"
     assert len(sandbox.tasks()) == 3
 
@@ -143,7 +148,7 @@ def test_duplicate_clean_up_keeps_every_distinct_key(
     assert sandbox.server.calls.count("custom_invalid") == 1  # the duplicate, nothing else
     assert sandbox.server.calls.count("custom_create") == 3
     projected = lookups[0]["data"]["search_query_info"]["fieldProjection"]
-    assert {"_id", "create_time", "field_crmtier_key__c", "field_due_date__c"} <= set(projected)
+    assert {"_id", "create_time", "field_crmtier_key__c"} <= set(projected)
 
 
 def test_memberships_add_and_remove_idempotently(sandbox: FxiaokeSandbox, connect: Connect) -> None:

@@ -23,11 +23,12 @@ import sqlalchemy as sa
 
 from connectors.calltally import CallCounter
 from connectors.contract import Capabilities, CrmRecord, WritePlan, WriteResult
-from connectors.errors import TransientError
+from connectors.errors import QuotaExhaustedError, TransientError
 from connectors.mapping import WritebackConfig
-from sync import outbox, schema
+from sync import outbox, runs, schema, taskbudget
 from sync.engine import RunOptions, SyncEngine
 from sync.store import StateStore
+from sync.taskbudget import TaskLimit
 from tests.sync.memory_crm import OneCustomerCrm, memory_engine
 from tests.sync.test_task_budget import assess as budget_assess
 from tiering_core.models import AssessmentData, Assets, CustomerProfile
@@ -44,6 +45,8 @@ TIMEOUT, REFUSED = "timeout", "refused"
 #: the customer as the CRM holds it: an upgrade call due, sanctioned, or changed otherwise
 #: (a new tier, no sales work wanted, not restricted); its deposits in the CRM say which
 UPGRADE, SANCTIONED, CHANGED = 1.0, 2.0, 3.0
+#: the customer as it was, but no sales work wanted: nothing to write
+NOTHING = 4.0
 
 
 class TimeoutCrm(OneCustomerCrm):
@@ -217,6 +220,8 @@ CLOSED_IN_DOUBT = [{"rule": "upgrade_call", "key": KEY, "closed": True, "in_doub
             ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "resolved"),
             CLOSED_IN_DOUBT,
         ),
+        # REC9: a newer decision that writes nothing at all supersedes its letter
+        ((TIMEOUT,), "dropped", ("TRANSIENT", "superseded"), CLOSED_IN_DOUBT),
         # REC7: made again since (a write of it answered): closed as a task on record
         (
             (TIMEOUT,),
@@ -225,17 +230,27 @@ CLOSED_IN_DOUBT = [{"rule": "upgrade_call", "key": KEY, "closed": True, "in_doub
             [{"rule": "upgrade_call", "key": KEY, "closed": True}],
         ),
     ],
-    ids=["REC4-timeout-clean-change", "REC5-acked", "REC6-timeout-then-refused", "REC7-made"],
+    ids=[
+        "REC4-timeout-clean-change",
+        "REC5-acked",
+        "REC6-timeout-then-refused",
+        "REC9-superseded-letter",
+        "REC7-made",
+    ],
 )
+@pytest.mark.parametrize("path", ["sync", "webhook"])
 def test_an_unanswered_task_is_closed_on_a_sanctions_hit_whatever_came_between(
     store: StateStore,
     failures: tuple[str, ...],
     meanwhile: str | None,
     letter: tuple[str, str],
     closed_rows: list[dict[str, object]],
+    path: str,
 ) -> None:
     """Unanswered, the task may be in the CRM until a write of it is answered: a later
-    clean decision, an ``ack`` or a refusal of the retry do not say it is not there."""
+    clean decision, an ``ack`` or a refusal of the retry do not say it is not there. The
+    hit is met by a sync run or by a webhook pass (``process_records``): both plan from
+    the customer's state, which holds the task in doubt."""
     crm = TimeoutCrm(*failures)
     e = _engine(crm, store)
     assert e.run(RunOptions(as_of=AS_OF)).counts.dead_lettered == 1
@@ -245,11 +260,12 @@ def test_an_unanswered_task_is_closed_on_a_sanctions_hit_whatever_came_between(
         with store.begin() as conn:
             assert outbox.ack_dead_letters(conn, "sales:Customer", None) == 1
     elif meanwhile is not None:
-        crm.changed(CHANGED if meanwhile == "changed" else UPGRADE)
+        crm.changed({"changed": CHANGED, "dropped": NOTHING}.get(meanwhile, UPGRADE))
         between = e.run(RunOptions(as_of=AS_OF))
         assert between.status == "succeeded" and between.counts.dead_lettered == 0
     crm.changed(SANCTIONED)
-    last = e.run(RunOptions(as_of=AS_OF))
+    webhook = path == "webhook"
+    last = e.process_records([crm.record()]) if webhook else e.run(RunOptions(as_of=AS_OF))
     assert last.status == "succeeded", last.error
     assert crm.open_tasks == set(), "a sanctioned customer keeps a sales task"
     assert crm.closes == [KEY]
@@ -259,3 +275,89 @@ def test_an_unanswered_task_is_closed_on_a_sanctions_hit_whatever_came_between(
         effects = schema.side_effects
         row = conn.execute(sa.select(effects.c.active, effects.c.in_doubt)).one()
     assert (row.active, bool(row.in_doubt)) == (False, False)
+
+
+#: the CRM made the task, then the call's answer was lost with the process (a run killed
+#: once the call returned): the run's record says it died, its task row is still pending
+DIED = "died"
+
+
+class DyingCrm(TimeoutCrm):
+    """The task call makes the task, then the run ends there (a quota pause stands in for
+    the kill; the run's record is then marked as ``mark_interrupted`` marks a dead one)."""
+
+    def apply(self, plan: WritePlan) -> list[WriteResult]:
+        if self.failing and plan.tasks and self.failures[0] == DIED:
+            self.open_tasks.update(upsert.task.dedupe_key for upsert in plan.tasks)
+            for update in plan.field_updates:
+                self.tier = str(update.fields["value_tier"])
+            raise QuotaExhaustedError("stands in for the kill")
+        return super().apply(plan)
+
+
+def _died(store: StateStore, run_id: str) -> None:
+    with store.begin() as conn:
+        r = schema.runs
+        conn.execute(
+            r.update().where(r.c.id == run_id).values(status="failed", error=runs.INTERRUPTED)
+        )
+
+
+def test_rec8_a_dead_run_s_task_no_longer_wanted_is_closed_on_a_later_sanctions_hit(
+    store: StateStore,
+) -> None:
+    """A run died with a sales task's call returned: the task is in the CRM, nothing on
+    record says so. The next run re-plans the customer, who no longer wants the task (not
+    restricted: a new tier), and supersedes it. The task may still be open in the CRM: a
+    later sanctions hit must close it, as in doubt."""
+    crm = DyingCrm(DIED)
+    e = _engine(crm, store)
+    first = e.run(RunOptions(as_of=AS_OF))
+    _died(store, first.run_id)
+    assert crm.open_tasks == {KEY}
+    crm.failing = False
+    crm.changed(CHANGED)
+    between = e.run(RunOptions(as_of=AS_OF))
+    assert between.status == "succeeded", between.error
+    assert crm.closes == [] and crm.open_tasks == {KEY}  # not restricted: left as it is
+    assert between.counts.skipped == {}, between.counts.as_json()
+    with store.begin() as conn:  # the task's write superseded, never answered
+        o = schema.outbox
+        query = sa.select(o.c.status).where(o.c.kind == "task")
+        assert conn.execute(query).scalars().all() == ["superseded"]
+    crm.changed(SANCTIONED)
+    last = e.run(RunOptions(as_of=AS_OF))
+    assert last.status == "succeeded", last.error
+    assert crm.open_tasks == set(), "a sanctioned customer keeps a sales task"
+    assert _closed_rows(store) == CLOSED_IN_DOUBT
+
+
+def _owned(profiles: Sequence[CustomerProfile]) -> list[AssessmentData]:
+    """``assess``, the upgrade call owned by a relationship manager (counted on a cap)."""
+    rows = assess(profiles)
+    for row in rows:
+        for action in row["actions"]:
+            if action["kind"] == "task":
+                action["owner_id"] = "RM0"  # type: ignore[index]
+    return rows
+
+
+def test_rec10_a_task_in_doubt_refused_when_re_sent_keeps_counting_on_its_owner_s_cap(
+    store: StateStore,
+) -> None:
+    """The first call made the task, its answer lost (dead-lettered unanswered); the next
+    run sends it again, and the CRM refuses that first attempt of the new write. The task
+    may be open in the CRM (it is): it keeps counting against its owner's cap, as the
+    write that made it did, not freed as a task the CRM never made."""
+    crm = TimeoutCrm(TIMEOUT, TIMEOUT, REFUSED)
+    e = memory_engine(crm, store, WRITEBACK, _owned, stream="sales:Customer")
+    e.settings = replace(e.settings, record_retry_attempts=2, record_retry_base=0.0)
+    e.task_limits = {"upgrade_call": TaskLimit(open_per_owner=2)}
+    assert e.run(RunOptions(as_of=AS_OF)).counts.dead_lettered == 1
+    crm.changed(UPGRADE)  # still wanted: sent again
+    second = e.run(RunOptions(as_of=AS_OF))
+    assert second.counts.write_failures == {"task": 1}, second.counts.as_json()
+    assert crm.open_tasks == {KEY}
+    with store.begin() as conn:
+        open_now = taskbudget.load_open(conn, "sales:Customer", AS_OF, prune=False)
+    assert open_now == {("upgrade_call", "RM0"): 1}

@@ -21,6 +21,7 @@ from sync.planner import Doubt, Known, TaskClosure, closures_of, plan_customer
 from sync.recorder import Recorder
 from sync.records import Decision
 from sync.settings import SyncSettings
+from sync.state import CustomerState
 from sync.writepool import WritePool
 from tests.sync.test_sync_planner import _assessed
 from tests.sync.test_write_pipeline import PagedCrm
@@ -174,3 +175,35 @@ def test_an_in_doubt_closure_says_so_and_carries_the_rule_of_the_task_it_closes(
         TaskClosure("service_recovery", "C1:service_recovery:old", in_doubt=False),
         TaskClosure("upgrade_call", SALES_KEY, in_doubt=True),
     )
+
+
+@pytest.mark.parametrize(
+    ("on_record", "run_id", "maybe_made"),
+    [
+        # a stopped run's write, never sent, of a task in doubt on record (an earlier
+        # write of it went unanswered): the CRM may hold the task, so it goes out as a
+        # re-send, which leaves what a relationship manager changed in it
+        (True, STOPPED, True),
+        (False, STOPPED, False),  # nothing says the CRM holds it: a first send
+        (False, EARLIER, True),  # the run that queued it died: it may have sent it
+    ],
+    ids=["in-doubt-on-record", "not-in-doubt", "died"],
+)
+def test_an_adopted_task_in_doubt_on_record_is_re_sent_as_one_the_crm_may_hold(
+    on_record: bool, run_id: str, maybe_made: bool
+) -> None:
+    connector = cast(Connector, SimpleNamespace(capabilities=PagedCrm.capabilities))
+    pool = WritePool(
+        connector, SyncSettings(), holding=bool, record=lambda calls: [], after_record=bool
+    )
+    try:
+        key = "C1:upgrade_call:2026Q4"
+        item = OutboxItem(7, "C1", "task", key, PAYLOADS["task"], 0, run_id, "sync")
+        doubted = {key: "upgrade_call"} if on_record else {}
+        state = CustomerState("C1", "p-C1", tasks_in_doubt=doubted)
+        recorder = cast(Recorder, SimpleNamespace(decisions={}))
+        dispatcher = Dispatcher(pool, recorder, "stream", RUN, "sync", {})
+        dispatcher.recover([item], {"C1": state}, {EARLIER})
+        assert dispatcher.maybe_made(item) is maybe_made
+    finally:
+        pool.pool.shutdown()

@@ -276,7 +276,9 @@ def test_the_held_writes_of_a_customer_deleted_since_are_superseded_not_sent(
     the CRM. Run 2 holds the task and reads the customer again by id: the CRM no longer
     returns it, so no plan supersedes its writes, and re-sent blindly the task would go to
     a deleted record (a CRM may accept it). Run 2 supersedes the customer's held writes
-    and says so in its log by pseudonym, never by CRM id; run 3 writes nothing."""
+    and says so in its log by pseudonym, never by CRM id, and keeps the held tasks in
+    doubt on record (the dead run may have sent them: should the record come back, an
+    undelete, a sanctions hit closes them); run 3 writes nothing."""
     cid, key, _, before = _killed_run(harness, "before_write")
     run_1 = before["outbox"][0]["run_id"]
     sandbox: Any = harness.sandbox
@@ -294,7 +296,11 @@ def test_the_held_writes_of_a_customer_deleted_since_are_superseded_not_sent(
         (k, "superseded", run_1) for k in held
     ]
     assert not [r for r in mine if r["run_id"] != run_1]  # nothing new for it
-    assert not [e for e in rows["effects"] if e["customer_id"] == cid]
+    # nothing made; the held tasks the dead run may have sent stay in doubt on record
+    tasks = {r["key"] for r in before["outbox"] if r["customer_id"] == cid and r["kind"] == "task"}
+    assert {e["key"]: e["active"] for e in rows["effects"] if e["customer_id"] == cid} == {
+        k: False for k in tasks
+    }
     assert not [a for a in rows["audit"] if a["new"]["key"] in held]
     gone = [line for line in second.stderr.splitlines() if "no longer returns" in line]
     assert len(gone) == 1 and cid not in gone[0], second.stderr[-2000:]

@@ -1,8 +1,8 @@
 """Zoho follow-up tasks without upsert, which Zoho has not for Tasks ("Insert or Update
 Records (Upsert)" lists no activity module; the sandbox refuses it, test_sandbox.py): the
-plan's keys looked up by COQL, 50 a query, the absent inserted and the held revised by record
-id, 100 a call; a task whose insert was stored but whose answer was lost is found, not
-made twice, when the plan is sent again."""
+plan's keys looked up by COQL, 50 a query, the absent inserted, 100 a call, and the held left
+exactly as the relationship manager has them (no write); a task whose insert was stored but
+whose answer was lost is found, not made twice, when the plan is sent again."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _calls(zoho, before, after=None):
     }
 
 
-def test_tasks_are_made_once_and_a_resent_task_revises_what_the_rule_decides(zoho, zconnect):
+def test_tasks_are_made_once_and_a_task_sent_again_keeps_the_rms_edits(zoho, zconnect):
     connector = zconnect(zoho)
     ids = zoho.customer_ids()[:3]
     plan = WritePlan(
@@ -62,17 +62,25 @@ def test_tasks_are_made_once_and_a_resent_task_revises_what_the_rule_decides(zoh
     ]
     assert tasks[0].owner == "5725767000000100007"
     assert tasks[1].owner == "5725767000000100901"  # the compliance queue user
-    # the same key again, with a new subject and due date and another owner: the Task
-    # the CRM holds is revised in subject and due date; its owner stays the RM's
-    again = WritePlan(
-        tasks=(_task(ids[0], "k-0", subject="Call again", due=date(2027, 3, 1), owner_id="9"),)
+    # the RM reschedules k-0 in Zoho and notes the call; the same key is sent again
+    # (its answer lost, say), planned anew with another subject, due date and owner:
+    # the Task stands as the RM left it, and nothing is written
+    zoho.edit_task("k-0", Subject="Ring back after the rates", Due_Date="2027-03-09")
+    zoho.edit_task("k-0", Description="Called 3 Dec: wants the deposit rates", Priority="Low")
+    before = zoho.server.calls.counts()
+    again = dataclasses.replace(
+        _task(ids[0], "k-0", subject="Call again", due=date(2027, 3, 1), owner_id="9"),
+        resend=True,
     )
-    assert [r.ok for r in connector.apply(again)] == [True]
-    revised = {t.external_id: t for t in zoho.tasks()}
-    assert len(zoho.tasks()) == 3
-    assert (revised["k-0"].subject, revised["k-0"].due) == ("Call again", "2027-03-01")
-    assert revised["k-0"].owner == "5725767000000100007"
-    assert revised["k-1"] == tasks[1] and revised["k-2"] == tasks[2]
+    assert [r.ok for r in connector.apply(WritePlan(tasks=(again,)))] == [True]
+    assert _calls(zoho, before) == {"coql": 1}
+    held = {t.external_id: t for t in zoho.tasks()}
+    assert len(held) == 3
+    assert (held["k-0"].subject, held["k-0"].due) == ("Ring back after the rates", "2027-03-09")
+    assert held["k-0"].owner == "5725767000000100007"
+    (row,) = [d for _, _, d in zoho.store.scan("Tasks") if d.get("Crmtier_Key") == "k-0"]
+    assert (row["Description"], row["Priority"]) == ("Called 3 Dec: wants the deposit rates", "Low")
+    assert held["k-1"] == tasks[1] and held["k-2"] == tasks[2]
 
 
 @pytest.mark.parametrize(
@@ -83,8 +91,8 @@ def test_tasks_are_made_once_and_a_resent_task_revises_what_the_rule_decides(zoh
 def test_a_task_plan_costs_its_look_ups_and_one_write_per_batch(
     sandbox_factory, zconnect, absent, held
 ):
-    """ceil(keys / 50) COQL queries, ceil(absent / 100) inserts, ceil(held / 100) updates:
-    docs/operations.md, "Follow-up tasks: what they cost"."""
+    """ceil(keys / 50) COQL queries and ceil(absent / 100) inserts; a held task is not
+    written (no update): docs/operations.md, "Follow-up tasks: what they cost"."""
     zoho = sandbox_factory("zoho", customers=absent + held)
     connector = zconnect(zoho)
     ids = zoho.customer_ids()
@@ -97,7 +105,6 @@ def test_a_task_plan_costs_its_look_ups_and_one_write_per_batch(
     expected = {
         "coql": math.ceil(len(ids) / 50),
         **({"insert": math.ceil(absent / 100)} if absent else {}),
-        **({"update": math.ceil(held / 100)} if held else {}),
     }
     assert _calls(zoho, before) == expected
     # the connector names its calls as the sandbox does (a COQL query is no insert)
@@ -108,7 +115,7 @@ def test_a_task_plan_costs_its_look_ups_and_one_write_per_batch(
 def test_a_task_stored_whose_answer_was_lost_is_not_made_twice(zoho, zconnect):
     """Zoho stores the insert and the connection drops before its answer: the insert is not
     repeated (Insert Records has no idempotency key), the plan fails as a call, and when it
-    is sent again the look-up finds the task and nothing is inserted."""
+    is sent again the look-up finds the task and nothing is written."""
     connector = zconnect(zoho)
     ids = zoho.customer_ids()[:3]
     plan = WritePlan(tasks=tuple(_task(cid, f"k-{cid}") for cid in ids))
@@ -120,17 +127,17 @@ def test_a_task_stored_whose_answer_was_lost_is_not_made_twice(zoho, zconnect):
     assert [t.external_id for t in stored] == sorted(f"k-{c}" for c in ids)
     before = zoho.server.calls.counts()
     assert [r.ok for r in connector.apply(plan)] == [True, True, True]
-    assert _calls(zoho, before) == {"coql": 1, "update": 1}
+    assert _calls(zoho, before) == {"coql": 1}
     assert sorted(zoho.tasks(), key=lambda t: t.external_id) == stored
 
 
-def test_a_task_another_process_made_after_the_look_up_is_revised_not_made_twice(
+def test_a_task_another_process_made_after_the_look_up_is_held_not_made_twice(
     zoho, zconnect, monkeypatch
 ):
     """A webhook worker and a scheduled sync make the same task at once: both look its key
     up and find none, the first inserts it, and the second's insert meets the unique key
-    field (DUPLICATE_DATA). The second looks that key up again and revises the Task by id:
-    one Task, both plans written, nothing dead-lettered."""
+    field (DUPLICATE_DATA). The second looks that key up again and, finding the Task, leaves
+    it as the first made it: one Task, both plans written, nothing dead-lettered."""
     sync, worker = zconnect(zoho), zconnect(zoho)
     a, b = zoho.customer_ids()[:2]
     insert = sync.client.insert
@@ -150,12 +157,12 @@ def test_a_task_another_process_made_after_the_look_up_is_revised_not_made_twice
     ]
     tasks = sorted(zoho.tasks(), key=lambda t: t.external_id)
     assert [(t.external_id, t.customer_id, t.subject, t.open) for t in tasks] == [
-        ("k-a", a, "Call (sync)", True),
+        ("k-a", a, "Call (worker)", True),
         ("k-b", b, "Call: tier upgraded", True),
     ]
-    # worker: a look-up and an insert; sync: a look-up, an insert of both (one refused),
-    # the refused key's look-up and its revision by id
-    assert _calls(zoho, before) == {"coql": 3, "insert": 2, "update": 1}
+    # worker: a look-up and an insert; sync: a look-up, an insert of both (one refused)
+    # and the refused key's look-up, which finds it
+    assert _calls(zoho, before) == {"coql": 3, "insert": 2}
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 It shares ``InMemoryConnector`` (tests/sync/memory_crm.py) with the sync suite's purpose-
 built CRMs, and keeps the whole contract so the contract suite runs it like the real ones:
 an ordered, inclusive change stream in pages, one result per plan item in plan order, writes
-in batches of ``write_batch`` (one call each), tasks and members upserted by key, per-record
+in batches of ``write_batch`` (one call each), tasks made once by key (a held one left as it
+is) and members upserted by key, per-record
 failures as results, a checklist of its own.
 """
 
@@ -102,21 +103,36 @@ class MemoryConnector(InMemoryConnector):
     # --- writes ----------------------------------------------------------------------------
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
+        return [
+            *self._batched(plan.field_updates, self._field_update),
+            *self._tasks(plan.tasks),
+            *self._batched(plan.memberships, self._membership),
+            *self._batched(plan.task_closes, self._task_close),
+        ]
+
+    def _batched(
+        self, items: Sequence[Any], write: Callable[[Any], WriteResult]
+    ) -> list[WriteResult]:
         out: list[WriteResult] = []
         batch = self.capabilities.max_write_batch
-        kinds: tuple[tuple[Sequence[Any], Callable[[Any], WriteResult]], ...] = (
-            (plan.field_updates, self._field_update),
-            (plan.tasks, self._task),
-            (plan.memberships, self._membership),
-            (plan.task_closes, self._task_close),
-        )
-        for items, write in kinds:
-            for start in range(0, len(items), batch):
-                self.calls.add("write")
-                with self.book.lock:
-                    self.book.calls["write"] += 1
-                    out += [write(item) for item in items[start : start + batch]]
+        for start in range(0, len(items), batch):
+            self.calls.add("write")
+            with self.book.lock:
+                self.book.calls["write"] += 1
+                out += [write(item) for item in items[start : start + batch]]
         return out
+
+    def _tasks(self, tasks: Sequence[TaskUpsert]) -> list[WriteResult]:
+        """A task the book holds under its key is left as it is and answers ok with no
+        write, as every connector's must (docs/adding-a-crm.md): its fields are the RM's."""
+        with self.book.lock:
+            held = {t.task.dedupe_key for t in tasks if t.task.dedupe_key in self.book.tasks}
+        made = self._batched([t for t in tasks if t.task.dedupe_key not in held], self._task)
+        answers = {r.key: r for r in made}
+        return [
+            answers.get(t.task.dedupe_key) or WriteResult("task", t.task.dedupe_key, True)
+            for t in tasks
+        ]
 
     def _field_update(self, update: FieldUpdate) -> WriteResult:
         cid = update.customer_id

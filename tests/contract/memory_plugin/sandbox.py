@@ -12,7 +12,7 @@ import json
 import secrets
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,11 @@ class MemorySandbox:
             SandboxTask(key, t.customer_id, t.subject, t.due, t.owner, t.open)
             for key, t in self.book.tasks.items()
         ]
+
+    def reschedule_task(self, key: str, subject: str, due: date) -> None:
+        with self.book.lock:
+            task = self.book.tasks[key]
+            task.subject, task.due = subject, due.isoformat()
 
     def memberships(self) -> set[tuple[str, str]]:
         keys = {cid: key for key, cid in self.mapping.writeback.campaigns.items()}
