@@ -22,7 +22,7 @@ from sync.outbox import NewItem, OutboxItem, may_have_landed
 from sync.planner import CustomerPlan, Doubt
 from sync.recorder import PageRows, Recorder
 from sync.records import Decision, Json, PendingDecision, Planned, Skip
-from sync.state import CustomerState, mark_tasks_in_doubt
+from sync.state import CustomerState
 from sync.taskbudget import Budget
 from sync.writepool import WritePool
 from sync.written_values import jsonable
@@ -136,24 +136,10 @@ class Dispatcher:
             decisions[cid] = Decision(cid, pending, keep, this_run=True, base=states.get(cid))
             park(pending_row(cid, pending))
         if stale:  # a task the new plan makes again (same key) keeps its admission
-            self._doubt_landed(conn, stale)
             self.supersede(conn, stale, {item.key for item in new if item.kind == "task"})
         for added in outbox.enqueue(conn, self.stream, self.run_id, new, trigger=self.trigger):
             queue[added.id] = added
             decisions[added.customer_id].outstanding.add(added.id)
-
-    def _doubt_landed(self, conn: sa.Connection, stale: list[int]) -> None:
-        """Tasks the new plan no longer wants that may have reached the CRM all the same
-        (not ``_unsent``: a dead run's, a retry after a timeout) stay in doubt on record
-        (``sync.state.mark_tasks_in_doubt``) once superseded: else nothing would say the
-        CRM may hold them, and a later sanctions hit would leave such a sales task open
-        (``planner.closures_of`` closes only what the store knows). A plan stops wanting a
-        task when the customer's needs change, or when ``[writeback] tasks`` went off
-        since the run that queued it."""
-        queue, unsent = self.pool.queue, self._unsent
-        landed = [queue[i] for i in stale if queue[i].kind == "task" and not unsent(i)]
-        if landed:
-            mark_tasks_in_doubt(conn, self.stream, landed, self.run_id)
 
     def _merge(
         self,
