@@ -70,7 +70,10 @@ def shared_login_warning(
     page); None within it, or for a CRM without such a limit. A warning, not a refusal:
     the count is of processes alive now (a restarted worker may still be counted until its
     old heartbeat goes stale), and an invalidated login is renewed and the call repeated,
-    so the processes slow each other down rather than stop. docs/operations.md."""
+    so the processes slow each other down rather than stop. The heartbeats name no
+    credentials, so the count is of every worker on the store: workers given credentials of
+    their own still count, and the line says so rather than promise that they silence it.
+    docs/operations.md."""
     cap = connector.capabilities.processes_per_credential
     if cap is None:
         return None
@@ -81,10 +84,11 @@ def shared_login_warning(
     this = "this worker and the receiver" if worker else "this receiver"
     title = plugin(connector.capabilities.crm).title
     return (
-        f"{title}: {processes} processes share one set of credentials ({alive} live crmtier "
-        f"workers, {this}), more than the {cap} live logins {title} keeps on one (each new "
-        "login invalidates the oldest), so they keep logging each other out: run at most "
-        f"{cap - 1} workers on one, or give some workers their own (docs/operations.md)"
+        f"{title}: {processes} processes on this store ({alive} live crmtier workers, {this}), "
+        f"more than the {cap} live logins {title} keeps on one set of credentials (each new "
+        "login invalidates the oldest): on one set they keep logging each other out, so run "
+        f"at most {cap - 1} workers on one; workers given their own are counted here too, "
+        "whatever their credentials (docs/operations.md)"
     )
 
 

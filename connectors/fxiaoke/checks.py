@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.contract import HOUSEHOLDS_CHECK, SchemaCheck, WriteKind
 from connectors.errors import ConfigError, ConnectorError
-from connectors.fxiaoke.client import DESCRIBE_PATH, data_path
+from connectors.fxiaoke.campaigns import INVALID, MARKETING_EVENT, campaign_states
+from connectors.fxiaoke.client import DESCRIBE_PATH
 from connectors.fxiaoke.households import (
     CONTACT,
     HOUSEHOLD_FIELD,
@@ -20,14 +21,10 @@ from connectors.fxiaoke.households import (
     ROLES,
 )
 from connectors.fxiaoke.mapping import FIELD_TYPES, TENANT_ZONE_NAMES, missing_options
-from connectors.fxiaoke.query import ID, by_ids, rows_of
 from tiering_core.outputs import output_type
 
 if TYPE_CHECKING:
     from connectors.fxiaoke.connector import FxiaokeConnector
-
-MARKETING_EVENT = "MarketingEventObj"  # 市场活动: what a campaign key names
-LIFE_STATUS, INVALID = "life_status", "invalid"  # 作废: in the recycle bin
 
 
 def run_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
@@ -97,19 +94,17 @@ def write_checks(connector: FxiaokeConnector, kinds: Collection[WriteKind]) -> l
 def _campaign_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
     """Every configured campaign key names a live MarketingEventObj record (one query by
     ``_id`` per 100 ids, so no answer outgrows its one page; an invalidated one,
-    ``life_status`` invalid, is no campaign to join), a line per key as Salesforce's and
-    Zoho's doctors print them; one failed ``campaigns`` line when FXiaoke refuses the read
-    (a configuration error: the app's user cannot read 市场活动). None, and no call,
-    without campaigns."""
+    ``life_status`` invalid, is no campaign to join: its fix is to restore it or switch the
+    key off, which ``sync.write_readiness`` accepts whatever the store holds in it, and
+    ``sync.planner`` then neither adds to it nor removes from it), a line per key as
+    Salesforce's and Zoho's doctors print them; one failed ``campaigns`` line when FXiaoke
+    refuses the read (a configuration error: the app's user cannot read 市场活动). None,
+    and no call, without campaigns."""
     wanted = connector.writeback.campaigns
     if not wanted:
         return []
     try:
-        found = {
-            str(row.get(ID)): row.get(LIFE_STATUS)
-            for body in by_ids(MARKETING_EVENT, list(wanted.values()), [ID, LIFE_STATUS])
-            for row in rows_of(connector.client.call(data_path(MARKETING_EVENT, "query"), body))
-        }
+        found = campaign_states(connector.client, wanted.values())
     except ConfigError as exc:  # one line, as household_check's, not a bare error
         return [
             SchemaCheck(
@@ -129,12 +124,21 @@ def _campaign_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
                 f"{detail}: no such 市场活动",
                 f"fix writeback.campaigns.{key}",
             )
+        if found[event_id] == INVALID and not connector.writeback.campaign_memberships:
+            return SchemaCheck(
+                f"campaign {key}",
+                True,
+                f"{detail} is invalidated (作废): memberships are off, and crmtier skips its "
+                "removals from it, a failed write each",
+                severity="warning",
+            )
         if found[event_id] == INVALID:
             return SchemaCheck(
                 f"campaign {key}",
                 False,
                 f"{detail} is invalidated (作废)",
-                f"restore it from the recycle bin or fix writeback.campaigns.{key}",
+                f"restore it from the recycle bin, or switch it off: writeback.campaigns.{key} "
+                "= false (crmtier then neither adds to it nor removes from it)",
             )
         return SchemaCheck(f"campaign {key}", True, detail)
 

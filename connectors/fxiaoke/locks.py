@@ -137,8 +137,9 @@ def refusal_code(result: WriteResult) -> str | None:
 def explain_refusals(
     client: FxiaokeClient, obj: str, results: Sequence[WriteResult]
 ) -> list[WriteResult]:
-    """``results`` (the updates of records of ``obj``) with each refusal of a locked record
-    made ``RECORD_LOCKED``; the others unchanged. No call when nothing was refused."""
+    """``results`` (the updates or owner changes of records of ``obj``) with each refusal
+    of a locked record made ``RECORD_LOCKED``; the others unchanged. No call when nothing
+    was refused."""
     refused = {r.key: code for r in results if (code := refusal_code(r))}
     if not refused:
         return list(results)
@@ -153,7 +154,7 @@ def explain_refusals(
         if why is None:
             return result
         message = (
-            f"record {result.key}: {LOCKED}: FXiaoke refused the tier write (errorCode {code}): "
+            f"record {result.key}: {LOCKED}: FXiaoke refused the write (errorCode {code}): "
             f"{why}; retried on a later run"
         )
         return WriteResult(result.kind, result.key, False, LOCKED, message, True)

@@ -38,6 +38,7 @@ from connectors.contract import (
     WriteResult,
 )
 from connectors.errors import UNANSWERED, RecordError, TransientError
+from connectors.fxiaoke.campaigns import skipped_removals
 from connectors.fxiaoke.client import FxiaokeClient, data_path
 from connectors.fxiaoke.config import FxiaokeConfig
 from connectors.fxiaoke.locks import explain_refusals
@@ -126,7 +127,9 @@ class PlanWriter:
 
     def change_owners(self, changes: Sequence[OwnerChange]) -> list[WriteResult]:
         """``changeOwner``, one record a call like every FXiaoke write (its answer is one
-        outcome): the owner cannot be set through ``update`` ("变更负责人", CRM object API)."""
+        outcome): the owner cannot be set through ``update`` ("变更负责人", CRM object API).
+        A refusal is looked into for a lock as a field update's is (``explain_refusals``):
+        a locked record's owner change is ``RECORD_LOCKED``, retried on a later run."""
         obj = self._mapping.object
 
         def change(item: OwnerChange) -> WriteResult:
@@ -141,7 +144,7 @@ class PlanWriter:
                 ),
             )
 
-        return self._parallel(changes, change)
+        return explain_refusals(self._client, obj, self._parallel(changes, change))
 
     # --- tasks ----------------------------------------------------------------------
 
@@ -191,6 +194,7 @@ class PlanWriter:
         f = self._cfg.campaign_member_fields
         obj = self._cfg.campaign_member_object
         existing = self._existing(obj, f.external_key, [i.dedupe_key for i in items])
+        binned = skipped_removals(self._client, self._writeback.campaigns, items)
 
         def change(item: MembershipChange) -> WriteResult:
             key = item.dedupe_key
@@ -217,6 +221,10 @@ class PlanWriter:
                 )
             if found is None:
                 return ok("membership", key)
+            if item.campaign in binned:
+                return WriteResult(
+                    "membership", key, False, "CAMPAIGN_INVALIDATED", binned[item.campaign]
+                )
             return self._invalidate("membership", obj, key, str(found[ID]))
 
         return self._once_per_key(items, lambda i: i.dedupe_key, change)

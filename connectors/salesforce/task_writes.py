@@ -17,7 +17,10 @@ so it is the task crmtier decided. Every field of it is the relationship manager
 owner and related record, the Status (a completed Task is a record of work done and is not
 reopened), and Subject, ActivityDate, Priority and Description too: the RM reschedules it,
 and Description is where the RM notes the call (the Task's free text). Writing crmtier's
-text back over them would erase the RM's notes and rewrite a closed activity's record.
+text back over them would erase the RM's notes and rewrite a closed activity's record. One
+the RM deleted is in the Recycle Bin, out of the look-up's sight but still holding the
+Unique key: its upsert is refused ``DUPLICATE_VALUE`` on the key, which for a task sent
+again is the same answer, held (``_key_taken``); a first send refused so stays refused.
 
 Closing looks the keys up the same way and sets only the Status (``close_tasks``).
 """
@@ -78,8 +81,30 @@ def write_tasks(
             {"allOrNone": False, "records": [records[i][1] for i in chunk]},
         )
         for i, r in zip(chunk, saved, strict=True):
-            done[i] = result_of("task", records[i][0], r, "Task")
+            key = records[i][0]
+            held_deleted = tasks[i].resend and _key_taken(r, key_field)
+            done[i] = (
+                WriteResult("task", key, True)
+                if held_deleted
+                else result_of("task", key, r, "Task")
+            )
     return [done[i] for i in range(len(records))]
+
+
+def _key_taken(saved: Mapping[str, Any], key_field: str) -> bool:
+    """Whether a save was refused ``DUPLICATE_VALUE`` on the task key: a Task the look-up
+    did not see holds it, one in the Recycle Bin (a relationship manager deleted it), which
+    a Unique field counts ("Duplicate value found when building unique index", Salesforce
+    Help 000385434) and an upsert does not match. For a task sent again that is the task
+    crmtier made, held as the RM left it: ok, as Zoho's ``DUPLICATE_DATA`` on its key is.
+    Salesforce names the field in ``fields`` or, when that is empty, in the message
+    ("duplicate value found: <field> duplicates value on record with id: <id>")."""
+    errors = saved.get("errors") or [{}]
+    code = errors[0].get("statusCode") or errors[0].get("errorCode")
+    named = key_field in (errors[0].get("fields") or ()) or key_field in str(
+        errors[0].get("message") or ""
+    )
+    return code == "DUPLICATE_VALUE" and named
 
 
 def close_tasks(

@@ -259,7 +259,8 @@ def _change_owner(
     sandbox: FxiaokeSandbox, request: Request, body: Payload, data: Payload, custom: bool
 ) -> Payload:
     """``changeOwner`` ("变更负责人", the only way to change an owner: ``update`` cannot):
-    ``data.Data`` lists ``{"objectDataId", "ownerId": [employee id]}``; all or nothing."""
+    ``data.Data`` lists ``{"objectDataId", "ownerId": [employee id]}``; all or nothing. A
+    locked record (or one under approval) is refused as its update is (``fxiaoke_lock``)."""
     spec = _spec(sandbox, data.get("dataObjectApiName"), custom)
     entries = data.get("Data")
     if not isinstance(entries, list) or not entries:
@@ -273,6 +274,7 @@ def _change_owner(
         found = sandbox.store.get(spec.api_name, rid)
         if found is None or found[1].get("life_status") == "invalid":
             raise ApiError(32000, f"数据 {rid} 不存在")
+        lock_refusal(sandbox, found[1], {})  # a locked record's owner is no more editable
         changes.append((rid, owner, int(found[1].get("version", 1)) + 1))
     for rid, owner, version in changes:
         stamp = sandbox.store.update(spec.api_name, rid, {"owner": owner, "version": version})

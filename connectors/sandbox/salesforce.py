@@ -275,6 +275,14 @@ class SalesforceSandbox(SandboxLifecycle):
         if not saved.success:
             raise ValueError(f"Task {key}: {sorted(fields)}: {saved.errors[0].as_json()}")
 
+    def delete_task(self, key: str) -> None:
+        """What a relationship manager does in the CRM: delete the Task with crmtier's
+        external key ``key``; it goes to the Recycle Bin, its Unique key with it."""
+        rid = self.org.index.ext().get("Task", {})[key]
+        (deleted,) = self.org.delete([rid], True)
+        if not deleted.success:
+            raise ValueError(f"Task {key}: {deleted.errors[0].as_json()}")
+
     def reschedule_task(self, key: str, subject: str, due: date) -> None:
         self.edit_task(key, Subject=subject, ActivityDate=due.isoformat())
 

@@ -1,5 +1,6 @@
 """The indexes the sandbox org's saves keep: external key → id (Task, CampaignMember),
-(campaign, member) → CampaignMember id, and the next id number per object.
+(campaign, member) → CampaignMember id, the keys of deleted Tasks (the Recycle Bin), and the
+next id number per object.
 
 A real org answers look-ups by an external id from an index; a scan made a 100k-customer
 sync quadratic. Built lazily from the store on first use, updated by every save, and
@@ -25,6 +26,9 @@ class SaveIndex:
         self._lock = lock
         self._ext: dict[str, dict[str, str]] | None = None  # object -> external key -> id
         self.pairs: dict[tuple[str, str], str] = {}  # (campaign, member) -> member id
+        #: Task external key -> id of the deleted Task holding it (``forget``); kept through
+        #: ``reset``, as the Recycle Bin outlives a rolled-back call
+        self.recycle_bin: dict[str, str] = {}
         self._numbers: dict[str, Iterator[int]] = {}
 
     def ext(self) -> dict[str, dict[str, str]]:
@@ -53,6 +57,8 @@ class SaveIndex:
         key = data.get(EXTERNAL_KEY_FIELD)
         if key:
             self.ext().get(obj, {}).pop(str(key), None)
+        if key and obj == "Task":  # a deleted Task waits in the Recycle Bin, its key with it
+            self.recycle_bin[str(key)] = rid
         if obj == "CampaignMember":
             self.pairs.pop((data["CampaignId"], _member_of(data)), None)
 

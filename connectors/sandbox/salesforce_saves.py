@@ -271,6 +271,8 @@ class OrgSaves(SaveChecks):
         if error is None and EXTERNAL_KEY_FIELD in fields and _unique_key(spec):
             key = (obj, str(fields[EXTERNAL_KEY_FIELD]))
             existing = self.index.ext().get(obj, {}).get(key[1])
+            if obj == "Task":  # a Unique value a Task in the Recycle Bin holds is taken
+                existing = existing or self.index.recycle_bin.get(key[1])
             if existing or key in claimed:
                 error = SaveError(
                     "DUPLICATE_VALUE",
@@ -289,7 +291,10 @@ _ID_OBJECTS = ("Account", "Task", "Campaign", "CampaignMember")
 
 def _unique_key(spec: ObjectSpec) -> bool:
     """Whether the object's crmtier key field is Unique ("Do not allow duplicate values"):
-    only then does a save refuse a second record with its value (``DUPLICATE_VALUE``), and
+    only then does a save refuse a second record with its value (``DUPLICATE_VALUE``), a
+    deleted Task's in the Recycle Bin included (Salesforce counts those records against a
+    unique index: "Duplicate value found when building unique index", Salesforce Help
+    000385434; an upsert by the key does not match them, so it creates and is refused), and
     only then does the external-key index (``SalesforceIndex.ext``, one record a key) answer
     a look-up. An upsert by a key that is not Unique is not modelled (Salesforce requires
     View All Data for it, which crmtier's start-up gate refuses to need)."""

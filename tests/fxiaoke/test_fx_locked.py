@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.contract import FieldUpdate, WritePlan
+from connectors.contract import FieldUpdate, OwnerChange, WritePlan
 from connectors.fxiaoke.locks import LOCK_STATES, LockState, lock_state
 from connectors.sandbox.fxiaoke import FxiaokeSandbox
 from connectors.sandbox.fxiaoke_flow import record_flow
@@ -120,6 +120,34 @@ def test_a_locked_record_is_a_named_retryable_outcome(
     assert f"errorCode {code}" in (got.message or "") and state.why in (got.message or "")
     assert sandbox.written(locked) == {}
     # one read, of the refused record only
+    asked = [q["data"]["search_query_info"]["filters"][0]["field_values"] for q in queries]
+    assert asked == [[locked]]
+
+
+@pytest.mark.parametrize("code", LOCK_CODES)
+def test_a_locked_records_owner_change_is_a_named_retryable_outcome(
+    sandbox: FxiaokeSandbox, connect: Connect, code: int
+) -> None:
+    """Advisor coverage's ``changeOwner`` meets a lock as a tier write does: the refusal is
+    looked into (one read, of the refused record) and made ``RECORD_LOCKED``, not a
+    32000 "parameter error" dead letter; the free record's owner changes."""
+    locked, free = customer_id(2), customer_id(3)
+    sandbox.lock_record(locked)
+    sandbox.lock_refusal_code = code
+    before = sandbox.store.get(ACCOUNT, locked)
+    queries = capture(sandbox, "query")
+    connector = connect(sandbox, sleep=lambda _: None)
+    got, moved = connector.change_owners([OwnerChange(c, "FSUID_RM9") for c in (locked, free)])
+    assert moved.ok
+    assert sandbox.store.get(ACCOUNT, free)[1]["owner"] == ["FSUID_RM9"]  # type: ignore[index]
+    assert (got.key, got.ok, got.error_code, got.retryable) == (
+        locked,
+        False,
+        "RECORD_LOCKED",
+        True,
+    )
+    assert f"errorCode {code}" in (got.message or "") and "retried" in (got.message or "")
+    assert sandbox.store.get(ACCOUNT, locked) == before
     asked = [q["data"]["search_query_info"]["filters"][0]["field_values"] for q in queries]
     assert asked == [[locked]]
 

@@ -140,7 +140,7 @@ KINDS = {
         "describe",
         MEMBERSHIPS,
         "is invalidated (作废)",
-        "restore it from the recycle bin or fix writeback.campaigns.",
+        "restore it from the recycle bin, or switch it off: writeback.campaigns.",
         {},
         _invalidate_a_campaign,
         start_queries=1,
@@ -245,3 +245,27 @@ def test_serve_refuses_to_start_too(org: Org, tmp_path: Path) -> None:
     assert sandbox.server.calls.count("read", "fields") == start  # type: ignore[attr-defined]
     assert sandbox.write_calls() == 0
     assert served.stdout == ""  # never announced a listening address
+
+
+@needs["fxiaoke"]
+def test_an_invalidated_campaign_switched_off_as_its_fix_says_lets_the_sync_start(
+    org: Org,
+) -> None:
+    """The invalidated campaign's fix offers ``writeback.campaigns.<key> = false``: with it
+    the start gate asks nothing of that campaign and the sync runs (its members crmtier made
+    stay, docs/policy.md)."""
+    k = KINDS[("fxiaoke", "campaigns")]
+    sandbox, path = org("fxiaoke", lacking=k)
+    refused = CliRunner().invoke(cli, ["sync", "--config", str(path), "--quiet"])
+    assert refused.exit_code == 2, refused.output
+    [line] = refused.stderr.splitlines()
+    key = line.split("writeback.campaigns.", 1)[1].split(" ", 1)[0]
+    assert f"writeback.campaigns.{key} = false" in line
+    text = path.read_text(encoding="utf-8")
+    event_id = sandbox.mapping.writeback.campaigns[key]  # type: ignore[attr-defined]
+    mapped = f'\n"{key}" = "{event_id}"\n'
+    assert mapped in text
+    path.write_text(text.replace(mapped, f'\n"{key}" = false\n'), "utf-8")
+    synced = CliRunner().invoke(cli, ["sync", "--config", str(path), "--quiet"])
+    assert synced.exit_code == 0, synced.output
+    assert sandbox.write_calls() > 0

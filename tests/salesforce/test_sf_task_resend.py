@@ -147,6 +147,33 @@ def test_first_sends_are_one_upsert_per_200_without_a_look_up(sandbox, connect):
     }
 
 
+def test_a_task_sent_again_that_the_rm_deleted_is_held_not_a_dead_letter(sandbox, connect):
+    """A Task the RM deleted sits in the Recycle Bin: the look-up does not see it, and the
+    upsert that would make it again is refused ``DUPLICATE_VALUE`` on the Unique key. For a
+    task sent again that is the task crmtier made, held (deleted) as the RM left it: ok, and
+    nothing made. A first send refused so stays a refusal."""
+    connector = connect(sandbox, **FAST_RETRY)
+    made = task(sandbox.customer_id(0), "rm_call:binned", owner_id=FIRST)
+    sandbox.lose_responses("collections_upsert", times=FAST_RETRY["max_attempts"])
+    with pytest.raises(TransientError):
+        connector.apply(WritePlan(tasks=(made,)))  # made in the org, never answered
+    sandbox.delete_task("rm_call:binned")
+    sandbox.server.calls.reset()
+
+    (again,) = connector.apply(WritePlan(tasks=(_again(made),)))
+
+    assert (again.ok, again.error_code) == (True, None)
+    assert sandbox.tasks() == []
+    assert _calls(sandbox) == {
+        "query": 1,
+        "collections_upsert": 1,
+        "collections_update": 0,
+        "collections_create": 0,
+    }
+    (first,) = connector.apply(WritePlan(tasks=(made,)))
+    assert (first.ok, first.error_code) == (False, "DUPLICATE_VALUE")
+
+
 def test_the_sandbox_upsert_updates_a_matched_task_as_its_body_says(sandbox, connect):
     """Why a task sent again is not upserted: on a key match Salesforce updates the record
     "according to the request body", ``OwnerId`` and ``WhatId`` too (REST API Developer

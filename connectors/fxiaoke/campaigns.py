@@ -1,0 +1,56 @@
+"""The 市场活动 (MarketingEventObj) records crmtier's campaign keys name, and whether each is
+live: an invalidated one (作废, ``life_status`` invalid: in the recycle bin) is no campaign
+to join (``checks``), and FXiaoke documents no removal of a member from one, so the writer
+skips those removals, each a named failure, with one warning a campaign (``writes``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from connectors.contract import MembershipChange
+from connectors.fxiaoke.client import FxiaokeClient, data_path
+from connectors.fxiaoke.query import ID, by_ids, rows_of
+
+MARKETING_EVENT = "MarketingEventObj"  # 市场活动: what a campaign key names
+LIFE_STATUS, INVALID = "life_status", "invalid"  # 作废: in the recycle bin
+
+log = logging.getLogger(__name__)
+
+
+def campaign_states(client: FxiaokeClient, event_ids: Collection[str]) -> dict[str, Any]:
+    """``life_status`` by MarketingEventObj id, for those of ``event_ids`` FXiaoke holds:
+    one query per 100 ids (``by_ids``), so no answer outgrows its one page."""
+    return {
+        str(row.get(ID)): row.get(LIFE_STATUS)
+        for body in by_ids(MARKETING_EVENT, list(event_ids), [ID, LIFE_STATUS])
+        for row in rows_of(client.call(data_path(MARKETING_EVENT, "query"), body))
+    }
+
+
+def skipped_removals(
+    client: FxiaokeClient, mapped: Mapping[str, str], items: Sequence[MembershipChange]
+) -> dict[str, str]:
+    """The campaigns of ``items``' removals that FXiaoke holds invalidated, by key, with
+    the reason their removals are skipped: FXiaoke documents no removal of a member from
+    an invalidated 市场活动, so none is tried. One warning a campaign; one query per batch
+    with removals (a sanctions hit's), none without."""
+    removed = {
+        i.campaign: mapped[i.campaign] for i in items if not i.member and i.campaign in mapped
+    }
+    if not removed:
+        return {}
+    states = campaign_states(client, removed.values())
+    binned = {}
+    for campaign, event_id in sorted(removed.items()):
+        if states.get(event_id) == INVALID:
+            log.warning(
+                "fxiaoke campaign %s is invalidated (作废): its member removals are skipped",
+                campaign,
+            )
+            binned[campaign] = (
+                f"campaign {campaign}: {MARKETING_EVENT} {event_id} is invalidated (作废), so "
+                "the removal is skipped; restore it from the recycle bin to let removals through"
+            )
+    return binned
