@@ -93,7 +93,7 @@ class AnswerBatch:
                 writes[item.kind] += 1
                 if item.kind != "field_update":
                     self.counts.effects[effect_label(item)] += 1
-                    self._side_effect(item, decision)
+                    self._side_effect(item, decision, result.absent)
                     if item.kind == "task_close":
                         self.not_open.append(item.key)
                 if decision is not None:
@@ -162,9 +162,10 @@ class AnswerBatch:
             decision.dead = True
             decision.field_dead = decision.field_dead or item.kind == "field_update"
 
-    def _side_effect(self, item: OutboxItem, decision: BatchDecision | None) -> None:
-        """A task made or closed, or a membership changed: on record, and audited."""
-        row, event, new = effect_row(item, self.recorder.run_id)
+    def _side_effect(self, item: OutboxItem, decision: BatchDecision | None, absent: bool) -> None:
+        """A task made or closed (``absent``: not held by the CRM), or a membership
+        changed: on record, and audited."""
+        row, event, new = effect_row(item, self.recorder.run_id, absent)
         self.effects.append(row)
         pending = decision.shared.pending if decision else None
         self.audit.append(

@@ -62,6 +62,26 @@ def test_a_task_is_in_doubt_from_its_unanswered_call_until_a_write_of_it_is_answ
     assert dict(state.known().tasks_in_doubt) == in_doubt
 
 
+@pytest.mark.parametrize(("absent", "in_doubt"), [(False, {}), (True, {"k": "upgrade_call"})])
+def test_a_closure_of_a_task_in_doubt_the_crm_did_not_hold_keeps_it_in_doubt(
+    store: StateStore, absent: bool, in_doubt: dict[str, str]
+) -> None:
+    """A closure the CRM answered without holding the key (``WriteResult.absent``) says
+    nothing of the unanswered making, which may land after its look-up: the task stays in
+    doubt, so the restricted customer's next closure looks for it again. A closure that
+    found the task ends the doubt."""
+    item = _task("k")
+    closure = OutboxItem(
+        2, "C1", "task_close", "k", {"rule": "upgrade_call", "in_doubt": True}, 0, "r2", "sync"
+    )
+    with store.begin() as conn:
+        _customers(conn, "C1")
+        mark_tasks_in_doubt(conn, STREAM, [item], "r1")
+        save_side_effects(conn, STREAM, [effect_row(closure, "r2", absent)[0]])
+        state = load_states(conn, STREAM, ["C1"])["C1"]
+    assert (set(state.tasks), dict(state.tasks_in_doubt)) == (set(), in_doubt)
+
+
 def test_an_unanswered_call_of_a_task_on_record_leaves_it_made(store: StateStore) -> None:
     """A re-sent task crmtier made stays on record as made (a closure of it is not in
     doubt), and the mark goes with the next answered write of it."""
