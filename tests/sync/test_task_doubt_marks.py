@@ -98,8 +98,8 @@ def test_an_unanswered_call_of_a_task_on_record_leaves_it_made(store: StateStore
     )
 
 
-#: outbox rows of a version-10 store: (customer, kind, key, status, last error, made) and
-#: whether the upgrade marks the task in doubt
+#: outbox rows of a version-10 store: (customer, kind, key, status, last error, made: True
+#: when open on record, a time when closed then) and whether the upgrade marks it in doubt
 ROWS = [
     ("C1", "task", "k-dead", "dead", "TRANSIENT", False, True),  # its letter open or not
     ("C1", "task", "k-superseded", "superseded", "TRANSIENT", False, True),  # not wanted since
@@ -113,6 +113,9 @@ ROWS = [
     ("C2", "task", "k-twice", "dead", "TRANSIENT", False, True),  # marked once
     ("C2", "task", "k-done", "done", "TRANSIENT", True, False),  # its retry went through
     ("C2", "membership", "m", "pending", "TRANSIENT", False, False),  # not a task
+    # closed before its key was sent again (its row older than the outbox row): in doubt
+    ("C2", "task", "k-closed-before", "dead", "TRANSIENT", "0000", True),
+    ("C2", "task", "k-closed-after", "dead", "TRANSIENT", "9999", False),  # closed since
 ]
 
 
@@ -134,12 +137,13 @@ def _version_10(store: StateStore) -> None:
                 .where(table.c.id == item.id)
                 .values(status=status, last_error=error, attempts=2)
             )
-            if made:
+            if made:  # True: open on record; else closed, its row updated at ``made``
                 effects = schema.side_effects
                 conn.execute(
                     effects.insert().values(
                         stream=STREAM, kind="task", key=key, customer_id=cid,
-                        rule="upgrade_call", active=True, updated_at="x",
+                        rule="upgrade_call", active=made is True,
+                        updated_at="x" if made is True else made,
                     )
                 )  # fmt: skip
 
