@@ -31,6 +31,7 @@ from sync.outbox import OutboxItem
 from sync.overrides import is_new
 from sync.records import Decision, Json, Outcome
 from sync.runs import RunCounts
+from sync.state import doubtable
 
 if TYPE_CHECKING:
     from sync.recorder import Recorder
@@ -63,8 +64,9 @@ class AnswerBatch:
         # task; one that failed retryably before may hold it, and keeps counting, as does
         # one the CRM may hold from another write of it: ``Recorder.maybe_made``)
         self.not_open: list[str] = []
-        # tasks whose call went unanswered: in doubt until a write of them is answered
-        # (``sync.state.mark_tasks_in_doubt``), whatever becomes of the item
+        # tasks and membership adds whose call went unanswered: in doubt until a write of
+        # them is answered
+        # (``sync.state.mark_in_doubt``), whatever becomes of the item
         self.doubted: list[OutboxItem] = []
         # memory, applied once committed (``Recorder.record_results``)
         self.counts = RunCounts()  # added to the run's
@@ -100,7 +102,7 @@ class AnswerBatch:
                     decision.outstanding.discard(item.id)
                 continue
             unanswered = result.error_code == UNANSWERED
-            if unanswered and item.kind == "task":
+            if unanswered and doubtable(item):
                 self.doubted.append(item)
             if result.retryable and item.attempts + 1 < retry_attempts:
                 attempts = item.attempts + 1

@@ -14,7 +14,7 @@ from sync import outbox, runs
 from sync.outbox import OutboxItem
 from sync.planner import SALES_TASK_RULES
 from sync.run_parts import RunParts
-from sync.state import load_states, mark_tasks_in_doubt
+from sync.state import doubtable, load_states, mark_in_doubt
 from tiering_core.privacy import pseudonym
 
 log = logging.getLogger(__name__)
@@ -121,18 +121,18 @@ def _claimed(parts: RunParts, ids: Collection[str] | None) -> list[OutboxItem]:
 def _adopt(parts: RunParts, items: list[OutboxItem], died: set[str]) -> None:
     """Give the dispatcher these pending writes, with their customers' committed states;
     those of runs that stopped now name this run (``outbox.adopt``: should it die while
-    sending them, the next run must know they may have gone out). A task among them that
-    may have reached the CRM (``outbox.may_have_landed``: a run that died may have sent
-    it) is in doubt on record first, as one whose call went unanswered is
-    (``mark_tasks_in_doubt``): whatever the new plan makes of its write (superseded as no
+    sending them, the next run must know they may have gone out). A task or membership
+    add among them that may have reached the CRM (``outbox.may_have_landed``: a run that
+    died may have sent it) is in doubt on record first, as one whose call went unanswered
+    is (``mark_in_doubt``): whatever the new plan makes of its write (superseded as no
     longer wanted, refused when re-sent), the CRM may hold it, and a later sanctions hit
-    must close it, until a write of it is answered."""
+    must close or remove it, until a write of it is answered."""
     run_id, stream = parts.run_id, parts.e.stream
-    landed = [i for i in items if i.kind == "task" and outbox.may_have_landed(i, run_id, died)]
+    landed = [i for i in items if doubtable(i) and outbox.may_have_landed(i, run_id, died)]
     stopped = [i for i in items if i.run_id != run_id and i.run_id not in died]
     with parts.e.store.begin() as conn:
         if landed:
-            mark_tasks_in_doubt(conn, stream, landed, run_id)
+            mark_in_doubt(conn, stream, landed, run_id)
         outbox.adopt(conn, stopped, run_id)
         states = load_states(conn, stream, {i.customer_id for i in items})
     parts.dispatcher.recover(items, states, died)
@@ -229,6 +229,6 @@ def load_dead_letters(parts: RunParts, conn: sa.Connection) -> None:
     theirs this run writes resolves them. The one-process run and each page unit of a
     spread re-tier load them alike, since each records its own page's decisions. (A
     dead-lettered task the CRM may have made is in doubt on record, in its customer's
-    state: ``sync.state.mark_tasks_in_doubt``.)"""
+    state: ``sync.state.mark_in_doubt``.)"""
     open_letters = outbox.open_dead_letter_customers(conn, parts.e.stream)
     parts.recorder.dead_letter_customers = set(open_letters)

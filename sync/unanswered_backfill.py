@@ -6,7 +6,7 @@ that one: a clean decision of the customer resolving the letter, an operator's `
 a later refusal of the same task forgot that the CRM may hold it, and a sanctions hit then
 left it open. From version 11 an outbox row says whether any call of it went unanswered
 (``outbox.unanswered``), and such a task is in doubt in ``side_effects`` (``in_doubt``)
-until a write of it is answered (``sync.state.mark_tasks_in_doubt``).
+until a write of it is answered (``sync.state.mark_in_doubt``).
 
 The step fills both from what the store holds: rows whose last error is the unanswered
 one (a refusal after a timeout overwrote it, and cannot be told apart now), and rows still

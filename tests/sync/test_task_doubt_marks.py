@@ -1,5 +1,5 @@
 """A task whose write call went unanswered stays in doubt on record (``side_effects.in_doubt``,
-``sync.state.mark_tasks_in_doubt``) until a write of it is answered: the customer's state
+``sync.state.mark_in_doubt``) until a write of it is answered: the customer's state
 gives it to the planner (``Known.tasks_in_doubt``), so a sanctions hit closes it whatever
 became of its outbox row and dead letter. A store of version 10 learns these marks from
 the writes whose last call went unanswered (migration 11), encrypted or not.
@@ -18,7 +18,7 @@ from sync.crypto import StoreCipher
 from sync.effect_rows import effect_row
 from sync.outbox import NewItem, OutboxItem
 from sync.records import Json
-from sync.state import load_states, mark_tasks_in_doubt, save_side_effects, save_states
+from sync.state import load_states, mark_in_doubt, save_side_effects, save_states
 from sync.store import StateStore
 from tests.sync.conftest import PG_URL, pg_schema
 
@@ -54,7 +54,7 @@ def test_a_task_is_in_doubt_from_its_unanswered_call_until_a_write_of_it_is_answ
     item = _task("k")
     with store.begin() as conn:
         _customers(conn, "C1")
-        mark_tasks_in_doubt(conn, STREAM, [item], "r1")
+        mark_in_doubt(conn, STREAM, [item], "r1")
         if answered is not None:
             save_side_effects(conn, STREAM, [_answered(item, answered)])
         state = load_states(conn, STREAM, ["C1"])["C1"]
@@ -76,7 +76,7 @@ def test_a_closure_of_a_task_in_doubt_the_crm_did_not_hold_keeps_it_in_doubt(
     )
     with store.begin() as conn:
         _customers(conn, "C1")
-        mark_tasks_in_doubt(conn, STREAM, [item], "r1")
+        mark_in_doubt(conn, STREAM, [item], "r1")
         save_side_effects(conn, STREAM, [effect_row(closure, "r2", absent)[0]])
         state = load_states(conn, STREAM, ["C1"])["C1"]
     assert (set(state.tasks), dict(state.tasks_in_doubt)) == (set(), in_doubt)
@@ -89,7 +89,7 @@ def test_an_unanswered_call_of_a_task_on_record_leaves_it_made(store: StateStore
     with store.begin() as conn:
         _customers(conn, "C1")
         save_side_effects(conn, STREAM, [_answered(item, "task")])
-        mark_tasks_in_doubt(conn, STREAM, [item], "r3")
+        mark_in_doubt(conn, STREAM, [item], "r3")
         state = load_states(conn, STREAM, ["C1"])["C1"]
     assert (set(state.tasks), dict(state.task_rules), dict(state.tasks_in_doubt)) == (
         {"k"},
