@@ -20,12 +20,12 @@ import sqlalchemy as sa
 from sync import outbox, taskbudget
 from sync.outbox import NewItem, OutboxItem, may_have_landed
 from sync.planner import CustomerPlan, Doubt
-from sync.planning import jsonable
 from sync.recorder import PageRows, Recorder
 from sync.records import Decision, Json, PendingDecision, Planned, Skip
 from sync.state import CustomerState
 from sync.taskbudget import Budget
 from sync.writepool import WritePool
+from sync.written_values import jsonable
 from tiering_core.models import TaskAction
 
 

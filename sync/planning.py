@@ -29,11 +29,9 @@ from sync.planner import (
     CustomerPlan,
     Doubt,
     Known,
-    changed_fields,
     desired_fields,
     fields_only,
     plan_wants,
-    same_value,
     tiers_of,
 )
 from sync.preview import PlanTotals
@@ -43,6 +41,7 @@ from sync.runs import side_effect_label
 from sync.settings import RunOptions
 from sync.state import CustomerState
 from sync.taskbudget import Budget, TaskLimit
+from sync.written_values import changed_fields, jsonable, same_value
 from tiering_core.decision_columns import DecisionColumns
 from tiering_core.models import AssessmentData, CustomerProfile
 from tiering_core.row_reasons import codes_of
@@ -386,22 +385,3 @@ class PagePlanner:
             for closure in plan.closures:
                 lines.append((cid, "task_close", {"rule": closure.rule}))
         return lines
-
-
-#: value classes that are stored and sent as they are (most field values are texts)
-_PLAIN = frozenset({str, int, float, bool, type(None)})
-
-
-def jsonable(values: Mapping[str, Json]) -> dict[str, Json]:
-    """Field values as stored and sent: dates as ISO text, tuples as lists. Called for
-    every customer written: a plain value is looked at by its class only, since
-    ``hasattr`` on a text raises and catches an ``AttributeError`` inside."""
-    out = {}
-    for key, value in values.items():
-        if value.__class__ not in _PLAIN:
-            if hasattr(value, "isoformat"):
-                value = value.isoformat()
-            elif isinstance(value, tuple):
-                value = list(value)
-        out[key] = value
-    return out

@@ -29,7 +29,8 @@ the run is split where it splits cleanly:
 * **A unit whose worker dies while writing** (committed, not done) leaves writes that may
   have reached the CRM: the job's next attempt, a later unit reading their customers, or
   the coordinator giving up marks them as a dead run's (``sync.retier_died``). What the
-  unit recorded before it died is in its stored result (``UnitRunner._recorded``).
+  unit recorded before it died is in its stored result and the rows its recordings added
+  (``UnitRunner._recorded``, ``sync.retier_results``).
 * **The run's report** adds up every unit's counts, outcomes, API calls and writes; a unit
   the engine gave up on fails the run, naming the page (the pages after it are given up
   too, since they cannot commit past it), and the rerun does them again.
@@ -60,7 +61,8 @@ from sync import retier_units as units
 from sync import run_outbox
 from sync.page_step import PageStep
 from sync.records import Advance, Outcome, Stop
-from sync.retier_units import UnitGivenUpError, UnitRef, UnitResult
+from sync.retier_results import UnitResult, add_counts, counts_from_json, keep_recorded
+from sync.retier_units import UnitGivenUpError, UnitRef
 from sync.run import Run
 from sync.run_parts import RunParts
 from sync.run_report import RunReport
@@ -213,7 +215,7 @@ class Coordinator:
             done = [r for _, status, r, _ in units.finished(conn, p.run_id) if status == "done"]
         for data in done:
             result = UnitResult.from_json(data)
-            units.add_counts(p.counts, result.counts)
+            add_counts(p.counts, result.counts)
             p.recorder.outcomes.update(result.outcomes)  # type: ignore[arg-type]
             self.calls.update(result.api_calls)
             tally.items.update(result.tally_items)
@@ -269,6 +271,8 @@ class UnitRunner:
         self.turn_timeout = turn_timeout
         self.p.reader.writes_from = unit.hold_until  # the coordinator's signpost tick
         self.p.recorder.on_record = self._recorded
+        #: the write tally's items as the unit's commit saved them (None until it commits)
+        self.tally_at_commit: dict[str, int] | None = None
 
     def process(self) -> UnitResult:
         with counting(self.p.calls):  # the unit's own calls: its worker may run others
@@ -316,6 +320,7 @@ class UnitRunner:
         if not units.run_is_running(conn, self.unit.ref.run_id):
             raise UnitGivenUpError("the run is no longer running")
         decisions = self.p.recorder.decisions
+        self.tally_at_commit = dict(self.p.pool.tally.items)
         units.set_status(
             conn,
             self.unit.ref,
@@ -328,25 +333,39 @@ class UnitRunner:
     def _recorded(
         self, conn: sa.Connection, counts: RunCounts, outcomes: list[tuple[str, Outcome]]
     ) -> None:
-        """Answers recorded (in their transaction, ``Recorder.on_record``): the unit's
-        result with them. Its worker may die before the unit is done (``run_unit``), and
-        the customers it finished are then counted by no one else."""
-        recorder = self.p.recorder
-        kept = dict(outcomes) if recorder.keep_outcomes else {}
-        units.keep_result(conn, self.unit.ref, self._result(counts, {**recorder.outcomes, **kept}))
-
-    def _result(
-        self, more: RunCounts | None = None, outcomes: dict[str, Outcome] | None = None
-    ) -> UnitResult:
-        """What the unit did so far (and ``more``, a recording's not yet added)."""
+        """Answers recorded (in their transaction, ``Recorder.on_record``): what they add
+        to the unit's result, once it has committed. Its worker may die before the unit is
+        done (``run_unit``), and the customers it finished are then counted by no one
+        else. Before its commit nothing is kept: the commit saves the attempt's whole
+        result, and an attempt that dies before it is run again from the start."""
+        if self.tally_at_commit is None:
+            return
         p = self.p
-        counts = units.counts_from_json(p.counts.as_json())
+        tally = p.pool.tally
+        keep_recorded(
+            conn,
+            self.unit.ref,
+            self._counts(counts),
+            dict(outcomes) if p.recorder.keep_outcomes else {},
+            p.calls.counts(),
+            tally,
+            tally_moved=dict(tally.items) != self.tally_at_commit,
+        )
+
+    def _result(self) -> UnitResult:
+        """What the unit did so far."""
+        p = self.p
+        return UnitResult.of(self._counts(), p.recorder.outcomes, p.calls.counts(), p.pool.tally)
+
+    def _counts(self, more: RunCounts | None = None) -> RunCounts:
+        """The unit's counts so far (and ``more``, a recording's not yet added)."""
+        p = self.p
+        counts = counts_from_json(p.counts.as_json())
         if more is not None:
-            units.add_counts(counts, more)
+            add_counts(counts, more)
         if p.planner.budget is not None:
             counts.tasks_deferred.update(p.planner.budget.deferred)
-        outcomes = dict(p.recorder.outcomes) if outcomes is None else outcomes
-        return UnitResult.of(counts, outcomes, p.calls.counts(), p.pool.tally)
+        return counts
 
 
 def send_full_batches(pool: WritePool, holding: Callable[[], bool]) -> None:

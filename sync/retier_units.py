@@ -10,8 +10,9 @@ needs that the engine does not carry, and what the coordinator adds up:
   connector's read learnt besides the records (``connectors.contract.ReadContext``);
 * the turn: a unit commits only after the unit before it has (``committed`` or ``done``),
   and hands its successor the run's task budgets as its commit left them (``budget``);
-* the result: counts, outcomes, API calls and the write tally (``done``), or the error that
-  made the unit give up (``failed``);
+* the result: counts, outcomes, API calls and the write tally (``sync.retier_results``:
+  saved whole at the commit and when done, each recording in between adding a row of what
+  it changed), or the error that made the unit give up (``failed``);
 * ``writing``: the customers whose outbox writes the unit sends after its commit, recorded
   in the commit's transaction, for when its worker dies sending them (``sync.retier_died``).
 """
@@ -20,8 +21,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -29,12 +30,11 @@ import sqlalchemy as sa
 
 from connectors.contract import CrmRecord, Page
 from sync.crypto import EncryptedJSON
-from sync.migration_steps import Migration, add_column
+from sync.migration_steps import Migration, add_column, create_tables
 from sync.records import Advance, Json
-from sync.runs import RunCounts
+from sync.retier_results import UnitResult, drop_recorded, retier_unit_answers, with_recorded
 from sync.schema import metadata, now_text, parse_utc, runs, utc_text
 from sync.taskbudget import Budget
-from sync.writepool import SentTally
 from tiering_core.models import CustomerProfile, DQIssue
 
 UnitStatus = Literal["queued", "committed", "done", "failed", "abandoned"]
@@ -68,6 +68,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the customers a committed page unit is writing",
         add_column(retier_units, "writing"),  # a new store's step 1 created it already
     ),
+    Migration(
+        3,
+        "what each recording of a page unit added to its result",
+        create_tables(retier_unit_answers),
+    ),
 )
 
 
@@ -87,63 +92,6 @@ class UnitRef:
 
     run_id: str
     seq: int
-
-
-@dataclass(frozen=True)
-class UnitResult:
-    """What a unit did, for its coordinator to add up."""
-
-    counts: RunCounts
-    outcomes: dict[str, str]
-    api_calls: dict[str, int]
-    tally_items: dict[str, int]
-    tally_groups: dict[str, list[tuple[str, bool]]]
-
-    def to_json(self) -> dict[str, Json]:
-        return {
-            "counts": self.counts.as_json(),
-            "outcomes": self.outcomes,
-            "api_calls": self.api_calls,
-            "tally_items": self.tally_items,
-            "tally_groups": {k: [list(g) for g in v] for k, v in self.tally_groups.items()},
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Json]) -> UnitResult:
-        return cls(
-            counts_from_json(data["counts"]),
-            dict(data["outcomes"]),
-            dict(data["api_calls"]),
-            dict(data["tally_items"]),
-            {k: [(str(c), bool(m)) for c, m in v] for k, v in data["tally_groups"].items()},
-        )
-
-    @classmethod
-    def of(
-        cls, counts: RunCounts, outcomes: Mapping[str, str], calls: dict[str, int], tally: SentTally
-    ) -> UnitResult:
-        groups = {kind: sorted(keys) for kind, keys in tally.groups.items()}
-        return cls(counts, dict(outcomes), calls, dict(tally.items), groups)
-
-
-def counts_from_json(data: dict[str, Json]) -> RunCounts:
-    """``RunCounts.as_json`` read back."""
-    counts = RunCounts()
-    for f in fields(RunCounts):
-        value = data.get(f.name)
-        if value is not None:
-            setattr(counts, f.name, Counter(value) if isinstance(value, dict) else int(value))
-    return counts
-
-
-def add_counts(into: RunCounts, more: RunCounts) -> None:
-    """Add ``more`` into ``into``, field by field."""
-    for f in fields(RunCounts):
-        mine, theirs = getattr(into, f.name), getattr(more, f.name)
-        if isinstance(mine, Counter):
-            mine.update(theirs)
-        else:
-            setattr(into, f.name, mine + theirs)
 
 
 # --- a page's records as stored --------------------------------------------------------------
@@ -202,7 +150,6 @@ class StoredUnit:
     mark: Advance | None
     hold_until: datetime | None
     options: dict[str, Json]
-    result: UnitResult | None
     error: str | None
 
 
@@ -253,7 +200,6 @@ def load(conn: sa.Connection, ref: UnitRef) -> StoredUnit:
         mark,
         parse_utc(row.hold_until) if row.hold_until else None,
         dict(row.options),
-        UnitResult.from_json(row.result) if row.result else None,
         row.error,
     )
 
@@ -270,17 +216,23 @@ def set_status(
 ) -> None:
     """Move a unit on (``writing``: at its commit, the customers it writes next); a done
     or failed unit's page is dropped (the outbox and the state rows now hold what it
-    decided)."""
+    decided). Its recordings (``sync.retier_results``) go: into ``result``, its whole
+    result as it stands, or, without one, into its stored result as it ends."""
     values: dict[str, Any] = {"status": status, "updated_at": now_text()}
+    ends = status in ("done", "failed", "abandoned")
     if result is not None:
         values["result"] = result.to_json()
+    elif ends:
+        values["result"] = with_recorded(conn, ref, _stored_result(conn, ref))
+    if result is not None or ends:
+        drop_recorded(conn, ref)
     if budget is not None:
         values["budget"] = budget
     if error is not None:
         values["error"] = error[:500]
     if writing:
         values["writing"] = sorted(writing)
-    if status in ("done", "failed", "abandoned"):
+    if ends:
         values["records"] = values["writing"] = None
     conn.execute(
         retier_units.update()
@@ -289,14 +241,12 @@ def set_status(
     )
 
 
-def keep_result(conn: sa.Connection, ref: UnitRef, result: UnitResult) -> None:
-    """The unit's result so far, in the transaction recording its answers: what it
-    recorded counts in the run's report even if its worker dies before it is done."""
-    conn.execute(
-        retier_units.update()
-        .where(retier_units.c.run_id == ref.run_id, retier_units.c.seq == ref.seq)
-        .values(result=result.to_json(), updated_at=now_text())
-    )
+def _stored_result(conn: sa.Connection, ref: UnitRef) -> Json:
+    return conn.execute(
+        sa.select(retier_units.c.result).where(
+            retier_units.c.run_id == ref.run_id, retier_units.c.seq == ref.seq
+        )
+    ).scalar()
 
 
 def run_is_running(conn: sa.Connection, run_id: str) -> bool:

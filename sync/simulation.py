@@ -47,11 +47,12 @@ from sync import jsontext
 from sync.explanation import EXPLANATION
 from sync.household_store import HouseholdSource, Near
 from sync.inputs import StoredChunk, StoredCustomer
-from sync.planner import CustomerPlan, Known, action_kinds, plan_customer, same_value
+from sync.planner import CustomerPlan, Known, action_kinds, plan_customer
 from sync.preview import PlanTotals
 from sync.simulation_diff import acts_alike, differs, lays_out_alike
 from sync.stored_columns import columns_of
 from sync.taskbudget import Forecast, task_limits
+from sync.written_values import same_value
 from tiering_core.collector import collector_paused
 from tiering_core.engine import Evaluation, decide_batch, evaluate
 from tiering_core.policy import Policy

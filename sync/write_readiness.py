@@ -92,43 +92,74 @@ def require_withdrawals(
     *,
     only_fields: bool = False,
 ) -> None:
-    """What a kind that is off must still do, while the store holds any of it: close the
-    open sales tasks crmtier made (the task prerequisites: a closure looks the task up as
-    a write does), remove the memberships crmtier made (the membership prerequisites, and
-    a CRM id for each campaign holding some). A failed line is a ``ConfigError`` of one
-    line; the switch is no fix (it is off already), so none is offered."""
+    """``withdrawal_checks`` as a start-up gate: the first failed line is a
+    ``ConfigError`` of one line (its detail and fix); the switch is no fix (it is off
+    already), so none is offered."""
+    for check in withdrawal_checks(connector, writeback, kinds, held, only_fields=only_fields):
+        if not check.ok:
+            raise ConfigError(f"{check.detail}: {check.fix}")
+
+
+#: The names of ``withdrawal_checks``' lines (``crmtier doctor`` prints them).
+CLOSE_TASKS, REMOVE_MEMBERSHIPS = "sales tasks to close", "memberships to remove"
+
+
+def withdrawal_checks(
+    connector: Connector,
+    writeback: WritebackConfig,
+    kinds: list[WriteKind],
+    held: HeldReader,
+    *,
+    only_fields: bool = False,
+) -> list[SchemaCheck]:
+    """What a kind that is off (not in ``kinds``) must still do, while the store holds any
+    of it, one line a kind: close the open sales tasks crmtier made (the task
+    prerequisites: a closure looks the task up as a write does), remove the memberships
+    crmtier made (the membership prerequisites, and a CRM id for each campaign holding
+    some). No line for a kind that is on, or that the store holds none of. A failed line's
+    detail and fix make the gate's refusal (``require_withdrawals``)."""
     tasks_off, members_off = "task" not in kinds, "membership" not in kinds
     if not (tasks_off or members_off):
-        return
+        return []
     store = held(tasks_off, members_off)
     off = "this run writes fields only" if only_fields else "{} are off"
+    lines = []
     if store.sales_tasks:
         what = (
             f"{off.format('tasks')} but {store.sales_tasks} sales tasks crmtier made are still "
             "open: closing them on a sanctions hit needs"
         )
-        _refuse_failed(connector, "task_close", what)
-    if not store.memberships:
-        return
-    count = sum(store.memberships.values())
-    what = (
-        f"{off.format('campaign memberships')} but {count} campaign memberships crmtier made "
-        "are still held: removing them on a sanctions hit needs"
-    )
-    for campaign in sorted(store.memberships):
-        if campaign not in writeback.campaigns and not writeback.is_off("campaigns", campaign):
-            raise ConfigError(
-                f"{what} the CRM id of campaign {campaign}: map it in [writeback.campaigns]"
-            )
-    _refuse_failed(connector, "membership", what)
+        lines.append(_line(connector, CLOSE_TASKS, "task_close", what))
+    if store.memberships:
+        count = sum(store.memberships.values())
+        what = (
+            f"{off.format('campaign memberships')} but {count} campaign memberships crmtier "
+            "made are still held: removing them on a sanctions hit needs"
+        )
+        unmapped = [
+            campaign
+            for campaign in sorted(store.memberships)
+            if campaign not in writeback.campaigns and not writeback.is_off("campaigns", campaign)
+        ]
+        if unmapped:
+            detail = f"{what} the CRM id of campaign {unmapped[0]}"
+            lines.append(SchemaCheck(REMOVE_MEMBERSHIPS, False, detail, _MAP_IT))
+        else:
+            lines.append(_line(connector, REMOVE_MEMBERSHIPS, "membership", what))
+    return lines
 
 
-def _refuse_failed(connector: Connector, kind: WriteKind, what: str) -> None:
-    if not isinstance(connector, WritePrerequisites):
-        return
-    for check in connector.write_checks([kind]):
-        if not check.ok and check.severity == "error":
-            raise ConfigError(f"{what} {check.name}: {check.detail}: {check.fix}")
+_MAP_IT = "map it in [writeback.campaigns]"
+
+
+def _line(connector: Connector, name: str, kind: WriteKind, what: str) -> SchemaCheck:
+    """The first failed prerequisite of ``kind`` as a line named ``name``, or one that says
+    what the withdrawal needs is in place (a connector without prerequisites has none)."""
+    if isinstance(connector, WritePrerequisites):
+        for check in connector.write_checks([kind]):
+            if not check.ok and check.severity == "error":
+                return SchemaCheck(name, False, f"{what} {check.name}: {check.detail}", check.fix)
+    return SchemaCheck(name, True, what.removesuffix(" needs") + ": its prerequisites are met")
 
 
 def require_kinds(connector: Connector, kinds: list[WriteKind]) -> None:

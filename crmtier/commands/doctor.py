@@ -33,6 +33,7 @@ from connectors.plugin import ConnectorPlugin, FixContext, FixReport
 from connectors.registry import plugin
 from crmtier.commands.doctor_lines import error, finish, is_error, ok, print_checklist, warn
 from crmtier.commands.doctor_local import check_local
+from crmtier.commands.doctor_withdrawals import check_withdrawals
 from crmtier.commands.options import config_option
 from crmtier.config import CrmtierConfig, load_config
 from sync import households, jsonlog
@@ -158,12 +159,14 @@ def _checks_or_unreachable(connector: Connector, config: CrmtierConfig) -> list[
 
 def crm_checks(connector: Connector, config: CrmtierConfig) -> list[SchemaCheck]:
     """The CRM's checklist: the connector's own checks, what households need when the
-    policy turns them on, the API allowance once the CRM answers, and the rights line
-    where the connector has none."""
+    policy turns them on, what withdrawing the tasks and memberships crmtier made needs
+    with their kind switched off, the API allowance once the CRM answers, and the rights
+    line where the connector has none."""
     crm = list(connector.check())
     reachable = not any(is_error(c) for c in crm[:1])
     if reachable:
         crm += check_households(connector, config)
+        crm += check_withdrawals(connector, config)
         crm.append(check_allowance(connector, float(config.crm.get("api_share", 0.2))))
     rights = check_rights(plugin(config.kind).title, crm)
     return crm if rights is None else [*crm, rights]

@@ -4,7 +4,8 @@ by COQL, a Salesforce one by the External ID field on Task, an FXiaoke one reads
 follow-up object). So while the store holds open
 or in-doubt sales tasks the start-up gate still asks for the task prerequisites
 (``sync.write_readiness.require_withdrawals``), and a missing one refuses the start with one
-line naming the open tasks; a store that holds none asks nothing of tasks. Each case makes
+line naming the open tasks; a store that holds none asks nothing of tasks. ``crmtier
+doctor`` prints that line too (``crmtier.commands.doctor_withdrawals``). Each case makes
 tasks with everything granted, then takes the prerequisite away in the running org (the
 field deleted, the scope revoked) and turns tasks off.
 """
@@ -24,6 +25,9 @@ from product_org import start_org
 from connectors.sandbox.base import Sandbox
 from connectors.sandbox.fxiaoke_schema import FOLLOWUP
 from crmtier.cli import cli
+from crmtier.commands.doctor_withdrawals import check_withdrawals
+from crmtier.config import load_config
+from sync.write_readiness import CLOSE_TASKS
 
 
 def _drop_task_key(sandbox: Any) -> None:
@@ -87,9 +91,27 @@ def test_tasks_off_with_open_sales_tasks_still_checks_what_closing_needs(
     assert missing in line and "tasks = false" not in line  # the switch is no fix
     assert sandbox.write_calls() == before
 
+    # doctor: the same line (its detail and fix), an error
+    config = load_config(path)
+    connector = config.connector()
+    try:
+        [withdrawal] = check_withdrawals(connector, config)
+    finally:
+        connector.close()
+    assert withdrawal.name == CLOSE_TASKS and not withdrawal.ok
+    assert f"crmtier sync: {withdrawal.detail}: {withdrawal.fix}" == line
+    checked = CliRunner().invoke(cli, ["doctor", "--config", str(path)], env={"COLUMNS": "400"})
+    assert checked.exit_code == 1 and CLOSE_TASKS in checked.output, checked.output
+
     # the same org and config over a store that holds no task: nothing to close, no check
     fresh = re.sub(r'\nurl = "sqlite:///[^"]*"\n', f'\nurl = "sqlite:///{tmp_path}/new.db"\n', off)
     assert fresh != off
     path.write_text(fresh, encoding="utf-8")
     started_fresh = _sync(path)
     assert started_fresh.exit_code == 0, started_fresh.output
+    config = load_config(path)
+    connector = config.connector()
+    try:
+        assert check_withdrawals(connector, config) == []  # none held: no line
+    finally:
+        connector.close()

@@ -16,6 +16,7 @@ again here, as the task engine retries it on another worker.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from crmtier.commands.sync import open_engine
 from crmtier.config import load_config
@@ -36,19 +38,49 @@ from sync.killpoints import ENV
 from sync.planner import SALES_TASK_RULES
 from sync.retier import retier, run_unit
 from sync.retier_died import died_run_id
+from sync.retier_results import retier_unit_answers, with_recorded
 from sync.retier_units import UnitRef
+from sync.store import StateStore
 from tests.sync.conftest import Harness, available_crms, start_sandbox
 from tests.sync.test_sync_indoubt_crash import CUSTOMERS, _rows
 
 pytestmark = pytest.mark.skipif("zoho" not in available_crms(), reason="Zoho not in tree")
 
-#: the worker process: one page unit of the coordinator's run, as ``crmtier worker`` runs it
+#: the worker process: one page unit of the coordinator's run, as ``crmtier worker`` runs it;
+#: once each recording has committed, it writes to the file ``argv[4]`` the unit's whole
+#: result as it stood in that recording's transaction (what a unit saved there before
+#: ``sync.retier_results``; the unit's API calls read once for both: a call may be under
+#: way meanwhile), for the test to compare with what the store kept
 WORKER = """
-import sys
+import json, sys
+from pathlib import Path
 from crmtier.commands.sync import open_engine
 from crmtier.config import load_config
-from sync.retier import run_unit
+from sync.recorder import Recorder
+from sync.retier import UnitRunner, run_unit
+from sync.retier_results import UnitResult
 from sync.retier_units import UnitRef
+whole = {}
+keep = UnitRunner._recorded
+def recorded(unit, conn, counts, outcomes):
+    p = unit.p
+    calls = p.calls.counts()
+    p.calls.counts = lambda: calls
+    try:
+        keep(unit, conn, counts, outcomes)
+    finally:
+        del p.calls.counts
+    kept = dict(outcomes) if p.recorder.keep_outcomes else {}
+    outcomes = {**p.recorder.outcomes, **kept}
+    whole["result"] = UnitResult.of(unit._counts(counts), outcomes, calls, p.pool.tally)
+UnitRunner._recorded = recorded
+record = Recorder.record_results
+def committed(recorder, calls):
+    retries = record(recorder, calls)
+    if "result" in whole:
+        Path(sys.argv[4]).write_text(json.dumps(whole.pop("result").to_json()))
+    return retries
+Recorder.record_results = committed
 with open_engine(load_config(sys.argv[1])) as engine:
     run_unit(engine, UnitRef(sys.argv[2], int(sys.argv[3])))
 """
@@ -61,7 +93,9 @@ SALES_CALL = 16
 class KilledWorker:
     """``sync.retier.UnitExecutor``: a unit's first attempt is a worker process that dies
     at ``kill_at``; then ``between`` runs, then the retry runs here on ``engine`` (none:
-    the job is never run again, as when every worker is gone)."""
+    the job is never run again, as when every worker is gone). What the store kept of the
+    dead attempt's result (``kept``) and its whole result at its last recording
+    (``whole``) are read as it died."""
 
     def __init__(
         self,
@@ -71,15 +105,44 @@ class KilledWorker:
         between: Callable[[UnitRef], None],
     ) -> None:
         self.harness, self.engine, self.kill_at, self.between = harness, engine, kill_at, between
+        self.kept: dict[str, Any] | None = None
+        self.whole: dict[str, Any] | None = None
+        self.recordings = 0  # kept by the store beside the result saved at the commit
 
     def submit(self, unit: UnitRef) -> None:
+        whole = self.harness.config.parent / f"whole-{unit.seq}.json"
         worker = subprocess.run(
-            [sys.executable, "-c", WORKER, str(self.harness.config), unit.run_id, str(unit.seq)],
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                str(self.harness.config),
+                unit.run_id,
+                str(unit.seq),
+                str(whole),
+            ],
             env={**self.harness.env, ENV: self.kill_at},
             capture_output=True,
             text=True,
         )
         assert worker.returncode == -signal.SIGKILL, worker.stderr[-2000:]
+        self.whole = json.loads(whole.read_text("utf-8"))
+        store = StateStore.open(self.harness.state_url())
+        try:
+            with store.begin() as conn:
+                stored = conn.execute(
+                    sa.select(units.retier_units.c.result).where(
+                        units.retier_units.c.run_id == unit.run_id,
+                        units.retier_units.c.seq == unit.seq,
+                    )
+                ).scalar()
+                self.kept = with_recorded(conn, unit, stored)
+                answers = retier_unit_answers.c
+                self.recordings = len(
+                    conn.execute(sa.select(answers.id).where(answers.run_id == unit.run_id)).all()
+                )
+        finally:
+            store.close()
         self.between(unit)
         if self.engine is not None:
             run_unit(self.engine, unit)
@@ -120,11 +183,15 @@ def test_a_unit_killed_while_writing_leaves_no_sales_task_for_a_customer_sanctio
     with _zoho(tmp_path, monkeypatch) as harness:
         sanction = Sanction(harness, sent)
         with open_engine(load_config(harness.config)) as engine:
-            report = retier(
-                engine, KilledWorker(harness, engine, kill_at, sanction), stall_seconds=30
-            )
+            killed = KilledWorker(harness, engine, kill_at, sanction)
+            report = retier(engine, killed, stall_seconds=30)
         assert report.status == "succeeded", report.error
         _held_as_a_dead_run_s(harness, sanction, report.run_id, report.run_id, sent)
+        # what the store kept of the dead attempt: its result at the commit and a row a
+        # recording since, together the whole result as its last recording left it
+        assert killed.recordings > 0
+        assert killed.kept == killed.whole
+        assert _recordings_left(harness) == 0  # folded into the unit's result when done
 
 
 def test_a_re_tier_stalled_behind_a_unit_killed_while_writing_leaves_its_writes_in_doubt(
@@ -217,3 +284,13 @@ def _held_as_a_dead_run_s(
     ]
     assert len(review) == 1 and review[0]["active"]
     assert not [r for r in rows["outbox"] if r["status"] == "pending"]
+
+
+def _recordings_left(harness: Harness) -> int:
+    store = StateStore.open(harness.state_url())
+    try:
+        with store.begin() as conn:
+            count = sa.select(sa.func.count()).select_from(retier_unit_answers)
+            return int(conn.execute(count).scalar() or 0)
+    finally:
+        store.close()

@@ -22,10 +22,10 @@ from connectors.sandbox.base import Sandbox
 from connectors.webhook_events import ChangeEvent
 from crmtier.commands.serve import Parts
 from sync.claims import Admission
-from sync.planner import same_value
 from sync.run_report import RunReport
 from sync.state import load_states
 from sync.worker import BatchReport
+from sync.written_values import same_value
 from tests.sync.conftest import PG_URL, pg_schema
 from tests.sync.serve_stack import ARREARS, GOOD, PAID_AND_RICH, first_customer, on_a_thread, served
 from webhooks.runtime import Realtime

@@ -26,7 +26,7 @@ from crmtier.config import load_config
 from sync import schema
 from sync.planner import SALES_TASK_RULES
 from sync.store import StateStore
-from tests.sync.conftest import Harness, available_crms, start_sandbox
+from tests.sync.conftest import Harness, _set_keys, available_crms, start_sandbox
 
 CUSTOMERS = 8
 AS_OF = datetime.now(UTC).date().isoformat()
@@ -155,6 +155,35 @@ def test_a_sales_task_sent_by_a_killed_run_is_closed_when_the_customer_is_sancti
     closed = [a["new"] for a in rows["audit"] if a["event"] == "task_closed"]
     assert closed == [{"rule": rule, "key": key, "closed": True, "in_doubt": True}]
     _review_made(rows, cid, run_2)
+
+
+def test_a_killed_run_s_sales_task_superseded_with_tasks_off_is_closed_on_a_later_hit(
+    harness: Harness,
+) -> None:
+    """Run 1 dies after its sales task reached the CRM; ``[writeback] tasks`` is then
+    switched off, and the customer's wealth changes. Run 2 re-plans the customer (not
+    sanctioned): the plan writes its new tier and makes no task, so the held one is
+    superseded (a plan that writes nothing would send it, ``Dispatcher.withdraw``), but
+    the CRM holds it, open. It stays in doubt on record,
+    so when the customer is sanctioned later, run 3 closes it (docs/policy.md: tasks
+    switched off never stop crmtier withdrawing what it may have made)."""
+    cid, key, rule, _ = _killed_run(harness, "after_write")
+    assert [t.open for t in harness.sandbox.tasks() if t.external_id == key] == [True]
+    harness.text = _set_keys(harness.text, "writeback", {"tasks": False})
+    harness.config.write_text(harness.text, "utf-8")
+    harness.sandbox.edit_customer(cid, {"assets.deposits": 0, "aum_avg_3m": 0})
+    second = harness.run("--as-of", AS_OF)
+    assert second.returncode == 0, (second.report, second.stderr[-2000:])
+    task_rows = [r for r in _rows(harness)["outbox"] if r["key"] == key]
+    assert [(r["kind"], r["status"]) for r in task_rows] == [("task", "superseded")]
+
+    harness.sandbox.edit_customer(cid, {"aml.sanctions_hit": True})
+    third = harness.run("--as-of", AS_OF)
+    assert third.returncode == 0, (third.report, third.stderr[-2000:])
+    closed_there = [] if harness.crm == "fxiaoke" else [False]  # FXiaoke lists no invalidated
+    assert [t.open for t in harness.sandbox.tasks() if t.external_id == key] == closed_there
+    closed = [a["new"] for a in _rows(harness)["audit"] if a["event"] == "task_closed"]
+    assert closed == [{"rule": rule, "key": key, "closed": True, "in_doubt": True}]
 
 
 def test_a_sales_task_a_killed_run_never_sent_is_not_made_for_a_sanctioned_customer(

@@ -17,11 +17,9 @@ from sync.planner import (
     Known,
     Membership,
     action_kinds,
-    changed_fields,
     plan_customer,
-    same_value,
 )
-from sync.planning import jsonable
+from sync.written_values import changed_fields, jsonable, same_value
 from tiering_core.engine import assess
 from tiering_core.models import (
     Assessment,

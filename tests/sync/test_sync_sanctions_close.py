@@ -121,16 +121,21 @@ def test_a_sanctions_hit_closes_earlier_sales_tasks_once(harness: Harness) -> No
     assert harness.audit_verify().returncode == 0
 
 
+@pytest.mark.parametrize("how", ["switched-off", "only-fields"])
 def test_switching_tasks_and_memberships_off_still_withdraws_what_crmtier_made(
-    harness: Harness,
+    harness: Harness, how: str
 ) -> None:
     """An admin turns ``tasks`` and ``campaign_memberships`` off after crmtier made sales
-    tasks and memberships: a later sanctions hit still closes the customer's sales tasks and
-    removes its memberships (docs/policy.md), though no task or membership is made any more
-    (not even the sanctions review: tasks are off)."""
+    tasks and memberships (or runs ``sync --only fields``): a later sanctions hit still
+    closes the customer's sales tasks and removes its memberships (docs/policy.md), though
+    no task or membership is made any more (not even the sanctions review: tasks are off).
+    Nothing else but fields is written: a customer without restrictions that holds
+    memberships and whose assessment no longer wants them keeps them (with both switches
+    on it would leave its campaigns)."""
     sb = harness.sandbox
     first = harness.run("--as-of", AS_OF)
     assert first.returncode == 0, (first.report, first.stderr[-2000:])
+    assert first.report is not None
     sales = [(c, r, k) for c, r, k, _ in _made_tasks(harness) if r in SALES_TASK_RULES]
     members = {c for c, _ in sb.memberships()}
     cid = min((c for c, _, _ in sales), key=lambda c: (c not in members, c))
@@ -138,18 +143,31 @@ def test_switching_tasks_and_memberships_off_still_withdraws_what_crmtier_made(
     assert {t.external_id for t in sb.tasks() if t.open} >= set(withdrawn)
     assert cid in members  # a customer with both to withdraw
     made_before = len(_made_tasks(harness))
+    poorer = min(members - {cid})  # unrestricted, holds memberships, to lose its wealth
+    kept = {m for m in sb.memberships() if m[0] != cid}
 
-    harness.text = _set_keys(
-        harness.text, "writeback", {"tasks": False, "campaign_memberships": False}
-    )
-    harness.config.write_text(harness.text, "utf-8")
+    run = ["--as-of", AS_OF]
+    if how == "switched-off":
+        harness.text = _set_keys(
+            harness.text, "writeback", {"tasks": False, "campaign_memberships": False}
+        )
+        harness.config.write_text(harness.text, "utf-8")
+    else:
+        run += ["--only", "fields"]
     sb.edit_customer(cid, {"aml.sanctions_hit": True})
-    second = harness.run("--as-of", AS_OF)
+    sb.edit_customer(poorer, {"assets.deposits": 0, "aum_avg_3m": 0})
+    second = harness.run(*run)
     assert second.returncode == 0, (second.report, second.stderr[-2000:])
     assert second.report is not None
-    assert second.report["counts"]["writes"]["task_close"] == len(withdrawn)
+    writes = second.report["counts"]["writes"]
+    # the withdrawal gate asks what the gate of both kinds on asked, charged to the minimum
+    on_gate = first.report["min_calls"]["start_checks"]
+    assert second.report["min_calls"]["start_checks"] == on_gate > 0
+    assert writes["task_close"] == len(withdrawn)
     assert not {t.external_id for t in sb.tasks() if t.open} & set(withdrawn)
     assert not [c for c, _ in sb.memberships() if c == cid]  # out of every campaign
+    assert {m for m in sb.memberships() if m[0] != cid} == kept  # nobody else's changed
+    assert not set(writes) - {"field_update", "task_close", "membership"}, writes
     made = _made_tasks(harness)
     assert len(made) == made_before  # tasks are off: no sanctions review, nothing new
     assert all(not active for c, _, k, active in made if k in withdrawn)
@@ -157,7 +175,8 @@ def test_switching_tasks_and_memberships_off_still_withdraws_what_crmtier_made(
         (r, k) for k, r in withdrawn.items()
     )
 
-    after = sb.write_calls()
-    third = harness.run("--as-of", AS_OF)
-    assert third.returncode == 0, (third.report, third.stderr[-2000:])
-    assert sb.write_calls() == after  # nothing withdrawn twice
+    if how == "switched-off":
+        after = sb.write_calls()
+        third = harness.run("--as-of", AS_OF)
+        assert third.returncode == 0, (third.report, third.stderr[-2000:])
+        assert sb.write_calls() == after  # nothing withdrawn twice

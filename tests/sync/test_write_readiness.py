@@ -148,3 +148,22 @@ def test_memberships_off_with_memberships_held_need_each_campaign_s_id() -> None
         crm, _writeback(True, False), held=Held(memberships={"wealth_upgrade": 2})
     )
     assert crm.asked[-1] == "membership"
+
+
+def test_doctor_s_withdrawal_lines_are_one_a_kind_held_and_say_what_the_gate_says() -> None:
+    """``withdrawal_checks``: one line a kind that is off and held (``crmtier doctor``
+    prints them), ok when its prerequisites are met; a failed one's detail and fix are the
+    gate's refusal, word for word."""
+    held = Held(sales_tasks=2, memberships={"wealth_upgrade": 4})
+    off = _writeback(False, False)
+    lines = write_readiness.withdrawal_checks(Prerequisites(SchemaCheck("ok", True)), off, [], held)
+    assert [(line.name, line.ok) for line in lines] == [
+        (write_readiness.CLOSE_TASKS, True),
+        (write_readiness.REMOVE_MEMBERSHIPS, True),
+    ]
+    failing = write_readiness.withdrawal_checks(Prerequisites(MISSING), off, [], held)
+    assert [line.ok for line in failing] == [False, False]
+    with pytest.raises(ConfigError) as raised:
+        write_readiness.require(Prerequisites(MISSING), off, held=held)
+    assert str(raised.value) == f"{failing[0].detail}: {failing[0].fix}"
+    assert write_readiness.withdrawal_checks(Prerequisites(MISSING), off, [], Held()) == []

@@ -20,8 +20,8 @@ from connectors.contract import WritePlan, WriteResult
 from connectors.sandbox.base import Sandbox
 from connectors.webhook_events import ChangeEvent
 from crmtier.commands.serve import Parts
-from sync.planner import same_value
 from sync.state import load_states
+from sync.written_values import same_value
 from tests.sync.serve_stack import ARREARS, GOOD, PAID_AND_RICH, first_customer, on_a_thread, served
 from webhooks.runtime import Realtime
 
