@@ -143,7 +143,10 @@ WriteKind = Literal["field_update", "task", "membership", "task_close"]
 class WriteResult:
     """Outcome of one plan item. ``key`` is the customer id for a field update and the
     dedupe key for a task, a task closure or a membership. A failed item says whether a
-    retry may help."""
+    retry may help. ``absent``: a task closure answered ok because the CRM held no record
+    under the key (nothing was closed), told apart from one it closed or found closed: a
+    task whose making went unanswered may still land after that look-up, so it stays in
+    doubt on record (``sync.effect_rows``) and a later closure looks for it again."""
 
     kind: WriteKind
     key: str
@@ -151,6 +154,7 @@ class WriteResult:
     error_code: str | None = None
     message: str | None = None
     retryable: bool = False
+    absent: bool = False
 
 
 #: The name every rights line of ``check()`` starts with (docs/targets.md S6); ``doctor`` adds a

@@ -31,6 +31,7 @@ from sync.outbox import OutboxItem
 from sync.overrides import is_new
 from sync.records import Decision, Json, Outcome
 from sync.runs import RunCounts
+from sync.state import doubtable
 
 if TYPE_CHECKING:
     from sync.recorder import Recorder
@@ -63,8 +64,9 @@ class AnswerBatch:
         # task; one that failed retryably before may hold it, and keeps counting, as does
         # one the CRM may hold from another write of it: ``Recorder.maybe_made``)
         self.not_open: list[str] = []
-        # tasks whose call went unanswered: in doubt until a write of them is answered
-        # (``sync.state.mark_tasks_in_doubt``), whatever becomes of the item
+        # tasks and membership adds whose call went unanswered: in doubt until a write of
+        # them is answered
+        # (``sync.state.mark_in_doubt``), whatever becomes of the item
         self.doubted: list[OutboxItem] = []
         # memory, applied once committed (``Recorder.record_results``)
         self.counts = RunCounts()  # added to the run's
@@ -93,14 +95,14 @@ class AnswerBatch:
                 writes[item.kind] += 1
                 if item.kind != "field_update":
                     self.counts.effects[effect_label(item)] += 1
-                    self._side_effect(item, decision)
+                    self._side_effect(item, decision, result.absent)
                     if item.kind == "task_close":
                         self.not_open.append(item.key)
                 if decision is not None:
                     decision.outstanding.discard(item.id)
                 continue
             unanswered = result.error_code == UNANSWERED
-            if unanswered and item.kind == "task":
+            if unanswered and doubtable(item):
                 self.doubted.append(item)
             if result.retryable and item.attempts + 1 < retry_attempts:
                 attempts = item.attempts + 1
@@ -162,9 +164,10 @@ class AnswerBatch:
             decision.dead = True
             decision.field_dead = decision.field_dead or item.kind == "field_update"
 
-    def _side_effect(self, item: OutboxItem, decision: BatchDecision | None) -> None:
-        """A task made or closed, or a membership changed: on record, and audited."""
-        row, event, new = effect_row(item, self.recorder.run_id)
+    def _side_effect(self, item: OutboxItem, decision: BatchDecision | None, absent: bool) -> None:
+        """A task made or closed (``absent``: not held by the CRM), or a membership
+        changed: on record, and audited."""
+        row, event, new = effect_row(item, self.recorder.run_id, absent)
         self.effects.append(row)
         pending = decision.shared.pending if decision else None
         self.audit.append(

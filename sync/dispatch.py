@@ -8,7 +8,7 @@ unanswered, queued by a run that died: ``outbox.may_have_landed``) cannot be und
 superseding them; ``in_doubt`` tells the planner which memberships and tasks those are, so
 the new plan says what it wants of them (a restricted customer's sales tasks among them are
 closed, ``planner.closures_of``). Tasks whose call went unanswered before stay in doubt on
-record (``sync.state.mark_tasks_in_doubt``), in the customer's state the planner reads.
+record (``sync.state.mark_in_doubt``), in the customer's state the planner reads.
 """
 
 from __future__ import annotations

@@ -10,12 +10,16 @@ from sync.runs import side_effect_label
 
 
 def effect_row(
-    item: OutboxItem, run_id: str
+    item: OutboxItem, run_id: str, absent: bool = False
 ) -> tuple[dict[str, Json], AuditEvent, dict[str, Json]]:
     """The ``side_effects`` row of a written item (``sync.state.save_side_effects``), and
-    its audit row's event and new value."""
+    its audit row's event and new value. ``absent``: the CRM answered a closure of the
+    task without holding it (``WriteResult.absent``); a task in doubt then stays in doubt,
+    as its unanswered making may still land after that look-up, and the next closure of
+    the restricted customer's tasks looks for it again."""
     payload = item.payload
     rule = payload.get("rule") if item.kind in ("task", "task_close") else None
+    doubt: bool | None = None  # answered: made or closed, no longer in doubt
     event: AuditEvent
     new: dict[str, Json]
     campaign: str | None = None
@@ -33,6 +37,7 @@ def effect_row(
         new = {"rule": rule, "key": item.key, "closed": True}
         if payload.get("in_doubt"):  # its making never answered: the CRM may not have held it
             new["in_doubt"] = True
+            doubt = True if absent else None
     else:
         campaign, active, event = payload["campaign"], bool(payload["member"]), "campaign"
         new = {"campaign": campaign, "member": active, "key": item.key}
@@ -43,7 +48,7 @@ def effect_row(
         "campaign": campaign,
         "rule": rule,
         "active": active,
-        "in_doubt": None,  # answered: made or closed, no longer in doubt
+        "in_doubt": doubt,
         "run_id": run_id,
     }
     return row, event, new

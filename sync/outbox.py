@@ -13,7 +13,7 @@ every later run fetches those customers again and retries, until the write succe
 operator acknowledges the letter. A row also keeps whether any call of it went unanswered
 (``unanswered``): the CRM may have applied it whatever the later attempts answered
 (``may_have_landed``), and a task among those stays in doubt in ``side_effects`` until a
-write of it is answered (``sync.state.mark_tasks_in_doubt``), whatever becomes of its letter.
+write of it is answered (``sync.state.mark_in_doubt``), whatever becomes of its letter.
 """
 
 from __future__ import annotations
@@ -335,7 +335,7 @@ def resolve_dead_letters(
     or their newer decision writes nothing (``superseded``: the CRM shows what it wants;
     a lettered write no longer wanted is not to be retried, and one still wanted would
     be planned again). A task in doubt stays so whatever becomes of its letter
-    (``sync.state.mark_tasks_in_doubt``)."""
+    (``sync.state.mark_in_doubt``)."""
     ids = sorted(set(customer_ids))
     for start in range(0, len(ids), 500):
         conn.execute(

@@ -306,7 +306,8 @@ class PagePlanner:
             doubt = in_doubt(cid)
             if doubt is not None:
                 tasks = {**known.tasks_in_doubt, **doubt.tasks}  # on record, and this run's
-                known = replace(known, in_doubt=doubt.memberships, tasks_in_doubt=tasks)
+                members = {**known.in_doubt, **doubt.memberships}  # alike
+                known = replace(known, in_doubt=members, tasks_in_doubt=tasks)
             if alone and not known.holds:  # the usual customer of a fields-only run
                 plan = CustomerPlan(cid, changed_fields(desired, record.current))
             else:

@@ -46,7 +46,7 @@ from sync.records import (
     Skip,
 )
 from sync.runs import RunCounts
-from sync.state import CustomerState, mark_tasks_in_doubt, save_side_effects, save_states
+from sync.state import CustomerState, mark_in_doubt, save_side_effects, save_states
 from sync.store import StateStore
 from tiering_core.privacy import pseudonym
 
@@ -281,7 +281,7 @@ class Recorder:
                 batch.call(conn, items, results)
             outbox.set_status(conn, batch.done, "done")
             # before the rows of tasks made or closed: a write of it answered since wins
-            mark_tasks_in_doubt(conn, self.stream, batch.doubted, self.run_id)
+            mark_in_doubt(conn, self.stream, batch.doubted, self.run_id)
             save_side_effects(conn, self.stream, batch.effects)
             # a task the CRM confirmed closed, or refused to make, is not open: it stops
             # counting against its owner's cap now, not at its due date (``sync.taskbudget``)

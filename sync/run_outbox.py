@@ -14,7 +14,7 @@ from sync import outbox, runs
 from sync.outbox import OutboxItem
 from sync.planner import SALES_TASK_RULES
 from sync.run_parts import RunParts
-from sync.state import load_states, mark_tasks_in_doubt
+from sync.state import doubtable, load_states, mark_in_doubt
 from tiering_core.privacy import pseudonym
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,24 @@ def recover(parts: RunParts, only: set[str] | None, replan: Replan | None = None
     supersede its writes: they are superseded here (``_drop_gone``), never sent blindly
     (a CRM may accept a task on a deleted record).
 
+    So is a customer whose pending writes make a task or a membership while this run's
+    write-back has that kind off (``_switched_off``): ``tasks = false``,
+    ``campaign_memberships = false`` or ``--only fields``, since the stopped run queued
+    them. Sent as they are, they would make what the admin switched off (docs/policy.md),
+    past a start gate that asked nothing of those kinds. They are superseded before it is
+    planned again (``_supersede_switched_off``; a task that may have landed is in doubt on
+    record first: ``_adopt``), and its closures and removals stand as its new plan has
+    them: a sanctions hit still withdraws.
+
     Only the customers this run holds (``only``: the webhook path's, else all it can
     claim): a pending write of a customer someone else holds is theirs, in flight."""
     items = _claimed(parts, only)
     died = _died(parts, items)
-    doubtful = _sales_tasks_in_doubt(parts, items, died) if replan is not None else set()
+    doubtful = (
+        _sales_tasks_in_doubt(parts, items, died) | _switched_off(parts, items)
+        if replan is not None
+        else set()
+    )
     first = [i for i in items if i.customer_id not in doubtful]
     if first:
         _adopt(parts, first, died)
@@ -57,6 +70,7 @@ def recover(parts: RunParts, only: set[str] | None, replan: Replan | None = None
         parts.pool.drain(final=True)
     if replan is not None and doubtful:
         _adopt(parts, [i for i in items if i.customer_id in doubtful], died)
+        _supersede_switched_off(parts, items)
         log.info(
             "re-planning customers an interrupted run may have sent sales tasks",
             extra={"customers": len(doubtful)},
@@ -107,18 +121,18 @@ def _claimed(parts: RunParts, ids: Collection[str] | None) -> list[OutboxItem]:
 def _adopt(parts: RunParts, items: list[OutboxItem], died: set[str]) -> None:
     """Give the dispatcher these pending writes, with their customers' committed states;
     those of runs that stopped now name this run (``outbox.adopt``: should it die while
-    sending them, the next run must know they may have gone out). A task among them that
-    may have reached the CRM (``outbox.may_have_landed``: a run that died may have sent
-    it) is in doubt on record first, as one whose call went unanswered is
-    (``mark_tasks_in_doubt``): whatever the new plan makes of its write (superseded as no
+    sending them, the next run must know they may have gone out). A task or membership
+    add among them that may have reached the CRM (``outbox.may_have_landed``: a run that
+    died may have sent it) is in doubt on record first, as one whose call went unanswered
+    is (``mark_in_doubt``): whatever the new plan makes of its write (superseded as no
     longer wanted, refused when re-sent), the CRM may hold it, and a later sanctions hit
-    must close it, until a write of it is answered."""
+    must close or remove it, until a write of it is answered."""
     run_id, stream = parts.run_id, parts.e.stream
-    landed = [i for i in items if i.kind == "task" and outbox.may_have_landed(i, run_id, died)]
+    landed = [i for i in items if doubtable(i) and outbox.may_have_landed(i, run_id, died)]
     stopped = [i for i in items if i.run_id != run_id and i.run_id not in died]
     with parts.e.store.begin() as conn:
         if landed:
-            mark_tasks_in_doubt(conn, stream, landed, run_id)
+            mark_in_doubt(conn, stream, landed, run_id)
         outbox.adopt(conn, stopped, run_id)
         states = load_states(conn, stream, {i.customer_id for i in items})
     parts.dispatcher.recover(items, states, died)
@@ -151,6 +165,44 @@ def _sales_tasks_in_doubt(parts: RunParts, items: list[OutboxItem], died: set[st
     }
 
 
+def _switched_off(parts: RunParts, items: list[OutboxItem]) -> set[str]:
+    """The customers of these writes that make a task or add a membership while the run's
+    write-back has that kind off (``_makes_off``)."""
+    return {i.customer_id for i in _makes_off(parts, items)}
+
+
+def _makes_off(parts: RunParts, items: list[OutboxItem]) -> list[OutboxItem]:
+    """The task creates and membership adds among these writes whose kind the run's
+    write-back (a fields-only run's: ``PagePlanner.writeback``) has off; closures and
+    removals are not among them."""
+    writeback = parts.planner.writeback
+    return [
+        i
+        for i in items
+        if (i.kind == "task" and not writeback.tasks)
+        or (i.kind == "membership" and i.payload["member"] and not writeback.campaign_memberships)
+    ]
+
+
+def _supersede_switched_off(parts: RunParts, items: list[OutboxItem]) -> None:
+    """Supersede the adopted writes the run's write-back has off (``_makes_off``), before
+    their customers are planned again: a plan that writes nothing keeps an earlier run's
+    decision as it stands (``Recorder.unchanged``), and would send them. A decision left
+    with no write is dropped, so that plan records the customer afresh."""
+    off = _makes_off(parts, items)
+    if not off:
+        return
+    dispatcher = parts.dispatcher
+    with parts.e.store.begin() as conn:
+        dispatcher.supersede(conn, [i.id for i in off])
+    for item in off:
+        decision = dispatcher.decisions.get(item.customer_id)
+        if decision is not None:
+            decision.outstanding.discard(item.id)
+            if not decision.outstanding:
+                del dispatcher.decisions[item.customer_id]
+
+
 def _drop_gone(parts: RunParts, gone: set[str]) -> None:
     """The held writes of customers the CRM no longer returns, superseded and their
     decisions dropped: there is no record left to write them to or to plan them from. Each
@@ -177,6 +229,6 @@ def load_dead_letters(parts: RunParts, conn: sa.Connection) -> None:
     theirs this run writes resolves them. The one-process run and each page unit of a
     spread re-tier load them alike, since each records its own page's decisions. (A
     dead-lettered task the CRM may have made is in doubt on record, in its customer's
-    state: ``sync.state.mark_tasks_in_doubt``.)"""
+    state: ``sync.state.mark_in_doubt``.)"""
     open_letters = outbox.open_dead_letter_customers(conn, parts.e.stream)
     parts.recorder.dead_letter_customers = set(open_letters)

@@ -5,8 +5,9 @@ written field values and ``below_floor_since``; ``pending`` holds a decision who
 are still in the outbox and is promoted to committed when they are done. ``side_effects``
 lists the tasks and campaign memberships crmtier made, by dedupe key, so a rerun never
 creates them twice and a membership crmtier no longer wants can be removed; and the tasks
-it may have made (``in_doubt``: a write call of them went unanswered), so that a sanctions
-hit closes them too (``planner.closures_of``) until a write of them is answered.
+and memberships it may have made (``in_doubt``: a write call of them went unanswered), so
+that a sanctions hit closes or removes them too (``planner.closures_of``,
+``withdrawn_memberships``) until a write of them is answered.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class CustomerState:
     task_rules: Mapping[str, str] = field(default_factory=dict)  # open task key -> rule
     # key -> rule of the tasks a write call of which went unanswered, not made since
     tasks_in_doubt: Mapping[str, str] = field(default_factory=dict)
+    # campaign -> key of the membership adds alike, neither made nor removed since
+    memberships_in_doubt: Mapping[str, str] = field(default_factory=dict)
 
     def previous(self) -> Previous | None:
         """The ``previous`` block for hysteresis: the committed decision, if any."""
@@ -70,6 +73,7 @@ class CustomerState:
         return Known(
             tasks=self.tasks,
             memberships=dict(self.memberships),
+            in_doubt=self.memberships_in_doubt,
             task_rules=self.task_rules,
             tasks_in_doubt=self.tasks_in_doubt,
         )
@@ -103,6 +107,7 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
     members: dict[str, dict[str, str]] = {}
     rules: dict[str, dict[str, str]] = {}
     doubted: dict[str, dict[str, str]] = {}
+    members_doubted: dict[str, dict[str, str]] = {}
     effect = side_effects.c
     for chunk in _chunks(wanted):
         rows += conn.execute(
@@ -121,7 +126,9 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
             )
         ).tuples():  # fmt: skip
             if not active:  # in doubt alone
-                if rule:
+                if kind == "membership":
+                    members_doubted.setdefault(cid, {})[campaign] = key
+                elif rule:
                     doubted.setdefault(cid, {})[key] = rule
             elif kind == "task":
                 tasks.setdefault(cid, set()).add(key)
@@ -146,6 +153,7 @@ def load_states(conn: sa.Connection, stream: str, ids: Iterable[str]) -> dict[st
             memberships=members.get(cid, {}),
             task_rules=rules.get(cid, {}),
             tasks_in_doubt=doubted.get(cid, {}),
+            memberships_in_doubt=members_doubted.get(cid, {}),
         )
         for (
             cid,
@@ -196,23 +204,42 @@ def save_side_effects(conn: sa.Connection, stream: str, rows: list[dict[str, Any
     _upsert(conn, side_effects, stream, rows, ("stream", "kind", "key"))
 
 
-#: the columns of a task's ``in_doubt`` mark, as ``mark_tasks_in_doubt`` gives them
+#: the columns of an ``in_doubt`` mark, as ``mark_in_doubt`` gives them
 _MARK_COLUMNS = (
-    "stream", "kind", "key", "customer_id", "rule", "run_id", "active", "in_doubt", "updated_at"
+    "stream", "kind", "key", "customer_id", "campaign", "rule", "run_id", "active", "in_doubt",
+    "updated_at",
 )  # fmt: skip
 
 
-def mark_tasks_in_doubt(
+def doubtable(item: OutboxItem) -> bool:
+    """A task or a membership add: what the CRM may hold once a call of it went
+    unanswered, so ``mark_in_doubt`` marks it."""
+    return item.kind == "task" or (item.kind == "membership" and bool(item.payload["member"]))
+
+
+def mark_in_doubt(
     conn: sa.Connection, stream: str, items: Sequence[OutboxItem], run_id: str
 ) -> None:
-    """These tasks' write calls went unanswered: the CRM may hold them open. Each is in
-    doubt (``in_doubt``) until a write of it is answered, made or closed (its
-    ``save_side_effects`` row clears the mark), whatever becomes of its outbox row and
-    dead letter: a newer decision that no longer wants it, an operator's ``ack`` or a
-    later refusal of it (the CRM answered that call; the unanswered one may have made it)
-    say nothing of whether the CRM holds it. A task on record keeps its ``active``."""
+    """These tasks' and membership adds' write calls went unanswered: the CRM may hold
+    them. Each is in doubt (``in_doubt``) until a write of it is answered, made, closed or
+    removed (its ``save_side_effects`` row clears the mark), whatever becomes of its
+    outbox row and dead letter: a newer decision that no longer wants it, an operator's
+    ``ack`` or a later refusal of it (the CRM answered that call; the unanswered one may
+    have made it) say nothing of whether the CRM holds it. One on record keeps its
+    ``active``."""
     now = now_text()
-    marks = [(stream, "task", i.key, i.customer_id, i.payload.get("rule"), run_id) for i in items]
+    marks = [
+        (
+            stream,
+            "task" if i.kind == "task" else "membership",
+            i.key,
+            i.customer_id,
+            None if i.kind == "task" else i.payload["campaign"],
+            i.payload.get("rule") if i.kind == "task" else None,
+            run_id,
+        )
+        for i in items
+    ]
     upsert_rows(
         conn,
         side_effects,
@@ -227,8 +254,8 @@ def mark_tasks_in_doubt(
 class Withdrawable:
     """What the store says crmtier made, or may have made, that a sanctions hit withdraws
     whatever the write switches (``planner.closures_of``, ``withdrawn_memberships``): the
-    open or in-doubt sales tasks, and the memberships by campaign. The start-up gate asks
-    for it only of a kind that is off (``sync.write_readiness``)."""
+    open or in-doubt sales tasks, and the memberships (made or in doubt) by campaign. The
+    start-up gate asks for it only of a kind that is off (``sync.write_readiness``)."""
 
     sales_tasks: int = 0
     memberships: Mapping[str, int] = field(default_factory=dict)  # campaign -> count
@@ -254,7 +281,11 @@ def withdrawable(
     if memberships:
         rows = conn.execute(
             sa.select(effect.campaign, sa.func.count())
-            .where(of_stream, effect.kind == "membership", effect.active.is_(True))
+            .where(
+                of_stream,
+                effect.kind == "membership",
+                sa.or_(effect.active.is_(True), effect.in_doubt.is_(True)),
+            )
             .group_by(effect.campaign)
         ).tuples()
         members = {str(campaign): int(n) for campaign, n in rows}

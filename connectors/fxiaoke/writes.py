@@ -235,19 +235,21 @@ class PlanWriter:
         """Withdraw crmtier's follow-ups: the follow-up object is a custom object with no
         standard status, so a withdrawn task is invalidated (作废), as a removed membership
         is; its record stays, out of every list of live follow-ups. A key with no live
-        record is already withdrawn: nothing to do, no call."""
+        record has nothing to do, no write: already withdrawn, or absent (no record at all,
+        asked once more, a query per 50 such keys), which it answers ``absent``."""
         if not items:
             return []
-        obj = self._cfg.followup_object
-        existing = self._existing(
-            obj, self._cfg.followup_fields.external_key, [i.dedupe_key for i in items]
-        )
+        obj, key_field = self._cfg.followup_object, self._cfg.followup_fields.external_key
+        existing = self._existing(obj, key_field, [i.dedupe_key for i in items])
+        missing = sorted({i.dedupe_key for i in items} - set(existing))
+        withdrawn = self._withdrawn(obj, key_field, missing)
 
         def close(item: TaskClose) -> WriteResult:
-            found = existing.get(item.dedupe_key)
-            if found is None:
-                return ok("task_close", item.dedupe_key)
-            return self._invalidate("task_close", obj, item.dedupe_key, str(found[ID]))
+            key = item.dedupe_key
+            found = existing.get(key)
+            if found is None:  # an absent one's making still under way may land later
+                return WriteResult("task_close", key, True, absent=key not in withdrawn)
+            return self._invalidate("task_close", obj, key, str(found[ID]))
 
         return self._once_per_key(items, lambda i: i.dedupe_key, close)
 
@@ -292,9 +294,24 @@ class PlanWriter:
                 self._retire(obj, str(extra[ID]))
         return found
 
+    def _withdrawn(self, obj: str, key_field: str, keys: Sequence[str]) -> set[str]:
+        """The keys among ``keys`` with an invalidated (作废) record of ``obj``."""
+        found: set[str] = set()
+        for start in range(0, len(keys), KEYS_PER_LOOKUP):
+            chunk = keys[start : start + KEYS_PER_LOOKUP]
+            invalid = [flt(key_field, "IN", *chunk), flt("life_status", "EQ", "invalid")]
+            found.update(str(r.get(key_field)) for r in self._rows(obj, invalid, [ID, key_field]))
+        return found
+
     def _live_rows(
         self, obj: str, filters: list[dict[str, Any]], fields: Sequence[str]
     ) -> list[dict[str, Any]]:
+        return self._rows(obj, [*filters, flt("life_status", "N", "invalid")], fields)
+
+    def _rows(
+        self, obj: str, filters: list[dict[str, Any]], fields: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """The rows of ``obj`` these filters match, paged by ``_id``."""
         rows: list[dict[str, Any]] = []
         after: list[dict[str, Any]] = []
         while True:
@@ -304,7 +321,7 @@ class PlanWriter:
                     "dataObjectApiName": obj,
                     "find_explicit_total_num": False,
                     "search_query_info": search_query_info(
-                        [*filters, flt("life_status", "N", "invalid"), *after],
+                        [*filters, *after],
                         [asc(ID)],
                         fields,
                     ),

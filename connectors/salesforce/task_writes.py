@@ -122,8 +122,8 @@ def close_tasks(
     then a new record is created" ("Insert or Update (Upsert) a Record Using an
     External ID", REST API Developer Guide), and a closure of a task that never arrived,
     or that a relationship manager deleted, would make a bare completed Task. A key the
-    org does not hold, or whose Task is already closed, has nothing to close: it
-    answers ok with no write, as does a Task deleted between look-up and update
+    org does not hold (answered ``absent``), or whose Task is already closed, has nothing
+    to close: it answers ok with no write, as does a Task deleted between look-up and update
     (``ENTITY_IS_DELETED``). "Closed" is the Task's ``IsClosed``, not its Status
     being ``Completed``: an org may add closed statuses of its own ("Multiple task
     status values can represent a closed task", TaskStatus.IsClosed, Object Reference
@@ -153,7 +153,11 @@ def close_tasks(
             result = result_of("task_close", key, r, "Task", ok_codes=("ENTITY_IS_DELETED",))
             if key not in done or done[key].ok:  # a Task of the key left open stands
                 done[key] = result
-    return [done.get(c.dedupe_key) or WriteResult("task_close", c.dedupe_key, True) for c in closes]
+    return [
+        done.get(c.dedupe_key)
+        or WriteResult("task_close", c.dedupe_key, True, absent=c.dedupe_key not in found)
+        for c in closes
+    ]
 
 
 def task_rows(

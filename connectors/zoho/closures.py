@@ -71,21 +71,23 @@ def close_tasks(
     closes: Sequence[TaskClose],
     held: Mapping[str, HeldTask],
     trigger: Sequence[str],
-) -> dict[str, RowResult]:
+) -> tuple[dict[str, RowResult], set[str]]:
     """Each open Task of ``closes`` set to the first closed status by Update Records (``PUT
     /crm/v2/Tasks``, by record id, a write batch a call), the Status alone, so the subject,
     owner and notes the relationship manager sees stay as they were; then the keys the
     look-up did not find looked up again and closed the same way. A key with no answer
-    here has nothing to close (absent, or its Task already closed). Cost: ceil(open tasks
-    / write batch) updates, plus ceil(absent keys / 50) COQL queries."""
+    here has nothing to close (absent, or its Task already closed); the second value
+    names the keys absent at the re-check too. Cost: ceil(open tasks / write batch)
+    updates, plus ceil(absent keys / 50) COQL queries."""
     statuses = require_closed_statuses(connector)
     keys = sorted({c.dedupe_key for c in closes if QUOTABLE.fullmatch(c.dedupe_key)})
     done = _close(connector, {k: held[k] for k in keys if k in held}, statuses, trigger)
-    absent = [k for k in keys if k not in held]
+    absent = {k for k in keys if k not in held}
     if absent:
-        late = look_up(connector, task_key_field(connector), absent)
+        late = look_up(connector, task_key_field(connector), sorted(absent))
         done.update(_close(connector, late, statuses, trigger))
-    return done
+        absent -= set(late)
+    return done, absent
 
 
 def _close(

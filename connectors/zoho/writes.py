@@ -20,6 +20,7 @@ message is never copied, since it can quote the record's values.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from connectors.contract import (
@@ -183,17 +184,21 @@ def _close_tasks(
     trigger: Sequence[str],
 ) -> list[WriteResult]:
     """The plan's closures (``closures.close_tasks``), one result each: a key the CRM does
-    not hold, or whose Task is already closed, answers ok with no call."""
-    done = close_tasks(connector, closes, held, trigger)
+    not hold (``absent``, at the re-check too), or whose Task is already closed, answers
+    ok with no write call."""
+    done, absent = close_tasks(connector, closes, held, trigger)
     unquotable = RowResult(False, "INVALID_DATA", api_name=connector.config.task_key_field)
     return [
-        _result(
-            "task_close",
-            c.dedupe_key,
-            done.get(c.dedupe_key, _NOTHING_TO_CLOSE)
-            if QUOTABLE.fullmatch(c.dedupe_key)
-            else unquotable,
-            TASK_MODULE,
+        replace(
+            _result(
+                "task_close",
+                c.dedupe_key,
+                done.get(c.dedupe_key, _NOTHING_TO_CLOSE)
+                if QUOTABLE.fullmatch(c.dedupe_key)
+                else unquotable,
+                TASK_MODULE,
+            ),
+            absent=c.dedupe_key in absent,
         )
         for c in closes
     ]

@@ -174,7 +174,8 @@ CLOSE_CASES = ("open", "closed", "absent")
 
 def test_closing_closes_only_tasks_the_crm_holds(setup):
     """One closure plan over an open task, an already-closed one and a key the CRM does
-    not hold: every item answers ok, the open task is closed, the closed one stays
+    not hold: every item answers ok (the absent key says it is ``absent``: a task whose
+    making went unanswered stays in doubt), the open task is closed, the closed one stays
     closed, and the absent key creates no record (an upsert by external id would make a
     bare completed task) and costs no write call of its own."""
     sandbox, connector = setup
@@ -193,8 +194,8 @@ def test_closing_closes_only_tasks_the_crm_holds(setup):
         )
     )
     results = connector.apply(plan)
-    assert [(r.kind, r.key, r.ok) for r in results] == [
-        ("task_close", keys[case], True) for case in CLOSE_CASES
+    assert [(r.kind, r.key, r.ok, r.absent) for r in results] == [
+        ("task_close", keys[case], True, case == "absent") for case in CLOSE_CASES
     ]
     # a sandbox lists a withdrawn task as closed, or not at all (FXiaoke's invalidated)
     after = {t.external_id: t for t in sandbox.tasks()}

@@ -1,5 +1,5 @@
 """A task whose write call went unanswered stays in doubt on record (``side_effects.in_doubt``,
-``sync.state.mark_tasks_in_doubt``) until a write of it is answered: the customer's state
+``sync.state.mark_in_doubt``) until a write of it is answered: the customer's state
 gives it to the planner (``Known.tasks_in_doubt``), so a sanctions hit closes it whatever
 became of its outbox row and dead letter. A store of version 10 learns these marks from
 the writes whose last call went unanswered (migration 11), encrypted or not.
@@ -18,7 +18,7 @@ from sync.crypto import StoreCipher
 from sync.effect_rows import effect_row
 from sync.outbox import NewItem, OutboxItem
 from sync.records import Json
-from sync.state import load_states, mark_tasks_in_doubt, save_side_effects, save_states
+from sync.state import load_states, mark_in_doubt, save_side_effects, save_states
 from sync.store import StateStore
 from tests.sync.conftest import PG_URL, pg_schema
 
@@ -54,12 +54,32 @@ def test_a_task_is_in_doubt_from_its_unanswered_call_until_a_write_of_it_is_answ
     item = _task("k")
     with store.begin() as conn:
         _customers(conn, "C1")
-        mark_tasks_in_doubt(conn, STREAM, [item], "r1")
+        mark_in_doubt(conn, STREAM, [item], "r1")
         if answered is not None:
             save_side_effects(conn, STREAM, [_answered(item, answered)])
         state = load_states(conn, STREAM, ["C1"])["C1"]
     assert (set(state.tasks), dict(state.tasks_in_doubt)) == (made, in_doubt)
     assert dict(state.known().tasks_in_doubt) == in_doubt
+
+
+@pytest.mark.parametrize(("absent", "in_doubt"), [(False, {}), (True, {"k": "upgrade_call"})])
+def test_a_closure_of_a_task_in_doubt_the_crm_did_not_hold_keeps_it_in_doubt(
+    store: StateStore, absent: bool, in_doubt: dict[str, str]
+) -> None:
+    """A closure the CRM answered without holding the key (``WriteResult.absent``) says
+    nothing of the unanswered making, which may land after its look-up: the task stays in
+    doubt, so the restricted customer's next closure looks for it again. A closure that
+    found the task ends the doubt."""
+    item = _task("k")
+    closure = OutboxItem(
+        2, "C1", "task_close", "k", {"rule": "upgrade_call", "in_doubt": True}, 0, "r2", "sync"
+    )
+    with store.begin() as conn:
+        _customers(conn, "C1")
+        mark_in_doubt(conn, STREAM, [item], "r1")
+        save_side_effects(conn, STREAM, [effect_row(closure, "r2", absent)[0]])
+        state = load_states(conn, STREAM, ["C1"])["C1"]
+    assert (set(state.tasks), dict(state.tasks_in_doubt)) == (set(), in_doubt)
 
 
 def test_an_unanswered_call_of_a_task_on_record_leaves_it_made(store: StateStore) -> None:
@@ -69,7 +89,7 @@ def test_an_unanswered_call_of_a_task_on_record_leaves_it_made(store: StateStore
     with store.begin() as conn:
         _customers(conn, "C1")
         save_side_effects(conn, STREAM, [_answered(item, "task")])
-        mark_tasks_in_doubt(conn, STREAM, [item], "r3")
+        mark_in_doubt(conn, STREAM, [item], "r3")
         state = load_states(conn, STREAM, ["C1"])["C1"]
     assert (set(state.tasks), dict(state.task_rules), dict(state.tasks_in_doubt)) == (
         {"k"},
@@ -78,8 +98,8 @@ def test_an_unanswered_call_of_a_task_on_record_leaves_it_made(store: StateStore
     )
 
 
-#: outbox rows of a version-10 store: (customer, kind, key, status, last error, made) and
-#: whether the upgrade marks the task in doubt
+#: outbox rows of a version-10 store: (customer, kind, key, status, last error, made: True
+#: when open on record, a time when closed then) and whether the upgrade marks it in doubt
 ROWS = [
     ("C1", "task", "k-dead", "dead", "TRANSIENT", False, True),  # its letter open or not
     ("C1", "task", "k-superseded", "superseded", "TRANSIENT", False, True),  # not wanted since
@@ -93,6 +113,9 @@ ROWS = [
     ("C2", "task", "k-twice", "dead", "TRANSIENT", False, True),  # marked once
     ("C2", "task", "k-done", "done", "TRANSIENT", True, False),  # its retry went through
     ("C2", "membership", "m", "pending", "TRANSIENT", False, False),  # not a task
+    # closed before its key was sent again (its row older than the outbox row): in doubt
+    ("C2", "task", "k-closed-before", "dead", "TRANSIENT", "0000", True),
+    ("C2", "task", "k-closed-after", "dead", "TRANSIENT", "9999", False),  # closed since
 ]
 
 
@@ -114,12 +137,13 @@ def _version_10(store: StateStore) -> None:
                 .where(table.c.id == item.id)
                 .values(status=status, last_error=error, attempts=2)
             )
-            if made:
+            if made:  # True: open on record; else closed, its row updated at ``made``
                 effects = schema.side_effects
                 conn.execute(
                     effects.insert().values(
                         stream=STREAM, kind="task", key=key, customer_id=cid,
-                        rule="upgrade_call", active=True, updated_at="x",
+                        rule="upgrade_call", active=made is True,
+                        updated_at="x" if made is True else made,
                     )
                 )  # fmt: skip
 

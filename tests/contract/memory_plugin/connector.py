@@ -167,7 +167,7 @@ class MemoryConnector(InMemoryConnector):
         task = self.book.tasks.get(close.dedupe_key)
         if task is not None:
             task.open = False
-        return WriteResult("task_close", close.dedupe_key, True)
+        return WriteResult("task_close", close.dedupe_key, True, absent=task is None)
 
     # --- set-up ----------------------------------------------------------------------------
 
