@@ -270,12 +270,17 @@ def command(config_path: Path, listen: str | None, scheduled: bool, log_level: s
         background.append(scheduled_sync(parts.engine, parts.every))
     jobs = [job for job in background if job is not None]
     stopping = threading.Event()
+    serving: list[uvicorn.Server] = []  # the server, once made
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         # uvicorn installs its own handlers while serving and re-raises the signal after a
         # graceful shutdown; this handler then makes sure the process does not die before
-        # the worker and the scheduled sync have stopped.
+        # the worker and the scheduled sync have stopped. A signal met after the check
+        # below and before uvicorn's handlers are in place would otherwise be lost (the
+        # receiver served on until killed): it asks the server to exit as uvicorn would.
         stopping.set()
+        for server in serving:
+            server.should_exit = True
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
@@ -306,6 +311,7 @@ def command(config_path: Path, listen: str | None, scheduled: bool, log_level: s
             server_header=False,
         )
     )
+    serving.append(server)
     try:
         if not stopping.is_set():
             server.run(sockets=[sock])
