@@ -35,7 +35,8 @@ def skipped_removals(
     """The campaigns of ``items``' removals that FXiaoke holds invalidated, by key, with
     the reason their removals are skipped: FXiaoke documents no removal of a member from
     an invalidated 市场活动, so none is tried. One warning a campaign; one query per batch
-    with removals (a sanctions hit's), none without."""
+    with removals (a sanctions hit's), none without; asked only while memberships are off
+    (with them on, the start gate refuses an invalidated campaign)."""
     removed = {
         i.campaign: mapped[i.campaign] for i in items if not i.member and i.campaign in mapped
     }

@@ -194,7 +194,10 @@ class PlanWriter:
         f = self._cfg.campaign_member_fields
         obj = self._cfg.campaign_member_object
         existing = self._existing(obj, f.external_key, [i.dedupe_key for i in items])
-        binned = skipped_removals(self._client, self._writeback.campaigns, items)
+        # With memberships on, the start gate refuses an invalidated campaign: only a run
+        # withdrawing with them off can meet one, and only it pays the campaigns' query.
+        off = not self._writeback.campaign_memberships
+        binned = skipped_removals(self._client, self._writeback.campaigns, items) if off else {}
 
         def change(item: MembershipChange) -> WriteResult:
             key = item.dedupe_key
