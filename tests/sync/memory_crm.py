@@ -5,7 +5,7 @@ engine over one on a fresh SQLite store."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from connectors.calltally import CallCounter
@@ -13,7 +13,7 @@ from connectors.contract import ApiUsage, Connector, CrmRecord, Cursor, Page, Sc
 from connectors.mapping import WritebackConfig
 from sync.engine import SyncEngine, SyncSettings
 from sync.store import StateStore
-from tiering_core.models import AssessmentData, CustomerProfile
+from tiering_core.models import AssessmentData, Assets, CustomerProfile
 
 
 class InMemoryConnector:
@@ -30,13 +30,22 @@ class InMemoryConnector:
 
 
 class OneCustomerCrm(InMemoryConnector):
-    """A CRM of one customer, ``C00``, read at ``stamp``: a subclass says what its record
-    holds (``record``) and how it answers writes."""
+    """A CRM of one customer, ``C00``, whose record holds its ``deposits`` and the
+    ``value_tier`` crmtier wrote (``tier``), read at ``stamp``: a subclass sets those and
+    says how it answers writes."""
 
     stamp: datetime
+    deposits: float
+    tier: str | None
 
     def record(self) -> CrmRecord:
-        raise NotImplementedError
+        profile = CustomerProfile(id="C00", assets=Assets(deposits=self.deposits))
+        return CrmRecord(profile, self.stamp, {"value_tier": self.tier})
+
+    def changed(self, deposits: float) -> None:
+        """The customer edited in the CRM: the next run reads it again."""
+        self.deposits = deposits
+        self.stamp = datetime.now(UTC) - timedelta(seconds=30)
 
     def read_changed(self, since: Cursor | None) -> Iterator[Page]:
         if since is None or Cursor(self.stamp, "C00") >= since:

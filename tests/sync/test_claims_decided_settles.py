@@ -20,14 +20,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connectors.calltally import CallCounter
-from connectors.contract import Capabilities, CrmRecord, WritePlan, WriteResult
+from connectors.contract import Capabilities, WritePlan, WriteResult
 from connectors.mapping import WritebackConfig
 from sync.claims import owner_id
 from sync.engine import RunOptions
 from sync.store import StateStore
 from tests.sync.memory_crm import OneCustomerCrm, memory_engine
 from tests.sync.test_task_budget import assess as budget_assess
-from tiering_core.models import AssessmentData, Assets, CustomerProfile
+from tiering_core.models import AssessmentData, CustomerProfile
 
 WRITEBACK = WritebackConfig(fields={"value_tier": "Tier"})
 
@@ -39,12 +39,9 @@ class LaggingCrm(OneCustomerCrm):
 
     def __init__(self) -> None:
         self.stamp = datetime.now(UTC) - timedelta(minutes=1)
+        self.deposits, self.tier = 0, None  # its reads never show the writes
         self.writes = 0  # field writes
         self.calls = CallCounter()
-
-    def record(self) -> CrmRecord:
-        profile = CustomerProfile(id="C00", assets=Assets(deposits=0))
-        return CrmRecord(profile, self.stamp, {"value_tier": None})
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         self.writes += len(plan.field_updates)

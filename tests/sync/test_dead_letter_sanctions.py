@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.calltally import CallCounter
-from connectors.contract import Capabilities, CrmRecord, WritePlan, WriteResult
+from connectors.contract import Capabilities, WritePlan, WriteResult
 from connectors.errors import QuotaExhaustedError, TransientError
 from connectors.mapping import WritebackConfig
 from sync import outbox, runs, schema, taskbudget
@@ -31,7 +31,7 @@ from sync.store import StateStore
 from sync.taskbudget import TaskLimit
 from tests.sync.memory_crm import OneCustomerCrm, memory_engine
 from tests.sync.test_task_budget import assess as budget_assess
-from tiering_core.models import AssessmentData, Assets, CustomerProfile
+from tiering_core.models import AssessmentData, CustomerProfile
 
 AS_OF = date(2026, 5, 4)
 WRITEBACK = WritebackConfig(fields={"value_tier": "Tier"})
@@ -64,15 +64,6 @@ class TimeoutCrm(OneCustomerCrm):
         self.open_tasks: set[str] = set()
         self.closes: list[str] = []  # every task closure sent, in order
         self.calls = CallCounter()
-
-    def record(self) -> CrmRecord:
-        profile = CustomerProfile(id="C00", assets=Assets(deposits=self.deposits))
-        return CrmRecord(profile, self.stamp, {"value_tier": self.tier})
-
-    def changed(self, deposits: float) -> None:
-        """The customer edited in the CRM: the next run reads it again."""
-        self.deposits = deposits
-        self.stamp = datetime.now(UTC) - timedelta(seconds=30)
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         failure = None

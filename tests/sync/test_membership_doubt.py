@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.calltally import CallCounter
-from connectors.contract import Capabilities, CrmRecord, WritePlan, WriteResult
+from connectors.contract import Capabilities, WritePlan, WriteResult
 from connectors.errors import TransientError
 from connectors.mapping import WritebackConfig
 from sync import schema
@@ -27,7 +27,7 @@ from sync.store import StateStore
 from tests.sync.memory_crm import OneCustomerCrm, memory_engine
 from tests.sync.test_dead_letter_sanctions import AS_OF, SANCTIONED
 from tests.sync.test_dead_letter_sanctions import assess as sales_assess
-from tiering_core.models import AssessmentData, Assets, CustomerProfile
+from tiering_core.models import AssessmentData, CustomerProfile
 
 STREAM = "members:Customer"
 #: the customer wants the VIP campaign, then no longer (nothing else changes), then is
@@ -56,14 +56,6 @@ class MemberCrm(OneCustomerCrm):
         self.tier: str | None = None
         self.members: set[str] = set()
         self.calls = CallCounter()
-
-    def record(self) -> CrmRecord:
-        profile = CustomerProfile(id="C00", assets=Assets(deposits=self.deposits))
-        return CrmRecord(profile, self.stamp, {"value_tier": self.tier})
-
-    def changed(self, deposits: float) -> None:
-        self.deposits = deposits
-        self.stamp = datetime.now(UTC) - timedelta(seconds=30)
 
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         for m in plan.memberships:
