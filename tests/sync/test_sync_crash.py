@@ -177,6 +177,7 @@ def crash_suite(
         sandbox.stop()
 
 
+@pytest.mark.slow
 def test_sigkill_at_every_point_then_rerun_equals_fault_free(tmp_path: Path) -> None:
     if "salesforce" not in available_crms():
         pytest.skip("the Salesforce sandbox or connector is not in the tree")
@@ -200,6 +201,7 @@ def test_sigkill_on_zoho_then_rerun_equals_fault_free(tmp_path: Path) -> None:
     assert kills >= 8
 
 
+@pytest.mark.slow
 def test_a_rerun_after_a_kill_mid_backlog_makes_each_effect_once(tmp_path: Path) -> None:
     """A kill that leaves whole write batches in the outbox: the rerun's recovery sends
     them while the stream is read again. Each customer's tasks and memberships are made
