@@ -23,7 +23,8 @@ from crmtier.commands.listing import stdout_console
 from crmtier.commands.options import config_errors, config_option
 from crmtier.commands.simulate import households_notice
 from crmtier.config import load_config
-from crmtier.explain import LABELS, Beside, ExplainContext, explain, label
+from crmtier.explain import Beside, ExplainContext, explain
+from crmtier.explain_labels import LABELS, label
 from sync.disclosure import Disclosure
 from sync.household_store import StoredHouseholds
 from sync.inputs import ensure_table, iter_stored
