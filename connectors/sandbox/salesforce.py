@@ -1,8 +1,9 @@
 """A local Salesforce org that unmodified simple-salesforce talks to over real HTTPS.
 
 Speaks the REST wire format of the Salesforce REST API Developer Guide: OAuth2 token endpoint
-(client credentials and JWT bearer), ``query``/``queryAll`` with ``nextRecordsUrl`` paging (deletes
-are not modelled, so ``queryAll`` answers like ``query``), sObject Collections (update, create,
+(client credentials and JWT bearer), ``query``/``queryAll`` with ``nextRecordsUrl`` paging
+(``queryAll`` adds deleted Tasks from the Recycle Bin and archived ones: ``salesforce_org``),
+sObject Collections (update, create,
 upsert by external id, delete) with per-record results, single-record sObject calls,
 ``describe``, ``limits``, Bulk API 2.0 (``salesforce_bulk.py``), and Outbound Messages
 (``salesforce_outbound.py``). Every data response carries ``Sforce-Limit-Info``; going past
