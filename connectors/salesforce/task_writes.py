@@ -12,13 +12,13 @@ REST API Developer Guide), and the body carries ``OwnerId`` and ``WhatId``, so a
 reassignment would be undone. Its key is looked up first (one SOQL query per 200 keys,
 ``task_rows``); a task the org does not hold goes out in the upsert with the first sends (it
 creates it). One the org holds is left exactly as it is and answered as written, with no
-call: finding it is
-the answer the lost call did not give, and its key names the same customer, rule and period,
-so it is the task crmtier decided. Every field of it is the relationship manager's since: the
-owner and related record, the Status (a completed Task is a record of work done and is not
-reopened), and Subject, ActivityDate, Priority and Description too: the RM reschedules it,
-and Description is where the RM notes the call (the Task's free text). Writing crmtier's
-text back over them would erase the RM's notes and rewrite a closed activity's record.
+call: finding it is the answer the lost call did not give, and its key names the same
+customer, rule and period, so it is the task crmtier decided. Every field of it is the
+relationship manager's since: the owner and related record, the Status (a completed Task is
+a record of work done and is not reopened), and Subject, ActivityDate, Priority and
+Description too: the RM reschedules it, and Description is where the RM notes the call
+(the Task's free text). Writing crmtier's text back over them would erase the RM's notes
+and rewrite a closed activity's record.
 
 "Holds" counts two Tasks the SOQL ``query`` resource does not return, so the look-up asks
 the ``queryAll`` resource: "Unlike the Query resource, QueryAll returns records that are soft
@@ -33,7 +33,8 @@ records where isArchived is set to true. You can update or delete archived recor
 Developer Guide, "Archived Activities", developer.salesforce.com/docs/atlas.en-us.api.meta/
 api/sforce_api_guidelines_archive.htm) is closed work: a very late resend unseen by
 ``query`` would be upserted over it, the upsert matching its key as any record's. A Task
-deleted after the look-up still holds its Unique key: its upsert is refused
+the look-up could not see (its making landed after it) and the RM deleted before the upsert
+still holds its Unique key: the upsert is refused
 ``DUPLICATE_VALUE`` on the key, which for a task sent again is the same answer, held
 (``_key_taken``); a first send refused so stays refused. The Recycle Bin keeps a deleted
 record 15 days, less when it is full ("Recycle Bin", Salesforce CRM - The Definitive Admin

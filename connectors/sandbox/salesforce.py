@@ -39,6 +39,7 @@ from connectors.sandbox.optional import writeback_targets
 from connectors.sandbox.salesforce_auth import ConnectedApp
 from connectors.sandbox.salesforce_bulk import BulkApi
 from connectors.sandbox.salesforce_control import install_control_routes
+from connectors.sandbox.salesforce_index import RECYCLE_BIN
 from connectors.sandbox.salesforce_metadata import MetadataApi
 from connectors.sandbox.salesforce_org import (
     SalesforceOrg,
@@ -148,6 +149,7 @@ class SalesforceSandbox(SandboxLifecycle):
         flatten = flattener(fields)
         self.store.clear(self.org.customer_object)
         self.store.clear("Task")
+        self.store.clear(RECYCLE_BIN)
         self.store.clear("CampaignMember")
         self.store.clear("AccountContactRelation")
         self.org.index.reset()
