@@ -170,17 +170,27 @@ class SalesforceClient:
 
     # --- operations --------------------------------------------------------------------------
 
-    def query(self, query: str) -> dict[str, Any]:
+    def query(self, query: str, *, include_deleted: bool = False) -> dict[str, Any]:
+        """One page of ``query``; ``include_deleted``: of the ``queryAll`` resource, which
+        also returns deleted records (the Recycle Bin) and archived Tasks ("QueryAll",
+        REST API Developer Guide; simple-salesforce's ``include_deleted``). Its later pages
+        come from ``nextRecordsUrl`` as ``query``'s do ("Although the nextRecordsUrl has
+        query in the URL, it still provides the remaining results from the initial QueryAll
+        request", same page)."""
         headers = {"Sforce-Query-Options": f"batchSize={self.settings.page_size}"}
-        return self.call("query", lambda sf: dict(sf.query(query, headers=headers)))
+        return self.call(
+            "query",
+            lambda sf: dict(sf.query(query, include_deleted=include_deleted, headers=headers)),
+        )
 
     def query_more(self, next_url: str) -> dict[str, Any]:
         return self.call(
             "query_more", lambda sf: dict(sf.query_more(next_url, identifier_is_url=True))
         )
 
-    def query_all(self, query: str) -> list[dict[str, Any]]:
-        page = self.query(query)
+    def query_all(self, query: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
+        """Every page of ``query`` (``include_deleted``: see ``query``)."""
+        page = self.query(query, include_deleted=include_deleted)
         records = list(page["records"])
         while not page.get("done", True):
             page = self.query_more(page["nextRecordsUrl"])

@@ -9,20 +9,40 @@ unanswered, so the org may hold it and a relationship manager may have worked it
 never upserted: "If the external ID matches one existing record, then the existing record is
 updated according to the request body" ("Upsert Records Using sObject Rows by External ID",
 REST API Developer Guide), and the body carries ``OwnerId`` and ``WhatId``, so a
-reassignment would be undone. Its key is looked up first (one SOQL query per 200 keys); a
-task the org does not hold goes out in the upsert with the first sends (it creates it). One
-the org holds is left exactly as it is and answered as written, with no call: finding it is
-the answer the lost call did not give, and its key names the same customer, rule and period,
-so it is the task crmtier decided. Every field of it is the relationship manager's since: the
-owner and related record, the Status (a completed Task is a record of work done and is not
-reopened), and Subject, ActivityDate, Priority and Description too: the RM reschedules it,
-and Description is where the RM notes the call (the Task's free text). Writing crmtier's
-text back over them would erase the RM's notes and rewrite a closed activity's record. One
-the RM deleted is in the Recycle Bin, out of the look-up's sight but still holding the
-Unique key: its upsert is refused ``DUPLICATE_VALUE`` on the key, which for a task sent
-again is the same answer, held (``_key_taken``); a first send refused so stays refused.
+reassignment would be undone. Its key is looked up first (one SOQL query per 200 keys,
+``task_rows``); a task the org does not hold goes out in the upsert with the first sends (it
+creates it). One the org holds is left exactly as it is and answered as written, with no
+call: finding it is the answer the lost call did not give, and its key names the same
+customer, rule and period, so it is the task crmtier decided. Every field of it is the
+relationship manager's since: the owner and related record, the Status (a completed Task is
+a record of work done and is not reopened), and Subject, ActivityDate, Priority and
+Description too: the RM reschedules it, and Description is where the RM notes the call
+(the Task's free text). Writing crmtier's text back over them would erase the RM's notes
+and rewrite a closed activity's record.
 
-Closing looks the keys up the same way and sets only the Status (``close_tasks``).
+"Holds" counts two Tasks the SOQL ``query`` resource does not return, so the look-up asks
+the ``queryAll`` resource: "Unlike the Query resource, QueryAll returns records that are soft
+deleted due to a merge or delete ... QueryAll also returns information about archived task
+and event records" ("QueryAll", REST API Developer Guide, developer.salesforce.com/docs/
+platform/api-rest/guide/resources-queryall.html). One the RM deleted (in the Recycle Bin,
+``IsDeleted``: "Indicates whether the record has been moved to the Recycle Bin", Object
+Reference, "System Fields") is held as the RM left it, deleted: not made again. One
+Salesforce archived ("Tasks with an IsClosed value of true and an ActivityDate value greater
+than or equal to 365 days old"; "You cannot use query() as it automatically filters out all
+records where isArchived is set to true. You can update or delete archived records": SOAP API
+Developer Guide, "Archived Activities", developer.salesforce.com/docs/atlas.en-us.api.meta/
+api/sforce_api_guidelines_archive.htm) is closed work: a very late resend unseen by
+``query`` would be upserted over it, the upsert matching its key as any record's. A Task
+the look-up could not see (its making landed after it) and the RM deleted before the upsert
+still holds its Unique key: the upsert is refused
+``DUPLICATE_VALUE`` on the key, which for a task sent again is the same answer, held
+(``_key_taken``); a first send refused so stays refused. The Recycle Bin keeps a deleted
+record 15 days, less when it is full ("Recycle Bin", Salesforce CRM - The Definitive Admin
+Handbook; no Salesforce page read says): a task sent again after that is made again, the
+org no longer knowing the key.
+
+Closing looks the keys up the same way and sets only the Status (``close_tasks``): a
+deleted Task is left deleted, an archived one is closed already.
 """
 
 from __future__ import annotations
@@ -93,9 +113,9 @@ def write_tasks(
 
 def _key_taken(saved: Mapping[str, Any], key_field: str) -> bool:
     """Whether a save was refused ``DUPLICATE_VALUE`` on the task key: a Task the look-up
-    did not see holds it, one in the Recycle Bin (a relationship manager deleted it), which
-    a Unique field counts ("Duplicate value found when building unique index", Salesforce
-    Help 000385434) and an upsert does not match. For a task sent again that is the task
+    did not see holds it, one a relationship manager deleted since (the Recycle Bin's,
+    which a Unique field counts: "Duplicate value found when building unique index",
+    Salesforce Help 000385434; an upsert does not match it). For a task sent again that is the task
     crmtier made, held as the RM left it: ok, as Zoho's ``DUPLICATE_DATA`` on its key is.
     Salesforce names the field in ``fields`` or, when that is empty, in the message
     ("duplicate value found: <field> duplicates value on record with id: <id>")."""
@@ -115,18 +135,20 @@ def close_tasks(
     else, Deferred; "Completed" is the value whose TaskStatus.IsClosed is true in a
     standard org: Salesforce Object Reference, "Task" and "TaskStatus").
 
-    Only a Task the org holds is closed: its keys are looked up first (one SOQL query
-    per 200), then the open ones are updated by record id (sObject Collections update,
-    ``PATCH composite/sobjects``, 200 a call: "Update Records Using sObject
-    Collections"). Never an upsert by external id: "If the external ID isn't matched,
-    then a new record is created" ("Insert or Update (Upsert) a Record Using an
+    Only a Task the org holds is closed: its keys are looked up first (one ``queryAll``
+    per 200, ``task_rows``), then the open ones are updated by record id (sObject
+    Collections update, ``PATCH composite/sobjects``, 200 a call: "Update Records Using
+    sObject Collections"). Never an upsert by external id: "If the external ID isn't
+    matched, then a new record is created" ("Insert or Update (Upsert) a Record Using an
     External ID", REST API Developer Guide), and a closure of a task that never arrived,
     or that a relationship manager deleted, would make a bare completed Task. A key the
-    org does not hold (answered ``absent``), or whose Task is already closed, has nothing
-    to close: it answers ok with no write, as does a Task deleted between look-up and update
-    (``ENTITY_IS_DELETED``). "Closed" is the Task's ``IsClosed``, not its Status
-    being ``Completed``: an org may add closed statuses of its own ("Multiple task
-    status values can represent a closed task", TaskStatus.IsClosed, Object Reference
+    org does not hold (answered ``absent``), or whose Task is already closed (an archived
+    one is), or deleted (in the Recycle Bin: the task reached the org, and the RM took it
+    away), has nothing to close: it answers ok with no write, as does a Task deleted
+    between look-up and update (``ENTITY_IS_DELETED``). "Closed" is the Task's
+    ``IsClosed``, not its Status being ``Completed``: an org may add closed statuses of
+    its own ("Multiple task status values can represent a closed task",
+    TaskStatus.IsClosed, Object Reference
     "TaskStatus", developer.salesforce.com/docs/atlas.en-us.object_reference.meta/
     object_reference/sforce_api_objects_taskstatus.htm; Task's ``IsClosed``, label
     "Closed", Salesforce Field Reference "Task"), and a task a relationship manager
@@ -140,7 +162,12 @@ def close_tasks(
     later (or an org where Unique was off when Tasks were cloned) can hold two, and a
     closure is what takes a restricted customer's sales task away from its RM."""
     found = task_rows(client, key_field, sorted({c.dedupe_key for c in closes}))
-    pending = [(k, row["Id"]) for k, rows in found.items() for row in rows if not row["IsClosed"]]
+    pending = [
+        (k, row["Id"])
+        for k, rows in found.items()
+        for row in rows
+        if not row["IsClosed"] and not row["IsDeleted"]
+    ]
     done: dict[str, WriteResult] = {}
     for chunk in chunks(pending):
         records = [
@@ -163,8 +190,9 @@ def close_tasks(
 def task_rows(
     client: SalesforceClient, key_field: str, keys: Sequence[str]
 ) -> dict[str, list[Mapping[str, Any]]]:
-    """The Tasks the org holds with these external keys (``Id``, key, ``IsClosed``), by
-    key, 200 keys a query: every one of them, as a key field that is not Unique can hold
+    """The Tasks the org holds with these external keys (``Id``, key, ``IsClosed``,
+    ``IsDeleted``), by key, 200 keys a ``queryAll`` (deleted and archived ones too: the
+    module docstring): every one of them, as a key field that is not Unique can hold
     several. 200 of crmtier's 32-character keys make a query of about 7,100 characters,
     8,300 bytes URL-encoded: within SOQL's 100,000 characters ("SOQL and SOSL Limits")
     and the 16,384 bytes a REST request's URI and headers may take (Salesforce Help
@@ -172,8 +200,11 @@ def task_rows(
     found: dict[str, list[Mapping[str, Any]]] = {}
     for chunk in chunks(keys):
         query = select(
-            ["Id", key_field, "IsClosed"], "Task", f"WHERE {key_field} IN {{}}", list(chunk)
+            ["Id", key_field, "IsClosed", "IsDeleted"],
+            "Task",
+            f"WHERE {key_field} IN {{}}",
+            list(chunk),
         )
-        for row in client.query_all(query):
+        for row in client.query_all(query, include_deleted=True):
             found.setdefault(str(row[key_field]), []).append(row)
     return found

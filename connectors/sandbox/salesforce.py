@@ -1,8 +1,9 @@
 """A local Salesforce org that unmodified simple-salesforce talks to over real HTTPS.
 
 Speaks the REST wire format of the Salesforce REST API Developer Guide: OAuth2 token endpoint
-(client credentials and JWT bearer), ``query``/``queryAll`` with ``nextRecordsUrl`` paging (deletes
-are not modelled, so ``queryAll`` answers like ``query``), sObject Collections (update, create,
+(client credentials and JWT bearer), ``query``/``queryAll`` with ``nextRecordsUrl`` paging
+(``queryAll`` adds deleted Tasks from the Recycle Bin and archived ones: ``salesforce_org``),
+sObject Collections (update, create,
 upsert by external id, delete) with per-record results, single-record sObject calls,
 ``describe``, ``limits``, Bulk API 2.0 (``salesforce_bulk.py``), and Outbound Messages
 (``salesforce_outbound.py``). Every data response carries ``Sforce-Limit-Info``; going past
@@ -38,6 +39,7 @@ from connectors.sandbox.optional import writeback_targets
 from connectors.sandbox.salesforce_auth import ConnectedApp
 from connectors.sandbox.salesforce_bulk import BulkApi
 from connectors.sandbox.salesforce_control import install_control_routes
+from connectors.sandbox.salesforce_index import RECYCLE_BIN
 from connectors.sandbox.salesforce_metadata import MetadataApi
 from connectors.sandbox.salesforce_org import (
     SalesforceOrg,
@@ -147,6 +149,7 @@ class SalesforceSandbox(SandboxLifecycle):
         flatten = flattener(fields)
         self.store.clear(self.org.customer_object)
         self.store.clear("Task")
+        self.store.clear(RECYCLE_BIN)
         self.store.clear("CampaignMember")
         self.store.clear("AccountContactRelation")
         self.org.index.reset()

@@ -16,7 +16,7 @@ import io
 import itertools
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -221,7 +221,8 @@ class BulkApi:
         spec = request.json() or {}
         operation = spec.get("operation", "query")
         try:
-            query = parse(str(spec.get("query", "")))
+            # "queryAll" takes deleted and archived rows too, as the REST resource does
+            query = replace(parse(str(spec.get("query", ""))), all_rows=operation == "queryAll")
             self.org.check_query(query)
         except SoqlError as exc:
             return _error(400, "INVALIDJOB", str(exc))

@@ -6,6 +6,12 @@ Transport-free on purpose: the REST routes (``salesforce_rest.py``) and Bulk API
 ``OrgSaves``'s in ``salesforce_saves.py``; this module holds the state, the integration
 user's ``IntegrationRights`` (which also answer its ``UserPermissionAccess`` query) and the
 reads: change scans streamed in modstamp order, look-ups by id or external key, paging.
+
+What the ``query`` resource hides and ``queryAll`` (``Query.all_rows``) shows: archived
+Tasks ("You cannot use query() as it automatically filters out all records where isArchived
+is set to true", SOAP API Developer Guide, "Archived Activities", developer.salesforce.com/
+docs/atlas.en-us.api.meta/api/sforce_api_guidelines_archive.htm) and deleted ones, kept in
+the Recycle Bin (``salesforce_index.RECYCLE_BIN``) with ``IsDeleted`` true.
 """
 
 from __future__ import annotations
@@ -13,11 +19,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from connectors.mapping import DefaultMapping
-from connectors.sandbox.salesforce_index import SaveIndex
+from connectors.sandbox.salesforce_index import RECYCLE_BIN, SaveIndex
 from connectors.sandbox.salesforce_saves import OrgSaves
 from connectors.sandbox.salesforce_schema import (
     EXTERNAL_KEY_FIELD,
@@ -33,6 +39,10 @@ from connectors.sandbox.store import RecordStore
 Position = tuple[datetime, str]
 _SCAN_CHUNK = 2000
 _STREAM_ORDERS = ((), (("SystemModstamp", False),), (("SystemModstamp", False), ("Id", False)))
+#: "Tasks with an IsClosed value of true and an ActivityDate value greater than or equal to
+#: 365 days old" are archived, or with a blank ActivityDate and created that long ago
+#: ("Archived Activities", cited in the module docstring)
+ARCHIVE_AFTER = timedelta(days=365)
 
 
 class QueryFieldError(SoqlError):
@@ -110,6 +120,22 @@ class SalesforceOrg(OrgSaves):
                         schema[name].fields.setdefault(field_name, spec)
             self.schema = schema
             self.virtual = {"UserPermissionAccess": user_permission_access(rights)}
+
+    def archive_activities(self, today: date) -> int:
+        """What the org's archival background process does on ``today``: every closed Task
+        whose ActivityDate (or, blank, its creation) is ``ARCHIVE_AFTER`` old or more gets
+        ``IsArchived`` (``query`` stops returning it). How many were archived."""
+        cutoff = today - ARCHIVE_AFTER
+        archived = 0
+        with self._lock, self.store.transaction():
+            for rid, modstamp, data in list(self.store.scan("Task")):
+                view = self.view(rid, modstamp, data)
+                when = str(data.get("ActivityDate") or data.get("CreatedDate") or "")[:10]
+                old = bool(when) and date.fromisoformat(when) <= cutoff
+                if view["IsClosed"] and old and not view["IsArchived"]:
+                    self.store.merge("Task", rid, {"IsArchived": True}, modstamp=modstamp)
+                    archived += 1
+        return archived
 
     def add_task_status(self, label: str, *, closed: bool) -> None:
         """What an admin does in Setup: a Task Status value of the org's own, closed or
@@ -219,7 +245,10 @@ class SalesforceOrg(OrgSaves):
         a time, rather than by materialising and sorting every match (``ids`` are its
         ``_indexed_ids``)."""
         return (
-            ids is None and query.sobject not in self.virtual and query.order_by in _STREAM_ORDERS
+            ids is None
+            and query.sobject not in self.virtual
+            and query.sobject != "Task"  # rows ``query`` hides or ``queryAll`` adds: counted
+            and query.order_by in _STREAM_ORDERS
         )
 
     def _materialise(self, query: Query, ids: list[str] | None) -> list[dict[str, Any]]:
@@ -231,6 +260,15 @@ class SalesforceOrg(OrgSaves):
             views = self._virtual_views()
         else:
             views = [self.view(r, m, d) for r, m, d in self.store.scan(query.sobject)]
+        if query.all_rows and query.sobject == "Task":
+            binned = (
+                self.store.get_many(RECYCLE_BIN, ids).items()
+                if ids is not None
+                else ((r, (m, d)) for r, m, d in self.store.scan(RECYCLE_BIN))
+            )
+            views += [{**self.view(rid, ms, data), "IsDeleted": True} for rid, (ms, data) in binned]
+        else:
+            views = [v for v in views if not v.get("IsArchived")]
         rows = [v for v in views if query.matches(v)]
         for name, desc in reversed(query.order_by or (("SystemModstamp", False), ("Id", False))):
             rows.sort(key=_sort_key(name), reverse=desc)
@@ -257,7 +295,11 @@ class SalesforceOrg(OrgSaves):
             index = self.index.ext().get(query.sobject)
             if index is None:
                 return None
-            return [index[k] for k in keys if k in index]
+            ids = [index[k] for k in keys if k in index]
+            if query.all_rows and query.sobject == "Task":
+                binned = self.index.recycle_bin()
+                ids += [binned[k] for k in keys if k in binned]
+            return ids
 
 
 def _sort_key(name: str) -> Callable[[Mapping[str, Any]], tuple[bool, str]]:

@@ -15,7 +15,7 @@ import hmac
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -185,7 +185,7 @@ def _query(sandbox: SalesforceSandbox, request: Request) -> Response:
     if not soql:
         return sf_error(400, "MALFORMED_QUERY", "q parameter is required")
     try:
-        query = parse(soql)
+        query = replace(parse(soql), all_rows=request.params["endpoint"] == "queryAll")
         sandbox.org.check_query(query)
     except UnknownObjectError as exc:
         return sf_error(400, "INVALID_TYPE", str(exc))

@@ -101,6 +101,8 @@ class OrgSaves(SaveChecks):
         out = {**data, "Id": rid, "SystemModstamp": modstamp}
         if rid.startswith(PREFIXES["Task"]):
             out["IsClosed"] = self.task_statuses.get(str(data.get("Status")), False)
+            out.setdefault("IsArchived", False)  # set by ``archive_activities``
+            out["IsDeleted"] = False  # a deleted Task is read from the Recycle Bin
         return out
 
     # --- saving ---------------------------------------------------------------------------
@@ -272,7 +274,7 @@ class OrgSaves(SaveChecks):
             key = (obj, str(fields[EXTERNAL_KEY_FIELD]))
             existing = self.index.ext().get(obj, {}).get(key[1])
             if obj == "Task":  # a Unique value a Task in the Recycle Bin holds is taken
-                existing = existing or self.index.recycle_bin.get(key[1])
+                existing = existing or self.index.recycle_bin().get(key[1])
             if existing or key in claimed:
                 error = SaveError(
                     "DUPLICATE_VALUE",

@@ -144,6 +144,10 @@ def build_schema(
         # read-only, set by the org from the Status's TaskStatus.IsClosed (label "Closed",
         # Salesforce Field Reference "Task"); ``OrgSaves.view`` derives it
         FieldSpec("IsClosed", "boolean", updateable=False, createable=False, nillable=False),
+        # read-only: "Archived" and "Deleted" (Salesforce Field Reference, "Task"); archived
+        # by the org's archival of old closed activities, deleted into the Recycle Bin
+        FieldSpec("IsArchived", "boolean", updateable=False, createable=False, nillable=False),
+        FieldSpec("IsDeleted", "boolean", updateable=False, createable=False, nillable=False),
         FieldSpec("Priority", "picklist", picklist=("High", "Normal", "Low"), restricted=True),
         FieldSpec("WhatId", "reference"),
         FieldSpec("WhoId", "reference"),

@@ -129,6 +129,13 @@ class Query:
     where: Node | None
     order_by: tuple[tuple[str, bool], ...]  # (field, descending)
     limit: int | None
+    #: asked of the ``queryAll`` resource: deleted records (the Recycle Bin) and archived
+    #: Tasks too, which ``query`` leaves out ("Unlike the Query resource, QueryAll returns
+    #: records that are soft deleted due to a merge or delete ... QueryAll also returns
+    #: information about archived task and event records", REST API Developer Guide,
+    #: "QueryAll", developer.salesforce.com/docs/platform/api-rest/guide/
+    #: resources-queryall.html)
+    all_rows: bool = False
 
     def matches(self, record: Mapping[str, Any]) -> bool:
         return self.where is None or _eval(self.where, record)

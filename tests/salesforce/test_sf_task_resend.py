@@ -148,10 +148,12 @@ def test_first_sends_are_one_upsert_per_200_without_a_look_up(sandbox, connect):
 
 
 def test_a_task_sent_again_that_the_rm_deleted_is_held_not_a_dead_letter(sandbox, connect):
-    """A Task the RM deleted sits in the Recycle Bin: the look-up does not see it, and the
-    upsert that would make it again is refused ``DUPLICATE_VALUE`` on the Unique key. For a
-    task sent again that is the task crmtier made, held (deleted) as the RM left it: ok, and
-    nothing made. A first send refused so stays a refusal."""
+    """A Task the RM deleted sits in the Recycle Bin, where the ``queryAll`` look-up sees it
+    (``IsDeleted``): the task crmtier made, held (deleted) as the RM left it: ok, no upsert
+    sent, nothing made. The ``query`` resource did not see it, and the upsert sent then was
+    refused ``DUPLICATE_VALUE`` on the Unique key: a call for nothing, and in an org whose
+    key lost Unique a Task made again. A first send is not looked up: refused so, it stays
+    a refusal."""
     connector = connect(sandbox, **FAST_RETRY)
     made = task(sandbox.customer_id(0), "rm_call:binned", owner_id=FIRST)
     sandbox.lose_responses("collections_upsert", times=FAST_RETRY["max_attempts"])
@@ -166,7 +168,7 @@ def test_a_task_sent_again_that_the_rm_deleted_is_held_not_a_dead_letter(sandbox
     assert sandbox.tasks() == []
     assert _calls(sandbox) == {
         "query": 1,
-        "collections_upsert": 1,
+        "collections_upsert": 0,
         "collections_update": 0,
         "collections_create": 0,
     }
