@@ -20,8 +20,8 @@ answer rather than checking again. So a run costs one metadata read for them, wh
 its closure plans. zcrmsdk reads the Tasks metadata once more (with the Contacts and
 Accounts its lookups point to) at the first Tasks write, for its own record conversion,
 into its resource directory: the SDK's cache, not one crmtier reads. A picklist the org
-edits after crmtier's read is not seen by the plan's check; Zoho's answer to the closing
-write is the check then.
+edits after crmtier's read is not seen by the plan's check until the process restarts
+(docs/admin-setup.md says so).
 
 **The re-check.** A closure looks its keys up (``task_keys.look_up``, shared with the
 plan's tasks before any write) and closes by record id. A key the look-up did not find may
