@@ -45,8 +45,7 @@ def open_tasks(
 ) -> tuple[App, Worksite]:
     """The app with every job kind registered over this process's parts; a worker it runs
     records the fingerprint of its CRM credentials with its heartbeat."""
-    # the store's own key, not ``[privacy]``'s: every process on the store has the same
-    login = login_of(engine.connector, store.pseudonym_key())
+    login = login_of(engine.connector, engine.key)  # the store's customers' pseudonym key
     site = Worksite(store, engine, settings, worker_options(webhooks), name, login)
     return build_app(site, KINDS), site
 

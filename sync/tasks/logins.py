@@ -6,10 +6,10 @@ A CRM may cap the live logins on one set of credentials (Zoho: 15 access tokens 
 refresh token). A bank that gives a group of workers a refresh token of its own stays
 within the cap on each, and must not be warned because the store holds more workers in
 all. Each worker's heartbeat row (Procrastinate's ``procrastinate_workers``) gets a row
-here when the worker registers, naming its credentials by HMAC-SHA256 under the
-pseudonym key kept in the store (``StateStore.pseudonym_key``: the same for every process
-on the store, whatever ``[privacy] pseudonym_key`` its file sets), never the token or
-client id in clear. The row goes with its
+here when the worker registers, naming its credentials by HMAC-SHA256 under the key the
+store's customers are pseudonymised with (``[privacy] pseudonym_key``, or the one kept in
+the store: one key for every process on a store, or their customers' pseudonyms would
+differ too), never the token or client id in clear. The row goes with its
 worker's (``ON DELETE CASCADE``: a clean stop unregisters the worker, a stale one is
 pruned), and liveness is the heartbeat's, as for ``sync.tasks.liveness``.
 """
