@@ -9,6 +9,10 @@ before and after it would count every call the others made meanwhile. So a run o
 threads it hands work to (``carry``: the context goes with the work, ``contextvars``, PEP
 567), and a connector counts each call with ``CallCounter.add``: in its total, and in
 every tally open where the call is made.
+
+A tally also keeps a run's allowances (``allow``): a kind of diagnostic read a connector
+makes per refused record, capped per run so a mass refusal cannot turn into as many reads
+of one tenant; ``run_tally`` is the tally of the run a call is made for.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class CallTally:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._calls: Counter[str] = Counter()
+        self._allowed: Counter[str] = Counter()
+        self._denied: Counter[str] = Counter()
 
     def add(self, kind: str, n: int = 1) -> None:
         with self._lock:
@@ -48,6 +54,21 @@ class CallTally:
         with self._lock:
             return sum(self._calls.values())
 
+    def allow(self, allowance: str, limit: int) -> bool:
+        """Take one of the ``limit`` uses of ``allowance`` this tally's run has: False (and
+        counted in ``denied``) once they are spent."""
+        with self._lock:
+            if self._allowed[allowance] < limit:
+                self._allowed[allowance] += 1
+                return True
+            self._denied[allowance] += 1
+            return False
+
+    def denied(self, allowance: str) -> int:
+        """How many uses of ``allowance`` were refused, the limit being spent."""
+        with self._lock:
+            return self._denied[allowance]
+
 
 #: the tallies open in this context, outermost first
 _open: contextvars.ContextVar[tuple[CallTally, ...]] = contextvars.ContextVar(
@@ -63,6 +84,13 @@ class CallCounter(CallTally):
         super().add(kind, n)
         for tally in _open.get():
             tally.add(kind, n)
+
+
+def run_tally() -> CallTally | None:
+    """The innermost tally open here: the run's (a retier unit's) the calls are made for;
+    None outside any."""
+    tallies = _open.get()
+    return tallies[-1] if tallies else None
 
 
 @contextmanager

@@ -376,3 +376,16 @@ class WritePrerequisites(Protocol):
         call, and nothing (no call) for a kind not asked for. A refusal by the CRM is the
         line (``ok`` False) with its fix; a failure to reach it raises ``ConnectorError``."""
         ...
+
+
+@runtime_checkable
+class SharedLogin(Protocol):
+    """A connector whose logins the CRM caps per set of credentials
+    (``Capabilities.processes_per_credential``). Outside ``Connector``: a CRM without such
+    a cap does not implement it."""
+
+    def login_secret(self) -> bytes:
+        """The credential the cap is counted on (Zoho: the refresh token). Only ever
+        turned into a keyed fingerprint (``crmtier.workers.login_fingerprint``), never
+        stored, logged or compared in the clear."""
+        ...

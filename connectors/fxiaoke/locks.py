@@ -24,10 +24,22 @@ lock fields: one ``data/query`` per 100 refused records (``_id IN``), projecting
 ``lock_status`` and ``life_status`` alone, never the whole customer (``data/get`` would bring
 every personal field of it, to read two); each record is looked up in ``LOCK_STATES``.
 Only a refused record whose fields show no lock costs one more call, the read of its
-approval instances (a tenant whose approval did not move ``life_status``). So n refused
-updates cost at most ceil(n / 100) + n reads, none for a plan with no refusal. A match makes
-the write ``RECORD_LOCKED``: retryable, so a later run writes the tier once the lock is
-lifted, and named so the admin sees why.
+approval instances (a tenant whose approval did not move ``life_status``).
+
+That read cannot be asked for many records at once. "Query Object Approval Flow Instances"
+takes one ``dataId`` (String, required). "Query Approval Flow Instance List"
+(``/cgi/crm/approvalInstances/query``, developer.fxiaoke.com/openapi_v2/common/system/
+other/approval/list.html) lists by ``state`` and ``objectApiName`` with paging, but
+requires a ``flowApiName`` (one flow: a tenant has any number) and a ``startTime`` /
+``endTime`` window, and its documented answer lists no instances. So the approval reads are
+capped instead: ``APPROVAL_READS_PER_RUN`` a run (the calls of a sync run or a retier
+unit, ``calltally.run_tally``; outside a run, a plan), taken as refusals come. A refused
+record past the cap keeps its refusal's outcome, as an unread lock does, and a warning
+names how many were not looked into: n refused updates cost at most ceil(n / 100) lock
+field reads a plan and 100 approval reads a run, none for a plan with no refusal. (A sync
+run's plans carry one record each, ``max_write_batch`` 1: there, each refusal's lock field
+read is a call of its own.) A match makes the write ``RECORD_LOCKED``: retryable, so a later
+run writes the tier once the lock is lifted, and named so the admin sees why.
 
 Only an answered refusal is looked into: a code the table classes as FXiaoke being busy or
 broken (-1, -2, 50009: ``errors.RULES``) is no refusal of the record, and a read then would
@@ -44,6 +56,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.calltally import CallTally, run_tally
 from connectors.contract import WriteResult
 from connectors.errors import ConfigError, ConnectorError, RecordError, TransientError
 from connectors.fxiaoke import errors
@@ -79,6 +92,10 @@ LOCK_STATES: tuple[LockState, ...] = (
     LockState("life_status", "in_change", "a change of the record is under approval (变更中)"),
 )
 _APPROVAL = "an approval of the record is in progress"
+#: The approval instance reads a run may make (module docstring): a mass refusal of
+#: records whose fields show no lock costs the tenant this many reads, not one per record.
+APPROVAL_READS_PER_RUN = 100
+_APPROVAL_READS = "fxiaoke approval reads"
 
 
 def lock_state(record: Mapping[str, Any]) -> LockState | None:
@@ -144,13 +161,22 @@ def explain_refusals(
     if not refused:
         return list(results)
     records = _lock_fields(client, obj, sorted(refused))
+    allowance = run_tally() or CallTally()  # outside a run, the plan's own
+    unread = 0
+
+    def approving(key: str) -> bool:
+        nonlocal unread
+        if allowance.allow(_APPROVAL_READS, APPROVAL_READS_PER_RUN):
+            return under_approval(client, key)
+        unread += 1
+        return False
 
     def explained(result: WriteResult) -> WriteResult:
         code = refused.get(result.key)
         if code is None:
             return result
         state = lock_state(records.get(result.key, {}))
-        why = state.why if state else _APPROVAL if under_approval(client, result.key) else None
+        why = state.why if state else _APPROVAL if approving(result.key) else None
         if why is None:
             return result
         message = (
@@ -159,4 +185,14 @@ def explain_refusals(
         )
         return WriteResult(result.kind, result.key, False, LOCKED, message, True)
 
-    return [explained(r) for r in results]
+    answered = [explained(r) for r in results]
+    if unread:
+        log.warning(
+            "fxiaoke approval reads capped: refusals kept as answered",
+            extra={
+                "not_read": unread,
+                "not_read_in_run": allowance.denied(_APPROVAL_READS),
+                "reads_per_run": APPROVAL_READS_PER_RUN,
+            },
+        )
+    return answered

@@ -12,6 +12,17 @@ and a start-up refusal (``checks.py``), the default too: an org that renamed ``C
 must not start and meet it at its first closure, a sanctions hit; never a closure that
 writes a value Zoho refuses or leaves open a Task the org counts as closed.
 
+**What the checks cost.** The Tasks field metadata is one call a connector
+(``ZohoConnector.schema``): the start gate's closed-status line reads it (``checks.
+write_checks``; in ``doctor``, the key field's line), and a plan with closures checks the
+statuses against that read once, before its first write; ``close_tasks`` is handed the
+answer rather than checking again. So a run costs one metadata read for them, whatever
+its closure plans. zcrmsdk reads the Tasks metadata once more (with the Contacts and
+Accounts its lookups point to) at the first Tasks write, for its own record conversion,
+into its resource directory: the SDK's cache, not one crmtier reads. A picklist the org
+edits after crmtier's read is not seen by the plan's check until the process restarts
+(docs/admin-setup.md says so).
+
 **The re-check.** A closure looks its keys up (``task_keys.look_up``, shared with the
 plan's tasks before any write) and closes by record id. A key the look-up did not find may
 be one whose insert was still under way: a task whose making went unanswered (a timeout)
@@ -70,6 +81,7 @@ def close_tasks(
     connector: ZohoConnector,
     closes: Sequence[TaskClose],
     held: Mapping[str, HeldTask],
+    statuses: tuple[str, ...],
     trigger: Sequence[str],
 ) -> tuple[dict[str, RowResult], set[str]]:
     """Each open Task of ``closes`` set to the first closed status by Update Records (``PUT
@@ -78,8 +90,8 @@ def close_tasks(
     look-up did not find looked up again and closed the same way. A key with no answer
     here has nothing to close (absent, or its Task already closed); the second value
     names the keys absent at the re-check too. Cost: ceil(open tasks / write batch)
-    updates, plus ceil(absent keys / 50) COQL queries."""
-    statuses = require_closed_statuses(connector)
+    updates, plus ceil(absent keys / 50) COQL queries. ``statuses``: the closed statuses
+    ``require_closed_statuses`` answered for this plan, before its first write."""
     keys = sorted({c.dedupe_key for c in closes if QUOTABLE.fullmatch(c.dedupe_key)})
     done = _close(connector, {k: held[k] for k in keys if k in held}, statuses, trigger)
     absent = {k for k in keys if k not in held}

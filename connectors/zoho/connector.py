@@ -155,6 +155,11 @@ class ZohoConnector:
     def apply(self, plan: WritePlan) -> list[WriteResult]:
         return writes.apply(self, plan)
 
+    def login_secret(self) -> bytes:
+        """The refresh token: Zoho's cap of 15 live access tokens is per refresh token
+        ("Token Validity"), whatever the client (``contract.SharedLogin``)."""
+        return self.config.refresh_token.get_secret_value().encode()
+
     def change_owners(self, changes: Sequence[OwnerChange]) -> list[WriteResult]:
         return writes.change_owners(self, changes)
 

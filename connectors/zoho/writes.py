@@ -52,8 +52,8 @@ def apply(connector: ZohoConnector, plan: WritePlan) -> list[WriteResult]:
     updates = _update_rows(connector, plan)  # validates everything before any write call
     tasks = _task_rows(connector, plan)
     memberships = _membership_groups(connector, plan)
-    if plan.task_closes:
-        require_closed_statuses(connector)
+    # the closed statuses, checked against the org's picklist once a plan, before any write
+    statuses = require_closed_statuses(connector) if plan.task_closes else ()
     held = _held_tasks(connector, plan)  # a read, before any write call
     results: list[WriteResult] = []
     trigger = list(connector.config.workflow_triggers)
@@ -73,7 +73,7 @@ def apply(connector: ZohoConnector, plan: WritePlan) -> list[WriteResult]:
     ]
     results += _write_tasks(connector, tasks, held, trigger)
     results += _apply_memberships(connector, plan.memberships, memberships)
-    results += _close_tasks(connector, plan.task_closes, held, trigger)
+    results += _close_tasks(connector, plan.task_closes, held, statuses, trigger)
     return results
 
 
@@ -181,12 +181,13 @@ def _close_tasks(
     connector: ZohoConnector,
     closes: Sequence[TaskClose],
     held: Mapping[str, HeldTask],
+    statuses: tuple[str, ...],
     trigger: Sequence[str],
 ) -> list[WriteResult]:
     """The plan's closures (``closures.close_tasks``), one result each: a key the CRM does
     not hold (``absent``, at the re-check too), or whose Task is already closed, answers
     ok with no write call."""
-    done, absent = close_tasks(connector, closes, held, trigger)
+    done, absent = close_tasks(connector, closes, held, statuses, trigger)
     unquotable = RowResult(False, "INVALID_DATA", api_name=connector.config.task_key_field)
     return [
         replace(

@@ -200,7 +200,7 @@ def task_engine(config: CrmtierConfig, parts: Parts) -> TaskEngine | None:
     settings = task_settings(config)
     app, site = open_tasks(settings, parts.store, parts.engine, parts.settings)
     crowded = shared_login_warning(
-        parts.connector, parts.store, settings.stalled_after, worker=False
+        parts.connector, parts.store, settings.stalled_after, worker=False, login=site.login
     )
     if crowded:
         log.warning("%s", crowded)

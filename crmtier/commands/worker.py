@@ -62,7 +62,7 @@ def command(config_path: Path, concurrency: int | None, name: str, log_level: st
         settings = task_settings(config, concurrency)
         app, site = open_tasks(settings, parts.store, parts.engine, parts.settings, name)
     crowded = shared_login_warning(
-        parts.connector, parts.store, settings.stalled_after, worker=True
+        parts.connector, parts.store, settings.stalled_after, worker=True, login=site.login
     )
     if crowded:
         log.warning("%s", crowded)

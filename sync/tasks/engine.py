@@ -38,6 +38,7 @@ from sync.engine import SyncEngine
 from sync.migration_steps import Migration
 from sync.schema import metadata
 from sync.store import StateStore
+from sync.tasks.logins import LoginRecordingManager, create_logins_table
 from sync.tasks.stats import record_job, task_worker_stats
 from sync.worker import WorkerOptions
 
@@ -60,6 +61,7 @@ TASK_MIGRATIONS: tuple[Migration, ...] = (
         "per-worker throughput of the task engine's jobs",
         lambda conn: metadata.create_all(conn, tables=[task_worker_stats], checkfirst=True),
     ),
+    Migration(3, "each worker's CRM credentials, as a keyed fingerprint", create_logins_table),
 )
 
 
@@ -132,6 +134,9 @@ class Worksite:
     #: the inbox worker's batch size, lease and attempts (``[webhooks]``)
     inbox_options: WorkerOptions = field(default_factory=WorkerOptions)
     name: str = ""
+    #: the keyed fingerprint of the CRM credentials this process logs in with, recorded
+    #: beside its worker's heartbeat (``sync.tasks.logins``); None: a CRM without a cap
+    login: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -173,6 +178,8 @@ def build_app(site: Worksite, kinds: tuple[Register, ...]) -> App:
         conninfo=conninfo(site.store), min_size=1, max_size=site.settings.concurrency + 4
     )
     app = App(connector=connector)
+    if site.login is not None:
+        app.job_manager = LoginRecordingManager(connector, site.login)
     for register in kinds:
         register(app, site)
     _register_retry_stalled(app, site.settings)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.webhooks.wh_workers import Cluster, cluster
+from tests.webhooks.wh_workers import Cluster, cluster, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -48,16 +48,21 @@ def test_serve_and_worker_warn_in_one_line_above_zohos_fifteen_logins(tmp_path: 
         _pretend_workers(c, 14)
         c.start_worker("w1")  # 14 + this worker + the receiver: the 16th login
         assert _warnings(c, "w1") == [
-            "Zoho CRM: 16 processes on this store (14 live crmtier workers, this worker and "
-            "the receiver), more than the 15 live logins Zoho CRM keeps on one set of "
-            "credentials (each new login invalidates the oldest): on one set they keep "
-            "logging each other out, so run at most 14 workers on one; workers given their "
-            "own are counted here too, whatever their credentials (docs/operations.md)"
+            "Zoho CRM: 16 processes on this process's credentials (14 live crmtier workers on "
+            "them, this worker and the receiver), more than the 15 live logins Zoho CRM keeps "
+            "on one set of credentials (each new login invalidates the oldest): they keep "
+            "logging each other out, so run at most 14 workers on one set, or give a group of "
+            "workers credentials of their own (docs/operations.md)"
         ]
+        # w1 names its refresh token by a keyed fingerprint beside its heartbeat
+        recorded = "SELECT login FROM task_worker_logins"
+        wait_until(lambda: bool(c.rows(recorded)), what="w1's registration")
+        [(login,)] = c.rows(recorded)
+        assert len(login) == 20 and not any(login in v for v in c.env.values())
         assert c.serve is not None
         c.serve.send_signal(signal.SIGTERM)
         assert c.serve.wait(timeout=120) == 0
         c.start_serve("serve-again")  # the 14 and w1, now beating, and this receiver
         [line] = _warnings(c, "serve-again")
-        assert line.startswith("Zoho CRM: 16 processes on this store (15 live")
+        assert line.startswith("Zoho CRM: 16 processes on this process's credentials (15 live")
         assert "this receiver)" in line

@@ -164,3 +164,22 @@ def test_an_org_without_the_default_closed_status_is_refused_at_start(sandbox_fa
         require(connector, WritebackConfig(tasks=True))
     assert "'Completed'" in str(refused.value) and "\n" not in str(refused.value)
     assert zoho.write_calls() == 0
+
+
+def test_a_run_reads_the_tasks_metadata_once_for_its_closed_statuses(sandbox_factory, zconnect):
+    """The start gate reads the Tasks field metadata for the closed statuses; the run's
+    task plan and its closure plans check against that read and make no metadata call of
+    their own (closures.py, "What the checks cost"). The one other Tasks read is
+    zcrmsdk's, for its record conversion at the first Tasks write."""
+    zoho = sandbox_factory("zoho", customers=3)
+    connector = zconnect(zoho)
+    a, b, c = zoho.customer_ids()
+    read: list[str | None] = []
+    zoho.server.inject("fields", match=lambda r: read.append(r.arg("module")) and False, times=None)
+    require(connector, WritebackConfig(tasks=True))
+    assert read == [TASK_MODULE]
+    assert connector.apply(WritePlan(tasks=(_made(a, "k-a"),)))[0].ok
+    for plan in (_closes([a], ["k-a"]), _closes([b, c], ["k-b", "k-c"])):
+        assert all(r.ok for r in connector.apply(plan))
+    assert read.count(TASK_MODULE) == 2  # the gate's, and zcrmsdk's at the first write
+    assert _statuses(zoho) == {"k-a": "Completed"}
