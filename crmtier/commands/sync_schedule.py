@@ -8,10 +8,11 @@ set-up that never worked is for the operator starting it to see, not to be retri
 
 A later tick that fails on the state store (``crmtier.store_failures``: a store it
 cannot use as configured, say encrypted since under another key; or the database
-unreachable) prints its one line too and the next tick tries again, so a database restart is waited out; but
-``STORE_FAILURES_MAX`` such ticks in a row end the schedule with that failure's status (2,
-or 1 unreachable), since a store that stays unusable is for the operator, and no run can
-be recorded meanwhile. A tick that gets past the store starts the count again.
+unreachable) prints its one line too and the next tick tries again, so a database restart
+is waited out; but ``STORE_FAILURES_MAX`` such ticks in a row end the schedule with that
+failure's status (2, or 1 unreachable), since a store that stays unusable is for the
+operator, and no run can be recorded meanwhile. A tick that gets past the store starts
+the count again.
 """
 
 from __future__ import annotations
