@@ -178,6 +178,15 @@ class WritebackConfig(BaseModel):
         """Whether the admin switched ``key`` of ``[writeback.<table>]`` off."""
         return f"{table}.{key}" in self.switched_off
 
+    def adds_to(self, campaign: str) -> bool:
+        """Whether crmtier adds members to ``campaign``: memberships on, and the campaign
+        mapped to its CRM id without ``add = false``."""
+        return (
+            self.campaign_memberships
+            and campaign in self.campaigns
+            and campaign not in self.remove_only
+        )
+
     def switched_off_keys(self, table: str) -> list[str]:
         """The keys of ``[writeback.<table>]`` switched off, sorted."""
         return sorted(e.partition(".")[2] for e in self.switched_off if e.startswith(f"{table}."))

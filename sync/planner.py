@@ -266,7 +266,7 @@ def _memberships(wants: Wants, known: Known, writeback: WritebackConfig) -> tupl
         Membership(campaign, True, key)
         for campaign, key in sorted(members.items())
         if (campaign not in known.memberships or campaign in known.in_doubt)
-        and campaign not in writeback.remove_only  # ``add = false``: removals only
+        and writeback.adds_to(campaign)  # not ``add = false``: removals only
     ]
     # a customer with no membership crmtier made or may have made (most) leaves none
     if known.memberships or known.in_doubt:
