@@ -48,8 +48,9 @@ def recover(parts: RunParts, only: set[str] | None, replan: Replan | None = None
     So is a customer whose pending writes make a task or a membership while this run's
     write-back has that kind off (``_switched_off``): ``tasks = false``,
     ``campaign_memberships = false`` or ``--only fields``, or a membership in a campaign
-    switched off or given ``add = false``, since the stopped run queued them. Sent as they are, they would make what the admin switched off (docs/policy.md),
-    past a start gate that asked nothing of those kinds. They are superseded before it is
+    switched off or given ``add = false``, since the stopped run queued them. Sent as they
+    are, they would make what the admin switched off (docs/policy.md), past a start gate
+    that asked nothing of those kinds. They are superseded before it is
     planned again (``_supersede_switched_off``; a task that may have landed is in doubt on
     record first: ``_adopt``), and its closures and removals stand as its new plan has
     them: a sanctions hit still withdraws.
