@@ -45,6 +45,7 @@ if not os.environ.get("PYTHONPATH"):
 import sync  # noqa: E402
 from connectors.contract import Capabilities, WritePlan, WriteResult  # noqa: E402
 from sync import outbox  # noqa: E402
+from sync.maybe_made import MaybeMade  # noqa: E402
 from sync.outbox import NewItem, OutboxItem  # noqa: E402
 from sync.recorder import Answered, Recorder  # noqa: E402
 from sync.records import Decision, PendingDecision  # noqa: E402
@@ -108,6 +109,7 @@ def _parked(
         actor="bench",
         retry_attempts=3,
         decisions=decisions,
+        maybe_made=MaybeMade(RUN),
     )
     ids = [f"001{i:012d}" for i in range(customers)]
     new = [item for cid in ids for item in _new_items(cid, effects)]
@@ -171,6 +173,7 @@ def _pool_pass(customers: int = 20_000, page: int = 2_000) -> float:
         holding=lambda: False,
         record=lambda calls: [],
         after_record=lambda: None,
+        maybe_made=MaybeMade(RUN),
     )
     gc.collect()
     gc.disable()

@@ -99,9 +99,7 @@ def _table_problems(
     known = set(wanted) | set(optional)
     wanted = set(wanted)
     mapped: Mapping[str, str] = getattr(writeback, table)
-    given = set(mapped) | {
-        e.partition(".")[2] for e in writeback.switched_off if e.partition(".")[0] == table
-    }
+    given = set(mapped) | set(writeback.switched_off_keys(table))
     unknown = [
         f"[writeback.{table}] {key}: unknown {noun}{did_you_mean(key, known)}"
         for key in sorted(given - known)

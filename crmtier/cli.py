@@ -3,8 +3,8 @@
 Each command lives in its own module under ``crmtier/commands/`` and is imported only when
 it runs, so ``crmtier tier`` does not pay for importing the CRM SDKs or the web stack, and a
 broken optional piece cannot take the whole CLI down. Every command exits non-zero with a
-one-line reason on bad input (``click.UsageError``/``click.ClickException``) and never
-prints a secret.
+one-line reason on bad input (``click.UsageError``/``click.ClickException``), or on a
+state store it cannot reach or use (``LazyGroup.invoke``), and never prints a secret.
 """
 
 from __future__ import annotations
@@ -56,6 +56,24 @@ class LazyGroup(click.Group):
         module = load_frozen(name) if self.own_process else importlib.import_module(name)
         command: click.Command = module.command
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a state store it cannot reach or use ends it with one line
+        naming the store and the exit status README.md documents
+        (``crmtier.store_failures``), the same in every command and never a traceback.
+        Imported only then: ``crmtier tier`` loads no database library."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise  # how click ends a command: its status, its line
+        except Exception as exc:
+            from crmtier.store_failures import failure
+
+            found = failure(exc)
+            if found is None:
+                raise
+            click.echo(f"crmtier {ctx.invoked_subcommand}: {found.line}", err=True)
+            ctx.exit(found.exit_code)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]

@@ -51,6 +51,7 @@ from crmtier.config_sections import (
     SyncSection,
     WorkersSection,
 )
+from crmtier.store_failures import opening
 from sync.audit import AuditKeys
 from sync.crypto import StoreCipher, parse_key
 from sync.shared_limits import share as share_limits
@@ -150,12 +151,11 @@ class CrmtierConfig(BaseSettings):
         """The state store this file names, opened with its cipher (``[state]
         encryption_key``): every command opens it here, so none can miss the key. A
         PostgreSQL store also holds the CRM's limits for every worker that opens it
-        (``sync/shared_limits.py``): connectors built after this share them."""
-        store = StateStore.open(
-            self.state_url().get_secret_value(),
-            cipher=self.state_cipher(),
-            audit_keys=self.audit_keys(),
-        )
+        (``sync/shared_limits.py``): connectors built after this share them. A store it
+        cannot reach or use raises naming it (``crmtier.store_failures``)."""
+        url = self.state_url().get_secret_value()
+        with opening(url):
+            store = StateStore.open(url, cipher=self.state_cipher(), audit_keys=self.audit_keys())
         share_limits(store)
         return store
 

@@ -18,7 +18,8 @@ from collections.abc import Collection, Mapping, Sequence
 import sqlalchemy as sa
 
 from sync import outbox, taskbudget
-from sync.outbox import NewItem, OutboxItem, may_have_landed
+from sync.maybe_made import MaybeMade
+from sync.outbox import NewItem, OutboxItem
 from sync.planner import CustomerPlan, Doubt
 from sync.recorder import PageRows, Recorder
 from sync.records import Decision, Json, PendingDecision, Planned, Skip
@@ -50,10 +51,9 @@ class Dispatcher:
         self.trigger = trigger
         self.source_events = source_events
         self.budget = budget  # the planner's: a task superseded unsent gives its share back
-        # keys of tasks planned again while a write of theirs was in doubt (``enqueue``)
-        self.planned_in_doubt: set[str] = set()
-        pool.maybe_made = recorder.maybe_made = self.maybe_made
-        self.died: set[str] = set()  # runs whose adopted writes may have been in flight
+        # the run's one rule of what the CRM may hold, which its pool and recorder were
+        # built with (``sync.run_parts``): the dispatcher adds what it learns to it
+        self.maybe_made: MaybeMade = pool.maybe_made
 
     def in_doubt(self, cid: str) -> Doubt | None:
         """This customer's outstanding membership and task writes that may already have
@@ -78,17 +78,6 @@ class Dispatcher:
             elif item.kind == "task":  # its payload is the task (``items_of``)
                 tasks[item.key] = str(item.payload["rule"])
         return Doubt(campaigns, tasks) if campaigns or tasks else None
-
-    def maybe_made(self, item: OutboxItem) -> bool:
-        """Whether the CRM may hold this item's task already, so that sending it must not
-        undo what a relationship manager changed in it since (``TaskUpsert.resend``): a
-        call of the item itself may have reached the CRM (``outbox.may_have_landed``: one
-        went unanswered, or a run that died queued it), or the task was planned while a
-        write of its key was in doubt (``in_doubt``: one in flight, retried or superseded,
-        a task in doubt on record). A fault-free run has none: each task goes out as a
-        first send, and so does a retry the CRM refused every time (it made nothing)."""
-        landed = may_have_landed(item, self.run_id, self.died)
-        return landed or item.key in self.planned_in_doubt
 
     def enqueue(
         self,
@@ -116,7 +105,7 @@ class Dispatcher:
                     *(state.tasks_in_doubt if state is not None else ()),  # on record
                 }
                 if doubted:
-                    self.planned_in_doubt.update(
+                    self.maybe_made.planned_in_doubt.update(
                         t.dedupe_key for t in p.plan.tasks if t.dedupe_key in doubted
                     )
             previous = decisions.get(cid)
@@ -170,8 +159,9 @@ class Dispatcher:
         (the CRM already shows it, and the task the earlier read planned is no longer
         wanted): it keeps only its newest decision, so the earlier one's queued writes are
         superseded and the decision dropped (True; the caller records the customer as
-        unchanged), its tasks off their owners' caps and their share of the run's budget
-        given back (``supersede``): a later read that wants one again meets the caps.
+        unchanged), its tasks the CRM cannot hold off their owners' caps and their share
+        of the run's budget given back (``supersede``): a later read that wants one again
+        meets the caps.
         Not when one of its writes may have reached the CRM (not ``_unsent``: in flight,
         or to be retried): its answer promotes the earlier decision (False)."""
         decision = self.decisions.get(cid)
@@ -187,13 +177,16 @@ class Dispatcher:
 
     def supersede(self, conn: sa.Connection, ids: list[int], planned: Collection[str] = ()) -> None:
         """Queued items that will never be sent (again): marked so; and their tasks the
-        CRM cannot have (``_unsent``) no longer count as made against their owners' caps
-        (``sync.taskbudget``), and give their share of the run's budget back
+        CRM cannot hold (not ``maybe_made``) no longer count as made against their owners'
+        caps (``sync.taskbudget``), and give their share of the run's budget back
         (``Budget.release``), but for those the new plan makes again (``planned``: their
-        keys), admitted already. One that may have landed (a retry after a timeout, a
-        dead run's) may be open in the CRM: it stays counted."""
-        queue, unsent = self.pool.queue, self._unsent
-        tasks = [queue[i] for i in ids if queue[i].kind == "task" and unsent(i)]
+        keys), admitted already. One the CRM may hold stays counted, open there until an
+        answer says it is closed or absent (or its due date passes): a call of the item
+        itself may have landed (a retry after a timeout, a dead run's), or it was planned
+        while its task was in doubt (an earlier write of it unanswered, on record or in
+        this run): that this item never went out says nothing of the earlier call."""
+        queue, maybe_made = self.pool.queue, self.maybe_made
+        tasks = [queue[i] for i in ids if queue[i].kind == "task" and not maybe_made(queue[i])]
         outbox.set_status(conn, ids, "superseded")
         for item_id in ids:
             queue.pop(item_id, None)
@@ -210,7 +203,7 @@ class Dispatcher:
         each call of it refused); anything else may have reached it: in flight, a retry
         after a timeout, the write of a run that died."""
         item = self.pool.queue.get(item_id)
-        return item is not None and not may_have_landed(item, self.run_id, self.died)
+        return item is not None and not self.maybe_made.landed(item)
 
     def recover(
         self, items: list[OutboxItem], states: dict[str, CustomerState], died: Collection[str]
@@ -222,12 +215,12 @@ class Dispatcher:
         them in doubt on record (an earlier write of it went unanswered: the run that
         planned this one knew, and it is lost with that run's memory) goes out as one the
         CRM may hold (``maybe_made``), as it would have from that run."""
-        self.died.update(died)
+        self.maybe_made.died.update(died)
         for item in items:
             self.pool.queue[item.id] = item
             state = states.get(item.customer_id)
             if item.kind == "task" and state is not None and item.key in state.tasks_in_doubt:
-                self.planned_in_doubt.add(item.key)
+                self.maybe_made.planned_in_doubt.add(item.key)
             decision = self.decisions.get(item.customer_id)
             if decision is None:
                 pending = PendingDecision.from_json(state.pending if state else None)

@@ -13,12 +13,14 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
+from sync.crypto import StoreError
 from sync.migration_steps import Migration
 from sync.schema import metadata, now_text, schema_version
 
 
-class SchemaTooNewError(RuntimeError):
-    """The store was written by a newer crmtier; refusing to run rather than corrupt it."""
+class SchemaTooNewError(StoreError):
+    """The store was written by a newer crmtier; refusing to run rather than corrupt it
+    (a store unusable as configured: every command says so in one line, exit 2)."""
 
 
 #: first key of the PostgreSQL advisory lock that serialises migrations (the second is the

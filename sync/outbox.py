@@ -239,8 +239,8 @@ def to_write_plan(
     items: Sequence[OutboxItem], maybe_made: Callable[[OutboxItem], bool]
 ) -> WritePlan:
     """Items in a fixed kind order; ``apply`` answers one result per item in this order.
-    A task the CRM may hold already (``maybe_made``, ``Dispatcher.maybe_made``) is sent
-    again (``TaskUpsert.resend``): the connector keeps what the CRM's users changed."""
+    A task the CRM may hold already (``maybe_made``: the run's ``sync.maybe_made``) is
+    sent again (``TaskUpsert.resend``): the connector keeps what the CRM's users changed."""
     fields = [FieldUpdate(i.customer_id, i.payload) for i in items if i.kind == "field_update"]
     tasks = [
         TaskUpsert(

@@ -33,6 +33,7 @@ from sync.audit_rows import AuditRows
 from sync.days import day_text
 from sync.inputs import save_inputs
 from sync.killpoints import kill_point
+from sync.maybe_made import MaybeMade
 from sync.outbox import OutboxItem
 from sync.overrides import is_new, override_trail
 from sync.planner import tiers_of
@@ -96,6 +97,7 @@ class Recorder:
         actor: str,
         retry_attempts: int,
         decisions: dict[str, Decision],
+        maybe_made: MaybeMade,
         keep_outcomes: bool = True,
     ) -> None:
         self.store = store
@@ -111,10 +113,10 @@ class Recorder:
         self.keep_outcomes = keep_outcomes
         self.outcomes: dict[str, Outcome] = {}
         self.dead_letter_customers: set[str] = set()  # with open letters: resolve on success
-        #: whether the CRM may hold an item's task already (``Dispatcher.maybe_made``, set
-        #: by the run's dispatcher): a refusal of such a task's write does not free its place
-        #: on its owner's cap (``AnswerBatch``)
-        self.maybe_made: Callable[[OutboxItem], bool] = lambda item: item.attempts > 0
+        #: whether the CRM may hold an item's task already (the run's one rule, shared with
+        #: its pool and dispatcher: ``sync.maybe_made``): a refusal of such a task's write
+        #: does not free its place on its owner's cap (``AnswerBatch``)
+        self.maybe_made = maybe_made
         self._refs: dict[str, str] = {}  # pseudonym cache, bounded (``_REF_CACHE``)
         #: runs in each recording's transaction with what it adds to the counts and
         #: outcomes: a re-tier's page unit keeps its result there (``sync.retier``), so

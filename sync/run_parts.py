@@ -15,6 +15,7 @@ from connectors.calltally import CallTally
 from sync import runs
 from sync.claims import owner_id
 from sync.dispatch import Dispatcher
+from sync.maybe_made import MaybeMade
 from sync.planning import PagePlanner
 from sync.reader import Reader
 from sync.recorder import Recorder
@@ -47,6 +48,8 @@ class RunParts:
         # the CRM calls made for this run alone: the connector may serve others at once
         self.calls = CallTally()
         events = source_events or {}
+        # what the CRM may hold already: one rule for the recorder, pool and dispatcher
+        maybe_made = MaybeMade(self.run_id)
         self.recorder = Recorder(
             engine.store,
             engine.stream,
@@ -57,6 +60,7 @@ class RunParts:
             actor=options.actor,
             retry_attempts=engine.settings.record_retry_attempts,
             decisions={},
+            maybe_made=maybe_made,
             keep_outcomes=options.keep_outcomes,
         )
         # a dry run writes nothing, so it claims nothing; the webhook worker's records come
@@ -87,6 +91,7 @@ class RunParts:
             holding=self.reader.holding_writes,
             record=self.recorder.record_results,
             after_record=self.progress,
+            maybe_made=maybe_made,
         )
         self.dispatcher = Dispatcher(
             self.pool,

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sync.backfill_steps import key_audit_chain, run_liveness, task_rules
 from sync.crypto import EncryptedJSON, EncryptedText
 from sync.migration_steps import Migration, add_column, create_tables, widen_to_text
-from sync.unanswered_backfill import mark_unanswered
+from sync.unanswered_backfill import mark_unanswered, mark_unanswered_adds
 
 metadata = sa.MetaData()
 
@@ -359,6 +359,13 @@ SYNC_MIGRATIONS: tuple[Migration, ...] = (
         "so a sanctions hit closes it whatever became of its dead letter; filled from the "
         "writes whose last call went unanswered and those pending after an attempt",
         mark_unanswered(outbox, side_effects, now_text),
+    ),
+    Migration(
+        12,
+        "side_effects.in_doubt for membership adds: an add whose call went unanswered "
+        "before version 11 (which marked tasks only) is in doubt too, so a sanctions hit "
+        "removes it; filled from the outbox rows version 11 flagged unanswered",
+        mark_unanswered_adds(outbox, side_effects, now_text),
     ),
 )
 

@@ -71,7 +71,7 @@ def readable_by_others(url: str) -> str | None:
     db = Path(str(parsed.database)).expanduser()
     try:
         return str(db) if db.stat().st_mode & 0o077 else None
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no file (yet, or ever: doctor says)
         return None
 
 

@@ -16,8 +16,11 @@ were on (or may have made: ``side_effects.in_doubt``) are still closed on a sanc
 (``planner.closures_of``), and closing needs the rights making did; so do memberships
 crmtier made, removed with ``campaign_memberships = false`` (``planner.
 withdrawn_memberships``), each in a campaign the config must still map. Only while the
-store holds none of a kind are its prerequisites skipped (no call). The checks are the
-connector's
+store holds none of a kind are its prerequisites skipped (no call). A campaign switched
+off on its own (``[writeback.campaigns] key = false``) has no CRM id either, whether
+memberships are on or off: while the store holds members crmtier made in it, a sanctions
+hit could not remove them, so the start is refused (``add = false`` keeps the id and
+adds no one). The checks are the connector's
 (``connectors.contract.WritePrerequisites``, at most one cheap call each), the same lines
 ``crmtier doctor`` prints; a connector without the capability has none to check.
 """
@@ -116,12 +119,15 @@ def withdrawal_checks(
     of it, one line a kind: close the open sales tasks crmtier made (the task
     prerequisites: a closure looks the task up as a write does), remove the memberships
     crmtier made (the membership prerequisites, and a CRM id for each campaign holding
-    some). No line for a kind that is on, or that the store holds none of. A failed line's
-    detail and fix make the gate's refusal (``require_withdrawals``)."""
+    some). No line for a kind that is on, or that the store holds none of. Then, kinds on
+    or off, a failed line for each campaign switched off (``= false``) that holds members
+    crmtier made (``_switched_off_held``). A failed line's detail and fix make the gate's
+    refusal (``require_withdrawals``)."""
     tasks_off, members_off = "task" not in kinds, "membership" not in kinds
-    if not (tasks_off or members_off):
+    campaigns_off = writeback.switched_off_keys("campaigns")
+    if not (tasks_off or members_off or campaigns_off):
         return []
-    store = held(tasks_off, members_off)
+    store = held(tasks_off, members_off or bool(campaigns_off))
     off = "this run writes fields only" if only_fields else "{} are off"
     lines = []
     if store.sales_tasks:
@@ -130,7 +136,7 @@ def withdrawal_checks(
             "open: closing them on a sanctions hit needs"
         )
         lines.append(_line(connector, CLOSE_TASKS, "task_close", what))
-    if store.memberships:
+    if store.memberships and members_off:
         count = sum(store.memberships.values())
         what = (
             f"{off.format('campaign memberships')} but {count} campaign memberships crmtier "
@@ -146,10 +152,38 @@ def withdrawal_checks(
             lines.append(SchemaCheck(REMOVE_MEMBERSHIPS, False, detail, _MAP_IT))
         else:
             lines.append(_line(connector, REMOVE_MEMBERSHIPS, "membership", what))
-    return lines
+    return lines + _switched_off_held(campaigns_off, store)
 
 
 _MAP_IT = "map it in [writeback.campaigns]"
+
+#: The name of the line for a campaign switched off that holds members crmtier made.
+SWITCHED_OFF_HELD = "campaign switched off"
+
+
+def _switched_off_held(campaigns_off: list[str], store: Withdrawable) -> list[SchemaCheck]:
+    """A failed line for each campaign of ``campaigns_off`` in which the store holds
+    members crmtier made or may have made (in doubt): with no CRM id a sanctions hit could
+    not remove them, and leaving a sanctioned customer in a marketing campaign in silence
+    is what the gate exists to refuse (docs/policy.md, *Switching tasks or memberships
+    off*; FATF Recommendation 6: without delay). The fix keeps the id and stops the adds.
+    crmtier has no command to forget a membership: one removed by hand in the CRM is still
+    held, so that is no fix."""
+    lines = []
+    for campaign in campaigns_off:
+        count = store.memberships.get(campaign, 0)
+        if count:
+            members = "member" if count == 1 else "members"
+            detail = (
+                f"[writeback.campaigns] {campaign} = false but crmtier holds {count} "
+                f"{members} there (made, or in doubt): a sanctions hit could not remove them"
+            )
+            fix = (
+                "keep its CRM id so crmtier can, adding no one: "
+                f'{campaign} = {{ id = "<CRM id>", add = false }}'
+            )
+            lines.append(SchemaCheck(SWITCHED_OFF_HELD, False, detail, fix))
+    return lines
 
 
 def _line(connector: Connector, name: str, kind: WriteKind, what: str) -> SchemaCheck:

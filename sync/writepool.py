@@ -31,6 +31,7 @@ from connectors.errors import (
 from sync import outbox
 from sync.errortext import error_text
 from sync.killpoints import kill_point
+from sync.maybe_made import MaybeMade
 from sync.outbox import NewItem, OutboxItem
 from sync.recorder import Answered
 from sync.records import Stop, Unsent
@@ -71,6 +72,7 @@ class WritePool:
         holding: Callable[[], bool],
         record: RecordFn,
         after_record: Callable[[], None],
+        maybe_made: MaybeMade,
     ) -> None:
         self.connector = connector
         self.settings = settings
@@ -91,9 +93,9 @@ class WritePool:
         # customers whose queued writes wait until the run has planned them again
         # (``sync.run_outbox.recover``): not sent meanwhile
         self.waiting: set[str] = set()
-        # whether the CRM may hold an item's task already (``Dispatcher.maybe_made`` once
-        # a dispatcher feeds the pool; a pool alone knows its own retries)
-        self.maybe_made: Callable[[OutboxItem], bool] = lambda item: item.attempts > 0
+        # whether the CRM may hold an item's task already: the run's one rule, shared with
+        # its recorder and dispatcher (``sync.maybe_made``)
+        self.maybe_made = maybe_made
         self.stop: Stop | None = None
         self.halted = threading.Event()  # set: queued write calls are not to go out
         self.pool = ThreadPoolExecutor(

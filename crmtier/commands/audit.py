@@ -21,17 +21,19 @@ from sync import audit
 from sync.disclosure import Disclosure
 from sync.schema import audit as audit_table
 from sync.schema import customers
-from sync.store import StateStore, StoreError
+from sync.store import StateStore
 from tiering_core.privacy import pseudonym
 
 
 def _open(config_path: Path) -> tuple[CrmtierConfig, StateStore]:
+    """The config and its store; a store it cannot reach or use ends the command as in
+    every command (``crmtier.store_failures``)."""
     try:
         config = load_config(config_path)
-        return config, config.open_state_store()
-    except (ConfigFileError, StoreError) as exc:
+    except ConfigFileError as exc:
         click.echo(f"crmtier audit: {exc}", err=True)
         sys.exit(2)
+    return config, config.open_state_store()
 
 
 @click.group(name="audit")

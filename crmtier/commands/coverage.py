@@ -14,14 +14,16 @@ managers' queue ``coverage.queue``, each made once, or, where the bank opts in w
 ``[coverage] assign = "owner"``, the proposed RM made the customer's owner.
 
 Exit status: 0 done, 1 the CRM failed (or refused a proposal task), 2 bad configuration
-or roster.
+or roster; a state store ``--write`` cannot reach 1, one it cannot use as configured 2
+(``crmtier.store_failures``), before any CRM read.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
@@ -35,7 +37,7 @@ from crmtier.config import CrmtierConfig, load_config
 from sync import jsonlog, write_readiness
 from sync.coverage import Roster, RosterError, propose, roster_from_file, roster_from_users
 from sync.coverage_write import Written, change_owners, write_proposals
-from sync.store import StoreError
+from sync.store import StateStore
 from tiering_core.coverage import Coverage
 from tiering_core.policy import Policy, PolicyError, load_policy
 
@@ -72,20 +74,21 @@ def command(
             )
         if write:
             _check_writable(config, policy)
-        connector = config.connector()
-        try:
-            _check_connector(config, connector, write)
-            advisors = _roster(config, connector, roster)
-            coverage, _ = propose(connector.read_changed(None), advisors, policy, day)
-            calls = connector.api_usage().total
-            written = _write(config, connector, coverage, policy, day) if write else None
-            write_calls = connector.api_usage().total - calls
-        finally:
-            connector.close()
+        with _store_to_write(config, write) as store:
+            connector = config.connector()
+            try:
+                _check_connector(config, connector, write)
+                advisors = _roster(config, connector, roster)
+                coverage, _ = propose(connector.read_changed(None), advisors, policy, day)
+                calls = connector.api_usage().total
+                written = _write(config, store, connector, coverage, policy, day) if store else None
+                write_calls = connector.api_usage().total - calls
+            finally:
+                connector.close()
     except (ConfigError, PolicyError, RosterError) as exc:
         click.echo(f"crmtier coverage: {exc}", err=True)
         sys.exit(2)
-    except (ConnectorError, OSError, StoreError) as exc:
+    except (ConnectorError, OSError) as exc:
         click.echo(f"crmtier coverage: {exc}", err=True)
         sys.exit(1)
     _show(coverage, advisors.problems, written, (calls, write_calls), day, as_json)
@@ -133,23 +136,37 @@ def _check_writable(config: CrmtierConfig, policy: Policy) -> None:
         )
 
 
+@contextmanager
+def _store_to_write(config: CrmtierConfig, write: bool) -> Iterator[StateStore | None]:
+    """With ``--write``, the state store the proposals are recorded in, opened before the
+    CRM's full read: a store that cannot be opened ends the command before the read's API
+    calls are spent (``crmtier.store_failures``: one line, exit 1 or 2); none without."""
+    if not write:
+        yield None
+        return
+    store = config.open_state_store()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def _write(
-    config: CrmtierConfig, connector: Connector, coverage: Coverage, policy: Policy, day: date
+    config: CrmtierConfig,
+    store: StateStore,
+    connector: Connector,
+    coverage: Coverage,
+    policy: Policy,
+    day: date,
 ) -> Written:
     """The proposal tasks not made yet upserted, or (opted in) the owners changed, and
     recorded in the state store (the audit rows' pseudonyms are the sync's: the same key)."""
-    store = config.open_state_store()
-    try:
-        key = config.pseudonym_key() or store.pseudonym_key()
-        if isinstance(connector, OwnerWrites) and config.coverage.assign == "owner":
-            return change_owners(
-                store, config.stream, connector, coverage, policy, pseudonym_key=key
-            )
-        return write_proposals(
-            store, config.stream, connector, coverage, policy, day, pseudonym_key=key
-        )
-    finally:
-        store.close()
+    key = config.pseudonym_key() or store.pseudonym_key()
+    if isinstance(connector, OwnerWrites) and config.coverage.assign == "owner":
+        return change_owners(store, config.stream, connector, coverage, policy, pseudonym_key=key)
+    return write_proposals(
+        store, config.stream, connector, coverage, policy, day, pseudonym_key=key
+    )
 
 
 def _show(

@@ -22,6 +22,7 @@ from connectors.registry import plugin
 from crmtier.commands.doctor_lines import error, ok, warn
 from crmtier.commands.doctor_workers import check_workers
 from crmtier.config import CrmtierConfig
+from crmtier.store_failures import StoreUnreachableError, opening
 from sync.store import EncryptionPendingError, StateStore, StoreError, readable_by_others
 from tiering_core.policy import PolicyError, load_policy
 from webhooks.settings import WebhooksSettings, load_webhooks, settings_model
@@ -62,17 +63,12 @@ def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
     ``doctor`` does not rewrite the store."""
     try:
         url = config.state_url().get_secret_value()
-        parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            db = Path(parsed.database)
-            if not db.exists() and not fix:
-                return warn(
-                    "state store",
-                    f"{db} does not exist yet",
-                    "created by the first sync, or now by crmtier doctor --fix",
-                )
         cipher = config.state_cipher()
-        store = StateStore.open(url, cipher=cipher, rewrite=fix, audit_keys=config.audit_keys())
+        with opening(url):
+            missing = _missing_file(url)
+            if missing is not None and not fix:
+                return _not_created(missing)
+            store = StateStore.open(url, cipher=cipher, rewrite=fix, audit_keys=config.audit_keys())
         try:
             with store.engine.connect() as conn:
                 backend = conn.dialect.name
@@ -86,14 +82,39 @@ def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
             "processes first: the rewrite is one transaction)",
             ok=False,
         )
-    except (StoreError, ConfigError, OSError) as exc:
+    except StoreUnreachableError as exc:  # the line every command prints (store_failures)
+        return error("state store", exc.detail, f"check {exc.hint}")
+    except (StoreError, ConfigError) as exc:
         return error("state store", str(exc), "check [state] url and that the database is up")
-    except Exception as exc:  # a driver error: name it, never print the URL (it may hold a host)
+    except Exception as exc:  # any other driver error: its type only (its text may quote SQL)
         return error(
             "state store", type(exc).__name__, "check [state] url, credentials and network"
         )
     at_rest = f"values encrypted (key id {cipher.key_id})" if cipher else "values not encrypted"
     return ok("state store", f"{backend}, schema up to date, {at_rest}")
+
+
+def _missing_file(url: str) -> Path | None:
+    """The SQLite store's file when it does not exist yet."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    db = Path(parsed.database)
+    return None if db.exists() else db
+
+
+def _not_created(db: Path) -> SchemaCheck:
+    """A SQLite store not made yet: the first sync (or ``--fix``) makes it and its
+    directories, unless a file stands where one of them would be (the sync would fail)."""
+    blocker = next((p for p in db.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        detail = f"{db} cannot be created: {blocker} is not a directory"
+        return error("state store", detail, "check [state] url")
+    return warn(
+        "state store",
+        f"{db} does not exist yet",
+        "created by the first sync, or now by crmtier doctor --fix",
+    )
 
 
 def check_state_at_rest(config: CrmtierConfig) -> list[SchemaCheck]:

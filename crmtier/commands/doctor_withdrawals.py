@@ -3,7 +3,8 @@
 memberships crmtier made while they were on (docs/policy.md, *Switching tasks or
 memberships off*), and ``crmtier sync``, ``serve`` and ``worker`` refuse to start while
 the state store holds any and what withdrawing them needs is missing
-(``sync.write_readiness.require_withdrawals``). The doctor prints the same lines, one a
+(``sync.write_readiness.require_withdrawals``), or while a campaign switched off on its
+own (``key = false``) holds members crmtier made. The doctor prints the same lines, one a
 kind (``write_readiness.withdrawal_checks``), so an admin sees the refusal coming; a kind
 that is on has its own lines (the connector's), and a store that holds none of a kind
 prints nothing for it."""
@@ -28,10 +29,11 @@ NAME = "withdrawals"
 
 def check_withdrawals(connector: Connector, config: CrmtierConfig) -> list[SchemaCheck]:
     """``write_readiness.withdrawal_checks`` of the config's switches over its state store;
-    nothing when both kinds are on, or the store does not exist yet (it holds nothing)."""
+    nothing when both kinds and every campaign are on, or the store does not exist yet (it
+    holds nothing)."""
     writeback = config.writeback_config()
     kinds = write_readiness.enabled_kinds(writeback)
-    if "task" in kinds and "membership" in kinds:
+    if "task" in kinds and "membership" in kinds and not writeback.switched_off_keys("campaigns"):
         return []  # nothing is off: read no store
     url = config.state_url().get_secret_value()
     parsed = make_url(url)

@@ -1,9 +1,10 @@
 """The options and the bad-configuration exit that the commands reading crmtier.toml share.
 
 Written once so ``--config`` and ``--log-level`` read (and ``--help`` shows) the same in
-every command, and a configuration, policy or state store that cannot be used ends every
-command the same way: one line ``crmtier COMMAND: reason`` on stderr, exit status 2, never
-a traceback (README.md, "Commands").
+every command, and a configuration or policy that cannot be used ends every command the
+same way: one line ``crmtier COMMAND: reason`` on stderr, exit status 2, never a traceback
+(README.md, "Commands"). A state store that cannot be reached or used ends every command
+in ``crmtier.cli`` (``crmtier.store_failures``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import IO, Any
 import click
 
 from connectors.errors import ConfigError
-from sync.store import StoreError
 from tiering_core.policy import PolicyError
 
 config_option = click.option(
@@ -33,7 +33,7 @@ log_level_option = click.option(
 
 
 class BadConfiguration(click.ClickException):
-    """The config, a policy or the store cannot be used: exit 2, as every command does."""
+    """The config or a policy cannot be used: exit 2, as every command does."""
 
     exit_code = 2
 
@@ -48,9 +48,9 @@ class BadConfiguration(click.ClickException):
 
 @contextmanager
 def config_errors() -> Iterator[None]:
-    """Inside: a ``ConfigError`` (crmtier.toml, the CRM settings), ``StoreError`` or
-    ``PolicyError`` ends the command as ``BadConfiguration``."""
+    """Inside: a ``ConfigError`` (crmtier.toml, the CRM settings) or ``PolicyError`` ends
+    the command as ``BadConfiguration``."""
     try:
         yield
-    except (ConfigError, StoreError, PolicyError) as exc:
+    except (ConfigError, PolicyError) as exc:
         raise BadConfiguration(str(exc)) from None

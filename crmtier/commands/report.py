@@ -15,7 +15,6 @@ from crmtier.report.build import build_report, write_report
 from crmtier.report.links import discover
 from sync import jsonlog
 from sync.coverage import RosterError, roster_from_file
-from sync.store import StoreError
 
 
 @click.command(name="report")
@@ -77,10 +76,10 @@ def command(
         data = build_report(config, run_id=run_id, with_feedback=feedback, coverage_roster=advisors)
         data = replace(data, linked=[f.row(output.parent) for f in found])
         size = write_report(data, output)
-    except (ConfigError, StoreError, ConnectorError, OSError, RosterError) as exc:
+    except (ConfigError, ConnectorError, OSError, RosterError) as exc:
         click.echo(f"crmtier report: {exc}", err=True)
-        bad = isinstance(exc, ConfigError | StoreError | RosterError)
-        sys.exit(2 if bad else 1)  # 2: bad configuration
+        bad = isinstance(exc, ConfigError | RosterError)
+        sys.exit(2 if bad else 1)  # 2: bad configuration (the state store: crmtier.cli)
     click.echo(
         f"report written: {output} ({size / 1024:.0f} KiB, {data.customers:,} customers, "
         f"{len(found)} simulate/calibrate/explain output(s) linked)"

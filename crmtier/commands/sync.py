@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy.exc import OperationalError
 
 from connectors.calltally import CallTally, counting
 from connectors.contract import Connector
@@ -40,11 +39,10 @@ from sync.engine import (
     SyncEngine,
     SyncSettings,
 )
-from sync.errortext import error_text
 from sync.planner import action_kinds
 from sync.retier import retier
 from sync.state import Withdrawable, withdrawable
-from sync.store import StateStore, StoreError
+from sync.store import StateStore
 from sync.taskbudget import task_limits
 from sync.tasks.liveness import START_A_WORKER, live_workers
 from tiering_core.models import AssessmentData, CustomerProfile
@@ -346,11 +344,9 @@ def command(
         seconds = interval.total_seconds()
         tick = partial(_run_once, config, options, as_json, quiet, show_restricted)
         sys.exit(schedule(tick, seconds))
-    except (ConfigFileError, StoreError, ValueError) as exc:
+    except (ConfigFileError, ValueError) as exc:
         click.echo(f"crmtier sync: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
     except ConnectorError as exc:  # ConfigError too (exit 2)
         sys.exit(refused(exc))
-    except OperationalError as exc:  # the state store unreachable: one line, no traceback
-        click.echo(f"crmtier sync: state store failed: {error_text(exc)}", err=True)
-        sys.exit(1)
+    # a state store it cannot reach (1) or use (2): one line, as every command (crmtier.cli)

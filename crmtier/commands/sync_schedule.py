@@ -6,12 +6,13 @@ one line ``crmtier sync`` prints, and the next tick checks again, as a CRM unrea
 tick's checks does. Only the first tick's refusal ends the schedule (exit 2 or 1): a
 set-up that never worked is for the operator starting it to see, not to be retried.
 
-A later tick that fails on the state store (``StoreError``: a store it cannot use as
-configured, say encrypted since under another key; or the database unreachable) prints
-its one line too and the next tick tries again, so a database restart is waited out; but
-``STORE_FAILURES_MAX`` such ticks in a row end the schedule with that failure's status (2,
-or 1 unreachable), since a store that stays unusable is for the operator, and no run can
-be recorded meanwhile. A tick that gets past the store starts the count again.
+A later tick that fails on the state store (``crmtier.store_failures``: a store it
+cannot use as configured, say encrypted since under another key; or the database
+unreachable) prints its one line too and the next tick tries again, so a database restart
+is waited out; but ``STORE_FAILURES_MAX`` such ticks in a row end the schedule with that
+failure's status (2, or 1 unreachable), since a store that stays unusable is for the
+operator, and no run can be recorded meanwhile. A tick that gets past the store starts
+the count again.
 """
 
 from __future__ import annotations
@@ -24,11 +25,9 @@ from collections.abc import Callable
 from types import FrameType
 
 import click
-from sqlalchemy.exc import OperationalError
 
 from connectors.errors import ConfigError, ConnectorError
-from sync.errortext import error_text
-from sync.store import StoreError
+from crmtier.store_failures import StoreFailure, failure
 
 log = logging.getLogger("crmtier.sync")
 
@@ -69,11 +68,12 @@ def schedule(
             if first:
                 raise
             code, store_failures = refused(exc), 0
-        except (StoreError, OperationalError) as exc:
-            if first:
+        except Exception as exc:
+            failed = failure(exc)
+            if failed is None or first:
                 raise
             store_failures += 1
-            code = store_failed(exc, store_failures, store_failures_max)
+            code = store_failed(failed, store_failures, store_failures_max)
             if store_failures >= store_failures_max:
                 return code
         first = False
@@ -93,14 +93,15 @@ def refused(exc: ConnectorError) -> int:
     return 1
 
 
-def store_failed(exc: StoreError | OperationalError, failures: int, most: int) -> int:
-    """A tick the state store failed: its one line on stderr (the error's type and message
-    without SQL parameters: ``error_text``), and its exit status (2 for a store unusable
-    as configured, 1 for one that could not be reached)."""
+def store_failed(failed: StoreFailure, failures: int, most: int) -> int:
+    """A tick the state store failed: its one line on stderr (what every command says of
+    it, ``crmtier.store_failures``: the store named, never its password or SQL
+    parameters), and its exit status (2 for a store unusable as configured, 1 for one
+    that could not be reached)."""
     then = "giving up" if failures >= most else "retrying at the next tick"
     click.echo(
         f"crmtier sync: state store failed ({failures} of {most} ticks in a row; {then}): "
-        f"{error_text(exc)}",
+        f"{failed.reason}",
         err=True,
     )
-    return EXIT_CONFIG if isinstance(exc, StoreError) else 1
+    return failed.exit_code

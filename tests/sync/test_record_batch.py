@@ -13,6 +13,7 @@ from connectors.contract import WriteResult
 from sync import outbox, page_step, recorder, schema
 from sync.audit import AuditEntry, AuditKeys
 from sync.engine import RunOptions
+from sync.maybe_made import MaybeMade
 from sync.outbox import NewItem
 from sync.planning import PagePlanner
 from sync.recorder import Answered, Recorder, StateRow
@@ -145,6 +146,7 @@ def _record(tmp_path: Path, together: bool) -> tuple[object, ...]:
         actor="test",
         retry_attempts=3,
         decisions=decisions,
+        maybe_made=MaybeMade("run-1"),
     )
     task = {"rule": "call", "priority": "high", "due": "2026-05-09", "queue": "rm"}
     new = [

@@ -14,6 +14,7 @@ import pytest
 
 from sync import recorder as recorder_module
 from sync.engine import RunOptions
+from sync.maybe_made import MaybeMade
 from sync.recorder import Recorder
 from sync.store import StateStore
 from tests.sync.test_write_pipeline import AS_OF, PAGE, PagedCrm, engine_for
@@ -51,6 +52,7 @@ def test_the_pseudonym_cache_is_bounded_and_names_every_customer_alike(
         actor="test",
         retry_attempts=3,
         decisions={},
+        maybe_made=MaybeMade("run-1"),
     )
     ids = [f"C{i:03d}" for i in range(23)]
     for cid in ids + ids[::-1]:

@@ -58,7 +58,7 @@ def test_a_store_failure_after_the_first_tick_is_retried_and_counted(
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 2 + STORE_FAILURES_MAX
     assert lines[0].startswith("crmtier sync: state store failed (1 of 5 ticks in a row;")
-    assert "retrying at the next tick): StoreError: state store is encrypted" in lines[0]
+    assert "retrying at the next tick): state store is encrypted" in lines[0]
     assert "(2 of 5 ticks in a row; retrying" in lines[1]
     assert "OperationalError: Exception: gone" in lines[1]
     assert "(1 of 5 ticks in a row; retrying" in lines[2]  # counted anew after the run
@@ -102,7 +102,8 @@ def test_a_real_schedule_outlives_a_failing_store_within_the_bound(tmp_path: Pat
     assert len(failed) == STORE_FAILURES_MAX, stderr[-2000:]
     assert "(1 of 5 ticks in a row; retrying at the next tick)" in failed[0]
     assert "(5 of 5 ticks in a row; giving up)" in failed[-1]
-    assert all("StoreError: state store is encrypted" in line for line in failed)
+    assert all("): state store is encrypted (key id" in line for line in failed)
+    assert all(f"(state store {url})" in line for line in failed)  # it names the store
 
 
 def _runs(url: str) -> int:
@@ -137,4 +138,10 @@ def test_a_store_it_cannot_reach_at_the_start_is_one_line_exit_1(
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
-    assert lines[0].startswith("crmtier sync: state store failed: OperationalError: ")
+    assert lines[0].startswith(
+        "crmtier sync: state store failed: cannot reach "
+        "postgresql+psycopg://postgres@127.0.0.1:1/none: OperationalError: "
+    )
+    assert lines[0].endswith(
+        "check that the database is up and reachable from this host, and [state] url"
+    )

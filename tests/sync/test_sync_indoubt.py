@@ -16,6 +16,7 @@ import pytest
 from connectors.contract import Connector, WriteKind
 from connectors.mapping import WritebackConfig, load_default_mapping
 from sync.dispatch import Dispatcher
+from sync.maybe_made import MaybeMade
 from sync.outbox import OutboxItem
 from sync.planner import Doubt, Known, TaskClosure, closures_of, plan_customer
 from sync.recorder import Recorder
@@ -44,7 +45,12 @@ def _doubt_of(
     answered and recorded (no longer outstanding)."""
     connector = cast(Connector, SimpleNamespace(capabilities=PagedCrm.capabilities))
     pool = WritePool(
-        connector, SyncSettings(), holding=bool, record=lambda calls: [], after_record=bool
+        connector,
+        SyncSettings(),
+        holding=bool,
+        record=lambda calls: [],
+        after_record=bool,
+        maybe_made=MaybeMade(RUN),
     )
     try:
         item = OutboxItem(
@@ -63,7 +69,7 @@ def _doubt_of(
         decision = Decision("C1", None, outstanding, this_run=True, base=None)
         recorder = cast(Recorder, SimpleNamespace(decisions={"C1": decision}))
         dispatcher = Dispatcher(pool, recorder, "stream", RUN, "sync", {})
-        dispatcher.died.add(EARLIER)  # as adopting run-1's and run-0's writes found
+        dispatcher.maybe_made.died.add(EARLIER)  # as adopting run-1's and run-0's writes found
         return dispatcher.in_doubt("C1")
     finally:
         pool.pool.shutdown()
@@ -194,7 +200,12 @@ def test_an_adopted_task_in_doubt_on_record_is_re_sent_as_one_the_crm_may_hold(
 ) -> None:
     connector = cast(Connector, SimpleNamespace(capabilities=PagedCrm.capabilities))
     pool = WritePool(
-        connector, SyncSettings(), holding=bool, record=lambda calls: [], after_record=bool
+        connector,
+        SyncSettings(),
+        holding=bool,
+        record=lambda calls: [],
+        after_record=bool,
+        maybe_made=MaybeMade(RUN),
     )
     try:
         key = "C1:upgrade_call:2026Q4"

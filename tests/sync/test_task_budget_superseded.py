@@ -128,7 +128,7 @@ QUEUED_TASKS = pytest.mark.parametrize(
 
 def _queued_by(parts: RunParts, queued_by: str) -> str:
     """The run id of ``queued_by``, the dispatcher told which runs died (``recover``)."""
-    parts.dispatcher.died.add("a-dead-run")
+    parts.dispatcher.maybe_made.died.add("a-dead-run")
     return {"this run": parts.run_id, "a run that died": "a-dead-run"}.get(
         queued_by, "a-stopped-run"
     )

@@ -150,6 +150,52 @@ def test_memberships_off_with_memberships_held_need_each_campaign_s_id() -> None
     assert crm.asked[-1] == "membership"
 
 
+def _vip_off(memberships: bool) -> WritebackConfig:
+    """``[writeback.campaigns] vip_events = false``, beside a mapped ``wealth_upgrade``."""
+    return WritebackConfig.model_validate(
+        {
+            "campaign_memberships": memberships,
+            "campaigns": {"wealth_upgrade": "1001", "vip_events": False},
+        }
+    )
+
+
+@pytest.mark.parametrize("memberships", [True, False], ids=["memberships-on", "memberships-off"])
+def test_a_campaign_switched_off_that_holds_members_crmtier_made_refuses_the_start(
+    memberships: bool,
+) -> None:
+    """``vip_events = false`` leaves crmtier no CRM id to remove a sanctioned customer
+    from it: while the store holds members crmtier made there (or may have: in doubt), the
+    start is refused with one line naming the campaign, the count and the fix that keeps
+    the id; with memberships on too, where nothing else is off. Holding none, it starts."""
+    crm = Prerequisites(SchemaCheck("ok", True))
+    held = Held(memberships={"wealth_upgrade": 2, "vip_events": 3})
+    with pytest.raises(ConfigError) as raised:
+        write_readiness.require(crm, _vip_off(memberships), held=held)
+    assert str(raised.value) == (
+        "[writeback.campaigns] vip_events = false but crmtier holds 3 members there (made, "
+        "or in doubt): a sanctions hit could not remove them: keep its CRM id so crmtier "
+        'can, adding no one: vip_events = { id = "<CRM id>", add = false }'
+    )
+    assert held.asked == [(False, True)]
+    one = Held(memberships={"vip_events": 1})
+    with pytest.raises(ConfigError, match=r"holds 1 member there "):
+        write_readiness.require(crm, _vip_off(memberships), held=one)
+    write_readiness.require(
+        crm, _vip_off(memberships), held=Held(memberships={"wealth_upgrade": 2})
+    )
+    lines = write_readiness.withdrawal_checks(crm, _vip_off(True), ["membership"], held)
+    assert [(line.name, line.ok) for line in lines] == [(write_readiness.SWITCHED_OFF_HELD, False)]
+
+
+def test_no_campaign_switched_off_reads_no_membership_of_the_store() -> None:
+    held = Held(memberships={"wealth_upgrade": 2})
+    write_readiness.require(
+        Prerequisites(SchemaCheck("ok", True)), _writeback(False, True), held=held
+    )
+    assert held.asked == [(True, False)]
+
+
 def test_doctor_s_withdrawal_lines_are_one_a_kind_held_and_say_what_the_gate_says() -> None:
     """``withdrawal_checks``: one line a kind that is off and held (``crmtier doctor``
     prints them), ok when its prerequisites are met; a failed one's detail and fix are the

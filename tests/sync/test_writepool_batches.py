@@ -14,6 +14,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from connectors.contract import Connector, WriteKind
+from sync.maybe_made import MaybeMade
 from sync.outbox import OutboxItem
 from sync.settings import SyncSettings
 from sync.writepool import WritePool
@@ -34,7 +35,12 @@ def test_every_full_batch_of_every_kind_is_found(counts: list[int], bulk: bool) 
     caps = BULK if bulk else PagedCrm.capabilities
     connector = cast(Connector, SimpleNamespace(capabilities=caps))
     pool = WritePool(
-        connector, SyncSettings(), holding=bool, record=lambda calls: [], after_record=bool
+        connector,
+        SyncSettings(),
+        holding=bool,
+        record=lambda calls: [],
+        after_record=bool,
+        maybe_made=MaybeMade("run-1"),
     )
     try:
         ids = iter(range(1, 1 + sum(counts)))

@@ -1,0 +1,118 @@
+"""How every command meets a state store it cannot reach or use: one line, one exit status.
+
+The line goes to stderr as ``crmtier COMMAND: ...``, names the store (``masked_url``: the
+URL without its password) and says what to check; the exit status is the one README.md
+documents ("Commands"), as ``crmtier sync`` always used it:
+
+* 1: the store could not be reached or opened (the database down or restarting, a host
+  or port nobody listens on, a SQLite file that cannot be created where ``[state] url``
+  puts it). Nothing was wrong with the run itself; the next one may find the store back.
+* 2: the store cannot be used as configured (``StoreError``: encrypted under another
+  key, written by a newer crmtier, a remote server without ``sslmode=verify-full``, a URL
+  that names no database), a configuration problem as in every command.
+
+``opening`` wraps the open, where the URL is known (``CrmtierConfig.open_state_store``,
+``crmtier doctor``'s state store line); ``failure`` turns what escapes a command into its
+line and status. ``crmtier.cli`` applies it to every command, so none handles it itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from sync.crypto import StoreError
+from sync.errortext import error_text
+
+EXIT_UNREACHABLE, EXIT_UNUSABLE = 1, 2
+#: query parameters of a database URL that can carry a password (libpq's ``password``,
+#: ``sslpassword``; psycopg passes the URL's query on to libpq as connection parameters)
+_SECRET_PARAMETER = re.compile(r"pass|secret|token", re.I)
+
+
+class StoreUnreachableError(Exception):
+    """The configured state store could not be reached or opened: the command ends with
+    exit 1 and this one line, and a later run may succeed. ``detail`` names the store and
+    what went wrong, ``hint`` what to check (``crmtier doctor`` shows them apart)."""
+
+    def __init__(self, detail: str, hint: str) -> None:
+        super().__init__(f"{detail}; check {hint}")
+        self.detail = detail
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class StoreFailure:
+    """What went wrong with the store and what to check (``reason``), and the exit status."""
+
+    reason: str
+    exit_code: int
+
+    @property
+    def line(self) -> str:
+        """What a command prints after ``crmtier COMMAND:`` (a ``StoreError`` says by itself
+        that it is about the state store)."""
+        if self.exit_code == EXIT_UNUSABLE:
+            return self.reason
+        return f"state store failed: {self.reason}"
+
+
+def masked_url(url: str) -> str:
+    """The store's URL as it may be shown: the password masked, query parameters that can
+    hold one left out; a URL SQLAlchemy cannot parse is not shown at all."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "([state] url: not a database URL)"
+    hidden = [name for name in parsed.query if _SECRET_PARAMETER.search(name)]
+    return parsed.difference_update_query(hidden).render_as_string(hide_password=True)
+
+
+@contextmanager
+def opening(url: str) -> Iterator[None]:
+    """Inside: opening the store at ``url``. A store unusable as configured stays a
+    ``StoreError`` (its subclass kept: ``crmtier doctor`` tells a pending encryption
+    apart), its message now naming the store; one that cannot be reached or created
+    becomes ``StoreUnreachableError``. The driver's message never carries the password
+    (libpq names host, port and user), but it is taken out should one ever quote it."""
+    store = masked_url(url)
+    try:
+        yield
+    except StoreError as exc:
+        exc.args = (f"{exc} (state store {store})",)
+        raise
+    except ArgumentError:
+        raise StoreError("[state] url: not a database URL") from None
+    except OperationalError as exc:
+        raise StoreUnreachableError(
+            f"cannot reach {store}: {_scrubbed(error_text(exc), url)}",
+            "that the database is up and reachable from this host, and [state] url",
+        ) from None
+    except OSError as exc:  # the SQLite file or its directory cannot be made there
+        raise StoreUnreachableError(
+            f"cannot create {store}: {type(exc).__name__}: {exc.strerror or exc}: {exc.filename}",
+            "[state] url: its directory must exist or be one crmtier can create",
+        ) from None
+
+
+def failure(exc: BaseException) -> StoreFailure | None:
+    """The line and exit status for ``exc`` when it is the state store failing; ``None``
+    for anything else (left to the command, or a bug's traceback). A driver error raised
+    after the open (the database went away mid-command) has no URL to name."""
+    if isinstance(exc, StoreUnreachableError):
+        return StoreFailure(str(exc), EXIT_UNREACHABLE)
+    if isinstance(exc, StoreError):
+        return StoreFailure(str(exc), EXIT_UNUSABLE)
+    if isinstance(exc, OperationalError):
+        return StoreFailure(error_text(exc), EXIT_UNREACHABLE)
+    return None
+
+
+def _scrubbed(text: str, url: str) -> str:
+    password = make_url(url).password
+    return text.replace(str(password), "***") if password else text
