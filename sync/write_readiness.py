@@ -21,9 +21,10 @@ off on its own (``[writeback.campaigns] key = false``) has no CRM id either, nor
 config no longer names (the policy dropped it), whether memberships are on or off: while
 the store holds members crmtier made in it, a sanctions hit could not remove them (and,
 memberships on, the planner would stop the run at the first such customer, after field
-writes), so the start is refused (``add = false`` keeps the id and adds no one). The checks are the connector's
-(``connectors.contract.WritePrerequisites``, at most one cheap call each), the same lines
-``crmtier doctor`` prints; a connector without the capability has none to check.
+writes), so the start is refused (``add = false`` keeps the id and adds no one). The
+checks are the connector's (``connectors.contract.WritePrerequisites``, at most one cheap
+call each), the same lines ``crmtier doctor`` prints; a connector without the capability
+has none to check.
 """
 
 from __future__ import annotations
