@@ -124,6 +124,24 @@ def test_a_campaign_given_add_false_loads_with_its_id_and_adds_no_one(tmp_path: 
     assert "bad.toml" in message and "[writeback.campaigns] vip_events: write" in message
 
 
+def test_a_campaign_the_policy_no_longer_has_loads_only_given_add_false(tmp_path: Path) -> None:
+    """A campaign the policy dropped while crmtier holds members it made there: the start
+    gate asks for its CRM id back with ``add = false`` (``sync.write_readiness``), so that
+    entry loads with memberships on, the policy not knowing the key; given as a plain id
+    (which would add members) it is still an unknown campaign."""
+    body = WRITEBACK.replace(
+        "\n[writeback.campaigns]\n",
+        '\n[writeback.campaigns]\nspring_promo = { id = "701000000000009AAA", add = false }\n',
+    )
+    assert body != WRITEBACK
+    writeback = load_config(_config(tmp_path, body)).writeback_config()
+    assert writeback.campaigns["spring_promo"] == "701000000000009AAA"
+    assert not writeback.adds_to("spring_promo")
+    plain = body.replace('{ id = "701000000000009AAA", add = false }', '"701000000000009AAA"')
+    message = refusal(_config(tmp_path, plain, "plain.toml"))
+    assert "[writeback.campaigns] spring_promo: unknown campaign" in message
+
+
 def test_with_tasks_and_campaigns_off_their_tables_may_be_empty(tmp_path: Path) -> None:
     fields = tomllib.loads(WRITEBACK)["writeback"]["fields"]
     body = "[writeback]\ntasks = false\ncampaign_memberships = false\n[writeback.fields]\n"

@@ -106,7 +106,7 @@ def test_an_unanswered_membership_add_is_removed_on_a_later_sanctions_hit(
     with store.begin() as conn:
         s = schema.side_effects
         row = conn.execute(sa.select(s.c.kind, s.c.active, s.c.in_doubt)).one()
-        held = withdrawable(conn, STREAM, tasks=False, memberships=True)
+        held = withdrawable(conn, STREAM, tasks=False)
     assert (row.kind, row.active, bool(row.in_doubt)) == ("membership", False, True)
     assert dict(held.memberships) == {"vip": 1}
     crm.changed(SANCTIONED)
