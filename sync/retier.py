@@ -305,7 +305,7 @@ class UnitRunner:
                 log.warning("page unit stopped writing: %s", stop, extra={"run_id": p.run_id})
             result = self._result()  # every call sent answered and recorded
             with p.e.store.begin() as conn:  # done before its claims go (``committed_before``)
-                units.ensure_owner(conn, unit.ref, self.attempt)
+                units.ensure_owner(conn, unit.ref, self.attempt, exclusive=True)
                 units.set_status(conn, unit.ref, "done", result=result)
             return result
         finally:
@@ -316,9 +316,12 @@ class UnitRunner:
         """First in the page's transaction: the run's row share-locked until the commit
         (``units.lock_run``). Not once the run has stopped, or the coordinator has begun
         finishing it: it no longer marks its units' writes left (``Coordinator.
-        finishing``), so the page is rolled back and given up, for the rerun."""
+        finishing``), so the page is rolled back and given up, for the rerun. Nor once
+        another attempt has committed the unit (this one frozen before its commit past
+        ``lock_ttl``, the job run again meanwhile): the page is not committed twice."""
         if not units.run_is_running(conn, self.unit.ref.run_id, share_lock=True):
             raise UnitGivenUpError("the run is no longer running")
+        units.ensure_owner(conn, self.unit.ref, self.attempt, exclusive=True)  # queued
 
     def _committed(self, conn: sa.Connection) -> None:
         """The unit committed (in the page's transaction): its successor may commit. It

@@ -288,24 +288,27 @@ def lock_run(conn: sa.Connection, run_id: str) -> None:
     conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update())
 
 
-def owns(conn: sa.Connection, ref: UnitRef, attempt: str) -> bool:
+def owns(conn: sa.Connection, ref: UnitRef, attempt: str, *, exclusive: bool = False) -> bool:
     """Whether ``attempt`` still owns the unit (fencing): asked in the transaction that
     records its answers or marks it done, and right before each write call. Only a
     committed unit is taken over; before its commit an attempt is guarded by its
     customers' claims (it may send writes it adopted, ``run_outbox.take_over``). The row
-    stays share-locked until the transaction ends, so a take-over (which updates it)
-    waits for that transaction, or came first and is seen."""
+    stays share-locked until the transaction ends (``exclusive``: locked, for a
+    transaction that updates it next), so a take-over (which updates it) waits for that
+    transaction, or came first and is seen."""
     row = conn.execute(
         sa.select(retier_units.c.status, retier_units.c.attempt)
         .where(retier_units.c.run_id == ref.run_id, retier_units.c.seq == ref.seq)
-        .with_for_update(read=True)
+        .with_for_update(read=not exclusive)
     ).one()
     return bool(row.status == "queued" or (row.status == "committed" and row.attempt == attempt))
 
 
-def ensure_owner(conn: sa.Connection, ref: UnitRef, attempt: str) -> None:
+def ensure_owner(
+    conn: sa.Connection, ref: UnitRef, attempt: str, *, exclusive: bool = False
+) -> None:
     """Raise ``UnitTakenOverError`` unless ``attempt`` still owns the unit (``owns``)."""
-    if not owns(conn, ref, attempt):
+    if not owns(conn, ref, attempt, exclusive=exclusive):
         raise UnitTakenOverError(f"page unit {ref.seq} was taken over: this attempt stops")
 
 

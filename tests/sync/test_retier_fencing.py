@@ -183,10 +183,10 @@ def test_a_unit_committing_as_the_run_finishes_waits_and_is_given_up(
 
 
 class FrozenPastTtl:
-    """The unit's first attempt runs on a thread that freezes at the kill point ``at``,
-    after its commit; its claims' heartbeat renews nothing from then on and its claims run
-    out (``lock_ttl`` past), so the job, run again here, takes the unit over. Then the
-    first attempt wakes and goes on."""
+    """The unit's first attempt runs on a thread that freezes at the kill point ``at``;
+    its claims' heartbeat renews nothing from then on and its claims run out (``lock_ttl``
+    past), so the job, run again here, takes the unit over (committed: marks it done; not
+    yet: runs it itself). Then the first attempt wakes and goes on."""
 
     name = "frozen-attempt"
 
@@ -249,7 +249,7 @@ class FrozenPastTtl:
             self.outcome.append(exc)
 
 
-@pytest.mark.parametrize("at", ["after_commit", "before_record"])
+@pytest.mark.parametrize("at", ["before_commit", "after_commit", "before_record"])
 def test_a_worker_frozen_past_its_ttl_sends_and_records_nothing_once_taken_over(
     open_store: StoreFactory, monkeypatch: pytest.MonkeyPatch, at: str
 ) -> None:
@@ -260,7 +260,7 @@ def test_a_worker_frozen_past_its_ttl_sends_and_records_nothing_once_taken_over(
     ref = UnitRef(report.run_id, 1)
     status, _ = frozen.unit_when_taken_over
     assert status == "done"  # taken over: its writes left held as a dead run's
-    if at == "after_commit":
+    if at != "before_record":
         assert frozen.writes_when_taken_over == {}  # it had sent nothing
     else:
         assert frozen.writes_when_taken_over  # calls answered, not yet recorded
