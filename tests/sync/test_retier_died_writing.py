@@ -38,10 +38,11 @@ from crmtier.config import load_config
 from sync import retier_units as units
 from sync.engine import SyncEngine
 from sync.planner import SALES_TASK_RULES
-from sync.retier import retier, run_unit
+from sync.retier import retier
 from sync.retier_died import died_run_id
 from sync.retier_results import retier_unit_answers, with_recorded
 from sync.retier_units import UnitRef
+from sync.retier_worker import run_unit
 from sync.store import StateStore
 from tests.sync.conftest import Harness, available_crms, start_sandbox
 from tests.sync.test_sync_indoubt_crash import CUSTOMERS, _rows
@@ -64,7 +65,7 @@ from crmtier.commands.sync import open_engine
 from crmtier.config import load_config
 from sync.planner import SALES_TASK_RULES
 from sync.recorder import Recorder
-from sync.retier import UnitRunner, run_unit
+from sync.retier_worker import UnitRunner, run_unit
 from sync.retier_results import UnitResult
 from sync.retier_units import UnitRef
 from sync.writepool import WritePool

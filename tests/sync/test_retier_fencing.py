@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sync import page_step, recorder, retier, runs, schema, writepool
+from sync import page_step, recorder, retier, retier_worker, runs, schema, writepool
 from sync import retier_units as units
 from sync.claims import owner_id
 from sync.claims_schema import customer_claims
@@ -96,14 +96,14 @@ class DiesWriting:
     def __init__(self, open_store: StoreFactory, book: Book, monkeypatch: pytest.MonkeyPatch):
         self.open_store, self.book = open_store, book
         self.threads: list[threading.Thread] = []
-        sending = retier.send_full_batches
+        sending = retier_worker.send_full_batches
 
         def dies(*args: object) -> None:
             if threading.current_thread().name == self.name:
                 raise RuntimeError("killed while writing")
             sending(*args)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(retier, "send_full_batches", dies)
+        monkeypatch.setattr(retier_worker, "send_full_batches", dies)
 
     def submit(self, unit: UnitRef) -> None:
         engine = engine_on(self.open_store(), self.book)
@@ -113,7 +113,7 @@ class DiesWriting:
 
     def _attempt(self, engine: SyncEngine, unit: UnitRef) -> None:
         with contextlib.suppress(RuntimeError):
-            retier.run_unit(engine, unit)
+            retier_worker.run_unit(engine, unit)
 
     def join(self) -> None:
         for thread in self.threads:
@@ -234,7 +234,7 @@ class FrozenPastTtl:
                     .values(expires_at=0.0)
                 )
             other = engine_on(self.open_store(), self.book)
-            retier.run_unit(other, unit)  # the job again, on another worker
+            retier_worker.run_unit(other, unit)  # the job again, on another worker
             self.unit_when_taken_over = unit_row(other.store, unit)
             # (the write pool's threads are not frozen here: calls it had started went on)
             self.writes_when_taken_over = self._writes()
@@ -244,7 +244,7 @@ class FrozenPastTtl:
 
     def _first(self, unit: UnitRef) -> None:
         try:
-            self.outcome.append(retier.run_unit(self.engine, unit))
+            self.outcome.append(retier_worker.run_unit(self.engine, unit))
         except Exception as exc:
             self.outcome.append(exc)
 
