@@ -81,20 +81,25 @@ def end_with_run(conn: sa.Connection, run_id: str, stream: str) -> None:
     re-sent as they are (``sync.runs.died``), so theirs are marked as a dead run's, as
     ``take_over_committed`` would have, and each unit is ended (failed): its attempt, if
     alive, owns it no longer and sends and records nothing more (``units.owns``), and its
-    recordings are folded into its result and deleted (``units.set_status``)."""
+    recordings are folded into its result and deleted (``units.set_status``). A unit its
+    attempt is marking done meanwhile is waited for under its row lock, and left done
+    with its result (its writes left, never sent, are held all the same: the safe side)."""
     units.lock_run(conn, run_id)
     for seq, status, _, _ in units.finished(conn, run_id):
-        if status == "committed":
-            ref = UnitRef(run_id, seq)
-            held = mark_died_writing(conn, ref, stream)
-            units.set_status(conn, ref, "failed", error=STOPPED_WRITING)
-            log.warning(
-                "page unit %d was still writing as the run stopped: its %d writes left are"
-                " held as a dead run's",
-                seq,
-                held,
-                extra={"run_id": run_id},
-            )
+        if status != "committed":
+            continue
+        ref = UnitRef(run_id, seq)
+        held = mark_died_writing(conn, ref, stream)  # the outbox rows first, as a recording
+        if units.locked_status(conn, ref) != "committed":  # done meanwhile
+            continue
+        units.set_status(conn, ref, "failed", error=STOPPED_WRITING)
+        log.warning(
+            "page unit %d was still writing as the run stopped: its %d writes left are"
+            " held as a dead run's",
+            seq,
+            held,
+            extra={"run_id": run_id},
+        )
 
 
 def died_run_id(ref: UnitRef) -> str:

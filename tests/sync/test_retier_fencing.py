@@ -147,22 +147,32 @@ class CommitsAsTheRunFinishes(DiesWriting):
     def _until_committed_or_waiting(self, conn: sa.Connection) -> None:
         """Until the unit's thread has ended, or its commit waits for a lock this
         transaction holds."""
-        pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
-        blocked = sa.text(
-            "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
-            " AND query ILIKE '%for share%'"
+        self.waited_for_the_lock = until_blocking(
+            conn, "%for share%", lambda: any(t.is_alive() for t in self.threads)
         )
-        watcher = sa.create_engine(PG_URL)
-        try:
-            deadline = time.monotonic() + 60
-            while any(t.is_alive() for t in self.threads) and time.monotonic() < deadline:
-                with watcher.connect() as watching:
-                    if watching.execute(blocked, {"pid": pid}).scalar():
-                        self.waited_for_the_lock = True
-                        return
-                time.sleep(0.02)
-        finally:
-            watcher.dispose()
+
+
+def until_blocking(
+    conn: sa.Connection, query: str = "%", alive: Callable[[], bool] = lambda: True
+) -> bool:
+    """Wait until another transaction (its statement ILIKE ``query``) waits for a lock
+    ``conn``'s holds: True; False once ``alive()`` is not, or after a minute."""
+    pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+    blocked = sa.text(
+        "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
+        " AND query ILIKE :query"
+    )
+    watcher = sa.create_engine(PG_URL)
+    try:
+        deadline = time.monotonic() + 60
+        while alive() and time.monotonic() < deadline:
+            with watcher.connect() as watching:
+                if watching.execute(blocked, {"pid": pid, "query": query}).scalar():
+                    return True
+            time.sleep(0.02)
+        return False
+    finally:
+        watcher.dispose()
 
 
 def test_a_unit_committing_as_the_run_finishes_waits_and_is_given_up(
@@ -180,6 +190,46 @@ def test_a_unit_committing_as_the_run_finishes_waits_and_is_given_up(
     assert late.waited_for_the_lock  # its commit began while the run was finishing...
     status, _ = unit_row(store, UnitRef(report.run_id, 1))
     assert status == "abandoned"  # ...and then found it stopped: rolled back, for the rerun
+
+
+class DoneAsTheRunFinishes(DiesWriting):
+    """The unit's attempt sends and records every write, then marks the unit done in a
+    transaction held open until the coordinator (which stopped waiting meanwhile: no unit
+    moved on) finishing the run waits for it."""
+
+    name = "finishing-unit"
+
+    def __init__(self, open_store: StoreFactory, book: Book, monkeypatch: pytest.MonkeyPatch):
+        self.open_store, self.book = open_store, book
+        self.threads = []
+        self.waited = False
+        self.result: Any = None
+        set_status = units.set_status
+
+        def held_open(conn: sa.Connection, ref: UnitRef, status: str, **kwargs: Any) -> None:
+            set_status(conn, ref, status, **kwargs)  # type: ignore[arg-type]
+            if status == "done" and threading.current_thread().name == self.name:
+                self.result = kwargs["result"].to_json()
+                self.waited = until_blocking(conn)
+
+        monkeypatch.setattr(units, "set_status", held_open)
+
+
+def test_a_unit_marked_done_as_the_run_finishes_stays_done(
+    open_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The coordinator ends the units it finds committed as it finishes the run; one whose
+    attempt was marking it done meanwhile was found committed, then failed over its done
+    (its result the one at its last recording). Now it is waited for and left done."""
+    book = Book(PAGE)  # one page: one unit
+    store = open_store()
+    done = DoneAsTheRunFinishes(open_store, book, monkeypatch)
+    options = RunOptions(full=True, as_of=AS_OF)
+    report = retier.retier(engine_on(store, book), done, options, stall_seconds=1)
+    done.join()
+    assert report.status == "failed" and "no page unit moved on" in str(report.error)
+    assert done.waited  # the run's end waited for the unit's done...
+    assert unit_row(store, UnitRef(report.run_id, 1)) == ("done", done.result)  # ...kept
 
 
 class FrozenPastTtl:
