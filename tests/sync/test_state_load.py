@@ -31,6 +31,13 @@ MORE_EFFECTS: list[dict[str, Any]] = [
     {"kind": "membership", "key": "m3", "customer_id": "001A", "campaign": "c3", "rule": None,
      "active": True, "in_doubt": False, "run_id": "r2"},
 ]  # fmt: skip
+#: another stream's tasks and memberships of the same customer ids: never this stream's
+OTHER_EFFECTS: list[dict[str, Any]] = [
+    {"kind": "membership", "key": "m9", "customer_id": "001A", "campaign": "c9", "rule": None,
+     "active": True, "in_doubt": None, "run_id": "r2"},
+    {"kind": "task", "key": "t9", "customer_id": "001D", "campaign": None, "rule": "edd",
+     "active": False, "in_doubt": True, "run_id": "r2"},
+]  # fmt: skip
 IDS = ["001D", "001A", "001Z", "001C", "001B", "001A"]  # one unknown, one twice
 
 
@@ -78,13 +85,17 @@ def _selected(conn: sa.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+@pytest.mark.parametrize("chunk", [500, 2], ids=["one-chunk", "chunks-of-2"])
 @pytest.mark.parametrize("encrypted", [True, False], ids=["cipher", "no-cipher"])
 @pytest.mark.parametrize(
     "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def test_states_read_as_sqlalchemys_select_read_them(
-    tmp_path: Path, backend: str, encrypted: bool
+    tmp_path: Path, backend: str, encrypted: bool, chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Chunks of 2 split the 5 ids three ways: every chunk's rows and effects are kept,
+    the last, shorter one with as many markers as ids."""
+    monkeypatch.setattr(state, "_CHUNK", chunk)
     with ExitStack() as stack:
         url = f"sqlite:///{tmp_path / 's.db'}"
         if backend == "postgres":
@@ -97,7 +108,7 @@ def test_states_read_as_sqlalchemys_select_read_them(
             state.save_states(conn, "other", STATE_ROWS[:1])
             state.save_side_effects(conn, STREAM, [{**e, "in_doubt": None} for e in EFFECTS])
             state.save_side_effects(conn, STREAM, MORE_EFFECTS)
-            state.save_side_effects(conn, "other", MORE_EFFECTS[:1])
+            state.save_side_effects(conn, "other", [*MORE_EFFECTS[:1], *OTHER_EFFECTS])
             conn.execute(  # a decision with its fields and an override row, as runs store them
                 customers.update()
                 .where(customers.c.customer_id == "001A")
@@ -111,5 +122,6 @@ def test_states_read_as_sqlalchemys_select_read_them(
     assert loaded["001A"].fields == {"Tier__c": "private", "Score__c": 91.5}
     assert loaded["001A"].memberships == {"c3": "m3"}
     assert loaded["001B"].tasks_in_doubt == {"t2": "kyc"}
+    assert loaded["001D"].tasks_in_doubt == {}  # another stream's doubt is not this one's
     assert loaded["001C"].memberships_in_doubt == {"c2": "m2"}
     assert loaded["001C"].pending is None and loaded["001C"].run_id == "r2"
