@@ -15,10 +15,10 @@ at all if the reason for it has gone), with a due date counted from that day.
 (recorded here as ``made``) whose due date has not passed and that it has not closed. A
 task it closed itself (a sanctions hit withdraws the customer's sales tasks,
 ``sync.planner.closures_of``) leaves its owner's count in the transaction that records
-the CRM's answer to the closure (``Recorder.record_results``); one superseded before it
-ever went out leaves it, and gives back its share of the run's budget, when it is
-superseded (``sync.dispatch``), unless the CRM may hold it all the same (an earlier
-write of it went unanswered: ``sync.maybe_made``), which keeps its place.
+the CRM's answer (``Recorder.record_results``), one superseded before it ever went out
+when it is superseded, giving back its share of the run's budget (``sync.dispatch``);
+not one the CRM may hold all the same (an earlier write of it went unanswered:
+``sync.maybe_made``; found absent, it may land yet: ``effect_rows.stays_in_doubt``).
 
 An owner's cap holds across runs and webhook passes that commit side by side (on threads,
 processes or hosts): the open counts a run loaded when it started are stale once another
