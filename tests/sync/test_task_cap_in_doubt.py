@@ -1,9 +1,10 @@
 """A task the CRM may already hold keeps its place on its owner's cap (``sync.taskbudget``)
 until a closure finds and closes it: superseded before it is sent again
 (``Dispatcher.supersede``), refused at its first attempt, or its closure finding nothing
-under its key while it is in doubt (``AnswerBatch``), whoever judges it. Both ask the run's one rule of what the CRM may hold (``sync.maybe_made``),
-which the write pool and the recorder take as a required argument: neither has a weaker
-rule of its own to fall back on.
+under its key while it is in doubt (``AnswerBatch``), whoever judges it. Both ask the
+run's one rule of what the CRM may hold (``sync.maybe_made``), which the write pool and
+the recorder take as a required argument: neither has a weaker rule of its own to fall
+back on.
 
 The dispatcher, recorder and budget of a real run (``RunParts``) on a real SQLite store."""
 
