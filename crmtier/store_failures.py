@@ -12,6 +12,10 @@ documents ("Commands"), as ``crmtier sync`` always used it:
   that is none or names no database, a driver not installed or unknown, a connection
   option the driver refuses), a configuration problem as in every command.
 
+Not a statement the store's schema refuses (SQLite's ``SQLITE_ERROR``, which Python's
+sqlite3 raises as ``OperationalError`` too; PostgreSQL's ``ProgrammingError``): a bug,
+left to its traceback.
+
 ``opening`` wraps the open, where the URL is known (``CrmtierConfig.open_state_store``,
 ``crmtier doctor``'s state store line); ``failure`` turns what escapes a command into its
 line and status. ``crmtier.cli`` applies it to every command, so none handles it itself.
@@ -128,6 +132,8 @@ def opening(url: str) -> Iterator[None]:
         exc.args = (f"{exc} (state store {store})",)
         raise
     except OperationalError as exc:
+        if _sql_refused(exc):
+            raise
         raise StoreUnreachableError(
             f"cannot reach {store}: {_scrubbed(error_text(exc), url)}",
             "that the database is up and reachable from this host, and [state] url",
@@ -155,9 +161,20 @@ def failure(exc: BaseException) -> StoreFailure | None:
         return StoreFailure(str(exc), EXIT_UNREACHABLE)
     if isinstance(exc, StoreError):
         return StoreFailure(str(exc), EXIT_UNUSABLE)
-    if isinstance(exc, OperationalError):
+    if isinstance(exc, OperationalError) and not _sql_refused(exc):
         return StoreFailure(error_text(exc), EXIT_UNREACHABLE)
     return None
+
+
+def _sql_refused(exc: OperationalError) -> bool:
+    """SQLite refused the statement itself (``SQLITE_ERROR``: no such table or column, a
+    syntax error): crmtier's SQL and the store's schema disagree, a bug to see in full
+    (its traceback: the engine hides SQL parameters), as PostgreSQL's
+    ``ProgrammingError`` is. Python's sqlite3 raises it as ``OperationalError``, like a
+    store that is away (busy, unreadable, full), which is what a line and exit 1 are for.
+    SQLite's "Result and Error Codes" (https://www.sqlite.org/rescode.html), and Python's
+    sqlite3 "Exceptions" (``sqlite_errorname``, Python 3.11)."""
+    return getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_ERROR"
 
 
 def _scrubbed(text: str, url: str) -> str:

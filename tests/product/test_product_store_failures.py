@@ -248,3 +248,33 @@ def test_a_miswritten_store_url_is_one_line_and_exit_2(
     assert lines[0].startswith(f"crmtier {args[0]}: [state] url: "), lines[0]
     assert said in lines[0], lines[0]
     assert "secret" not in result.output + result.stderr
+
+
+@pytest.mark.parametrize("command", ["audit-verify", "sync-dead-letters"])
+def test_sql_the_store_s_schema_refuses_is_a_bug_s_traceback_not_a_store_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """A SQLite store whose tables do not match crmtier's SQL (here a table gone: a hand
+    edit, or a migration's bug) makes SQLite refuse the statement (``SQLITE_ERROR``,
+    which Python's sqlite3 raises as ``OperationalError``, as it does a busy or
+    unreadable file). That is no store away, to wait out: the command ends in its
+    traceback, as PostgreSQL's ``ProgrammingError`` does. It ended in "state store
+    failed: OperationalError: no such table", exit 1, and ``sync --every`` retried it."""
+    url = f"sqlite:///{tmp_path / 'renamed.db'}"
+    StateStore.open(url).close()
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for table in ("audit", "dead_letters"):
+                conn.execute(sa.text(f"ALTER TABLE {table} RENAME TO {table}_gone"))
+    finally:
+        engine.dispose()
+    monkeypatch.setenv("SF_ID", "id")
+    monkeypatch.setenv("SF_CREDENTIAL", "credential")
+    config = tmp_path / "crmtier.toml"
+    config.write_text(f'{CRM}\n[state]\nurl = "{url}"\n', encoding="utf-8")
+    args = [a.format(tmp=tmp_path) for a in COMMANDS[command]]
+    result = _run([*args, "--config", str(config)])
+    assert isinstance(result.exception, sa.exc.OperationalError), result.stderr
+    assert "no such table" in str(result.exception)
+    assert "state store failed" not in result.stderr
