@@ -1,6 +1,6 @@
 """How every command meets a state store it cannot reach or use: one line, one exit status.
 
-The line goes to stderr as ``crmtier COMMAND: ...``, names the store (``masked_url``: the
+The line goes to stderr as ``crmtier COMMAND: ...``, names the store (``_masked``: the
 URL without its password) and says what to check; the exit status is the one README.md
 documents ("Commands"), as ``crmtier sync`` always used it:
 
@@ -67,13 +67,6 @@ class StoreFailure:
         return f"state store failed: {self.reason}"
 
 
-def masked_url(url: str) -> str:
-    """The store's URL as it may be shown: the password masked, query parameters that can
-    hold one left out; a URL SQLAlchemy cannot parse is not shown at all."""
-    parsed = _parsed(url)
-    return NOT_A_URL if parsed is None else _masked(parsed)
-
-
 #: what is said of a ``[state] url`` that is not a database URL (never the URL itself: a
 #: malformed one may hold its password anywhere)
 NOT_A_URL = "[state] url: not a database URL"
@@ -89,6 +82,8 @@ def _parsed(url: str) -> URL | None:
 
 
 def _masked(parsed: URL) -> str:
+    """The store's URL as it may be shown: the password masked, query parameters that can
+    hold one left out (a URL SQLAlchemy cannot parse is not shown at all: ``NOT_A_URL``)."""
     hidden = [name for name in parsed.query if _SECRET_PARAMETER.search(name)]
     return parsed.difference_update_query(hidden).render_as_string(hide_password=True)
 
@@ -135,7 +130,7 @@ def opening(url: str) -> Iterator[None]:
         if _sql_refused(exc):
             raise
         raise StoreUnreachableError(
-            f"cannot reach {store}: {_scrubbed(error_text(exc), url)}",
+            f"cannot reach {store}: {_scrubbed(error_text(exc), parsed)}",
             "that the database is up and reachable from this host, and [state] url",
         ) from None
     except DBAPIError as exc:
@@ -143,7 +138,7 @@ def opening(url: str) -> Iterator[None]:
             raise
         # the driver refused the URL before any statement (an option it does not know)
         raise StoreError(
-            f"[state] url: refused by its driver: {_scrubbed(error_text(exc), url)} "
+            f"[state] url: refused by its driver: {_scrubbed(error_text(exc), parsed)} "
             f"(state store {store})"
         ) from None
     except OSError as exc:  # the SQLite file or its directory cannot be made there
@@ -177,6 +172,6 @@ def _sql_refused(exc: OperationalError) -> bool:
     return getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_ERROR"
 
 
-def _scrubbed(text: str, url: str) -> str:
-    password = make_url(url).password
+def _scrubbed(text: str, parsed: URL) -> str:
+    password = parsed.password
     return text.replace(str(password), "***") if password else text
