@@ -386,6 +386,6 @@ class SharedLogin(Protocol):
 
     def login_secret(self) -> bytes:
         """The credential the cap is counted on (Zoho: the refresh token). Only ever
-        turned into a keyed fingerprint (``crmtier.workers.login_fingerprint``), never
+        turned into a keyed fingerprint (``sync.tasks.logins.login_fingerprint``), never
         stored, logged or compared in the clear."""
         ...

@@ -12,7 +12,10 @@ the active policy:
 * a mapped ``explanation`` must fit the CRM's text field (``explanation_max_chars``), or
   every write of it would fail;
 * with campaign memberships on, every campaign of the policy is mapped to a CRM campaign
-  or switched off (``survey_mass = false``), and no other key is given;
+  or switched off (``survey_mass = false``), and no other key is given but one that adds
+  no one (``key = { id = "...", add = false }``): a campaign the policy no longer has,
+  whose members crmtier made are removed by its id (``sync.write_readiness`` refuses the
+  start while the store holds such members in a campaign without its id);
 * with tasks on, the queue of every enabled task rule is mapped to a CRM owner or queue
   or switched off (then those rules' queue tasks are not written), and no other key is
   given.
@@ -78,7 +81,12 @@ def writeback_problems(
         )
     if writeback.campaign_memberships:
         problems += _table_problems(
-            writeback, "campaigns", policy.strategy.campaigns, "campaign", "policy's campaign"
+            writeback,
+            "campaigns",
+            policy.strategy.campaigns,
+            "campaign",
+            "policy's campaign",
+            writeback.remove_only,
         )
     if writeback.tasks:
         problems += _table_problems(
@@ -99,9 +107,7 @@ def _table_problems(
     known = set(wanted) | set(optional)
     wanted = set(wanted)
     mapped: Mapping[str, str] = getattr(writeback, table)
-    given = set(mapped) | {
-        e.partition(".")[2] for e in writeback.switched_off if e.partition(".")[0] == table
-    }
+    given = set(mapped) | set(writeback.switched_off_keys(table))
     unknown = [
         f"[writeback.{table}] {key}: unknown {noun}{did_you_mean(key, known)}"
         for key in sorted(given - known)

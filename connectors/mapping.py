@@ -116,7 +116,13 @@ class WritebackConfig(BaseModel):
     is switched off with ``false`` (``[writeback.campaigns] survey_mass = false``): the
     switched-off keys are kept apart in ``switched_off`` (``"campaigns.survey_mass"``), so
     the tables hold only real targets and "not written" is always something the admin said
-    (``connectors/coverage.py`` checks this against the policy when the config loads)."""
+    (``connectors/coverage.py`` checks this against the policy when the config loads).
+
+    A campaign given as ``key = { id = "...", add = false }`` keeps its CRM id but takes
+    no new member (``remove_only``): crmtier still removes the members it made there (a
+    sanctions hit, an opt-out, a customer who no longer qualifies), which a campaign
+    switched off cannot have done (no id), so the start-up gate refuses ``false`` while the
+    store holds members crmtier made in it (``sync.write_readiness``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -125,6 +131,7 @@ class WritebackConfig(BaseModel):
     campaigns: dict[str, str] = Field(default_factory=dict)  # campaign key -> CRM campaign id
     queues: dict[str, str] = Field(default_factory=dict)  # task queue -> CRM owner/queue id
     switched_off: frozenset[str] = frozenset()  # "<table>.<key>" set to false
+    remove_only: frozenset[str] = frozenset()  # campaign keys given with add = false
     reasons_max: int = 4  # top reasons by weight written to the CRM
     #: the ``explanation`` output (sync/explanation.py): its language and length, which
     #: ``connectors/coverage.py`` holds to the CRM's text field
@@ -140,6 +147,9 @@ class WritebackConfig(BaseModel):
             return data
         out = dict(data)
         off = set(out.get("switched_off", ()))
+        if isinstance(out.get("campaigns"), Mapping):
+            out["campaigns"], remove_only = _campaign_ids(out["campaigns"])
+            out["remove_only"] = frozenset(out.get("remove_only", ())) | remove_only
         for table in TARGET_TABLES:
             entries = out.get(table)
             if not isinstance(entries, Mapping):
@@ -167,6 +177,41 @@ class WritebackConfig(BaseModel):
     def is_off(self, table: str, key: str) -> bool:
         """Whether the admin switched ``key`` of ``[writeback.<table>]`` off."""
         return f"{table}.{key}" in self.switched_off
+
+    def adds_to(self, campaign: str) -> bool:
+        """Whether crmtier adds members to ``campaign``: memberships on, and the campaign
+        mapped to its CRM id without ``add = false``."""
+        return (
+            self.campaign_memberships
+            and campaign in self.campaigns
+            and campaign not in self.remove_only
+        )
+
+    def switched_off_keys(self, table: str) -> list[str]:
+        """The keys of ``[writeback.<table>]`` switched off, sorted."""
+        return sorted(e.partition(".")[2] for e in self.switched_off if e.startswith(f"{table}."))
+
+
+def _campaign_ids(entries: Mapping[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
+    """``[writeback.campaigns]`` with each ``{ id = "...", add = false }`` entry replaced
+    by its id, and the keys given ``add = false``; any other table is refused in one line
+    (an unknown key in it would otherwise be a switch silently ignored)."""
+    ids: dict[str, Any] = {}
+    remove_only = set()
+    for key, target in entries.items():
+        if not isinstance(target, Mapping):
+            ids[key] = target
+            continue
+        if set(target) - {"id", "add"} or not isinstance(target.get("add", True), bool):
+            raise ValueError(
+                f'[writeback.campaigns] {key}: write {key} = {{ id = "<CRM id>", add = false }}'
+                " (keys id and add only, add true or false)"
+            )
+        given = target.get("id")  # anything but text is refused as ``true`` is
+        ids[key] = given if isinstance(given, str) else True
+        if target.get("add") is False:
+            remove_only.add(key)
+    return ids, frozenset(remove_only)
 
 
 class DefaultMapping(BaseModel):

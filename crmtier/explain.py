@@ -121,7 +121,7 @@ def explain(
         "rules": rules,
         "hysteresis": _hysteresis(stored, assessment, ctx.policy, as_of),
         "tasks": _tasks(assessment, plan, known, ctx),
-        "campaigns": _campaigns(assessment, plan, stored.profile.kind, ctx),
+        "campaigns": _campaigns(assessment, plan, known, stored.profile.kind, ctx),
         "restricted_shown": d.show,
     }
     if ctx.policy.households.enabled:  # its own memberships: no other member is named
@@ -220,20 +220,27 @@ def _tasks(assessment: Any, plan: Any, known: Known, ctx: ExplainContext) -> lis
 
 
 def _campaigns(
-    assessment: Any, plan: Any, kind: str | None, ctx: ExplainContext
+    assessment: Any, plan: Any, known: Known, kind: str | None, ctx: ExplainContext
 ) -> list[dict[str, Any]]:
-    lang = ctx.lang
+    """Each campaign of the policy and what the next sync does about the customer in it.
+    A customer who qualifies but whom crmtier will not add (``WritebackConfig.adds_to``:
+    the campaign given ``add = false``, or memberships off) is said to stay out, and why,
+    unless crmtier made (or may have made) the membership already: it stays a member."""
+    lang, writeback = ctx.lang, ctx.writeback
     changes = {m.campaign: m.member for m in plan.memberships}
+    held = {*known.memberships, *known.in_doubt}
     out = []
     for action in assessment["actions"]:
         if action["kind"] != "campaign":
             continue
         key = action["campaign"]
         c = ctx.policy.strategy.campaigns[key]
-        if key not in ctx.writeback.campaigns:
+        if key not in writeback.campaigns:
             why = label("not_mapped", lang)
         elif key in changes:
             why = label("joins" if changes[key] else "leaves", lang)
+        elif action["member"] and key not in held and not writeback.adds_to(key):
+            why = label("no_adds" if writeback.campaign_memberships else "memberships_off", lang)
         elif action["member"]:
             why = label("member", lang)
         else:

@@ -130,6 +130,15 @@ LABELS: dict[str, tuple[str, str]] = {
         "未创建：策略中已关闭此规则",
     ),
     "member": ("member", "成员"),
+    "no_adds": (
+        "qualifies, but will not be added: the campaign takes no members "
+        "([writeback.campaigns] add = false)",
+        "符合条件，但不会加入：该营销活动不接收成员（[writeback.campaigns] add = false）",
+    ),
+    "memberships_off": (
+        "qualifies, but will not be added: write-back switches campaign memberships off",
+        "符合条件，但不会加入：回写配置关闭营销活动成员",
+    ),
     # worded without the reason: why sales work is withdrawn is restricted (AML)
     "closes": (
         "the open task crmtier made is withdrawn by the next sync",

@@ -250,7 +250,8 @@ def plan_wants(
 def _memberships(wants: Wants, known: Known, writeback: WritebackConfig) -> tuple[Membership, ...]:
     """The membership changes that make the CRM show ``wants``: each campaign it is a
     member of that crmtier has not made (or may have made: ``in_doubt``), added; each one
-    crmtier made or may have made that it is no longer a member of, removed."""
+    crmtier made or may have made that it is no longer a member of, removed. A campaign
+    given ``add = false`` (``WritebackConfig.remove_only``) has its removals, never an add."""
     mapped = writeback.campaigns  # looked up before ``_targeted``
     if not all(map(mapped.__contains__, wants.campaigns)):  # most configs map them all
         for campaign in wants.campaigns:  # each named must be mapped or switched off
@@ -264,7 +265,8 @@ def _memberships(wants: Wants, known: Known, writeback: WritebackConfig) -> tupl
     memberships = [
         Membership(campaign, True, key)
         for campaign, key in sorted(members.items())
-        if campaign not in known.memberships or campaign in known.in_doubt
+        if (campaign not in known.memberships or campaign in known.in_doubt)
+        and writeback.adds_to(campaign)  # not ``add = false``: removals only
     ]
     # a customer with no membership crmtier made or may have made (most) leaves none
     if known.memberships or known.in_doubt:
@@ -290,8 +292,8 @@ def withdrawn_memberships(
     made or may have made, removed all the same (docs/policy.md: a sanctions hit removes
     every campaign membership crmtier made), in each campaign the config still maps; none
     for anyone else, and nothing added. A campaign switched off (``= false``) has no CRM
-    id to remove a member from: its memberships stay (docs/policy.md says so), and one the
-    config never named refuses the start (``sync.write_readiness``)."""
+    id to remove a member from, nor one the config never named: either refuses the start
+    while the store holds members crmtier made in it (``sync.write_readiness``)."""
     if not (known.memberships or known.in_doubt) or not restricted(wants):
         return ()
     mapped = writeback.campaigns

@@ -47,9 +47,10 @@ def recover(parts: RunParts, only: set[str] | None, replan: Replan | None = None
 
     So is a customer whose pending writes make a task or a membership while this run's
     write-back has that kind off (``_switched_off``): ``tasks = false``,
-    ``campaign_memberships = false`` or ``--only fields``, since the stopped run queued
-    them. Sent as they are, they would make what the admin switched off (docs/policy.md),
-    past a start gate that asked nothing of those kinds. They are superseded before it is
+    ``campaign_memberships = false`` or ``--only fields``, or a membership in a campaign
+    switched off or given ``add = false``, since the stopped run queued them. Sent as they
+    are, they would make what the admin switched off (docs/policy.md), past a start gate
+    that asked nothing of those kinds. They are superseded before it is
     planned again (``_supersede_switched_off``; a task that may have landed is in doubt on
     record first: ``_adopt``), and its closures and removals stand as its new plan has
     them: a sanctions hit still withdraws.
@@ -173,14 +174,19 @@ def _switched_off(parts: RunParts, items: list[OutboxItem]) -> set[str]:
 
 def _makes_off(parts: RunParts, items: list[OutboxItem]) -> list[OutboxItem]:
     """The task creates and membership adds among these writes whose kind the run's
-    write-back (a fields-only run's: ``PagePlanner.writeback``) has off; closures and
-    removals are not among them."""
+    write-back (a fields-only run's: ``PagePlanner.writeback``) has off, and the adds to
+    a campaign it adds no one to (switched off, or ``add = false``); closures and removals
+    are not among them."""
     writeback = parts.planner.writeback
     return [
         i
         for i in items
         if (i.kind == "task" and not writeback.tasks)
-        or (i.kind == "membership" and i.payload["member"] and not writeback.campaign_memberships)
+        or (
+            i.kind == "membership"
+            and i.payload["member"]
+            and not writeback.adds_to(str(i.payload["campaign"]))
+        )
     ]
 
 

@@ -255,16 +255,16 @@ class Withdrawable:
     """What the store says crmtier made, or may have made, that a sanctions hit withdraws
     whatever the write switches (``planner.closures_of``, ``withdrawn_memberships``): the
     open or in-doubt sales tasks, and the memberships (made or in doubt) by campaign. The
-    start-up gate asks for it only of a kind that is off (``sync.write_readiness``)."""
+    start-up gate asks for the sales tasks only while tasks are off, for the memberships
+    at every start (a campaign without a CRM id: ``sync.write_readiness``)."""
 
     sales_tasks: int = 0
     memberships: Mapping[str, int] = field(default_factory=dict)  # campaign -> count
 
 
-def withdrawable(
-    conn: sa.Connection, stream: str, *, tasks: bool, memberships: bool
-) -> Withdrawable:
-    """``Withdrawable`` of ``stream``, counted only for the kinds asked (one query each)."""
+def withdrawable(conn: sa.Connection, stream: str, *, tasks: bool) -> Withdrawable:
+    """``Withdrawable`` of ``stream``: its memberships always, its sales tasks when
+    ``tasks`` is asked (one query each)."""
     effect = side_effects.c
     of_stream = effect.stream == stream
     sales = 0
@@ -277,16 +277,14 @@ def withdrawable(
                 sa.or_(effect.active.is_(True), effect.in_doubt.is_(True)),
             )
         ).scalar_one()
-    members: dict[str, int] = {}
-    if memberships:
-        rows = conn.execute(
-            sa.select(effect.campaign, sa.func.count())
-            .where(
-                of_stream,
-                effect.kind == "membership",
-                sa.or_(effect.active.is_(True), effect.in_doubt.is_(True)),
-            )
-            .group_by(effect.campaign)
-        ).tuples()
-        members = {str(campaign): int(n) for campaign, n in rows}
+    rows = conn.execute(
+        sa.select(effect.campaign, sa.func.count())
+        .where(
+            of_stream,
+            effect.kind == "membership",
+            sa.or_(effect.active.is_(True), effect.in_doubt.is_(True)),
+        )
+        .group_by(effect.campaign)
+    ).tuples()
+    members = {str(campaign): int(n) for campaign, n in rows}
     return Withdrawable(int(sales), members)

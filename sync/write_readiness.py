@@ -16,10 +16,15 @@ were on (or may have made: ``side_effects.in_doubt``) are still closed on a sanc
 (``planner.closures_of``), and closing needs the rights making did; so do memberships
 crmtier made, removed with ``campaign_memberships = false`` (``planner.
 withdrawn_memberships``), each in a campaign the config must still map. Only while the
-store holds none of a kind are its prerequisites skipped (no call). The checks are the
-connector's
-(``connectors.contract.WritePrerequisites``, at most one cheap call each), the same lines
-``crmtier doctor`` prints; a connector without the capability has none to check.
+store holds none of a kind are its prerequisites skipped (no call). A campaign switched
+off on its own (``[writeback.campaigns] key = false``) has no CRM id either, nor one the
+config no longer names (the policy dropped it), whether memberships are on or off: while
+the store holds members crmtier made in it, a sanctions hit could not remove them (and,
+memberships on, the planner would stop the run at the first such customer, after field
+writes), so the start is refused (``add = false`` keeps the id and adds no one). The
+checks are the connector's (``connectors.contract.WritePrerequisites``, at most one cheap
+call each), the same lines ``crmtier doctor`` prints; a connector without the capability
+has none to check.
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ from connectors.errors import ConfigError
 from connectors.mapping import WritebackConfig
 from sync.state import Withdrawable
 
-#: The store's ``Withdrawable`` for the kinds switched off: (tasks, memberships) asked.
-HeldReader = Callable[[bool, bool], Withdrawable]
+#: The store's ``Withdrawable``: its memberships, and its sales tasks if asked (tasks off).
+HeldReader = Callable[[bool], Withdrawable]
 
 #: Each gated write kind: how the one-line refusal names it, and the switch that turns it
 #: off. A task closure is not one of its own: it comes with tasks (it withdraws a task
@@ -115,13 +120,14 @@ def withdrawal_checks(
     """What a kind that is off (not in ``kinds``) must still do, while the store holds any
     of it, one line a kind: close the open sales tasks crmtier made (the task
     prerequisites: a closure looks the task up as a write does), remove the memberships
-    crmtier made (the membership prerequisites, and a CRM id for each campaign holding
-    some). No line for a kind that is on, or that the store holds none of. A failed line's
-    detail and fix make the gate's refusal (``require_withdrawals``)."""
+    crmtier made (the membership prerequisites). No line for a kind that is on, or that
+    the store holds none of. Then, kinds on or off, a failed line for each campaign without
+    a CRM id that holds members crmtier made (``_campaigns_without_id``). The store's
+    memberships are read at every start for that (one query): with memberships on, the
+    planner would otherwise meet such a campaign mid-run, after field writes. A failed
+    line's detail and fix make the gate's refusal (``require_withdrawals``)."""
     tasks_off, members_off = "task" not in kinds, "membership" not in kinds
-    if not (tasks_off or members_off):
-        return []
-    store = held(tasks_off, members_off)
+    store = held(tasks_off)
     off = "this run writes fields only" if only_fields else "{} are off"
     lines = []
     if store.sales_tasks:
@@ -130,26 +136,52 @@ def withdrawal_checks(
             "open: closing them on a sanctions hit needs"
         )
         lines.append(_line(connector, CLOSE_TASKS, "task_close", what))
-    if store.memberships:
+    if store.memberships and members_off:
         count = sum(store.memberships.values())
         what = (
             f"{off.format('campaign memberships')} but {count} campaign memberships crmtier "
             "made are still held: removing them on a sanctions hit needs"
         )
-        unmapped = [
-            campaign
-            for campaign in sorted(store.memberships)
-            if campaign not in writeback.campaigns and not writeback.is_off("campaigns", campaign)
-        ]
-        if unmapped:
-            detail = f"{what} the CRM id of campaign {unmapped[0]}"
-            lines.append(SchemaCheck(REMOVE_MEMBERSHIPS, False, detail, _MAP_IT))
+        lines.append(_line(connector, REMOVE_MEMBERSHIPS, "membership", what))
+    return lines + _campaigns_without_id(writeback, store)
+
+
+#: The names of the lines for a campaign without a CRM id that holds members crmtier made:
+#: switched off on its own (``key = false``), or named nowhere in ``[writeback.campaigns]``
+#: (a campaign the policy no longer has, or a key removed from the config).
+SWITCHED_OFF_HELD, UNNAMED_HELD = "campaign switched off", "campaign not named"
+
+
+def _campaigns_without_id(writeback: WritebackConfig, store: Withdrawable) -> list[SchemaCheck]:
+    """A failed line for each campaign in which the store holds members crmtier made or
+    may have made (in doubt) but which has no CRM id in ``[writeback.campaigns]``
+    (switched off, or not named), whatever the switches: a sanctions hit could not remove
+    them, and leaving a sanctioned customer in a marketing campaign in silence is what the
+    gate exists to refuse (docs/policy.md, *Switching tasks or memberships off*; FATF
+    Recommendation 6: without delay); with memberships on the planner meets one as it
+    plans the customer, after the run wrote fields. The fix keeps (or gives back) the id
+    and adds no one, which ``connectors.coverage`` accepts for a campaign the policy no
+    longer has. crmtier has no command to forget a membership: one removed by hand in the
+    CRM is still held, so that is no fix."""
+    lines = []
+    for campaign, count in sorted(store.memberships.items()):
+        if not count or campaign in writeback.campaigns:
+            continue
+        members = "member" if count == 1 else "members"
+        if writeback.is_off("campaigns", campaign):
+            name, said = SWITCHED_OFF_HELD, f"{campaign} = false"
         else:
-            lines.append(_line(connector, REMOVE_MEMBERSHIPS, "membership", what))
+            name, said = UNNAMED_HELD, f"names no campaign {campaign}"
+        detail = (
+            f"[writeback.campaigns] {said} but crmtier holds {count} {members} there "
+            "(made, or in doubt): a sanctions hit could not remove them"
+        )
+        fix = (
+            "keep its CRM id so crmtier can, adding no one: "
+            f'{campaign} = {{ id = "<CRM id>", add = false }}'
+        )
+        lines.append(SchemaCheck(name, False, detail, fix))
     return lines
-
-
-_MAP_IT = "map it in [writeback.campaigns]"
 
 
 def _line(connector: Connector, name: str, kind: WriteKind, what: str) -> SchemaCheck:

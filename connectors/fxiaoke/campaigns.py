@@ -12,6 +12,7 @@ from typing import Any
 from connectors.contract import MembershipChange
 from connectors.fxiaoke.client import FxiaokeClient, data_path
 from connectors.fxiaoke.query import ID, by_ids, rows_of
+from connectors.mapping import WritebackConfig
 
 MARKETING_EVENT = "MarketingEventObj"  # 市场活动: what a campaign key names
 LIFE_STATUS, INVALID = "life_status", "invalid"  # 作废: in the recycle bin
@@ -29,14 +30,25 @@ def campaign_states(client: FxiaokeClient, event_ids: Collection[str]) -> dict[s
     }
 
 
+def removal_only_campaigns(writeback: WritebackConfig) -> dict[str, str]:
+    """The mapped campaigns crmtier only removes members from, by key: all of them with
+    memberships off, else those given ``add = false``."""
+    return {
+        key: event_id
+        for key, event_id in writeback.campaigns.items()
+        if not writeback.campaign_memberships or key in writeback.remove_only
+    }
+
+
 def skipped_removals(
     client: FxiaokeClient, mapped: Mapping[str, str], items: Sequence[MembershipChange]
 ) -> dict[str, str]:
     """The campaigns of ``items``' removals that FXiaoke holds invalidated, by key, with
     the reason their removals are skipped: FXiaoke documents no removal of a member from
     an invalidated 市场活动, so none is tried. One warning a campaign; one query per batch
-    with removals (a sanctions hit's), none without; asked only while memberships are off
-    (with them on, the start gate refuses an invalidated campaign)."""
+    with removals (a sanctions hit's), none without; asked only of the campaigns that take
+    no member (``removal_only_campaigns``: the start gate refuses an invalidated one that
+    does)."""
     removed = {
         i.campaign: mapped[i.campaign] for i in items if not i.member and i.campaign in mapped
     }

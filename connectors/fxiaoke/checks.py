@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.contract import HOUSEHOLDS_CHECK, SchemaCheck, WriteKind
 from connectors.errors import ConfigError, ConnectorError
-from connectors.fxiaoke.campaigns import INVALID, MARKETING_EVENT, campaign_states
+from connectors.fxiaoke.campaigns import (
+    INVALID,
+    MARKETING_EVENT,
+    campaign_states,
+    removal_only_campaigns,
+)
 from connectors.fxiaoke.client import DESCRIBE_PATH
 from connectors.fxiaoke.households import (
     CONTACT,
@@ -94,9 +99,10 @@ def write_checks(connector: FxiaokeConnector, kinds: Collection[WriteKind]) -> l
 def _campaign_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
     """Every configured campaign key names a live MarketingEventObj record (one query by
     ``_id`` per 100 ids, so no answer outgrows its one page; an invalidated one,
-    ``life_status`` invalid, is no campaign to join: its fix is to restore it or switch the
-    key off, which ``sync.write_readiness`` accepts whatever the store holds in it, and
-    ``sync.planner`` then neither adds to it nor removes from it), a line per key as
+    ``life_status`` invalid, is no campaign to join: its fix is to restore it, or to stop
+    adding to it (``add = false``; ``false`` once the store holds no member crmtier made
+    in it, which ``sync.write_readiness`` checks), after which only removals remain and an
+    invalidated campaign is a warning, as with memberships off), a line per key as
     Salesforce's and Zoho's doctors print them; one failed ``campaigns`` line when FXiaoke
     refuses the read (a configuration error: the app's user cannot read 市场活动). None,
     and no call, without campaigns."""
@@ -115,6 +121,8 @@ def _campaign_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
             )
         ]
 
+    removals_only = removal_only_campaigns(connector.writeback)
+
     def line(key: str, event_id: str) -> SchemaCheck:
         detail = f"{MARKETING_EVENT} {event_id}"
         if event_id not in found:
@@ -124,11 +132,14 @@ def _campaign_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
                 f"{detail}: no such 市场活动",
                 f"fix writeback.campaigns.{key}",
             )
-        if found[event_id] == INVALID and not connector.writeback.campaign_memberships:
+        if found[event_id] == INVALID and key in removals_only:
+            why = "it takes no new member (add = false)"
+            if not connector.writeback.campaign_memberships:
+                why = "memberships are off"
             return SchemaCheck(
                 f"campaign {key}",
                 True,
-                f"{detail} is invalidated (作废): memberships are off, and crmtier skips its "
+                f"{detail} is invalidated (作废): {why}, and crmtier skips its "
                 "removals from it, a failed write each",
                 severity="warning",
             )
@@ -137,8 +148,10 @@ def _campaign_checks(connector: FxiaokeConnector) -> list[SchemaCheck]:
                 f"campaign {key}",
                 False,
                 f"{detail} is invalidated (作废)",
-                f"restore it from the recycle bin, or switch it off: writeback.campaigns.{key} "
-                "= false (crmtier then neither adds to it nor removes from it)",
+                "restore it from the recycle bin, or stop adding to it: writeback.campaigns."
+                f'{key} = {{ id = "{event_id}", add = false }} (its removals are then skipped '
+                f"while it stays invalidated), or writeback.campaigns.{key} = false once "
+                "crmtier holds no member there",
             )
         return SchemaCheck(f"campaign {key}", True, detail)
 

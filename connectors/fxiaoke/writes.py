@@ -38,7 +38,7 @@ from connectors.contract import (
     WriteResult,
 )
 from connectors.errors import UNANSWERED, RecordError, TransientError
-from connectors.fxiaoke.campaigns import skipped_removals
+from connectors.fxiaoke.campaigns import removal_only_campaigns, skipped_removals
 from connectors.fxiaoke.client import FxiaokeClient, data_path
 from connectors.fxiaoke.config import FxiaokeConfig
 from connectors.fxiaoke.locks import explain_refusals
@@ -194,10 +194,11 @@ class PlanWriter:
         f = self._cfg.campaign_member_fields
         obj = self._cfg.campaign_member_object
         existing = self._existing(obj, f.external_key, [i.dedupe_key for i in items])
-        # With memberships on, the start gate refuses an invalidated campaign: only a run
-        # withdrawing with them off can meet one, and only it pays the campaigns' query.
-        off = not self._writeback.campaign_memberships
-        binned = skipped_removals(self._client, self._writeback.campaigns, items) if off else {}
+        # The start gate refuses an invalidated campaign that takes members: only removals
+        # from one that takes none (memberships off, or add = false) can meet one, and only
+        # a batch with such removals pays the campaigns' query.
+        removals_only = removal_only_campaigns(self._writeback)
+        binned = skipped_removals(self._client, removals_only, items) if removals_only else {}
 
         def change(item: MembershipChange) -> WriteResult:
             key = item.dedupe_key

@@ -3,7 +3,9 @@
 memberships crmtier made while they were on (docs/policy.md, *Switching tasks or
 memberships off*), and ``crmtier sync``, ``serve`` and ``worker`` refuse to start while
 the state store holds any and what withdrawing them needs is missing
-(``sync.write_readiness.require_withdrawals``). The doctor prints the same lines, one a
+(``sync.write_readiness.require_withdrawals``), or while a campaign without its CRM id
+(switched off on its own, ``key = false``, or no longer named) holds members crmtier made,
+whatever the switches. The doctor prints the same lines, one a
 kind (``write_readiness.withdrawal_checks``), so an admin sees the refusal coming; a kind
 that is on has its own lines (the connector's), and a store that holds none of a kind
 prints nothing for it."""
@@ -28,11 +30,9 @@ NAME = "withdrawals"
 
 def check_withdrawals(connector: Connector, config: CrmtierConfig) -> list[SchemaCheck]:
     """``write_readiness.withdrawal_checks`` of the config's switches over its state store;
-    nothing when both kinds are on, or the store does not exist yet (it holds nothing)."""
+    nothing when the store does not exist yet (it holds nothing)."""
     writeback = config.writeback_config()
     kinds = write_readiness.enabled_kinds(writeback)
-    if "task" in kinds and "membership" in kinds:
-        return []  # nothing is off: read no store
     url = config.state_url().get_secret_value()
     parsed = make_url(url)
     db = parsed.database
@@ -45,16 +45,14 @@ def check_withdrawals(connector: Connector, config: CrmtierConfig) -> list[Schem
             with engine.connect() as conn:
                 if not sa.inspect(conn).has_table(side_effects.name):
                     return []
-                held = withdrawable(conn, config.stream, tasks=True, memberships=True)
+                held = withdrawable(conn, config.stream, tasks=True)
         finally:
             engine.dispose()
     except Exception as exc:  # the state store line says why; never print the URL
         detail = f"could not count what crmtier made: {type(exc).__name__}"
         return [error(NAME, detail, "fix the state store")]
 
-    def read(tasks: bool, memberships: bool) -> Withdrawable:
-        return Withdrawable(
-            held.sales_tasks if tasks else 0, held.memberships if memberships else {}
-        )
+    def read(tasks: bool) -> Withdrawable:
+        return Withdrawable(held.sales_tasks if tasks else 0, held.memberships)
 
     return write_readiness.withdrawal_checks(connector, writeback, kinds, read)

@@ -126,9 +126,9 @@ def make_engine(
 def _held(store: StateStore, stream: str) -> write_readiness.HeldReader:
     """What the store holds that a sanctions hit withdraws, read when the gate asks."""
 
-    def read(tasks: bool, memberships: bool) -> Withdrawable:
+    def read(tasks: bool) -> Withdrawable:
         with store.begin() as conn:
-            return withdrawable(conn, stream, tasks=tasks, memberships=memberships)
+            return withdrawable(conn, stream, tasks=tasks)
 
     return read
 

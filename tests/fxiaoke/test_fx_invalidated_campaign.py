@@ -15,6 +15,7 @@ import pytest
 
 from connectors.contract import MembershipChange, WritePlan
 from connectors.fxiaoke.connector import FxiaokeConnector
+from connectors.mapping import WritebackConfig
 from connectors.sandbox.fxiaoke import FxiaokeSandbox
 from connectors.sandbox.fxiaoke_schema import MARKETING_EVENT
 from connectors.sandbox.generator import customer_id
@@ -71,3 +72,36 @@ def test_removals_from_an_invalidated_campaign_are_skipped_with_one_warning(
     warnings = [r.getMessage() for r in caplog.records if "invalidated" in r.getMessage()]
     assert len(warnings) == 1 and BINNED in warnings[0]
     assert sandbox.memberships() == {(customer_id(1), BINNED), (customer_id(2), BINNED)}
+
+
+def _remove_only(connector: FxiaokeConnector) -> FxiaokeConnector:
+    """Memberships on, with ``vip_events = { id = "...", add = false }``."""
+    given = connector.writeback.model_dump()
+    campaigns = {**given["campaigns"], BINNED: {"id": given["campaigns"][BINNED], "add": False}}
+    wb = WritebackConfig.model_validate({**given, "campaigns": campaigns})
+    return FxiaokeConnector(connector.config, connector.mapping, wb, client=connector.client)
+
+
+def test_an_invalidated_campaign_given_add_false_warns_and_skips_its_removals(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """``add = false`` (the invalidated campaign's fix while crmtier holds members in it)
+    leaves only removals in that campaign, memberships on: the start is not refused, and its
+    removals are skipped as with memberships off; the campaign's members stay held, so
+    restoring it lets a later sanctions run remove them."""
+    connector = connect(sandbox)
+    made = (_member(1, BINNED), _member(3, LIVE))
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=made)))
+    _invalidate(sandbox, BINNED)
+    refused = [c for c in connector.write_checks(["membership"]) if not c.ok]
+    assert [c.name for c in refused] == [f"campaign {BINNED}"]
+    assert f'{BINNED} = {{ id = "' in refused[0].fix and "add = false" in refused[0].fix
+    remove_only = _remove_only(connector)
+    lines = {c.name: c for c in remove_only.write_checks(["membership"])}
+    assert all(c.ok for c in lines.values())
+    warned = lines[f"campaign {BINNED}"]
+    assert warned.severity == "warning" and "add = false" in warned.detail
+    removals = (_member(1, BINNED, on=False), _member(3, LIVE, on=False))
+    got = remove_only.apply(WritePlan(memberships=removals))
+    assert [(r.ok, r.error_code) for r in got] == [(False, "CAMPAIGN_INVALIDATED"), (True, None)]
+    assert sandbox.memberships() == {(customer_id(1), BINNED)}

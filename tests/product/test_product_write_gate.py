@@ -140,7 +140,7 @@ KINDS = {
         "describe",
         MEMBERSHIPS,
         "is invalidated (作废)",
-        "restore it from the recycle bin, or switch it off: writeback.campaigns.",
+        "restore it from the recycle bin, or stop adding to it: writeback.campaigns.",
         {},
         _invalidate_a_campaign,
         start_queries=1,

@@ -109,6 +109,39 @@ def test_switched_off_targets_load_and_are_kept_apart(tmp_path: Path) -> None:
     assert "survey_mass" not in writeback.campaigns and "aml_risk" not in writeback.fields
 
 
+def test_a_campaign_given_add_false_loads_with_its_id_and_adds_no_one(tmp_path: Path) -> None:
+    """``vip_events = { id = "...", add = false }`` is a mapped campaign (its id kept so
+    crmtier can remove the members it made there) that takes no new member; a table with
+    another key is refused at load, naming the file."""
+    vip = 'vip_events = "701000000000001AAA"'
+    assert vip in WRITEBACK
+    body = WRITEBACK.replace(vip, 'vip_events = { id = "701000000000001AAA", add = false }')
+    writeback = load_config(_config(tmp_path, body)).writeback_config()
+    assert writeback.campaigns["vip_events"] == "701000000000001AAA"
+    assert writeback.remove_only == {"vip_events"} and not writeback.switched_off
+    bad = WRITEBACK.replace(vip, 'vip_events = { id = "701000000000001AAA", adds = false }')
+    message = refusal(_config(tmp_path, bad, "bad.toml"))
+    assert "bad.toml" in message and "[writeback.campaigns] vip_events: write" in message
+
+
+def test_a_campaign_the_policy_no_longer_has_loads_only_given_add_false(tmp_path: Path) -> None:
+    """A campaign the policy dropped while crmtier holds members it made there: the start
+    gate asks for its CRM id back with ``add = false`` (``sync.write_readiness``), so that
+    entry loads with memberships on, the policy not knowing the key; given as a plain id
+    (which would add members) it is still an unknown campaign."""
+    body = WRITEBACK.replace(
+        "\n[writeback.campaigns]\n",
+        '\n[writeback.campaigns]\nspring_promo = { id = "701000000000009AAA", add = false }\n',
+    )
+    assert body != WRITEBACK
+    writeback = load_config(_config(tmp_path, body)).writeback_config()
+    assert writeback.campaigns["spring_promo"] == "701000000000009AAA"
+    assert not writeback.adds_to("spring_promo")
+    plain = body.replace('{ id = "701000000000009AAA", add = false }', '"701000000000009AAA"')
+    message = refusal(_config(tmp_path, plain, "plain.toml"))
+    assert "[writeback.campaigns] spring_promo: unknown campaign" in message
+
+
 def test_with_tasks_and_campaigns_off_their_tables_may_be_empty(tmp_path: Path) -> None:
     fields = tomllib.loads(WRITEBACK)["writeback"]["fields"]
     body = "[writeback]\ntasks = false\ncampaign_memberships = false\n[writeback.fields]\n"

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from connectors.calltally import CallCounter
 from connectors.contract import Capabilities, WritePlan, WriteResult
-from connectors.errors import TransientError
+from connectors.errors import QuotaExhaustedError, TransientError
 from connectors.mapping import WritebackConfig
 from sync import schema
 from sync.engine import RunOptions, SyncEngine
@@ -106,7 +106,7 @@ def test_an_unanswered_membership_add_is_removed_on_a_later_sanctions_hit(
     with store.begin() as conn:
         s = schema.side_effects
         row = conn.execute(sa.select(s.c.kind, s.c.active, s.c.in_doubt)).one()
-        held = withdrawable(conn, STREAM, tasks=False, memberships=True)
+        held = withdrawable(conn, STREAM, tasks=False)
     assert (row.kind, row.active, bool(row.in_doubt)) == ("membership", False, True)
     assert dict(held.memberships) == {"vip": 1}
     crm.changed(SANCTIONED)
@@ -116,3 +116,39 @@ def test_an_unanswered_membership_add_is_removed_on_a_later_sanctions_hit(
     with store.begin() as conn:  # removed, answered: no longer in doubt
         row = conn.execute(sa.select(s.c.active, s.c.in_doubt)).one()
     assert (row.active, bool(row.in_doubt)) == (False, False)
+
+
+class PausingMemberCrm(MemberCrm):
+    """While ``failing``, a call with membership adds pauses the run (the API quota)
+    before the CRM makes anything: the add stays queued (pending) for a later run."""
+
+    def apply(self, plan: WritePlan) -> list[WriteResult]:
+        if self.failing and any(m.member for m in plan.memberships):
+            raise QuotaExhaustedError("quota")
+        return super().apply(plan)
+
+
+@pytest.mark.parametrize(
+    "vip", [{"id": "CAMP-VIP", "add": False}, False], ids=["add-false", "switched-off"]
+)
+def test_a_stopped_runs_add_is_not_sent_to_a_campaign_that_now_takes_no_member(
+    store: StateStore, vip: object
+) -> None:
+    """A stopped run queued the add while the campaign took members; the next run's
+    write-back gives it ``add = false`` (or switches it off): recovery supersedes the add
+    instead of sending it, so crmtier adds no one to a campaign the admin closed to adds."""
+    crm = PausingMemberCrm()
+    first = _engine(crm, store).run(RunOptions(as_of=AS_OF))
+    assert first.status == "paused_quota", first.error
+    crm.failing = False
+    closed = WritebackConfig.model_validate(
+        {**_writeback(True).model_dump(), "campaigns": {"vip": vip}}
+    )
+    e = memory_engine(crm, store, closed, assess, stream=STREAM)
+    done = e.run(RunOptions(as_of=AS_OF))
+    assert done.status == "succeeded", done.error
+    assert crm.members == set(), "a member added to a campaign that takes none"
+    with store.begin() as conn:
+        o = schema.outbox
+        statuses = conn.execute(sa.select(o.c.status).where(o.c.kind == "membership"))
+        assert list(statuses.scalars()) == ["superseded"]

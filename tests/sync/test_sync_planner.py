@@ -352,6 +352,50 @@ def test_memberships_off_still_withdraw_a_sanctioned_customer_s_memberships(
     assert plan_customer(assessment, {}, Known(), off).memberships == ()
 
 
+def _remove_only(memberships: bool) -> WritebackConfig:
+    """The shipped Salesforce write-back with ``vip_events = { id = ..., add = false }``."""
+    shipped = load_default_mapping("salesforce").writeback
+    campaigns = {**shipped.campaigns, "vip_events": {"id": "701R", "add": False}}
+    return WritebackConfig.model_validate(
+        {**shipped.model_dump(), "campaigns": campaigns, "campaign_memberships": memberships}
+    )
+
+
+@pytest.mark.parametrize("memberships", [True, False], ids=["memberships-on", "memberships-off"])
+def test_a_campaign_given_add_false_takes_no_member_but_loses_those_crmtier_made(
+    memberships: bool,
+) -> None:
+    """``key = { id = "...", add = false }`` keeps the campaign's CRM id so a sanctions hit
+    still removes the members crmtier made there (what ``key = false`` cannot do), and
+    adds no one, with memberships on or off."""
+    wb = _remove_only(memberships)
+    assert wb.campaigns["vip_events"] == "701R" and wb.remove_only == {"vip_events"}
+    assert not wb.is_off("campaigns", "vip_events")
+    assert plan_customer(_assessment(VIP), {}, Known(), wb).memberships == ()
+    in_doubt = Known(in_doubt={"vip_events": VIP.dedupe_key})  # not added again either
+    assert plan_customer(_assessment(VIP), {}, in_doubt, wb).memberships == ()
+    sanctioned = cast(
+        AssessmentData,
+        assess(
+            _detractor("individual", sanctions_hit=True), load_policy(), date(2026, 11, 28)
+        ).model_dump(),
+    )
+    known = Known(memberships={"vip_events": VIP.dedupe_key})
+    assert plan_customer(sanctioned, {}, known, wb).memberships == (
+        Membership("vip_events", False, VIP.dedupe_key),
+    )
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [{"id": "701R", "add": False, "note": "x"}, {"add": False}, {"id": False, "add": False}],
+    ids=["unknown-key", "no-id", "id-false"],
+)
+def test_a_campaign_table_other_than_id_and_add_is_refused(entry: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"\[writeback\.campaigns\] vip_events: "):
+        WritebackConfig.model_validate({"campaigns": {"vip_events": entry}})
+
+
 #: Open tasks crmtier made in earlier runs, one per rule: dedupe key -> rule.
 MADE = {
     f"C1:{rule}:old": rule

@@ -86,17 +86,16 @@ def test_a_connector_without_prerequisites_is_asked_nothing() -> None:
 
 
 class Held:
-    """The store's ``Withdrawable`` as the gate reads it, recording what it asked."""
+    """The store's ``Withdrawable`` as the gate reads it (its memberships always, its sales
+    tasks when asked), recording whether the sales tasks were asked."""
 
     def __init__(self, sales_tasks: int = 0, memberships: dict[str, int] | None = None) -> None:
         self.held = Withdrawable(sales_tasks, memberships or {})
-        self.asked: list[tuple[bool, bool]] = []
+        self.asked: list[bool] = []
 
-    def __call__(self, tasks: bool, memberships: bool) -> Withdrawable:
-        self.asked.append((tasks, memberships))
-        return Withdrawable(
-            self.held.sales_tasks if tasks else 0, self.held.memberships if memberships else {}
-        )
+    def __call__(self, tasks: bool) -> Withdrawable:
+        self.asked.append(tasks)
+        return Withdrawable(self.held.sales_tasks if tasks else 0, self.held.memberships)
 
 
 def test_tasks_off_with_sales_tasks_still_open_check_what_closing_them_needs() -> None:
@@ -110,14 +109,14 @@ def test_tasks_off_with_sales_tasks_still_open_check_what_closing_them_needs() -
         "tasks are off but 3 sales tasks crmtier made are still open: closing them on a "
         "sanctions hit needs tasks: key look-up: COQL refused: grant ZohoCRM.coql.READ"
     )
-    assert held.asked == [(True, True)] and crm.asked == ["task_close"]
+    assert held.asked == [True] and crm.asked == ["task_close"]
 
 
 @pytest.mark.parametrize("only_fields", [False, True], ids=["tasks-off", "only-fields"])
 def test_no_sales_task_held_asks_no_task_prerequisite(only_fields: bool) -> None:
     crm, held = Prerequisites(MISSING), Held(sales_tasks=0)
     write_readiness.require(crm, _writeback(False, False), only_fields=only_fields, held=held)
-    assert crm.asked == [] and held.asked == [(True, True)]
+    assert crm.asked == [] and held.asked == [True]
 
 
 def test_a_fields_only_run_checks_closing_while_sales_tasks_are_open() -> None:
@@ -126,10 +125,12 @@ def test_a_fields_only_run_checks_closing_while_sales_tasks_are_open() -> None:
         write_readiness.require(crm, _writeback(True, True), only_fields=True, held=Held(2))
 
 
-def test_tasks_on_read_nothing_of_the_store() -> None:
+def test_tasks_on_read_no_sales_task_of_the_store() -> None:
+    """With tasks on the store's sales tasks are not counted (one query spared); its
+    memberships are, at every start (``test_a_campaign_the_config_no_longer_names...``)."""
     crm, held = Prerequisites(SchemaCheck("ok", True)), Held(sales_tasks=5)
     write_readiness.require(crm, _writeback(True, True), held=held)
-    assert held.asked == [] and crm.asked == ["task", "membership"]
+    assert held.asked == [False] and crm.asked == ["task", "membership"]
 
 
 def test_memberships_off_with_memberships_held_need_each_campaign_s_id() -> None:
@@ -140,14 +141,80 @@ def test_memberships_off_with_memberships_held_need_each_campaign_s_id() -> None
     with pytest.raises(ConfigError) as raised:
         write_readiness.require(crm, _writeback(True, False), held=held)
     assert str(raised.value) == (
-        "campaign memberships are off but 3 campaign memberships crmtier made are still "
-        "held: removing them on a sanctions hit needs the CRM id of campaign vip_events: "
-        "map it in [writeback.campaigns]"
+        "[writeback.campaigns] names no campaign vip_events but crmtier holds 1 member there "
+        "(made, or in doubt): a sanctions hit could not remove them: keep its CRM id so "
+        'crmtier can, adding no one: vip_events = { id = "<CRM id>", add = false }'
     )
     write_readiness.require(
         crm, _writeback(True, False), held=Held(memberships={"wealth_upgrade": 2})
     )
     assert crm.asked[-1] == "membership"
+
+
+@pytest.mark.parametrize("tasks", [True, False], ids=["tasks-on", "tasks-off"])
+def test_a_campaign_the_config_no_longer_names_refuses_the_start_with_memberships_on(
+    tasks: bool,
+) -> None:
+    """With memberships on, a campaign the store holds members in (made, or in doubt) but
+    that ``[writeback.campaigns]`` no longer names (the policy dropped it) is refused at
+    the start in one line, as with memberships off, not met by the planner mid-run after
+    the run wrote fields; its CRM id given back with ``add = false``, the start passes."""
+    crm = Prerequisites(SchemaCheck("ok", True))
+    held = Held(memberships={"wealth_upgrade": 2, "spring_promo": 3})
+    with pytest.raises(ConfigError) as raised:
+        write_readiness.require(crm, _writeback(tasks, True), held=held)
+    assert str(raised.value) == (
+        "[writeback.campaigns] names no campaign spring_promo but crmtier holds 3 members "
+        "there (made, or in doubt): a sanctions hit could not remove them: keep its CRM id "
+        'so crmtier can, adding no one: spring_promo = { id = "<CRM id>", add = false }'
+    )
+    lines = write_readiness.withdrawal_checks(crm, _writeback(tasks, True), ["membership"], held)
+    assert [(line.name, line.ok) for line in lines] == [(write_readiness.UNNAMED_HELD, False)]
+    given_back = WritebackConfig.model_validate(
+        {
+            "tasks": tasks,
+            "campaigns": {"wealth_upgrade": "1001", "spring_promo": {"id": "1002", "add": False}},
+        }
+    )
+    write_readiness.require(crm, given_back, held=held)
+
+
+def _vip_off(memberships: bool) -> WritebackConfig:
+    """``[writeback.campaigns] vip_events = false``, beside a mapped ``wealth_upgrade``."""
+    return WritebackConfig.model_validate(
+        {
+            "campaign_memberships": memberships,
+            "campaigns": {"wealth_upgrade": "1001", "vip_events": False},
+        }
+    )
+
+
+@pytest.mark.parametrize("memberships", [True, False], ids=["memberships-on", "memberships-off"])
+def test_a_campaign_switched_off_that_holds_members_crmtier_made_refuses_the_start(
+    memberships: bool,
+) -> None:
+    """``vip_events = false`` leaves crmtier no CRM id to remove a sanctioned customer
+    from it: while the store holds members crmtier made there (or may have: in doubt), the
+    start is refused with one line naming the campaign, the count and the fix that keeps
+    the id; with memberships on too, where nothing else is off. Holding none, it starts."""
+    crm = Prerequisites(SchemaCheck("ok", True))
+    held = Held(memberships={"wealth_upgrade": 2, "vip_events": 3})
+    with pytest.raises(ConfigError) as raised:
+        write_readiness.require(crm, _vip_off(memberships), held=held)
+    assert str(raised.value) == (
+        "[writeback.campaigns] vip_events = false but crmtier holds 3 members there (made, "
+        "or in doubt): a sanctions hit could not remove them: keep its CRM id so crmtier "
+        'can, adding no one: vip_events = { id = "<CRM id>", add = false }'
+    )
+    assert held.asked == [False]
+    one = Held(memberships={"vip_events": 1})
+    with pytest.raises(ConfigError, match=r"holds 1 member there "):
+        write_readiness.require(crm, _vip_off(memberships), held=one)
+    write_readiness.require(
+        crm, _vip_off(memberships), held=Held(memberships={"wealth_upgrade": 2})
+    )
+    lines = write_readiness.withdrawal_checks(crm, _vip_off(True), ["membership"], held)
+    assert [(line.name, line.ok) for line in lines] == [(write_readiness.SWITCHED_OFF_HELD, False)]
 
 
 def test_doctor_s_withdrawal_lines_are_one_a_kind_held_and_say_what_the_gate_says() -> None:
