@@ -186,3 +186,32 @@ def test_a_closure_that_finds_no_task_in_doubt_keeps_its_owner_s_cap_place(
     assert open_now == (Counter({("call", "RM1"): 1}) if kept else Counter())
     # the mark and the place go together
     assert (mine.dedupe_key in states["C01"].tasks_in_doubt) is kept
+
+
+@pytest.mark.parametrize(("owner", "sent"), [("RM1", True), ("RM2", False)], ids=["same", "moved"])
+def test_a_task_in_doubt_planned_again_does_not_wait_for_its_own_place(
+    tmp_path: Path, owner: str, sent: bool
+) -> None:
+    """RM1 may hold one open call, and holds C01's, in doubt (its making went unanswered).
+    C01 still wants it, and is planned again: its re-send looks its key up, making it only
+    if absent, so RM1 still holds one at most. It was counted twice (its own place, then
+    itself): it waited for room that never came, and was never sent to settle its doubt.
+    C02's task for RM1 still waits. A task moved to an owner at the cap (RM2, who holds
+    C03's) is a new place there, and waits."""
+    e = engine(TaskCrm(4), tmp_path, CAP)
+    parts = RunParts(e, RunOptions(as_of=AS_OF))
+    parts.pool.shutdown()
+    held = task("C01:call", owner="RM1")
+    earlier = OutboxItem(3, "C01", "task", held.dedupe_key, {"rule": "call"}, 1, "r0", "sync")
+    with e.store.begin() as conn:
+        save_states(conn, e.stream, [{"customer_id": "C01", "pseudonym": "p-C01"}])
+        taskbudget.record(conn, e.stream, "r0", ["C01"], {"C01": [held]}, {})
+        taskbudget.record(
+            conn, e.stream, "r0", ["C03"], {"C03": [task("C03:call", owner="RM2")]}, {}
+        )
+        mark_in_doubt(conn, e.stream, [earlier], "r0")
+    with e.store.begin() as conn:
+        assert _read(parts, conn, "C01", task("C01:call", owner=owner)) is sent
+        assert not _read(parts, conn, "C02", task("C02:call", owner="RM1"))
+        open_now = taskbudget.load_open(conn, e.stream, AS_OF, prune=False)
+    assert open_now == Counter({("call", "RM1"): 1, ("call", "RM2"): 1})  # never over the cap
