@@ -43,13 +43,20 @@ class PagePlans:
 
 
 class PageStep:
-    """The page path of the run ``parts`` serve. ``checkpoint`` runs in each page's
+    """The page path of the run ``parts`` serve. ``checkpoint`` runs last in each page's
     transaction: by default it stores the run record's counts so far; a re-tier's page unit
-    marks itself committed instead."""
+    marks itself committed instead. ``opening``, if given, runs first in it (a page unit
+    locks its run's row there, before any row of the page, ``sync.retier``)."""
 
-    def __init__(self, parts: RunParts, checkpoint: Checkpoint | None = None) -> None:
+    def __init__(
+        self,
+        parts: RunParts,
+        checkpoint: Checkpoint | None = None,
+        opening: Checkpoint | None = None,
+    ) -> None:
         self.p = parts
         self.checkpoint = checkpoint or self._counts_so_far
+        self.opening = opening
         self.preview: list[PlannedWrite] = []  # a dry run's
 
     def process(self, records: list[CrmRecord], mark: Advance | None) -> None:
@@ -131,6 +138,8 @@ class PageStep:
             taskbudget.kept(planner.budget, tasks),
             p.e.store.begin() as conn,
         ):
+            if self.opening is not None:
+                self.opening(conn)
             if planner.budget is not None:  # decided where it is recorded (sync.taskbudget)
                 planner.budget.recount(conn, p.e.stream, day, tasks)
             plans, page_tasks = planner.bounded(page.plans)

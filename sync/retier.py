@@ -28,7 +28,9 @@ the run is split where it splits cleanly:
   same calls as one process makes.
 * **A unit whose worker dies while writing** (committed, not done) leaves writes that may
   have reached the CRM: the job's next attempt, a later unit reading their customers, or
-  the coordinator giving up marks them as a dead run's (``sync.retier_died``). What the
+  the coordinator finishing the run marks them as a dead run's (``sync.retier_died``); an
+  attempt whose unit was taken over (frozen past ``lock_ttl``) sends and records nothing
+  more (``retier_units.owns``). What the
   unit recorded before it died is in its stored result and the rows its recordings added
   (``UnitRunner._recorded``, ``sync.retier_results``).
 * **The run's report** adds up every unit's counts, outcomes, API calls and writes; a unit
@@ -47,6 +49,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import date
@@ -62,7 +65,7 @@ from sync import run_outbox
 from sync.page_step import PageStep
 from sync.records import Advance, Outcome, Stop
 from sync.retier_results import UnitResult, add_counts, counts_from_json, keep_recorded
-from sync.retier_units import UnitGivenUpError, UnitRef
+from sync.retier_units import UnitGivenUpError, UnitRef, UnitTakenOverError
 from sync.run import Run
 from sync.run_parts import RunParts
 from sync.run_report import RunReport
@@ -236,20 +239,13 @@ class Coordinator:
             if now != last:
                 last, moved = now, time.monotonic()
             elif time.monotonic() - moved > self.stall:
-                self._writes_in_doubt()
                 raise Stop("failed", f"no page unit moved on in {self.stall:.0f} s ({left} left)")
             time.sleep(0.02)
 
-    def _writes_in_doubt(self) -> None:
-        """The run stops with units committed, not done: their workers died writing, or
-        still write. A stopped run's pending writes are re-sent as they are (``sync.runs.
-        died``), so these units' are first marked as a dead run's, as ``run_unit``'s next
-        attempt would have."""
-        p = self.p
-        with p.e.store.begin() as conn:
-            for seq, status, _, _ in units.finished(conn, p.run_id):
-                if status == "committed":
-                    died.mark_died_writing(conn, UnitRef(p.run_id, seq), p.e.stream)
+    def finishing(self, conn: sa.Connection) -> None:
+        """In the transaction that records the run finished: its units still committed
+        are ended, their writes left held as a dead run's (``retier_died.end_with_run``)."""
+        died.end_with_run(conn, self.p.run_id, self.p.e.stream)
 
 
 class UnitRunner:
@@ -266,8 +262,12 @@ class UnitRunner:
             only_fields=bool(opts["only_fields"]),
         )
         self.p = RunParts(engine, options, run_id=unit.ref.run_id)
-        self.step = PageStep(self.p, checkpoint=self._committed)
+        self.step = PageStep(self.p, checkpoint=self._committed, opening=self._opening)
         self.unit = unit
+        #: this attempt's token: it owns the unit from its commit until the unit ends or
+        #: another takes it over (``units.owns``); it sends and records only meanwhile
+        self.attempt = uuid.uuid4().hex
+        self.p.pool.may_send = self._owns_unit
         self.turn_timeout = turn_timeout
         self.p.reader.writes_from = unit.hold_until  # the coordinator's signpost tick
         self.p.recorder.on_record = self._recorded
@@ -305,20 +305,28 @@ class UnitRunner:
                 log.warning("page unit stopped writing: %s", stop, extra={"run_id": p.run_id})
             result = self._result()  # every call sent answered and recorded
             with p.e.store.begin() as conn:  # done before its claims go (``committed_before``)
+                units.ensure_owner(conn, unit.ref, self.attempt, exclusive=True)
                 units.set_status(conn, unit.ref, "done", result=result)
             return result
         finally:
             p.pool.shutdown()
             p.claims.release_all()  # customers with writes left: the coordinator's now
 
+    def _opening(self, conn: sa.Connection) -> None:
+        """First in the page's transaction: the run's row share-locked until the commit
+        (``units.lock_run``). Not once the run has stopped, or the coordinator has begun
+        finishing it: it no longer marks its units' writes left (``Coordinator.
+        finishing``), so the page is rolled back and given up, for the rerun. Nor once
+        another attempt has committed the unit (this one frozen before its commit past
+        ``lock_ttl``, the job run again meanwhile): the page is not committed twice."""
+        if not units.run_is_running(conn, self.unit.ref.run_id, share_lock=True):
+            raise UnitGivenUpError("the run is no longer running")
+        units.ensure_owner(conn, self.unit.ref, self.attempt, exclusive=True)  # queued
+
     def _committed(self, conn: sa.Connection) -> None:
         """The unit committed (in the page's transaction): its successor may commit. It
         records whose writes it sends next, for an attempt that finds it died while
-        sending them (``run_unit``). Not once the run has stopped (its coordinator gave up
-        waiting, or failed): it no longer marks its units' writes left (``Coordinator.
-        _writes_in_doubt``), so the page is rolled back and given up, for the rerun."""
-        if not units.run_is_running(conn, self.unit.ref.run_id):
-            raise UnitGivenUpError("the run is no longer running")
+        sending them (``run_unit``), and that this attempt owns it."""
         decisions = self.p.recorder.decisions
         self.tally_at_commit = dict(self.p.pool.tally.items)
         units.set_status(
@@ -328,7 +336,15 @@ class UnitRunner:
             budget=units.budget_json(self.p.planner.budget),
             result=self._result(),
             writing=[cid for cid, decision in decisions.items() if decision.outstanding],
+            attempt=self.attempt,
         )
+
+    def _owns_unit(self) -> bool:
+        """Whether this attempt still owns its unit, right before a write call (on the
+        write pool's thread): a worker frozen past ``lock_ttl`` whose unit was taken over
+        meanwhile withdraws the call and every call after it."""
+        with self.p.e.store.begin() as conn:
+            return units.owns(conn, self.unit.ref, self.attempt)
 
     def _recorded(
         self, conn: sa.Connection, counts: RunCounts, outcomes: list[tuple[str, Outcome]]
@@ -340,6 +356,7 @@ class UnitRunner:
         result, and an attempt that dies before it is run again from the start."""
         if self.tally_at_commit is None:
             return
+        units.ensure_owner(conn, self.unit.ref, self.attempt)  # else nothing is recorded
         p = self.p
         tally = p.pool.tally
         keep_recorded(
@@ -405,6 +422,9 @@ def run_unit(engine: SyncEngine, ref: UnitRef, *, turn_timeout: float = 60.0) ->
     except UnitGivenUpError as exc:
         with store.begin() as conn:
             units.set_status(conn, ref, "abandoned", error=str(exc))
+        return 0
+    except UnitTakenOverError as exc:  # the unit is no longer this job's: not retried
+        log.warning("%s", exc, extra={"run_id": ref.run_id})
         return 0
     return len(unit.records)
 

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: the error of a unit still writing when its run finished (``end_with_run``)
+STOPPED_WRITING = "the run stopped while the unit was writing: its writes left are held"
+
 
 class UnitStillWritingError(TurnTimeoutError):
     """The attempt that committed the unit still holds the claims of customers it writes:
@@ -67,6 +70,31 @@ def take_over_committed(engine: SyncEngine, ref: UnitRef) -> int:
         extra={"run_id": ref.run_id},
     )
     return held
+
+
+def end_with_run(conn: sa.Connection, run_id: str, stream: str) -> None:
+    """The coordinator records its run finished, in this transaction, under the run's row
+    lock (``units.lock_run``; a unit's commit takes it first in its transaction, ``sync.
+    retier.UnitRunner._opening``: a commit under way is waited for and found here, a later
+    one finds the run stopped and is given up). The units still committed, not done, were
+    being written by workers that died, or still write. A stopped run's pending writes are
+    re-sent as they are (``sync.runs.died``), so theirs are marked as a dead run's, as
+    ``take_over_committed`` would have, and each unit is ended (failed): its attempt, if
+    alive, owns it no longer and sends and records nothing more (``units.owns``), and its
+    recordings are folded into its result and deleted (``units.set_status``)."""
+    units.lock_run(conn, run_id)
+    for seq, status, _, _ in units.finished(conn, run_id):
+        if status == "committed":
+            ref = UnitRef(run_id, seq)
+            held = mark_died_writing(conn, ref, stream)
+            units.set_status(conn, ref, "failed", error=STOPPED_WRITING)
+            log.warning(
+                "page unit %d was still writing as the run stopped: its %d writes left are"
+                " held as a dead run's",
+                seq,
+                held,
+                extra={"run_id": run_id},
+            )
 
 
 def died_run_id(ref: UnitRef) -> str:

@@ -14,7 +14,11 @@ needs that the engine does not carry, and what the coordinator adds up:
   saved whole at the commit and when done, each recording in between adding a row of what
   it changed), or the error that made the unit give up (``failed``);
 * ``writing``: the customers whose outbox writes the unit sends after its commit, recorded
-  in the commit's transaction, for when its worker dies sending them (``sync.retier_died``).
+  in the commit's transaction, for when its worker dies sending them (``sync.retier_died``);
+* ``attempt``: the attempt that owns the committed unit (``owns``): the one that committed
+  it, until the unit ends (done, given up, taken over by another attempt or by the
+  coordinator finishing the run). An attempt sends a write call and records answers only
+  while it owns its unit: a worker frozen past ``lock_ttl`` that wakes sends nothing more.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ retier_units = sa.Table(
     sa.Column("result", sa.JSON, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("writing", sa.JSON, nullable=True),
+    sa.Column("attempt", sa.String(32), nullable=True),
     sa.Column("updated_at", sa.String(32), nullable=False),
 )
 
@@ -73,12 +78,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         "what each recording of a page unit added to its result",
         create_tables(retier_unit_answers),
     ),
+    Migration(
+        4,
+        "the attempt that owns a committed page unit",
+        add_column(retier_units, "attempt"),  # a new store's step 1 created it already
+    ),
 )
 
 
 class UnitGivenUpError(RuntimeError):
     """The unit cannot go on: an earlier page failed, or its run is no longer running (a
     rerun took the stream over); the rerun does the page again."""
+
+
+class UnitTakenOverError(RuntimeError):
+    """This attempt no longer owns its unit (``owns``): another attempt took it over while
+    this one was frozen, or the coordinator finished the run. The attempt stops, sending
+    and recording nothing more; whoever took the unit over holds its writes left as a
+    dead run's (``sync.retier_died``). Not retried: the unit is no longer this job's."""
 
 
 class TurnTimeoutError(RuntimeError):
@@ -213,11 +230,13 @@ def set_status(
     budget: dict[str, Json] | None = None,
     error: str | None = None,
     writing: Collection[str] = (),
+    attempt: str | None = None,
 ) -> None:
-    """Move a unit on (``writing``: at its commit, the customers it writes next); a done
-    or failed unit's page is dropped (the outbox and the state rows now hold what it
-    decided). Its recordings (``sync.retier_results``) go: into ``result``, its whole
-    result as it stands, or, without one, into its stored result as it ends."""
+    """Move a unit on (``writing`` and ``attempt``: at its commit, the customers it writes
+    next and the attempt that owns it); a unit that ends is owned by no attempt, and its
+    page is dropped (the outbox and the state rows now hold what it decided). Its
+    recordings (``sync.retier_results``) go: into ``result``, its whole result as it
+    stands, or, without one, into its stored result as it ends."""
     values: dict[str, Any] = {"status": status, "updated_at": now_text()}
     ends = status in ("done", "failed", "abandoned")
     if result is not None:
@@ -232,8 +251,10 @@ def set_status(
         values["error"] = error[:500]
     if writing:
         values["writing"] = sorted(writing)
+    if attempt is not None:
+        values["attempt"] = attempt
     if ends:
-        values["records"] = values["writing"] = None
+        values["records"] = values["writing"] = values["attempt"] = None
     conn.execute(
         retier_units.update()
         .where(retier_units.c.run_id == ref.run_id, retier_units.c.seq == ref.seq)
@@ -249,9 +270,46 @@ def _stored_result(conn: sa.Connection, ref: UnitRef) -> Json:
     ).scalar()
 
 
-def run_is_running(conn: sa.Connection, run_id: str) -> bool:
-    status = conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar()
-    return status == "running"
+def run_is_running(conn: sa.Connection, run_id: str, *, share_lock: bool = False) -> bool:
+    """Whether the run is still running; with ``share_lock``, its row stays share-locked
+    until the transaction ends (a unit's commit: ``lock_run``)."""
+    query = sa.select(runs.c.status).where(runs.c.id == run_id)
+    if share_lock:
+        query = query.with_for_update(read=True)
+    return conn.execute(query).scalar() == "running"
+
+
+def lock_run(conn: sa.Connection, run_id: str) -> None:
+    """Lock the run's row until the transaction ends: the coordinator finishing the run.
+    A unit's commit share-locks it first in its transaction (``run_is_running``), so the
+    two never interleave: a commit under way is finished first, and found committed; a
+    commit after it finds the run stopped. PostgreSQL row locks; SQLite's store runs
+    one write transaction at a time (``BEGIN IMMEDIATE``), which serialises them alike."""
+    conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update())
+
+
+def owns(conn: sa.Connection, ref: UnitRef, attempt: str, *, exclusive: bool = False) -> bool:
+    """Whether ``attempt`` still owns the unit (fencing): asked in the transaction that
+    records its answers or marks it done, and right before each write call. Only a
+    committed unit is taken over; before its commit an attempt is guarded by its
+    customers' claims (it may send writes it adopted, ``run_outbox.take_over``). The row
+    stays share-locked until the transaction ends (``exclusive``: locked, for a
+    transaction that updates it next), so a take-over (which updates it) waits for that
+    transaction, or came first and is seen."""
+    row = conn.execute(
+        sa.select(retier_units.c.status, retier_units.c.attempt)
+        .where(retier_units.c.run_id == ref.run_id, retier_units.c.seq == ref.seq)
+        .with_for_update(read=not exclusive)
+    ).one()
+    return bool(row.status == "queued" or (row.status == "committed" and row.attempt == attempt))
+
+
+def ensure_owner(
+    conn: sa.Connection, ref: UnitRef, attempt: str, *, exclusive: bool = False
+) -> None:
+    """Raise ``UnitTakenOverError`` unless ``attempt`` still owns the unit (``owns``)."""
+    if not owns(conn, ref, attempt, exclusive=exclusive):
+        raise UnitTakenOverError(f"page unit {ref.seq} was taken over: this attempt stops")
 
 
 def wait_turn(

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import closing
 from typing import Protocol
 
+import sqlalchemy as sa
+
 from connectors.calltally import counting
 from connectors.contract import CrmRecord
 from connectors.errors import ConfigError, RateLimitedError
@@ -47,6 +49,10 @@ class StreamHandOff(Protocol):
     def merge(self) -> None:
         """Add what the pages handed on did into the run's counts and outcomes, once (a run
         stopped early still counts them); raise ``Stop`` when they cannot be waited for."""
+
+    def finishing(self, conn: sa.Connection) -> None:
+        """First in the transaction that records the run finished: settle the pages
+        handed on that have not finished (no page may commit once this has begun)."""
 
 
 class Run:
@@ -144,6 +150,8 @@ class Run:
         report = report_of(p, status, error, self.step.preview, calls_elsewhere)
         report.config_error = config_error and status == "failed"
         with p.e.store.begin() as conn:
+            if self.hand_off is not None:
+                self.hand_off.finishing(conn)
             runs.finish(
                 conn,
                 p.run_id,

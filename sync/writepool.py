@@ -98,6 +98,10 @@ class WritePool:
         self.maybe_made = maybe_made
         self.stop: Stop | None = None
         self.halted = threading.Event()  # set: queued write calls are not to go out
+        # whether this run may still send, asked on the pool thread right before each call
+        # (a re-tier's page unit: while its attempt owns the unit, ``sync.retier``); once
+        # not, that call and every call after it are withdrawn, their items kept queued
+        self.may_send: Callable[[], bool] = lambda: True
         self.pool = ThreadPoolExecutor(
             max_workers=max(1, settings.write_concurrency), thread_name_prefix="crm-write"
         )
@@ -260,7 +264,8 @@ class WritePool:
         A call refused outright (quota, login, configuration) withdraws them at once, on
         this thread: the calls queued behind it would be refused alike, and the read loop
         may not look at the answers for a while."""
-        if self.halted.is_set():
+        if self.halted.is_set() or not self.may_send():
+            self.halted.set()
             raise Unsent
         try:
             return self.connector.apply(plan)
