@@ -178,7 +178,7 @@ def test_the_console_script_prints_the_one_line_too(
     assert run.returncode == 1, run.stderr[-2000:]
     assert run.stderr.splitlines() == [
         "crmtier explain: state store failed: cannot reach "
-        f"{MASKED}: OperationalError: OperationalError: connection failed: connection to "
+        f"{MASKED}: OperationalError: connection failed: connection to "
         'server at "127.0.0.1", port 1 failed: Connection refused; check that the database '
         "is up and reachable from this host, and [state] url"
     ]
@@ -217,8 +217,7 @@ MISWRITTEN = {
     "driver-unknown": ("postgresql+pg://u:secret@127.0.0.1:1/x", "no database driver"),
     "option-unknown": (
         "postgresql+psycopg://u:secret@127.0.0.1:1/x?ssl_mode=require",
-        "refused by its driver: ProgrammingError: ProgrammingError: invalid connection option "
-        '"ssl_mode"',
+        'refused by its driver: ProgrammingError: invalid connection option "ssl_mode"',
     ),
 }
 
