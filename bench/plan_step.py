@@ -9,6 +9,9 @@ each step, best of ``--repeat`` passes:
 
   plan             ``PageStep.plan``: intake, claims, states, assess, plan
   intake           ``Reader.intake`` (input hashes)
+  claims.take      ``RunClaims.take``: the page's customers claimed
+  load_states      ``sync.state.load_states``: their committed state (and the tasks and
+                   memberships crmtier made of them)
   assess           ``PagePlanner.assess`` (the tiering core's ``decide_batch`` inside)
   planner.plan     ``PagePlanner.plan``
   decide           ``PagePlanner.decide`` (one call a written customer)
@@ -17,7 +20,14 @@ each step, best of ``--repeat`` passes:
   claims.decided   ``RunClaims.decided``: the page commit marks its admitted versions
                    decided from (``customer_claims.decided``)
 
+``--after fields`` or ``--after full``: each pass first runs an untimed first sync of that
+write-back on its store, then times a ``--full`` re-tier of the same pages (their CRM
+values still empty, so every customer's fields are written again). After a full first sync
+most customers hold campaign memberships crmtier made, which a ``--fields-only`` run reads
+to plan their withdrawal on a sanctions hit; the two differ by that.
+
 Run: python bench/plan_step.py [--customers 20000] [--repeat 3] [--fields-only]
+     [--after fields|full]
 """
 
 from __future__ import annotations
@@ -52,6 +62,8 @@ from sync.store import StateStore  # noqa: E402
 _STEPS = (
     (page_step.PageStep, "plan", "plan"),
     (reader.Reader, "intake", "intake"),
+    (run_claims.RunClaims, "take", "claims.take"),
+    (page_step, "load_states", "load_states"),
     (planning.PagePlanner, "assess", "assess"),
     (planning.PagePlanner, "plan", "planner.plan"),
     (planning.PagePlanner, "decide", "decide"),
@@ -82,11 +94,21 @@ def _answered(plan: WritePlan) -> list[WriteResult]:
     ]
 
 
+def _config(path: Path, text: str, *, fields_only: bool) -> Any:
+    """The sandbox's config at ``path``, with tasks and memberships off when ``fields_only``."""
+    if fields_only:
+        for side_effect in ("tasks", "campaign_memberships"):
+            text = text.replace(f"{side_effect} = true", f"{side_effect} = false")
+    path.write_text(text, encoding="utf-8")
+    return load_config(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--fields-only", action="store_true", help="tier fields only")
+    parser.add_argument("--after", choices=("fields", "full"), help="time a re-tier after this")
     parser.add_argument("--profile", help="write a cProfile of the last pass's run here")
     args = parser.parse_args()
 
@@ -97,12 +119,8 @@ def main() -> None:
         try:
             text, env = sandbox.crmtier_config()
             os.environ.update(env)
-            if args.fields_only:
-                for side_effect in ("tasks", "campaign_memberships"):
-                    text = text.replace(f"{side_effect} = true", f"{side_effect} = false")
-            path = Path(tmp) / "crmtier.toml"
-            path.write_text(text, encoding="utf-8")
-            config = load_config(path)
+            config = _config(Path(tmp) / "crmtier.toml", text, fields_only=args.fields_only)
+            first = _config(Path(tmp) / "first.toml", text, fields_only=args.after == "fields")
             connector: Any = config.connector()
             pages = list(connector.read_changed(None))
         finally:
@@ -119,6 +137,9 @@ def main() -> None:
         best: dict[str, float] = {}
         for i in range(args.repeat):
             store = StateStore.open(f"sqlite:///{tmp}/state{i}.db")
+            if args.after:
+                with fewer_collections():
+                    make_engine(first, store, connector).run(RunOptions())
             engine = make_engine(config, store, connector)
             spent.clear()
             gc.collect()
@@ -126,7 +147,7 @@ def main() -> None:
             if profile is not None:
                 profile.enable()
             with fewer_collections():  # as ``crmtier sync`` runs
-                report = engine.run(RunOptions())
+                report = engine.run(RunOptions(full=args.after is not None))
             if profile is not None:
                 profile.disable()
                 profile.dump_stats(args.profile)
@@ -135,7 +156,7 @@ def main() -> None:
                 sys.exit(f"the run {report.status}: {report.error}; {report.counts}")
             for label, seconds in spent.items():
                 best[label] = min(best.get(label, float("inf")), seconds)
-    print(f"{args.customers:,} customers, fields only: {args.fields_only}")
+    print(f"{args.customers:,} customers, fields only: {args.fields_only}, after: {args.after}")
     for _, _, label in _STEPS:
         print(f"{label:<16} {best.get(label, 0) / args.customers * 1e6:8.1f} us/customer CPU")
 

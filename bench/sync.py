@@ -26,6 +26,14 @@ four times as many write calls). ``--fields-only`` turns those off to measure P4
 Field updates above ``[crm] bulk_threshold`` (2,000) go through Bulk API 2.0 jobs, which
 the field-write line counts with the Collections calls.
 
+``--after fields`` or ``--after full`` first runs an unmeasured first sync (writing fields
+only, or fields, tasks and memberships), then measures ``crmtier sync --full`` with the
+write-back ``--fields-only`` says: a re-tier of a book crmtier already wrote. After a full
+first sync most customers hold campaign memberships crmtier made, which a fields-only run
+must read to withdraw them on a sanctions hit (``sync.planner.withdrawn_memberships``);
+the two ``--after`` runs differ by that. The counts, CPU and API calls are the measured
+run's alone; peak RSS is the larger of the two runs'.
+
 ``--wrap 'memray run --native -q -o sync.bin'`` runs the sync process under a profiler (or
 any command that takes the program and its arguments after it); what the wrapper writes to
 stderr is printed after the run.
@@ -66,9 +74,8 @@ def _serve(data_dir: str, customers: int, latency: float, pipe: Connection) -> N
     text, env = sandbox.crmtier_config()
     idle_cpu = _cpu_seconds()
     pipe.send((text, env, seeded))
-    pipe.recv()  # "counts" or "stop"
-    pipe.send((sandbox.server.calls.counts(), _cpu_seconds() - idle_cpu))
-    pipe.recv()
+    while pipe.recv() == "counts":  # the calls and CPU so far, until "stop"
+        pipe.send((sandbox.server.calls.counts(), _cpu_seconds() - idle_cpu))
     sandbox.stop()
 
 
@@ -94,6 +101,15 @@ def _reference_cpu() -> float:
     return time.process_time() - started
 
 
+def _fields_only(text: str) -> str:
+    """The sandbox's config with tasks and campaign memberships switched off."""
+    for side_effect in ("tasks", "campaign_memberships"):
+        if f"{side_effect} = true" not in text:
+            sys.exit(f"the sandbox config has no '{side_effect} = true' to turn off")
+        text = text.replace(f"{side_effect} = true", f"{side_effect} = false")
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
@@ -101,6 +117,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="write calls in flight")
     parser.add_argument(
         "--fields-only", action="store_true", help="write tier fields only (P4's scenario)"
+    )
+    parser.add_argument(
+        "--after",
+        choices=("fields", "full"),
+        help="measure a --full re-tier after an unmeasured first sync of this write-back",
     )
     parser.add_argument(
         "--wrap",
@@ -119,20 +140,36 @@ def main() -> None:
         server.start()
         text, env, seeded = parent.recv()
         config = Path(tmp) / "crmtier.toml"
+        full_text = text
         if args.fields_only:
-            for side_effect in ("tasks", "campaign_memberships"):
-                if f"{side_effect} = true" not in text:
-                    sys.exit(f"the sandbox config has no '{side_effect} = true' to turn off")
-                text = text.replace(f"{side_effect} = true", f"{side_effect} = false")
-        config.write_text(
-            text + f"\n[sync]\nwrite_concurrency = {args.concurrency}\n", encoding="utf-8"
-        )
+            text = _fields_only(text)
+        tail = f"\n[sync]\nwrite_concurrency = {args.concurrency}\n"
+        config.write_text(text + tail, encoding="utf-8")
         print(f"seeded {args.customers:,} customers in {seeded:.1f} s; latency {args.latency}s")
+        command = [CRMTIER, "sync", "--config", str(config), "--json"]
+        before: tuple[dict[str, int], float] = ({}, 0.0)
+        cpu_before = 0.0
+        if args.after:
+            first = Path(tmp) / "first.toml"
+            first_text = _fields_only(full_text) if args.after == "fields" else full_text
+            first.write_text(first_text + tail, encoding="utf-8")
+            subprocess.run(
+                [CRMTIER, "sync", "--config", str(first), "--json"],
+                env={**os.environ, **env},
+                capture_output=True,
+                check=True,
+            )
+            parent.send("counts")
+            before = parent.recv()
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu_before = usage.ru_utime + usage.ru_stime
+            command.append("--full")
+            print(f"first sync ({args.after}) done; measuring a --full re-tier")
 
         reference_before = _reference_cpu()
         started = time.perf_counter()
         proc = subprocess.run(
-            [*shlex.split(args.wrap), CRMTIER, "sync", "--config", str(config), "--json"],
+            [*shlex.split(args.wrap), *command],
             env={**os.environ, **env},
             capture_output=True,
             text=True,
@@ -140,10 +177,12 @@ def main() -> None:
         )
         wall = time.perf_counter() - started
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        peak_kib, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+        peak_kib, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu_before
         reference_after = _reference_cpu()
         parent.send("counts")
         server_calls, server_cpu = parent.recv()
+        server_calls = {k: n - before[0].get(k, 0) for k, n in server_calls.items()}
+        server_cpu -= before[1]
         parent.send("stop")
         server.join(timeout=30)
         if proc.returncode != 0:

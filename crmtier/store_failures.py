@@ -1,6 +1,6 @@
 """How every command meets a state store it cannot reach or use: one line, one exit status.
 
-The line goes to stderr as ``crmtier COMMAND: ...``, names the store (``masked_url``: the
+The line goes to stderr as ``crmtier COMMAND: ...``, names the store (``_masked``: the
 URL without its password) and says what to check; the exit status is the one README.md
 documents ("Commands"), as ``crmtier sync`` always used it:
 
@@ -9,7 +9,12 @@ documents ("Commands"), as ``crmtier sync`` always used it:
   puts it). Nothing was wrong with the run itself; the next one may find the store back.
 * 2: the store cannot be used as configured (``StoreError``: encrypted under another
   key, written by a newer crmtier, a remote server without ``sslmode=verify-full``, a URL
-  that names no database), a configuration problem as in every command.
+  that is none or names no database, a driver not installed or unknown, a connection
+  option the driver refuses), a configuration problem as in every command.
+
+Not a statement the store's schema refuses (SQLite's ``SQLITE_ERROR``, which Python's
+sqlite3 raises as ``OperationalError`` too; PostgreSQL's ``ProgrammingError``): a bug,
+left to its traceback.
 
 ``opening`` wraps the open, where the URL is known (``CrmtierConfig.open_state_store``,
 ``crmtier doctor``'s state store line); ``failure`` turns what escapes a command into its
@@ -23,8 +28,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from sync.crypto import StoreError
 from sync.errortext import error_text
@@ -62,15 +67,42 @@ class StoreFailure:
         return f"state store failed: {self.reason}"
 
 
-def masked_url(url: str) -> str:
-    """The store's URL as it may be shown: the password masked, query parameters that can
-    hold one left out; a URL SQLAlchemy cannot parse is not shown at all."""
+#: what is said of a ``[state] url`` that is not a database URL (never the URL itself: a
+#: malformed one may hold its password anywhere)
+NOT_A_URL = "[state] url: not a database URL"
+
+
+def _parsed(url: str) -> URL | None:
+    """The URL, or None when it is not one: SQLAlchemy raises ``ArgumentError`` for a
+    string of another shape and ``ValueError`` for a port that is not a number."""
     try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return "([state] url: not a database URL)"
+        return make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+
+
+def _masked(parsed: URL) -> str:
+    """The store's URL as it may be shown: the password masked, query parameters that can
+    hold one left out (a URL SQLAlchemy cannot parse is not shown at all: ``NOT_A_URL``)."""
     hidden = [name for name in parsed.query if _SECRET_PARAMETER.search(name)]
     return parsed.difference_update_query(hidden).render_as_string(hide_password=True)
+
+
+def _driver_missing(parsed: URL) -> str | None:
+    """What is wrong with the URL's database driver, if anything: a driver SQLAlchemy does
+    not know (``postgresql+foo``), or one not installed (``postgresql://`` asks for
+    psycopg2; crmtier ships psycopg 3). Asked before the open, so that a driver's import
+    failing there is not taken for the store's. Other databases: ``sync.store_engine``
+    refuses them by name."""
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        return None
+    try:
+        parsed.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        return f"[state] url: no database driver {parsed.drivername!r}"
+    except ImportError:
+        return f"[state] url: driver {parsed.get_driver_name()!r} not installed"
+    return None
 
 
 @contextmanager
@@ -80,18 +112,34 @@ def opening(url: str) -> Iterator[None]:
     apart), its message now naming the store; one that cannot be reached or created
     becomes ``StoreUnreachableError``. The driver's message never carries the password
     (libpq names host, port and user), but it is taken out should one ever quote it."""
-    store = masked_url(url)
+    parsed = _parsed(url)
+    if parsed is None:
+        raise StoreError(NOT_A_URL)
+    store = _masked(parsed)
+    missing = _driver_missing(parsed)
+    if missing is not None:
+        raise StoreError(
+            f"{missing}; use sqlite:///path or postgresql+psycopg://... (state store {store})"
+        )
     try:
         yield
     except StoreError as exc:
         exc.args = (f"{exc} (state store {store})",)
         raise
-    except ArgumentError:
-        raise StoreError("[state] url: not a database URL") from None
     except OperationalError as exc:
+        if _sql_refused(exc):
+            raise
         raise StoreUnreachableError(
-            f"cannot reach {store}: {_scrubbed(error_text(exc), url)}",
+            f"cannot reach {store}: {_scrubbed(error_text(exc), parsed)}",
             "that the database is up and reachable from this host, and [state] url",
+        ) from None
+    except DBAPIError as exc:
+        if exc.statement is not None:  # a statement failed, not the connection: a bug
+            raise
+        # the driver refused the URL before any statement (an option it does not know)
+        raise StoreError(
+            f"[state] url: refused by its driver: {_scrubbed(error_text(exc), parsed)} "
+            f"(state store {store})"
         ) from None
     except OSError as exc:  # the SQLite file or its directory cannot be made there
         raise StoreUnreachableError(
@@ -108,11 +156,22 @@ def failure(exc: BaseException) -> StoreFailure | None:
         return StoreFailure(str(exc), EXIT_UNREACHABLE)
     if isinstance(exc, StoreError):
         return StoreFailure(str(exc), EXIT_UNUSABLE)
-    if isinstance(exc, OperationalError):
+    if isinstance(exc, OperationalError) and not _sql_refused(exc):
         return StoreFailure(error_text(exc), EXIT_UNREACHABLE)
     return None
 
 
-def _scrubbed(text: str, url: str) -> str:
-    password = make_url(url).password
+def _sql_refused(exc: OperationalError) -> bool:
+    """SQLite refused the statement itself (``SQLITE_ERROR``: no such table or column, a
+    syntax error): crmtier's SQL and the store's schema disagree, a bug to see in full
+    (its traceback: the engine hides SQL parameters), as PostgreSQL's
+    ``ProgrammingError`` is. Python's sqlite3 raises it as ``OperationalError``, like a
+    store that is away (busy, unreadable, full), which is what a line and exit 1 are for.
+    SQLite's "Result and Error Codes" (https://www.sqlite.org/rescode.html), and Python's
+    sqlite3 "Exceptions" (``sqlite_errorname``, Python 3.11)."""
+    return getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_ERROR"
+
+
+def _scrubbed(text: str, parsed: URL) -> str:
+    password = parsed.password
     return text.replace(str(password), "***") if password else text

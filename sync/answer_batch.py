@@ -26,7 +26,7 @@ from connectors.errors import UNANSWERED
 from sync import outbox
 from sync.audit import AuditEntry
 from sync.days import day_text
-from sync.effect_rows import effect_label, effect_row
+from sync.effect_rows import effect_label, effect_row, stays_in_doubt
 from sync.outbox import OutboxItem
 from sync.overrides import is_new
 from sync.records import Decision, Json, Outcome
@@ -62,7 +62,8 @@ class AnswerBatch:
         # keys of tasks no longer open in the CRM, off their owners' caps: closed there, or
         # refused outright at the first attempt (a clean refusal: the CRM holds no such
         # task; one that failed retryably before may hold it, and keeps counting, as does
-        # one the CRM may hold from another write of it: ``Recorder.maybe_made``)
+        # one the CRM may hold from another write of it: ``Recorder.maybe_made``); not one
+        # in doubt whose closure found nothing (``stays_in_doubt``: it may land yet)
         self.not_open: list[str] = []
         # tasks and membership adds whose call went unanswered: in doubt until a write of
         # them is answered
@@ -96,7 +97,7 @@ class AnswerBatch:
                 if item.kind != "field_update":
                     self.counts.effects[effect_label(item)] += 1
                     self._side_effect(item, decision, result.absent)
-                    if item.kind == "task_close":
+                    if item.kind == "task_close" and not stays_in_doubt(item, result.absent):
                         self.not_open.append(item.key)
                 if decision is not None:
                     decision.outstanding.discard(item.id)

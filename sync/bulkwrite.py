@@ -24,7 +24,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -132,6 +132,14 @@ def _write(
         chunk = values[start : start + per]
         flat = tuple(value for row in chunk for value in row)
         conn.exec_driver_sql(head + ", ".join([one] * len(chunk)) + tail, flat)
+
+
+def decoder(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+    """The result processing SQLAlchemy applies to ``column``'s raw values (its JSON codec,
+    its decryption in an encrypted store; None: the driver's value as it is), for rows read
+    through ``Connection.exec_driver_sql``."""
+    processor = column.type.dialect_impl(dialect).result_processor(dialect, None)
+    return cast("Callable[[Any], Any] | None", processor)
 
 
 def _bound(

@@ -180,8 +180,8 @@ class Dispatcher:
         CRM cannot hold (not ``maybe_made``) no longer count as made against their owners'
         caps (``sync.taskbudget``), and give their share of the run's budget back
         (``Budget.release``), but for those the new plan makes again (``planned``: their
-        keys), admitted already. One the CRM may hold stays counted, open there until an
-        answer says it is closed or absent (or its due date passes): a call of the item
+        keys), admitted already. One the CRM may hold stays counted, open there until a
+        closure finds and closes it (or its due date passes): a call of the item
         itself may have landed (a retry after a timeout, a dead run's), or it was planned
         while its task was in doubt (an earlier write of it unanswered, on record or in
         this run): that this item never went out says nothing of the earlier call."""

@@ -37,7 +37,7 @@ def effect_row(
         new = {"rule": rule, "key": item.key, "closed": True}
         if payload.get("in_doubt"):  # its making never answered: the CRM may not have held it
             new["in_doubt"] = True
-            doubt = True if absent else None
+            doubt = True if stays_in_doubt(item, absent) else None
     else:
         campaign, active, event = payload["campaign"], bool(payload["member"]), "campaign"
         new = {"campaign": campaign, "member": active, "key": item.key}
@@ -52,6 +52,15 @@ def effect_row(
         "run_id": run_id,
     }
     return row, event, new
+
+
+def stays_in_doubt(item: OutboxItem, absent: bool) -> bool:
+    """A closure of a task in doubt (its making went unanswered) that found no task under
+    its key (``absent``): the making may still land after that look-up, so the task stays
+    in doubt on record, and, as any task a call of which went unanswered, keeps its place
+    on its owner's cap (``sync.answer_batch``) until a closure finds it or its due date
+    passes: freed at that answer, a task the CRM may yet hold let its owner past the cap."""
+    return item.kind == "task_close" and absent and bool(item.payload.get("in_doubt"))
 
 
 def effect_label(item: OutboxItem) -> str:

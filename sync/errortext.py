@@ -27,8 +27,12 @@ def error_text(exc: BaseException) -> str:
     elif isinstance(exc, StatementError):
         # The driver's primary message only: SQLAlchemy appends the statement and its
         # parameters, and PostgreSQL's DETAIL line quotes the conflicting key's values.
+        # The driver's type is named only where it says more than SQLAlchemy's own (DB-API
+        # drivers name theirs alike: "OperationalError: OperationalError: ..." said nothing).
         lines = str(exc.orig).strip().splitlines()
-        message = f"{type(exc.orig).__name__}: {lines[0] if lines else ''}"
+        first = lines[0] if lines else ""
+        same = type(exc.orig).__name__ == type(exc).__name__
+        message = first if same else f"{type(exc.orig).__name__}: {first}"
     else:
         message = str(exc)
     text = " ".join(f"{type(exc).__name__}: {message}".split())

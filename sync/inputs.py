@@ -19,7 +19,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from connectors.contract import CrmRecord
-from sync.bulkwrite import upsert_rows
+from sync.bulkwrite import decoder, upsert_rows
 from sync.days import day_text, parse_day
 from sync.schema import INPUTS_MIGRATIONS, assessed_inputs, customers, now_text
 from sync.state import CustomerState
@@ -128,12 +128,6 @@ class StoredJSON(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.value)
-
-
-def _decoder(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
-    """The result processing SQLAlchemy would apply to ``column``'s raw values."""
-    processor = column.type.dialect_impl(dialect).result_processor(dialect, None)
-    return cast("Callable[[Any], Any] | None", processor)
 
 
 @dataclass
@@ -252,7 +246,7 @@ def iter_chunks(
     committed tiers, a few hundred distinct texts in a whole book, once each."""
     dialect = store.engine.dialect
     current, fields = (assessed_inputs.c.current, customers.c.fields)
-    decode_tiers = _decoder(customers.c.tiers, dialect)
+    decode_tiers = decoder(customers.c.tiers, dialect)
     decoded: dict[Any, Any] = {None: None}
 
     def tiers(raw: Any) -> Any:
@@ -307,8 +301,8 @@ def iter_chunks(
             fields_raw,
             at,
             below,
-            decode_current=_decoder(current, dialect),
-            decode_fields=_decoder(fields, dialect),
+            decode_current=decoder(current, dialect),
+            decode_fields=decoder(fields, dialect),
         )
         last = rows[-1][0]
 

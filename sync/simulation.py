@@ -51,10 +51,11 @@ from sync.planner import CustomerPlan, Known, action_kinds, plan_customer
 from sync.preview import PlanTotals
 from sync.simulation_diff import acts_alike, differs, lays_out_alike
 from sync.stored_columns import columns_of
-from sync.taskbudget import Forecast, task_limits
+from sync.taskbudget import Budget, TaskLimit, split, task_limits
 from sync.written_values import same_value
 from tiering_core.collector import collector_paused
 from tiering_core.engine import Evaluation, decide_batch, evaluate
+from tiering_core.models import TaskAction
 from tiering_core.policy import Policy
 from tiering_core.rules.base import (
     AML_LEVELS,
@@ -76,6 +77,31 @@ RESTRICTED_DIMENSIONS = frozenset({"aml"})
 SERVICE_LEVEL = "service_level"
 #: how many CRM ids of multi-step movers a result keeps per dimension (the count is exact)
 MOVERS_KEPT = 1000
+
+
+@dataclass
+class Forecast:
+    """What the next run would admit of the tasks a simulation plans (``sync.taskbudget``):
+    the bounded rules' tasks are collected as planned, then admitted in the run's order
+    (priority, due date, ids) against the rule budgets and the owners' open tasks
+    (``open``, as the store has them now): ``admitted`` would be made now, ``deferred``
+    would wait for later runs."""
+
+    limits: Mapping[str, TaskLimit]
+    open: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    planned: list[tuple[str, Sequence[TaskAction]]] = field(default_factory=list)
+
+    def add(self, customer_id: str, tasks: Sequence[TaskAction]) -> None:
+        bounded = [t for t in tasks if t.rule in self.limits]
+        if bounded:
+            self.planned.append((customer_id, bounded))
+
+    def outcome(self) -> tuple[Counter[str], Counter[str]]:
+        """(admitted, deferred) task counts by bounded rule."""
+        budget = Budget(self.limits, open=Counter(self.open))
+        admitted, _ = split(budget, self.planned)
+        made = Counter(t.rule for tasks in admitted.values() for t in tasks)
+        return made, budget.deferred
 
 
 @dataclass

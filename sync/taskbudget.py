@@ -15,10 +15,10 @@ at all if the reason for it has gone), with a due date counted from that day.
 (recorded here as ``made``) whose due date has not passed and that it has not closed. A
 task it closed itself (a sanctions hit withdraws the customer's sales tasks,
 ``sync.planner.closures_of``) leaves its owner's count in the transaction that records
-the CRM's answer to the closure (``Recorder.record_results``); one superseded before it
-ever went out leaves it, and gives back its share of the run's budget, when it is
-superseded (``sync.dispatch``), unless the CRM may hold it all the same (an earlier
-write of it went unanswered: ``sync.maybe_made``), which keeps its place.
+the CRM's answer (``Recorder.record_results``), one superseded before it ever went out
+when it is superseded, giving back its share of the run's budget (``sync.dispatch``);
+not one the CRM may hold all the same (an earlier write of it went unanswered:
+``sync.maybe_made``; found absent, it may land yet: ``effect_rows.stays_in_doubt``).
 
 An owner's cap holds across runs and webhook passes that commit side by side (on threads,
 processes or hosts): the open counts a run loaded when it started are stale once another
@@ -83,6 +83,8 @@ class Budget:
     used: Counter[str] = field(default_factory=Counter)
     admitted: set[str] = field(default_factory=set)  # dedupe keys admitted this run
     deferred: Counter[str] = field(default_factory=Counter)  # by rule, this run
+    # keys of the page's tasks its owner's stored count holds already (``recount``)
+    placed: set[str] = field(default_factory=set)
 
     def admit(self, task: TaskAction) -> bool:
         """Whether ``task`` may be made now; counts it when it may. A task admitted earlier
@@ -94,14 +96,15 @@ class Budget:
             if limit.budget is not None and self.used[task.rule] >= limit.budget:
                 return False
             owner = (task.rule, task.owner_id or "")
+            new = task.owner_id and task.dedupe_key not in self.placed  # not in its count yet
             if (
                 limit.open_per_owner is not None
-                and task.owner_id
+                and new
                 and self.open[owner] >= limit.open_per_owner
             ):
                 return False
             self.used[task.rule] += 1
-            if task.owner_id:
+            if new:
                 self.open[owner] += 1
         self.admitted.add(task.dedupe_key)
         return True
@@ -128,15 +131,21 @@ class Budget:
         the capped (rule, owner) pairs these tasks name and take their open counts from
         the store, which holds every task made by this run and by any pass that
         committed before (an owner's count loaded at the start of the run is stale once
-        a pass beside it made one)."""
+        a pass beside it made one). A task among them that holds its place there already
+        (``placed``: in doubt, planned again by a customer who still wants it; its re-send
+        looks its key up) is not counted twice: at the cap with it, it competed with itself,
+        and waited, never sent again to settle its doubt."""
         capped = {rule for rule, limit in self.limits.items() if limit.open_per_owner}
-        pairs = sorted({(t.rule, t.owner_id) for t in tasks if t.rule in capped and t.owner_id})
+        mine = [t for t in tasks if t.rule in capped and t.owner_id]
+        pairs = sorted({(t.rule, t.owner_id) for t in mine if t.owner_id})
+        self.placed = set()
         if not pairs:
             return
         _lock_owners(conn, stream, pairs)
         stored = _open_counts(conn, stream, as_of, pairs)
         for pair in pairs:
             self.open[pair] = stored[pair]
+        self.placed = _placed(conn, stream, as_of, mine)
 
 
 @contextmanager
@@ -189,30 +198,6 @@ def split(
     return admitted, waiting
 
 
-@dataclass
-class Forecast:
-    """What the next run would admit of the tasks a simulation plans: the bounded rules'
-    tasks are collected as planned, then admitted in the run's order (priority, due date,
-    ids) against the rule budgets and the owners' open tasks (``open``, as the store has
-    them now): ``admitted`` would be made now, ``deferred`` would wait for later runs."""
-
-    limits: Mapping[str, TaskLimit]
-    open: Mapping[tuple[str, str], int] = field(default_factory=dict)
-    planned: list[tuple[str, Sequence[TaskAction]]] = field(default_factory=list)
-
-    def add(self, customer_id: str, tasks: Sequence[TaskAction]) -> None:
-        bounded = [t for t in tasks if t.rule in self.limits]
-        if bounded:
-            self.planned.append((customer_id, bounded))
-
-    def outcome(self) -> tuple[Counter[str], Counter[str]]:
-        """(admitted, deferred) task counts by bounded rule."""
-        budget = Budget(self.limits, open=Counter(self.open))
-        admitted, _ = split(budget, self.planned)
-        made = Counter(t.rule for tasks in admitted.values() for t in tasks)
-        return made, budget.deferred
-
-
 # --- the task_queue table -------------------------------------------------------------------
 
 
@@ -253,10 +238,11 @@ def record(
     ]
     # A key keeps one row. A made task's key may be one that waited before (replaced). A
     # waiting task's key may have a "made" row: a task whose write was dead-lettered after
-    # unanswered calls (the CRM may hold it) is planned again and may wait for room; its
+    # unanswered calls (the CRM may hold it) is planned again and may wait for the run's
+    # budget (not for room under its owner's cap, which counts it: ``Budget.placed``); its
     # "made" row stays, so it keeps counting against its owner's cap, and it is not also
     # recorded as waiting (inserting beside that row broke the key's uniqueness and failed
-    # every run after). Planned again, it is admitted once there is room.
+    # every run after).
     if rows:
         held = _made(conn, stream, [r["key"] for r in rows])
         rows = [r for r in rows if r["key"] not in held]
@@ -355,6 +341,22 @@ def _lock_owners(conn: sa.Connection, stream: str, pairs: Sequence[tuple[str, st
     lock = sa.text("SELECT pg_advisory_xact_lock(:first, :key)")
     for key in keys:
         conn.execute(lock, {"first": _OWNER_LOCK, "key": key})
+
+
+def _placed(conn: sa.Connection, stream: str, as_of: date, tasks: Sequence[TaskAction]) -> set[str]:
+    """The keys of ``tasks`` the store counts as open for the same rule and owner."""
+    want = {(t.dedupe_key, t.rule, t.owner_id) for t in tasks}
+    q = task_queue.c
+    found: set[str] = set()
+    for start in range(0, len(tasks), 500):
+        keys = [t.dedupe_key for t in tasks[start : start + 500]]
+        rows = conn.execute(
+            sa.select(q.key, q.rule, q.owner_id).where(
+                q.stream == stream, q.status == "made", q.due >= as_of.isoformat(), q.key.in_(keys)
+            )
+        )
+        found.update(key for key, rule, owner in rows if (key, rule, owner) in want)
+    return found
 
 
 def _open_counts(

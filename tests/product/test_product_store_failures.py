@@ -178,7 +178,7 @@ def test_the_console_script_prints_the_one_line_too(
     assert run.returncode == 1, run.stderr[-2000:]
     assert run.stderr.splitlines() == [
         "crmtier explain: state store failed: cannot reach "
-        f"{MASKED}: OperationalError: OperationalError: connection failed: connection to "
+        f"{MASKED}: OperationalError: connection failed: connection to "
         'server at "127.0.0.1", port 1 failed: Connection refused; check that the database '
         "is up and reachable from this host, and [state] url"
     ]
@@ -208,3 +208,72 @@ def test_doctor_reports_the_store_as_a_failed_check(
     assert "Traceback" not in result.output + result.stderr
     # doctor's own advice "set [state] audit_key to a secret reference" aside
     assert not re.search(r"secret(?! reference)", result.output + result.stderr)
+
+
+#: ``[state] url`` values the store cannot be opened with as written, and what the line says
+MISWRITTEN = {
+    "port-not-a-number": ("postgresql+psycopg://u:secret@127.0.0.1:5a432/x", "not a database URL"),
+    "driver-not-installed": ("postgresql://u:secret@127.0.0.1:1/x", "driver 'psycopg2' not"),
+    "driver-unknown": ("postgresql+pg://u:secret@127.0.0.1:1/x", "no database driver"),
+    "option-unknown": (
+        "postgresql+psycopg://u:secret@127.0.0.1:1/x?ssl_mode=require",
+        'refused by its driver: ProgrammingError: invalid connection option "ssl_mode"',
+    ),
+}
+
+
+@pytest.mark.parametrize("command", ["audit-verify", "explain", "sync"])
+@pytest.mark.parametrize("url", sorted(MISWRITTEN))
+def test_a_miswritten_store_url_is_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, command: str
+) -> None:
+    """A URL the store cannot be opened with as written (a typo in its port, the plain
+    ``postgresql://`` that asks for psycopg2 where crmtier ships psycopg 3, a driver or a
+    connection option that does not exist) is a configuration problem: one line, exit 2,
+    as README.md says. Every command but ``sync`` ended in a traceback (``ValueError``,
+    ``ModuleNotFoundError``, the driver's ``ProgrammingError``), exit 1."""
+    config, _ = _config(tmp_path, monkeypatch, "pg-nobody-listens")
+    # no [workers] table: its check of the URL at load would say it first (an inline
+    # engine, the default, has no such check)
+    config.write_text(f'{CRM}\n[state]\nurl = "env:CRMTIER_STATE_URL"\n', encoding="utf-8")
+    value, said = MISWRITTEN[url]
+    monkeypatch.setenv("CRMTIER_STATE_URL", value)
+    args = [a.format(tmp=tmp_path) for a in COMMANDS[command]]
+    result = _run([*args, "--config", str(config)])
+    assert isinstance(result.exception, SystemExit), result.exc_info
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"crmtier {args[0]}: [state] url: "), lines[0]
+    assert said in lines[0], lines[0]
+    assert "secret" not in result.output + result.stderr
+
+
+@pytest.mark.parametrize("command", ["audit-verify", "sync-dead-letters"])
+def test_sql_the_store_s_schema_refuses_is_a_bug_s_traceback_not_a_store_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """A SQLite store whose tables do not match crmtier's SQL (here a table gone: a hand
+    edit, or a migration's bug) makes SQLite refuse the statement (``SQLITE_ERROR``,
+    which Python's sqlite3 raises as ``OperationalError``, as it does a busy or
+    unreadable file). That is no store away, to wait out: the command ends in its
+    traceback, as PostgreSQL's ``ProgrammingError`` does. It ended in "state store
+    failed: OperationalError: no such table", exit 1, and ``sync --every`` retried it."""
+    url = f"sqlite:///{tmp_path / 'renamed.db'}"
+    StateStore.open(url).close()
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for table in ("audit", "dead_letters"):
+                conn.execute(sa.text(f"ALTER TABLE {table} RENAME TO {table}_gone"))
+    finally:
+        engine.dispose()
+    monkeypatch.setenv("SF_ID", "id")
+    monkeypatch.setenv("SF_CREDENTIAL", "credential")
+    config = tmp_path / "crmtier.toml"
+    config.write_text(f'{CRM}\n[state]\nurl = "{url}"\n', encoding="utf-8")
+    args = [a.format(tmp=tmp_path) for a in COMMANDS[command]]
+    result = _run([*args, "--config", str(config)])
+    assert isinstance(result.exception, sa.exc.OperationalError), result.stderr
+    assert "no such table" in str(result.exception)
+    assert "state store failed" not in result.stderr

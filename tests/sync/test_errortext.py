@@ -64,7 +64,7 @@ def postgres_style_error() -> Exception:
             validation_error,
             "ValidationError: 2 invalid in Person: age: Input should be a valid integer",
         ),
-        (statement_error, "IntegrityError: IntegrityError: UNIQUE constraint failed: t.name"),
+        (statement_error, "IntegrityError: UNIQUE constraint failed: t.name"),
         (postgres_style_error, "IntegrityError: DetailError: duplicate key value"),
         (
             lambda: RuntimeError(f"line one\r\nline two {SECRET_NAME}"),

@@ -74,6 +74,23 @@ def test_the_bound_ends_with_the_failures_status_and_a_first_tick_failure_raises
         schedule(tick, 0)
 
 
+def test_a_later_tick_whose_sql_sqlite_refuses_ends_the_schedule_in_its_traceback(
+    tmp_path: Path,
+) -> None:
+    """SQLite refusing a statement (``SQLITE_ERROR``: no such table) is crmtier's SQL and
+    the store's schema disagreeing, not a store away: retried as one, it was counted
+    five ticks and its traceback lost (crmtier/store_failures.py ``_sql_refused``)."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'any.db'}")
+    try:
+        with engine.connect() as conn, pytest.raises(OperationalError) as refused:
+            conn.execute(sa.text("SELECT * FROM outbox"))
+    finally:
+        engine.dispose()
+    _, tick = _scripted(0, refused.value, 0)
+    with pytest.raises(OperationalError, match="no such table"):
+        schedule(tick, 0)
+
+
 KEY = os.urandom(32)
 
 

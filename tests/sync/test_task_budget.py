@@ -20,7 +20,8 @@ from connectors.mapping import WritebackConfig, load_default_mapping
 from sync import page_step, schema
 from sync.engine import RunOptions, SyncEngine
 from sync.runs import RunCounts
-from sync.taskbudget import Budget, Forecast, TaskLimit, kept, split, task_limits
+from sync.simulation import Forecast
+from sync.taskbudget import Budget, TaskLimit, kept, split, task_limits
 from tests.sync.memory_crm import InMemoryConnector, memory_engine
 from tiering_core.engine import decide_batch
 from tiering_core.models import AssessmentData, Assets, CustomerProfile, TaskAction

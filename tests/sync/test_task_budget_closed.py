@@ -162,10 +162,10 @@ def test_a_task_the_crm_refused_outright_frees_its_owner_s_place(store: StateSto
 
 def test_a_task_dead_lettered_and_planned_again_never_fails_the_run(store: StateStore) -> None:
     """C00's task reaches the CRM but every answer times out, and it is dead-lettered;
-    later runs plan it again (crmtier does not know it was made) and, the owner at the cap,
-    it waits. Its "made" row stays, so it keeps counting: the owner never holds more tasks
-    in the CRM than the cap. (Recording it as waiting beside that row failed every run
-    after on the key's uniqueness.)"""
+    later runs plan it again (crmtier does not know it was made) and send it again within
+    its own place (``Budget.placed``). Its "made" row stays, so it keeps counting: the
+    owner never holds more tasks in the CRM than the cap, and C02's waits. (Recording it
+    as waiting beside that row failed every run after on the key's uniqueness.)"""
     crm = RefusingCrm(3, retryable=True)
     open_now, waiting = _run_until_dead(crm, store, runs=3)
     assert open_now[RULE, OWNER] == 2  # C00's (the CRM holds it, unanswered) and C01's

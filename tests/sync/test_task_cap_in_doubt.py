@@ -1,9 +1,10 @@
 """A task the CRM may already hold keeps its place on its owner's cap (``sync.taskbudget``)
-until an answer says it is closed or absent: superseded before it is sent again
-(``Dispatcher.supersede``) or refused at its first attempt (``AnswerBatch``), whoever
-judges it. Both ask the run's one rule of what the CRM may hold (``sync.maybe_made``),
-which the write pool and the recorder take as a required argument: neither has a weaker
-rule of its own to fall back on.
+until a closure finds and closes it: superseded before it is sent again
+(``Dispatcher.supersede``), refused at its first attempt, or its closure finding nothing
+under its key while it is in doubt (``AnswerBatch``), whoever judges it. Both ask the
+run's one rule of what the CRM may hold (``sync.maybe_made``), which the write pool and
+the recorder take as a required argument: neither has a weaker rule of its own to fall
+back on.
 
 The dispatcher, recorder and budget of a real run (``RunParts``) on a real SQLite store."""
 
@@ -152,3 +153,65 @@ def test_the_pool_and_the_recorder_take_the_rule_or_refuse_to_start(part: str) -
     positional: tuple[Any, ...] = (None, None) if part == "pool" else (None, "s", "r")
     with pytest.raises(TypeError, match="maybe_made"):
         build(*positional, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("in_doubt", "absent", "kept"),
+    [(True, True, True), (True, False, False), (False, True, False), (False, False, False)],
+    ids=["in-doubt-found-absent", "in-doubt-closed", "made-found-absent", "made-closed"],
+)
+def test_a_closure_that_finds_no_task_in_doubt_keeps_its_owner_s_cap_place(
+    tmp_path: Path, in_doubt: bool, absent: bool, kept: bool
+) -> None:
+    """C01 is sanctioned, and its sales task closed. Its making went unanswered (in doubt)
+    and the closure's look-up found nothing under the key: the making may still land
+    after that look-up, so the task stays in doubt, and it keeps RM1's place, as any task
+    a call of which went unanswered does until its due date. The place was given back, and
+    RM1 could get a new task beside one the CRM may yet hold. A closure that found and
+    closed the task, or found no task crmtier had made (the RM deleted it), frees it."""
+    e = engine(TaskCrm(2), tmp_path, CAP)
+    parts = RunParts(e, RunOptions(as_of=AS_OF))
+    parts.pool.shutdown()
+    mine = task("C01:call", owner="RM1")
+    payload: dict[str, Any] = {"rule": "call", "in_doubt": True} if in_doubt else {"rule": "call"}
+    closure = OutboxItem(9, "C01", "task_close", mine.dedupe_key, payload, 0, parts.run_id, "sync")
+    with e.store.begin() as conn:
+        save_states(conn, e.stream, [{"customer_id": "C01", "pseudonym": "p-C01"}])
+        taskbudget.record(conn, e.stream, "r0", ["C01"], {"C01": [mine]}, {})
+    answer = WriteResult("task_close", mine.dedupe_key, True, absent=absent)
+    parts.recorder.record_results([([closure], [answer])])
+    with e.store.begin() as conn:
+        open_now = taskbudget.load_open(conn, e.stream, AS_OF, prune=False)
+        states = load_states(conn, e.stream, ["C01"])
+    assert open_now == (Counter({("call", "RM1"): 1}) if kept else Counter())
+    # the mark and the place go together
+    assert (mine.dedupe_key in states["C01"].tasks_in_doubt) is kept
+
+
+@pytest.mark.parametrize(("owner", "sent"), [("RM1", True), ("RM2", False)], ids=["same", "moved"])
+def test_a_task_in_doubt_planned_again_does_not_wait_for_its_own_place(
+    tmp_path: Path, owner: str, sent: bool
+) -> None:
+    """RM1 may hold one open call, and holds C01's, in doubt (its making went unanswered).
+    C01 still wants it, and is planned again: its re-send looks its key up, making it only
+    if absent, so RM1 still holds one at most. It was counted twice (its own place, then
+    itself): it waited for room that never came, and was never sent to settle its doubt.
+    C02's task for RM1 still waits. A task moved to an owner at the cap (RM2, who holds
+    C03's) is a new place there, and waits."""
+    e = engine(TaskCrm(4), tmp_path, CAP)
+    parts = RunParts(e, RunOptions(as_of=AS_OF))
+    parts.pool.shutdown()
+    held = task("C01:call", owner="RM1")
+    earlier = OutboxItem(3, "C01", "task", held.dedupe_key, {"rule": "call"}, 1, "r0", "sync")
+    with e.store.begin() as conn:
+        save_states(conn, e.stream, [{"customer_id": "C01", "pseudonym": "p-C01"}])
+        taskbudget.record(conn, e.stream, "r0", ["C01"], {"C01": [held]}, {})
+        taskbudget.record(
+            conn, e.stream, "r0", ["C03"], {"C03": [task("C03:call", owner="RM2")]}, {}
+        )
+        mark_in_doubt(conn, e.stream, [earlier], "r0")
+    with e.store.begin() as conn:
+        assert _read(parts, conn, "C01", task("C01:call", owner=owner)) is sent
+        assert not _read(parts, conn, "C02", task("C02:call", owner="RM1"))
+        open_now = taskbudget.load_open(conn, e.stream, AS_OF, prune=False)
+    assert open_now == Counter({("call", "RM1"): 1, ("call", "RM2"): 1})  # never over the cap
