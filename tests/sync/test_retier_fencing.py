@@ -24,8 +24,10 @@ heartbeat renews nothing, as a frozen process's does not.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -194,25 +196,35 @@ def test_a_unit_committing_as_the_run_finishes_waits_and_is_given_up(
 
 class DoneAsTheRunFinishes(DiesWriting):
     """The unit's attempt sends and records every write, then marks the unit done in a
-    transaction held open until the coordinator (which stopped waiting meanwhile: no unit
-    moved on) finishing the run waits for it."""
+    transaction held open until the coordinator finishing the run waits for it: the
+    coordinator sees the units move on until that transaction is open, then none (its
+    stall time passes, and it stops)."""
 
     name = "finishing-unit"
 
     def __init__(self, open_store: StoreFactory, book: Book, monkeypatch: pytest.MonkeyPatch):
         self.open_store, self.book = open_store, book
         self.threads = []
+        self.done_open = threading.Event()
         self.waited = False
         self.result: Any = None
-        set_status = units.set_status
+        set_status, progress, ticks = units.set_status, units.progress, itertools.count()
 
         def held_open(conn: sa.Connection, ref: UnitRef, status: str, **kwargs: Any) -> None:
             set_status(conn, ref, status, **kwargs)  # type: ignore[arg-type]
             if status == "done" and threading.current_thread().name == self.name:
                 self.result = kwargs["result"].to_json()
+                self.done_open.set()
                 self.waited = until_blocking(conn)
 
+        def moving(conn: sa.Connection, run_id: str) -> Counter[str]:
+            now = progress(conn, run_id)
+            if not self.done_open.is_set():  # however slow the unit's writes
+                now["moving on"] = next(ticks)
+            return now
+
         monkeypatch.setattr(units, "set_status", held_open)
+        monkeypatch.setattr(units, "progress", moving)
 
 
 def test_a_unit_marked_done_as_the_run_finishes_stays_done(
