@@ -129,6 +129,11 @@ def opening(url: str) -> Iterator[None]:
     except OperationalError as exc:
         if _sql_refused(exc):
             raise
+        if _login_refused(exc):  # the server answered: the URL's user, password or database
+            raise StoreError(
+                f"[state] url: refused by {store}: {_scrubbed(error_text(exc), parsed)}; "
+                "check the user, password and database name it gives"
+            ) from None
         raise StoreUnreachableError(
             f"cannot reach {store}: {_scrubbed(error_text(exc), parsed)}",
             "that the database is up and reachable from this host, and [state] url",
@@ -170,6 +175,24 @@ def _sql_refused(exc: OperationalError) -> bool:
     SQLite's "Result and Error Codes" (https://www.sqlite.org/rescode.html), and Python's
     sqlite3 "Exceptions" (``sqlite_errorname``, Python 3.11)."""
     return getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_ERROR"
+
+
+#: PostgreSQL's answers to a connection it refuses as configured (``FATAL`` messages of
+#: the server's authentication and start-up: "Client Authentication" and "Managing
+#: Databases" in the PostgreSQL documentation). Not retried as a store away: a
+#: ``crmtier sync --every`` would try a wrong password for five ticks. A server starting
+#: up or shutting down says ``FATAL`` too, and stays "cannot reach" (exit 1).
+_LOGIN_REFUSED = (
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    'role "',  # role "x" does not exist
+    'database "',  # database "x" does not exist
+)
+
+
+def _login_refused(exc: OperationalError) -> bool:
+    text = str(exc.orig)
+    return "FATAL:" in text and any(marker in text for marker in _LOGIN_REFUSED)
 
 
 def _scrubbed(text: str, parsed: URL) -> str:

@@ -34,7 +34,10 @@ def check_withdrawals(connector: Connector, config: CrmtierConfig) -> list[Schem
     writeback = config.writeback_config()
     kinds = write_readiness.enabled_kinds(writeback)
     url = config.state_url().get_secret_value()
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ValueError:  # a miswritten URL: the state store line says why
+        return []
     db = parsed.database
     file = parsed.get_backend_name() == "sqlite" and db not in (None, "", ":memory:")
     if file and not Path(str(db)).exists():
