@@ -53,8 +53,9 @@ def run_side(url: str, customers: int, keep: bool) -> tuple[float, list[float]]:
 
     from connectors.contract import Capabilities, Cursor, Page
     from sync.engine import RunOptions, SyncEngine
-    from sync.retier import UnitRunner, retier
+    from sync.retier import retier
     from sync.retier_threads import InProcessUnits
+    from sync.retier_worker import UnitRunner
     from sync.store import StateStore
     from tests.sync.test_retier import AS_OF, Book, BookConnector, engine_on
 

@@ -40,7 +40,7 @@ def take_over_committed(engine: SyncEngine, ref: UnitRef) -> int:
     """An attempt finds the unit committed, not done: the attempt that committed it died
     while writing, or still writes. A live one holds the claims of the customers it writes
     until their writes are answered and marks the unit done before it lets them go
-    (``sync.retier.UnitRunner``); marked done here meanwhile, the unit would be added up by
+    (``sync.retier_worker.UnitRunner``); marked done here meanwhile, the unit would be added up by
     the coordinator without what that attempt records next (the run's counts then fail to
     reconcile). So the unit is taken for dead only once those claims are free (a process
     gone on this host frees them at once, another host's run out after ``lock_ttl``):
@@ -75,26 +75,31 @@ def take_over_committed(engine: SyncEngine, ref: UnitRef) -> int:
 def end_with_run(conn: sa.Connection, run_id: str, stream: str) -> None:
     """The coordinator records its run finished, in this transaction, under the run's row
     lock (``units.lock_run``; a unit's commit takes it first in its transaction, ``sync.
-    retier.UnitRunner._opening``: a commit under way is waited for and found here, a later
+    retier_worker.UnitRunner._opening``: a commit under way is waited for and found here, a later
     one finds the run stopped and is given up). The units still committed, not done, were
     being written by workers that died, or still write. A stopped run's pending writes are
     re-sent as they are (``sync.runs.died``), so theirs are marked as a dead run's, as
     ``take_over_committed`` would have, and each unit is ended (failed): its attempt, if
     alive, owns it no longer and sends and records nothing more (``units.owns``), and its
-    recordings are folded into its result and deleted (``units.set_status``)."""
+    recordings are folded into its result and deleted (``units.set_status``). A unit its
+    attempt is marking done meanwhile is waited for under its row lock, and left done
+    with its result (its writes left, never sent, are held all the same: the safe side)."""
     units.lock_run(conn, run_id)
     for seq, status, _, _ in units.finished(conn, run_id):
-        if status == "committed":
-            ref = UnitRef(run_id, seq)
-            held = mark_died_writing(conn, ref, stream)
-            units.set_status(conn, ref, "failed", error=STOPPED_WRITING)
-            log.warning(
-                "page unit %d was still writing as the run stopped: its %d writes left are"
-                " held as a dead run's",
-                seq,
-                held,
-                extra={"run_id": run_id},
-            )
+        if status != "committed":
+            continue
+        ref = UnitRef(run_id, seq)
+        held = mark_died_writing(conn, ref, stream)  # the outbox rows first, as a recording
+        if units.locked_status(conn, ref) != "committed":  # done meanwhile
+            continue
+        units.set_status(conn, ref, "failed", error=STOPPED_WRITING)
+        log.warning(
+            "page unit %d was still writing as the run stopped: its %d writes left are"
+            " held as a dead run's",
+            seq,
+            held,
+            extra={"run_id": run_id},
+        )
 
 
 def died_run_id(ref: UnitRef) -> str:

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sync.engine import SyncEngine
 from sync.errortext import error_text
-from sync.retier import give_up, run_unit
 from sync.retier_units import UnitRef
+from sync.retier_worker import give_up, run_unit
 
 log = logging.getLogger(__name__)
 

@@ -270,6 +270,17 @@ def _stored_result(conn: sa.Connection, ref: UnitRef) -> Json:
     ).scalar()
 
 
+def locked_status(conn: sa.Connection, ref: UnitRef) -> UnitStatus:
+    """The unit's status, its row locked until the transaction ends: an attempt marking it
+    done meanwhile (``ensure_owner``, exclusive) is waited for, and its status seen."""
+    query = (
+        sa.select(retier_units.c.status)
+        .where(retier_units.c.run_id == ref.run_id, retier_units.c.seq == ref.seq)
+        .with_for_update()
+    )
+    return conn.execute(query).scalar_one()  # type: ignore[no-any-return]
+
+
 def run_is_running(conn: sa.Connection, run_id: str, *, share_lock: bool = False) -> bool:
     """Whether the run is still running; with ``share_lock``, its row stays share-locked
     until the transaction ends (a unit's commit: ``lock_run``)."""

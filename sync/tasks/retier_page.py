@@ -3,7 +3,7 @@
 ``crmtier sync --full`` with ``[workers] engine = "procrastinate"`` is the coordinator
 (``sync.retier.retier``): it stores each page it reads as a unit and defers one job per unit
 (``ProcrastinateUnits``). Any ``crmtier worker`` takes the job and runs the unit against its
-own sync engine (``sync.retier.run_unit``). A failed attempt raises, and the engine retries
+own sync engine (``sync.retier_worker.run_unit``). A failed attempt raises, and the engine retries
 the job with its exponential backoff (a unit whose turn has not come yet, in a second); a
 job stalled by a dead worker runs again on another once the visibility timeout passes (a
 unit is safe to run again). After the last attempt
@@ -16,8 +16,8 @@ from __future__ import annotations
 from procrastinate import App, JobContext
 
 from sync.errortext import error_text
-from sync.retier import give_up, run_unit
 from sync.retier_units import TurnTimeoutError, UnitRef
+from sync.retier_worker import give_up, run_unit
 from sync.tasks.engine import Worksite
 
 TASK = "crmtier.retier_page"

@@ -32,9 +32,10 @@ from connectors.sandbox.generator import generate
 from sync import retier_units, schema
 from sync.engine import RunOptions, RunReport, SyncEngine, SyncSettings
 from sync.planner import action_kinds
-from sync.retier import retier, run_unit
+from sync.retier import retier
 from sync.retier_threads import InProcessUnits
 from sync.retier_units import UnitRef
+from sync.retier_worker import run_unit
 from sync.store import StateStore
 from sync.taskbudget import task_limits
 from tests.sync.conftest import PG_URL, pg_schema

@@ -8,10 +8,13 @@ until its customer is read again and planned: a closure in doubt, never the task
 
 A full re-tier (``sync.retier.retier``) on the Zoho sandbox: the coordinator runs here, its
 one page unit goes first to a real worker process (``run_unit`` in ``python``) that
-SIGKILLs itself before or after the call carrying a sales task (``sync.killpoints``; one
-write call at a time, Zoho's batch of one making every write a full batch a unit sends).
-Then a customer with a sales task pending is sanctioned in the CRM, and the unit's job runs
-again here, as the task engine retries it on another worker.
+SIGKILLs itself before or after the first write call carrying a sales task (one write call
+at a time, Zoho's batch of one making every write a full batch a unit sends). The call is
+found by its items, not by its number: which call carries the task depends on how the
+answers of the call in flight and the one queued behind it land between the unit's
+recordings (``sync.writepool``), which shifts with the machine's load. Then a customer with
+a sales task pending is sanctioned in the CRM, and the unit's job runs again here, as the
+task engine retries it on another worker.
 """
 
 from __future__ import annotations
@@ -34,12 +37,12 @@ from crmtier.commands.sync import open_engine
 from crmtier.config import load_config
 from sync import retier_units as units
 from sync.engine import SyncEngine
-from sync.killpoints import ENV
 from sync.planner import SALES_TASK_RULES
-from sync.retier import retier, run_unit
+from sync.retier import retier
 from sync.retier_died import died_run_id
 from sync.retier_results import retier_unit_answers, with_recorded
 from sync.retier_units import UnitRef
+from sync.retier_worker import run_unit
 from sync.store import StateStore
 from tests.sync.conftest import Harness, available_crms, start_sandbox
 from tests.sync.test_sync_indoubt_crash import CUSTOMERS, _rows
@@ -47,19 +50,25 @@ from tests.sync.test_sync_indoubt_crash import CUSTOMERS, _rows
 pytestmark = pytest.mark.skipif("zoho" not in available_crms(), reason="Zoho not in tree")
 
 #: the worker process: one page unit of the coordinator's run, as ``crmtier worker`` runs it;
-#: once each recording has committed, it writes to the file ``argv[4]`` the unit's whole
-#: result as it stood in that recording's transaction (what a unit saved there before
-#: ``sync.retier_results``; the unit's API calls read once for both: a call may be under
-#: way meanwhile), for the test to compare with what the store kept
+#: it SIGKILLs itself (as ``sync.killpoints`` does) ``argv[5]`` ("before" or "after") the
+#: first write call carrying a sales task, that is: as the call is about to be handed to
+#: the write pool's thread (the ``before_write`` kill point), or once it has answered
+#: every item made and before the answer is recorded (``after_write``). Once each recording
+#: has committed, it writes to the file ``argv[4]`` the unit's whole result as it stood in
+#: that recording's transaction (what a unit saved there before ``sync.retier_results``;
+#: the unit's API calls read once for both: a call may be under way meanwhile), for the
+#: test to compare with what the store kept
 WORKER = """
-import json, sys
+import json, os, signal, sys
 from pathlib import Path
 from crmtier.commands.sync import open_engine
 from crmtier.config import load_config
+from sync.planner import SALES_TASK_RULES
 from sync.recorder import Recorder
-from sync.retier import UnitRunner, run_unit
+from sync.retier_worker import UnitRunner, run_unit
 from sync.retier_results import UnitResult
 from sync.retier_units import UnitRef
+from sync.writepool import WritePool
 whole = {}
 keep = UnitRunner._recorded
 def recorded(unit, conn, counts, outcomes):
@@ -81,30 +90,42 @@ def committed(recorder, calls):
         Path(sys.argv[4]).write_text(json.dumps(whole.pop("result").to_json()))
     return retries
 Recorder.record_results = committed
+def sales_task(items):
+    return any(i.kind == "task" and i.payload["rule"] in SALES_TASK_RULES for i in items)
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+submit, results = WritePool._submit, WritePool._results
+def submit_or_die(pool, items):
+    if sys.argv[5] == "before" and sales_task(items):
+        die()
+    submit(pool, items)
+def results_or_die(pool, items, future):
+    if sys.argv[5] == "after" and sales_task(items) and future.exception() is None:
+        if all(result.ok for result in future.result()):
+            die()
+    return results(pool, items, future)
+WritePool._submit, WritePool._results = submit_or_die, results_or_die
 with open_engine(load_config(sys.argv[1])) as engine:
     run_unit(engine, UnitRef(sys.argv[2], int(sys.argv[3])))
 """
 
-#: the write call (``apply``) carrying the unit's first sales task on the seeded book
-#: (seed 7, ``CUSTOMERS``; ``_sanction`` checks it)
-SALES_CALL = 16
-
 
 class KilledWorker:
     """``sync.retier.UnitExecutor``: a unit's first attempt is a worker process that dies
-    at ``kill_at``; then ``between`` runs, then the retry runs here on ``engine`` (none:
-    the job is never run again, as when every worker is gone). What the store kept of the
-    dead attempt's result (``kept``) and its whole result at its last recording
-    (``whole``) are read as it died."""
+    ``dies`` ("before" or "after") its first write call carrying a sales task; then
+    ``between`` runs, then the retry runs here on ``engine`` (none: the job is never run
+    again, as when every worker is gone). What the store kept of the dead attempt's result
+    (``kept``) and its whole result at its last recording (``whole``) are read as it
+    died."""
 
     def __init__(
         self,
         harness: Harness,
         engine: SyncEngine | None,
-        kill_at: str,
+        dies: str,
         between: Callable[[UnitRef], None],
     ) -> None:
-        self.harness, self.engine, self.kill_at, self.between = harness, engine, kill_at, between
+        self.harness, self.engine, self.dies, self.between = harness, engine, dies, between
         self.kept: dict[str, Any] | None = None
         self.whole: dict[str, Any] | None = None
         self.recordings = 0  # kept by the store beside the result saved at the commit
@@ -120,8 +141,9 @@ class KilledWorker:
                 unit.run_id,
                 str(unit.seq),
                 str(whole),
+                self.dies,
             ],
-            env={**self.harness.env, ENV: self.kill_at},
+            env=self.harness.env,
             capture_output=True,
             text=True,
         )
@@ -173,17 +195,17 @@ class Sanction:
 
 
 @pytest.mark.parametrize(
-    ("kill_at", "sent"),
-    [(f"before_write:{SALES_CALL}", False), (f"after_write:{SALES_CALL}", True)],
+    ("dies", "sent"),
+    [("before", False), ("after", True)],
     ids=["before-the-task-call", "after-the-task-call"],
 )
 def test_a_unit_killed_while_writing_leaves_no_sales_task_for_a_customer_sanctioned_since(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kill_at: str, sent: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies: str, sent: bool
 ) -> None:
     with _zoho(tmp_path, monkeypatch) as harness:
         sanction = Sanction(harness, sent)
         with open_engine(load_config(harness.config)) as engine:
-            killed = KilledWorker(harness, engine, kill_at, sanction)
+            killed = KilledWorker(harness, engine, dies, sanction)
             report = retier(engine, killed, stall_seconds=30)
         assert report.status == "succeeded", report.error
         _held_as_a_dead_run_s(harness, sanction, report.run_id, report.run_id, sent)
@@ -203,7 +225,7 @@ def test_a_re_tier_stalled_behind_a_unit_killed_while_writing_leaves_its_writes_
     next run (``crmtier sync``, one process) holds the sales task and closes it."""
     with _zoho(tmp_path, monkeypatch) as harness:
         sanction = Sanction(harness, sent=False)
-        killed = KilledWorker(harness, None, f"before_write:{SALES_CALL}", sanction)
+        killed = KilledWorker(harness, None, "before", sanction)
         with open_engine(load_config(harness.config)) as engine:
             report = retier(engine, killed, stall_seconds=1)
         assert report.status == "failed" and "no page unit moved on" in str(report.error)
@@ -236,7 +258,7 @@ def test_a_later_unit_holds_the_sales_task_of_a_customer_a_killed_unit_was_writi
                     )
                 assert run_unit(engine, ref) == 1
 
-            killed = KilledWorker(harness, engine, f"after_write:{SALES_CALL}", later_unit)
+            killed = KilledWorker(harness, engine, "after", later_unit)
             report = retier(engine, killed, stall_seconds=30)
         assert report.status == "succeeded", report.error
         _held_as_a_dead_run_s(harness, sanction, report.run_id, report.run_id, True)

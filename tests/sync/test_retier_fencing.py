@@ -24,15 +24,17 @@ heartbeat renews nothing, as a frozen process's does not.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from sync import page_step, recorder, retier, runs, schema, writepool
+from sync import page_step, recorder, retier, retier_worker, runs, schema, writepool
 from sync import retier_units as units
 from sync.claims import owner_id
 from sync.claims_schema import customer_claims
@@ -96,14 +98,14 @@ class DiesWriting:
     def __init__(self, open_store: StoreFactory, book: Book, monkeypatch: pytest.MonkeyPatch):
         self.open_store, self.book = open_store, book
         self.threads: list[threading.Thread] = []
-        sending = retier.send_full_batches
+        sending = retier_worker.send_full_batches
 
         def dies(*args: object) -> None:
             if threading.current_thread().name == self.name:
                 raise RuntimeError("killed while writing")
             sending(*args)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(retier, "send_full_batches", dies)
+        monkeypatch.setattr(retier_worker, "send_full_batches", dies)
 
     def submit(self, unit: UnitRef) -> None:
         engine = engine_on(self.open_store(), self.book)
@@ -113,7 +115,7 @@ class DiesWriting:
 
     def _attempt(self, engine: SyncEngine, unit: UnitRef) -> None:
         with contextlib.suppress(RuntimeError):
-            retier.run_unit(engine, unit)
+            retier_worker.run_unit(engine, unit)
 
     def join(self) -> None:
         for thread in self.threads:
@@ -147,22 +149,32 @@ class CommitsAsTheRunFinishes(DiesWriting):
     def _until_committed_or_waiting(self, conn: sa.Connection) -> None:
         """Until the unit's thread has ended, or its commit waits for a lock this
         transaction holds."""
-        pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
-        blocked = sa.text(
-            "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
-            " AND query ILIKE '%for share%'"
+        self.waited_for_the_lock = until_blocking(
+            conn, "%for share%", lambda: any(t.is_alive() for t in self.threads)
         )
-        watcher = sa.create_engine(PG_URL)
-        try:
-            deadline = time.monotonic() + 60
-            while any(t.is_alive() for t in self.threads) and time.monotonic() < deadline:
-                with watcher.connect() as watching:
-                    if watching.execute(blocked, {"pid": pid}).scalar():
-                        self.waited_for_the_lock = True
-                        return
-                time.sleep(0.02)
-        finally:
-            watcher.dispose()
+
+
+def until_blocking(
+    conn: sa.Connection, query: str = "%", alive: Callable[[], bool] = lambda: True
+) -> bool:
+    """Wait until another transaction (its statement ILIKE ``query``) waits for a lock
+    ``conn``'s holds: True; False once ``alive()`` is not, or after a minute."""
+    pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+    blocked = sa.text(
+        "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
+        " AND query ILIKE :query"
+    )
+    watcher = sa.create_engine(PG_URL)
+    try:
+        deadline = time.monotonic() + 60
+        while alive() and time.monotonic() < deadline:
+            with watcher.connect() as watching:
+                if watching.execute(blocked, {"pid": pid, "query": query}).scalar():
+                    return True
+            time.sleep(0.02)
+        return False
+    finally:
+        watcher.dispose()
 
 
 def test_a_unit_committing_as_the_run_finishes_waits_and_is_given_up(
@@ -180,6 +192,56 @@ def test_a_unit_committing_as_the_run_finishes_waits_and_is_given_up(
     assert late.waited_for_the_lock  # its commit began while the run was finishing...
     status, _ = unit_row(store, UnitRef(report.run_id, 1))
     assert status == "abandoned"  # ...and then found it stopped: rolled back, for the rerun
+
+
+class DoneAsTheRunFinishes(DiesWriting):
+    """The unit's attempt sends and records every write, then marks the unit done in a
+    transaction held open until the coordinator finishing the run waits for it: the
+    coordinator sees the units move on until that transaction is open, then none (its
+    stall time passes, and it stops)."""
+
+    name = "finishing-unit"
+
+    def __init__(self, open_store: StoreFactory, book: Book, monkeypatch: pytest.MonkeyPatch):
+        self.open_store, self.book = open_store, book
+        self.threads = []
+        self.done_open = threading.Event()
+        self.waited = False
+        self.result: Any = None
+        set_status, progress, ticks = units.set_status, units.progress, itertools.count()
+
+        def held_open(conn: sa.Connection, ref: UnitRef, status: str, **kwargs: Any) -> None:
+            set_status(conn, ref, status, **kwargs)  # type: ignore[arg-type]
+            if status == "done" and threading.current_thread().name == self.name:
+                self.result = kwargs["result"].to_json()
+                self.done_open.set()
+                self.waited = until_blocking(conn)
+
+        def moving(conn: sa.Connection, run_id: str) -> Counter[str]:
+            now = progress(conn, run_id)
+            if not self.done_open.is_set():  # however slow the unit's writes
+                now["moving on"] = next(ticks)
+            return now
+
+        monkeypatch.setattr(units, "set_status", held_open)
+        monkeypatch.setattr(units, "progress", moving)
+
+
+def test_a_unit_marked_done_as_the_run_finishes_stays_done(
+    open_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The coordinator ends the units it finds committed as it finishes the run; one whose
+    attempt was marking it done meanwhile was found committed, then failed over its done
+    (its result the one at its last recording). Now it is waited for and left done."""
+    book = Book(PAGE)  # one page: one unit
+    store = open_store()
+    done = DoneAsTheRunFinishes(open_store, book, monkeypatch)
+    options = RunOptions(full=True, as_of=AS_OF)
+    report = retier.retier(engine_on(store, book), done, options, stall_seconds=1)
+    done.join()
+    assert report.status == "failed" and "no page unit moved on" in str(report.error)
+    assert done.waited  # the run's end waited for the unit's done...
+    assert unit_row(store, UnitRef(report.run_id, 1)) == ("done", done.result)  # ...kept
 
 
 class FrozenPastTtl:
@@ -234,7 +296,7 @@ class FrozenPastTtl:
                     .values(expires_at=0.0)
                 )
             other = engine_on(self.open_store(), self.book)
-            retier.run_unit(other, unit)  # the job again, on another worker
+            retier_worker.run_unit(other, unit)  # the job again, on another worker
             self.unit_when_taken_over = unit_row(other.store, unit)
             # (the write pool's threads are not frozen here: calls it had started went on)
             self.writes_when_taken_over = self._writes()
@@ -244,7 +306,7 @@ class FrozenPastTtl:
 
     def _first(self, unit: UnitRef) -> None:
         try:
-            self.outcome.append(retier.run_unit(self.engine, unit))
+            self.outcome.append(retier_worker.run_unit(self.engine, unit))
         except Exception as exc:
             self.outcome.append(exc)
 

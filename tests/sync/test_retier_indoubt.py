@@ -31,8 +31,9 @@ from crmtier.config import load_config
 from sync import retier_units as units
 from sync import run_outbox, runs
 from sync.engine import SyncEngine
-from sync.retier import Coordinator, UnitExecutor, run_unit
+from sync.retier import Coordinator, UnitExecutor
 from sync.retier_units import UnitRef
+from sync.retier_worker import run_unit
 from sync.run_parts import RunParts
 from sync.settings import RunOptions
 from tests.sync.conftest import Harness, available_crms, start_sandbox

@@ -4,7 +4,7 @@ does with a unit committed, not done (``sync.retier_died``). Killed workers are 
 tests/sync/test_retier_died_writing.py and test_retier_kill.py.
 
 * A unit whose last attempt fails while writing (an error out of its writes, not a kill):
-  the task engine gives it up (``sync.retier.give_up``) and the coordinator's run fails
+  the task engine gives it up (``sync.retier_worker.give_up``) and the coordinator's run fails
   naming the page. The run's record then says it stopped, and a stopped run's pending
   writes are re-sent as they are (``sync.runs.died``), yet the unit may have sent some of
   them before the error: they must be held as a dead run's.
@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sync import retier, runs, schema
+from sync import retier, retier_worker, runs, schema
 from sync import retier_units as units
 from sync.engine import RunOptions, SyncEngine
 from sync.retier_died import UnitStillWritingError, died_run_id
@@ -41,14 +41,14 @@ def test_a_unit_given_up_after_its_commit_leaves_its_writes_held_as_a_dead_run_s
 ) -> None:
     url = f"sqlite:///{tmp_path / 'spread.db'}"
     book = Book(PAGE)  # one page: one unit
-    sending = retier.send_full_batches
+    sending = retier_worker.send_full_batches
 
     def fails_in_a_unit(*args: object) -> None:
         if threading.current_thread().name.startswith("retier-unit"):
             raise RuntimeError("the store went away while writing")
         sending(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(retier, "send_full_batches", fails_in_a_unit)
+    monkeypatch.setattr(retier_worker, "send_full_batches", fails_in_a_unit)
     store = StateStore.open(url)
     opened: list[StateStore] = []
 
@@ -89,7 +89,7 @@ class LateBeat:
         self.retried: list[BaseException | None] = []
         self.status_after_retry = ""
         self.stores: list[StateStore] = []
-        sending = retier.send_full_batches
+        sending = retier_worker.send_full_batches
 
         def late(*args: object) -> None:
             if threading.current_thread().name == "first-attempt":
@@ -97,7 +97,7 @@ class LateBeat:
                 self.go.wait()
             sending(*args)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(retier, "send_full_batches", late)
+        monkeypatch.setattr(retier_worker, "send_full_batches", late)
 
     def engine(self) -> SyncEngine:
         self.stores.append(StateStore.open(self.url))
@@ -105,13 +105,13 @@ class LateBeat:
 
     def submit(self, unit: UnitRef) -> None:
         first = threading.Thread(
-            target=retier.run_unit, args=(self.engine(), unit), name="first-attempt"
+            target=retier_worker.run_unit, args=(self.engine(), unit), name="first-attempt"
         )
         first.start()
         try:
             assert self.committed.wait(timeout=300)  # a guard against a hang only
             try:
-                retier.run_unit(self.engine(), unit)
+                retier_worker.run_unit(self.engine(), unit)
                 self.retried.append(None)
             except UnitStillWritingError as exc:
                 self.retried.append(exc)
@@ -162,7 +162,7 @@ class AfterTheRunStopped:
             assert self.stopped.wait(timeout=300)  # a guard against a hang only
             return turn(*args, **kwargs)
 
-        sending = retier.send_full_batches
+        sending = retier_worker.send_full_batches
 
         def dies(*args: object) -> None:
             if threading.current_thread().name == "late-unit":
@@ -170,7 +170,7 @@ class AfterTheRunStopped:
             sending(*args)  # type: ignore[arg-type]
 
         monkeypatch.setattr(units, "wait_turn", late_turn)
-        monkeypatch.setattr(retier, "send_full_batches", dies)
+        monkeypatch.setattr(retier_worker, "send_full_batches", dies)
 
     def submit(self, unit: UnitRef) -> None:
         self.stores.append(StateStore.open(self.url))
@@ -181,7 +181,7 @@ class AfterTheRunStopped:
 
     def _attempt(self, engine: SyncEngine, unit: UnitRef) -> None:
         with contextlib.suppress(RuntimeError):
-            retier.run_unit(engine, unit)
+            retier_worker.run_unit(engine, unit)
 
 
 def test_a_unit_does_not_commit_after_its_run_stopped(
