@@ -19,14 +19,7 @@ from click.testing import CliRunner
 from crmtier.cli import cli
 from crmtier.commands.doctor_withdrawals import check_withdrawals
 from crmtier.config import load_config
-
-CRM = """
-[crm]
-kind = "salesforce"
-base_url = "https://127.0.0.1:1"
-client_id = "env:SF_ID"
-client_secret = "env:SF_CREDENTIAL"
-"""
+from tests.product.test_product_store_failures import CRM
 
 #: the local PostgreSQL answers (trust authentication): what it refuses, and what it says
 REFUSED = {
