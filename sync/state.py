@@ -23,7 +23,8 @@ from sync.bulkwrite import decoder, marker, upsert_rows
 from sync.days import parse_day
 from sync.outbox import OutboxItem
 from sync.planner import QUALIFIED_SINCE, QUALIFIED_TIER, SALES_TASK_RULES, Known
-from sync.schema import customers, now_text, side_effects
+from sync.runs import died
+from sync.schema import customers, now_text, outbox, side_effects
 from tiering_core.models import Previous
 
 _CHUNK = 500
@@ -302,4 +303,26 @@ def withdrawable(conn: sa.Connection, stream: str, *, tasks: bool) -> Withdrawab
         .group_by(effect.campaign)
     ).tuples()
     members = {str(campaign): int(n) for campaign, n in rows}
+    for campaign in _queued_adds_in_doubt(conn, stream):
+        members[campaign] = members.get(campaign, 0) + 1
     return Withdrawable(int(sales), members)
+
+
+def _queued_adds_in_doubt(conn: sa.Connection, stream: str) -> list[str]:
+    """The campaign of each membership add an earlier run left queued whose call may have
+    reached the CRM (``outbox.may_have_landed``: unanswered, or its run died). Recovery
+    marks such an add in doubt only after the start gate has counted ``side_effects``, and
+    supersedes it where the campaign now takes no member: without it here, a campaign
+    switched off since would pass the gate, and a customer sanctioned in that run would
+    stay in it until the next start. Few rows (what a stopped run left); each payload is
+    decoded in Python, as it may be encrypted."""
+    o = outbox.c
+    queued = conn.execute(
+        sa.select(o.run_id, o.unanswered, o.payload).where(
+            o.stream == stream, o.kind == "membership", o.status == "pending"
+        )
+    ).all()
+    adds = [(row.run_id, bool(row.unanswered), row.payload) for row in queued]
+    adds = [(run, unanswered, p) for run, unanswered, p in adds if p.get("member")]
+    dead = died(conn, {run for run, unanswered, _ in adds if not unanswered})
+    return [str(p["campaign"]) for run, unanswered, p in adds if unanswered or run in dead]

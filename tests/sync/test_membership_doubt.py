@@ -152,3 +152,25 @@ def test_a_stopped_runs_add_is_not_sent_to_a_campaign_that_now_takes_no_member(
         o = schema.outbox
         statuses = conn.execute(sa.select(o.c.status).where(o.c.kind == "membership"))
         assert list(statuses.scalars()) == ["superseded"]
+
+
+@pytest.mark.parametrize("left", ["paused", "unanswered", "died"])
+def test_the_gate_counts_a_stopped_runs_add_that_may_have_reached_the_crm(
+    store: StateStore, left: str
+) -> None:
+    """What the start gate reads (``withdrawable``) before recovery marks anything: an add
+    a stopped run left queued counts as a member held once its call may have reached the
+    CRM (unanswered, or its run died), so a campaign switched off since refuses the start
+    instead of passing it, recovery superseding the add, and a customer sanctioned in that
+    run staying in the campaign. An add a run paused before sending (the quota) does not:
+    the CRM cannot have it."""
+    crm = PausingMemberCrm()
+    first = _engine(crm, store).run(RunOptions(as_of=AS_OF))
+    assert first.status == "paused_quota", first.error
+    with store.begin() as conn:
+        if left == "unanswered":
+            conn.execute(sa.update(schema.outbox).values(unanswered=True))
+        elif left == "died":  # a SIGKILLed run's record stays ``running``
+            conn.execute(sa.update(schema.runs).values(status="running", finished_at=None))
+        held = withdrawable(conn, STREAM, tasks=False)
+    assert dict(held.memberships) == ({} if left == "paused" else {"vip": 1})
