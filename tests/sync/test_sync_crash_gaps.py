@@ -16,6 +16,11 @@ from connectors.sandbox.optional import writeback_targets
 from tests.sync.conftest import Harness, available_crms, start_sandbox
 from tests.sync.test_sync_crash import AS_OF, _assert_same_as_oracle, _complete
 
+#: Behind the slow marker, run by .ci/run's crash step (real processes SIGKILLed
+#: before the commit, about 20 s), so that the default run
+#: stays under ten minutes.
+pytestmark = pytest.mark.slow
+
 CUSTOMERS = 30
 
 
