@@ -72,7 +72,7 @@ class StoreFailure:
 NOT_A_URL = "[state] url: not a database URL"
 
 
-def _parsed(url: str) -> URL | None:
+def parsed_url(url: str) -> URL | None:
     """The URL, or None when it is not one: SQLAlchemy raises ``ArgumentError`` for a
     string of another shape and ``ValueError`` for a port that is not a number."""
     try:
@@ -112,7 +112,7 @@ def opening(url: str) -> Iterator[None]:
     apart), its message now naming the store; one that cannot be reached or created
     becomes ``StoreUnreachableError``. The driver's message never carries the password
     (libpq names host, port and user), but it is taken out should one ever quote it."""
-    parsed = _parsed(url)
+    parsed = parsed_url(url)
     if parsed is None:
         raise StoreError(NOT_A_URL)
     store = _masked(parsed)

@@ -149,13 +149,19 @@ def enqueue(
 
 
 def pending(
-    conn: sa.Connection, stream: str, customers: Collection[str] | None = None
+    conn: sa.Connection,
+    stream: str,
+    customers: Collection[str] | None = None,
+    kinds: Collection[str] | None = None,
 ) -> list[OutboxItem]:
     """Rows not yet written, oldest first (left by an earlier run that stopped or died, or
-    by this run's coordinator, ``sync.retier``); with ``customers``, only theirs."""
+    by this run's coordinator, ``sync.retier``); with ``customers``, only theirs; with
+    ``kinds``, only those kinds."""
     query = sa.select(outbox).where(outbox.c.stream == stream, outbox.c.status == "pending")
     if customers is not None:
         query = query.where(outbox.c.customer_id.in_(sorted(customers)))
+    if kinds is not None:
+        query = query.where(outbox.c.kind.in_(sorted(kinds)))
     rows = conn.execute(query.order_by(outbox.c.id))
     return [
         OutboxItem(

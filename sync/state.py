@@ -21,10 +21,10 @@ import sqlalchemy as sa
 
 from sync.bulkwrite import decoder, marker, upsert_rows
 from sync.days import parse_day
-from sync.outbox import OutboxItem
+from sync.outbox import OutboxItem, may_have_landed, pending
 from sync.planner import QUALIFIED_SINCE, QUALIFIED_TIER, SALES_TASK_RULES, Known
 from sync.runs import died
-from sync.schema import customers, now_text, outbox, side_effects
+from sync.schema import customers, now_text, side_effects
 from tiering_core.models import Previous
 
 _CHUNK = 500
@@ -314,15 +314,7 @@ def _queued_adds_in_doubt(conn: sa.Connection, stream: str) -> list[str]:
     marks such an add in doubt only after the start gate has counted ``side_effects``, and
     supersedes it where the campaign now takes no member: without it here, a campaign
     switched off since would pass the gate, and a customer sanctioned in that run would
-    stay in it until the next start. Few rows (what a stopped run left); each payload is
-    decoded in Python, as it may be encrypted."""
-    o = outbox.c
-    queued = conn.execute(
-        sa.select(o.run_id, o.unanswered, o.payload).where(
-            o.stream == stream, o.kind == "membership", o.status == "pending"
-        )
-    ).all()
-    adds = [(row.run_id, bool(row.unanswered), row.payload) for row in queued]
-    adds = [(run, unanswered, p) for run, unanswered, p in adds if p.get("member")]
-    dead = died(conn, {run for run, unanswered, _ in adds if not unanswered})
-    return [str(p["campaign"]) for run, unanswered, p in adds if unanswered or run in dead]
+    stay in it until the next start. Few rows: what a stopped run left queued."""
+    adds = [i for i in pending(conn, stream, kinds=("membership",)) if doubtable(i)]
+    dead = died(conn, {i.run_id for i in adds})
+    return [str(i.payload["campaign"]) for i in adds if may_have_landed(i, "", dead)]

@@ -15,11 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from connectors.contract import Connector, SchemaCheck
 from crmtier.commands.doctor_lines import error
 from crmtier.config import CrmtierConfig
+from crmtier.store_failures import parsed_url
 from sync import write_readiness
 from sync.schema import side_effects
 from sync.state import Withdrawable, withdrawable
@@ -34,9 +34,8 @@ def check_withdrawals(connector: Connector, config: CrmtierConfig) -> list[Schem
     writeback = config.writeback_config()
     kinds = write_readiness.enabled_kinds(writeback)
     url = config.state_url().get_secret_value()
-    try:
-        parsed = make_url(url)
-    except ValueError:  # a miswritten URL: the state store line says why
+    parsed = parsed_url(url)
+    if parsed is None:  # a miswritten URL: the state store line says why
         return []
     db = parsed.database
     file = parsed.get_backend_name() == "sqlite" and db not in (None, "", ":memory:")

@@ -59,11 +59,12 @@ def test_a_login_the_server_refuses_is_one_line_and_exit_2(
     assert "secret" not in result.output + result.stderr
 
 
+@pytest.mark.parametrize(
+    "url", ["postgresql+psycopg://u:secret@127.0.0.1:5a432/x", "not a database url"]
+)
 def test_doctor_s_withdrawal_check_leaves_a_miswritten_url_to_the_store_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
 ) -> None:
-    config = load_config(
-        _config(tmp_path, monkeypatch, "postgresql+psycopg://u:secret@127.0.0.1:5a432/x")
-    )
+    config = load_config(_config(tmp_path, monkeypatch, url))
     connector: Any = None  # not reached: nothing is counted on a URL that does not parse
     assert check_withdrawals(connector, config) == []
