@@ -22,9 +22,8 @@ from product_org import start_org
 
 from connectors.sandbox.base import Sandbox
 from crmtier.cli import cli
-from crmtier.commands.doctor_withdrawals import check_withdrawals
-from crmtier.config import load_config
 from sync.write_readiness import SWITCHED_OFF_HELD, UNNAMED_HELD
+from tests.product.product_doctor import doctor, doctor_says_the_refusal
 
 
 @pytest.fixture
@@ -73,17 +72,7 @@ def test_a_campaign_switched_off_while_it_holds_members_crmtier_made_refuses_the
     )
     assert sandbox.write_calls() == before
 
-    # doctor: the same line, an error
-    config = load_config(path)
-    connector = config.connector()
-    try:
-        [held] = check_withdrawals(connector, config)
-    finally:
-        connector.close()
-    assert held.name == SWITCHED_OFF_HELD and not held.ok
-    assert f"crmtier sync: {held.detail}: {held.fix}" == line
-    checked = CliRunner().invoke(cli, ["doctor", "--config", str(path)], env={"COLUMNS": "400"})
-    assert checked.exit_code == 1 and SWITCHED_OFF_HELD in checked.output, checked.output
+    doctor_says_the_refusal(path, SWITCHED_OFF_HELD, line)
 
     # the fix: the id kept, no one added; a sanctions hit removes the member crmtier made
     kept = _set_campaign(text, key, f'{{ id = "{campaign_id.group(1)}", add = false }}')
@@ -149,7 +138,7 @@ def test_a_campaign_the_policy_dropped_while_it_holds_members_refuses_the_start(
         'id>", add = false }'
     )
     assert sandbox.write_calls() == before
-    checked = CliRunner().invoke(cli, ["doctor", "--config", str(path)], env={"COLUMNS": "400"})
+    checked = doctor(path)
     assert checked.exit_code == 1 and UNNAMED_HELD in checked.output, checked.output
 
     path.write_text(with_promo(f'{{ id = "{campaign_id}", add = false }}'), encoding="utf-8")

@@ -28,6 +28,7 @@ from crmtier.cli import cli
 from crmtier.commands.doctor_withdrawals import check_withdrawals
 from crmtier.config import load_config
 from sync.write_readiness import CLOSE_TASKS
+from tests.product.product_doctor import doctor_says_the_refusal
 
 
 def _drop_task_key(sandbox: Any) -> None:
@@ -91,17 +92,7 @@ def test_tasks_off_with_open_sales_tasks_still_checks_what_closing_needs(
     assert missing in line and "tasks = false" not in line  # the switch is no fix
     assert sandbox.write_calls() == before
 
-    # doctor: the same line (its detail and fix), an error
-    config = load_config(path)
-    connector = config.connector()
-    try:
-        [withdrawal] = check_withdrawals(connector, config)
-    finally:
-        connector.close()
-    assert withdrawal.name == CLOSE_TASKS and not withdrawal.ok
-    assert f"crmtier sync: {withdrawal.detail}: {withdrawal.fix}" == line
-    checked = CliRunner().invoke(cli, ["doctor", "--config", str(path)], env={"COLUMNS": "400"})
-    assert checked.exit_code == 1 and CLOSE_TASKS in checked.output, checked.output
+    doctor_says_the_refusal(path, CLOSE_TASKS, line)  # its detail and fix, an error
 
     # the same org and config over a store that holds no task: nothing to close, no check
     fresh = re.sub(r'\nurl = "sqlite:///[^"]*"\n', f'\nurl = "sqlite:///{tmp_path}/new.db"\n', off)
