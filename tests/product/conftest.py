@@ -1,4 +1,5 @@
-"""The ``org`` fixture of the ``crmtier doctor`` tests (helpers in ``product_doctor.py``)."""
+"""The ``org`` fixture of the ``crmtier doctor`` tests (helpers in ``product_doctor.py``), and
+``started``: the sandboxes a test starts with ``product_org.start_org``, stopped after it."""
 
 from __future__ import annotations
 
@@ -25,4 +26,12 @@ def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
 
     yield make
     for sandbox in started:
+        sandbox.stop()
+
+
+@pytest.fixture
+def started() -> Iterator[list[Sandbox]]:
+    sandboxes: list[Sandbox] = []
+    yield sandboxes
+    for sandbox in sandboxes:
         sandbox.stop()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,6 @@ from connectors.sandbox.base import Sandbox
 from crmtier.cli import cli
 from sync.write_readiness import SWITCHED_OFF_HELD, UNNAMED_HELD
 from tests.product.product_doctor import doctor, doctor_says_the_refusal
-
-
-@pytest.fixture
-def started() -> Iterator[list[Sandbox]]:
-    sandboxes: list[Sandbox] = []
-    yield sandboxes
-    for sandbox in sandboxes:
-        sandbox.stop()
 
 
 def _sync(path: Path) -> Result:

@@ -13,7 +13,7 @@ field deleted, the scope revoked) and turns tasks off.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +49,6 @@ LACKING: dict[str, tuple[Callable[[Any], None], str]] = {
     "zoho": (_revoke_coql, "add the scope ZohoCRM.coql.READ"),
     "fxiaoke": (_drop_followup_object, f"create object {FOLLOWUP}"),
 }
-
-
-@pytest.fixture
-def started() -> Iterator[list[Sandbox]]:
-    sandboxes: list[Sandbox] = []
-    yield sandboxes
-    for sandbox in sandboxes:
-        sandbox.stop()
 
 
 def _sync(path: Path) -> Result:
