@@ -66,8 +66,7 @@ class AnswerBatch:
         # in doubt whose closure found nothing (``stays_in_doubt``: it may land yet)
         self.not_open: list[str] = []
         # tasks and membership adds whose call went unanswered: in doubt until a write of
-        # them is answered
-        # (``sync.state.mark_in_doubt``), whatever becomes of the item
+        # them is answered (``sync.state.mark_in_doubt``), whatever becomes of the item
         self.doubted: list[OutboxItem] = []
         # memory, applied once committed (``Recorder.record_results``)
         self.counts = RunCounts()  # added to the run's
