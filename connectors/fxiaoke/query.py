@@ -55,10 +55,27 @@ OPERATORS = frozenset(
 
 
 def flt(field: str, operator: str, *values: Any) -> dict[str, Any]:
-    """One filter; ValueError for an operator FXiaoke does not document."""
+    """One filter; ValueError for an operator FXiaoke does not document.
+
+    ``field_values`` is ``List[String]`` in the request table of every object's query page
+    ("Query Customer Object List by Criteria", fxiaoke.com/mob/guide/openapi/dist/en/pages/
+    open-api/collection/object/AccountObj/query-acc/), and the deep-paging FAQ's ``_id GT``
+    example sends a string: a modstamp bound goes as its epoch milliseconds in decimal
+    (``"1717300000000"``), never as a JSON number (docs/fxiaoke-api-audit.md, "Query
+    filter operators")."""
     if operator not in OPERATORS:
         raise ValueError(f"FXiaoke has no query operator {operator!r} (see query.OPERATORS)")
-    return {"field_name": field, "field_values": list(values), "operator": operator}
+    return {"field_name": field, "field_values": [_text(v) for v in values], "operator": operator}
+
+
+def _text(value: Any) -> str:
+    """A filter value as FXiaoke's ``List[String]`` carries it; a bool or a float is our bug
+    (no filter crmtier builds compares one), refused rather than sent as ``"True"``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"FXiaoke filter value must be text or an integer, not {type(value).__name__}")
 
 
 def asc(field: str) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 Documented behaviour emulated (FXiaoke Open API v2,
 developer.fxiaoke.com/openapi_v2/FAQ/deep-paging.html): ``limit`` ≤ 100, ``offset`` ≤
 10,000 (beyond it errorCode 10013 "offset out of range 10000") and a multiple of ``limit``,
-filters ``{field_name, field_values, operator}`` AND-ed (``operator`` required and one of
-the query pages' table, spelled as there: ``_predicate``), ``orders`` ``{fieldName, isAsc}``,
+filters ``{field_name, field_values, operator}`` AND-ed (``field_values`` a list of strings
+and ``operator`` one of the query pages' table, spelled as there: ``_strings``,
+``_predicate``), ``orders`` ``{fieldName, isAsc}``,
 ``fieldProjection`` (an empty list returns ``_id`` alone), totals on request
 (``find_explicit_total_num``, ``returnTotalNum``, ``need_return_count_num`` are all
 accepted).
@@ -87,7 +88,7 @@ def parse(info: Any) -> Query:
     filters, since_ms, ids = [], None, None
     for spec in info.get("filters") or []:
         field, op = str(spec.get("field_name", "")), spec.get("operator")
-        values = list(spec.get("field_values") or [])
+        values = _strings(field, spec.get("field_values"))
         filters.append(_predicate(field, op, values))
         if field == MODSTAMP and op in ("GTE", "GT", "EQ") and values:
             since_ms = int(float(values[0]))
@@ -99,6 +100,19 @@ def parse(info: Any) -> Query:
     given = info.get("fieldProjection")
     projection = None if given is None else tuple(str(f) for f in given)
     return Query(tuple(filters), orders, limit, offset, projection, since_ms, ids)
+
+
+def _strings(field: str, given: Any) -> list[str]:
+    """A filter's ``field_values``: ``List[String]`` in the request table of every object's
+    query page ("Query Customer Object List by Criteria", fxiaoke.com/mob/guide/openapi/dist/
+    en/pages/open-api/collection/object/AccountObj/query-acc/), a time bound included (its
+    epoch milliseconds as decimal text). Anything else is refused with 15002 (参数不合法;
+    the code is not documented), so a client sending a JSON number fails here, not on a
+    tenant that reads the documented type."""
+    values = [] if given is None else given
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise QueryError(15002, f"field_values of {field} must be a list of strings")
+    return list(values)
 
 
 def _int(value: Any, name: str) -> int:

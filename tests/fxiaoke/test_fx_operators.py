@@ -5,7 +5,10 @@ The table ("operator Parameter Description" of every object's query page, e.g. "
 Customer Object List by Criteria", fxiaoke.com/mob/guide/openapi/dist/en/pages/open-api/
 collection/object/AccountObj/query-acc/) spells not-equal ``N`` and greater-or-equal
 ``GTE``; ``NE`` is the APL reference's spelling (``Operator.NE`` of ``Fx.object.find``),
-and ``GE`` / ``LE`` no FXiaoke spelling at all: none is an Open API operator.
+and ``GE`` / ``LE`` appear only on the "Field Value Description" guide page, against every
+query page's table (docs/fxiaoke-api-audit.md): crmtier keeps the query pages' spelling.
+
+The same table types ``field_values`` ``List[String]``: a modstamp bound goes as decimal text.
 """
 
 from __future__ import annotations
@@ -66,3 +69,36 @@ def test_between_and_n_mean_what_the_table_says(wire: Wire) -> None:
     assert _total(wire, headers, flt(SCORE, "NBETWEEN", 600, 700)) == everyone - inside
     # N "can query empty values": a customer without the field is not equal to anything.
     assert _total(wire, headers, flt("field_no_such__c", "N", "x")) == everyone
+
+
+@pytest.mark.parametrize(
+    ("values", "sent"),
+    [((1717300000000,), ["1717300000000"]), (("a", "b"), ["a", "b"]), ((), [])],
+    ids=["epoch-ms", "ids", "none"],
+)
+def test_the_connector_sends_filter_values_as_strings(values: tuple[Any, ...], sent: Any) -> None:
+    assert flt("last_modified_time", "GTE", *values)["field_values"] == sent
+
+
+@pytest.mark.parametrize("value", [1.5, True], ids=["float", "bool"])
+def test_the_connector_refuses_a_value_it_cannot_spell(value: Any) -> None:
+    with pytest.raises(ValueError, match="filter value"):
+        flt(SCORE, "EQ", value)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[700], [700.0], ["700", 800], [None], "700"],
+    ids=["int", "float", "mixed", "null", "bare"],
+)
+def test_the_sandbox_refuses_filter_values_that_are_not_strings(wire: Wire, values: Any) -> None:
+    spec = {"field_name": SCORE, "field_values": values, "operator": "GTE"}
+    assert wire.query(wire.login(), filters=[spec])["errorCode"] == 15002
+
+
+def test_a_modstamp_bound_as_text_still_compares_as_a_number(wire: Wire) -> None:
+    headers = wire.login()
+    everyone = _total(wire, headers)
+    assert _total(wire, headers, flt("last_modified_time", "GTE", 0)) == everyone
+    assert _total(wire, headers, flt("last_modified_time", "LT", 0)) == 0
+    assert _total(wire, headers, flt(SCORE, "GTE", "700")) < everyone

@@ -33,6 +33,9 @@ class FakeQuery:
         out = self.rows
         for f in filters:
             field, op, values = f["field_name"], f["operator"], f["field_values"]
+            assert all(isinstance(v, str) for v in values), f  # List[String], as documented
+            if field == "last_modified_time":
+                values = [int(v) for v in values]
             tests = {
                 "GTE": lambda a, b: a >= b[0],
                 "GT": lambda a, b: a > b[0],

@@ -20,7 +20,9 @@ def test_envelope_and_query_shape(wire: Wire) -> None:
     answer = wire.query(
         wire.login(),
         limit=5,
-        filters=[{"field_name": "field_credit_score__c", "field_values": [700], "operator": "GTE"}],
+        filters=[
+            {"field_name": "field_credit_score__c", "field_values": ["700"], "operator": "GTE"}
+        ],
         orders=[{"fieldName": "field_credit_score__c", "isAsc": False}],
         fieldProjection=["field_credit_score__c"],
     )
