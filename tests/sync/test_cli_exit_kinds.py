@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from crmtier.cli import cli
+from tests.product.test_product_store_failures import COMMANDS
 from tests.sync.conftest import CRM_TABLE
 from tiering_core.policy import PolicyError
 
@@ -41,19 +42,9 @@ def _run(tmp: Path, args: tuple[str, ...], config: Path) -> Result:
     return CliRunner().invoke(cli, [*argv, "--config", str(config)], env={"COLUMNS": "500"})
 
 
-#: every command that opens the state store -> its arguments ({tmp}: the test's directory)
-OPENING_THE_STORE: dict[str, tuple[str, ...]] = {
-    "sync": ("sync", "--quiet"),
-    "sync-every": ("sync", "--every", "1s", "--quiet"),
-    "sync-dead-letters": ("sync", "--dead-letters"),
-    "serve": ("serve",),
-    "report": ("report", "--output", "{tmp}/report.html"),
-    "audit-verify": ("audit", "verify"),
-    "audit-show": ("audit", "show"),
-    "simulate": ("simulate", "--policy", "{tmp}/candidate.toml"),
-    "explain": ("explain", "C1"),
-    "coverage-write": ("coverage", "--write", "--roster", "{tmp}/rms.toml"),
-}
+#: every command that opens the state store but ``worker`` (whose config needs a
+#: PostgreSQL URL: it resolves the URL at load) -> its arguments ({tmp}: the test's directory)
+OPENING_THE_STORE = {name: args for name, args in COMMANDS.items() if name != "worker"}
 
 
 @pytest.mark.parametrize("command", sorted(OPENING_THE_STORE))
