@@ -136,10 +136,16 @@ class CrmtierConfig(BaseSettings):
         return path if path.is_absolute() else self.base_dir / path
 
     def state_url(self) -> SecretStr:
-        """The state store URL (a secret: a PostgreSQL URL may name a user and host)."""
+        """The state store URL (a secret: a PostgreSQL URL may name a user and host). A
+        reference to an unset variable or an unreadable file is an error about this file
+        (exit 2, naming it and the key): resolved only when a store is opened, so it was
+        the one secret whose absence escaped every command but ``sync`` as a traceback."""
         url = self.state.url
         if url.startswith(("env:", "file:")):
-            return resolve_secret(url, name="[state] url")
+            try:
+                return resolve_secret(url, name="[state] url")
+            except SecretRefError as exc:
+                raise ConfigFileError(f"{self.config_file}: {exc}") from None
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             db = Path(parsed.database).expanduser()
@@ -321,10 +327,7 @@ def _check_workers(config: CrmtierConfig) -> None:
     """A task engine keeps its queue in the state store's database: PostgreSQL only."""
     if config.workers.engine == "inline":
         return
-    try:
-        url = config.state_url().get_secret_value()
-    except SecretRefError as exc:
-        raise _Problem(str(exc)) from None
+    url = config.state_url().get_secret_value()  # its ConfigFileError names the file
     try:
         backend = make_url(url).get_backend_name()
     except Exception:

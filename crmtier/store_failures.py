@@ -19,6 +19,8 @@ left to its traceback.
 ``opening`` wraps the open, where the URL is known (``CrmtierConfig.open_state_store``,
 ``crmtier doctor``'s state store line); ``failure`` turns what escapes a command into its
 line and status. ``crmtier.cli`` applies it to every command, so none handles it itself.
+``unreadable`` says the same, with what to do, on ``crmtier doctor``'s lines that read
+the store beside its own (``workers``, ``withdrawals``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+)
 
 from sync.crypto import StoreError
 from sync.errortext import error_text
@@ -44,6 +52,17 @@ class StoreUnreachableError(Exception):
     """The configured state store could not be reached or opened: the command ends with
     exit 1 and this one line, and a later run may succeed. ``detail`` names the store and
     what went wrong, ``hint`` what to check (``crmtier doctor`` shows them apart)."""
+
+    def __init__(self, detail: str, hint: str) -> None:
+        super().__init__(f"{detail}; check {hint}")
+        self.detail = detail
+        self.hint = hint
+
+
+class StoreRefusedError(StoreError):
+    """The database server answered and refused the URL's user, password or database: a
+    store unusable as configured (exit 2, as every ``StoreError``). ``detail`` and
+    ``hint`` as ``StoreUnreachableError``'s, for ``crmtier doctor``'s lines."""
 
     def __init__(self, detail: str, hint: str) -> None:
         super().__init__(f"{detail}; check {hint}")
@@ -130,9 +149,9 @@ def opening(url: str) -> Iterator[None]:
         if _sql_refused(exc):
             raise
         if _login_refused(exc):  # the server answered: the URL's user, password or database
-            raise StoreError(
-                f"[state] url: refused by {store}: {_scrubbed(error_text(exc), parsed)}; "
-                "check the user, password and database name it gives"
+            raise StoreRefusedError(
+                f"[state] url: refused by {store}: {_scrubbed(error_text(exc), parsed)}",
+                "the user, password and database name it gives",
             ) from None
         raise StoreUnreachableError(
             f"cannot reach {store}: {_scrubbed(error_text(exc), parsed)}",
@@ -164,6 +183,53 @@ def failure(exc: BaseException) -> StoreFailure | None:
     if isinstance(exc, OperationalError) and not _sql_refused(exc):
         return StoreFailure(error_text(exc), EXIT_UNREACHABLE)
     return None
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """Why a read of the state store failed (``detail``: the store named, its password
+    masked, and the database's one-line message) and what to do (``fix``). For ``crmtier
+    doctor``'s lines that read the store beside its ``state store`` line (the live
+    workers, what crmtier made), which said only the exception's type."""
+
+    detail: str
+    fix: str
+
+
+def unreadable(exc: Exception, url: str, schema_fix: str) -> Unreadable:
+    """What ``exc``, raised by a read of the store at ``url`` inside ``opening(url)``,
+    tells an operator: the store unreachable or refusing the URL's login (their own
+    detail and hint), the URL unusable (``StoreError``, naming the store), a query the
+    store's schema refuses (its tables missing or of another version: ``schema_fix``,
+    which only the caller knows), or another failure with the database's message."""
+    if isinstance(exc, StoreUnreachableError | StoreRefusedError):
+        return Unreadable(exc.detail, f"check {exc.hint}")
+    if isinstance(exc, StoreError):
+        return Unreadable(str(exc), "check [state] url")
+    parsed = parsed_url(url)
+    if parsed is None:  # opening(url) refuses it first; never show a URL that is none
+        return Unreadable(f"{NOT_A_URL}: {type(exc).__name__}", "check [state] url")
+    store, text = _masked(parsed), _scrubbed(error_text(exc), parsed)
+    if _schema_unlike(exc):
+        return Unreadable(f"{store} refused the query: {text}", schema_fix)
+    return Unreadable(
+        f"reading {store} failed: {text}",
+        "check the rights of the URL's user, the database's log, and [state] url",
+    )
+
+
+#: PostgreSQL's SQLSTATEs of a query naming what the schema does not have: undefined
+#: table, column, function (PostgreSQL manual, "PostgreSQL Error Codes"); a permission
+#: denied (42501) is in the same class and no schema problem
+_UNDEFINED = ("42P01", "42703", "42883")
+
+
+def _schema_unlike(exc: Exception) -> bool:
+    """The store's schema is not the one the query expects: PostgreSQL names a table,
+    column or function it lacks, or SQLite refuses the statement (``_sql_refused``)."""
+    if isinstance(exc, ProgrammingError):
+        return getattr(exc.orig, "sqlstate", None) in _UNDEFINED
+    return isinstance(exc, OperationalError) and _sql_refused(exc)
 
 
 def _sql_refused(exc: OperationalError) -> bool:

@@ -10,3 +10,10 @@ Modules: ``history`` reads the history file, ``features`` builds the model input
 sensitive attribute), ``fit`` fits the model and derives the proposal, ``measures`` computes
 lift, PSI and disparate impact, ``proposal`` writes the policy file.
 """
+
+
+class UnusableInput(Exception):
+    """The history, or a ``--sensitive`` name, cannot be calibrated on at all: the command
+    stops with this one line (exit 2). Raised where the input is judged, so that any other
+    error of the fit (a ``ValueError`` of numpy or scikit-learn included) is a bug with its
+    traceback, not a line blaming the history file."""

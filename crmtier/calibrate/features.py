@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from crmtier.calibrate import UnusableInput
 from tiering_core.columns import Columns
 from tiering_core.policy import Policy
 from tiering_core.rules.value import aum_of, revenue_of
@@ -45,7 +46,7 @@ def check_not_inputs(sensitive: list[str]) -> None:
     """A sensitive attribute must not share a name with a model input."""
     clash = [name for name in sensitive if name in FEATURES]
     if clash:
-        raise ValueError(
+        raise UnusableInput(
             f"--sensitive {clash[0]}: is a model input; a sensitive attribute "
             "must be one of the history's attributes"
         )

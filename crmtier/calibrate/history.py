@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from crmtier.calibrate import UnusableInput
 from tiering_core import ingest
 from tiering_core.collector import collector_paused
 from tiering_core.columns import ENUM_INDEX, MISSING, Columns
@@ -123,7 +124,7 @@ def read_history(
                 attributes.add(held)
     cols = _point_in_time(_concat(parts)) if parts else None
     if cols is None:
-        raise ValueError("the history holds no usable row")
+        raise UnusableInput("the history holds no usable row")
     clean, _, _ = quality.check(cols, policy)
     return History(
         cols=clean,

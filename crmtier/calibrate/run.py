@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from crmtier.calibrate import features, fit, measures
+from crmtier.calibrate import UnusableInput, features, fit, measures
 from crmtier.calibrate.history import History
 from crmtier.calibrate.proposal import proposed_document
 from tiering_core.policy import Policy, policy_over_default
@@ -55,10 +55,10 @@ def _calibrate(
     features.check_not_inputs(sensitive)
     missing = [name for name in sensitive if name not in h.attributes]
     if missing:
-        raise ValueError(f"--sensitive {missing[0]}: no history row has this attribute")
+        raise UnusableInput(f"--sensitive {missing[0]}: no history row has this attribute")
     periods = h.periods
     if len(periods) < 2:
-        raise ValueError(
+        raise UnusableInput(
             f"the history has {len(periods)} snapshot date(s); calibrate needs"
             " two or more (the newest is held out)"
         )

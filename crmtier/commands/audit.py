@@ -27,13 +27,14 @@ from tiering_core.privacy import pseudonym
 
 def _open(config_path: Path) -> tuple[CrmtierConfig, StateStore]:
     """The config and its store; a store it cannot reach or use ends the command as in
-    every command (``crmtier.store_failures``)."""
+    every command (``crmtier.store_failures``), and a config it cannot use with exit 2,
+    the unset variable of a ``[state] url = "env:..."`` included (found at the open)."""
     try:
         config = load_config(config_path)
+        return config, config.open_state_store()
     except ConfigFileError as exc:
         click.echo(f"crmtier audit: {exc}", err=True)
         sys.exit(2)
-    return config, config.open_state_store()
 
 
 @click.group(name="audit")

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from crmtier.calibrate import fit
+from crmtier.calibrate import UnusableInput, fit
 from crmtier.calibrate.history import TARGET_FIELDS, history_csv_column, read_history
 from crmtier.calibrate.measures import psi_reading
 from crmtier.calibrate.proposal import to_toml
@@ -106,7 +106,7 @@ def command(
         result = calibrate(h, current, current_doc, target, names, seed, max_rows)
     except OSError as exc:
         raise FatalInput(f"{history}: {exc.strerror or exc}") from None
-    except ValueError as exc:
+    except UnusableInput as exc:  # anything else the fit raises is a bug: its traceback
         raise FatalInput(f"{history}: {exc}") from None
     r = result.report
     header = [

@@ -17,15 +17,22 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from connectors.contract import Connector, SchemaCheck
+from connectors.errors import ConfigError
 from crmtier.commands.doctor_lines import error
 from crmtier.config import CrmtierConfig
-from crmtier.store_failures import parsed_url
+from crmtier.store_failures import opening, parsed_url, unreadable
 from sync import write_readiness
 from sync.schema import side_effects
 from sync.state import Withdrawable, withdrawable
 from sync.store_engine import create_engine
 
 NAME = "withdrawals"
+#: the doctor's state store line opened the store before (which brings its tables up to
+#: date): tables still unlike this crmtier's are a newer one's, or that line's failure
+STORE_SCHEMA_FIX = (
+    "the store's tables are not this crmtier's: see the state store line, and upgrade "
+    "crmtier if a newer one wrote them"
+)
 
 
 def check_withdrawals(connector: Connector, config: CrmtierConfig) -> list[SchemaCheck]:
@@ -33,7 +40,10 @@ def check_withdrawals(connector: Connector, config: CrmtierConfig) -> list[Schem
     nothing when the store does not exist yet (it holds nothing)."""
     writeback = config.writeback_config()
     kinds = write_readiness.enabled_kinds(writeback)
-    url = config.state_url().get_secret_value()
+    try:
+        url = config.state_url().get_secret_value()
+    except ConfigError:  # its variable unset: the state store line says so
+        return []
     parsed = parsed_url(url)
     if parsed is None:  # a miswritten URL: the state store line says why
         return []
@@ -42,17 +52,18 @@ def check_withdrawals(connector: Connector, config: CrmtierConfig) -> list[Schem
     if file and not Path(str(db)).exists():
         return []  # no store yet (the state store line says so): nothing made
     try:
-        engine = create_engine(url)
-        try:
-            with engine.connect() as conn:
-                if not sa.inspect(conn).has_table(side_effects.name):
-                    return []
-                held = withdrawable(conn, config.stream, tasks=True)
-        finally:
-            engine.dispose()
-    except Exception as exc:  # the state store line says why; never print the URL
-        detail = f"could not count what crmtier made: {type(exc).__name__}"
-        return [error(NAME, detail, "fix the state store")]
+        with opening(url):
+            engine = create_engine(url)
+            try:
+                with engine.connect() as conn:
+                    if not sa.inspect(conn).has_table(side_effects.name):
+                        return []
+                    held = withdrawable(conn, config.stream, tasks=True)
+            finally:
+                engine.dispose()
+    except Exception as exc:
+        why = unreadable(exc, url, STORE_SCHEMA_FIX)
+        return [error(NAME, f"could not count what crmtier made: {why.detail}", why.fix)]
 
     def read(tasks: bool) -> Withdrawable:
         return Withdrawable(held.sales_tasks if tasks else 0, held.memberships)

@@ -28,7 +28,7 @@ from crmtier.commands.sync_dead_letters import dead_letters
 from crmtier.commands.sync_gc import OldestGeneration, fewer_collections
 from crmtier.commands.sync_output import ProgressView, report_json, summary
 from crmtier.commands.sync_schedule import EXIT_CONFIG, EXIT_RUNNING, refused, schedule
-from crmtier.config import ConfigFileError, CrmtierConfig, load_config
+from crmtier.config import CrmtierConfig, load_config
 from crmtier.config_sections import parse_interval
 from sync import households, jsonlog, write_readiness
 from sync.disclosure import Disclosure
@@ -46,6 +46,7 @@ from sync.store import StateStore
 from sync.taskbudget import task_limits
 from sync.tasks.liveness import START_A_WORKER, live_workers
 from tiering_core.models import AssessmentData, CustomerProfile
+from tiering_core.policy import PolicyError
 from tiering_core.rules.household import HouseholdLinks
 
 if TYPE_CHECKING:
@@ -253,6 +254,18 @@ def _require_live_worker(config: CrmtierConfig) -> None:
         )
 
 
+def _interval(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """``--every`` read as it is parsed: a value that is no interval is a usage error
+    naming the option (exit 2), as ``--limit 0`` is, not a ``ValueError`` for the command
+    to guess at. A bare ``--every`` ("") stays "": ``[sync] every`` (read with the config)."""
+    if not value:
+        return value
+    try:
+        return parse_interval(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.command(name="sync")
 @config_option
 @click.option("--dry-run", is_flag=True, help="Read and plan; write nothing, show the plan.")
@@ -270,6 +283,7 @@ def _require_live_worker(config: CrmtierConfig) -> None:
     is_flag=False,
     flag_value="",
     default=None,
+    callback=_interval,
 )
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Assessment date (default today).")
 @click.option(
@@ -309,7 +323,7 @@ def command(
     full: bool,
     limit: int | None,
     only: str | None,
-    every: str | None,
+    every: timedelta | str | None,
     as_of: datetime | None,
     trigger: str,
     as_json: bool,
@@ -340,13 +354,15 @@ def command(
         )
         if every is None:
             sys.exit(_run_once(config, options, as_json, quiet, show_restricted))
-        interval = config.sync.interval() if every == "" else parse_interval(every)
+        interval = every if isinstance(every, timedelta) else config.sync.interval()
         seconds = interval.total_seconds()
         tick = partial(_run_once, config, options, as_json, quiet, show_restricted)
         sys.exit(schedule(tick, seconds))
-    except (ConfigFileError, ValueError) as exc:
+    except PolicyError as exc:  # the policy file, read again by each run (make_engine)
         click.echo(f"crmtier sync: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
-    except ConnectorError as exc:  # ConfigError too (exit 2)
+    except ConnectorError as exc:  # ConfigError too: crmtier.toml or the CRM's set-up (2)
         sys.exit(refused(exc))
-    # a state store it cannot reach (1) or use (2): one line, as every command (crmtier.cli)
+    # a state store it cannot reach (1) or use (2): one line, as every command (crmtier.cli);
+    # anything else (a ValueError included: a bug, an answer the CRM gave that crmtier could
+    # not read) is no configuration problem and keeps its traceback (exit 1)

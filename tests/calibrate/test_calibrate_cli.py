@@ -159,3 +159,22 @@ def test_a_csv_history_with_an_unknown_column_cannot_start(tmp_path: Path) -> No
     )
     assert result.exit_code == 2
     assert "CSV column colour: not a canonical field" in result.output
+
+
+def test_a_value_error_of_the_fit_is_a_bug_s_traceback_not_the_history_s_fault(
+    small_history_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only what judges the input says "the history cannot be used" (``UnusableInput``,
+    exit 2); a ``ValueError`` from inside the fit (numpy's, scikit-learn's, crmtier's) was
+    shown as ``history.jsonl: Input X contains NaN.``, exit 2, its traceback lost."""
+
+    def matrix(*args: object) -> None:
+        raise ValueError("Input X contains NaN.")
+
+    monkeypatch.setattr("crmtier.calibrate.features.matrix", matrix)
+    result = CliRunner().invoke(
+        cli, ["calibrate", str(small_history_file), "--output", str(tmp_path / "p.toml")]
+    )
+    assert isinstance(result.exception, ValueError), result.output
+    assert result.exit_code == 1
+    assert "contains NaN" not in result.output

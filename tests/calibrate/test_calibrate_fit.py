@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.sandbox.history import TRUE_AUM_FLOORS, history_lines
-from crmtier.calibrate import features, fit
+from crmtier.calibrate import UnusableInput, features, fit
 from crmtier.calibrate.history import History, read_history
 from crmtier.calibrate.run import Calibration, calibrate
 from tiering_core.policy import Policy, policy_over_default
@@ -79,7 +79,7 @@ def test_protected_attributes_are_never_model_inputs(
 
 @pytest.mark.parametrize("name", sorted(features.FEATURES))
 def test_a_model_input_cannot_be_declared_sensitive(name: str) -> None:
-    with pytest.raises(ValueError, match=f"--sensitive {name}: is a model input"):
+    with pytest.raises(UnusableInput, match=f"--sensitive {name}: is a model input"):
         features.check_not_inputs(["region", name])
 
 

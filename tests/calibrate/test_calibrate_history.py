@@ -13,6 +13,7 @@ import pytest
 from calibrate_support import numbered
 
 from connectors.sandbox.history import history_lines
+from crmtier.calibrate import UnusableInput
 from crmtier.calibrate.history import MISSING_ATTRIBUTE, history_csv_column, read_history
 from crmtier.commands.tier import read_csv
 from tiering_core.columns import Columns
@@ -77,7 +78,7 @@ def test_attributes_missing_on_a_row_are_a_group_of_their_own(policy: Policy) ->
 
 
 def test_no_usable_row_is_an_error(policy: Policy) -> None:
-    with pytest.raises(ValueError, match="no usable row"):
+    with pytest.raises(UnusableInput, match="no usable row"):
         read_history(numbered(iter(["{}"])), policy, "revenue", lambda _: None)
 
 
