@@ -125,6 +125,10 @@ class ZohoClient:
     def usage(self) -> dict[str, int]:
         return self._http.calls.counts()
 
+    def api_domain(self) -> str | None:
+        """The API host Zoho Accounts named in its last token answer, if any."""
+        return self._http.api_domain
+
     def close(self) -> None:
         self._http.close()
         if self._own_resources:
