@@ -83,13 +83,14 @@ def _page(request: Request, rid: str) -> tuple[int, int | None]:
     (``per_page`` with a ``page_token``, a token of another record, a bad number)."""
     token, per_page = request.arg("page_token"), request.arg("per_page")
     if token is None:
-        size = int(per_page) if per_page is not None and per_page.isdigit() else MAX_TIMELINE_PAGE
-        return 0, size if 1 <= size <= MAX_TIMELINE_PAGE else None
+        asked = per_page or str(MAX_TIMELINE_PAGE)
+        fits = asked.isdigit() and 1 <= int(asked) <= MAX_TIMELINE_PAGE
+        return 0, int(asked) if fits else None
     record, _, rest = token.partition(":")
-    start, _, size = rest.partition(":")
-    if per_page is not None or record != rid or not (start.isdigit() and size.isdigit()):
+    start, _, page = rest.partition(":")
+    if per_page is not None or record != rid or not (start.isdigit() and page.isdigit()):
         return 0, None
-    return int(start), int(size)
+    return int(start), int(page)
 
 
 def _token(rid: str, start: int, per_page: int) -> str:

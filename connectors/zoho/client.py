@@ -296,7 +296,8 @@ class ZohoClient:
         while True:
             body = self._retrying(functools.partial(attempt, params))
             entries += [e for e in body.get("__timeline") or [] if isinstance(e, dict)]
-            info = body.get("info") if isinstance(body.get("info"), dict) else {}
+            info = body.get("info")
+            info = info if isinstance(info, dict) else {}
             if not info.get("more_records"):
                 return entries
             token = info.get("next_page_token")

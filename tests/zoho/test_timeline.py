@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import requests
-
 from connectors.sandbox.override_trail import approve_override, propose_override
 from connectors.sandbox.zoho_timeline import record_timeline
 from connectors.zoho.override_audit import read_override_audit
@@ -32,36 +30,16 @@ def _edited(zoho) -> str:
     return cid
 
 
-def _get(zoho, cid: str, **params: str) -> requests.Response:
-    token = requests.post(
-        zoho.accounts_url,
-        data={
-            "grant_type": "refresh_token",
-            "client_id": zoho.app.client_id,
-            "client_secret": zoho.app.client_secret,
-            "refresh_token": zoho.app.refresh_token,
-        },
-        verify=str(zoho.ca_bundle),
-        timeout=10,
-    ).json()["access_token"]
-    return requests.get(
-        f"{zoho.server.base_url}/crm/v5/Contacts/{cid}/__timeline",
-        params=params,
-        headers={"Authorization": f"Zoho-oauthtoken {token}"},
-        verify=str(zoho.ca_bundle),
-        timeout=10,
-    )
-
-
-def test_sandbox_pages_the_timeline_by_page_token(zoho):
+def test_sandbox_pages_the_timeline_by_page_token(zoho, api):
     cid = _edited(zoho)
-    first = _get(zoho, cid, per_page="200").json()
+    path = f"/crm/v5/Contacts/{cid}/__timeline"
+    first = api("GET", path, params={"per_page": 200}).json()
     assert len(first["__timeline"]) == 200 and first["info"]["more_records"] is True
     token = first["info"]["next_page_token"]
-    second = _get(zoho, cid, page_token=token).json()
+    second = api("GET", path, params={"page_token": token}).json()
     assert len(second["__timeline"]) == EDITS + 2 - 200
     assert second["info"]["more_records"] is False and "next_page_token" not in second["info"]
-    both = _get(zoho, cid, per_page="200", page_token=token)
+    both = api("GET", path, params={"per_page": 200, "page_token": token})
     assert both.status_code == 400 and both.json()["code"] == "INVALID_DATA"
 
 
