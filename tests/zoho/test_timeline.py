@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from connectors.errors import TransientError
 from connectors.sandbox.override_trail import approve_override, propose_override
+from connectors.sandbox.server import Response
 from connectors.sandbox.zoho_timeline import record_timeline
 from connectors.zoho.override_audit import read_override_audit
 
@@ -56,3 +60,17 @@ def test_connector_reads_every_page_and_finds_the_maker(zoho, zconnect):
         connector.close()
     assert (audit.maker_id, audit.checker_id) == (MAKER, CHECKER)
     assert audit.proposed_at == START
+
+
+def test_more_records_without_a_token_is_an_error_not_a_short_timeline(zoho, zconnect):
+    """A page saying there is more but naming no ``next_page_token`` cannot be followed:
+    reading it as the whole timeline would hide the rest, so the read fails instead."""
+    cid = zoho.customer_ids()[0]
+    answer = {"__timeline": [], "info": {"per_page": 200, "count": 0, "more_records": True}}
+    zoho.server.inject("timeline", response=Response.json(answer), times=None)
+    connector = zconnect(zoho)
+    try:
+        with pytest.raises(TransientError, match="next_page_token"):
+            connector.client.timeline("Contacts", cid)
+    finally:
+        connector.close()
