@@ -63,6 +63,8 @@ class Accounts:
         self._tokens: dict[str, float] = {}  # access token -> expiry (time.time())
         self._issued: deque[float] = deque()
         self.refreshes = 0
+        #: The API host of the data centre the org lives in, when not this sandbox's.
+        self.elsewhere: str | None = None
 
     def token_endpoint(self, request: Request) -> Response:
         form = {k: v[0] for k, v in parse_qs(request.body.decode("utf-8")).items()}
@@ -106,7 +108,7 @@ class Accounts:
         return Response.json(
             {
                 "access_token": token,
-                "api_domain": self._api_domain(),
+                "api_domain": self.elsewhere or self._api_domain(),
                 "token_type": "Bearer",
                 "expires_in": TOKEN_LIFETIME,
             }
@@ -120,9 +122,16 @@ class Accounts:
             return zoho_error("AUTHENTICATION_FAILURE", "Authentication failed", 401)
         with self._lock:
             expiry = self._tokens.get(token)
-        if expiry is None or expiry <= time.time():
+        if expiry is None or expiry <= time.time() or self.elsewhere:
             return zoho_error("INVALID_TOKEN", "invalid oauth token", 401)
         return None
+
+    def move_org(self, api_domain: str) -> None:
+        """The org lives in another data centre from now on: token answers name that
+        centre's API host (``api_domain``) and this host refuses their tokens, as Zoho keeps
+        an org in one centre ("Multi DC Support"); the sandbox answers them as any token it
+        does not know."""
+        self.elsewhere = api_domain
 
     def expire_all(self) -> None:
         """Every issued access token stops working at once (as after an hour, or a revoke)."""

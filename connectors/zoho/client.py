@@ -15,6 +15,7 @@ CA and credit metering are ``transport.py``'s.
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -123,6 +124,10 @@ class ZohoClient:
 
     def usage(self) -> dict[str, int]:
         return self._http.calls.counts()
+
+    def api_domain(self) -> str | None:
+        """The API host Zoho Accounts named in its last token answer, if any."""
+        return self._http.api_domain
 
     def close(self) -> None:
         self._http.close()
@@ -258,29 +263,48 @@ class ZohoClient:
 
     def timeline(self, module: str, record_id: str) -> list[dict[str, Any]]:
         """``GET /crm/v5/{module}/{id}/__timeline`` ("Timeline of a Record", Zoho CRM API
-        v5: every audited change of the record, newest first, who made it and when). The
-        v2 zcrmsdk has no operation for it, so it goes on the tenant's metered session,
-        authenticated by the tenant's token (refreshed when due)."""
+        v5, zoho.com/crm/developer/docs/api/v5/timeline-of-a-record.html: every audited
+        change of the record, who made it and when), every page: ``per_page`` on the first,
+        then ``page_token`` = the last answer's ``info.next_page_token`` while
+        ``more_records`` (the page; ``info`` in Zoho's OpenAPI description,
+        github.com/zoho/crm-oas ``timelines.json``), else a record edited over 200 times
+        hides its older entries. zcrmsdk (v2) has no operation for it: it goes on the
+        tenant's metered session with the tenant's token (refreshed when due)."""
         url = f"{self.config.base_url}/crm/v5/{module}/{record_id}/__timeline"
+        what = f"Zoho timeline of {module}"
 
-        def attempt() -> list[dict[str, Any]]:
+        def attempt(params: dict[str, Any]) -> dict[str, Any]:
             request = _Headers()
             with self._bound():
                 self._binding.initializer.token.authenticate(request)
-            response = self._http.send("GET", url, headers=request.values, params={"per_page": 200})
+            response = self._http.send("GET", url, headers=request.values, params=params)
             if response.status_code == 204:
-                return []
+                return {}
             try:
                 body = response.json()
             except ValueError:
-                raise TransientError(f"Zoho timeline of {module}: answer is not JSON") from None
+                raise TransientError(f"{what}: answer is not JSON") from None
             body = body if isinstance(body, dict) else {}
             if response.status_code != 200:
                 message = str(body.get("message") or "")
                 raise classify_call(response.status_code, body.get("code"), message)
-            return [e for e in body.get("__timeline") or [] if isinstance(e, dict)]
+            return body
 
-        return self._retrying(attempt)
+        entries: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"per_page": 200}
+        tokens: set[str] = set()
+        while True:
+            body = self._retrying(functools.partial(attempt, params))
+            entries += [e for e in body.get("__timeline") or [] if isinstance(e, dict)]
+            info = body.get("info")
+            info = info if isinstance(info, dict) else {}
+            if not info.get("more_records"):
+                return entries
+            token = info.get("next_page_token")
+            if not isinstance(token, str) or not token or token in tokens:
+                raise TransientError(f"{what}: more_records without a new next_page_token")
+            tokens.add(token)
+            params = {"page_token": token}
 
     def update(
         self, module: str, rows: Sequence[Mapping[str, Any]], trigger: Sequence[str]

@@ -40,6 +40,16 @@ CALL_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(None, "LIMIT_REACHED", QuotaExhaustedError, "the org's daily API credits are spent"),
     ErrorRule(400, "INVALID_MODULE", ConfigError, "the configured module does not exist"),
     ErrorRule(404, "INVALID_URL_PATTERN", ConfigError, "wrong base_url or API path"),
+    # From API v2.1 on (the override audit's v5 timeline) Zoho serves only its API domain
+    # and refuses any other host with 400 INVALID_HOST (Zoho CRM API v3 "Changelogs", "API
+    # Domain"): crm.zoho.com, a UI host, fails there.
+    ErrorRule(
+        400,
+        "INVALID_HOST",
+        ConfigError,
+        "crm.base_url must be the data centre's API domain, https://www.zohoapis.<dc> "
+        "(e.g. https://www.zohoapis.com.cn), not a web host",
+    ),
     ErrorRule(400, "LIMIT_EXCEEDED", ConfigError, "a request exceeded a Zoho size limit"),
     ErrorRule(400, "INVALID_DATA", ConfigError, "Zoho refused the request's parameters"),
     ErrorRule(400, "MANDATORY_NOT_FOUND", ConfigError, "a required request parameter is missing"),

@@ -12,6 +12,9 @@ Both reads are COQL (``POST /crm/v2/coql``, Zoho CRM v2 "Get Records through COQ
 under its v2 limits ("Query API - Limitations", zoho.com/crm/developer/docs/api/v2/
 COQL-Limitations.html): ``in`` takes up to 50 values and a call returns at most 200
 records, so ids go 50 to a query and a household query pages by ``limit 200 offset n``.
+Ids go into the ``in`` list quoted, as Zoho's own COQL samples compare record ids
+(``'What_Id->Leads.id' in ('4876876000000900134','4876678000000900987')``, Kaizen #81
+"COQL API - Part II"); no page read shows them unquoted.
 API calls per read: one per 50 customers (their Accounts), then one per 50 households
 plus one per further 200 members (households are small: a 50-household query seldom
 needs a second page).
@@ -88,7 +91,8 @@ class HouseholdReader:
         for chunk in _chunks(ids):
             offset = 0
             while True:
-                where = f"({field} in ({', '.join(chunk)}) and {ROLE_FIELD} is not null)"
+                values = ", ".join(f"'{i}'" for i in chunk)
+                where = f"({field} in ({values}) and {ROLE_FIELD} is not null)"
                 page = self.client.query(  # ids are digits only (_chunks): nothing to escape
                     f"select {ACCOUNT_FIELD}, {ROLE_FIELD} from {self.module} where {where} "  # noqa: S608
                     f"limit {ROW_LIMIT} offset {offset}"

@@ -117,6 +117,8 @@ class TenantHttp:
         self.session = make_session(config.retry_policy(), config.ca_bundle or None)
         self.budget = budget
         self.calls = CallCounter()  # by kind of call (and by run)
+        #: The API host Zoho Accounts named in its last token answer (``api_domain``).
+        self.api_domain: str | None = None
 
     def send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         kind = call_kind(method, urlsplit(url).path)
@@ -125,24 +127,26 @@ class TenantHttp:
         response = self.session.request(method, url, **kwargs)
         self.budget.observe(response.headers)
         if kind == "token":
-            check_token_answer(url, response)
+            domain = check_token_answer(url, response).get("api_domain")
+            self.api_domain = domain if isinstance(domain, str) and domain else self.api_domain
         return response
 
     def close(self) -> None:
         self.session.close()
 
 
-def check_token_answer(url: str, response: requests.Response) -> None:
-    """Zoho Accounts answers a token request with JSON holding ``access_token`` or an OAuth
-    ``error`` (Zoho CRM API v2 docs, "Refresh Access Tokens"). Anything else (an HTML page,
-    a redirect, a 404) means ``accounts_url`` is not a token endpoint: zcrmsdk would report
-    that as a failure to save tokens, so name the URL instead."""
+def check_token_answer(url: str, response: requests.Response) -> dict[str, Any]:
+    """The JSON of a token answer: Zoho Accounts answers a token request with JSON holding
+    ``access_token`` or an OAuth ``error`` (Zoho CRM API v2 docs, "Refresh Access Tokens").
+    Anything else (an HTML page, a redirect, a 404) means ``accounts_url`` is not a token
+    endpoint: zcrmsdk would report that as a failure to save tokens, so name the URL
+    instead."""
     try:
         body = response.json()
     except ValueError:
         body = None
     if isinstance(body, dict) and ("access_token" in body or "error" in body):
-        return
+        return body
     raise ConfigError(
         f"Zoho Accounts did not answer the token request at {url} (HTTP "
         f"{response.status_code}, no OAuth JSON): set crm.accounts_url to your data centre's "

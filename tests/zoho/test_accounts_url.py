@@ -80,3 +80,17 @@ def test_a_refused_client_names_the_endpoint_and_the_data_centre(zoho, zconnect,
     text = str(caught.value)
     assert f"at {zoho.server.base_url}/oauth/v2/token answered invalid_client" in text
     assert "data centre" in text and "not-the-secret" not in text
+
+
+def test_doctor_names_the_api_domain_zoho_accounts_gives(zoho, zconnect):
+    """An org lives in one data centre and Zoho Accounts names its API host (``api_domain``)
+    in every token answer ("Refresh Access Tokens"; "Multi DC Support"): a crm.base_url of
+    another centre fails like a bad token, and doctor names the host Zoho gave."""
+    zoho.accounts.move_org("https://www.zohoapis.eu")
+    connector = zconnect(zoho)
+    try:
+        first = connector.check()[0]
+    finally:
+        connector.close()
+    assert first.name == "zoho: connect and authenticate" and not first.ok
+    assert "https://www.zohoapis.eu" in first.fix and "crm.base_url" in first.fix

@@ -32,6 +32,7 @@ CALLS = [
     (400, "LIMIT_REACHED", QuotaExhaustedError),
     (400, "INVALID_MODULE", ConfigError),
     (404, "INVALID_URL_PATTERN", ConfigError),
+    (400, "INVALID_HOST", ConfigError),
     (400, "LIMIT_EXCEEDED", ConfigError),
     (400, "INVALID_DATA", ConfigError),
     (400, "MANDATORY_NOT_FOUND", ConfigError),
@@ -53,6 +54,14 @@ def test_call_failures_are_classified(status, code, expected):
     error = classify_call(status, code, "message")
     assert type(error) is expected
     assert str(status) in str(error)
+
+
+def test_a_host_other_than_the_api_domain_names_base_url():
+    """v2.1+ calls (the v5 timeline) on a host other than https://www.zohoapis.<dc> answer
+    400 INVALID_HOST (Zoho CRM API v3 "Changelogs", "API Domain")."""
+    error = classify_call(400, "INVALID_HOST", "the host given seems to be invalid")
+    assert type(error) is ConfigError
+    assert "crm.base_url" in str(error) and "www.zohoapis" in str(error)
 
 
 def test_every_call_rule_has_a_row():

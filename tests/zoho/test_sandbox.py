@@ -13,31 +13,6 @@ import requests
 from connectors.sandbox.zoho_notify import ChannelError, resolve_expiry
 
 
-@pytest.fixture
-def api(zoho):
-    """``call(method, path, **kw)`` with a fresh access token, trusting only the sandbox CA."""
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = str(zoho.ca_bundle)
-    base = zoho.server.base_url
-    token = session.post(
-        zoho.accounts_url,
-        data={
-            "grant_type": "refresh_token",
-            "client_id": zoho.app.client_id,
-            "client_secret": zoho.app.client_secret,
-            "refresh_token": zoho.app.refresh_token,
-        },
-    ).json()["access_token"]
-
-    def call(method, path, **kwargs):
-        headers = {"Authorization": f"Zoho-oauthtoken {token}", **kwargs.pop("headers", {})}
-        return session.request(method, base + path, headers=headers, timeout=10, **kwargs)
-
-    yield call
-    session.close()
-
-
 def test_refresh_grant_returns_an_hour_token(zoho):
     body = requests.post(
         zoho.accounts_url,

@@ -11,7 +11,8 @@ from collections import Counter
 from connectors.sandbox.households import household_links
 from connectors.sandbox.zoho import zoho_customer_id
 from connectors.sandbox.zoho_households import household_account_id
-from connectors.zoho.households import IN_LIMIT
+from connectors.zoho.client_values import ReadPage
+from connectors.zoho.households import IN_LIMIT, HouseholdReader
 from sync.households import NO_LINKS, expand
 from tests.sync.households_chain import a_couple, assert_lifted_together, links_of_all
 
@@ -70,3 +71,20 @@ def test_page_change_pulls_in_the_household_and_lifts_it(sandbox_factory, connec
     assert connector.api_usage().total - before == group.reads * 2  # member's Account, members
 
     assert_lifted_together(records, couple, members, group.links)
+
+
+class _Queries:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def query(self, select_query: str) -> ReadPage:
+        self.sent.append(select_query)
+        return ReadPage([], False)
+
+
+def test_ids_go_into_the_in_list_quoted_as_zohos_samples_give_them() -> None:
+    """Kaizen #81 "COQL API - Part II" compares record ids as quoted strings
+    (``'What_Id->Leads.id' in ('4876876000000900134','4876678000000900987')``)."""
+    client = _Queries()
+    HouseholdReader(client)(["3477061000000123", "3477061000000456"], [])
+    assert "id in ('3477061000000123', '3477061000000456')" in client.sent[0]
