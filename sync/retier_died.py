@@ -59,7 +59,9 @@ def take_over_committed(engine: SyncEngine, ref: UnitRef) -> int:
         with engine.store.begin() as conn:
             if units.load(conn, ref).status != "committed":  # it finished meanwhile
                 return 0
-            held = mark_died_writing(conn, ref, engine.stream)
+            held = mark_died_writing(conn, ref, engine.stream)  # a recording's lock order
+            if units.locked_status(conn, ref) != "committed":  # finished as it was marked
+                return 0
             units.set_status(conn, ref, "done")
     finally:
         claims.release(got, owner)

@@ -236,9 +236,14 @@ def set_status(
     next and the attempt that owns it); a unit that ends is owned by no attempt, and its
     page is dropped (the outbox and the state rows now hold what it decided). Its
     recordings (``sync.retier_results``) go: into ``result``, its whole result as it
-    stands, or, without one, into its stored result as it ends."""
+    stands, or, without one, into its stored result as it ends. A unit that ends has its
+    row locked before its recordings are read: a recording under way (which share-locks
+    the row first, ``owns``) is waited for and read, a later one finds the unit ended and
+    adds nothing; read first, one committed in between was neither read nor deleted."""
     values: dict[str, Any] = {"status": status, "updated_at": now_text()}
     ends = status in ("done", "failed", "abandoned")
+    if ends:
+        locked_status(conn, ref)
     if result is not None:
         values["result"] = result.to_json()
     elif ends:
