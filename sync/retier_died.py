@@ -19,10 +19,11 @@ import sqlalchemy as sa
 from sync import retier_units as units
 from sync.claims import owner_id
 from sync.retier_units import TurnTimeoutError, UnitRef, retier_units
-from sync.schema import now_text, outbox
+from sync.schema import now_text, outbox, runs
 
 if TYPE_CHECKING:
     from sync.engine import SyncEngine
+    from sync.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,33 @@ def end_with_run(conn: sa.Connection, run_id: str, stream: str) -> None:
             held,
             extra={"run_id": run_id},
         )
+
+
+def end_dead_runs(store: StateStore, stream: str) -> int:
+    """The next reader of ``stream`` has marked a dead reading run interrupted (``sync.
+    run``): a re-tier's coordinator died, and with it or since the workers writing its
+    units, whose jobs never came back. Its units still committed are ended here as the
+    coordinator finishing the run would have ended them (``end_with_run``): their writes
+    left held as a dead run's, their recordings folded into their results, which say what
+    each did, calls made included, and deleted. Left as they were, the recordings stayed
+    for a next attempt that never comes. Every run of the stream no longer running is
+    swept, so one whose reader died before sweeping is swept by the next. A store that
+    never ran a re-tier has no units. How many runs it ended units of."""
+    with store.begin() as conn:
+        if not sa.inspect(conn).has_table(retier_units.name):
+            return 0
+    store.migrate("retier", units.MIGRATIONS)  # its columns as ``end_with_run`` sets them
+    stopped = sa.select(runs.c.id).where(runs.c.stream == stream, runs.c.status != "running")
+    query = sa.select(retier_units.c.run_id).distinct().where(
+        retier_units.c.stream == stream,
+        retier_units.c.status == "committed",
+        retier_units.c.run_id.in_(stopped),
+    )
+    with store.begin() as conn:
+        dead = sorted(conn.execute(query).scalars())
+        for run_id in dead:
+            end_with_run(conn, run_id, stream)
+    return len(dead)
 
 
 def died_run_id(ref: UnitRef) -> str:

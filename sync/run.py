@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from connectors.calltally import counting
 from connectors.contract import CrmRecord
 from connectors.errors import ConfigError, RateLimitedError
-from sync import household_store, outbox, run_outbox, runs
+from sync import household_store, outbox, retier_died, run_outbox, runs
 from sync.errortext import error_text
 from sync.page_step import PageStep
 from sync.records import Advance, Stop
@@ -83,6 +83,8 @@ class Run:
                 owner=p.claims.owner,
                 ttl=ttl,
             )
+        if interrupted.readers:  # a re-tier's dead coordinator: its units left ended
+            retier_died.end_dead_runs(p.e.store, stream)
         heartbeat = runs.keep_alive(p.e.store, p.run_id, p.claims.owner, ttl)
         try:
             with counting(p.calls):
