@@ -120,10 +120,14 @@ def end_dead_runs(store: StateStore, stream: str) -> int:
             return 0
     store.migrate("retier", units.MIGRATIONS)  # its columns as ``end_with_run`` sets them
     stopped = sa.select(runs.c.id).where(runs.c.stream == stream, runs.c.status != "running")
-    query = sa.select(retier_units.c.run_id).distinct().where(
-        retier_units.c.stream == stream,
-        retier_units.c.status == "committed",
-        retier_units.c.run_id.in_(stopped),
+    query = (
+        sa.select(retier_units.c.run_id)
+        .distinct()
+        .where(
+            retier_units.c.stream == stream,
+            retier_units.c.status == "committed",
+            retier_units.c.run_id.in_(stopped),
+        )
     )
     with store.begin() as conn:
         dead = sorted(conn.execute(query).scalars())

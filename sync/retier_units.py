@@ -16,9 +16,10 @@ needs that the engine does not carry, and what the coordinator adds up:
 * ``writing``: the customers whose outbox writes the unit sends after its commit, recorded
   in the commit's transaction, for when its worker dies sending them (``sync.retier_died``);
 * ``attempt``: the attempt that owns the committed unit (``owns``): the one that committed
-  it, until the unit ends (done, given up, taken over by another attempt or by the
-  coordinator finishing the run). An attempt sends a write call and records answers only
-  while it owns its unit: a worker frozen past ``lock_ttl`` that wakes sends nothing more.
+  it, until the unit ends (done, given up, taken over by another attempt, by the
+  coordinator finishing the run or by the next run ending a dead coordinator's). An
+  attempt sends a write call and records answers only while it owns its unit: a worker
+  frozen past ``lock_ttl`` that wakes sends nothing more.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -106,7 +106,8 @@ def test_a_recording_of_the_old_attempt_under_way_as_its_unit_ends_is_folded_in(
             units.ensure_owner(late, ref, OLD_ATTEMPT)
             counts = RunCounts(written=1)
             tally = SentTally(frozenset())
-            keep_recorded(late, ref, counts, {"C1": "written"}, {"task": 1}, tally, tally_moved=False)
+            outcomes, calls = {"C1": "written"}, {"task": 1}
+            keep_recorded(late, ref, counts, outcomes, calls, tally, tally_moved=False)
             thread.start()
             assert until_blocking(late)  # the end waits for the recording's row lock
         thread.join(timeout=120)
@@ -145,7 +146,8 @@ class CheckFailsOnce:
 
 
 def test_a_failed_ownership_check_sends_nothing_and_the_run_ends_as_one_process_does(
-    stores: tuple[StoreFactory, StoreFactory], monkeypatch: pytest.MonkeyPatch
+    stores: tuple[StoreFactory, StoreFactory],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     one_book, spread_book = Book(420), Book(420)
     one_store, spread_store = stores[0](), stores[1]()
