@@ -106,19 +106,15 @@ def end_with_run(conn: sa.Connection, run_id: str, stream: str) -> None:
 
 
 def end_dead_runs(store: StateStore, stream: str) -> int:
-    """The next reader of ``stream`` has marked a dead reading run interrupted (``sync.
-    run``): a re-tier's coordinator died, and with it or since the workers writing its
-    units, whose jobs never came back. Its units still committed are ended here as the
-    coordinator finishing the run would have ended them (``end_with_run``): their writes
-    left held as a dead run's, their recordings folded into their results, which say what
-    each did, calls made included, and deleted. Left as they were, the recordings stayed
-    for a next attempt that never comes. Every run of the stream no longer running is
-    swept, so one whose reader died before sweeping is swept by the next. A store that
-    never ran a re-tier has no units. How many runs it ended units of."""
-    with store.begin() as conn:
-        if not sa.inspect(conn).has_table(retier_units.name):
-            return 0
-    store.migrate("retier", units.MIGRATIONS)  # its columns as ``end_with_run`` sets them
+    """As a reading run of ``stream`` starts (``sync.run``, after marking a dead one
+    interrupted): the re-tier runs of the stream no longer running whose units are still
+    committed had a coordinator that died, and with it or since the workers writing those
+    units, whose jobs never came back. Their units are ended here as the coordinator
+    finishing the run would have ended them (``end_with_run``): their writes left held as
+    a dead run's, their recordings folded into their results (which say what each did,
+    calls made included) and deleted. Left as they were, the recordings waited for a next
+    attempt that never comes. Two short queries when there is nothing to end (none at all
+    in a store that never ran a re-tier); how many runs it ended units of."""
     stopped = sa.select(runs.c.id).where(runs.c.stream == stream, runs.c.status != "running")
     query = (
         sa.select(retier_units.c.run_id)
@@ -130,7 +126,13 @@ def end_dead_runs(store: StateStore, stream: str) -> int:
         )
     )
     with store.begin() as conn:
+        if not sa.inspect(conn).has_table(retier_units.name):
+            return 0
         dead = sorted(conn.execute(query).scalars())
+    if not dead:
+        return 0
+    store.migrate("retier", units.MIGRATIONS)  # its columns as ``end_with_run`` sets them
+    with store.begin() as conn:
         for run_id in dead:
             end_with_run(conn, run_id, stream)
     return len(dead)

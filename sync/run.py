@@ -83,8 +83,6 @@ class Run:
                 owner=p.claims.owner,
                 ttl=ttl,
             )
-        if interrupted.readers:  # a re-tier's dead coordinator: its units left ended
-            retier_died.end_dead_runs(p.e.store, stream)
         heartbeat = runs.keep_alive(p.e.store, p.run_id, p.claims.owner, ttl)
         try:
             with counting(p.calls):
@@ -111,6 +109,8 @@ class Run:
         config_error = False
         try:
             if not dry:
+                if read_stream:  # a re-tier whose coordinator died: its units left ended
+                    retier_died.end_dead_runs(p.e.store, stream)
                 only = None if read_stream else {r.profile.id for r in records}
                 run_outbox.recover(p, only, self.step.refetch)
             if read_stream:
