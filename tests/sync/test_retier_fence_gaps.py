@@ -1,6 +1,6 @@
 """The fence of a re-tier's page units (``retier_units.attempt``), where it had gaps.
 
-* The end of a committed unit by someone else than its attempt (a retry taking it over,
+* The end of a committed unit by someone other than its attempt (a retry taking it over,
   the task engine giving it up) read the unit's recordings (``retier_unit_answers``)
   before it locked the unit's row. A late recording of the old attempt (frozen past
   ``lock_ttl``; its answered items a dead run's adopted writes, which the take-over's
@@ -15,6 +15,9 @@
   minimum-calls figure) and failed the unit's writing as a failed call would, the calls
   after it still going out. Now it is withdrawn as unsent (``Unsent``): the attempt sends
   nothing more, its items stay pending, exact, for the run's last drain.
+
+(The third gap, the recordings of a dead coordinator's units, is closed with real
+processes in tests/sync/test_retier_died_writing.py.)
 """
 
 from __future__ import annotations
