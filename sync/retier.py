@@ -22,6 +22,8 @@ the run is split where it splits cleanly:
   therefore past a page only once every page up to it is durable. A coordinator that dies
   leaves its units to finish or to be given up (``run_is_running``) and the bookmark
   behind them; the rerun reads from there, and the outbox makes its writes idempotent.
+  The next reading run ends its units still committed as the run's end would
+  (``retier_died.end_dead_runs``).
 * **API calls stay at the minimum**: a unit sends only full write batches (and full bulk
   jobs); what is left, less than a batch of a kind per unit, stays in the outbox, and the
   coordinator sends the rests together at the end (``Dispatcher.recover`` counts them as

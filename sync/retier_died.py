@@ -19,10 +19,11 @@ import sqlalchemy as sa
 from sync import retier_units as units
 from sync.claims import owner_id
 from sync.retier_units import TurnTimeoutError, UnitRef, retier_units
-from sync.schema import now_text, outbox
+from sync.schema import now_text, outbox, runs
 
 if TYPE_CHECKING:
     from sync.engine import SyncEngine
+    from sync.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,9 @@ def take_over_committed(engine: SyncEngine, ref: UnitRef) -> int:
         with engine.store.begin() as conn:
             if units.load(conn, ref).status != "committed":  # it finished meanwhile
                 return 0
-            held = mark_died_writing(conn, ref, engine.stream)
+            held = mark_died_writing(conn, ref, engine.stream)  # a recording's lock order
+            if units.locked_status(conn, ref) != "committed":  # finished as it was marked
+                return 0
             units.set_status(conn, ref, "done")
     finally:
         claims.release(got, owner)
@@ -100,6 +103,39 @@ def end_with_run(conn: sa.Connection, run_id: str, stream: str) -> None:
             held,
             extra={"run_id": run_id},
         )
+
+
+def end_dead_runs(store: StateStore, stream: str) -> int:
+    """As a reading run of ``stream`` starts (``sync.run``, after marking a dead one
+    interrupted): the re-tier runs of the stream no longer running whose units are still
+    committed had a coordinator that died, and with it or since the workers writing those
+    units, whose jobs never came back. Their units are ended here as the coordinator
+    finishing the run would have ended them (``end_with_run``): their writes left held as
+    a dead run's, their recordings folded into their results (which say what each did,
+    calls made included) and deleted. Left as they were, the recordings waited for a next
+    attempt that never comes. Two short queries when there is nothing to end (none at all
+    in a store that never ran a re-tier); how many runs it ended units of."""
+    stopped = sa.select(runs.c.id).where(runs.c.stream == stream, runs.c.status != "running")
+    query = (
+        sa.select(retier_units.c.run_id)
+        .distinct()
+        .where(
+            retier_units.c.stream == stream,
+            retier_units.c.status == "committed",
+            retier_units.c.run_id.in_(stopped),
+        )
+    )
+    with store.begin() as conn:
+        if not sa.inspect(conn).has_table(retier_units.name):
+            return 0
+        dead = sorted(conn.execute(query).scalars())
+    if not dead:
+        return 0
+    store.migrate("retier", units.MIGRATIONS)  # its columns as ``end_with_run`` sets them
+    with store.begin() as conn:
+        for run_id in dead:
+            end_with_run(conn, run_id, stream)
+    return len(dead)
 
 
 def died_run_id(ref: UnitRef) -> str:

@@ -16,9 +16,10 @@ needs that the engine does not carry, and what the coordinator adds up:
 * ``writing``: the customers whose outbox writes the unit sends after its commit, recorded
   in the commit's transaction, for when its worker dies sending them (``sync.retier_died``);
 * ``attempt``: the attempt that owns the committed unit (``owns``): the one that committed
-  it, until the unit ends (done, given up, taken over by another attempt or by the
-  coordinator finishing the run). An attempt sends a write call and records answers only
-  while it owns its unit: a worker frozen past ``lock_ttl`` that wakes sends nothing more.
+  it, until the unit ends (done, given up, taken over by another attempt, by the
+  coordinator finishing the run or by the next run ending a dead coordinator's). An
+  attempt sends a write call and records answers only while it owns its unit: a worker
+  frozen past ``lock_ttl`` that wakes sends nothing more.
 """
 
 from __future__ import annotations
@@ -236,9 +237,14 @@ def set_status(
     next and the attempt that owns it); a unit that ends is owned by no attempt, and its
     page is dropped (the outbox and the state rows now hold what it decided). Its
     recordings (``sync.retier_results``) go: into ``result``, its whole result as it
-    stands, or, without one, into its stored result as it ends."""
+    stands, or, without one, into its stored result as it ends. A unit that ends has its
+    row locked before its recordings are read: a recording under way (which share-locks
+    the row first, ``owns``) is waited for and read, a later one finds the unit ended and
+    adds nothing; read first, one committed in between was neither read nor deleted."""
     values: dict[str, Any] = {"status": status, "updated_at": now_text()}
     ends = status in ("done", "failed", "abandoned")
+    if ends:
+        locked_status(conn, ref)
     if result is not None:
         values["result"] = result.to_json()
     elif ends:

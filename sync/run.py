@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from connectors.calltally import counting
 from connectors.contract import CrmRecord
 from connectors.errors import ConfigError, RateLimitedError
-from sync import household_store, outbox, run_outbox, runs
+from sync import household_store, outbox, retier_died, run_outbox, runs
 from sync.errortext import error_text
 from sync.page_step import PageStep
 from sync.records import Advance, Stop
@@ -109,6 +109,8 @@ class Run:
         config_error = False
         try:
             if not dry:
+                if read_stream:  # a re-tier whose coordinator died: its units left ended
+                    retier_died.end_dead_runs(p.e.store, stream)
                 only = None if read_stream else {r.profile.id for r in records}
                 run_outbox.recover(p, only, self.step.refetch)
             if read_stream:

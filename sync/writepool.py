@@ -264,7 +264,7 @@ class WritePool:
         A call refused outright (quota, login, configuration) withdraws them at once, on
         this thread: the calls queued behind it would be refused alike, and the read loop
         may not look at the answers for a while."""
-        if self.halted.is_set() or not self.may_send():
+        if self.halted.is_set() or not self._may_send():
             self.halted.set()
             raise Unsent
         try:
@@ -272,6 +272,16 @@ class WritePool:
         except (RateLimitedError, AuthExpiredError, ConfigError):
             self.halted.set()
             raise
+
+    def _may_send(self) -> bool:
+        """``may_send``, a check that fails (its own database error) taken as a no: the
+        call has not left, so it is withdrawn as unsent (its items kept queued, exact, not
+        in doubt, not counted sent) with every call after it, never made unchecked."""
+        try:
+            return self.may_send()
+        except Exception as exc:
+            log.warning("write calls withdrawn: could not check they may go (%s)", error_text(exc))
+            return False
 
     # --- answers ------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from sync import retier_units, schema
 from sync.engine import RunOptions, RunReport, SyncEngine, SyncSettings
 from sync.planner import action_kinds
 from sync.retier import retier
+from sync.retier_results import retier_unit_answers
 from sync.retier_threads import InProcessUnits
 from sync.retier_units import UnitRef
 from sync.retier_worker import run_unit
@@ -270,6 +271,8 @@ def test_a_spread_re_tier_ends_exactly_where_one_process_does(
         with spread.store.begin() as conn:
             cited = {r.run_id for r in conn.execute(sa.select(schema.audit))}
             units = retier_units.finished(conn, spread.report.run_id)
+            answers = sa.select(sa.func.count()).select_from(retier_unit_answers)
+            assert conn.execute(answers).scalar() == 0  # each folded into its unit's result
         assert spread.report.run_id in cited
         pages = math.ceil(len(one.book.profiles) / PAGE)
         assert [status for _, status, _, _ in units] == ["done"] * pages

@@ -37,6 +37,7 @@ from crmtier.commands.sync import open_engine
 from crmtier.config import load_config
 from sync import retier_units as units
 from sync.engine import SyncEngine
+from sync.killpoints import ENV
 from sync.planner import SALES_TASK_RULES
 from sync.retier import retier
 from sync.retier_died import died_run_id
@@ -262,6 +263,71 @@ def test_a_later_unit_holds_the_sales_task_of_a_customer_a_killed_unit_was_writi
             report = retier(engine, killed, stall_seconds=30)
         assert report.status == "succeeded", report.error
         _held_as_a_dead_run_s(harness, sanction, report.run_id, report.run_id, True)
+
+
+#: a coordinator whose units run on threads of its own process (``InProcessUnits``, one
+#: worker): it SIGKILLs itself (``sync.killpoints``) once the first recording of its unit's
+#: answers has committed, the run's record left ``running`` and the unit committed
+COORDINATOR = """
+import sys
+from crmtier.commands.sync import open_engine
+from crmtier.config import load_config
+from sync.retier import retier
+from sync.retier_threads import InProcessUnits
+config = load_config(sys.argv[1])
+with open_engine(config) as engine:
+    retier(engine, InProcessUnits(lambda: open_engine(config).__enter__(), workers=1))
+"""
+
+
+def test_a_dead_coordinator_s_unit_is_ended_with_its_recordings_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The coordinator and its unit's worker die together (one process), the unit
+    committed and some of its answers recorded: no attempt comes back, and no coordinator
+    finishes the run. The next run marks the run interrupted and ends the unit as the
+    run's end would have: its recordings folded into its result (none left behind, as
+    they were), its writes left held as a dead run's and sent, none twice."""
+    with _zoho(tmp_path, monkeypatch) as harness:
+        coordinator = subprocess.run(
+            [sys.executable, "-c", COORDINATOR, str(harness.config)],
+            env={**harness.env, ENV: "after_record:1"},
+            capture_output=True,
+            text=True,
+        )
+        assert coordinator.returncode == -signal.SIGKILL, coordinator.stderr[-2000:]
+        ((ref, status, kept),) = _units(harness)
+        assert status == "committed" and _recordings_left(harness) > 0
+        rerun = harness.run()
+        assert rerun.returncode == 0 and rerun.report is not None, rerun.stderr[-2000:]
+        assert _recordings_left(harness) == 0
+        assert _units(harness) == [(ref, "failed", kept)]  # every recording in its result
+        rows: dict[str, Any] = _rows(harness)
+        assert {r["run_id"] for r in rows["outbox"]} >= {died_run_id(ref)}
+        assert not [r for r in rows["outbox"] if r["status"] == "pending"]
+        made = Counter(t.external_id for t in harness.sandbox.tasks())
+        assert not [key for key, n in made.items() if n > 1]
+
+
+def _units(harness: Harness) -> list[tuple[UnitRef, str, Any]]:
+    """The page units in the store: each with its status and its stored result as its
+    recordings since complete it (``with_recorded``)."""
+    store = StateStore.open(harness.state_url())
+    try:
+        with store.begin() as conn:
+            table = units.retier_units
+            rows = conn.execute(
+                sa.select(table.c.run_id, table.c.seq, table.c.status, table.c.result)
+                .where(table.c.seq > 0)
+                .order_by(table.c.seq)
+            ).all()
+            return [
+                (ref, r.status, with_recorded(conn, ref, r.result))
+                for r in rows
+                for ref in [UnitRef(r.run_id, r.seq)]
+            ]
+    finally:
+        store.close()
 
 
 @contextmanager
