@@ -196,12 +196,18 @@ class Unreadable:
     fix: str
 
 
+#: what a read of the store raises when the store, not crmtier, is at fault: what a
+#: caller of ``unreadable`` catches (anything else is a bug, left to its traceback)
+STORE_READ_ERRORS = (StoreError, StoreUnreachableError, DBAPIError)
+
+
 def unreadable(exc: Exception, url: str, schema_fix: str) -> Unreadable:
-    """What ``exc``, raised by a read of the store at ``url`` inside ``opening(url)``,
-    tells an operator: the store unreachable or refusing the URL's login (their own
-    detail and hint), the URL unusable (``StoreError``, naming the store), a query the
-    store's schema refuses (its tables missing or of another version: ``schema_fix``,
-    which only the caller knows), or another failure with the database's message."""
+    """What ``exc`` (one of ``STORE_READ_ERRORS``), raised by a read of the store at
+    ``url`` inside ``opening(url)``, tells an operator: the store unreachable or refusing
+    the URL's login (their own detail and hint), the URL unusable (``StoreError``, naming
+    the store), a query the store's schema refuses (its tables missing or of another
+    version: ``schema_fix``, which only the caller knows), or another failure with the
+    database's message."""
     if isinstance(exc, StoreUnreachableError | StoreRefusedError):
         return Unreadable(exc.detail, f"check {exc.hint}")
     if isinstance(exc, StoreError):

@@ -63,6 +63,7 @@ def _calibrate(
             " two or more (the newest is held out)"
         )
     held = h.period == periods[-1].toordinal()
+    _check_held_out(h.target[held], target, periods[-1])
     previous = h.period == periods[-2].toordinal()
     x = features.matrix(h.cols, current)
     rng = np.random.default_rng(seed)
@@ -131,6 +132,24 @@ def _calibrate(
         **_measures(h, x, current, proposed, target, sensitive, held, previous, as_of),
     }
     return Calibration(document, report)
+
+
+def _check_held_out(y: np.ndarray, target: str, period: date) -> None:
+    """The held-out period must let the inputs' importance be measured on it
+    (``fit.component_weights``): R² needs two rows or more, ROC AUC customers who stayed
+    and customers who left. Judged here, from the history, so that a history too thin for
+    it says so (exit 2) instead of ending in the NaN that scoring returns then."""
+    if target == "revenue" and len(y) < 2:
+        raise UnusableInput(
+            f"the held-out period {period}: {len(y)} row; R² of the inputs' importance "
+            "needs two or more"
+        )
+    if target == "attrition" and np.unique(y).size < 2:
+        said = "true" if y[0] else "false"
+        raise UnusableInput(
+            f"the held-out period {period}: every row has outcome.attrited = {said}; "
+            "ROC AUC of the inputs' importance needs customers who stayed and who left"
+        )
 
 
 def _tiers(h: History, policy: Policy, as_of: date) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ from connectors.contract import Connector, SchemaCheck
 from connectors.errors import ConfigError
 from crmtier.commands.doctor_lines import error
 from crmtier.config import CrmtierConfig
-from crmtier.store_failures import opening, parsed_url, unreadable
+from crmtier.store_failures import STORE_READ_ERRORS, opening, parsed_url, unreadable
 from sync import write_readiness
 from sync.schema import side_effects
 from sync.state import Withdrawable, withdrawable
@@ -61,7 +61,7 @@ def check_withdrawals(connector: Connector, config: CrmtierConfig) -> list[Schem
                     held = withdrawable(conn, config.stream, tasks=True)
             finally:
                 engine.dispose()
-    except Exception as exc:
+    except STORE_READ_ERRORS as exc:  # anything else is a bug: its traceback
         why = unreadable(exc, url, STORE_SCHEMA_FIX)
         return [error(NAME, f"could not count what crmtier made: {why.detail}", why.fix)]
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from connectors.contract import SchemaCheck
 from crmtier.commands.doctor_lines import error, ok
 from crmtier.config import CrmtierConfig
-from crmtier.store_failures import opening, unreadable
+from crmtier.store_failures import STORE_READ_ERRORS, opening, unreadable
 from sync.store_engine import create_engine
 from sync.tasks.liveness import START_A_WORKER, live_workers
 
@@ -38,7 +38,7 @@ def check_workers(config: CrmtierConfig) -> list[SchemaCheck]:
                 alive = live_workers(engine, stalled_after)
             finally:
                 engine.dispose()
-    except Exception as exc:
+    except STORE_READ_ERRORS as exc:  # anything else is a bug: its traceback
         why = unreadable(exc, url, QUEUE_SCHEMA_FIX)
         return [error(NAME, f"could not count them: {why.detail}", why.fix)]
     window = f"heartbeat in the last {stalled_after.total_seconds():.0f} s"

@@ -6,8 +6,10 @@ import json
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from calibrate_support import SENSITIVE
@@ -178,3 +180,70 @@ def test_a_value_error_of_the_fit_is_a_bug_s_traceback_not_the_history_s_fault(
     assert isinstance(result.exception, ValueError), result.output
     assert result.exit_code == 1
     assert "contains NaN" not in result.output
+
+
+Rows = list[dict[str, Any]]
+
+
+def _everyone(attrited: bool) -> Callable[[Rows], Rows]:
+    def held_out(rows: Rows) -> Rows:
+        for row in rows:
+            if row["period"] == PERIOD.isoformat():
+                row["outcome"]["attrited"] = attrited
+        return rows
+
+    return held_out
+
+
+def _one_held_out_row(rows: Rows) -> Rows:
+    held = [row for row in rows if row["period"] == PERIOD.isoformat()]
+    return [row for row in rows if row["period"] != PERIOD.isoformat()] + held[:1]
+
+
+#: a held-out period on which the inputs' importance cannot be measured -> (how the
+#: history is made, the target, what the one line says after the file's name)
+THIN_HELD_OUT: dict[
+    str, tuple[Callable[[list[dict[str, Any]]], list[dict[str, Any]]], str, str]
+] = {
+    "attrition-everyone-stayed": (
+        _everyone(attrited=False),
+        "attrition",
+        "the held-out period 2025-06-30: every row has outcome.attrited = false; ROC AUC",
+    ),
+    "attrition-everyone-left": (
+        _everyone(attrited=True),
+        "attrition",
+        "the held-out period 2025-06-30: every row has outcome.attrited = true; ROC AUC",
+    ),
+    "attrition-one-row": (
+        _one_held_out_row,
+        "attrition",
+        "the held-out period 2025-06-30: every row has outcome.attrited = ",
+    ),
+    "revenue-one-row": (
+        _one_held_out_row,
+        "revenue",
+        "the held-out period 2025-06-30: 1 row; R²",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(THIN_HELD_OUT))
+def test_a_held_out_period_too_thin_to_measure_importance_is_the_history_s_fault(
+    tmp_path: Path, case: str
+) -> None:
+    """It ended in ``cannot convert float NaN to integer`` (the importance's NaN, rounded):
+    a traceback, or before ``UnusableInput`` that line blaming the history without a why."""
+    make, target, said = THIN_HELD_OUT[case]
+    rows = make([json.loads(line) for line in history_lines(100, 5)])
+    history = tmp_path / "h.jsonl"
+    history.write_text("".join(f"{json.dumps(row)}\n" for row in rows), "utf-8")
+    result = CliRunner().invoke(
+        cli,
+        ["calibrate", str(history), "--target", target, "--output", str(tmp_path / "p.toml")],
+    )
+    assert isinstance(result.exception, SystemExit), result.exc_info
+    assert result.exit_code == 2, result.output
+    [line] = [ln for ln in result.output.splitlines() if ln.startswith("Error: ")]
+    assert line.startswith(f"Error: {history}: {said}"), line
+    assert not (tmp_path / "p.toml").exists()

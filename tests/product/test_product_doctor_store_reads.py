@@ -204,3 +204,39 @@ def test_the_withdrawals_line_leaves_an_unset_url_variable_to_the_store_line(
     monkeypatch.delenv("CRMTIER_STATE_URL")
     connector: Any = None
     assert check_withdrawals(connector, config) == []
+
+
+class _Bug(RuntimeError):
+    """No database error: crmtier's own, which no advice about the store can mend."""
+
+
+def _workers_bug(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[SchemaCheck]:
+    def live_workers(*args: object) -> int:
+        raise _Bug("customer C-0042: unexpected")
+
+    monkeypatch.setattr("crmtier.commands.doctor_workers.live_workers", live_workers)
+    url = f"{PG}:1/test"  # never connected: the count fails first
+    return check_workers(load_config(_config(tmp, monkeypatch, url, workers=True)))
+
+
+def _withdrawals_bug(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[SchemaCheck]:
+    def withdrawable(*args: object, **kwargs: object) -> None:
+        raise _Bug("customer C-0042: unexpected")
+
+    monkeypatch.setattr("crmtier.commands.doctor_withdrawals.withdrawable", withdrawable)
+    db = tmp / "state.db"
+    StateStore.open(f"sqlite:///{db}").close()
+    connector: Any = None
+    config = load_config(_config(tmp, monkeypatch, f"sqlite:///{db}", workers=False))
+    return check_withdrawals(connector, config)
+
+
+@pytest.mark.parametrize("line", [_workers_bug, _withdrawals_bug], ids=["workers", "withdrawals"])
+def test_an_error_no_database_raised_is_a_bug_s_traceback_not_advice_about_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: Callable[..., list[SchemaCheck]]
+) -> None:
+    """They said "could not count them: reading ... failed: _Bug: customer C-0042: ..." and
+    "check the rights of the URL's user": a bug's message (which may name a customer)
+    printed as a store's fault, its traceback lost."""
+    with pytest.raises(_Bug):
+        line(tmp_path, monkeypatch)
