@@ -2,9 +2,16 @@
 
 Salesforce reports errors as a JSON list ``[{"errorCode", "message"}]`` with an HTTP status;
 the status alone misleads: ``REQUEST_LIMIT_EXCEEDED`` is a 403 like a permission problem,
-yet it means "the org's API allowance is used up" (wait for the rolling window), or, with a
-``ConcurrentRequests`` message, "too many long requests at once" (back off briefly). Rows are
-matched top to bottom; the first row whose status, code and message fragment all match wins.
+yet it means "the org's API allowance is used up" (``TotalRequests``: wait for the rolling
+window), or, with a message naming a concurrency limit, "too many long requests at once"
+(back off briefly). Two such limits reach an integration: ``ConcurrentRequests (Concurrent
+API Requests) Limit exceeded.`` (Salesforce Help, knowledge article
+000389067) and ``ConcurrentPerOrgLongTxn Limit exceeded``, concurrent long-running
+transactions, which the org's slow triggers or flows on the records written reach
+("Salesforce Diagnostics", Marketo Engage documentation, Adobe Experience League, files it
+as intermittent; mautic/mautic#5006). Neither is the daily allowance, so neither may stop
+the run as one. Rows are matched top to bottom; the first row whose status, code and
+message fragment all match wins.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ from connectors.errors import (
 RULES: tuple[ErrorRule, ...] = (
     ErrorRule(
         403, "REQUEST_LIMIT_EXCEEDED", RateLimitedError, message_contains="ConcurrentRequests"
+    ),
+    ErrorRule(
+        403, "REQUEST_LIMIT_EXCEEDED", RateLimitedError, message_contains="ConcurrentPerOrgLongTxn"
     ),
     ErrorRule(403, "REQUEST_LIMIT_EXCEEDED", QuotaExhaustedError),
     ErrorRule(401, "INVALID_SESSION_ID", AuthExpiredError),

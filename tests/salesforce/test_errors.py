@@ -26,6 +26,12 @@ from connectors.salesforce.errors import classify, record_retryable, refusal
             "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
             RateLimitedError,
         ),
+        (
+            403,
+            "REQUEST_LIMIT_EXCEEDED",
+            "ConcurrentPerOrgLongTxn Limit exceeded.",
+            RateLimitedError,
+        ),
         (401, "INVALID_SESSION_ID", "Session expired or invalid", AuthExpiredError),
         (401, None, "", AuthExpiredError),
         (403, "API_DISABLED_FOR_ORG", "API is not enabled", ConfigError),
