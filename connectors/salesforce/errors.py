@@ -34,6 +34,12 @@ from connectors.errors import (
 )
 
 RULES: tuple[ErrorRule, ...] = (
+    # the org is in read-only mode for planned maintenance, which ends by itself: "During
+    # read-only mode, you can't ... Perform API write or edit actions" (Salesforce Help,
+    # "Read-Only Mode", help.salesforce.com/s/articleView?id=xcloud.setup_maintenance_mode_
+    # overview.htm); the HTTP status of a whole call refused so is not documented, so the
+    # code decides, at any status
+    ErrorRule(None, "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE", TransientError),
     ErrorRule(
         403, "REQUEST_LIMIT_EXCEEDED", RateLimitedError, message_contains="ConcurrentRequests"
     ),
@@ -69,9 +75,11 @@ RULES: tuple[ErrorRule, ...] = (
     ErrorRule(504, None, TransientError),
 )
 
-#: Per-record status codes inside a 200 collection response that may pass on a retry.
+#: Per-record status codes inside a 200 collection response that may pass on a retry (a
+#: record refused during read-only mode passes once the maintenance is over: see ``RULES``).
 RETRYABLE_RECORD_CODES = frozenset(
     {
+        "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE",
         "UNABLE_TO_LOCK_ROW",
         "ALL_OR_NONE_OPERATION_ROLLED_BACK",
         "PROCESSING_HALTED",
@@ -141,6 +149,10 @@ ADVICE: dict[str, Advice] = {
         "the connected app does not allow this flow",
         "enable the Client Credentials Flow (or JWT) on the connected app",
     ),
+    "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE": Advice(
+        "the org is read-only for planned maintenance",
+        "nothing to change: the writes are retried once it ends (trust.salesforce.com)",
+    ),
     "MALFORMED_QUERY": Advice("query refused"),
     "EXCEEDED_ID_LIMIT": Advice("too many records in one call", "report this crmtier bug"),
     "NOT_FOUND": Advice("no such resource", f"check base_url and api_version; {RUN_DOCTOR}"),
@@ -207,6 +219,12 @@ def classify(
 #: every retry; anything else (an internal error, a job aborted by someone else) may
 #: pass, and its rows are sent again in a new job.
 BULK_JOB_RULES: tuple[ErrorRule, ...] = (
+    # the org is in read-only mode for planned maintenance, which ends by itself: "During
+    # read-only mode, you can't ... Perform API write or edit actions" (Salesforce Help,
+    # "Read-Only Mode", help.salesforce.com/s/articleView?id=xcloud.setup_maintenance_mode_
+    # overview.htm); the HTTP status of a whole call refused so is not documented, so the
+    # code decides, at any status
+    ErrorRule(None, "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE", TransientError),
     ErrorRule(None, "InvalidBatch", ConfigError),
     ErrorRule(None, "InvalidJob", ConfigError),
     ErrorRule(None, "ClientInputError", ConfigError),

@@ -392,6 +392,12 @@ class SalesforceSandbox(SandboxLifecycle):
         """The next ``times`` saves of each record fail with ``UNABLE_TO_LOCK_ROW``."""
         self.org.lock_rows(ids, times)
 
+    def read_only_mode(self, on: bool = True) -> None:
+        """The org's read-only mode (planned maintenance) starts (``on``) or ends: while it
+        lasts every record saved or deleted fails with
+        ``INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE``; reads go on."""
+        self.org.read_only = on
+
     def server_error(self, *, kind: str = "*", status: int = 503, times: int | None = 1) -> int:
         code = "SERVER_UNAVAILABLE" if status == 503 else "UNKNOWN_EXCEPTION"
         return self.server.inject(

@@ -101,6 +101,25 @@ def test_lock_errors_on_3_of_200_are_per_record_and_retryable(sandbox, connect):
     assert all(r.ok for r in retry)
 
 
+def test_writes_refused_in_read_only_mode_are_retryable_and_pass_after_it(sandbox, connect):
+    """Planned maintenance refuses every record saved, and ends by itself: each refusal is
+    a retryable per-record failure (not an admin's configuration error), and the same
+    writes pass once the org is writable again."""
+    connector = connect(sandbox, **FAST_RETRY)
+    ids = [sandbox.customer_id(i) for i in range(3)]
+    sandbox.read_only_mode()
+    results = connector.apply(WritePlan(field_updates=tier_updates(ids)))
+    assert [r.ok for r in results] == [False] * 3
+    assert all(r.retryable for r in results)
+    assert {r.error_code for r in results} == {
+        "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE"
+    }
+    assert all("value_tier" not in sandbox.written(i) for i in ids)
+    sandbox.read_only_mode(False)
+    assert all(r.ok for r in connector.apply(WritePlan(field_updates=tier_updates(ids))))
+    assert all(sandbox.written(i).get("value_tier") == "wealth" for i in ids)
+
+
 def test_dropped_connection_is_retried_without_duplicates(sandbox, connect):
     connector = connect(sandbox, **FAST_RETRY)
     tasks = tuple(task(sandbox.customer_id(i), f"edd:{i}") for i in range(5))
