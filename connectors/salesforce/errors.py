@@ -2,9 +2,16 @@
 
 Salesforce reports errors as a JSON list ``[{"errorCode", "message"}]`` with an HTTP status;
 the status alone misleads: ``REQUEST_LIMIT_EXCEEDED`` is a 403 like a permission problem,
-yet it means "the org's API allowance is used up" (wait for the rolling window), or, with a
-``ConcurrentRequests`` message, "too many long requests at once" (back off briefly). Rows are
-matched top to bottom; the first row whose status, code and message fragment all match wins.
+yet it means "the org's API allowance is used up" (``TotalRequests``: wait for the rolling
+window), or, with a message naming a concurrency limit, "too many long requests at once"
+(back off briefly). Two such limits reach an integration: ``ConcurrentRequests (Concurrent
+API Requests) Limit exceeded.`` (Salesforce Help, knowledge article
+000389067) and ``ConcurrentPerOrgLongTxn Limit exceeded``, concurrent long-running
+transactions, which the org's slow triggers or flows on the records written reach
+("Salesforce Diagnostics", Marketo Engage documentation, Adobe Experience League, files it
+as intermittent; mautic/mautic#5006). Neither is the daily allowance, so neither may stop
+the run as one. Rows are matched top to bottom; the first row whose status, code and
+message fragment all match wins.
 """
 
 from __future__ import annotations
@@ -27,8 +34,17 @@ from connectors.errors import (
 )
 
 RULES: tuple[ErrorRule, ...] = (
+    # the org is in read-only mode for planned maintenance, which ends by itself: "During
+    # read-only mode, you can't ... Perform API write or edit actions" (Salesforce Help,
+    # "Read-Only Mode", help.salesforce.com/s/articleView?id=xcloud.setup_maintenance_mode_
+    # overview.htm); the HTTP status of a whole call refused so is not documented, so the
+    # code decides, at any status
+    ErrorRule(None, "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE", TransientError),
     ErrorRule(
         403, "REQUEST_LIMIT_EXCEEDED", RateLimitedError, message_contains="ConcurrentRequests"
+    ),
+    ErrorRule(
+        403, "REQUEST_LIMIT_EXCEEDED", RateLimitedError, message_contains="ConcurrentPerOrgLongTxn"
     ),
     ErrorRule(403, "REQUEST_LIMIT_EXCEEDED", QuotaExhaustedError),
     ErrorRule(401, "INVALID_SESSION_ID", AuthExpiredError),
@@ -59,9 +75,11 @@ RULES: tuple[ErrorRule, ...] = (
     ErrorRule(504, None, TransientError),
 )
 
-#: Per-record status codes inside a 200 collection response that may pass on a retry.
+#: Per-record status codes inside a 200 collection response that may pass on a retry (a
+#: record refused during read-only mode passes once the maintenance is over: see ``RULES``).
 RETRYABLE_RECORD_CODES = frozenset(
     {
+        "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE",
         "UNABLE_TO_LOCK_ROW",
         "ALL_OR_NONE_OPERATION_ROLLED_BACK",
         "PROCESSING_HALTED",
@@ -131,6 +149,10 @@ ADVICE: dict[str, Advice] = {
         "the connected app does not allow this flow",
         "enable the Client Credentials Flow (or JWT) on the connected app",
     ),
+    "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE": Advice(
+        "the org is read-only for planned maintenance",
+        "nothing to change: the writes are retried once it ends (trust.salesforce.com)",
+    ),
     "MALFORMED_QUERY": Advice("query refused"),
     "EXCEEDED_ID_LIMIT": Advice("too many records in one call", "report this crmtier bug"),
     "NOT_FOUND": Advice("no such resource", f"check base_url and api_version; {RUN_DOCTOR}"),
@@ -197,6 +219,12 @@ def classify(
 #: every retry; anything else (an internal error, a job aborted by someone else) may
 #: pass, and its rows are sent again in a new job.
 BULK_JOB_RULES: tuple[ErrorRule, ...] = (
+    # the org is in read-only mode for planned maintenance, which ends by itself: "During
+    # read-only mode, you can't ... Perform API write or edit actions" (Salesforce Help,
+    # "Read-Only Mode", help.salesforce.com/s/articleView?id=xcloud.setup_maintenance_mode_
+    # overview.htm); the HTTP status of a whole call refused so is not documented, so the
+    # code decides, at any status
+    ErrorRule(None, "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE", TransientError),
     ErrorRule(None, "InvalidBatch", ConfigError),
     ErrorRule(None, "InvalidJob", ConfigError),
     ErrorRule(None, "ClientInputError", ConfigError),

@@ -83,6 +83,19 @@ WRITE_KINDS = (
     "bulk_ingest_create",
 )
 
+#: The messages a real org's 403 ``REQUEST_LIMIT_EXCEEDED`` carries, by limit: the rolling
+#: 24-hour allocation, and the two concurrency limits an integration meets (concurrent
+#: long-running API requests; concurrent long-running transactions, which an org's slow
+#: triggers or flows on the records written reach). Public sources: Salesforce Help
+#: knowledge article 000389067 (help.salesforce.com) for ``ConcurrentRequests``;
+#: "Salesforce Diagnostics", Marketo Engage documentation (Adobe Experience League), and
+#: mautic/mautic#5006 for ``ConcurrentPerOrgLongTxn``.
+LIMIT_MESSAGES: Mapping[str, str] = {
+    "TotalRequests": "TotalRequests Limit exceeded.",
+    "ConcurrentRequests": "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+    "ConcurrentPerOrgLongTxn": "ConcurrentPerOrgLongTxn Limit exceeded.",
+}
+
 
 class SalesforceSandbox(SandboxLifecycle):
     crm = "salesforce"
@@ -356,15 +369,12 @@ class SalesforceSandbox(SandboxLifecycle):
 
     # --- faults (each a thin layer over server.inject or the org's own state) -------------
 
-    def rate_limit(self, *, kind: str = "*", times: int | None = 1, daily: bool = True) -> int:
-        """403 ``REQUEST_LIMIT_EXCEEDED``: the daily allocation (``daily``) or the
-        concurrent-request limit."""
-        message = (
-            "TotalRequests Limit exceeded."
-            if daily
-            else "ConcurrentRequests (Concurrent API Requests) Limit exceeded."
-        )
-        response = sf_error(403, "REQUEST_LIMIT_EXCEEDED", message)
+    def rate_limit(
+        self, *, kind: str = "*", times: int | None = 1, limit: str = "TotalRequests"
+    ) -> int:
+        """403 ``REQUEST_LIMIT_EXCEEDED`` of one of the org's ``LIMIT_MESSAGES``: the daily
+        allocation (``TotalRequests``) or a concurrency limit."""
+        response = sf_error(403, "REQUEST_LIMIT_EXCEEDED", LIMIT_MESSAGES[limit])
         response.headers["Sforce-Limit-Info"] = limit_info(self)
         return self.server.inject(kind, response=response, times=times, match=_data_call)
 
@@ -381,6 +391,12 @@ class SalesforceSandbox(SandboxLifecycle):
     def lock_rows(self, ids: list[str], *, times: int = 1) -> None:
         """The next ``times`` saves of each record fail with ``UNABLE_TO_LOCK_ROW``."""
         self.org.lock_rows(ids, times)
+
+    def read_only_mode(self, on: bool = True) -> None:
+        """The org's read-only mode (planned maintenance) starts (``on``) or ends: while it
+        lasts every record saved or deleted fails with
+        ``INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE``; reads go on."""
+        self.org.read_only = on
 
     def server_error(self, *, kind: str = "*", status: int = 503, times: int | None = 1) -> int:
         code = "SERVER_UNAVAILABLE" if status == 503 else "UNKNOWN_EXCEPTION"

@@ -91,6 +91,7 @@ class SalesforceOrg(OrgSaves):
         self.rights = rights or IntegrationRights()
         self.on_change = on_change
         self.locks: dict[str, int] = {}
+        self.read_only = False  # planned maintenance: ``SalesforceSandbox.read_only_mode``
         self.index = SaveIndex(store, self.customer_object, self._lock)
 
     # --- the integration user's rights ----------------------------------------------------

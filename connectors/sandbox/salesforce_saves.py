@@ -68,6 +68,15 @@ ROLLED_BACK = SaveError(
     "AllOrNone header",
 )
 
+#: A save refused while the org is in read-only mode: "During read-only mode, you can't ...
+#: Perform API write or edit actions" (Salesforce Help, "Read-Only Mode"); the code and
+#: message as Salesforce reports them on a refused record ("Updates can't be made during
+#: maintenance. Try again when maintenance is complete.").
+MAINTENANCE = SaveError(
+    "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE",
+    "Updates can't be made during maintenance. Try again when maintenance is complete.",
+)
+
 
 @dataclass
 class _Planned:
@@ -88,6 +97,8 @@ class OrgSaves(SaveChecks):
     accounts_as_members: bool
     on_change: Callable[[str, dict[str, Any]], None] | None
     locks: dict[str, int]
+    #: the org's read-only mode (planned maintenance): every save fails, retryably
+    read_only: bool
     _rights: IntegrationRights
     _lock: threading.RLock
     index: SaveIndex
@@ -162,6 +173,8 @@ class OrgSaves(SaveChecks):
                             "insufficient access rights on object id",
                         )
                     )
+                elif self.read_only:
+                    plans.append(MAINTENANCE)
                 else:
                     plans.append((obj, rid))
             if all_or_none and any(isinstance(p, SaveError) for p in plans):
@@ -211,6 +224,8 @@ class OrgSaves(SaveChecks):
                 raise
 
     def _take_lock(self, plan: _Planned | SaveError) -> _Planned | SaveError:
+        if isinstance(plan, _Planned) and self.read_only:
+            return MAINTENANCE
         if isinstance(plan, _Planned) and plan.rid and self.locks.get(plan.rid, 0) > 0:
             self.locks[plan.rid] -= 1
             return SaveError(

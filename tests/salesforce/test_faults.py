@@ -16,19 +16,22 @@ def sandbox(sandbox_factory):
     return sandbox_factory("salesforce", customers=300)
 
 
-def test_concurrency_limit_backs_off_boundedly_then_surfaces(sandbox, connect):
-    """A limit that never clears costs exactly max_attempts calls, then RateLimitedError."""
+@pytest.mark.parametrize("limit", ["ConcurrentRequests", "ConcurrentPerOrgLongTxn"])
+def test_concurrency_limit_backs_off_boundedly_then_surfaces(sandbox, connect, limit):
+    """A concurrency limit that never clears costs exactly max_attempts calls, then
+    RateLimitedError: never the quota stop of the daily allowance."""
     connector = connect(sandbox, **FAST_RETRY)
-    sandbox.rate_limit(kind="query", times=None, daily=False)
+    sandbox.rate_limit(kind="query", times=None, limit=limit)
     with pytest.raises(RateLimitedError) as info:
         read_all(connector)
     assert not isinstance(info.value, QuotaExhaustedError)
     assert sandbox.server.calls.count("query") == FAST_RETRY["max_attempts"]
 
 
-def test_transient_rate_limit_is_retried_to_success(sandbox, connect):
+@pytest.mark.parametrize("limit", ["ConcurrentRequests", "ConcurrentPerOrgLongTxn"])
+def test_transient_rate_limit_is_retried_to_success(sandbox, connect, limit):
     connector = connect(sandbox, **FAST_RETRY)
-    sandbox.rate_limit(kind="query", times=2, daily=False)
+    sandbox.rate_limit(kind="query", times=2, limit=limit)
     assert len(read_all(connector)) == 300
     assert sandbox.server.calls.count("query") == 3
 
@@ -48,7 +51,7 @@ def test_daily_limit_stops_after_one_call_and_stays_stopped(sandbox, connect):
 def test_quota_stop_mid_read_resumes_with_at_most_one_page_reread(sandbox_factory, connect):
     sandbox = sandbox_factory("salesforce", customers=4500)
     connector = connect(sandbox, **FAST_RETRY)
-    sandbox.rate_limit(kind="query_more", times=None, daily=True)
+    sandbox.rate_limit(kind="query_more", times=None)
     pages = []
     with pytest.raises(QuotaExhaustedError):
         for page in connector.read_changed(None):
@@ -96,6 +99,25 @@ def test_lock_errors_on_3_of_200_are_per_record_and_retryable(sandbox, connect):
     # the sync layer's retry of just those three then succeeds
     retry = connector.apply(WritePlan(field_updates=tier_updates(sorted(locked))))
     assert all(r.ok for r in retry)
+
+
+def test_writes_refused_in_read_only_mode_are_retryable_and_pass_after_it(sandbox, connect):
+    """Planned maintenance refuses every record saved, and ends by itself: each refusal is
+    a retryable per-record failure (not an admin's configuration error), and the same
+    writes pass once the org is writable again."""
+    connector = connect(sandbox, **FAST_RETRY)
+    ids = [sandbox.customer_id(i) for i in range(3)]
+    sandbox.read_only_mode()
+    results = connector.apply(WritePlan(field_updates=tier_updates(ids)))
+    assert [r.ok for r in results] == [False] * 3
+    assert all(r.retryable for r in results)
+    assert {r.error_code for r in results} == {
+        "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE"
+    }
+    assert all("value_tier" not in sandbox.written(i) for i in ids)
+    sandbox.read_only_mode(False)
+    assert all(r.ok for r in connector.apply(WritePlan(field_updates=tier_updates(ids))))
+    assert all(sandbox.written(i).get("value_tier") == "wealth" for i in ids)
 
 
 def test_dropped_connection_is_retried_without_duplicates(sandbox, connect):
