@@ -27,10 +27,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import date
 from itertools import islice
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crmtier.calibrate import UnusableInput
 from tiering_core import ingest
@@ -42,12 +42,15 @@ from tiering_core.rules import quality
 
 TARGET_FIELDS = {"revenue": "revenue_next_12m", "attrition": "attrited"}
 MISSING_ATTRIBUTE = "(missing)"
+#: |outcome.revenue_next_12m| above this is a data error, not a customer (a thousand
+#: trillion in any currency); past ~1e150 the R² of the inputs' importance overflows to NaN
+REVENUE_LIMIT = 1e15
 
 
 class Outcome(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    revenue_next_12m: float | None = None
+    revenue_next_12m: Annotated[float, Field(ge=-REVENUE_LIMIT, le=REVENUE_LIMIT)] | None = None
     attrited: bool | None = None
 
 
