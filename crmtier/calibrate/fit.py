@@ -12,6 +12,10 @@ What is proposed, and how:
   isotonic regression (monotone binning, the scorecard way); a tier's floor is the lowest
   AUM at which the expected revenue reaches that tier's ``revenue_floor`` in the current
   policy, rounded to two significant figures. A floor the curve never reaches is kept.
+  Two neighbouring floors the curve cannot put in order (one step of it crosses both
+  tiers' revenue floors, or a floor lands at or above the kept floor of the tier above) are
+  both kept too, with the reason: a policy needs each floor strictly above the next, and a
+  proposal is never invalid nor quietly moved off what the history says.
   AUM alone, not the boosting model's predictions: those share AUM's effect with trailing
   revenue (the two move together), which measured as floors biased up to 15 % high on
   the synthetic history whose breakpoints are known.
@@ -24,6 +28,7 @@ What is proposed, and how:
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -80,28 +85,47 @@ def fit_model(x: np.ndarray, y: np.ndarray, target: str, seed: int) -> Any:
     return ensemble.HistGradientBoostingClassifier(**params).fit(x, y)
 
 
+NOT_SUPPORTED = "not supported by the history"
+
+
 def aum_floors(
     aum: np.ndarray,
     revenue: np.ndarray,
     revenue_floors: dict[str, float],
     current: dict[str, float],
-) -> tuple[dict[str, float], list[str]]:
+) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
     """Per ranked tier, the lowest AUM whose expected revenue (the isotonic fit of
-    ``revenue`` on ``aum``) reaches the tier's revenue floor; a tier the curve never reaches
-    keeps its ``current`` floor and is listed as kept."""
+    ``revenue`` on ``aum``) reaches the tier's revenue floor: the floors proposed, those
+    fitted (a tier the curve never reaches is absent), and why each kept tier keeps its
+    ``current`` floor. ``current`` must be ordered (a validated policy's)."""
     iso = ml().isotonic.IsotonicRegression(increasing=True, out_of_bounds="clip")
     known = np.isfinite(aum) & np.isfinite(revenue)
     iso.fit(aum[known], revenue[known])
     xs, ys = np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_)
-    floors: dict[str, float] = {}
-    kept: list[str] = []
+    fitted: dict[str, float] = {}
     for tier in RANKED:
         reached = np.flatnonzero(ys >= revenue_floors[tier])
-        if reached.size == 0 or xs[reached[0]] <= 0:
-            floors[tier], kept = current[tier], [*kept, tier]
-        else:
-            floors[tier] = _two_figures(float(xs[reached[0]]))
-    return floors, kept
+        if reached.size and xs[reached[0]] > 0:
+            fitted[tier] = _two_figures(float(xs[reached[0]]))
+    floors: dict[str, float] = {t: fitted.get(t, current[t]) for t in RANKED}
+    kept: dict[str, str] = {t: NOT_SUPPORTED for t in RANKED if t not in fitted}
+    while (pair := _unordered(floors, kept)) is not None:
+        # keep both: the history cannot say where one tier ends and the other begins. The
+        # loop ends: each turn keeps one tier more, and the kept floors are in order.
+        upper, lower = pair
+        for one, other in ((upper, lower), (lower, upper)):
+            if one not in kept:
+                kept[one], floors[one] = f"cannot separate from {other}", current[one]
+    return floors, fitted, kept
+
+
+def _unordered(floors: dict[str, float], kept: dict[str, str]) -> tuple[str, str] | None:
+    """The first neighbouring pair, top down, whose upper floor is not above the lower one
+    and that has a tier not yet kept."""
+    for upper, lower in itertools.pairwise(RANKED):
+        if floors[upper] <= floors[lower] and not (upper in kept and lower in kept):
+            return upper, lower
+    return None
 
 
 def _two_figures(x: float) -> float:

@@ -74,14 +74,15 @@ def _calibrate(
 
     current_floors: dict[str, float] = {t: current.floor(t) for t in RANKED}
     if target == "revenue":
-        floors, kept = fit.aum_floors(
+        floors, fitted, kept = fit.aum_floors(
             np.expm1(x[train, 0]),
             h.target[train],
             {str(t): f.revenue_floor for t, f in current.value.tiers.items()},
             current_floors,
         )
     else:
-        floors, kept = current_floors, list(RANKED)  # floors are calibrated on revenue only
+        floors, fitted = current_floors, {}
+        kept = dict.fromkeys(RANKED, "calibrated on the revenue target only")
     weights, importance = fit.component_weights(model, x[held], h.target[held], target, seed)
     overrides: dict[str, Any] = {"name": f"{current.name}-calibrated-{target}"}
     overrides.update({f"value.tiers.{t}.aum_floor": floors[t] for t in RANKED if t not in kept})
@@ -112,7 +113,13 @@ def _calibrate(
         "sensitive_attributes": sensitive,
         "proposal": {
             "aum_floors": {
-                t: {"current": current_floors[t], "proposed": floors[t], "kept": t in kept}
+                t: {
+                    "current": current_floors[t],
+                    "proposed": floors[t],
+                    "fitted": fitted.get(t),
+                    "kept": t in kept,
+                    "kept_because": kept.get(t),
+                }
                 for t in RANKED
             },
             "value_score_weights": {
