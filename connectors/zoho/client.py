@@ -31,7 +31,7 @@ from zcrmsdk.src.com.zoho.crm.api import related_records as sdk_related
 from zcrmsdk.src.com.zoho.crm.api import users as sdk_users
 from zcrmsdk.src.com.zoho.crm.api.exception import SDKException
 
-from connectors.errors import TransientError
+from connectors.errors import AuthExpiredError, ConfigError, TransientError
 from connectors.http import call_with_retry
 from connectors.zoho.client_binding import MemoryTokenStore, TenantBinding
 from connectors.zoho.client_errors import translate
@@ -50,7 +50,7 @@ from connectors.zoho.client_values import (
 from connectors.zoho.config import ZohoConfig
 from connectors.zoho.errors import classify_call
 from connectors.zoho.mapping import FieldInfo, fields_param, only_fields
-from connectors.zoho.transport import TenantHttp, credit_budget
+from connectors.zoho.transport import TenantHttp, credit_budget, data_centre_mismatch
 
 T = TypeVar("T")
 
@@ -113,20 +113,30 @@ class ZohoClient:
         return self._retrying(attempt, resend=resend)
 
     def _retrying(self, fn: Callable[[], T], *, resend: bool = True) -> T:
-        return call_with_retry(
-            fn,
-            self.config.retry_policy(),
-            refresh_auth=self._store.forget,
-            sleep=self._sleep,
-            resend=resend,
-        )
+        """``fn`` with retries; a token refused even fresh (``call_with_retry`` refreshes
+        once) while Zoho Accounts names another API host is ``crm.base_url``'s fault, said
+        so (``data_centre_mismatch``), not an expired token."""
+        try:
+            return call_with_retry(
+                fn,
+                self.config.retry_policy(),
+                refresh_auth=self._store.forget,
+                sleep=self._sleep,
+                resend=resend,
+            )
+        except AuthExpiredError as exc:
+            elsewhere = self.data_centre_mismatch()
+            if elsewhere is None:
+                raise
+            raise ConfigError(elsewhere) from exc
 
     def usage(self) -> dict[str, int]:
         return self._http.calls.counts()
 
-    def api_domain(self) -> str | None:
-        """The API host Zoho Accounts named in its last token answer, if any."""
-        return self._http.api_domain
+    def data_centre_mismatch(self) -> str | None:
+        """What to fix when the last token answer named another API host than
+        ``crm.base_url`` (``transport.data_centre_mismatch``), else None."""
+        return data_centre_mismatch(self._http.api_domain, self.config.base_url)
 
     def close(self) -> None:
         self._http.close()
