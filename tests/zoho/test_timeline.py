@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from connectors.errors import TransientError
 from connectors.override_audit import APPROVAL_PATH, AUDIT_UNREAD
 from connectors.sandbox.override_trail import approve_override, propose_override
 from connectors.sandbox.server import Response
@@ -111,3 +112,23 @@ def test_a_timeline_not_read_whole_leaves_no_maker_and_says_why(
     assert (issue.code, issue.field) == (AUDIT_UNREAD, APPROVAL_PATH)
     assert problem in issue.problem and cid not in issue.problem
     assert spent == calls
+
+
+def test_a_later_page_that_keeps_failing_fails_the_read_not_a_short_timeline(zoho, zconnect):
+    """A call that fails past its retries (here every page after the first answers 500) fails the
+    read as any read does: the page's decisions wait for the next run; the entries read so
+    far never stand for the timeline."""
+    cid = _edited(zoho)
+    zoho.server.inject(
+        "timeline",
+        response=Response.json({"code": "INTERNAL_ERROR", "message": "boom"}, 500),
+        times=None,
+        match=lambda request: request.arg("page_token") is not None,
+    )
+    connector = zconnect(zoho)
+    try:
+        record = connector.fetch([cid])[0]
+        with pytest.raises(TransientError):
+            read_override_audit(connector, [record])
+    finally:
+        connector.close()
