@@ -65,17 +65,20 @@ def flt(field: str, operator: str, *values: Any) -> dict[str, Any]:
     filter operators")."""
     if operator not in OPERATORS:
         raise ValueError(f"FXiaoke has no query operator {operator!r} (see query.OPERATORS)")
-    return {"field_name": field, "field_values": [_text(v) for v in values], "operator": operator}
+    texts = [_text(field, v) for v in values]
+    return {"field_name": field, "field_values": texts, "operator": operator}
 
 
-def _text(value: Any) -> str:
+def _text(field: str, value: Any) -> str:
     """A filter value as FXiaoke's ``List[String]`` carries it; a bool or a float is our bug
-    (no filter crmtier builds compares one), refused rather than sent as ``"True"``."""
+    (no filter crmtier builds compares one), refused rather than sent as ``"True"``. The
+    refusal names the field and the value's type, never the value."""
     if isinstance(value, str):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise ValueError(f"FXiaoke filter value must be text or an integer, not {type(value).__name__}")
+    kind = type(value).__name__
+    raise ValueError(f"FXiaoke filter value for {field} must be text or an integer, not {kind}")
 
 
 def asc(field: str) -> dict[str, Any]:

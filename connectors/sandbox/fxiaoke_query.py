@@ -91,7 +91,7 @@ def parse(info: Any) -> Query:
         values = _strings(field, spec.get("field_values"))
         filters.append(_predicate(field, op, values))
         if field == MODSTAMP and op in ("GTE", "GT", "EQ") and values:
-            since_ms = int(float(values[0]))
+            since_ms = _epoch_ms(values[0])
         if field == "_id" and op in ("IN", "EQ"):
             ids = tuple(str(v) for v in values)
     orders = tuple(
@@ -113,6 +113,16 @@ def _strings(field: str, given: Any) -> list[str]:
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise QueryError(15002, f"field_values of {field} must be a list of strings")
     return list(values)
+
+
+def _epoch_ms(text: str) -> int:
+    """A modstamp bound's epoch milliseconds. Text that is no finite number is refused with
+    15002 like any other bad filter (FXiaoke answers HTTP 200 with an errorCode to
+    everything), not left to fail the request as a whole."""
+    try:
+        return int(float(text))
+    except (ValueError, OverflowError):
+        raise QueryError(15002, f"field_values of {MODSTAMP} must be epoch milliseconds") from None
 
 
 def _int(value: Any, name: str) -> int:
