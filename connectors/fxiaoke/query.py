@@ -57,10 +57,11 @@ OPERATORS = frozenset(
 def flt(field: str, operator: str, *values: Any) -> dict[str, Any]:
     """One filter; ValueError for an operator FXiaoke does not document.
 
-    ``field_values`` is ``List[String]`` in the request table of every object's query page
-    ("Query Customer Object List by Criteria", fxiaoke.com/mob/guide/openapi/dist/en/pages/
-    open-api/collection/object/AccountObj/query-acc/), and the deep-paging FAQ's ``_id GT``
-    example sends a string: a modstamp bound goes as its epoch milliseconds in decimal
+    ``field_values`` is ``List[String]`` in the request table of the preset objects' query
+    pages ("Query Customer Object List by Criteria", fxiaoke.com/mob/guide/openapi/dist/en/
+    pages/open-api/collection/object/AccountObj/query-acc/; the custom-object page says only
+    ``List``, which strings satisfy too), and the deep-paging FAQ's ``_id GT`` example sends
+    a string: a modstamp bound goes as its epoch milliseconds in decimal
     (``"1717300000000"``), never as a JSON number (docs/fxiaoke-api-audit.md, "Query
     filter operators")."""
     if operator not in OPERATORS:

@@ -103,10 +103,11 @@ def parse(info: Any) -> Query:
 
 
 def _strings(field: str, given: Any) -> list[str]:
-    """A filter's ``field_values``: ``List[String]`` in the request table of every object's
-    query page ("Query Customer Object List by Criteria", fxiaoke.com/mob/guide/openapi/dist/
-    en/pages/open-api/collection/object/AccountObj/query-acc/), a time bound included (its
-    epoch milliseconds as decimal text). Anything else is refused with 15002 (参数不合法;
+    """A filter's ``field_values``: ``List[String]`` in the request table of the preset
+    objects' query pages ("Query Customer Object List by Criteria", fxiaoke.com/mob/guide/
+    openapi/dist/en/pages/open-api/collection/object/AccountObj/query-acc/; "Query Custom
+    Object List" says only ``List``), a time bound included (its epoch milliseconds as
+    decimal text); the sandbox holds custom objects to the stricter reading. Anything else is refused with 15002 (参数不合法;
     the code is not documented), so a client sending a JSON number fails here, not on a
     tenant that reads the documented type."""
     values = [] if given is None else given
