@@ -107,9 +107,9 @@ def _strings(field: str, given: Any) -> list[str]:
     objects' query pages ("Query Customer Object List by Criteria", fxiaoke.com/mob/guide/
     openapi/dist/en/pages/open-api/collection/object/AccountObj/query-acc/; "Query Custom
     Object List" says only ``List``), a time bound included (its epoch milliseconds as
-    decimal text); the sandbox holds custom objects to the stricter reading. Anything else is refused with 15002 (参数不合法;
-    the code is not documented), so a client sending a JSON number fails here, not on a
-    tenant that reads the documented type."""
+    decimal text); the sandbox holds custom objects to the stricter reading. Anything else
+    is refused with 15002 (参数不合法; the code is not documented), so a client sending a
+    JSON number fails here, not on a tenant that reads the documented type."""
     values = [] if given is None else given
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise QueryError(15002, f"field_values of {field} must be a list of strings")
