@@ -61,6 +61,9 @@ retier_units = sa.Table(
     sa.Column("writing", sa.JSON, nullable=True),
     sa.Column("attempt", sa.String(32), nullable=True),
     sa.Column("updated_at", sa.String(32), nullable=False),
+    # the units still committed of a stream, looked for as every reading run starts
+    # (``retier_died.end_dead_runs``): without it, a walk through every unit ever stored
+    sa.Index("retier_units_by_status", "stream", "status"),
 )
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -84,7 +87,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the attempt that owns a committed page unit",
         add_column(retier_units, "attempt"),  # a new store's step 1 created it already
     ),
+    Migration(
+        5,
+        "the index of page units by status",
+        lambda conn: _by_status().create(conn, checkfirst=True),  # step 1's on a new store
+    ),
 )
+
+
+def _by_status() -> sa.Index:
+    return next(i for i in retier_units.indexes if i.name == "retier_units_by_status")
 
 
 class UnitGivenUpError(RuntimeError):
