@@ -102,6 +102,9 @@ class WritePool:
         # (a re-tier's page unit: while its attempt owns the unit, ``sync.retier``); once
         # not, that call and every call after it are withdrawn, their items kept queued
         self.may_send: Callable[[], bool] = lambda: True
+        # one check at a time (``_send``): a call whose check runs as another's fails is
+        # withdrawn too, whichever thread it is on, never made past the failure
+        self._checking = threading.Lock()
         self.pool = ThreadPoolExecutor(
             max_workers=max(1, settings.write_concurrency), thread_name_prefix="crm-write"
         )
@@ -264,9 +267,10 @@ class WritePool:
         A call refused outright (quota, login, configuration) withdraws them at once, on
         this thread: the calls queued behind it would be refused alike, and the read loop
         may not look at the answers for a while."""
-        if self.halted.is_set() or not self._may_send():
-            self.halted.set()
-            raise Unsent
+        with self._checking:
+            if self.halted.is_set() or not self._may_send():
+                self.halted.set()
+                raise Unsent
         try:
             return self.connector.apply(plan)
         except (RateLimitedError, AuthExpiredError, ConfigError):
