@@ -68,6 +68,9 @@ class AnswerBatch:
         # tasks and membership adds whose call went unanswered: in doubt until a write of
         # them is answered (``sync.state.mark_in_doubt``), whatever becomes of the item
         self.doubted: list[OutboxItem] = []
+        # writes a newer plan of their customer withdrew while they were sent
+        # (``Recorder.withdrawn``), answered here: the recorder forgets them once committed
+        self.answered: list[int] = []
         # memory, applied once committed (``Recorder.record_results``)
         self.counts = RunCounts()  # added to the run's
         self.outcomes: list[tuple[str, Outcome]] = []
@@ -84,8 +87,12 @@ class AnswerBatch:
         and the dead letters that closes."""
         touched: dict[str, BatchDecision | None] = {}  # in the order the call first names them
         writes, retry_attempts = self.counts.writes, self.recorder.retry_attempts
+        withdrawn = self.recorder.withdrawn
         for item, result in zip(items, results, strict=True):
             cid = item.customer_id
+            superseded = item.id in withdrawn  # rarely: a customer read again meanwhile
+            if superseded:
+                self.answered.append(item.id)
             if cid in touched:
                 decision = touched[cid]
             else:
@@ -104,7 +111,10 @@ class AnswerBatch:
             unanswered = result.error_code == UNANSWERED
             if unanswered and doubtable(item):
                 self.doubted.append(item)
-            if result.retryable and item.attempts + 1 < retry_attempts:
+            first = not item.attempts and not self.recorder.maybe_made(item)
+            if superseded:
+                self._superseded(conn, item, result, decision, first)
+            elif result.retryable and item.attempts + 1 < retry_attempts:
                 attempts = item.attempts + 1
                 outbox.set_status(
                     conn, [item.id], "pending", attempts=attempts, error=result.error_code
@@ -112,7 +122,6 @@ class AnswerBatch:
                 unanswered = unanswered or item.unanswered
                 self.retries.append(replace(item, attempts=attempts, unanswered=unanswered))
             else:
-                first = not item.attempts and not self.recorder.maybe_made(item)
                 if item.kind == "task" and not result.retryable and first:
                     self.not_open.append(item.key)
                 self._dead_letter(conn, item, result, decision)
@@ -134,6 +143,31 @@ class AnswerBatch:
                 shared, set(shared.outstanding), shared.dead, shared.field_dead
             )
         return decision
+
+    def _superseded(
+        self,
+        conn: sa.Connection,
+        item: OutboxItem,
+        result: WriteResult,
+        decision: BatchDecision | None,
+        first: bool,
+    ) -> None:
+        """A failed write its customer's newer plan no longer wants (``Recorder.withdrawn``):
+        neither sent again nor dead-lettered, but superseded, as a queued one would have
+        been (``Dispatcher.supersede``). The newer plan, made while it was sent, already
+        says what it wants of it (a sanctioned customer's task closed, its membership
+        removed, as in doubt: ``Dispatcher.in_doubt``); a retry queued behind that would
+        make them again. Unanswered, it stays in doubt on record (``doubted``), for a later
+        plan to withdraw should the lost call have landed. A task the CRM answered with a
+        refusal at its first attempt (not ``maybe_made``) never existed: it leaves its
+        owner's cap; any other keeps its place until a closure finds it or it falls due."""
+        code = result.error_code or "UNKNOWN"
+        attempts = item.attempts + 1
+        outbox.set_status(conn, [item.id], "superseded", attempts=attempts, error=code)
+        if item.kind == "task" and first and code != UNANSWERED:
+            self.not_open.append(item.key)
+        if decision is not None:
+            decision.outstanding.discard(item.id)
 
     def _dead_letter(
         self,

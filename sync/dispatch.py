@@ -8,7 +8,9 @@ unanswered, queued by a run that died: ``outbox.may_have_landed``) cannot be und
 superseding them; ``in_doubt`` tells the planner which memberships and tasks those are, so
 the new plan says what it wants of them (a restricted customer's sales tasks among them are
 closed, ``planner.closures_of``). Tasks whose call went unanswered before stay in doubt on
-record (``sync.state.mark_in_doubt``), in the customer's state the planner reads.
+record (``sync.state.mark_in_doubt``), in the customer's state the planner reads. A write in
+flight the new plan no longer wants is withdrawn (``Recorder.withdrawn``): should its call
+fail, it is superseded, not retried behind the new plan's closure or removal.
 """
 
 from __future__ import annotations
@@ -140,18 +142,24 @@ class Dispatcher:
     ) -> list[int]:
         """Set a customer's new items against what it has outstanding: one identical to a
         queued item keeps that item (``keep``), one identical to an item in flight is not
-        sent twice, the rest are ``new``; returns the queued items no longer wanted."""
+        sent twice, the rest are ``new``; returns the queued items no longer wanted. The
+        items in flight no longer wanted are withdrawn (``Recorder.withdrawn``), and one
+        wanted again is not: an earlier read's withdrawal of it no longer stands."""
         queue = self.pool.queue
         queued = [queue[i] for i in (previous.outstanding if previous else ()) if i in queue]
         by_identity = {item.identity(): item for item in queued}
-        sent = {item.identity() for item in sent_items}
+        sent = {item.identity(): item.id for item in sent_items}
+        withdrawn = self.recorder.withdrawn
         for item in items:
             identity = item.identity()
             existing = by_identity.pop(identity, None)
             if existing is not None:
                 keep.add(existing.id)
-            elif identity not in sent:  # the same write in flight is recorded once
+            elif identity in sent:  # the same write in flight is recorded once, and
+                withdrawn.discard(sent.pop(identity))  # retried should it fail
+            else:
                 new.append(item)
+        withdrawn.update(sent.values())  # sent, no longer wanted: never sent again
         return [item.id for item in by_identity.values()]
 
     def withdraw(self, conn: sa.Connection, cid: str) -> bool:

@@ -117,6 +117,11 @@ class Recorder:
         #: its pool and dispatcher: ``sync.maybe_made``): a refusal of such a task's write
         #: does not free its place on its owner's cap (``AnswerBatch``)
         self.maybe_made = maybe_made
+        #: ids of writes sent (in flight, or answered and not yet recorded) that a newer
+        #: plan of their customer no longer wants (``Dispatcher.enqueue``): that plan has
+        #: said what it wants of them, so a failure of one is superseded, never sent again
+        #: (``AnswerBatch``): a retry queued behind the newer plan's withdrawal would undo it
+        self.withdrawn: set[int] = set()
         self._refs: dict[str, str] = {}  # pseudonym cache, bounded (``_REF_CACHE``)
         #: runs in each recording's transaction with what it adds to the counts and
         #: outcomes: a re-tier's page unit keeps its result there (``sync.retier``), so
@@ -148,7 +153,8 @@ class Recorder:
         page holds it; should the transaction fail, every count goes back to what it was
         when the transaction began, and the unchanged customers' outcomes too, so that the
         run's counts say what the database holds (as those of ``record_results``); the
-        task budget's admissions and deferrals go back likewise (``taskbudget.kept``).
+        task budget's admissions and deferrals go back likewise (``taskbudget.kept``), and
+        so do the writes in flight its plans withdrew (``withdrawn``).
         Counts made while the page was read and planned, before this (``read``, ``tiered``,
         a settled customer's ``PagePlanner.count_settled``, superseded and assess errors),
         stay: they say what the run did with what it read, which a failed commit does not
@@ -157,11 +163,14 @@ class Recorder:
         is recorded ``failed`` with the commit's error, its counts not reconciled."""
         counts = self.counts
         before = deepcopy(counts)
+        withdrawn = set(self.withdrawn)
         rows = PageRows()
         try:
             yield rows
             self.dead_letter_customers.difference_update(rows.superseded_letters)
         except BaseException:
+            self.withdrawn.clear()  # as it was: the page's newer plans are not queued
+            self.withdrawn.update(withdrawn)
             for name in _COUNT_FIELDS:
                 setattr(counts, name, getattr(before, name))
             for cid, before_outcome in rows.outcomes_before.items():
@@ -315,6 +324,7 @@ class Recorder:
             shared = copy.shared  # the planner's object: changed in place
             shared.outstanding, shared.dead = copy.outstanding, copy.dead
             shared.field_dead = copy.field_dead
+        self.withdrawn.difference_update(batch.answered)
         self.dead_letter_customers.difference_update(batch.resolved)
         self.dead_letter_customers.update(batch.lettered)
         for ref, kind, code in batch.letters:
