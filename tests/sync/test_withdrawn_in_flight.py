@@ -15,10 +15,11 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.contract import WriteResult
-from connectors.errors import UNANSWERED
+from connectors.errors import UNANSWERED, AuthExpiredError, RateLimitedError
 from sync import schema
 from sync.engine import RunOptions
 from sync.recorder import PageRows
+from sync.records import Unsent
 from sync.run_parts import RunParts
 from sync.state import load_states, save_states
 from tests.sync.test_task_budget import AS_OF, TaskCrm, engine, task
@@ -75,3 +76,48 @@ def test_a_failed_write_in_flight_is_retried_only_while_its_customer_s_plan_want
     assert item.id not in parts.recorder.withdrawn  # answered: forgotten
     # superseded, the newer decision has nothing left outstanding: it is promoted
     assert ("C01" in parts.recorder.decisions) is (status == "pending")
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [Unsent(), RateLimitedError("quota"), AuthExpiredError("login")],
+    ids=["withdrawn-unsent", "refused-quota", "refused-login"],
+)
+@pytest.mark.parametrize(("reads", "status"), [(("wants",), "pending"), (("drops",), "superseded")])
+def test_a_write_in_flight_whose_call_fails_as_a_whole_is_superseded_once_withdrawn(
+    tmp_path: Path, failure: Exception, reads: tuple[str, ...], status: str
+) -> None:
+    """A call that never left (the pool halted, an ownership check failed: ``Unsent``) or
+    was refused as a whole (quota, login) has no answer per item: its items went back in
+    the queue, pending in the outbox, and the run stopped. One a newer plan withdrew was
+    left pending with the rest, and the next run re-sent it as a stopped run's write,
+    exact: a sanctioned customer's task made again after the closure. It is superseded."""
+    e = engine(TaskCrm(2), tmp_path, CAP)
+    parts = RunParts(e, RunOptions(as_of=AS_OF))
+    pool, dispatcher = parts.pool, parts.dispatcher
+    try:
+        with e.store.begin() as conn:
+            save_states(conn, e.stream, [{"customer_id": "C01", "pseudonym": "p-C01"}])
+            states = load_states(conn, e.stream, ["C01"])
+            dispatcher.enqueue(conn, [_planned("C01", (MINE,))], states, PageRows())
+        (item,) = pool.queue.values()
+        pool.queue.clear()  # sent: in flight, its answer not come
+        call: Future[list[WriteResult]] = Future()
+        pool.inflight[call] = [item]
+        pool.inflight_by_customer["C01"] = {item.id}
+        for read in reads:
+            tasks = (MINE,) if read == "wants" else ()
+            with e.store.begin() as conn:
+                dispatcher.enqueue(conn, [_planned("C01", tasks)], states, PageRows())
+        call.set_exception(failure)
+        pool.collect(block=False)
+        with e.store.begin() as conn:
+            o = schema.outbox
+            stored = conn.execute(sa.select(o.c.status).where(o.c.id == item.id)).scalar_one()
+    finally:
+        pool.shutdown()
+    assert stored == status
+    assert (item.id in pool.queue) is (status == "pending")  # not to be sent again
+    assert item.id not in parts.recorder.withdrawn
+    assert ("C01" in parts.recorder.decisions) is (status == "pending")
+    assert pool.tally.items["task"] == (0 if isinstance(failure, Unsent) else 1)
