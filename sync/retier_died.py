@@ -132,8 +132,8 @@ def end_dead_runs(store: StateStore, stream: str) -> int:
 def dead_runs(stream: str) -> sa.Select[tuple[str]]:
     """The runs of ``stream`` no longer running with units still committed. It looks the
     units up by status (``retier_units_by_status``): without that index it walked every
-    unit of every stopped re-tier, which are never deleted (0.06 to 0.25 s a run start
-    over 250,000 stored units on SQLite, growing with each re-tier)."""
+    unit of every stopped re-tier, which are never deleted, at every run start (growing
+    with each re-tier; figures in docs/operations.md)."""
     stopped = sa.select(runs.c.id).where(runs.c.stream == stream, runs.c.status != "running")
     return (
         sa.select(retier_units.c.run_id)
