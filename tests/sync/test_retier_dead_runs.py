@@ -103,19 +103,30 @@ def test_a_store_without_units_is_swept_in_one_look(sqlite: StateStore) -> None:
     assert retier_died.end_dead_runs(sqlite, STREAM) == 0
 
 
-def test_the_sweep_looks_units_up_by_status_in_a_store_migrated_before_the_index(
+def test_the_sweep_reads_the_index_of_committed_units_in_a_store_migrated_before_it(
     sqlite: StateStore,
 ) -> None:
     """A store whose re-tiers stored units before the index existed (every unit kept, one
-    a page of every re-tier): the sweep adds the index and looks the committed ones up in
-    it, never walking every unit each run."""
+    a page of every re-tier, nearly all done) and whose statistics say so (``ANALYZE``):
+    the sweep adds the index and reads it, never walking every unit each run."""
+    finished = Case("succeeded", None, STREAM, True)
+    ref = committed_unit(sqlite, finished)
     with sqlite.begin() as conn:
-        conn.execute(sa.text("DROP INDEX retier_units_by_status"))
+        conn.execute(
+            units.retier_units.insert(),
+            [
+                {"run_id": ref.run_id, "seq": seq, "stream": STREAM, "status": "done"}
+                | {"options": {}, "updated_at": "2026-12-08T00:00:00Z"}
+                for seq in range(2, 500)
+            ],
+        )
+        conn.execute(sa.text("DROP INDEX retier_units_committed"))
         conn.execute(sa.text("UPDATE schema_version SET version = 4 WHERE component = 'retier'"))
-    retier_died.end_dead_runs(sqlite, STREAM)
+        conn.execute(sa.text("ANALYZE"))
+    assert retier_died.end_dead_runs(sqlite, STREAM) == 1  # found all the same
     query = retier_died.dead_runs(STREAM).compile(
         dialect=sqlite.engine.dialect, compile_kwargs={"literal_binds": True}
     )
     with sqlite.begin() as conn:
         plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}"))
-    assert "SEARCH retier_units USING INDEX retier_units_by_status" in plan, plan
+    assert "INDEX retier_units_committed" in plan, plan
