@@ -125,10 +125,14 @@ def fairness(tier: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
     flagged: list[str] = []
     for c in range(3):
         level = VALUE_TIERS[c]
-        best = max(reach[g][level] for g in names)
+        top = max(names, key=lambda g: reach[g][level])
+        best = reach[top][level]
+        # a flag names the group it is measured against, and its size: one customer who
+        # reaches the tier can flag every other group, and the summary must say so
+        against = f"against {top}, {mix[top]['customers']:,} customer(s)"
         for g in names:
             ratio = round(reach[g][level] / best, 3) if best > 0 else None
             ratios[g][f"{level}_or_above"] = ratio
             if ratio is not None and ratio < FOUR_FIFTHS:
-                flagged.append(f"{g}: {level} or above {ratio:.2f}")
+                flagged.append(f"{g}: {level} or above {ratio:.2f} ({against})")
     return {"tier_mix": mix, "disparate_impact": ratios, "four_fifths_flags": flagged}

@@ -196,3 +196,19 @@ def test_each_listing_after_a_customer_s_first_in_a_snapshot_is_skipped() -> Non
     assert history.skipped == 3
     assert history.cols.ids == [r["customer"]["id"] for r in rows[:6]]
     assert len(history.period) == len(history.target) == len(history.attributes["region"]) == 6
+
+
+def test_a_flag_names_the_group_it_is_measured_against_and_its_size(tmp_path: Path) -> None:
+    """One customer who reaches private banking flags every other region: the verdict is
+    the four-fifths rule's, and the summary says it rests on a group of one."""
+    rows = _rows()
+    _first(lambda r: r["attributes"].update(region="solo"))(rows)
+    held = [r for r in rows if r["period"] == HELD]
+    for row in held:
+        row["customer"]["assets"] = {"deposits": 10_000.0}
+    held[0]["attributes"]["region"] = "solo"
+    held[0]["customer"]["assets"] = {"deposits": 90_000_000.0}
+    result, _, _ = _calibrate(tmp_path, rows, "revenue")
+    assert result.exit_code == 0, result.output
+    [line] = [ln for ln in result.stdout.splitlines() if "fairness region (current)" in ln]
+    assert "private or above 0.00 (against solo, 1 customer(s))" in line
