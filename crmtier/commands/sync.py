@@ -23,7 +23,7 @@ from connectors.contract import Connector
 from connectors.errors import ConnectorError
 from connectors.override_audit import OverrideAuditReads
 from crmtier.commands.listing import format_option, stdout_console
-from crmtier.commands.options import config_option
+from crmtier.commands.options import LOG_LEVELS, config_option
 from crmtier.commands.sync_dead_letters import dead_letters
 from crmtier.commands.sync_gc import OldestGeneration, fewer_collections
 from crmtier.commands.sync_output import ProgressView, report_json, summary
@@ -305,7 +305,7 @@ def _interval(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     "--log-level",
     default="WARNING",
     show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    type=LOG_LEVELS,
 )
 @click.option("--dead-letters", "show_dead", is_flag=True, help="List open dead letters and exit.")
 @click.option(
