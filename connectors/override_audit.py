@@ -14,7 +14,8 @@ history, timeline, approval flow: docs/overrides.md), never from fields a user t
 ``OverrideAuditReads`` wraps a connector so that every read (a page of changes, a fetch
 by id) comes with that audit, read for the records with an approved override only: one
 more call per page on Salesforce (``AccountHistory``, batched), one per such customer on
-Zoho (timeline), two on FXiaoke (the approval flow's instances, then the approved one).
+Zoho (timeline; one more per further 200 entries, at most ``crm.audit_timeline_pages``),
+two on FXiaoke (the approval flow's instances, then the approved one).
 A read without an approved override costs nothing more.
 """
 

@@ -80,7 +80,10 @@ def migrate(engine: sa.Engine, component: str, migrations: Sequence[Migration]) 
             else:
                 conn.execute(schema_version.insert().values(component=component, **values))
     with engine.connect() as conn:
-        version = conn.execute(
-            sa.select(schema_version.c.version).where(schema_version.c.component == component)
-        ).scalar()
-    return int(version or 0)
+        return version(conn, component)
+
+
+def version(conn: sa.Connection, component: str) -> int:
+    """The schema version ``component`` is at (0: none recorded)."""
+    query = sa.select(schema_version.c.version).where(schema_version.c.component == component)
+    return int(conn.execute(query).scalar() or 0)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from sync import migrate
 from sync import retier_units as units
 from sync.claims import owner_id
 from sync.retier_units import TurnTimeoutError, UnitRef, retier_units
@@ -113,29 +114,40 @@ def end_dead_runs(store: StateStore, stream: str) -> int:
     finishing the run would have ended them (``end_with_run``): their writes left held as
     a dead run's, their recordings folded into their results (which say what each did,
     calls made included) and deleted. Left as they were, the recordings waited for a next
-    attempt that never comes. Two short queries when there is nothing to end (none at all
-    in a store that never ran a re-tier); how many runs it ended units of."""
+    attempt that never comes. How many runs it ended units of.
+
+    Cheap when there is nothing to end: a look for the table (none in a store that never
+    ran a re-tier) and the component's version, then one look in the index of the units
+    still committed (``dead_runs``)."""
+    with store.begin() as conn:
+        if not sa.inspect(conn).has_table(retier_units.name):
+            return 0
+        applied = migrate.version(conn, "retier")
+    if applied < units.MIGRATIONS[-1].version:  # the index; the columns ``end_with_run`` sets
+        store.migrate("retier", units.MIGRATIONS)
+    with store.begin() as conn:
+        dead = sorted(conn.execute(dead_runs(stream)).scalars())
+        for run_id in dead:
+            end_with_run(conn, run_id, stream)
+    return len(dead)
+
+
+def dead_runs(stream: str) -> sa.Select[tuple[str]]:
+    """The runs of ``stream`` no longer running with units still committed. It reads the
+    index of the units still committed (``retier_units_committed``, partial: the status
+    is written into the query, as a planner matches it against the index's): without it,
+    every unit of every stopped re-tier was walked at every run start, and units are never
+    deleted (figures in docs/operations.md)."""
     stopped = sa.select(runs.c.id).where(runs.c.stream == stream, runs.c.status != "running")
-    query = (
+    return (
         sa.select(retier_units.c.run_id)
         .distinct()
         .where(
             retier_units.c.stream == stream,
-            retier_units.c.status == "committed",
+            retier_units.c.status == sa.literal_column("'committed'"),
             retier_units.c.run_id.in_(stopped),
         )
     )
-    with store.begin() as conn:
-        if not sa.inspect(conn).has_table(retier_units.name):
-            return 0
-        dead = sorted(conn.execute(query).scalars())
-    if not dead:
-        return 0
-    store.migrate("retier", units.MIGRATIONS)  # its columns as ``end_with_run`` sets them
-    with store.begin() as conn:
-        for run_id in dead:
-            end_with_run(conn, run_id, stream)
-    return len(dead)
 
 
 def died_run_id(ref: UnitRef) -> str:

@@ -61,6 +61,16 @@ retier_units = sa.Table(
     sa.Column("writing", sa.JSON, nullable=True),
     sa.Column("attempt", sa.String(32), nullable=True),
     sa.Column("updated_at", sa.String(32), nullable=False),
+    # the units still committed, looked for as every reading run starts (``retier_died.
+    # end_dead_runs``): a few rows, where every unit ever stored is kept. Partial, so that
+    # no statistics on the mostly ``done`` statuses can talk a planner out of it
+    sa.Index(
+        "retier_units_committed",
+        "stream",
+        "run_id",
+        sqlite_where=sa.text("status = 'committed'"),
+        postgresql_where=sa.text("status = 'committed'"),
+    ),
 )
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -84,7 +94,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the attempt that owns a committed page unit",
         add_column(retier_units, "attempt"),  # a new store's step 1 created it already
     ),
+    Migration(
+        5,
+        "the index of the page units still committed",
+        lambda conn: _committed().create(conn, checkfirst=True),  # step 1's on a new store
+    ),
 )
+
+
+def _committed() -> sa.Index:
+    return next(i for i in retier_units.indexes if i.name == "retier_units_committed")
 
 
 class UnitGivenUpError(RuntimeError):

@@ -92,6 +92,7 @@ class RunParts:
             record=self.recorder.record_results,
             after_record=self.progress,
             maybe_made=maybe_made,
+            withdrawn=self.recorder.withdrawn,
         )
         self.dispatcher = Dispatcher(
             self.pool,

@@ -45,6 +45,10 @@ _kind_of = attrgetter("kind")
 #: results; the items to retry later (their attempts counted)
 RecordFn = Callable[[list[Answered]], list[OutboxItem]]
 
+#: the answer given a withdrawn write (``WritePool.withdrawn``) whose call never left, or
+#: was refused as a whole: it made nothing in the CRM
+UNSENT = "UNSENT"
+
 
 class SentTally:
     """What the run sends, for its minimum-calls figure (docs/targets.md P1)."""
@@ -73,6 +77,7 @@ class WritePool:
         record: RecordFn,
         after_record: Callable[[], None],
         maybe_made: MaybeMade,
+        withdrawn: Collection[int] = frozenset(),
     ) -> None:
         self.connector = connector
         self.settings = settings
@@ -96,12 +101,18 @@ class WritePool:
         # whether the CRM may hold an item's task already: the run's one rule, shared with
         # its recorder and dispatcher (``sync.maybe_made``)
         self.maybe_made = maybe_made
+        # ids of writes sent that a newer plan of their customer no longer wants (the
+        # recorder's ``Recorder.withdrawn``): never to be sent again, whatever their call
+        self.withdrawn = withdrawn
         self.stop: Stop | None = None
         self.halted = threading.Event()  # set: queued write calls are not to go out
         # whether this run may still send, asked on the pool thread right before each call
         # (a re-tier's page unit: while its attempt owns the unit, ``sync.retier``); once
         # not, that call and every call after it are withdrawn, their items kept queued
         self.may_send: Callable[[], bool] = lambda: True
+        # one check at a time (``_send``): a call whose check runs as another's fails is
+        # withdrawn too, whichever thread it is on, never made past the failure
+        self._checking = threading.Lock()
         self.pool = ThreadPoolExecutor(
             max_workers=max(1, settings.write_concurrency), thread_name_prefix="crm-write"
         )
@@ -264,9 +275,10 @@ class WritePool:
         A call refused outright (quota, login, configuration) withdraws them at once, on
         this thread: the calls queued behind it would be refused alike, and the read loop
         may not look at the answers for a while."""
-        if self.halted.is_set() or not self._may_send():
-            self.halted.set()
-            raise Unsent
+        with self._checking:
+            if self.halted.is_set() or not self._may_send():
+                self.halted.set()
+                raise Unsent
         try:
             return self.connector.apply(plan)
         except (RateLimitedError, AuthExpiredError, ConfigError):
@@ -308,23 +320,22 @@ class WritePool:
                         ids.discard(item.id)
                         if not ids:
                             del self.inflight_by_customer[item.customer_id]
-                results = self._results(items, future)
-                if results is not None:
-                    answered.append((items, results))
+                answer = self._answer(items, future)
+                if answer is not None:
+                    answered.append(answer)
             if answered:
                 self._record(answered)
             if not (until_empty and self.inflight):
                 return
 
-    def _results(
+    def _answer(
         self, items: list[OutboxItem], future: Future[list[WriteResult]]
-    ) -> list[WriteResult] | None:
-        """A call's answer, one result per item; None for a call with nothing to record
-        (withdrawn, or failed as a whole: its items go back in the queue)."""
+    ) -> Answered | None:
+        """A call's items and their answers, one result per item; None for a call with
+        nothing to record (withdrawn unsent, or failed as a whole: ``_no_answer``)."""
         kill_point("after_write")
         if isinstance(future.exception(), Unsent):  # the outbox keeps them for later
-            self.requeue(items)
-            return None
+            return self._no_answer(items, UNSENT, "the call was withdrawn before it left")
         for item in items:
             if item.attempts == 0:
                 self.tally.add(item)
@@ -336,16 +347,30 @@ class WritePool:
                 for i in items
             ]
         except Exception as exc:
-            self.requeue(items)
             self.stop = self.stop or _stop_for(exc)
-            return None
+            refused = isinstance(exc, RateLimitedError | AuthExpiredError | ConfigError)
+            return self._no_answer(items, UNSENT if refused else UNANSWERED, error_text(exc))
         if len(results) != len(items):
-            self.requeue(items)
             self.stop = Stop(
                 "failed", f"connector answered {len(results)} results for {len(items)} writes"
             )
+            return self._no_answer(items, UNANSWERED, "the connector's answer did not fit")
+        return items, results
+
+    def _no_answer(self, items: list[OutboxItem], code: str, message: str) -> Answered | None:
+        """A call with no answer per item (withdrawn unsent, or failed as a whole): its
+        items go back in the queue, and the outbox keeps them for later. Not those a newer
+        plan of their customer withdrew (``withdrawn``): answered ``code`` here, the
+        recorder supersedes them (``AnswerBatch``); left pending, a later drain or the next
+        run sent them again behind that plan (a sanctioned customer's task made after its
+        closure). ``code``: ``UNSENT`` when the CRM made nothing (never sent, or refused
+        outright), else ``UNANSWERED`` (the write may have landed: kept in doubt)."""
+        withdrawn = self.withdrawn
+        self.requeue([i for i in items if i.id not in withdrawn])
+        gone = [i for i in items if i.id in withdrawn]
+        if not gone:
             return None
-        return results
+        return gone, [WriteResult(i.kind, i.key, False, code, message) for i in gone]
 
     def _record(self, answered: list[Answered]) -> None:
         """Record the calls that landed together in one transaction (``Recorder.

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import tomllib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,6 +17,7 @@ from connectors.contract import Connector
 from connectors.mapping import FieldMapping, WritebackConfig
 from connectors.registry import build_connector
 from connectors.sandbox.base import Sandbox, open_sandbox
+from tests.ram_scratch import ram_scratch
 
 SandboxFactory = Callable[..., Sandbox]
 ConnectorFactory = Callable[..., Connector]
@@ -25,6 +28,17 @@ ConnectorFactory = Callable[..., Connector]
 # how long that took; pytest-timeout remains the hang guard.
 settings.register_profile("crmtier", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("crmtier")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Scratch files on the RAM disk where there is a roomy one (``tests/ram_scratch.py``:
+    SQLite's per-commit disk syncs were most of a small sync's time). Set before xdist
+    starts its workers, so they, their ``tmp_path`` and every ``crmtier`` subprocess a test
+    starts inherit it."""
+    root = ram_scratch(os.environ)
+    if root is not None and config.option.basetemp is None:
+        os.environ["TMPDIR"] = str(root)
+        tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
 
 @pytest.fixture(autouse=True)

@@ -57,25 +57,29 @@ OPERATORS = frozenset(
 def flt(field: str, operator: str, *values: Any) -> dict[str, Any]:
     """One filter; ValueError for an operator FXiaoke does not document.
 
-    ``field_values`` is ``List[String]`` in the request table of every object's query page
-    ("Query Customer Object List by Criteria", fxiaoke.com/mob/guide/openapi/dist/en/pages/
-    open-api/collection/object/AccountObj/query-acc/), and the deep-paging FAQ's ``_id GT``
-    example sends a string: a modstamp bound goes as its epoch milliseconds in decimal
+    ``field_values`` is ``List[String]`` in the request table of the preset objects' query
+    pages ("Query Customer Object List by Criteria", fxiaoke.com/mob/guide/openapi/dist/en/
+    pages/open-api/collection/object/AccountObj/query-acc/; the custom-object page says only
+    ``List``, which strings satisfy too), and the deep-paging FAQ's ``_id GT`` example sends
+    a string: a modstamp bound goes as its epoch milliseconds in decimal
     (``"1717300000000"``), never as a JSON number (docs/fxiaoke-api-audit.md, "Query
     filter operators")."""
     if operator not in OPERATORS:
         raise ValueError(f"FXiaoke has no query operator {operator!r} (see query.OPERATORS)")
-    return {"field_name": field, "field_values": [_text(v) for v in values], "operator": operator}
+    texts = [_text(field, v) for v in values]
+    return {"field_name": field, "field_values": texts, "operator": operator}
 
 
-def _text(value: Any) -> str:
+def _text(field: str, value: Any) -> str:
     """A filter value as FXiaoke's ``List[String]`` carries it; a bool or a float is our bug
-    (no filter crmtier builds compares one), refused rather than sent as ``"True"``."""
+    (no filter crmtier builds compares one), refused rather than sent as ``"True"``. The
+    refusal names the field and the value's type, never the value."""
     if isinstance(value, str):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise ValueError(f"FXiaoke filter value must be text or an integer, not {type(value).__name__}")
+    kind = type(value).__name__
+    raise ValueError(f"FXiaoke filter value for {field} must be text or an integer, not {kind}")
 
 
 def asc(field: str) -> dict[str, Any]:

@@ -15,6 +15,12 @@ the three behave the same way under test:
 
 It is stdlib ``ThreadingHTTPServer`` with HTTP/1.1 keep-alive on purpose: a sandbox must be
 able to reset a connection mid-request, which an ASGI server hides from the application.
+Its connections send with Nagle's algorithm off (``disable_nagle_algorithm``; asyncio's,
+so uvicorn's, do too): ``BaseHTTPRequestHandler`` writes a response's headers and its body
+in two writes, and with Nagle on, the body waited for the client's delayed ACK of the
+headers, about 40 ms on Linux, on every call of a keep-alive connection. A first sync of
+240 customers on the Zoho sandbox (a call per campaign relate and task insert) spent 10 of
+its 12.6 s waiting so.
 """
 
 from __future__ import annotations
@@ -353,6 +359,7 @@ def _make_handler(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "crmtier-sandbox"
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("sandbox: " + format, *args)

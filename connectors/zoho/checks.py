@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from connectors.contract import HOUSEHOLDS_CHECK, SchemaCheck, WriteKind
 from connectors.errors import ConfigError, ConnectorError
@@ -54,19 +53,10 @@ def run_checks(connector: ZohoConnector) -> list[SchemaCheck]:
 
 
 def _connect_fix(connector: ZohoConnector) -> str:
-    """What to check when the first call fails. Zoho keeps an org in one data centre and
-    its access tokens are good at that centre's API host only, which Zoho Accounts names as
-    ``api_domain`` in every token answer (Zoho CRM API "Refresh Access Tokens"; "Multi DC
-    Support", zoho.com/crm/developer/docs/api/v8/multi-dc.html): a ``crm.base_url`` of
-    another centre fails as a bad token would, so name the host Zoho gave."""
-    given = connector.client.api_domain()
-    base = connector.config.base_url
-    if given and urlsplit(given).hostname != urlsplit(base).hostname:
-        return (
-            f"Zoho Accounts names {given} as this org's API domain (its data centre), "
-            f"crm.base_url is {base}: set crm.base_url to {given}"
-        )
-    return "check crm.base_url, crm.accounts_url and the credentials"
+    """What to check when the first call fails: the API host Zoho Accounts gave when it is
+    not ``crm.base_url`` (another data centre's, ``transport.data_centre_mismatch``)."""
+    elsewhere = connector.client.data_centre_mismatch()
+    return elsewhere or "check crm.base_url, crm.accounts_url and the credentials"
 
 
 def _check_inputs(connector: ZohoConnector, fields: Mapping[str, FieldInfo]) -> list[SchemaCheck]:

@@ -15,7 +15,6 @@ CA and credit metering are ``transport.py``'s.
 from __future__ import annotations
 
 import contextlib
-import functools
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,7 +31,7 @@ from zcrmsdk.src.com.zoho.crm.api import related_records as sdk_related
 from zcrmsdk.src.com.zoho.crm.api import users as sdk_users
 from zcrmsdk.src.com.zoho.crm.api.exception import SDKException
 
-from connectors.errors import TransientError
+from connectors.errors import AuthExpiredError, ConfigError, TransientError
 from connectors.http import call_with_retry
 from connectors.zoho.client_binding import MemoryTokenStore, TenantBinding
 from connectors.zoho.client_errors import translate
@@ -51,7 +50,7 @@ from connectors.zoho.client_values import (
 from connectors.zoho.config import ZohoConfig
 from connectors.zoho.errors import classify_call
 from connectors.zoho.mapping import FieldInfo, fields_param, only_fields
-from connectors.zoho.transport import TenantHttp, credit_budget
+from connectors.zoho.transport import TenantHttp, credit_budget, data_centre_mismatch
 
 T = TypeVar("T")
 
@@ -114,20 +113,30 @@ class ZohoClient:
         return self._retrying(attempt, resend=resend)
 
     def _retrying(self, fn: Callable[[], T], *, resend: bool = True) -> T:
-        return call_with_retry(
-            fn,
-            self.config.retry_policy(),
-            refresh_auth=self._store.forget,
-            sleep=self._sleep,
-            resend=resend,
-        )
+        """``fn`` with retries; a token refused even fresh (``call_with_retry`` refreshes
+        once) while Zoho Accounts names another API host is ``crm.base_url``'s fault, said
+        so (``data_centre_mismatch``), not an expired token."""
+        try:
+            return call_with_retry(
+                fn,
+                self.config.retry_policy(),
+                refresh_auth=self._store.forget,
+                sleep=self._sleep,
+                resend=resend,
+            )
+        except AuthExpiredError as exc:
+            elsewhere = self.data_centre_mismatch()
+            if elsewhere is None:
+                raise
+            raise ConfigError(elsewhere) from exc
 
     def usage(self) -> dict[str, int]:
         return self._http.calls.counts()
 
-    def api_domain(self) -> str | None:
-        """The API host Zoho Accounts named in its last token answer, if any."""
-        return self._http.api_domain
+    def data_centre_mismatch(self) -> str | None:
+        """What to fix when the last token answer named another API host than
+        ``crm.base_url`` (``transport.data_centre_mismatch``), else None."""
+        return data_centre_mismatch(self._http.api_domain, self.config.base_url)
 
     def close(self) -> None:
         self._http.close()
@@ -261,19 +270,22 @@ class ZohoClient:
         rows = [plain_record(r) for r in wrapper.get_data() or []]
         return ReadPage(rows, bool(info is not None and info.get_more_records()))
 
-    def timeline(self, module: str, record_id: str) -> list[dict[str, Any]]:
-        """``GET /crm/v5/{module}/{id}/__timeline`` ("Timeline of a Record", Zoho CRM API
-        v5, zoho.com/crm/developer/docs/api/v5/timeline-of-a-record.html: every audited
-        change of the record, who made it and when), every page: ``per_page`` on the first,
-        then ``page_token`` = the last answer's ``info.next_page_token`` while
-        ``more_records`` (the page; ``info`` in Zoho's OpenAPI description,
-        github.com/zoho/crm-oas ``timelines.json``), else a record edited over 200 times
-        hides its older entries. zcrmsdk (v2) has no operation for it: it goes on the
-        tenant's metered session with the tenant's token (refreshed when due)."""
+    def timeline_page(
+        self, module: str, record_id: str, page_token: str | None = None
+    ) -> dict[str, Any]:
+        """One page of ``GET /crm/v5/{module}/{id}/__timeline`` ("Timeline of a Record",
+        Zoho CRM API v5, zoho.com/crm/developer/docs/api/v5/timeline-of-a-record.html: the
+        record's audited changes, who made each and when): the answer's JSON, ``{}`` for
+        204. The first page asks ``per_page=200``, a later one only its ``page_token`` (the
+        page: "you cannot give per_page parameter if you give page_token"); which pages to
+        read is the override audit's (``override_audit.py``). zcrmsdk (v2) has no
+        operation for it: it goes on the tenant's metered session, one credit a page, with
+        the tenant's token (refreshed when due)."""
         url = f"{self.config.base_url}/crm/v5/{module}/{record_id}/__timeline"
-        what = f"Zoho timeline of {module}"
+        first = page_token is None
+        params: dict[str, Any] = {"per_page": 200} if first else {"page_token": page_token}
 
-        def attempt(params: dict[str, Any]) -> dict[str, Any]:
+        def attempt() -> dict[str, Any]:
             request = _Headers()
             with self._bound():
                 self._binding.initializer.token.authenticate(request)
@@ -283,28 +295,14 @@ class ZohoClient:
             try:
                 body = response.json()
             except ValueError:
-                raise TransientError(f"{what}: answer is not JSON") from None
+                raise TransientError(f"Zoho timeline of {module}: answer is not JSON") from None
             body = body if isinstance(body, dict) else {}
             if response.status_code != 200:
                 message = str(body.get("message") or "")
                 raise classify_call(response.status_code, body.get("code"), message)
             return body
 
-        entries: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"per_page": 200}
-        tokens: set[str] = set()
-        while True:
-            body = self._retrying(functools.partial(attempt, params))
-            entries += [e for e in body.get("__timeline") or [] if isinstance(e, dict)]
-            info = body.get("info")
-            info = info if isinstance(info, dict) else {}
-            if not info.get("more_records"):
-                return entries
-            token = info.get("next_page_token")
-            if not isinstance(token, str) or not token or token in tokens:
-                raise TransientError(f"{what}: more_records without a new next_page_token")
-            tokens.add(token)
-            params = {"page_token": token}
+        return self._retrying(attempt)
 
     def update(
         self, module: str, rows: Sequence[Mapping[str, Any]], trigger: Sequence[str]

@@ -53,6 +53,11 @@ class ZohoConfig(CrmSettings):
     workflow_triggers: tuple[Literal["workflow", "approval", "blueprint"], ...] = ()
     page_size: int = Field(200, ge=1, le=200)
     write_batch: int = Field(100, ge=1, le=100)
+    #: Timeline pages (200 entries, one credit each) the override audit reads of one
+    #: customer at most: a longer timeline leaves the override refused as unread
+    #: (``DQ_AUDIT_UNREAD``), so one record can never spend the credits unbounded
+    #: (``override_audit.py``). 25 pages: 5,000 audited changes.
+    audit_timeline_pages: int = Field(25, ge=1, le=500)
     #: Owner id that means "no relationship manager" (an unassigned-customers user).
     unassigned_owner: str = ""
     #: Tasks field (unique, text) holding crmtier's dedupe key: makes task writes idempotent.

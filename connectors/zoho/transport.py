@@ -135,6 +135,21 @@ class TenantHttp:
         self.session.close()
 
 
+def data_centre_mismatch(api_domain: str | None, base_url: str) -> str | None:
+    """What to fix when Zoho Accounts named another API host than ``crm.base_url``, else
+    None. An org lives in one data centre and its tokens are good at that centre's API host
+    only, which every token answer names as ``api_domain`` (Zoho CRM API "Refresh Access
+    Tokens"; "Multi DC Support", zoho.com/crm/developer/docs/api/v8/multi-dc.html): there a
+    ``base_url`` of another centre answers a fresh token as an invalid one. crmtier never
+    sends anything to ``api_domain``: only ``crm.base_url`` is ever called."""
+    if api_domain and urlsplit(api_domain).hostname != urlsplit(base_url).hostname:
+        return (
+            f"Zoho Accounts names {api_domain} as this org's API domain (its data centre), "
+            f"crm.base_url is {base_url}: set crm.base_url to {api_domain}"
+        )
+    return None
+
+
 def check_token_answer(url: str, response: requests.Response) -> dict[str, Any]:
     """The JSON of a token answer: Zoho Accounts answers a token request with JSON holding
     ``access_token`` or an OAuth ``error`` (Zoho CRM API v2 docs, "Refresh Access Tokens").

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -124,3 +125,21 @@ def test_control_api_needs_its_own_token(server: SandboxServer) -> None:
     assert get(f"{server.base_url}/echo/b").status_code == 429
     post(f"{server.base_url}/__sandbox__/reset", headers=auth)
     assert get(f"{server.base_url}/__sandbox__/calls", headers=auth).json() == {}
+
+
+def test_server_sends_with_nagle_off(server: SandboxServer) -> None:
+    """A response's headers and body are two writes: with Nagle's algorithm on, the body
+    waits for the client's delayed ACK of the headers (about 40 ms on Linux) on every
+    call of a keep-alive connection."""
+    handler = server._httpd.RequestHandlerClass
+    seen: list[int] = []
+
+    class Probe(handler):  # type: ignore[misc, valid-type]
+        def setup(self) -> None:
+            super().setup()
+            seen.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    server._httpd.RequestHandlerClass = Probe
+    get = server.session.get  # type: ignore[attr-defined]
+    assert get(f"{server.base_url}/echo/a").json() == {"word": "a"}
+    assert seen and all(seen), seen

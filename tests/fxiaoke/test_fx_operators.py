@@ -82,7 +82,7 @@ def test_the_connector_sends_filter_values_as_strings(values: tuple[Any, ...], s
 
 @pytest.mark.parametrize("value", [1.5, True], ids=["float", "bool"])
 def test_the_connector_refuses_a_value_it_cannot_spell(value: Any) -> None:
-    with pytest.raises(ValueError, match="filter value"):
+    with pytest.raises(ValueError, match=f"filter value for {SCORE} must be text"):
         flt(SCORE, "EQ", value)
 
 
@@ -94,6 +94,17 @@ def test_the_connector_refuses_a_value_it_cannot_spell(value: Any) -> None:
 def test_the_sandbox_refuses_filter_values_that_are_not_strings(wire: Wire, values: Any) -> None:
     spec = {"field_name": SCORE, "field_values": values, "operator": "GTE"}
     assert wire.query(wire.login(), filters=[spec])["errorCode"] == 15002
+
+
+@pytest.mark.parametrize(
+    "bound", ["abc", "", "nan", "inf", "1e400"], ids=["word", "empty", "nan", "inf", "overflow"]
+)
+def test_the_sandbox_refuses_a_modstamp_bound_that_is_no_number(wire: Wire, bound: str) -> None:
+    # An FXiaoke answer is HTTP 200 with an errorCode, never a failed request.
+    spec = {"field_name": "last_modified_time", "field_values": [bound], "operator": "GTE"}
+    answer = wire.query(wire.login(), filters=[spec])
+    assert answer["errorCode"] == 15002
+    assert "last_modified_time" in answer["errorMessage"]
 
 
 def test_a_modstamp_bound_as_text_still_compares_as_a_number(wire: Wire) -> None:

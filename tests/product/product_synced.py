@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 
 from connectors.sandbox.base import Sandbox, open_sandbox
 from crmtier.cli import cli
+from tests.sync.conftest import SANDBOX_OPTIONS
 
 AS_OF = "2026-12-06"
 #: lowers every floor, the private one twentyfold: affluent customers move up two steps,
@@ -47,8 +48,11 @@ def started(
 ) -> Iterator[tuple[Sandbox, Path]]:
     """A sandbox of ``crm`` seeded with ``customers`` and running, and ``crmtier.toml`` for
     it (its secrets in the environment); not synced yet, so a test can shape the book and
-    the config first. Stopped on the way out."""
-    sandbox = open_sandbox(crm, data_dir=tmp_path / crm)
+    the config first. Stopped on the way out. FXiaoke's 100 calls per 20 s are lifted, in
+    the sandbox and so in the config it writes, as for the sync suites (``SANDBOX_OPTIONS``;
+    the limiter has its own tests): a first sync of 80 customers writes one record a call
+    and spent 20 s waiting for the next window."""
+    sandbox = open_sandbox(crm, data_dir=tmp_path / crm, **SANDBOX_OPTIONS.get(crm, {}))
     sandbox.seed(customers)
     sandbox.start()
     try:

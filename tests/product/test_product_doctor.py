@@ -110,8 +110,11 @@ def test_a_crm_that_stops_answering_part_way_is_one_line_not_a_traceback(
 ) -> None:
     """The CRM answers the first checks, then drops every connection: doctor ends with a
     line saying the CRM could not be reached and the exit code of an unready org, not a
-    traceback."""
-    sandbox, path, _ = org(crm)
+    traceback. Retries wait 10 ms at the base, not 0.5 s: each check's retries on the
+    dropped connections slept seconds, and the test is about the line, not the back-off."""
+    sandbox, path, _ = org(
+        crm, lambda text: text.replace("[crm]\n", "[crm]\nbackoff_base = 0.01\n", 1)
+    )
     sandbox.server.inject("*", drop=True, times=None, after=4)
     result = doctor(path)
     assert isinstance(result.exception, SystemExit), result.exception

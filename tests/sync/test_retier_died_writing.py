@@ -95,17 +95,17 @@ def sales_task(items):
     return any(i.kind == "task" and i.payload["rule"] in SALES_TASK_RULES for i in items)
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
-submit, results = WritePool._submit, WritePool._results
+submit, answer = WritePool._submit, WritePool._answer
 def submit_or_die(pool, items):
     if sys.argv[5] == "before" and sales_task(items):
         die()
     submit(pool, items)
-def results_or_die(pool, items, future):
+def answer_or_die(pool, items, future):
     if sys.argv[5] == "after" and sales_task(items) and future.exception() is None:
         if all(result.ok for result in future.result()):
             die()
-    return results(pool, items, future)
-WritePool._submit, WritePool._results = submit_or_die, results_or_die
+    return answer(pool, items, future)
+WritePool._submit, WritePool._answer = submit_or_die, answer_or_die
 with open_engine(load_config(sys.argv[1])) as engine:
     run_unit(engine, UnitRef(sys.argv[2], int(sys.argv[3])))
 """

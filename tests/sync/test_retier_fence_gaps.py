@@ -25,18 +25,23 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
 
+from connectors.contract import Connector, WritePlan
 from sync import retier_died, retier_worker, runs, schema
 from sync import retier_units as units
-from sync.engine import RunOptions, SyncEngine
+from sync.engine import RunOptions, SyncEngine, SyncSettings
+from sync.maybe_made import MaybeMade
+from sync.records import Unsent
 from sync.retier_results import UnitResult, keep_recorded, retier_unit_answers
 from sync.retier_units import UnitRef
 from sync.runs import RunCounts
 from sync.store import StateStore
-from sync.writepool import SentTally
+from sync.writepool import SentTally, WritePool
 from tests.sync.conftest import PG_URL, pg_schema
 from tests.sync.test_retier import (  # noqa: F401  (``stores`` is a fixture)
     AS_OF,
@@ -49,6 +54,7 @@ from tests.sync.test_retier import (  # noqa: F401  (``stores`` is a fixture)
     stores,
 )
 from tests.sync.test_retier_fencing import until_blocking
+from tests.sync.test_write_pipeline import PagedCrm
 
 OLD_ATTEMPT = "old-attempt"
 
@@ -170,3 +176,50 @@ def test_a_failed_ownership_check_sends_nothing_and_the_run_ends_as_one_process_
             sa.select(sa.func.count()).where(schema.outbox.c.unanswered.is_(True))
         ).scalar()
     assert unanswered == 0
+
+
+def test_a_call_checked_while_another_s_check_fails_is_withdrawn_too() -> None:
+    """Two write threads: the second's check would begin while the first's is failing,
+    the pool not yet halted. It waits for that check to end and is withdrawn with it,
+    unchecked; made, it went out past the failure (a flaky ``check.after`` above)."""
+    applied: list[object] = []
+    connector = cast(
+        Connector, SimpleNamespace(capabilities=PagedCrm.capabilities, apply=applied.append)
+    )
+    pool = WritePool(
+        connector,
+        SyncSettings(write_concurrency=2),
+        holding=bool,
+        record=lambda calls: [],
+        after_record=bool,
+        maybe_made=MaybeMade("run-1"),
+    )
+    checks: list[str] = []
+    second: list[BaseException | None] = []
+
+    def send_second() -> None:
+        try:
+            pool._send(cast(WritePlan, "second"))
+            second.append(None)
+        except BaseException as exc:  # reported by the test's thread
+            second.append(exc)
+
+    other = threading.Thread(target=send_second)
+
+    def check() -> bool:
+        checks.append("check")
+        if len(checks) == 1:  # the first call's check: the second call comes meanwhile
+            other.start()
+            other.join(timeout=1)  # made at once on the old code; waits for this check now
+            raise sa.exc.OperationalError("SELECT", {}, Exception("connection lost"))
+        return True
+
+    pool.may_send = check
+    try:
+        with pytest.raises(Unsent):
+            pool._send(cast(WritePlan, "first"))
+        other.join()
+    finally:
+        pool.pool.shutdown()
+    assert checks == ["check"] and applied == []
+    assert len(second) == 1 and isinstance(second[0], Unsent)

@@ -67,7 +67,7 @@ def _expired(sb: Sandbox, cid: str, maker: str, checker: str) -> None:
 def _unread(sb: Sandbox, cid: str, maker: str, checker: str) -> None:
     """FXiaoke lists the approval instance without its ``instanceId`` (a null field left
     out of the listing), so its details cannot be read (tests/sync/
-    test_sync_fx_unread_approval.py)."""
+    test_sync_audit_unread.py)."""
     _applied_value(sb, cid, maker, checker)
     store = sb.store  # type: ignore[attr-defined]
     for rid, at, data in list(store.scan(FX_INSTANCES)):

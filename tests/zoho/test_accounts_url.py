@@ -94,3 +94,19 @@ def test_doctor_names_the_api_domain_zoho_accounts_gives(zoho, zconnect):
         connector.close()
     assert first.name == "zoho: connect and authenticate" and not first.ok
     assert "https://www.zohoapis.eu" in first.fix and "crm.base_url" in first.fix
+
+
+def test_a_run_on_another_centres_host_names_base_url_not_an_expired_token(zoho, zconnect):
+    """At run time too: a fresh token refused while Zoho Accounts names another API host
+    is a configuration error naming crm.base_url and that host (it was "access token
+    expired or revoked"), and nothing is sent to that host: crmtier calls base_url only."""
+    zoho.accounts.move_org("https://www.zohoapis.eu")
+    connector = zconnect(zoho)
+    try:
+        with pytest.raises(ConfigError) as caught:
+            list(connector.read_changed(None))
+    finally:
+        connector.close()
+    text = str(caught.value)
+    assert "crm.base_url" in text and "https://www.zohoapis.eu" in text
+    assert zoho.server.base_url in text

@@ -1,0 +1,48 @@
+"""Where a test run keeps its scratch files: on the box's RAM disk when it has a roomy one.
+
+Most tests open a SQLite state store, which crmtier runs with ``synchronous=FULL``
+(``sync/store_engine.py``: a committed bookmark survives a power cut), so every commit
+waits for the disk to sync. A small sync in a test commits often, and on a disk those
+syncs are most of its time, the more so on a box other jobs share: the sync state
+machine took 15 s with its store on disk and 7 s on tmpfs. No test can cut the power, so
+none depends on the syncs reaching a disk; the product's settings stay as they are.
+
+Only when the caller has not chosen a place (``TMPDIR``, ``TEMP``, ``TMP``, pytest's
+``--basetemp`` or ``PYTEST_DEBUG_TEMPROOT``) and ``/dev/shm`` is a tmpfs with room to
+spare; anywhere else (macOS, a container's 64 MB ``/dev/shm``) the run is as before.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+RAM_DISK = Path("/dev/shm")
+#: free room a run needs on the RAM disk beyond what it writes (a run writes far less)
+MIN_FREE = 4 << 30
+CHOSEN_BY_CALLER = ("TMPDIR", "TEMP", "TMP", "PYTEST_DEBUG_TEMPROOT")
+
+
+def ram_scratch(
+    environ: Mapping[str, str],
+    *,
+    ram_disk: Path = RAM_DISK,
+    mounts: Path = Path("/proc/self/mounts"),
+    min_free: int = MIN_FREE,
+) -> Path | None:
+    """The RAM disk to put the run's scratch files on, or None to leave them where they are."""
+    if any(environ.get(name) for name in CHOSEN_BY_CALLER):
+        return None
+    try:
+        table = mounts.read_text("utf-8")
+        room = os.statvfs(ram_disk)
+    except OSError:
+        return None
+    tmpfs = any(
+        fields[1:3] == [str(ram_disk), "tmpfs"]
+        for fields in (line.split() for line in table.splitlines())
+    )
+    if not tmpfs or not os.access(ram_disk, os.W_OK | os.X_OK):
+        return None
+    return ram_disk if room.f_bavail * room.f_frsize >= min_free else None
