@@ -266,7 +266,12 @@ def _interval(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(exc)) from None
 
 
-@click.command(name="sync")
+@click.command(
+    name="sync",
+    epilog="Exit status: 0 done, 1 failed, 2 a configuration to fix, 3 done with dead "
+    "letters, 4 paused by the CRM's quota (resumes next run), 5 another run of this "
+    "stream holds its lease (nothing done: try next time).",
+)
 @config_option
 @click.option("--dry-run", is_flag=True, help="Read and plan; write nothing, show the plan.")
 @click.option("--full", is_flag=True, help="Ignore the bookmark: re-tier every customer.")
