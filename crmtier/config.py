@@ -42,7 +42,7 @@ from connectors.contract import Connector
 from connectors.coverage import mapping_problems, writeback_notices, writeback_problems
 from connectors.errors import ConfigError
 from connectors.mapping import FieldMapping, WritebackConfig, unwrap_optional
-from connectors.registry import build_connector, default_mapping, kinds
+from connectors.registry import build_connector, default_mapping, kinds, plugin
 from connectors.secrets import SecretRefError, resolve_secret
 from crmtier.config_sections import (
     CoverageSection,
@@ -322,8 +322,23 @@ def _validate(data: dict[str, Any], path: Path) -> CrmtierConfig:
         config.sync.interval()
     except ValueError as exc:
         raise _Problem(f"[sync] every: {exc}") from None
+    _check_crm_keys(config.crm)
     _check_workers(config)
     return config
+
+
+def _check_crm_keys(crm: dict[str, Any]) -> None:
+    """A ``[crm]`` key the CRM's settings model does not have stops every command here,
+    not only those that build the connector (``explain``, ``report`` ran on a file the
+    next sync refused). Names only: validating the values would resolve the secrets,
+    which a command that never calls the CRM does not need. An unknown kind is
+    reported with the coverage problems."""
+    if crm.get("kind") not in kinds():
+        return
+    known = plugin(crm["kind"]).settings.model_fields
+    for key in crm:
+        if key not in known:
+            raise _Problem(f"crm.{key}: unknown key{did_you_mean(key, known)}")
 
 
 def _check_workers(config: CrmtierConfig) -> None:
