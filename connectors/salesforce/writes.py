@@ -172,9 +172,13 @@ class PlanWriter:
                 keys[i] = self._member_key(change, campaign_id)
         # Adds need no look-up: a create that meets an existing member answers
         # DUPLICATE_VALUE (external id or campaign/contact pair), which is the goal state.
-        # Only removals need the member's record id.
+        # Only removals need the member's record id: by crmtier's key, else by the pair
+        # (``_members_by_pair``).
         leaving = sorted({keys[i] for i in keys if not chunk[i].member})
         existing = self._member_ids(leaving) if leaving else {}
+        unkeyed = [i for i in keys if not chunk[i].member and keys[i] not in existing]
+        if unkeyed:
+            existing.update(self._members_by_pair(chunk, unkeyed, keys))
         adds = [i for i in keys if chunk[i].member]
         removes = [i for i in keys if not chunk[i].member and keys[i] in existing]
         for i in keys:
@@ -209,6 +213,39 @@ class PlanWriter:
             list(keys),
         )
         return {str(r[key_field]): str(r["Id"]) for r in self.client.query_all(query)}
+
+    def _members_by_pair(
+        self, chunk: Sequence[MembershipChange], unkeyed: list[int], keys: Mapping[int, str]
+    ) -> dict[str, str]:
+        """Record ids, by crmtier's key, of the leaving members that have no such key: one
+        added by hand before crmtier's add met it (``DUPLICATE_VALUE``, taken as made), or
+        whose key someone cleared. Salesforce keeps a contact (or account) a member of a
+        campaign once, so the campaign and the customer's Person Contact (a business
+        Account: the Account) name the member. Without this a sanctions hit would count
+        such a removal as done and leave the customer in the campaign (docs/policy.md).
+        One query for the chunk, only when a removal's key finds no member."""
+        self._resolve_contacts([chunk[i].customer_id for i in unkeyed])
+        wanted: dict[tuple[str, str], str] = {}  # (campaign id, member id) -> crmtier's key
+        for i in unkeyed:
+            ref = self._member_ref(chunk[i].customer_id)
+            if ref is not None:
+                wanted[(self.writeback.campaigns[chunk[i].campaign], ref[1])] = keys[i]
+        if not wanted:
+            return {}
+        query = select(
+            ["Id", "CampaignId", "ContactId", "AccountId"],
+            self.settings.campaign_member_object,
+            "WHERE CampaignId IN {} AND (ContactId IN {} OR AccountId IN {})",
+            sorted({c for c, _ in wanted}),
+            *[sorted({m for _, m in wanted})] * 2,
+        )
+        found: dict[str, str] = {}
+        for r in self.client.query_all(query):
+            for member in (r.get("ContactId"), r.get("AccountId")):
+                key = wanted.get((str(r["CampaignId"]), str(member)))
+                if member and key:
+                    found[key] = str(r["Id"])
+        return found
 
     def _add_members(
         self,
