@@ -196,6 +196,32 @@ def test_quota_stop_during_writes_keeps_them_for_the_next_run(harness: Harness) 
     assert all(sb.written(cid).get("value_tier") for cid in harness.customer_ids())
 
 
+def test_a_read_only_org_pauses_the_run_and_keeps_its_writes_for_the_next(
+    harness: Harness,
+) -> None:
+    """Salesforce's read-only mode (planned maintenance) lasts hours and refuses every write
+    (``INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE``). Nothing is wrong with the
+    records, and a retry within the run cannot pass: the run stops writing at the first
+    refusal (no retry loop spending API calls on every batch, no dead letter), pauses with
+    a reason that names the read-only org, and keeps the writes in the outbox; the run
+    after the window sends them."""
+    sb = harness.sandbox
+    sb.read_only_mode()  # type: ignore[attr-defined]
+    paused = _run(harness)
+    assert paused.status == "paused_quota"
+    assert "read-only" in (paused.error or "")
+    assert paused.counts.dead_lettered == 0 and paused.dead_letters_open == 0
+    # the calls already sent when the first refusal came back, and no retry of any
+    concurrency = load_config(harness.config).sync.write_concurrency
+    assert 1 <= sb.write_calls() <= 2 * concurrency  # type: ignore[attr-defined]
+    assert _outbox_ids(harness, "pending")
+    sb.read_only_mode(False)  # type: ignore[attr-defined]
+    resumed = _run(harness)
+    assert resumed.status == "succeeded"
+    assert not _outbox_ids(harness, "pending")
+    assert all(sb.written(cid).get("value_tier") for cid in harness.customer_ids())
+
+
 def test_zero_reads_after_a_crash_fail_the_run(harness: Harness) -> None:
     """R7: the bookmark record is always re-read; reading nothing after a crash means
     something is wrong (records deleted, wrong object, a filter): failed, not succeeded."""
