@@ -226,24 +226,27 @@ class PlanWriter:
         One query for the chunk, only when a removal's key finds no member."""
         self._resolve_contacts([chunk[i].customer_id for i in unkeyed])
         wanted: dict[tuple[str, str], str] = {}  # (campaign id, member id) -> crmtier's key
+        by_field: dict[str, set[str]] = {}  # ContactId / AccountId -> member ids
         for i in unkeyed:
             ref = self._member_ref(chunk[i].customer_id)
             if ref is not None:
                 wanted[(self.writeback.campaigns[chunk[i].campaign], ref[1])] = keys[i]
+                by_field.setdefault(ref[0], set()).add(ref[1])
         if not wanted:
             return {}
+        fields = sorted(by_field)
         query = select(
-            ["Id", "CampaignId", "ContactId", "AccountId"],
+            ["Id", "CampaignId", *fields],
             self.settings.campaign_member_object,
-            "WHERE CampaignId IN {} AND (ContactId IN {} OR AccountId IN {})",
+            "WHERE CampaignId IN {} AND (" + " OR ".join(f"{f} IN {{}}" for f in fields) + ")",
             sorted({c for c, _ in wanted}),
-            *[sorted({m for _, m in wanted})] * 2,
+            *(sorted(by_field[f]) for f in fields),
         )
         found: dict[str, str] = {}
         for r in self.client.query_all(query):
-            for member in (r.get("ContactId"), r.get("AccountId")):
-                key = wanted.get((str(r["CampaignId"]), str(member)))
-                if member and key:
+            for field in fields:
+                key = wanted.get((str(r["CampaignId"]), str(r.get(field))))
+                if key is not None:
                     found[key] = str(r["Id"])
         return found
 

@@ -109,30 +109,36 @@ def test_removing_memberships_looks_up_only_the_leaving_members(sandbox, connect
     assert len(sandbox.memberships()) == 6
 
 
-@pytest.mark.parametrize("kind", ["individual", "corporate"])
-def test_a_member_added_by_hand_leaves_when_crmtier_removes_it(sandbox, connect, kind):
+@pytest.mark.parametrize(
+    "kinds", [("individual",), ("corporate",), ("individual", "corporate")], ids="+".join
+)
+def test_a_member_added_by_hand_leaves_when_crmtier_removes_it(sandbox, connect, kinds):
     """A sanctions hit removes every membership crmtier made (docs/policy.md). A customer
     someone put in the campaign by hand has no crmtier key: crmtier's add met that member
     (``DUPLICATE_VALUE``, the goal state) and holds the membership as made, yet its removal
     looked for the key alone, found nothing and answered success, leaving a sanctioned
     customer in a VIP campaign in silence. The member is found by the campaign and the
     customer's Person Contact (a business Account: the Account) as well, a pair Salesforce
-    keeps unique, and removed."""
+    keeps unique, and removed: one look-up for the chunk, whatever kinds it holds."""
     connector = connect(sandbox)
     records = read_all(connector)
-    customer = next(r.profile.id for r in records if r.profile.kind == kind)
-    member = sandbox_contact(customer) if kind == "individual" else customer
-    by_hand = {
-        "attributes": {"type": "CampaignMember"},
-        "CampaignId": sandbox.mapping.writeback.campaigns["vip_events"],
-        "ContactId" if kind == "individual" else "AccountId": member,
-    }
-    assert all(r.success for r in sandbox.org.create([by_hand], False))
-    add = MembershipChange(customer, "vip_events", True, "vip:hand")
-    assert all(r.ok for r in connector.apply(WritePlan(memberships=(add,))))
-    remove = MembershipChange(customer, "vip_events", False, "vip:hand")
-    assert all(r.ok for r in connector.apply(WritePlan(memberships=(remove,))))
-    assert (customer, "vip_events") not in sandbox.memberships()
+    customers = [next(r.profile.id for r in records if r.profile.kind == k) for k in kinds]
+    campaign = sandbox.mapping.writeback.campaigns["vip_events"]
+    by_hand = [
+        {"attributes": {"type": "CampaignMember"}, "CampaignId": campaign, "ContactId": contact}
+        if kind == "individual"
+        else {"attributes": {"type": "CampaignMember"}, "CampaignId": campaign, "AccountId": c}
+        for kind, c in zip(kinds, customers, strict=True)
+        for contact in [sandbox_contact(c)]
+    ]
+    assert all(r.success for r in sandbox.org.create(by_hand, False))
+    adds = tuple(MembershipChange(c, "vip_events", True, f"vip:{c}") for c in customers)
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=adds)))
+    queries = sandbox.server.calls.count("query")
+    removes = tuple(MembershipChange(c, "vip_events", False, f"vip:{c}") for c in customers)
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=removes)))
+    assert sandbox.server.calls.count("query") == queries + 2  # by key, then by pair
+    assert not sandbox.memberships() & {(c, "vip_events") for c in customers}
 
 
 def test_business_accounts_need_accounts_as_campaign_members(sandbox_factory, connect):
