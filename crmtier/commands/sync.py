@@ -2,8 +2,8 @@
 
 Exit status (for cron and schedulers): 0 succeeded, 1 failed, 2 bad configuration (or a
 spread full sync with no ``crmtier worker`` alive to take its pages), 3 completed with
-errors (dead letters), 4 paused by the CRM's quota (resumes next run), 5 another process
-is already syncing this stream.
+errors (dead letters), 4 paused by the CRM's quota or a CRM read-only for maintenance
+(resumes next run), 5 another process is already syncing this stream.
 """
 
 from __future__ import annotations
