@@ -367,7 +367,8 @@ def _stop_for(exc: BaseException) -> Stop:
     if isinstance(exc, RateLimitedError):
         return Stop("paused_quota", f"CRM quota or rate limit: {exc}")
     if isinstance(exc, ReadOnlyError):  # hours of maintenance: the next run sends the writes
-        return Stop("paused_quota", f"CRM is read-only, writes kept for the next run: {exc}")
+        message = f"CRM is read-only, writes kept for the next run: {exc}"
+        return Stop("paused_quota", message, read_only=True)
     if isinstance(exc, AuthExpiredError | ConfigError):
         return Stop("failed", error_text(exc), config=isinstance(exc, ConfigError))
     return Stop("failed", f"write call failed: {error_text(exc)}")

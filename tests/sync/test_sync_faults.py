@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from connectors.errors import ReadOnlyError
 from crmtier.commands.sync import open_engine
 from crmtier.config import load_config
 from sync import bookmarks, schema
@@ -220,6 +221,23 @@ def test_a_read_only_org_pauses_the_run_and_keeps_its_writes_for_the_next(
     assert resumed.status == "succeeded"
     assert not _outbox_ids(harness, "pending")
     assert all(sb.written(cid).get("value_tier") for cid in harness.customer_ids())
+
+
+def test_a_webhook_batch_in_a_read_only_org_raises_read_only_for_its_worker(
+    harness: Harness,
+) -> None:
+    """The webhook path pauses as the scheduled run does, and says why: the worker waits
+    for a read-only CRM without giving its events up (``sync.worker``), where a quota or
+    rate-limit pause counts towards burying them."""
+    sb = harness.sandbox
+    _run(harness)
+    customer = harness.customer_ids()[0]
+    sb.edit_customer(customer, RICH)  # type: ignore[attr-defined]
+    sb.read_only_mode()  # type: ignore[attr-defined]
+    with open_engine(load_config(harness.config), as_of=AS_OF) as engine:
+        [record] = engine.connector.fetch([customer])
+        with pytest.raises(ReadOnlyError, match="read-only"):
+            engine.process_changes([record], {customer: "evt-1"})
 
 
 def test_zero_reads_after_a_crash_fail_the_run(harness: Harness) -> None:
