@@ -77,6 +77,10 @@ Fetch = Callable[[Sequence[str]], list[CrmRecord]]
 #: the calls to a CRM that is down or throttling us.
 _WHOLE_CRM = (TransientError, RateLimitedError, ReadOnlyError, AuthExpiredError)
 
+#: The outcome of events put back because the CRM is read-only: tried (a task engine's job
+#: must wait its backoff, not retry at once as for an event never tried), yet not counted.
+READ_ONLY = "read_only"
+
 
 @dataclass(frozen=True)
 class WorkerOptions:
@@ -313,7 +317,7 @@ class InboxWorker:
             self.inbox.retry_later(
                 {item.id: error for item in items}, now + self.options.backoff_cap, count=False
             )
-            report.add("retry", len(items))
+            report.add(READ_ONLY, len(items))
             log.warning("worker: the CRM is read-only; %d events wait: %s", len(items), error)
             return
         attempts = max(item.attempts for item in items)

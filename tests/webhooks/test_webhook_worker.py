@@ -365,7 +365,7 @@ def test_a_read_only_crm_keeps_events_waiting_for_hours_never_buried(inbox: Inbo
     inbox.add([[_ev(f"e{i}", f"C{i}")] for i in range(3)], T0)
     for minute in range(0, 6 * 60, 10):  # six hours, a try every ten minutes
         clock.now = T0 + timedelta(minutes=minute)
-        assert worker.drain().outcomes == {"retry": 3}
+        assert worker.drain().outcomes == {"read_only": 3}
         assert worker.drain().events == 0  # waiting out backoff_cap, not hot-looping
     assert inbox.stats(clock.now).dead == 0
     assert len(crm.fetches) == 36  # one read a try, the batch never split
