@@ -24,7 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tier": ("tier", "Assess customers from a JSON Lines or CSV file."),
     "sync": ("sync", "Pull changed customers from the CRM, re-tier, write back."),
     "serve": ("serve", "Webhook receiver + worker + scheduled sync in one process."),
-    "worker": ("worker", "Run task-engine jobs (webhook batches) from a PostgreSQL store."),
+    "worker": (
+        "worker",
+        "Run task-engine jobs (webhook batches, full re-tier pages) from a PostgreSQL store.",
+    ),
     "sandbox": ("sandbox", "Run a local HTTPS emulator of a CRM crmtier supports."),
     "doctor": ("doctor", "Check (and with --fix, set up) a CRM org for crmtier."),
     "report": ("report", "Write the self-contained HTML tiering report."),

@@ -156,6 +156,31 @@ LABELS: dict[str, tuple[str, str]] = {
 }
 
 
+#: the table's row and column names: English as the JSON keys are named, so the two read
+#: alike; Chinese for ``--lang zh``, where an English header would be the one word left
+#: untranslated on the page
+COLUMNS: dict[str, tuple[str, str]] = {
+    "crm_id": ("CRM id", "CRM 记录 ID"),
+    "pseudonym": ("pseudonym", "假名"),
+    "service_level": ("service_level", "服务等级"),
+    "input": ("input", "输入"),
+    "value": ("value", "取值"),
+    "crm_field": ("crm_field", "CRM 字段"),
+    "code": ("code", "原因代码"),
+    "text": ("text", "说明"),
+    "threshold": ("threshold", "阈值"),
+    "policy_key": ("policy_key", "策略键"),
+    "rule": ("rule", "规则"),
+    "why": ("why", "原因"),
+    "campaign": ("campaign", "营销活动"),
+}
+
+
+def column(key: str, lang: str) -> str:
+    en, zh = COLUMNS.get(key) or LABELS[key]
+    return zh if lang == "zh" else en
+
+
 def label(key: str, lang: str, **values: str) -> str:
     en, zh = LABELS[key]
     return (zh if lang == "zh" else en).format(**values)

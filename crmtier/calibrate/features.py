@@ -25,6 +25,14 @@ FEATURES: dict[str, str] = {
     "products": "activity",
 }
 COMPONENTS = ("aum", "revenue", "activity")
+#: input -> the history field it is read from, for the error that says none is known
+SOURCE: dict[str, str] = {
+    "aum": "customer.assets",
+    "revenue_12m": "customer.revenue_12m",
+    "transactions_90d": "customer.activity.transactions_90d",
+    "digital_logins_90d": "customer.activity.digital_logins_90d",
+    "products": "customer.activity.products_held",
+}
 
 
 def matrix(cols: Columns, policy: Policy) -> np.ndarray:
@@ -49,4 +57,16 @@ def check_not_inputs(sensitive: list[str]) -> None:
         raise UnusableInput(
             f"--sensitive {clash[0]}: is a model input; a sensitive attribute "
             "must be one of the history's attributes"
+        )
+
+
+def check_known(x: np.ndarray, periods: str) -> None:
+    """Each input must be known on some row the model is fitted on (``x``): one never known
+    says nothing a monotone model or a weight could rest on, and scikit-learn's binning
+    fails on it with a traceback instead of a reason."""
+    unknown = [name for i, name in enumerate(FEATURES) if not np.isfinite(x[:, i]).any()]
+    if unknown:
+        raise UnusableInput(
+            f"input {unknown[0]} ({SOURCE[unknown[0]]}): no row of the fitted periods"
+            f" {periods} has it"
         )

@@ -27,10 +27,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import date
 from itertools import islice
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crmtier.calibrate import UnusableInput
 from tiering_core import ingest
@@ -42,12 +42,15 @@ from tiering_core.rules import quality
 
 TARGET_FIELDS = {"revenue": "revenue_next_12m", "attrition": "attrited"}
 MISSING_ATTRIBUTE = "(missing)"
+#: |outcome.revenue_next_12m| above this is a data error, not a customer (a thousand
+#: trillion in any currency); past ~1e150 the R² of the inputs' importance overflows to NaN
+REVENUE_LIMIT = 1e15
 
 
 class Outcome(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    revenue_next_12m: float | None = None
+    revenue_next_12m: Annotated[float, Field(ge=-REVENUE_LIMIT, le=REVENUE_LIMIT)] | None = None
     attrited: bool | None = None
 
 
@@ -99,6 +102,7 @@ def read_history(
     key = TARGET_FIELDS[target]
     parts: list[Columns] = []
     period = array("q")  # compact: a history runs to millions of rows
+    line = array("q")
     outcome = array("d")
     attributes = _Attributes()
     skipped = 0
@@ -117,6 +121,7 @@ def read_history(
                     continue
                 customers.append(row.customer)
                 period.append(row.period.toordinal())
+                line.append(number)
                 outcome.append(float(getattr(row.outcome, key)))
                 held.append(row.attributes)
             if customers:
@@ -125,14 +130,47 @@ def read_history(
     cols = _point_in_time(_concat(parts)) if parts else None
     if cols is None:
         raise UnusableInput("the history holds no usable row")
+    periods = np.frombuffer(period, dtype=np.int64)
+    target_column = np.frombuffer(outcome, dtype=np.float64)
+    named = attributes.columns()
+    keep = _first_of_each(cols.ids, periods, np.frombuffer(line, dtype=np.int64), report)
+    if keep is not None:
+        skipped += len(periods) - len(keep)
+        cols, periods, target_column = cols.take(keep), periods[keep], target_column[keep]
+        named = {name: values[keep] for name, values in named.items()}
     clean, _, _ = quality.check(cols, policy)
     return History(
-        cols=clean,
-        period=np.frombuffer(period, dtype=np.int64),
-        target=np.frombuffer(outcome, dtype=np.float64),
-        attributes=attributes.columns(),
-        skipped=skipped,
+        cols=clean, period=periods, target=target_column, attributes=named, skipped=skipped
     )
+
+
+def _first_of_each(
+    ids: list[str], period: np.ndarray, line: np.ndarray, report: Callable[[str], None]
+) -> np.ndarray | None:
+    """The rows to keep when a customer is listed twice in one snapshot (each one's first
+    line; the others reported and skipped), or ``None`` when none is. A second listing
+    would count the customer twice in the fit, the lift and each fairness group. Rows are
+    grouped by a 64-bit hash of the id (16 bytes a row, not a dict of millions of ids);
+    only rows whose period and hash meet are compared by id."""
+    key = np.fromiter((hash(i) for i in ids), dtype=np.int64, count=len(ids))
+    order = np.lexsort((line, key, period))
+    meets = (key[order][1:] == key[order][:-1]) & (period[order][1:] == period[order][:-1])
+    if not meets.any():
+        return None
+    keep = np.ones(len(ids), dtype=bool)
+    problems: list[tuple[int, str]] = []
+    bounds = np.flatnonzero(np.r_[True, ~meets, True])
+    for run in np.flatnonzero(np.diff(bounds) > 1):  # the groups of two rows or more
+        start, end = bounds[run], bounds[run + 1]
+        first: dict[str, int] = {}
+        for r in order[start:end]:
+            if (f := first.setdefault(ids[r], r)) != r:
+                keep[r] = False
+                when = date.fromordinal(int(period[r]))
+                problems.append((int(line[r]), f"duplicate of line {line[f]} in period {when}"))
+    for number, where in sorted(problems):
+        report(f"line {number}: field customer.id: {where}; skipped")
+    return np.flatnonzero(keep)
 
 
 class _Attributes:

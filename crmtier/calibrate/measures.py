@@ -59,12 +59,14 @@ def revenue_lift(tier: np.ndarray, revenue: np.ndarray, score: np.ndarray) -> di
     """Top-tier revenue capture and its lift over the top tiers' share of customers."""
     top = np.isin(tier, TOP_TIERS)
     customers = float(top.mean())
-    captured = float(revenue[top].sum() / max(revenue.sum(), 1e-12))
+    total = float(revenue.sum())
+    # a share of a total at or below zero is no share: the period earned the bank nothing
+    captured = float(revenue[top].sum()) / total if total > 0 else None
     return {
         "top_tiers": [VALUE_TIERS[t] for t in TOP_TIERS],
         "customer_share": round(customers, 4),
-        "revenue_share": round(captured, 4),
-        "lift": round(captured / customers, 3) if customers else None,
+        "revenue_share": None if captured is None else round(captured, 4),
+        "lift": round(captured / customers, 3) if customers and captured is not None else None,
         "score_rank_correlation": _rank_correlation(score, revenue),
     }
 
@@ -89,9 +91,10 @@ def _mid_ranks(x: np.ndarray) -> np.ndarray:
 
 
 def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Spearman's rho over the rows where both are known."""
+    """Spearman's rho over the rows where both are known; none when either is one value
+    throughout (no order to correlate: ``corrcoef`` would give NaN, which is not JSON)."""
     known = np.isfinite(a) & np.isfinite(b)
-    if known.sum() < 3:
+    if known.sum() < 3 or np.ptp(a[known]) == 0 or np.ptp(b[known]) == 0:
         return None
     return round(float(np.corrcoef(_mid_ranks(a[known]), _mid_ranks(b[known]))[0, 1]), 4)
 
@@ -122,10 +125,14 @@ def fairness(tier: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
     flagged: list[str] = []
     for c in range(3):
         level = VALUE_TIERS[c]
-        best = max(reach[g][level] for g in names)
+        top = max(names, key=lambda g: reach[g][level])
+        best = reach[top][level]
+        # a flag names the group it is measured against, and its size: one customer who
+        # reaches the tier can flag every other group, and the summary must say so
+        against = f"against {top}, {mix[top]['customers']:,} customer(s)"
         for g in names:
             ratio = round(reach[g][level] / best, 3) if best > 0 else None
             ratios[g][f"{level}_or_above"] = ratio
             if ratio is not None and ratio < FOUR_FIFTHS:
-                flagged.append(f"{g}: {level} or above {ratio:.2f}")
+                flagged.append(f"{g}: {level} or above {ratio:.2f} ({against})")
     return {"tier_mix": mix, "disparate_impact": ratios, "four_fifths_flags": flagged}

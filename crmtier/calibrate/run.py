@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from crmtier.calibrate import UnusableInput, features, fit, measures
-from crmtier.calibrate.history import History
+from crmtier.calibrate.history import MISSING_ATTRIBUTE, History
 from crmtier.calibrate.proposal import proposed_document
 from tiering_core.policy import Policy, policy_over_default
 from tiering_core.rules import value
@@ -64,12 +64,14 @@ def _calibrate(
         )
     held = h.period == periods[-1].toordinal()
     _check_held_out(h.target[held], target, periods[-1])
+    _check_groups(h, sensitive, held, periods[-1])
     previous = h.period == periods[-2].toordinal()
     x = features.matrix(h.cols, current)
     rng = np.random.default_rng(seed)
     train = np.flatnonzero(~held)
     if len(train) > max_rows:
         train = np.sort(rng.choice(train, size=max_rows, replace=False))
+    features.check_known(x[train], ", ".join(p.isoformat() for p in periods[:-1]))
     model = fit.fit_model(x[train], h.target[train], target, seed)
 
     current_floors: dict[str, float] = {t: current.floor(t) for t in RANKED}
@@ -157,6 +159,20 @@ def _check_held_out(y: np.ndarray, target: str, period: date) -> None:
             f"the held-out period {period}: every row has outcome.attrited = {said}; "
             "ROC AUC of the inputs' importance needs customers who stayed and who left"
         )
+
+
+def _check_groups(h: History, sensitive: list[str], held: np.ndarray, period: date) -> None:
+    """Disparate impact compares groups' rates on the held-out period: with one group of an
+    attribute there (or none: every row without it), each ratio is the group against itself
+    and the verdict would read "no four-fifths flag" on nothing compared."""
+    for name in sensitive:
+        groups = set(h.attributes[name][held]) - {MISSING_ATTRIBUTE}
+        if len(groups) < 2:
+            raise UnusableInput(
+                f"--sensitive {name}: the held-out period {period} has "
+                f"{'one group' if groups else 'no group'} of it; disparate impact compares"
+                " two or more"
+            )
 
 
 def _tiers(h: History, policy: Policy, as_of: date) -> tuple[np.ndarray, np.ndarray]:

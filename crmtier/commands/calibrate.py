@@ -132,9 +132,8 @@ def summary(r: dict[str, Any]) -> list[str]:
         f", held out {r['periods']['held_out']}"
     ]
     for tier, f in p["aum_floors"].items():
-        note = f" (kept: {f['kept_because']})" if f["kept"] else ""
-        if f["kept"] and f["fitted"] is not None:
-            note = f"{note[:-1]}; fitted {f['fitted']:,.0f})"
+        fitted = "" if f["fitted"] is None else f"; fitted {f['fitted']:,.0f}"
+        note = f" (kept: {f['kept_because']}{fitted})" if f["kept"] else ""
         out.append(f"  AUM floor {tier:<8} {f['current']:>14,.0f} -> {f['proposed']:>14,.0f}{note}")
     weights = p["value_score_weights"]
     out.append(

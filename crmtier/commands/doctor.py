@@ -212,5 +212,5 @@ def _fix(
     for line in by_hand:
         console.print(f"[yellow]by hand[/yellow] {escape(line)}")
     if not done and not by_hand:
-        console.print("nothing to fix")
+        console.print("nothing to fix in the CRM")  # the local lines above say what --fix made
     return checks if done else None

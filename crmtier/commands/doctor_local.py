@@ -91,7 +91,8 @@ def check_state(config: CrmtierConfig, fix: bool) -> SchemaCheck:
             "state store", type(exc).__name__, "check [state] url, credentials and network"
         )
     at_rest = f"values encrypted (key id {cipher.key_id})" if cipher else "values not encrypted"
-    return ok("state store", f"{backend}, schema up to date, {at_rest}")
+    made = f"created {missing}: " if missing is not None else ""  # --fix made it just now
+    return ok("state store", f"{made}{backend}, schema up to date, {at_rest}")
 
 
 def _missing_file(url: str) -> Path | None:

@@ -24,7 +24,7 @@ from crmtier.commands.options import config_errors, config_option
 from crmtier.commands.simulate import households_notice
 from crmtier.config import load_config
 from crmtier.explain import Beside, ExplainContext, explain
-from crmtier.explain_labels import LABELS, label
+from crmtier.explain_labels import LABELS, column, label
 from sync.disclosure import Disclosure
 from sync.household_store import StoredHouseholds
 from sync.inputs import ensure_table, iter_stored
@@ -60,12 +60,12 @@ def _beside(store: StateStore, stream: str, crm_id: str) -> Beside:
 def _print(data: dict[str, Any], lang: str) -> None:
     console = stdout_console()
     head = Table(title=LABELS["customer"][1 if lang == "zh" else 0], show_header=False)
-    head.add_row("CRM id", data["customer"]["crm_id"])
-    head.add_row("pseudonym", data["customer"]["pseudonym"])
+    head.add_row(column("crm_id", lang), data["customer"]["crm_id"])
+    head.add_row(column("pseudonym", lang), data["customer"]["pseudonym"])
     head.add_row(label("policy", lang), data["policy_version"])
     head.add_row(label("as_of", lang), data["as_of"])
     head.add_row(label("tiers", lang), ", ".join(f"{k}={v}" for k, v in data["tiers"].items()))
-    head.add_row("service_level", str(data["service_level"]))
+    head.add_row(column("service_level", lang), str(data["service_level"]))
     if "households" in data:
         named = (f"{h['household']} ({h['role']})" for h in data["households"])
         head.add_row(label("households", lang), ", ".join(named) or "-")
@@ -81,8 +81,8 @@ def _print(data: dict[str, Any], lang: str) -> None:
         ("campaigns", ("campaign", "member", "why")),
     ):
         table = Table(title=label(key, lang))
-        for column in columns:
-            table.add_column(column, overflow="fold")
+        for name in columns:
+            table.add_column(column(name, lang), overflow="fold")
         for row in data[key]:
             table.add_row(*("" if row.get(c) is None else str(row[c]) for c in columns))
         console.print(table)

@@ -27,9 +27,10 @@ config_option = click.option(
     help="crmtier.toml",
 )
 
-log_level_option = click.option(
-    "--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING, ..."
-)
+#: a level logging does not know is a usage error (exit 2, one line), not a traceback
+LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)
+
+log_level_option = click.option("--log-level", default="INFO", show_default=True, type=LOG_LEVELS)
 
 
 class BadConfiguration(click.ClickException):

@@ -57,8 +57,10 @@ from tiering_core.privacy import pseudonym
 HOUSEHOLDS_NOTICE = (
     "crmtier {command}: households are switched on in the policy, but the state store's "
     "household links are incomplete (no full sync with households on has read them all): "
-    "a customer whose links were never read is decided alone here; run "
-    "`crmtier sync --full` with households on to record them"
+    "a customer whose links were never read is decided alone here; to preview households "
+    "before switching them on, run `crmtier sync --dry-run --full` with a config whose "
+    "[policy] file turns them on (it reads them and writes nothing); a `crmtier sync "
+    "--full` with households on records them"
 )
 
 

@@ -2,8 +2,8 @@
 
 Exit status (for cron and schedulers): 0 succeeded, 1 failed, 2 bad configuration (or a
 spread full sync with no ``crmtier worker`` alive to take its pages), 3 completed with
-errors (dead letters), 4 paused by the CRM's quota (resumes next run), 5 another process
-is already syncing this stream.
+errors (dead letters), 4 paused by the CRM's quota or a CRM read-only for maintenance
+(resumes next run), 5 another process is already syncing this stream.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from connectors.contract import Connector
 from connectors.errors import ConnectorError
 from connectors.override_audit import OverrideAuditReads
 from crmtier.commands.listing import format_option, stdout_console
-from crmtier.commands.options import config_option
+from crmtier.commands.options import LOG_LEVELS, config_option
 from crmtier.commands.sync_dead_letters import dead_letters
 from crmtier.commands.sync_gc import OldestGeneration, fewer_collections
 from crmtier.commands.sync_output import ProgressView, report_json, summary
@@ -266,7 +266,13 @@ def _interval(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(exc)) from None
 
 
-@click.command(name="sync")
+@click.command(
+    name="sync",
+    epilog="Exit status: 0 done, 1 failed, 2 a configuration to fix, 3 done with dead "
+    "letters, 4 paused by the CRM's quota or a CRM read-only for maintenance (resumes "
+    "next run), 5 another run of this "
+    "stream holds its lease (nothing done: try next time).",
+)
 @config_option
 @click.option("--dry-run", is_flag=True, help="Read and plan; write nothing, show the plan.")
 @click.option("--full", is_flag=True, help="Ignore the bookmark: re-tier every customer.")
@@ -305,7 +311,7 @@ def _interval(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     "--log-level",
     default="WARNING",
     show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    type=LOG_LEVELS,
 )
 @click.option("--dead-letters", "show_dead", is_flag=True, help="List open dead letters and exit.")
 @click.option(

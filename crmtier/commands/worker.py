@@ -31,9 +31,11 @@ log = logging.getLogger("crmtier.worker")
 
 
 @click.command(
-    help="Run webhook (and other) jobs of the task engine ([workers] engine = "
-    '"procrastinate", PostgreSQL state store). Start one per host or more; SIGTERM '
-    "finishes the current job and stops. Prints one JSON line when it is up."
+    help="Run the task engine's jobs ([workers] engine = "
+    '"procrastinate", PostgreSQL state store): webhook batches, and the pages of a full '
+    "re-tier (crmtier sync --full) unless [workers] spread_full_sync = false. Start one "
+    "per host or more; SIGTERM finishes the current job and stops. Prints one JSON line "
+    "when it is up."
 )
 @config_option
 @click.option(

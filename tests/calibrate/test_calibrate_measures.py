@@ -54,7 +54,7 @@ def test_disparate_impact_and_the_four_fifths_flag() -> None:
     f = measures.fairness(tier, groups)
     assert f["disparate_impact"]["a"]["affluent_or_above"] == 1.0
     assert f["disparate_impact"]["b"]["affluent_or_above"] == 0.5
-    assert f["four_fifths_flags"] == ["b: affluent or above 0.50"]
+    assert f["four_fifths_flags"] == ["b: affluent or above 0.50 (against a, 4 customer(s))"]
     assert f["tier_mix"]["b"] == {
         "customers": 4,
         "private": 0.0,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -93,6 +94,8 @@ class FakeConnector:
     client: Any
     mapping: FieldMapping
     module: str = "Contacts"
+    #: Zoho's reader caps the timeline pages a customer costs (``crm.audit_timeline_pages``).
+    config: Any = field(default_factory=lambda: SimpleNamespace(audit_timeline_pages=25))
     capabilities: Capabilities = field(init=False)
 
     def __post_init__(self) -> None:
@@ -167,9 +170,11 @@ class FakeZohoClient:
     entries: dict[str, list[dict[str, Any]]]
     calls: list[str] = field(default_factory=list)
 
-    def timeline(self, module: str, record_id: str) -> list[dict[str, Any]]:
+    def timeline_page(self, module: str, record_id: str, token: str | None) -> dict[str, Any]:
+        """One page holding the whole timeline (paging has its own tests in tests/zoho)."""
+        assert token is None
         self.calls.append(f"{module}/{record_id}")
-        return self.entries.get(record_id, [])
+        return {"__timeline": self.entries.get(record_id, []), "info": {"more_records": False}}
 
 
 def entry(user: str, hour: int, **changes: Any) -> dict[str, Any]:

@@ -46,6 +46,19 @@ def test_a_missing_field_fails_with_its_fix_and_fix_says_it_is_by_hand(org: Setu
 
 
 @needs["salesforce"]
+def test_fix_on_a_ready_org_says_it_created_the_state_store(org: Setup) -> None:
+    """The one thing --fix did was to make the store: it says so, not "nothing to fix"."""
+    _, path, _ = org("salesforce")
+    fixed = doctor(path, "--fix")
+    assert fixed.exit_code == 0, fixed.output
+    flat = " ".join(fixed.output.split())
+    assert "created /" in flat, fixed.output
+    assert "nothing to fix in the CRM" in flat
+    again = " ".join(doctor(path, "--fix").output.split())
+    assert "created /" not in again  # a second run made nothing
+
+
+@needs["salesforce"]
 def test_unset_secret_is_an_error_naming_the_variable(
     org: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -148,3 +148,18 @@ def test_readme_links_resolve() -> None:
     assert local, "the README links its docs"
     missing = [link for link in local if not (ROOT / link).exists()]
     assert missing == []
+
+
+def test_the_sync_exit_statuses_a_scheduler_reads_are_all_named() -> None:
+    """Every status ``crmtier sync`` can end with is in README's scheduling sentence and in
+    ``sync --help`` (exit 5, another run holding the lease, was in neither)."""
+    from crmtier.commands.sync import EXIT
+    from crmtier.commands.sync_schedule import EXIT_CONFIG, EXIT_RUNNING
+
+    codes = {*EXIT.values(), EXIT_CONFIG, EXIT_RUNNING}
+    text = " ".join(README.read_text("utf-8").split())
+    said = re.search(r"the exit status tells a scheduler what happened \((.*?)\)\. With cron", text)
+    assert said, "README's scheduling sentence moved"
+    assert {int(n) for n in re.findall(r"(?:^|, )(\d) ", said.group(1))} == codes
+    page = " ".join(help_text(["sync"]).split())
+    assert all(f"{n} " in page.split("Exit status:")[1] for n in codes)

@@ -146,6 +146,12 @@ def test_explain_by_id_and_pseudonym(synced: tuple[Sandbox, Path]) -> None:
     assert zh["customer"] == data["customer"]
     assert [r["code"] for r in zh["rules"]] == [r["code"] for r in data["rules"]]
     assert any("\u4e00" <= ch <= "\u9fff" for r in zh["rules"] for ch in r["text"])
+    table = run("explain", "--config", str(config), "--lang", "zh", "001000000000004AAA")
+    assert table.exit_code == 0, table.output
+    words = " ".join(table.output.split())
+    for english in ("crm_field", "policy_key", "threshold", "service_level", "pseudonym"):
+        assert english not in words, english  # every header in Chinese, as --lang promises
+    assert "CRM 字段" in words and "策略键" in words
 
     shown = json.loads(
         run(

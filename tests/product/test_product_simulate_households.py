@@ -150,3 +150,28 @@ def test_explain_names_the_household_never_another_member(
         assert hidden not in result.output, hidden
     text = run("explain", "--config", str(config), a)
     assert text.exit_code == 0 and household in text.output
+
+
+def test_the_documented_preview_before_switching_households_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/households.md, "Turning households on": on a book synced with households off,
+    ``simulate`` of a households-on candidate decides everyone alone and its notice points
+    to the preview that works, ``sync --dry-run --full`` under the candidate, which shows
+    the couple lifted by its household and writes nothing."""
+    with started("salesforce", 80, tmp_path, monkeypatch) as (sandbox, plain):
+        policy = tmp_path / "households.toml"
+        policy.write_text(ON, encoding="utf-8")
+        candidate = with_policy(plain, policy)
+        hid, a, b = _couple(candidate)
+        _set_aum(sandbox, a, OWN)
+        _set_aum(sandbox, b, OTHER)
+        sync(plain)
+        assert sandbox.written(a)["value_tier"] == "wealth"
+        data, notice = _simulate(plain, ON, tmp_path / "sim.json")
+        assert "decided alone" in notice and "sync --dry-run --full" in " ".join(notice.split())
+        assert data["migration"]["value"]["moved"] == 0  # no links stored: nobody lifted
+        dry = run("sync", "--config", str(candidate), "--dry-run", "--full", "--json")
+        assert dry.exit_code == 0, dry.output
+        assert f"HOUSEHOLD_AUM Household {hid} " in dry.output
+        assert sandbox.written(a)["value_tier"] == "wealth"  # the preview wrote nothing

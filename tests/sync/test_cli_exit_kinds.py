@@ -145,3 +145,16 @@ def test_an_unexpected_value_error_in_a_run_keeps_its_traceback_not_exit_2(
     assert isinstance(result.exception, _Bug), result.output  # the console script's traceback
     assert result.exit_code == 1
     assert "crmtier sync:" not in result.stderr  # no line telling the admin to fix anything
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "sync"])
+def test_a_log_level_logging_does_not_know_is_a_usage_error_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """``--log-level LOUD`` ended ``serve`` and ``worker`` in logging's ``ValueError``
+    traceback; every command's bad input is one line and exit 2 (README, "Commands")."""
+    config = _config(tmp_path, monkeypatch, '"sqlite:///nowhere.db"')
+    result = CliRunner().invoke(cli, [command, "--config", str(config), "--log-level", "LOUD"])
+    assert result.exit_code == 2, result.output
+    assert "--log-level" in result.output and "Traceback" not in result.output
+    assert not isinstance(result.exception, ValueError)
