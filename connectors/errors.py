@@ -11,6 +11,8 @@ never inspects vendor codes:
 ``QuotaExhaustedError``     our configured share of the API allowance is used: checkpoint and
                             pause the run (status ``paused_quota``), resume in a later window
 ``TransientError``          retry with full-jitter backoff, bounded
+``ReadOnlyError``           the CRM refuses every write for now (planned maintenance): stop
+                            writing, keep the writes, pause the run (``paused_quota``)
 ``RecordError``             this one record failed; the rest of the batch stands. Retried a few
                             times, then dead-lettered with its code
 ==========================  =================================================================
@@ -51,6 +53,14 @@ class QuotaExhaustedError(RateLimitedError):
 
 class TransientError(ConnectorError):
     """A failure that may pass: 5xx, timeouts, dropped connections, row locks."""
+
+
+class ReadOnlyError(ConnectorError):
+    """The CRM refuses every write for now, reads going on: an org in read-only mode for
+    planned maintenance, which lasts hours and ends by itself. Nothing is wrong with the
+    records, and a retry within the run cannot pass: not retried (each retry would only
+    spend API calls), the run stops writing and pauses (status ``paused_quota``) with its
+    writes kept for the next run, never dead-lettered."""
 
 
 #: The error code of a write whose call failed as a whole with a ``TransientError`` (a

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from connectors.contract import Connector, CrmRecord
-from connectors.errors import ConnectorError, RateLimitedError
+from connectors.errors import ConnectorError, RateLimitedError, ReadOnlyError
 from connectors.mapping import WritebackConfig
 from sync.audit import Trigger
 from sync.claims import CustomerClaims
@@ -170,6 +170,8 @@ class SyncEngine:
         ``unchanged``, ``dead_lettered``, ``skipped:<reason>``, ``deferred``); raises a
         ``ConnectorError`` when the CRM call itself failed so the worker retries later."""
         report = self.process_records(records, source_event_ids=source_event_ids, claimed=True)
+        if report.status == "paused_quota" and report.read_only:
+            raise ReadOnlyError(report.error or "CRM is read-only")
         if report.status == "paused_quota":
             raise RateLimitedError(report.error or "CRM quota or rate limit")
         if report.status == "failed":

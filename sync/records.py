@@ -58,12 +58,16 @@ class Stop(Exception):
     """The run must stop (quota, fatal connector error); carries the status, and whether
     a human must fix the configuration (a write call refused with ``ConfigError``: the
     run is then a configuration error, as a refusal at start is, and ``crmtier sync``
-    exits 2)."""
+    exits 2), or whether the CRM refuses writes for hours (``read_only``: a webhook
+    worker then waits for it without giving its events up)."""
 
-    def __init__(self, status: RunStatus, message: str, *, config: bool = False) -> None:
+    def __init__(
+        self, status: RunStatus, message: str, *, config: bool = False, read_only: bool = False
+    ) -> None:
         super().__init__(message)
         self.status: RunStatus = status
         self.config = config
+        self.read_only = read_only
 
 
 @dataclass(frozen=True, slots=True)

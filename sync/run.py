@@ -106,7 +106,7 @@ class Run:
         )
         status: RunStatus = "succeeded"
         error: str | None = None
-        config_error = False
+        config_error = read_only = False
         try:
             if not dry:
                 if read_stream:  # a re-tier whose coordinator died: its units left ended
@@ -123,6 +123,7 @@ class Run:
             p.pool.drain(final=True)
         except Stop as stop:
             status, error, config_error = stop.status, str(stop), stop.config
+            read_only = stop.read_only
         except RateLimitedError as exc:  # while reading: checkpointed up to the last page
             status, error = "paused_quota", f"CRM quota or rate limit: {exc}"
         except ConfigError as exc:  # for the admin, not a bug: one line, no traceback
@@ -151,6 +152,7 @@ class Run:
         calls_elsewhere = self.hand_off.calls if self.hand_off is not None else {}
         report = report_of(p, status, error, self.step.preview, calls_elsewhere)
         report.config_error = config_error and status == "failed"
+        report.read_only = read_only and status == "paused_quota"
         with p.e.store.begin() as conn:
             if self.hand_off is not None:
                 self.hand_off.finishing(conn)

@@ -42,6 +42,8 @@ class RunReport:
     #: the run failed because the configuration or the CRM's set-up is wrong (a
     #: ``ConfigError``): a human must fix it, and ``crmtier sync`` exits 2, not 1
     config_error: bool = False
+    #: the run paused because the CRM refuses writes for now (read-only for maintenance)
+    read_only: bool = False
 
     @property
     def api_total(self) -> int:

@@ -44,7 +44,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from connectors.contract import CrmRecord
-from connectors.errors import AuthExpiredError, ConnectorError, RateLimitedError, TransientError
+from connectors.errors import (
+    AuthExpiredError,
+    ConnectorError,
+    RateLimitedError,
+    ReadOnlyError,
+    TransientError,
+)
 from sync.claims import CustomerClaims, owner_id
 from sync.claims_schema import WORKER_MIGRATIONS
 from sync.errortext import error_text
@@ -69,7 +75,11 @@ Fetch = Callable[[Sequence[str]], list[CrmRecord]]
 
 #: Failures of the CRM as a whole: splitting a batch cannot help and would only multiply
 #: the calls to a CRM that is down or throttling us.
-_WHOLE_CRM = (TransientError, RateLimitedError, AuthExpiredError)
+_WHOLE_CRM = (TransientError, RateLimitedError, ReadOnlyError, AuthExpiredError)
+
+#: The outcome of events put back because the CRM is read-only: tried (a task engine's job
+#: must wait its backoff, not retry at once as for an event never tried), yet not counted.
+READ_ONLY = "read_only"
 
 
 @dataclass(frozen=True)
@@ -300,6 +310,16 @@ class InboxWorker:
     def _retry(self, items: Sequence[InboxItem], exc: Exception, report: BatchReport) -> None:
         now = self.clock()
         error = error_text(exc)
+        if isinstance(exc, ReadOnlyError):
+            # The CRM refuses writes for hours (planned maintenance) and nothing is wrong
+            # with these events: they wait, tried again every ``backoff_cap`` without the
+            # attempt counting, never buried (their writes are kept in the outbox too).
+            self.inbox.retry_later(
+                {item.id: error for item in items}, now + self.options.backoff_cap, count=False
+            )
+            report.add(READ_ONLY, len(items))
+            log.warning("worker: the CRM is read-only; %d events wait: %s", len(items), error)
+            return
         attempts = max(item.attempts for item in items)
         if attempts >= self.options.max_attempts:
             self.inbox.bury({item.id: error for item in items}, now)

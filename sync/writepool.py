@@ -4,9 +4,10 @@ Items are sent in full batches (≤ ``max_write_batch`` per call, or a bulk job'
 up to ``write_concurrency`` calls at once, one more queued behind each; at the end of the
 run also the partial rest of each kind. A customer's items never overtake its items in
 flight. Answers are handed to the recorder only between pages (``collect``), never while
-a page is being processed; a call refused outright (quota, login, configuration)
-withdraws the calls queued behind it, and the pool turns the failure into the run's
-``Stop``. Retryable failures come back into the queue after a backoff.
+a page is being processed; a call refused outright (quota, a CRM read-only for
+maintenance, login, configuration) withdraws the calls queued behind it, and the pool
+turns the failure into the run's ``Stop`` (the first two pause it, writes kept).
+Retryable failures come back into the queue after a backoff.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from connectors.errors import (
     AuthExpiredError,
     ConfigError,
     RateLimitedError,
+    ReadOnlyError,
     TransientError,
 )
 from sync import outbox
@@ -272,16 +274,16 @@ class WritePool:
 
     def _send(self, plan: WritePlan) -> list[WriteResult]:
         """One write call, on a pool thread, unless the run has withdrawn its queued calls.
-        A call refused outright (quota, login, configuration) withdraws them at once, on
-        this thread: the calls queued behind it would be refused alike, and the read loop
-        may not look at the answers for a while."""
+        A call refused outright (quota, a read-only CRM, login, configuration) withdraws
+        them at once, on this thread: the calls queued behind it would be refused alike,
+        and the read loop may not look at the answers for a while."""
         with self._checking:
             if self.halted.is_set() or not self._may_send():
                 self.halted.set()
                 raise Unsent
         try:
             return self.connector.apply(plan)
-        except (RateLimitedError, AuthExpiredError, ConfigError):
+        except (RateLimitedError, ReadOnlyError, AuthExpiredError, ConfigError):
             self.halted.set()
             raise
 
@@ -399,6 +401,9 @@ def _stop_for(exc: BaseException) -> Stop:
     """How a write call that failed as a whole stops the run."""
     if isinstance(exc, RateLimitedError):
         return Stop("paused_quota", f"CRM quota or rate limit: {exc}")
+    if isinstance(exc, ReadOnlyError):  # hours of maintenance: the next run sends the writes
+        message = f"CRM is read-only, writes kept for the next run: {exc}"
+        return Stop("paused_quota", message, read_only=True)
     if isinstance(exc, AuthExpiredError | ConfigError):
         return Stop("failed", error_text(exc), config=isinstance(exc, ConfigError))
     return Stop("failed", f"write call failed: {error_text(exc)}")

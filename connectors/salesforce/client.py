@@ -39,7 +39,13 @@ from connectors.salesforce.bulkjob import BULK_FINAL, await_job, unprocessed
 from connectors.salesforce.callkinds import call_kind
 from connectors.salesforce.client_session import ApiSession
 from connectors.salesforce.config import SalesforceSettings
-from connectors.salesforce.errors import bulk_job_error, classify
+from connectors.salesforce.errors import (
+    bulk_job_error,
+    classify,
+    leading_code,
+    read_only_refusal,
+    saved_code,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -207,13 +213,19 @@ class SalesforceClient:
     ) -> list[dict[str, Any]]:
         """One sObject Collections call (≤ 200 records); the per-record results in order.
         The body is encoded once, not on every attempt, and by pydantic-core (3x the json
-        module's speed: a 100,000-customer sync sends 20 MB of these)."""
+        module's speed: a 100,000-customer sync sends 20 MB of these). A call that saved
+        no record, refused for the org's read-only mode, raises ``ReadOnlyError``
+        (``errors.read_only_refusal``)."""
         data = None if body is None else pydantic_core.to_json(body)
         result = self.call(
             "collections",
             lambda sf: sf.restful(path, method=method, data=data, params=params or None),
         )
-        return [dict(r) for r in (result or [])]
+        saved = [dict(r) for r in (result or [])]
+        refused = read_only_refusal([saved_code(r) for r in saved])
+        if refused is not None:  # the org is read-only: so is every later write of the run
+            raise refused
+        return saved
 
     def bulk_update(self, sobject: str, body: str, records: int) -> list[dict[str, str]]:
         """One Bulk API 2.0 update job of ``body`` (CSV, ``records`` rows, within the upload
@@ -278,6 +290,10 @@ class SalesforceClient:
         missing = unprocessed(job, records)
         if missing:
             failed += self._unprocessed_rows(jobs, job_id, missing)
+        codes = [leading_code(row.get("sf__Error", "")) for row in failed]
+        refused = read_only_refusal(codes + [None] * (records - len(failed)))
+        if refused is not None:  # as for a collection call (``collection``)
+            raise refused
         return failed
 
     def _unprocessed_rows(

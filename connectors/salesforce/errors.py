@@ -17,7 +17,8 @@ message fragment all match wins.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from connectors.errors import (
     RUN_DOCTOR,
@@ -28,18 +29,22 @@ from connectors.errors import (
     ErrorRule,
     QuotaExhaustedError,
     RateLimitedError,
+    ReadOnlyError,
     TransientError,
     first_match,
     refusal_text,
 )
+
+#: The code of a write refused because the org is in read-only mode (planned maintenance).
+MAINTENANCE = "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE"
 
 RULES: tuple[ErrorRule, ...] = (
     # the org is in read-only mode for planned maintenance, which ends by itself: "During
     # read-only mode, you can't ... Perform API write or edit actions" (Salesforce Help,
     # "Read-Only Mode", help.salesforce.com/s/articleView?id=xcloud.setup_maintenance_mode_
     # overview.htm); the HTTP status of a whole call refused so is not documented, so the
-    # code decides, at any status
-    ErrorRule(None, "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE", TransientError),
+    # code decides, at any status. It lasts hours: the run pauses, keeping its writes
+    ErrorRule(None, MAINTENANCE, ReadOnlyError),
     ErrorRule(
         403, "REQUEST_LIMIT_EXCEEDED", RateLimitedError, message_contains="ConcurrentRequests"
     ),
@@ -76,7 +81,8 @@ RULES: tuple[ErrorRule, ...] = (
 )
 
 #: Per-record status codes inside a 200 collection response that may pass on a retry (a
-#: record refused during read-only mode passes once the maintenance is over: see ``RULES``).
+#: record refused during read-only mode passes once the maintenance is over; a call all of
+#: whose records are refused so pauses the run instead: ``read_only_refusal``).
 RETRYABLE_RECORD_CODES = frozenset(
     {
         "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE",
@@ -149,9 +155,10 @@ ADVICE: dict[str, Advice] = {
         "the connected app does not allow this flow",
         "enable the Client Credentials Flow (or JWT) on the connected app",
     ),
-    "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE": Advice(
+    MAINTENANCE: Advice(
         "the org is read-only for planned maintenance",
-        "nothing to change: the writes are retried once it ends (trust.salesforce.com)",
+        "nothing to change: the run pauses and the next run after it sends the writes "
+        "(its window: trust.salesforce.com)",
     ),
     "MALFORMED_QUERY": Advice("query refused"),
     "EXCEEDED_ID_LIMIT": Advice("too many records in one call", "report this crmtier bug"),
@@ -223,8 +230,8 @@ BULK_JOB_RULES: tuple[ErrorRule, ...] = (
     # read-only mode, you can't ... Perform API write or edit actions" (Salesforce Help,
     # "Read-Only Mode", help.salesforce.com/s/articleView?id=xcloud.setup_maintenance_mode_
     # overview.htm); the HTTP status of a whole call refused so is not documented, so the
-    # code decides, at any status
-    ErrorRule(None, "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE", TransientError),
+    # code decides, at any status. It lasts hours: the run pauses, keeping its writes
+    ErrorRule(None, MAINTENANCE, ReadOnlyError),
     ErrorRule(None, "InvalidBatch", ConfigError),
     ErrorRule(None, "InvalidJob", ConfigError),
     ErrorRule(None, "ClientInputError", ConfigError),
@@ -266,3 +273,25 @@ def leading_code(message: str) -> str | None:
 
 def record_retryable(code: str | None) -> bool:
     return code in RETRYABLE_RECORD_CODES
+
+
+def saved_code(saved: Mapping[str, Any]) -> str | None:
+    """The code of one record's result in an sObject Collections answer; None if saved."""
+    if saved.get("success"):
+        return None
+    first = (saved.get("errors") or [{}])[0]
+    return first.get("statusCode") or first.get("errorCode") or "UNKNOWN"
+
+
+def read_only_refusal(codes: Sequence[str | None]) -> ReadOnlyError | None:
+    """The error of a write call that saved none of its records, refused (one at least)
+    because the org is in read-only mode: Salesforce may report that per record, inside a
+    200, yet it holds for the whole org for hours, so the call stands for the run's every
+    later write. None when a record was saved (``codes``: one per record, None for a saved
+    one) or none was refused so: those stay per-record failures."""
+    if not codes or None in codes or MAINTENANCE not in codes:
+        return None
+    return ReadOnlyError(
+        f"Salesforce {MAINTENANCE} on {codes.count(MAINTENANCE)} of {len(codes)} records: "
+        "the org is read-only for planned maintenance"
+    )

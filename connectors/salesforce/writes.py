@@ -172,9 +172,13 @@ class PlanWriter:
                 keys[i] = self._member_key(change, campaign_id)
         # Adds need no look-up: a create that meets an existing member answers
         # DUPLICATE_VALUE (external id or campaign/contact pair), which is the goal state.
-        # Only removals need the member's record id.
+        # Only removals need the member's record id: by crmtier's key, else by the pair
+        # (``_members_by_pair``).
         leaving = sorted({keys[i] for i in keys if not chunk[i].member})
         existing = self._member_ids(leaving) if leaving else {}
+        unkeyed = [i for i in keys if not chunk[i].member and keys[i] not in existing]
+        if unkeyed:
+            existing.update(self._members_by_pair(chunk, unkeyed, keys))
         adds = [i for i in keys if chunk[i].member]
         removes = [i for i in keys if not chunk[i].member and keys[i] in existing]
         for i in keys:
@@ -209,6 +213,42 @@ class PlanWriter:
             list(keys),
         )
         return {str(r[key_field]): str(r["Id"]) for r in self.client.query_all(query)}
+
+    def _members_by_pair(
+        self, chunk: Sequence[MembershipChange], unkeyed: list[int], keys: Mapping[int, str]
+    ) -> dict[str, str]:
+        """Record ids, by crmtier's key, of the leaving members that have no such key: one
+        added by hand before crmtier's add met it (``DUPLICATE_VALUE``, taken as made), or
+        whose key someone cleared. Salesforce keeps a contact (or account) a member of a
+        campaign once, so the campaign and the customer's Person Contact (a business
+        Account: the Account) name the member. Without this a sanctions hit would count
+        such a removal as done and leave the customer in the campaign (docs/policy.md).
+        One query for the chunk, only when a removal's key finds no member."""
+        self._resolve_contacts([chunk[i].customer_id for i in unkeyed])
+        wanted: dict[tuple[str, str], str] = {}  # (campaign id, member id) -> crmtier's key
+        by_field: dict[str, set[str]] = {}  # ContactId / AccountId -> member ids
+        for i in unkeyed:
+            ref = self._member_ref(chunk[i].customer_id)
+            if ref is not None:
+                wanted[(self.writeback.campaigns[chunk[i].campaign], ref[1])] = keys[i]
+                by_field.setdefault(ref[0], set()).add(ref[1])
+        if not wanted:
+            return {}
+        fields = sorted(by_field)
+        query = select(
+            ["Id", "CampaignId", *fields],
+            self.settings.campaign_member_object,
+            "WHERE CampaignId IN {} AND (" + " OR ".join(f"{f} IN {{}}" for f in fields) + ")",
+            sorted({c for c, _ in wanted}),
+            *(sorted(by_field[f]) for f in fields),
+        )
+        found: dict[str, str] = {}
+        for r in self.client.query_all(query):
+            for field in fields:
+                key = wanted.get((str(r["CampaignId"]), str(r.get(field))))
+                if key is not None:
+                    found[key] = str(r["Id"])
+        return found
 
     def _add_members(
         self,

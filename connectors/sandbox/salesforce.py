@@ -12,12 +12,12 @@ the daily allowance gives the real 403 ``REQUEST_LIMIT_EXCEEDED``. Customers are
 generator through the default mapping, stored in SQLite so a million of them is cheap.
 
 Faults a test wants are one named call away: ``rate_limit()``, ``expire_session()``,
-``lock_rows()``, ``server_error()``, ``drop_connections()``, ``lose_responses()``,
-``exhaust_daily_limit()``.
+``lock_rows()``, ``read_only_mode()``, ``server_error()``, ``drop_connections()``,
+``lose_responses()``, ``exhaust_daily_limit()`` (``salesforce_faults.py``).
 
 The routes are ``salesforce_rest.py``'s (data), ``salesforce_auth.py``'s (OAuth token) and
 ``salesforce_control.py``'s (the ``/__sandbox__/`` control API); this module is the sandbox's
-lifecycle, seeding, the Sandbox protocol and the fault helpers.
+lifecycle, seeding and the Sandbox protocol.
 """
 
 from __future__ import annotations
@@ -39,18 +39,14 @@ from connectors.sandbox.optional import writeback_targets
 from connectors.sandbox.salesforce_auth import ConnectedApp
 from connectors.sandbox.salesforce_bulk import BulkApi
 from connectors.sandbox.salesforce_control import install_control_routes
+from connectors.sandbox.salesforce_faults import SalesforceFaults
 from connectors.sandbox.salesforce_index import RECYCLE_BIN
 from connectors.sandbox.salesforce_metadata import MetadataApi
 from connectors.sandbox.salesforce_org import (
     SalesforceOrg,
 )
 from connectors.sandbox.salesforce_outbound import OutboundMessenger, Target, message_fields
-from connectors.sandbox.salesforce_rest import (
-    QueryCursor,
-    install_rest_routes,
-    limit_info,
-    sf_error,
-)
+from connectors.sandbox.salesforce_rest import QueryCursor, install_rest_routes
 from connectors.sandbox.salesforce_schema import EXTERNAL_KEY_FIELD
 from connectors.sandbox.salesforce_seed import (
     account_row,
@@ -68,7 +64,6 @@ from connectors.sandbox.salesforce_wire import (
     make_id,
     to_sf_value,
 )
-from connectors.sandbox.server import Request
 
 #: Route kinds that change data: what ``write_calls()`` counts.
 WRITE_KINDS = (
@@ -83,21 +78,8 @@ WRITE_KINDS = (
     "bulk_ingest_create",
 )
 
-#: The messages a real org's 403 ``REQUEST_LIMIT_EXCEEDED`` carries, by limit: the rolling
-#: 24-hour allocation, and the two concurrency limits an integration meets (concurrent
-#: long-running API requests; concurrent long-running transactions, which an org's slow
-#: triggers or flows on the records written reach). Public sources: Salesforce Help
-#: knowledge article 000389067 (help.salesforce.com) for ``ConcurrentRequests``;
-#: "Salesforce Diagnostics", Marketo Engage documentation (Adobe Experience League), and
-#: mautic/mautic#5006 for ``ConcurrentPerOrgLongTxn``.
-LIMIT_MESSAGES: Mapping[str, str] = {
-    "TotalRequests": "TotalRequests Limit exceeded.",
-    "ConcurrentRequests": "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
-    "ConcurrentPerOrgLongTxn": "ConcurrentPerOrgLongTxn Limit exceeded.",
-}
 
-
-class SalesforceSandbox(SandboxLifecycle):
+class SalesforceSandbox(SalesforceFaults, SandboxLifecycle):
     crm = "salesforce"
 
     def __init__(
@@ -139,7 +121,7 @@ class SalesforceSandbox(SandboxLifecycle):
         self.metadata = MetadataApi(self.org, self.tokens, self.lock)  # SessionHeader auth
         install_rest_routes(self)
         install_control_routes(self)
-        self.server.on_reset.append(self._on_reset)
+        self.server.on_reset.append(self._clear_faults)
         self._ensure_campaigns()
         self._ensure_queues()
         self.add_users([INTEGRATION_USER_ID])
@@ -366,60 +348,6 @@ class SalesforceSandbox(SandboxLifecycle):
         ]
         return "\n".join(lines), env
 
-    # --- faults (each a thin layer over server.inject or the org's own state) -------------
-
-    def rate_limit(
-        self, *, kind: str = "*", times: int | None = 1, limit: str = "TotalRequests"
-    ) -> int:
-        """403 ``REQUEST_LIMIT_EXCEEDED`` of one of the org's ``LIMIT_MESSAGES``: the daily
-        allocation (``TotalRequests``) or a concurrency limit."""
-        response = sf_error(403, "REQUEST_LIMIT_EXCEEDED", LIMIT_MESSAGES[limit])
-        response.headers["Sforce-Limit-Info"] = limit_info(self)
-        return self.server.inject(kind, response=response, times=times, match=_data_call)
-
-    def exhaust_daily_limit(self) -> None:
-        """Use up the allocation: from now on every data call is a 403, as in a real org."""
-        self.api_used = self.daily_api_limit
-
-    def expire_session(self) -> None:
-        """Invalidate every issued token: the next call gets 401 ``INVALID_SESSION_ID`` and
-        a re-authentication succeeds (so the 401 happens once per re-auth)."""
-        with self.lock:
-            self.tokens.clear()
-
-    def lock_rows(self, ids: list[str], *, times: int = 1) -> None:
-        """The next ``times`` saves of each record fail with ``UNABLE_TO_LOCK_ROW``."""
-        self.org.lock_rows(ids, times)
-
-    def read_only_mode(self, on: bool = True) -> None:
-        """The org's read-only mode (planned maintenance) starts (``on``) or ends: while it
-        lasts every record saved or deleted fails with
-        ``INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE``; reads go on."""
-        self.org.read_only = on
-
-    def server_error(self, *, kind: str = "*", status: int = 503, times: int | None = 1) -> int:
-        code = "SERVER_UNAVAILABLE" if status == 503 else "UNKNOWN_EXCEPTION"
-        return self.server.inject(
-            kind,
-            response=sf_error(status, code, "try again later"),
-            times=times,
-            match=_data_call,
-        )
-
-    def drop_connections(self, *, kind: str = "*", times: int | None = 1) -> int:
-        return self.server.inject(kind, drop=True, times=times, match=_data_call)
-
-    def lose_responses(self, kind: str, *, times: int = 1) -> None:
-        """The next ``times`` calls of ``kind`` are carried out, then the connection drops
-        before the answer: the client cannot tell whether its write happened."""
-        with self.lock:
-            self.lost[kind] += times
-
-    def _on_reset(self) -> None:
-        self.lost.clear()
-        self.api_used = 0
-        self.org.locks.clear()
-
     # --- notifications ---------------------------------------------------------------------
 
     def _notify(self, view: Mapping[str, Any]) -> None:
@@ -427,8 +355,3 @@ class SalesforceSandbox(SandboxLifecycle):
 
     def _on_api_change(self, obj: str, view: dict[str, Any]) -> None:
         self._notify(view)
-
-
-def _data_call(request: Request) -> bool:
-    """Faults aimed at "every call" spare the token endpoint, like a real org's limits."""
-    return not request.path.startswith("/services/oauth2/")

@@ -63,10 +63,9 @@ class QueryCursor:
     starts: dict[int, PageState] = field(default_factory=lambda: {0: PageState(None, 0)})
 
 
-def limit_info(sandbox: SalesforceSandbox) -> str:
-    return (
-        f"api-usage={min(sandbox.api_used, sandbox.daily_api_limit * 2)}/{sandbox.daily_api_limit}"
-    )
+def limit_info(used: int, limit: int) -> str:
+    """The ``Sforce-Limit-Info`` header of an org that has made ``used`` of ``limit`` calls."""
+    return f"api-usage={min(used, limit * 2)}/{limit}"
 
 
 def _api(
@@ -97,7 +96,8 @@ def _api(
                     sandbox.lost[kind] -= lost
                 if lost:
                     raise DropConnection  # the save happened; the client never hears
-        response.headers["Sforce-Limit-Info"] = limit_info(sandbox)
+        used, limit = sandbox.api_used, sandbox.daily_api_limit
+        response.headers["Sforce-Limit-Info"] = limit_info(used, limit)
         return response
 
     return wrapped

@@ -2,8 +2,8 @@
 
 Exit status (for cron and schedulers): 0 succeeded, 1 failed, 2 bad configuration (or a
 spread full sync with no ``crmtier worker`` alive to take its pages), 3 completed with
-errors (dead letters), 4 paused by the CRM's quota (resumes next run), 5 another process
-is already syncing this stream.
+errors (dead letters), 4 paused by the CRM's quota or a CRM read-only for maintenance
+(resumes next run), 5 another process is already syncing this stream.
 """
 
 from __future__ import annotations
@@ -269,7 +269,8 @@ def _interval(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.command(
     name="sync",
     epilog="Exit status: 0 done, 1 failed, 2 a configuration to fix, 3 done with dead "
-    "letters, 4 paused by the CRM's quota (resumes next run), 5 another run of this "
+    "letters, 4 paused by the CRM's quota or a CRM read-only for maintenance (resumes "
+    "next run), 5 another run of this "
     "stream holds its lease (nothing done: try next time).",
 )
 @config_option

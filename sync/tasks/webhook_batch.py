@@ -13,6 +13,8 @@ fetch, admit, process and settle path as the in-process worker. What it leaves p
 (the CRM failed, a stale read) makes the job raise ``EventsPending``, and the engine
 retries the job with its exponential backoff; events left untried because another
 worker or a sync run holds their customers (``EventsBusy``) are retried in a second;
+events a read-only CRM put back (``READ_ONLY``) were tried and wait the backoff, never
+buried, their attempt given back;
 what the worker buried after the last attempt makes it raise ``EventsBuried``, which is
 not retried: the job is the engine's dead letter, and its events stay ``dead`` in the
 inbox with their reason.
@@ -33,7 +35,7 @@ from sync.migration_steps import Migration
 from sync.schema import metadata, utc_text
 from sync.store import StateStore
 from sync.tasks.engine import Worksite, cron_every
-from sync.worker import InboxWorker
+from sync.worker import READ_ONLY, BatchReport, InboxWorker
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +145,7 @@ def process_job(worker: InboxWorker, owner: str, event_ids: Sequence[int], recor
     ``EventsBuried`` as the module docstring says."""
     now = worker.clock()
     items = worker.inbox.claim_ids(event_ids, owner, now, worker.options.lease)
-    if items:
-        worker.process_claimed(items, now)
+    report = worker.process_claimed(items, now) if items else BatchReport()
     states = worker.inbox.states([i.id for i in items])
     done = {i.customer_id for i in items if states[i.id].status == DONE}
     customers = len(done - {i.customer_id for i in items if states[i.id].status != DONE})
@@ -153,7 +154,11 @@ def process_job(worker: InboxWorker, owner: str, event_ids: Sequence[int], recor
     record(customers, "dead" if dead else "retry" if pending else "done")
     if dead:
         raise EventsBuried(f"{len(dead)} events dead: {_first(dead)}")
-    untried = all(states[i.id].attempts < i.attempts for i in items if i.id in pending)
+    # an attempt given back: the customer was held elsewhere (retry soon), or the CRM is
+    # read-only for hours (tried: the job waits its backoff, the events are never buried)
+    untried = READ_ONLY not in report.outcomes and all(
+        states[i.id].attempts < i.attempts for i in items if i.id in pending
+    )
     if pending and untried:
         raise EventsBusy(f"{len(pending)} events wait for another holder: {_first(pending)}")
     if pending:

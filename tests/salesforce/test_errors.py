@@ -10,10 +10,17 @@ from connectors.errors import (
     ConfigError,
     QuotaExhaustedError,
     RateLimitedError,
+    ReadOnlyError,
     TransientError,
 )
 from connectors.salesforce.client import _classify_sf
-from connectors.salesforce.errors import classify, record_retryable, refusal
+from connectors.salesforce.errors import (
+    MAINTENANCE,
+    classify,
+    read_only_refusal,
+    record_retryable,
+    refusal,
+)
 
 
 @pytest.mark.parametrize(
@@ -33,8 +40,8 @@ from connectors.salesforce.errors import classify, record_retryable, refusal
             RateLimitedError,
         ),
         (401, "INVALID_SESSION_ID", "Session expired or invalid", AuthExpiredError),
-        (400, "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE", "", TransientError),
-        (503, "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE", "", TransientError),
+        (400, "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE", "", ReadOnlyError),
+        (503, "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE", "", ReadOnlyError),
         (401, None, "", AuthExpiredError),
         (403, "API_DISABLED_FOR_ORG", "API is not enabled", ConfigError),
         (403, "INSUFFICIENT_ACCESS", "insufficient access rights", ConfigError),
@@ -92,6 +99,21 @@ def test_error_text_does_not_copy_the_vendor_message():
 )
 def test_record_codes(code, retryable):
     assert record_retryable(code) is retryable
+
+
+@pytest.mark.parametrize(
+    ("codes", "pauses"),
+    [
+        ([MAINTENANCE] * 3, True),  # the org is read-only: every record refused so
+        ([MAINTENANCE, "UNABLE_TO_LOCK_ROW"], True),  # nothing saved, the org read-only
+        ([MAINTENANCE, None], False),  # one record saved: the rest are per-record failures
+        (["UNABLE_TO_LOCK_ROW", "UNABLE_TO_LOCK_ROW"], False),  # not read-only
+        ([], False),
+    ],
+)
+def test_a_call_that_saved_nothing_for_read_only_mode_pauses_the_run(codes, pauses):
+    refused = read_only_refusal(codes)
+    assert isinstance(refused, ReadOnlyError) if pauses else refused is None
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 from sf_helpers import FAST_RETRY, read_all, task, tier_updates
 
 from connectors.contract import MembershipChange, WritePlan
-from connectors.errors import QuotaExhaustedError, RateLimitedError
+from connectors.errors import QuotaExhaustedError, RateLimitedError, ReadOnlyError
 
 
 @pytest.fixture
@@ -101,19 +101,29 @@ def test_lock_errors_on_3_of_200_are_per_record_and_retryable(sandbox, connect):
     assert all(r.ok for r in retry)
 
 
-def test_writes_refused_in_read_only_mode_are_retryable_and_pass_after_it(sandbox, connect):
-    """Planned maintenance refuses every record saved, and ends by itself: each refusal is
-    a retryable per-record failure (not an admin's configuration error), and the same
-    writes pass once the org is writable again."""
-    connector = connect(sandbox, **FAST_RETRY)
-    ids = [sandbox.customer_id(i) for i in range(3)]
+@pytest.mark.parametrize(
+    ("customers", "settings", "kinds"),
+    [
+        (3, {}, ("collections_update",)),
+        (250, {"bulk_threshold": 100, "bulk_poll_seconds": 0}, ("bulk_ingest_create",)),
+    ],
+    ids=["collection", "bulk-job"],
+)
+def test_writes_refused_in_read_only_mode_raise_read_only_without_a_retry(
+    sandbox, connect, customers, settings, kinds
+):
+    """Planned maintenance refuses every record saved, for hours, and ends by itself: a
+    write call none of whose records was saved, refused so, raises ``ReadOnlyError`` (the
+    run pauses and keeps its writes), never retried (each retry is a call spent) and never
+    per-record failures to retry and dead-letter; its words are crmtier's. The same writes
+    pass once the org is writable again."""
+    connector = connect(sandbox, **FAST_RETRY, **settings)
+    ids = [sandbox.customer_id(i) for i in range(customers)]
     sandbox.read_only_mode()
-    results = connector.apply(WritePlan(field_updates=tier_updates(ids)))
-    assert [r.ok for r in results] == [False] * 3
-    assert all(r.retryable for r in results)
-    assert {r.error_code for r in results} == {
-        "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE"
-    }
+    with pytest.raises(ReadOnlyError) as info:
+        connector.apply(WritePlan(field_updates=tier_updates(ids)))
+    assert "read-only" in str(info.value) and "maintenance." not in str(info.value)
+    assert sandbox.server.calls.count(*kinds) == 1
     assert all("value_tier" not in sandbox.written(i) for i in ids)
     sandbox.read_only_mode(False)
     assert all(r.ok for r in connector.apply(WritePlan(field_updates=tier_updates(ids))))

@@ -92,6 +92,8 @@ def test_memberships_are_added_with_one_call_per_200_and_no_look_up(sandbox, con
 
 
 def test_removing_memberships_looks_up_only_the_leaving_members(sandbox, connect):
+    """One look-up by crmtier's key for the leaving members; a removal whose key finds no
+    member (never made, or added by hand) costs one more, by campaign and contact."""
     connector = connect(sandbox)
     read_all(connector)
     ids = [sandbox.customer_id(i) for i in range(10)]
@@ -99,10 +101,44 @@ def test_removing_memberships_looks_up_only_the_leaving_members(sandbox, connect
     assert all(r.ok for r in connector.apply(WritePlan(memberships=adds)))
     queries = sandbox.server.calls.count("query")
     leaving = tuple(MembershipChange(c, "vip_events", False, f"vip:{c}") for c in ids[:4])
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=leaving)))
+    assert sandbox.server.calls.count("query") == queries + 1
     never = (MembershipChange(sandbox.customer_id(20), "vip_events", False, "vip:never"),)
     assert all(r.ok for r in connector.apply(WritePlan(memberships=leaving + never)))
-    assert sandbox.server.calls.count("query") == queries + 1
+    assert sandbox.server.calls.count("query") == queries + 3
     assert len(sandbox.memberships()) == 6
+
+
+@pytest.mark.parametrize(
+    "kinds", [("individual",), ("corporate",), ("individual", "corporate")], ids="+".join
+)
+def test_a_member_added_by_hand_leaves_when_crmtier_removes_it(sandbox, connect, kinds):
+    """A sanctions hit removes every membership crmtier made (docs/policy.md). A customer
+    someone put in the campaign by hand has no crmtier key: crmtier's add met that member
+    (``DUPLICATE_VALUE``, the goal state) and holds the membership as made, yet its removal
+    looked for the key alone, found nothing and answered success, leaving a sanctioned
+    customer in a VIP campaign in silence. The member is found by the campaign and the
+    customer's Person Contact (a business Account: the Account) as well, a pair Salesforce
+    keeps unique, and removed: one look-up for the chunk, whatever kinds it holds."""
+    connector = connect(sandbox)
+    records = read_all(connector)
+    customers = [next(r.profile.id for r in records if r.profile.kind == k) for k in kinds]
+    campaign = sandbox.mapping.writeback.campaigns["vip_events"]
+    by_hand = [
+        {"attributes": {"type": "CampaignMember"}, "CampaignId": campaign, "ContactId": contact}
+        if kind == "individual"
+        else {"attributes": {"type": "CampaignMember"}, "CampaignId": campaign, "AccountId": c}
+        for kind, c in zip(kinds, customers, strict=True)
+        for contact in [sandbox_contact(c)]
+    ]
+    assert all(r.success for r in sandbox.org.create(by_hand, False))
+    adds = tuple(MembershipChange(c, "vip_events", True, f"vip:{c}") for c in customers)
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=adds)))
+    queries = sandbox.server.calls.count("query")
+    removes = tuple(MembershipChange(c, "vip_events", False, f"vip:{c}") for c in customers)
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=removes)))
+    assert sandbox.server.calls.count("query") == queries + 2  # by key, then by pair
+    assert not sandbox.memberships() & {(c, "vip_events") for c in customers}
 
 
 def test_business_accounts_need_accounts_as_campaign_members(sandbox_factory, connect):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from connectors.errors import ReadOnlyError
 from crmtier.commands.sync import open_engine
 from crmtier.config import load_config
 from sync import bookmarks, schema
@@ -194,6 +195,49 @@ def test_quota_stop_during_writes_keeps_them_for_the_next_run(harness: Harness) 
     keys = [t.external_id for t in sb.tasks()]
     assert keys and len(keys) == len(set(keys))
     assert all(sb.written(cid).get("value_tier") for cid in harness.customer_ids())
+
+
+def test_a_read_only_org_pauses_the_run_and_keeps_its_writes_for_the_next(
+    harness: Harness,
+) -> None:
+    """Salesforce's read-only mode (planned maintenance) lasts hours and refuses every write
+    (``INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE``). Nothing is wrong with the
+    records, and a retry within the run cannot pass: the run stops writing at the first
+    refusal (no retry loop spending API calls on every batch, no dead letter), pauses with
+    a reason that names the read-only org, and keeps the writes in the outbox; the run
+    after the window sends them."""
+    sb = harness.sandbox
+    sb.read_only_mode()  # type: ignore[attr-defined]
+    paused = _run(harness)
+    assert paused.status == "paused_quota"
+    assert "read-only" in (paused.error or "")
+    assert paused.counts.dead_lettered == 0 and paused.dead_letters_open == 0
+    # the calls already sent when the first refusal came back, and no retry of any
+    concurrency = load_config(harness.config).sync.write_concurrency
+    assert 1 <= sb.write_calls() <= 2 * concurrency  # type: ignore[attr-defined]
+    assert _outbox_ids(harness, "pending")
+    sb.read_only_mode(False)  # type: ignore[attr-defined]
+    resumed = _run(harness)
+    assert resumed.status == "succeeded"
+    assert not _outbox_ids(harness, "pending")
+    assert all(sb.written(cid).get("value_tier") for cid in harness.customer_ids())
+
+
+def test_a_webhook_batch_in_a_read_only_org_raises_read_only_for_its_worker(
+    harness: Harness,
+) -> None:
+    """The webhook path pauses as the scheduled run does, and says why: the worker waits
+    for a read-only CRM without giving its events up (``sync.worker``), where a quota or
+    rate-limit pause counts towards burying them."""
+    sb = harness.sandbox
+    _run(harness)
+    customer = harness.customer_ids()[0]
+    sb.edit_customer(customer, RICH)  # type: ignore[attr-defined]
+    sb.read_only_mode()  # type: ignore[attr-defined]
+    with open_engine(load_config(harness.config), as_of=AS_OF) as engine:
+        [record] = engine.connector.fetch([customer])
+        with pytest.raises(ReadOnlyError, match="read-only"):
+            engine.process_changes([record], {customer: "evt-1"})
 
 
 def test_zero_reads_after_a_crash_fail_the_run(harness: Harness) -> None:

@@ -57,7 +57,7 @@ from sync.tasks.webhook_batch import (
 )
 from sync.worker import InboxWorker, WorkerOptions
 from tests.sync.conftest import CRM_TABLE, PG_URL, pg_schema
-from tests.webhooks.test_webhook_worker import T0, Clock, MemoryCrm, Writer
+from tests.webhooks.test_webhook_worker import T0, Clock, MemoryCrm, ReadOnlyWriter, Writer
 from webhooks.deferrer import Deferrer
 from webhooks.metrics import queue_lines
 
@@ -217,6 +217,29 @@ def test_the_last_attempt_buries_the_events_with_their_reason_and_is_final(
         process_job(worker, "job:7", ids, lambda n, o: counted.append((n, o)))
     assert worker.inbox.states(ids)[ids[0]] == (DEAD, "TransientError: 503 from the CRM", 2)
     assert counted == [(0, "dead")]
+
+
+def test_a_read_only_crm_leaves_the_events_pending_for_the_backoff_never_buried(
+    store: StateStore,
+) -> None:
+    """A CRM read-only for maintenance (hours): the job tried its events, so it waits its
+    exponential backoff (``EventsPending``), not the one-second retry of events never
+    tried (``EventsBusy``: a read and a write call every second for hours); the attempt
+    is given back, so no number of them buries the events."""
+    crm = MemoryCrm()
+    crm.set("C1", 1, T0)
+    writer = ReadOnlyWriter()
+    worker = InboxWorker(
+        Inbox(store), crm.fetch, writer, options=WorkerOptions(max_attempts=2), clock=Clock()
+    )
+    ids = _events(worker.inbox, "C1")
+    for _ in range(4):
+        with pytest.raises(EventsPending, match="read-only") as info:
+            process_job(worker, "job:7", ids, lambda n, o: None)
+        assert not isinstance(info.value, EventsBusy)
+        assert worker.inbox.states(ids)[ids[0]][::2] == (PENDING, 0)
+    writer.read_only = False
+    assert process_job(worker, "job:7", ids, lambda n, o: None) == 1
 
 
 def test_events_whose_customer_another_holder_has_wait_untried_and_retry_soon(

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.contract import CrmRecord
-from connectors.errors import AuthExpiredError, RateLimitedError, TransientError
+from connectors.errors import AuthExpiredError, RateLimitedError, ReadOnlyError, TransientError
 from connectors.salesforce.errors import classify as salesforce_error
 from connectors.webhook_events import ChangeEvent
 from connectors.zoho.errors import classify_call as zoho_error
@@ -338,6 +338,40 @@ def test_events_are_buried_after_max_attempts(inbox: Inbox) -> None:
         outcomes.append(worker.drain().outcomes)
     assert outcomes == [{"retry": 1}, {"retry": 1}, {"dead": 1}, {}]
     assert inbox.stats(clock.now).dead == 1
+
+
+class ReadOnlyWriter(Writer):
+    """The engine's path while the CRM is read-only for maintenance: reads go on, the
+    batch's writes pause it (``SyncEngine.process_changes`` raises ``ReadOnlyError``)."""
+
+    read_only = True
+
+    def __call__(
+        self, records: Sequence[CrmRecord], source_event_ids: Mapping[str, str]
+    ) -> Mapping[str, str]:
+        if self.read_only:
+            raise ReadOnlyError("CRM is read-only, writes kept for the next run")
+        return super().__call__(records, source_event_ids)
+
+
+def test_a_read_only_crm_keeps_events_waiting_for_hours_never_buried(inbox: Inbox) -> None:
+    """Planned maintenance lasts hours; max_attempts would bury the events within minutes
+    of it (and every dead event is an alert). They wait instead, tried every backoff_cap
+    without the attempt counting, one batch unsplit, and are written once it is over."""
+    crm, writer, clock = MemoryCrm(), ReadOnlyWriter(), Clock()
+    for i in range(3):
+        crm.set(f"C{i}", i, T0)
+    worker = _worker(inbox, crm, writer, clock, max_attempts=2)
+    inbox.add([[_ev(f"e{i}", f"C{i}")] for i in range(3)], T0)
+    for minute in range(0, 6 * 60, 10):  # six hours, a try every ten minutes
+        clock.now = T0 + timedelta(minutes=minute)
+        assert worker.drain().outcomes == {"read_only": 3}
+        assert worker.drain().events == 0  # waiting out backoff_cap, not hot-looping
+    assert inbox.stats(clock.now).dead == 0
+    assert len(crm.fetches) == 36  # one read a try, the batch never split
+    writer.read_only = False
+    clock.now = T0 + timedelta(hours=6)
+    assert worker.drain().outcomes == {"written": 3}
 
 
 def test_a_customer_held_elsewhere_postpones_without_burying(
