@@ -27,6 +27,10 @@ import time; zcrmsdk's own extension points carry the tenant instead:
   user, shared by every client of that tenant in the process). Different tenants run in
   parallel; Zoho's own concurrency limit (10-25 per org) and the credit budget bound a
   tenant's speed, not this lock.
+* **Filled before any call.** zcrmsdk fills its value converters process-wide on first use
+  (``DataTypeConverter.init``: it returns as soon as both maps hold one entry, so a
+  second thread converting a value while the first fills them can find a type missing).
+  Tenants run in parallel, so a binding fills them once, under the construction lock.
 * **Quiet.** zcrmsdk logs request URLs, parameters and error details: its logger is kept
   out of crmtier's logs, and the FileHandler ``Initializer.initialize`` adds each time is
   closed.
@@ -51,6 +55,7 @@ from zcrmsdk.src.com.zoho.crm.api.dc.data_center import DataCenter
 from zcrmsdk.src.com.zoho.crm.api.initializer import Initializer
 from zcrmsdk.src.com.zoho.crm.api.sdk_config import SDKConfig
 from zcrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
+from zcrmsdk.src.com.zoho.crm.api.util.datatype_converter import DataTypeConverter
 from zcrmsdk.src.com.zoho.crm.api.util.constants import Constants
 
 from connectors.zoho.config import ZohoConfig
@@ -180,6 +185,7 @@ class TenantBinding:
         self.lock = tenant_lock(config)
         environment = DataCenter.Environment(config.base_url, config.accounts_url, config.base_url)
         with _INIT_LOCK:
+            DataTypeConverter.init()
             try:
                 Initializer.initialize(
                     user=UserSignature(config.user_email),

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from zcrmsdk.src.com.zoho.crm.api.initializer import Initializer
+from zcrmsdk.src.com.zoho.crm.api.util.datatype_converter import DataTypeConverter
 
 from connectors.contract import FieldUpdate, WritePlan
 
@@ -110,3 +112,17 @@ def test_clients_of_one_tenant_share_its_lock_and_other_tenants_do_not(zoho, zco
     assert first.client._binding.lock is second.client._binding.lock
     other = first.config.model_copy(update={"user_email": "someone-else@example.com"})
     assert tenant_lock(other) is not tenant_lock(first.config)
+
+
+def test_a_binding_fills_zcrmsdks_value_converters_before_any_call(
+    zoho, zconnect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """zcrmsdk fills them process-wide on first use and stops checking once both maps hold
+    one entry: two tenants' threads converting their first values at once could find a type
+    missing. A binding fills them, under its construction lock, before any call."""
+    monkeypatch.setattr(DataTypeConverter, "pre_converter_map", {})
+    monkeypatch.setattr(DataTypeConverter, "post_converter_map", {})
+    zconnect(zoho)
+    kinds = {"String", "Integer", "Long", "Boolean", "Float", "Double", "Date", "DateTime"}
+    assert kinds <= DataTypeConverter.pre_converter_map.keys()
+    assert kinds <= DataTypeConverter.post_converter_map.keys()
