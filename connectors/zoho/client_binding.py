@@ -57,8 +57,8 @@ from zcrmsdk.src.com.zoho.crm.api.dc.data_center import DataCenter
 from zcrmsdk.src.com.zoho.crm.api.initializer import Initializer
 from zcrmsdk.src.com.zoho.crm.api.sdk_config import SDKConfig
 from zcrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
-from zcrmsdk.src.com.zoho.crm.api.util.datatype_converter import DataTypeConverter
 from zcrmsdk.src.com.zoho.crm.api.util.constants import Constants
+from zcrmsdk.src.com.zoho.crm.api.util.datatype_converter import DataTypeConverter
 
 from connectors.zoho.config import ZohoConfig
 from connectors.zoho.transport import TenantHttp

@@ -9,7 +9,6 @@ import pytest
 
 from tests.ram_scratch import ram_scratch
 
-
 GB = 1 << 30
 
 
