@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 RAM_DISK = Path("/dev/shm")
-#: free room a run needs on the RAM disk beyond what it writes (a run writes far less)
+#: free room on the RAM disk, and memory available, a run asks for: it writes about 600 MB
+#: in all and keeps only failed tests' files, so this leaves room for other runs and jobs
 MIN_FREE = 4 << 30
 CHOSEN_BY_CALLER = ("TMPDIR", "TEMP", "TMP", "PYTEST_DEBUG_TEMPROOT")
 
