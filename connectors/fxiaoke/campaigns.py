@@ -83,19 +83,20 @@ def members_by_hand(
     items: Sequence[MembershipChange],
     keyed: Collection[str],
 ) -> dict[Pair, list[str]]:
-    """Live member record ids by (campaign id, customer id) for the items whose key is not
-    in ``keyed`` (crmtier's keys FXiaoke holds), found by campaign and customer, so a member
-    a relationship manager added by hand (no key) is found: without this a sanctions hit's
-    removal found nothing by key, counted as done, and left the customer in a VIP campaign
-    (docs/policy.md). FXiaoke documents no uniqueness of a customer in a 市场活动, so a
-    pair may name several records: all are returned. No query when every key was found,
-    else one ``/data/query`` per 50 customers (``KEYS_PER_LOOKUP``), ``IN`` on both
-    reference fields, paged by ``_id``; a row outside the wanted pairs (another wanted
-    customer's other campaign) is dropped."""
+    """Live member record ids by (campaign id, customer id), found by campaign and customer
+    rather than crmtier's key, so a member a relationship manager added by hand (no key) is
+    found: without this a sanctions hit's removal found nothing by key, counted as done, and
+    left the customer in a VIP campaign (docs/policy.md). Asked for every removal and for
+    each add whose key is not in ``keyed`` (crmtier's keys FXiaoke holds): FXiaoke documents
+    no uniqueness of a customer in a 市场活动, so a member crmtier made may have a copy made
+    by hand, and a pair may name several records: all are returned. No query for a plan of
+    adds whose keys were all found, else one ``/data/query`` per 50 customers
+    (``KEYS_PER_LOOKUP``), ``IN`` on both reference fields, paged by ``_id``; a row outside
+    the wanted pairs (another wanted customer's other campaign) is dropped."""
     wanted = {
         (campaigns[i.campaign], i.customer_id)
         for i in items
-        if i.dedupe_key not in keyed and i.campaign in campaigns
+        if (not i.member or i.dedupe_key not in keyed) and i.campaign in campaigns
     }
     obj, fields = config.campaign_member_object, config.campaign_member_fields
     events = sorted({c for c, _ in wanted})

@@ -12,9 +12,10 @@
   a query (``KEYS_PER_LOOKUP``), and a create that fails in transit is re-checked by key
   before it is tried again: reruns and dropped connections never duplicate a task or a
   membership. A task whose key FXiaoke holds is not written at all (``PlanWriter._tasks``).
-  A membership whose key FXiaoke does not hold is looked up by campaign and customer too
-  (``campaigns.members_by_hand``): a customer a relationship manager added by hand is a
-  member (no second record is made) and is removed when crmtier removes the membership.
+  A removal, and an add whose key FXiaoke does not hold, look the member up by campaign
+  and customer too (``campaigns.members_by_hand``): a customer a relationship manager added
+  by hand is a member (no second record is made) and is removed when crmtier removes the
+  membership, with every other live record of the pair.
 
 A per-record rejection is that item's failed ``WriteResult``; a failure of the call
 itself (auth, quota, configuration, throttling that outlasts the retries) stops the plan
@@ -207,7 +208,7 @@ class PlanWriter:
         f = self._cfg.campaign_member_fields
         obj = self._cfg.campaign_member_object
         existing = self._existing(obj, f.external_key, [i.dedupe_key for i in items])
-        # An absent key's member may be there by hand: an add counts it as made (no
+        # A member may be there by hand: an add whose key is absent counts it as made (no
         # duplicate, as Salesforce's DUPLICATE_VALUE), a removal (a sanctions hit's) finds it.
         by_hand = members_by_hand(
             self._live_rows, self._cfg, self._writeback.campaigns, items, set(existing)
@@ -248,7 +249,7 @@ class PlanWriter:
                 return WriteResult(
                     "membership", key, False, "CAMPAIGN_INVALIDATED", binned[item.campaign]
                 )
-            records = [str(found[ID])] if found is not None else hand
+            records = sorted({*hand, *([str(found[ID])] if found is not None else [])})
             results = [self._invalidate("membership", obj, key, r) for r in records]
             return next((r for r in results if not r.ok), results[0])
 

@@ -3,9 +3,10 @@ with no crmtier key (``field_crmtier_key__c``).
 
 A removal looked for crmtier's key alone: it found nothing, answered success, and a
 sanctions hit left the customer in a VIP campaign (docs/policy.md). An add made a second
-member record next to the hand-made one. Both now look an absent key's member up by
-campaign and customer (``campaigns.members_by_hand``): an add counts the member as made,
-a removal invalidates it (作废)."""
+member record next to the hand-made one. A removal, and an add whose key is absent, now
+look the member up by campaign and customer (``campaigns.members_by_hand``): an add
+counts the member as made, a removal invalidates it (作废), with every other live record
+of the pair."""
 
 from __future__ import annotations
 
@@ -82,20 +83,35 @@ def test_the_look_up_by_pair_costs_one_query_per_50_customers(
     assert not sandbox.memberships()
 
 
-def test_members_crmtier_made_need_no_look_up_by_pair(
+def test_adds_of_members_crmtier_made_need_no_look_up_by_pair(
     sandbox: FxiaokeSandbox, connect: Connect
 ) -> None:
-    """Keys FXiaoke holds answer every item, an add sent again as a removal: the look-up
-    by pair is not made."""
+    """Adds whose keys FXiaoke holds (a plan sent again) cost their look-up by key only; a
+    removal always looks by pair as well (one query for the plan)."""
     connector = connect(sandbox)
     adds = tuple(_change(i, VIP, True) for i in range(3))
     assert all(r.ok for r in connector.apply(WritePlan(memberships=adds)))
     queries = sandbox.server.calls.count("query")
-    removals = tuple(_change(i, VIP, False) for i in range(3))
     assert all(r.ok for r in connector.apply(WritePlan(memberships=adds)))
+    assert sandbox.server.calls.count("query") == queries + 1
+    removals = tuple(_change(i, VIP, False) for i in range(3))
     assert all(r.ok for r in connector.apply(WritePlan(memberships=removals)))
-    assert sandbox.server.calls.count("query") == queries + 2  # one by key per plan
+    assert sandbox.server.calls.count("query") == queries + 3
     assert not sandbox.memberships()
+
+
+def test_a_copy_by_hand_of_a_member_crmtier_made_leaves_with_it(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """crmtier made the member, then someone added the customer again by hand: the
+    removal invalidates both records, not only the one its key finds."""
+    connector = connect(sandbox)
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=(_change(1, VIP, True),))))
+    sandbox.add_member_by_hand(customer_id(1), VIP)
+    assert _live(sandbox, 1, VIP) == 2
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=(_change(1, VIP, False),))))
+    assert _live(sandbox, 1, VIP) == 0
+    assert sandbox.server.calls.count("invalid") == 2
 
 
 def test_another_campaign_of_the_same_customers_is_left_alone(
