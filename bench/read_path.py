@@ -11,6 +11,17 @@ Then, with no network and no sandbox running, it times crmtier's own work on the
                    the mapping to a canonical profile, its DQ issues, the CRM's
                    write-back values
   input_hash       ``sync.reader.input_hash`` of every record (the reader's intake)
+  profile_text     ``sync.inputs.profile_text`` of every record (what the store keeps of a
+                   decided customer)
+
+and, within ``records``, the parts issue 18 item 2 (CRM pages as columns, no model per
+record) would replace or keep:
+
+  mapping          ``connectors.mapping.profile_from_crm`` alone, on every raw record
+    validate       of which ``CustomerProfile.model_validate`` of the coerced values (the
+                   model per record); the rest of ``mapping`` is the per-field coercion
+  cells            ``Cells.from_profiles`` of every page's profiles (the pages as read), as
+                   the sync's assessment gathers them again into columns
 
 Figures are CPU time (``time.process_time``) per customer, best of ``--repeat`` passes,
 with the cyclic collector paused as ``crmtier sync`` nearly does (``fewer_collections``).
@@ -37,10 +48,13 @@ import pydantic_core
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE)]
 
-from connectors.mapping import FieldMapping, WritebackConfig  # noqa: E402
+from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm  # noqa: E402
 from connectors.registry import build_connector  # noqa: E402
 from connectors.sandbox.base import open_sandbox  # noqa: E402
+from sync.inputs import profile_text  # noqa: E402
 from sync.reader import input_hash  # noqa: E402
+from tiering_core.cells import Cells  # noqa: E402
+from tiering_core.models import CustomerProfile  # noqa: E402
 
 
 def _best(repeat: int, work: Callable[[], Any]) -> float:
@@ -79,6 +93,15 @@ def _builder(connector: Any, rows: list[Any]) -> Callable[[list[Any]], list[Any]
     return lambda raws: [one(raw) for raw in raws]
 
 
+def pages_of(profiles: list[Any], sizes: list[int]) -> list[list[Any]]:
+    """``profiles`` cut into the pages the read returned them in."""
+    out, start = [], 0
+    for size in sizes:
+        out.append(profiles[start : start + size])
+        start += size
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--crm", default="salesforce", choices=("salesforce", "zoho", "fxiaoke"))
@@ -103,16 +126,25 @@ def main() -> None:
             session = getattr(connector.client, "session", None)
             if session is not None:
                 session.hooks["response"].append(lambda r, *a, **k: bodies.append(r.content))
-            for _ in connector.read_changed(None):
-                pass
+            sizes = [len(page.records) for page in connector.read_changed(None)]
         finally:
             sandbox.stop()
 
     pages = [b for b in bodies if b"access_token" not in b]  # the data calls, not the login
     records = build(rows)
+    profiles = [r.profile for r in records]
+    # the coerced values as the mapping hands them to the model: what the profile was set from
+    trees = [p.model_dump(exclude_unset=True) for p in profiles]
+    ids = [p.id for p in profiles]
     work: dict[str, Callable[[], Any]] = {
         "records": lambda: build(rows),
-        "input_hash": lambda: [input_hash(r.profile, "v1") for r in records],
+        "  mapping": lambda: [
+            profile_from_crm(i, r, mapping) for i, r in zip(ids, rows, strict=True)
+        ],
+        "    validate": lambda: [CustomerProfile.model_validate(t) for t in trees],
+        "  cells": lambda: [Cells.from_profiles(page) for page in pages_of(profiles, sizes)],
+        "input_hash": lambda: [input_hash(p, "v1") for p in profiles],
+        "profile_text": lambda: [profile_text(p) for p in profiles],
     }
     if pages:
         work = {"decode": lambda: [pydantic_core.from_json(b) for b in pages], **work}
