@@ -11,6 +11,8 @@ the active policy:
   are written only when mapped;
 * a mapped ``explanation`` must fit the CRM's text field (``explanation_max_chars``), or
   every write of it would fail;
+* ``reasons_max`` (deprecated, never read: the policy's ``strategy.reasons_top`` is the
+  number of reasons written) must say what the policy does, else it is refused;
 * with campaign memberships on, every campaign of the policy is mapped to a CRM campaign
   or switched off (``survey_mass = false``), and no other key is given but one that adds
   no one (``key = { id = "...", add = false }``): a campaign the policy no longer has,
@@ -79,6 +81,13 @@ def writeback_problems(
             f"fit the {crm} text field explanation is written to (at most {limit} "
             f"characters); set explanation_max_chars = {limit} or less"
         )
+    top = policy.strategy.reasons_top
+    if writeback.reasons_max is not None and writeback.reasons_max != top:
+        problems.append(
+            f"[writeback] reasons_max: {writeback.reasons_max}, but the CRM's reasons field "
+            f"gets the policy's strategy.reasons_top ({top}) reasons; delete reasons_max, or "
+            f"set strategy.reasons_top = {writeback.reasons_max} in the policy file"
+        )
     if writeback.campaign_memberships:
         problems += _table_problems(
             writeback,
@@ -93,6 +102,19 @@ def writeback_problems(
             writeback, "queues", policy_queues(policy), "queue", "policy's task queue"
         )
     return problems
+
+
+def writeback_notices(writeback: WritebackConfig, policy: Policy) -> list[str]:
+    """Keys that load but should go: ``reasons_max`` agreeing with the policy (an older
+    shipped mapping copied whole into ``crmtier.toml``), which ``writeback_problems``
+    refuses when it disagrees."""
+    if writeback.reasons_max != policy.strategy.reasons_top:  # absent, or refused
+        return []
+    return [
+        "[writeback] reasons_max: deprecated and not read: the CRM's reasons field gets the "
+        f"policy's strategy.reasons_top ({policy.strategy.reasons_top}) reasons, as this "
+        "value says; delete reasons_max"
+    ]
 
 
 def _table_problems(

@@ -132,7 +132,11 @@ class WritebackConfig(BaseModel):
     queues: dict[str, str] = Field(default_factory=dict)  # task queue -> CRM owner/queue id
     switched_off: frozenset[str] = frozenset()  # "<table>.<key>" set to false
     remove_only: frozenset[str] = frozenset()  # campaign keys given with add = false
-    reasons_max: int = 4  # top reasons by weight written to the CRM
+    #: deprecated, never read: how many reasons the CRM's ``reasons`` field gets is the
+    #: policy's ``strategy.reasons_top``. Still accepted so a file copied from an older
+    #: shipped mapping loads; ``connectors/coverage.py`` refuses a value that differs from
+    #: the policy's (a number configured and not honoured) and warns on one that agrees.
+    reasons_max: int | None = None
     #: the ``explanation`` output (sync/explanation.py): its language and length, which
     #: ``connectors/coverage.py`` holds to the CRM's text field
     explanation_language: Literal["en", "zh"] = "en"

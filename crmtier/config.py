@@ -26,6 +26,7 @@ e.g. ``CRMTIER_SYNC__WRITE_CONCURRENCY=2``.
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from pathlib import Path
@@ -38,10 +39,10 @@ from sqlalchemy.engine import make_url
 
 from connectors.config_text import did_you_mean, sentence, where
 from connectors.contract import Connector
-from connectors.coverage import mapping_problems, writeback_problems
+from connectors.coverage import mapping_problems, writeback_notices, writeback_problems
 from connectors.errors import ConfigError
 from connectors.mapping import FieldMapping, WritebackConfig, unwrap_optional
-from connectors.registry import build_connector, default_mapping, kinds
+from connectors.registry import build_connector, default_mapping, kinds, plugin
 from connectors.secrets import SecretRefError, resolve_secret
 from crmtier.config_sections import (
     CoverageSection,
@@ -57,6 +58,8 @@ from sync.crypto import StoreCipher, parse_key
 from sync.shared_limits import share as share_limits
 from sync.store import StateStore
 from tiering_core.policy import PolicyError, load_policy
+
+log = logging.getLogger("crmtier.config")
 
 _SECRET_KEY = re.compile(r"secret|token|password|passwd|permanent_code|(^|_)key$", re.I)
 
@@ -292,7 +295,7 @@ def load_config(path: Path | str) -> CrmtierConfig:
         config = _validate(data, path)
     except _Problem as exc:
         raise ConfigFileError(f"{path}: {exc}") from None
-    problems = _coverage_problems(config)
+    problems = _coverage_problems(config, path)
     if problems:
         raise ConfigFileError("\n".join(f"{path}: {p}" for p in problems))
     return config
@@ -319,8 +322,23 @@ def _validate(data: dict[str, Any], path: Path) -> CrmtierConfig:
         config.sync.interval()
     except ValueError as exc:
         raise _Problem(f"[sync] every: {exc}") from None
+    _check_crm_keys(config.crm)
     _check_workers(config)
     return config
+
+
+def _check_crm_keys(crm: dict[str, Any]) -> None:
+    """A ``[crm]`` key the CRM's settings model does not have stops every command here,
+    not only those that build the connector (``explain``, ``report`` ran on a file the
+    next sync refused). Names only: validating the values would resolve the secrets,
+    which a command that never calls the CRM does not need. An unknown kind is
+    reported with the coverage problems."""
+    if crm.get("kind") not in kinds():
+        return
+    known = plugin(crm["kind"]).settings.model_fields
+    for key in crm:
+        if key not in known:
+            raise _Problem(f"crm.{key}: unknown key{did_you_mean(key, known)}")
 
 
 def _check_workers(config: CrmtierConfig) -> None:
@@ -339,9 +357,11 @@ def _check_workers(config: CrmtierConfig) -> None:
         )
 
 
-def _coverage_problems(config: CrmtierConfig) -> list[str]:
+def _coverage_problems(config: CrmtierConfig, path: Path) -> list[str]:
     """What the mapping and write-back leave unnamed or misname, against the policy the
-    config uses (a policy that does not load is the one problem then)."""
+    config uses (a policy that does not load is the one problem then). A deprecated key
+    that still says what the policy does is logged as a warning naming ``path``, once
+    per load, so an upgraded file keeps working while it says what to delete."""
     try:
         policy = load_policy(config.policy_path())
     except PolicyError as exc:
@@ -349,6 +369,11 @@ def _coverage_problems(config: CrmtierConfig) -> list[str]:
     known = kinds()
     if config.kind not in known:
         return [f"[crm] kind: must be one of {', '.join(known)}{did_you_mean(config.kind, known)}"]
-    return mapping_problems(config.field_mapping()) + writeback_problems(
-        config.writeback_config(), policy, config.kind
+    writeback = config.writeback_config()
+    problems = mapping_problems(config.field_mapping()) + writeback_problems(
+        writeback, policy, config.kind
     )
+    if not problems:
+        for notice in writeback_notices(writeback, policy):
+            log.warning("%s: %s", path, notice)
+    return problems

@@ -174,7 +174,6 @@ class FxiaokeSandbox(SandboxLifecycle):
             *_table("mapping.fields", self.mapping.mapping.fields),
             "[writeback]",
             f"restricted = {q(list(self.mapping.writeback.restricted))}",
-            f"reasons_max = {self.mapping.writeback.reasons_max}",
             f"tasks = {q(self.mapping.writeback.tasks)}",
             f"campaign_memberships = {q(self.mapping.writeback.campaign_memberships)}",
             "",

@@ -326,7 +326,6 @@ class SalesforceSandbox(SalesforceFaults, SandboxLifecycle):
             "",
             "[writeback]",
             f"restricted = {json.dumps(list(self.mapping.writeback.restricted))}",
-            f"reasons_max = {self.mapping.writeback.reasons_max}",
             f"tasks = {str(self.mapping.writeback.tasks).lower()}",
             f"campaign_memberships = {str(self.mapping.writeback.campaign_memberships).lower()}",
             "",

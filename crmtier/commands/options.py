@@ -27,8 +27,9 @@ config_option = click.option(
     help="crmtier.toml",
 )
 
-#: a level logging does not know is a usage error (exit 2, one line), not a traceback
-LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)
+#: a level logging does not know is a usage error (exit 2, one line), not a traceback;
+#: every level it names stays accepted (``serve --log-level CRITICAL`` started before)
+LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
 
 log_level_option = click.option("--log-level", default="INFO", show_default=True, type=LOG_LEVELS)
 

@@ -6,6 +6,7 @@ like the real ones (docs/adding-a-crm.md). Differences between CRMs come from
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import date
 
@@ -284,15 +285,21 @@ def test_no_secret_in_repr_or_str(crm, sandbox_factory, connect):
         assert value not in shown
 
 
-def test_sandbox_config_loads_with_the_product_loader(crm, sandbox_factory, tmp_path, monkeypatch):
-    """What ``crmtier sandbox --write-config`` writes is a valid crmtier.toml."""
+def test_sandbox_config_loads_with_the_product_loader(
+    crm, sandbox_factory, tmp_path, monkeypatch, caplog
+):
+    """What ``crmtier sandbox --write-config`` writes is a valid crmtier.toml, loading
+    without a warning: no deprecated key (``[writeback] reasons_max``) for an admin to copy."""
     sandbox = sandbox_factory(crm, customers=1)
     text, env = sandbox.crmtier_config()
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     path = tmp_path / "crmtier.toml"
     path.write_text(text, encoding="utf-8")
+    caplog.set_level(logging.WARNING)
     config = load_config(path)
+    assert "reasons_max" not in text
+    assert [r.getMessage() for r in caplog.records if r.name == "crmtier.config"] == []
     assert config.crm["kind"] == crm
     assert load_crm_settings(plugin(crm).settings, config.crm).api_share > 0
     connector = config.connector()

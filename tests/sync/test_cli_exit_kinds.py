@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -158,3 +159,14 @@ def test_a_log_level_logging_does_not_know_is_a_usage_error_not_a_traceback(
     assert result.exit_code == 2, result.output
     assert "--log-level" in result.output and "Traceback" not in result.output
     assert not isinstance(result.exception, ValueError)
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "sync"])
+@pytest.mark.parametrize("level", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "critical"])
+def test_every_level_logging_names_is_still_a_log_level(command: str, level: str) -> None:
+    """The usage check on ``--log-level`` refuses only what logging does not know: a unit
+    file starting ``serve --log-level CRITICAL`` ran before it and must still start."""
+    found = cli.get_command(click.Context(cli), command)
+    assert found is not None
+    option = next(p for p in found.params if p.name == "log_level")
+    assert option.type.convert(level, option, None) == level.upper()

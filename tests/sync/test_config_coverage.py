@@ -4,6 +4,7 @@ is refused at load with a did-you-mean, naming the file read."""
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -35,6 +36,7 @@ def test_each_shipped_mapping_covers_the_default_policy_exactly(kind: str) -> No
     assert set(shipped.writeback.campaigns) == set(POLICY.strategy.campaigns)
     assert set(shipped.writeback.queues) == policy_queues(POLICY)
     assert not shipped.writeback.switched_off
+    assert shipped.writeback.reasons_max is None  # a key nothing reads: not shipped
 
 
 def _shipped_writeback(kind: str = "salesforce") -> str:
@@ -49,6 +51,8 @@ def _config(tmp_path: Path, body: str, name: str = "bank.toml") -> Path:
 
 
 WRITEBACK = _shipped_writeback()
+#: a line every shipped ``[writeback]`` has, after which a test adds a key of that table
+TASKS_ON = "tasks = true\n"
 
 
 @pytest.mark.parametrize(
@@ -163,13 +167,13 @@ EXPLAINED = WRITEBACK.replace(
             "[writeback.fields] explaination: unknown field; did you mean explanation?",
         ),
         (
-            EXPLAINED.replace("reasons_max = 4", "reasons_max = 4\nexplanation_max_chars = 256"),
+            EXPLAINED.replace(TASKS_ON, TASKS_ON + "explanation_max_chars = 256\n"),
             "bank.toml: [writeback] explanation_max_chars: 256 does not fit the salesforce "
             "text field explanation is written to (at most 255 characters); set "
             "explanation_max_chars = 255 or less",
         ),
         (
-            EXPLAINED.replace("reasons_max = 4", 'reasons_max = 4\nexplanation_language = "fr"'),
+            EXPLAINED.replace(TASKS_ON, TASKS_ON + 'explanation_language = "fr"\n'),
             "explanation_language",
         ),
     ],
@@ -185,8 +189,7 @@ def test_the_explanation_is_optional_and_loads_when_mapped(tmp_path: Path) -> No
     language and length; a cap that fits one CRM's field may not fit another's."""
     assert "explanation" not in load_config(_config(tmp_path, WRITEBACK)).writeback_config().fields
     body = EXPLAINED.replace(
-        "reasons_max = 4",
-        'reasons_max = 4\nexplanation_language = "zh"\nexplanation_max_chars = 200',
+        TASKS_ON, TASKS_ON + 'explanation_language = "zh"\nexplanation_max_chars = 200\n'
     )
     writeback = load_config(_config(tmp_path, body)).writeback_config()
     assert writeback.fields["explanation"] == "Tier_Explanation__c"
@@ -196,4 +199,68 @@ def test_the_explanation_is_optional_and_loads_when_mapped(tmp_path: Path) -> No
         "[writeback] explanation_max_chars: 200 does not fit the fxiaoke text field "
         "explanation is written to (at most 100 characters); set explanation_max_chars = 100 "
         "or less"
+    ]
+
+
+#: (policy's strategy.reasons_top, [writeback] line, refusal or None, deprecation warning)
+REASONS_MAX_CASES = [
+    pytest.param(4, "", None, False, id="absent-loads-quietly"),
+    pytest.param(4, "reasons_max = 4\n", None, True, id="equal-default-policy-warns"),
+    pytest.param(3, "reasons_max = 3\n", None, True, id="equal-own-policy-warns"),
+    pytest.param(
+        4,
+        "reasons_max = 6\n",
+        "[writeback] reasons_max: 6, but the CRM's reasons field gets the "
+        "policy's strategy.reasons_top (4) reasons; delete reasons_max, or set "
+        "strategy.reasons_top = 6 in the policy file",
+        False,
+        id="differs-from-default-policy-refused",
+    ),
+    pytest.param(
+        3,
+        "reasons_max = 4\n",  # the shipped value, kept by a bank whose policy says 3
+        "[writeback] reasons_max: 4, but the CRM's reasons field gets the "
+        "policy's strategy.reasons_top (3) reasons; delete reasons_max, or set "
+        "strategy.reasons_top = 4 in the policy file",
+        False,
+        id="shipped-value-under-own-policy-refused",
+    ),
+]
+
+
+@pytest.mark.parametrize(("top", "line", "refused", "warns"), REASONS_MAX_CASES)
+def test_reasons_max_is_deprecated_and_never_silently_ignored(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    top: int,
+    line: str,
+    refused: str | None,
+    warns: bool,
+) -> None:
+    """``[writeback] reasons_max`` was shipped in every mapping and never read: the count
+    of reasons is the policy's ``strategy.reasons_top``. A bank upgrading with the old
+    ``[writeback]`` copied into its file loads with one deprecation line while the value
+    says what the policy does; a different value is refused at load, naming the key, both
+    numbers and what to do, rather than a number configured and silently not honoured."""
+    policy_text = resources.files("tiering_core").joinpath("default_policy.toml").read_text()
+    assert "\nreasons_top = 4 " in policy_text
+    policy = tmp_path / "policy.toml"
+    policy.write_text(policy_text.replace("\nreasons_top = 4 ", f"\nreasons_top = {top} "))
+    body = WRITEBACK.replace(TASKS_ON, TASKS_ON + line)
+    body += f'[policy]\nfile = "{policy.name}"\n'
+    assert body.count("reasons_max") == (1 if line else 0)  # the shipped text has none
+    path = _config(tmp_path, body)
+    caplog.set_level(logging.WARNING, logger="crmtier.config")
+    if refused is not None:
+        assert refusal(path) == f"{path}: {refused}"
+        return
+    load_config(path)
+    said = [r.getMessage() for r in caplog.records if r.name == "crmtier.config"]
+    if not warns:
+        assert said == []
+        return
+    assert said == [
+        f"{path}: [writeback] reasons_max: deprecated and not read: the "
+        f"CRM's reasons field gets the policy's strategy.reasons_top ({top}) reasons, as "
+        "this value says; delete reasons_max"
     ]

@@ -121,3 +121,40 @@ def test_spreading_a_full_sync_without_a_task_engine_is_refused(tmp_path: Path) 
     text = f'{CRM_TABLE}\n[workers]\nengine = "inline"\nspread_full_sync = true\n'
     with pytest.raises(ConfigFileError, match="spread_full_sync = true needs engine"):
         load_config(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("crm", "refused"),
+    [
+        (
+            CRM_TABLE + "conect_timeout = 5\n",
+            "crm.conect_timeout: unknown key; did you mean connect_timeout?",
+        ),
+        (
+            '[crm]\nkind = "zoho"\npage_sise = 100\n',
+            "crm.page_sise: unknown key; did you mean page_size?",
+        ),
+        (
+            '[crm]\nkind = "fxiaoke"\ncalls_per_windows = 50\n',
+            "crm.calls_per_windows: unknown key; did you mean calls_per_window?",
+        ),
+        ('[crm]\nkind = "salesforce"\nfrobnicate = 1\n', "crm.frobnicate: unknown key"),
+        (CRM_TABLE + "read_timeout = 60\n", None),  # known: loads, its secrets unread
+    ],
+    ids=["salesforce-misspelt", "zoho-misspelt", "fxiaoke-misspelt", "unknown", "known"],
+)
+def test_a_crm_key_the_crm_does_not_know_stops_every_command_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crm: str, refused: str | None
+) -> None:
+    """docs/admin-setup.md, "Every [crm] key": a key not listed stops every command with
+    one line and a did-you-mean. It was checked only when a command built the connector,
+    so ``explain``, ``report`` or ``sync --dead-letters`` ran on a file whose timeout or
+    page size the next sync would refuse. Checked by name only: a command that never
+    calls the CRM still needs none of its secrets (the variables are unset here)."""
+    monkeypatch.delenv("SF_ID", raising=False)
+    monkeypatch.delenv("SF_SECRET", raising=False)
+    path = _write(tmp_path, crm)
+    if refused is None:
+        assert load_config(path).crm["read_timeout"] == 60
+        return
+    assert refusal(path) == f"{path}: {refused}"
