@@ -14,10 +14,11 @@ fetch, admit, process and settle path as the in-process worker. What it leaves p
 retries the job with its exponential backoff; events left untried because another
 worker or a sync run holds their customers (``EventsBusy``) are retried in a second;
 events a read-only CRM put back (``EventsReadOnly``) were tried and wait ``backoff_cap``
-(10 minutes) whatever the job's attempts, as the in-process worker does, never buried,
-their attempt given back (the exponential backoff would spend the job's attempts in four
-minutes, and the sweep would defer a new job at once: a read and a write call every few
-seconds for the hours of the maintenance);
+(10 minutes) whatever the job's attempts, as the in-process worker does, their attempt
+given back, buried only after a day of it (``WorkerOptions.read_only_patience``): the
+exponential backoff would spend the job's attempts in four minutes, and the sweep would
+defer a new job at once, a read and a write call every few seconds for the hours of the
+maintenance;
 what the worker buried after the last attempt makes it raise ``EventsBuried``, which is
 not retried: the job is the engine's dead letter, and its events stay ``dead`` in the
 inbox with their reason.
