@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from connectors.calltally import CallTally
 from connectors.contract import WriteResult
 from connectors.errors import UNANSWERED, AuthExpiredError, RateLimitedError
 from sync import schema
@@ -44,6 +45,7 @@ def read_again_in_flight(
     (item,) = pool.queue.values()
     pool.queue.clear()  # sent: in flight, its answer not recorded
     pool.inflight[call] = [item]
+    pool.calls[call] = CallTally()  # refused before any CRM call left
     pool.inflight_by_customer["C01"] = {item.id}
     for read in reads:  # the customer read again meanwhile, each time
         tasks = (MINE,) if read == "wants" else ()
