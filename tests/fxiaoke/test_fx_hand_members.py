@@ -11,13 +11,17 @@ of the pair."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
 from connectors.contract import MembershipChange, WritePlan
+from connectors.errors import ConnectorError
 from connectors.sandbox.fxiaoke import FxiaokeSandbox
+from connectors.sandbox.fxiaoke_routes import error_response
 from connectors.sandbox.fxiaoke_schema import CAMPAIGN_MEMBER
 from connectors.sandbox.generator import customer_id
+from connectors.sandbox.server import Response
 from tests.fxiaoke.fx_helpers import Connect, MakeSandbox, capture
 
 VIP, SEMINAR = "vip_events", "wealth_seminar"
@@ -126,3 +130,46 @@ def test_another_campaign_of_the_same_customers_is_left_alone(
     assert all(r.ok for r in connector.apply(plan))
     assert sandbox.server.calls.count("invalid") == 0
     assert sandbox.memberships() == {(customer_id(1), VIP), (customer_id(2), SEMINAR)}
+
+
+def test_a_removal_stopped_half_way_is_finished_by_the_next_run(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """crmtier's record and two copies by hand; the second invalidation is refused (as a
+    run killed between its invalidations leaves one): the removal is not ok, so it is sent
+    again, and the next run finds the records still live by campaign and customer (crmtier's key
+    is gone with its record) and invalidates them: none is left behind."""
+    connector = connect(sandbox)
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=(_change(1, VIP, True),))))
+    for _ in range(2):
+        sandbox.add_member_by_hand(customer_id(1), VIP)
+    sandbox.server.inject("invalid", response=error_response(15002, "参数不合法"), after=1)
+    leave = WritePlan(memberships=(_change(1, VIP, False),))
+    (first,) = connector.apply(leave)
+    assert not first.ok and first.error_code == "15002"
+    assert _live(sandbox, 1, VIP) == 1
+    assert all(r.ok for r in connector.apply(leave))
+    assert _live(sandbox, 1, VIP) == 0
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"response": error_response(15003, "APP没有访问权限")},
+        {"response": Response.json({"error": "boom"}, 502), "times": None},
+        {"drop": True, "times": None},
+    ],
+    ids=["refused", "bad_gateway", "dropped"],
+)
+def test_an_add_is_not_counted_as_made_when_the_look_up_by_pair_fails(
+    sandbox: FxiaokeSandbox, connect: Connect, fault: dict[str, Any]
+) -> None:
+    """The look-up by key answers (no key), the look-up by campaign and customer fails: the
+    add is no success on an unanswered question: the plan stops with the error, and no
+    member record is written, so the next run asks again."""
+    connector = connect(sandbox)
+    sandbox.add_member_by_hand(customer_id(1), VIP)
+    sandbox.server.inject("query", after=1, **fault)
+    with pytest.raises(ConnectorError):
+        connector.apply(WritePlan(memberships=(_change(1, VIP, True),)))
+    assert sandbox.server.calls.count("create") == 0
