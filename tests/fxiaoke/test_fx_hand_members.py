@@ -173,3 +173,25 @@ def test_an_add_is_not_counted_as_made_when_the_look_up_by_pair_fails(
     with pytest.raises(ConnectorError):
         connector.apply(WritePlan(memberships=(_change(1, VIP, True),)))
     assert sandbox.server.calls.count("create") == 0
+
+
+def test_a_look_up_past_one_page_drops_the_cross_pairs_and_misses_no_record(
+    make_sandbox: MakeSandbox, connect: Connect
+) -> None:
+    """60 customers, each by hand in both campaigns and twice in VIP; the even ones leave
+    VIP, the odd ones the seminar. The first 50 customers' look-up matches 150 rows (two
+    pages of 100, paged by ``_id``), a third of them another wanted customer's other
+    campaign (a cross pair of the two ``IN``s): every record of a removed pair goes, every
+    other stays."""
+    sandbox = make_sandbox(customers=60)
+    connector = connect(sandbox)
+    for i in range(60):
+        for campaign in (VIP, VIP, SEMINAR):
+            sandbox.add_member_by_hand(customer_id(i), campaign)
+    leave = tuple(_change(i, (VIP, SEMINAR)[i % 2], False) for i in range(60))
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=leave)))
+    for i in range(60):
+        assert (_live(sandbox, i, VIP), _live(sandbox, i, SEMINAR)) == ((0, 1), (2, 0))[i % 2]
+    assert sandbox.server.calls.count("invalid") == 30 * 2 + 30
+    # by key: 2 (60 keys); by pair: 2 pages for the first 50 customers, 1 for the last 10
+    assert sandbox.server.calls.count("query") == 2 + 2 + 1
