@@ -56,9 +56,7 @@ class InFlight:
             save_states(conn, e.stream, [{"customer_id": "C01", "pseudonym": "p-C01"}])
             self.states: dict[str, CustomerState] = load_states(conn, e.stream, ["C01"])
             taskbudget.record(conn, e.stream, self.parts.run_id, ["C01"], {"C01": [MINE]}, {})
-            self.parts.dispatcher.enqueue(
-                conn, [_planned("C01", (MINE,))], self.states, PageRows()
-            )
+            self.parts.dispatcher.enqueue(conn, [_planned("C01", (MINE,))], self.states, PageRows())
         (self.item,) = pool.queue.values()
         pool.queue.clear()
         pool.inflight[Future()] = [self.item]
@@ -162,7 +160,10 @@ def test_a_page_whose_commit_fails_leaves_the_withdrawals_as_they_were(
     queued in its place, the customer's decision parked until it is read again."""
     for read in committed:
         in_flight.read(read)
-    with pytest.raises(RuntimeError, match="commit failed"), in_flight.parts.recorder.page() as rows:
+    with (
+        pytest.raises(RuntimeError, match="commit failed"),
+        in_flight.parts.recorder.page() as rows,
+    ):
         in_flight.read(failed, rows)
         raise RuntimeError("commit failed")
     in_flight.answer(LOST)
