@@ -1,0 +1,77 @@
+"""A text longer than its Zoho field's metadata ``length`` is refused before any write
+call, naming the output, the field, both lengths and the key that bounds it (never the
+text, which may hold a customer's figures); it was cut to fit, which left the CRM
+holding less than the audit trail records as decided."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.contract import FieldUpdate, WritePlan
+from connectors.errors import ConfigError
+from connectors.zoho.mapping import FieldInfo, zoho_value
+
+#: (output, field type, field length, text length, refusal or None: written whole)
+CASES = [
+    pytest.param("reasons", "textarea", 2000, 2000, None, id="reasons-filling-the-field"),
+    pytest.param("reasons", "textarea", None, 40_000, None, id="reasons-no-length-given"),
+    pytest.param(
+        "reasons",
+        "textarea",
+        2000,
+        2001,
+        "writeback.fields.reasons -> Zoho Accounts.Tier_Reasons: a text of 2001 characters does "
+        "not fit the field (at most 2000 characters); lengthen Tier_Reasons in Zoho, or "
+        "shorten what reasons holds (the policy's strategy.reasons_max_chars)",
+        id="reasons-one-over-refused",
+    ),
+    pytest.param(
+        "explanation",
+        "text",
+        100,
+        255,
+        "writeback.fields.explanation -> Zoho Accounts.Tier_Reasons: a text of 255 characters does "
+        "not fit the field (at most 100 characters); lengthen Tier_Reasons in Zoho, or "
+        "shorten what explanation holds ([writeback] explanation_max_chars)",
+        id="explanation-over-a-short-field-refused",
+    ),
+    pytest.param(
+        "policy_version",
+        "text",
+        10,
+        11,
+        "writeback.fields.policy_version -> Zoho Accounts.Tier_Reasons: a text of 11 characters "
+        "does not fit the field (at most 10 characters); lengthen Tier_Reasons in Zoho, or "
+        "shorten what policy_version holds (its text)",
+        id="policy-version-over-refused",
+    ),
+]
+
+
+@pytest.mark.parametrize(("output", "kind", "length", "chars", "refusal"), CASES)
+def test_text_is_written_whole_or_refused(
+    output: str, kind: str, length: int | None, chars: int, refusal: str | None
+) -> None:
+    field = FieldInfo("Tier_Reasons", kind, length=length)
+    text = "字" * chars  # characters, not bytes, are counted
+    if refusal is None:
+        assert zoho_value(output, text, field, module="Accounts") == text
+        return
+    with pytest.raises(ConfigError) as info:
+        zoho_value(output, text, field, module="Accounts")
+    assert str(info.value) == refusal
+    assert "字" not in str(info.value)
+
+
+def test_a_text_longer_than_its_field_is_refused_before_any_write(zoho, zconnect):
+    connector = zconnect(zoho)
+    first, second = zoho.customer_ids()[:2]
+    plan = WritePlan(
+        field_updates=(
+            FieldUpdate(first, {"policy_version": "v1"}),
+            FieldUpdate(second, {"policy_version": "v" * 256}),  # the sandbox's text: 255
+        )
+    )
+    with pytest.raises(ConfigError, match=r"policy_version.*text of 256 characters.*at most 255"):
+        connector.apply(plan)
+    assert zoho.write_calls() == 0
