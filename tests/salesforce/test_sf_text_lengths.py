@@ -6,6 +6,8 @@ one is refused, a failed write)."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from sf_helpers import save_account, task
 
@@ -49,13 +51,42 @@ def test_the_sandbox_refuses_a_write_back_text_longer_than_its_output(sandbox, c
     assert saved["errors"][0]["statusCode"] == "STRING_TOO_LONG"
 
 
-def test_the_connector_cuts_a_long_task_to_the_fields_lengths(sandbox, connect):
+#: (subject length, description length, warnings the write logs)
+TASK_LENGTHS = [
+    pytest.param(255, 32_000, [], id="task-filling-its-fields-quiet"),
+    pytest.param(
+        300,
+        10,
+        ["1 Task(s) of rule(s) rm_call: Subject cut to the field's 255 characters"],
+        id="task-subject-cut-reported",
+    ),
+    pytest.param(
+        300,
+        40_000,
+        [
+            "1 Task(s) of rule(s) rm_call: Subject cut to the field's 255 characters",
+            "1 Task(s) of rule(s) rm_call: Description cut to the field's 32000 characters",
+        ],
+        id="task-both-cut-reported",
+    ),
+]
+
+
+@pytest.mark.parametrize(("subject", "description", "warnings"), TASK_LENGTHS)
+def test_the_connector_cuts_a_long_task_to_the_fields_lengths_and_says_so(
+    sandbox, connect, caplog, subject, description, warnings
+):
+    """A cut task still reaches its owner (a refused one would not), and the cut is never
+    silent: one warning a field, naming the rule and the length, not the text."""
     connector = connect(sandbox)
     customer = sandbox.customer_id(1)
-    long_task = task(customer, "k-long", subject="s" * 300, description="d" * 40_000)
+    long_task = task(customer, "k-long", subject="s" * subject, description="d" * description)
+    caplog.set_level(logging.WARNING, logger="connectors.salesforce.task_writes")
     assert all(r.ok for r in connector.apply(WritePlan(tasks=(long_task,))))
     (written,) = [t for t in sandbox.tasks() if t.external_id == "k-long"]
-    assert written.subject == "s" * 255
+    assert written.subject == "s" * min(subject, 255)
+    said = [r.getMessage() for r in caplog.records if r.name.endswith("task_writes")]
+    assert said == warnings
 
 
 #: reasons texts by length against the long text field's: (extra characters, written whole)
