@@ -48,7 +48,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("kind", "chars", "limit"), CASES)
-def test_reasons_longer_than_their_field_are_refused(kind: str, chars: int, limit: int | None) -> None:
+def test_reasons_longer_than_their_field_are_refused(
+    kind: str, chars: int, limit: int | None
+) -> None:
     problems = writeback_problems(default_mapping(kind).writeback, _capped(chars), kind)
     assert problems == ([] if limit is None else [_refusal(kind, chars, limit)])
 
