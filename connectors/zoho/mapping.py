@@ -51,6 +51,8 @@ TASK_PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
 MODSTAMP_FIELD = "Modified_Time"
 OWNER_FIELD = "Owner"
 NUMERIC = ("double", "currency", "integer", "decimal", "percent", "bigint")
+#: The Zoho field types a text is written to whole, within the field's ``length``.
+TEXT_TYPES = ("text", "textarea", "email", "phone", "website")
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ def zoho_value(
         raise ConfigError(
             f"{where}: cannot write {type(value).__name__} to a {kind} field ({exc})"
         ) from None
-    if kind in ("text", "textarea", "email", "phone", "website"):
+    if kind in TEXT_TYPES:
         text = _text(value)
         if field.length and len(text) > field.length:
             raise ConfigError(
