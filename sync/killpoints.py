@@ -3,7 +3,10 @@
 ``CRMTIER_KILL_AT=after_commit:3`` makes the process SIGKILL itself the third time it
 passes ``after_commit``; several points can be given, comma-separated. Unset (production)
 the check is one dict lookup. SIGKILL, not an exception: no ``finally`` block, no atexit
-handler, no flush runs, exactly like a power cut or the OOM killer.
+handler, no flush runs, exactly like the OOM killer. Not a power cut: what the process wrote
+to the kernel survives a SIGKILL in the page cache, synced or not, so these tests hold on a
+tmpfs too; a power cut's loss of unsynced writes is SQLite's ``synchronous=FULL`` to answer
+for, which no test can cut.
 """
 
 from __future__ import annotations

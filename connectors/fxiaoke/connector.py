@@ -30,6 +30,7 @@ from connectors.fxiaoke.households import HouseholdReader
 from connectors.fxiaoke.mapping import projection, record_from_raw, to_epoch_ms
 from connectors.fxiaoke.query import (
     ID,
+    KEYS_PER_LOOKUP,
     MAX_OFFSET,
     PAGE_LIMIT,
     Row,
@@ -38,7 +39,7 @@ from connectors.fxiaoke.query import (
     rows_of,
     search_query_info,
 )
-from connectors.fxiaoke.writes import KEYS_PER_LOOKUP, PlanWriter
+from connectors.fxiaoke.writes import PlanWriter
 from connectors.mapping import FieldMapping, WritebackConfig
 
 

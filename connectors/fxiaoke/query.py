@@ -27,6 +27,8 @@ from typing import Any
 
 #: FXiaoke's page size ceiling for /data/query (current docs; old docs said 200 or 1000).
 PAGE_LIMIT = 100
+#: Ids per look-up by an ``IN`` filter: half a page, so a few duplicates still fit in one answer.
+KEYS_PER_LOOKUP = PAGE_LIMIT // 2
 #: The offset wall: documented for the API, never approached by crmtier's keyset paging.
 MAX_OFFSET = 10_000
 

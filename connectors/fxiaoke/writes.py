@@ -12,6 +12,10 @@
   a query (``KEYS_PER_LOOKUP``), and a create that fails in transit is re-checked by key
   before it is tried again: reruns and dropped connections never duplicate a task or a
   membership. A task whose key FXiaoke holds is not written at all (``PlanWriter._tasks``).
+  A removal, and an add whose key FXiaoke does not hold, look the member up by campaign
+  and customer too (``campaigns.members_by_hand``): a customer a relationship manager added
+  by hand is a member (no second record is made) and is removed when crmtier removes the
+  membership, with every other live record of the pair.
 
 A per-record rejection is that item's failed ``WriteResult``; a failure of the call
 itself (auth, quota, configuration, throttling that outlasts the retries) stops the plan
@@ -38,18 +42,28 @@ from connectors.contract import (
     WriteResult,
 )
 from connectors.errors import UNANSWERED, RecordError, TransientError
-from connectors.fxiaoke.campaigns import removal_only_campaigns, skipped_removals
+from connectors.fxiaoke.campaigns import (
+    members_by_hand,
+    removal_only_campaigns,
+    skipped_removals,
+)
 from connectors.fxiaoke.client import FxiaokeClient, data_path
 from connectors.fxiaoke.config import FxiaokeConfig
 from connectors.fxiaoke.locks import explain_refusals
 from connectors.fxiaoke.mapping import date_to_crm, value_to_crm
-from connectors.fxiaoke.query import ID, PAGE_LIMIT, asc, flt, rows_of, search_query_info
+from connectors.fxiaoke.query import (
+    ID,
+    KEYS_PER_LOOKUP,
+    PAGE_LIMIT,
+    asc,
+    flt,
+    rows_of,
+    search_query_info,
+)
 from connectors.mapping import FieldMapping, WritebackConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-#: External keys per lookup query: half a page, so a few duplicates still fit in one answer.
-KEYS_PER_LOOKUP = PAGE_LIMIT // 2
 _NO_WORKFLOW = {"triggerWorkFlow": False, "triggerApprovalFlow": False}
 CREATED = "create_time"  # system field: epoch ms of creation
 
@@ -194,6 +208,11 @@ class PlanWriter:
         f = self._cfg.campaign_member_fields
         obj = self._cfg.campaign_member_object
         existing = self._existing(obj, f.external_key, [i.dedupe_key for i in items])
+        # A member may be there by hand: an add whose key is absent counts it as made (no
+        # duplicate, as Salesforce's DUPLICATE_VALUE), a removal (a sanctions hit's) finds it.
+        by_hand = members_by_hand(
+            self._live_rows, self._cfg, self._writeback.campaigns, items, set(existing)
+        )
         # The start gate refuses an invalidated campaign that takes members: only removals
         # from one that takes none (memberships off, or add = false) can meet one, and only
         # a batch with such removals pays the campaigns' query.
@@ -212,8 +231,9 @@ class PlanWriter:
                     f"writeback.campaigns has no MarketingEventObj id for {item.campaign!r}",
                 )
             found = existing.get(key)
+            hand = by_hand.get((campaign_id, item.customer_id), [])
             if item.member:
-                if found is not None:
+                if found is not None or hand:  # a member by hand is a member: no duplicate
                     return ok("membership", key)
                 data = {
                     f.external_key: key,
@@ -223,13 +243,15 @@ class PlanWriter:
                 return self._write(
                     "membership", key, lambda: self._create(obj, f.external_key, data)
                 )
-            if found is None:
+            if found is None and not hand:
                 return ok("membership", key)
             if item.campaign in binned:
                 return WriteResult(
                     "membership", key, False, "CAMPAIGN_INVALIDATED", binned[item.campaign]
                 )
-            return self._invalidate("membership", obj, key, str(found[ID]))
+            records = sorted({*hand, *([str(found[ID])] if found is not None else [])})
+            results = [self._invalidate("membership", obj, key, r) for r in records]
+            return next((r for r in results if not r.ok), results[0])
 
         return self._once_per_key(items, lambda i: i.dedupe_key, change)
 

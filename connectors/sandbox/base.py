@@ -154,6 +154,11 @@ class Sandbox(Protocol):
         """(customer id, campaign key) pairs currently in the CRM."""
         ...
 
+    def add_member_by_hand(self, customer_id: str, campaign: str) -> None:
+        """What a relationship manager does in the CRM: put the customer in the campaign of
+        key ``campaign`` by hand, so the member carries no crmtier key."""
+        ...
+
     def write_calls(self) -> int:
         """How many write API calls crmtier has made (field updates, tasks, memberships)."""
         ...

@@ -314,6 +314,19 @@ class FxiaokeSandbox(SandboxLifecycle):
             if data.get("life_status") != "invalid"
         }
 
+    def add_member_by_hand(self, customer_id: str, campaign: str) -> None:
+        """A live ``CampaignMembersObj`` record of the customer and the campaign, as the
+        CRM's own form makes one: no ``field_crmtier_key__c``."""
+        data = {
+            "marketing_event_id": self.mapping.writeback.campaigns[campaign],
+            "account_id": customer_id,
+            "campaign_members_obj_type": "account",
+            "create_time": to_ms(datetime.now(UTC)),
+            "life_status": "normal",
+            "version": 1,
+        }
+        self.store.insert_many(CAMPAIGN_MEMBER, [(uuid.uuid4().hex[:24], self.store.clock(), data)])
+
     def write_calls(self) -> int:
         return self.server.calls.count(*_WRITE_KINDS)
 

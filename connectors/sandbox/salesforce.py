@@ -62,6 +62,7 @@ from connectors.sandbox.salesforce_wire import (
     PREFIXES,
     account_of_contact,
     make_id,
+    person_contact_id,
     to_sf_value,
 )
 
@@ -294,6 +295,23 @@ class SalesforceSandbox(SalesforceFaults, SandboxLifecycle):
             if customer:
                 out.add((customer, keys.get(data["CampaignId"], data["CampaignId"])))
         return out
+
+    def add_member_by_hand(self, customer_id: str, campaign: str) -> None:
+        """A CampaignMember of the customer's Person Contact (a business Account: the
+        Account), saved as the org saves one, with no crmtier key."""
+        found = self.store.get("Account", customer_id)
+        person = found is not None and found[1].get("IsPersonAccount")
+        member = (
+            {"ContactId": person_contact_id(customer_id)} if person else {"AccountId": customer_id}
+        )
+        row = {
+            "attributes": {"type": "CampaignMember"},
+            "CampaignId": self.mapping.writeback.campaigns[campaign],
+            **member,
+        }
+        (saved,) = self.org.create([row], False)
+        if not saved.success:
+            raise ValueError(f"CampaignMember: {saved.errors[0].as_json()}")
 
     def write_calls(self) -> int:
         return self.server.calls.count(*WRITE_KINDS)

@@ -293,6 +293,10 @@ class ZohoSandbox(SandboxLifecycle):
             out.add((contact, self._campaign_keys.get(campaign, campaign)))
         return out
 
+    def add_member_by_hand(self, customer_id: str, campaign: str) -> None:
+        cid = self.default.writeback.campaigns[campaign]
+        self.store.upsert(MEMBERS, f"{customer_id}:{cid}", {"Member_Status": "Active"})
+
     def write_calls(self) -> int:
         return self.server.calls.count(*WRITE_KINDS)
 

@@ -21,12 +21,18 @@ import time; zcrmsdk's own extension points carry the tenant instead:
   (``transport.py``: session, CA, timeouts, credit metering), and refreshes the access
   token through the same ``TenantHttp``. ``OAuthToken.authenticate`` would hold a
   class-level lock across every tenant's refresh; this one holds the tenant's own.
-* **Serialised per tenant, not per process.** A tenant's calls share its token, its HTTP
-  session and the field-metadata files zcrmsdk caches under its ``resource_path``, so they
-  run one at a time under the tenant's lock (``tenant_lock``: one per org and integration
-  user, shared by every client of that tenant in the process). Different tenants run in
-  parallel; Zoho's own concurrency limit (10-25 per org) and the credit budget bound a
-  tenant's speed, not this lock.
+* **Serialised per tenant, not per process.** zcrmsdk rewrites the field-metadata file it
+  caches under ``resource_path`` in place and reads it, for every record call, outside its
+  own lock; so a tenant's calls run one at a time under the tenant's lock (``tenant_lock``:
+  one per org and integration user, shared by every client of that tenant in the process),
+  round trip included. Different tenants run in parallel. So this lock, not Zoho's
+  concurrency limit (5-25 calls per org), bounds one process's calls on a tenant to one at
+  a time; what parallel calls would need is in docs/operations.md ("What Zoho writes in
+  parallel would need").
+* **Filled before any call.** zcrmsdk fills its value converters process-wide on first use
+  (``DataTypeConverter.init``: it returns as soon as both maps hold one entry, so a
+  second thread converting a value while the first fills them can find a type missing).
+  Tenants run in parallel, so a binding fills them once, under the construction lock.
 * **Quiet.** zcrmsdk logs request URLs, parameters and error details: its logger is kept
   out of crmtier's logs, and the FileHandler ``Initializer.initialize`` adds each time is
   closed.
@@ -52,6 +58,7 @@ from zcrmsdk.src.com.zoho.crm.api.initializer import Initializer
 from zcrmsdk.src.com.zoho.crm.api.sdk_config import SDKConfig
 from zcrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 from zcrmsdk.src.com.zoho.crm.api.util.constants import Constants
+from zcrmsdk.src.com.zoho.crm.api.util.datatype_converter import DataTypeConverter
 
 from connectors.zoho.config import ZohoConfig
 from connectors.zoho.transport import TenantHttp
@@ -180,6 +187,7 @@ class TenantBinding:
         self.lock = tenant_lock(config)
         environment = DataCenter.Environment(config.base_url, config.accounts_url, config.base_url)
         with _INIT_LOCK:
+            DataTypeConverter.init()
             try:
                 Initializer.initialize(
                     user=UserSignature(config.user_email),

@@ -228,6 +228,29 @@ def test_memberships_are_idempotent_and_removable(setup):
     assert (ids[1], campaign) in sandbox.memberships()
 
 
+def test_a_member_added_by_hand_counts_as_made_and_is_removed(setup):
+    """A relationship manager put customers in a campaign by hand: the member carries no
+    crmtier key. crmtier's add of them is counted as made (no second membership, no
+    error), and its removal (a sanctions hit's: docs/policy.md) takes them out of the
+    campaign: a removal that looked for crmtier's key alone found nothing, answered
+    success, and left a sanctioned customer in a VIP campaign."""
+    sandbox, connector = setup
+    if connector.capabilities.campaign_member_object is None:
+        pytest.skip("this CRM has no campaign membership")
+    records = read_all(connector)
+    kinds = {r.profile.kind: r.profile.id for r in records}  # one of each kind there is
+    ids = sorted(kinds.values())
+    campaign = sorted(connector.writeback.campaigns)[0]
+    for i in ids:
+        sandbox.add_member_by_hand(i, campaign)
+    plan = tuple(MembershipChange(i, campaign, True, f"{campaign}:{i}") for i in ids)
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=plan)))
+    assert {(i, campaign) for i in ids} <= sandbox.memberships()
+    leave = tuple(MembershipChange(i, campaign, False, f"{campaign}:{i}") for i in ids)
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=leave)))
+    assert not sandbox.memberships() & {(i, campaign) for i in ids}
+
+
 def test_per_record_errors_are_results(setup, crm):
     """One bad record fails alone, as a result; the others are written."""
     sandbox, connector = setup

@@ -44,15 +44,21 @@ def run(*args: str) -> Result:
 
 @contextmanager
 def started(
-    crm: str, customers: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    crm: str,
+    customers: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    **sandbox_options: Any,
 ) -> Iterator[tuple[Sandbox, Path]]:
     """A sandbox of ``crm`` seeded with ``customers`` and running, and ``crmtier.toml`` for
     it (its secrets in the environment); not synced yet, so a test can shape the book and
     the config first. Stopped on the way out. FXiaoke's 100 calls per 20 s are lifted, in
     the sandbox and so in the config it writes, as for the sync suites (``SANDBOX_OPTIONS``;
-    the limiter has its own tests): a first sync of 80 customers writes one record a call
-    and spent 20 s waiting for the next window."""
-    sandbox = open_sandbox(crm, data_dir=tmp_path / crm, **SANDBOX_OPTIONS.get(crm, {}))
+    the limiter has its own tests, and ``test_product_fx_window.py`` syncs through a short
+    window): a first sync of 80 customers writes one record a call and spent 20 s waiting
+    for the next window. ``sandbox_options`` override those."""
+    options = {**SANDBOX_OPTIONS.get(crm, {}), **sandbox_options}
+    sandbox = open_sandbox(crm, data_dir=tmp_path / crm, **options)
     sandbox.seed(customers)
     sandbox.start()
     try:

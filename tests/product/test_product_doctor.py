@@ -115,6 +115,7 @@ def test_a_crm_that_stops_answering_part_way_is_one_line_not_a_traceback(
     sandbox, path, _ = org(
         crm, lambda text: text.replace("[crm]\n", "[crm]\nbackoff_base = 0.01\n", 1)
     )
+    assert "\nbackoff_base = 0.01\n" in path.read_text("utf-8")  # or it sleeps seconds
     sandbox.server.inject("*", drop=True, times=None, after=4)
     result = doctor(path)
     assert isinstance(result.exception, SystemExit), result.exception

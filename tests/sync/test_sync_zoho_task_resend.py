@@ -7,12 +7,14 @@ items in the same states, the same counts."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from connectors.zoho.task_keys import KEYS_PER_QUERY
 from sync import schema
 from tests.sync.conftest import Harness, available_crms, start_sandbox
 
@@ -73,4 +75,8 @@ def test_a_lost_insert_answer_makes_no_second_task(tmp_path: Path) -> None:
     # are held and not written again: no update beyond the clean run's field updates
     assert lost["served"]["insert"] == clean["served"]["insert"]
     assert lost["served"]["update"] == clean["served"]["update"]
-    assert lost["served"]["coql"] == clean["served"]["coql"] + 1
+    # the re-sent batch's look-up: a query per 50 of its keys. Which insert lost its answer
+    # (the first to reach the CRM) is the threads' race: the 12-task plan's or the 100-task
+    # plan's, one query or two more
+    resent = math.ceil(len(retried) / KEYS_PER_QUERY)
+    assert lost["served"]["coql"] == clean["served"]["coql"] + resent

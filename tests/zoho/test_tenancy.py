@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from zcrmsdk.src.com.zoho.crm.api.initializer import Initializer
+from zcrmsdk.src.com.zoho.crm.api.util.datatype_converter import DataTypeConverter
+from zcrmsdk.src.com.zoho.crm.api.util.module_fields_handler import ModuleFieldsHandler
 
 from connectors.contract import FieldUpdate, WritePlan
 
 ROUNDS = 4
+#: zcrmsdk rewrites of the field-details file beside other calls (enough to fail without
+#: the tenant lock on every run tried)
+REWRITES = 30
 
 
 def test_two_tenants_from_threads_never_mix_credentials(sandbox_factory, zconnect):
@@ -110,3 +116,57 @@ def test_clients_of_one_tenant_share_its_lock_and_other_tenants_do_not(zoho, zco
     assert first.client._binding.lock is second.client._binding.lock
     other = first.config.model_copy(update={"user_email": "someone-else@example.com"})
     assert tenant_lock(other) is not tenant_lock(first.config)
+
+
+def test_a_binding_fills_zcrmsdks_value_converters_before_any_call(
+    zoho, zconnect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """zcrmsdk fills them process-wide on first use and stops checking once both maps hold
+    one entry: two tenants' threads converting their first values at once could find a type
+    missing. A binding fills them, under its construction lock, before any call."""
+    monkeypatch.setattr(DataTypeConverter, "pre_converter_map", {})
+    monkeypatch.setattr(DataTypeConverter, "post_converter_map", {})
+    zconnect(zoho)
+    kinds = {"String", "Integer", "Long", "Boolean", "Float", "Double", "Date", "DateTime"}
+    assert kinds <= DataTypeConverter.pre_converter_map.keys()
+    assert kinds <= DataTypeConverter.post_converter_map.keys()
+
+
+def test_the_tenant_lock_keeps_zcrmsdks_metadata_rewrites_from_failing_other_calls(
+    zoho, zconnect
+) -> None:
+    """zcrmsdk rewrites its field-details file in place (a module's first use, a refresh)
+    and reads it for every record call outside its own lock: calls of one tenant on other
+    threads meanwhile would read it empty or half written. The tenant lock keeps them apart
+    (docs/operations.md, "What Zoho writes in parallel would need")."""
+    connector = zconnect(zoho)
+    client, module = connector.client, connector.module
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                client.read_page(
+                    module, ["Modified_Time"], modified_after=None, page=1, per_page=50
+                )
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+    def rewrite() -> None:
+        try:
+            for _ in range(REWRITES):
+                with client._bound():
+                    ModuleFieldsHandler.refresh_fields(module)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threads = [threading.Thread(target=read) for _ in range(2)]
+    threads.append(threading.Thread(target=rewrite))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []

@@ -106,6 +106,10 @@ class MemorySandbox:
         keys = {cid: key for key, cid in self.mapping.writeback.campaigns.items()}
         return {(customer, keys[campaign]) for customer, campaign in self.book.members}
 
+    def add_member_by_hand(self, customer_id: str, campaign: str) -> None:
+        with self.book.lock:
+            self.book.members.add((customer_id, self.mapping.writeback.campaigns[campaign]))
+
     def write_calls(self) -> int:
         return self.book.calls["write"]
 

@@ -1,0 +1,128 @@
+"""Campaign members a relationship manager added by hand: a ``CampaignMembersObj`` record
+with no crmtier key (``field_crmtier_key__c``).
+
+A removal looked for crmtier's key alone: it found nothing, answered success, and a
+sanctions hit left the customer in a VIP campaign (docs/policy.md). An add made a second
+member record next to the hand-made one. A removal, and an add whose key is absent, now
+look the member up by campaign and customer (``campaigns.members_by_hand``): an add
+counts the member as made, a removal invalidates it (作废), with every other live record
+of the pair."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from connectors.contract import MembershipChange, WritePlan
+from connectors.sandbox.fxiaoke import FxiaokeSandbox
+from connectors.sandbox.fxiaoke_schema import CAMPAIGN_MEMBER
+from connectors.sandbox.generator import customer_id
+from tests.fxiaoke.fx_helpers import Connect, MakeSandbox, capture
+
+VIP, SEMINAR = "vip_events", "wealth_seminar"
+
+
+def _change(i: int, campaign: str, on: bool) -> MembershipChange:
+    return MembershipChange(customer_id(i), campaign, on, f"{campaign}:{customer_id(i)}")
+
+
+def _live(sandbox: FxiaokeSandbox, i: int, campaign: str) -> int:
+    """How many live member records the customer has in the campaign."""
+    event = sandbox.mapping.writeback.campaigns[campaign]
+    return sum(
+        1
+        for _, _, d in sandbox.store.scan(CAMPAIGN_MEMBER)
+        if d.get("account_id") == customer_id(i)
+        and d.get("marketing_event_id") == event
+        and d.get("life_status") != "invalid"
+    )
+
+
+@pytest.mark.parametrize("copies", [1, 2], ids=["one_record", "two_records"])
+def test_a_member_added_by_hand_is_counted_and_then_removed(
+    sandbox: FxiaokeSandbox, connect: Connect, copies: int
+) -> None:
+    """The add writes nothing (no second record), the removal invalidates every live
+    record of the pair: FXiaoke documents no uniqueness of a customer in a 市场活动."""
+    connector = connect(sandbox)
+    for _ in range(copies):
+        sandbox.add_member_by_hand(customer_id(1), VIP)
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=(_change(1, VIP, True),))))
+    assert sandbox.server.calls.count("create") == 0
+    assert _live(sandbox, 1, VIP) == copies
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=(_change(1, VIP, False),))))
+    assert _live(sandbox, 1, VIP) == 0
+    assert sandbox.server.calls.count("invalid") == copies
+
+
+def test_the_look_up_by_pair_costs_one_query_per_50_customers(
+    make_sandbox: MakeSandbox, connect: Connect
+) -> None:
+    """60 removals, every customer in a campaign by hand: ⌈60/50⌉ look-ups by key, as
+    many by campaign and customer (each ``IN`` both), then one invalidation each."""
+    sandbox = make_sandbox(customers=60)
+    connector = connect(sandbox)
+    changes = []
+    for i in range(60):
+        campaign = (VIP, SEMINAR)[i % 2]
+        sandbox.add_member_by_hand(customer_id(i), campaign)
+        changes.append(_change(i, campaign, False))
+    bodies = capture(sandbox, "query")
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=tuple(changes))))
+    lookups = [b["data"]["search_query_info"]["filters"] for b in bodies]
+    by_pair = [f for f in lookups if {x["field_name"] for x in f} >= {"account_id"}]
+    assert len(lookups) == 2 * math.ceil(60 / 50)
+    assert len(by_pair) == math.ceil(60 / 50)
+    assert all(
+        {x["operator"] for x in f if x["field_name"] in ("account_id", "marketing_event_id")}
+        == {"IN"}
+        for f in by_pair
+    )
+    assert sandbox.server.calls.count("invalid") == 60
+    assert not sandbox.memberships()
+
+
+def test_adds_of_members_crmtier_made_need_no_look_up_by_pair(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """Adds whose keys FXiaoke holds (a plan sent again) cost their look-up by key only; a
+    removal always looks by pair as well (one query for the plan)."""
+    connector = connect(sandbox)
+    adds = tuple(_change(i, VIP, True) for i in range(3))
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=adds)))
+    queries = sandbox.server.calls.count("query")
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=adds)))
+    assert sandbox.server.calls.count("query") == queries + 1
+    removals = tuple(_change(i, VIP, False) for i in range(3))
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=removals)))
+    assert sandbox.server.calls.count("query") == queries + 3
+    assert not sandbox.memberships()
+
+
+def test_a_copy_by_hand_of_a_member_crmtier_made_leaves_with_it(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """crmtier made the member, then someone added the customer again by hand: the
+    removal invalidates both records, not only the one its key finds."""
+    connector = connect(sandbox)
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=(_change(1, VIP, True),))))
+    sandbox.add_member_by_hand(customer_id(1), VIP)
+    assert _live(sandbox, 1, VIP) == 2
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=(_change(1, VIP, False),))))
+    assert _live(sandbox, 1, VIP) == 0
+    assert sandbox.server.calls.count("invalid") == 2
+
+
+def test_another_campaign_of_the_same_customers_is_left_alone(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """The look-up asks for the campaigns and the customers ``IN`` each: a customer's
+    membership by hand in another of the asked campaigns is no match for the pair."""
+    connector = connect(sandbox)
+    sandbox.add_member_by_hand(customer_id(1), VIP)
+    sandbox.add_member_by_hand(customer_id(2), SEMINAR)
+    plan = WritePlan(memberships=(_change(1, SEMINAR, False), _change(2, VIP, False)))
+    assert all(r.ok for r in connector.apply(plan))
+    assert sandbox.server.calls.count("invalid") == 0
+    assert sandbox.memberships() == {(customer_id(1), VIP), (customer_id(2), SEMINAR)}
