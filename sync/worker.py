@@ -27,7 +27,8 @@ the previous holder wrote; then two guards keep an older state from overwriting 
 The claims are released when the batch's events are settled.
 
 When the CRM is down, fetch or write fails; the batch's events return to the inbox with an
-exponential backoff and are buried as ``dead`` only after ``max_attempts``. The receiver
+exponential backoff and are buried as ``dead`` only after ``max_attempts`` (a CRM read-only
+for maintenance is waited out, up to ``read_only_patience``: ``_retry``). The receiver
 keeps acking meanwhile (W7), and the backlog drains once the CRM recovers. Any other
 failure is bisected down to the customer that causes it, so one poison event never costs
 the rest of its batch (see ``_run_group``).
@@ -90,6 +91,11 @@ class WorkerOptions:
     max_attempts: int = 8
     backoff_base: timedelta = timedelta(seconds=2)
     backoff_cap: timedelta = timedelta(minutes=10)
+    #: how long events wait out a CRM read-only for maintenance (every ``backoff_cap``,
+    #: the attempt not counted): a window lasts hours, so a day past the oldest event's
+    #: receipt the refusal counts as any failure and the events are buried after
+    #: ``max_attempts`` (a dead event is an alert), not retried for ever
+    read_only_patience: timedelta = timedelta(hours=24)
     stale_read_delay: timedelta = timedelta(seconds=1)
     #: a customer another worker or a sync run holds is asked for again this much later
     claimed_delay: timedelta = timedelta(milliseconds=500)
@@ -310,10 +316,12 @@ class InboxWorker:
     def _retry(self, items: Sequence[InboxItem], exc: Exception, report: BatchReport) -> None:
         now = self.clock()
         error = error_text(exc)
-        if isinstance(exc, ReadOnlyError):
+        oldest = min(item.received_at for item in items)
+        if isinstance(exc, ReadOnlyError) and now - oldest < self.options.read_only_patience:
             # The CRM refuses writes for hours (planned maintenance) and nothing is wrong
             # with these events: they wait, tried again every ``backoff_cap`` without the
-            # attempt counting, never buried (their writes are kept in the outbox too).
+            # attempt counting (their writes are kept in the outbox too), buried only once
+            # the refusal outlasts ``read_only_patience``: no backlog grows for ever.
             self.inbox.retry_later(
                 {item.id: error for item in items}, now + self.options.backoff_cap, count=False
             )

@@ -235,8 +235,12 @@ class PlanWriter:
         if not wanted:
             return {}
         fields = sorted(by_field)
+        # an account's own member has no contact: ``AccountId`` is "the account related to
+        # the campaign", which the Object Reference does not say stays empty on a contact's
+        # member (a business account's employee put in the campaign is not the account)
+        shown = fields if "AccountId" not in fields else sorted({*fields, "ContactId"})
         query = select(
-            ["Id", "CampaignId", *fields],
+            ["Id", "CampaignId", *shown],
             self.settings.campaign_member_object,
             "WHERE CampaignId IN {} AND (" + " OR ".join(f"{f} IN {{}}" for f in fields) + ")",
             sorted({c for c, _ in wanted}),
@@ -245,6 +249,8 @@ class PlanWriter:
         found: dict[str, str] = {}
         for r in self.client.query_all(query):
             for field in fields:
+                if field == "AccountId" and r.get("ContactId"):
+                    continue
                 key = wanted.get((str(r["CampaignId"]), str(r.get(field))))
                 if key is not None:
                     found[key] = str(r["Id"])

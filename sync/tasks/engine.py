@@ -83,16 +83,22 @@ class TaskSettings:
         *,
         final: tuple[type[Exception], ...] = (),
         soon: tuple[type[Exception], ...] = (),
+        later: tuple[type[Exception], ...] = (),
+        later_in: timedelta = timedelta(minutes=10),
     ) -> RetryStrategy:
         """Exponential retries up to ``max_attempts`` runs; none after an exception of a
         ``final`` type (the job decided itself that more attempts cannot help); after a
         ``soon`` one, a retry in a second whatever the attempts (the job was not tried:
-        its work was busy elsewhere)."""
+        its work was busy elsewhere); after a ``later`` one, a retry in ``later_in``
+        whatever the attempts (the CRM refuses writes for hours: the exponential waits
+        would spend the attempts in minutes, and the sweep would defer the job again)."""
         return _JobRetry(
             max_attempts=max_attempts,
             exponential_wait=self.retry_base,
             final=final,
             soon=soon,
+            later=later,
+            later_seconds=max(int(later_in.total_seconds()), 1),
         )
 
     @property
@@ -105,12 +111,16 @@ class TaskSettings:
 class _JobRetry(RetryStrategy):
     final: tuple[type[Exception], ...] = ()
     soon: tuple[type[Exception], ...] = ()
+    later: tuple[type[Exception], ...] = ()
+    later_seconds: int = 600
 
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
         if isinstance(exception, self.final):
             return None
         if isinstance(exception, self.soon):
             return RetryDecision(retry_in={"seconds": 1})
+        if isinstance(exception, self.later):
+            return RetryDecision(retry_in={"seconds": self.later_seconds})
         return super().get_retry_decision(exception=exception, job=job)
 
 

@@ -13,8 +13,12 @@ fetch, admit, process and settle path as the in-process worker. What it leaves p
 (the CRM failed, a stale read) makes the job raise ``EventsPending``, and the engine
 retries the job with its exponential backoff; events left untried because another
 worker or a sync run holds their customers (``EventsBusy``) are retried in a second;
-events a read-only CRM put back (``READ_ONLY``) were tried and wait the backoff, never
-buried, their attempt given back;
+events a read-only CRM put back (``EventsReadOnly``) were tried and wait ``backoff_cap``
+(10 minutes) whatever the job's attempts, as the in-process worker does, their attempt
+given back, buried only after a day of it (``WorkerOptions.read_only_patience``): the
+exponential backoff would spend the job's attempts in four minutes, and the sweep would
+defer a new job at once, a read and a write call every few seconds for the hours of the
+maintenance;
 what the worker buried after the last attempt makes it raise ``EventsBuried``, which is
 not retried: the job is the engine's dead letter, and its events stay ``dead`` in the
 inbox with their reason.
@@ -74,6 +78,12 @@ class EventsBusy(EventsPending):
     """The job's pending events were not tried: their customers are being processed by
     another worker or a sync run right now (their attempts given back). The engine runs
     the job again in a second, not after an exponential wait."""
+
+
+class EventsReadOnly(EventsPending):
+    """The job's events were tried, and the CRM refuses writes for now (read-only for
+    planned maintenance, hours): the engine runs the job again after ``backoff_cap``,
+    whatever its attempts; the events' attempts were given back."""
 
 
 class EventsBuried(Exception):
@@ -141,7 +151,7 @@ def sweep(app: App, store: StateStore, now: datetime, batch_size: int) -> int:
 
 def process_job(worker: InboxWorker, owner: str, event_ids: Sequence[int], record: Record) -> int:
     """Run one job's events; returns how many customers it finished, as it tells
-    ``record`` with how the run ended. Raises ``EventsPending`` or
+    ``record`` with how the run ended. Raises ``EventsPending`` (or its kinds) or
     ``EventsBuried`` as the module docstring says."""
     now = worker.clock()
     items = worker.inbox.claim_ids(event_ids, owner, now, worker.options.lease)
@@ -154,11 +164,10 @@ def process_job(worker: InboxWorker, owner: str, event_ids: Sequence[int], recor
     record(customers, "dead" if dead else "retry" if pending else "done")
     if dead:
         raise EventsBuried(f"{len(dead)} events dead: {_first(dead)}")
-    # an attempt given back: the customer was held elsewhere (retry soon), or the CRM is
-    # read-only for hours (tried: the job waits its backoff, the events are never buried)
-    untried = READ_ONLY not in report.outcomes and all(
-        states[i.id].attempts < i.attempts for i in items if i.id in pending
-    )
+    if pending and READ_ONLY in report.outcomes:  # tried, their attempts given back
+        raise EventsReadOnly(f"{len(pending)} events wait for the CRM: {_first(pending)}")
+    # an attempt given back, not tried: the customer was held elsewhere (retry soon)
+    untried = all(states[i.id].attempts < i.attempts for i in items if i.id in pending)
     if pending and untried:
         raise EventsBusy(f"{len(pending)} events wait for another holder: {_first(pending)}")
     if pending:
@@ -182,7 +191,13 @@ def register(app: App, site: Worksite) -> None:
         options=options,
         owner=site.name,
     )
-    retry = site.settings.retry(options.max_attempts, final=(EventsBuried,), soon=(EventsBusy,))
+    retry = site.settings.retry(
+        options.max_attempts,
+        final=(EventsBuried,),
+        soon=(EventsBusy,),
+        later=(EventsReadOnly,),
+        later_in=options.backoff_cap,
+    )
 
     @app.task(name=TASK, queue=QUEUE, pass_context=True, retry=retry)
     def webhook_batch(context: JobContext, event_ids: list[int]) -> int:

@@ -141,6 +141,25 @@ def test_a_member_added_by_hand_leaves_when_crmtier_removes_it(sandbox, connect,
     assert not sandbox.memberships() & {(c, "vip_events") for c in customers}
 
 
+def test_a_contact_of_a_business_account_is_not_taken_for_the_account_member(sandbox, connect):
+    """With Accounts as Campaign Members on, ``CampaignMember.AccountId`` is "the account
+    related to the campaign" (Object Reference "CampaignMember"), which the pages do not
+    say stays empty on a contact's member. A business customer's removal that finds no
+    member by crmtier's key looks for the account's own member: one of a contact of that
+    account, whom someone put in the campaign, is not it and stays."""
+    connector = connect(sandbox)
+    records = read_all(connector)
+    account = next(r.profile.id for r in records if r.profile.kind == "corporate")
+    campaign = sandbox.mapping.writeback.campaigns["vip_events"]
+    row = {"CampaignId": campaign, "ContactId": "003000000000BIZ", "AccountId": account}
+    sandbox.org.store.insert_many(
+        "CampaignMember", [("00v000000000BIZ", sandbox.org.store.clock(), row)]
+    )
+    leaving = (MembershipChange(account, "vip_events", False, f"vip:{account}"),)
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=leaving)))
+    assert sandbox.org.store.exists("CampaignMember", "00v000000000BIZ")
+
+
 def test_business_accounts_need_accounts_as_campaign_members(sandbox_factory, connect):
     sandbox = sandbox_factory("salesforce", customers=60, accounts_as_campaign_members=False)
     connector = connect(sandbox, accounts_as_campaign_members=False)

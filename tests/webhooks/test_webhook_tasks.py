@@ -50,6 +50,7 @@ from sync.tasks.webhook_batch import (
     EventsBuried,
     EventsBusy,
     EventsPending,
+    EventsReadOnly,
     defer_events,
     process_job,
     sweep,
@@ -222,10 +223,11 @@ def test_the_last_attempt_buries_the_events_with_their_reason_and_is_final(
 def test_a_read_only_crm_leaves_the_events_pending_for_the_backoff_never_buried(
     store: StateStore,
 ) -> None:
-    """A CRM read-only for maintenance (hours): the job tried its events, so it waits its
-    exponential backoff (``EventsPending``), not the one-second retry of events never
-    tried (``EventsBusy``: a read and a write call every second for hours); the attempt
-    is given back, so no number of them buries the events."""
+    """A CRM read-only for maintenance (hours): the job tried its events, so it waits
+    ``backoff_cap`` (``EventsReadOnly``), neither the one-second retry of events never
+    tried (``EventsBusy``: a read and a write call every second for hours) nor the
+    exponential backoff, whose attempts run out in minutes (and the sweep defers a new
+    job at once); the attempt is given back, so no number of them buries the events."""
     crm = MemoryCrm()
     crm.set("C1", 1, T0)
     writer = ReadOnlyWriter()
@@ -234,9 +236,8 @@ def test_a_read_only_crm_leaves_the_events_pending_for_the_backoff_never_buried(
     )
     ids = _events(worker.inbox, "C1")
     for _ in range(4):
-        with pytest.raises(EventsPending, match="read-only") as info:
+        with pytest.raises(EventsReadOnly, match="read-only"):
             process_job(worker, "job:7", ids, lambda n, o: None)
-        assert not isinstance(info.value, EventsBusy)
         assert worker.inbox.states(ids)[ids[0]][::2] == (PENDING, 0)
     writer.read_only = False
     assert process_job(worker, "job:7", ids, lambda n, o: None) == 1
@@ -268,12 +269,22 @@ def test_events_whose_customer_another_holder_has_wait_untried_and_retry_soon(
         (EventsBuried("x"), 0, None),  # final whatever the attempts
         (EventsBusy("x"), 0, 1),  # not tried: soon, and whatever the attempts
         (EventsBusy("x"), 9, 1),
+        # tried against a read-only CRM: backoff_cap, whatever the attempts, never the
+        # exponential waits that end the job (and its sweep's next job) within minutes
+        (EventsReadOnly("x"), 0, 600),
+        (EventsReadOnly("x"), 9, 600),
     ],
 )
 def test_retries_are_exponential_bounded_and_never_after_a_burial(
     exception: Exception, attempts: int, retried_in: int | None
 ) -> None:
-    strategy = TaskSettings(retry_base=2).retry(5, final=(EventsBuried,), soon=(EventsBusy,))
+    strategy = TaskSettings(retry_base=2).retry(
+        5,
+        final=(EventsBuried,),
+        soon=(EventsBusy,),
+        later=(EventsReadOnly,),
+        later_in=WorkerOptions().backoff_cap,
+    )
     job: Any = type("Job", (), {"attempts": attempts})()
     before = datetime.now(UTC)
     decision = strategy.get_retry_decision(exception=exception, job=job)
@@ -496,6 +507,13 @@ def test_the_registered_webhook_job_retries_pending_events_and_not_buried_ones(
     assert strategy.get_retry_exception(EventsPending("x"), job) is not None
     assert strategy.get_retry_exception(EventsBuried("x"), job) is None
     assert strategy.get_retry_exception(EventsPending("x"), SimpleNamespace(attempts=3)) is None
+    # a read-only CRM: the worker's backoff_cap, the job's attempts spent or not
+    before = datetime.now(UTC)
+    read_only = strategy.get_retry_decision(
+        exception=EventsReadOnly("x"), job=SimpleNamespace(attempts=3)
+    )
+    assert read_only is not None and read_only.retry_at is not None
+    assert 599 < (read_only.retry_at - before).total_seconds() <= 601
     assert {TASK, SWEEP, RETRY_STALLED} <= set(app.tasks)
 
 

@@ -374,6 +374,28 @@ def test_a_read_only_crm_keeps_events_waiting_for_hours_never_buried(inbox: Inbo
     assert worker.drain().outcomes == {"written": 3}
 
 
+def test_a_read_only_refusal_past_its_patience_counts_and_buries_the_events(
+    inbox: Inbox,
+) -> None:
+    """A refusal that never ends (an org left read-only, or a permanent error taken for
+    the maintenance code) must not keep a backlog growing for ever, in silence but for
+    the oldest-pending age: a day past the oldest event's receipt the attempts count again
+    and the events are buried after ``max_attempts``, with the reason (an alert)."""
+    crm, writer, clock = MemoryCrm(), ReadOnlyWriter(), Clock()
+    crm.set("C1", 1, T0)
+    worker = _worker(inbox, crm, writer, clock, max_attempts=2)
+    inbox.add([[_ev("e1", "C1")]], T0)
+    clock.now = T0 + timedelta(hours=23, minutes=59)
+    assert worker.drain().outcomes == {"read_only": 1}
+    outcomes: dict[str, int] = {}
+    for minute in range(10, 60, 10):  # the day is over: each try counts
+        clock.now = T0 + timedelta(hours=24, minutes=minute)
+        for outcome, n in worker.drain().outcomes.items():
+            outcomes[outcome] = outcomes.get(outcome, 0) + n
+    assert outcomes == {"retry": 1, "dead": 1}
+    assert inbox.stats(clock.now).dead == 1
+
+
 def test_a_customer_held_elsewhere_postpones_without_burying(
     inbox: Inbox, store: StateStore
 ) -> None:
