@@ -9,8 +9,10 @@ the active policy:
 * ``[writeback.fields]`` keys must be write-back outputs, and every output is mapped or
   switched off (``aml_risk = false``), except the optional ones (``explanation``), which
   are written only when mapped;
-* a mapped ``explanation`` must fit the CRM's text field (``explanation_max_chars``), or
-  every write of it would fail;
+* a mapped ``explanation`` must fit the CRM's text field (``explanation_max_chars``), and
+  a mapped ``reasons`` its long text field (the policy's ``strategy.reasons_max_chars``),
+  or every long enough write of it would fail, or be cut where the audit trail keeps
+  it whole;
 * ``reasons_max`` (deprecated, never read: the policy's ``strategy.reasons_top`` is the
   number of reasons written) must say what the policy does, else it is refused;
 * with campaign memberships on, every campaign of the policy is mapped to a CRM campaign
@@ -37,6 +39,7 @@ from connectors.mapping import (
     FieldMapping,
     WritebackConfig,
 )
+from tiering_core.outputs import LONG_TEXT_LENGTH
 from tiering_core.policy import Policy
 
 
@@ -63,24 +66,30 @@ def policy_queues(policy: Policy) -> set[str]:
 #: Text(255)); Zoho CRM single line, 255 ("Field Types: Data Types and Length Limits",
 #: Zoho CRM API docs); FXiaoke 单行文本, 100 (字段类型说明, help.fxiaoke.com).
 EXPLANATION_LIMITS = {"salesforce": 255, "zoho": 255, "fxiaoke": 100}
+#: How much text the long text field ``reasons`` is written into holds, by CRM: Salesforce,
+#: the Long Text Area the metadata fix creates (``LONG_TEXT_LENGTH``; such a field may hold
+#: 256 to 131,072: "Custom Field Types", Salesforce Help); Zoho CRM, the same declared
+#: long text (its multi-line field's length is the org's, read from the field metadata by
+#: the writer, which refuses longer text); FXiaoke 多行文本, 2,000 (字段定义和类型,
+#: help.fxiaoke.com: "字段值最多2000个字符").
+REASONS_LIMITS = {"salesforce": LONG_TEXT_LENGTH, "zoho": LONG_TEXT_LENGTH, "fxiaoke": 2000}
 
 
 def writeback_problems(
     writeback: WritebackConfig, policy: Policy, crm: str | None = None
 ) -> list[str]:
     """Every ``[writeback]`` key that is unknown, every target the policy can produce that
-    is neither mapped nor switched off, and (given the ``crm``) an ``explanation`` longer
-    than its field holds."""
+    is neither mapped nor switched off, and (given the ``crm``) an ``explanation`` or
+    ``reasons`` longer than its field holds."""
     problems = _table_problems(
         writeback, "fields", WRITEBACK_FIELDS, "field", "output", OPTIONAL_WRITEBACK_FIELDS
     )
-    limit = EXPLANATION_LIMITS.get(crm or "")
-    if "explanation" in writeback.fields and limit and writeback.explanation_max_chars > limit:
-        problems.append(
-            f"[writeback] explanation_max_chars: {writeback.explanation_max_chars} does not "
-            f"fit the {crm} text field explanation is written to (at most {limit} "
-            f"characters); set explanation_max_chars = {limit} or less"
-        )
+    problems += _length_problems(
+        writeback,
+        crm,
+        ("explanation", "[writeback]", "explanation_max_chars", writeback.explanation_max_chars),
+        ("reasons", "[policy]", "strategy.reasons_max_chars", policy.strategy.reasons_max_chars),
+    )
     top = policy.strategy.reasons_top
     if writeback.reasons_max is not None and writeback.reasons_max != top:
         problems.append(
@@ -102,6 +111,27 @@ def writeback_problems(
             writeback, "queues", policy_queues(policy), "queue", "policy's task queue"
         )
     return problems
+
+
+def _length_problems(
+    writeback: WritebackConfig, crm: str | None, *caps: tuple[str, str, str, int]
+) -> list[str]:
+    """Each ``(output, table, key, value)`` whose output is mapped and whose cap is longer
+    than the ``crm``'s field of its kind holds: one line naming the key, its value, the
+    field and its length. The text is never cut to fit: that would write less than the
+    audit trail records as decided."""
+    out = []
+    for output, table, key, value in caps:
+        limits = EXPLANATION_LIMITS if output == "explanation" else REASONS_LIMITS
+        limit = limits.get(crm or "")
+        field = writeback.fields.get(output)
+        if field and limit and value > limit:
+            where = " in the policy file" if table == "[policy]" else ""
+            out.append(
+                f"{table} {key}: {value} does not fit the {crm} field {output} is written "
+                f"to ({field}, at most {limit} characters); set {key} = {limit} or less{where}"
+            )
+    return out
 
 
 def writeback_notices(writeback: WritebackConfig, policy: Policy) -> list[str]:

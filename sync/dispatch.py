@@ -62,14 +62,16 @@ class Dispatcher:
         reached the CRM: in flight, or queued after a call of them went unanswered, or
         adopted from a run that died (``outbox.may_have_landed``). Superseding such a write
         cannot undo it, so the new plan must say what it wants of those campaigns and
-        tasks. None when there are none (most customers: one dictionary look-up). A task
-        dead-lettered unanswered is in doubt on record instead (``CustomerState``)."""
+        tasks, and of the fields a field write of them sets. None when there are none
+        (most customers: one dictionary look-up). A task dead-lettered unanswered is in
+        doubt on record instead (``CustomerState``)."""
         decision = self.decisions.get(cid)
         if decision is None:
             return None
         campaigns: dict[str, str] = {}
         tasks: dict[str, str] = {}
-        for item_id in decision.outstanding:
+        fields: dict[str, object] = {}
+        for item_id in sorted(decision.outstanding):  # oldest first: the newest value wins
             if self._unsent(item_id):
                 continue  # superseding it is exact
             item = self.pool.queue.get(item_id) or self.pool.sent_item(item_id)  # or in flight
@@ -79,7 +81,9 @@ class Dispatcher:
                 campaigns[str(item.payload["campaign"])] = item.key
             elif item.kind == "task":  # its payload is the task (``items_of``)
                 tasks[item.key] = str(item.payload["rule"])
-        return Doubt(campaigns, tasks) if campaigns or tasks else None
+            elif item.kind == "field_update":  # the newer plan counters its values
+                fields.update(item.payload)  # (``planner.countered``)
+        return Doubt(campaigns, tasks, fields) if campaigns or tasks or fields else None
 
     def enqueue(
         self,

@@ -24,13 +24,14 @@ simulation).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from connectors.errors import ConfigError
 from connectors.mapping import WritebackConfig
 from sync.explanation import EXPLANATION, explanation_text
-from sync.written_values import changed_fields
+from sync.written_values import changed_fields, same_value
 from tiering_core.models import ActionKind, AssessmentData, TaskAction
 from tiering_core.row_reasons import codes_of
 from tiering_core.wants import Wants, wants_of
@@ -72,12 +73,17 @@ class Known:
         return bool(self.task_rules or self.tasks_in_doubt or self.memberships or self.in_doubt)
 
 
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+
+
 class Doubt(NamedTuple):
     """A customer's outstanding writes that may have reached the CRM without our seeing
-    the answer (``sync.dispatch.Dispatcher.in_doubt``), as ``Known`` takes them."""
+    the answer (``sync.dispatch.Dispatcher.in_doubt``), as ``Known`` takes them; and the
+    field values a field write of them carries (``countered``)."""
 
     memberships: dict[str, str]  # campaign -> key
     tasks: dict[str, str]  # task dedupe key -> rule
+    fields: Mapping[str, Any] = _NO_FIELDS  # field -> value sent (the newest write's)
 
 
 @dataclass(frozen=True)
@@ -245,6 +251,23 @@ def plan_wants(
         ),
         closures_of(wants, known),
     )
+
+
+def countered(
+    plan: CustomerPlan, desired: Mapping[str, Any], sent: Mapping[str, Any]
+) -> CustomerPlan:
+    """``plan`` with the desired value of each field a write on its way (``sent``:
+    ``Doubt.fields``) sets to another value, though the CRM as read shows the desired one:
+    read before that write landed, the plan would leave the CRM showing the older value
+    once it does (its customer's tier moved and moved back within one run). The newer
+    write goes out after that write's answer: a customer's writes never overtake its writes
+    in flight (``sync.writepool``)."""
+    extra = {
+        name: desired[name]
+        for name, value in sent.items()
+        if name in desired and name not in plan.fields and not same_value(desired[name], value)
+    }
+    return replace(plan, fields={**plan.fields, **extra}) if extra else plan
 
 
 def _memberships(wants: Wants, known: Known, writeback: WritebackConfig) -> tuple[Membership, ...]:

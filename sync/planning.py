@@ -29,6 +29,7 @@ from sync.planner import (
     CustomerPlan,
     Doubt,
     Known,
+    countered,
     desired_fields,
     fields_only,
     plan_wants,
@@ -314,6 +315,8 @@ class PagePlanner:
                 if wants is None:
                     wants = decided.wants()
                 plan = plan_wants(wants[i], record.current, known, writeback, desired)
+            if doubt is not None and doubt.fields:  # a field write of it on its way
+                plan = countered(plan, desired, doubt.fields)
             out.append(Planned(record, summary, plan, desired, decided, i))
         return out
 

@@ -131,12 +131,37 @@ def _adopt(parts: RunParts, items: list[OutboxItem], died: set[str]) -> None:
     run_id, stream = parts.run_id, parts.e.stream
     landed = [i for i in items if doubtable(i) and outbox.may_have_landed(i, run_id, died)]
     stopped = [i for i in items if i.run_id != run_id and i.run_id not in died]
+    overtaken = _overtaken(items)
     with parts.e.store.begin() as conn:
         if landed:
             mark_in_doubt(conn, stream, landed, run_id)
         outbox.adopt(conn, stopped, run_id)
+        if overtaken:
+            outbox.set_status(conn, [i.id for i in overtaken], "superseded")
         states = load_states(conn, stream, {i.customer_id for i in items})
-    parts.dispatcher.recover(items, states, died)
+    gone = {i.id for i in overtaken}
+    parts.dispatcher.recover([i for i in items if i.id not in gone], states, died)
+
+
+def _overtaken(items: list[OutboxItem]) -> list[OutboxItem]:
+    """The pending writes (oldest first) a newer pending write of the same customer, kind
+    and key replaces: a write in flight that its customer's newer plan changed or undid
+    (``Recorder.withdrawn``: a membership add, then its removal; a task or the fields, then
+    their new values), left pending by a run that stopped or died before its answer was
+    recorded. A plan never queues a second copy of a write queued or in flight, so only
+    that leaves two; the newer one stands. Sent again, the older would undo the newer plan
+    for a moment (a sanctioned customer added to a VIP campaign, then removed) or, in one
+    call with it, ask the CRM to write one record twice. Superseded instead, with no
+    change to its owner's cap: the newer write of the key keeps that place; one that may
+    have landed is in doubt on record first (``_adopt``)."""
+    newest: dict[tuple[str, str, str], OutboxItem] = {}
+    older: list[OutboxItem] = []
+    for item in items:
+        slot = (item.customer_id, item.kind, item.key)
+        if slot in newest:
+            older.append(newest[slot])
+        newest[slot] = item
+    return older
 
 
 def _died(parts: RunParts, items: list[OutboxItem]) -> set[str]:

@@ -35,7 +35,8 @@ OUTPUT_KINDS: tuple[OutputKind, ...] = get_args(OutputKind)
 TEXT_LENGTH = 255
 #: Long text (the reasons): far below Salesforce's Long Text Area limit of 131,072
 #: characters ("Custom Field Types", Salesforce Help); the policy's
-#: ``strategy.reasons_max_chars`` cuts the reasons shorter still.
+#: ``strategy.reasons_max_chars`` cuts the reasons, and the config check holds it to this
+#: (``connectors/coverage.py``), so no writer cuts them further.
 LONG_TEXT_LENGTH = 4000
 
 

@@ -12,8 +12,12 @@ sends, read back; a ``None`` is sent as it is, clearing the field) must equal th
 normalised ``v`` for every output:
 
 * long text (``reasons``): a one-line summary (``CODE text; CODE text``) as is, or a
-  sequence of reasons (codes, texts or reason dicts) one per line, cut at the type's
-  length, ↔ a Long Text Area; read back as the stored text;
+  sequence of reasons (codes, texts or reason dicts) one per line, ↔ a Long Text Area;
+  read back as the stored text. Never cut here: a cut would write less than the audit
+  trail records. The config check holds the policy's ``strategy.reasons_max_chars`` to
+  the field crmtier creates (``connectors/coverage.py``); text a shorter field cannot
+  hold is refused by Salesforce (``STRING_TOO_LONG``), a failed write counted and
+  reported like any other;
 * date (``next_review``): ``date`` ↔ ``YYYY-MM-DD`` (Salesforce date fields carry no time
   zone);
 * number (``value_score``): float ↔ Number field, rounded to the type's scale;
@@ -63,7 +67,7 @@ def encoder(output: str) -> Callable[[Any], Any]:
     (a test's, a plugin's) is encoded by what it is now."""
     typ = output_type(output)
     if typ.kind == "long_text":
-        return partial(_long_text, typ.max_length)
+        return _long_text
     if typ.kind == "date":
         return _date_text
     if typ.kind == "number":
@@ -73,11 +77,11 @@ def encoder(output: str) -> Callable[[Any], Any]:
     return _as_is
 
 
-def _long_text(max_length: int | None, value: Any) -> str | None:
+def _long_text(value: Any) -> str | None:
     if type(value) is str:  # the usual value: the summary line, as it is
-        return value[:max_length] or None
+        return value or None
     items = [value] if isinstance(value, str) else list(value)
-    return "\n".join(_reason_line(i) for i in items)[:max_length] or None
+    return "\n".join(_reason_line(i) for i in items) or None
 
 
 def _date_text(value: Any) -> str:

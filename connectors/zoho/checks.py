@@ -21,6 +21,7 @@ from connectors.zoho.mapping import (
     LATER_VERSIONS_FIELDS_CAP,
     NUMERIC,
     OUTPUT_VALUES,
+    TEXT_TYPES,
     FieldInfo,
     missing_values,
     read_fields,
@@ -28,6 +29,7 @@ from connectors.zoho.mapping import (
 from connectors.zoho.rights import check_profile
 from connectors.zoho.task_keys import TASK_MODULE
 from connectors.zoho.writes import CAMPAIGN_MODULE, MEMBER_MODULES
+from tiering_core.outputs import LONG_TEXT_LENGTH
 
 if TYPE_CHECKING:
     from connectors.zoho.connector import ZohoConnector
@@ -107,6 +109,10 @@ def _check_outputs(connector: ZohoConnector, fields: Mapping[str, FieldInfo]) ->
         if info.read_only:
             out.append(SchemaCheck(name, False, f"{api_name} is read-only"))
             continue
+        short = _length_check(connector, output, info)
+        if short is not None:
+            out.append(short)
+            continue
         labels = connector.config.picklist_labels.get(output, {})
         wanted = [labels.get(v, v) for v in OUTPUT_VALUES.get(output, ())]
         missing = missing_values(info, wanted) if info.data_type == "picklist" else []
@@ -132,6 +138,36 @@ def _check_outputs(connector: ZohoConnector, fields: Mapping[str, FieldInfo]) ->
         else:
             out.append(SchemaCheck(name, True, api_name))
     return out
+
+
+def _length_check(connector: ZohoConnector, output: str, info: FieldInfo) -> SchemaCheck | None:
+    """A text field shorter than what crmtier may write to it, by its metadata ``length``
+    (the writer refuses a longer text before any write call: ``mapping.zoho_value``). The
+    explanation's cap is the config's, so a field shorter fails; the reasons' is the
+    policy's ``strategy.reasons_max_chars``, which doctor does not read, so a field shorter
+    than the longest reasons the config check allows is a warning naming the most it may
+    be."""
+    if not info.length or info.data_type not in TEXT_TYPES:
+        return None
+    name, api_name, length = f"writeback {output}", info.api_name, info.length
+    cap = connector.writeback.explanation_max_chars
+    if output == "explanation" and length < cap:
+        return SchemaCheck(
+            name,
+            False,
+            f"{api_name} holds {length} characters, explanation_max_chars is {cap}",
+            fix=f"lengthen {api_name} in Zoho, or set explanation_max_chars = {length} or less",
+        )
+    if output == "reasons" and length < LONG_TEXT_LENGTH:
+        return SchemaCheck(
+            name,
+            True,
+            f"{api_name} holds {length} characters",
+            fix=f"keep the policy's strategy.reasons_max_chars at {length} or less: a longer "
+            "reasons text stops the sync before any write",
+            severity="warning",
+        )
+    return None
 
 
 def _check_named_read(connector: ZohoConnector) -> SchemaCheck:

@@ -8,7 +8,9 @@ write-back values as ``current`` (picklist labels translated back to canonical v
 Writing: a canonical output value becomes what its Zoho field accepts, judged by the field
 metadata. A picklist value the field does not list is a ``ConfigError`` raised *before any
 write call*, naming the output, the Zoho field, the value and what the field allows: zcrmsdk
-would refuse it client-side anyway, and a half-applied batch is worse than none.
+would refuse it client-side anyway, and a half-applied batch is worse than none. So is a
+text longer than the field's metadata ``length`` (named by its length, never its text): it
+was cut to fit, which wrote less than the audit trail records as decided.
 """
 
 from __future__ import annotations
@@ -40,10 +42,17 @@ FIELD_TYPES: Mapping[OutputKind, str] = {
     "date": "date",
     "boolean": "boolean",
 }
+#: The key that bounds each text output, for the refusal of a text its field cannot hold.
+_SHORTEN = {
+    "reasons": "the policy's strategy.reasons_max_chars",
+    "explanation": "[writeback] explanation_max_chars",
+}
 TASK_PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
 MODSTAMP_FIELD = "Modified_Time"
 OWNER_FIELD = "Owner"
 NUMERIC = ("double", "currency", "integer", "decimal", "percent", "bigint")
+#: The Zoho field types a text is written to whole, within the field's ``length``.
+TEXT_TYPES = ("text", "textarea", "email", "phone", "website")
 
 
 @dataclass(frozen=True)
@@ -157,9 +166,15 @@ def zoho_value(
         raise ConfigError(
             f"{where}: cannot write {type(value).__name__} to a {kind} field ({exc})"
         ) from None
-    if kind in ("text", "textarea", "email", "phone", "website"):
+    if kind in TEXT_TYPES:
         text = _text(value)
-        return text[: field.length] if field.length else text
+        if field.length and len(text) > field.length:
+            raise ConfigError(
+                f"{where}: a text of {len(text)} characters does not fit the field (at most "
+                f"{field.length} characters); lengthen {field.api_name} in Zoho, or shorten "
+                f"what {output} holds ({_SHORTEN.get(output, 'its text')})"
+            )
+        return text
     raise ConfigError(f"{where}: crmtier cannot write to a {kind} field")
 
 

@@ -169,7 +169,7 @@ EXPLAINED = WRITEBACK.replace(
         (
             EXPLAINED.replace(TASKS_ON, TASKS_ON + "explanation_max_chars = 256\n"),
             "bank.toml: [writeback] explanation_max_chars: 256 does not fit the salesforce "
-            "text field explanation is written to (at most 255 characters); set "
+            "field explanation is written to (Tier_Explanation__c, at most 255 characters); set "
             "explanation_max_chars = 255 or less",
         ),
         (
@@ -196,9 +196,9 @@ def test_the_explanation_is_optional_and_loads_when_mapped(tmp_path: Path) -> No
     assert (writeback.explanation_language, writeback.explanation_max_chars) == ("zh", 200)
     assert writeback_problems(writeback, POLICY, "zoho") == []
     assert writeback_problems(writeback, POLICY, "fxiaoke") == [
-        "[writeback] explanation_max_chars: 200 does not fit the fxiaoke text field "
-        "explanation is written to (at most 100 characters); set explanation_max_chars = 100 "
-        "or less"
+        "[writeback] explanation_max_chars: 200 does not fit the fxiaoke field explanation "
+        "is written to (Tier_Explanation__c, at most 100 characters); set "
+        "explanation_max_chars = 100 or less"
     ]
 
 

@@ -32,7 +32,7 @@ from sync import schema
 from sync.engine import RunOptions
 from sync.store import StateStore
 from tests.sync.memory_crm import OneCustomerCrm, memory_engine
-from tests.sync.test_dead_letter_sanctions import AS_OF, SANCTIONED, UPGRADE
+from tests.sync.test_dead_letter_sanctions import AS_OF, CHANGED, SANCTIONED, UPGRADE
 from tests.sync.test_dead_letter_sanctions import assess as task_assess
 from tests.sync.test_membership_doubt import assess as member_assess
 from tiering_core.models import AssessmentData, Assets, CustomerProfile
@@ -163,3 +163,51 @@ def test_a_task_planned_again_after_its_call_was_lost_is_sent_as_one_the_crm_may
     report = e.run(RunOptions(as_of=AS_OF))
     assert report.status in ("succeeded", "completed_with_errors"), report.error
     assert crm.upserts == [(TASK, False), (TASK, True)]
+
+
+#: a customer of the ``mass`` tier, wanting nothing else
+PLAIN = 4.0
+
+
+class LaggingFieldCrm(ReadAgainCrm):
+    """``ReadAgainCrm`` that makes its field writes, and whose later reads show the tier
+    as it was when the run began: read while the first field write was on its way. That
+    first call makes its write and is then lost (``lost``) or answered."""
+
+    def __init__(self, *reads: float, lost: bool) -> None:
+        super().__init__(*reads)
+        self.lost = int(lost)
+        self.shown = self.tier  # what every read shows
+
+    def read_changed(self, since: Cursor | None) -> Iterator[Page]:
+        for page in super().read_changed(since):
+            (record,) = page.records
+            yield Page((replace(record, current={"value_tier": self.shown}),))
+
+    def apply(self, plan: WritePlan) -> list[WriteResult]:
+        with self.lock:
+            for update in plan.field_updates:
+                self.tier = str(update.fields["value_tier"])
+            first = not self.answered.is_set()
+            self.answered.set()
+            if first and self.lost:
+                raise TransientError("read timed out")
+        return [WriteResult("field_update", u.customer_id, True) for u in plan.field_updates]
+
+
+@pytest.mark.parametrize("lost", [True, False], ids=["lost", "answered"])
+def test_a_tier_field_write_in_flight_the_newer_plan_undoes_is_countered(
+    store: StateStore, lost: bool
+) -> None:
+    """The customer's value tier moves up (``mass`` to ``affluent``) and back within one
+    run. The second read shows ``mass`` still (the first write on its way), so the newer
+    plan saw nothing to write, and the first write, landed, left the CRM showing
+    ``affluent`` for a customer decided ``mass``. The field a write in flight carries is
+    in doubt (``Dispatcher.in_doubt``): the newer plan writes its own value of it, after
+    the first write's answer."""
+    crm = LaggingFieldCrm(CHANGED, PLAIN, lost=lost)
+    e = memory_engine(crm, store, WRITEBACKS["task"][0], task_assess, stream="tier:Customer")
+    e.settings = replace(e.settings, record_retry_attempts=3, record_retry_base=0.0)
+    report = e.run(RunOptions(as_of=AS_OF))
+    assert report.status == "succeeded", (report.error, report.counts.as_json())
+    assert crm.tier == "mass", "the CRM shows a tier the run no longer decides"

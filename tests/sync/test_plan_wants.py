@@ -30,7 +30,14 @@ from connectors.contract import CrmRecord
 from connectors.errors import ConfigError
 from connectors.mapping import WritebackConfig, load_default_mapping
 from sync.decided import DecisionRows
-from sync.planner import SALES_TASK_RULES, Doubt, action_kinds, desired_fields
+from sync.planner import (
+    SALES_TASK_RULES,
+    CustomerPlan,
+    Doubt,
+    action_kinds,
+    countered,
+    desired_fields,
+)
 from sync.planning import AssessedPage, PagePlanner
 from sync.records import Planned
 from sync.settings import RunOptions
@@ -256,3 +263,24 @@ def test_a_campaign_the_config_never_names_is_refused_on_both_paths(
     records = [CrmRecord(p, STAMP, {}) for p in profiles]
     with pytest.raises(ConfigError, match=r"\[writeback\.campaigns\] vip_events"):
         _planner(policy, unnamed).plan(AssessedPage(records, decided), {}, lambda cid: None)
+
+
+DESIRED = {"value_tier": "mass", "aml_risk": "low"}
+
+
+@pytest.mark.parametrize(
+    ("planned", "sent", "fields"),
+    [
+        ({}, {"value_tier": "affluent"}, {"value_tier": "mass"}),  # the CRM shows mass: undone
+        ({}, {"value_tier": "mass"}, {}),  # on its way already
+        ({"value_tier": "mass"}, {"value_tier": "affluent"}, {"value_tier": "mass"}),
+        ({"aml_risk": "low"}, {"value_tier": "private"}, DESIRED),  # added to the plan
+        ({}, {"explanation": "x"}, {}),  # a field the decision no longer maps
+    ],
+    ids=["shown-undone", "same-value", "planned-already", "added", "unmapped"],
+)
+def test_a_field_write_on_its_way_is_countered_where_it_sets_another_value(
+    planned: dict[str, str], sent: dict[str, str], fields: dict[str, str]
+) -> None:
+    plan = countered(CustomerPlan("C1", planned), DESIRED, sent)
+    assert dict(plan.fields) == fields
