@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from connectors.contract import WritePlan, WriteResult
 from connectors.errors import (
+    UNANSWERED,
     AuthExpiredError,
     ConfigError,
     ConnectorError,
@@ -24,8 +25,12 @@ from connectors.errors import (
     ReadOnlyError,
 )
 from sync import schema
-from sync.engine import RunOptions
+from sync.engine import RunOptions, SyncSettings
+from sync.maybe_made import MaybeMade
+from sync.outbox import OutboxItem
+from sync.records import STOPPED
 from sync.store import StateStore
+from sync.writepool import UNSENT, WritePool
 from tests.sync.test_dead_letter_sanctions import AS_OF, SANCTIONED
 from tests.sync.test_membership_doubt import MemberCrm, _engine
 
@@ -109,3 +114,47 @@ def test_a_plan_refused_before_any_call_left_stays_exact_unsent(
     with store.begin() as conn:
         effects = conn.execute(sa.select(sa.func.count()).select_from(schema.side_effects))
         assert effects.scalar_one() == 0
+
+
+@pytest.mark.parametrize("stop", list(STOPS))
+@pytest.mark.parametrize(
+    ("calls", "withdrawn", "answer"),
+    [
+        (0, False, None),  # refused before anything left: back in the queue, exact
+        (0, True, "unsent"),  # withdrawn by a newer plan meanwhile: superseded unsent
+        (1, False, STOPPED),  # a call left: every item answered, in doubt
+        (3, True, STOPPED),
+    ],
+    ids=["none-left", "none-left-withdrawn", "one-left", "calls-left-withdrawn"],
+)
+def test_how_the_pool_answers_a_plan_that_stopped_the_run(
+    stop: str, calls: int, withdrawn: bool, answer: str | None
+) -> None:
+    """``WritePool._failed``, by the CRM calls the plan made before the stop."""
+    error, _ = STOPS[stop]
+    item = OutboxItem(1, "C00", "membership", "C00:vip", {"campaign": "vip", "member": True},
+                      0, "run-1", "sync")  # fmt: skip
+    pool = WritePool(
+        MemberCrm(),
+        SyncSettings(),
+        holding=bool,
+        record=lambda answered: [],
+        after_record=bool,
+        maybe_made=MaybeMade("run-1"),
+        withdrawn={1} if withdrawn else frozenset(),
+    )
+    try:
+        got = pool._failed([item], error, calls)
+    finally:
+        pool.pool.shutdown()
+    if answer is None:
+        assert got is None and pool.queue == {1: item}
+        return
+    assert got is not None and got[0] == [item] and not pool.queue
+    (result,) = got[1]
+    assert not result.ok
+    if answer == STOPPED:
+        assert (result.error_code, result.retryable) == (STOPPED, True)
+    else:  # refused outright: the CRM made nothing; read-only or unforeseen: unanswered
+        refused = not isinstance(error, ReadOnlyError)
+        assert result.error_code == (UNSENT if refused else UNANSWERED)
