@@ -67,6 +67,14 @@ class SentTally:
             self.groups.setdefault(item.kind, set()).add(group)
 
 
+#: A call refused as a whole, by the CRM or by crmtier's own guards, before it could make
+#: anything: it halts the pool (the calls behind it would be refused alike) and, when no
+#: call of its plan left, its items are exact unsent. One tuple for both, so that a new
+#: kind of refusal (``ReadOnlyError`` came later) cannot halt the pool yet count as
+#: possibly made.
+REFUSED_OUTRIGHT = (RateLimitedError, ReadOnlyError, AuthExpiredError, ConfigError)
+
+
 class WritePool:
     """The queued and in-flight writes of one run."""
 
@@ -290,7 +298,7 @@ class WritePool:
         try:
             with counting(calls):
                 return self.connector.apply(plan)
-        except (RateLimitedError, ReadOnlyError, AuthExpiredError, ConfigError):
+        except REFUSED_OUTRIGHT:
             self.halted.set()
             raise
 
@@ -384,7 +392,7 @@ class WritePool:
             return items, [
                 WriteResult(i.kind, i.key, False, STOPPED, text, retryable=True) for i in items
             ]
-        refused = isinstance(exc, RateLimitedError | AuthExpiredError | ConfigError)
+        refused = isinstance(exc, REFUSED_OUTRIGHT)
         return self._no_answer(items, UNSENT if refused else UNANSWERED, text)
 
     def _no_answer(self, items: list[OutboxItem], code: str, message: str) -> Answered | None:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from connectors.calltally import CallTally
 from connectors.contract import WriteResult
-from connectors.errors import UNANSWERED, AuthExpiredError, RateLimitedError
+from connectors.errors import UNANSWERED, AuthExpiredError, RateLimitedError, ReadOnlyError
 from sync import schema, taskbudget
 from sync.engine import RunOptions
 from sync.outbox import OutboxItem
@@ -176,8 +176,13 @@ def test_a_page_whose_commit_fails_leaves_the_withdrawals_as_they_were(
 
 @pytest.mark.parametrize(
     "failure",
-    [Unsent(), RateLimitedError("quota"), AuthExpiredError("login")],
-    ids=["withdrawn-unsent", "refused-quota", "refused-login"],
+    [
+        Unsent(),
+        RateLimitedError("quota"),
+        ReadOnlyError("maintenance"),
+        AuthExpiredError("login"),
+    ],
+    ids=["withdrawn-unsent", "refused-quota", "refused-read-only", "refused-login"],
 )
 @pytest.mark.parametrize(("reads", "status"), [(("wants",), "pending"), (("drops",), "superseded")])
 def test_a_write_in_flight_whose_call_fails_as_a_whole_is_superseded_once_withdrawn(
@@ -188,14 +193,19 @@ def test_a_write_in_flight_whose_call_fails_as_a_whole_is_superseded_once_withdr
     the queue, pending in the outbox, and the run stopped. One a newer plan withdrew was
     left pending with the rest, and the next run re-sent it as a stopped run's write,
     exact: a sanctioned customer's task made again after the closure. It is superseded;
-    one still wanted goes back in the queue as before."""
+    one still wanted goes back in the queue as before. None of them left (no CRM call of
+    the plan counted), so the CRM made nothing: a superseded one is not in doubt on record
+    and gives its owner's cap place back, whichever refusal it was."""
     pool, recorder, item = in_flight.parts.pool, in_flight.parts.recorder, in_flight.item
     (call,) = pool.inflight
     for read in reads:
         in_flight.read(read)
     call.set_exception(failure)
     pool.collect(block=False)
-    assert in_flight.stored()[0] == status
+    stored = in_flight.stored()
+    assert stored[0] == status
+    if status == "superseded":
+        assert stored[1:3] == (None, Counter())
     assert (item.id in pool.queue) is (status == "pending")  # not to be sent again
     assert item.id not in recorder.withdrawn
     assert ("C01" in recorder.decisions) is (status == "pending")
