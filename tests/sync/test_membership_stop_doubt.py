@@ -5,16 +5,19 @@ answers are lost with the exception: the write pool once put them back as never 
 stopped run's write whose re-send is exact. The next run then superseded the add as
 exact (its campaign switched off meanwhile), so a sanctions hit never removed the member
 it made: a sanctioned customer stayed in the VIP campaign. Such a plan's items are in
-doubt (``WritePool._failed``); only a plan refused before any call left is exact.
+doubt (``sync.call_answers``); only a plan refused before any call left is exact.
 
 The engine's real path on a real store, over an in-memory CRM that counts its calls as a
 connector does (``connectors.calltally``)."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import pytest
 import sqlalchemy as sa
 
+from connectors.calltally import CallTally
 from connectors.contract import WritePlan, WriteResult
 from connectors.errors import (
     UNANSWERED,
@@ -25,12 +28,13 @@ from connectors.errors import (
     ReadOnlyError,
 )
 from sync import schema
+from sync.call_answers import UNSENT
 from sync.engine import RunOptions, SyncSettings
 from sync.maybe_made import MaybeMade
 from sync.outbox import OutboxItem
 from sync.records import STOPPED
 from sync.store import StateStore
-from sync.writepool import UNSENT, WritePool
+from sync.writepool import WritePool
 from tests.sync.test_dead_letter_sanctions import AS_OF, SANCTIONED
 from tests.sync.test_membership_doubt import MemberCrm, _engine
 
@@ -116,7 +120,11 @@ def test_a_plan_refused_before_any_call_left_stays_exact_unsent(
         assert effects.scalar_one() == 0
 
 
-@pytest.mark.parametrize("stop", list(STOPS))
+#: the stops above, and a failure nobody foresaw (a connector's bug): the run fails
+ANSWERED_STOPS = {**STOPS, "unforeseen": (RuntimeError("connector bug"), "failed")}
+
+
+@pytest.mark.parametrize("stop", list(ANSWERED_STOPS))
 @pytest.mark.parametrize(
     ("calls", "withdrawn", "answer"),
     [
@@ -130,8 +138,11 @@ def test_a_plan_refused_before_any_call_left_stays_exact_unsent(
 def test_how_the_pool_answers_a_plan_that_stopped_the_run(
     stop: str, calls: int, withdrawn: bool, answer: str | None
 ) -> None:
-    """``WritePool._failed``, by the CRM calls the plan made before the stop."""
-    error, _ = STOPS[stop]
+    """The pool's answer to a call that failed as a whole (``WritePool._answer``,
+    ``sync.call_answers``), by the CRM calls its plan made before the stop, and how the
+    run stops. A refusal outright (quota, read-only, login, configuration) before any
+    call left made nothing: unsent; an unforeseen failure may have made something."""
+    error, status = ANSWERED_STOPS[stop]
     item = OutboxItem(1, "C00", "membership", "C00:vip", {"campaign": "vip", "member": True},
                       0, "run-1", "sync")  # fmt: skip
     pool = WritePool(
@@ -143,10 +154,16 @@ def test_how_the_pool_answers_a_plan_that_stopped_the_run(
         maybe_made=MaybeMade("run-1"),
         withdrawn={1} if withdrawn else frozenset(),
     )
+    call: Future[list[WriteResult]] = Future()
+    call.set_exception(error)
+    tally = CallTally()
+    tally.add("composite", calls)
+    pool.inflight[call], pool.calls[call] = [item], tally
     try:
-        got = pool._failed([item], error, calls)
+        got = pool._answer([item], call)
     finally:
         pool.pool.shutdown()
+    assert pool.stop is not None and pool.stop.status == status
     if answer is None:
         assert got is None and pool.queue == {1: item}
         return
@@ -155,6 +172,6 @@ def test_how_the_pool_answers_a_plan_that_stopped_the_run(
     assert not result.ok
     if answer == STOPPED:
         assert (result.error_code, result.retryable) == (STOPPED, True)
-    else:  # refused outright: the CRM made nothing; read-only or unforeseen: unanswered
-        refused = not isinstance(error, ReadOnlyError)
+    else:  # refused outright: the CRM made nothing; unforeseen: unanswered, in doubt
+        refused = not isinstance(error, RuntimeError)
         assert result.error_code == (UNSENT if refused else UNANSWERED)
