@@ -76,18 +76,23 @@ def _failed(items: list[OutboxItem], exc: Exception, calls: int) -> CallAnswer:
     refused. So once any call of it left (``calls``), every item is answered
     ``STOPPED``: unanswered, possibly made, in doubt on record (``AnswerBatch``), a
     re-send a resend, a later sanctions hit removing or closing what it may have made,
-    no attempt counted. Put back as never sent, the adds were forgotten: superseded
-    by a hit's plan as exact, their membership never removed. Only a plan refused
-    before any call left (the quota guard, a login refused first) is exact. A call the
-    CRM itself refuses is counted too (it went out, as does one whose answer was lost:
-    connectors count a call as it is sent), so such a plan is in doubt even when that
-    was its first call: a look-up more on its re-send, never a membership forgotten."""
+    no attempt counted (an unforeseen failure: ``UNANSWERED``, its attempt counted).
+    Put back as never sent, the adds were forgotten: superseded by a hit's plan as
+    exact, their membership never removed. Only a plan refused before any call left
+    (the quota guard, a login refused first) is exact. A call the CRM itself refuses is
+    counted too (it went out, as does one whose answer was lost: connectors count a
+    call as it is sent), so such a plan is in doubt even when that was its first call:
+    a look-up more on its re-send, never a membership forgotten."""
     text = error_text(exc)
     stop = stop_for(exc)
-    if calls:
-        results = [WriteResult(i.kind, i.key, False, STOPPED, text, retryable=True) for i in items]
-        return CallAnswer(results, stop=stop)
     refused = isinstance(exc, REFUSED_OUTRIGHT)
+    if calls:
+        # an unforeseen failure may be the plan's own (a connector choking on its answer):
+        # unanswered with an attempt counted, so that it dead-letters in the end rather
+        # than fail every run at the same plan; a refusal says nothing against the write
+        code = STOPPED if refused else UNANSWERED
+        results = [WriteResult(i.kind, i.key, False, code, text, retryable=True) for i in items]
+        return CallAnswer(results, stop=stop)
     return CallAnswer(None, UNSENT if refused else UNANSWERED, text, stop)
 
 

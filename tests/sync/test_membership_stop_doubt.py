@@ -103,6 +103,23 @@ def test_a_membership_made_before_a_later_call_of_its_plan_stops_the_run_is_remo
     assert (row.active, bool(row.in_doubt)) == (False, False)  # removed, answered
 
 
+def test_a_plan_that_fails_unforeseen_after_a_call_left_dead_letters_in_the_end(
+    store: StateStore,
+) -> None:
+    """A failure nobody foresaw (a connector choking on its answer to this plan) may be
+    the plan's own: in doubt, as a stop is, but with its attempt counted, so that it is
+    dead-lettered once out of attempts (two here) rather than failing every run at the
+    same plan, the tenant's sync stuck behind it. Before, it stayed pending with no
+    attempt counted, run after failed run."""
+    crm = StopAfterAddsCrm(RuntimeError("connector bug"))  # type: ignore[arg-type]
+    first = _engine(crm, store).run(RunOptions(as_of=AS_OF))
+    assert first.status == "failed" and first.dead_letters_open == 0
+    assert _outbox_membership(store) == ("pending", True, 1)
+    second = _engine(crm, store).run(RunOptions(as_of=AS_OF))
+    assert second.status == "failed" and second.dead_letters_open == 1
+    assert _outbox_membership(store) == ("dead", True, 2)
+
+
 @pytest.mark.parametrize("stop", list(STOPS))
 def test_a_plan_refused_before_any_call_left_stays_exact_unsent(
     store: StateStore, stop: str
@@ -170,8 +187,9 @@ def test_how_the_pool_answers_a_plan_that_stopped_the_run(
     assert got is not None and got[0] == [item] and not pool.queue
     (result,) = got[1]
     assert not result.ok
-    if answer == STOPPED:
-        assert (result.error_code, result.retryable) == (STOPPED, True)
+    if answer == STOPPED:  # an unforeseen failure: unanswered, its attempt counted
+        code = UNANSWERED if isinstance(error, RuntimeError) else STOPPED
+        assert (result.error_code, result.retryable) == (code, True)
     else:  # refused outright: the CRM made nothing; unforeseen: unanswered, in doubt
         refused = not isinstance(error, RuntimeError)
         assert result.error_code == (UNSENT if refused else UNANSWERED)
