@@ -1,15 +1,15 @@
 """The CRM's reasons field of every customer of a batch, chosen column-wise.
 
-The field shows a customer's ``top`` heaviest visible reasons (never an AML one: the
-field is visible to sales staff), ties broken by code and then by the order the rules gave
-them, each as ``CODE text`` (``reasons.reason_line``) joined by ``"; "`` and cut at
-``max_chars``, counted in UTF-16 code units (``cut``). The choice is one numpy sort over every reason of the batch
-(``row_reasons.ReasonCells``), not a sort per customer; only the chosen reasons' texts are
-rendered (once per distinct text, from the reason cells' values: no reason dict is made)
-and joined, one string a customer, since that string is what leaves the process for the
-CRM. Most customers' fields are their own (an amount in a text: 1,978 distinct fields of
-1,988 customers in a generated chunk), so a field is joined per customer, not per distinct
-combination.
+The field shows a customer's ``top`` heaviest visible reasons (never an AML one: the field
+is visible to sales staff), ties broken by code and then by the order the rules gave them,
+each as ``CODE text`` (``reasons.reason_line``) joined by ``"; "`` and cut at
+``max_chars``, counted in UTF-16 code units (``cut``). The choice is one numpy sort over
+every reason of the batch (``row_reasons.ReasonCells``), not a sort per customer; only the
+chosen reasons' texts are rendered (once per distinct text, from the reason cells' values:
+no reason dict is made) and joined, one string a customer, since that string is what
+leaves the process for the CRM. Most customers' fields are their own (an amount in a text:
+1,978 distinct fields of 1,988 customers in a generated chunk), so a field is joined per
+customer, not per distinct combination.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ trail records as decided. ``doctor`` names such a field before the first sync.""
 from __future__ import annotations
 
 import re
-
 from types import SimpleNamespace
 
 import pytest
