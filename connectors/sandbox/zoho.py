@@ -294,6 +294,8 @@ class ZohoSandbox(SandboxLifecycle):
         return out
 
     def add_member_by_hand(self, customer_id: str, campaign: str) -> None:
+        """The Contact linked to the campaign from its related list, as a relationship
+        manager links one: Zoho holds the link once, with no crmtier key on it."""
         cid = self.default.writeback.campaigns[campaign]
         self.store.upsert(MEMBERS, f"{customer_id}:{cid}", {"Member_Status": "Active"})
 

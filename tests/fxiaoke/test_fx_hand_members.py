@@ -11,13 +11,17 @@ of the pair."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
 from connectors.contract import MembershipChange, WritePlan
+from connectors.errors import ConnectorError
 from connectors.sandbox.fxiaoke import FxiaokeSandbox
+from connectors.sandbox.fxiaoke_routes import error_response
 from connectors.sandbox.fxiaoke_schema import CAMPAIGN_MEMBER
 from connectors.sandbox.generator import customer_id
+from connectors.sandbox.server import Response
 from tests.fxiaoke.fx_helpers import Connect, MakeSandbox, capture
 
 VIP, SEMINAR = "vip_events", "wealth_seminar"
@@ -126,3 +130,68 @@ def test_another_campaign_of_the_same_customers_is_left_alone(
     assert all(r.ok for r in connector.apply(plan))
     assert sandbox.server.calls.count("invalid") == 0
     assert sandbox.memberships() == {(customer_id(1), VIP), (customer_id(2), SEMINAR)}
+
+
+def test_a_removal_stopped_half_way_is_finished_by_the_next_run(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """crmtier's record and two copies by hand; the second invalidation is refused (as a
+    run killed between its invalidations leaves one): the removal is not ok, so it is sent
+    again, and the next run finds the records still live by campaign and customer (crmtier's key
+    is gone with its record) and invalidates them: none is left behind."""
+    connector = connect(sandbox)
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=(_change(1, VIP, True),))))
+    for _ in range(2):
+        sandbox.add_member_by_hand(customer_id(1), VIP)
+    sandbox.server.inject("invalid", response=error_response(15002, "参数不合法"), after=1)
+    leave = WritePlan(memberships=(_change(1, VIP, False),))
+    (first,) = connector.apply(leave)
+    assert not first.ok and first.error_code == "15002"
+    assert _live(sandbox, 1, VIP) == 1
+    assert all(r.ok for r in connector.apply(leave))
+    assert _live(sandbox, 1, VIP) == 0
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"response": error_response(15003, "APP没有访问权限")},
+        {"response": Response.json({"error": "boom"}, 502), "times": None},
+        {"drop": True, "times": None},
+    ],
+    ids=["refused", "bad_gateway", "dropped"],
+)
+def test_an_add_is_not_counted_as_made_when_the_look_up_by_pair_fails(
+    sandbox: FxiaokeSandbox, connect: Connect, fault: dict[str, Any]
+) -> None:
+    """The look-up by key answers (no key), the look-up by campaign and customer fails: the
+    add is no success on an unanswered question: the plan stops with the error, and no
+    member record is written, so the next run asks again."""
+    connector = connect(sandbox)
+    sandbox.add_member_by_hand(customer_id(1), VIP)
+    sandbox.server.inject("query", after=1, **fault)
+    with pytest.raises(ConnectorError):
+        connector.apply(WritePlan(memberships=(_change(1, VIP, True),)))
+    assert sandbox.server.calls.count("create") == 0
+
+
+def test_a_look_up_past_one_page_drops_the_cross_pairs_and_misses_no_record(
+    make_sandbox: MakeSandbox, connect: Connect
+) -> None:
+    """60 customers, each by hand in both campaigns and twice in VIP; the even ones leave
+    VIP, the odd ones the seminar. The first 50 customers' look-up matches 150 rows (two
+    pages of 100, paged by ``_id``), a third of them another wanted customer's other
+    campaign (a cross pair of the two ``IN``s): every record of a removed pair goes, every
+    other stays."""
+    sandbox = make_sandbox(customers=60)
+    connector = connect(sandbox)
+    for i in range(60):
+        for campaign in (VIP, VIP, SEMINAR):
+            sandbox.add_member_by_hand(customer_id(i), campaign)
+    leave = tuple(_change(i, (VIP, SEMINAR)[i % 2], False) for i in range(60))
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=leave)))
+    for i in range(60):
+        assert (_live(sandbox, i, VIP), _live(sandbox, i, SEMINAR)) == ((0, 1), (2, 0))[i % 2]
+    assert sandbox.server.calls.count("invalid") == 30 * 2 + 30
+    # by key: 2 (60 keys); by pair: 2 pages for the first 50 customers, 1 for the last 10
+    assert sandbox.server.calls.count("query") == 2 + 2 + 1
