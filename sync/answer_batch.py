@@ -29,7 +29,7 @@ from sync.days import day_text
 from sync.effect_rows import effect_label, effect_row, stays_in_doubt
 from sync.outbox import OutboxItem
 from sync.overrides import is_new
-from sync.records import Decision, Json, Outcome
+from sync.records import STOPPED, Decision, Json, Outcome
 from sync.runs import RunCounts
 from sync.state import doubtable
 
@@ -108,14 +108,17 @@ class AnswerBatch:
                 if decision is not None:
                     decision.outstanding.discard(item.id)
                 continue
+            stopped = result.error_code == STOPPED  # unanswered, no attempt counted
+            if stopped:
+                result = replace(result, error_code=UNANSWERED)
             unanswered = result.error_code == UNANSWERED
             if unanswered and doubtable(item):
                 self.doubted.append(item)
             first = not item.attempts and not self.recorder.maybe_made(item)
             if superseded:
                 self._superseded(conn, item, result, decision, first)
-            elif result.retryable and item.attempts + 1 < retry_attempts:
-                attempts = item.attempts + 1
+            elif result.retryable and (stopped or item.attempts + 1 < retry_attempts):
+                attempts = item.attempts + (not stopped)
                 outbox.set_status(
                     conn, [item.id], "pending", attempts=attempts, error=result.error_code
                 )

@@ -54,6 +54,14 @@ class Unsent(Exception):
     """A queued write call the run withdrew before it went out."""
 
 
+#: the answer given each write of a call that stopped the run (quota, read-only, login,
+#: configuration) after another CRM call of it left (``WritePool._failed``): recorded as
+#: unanswered (possibly made, in doubt), but no attempt of the write's own counted, as a
+#: run-stopping refusal says nothing against the write (a day of stopped runs in a
+#: maintenance window must not dead-letter it)
+STOPPED = "STOPPED"
+
+
 class Stop(Exception):
     """The run must stop (quota, fatal connector error); carries the status, and whether
     a human must fix the configuration (a write call refused with ``ConfigError``: the

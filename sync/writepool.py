@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from operator import attrgetter
 
-from connectors.calltally import carry
+from connectors.calltally import CallTally, carry, counting
 from connectors.contract import Connector, WritePlan, WriteResult
 from connectors.errors import (
     UNANSWERED,
@@ -36,7 +36,7 @@ from sync.killpoints import kill_point
 from sync.maybe_made import MaybeMade
 from sync.outbox import NewItem, OutboxItem
 from sync.recorder import Answered
-from sync.records import Stop, Unsent
+from sync.records import STOPPED, Stop, Unsent
 from sync.settings import SyncSettings
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,8 @@ class WritePool:
         self.queue: dict[int, OutboxItem] = {}
         self.due: dict[int, float] = {}  # queued retries: when their backoff ends
         self.inflight: dict[Future[list[WriteResult]], list[OutboxItem]] = {}
+        # the CRM calls each apply() in flight or unrecorded has made so far (``_send``)
+        self.calls: dict[Future[list[WriteResult]], CallTally] = {}
         # answered, not yet recorded (see _harvest)
         self.landed: list[tuple[list[OutboxItem], Future[list[WriteResult]]]] = []
         self.inflight_by_customer: dict[str, set[int]] = {}
@@ -269,20 +271,25 @@ class WritePool:
             self.inflight_by_customer.setdefault(item.customer_id, set()).add(item.id)
         plan = outbox.to_write_plan(items, self.maybe_made)
         kill_point("before_write")
-        future = self.pool.submit(carry(self._send), plan)  # its calls are the run's
+        calls = CallTally()
+        future = self.pool.submit(carry(self._send), plan, calls)  # its calls are the run's
         self.inflight[future] = items
+        self.calls[future] = calls
 
-    def _send(self, plan: WritePlan) -> list[WriteResult]:
+    def _send(self, plan: WritePlan, calls: CallTally) -> list[WriteResult]:
         """One write call, on a pool thread, unless the run has withdrawn its queued calls.
         A call refused outright (quota, a read-only CRM, login, configuration) withdraws
         them at once, on this thread: the calls queued behind it would be refused alike,
-        and the read loop may not look at the answers for a while."""
+        and the read loop may not look at the answers for a while. ``calls`` counts the CRM
+        calls the plan makes (one apply() is several: field updates, tasks, membership adds
+        and removals): whether any left before a failure (``_failed``)."""
         with self._checking:
             if self.halted.is_set() or not self._may_send():
                 self.halted.set()
                 raise Unsent
         try:
-            return self.connector.apply(plan)
+            with counting(calls):
+                return self.connector.apply(plan)
         except (RateLimitedError, ReadOnlyError, AuthExpiredError, ConfigError):
             self.halted.set()
             raise
@@ -336,6 +343,7 @@ class WritePool:
         """A call's items and their answers, one result per item; None for a call with
         nothing to record (withdrawn unsent, or failed as a whole: ``_no_answer``)."""
         kill_point("after_write")
+        calls = self.calls.pop(future)
         if isinstance(future.exception(), Unsent):  # the outbox keeps them for later
             return self._no_answer(items, UNSENT, "the call was withdrawn before it left")
         for item in items:
@@ -350,14 +358,34 @@ class WritePool:
             ]
         except Exception as exc:
             self.stop = self.stop or _stop_for(exc)
-            refused = isinstance(exc, RateLimitedError | AuthExpiredError | ConfigError)
-            return self._no_answer(items, UNSENT if refused else UNANSWERED, error_text(exc))
+            return self._failed(items, exc, calls.total())
         if len(results) != len(items):
             self.stop = Stop(
                 "failed", f"connector answered {len(results)} results for {len(items)} writes"
             )
             return self._no_answer(items, UNANSWERED, "the connector's answer did not fit")
         return items, results
+
+    def _failed(self, items: list[OutboxItem], exc: Exception, calls: int) -> Answered | None:
+        """A call that failed as a whole and stops the run (quota, read-only, login,
+        configuration, anything unforeseen) after making ``calls`` CRM calls. One apply()
+        is several calls: its membership adds may be made when its removals' call is
+        refused. So once any call of it left (``calls``), every item is answered
+        ``STOPPED``: unanswered, possibly made, in doubt on record (``AnswerBatch``), a
+        re-send a resend, a later sanctions hit removing or closing what it may have made,
+        no attempt counted. Put back as never sent, the adds were forgotten: superseded
+        by a hit's plan as exact, their membership never removed. Only a plan refused
+        before any call left (the quota guard, a login refused first) is exact
+        (``_no_answer``). A call the CRM itself refuses is counted too (it went out), so
+        such a plan is in doubt even when that was its first call: a look-up more on its
+        re-send, never a membership forgotten."""
+        text = error_text(exc)
+        if calls:
+            return items, [
+                WriteResult(i.kind, i.key, False, STOPPED, text, retryable=True) for i in items
+            ]
+        refused = isinstance(exc, RateLimitedError | AuthExpiredError | ConfigError)
+        return self._no_answer(items, UNSENT if refused else UNANSWERED, text)
 
     def _no_answer(self, items: list[OutboxItem], code: str, message: str) -> Answered | None:
         """A call with no answer per item (withdrawn unsent, or failed as a whole): its

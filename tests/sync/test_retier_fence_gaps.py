@@ -31,6 +31,7 @@ from typing import cast
 import pytest
 import sqlalchemy as sa
 
+from connectors.calltally import CallTally
 from connectors.contract import Connector, WritePlan
 from sync import retier_died, retier_worker, runs, schema
 from sync import retier_units as units
@@ -199,7 +200,7 @@ def test_a_call_checked_while_another_s_check_fails_is_withdrawn_too() -> None:
 
     def send_second() -> None:
         try:
-            pool._send(cast(WritePlan, "second"))
+            pool._send(cast(WritePlan, "second"), CallTally())
             second.append(None)
         except BaseException as exc:  # reported by the test's thread
             second.append(exc)
@@ -217,7 +218,7 @@ def test_a_call_checked_while_another_s_check_fails_is_withdrawn_too() -> None:
     pool.may_send = check
     try:
         with pytest.raises(Unsent):
-            pool._send(cast(WritePlan, "first"))
+            pool._send(cast(WritePlan, "first"), CallTally())
         other.join()
     finally:
         pool.pool.shutdown()

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import pytest
 import sqlalchemy as sa
 
+from connectors.calltally import CallTally
 from connectors.contract import WriteResult
 from connectors.errors import UNANSWERED, AuthExpiredError, RateLimitedError
 from sync import schema, taskbudget
@@ -60,7 +61,9 @@ class InFlight:
             self.parts.dispatcher.enqueue(conn, [_planned("C01", (MINE,))], self.states, PageRows())
         (self.item,) = pool.queue.values()
         pool.queue.clear()
-        pool.inflight[Future()] = [self.item]
+        call: Future[list[WriteResult]] = Future()
+        pool.inflight[call] = [self.item]
+        pool.calls[call] = CallTally()  # no CRM call of it left yet
         pool.inflight_by_customer["C01"] = {self.item.id}
 
     def read(self, want: str, rows: PageRows | None = None) -> None:
