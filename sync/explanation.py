@@ -23,6 +23,7 @@ from typing import Any
 
 from connectors.mapping import WritebackConfig
 from tiering_core.models import AssessmentData
+from tiering_core.reasons_field import cut, utf16_length
 
 #: output name in ``[writeback.fields]``
 EXPLANATION = "explanation"
@@ -53,7 +54,8 @@ def explanation_text(assessment: AssessmentData, writeback: WritebackConfig) -> 
 
 
 def render(assessment: AssessmentData, lang: str, max_chars: int, *, show_aml: bool) -> str:
-    """One line, at most ``max_chars`` characters: per dimension its level and the text of
+    """One line, at most ``max_chars`` characters (UTF-16 code units, ``reasons_field.cut``):
+    per dimension its level and the text of
     its heaviest reason (ties by code, as the CRM's reasons field orders them), then the
     data status when not fully rated, then the policy version."""
     words = _WORDS[lang]
@@ -77,11 +79,11 @@ def render(assessment: AssessmentData, lang: str, max_chars: int, *, show_aml: b
 
     text = line(why)
     for drop in reversed(range(len(why))):  # the last dimension's reason goes first
-        if len(text) <= max_chars:
+        if utf16_length(text) <= max_chars:  # as Salesforce counts: an emoji is two
             return text
         why[drop] = None
         text = line(why)
-    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+    return cut(text, max_chars)
 
 
 def _top_by_dimension(reasons: Sequence[Mapping[str, Any]], lang: str) -> dict[str, str]:

@@ -1,15 +1,15 @@
 """The CRM's reasons field of every customer of a batch, chosen column-wise.
 
-The field shows a customer's ``top`` heaviest visible reasons (never an AML one: the
-field is visible to sales staff), ties broken by code and then by the order the rules gave
-them, each as ``CODE text`` (``reasons.reason_line``) joined by ``"; "`` and cut at
-``max_chars``. The choice is one numpy sort over every reason of the batch
-(``row_reasons.ReasonCells``), not a sort per customer; only the chosen reasons' texts are
-rendered (once per distinct text, from the reason cells' values: no reason dict is made)
-and joined, one string a customer, since that string is what leaves the process for the
-CRM. Most customers' fields are their own (an amount in a text: 1,978 distinct fields of
-1,988 customers in a generated chunk), so a field is joined per customer, not per distinct
-combination.
+The field shows a customer's ``top`` heaviest visible reasons (never an AML one: the field
+is visible to sales staff), ties broken by code and then by the order the rules gave them,
+each as ``CODE text`` (``reasons.reason_line``) joined by ``"; "`` and cut at
+``max_chars``, counted in UTF-16 code units (``cut``). The choice is one numpy sort over
+every reason of the batch (``row_reasons.ReasonCells``), not a sort per customer; only the
+chosen reasons' texts are rendered (once per distinct text, from the reason cells' values:
+no reason dict is made) and joined, one string a customer, since that string is what
+leaves the process for the CRM. Most customers' fields are their own (an amount in a text:
+1,978 distinct fields of 1,988 customers in a generated chunk), so a field is joined per
+customer, not per distinct combination.
 """
 
 from __future__ import annotations
@@ -45,4 +45,30 @@ def reasons_fields(
     lines = cells.lines(chosen, language)
     ends = np.cumsum(np.bincount(rows[place < top], minlength=n)).tolist()
     joined = ["; ".join(lines[a:b]) for a, b in zip([0, *ends], ends, strict=False)]
-    return [j if len(j) <= max_chars else j[: max_chars - 1] + "…" for j in joined]
+    return [cut(j, max_chars) for j in joined]
+
+
+def utf16_length(text: str) -> int:
+    """``text``'s length as Salesforce counts it: a character outside the Basic
+    Multilingual Plane (an emoji, a CJK Extension B character such as 𠮟) is a surrogate
+    pair, two characters ("Surrogate Pair Characters Are Treated as Two Characters",
+    Salesforce Help). Never less than Python's ``len``, so a text that fits by it fits a
+    CRM that counts code points too."""
+    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
+
+
+def cut(text: str, max_chars: int) -> str:
+    """``text`` whole if it fits ``max_chars`` UTF-16 code units, else its longest prefix
+    that fits with a closing ``…``, never splitting a character. Counted by code points
+    instead, a field full of emoji or rare Chinese characters came out longer than the
+    CRM's field (refused, ``STRING_TOO_LONG``) though the config check held the cap to it."""
+    if utf16_length(text) <= max_chars:
+        return text
+    budget = max_chars - 1  # the "…" is one unit
+    out = []
+    for c in text:
+        budget -= 2 if ord(c) > 0xFFFF else 1
+        if budget < 0:
+            break
+        out.append(c)
+    return "".join(out) + "…"

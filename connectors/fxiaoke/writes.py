@@ -61,8 +61,12 @@ from connectors.fxiaoke.query import (
     search_query_info,
 )
 from connectors.mapping import FieldMapping, WritebackConfig
+from connectors.task_text import TaskTextLimits, fitted, report_cuts
 
 log = logging.getLogger(__name__)
+#: How many characters FXiaoke's 单行文本 and 多行文本 fields hold (字段类型说明,
+#: help.fxiaoke.com): the follow-up's subject and description (``_task_text_limits``).
+SINGLE_LINE, MULTI_LINE = 100, 2000
 T = TypeVar("T")
 _NO_WORKFLOW = {"triggerWorkFlow": False, "triggerApprovalFlow": False}
 CREATED = "create_time"  # system field: epoch ms of creation
@@ -175,6 +179,7 @@ class PlanWriter:
             return []
         f = self._cfg.followup_fields
         obj = self._cfg.followup_object
+        report_cuts(log, items, self._task_text_limits())
         existing = self._existing(obj, f.external_key, [i.task.dedupe_key for i in items])
 
         def create(item: TaskUpsert) -> WriteResult:
@@ -186,17 +191,26 @@ class PlanWriter:
 
         return self._once_per_key(items, lambda i: i.task.dedupe_key, create)
 
+    def _task_text_limits(self) -> TaskTextLimits:
+        """The follow-up's subject (its 主属性 ``name``, 单行文本) and description (多行文本)
+        hold 100 and 2,000 characters (字段类型说明, help.fxiaoke.com): longer text is cut
+        to fit, and said (``connectors.task_text``), so the task still reaches its owner
+        rather than being refused whole (32000), as on Salesforce."""
+        f = self._cfg.followup_fields
+        return {"subject": (f.subject, SINGLE_LINE), "description": (f.description, MULTI_LINE)}
+
     def _task_fields(self, item: TaskUpsert) -> dict[str, Any]:
         task, f = item.task, self._cfg.followup_fields
+        limits = self._task_text_limits()
         owner = task.owner_id or (self._writeback.queues.get(task.queue) if task.queue else None)
         return {
             f.external_key: task.dedupe_key,
             f.customer: item.customer_id,
-            f.subject: task.subject,
+            f.subject: fitted(task.subject, limits["subject"][1]),
             f.due: date_to_crm(task.due),
             f.priority: task.priority,
             f.queue: task.queue or "",
-            f.description: task.description,
+            f.description: fitted(task.description, limits["description"][1]),
             f.owner: [owner or self._cfg.open_user_id],
         }
 

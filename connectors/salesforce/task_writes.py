@@ -47,7 +47,7 @@ deleted Task is left deleted, an archived one is closed already.
 A Task's Subject holds 255 characters and its Description 32,000 (Object Reference,
 "Task"): longer text is cut to fit, so the task still reaches its owner rather than being
 refused whole (STRING_TOO_LONG), and never silently: each batch that cut logs one warning
-a field, with how many tasks and which rules (``TASK_TEXT_LIMITS``).
+a field, with how many tasks and which rules (``TASK_TEXT_LIMITS``, ``connectors.task_text``).
 """
 
 from __future__ import annotations
@@ -59,12 +59,13 @@ from typing import Any
 from connectors.contract import TaskClose, TaskUpsert, WriteResult
 from connectors.salesforce.batches import chunks, result_of
 from connectors.salesforce.client import SalesforceClient, select
+from connectors.task_text import fitted, report_cuts
 
 log = logging.getLogger(__name__)
 
 _PRIORITY = {"high": "High", "normal": "Normal", "low": "Low"}
 #: How much text each Task field crmtier writes text to holds (Object Reference, "Task").
-TASK_TEXT_LIMITS = {"Subject": 255, "Description": 32_000}
+TASK_TEXT_LIMITS = {"subject": ("Subject", 255), "description": ("Description", 32_000)}
 #: The standard Task Status value that closes a task (see ``close_tasks``).
 TASK_CLOSED = "Completed"
 
@@ -75,11 +76,11 @@ def task_record(upsert: TaskUpsert, key_field: str, queues: Mapping[str, str]) -
     record: dict[str, Any] = {
         "attributes": {"type": "Task"},
         key_field: task.dedupe_key,
-        "Subject": task.subject[: TASK_TEXT_LIMITS["Subject"]],
+        "Subject": fitted(task.subject, TASK_TEXT_LIMITS["subject"][1]),
         "ActivityDate": task.due.isoformat(),
         "Priority": _PRIORITY[task.priority],
         "WhatId": upsert.customer_id,
-        "Description": task.description[: TASK_TEXT_LIMITS["Description"]],
+        "Description": fitted(task.description, TASK_TEXT_LIMITS["description"][1]),
     }
     # Status is left out on purpose: it defaults on create, and a rerun must not reopen
     # a task the relationship manager has completed.
@@ -87,22 +88,6 @@ def task_record(upsert: TaskUpsert, key_field: str, queues: Mapping[str, str]) -
     if owner:
         record["OwnerId"] = owner
     return record
-
-
-def _report_cuts(tasks: Sequence[TaskUpsert]) -> None:
-    """One warning a Task field the batch cut to fit: how many tasks, which rules, the
-    field's length (never the text, which may name a customer's figures)."""
-    for field, limit in TASK_TEXT_LIMITS.items():
-        attr = field.lower()
-        cut = [u.task.rule for u in tasks if len(getattr(u.task, attr)) > limit]
-        if cut:
-            log.warning(
-                "%d Task(s) of rule(s) %s: %s cut to the field's %d characters",
-                len(cut),
-                ", ".join(sorted(set(cut))),
-                field,
-                limit,
-            )
 
 
 def write_tasks(
@@ -116,7 +101,7 @@ def write_tasks(
     again that the org holds costs no write (see the module docstring). A run without a
     lost answer sends no task again, and makes one call per 200 tasks."""
     records = [(t.task.dedupe_key, task_record(t, key_field, queues)) for t in tasks]
-    _report_cuts(tasks)
+    report_cuts(log, tasks, TASK_TEXT_LIMITS)
     again = sorted({t.task.dedupe_key for t in tasks if t.resend})
     held = task_rows(client, key_field, again) if again else {}
     done = {i: WriteResult("task", key, True) for i, (key, _) in enumerate(records) if key in held}

@@ -142,11 +142,11 @@ def _check_outputs(connector: ZohoConnector, fields: Mapping[str, FieldInfo]) ->
 
 def _length_check(connector: ZohoConnector, output: str, info: FieldInfo) -> SchemaCheck | None:
     """A text field shorter than what crmtier may write to it, by its metadata ``length``
-    (the writer refuses a longer text before any write call: ``mapping.zoho_value``). The
-    explanation's cap is the config's, so a field shorter fails; the reasons' is the
-    policy's ``strategy.reasons_max_chars``, which doctor does not read, so a field shorter
-    than the longest reasons the config check allows is a warning naming the most it may
-    be."""
+    (the writer refuses a longer text before its call, failing that customer's update:
+    ``mapping.zoho_value``). The explanation's cap is the config's, so a field shorter
+    fails; the reasons' is the policy's ``strategy.reasons_max_chars``, which doctor does
+    not read, so a field shorter than the longest reasons the config check allows is a
+    warning naming the most it may be."""
     if not info.length or info.data_type not in TEXT_TYPES:
         return None
     name, api_name, length = f"writeback {output}", info.api_name, info.length
@@ -164,7 +164,7 @@ def _length_check(connector: ZohoConnector, output: str, info: FieldInfo) -> Sch
             True,
             f"{api_name} holds {length} characters",
             fix=f"keep the policy's strategy.reasons_max_chars at {length} or less: a longer "
-            "reasons text stops the sync before any write",
+            "reasons text fails its customer's write, dead-lettered",
             severity="warning",
         )
     return None

@@ -8,9 +8,11 @@ write-back values as ``current`` (picklist labels translated back to canonical v
 Writing: a canonical output value becomes what its Zoho field accepts, judged by the field
 metadata. A picklist value the field does not list is a ``ConfigError`` raised *before any
 write call*, naming the output, the Zoho field, the value and what the field allows: zcrmsdk
-would refuse it client-side anyway, and a half-applied batch is worse than none. So is a
-text longer than the field's metadata ``length`` (named by its length, never its text): it
-was cut to fit, which wrote less than the audit trail records as decided.
+would refuse it client-side anyway, and a half-applied batch is worse than none. A text
+longer than the field's metadata ``length`` is ``TextTooLong``, refused before the write
+call too, but for its record only (named by its length, never its text): how long a text
+is depends on the customer, so one long reasons text must not stop every other customer's
+write; it was once cut to fit, which wrote less than the audit trail records as decided.
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ OWNER_FIELD = "Owner"
 NUMERIC = ("double", "currency", "integer", "decimal", "percent", "bigint")
 #: The Zoho field types a text is written to whole, within the field's ``length``.
 TEXT_TYPES = ("text", "textarea", "email", "phone", "website")
+
+
+class TextTooLong(ValueError):
+    """A text longer than its Zoho field holds: one record's write refused before the
+    call (``writes._update_rows`` answers it failed, not retried), not the whole plan's."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +147,8 @@ def zoho_value(
     module: str,
     labels: Mapping[str, str] | None = None,
 ) -> Any:
-    """``value`` as the Zoho field ``field`` takes it; ConfigError if it cannot."""
+    """``value`` as the Zoho field ``field`` takes it; ConfigError if it cannot, and
+    ``TextTooLong`` for a text longer than the field (this record's, not every record's)."""
     if value is None:
         return None
     kind = field.data_type
@@ -169,7 +177,7 @@ def zoho_value(
     if kind in TEXT_TYPES:
         text = _text(value)
         if field.length and len(text) > field.length:
-            raise ConfigError(
+            raise TextTooLong(
                 f"{where}: a text of {len(text)} characters does not fit the field (at most "
                 f"{field.length} characters); lengthen {field.api_name} in Zoho, or shorten "
                 f"what {output} holds ({_SHORTEN.get(output, 'its text')})"

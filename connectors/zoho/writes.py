@@ -9,10 +9,12 @@ is left exactly as it is (no write), and one to close is closed by record id
 Tasks ("Insert or Update Records (Upsert)" lists no activity module), and the look-up first
 is what keeps a task single when its insert was stored but the answer lost: the re-sent plan
 finds it and leaves it. Campaign membership goes
-Campaign membership goes
 through the Contacts/Leads ``Campaigns`` related list (relation updates and delinks are
 idempotent). Every value is checked against the field metadata before the first write call,
-so a plan that cannot be written fails whole, with the field named, before any change.
+so a plan that cannot be written fails whole, with the field named, before any change;
+but a text longer than its field (``TextTooLong``: how long depends on the customer) fails
+that customer's update only, ``TEXT_TOO_LONG``, not retried (the same text would fail
+again), so the sync dead-letters it with its reason while the rest of the plan is written.
 A refused row reads as ``refusal_text`` (code, field, module, next step): Zoho's own
 message is never copied, since it can quote the record's values.
 """
@@ -35,7 +37,7 @@ from connectors.errors import ConfigError, refusal_text
 from connectors.zoho.client_values import RowResult
 from connectors.zoho.closures import close_tasks, require_closed_statuses
 from connectors.zoho.errors import RECORD_ADVICE, record_retryable
-from connectors.zoho.mapping import task_row, zoho_value
+from connectors.zoho.mapping import TextTooLong, task_row, zoho_value
 from connectors.zoho.task_keys import QUOTABLE, TASK_MODULE, HeldTask, look_up, task_key_field
 
 if TYPE_CHECKING:
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
 _HELD = RowResult(True, "HELD")
 _NOTHING_TO_CLOSE = RowResult(True, "NOT_FOUND")
 CAMPAIGN_MODULE = "Campaigns"
+#: The code of an update refused before the call for a text its field cannot hold.
+TEXT_TOO_LONG = "TEXT_TOO_LONG"
 MEMBER_MODULES = ("Contacts", "Leads")
 
 
@@ -58,7 +62,8 @@ def apply(connector: ZohoConnector, plan: WritePlan) -> list[WriteResult]:
     results: list[WriteResult] = []
     trigger = list(connector.config.workflow_triggers)
     batch = connector.config.write_batch
-    writes = [i for i, (_, row) in enumerate(updates) if len(row) > 1]  # more than "id"
+    # more than "id", and not refused before the call (``TextTooLong``)
+    writes = [i for i, (_, row, refused) in enumerate(updates) if len(row) > 1 and not refused]
     answers: dict[int, RowResult] = {}
     for start in range(0, len(writes), batch):
         chunk = writes[start : start + batch]
@@ -68,8 +73,10 @@ def apply(connector: ZohoConnector, plan: WritePlan) -> list[WriteResult]:
         )
     unchanged = RowResult(True, "NO_CHANGE")
     results += [
-        _result("field_update", key, answers.get(i, unchanged), connector.module)
-        for i, (key, _) in enumerate(updates)
+        _too_long(key, refused)
+        if refused
+        else _result("field_update", key, answers.get(i, unchanged), connector.module)
+        for i, (key, _, refused) in enumerate(updates)
     ]
     results += _write_tasks(connector, tasks, held, trigger)
     results += _apply_memberships(connector, plan.memberships, memberships)
@@ -136,13 +143,19 @@ def _write_tasks(
     return [_result("task", key, done.get(key, unquotable), TASK_MODULE) for key, _ in rows]
 
 
-def _update_rows(connector: ZohoConnector, plan: WritePlan) -> list[tuple[str, dict[str, Any]]]:
+def _update_rows(
+    connector: ZohoConnector, plan: WritePlan
+) -> list[tuple[str, dict[str, Any], str | None]]:
+    """Each field update as ``(customer id, row, refusal)``: the refusal is the line of a
+    text its field cannot hold (``TextTooLong``), whose row is not sent; any other value
+    the field cannot take is a ``ConfigError`` for the whole plan."""
     if not plan.field_updates:
         return []
     fields = connector.schema(connector.module)
     rows = []
     for update in plan.field_updates:
         row: dict[str, Any] = {"id": update.customer_id}
+        refused: str | None = None
         for output, value in update.fields.items():
             api_name = connector.writeback.fields.get(output)
             if api_name is None:
@@ -152,14 +165,17 @@ def _update_rows(connector: ZohoConnector, plan: WritePlan) -> list[tuple[str, d
                 raise ConfigError(
                     f"writeback.fields.{output}: Zoho {connector.module} has no field {api_name!r}"
                 )
-            row[api_name] = zoho_value(
-                output,
-                value,
-                info,
-                module=connector.module,
-                labels=connector.config.picklist_labels.get(output),
-            )
-        rows.append((update.customer_id, row))
+            try:
+                row[api_name] = zoho_value(
+                    output,
+                    value,
+                    info,
+                    module=connector.module,
+                    labels=connector.config.picklist_labels.get(output),
+                )
+            except TextTooLong as exc:
+                refused = refused or str(exc)
+        rows.append((update.customer_id, row, refused))
     return rows
 
 
@@ -274,6 +290,14 @@ def _apply_memberships(
         )
         for change in changes
     ]
+
+
+def _too_long(customer_id: str, refusal: str) -> WriteResult:
+    """A customer's update refused before the call: a text its field cannot hold. Not
+    retryable: the same decision makes the same text."""
+    return WriteResult(
+        "field_update", customer_id, False, error_code=TEXT_TOO_LONG, message=refusal
+    )
 
 
 def _result(kind: WriteKind, key: str, outcome: RowResult, module: str) -> WriteResult:

@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.core.core_support import AS_OF, generated_bank, policies
-from tiering_core import decisions
+from tiering_core import decisions, reasons_field
 from tiering_core.columns import Columns
 from tiering_core.engine import decide_batch, evaluate
 from tiering_core.models import AssessmentData
@@ -84,3 +86,34 @@ def test_every_cells_line_is_its_reason_line(rendered: bool, language: str) -> N
     assert listed & {cells.columns[c].code for c in cells.column.tolist()}, "a listed value"
     lines = cells.lines(chosen, language)
     assert lines == [reason_line(reason, language) for reason in cells.reasons]
+
+
+#: (text, max_chars, the field) — lengths in UTF-16 code units, as Salesforce counts them
+CUT_CASES = [
+    pytest.param("abc", 3, "abc", id="ascii-fits"),
+    pytest.param("abcd", 3, "ab…", id="ascii-cut"),
+    pytest.param("存款余额", 4, "存款余额", id="chinese-fits-one-unit-each"),
+    pytest.param("存款余额高", 4, "存款余…", id="chinese-cut"),
+    pytest.param("😀😀", 4, "😀😀", id="emoji-two-units-each-fit"),
+    pytest.param("😀😀😀", 4, "😀…", id="emoji-cut-not-split"),
+    pytest.param("a😀", 2, "a…", id="emoji-would-overhang-left-out"),
+    pytest.param("𠮟𠮟a", 4, "𠮟…", id="cjk-extension-b-two-units"),
+]
+
+
+@pytest.mark.parametrize(("text", "max_chars", "field"), CUT_CASES)
+def test_the_field_is_cut_by_utf16_units_never_longer_than_max_chars(
+    text: str, max_chars: int, field: str
+) -> None:
+    """Counted by code points, four emoji made a "4-character" field of 8 units, which
+    a Salesforce field of 4 refuses whole."""
+    assert reasons_field.cut(text, max_chars) == field
+    assert reasons_field.utf16_length(field) <= max_chars
+    assert len(field.encode("utf-16-le")) // 2 == reasons_field.utf16_length(field)
+
+
+@given(text=st.text(), max_chars=st.integers(min_value=1, max_value=50))
+def test_a_cut_field_fits_and_keeps_the_start(text: str, max_chars: int) -> None:
+    field = reasons_field.cut(text, max_chars)
+    assert reasons_field.utf16_length(field) <= max_chars
+    assert field == text or (field.endswith("…") and text.startswith(field[:-1]))

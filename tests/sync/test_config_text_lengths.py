@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.coverage import writeback_problems
+from connectors.coverage import REASONS_LIMITS, writeback_problems
 from connectors.registry import default_mapping, kinds
 from tests.sync.test_sync_config import refusal
 from tiering_core.policy import Policy, load_policy
@@ -45,6 +45,16 @@ CASES = [
     pytest.param("fxiaoke", 2001, 2000, id="fxiaoke-one-over-refused"),
     pytest.param("fxiaoke", 255, None, id="fxiaoke-default-fits"),
 ]
+
+
+@pytest.mark.parametrize("kind", kinds())
+def test_the_shipped_policy_and_mapping_pass_the_length_check(kind: str) -> None:
+    """What ships loads on every CRM: the default policy's reasons cap fits the long text
+    field each shipped mapping writes the reasons to (mapped, so the check applies)."""
+    shipped = default_mapping(kind).writeback
+    assert "reasons" in shipped.fields
+    assert POLICY.strategy.reasons_max_chars <= REASONS_LIMITS[kind]
+    assert writeback_problems(shipped, POLICY, kind) == []
 
 
 @pytest.mark.parametrize(("kind", "chars", "limit"), CASES)

@@ -114,3 +114,13 @@ def test_the_values_given_are_copied_not_changed() -> None:
     desired = desired_fields(a, zh, values)
     assert values == given and desired is not values
     assert desired == desired_fields(a, zh)
+
+
+@pytest.mark.parametrize("max_chars", [60, 100, 255])
+def test_the_text_fits_in_utf16_code_units_as_salesforce_counts(max_chars: int) -> None:
+    """A policy version of emoji (two UTF-16 code units each) must not make the line
+    longer than the field by Salesforce's count: by code points it came out near twice
+    ``max_chars`` and the field refused it."""
+    for a in DECISIONS[:20]:
+        text = render({**a, "policy_version": "😀" * 200}, "en", max_chars, show_aml=False)
+        assert len(text.encode("utf-16-le")) // 2 <= max_chars

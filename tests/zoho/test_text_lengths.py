@@ -1,11 +1,12 @@
-"""A text longer than its Zoho field's metadata ``length`` is refused before any write
-call, naming the output, the field, both lengths and the key that bounds it (never the
-text, which may hold a customer's figures); it was cut to fit, which left the CRM
-holding less than the audit trail records as decided. ``doctor`` names such a field
-before the first sync."""
+"""A text longer than its Zoho field's metadata ``length`` is refused before the write
+call, for its record only (the rest of the plan is written), naming the output, the
+field, both lengths and the key that bounds it (never the text, which may hold a
+customer's figures); it was cut to fit, which left the CRM holding less than the audit
+trail records as decided. ``doctor`` names such a field before the first sync."""
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -14,7 +15,8 @@ from connectors.contract import FieldUpdate, WritePlan
 from connectors.errors import ConfigError
 from connectors.mapping import WritebackConfig
 from connectors.zoho.checks import _length_check
-from connectors.zoho.mapping import FieldInfo, zoho_value
+from connectors.zoho.mapping import FieldInfo, TextTooLong, zoho_value
+from connectors.zoho.writes import TEXT_TOO_LONG
 
 #: (output, field type, field length, text length, refusal or None: written whole)
 CASES = [
@@ -62,24 +64,35 @@ def test_text_is_written_whole_or_refused(
     if refusal is None:
         assert zoho_value(output, text, field, module="Accounts") == text
         return
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(TextTooLong) as info:
         zoho_value(output, text, field, module="Accounts")
+    assert not isinstance(info.value, ConfigError)  # one record's, not the run's
     assert str(info.value) == refusal
     assert "字" not in str(info.value)
 
 
-def test_a_text_longer_than_its_field_is_refused_before_any_write(zoho, zconnect):
+def test_a_text_longer_than_its_field_fails_its_record_only(zoho, zconnect):
+    """How long a text is depends on the customer: one too long for its field fails that
+    customer's update (not retried, so the sync dead-letters it with this reason), and
+    the customers around it are written, in one call, rather than the whole plan (and,
+    re-sent each run, every later run) stopping on it."""
     connector = zconnect(zoho)
-    first, second = zoho.customer_ids()[:2]
+    first, second, third = zoho.customer_ids()[:3]
     plan = WritePlan(
         field_updates=(
             FieldUpdate(first, {"policy_version": "v1"}),
             FieldUpdate(second, {"policy_version": "v" * 256}),  # the sandbox's text: 255
+            FieldUpdate(third, {"policy_version": "v1"}),
         )
     )
-    with pytest.raises(ConfigError, match=r"policy_version.*text of 256 characters.*at most 255"):
-        connector.apply(plan)
-    assert zoho.write_calls() == 0
+    results = connector.apply(plan)
+    assert [(r.key, r.ok) for r in results] == [(first, True), (second, False), (third, True)]
+    bad = results[1]
+    assert (bad.error_code, bad.retryable) == (TEXT_TOO_LONG, False)
+    assert bad.message is not None
+    assert re.search(r"policy_version.*text of 256 characters.*at most 255", bad.message)
+    assert "vvv" not in bad.message
+    assert zoho.write_calls() == 1
 
 
 #: (output, field type, field length, explanation_max_chars, (ok, severity) or None: no line)
