@@ -52,11 +52,20 @@ class TimeoutSession(requests.Session):
     def __init__(self, timeout: tuple[float, float]) -> None:
         super().__init__()
         self._timeout = timeout
+        #: called with each request as it is sent, before any answer: a connector counts
+        #: its calls here, so that one whose answer never came (a timeout, a dropped
+        #: connection: it may have landed) is counted as the call it was
+        self.on_send: list[Callable[[requests.PreparedRequest], None]] = []
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("timeout", self._timeout)
         kwargs.setdefault("allow_redirects", False)
         return super().request(method, url, *args, **kwargs)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        for hook in self.on_send:
+            hook(request)
+        return super().send(request, **kwargs)
 
 
 #: The most ``apply()`` calls the sync layer runs on one connector at once (the upper bound

@@ -55,7 +55,7 @@ class Unsent(Exception):
 
 
 #: the answer given each write of a call that stopped the run (quota, read-only, login,
-#: configuration) after another CRM call of it left (``WritePool._failed``): recorded as
+#: configuration) after another CRM call of it left (``sync.call_answers``): recorded as
 #: unanswered (possibly made, in doubt), but no attempt of the write's own counted, as a
 #: run-stopping refusal says nothing against the write (a day of stopped runs in a
 #: maintenance window must not dead-letter it)

@@ -22,21 +22,14 @@ from operator import attrgetter
 
 from connectors.calltally import CallTally, carry, counting
 from connectors.contract import Connector, WritePlan, WriteResult
-from connectors.errors import (
-    UNANSWERED,
-    AuthExpiredError,
-    ConfigError,
-    RateLimitedError,
-    ReadOnlyError,
-    TransientError,
-)
 from sync import outbox
+from sync.call_answers import REFUSED_OUTRIGHT, UNSENT, answer_of
 from sync.errortext import error_text
 from sync.killpoints import kill_point
 from sync.maybe_made import MaybeMade
 from sync.outbox import NewItem, OutboxItem
 from sync.recorder import Answered
-from sync.records import STOPPED, Stop, Unsent
+from sync.records import Stop, Unsent
 from sync.settings import SyncSettings
 
 log = logging.getLogger(__name__)
@@ -46,10 +39,6 @@ _kind_of = attrgetter("kind")
 #: records the answers of the calls that landed together, each call's items with its
 #: results; the items to retry later (their attempts counted)
 RecordFn = Callable[[list[Answered]], list[OutboxItem]]
-
-#: the answer given a withdrawn write (``WritePool.withdrawn``) whose call never left, or
-#: was refused as a whole: it made nothing in the CRM
-UNSENT = "UNSENT"
 
 
 class SentTally:
@@ -65,14 +54,6 @@ class SentTally:
         if item.kind in self.per_customer_kinds:
             group = (item.customer_id, bool(item.payload.get("member", True)))
             self.groups.setdefault(item.kind, set()).add(group)
-
-
-#: A call refused as a whole, by the CRM or by crmtier's own guards, before it could make
-#: anything: it halts the pool (the calls behind it would be refused alike) and, when no
-#: call of its plan left, its items are exact unsent. One tuple for both, so that a new
-#: kind of refusal (``ReadOnlyError`` came later) cannot halt the pool yet count as
-#: possibly made.
-REFUSED_OUTRIGHT = (RateLimitedError, ReadOnlyError, AuthExpiredError, ConfigError)
 
 
 class WritePool:
@@ -290,7 +271,7 @@ class WritePool:
         them at once, on this thread: the calls queued behind it would be refused alike,
         and the read loop may not look at the answers for a while. ``calls`` counts the CRM
         calls the plan makes (one apply() is several: field updates, tasks, membership adds
-        and removals): whether any left before a failure (``_failed``)."""
+        and removals): whether any left before a failure (``call_answers``)."""
         with self._checking:
             if self.halted.is_set() or not self._may_send():
                 self.halted.set()
@@ -348,8 +329,9 @@ class WritePool:
     def _answer(
         self, items: list[OutboxItem], future: Future[list[WriteResult]]
     ) -> Answered | None:
-        """A call's items and their answers, one result per item; None for a call with
-        nothing to record (withdrawn unsent, or failed as a whole: ``_no_answer``)."""
+        """A call's items and their answers, one result per item (``answer_of``); None
+        for a call with nothing to record (withdrawn unsent, or failed as a whole before
+        any CRM call of it left: ``_no_answer``)."""
         kill_point("after_write")
         calls = self.calls.pop(future)
         if isinstance(future.exception(), Unsent):  # the outbox keeps them for later
@@ -357,43 +339,11 @@ class WritePool:
         for item in items:
             if item.attempts == 0:
                 self.tally.add(item)
-        try:
-            results = future.result()
-        except TransientError as exc:
-            results = [
-                WriteResult(i.kind, i.key, False, UNANSWERED, str(exc), retryable=True)
-                for i in items
-            ]
-        except Exception as exc:
-            self.stop = self.stop or _stop_for(exc)
-            return self._failed(items, exc, calls.total())
-        if len(results) != len(items):
-            self.stop = Stop(
-                "failed", f"connector answered {len(results)} results for {len(items)} writes"
-            )
-            return self._no_answer(items, UNANSWERED, "the connector's answer did not fit")
-        return items, results
-
-    def _failed(self, items: list[OutboxItem], exc: Exception, calls: int) -> Answered | None:
-        """A call that failed as a whole and stops the run (quota, read-only, login,
-        configuration, anything unforeseen) after making ``calls`` CRM calls. One apply()
-        is several calls: its membership adds may be made when its removals' call is
-        refused. So once any call of it left (``calls``), every item is answered
-        ``STOPPED``: unanswered, possibly made, in doubt on record (``AnswerBatch``), a
-        re-send a resend, a later sanctions hit removing or closing what it may have made,
-        no attempt counted. Put back as never sent, the adds were forgotten: superseded
-        by a hit's plan as exact, their membership never removed. Only a plan refused
-        before any call left (the quota guard, a login refused first) is exact
-        (``_no_answer``). A call the CRM itself refuses is counted too (it went out), so
-        such a plan is in doubt even when that was its first call: a look-up more on its
-        re-send, never a membership forgotten."""
-        text = error_text(exc)
-        if calls:
-            return items, [
-                WriteResult(i.kind, i.key, False, STOPPED, text, retryable=True) for i in items
-            ]
-        refused = isinstance(exc, REFUSED_OUTRIGHT)
-        return self._no_answer(items, UNSENT if refused else UNANSWERED, text)
+        answer = answer_of(items, future, calls.total())
+        self.stop = self.stop or answer.stop
+        if answer.results is None:
+            return self._no_answer(items, answer.code, answer.message)
+        return items, answer.results
 
     def _no_answer(self, items: list[OutboxItem], code: str, message: str) -> Answered | None:
         """A call with no answer per item (withdrawn unsent, or failed as a whole): its
@@ -431,15 +381,3 @@ class WritePool:
             log.warning("could not record in-flight writes")
         finally:
             self.pool.shutdown(wait=True)
-
-
-def _stop_for(exc: BaseException) -> Stop:
-    """How a write call that failed as a whole stops the run."""
-    if isinstance(exc, RateLimitedError):
-        return Stop("paused_quota", f"CRM quota or rate limit: {exc}")
-    if isinstance(exc, ReadOnlyError):  # hours of maintenance: the next run sends the writes
-        message = f"CRM is read-only, writes kept for the next run: {exc}"
-        return Stop("paused_quota", message, read_only=True)
-    if isinstance(exc, AuthExpiredError | ConfigError):
-        return Stop("failed", error_text(exc), config=isinstance(exc, ConfigError))
-    return Stop("failed", f"write call failed: {error_text(exc)}")

@@ -92,8 +92,8 @@ class SalesforceClient:
         self.session = make_session(self.policy, settings.ca_bundle or None)
         self._sleep = sleep
         self.auth = ApiSession(settings, self.session)  # shared by the write threads
-        self.calls = CallCounter()  # every HTTP response, by kind of call (and by run)
-        self.session.hooks["response"].append(self.count)
+        self.calls = CallCounter()  # every HTTP request sent, by kind of call (and by run)
+        self.session.on_send.append(self.count)
         self.allowance: tuple[int, int] | None = None  # (used, limit) from Sforce-Limit-Info
         self._warned = False
         # once the org said "limit exceeded", stop calling (docs/targets.md R5)
@@ -131,10 +131,13 @@ class SalesforceClient:
             self._warned = True
             log.warning("half of crmtier's Salesforce API share is used", extra={"used": used})
 
-    def count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    def count(self, request: requests.PreparedRequest) -> None:
         """Counted at the HTTP level, so a bulk job's polls and a retried call count as
-        what they are: API calls against the org's allowance."""
-        request = response.request
+        what they are: API calls against the org's allowance. Counted as the request is
+        sent, as Zoho's and FXiaoke's are, not when its answer arrives: a write whose
+        answer never came may have landed, and counts (against the share, and in the run's
+        tally of the plan, which tells a plan stopped after a call left from one that made
+        nothing: ``WritePool``)."""
         self.calls.add(call_kind(str(request.method), request.path_url))
 
     def data_calls(self) -> int:

@@ -90,13 +90,14 @@ class MetadataApi:
     def _soap_client(self) -> zeep.Client:
         """zeep on the bundled Metadata WSDL (read from disk, nothing fetched), posting
         through a session made like the client's: pinned CA, no proxies from the
-        environment, every response counted. zeep passes its own ``timeout`` to each post,
-        so ours is given to it explicitly. A separate session, because zeep's transport
-        sets its own User-Agent and a ``file://`` adapter on the session it is given."""
+        environment, every request counted as it is sent. zeep passes its own
+        ``timeout`` to each post, so ours is given to it explicitly. A separate session,
+        because zeep's transport sets its own User-Agent and a ``file://`` adapter on the
+        session it is given."""
         if self._soap is None:
             policy = self.client.policy
             session = make_session(policy, self.client.settings.ca_bundle or None)
-            session.hooks["response"].append(self.client.count)
+            session.on_send.append(self.client.count)
             timeout = (policy.connect_timeout, policy.read_timeout)
             wsdl = resources.files("simple_salesforce").joinpath("metadata.wsdl")
             self._soap = zeep.Client(

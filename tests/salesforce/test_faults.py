@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from sf_helpers import FAST_RETRY, read_all, task, tier_updates
 
+from connectors.calltally import CallTally, counting
 from connectors.contract import MembershipChange, WritePlan
 from connectors.errors import QuotaExhaustedError, RateLimitedError, ReadOnlyError
 
@@ -173,3 +174,24 @@ def test_a_lost_answer_to_a_write_that_happened_is_retried_without_duplicates(
     assert sorted(t.external_id for t in sandbox.tasks()) == [f"rm:{i}" for i in ids]
     assert sandbox.memberships() == {(i, "vip_events") for i in ids}
     assert all(sandbox.written(i)["value_tier"] == "wealth" for i in ids)
+
+
+def test_a_write_whose_answer_was_lost_counts_against_the_share_and_the_run(
+    sandbox_factory, connect
+):
+    """A call is counted as it is sent: one whose answer never came may have landed. Its
+    retry is then refused by the share guard (the lost call spent the share's last call),
+    and the run's tally of the plan holds that call, so the sync layer keeps the plan in
+    doubt rather than exact unsent (before, the lost call counted nothing: the retry went
+    past the share, and a plan stopped so counted no call)."""
+    sandbox = sandbox_factory("salesforce", customers=1800, daily_api_limit=20)
+    connector = connect(sandbox, **FAST_RETRY, api_share=0.5, page_size=200)
+    assert len(read_all(connector)) == 1800
+    assert connector.api_usage().calls["query_more"] == 8  # 9 of the share's 10 spent
+    sandbox.lose_responses("collections_update")
+    tally = CallTally()
+    with counting(tally), pytest.raises(QuotaExhaustedError):
+        connector.apply(WritePlan(field_updates=tier_updates([sandbox.customer_id(0)])))
+    assert tally.counts() == {"collections_update": 1}
+    assert sandbox.server.calls.count("collections_update") == 1  # not one past the share
+    assert sandbox.written(sandbox.customer_id(0)).get("value_tier") == "wealth"  # it landed

@@ -5,16 +5,19 @@ answers are lost with the exception: the write pool once put them back as never 
 stopped run's write whose re-send is exact. The next run then superseded the add as
 exact (its campaign switched off meanwhile), so a sanctions hit never removed the member
 it made: a sanctioned customer stayed in the VIP campaign. Such a plan's items are in
-doubt (``WritePool._failed``); only a plan refused before any call left is exact.
+doubt (``sync.call_answers``); only a plan refused before any call left is exact.
 
 The engine's real path on a real store, over an in-memory CRM that counts its calls as a
 connector does (``connectors.calltally``)."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import pytest
 import sqlalchemy as sa
 
+from connectors.calltally import CallTally
 from connectors.contract import WritePlan, WriteResult
 from connectors.errors import (
     UNANSWERED,
@@ -25,12 +28,13 @@ from connectors.errors import (
     ReadOnlyError,
 )
 from sync import schema
+from sync.call_answers import UNSENT
 from sync.engine import RunOptions, SyncSettings
 from sync.maybe_made import MaybeMade
 from sync.outbox import OutboxItem
 from sync.records import STOPPED
 from sync.store import StateStore
-from sync.writepool import UNSENT, WritePool
+from sync.writepool import WritePool
 from tests.sync.test_dead_letter_sanctions import AS_OF, SANCTIONED
 from tests.sync.test_membership_doubt import MemberCrm, _engine
 
@@ -99,6 +103,23 @@ def test_a_membership_made_before_a_later_call_of_its_plan_stops_the_run_is_remo
     assert (row.active, bool(row.in_doubt)) == (False, False)  # removed, answered
 
 
+def test_a_plan_that_fails_unforeseen_after_a_call_left_dead_letters_in_the_end(
+    store: StateStore,
+) -> None:
+    """A failure nobody foresaw (a connector choking on its answer to this plan) may be
+    the plan's own: in doubt, as a stop is, but with its attempt counted, so that it is
+    dead-lettered once out of attempts (two here) rather than failing every run at the
+    same plan, the tenant's sync stuck behind it. Before, it stayed pending with no
+    attempt counted, run after failed run."""
+    crm = StopAfterAddsCrm(RuntimeError("connector bug"))  # type: ignore[arg-type]
+    first = _engine(crm, store).run(RunOptions(as_of=AS_OF))
+    assert first.status == "failed" and first.dead_letters_open == 0
+    assert _outbox_membership(store) == ("pending", True, 1)
+    second = _engine(crm, store).run(RunOptions(as_of=AS_OF))
+    assert second.status == "failed" and second.dead_letters_open == 1
+    assert _outbox_membership(store) == ("dead", True, 2)
+
+
 @pytest.mark.parametrize("stop", list(STOPS))
 def test_a_plan_refused_before_any_call_left_stays_exact_unsent(
     store: StateStore, stop: str
@@ -116,7 +137,11 @@ def test_a_plan_refused_before_any_call_left_stays_exact_unsent(
         assert effects.scalar_one() == 0
 
 
-@pytest.mark.parametrize("stop", list(STOPS))
+#: the stops above, and a failure nobody foresaw (a connector's bug): the run fails
+ANSWERED_STOPS = {**STOPS, "unforeseen": (RuntimeError("connector bug"), "failed")}
+
+
+@pytest.mark.parametrize("stop", list(ANSWERED_STOPS))
 @pytest.mark.parametrize(
     ("calls", "withdrawn", "answer"),
     [
@@ -130,8 +155,11 @@ def test_a_plan_refused_before_any_call_left_stays_exact_unsent(
 def test_how_the_pool_answers_a_plan_that_stopped_the_run(
     stop: str, calls: int, withdrawn: bool, answer: str | None
 ) -> None:
-    """``WritePool._failed``, by the CRM calls the plan made before the stop."""
-    error, _ = STOPS[stop]
+    """The pool's answer to a call that failed as a whole (``WritePool._answer``,
+    ``sync.call_answers``), by the CRM calls its plan made before the stop, and how the
+    run stops. A refusal outright (quota, read-only, login, configuration) before any
+    call left made nothing: unsent; an unforeseen failure may have made something."""
+    error, status = ANSWERED_STOPS[stop]
     item = OutboxItem(1, "C00", "membership", "C00:vip", {"campaign": "vip", "member": True},
                       0, "run-1", "sync")  # fmt: skip
     pool = WritePool(
@@ -143,18 +171,25 @@ def test_how_the_pool_answers_a_plan_that_stopped_the_run(
         maybe_made=MaybeMade("run-1"),
         withdrawn={1} if withdrawn else frozenset(),
     )
+    call: Future[list[WriteResult]] = Future()
+    call.set_exception(error)
+    tally = CallTally()
+    tally.add("composite", calls)
+    pool.inflight[call], pool.calls[call] = [item], tally
     try:
-        got = pool._failed([item], error, calls)
+        got = pool._answer([item], call)
     finally:
         pool.pool.shutdown()
+    assert pool.stop is not None and pool.stop.status == status
     if answer is None:
         assert got is None and pool.queue == {1: item}
         return
     assert got is not None and got[0] == [item] and not pool.queue
     (result,) = got[1]
     assert not result.ok
-    if answer == STOPPED:
-        assert (result.error_code, result.retryable) == (STOPPED, True)
-    else:  # refused outright: the CRM made nothing; read-only or unforeseen: unanswered
-        refused = not isinstance(error, ReadOnlyError)
+    if answer == STOPPED:  # an unforeseen failure: unanswered, its attempt counted
+        code = UNANSWERED if isinstance(error, RuntimeError) else STOPPED
+        assert (result.error_code, result.retryable) == (code, True)
+    else:  # refused outright: the CRM made nothing; unforeseen: unanswered, in doubt
+        refused = not isinstance(error, RuntimeError)
         assert result.error_code == (UNSENT if refused else UNANSWERED)
