@@ -263,9 +263,7 @@ class PlanWriter:
                     again = pair_records(self._live_rows, self._cfg, campaigns, [item])
                     return any(r.get(f.external_key) == key for v in again.values() for r in v)
 
-                return self._write(
-                    "membership", key, lambda: self._create(obj, key, data, landed)
-                )
+                return self._write("membership", key, lambda: self._create(obj, key, data, landed))
             if not rows:
                 return ok("membership", key)
             if item.campaign in binned:
@@ -395,9 +393,7 @@ class PlanWriter:
             return
         log.warning("fxiaoke duplicate invalidated", extra={"object": obj})
 
-    def _create(
-        self, obj: str, key: str, data: dict[str, Any], landed: Callable[[], bool]
-    ) -> None:
+    def _create(self, obj: str, key: str, data: dict[str, Any], landed: Callable[[], bool]) -> None:
         """Create once: after a create lost in transit, ``landed`` asks whether it arrived
         (a task by its key, a member by its pair and key) before it is retried."""
         last: TransientError | None = None

@@ -86,9 +86,7 @@ def test_the_look_up_by_pair_costs_one_query_per_50_customers(
     assert not sandbox.memberships()
 
 
-def test_a_plan_of_memberships_costs_one_look_up(
-    sandbox: FxiaokeSandbox, connect: Connect
-) -> None:
+def test_a_plan_of_memberships_costs_one_look_up(sandbox: FxiaokeSandbox, connect: Connect) -> None:
     """Adds sent again, then removals: each plan one query, the look-up by pair that also
     reads crmtier's key (two looks-ups a plan before: by key, then by pair)."""
     connector = connect(sandbox)
@@ -229,6 +227,8 @@ def test_a_second_record_of_crmtiers_key_is_healed_by_the_look_up_by_pair(
     sandbox.store.insert_many(CAMPAIGN_MEMBER, [("f" * 24, sandbox.store.clock(), younger)])
     sandbox.add_member_by_hand(customer_id(1), VIP)
     assert all(r.ok for r in connector.apply(add))
-    live = {rid for rid, _, d in sandbox.store.scan(CAMPAIGN_MEMBER) if d["life_status"] != "invalid"}
+    live = {
+        rid for rid, _, d in sandbox.store.scan(CAMPAIGN_MEMBER) if d["life_status"] != "invalid"
+    }
     assert oldest in live and "f" * 24 not in live and len(live) == 2
     assert sandbox.server.calls.count("invalid") == 1
