@@ -2,8 +2,9 @@
 live: an invalidated one (作废, ``life_status`` invalid: in the recycle bin) is no campaign
 to join (``checks``), and FXiaoke documents no removal of a member from one, so the writer
 skips those removals, each a named failure, with one warning a campaign (``writes``).
-Also the members of those campaigns that carry no crmtier key (``members_by_hand``): one a
-relationship manager added by hand."""
+Also every live member record of the (campaign, customer) pairs a plan names
+(``pair_records``), crmtier's (with its key) and any a relationship manager added by hand
+(without one): one look-up answers both."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 from connectors.contract import MembershipChange
 from connectors.fxiaoke.client import FxiaokeClient, data_path
 from connectors.fxiaoke.config import FxiaokeConfig
-from connectors.fxiaoke.query import ID, KEYS_PER_LOOKUP, by_ids, flt, rows_of
+from connectors.fxiaoke.query import CREATED, ID, KEYS_PER_LOOKUP, by_ids, flt, rows_of
 from connectors.mapping import WritebackConfig
 
 MARKETING_EVENT = "MarketingEventObj"  # 市场活动: what a campaign key names
@@ -76,37 +77,35 @@ def skipped_removals(
     return binned
 
 
-def members_by_hand(
+def pair_records(
     live_rows: LiveRows,
     config: FxiaokeConfig,
     campaigns: Mapping[str, str],
     items: Sequence[MembershipChange],
-    keyed: Collection[str],
-) -> dict[Pair, list[str]]:
-    """Live member record ids by (campaign id, customer id), found by campaign and customer
-    rather than crmtier's key, so a member a relationship manager added by hand (no key) is
-    found: without this a sanctions hit's removal found nothing by key, counted as done, and
-    left the customer in a VIP campaign (docs/policy.md). Asked for every removal and for
-    each add whose key is not in ``keyed`` (crmtier's keys FXiaoke holds): FXiaoke documents
-    no uniqueness of a customer in a 市场活动, so a member crmtier made may have a copy made
-    by hand, and a pair may name several records: all are returned. No query for a plan of
-    adds whose keys were all found, else one ``/data/query`` per 50 customers
-    (``KEYS_PER_LOOKUP``), ``IN`` on both reference fields, paged by ``_id``; a row outside
-    the wanted pairs (another wanted customer's other campaign) is dropped."""
-    wanted = {
-        (campaigns[i.campaign], i.customer_id)
-        for i in items
-        if (not i.member or i.dedupe_key not in keyed) and i.campaign in campaigns
-    }
+) -> dict[Pair, list[dict[str, Any]]]:
+    """Every live member record of each (campaign id, customer id) pair ``items`` name, with
+    its ``_id``, creation time and crmtier's key (absent on one added by hand): the one
+    look-up of a membership plan. It answers both questions a change asks: is crmtier's
+    record of the pair there (its key; ``PlanWriter`` heals duplicates of a key), and is the
+    customer a member by hand (no key) — without the latter a sanctions hit's removal found
+    nothing by key, counted as done, and left the customer in a VIP campaign
+    (docs/policy.md), and an add made a second record next to the hand-made one. FXiaoke
+    documents no uniqueness of a customer in a 市场活动, so a pair may name several
+    records: all are returned. One ``/data/query`` per 50 customers (``KEYS_PER_LOOKUP``;
+    never more than one per 50 keys, a customer having one key a campaign), ``IN`` on both
+    reference fields, paged by ``_id``; a row outside the wanted pairs (another wanted
+    customer's other campaign) is dropped. Items of unmapped campaigns ask nothing."""
+    wanted = {(campaigns[i.campaign], i.customer_id) for i in items if i.campaign in campaigns}
     obj, fields = config.campaign_member_object, config.campaign_member_fields
     events = sorted({c for c, _ in wanted})
     customers = sorted({c for _, c in wanted})
-    found: dict[Pair, list[str]] = {}
+    projected = [ID, CREATED, fields.campaign, fields.customer, fields.external_key]
+    found: dict[Pair, list[dict[str, Any]]] = {}
     for start in range(0, len(customers), KEYS_PER_LOOKUP):
         chunk = customers[start : start + KEYS_PER_LOOKUP]
         filters = [flt(fields.campaign, "IN", *events), flt(fields.customer, "IN", *chunk)]
-        for row in live_rows(obj, filters, [ID, fields.campaign, fields.customer]):
+        for row in live_rows(obj, filters, projected):
             pair = (str(row.get(fields.campaign)), str(row.get(fields.customer)))
             if pair in wanted:
-                found.setdefault(pair, []).append(str(row[ID]))
+                found.setdefault(pair, []).append(row)
     return found

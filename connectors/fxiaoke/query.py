@@ -34,6 +34,7 @@ MAX_OFFSET = 10_000
 
 MODSTAMP = "last_modified_time"
 ID = "_id"
+CREATED = "create_time"  # system field: epoch ms of creation
 
 Row = Mapping[str, Any]
 Key = tuple[int, str]

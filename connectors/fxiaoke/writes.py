@@ -8,14 +8,15 @@
   into together for a lock (``locks.explain_refusals``: reads only when one was refused).
 * Follow-up tasks and campaign memberships are records of their own objects with
   crmtier's deterministic dedupe key in an external-key field. FXiaoke has no upsert and no
-  idempotency key (a replayed create duplicates), so existing keys are looked up first, 50
-  a query (``KEYS_PER_LOOKUP``), and a create that fails in transit is re-checked by key
-  before it is tried again: reruns and dropped connections never duplicate a task or a
+  idempotency key (a replayed create duplicates), so existing records are looked up first,
+  50 a query (``KEYS_PER_LOOKUP``), and a create that fails in transit is re-checked before
+  it is tried again: reruns and dropped connections never duplicate a task or a
   membership. A task whose key FXiaoke holds is not written at all (``PlanWriter._tasks``).
-  A removal, and an add whose key FXiaoke does not hold, look the member up by campaign
-  and customer too (``campaigns.members_by_hand``): a customer a relationship manager added
-  by hand is a member (no second record is made) and is removed when crmtier removes the
-  membership, with every other live record of the pair.
+  Members are looked up once, by campaign and customer (``campaigns.pair_records``), with
+  crmtier's key among the fields: that finds crmtier's record of a pair and any a
+  relationship manager added by hand, so a member by hand is a member (no second record is
+  made) and is removed when crmtier removes the membership, with every other live record
+  of the pair.
 
 A per-record rejection is that item's failed ``WriteResult``; a failure of the call
 itself (auth, quota, configuration, throttling that outlasts the retries) stops the plan
@@ -43,7 +44,7 @@ from connectors.contract import (
 )
 from connectors.errors import UNANSWERED, RecordError, TransientError
 from connectors.fxiaoke.campaigns import (
-    members_by_hand,
+    pair_records,
     removal_only_campaigns,
     skipped_removals,
 )
@@ -52,6 +53,7 @@ from connectors.fxiaoke.config import FxiaokeConfig
 from connectors.fxiaoke.locks import explain_refusals
 from connectors.fxiaoke.mapping import date_to_crm, value_to_crm
 from connectors.fxiaoke.query import (
+    CREATED,
     ID,
     KEYS_PER_LOOKUP,
     PAGE_LIMIT,
@@ -69,7 +71,6 @@ log = logging.getLogger(__name__)
 SINGLE_LINE, MULTI_LINE = 100, 2000
 T = TypeVar("T")
 _NO_WORKFLOW = {"triggerWorkFlow": False, "triggerApprovalFlow": False}
-CREATED = "create_time"  # system field: epoch ms of creation
 
 
 class _Stopped(Exception):
@@ -187,7 +188,11 @@ class PlanWriter:
             if key in existing:
                 return ok("task", key)
             wanted = self._task_fields(item)
-            return self._write("task", key, lambda: self._create(obj, f.external_key, wanted))
+
+            def landed() -> bool:  # re-checked by key
+                return bool(self._existing(obj, f.external_key, [key]))
+
+            return self._write("task", key, lambda: self._create(obj, key, wanted, landed))
 
         return self._once_per_key(items, lambda i: i.task.dedupe_key, create)
 
@@ -221,12 +226,11 @@ class PlanWriter:
             return []
         f = self._cfg.campaign_member_fields
         obj = self._cfg.campaign_member_object
-        existing = self._existing(obj, f.external_key, [i.dedupe_key for i in items])
-        # A member may be there by hand: an add whose key is absent counts it as made (no
-        # duplicate, as Salesforce's DUPLICATE_VALUE), a removal (a sanctions hit's) finds it.
-        by_hand = members_by_hand(
-            self._live_rows, self._cfg, self._writeback.campaigns, items, set(existing)
-        )
+        campaigns = self._writeback.campaigns
+        # One look-up by campaign and customer: crmtier's record of a pair (its key) and any
+        # made by hand. A member by hand counts an add as made (no duplicate, as Salesforce's
+        # DUPLICATE_VALUE); a removal (a sanctions hit's) invalidates it too.
+        records = pair_records(self._live_rows, self._cfg, campaigns, items)
         # The start gate refuses an invalidated campaign that takes members: only removals
         # from one that takes none (memberships off, or add = false) can meet one, and only
         # a batch with such removals pays the campaigns' query.
@@ -235,7 +239,7 @@ class PlanWriter:
 
         def change(item: MembershipChange) -> WriteResult:
             key = item.dedupe_key
-            campaign_id = self._writeback.campaigns.get(item.campaign)
+            campaign_id = campaigns.get(item.campaign)
             if campaign_id is None:
                 return WriteResult(
                     "membership",
@@ -244,27 +248,30 @@ class PlanWriter:
                     "CAMPAIGN_NOT_MAPPED",
                     f"writeback.campaigns has no MarketingEventObj id for {item.campaign!r}",
                 )
-            found = existing.get(key)
-            hand = by_hand.get((campaign_id, item.customer_id), [])
+            rows = records.get((campaign_id, item.customer_id), [])
             if item.member:
-                if found is not None or hand:  # a member by hand is a member: no duplicate
+                if rows:  # a member by hand is a member: no duplicate
+                    self._keep_oldest(obj, [r for r in rows if r.get(f.external_key) == key])
                     return ok("membership", key)
                 data = {
                     f.external_key: key,
                     f.campaign: campaign_id,
                     f.customer: item.customer_id,
                 }
-                return self._write(
-                    "membership", key, lambda: self._create(obj, f.external_key, data)
-                )
-            if found is None and not hand:
+
+                def landed() -> bool:  # re-checked by pair, then by key
+                    again = pair_records(self._live_rows, self._cfg, campaigns, [item])
+                    return any(r.get(f.external_key) == key for v in again.values() for r in v)
+
+                return self._write("membership", key, lambda: self._create(obj, key, data, landed))
+            if not rows:
                 return ok("membership", key)
             if item.campaign in binned:
                 return WriteResult(
                     "membership", key, False, "CAMPAIGN_INVALIDATED", binned[item.campaign]
                 )
-            records = sorted({*hand, *([str(found[ID])] if found is not None else [])})
-            results = [self._invalidate("membership", obj, key, r) for r in records]
+            ids = sorted({str(r[ID]) for r in rows})
+            results = [self._invalidate("membership", obj, key, r) for r in ids]
             return next((r for r in results if not r.ok), results[0])
 
         return self._once_per_key(items, lambda i: i.dedupe_key, change)
@@ -311,12 +318,9 @@ class PlanWriter:
     def _existing(self, obj: str, key_field: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Live records of ``obj`` by external key (50 keys per query, paged by ``_id``),
         with the key and creation time: every field used here is projected by name, since
-        what an empty ``fieldProjection`` returns is undocumented.
-
-        Should a key exist twice (a create that reached FXiaoke although its answer was
-        lost, or two runs racing), the oldest record is kept and the others are
-        invalidated here, so duplicates heal on the next write instead of piling up. A row
-        without its key is not grouped at all: it cannot be told apart from the others."""
+        what an empty ``fieldProjection`` returns is undocumented. Should a key exist
+        twice, the oldest record is kept and the others invalidated (``_keep_oldest``). A
+        row without its key is not grouped at all: it cannot be told apart from the others."""
         rows_by_key: dict[str, list[dict[str, Any]]] = {}
         unique = sorted(set(keys))
         fields = [ID, CREATED, key_field]
@@ -326,13 +330,17 @@ class PlanWriter:
                 key = row.get(key_field)
                 if key is not None:
                     rows_by_key.setdefault(str(key), []).append(row)
-        found: dict[str, dict[str, Any]] = {}
-        for key, rows in rows_by_key.items():
-            rows.sort(key=lambda r: (r.get(CREATED) or 0, str(r[ID])))
-            found[key] = rows[0]
-            for extra in rows[1:]:
-                self._retire(obj, str(extra[ID]))
-        return found
+        return {key: self._keep_oldest(obj, rows) for key, rows in rows_by_key.items()}
+
+    def _keep_oldest(self, obj: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """The oldest of ``rows`` (records of one key), the others invalidated: a second
+        record of a key is a create that arrived although its answer was lost, or two runs
+        racing, and heals on the next write instead of piling up. ``rows`` may be empty
+        (a member only by hand): nothing to keep, nothing retired."""
+        rows = sorted(rows, key=lambda r: (r.get(CREATED) or 0, str(r[ID])))
+        for extra in rows[1:]:
+            self._retire(obj, str(extra[ID]))
+        return rows[0] if rows else {}
 
     def _withdrawn(self, obj: str, key_field: str, keys: Sequence[str]) -> set[str]:
         """The keys among ``keys`` with an invalidated (作废) record of ``obj``."""
@@ -385,12 +393,12 @@ class PlanWriter:
             return
         log.warning("fxiaoke duplicate invalidated", extra={"object": obj})
 
-    def _create(self, obj: str, key_field: str, data: dict[str, Any]) -> None:
-        """Create once: a create lost in transit is looked up by key before it is retried."""
-        key = str(data[key_field])
+    def _create(self, obj: str, key: str, data: dict[str, Any], landed: Callable[[], bool]) -> None:
+        """Create once: after a create lost in transit, ``landed`` asks whether it arrived
+        (a task by its key, a member by its pair and key) before it is retried."""
         last: TransientError | None = None
         for _ in range(self._cfg.max_attempts):
-            if last is not None and self._existing(obj, key_field, [key]):
+            if last is not None and landed():
                 return
             try:
                 self._client.call(

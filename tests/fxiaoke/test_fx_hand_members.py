@@ -3,10 +3,10 @@ with no crmtier key (``field_crmtier_key__c``).
 
 A removal looked for crmtier's key alone: it found nothing, answered success, and a
 sanctions hit left the customer in a VIP campaign (docs/policy.md). An add made a second
-member record next to the hand-made one. A removal, and an add whose key is absent, now
-look the member up by campaign and customer (``campaigns.members_by_hand``): an add
-counts the member as made, a removal invalidates it (作废), with every other live record
-of the pair."""
+member record next to the hand-made one. Members are now looked up once, by campaign and
+customer with crmtier's key projected (``campaigns.pair_records``): an add counts the
+member as made, a removal invalidates it (作废), with every other live record of the pair.
+That one look-up is also the only one: no second query by key."""
 
 from __future__ import annotations
 
@@ -63,8 +63,8 @@ def test_a_member_added_by_hand_is_counted_and_then_removed(
 def test_the_look_up_by_pair_costs_one_query_per_50_customers(
     make_sandbox: MakeSandbox, connect: Connect
 ) -> None:
-    """60 removals, every customer in a campaign by hand: ⌈60/50⌉ look-ups by key, as
-    many by campaign and customer (each ``IN`` both), then one invalidation each."""
+    """60 removals, every customer in a campaign by hand: ⌈60/50⌉ look-ups, each by
+    campaign and customer (``IN`` both) and none by key, then one invalidation each."""
     sandbox = make_sandbox(customers=60)
     connector = connect(sandbox)
     changes = []
@@ -76,8 +76,7 @@ def test_the_look_up_by_pair_costs_one_query_per_50_customers(
     assert all(r.ok for r in connector.apply(WritePlan(memberships=tuple(changes))))
     lookups = [b["data"]["search_query_info"]["filters"] for b in bodies]
     by_pair = [f for f in lookups if {x["field_name"] for x in f} >= {"account_id"}]
-    assert len(lookups) == 2 * math.ceil(60 / 50)
-    assert len(by_pair) == math.ceil(60 / 50)
+    assert len(lookups) == len(by_pair) == math.ceil(60 / 50)
     assert all(
         {x["operator"] for x in f if x["field_name"] in ("account_id", "marketing_event_id")}
         == {"IN"}
@@ -87,20 +86,19 @@ def test_the_look_up_by_pair_costs_one_query_per_50_customers(
     assert not sandbox.memberships()
 
 
-def test_adds_of_members_crmtier_made_need_no_look_up_by_pair(
-    sandbox: FxiaokeSandbox, connect: Connect
-) -> None:
-    """Adds whose keys FXiaoke holds (a plan sent again) cost their look-up by key only; a
-    removal always looks by pair as well (one query for the plan)."""
+def test_a_plan_of_memberships_costs_one_look_up(sandbox: FxiaokeSandbox, connect: Connect) -> None:
+    """Adds sent again, then removals: each plan one query, the look-up by pair that also
+    reads crmtier's key (two looks-ups a plan before: by key, then by pair)."""
     connector = connect(sandbox)
     adds = tuple(_change(i, VIP, True) for i in range(3))
     assert all(r.ok for r in connector.apply(WritePlan(memberships=adds)))
     queries = sandbox.server.calls.count("query")
     assert all(r.ok for r in connector.apply(WritePlan(memberships=adds)))
     assert sandbox.server.calls.count("query") == queries + 1
+    assert sandbox.server.calls.count("create") == 3
     removals = tuple(_change(i, VIP, False) for i in range(3))
     assert all(r.ok for r in connector.apply(WritePlan(memberships=removals)))
-    assert sandbox.server.calls.count("query") == queries + 3
+    assert sandbox.server.calls.count("query") == queries + 2
     assert not sandbox.memberships()
 
 
@@ -164,12 +162,12 @@ def test_a_removal_stopped_half_way_is_finished_by_the_next_run(
 def test_an_add_is_not_counted_as_made_when_the_look_up_by_pair_fails(
     sandbox: FxiaokeSandbox, connect: Connect, fault: dict[str, Any]
 ) -> None:
-    """The look-up by key answers (no key), the look-up by campaign and customer fails: the
-    add is no success on an unanswered question: the plan stops with the error, and no
-    member record is written, so the next run asks again."""
+    """The look-up by campaign and customer fails: the add is no success on an unanswered
+    question: the plan stops with the error, and no member record is written, so the next
+    run asks again."""
     connector = connect(sandbox)
     sandbox.add_member_by_hand(customer_id(1), VIP)
-    sandbox.server.inject("query", after=1, **fault)
+    sandbox.server.inject("query", **fault)
     with pytest.raises(ConnectorError):
         connector.apply(WritePlan(memberships=(_change(1, VIP, True),)))
     assert sandbox.server.calls.count("create") == 0
@@ -193,5 +191,44 @@ def test_a_look_up_past_one_page_drops_the_cross_pairs_and_misses_no_record(
     for i in range(60):
         assert (_live(sandbox, i, VIP), _live(sandbox, i, SEMINAR)) == ((0, 1), (2, 0))[i % 2]
     assert sandbox.server.calls.count("invalid") == 30 * 2 + 30
-    # by key: 2 (60 keys); by pair: 2 pages for the first 50 customers, 1 for the last 10
-    assert sandbox.server.calls.count("query") == 2 + 2 + 1
+    # by pair only: 2 pages for the first 50 customers, 1 for the last 10
+    assert sandbox.server.calls.count("query") == 2 + 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "creates"),
+    [({"answer_lost": True}, 1), ({"drop": True}, 2)],
+    ids=["arrived", "never_arrived"],
+)
+def test_an_add_lost_in_transit_is_re_checked_by_pair_and_key(
+    sandbox: FxiaokeSandbox, connect: Connect, fault: dict[str, Any], creates: int
+) -> None:
+    """The create's answer is lost: the re-check (one query by the pair, reading the key)
+    finds a create that arrived, so it is not sent again; one that never arrived is."""
+    sandbox.server.inject("create", times=1, **fault)
+    connector = connect(sandbox, sleep=lambda _: None)
+    assert all(r.ok for r in connector.apply(WritePlan(memberships=(_change(1, VIP, True),))))
+    assert sandbox.server.calls.count("create") == creates
+    assert sandbox.server.calls.count("query") == 2  # the plan's look-up, then the re-check
+    assert _live(sandbox, 1, VIP) == 1
+
+
+def test_a_second_record_of_crmtiers_key_is_healed_by_the_look_up_by_pair(
+    sandbox: FxiaokeSandbox, connect: Connect
+) -> None:
+    """Two records carry one crmtier key (a create that arrived twice), a third is by hand:
+    the add sent again keeps the oldest keyed record, invalidates the younger one, and
+    leaves the hand-made one (not crmtier's to heal)."""
+    connector = connect(sandbox)
+    add = WritePlan(memberships=(_change(1, VIP, True),))
+    assert all(r.ok for r in connector.apply(add))
+    ((oldest, _, data),) = sandbox.store.scan(CAMPAIGN_MEMBER)
+    younger = {**data, "create_time": data["create_time"] + 1}
+    sandbox.store.insert_many(CAMPAIGN_MEMBER, [("f" * 24, sandbox.store.clock(), younger)])
+    sandbox.add_member_by_hand(customer_id(1), VIP)
+    assert all(r.ok for r in connector.apply(add))
+    live = {
+        rid for rid, _, d in sandbox.store.scan(CAMPAIGN_MEMBER) if d["life_status"] != "invalid"
+    }
+    assert oldest in live and "f" * 24 not in live and len(live) == 2
+    assert sandbox.server.calls.count("invalid") == 1
