@@ -25,6 +25,7 @@ from typing import Any
 from connectors.contract import CrmRecord, TaskUpsert
 from connectors.errors import ConfigError
 from connectors.mapping import FieldMapping, WritebackConfig, profile_from_crm
+from connectors.task_text import fitted
 from tiering_core import models
 from tiering_core.outputs import OUTPUTS, OutputKind
 
@@ -186,6 +187,15 @@ def zoho_value(
     raise ConfigError(f"{where}: crmtier cannot write to a {kind} field")
 
 
+#: How much text each Tasks field crmtier writes holds: ``Subject`` is a single-line text
+#: (at most 255 characters) and ``Description`` a multi-line one, 2,000 characters in its
+#: small form and 32,000 in its large (Zoho CRM Developer Community, "Kaizen #1 - Fields in
+#: CRM"). Which form an org's Tasks use is not documented, so the small one: a longer text
+#: is cut, with a warning (``connectors.task_text``), rather than the task refused whole
+#: and never reaching its owner.
+TASK_TEXT_LIMITS = {"subject": ("Subject", 255), "description": ("Description", 2_000)}
+
+
 def task_row(
     upsert: TaskUpsert,
     *,
@@ -198,10 +208,10 @@ def task_row(
     the org's default."""
     task = upsert.task
     row: dict[str, Any] = {
-        "Subject": task.subject,
+        "Subject": fitted(task.subject, TASK_TEXT_LIMITS["subject"][1]),
         "Due_Date": task.due,
         "Priority": TASK_PRIORITY[task.priority],
-        "Description": task.description,
+        "Description": fitted(task.description, TASK_TEXT_LIMITS["description"][1]),
         key_field: task.dedupe_key,
     }
     related = {"id": upsert.customer_id}

@@ -21,6 +21,7 @@ message is never copied, since it can quote the record's values.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -34,10 +35,11 @@ from connectors.contract import (
     WriteResult,
 )
 from connectors.errors import ConfigError, refusal_text
+from connectors.task_text import report_cuts
 from connectors.zoho.client_values import RowResult
 from connectors.zoho.closures import close_tasks, require_closed_statuses
 from connectors.zoho.errors import RECORD_ADVICE, record_retryable
-from connectors.zoho.mapping import TextTooLong, task_row, zoho_value
+from connectors.zoho.mapping import TASK_TEXT_LIMITS, TextTooLong, task_row, zoho_value
 from connectors.zoho.task_keys import QUOTABLE, TASK_MODULE, HeldTask, look_up, task_key_field
 
 if TYPE_CHECKING:
@@ -50,6 +52,8 @@ CAMPAIGN_MODULE = "Campaigns"
 #: The code of an update refused before the call for a text its field cannot hold.
 TEXT_TOO_LONG = "TEXT_TOO_LONG"
 MEMBER_MODULES = ("Contacts", "Leads")
+
+log = logging.getLogger(__name__)
 
 
 def apply(connector: ZohoConnector, plan: WritePlan) -> list[WriteResult]:
@@ -225,6 +229,7 @@ def _task_rows(connector: ZohoConnector, plan: WritePlan) -> list[tuple[str, dic
     if not plan.tasks:
         return []
     key_field = task_key_field(connector)
+    report_cuts(log, plan.tasks, TASK_TEXT_LIMITS)
     rows = []
     for upsert in plan.tasks:
         task = upsert.task
