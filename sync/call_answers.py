@@ -32,6 +32,12 @@ from sync.records import STOPPED, Stop
 #: was refused as a whole: it made nothing in the CRM
 UNSENT = "UNSENT"
 
+#: the answer given every item of a plan a failure nobody foresaw (a connector's bug) ended
+#: before any CRM call of it left: the CRM made nothing (not in doubt), yet the failure may
+#: be the plan's own, so its attempt counts and it is dead-lettered once out of attempts
+#: rather than failing every run at the same plan, the tenant's sync stuck behind it
+FAILED_UNSENT = "FAILED_BEFORE_SENDING"
+
 #: A call refused as a whole, by the CRM or by crmtier's own guards, before it could make
 #: anything: it halts the pool (the calls behind it would be refused alike) and, when no
 #: call of its plan left, its items are exact unsent. One tuple for both, so that a new
@@ -79,7 +85,8 @@ def _failed(items: list[OutboxItem], exc: Exception, calls: int) -> CallAnswer:
     no attempt counted (an unforeseen failure: ``UNANSWERED``, its attempt counted).
     Put back as never sent, the adds were forgotten: superseded by a hit's plan as
     exact, their membership never removed. Only a plan refused before any call left
-    (the quota guard, a login refused first) is exact. A call the CRM itself refuses is
+    (the quota guard, a login refused first) is exact; an unforeseen failure before any
+    call left is ``FAILED_UNSENT``, its attempt counted. A call the CRM itself refuses is
     counted too (it went out, as does one whose answer was lost: connectors count a
     call as it is sent), so such a plan is in doubt even when that was its first call:
     a look-up more on its re-send, never a membership forgotten."""
@@ -93,7 +100,12 @@ def _failed(items: list[OutboxItem], exc: Exception, calls: int) -> CallAnswer:
         code = STOPPED if refused else UNANSWERED
         results = [WriteResult(i.kind, i.key, False, code, text, retryable=True) for i in items]
         return CallAnswer(results, stop=stop)
-    return CallAnswer(None, UNSENT if refused else UNANSWERED, text, stop)
+    if not refused:  # nothing left, yet nothing says the plan is not its cause
+        results = [
+            WriteResult(i.kind, i.key, False, FAILED_UNSENT, text, retryable=True) for i in items
+        ]
+        return CallAnswer(results, stop=stop)
+    return CallAnswer(None, UNSENT, text, stop)
 
 
 def stop_for(exc: BaseException) -> Stop:

@@ -28,7 +28,7 @@ from connectors.errors import (
     ReadOnlyError,
 )
 from sync import schema
-from sync.call_answers import UNSENT
+from sync.call_answers import FAILED_UNSENT, UNSENT
 from sync.engine import RunOptions, SyncSettings
 from sync.maybe_made import MaybeMade
 from sync.outbox import OutboxItem
@@ -137,6 +137,27 @@ def test_a_plan_refused_before_any_call_left_stays_exact_unsent(
         assert effects.scalar_one() == 0
 
 
+def test_a_plan_that_fails_unforeseen_before_any_call_left_dead_letters_in_the_end(
+    store: StateStore,
+) -> None:
+    """A failure nobody foresaw before any CRM call of the plan left (a connector's bug
+    while building its rows): the CRM made nothing, so nothing is in doubt, but the plan
+    may be its cause, so its attempt counts and it is dead-lettered once out of attempts
+    (two here). Before, it went back in the queue with no attempt counted, and every run
+    failed at the same plan for ever."""
+    crm = StopAfterAddsCrm(RuntimeError("connector bug"), adds_first=False)  # type: ignore[arg-type]
+    first = _engine(crm, store).run(RunOptions(as_of=AS_OF))
+    assert first.status == "failed" and first.dead_letters_open == 0
+    assert crm.members == set()
+    assert _outbox_membership(store) == ("pending", False, 1)
+    second = _engine(crm, store).run(RunOptions(as_of=AS_OF))
+    assert second.status == "failed" and second.dead_letters_open == 1
+    assert _outbox_membership(store) == ("dead", False, 2)
+    with store.begin() as conn:
+        effects = conn.execute(sa.select(sa.func.count()).select_from(schema.side_effects))
+        assert effects.scalar_one() == 0  # nothing on record as possibly made
+
+
 #: the stops above, and a failure nobody foresaw (a connector's bug): the run fails
 ANSWERED_STOPS = {**STOPS, "unforeseen": (RuntimeError("connector bug"), "failed")}
 
@@ -181,6 +202,12 @@ def test_how_the_pool_answers_a_plan_that_stopped_the_run(
     finally:
         pool.pool.shutdown()
     assert pool.stop is not None and pool.stop.status == status
+    unforeseen = isinstance(error, RuntimeError)
+    if answer is None and unforeseen:  # made nothing, yet may be the plan's own failure
+        assert got is not None and got[0] == [item] and not pool.queue
+        (result,) = got[1]
+        assert (result.ok, result.error_code, result.retryable) == (False, FAILED_UNSENT, True)
+        return
     if answer is None:
         assert got is None and pool.queue == {1: item}
         return
@@ -190,6 +217,5 @@ def test_how_the_pool_answers_a_plan_that_stopped_the_run(
     if answer == STOPPED:  # an unforeseen failure: unanswered, its attempt counted
         code = UNANSWERED if isinstance(error, RuntimeError) else STOPPED
         assert (result.error_code, result.retryable) == (code, True)
-    else:  # refused outright: the CRM made nothing; unforeseen: unanswered, in doubt
-        refused = not isinstance(error, RuntimeError)
-        assert result.error_code == (UNSENT if refused else UNANSWERED)
+    else:  # nothing left, so the CRM made nothing: unsent, or failed with an attempt
+        assert result.error_code == (FAILED_UNSENT if unforeseen else UNSENT)
