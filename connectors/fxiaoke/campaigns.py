@@ -97,12 +97,14 @@ def pair_records(
     customer's other campaign) is dropped. Items of unmapped campaigns ask nothing."""
     wanted = {(campaigns[i.campaign], i.customer_id) for i in items if i.campaign in campaigns}
     obj, fields = config.campaign_member_object, config.campaign_member_fields
-    events = sorted({c for c, _ in wanted})
     customers = sorted({c for _, c in wanted})
     projected = [ID, CREATED, fields.campaign, fields.customer, fields.external_key]
     found: dict[Pair, list[dict[str, Any]]] = {}
     for start in range(0, len(customers), KEYS_PER_LOOKUP):
         chunk = customers[start : start + KEYS_PER_LOOKUP]
+        # only the campaigns this chunk's customers change: fewer rows of other campaigns
+        asked = set(chunk)
+        events = sorted({c for c, cu in wanted if cu in asked})
         filters = [flt(fields.campaign, "IN", *events), flt(fields.customer, "IN", *chunk)]
         for row in live_rows(obj, filters, projected):
             pair = (str(row.get(fields.campaign)), str(row.get(fields.customer)))
