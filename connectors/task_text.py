@@ -6,7 +6,8 @@ relationship manager would never get it: the text is cut to fit instead, and eac
 that cut logs one warning a field, with how many tasks and which rules, never the text
 (it may name a customer's figures). Lengths are counted in UTF-16 code units
 (``tiering_core.reasons_field.utf16_length``), as Salesforce counts them and never fewer
-than a CRM that counts code points, so a cut text fits either.
+than a CRM that counts code points, so a cut text fits either (``fitted``, the cut the
+reasons field's own ``cut`` makes before its ``…``).
 """
 
 from __future__ import annotations
@@ -15,25 +16,13 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from connectors.contract import TaskUpsert
-from tiering_core.reasons_field import utf16_length
+from tiering_core.reasons_field import fitted, utf16_length
+
+__all__ = ["TaskTextLimits", "fitted", "report_cuts"]
 
 #: Where each text of a task goes: its attribute (``subject``, ``description``) to the
 #: CRM field's name and how many UTF-16 code units it holds.
 TaskTextLimits = Mapping[str, tuple[str, int]]
-
-
-def fitted(text: str, limit: int) -> str:
-    """``text``'s longest start that fits ``limit`` UTF-16 code units, never splitting a
-    character."""
-    if utf16_length(text) <= limit:
-        return text
-    out, used = [], 0
-    for c in text:
-        used += 2 if ord(c) > 0xFFFF else 1
-        if used > limit:
-            break
-        out.append(c)
-    return "".join(out)
 
 
 def report_cuts(log: logging.Logger, tasks: Sequence[TaskUpsert], limits: TaskTextLimits) -> None:

@@ -57,6 +57,20 @@ def utf16_length(text: str) -> int:
     return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
 
 
+def fitted(text: str, limit: int) -> str:
+    """``text``'s longest start that fits ``limit`` UTF-16 code units, never splitting a
+    character (a CRM field's length as Salesforce counts it: ``utf16_length``)."""
+    if utf16_length(text) <= limit:
+        return text
+    out, used = [], 0
+    for c in text:
+        used += 2 if ord(c) > 0xFFFF else 1
+        if used > limit:
+            break
+        out.append(c)
+    return "".join(out)
+
+
 def cut(text: str, max_chars: int) -> str:
     """``text`` whole if it fits ``max_chars`` UTF-16 code units, else its longest prefix
     that fits with a closing ``…``, never splitting a character. Counted by code points
@@ -64,11 +78,4 @@ def cut(text: str, max_chars: int) -> str:
     CRM's field (refused, ``STRING_TOO_LONG``) though the config check held the cap to it."""
     if utf16_length(text) <= max_chars:
         return text
-    budget = max_chars - 1  # the "…" is one unit
-    out = []
-    for c in text:
-        budget -= 2 if ord(c) > 0xFFFF else 1
-        if budget < 0:
-            break
-        out.append(c)
-    return "".join(out) + "…"
+    return fitted(text, max_chars - 1) + "…"  # the "…" is one unit
